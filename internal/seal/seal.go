@@ -1,0 +1,139 @@
+// Package seal encrypts secrets before they rest in Redis.
+//
+// A Sealer holds one or more AES-256-GCM keys, from REKEY_ENCRYPTION_KEYS.
+// The first key seals; every key opens, so keys can be rotated: put the new
+// key first, keep the old one until everything sealed under it has been
+// resealed or has expired, then drop it.
+//
+// A sealed value is text: "v1." + key id + "." + base64url(nonce || ciphertext).
+// The key id is the first 8 hex digits of SHA-256 of the key, so Open finds
+// the key at once without trying each. The caller passes associated data
+// (for example the Redis key and field the value is stored under), binding a
+// sealed value to its place: a value copied elsewhere does not open.
+package seal
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// KeySize is the length of an encryption key in bytes.
+const KeySize = 32
+
+const prefix = "v1."
+
+// ErrOpen is returned when a sealed value cannot be opened: it is malformed,
+// sealed under a key the Sealer does not hold, or altered.
+var ErrOpen = errors.New("seal: cannot open value")
+
+// Sealer seals and opens values. It is safe for concurrent use.
+type Sealer struct {
+	ids   []string
+	aeads map[string]cipher.AEAD
+}
+
+// New returns a Sealer over keys, each KeySize bytes. keys[0] seals.
+func New(keys ...[]byte) (*Sealer, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("seal: no key")
+	}
+	s := &Sealer{aeads: make(map[string]cipher.AEAD, len(keys))}
+	for i, k := range keys {
+		if len(k) != KeySize {
+			return nil, fmt.Errorf("seal: key %d is %d bytes, want %d", i+1, len(k), KeySize)
+		}
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, fmt.Errorf("seal: key %d: %w", i+1, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("seal: key %d: %w", i+1, err)
+		}
+		id := keyID(k)
+		s.ids = append(s.ids, id)
+		s.aeads[id] = aead
+	}
+	return s, nil
+}
+
+// ParseKeys decodes a comma-separated list of base64 keys, as
+// REKEY_ENCRYPTION_KEYS carries them. Errors name the key by position only.
+func ParseKeys(list string) ([][]byte, error) {
+	var keys [][]byte
+	for i, part := range strings.Split(list, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, err := base64.StdEncoding.DecodeString(part)
+		if err != nil {
+			k, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(part, "="))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("key %d is not base64", i+1)
+		}
+		if len(k) != KeySize {
+			return nil, fmt.Errorf("key %d is %d bytes, want %d", i+1, len(k), KeySize)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no key given")
+	}
+	return keys, nil
+}
+
+// Seal encrypts plain under the first key, bound to aad.
+func (s *Sealer) Seal(plain secret.String, aad string) (string, error) {
+	id := s.ids[0]
+	aead := s.aeads[id]
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain.Reveal())+aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("seal: nonce: %w", err)
+	}
+	out := aead.Seal(nonce, nonce, []byte(plain.Reveal()), []byte(aad))
+	return prefix + id + "." + base64.RawURLEncoding.EncodeToString(out), nil
+}
+
+// Open decrypts a value made by Seal with the same aad.
+func (s *Sealer) Open(sealed, aad string) (secret.String, error) {
+	rest, ok := strings.CutPrefix(sealed, prefix)
+	if !ok {
+		return secret.String{}, ErrOpen
+	}
+	id, body, ok := strings.Cut(rest, ".")
+	aead := s.aeads[id]
+	if !ok || aead == nil {
+		return secret.String{}, ErrOpen
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil || len(raw) < aead.NonceSize() {
+		return secret.String{}, ErrOpen
+	}
+	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(aad))
+	if err != nil {
+		return secret.String{}, ErrOpen
+	}
+	return secret.New(string(plain)), nil
+}
+
+// SealedByCurrent reports whether sealed was made with the sealing key, so
+// callers can reseal values still under an older key.
+func (s *Sealer) SealedByCurrent(sealed string) bool {
+	return strings.HasPrefix(sealed, prefix+s.ids[0]+".")
+}
+
+func keyID(k []byte) string {
+	sum := sha256.Sum256(k)
+	return hex.EncodeToString(sum[:4])
+}

@@ -1,0 +1,204 @@
+// Package tasks is rekey's public wire contract: the task types workers run,
+// their payloads, and constructors that attach each type's defaults (queue,
+// timeout, retries, a deterministic TaskID). Other Go apps import it to
+// enqueue rotations with their own asynq.Client.
+//
+// Payloads carry ids, never secrets. A type name never changes once released.
+package tasks
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Task type names.
+const (
+	// TypeRotate rotates one instance's credential.
+	TypeRotate = "rekey:rotate"
+	// TypeRevoke revokes one previous or discarded credential.
+	TypeRevoke = "rekey:revoke"
+)
+
+// Queues. Interactive work (a customer's button, an operator's single
+// rotation) has its own queue so it never waits behind a bulk wave.
+const (
+	QueueInteractive = "interactive"
+	QueueDefault     = "default"
+	QueueBulk        = "bulk"
+	QueueRevoke      = "revoke"
+)
+
+// Queues maps every queue to its weight, for asynq.Config.Queues.
+func Queues() map[string]int {
+	return map[string]int{QueueInteractive: 10, QueueRevoke: 4, QueueDefault: 3, QueueBulk: 1}
+}
+
+// Per-type defaults.
+const (
+	// RotateTimeout bounds one run of a rotate task, waiting for budget included.
+	RotateTimeout = 3 * time.Minute
+	// RotateMaxRetry is how often a rotation is retried after transient failures
+	// (about 7 hours with asynq's default back-off). Waiting for budget is not a
+	// failure and does not count.
+	RotateMaxRetry = 10
+	// RevokeTimeout bounds one run of a revoke task.
+	RevokeTimeout = time.Minute
+	// RevokeMaxRetry keeps a revocation going for weeks of issuer outage.
+	RevokeMaxRetry = 25
+	// Retention keeps finished tasks visible in asynqmon for a day.
+	Retention = 24 * time.Hour
+)
+
+// ErrInvalidPayload is wrapped by every parse error. Workers archive such a
+// task at once instead of retrying it.
+var ErrInvalidPayload = errors.New("invalid task payload")
+
+// RotatePayload asks for one rotation of one instance.
+type RotatePayload struct {
+	// InstanceID is the add-on instance (Heroku's add-on uuid).
+	InstanceID string `json:"instance_id"`
+	// RotationID makes the request idempotent: the issuer mints one
+	// credential per rotation id. NewRotateTask fills it when empty.
+	RotationID string `json:"rotation_id"`
+	// BatchID groups the rotations of one fleet request.
+	BatchID string `json:"batch_id,omitempty"`
+	// Reason is free text for the audit trail ("customer request", "incident").
+	Reason string `json:"reason,omitempty"`
+	// Grace overrides the instance's grace period when positive.
+	Grace Duration `json:"grace,omitempty"`
+	// SkipIfPrevious declines the rotation while a previous credential of the
+	// instance still waits for revocation.
+	SkipIfPrevious bool `json:"skip_if_previous,omitempty"`
+}
+
+// TypeName returns TypeRotate.
+func (RotatePayload) TypeName() string { return TypeRotate }
+
+// RevokePayload asks for one credential to be revoked at or after its
+// revoke time.
+type RevokePayload struct {
+	InstanceID   string `json:"instance_id"`
+	CredentialID string `json:"credential_id"`
+}
+
+// TypeName returns TypeRevoke.
+func (RevokePayload) TypeName() string { return TypeRevoke }
+
+// NewRotateTask returns a rotate task on the default queue with rekey's
+// defaults; opts (asynq.Queue(QueueInteractive), asynq.ProcessIn, ...) are
+// applied after them. Its TaskID is "rotate:" + RotationID, so enqueueing
+// the same rotation twice is refused by asynq with ErrTaskIDConflict.
+func NewRotateTask(p RotatePayload, opts ...asynq.Option) (*asynq.Task, error) {
+	if p.InstanceID == "" {
+		return nil, errors.New("tasks: rotate payload needs an instance id")
+	}
+	if p.RotationID == "" {
+		p.RotationID = NewID("rot")
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: encode rotate payload: %w", err)
+	}
+	defaults := []asynq.Option{asynq.Queue(QueueDefault), asynq.Timeout(RotateTimeout),
+		asynq.MaxRetry(RotateMaxRetry), asynq.TaskID(RotateTaskID(p.RotationID)), asynq.Retention(Retention)}
+	return asynq.NewTask(TypeRotate, b, append(defaults, opts...)...), nil
+}
+
+// NewRevokeTask returns a revoke task on the revoke queue, to run at
+// revokeAt. Its TaskID is deterministic, so scheduling the same revocation
+// twice is refused by asynq with ErrTaskIDConflict, which callers treat as
+// success.
+func NewRevokeTask(p RevokePayload, revokeAt time.Time, opts ...asynq.Option) (*asynq.Task, error) {
+	if p.InstanceID == "" || p.CredentialID == "" {
+		return nil, errors.New("tasks: revoke payload needs an instance id and a credential id")
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: encode revoke payload: %w", err)
+	}
+	defaults := []asynq.Option{asynq.Queue(QueueRevoke), asynq.Timeout(RevokeTimeout),
+		asynq.MaxRetry(RevokeMaxRetry), asynq.TaskID(RevokeTaskID(p.InstanceID, p.CredentialID)),
+		asynq.ProcessAt(revokeAt), asynq.Retention(Retention)}
+	return asynq.NewTask(TypeRevoke, b, append(defaults, opts...)...), nil
+}
+
+// RotateTaskID is the TaskID of a rotation's task.
+func RotateTaskID(rotationID string) string { return "rotate:" + rotationID }
+
+// RevokeTaskID is the TaskID of a credential's revoke task.
+func RevokeTaskID(instanceID, credentialID string) string {
+	return "revoke:" + instanceID + ":" + credentialID
+}
+
+// ParseRotate decodes a rotate task's payload.
+func ParseRotate(t *asynq.Task) (RotatePayload, error) {
+	var p RotatePayload
+	if err := decode(t, TypeRotate, &p); err != nil {
+		return p, err
+	}
+	if p.InstanceID == "" || p.RotationID == "" {
+		return p, fmt.Errorf("%w: rotate needs instance_id and rotation_id", ErrInvalidPayload)
+	}
+	return p, nil
+}
+
+// ParseRevoke decodes a revoke task's payload.
+func ParseRevoke(t *asynq.Task) (RevokePayload, error) {
+	var p RevokePayload
+	if err := decode(t, TypeRevoke, &p); err != nil {
+		return p, err
+	}
+	if p.InstanceID == "" || p.CredentialID == "" {
+		return p, fmt.Errorf("%w: revoke needs instance_id and credential_id", ErrInvalidPayload)
+	}
+	return p, nil
+}
+
+func decode(t *asynq.Task, typ string, v any) error {
+	if t.Type() != typ {
+		return fmt.Errorf("%w: task type %q, want %q", ErrInvalidPayload, t.Type(), typ)
+	}
+	if err := json.Unmarshal(t.Payload(), v); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrInvalidPayload, typ, err)
+	}
+	return nil
+}
+
+// NewID returns a random id with a readable prefix, such as "rot_3f9a…".
+func NewID(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "_" + hex.EncodeToString(b[:])
+}
+
+// Duration is a time.Duration that encodes as a Go duration string ("2h")
+// in JSON and also decodes a number of seconds.
+type Duration time.Duration
+
+// MarshalJSON encodes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON decodes a duration string or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("duration %q: %w", s, err)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	var secs float64
+	if err := json.Unmarshal(b, &secs); err != nil {
+		return fmt.Errorf("duration must be a string such as \"2h\" or a number of seconds")
+	}
+	*d = Duration(secs * float64(time.Second))
+	return nil
+}
