@@ -8,6 +8,7 @@
 package secret
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 )
@@ -44,6 +45,17 @@ func (s String) Format(f fmt.State, verb rune) { fmt.Fprint(f, Redacted) }
 // MarshalJSON encodes the redaction, so a struct holding a secret cannot
 // leak it through encoding/json.
 func (s String) MarshalJSON() ([]byte, error) { return []byte(`"` + Redacted + `"`), nil }
+
+// UnmarshalJSON reads a secret from a JSON string, so request bodies can
+// carry one in; encoding it again yields only the redaction.
+func (s *String) UnmarshalJSON(b []byte) error {
+	var v string
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("secret: want a JSON string")
+	}
+	s.v = v
+	return nil
+}
 
 // MarshalText encodes the redaction, for encoders that use TextMarshaler.
 func (s String) MarshalText() ([]byte, error) { return []byte(Redacted), nil }

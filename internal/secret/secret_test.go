@@ -41,3 +41,18 @@ func TestStringNeverPrintsItsValue(t *testing.T) {
 		t.Errorf("Reveal() = %q, want %q", s.Reveal(), value)
 	}
 }
+
+func TestUnmarshalJSONReadsTheValue(t *testing.T) {
+	var in struct {
+		Token secret.String `json:"token"`
+	}
+	if err := json.Unmarshal([]byte(`{"token":"abc"}`), &in); err != nil {
+		t.Fatal(err)
+	}
+	if in.Token.Reveal() != "abc" {
+		t.Fatalf("Reveal() = %q, want abc", in.Token.Reveal())
+	}
+	if err := json.Unmarshal([]byte(`{"token":5}`), &in); err == nil || strings.Contains(err.Error(), "5") {
+		t.Fatalf("decoding a number: %v", err)
+	}
+}

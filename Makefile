@@ -1,0 +1,25 @@
+# rekey's build and test entry points. `make test` is what CI runs.
+GO ?= go
+PKGS := ./...
+
+.PHONY: test check vet fmt tidy race build
+
+## test: static checks, then every test with the race detector against real Redis.
+test: check
+	$(GO) test -race -count=1 -timeout 12m $(PKGS)
+
+## check: gofmt, go vet and go mod tidy must all be clean.
+check: fmt vet tidy
+
+fmt:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+tidy:
+	$(GO) mod tidy -diff
+
+build:
+	$(GO) build -o bin/ ./cmd/...

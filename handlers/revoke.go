@@ -1,0 +1,63 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// Revoke runs tasks.TypeRevoke: once a previous credential's revoke time has
+// come (I2), or at once for a discarded one, the issuer revokes it. It
+// refuses a pending or current credential (I1).
+type Revoke struct{ deps *Deps }
+
+// ProcessTask implements asynq.Handler.
+func (h *Revoke) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	p, err := tasks.ParseRevoke(t)
+	if err != nil {
+		return permanent(err)
+	}
+	log := zerolog.Ctx(ctx).With().Str("instance_id", p.InstanceID).Str("credential_id", p.CredentialID).Logger()
+	c, err := h.deps.Store.Credential(ctx, p.InstanceID, p.CredentialID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return permanent(fmt.Errorf("credential %s of instance %s is unknown", p.CredentialID, p.InstanceID))
+	case err != nil:
+		return err
+	case c.Revoked():
+		return nil
+	case c.State != store.CredentialPrevious && c.State != store.CredentialDiscarded:
+		return permanent(fmt.Errorf("credential %s is %s: only previous or discarded credentials are revoked", c.ID, c.State))
+	}
+	if wait := c.RevokeAt.Sub(h.deps.now()); c.State == store.CredentialPrevious && wait > 0 {
+		return &RetryLaterError{After: wait, Reason: "revoke time not reached"}
+	}
+	if err := h.deps.Issuer.Revoke(ctx, p.InstanceID, p.CredentialID); err != nil {
+		if issuer.IsPermanent(err) {
+			_ = h.deps.Store.AddEvent(ctx, store.Event{Type: "revoke_failed", InstanceID: p.InstanceID,
+				CredentialID: p.CredentialID, Detail: err.Error()})
+			h.observe("failed", c)
+			return permanent(fmt.Errorf("revoke: %w", err))
+		}
+		return fmt.Errorf("revoke: %w", err)
+	}
+	if err := h.deps.Store.MarkRevoked(ctx, p.InstanceID, p.CredentialID); err != nil {
+		return err
+	}
+	h.observe("revoked", c)
+	log.Info().Str("state", c.State).Msg("revoked")
+	return nil
+}
+
+func (h *Revoke) observe(outcome string, c store.Credential) {
+	if h.deps.Observer != nil && c.State == store.CredentialPrevious {
+		h.deps.Observer.Revocation(outcome, h.deps.now().Sub(c.RevokeAt))
+	}
+}

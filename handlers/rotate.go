@@ -1,0 +1,217 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/ratelimit"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// Rotate runs tasks.TypeRotate: claim the rotation, mint (or reload) its
+// credential, verify it, push it to Heroku in one call, promote it and
+// schedule the old credential's revocation. Every step is idempotent, so
+// the task may run twice, or twice at once (DESIGN.md, I6).
+type Rotate struct{ deps *Deps }
+
+// rotation is one run of a rotate task.
+type rotation struct {
+	p     tasks.RotatePayload
+	queue string
+	claim store.Claim
+	log   zerolog.Logger
+}
+
+// ProcessTask implements asynq.Handler.
+func (h *Rotate) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	p, err := tasks.ParseRotate(t)
+	if err != nil {
+		return permanent(err)
+	}
+	queue, _ := asynq.GetQueueName(ctx)
+	r := &rotation{p: p, queue: queue,
+		log: zerolog.Ctx(ctx).With().Str("instance_id", p.InstanceID).Str("rotation_id", p.RotationID).Logger()}
+	outcome, err := h.run(ctx, r)
+	h.deps.observeRotation(queue, outcome)
+	return err
+}
+
+func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err error) {
+	claim, err := h.deps.Store.Claim(ctx, store.RotationRequest{InstanceID: r.p.InstanceID,
+		RotationID: r.p.RotationID, BatchID: r.p.BatchID, Reason: r.p.Reason, Queue: r.queue,
+		SkipIfPrevious: r.p.SkipIfPrevious})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "failed", permanent(fmt.Errorf("instance %s is not registered", r.p.InstanceID))
+	case errors.Is(err, store.ErrDeprovisioned):
+		return "failed", permanent(fmt.Errorf("instance %s is deprovisioned", r.p.InstanceID))
+	case err != nil:
+		return "retry", err
+	}
+	r.claim = claim
+	switch claim.Status {
+	case store.Joined:
+		r.log.Info().Str("joined_rotation_id", claim.RotationID).Msg("rotation_joined")
+		return "joined", nil
+	case store.Skipped:
+		r.log.Info().Msg("rotation_skipped_grace_running")
+		return "skipped", nil
+	case store.Done:
+		// A rerun after a crash: make sure the revocation was scheduled.
+		return "rotated", h.deps.enqueueRevoke(ctx, claim.Previous)
+	}
+	return h.rotate(ctx, r)
+}
+
+func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
+	credID, config, err := h.credential(ctx, r)
+	if err != nil {
+		return h.fail(ctx, r, "mint", err)
+	}
+	r.log = r.log.With().Str("credential_id", credID).Logger()
+	if err := h.deps.Issuer.Verify(ctx, r.p.InstanceID, credID); err != nil && !errors.Is(err, issuer.ErrVerifyUnsupported) {
+		return h.fail(ctx, r, "verify", err)
+	}
+	in := r.claim.Instance
+	target := heroku.Target{AddonID: in.ID, APIVersion: in.APIVersion, HerokuID: in.HerokuID}
+	if err := h.deps.Heroku.UpdateConfig(h.classed(ctx, r), target, configVars(config)); err != nil {
+		return h.fail(ctx, r, "push", err)
+	}
+	grace := h.grace(r)
+	prev, err := h.deps.Store.Promote(ctx, in.ID, r.p.RotationID, credID, grace, "grace "+grace.String())
+	if err != nil {
+		return "retry", err
+	}
+	r.log.Info().Dur("grace", grace).Msg("rotated")
+	return "rotated", h.deps.enqueueRevoke(ctx, prev)
+}
+
+// credential mints the rotation's credential, or reloads it when an earlier
+// run minted it already.
+func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[string]secret.String, error) {
+	if id := r.claim.CredentialID; id != "" {
+		cfg, err := h.deps.Store.PendingConfig(ctx, r.p.InstanceID, id)
+		return id, cfg, err
+	}
+	cred, err := h.deps.Issuer.Mint(ctx, r.p.InstanceID, r.p.RotationID)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(cred.Config) == 0 {
+		return "", nil, permanent(errors.New("issuer returned a credential with no config vars"))
+	}
+	if err := h.deps.Store.SavePending(ctx, r.p.InstanceID, r.p.RotationID, cred.ID, cred.Config); err != nil {
+		return "", nil, err
+	}
+	return cred.ID, cred.Config, nil
+}
+
+// classed marks the Heroku call's priority for the rate limiter.
+func (h *Rotate) classed(ctx context.Context, r *rotation) context.Context {
+	if r.queue == tasks.QueueInteractive {
+		return ratelimit.WithClass(ctx, ratelimit.Interactive)
+	}
+	return ratelimit.WithClass(ctx, ratelimit.Background)
+}
+
+func (h *Rotate) grace(r *rotation) time.Duration {
+	switch in := r.claim.Instance; {
+	case r.p.Grace > 0:
+		return time.Duration(r.p.Grace)
+	case in.Grace > 0:
+		return in.Grace
+	case in.PrivateSpace && h.deps.PrivateSpaceGrace > 0:
+		return h.deps.PrivateSpaceGrace
+	}
+	return h.deps.Grace
+}
+
+// fail sorts a step's error: waiting for budget is retried later without a
+// failure, a permanent error ends the rotation (its pending credential
+// discarded, the current one kept), anything else is retried by asynq.
+func (h *Rotate) fail(ctx context.Context, r *rotation, step string, err error) (string, error) {
+	if later := retryLater(err); later != nil {
+		return "rate_limited", later
+	}
+	if !isPermanent(err) {
+		_ = h.deps.Store.AddEvent(ctx, store.Event{Type: "retrying", InstanceID: r.p.InstanceID,
+			RotationID: r.p.RotationID, Detail: step + ": " + err.Error()})
+		return "retry", fmt.Errorf("%s: %w", step, err)
+	}
+	cause := fmt.Sprintf("%s: %v", step, err)
+	discarded, ferr := h.deps.Store.Fail(ctx, r.p.InstanceID, r.p.RotationID, failureCode(step, err), cause)
+	if ferr != nil {
+		return "retry", fmt.Errorf("%s failed permanently, and recording it failed: %w", step, ferr)
+	}
+	if heroku.IsGone(err) {
+		// The add-on is gone or no longer ours: stop rotating it.
+		if derr := h.deps.Store.Deprovision(ctx, r.p.InstanceID); derr != nil {
+			return "retry", derr
+		}
+	}
+	if err := h.deps.enqueueRevoke(ctx, discarded); err != nil {
+		return "retry", err
+	}
+	r.log.Warn().Str("step", step).Msg("rotation_failed")
+	return "failed", permanent(errors.New(cause))
+}
+
+// isPermanent reports whether a step's error will not go away by retrying.
+func isPermanent(err error) bool {
+	return errors.Is(err, asynq.SkipRetry) || errors.Is(err, store.ErrConflict) ||
+		heroku.IsGone(err) || heroku.IsPermanent(err) || issuer.IsPermanent(err)
+}
+
+// failureCode labels a permanent failure for grouping in batch reports,
+// such as "push:not_found" or "mint:issuer_422".
+func failureCode(step string, err error) string {
+	var api *heroku.APIError
+	var iss *issuer.Error
+	switch {
+	case errors.As(err, &api) && api.ID != "":
+		return step + ":" + api.ID
+	case errors.As(err, &api):
+		return fmt.Sprintf("%s:heroku_%d", step, api.Status)
+	case errors.As(err, &iss):
+		return fmt.Sprintf("%s:issuer_%d", step, iss.Status)
+	case errors.Is(err, store.ErrConflict):
+		return step + ":conflict"
+	}
+	return step + ":error"
+}
+
+// retryLater turns "wait for the budget" into a RetryLaterError.
+func retryLater(err error) *RetryLaterError {
+	if d, ok := ratelimit.IsDelay(err); ok {
+		return &RetryLaterError{After: d, Reason: "waiting for Heroku API budget"}
+	}
+	var rl *heroku.RateLimitError
+	if errors.As(err, &rl) {
+		after := rl.RetryAfter
+		if after <= 0 {
+			after = 5 * time.Second
+		}
+		return &RetryLaterError{After: after, Reason: "Heroku answered 429 rate_limit"}
+	}
+	return nil
+}
+
+// configVars orders a credential's config by name, for one PATCH.
+func configVars(config map[string]secret.String) []heroku.ConfigVar {
+	vars := make([]heroku.ConfigVar, 0, len(config))
+	for name, v := range config {
+		vars = append(vars, heroku.ConfigVar{Name: name, Value: v})
+	}
+	sort.Slice(vars, func(i, j int) bool { return vars[i].Name < vars[j].Name })
+	return vars
+}

@@ -1,0 +1,301 @@
+// Package config is the only code in rekey that reads the environment.
+//
+// Load parses every variable once at start-up and fails with a sentence that
+// names the variable; each process then asks for what it needs (RequireX).
+// A Config is read-only after Load and safe for concurrent use.
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rekeyhq/rekey/internal/seal"
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// Issuer backends.
+const (
+	IssuerHTTP = "http"
+	IssuerDemo = "demo"
+)
+
+// Rate limit scopes (Heroku does not document which one applies).
+const (
+	ScopeAccount  = "account"
+	ScopeInstance = "instance"
+)
+
+// Config is rekey's configuration. Each field names its variable and default.
+type Config struct {
+	// RedisURL is REDIS_URL: redis:// or rediss://. No default.
+	RedisURL string
+	// RedisVerifyTLS is REKEY_REDIS_VERIFY_TLS. Default false, because Heroku
+	// Key-Value Store serves a self-signed certificate.
+	RedisVerifyTLS bool
+	// Port is PORT, the web process's listen port. Default 5000.
+	Port int
+	// HerokuAPIURL is HEROKU_API_URL. Default https://api.heroku.com.
+	HerokuAPIURL string
+	// HerokuIDURL is HEROKU_ID_URL. Default https://id.heroku.com.
+	HerokuIDURL string
+	// OAuthClientSecret is HEROKU_OAUTH_CLIENT_SECRET (V3).
+	OAuthClientSecret secret.String
+	// AddonID and AddonPassword are HEROKU_ADDON_ID and
+	// HEROKU_ADDON_PASSWORD, the add-on manifest's id and api.password (V1,
+	// provisioning and SSO V1).
+	AddonID       string
+	AddonPassword secret.String
+	// SSOSalt is HEROKU_SSO_SALT.
+	SSOSalt secret.String
+	// APIToken is REKEY_API_TOKEN, the bearer token of the HTTP API.
+	APIToken secret.String
+	// DashboardPassword is REKEY_DASHBOARD_PASSWORD, the operators' password
+	// for /monitoring.
+	DashboardPassword secret.String
+	// EncryptionKeys is REKEY_ENCRYPTION_KEYS: comma-separated base64 32-byte
+	// keys; the first seals, all open.
+	EncryptionKeys [][]byte
+	// Grace is REKEY_GRACE, how long a previous credential stays valid.
+	// Default 2h.
+	Grace time.Duration
+	// PrivateSpaceGrace is REKEY_PRIVATE_SPACE_GRACE, the grace for
+	// instances in Private Spaces, whose dynos restart more slowly. Default 4h.
+	PrivateSpaceGrace time.Duration
+	// RotationPeriod is REKEY_ROTATION_PERIOD. Default 2160h (90 days); 0
+	// turns scheduled rotation off.
+	RotationPeriod time.Duration
+	// HerokuRate is REKEY_HEROKU_RATE, Heroku calls per hour rekey may spend.
+	// Default 4000, leaving 500 of Heroku's 4500 to the partner's other traffic.
+	HerokuRate int
+	// RateScope is REKEY_RATE_SCOPE: "account" (default) or "instance".
+	RateScope string
+	// Issuer is REKEY_ISSUER: "http" or "demo". Default "http".
+	Issuer string
+	// IssuerURL is REKEY_ISSUER_URL, the partner's issuer webhook base URL.
+	IssuerURL string
+	// IssuerSecret is REKEY_ISSUER_SECRET, the webhook signing secret.
+	IssuerSecret secret.String
+	// Concurrency is REKEY_CONCURRENCY, tasks one worker process runs at once.
+	// Default 10.
+	Concurrency int
+	// LogLevel is REKEY_LOG_LEVEL: debug, info, warn, error. Default info.
+	LogLevel string
+}
+
+// Lookup reads one variable, like os.LookupEnv.
+type Lookup func(name string) (string, bool)
+
+// Load reads and checks every variable. Missing values take their defaults;
+// a malformed value is an error naming the variable.
+func Load(env Lookup) (*Config, error) {
+	p := parser{env: env}
+	c := &Config{
+		RedisURL:          p.str("REDIS_URL", ""),
+		RedisVerifyTLS:    p.boolean("REKEY_REDIS_VERIFY_TLS", false),
+		Port:              p.integer("PORT", 5000, 1, 65535),
+		HerokuAPIURL:      p.httpURL("HEROKU_API_URL", "https://api.heroku.com"),
+		HerokuIDURL:       p.httpURL("HEROKU_ID_URL", "https://id.heroku.com"),
+		OAuthClientSecret: p.secret("HEROKU_OAUTH_CLIENT_SECRET"),
+		AddonID:           p.str("HEROKU_ADDON_ID", ""),
+		AddonPassword:     p.secret("HEROKU_ADDON_PASSWORD"),
+		SSOSalt:           p.secret("HEROKU_SSO_SALT"),
+		APIToken:          p.secret("REKEY_API_TOKEN"),
+		DashboardPassword: p.secret("REKEY_DASHBOARD_PASSWORD"),
+		EncryptionKeys:    p.keys("REKEY_ENCRYPTION_KEYS"),
+		Grace:             p.duration("REKEY_GRACE", 2*time.Hour, time.Second),
+		PrivateSpaceGrace: p.duration("REKEY_PRIVATE_SPACE_GRACE", 4*time.Hour, time.Second),
+		RotationPeriod:    p.duration("REKEY_ROTATION_PERIOD", 2160*time.Hour, 0),
+		HerokuRate:        p.integer("REKEY_HEROKU_RATE", 4000, 1, 1_000_000),
+		RateScope:         p.oneOf("REKEY_RATE_SCOPE", ScopeAccount, ScopeAccount, ScopeInstance),
+		Issuer:            p.oneOf("REKEY_ISSUER", IssuerHTTP, IssuerHTTP, IssuerDemo),
+		IssuerURL:         p.httpURL("REKEY_ISSUER_URL", ""),
+		IssuerSecret:      p.secret("REKEY_ISSUER_SECRET"),
+		Concurrency:       p.integer("REKEY_CONCURRENCY", 10, 1, 1000),
+		LogLevel:          p.oneOf("REKEY_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+	}
+	if c.RedisURL != "" {
+		if _, err := c.RedisOptions(); err != nil {
+			p.fail(err)
+		}
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	return c, nil
+}
+
+// RequireWorker checks what the worker process needs.
+func (c *Config) RequireWorker() error {
+	if err := c.requireCore(); err != nil {
+		return err
+	}
+	if c.OAuthClientSecret.IsZero() && c.AddonPassword.IsZero() {
+		return errors.New("HEROKU_OAUTH_CLIENT_SECRET (V3) or HEROKU_ADDON_ID and HEROKU_ADDON_PASSWORD (V1) must be set")
+	}
+	if !c.AddonPassword.IsZero() && c.AddonID == "" {
+		return errors.New("HEROKU_ADDON_ID must be set with HEROKU_ADDON_PASSWORD")
+	}
+	if c.Issuer == IssuerHTTP && (c.IssuerURL == "" || c.IssuerSecret.IsZero()) {
+		return errors.New("REKEY_ISSUER_URL and REKEY_ISSUER_SECRET must be set when REKEY_ISSUER is http")
+	}
+	return nil
+}
+
+// RequireProducer checks what a process that only enqueues needs.
+func (c *Config) RequireProducer() error { return c.requireCore() }
+
+// RequireWeb checks what the web process needs.
+func (c *Config) RequireWeb() error {
+	if err := c.requireCore(); err != nil {
+		return err
+	}
+	switch {
+	case len(c.APIToken.Reveal()) < 16:
+		return errors.New("REKEY_API_TOKEN must be set, at least 16 characters")
+	case len(c.DashboardPassword.Reveal()) < 8:
+		return errors.New("REKEY_DASHBOARD_PASSWORD must be set, at least 8 characters")
+	case c.SSOSalt.IsZero():
+		return errors.New("HEROKU_SSO_SALT must be set")
+	}
+	return nil
+}
+
+func (c *Config) requireCore() error {
+	switch {
+	case c.RedisURL == "":
+		return errors.New("REDIS_URL must be set (redis:// or rediss://)")
+	case len(c.EncryptionKeys) == 0:
+		return errors.New("REKEY_ENCRYPTION_KEYS must be set: comma-separated base64 32-byte keys (make one with: openssl rand -base64 32)")
+	}
+	return nil
+}
+
+// RedisOptions turns REDIS_URL into client options. rediss:// skips
+// certificate verification unless REKEY_REDIS_VERIFY_TLS is set, as Heroku
+// Key-Value Store requires.
+func (c *Config) RedisOptions() (*redis.Options, error) {
+	opt, err := redis.ParseURL(c.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL is not a redis:// or rediss:// URL: %s", scrubRedisError(err))
+	}
+	if opt.TLSConfig != nil && !c.RedisVerifyTLS {
+		opt.TLSConfig = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // Heroku KVS uses self-signed certificates.
+	}
+	return opt, nil
+}
+
+// Sealer returns the sealer over REKEY_ENCRYPTION_KEYS.
+func (c *Config) Sealer() (*seal.Sealer, error) {
+	s, err := seal.New(c.EncryptionKeys...)
+	if err != nil {
+		return nil, fmt.Errorf("REKEY_ENCRYPTION_KEYS: %w", err)
+	}
+	return s, nil
+}
+
+// scrubRedisError keeps a parse error from echoing a password in the URL.
+func scrubRedisError(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, "://"); i >= 0 {
+		return "invalid URL"
+	}
+	return msg
+}
+
+type parser struct {
+	env Lookup
+	err error
+}
+
+func (p *parser) fail(err error) {
+	if p.err == nil {
+		p.err = err
+	}
+}
+
+func (p *parser) str(name, def string) string {
+	if v, ok := p.env(name); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+func (p *parser) secret(name string) secret.String { return secret.New(p.str(name, "")) }
+
+func (p *parser) integer(name string, def, lo, hi int) int {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		p.fail(fmt.Errorf("%s must be a whole number from %d to %d, got %q", name, lo, hi, v))
+	}
+	return n
+}
+
+func (p *parser) boolean(name string, def bool) bool {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(fmt.Errorf("%s must be true or false, got %q", name, v))
+	}
+	return b
+}
+
+func (p *parser) duration(name string, def, lo time.Duration) time.Duration {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < lo || d < 0 {
+		p.fail(fmt.Errorf("%s must be a duration such as 2h or 90m (at least %s), got %q", name, lo, v))
+	}
+	return d
+}
+
+func (p *parser) oneOf(name, def string, allowed ...string) string {
+	v := strings.ToLower(p.str(name, def))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	p.fail(fmt.Errorf("%s must be one of %s, got %q", name, strings.Join(allowed, ", "), v))
+	return def
+}
+
+func (p *parser) httpURL(name, def string) string {
+	v := strings.TrimRight(p.str(name, def), "/")
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.fail(fmt.Errorf("%s must be an http:// or https:// URL", name))
+	}
+	return v
+}
+
+func (p *parser) keys(name string) [][]byte {
+	v := p.str(name, "")
+	if v == "" {
+		return nil
+	}
+	keys, err := seal.ParseKeys(v)
+	if err != nil {
+		p.fail(fmt.Errorf("%s: %w", name, err))
+	}
+	return keys
+}

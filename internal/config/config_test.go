@@ -1,0 +1,101 @@
+package config_test
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/config"
+)
+
+func env(m map[string]string) config.Lookup {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+var goodKey = base64.StdEncoding.EncodeToString(make([]byte, 32))
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Grace != 2*time.Hour || c.RotationPeriod != 2160*time.Hour || c.HerokuRate >= 4500 ||
+		c.HerokuAPIURL != "https://api.heroku.com" || c.HerokuIDURL != "https://id.heroku.com" {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestBadValuesNameTheVariable(t *testing.T) {
+	t.Parallel()
+	cases := map[string]map[string]string{
+		"REDIS_URL":                 {"REDIS_URL": "http://nope"},
+		"PORT":                      {"PORT": "eighty"},
+		"HEROKU_API_URL":            {"HEROKU_API_URL": "ftp://x"},
+		"REKEY_ENCRYPTION_KEYS":     {"REKEY_ENCRYPTION_KEYS": "c2hvcnQ="},
+		"REKEY_GRACE":               {"REKEY_GRACE": "two hours"},
+		"REKEY_ROTATION_PERIOD":     {"REKEY_ROTATION_PERIOD": "-5h"},
+		"REKEY_HEROKU_RATE":         {"REKEY_HEROKU_RATE": "0"},
+		"REKEY_ISSUER":              {"REKEY_ISSUER": "ldap"},
+		"REKEY_RATE_SCOPE":          {"REKEY_RATE_SCOPE": "galaxy"},
+		"REKEY_REDIS_VERIFY_TLS":    {"REKEY_REDIS_VERIFY_TLS": "perhaps"},
+		"REKEY_PRIVATE_SPACE_GRACE": {"REKEY_PRIVATE_SPACE_GRACE": "10ms"},
+	}
+	for name, vars := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := config.Load(env(vars))
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Fatalf("Load() = %v, want an error naming %s", err, name)
+			}
+		})
+	}
+}
+
+func TestRequireNamesWhatIsMissing(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/0", "REKEY_ENCRYPTION_KEYS": goodKey}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	cases := []struct {
+		name    string
+		vars    map[string]string
+		require func(*config.Config) error
+		want    string
+	}{
+		{"no redis", map[string]string{"REKEY_ENCRYPTION_KEYS": goodKey}, (*config.Config).RequireProducer, "REDIS_URL"},
+		{"no keys", map[string]string{"REDIS_URL": "redis://x:6379"}, (*config.Config).RequireProducer, "REKEY_ENCRYPTION_KEYS"},
+		{"worker without heroku credentials", with(nil), (*config.Config).RequireWorker, "HEROKU_OAUTH_CLIENT_SECRET"},
+		{"worker without issuer url", with(map[string]string{"HEROKU_OAUTH_CLIENT_SECRET": "s"}), (*config.Config).RequireWorker, "REKEY_ISSUER_URL"},
+		{"web without token", with(nil), (*config.Config).RequireWeb, "REKEY_API_TOKEN"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := config.Load(env(c.vars))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.require(cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("require = %v, want it to name %s", err, c.want)
+			}
+		})
+	}
+}
+
+func TestRedisURLPasswordNeverInErrors(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(env(map[string]string{"REDIS_URL": "redis://:hunter2@host:notaport"}))
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("Load() = %v; want an error without the password", err)
+	}
+}

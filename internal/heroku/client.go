@@ -1,0 +1,157 @@
+// Package heroku is rekey's client for Heroku's partner APIs: the V3 Platform
+// API for Partners (config vars of an add-on, with OAuth tokens per add-on
+// instance), Heroku's OAuth token endpoint, and the legacy V1 App Info API.
+//
+// The client makes exactly the calls it is asked for. It never retries, except
+// for a single token refresh and retry after Heroku answers 401 on a V3 call;
+// the task queue owns retries, and Classify tells it which errors are worth
+// one. Every Platform API call passes through a Limiter first and reports what
+// Heroku said about the budget afterwards. Errors name the endpoint, the
+// status, Heroku's request id and message; they never carry tokens, secrets,
+// config values or request headers.
+package heroku
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// Defaults used by NewClient when no option overrides them.
+const (
+	DefaultAPIURL       = "https://api.heroku.com"
+	DefaultIDURL        = "https://id.heroku.com"
+	DefaultRefreshAhead = 5 * time.Minute
+	DefaultTimeout      = 30 * time.Second
+	DefaultUserAgent    = "rekey"
+)
+
+// Endpoint names, as they appear in CallInfo, APIError and RateLimitError.
+// Metrics use them as labels, so they never change.
+const (
+	EndpointPatchConfig = "patch_config"
+	EndpointGetConfig   = "get_config"
+	EndpointV1Put       = "v1_put"
+	EndpointV1Get       = "v1_get"
+	EndpointOAuthToken  = "oauth_token"
+)
+
+// Sentinel errors. Classify treats each of them as permanent.
+var (
+	// ErrNoToken is what a TokenStore returns from LoadToken when it holds no
+	// token for the add-on; the client also returns it when a stored token has
+	// no refresh token left to renew it with.
+	ErrNoToken = errors.New("heroku: no oauth token for add-on")
+	// ErrNotConfigured means the client lacks what a call needs: the OAuth
+	// client secret, the V1 manifest credentials or a TokenStore.
+	ErrNotConfigured = errors.New("heroku: client not configured for this call")
+	// ErrInvalidRequest means the caller asked for a call that cannot be
+	// right, such as an empty target or no config vars.
+	ErrInvalidRequest = errors.New("heroku: invalid request")
+)
+
+// Target names the add-on instance whose config a call reads or changes.
+type Target struct {
+	// AddonID is the add-on's UUID. V3 calls address it; every call uses it
+	// as the key of the Limiter and the TokenStore.
+	AddonID string
+	// APIVersion is "v3" or "v1".
+	APIVersion string
+	// HerokuID is the V1 app id, such as "app123@heroku.com".
+	HerokuID string
+}
+
+// ConfigVar is one config var as the add-on manifest declares it.
+type ConfigVar struct {
+	Name  string
+	Value secret.String
+}
+
+// Token is the OAuth authorization of one V3 add-on instance. A zero
+// ExpiresAt means the expiry is unknown: the access token is used until Heroku
+// answers 401.
+type Token struct {
+	AccessToken  secret.String
+	RefreshToken secret.String
+	ExpiresAt    time.Time
+}
+
+// TokenStore keeps each add-on's Token between calls, so that a rotation
+// normally costs no refresh. Implementations must be safe for concurrent use.
+type TokenStore interface {
+	// LoadToken returns the add-on's token, or an error wrapping ErrNoToken.
+	LoadToken(ctx context.Context, addonID string) (Token, error)
+	// SaveToken replaces the add-on's token.
+	SaveToken(ctx context.Context, addonID string, t Token) error
+}
+
+// Limiter spends the shared Heroku call budget. Wait runs before every
+// Platform API call (OAuth calls are not counted by Heroku) and Observe after
+// every response to one. Implementations must be safe for concurrent use.
+type Limiter interface {
+	// Wait blocks until a call for addonID may go out. Its error is returned
+	// to the caller, wrapped.
+	Wait(ctx context.Context, addonID string) error
+	// Observe reports Heroku's RateLimit-Remaining (-1 when absent) and the
+	// response status.
+	Observe(addonID string, remaining int, status int)
+}
+
+// CallInfo describes one finished HTTP call, for metrics. It holds no secret.
+type CallInfo struct {
+	Endpoint  string        // one of the Endpoint constants
+	Status    int           // HTTP status; 0 when no response arrived
+	Remaining int           // RateLimit-Remaining; -1 when absent
+	Duration  time.Duration // until the response headers arrived
+}
+
+// Client calls Heroku's partner APIs on behalf of the add-on partner. It is
+// safe for concurrent use; build one per process and share it.
+type Client struct {
+	apiURL       string
+	idURL        string
+	http         *http.Client
+	clientSecret secret.String
+	v1User       string
+	v1Password   secret.String
+	limiter      Limiter
+	tokens       TokenStore
+	userAgent    string
+	now          func() time.Time
+	refreshAhead time.Duration
+	observe      func(CallInfo)
+}
+
+// NewClient builds a Client. It fails when an option is given bad input.
+func NewClient(opts ...Option) (*Client, error) {
+	c := &Client{
+		apiURL:       DefaultAPIURL,
+		idURL:        DefaultIDURL,
+		http:         defaultHTTPClient(),
+		userAgent:    DefaultUserAgent,
+		now:          time.Now,
+		refreshAhead: DefaultRefreshAhead,
+	}
+	for _, opt := range opts {
+		if err := opt(c); err != nil {
+			return nil, fmt.Errorf("heroku: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// defaultHTTPClient bounds every call and does not follow redirects: Heroku's
+// partner endpoints never redirect, and following one would turn a PATCH into
+// a GET that looks like success.
+func defaultHTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: DefaultTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}

@@ -1,0 +1,207 @@
+package heroku
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// V3Accept is the Accept header every V3 Platform API call sends.
+const V3Accept = "application/vnd.heroku+json; version=3"
+
+// API versions of a Target.
+const (
+	APIVersionV3 = "v3"
+	APIVersionV1 = "v1"
+)
+
+// configVar is one config var on the wire.
+type configVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// UpdateConfig sets every var in vars in one Heroku call, so the customer's
+// apps get one release: V3 PATCH /addons/{id}/config or V1 PUT
+// /vendor/apps/{heroku_id}.
+func (c *Client) UpdateConfig(ctx context.Context, t Target, vars []ConfigVar) error {
+	if err := checkVars(vars); err != nil {
+		return err
+	}
+	switch t.APIVersion {
+	case APIVersionV3:
+		return c.updateV3(ctx, t, vars)
+	case APIVersionV1:
+		return c.updateV1(ctx, t, vars)
+	}
+	return fmt.Errorf("heroku: api version %q: %w", t.APIVersion, ErrInvalidRequest)
+}
+
+// GetConfig returns the add-on's config vars as Heroku holds them.
+func (c *Client) GetConfig(ctx context.Context, t Target) (map[string]secret.String, error) {
+	switch t.APIVersion {
+	case APIVersionV3:
+		return c.getV3(ctx, t)
+	case APIVersionV1:
+		return c.getV1(ctx, t)
+	}
+	return nil, fmt.Errorf("heroku: api version %q: %w", t.APIVersion, ErrInvalidRequest)
+}
+
+// checkVars refuses an empty set, empty names or values, and repeated names:
+// each would publish a broken credential.
+func checkVars(vars []ConfigVar) error {
+	if len(vars) == 0 {
+		return fmt.Errorf("heroku: no config vars: %w", ErrInvalidRequest)
+	}
+	seen := make(map[string]bool, len(vars))
+	for _, v := range vars {
+		if v.Name == "" || v.Value.IsZero() || seen[v.Name] {
+			return fmt.Errorf("heroku: config var %q empty or repeated: %w", v.Name, ErrInvalidRequest)
+		}
+		seen[v.Name] = true
+	}
+	return nil
+}
+
+func (c *Client) updateV3(ctx context.Context, t Target, vars []ConfigVar) error {
+	body := struct {
+		Config []configVar `json:"config"`
+	}{Config: make([]configVar, len(vars))}
+	for i, v := range vars {
+		body.Config[i] = configVar{Name: v.Name, Value: v.Value.Reveal()}
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("heroku %s: encode body: %w", EndpointPatchConfig, ErrInvalidRequest)
+	}
+	_, err = c.v3(ctx, t, EndpointPatchConfig, http.MethodPatch, raw, values(vars))
+	return err
+}
+
+func (c *Client) getV3(ctx context.Context, t Target) (map[string]secret.String, error) {
+	body, err := c.v3(ctx, t, EndpointGetConfig, http.MethodGet, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	var vars []configVar
+	if err := json.Unmarshal(body, &vars); err != nil {
+		return nil, fmt.Errorf("heroku %s: malformed response body", EndpointGetConfig)
+	}
+	out := make(map[string]secret.String, len(vars))
+	for _, v := range vars {
+		out[v.Name] = secret.New(v.Value)
+	}
+	return out, nil
+}
+
+// v3 runs one call on /addons/{id}/config with the add-on's bearer token.
+func (c *Client) v3(ctx context.Context, t Target, endpoint, method string, body []byte, secrets []string) ([]byte, error) {
+	if t.AddonID == "" {
+		return nil, fmt.Errorf("heroku %s: empty add-on id: %w", endpoint, ErrInvalidRequest)
+	}
+	u := c.apiURL + "/addons/" + escapeSegment(t.AddonID) + "/config"
+	return c.withToken(ctx, t.AddonID, func(access secret.String) call {
+		cl := call{endpoint: endpoint, method: method, url: u, body: body, addonID: t.AddonID}
+		if body != nil {
+			cl.contentType = "application/json"
+		}
+		cl.authorize = func(r *http.Request) {
+			r.Header.Set("Accept", V3Accept)
+			r.Header.Set("Authorization", "Bearer "+access.Reveal())
+		}
+		cl.secrets = append(slices.Clip(secrets), access.Reveal())
+		return cl
+	})
+}
+
+func (c *Client) updateV1(ctx context.Context, t Target, vars []ConfigVar) error {
+	cfg := make(map[string]string, len(vars))
+	for _, v := range vars {
+		cfg[v.Name] = v.Value.Reveal()
+	}
+	raw, err := json.Marshal(map[string]any{"config": cfg})
+	if err != nil {
+		return fmt.Errorf("heroku %s: encode body: %w", EndpointV1Put, ErrInvalidRequest)
+	}
+	_, err = c.v1(ctx, t, EndpointV1Put, http.MethodPut, raw, values(vars))
+	return err
+}
+
+func (c *Client) getV1(ctx context.Context, t Target) (map[string]secret.String, error) {
+	body, err := c.v1(ctx, t, EndpointV1Get, http.MethodGet, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	var app struct {
+		Config map[string]string `json:"config"`
+	}
+	if err := json.Unmarshal(body, &app); err != nil {
+		return nil, fmt.Errorf("heroku %s: malformed response body", EndpointV1Get)
+	}
+	out := make(map[string]secret.String, len(app.Config))
+	for name, v := range app.Config {
+		out[name] = secret.New(v)
+	}
+	return out, nil
+}
+
+// v1 runs one call on /vendor/apps/{heroku_id} with the manifest credentials.
+func (c *Client) v1(ctx context.Context, t Target, endpoint, method string, body []byte, secrets []string) ([]byte, error) {
+	if c.v1User == "" {
+		return nil, fmt.Errorf("heroku %s: no v1 manifest credentials: %w", endpoint, ErrNotConfigured)
+	}
+	if t.AddonID == "" || t.HerokuID == "" {
+		return nil, fmt.Errorf("heroku %s: empty add-on id or heroku id: %w", endpoint, ErrInvalidRequest)
+	}
+	cl := call{
+		endpoint: endpoint,
+		method:   method,
+		url:      c.apiURL + "/vendor/apps/" + escapeSegment(t.HerokuID),
+		body:     body,
+		addonID:  t.AddonID,
+		secrets:  append(slices.Clip(secrets), c.v1Password.Reveal()),
+	}
+	if body != nil {
+		cl.contentType = "application/json"
+	}
+	cl.authorize = func(r *http.Request) {
+		r.Header.Set("Accept", "application/json")
+		r.SetBasicAuth(c.v1User, c.v1Password.Reveal())
+	}
+	return c.do(ctx, cl)
+}
+
+// values returns the revealed values of vars, for scrubbing.
+func values(vars []ConfigVar) []string {
+	out := make([]string, len(vars))
+	for i, v := range vars {
+		out[i] = v.Value.Reveal()
+	}
+	return out
+}
+
+// escapeSegment percent-encodes everything but RFC 3986's unreserved
+// characters. url.PathEscape leaves "@" alone, but Heroku documents V1 ids in
+// paths as "app123%40heroku.com".
+func escapeSegment(s string) string {
+	if s == "." || s == ".." {
+		return strings.ReplaceAll(s, ".", "%2E") // never a relative path step
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch ch := s[i]; {
+		case 'a' <= ch && ch <= 'z', 'A' <= ch && ch <= 'Z', '0' <= ch && ch <= '9',
+			ch == '-', ch == '.', ch == '_', ch == '~':
+			b.WriteByte(ch)
+		default:
+			fmt.Fprintf(&b, "%%%02X", ch)
+		}
+	}
+	return b.String()
+}

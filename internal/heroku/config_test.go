@@ -1,0 +1,268 @@
+package heroku_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+func TestUpdateConfigV3SendsOneCall(t *testing.T) {
+	t.Parallel()
+	s := newScript(t)
+	s.on(patchRoute, reply{status: 200, body: okConfig, header: map[string]string{"RateLimit-Remaining": "4321", "Request-Id": "r1"}})
+	lim := &countingLimiter{}
+	var infos []heroku.CallInfo
+	c := newClient(t, s, heroku.WithLimiter(lim), heroku.WithTokenStore(newMemTokens(addonID, validToken())),
+		heroku.WithObserver(func(ci heroku.CallInfo) { infos = append(infos, ci) }))
+
+	vars := append(oneVar(), heroku.ConfigVar{Name: "MYADDON_HOST", Value: secret.New("db.myaddon.example")})
+	if err := c.UpdateConfig(context.Background(), v3Target(), vars); err != nil {
+		t.Fatal(err)
+	}
+	reqs := s.requests(patchRoute)
+	if len(reqs) != 1 {
+		t.Fatalf("got %d PATCH requests, want 1", len(reqs))
+	}
+	r := reqs[0]
+	checkHeader(t, r, "Accept", heroku.V3Accept)
+	checkHeader(t, r, "Authorization", "Bearer "+accessToken)
+	checkHeader(t, r, "Content-Type", "application/json")
+	var body struct {
+		Config []struct{ Name, Value string } `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &body); err != nil || len(body.Config) != 2 ||
+		body.Config[0].Name != "MYADDON_URL" || body.Config[0].Value != configValue {
+		t.Errorf("body = %s (err %v)", r.body, err)
+	}
+	if lim.waits != 1 || len(lim.observed) != 1 || lim.observed[0] != 200 {
+		t.Errorf("limiter waits=%d observed=%v, want 1 and [200]", lim.waits, lim.observed)
+	}
+	if len(infos) != 1 || infos[0].Endpoint != heroku.EndpointPatchConfig || infos[0].Status != 200 || infos[0].Remaining != 4321 {
+		t.Errorf("observer got %+v", infos)
+	}
+}
+
+func checkHeader(t *testing.T, r request, name, want string) {
+	t.Helper()
+	if got := r.header.Get(name); got != want {
+		t.Errorf("%s header = %q, want %q", name, got, want)
+	}
+}
+
+// The client never retries: a script of 429, 500, 200 takes three calls,
+// each sending exactly one request.
+func TestUpdateConfigScriptedFailuresAreNotRetried(t *testing.T) {
+	t.Parallel()
+	s := newScript(t)
+	s.on(patchRoute,
+		reply{status: 429, body: `{"id":"rate_limit","message":"Your account reached the API rate limit"}`,
+			header: map[string]string{"RateLimit-Remaining": "0", "Request-Id": "r429"}},
+		reply{status: 500, body: `{"id":"internal_server_error","message":"boom"}`},
+		reply{status: 200, body: okConfig})
+	lim := &countingLimiter{}
+	c := newClient(t, s, heroku.WithLimiter(lim), heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+
+	want := []heroku.Class{heroku.ClassRateLimited, heroku.ClassTransient, heroku.ClassNone}
+	for i, w := range want {
+		err := c.UpdateConfig(context.Background(), v3Target(), oneVar())
+		if got := heroku.Classify(err); got != w {
+			t.Errorf("call %d: class %v (%v), want %v", i, got, err, w)
+		}
+		if n := len(s.requests(patchRoute)); n != i+1 {
+			t.Errorf("after call %d: %d requests, want %d", i, n, i+1)
+		}
+	}
+	var rl *heroku.RateLimitError
+	s.on(patchRoute, reply{status: 429, header: map[string]string{"RateLimit-Remaining": "0", "Retry-After": "7", "Request-Id": "r2"}})
+	err := c.UpdateConfig(context.Background(), v3Target(), oneVar())
+	if !errors.As(err, &rl) || rl.Remaining != 0 || rl.RetryAfter != 7*time.Second || rl.RequestID != "r2" {
+		t.Errorf("err = %#v, want RateLimitError with remaining 0, retry after 7s", err)
+	}
+	if lim.waits != 4 || len(lim.observed) != 4 {
+		t.Errorf("limiter waits=%d observed=%v, want 4 each", lim.waits, lim.observed)
+	}
+}
+
+func TestUpdateConfigRefreshesOnceAfter401(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		replies   []reply
+		wantClass heroku.Class
+	}{
+		{"retry succeeds", []reply{{status: 401, body: `{"id":"unauthorized"}`}, {status: 200, body: okConfig}}, heroku.ClassNone},
+		{"retry refused", []reply{{status: 401, body: `{"id":"unauthorized"}`}, {status: 401, body: `{"id":"unauthorized"}`}}, heroku.ClassUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newScript(t)
+			s.on(patchRoute, tt.replies...)
+			s.on(tokenRoute, reply{status: 200, body: tokenBody})
+			tokens := newMemTokens(addonID, validToken())
+			c := newClient(t, s, heroku.WithTokenStore(tokens), heroku.WithLimiter(&countingLimiter{}))
+
+			err := c.UpdateConfig(context.Background(), v3Target(), oneVar())
+			if got := heroku.Classify(err); got != tt.wantClass {
+				t.Fatalf("class %v (%v), want %v", got, err, tt.wantClass)
+			}
+			patches, refreshes := s.requests(patchRoute), s.requests(tokenRoute)
+			if len(patches) != 2 || len(refreshes) != 1 {
+				t.Fatalf("%d PATCH and %d refresh requests, want 2 and 1", len(patches), len(refreshes))
+			}
+			checkHeader(t, patches[1], "Authorization", "Bearer "+freshAccess)
+			if saved, _ := tokens.get(addonID); saved.AccessToken.Reveal() != freshAccess {
+				t.Error("refreshed token was not saved")
+			}
+		})
+	}
+}
+
+func TestUpdateConfigRefreshesAheadOfExpiry(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		token       heroku.Token
+		wantRefresh bool
+	}{
+		{"fresh", validToken(), false},
+		{"unknown expiry", heroku.Token{AccessToken: secret.New(accessToken), RefreshToken: secret.New(refreshToken)}, false},
+		{"expires within refresh-ahead", withExpiry(epoch.Add(4 * time.Minute)), true},
+		{"expired", withExpiry(epoch.Add(-time.Minute)), true},
+		{"no access token", heroku.Token{RefreshToken: secret.New(refreshToken)}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newScript(t)
+			s.on(patchRoute, reply{status: 200, body: okConfig})
+			s.on(tokenRoute, reply{status: 200, body: `{"access_token":"` + freshAccess + `","expires_in":28799}`})
+			tokens := newMemTokens(addonID, tt.token)
+			c := newClient(t, s, heroku.WithTokenStore(tokens))
+
+			if err := c.UpdateConfig(context.Background(), v3Target(), oneVar()); err != nil {
+				t.Fatal(err)
+			}
+			if got := len(s.requests(tokenRoute)) == 1; got != tt.wantRefresh {
+				t.Fatalf("refreshed = %v, want %v", got, tt.wantRefresh)
+			}
+			if !tt.wantRefresh {
+				return
+			}
+			checkHeader(t, s.requests(patchRoute)[0], "Authorization", "Bearer "+freshAccess)
+			saved, saves := tokens.get(addonID)
+			if saves != 1 || !saved.ExpiresAt.Equal(epoch.Add(28799*time.Second)) || saved.RefreshToken.Reveal() != refreshToken {
+				t.Errorf("saved %d times, expires %v, refresh token kept %v", saves, saved.ExpiresAt, saved.RefreshToken.Reveal() == refreshToken)
+			}
+		})
+	}
+}
+
+func withExpiry(at time.Time) heroku.Token {
+	t := validToken()
+	t.ExpiresAt = at
+	return t
+}
+
+func TestUpdateConfigV1(t *testing.T) {
+	t.Parallel()
+	s := newScript(t)
+	s.on(v1Route, reply{status: 200, body: `{}`})
+	lim := &countingLimiter{}
+	c := newClient(t, s, heroku.WithLimiter(lim))
+
+	if err := c.UpdateConfig(context.Background(), v1Target(), oneVar()); err != nil {
+		t.Fatal(err)
+	}
+	reqs := s.requests(v1Route)
+	if len(reqs) != 1 {
+		t.Fatalf("got %d PUT requests on %s, want 1", s.total(), v1Route)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "/", nil)
+	req.Header = reqs[0].header
+	if user, pass, ok := req.BasicAuth(); !ok || user != "myaddon" || pass != v1Password {
+		t.Errorf("basic auth = %q, ok %v", user, ok)
+	}
+	if want := `{"config":{"MYADDON_URL":"` + configValue + `"}}`; reqs[0].body != want {
+		t.Errorf("body = %s, want %s", reqs[0].body, want)
+	}
+	if lim.waits != 1 {
+		t.Errorf("limiter waits = %d, want 1", lim.waits)
+	}
+}
+
+func TestGetConfig(t *testing.T) {
+	t.Parallel()
+	s := newScript(t)
+	s.on("GET /addons/"+addonID+"/config", reply{status: 200, body: okConfig})
+	s.on("GET /vendor/apps/"+escapedHeroku, reply{status: 200, body: `{"id":"app123@heroku.com","config":{"MYADDON_URL":"` + configValue + `"}}`})
+	c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+
+	for _, target := range []heroku.Target{v3Target(), v1Target()} {
+		t.Run(target.APIVersion, func(t *testing.T) {
+			got, err := c.GetConfig(context.Background(), target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got["MYADDON_URL"].Reveal() != configValue {
+				t.Errorf("config = %v", got)
+			}
+		})
+	}
+	checkHeader(t, s.requests("GET /addons/" + addonID + "/config")[0], "Accept", heroku.V3Accept)
+}
+
+// Calls that cannot succeed fail before any request, permanently.
+func TestUpdateConfigRefusesBadCalls(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		opts    []heroku.Option
+		target  heroku.Target
+		vars    []heroku.ConfigVar
+		wantErr error
+	}{
+		{"no token", []heroku.Option{heroku.WithTokenStore(&memTokens{tokens: map[string]heroku.Token{}})}, v3Target(), oneVar(), heroku.ErrNoToken},
+		{"no token store", nil, v3Target(), oneVar(), heroku.ErrNotConfigured},
+		{"no vars", nil, v3Target(), nil, heroku.ErrInvalidRequest},
+		{"empty value", nil, v3Target(), []heroku.ConfigVar{{Name: "MYADDON_URL"}}, heroku.ErrInvalidRequest},
+		{"repeated name", nil, v3Target(), append(oneVar(), oneVar()...), heroku.ErrInvalidRequest},
+		{"unknown version", nil, heroku.Target{AddonID: addonID, APIVersion: "v2"}, oneVar(), heroku.ErrInvalidRequest},
+		{"v1 without heroku id", nil, heroku.Target{AddonID: addonID, APIVersion: "v1"}, oneVar(), heroku.ErrInvalidRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newScript(t)
+			c := newClient(t, s, tt.opts...)
+			err := c.UpdateConfig(context.Background(), tt.target, tt.vars)
+			if !errors.Is(err, tt.wantErr) || !heroku.IsPermanent(err) {
+				t.Errorf("err = %v, want %v and permanent", err, tt.wantErr)
+			}
+			if s.total() != 0 {
+				t.Errorf("sent %d requests, want none", s.total())
+			}
+		})
+	}
+}
+
+func TestLimiterErrorIsReturnedWrapped(t *testing.T) {
+	t.Parallel()
+	s := newScript(t)
+	denied := errors.New("budget exhausted for this hour")
+	c := newClient(t, s, heroku.WithLimiter(&countingLimiter{err: denied}), heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+
+	err := c.UpdateConfig(context.Background(), v3Target(), oneVar())
+	if !errors.Is(err, denied) {
+		t.Errorf("err = %v, want it to wrap the limiter's error", err)
+	}
+	if s.total() != 0 {
+		t.Errorf("sent %d requests, want none", s.total())
+	}
+}

@@ -1,0 +1,149 @@
+package heroku
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// maxBodyBytes bounds what the client reads from a successful response; error
+// bodies have their own, smaller bound (maxErrorBodyBytes).
+const maxBodyBytes = 4 << 20
+
+// call is one HTTP request to Heroku.
+type call struct {
+	endpoint    string
+	method      string
+	url         string
+	body        []byte
+	contentType string
+	// authorize sets the Authorization header.
+	authorize func(*http.Request)
+	// addonID is the Limiter key; empty for OAuth calls, which skip the
+	// Limiter because they do not spend the Platform API budget.
+	addonID string
+	// secrets are the revealed values this request carries. They, and the
+	// client's own secrets, are scrubbed from any text of Heroku's that
+	// reaches an error.
+	secrets []string
+}
+
+// TransportError is a call that got no HTTP response: a connection error, or
+// a timeout of the call itself while the caller's context was still live.
+type TransportError struct {
+	Endpoint string
+	Err      error
+}
+
+// Error names the endpoint and the cause; the cause never holds the URL.
+func (e *TransportError) Error() string {
+	return fmt.Sprintf("heroku %s: %v", e.Endpoint, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// do sends c through the Limiter and returns the body of a 2xx response, or
+// a typed error for anything else.
+func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
+	if cl.addonID != "" && c.limiter != nil {
+		if err := c.limiter.Wait(ctx, cl.addonID); err != nil {
+			return nil, fmt.Errorf("heroku %s: limiter: %w", cl.endpoint, err)
+		}
+	}
+	start := time.Now()
+	resp, err := c.send(ctx, cl)
+	if err != nil {
+		c.report(cl, 0, -1, start)
+		return nil, transportError(ctx, cl.endpoint, err)
+	}
+	defer drainClose(resp.Body)
+	remaining := parseRemaining(resp.Header)
+	c.report(cl, resp.StatusCode, remaining, start)
+	if cl.addonID != "" && c.limiter != nil {
+		c.limiter.Observe(cl.addonID, remaining, resp.StatusCode)
+	}
+	secrets := slices.Concat(cl.secrets, []string{c.clientSecret.Reveal(), c.v1Password.Reveal()})
+	if err := responseError(resp, cl.endpoint, c.now(), secrets); err != nil {
+		return nil, err
+	}
+	return readBody(resp, cl.endpoint)
+}
+
+// send builds and sends the request.
+func (c *Client) send(ctx context.Context, cl call) (*http.Response, error) {
+	var body io.Reader
+	if cl.body != nil {
+		body = bytes.NewReader(cl.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, cl.url, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", c.userAgent)
+	if cl.contentType != "" {
+		req.Header.Set("Content-Type", cl.contentType)
+	}
+	if cl.authorize != nil {
+		cl.authorize(req)
+	}
+	return c.http.Do(req)
+}
+
+// report tells the observer about a finished call.
+func (c *Client) report(cl call, status, remaining int, start time.Time) {
+	if c.observe == nil {
+		return
+	}
+	c.observe(CallInfo{Endpoint: cl.endpoint, Status: status, Remaining: remaining, Duration: time.Since(start)})
+}
+
+// transportError wraps a failed send. When the caller's context has ended,
+// the context's error is returned (wrapped) instead, so Classify can tell a
+// call that timed out from a caller that gave up. The URL is dropped: only
+// the endpoint name identifies the call.
+func transportError(ctx context.Context, endpoint string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("heroku %s: %w", endpoint, ctxErr)
+	}
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	return &TransportError{Endpoint: endpoint, Err: err}
+}
+
+// readBody reads a successful response with a size limit.
+func readBody(resp *http.Response, endpoint string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	if err != nil {
+		return nil, &TransportError{Endpoint: endpoint, Err: err}
+	}
+	if len(b) > maxBodyBytes {
+		return nil, fmt.Errorf("heroku %s: response body exceeds %d bytes", endpoint, maxBodyBytes)
+	}
+	return b, nil
+}
+
+// drainClose reads a little of what is left so the connection can be
+// reused, then closes the body.
+func drainClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, 64<<10))
+	_ = body.Close()
+}
+
+// parseRemaining reads RateLimit-Remaining, or -1 when absent or malformed.
+func parseRemaining(h http.Header) int {
+	n, err := strconv.Atoi(h.Get("RateLimit-Remaining"))
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
+}

@@ -1,0 +1,137 @@
+package heroku
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+const (
+	// maxErrorBodyBytes bounds what is read of a non-2xx response.
+	maxErrorBodyBytes = 64 << 10
+	// maxMessageLen bounds Heroku's message as kept in an error.
+	maxMessageLen = 512
+)
+
+// APIError is a non-2xx answer from Heroku other than 429. It holds only
+// what is safe to log.
+type APIError struct {
+	Status    int    // HTTP status
+	ID        string // Heroku's error id, such as "not_found"
+	Message   string // Heroku's message, with any secret of the request removed
+	RequestID string // Heroku's Request-Id header
+	Endpoint  string // one of the Endpoint constants
+}
+
+// Error names the endpoint, status, Heroku's id and message and request id.
+func (e *APIError) Error() string {
+	s := fmt.Sprintf("heroku %s: status %d", e.Endpoint, e.Status)
+	if e.ID != "" {
+		s += " " + e.ID
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.RequestID != "" {
+		s += " (request id " + e.RequestID + ")"
+	}
+	return s
+}
+
+// RateLimitError is a 429 answer: the account's call budget is empty.
+type RateLimitError struct {
+	Endpoint  string
+	RequestID string
+	// Remaining is RateLimit-Remaining, or -1 when absent.
+	Remaining int
+	// RetryAfter comes from a Retry-After header; 0 when there is none,
+	// which is usual: Heroku does not document one.
+	RetryAfter time.Duration
+}
+
+// Error names the endpoint, the budget left and the request id.
+func (e *RateLimitError) Error() string {
+	s := fmt.Sprintf("heroku %s: rate limited (status 429, remaining %d", e.Endpoint, e.Remaining)
+	if e.RetryAfter > 0 {
+		s += ", retry after " + e.RetryAfter.String()
+	}
+	if e.RequestID != "" {
+		s += ", request id " + e.RequestID
+	}
+	return s + ")"
+}
+
+// responseError is the one place that turns a response status into an error:
+// nil for 2xx, *RateLimitError for 429 and *APIError for anything else. It
+// reads at most maxErrorBodyBytes of the body, and removes the request's
+// secrets from Heroku's message in case Heroku echoes one.
+func responseError(resp *http.Response, endpoint string, now time.Time, secrets []string) error {
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		return nil
+	}
+	requestID := resp.Header.Get("Request-Id")
+	if resp.StatusCode == http.StatusTooManyRequests {
+		return &RateLimitError{
+			Endpoint:   endpoint,
+			RequestID:  requestID,
+			Remaining:  parseRemaining(resp.Header),
+			RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now),
+		}
+	}
+	var body struct {
+		ID      string `json:"id"`
+		Message string `json:"message"`
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
+	_ = json.Unmarshal(raw, &body) // a body that is not Heroku's JSON leaves ID and Message empty
+	return &APIError{
+		Status:    resp.StatusCode,
+		ID:        clip(scrub(body.ID, secrets), 64),
+		Message:   clip(scrub(body.Message, secrets), maxMessageLen),
+		RequestID: requestID,
+		Endpoint:  endpoint,
+	}
+}
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date; 0 when absent
+// or unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil && at.After(now) {
+		return at.Sub(now)
+	}
+	return 0
+}
+
+// scrub replaces every secret of the request found in s with the redaction.
+func scrub(s string, secrets []string) string {
+	for _, v := range secrets {
+		if v != "" {
+			s = strings.ReplaceAll(s, v, secret.Redacted)
+		}
+	}
+	return s
+}
+
+// clip shortens s to at most n bytes, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,153 @@
+package heroku_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	api := func(status int) error { return &heroku.APIError{Status: status, Endpoint: heroku.EndpointPatchConfig} }
+	tests := []struct {
+		name string
+		err  error
+		want heroku.Class
+	}{
+		{"nil", nil, heroku.ClassNone},
+		{"429", &heroku.RateLimitError{Remaining: 0}, heroku.ClassRateLimited},
+		{"wrapped 429", fmt.Errorf("push: %w", &heroku.RateLimitError{}), heroku.ClassRateLimited},
+		{"500", api(500), heroku.ClassTransient},
+		{"503", api(503), heroku.ClassTransient},
+		{"408", api(408), heroku.ClassTransient},
+		{"409", api(409), heroku.ClassTransient},
+		{"401", api(401), heroku.ClassUnauthorized},
+		{"403", api(403), heroku.ClassGone},
+		{"404", api(404), heroku.ClassGone},
+		{"410", api(410), heroku.ClassGone},
+		{"400", api(400), heroku.ClassPermanent},
+		{"402", api(402), heroku.ClassPermanent},
+		{"406", api(406), heroku.ClassPermanent},
+		{"422", api(422), heroku.ClassPermanent},
+		{"302", api(302), heroku.ClassPermanent},
+		{"no token", fmt.Errorf("load: %w", heroku.ErrNoToken), heroku.ClassPermanent},
+		{"not configured", heroku.ErrNotConfigured, heroku.ClassPermanent},
+		{"invalid request", heroku.ErrInvalidRequest, heroku.ClassPermanent},
+		{"transport", &heroku.TransportError{Endpoint: "v1_put", Err: errors.New("connection refused")}, heroku.ClassTransient},
+		{"call timeout", &heroku.TransportError{Endpoint: "v1_put", Err: context.DeadlineExceeded}, heroku.ClassTransient},
+		{"caller deadline", fmt.Errorf("heroku v1_put: %w", context.DeadlineExceeded), heroku.ClassCanceled},
+		{"caller canceled", fmt.Errorf("heroku v1_put: %w", context.Canceled), heroku.ClassCanceled},
+		{"unknown", errors.New("redis: connection pool timeout"), heroku.ClassTransient},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := heroku.Classify(tt.err)
+			if got != tt.want {
+				t.Fatalf("Classify(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+			if heroku.IsTransient(tt.err) != (got == heroku.ClassTransient || got == heroku.ClassRateLimited) ||
+				heroku.IsRateLimited(tt.err) != (got == heroku.ClassRateLimited) ||
+				heroku.IsGone(tt.err) != (got == heroku.ClassGone) ||
+				heroku.IsPermanent(tt.err) != (got == heroku.ClassPermanent || got == heroku.ClassUnauthorized || got == heroku.ClassGone) {
+				t.Errorf("predicates disagree with class %v", got)
+			}
+		})
+	}
+}
+
+// A request that times out on its own is transient; a caller that gives up
+// is canceled. Neither waits on a sleep: the handler blocks until the
+// request ends.
+func TestTimeoutsAndCancellation(t *testing.T) {
+	t.Parallel()
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // the server notices a closed connection only after the body
+		<-r.Context().Done()
+	}))
+	t.Cleanup(hang.Close)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name    string
+		url     string
+		timeout time.Duration
+		ctx     context.Context
+		want    heroku.Class
+	}{
+		{"call timeout", hang.URL, 50 * time.Millisecond, context.Background(), heroku.ClassTransient},
+		{"connection refused", closed.URL, time.Minute, context.Background(), heroku.ClassTransient},
+		{"caller canceled", hang.URL, time.Minute, canceled, heroku.ClassCanceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := heroku.NewClient(heroku.WithAPIURL(tt.url), heroku.WithHTTPClient(&http.Client{Timeout: tt.timeout}),
+				heroku.WithV1Credentials("myaddon", secret.New(v1Password)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.UpdateConfig(tt.ctx, v1Target(), oneVar())
+			if got := heroku.Classify(err); got != tt.want {
+				t.Errorf("class %v (%v), want %v", got, err, tt.want)
+			}
+			if strings.Contains(err.Error(), tt.url) {
+				t.Errorf("error %q names the URL", err)
+			}
+		})
+	}
+}
+
+// Every error the client can produce, rendered every way, holds none of the
+// secrets it was handed, even when Heroku echoes back what it received.
+func TestErrorsNeverContainSecrets(t *testing.T) {
+	t.Parallel()
+	echoV3 := `{"id":"invalid_params","message":"bad value ` + configValue + ` for token ` + accessToken + `"}`
+	echoV1 := `{"id":"invalid_params","message":"bad value ` + configValue + ` for ` + v1Password + `"}`
+	echoRefresh := `{"id":"bad_request","message":"` + refreshToken + " " + clientSecret + `"}`
+	echoGrant := `{"id":"bad_request","message":"` + grantCode + " " + clientSecret + `"}`
+	s := newScript(t)
+	s.on(patchRoute, reply{status: 422, body: echoV3}, reply{status: 429}, reply{status: 401, body: echoV3})
+	s.on(tokenRoute, reply{status: 400, body: echoRefresh}, reply{status: 401, body: echoGrant})
+	s.on(v1Route, reply{status: 401, body: echoV1}, reply{status: 404, body: echoV1}, reply{status: 503, body: echoV1})
+	c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+	ctx := context.Background()
+
+	var errs []error
+	for range 3 {
+		errs = append(errs, c.UpdateConfig(ctx, v3Target(), oneVar()))
+	}
+	_, err := c.ExchangeGrant(ctx, secret.New(grantCode))
+	errs = append(errs, err)
+	for range 3 {
+		errs = append(errs, c.UpdateConfig(ctx, v1Target(), oneVar()))
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	errs = append(errs, c.UpdateConfig(canceled, v1Target(), oneVar()))
+
+	for i, err := range errs {
+		if err == nil {
+			t.Fatalf("call %d succeeded, want an error", i)
+		}
+		for _, out := range []string{err.Error(), fmt.Sprintf("%v", err), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
+			for _, sec := range allSecrets {
+				if strings.Contains(out, sec) {
+					t.Errorf("error %d leaks %q: %s", i, sec, out)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package heroku
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// tokenResponse is Heroku's answer from POST /oauth/token.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// ExchangeGrant trades the authorization code from a V3 provision request for
+// the add-on's first Token. The code is single use and expires within minutes,
+// so the caller saves the token itself. It does not pass through the Limiter.
+func (c *Client) ExchangeGrant(ctx context.Context, code secret.String) (Token, error) {
+	if code.IsZero() {
+		return Token{}, fmt.Errorf("heroku %s: empty grant code: %w", EndpointOAuthToken, ErrInvalidRequest)
+	}
+	return c.tokenCall(ctx, url.Values{"grant_type": {"authorization_code"}, "code": {code.Reveal()}})
+}
+
+// Refresh returns a new access token for a refresh token. Heroku reuses the
+// refresh token, so the result carries the old one when Heroku sends none. It
+// does not save the result and does not pass through the Limiter.
+func (c *Client) Refresh(ctx context.Context, refresh secret.String) (Token, error) {
+	if refresh.IsZero() {
+		return Token{}, fmt.Errorf("heroku %s: empty refresh token: %w", EndpointOAuthToken, ErrNoToken)
+	}
+	t, err := c.tokenCall(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh.Reveal()}})
+	if err == nil && t.RefreshToken.IsZero() {
+		t.RefreshToken = refresh
+	}
+	return t, err
+}
+
+// tokenCall posts form to the OAuth token endpoint with the client secret.
+func (c *Client) tokenCall(ctx context.Context, form url.Values) (Token, error) {
+	if c.clientSecret.IsZero() {
+		return Token{}, fmt.Errorf("heroku %s: no oauth client secret: %w", EndpointOAuthToken, ErrNotConfigured)
+	}
+	form.Set("client_secret", c.clientSecret.Reveal())
+	secrets := []string{c.clientSecret.Reveal(), form.Get("code"), form.Get("refresh_token")}
+	body, err := c.do(ctx, call{
+		endpoint:    EndpointOAuthToken,
+		method:      http.MethodPost,
+		url:         c.idURL + "/oauth/token",
+		body:        []byte(form.Encode()),
+		contentType: "application/x-www-form-urlencoded",
+		authorize:   func(r *http.Request) { r.Header.Set("Accept", "application/json") },
+		secrets:     secrets,
+	})
+	if err != nil {
+		return Token{}, err
+	}
+	return c.parseToken(body)
+}
+
+// parseToken turns a token response into a Token, dating its expiry by the
+// client's clock.
+func (c *Client) parseToken(body []byte) (Token, error) {
+	var r tokenResponse
+	if err := json.Unmarshal(body, &r); err != nil || r.AccessToken == "" {
+		return Token{}, fmt.Errorf("heroku %s: response has no access token", EndpointOAuthToken)
+	}
+	t := Token{AccessToken: secret.New(r.AccessToken), RefreshToken: secret.New(r.RefreshToken)}
+	if r.ExpiresIn > 0 {
+		t.ExpiresAt = c.now().Add(time.Duration(r.ExpiresIn) * time.Second)
+	}
+	return t, nil
+}
+
+// token returns a usable access token for the add-on, refreshing and saving
+// it first when it is missing or expires within the refresh-ahead window.
+func (c *Client) token(ctx context.Context, addonID string) (Token, error) {
+	if c.tokens == nil {
+		return Token{}, fmt.Errorf("heroku: no token store: %w", ErrNotConfigured)
+	}
+	t, err := c.tokens.LoadToken(ctx, addonID)
+	if err != nil {
+		return Token{}, fmt.Errorf("heroku: load token: %w", err)
+	}
+	if !c.needsRefresh(t) {
+		return t, nil
+	}
+	return c.refreshAndSave(ctx, addonID, t)
+}
+
+// needsRefresh reports whether t is missing or too close to expiry to use.
+func (c *Client) needsRefresh(t Token) bool {
+	if t.AccessToken.IsZero() {
+		return true
+	}
+	return !t.ExpiresAt.IsZero() && !c.now().Add(c.refreshAhead).Before(t.ExpiresAt)
+}
+
+// refreshAndSave refreshes old and saves the result. A failed save fails the
+// call: the refresh token stays valid, so the retry refreshes again.
+func (c *Client) refreshAndSave(ctx context.Context, addonID string, old Token) (Token, error) {
+	t, err := c.Refresh(ctx, old.RefreshToken)
+	if err != nil {
+		return Token{}, err
+	}
+	if err := c.tokens.SaveToken(ctx, addonID, t); err != nil {
+		return Token{}, fmt.Errorf("heroku: save token: %w", err)
+	}
+	return t, nil
+}
+
+// withToken runs a V3 call built around the add-on's access token. When
+// Heroku answers 401 it refreshes the token once and runs the call once more:
+// the only retry the client makes.
+func (c *Client) withToken(ctx context.Context, addonID string, build func(access secret.String) call) ([]byte, error) {
+	t, err := c.token(ctx, addonID)
+	if err != nil {
+		return nil, err
+	}
+	body, err := c.do(ctx, build(t.AccessToken))
+	if Classify(err) != ClassUnauthorized {
+		return body, err
+	}
+	if t, err = c.refreshAndSave(ctx, addonID, t); err != nil {
+		return nil, err
+	}
+	return c.do(ctx, build(t.AccessToken))
+}

@@ -1,0 +1,108 @@
+package heroku_test
+
+import (
+	"context"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+func TestTokenCalls(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		call     func(*heroku.Client) (heroku.Token, error)
+		wantForm url.Values
+	}{
+		{"exchange grant", func(c *heroku.Client) (heroku.Token, error) {
+			return c.ExchangeGrant(context.Background(), secret.New(grantCode))
+		}, url.Values{"grant_type": {"authorization_code"}, "code": {grantCode}, "client_secret": {clientSecret}}},
+		{"refresh", func(c *heroku.Client) (heroku.Token, error) {
+			return c.Refresh(context.Background(), secret.New(refreshToken))
+		}, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}, "client_secret": {clientSecret}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newScript(t)
+			s.on(tokenRoute, reply{status: 200, body: tokenBody})
+			lim := &countingLimiter{}
+			tok, err := tt.call(newClient(t, s, heroku.WithLimiter(lim)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.AccessToken.Reveal() != freshAccess || tok.RefreshToken.Reveal() != refreshToken ||
+				!tok.ExpiresAt.Equal(epoch.Add(28799*time.Second)) {
+				t.Errorf("token: access ok %v, refresh ok %v, expires %v", tok.AccessToken.Reveal() == freshAccess,
+					tok.RefreshToken.Reveal() == refreshToken, tok.ExpiresAt)
+			}
+			r := s.requests(tokenRoute)[0]
+			checkHeader(t, r, "Content-Type", "application/x-www-form-urlencoded")
+			if got, _ := url.ParseQuery(r.body); got.Encode() != tt.wantForm.Encode() {
+				t.Errorf("form = %v, want %v", got, tt.wantForm)
+			}
+			if lim.waits != 0 {
+				t.Errorf("oauth call waited on the limiter %d times, want 0", lim.waits)
+			}
+		})
+	}
+}
+
+func TestTokenCallFailures(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		reply reply
+		want  heroku.Class
+	}{
+		{"invalid grant", reply{status: 400, body: `{"id":"bad_request","message":"invalid grant"}`}, heroku.ClassPermanent},
+		{"bad client secret", reply{status: 401, body: `{"id":"unauthorized"}`}, heroku.ClassUnauthorized},
+		{"server error", reply{status: 503, body: `oops`}, heroku.ClassTransient},
+		{"no access token", reply{status: 200, body: `{"expires_in":1}`}, heroku.ClassTransient},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newScript(t)
+			s.on(tokenRoute, tt.reply)
+			_, err := newClient(t, s).ExchangeGrant(context.Background(), secret.New(grantCode))
+			if got := heroku.Classify(err); got != tt.want {
+				t.Errorf("class %v (%v), want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewClientChecksOptions(t *testing.T) {
+	t.Parallel()
+	bad := map[string]heroku.Option{
+		"relative api url":   heroku.WithAPIURL("api.heroku.com"),
+		"api url with creds": heroku.WithAPIURL("https://user:pw@api.heroku.com"),
+		"id url with query":  heroku.WithIDURL("https://id.heroku.com/?x=1"),
+		"ftp id url":         heroku.WithIDURL("ftp://id.heroku.com"),
+		"nil http client":    heroku.WithHTTPClient(nil),
+		"empty secret":       heroku.WithOAuthClientSecret(secret.String{}),
+		"v1 without id":      heroku.WithV1Credentials("", secret.New("pw")),
+		"v1 without pw":      heroku.WithV1Credentials("myaddon", secret.String{}),
+		"nil limiter":        heroku.WithLimiter(nil),
+		"nil token store":    heroku.WithTokenStore(nil),
+		"blank user agent":   heroku.WithUserAgent(" "),
+		"nil clock":          heroku.WithClock(nil),
+		"negative ahead":     heroku.WithRefreshAhead(-time.Second),
+		"nil observer":       heroku.WithObserver(nil),
+	}
+	for name, opt := range bad {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := heroku.NewClient(opt); err == nil {
+				t.Error("NewClient accepted bad input")
+			}
+		})
+	}
+	if _, err := heroku.NewClient(); err != nil {
+		t.Errorf("NewClient() = %v, want defaults to work", err)
+	}
+}

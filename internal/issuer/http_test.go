@@ -1,0 +1,281 @@
+package issuer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// demoIssuer returns a Demo served over real HTTP and an HTTP issuer
+// pointed at it.
+func demoIssuer(t *testing.T, opts ...issuer.DemoOption) (*issuer.Demo, *issuer.HTTP) {
+	t.Helper()
+	d := issuer.NewDemo(opts...)
+	srv := httptest.NewServer(http.StripPrefix("/rekey", issuer.NewDemoServer(d, key)))
+	t.Cleanup(srv.Close)
+	h, err := issuer.NewHTTP(srv.URL+"/rekey/", key, issuer.WithHTTPClient(srv.Client()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, h
+}
+
+func TestHTTPAgainstDemoServer(t *testing.T) {
+	t.Parallel()
+	d, h := demoIssuer(t)
+	ctx := context.Background()
+
+	first, err := h.Mint(ctx, "inst-1", "rot-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := h.Mint(ctx, "inst-1", "rot-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := first.Config[issuer.DefaultConfigVar].Reveal()
+	if again.ID != first.ID || again.Config[issuer.DefaultConfigVar].Reveal() != value {
+		t.Fatalf("same rotation minted %s then %s", first.ID, again.ID)
+	}
+	if !strings.HasPrefix(value, "postgres://u_"+first.ID+":") || !strings.HasSuffix(value, "@db.myaddon.example/d_inst-1") {
+		t.Errorf("value %q does not look like a database URL", value)
+	}
+	if id, ok := d.Lookup(value); !ok || id != first.ID {
+		t.Errorf("Lookup = %q, %v", id, ok)
+	}
+	other, err := h.Mint(ctx, "inst-1", "rot-2")
+	if err != nil || other.ID == first.ID {
+		t.Fatalf("second rotation: %v, id %s", err, other.ID)
+	}
+	if st := d.Stats(); st.MintCalls != 3 || st.Minted != 2 || st.MintedPerRotation["rot-1"] != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+
+	if err := h.Verify(ctx, "inst-1", first.ID); err != nil {
+		t.Fatalf("Verify live credential: %v", err)
+	}
+	for i := range 2 { // the second revoke gets 404, which also means revoked
+		if err := h.Revoke(ctx, "inst-1", first.ID); err != nil {
+			t.Fatalf("Revoke #%d: %v", i+1, err)
+		}
+	}
+	if _, ok := d.RevokedAt(first.ID); !ok || d.Valid(first.ID) || !d.Valid(other.ID) {
+		t.Errorf("after revoke: revoked %v, first valid %v, other valid %v", ok, d.Valid(first.ID), d.Valid(other.ID))
+	}
+	if err := h.Verify(ctx, "inst-1", first.ID); !issuer.IsPermanent(err) {
+		t.Errorf("Verify revoked credential = %v, want permanent", err)
+	}
+	if st := d.Stats(); st.Revoked != 1 || st.VerifyCalls != 2 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestHTTPVerifyUnsupported(t *testing.T) {
+	t.Parallel()
+	_, h := demoIssuer(t, issuer.WithoutVerify())
+	err := h.Verify(context.Background(), "inst-1", "cred_x")
+	if !errors.Is(err, issuer.ErrVerifyUnsupported) || issuer.IsPermanent(err) || issuer.IsTransient(err) {
+		t.Errorf("Verify = %v, want ErrVerifyUnsupported, neither permanent nor transient", err)
+	}
+}
+
+func TestHTTPDemoFaultsCrossTheWire(t *testing.T) {
+	t.Parallel()
+	_, h := demoIssuer(t, issuer.WithMintFault(func(instanceID, _ string) error {
+		if instanceID == "inst-down" {
+			return &issuer.Error{Op: "mint", Status: http.StatusServiceUnavailable, Message: "database restarting"}
+		}
+		return &issuer.Error{Op: "mint", Status: http.StatusUnprocessableEntity, Message: "instance suspended"}
+	}))
+	_, err := h.Mint(context.Background(), "inst-down", "r")
+	if !issuer.IsTransient(err) {
+		t.Errorf("503 fault = %v, want transient", err)
+	}
+	_, err = h.Mint(context.Background(), "inst-bad", "r")
+	var e *issuer.Error
+	if !issuer.IsPermanent(err) || !errors.As(err, &e) || e.Message != "instance suspended" {
+		t.Errorf("422 fault = %v, want permanent with the issuer's message", err)
+	}
+}
+
+func TestHTTPWrongKeyIsRefused(t *testing.T) {
+	t.Parallel()
+	d := issuer.NewDemo()
+	srv := httptest.NewServer(issuer.NewDemoServer(d, key))
+	t.Cleanup(srv.Close)
+	h, err := issuer.NewHTTP(srv.URL, secret.New("not-the-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.Mint(context.Background(), "inst-1", "rot-1")
+	var e *issuer.Error
+	if !errors.As(err, &e) || e.Status != http.StatusUnauthorized || d.Stats().Minted != 0 {
+		t.Errorf("Mint with the wrong key = %v, minted %d", err, d.Stats().Minted)
+	}
+}
+
+// scripted is an issuer that answers every request with one status and
+// body, recording the escaped path and whether the signature was valid.
+type scripted struct {
+	status int
+	body   string
+
+	mu       sync.Mutex
+	paths    []string
+	badSigns int
+}
+
+func (s *scripted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	s.paths = append(s.paths, r.Method+" "+r.URL.EscapedPath())
+	if issuer.VerifySignature(key, r.Header.Get(issuer.SignatureHeader), body, now, 0) != nil {
+		s.badSigns++
+	}
+	s.mu.Unlock()
+	w.WriteHeader(s.status)
+	_, _ = io.WriteString(w, s.body)
+}
+
+func scriptedIssuer(t *testing.T, s *scripted) *issuer.HTTP {
+	t.Helper()
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	h, err := issuer.NewHTTP(srv.URL, key, issuer.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestHTTPClassifiesStatuses(t *testing.T) {
+	t.Parallel()
+	const mintOK = `{"credential_id":"cred_1","config":{"MYADDON_URL":"postgres://u:p@h/d"}}`
+	tests := []struct {
+		op     string
+		status int
+		body   string
+		want   string // ok, unsupported, permanent or transient
+	}{
+		{"mint", 201, mintOK, "ok"},
+		{"mint", 200, mintOK, "ok"},
+		{"mint", 200, `{"credential_id":"cred_1"}`, "transient"},
+		{"mint", 200, `not json`, "transient"},
+		{"mint", 400, `{"error":"bad instance"}`, "permanent"},
+		{"mint", 404, ``, "permanent"},
+		{"mint", 422, ``, "permanent"},
+		{"mint", 408, ``, "transient"},
+		{"mint", 429, ``, "transient"},
+		{"mint", 500, ``, "transient"},
+		{"mint", 503, `<html>down</html>`, "transient"},
+		{"verify", 200, ``, "ok"},
+		{"verify", 204, ``, "ok"},
+		{"verify", 404, ``, "unsupported"},
+		{"verify", 409, ``, "permanent"},
+		{"verify", 410, ``, "permanent"},
+		{"verify", 422, ``, "permanent"},
+		{"verify", 502, ``, "transient"},
+		{"revoke", 204, ``, "ok"},
+		{"revoke", 404, ``, "ok"},
+		{"revoke", 403, ``, "permanent"},
+		{"revoke", 500, ``, "transient"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s %d %s", tt.op, tt.status, tt.body), func(t *testing.T) {
+			t.Parallel()
+			s := &scripted{status: tt.status, body: tt.body}
+			err := call(scriptedIssuer(t, s), tt.op, "a/b c")
+			if got := outcome(err); got != tt.want {
+				t.Errorf("%s on %d = %v (%s), want %s", tt.op, tt.status, err, got, tt.want)
+			}
+			if s.badSigns != 0 {
+				t.Errorf("%d requests arrived with a bad signature", s.badSigns)
+			}
+		})
+	}
+}
+
+// call runs op against h for instance "inst-1" and credential (or rotation)
+// id.
+func call(h *issuer.HTTP, op, id string) error {
+	ctx := context.Background()
+	switch op {
+	case "mint":
+		_, err := h.Mint(ctx, "inst-1", id)
+		return err
+	case "verify":
+		return h.Verify(ctx, "inst-1", id)
+	}
+	return h.Revoke(ctx, "inst-1", id)
+}
+
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, issuer.ErrVerifyUnsupported):
+		return "unsupported"
+	case issuer.IsPermanent(err):
+		return "permanent"
+	case issuer.IsTransient(err):
+		return "transient"
+	}
+	return "neither"
+}
+
+func TestHTTPEscapesCredentialIDs(t *testing.T) {
+	t.Parallel()
+	s := &scripted{status: 204}
+	h := scriptedIssuer(t, s)
+	for _, op := range []string{"verify", "revoke"} {
+		if err := call(h, op, "a/b c?d"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"POST /credentials/a%2Fb%20c%3Fd/verify", "DELETE /credentials/a%2Fb%20c%3Fd"}
+	if fmt.Sprint(s.paths) != fmt.Sprint(want) {
+		t.Errorf("paths = %v, want %v", s.paths, want)
+	}
+	if err := h.Revoke(context.Background(), "inst-1", ""); !errors.Is(err, issuer.ErrInvalid) || !issuer.IsPermanent(err) {
+		t.Errorf("empty id = %v, want permanent ErrInvalid", err)
+	}
+}
+
+func TestHTTPTransportErrorsAreTransient(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	srv.Close()
+	h, err := issuer.NewHTTP(srv.URL+"/hooks/path-token-123", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.Revoke(context.Background(), "inst-1", "cred_1")
+	if !issuer.IsTransient(err) || strings.Contains(err.Error(), "path-token-123") {
+		t.Errorf("Revoke against a closed server = %v, want transient without the URL", err)
+	}
+}
+
+func TestNewHTTPChecksInput(t *testing.T) {
+	t.Parallel()
+	for _, base := range []string{"", "issuer.example", "ftp://issuer.example", "https://u:p@issuer.example", "https://issuer.example/?a=1"} {
+		if _, err := issuer.NewHTTP(base, key); err == nil {
+			t.Errorf("NewHTTP(%q) accepted a bad URL", base)
+		}
+	}
+	if _, err := issuer.NewHTTP("https://issuer.example", secret.String{}); err == nil {
+		t.Error("NewHTTP accepted an empty secret")
+	}
+	if _, err := issuer.NewHTTP("https://issuer.example", key, issuer.WithHTTPClient(nil)); err == nil {
+		t.Error("NewHTTP accepted a nil client")
+	}
+}

@@ -1,0 +1,79 @@
+// Package logging builds rekey's zerolog loggers and adapts asynq's logger
+// to them, so every line a process writes is JSON in production and
+// readable on a terminal in `rekey dev`.
+//
+// Secret values never reach a log line: they are secret.String values,
+// which zerolog prints as a redaction, and URLs pass ScrubURL first.
+package logging
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Options say how to build the root logger.
+type Options struct {
+	// Service names the process ("worker", "web", "scheduler", "dev").
+	Service string
+	// Level is debug, info, warn or error; empty means info.
+	Level string
+	// Console writes human-readable lines instead of JSON.
+	Console bool
+	// Out is where lines go; nil means os.Stderr.
+	Out io.Writer
+}
+
+// New returns the root logger of a process, with service fields.
+func New(o Options) zerolog.Logger {
+	out := o.Out
+	if out == nil {
+		out = os.Stderr
+	}
+	if o.Console {
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000"}
+	}
+	level, err := zerolog.ParseLevel(o.Level)
+	if err != nil || o.Level == "" {
+		level = zerolog.InfoLevel
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	l := zerolog.New(out).Level(level).With().Timestamp().Str("service", o.Service)
+	if dyno := os.Getenv("DYNO"); dyno != "" {
+		l = l.Str("dyno", dyno)
+	}
+	return l.Logger()
+}
+
+// ScrubURL returns u without user info, query or fragment, for log lines
+// and error strings: a credential in a URL never reaches either.
+func ScrubURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[unparseable url]"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
+}
+
+// Asynq adapts a zerolog.Logger to asynq.Logger.
+type Asynq struct{ L zerolog.Logger }
+
+// Debug logs at debug level.
+func (a Asynq) Debug(args ...any) { a.L.Debug().Msg(fmt.Sprint(args...)) }
+
+// Info logs at info level.
+func (a Asynq) Info(args ...any) { a.L.Info().Msg(fmt.Sprint(args...)) }
+
+// Warn logs at warn level.
+func (a Asynq) Warn(args ...any) { a.L.Warn().Msg(fmt.Sprint(args...)) }
+
+// Error logs at error level.
+func (a Asynq) Error(args ...any) { a.L.Error().Msg(fmt.Sprint(args...)) }
+
+// Fatal logs at fatal level and exits, as asynq expects.
+func (a Asynq) Fatal(args ...any) { a.L.Fatal().Msg(fmt.Sprint(args...)) }

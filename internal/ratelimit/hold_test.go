@@ -1,0 +1,108 @@
+package ratelimit_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/ratelimit"
+	"github.com/rekeyhq/rekey/internal/redistest"
+)
+
+func TestBackoffAfter429(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	const first, longest = 100 * time.Millisecond, 400 * time.Millisecond
+	p := ratelimit.Params{PerHour: perSecond(20), Burst: 4, Backoff: first, MaxBackoff: longest}
+	a, b := newProcess(t, r, p), newProcess(t, r, p)
+	left := func() time.Duration { return holdLeft(t, r.Client, ratelimit.ScopeAccount, "addon") }
+	expire := func() { eventually(t, 2*time.Second, "the pause never ended", func() bool { return left() == 0 }) }
+
+	steps := []struct {
+		name   string
+		by     process
+		status int
+		want   time.Duration // pause in force afterwards; zero: unchanged
+	}{
+		{"first 429", a, http.StatusTooManyRequests, first},
+		{"429 during the pause", b, http.StatusTooManyRequests, first},
+		{"429 after the pause doubles", b, http.StatusTooManyRequests, 2 * first},
+		{"and again", a, http.StatusTooManyRequests, 4 * first},
+		{"up to the cap", a, http.StatusTooManyRequests, longest},
+		{"success resets", a, http.StatusOK, 0},
+		{"429 after success", b, http.StatusTooManyRequests, first},
+	}
+	for i, s := range steps {
+		if i >= 2 && s.want != 0 {
+			expire()
+		}
+		s.by.Observe("addon", -1, s.status)
+		if s.want == 0 {
+			continue
+		}
+		if got := left(); got <= s.want-50*time.Millisecond || got > s.want {
+			t.Fatalf("%s: pause of %s, want %s", s.name, got, s.want)
+		}
+	}
+
+	start, want := time.Now(), left()
+	if err := b.Wait(t.Context(), "addon"); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < want-10*time.Millisecond {
+		t.Errorf("Wait returned after %s, during a pause of %s", took, want)
+	}
+	if got := a.Stats().Backoffs + b.Stats().Backoffs; got != 5 {
+		t.Errorf("Stats counted %d pauses after 429, want 5", got)
+	}
+}
+
+func TestLowWaterSlowsDown(t *testing.T) {
+	t.Parallel()
+	const refill, longest = 10 * time.Millisecond, 500 * time.Millisecond
+	tests := []struct {
+		remaining int
+		want      time.Duration
+	}{
+		{-1, 0}, // no header
+		{150, 0},
+		{100, 0},
+		{99, refill},
+		{60, 40 * refill},
+		{0, longest},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("remaining=%d", tt.remaining), func(t *testing.T) {
+			t.Parallel()
+			r := redistest.New(t)
+			p := ratelimit.Params{
+				PerHour: perSecond(20), Burst: 4, LowWater: 100, HerokuRefill: refill, MaxBackoff: longest,
+			}
+			a, b := newProcess(t, r, p), newProcess(t, r, p)
+			a.Observe("addon", tt.remaining, http.StatusOK)
+			left := holdLeft(t, r.Client, ratelimit.ScopeAccount, "addon")
+			if left > tt.want || left < tt.want-50*time.Millisecond {
+				t.Fatalf("pause of %s, want %s", left, tt.want)
+			}
+			start := time.Now()
+			if err := b.Wait(t.Context(), "addon"); err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took < left-10*time.Millisecond {
+				t.Errorf("another process's Wait returned after %s, during a pause of %s", took, left)
+			}
+		})
+	}
+}
+
+func TestLowWaterNeverShortensAPause(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	l := newProcess(t, r, ratelimit.Params{PerHour: perSecond(20), Backoff: time.Second, HerokuRefill: time.Millisecond})
+	l.Observe("addon", -1, http.StatusTooManyRequests)
+	l.Observe("addon", 99, http.StatusOK)
+	if left := holdLeft(t, r.Client, ratelimit.ScopeAccount, "addon"); left < 900*time.Millisecond {
+		t.Errorf("a low-water pause cut a 429 pause to %s", left)
+	}
+}

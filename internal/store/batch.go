@@ -1,0 +1,105 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Batch is the progress of one fleet request: counts only, no secrets.
+type Batch struct {
+	ID     string `json:"batch_id"`
+	Reason string `json:"reason,omitempty"`
+	// Total is how many instances the request named.
+	Total int64 `json:"total"`
+	// Enqueued rotations were started for this batch; Joined instances had
+	// a rotation in flight already; Skipped ones declined (grace running).
+	Enqueued int64 `json:"enqueued"`
+	Joined   int64 `json:"joined"`
+	Skipped  int64 `json:"skipped"`
+	// Succeeded, Failed and Cancelled count this batch's finished rotations.
+	Succeeded int64 `json:"succeeded"`
+	Failed    int64 `json:"failed"`
+	Cancelled int64 `json:"cancelled"`
+	// InFlight is Enqueued less the finished.
+	InFlight int64 `json:"in_flight"`
+	// Revoked counts old credentials superseded in this batch and revoked.
+	Revoked int64 `json:"revoked"`
+	// Done is true when nothing of the batch is left in flight.
+	Done bool `json:"done"`
+	// Failures counts failed rotations by failure code.
+	Failures    map[string]int64 `json:"failures,omitempty"`
+	CreatedAt   time.Time        `json:"created_at"`
+	CancelledAt time.Time        `json:"cancelled_at,omitzero"`
+}
+
+// CreateBatch records a new batch of total instances.
+func (s *Store) CreateBatch(ctx context.Context, id, reason string, total int) error {
+	key := batchKey(id)
+	pipe := s.rdb.TxPipeline()
+	pipe.HSet(ctx, key, "id", id, "reason", reason, "total", total, "created_at", ms(s.now()))
+	pipe.Expire(ctx, key, s.finishedTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("create batch: %w", err)
+	}
+	return nil
+}
+
+// CountBatch adds to a batch's enqueued, joined and skipped counts.
+func (s *Store) CountBatch(ctx context.Context, id string, enqueued, joined, skipped int) error {
+	key := batchKey(id)
+	pipe := s.rdb.TxPipeline()
+	pipe.HIncrBy(ctx, key, "enqueued", int64(enqueued))
+	pipe.HIncrBy(ctx, key, "joined", int64(joined))
+	pipe.HIncrBy(ctx, key, "skipped", int64(skipped))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("count batch: %w", err)
+	}
+	return nil
+}
+
+// CancelBatch marks a batch cancelled: its rotations that have not started
+// are cancelled when their task runs, before any call to the issuer or
+// Heroku. Rotations already under way finish.
+func (s *Store) CancelBatch(ctx context.Context, id string) error {
+	key := batchKey(id)
+	n, err := s.rdb.Exists(ctx, key).Result()
+	if err != nil {
+		return fmt.Errorf("cancel batch: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("batch %s: %w", id, ErrNotFound)
+	}
+	if err := s.rdb.HSetNX(ctx, key, "cancelled_at", ms(s.now())).Err(); err != nil {
+		return fmt.Errorf("cancel batch: %w", err)
+	}
+	return nil
+}
+
+// Batch returns a batch's progress, or ErrNotFound.
+func (s *Store) Batch(ctx context.Context, id string) (Batch, error) {
+	pipe := s.rdb.Pipeline()
+	main := pipe.HGetAll(ctx, batchKey(id))
+	fails := pipe.HGetAll(ctx, batchKey(id)+":failures")
+	if _, err := pipe.Exec(ctx); err != nil {
+		return Batch{}, fmt.Errorf("get batch: %w", err)
+	}
+	m := main.Val()
+	if len(m) == 0 {
+		return Batch{}, fmt.Errorf("batch %s: %w", id, ErrNotFound)
+	}
+	n := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
+	b := Batch{ID: id, Reason: m["reason"], Total: n("total"), Enqueued: n("enqueued"), Joined: n("joined"),
+		Skipped: n("skipped"), Succeeded: n("succeeded"), Failed: n("failed"), Cancelled: n("cancelled"),
+		Revoked: n("revoked"), CreatedAt: fromMS(m["created_at"]), CancelledAt: fromMS(m["cancelled_at"])}
+	b.InFlight = max(b.Enqueued-b.Succeeded-b.Failed-b.Cancelled, 0)
+	b.Done = b.InFlight == 0 && b.Enqueued+b.Joined+b.Skipped >= b.Total
+	if f := fails.Val(); len(f) > 0 {
+		b.Failures = make(map[string]int64, len(f))
+		for k, v := range f {
+			b.Failures[k], _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return b, nil
+}

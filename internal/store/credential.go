@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Credential states (DESIGN.md, "The rotation state machine").
+const (
+	CredentialPending   = "pending"
+	CredentialCurrent   = "current"
+	CredentialPrevious  = "previous"
+	CredentialRevoked   = "revoked"
+	CredentialDiscarded = "discarded"
+)
+
+// Credential is what rekey records of one credential. It holds no secret.
+type Credential struct {
+	ID         string    `json:"credential_id"`
+	InstanceID string    `json:"instance_id"`
+	RotationID string    `json:"rotation_id,omitempty"`
+	State      string    `json:"state"`
+	MintedAt   time.Time `json:"minted_at,omitzero"`
+	PromotedAt time.Time `json:"promoted_at,omitzero"`
+	RevokeAt   time.Time `json:"revoke_at,omitzero"`
+	RevokedAt  time.Time `json:"revoked_at,omitzero"`
+}
+
+// Revoked reports whether the issuer has revoked the credential.
+func (c Credential) Revoked() bool { return !c.RevokedAt.IsZero() }
+
+// Credential returns one credential of an instance, or ErrNotFound.
+func (s *Store) Credential(ctx context.Context, instanceID, credID string) (Credential, error) {
+	m, err := s.rdb.HGetAll(ctx, credentialKey(instanceID, credID)).Result()
+	if err != nil {
+		return Credential{}, fmt.Errorf("get credential: %w", err)
+	}
+	if len(m) == 0 {
+		return Credential{}, fmt.Errorf("credential %s of %s: %w", credID, instanceID, ErrNotFound)
+	}
+	return Credential{ID: m["id"], InstanceID: m["instance_id"], RotationID: m["rotation_id"],
+		State: m["state"], MintedAt: fromMS(m["minted_at"]), PromotedAt: fromMS(m["promoted_at"]),
+		RevokeAt: fromMS(m["revoke_at"]), RevokedAt: fromMS(m["revoked_at"])}, nil
+}
+
+// MarkRevoked records that the issuer revoked a previous or discarded
+// credential. It is idempotent. It refuses (ErrConflict) a pending or
+// current credential, which must never be revoked (I1).
+func (s *Store) MarkRevoked(ctx context.Context, instanceID, credID string) error {
+	keys := []string{credentialKey(instanceID, credID), previousKey(instanceID), revokeDueKey(),
+		instanceEventsKey(instanceID), eventsKey(), batchKey("")}
+	args := []any{instanceID, credID, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
+		int64(s.finishedTTL.Seconds())}
+	return scriptError("mark revoked", markRevokedScript.Run(ctx, s.rdb, keys, args...).Err())
+}
+
+// Previous returns the instance's credentials waiting for revocation,
+// soonest first.
+func (s *Store) Previous(ctx context.Context, instanceID string) ([]Revocation, error) {
+	zs, err := s.rdb.ZRangeWithScores(ctx, previousKey(instanceID), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("previous credentials: %w", err)
+	}
+	out := make([]Revocation, len(zs))
+	for i, z := range zs {
+		out[i] = Revocation{InstanceID: instanceID, CredentialID: z.Member.(string),
+			RevokeAt: time.UnixMilli(int64(z.Score)).UTC()}
+	}
+	return out, nil
+}
+
+// DueRevocations returns up to limit credentials, fleet-wide, whose revoke
+// time is at or before t, soonest first. A sweep uses it to re-enqueue any
+// revoke task that was lost, so every old credential is revoked (I3).
+func (s *Store) DueRevocations(ctx context.Context, t time.Time, limit int64) ([]Revocation, error) {
+	zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: revokeDueKey(),
+		Start: "-inf", Stop: strconv.FormatInt(ms(t), 10), ByScore: true, Count: limit}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("due revocations: %w", err)
+	}
+	out := make([]Revocation, 0, len(zs))
+	for _, z := range zs {
+		inst, cred, ok := strings.Cut(z.Member.(string), "/")
+		if !ok {
+			continue
+		}
+		out = append(out, Revocation{InstanceID: inst, CredentialID: cred,
+			RevokeAt: time.UnixMilli(int64(z.Score)).UTC()})
+	}
+	return out, nil
+}
+
+// PendingRevocations counts credentials, fleet-wide, waiting to be revoked.
+func (s *Store) PendingRevocations(ctx context.Context) (int64, error) {
+	n, err := s.rdb.ZCard(ctx, revokeDueKey()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("count revocations: %w", err)
+	}
+	return n, nil
+}
+
+// ExpediteRevocation moves a previous credential's revoke time to now: the
+// emergency "revoke the old credential now", for when it is known to have
+// leaked. Apps that have not restarted since the rotation will fail. It
+// returns the revocation to run, and ErrConflict unless the credential is
+// previous and not yet revoked.
+func (s *Store) ExpediteRevocation(ctx context.Context, instanceID, credID, by string) (Revocation, error) {
+	now := s.now()
+	keys := []string{credentialKey(instanceID, credID), previousKey(instanceID), revokeDueKey(),
+		instanceEventsKey(instanceID), eventsKey()}
+	args := []any{instanceID, credID, ms(now), s.eventsPerInstance, s.eventsGlobal, by}
+	if err := expediteScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
+		return Revocation{}, scriptError("expedite revocation", err)
+	}
+	return Revocation{InstanceID: instanceID, CredentialID: credID, RevokeAt: now.UTC()}, nil
+}

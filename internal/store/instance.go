@@ -1,0 +1,230 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// API versions of Heroku's partner APIs an instance is reached through.
+const (
+	APIv3 = "v3"
+	APIv1 = "v1"
+)
+
+// Instance is one add-on instance as rekey knows it. It holds no secret.
+type Instance struct {
+	ID           string        `json:"id"`
+	APIVersion   string        `json:"api_version"`
+	ConfigVars   []string      `json:"config_vars"`
+	HerokuID     string        `json:"heroku_id,omitempty"`
+	PrivateSpace bool          `json:"private_space"`
+	Grace        time.Duration `json:"-"`
+
+	RegisteredAt    time.Time `json:"registered_at"`
+	DeprovisionedAt time.Time `json:"deprovisioned_at,omitzero"`
+
+	// CurrentCredential is the issuer's id of the credential in the app's config.
+	CurrentCredential string    `json:"current_credential_id,omitempty"`
+	CurrentSince      time.Time `json:"current_since,omitzero"`
+	// InFlight is the id of the rotation under way, if any.
+	InFlight      string    `json:"in_flight_rotation_id,omitempty"`
+	LastRotatedAt time.Time `json:"last_rotated_at,omitzero"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
+}
+
+// Deprovisioned reports whether the instance has been deprovisioned.
+func (in Instance) Deprovisioned() bool { return !in.DeprovisionedAt.IsZero() }
+
+// Registration is what a producer tells rekey about an instance.
+type Registration struct {
+	ID           string
+	APIVersion   string
+	ConfigVars   []string
+	HerokuID     string
+	PrivateSpace bool
+	// Grace overrides the default grace period when positive.
+	Grace time.Duration
+	// CurrentCredentialID names the credential the app holds now (minted at
+	// provisioning), so the first rotation revokes it after the grace.
+	CurrentCredentialID string
+}
+
+// Validate checks a registration, naming the first bad field.
+func (r Registration) Validate() error {
+	switch {
+	case !ValidID(r.ID):
+		return fmt.Errorf("instance id %q is not valid: use 1 to 128 letters, digits, '-', '_', '.', '@'", r.ID)
+	case r.APIVersion != APIv3 && r.APIVersion != APIv1:
+		return fmt.Errorf("api_version %q is not valid: use %q or %q", r.APIVersion, APIv3, APIv1)
+	case r.APIVersion == APIv1 && r.HerokuID == "":
+		return errors.New("heroku_id is required for api_version v1")
+	case len(r.ConfigVars) == 0:
+		return errors.New("config_vars must name at least one config var")
+	case r.Grace < 0:
+		return errors.New("grace must not be negative")
+	case r.CurrentCredentialID != "" && !ValidID(r.CurrentCredentialID):
+		return fmt.Errorf("current_credential_id %q is not valid", r.CurrentCredentialID)
+	}
+	for _, name := range r.ConfigVars {
+		if !validVarName(name) {
+			return fmt.Errorf("config var name %q is not valid: use capital letters, digits and '_'", name)
+		}
+	}
+	return nil
+}
+
+// ValidID reports whether s is usable as an instance or credential id: 1 to
+// 128 characters from a set that is safe in Redis keys, URLs and logs.
+func ValidID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '_' || c == '.' || c == '@'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func validVarName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i, c := range s {
+		ok := c >= 'A' && c <= 'Z' || c == '_' || i > 0 && c >= '0' && c <= '9'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// PutInstance registers or updates an instance. It is idempotent. An
+// instance that was deprovisioned stays deprovisioned.
+func (s *Store) PutInstance(ctx context.Context, r Registration) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	now := ms(s.now())
+	keys := []string{instanceKey(r.ID), instancesKey(), credentialKey(r.ID, r.CurrentCredentialID),
+		instanceEventsKey(r.ID), eventsKey()}
+	args := []any{r.ID, r.APIVersion, strings.Join(r.ConfigVars, ","), r.HerokuID,
+		boolArg(r.PrivateSpace), r.Grace.Milliseconds(), r.CurrentCredentialID, now,
+		s.eventsPerInstance, s.eventsGlobal}
+	return scriptError("put instance", putInstanceScript.Run(ctx, s.rdb, keys, args...).Err())
+}
+
+// Instance returns the instance with id, or ErrNotFound.
+func (s *Store) Instance(ctx context.Context, id string) (Instance, error) {
+	m, err := s.rdb.HGetAll(ctx, instanceKey(id)).Result()
+	if err != nil {
+		return Instance{}, fmt.Errorf("get instance: %w", err)
+	}
+	if len(m) == 0 {
+		return Instance{}, fmt.Errorf("instance %s: %w", id, ErrNotFound)
+	}
+	return instanceFrom(m), nil
+}
+
+// Deprovision marks the instance deprovisioned: no further rotations. Its
+// previous credentials are still revoked on time.
+func (s *Store) Deprovision(ctx context.Context, id string) error {
+	keys := []string{instanceKey(id), instancesKey(), instanceEventsKey(id), eventsKey()}
+	err := deprovisionScript.Run(ctx, s.rdb, keys, id, ms(s.now()), s.eventsPerInstance, s.eventsGlobal).Err()
+	return scriptError("deprovision "+id, err)
+}
+
+// InstanceIDs calls fn with every live instance id, in registration order,
+// in pages of up to page ids. It stops at fn's first error.
+func (s *Store) InstanceIDs(ctx context.Context, page int64, fn func(ids []string) error) error {
+	if page <= 0 {
+		page = 1000
+	}
+	for start := int64(0); ; start += page {
+		ids, err := s.rdb.ZRange(ctx, instancesKey(), start, start+page-1).Result()
+		if err != nil {
+			return fmt.Errorf("list instances: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		if err := fn(ids); err != nil {
+			return err
+		}
+		if int64(len(ids)) < page {
+			return nil
+		}
+	}
+}
+
+// CountInstances returns how many live instances there are.
+func (s *Store) CountInstances(ctx context.Context) (int64, error) {
+	n, err := s.rdb.ZCard(ctx, instancesKey()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("count instances: %w", err)
+	}
+	return n, nil
+}
+
+// Instances returns the instances with the given ids, in order, with one
+// round trip. A missing id gives an Instance with only ID set and a zero
+// RegisteredAt.
+func (s *Store) Instances(ctx context.Context, ids []string) ([]Instance, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, instanceKey(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("get instances: %w", err)
+	}
+	out := make([]Instance, len(ids))
+	for i, c := range cmds {
+		if m := c.Val(); len(m) > 0 {
+			out[i] = instanceFrom(m)
+		} else {
+			out[i] = Instance{ID: ids[i]}
+		}
+	}
+	return out, nil
+}
+
+func instanceFrom(m map[string]string) Instance {
+	grace, _ := strconv.ParseInt(m["grace_ms"], 10, 64)
+	in := Instance{
+		ID:                m["id"],
+		APIVersion:        m["api_version"],
+		HerokuID:          m["heroku_id"],
+		PrivateSpace:      m["private_space"] == "1",
+		Grace:             time.Duration(grace) * time.Millisecond,
+		RegisteredAt:      fromMS(m["registered_at"]),
+		DeprovisionedAt:   fromMS(m["deprovisioned_at"]),
+		CurrentCredential: m["current"],
+		CurrentSince:      fromMS(m["current_since"]),
+		InFlight:          m["inflight"],
+		LastRotatedAt:     fromMS(m["last_rotated_at"]),
+		LastError:         m["last_error"],
+		LastErrorAt:       fromMS(m["last_error_at"]),
+	}
+	if v := m["config_vars"]; v != "" {
+		in.ConfigVars = strings.Split(v, ",")
+	}
+	return in
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}

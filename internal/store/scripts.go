@@ -1,0 +1,298 @@
+package store
+
+import "github.com/redis/go-redis/v9"
+
+// luaEmit is prepended to every script that records audit events. emit adds
+// one event to the instance's stream and to the fleet's, each capped
+// approximately (MAXLEN ~) so the streams stay bounded.
+//
+// Scripts build no key names except credential keys from KEYS-derived
+// prefixes (see promote), so each script runs on a single Redis.
+const luaEmit = `
+local function emit(ikey, gkey, icap, gcap, instance, kind, rot, cred, detail, now)
+  local f = {'type', kind, 'instance_id', instance, 'rotation_id', rot, 'credential_id', cred, 'detail', detail, 'at', now}
+  redis.call('XADD', ikey, 'MAXLEN', '~', icap, '*', unpack(f))
+  redis.call('XADD', gkey, 'MAXLEN', '~', gcap, '*', unpack(f))
+end
+local function bump(bprefix, batch, field)
+  if batch ~= '' then redis.call('HINCRBY', bprefix .. batch, field, 1) end
+end
+local function get(key, field)
+  local v = redis.call('HGET', key, field)
+  if not v then return '' end
+  return v
+end
+`
+
+// putInstanceScript registers or updates an instance.
+//
+// KEYS[1] instance hash, KEYS[2] instances index, KEYS[3] credential hash of
+// ARGV[7], KEYS[4] instance events, KEYS[5] fleet events.
+// ARGV: id, api_version, config_vars, heroku_id, private_space, grace_ms,
+// current credential id (may be empty), now ms, instance event cap, fleet
+// event cap.
+// Returns "created" or "updated"; error "conflict ..." when deprovisioned.
+var putInstanceScript = redis.NewScript(luaEmit + `
+if get(KEYS[1], 'deprovisioned_at') ~= '' then
+  return redis.error_reply('conflict instance was deprovisioned')
+end
+local created = redis.call('EXISTS', KEYS[1]) == 0
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'api_version', ARGV[2], 'config_vars', ARGV[3],
+  'heroku_id', ARGV[4], 'private_space', ARGV[5], 'grace_ms', ARGV[6])
+if created then
+  redis.call('HSET', KEYS[1], 'registered_at', ARGV[8])
+  redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
+  emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'registered', '', ARGV[7], '', ARGV[8])
+end
+if ARGV[7] ~= '' and get(KEYS[1], 'current') == '' then
+  redis.call('HSET', KEYS[3], 'id', ARGV[7], 'instance_id', ARGV[1], 'state', 'current',
+    'promoted_at', ARGV[8])
+  redis.call('HSET', KEYS[1], 'current', ARGV[7], 'current_since', ARGV[8])
+end
+if created then return 'created' end
+return 'updated'
+`)
+
+// deprovisionScript marks an instance deprovisioned.
+//
+// KEYS[1] instance hash, KEYS[2] instances index, KEYS[3] instance events,
+// KEYS[4] fleet events. ARGV: id, now ms, instance event cap, fleet event cap.
+// Returns "ok" (also when already deprovisioned); error "not_found".
+var deprovisionScript = redis.NewScript(luaEmit + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
+if get(KEYS[1], 'deprovisioned_at') ~= '' then return 'ok' end
+redis.call('HSET', KEYS[1], 'deprovisioned_at', ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[1])
+emit(KEYS[3], KEYS[4], ARGV[3], ARGV[4], ARGV[1], 'deprovisioned', '', '', '', ARGV[2])
+return 'ok'
+`)
+
+// claimScript starts a rotation, resumes it, or joins the one in flight
+// (DESIGN.md, I4: at most one rotation in flight per instance).
+//
+// KEYS[1] instance hash, KEYS[2] rotation hash of ARGV[1], KEYS[3] instance's
+// previous zset, KEYS[4] instance events, KEYS[5] fleet events,
+// KEYS[6] prefix of rotation keys, KEYS[7] in-flight zset, KEYS[8] prefix of
+// batch keys. A requested rotation whose batch was cancelled is cancelled
+// here, before any work, and reported as done.
+// ARGV: rotation id, instance id, now ms, batch id, reason, queue,
+// skip_if_previous ("1" or ""), instance event cap, fleet event cap, grace ms
+// requested (0 for the instance's).
+// Returns {status, rotation id, rotation state, credential id, previous
+// credential id (for a failed rotation: its discarded one), revoke_at ms,
+// instance hash as a flat list}; status is one of
+// claimed, resumed, joined, done, skipped. Errors: "not_found", "deprovisioned".
+var claimScript = redis.NewScript(luaEmit + `
+local function reply(status, rot, rkey)
+  local st = get(rkey, 'state')
+  local prev, at = get(rkey, 'previous'), get(rkey, 'revoke_at')
+  if st == 'failed' then prev, at = get(rkey, 'discarded'), get(rkey, 'finished_at') end
+  return {status, rot, st, get(rkey, 'credential_id'), prev, at, redis.call('HGETALL', KEYS[1])}
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  local st = get(KEYS[2], 'state')
+  if st == 'promoted' or st == 'failed' or st == 'cancelled' then return reply('done', ARGV[1], KEYS[2]) end
+  local batch = get(KEYS[2], 'batch_id')
+  if st == 'requested' and batch ~= '' and get(KEYS[8] .. batch, 'cancelled_at') ~= '' then
+    redis.call('HSET', KEYS[2], 'state', 'cancelled', 'finished_at', ARGV[3])
+    if get(KEYS[1], 'inflight') == ARGV[1] then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
+    redis.call('ZREM', KEYS[7], ARGV[2] .. '/' .. ARGV[1])
+    bump(KEYS[8], batch, 'cancelled')
+    emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'cancelled', ARGV[1], '', 'batch ' .. batch .. ' cancelled', ARGV[3])
+    return reply('done', ARGV[1], KEYS[2])
+  end
+  return reply('resumed', ARGV[1], KEYS[2])
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
+if get(KEYS[1], 'deprovisioned_at') ~= '' then return redis.error_reply('deprovisioned') end
+local inflight = get(KEYS[1], 'inflight')
+if inflight ~= '' then
+  local ikey = KEYS[6] .. inflight
+  local st = get(ikey, 'state')
+  if st ~= '' and st ~= 'promoted' and st ~= 'failed' then
+    emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'joined', inflight, '', ARGV[5], ARGV[3])
+    return reply('joined', inflight, ikey)
+  end
+end
+if ARGV[7] == '1' and redis.call('ZCARD', KEYS[3]) > 0 then
+  return reply('skipped', ARGV[1], KEYS[2])
+end
+redis.call('HSET', KEYS[2], 'id', ARGV[1], 'instance_id', ARGV[2], 'state', 'requested',
+  'requested_at', ARGV[3], 'batch_id', ARGV[4], 'reason', ARGV[5], 'queue', ARGV[6], 'grace_ms', ARGV[10])
+redis.call('HSET', KEYS[1], 'inflight', ARGV[1], 'inflight_at', ARGV[3])
+redis.call('ZADD', KEYS[7], ARGV[3], ARGV[2] .. '/' .. ARGV[1])
+emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'requested', ARGV[1], '', ARGV[5], ARGV[3])
+return reply('claimed', ARGV[1], KEYS[2])
+`)
+
+// savePendingScript records the credential minted for a rotation.
+//
+// KEYS[1] rotation hash, KEYS[2] credential hash, KEYS[3] instance events,
+// KEYS[4] fleet events.
+// ARGV: credential id, instance id, rotation id, sealed config, now ms,
+// instance event cap, fleet event cap.
+// Returns "saved" or "exists" (the same credential was saved before).
+// Errors: "not_found", "conflict ..." (rotation finished, or another credential).
+var savePendingScript = redis.NewScript(luaEmit + `
+local st = get(KEYS[1], 'state')
+if st == '' then return redis.error_reply('not_found') end
+local have = get(KEYS[1], 'credential_id')
+if have == ARGV[1] then return 'exists' end
+if have ~= '' then return redis.error_reply('conflict issuer returned a second credential for one rotation') end
+if st ~= 'requested' then return redis.error_reply('conflict rotation is ' .. st) end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return redis.error_reply('conflict issuer reused a credential id')
+end
+redis.call('HSET', KEYS[2], 'id', ARGV[1], 'instance_id', ARGV[2], 'rotation_id', ARGV[3],
+  'state', 'pending', 'minted_at', ARGV[5], 'config', ARGV[4])
+redis.call('HSET', KEYS[1], 'credential_id', ARGV[1], 'state', 'minted')
+emit(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[2], 'minted', ARGV[3], ARGV[1], '', ARGV[5])
+return 'saved'
+`)
+
+// promoteScript makes a pushed credential current and the current one
+// previous, with its revoke time, in one step.
+//
+// KEYS[1] instance hash, KEYS[2] rotation hash, KEYS[3] new credential hash,
+// KEYS[4] instance's previous zset, KEYS[5] revoke-due zset,
+// KEYS[6] instance events, KEYS[7] fleet events, KEYS[8] prefix of this
+// instance's credential keys.
+// ARGV: instance id, rotation id, credential id, now ms, grace ms,
+// instance event cap, fleet event cap, rotation ttl seconds, detail.
+// Returns {previous credential id or "", revoke_at ms or ""}; repeating a
+// promotion returns the same. Errors: "not_found", "conflict ...".
+var promoteScript = redis.NewScript(luaEmit + `
+local st = get(KEYS[2], 'state')
+if st == 'promoted' then return {get(KEYS[2], 'previous'), get(KEYS[2], 'revoke_at')} end
+if st == '' then return redis.error_reply('not_found') end
+if st ~= 'minted' or get(KEYS[2], 'credential_id') ~= ARGV[3] then
+  return redis.error_reply('conflict rotation is ' .. st)
+end
+local now = tonumber(ARGV[4])
+local cur = get(KEYS[1], 'current')
+local revoke_at = ''
+emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'pushed', ARGV[2], ARGV[3], ARGV[9], ARGV[4])
+if cur ~= '' and cur ~= ARGV[3] then
+  revoke_at = tostring(now + tonumber(ARGV[5]))
+  local ckey = KEYS[8] .. cur
+  redis.call('HSET', ckey, 'id', cur, 'instance_id', ARGV[1], 'state', 'previous',
+    'superseded_at', ARGV[4], 'revoke_at', revoke_at, 'superseded_in_batch', get(KEYS[2], 'batch_id'))
+  redis.call('ZADD', KEYS[4], revoke_at, cur)
+  redis.call('ZADD', KEYS[5], revoke_at, ARGV[1] .. '/' .. cur)
+end
+redis.call('HSET', KEYS[3], 'state', 'current', 'promoted_at', ARGV[4])
+redis.call('HDEL', KEYS[3], 'config')
+redis.call('HSET', KEYS[1], 'current', ARGV[3], 'current_since', ARGV[4], 'last_rotated_at', ARGV[4])
+if get(KEYS[1], 'inflight') == ARGV[2] then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
+redis.call('ZREM', KEYS[9], ARGV[1] .. '/' .. ARGV[2])
+redis.call('HDEL', KEYS[1], 'last_error', 'last_error_at')
+redis.call('HSET', KEYS[2], 'state', 'promoted', 'finished_at', ARGV[4], 'previous', cur, 'revoke_at', revoke_at)
+redis.call('EXPIRE', KEYS[2], ARGV[8])
+bump(KEYS[10], get(KEYS[2], 'batch_id'), 'succeeded')
+emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'promoted', ARGV[2], ARGV[3], '', ARGV[4])
+if revoke_at ~= '' then
+  emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'revoke_scheduled', ARGV[2], cur, revoke_at, ARGV[4])
+end
+return {cur, revoke_at}
+`)
+
+// failScript ends a rotation that failed permanently before its credential
+// was published: the pending credential, if any, is discarded and queued for
+// revocation at once, and the instance keeps its current credential.
+//
+// KEYS[1] instance hash, KEYS[2] rotation hash, KEYS[3] credential hash of
+// the pending credential (any key when none), KEYS[4] revoke-due zset,
+// KEYS[5] instance events, KEYS[6] fleet events, KEYS[7] in-flight zset,
+// KEYS[8] prefix of batch keys.
+// ARGV: instance id, rotation id, now ms, error sentence, instance event cap,
+// fleet event cap, rotation ttl seconds, failure code (groups failures in
+// the batch's ":failures" hash).
+// Returns {outcome, discarded credential id or ""}; outcome is "failed",
+// "already" (failed before) or "promoted" (too late to fail: nothing done).
+var failScript = redis.NewScript(luaEmit + `
+local st = get(KEYS[2], 'state')
+if st == 'promoted' then return {'promoted', ''} end
+if st == 'failed' then return {'already', get(KEYS[2], 'discarded')} end
+local cred = get(KEYS[2], 'credential_id')
+if cred ~= '' and get(KEYS[3], 'state') == 'pending' then
+  redis.call('HSET', KEYS[3], 'state', 'discarded', 'discarded_at', ARGV[3], 'revoke_at', ARGV[3])
+  redis.call('HDEL', KEYS[3], 'config')
+  redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1] .. '/' .. cred)
+else
+  cred = ''
+end
+redis.call('HSET', KEYS[2], 'id', ARGV[2], 'instance_id', ARGV[1], 'state', 'failed',
+  'finished_at', ARGV[3], 'error', ARGV[4], 'discarded', cred)
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+if get(KEYS[1], 'inflight') == ARGV[2] then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
+redis.call('ZREM', KEYS[7], ARGV[1] .. '/' .. ARGV[2])
+local batch = get(KEYS[2], 'batch_id')
+bump(KEYS[8], batch, 'failed')
+if batch ~= '' then redis.call('HINCRBY', KEYS[8] .. batch .. ':failures', ARGV[8], 1) end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'last_error', ARGV[4], 'last_error_at', ARGV[3])
+end
+emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'failed', ARGV[2], cred, ARGV[4], ARGV[3])
+if cred ~= '' then
+  emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'discarded', ARGV[2], cred, '', ARGV[3])
+end
+return {'failed', cred}
+`)
+
+// markRevokedScript records that the issuer revoked a previous or discarded
+// credential.
+//
+// KEYS[1] credential hash, KEYS[2] instance's previous zset, KEYS[3]
+// revoke-due zset, KEYS[4] instance events, KEYS[5] fleet events, KEYS[6]
+// prefix of batch keys.
+// ARGV: instance id, credential id, now ms, instance event cap, fleet event
+// cap, credential ttl seconds.
+// Returns "revoked" or "already". Errors: "not_found", "conflict ..." when
+// the credential is pending or current (it must never be revoked: I1).
+var markRevokedScript = redis.NewScript(luaEmit + `
+local st = get(KEYS[1], 'state')
+if st == '' then return redis.error_reply('not_found') end
+if st == 'revoked' or get(KEYS[1], 'revoked_at') ~= '' then return 'already' end
+if st ~= 'previous' and st ~= 'discarded' then
+  return redis.error_reply('conflict credential is ' .. st)
+end
+if st == 'previous' then
+  redis.call('HSET', KEYS[1], 'state', 'revoked')
+  bump(KEYS[6], get(KEYS[1], 'superseded_in_batch'), 'revoked')
+end
+redis.call('HSET', KEYS[1], 'revoked_at', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[1] .. '/' .. ARGV[2])
+emit(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[1], 'revoked', get(KEYS[1], 'rotation_id'), ARGV[2], st, ARGV[3])
+return 'revoked'
+`)
+
+// saveTokenScript replaces an existing instance's sealed OAuth tokens; an
+// empty sealed refresh token keeps the stored one (Heroku reuses it).
+//
+// KEYS[1] instance hash. ARGV: sealed access token, sealed refresh token,
+// expires_at ms. Returns "ok"; error "not_found" when the instance is unknown.
+var saveTokenScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
+redis.call('HSET', KEYS[1], 'oauth_access', ARGV[1], 'oauth_expires_at', ARGV[3])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'oauth_refresh', ARGV[2]) end
+return 'ok'
+`)
+
+// expediteScript sets a previous credential's revoke time to now.
+//
+// KEYS[1] credential hash, KEYS[2] instance's previous zset, KEYS[3]
+// revoke-due zset, KEYS[4] instance events, KEYS[5] fleet events.
+// ARGV: instance id, credential id, now ms, instance event cap, fleet event
+// cap, who asked. Returns "ok". Errors: "not_found", "conflict ...".
+var expediteScript = redis.NewScript(luaEmit + `
+local st = get(KEYS[1], 'state')
+if st == '' then return redis.error_reply('not_found') end
+if st ~= 'previous' then return redis.error_reply('conflict credential is ' .. st) end
+redis.call('HSET', KEYS[1], 'revoke_at', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1] .. '/' .. ARGV[2])
+emit(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[1], 'revoke_expedited', '', ARGV[2], ARGV[6], ARGV[3])
+return 'ok'
+`)

@@ -1,0 +1,159 @@
+// Package store is rekey's state in Redis: the instance registry, each
+// instance's credentials as they move through pending -> current -> previous
+// -> revoked (or pending -> discarded), rotations, and the audit event
+// streams. It is the only package that knows rekey's Redis keys.
+//
+// Every state change that touches more than one field is one Lua script, so
+// a crash between two Redis calls cannot leave an instance half-rotated, and
+// every script is idempotent: running a step twice, or twice at once, has
+// the effect of running it once (DESIGN.md, I6).
+//
+// Secret values (a pending credential's config, OAuth tokens) are sealed
+// with a seal.Sealer before they reach Redis, bound to the key they are
+// stored under, and a pending credential's config is dropped as soon as it
+// is promoted or discarded.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rekeyhq/rekey/internal/seal"
+)
+
+// Errors returned by the store. Wrap-aware: test with errors.Is.
+var (
+	// ErrNotFound means the instance, credential or rotation does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrDeprovisioned means the instance was deprovisioned: no further rotations.
+	ErrDeprovisioned = errors.New("instance is deprovisioned")
+	// ErrConflict means a step does not fit the rotation's state, for example
+	// an issuer returning a second credential for one rotation.
+	ErrConflict = errors.New("conflict with the stored state")
+)
+
+// Store reads and writes rekey's state. It is safe for concurrent use by
+// any number of goroutines and processes.
+type Store struct {
+	rdb    redis.UniversalClient
+	sealer *seal.Sealer
+	now    func() time.Time
+	// EventsPerInstance caps each instance's audit stream (approximately).
+	eventsPerInstance int64
+	// EventsGlobal caps the fleet-wide audit stream (approximately).
+	eventsGlobal int64
+	// finishedTTL is how long finished rotations and revoked credentials stay.
+	finishedTTL time.Duration
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the clock, for tests.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithEventCaps sets the approximate length of each instance's audit stream
+// and of the fleet-wide one. Defaults: 200 and 100,000.
+func WithEventCaps(perInstance, global int64) Option {
+	return func(s *Store) { s.eventsPerInstance, s.eventsGlobal = perInstance, global }
+}
+
+// New returns a Store over rdb. Secrets are sealed with sealer.
+func New(rdb redis.UniversalClient, sealer *seal.Sealer, opts ...Option) *Store {
+	s := &Store{
+		rdb:               rdb,
+		sealer:            sealer,
+		now:               time.Now,
+		eventsPerInstance: 200,
+		eventsGlobal:      100_000,
+		finishedTTL:       30 * 24 * time.Hour,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Redis returns the client the store uses, for components that share the
+// connection pool (the rate limiter, health checks).
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+// keyPrefix starts every key rekey owns, so they are easy to find and never
+// collide with asynq's "asynq:" keys in the same database.
+const keyPrefix = "rekey:"
+
+// instanceKey is a HASH of one instance's registration and rotation state.
+func instanceKey(id string) string { return keyPrefix + "instance:" + id }
+
+// instancesKey is a ZSET of every live (not deprovisioned) instance id,
+// scored by registration time in milliseconds.
+func instancesKey() string { return keyPrefix + "instances" }
+
+// credentialKey is a HASH of one credential of one instance. Credential ids
+// are the issuer's, unique within an instance.
+func credentialKey(instanceID, credID string) string {
+	return keyPrefix + "cred:" + instanceID + ":" + credID
+}
+
+// previousKey is a ZSET of an instance's previous credentials, scored by
+// their revoke_at in milliseconds.
+func previousKey(instanceID string) string { return keyPrefix + "previous:" + instanceID }
+
+// revokeDueKey is a ZSET of every credential that waits to be revoked
+// (previous or discarded), member "instance_id/credential_id", scored by
+// revoke_at in milliseconds. It lets a sweep re-enqueue a lost revoke task.
+func revokeDueKey() string { return keyPrefix + "revoke_due" }
+
+// inflightKey is a ZSET of every rotation in flight, member
+// "instance_id/rotation_id", scored by request time in milliseconds.
+func inflightKey() string { return keyPrefix + "inflight" }
+
+// batchKey is a HASH of one batch's counters; batchKey(id)+":failures" is
+// a HASH of its failures counted by failure code.
+func batchKey(batchID string) string { return keyPrefix + "batch:" + batchID }
+
+// rotationKey is a HASH of one rotation.
+func rotationKey(rotationID string) string { return keyPrefix + "rotation:" + rotationID }
+
+// instanceEventsKey is a capped STREAM of one instance's audit events.
+func instanceEventsKey(instanceID string) string { return keyPrefix + "events:" + instanceID }
+
+// eventsKey is the capped STREAM of every audit event of the fleet.
+func eventsKey() string { return keyPrefix + "events" }
+
+// revokeMember names a credential in revokeDueKey.
+func revokeMember(instanceID, credID string) string { return instanceID + "/" + credID }
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(s string) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
+}
+
+// scriptError turns a Lua error reply into one of the store's errors.
+func scriptError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	// Redis prefixes a script's error_reply with "ERR " unless it starts
+	// with an error code of its own.
+	msg := strings.TrimPrefix(err.Error(), "ERR ")
+	switch {
+	case strings.HasPrefix(msg, "not_found"):
+		return fmt.Errorf("%s: %w", op, ErrNotFound)
+	case strings.HasPrefix(msg, "deprovisioned"):
+		return fmt.Errorf("%s: %w", op, ErrDeprovisioned)
+	case strings.HasPrefix(msg, "conflict"):
+		return fmt.Errorf("%s: %w: %s", op, ErrConflict, strings.TrimSpace(strings.TrimPrefix(msg, "conflict")))
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

@@ -1,0 +1,95 @@
+// Package worker runs rekey's asynq server: the task handlers, rekey's retry
+// and failure rules, and a shutdown that fits in the 30 seconds Heroku
+// allows between SIGTERM and SIGKILL.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/handlers"
+	"github.com/rekeyhq/rekey/internal/logging"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// ShutdownTimeout is how long running tasks get to finish after SIGTERM.
+// Heroku kills a dyno 30 s after SIGTERM; what does not finish in time is
+// re-queued by asynq and, every step being idempotent, runs again.
+const ShutdownTimeout = 20 * time.Second
+
+// Params build a Worker.
+type Params struct {
+	// Redis is the connection shared with the store.
+	Redis redis.UniversalClient
+	// Deps are the handlers' dependencies.
+	Deps *handlers.Deps
+	// Concurrency is how many tasks run at once; 0 means 10.
+	Concurrency int
+	// Logger receives asynq's own logs and the handlers'.
+	Logger zerolog.Logger
+	// PollInterval is how often scheduled and retry tasks are moved to
+	// their queues; 0 means one second.
+	PollInterval time.Duration
+}
+
+// Worker is one asynq server running rekey's handlers.
+type Worker struct {
+	srv *asynq.Server
+	mux *asynq.ServeMux
+	log zerolog.Logger
+}
+
+// New builds a Worker. It does not start it.
+func New(p Params) (*Worker, error) {
+	if p.Redis == nil || p.Deps == nil {
+		return nil, errors.New("worker: Redis and Deps are required")
+	}
+	if p.Concurrency <= 0 {
+		p.Concurrency = 10
+	}
+	if p.PollInterval <= 0 {
+		p.PollInterval = time.Second
+	}
+	mux := asynq.NewServeMux()
+	if err := handlers.Register(mux, p.Deps); err != nil {
+		return nil, err
+	}
+	log := p.Logger
+	srv := asynq.NewServerFromRedisClient(p.Redis, asynq.Config{
+		Concurrency:              p.Concurrency,
+		Queues:                   tasks.Queues(),
+		IsFailure:                handlers.IsFailure,
+		RetryDelayFunc:           handlers.RetryDelay,
+		ShutdownTimeout:          ShutdownTimeout,
+		DelayedTaskCheckInterval: p.PollInterval,
+		Logger:                   logging.Asynq{L: log.With().Str("component", "asynq").Logger()},
+		LogLevel:                 asynq.WarnLevel,
+		BaseContext:              func() context.Context { return log.WithContext(context.Background()) },
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			if !handlers.IsFailure(err) {
+				return
+			}
+			zerolog.Ctx(ctx).Warn().Str("task_type", t.Type()).Err(err).Msg("task_failed")
+		}),
+	})
+	return &Worker{srv: srv, mux: mux, log: log}, nil
+}
+
+// Run serves tasks until ctx is done, then shuts down gracefully.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.srv.Start(w.mux); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	w.log.Info().Msg("worker_started")
+	<-ctx.Done()
+	w.log.Info().Msg("worker_stopping")
+	w.srv.Shutdown()
+	w.log.Info().Msg("worker_stopped")
+	return nil
+}
