@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -14,6 +15,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/logging"
+	"github.com/rekeyhq/rekey/internal/metrics"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -109,11 +111,12 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 		return err
 	}
 	defer lim.Close()
-	hc, err := a.heroku(lim, nil)
+	rec := metrics.NewRecorder(a.store, lim, a.log)
+	hc, err := a.heroku(lim, rec.HerokuCall)
 	if err != nil {
 		return err
 	}
-	deps := &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue,
+	deps := &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: rec,
 		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace}
 	w, err := worker.New(worker.Params{Redis: a.rdb, Deps: deps, Concurrency: concurrency, Logger: a.log})
 	if err != nil {
@@ -122,8 +125,9 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	sweep := reconcile.New(reconcile.Params{Store: a.store, Enqueuer: a.queue,
 		Inspector: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.log})
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); _ = sweep.Run(ctx) }()
+	go func() { defer wg.Done(); rec.Run(ctx, 5*time.Second) }()
 	err = w.Run(ctx)
 	wg.Wait()
 	return err

@@ -1,0 +1,146 @@
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// Source is what the Collector reads of the store.
+type Source interface {
+	Counters(ctx context.Context) (map[string]int64, error)
+	PendingRevocations(ctx context.Context) (int64, error)
+	DueRevocations(ctx context.Context, t time.Time, limit int64) ([]store.Revocation, error)
+	CountInstances(ctx context.Context) (int64, error)
+	InFlightCount(ctx context.Context) (int64, error)
+}
+
+// Queues is what the Collector reads of asynq (*asynq.Inspector).
+type Queues interface {
+	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
+}
+
+// Collector exports rekey's state as Prometheus metrics at scrape time.
+// It is safe for concurrent use.
+type Collector struct {
+	src    Source
+	queues Queues
+	log    zerolog.Logger
+	now    func() time.Time
+}
+
+// NewCollector returns a Collector over src and queues.
+func NewCollector(src Source, queues Queues, log zerolog.Logger) *Collector {
+	return &Collector{src: src, queues: queues, log: log, now: time.Now}
+}
+
+// Handler serves the Collector's metrics in Prometheus' text format.
+func (c *Collector) Handler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+var (
+	descQueueSize = prometheus.NewDesc("rekey_queue_tasks", "Tasks in an asynq queue by state.",
+		[]string{"queue", "state"}, nil)
+	descQueueLatency = prometheus.NewDesc("rekey_queue_latency_seconds",
+		"Age of the oldest pending task of a queue.", []string{"queue"}, nil)
+	descRotations = prometheus.NewDesc("rekey_rotations_total",
+		"Runs of rotate tasks by queue and outcome (rotated, joined, skipped, failed, retry, rate_limited).",
+		[]string{"queue", "outcome"}, nil)
+	descCalls = prometheus.NewDesc("rekey_heroku_calls_total",
+		"Calls to Heroku by endpoint and HTTP status (0: no response).", []string{"endpoint", "status"}, nil)
+	descWait = prometheus.NewDesc("rekey_budget_wait_seconds_total",
+		"Time rotations spent waiting for Heroku API budget, by class.", []string{"class"}, nil)
+	descRevocations = prometheus.NewDesc("rekey_revocations_total",
+		"Revocations of old credentials by outcome.", []string{"outcome"}, nil)
+	descLagSum = prometheus.NewDesc("rekey_revoke_lag_seconds_sum",
+		"Total lateness of revocations against their revoke time.", nil, nil)
+	descOverdue = prometheus.NewDesc("rekey_revoke_overdue_seconds",
+		"How far past its revoke time the oldest unrevoked credential is (0 when none is due).", nil, nil)
+	descPending = prometheus.NewDesc("rekey_revocations_pending",
+		"Old credentials waiting to be revoked.", nil, nil)
+	descInstances = prometheus.NewDesc("rekey_instances", "Live (not deprovisioned) instances.", nil, nil)
+	descInFlight  = prometheus.NewDesc("rekey_rotations_in_flight", "Rotations in flight.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descQueueSize, descQueueLatency, descRotations, descCalls, descWait,
+		descRevocations, descLagSum, descOverdue, descPending, descInstances, descInFlight} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.collectQueues(ch)
+	c.collectCounters(ctx, ch)
+	c.collectState(ctx, ch)
+}
+
+func (c *Collector) collectQueues(ch chan<- prometheus.Metric) {
+	for q := range tasks.Queues() {
+		info, err := c.queues.GetQueueInfo(q)
+		if err != nil {
+			continue // a queue that never held a task does not exist yet
+		}
+		for state, n := range map[string]int{"pending": info.Pending, "active": info.Active,
+			"scheduled": info.Scheduled, "retry": info.Retry, "archived": info.Archived} {
+			ch <- prometheus.MustNewConstMetric(descQueueSize, prometheus.GaugeValue, float64(n), q, state)
+		}
+		ch <- prometheus.MustNewConstMetric(descQueueLatency, prometheus.GaugeValue, info.Latency.Seconds(), q)
+	}
+}
+
+func (c *Collector) collectCounters(ctx context.Context, ch chan<- prometheus.Metric) {
+	counters, err := c.src.Counters(ctx)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("metrics_counters_failed")
+		return
+	}
+	for name, v := range counters {
+		parts := strings.Split(name, ":")
+		switch {
+		case parts[0] == "rotations" && len(parts) == 3:
+			ch <- prometheus.MustNewConstMetric(descRotations, prometheus.CounterValue, float64(v), parts[1], parts[2])
+		case parts[0] == "heroku_calls" && len(parts) == 3:
+			ch <- prometheus.MustNewConstMetric(descCalls, prometheus.CounterValue, float64(v), parts[1], parts[2])
+		case parts[0] == "budget_wait_ms" && len(parts) == 2:
+			ch <- prometheus.MustNewConstMetric(descWait, prometheus.CounterValue, float64(v)/1000, parts[1])
+		case parts[0] == "revocations" && len(parts) == 2:
+			ch <- prometheus.MustNewConstMetric(descRevocations, prometheus.CounterValue, float64(v), parts[1])
+		case name == "revoke_lag_ms:sum":
+			ch <- prometheus.MustNewConstMetric(descLagSum, prometheus.CounterValue, float64(v)/1000)
+		}
+	}
+}
+
+func (c *Collector) collectState(ctx context.Context, ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, f func(context.Context) (int64, error)) {
+		if n, err := f(ctx); err == nil {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(n))
+		}
+	}
+	gauge(descPending, c.src.PendingRevocations)
+	gauge(descInstances, c.src.CountInstances)
+	gauge(descInFlight, c.src.InFlightCount)
+	now := c.now()
+	overdue := 0.0
+	if due, err := c.src.DueRevocations(ctx, now, 1); err == nil && len(due) == 1 {
+		overdue = now.Sub(due[0].RevokeAt).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(descOverdue, prometheus.GaugeValue, overdue)
+}

@@ -1,0 +1,66 @@
+package metrics_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/metrics"
+	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/seal"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+func TestRecorderCountsReachTheCollector(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := redistest.New(t)
+	sealer, _ := seal.New(bytes.Repeat([]byte{1}, seal.KeySize))
+	st := store.New(r.Client, sealer)
+	rec := metrics.NewRecorder(st, nil, zerolog.Nop())
+	rec.Rotation(tasks.QueueBulk, "rotated")
+	rec.Rotation(tasks.QueueBulk, "rotated")
+	rec.Rotation(tasks.QueueInteractive, "rate_limited")
+	rec.HerokuCall(heroku.CallInfo{Endpoint: "patch_config", Status: 429})
+	rec.Revocation("revoked", 1500*time.Millisecond)
+	rec.Flush(ctx)
+	rec.Flush(ctx) // nothing new: adds nothing
+
+	q := asynq.NewClientFromRedisClient(r.Client)
+	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "i-1"}, asynq.Queue(tasks.QueueBulk))
+	if _, err := q.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop())
+	srv := httptest.NewServer(col.Handler())
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	want := []string{
+		`rekey_rotations_total{outcome="rotated",queue="bulk"} 2`,
+		`rekey_rotations_total{outcome="rate_limited",queue="interactive"} 1`,
+		`rekey_heroku_calls_total{endpoint="patch_config",status="429"} 1`,
+		`rekey_revocations_total{outcome="revoked"} 1`,
+		`rekey_revoke_lag_seconds_sum 1.5`,
+		`rekey_queue_tasks{queue="bulk",state="pending"} 1`,
+		`rekey_revocations_pending 0`,
+	}
+	for _, w := range want {
+		if !strings.Contains(string(body), w) {
+			t.Errorf("metrics lack %q", w)
+		}
+	}
+}

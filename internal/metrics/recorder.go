@@ -1,0 +1,121 @@
+// Package metrics measures rekey for Prometheus.
+//
+// Worker dynos serve no port, so each process counts in memory (a Recorder)
+// and adds its counts to fleet-wide counters in Redis every few seconds, in
+// one round trip. The web process's Collector reads those counters, asynq's
+// queues and the store at scrape time and serves them on /metrics.
+// No metric carries a secret or an instance id: labels are queues,
+// outcomes, endpoints, statuses and classes.
+package metrics
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/handlers"
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/ratelimit"
+)
+
+// Sink stores counters fleet-wide (*store.Store).
+type Sink interface {
+	AddCounters(ctx context.Context, deltas map[string]int64) error
+}
+
+// Recorder counts one process's events and flushes them to a Sink. It
+// implements handlers.Observer and is safe for concurrent use.
+type Recorder struct {
+	sink    Sink
+	limiter *ratelimit.Limiter
+	log     zerolog.Logger
+
+	mu      sync.Mutex
+	pending map[string]int64
+	// waited is the limiter's cumulative wait already flushed, by class.
+	waited map[ratelimit.Class]time.Duration
+}
+
+var _ handlers.Observer = (*Recorder)(nil)
+
+// NewRecorder returns a Recorder flushing to sink; lim, if not nil, has its
+// time spent waiting for budget exported too.
+func NewRecorder(sink Sink, lim *ratelimit.Limiter, log zerolog.Logger) *Recorder {
+	return &Recorder{sink: sink, limiter: lim, log: log, pending: map[string]int64{},
+		waited: map[ratelimit.Class]time.Duration{}}
+}
+
+func (r *Recorder) add(name string, d int64) {
+	r.mu.Lock()
+	r.pending[name] += d
+	r.mu.Unlock()
+}
+
+// Rotation counts a finished run of a rotate task.
+func (r *Recorder) Rotation(queue, outcome string) { r.add("rotations:"+queue+":"+outcome, 1) }
+
+// Revocation counts a revocation and how late it ran, in milliseconds.
+func (r *Recorder) Revocation(outcome string, lag time.Duration) {
+	r.add("revocations:"+outcome, 1)
+	if outcome == "revoked" {
+		r.add("revoke_lag_ms:sum", max(lag.Milliseconds(), 0))
+	}
+}
+
+// HerokuCall counts a call to Heroku; pass it to heroku.WithObserver.
+func (r *Recorder) HerokuCall(c heroku.CallInfo) {
+	r.add("heroku_calls:"+c.Endpoint+":"+strconv.Itoa(c.Status), 1)
+}
+
+// Run flushes every interval until ctx is done, then once more.
+func (r *Recorder) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			flushCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			r.Flush(flushCtx)
+			cancel()
+			return
+		case <-t.C:
+			r.Flush(ctx)
+		}
+	}
+}
+
+// Flush adds what was counted since the last flush to the Sink. Counts
+// that fail to reach it are kept for the next flush.
+func (r *Recorder) Flush(ctx context.Context) {
+	r.mu.Lock()
+	batch := r.pending
+	r.pending = map[string]int64{}
+	r.addWaits(batch)
+	r.mu.Unlock()
+	if err := r.sink.AddCounters(ctx, batch); err != nil {
+		r.log.Warn().Err(err).Msg("metrics_flush_failed")
+		r.mu.Lock()
+		for k, v := range batch {
+			r.pending[k] += v
+		}
+		r.mu.Unlock()
+	}
+}
+
+// addWaits adds the limiter's new wait time, in milliseconds, by class.
+func (r *Recorder) addWaits(batch map[string]int64) {
+	if r.limiter == nil {
+		return
+	}
+	st := r.limiter.Stats()
+	for class, cs := range map[ratelimit.Class]ratelimit.ClassStats{
+		ratelimit.Interactive: st.Interactive, ratelimit.Background: st.Background} {
+		if d := cs.Waited - r.waited[class]; d > 0 {
+			batch["budget_wait_ms:"+class.String()] += d.Milliseconds()
+			r.waited[class] = cs.Waited
+		}
+	}
+}
