@@ -1,7 +1,9 @@
 // Command rekey rotates the credentials of Heroku add-on instances.
 //
 //	rekey worker               run rotate and revoke tasks (Procfile: worker)
-//	rekey rotate ID...         rotate instances (--all, --from FILE)
+//	rekey web                  HTTP API, SSO dashboard, /monitoring, /metrics (Procfile: web)
+//	rekey rotate ID...         rotate instances (--all, --from FILE, --plan)
+//	rekey batches show ID      a batch's progress (--wait), or cancel it
 //	rekey instances ...        import or show instances
 //	rekey dev                  everything in one process, on fakes
 //
@@ -37,6 +39,8 @@ type environ struct {
 func commands() map[string]command {
 	return map[string]command{
 		"worker":    {"run the asynq worker: rotate and revoke tasks", runWorkerCmd},
+		"web":       {"run the HTTP API, SSO dashboard, /monitoring and /metrics", runWeb},
+		"batches":   {"show or cancel a batch: batches show ID [--wait] | cancel ID", runBatches},
 		"rotate":    {"rotate instances: rekey rotate ID... | --all | --from FILE", runRotate},
 		"instances": {"manage instances: import FILE | show ID", runInstances},
 		"dev":       {"run rekey on an embedded Redis, a fake Heroku and a demo issuer", runDev},

@@ -2,50 +2,311 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
-func runRotate(ctx context.Context, env *environ, args []string) error {
+const rotateUsage = `usage: rekey rotate [flags] ID...
+       rekey rotate [flags] --all
+       rekey rotate [flags] --from FILE   (- for stdin)
+
+Requests a rotation of each instance, as one batch, and prints the batch id.
+An id list has one instance id per line, or a JSON object with "instance_id"
+or "id"; blank lines and lines starting with # are skipped. Any malformed,
+unknown, deprovisioned or repeated line is reported by number, and nothing
+is enqueued unless --skip-invalid is given.
+
+Flags:
+`
+
+// rotateFlags are `rekey rotate`'s flags.
+type rotateFlags struct {
+	all          bool
+	from         string
+	reason       string
+	grace        time.Duration
+	queue        string
+	skipPrevious bool
+	plan         bool
+	skipInvalid  bool
+	wait         bool
+	interval     time.Duration
+	ids          []string
+}
+
+func parseRotateFlags(env *environ, args []string) (rotateFlags, error) {
+	var f rotateFlags
 	fs := flag.NewFlagSet("rotate", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
-	reason := fs.String("reason", "operator request", "why, for the audit trail")
-	grace := fs.Duration("grace", 0, "grace period before old credentials are revoked (0: each instance's)")
-	queue := fs.String("queue", "", "queue: interactive, default or bulk (default: interactive for one instance, else default)")
-	skipGrace := fs.Bool("skip-if-previous", false, "skip instances whose previous credential still waits for revocation")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	fs.Usage = func() { fmt.Fprint(env.stderr, rotateUsage); fs.PrintDefaults() }
+	fs.BoolVar(&f.all, "all", false, "rotate every live instance")
+	fs.StringVar(&f.from, "from", "", "read instance ids from `FILE` (- for stdin)")
+	fs.StringVar(&f.reason, "reason", "operator request", "why, for the audit trail")
+	fs.DurationVar(&f.grace, "grace", 0, "grace period before old credentials are revoked (0: each instance's)")
+	fs.StringVar(&f.queue, "queue", "", "interactive, default or bulk (default: interactive for one id, bulk for --all and --from, else default)")
+	fs.BoolVar(&f.skipPrevious, "skip-if-previous", false, "skip instances whose previous credential still waits for revocation")
+	fs.BoolVar(&f.plan, "plan", false, "print what would happen and change nothing")
+	fs.BoolVar(&f.skipInvalid, "skip-invalid", false, "rotate the valid ids even when some are malformed, unknown, deprovisioned or repeated")
+	fs.BoolVar(&f.wait, "wait", false, "follow the batch until it is done")
+	fs.DurationVar(&f.interval, "interval", 2*time.Second, "with --wait, how often to look at the batch")
+	ids, err := parseInterspersed(fs, args)
+	if err != nil {
+		return f, errUsage
 	}
-	ids := fs.Args()
-	if len(ids) == 0 {
-		return fmt.Errorf("name at least one instance id: %w", errUsage)
+	f.ids = ids
+	return f, f.check()
+}
+
+// check refuses flag combinations that make no sense.
+func (f *rotateFlags) check() error {
+	sources := 0
+	for _, set := range []bool{f.all, f.from != "", len(f.ids) > 0} {
+		if set {
+			sources++
+		}
 	}
-	if *queue != "" && *queue != tasks.QueueInteractive && *queue != tasks.QueueDefault && *queue != tasks.QueueBulk {
-		return fmt.Errorf("--queue %q: use interactive, default or bulk", *queue)
+	switch {
+	case sources != 1:
+		return fmt.Errorf("name instance ids, or --all, or --from FILE (one of them): %w", errUsage)
+	case f.queue != "" && f.queue != tasks.QueueInteractive && f.queue != tasks.QueueDefault && f.queue != tasks.QueueBulk:
+		return fmt.Errorf("--queue %q: use interactive, default or bulk", f.queue)
+	case f.grace < 0:
+		return errors.New("--grace must not be negative")
+	case f.interval <= 0:
+		return errors.New("--interval must be positive")
+	case f.plan && f.wait:
+		return fmt.Errorf("--plan changes nothing, so there is nothing to --wait for: %w", errUsage)
 	}
-	cfg, err := loadConfig(env)
+	if f.queue == "" {
+		f.queue = tasks.QueueDefault
+		switch {
+		case f.all || f.from != "":
+			f.queue = tasks.QueueBulk
+		case len(f.ids) == 1:
+			f.queue = tasks.QueueInteractive
+		}
+	}
+	return nil
+}
+
+// parseInterspersed parses flags that may come before, between or after
+// the positional arguments, and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func runRotate(ctx context.Context, env *environ, args []string) error {
+	f, err := parseRotateFlags(env, args)
 	if err != nil {
 		return err
 	}
-	if err := cfg.RequireProducer(); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, cfg, newLogger(env, cfg, "rotate", true))
+	a, err := openProducer(ctx, env, "rotate")
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	start := time.Now()
-	res, err := fleet.NewProducer(a.store, a.queue).Rotate(ctx, fleet.Request{InstanceIDs: ids,
-		Reason: *reason, Grace: *grace, Queue: *queue, SkipIfPrevious: *skipGrace})
+	ids, problems, err := rotationIDs(ctx, env, a, f)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "batch %s: %d enqueued, %d joined a rotation in flight, %d skipped (%s)\n",
-		res.BatchID, res.Enqueued, res.Joined, res.Skipped, time.Since(start).Round(time.Millisecond))
+	refused := reportProblems(env.stderr, f, problems, len(ids))
+	if f.plan {
+		return errors.Join(printPlan(ctx, env, a, f, ids), refused)
+	}
+	if refused != nil {
+		return refused
+	}
+	if len(ids) == 0 {
+		return errors.New("no instance to rotate")
+	}
+	return rotate(ctx, env, a, f, ids)
+}
+
+// openProducer opens what a command that only reads and enqueues needs.
+func openProducer(ctx context.Context, env *environ, service string) (*app, error) {
+	cfg, err := loadConfig(env)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.RequireProducer(); err != nil {
+		return nil, err
+	}
+	return openApp(ctx, cfg, newLogger(env, cfg, service, true))
+}
+
+// rotationIDs returns the ids to rotate, each once, and the problems of
+// the ones that cannot be.
+func rotationIDs(ctx context.Context, env *environ, a *app, f rotateFlags) ([]string, []fleet.Problem, error) {
+	switch {
+	case f.all:
+		ids, err := allInstanceIDs(ctx, a.store)
+		return ids, nil, err
+	case f.from != "":
+		return idsFromFile(ctx, env, a.store, f.from)
+	}
+	lines := make([]fleet.Line, 0, len(f.ids))
+	var malformed []fleet.Problem
+	for i, id := range f.ids {
+		if !store.ValidID(id) {
+			malformed = append(malformed, fleet.Problem{Line: i + 1, Kind: fleet.ProblemMalformed,
+				Msg: fmt.Sprintf("%q is not a valid instance id", id)})
+			continue
+		}
+		lines = append(lines, fleet.Line{N: i + 1, ID: id})
+	}
+	ids, problems, err := fleet.Screen(ctx, a.store, lines)
+	problems = append(malformed, withoutDuplicates(problems)...) // naming an id twice on the command line is harmless
+	fleet.SortProblems(problems)
+	return ids, problems, err
+}
+
+func idsFromFile(ctx context.Context, env *environ, st *store.Store, path string) ([]string, []fleet.Problem, error) {
+	r, err := openInput(env, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.Close()
+	lines, malformed, err := fleet.ReadIDs(r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	ids, problems, err := fleet.Screen(ctx, st, lines)
+	problems = append(malformed, problems...)
+	fleet.SortProblems(problems)
+	return ids, problems, err
+}
+
+func withoutDuplicates(ps []fleet.Problem) []fleet.Problem {
+	out := ps[:0]
+	for _, p := range ps {
+		if p.Kind != fleet.ProblemDuplicate {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// allInstanceIDs reads every live instance id, a page at a time.
+func allInstanceIDs(ctx context.Context, st *store.Store) ([]string, error) {
+	var ids []string
+	err := st.InstanceIDs(ctx, 5000, func(page []string) error {
+		ids = append(ids, page...)
+		return nil
+	})
+	return ids, err
+}
+
+// reportProblems prints each problem and returns the refusal, unless
+// --skip-invalid accepts leaving them out.
+func reportProblems(w io.Writer, f rotateFlags, problems []fleet.Problem, valid int) error {
+	where := "line"
+	if len(f.ids) > 0 {
+		where = "argument"
+	}
+	for _, p := range problems {
+		fmt.Fprintf(w, "%s %d: %s\n", where, p.Line, p.Msg)
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	if f.skipInvalid {
+		fmt.Fprintf(w, "%d %ss left out (--skip-invalid)\n", len(problems), where)
+		return nil
+	}
+	return fmt.Errorf("%d %ss cannot be rotated (above), so nothing is enqueued; fix them, or pass --skip-invalid to rotate the %d valid ones",
+		len(problems), where, valid)
+}
+
+// rotate requests the rotations and, with --wait, follows the batch.
+func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []string) error {
+	start := time.Now()
+	res, err := fleet.NewProducer(a.store, a.queue).Rotate(ctx, fleet.Request{InstanceIDs: ids,
+		Reason: f.reason, Grace: f.grace, Queue: f.queue, SkipIfPrevious: f.skipPrevious,
+		SkipGone: f.all || f.skipInvalid})
+	if res.BatchID == "" {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "batch %s: %d enqueued on %s, %d joined a rotation in flight, %d skipped",
+		res.BatchID, res.Enqueued, f.queue, res.Joined, res.Skipped)
+	if res.Gone > 0 {
+		fmt.Fprintf(env.stdout, ", %d gone meanwhile", res.Gone)
+	}
+	fmt.Fprintf(env.stdout, " (%s)\n", time.Since(start).Round(time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("batch %s is incomplete; requesting the same instances again is safe: %w", res.BatchID, err)
+	}
+	if !f.wait {
+		fmt.Fprintf(env.stderr, "follow it with: rekey batches show %s --wait\n", res.BatchID)
+		return nil
+	}
+	return followBatch(ctx, env, a.store, res.BatchID, f.interval, false)
+}
+
+// printPlan prints what the request would do.
+func printPlan(ctx context.Context, env *environ, a *app, f rotateFlags, ids []string) error {
+	start := time.Now()
+	pl, err := fleet.NewProducer(a.store, a.queue).Plan(ctx, fleet.Request{InstanceIDs: ids,
+		Queue: f.queue, SkipIfPrevious: f.skipPrevious}, a.cfg.HerokuRate)
+	if err != nil {
+		return err
+	}
+	writePlan(env.stdout, pl, time.Since(start))
 	return nil
+}
+
+func writePlan(w io.Writer, pl fleet.Plan, took time.Duration) {
+	var b strings.Builder
+	row := func(label string, format string, v ...any) {
+		fmt.Fprintf(&b, "  %-22s %s\n", label, fmt.Sprintf(format, v...))
+	}
+	fmt.Fprintf(&b, "plan for %d instances (worked out in %s; nothing was changed):\n", pl.Named, took.Round(time.Millisecond))
+	row("rotate", "%d, on queue %s", pl.Rotate, pl.Queue)
+	row("skip, in flight", "%d (each joins the rotation under way)", pl.InFlight)
+	row("skip, deprovisioned", "%d", pl.Deprovisioned)
+	if pl.Unknown > 0 {
+		row("skip, unknown", "%d", pl.Unknown)
+	}
+	if pl.PreviousWaiting > 0 {
+		row("skip, previous waits", "%d (--skip-if-previous)", pl.PreviousWaiting)
+	}
+	calls := fmt.Sprintf("%d (one config update per instance)", pl.Rotate)
+	if pl.TokenRefreshes > 0 {
+		calls += fmt.Sprintf(", plus %d OAuth token refreshes", pl.TokenRefreshes)
+	}
+	row("Heroku API calls", "%s", calls)
+	row("apps released", "at least %d (one per instance; attached apps release and restart too)", pl.Rotate)
+	row("budget", "%d calls/hour (REKEY_HEROKU_RATE)", pl.PerHour)
+	row("estimated duration", "at least %s, if nothing else spends the budget", roundDuration(pl.Duration))
+	fmt.Fprint(w, b.String())
+}
+
+// roundDuration rounds d for people: to the minute past an hour, to the
+// second below.
+func roundDuration(d time.Duration) time.Duration {
+	if d >= time.Hour {
+		return d.Round(time.Minute)
+	}
+	return d.Round(time.Second)
 }

@@ -1,6 +1,14 @@
 // Package fleet turns rotation requests (one instance, a list, the whole
 // fleet) into claimed rotations and enqueued rotate tasks. It is the one
-// producer used by the CLI, the HTTP API and the dashboard.
+// producer used by the CLI, the HTTP API and the dashboard. It also works
+// out what a request would do without doing it (Plan), reads and checks
+// lists of instance ids line by line (ReadIDs, Screen), and cancels a
+// batch (Cancel).
+//
+// A fleet-sized request costs round trips per chunk, not per instance:
+// instances are read a thousand per pipeline and claimed a hundred per
+// pipeline (store.ClaimMany); only the enqueue is one call per rotation,
+// asynq having no batch enqueue, and those run 32 at once.
 //
 // Claiming in the store first makes a request for an instance that is
 // already rotating join that rotation (I4). A rotation whose task could not
@@ -55,6 +63,11 @@ type Request struct {
 	BatchID string
 	// SkipIfPrevious declines instances whose previous credential still waits.
 	SkipIfPrevious bool
+	// SkipGone leaves out unknown and deprovisioned instances (Item status
+	// "gone") instead of refusing the request. A request for the whole fleet
+	// sets it, so that an instance deprovisioned while the request runs
+	// does not stop the others.
+	SkipGone bool
 }
 
 // Result says what a request did.
@@ -63,14 +76,17 @@ type Result struct {
 	Enqueued int
 	Joined   int
 	Skipped  int
-	Items    []Item
+	// Gone counts the instances SkipGone left out.
+	Gone  int
+	Items []Item
 }
 
 // Item is the outcome for one instance.
 type Item struct {
 	InstanceID string
 	RotationID string
-	// Status is "enqueued", "joined" or "skipped".
+	// Status is "enqueued", "joined", "skipped" or "gone" (unknown or
+	// deprovisioned, with Request.SkipGone).
 	Status string
 }
 
@@ -101,29 +117,73 @@ func preview(ids []string) string {
 
 // Rotate checks that every instance exists and is live, then claims and
 // enqueues a rotation for each. It refuses the whole request with an
-// *UnknownError when any instance is unknown or deprovisioned.
+// *UnknownError when any instance is unknown or deprovisioned, unless
+// req.SkipGone is set.
 func (p *Producer) Rotate(ctx context.Context, req Request) (Result, error) {
 	ids := dedupe(req.InstanceIDs)
 	if len(ids) == 0 {
 		return Result{}, errors.New("rotation refused: no instance named")
 	}
+	var gone []Item
 	if err := p.check(ctx, ids); err != nil {
+		var unknown *UnknownError
+		if !req.SkipGone || !errors.As(err, &unknown) {
+			return Result{}, err
+		}
+		ids, gone = leaveOut(ids, unknown)
+		if len(ids) == 0 {
+			return Result{Gone: len(gone), Items: gone}, errors.New("rotation refused: every instance named is unknown or deprovisioned")
+		}
+	}
+	req = withDefaults(req, len(ids))
+	if err := p.store.CreateBatch(ctx, req.BatchID, req.Reason, len(ids)); err != nil {
 		return Result{}, err
 	}
+	items, err := p.each(ctx, ids, req)
+	res := tally(req.BatchID, append(gone, items...))
+	// Instances that went away between the check and their claim count as
+	// skipped in the batch, so that it still adds up to its total.
+	if cerr := p.store.CountBatch(ctx, req.BatchID, res.Enqueued, res.Joined, res.Skipped+res.Gone-len(gone)); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	return res, err
+}
+
+// withDefaults fills the batch id and the queue.
+func withDefaults(req Request, n int) Request {
 	if req.BatchID == "" {
 		req.BatchID = tasks.NewID("bat")
 	}
 	if req.Queue == "" {
 		req.Queue = tasks.QueueDefault
-		if len(ids) == 1 {
+		if n == 1 {
 			req.Queue = tasks.QueueInteractive
 		}
 	}
-	if err := p.store.CreateBatch(ctx, req.BatchID, req.Reason, len(ids)); err != nil {
-		return Result{}, err
+	return req
+}
+
+// leaveOut removes the instances u names from ids, returning them as items.
+func leaveOut(ids []string, u *UnknownError) ([]string, []Item) {
+	bad := make(map[string]bool, len(u.Unknown)+len(u.Deprovisioned))
+	for _, id := range append(append([]string(nil), u.Unknown...), u.Deprovisioned...) {
+		bad[id] = true
 	}
-	items, err := p.each(ctx, ids, req)
-	res := Result{BatchID: req.BatchID, Items: items}
+	keep := make([]string, 0, len(ids)-len(bad))
+	gone := make([]Item, 0, len(bad))
+	for _, id := range ids {
+		if bad[id] {
+			gone = append(gone, Item{InstanceID: id, Status: "gone"})
+		} else {
+			keep = append(keep, id)
+		}
+	}
+	return keep, gone
+}
+
+// tally counts the items by status.
+func tally(batchID string, items []Item) Result {
+	res := Result{BatchID: batchID, Items: items}
 	for _, it := range items {
 		switch it.Status {
 		case "enqueued":
@@ -132,19 +192,21 @@ func (p *Producer) Rotate(ctx context.Context, req Request) (Result, error) {
 			res.Joined++
 		case "skipped":
 			res.Skipped++
+		case "gone":
+			res.Gone++
 		}
 	}
-	if cerr := p.store.CountBatch(ctx, req.BatchID, res.Enqueued, res.Joined, res.Skipped); cerr != nil {
-		err = errors.Join(err, cerr)
-	}
-	return res, err
+	return res
 }
+
+// checkPage is how many instances one round trip reads.
+const checkPage = 1000
 
 // check refuses the request when any instance is unknown or deprovisioned.
 func (p *Producer) check(ctx context.Context, ids []string) error {
 	var unknown UnknownError
-	for start := 0; start < len(ids); start += 1000 {
-		page := ids[start:min(start+1000, len(ids))]
+	for start := 0; start < len(ids); start += checkPage {
+		page := ids[start:min(start+checkPage, len(ids))]
 		ins, err := p.store.Instances(ctx, page)
 		if err != nil {
 			return err
@@ -164,47 +226,62 @@ func (p *Producer) check(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// each claims and enqueues every instance, a bounded number at once.
+// claimChunk is how many claims go to Redis in one pipeline.
+const claimChunk = 100
+
+// each claims and enqueues every instance: chunks of claims, each one
+// pipeline, on a bounded number of goroutines that then enqueue what they
+// claimed.
 func (p *Producer) each(ctx context.Context, ids []string, req Request) ([]Item, error) {
 	items := make([]Item, len(ids))
 	errs := make([]error, len(ids))
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(p.parallel, len(ids)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				items[i], errs[i] = p.one(ctx, ids[i], req)
+	for range min(p.parallel, (len(ids)+claimChunk-1)/claimChunk) {
+		wg.Go(func() {
+			for start := range next {
+				end := min(start+claimChunk, len(ids))
+				p.chunk(ctx, ids[start:end], req, items[start:end], errs[start:end])
 			}
-		}()
+		})
 	}
-	for i := range ids {
-		next <- i
+	for start := 0; start < len(ids); start += claimChunk {
+		next <- start
 	}
 	close(next)
 	wg.Wait()
 	return items, errors.Join(errs...)
 }
 
-func (p *Producer) one(ctx context.Context, id string, req Request) (Item, error) {
-	rot := tasks.NewID("rot")
-	c, err := p.store.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: rot, BatchID: req.BatchID,
-		Reason: req.Reason, Queue: req.Queue, Grace: req.Grace, SkipIfPrevious: req.SkipIfPrevious})
-	if err != nil {
-		return Item{InstanceID: id}, fmt.Errorf("claim %s: %w", id, err)
+// chunk claims ids in one pipeline, then enqueues the task of each rotation
+// it started.
+func (p *Producer) chunk(ctx context.Context, ids []string, req Request, items []Item, errs []error) {
+	reqs := make([]store.RotationRequest, len(ids))
+	for i, id := range ids {
+		reqs[i] = store.RotationRequest{InstanceID: id, RotationID: tasks.NewID("rot"), BatchID: req.BatchID,
+			Reason: req.Reason, Queue: req.Queue, Grace: req.Grace, SkipIfPrevious: req.SkipIfPrevious}
 	}
-	switch c.Status {
-	case store.Joined:
-		return Item{InstanceID: id, RotationID: c.RotationID, Status: "joined"}, nil
-	case store.Skipped:
+	for i, c := range p.store.ClaimMany(ctx, reqs) {
+		items[i], errs[i] = p.one(ctx, reqs[i], c, req.SkipGone)
+	}
+}
+
+// one turns a claim into an item, enqueueing the task of a new rotation.
+func (p *Producer) one(ctx context.Context, r store.RotationRequest, c store.ClaimOutcome, skipGone bool) (Item, error) {
+	id := r.InstanceID
+	switch {
+	case c.Err != nil && skipGone && (errors.Is(c.Err, store.ErrNotFound) || errors.Is(c.Err, store.ErrDeprovisioned)):
+		return Item{InstanceID: id, Status: "gone"}, nil
+	case c.Err != nil:
+		return Item{InstanceID: id}, fmt.Errorf("claim %s: %w", id, c.Err)
+	case c.Claim.Status == store.Joined:
+		return Item{InstanceID: id, RotationID: c.Claim.RotationID, Status: "joined"}, nil
+	case c.Claim.Status == store.Skipped:
 		return Item{InstanceID: id, Status: "skipped"}, nil
 	}
-	if err := Enqueue(ctx, p.q, id, rot, req.BatchID, req.Reason, req.Queue, req.Grace); err != nil {
-		// The rotation stays in flight; the reconcile sweep enqueues it again.
-		return Item{InstanceID: id, RotationID: rot, Status: "enqueued"}, err
-	}
-	return Item{InstanceID: id, RotationID: rot, Status: "enqueued"}, nil
+	item := Item{InstanceID: id, RotationID: r.RotationID, Status: "enqueued"}
+	// On failure the rotation stays in flight; the reconcile sweep enqueues it again.
+	return item, Enqueue(ctx, p.q, id, r.RotationID, r.BatchID, r.Reason, r.Queue, r.Grace)
 }
 
 // Enqueue enqueues the rotate task of a claimed rotation. A task that

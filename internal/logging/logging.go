@@ -16,6 +16,12 @@ import (
 	"github.com/rs/zerolog"
 )
 
+func init() {
+	// zerolog keeps the time format in a package variable; set it once here
+	// rather than in New, which may run concurrently.
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+}
+
 // Options say how to build the root logger.
 type Options struct {
 	// Service names the process ("worker", "web", "scheduler", "dev").
@@ -41,7 +47,6 @@ func New(o Options) zerolog.Logger {
 	if err != nil || o.Level == "" {
 		level = zerolog.InfoLevel
 	}
-	zerolog.TimeFieldFormat = time.RFC3339Nano
 	l := zerolog.New(out).Level(level).With().Timestamp().Str("service", o.Service)
 	if dyno := os.Getenv("DYNO"); dyno != "" {
 		l = l.Str("dyno", dyno)

@@ -85,11 +85,7 @@ func (s *Store) Claim(ctx context.Context, r RotationRequest) (Claim, error) {
 	if !ValidID(r.InstanceID) || !ValidID(r.RotationID) {
 		return Claim{}, fmt.Errorf("claim: instance id %q or rotation id %q is not valid", r.InstanceID, r.RotationID)
 	}
-	keys := []string{instanceKey(r.InstanceID), rotationKey(r.RotationID), previousKey(r.InstanceID),
-		instanceEventsKey(r.InstanceID), eventsKey(), rotationKey(""), inflightKey(), batchKey("")}
-	args := []any{r.RotationID, r.InstanceID, ms(s.now()), r.BatchID, r.Reason, r.Queue,
-		map[bool]string{true: "1"}[r.SkipIfPrevious], s.eventsPerInstance, s.eventsGlobal,
-		r.Grace.Milliseconds()}
+	keys, args := s.claimArgs(r)
 	res, err := claimScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return Claim{}, scriptError("claim "+r.InstanceID, err)
@@ -152,12 +148,16 @@ func (s *Store) PendingConfig(ctx context.Context, instanceID, credID string) (m
 // Promote makes the rotation's pushed credential current, and the current
 // one previous with revoke_at = now + grace. It returns the superseded
 // credential (nil when there was none). Promoting twice returns the same.
+// It also schedules the instance's next rotation one period on and ends any
+// quarantine (schedule.go).
 func (s *Store) Promote(ctx context.Context, instanceID, rotationID, credID string, grace time.Duration, detail string) (*Revocation, error) {
 	keys := []string{instanceKey(instanceID), rotationKey(rotationID), credentialKey(instanceID, credID),
 		previousKey(instanceID), revokeDueKey(), instanceEventsKey(instanceID), eventsKey(),
 		credentialKey(instanceID, ""), inflightKey(), batchKey("")}
+	keys = append(keys, scheduleKeys()...)
 	args := []any{instanceID, rotationID, credID, ms(s.now()), grace.Milliseconds(),
-		s.eventsPerInstance, s.eventsGlobal, int64(s.finishedTTL.Seconds()), detail}
+		s.eventsPerInstance, s.eventsGlobal, int64(s.finishedTTL.Seconds()), detail,
+		slotHash(instanceID), DefaultRotationPeriod.Milliseconds()}
 	res, err := promoteScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return nil, scriptError("promote", err)
@@ -173,14 +173,16 @@ func (s *Store) Promote(ctx context.Context, instanceID, rotationID, credID stri
 // revocation; the instance keeps its current credential. Failing a rotation
 // that was already promoted does nothing and returns nil. code is a short
 // stable label of the failure ("push:not_found") by which a batch groups
-// its failures; cause is the sentence shown to people.
+// its failures; cause is the sentence shown to people. A failed scheduled
+// rotation counts towards the instance's quarantine (schedule.go).
 func (s *Store) Fail(ctx context.Context, instanceID, rotationID, code, cause string) (*Revocation, error) {
 	credID, _ := s.rdb.HGet(ctx, rotationKey(rotationID), "credential_id").Result()
 	keys := []string{instanceKey(instanceID), rotationKey(rotationID), credentialKey(instanceID, credID),
 		revokeDueKey(), instanceEventsKey(instanceID), eventsKey(), inflightKey(), batchKey("")}
+	keys = append(keys, scheduleKeys()...)
 	now := s.now()
 	args := []any{instanceID, rotationID, ms(now), cause, s.eventsPerInstance, s.eventsGlobal,
-		int64(s.finishedTTL.Seconds()), code}
+		int64(s.finishedTTL.Seconds()), code, DefaultRotationPeriod.Milliseconds(), DefaultQuarantineAfter}
 	res, err := failScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return nil, scriptError("fail rotation", err)

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// startBatch registers n instances and rotates them all, returning the
+// batch id and the instance ids.
+func startBatch(t *testing.T, c *cli, n int) (string, []string) {
+	t.Helper()
+	ids := c.register(t, n)
+	if err := c.run(t, runRotate, "--all", "--reason", "test"); err != nil {
+		t.Fatalf("rotate: %v\n%s", err, c.stderr)
+	}
+	return batchID(t, c.stdout.String()), ids
+}
+
+func TestBatchesShow(t *testing.T) {
+	c := newCLI(t)
+	id, ids := startBatch(t, c, 4)
+	c.complete(t, ids[:3], map[string]bool{ids[1]: true, ids[2]: true})
+
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"text", []string{"show", id}, []string{
+			"batch      " + id, "reason     test", "total      4", "enqueued   4", "succeeded  1",
+			"failed     2  (push:not_found 2)", "in flight  1", "done       no"}},
+		{"json", []string{"show", "--json", id}, []string{`"batch_id": "` + id + `"`, `"in_flight": 1`,
+			`"failures": {`, `"push:not_found": 2`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := c.run(t, runBatches, tt.args...); err != nil {
+				t.Fatalf("%v\n%s", err, c.stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(c.stdout.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, c.stdout)
+				}
+			}
+		})
+	}
+	t.Run("json decodes", func(t *testing.T) {
+		if err := c.run(t, runBatches, "show", id, "--json"); err != nil {
+			t.Fatal(err)
+		}
+		var b store.Batch
+		if err := json.Unmarshal(c.stdout.Bytes(), &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.ID != id || b.Total != 4 || b.Succeeded != 1 || b.Failed != 2 || b.InFlight != 1 || b.Done {
+			t.Errorf("batch %+v", b)
+		}
+	})
+	t.Run("unknown batch", func(t *testing.T) {
+		err := c.run(t, runBatches, "show", "bat_nope")
+		if err == nil || !strings.Contains(err.Error(), "batch bat_nope not found") {
+			t.Errorf("err = %v", err)
+		}
+	})
+	t.Run("usage", func(t *testing.T) {
+		if err := c.run(t, runBatches, "list"); err == nil {
+			t.Error("no error for an unknown subcommand")
+		}
+	})
+}
+
+func TestBatchesShowWait(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		fail bool
+		// first is printed before any rotation finishes ("" for none).
+		first   string
+		wantErr string
+		want    []string
+	}{
+		{"plain lines", []string{"--wait"}, false, "0/3 finished", "", []string{
+			"3/3 finished (3 succeeded, 0 failed, 0 cancelled), 0 in flight", "done       yes"}},
+		{"failures exit non-zero", []string{"--wait"}, true, "0/3 finished", "1 rotations failed", []string{
+			"failed     1  (push:not_found 1)", "done       yes"}},
+		{"json", []string{"--wait", "--json"}, false, "", "", []string{`"done": true`, `"succeeded": 3`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCLI(t)
+			id, ids := startBatch(t, c, 3)
+			c.stdout.Reset()
+			errc := make(chan error, 1)
+			env := c.env()
+			go func() {
+				errc <- runBatches(context.Background(), env, append([]string{"show", id, "--interval", "10ms"}, tt.args...))
+			}()
+			c.waitFor(t, "the first progress line", func() bool { return strings.Contains(c.stdout.String(), tt.first) })
+			fail := map[string]bool{}
+			if tt.fail {
+				fail[ids[0]] = true
+			}
+			c.complete(t, ids, fail)
+			var err error
+			select {
+			case err = <-errc:
+			case <-time.After(10 * time.Second):
+				t.Fatal("batches show --wait did not return once the batch was done")
+			}
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(c.stdout.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, c.stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestBatchesCancel(t *testing.T) {
+	c := newCLI(t)
+	id, ids := startBatch(t, c, 5)
+	// One rotation finished before the cancel: it stays succeeded.
+	c.complete(t, ids[:1], nil)
+
+	if err := c.run(t, runBatches, "cancel", id); err != nil {
+		t.Fatalf("cancel: %v\n%s", err, c.stderr)
+	}
+	for _, w := range []string{"4 rotations not yet started were cancelled and their tasks removed",
+		"succeeded  1", "cancelled  4", "in flight  0", "done       yes"} {
+		if !strings.Contains(c.stdout.String(), w) {
+			t.Errorf("output lacks %q:\n%s", w, c.stdout)
+		}
+	}
+	// The finished rotation's task stays queued (a worker would find it done).
+	if got := c.pending(t, "bulk"); got != 1 {
+		t.Errorf("%d tasks pending on bulk, want 1", got)
+	}
+	for _, id := range ids[1:] {
+		in, err := c.st.Instance(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.InFlight != "" {
+			t.Errorf("%s still has rotation %s in flight", id, in.InFlight)
+		}
+	}
+	t.Run("twice", func(t *testing.T) {
+		if err := c.run(t, runBatches, "cancel", id); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(c.stdout.String(), "0 rotations not yet started") {
+			t.Errorf("stdout: %s", c.stdout)
+		}
+	})
+	t.Run("unknown batch", func(t *testing.T) {
+		if err := c.run(t, runBatches, "cancel", "bat_nope"); err == nil || !strings.Contains(err.Error(), "not found") {
+			t.Errorf("err = %v", err)
+		}
+	})
+}
+
+func TestProgressBar(t *testing.T) {
+	var m meter
+	var out strings.Builder
+	start := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	b := store.Batch{ID: "bat_1", Enqueued: 100, InFlight: 100}
+	m.add(start, 0)
+	m.draw(&out, b)
+	if !strings.Contains(out.String(), "[..............................]   0% 0/100, 0 failed, rate unknown yet") {
+		t.Errorf("first bar: %q", out.String())
+	}
+	out.Reset()
+	b.Succeeded, b.Failed, b.InFlight = 48, 2, 50
+	m.add(start.Add(10*time.Second), 50)
+	m.draw(&out, b)
+	// The trailing space blanks the end of the longer bar drawn before.
+	want := "\r[###############...............]  50% 50/100, 2 failed, 5.0/s, ETA 10s "
+	if out.String() != want {
+		t.Errorf("bar = %q, want %q", out.String(), want)
+	}
+}

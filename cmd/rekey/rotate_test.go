@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+func TestRotatePlanAllOnTenThousandChangesNothing(t *testing.T) {
+	c := newCLI(t)
+	c.register(t, 10_000)
+	before := c.snapshot(t)
+
+	start := time.Now()
+	if err := c.run(t, runRotate, "--plan", "--all"); err != nil {
+		t.Fatalf("rotate --plan --all: %v\n%s", err, c.stderr)
+	}
+	t.Logf("plan of 10,000 instances took %s:\n%s", time.Since(start).Round(time.Millisecond), c.stdout)
+
+	for _, want := range []string{
+		"plan for 10000 instances",
+		"rotate                 10000, on queue bulk",
+		"Heroku API calls       10000 (one config update per instance), plus 10000 OAuth token refreshes",
+		"apps released          at least 10000 (one per instance; attached apps release and restart too)",
+		"budget                 4000 calls/hour",
+		// (10,000 - 9 calls of burst) at 0.9 s each.
+		"estimated duration     at least 2h30m0s",
+	} {
+		if !strings.Contains(c.stdout.String(), want) {
+			t.Errorf("plan lacks %q", want)
+		}
+	}
+	after := c.snapshot(t)
+	if !maps.Equal(before, after) {
+		t.Errorf("the plan changed Redis: %d keys before, %d after", len(before), len(after))
+		for k := range after {
+			if _, ok := before[k]; !ok {
+				t.Errorf("new key %s", k)
+			}
+		}
+	}
+}
+
+func TestRotatePlanCounts(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	ids := c.register(t, 6)
+	// inst-00000 is rotating; inst-00001 is deprovisioned; inst-00002 has a
+	// previous credential waiting; inst-00003's token is fresh;
+	// inst-00004's expires in a minute.
+	if err := c.run(t, runRotate, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.st.Deprovision(ctx, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(t, runRotate, ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	c.complete(t, ids[2:3], nil)
+	for id, exp := range map[string]time.Duration{ids[3]: 8 * time.Hour, ids[4]: time.Minute} {
+		tok := heroku.Token{AccessToken: secret.New("access"), RefreshToken: secret.New("refresh"), ExpiresAt: time.Now().Add(exp)}
+		if err := c.st.SaveToken(ctx, id, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := c.snapshot(t)
+
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"named ids", []string{"--plan", "--skip-invalid", ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]}, []string{
+			// inst-00002 and inst-00005 have no access token, inst-00004's expires.
+			"plan for 5 instances", "rotate                 4, on queue default", "skip, in flight        1",
+			"plus 3 OAuth token refreshes", "at least 0s"}},
+		{"skip if previous", []string{"--plan", "--skip-if-previous", ids[2], ids[3]}, []string{
+			"rotate                 1", "skip, previous waits   1", "Heroku API calls       1 (one config update per instance)\n"}},
+		{"all", []string{"--plan", "--all"}, []string{
+			"plan for 5 instances", "rotate                 4, on queue bulk", "skip, in flight        1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := c.run(t, runRotate, tt.args...); err != nil {
+				t.Fatalf("%v\n%s", err, c.stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(c.stdout.String(), w) {
+					t.Errorf("plan lacks %q:\n%s", w, c.stdout)
+				}
+			}
+		})
+	}
+	if !maps.Equal(before, c.snapshot(t)) {
+		t.Error("a plan changed Redis")
+	}
+}
+
+// badList has every kind of problem an id list can have.
+const badList = `# rotation list
+inst-00000
+{"instance_id": "inst-00001"}
+
+{"id": "inst-00002", "app": "ignored"}
+not an id!
+no-such-instance
+inst-00003
+inst-00000
+{"instance_id": 7}
+inst-00004
+`
+
+func TestRotateFromBadFile(t *testing.T) {
+	wantProblems := []string{
+		`line 6: "not an id!" is not a valid instance id`,
+		"line 7: unknown instance no-such-instance",
+		"line 8: deprovisioned instance inst-00003",
+		"line 9: duplicate of line 2",
+		`line 10: not a JSON object with "instance_id" or "id"`,
+	}
+	tests := []struct {
+		name         string
+		args         []string
+		stdin        bool
+		wantErr      string
+		wantEnqueued int
+	}{
+		{"refused whole", []string{"--from", "FILE"}, false, "5 lines cannot be rotated", 0},
+		{"skip invalid", []string{"--from", "FILE", "--skip-invalid"}, false, "", 4},
+		{"stdin refused whole", []string{"--from", "-"}, true, "5 lines cannot be rotated", 0},
+		{"stdin skip invalid", []string{"--skip-invalid", "--from", "-"}, true, "", 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCLI(t)
+			c.register(t, 5)
+			if err := c.st.Deprovision(context.Background(), instanceID(3)); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string(nil), tt.args...)
+			if tt.stdin {
+				c.stdin = strings.NewReader(badList)
+			} else {
+				path := filepath.Join(t.TempDir(), "ids.txt")
+				if err := os.WriteFile(path, []byte(badList), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args[1] = path
+			}
+			err := c.run(t, runRotate, args...)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			for _, p := range wantProblems {
+				if !strings.Contains(c.stderr.String(), p) {
+					t.Errorf("stderr lacks %q:\n%s", p, c.stderr)
+				}
+			}
+			if got := c.pending(t, "bulk"); got != tt.wantEnqueued {
+				t.Errorf("%d tasks pending on bulk, want %d", got, tt.wantEnqueued)
+			}
+			if tt.wantEnqueued == 0 {
+				if keys := c.batchKeys(t); len(keys) > 0 {
+					t.Errorf("a batch was created: %v", keys)
+				}
+				return
+			}
+			b, err := c.st.Batch(context.Background(), batchID(t, c.stdout.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Total != 4 || b.Enqueued != 4 {
+				t.Errorf("batch total %d, enqueued %d; want 4 and 4 (the duplicate rotated once)", b.Total, b.Enqueued)
+			}
+		})
+	}
+}
+
+func TestRotateNamedIDs(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		wantErr   string
+		wantQueue map[string]int
+	}{
+		{"one id goes interactive", []string{"inst-00000", "--reason", "leak"}, "", map[string]int{"interactive": 1}},
+		{"several ids go default", []string{"inst-00000", "inst-00001", "inst-00000"}, "", map[string]int{"default": 2}},
+		{"queue flag", []string{"--queue", "bulk", "inst-00000"}, "", map[string]int{"bulk": 1}},
+		{"unknown refused whole", []string{"inst-00000", "nope"}, "1 arguments cannot be rotated", nil},
+		{"unknown skipped", []string{"inst-00000", "nope", "--skip-invalid"}, "", map[string]int{"default": 1}},
+		{"no source", nil, "bad usage", nil},
+		{"two sources", []string{"--all", "inst-00000"}, "bad usage", nil},
+		{"bad queue", []string{"--queue", "fast", "inst-00000"}, "--queue", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCLI(t)
+			c.register(t, 2)
+			err := c.run(t, runRotate, tt.args...)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q\n%s", err, tt.wantErr, c.stderr)
+			}
+			for _, q := range []string{"interactive", "default", "bulk"} {
+				if got := c.pending(t, q); got != tt.wantQueue[q] {
+					t.Errorf("%d tasks on %s, want %d", got, q, tt.wantQueue[q])
+				}
+			}
+			if tt.wantErr != "" && len(c.batchKeys(t)) > 0 {
+				t.Error("a refused request created a batch")
+			}
+		})
+	}
+}
+
+func TestRotateAllSkipsInFlight(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 3)
+	if err := c.run(t, runRotate, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(t, runRotate, "--all", "--reason", "quarterly"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.stdout.String(), "2 enqueued on bulk, 1 joined a rotation in flight") {
+		t.Errorf("stdout: %s", c.stdout)
+	}
+	b, err := c.st.Batch(context.Background(), batchID(t, c.stdout.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Total != 3 || b.Enqueued != 2 || b.Joined != 1 || b.Reason != "quarterly" {
+		t.Errorf("batch %+v", b)
+	}
+}

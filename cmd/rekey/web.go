@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/metrics"
+	"github.com/rekeyhq/rekey/internal/registry"
+	"github.com/rekeyhq/rekey/internal/web"
+)
+
+// shutdownTimeout is how long the web process lets requests in flight
+// finish after SIGTERM; Heroku kills the dyno 30 seconds after it.
+const shutdownTimeout = 20 * time.Second
+
+// runWeb serves the HTTP API, the SSO dashboard, /monitoring, /metrics and
+// /healthz on PORT until ctx is done (Procfile: web).
+func runWeb(ctx context.Context, env *environ, args []string) error {
+	if len(args) > 0 {
+		return errUsage
+	}
+	cfg, err := loadConfig(env)
+	if err != nil {
+		return err
+	}
+	if err := cfg.RequireWeb(); err != nil {
+		return err
+	}
+	log := newLogger(env, cfg, "web", false)
+	a, err := openApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	h, err := a.webHandler()
+	if err != nil {
+		return err
+	}
+	return serve(ctx, a, h)
+}
+
+// webHandler builds the web process's handler from the app's dependencies.
+func (a *app) webHandler() (http.Handler, error) {
+	hc, err := a.heroku(nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	inspector := asynq.NewInspectorFromRedisClient(a.rdb)
+	return web.New(web.Params{
+		Store:             a.store,
+		Producer:          fleet.NewProducer(a.store, a.queue),
+		Registry:          registry.New(a.store, hc),
+		Inspector:         inspector,
+		Metrics:           metrics.NewCollector(a.store, inspector, a.log).Handler(),
+		Enqueuer:          a.queue,
+		APIToken:          a.cfg.APIToken,
+		DashboardPassword: a.cfg.DashboardPassword,
+		SSOSalt:           a.cfg.SSOSalt,
+		Grace:             a.cfg.Grace,
+		PrivateSpaceGrace: a.cfg.PrivateSpaceGrace,
+		Logger:            a.log,
+	})
+}
+
+// serve runs h on PORT and shuts down gracefully when ctx is done.
+func serve(ctx context.Context, a *app, h http.Handler) error {
+	srv := &http.Server{
+		Addr:              net.JoinHostPort("", strconv.Itoa(a.cfg.Port)),
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      3 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	a.log.Info().Int("port", a.cfg.Port).Msg("web listening")
+	select {
+	case err := <-errc:
+		return fmt.Errorf("web: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info().Msg("web shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("web: shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("web: %w", err)
+	}
+	return nil
+}

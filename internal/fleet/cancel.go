@@ -1,0 +1,101 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// Inspector is what Cancel needs of an *asynq.Inspector.
+type Inspector interface {
+	ListPendingTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	DeleteTask(queue, id string) error
+}
+
+// rotationCancelled is the state the claim script gives a rotation of a
+// cancelled batch that had not started.
+const rotationCancelled = "cancelled"
+
+// listPage is how many pending tasks one listing reads.
+const listPage = 1000
+
+// Cancel cancels a batch: rotations of it that have not started are
+// cancelled before any call to the issuer or Heroku, and rotations under
+// way finish (store.CancelBatch). With insp, it also takes the batch's
+// still-pending rotate tasks off the queues, recording each rotation as
+// cancelled at once, so workers do not run them only to find them
+// cancelled. It returns how many tasks it removed; without insp, or when
+// removing fails, the rotations are cancelled anyway when their task runs.
+func Cancel(ctx context.Context, st *store.Store, insp Inspector, batchID string) (int, error) {
+	if err := st.CancelBatch(ctx, batchID); err != nil {
+		return 0, err
+	}
+	if insp == nil {
+		return 0, nil
+	}
+	removed := 0
+	for _, q := range []string{tasks.QueueInteractive, tasks.QueueDefault, tasks.QueueBulk} {
+		pending, err := pendingOfBatch(insp, q, batchID)
+		if err != nil {
+			return removed, err
+		}
+		removed += removeCancelled(ctx, st, insp, q, pending)
+	}
+	return removed, nil
+}
+
+// pendingOfBatch lists the pending rotate tasks of one batch in queue q.
+// It reads the whole queue before anything is removed, so that removing
+// does not shift the pages it reads.
+func pendingOfBatch(insp Inspector, q, batchID string) ([]tasks.RotatePayload, error) {
+	var out []tasks.RotatePayload
+	for page := 1; ; page++ {
+		infos, err := insp.ListPendingTasks(q, asynq.PageSize(listPage), asynq.Page(page))
+		if errors.Is(err, asynq.ErrQueueNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list pending tasks of %s: %w", q, err)
+		}
+		for _, info := range infos {
+			p, err := tasks.ParseRotate(asynq.NewTask(info.Type, info.Payload))
+			if err == nil && p.BatchID == batchID {
+				out = append(out, p)
+			}
+		}
+		if len(infos) < listPage {
+			return out, nil
+		}
+	}
+}
+
+// removeCancelled records the rotations as cancelled (the claim script does
+// so for a rotation of a cancelled batch that has not started), then
+// deletes the tasks of those it cancelled. A task a worker picked up in
+// between finds its rotation cancelled and does nothing.
+func removeCancelled(ctx context.Context, st *store.Store, insp Inspector, q string, pending []tasks.RotatePayload) int {
+	removed := 0
+	for start := 0; start < len(pending); start += claimChunk {
+		chunk := pending[start:min(start+claimChunk, len(pending))]
+		reqs := make([]store.RotationRequest, len(chunk))
+		for i, p := range chunk {
+			reqs[i] = store.RotationRequest{InstanceID: p.InstanceID, RotationID: p.RotationID, BatchID: p.BatchID, Queue: q}
+		}
+		for i, c := range st.ClaimMany(ctx, reqs) {
+			if c.Err != nil || c.Claim.Status != store.Done || c.Claim.State != rotationCancelled {
+				continue // not ours to remove: under way, finished, or gone
+			}
+			// A task that cannot be deleted (a worker took it meanwhile) is
+			// harmless: it finds its rotation cancelled.
+			if insp.DeleteTask(q, tasks.RotateTaskID(chunk[i].RotationID)) == nil {
+				removed++
+			}
+		}
+	}
+	return removed
+}

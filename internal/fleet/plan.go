@@ -1,0 +1,132 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// Plan is what a rotation request would do, worked out from reads only.
+type Plan struct {
+	// Named is how many distinct instances the request names.
+	Named int
+	// Rotate is how many rotations would start: one Heroku Platform API
+	// call each, one release of the instance's app and of every app it
+	// is attached to.
+	Rotate int
+	// Instances left out: already rotating (the request would join that
+	// rotation), deprovisioned, unknown, or with a previous credential
+	// still waiting for revocation (only with Request.SkipIfPrevious).
+	InFlight, Deprovisioned, Unknown, PreviousWaiting int
+	// TokenRefreshes is how many V3 instances' OAuth access tokens would
+	// expire before their call and need one refresh at Heroku's identity
+	// service first (which does not spend the Platform API budget).
+	TokenRefreshes int
+	// Queue is the queue the tasks would go to.
+	Queue string
+	// PerHour is the budget the estimate assumes.
+	PerHour int
+	// Duration is the least time the budget takes to grant the Rotate
+	// calls, if nothing else spends it.
+	Duration time.Duration
+}
+
+// Plan works out what Rotate would do with req under a budget of perHour
+// Heroku calls an hour, without changing anything: no batch, no claim, no
+// task. It reads each instance, and with req.SkipIfPrevious its previous
+// credentials, one round trip per thousand instances.
+func (p *Producer) Plan(ctx context.Context, req Request, perHour int) (Plan, error) {
+	if perHour <= 0 {
+		return Plan{}, errors.New("plan: the budget must be a positive number of calls an hour")
+	}
+	ids := dedupe(req.InstanceIDs)
+	pl := Plan{Named: len(ids), Queue: withDefaults(req, len(ids)).Queue, PerHour: perHour}
+	now := time.Now()
+	for start := 0; start < len(ids); start += checkPage {
+		page := ids[start:min(start+checkPage, len(ids))]
+		if err := p.planPage(ctx, &pl, page, req.SkipIfPrevious, now); err != nil {
+			return Plan{}, err
+		}
+	}
+	pl.Duration = Estimate(pl.Rotate, perHour)
+	return pl, nil
+}
+
+// planPage adds one page of instances to pl.
+func (p *Producer) planPage(ctx context.Context, pl *Plan, ids []string, skipIfPrevious bool, now time.Time) error {
+	ins, err := p.store.Instances(ctx, ids)
+	if err != nil {
+		return err
+	}
+	var prev []int64
+	if skipIfPrevious {
+		if prev, err = p.store.PreviousCounts(ctx, ids); err != nil {
+			return err
+		}
+	}
+	var v3 []string
+	for i, in := range ins {
+		switch {
+		case in.RegisteredAt.IsZero():
+			pl.Unknown++
+		case in.Deprovisioned():
+			pl.Deprovisioned++
+		case in.InFlight != "":
+			pl.InFlight++
+		case prev != nil && prev[i] > 0:
+			pl.PreviousWaiting++
+		default:
+			pl.Rotate++
+			if in.APIVersion == store.APIv3 {
+				v3 = append(v3, in.ID)
+			}
+		}
+	}
+	return p.countRefreshes(ctx, pl, v3, now)
+}
+
+// countRefreshes counts the V3 instances whose access token would expire
+// before their call: rotations run roughly in request order, the n-th at
+// about now + Estimate(n) when the budget is the limit, and the Heroku
+// client refreshes a token heroku.DefaultRefreshAhead before it expires.
+func (p *Producer) countRefreshes(ctx context.Context, pl *Plan, v3 []string, now time.Time) error {
+	if len(v3) == 0 {
+		return nil
+	}
+	exps, err := p.store.TokenExpiries(ctx, v3)
+	if err != nil {
+		return err
+	}
+	first := pl.Rotate - len(v3) // rotations of this page start after the ones counted before
+	for i, e := range exps {
+		callAt := now.Add(Estimate(first+i+1, pl.PerHour))
+		stale := !e.ExpiresAt.IsZero() && !callAt.Add(heroku.DefaultRefreshAhead).Before(e.ExpiresAt)
+		if !e.HasAccess || stale {
+			pl.TokenRefreshes++
+		}
+	}
+	return nil
+}
+
+// Background burst, as internal/ratelimit sizes it by default: ten seconds
+// of budget, of which the last reserveTokens are kept for interactive calls.
+const (
+	reserveTokens = 2
+	burstSeconds  = 10
+)
+
+// Estimate is the least time a budget of perHour calls an hour, starting
+// full and spent by nobody else, takes to grant calls background calls: the
+// calls beyond the background burst, at the budget's rate. It is the
+// arithmetic of ratelimit.Limiter.Estimate with default Params, without a
+// Limiter or Redis, so a plan writes nothing.
+func Estimate(calls, perHour int) time.Duration {
+	if perHour <= 0 {
+		return 0
+	}
+	burst := max(reserveTokens+1, perHour*burstSeconds/3600) - reserveTokens
+	return time.Duration(max(0, calls-burst)) * (time.Hour / time.Duration(perHour))
+}

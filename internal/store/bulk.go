@@ -1,0 +1,120 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// This file holds the fleet-sized variants of single-instance operations:
+// each sends one pipeline for a whole chunk of instances, so a request for
+// 10,000 instances costs tens of round trips instead of tens of thousands.
+
+// ClaimOutcome is the result of one request of ClaimMany: a Claim, or the
+// error Claim would have returned.
+type ClaimOutcome struct {
+	Claim Claim
+	Err   error
+}
+
+// ClaimMany runs Claim for every request in one pipeline. Each request runs
+// the same script as Claim, atomically and independently: one request's
+// failure (ErrNotFound, ErrDeprovisioned) does not affect the others.
+// Outcomes are in the order of reqs.
+func (s *Store) ClaimMany(ctx context.Context, reqs []RotationRequest) []ClaimOutcome {
+	out := make([]ClaimOutcome, len(reqs))
+	cmds := make([]*redis.Cmd, len(reqs))
+	pipe := s.rdb.Pipeline()
+	for i, r := range reqs {
+		if !ValidID(r.InstanceID) || !ValidID(r.RotationID) {
+			out[i].Err = fmt.Errorf("claim: instance id %q or rotation id %q is not valid", r.InstanceID, r.RotationID)
+			continue
+		}
+		keys, args := s.claimArgs(r)
+		cmds[i] = claimScript.EvalSha(ctx, pipe, keys, args...)
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command below
+	for i, c := range cmds {
+		if c == nil {
+			continue
+		}
+		if isNoScript(c.Err()) {
+			// The script cache was flushed: Claim loads the script again.
+			out[i].Claim, out[i].Err = s.Claim(ctx, reqs[i])
+			continue
+		}
+		res, err := c.Slice()
+		if err != nil {
+			out[i].Err = scriptError("claim "+reqs[i].InstanceID, err)
+			continue
+		}
+		out[i].Claim, out[i].Err = claimFrom(reqs[i].InstanceID, res)
+	}
+	return out
+}
+
+// claimArgs returns the KEYS and ARGV of claimScript for r.
+func (s *Store) claimArgs(r RotationRequest) ([]string, []any) {
+	keys := []string{instanceKey(r.InstanceID), rotationKey(r.RotationID), previousKey(r.InstanceID),
+		instanceEventsKey(r.InstanceID), eventsKey(), rotationKey(""), inflightKey(), batchKey("")}
+	args := []any{r.RotationID, r.InstanceID, ms(s.now()), r.BatchID, r.Reason, r.Queue,
+		map[bool]string{true: "1"}[r.SkipIfPrevious], s.eventsPerInstance, s.eventsGlobal,
+		r.Grace.Milliseconds()}
+	return keys, args
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+// TokenExpiry says when an instance's stored OAuth access token expires,
+// without opening it.
+type TokenExpiry struct {
+	// HasAccess is true when an access token is stored.
+	HasAccess bool
+	// ExpiresAt is zero when the expiry is unknown (the token is used until
+	// Heroku refuses it).
+	ExpiresAt time.Time
+}
+
+// TokenExpiries returns the access-token expiry of each instance, in the
+// order of ids, with one round trip. Nothing is decrypted.
+func (s *Store) TokenExpiries(ctx context.Context, ids []string) ([]TokenExpiry, error) {
+	pipe := s.rdb.Pipeline()
+	lens := make([]*redis.IntCmd, len(ids))
+	exps := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		lens[i] = pipe.HStrLen(ctx, instanceKey(id), "oauth_access")
+		exps[i] = pipe.HGet(ctx, instanceKey(id), "oauth_expires_at")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("token expiries: %w", err)
+	}
+	out := make([]TokenExpiry, len(ids))
+	for i := range ids {
+		out[i] = TokenExpiry{HasAccess: lens[i].Val() > 0, ExpiresAt: fromMS(exps[i].Val())}
+	}
+	return out, nil
+}
+
+// PreviousCounts returns how many previous credentials of each instance
+// wait for revocation, in the order of ids, with one round trip.
+func (s *Store) PreviousCounts(ctx context.Context, ids []string) ([]int64, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.ZCard(ctx, previousKey(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("count previous credentials: %w", err)
+	}
+	out := make([]int64, len(ids))
+	for i, c := range cmds {
+		out[i] = c.Val()
+	}
+	return out, nil
+}

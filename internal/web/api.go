@@ -1,0 +1,183 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/registry"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// apiTimeout bounds the work of one registration or deprovisioning, which
+// may wait for Heroku's OAuth endpoint.
+const apiTimeout = 2 * time.Minute
+
+// pathID returns the path value name if it is a usable id, or writes 400.
+// Ids made only of dots are refused too: they mean something else in a URL.
+func pathID(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
+	id := r.PathValue(name)
+	if !store.ValidID(id) || strings.Trim(id, ".") == "" {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s %q is not valid: use 1 to 128 letters, digits, '-', '_', '.', '@'", name, clipID(id)))
+		return "", false
+	}
+	return id, true
+}
+
+// putInstance registers or updates an instance: PUT /api/v1/instances/{addon_id}.
+func (s *server) putInstance(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r, "addon_id")
+	if !ok {
+		return
+	}
+	var in registry.Input
+	if err := decodeBody(w, r, maxInstanceBody, &in); err != nil {
+		s.writeBodyError(w, err)
+		return
+	}
+	if in.ID != "" && in.ID != id {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("field \"id\" (%q) does not match the addon_id in the path", in.ID))
+		return
+	}
+	in.ID = id
+	ctx, cancel := requestContext(r, apiTimeout)
+	defer cancel()
+	if err := s.Registry.Put(ctx, in); err != nil {
+		s.writeRegistryError(w, r, err)
+		return
+	}
+	s.writeInstance(w, r, id)
+}
+
+// writeRegistryError answers a failed registration: the input's fault,
+// Heroku refusing the grant, Heroku unreachable, or rekey's own failure.
+func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err error) {
+	var input *registry.InputError
+	if errors.As(err, &input) {
+		writeError(w, http.StatusUnprocessableEntity, input.Error())
+		return
+	}
+	switch heroku.Classify(err) {
+	case heroku.ClassPermanent, heroku.ClassUnauthorized, heroku.ClassGone:
+		writeError(w, http.StatusUnprocessableEntity, "Heroku refused the oauth_grant (codes are single use and expire after about 5 minutes): "+err.Error())
+	case heroku.ClassRateLimited, heroku.ClassTransient:
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "Heroku could not be reached to exchange the oauth_grant; nothing was stored, try again")
+	default:
+		s.internalError(w, r, "register instance", err)
+	}
+}
+
+// getInstance shows an instance's state: GET /api/v1/instances/{addon_id}.
+func (s *server) getInstance(w http.ResponseWriter, r *http.Request) {
+	if id, ok := pathID(w, r, "addon_id"); ok {
+		s.writeInstance(w, r, id)
+	}
+}
+
+// deleteInstance marks an instance deprovisioned: DELETE /api/v1/instances/{addon_id}.
+func (s *server) deleteInstance(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r, "addon_id")
+	if !ok {
+		return
+	}
+	ctx, cancel := requestContext(r, apiTimeout)
+	defer cancel()
+	err := s.Store.Deprovision(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("instance %s is not registered", id))
+	case err != nil:
+		s.internalError(w, r, "deprovision instance", err)
+	default:
+		s.writeInstance(w, r, id)
+	}
+}
+
+// writeInstance answers 200 with the instance's state, or 404.
+func (s *server) writeInstance(w http.ResponseWriter, r *http.Request, id string) {
+	v, err := s.loadView(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("instance %s is not registered", id))
+	case err != nil:
+		s.internalError(w, r, "read instance", err)
+	default:
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// getBatch shows a batch's progress: GET /api/v1/batches/{batch_id}.
+func (s *server) getBatch(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r, "batch_id")
+	if !ok {
+		return
+	}
+	b, err := s.Store.Batch(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("batch %s does not exist (batches are kept for 30 days)", id))
+	case err != nil:
+		s.internalError(w, r, "read batch", err)
+	default:
+		writeJSON(w, http.StatusOK, b)
+	}
+}
+
+// apiFallback answers API paths no route matched: 405 naming the methods
+// the path takes, or 404.
+func (s *server) apiFallback(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/api/" {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) > 0 {
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
+		return
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("there is no API endpoint at %s", r.URL.Path))
+}
+
+// cleanAPIPaths refuses API requests whose path is not canonical (dot
+// segments, doubled slashes, %2e%2e) with a JSON error, after checking the
+// token, instead of letting the mux redirect them somewhere else.
+func (s *server) cleanAPIPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if !strings.HasPrefix(p, "/api/") || path.Clean(p) == strings.TrimSuffix(p, "/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !s.bearerOK(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rekey"`)
+			writeError(w, http.StatusUnauthorized, "send the API token as Authorization: Bearer REKEY_API_TOKEN")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "the request path has empty or dot segments; ids may not contain '/' and may not be '.' or '..'")
+	})
+}
+
+// writeBodyError answers a body decodeBody refused.
+func (s *server) writeBodyError(w http.ResponseWriter, err error) {
+	var be *bodyError
+	if errors.As(err, &be) {
+		writeError(w, be.status, be.msg)
+		return
+	}
+	writeError(w, http.StatusBadRequest, "request body could not be read")
+}
+
+// internalError logs err and answers 500 without details, which stay in the log.
+func (s *server) internalError(w http.ResponseWriter, r *http.Request, op string, err error) {
+	s.Logger.Error().Err(err).Str("op", op).Str("route", r.Pattern).Msg("request failed")
+	writeError(w, http.StatusInternalServerError, "internal error; the operators have the details in the log")
+}

@@ -1,0 +1,217 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// instanceJSON is the part of GET /api/v1/instances/{id} the tests read.
+type instanceJSON struct {
+	ID                  string    `json:"id"`
+	APIVersion          string    `json:"api_version"`
+	ConfigVars          []string  `json:"config_vars"`
+	Grace               string    `json:"grace"`
+	CurrentCredentialID string    `json:"current_credential_id"`
+	DeprovisionedAt     time.Time `json:"deprovisioned_at"`
+	PreviousCredentials []struct {
+		CredentialID string    `json:"credential_id"`
+		RevokeAt     time.Time `json:"revoke_at"`
+	} `json:"previous_credentials"`
+	InFlightRotation *struct {
+		RotationID string `json:"rotation_id"`
+		State      string `json:"state"`
+		Reason     string `json:"reason"`
+		Queue      string `json:"queue"`
+	} `json:"in_flight_rotation"`
+	LastError      string     `json:"last_error"`
+	NextRotationAt *time.Time `json:"next_rotation_at"`
+}
+
+// batchJSON is a batch as the API shows it.
+type batchJSON struct {
+	BatchID  string `json:"batch_id"`
+	Total    int    `json:"total"`
+	Enqueued int    `json:"enqueued"`
+	Joined   int    `json:"joined"`
+	Skipped  int    `json:"skipped"`
+	InFlight int    `json:"in_flight"`
+	Done     bool   `json:"done"`
+}
+
+const v3Body = `{"api_version":"v3","config_vars":["MYADDON_URL","MYADDON_KEY"],"grace":"3h","current_credential_id":"cred-0",
+	"oauth":{"access_token":"a-tok","refresh_token":"r-tok","expires_at":"2030-01-01T00:00:00Z"}}`
+
+func TestInstanceLifecycle(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var got instanceJSON
+	resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", v3Body)
+	resp.json(t, &got)
+	if resp.status != http.StatusOK || got.ID != "inst-1" || got.CurrentCredentialID != "cred-0" || got.Grace != "3h0m0s" ||
+		!slices.Equal(got.ConfigVars, []string{"MYADDON_URL", "MYADDON_KEY"}) {
+		t.Fatalf("register: got %d %+v, want 200 with the registration", resp.status, got)
+	}
+	if got.InFlightRotation != nil {
+		t.Errorf("register: got in_flight_rotation %v, want it left out", got.InFlightRotation)
+	}
+	if resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", v3Body); resp.status != http.StatusOK {
+		t.Errorf("register again: got status %d, want 200 (idempotent)", resp.status)
+	}
+	f.rotate("inst-1", "rot-1", "cred-1", 3*time.Hour)
+	f.api(http.MethodGet, "/api/v1/instances/inst-1", "").json(t, &got)
+	if got.CurrentCredentialID != "cred-1" || len(got.PreviousCredentials) != 1 || got.PreviousCredentials[0].CredentialID != "cred-0" ||
+		!got.PreviousCredentials[0].RevokeAt.Equal(start.Add(3*time.Hour)) {
+		t.Errorf("after a rotation: got %+v, want cred-1 current and cred-0 revoked at start+3h", got)
+	}
+	resp = f.api(http.MethodDelete, "/api/v1/instances/inst-1", "")
+	resp.json(t, &got)
+	if resp.status != http.StatusOK || got.DeprovisionedAt.IsZero() {
+		t.Errorf("delete: got %d %+v, want 200 with deprovisioned_at", resp.status, got)
+	}
+	if resp := f.api(http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-1"]}`); resp.status != http.StatusUnprocessableEntity {
+		t.Errorf("rotate a deprovisioned instance: got status %d, want 422: %s", resp.status, resp.body)
+	}
+	if resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", v3Body); resp.status != http.StatusUnprocessableEntity {
+		t.Errorf("register a deprovisioned instance: got status %d, want 422: %s", resp.status, resp.body)
+	}
+}
+
+func TestNextRotation(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	f.register("inst-2", "cred-0")
+	ctx := context.Background()
+	if err := f.st.SetSchedule(ctx, "inst-2", store.Schedule{OptOut: true}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		id   string
+		want bool
+	}{
+		{"inst-1", true},
+		{"inst-2", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			in, err := f.st.Instance(ctx, tt.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got instanceJSON
+			f.api(http.MethodGet, "/api/v1/instances/"+tt.id, "").json(t, &got)
+			if (got.NextRotationAt != nil) != tt.want || tt.want && !got.NextRotationAt.Equal(in.NextRotationAt) {
+				t.Errorf("got next_rotation_at %v, want %v (shown: %v)", got.NextRotationAt, in.NextRotationAt, tt.want)
+			}
+		})
+	}
+}
+
+func TestRegisterWithGrant(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	code, tok := f.registerWithGrant("inst-1")
+	if tok.AccessToken.IsZero() || tok.RefreshToken.IsZero() {
+		t.Fatalf("got token %+v, want the exchanged tokens stored", tok)
+	}
+	body := `{"api_version":"v3","config_vars":["MYADDON_URL"],"oauth_grant":{"code":"` + code + `"}}`
+	resp := f.api(http.MethodPut, "/api/v1/instances/inst-2", body)
+	if resp.status != http.StatusUnprocessableEntity || !strings.Contains(resp.body, "oauth_grant") {
+		t.Errorf("reused grant: got %d %s, want 422 naming oauth_grant", resp.status, resp.body)
+	}
+	if _, err := f.st.Instance(context.Background(), "inst-2"); err == nil {
+		t.Error("reused grant: got the instance stored, want nothing stored")
+	}
+}
+
+func TestRotations(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		body      string
+		wantQueue string
+		want      batchJSON
+	}{
+		{name: "one instance", body: `{"instance_ids":["inst-1"]}`, wantQueue: tasks.QueueInteractive,
+			want: batchJSON{Total: 1, Enqueued: 1, InFlight: 1}},
+		{name: "one instance named twice", body: `{"instance_ids":["inst-1","inst-1"]}`, wantQueue: tasks.QueueInteractive,
+			want: batchJSON{Total: 1, Enqueued: 1, InFlight: 1}},
+		{name: "a list", body: `{"instance_ids":["inst-1","inst-2"],"reason":"leak","grace":"30m"}`, wantQueue: tasks.QueueDefault,
+			want: batchJSON{Total: 2, Enqueued: 2, InFlight: 2}},
+		{name: "the whole fleet", body: `{"all":true}`, wantQueue: tasks.QueueBulk,
+			want: batchJSON{Total: 3, Enqueued: 3, InFlight: 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			for _, id := range []string{"inst-1", "inst-2", "inst-3"} {
+				f.register(id, "cred-0")
+			}
+			var got batchJSON
+			resp := f.api(http.MethodPost, "/api/v1/rotations", tt.body)
+			resp.json(t, &got)
+			if resp.status != http.StatusAccepted || got.Enqueued != tt.want.Enqueued || got.Joined != 0 || got.BatchID == "" {
+				t.Fatalf("got %d %s, want 202 with %d enqueued", resp.status, resp.body, tt.want.Enqueued)
+			}
+			if q := f.queued(tt.wantQueue); len(q) != tt.want.Enqueued {
+				t.Errorf("got %v queued on %s, want %d tasks", q, tt.wantQueue, tt.want.Enqueued)
+			}
+			var batch batchJSON
+			f.api(http.MethodGet, "/api/v1/batches/"+got.BatchID, "").json(t, &batch)
+			tt.want.BatchID = got.BatchID
+			if batch != tt.want {
+				t.Errorf("got batch %+v, want %+v", batch, tt.want)
+			}
+			f.api(http.MethodPost, "/api/v1/rotations", tt.body).json(t, &got)
+			if got.Joined != tt.want.Enqueued || got.Enqueued != 0 {
+				t.Errorf("repeated request: got %+v, want every instance joined", got)
+			}
+		})
+	}
+}
+
+func TestRotationSkipIfPrevious(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	f.rotate("inst-1", "rot-1", "cred-1", 2*time.Hour)
+	var got batchJSON
+	f.api(http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-1"],"skip_if_previous":true}`).json(t, &got)
+	if got.Skipped != 1 || got.Enqueued != 0 {
+		t.Errorf("got %+v, want the instance skipped while its old credential waits", got)
+	}
+}
+
+func TestAPIErrorsAreJSON(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tests := []struct {
+		method, path string
+		want         int
+	}{
+		{http.MethodPost, "/api/v1/instances/inst-1", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/api/v1/rotations", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/api/v2/instances/inst-1", http.StatusNotFound},
+		{http.MethodGet, "/api/v1/instances/inst-unknown", http.StatusNotFound},
+		{http.MethodDelete, "/api/v1/instances/inst-unknown", http.StatusNotFound},
+		{http.MethodGet, "/api/v1/batches/bat_unknown", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			resp := f.api(tt.method, tt.path, "")
+			var e struct{ Error string }
+			resp.json(t, &e)
+			if resp.status != tt.want || e.Error == "" {
+				t.Errorf("got %d %s, want %d with an error sentence", resp.status, resp.body, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,28 @@
+(function () {
+  var text = document.getElementById("status-text");
+  var list = document.getElementById("timeline");
+  var busy = document.body.getAttribute("data-busy") === "true";
+  function item(e) {
+    var li = document.createElement("li");
+    var t = document.createElement("time");
+    t.setAttribute("datetime", e.at);
+    t.textContent = e.when;
+    li.appendChild(t);
+    li.appendChild(document.createTextNode(" " + e.text));
+    return li;
+  }
+  function poll() {
+    fetch("/dashboard/status", {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (d) {
+        if (!d) { return; }
+        text.textContent = d.status;
+        while (list.firstChild) { list.removeChild(list.firstChild); }
+        d.timeline.forEach(function (e) { list.appendChild(item(e)); });
+        if (!d.busy) { window.location.replace("/dashboard"); return; }
+        setTimeout(poll, 2000);
+      })
+      .catch(function () { setTimeout(poll, 5000); });
+  }
+  if (busy) { setTimeout(poll, 2000); }
+})();

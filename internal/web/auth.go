@@ -1,0 +1,89 @@
+package web
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// Credentials are read only from headers: a token in a query string never
+// authenticates, because URLs end up in logs, browser history and Referer
+// headers.
+
+// secretEqual compares a presented value with a secret in constant time.
+// Both sides are hashed first, so neither the content nor the length of the
+// secret leaks through timing.
+func secretEqual(presented string, want secret.String) bool {
+	if want.IsZero() {
+		return false
+	}
+	a := sha256.Sum256([]byte(presented))
+	b := sha256.Sum256([]byte(want.Reveal()))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+// hexEqual compares two hex digests in constant time, ignoring case.
+func hexEqual(presented, want string) bool {
+	return subtle.ConstantTimeCompare([]byte(strings.ToLower(presented)), []byte(want)) == 1
+}
+
+// deriveKey derives a key for one purpose from a secret, so the secret
+// itself never signs anything and each purpose has its own key.
+func deriveKey(from secret.String, purpose string) []byte {
+	m := hmac.New(sha256.New, []byte(from.Reveal()))
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// bearerOK reports whether r carries Authorization: Bearer with the API token.
+func (s *server) bearerOK(r *http.Request) bool {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") && secretEqual(strings.TrimSpace(token), s.APIToken)
+}
+
+// operatorOK reports whether r carries HTTP Basic with the dashboard
+// password; the user name is not checked.
+func (s *server) operatorOK(r *http.Request) bool {
+	_, pass, ok := r.BasicAuth()
+	return ok && secretEqual(pass, s.DashboardPassword)
+}
+
+// requireAPI lets through requests with the API token.
+func (s *server) requireAPI(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.bearerOK(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rekey"`)
+			writeError(w, http.StatusUnauthorized, "send the API token as Authorization: Bearer REKEY_API_TOKEN")
+			return
+		}
+		next(w, r)
+	})
+}
+
+// requireOperator lets through requests with the operators' Basic password.
+func (s *server) requireOperator(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.operatorOK(r) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="rekey operators", charset="UTF-8"`)
+			http.Error(w, "Operator sign-in required.", http.StatusUnauthorized)
+			return
+		}
+		next(w, r)
+	})
+}
+
+// requireMetrics lets through the API token or the operators' password.
+func (s *server) requireMetrics(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.bearerOK(r) && !s.operatorOK(r) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="rekey operators", charset="UTF-8"`)
+			http.Error(w, "Operator sign-in required.", http.StatusUnauthorized)
+			return
+		}
+		next(w, r)
+	})
+}

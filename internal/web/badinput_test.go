@@ -1,0 +1,126 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// idList is a rotation request body naming n ids made from prefix.
+func idList(prefix string, n int) string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-%06d", prefix, i)
+	}
+	b, _ := json.Marshal(map[string]any{"instance_ids": ids})
+	return string(b)
+}
+
+func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	f.register("inst-2", "cred-0")
+	if resp := f.api(http.MethodDelete, "/api/v1/instances/inst-2", ""); resp.status != http.StatusOK {
+		t.Fatalf("deprovision: got status %d", resp.status)
+	}
+	const reg = `"api_version":"v3","config_vars":["MYADDON_URL"]`
+	tenMB := `{"api_version":"` + strings.Repeat("v", 10<<20) + `"}`
+	tests := []struct {
+		name, method, path, body string
+		want                     int
+		wantIn                   string // a word the error must contain
+	}{
+		{"malformed JSON", "PUT", "/api/v1/instances/inst-9", `{"api_version":`, 400, "JSON"},
+		{"not an object", "PUT", "/api/v1/instances/inst-9", `["v3"]`, 400, "object"},
+		{"empty body", "PUT", "/api/v1/instances/inst-9", ``, 400, "empty"},
+		{"two objects", "PUT", "/api/v1/instances/inst-9", `{` + reg + `}{}`, 400, "one JSON object"},
+		{"config_vars not a list", "PUT", "/api/v1/instances/inst-9", `{"api_version":"v3","config_vars":"MYADDON_URL"}`, 400, "config_vars"},
+		{"private_space not a bool", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"private_space":"yes"}`, 400, "private_space"},
+		{"access token not a string", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"oauth":{"access_token":5,"refresh_token":"r"}}`, 400, "oauth.access_token"},
+		{"grant code not a string", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"oauth_grant":{"code":{}}}`, 400, "oauth_grant.code"},
+		{"expires_at not a time", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"oauth":{"refresh_token":"r","expires_at":"tomorrow"}}`, 400, "expires_at"},
+		{"unknown field", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"colour":"blue"}`, 400, "colour"},
+		{"body id differs from path", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"id":"inst-8"}`, 400, "id"},
+		{"bad api_version", "PUT", "/api/v1/instances/inst-9", `{"api_version":"v2","config_vars":["MYADDON_URL"]}`, 422, "api_version"},
+		{"no config vars", "PUT", "/api/v1/instances/inst-9", `{"api_version":"v3"}`, 422, "config_vars"},
+		{"bad grace", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"grace":"soon"}`, 422, "grace"},
+		{"grant and tokens", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"oauth_grant":{"code":"c"},"oauth":{"refresh_token":"r"}}`, 422, "oauth"},
+		{"10 MB registration", "PUT", "/api/v1/instances/inst-9", tenMB, 413, "larger"},
+		{"dot-dot segment", "PUT", "/api/v1/instances/../inst-9", `{` + reg + `}`, 400, "path"},
+		{"encoded dot-dot", "PUT", "/api/v1/instances/%2e%2e", `{` + reg + `}`, 400, "path"},
+		{"encoded slash", "PUT", "/api/v1/instances/..%2fx", `{` + reg + `}`, 400, "path"},
+		{"shell characters", "PUT", "/api/v1/instances/a;rm%20-rf", `{` + reg + `}`, 400, "addon_id"},
+		{"id of dots", "GET", "/api/v1/instances/...", ``, 400, "addon_id"},
+		{"id too long", "PUT", "/api/v1/instances/" + strings.Repeat("a", 129), `{` + reg + `}`, 400, "addon_id"},
+		{"unknown instance", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1","inst-404"]}`, 422, "inst-404"},
+		{"deprovisioned instance", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1","inst-2"]}`, 422, "deprovisioned"},
+		{"ids and all", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"all":true}`, 400, "not both"},
+		{"no ids", "POST", "/api/v1/rotations", `{"instance_ids":[]}`, 400, "instance_ids"},
+		{"ids not a list", "POST", "/api/v1/rotations", `{"instance_ids":"inst-1"}`, 400, "instance_ids"},
+		{"id with path characters", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1","../x"]}`, 400, "../x"},
+		{"id with shell characters", "POST", "/api/v1/rotations", `{"instance_ids":["a;rm -rf /"]}`, 400, "instance_ids"},
+		{"bad rotation grace", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"-1h"}`, 400, "grace"},
+		{"all false", "POST", "/api/v1/rotations", `{"all":false}`, 400, "instance_ids"},
+		{"10 MB rotation request", "POST", "/api/v1/rotations", `{"instance_ids":["` + strings.Repeat("a", 10<<20) + `"]}`, 413, "larger"},
+		{"100,001 ids", "POST", "/api/v1/rotations", idList("inst", 100_001), 413, "at most 100000"},
+		{"100,000 unknown ids", "POST", "/api/v1/rotations", idList("ghost", 100_000), 422, "100000 unknown"},
+		{"bad batch id", "GET", "/api/v1/batches/a;b", ``, 400, "batch_id"},
+	}
+	before := redistest.Dump(t, f.r)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := f.api(tt.method, tt.path, tt.body)
+			var e struct{ Error string }
+			resp.json(t, &e)
+			if resp.status != tt.want || !strings.Contains(e.Error, tt.wantIn) {
+				t.Errorf("got %d %q, want %d naming %q", resp.status, e.Error, tt.want, tt.wantIn)
+			}
+		})
+	}
+	if after := redistest.Dump(t, f.r); after != before {
+		t.Errorf("refused requests changed Redis:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	for _, q := range []string{tasks.QueueInteractive, tasks.QueueDefault, tasks.QueueBulk} {
+		if ids := f.queued(q); len(ids) > 0 {
+			t.Errorf("got %v enqueued on %s by refused requests, want nothing", ids, q)
+		}
+	}
+	if n, _ := f.st.CountInstances(context.Background()); n != 1 {
+		t.Errorf("got %d live instances, want 1", n)
+	}
+}
+
+// TestHundredThousandIDsAreHandledInFull rotates the largest list one
+// request may name: every instance gets a rotation, in one batch.
+func TestHundredThousandIDsAreHandledInFull(t *testing.T) {
+	if testing.Short() {
+		t.Skip("registers 100,000 instances")
+	}
+	t.Parallel()
+	f := newFixture(t)
+	const n = 100_000
+	body := idList("inst", n)
+	var ids struct {
+		InstanceIDs []string `json:"instance_ids"`
+	}
+	_ = json.Unmarshal([]byte(body), &ids)
+	f.registerMany(ids.InstanceIDs)
+	var got batchJSON
+	resp := f.api(http.MethodPost, "/api/v1/rotations", body)
+	resp.json(t, &got)
+	if resp.status != http.StatusAccepted || got.Enqueued != n {
+		t.Fatalf("got %d %s, want 202 with %d enqueued", resp.status, resp.body, n)
+	}
+	var batch batchJSON
+	f.api(http.MethodGet, "/api/v1/batches/"+got.BatchID, "").json(t, &batch)
+	if batch.Total != n || batch.InFlight != n {
+		t.Errorf("got batch %+v, want %d in flight", batch, n)
+	}
+}

@@ -1,0 +1,186 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// dashboardTimeout bounds the dashboard's writes, which run to the end even
+// when the customer closes the tab.
+const dashboardTimeout = 30 * time.Second
+
+// notices are the messages a redirect back to /dashboard may show, by key.
+var notices = map[string]string{
+	"rotate": "Rotation requested. Progress shows below.",
+	"joined": "A rotation was already in progress; your request joined it.",
+	"revoke": "The old credential is being revoked now.",
+}
+
+// dashboard shows the signed-in instance: GET /dashboard.
+func (s *server) dashboard(w http.ResponseWriter, r *http.Request) {
+	sess := sessionFrom(r.Context())
+	v, err := s.loadView(r.Context(), sess.InstanceID)
+	if err != nil {
+		s.instanceMissing(w, r, err)
+		return
+	}
+	events, err := s.Store.Events(r.Context(), sess.InstanceID, timelineLen)
+	if err != nil {
+		s.instanceMissing(w, r, err)
+		return
+	}
+	s.render(w, s.dashboardData(sess, v, events, notices[r.URL.Query().Get("done")]))
+}
+
+// statusJSON is the progress the dashboard's script polls for.
+type statusJSON struct {
+	InstanceID          string         `json:"instance_id"`
+	Status              string         `json:"status"`
+	Busy                bool           `json:"busy"`
+	CurrentCredentialID string         `json:"current_credential_id,omitempty"`
+	InFlightRotation    *rotationView  `json:"in_flight_rotation,omitempty"`
+	PreviousCredentials []previousView `json:"previous_credentials"`
+	LastError           string         `json:"last_error,omitempty"`
+	Timeline            []entry        `json:"timeline"`
+}
+
+// dashboardStatus answers the progress as JSON: GET /dashboard/status.
+func (s *server) dashboardStatus(w http.ResponseWriter, r *http.Request) {
+	sess := sessionFrom(r.Context())
+	v, err := s.loadView(r.Context(), sess.InstanceID)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "this add-on is not registered")
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, "read instance", err)
+		return
+	}
+	events, err := s.Store.Events(r.Context(), sess.InstanceID, timelineLen)
+	if err != nil {
+		s.internalError(w, r, "read events", err)
+		return
+	}
+	now := s.Now()
+	writeJSON(w, http.StatusOK, statusJSON{InstanceID: v.ID, Status: statusText(v, now), Busy: busy(v, now),
+		CurrentCredentialID: v.CurrentCredentialID, InFlightRotation: v.InFlightRotation,
+		PreviousCredentials: v.PreviousCredentials, LastError: v.LastError, Timeline: timeline(events)})
+}
+
+// dashboardRotate starts a rotation for the customer: POST /dashboard/rotate.
+func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
+	sess := sessionFrom(r.Context())
+	ctx, cancel := requestContext(r, dashboardTimeout)
+	defer cancel()
+	res, err := s.Producer.Rotate(ctx, fleet.Request{InstanceIDs: []string{sess.InstanceID},
+		Reason: "customer request", Queue: tasks.QueueInteractive})
+	var unknown *fleet.UnknownError
+	switch {
+	case errors.As(err, &unknown):
+		s.page(w, http.StatusConflict, "Rotation not possible", "This add-on is deprovisioned, so its credentials are no longer rotated.")
+		return
+	case err != nil && len(res.Items) == 0:
+		s.Logger.Error().Err(err).Str("instance_id", sess.InstanceID).Msg("customer rotation failed")
+		s.page(w, http.StatusInternalServerError, "Something went wrong", "The rotation could not be requested. Please try again in a minute.")
+		return
+	case err != nil:
+		// Claimed but not enqueued: the reconcile sweep enqueues it.
+		s.Logger.Warn().Err(err).Str("instance_id", sess.InstanceID).Msg("customer rotation claimed, enqueue failed")
+	}
+	done := "rotate"
+	if res.Joined > 0 {
+		done = "joined"
+	}
+	http.Redirect(w, r, "/dashboard?done="+done, http.StatusSeeOther)
+}
+
+// dashboardRevokeNow revokes a previous credential at once, for a leaked
+// one: POST /dashboard/revoke-now with credential_id and confirm=yes.
+func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
+	sess := sessionFrom(r.Context())
+	credID := r.PostFormValue("credential_id")
+	switch {
+	case r.PostFormValue("confirm") != "yes":
+		s.page(w, http.StatusBadRequest, "Please confirm", "Tick the box to confirm that you understand apps not yet restarted will fail, then try again.")
+		return
+	case !store.ValidID(credID):
+		s.page(w, http.StatusBadRequest, "Unknown credential", "The form did not name a credential. Reload the dashboard and try again.")
+		return
+	}
+	ctx, cancel := requestContext(r, dashboardTimeout)
+	defer cancel()
+	rev, err := s.Store.ExpediteRevocation(ctx, sess.InstanceID, credID, "customer")
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
+		s.page(w, http.StatusConflict, "Nothing to revoke", "That credential is not waiting to be revoked; it may have been revoked already.")
+		return
+	case err != nil:
+		s.Logger.Error().Err(err).Str("instance_id", sess.InstanceID).Msg("expedite revocation failed")
+		s.page(w, http.StatusInternalServerError, "Something went wrong", "The credential could not be revoked. Please try again in a minute.")
+		return
+	}
+	if err := s.runRevoke(ctx, rev); err != nil {
+		// The revocation is due now in the store; the reconcile sweep runs it.
+		s.Logger.Warn().Err(err).Str("instance_id", sess.InstanceID).Str("credential_id", credID).Msg("run revoke task failed")
+	}
+	http.Redirect(w, r, "/dashboard?done=revoke", http.StatusSeeOther)
+}
+
+// runRevoke runs the credential's scheduled revoke task now, or enqueues
+// one when there is none. Other errors (the task is already pending or
+// running, or Redis failed) are returned for the log only: the revocation
+// is due in the store either way, so a worker or the reconcile sweep runs it.
+func (s *server) runRevoke(ctx context.Context, rev store.Revocation) error {
+	err := s.Inspector.RunTask(tasks.QueueRevoke, tasks.RevokeTaskID(rev.InstanceID, rev.CredentialID))
+	if err == nil || !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+		return err
+	}
+	t, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: rev.InstanceID, CredentialID: rev.CredentialID}, rev.RevokeAt)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Enqueuer.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return err
+	}
+	return nil
+}
+
+// busy reports whether something is under way that the page should follow.
+func busy(v instanceView, now time.Time) bool {
+	if v.InFlightRotation != nil || v.InFlightRotationID != "" {
+		return true
+	}
+	for _, p := range v.PreviousCredentials {
+		if !p.RevokeAt.After(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// statusText is the one sentence the status region shows.
+func statusText(v instanceView, now time.Time) string {
+	switch {
+	case !v.DeprovisionedAt.IsZero():
+		return "This add-on is deprovisioned; its credentials are no longer rotated."
+	case v.InFlightRotation != nil && v.InFlightRotation.State == store.RotationMinted:
+		return "Rotation in progress: a new credential is minted and being set in your app's config vars."
+	case v.InFlightRotationID != "":
+		return "Rotation in progress: minting a new credential."
+	case busy(v, now):
+		return "Revoking the old credential."
+	case len(v.PreviousCredentials) > 0:
+		return "Rotated. The old credential stays valid until " + clock(v.PreviousCredentials[0].RevokeAt) + " while your apps restart."
+	case v.LastError != "":
+		return "The last rotation failed: " + v.LastError + " Your current credential keeps working."
+	}
+	return "Up to date."
+}

@@ -1,0 +1,211 @@
+package web_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+func TestDashboardShowsStateAndTimeline(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	f.clock.Advance(time.Hour)
+	f.rotate("inst-1", "rot-1", "cred-1", 2*time.Hour)
+	ctx := context.Background()
+	if _, err := f.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-2", Reason: "customer request"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.SavePending(ctx, "inst-1", "rot-2", "cred-2", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Fail(ctx, "inst-1", "rot-2", "issuer:refused", "the issuer refused the credential."); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(3 * time.Hour)
+	page := f.get("/dashboard", f.login("inst-1")).body
+	for _, want := range []string{
+		`<button type="submit" id="rotate" aria-describedby="rotate-help">Rotate credentials</button>`,
+		`id="status" role="status" aria-live="polite"`,
+		`<ol id="timeline"`,
+		`<code>cred-1</code>, in use for 3 hours`,
+		`<code>cred-0</code> will be revoked at`,
+		`Revoke the old credential now`,
+		`<label for="confirm-cred-0">`,
+		`Next scheduled rotation</dt>`,
+		`the issuer refused the credential.`,
+		"Rotation requested (test)",
+		"New credential minted (cred-1)",
+		"Pushed to Heroku: apps release and restart",
+		"Old credential will be revoked at 3 Mar 2010 09:30 UTC (cred-0)",
+		"Rotation failed: the issuer refused the credential.",
+		"Discarded the new credential, which was never published (cred-2)",
+		"The old credential keeps working for 2 hours",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<script src") || strings.Contains(page, "<link") || strings.Contains(page, "http://") || strings.Contains(page, "https://") {
+		t.Error("dashboard loads something from elsewhere, want inline assets only")
+	}
+}
+
+func TestDashboardInlineAssetsMatchTheCSP(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	resp := f.get("/dashboard", f.login("inst-1"))
+	csp := resp.header.Get("Content-Security-Policy")
+	for _, tag := range []string{"script", "style"} {
+		m := regexp.MustCompile(`(?s)<` + tag + `>(.*?)</` + tag + `>`).FindStringSubmatch(resp.body)
+		if m == nil {
+			t.Fatalf("page has no inline %s", tag)
+		}
+		sum := sha256.Sum256([]byte(m[1]))
+		if want := "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"; !strings.Contains(csp, tag+"-src "+want) {
+			t.Errorf("got CSP %q, want %s-src %s", csp, tag, want)
+		}
+	}
+}
+
+func TestDashboardRotate(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	session := f.login("inst-1")
+	resp := f.postForm("/dashboard/rotate", url.Values{"csrf_token": {f.csrf(session)}}, session)
+	if resp.status != http.StatusSeeOther || resp.header.Get("Location") != "/dashboard?done=rotate" {
+		t.Fatalf("got %d to %q, want 303 to /dashboard?done=rotate", resp.status, resp.header.Get("Location"))
+	}
+	if q := f.queued(tasks.QueueInteractive); len(q) != 1 || q[0] != "inst-1" {
+		t.Errorf("got %v on the interactive queue, want inst-1", q)
+	}
+	in, _ := f.st.Instance(context.Background(), "inst-1")
+	rot, err := f.st.Rotation(context.Background(), in.InFlight)
+	if err != nil || rot.Reason != "customer request" || rot.Queue != tasks.QueueInteractive {
+		t.Errorf("got rotation %+v (%v), want a customer request on the interactive queue", rot, err)
+	}
+	page := f.get("/dashboard?done=rotate", session).body
+	for _, want := range []string{"Rotation requested. Progress shows below.", `data-busy="true"`, `http-equiv="refresh"`, "Rotation in progress"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page after the rotate button lacks %q", want)
+		}
+	}
+	var status struct {
+		Busy     bool
+		Status   string
+		Timeline []struct{ Text string }
+	}
+	f.get("/dashboard/status", session).json(t, &status)
+	if !status.Busy || len(status.Timeline) == 0 || status.Timeline[0].Text != "Rotation requested (customer request)" {
+		t.Errorf("got status %+v, want busy with the request on top of the timeline", status)
+	}
+	resp = f.postForm("/dashboard/rotate", url.Values{"csrf_token": {f.csrf(session)}}, session)
+	if resp.header.Get("Location") != "/dashboard?done=joined" {
+		t.Errorf("second press: got Location %q, want /dashboard?done=joined", resp.header.Get("Location"))
+	}
+}
+
+func TestDashboardRotateDeprovisioned(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	session := f.login("inst-1")
+	token := f.csrf(session)
+	if err := f.st.Deprovision(context.Background(), "inst-1"); err != nil {
+		t.Fatal(err)
+	}
+	if resp := f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session); resp.status != http.StatusConflict {
+		t.Errorf("got status %d, want 409", resp.status)
+	}
+	if page := f.get("/dashboard", session).body; !strings.Contains(page, `id="rotate" aria-describedby="rotate-help" disabled`) {
+		t.Error("got an enabled rotate button on a deprovisioned add-on")
+	}
+}
+
+func TestDashboardRevokeNow(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		scheduled  bool // the revoke task was scheduled at promotion, as workers do
+		form       url.Values
+		want       int
+		wantRevoke bool
+	}{
+		{name: "scheduled task runs now", scheduled: true, form: url.Values{"credential_id": {"cred-0"}, "confirm": {"yes"}}, want: http.StatusSeeOther, wantRevoke: true},
+		{name: "lost task is enqueued", form: url.Values{"credential_id": {"cred-0"}, "confirm": {"yes"}}, want: http.StatusSeeOther, wantRevoke: true},
+		{name: "not confirmed", scheduled: true, form: url.Values{"credential_id": {"cred-0"}}, want: http.StatusBadRequest},
+		{name: "the current credential", scheduled: true, form: url.Values{"credential_id": {"cred-1"}, "confirm": {"yes"}}, want: http.StatusConflict},
+		{name: "another instance's credential", scheduled: true, form: url.Values{"credential_id": {"cred-x"}, "confirm": {"yes"}}, want: http.StatusConflict},
+		{name: "bad credential id", scheduled: true, form: url.Values{"credential_id": {"../x"}, "confirm": {"yes"}}, want: http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			f.register("inst-1", "cred-0")
+			f.register("inst-2", "cred-x")
+			f.rotate("inst-2", "rot-x", "cred-y", 2*time.Hour)
+			f.rotate("inst-1", "rot-1", "cred-1", 2*time.Hour)
+			revokeAt := f.clock.Now().Add(2 * time.Hour)
+			if tt.scheduled {
+				f.scheduleRevoke("inst-1", "cred-0", time.Now().Add(2*time.Hour))
+			}
+			session := f.login("inst-1")
+			tt.form.Set("csrf_token", f.csrf(session))
+			if resp := f.postForm("/dashboard/revoke-now", tt.form, session); resp.status != tt.want {
+				t.Fatalf("got status %d, want %d: %s", resp.status, tt.want, resp.body)
+			}
+			cred, _ := f.st.Credential(context.Background(), "inst-1", "cred-0")
+			wantAt := revokeAt
+			if tt.wantRevoke {
+				wantAt = f.clock.Now()
+			}
+			if !cred.RevokeAt.Equal(wantAt) {
+				t.Errorf("got revoke_at %v, want %v", cred.RevokeAt, wantAt)
+			}
+			info, err := f.insp.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID("inst-1", "cred-0"))
+			if tt.wantRevoke && (err != nil || info.State != asynq.TaskStatePending) {
+				t.Errorf("got revoke task %v (%v), want it pending", info, err)
+			}
+			if other, _ := f.st.Credential(context.Background(), "inst-2", "cred-x"); other.State != store.CredentialPrevious || !other.RevokeAt.Equal(revokeAt) {
+				t.Errorf("another instance's credential changed: %+v", other)
+			}
+		})
+	}
+}
+
+// scheduleRevoke enqueues the revoke task a worker schedules at promotion,
+// at a time asynq's own clock sees as future.
+func (f *fixture) scheduleRevoke(instanceID, credID string, at time.Time) {
+	f.t.Helper()
+	task, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: instanceID, CredentialID: credID}, at)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	info, err := asynq.NewClientFromRedisClient(f.r.Client).Enqueue(task)
+	if err != nil || info.State != asynq.TaskStateScheduled {
+		f.t.Fatalf("schedule revoke: got %v (%v), want a scheduled task", info, err)
+	}
+}
+
+func TestDashboardWithoutSession(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	resp := f.get("/dashboard")
+	if resp.status != http.StatusUnauthorized || !strings.Contains(resp.body, "Heroku Dashboard") {
+		t.Errorf("got %d, want 401 telling the customer to open the dashboard from Heroku", resp.status)
+	}
+}

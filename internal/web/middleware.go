@@ -1,0 +1,87 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// healthTimeout bounds the health check's Redis ping.
+const healthTimeout = 2 * time.Second
+
+// healthz answers whether Redis answers: GET /healthz. It is open and says
+// nothing else.
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	if err := s.Store.Redis().Ping(ctx).Err(); err != nil {
+		s.Logger.Warn().Err(err).Msg("health check failed")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// metrics serves Params.Metrics to operators: GET /metrics.
+func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
+	if s.Metrics == nil {
+		http.NotFound(w, r)
+		return
+	}
+	s.Metrics.ServeHTTP(w, r)
+}
+
+// securityHeaders sets the headers every answer carries. Pages set their
+// own Content-Security-Policy; asynqmon's pages load their own scripts.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		if r.URL.Path != monitoringRoot && !strings.HasPrefix(r.URL.Path, monitoringRoot+"/") {
+			h.Set("X-Frame-Options", "DENY")
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusWriter remembers the status a handler wrote, for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// logRequests writes one line per request: method, path, status and
+// duration. Query strings are never logged, and the health check is not
+// logged at all.
+func (s *server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if r.URL.Path == "/healthz" && sw.status == http.StatusOK {
+			return
+		}
+		s.Logger.Info().Str("method", r.Method).Str("path", r.URL.Path).Int("status", sw.status).
+			Dur("duration_ms", s.Now().Sub(start)).Str("request_id", r.Header.Get("X-Request-Id")).Msg("request")
+	})
+}

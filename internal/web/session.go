@@ -1,0 +1,126 @@
+package web
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Dashboard sessions live in a signed cookie, so the web process keeps no
+// session state and any number of web dynos can serve a customer. A session
+// is bound to the one instance the customer signed in to through Heroku.
+const (
+	sessionCookie = "rekey_session"
+	navDataCookie = "heroku-nav-data"
+	// sessionTTL is how long a sign-in lasts; Heroku signs the customer in
+	// again whenever they open the dashboard from Heroku.
+	sessionTTL = time.Hour
+)
+
+// session is what the cookie carries. It holds no secret.
+type session struct {
+	InstanceID string `json:"i"`
+	App        string `json:"a,omitempty"`
+	Expires    int64  `json:"e"`
+	// Nonce makes every sign-in's CSRF token different.
+	Nonce string `json:"n"`
+}
+
+// newSession starts a session for an instance.
+func (s *server) newSession(instanceID, app string) session {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return session{InstanceID: instanceID, App: app, Expires: s.Now().Add(sessionTTL).Unix(),
+		Nonce: hex.EncodeToString(b[:])}
+}
+
+// sign encodes a session as payload.mac.
+func (s *server) sign(sess session) string {
+	payload, _ := json.Marshal(sess)
+	p := base64.RawURLEncoding.EncodeToString(payload)
+	return p + "." + base64.RawURLEncoding.EncodeToString(s.mac("session", p))
+}
+
+// mac is the HMAC of msg under the session key, for one purpose.
+func (s *server) mac(purpose, msg string) []byte {
+	m := hmac.New(sha256.New, s.sessionKey)
+	m.Write([]byte(purpose + "\x00" + msg))
+	return m.Sum(nil)
+}
+
+// readSession returns the request's valid, unexpired session.
+func (s *server) readSession(r *http.Request) (session, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return session{}, false
+	}
+	p, sig, ok := strings.Cut(c.Value, ".")
+	mac, err := base64.RawURLEncoding.DecodeString(sig)
+	if !ok || err != nil || !hmac.Equal(mac, s.mac("session", p)) {
+		return session{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(p)
+	var sess session
+	if err != nil || json.Unmarshal(payload, &sess) != nil || sess.InstanceID == "" {
+		return session{}, false
+	}
+	return sess, s.Now().Unix() < sess.Expires
+}
+
+// csrfToken is the session's token for forms and state-changing requests.
+func (s *server) csrfToken(sess session) string {
+	return hex.EncodeToString(s.mac("csrf", sess.Nonce+"\x00"+sess.InstanceID))
+}
+
+// secure reports whether cookies set in answer to r must be Secure.
+func (s *server) secure(r *http.Request) bool {
+	return s.SecureCookies || r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// setCookie sets an HttpOnly, SameSite=Lax cookie for the whole site.
+func (s *server) setCookie(w http.ResponseWriter, r *http.Request, name, value string, ttl time.Duration) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: int(ttl.Seconds()),
+		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode})
+}
+
+// sessionCtxKey is the context key of a request's session.
+type sessionCtxKey struct{}
+
+func withSession(ctx context.Context, sess session) context.Context {
+	return context.WithValue(ctx, sessionCtxKey{}, sess)
+}
+
+// sessionFrom returns the session requireSession checked.
+func sessionFrom(ctx context.Context) session {
+	sess, _ := ctx.Value(sessionCtxKey{}).(session)
+	return sess
+}
+
+// requireSession lets through requests with a dashboard session, and, when
+// csrf is set, the session's CSRF token in the form field csrf_token.
+func (s *server) requireSession(next http.HandlerFunc, csrf bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, ok := s.readSession(r)
+		if !ok {
+			s.page(w, http.StatusUnauthorized, "Sign in through Heroku",
+				"Your session has ended or you are not signed in. Open this dashboard again from your add-on's page in the Heroku Dashboard.")
+			return
+		}
+		if csrf {
+			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+			if !hexEqual(r.PostFormValue("csrf_token"), s.csrfToken(sess)) {
+				s.page(w, http.StatusForbidden, "Form expired",
+					"This form could not be verified. Go back to the dashboard, reload it and try again.")
+				return
+			}
+		}
+		next(w, r.WithContext(withSession(r.Context(), sess)))
+	})
+}

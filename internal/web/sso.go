@@ -1,0 +1,119 @@
+package web
+
+import (
+	"crypto/sha1" //nolint:gosec // Heroku's SSO protocol defines its tokens as SHA-1.
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// ssoMaxSkew is how far an SSO timestamp may be from now, either way.
+// Heroku's test tool requires that a 6-minute-old one is refused.
+const ssoMaxSkew = 5 * time.Minute
+
+// ssoForm is a sign-in Heroku posted, V3 or V1.
+type ssoForm struct {
+	// ID is the instance: V3 resource_id (the add-on uuid), or V1 id (the
+	// id the partner gave Heroku at provisioning, which the partner
+	// registers with rekey as the instance id).
+	ID        string
+	Timestamp string
+	// Token is resource_token (V3) or token (V1): hex sha1(id:salt:timestamp).
+	Token string
+	// UserToken is V3's user_scoped_resource_token: hex
+	// sha256(id:salt:timestamp:user_id:email), checked instead of Token when sent.
+	UserToken   string
+	UserID      string
+	Email       string
+	App         string
+	NavData     string
+	userContext bool
+}
+
+// readSSOForm reads the form from the request body only: values in the
+// query string are ignored, so a token in a URL never signs anyone in.
+func readSSOForm(w http.ResponseWriter, r *http.Request) ssoForm {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	v := func(k string) string { return r.PostFormValue(k) }
+	f := ssoForm{Timestamp: v("timestamp"), UserID: v("user_id"), Email: v("email"),
+		App: v("app"), NavData: v("nav-data")}
+	if id := v("resource_id"); id != "" {
+		f.ID, f.Token = id, v("resource_token")
+		f.UserToken = v("user_scoped_resource_token")
+		f.userContext = f.UserToken != ""
+	} else {
+		f.ID, f.Token = v("id"), v("token")
+	}
+	return f
+}
+
+// errSSO is any sign-in that does not verify; the customer sees one page.
+var errSSO = errors.New("sso token does not verify")
+
+// verify checks the form's token and timestamp against the salt.
+func (s *server) verify(f ssoForm) error {
+	ts, err := strconv.ParseInt(f.Timestamp, 10, 64)
+	if err != nil || f.ID == "" || (f.Token == "" && f.UserToken == "") {
+		return errSSO
+	}
+	if skew := s.Now().Sub(time.Unix(ts, 0)); skew > ssoMaxSkew || skew < -ssoMaxSkew {
+		return errSSO
+	}
+	salt := s.SSOSalt.Reveal()
+	if f.userContext {
+		sum := sha256.Sum256([]byte(f.ID + ":" + salt + ":" + f.Timestamp + ":" + f.UserID + ":" + f.Email))
+		return tokenResult(hexEqual(f.UserToken, hex.EncodeToString(sum[:])))
+	}
+	sum := sha1.Sum([]byte(f.ID + ":" + salt + ":" + f.Timestamp)) //nolint:gosec // protocol-defined
+	return tokenResult(hexEqual(f.Token, hex.EncodeToString(sum[:])))
+}
+
+func tokenResult(ok bool) error {
+	if !ok {
+		return errSSO
+	}
+	return nil
+}
+
+// ssoLogin signs a customer in from Heroku: POST /sso/login. On success it
+// sets the heroku-nav-data cookie and a session bound to the instance, and
+// sends the browser to /dashboard.
+func (s *server) ssoLogin(w http.ResponseWriter, r *http.Request) {
+	f := readSSOForm(w, r)
+	if err := s.verify(f); err != nil {
+		s.Logger.Warn().Str("sso_id", clipID(f.ID)).Msg("sso refused")
+		s.page(w, http.StatusForbidden, "Sign-in refused",
+			"This sign-in link is not valid or has expired. Open the dashboard again from your add-on's page in the Heroku Dashboard.")
+		return
+	}
+	if !store.ValidID(f.ID) {
+		s.page(w, http.StatusNotFound, "Add-on not found", "This add-on is not known to the credential service.")
+		return
+	}
+	if _, err := s.Store.Instance(r.Context(), f.ID); err != nil {
+		s.instanceMissing(w, r, err)
+		return
+	}
+	if f.NavData != "" {
+		s.setCookie(w, r, navDataCookie, f.NavData, sessionTTL)
+	}
+	s.setCookie(w, r, sessionCookie, s.sign(s.newSession(f.ID, f.App)), sessionTTL)
+	s.Logger.Info().Str("instance_id", f.ID).Bool("user_scoped", f.userContext).Msg("sso signed in")
+	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+}
+
+// instanceMissing answers a lookup of the signed-in instance that failed.
+func (s *server) instanceMissing(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		s.page(w, http.StatusNotFound, "Add-on not found",
+			"This add-on is not registered with the credential service yet. Try again in a few minutes.")
+		return
+	}
+	s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
+	s.page(w, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
+}

@@ -1,0 +1,135 @@
+package web
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// timelineLen is how many events the dashboard shows.
+const timelineLen = 30
+
+// entry is one line of the dashboard's timeline.
+type entry struct {
+	At   string `json:"at"`   // RFC 3339, for <time datetime>
+	When string `json:"when"` // for people
+	Text string `json:"text"`
+}
+
+// timeline turns an instance's events, newest first, into plain sentences.
+func timeline(events []store.Event) []entry {
+	out := make([]entry, 0, len(events))
+	for _, e := range events {
+		out = append(out, entry{At: e.At.UTC().Format(time.RFC3339), When: clock(e.At), Text: describe(e)})
+	}
+	return out
+}
+
+// describe says what an event means to the customer. Details of internal
+// failures (retries, revocation errors) stay with the operators.
+func describe(e store.Event) string {
+	switch e.Type {
+	case "registered":
+		return "Add-on registered for credential rotation"
+	case "requested":
+		return withDetail("Rotation requested", e.Detail)
+	case "joined":
+		return "Joined a rotation already in progress"
+	case "minted":
+		return "New credential minted" + credential(e)
+	case "pushed":
+		return "Pushed to Heroku: apps release and restart"
+	case "promoted":
+		return "New credential is now current" + credential(e)
+	case "revoke_scheduled":
+		return "Old credential will be revoked at " + clock(msTime(e.Detail)) + credential(e)
+	case "revoke_expedited":
+		return "Old credential set to be revoked now, at the request of the " + orDefault(e.Detail, "operator") + credential(e)
+	case "revoked":
+		return revokedText(e)
+	case "failed":
+		return "Rotation failed: " + orDefault(e.Detail, "no reason recorded")
+	case "discarded":
+		return "Discarded the new credential, which was never published" + credential(e)
+	case "retrying":
+		return "A step hit a temporary problem and will be retried"
+	case "revoke_failed":
+		return "Revoking the old credential failed; the operators have been told" + credential(e)
+	case "cancelled":
+		return "Rotation cancelled before it started"
+	case "deprovisioned":
+		return "Add-on deprovisioned: no further rotations"
+	case "schedule_changed":
+		return withDetail("Rotation schedule changed", e.Detail)
+	case "quarantined":
+		return withDetail("Scheduled rotation paused after repeated failures", e.Detail)
+	case "unquarantined":
+		return withDetail("Scheduled rotation resumed", e.Detail)
+	}
+	return e.Type
+}
+
+func revokedText(e store.Event) string {
+	if e.Detail == store.CredentialDiscarded {
+		return "Unpublished credential revoked" + credential(e)
+	}
+	return "Old credential revoked" + credential(e)
+}
+
+func credential(e store.Event) string {
+	if e.CredentialID == "" {
+		return ""
+	}
+	return " (" + e.CredentialID + ")"
+}
+
+func withDetail(text, detail string) string {
+	if detail == "" {
+		return text
+	}
+	return text + " (" + detail + ")"
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// msTime reads a time stored as Unix milliseconds.
+func msTime(s string) time.Time {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return time.UnixMilli(n)
+}
+
+// clock formats a time for people, in UTC.
+func clock(t time.Time) string {
+	if t.IsZero() {
+		return "an unknown time"
+	}
+	return t.UTC().Format("2 Jan 2006 15:04 UTC")
+}
+
+// age says how long ago t was, roughly.
+func age(now, t time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return "less than a minute"
+	case d < time.Hour:
+		return plural(int(d/time.Minute), "minute")
+	case d < 48*time.Hour:
+		return plural(int(d/time.Hour), "hour")
+	}
+	return plural(int(d/(24*time.Hour)), "day")
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}

@@ -1,0 +1,107 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// instanceView is an instance's state as the API and the dashboard show
+// it: ids, times and sentences, never a secret. Its field names follow
+// store.Instance, so the CLI and the API read alike.
+type instanceView struct {
+	ID              string    `json:"id"`
+	APIVersion      string    `json:"api_version"`
+	ConfigVars      []string  `json:"config_vars"`
+	HerokuID        string    `json:"heroku_id,omitempty"`
+	PrivateSpace    bool      `json:"private_space"`
+	Grace           string    `json:"grace,omitempty"`
+	RegisteredAt    time.Time `json:"registered_at"`
+	DeprovisionedAt time.Time `json:"deprovisioned_at,omitzero"`
+
+	CurrentCredentialID string    `json:"current_credential_id,omitempty"`
+	CurrentSince        time.Time `json:"current_since,omitzero"`
+	// PreviousCredentials wait for revocation, soonest first.
+	PreviousCredentials []previousView `json:"previous_credentials"`
+	InFlightRotationID  string         `json:"in_flight_rotation_id,omitempty"`
+	InFlightRotation    *rotationView  `json:"in_flight_rotation,omitempty"`
+	LastRotatedAt       time.Time      `json:"last_rotated_at,omitzero"`
+	LastError           string         `json:"last_error,omitempty"`
+	LastErrorAt         time.Time      `json:"last_error_at,omitzero"`
+	// NextRotationAt is when the scheduler next rotates the instance; left
+	// out when it is not scheduled.
+	NextRotationAt time.Time `json:"next_rotation_at,omitzero"`
+	ScheduleOptOut bool      `json:"schedule_opt_out,omitempty"`
+	QuarantinedAt  time.Time `json:"quarantined_at,omitzero"`
+}
+
+// previousView is a credential waiting for revocation.
+type previousView struct {
+	CredentialID string    `json:"credential_id"`
+	RevokeAt     time.Time `json:"revoke_at"`
+}
+
+// rotationView is the rotation in flight.
+type rotationView struct {
+	RotationID  string    `json:"rotation_id"`
+	State       string    `json:"state"`
+	BatchID     string    `json:"batch_id,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	Queue       string    `json:"queue,omitempty"`
+	RequestedAt time.Time `json:"requested_at,omitzero"`
+}
+
+// loadView reads an instance's state; store.ErrNotFound when unknown.
+func (s *server) loadView(ctx context.Context, id string) (instanceView, error) {
+	in, err := s.Store.Instance(ctx, id)
+	if err != nil {
+		return instanceView{}, err
+	}
+	v := newView(in)
+	prev, err := s.Store.Previous(ctx, id)
+	if err != nil {
+		return instanceView{}, err
+	}
+	for _, p := range prev {
+		v.PreviousCredentials = append(v.PreviousCredentials, previousView{CredentialID: p.CredentialID, RevokeAt: p.RevokeAt})
+	}
+	if v.InFlightRotation, err = s.inFlight(ctx, in.InFlight); err != nil {
+		return instanceView{}, err
+	}
+	return v, nil
+}
+
+func newView(in store.Instance) instanceView {
+	v := instanceView{ID: in.ID, APIVersion: in.APIVersion, ConfigVars: in.ConfigVars, HerokuID: in.HerokuID,
+		PrivateSpace: in.PrivateSpace, RegisteredAt: in.RegisteredAt, DeprovisionedAt: in.DeprovisionedAt,
+		CurrentCredentialID: in.CurrentCredential, CurrentSince: in.CurrentSince,
+		PreviousCredentials: []previousView{}, InFlightRotationID: in.InFlight,
+		LastRotatedAt: in.LastRotatedAt, LastError: in.LastError, LastErrorAt: in.LastErrorAt,
+		NextRotationAt: in.NextRotationAt, ScheduleOptOut: in.ScheduleOptOut, QuarantinedAt: in.QuarantinedAt}
+	if in.Grace > 0 {
+		v.Grace = in.Grace.String()
+	}
+	if v.ConfigVars == nil {
+		v.ConfigVars = []string{}
+	}
+	return v
+}
+
+// inFlight reads the rotation in flight; nil when there is none or it has
+// just finished.
+func (s *server) inFlight(ctx context.Context, rotationID string) (*rotationView, error) {
+	if rotationID == "" {
+		return nil, nil
+	}
+	rot, err := s.Store.Rotation(ctx, rotationID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &rotationView{RotationID: rot.ID, State: rot.State, BatchID: rot.BatchID, Reason: rot.Reason,
+		Queue: rot.Queue, RequestedAt: rot.RequestedAt}, nil
+}

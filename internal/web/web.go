@@ -1,0 +1,197 @@
+// Package web is rekey's web process: the HTTP API other apps use to
+// register instances and request rotations, the customer dashboard reached
+// through Heroku single sign-on, asynqmon for operators at /monitoring, the
+// metrics endpoint and the health check.
+//
+// Every route is declared once, in the table built by routes, together with
+// who may call it; the table is what the mux serves and what the security
+// tests walk, so a route cannot be added without an access rule. Secret
+// values never reach a response: the API and the dashboard show credential
+// ids and times, never a credential, token or password.
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/registry"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// Inspector is what the dashboard needs of an *asynq.Inspector: running a
+// scheduled revoke task now.
+type Inspector interface {
+	RunTask(queue, id string) error
+}
+
+// Params are the web process's dependencies.
+type Params struct {
+	// Store holds every instance, credential, rotation, batch and event. Required.
+	Store *store.Store
+	// Producer requests rotations for the API and the dashboard. Required.
+	Producer *fleet.Producer
+	// Registry registers instances (PUT /api/v1/instances/...). Required.
+	Registry *registry.Registry
+	// Inspector runs a revoke task at once ("Revoke the old credential now"). Required.
+	Inspector Inspector
+	// Enqueuer schedules a revoke task when none exists (an *asynq.Client). Required.
+	Enqueuer fleet.Enqueuer
+	// APIToken is REKEY_API_TOKEN, the bearer token of the API and /metrics. Required.
+	APIToken secret.String
+	// DashboardPassword is REKEY_DASHBOARD_PASSWORD, the operators' HTTP
+	// Basic password for /monitoring and /metrics. Required.
+	DashboardPassword secret.String
+	// SSOSalt is HEROKU_SSO_SALT; it checks SSO tokens and keys the
+	// dashboard's session cookies. Required.
+	SSOSalt secret.String
+	// Metrics serves /metrics to operators; nil answers 404.
+	Metrics http.Handler
+	// Monitoring replaces the asynqmon handler at /monitoring (tests); nil
+	// builds a read-only asynqmon over the store's Redis.
+	Monitoring http.Handler
+	// Grace and PrivateSpaceGrace are REKEY_GRACE and
+	// REKEY_PRIVATE_SPACE_GRACE, which the dashboard quotes; zero says "a
+	// grace period".
+	Grace, PrivateSpaceGrace time.Duration
+	// Logger receives one line per request and errors worth an operator's look.
+	Logger zerolog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// SecureCookies marks cookies Secure even on requests that did not come
+	// over TLS (set it behind a proxy that does not send X-Forwarded-Proto).
+	SecureCookies bool
+}
+
+// server holds the checked Params and the derived keys. It is safe for
+// concurrent use.
+type server struct {
+	Params
+	mux        *http.ServeMux
+	sessionKey []byte
+	monitoring http.Handler
+}
+
+// New checks p and returns the web process's handler: every route of the
+// route table behind its access rule, with security headers and one log
+// line per request. The handler is safe for concurrent use; it holds no
+// state of its own besides keys derived from p's secrets.
+func New(p Params) (http.Handler, error) {
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	s := &server{Params: p, mux: http.NewServeMux(), sessionKey: deriveKey(p.SSOSalt, "rekey dashboard session v1")}
+	s.monitoring = p.Monitoring
+	if s.monitoring == nil {
+		s.monitoring = newMonitoring(p.Store.Redis())
+	}
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.pattern, s.guard(rt))
+	}
+	return s.logRequests(securityHeaders(s.cleanAPIPaths(s.mux))), nil
+}
+
+func (p Params) check() error {
+	switch {
+	case p.Store == nil || p.Producer == nil || p.Registry == nil:
+		return errors.New("web: Store, Producer and Registry are required")
+	case p.Inspector == nil || p.Enqueuer == nil:
+		return errors.New("web: Inspector and Enqueuer are required")
+	case p.APIToken.IsZero():
+		return errors.New("web: APIToken (REKEY_API_TOKEN) is required")
+	case p.DashboardPassword.IsZero():
+		return errors.New("web: DashboardPassword (REKEY_DASHBOARD_PASSWORD) is required")
+	case p.SSOSalt.IsZero():
+		return errors.New("web: SSOSalt (HEROKU_SSO_SALT) is required")
+	}
+	return nil
+}
+
+// access says who may call a route.
+type access int
+
+// The access rules.
+const (
+	// accessOpen: anyone (the health check).
+	accessOpen access = iota
+	// accessSSO: anyone, but the handler checks Heroku's SSO token.
+	accessSSO
+	// accessAPI: Authorization: Bearer REKEY_API_TOKEN.
+	accessAPI
+	// accessOperator: HTTP Basic with REKEY_DASHBOARD_PASSWORD, any user name.
+	accessOperator
+	// accessMetrics: the API token or the operators' Basic password.
+	accessMetrics
+	// accessSession: a dashboard session from SSO.
+	accessSession
+	// accessSessionCSRF: a dashboard session and its CSRF token (forms).
+	accessSessionCSRF
+)
+
+var accessNames = [...]string{"open", "sso", "api", "operator", "metrics", "session", "session+csrf"}
+
+// String names the rule, for tests and logs.
+func (a access) String() string { return accessNames[a] }
+
+// route is one entry of the route table.
+type route struct {
+	pattern string
+	access  access
+	handler http.HandlerFunc
+}
+
+// routes is the one table of everything the web process serves.
+func (s *server) routes() []route {
+	return []route{
+		{"GET /healthz", accessOpen, s.healthz},
+		{"GET /metrics", accessMetrics, s.metrics},
+
+		{"PUT /api/v1/instances/{addon_id}", accessAPI, s.putInstance},
+		{"GET /api/v1/instances/{addon_id}", accessAPI, s.getInstance},
+		{"DELETE /api/v1/instances/{addon_id}", accessAPI, s.deleteInstance},
+		{"POST /api/v1/rotations", accessAPI, s.postRotations},
+		{"GET /api/v1/batches/{batch_id}", accessAPI, s.getBatch},
+		{"/api/", accessAPI, s.apiFallback},
+
+		{"POST /sso/login", accessSSO, s.ssoLogin},
+		{"GET /dashboard", accessSession, s.dashboard},
+		{"GET /dashboard/status", accessSession, s.dashboardStatus},
+		{"POST /dashboard/rotate", accessSessionCSRF, s.dashboardRotate},
+		{"POST /dashboard/revoke-now", accessSessionCSRF, s.dashboardRevokeNow},
+
+		{"/monitoring", accessOperator, s.serveMonitoring},
+		{"/monitoring/", accessOperator, s.serveMonitoring},
+	}
+}
+
+// guard wraps a route's handler in its access rule.
+func (s *server) guard(rt route) http.Handler {
+	switch rt.access {
+	case accessAPI:
+		return s.requireAPI(rt.handler)
+	case accessOperator:
+		return s.requireOperator(rt.handler)
+	case accessMetrics:
+		return s.requireMetrics(rt.handler)
+	case accessSession:
+		return s.requireSession(rt.handler, false)
+	case accessSessionCSRF:
+		return s.requireSession(rt.handler, true)
+	}
+	return rt.handler
+}
+
+// requestContext bounds the work of one request, and keeps it going when
+// the client goes away, so a request that passed its checks is applied in
+// full rather than cut short half-way.
+func requestContext(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), d)
+}
