@@ -71,6 +71,16 @@ type Config struct {
 	// RotationPeriod is REKEY_ROTATION_PERIOD. Default 2160h (90 days); 0
 	// turns scheduled rotation off.
 	RotationPeriod time.Duration
+	// MaintenanceWindow is REKEY_MAINTENANCE_WINDOW, the hours of the day
+	// (UTC) in which scheduled rotations run, as "HH-HH" ("02-05"; "22-04"
+	// spans midnight). An instance's own window overrides it. Default ""
+	// (any time).
+	MaintenanceWindow string
+	// QuarantineAfter is REKEY_QUARANTINE_AFTER: an instance whose scheduled
+	// rotation fails permanently this many times in a row is set aside until
+	// an operator or a successful manual rotation clears it. Default 3; 0
+	// means never.
+	QuarantineAfter int
 	// HerokuRate is REKEY_HEROKU_RATE, Heroku calls per hour rekey may spend.
 	// Default 4000, leaving 500 of Heroku's 4500 to the partner's other traffic.
 	HerokuRate int
@@ -112,6 +122,8 @@ func Load(env Lookup) (*Config, error) {
 		Grace:             p.duration("REKEY_GRACE", 2*time.Hour, time.Second),
 		PrivateSpaceGrace: p.duration("REKEY_PRIVATE_SPACE_GRACE", 4*time.Hour, time.Second),
 		RotationPeriod:    p.duration("REKEY_ROTATION_PERIOD", 2160*time.Hour, 0),
+		MaintenanceWindow: p.hourWindow("REKEY_MAINTENANCE_WINDOW"),
+		QuarantineAfter:   p.integer("REKEY_QUARANTINE_AFTER", 3, 0, 1000),
 		HerokuRate:        p.integer("REKEY_HEROKU_RATE", 4000, 1, 1_000_000),
 		RateScope:         p.oneOf("REKEY_RATE_SCOPE", ScopeAccount, ScopeAccount, ScopeInstance),
 		Issuer:            p.oneOf("REKEY_ISSUER", IssuerHTTP, IssuerHTTP, IssuerDemo),
@@ -274,6 +286,24 @@ func (p *parser) oneOf(name, def string, allowed ...string) string {
 	}
 	p.fail(fmt.Errorf("%s must be one of %s, got %q", name, strings.Join(allowed, ", "), v))
 	return def
+}
+
+// hourWindow reads "HH-HH": start 0-23, end 1-24, different, not the
+// whole day. It returns the window as "HH-HH", or "" when unset.
+func (p *parser) hourWindow(name string) string {
+	v := p.str(name, "")
+	if v == "" {
+		return ""
+	}
+	a, b, ok := strings.Cut(v, "-")
+	start, err1 := strconv.Atoi(a)
+	end, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || start < 0 || start > 23 || end < 1 || end > 24 ||
+		start == end || start == 0 && end == 24 {
+		p.fail(fmt.Errorf("%s must be hours of the day in UTC as HH-HH, such as 02-05 (22-04 spans midnight), got %q", name, v))
+		return ""
+	}
+	return fmt.Sprintf("%02d-%02d", start, end)
 }
 
 func (p *parser) httpURL(name, def string) string {

@@ -37,10 +37,29 @@ type Instance struct {
 	LastRotatedAt time.Time `json:"last_rotated_at,omitzero"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
+
+	// NextRotationAt is when the scheduler next looks at the instance: its
+	// next scheduled rotation, or, while one runs, when it is retried if
+	// that rotation is lost. Zero when the instance is not scheduled (opted
+	// out, quarantined, deprovisioned, or scheduled rotation is off). Only
+	// Instance and Instances fill it.
+	NextRotationAt time.Time `json:"next_rotation_at,omitzero"`
+	// ScheduleOptOut and Window are the instance's own schedule (SetSchedule).
+	ScheduleOptOut bool    `json:"schedule_opt_out,omitempty"`
+	Window         *Window `json:"maintenance_window,omitempty"`
+	// FailStreak counts the scheduled rotations in a row that failed
+	// permanently; any successful rotation resets it.
+	FailStreak int `json:"scheduled_fail_streak,omitempty"`
+	// QuarantinedAt is when the scheduler set the instance aside after
+	// FailStreak reached the limit; zero when it is not quarantined.
+	QuarantinedAt time.Time `json:"quarantined_at,omitzero"`
 }
 
 // Deprovisioned reports whether the instance has been deprovisioned.
 func (in Instance) Deprovisioned() bool { return !in.DeprovisionedAt.IsZero() }
+
+// Quarantined reports whether the scheduler has set the instance aside.
+func (in Instance) Quarantined() bool { return !in.QuarantinedAt.IsZero() }
 
 // Registration is what a producer tells rekey about an instance.
 type Registration struct {
@@ -117,29 +136,30 @@ func (s *Store) PutInstance(ctx context.Context, r Registration) error {
 	}
 	now := ms(s.now())
 	keys := []string{instanceKey(r.ID), instancesKey(), credentialKey(r.ID, r.CurrentCredentialID),
-		instanceEventsKey(r.ID), eventsKey()}
+		instanceEventsKey(r.ID), eventsKey(), dueKey(), scheduleKey()}
 	args := []any{r.ID, r.APIVersion, strings.Join(r.ConfigVars, ","), r.HerokuID,
 		boolArg(r.PrivateSpace), r.Grace.Milliseconds(), r.CurrentCredentialID, now,
-		s.eventsPerInstance, s.eventsGlobal}
+		s.eventsPerInstance, s.eventsGlobal, slotHash(r.ID), DefaultRotationPeriod.Milliseconds()}
 	return scriptError("put instance", putInstanceScript.Run(ctx, s.rdb, keys, args...).Err())
 }
 
 // Instance returns the instance with id, or ErrNotFound.
 func (s *Store) Instance(ctx context.Context, id string) (Instance, error) {
-	m, err := s.rdb.HGetAll(ctx, instanceKey(id)).Result()
+	ins, err := s.Instances(ctx, []string{id})
 	if err != nil {
-		return Instance{}, fmt.Errorf("get instance: %w", err)
+		return Instance{}, err
 	}
-	if len(m) == 0 {
+	if ins[0].RegisteredAt.IsZero() {
 		return Instance{}, fmt.Errorf("instance %s: %w", id, ErrNotFound)
 	}
-	return instanceFrom(m), nil
+	return ins[0], nil
 }
 
 // Deprovision marks the instance deprovisioned: no further rotations. Its
 // previous credentials are still revoked on time.
 func (s *Store) Deprovision(ctx context.Context, id string) error {
-	keys := []string{instanceKey(id), instancesKey(), instanceEventsKey(id), eventsKey()}
+	keys := []string{instanceKey(id), instancesKey(), instanceEventsKey(id), eventsKey(),
+		dueKey(), quarantinedKey(), scheduledKey()}
 	err := deprovisionScript.Run(ctx, s.rdb, keys, id, ms(s.now()), s.eventsPerInstance, s.eventsGlobal).Err()
 	return scriptError("deprovision "+id, err)
 }
@@ -182,8 +202,10 @@ func (s *Store) CountInstances(ctx context.Context) (int64, error) {
 func (s *Store) Instances(ctx context.Context, ids []string) ([]Instance, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	due := make([]*redis.FloatCmd, len(ids))
 	for i, id := range ids {
 		cmds[i] = pipe.HGetAll(ctx, instanceKey(id))
+		due[i] = pipe.ZScore(ctx, dueKey(), id)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("get instances: %w", err)
@@ -192,6 +214,9 @@ func (s *Store) Instances(ctx context.Context, ids []string) ([]Instance, error)
 	for i, c := range cmds {
 		if m := c.Val(); len(m) > 0 {
 			out[i] = instanceFrom(m)
+			if at, err := due[i].Result(); err == nil {
+				out[i].NextRotationAt = time.UnixMilli(int64(at)).UTC()
+			}
 		} else {
 			out[i] = Instance{ID: ids[i]}
 		}
@@ -215,6 +240,12 @@ func instanceFrom(m map[string]string) Instance {
 		LastRotatedAt:     fromMS(m["last_rotated_at"]),
 		LastError:         m["last_error"],
 		LastErrorAt:       fromMS(m["last_error_at"]),
+		ScheduleOptOut:    m["sched_opt_out"] == "1",
+		QuarantinedAt:     fromMS(m["quarantined_at"]),
+	}
+	in.FailStreak, _ = strconv.Atoi(m["fail_streak"])
+	if w, err := ParseWindow(m["window"]); err == nil {
+		in.Window = &w
 	}
 	if v := m["config_vars"]; v != "" {
 		in.ConfigVars = strings.Split(v, ",")

@@ -26,13 +26,18 @@ end
 
 // putInstanceScript registers or updates an instance.
 //
+// A schedulable instance with no due entry gets one at its first slot
+// after now (schedule.go), so its first scheduled rotation comes within one
+// period of registration.
+//
 // KEYS[1] instance hash, KEYS[2] instances index, KEYS[3] credential hash of
-// ARGV[7], KEYS[4] instance events, KEYS[5] fleet events.
+// ARGV[7], KEYS[4] instance events, KEYS[5] fleet events, KEYS[6] due zset,
+// KEYS[7] schedule hash.
 // ARGV: id, api_version, config_vars, heroku_id, private_space, grace_ms,
 // current credential id (may be empty), now ms, instance event cap, fleet
-// event cap.
+// event cap, slot hash, default period ms.
 // Returns "created" or "updated"; error "conflict ..." when deprovisioned.
-var putInstanceScript = redis.NewScript(luaEmit + `
+var putInstanceScript = redis.NewScript(luaEmit + luaSchedule + `
 if get(KEYS[1], 'deprovisioned_at') ~= '' then
   return redis.error_reply('conflict instance was deprovisioned')
 end
@@ -49,20 +54,31 @@ if ARGV[7] ~= '' and get(KEYS[1], 'current') == '' then
     'promoted_at', ARGV[8])
   redis.call('HSET', KEYS[1], 'current', ARGV[7], 'current_since', ARGV[8])
 end
+local p = sched_period(KEYS[7], ARGV[12])
+if p > 0 and schedulable(KEYS[1]) then
+  redis.call('ZADD', KEYS[6], 'NX', score(next_slot(tonumber(ARGV[11]), p, tonumber(ARGV[8]))), ARGV[1])
+end
 if created then return 'created' end
 return 'updated'
 `)
 
 // deprovisionScript marks an instance deprovisioned.
 //
+// It leaves the due index, the quarantine list and the scheduled backlog.
+//
 // KEYS[1] instance hash, KEYS[2] instances index, KEYS[3] instance events,
-// KEYS[4] fleet events. ARGV: id, now ms, instance event cap, fleet event cap.
+// KEYS[4] fleet events, KEYS[5] due zset, KEYS[6] quarantined zset,
+// KEYS[7] scheduled backlog zset.
+// ARGV: id, now ms, instance event cap, fleet event cap.
 // Returns "ok" (also when already deprovisioned); error "not_found".
 var deprovisionScript = redis.NewScript(luaEmit + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'deprovisioned_at') ~= '' then return 'ok' end
 redis.call('HSET', KEYS[1], 'deprovisioned_at', ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1])
 emit(KEYS[3], KEYS[4], ARGV[3], ARGV[4], ARGV[1], 'deprovisioned', '', '', '', ARGV[2])
 return 'ok'
 `)
@@ -151,17 +167,23 @@ return 'saved'
 `)
 
 // promoteScript makes a pushed credential current and the current one
-// previous, with its revoke time, in one step.
+// previous, with its revoke time, in one step. Any successful rotation,
+// scheduled or not, also ends the instance's scheduled-failure streak and
+// quarantine, and moves its due entry to its slot at least half a period
+// ahead (schedule.go): the slot in the following period.
 //
 // KEYS[1] instance hash, KEYS[2] rotation hash, KEYS[3] new credential hash,
 // KEYS[4] instance's previous zset, KEYS[5] revoke-due zset,
 // KEYS[6] instance events, KEYS[7] fleet events, KEYS[8] prefix of this
-// instance's credential keys.
+// instance's credential keys, KEYS[9] in-flight zset, KEYS[10] prefix of
+// batch keys, KEYS[11] due zset, KEYS[12] schedule hash, KEYS[13]
+// quarantined zset, KEYS[14] scheduled backlog zset.
 // ARGV: instance id, rotation id, credential id, now ms, grace ms,
-// instance event cap, fleet event cap, rotation ttl seconds, detail.
+// instance event cap, fleet event cap, rotation ttl seconds, detail, slot
+// hash, default period ms.
 // Returns {previous credential id or "", revoke_at ms or ""}; repeating a
 // promotion returns the same. Errors: "not_found", "conflict ...".
-var promoteScript = redis.NewScript(luaEmit + `
+var promoteScript = redis.NewScript(luaEmit + luaSchedule + `
 local st = get(KEYS[2], 'state')
 if st == 'promoted' then return {get(KEYS[2], 'previous'), get(KEYS[2], 'revoke_at')} end
 if st == '' then return redis.error_reply('not_found') end
@@ -186,12 +208,23 @@ redis.call('HSET', KEYS[1], 'current', ARGV[3], 'current_since', ARGV[4], 'last_
 if get(KEYS[1], 'inflight') == ARGV[2] then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
 redis.call('ZREM', KEYS[9], ARGV[1] .. '/' .. ARGV[2])
 redis.call('HDEL', KEYS[1], 'last_error', 'last_error_at')
+redis.call('ZREM', KEYS[14], ARGV[1])
+local was_quarantined = get(KEYS[1], 'quarantined_at') ~= ''
+redis.call('HDEL', KEYS[1], 'fail_streak', 'quarantined_at')
+redis.call('ZREM', KEYS[13], ARGV[1])
+local p = sched_period(KEYS[12], ARGV[11])
+if p > 0 and schedulable(KEYS[1]) then
+  redis.call('ZADD', KEYS[11], score(next_slot(tonumber(ARGV[10]), p, now + math.floor(p / 2))), ARGV[1])
+end
 redis.call('HSET', KEYS[2], 'state', 'promoted', 'finished_at', ARGV[4], 'previous', cur, 'revoke_at', revoke_at)
 redis.call('EXPIRE', KEYS[2], ARGV[8])
 bump(KEYS[10], get(KEYS[2], 'batch_id'), 'succeeded')
 emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'promoted', ARGV[2], ARGV[3], '', ARGV[4])
 if revoke_at ~= '' then
   emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'revoke_scheduled', ARGV[2], cur, revoke_at, ARGV[4])
+end
+if was_quarantined then
+  emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'unquarantined', ARGV[2], '', 'rotation succeeded', ARGV[4])
 end
 return {cur, revoke_at}
 `)
@@ -200,16 +233,24 @@ return {cur, revoke_at}
 // was published: the pending credential, if any, is discarded and queued for
 // revocation at once, and the instance keeps its current credential.
 //
+// A failed scheduled rotation (reason "scheduled") adds one to the
+// instance's failure streak. When the streak reaches the published
+// quarantine limit the instance is quarantined: out of the due index, in
+// the quarantined zset, with a "quarantined" event. Otherwise it is due
+// again after RetryAfterFailure (schedule.go).
+//
 // KEYS[1] instance hash, KEYS[2] rotation hash, KEYS[3] credential hash of
 // the pending credential (any key when none), KEYS[4] revoke-due zset,
 // KEYS[5] instance events, KEYS[6] fleet events, KEYS[7] in-flight zset,
-// KEYS[8] prefix of batch keys.
+// KEYS[8] prefix of batch keys, KEYS[9] due zset, KEYS[10] schedule hash,
+// KEYS[11] quarantined zset, KEYS[12] scheduled backlog zset.
 // ARGV: instance id, rotation id, now ms, error sentence, instance event cap,
 // fleet event cap, rotation ttl seconds, failure code (groups failures in
-// the batch's ":failures" hash).
+// the batch's ":failures" hash), default period ms, default quarantine
+// limit.
 // Returns {outcome, discarded credential id or ""}; outcome is "failed",
 // "already" (failed before) or "promoted" (too late to fail: nothing done).
-var failScript = redis.NewScript(luaEmit + `
+var failScript = redis.NewScript(luaEmit + luaSchedule + `
 local st = get(KEYS[2], 'state')
 if st == 'promoted' then return {'promoted', ''} end
 if st == 'failed' then return {'already', get(KEYS[2], 'discarded')} end
@@ -235,6 +276,21 @@ end
 emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'failed', ARGV[2], cred, ARGV[4], ARGV[3])
 if cred ~= '' then
   emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'discarded', ARGV[2], cred, '', ARGV[3])
+end
+redis.call('ZREM', KEYS[12], ARGV[1])
+if get(KEYS[2], 'reason') == 'scheduled' and schedulable(KEYS[1]) then
+  local streak = redis.call('HINCRBY', KEYS[1], 'fail_streak', 1)
+  local limit = sched_quarantine_after(KEYS[10], ARGV[10])
+  local p = sched_period(KEYS[10], ARGV[9])
+  if limit > 0 and streak >= limit then
+    redis.call('HSET', KEYS[1], 'quarantined_at', ARGV[3])
+    redis.call('ZADD', KEYS[11], ARGV[3], ARGV[1])
+    redis.call('ZREM', KEYS[9], ARGV[1])
+    emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'quarantined', ARGV[2], '',
+      streak .. ' scheduled rotations in a row failed', ARGV[3])
+  elseif p > 0 then
+    redis.call('ZADD', KEYS[9], score(tonumber(ARGV[3]) + math.min(math.floor(p / 4), 86400000)), ARGV[1])
+  end
 end
 return {'failed', cred}
 `)

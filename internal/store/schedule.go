@@ -1,0 +1,291 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Scheduled rotation (DESIGN.md, the clock process). The store keeps a due
+// index, a ZSET of every schedulable instance scored by when its next
+// scheduled rotation is due, and keeps it current in the same scripts
+// that change an instance: registration adds the instance at its first
+// slot, every promotion moves it to its slot in the following period, a
+// failed scheduled rotation moves it to a retry time (or quarantines the
+// instance), deprovisioning removes it. The scheduler (internal/scheduler)
+// only reads the index and moves the entries it handled.
+//
+// Each instance has a fixed slot within the period: the FNV-64a hash of its
+// id modulo the period, counted from the Unix epoch. Instances registered
+// together therefore rotate spread over the whole period, and an instance
+// rotated on schedule rotates again exactly one period later.
+
+// ReasonScheduled is the reason the scheduler gives its rotations. Failed
+// rotations with this reason count towards quarantine.
+const ReasonScheduled = "scheduled"
+
+// Defaults used until a scheduler publishes its policy (SetSchedulePolicy).
+const (
+	DefaultRotationPeriod  = 2160 * time.Hour
+	DefaultQuarantineAfter = 3
+)
+
+// dueKey is the due index: a ZSET of schedulable instance ids scored by the
+// time their next scheduled rotation is due, in milliseconds.
+func dueKey() string { return keyPrefix + "due" }
+
+// scheduleKey is a HASH shared by every scheduler and every script that
+// keeps the due index: period_ms and quarantine_after (the policy the
+// running scheduler published), paused_at and paused_by, and the last
+// sweep's figures (sweep_*).
+func scheduleKey() string { return keyPrefix + "schedule" }
+
+// quarantinedKey is a ZSET of quarantined instance ids scored by when they
+// were quarantined, in milliseconds.
+func quarantinedKey() string { return keyPrefix + "quarantined" }
+
+// scheduledKey is a ZSET of the instances whose scheduled rotation the
+// scheduler enqueued and that has not finished, scored by enqueue time in
+// milliseconds: the scheduled backlog a sweep subtracts from its cap.
+func scheduledKey() string { return keyPrefix + "scheduled" }
+
+// sweepLockKey is a STRING that lets one scheduler sweep at a time; it
+// holds the sweeping process's random token and expires on its own.
+func sweepLockKey() string { return keyPrefix + "schedule:lock" }
+
+// slotHash is the instance's slot hash: FNV-64a of its id, shifted to 48
+// bits so that Lua's doubles hold it exactly.
+func slotHash(id string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id))
+	return h.Sum64() >> 16
+}
+
+// Slot is the instance's offset within every period: its slot hash modulo
+// the period, in whole milliseconds.
+func Slot(id string, period time.Duration) time.Duration {
+	p := period.Milliseconds()
+	if p <= 0 {
+		return 0
+	}
+	return time.Duration(slotHash(id)%uint64(p)) * time.Millisecond
+}
+
+// NextSlot is the first time at or after t that is the instance's slot:
+// k*period + Slot(id, period) for the smallest such k, periods counted from
+// the Unix epoch. The store's scripts compute the same.
+func NextSlot(id string, period time.Duration, t time.Time) time.Time {
+	p := period.Milliseconds()
+	if p <= 0 {
+		return time.Time{}
+	}
+	s, at := Slot(id, period).Milliseconds(), t.UnixMilli()
+	k := (at - s) / p
+	if k*p+s < at {
+		k++
+	}
+	return time.UnixMilli(k*p + s).UTC()
+}
+
+// ScheduledRotationID is the id of the scheduled rotation of an instance
+// due at due. Deriving it from the due entry makes the enqueue idempotent:
+// any sweep that handles the same entry claims the same rotation, which
+// the store resumes rather than starting a second, and whose task asynq
+// refuses twice (tasks.RotateTaskID). Ids too long for ValidID use a hash
+// of the instance id.
+func ScheduledRotationID(instanceID string, due time.Time) string {
+	id := "sch_" + strconv.FormatInt(due.UnixMilli(), 10) + "_" + instanceID
+	if len(id) <= 128 {
+		return id
+	}
+	sum := sha256.Sum256([]byte(instanceID))
+	return "sch_" + strconv.FormatInt(due.UnixMilli(), 10) + "_h" + hex.EncodeToString(sum[:20])
+}
+
+// RetryAfterFailure is how long after a failed scheduled rotation the
+// scheduler tries again: a quarter of the period, at most a day.
+func RetryAfterFailure(period time.Duration) time.Duration {
+	return min(period/4, 24*time.Hour)
+}
+
+// SchedulePolicy is what the scripts that keep the due index need to know
+// of the scheduler's configuration. The scheduler publishes it; every
+// process reads it from Redis, so a worker or web process that does not
+// know REKEY_ROTATION_PERIOD still schedules correctly.
+type SchedulePolicy struct {
+	// Period is REKEY_ROTATION_PERIOD; 0 means scheduled rotation is off.
+	Period time.Duration
+	// QuarantineAfter is REKEY_QUARANTINE_AFTER: after this many scheduled
+	// rotations in a row fail permanently, the instance is quarantined.
+	// 0 means never.
+	QuarantineAfter int
+	// Published is false when no scheduler has published a policy yet and
+	// the defaults apply.
+	Published bool
+}
+
+// SetSchedulePolicy publishes p and reports whether the period changed,
+// in which case the caller should Reindex every instance.
+func (s *Store) SetSchedulePolicy(ctx context.Context, p SchedulePolicy) (bool, error) {
+	if p.Period < 0 || p.QuarantineAfter < 0 {
+		return false, errors.New("schedule policy: period and quarantine limit must not be negative")
+	}
+	old, err := s.SchedulePolicy(ctx)
+	if err != nil {
+		return false, err
+	}
+	err = s.rdb.HSet(ctx, scheduleKey(), "period_ms", p.Period.Milliseconds(), "quarantine_after", p.QuarantineAfter).Err()
+	if err != nil {
+		return false, fmt.Errorf("set schedule policy: %w", err)
+	}
+	return !old.Published || old.Period != p.Period.Truncate(time.Millisecond), nil
+}
+
+// SchedulePolicy returns the published policy, or the defaults.
+func (s *Store) SchedulePolicy(ctx context.Context) (SchedulePolicy, error) {
+	vals, err := s.rdb.HMGet(ctx, scheduleKey(), "period_ms", "quarantine_after").Result()
+	if err != nil {
+		return SchedulePolicy{}, fmt.Errorf("get schedule policy: %w", err)
+	}
+	p := SchedulePolicy{Period: DefaultRotationPeriod, QuarantineAfter: DefaultQuarantineAfter}
+	if v, ok := vals[0].(string); ok {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		p.Period, p.Published = time.Duration(n)*time.Millisecond, true
+	}
+	if v, ok := vals[1].(string); ok {
+		p.QuarantineAfter, _ = strconv.Atoi(v)
+	}
+	return p, nil
+}
+
+// scheduleKeys are the KEYS the promote and fail scripts append to their
+// own: due zset, schedule hash, quarantined zset, scheduled backlog zset.
+func scheduleKeys() []string {
+	return []string{dueKey(), scheduleKey(), quarantinedKey(), scheduledKey()}
+}
+
+// Window is a daily maintenance window in UTC: from Start:00 up to, not
+// including, End:00. A window with Start > End spans midnight ("22-04").
+type Window struct {
+	Start int // 0 to 23
+	End   int // 1 to 24
+}
+
+// ParseWindow reads "HH-HH", such as "02-05".
+func ParseWindow(s string) (Window, error) {
+	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
+	start, err1 := strconv.Atoi(a)
+	end, err2 := strconv.Atoi(b)
+	w := Window{Start: start, End: end}
+	if !ok || err1 != nil || err2 != nil || w.validate() != nil {
+		return Window{}, fmt.Errorf("maintenance window %q is not valid: use HH-HH in UTC, such as 02-05 (22-04 spans midnight)", s)
+	}
+	return w, nil
+}
+
+func (w Window) validate() error {
+	if w.Start < 0 || w.Start > 23 || w.End < 1 || w.End > 24 || w.Start == w.End || w.Start == 0 && w.End == 24 {
+		return fmt.Errorf("maintenance window %d-%d is not valid: hours run 0 to 24, start and end differ, and a whole day is no window", w.Start, w.End)
+	}
+	return nil
+}
+
+// String returns the window as ParseWindow reads it.
+func (w Window) String() string { return fmt.Sprintf("%02d-%02d", w.Start, w.End) }
+
+// MarshalText encodes the window as "HH-HH".
+func (w Window) MarshalText() ([]byte, error) { return []byte(w.String()), nil }
+
+// UnmarshalText decodes "HH-HH".
+func (w *Window) UnmarshalText(b []byte) error {
+	v, err := ParseWindow(string(b))
+	*w = v
+	return err
+}
+
+// Contains reports whether t falls inside the window.
+func (w Window) Contains(t time.Time) bool {
+	h := t.UTC().Hour()
+	if w.Start < w.End {
+		return h >= w.Start && h < w.End
+	}
+	return h >= w.Start || h < w.End
+}
+
+// Length is how long the window lasts each day.
+func (w Window) Length() time.Duration {
+	return time.Duration((w.End-w.Start+24)%24) * time.Hour
+}
+
+// NextStart is the first start of the window at or after t.
+func (w Window) NextStart(t time.Time) time.Time {
+	t = t.UTC()
+	start := time.Date(t.Year(), t.Month(), t.Day(), w.Start, 0, 0, 0, time.UTC)
+	if start.Before(t) {
+		start = start.AddDate(0, 0, 1)
+	}
+	return start
+}
+
+// Schedule is an instance's own scheduling: whether it takes part, and the
+// maintenance window it must rotate in (nil: the global one, if any).
+type Schedule struct {
+	OptOut bool
+	Window *Window
+}
+
+// SetSchedule sets an instance's schedule. Opting out removes it from the
+// due index; opting back in puts it at its next slot, or due at once when
+// its credential is older than the period. Errors: ErrNotFound,
+// ErrDeprovisioned.
+func (s *Store) SetSchedule(ctx context.Context, id string, sc Schedule) error {
+	window, detail := "", "default window"
+	if sc.Window != nil {
+		if err := sc.Window.validate(); err != nil {
+			return err
+		}
+		window, detail = sc.Window.String(), "window "+sc.Window.String()+" UTC"
+	}
+	if sc.OptOut {
+		detail = "opted out"
+	}
+	keys := []string{instanceKey(id), dueKey(), scheduleKey(), instanceEventsKey(id), eventsKey()}
+	args := []any{id, map[bool]string{true: "1"}[sc.OptOut], window, slotHash(id),
+		DefaultRotationPeriod.Milliseconds(), ms(s.now()), s.eventsPerInstance, s.eventsGlobal, detail}
+	return scriptError("set schedule of "+id, setScheduleScript.Run(ctx, s.rdb, keys, args...).Err())
+}
+
+// Unquarantine ends an instance's quarantine: its failure streak restarts
+// and the scheduler tries it again at its next sweep when its credential
+// is older than the period, else at its next slot. It reports whether the
+// instance was quarantined. by names who asked, for the audit trail.
+func (s *Store) Unquarantine(ctx context.Context, id, by string) (bool, error) {
+	keys := []string{instanceKey(id), dueKey(), scheduleKey(), quarantinedKey(), instanceEventsKey(id), eventsKey()}
+	args := []any{id, slotHash(id), DefaultRotationPeriod.Milliseconds(), ms(s.now()),
+		s.eventsPerInstance, s.eventsGlobal, by}
+	res, err := unquarantineScript.Run(ctx, s.rdb, keys, args...).Text()
+	if err != nil {
+		return false, scriptError("unquarantine "+id, err)
+	}
+	return res == "ok", nil
+}
+
+// Quarantined returns how many instances are quarantined and the ids of up
+// to limit of them, longest quarantined first.
+func (s *Store) Quarantined(ctx context.Context, limit int64) ([]string, int64, error) {
+	pipe := s.rdb.Pipeline()
+	ids := pipe.ZRange(ctx, quarantinedKey(), 0, limit-1)
+	n := pipe.ZCard(ctx, quarantinedKey())
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, 0, fmt.Errorf("quarantined instances: %w", err)
+	}
+	return ids.Val(), n.Val(), nil
+}
