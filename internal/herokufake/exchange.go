@@ -40,7 +40,8 @@ func (f *Fake) api(e Endpoint, h func(*exchange)) http.Handler {
 		x := &exchange{f: f, w: w, r: bodyRead(r)}
 		w.Header().Set("Request-Id", newUUID())
 		at := f.now()
-		defer func() { f.record(Call{Endpoint: e, Status: x.status, At: at}) }()
+		ref := r.PathValue("addon") + r.PathValue("heroku_id") // at most one is set
+		defer func() { f.record(Call{Endpoint: e, Status: x.status, At: at}, ref) }()
 		if f.inject(e, x) {
 			return
 		}

@@ -27,6 +27,9 @@ type Call struct {
 	Endpoint Endpoint
 	Status   int
 	At       time.Time // when the request arrived, by the fake's clock
+	// Addon is the id of the add-on the request's path names (by id or name
+	// in V3, by heroku_id in V1), when the fake knows it; else empty.
+	Addon string
 }
 
 // CallKey groups calls in Stats.
@@ -45,9 +48,18 @@ type Stats struct {
 	RateLimited int // calls answered 429, real or scripted
 }
 
-func (f *Fake) record(c Call) {
+// record counts c; ref is the add-on reference in the request's path.
+func (f *Fake) record(c Call, ref string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if id, ok := f.names[ref]; ok {
+		ref = id
+	} else if id, ok := f.herokuIDs[ref]; ok {
+		ref = id
+	}
+	if _, ok := f.addons[ref]; ok {
+		c.Addon = ref
+	}
 	f.calls = append(f.calls, c)
 }
 
