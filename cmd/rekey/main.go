@@ -4,6 +4,7 @@
 //	rekey web                  HTTP API, SSO dashboard, /monitoring, /metrics (Procfile: web)
 //	rekey rotate ID...         rotate instances (--all, --from FILE, --plan)
 //	rekey batches show ID      a batch's progress (--wait), or cancel it
+//	rekey scheduler            scheduled rotation (Procfile: clock); status, pause, resume
 //	rekey instances ...        import or show instances
 //	rekey dev                  everything in one process, on fakes
 //
@@ -41,6 +42,7 @@ func commands() map[string]command {
 		"worker":    {"run the asynq worker: rotate and revoke tasks", runWorkerCmd},
 		"web":       {"run the HTTP API, SSO dashboard, /monitoring and /metrics", runWeb},
 		"batches":   {"show or cancel a batch: batches show ID [--wait] | cancel ID", runBatches},
+		"scheduler": {"run the clock: sweep due instances and enqueue scheduled rotations; pause|resume|status", runScheduler},
 		"rotate":    {"rotate instances: rekey rotate ID... | --all | --from FILE", runRotate},
 		"instances": {"manage instances: import FILE | show ID", runInstances},
 		"dev":       {"run rekey on an embedded Redis, a fake Heroku and a demo issuer", runDev},

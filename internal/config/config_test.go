@@ -22,7 +22,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Grace != 2*time.Hour || c.RotationPeriod != 2160*time.Hour || c.HerokuRate >= 4500 ||
-		c.HerokuAPIURL != "https://api.heroku.com" || c.HerokuIDURL != "https://id.heroku.com" {
+		c.HerokuAPIURL != "https://api.heroku.com" || c.HerokuIDURL != "https://id.heroku.com" ||
+		c.MaintenanceWindow != "" || c.QuarantineAfter != 3 {
 		t.Fatalf("defaults = %+v", c)
 	}
 }
@@ -41,6 +42,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"REKEY_RATE_SCOPE":          {"REKEY_RATE_SCOPE": "galaxy"},
 		"REKEY_REDIS_VERIFY_TLS":    {"REKEY_REDIS_VERIFY_TLS": "perhaps"},
 		"REKEY_PRIVATE_SPACE_GRACE": {"REKEY_PRIVATE_SPACE_GRACE": "10ms"},
+		"REKEY_MAINTENANCE_WINDOW":  {"REKEY_MAINTENANCE_WINDOW": "05-05"},
+		"REKEY_QUARANTINE_AFTER":    {"REKEY_QUARANTINE_AFTER": "-1"},
 	}
 	for name, vars := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -97,5 +100,23 @@ func TestRedisURLPasswordNeverInErrors(t *testing.T) {
 	_, err := config.Load(env(map[string]string{"REDIS_URL": "redis://:hunter2@host:notaport"}))
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("Load() = %v; want an error without the password", err)
+	}
+}
+
+func TestMaintenanceWindow(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{"2-5": "02-05", "22-04": "22-04", " 00-06 ": "00-06", "18-24": "18-24"}
+	for in, want := range cases {
+		c, err := config.Load(env(map[string]string{"REKEY_MAINTENANCE_WINDOW": in}))
+		if err != nil {
+			t.Errorf("REKEY_MAINTENANCE_WINDOW=%q: %v", in, err)
+		} else if c.MaintenanceWindow != want {
+			t.Errorf("REKEY_MAINTENANCE_WINDOW=%q read as %q, want %q", in, c.MaintenanceWindow, want)
+		}
+	}
+	for _, bad := range []string{"2", "02-25", "00-24", "a-b", "-1-3"} {
+		if _, err := config.Load(env(map[string]string{"REKEY_MAINTENANCE_WINDOW": bad})); err == nil {
+			t.Errorf("REKEY_MAINTENANCE_WINDOW=%q accepted", bad)
+		}
 	}
 }

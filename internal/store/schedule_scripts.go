@@ -87,8 +87,9 @@ return 'ok'
 `)
 
 // setScheduleScript sets an instance's opt-out and maintenance window and
-// brings its due entry in line: removed on opt-out, added (first_due) when
-// it opts back in.
+// brings its due entry in line: removed on opt-out, added when it opts
+// back in, at first_due but no earlier than now (an overdue entry's time
+// may be one an earlier scheduled rotation already used as its id).
 //
 // KEYS[1] instance hash, KEYS[2] due zset, KEYS[3] schedule hash,
 // KEYS[4] instance events, KEYS[5] fleet events.
@@ -108,15 +109,16 @@ end
 if ARGV[3] == '' then redis.call('HDEL', KEYS[1], 'window') else redis.call('HSET', KEYS[1], 'window', ARGV[3]) end
 local p = sched_period(KEYS[3], ARGV[5])
 if p > 0 and schedulable(KEYS[1]) and not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-  redis.call('ZADD', KEYS[2], score(first_due(KEYS[1], tonumber(ARGV[4]), p)), ARGV[1])
+  redis.call('ZADD', KEYS[2], score(math.max(first_due(KEYS[1], tonumber(ARGV[4]), p), tonumber(ARGV[6]))), ARGV[1])
 end
 emit(KEYS[4], KEYS[5], ARGV[7], ARGV[8], ARGV[1], 'schedule_changed', '', '', ARGV[9], ARGV[6])
 return 'ok'
 `)
 
 // unquarantineScript ends an instance's quarantine: its failure streak is
-// reset and it is due again (first_due, which is usually overdue, so the
-// scheduler tries it at its next sweep).
+// reset and it is due again at first_due but no earlier than now (usually
+// now, so the scheduler tries it at its next sweep, under a rotation id
+// that none of its failed attempts used).
 //
 // KEYS[1] instance hash, KEYS[2] due zset, KEYS[3] schedule hash,
 // KEYS[4] quarantined zset, KEYS[5] instance events, KEYS[6] fleet events.
@@ -130,7 +132,7 @@ redis.call('HDEL', KEYS[1], 'quarantined_at', 'fail_streak')
 redis.call('ZREM', KEYS[4], ARGV[1])
 local p = sched_period(KEYS[3], ARGV[3])
 if p > 0 and schedulable(KEYS[1]) then
-  redis.call('ZADD', KEYS[2], score(first_due(KEYS[1], tonumber(ARGV[2]), p)), ARGV[1])
+  redis.call('ZADD', KEYS[2], score(math.max(first_due(KEYS[1], tonumber(ARGV[2]), p), tonumber(ARGV[4]))), ARGV[1])
 end
 emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'unquarantined', '', '', ARGV[7], ARGV[4])
 return 'ok'

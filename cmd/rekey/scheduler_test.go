@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/seal"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// lockedBuffer is a bytes.Buffer a running command and the test may share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// schedulerRig is a Redis of its own, a store on it (its clock movable),
+// and the environment the commands read.
+type schedulerRig struct {
+	r    *redistest.Redis
+	st   *store.Store
+	vars map[string]string
+	ago  time.Duration // how far behind real time the rig's store clock runs
+}
+
+func newSchedulerRig(t *testing.T) *schedulerRig {
+	t.Helper()
+	key := bytes.Repeat([]byte{9}, seal.KeySize)
+	sealer, err := seal.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &schedulerRig{r: redistest.New(t)}
+	g.st = store.New(g.r.Client, sealer, store.WithClock(func() time.Time { return time.Now().Add(-g.ago) }))
+	g.vars = map[string]string{"REDIS_URL": g.r.URL, "REKEY_ENCRYPTION_KEYS": base64.StdEncoding.EncodeToString(key),
+		"REKEY_ROTATION_PERIOD": "1h", "REKEY_HEROKU_RATE": "4000", "REKEY_MAINTENANCE_WINDOW": "02-05",
+		"REKEY_QUARANTINE_AFTER": "1", "REKEY_LOG_LEVEL": "info"}
+	return g
+}
+
+// run runs `rekey scheduler args...` and returns its standard output.
+func (g *schedulerRig) run(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errOut lockedBuffer
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := g.vars[k]; return v, ok },
+		stdin: strings.NewReader(""), stdout: &out, stderr: &errOut}
+	if err := runScheduler(context.Background(), env, args); err != nil {
+		t.Fatalf("rekey scheduler %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String()
+}
+
+func (g *schedulerRig) register(t *testing.T, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		err := g.st.PutInstance(context.Background(), store.Registration{ID: id, APIVersion: store.APIv3,
+			ConfigVars: []string{"MYADDON_URL"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func wantLines(t *testing.T, out string, lines ...string) {
+	t.Helper()
+	for _, l := range lines {
+		if !strings.Contains(out, l) {
+			t.Errorf("output lacks %q:\n%s", l, out)
+		}
+	}
+}
+
+func TestSchedulerStatusPauseUnquarantineAndSet(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newSchedulerRig(t)
+	if _, err := g.st.SetSchedulePolicy(ctx, store.SchedulePolicy{Period: time.Hour, QuarantineAfter: 1}); err != nil {
+		t.Fatal(err)
+	}
+	g.register(t, "inst-a", "inst-b", "inst-c", "inst-q")
+	if _, err := g.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-q", RotationID: "sch-1", Reason: store.ReasonScheduled}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.st.Fail(ctx, "inst-q", "sch-1", "mint:issuer_422", "issuer mint: status 422"); err != nil {
+		t.Fatal(err)
+	}
+
+	out := g.run(t, "status")
+	t.Logf("rekey scheduler status:\n%s", out)
+	wantLines(t, out,
+		"scheduled rotation: every 1h0m0s",
+		"state:              never swept",
+		"per-sweep cap:      64 rotations (REKEY_HEROKU_RATE 4000/h × 1m0s − interactive reserve 2)",
+		"maintenance window: 02-05 UTC",
+		"instances:          4 live, 3 scheduled",
+		"due in next hour:   3",
+		"due in next day:    3",
+		"quarantined:        1: inst-q (rekey scheduler unquarantine ID) (after 1 failed scheduled rotations in a row)")
+
+	wantLines(t, g.run(t, "pause", "--by", "alice"), "scheduler paused")
+	wantLines(t, g.run(t, "status"), "state:              paused since ", "by alice")
+	g.run(t, "resume")
+	if strings.Contains(g.run(t, "status"), "paused") {
+		t.Error("still paused after resume")
+	}
+
+	wantLines(t, g.run(t, "unquarantine", "inst-q"), "inst-q is no longer quarantined; next scheduled rotation 20")
+	wantLines(t, g.run(t, "unquarantine", "inst-q"), "inst-q was not quarantined")
+	wantLines(t, g.run(t, "set", "inst-a", "--opt-out"), "inst-a: opted out, window any time, next scheduled rotation none")
+	wantLines(t, g.run(t, "set", "--window", "22-04", "inst-b"), "inst-b: scheduled, window 22-04 UTC")
+	// inst-a left the schedule, inst-q came back at its first slot.
+	wantLines(t, g.run(t, "status"), "instances:          4 live, 3 scheduled", "due in next hour:   3", "quarantined:        0 ")
+	if in, _ := g.st.Instance(ctx, "inst-a"); !in.ScheduleOptOut {
+		t.Errorf("inst-a not opted out: %+v", in)
+	}
+}
+
+func TestSchedulerRunEnqueuesDueOnTheBulkQueue(t *testing.T) {
+	t.Parallel()
+	g := newSchedulerRig(t)
+	delete(g.vars, "REKEY_MAINTENANCE_WINDOW")
+	g.ago = 3 * time.Hour // registered long ago: due at the first sweep
+	g.register(t, "old-1", "old-2")
+	g.ago = 0
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var errOut lockedBuffer
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := g.vars[k]; return v, ok },
+		stdin: strings.NewReader(""), stdout: &errOut, stderr: &errOut}
+	done := make(chan error, 1)
+	go func() { done <- runScheduler(ctx, env, []string{"--interval", "1m"}) }()
+	waitFor(t, func() bool { last, _ := g.st.LastSweep(context.Background()); return !last.At.IsZero() })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("rekey scheduler: %v\n%s", err, errOut.String())
+	}
+	pending, err := asynq.NewInspectorFromRedisClient(g.r.Client).ListPendingTasks(tasks.QueueBulk)
+	if err != nil || len(pending) != 2 {
+		t.Fatalf("bulk queue holds %d tasks (%v), want 2\n%s", len(pending), err, errOut.String())
+	}
+	wantLines(t, errOut.String(), "schedule_indexed", "scheduled_sweep")
+	wantLines(t, g.run(t, "status"), "state:              running; last sweep ", "enqueued 2",
+		"in flight:          2 scheduled rotations enqueued, not finished")
+}
+
+func TestSchedulerOffIdlesAndSaysSo(t *testing.T) {
+	t.Parallel()
+	g := newSchedulerRig(t)
+	g.vars["REKEY_ROTATION_PERIOD"] = "0"
+	ctx, cancel := context.WithCancel(context.Background())
+	var errOut lockedBuffer
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := g.vars[k]; return v, ok },
+		stdin: strings.NewReader(""), stdout: &errOut, stderr: &errOut}
+	done := make(chan error, 1)
+	go func() { done <- runScheduler(ctx, env, nil) }()
+	waitFor(t, func() bool { return strings.Contains(errOut.String(), "scheduled_rotation_off") })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, g.run(t, "status"), "scheduled rotation: off (REKEY_ROTATION_PERIOD=0)")
+}
+
+// waitFor polls cond until it holds, failing t after five seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,388 @@
+// Package scheduler is rekey's clock (Procfile: clock): every interval it
+// sweeps the store's due index and enqueues the scheduled rotations that
+// are due, on the bulk queue, never more per sweep than the bulk share of
+// the Heroku budget absorbs in one interval.
+//
+// The store keeps the due index current (registration, promotion, failure,
+// deprovisioning; see internal/store's schedule.go); the scheduler only
+// reads it and moves the entries it handles. Two schedulers may run at
+// once: a Redis lock lets one sweep at a time, and the enqueue is
+// idempotent anyway, because a scheduled rotation's id is derived from the
+// instance and its due time (store.ScheduledRotationID) and every step
+// that moves a due entry is a compare-and-set on the time it was read.
+//
+// A sweep creates no batch: scheduled rotations are followed through their
+// audit events ("scheduled", then "promoted" or "failed"), the due index
+// and the quarantine list. A batch per sweep would add a key a minute and
+// count the same rotation twice when two sweeps race.
+package scheduler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// Params build a Scheduler.
+type Params struct {
+	// Store holds the due index. Required.
+	Store *store.Store
+	// Enqueuer enqueues rotate tasks (an *asynq.Client). Required.
+	Enqueuer fleet.Enqueuer
+	Logger   zerolog.Logger
+	// Period is REKEY_ROTATION_PERIOD; 0 turns scheduled rotation off and
+	// the scheduler idles.
+	Period time.Duration
+	// QuarantineAfter is REKEY_QUARANTINE_AFTER; 0 means never quarantine.
+	QuarantineAfter int
+	// Window is REKEY_MAINTENANCE_WINDOW, for instances without their own;
+	// nil means any time.
+	Window *store.Window
+	// PerHour is REKEY_HEROKU_RATE, the Heroku calls per hour rekey may
+	// spend. Required when Period is set.
+	PerHour int
+	// Reserve is how many calls of each interval's budget are left to
+	// interactive work: the rate limiter's Params.Reserve. 0 means none.
+	Reserve int
+	// Interval between sweeps; 0 means one minute.
+	Interval time.Duration
+	// Now is the clock of Run; nil means time.Now. Sweep takes its time as
+	// an argument.
+	Now func() time.Time
+}
+
+// Scheduler sweeps the due index. It is safe for concurrent use, and any
+// number of Schedulers, in any number of processes, may share one Redis.
+type Scheduler struct {
+	p     Params
+	cap   int
+	lease time.Duration
+	token string
+	// lock is false only in tests that prove the enqueue idempotent alone.
+	lock bool
+}
+
+// Outcomes of a sweep.
+const (
+	// Swept: the sweep ran.
+	Swept = "swept"
+	// Paused: an operator paused scheduling (`rekey scheduler pause`).
+	Paused = "paused"
+	// Off: REKEY_ROTATION_PERIOD is 0.
+	Off = "off"
+	// Locked: another scheduler is sweeping.
+	Locked = "locked"
+)
+
+// Result counts what one sweep did.
+type Result struct {
+	Outcome string
+	// Cap is the per-sweep cap; Backlog the scheduled rotations enqueued
+	// earlier and not finished; Allowance what this sweep could enqueue:
+	// Cap less Backlog.
+	Cap, Backlog, Allowance int
+	// Enqueued scheduled rotations (new, or resumed after a crash).
+	Enqueued int
+	// Joined: due instances with a rotation already in flight.
+	Joined int
+	// Deferred: due instances outside their maintenance window.
+	Deferred int
+	// Removed: entries of instances that are gone.
+	Removed int
+	// Skipped: entries another sweep, or a rotation that just finished,
+	// moved first.
+	Skipped int
+}
+
+// maxScan bounds how many due entries one sweep looks at beyond its
+// allowance, so a sweep stays short when most entries are deferred.
+const maxScan = 5000
+
+// parallel is how many due entries a sweep handles at once: each costs a
+// few round trips to Redis, and a sweep should take well under a second.
+const parallel = 16
+
+// New checks p and returns a Scheduler.
+func New(p Params) (*Scheduler, error) {
+	switch {
+	case p.Store == nil || p.Enqueuer == nil:
+		return nil, errors.New("scheduler: Store and Enqueuer are required")
+	case p.Period < 0:
+		return nil, errors.New("scheduler: REKEY_ROTATION_PERIOD must not be negative")
+	case p.Period > 0 && p.Period < time.Minute:
+		return nil, fmt.Errorf("scheduler: REKEY_ROTATION_PERIOD %s is shorter than a minute", p.Period)
+	case p.Period > 0 && p.PerHour <= 0:
+		return nil, errors.New("scheduler: REKEY_HEROKU_RATE must be a positive number of calls per hour")
+	case p.QuarantineAfter < 0:
+		return nil, errors.New("scheduler: REKEY_QUARANTINE_AFTER must not be negative")
+	}
+	if p.Interval <= 0 {
+		p.Interval = time.Minute
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return &Scheduler{p: p, cap: Cap(p.PerHour, p.Interval, p.Reserve), lease: Lease(p.Period),
+		token: hex.EncodeToString(b[:]), lock: true}, nil
+}
+
+// Cap is the most scheduled rotations one sweep enqueues: the calls the
+// budget grants in one interval (perHour × interval / 1h, rounded down),
+// less the interactive reserve, and at least one. A rotation costs one
+// Heroku call in the steady state.
+func Cap(perHour int, interval time.Duration, reserve int) int {
+	n := int(int64(perHour)*int64(interval)/int64(time.Hour)) - max(reserve, 0)
+	return max(n, 1)
+}
+
+// Lease is how long a handled due entry waits for its rotation before a
+// sweep looks at it again: a quarter of the period, at most six hours.
+// The rotation's promotion or failure moves the entry on well before; the
+// lease matters only when a rotation is lost or still retrying.
+func Lease(period time.Duration) time.Duration { return min(period/4, 6*time.Hour) }
+
+// Cap returns the scheduler's per-sweep cap.
+func (s *Scheduler) Cap() int { return s.cap }
+
+// Interval returns the time between sweeps.
+func (s *Scheduler) Interval() time.Duration { return s.p.Interval }
+
+// Start publishes the scheduler's policy to every process (the scripts
+// that keep the due index read it) and brings the index in line with the
+// instances: a backfill, or a full recomputation when the period changed.
+// Run calls it; tests that drive Sweep call it first.
+func (s *Scheduler) Start(ctx context.Context) error {
+	changed, err := s.p.Store.SetSchedulePolicy(ctx, store.SchedulePolicy{Period: s.p.Period,
+		QuarantineAfter: s.p.QuarantineAfter})
+	if err != nil || s.p.Period == 0 {
+		return err
+	}
+	n, err := s.p.Store.Reindex(ctx, changed)
+	if err != nil {
+		return err
+	}
+	s.p.Logger.Info().Bool("period_changed", changed).Int("entries", n).Dur("period", s.p.Period).
+		Int("cap", s.cap).Msg("schedule_indexed")
+	return nil
+}
+
+// Run starts the scheduler and sweeps every interval until ctx is done.
+// With scheduled rotation off it says so and idles.
+func (s *Scheduler) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	if s.p.Period == 0 {
+		s.p.Logger.Info().Msg("scheduled_rotation_off")
+		<-ctx.Done()
+		return nil
+	}
+	t := time.NewTicker(s.p.Interval)
+	defer t.Stop()
+	last := ""
+	for {
+		res, err := s.Sweep(ctx, s.p.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.p.Logger.Warn().Err(err).Msg("scheduled_sweep_failed")
+		case res.Outcome == Paused && last != Paused:
+			s.p.Logger.Info().Msg("scheduler_paused")
+		case res.Outcome == Swept && last == Paused:
+			s.p.Logger.Info().Msg("scheduler_resumed")
+		}
+		if res.Enqueued+res.Deferred+res.Removed > 0 {
+			s.logSweep(res)
+		}
+		last = res.Outcome
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Scheduler) logSweep(res Result) {
+	s.p.Logger.Info().Int("enqueued", res.Enqueued).Int("joined", res.Joined).Int("deferred", res.Deferred).
+		Int("removed", res.Removed).Int("cap", res.Cap).Int("backlog", res.Backlog).Msg("scheduled_sweep")
+}
+
+// Sweep runs one sweep as of now: unless paused or another scheduler
+// holds the lock, it enqueues the longest-overdue due instances, up to
+// the cap less the scheduled backlog, and defers those outside their
+// maintenance window. Leftovers wait for the next sweep.
+func (s *Scheduler) Sweep(ctx context.Context, now time.Time) (Result, error) {
+	if s.p.Period == 0 {
+		return Result{Outcome: Off}, nil
+	}
+	pausedAt, _, err := s.p.Store.SchedulePaused(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	if !pausedAt.IsZero() {
+		res := Result{Outcome: Paused, Cap: s.cap}
+		return res, s.record(ctx, now, res)
+	}
+	if s.lock {
+		ok, err := s.p.Store.LockSweep(ctx, s.token, s.p.Interval)
+		if err != nil || !ok {
+			return Result{Outcome: Locked}, err
+		}
+		defer func() { _ = s.p.Store.UnlockSweep(context.WithoutCancel(ctx), s.token) }()
+	}
+	res := Result{Outcome: Swept, Cap: s.cap}
+	backlog, err := s.p.Store.ScheduledBacklog(ctx, now.Add(-s.lease))
+	if err != nil {
+		return res, err
+	}
+	res.Backlog = int(backlog)
+	res.Allowance = max(s.cap-res.Backlog, 0)
+	err = s.drain(ctx, now, &res)
+	return res, errors.Join(err, s.record(ctx, now, res))
+}
+
+// drain handles due entries, oldest first, until the allowance is spent,
+// nothing more is due, or maxScan entries were looked at.
+func (s *Scheduler) drain(ctx context.Context, now time.Time, res *Result) error {
+	seen := make(map[string]bool)
+	for res.Enqueued < res.Allowance && len(seen) < res.Allowance+maxScan {
+		due, err := s.p.Store.DueInstances(ctx, now, int64(res.Allowance-res.Enqueued))
+		if err != nil {
+			return err
+		}
+		fresh := make([]store.Due, 0, len(due))
+		ids := make([]string, 0, len(due))
+		for _, d := range due {
+			if !seen[d.InstanceID] {
+				seen[d.InstanceID] = true
+				fresh, ids = append(fresh, d), append(ids, d.InstanceID)
+			}
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		ins, err := s.p.Store.Instances(ctx, ids)
+		if err != nil {
+			return err
+		}
+		if err := s.handleAll(ctx, now, fresh, ins, res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// handleAll handles a page of due entries, parallel at once, and adds up
+// what they did. The page never holds more entries than the allowance has
+// left, and each enqueues at most one rotation, so the cap holds.
+func (s *Scheduler) handleAll(ctx context.Context, now time.Time, due []store.Due, ins []store.Instance, res *Result) error {
+	parts := make([]Result, len(due))
+	errs := make([]error, len(due))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(parallel, len(due)) {
+		wg.Go(func() {
+			for i := range next {
+				errs[i] = s.handle(ctx, now, due[i], ins[i], &parts[i])
+			}
+		})
+	}
+	for i := range due {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, p := range parts {
+		res.Enqueued += p.Enqueued
+		res.Joined += p.Joined
+		res.Deferred += p.Deferred
+		res.Removed += p.Removed
+		res.Skipped += p.Skipped
+	}
+	return errors.Join(errs...)
+}
+
+// handle enqueues the scheduled rotation of one due entry, or defers it to
+// the instance's maintenance window, or drops the entry of a gone
+// instance, counting what it did in res.
+func (s *Scheduler) handle(ctx context.Context, now time.Time, d store.Due, in store.Instance, res *Result) error {
+	if in.RegisteredAt.IsZero() || in.Deprovisioned() {
+		res.Removed++
+		return s.p.Store.Unschedule(ctx, d.InstanceID)
+	}
+	if w := s.window(in); w != nil && !w.Contains(now) {
+		return s.deferTo(ctx, now, d, *w, res)
+	}
+	// Take the entry first: of two sweeps that read it, only one goes on.
+	if ok, err := s.p.Store.TakeDue(ctx, d, now.Add(s.lease), now); err != nil || !ok {
+		res.Skipped++
+		return err
+	}
+	rot := store.ScheduledRotationID(d.InstanceID, d.At)
+	c, err := s.p.Store.Claim(ctx, store.RotationRequest{InstanceID: d.InstanceID, RotationID: rot,
+		Reason: store.ReasonScheduled, Queue: tasks.QueueBulk})
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDeprovisioned):
+		res.Removed++
+		return s.p.Store.Unschedule(ctx, d.InstanceID)
+	case err != nil:
+		return err
+	case c.Status == store.Done:
+		// This due time was handled before (an index rebuilt from old
+		// times): due again now, the next sweep claims a fresh rotation.
+		res.Skipped++
+		_, err := s.p.Store.TakeDue(ctx, store.Due{InstanceID: d.InstanceID, At: now.Add(s.lease)}, now, now)
+		return err
+	case c.Status != store.Claimed && c.Status != store.Resumed:
+		// A rotation is in flight already: its promotion or failure moves
+		// the entry on.
+		res.Joined++
+		return nil
+	}
+	if err := s.p.Store.NoteScheduled(ctx, d, rot, now); err != nil {
+		return err
+	}
+	res.Enqueued++
+	// Should this fail, the rotation stays in flight in the store and the
+	// reconcile sweep enqueues it again.
+	return fleet.Enqueue(ctx, s.p.Enqueuer, d.InstanceID, rot, "", store.ReasonScheduled, tasks.QueueBulk, 0)
+}
+
+// window is the maintenance window that applies to in, or nil.
+func (s *Scheduler) window(in store.Instance) *store.Window {
+	if in.Window != nil {
+		return in.Window
+	}
+	return s.p.Window
+}
+
+// deferTo moves d into the next opening of w, at the instance's slot
+// within the window, so deferred instances do not all start at its first
+// minute.
+func (s *Scheduler) deferTo(ctx context.Context, now time.Time, d store.Due, w store.Window, res *Result) error {
+	to := w.NextStart(now).Add(store.Slot(d.InstanceID, w.Length()))
+	ok, err := s.p.Store.Defer(ctx, d, to, now, "outside maintenance window "+w.String()+" UTC")
+	if ok {
+		res.Deferred++
+	} else if err == nil {
+		res.Skipped++
+	}
+	return err
+}
+
+func (s *Scheduler) record(ctx context.Context, now time.Time, res Result) error {
+	return s.p.Store.RecordSweep(ctx, store.SweepRecord{At: now, Next: now.Add(s.p.Interval), Cap: res.Cap,
+		Allowance: res.Allowance, Enqueued: res.Enqueued, Deferred: res.Deferred, Outcome: res.Outcome})
+}
