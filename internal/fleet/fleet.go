@@ -207,16 +207,16 @@ func (p *Producer) check(ctx context.Context, ids []string) error {
 	var unknown UnknownError
 	for start := 0; start < len(ids); start += checkPage {
 		page := ids[start:min(start+checkPage, len(ids))]
-		ins, err := p.store.Instances(ctx, page)
+		ps, err := p.store.Presences(ctx, page)
 		if err != nil {
 			return err
 		}
-		for _, in := range ins {
+		for i, pr := range ps {
 			switch {
-			case in.RegisteredAt.IsZero():
-				unknown.Unknown = append(unknown.Unknown, in.ID)
-			case in.Deprovisioned():
-				unknown.Deprovisioned = append(unknown.Deprovisioned, in.ID)
+			case !pr.Registered:
+				unknown.Unknown = append(unknown.Unknown, page[i])
+			case pr.Deprovisioned:
+				unknown.Deprovisioned = append(unknown.Deprovisioned, page[i])
 			}
 		}
 	}

@@ -24,7 +24,8 @@ type ClaimOutcome struct {
 // ClaimMany runs Claim for every request in one pipeline. Each request runs
 // the same script as Claim, atomically and independently: one request's
 // failure (ErrNotFound, ErrDeprovisioned) does not affect the others.
-// Outcomes are in the order of reqs.
+// Outcomes are in the order of reqs. The claims are brief, as a producer
+// needs them: each Claim holds its Status, RotationID and State only.
 func (s *Store) ClaimMany(ctx context.Context, reqs []RotationRequest) []ClaimOutcome {
 	out := make([]ClaimOutcome, len(reqs))
 	cmds := make([]*redis.Cmd, len(reqs))
@@ -35,7 +36,7 @@ func (s *Store) ClaimMany(ctx context.Context, reqs []RotationRequest) []ClaimOu
 			continue
 		}
 		keys, args := s.claimArgs(r)
-		cmds[i] = claimScript.EvalSha(ctx, pipe, keys, args...)
+		cmds[i] = claimScript.EvalSha(ctx, pipe, keys, append(args, "1")...)
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 	for i, c := range cmds {

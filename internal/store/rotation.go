@@ -94,10 +94,14 @@ func (s *Store) Claim(ctx context.Context, r RotationRequest) (Claim, error) {
 }
 
 func claimFrom(instanceID string, res []any) (Claim, error) {
-	if len(res) != 7 {
+	str := func(i int) string { v, _ := res[i].(string); return v }
+	switch len(res) {
+	case 3: // a brief claim
+		return Claim{Status: ClaimStatus(str(0)), RotationID: str(1), State: str(2)}, nil
+	case 7:
+	default:
 		return Claim{}, fmt.Errorf("claim: unexpected reply of %d items", len(res))
 	}
-	str := func(i int) string { v, _ := res[i].(string); return v }
 	c := Claim{Status: ClaimStatus(str(0)), RotationID: str(1), State: str(2), CredentialID: str(3)}
 	if prev := str(4); prev != "" {
 		c.Previous = &Revocation{InstanceID: instanceID, CredentialID: prev, RevokeAt: fromMS(str(5))}

@@ -93,14 +93,18 @@ return 'ok'
 // here, before any work, and reported as done.
 // ARGV: rotation id, instance id, now ms, batch id, reason, queue,
 // skip_if_previous ("1" or ""), instance event cap, fleet event cap, grace ms
-// requested (0 for the instance's).
+// requested (0 for the instance's), brief ("1": a producer's claim, which
+// needs only the status).
 // Returns {status, rotation id, rotation state, credential id, previous
 // credential id (for a failed rotation: its discarded one), revoke_at ms,
-// instance hash as a flat list}; status is one of
-// claimed, resumed, joined, done, skipped. Errors: "not_found", "deprovisioned".
+// instance hash as a flat list}, or {status, rotation id, rotation state}
+// when brief; status
+// is one of claimed, resumed, joined, done, skipped. Errors: "not_found",
+// "deprovisioned".
 var claimScript = redis.NewScript(luaEmit + `
 local function reply(status, rot, rkey)
   local st = get(rkey, 'state')
+  if ARGV[11] == '1' then return {status, rot, st} end
   local prev, at = get(rkey, 'previous'), get(rkey, 'revoke_at')
   if st == 'failed' then prev, at = get(rkey, 'discarded'), get(rkey, 'finished_at') end
   return {status, rot, st, get(rkey, 'credential_id'), prev, at, redis.call('HGETALL', KEYS[1])}
@@ -119,13 +123,14 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   end
   return reply('resumed', ARGV[1], KEYS[2])
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
-if get(KEYS[1], 'deprovisioned_at') ~= '' then return redis.error_reply('deprovisioned') end
-local inflight = get(KEYS[1], 'inflight')
+local inst = redis.call('HMGET', KEYS[1], 'id', 'deprovisioned_at', 'inflight')
+if not inst[1] then return redis.error_reply('not_found') end
+if inst[2] and inst[2] ~= '' then return redis.error_reply('deprovisioned') end
+local inflight = inst[3] or ''
 if inflight ~= '' then
   local ikey = KEYS[6] .. inflight
   local st = get(ikey, 'state')
-  if st ~= '' and st ~= 'promoted' and st ~= 'failed' then
+  if st ~= '' and st ~= 'promoted' and st ~= 'failed' and st ~= 'cancelled' then
     emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'joined', inflight, '', ARGV[5], ARGV[3])
     return reply('joined', inflight, ikey)
   end
