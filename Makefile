@@ -28,3 +28,9 @@ build:
 ## sped up 60 times and three worker processes; prints one table (about 4 min).
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkFleet -benchtime 1x -timeout 20m ./internal/bench/
+
+## test-browser: drive the dashboard and /monitoring in headless Chromium
+## (/usr/bin/chromium); screenshots land in ./screenshots.
+.PHONY: test-browser
+test-browser:
+	REKEY_SCREENSHOTS=$(CURDIR)/screenshots $(GO) test -race -count=1 -timeout 5m -tags browser -run Browser -v ./internal/web/

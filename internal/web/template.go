@@ -86,10 +86,13 @@ func (s *server) graceText(v instanceView) string {
 
 // plainDuration writes 2h as "2 hours" and 90m as "90 minutes".
 func plainDuration(d time.Duration) string {
-	if d%time.Hour == 0 {
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
 		return plural(int(d/time.Hour), "hour")
+	case d >= time.Minute:
+		return plural(int(d/time.Minute), "minute")
 	}
-	return plural(int(d/time.Minute), "minute")
+	return plural(int(d.Round(time.Second)/time.Second), "second")
 }
 
 // render writes the dashboard.
