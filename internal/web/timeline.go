@@ -56,7 +56,7 @@ func describe(e store.Event) string {
 	case "retrying":
 		return "A step hit a temporary problem and will be retried"
 	case "revoke_failed":
-		return "Revoking the old credential failed; the operators have been told" + credential(e)
+		return "Revoking the old credential failed and needs an operator" + credential(e)
 	case "cancelled":
 		return "Rotation cancelled before it started"
 	case "deprovisioned":
