@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -110,24 +111,44 @@ type RetryLaterError struct {
 	Reason string
 }
 
+// retryLaterPrefix starts every RetryLaterError's message, so that a task's
+// last error tells whether its last run was waiting (IsWaiting).
+const retryLaterPrefix = "retry in "
+
 func (e *RetryLaterError) Error() string {
-	return fmt.Sprintf("retry in %s: %s", e.After.Round(time.Millisecond), e.Reason)
+	return fmt.Sprintf("%s%s: %s", retryLaterPrefix, e.After.Round(time.Millisecond), e.Reason)
 }
 
-// IsFailure is asynq.Config.IsFailure: waiting is not failing.
+// IsWaiting reports whether lastErr, a task's last error as asynq keeps it
+// (TaskInfo.LastErr), is a RetryLaterError. asynq archives a task whose
+// retries are used up even when its last run was only waiting; such a task
+// did not fail, and the reconcile sweep runs it again.
+func IsWaiting(lastErr string) bool { return strings.HasPrefix(lastErr, retryLaterPrefix) }
+
+// IsFailure is asynq.Config.IsFailure: waiting is not failing, and neither
+// is a worker that died under a task (asynq recovers the task when its
+// lease expires): neither uses up the task's retries.
 func IsFailure(err error) bool {
 	var later *RetryLaterError
-	return !errors.As(err, &later)
+	return !errors.As(err, &later) && !errors.Is(err, asynq.ErrLeaseExpired)
 }
 
+// leaseExpiredDelay is how soon a task whose worker died runs again. asynq
+// recovers it only after its lease has been expired for 30 s, so there is
+// nothing more to wait for.
+const leaseExpiredDelay = time.Second
+
 // RetryDelay is asynq.Config.RetryDelayFunc: a RetryLaterError's own delay
-// (with a little jitter, so waiting tasks do not return all at once), else
-// asynq's exponential back-off.
+// (with a little jitter, so waiting tasks do not return all at once), a
+// second for a task whose worker died, else asynq's exponential back-off.
 func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
 	var later *RetryLaterError
-	if errors.As(err, &later) {
+	switch {
+	case errors.As(err, &later):
 		jitter := time.Duration(rand.Int64N(int64(later.After/10) + 1))
 		return later.After + jitter
+	case errors.Is(err, asynq.ErrLeaseExpired):
+		return leaseExpiredDelay
 	}
 	return asynq.DefaultRetryDelayFunc(n, err, t)
 }

@@ -46,10 +46,14 @@ func (h *Rotate) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	return err
 }
 
+// request is the claim a run of the task makes.
+func (r *rotation) request() store.RotationRequest {
+	return store.RotationRequest{InstanceID: r.p.InstanceID, RotationID: r.p.RotationID,
+		BatchID: r.p.BatchID, Reason: r.p.Reason, Queue: r.queue, SkipIfPrevious: r.p.SkipIfPrevious}
+}
+
 func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err error) {
-	claim, err := h.deps.Store.Claim(ctx, store.RotationRequest{InstanceID: r.p.InstanceID,
-		RotationID: r.p.RotationID, BatchID: r.p.BatchID, Reason: r.p.Reason, Queue: r.queue,
-		SkipIfPrevious: r.p.SkipIfPrevious})
+	claim, err := h.deps.Store.Claim(ctx, r.request())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return "failed", permanent(fmt.Errorf("instance %s is not registered", r.p.InstanceID))
@@ -75,6 +79,9 @@ func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err erro
 
 func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 	credID, config, err := h.credential(ctx, r)
+	if errors.Is(err, store.ErrNotFound) && r.claim.CredentialID != "" {
+		return h.finished(ctx, r)
+	}
 	if err != nil {
 		return h.fail(ctx, r, "mint", err)
 	}
@@ -94,6 +101,20 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 	}
 	r.log.Info().Dur("grace", grace).Msg("rotated")
 	return "rotated", h.deps.enqueueRevoke(ctx, prev)
+}
+
+// finished handles a pending credential that vanished after the claim:
+// another run of the task, at the same time, promoted or failed the
+// rotation (I6), so only its revocation is left to make sure of.
+func (h *Rotate) finished(ctx context.Context, r *rotation) (string, error) {
+	claim, err := h.deps.Store.Claim(ctx, r.request())
+	switch {
+	case err != nil:
+		return "retry", err
+	case claim.Status != store.Done:
+		return "retry", fmt.Errorf("mint: pending credential %s of rotation %s is gone", r.claim.CredentialID, r.p.RotationID)
+	}
+	return "rotated", h.deps.enqueueRevoke(ctx, claim.Previous)
 }
 
 // credential mints the rotation's credential, or reloads it when an earlier

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
@@ -26,6 +27,7 @@ import (
 // Inspector is what the sweep needs of an *asynq.Inspector.
 type Inspector interface {
 	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+	RunTask(queue, id string) error
 }
 
 // Params build a Sweeper.
@@ -51,9 +53,14 @@ type Sweeper struct {
 
 // Result counts what one sweep did.
 type Result struct {
-	RevokesEnqueued   int
+	RevokesEnqueued int
+	// RevokesRetried counts archived revoke tasks run again.
+	RevokesRetried    int
 	RotationsEnqueued int
-	RotationsFailed   int
+	// RotationsResumed counts archived rotate tasks run again because their
+	// last run was only waiting for Heroku's budget.
+	RotationsResumed int
+	RotationsFailed  int
 }
 
 // lockKey is the STRING that lets one process sweep at a time.
@@ -94,8 +101,9 @@ func (s *Sweeper) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			s.p.Logger.Warn().Err(err).Msg("reconcile_failed")
 		} else if res != (Result{}) {
-			s.p.Logger.Info().Int("revokes", res.RevokesEnqueued).Int("rotations", res.RotationsEnqueued).
-				Int("rotations_failed", res.RotationsFailed).Msg("reconciled")
+			s.p.Logger.Info().Int("revokes", res.RevokesEnqueued).Int("revokes_retried", res.RevokesRetried).
+				Int("rotations", res.RotationsEnqueued).
+				Int("rotations_resumed", res.RotationsResumed).Int("rotations_failed", res.RotationsFailed).Msg("reconciled")
 		}
 	}
 }
@@ -104,28 +112,56 @@ func (s *Sweeper) Run(ctx context.Context) error {
 func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 	var res Result
 	cutoff := s.p.Now().Add(-s.p.Slack)
+	if err := s.revocations(ctx, cutoff, &res); err != nil {
+		return res, err
+	}
+	err := s.rotations(ctx, cutoff, &res)
+	return res, err
+}
+
+// archivedRevokeRetry is how long a revoke task asynq archived (the issuer
+// kept refusing for its 25 retries) rests before the sweep runs it again:
+// an old credential must be revoked in the end (I3), without hammering an
+// issuer that is down for days.
+const archivedRevokeRetry = time.Hour
+
+// revocations re-enqueues revocations past due whose task is gone, and
+// runs again, hourly, those whose task was archived.
+func (s *Sweeper) revocations(ctx context.Context, cutoff time.Time, res *Result) error {
 	revs, err := s.p.Store.DueRevocations(ctx, cutoff, batch)
 	if err != nil {
-		return res, err
+		return err
 	}
 	for _, r := range revs {
 		t, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: r.InstanceID, CredentialID: r.CredentialID}, r.RevokeAt)
 		if err != nil {
-			return res, err
+			return err
 		}
-		if enqueued, err := s.enqueue(ctx, t); err != nil {
-			return res, err
-		} else if enqueued {
+		enqueued, err := s.enqueue(ctx, t)
+		switch {
+		case err != nil:
+			return err
+		case enqueued:
 			res.RevokesEnqueued++
+			continue
 		}
+		info, err := s.p.Inspector.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID(r.InstanceID, r.CredentialID))
+		if err != nil || info.State != asynq.TaskStateArchived || s.p.Now().Sub(info.LastFailedAt) < archivedRevokeRetry {
+			continue
+		}
+		if err := s.p.Inspector.RunTask(tasks.QueueRevoke, info.ID); err != nil {
+			return fmt.Errorf("run revocation of %s again: %w", r.CredentialID, err)
+		}
+		res.RevokesRetried++
 	}
-	err = s.rotations(ctx, cutoff, &res)
-	return res, err
+	return nil
 }
 
 // rotations re-enqueues stale rotations whose task is gone, and ends those
 // whose task asynq archived (retries exhausted), so the instance is free
-// to rotate again and the pending credential is revoked.
+// to rotate again and the pending credential is revoked. A task archived
+// while it was only waiting for Heroku's budget runs again instead: being
+// rate limited must not use up a rotation's retries (DESIGN.md).
 func (s *Sweeper) rotations(ctx context.Context, cutoff time.Time, res *Result) error {
 	stale, err := s.p.Store.StaleRotations(ctx, cutoff, batch)
 	if err != nil {
@@ -145,6 +181,11 @@ func (s *Sweeper) rotations(ctx context.Context, cutoff time.Time, res *Result) 
 			res.RotationsEnqueued++
 		case err != nil:
 			return fmt.Errorf("inspect rotation %s: %w", rot.ID, err)
+		case info.State == asynq.TaskStateArchived && handlers.IsWaiting(info.LastErr):
+			if err := s.p.Inspector.RunTask(rot.Queue, info.ID); err != nil {
+				return fmt.Errorf("run rotation %s again: %w", rot.ID, err)
+			}
+			res.RotationsResumed++
 		case info.State == asynq.TaskStateArchived:
 			if err := s.giveUp(ctx, rot, info); err != nil {
 				return err

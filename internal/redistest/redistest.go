@@ -59,22 +59,34 @@ type source struct {
 // is set.
 func New(t testing.TB) *Redis {
 	t.Helper()
+	r, release, err := Database()
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	t.Cleanup(release)
+	return r
+}
+
+// Database reserves a fresh database where no testing.TB is at hand, such
+// as in TestMain or an Example, and returns it with a function that flushes
+// and closes it. It fails in the same cases as New.
+func Database() (*Redis, func(), error) {
 	serverOnce.Do(func() { server, serverErr = start() })
 	if serverErr != nil {
-		t.Fatalf("redistest: %v", serverErr)
+		return nil, nil, serverErr
 	}
 	db := int(nextDB.Add(1)-1) % server.dbs
 	r := &Redis{Addr: server.addr, DB: db, URL: server.url(db)}
 	r.Client = redis.NewClient(&redis.Options{Addr: server.addr, Password: server.password, DB: db})
-	ctx := context.Background()
-	if err := r.Client.FlushDB(ctx).Err(); err != nil {
-		t.Fatalf("redistest: flush db %d on %s: %v", db, server.kind, err)
+	if err := r.Client.FlushDB(context.Background()).Err(); err != nil {
+		_ = r.Client.Close()
+		return nil, nil, fmt.Errorf("flush db %d on %s: %w", db, server.kind, err)
 	}
-	t.Cleanup(func() {
+	release := func() {
 		_ = r.Client.FlushDB(context.Background()).Err()
 		_ = r.Client.Close()
-	})
-	return r
+	}
+	return r, release, nil
 }
 
 // Kind says which server the tests run against: "url", "redis-server" or

@@ -34,8 +34,12 @@ type Params struct {
 	// Logger receives asynq's own logs and the handlers'.
 	Logger zerolog.Logger
 	// PollInterval is how often scheduled and retry tasks are moved to
-	// their queues; 0 means one second.
+	// their queues, and how often idle queues are checked for new tasks;
+	// 0 means one second.
 	PollInterval time.Duration
+	// RetryDelay is how long a task that returned an error waits before it
+	// runs again; nil means handlers.RetryDelay. Tests shorten it.
+	RetryDelay asynq.RetryDelayFunc
 }
 
 // Worker is one asynq server running rekey's handlers.
@@ -56,6 +60,9 @@ func New(p Params) (*Worker, error) {
 	if p.PollInterval <= 0 {
 		p.PollInterval = time.Second
 	}
+	if p.RetryDelay == nil {
+		p.RetryDelay = handlers.RetryDelay
+	}
 	mux := asynq.NewServeMux()
 	if err := handlers.Register(mux, p.Deps); err != nil {
 		return nil, err
@@ -65,9 +72,10 @@ func New(p Params) (*Worker, error) {
 		Concurrency:              p.Concurrency,
 		Queues:                   tasks.Queues(),
 		IsFailure:                handlers.IsFailure,
-		RetryDelayFunc:           handlers.RetryDelay,
+		RetryDelayFunc:           p.RetryDelay,
 		ShutdownTimeout:          ShutdownTimeout,
 		DelayedTaskCheckInterval: p.PollInterval,
+		TaskCheckInterval:        p.PollInterval,
 		Logger:                   logging.Asynq{L: log.With().Str("component", "asynq").Logger()},
 		LogLevel:                 asynq.WarnLevel,
 		BaseContext:              func() context.Context { return log.WithContext(context.Background()) },

@@ -1,0 +1,159 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/handlers"
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/herokufake"
+	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/registry"
+	"github.com/rekeyhq/rekey/internal/seal"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// rig runs the handlers without an asynq server: a real store on a real
+// Redis, the fake Heroku over HTTP through rekey's own client, the demo
+// issuer in process, and an enqueuer that records follow-up tasks.
+type rig struct {
+	st    *store.Store
+	fake  *herokufake.Fake
+	demo  *issuer.Demo
+	enq   *recordingEnqueuer
+	mux   *asynq.ServeMux
+	deps  *handlers.Deps
+	later atomic.Int64 // nanoseconds added to the handlers' clock
+}
+
+const grace = time.Hour
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	r := redistest.New(t)
+	sealer, err := seal.New(bytes.Repeat([]byte{3}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &rig{st: store.New(r.Client, sealer), fake: herokufake.New(), demo: issuer.NewDemo(),
+		enq: &recordingEnqueuer{tasks: map[string]*asynq.Task{}}, mux: asynq.NewServeMux()}
+	srv := httptest.NewServer(g.fake)
+	t.Cleanup(srv.Close)
+	hc, err := heroku.NewClient(heroku.WithAPIURL(srv.URL), heroku.WithIDURL(srv.URL),
+		heroku.WithTokenStore(g.st), heroku.WithOAuthClientSecret(secret.New(herokufake.DefaultClientSecret)),
+		heroku.WithV1Credentials(herokufake.DefaultManifestID, secret.New(herokufake.DefaultManifestPassword)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deps = &handlers.Deps{Store: g.st, Heroku: hc, Issuer: g.demo, Enqueuer: g.enq, Grace: grace,
+		Now: func() time.Time { return time.Now().Add(time.Duration(g.later.Load())) }}
+	if err := handlers.Register(g.mux, g.deps); err != nil {
+		t.Fatal(err)
+	}
+	g.provision(t, "inst-1", registry.New(g.st, hc))
+	return g
+}
+
+// provision creates a V3 add-on on the fake with a credential minted at
+// provisioning, and registers it with its OAuth grant.
+func (g *rig) provision(t *testing.T, id string, reg *registry.Registry) {
+	t.Helper()
+	ctx := context.Background()
+	cred, err := g.demo.Mint(ctx, id, "provision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = g.fake.AddAddon(herokufake.AddonSpec{ID: id, App: "app-" + id, ConfigVars: []string{issuer.DefaultConfigVar},
+		InitialConfig: map[string]string{issuer.DefaultConfigVar: cred.Config[issuer.DefaultConfigVar].Reveal()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = reg.Put(ctx, registry.Input{ID: id, APIVersion: store.APIv3, ConfigVars: []string{issuer.DefaultConfigVar},
+		CurrentCredentialID: cred.ID, OAuthGrant: &registry.Grant{Code: secret.New(g.fake.GrantCode(id))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run processes task the way a worker would, minus asynq's retries.
+func (g *rig) run(task *asynq.Task) error {
+	return g.mux.ProcessTask(context.Background(), task)
+}
+
+func rotateTask(t *testing.T, instanceID, rotationID string) *asynq.Task {
+	t.Helper()
+	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: instanceID, RotationID: rotationID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+// configCredential is the credential the add-on's Heroku config holds now.
+func (g *rig) configCredential(t *testing.T, id string) string {
+	t.Helper()
+	cred, ok := g.demo.Lookup(g.fake.Config(id)[issuer.DefaultConfigVar])
+	if !ok {
+		t.Fatalf("config of %s holds no credential the issuer minted", id)
+	}
+	return cred
+}
+
+// recordingEnqueuer keeps every task under the deterministic TaskID the
+// tasks package gives it, and refuses a repeat the way asynq does.
+type recordingEnqueuer struct {
+	mu    sync.Mutex
+	tasks map[string]*asynq.Task
+}
+
+var _ handlers.Enqueuer = (*recordingEnqueuer)(nil)
+
+func (e *recordingEnqueuer) EnqueueContext(_ context.Context, task *asynq.Task, _ ...asynq.Option) (*asynq.TaskInfo, error) {
+	id, err := taskID(task)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.tasks[id]; ok {
+		return nil, asynq.ErrTaskIDConflict
+	}
+	e.tasks[id] = task
+	return &asynq.TaskInfo{ID: id, Type: task.Type()}, nil
+}
+
+func (e *recordingEnqueuer) get(id string) *asynq.Task {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.tasks[id]
+}
+
+func (e *recordingEnqueuer) count() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.tasks)
+}
+
+// taskID is the TaskID the tasks package attaches to task.
+func taskID(task *asynq.Task) (string, error) {
+	if task.Type() == tasks.TypeRevoke {
+		p, err := tasks.ParseRevoke(task)
+		return tasks.RevokeTaskID(p.InstanceID, p.CredentialID), err
+	}
+	p, err := tasks.ParseRotate(task)
+	return tasks.RotateTaskID(p.RotationID), err
+}
+
+// isPermanent reports whether err tells asynq to archive the task.
+func isPermanent(err error) bool { return errors.Is(err, asynq.SkipRetry) }

@@ -1,0 +1,68 @@
+package handlers_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/handlers"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// The revoke task waits for revoke_at (I2), then revokes, and is a no-op
+// when it runs again.
+func TestRevokeWaitsForRevokeTime(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	ctx := context.Background()
+	before, _ := g.st.Instance(ctx, "inst-1")
+	if err := g.run(rotateTask(t, "inst-1", "rot_r")); err != nil {
+		t.Fatal(err)
+	}
+	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
+	if revoke == nil {
+		t.Fatal("no revoke task")
+	}
+
+	err := g.run(revoke)
+	var later *handlers.RetryLaterError
+	if !errors.As(err, &later) || later.After < grace-time.Minute {
+		t.Fatalf("early revoke: err = %v, want to wait about %s", err, grace)
+	}
+	if !g.demo.Valid(before.CurrentCredential) {
+		t.Fatal("credential revoked before its revoke_at (I2)")
+	}
+
+	g.later.Store(int64(grace + time.Second))
+	for range 2 {
+		if err := g.run(revoke); err != nil {
+			t.Fatalf("revoke after revoke_at: %v", err)
+		}
+	}
+	c, _ := g.st.Credential(ctx, "inst-1", before.CurrentCredential)
+	if g.demo.Valid(c.ID) || c.State != store.CredentialRevoked {
+		t.Errorf("after revoke_at: issuer valid %v, state %s; want revoked", g.demo.Valid(c.ID), c.State)
+	}
+	if n, _ := g.st.PendingRevocations(ctx); n != 0 {
+		t.Errorf("pending revocations: %d, want 0", n)
+	}
+}
+
+// The current credential is never revoked (I1), whatever a task says.
+func TestRevokeRefusesCurrentCredential(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	in, _ := g.st.Instance(context.Background(), "inst-1")
+	task, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: "inst-1", CredentialID: in.CurrentCredential}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.run(task); !isPermanent(err) {
+		t.Fatalf("revoking the current credential: err = %v, want permanent", err)
+	}
+	if !g.demo.Valid(in.CurrentCredential) {
+		t.Error("current credential revoked (I1)")
+	}
+}

@@ -1,0 +1,135 @@
+package reconcile_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/reconcile"
+	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/seal"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+type world struct {
+	st    *store.Store
+	q     *asynq.Client
+	insp  *asynq.Inspector
+	sweep *reconcile.Sweeper
+	now   time.Time
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	r := redistest.New(t)
+	sealer, _ := seal.New(bytes.Repeat([]byte{9}, seal.KeySize))
+	w := &world{now: time.Now().Add(3 * time.Hour)}
+	w.st = store.New(r.Client, sealer)
+	w.q = asynq.NewClientFromRedisClient(r.Client)
+	w.insp = asynq.NewInspectorFromRedisClient(r.Client)
+	w.sweep = reconcile.New(reconcile.Params{Store: w.st, Enqueuer: w.q, Inspector: w.insp,
+		Logger: zerolog.Nop(), Now: func() time.Time { return w.now }})
+	return w
+}
+
+// rotated registers an instance and rotates it once through the store,
+// leaving its provisioning credential previous, due in an hour.
+func (w *world) rotated(t *testing.T, id string) *store.Revocation {
+	t.Helper()
+	ctx := context.Background()
+	if err := w.st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: "rot-" + id}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New("v")}
+	if err := w.st.SavePending(ctx, id, "rot-"+id, "cred-1", cfg); err != nil {
+		t.Fatal(err)
+	}
+	prev, err := w.st.Promote(ctx, id, "rot-"+id, "cred-1", time.Hour, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prev
+}
+
+func TestLostRevokeTaskIsEnqueuedAgain(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	prev := w.rotated(t, "inst-1")
+	res, err := w.sweep.Sweep(context.Background())
+	if err != nil || res.RevokesEnqueued != 1 {
+		t.Fatalf("Sweep = %+v, %v; want one revoke enqueued", res, err)
+	}
+	info, err := w.insp.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID(prev.InstanceID, prev.CredentialID))
+	if err != nil {
+		t.Fatalf("revoke task not found: %v", err)
+	}
+	if res, _ := w.sweep.Sweep(context.Background()); res.RevokesEnqueued != 0 {
+		t.Fatalf("second sweep enqueued %d revokes, want 0 (task %s exists)", res.RevokesEnqueued, info.State)
+	}
+}
+
+func TestArchivedRevokeTaskRunsAgain(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	prev := w.rotated(t, "inst-2")
+	task, _ := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: prev.InstanceID, CredentialID: prev.CredentialID}, prev.RevokeAt)
+	info, err := w.q.Enqueue(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.insp.ArchiveTask(tasks.QueueRevoke, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.sweep.Sweep(context.Background())
+	if err != nil || res.RevokesRetried != 1 {
+		t.Fatalf("Sweep = %+v, %v; want one archived revoke run again", res, err)
+	}
+	got, _ := w.insp.GetTaskInfo(tasks.QueueRevoke, info.ID)
+	if got.State != asynq.TaskStatePending {
+		t.Fatalf("revoke task is %s, want pending", got.State)
+	}
+}
+
+func TestStaleRotationIsEnqueuedOrEnded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	for _, id := range []string{"lost", "archived"} {
+		if err := w.st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3,
+			ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: "rot-" + id, Queue: tasks.QueueBulk}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "archived", RotationID: "rot-archived"}, asynq.Queue(tasks.QueueBulk))
+	info, err := w.q.Enqueue(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.insp.ArchiveTask(tasks.QueueBulk, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.sweep.Sweep(ctx)
+	if err != nil || res.RotationsEnqueued != 1 || res.RotationsFailed != 1 {
+		t.Fatalf("Sweep = %+v, %v; want one rotation enqueued and one ended", res, err)
+	}
+	if _, err := w.insp.GetTaskInfo(tasks.QueueBulk, tasks.RotateTaskID("rot-lost")); err != nil {
+		t.Fatalf("lost rotation not enqueued: %v", err)
+	}
+	in, _ := w.st.Instance(ctx, "archived")
+	if in.InFlight != "" || in.CurrentCredential != "cred-0" || in.LastError == "" {
+		t.Fatalf("instance after giving up = %+v; want free, current kept, error recorded", in)
+	}
+}

@@ -1,0 +1,115 @@
+package tasks_test
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+func newClient(t *testing.T) (*asynq.Client, *asynq.Inspector) {
+	t.Helper()
+	opt, err := asynq.ParseRedisURI(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, i := asynq.NewClient(opt), asynq.NewInspector(opt)
+	t.Cleanup(func() { _ = c.Close(); _ = i.Close() })
+	return c, i
+}
+
+func TestRotateTaskCarriesDefaults(t *testing.T) {
+	c, insp := newClient(t)
+	rot := tasks.NewID("rot")
+	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-defaults", RotationID: rot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	info, err := insp.GetTaskInfo(tasks.QueueDefault, tasks.RotateTaskID(rot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.MaxRetry != tasks.RotateMaxRetry || info.Timeout != tasks.RotateTimeout || info.Retention != tasks.Retention {
+		t.Errorf("defaults: max retry %d, timeout %s, retention %s; want %d, %s, %s",
+			info.MaxRetry, info.Timeout, info.Retention, tasks.RotateMaxRetry, tasks.RotateTimeout, tasks.Retention)
+	}
+	if _, err := c.Enqueue(task); !errors.Is(err, asynq.ErrTaskIDConflict) {
+		t.Errorf("enqueueing one rotation twice: err = %v, want ErrTaskIDConflict", err)
+	}
+}
+
+func TestRevokeTaskIsScheduledOnTheRevokeQueue(t *testing.T) {
+	c, insp := newClient(t)
+	at := time.Now().Add(time.Hour)
+	cred := tasks.NewID("cred")
+	task, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: "inst-revoke", CredentialID: cred}, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	info, err := insp.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID("inst-revoke", cred))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != asynq.TaskStateScheduled || info.NextProcessAt.Unix() != at.Unix() {
+		t.Errorf("revoke task: state %s at %s, want scheduled at %s", info.State, info.NextProcessAt, at)
+	}
+}
+
+func TestParseRejectsBadPayloads(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		task *asynq.Task
+	}{
+		{"not json", asynq.NewTask(tasks.TypeRotate, []byte("{not json"))},
+		{"wrong type", asynq.NewTask(tasks.TypeRevoke, []byte(`{"instance_id":"a","rotation_id":"b"}`))},
+		{"no instance", asynq.NewTask(tasks.TypeRotate, []byte(`{"rotation_id":"b"}`))},
+		{"no rotation", asynq.NewTask(tasks.TypeRotate, []byte(`{"instance_id":"a"}`))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := tasks.ParseRotate(tc.task); !errors.Is(err, tasks.ErrInvalidPayload) {
+				t.Errorf("ParseRotate: err = %v, want ErrInvalidPayload", err)
+			}
+		})
+	}
+}
+
+func TestNewRotateTaskFillsRotationID(t *testing.T) {
+	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tasks.ParseRotate(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.RotationID) < len("rot_")+8 || p.RotationID[:4] != "rot_" {
+		t.Errorf("rotation id %q, want rot_ and random hex", p.RotationID)
+	}
+}
+
+func TestDurationJSON(t *testing.T) {
+	b, err := json.Marshal(tasks.Duration(90 * time.Minute))
+	if err != nil || string(b) != `"1h30m0s"` {
+		t.Fatalf("marshal: %s, %v", b, err)
+	}
+	for in, want := range map[string]time.Duration{`"2h"`: 2 * time.Hour, `30`: 30 * time.Second} {
+		var d tasks.Duration
+		if err := json.Unmarshal([]byte(in), &d); err != nil || time.Duration(d) != want {
+			t.Errorf("unmarshal %s: %s, %v; want %s", in, time.Duration(d), err, want)
+		}
+	}
+	var d tasks.Duration
+	if err := json.Unmarshal([]byte(`"soon"`), &d); err == nil {
+		t.Error(`unmarshal "soon": no error`)
+	}
+}
