@@ -29,6 +29,9 @@ type ClaimOutcome struct {
 func (s *Store) ClaimMany(ctx context.Context, reqs []RotationRequest) []ClaimOutcome {
 	out := make([]ClaimOutcome, len(reqs))
 	cmds := make([]*redis.Cmd, len(reqs))
+	// A pipeline cannot fall back from EVALSHA to EVAL: load the script
+	// first, so that a fresh Redis does not answer the first chunks NOSCRIPT.
+	_ = claimScript.Load(ctx, s.rdb).Err()
 	pipe := s.rdb.Pipeline()
 	for i, r := range reqs {
 		if !ValidID(r.InstanceID) || !ValidID(r.RotationID) {
