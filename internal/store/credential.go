@@ -3,11 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Credential states (DESIGN.md, "The rotation state machine").
@@ -78,19 +75,15 @@ func (s *Store) Previous(ctx context.Context, instanceID string) ([]Revocation, 
 // time is at or before t, soonest first. A sweep uses it to re-enqueue any
 // revoke task that was lost, so every old credential is revoked (I3).
 func (s *Store) DueRevocations(ctx context.Context, t time.Time, limit int64) ([]Revocation, error) {
-	zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: revokeDueKey(),
-		Start: "-inf", Stop: strconv.FormatInt(ms(t), 10), ByScore: true, Count: limit}).Result()
+	members, at, err := s.dueMembers(ctx, revokeDueKey(), t, limit)
 	if err != nil {
 		return nil, fmt.Errorf("due revocations: %w", err)
 	}
-	out := make([]Revocation, 0, len(zs))
-	for _, z := range zs {
-		inst, cred, ok := strings.Cut(z.Member.(string), "/")
-		if !ok {
-			continue
+	out := make([]Revocation, 0, len(members))
+	for i, m := range members {
+		if inst, cred, ok := strings.Cut(m, "/"); ok {
+			out = append(out, Revocation{InstanceID: inst, CredentialID: cred, RevokeAt: at[i]})
 		}
-		out = append(out, Revocation{InstanceID: inst, CredentialID: cred,
-			RevokeAt: time.UnixMilli(int64(z.Score)).UTC()})
 	}
 	return out, nil
 }

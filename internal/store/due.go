@@ -21,14 +21,13 @@ type Due struct {
 // DueInstances returns up to limit entries of the due index due at or
 // before t, the longest overdue first.
 func (s *Store) DueInstances(ctx context.Context, t time.Time, limit int64) ([]Due, error) {
-	zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: dueKey(),
-		Start: "-inf", Stop: strconv.FormatInt(ms(t), 10), ByScore: true, Count: limit}).Result()
+	ids, at, err := s.dueMembers(ctx, dueKey(), t, limit)
 	if err != nil {
 		return nil, fmt.Errorf("due instances: %w", err)
 	}
-	out := make([]Due, len(zs))
-	for i, z := range zs {
-		out[i] = Due{InstanceID: z.Member.(string), At: time.UnixMilli(int64(z.Score)).UTC()}
+	out := make([]Due, len(ids))
+	for i, id := range ids {
+		out[i] = Due{InstanceID: id, At: at[i]}
 	}
 	return out, nil
 }

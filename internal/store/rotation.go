@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
@@ -273,17 +271,14 @@ type RotationRef struct {
 // tasks, so a rotation whose task was lost (a producer that crashed between
 // claiming and enqueueing) still completes.
 func (s *Store) StaleRotations(ctx context.Context, t time.Time, limit int64) ([]RotationRef, error) {
-	zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: inflightKey(),
-		Start: "-inf", Stop: strconv.FormatInt(ms(t), 10), ByScore: true, Count: limit}).Result()
+	members, at, err := s.dueMembers(ctx, inflightKey(), t, limit)
 	if err != nil {
 		return nil, fmt.Errorf("stale rotations: %w", err)
 	}
-	out := make([]RotationRef, 0, len(zs))
-	for _, z := range zs {
-		inst, rot, ok := strings.Cut(z.Member.(string), "/")
-		if ok {
-			out = append(out, RotationRef{InstanceID: inst, RotationID: rot,
-				RequestedAt: time.UnixMilli(int64(z.Score)).UTC()})
+	out := make([]RotationRef, 0, len(members))
+	for i, m := range members {
+		if inst, rot, ok := strings.Cut(m, "/"); ok {
+			out = append(out, RotationRef{InstanceID: inst, RotationID: rot, RequestedAt: at[i]})
 		}
 	}
 	return out, nil

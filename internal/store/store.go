@@ -15,6 +15,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -130,6 +131,23 @@ func eventsKey() string { return keyPrefix + "events" }
 func revokeMember(instanceID, credID string) string { return instanceID + "/" + credID }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// dueMembers returns up to limit members of the sorted set key whose score
+// (a time in milliseconds) is at or before t, earliest first, with their
+// times.
+func (s *Store) dueMembers(ctx context.Context, key string, t time.Time, limit int64) ([]string, []time.Time, error) {
+	zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: key,
+		Start: "-inf", Stop: strconv.FormatInt(ms(t), 10), ByScore: true, Count: limit}).Result()
+	if err != nil {
+		return nil, nil, err
+	}
+	members, times := make([]string, len(zs)), make([]time.Time, len(zs))
+	for i, z := range zs {
+		members[i], _ = z.Member.(string)
+		times[i] = time.UnixMilli(int64(z.Score)).UTC()
+	}
+	return members, times, nil
+}
 
 func fromMS(s string) time.Time {
 	n, err := strconv.ParseInt(s, 10, 64)
