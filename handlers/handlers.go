@@ -54,7 +54,7 @@ type Enqueuer interface {
 // must be fast and safe for concurrent use.
 type Observer interface {
 	// Rotation is called once per finished run of a rotate task: outcome is
-	// "rotated", "joined", "skipped", "failed", "retry" or "rate_limited".
+	// "rotated", "already_done", "joined", "skipped", "failed", "retry" or "rate_limited".
 	Rotation(queue, outcome string)
 	// Revocation is called when a credential is revoked, with how late it
 	// was against its revoke time.

@@ -72,7 +72,7 @@ func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err erro
 		return "skipped", nil
 	case store.Done:
 		// A rerun after a crash: make sure the revocation was scheduled.
-		return "rotated", h.deps.enqueueRevoke(ctx, claim.Previous)
+		return "already_done", h.deps.enqueueRevoke(ctx, claim.Previous)
 	}
 	return h.rotate(ctx, r)
 }
@@ -114,7 +114,7 @@ func (h *Rotate) finished(ctx context.Context, r *rotation) (string, error) {
 	case claim.Status != store.Done:
 		return "retry", fmt.Errorf("mint: pending credential %s of rotation %s is gone", r.claim.CredentialID, r.p.RotationID)
 	}
-	return "rotated", h.deps.enqueueRevoke(ctx, claim.Previous)
+	return "already_done", h.deps.enqueueRevoke(ctx, claim.Previous)
 }
 
 // credential mints the rotation's credential, or reloads it when an earlier
