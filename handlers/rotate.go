@@ -49,7 +49,8 @@ func (h *Rotate) ProcessTask(ctx context.Context, t *asynq.Task) error {
 // request is the claim a run of the task makes.
 func (r *rotation) request() store.RotationRequest {
 	return store.RotationRequest{InstanceID: r.p.InstanceID, RotationID: r.p.RotationID,
-		BatchID: r.p.BatchID, Reason: r.p.Reason, Queue: r.queue, SkipIfPrevious: r.p.SkipIfPrevious}
+		BatchID: r.p.BatchID, Reason: r.p.Reason, Queue: r.queue, Grace: time.Duration(r.p.Grace),
+		SkipIfPrevious: r.p.SkipIfPrevious}
 }
 
 func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err error) {

@@ -23,7 +23,6 @@ import (
 // Issuer backends.
 const (
 	IssuerHTTP = "http"
-	IssuerDemo = "demo"
 )
 
 // Rate limit scopes (Heroku does not document which one applies).
@@ -126,7 +125,7 @@ func Load(env Lookup) (*Config, error) {
 		QuarantineAfter:   p.integer("REKEY_QUARANTINE_AFTER", 3, 0, 1000),
 		HerokuRate:        p.integer("REKEY_HEROKU_RATE", 4000, 1, 1_000_000),
 		RateScope:         p.oneOf("REKEY_RATE_SCOPE", ScopeAccount, ScopeAccount, ScopeInstance),
-		Issuer:            p.oneOf("REKEY_ISSUER", IssuerHTTP, IssuerHTTP, IssuerDemo),
+		Issuer:            p.oneOf("REKEY_ISSUER", IssuerHTTP, IssuerHTTP),
 		IssuerURL:         p.httpURL("REKEY_ISSUER_URL", ""),
 		IssuerSecret:      p.secret("REKEY_ISSUER_SECRET"),
 		Concurrency:       p.integer("REKEY_CONCURRENCY", 10, 1, 1000),

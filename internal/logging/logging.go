@@ -3,13 +3,13 @@
 // readable on a terminal in `rekey dev`.
 //
 // Secret values never reach a log line: they are secret.String values,
-// which zerolog prints as a redaction, and URLs pass ScrubURL first.
+// which zerolog prints as a redaction, and errors from the Heroku and
+// issuer clients name endpoints, never URLs with credentials.
 package logging
 
 import (
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"time"
 
@@ -52,17 +52,6 @@ func New(o Options) zerolog.Logger {
 		l = l.Str("dyno", dyno)
 	}
 	return l.Logger()
-}
-
-// ScrubURL returns u without user info, query or fragment, for log lines
-// and error strings: a credential in a URL never reaches either.
-func ScrubURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "[unparseable url]"
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
 }
 
 // Asynq adapts a zerolog.Logger to asynq.Logger.

@@ -17,7 +17,7 @@ func (s *Store) AddCounters(ctx context.Context, deltas map[string]int64) error 
 	if len(deltas) == 0 {
 		return nil
 	}
-	pipe := s.rdb.Pipeline()
+	pipe := s.rdb.TxPipeline() // all or nothing: a failed flush is retried whole
 	for name, d := range deltas {
 		if d != 0 {
 			pipe.HIncrBy(ctx, countersKey(), name, d)

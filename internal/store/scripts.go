@@ -75,6 +75,8 @@ var deprovisionScript = redis.NewScript(luaEmit + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'deprovisioned_at') ~= '' then return 'ok' end
 redis.call('HSET', KEYS[1], 'deprovisioned_at', ARGV[2])
+-- The add-on is gone: its OAuth tokens are no longer needed.
+redis.call('HDEL', KEYS[1], 'oauth_access', 'oauth_refresh', 'oauth_expires_at')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
@@ -274,7 +276,10 @@ if get(KEYS[1], 'inflight') == ARGV[2] then redis.call('HDEL', KEYS[1], 'infligh
 redis.call('ZREM', KEYS[7], ARGV[1] .. '/' .. ARGV[2])
 local batch = get(KEYS[2], 'batch_id')
 bump(KEYS[8], batch, 'failed')
-if batch ~= '' then redis.call('HINCRBY', KEYS[8] .. batch .. ':failures', ARGV[8], 1) end
+if batch ~= '' then
+  redis.call('HINCRBY', KEYS[8] .. batch .. ':failures', ARGV[8], 1)
+  redis.call('EXPIRE', KEYS[8] .. batch .. ':failures', ARGV[7])
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 'last_error', ARGV[4], 'last_error_at', ARGV[3])
 end

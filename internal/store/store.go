@@ -127,9 +127,6 @@ func instanceEventsKey(instanceID string) string { return keyPrefix + "events:" 
 // eventsKey is the capped STREAM of every audit event of the fleet.
 func eventsKey() string { return keyPrefix + "events" }
 
-// revokeMember names a credential in revokeDueKey.
-func revokeMember(instanceID, credID string) string { return instanceID + "/" + credID }
-
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 // dueMembers returns up to limit members of the sorted set key whose score

@@ -61,6 +61,10 @@ func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err 
 		writeError(w, http.StatusUnprocessableEntity, input.Error())
 		return
 	}
+	if errors.Is(err, heroku.ErrNotConfigured) {
+		writeError(w, http.StatusServiceUnavailable, "the web process cannot exchange oauth_grant codes: HEROKU_OAUTH_CLIENT_SECRET is not set; nothing was stored")
+		return
+	}
 	switch heroku.Classify(err) {
 	case heroku.ClassPermanent, heroku.ClassUnauthorized, heroku.ClassGone:
 		writeError(w, http.StatusUnprocessableEntity, "Heroku refused the oauth_grant (codes are single use and expire after about 5 minutes): "+err.Error())
