@@ -33,16 +33,18 @@ type Store interface {
 	PendingConfig(ctx context.Context, instanceID, credID string) (map[string]secret.String, error)
 	Promote(ctx context.Context, instanceID, rotationID, credID string, grace time.Duration, detail string) (*store.Revocation, error)
 	Fail(ctx context.Context, instanceID, rotationID, code, cause string) (*store.Revocation, error)
+	MarkPushAttempt(ctx context.Context, rotationID string) error
 	Deprovision(ctx context.Context, instanceID string) error
 	Credential(ctx context.Context, instanceID, credID string) (store.Credential, error)
 	MarkRevoked(ctx context.Context, instanceID, credID string) error
 	AddEvent(ctx context.Context, e store.Event) error
 }
 
-// Heroku pushes a credential's config vars to Heroku in one call
-// (internal/heroku.Client).
+// Heroku pushes a credential's config vars to Heroku in one call, and reads
+// them back when an earlier push's outcome is unknown (internal/heroku.Client).
 type Heroku interface {
 	UpdateConfig(ctx context.Context, t heroku.Target, vars []heroku.ConfigVar) error
+	GetConfig(ctx context.Context, t heroku.Target) (map[string]secret.String, error)
 }
 
 // Enqueuer schedules follow-up tasks (an *asynq.Client).

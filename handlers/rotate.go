@@ -87,14 +87,57 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 		return h.fail(ctx, r, "mint", err)
 	}
 	r.log = r.log.With().Str("credential_id", credID).Logger()
-	if err := h.deps.Issuer.Verify(ctx, r.p.InstanceID, credID); err != nil && !errors.Is(err, issuer.ErrVerifyUnsupported) {
-		return h.fail(ctx, r, "verify", err)
+	// Once a push was attempted the apps may already use the credential:
+	// verifying again could only discard a live credential.
+	if !r.claim.PushAttempted {
+		if err := h.deps.Issuer.Verify(ctx, r.p.InstanceID, credID); err != nil && !errors.Is(err, issuer.ErrVerifyUnsupported) {
+			return h.fail(ctx, r, "verify", err)
+		}
+		if err := h.deps.Store.MarkPushAttempt(ctx, r.p.RotationID); err != nil {
+			return "retry", err
+		}
 	}
 	in := r.claim.Instance
 	target := heroku.Target{AddonID: in.ID, APIVersion: in.APIVersion, HerokuID: in.HerokuID}
 	if err := h.deps.Heroku.UpdateConfig(h.classed(ctx, r), target, configVars(config)); err != nil {
-		return h.fail(ctx, r, "push", err)
+		held, herr := h.heldByHeroku(ctx, r, target, config, err)
+		switch {
+		case herr != nil:
+			return "retry", fmt.Errorf("push: %w; reading Heroku's config back: %w", err, herr)
+		case !held:
+			return h.fail(ctx, r, "push", err)
+		}
+		r.log.Info().Msg("earlier_push_applied")
 	}
+	return h.promote(ctx, r, credID)
+}
+
+// heldByHeroku tells, after a push failed permanently in a rotation whose
+// earlier push had an unknown outcome (a timeout, a crash), whether Heroku
+// holds the credential all the same: then it must be promoted, never
+// discarded, or apps would run on a revoked credential (I1).
+// An error reading the config back leaves the answer unknown: the run is
+// retried rather than the credential discarded.
+func (h *Rotate) heldByHeroku(ctx context.Context, r *rotation, t heroku.Target, config map[string]secret.String, err error) (bool, error) {
+	if !r.claim.PushAttempted || !isPermanent(err) || heroku.IsGone(err) {
+		return false, nil
+	}
+	got, gerr := h.deps.Heroku.GetConfig(h.classed(ctx, r), t)
+	if gerr != nil {
+		return false, gerr
+	}
+	for name, v := range config {
+		if got[name].Reveal() != v.Reveal() {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// promote makes the pushed credential current and schedules the old one's
+// revocation.
+func (h *Rotate) promote(ctx context.Context, r *rotation, credID string) (string, error) {
+	in := r.claim.Instance
 	grace := h.grace(r)
 	prev, err := h.deps.Store.Promote(ctx, in.ID, r.p.RotationID, credID, grace, "grace "+grace.String())
 	if err != nil {

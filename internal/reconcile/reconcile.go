@@ -120,9 +120,10 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 }
 
 // archivedRevokeRetry is how long a revoke task asynq archived (the issuer
-// kept refusing for its 25 retries) rests before the sweep runs it again:
-// an old credential must be revoked in the end (I3), without hammering an
-// issuer that is down for days.
+// kept refusing for its 25 retries), or a rotate task archived after a push
+// whose outcome is unknown, rests before the sweep runs it again: the work
+// must be done in the end (I1, I3), without hammering a service that is
+// down for days.
 const archivedRevokeRetry = time.Hour
 
 // revocations re-enqueues revocations past due whose task is gone, and
@@ -182,6 +183,16 @@ func (s *Sweeper) rotations(ctx context.Context, cutoff time.Time, res *Result) 
 		case err != nil:
 			return fmt.Errorf("inspect rotation %s: %w", rot.ID, err)
 		case info.State == asynq.TaskStateArchived && handlers.IsWaiting(info.LastErr):
+			if err := s.p.Inspector.RunTask(rot.Queue, info.ID); err != nil {
+				return fmt.Errorf("run rotation %s again: %w", rot.ID, err)
+			}
+			res.RotationsResumed++
+		case info.State == asynq.TaskStateArchived && rot.PushAttempted:
+			// Heroku may hold the credential: discarding it could break the
+			// apps (I1). Run the rotation again, hourly, until it promotes.
+			if s.p.Now().Sub(info.LastFailedAt) < archivedRevokeRetry {
+				continue
+			}
 			if err := s.p.Inspector.RunTask(rot.Queue, info.ID); err != nil {
 				return fmt.Errorf("run rotation %s again: %w", rot.ID, err)
 			}

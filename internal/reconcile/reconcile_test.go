@@ -133,3 +133,39 @@ func TestStaleRotationIsEnqueuedOrEnded(t *testing.T) {
 		t.Fatalf("instance after giving up = %+v; want free, current kept, error recorded", in)
 	}
 }
+
+func TestArchivedRotationAfterAPushRunsAgainInsteadOfDiscarding(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	if err := w.st.PutInstance(ctx, store.Registration{ID: "pushed", APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: "pushed", RotationID: "rot-p", Queue: tasks.QueueBulk}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New("v")}
+	if err := w.st.SavePending(ctx, "pushed", "rot-p", "cred-1", cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.st.MarkPushAttempt(ctx, "rot-p"); err != nil {
+		t.Fatal(err)
+	}
+	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "pushed", RotationID: "rot-p"}, asynq.Queue(tasks.QueueBulk))
+	info, err := w.q.Enqueue(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.insp.ArchiveTask(tasks.QueueBulk, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.sweep.Sweep(ctx)
+	if err != nil || res.RotationsResumed != 1 || res.RotationsFailed != 0 {
+		t.Fatalf("Sweep = %+v, %v; want the rotation run again, not ended", res, err)
+	}
+	c, _ := w.st.Credential(ctx, "pushed", "cred-1")
+	if c.State != store.CredentialPending {
+		t.Fatalf("credential is %s, want still pending: Heroku may hold it", c.State)
+	}
+}

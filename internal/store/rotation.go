@@ -67,6 +67,9 @@ type Claim struct {
 	Previous *Revocation
 	// Instance is the instance as it was at the claim.
 	Instance Instance
+	// PushAttempted is true once a run sent the credential to Heroku,
+	// whatever came back: Heroku may hold it.
+	PushAttempted bool
 }
 
 // Revocation names a credential waiting to be revoked and when.
@@ -96,7 +99,7 @@ func claimFrom(instanceID string, res []any) (Claim, error) {
 	switch len(res) {
 	case 3: // a brief claim
 		return Claim{Status: ClaimStatus(str(0)), RotationID: str(1), State: str(2)}, nil
-	case 7:
+	case 8:
 	default:
 		return Claim{}, fmt.Errorf("claim: unexpected reply of %d items", len(res))
 	}
@@ -112,6 +115,7 @@ func claimFrom(instanceID string, res []any) (Claim, error) {
 		m[k] = v
 	}
 	c.Instance = instanceFrom(m)
+	c.PushAttempted = str(7) != ""
 	return c, nil
 }
 
@@ -208,6 +212,8 @@ type Rotation struct {
 	RequestedAt  time.Time     `json:"requested_at,omitzero"`
 	FinishedAt   time.Time     `json:"finished_at,omitzero"`
 	Error        string        `json:"error,omitempty"`
+	// PushAttempted is true once a run sent the credential to Heroku.
+	PushAttempted bool `json:"push_attempted"`
 }
 
 // Rotation returns the rotation with id, or ErrNotFound (also once a
@@ -223,7 +229,8 @@ func (s *Store) Rotation(ctx context.Context, id string) (Rotation, error) {
 	grace, _ := strconv.ParseInt(m["grace_ms"], 10, 64)
 	return Rotation{ID: m["id"], Grace: time.Duration(grace) * time.Millisecond, InstanceID: m["instance_id"], State: m["state"],
 		CredentialID: m["credential_id"], BatchID: m["batch_id"], Reason: m["reason"], Queue: m["queue"],
-		RequestedAt: fromMS(m["requested_at"]), FinishedAt: fromMS(m["finished_at"]), Error: m["error"]}, nil
+		PushAttempted: m["push_attempted_at"] != "",
+		RequestedAt:   fromMS(m["requested_at"]), FinishedAt: fromMS(m["finished_at"]), Error: m["error"]}, nil
 }
 
 // sealConfig seals a credential's config as one value bound to its key.
@@ -282,4 +289,14 @@ func (s *Store) StaleRotations(ctx context.Context, t time.Time, limit int64) ([
 		}
 	}
 	return out, nil
+}
+
+// MarkPushAttempt records, before the call, that a rotation's credential is
+// being sent to Heroku. From then on the credential may be in the app's
+// config whatever the call's answer, so it is never discarded blindly (I1).
+func (s *Store) MarkPushAttempt(ctx context.Context, rotationID string) error {
+	if err := s.rdb.HSetNX(ctx, rotationKey(rotationID), "push_attempted_at", ms(s.now())).Err(); err != nil {
+		return fmt.Errorf("mark push attempt: %w", err)
+	}
+	return nil
 }

@@ -99,7 +99,7 @@ return 'ok'
 // needs only the status).
 // Returns {status, rotation id, rotation state, credential id, previous
 // credential id (for a failed rotation: its discarded one), revoke_at ms,
-// instance hash as a flat list}, or {status, rotation id, rotation state}
+// instance hash as a flat list, push attempted at ms or ""}, or {status, rotation id, rotation state}
 // when brief; status
 // is one of claimed, resumed, joined, done, skipped. Errors: "not_found",
 // "deprovisioned".
@@ -109,7 +109,8 @@ local function reply(status, rot, rkey)
   if ARGV[11] == '1' then return {status, rot, st} end
   local prev, at = get(rkey, 'previous'), get(rkey, 'revoke_at')
   if st == 'failed' then prev, at = get(rkey, 'discarded'), get(rkey, 'finished_at') end
-  return {status, rot, st, get(rkey, 'credential_id'), prev, at, redis.call('HGETALL', KEYS[1])}
+  return {status, rot, st, get(rkey, 'credential_id'), prev, at, redis.call('HGETALL', KEYS[1]),
+    get(rkey, 'push_attempted_at')}
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   local st = get(KEYS[2], 'state')
