@@ -80,7 +80,9 @@ func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err erro
 
 func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 	credID, config, err := h.credential(ctx, r)
-	if errors.Is(err, store.ErrNotFound) && r.claim.CredentialID != "" {
+	if errors.Is(err, store.ErrNotFound) && r.claim.CredentialID != "" || errors.Is(err, store.ErrConflict) {
+		// Another run of the task moved the rotation on meanwhile; the store
+		// discarded any credential minted too late.
 		return h.finished(ctx, r)
 	}
 	if err != nil {
@@ -147,9 +149,11 @@ func (h *Rotate) promote(ctx context.Context, r *rotation, credID string) (strin
 	return "rotated", h.deps.enqueueRevoke(ctx, prev)
 }
 
-// finished handles a pending credential that vanished after the claim:
-// another run of the task, at the same time, promoted or failed the
-// rotation (I6), so only its revocation is left to make sure of.
+// finished handles a rotation that another run of the task, at the same
+// time, moved on after this run's claim (I6): its pending credential was
+// promoted or discarded, or it holds another credential. Once the rotation
+// is done only its revocation is left to make sure of; otherwise the task
+// runs again and resumes with the stored credential.
 func (h *Rotate) finished(ctx context.Context, r *rotation) (string, error) {
 	claim, err := h.deps.Store.Claim(ctx, r.request())
 	switch {

@@ -131,7 +131,7 @@ func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID 
 		return err
 	}
 	keys := []string{rotationKey(rotationID), credentialKey(instanceID, credID),
-		instanceEventsKey(instanceID), eventsKey()}
+		instanceEventsKey(instanceID), eventsKey(), revokeDueKey()}
 	args := []any{credID, instanceID, rotationID, sealed, ms(s.now()), s.eventsPerInstance, s.eventsGlobal}
 	return scriptError("save pending", savePendingScript.Run(ctx, s.rdb, keys, args...).Err())
 }

@@ -152,20 +152,31 @@ return reply('claimed', ARGV[1], KEYS[2])
 // savePendingScript records the credential minted for a rotation.
 //
 // KEYS[1] rotation hash, KEYS[2] credential hash, KEYS[3] instance events,
-// KEYS[4] fleet events.
+// KEYS[4] fleet events, KEYS[5] revoke-due zset.
 // ARGV: credential id, instance id, rotation id, sealed config, now ms,
 // instance event cap, fleet event cap.
 // Returns "saved" or "exists" (the same credential was saved before).
-// Errors: "not_found", "conflict ..." (rotation finished, or another credential).
+// Errors: "not_found", "conflict ..." (rotation finished, or another
+// credential). A credential that arrives too late to be used (the rotation
+// finished meanwhile, or already has another one) is recorded as discarded
+// and queued for revocation, so it does not outlive the conflict (I3).
 var savePendingScript = redis.NewScript(luaEmit + `
 local st = get(KEYS[1], 'state')
 if st == '' then return redis.error_reply('not_found') end
 local have = get(KEYS[1], 'credential_id')
 if have == ARGV[1] then return 'exists' end
-if have ~= '' then return redis.error_reply('conflict issuer returned a second credential for one rotation') end
-if st ~= 'requested' then return redis.error_reply('conflict rotation is ' .. st) end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return redis.error_reply('conflict issuer reused a credential id')
+end
+local why = ''
+if have ~= '' then why = 'issuer returned a second credential for one rotation'
+elseif st ~= 'requested' then why = 'rotation is ' .. st end
+if why ~= '' then
+  redis.call('HSET', KEYS[2], 'id', ARGV[1], 'instance_id', ARGV[2], 'rotation_id', ARGV[3],
+    'state', 'discarded', 'minted_at', ARGV[5], 'discarded_at', ARGV[5], 'revoke_at', ARGV[5])
+  redis.call('ZADD', KEYS[5], ARGV[5], ARGV[2] .. '/' .. ARGV[1])
+  emit(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[2], 'discarded', ARGV[3], ARGV[1], why, ARGV[5])
+  return redis.error_reply('conflict ' .. why)
 end
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'instance_id', ARGV[2], 'rotation_id', ARGV[3],
   'state', 'pending', 'minted_at', ARGV[5], 'config', ARGV[4])
@@ -262,6 +273,7 @@ var failScript = redis.NewScript(luaEmit + luaSchedule + `
 local st = get(KEYS[2], 'state')
 if st == 'promoted' then return {'promoted', ''} end
 if st == 'failed' then return {'already', get(KEYS[2], 'discarded')} end
+if st == 'cancelled' then return {'already', ''} end
 local cred = get(KEYS[2], 'credential_id')
 if cred ~= '' and get(KEYS[3], 'state') == 'pending' then
   redis.call('HSET', KEYS[3], 'state', 'discarded', 'discarded_at', ARGV[3], 'revoke_at', ARGV[3])

@@ -76,6 +76,13 @@ func TestRotationLifecycle(t *testing.T) {
 	if err := f.st.SavePending(ctx, "inst-1", "rot-1", "cred-x", cfg); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second credential for one rotation: %v, want ErrConflict", err)
 	}
+	// The second credential is kept only to be revoked.
+	if c, _ := f.st.Credential(ctx, "inst-1", "cred-x"); c.State != store.CredentialDiscarded {
+		t.Fatalf("second credential is %q, want discarded", c.State)
+	}
+	if err := f.st.MarkRevoked(ctx, "inst-1", "cred-x"); err != nil {
+		t.Fatal(err)
+	}
 	got, err := f.st.PendingConfig(ctx, "inst-1", "cred-1")
 	if err != nil || got["MYADDON_URL"].Reveal() != "postgres://u:s3cr3t@db/1" {
 		t.Fatalf("PendingConfig = %v, %v", got, err)
@@ -120,7 +127,7 @@ func TestRotationLifecycle(t *testing.T) {
 	for _, e := range events {
 		kinds = append([]string{e.Type}, kinds...)
 	}
-	want := "registered requested joined minted pushed promoted revoke_scheduled revoked"
+	want := "registered requested joined minted discarded revoked pushed promoted revoke_scheduled revoked"
 	if strings.Join(kinds, " ") != want {
 		t.Errorf("events = %v, want %s", kinds, want)
 	}
