@@ -32,19 +32,21 @@ type Store interface {
 	SavePending(ctx context.Context, instanceID, rotationID, credID string, config map[string]secret.String) error
 	PendingConfig(ctx context.Context, instanceID, credID string) (map[string]secret.String, error)
 	Promote(ctx context.Context, instanceID, rotationID, credID string, grace time.Duration, detail string) (*store.Revocation, error)
-	Fail(ctx context.Context, instanceID, rotationID, code, cause string) (*store.Revocation, error)
+	FailRotation(ctx context.Context, instanceID, rotationID string, f store.Failure) (store.Failed, error)
 	MarkPushAttempt(ctx context.Context, rotationID string) error
-	Deprovision(ctx context.Context, instanceID string) error
+	Quarantine(ctx context.Context, instanceID, reason string) (bool, error)
 	Credential(ctx context.Context, instanceID, credID string) (store.Credential, error)
 	MarkRevoked(ctx context.Context, instanceID, credID string) error
 	AddEvent(ctx context.Context, e store.Event) error
 }
 
-// Heroku pushes a credential's config vars to Heroku in one call, and reads
-// them back when an earlier push's outcome is unknown (internal/heroku.Client).
+// Heroku pushes a credential's config vars to Heroku in one call, reads
+// them back when a push's outcome is unknown, and asks for the add-on's
+// state after a 403, 404 or 410 (internal/heroku.Client).
 type Heroku interface {
 	UpdateConfig(ctx context.Context, t heroku.Target, vars []heroku.ConfigVar) error
 	GetConfig(ctx context.Context, t heroku.Target) (map[string]secret.String, error)
+	AddonState(ctx context.Context, t heroku.Target) (string, error)
 }
 
 // Enqueuer schedules follow-up tasks (an *asynq.Client).
@@ -55,11 +57,12 @@ type Enqueuer interface {
 // Observer hears how rotations and revocations end, for metrics. Methods
 // must be fast and safe for concurrent use.
 type Observer interface {
-	// Rotation is called once per finished run of a rotate task: outcome is
-	// "rotated", "already_done", "joined", "skipped", "failed", "retry" or "rate_limited".
+	// Rotation is called once per finished run of a rotate task with one
+	// of the Outcome constants.
 	Rotation(queue, outcome string)
-	// Revocation is called when a credential is revoked, with how late it
-	// was against its revoke time.
+	// Revocation is called when a previous credential is revoked or its
+	// revocation fails for good (RevocationRevoked, RevocationFailed), with
+	// how late it was against its revoke time.
 	Revocation(outcome string, lag time.Duration)
 }
 

@@ -18,8 +18,14 @@ import (
 // refuses a pending or current credential (I1).
 type Revoke struct{ deps *Deps }
 
-// ProcessTask implements asynq.Handler.
+// ProcessTask implements asynq.Handler. Its error, which asynq keeps as the
+// task's last error, is capped like every text the handlers keep; a revoke
+// has no secret value at hand to scrub.
 func (h *Revoke) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	return scrubError(h.process(ctx, t), nil)
+}
+
+func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	p, err := tasks.ParseRevoke(t)
 	if err != nil {
 		return permanent(err)
@@ -42,8 +48,8 @@ func (h *Revoke) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err := h.deps.Issuer.Revoke(ctx, p.InstanceID, p.CredentialID); err != nil {
 		if issuer.IsPermanent(err) {
 			_ = h.deps.Store.AddEvent(ctx, store.Event{Type: "revoke_failed", InstanceID: p.InstanceID,
-				CredentialID: p.CredentialID, Detail: err.Error()})
-			h.observe("failed", c)
+				CredentialID: p.CredentialID, Detail: scrubText(err.Error(), maxStoredText, nil)})
+			h.observe(RevocationFailed, c)
 			return permanent(fmt.Errorf("revoke: %w", err))
 		}
 		return fmt.Errorf("revoke: %w", err)
@@ -51,7 +57,7 @@ func (h *Revoke) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err := h.deps.Store.MarkRevoked(ctx, p.InstanceID, p.CredentialID); err != nil {
 		return err
 	}
-	h.observe("revoked", c)
+	h.observe(RevocationRevoked, c)
 	log.Info().Str("state", c.State).Msg("revoked")
 	return nil
 }

@@ -30,7 +30,27 @@ type rotation struct {
 	queue string
 	claim store.Claim
 	log   zerolog.Logger
+	// credID and config are the rotation's credential, once minted or
+	// reloaded.
+	credID string
+	config map[string]secret.String
+	// pushAttempted is true when the claim found a push attempted, or this
+	// run is about to send one: Heroku may hold the credential.
+	pushAttempted bool
+	// known is every secret value this run has seen; they are scrubbed
+	// from any text the run keeps or returns (I5).
+	known []secret.String
 }
+
+// remember adds config's values to the secrets the run scrubs.
+func (r *rotation) remember(config map[string]secret.String) {
+	for _, v := range config {
+		r.known = append(r.known, v)
+	}
+}
+
+// scrub makes outside text fit to keep: secrets removed, length capped.
+func (r *rotation) scrub(text string) string { return scrubText(text, maxStoredText, r.known) }
 
 // ProcessTask implements asynq.Handler.
 func (h *Rotate) ProcessTask(ctx context.Context, t *asynq.Task) error {
@@ -43,7 +63,9 @@ func (h *Rotate) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		log: zerolog.Ctx(ctx).With().Str("instance_id", p.InstanceID).Str("rotation_id", p.RotationID).Logger()}
 	outcome, err := h.run(ctx, r)
 	h.deps.observeRotation(queue, outcome)
-	return err
+	// The error becomes the task's last error (/monitoring) and the
+	// worker's log line: it passes the scrubber like every kept text.
+	return scrubError(err, r.known)
 }
 
 // request is the claim a run of the task makes.
@@ -57,23 +79,23 @@ func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err erro
 	claim, err := h.deps.Store.Claim(ctx, r.request())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return "failed", permanent(fmt.Errorf("instance %s is not registered", r.p.InstanceID))
+		return OutcomeFailed, permanent(fmt.Errorf("instance %s is not registered", r.p.InstanceID))
 	case errors.Is(err, store.ErrDeprovisioned):
-		return "failed", permanent(fmt.Errorf("instance %s is deprovisioned", r.p.InstanceID))
+		return OutcomeFailed, permanent(fmt.Errorf("instance %s is deprovisioned", r.p.InstanceID))
 	case err != nil:
-		return "retry", err
+		return OutcomeRetry, err
 	}
-	r.claim = claim
+	r.claim, r.pushAttempted = claim, claim.PushAttempted
 	switch claim.Status {
 	case store.Joined:
 		r.log.Info().Str("joined_rotation_id", claim.RotationID).Msg("rotation_joined")
-		return "joined", nil
+		return OutcomeJoined, nil
 	case store.Skipped:
 		r.log.Info().Msg("rotation_skipped_grace_running")
-		return "skipped", nil
+		return OutcomeSkipped, nil
 	case store.Done:
 		// A rerun after a crash: make sure the revocation was scheduled.
-		return "already_done", h.deps.enqueueRevoke(ctx, claim.Previous)
+		return OutcomeAlreadyDone, h.deps.enqueueRevoke(ctx, claim.Previous)
 	}
 	return h.rotate(ctx, r)
 }
@@ -86,54 +108,46 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 		return h.finished(ctx, r)
 	}
 	if err != nil {
-		return h.fail(ctx, r, "mint", err)
+		return h.fail(ctx, r, stepMint, err)
 	}
+	r.credID, r.config = credID, config
+	r.remember(config)
 	r.log = r.log.With().Str("credential_id", credID).Logger()
+	// Before any push, on the first run and on every rerun: a credential
+	// that does not name exactly the registered vars is never published.
+	if err := checkConfigNames(config, r.claim.Instance.ConfigVars); err != nil {
+		return h.fail(ctx, r, stepMint, err)
+	}
 	// Once a push was attempted the apps may already use the credential:
 	// verifying again could only discard a live credential.
-	if !r.claim.PushAttempted {
+	if !r.pushAttempted {
 		if err := h.deps.Issuer.Verify(ctx, r.p.InstanceID, credID); err != nil && !errors.Is(err, issuer.ErrVerifyUnsupported) {
-			return h.fail(ctx, r, "verify", err)
-		}
-		if err := h.deps.Store.MarkPushAttempt(ctx, r.p.RotationID); err != nil {
-			return "retry", err
+			return h.fail(ctx, r, stepVerify, err)
 		}
 	}
-	in := r.claim.Instance
-	target := heroku.Target{AddonID: in.ID, APIVersion: in.APIVersion, HerokuID: in.HerokuID}
-	if err := h.deps.Heroku.UpdateConfig(h.classed(ctx, r), target, configVars(config)); err != nil {
-		held, herr := h.heldByHeroku(ctx, r, target, config, err)
-		switch {
-		case herr != nil:
-			return "retry", fmt.Errorf("push: %w; reading Heroku's config back: %w", err, herr)
-		case !held:
-			return h.fail(ctx, r, "push", err)
-		}
-		r.log.Info().Msg("earlier_push_applied")
+	// The attempt is recorded only when the request is about to leave, its
+	// token loaded and its budget granted: a push that never left cannot be
+	// in Heroku's config, and its credential may be discarded (case 6).
+	pctx := heroku.WithBeforeSend(h.classed(ctx, r), func() error { return h.markPush(ctx, r) })
+	if err := h.deps.Heroku.UpdateConfig(pctx, r.target(), configVars(config)); err != nil {
+		return h.fail(ctx, r, stepPush, err)
 	}
 	return h.promote(ctx, r, credID)
 }
 
-// heldByHeroku tells, after a push failed permanently in a rotation whose
-// earlier push had an unknown outcome (a timeout, a crash), whether Heroku
-// holds the credential all the same: then it must be promoted, never
-// discarded, or apps would run on a revoked credential (I1).
-// An error reading the config back leaves the answer unknown: the run is
-// retried rather than the credential discarded.
-func (h *Rotate) heldByHeroku(ctx context.Context, r *rotation, t heroku.Target, config map[string]secret.String, err error) (bool, error) {
-	if !r.claim.PushAttempted || !isPermanent(err) || heroku.IsGone(err) {
-		return false, nil
+// markPush records that the push is about to be sent (heroku.BeforeSend).
+func (h *Rotate) markPush(ctx context.Context, r *rotation) error {
+	if err := h.deps.Store.MarkPushAttempt(ctx, r.p.RotationID); err != nil {
+		return err
 	}
-	got, gerr := h.deps.Heroku.GetConfig(h.classed(ctx, r), t)
-	if gerr != nil {
-		return false, gerr
-	}
-	for name, v := range config {
-		if got[name].Reveal() != v.Reveal() {
-			return false, nil
-		}
-	}
-	return true, nil
+	r.pushAttempted = true
+	return nil
+}
+
+// target is the add-on the rotation pushes to.
+func (r *rotation) target() heroku.Target {
+	in := r.claim.Instance
+	return heroku.Target{AddonID: in.ID, APIVersion: in.APIVersion, HerokuID: in.HerokuID}
 }
 
 // promote makes the pushed credential current and schedules the old one's
@@ -143,10 +157,10 @@ func (h *Rotate) promote(ctx context.Context, r *rotation, credID string) (strin
 	grace := h.grace(r)
 	prev, err := h.deps.Store.Promote(ctx, in.ID, r.p.RotationID, credID, grace, "grace "+grace.String())
 	if err != nil {
-		return "retry", err
+		return OutcomeRetry, err
 	}
 	r.log.Info().Dur("grace", grace).Msg("rotated")
-	return "rotated", h.deps.enqueueRevoke(ctx, prev)
+	return OutcomeRotated, h.deps.enqueueRevoke(ctx, prev)
 }
 
 // finished handles a rotation that another run of the task, at the same
@@ -158,11 +172,11 @@ func (h *Rotate) finished(ctx context.Context, r *rotation) (string, error) {
 	claim, err := h.deps.Store.Claim(ctx, r.request())
 	switch {
 	case err != nil:
-		return "retry", err
+		return OutcomeRetry, err
 	case claim.Status != store.Done:
-		return "retry", fmt.Errorf("mint: pending credential %s of rotation %s is gone", r.claim.CredentialID, r.p.RotationID)
+		return OutcomeRetry, fmt.Errorf("mint: pending credential %s of rotation %s is gone", r.claim.CredentialID, r.p.RotationID)
 	}
-	return "already_done", h.deps.enqueueRevoke(ctx, claim.Previous)
+	return OutcomeAlreadyDone, h.deps.enqueueRevoke(ctx, claim.Previous)
 }
 
 // credential mints the rotation's credential, or reloads it when an earlier
@@ -176,9 +190,8 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 	if err != nil {
 		return "", nil, err
 	}
-	if len(cred.Config) == 0 {
-		return "", nil, permanent(errors.New("issuer returned a credential with no config vars"))
-	}
+	// Stored as pending before its names are checked, so that a credential
+	// the rotation refuses is discarded and revoked, never forgotten (I3).
 	if err := h.deps.Store.SavePending(ctx, r.p.InstanceID, r.p.RotationID, cred.ID, cred.Config); err != nil {
 		return "", nil, err
 	}
@@ -206,38 +219,25 @@ func (h *Rotate) grace(r *rotation) time.Duration {
 }
 
 // fail sorts a step's error: waiting for budget is retried later without a
-// failure, a permanent error ends the rotation (its pending credential
-// discarded, the current one kept), anything else is retried by asynq.
+// failure, a permanent error ends the rotation (end), anything else is
+// retried by asynq.
 func (h *Rotate) fail(ctx context.Context, r *rotation, step string, err error) (string, error) {
 	if later := retryLater(err); later != nil {
-		return "rate_limited", later
+		return OutcomeRateLimited, later
 	}
 	if !isPermanent(err) {
 		_ = h.deps.Store.AddEvent(ctx, store.Event{Type: "retrying", InstanceID: r.p.InstanceID,
-			RotationID: r.p.RotationID, Detail: step + ": " + err.Error()})
-		return "retry", fmt.Errorf("%s: %w", step, err)
+			RotationID: r.p.RotationID, Detail: r.scrub(step + ": " + err.Error())})
+		return OutcomeRetry, fmt.Errorf("%s: %w", step, err)
 	}
-	cause := fmt.Sprintf("%s: %v", step, err)
-	discarded, ferr := h.deps.Store.Fail(ctx, r.p.InstanceID, r.p.RotationID, failureCode(step, err), cause)
-	if ferr != nil {
-		return "retry", fmt.Errorf("%s failed permanently, and recording it failed: %w", step, ferr)
-	}
-	if heroku.IsGone(err) {
-		// The add-on is gone or no longer ours: stop rotating it.
-		if derr := h.deps.Store.Deprovision(ctx, r.p.InstanceID); derr != nil {
-			return "retry", derr
-		}
-	}
-	if err := h.deps.enqueueRevoke(ctx, discarded); err != nil {
-		return "retry", err
-	}
-	r.log.Warn().Str("step", step).Msg("rotation_failed")
-	return "failed", permanent(errors.New(cause))
+	return h.end(ctx, r, step, err)
 }
 
 // isPermanent reports whether a step's error will not go away by retrying.
 func isPermanent(err error) bool {
+	var mismatch *ConfigMismatchError
 	return errors.Is(err, asynq.SkipRetry) || errors.Is(err, store.ErrConflict) ||
+		errors.Is(err, store.ErrUnreadable) || errors.As(err, &mismatch) ||
 		heroku.IsGone(err) || heroku.IsPermanent(err) || issuer.IsPermanent(err)
 }
 
@@ -246,6 +246,7 @@ func isPermanent(err error) bool {
 func failureCode(step string, err error) string {
 	var api *heroku.APIError
 	var iss *issuer.Error
+	var mismatch *ConfigMismatchError
 	switch {
 	case errors.As(err, &api) && api.ID != "":
 		return step + ":" + api.ID
@@ -253,6 +254,12 @@ func failureCode(step string, err error) string {
 		return fmt.Sprintf("%s:heroku_%d", step, api.Status)
 	case errors.As(err, &iss):
 		return fmt.Sprintf("%s:issuer_%d", step, iss.Status)
+	case errors.As(err, &mismatch):
+		return step + ":config_mismatch"
+	case heroku.IsTokenUnusable(err):
+		return step + ":no_token"
+	case errors.Is(err, store.ErrUnreadable):
+		return step + ":unreadable"
 	case errors.Is(err, store.ErrConflict):
 		return step + ":conflict"
 	}

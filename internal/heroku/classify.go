@@ -21,8 +21,11 @@ const (
 	// ClassUnauthorized: Heroku refused the credentials even after a token
 	// refresh (V3), or the manifest credentials (V1). Retrying will not help.
 	ClassUnauthorized
-	// ClassGone: the add-on is deprovisioned or no longer the partner's
-	// (403, 404, 410). Stop rotating it.
+	// ClassGone: the add-on may be deprovisioned or no longer the partner's,
+	// or the partner's access refused (403, 404, 410). Retrying will not
+	// help, but it proves nothing about the add-on: a suspended account
+	// answers 403 for every add-on. AddonState tells whether it is really
+	// gone; rekey never deprovisions an instance on this answer.
 	ClassGone
 	// ClassPermanent: what rekey sent is wrong (400, 422, other 4xx), or
 	// rekey lacks what the call needs. Retrying will not help.
@@ -57,7 +60,8 @@ func Classify(err error) Class {
 	case errors.As(err, &api):
 		return classifyStatus(api.Status)
 	// Calls rekey could never make succeed as configured.
-	case errors.Is(err, ErrNoToken), errors.Is(err, ErrNotConfigured), errors.Is(err, ErrInvalidRequest):
+	case errors.Is(err, ErrNoToken), errors.Is(err, ErrTokenUnreadable),
+		errors.Is(err, ErrNotConfigured), errors.Is(err, ErrInvalidRequest):
 		return ClassPermanent
 	// No response: the connection failed or the call's own timeout fired
 	// while the caller still waited. The next attempt may well work.
@@ -118,4 +122,21 @@ func IsPermanent(err error) bool {
 		return true
 	}
 	return false
+}
+
+// apiStatus returns the status of err's *APIError, or 0.
+func apiStatus(err error) int {
+	var api *APIError
+	if errors.As(err, &api) {
+		return api.Status
+	}
+	return 0
+}
+
+// IsTokenUnusable reports whether err says the add-on's OAuth token cannot
+// be had at all: none is stored (the instance was never authorized, or was
+// deprovisioned), or the stored one cannot be opened. Unlike a refused
+// token, no retry and no later call can help until someone acts.
+func IsTokenUnusable(err error) bool {
+	return errors.Is(err, ErrNoToken) || errors.Is(err, ErrTokenUnreadable)
 }

@@ -35,6 +35,7 @@ const (
 const (
 	EndpointPatchConfig = "patch_config"
 	EndpointGetConfig   = "get_config"
+	EndpointGetAddon    = "get_addon"
 	EndpointV1Put       = "v1_put"
 	EndpointV1Get       = "v1_get"
 	EndpointOAuthToken  = "oauth_token"
@@ -46,6 +47,10 @@ var (
 	// token for the add-on; the client also returns it when a stored token has
 	// no refresh token left to renew it with.
 	ErrNoToken = errors.New("heroku: no oauth token for add-on")
+	// ErrTokenUnreadable is what a TokenStore's LoadToken wraps when it holds
+	// a token it cannot open, such as one sealed under an encryption key that
+	// was since dropped. Like ErrNoToken it is permanent.
+	ErrTokenUnreadable = errors.New("heroku: stored oauth token cannot be opened")
 	// ErrNotConfigured means the client lacks what a call needs: the OAuth
 	// client secret, the V1 manifest credentials or a TokenStore.
 	ErrNotConfigured = errors.New("heroku: client not configured for this call")

@@ -111,13 +111,19 @@ func (c *Client) v3(ctx context.Context, t Target, endpoint, method string, body
 		if body != nil {
 			cl.contentType = "application/json"
 		}
-		cl.authorize = func(r *http.Request) {
-			r.Header.Set("Accept", V3Accept)
-			r.Header.Set("Authorization", "Bearer "+access.Reveal())
-		}
+		cl.authorize = v3Authorize(access)
 		cl.secrets = append(slices.Clip(secrets), access.Reveal())
 		return cl
 	})
+}
+
+// v3Authorize sets the headers of a V3 call made with the add-on's access
+// token.
+func v3Authorize(access secret.String) func(*http.Request) {
+	return func(r *http.Request) {
+		r.Header.Set("Accept", V3Accept)
+		r.Header.Set("Authorization", "Bearer "+access.Reveal())
+	}
 }
 
 func (c *Client) updateV1(ctx context.Context, t Target, vars []ConfigVar) error {

@@ -50,13 +50,17 @@ func (e *TransportError) Error() string {
 // Unwrap returns the cause.
 func (e *TransportError) Unwrap() error { return e.Err }
 
-// do sends c through the Limiter and returns the body of a 2xx response, or
+// do sends c through the Limiter and, for a config update, the caller's
+// BeforeSend hook, and returns the body of a 2xx response, or
 // a typed error for anything else.
 func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 	if cl.addonID != "" && c.limiter != nil {
 		if err := c.limiter.Wait(ctx, cl.addonID); err != nil {
 			return nil, fmt.Errorf("heroku %s: limiter: %w", cl.endpoint, err)
 		}
+	}
+	if err := beforeSend(ctx, cl.endpoint); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	resp, err := c.send(ctx, cl)

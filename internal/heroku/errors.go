@@ -6,9 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rekeyhq/rekey/internal/secret"
 )
@@ -93,8 +91,8 @@ func responseError(resp *http.Response, endpoint string, now time.Time, secrets 
 	_ = json.Unmarshal(raw, &body) // a body that is not Heroku's JSON leaves ID and Message empty
 	return &APIError{
 		Status:    resp.StatusCode,
-		ID:        clip(scrub(body.ID, secrets), 64),
-		Message:   clip(scrub(body.Message, secrets), maxMessageLen),
+		ID:        secret.Clip(scrub(body.ID, secrets), 64),
+		Message:   secret.Clip(scrub(body.Message, secrets), maxMessageLen),
 		RequestID: requestID,
 		Endpoint:  endpoint,
 	}
@@ -115,23 +113,12 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// scrub replaces every secret of the request found in s with the redaction.
+// scrub replaces every secret of the request found in s with the redaction
+// (secret.Scrub, the one scrubber).
 func scrub(s string, secrets []string) string {
-	for _, v := range secrets {
-		if v != "" {
-			s = strings.ReplaceAll(s, v, secret.Redacted)
-		}
+	known := make([]secret.String, len(secrets))
+	for i, v := range secrets {
+		known[i] = secret.New(v)
 	}
-	return s
-}
-
-// clip shortens s to at most n bytes, on a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return secret.Scrub(s, known...)
 }

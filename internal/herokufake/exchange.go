@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 const (
@@ -110,6 +111,36 @@ func (x *exchange) respond(status int) {
 		id = "error"
 	}
 	x.fail(status, id, fmt.Sprintf("Injected %d answer.", status))
+}
+
+// echo answers status with a message that repeats the config values of the
+// request's body, V3 ({"config":[{"name","value"}]}) or V1
+// ({"config":{name:value}}).
+func (x *exchange) echo(status int) {
+	var body struct {
+		Config json.RawMessage `json:"config"`
+	}
+	raw, _ := io.ReadAll(x.r.Body)
+	_ = json.Unmarshal(raw, &body)
+	var values []string
+	var v3 []configVar
+	var v1 map[string]string
+	if json.Unmarshal(body.Config, &v3) == nil {
+		for _, v := range v3 {
+			if v.Value != nil {
+				values = append(values, v.Name+"="+*v.Value)
+			}
+		}
+	} else if json.Unmarshal(body.Config, &v1) == nil {
+		for name, v := range v1 {
+			values = append(values, name+"="+v)
+		}
+	}
+	id, ok := statusIDs[status]
+	if !ok {
+		id = "error"
+	}
+	x.fail(status, id, "Config rejected: "+strings.Join(values, ", "))
 }
 
 // newUUID returns a random version 4 UUID.

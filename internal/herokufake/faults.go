@@ -6,9 +6,10 @@ import (
 	"time"
 )
 
-// Fault is one scripted answer, built with Respond, Hang or Delay.
+// Fault is one scripted answer, built with Respond, Echo, Hang or Delay.
 type Fault struct {
 	status int
+	echo   bool
 	hang   bool
 	delay  time.Duration
 }
@@ -17,6 +18,12 @@ type Fault struct {
 // changing nothing. A status below 400 lets the call through unchanged, so a
 // script can read Respond(429), Respond(500), Respond(200).
 func Respond(status int) Fault { return Fault{status: status} }
+
+// Echo answers the call with status (400 or above) and an error body whose
+// message repeats every config value the request carried, as a careless
+// API might, changing nothing. Tests use it to prove that no value of
+// Heroku's error text reaches a log, an error or Redis.
+func Echo(status int) Fault { return Fault{status: max(status, 400), echo: true} }
 
 // Hang answers nothing until the client gives up (its request context ends).
 // The call is counted with status 0.
@@ -48,6 +55,9 @@ func (f *Fake) inject(e Endpoint, x *exchange) bool {
 		<-ctx.Done()
 		return true
 	case !wait(ctx, fault.delay):
+		return true
+	case fault.echo:
+		x.echo(fault.status)
 		return true
 	case fault.status >= 400:
 		x.respond(fault.status)

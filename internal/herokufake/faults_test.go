@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,4 +118,20 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// Echo repeats the request's config values in the error message and
+// changes nothing, for V3 and V1 alike.
+func TestEchoRepeatsTheValuesSent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.add(spec(addonA))
+	token := e.exchange(addonA).AccessToken
+	e.fake.Script(herokufake.PatchConfig, herokufake.Echo(422))
+	r := e.patch(addonA, token, urlVar, "postgres://u:echoed-pw@db/x")
+	check(t, "status", r.status, 422)
+	if !strings.Contains(r.err.Message, "postgres://u:echoed-pw@db/x") {
+		t.Errorf("message %q does not echo the value sent", r.err.Message)
+	}
+	check(t, "writes", e.fake.ConfigWrites(addonA), 0)
 }

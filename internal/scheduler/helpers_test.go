@@ -174,6 +174,11 @@ func (h *pushes) GetConfig(context.Context, heroku.Target) (map[string]secret.St
 	return nil, errors.New("pushes: config is not kept")
 }
 
+// AddonState is never needed: no push is refused.
+func (h *pushes) AddonState(context.Context, heroku.Target) (string, error) {
+	return heroku.AddonProvisioned, nil
+}
+
 func (h *pushes) times(id string) []time.Time {
 	h.mu.Lock()
 	defer h.mu.Unlock()

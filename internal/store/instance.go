@@ -53,6 +53,8 @@ type Instance struct {
 	// QuarantinedAt is when the scheduler set the instance aside after
 	// FailStreak reached the limit; zero when it is not quarantined.
 	QuarantinedAt time.Time `json:"quarantined_at,omitzero"`
+	// QuarantineReason says why the instance was set aside.
+	QuarantineReason string `json:"quarantine_reason,omitempty"`
 }
 
 // Deprovisioned reports whether the instance has been deprovisioned.
@@ -129,7 +131,9 @@ func validVarName(s string) bool {
 }
 
 // PutInstance registers or updates an instance. It is idempotent. An
-// instance that was deprovisioned stays deprovisioned.
+// instance that was deprovisioned is registered again, live and scheduled
+// (Heroku may retry a provisioning; only DELETE deprovisions), and reported
+// as created.
 func (s *Store) PutInstance(ctx context.Context, r Registration) error {
 	if err := r.Validate(); err != nil {
 		return err
@@ -242,6 +246,7 @@ func instanceFrom(m map[string]string) Instance {
 		LastErrorAt:       fromMS(m["last_error_at"]),
 		ScheduleOptOut:    m["sched_opt_out"] == "1",
 		QuarantinedAt:     fromMS(m["quarantined_at"]),
+		QuarantineReason:  m["quarantine_reason"],
 	}
 	in.FailStreak, _ = strconv.Atoi(m["fail_streak"])
 	if w, err := ParseWindow(m["window"]); err == nil {

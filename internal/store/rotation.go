@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -161,6 +160,7 @@ func (s *Store) Promote(ctx context.Context, instanceID, rotationID, credID stri
 		previousKey(instanceID), revokeDueKey(), instanceEventsKey(instanceID), eventsKey(),
 		credentialKey(instanceID, ""), inflightKey(), batchKey("")}
 	keys = append(keys, scheduleKeys()...)
+	keys = append(keys, unconfirmedKey(instanceID))
 	args := []any{instanceID, rotationID, credID, ms(s.now()), grace.Milliseconds(),
 		s.eventsPerInstance, s.eventsGlobal, int64(s.finishedTTL.Seconds()), detail,
 		slotHash(instanceID), DefaultRotationPeriod.Milliseconds()}
@@ -174,29 +174,69 @@ func (s *Store) Promote(ctx context.Context, instanceID, rotationID, credID stri
 	return &Revocation{InstanceID: instanceID, CredentialID: res[0], RevokeAt: fromMS(res[1])}, nil
 }
 
-// Fail ends a rotation that failed permanently before its credential was
-// published. Its pending credential, if any, is discarded and returned for
-// revocation; the instance keeps its current credential. Failing a rotation
-// that was already promoted does nothing and returns nil. code is a short
-// stable label of the failure ("push:not_found") by which a batch groups
-// its failures; cause is the sentence shown to people. A failed scheduled
-// rotation counts towards the instance's quarantine (schedule.go).
-func (s *Store) Fail(ctx context.Context, instanceID, rotationID, code, cause string) (*Revocation, error) {
+// Failure says how a rotation failed, for FailRotation.
+type Failure struct {
+	// Code is a short stable label of the failure ("push:not_found") by
+	// which a batch groups its failures.
+	Code string
+	// Cause is the sentence shown to people. It must hold no secret.
+	Cause string
+	// NotHeld is the proof, set only by a caller that read Heroku's config
+	// back after the rotation's last push attempt and found other values,
+	// that Heroku does not hold the pending credential. Without it a
+	// credential whose push was attempted is never discarded (I1).
+	NotHeld bool
+}
+
+// Failed is what FailRotation did with the rotation's pending credential.
+type Failed struct {
+	// Discarded is the credential discarded and due for revocation now;
+	// nil when there was none.
+	Discarded *Revocation
+	// Unconfirmed is the id of a credential kept unrevoked because its push
+	// was attempted with an unknown outcome; "" when none.
+	Unconfirmed string
+}
+
+// FailRotation ends a rotation that failed permanently; the instance keeps
+// its current credential. The pending credential, if any, is discarded and
+// returned for revocation, unless its push was attempted and f.NotHeld is
+// false: then it is kept, unconfirmed and unrevoked (see failScript).
+// Failing a rotation that was already promoted does nothing; failing it
+// again returns what the first failure did. A failed scheduled rotation
+// counts towards the instance's quarantine (schedule.go).
+func (s *Store) FailRotation(ctx context.Context, instanceID, rotationID string, f Failure) (Failed, error) {
 	credID, _ := s.rdb.HGet(ctx, rotationKey(rotationID), "credential_id").Result()
 	keys := []string{instanceKey(instanceID), rotationKey(rotationID), credentialKey(instanceID, credID),
 		revokeDueKey(), instanceEventsKey(instanceID), eventsKey(), inflightKey(), batchKey("")}
 	keys = append(keys, scheduleKeys()...)
+	keys = append(keys, unconfirmedKey(instanceID))
 	now := s.now()
-	args := []any{instanceID, rotationID, ms(now), cause, s.eventsPerInstance, s.eventsGlobal,
-		int64(s.finishedTTL.Seconds()), code, DefaultRotationPeriod.Milliseconds(), DefaultQuarantineAfter}
+	notHeld := ""
+	if f.NotHeld {
+		notHeld = "1"
+	}
+	args := []any{instanceID, rotationID, ms(now), f.Cause, s.eventsPerInstance, s.eventsGlobal,
+		int64(s.finishedTTL.Seconds()), f.Code, DefaultRotationPeriod.Milliseconds(), DefaultQuarantineAfter, notHeld}
 	res, err := failScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
-		return nil, scriptError("fail rotation", err)
+		return Failed{}, scriptError("fail rotation", err)
 	}
-	if len(res) != 2 || res[1] == "" {
-		return nil, nil
+	var out Failed
+	if len(res) == 3 && res[1] != "" {
+		out.Discarded = &Revocation{InstanceID: instanceID, CredentialID: res[1], RevokeAt: now.UTC()}
 	}
-	return &Revocation{InstanceID: instanceID, CredentialID: res[1], RevokeAt: now.UTC()}, nil
+	if len(res) == 3 {
+		out.Unconfirmed = res[2]
+	}
+	return out, nil
+}
+
+// Fail is FailRotation without proof that Heroku does not hold the
+// credential, returning only the discarded credential.
+func (s *Store) Fail(ctx context.Context, instanceID, rotationID, code, cause string) (*Revocation, error) {
+	res, err := s.FailRotation(ctx, instanceID, rotationID, Failure{Code: code, Cause: cause})
+	return res.Discarded, err
 }
 
 // Rotation is a rotation's stored record.
@@ -253,11 +293,11 @@ func (s *Store) sealConfig(instanceID, credID string, config map[string]secret.S
 func (s *Store) openConfig(instanceID, credID, sealed string) (map[string]secret.String, error) {
 	plain, err := s.sealer.Open(sealed, credentialKey(instanceID, credID)+"#config")
 	if err != nil {
-		return nil, fmt.Errorf("open config of %s: %w", credID, err)
+		return nil, fmt.Errorf("open config of %s: %w: %w", credID, ErrUnreadable, err)
 	}
 	var m map[string]string
 	if err := json.Unmarshal([]byte(plain.Reveal()), &m); err != nil {
-		return nil, errors.New("open config: stored value is not a config object")
+		return nil, fmt.Errorf("open config of %s: %w: not a config object", credID, ErrUnreadable)
 	}
 	out := make(map[string]secret.String, len(m))
 	for k, v := range m {

@@ -128,7 +128,7 @@ return 'ok'
 var unquarantineScript = redis.NewScript(luaEmit + luaSchedule + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'quarantined_at') == '' then return 'not_quarantined' end
-redis.call('HDEL', KEYS[1], 'quarantined_at', 'fail_streak')
+redis.call('HDEL', KEYS[1], 'quarantined_at', 'quarantine_reason', 'fail_streak')
 redis.call('ZREM', KEYS[4], ARGV[1])
 local p = sched_period(KEYS[3], ARGV[3])
 if p > 0 and schedulable(KEYS[1]) then

@@ -36,10 +36,19 @@ end
 // ARGV: id, api_version, config_vars, heroku_id, private_space, grace_ms,
 // current credential id (may be empty), now ms, instance event cap, fleet
 // event cap, slot hash, default period ms.
-// Returns "created" or "updated"; error "conflict ..." when deprovisioned.
+// Returns "created" or "updated".
+//
+// A deprovisioned instance is registered again ("created"): Heroku may
+// retry a provisioning, and only the partner's DELETE deprovisions. It is
+// live and scheduled again, its quarantine and failure streak are cleared,
+// and the credential it names becomes its current one (the old add-on's
+// config left its apps with it).
 var putInstanceScript = redis.NewScript(luaEmit + luaSchedule + `
-if get(KEYS[1], 'deprovisioned_at') ~= '' then
-  return redis.error_reply('conflict instance was deprovisioned')
+local revived = get(KEYS[1], 'deprovisioned_at') ~= ''
+if revived then
+  redis.call('HDEL', KEYS[1], 'deprovisioned_at', 'quarantined_at', 'quarantine_reason', 'fail_streak')
+  redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
+  emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'registered', '', ARGV[7], 'registered again after deprovisioning', ARGV[8])
 end
 local created = redis.call('EXISTS', KEYS[1]) == 0
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'api_version', ARGV[2], 'config_vars', ARGV[3],
@@ -49,7 +58,7 @@ if created then
   redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
   emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'registered', '', ARGV[7], '', ARGV[8])
 end
-if ARGV[7] ~= '' and get(KEYS[1], 'current') == '' then
+if ARGV[7] ~= '' and (revived or get(KEYS[1], 'current') == '') then
   redis.call('HSET', KEYS[3], 'id', ARGV[7], 'instance_id', ARGV[1], 'state', 'current',
     'promoted_at', ARGV[8])
   redis.call('HSET', KEYS[1], 'current', ARGV[7], 'current_since', ARGV[8])
@@ -58,7 +67,7 @@ local p = sched_period(KEYS[7], ARGV[12])
 if p > 0 and schedulable(KEYS[1]) then
   redis.call('ZADD', KEYS[6], 'NX', score(next_slot(tonumber(ARGV[11]), p, tonumber(ARGV[8]))), ARGV[1])
 end
-if created then return 'created' end
+if created or revived then return 'created' end
 return 'updated'
 `)
 
@@ -191,12 +200,18 @@ return 'saved'
 // quarantine, and moves its due entry to its slot at least half a period
 // ahead (schedule.go): the slot in the following period.
 //
+// The push that this promotion follows replaced the instance's config vars
+// on Heroku, so no unconfirmed credential of an earlier failed rotation
+// (failScript) can be in the config any more: each becomes previous, with
+// the same revoke time as the superseded current one (I3).
+//
 // KEYS[1] instance hash, KEYS[2] rotation hash, KEYS[3] new credential hash,
 // KEYS[4] instance's previous zset, KEYS[5] revoke-due zset,
 // KEYS[6] instance events, KEYS[7] fleet events, KEYS[8] prefix of this
 // instance's credential keys, KEYS[9] in-flight zset, KEYS[10] prefix of
 // batch keys, KEYS[11] due zset, KEYS[12] schedule hash, KEYS[13]
-// quarantined zset, KEYS[14] scheduled backlog zset.
+// quarantined zset, KEYS[14] scheduled backlog zset, KEYS[15] instance's
+// unconfirmed zset.
 // ARGV: instance id, rotation id, credential id, now ms, grace ms,
 // instance event cap, fleet event cap, rotation ttl seconds, detail, slot
 // hash, default period ms.
@@ -223,13 +238,24 @@ if cur ~= '' and cur ~= ARGV[3] then
 end
 redis.call('HSET', KEYS[3], 'state', 'current', 'promoted_at', ARGV[4])
 redis.call('HDEL', KEYS[3], 'config')
+local stale = redis.call('ZRANGE', KEYS[15], 0, -1)
+local stale_at = tostring(now + tonumber(ARGV[5]))
+for _, id in ipairs(stale) do
+  if id ~= ARGV[3] and get(KEYS[8] .. id, 'state') == 'unconfirmed' then
+    redis.call('HSET', KEYS[8] .. id, 'state', 'previous', 'superseded_at', ARGV[4], 'revoke_at', stale_at)
+    redis.call('ZADD', KEYS[4], stale_at, id)
+    redis.call('ZADD', KEYS[5], stale_at, ARGV[1] .. '/' .. id)
+    emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'revoke_scheduled', ARGV[2], id, stale_at, ARGV[4])
+  end
+end
+redis.call('DEL', KEYS[15])
 redis.call('HSET', KEYS[1], 'current', ARGV[3], 'current_since', ARGV[4], 'last_rotated_at', ARGV[4])
 if get(KEYS[1], 'inflight') == ARGV[2] then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
 redis.call('ZREM', KEYS[9], ARGV[1] .. '/' .. ARGV[2])
 redis.call('HDEL', KEYS[1], 'last_error', 'last_error_at')
 redis.call('ZREM', KEYS[14], ARGV[1])
 local was_quarantined = get(KEYS[1], 'quarantined_at') ~= ''
-redis.call('HDEL', KEYS[1], 'fail_streak', 'quarantined_at')
+redis.call('HDEL', KEYS[1], 'fail_streak', 'quarantined_at', 'quarantine_reason')
 redis.call('ZREM', KEYS[13], ARGV[1])
 local p = sched_period(KEYS[12], ARGV[11])
 if p > 0 and schedulable(KEYS[1]) then
@@ -248,9 +274,16 @@ end
 return {cur, revoke_at}
 `)
 
-// failScript ends a rotation that failed permanently before its credential
-// was published: the pending credential, if any, is discarded and queued for
-// revocation at once, and the instance keeps its current credential.
+// failScript ends a rotation that failed permanently: the instance keeps
+// its current credential. The pending credential, if any, is discarded and
+// queued for revocation at once, unless a push of it was attempted
+// (push_attempted_at on the rotation) and the caller brings no proof that
+// Heroku's config, read back, does not hold it: then Heroku may hold it, and
+// revoking it could break the app (I1). Such a credential is set aside as
+// unconfirmed instead, never revoked on its own, with a "push_unknown"
+// event; the instance's next promotion makes it previous. The script, not
+// its caller, makes this check, so that no run acting on a stale view (two
+// runs of one rotation at once) can discard a pushed credential.
 //
 // A failed scheduled rotation (reason "scheduled") adds one to the
 // instance's failure streak. When the streak reaches the published
@@ -262,28 +295,36 @@ return {cur, revoke_at}
 // the pending credential (any key when none), KEYS[4] revoke-due zset,
 // KEYS[5] instance events, KEYS[6] fleet events, KEYS[7] in-flight zset,
 // KEYS[8] prefix of batch keys, KEYS[9] due zset, KEYS[10] schedule hash,
-// KEYS[11] quarantined zset, KEYS[12] scheduled backlog zset.
+// KEYS[11] quarantined zset, KEYS[12] scheduled backlog zset, KEYS[13]
+// instance's unconfirmed zset.
 // ARGV: instance id, rotation id, now ms, error sentence, instance event cap,
 // fleet event cap, rotation ttl seconds, failure code (groups failures in
 // the batch's ":failures" hash), default period ms, default quarantine
-// limit.
-// Returns {outcome, discarded credential id or ""}; outcome is "failed",
-// "already" (failed before) or "promoted" (too late to fail: nothing done).
+// limit, not held ("1": Heroku's config was read back after the last push
+// attempt and does not hold the credential; "" otherwise).
+// Returns {outcome, discarded credential id or "", unconfirmed credential id
+// or ""}; outcome is "failed", "already" (failed before) or "promoted" (too
+// late to fail: nothing done).
 var failScript = redis.NewScript(luaEmit + luaSchedule + `
 local st = get(KEYS[2], 'state')
-if st == 'promoted' then return {'promoted', ''} end
-if st == 'failed' then return {'already', get(KEYS[2], 'discarded')} end
-if st == 'cancelled' then return {'already', ''} end
-local cred = get(KEYS[2], 'credential_id')
-if cred ~= '' and get(KEYS[3], 'state') == 'pending' then
+if st == 'promoted' then return {'promoted', '', ''} end
+if st == 'failed' then return {'already', get(KEYS[2], 'discarded'), get(KEYS[2], 'unconfirmed')} end
+if st == 'cancelled' then return {'already', '', ''} end
+local cred, kept = get(KEYS[2], 'credential_id'), ''
+if cred == '' or get(KEYS[3], 'state') ~= 'pending' then
+  cred = ''
+elseif get(KEYS[2], 'push_attempted_at') ~= '' and ARGV[11] ~= '1' then
+  kept, cred = cred, ''
+  redis.call('HSET', KEYS[3], 'state', 'unconfirmed', 'unconfirmed_at', ARGV[3])
+  redis.call('HDEL', KEYS[3], 'config')
+  redis.call('ZADD', KEYS[13], ARGV[3], kept)
+else
   redis.call('HSET', KEYS[3], 'state', 'discarded', 'discarded_at', ARGV[3], 'revoke_at', ARGV[3])
   redis.call('HDEL', KEYS[3], 'config')
   redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1] .. '/' .. cred)
-else
-  cred = ''
 end
 redis.call('HSET', KEYS[2], 'id', ARGV[2], 'instance_id', ARGV[1], 'state', 'failed',
-  'finished_at', ARGV[3], 'error', ARGV[4], 'discarded', cred)
+  'finished_at', ARGV[3], 'error', ARGV[4], 'discarded', cred, 'unconfirmed', kept)
 redis.call('EXPIRE', KEYS[2], ARGV[7])
 if get(KEYS[1], 'inflight') == ARGV[2] then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
 redis.call('ZREM', KEYS[7], ARGV[1] .. '/' .. ARGV[2])
@@ -296,9 +337,13 @@ end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 'last_error', ARGV[4], 'last_error_at', ARGV[3])
 end
-emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'failed', ARGV[2], cred, ARGV[4], ARGV[3])
+emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'failed', ARGV[2], cred .. kept, ARGV[4], ARGV[3])
 if cred ~= '' then
   emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'discarded', ARGV[2], cred, '', ARGV[3])
+end
+if kept ~= '' then
+  emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'push_unknown', ARGV[2], kept,
+    'push outcome unknown: Heroku may hold this credential, so it is kept unrevoked until the next rotation replaces it', ARGV[3])
 end
 redis.call('ZREM', KEYS[12], ARGV[1])
 if get(KEYS[2], 'reason') == 'scheduled' and schedulable(KEYS[1]) then
@@ -306,16 +351,16 @@ if get(KEYS[2], 'reason') == 'scheduled' and schedulable(KEYS[1]) then
   local limit = sched_quarantine_after(KEYS[10], ARGV[10])
   local p = sched_period(KEYS[10], ARGV[9])
   if limit > 0 and streak >= limit then
-    redis.call('HSET', KEYS[1], 'quarantined_at', ARGV[3])
+    local why = streak .. ' scheduled rotations in a row failed'
+    redis.call('HSET', KEYS[1], 'quarantined_at', ARGV[3], 'quarantine_reason', why)
     redis.call('ZADD', KEYS[11], ARGV[3], ARGV[1])
     redis.call('ZREM', KEYS[9], ARGV[1])
-    emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'quarantined', ARGV[2], '',
-      streak .. ' scheduled rotations in a row failed', ARGV[3])
+    emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'quarantined', ARGV[2], '', why, ARGV[3])
   elseif p > 0 then
     redis.call('ZADD', KEYS[9], score(tonumber(ARGV[3]) + math.min(math.floor(p / 4), 86400000)), ARGV[1])
   end
 end
-return {'failed', cred}
+return {'failed', cred, kept}
 `)
 
 // markRevokedScript records that the issuer revoked a previous or discarded

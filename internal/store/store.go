@@ -36,6 +36,10 @@ var (
 	// ErrConflict means a step does not fit the rotation's state, for example
 	// an issuer returning a second credential for one rotation.
 	ErrConflict = errors.New("conflict with the stored state")
+	// ErrUnreadable means a sealed value in Redis cannot be opened (a key
+	// that was dropped from REKEY_ENCRYPTION_KEYS, a damaged value). It does
+	// not go away by retrying.
+	ErrUnreadable = errors.New("stored value cannot be opened")
 )
 
 // Store reads and writes rekey's state. It is safe for concurrent use by
@@ -104,6 +108,11 @@ func credentialKey(instanceID, credID string) string {
 // previousKey is a ZSET of an instance's previous credentials, scored by
 // their revoke_at in milliseconds.
 func previousKey(instanceID string) string { return keyPrefix + "previous:" + instanceID }
+
+// unconfirmedKey is a ZSET of an instance's unconfirmed credentials (failed
+// rotations whose push had an unknown outcome), scored by when they were
+// set aside, in milliseconds.
+func unconfirmedKey(instanceID string) string { return keyPrefix + "unconfirmed:" + instanceID }
 
 // revokeDueKey is a ZSET of every credential that waits to be revoked
 // (previous or discarded), member "instance_id/credential_id", scored by

@@ -26,11 +26,13 @@ func (s *Store) LoadToken(ctx context.Context, addonID string) (heroku.Token, er
 		return heroku.Token{}, fmt.Errorf("load token of %s: %w", addonID, heroku.ErrNoToken)
 	}
 	var t heroku.Token
+	// A token that cannot be opened stays so until an operator acts (a
+	// dropped encryption key): heroku.ErrTokenUnreadable makes it permanent.
 	if t.AccessToken, err = s.openField(key, "oauth_access", access); err != nil {
-		return heroku.Token{}, err
+		return heroku.Token{}, fmt.Errorf("%w: %w", heroku.ErrTokenUnreadable, err)
 	}
 	if t.RefreshToken, err = s.openField(key, "oauth_refresh", refresh); err != nil {
-		return heroku.Token{}, err
+		return heroku.Token{}, fmt.Errorf("%w: %w", heroku.ErrTokenUnreadable, err)
 	}
 	t.ExpiresAt = fromMS(expires)
 	return t, nil

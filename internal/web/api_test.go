@@ -78,8 +78,14 @@ func TestInstanceLifecycle(t *testing.T) {
 	if resp := f.api(http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-1"]}`); resp.status != http.StatusUnprocessableEntity {
 		t.Errorf("rotate a deprovisioned instance: got status %d, want 422: %s", resp.status, resp.body)
 	}
-	if resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", v3Body); resp.status != http.StatusUnprocessableEntity {
-		t.Errorf("register a deprovisioned instance: got status %d, want 422: %s", resp.status, resp.body)
+	// Heroku may retry a provisioning: a registration after a deprovision
+	// registers the instance again.
+	if resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", v3Body); resp.status >= 300 {
+		t.Errorf("register a deprovisioned instance again: got status %d, want 2xx: %s", resp.status, resp.body)
+	}
+	f.api(http.MethodGet, "/api/v1/instances/inst-1", "").json(t, &got)
+	if !got.DeprovisionedAt.IsZero() {
+		t.Errorf("registered again: got deprovisioned_at %s, want it cleared", got.DeprovisionedAt)
 	}
 }
 

@@ -1,0 +1,55 @@
+package handlers
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// ConfigMismatchError is a minted credential whose config var names are not
+// exactly the instance's registered config_vars. Pushing it would leave the
+// app with a var the next revocation breaks (one missing) or one the
+// add-on's manifest does not declare (one extra), so the rotation ends
+// before any push. Names are not secret; values never appear.
+type ConfigMismatchError struct {
+	Missing []string // registered, but not in the credential
+	Extra   []string // in the credential, but not registered
+}
+
+func (e *ConfigMismatchError) Error() string {
+	var parts []string
+	if len(e.Missing) > 0 {
+		parts = append(parts, "missing "+strings.Join(e.Missing, ", "))
+	}
+	if len(e.Extra) > 0 {
+		parts = append(parts, "extra "+strings.Join(e.Extra, ", "))
+	}
+	return "issuer's credential does not name the registered config vars: " + strings.Join(parts, "; ")
+}
+
+// checkConfigNames returns a *ConfigMismatchError unless config names
+// exactly the registered vars.
+func checkConfigNames(config map[string]secret.String, registered []string) error {
+	var e ConfigMismatchError
+	for _, name := range registered {
+		if _, ok := config[name]; !ok {
+			e.Missing = append(e.Missing, name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(config)) {
+		if !slices.Contains(registered, name) {
+			e.Extra = append(e.Extra, clipName(name))
+		}
+	}
+	if len(e.Missing) == 0 && len(e.Extra) == 0 {
+		return nil
+	}
+	slices.Sort(e.Missing)
+	return &e
+}
+
+// clipName bounds a name an issuer made up, which is quoted in errors.
+func clipName(name string) string { return fmt.Sprintf("%q", secret.Clip(name, 64)) }

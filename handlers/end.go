@@ -1,0 +1,134 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// end ends a rotation that failed permanently at step. The instance keeps
+// its current credential, its registration and its OAuth tokens: rekey
+// never deprovisions an instance on its own, whatever Heroku answers.
+//
+// What becomes of the pending credential follows I1 (a credential Heroku
+// may hold is never revoked):
+//   - no push was attempted: Heroku cannot hold it; it is discarded and
+//     revoked at once;
+//   - a push was attempted and Heroku's config, read back, holds it: the
+//     push took effect after all, and it is promoted;
+//   - read back, the config holds other values, or the add-on is confirmed
+//     gone (its config left its apps with it): discarded and revoked, with
+//     that proof handed to the store (store.Failure.NotHeld);
+//   - the config cannot be read back (a 403, a token that cannot be had):
+//     nobody can tell, so the store keeps it unconfirmed and unrevoked,
+//     with a "push_unknown" event, until the instance's next rotation
+//     replaces it on Heroku. Discarding it could revoke the credential the
+//     app runs on; keeping it costs one live credential.
+//
+// The store checks the same rule itself (failScript), so a run acting on a
+// stale view cannot discard a pushed credential either.
+func (h *Rotate) end(ctx context.Context, r *rotation, step string, err error) (string, error) {
+	f := store.Failure{Code: failureCode(step, err)}
+	var readErr error
+	if r.pushAttempted && r.config != nil && !isMismatch(err) {
+		held, rerr := h.heldByHeroku(ctx, r)
+		switch {
+		case rerr == nil && held:
+			r.log.Info().Msg("earlier_push_applied")
+			return h.promote(ctx, r, r.credID)
+		case rerr == nil:
+			f.NotHeld = true
+		case !isPermanent(rerr):
+			return OutcomeRetry, fmt.Errorf("%s: %w; reading Heroku's config back: %w", step, err, rerr)
+		}
+		readErr = rerr
+	}
+	reason, gone := h.setAside(ctx, r, err, readErr)
+	f.NotHeld = f.NotHeld || gone
+	if reason != "" {
+		if _, qerr := h.deps.Store.Quarantine(ctx, r.p.InstanceID, reason); qerr != nil {
+			return OutcomeRetry, fmt.Errorf("%s failed permanently, and quarantining the instance failed: %w", step, qerr)
+		}
+		r.log.Warn().Str("reason", reason).Msg("instance_quarantined")
+	}
+	// Scrubbed only now, when the run knows every value it will see.
+	f.Cause = r.scrub(fmt.Sprintf("%s: %v", step, err))
+	return h.record(ctx, r, step, f)
+}
+
+// record stores the failure and schedules the revocation of a discarded
+// credential.
+func (h *Rotate) record(ctx context.Context, r *rotation, step string, f store.Failure) (string, error) {
+	res, err := h.deps.Store.FailRotation(ctx, r.p.InstanceID, r.p.RotationID, f)
+	if err != nil {
+		return OutcomeRetry, fmt.Errorf("%s failed permanently, and recording it failed: %w", step, err)
+	}
+	if err := h.deps.enqueueRevoke(ctx, res.Discarded); err != nil {
+		return OutcomeRetry, err
+	}
+	if res.Unconfirmed != "" {
+		r.log.Warn().Str("step", step).Str("code", f.Code).Msg("rotation_failed_push_unknown")
+	} else {
+		r.log.Warn().Str("step", step).Str("code", f.Code).Msg("rotation_failed")
+	}
+	return OutcomeFailed, permanent(errors.New(f.Cause))
+}
+
+// heldByHeroku reads the add-on's config back and tells whether it holds
+// the rotation's credential. What it reads is scrubbed from any text the
+// run keeps from then on: the app's live values are secrets too.
+func (h *Rotate) heldByHeroku(ctx context.Context, r *rotation) (bool, error) {
+	got, err := h.deps.Heroku.GetConfig(h.classed(ctx, r), r.target())
+	if err != nil {
+		return false, err
+	}
+	r.remember(got)
+	for name, v := range r.config {
+		if got[name].Reveal() != v.Reveal() {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// setAside decides whether the failure sets the instance aside, and why,
+// from the step's error and the read-back's: an add-on Heroku confirms gone
+// (gone is then true: it holds no config), or a rotation that can never
+// proceed (no usable token, a stored value that cannot be opened). A 403 or
+// 404 alone proves nothing about the add-on (a suspended partner account
+// answers 403 for every add-on), so it is confirmed with GET /addons/{id}.
+func (h *Rotate) setAside(ctx context.Context, r *rotation, errs ...error) (reason string, gone bool) {
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case heroku.IsTokenUnusable(err):
+			return "no usable Heroku OAuth token for the add-on: register it again with oauth_grant or oauth", false
+		case errors.Is(err, store.ErrUnreadable):
+			return "a stored secret of the instance cannot be opened: check REKEY_ENCRYPTION_KEYS", false
+		case heroku.IsGone(err):
+			return h.confirmGone(ctx, r)
+		}
+	}
+	return "", false
+}
+
+// confirmGone asks Heroku for the add-on's state after a 403, 404 or 410.
+func (h *Rotate) confirmGone(ctx context.Context, r *rotation) (string, bool) {
+	state, err := h.deps.Heroku.AddonState(h.classed(ctx, r), r.target())
+	switch {
+	case err != nil:
+		r.log.Info().Str("class", heroku.Classify(err).String()).Msg("addon_state_unknown")
+		return "", false
+	case heroku.AddonGone(state):
+		return "Heroku reports the add-on " + state + "; rekey keeps the registration until the partner deprovisions it", true
+	}
+	return "", false
+}
+
+func isMismatch(err error) bool {
+	var mismatch *ConfigMismatchError
+	return errors.As(err, &mismatch)
+}

@@ -1,0 +1,37 @@
+package handlers
+
+// Outcomes of one run of a rotate task, as Observer.Rotation hears them and
+// metrics label them. The strings never change.
+const (
+	// OutcomeRotated: this run pushed and promoted the credential.
+	OutcomeRotated = "rotated"
+	// OutcomeAlreadyDone: the rotation had finished (promoted or failed)
+	// before this run; only its revocation was made sure of.
+	OutcomeAlreadyDone = "already_done"
+	// OutcomeJoined: another rotation of the instance was in flight; the
+	// request is served by it (I4).
+	OutcomeJoined = "joined"
+	// OutcomeSkipped: the request declined to overlap a running grace.
+	OutcomeSkipped = "skipped"
+	// OutcomeFailed: the rotation ended for good; the instance keeps its
+	// current credential.
+	OutcomeFailed = "failed"
+	// OutcomeRetry: a transient failure; asynq runs the task again.
+	OutcomeRetry = "retry"
+	// OutcomeRateLimited: waiting for Heroku's budget, which is no failure.
+	OutcomeRateLimited = "rate_limited"
+)
+
+// Outcomes of a revoke task, as Observer.Revocation hears them.
+const (
+	RevocationRevoked = "revoked"
+	RevocationFailed  = "failed"
+)
+
+// Steps of a rotation, as they start failure codes ("push:not_found") and
+// error sentences.
+const (
+	stepMint   = "mint"
+	stepVerify = "verify"
+	stepPush   = "push"
+)

@@ -1,0 +1,60 @@
+package heroku
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// Add-on states AddonState returns: Heroku's own, and AddonMissing.
+const (
+	AddonProvisioning  = "provisioning"
+	AddonProvisioned   = "provisioned"
+	AddonDeprovisioned = "deprovisioned"
+	// AddonMissing means Heroku answered 404 or 410 for the add-on itself:
+	// it knows no such add-on (any more).
+	AddonMissing = "missing"
+)
+
+// AddonGone reports whether state, from AddonState, means the add-on no
+// longer exists. Heroku removes a deprovisioned add-on's config vars from
+// its apps, so such an add-on cannot hold a credential.
+func AddonGone(state string) bool { return state == AddonDeprovisioned || state == AddonMissing }
+
+// AddonState asks Heroku for the add-on's state (V3 GET /addons/{id}, one
+// Platform API call under the Limiter and the add-on's OAuth token). It is
+// how rekey tells an add-on that is really gone from a 403 or 404 that
+// means something else (a suspended partner account, a revoked
+// authorization): only the first sets an instance aside. A 404 or 410 on
+// the add-on is AddonMissing, not an error; any other failure is returned
+// as the typed error every call returns. V1 add-ons have no such call:
+// ErrNotConfigured.
+func (c *Client) AddonState(ctx context.Context, t Target) (string, error) {
+	if t.APIVersion != APIVersionV3 {
+		return "", fmt.Errorf("heroku %s: api version %q has no add-on info: %w", EndpointGetAddon, t.APIVersion, ErrNotConfigured)
+	}
+	if t.AddonID == "" {
+		return "", fmt.Errorf("heroku %s: empty add-on id: %w", EndpointGetAddon, ErrInvalidRequest)
+	}
+	u := c.apiURL + "/addons/" + escapeSegment(t.AddonID)
+	body, err := c.withToken(ctx, t.AddonID, func(access secret.String) call {
+		return call{endpoint: EndpointGetAddon, method: http.MethodGet, url: u, addonID: t.AddonID,
+			authorize: v3Authorize(access), secrets: []string{access.Reveal()}}
+	})
+	if status := apiStatus(err); status == http.StatusNotFound || status == http.StatusGone {
+		return AddonMissing, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var info struct {
+		State string `json:"state"`
+	}
+	if err := json.Unmarshal(body, &info); err != nil || info.State == "" {
+		return "", fmt.Errorf("heroku %s: malformed response body", EndpointGetAddon)
+	}
+	return info.State, nil
+}

@@ -1,0 +1,41 @@
+package store
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Quarantine sets an instance aside with a reason people can read: out of
+// the due index, in the quarantined zset, with a "quarantined" event, like
+// a scheduled-failure quarantine (schedule.go). The instance stays
+// registered, keeps its tokens and can still be rotated on request; a
+// successful rotation or Unquarantine ends the quarantine. It reports
+// whether the instance was newly quarantined: false when it already was, or
+// is deprovisioned (nothing to set aside). Error: ErrNotFound.
+func (s *Store) Quarantine(ctx context.Context, id, reason string) (bool, error) {
+	keys := []string{instanceKey(id), dueKey(), quarantinedKey(), instanceEventsKey(id), eventsKey()}
+	args := []any{id, ms(s.now()), reason, s.eventsPerInstance, s.eventsGlobal}
+	res, err := quarantineScript.Run(ctx, s.rdb, keys, args...).Text()
+	if err != nil {
+		return false, scriptError("quarantine "+id, err)
+	}
+	return res == "quarantined", nil
+}
+
+// quarantineScript quarantines one instance.
+//
+// KEYS[1] instance hash, KEYS[2] due zset, KEYS[3] quarantined zset,
+// KEYS[4] instance events, KEYS[5] fleet events.
+// ARGV: instance id, now ms, reason, instance event cap, fleet event cap.
+// Returns "quarantined", "already" or "deprovisioned". Error: "not_found".
+var quarantineScript = redis.NewScript(luaEmit + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
+if get(KEYS[1], 'deprovisioned_at') ~= '' then return 'deprovisioned' end
+if get(KEYS[1], 'quarantined_at') ~= '' then return 'already' end
+redis.call('HSET', KEYS[1], 'quarantined_at', ARGV[2], 'quarantine_reason', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+emit(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[1], 'quarantined', '', '', ARGV[3], ARGV[2])
+return 'quarantined'
+`)
