@@ -104,10 +104,10 @@ func (h *Rotate) setAside(ctx context.Context, r *rotation, errs ...error) (reas
 	for _, err := range errs {
 		switch {
 		case err == nil:
-		case heroku.IsTokenUnusable(err):
-			return "no usable Heroku OAuth token for the add-on: register it again with oauth_grant or oauth", false
-		case errors.Is(err, store.ErrUnreadable):
+		case errors.Is(err, heroku.ErrTokenUnreadable), errors.Is(err, store.ErrUnreadable):
 			return "a stored secret of the instance cannot be opened: check REKEY_ENCRYPTION_KEYS", false
+		case heroku.IsTokenUnusable(err):
+			return "no Heroku OAuth token is stored for the add-on: register it again with oauth_grant or oauth", false
 		case heroku.IsGone(err):
 			return h.confirmGone(ctx, r)
 		}

@@ -129,7 +129,13 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 	// token loaded and its budget granted: a push that never left cannot be
 	// in Heroku's config, and its credential may be discarded (case 6).
 	pctx := heroku.WithBeforeSend(h.classed(ctx, r), func() error { return h.markPush(ctx, r) })
-	if err := h.deps.Heroku.UpdateConfig(pctx, r.target(), configVars(config)); err != nil {
+	err = h.deps.Heroku.UpdateConfig(pctx, r.target(), configVars(config))
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		// The store refused to record the attempt, so nothing was sent:
+		// another run ended the rotation meanwhile.
+		return h.finished(ctx, r)
+	case err != nil:
 		return h.fail(ctx, r, stepPush, err)
 	}
 	return h.promote(ctx, r, credID)

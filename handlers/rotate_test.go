@@ -201,10 +201,12 @@ func TestRotateRateLimitedWaitsWithoutFailing(t *testing.T) {
 	}
 }
 
-// A Heroku 404 means the add-on is gone: the pending credential is
-// discarded and queued for revocation at once, the current one is kept, the
-// failure is recorded and the instance is deprovisioned.
-func TestRotateAddonGoneDiscardsPending(t *testing.T) {
+// A Heroku 404 for an add-on Heroku confirms deprovisioned (GET
+// /addons/{id}): the pending credential is discarded and queued for
+// revocation at once (the add-on's config left its apps), the current one
+// is kept, the failure is recorded, and the instance is quarantined with
+// the reason, never deprovisioned: its registration and tokens stay.
+func TestRotateAddonGoneDiscardsPendingAndQuarantines(t *testing.T) {
 	t.Parallel()
 	g := newRig(t)
 	ctx := context.Background()
@@ -224,9 +226,15 @@ func TestRotateAddonGoneDiscardsPending(t *testing.T) {
 		t.Error("discarded credential not queued for revocation")
 	}
 	in, _ := g.st.Instance(ctx, "inst-1")
-	if in.CurrentCredential != before.CurrentCredential || !in.Deprovisioned() || !strings.Contains(in.LastError, "not_found") {
-		t.Errorf("instance after 404: current %s (want %s), deprovisioned %v, last error %q",
+	if in.CurrentCredential != before.CurrentCredential || in.Deprovisioned() || !strings.Contains(in.LastError, "not_found") {
+		t.Errorf("instance after 404: current %s (want %s), deprovisioned %v (want false), last error %q",
 			in.CurrentCredential, before.CurrentCredential, in.Deprovisioned(), in.LastError)
+	}
+	if !in.Quarantined() || !strings.Contains(in.QuarantineReason, "deprovisioned") {
+		t.Errorf("instance quarantined at %v for %q; want quarantined because Heroku reports it deprovisioned", in.QuarantinedAt, in.QuarantineReason)
+	}
+	if _, err := g.st.LoadToken(ctx, "inst-1"); err != nil {
+		t.Errorf("tokens after 404: %v; want them kept", err)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
@@ -331,12 +333,28 @@ func (s *Store) StaleRotations(ctx context.Context, t time.Time, limit int64) ([
 	return out, nil
 }
 
-// MarkPushAttempt records, before the call, that a rotation's credential is
-// being sent to Heroku. From then on the credential may be in the app's
-// config whatever the call's answer, so it is never discarded blindly (I1).
+// MarkPushAttempt records, just before the call, that a rotation's
+// credential is being sent to Heroku. From then on the credential may be in
+// the app's config whatever the call's answer, so it is never discarded
+// blindly (I1). It refuses (ErrConflict) a rotation that is no longer
+// minted: a run that failed or promoted it meanwhile may have discarded the
+// credential, which must then not be sent.
 func (s *Store) MarkPushAttempt(ctx context.Context, rotationID string) error {
-	if err := s.rdb.HSetNX(ctx, rotationKey(rotationID), "push_attempted_at", ms(s.now())).Err(); err != nil {
-		return fmt.Errorf("mark push attempt: %w", err)
-	}
-	return nil
+	err := markPushScript.Run(ctx, s.rdb, []string{rotationKey(rotationID)}, ms(s.now())).Err()
+	return scriptError("mark push attempt", err)
 }
+
+// markPushScript records a push attempt on a minted rotation; the fail
+// script reads it, so that of the two, run at once, either the push is
+// refused or the credential is kept (failScript).
+//
+// KEYS[1] rotation hash. ARGV: now ms.
+// Returns "ok". Errors: "not_found", "conflict ..." when the rotation is
+// not minted.
+var markPushScript = redis.NewScript(luaEmit + `
+local st = get(KEYS[1], 'state')
+if st == '' then return redis.error_reply('not_found') end
+if st ~= 'minted' then return redis.error_reply('conflict rotation is ' .. st) end
+redis.call('HSETNX', KEYS[1], 'push_attempted_at', ARGV[1])
+return 'ok'
+`)

@@ -1,0 +1,208 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// minted claims rotation rot of inst and saves cred as its pending
+// credential.
+func (f *fixture) minted(t *testing.T, inst, rot, cred string) {
+	t.Helper()
+	mustClaim(t, f.st, inst, rot)
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New("postgres://u:" + cred + "@db")}
+	if err := f.st.SavePending(context.Background(), inst, rot, cred, cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eventSet(t *testing.T, st *store.Store, inst string) map[string]bool {
+	t.Helper()
+	events, err := st.Events(context.Background(), inst, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, e := range events {
+		out[e.Type] = true
+	}
+	return out
+}
+
+// A credential whose push was attempted is kept, unconfirmed and not due
+// for revocation, when the failure brings no proof that Heroku does not
+// hold it (I1); the instance's next promotion makes it previous, due after
+// the grace (I3).
+func TestFailKeepsAPushedCredentialWithoutProof(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-1", "cred-0")
+	f.minted(t, "inst-1", "rot-1", "cred-1")
+	if err := f.st.MarkPushAttempt(ctx, "rot-1"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.st.FailRotation(ctx, "inst-1", "rot-1", store.Failure{Code: "push:forbidden", Cause: "push: 403"})
+	if err != nil || res.Discarded != nil || res.Unconfirmed != "cred-1" {
+		t.Fatalf("FailRotation = %+v, %v; want cred-1 kept unconfirmed, nothing discarded", res, err)
+	}
+	c, _ := f.st.Credential(ctx, "inst-1", "cred-1")
+	if n, _ := f.st.PendingRevocations(ctx); c.State != store.CredentialUnconfirmed || n != 0 {
+		t.Fatalf("credential %s with %d revocations due; want unconfirmed and none due", c.State, n)
+	}
+	if !eventSet(t, f.st, "inst-1")["push_unknown"] {
+		t.Error("no push_unknown event")
+	}
+	if again, _ := f.st.FailRotation(ctx, "inst-1", "rot-1", store.Failure{NotHeld: true}); again.Unconfirmed != "cred-1" || again.Discarded != nil {
+		t.Errorf("failing again = %+v, want the first failure's answer", again)
+	}
+
+	f.minted(t, "inst-1", "rot-2", "cred-2")
+	if _, err := f.st.Promote(ctx, "inst-1", "rot-2", "cred-2", time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = f.st.Credential(ctx, "inst-1", "cred-1")
+	if c.State != store.CredentialPrevious || !c.RevokeAt.Equal(f.now.Add(time.Hour)) {
+		t.Fatalf("after the next promotion: %s due %s, want previous due %s", c.State, c.RevokeAt, f.now.Add(time.Hour))
+	}
+}
+
+// With the proof (Heroku's config read back holds other values) the
+// pushed credential is discarded and due for revocation at once.
+func TestFailDiscardsAPushedCredentialWithProof(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-1", "cred-0")
+	f.minted(t, "inst-1", "rot-1", "cred-1")
+	if err := f.st.MarkPushAttempt(ctx, "rot-1"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.st.FailRotation(ctx, "inst-1", "rot-1", store.Failure{Code: "push:invalid_params", NotHeld: true})
+	if err != nil || res.Discarded == nil || res.Discarded.CredentialID != "cred-1" || res.Unconfirmed != "" {
+		t.Fatalf("FailRotation = %+v, %v; want cred-1 discarded", res, err)
+	}
+}
+
+// A push attempt is refused once the rotation ended: the credential may
+// have been discarded, and must not be sent.
+func TestMarkPushAttemptRefusesAFinishedRotation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-1", "cred-0")
+	f.minted(t, "inst-1", "rot-1", "cred-1")
+	if _, err := f.st.Fail(ctx, "inst-1", "rot-1", "verify:issuer_422", "verify: 422"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.MarkPushAttempt(ctx, "rot-1"); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("MarkPushAttempt after a failure = %v, want ErrConflict", err)
+	}
+}
+
+// Two runs of one rotation at once, one about to push and one failing it
+// on a stale view without proof: whichever the store serves first, a
+// credential whose push went ahead is never discarded (I1, issue case 9).
+func TestConcurrentRunsNeverDiscardAPushedCredential(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	pushed, refused := 0, 0
+	for i := range 40 {
+		inst, rot, cred := fmt.Sprintf("inst-%d", i), fmt.Sprintf("rot-%d", i), fmt.Sprintf("new-%d", i)
+		f.register(t, inst, "cred-0")
+		f.minted(t, inst, rot, cred)
+		var markErr, failErr error
+		var res store.Failed
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); markErr = f.st.MarkPushAttempt(ctx, rot) }()
+		go func() {
+			defer wg.Done()
+			res, failErr = f.st.FailRotation(ctx, inst, rot, store.Failure{Code: "verify:issuer_422", Cause: "verify: 422"})
+		}()
+		wg.Wait()
+		if failErr != nil || markErr != nil && !errors.Is(markErr, store.ErrConflict) {
+			t.Fatalf("run %d: mark %v, fail %v", i, markErr, failErr)
+		}
+		c, _ := f.st.Credential(ctx, inst, cred)
+		switch {
+		case markErr == nil && (res.Discarded != nil || c.State != store.CredentialUnconfirmed):
+			t.Fatalf("run %d: the push went ahead, yet the credential is %s (discarded %+v)", i, c.State, res.Discarded)
+		case markErr == nil:
+			pushed++
+		case c.State != store.CredentialDiscarded:
+			t.Fatalf("run %d: the push was refused, yet the credential is %s, not discarded", i, c.State)
+		default:
+			refused++
+		}
+	}
+	t.Logf("40 races: %d pushes went ahead (credential kept), %d were refused (credential discarded)", pushed, refused)
+}
+
+// A registration after a deprovision registers the instance again: live,
+// scheduled, rotatable, with the credential it names as current.
+func TestPutInstanceRegistersADeprovisionedInstanceAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-1", "cred-0")
+	if err := f.st.Deprovision(ctx, "inst-1"); err != nil {
+		t.Fatal(err)
+	}
+	f.register(t, "inst-1", "cred-9")
+	in, err := f.st.Instance(ctx, "inst-1")
+	if err != nil || in.Deprovisioned() || in.CurrentCredential != "cred-9" || in.NextRotationAt.IsZero() {
+		t.Fatalf("instance = %+v, %v; want live, cred-9 current, scheduled", in, err)
+	}
+	if n, _ := f.st.CountInstances(ctx); n != 1 {
+		t.Errorf("live instances: %d, want 1", n)
+	}
+	if c := mustClaim(t, f.st, "inst-1", "rot-1"); c.Status != store.Claimed {
+		t.Errorf("claim after registering again = %s, want claimed", c.Status)
+	}
+}
+
+// Quarantine sets an instance aside with a reason, once; a deprovisioned
+// instance is left alone; Unquarantine clears the reason.
+func TestQuarantineWithReason(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-1", "cred-0")
+	if ok, err := f.st.Quarantine(ctx, "inst-1", "Heroku reports the add-on deprovisioned"); !ok || err != nil {
+		t.Fatalf("Quarantine = %v, %v", ok, err)
+	}
+	if ok, _ := f.st.Quarantine(ctx, "inst-1", "again"); ok {
+		t.Error("quarantined twice")
+	}
+	in, _ := f.st.Instance(ctx, "inst-1")
+	ids, n, _ := f.st.Quarantined(ctx, 10)
+	if !in.Quarantined() || in.QuarantineReason != "Heroku reports the add-on deprovisioned" || !in.NextRotationAt.IsZero() || n != 1 || ids[0] != "inst-1" {
+		t.Fatalf("instance = %+v, quarantined %v (%d); want quarantined with the first reason, unscheduled", in, ids, n)
+	}
+	if !eventSet(t, f.st, "inst-1")["quarantined"] {
+		t.Error("no quarantined event")
+	}
+	if _, err := f.st.Unquarantine(ctx, "inst-1", "operator"); err != nil {
+		t.Fatal(err)
+	}
+	if in, _ := f.st.Instance(ctx, "inst-1"); in.Quarantined() || in.QuarantineReason != "" {
+		t.Errorf("after Unquarantine: %+v", in)
+	}
+	f.register(t, "inst-2", "")
+	_ = f.st.Deprovision(ctx, "inst-2")
+	if ok, err := f.st.Quarantine(ctx, "inst-2", "gone"); ok || err != nil {
+		t.Errorf("Quarantine of a deprovisioned instance = %v, %v; want false, nil", ok, err)
+	}
+	if _, err := f.st.Quarantine(ctx, "nope", "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Quarantine of an unknown instance = %v, want ErrNotFound", err)
+	}
+}
