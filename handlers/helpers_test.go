@@ -39,14 +39,14 @@ type rig struct {
 
 const grace = time.Hour
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T, demo ...issuer.DemoOption) *rig {
 	t.Helper()
 	r := redistest.New(t)
 	sealer, err := seal.New(bytes.Repeat([]byte{3}, seal.KeySize))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &rig{st: store.New(r.Client, sealer), fake: herokufake.New(), demo: issuer.NewDemo(),
+	g := &rig{st: store.New(r.Client, sealer), fake: herokufake.New(), demo: issuer.NewDemo(demo...),
 		enq: &recordingEnqueuer{tasks: map[string]*asynq.Task{}}, mux: asynq.NewServeMux()}
 	srv := httptest.NewServer(g.fake)
 	t.Cleanup(srv.Close)
