@@ -192,6 +192,9 @@ func TestRotateForbiddenEverywhereKeepsThePushUnconfirmed(t *testing.T) {
 	if c, _ = g.st.Credential(ctx, "inst-1", c.ID); c.State != store.CredentialPrevious {
 		t.Errorf("unconfirmed credential after the next rotation: %s, want previous", c.State)
 	}
+	if g.enq.get(tasks.RevokeTaskID("inst-1", c.ID)) == nil {
+		t.Error("no revoke task scheduled for the superseded unconfirmed credential")
+	}
 }
 
 // Issue 8, case 6: a rotation that can never push (its token cannot be

@@ -31,7 +31,7 @@ type Store interface {
 	Claim(ctx context.Context, r store.RotationRequest) (store.Claim, error)
 	SavePending(ctx context.Context, instanceID, rotationID, credID string, config map[string]secret.String) error
 	PendingConfig(ctx context.Context, instanceID, credID string) (map[string]secret.String, error)
-	Promote(ctx context.Context, instanceID, rotationID, credID string, grace time.Duration, detail string) (*store.Revocation, error)
+	PromoteRotation(ctx context.Context, instanceID, rotationID, credID string, grace time.Duration, detail string) (store.Promoted, error)
 	FailRotation(ctx context.Context, instanceID, rotationID string, f store.Failure) (store.Failed, error)
 	MarkPushAttempt(ctx context.Context, rotationID string) error
 	Quarantine(ctx context.Context, instanceID, reason string) (bool, error)

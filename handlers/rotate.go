@@ -161,12 +161,17 @@ func (r *rotation) target() heroku.Target {
 func (h *Rotate) promote(ctx context.Context, r *rotation, credID string) (string, error) {
 	in := r.claim.Instance
 	grace := h.grace(r)
-	prev, err := h.deps.Store.Promote(ctx, in.ID, r.p.RotationID, credID, grace, "grace "+grace.String())
+	p, err := h.deps.Store.PromoteRotation(ctx, in.ID, r.p.RotationID, credID, grace, "grace "+grace.String())
 	if err != nil {
 		return OutcomeRetry, err
 	}
 	r.log.Info().Dur("grace", grace).Msg("rotated")
-	return OutcomeRotated, h.deps.enqueueRevoke(ctx, prev)
+	for _, u := range p.Unconfirmed {
+		if err := h.deps.enqueueRevoke(ctx, &u); err != nil {
+			return OutcomeRetry, err
+		}
+	}
+	return OutcomeRotated, h.deps.enqueueRevoke(ctx, p.Previous)
 }
 
 // finished handles a rotation that another run of the task, at the same

@@ -154,10 +154,28 @@ func (s *Store) PendingConfig(ctx context.Context, instanceID, credID string) (m
 
 // Promote makes the rotation's pushed credential current, and the current
 // one previous with revoke_at = now + grace. It returns the superseded
-// credential (nil when there was none). Promoting twice returns the same.
-// It also schedules the instance's next rotation one period on and ends any
-// quarantine (schedule.go).
+// credential (nil when there was none); PromoteRotation tells the rest.
 func (s *Store) Promote(ctx context.Context, instanceID, rotationID, credID string, grace time.Duration, detail string) (*Revocation, error) {
+	p, err := s.PromoteRotation(ctx, instanceID, rotationID, credID, grace, detail)
+	return p.Previous, err
+}
+
+// Promoted is what a promotion superseded, every credential of it due for
+// revocation after the grace.
+type Promoted struct {
+	// Previous is the credential that was current; nil when none.
+	Previous *Revocation
+	// Unconfirmed are the unconfirmed credentials of earlier failed
+	// rotations (FailRotation), which the push just replaced on Heroku.
+	Unconfirmed []Revocation
+}
+
+// PromoteRotation makes the rotation's pushed credential current, and the
+// current one previous with revoke_at = now + grace; unconfirmed
+// credentials of the instance become previous too. Promoting twice returns
+// the same. It also schedules the instance's next rotation one period on
+// and ends any quarantine (schedule.go).
+func (s *Store) PromoteRotation(ctx context.Context, instanceID, rotationID, credID string, grace time.Duration, detail string) (Promoted, error) {
 	keys := []string{instanceKey(instanceID), rotationKey(rotationID), credentialKey(instanceID, credID),
 		previousKey(instanceID), revokeDueKey(), instanceEventsKey(instanceID), eventsKey(),
 		credentialKey(instanceID, ""), inflightKey(), batchKey("")}
@@ -168,12 +186,19 @@ func (s *Store) Promote(ctx context.Context, instanceID, rotationID, credID stri
 		slotHash(instanceID), DefaultRotationPeriod.Milliseconds()}
 	res, err := promoteScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
-		return nil, scriptError("promote", err)
+		return Promoted{}, scriptError("promote", err)
 	}
-	if len(res) != 2 || res[0] == "" {
-		return nil, nil
+	var p Promoted
+	if len(res) >= 2 && res[0] != "" {
+		p.Previous = &Revocation{InstanceID: instanceID, CredentialID: res[0], RevokeAt: fromMS(res[1])}
 	}
-	return &Revocation{InstanceID: instanceID, CredentialID: res[0], RevokeAt: fromMS(res[1])}, nil
+	if len(res) == 3 && res[2] != "" {
+		fields := strings.Split(res[2], ",")
+		for _, id := range fields[1:] {
+			p.Unconfirmed = append(p.Unconfirmed, Revocation{InstanceID: instanceID, CredentialID: id, RevokeAt: fromMS(fields[0])})
+		}
+	}
+	return p, nil
 }
 
 // Failure says how a rotation failed, for FailRotation.

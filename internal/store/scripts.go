@@ -215,11 +215,14 @@ return 'saved'
 // ARGV: instance id, rotation id, credential id, now ms, grace ms,
 // instance event cap, fleet event cap, rotation ttl seconds, detail, slot
 // hash, default period ms.
-// Returns {previous credential id or "", revoke_at ms or ""}; repeating a
+// Returns {previous credential id or "", revoke_at ms or "", superseded
+// unconfirmed credentials as "revoke_at ms,id,id..." or ""}; repeating a
 // promotion returns the same. Errors: "not_found", "conflict ...".
 var promoteScript = redis.NewScript(luaEmit + luaSchedule + `
 local st = get(KEYS[2], 'state')
-if st == 'promoted' then return {get(KEYS[2], 'previous'), get(KEYS[2], 'revoke_at')} end
+if st == 'promoted' then
+  return {get(KEYS[2], 'previous'), get(KEYS[2], 'revoke_at'), get(KEYS[2], 'superseded_unconfirmed')}
+end
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'minted' or get(KEYS[2], 'credential_id') ~= ARGV[3] then
   return redis.error_reply('conflict rotation is ' .. st)
@@ -238,10 +241,11 @@ if cur ~= '' and cur ~= ARGV[3] then
 end
 redis.call('HSET', KEYS[3], 'state', 'current', 'promoted_at', ARGV[4])
 redis.call('HDEL', KEYS[3], 'config')
-local stale = redis.call('ZRANGE', KEYS[15], 0, -1)
+local stale = {}
 local stale_at = tostring(now + tonumber(ARGV[5]))
-for _, id in ipairs(stale) do
+for _, id in ipairs(redis.call('ZRANGE', KEYS[15], 0, -1)) do
   if id ~= ARGV[3] and get(KEYS[8] .. id, 'state') == 'unconfirmed' then
+    table.insert(stale, id)
     redis.call('HSET', KEYS[8] .. id, 'state', 'previous', 'superseded_at', ARGV[4], 'revoke_at', stale_at)
     redis.call('ZADD', KEYS[4], stale_at, id)
     redis.call('ZADD', KEYS[5], stale_at, ARGV[1] .. '/' .. id)
@@ -261,7 +265,10 @@ local p = sched_period(KEYS[12], ARGV[11])
 if p > 0 and schedulable(KEYS[1]) then
   redis.call('ZADD', KEYS[11], score(next_slot(tonumber(ARGV[10]), p, now + math.floor(p / 2))), ARGV[1])
 end
-redis.call('HSET', KEYS[2], 'state', 'promoted', 'finished_at', ARGV[4], 'previous', cur, 'revoke_at', revoke_at)
+local superseded = ''
+if #stale > 0 then superseded = stale_at .. ',' .. table.concat(stale, ',') end
+redis.call('HSET', KEYS[2], 'state', 'promoted', 'finished_at', ARGV[4], 'previous', cur, 'revoke_at', revoke_at,
+  'superseded_unconfirmed', superseded)
 redis.call('EXPIRE', KEYS[2], ARGV[8])
 bump(KEYS[10], get(KEYS[2], 'batch_id'), 'succeeded')
 emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'promoted', ARGV[2], ARGV[3], '', ARGV[4])
@@ -271,7 +278,7 @@ end
 if was_quarantined then
   emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'unquarantined', ARGV[2], '', 'rotation succeeded', ARGV[4])
 end
-return {cur, revoke_at}
+return {cur, revoke_at, superseded}
 `)
 
 // failScript ends a rotation that failed permanently: the instance keeps
