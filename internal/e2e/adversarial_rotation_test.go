@@ -391,4 +391,3 @@ func countEvents(t *testing.T, w *world, id, kind string) int {
 	}
 	return n
 }
-

@@ -83,6 +83,7 @@ func TestInstanceLifecycle(t *testing.T) {
 	if resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", v3Body); resp.status >= 300 {
 		t.Errorf("register a deprovisioned instance again: got status %d, want 2xx: %s", resp.status, resp.body)
 	}
+	got = instanceJSON{}
 	f.api(http.MethodGet, "/api/v1/instances/inst-1", "").json(t, &got)
 	if !got.DeprovisionedAt.IsZero() {
 		t.Errorf("registered again: got deprovisioned_at %s, want it cleared", got.DeprovisionedAt)
