@@ -19,9 +19,10 @@ import (
 //     revoked at once;
 //   - a push was attempted and Heroku's config, read back, holds it: the
 //     push took effect after all, and it is promoted;
-//   - read back, the config holds other values, or the add-on is confirmed
-//     gone (its config left its apps with it): discarded and revoked, with
-//     that proof handed to the store (store.Failure.NotHeld);
+//   - read back, the config holds other values, or Heroku reports the
+//     add-on deprovisioned (its config left its apps with it): discarded
+//     and revoked, with that proof handed to the store
+//     (store.Failure.NotHeld);
 //   - the config cannot be read back (a 403, a token that cannot be had):
 //     nobody can tell, so the store keeps it unconfirmed and unrevoked,
 //     with a "push_unknown" event, until the instance's next rotation
@@ -96,7 +97,8 @@ func (h *Rotate) heldByHeroku(ctx context.Context, r *rotation) (bool, error) {
 
 // setAside decides whether the failure sets the instance aside, and why,
 // from the step's error and the read-back's: an add-on Heroku confirms gone
-// (gone is then true: it holds no config), or a rotation that can never
+// (gone is then true when Heroku says deprovisioned: it holds no config,
+// see confirmGone), or a rotation that can never
 // proceed (no usable token, a stored value that cannot be opened). A 403 or
 // 404 alone proves nothing about the add-on (a suspended partner account
 // answers 403 for every add-on), so it is confirmed with GET /addons/{id}.
@@ -116,6 +118,11 @@ func (h *Rotate) setAside(ctx context.Context, r *rotation, errs ...error) (reas
 }
 
 // confirmGone asks Heroku for the add-on's state after a 403, 404 or 410.
+// An add-on Heroku reports gone sets the instance aside. Only an explicit
+// "deprovisioned" state also proves that Heroku holds none of its config
+// (Heroku removes a deprovisioned add-on's vars from its apps); a 404 on
+// the add-on could still be a matter of what the token may see, so it
+// proves nothing about the config (I1).
 func (h *Rotate) confirmGone(ctx context.Context, r *rotation) (string, bool) {
 	state, err := h.deps.Heroku.AddonState(h.classed(ctx, r), r.target())
 	switch {
@@ -123,7 +130,8 @@ func (h *Rotate) confirmGone(ctx context.Context, r *rotation) (string, bool) {
 		r.log.Info().Str("class", heroku.Classify(err).String()).Msg("addon_state_unknown")
 		return "", false
 	case heroku.AddonGone(state):
-		return "Heroku reports the add-on " + state + "; rekey keeps the registration until the partner deprovisions it", true
+		reason := "Heroku reports the add-on " + state + "; rekey keeps the registration until the partner deprovisions it"
+		return reason, state == heroku.AddonDeprovisioned
 	}
 	return "", false
 }

@@ -20,8 +20,8 @@ const (
 )
 
 // AddonGone reports whether state, from AddonState, means the add-on no
-// longer exists. Heroku removes a deprovisioned add-on's config vars from
-// its apps, so such an add-on cannot hold a credential.
+// longer exists for the partner. Only AddonDeprovisioned says so outright:
+// Heroku then removes the add-on's config vars from its apps.
 func AddonGone(state string) bool { return state == AddonDeprovisioned || state == AddonMissing }
 
 // AddonState asks Heroku for the add-on's state (V3 GET /addons/{id}, one
