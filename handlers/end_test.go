@@ -254,3 +254,31 @@ func TestRotationOfAnInstanceDeprovisionedMeanwhileEnds(t *testing.T) {
 		t.Errorf("new request: %v, want ErrDeprovisioned", err)
 	}
 }
+
+// endedMeanwhile fails the rotation, as another run of it would, just
+// before this run records its push attempt.
+type endedMeanwhile struct{ *store.Store }
+
+func (s *endedMeanwhile) MarkPushAttempt(ctx context.Context, rotationID string) error {
+	if _, err := s.Store.Fail(ctx, "inst-1", rotationID, "verify:issuer_422", "verify: refused"); err != nil {
+		return err
+	}
+	return s.Store.MarkPushAttempt(ctx, rotationID)
+}
+
+// A push whose rotation another run ended meanwhile is never sent: the
+// credential may have been discarded (and revoked) already.
+func TestPushOfARotationEndedMeanwhileIsNotSent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	before, _ := g.st.Instance(ctx, "inst-1")
+	g.deps.Store = &endedMeanwhile{Store: g.st}
+	if err := g.run(rotateTask(t, "inst-1", "rot-e")); err != nil {
+		t.Fatalf("run = %v, want nil: the rotation was finished by another run", err)
+	}
+	g.checkDiscarded(t, "rot-e", before.CurrentCredential)
+	if n := len(g.fake.Calls(herokufake.PatchConfig)); n != 0 {
+		t.Errorf("%d PATCH calls reached Heroku, want none", n)
+	}
+}
