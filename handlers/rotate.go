@@ -125,11 +125,17 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 			return h.fail(ctx, r, stepVerify, err)
 		}
 	}
-	// The attempt is recorded only when the request is about to leave, its
-	// token loaded and its budget granted: a push that never left cannot be
-	// in Heroku's config, and its credential may be discarded (case 6).
+	return h.push(ctx, r)
+}
+
+// push sets the credential's config vars on Heroku in one call and
+// promotes it. The attempt is recorded only when the request is about to
+// leave, its token loaded and its budget granted: a push that never left
+// cannot be in Heroku's config, so its credential may still be discarded
+// and revoked if the rotation cannot go on (I1, I3).
+func (h *Rotate) push(ctx context.Context, r *rotation) (string, error) {
 	pctx := heroku.WithBeforeSend(h.classed(ctx, r), func() error { return h.markPush(ctx, r) })
-	err = h.deps.Heroku.UpdateConfig(pctx, r.target(), configVars(config))
+	err := h.deps.Heroku.UpdateConfig(pctx, r.target(), configVars(r.config))
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		// The store refused to record the attempt, so nothing was sent:
@@ -138,7 +144,7 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 	case err != nil:
 		return h.fail(ctx, r, stepPush, err)
 	}
-	return h.promote(ctx, r, credID)
+	return h.promote(ctx, r, r.credID)
 }
 
 // markPush records that the push is about to be sent (heroku.BeforeSend).
