@@ -19,10 +19,11 @@ import (
 //     revoked at once;
 //   - a push was attempted and Heroku's config, read back, holds it: the
 //     push took effect after all, and it is promoted;
-//   - read back, the config holds other values, or Heroku reports the
-//     add-on deprovisioned (its config left its apps with it): discarded
-//     and revoked, with that proof handed to the store
-//     (store.Failure.NotHeld);
+//   - read back while no push was unanswered, the config holds other
+//     values, or Heroku reports the add-on deprovisioned (its config left
+//     its apps with it): discarded and revoked, with that proof handed to
+//     the store (store.Failure.NotHeld), which voids it if a push was
+//     attempted since;
 //   - the config cannot be read back (a 403, a token that cannot be had):
 //     nobody can tell, so the store keeps it unconfirmed and unrevoked,
 //     with a "push_unknown" event, until the instance's next rotation
@@ -34,6 +35,15 @@ import (
 func (h *Rotate) end(ctx context.Context, r *rotation, step string, err error) (string, error) {
 	f := store.Failure{Code: failureCode(step, err)}
 	var readErr error
+	var settled int64
+	if r.pushAttempted {
+		// Read before Heroku is asked, so that an attempt made meanwhile
+		// voids any proof (store.Failure.Attempts).
+		var perr error
+		if f.Attempts, settled, perr = h.deps.Store.PushAttempts(ctx, r.p.RotationID); perr != nil {
+			return OutcomeRetry, fmt.Errorf("%s: %w; reading the push attempts: %w", step, err, perr)
+		}
+	}
 	if r.pushAttempted && r.config != nil && !isMismatch(err) {
 		held, rerr := h.heldByHeroku(ctx, r)
 		switch {
@@ -41,7 +51,8 @@ func (h *Rotate) end(ctx context.Context, r *rotation, step string, err error) (
 			r.log.Info().Msg("earlier_push_applied")
 			return h.promote(ctx, r, r.credID)
 		case rerr == nil:
-			f.NotHeld = true
+			// With a push still unanswered, the config read may predate it.
+			f.NotHeld = f.Attempts == settled
 		case !isPermanent(rerr):
 			return OutcomeRetry, fmt.Errorf("%s: %w; reading Heroku's config back: %w", step, err, rerr)
 		}

@@ -34,6 +34,8 @@ type Store interface {
 	PromoteRotation(ctx context.Context, instanceID, rotationID, credID string, grace time.Duration, detail string) (store.Promoted, error)
 	FailRotation(ctx context.Context, instanceID, rotationID string, f store.Failure) (store.Failed, error)
 	MarkPushAttempt(ctx context.Context, rotationID string) error
+	SettlePush(ctx context.Context, rotationID string, n int) error
+	PushAttempts(ctx context.Context, rotationID string) (attempts, settled int64, err error)
 	Quarantine(ctx context.Context, instanceID, reason string) (bool, error)
 	Credential(ctx context.Context, instanceID, credID string) (store.Credential, error)
 	MarkRevoked(ctx context.Context, instanceID, credID string) error

@@ -37,6 +37,9 @@ type rotation struct {
 	// pushAttempted is true when the claim found a push attempted, or this
 	// run is about to send one: Heroku may hold the credential.
 	pushAttempted bool
+	// marks counts the push attempts this run recorded and has not yet
+	// settled (store.SettlePush).
+	marks int
 	// known is every secret value this run has seen; they are scrubbed
 	// from any text the run keeps or returns (I5).
 	known []secret.String
@@ -136,6 +139,7 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 func (h *Rotate) push(ctx context.Context, r *rotation) (string, error) {
 	pctx := heroku.WithBeforeSend(h.classed(ctx, r), func() error { return h.markPush(ctx, r) })
 	err := h.deps.Heroku.UpdateConfig(pctx, r.target(), configVars(r.config))
+	h.settlePush(ctx, r)
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		// The store refused to record the attempt, so nothing was sent:
@@ -152,8 +156,21 @@ func (h *Rotate) markPush(ctx context.Context, r *rotation) error {
 	if err := h.deps.Store.MarkPushAttempt(ctx, r.p.RotationID); err != nil {
 		return err
 	}
-	r.pushAttempted = true
+	r.pushAttempted, r.marks = true, r.marks+1
 	return nil
+}
+
+// settlePush records that this run's push attempts got their answer. If
+// that fails, the attempts stay unsettled and no read-back can prove the
+// credential absent: it is kept rather than discarded, which is safe.
+func (h *Rotate) settlePush(ctx context.Context, r *rotation) {
+	if r.marks == 0 {
+		return
+	}
+	if err := h.deps.Store.SettlePush(ctx, r.p.RotationID, r.marks); err != nil {
+		r.log.Warn().Msg("push_settle_not_recorded")
+	}
+	r.marks = 0
 }
 
 // target is the add-on the rotation pushes to.

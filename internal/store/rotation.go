@@ -213,6 +213,11 @@ type Failure struct {
 	// that Heroku does not hold the pending credential. Without it a
 	// credential whose push was attempted is never discarded (I1).
 	NotHeld bool
+	// Attempts is the rotation's push attempt count (PushAttempts) read
+	// before that read-back, with every attempt settled. The proof holds
+	// only if no attempt was made since: one made later may land after the
+	// read.
+	Attempts int64
 }
 
 // Failed is what FailRotation did with the rotation's pending credential.
@@ -244,7 +249,8 @@ func (s *Store) FailRotation(ctx context.Context, instanceID, rotationID string,
 		notHeld = "1"
 	}
 	args := []any{instanceID, rotationID, ms(now), f.Cause, s.eventsPerInstance, s.eventsGlobal,
-		int64(s.finishedTTL.Seconds()), f.Code, DefaultRotationPeriod.Milliseconds(), DefaultQuarantineAfter, notHeld}
+		int64(s.finishedTTL.Seconds()), f.Code, DefaultRotationPeriod.Milliseconds(), DefaultQuarantineAfter, notHeld,
+		f.Attempts}
 	res, err := failScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return Failed{}, scriptError("fail rotation", err)
@@ -381,5 +387,37 @@ local st = get(KEYS[1], 'state')
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'minted' then return redis.error_reply('conflict rotation is ' .. st) end
 redis.call('HSETNX', KEYS[1], 'push_attempted_at', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'push_attempts', 1)
 return 'ok'
 `)
+
+// SettlePush records that n push attempts of the rotation (MarkPushAttempt)
+// got their answer, whatever it was. A read-back of Heroku's config proves
+// a credential absent only while no attempt is unsettled: a request still
+// on its way could land after the read (Failure.Attempts).
+func (s *Store) SettlePush(ctx context.Context, rotationID string, n int) error {
+	err := settlePushScript.Run(ctx, s.rdb, []string{rotationKey(rotationID)}, n).Err()
+	return scriptError("settle push", err)
+}
+
+// settlePushScript counts settled push attempts of an existing rotation.
+//
+// KEYS[1] rotation hash. ARGV: how many attempts settled. Returns "ok".
+var settlePushScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'push_settled', ARGV[1]) end
+return 'ok'
+`)
+
+// PushAttempts returns how many push attempts of the rotation were made
+// and how many got their answer (SettlePush).
+func (s *Store) PushAttempts(ctx context.Context, rotationID string) (attempts, settled int64, err error) {
+	vals, err := s.rdb.HMGet(ctx, rotationKey(rotationID), "push_attempts", "push_settled").Result()
+	if err != nil {
+		return 0, 0, fmt.Errorf("push attempts: %w", err)
+	}
+	a, _ := vals[0].(string)
+	b, _ := vals[1].(string)
+	attempts, _ = strconv.ParseInt(a, 10, 64)
+	settled, _ = strconv.ParseInt(b, 10, 64)
+	return attempts, settled, nil
+}

@@ -85,7 +85,7 @@ func TestFailDiscardsAPushedCredentialWithProof(t *testing.T) {
 	if err := f.st.MarkPushAttempt(ctx, "rot-1"); err != nil {
 		t.Fatal(err)
 	}
-	res, err := f.st.FailRotation(ctx, "inst-1", "rot-1", store.Failure{Code: "push:invalid_params", NotHeld: true})
+	res, err := f.st.FailRotation(ctx, "inst-1", "rot-1", store.Failure{Code: "push:invalid_params", NotHeld: true, Attempts: 1})
 	if err != nil || res.Discarded == nil || res.Discarded.CredentialID != "cred-1" || res.Unconfirmed != "" {
 		t.Fatalf("FailRotation = %+v, %v; want cred-1 discarded", res, err)
 	}
@@ -204,5 +204,33 @@ func TestQuarantineWithReason(t *testing.T) {
 	}
 	if _, err := f.st.Quarantine(ctx, "nope", "x"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Quarantine of an unknown instance = %v, want ErrNotFound", err)
+	}
+}
+
+// A read-back proves a credential absent only for the attempts made before
+// it: an attempt made since, which may land after the read, voids it.
+func TestProofIsVoidAfterAnotherPushAttempt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-1", "cred-0")
+	f.minted(t, "inst-1", "rot-1", "cred-1")
+	if err := f.st.MarkPushAttempt(ctx, "rot-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.SettlePush(ctx, "rot-1", 1); err != nil {
+		t.Fatal(err)
+	}
+	attempts, settled, err := f.st.PushAttempts(ctx, "rot-1")
+	if err != nil || attempts != 1 || settled != 1 {
+		t.Fatalf("PushAttempts = %d, %d, %v; want 1, 1", attempts, settled, err)
+	}
+	// Another run attempts a push after the snapshot, before the failure.
+	if err := f.st.MarkPushAttempt(ctx, "rot-1"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.st.FailRotation(ctx, "inst-1", "rot-1", store.Failure{Code: "push:invalid_params", NotHeld: true, Attempts: attempts})
+	if err != nil || res.Discarded != nil || res.Unconfirmed != "cred-1" {
+		t.Fatalf("FailRotation = %+v, %v; want the stale proof refused and cred-1 kept", res, err)
 	}
 }

@@ -308,7 +308,9 @@ return {cur, revoke_at, superseded}
 // fleet event cap, rotation ttl seconds, failure code (groups failures in
 // the batch's ":failures" hash), default period ms, default quarantine
 // limit, not held ("1": Heroku's config was read back after the last push
-// attempt and does not hold the credential; "" otherwise).
+// attempt and does not hold the credential; "" otherwise), the push attempt
+// count read before that read-back (the proof is void if an attempt was
+// made since).
 // Returns {outcome, discarded credential id or "", unconfirmed credential id
 // or ""}; outcome is "failed", "already" (failed before) or "promoted" (too
 // late to fail: nothing done).
@@ -320,7 +322,8 @@ if st == 'cancelled' then return {'already', '', ''} end
 local cred, kept = get(KEYS[2], 'credential_id'), ''
 if cred == '' or get(KEYS[3], 'state') ~= 'pending' then
   cred = ''
-elseif get(KEYS[2], 'push_attempted_at') ~= '' and ARGV[11] ~= '1' then
+elseif get(KEYS[2], 'push_attempted_at') ~= '' and
+    (ARGV[11] ~= '1' or (tonumber(get(KEYS[2], 'push_attempts')) or 0) ~= tonumber(ARGV[12])) then
   kept, cred = cred, ''
   redis.call('HSET', KEYS[3], 'state', 'unconfirmed', 'unconfirmed_at', ARGV[3])
   redis.call('HDEL', KEYS[3], 'config')
