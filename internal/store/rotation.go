@@ -287,6 +287,9 @@ type Rotation struct {
 	Error        string        `json:"error,omitempty"`
 	// PushAttempted is true once a run sent the credential to Heroku.
 	PushAttempted bool `json:"push_attempted"`
+	// Unconfirmed is the credential a failed rotation kept unrevoked
+	// because Heroku may hold it (FailRotation); "" when none.
+	Unconfirmed string `json:"unconfirmed_credential_id,omitempty"`
 }
 
 // Rotation returns the rotation with id, or ErrNotFound (also once a
@@ -302,8 +305,8 @@ func (s *Store) Rotation(ctx context.Context, id string) (Rotation, error) {
 	grace, _ := strconv.ParseInt(m["grace_ms"], 10, 64)
 	return Rotation{ID: m["id"], Grace: time.Duration(grace) * time.Millisecond, InstanceID: m["instance_id"], State: m["state"],
 		CredentialID: m["credential_id"], BatchID: m["batch_id"], Reason: m["reason"], Queue: m["queue"],
-		PushAttempted: m["push_attempted_at"] != "",
-		RequestedAt:   fromMS(m["requested_at"]), FinishedAt: fromMS(m["finished_at"]), Error: m["error"]}, nil
+		PushAttempted: m["push_attempted_at"] != "", Unconfirmed: m["unconfirmed"],
+		RequestedAt: fromMS(m["requested_at"]), FinishedAt: fromMS(m["finished_at"]), Error: m["error"]}, nil
 }
 
 // sealConfig seals a credential's config as one value bound to its key.

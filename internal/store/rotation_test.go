@@ -53,6 +53,9 @@ func TestFailKeepsAPushedCredentialWithoutProof(t *testing.T) {
 	if err != nil || res.Discarded != nil || res.Unconfirmed != "cred-1" {
 		t.Fatalf("FailRotation = %+v, %v; want cred-1 kept unconfirmed, nothing discarded", res, err)
 	}
+	if rot, _ := f.st.Rotation(ctx, "rot-1"); rot.Unconfirmed != "cred-1" || rot.State != store.RotationFailed {
+		t.Errorf("rotation = %+v, want failed with cred-1 unconfirmed", rot)
+	}
 	c, _ := f.st.Credential(ctx, "inst-1", "cred-1")
 	if n, _ := f.st.PendingRevocations(ctx); c.State != store.CredentialUnconfirmed || n != 0 {
 		t.Fatalf("credential %s with %d revocations due; want unconfirmed and none due", c.State, n)
