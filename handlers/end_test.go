@@ -282,3 +282,27 @@ func TestPushOfARotationEndedMeanwhileIsNotSent(t *testing.T) {
 		t.Errorf("%d PATCH calls reached Heroku, want none", n)
 	}
 }
+
+// unsettled never records that a push got its answer, as when another run
+// of the rotation has a push still on its way.
+type unsettled struct{ *store.Store }
+
+func (s *unsettled) SettlePush(context.Context, string, int) error { return errors.New("redis away") }
+
+// A read-back while a push is unanswered proves nothing: the push may land
+// after it. The refused credential is kept unconfirmed, not discarded.
+func TestReadBackDuringAnUnansweredPushProvesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	g.deps.Store = &unsettled{Store: g.st}
+	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(422))
+	if err := g.run(rotateTask(t, "inst-1", "rot-u")); !isPermanent(err) {
+		t.Fatalf("err = %v, want permanent", err)
+	}
+	rot, _ := g.st.Rotation(ctx, "rot-u")
+	c, _ := g.st.Credential(ctx, "inst-1", rot.CredentialID)
+	if c.State != store.CredentialUnconfirmed || rot.Unconfirmed != c.ID || !g.demo.Valid(c.ID) {
+		t.Fatalf("credential %s (valid %v), rotation keeps %q; want unconfirmed, valid, named", c.State, g.demo.Valid(c.ID), rot.Unconfirmed)
+	}
+}
