@@ -35,6 +35,8 @@ type instanceView struct {
 	NextRotationAt time.Time `json:"next_rotation_at,omitzero"`
 	ScheduleOptOut bool      `json:"schedule_opt_out,omitempty"`
 	QuarantinedAt  time.Time `json:"quarantined_at,omitzero"`
+	// QuarantineReason says why the instance was set aside (operators only).
+	QuarantineReason string `json:"quarantine_reason,omitempty"`
 }
 
 // previousView is a credential waiting for revocation.
@@ -79,7 +81,8 @@ func newView(in store.Instance) instanceView {
 		CurrentCredentialID: in.CurrentCredential, CurrentSince: in.CurrentSince,
 		PreviousCredentials: []previousView{}, InFlightRotationID: in.InFlight,
 		LastRotatedAt: in.LastRotatedAt, LastError: in.LastError, LastErrorAt: in.LastErrorAt,
-		NextRotationAt: in.NextRotationAt, ScheduleOptOut: in.ScheduleOptOut, QuarantinedAt: in.QuarantinedAt}
+		NextRotationAt: in.NextRotationAt, ScheduleOptOut: in.ScheduleOptOut, QuarantinedAt: in.QuarantinedAt,
+		QuarantineReason: in.QuarantineReason}
 	if in.Grace > 0 {
 		v.Grace = in.Grace.String()
 	}
