@@ -118,7 +118,11 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	}
 	deps := &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: rec,
 		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace}
-	w, err := worker.New(worker.Params{Redis: a.rdb, Deps: deps, Concurrency: concurrency, Logger: a.log})
+	mux, err := handlers.NewMux(deps)
+	if err != nil {
+		return err
+	}
+	w, err := worker.New(worker.Params{Redis: a.rdb, Handler: mux, Concurrency: concurrency, Logger: a.log})
 	if err != nil {
 		return err
 	}
