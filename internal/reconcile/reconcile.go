@@ -184,4 +184,3 @@ func (s *Sweeper) enqueue(ctx context.Context, t *asynq.Task) (bool, error) {
 	}
 	return true, nil
 }
-

@@ -147,3 +147,29 @@ func (s *Store) credentialsWait(ctx context.Context, id string) (bool, error) {
 	}
 	return false, nil
 }
+
+// InstanceExpiry returns how long the keys of instance id have left: zero
+// while they do not expire (a live instance, or one whose credentials still
+// wait), ErrNotFound when they are gone.
+func (s *Store) InstanceExpiry(ctx context.Context, id string) (time.Duration, error) {
+	return s.expiry(ctx, instanceKey(id))
+}
+
+// RotationExpiry returns how long the record of rotation id has left: zero
+// while it is in flight, ErrNotFound once it is gone.
+func (s *Store) RotationExpiry(ctx context.Context, id string) (time.Duration, error) {
+	return s.expiry(ctx, rotationKey(id))
+}
+
+func (s *Store) expiry(ctx context.Context, key string) (time.Duration, error) {
+	d, err := s.rdb.PTTL(ctx, key).Result()
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("expiry: %w", err)
+	case d == -2: // go-redis passes PTTL's -2 (no key) and -1 (no expiry) through as is
+		return 0, fmt.Errorf("expiry of %s: %w", key, ErrNotFound)
+	case d < 0:
+		return 0, nil
+	}
+	return d, nil
+}
