@@ -58,7 +58,7 @@ func openApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app,
 		_ = rdb.Close()
 		return nil, err
 	}
-	return &app{cfg: cfg, log: log, rdb: rdb, store: store.New(rdb, sealer),
+	return &app{cfg: cfg, log: log, rdb: rdb, store: store.New(rdb, sealer, store.WithAuditRetention(cfg.AuditRetention)),
 		queue: asynq.NewClientFromRedisClient(rdb)}, nil
 }
 
