@@ -7,14 +7,27 @@
 // sweep at a time, and every action it takes is idempotent (deterministic
 // TaskIDs), so two sweeps at once would still do no harm.
 //
-// A sweep walks each index (due revocations, rotations in flight) a page at
-// a time from where the last sweep stopped (store.Cursor), up to PerSweep
-// entries, so entries that stay at the head of an index (revocations whose
-// tasks keep failing) never hide those behind them. A revocation refused
-// permanently goes to the store's dead-letter set, where only an operator
-// brings it back (RetryDead, `rekey revocations retry`). Why asynq archived
-// a task is read from the typed mark internal/retry leaves on it, never
-// from its error text.
+// A sweep walks each index (due revocations, rotations in flight, retiring
+// instances) a page at a time from where the last sweep stopped
+// (store.Cursor), up to PerSweep entries, so entries that stay at the head
+// of an index (revocations whose tasks keep failing) never hide those
+// behind them.
+//
+// Why asynq archived a task is read from the typed mark internal/retry
+// leaves on it (retry.Classify), never from its error text:
+//   - Waited: the last run only waited for budget or time: run it again now.
+//   - Exhausted: failures used up its retries (an issuer or Heroku down for
+//     long): run it again hourly; a revocation must happen in the end (I3).
+//   - Refused: a run failed permanently (asynq.SkipRetry: the issuer
+//     answered a 4xx other than 404, the credential is unknown) or an
+//     operator archived the task. A revocation goes to the store's
+//     dead-letter set (rekey_revocations_dead, a "revocation_dead" event),
+//     where only an operator brings it back once the cause is fixed
+//     (RetryDead, `rekey revocations retry`): retrying as it is would be
+//     refused again. A rotation ends, unless Heroku may hold its credential.
+//
+// A deprovisioned instance's keys get their expiry once none of its
+// credentials waits for revocation (store.ExpireRetired).
 package reconcile
 
 import (
@@ -68,8 +81,9 @@ type Result struct {
 	// RevokesRetried counts archived revoke tasks run again.
 	RevokesRetried    int
 	RotationsEnqueued int
-	// RotationsResumed counts archived rotate tasks run again because their
-	// last run was only waiting for Heroku's budget.
+	// RotationsResumed counts archived rotate tasks run again: their last
+	// run was only waiting for Heroku's budget, or Heroku may hold their
+	// credential.
 	RotationsResumed int
 	RotationsFailed  int
 	// RevocationsDead counts revocations moved to the dead-letter set.
