@@ -58,7 +58,7 @@ func openApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app,
 		_ = rdb.Close()
 		return nil, err
 	}
-	return &app{cfg: cfg, log: log, rdb: rdb, store: store.New(rdb, sealer),
+	return &app{cfg: cfg, log: log, rdb: rdb, store: store.New(rdb, sealer, store.WithAuditRetention(cfg.AuditRetention)),
 		queue: asynq.NewClientFromRedisClient(rdb)}, nil
 }
 
@@ -118,7 +118,11 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	}
 	deps := &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: rec,
 		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace}
-	w, err := worker.New(worker.Params{Redis: a.rdb, Deps: deps, Concurrency: concurrency, Logger: a.log})
+	mux, err := handlers.NewMux(deps)
+	if err != nil {
+		return err
+	}
+	w, err := worker.New(worker.Params{Redis: a.rdb, Handler: mux, Concurrency: concurrency, Logger: a.log})
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
 )
 
 // Issuer backends.
@@ -96,6 +97,11 @@ type Config struct {
 	Concurrency int
 	// LogLevel is REKEY_LOG_LEVEL: debug, info, warn, error. Default info.
 	LogLevel string
+	// AuditRetention is REKEY_AUDIT_RETENTION, how long a deprovisioned
+	// instance's record and audit events stay once none of its credentials
+	// waits for revocation; then they expire. Default 720h (30 days), at
+	// least 1h.
+	AuditRetention time.Duration
 }
 
 // Lookup reads one variable, like os.LookupEnv.
@@ -130,6 +136,7 @@ func Load(env Lookup) (*Config, error) {
 		IssuerSecret:      p.secret("REKEY_ISSUER_SECRET"),
 		Concurrency:       p.integer("REKEY_CONCURRENCY", 10, 1, 1000),
 		LogLevel:          p.oneOf("REKEY_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		AuditRetention:    p.duration("REKEY_AUDIT_RETENTION", store.DefaultAuditRetention, time.Hour),
 	}
 	if c.RedisURL != "" {
 		if _, err := c.RedisOptions(); err != nil {

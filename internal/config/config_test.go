@@ -23,7 +23,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Grace != 2*time.Hour || c.RotationPeriod != 2160*time.Hour || c.HerokuRate >= 4500 ||
 		c.HerokuAPIURL != "https://api.heroku.com" || c.HerokuIDURL != "https://id.heroku.com" ||
-		c.MaintenanceWindow != "" || c.QuarantineAfter != 3 {
+		c.MaintenanceWindow != "" || c.QuarantineAfter != 3 || c.AuditRetention != 720*time.Hour {
 		t.Fatalf("defaults = %+v", c)
 	}
 }
@@ -44,6 +44,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"REKEY_PRIVATE_SPACE_GRACE": {"REKEY_PRIVATE_SPACE_GRACE": "10ms"},
 		"REKEY_MAINTENANCE_WINDOW":  {"REKEY_MAINTENANCE_WINDOW": "05-05"},
 		"REKEY_QUARANTINE_AFTER":    {"REKEY_QUARANTINE_AFTER": "-1"},
+		"REKEY_AUDIT_RETENTION":     {"REKEY_AUDIT_RETENTION": "10m"},
 	}
 	for name, vars := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 type Source interface {
 	Counters(ctx context.Context) (map[string]int64, error)
 	PendingRevocations(ctx context.Context) (int64, error)
+	CountDeadRevocations(ctx context.Context) (int64, error)
 	DueRevocations(ctx context.Context, t time.Time, limit int64) ([]store.Revocation, error)
 	CountInstances(ctx context.Context) (int64, error)
 	InFlightCount(ctx context.Context) (int64, error)
@@ -69,7 +70,9 @@ var (
 	descOverdue = prometheus.NewDesc("rekey_revoke_overdue_seconds",
 		"How far past its revoke time the oldest unrevoked credential is (0 when none is due).", nil, nil)
 	descPending = prometheus.NewDesc("rekey_revocations_pending",
-		"Old credentials waiting to be revoked.", nil, nil)
+		"Old credentials waiting to be revoked (the dead-letter set not included).", nil, nil)
+	descDead = prometheus.NewDesc("rekey_revocations_dead",
+		"Revocations refused permanently, set aside until an operator retries them (rekey revocations dead).", nil, nil)
 	descInstances = prometheus.NewDesc("rekey_instances", "Live (not deprovisioned) instances.", nil, nil)
 	descInFlight  = prometheus.NewDesc("rekey_rotations_in_flight", "Rotations in flight.", nil, nil)
 )
@@ -77,7 +80,7 @@ var (
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueueSize, descQueueLatency, descRotations, descCalls, descWait,
-		descRevocations, descLagSum, descOverdue, descPending, descInstances, descInFlight} {
+		descRevocations, descLagSum, descOverdue, descPending, descDead, descInstances, descInFlight} {
 		ch <- d
 	}
 }
@@ -135,6 +138,7 @@ func (c *Collector) collectState(ctx context.Context, ch chan<- prometheus.Metri
 		}
 	}
 	gauge(descPending, c.src.PendingRevocations)
+	gauge(descDead, c.src.CountDeadRevocations)
 	gauge(descInstances, c.src.CountInstances)
 	gauge(descInFlight, c.src.InFlightCount)
 	now := c.now()

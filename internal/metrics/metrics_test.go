@@ -57,6 +57,7 @@ func TestRecorderCountsReachTheCollector(t *testing.T) {
 		`rekey_revoke_lag_seconds_sum 1.5`,
 		`rekey_queue_tasks{queue="bulk",state="pending"} 1`,
 		`rekey_revocations_pending 0`,
+		`rekey_revocations_dead 0`,
 	}
 	for _, w := range want {
 		if !strings.Contains(string(body), w) {
