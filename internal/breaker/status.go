@@ -80,14 +80,26 @@ func Reason(st store.BreakerState) string {
 	return fmt.Sprintf("%d of %d distinct instances answered %s within %s", st.Denied, st.Answered, what, span)
 }
 
-// Describe is the breaker's line in `rekey scheduler status` and
-// `rekey breaker status`.
+// Describe is the breaker's line in `rekey scheduler status`, such as
+// "OPEN since 2026-03-01T12:00:00Z, reason: 25 of 30 distinct instances
+// answered 403 forbidden within 42s; resume with `rekey breaker resume`".
 func Describe(st store.BreakerState) string {
 	if !st.Open() {
 		return "closed"
 	}
-	return fmt.Sprintf("OPEN since %s, reason: %s; resume with `%s`",
-		st.OpenedAt.UTC().Format(time.RFC3339), Reason(st), ResumeCommand)
+	return describeOpen(st.OpenedAt, Reason(st))
+}
+
+// Line is Describe for a Status.
+func (s Status) Line() string {
+	if !s.Open || s.OpenedAt == nil {
+		return "closed"
+	}
+	return describeOpen(*s.OpenedAt, s.Reason)
+}
+
+func describeOpen(at time.Time, reason string) string {
+	return fmt.Sprintf("OPEN since %s, reason: %s; resume with `%s`", at.UTC().Format(time.RFC3339), reason, ResumeCommand)
 }
 
 func timePtr(t time.Time) *time.Time {
