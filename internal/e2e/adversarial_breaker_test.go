@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -16,7 +18,9 @@ import (
 	"github.com/rekeyhq/rekey/internal/metrics"
 	"github.com/rekeyhq/rekey/internal/sandbox"
 	"github.com/rekeyhq/rekey/internal/scheduler"
+	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/internal/web"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -175,8 +179,7 @@ func TestBreakerHoldsAWaveOnAnAccountWide403(t *testing.T) {
 
 // checkOperatorsAreTold checks every place the opening shows: one log
 // line of one worker, `rekey breaker status --json`, `rekey scheduler
-// status` and /metrics. The bulk queue's pause, which /monitoring
-// (asynqmon) shows, is checked by the caller.
+// status`, /metrics, and /monitoring's bulk queue, paused.
 func (f *breakerFleet) checkOperatorsAreTold(t *testing.T, failed int64) {
 	t.Helper()
 	reason := "distinct instances answered 403 forbidden within "
@@ -198,22 +201,59 @@ func (f *breakerFleet) checkOperatorsAreTold(t *testing.T, failed int64) {
 		!strings.Contains(out, "resume with `rekey breaker resume`") {
 		t.Fatalf("rekey scheduler status: exit %d, want the breaker OPEN with its reason\n%s", code, out)
 	}
-	srv := httptest.NewServer(metrics.NewCollector(f.store, f.insp, zerolog.Nop()).Handler())
+	metricsText := f.webGet(t, "/metrics")
+	for _, want := range []string{"rekey_breaker_open 1", "rekey_breaker_openings_total 1"} {
+		if !strings.Contains(metricsText, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	var queues struct {
+		Queues []struct {
+			Queue  string `json:"queue"`
+			Paused bool   `json:"paused"`
+		} `json:"queues"`
+	}
+	if err := json.Unmarshal([]byte(f.webGet(t, "/monitoring/api/queues")), &queues); err != nil {
+		t.Fatal(err)
+	}
+	paused := map[string]bool{}
+	for _, q := range queues.Queues {
+		paused[q.Queue] = q.Paused
+	}
+	if !paused[tasks.QueueBulk] || paused[tasks.QueueDefault] || paused[tasks.QueueRevoke] {
+		t.Errorf("/monitoring shows queues paused %v, want bulk only", paused)
+	}
+	if b := f.breakerState(); b.Denied < defaultThreshold || int64(b.Denied) > failed || b.Forbidden != b.Denied {
+		t.Errorf("breaker opened on %+v, want at least %d instances denied with 403, no more than failed (%d)", b, defaultThreshold, failed)
+	}
+}
+
+// webGet serves rekey's web handler, built as `rekey web` builds it, and
+// GETs path as an operator.
+func (f *breakerFleet) webGet(t *testing.T, path string) string {
+	t.Helper()
+	password, token := secret.New("operators-password"), secret.New("api-token-0123456789")
+	h, err := web.New(web.Params{Store: f.store, Producer: fleet.NewProducer(f.store, f.queue),
+		Registry: f.reg, Inspector: f.insp, Enqueuer: f.queue,
+		Metrics:  metrics.NewCollector(f.store, f.insp, zerolog.Nop()).Handler(),
+		APIToken: token, DashboardPassword: password, SSOSalt: secret.New("sso-salt"), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
 	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+	req.SetBasicAuth("ops", password.Reveal())
+	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{"rekey_breaker_open 1", "rekey_breaker_openings_total 1"} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %q", want)
-		}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
 	}
-	if b := f.breakerState(); b.Denied < defaultThreshold || int64(b.Denied) > failed || b.Forbidden != b.Denied {
-		t.Errorf("breaker opened on %+v, want at least %d instances denied with 403, no more than failed (%d)", b, defaultThreshold, failed)
-	}
+	return string(body)
 }
 
 // checkSchedulerHeld sweeps with instances due: nothing may be enqueued.
