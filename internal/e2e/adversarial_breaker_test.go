@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/rekeyhq/rekey/internal/breaker"
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/metrics"
@@ -313,5 +314,36 @@ func TestBreakerIgnoresScattered403s(t *testing.T) {
 	}
 	if denied, answered, _ := f.store.BreakerWindow(ctx, 5*time.Minute); denied != 3 || answered != n {
 		t.Fatalf("breaker window: %d denied of %d answered, want 3 of %d", denied, answered, n)
+	}
+}
+
+// TestBreakerOpensOnARotatedClientSecret plays the partner's OAuth client
+// secret rotated on Heroku's side but not in rekey's configuration: once
+// access tokens expire, every V3 push gets 401, and so does the refresh
+// the client tries. The V1 instances of the wave still succeed; the
+// breaker opens all the same, on 401s, and holds the rest of the wave.
+func TestBreakerOpensOnARotatedClientSecret(t *testing.T) {
+	t.Parallel()
+	const n = 40
+	f := newBreakerFleet(t, n, nil, func(w *world) {
+		w.sb.Fake.Always(herokufake.OAuthToken, herokufake.Respond(401))
+		w.sb.Fake.ExpireAccessTokens()
+	})
+	batch := f.wave(f.ids)
+	waitFor(t, time.Minute, "breaker to open", func() (bool, string) {
+		return f.breakerState().Open(), fmt.Sprintf("%+v", f.breakerState())
+	})
+	waitFor(t, time.Minute, "bulk queue to settle, paused", func() (bool, string) {
+		info, err := f.insp.GetQueueInfo(tasks.QueueBulk)
+		return err == nil && info.Paused && info.Active == 0, fmt.Sprintf("%+v, %v", info, err)
+	})
+	b, _ := f.store.Batch(context.Background(), batch)
+	st := f.breakerState()
+	t.Logf("breaker: %s; batch %d failed, %d succeeded, %d waiting", breaker.Describe(st), b.Failed, b.Succeeded, b.InFlight)
+	if st.Unauthorized < defaultThreshold || st.Forbidden != 0 || !strings.Contains(breaker.Reason(st), "answered 401 unauthorized within") {
+		t.Fatalf("breaker opened on %+v, want at least %d instances denied with 401", st, defaultThreshold)
+	}
+	if b.InFlight < n/3 || b.Failed > int64(defaultThreshold+2*breakerWorkers*breakerConcurrency) {
+		t.Fatalf("batch %+v: want most of the wave held, not failed", b)
 	}
 }
