@@ -71,6 +71,8 @@ type Deps struct {
 	Enqueuer Enqueuer
 	// Observer hears outcomes; nil means none.
 	Observer Observer
+	// Breaker hears Heroku's answer to every push; nil means none.
+	Breaker Breaker
 	// Grace is the default grace period; PrivateSpaceGrace the one for
 	// instances in Private Spaces. An instance's own grace, then a request's,
 	// override them.

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/handlers"
+	"github.com/rekeyhq/rekey/internal/breaker"
 	"github.com/rekeyhq/rekey/internal/config"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/issuer"
@@ -76,6 +77,13 @@ func (a *app) limiter() (*ratelimit.Limiter, error) {
 	return ratelimit.New(a.rdb, ratelimit.Params{PerHour: a.cfg.HerokuRate, Scope: scope})
 }
 
+// breaker builds the circuit breaker under REKEY_BREAKER_*.
+func (a *app) breaker() (*breaker.Breaker, error) {
+	return breaker.New(breaker.Params{Store: a.store, Queues: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.log,
+		Policy: store.BreakerPolicy{Threshold: a.cfg.BreakerThreshold, Fraction: a.cfg.BreakerFraction,
+			Window: a.cfg.BreakerWindow}})
+}
+
 // heroku builds the Heroku client; lim may be nil for calls outside the
 // budget (OAuth exchanges at registration).
 func (a *app) heroku(lim heroku.Limiter, observe func(heroku.CallInfo)) (*heroku.Client, error) {
@@ -116,8 +124,12 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	if err != nil {
 		return err
 	}
+	br, err := a.breaker()
+	if err != nil {
+		return err
+	}
 	deps := &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: rec,
-		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace}
+		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace, Breaker: br}
 	mux, err := handlers.NewMux(deps)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@
 //	rekey scheduler            scheduled rotation (Procfile: clock); status, pause, resume
 //	rekey instances ...        import or show instances
 //	rekey revocations ...      list or retry revocations refused permanently
+//	rekey breaker status       the circuit breaker: open or closed, and why; resume
 //	rekey dev                  everything in one process, on fakes
 //
 // Configuration comes from the environment (see README.md).
@@ -48,6 +49,7 @@ func commands() map[string]command {
 		"instances":   {"manage instances: import FILE | show ID", runInstances},
 		"revocations": {"revocations refused permanently: dead [--json] | retry ID... | --all", runRevocations},
 		"dev":         {"run rekey on an embedded Redis, a fake Heroku and a demo issuer", runDev},
+		"breaker":     {"the circuit breaker on Heroku 401/403 runs: status [--json] | resume [--confirm]", runBreaker},
 	}
 }
 

@@ -9,13 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/breaker"
 	"github.com/rekeyhq/rekey/internal/config"
 	"github.com/rekeyhq/rekey/internal/scheduler"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
 const schedulerUsage = `usage: rekey scheduler [--interval 1m]       run the clock (Procfile: clock)
-       rekey scheduler status                   next sweep, what is due, quarantined instances
+       rekey scheduler status                   next sweep, what is due, quarantined instances, the breaker
        rekey scheduler pause [--by NAME]        stop every scheduler enqueueing (in-flight rotations go on)
        rekey scheduler resume
        rekey scheduler unquarantine ID          let the scheduler try a quarantined instance again
@@ -217,6 +218,7 @@ type scheduleStatus struct {
 	window      *store.Window
 	pausedAt    time.Time
 	pausedBy    string
+	breaker     store.BreakerState
 	last        store.SweepRecord
 	cap         int
 	capNote     string
@@ -243,6 +245,9 @@ func readScheduleStatus(ctx context.Context, a *app, now time.Time) (scheduleSta
 		return s, err
 	}
 	if s.pausedAt, s.pausedBy, err = a.store.SchedulePaused(ctx); err != nil {
+		return s, err
+	}
+	if s.breaker, err = a.store.BreakerState(ctx); err != nil {
 		return s, err
 	}
 	if s.last, err = a.store.LastSweep(ctx); err != nil {
@@ -299,6 +304,7 @@ func (s scheduleStatus) write(w io.Writer) {
 		line("scheduled rotation", "every %s", s.policy.Period)
 	}
 	line("state", "%s", s.state())
+	line("breaker", "%s", breaker.Describe(s.breaker))
 	line("next sweep", "%s", s.nextSweep())
 	line("per-sweep cap", "%d rotations (%s)", s.cap, s.capNote)
 	line("maintenance window", "%s", windowText(s.window))
@@ -321,6 +327,9 @@ func (s scheduleStatus) write(w io.Writer) {
 func (s scheduleStatus) state() string {
 	if !s.pausedAt.IsZero() {
 		return fmt.Sprintf("paused since %s by %s (rekey scheduler resume)", s.pausedAt.Format(time.RFC3339), s.pausedBy)
+	}
+	if s.breaker.Open() {
+		return "held: the circuit breaker is open, nothing is enqueued (see below)"
 	}
 	if s.last.At.IsZero() {
 		return "never swept: is the clock process (rekey scheduler) running?"

@@ -81,6 +81,19 @@ type Config struct {
 	// an operator or a successful manual rotation clears it. Default 3; 0
 	// means never.
 	QuarantineAfter int
+	// BreakerThreshold is REKEY_BREAKER_THRESHOLD: the circuit breaker
+	// pauses bulk and scheduled work when at least this many distinct
+	// instances answered 401 or 403 within BreakerWindow, and they are at
+	// least BreakerFraction of the instances Heroku answered in it.
+	// Default 10; 0 turns the breaker off; 1 is refused, since one
+	// customer's add-on must never pause the fleet.
+	BreakerThreshold int
+	// BreakerFraction is REKEY_BREAKER_FRACTION, from above 0 to 1.
+	// Default 0.5.
+	BreakerFraction float64
+	// BreakerWindow is REKEY_BREAKER_WINDOW, how far back the breaker
+	// counts answers. Default 5m.
+	BreakerWindow time.Duration
 	// HerokuRate is REKEY_HEROKU_RATE, Heroku calls per hour rekey may spend.
 	// Default 4000, leaving 500 of Heroku's 4500 to the partner's other traffic.
 	HerokuRate int
@@ -130,6 +143,9 @@ func Load(env Lookup) (*Config, error) {
 		MaintenanceWindow: p.hourWindow("REKEY_MAINTENANCE_WINDOW"),
 		QuarantineAfter:   p.integer("REKEY_QUARANTINE_AFTER", 3, 0, 1000),
 		HerokuRate:        p.integer("REKEY_HEROKU_RATE", 4000, 1, 1_000_000),
+		BreakerThreshold:  p.breakerThreshold("REKEY_BREAKER_THRESHOLD", 10),
+		BreakerFraction:   p.fraction("REKEY_BREAKER_FRACTION", 0.5),
+		BreakerWindow:     p.duration("REKEY_BREAKER_WINDOW", 5*time.Minute, 10*time.Second),
 		RateScope:         p.oneOf("REKEY_RATE_SCOPE", ScopeAccount, ScopeAccount, ScopeInstance),
 		Issuer:            p.oneOf("REKEY_ISSUER", IssuerHTTP, IssuerHTTP),
 		IssuerURL:         p.httpURL("REKEY_ISSUER_URL", ""),
@@ -257,6 +273,29 @@ func (p *parser) integer(name string, def, lo, hi int) int {
 		p.fail(fmt.Errorf("%s must be a whole number from %d to %d, got %q", name, lo, hi, v))
 	}
 	return n
+}
+
+// breakerThreshold reads a count of distinct instances: 0 (off) or at
+// least 2, since a single instance's 403 is that customer's own.
+func (p *parser) breakerThreshold(name string, def int) int {
+	n := p.integer(name, def, 0, 1_000_000)
+	if n == 1 {
+		p.fail(fmt.Errorf("%s must be 0 (off) or at least 2: one instance's 401 or 403 is that customer's, not the account's", name))
+	}
+	return n
+}
+
+// fraction reads a number above 0 and at most 1, such as 0.5.
+func (p *parser) fraction(name string, def float64) float64 {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(f > 0 && f <= 1) {
+		p.fail(fmt.Errorf("%s must be a fraction above 0 and at most 1, such as 0.5, got %q", name, v))
+	}
+	return f
 }
 
 func (p *parser) boolean(name string, def bool) bool {
