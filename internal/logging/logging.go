@@ -73,7 +73,9 @@ func (a Asynq) Info(args ...any) { a.L.Info().Msg(fmt.Sprint(args...)) }
 func (a Asynq) Warn(args ...any) { a.L.WithLevel(a.level(zerolog.WarnLevel)).Msg(fmt.Sprint(args...)) }
 
 // Error logs at error level, or debug while Quiet.
-func (a Asynq) Error(args ...any) { a.L.WithLevel(a.level(zerolog.ErrorLevel)).Msg(fmt.Sprint(args...)) }
+func (a Asynq) Error(args ...any) {
+	a.L.WithLevel(a.level(zerolog.ErrorLevel)).Msg(fmt.Sprint(args...))
+}
 
 func (a Asynq) level(l zerolog.Level) zerolog.Level {
 	if a.Quiet != nil && a.Quiet() {
