@@ -35,7 +35,7 @@ func runWeb(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	log := newLogger(env, cfg, "web", false)
-	a, err := openApp(ctx, cfg, log)
+	a, err := openService(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -44,6 +44,12 @@ func runWeb(ctx context.Context, env *environ, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Serve at once, Redis or not: /healthz and /metrics say when it is down.
+	go func() {
+		if a.health.Wait(ctx) == nil {
+			a.checkSealed(ctx)
+		}
+	}()
 	return serve(ctx, a, h)
 }
 
@@ -55,11 +61,15 @@ func (a *app) webHandler() (http.Handler, error) {
 	}
 	inspector := asynq.NewInspectorFromRedisClient(a.rdb)
 	return web.New(web.Params{
-		Store:             a.store,
-		Producer:          fleet.NewProducer(a.store, a.queue),
-		Registry:          registry.New(a.store, hc),
-		Inspector:         inspector,
-		Metrics:           metrics.NewCollector(a.store, inspector, a.log).Handler(),
+		Store:     a.store,
+		Producer:  fleet.NewProducer(a.store, a.queue),
+		Registry:  registry.New(a.store, hc),
+		Inspector: inspector,
+		Metrics: metrics.NewHandler(metrics.HandlerParams{
+			Collector:  metrics.NewCollector(a.store, inspector, a.log),
+			Ping:       func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
+			Unreadable: a.unreadableCount,
+		}),
 		Enqueuer:          a.queue,
 		APIToken:          a.cfg.APIToken,
 		DashboardPassword: a.cfg.DashboardPassword,

@@ -53,3 +53,16 @@ func (g GoRedis) Printf(_ context.Context, format string, v ...any) {
 	}
 	g.L.WithLevel(level).Str("component", "go-redis").Msg(strings.TrimSpace(msg))
 }
+
+// QuietWhile returns l with warnings and errors dropped while quiet()
+// holds. It is for components that only talk to Redis (the metrics
+// recorder, the sweeps): during an outage each of their retries would log
+// the same connection error, and the health watcher's one redis_down line
+// already said it.
+func QuietWhile(l zerolog.Logger, quiet func() bool) zerolog.Logger {
+	return l.Hook(zerolog.HookFunc(func(e *zerolog.Event, level zerolog.Level, _ string) {
+		if level >= zerolog.WarnLevel && level <= zerolog.ErrorLevel && quiet() {
+			e.Discard()
+		}
+	}))
+}

@@ -64,3 +64,18 @@ func TestGoRedisLinesAreJSON(t *testing.T) {
 		t.Fatalf("a quiet adapter wrote at info level: %s", out.String())
 	}
 }
+
+func TestQuietWhileDropsWarningsOnlyWhileQuiet(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	quiet := true
+	l := logging.QuietWhile(zerolog.New(&out), func() bool { return quiet })
+	l.Warn().Msg("dropped")
+	l.Error().Msg("dropped too")
+	l.Info().Msg("kept")
+	quiet = false
+	l.Warn().Msg("kept too")
+	if got := out.String(); strings.Contains(got, "dropped") || strings.Count(got, "kept") != 2 {
+		t.Fatalf("log = %s", got)
+	}
+}
