@@ -6,6 +6,7 @@
 //	rekey batches show ID      a batch's progress (--wait), or cancel it
 //	rekey scheduler            scheduled rotation (Procfile: clock); status, pause, resume
 //	rekey instances ...        import or show instances
+//	rekey keys status|reseal   sealed values per encryption key; reseal under the first
 //	rekey dev                  everything in one process, on fakes
 //
 // Configuration comes from the environment (see README.md).
@@ -45,6 +46,7 @@ func commands() map[string]command {
 		"scheduler": {"run the clock: sweep due instances and enqueue scheduled rotations; pause|resume|status", runScheduler},
 		"rotate":    {"rotate instances: rekey rotate ID... | --all | --from FILE", runRotate},
 		"instances": {"manage instances: import FILE | show ID", runInstances},
+		"keys":      {"encryption keys: status [--json] | reseal (values per key; move them to the first)", runKeys},
 		"dev":       {"run rekey on an embedded Redis, a fake Heroku and a demo issuer", runDev},
 	}
 }
