@@ -114,7 +114,6 @@ func keyIDOf(t *testing.T, k []byte) string {
 	return s.KeyIDs()[0]
 }
 
-
 func TestKeysStatusPrintout(t *testing.T) {
 	var b bytes.Buffer
 	writeKeysText(&b, store.SealedStatus{KeyIDs: []string{"aaaa1111", "bbbb2222"}, ByKey: []int64{5, 2},
