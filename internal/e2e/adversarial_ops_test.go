@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,6 +111,7 @@ func TestProcessesStartedBeforeRedis(t *testing.T) {
 	base := webEnv(t, env)
 	web := startRekey(t, env, "web")
 	worker := startRekey(t, env, "worker")
+	clock := startRekey(t, env, "scheduler")
 
 	waitFor(t, 30*time.Second, "/healthz 503 while Redis is down", func() (bool, string) {
 		code, body := opsGet(base + "/healthz")
@@ -124,6 +126,7 @@ func TestProcessesStartedBeforeRedis(t *testing.T) {
 	})
 	web.alive("rekey web")
 	worker.alive("rekey worker")
+	clock.alive("rekey scheduler")
 
 	// Redis comes up, on the URL's port, with the URL's password.
 	r := startRedisWithPassword(t, port, password)
@@ -142,8 +145,11 @@ func TestProcessesStartedBeforeRedis(t *testing.T) {
 	}
 	web.alive("rekey web")
 	worker.alive("rekey worker")
+	waitFor(t, 30*time.Second, "the clock's first sweep", func() (bool, string) {
+		return strings.Contains(clock.stderr.String(), "schedule_indexed"), clock.stderr.String()
+	})
 
-	for name, p := range map[string]*process{"web": web, "worker": worker} {
+	for name, p := range map[string]*process{"web": web, "worker": worker, "scheduler": clock} {
 		out := p.stderr.String()
 		if d, u := strings.Count(out, `"redis_down"`), strings.Count(out, `"redis_up"`); d != 1 || u != 1 {
 			t.Errorf("rekey %s logged redis_down %d times and redis_up %d times, want once each:\n%s", name, d, u, out)
@@ -315,4 +321,32 @@ func storeWithKeys(t *testing.T, w *world, keys string) *store.Store {
 		t.Fatal(err)
 	}
 	return store.New(w.redis.Client, sealer)
+}
+
+// TestSIGTERMWhileWaitingForRedis stops processes that never saw Redis:
+// each exits 0 at once, as Heroku's SIGTERM expects.
+func TestSIGTERMWhileWaitingForRedis(t *testing.T) {
+	t.Parallel()
+	sb, err := sandbox.Start(sandbox.Params{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Close)
+	env := sb.Env(fmt.Sprintf("redis://127.0.0.1:%d/0", redistest.FreePort(t)))
+	webEnv(t, env)
+	for _, cmd := range []string{"web", "worker", "scheduler"} {
+		t.Run(cmd, func(t *testing.T) {
+			t.Parallel()
+			p := startRekey(t, env, cmd)
+			waitFor(t, 30*time.Second, "redis_down", func() (bool, string) {
+				return strings.Contains(p.stderr.String(), `"redis_down"`), p.stderr.String()
+			})
+			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.exit(25 * time.Second); code != 0 {
+				t.Errorf("rekey %s exited %d after SIGTERM, want 0:\n%s", cmd, code, p.stderr.String())
+			}
+		})
+	}
 }
