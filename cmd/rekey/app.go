@@ -86,6 +86,9 @@ func newApp(cfg *config.Config, log zerolog.Logger) (*app, error) {
 		queue:  asynq.NewClientFromRedisClient(rdb),
 		redact: func(s string) string { return logging.Redact(s, password) }}
 	a.unreadable.Store(-1)
+	// go-redis logs through zerolog in every command; openService adds
+	// the watcher that quiets it during outages.
+	redis.SetLogger(logging.GoRedis{L: log, Redact: a.redact})
 	return a, nil
 }
 

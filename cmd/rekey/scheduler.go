@@ -71,6 +71,7 @@ func runClock(ctx context.Context, env *environ, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	a.checkSealedWhenUp(ctx)
 	return a.untilDone(ctx, s.Run)
 }
 

@@ -98,6 +98,16 @@ func (a *app) checkSealed(ctx context.Context) {
 		n, st.Values, strings.Join(ids, ", "))).Msg("sealed_values_unreadable")
 }
 
+// checkSealedWhenUp runs checkSealed once Redis first answers, in the
+// background, so a process serves (web) or waits (clock) meanwhile.
+func (a *app) checkSealedWhenUp(ctx context.Context) {
+	go func() {
+		if a.health.Wait(ctx) == nil {
+			a.checkSealed(ctx)
+		}
+	}()
+}
+
 // unreadableCount is the start-up check's result for /metrics.
 func (a *app) unreadableCount() (int64, bool) {
 	n := a.unreadable.Load()

@@ -45,11 +45,7 @@ func runWeb(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	// Serve at once, Redis or not: /healthz and /metrics say when it is down.
-	go func() {
-		if a.health.Wait(ctx) == nil {
-			a.checkSealed(ctx)
-		}
-	}()
+	a.checkSealedWhenUp(ctx)
 	return serve(ctx, a, h)
 }
 

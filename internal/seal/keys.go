@@ -7,8 +7,9 @@ import (
 
 // ErrUnknownKey is returned by Open and Reseal when a value names a key id
 // the Sealer does not hold: the key it was sealed under has been dropped
-// from the configuration. It wraps ErrOpen.
-var ErrUnknownKey = fmt.Errorf("%w: sealed under a key that is not configured", ErrOpen)
+// from the configuration. It wraps ErrOpen. Its text names the variable, as
+// it reaches the operator through a failed task's error.
+var ErrUnknownKey = fmt.Errorf("%w: sealed under a key REKEY_ENCRYPTION_KEYS does not hold (see 'rekey keys status')", ErrOpen)
 
 // minSealedLen is the shortest base64url text a real sealed value carries:
 // a 12-byte nonce and a 16-byte tag, 28 bytes, are 38 characters.
