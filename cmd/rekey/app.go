@@ -158,7 +158,7 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	deps := &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: rec,
 		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace}
 	w, err := worker.New(worker.Params{Redis: a.rdb, Deps: deps, Concurrency: concurrency, Logger: a.log,
-		QuietLogs: a.health.Quiet})
+		QuietLogs: a.health.LibraryError})
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*
 		_ = a.Close()
 		return nil, err
 	}
-	redis.SetLogger(logging.GoRedis{L: log, Quiet: w.Quiet, Redact: a.redact})
+	redis.SetLogger(logging.GoRedis{L: log, Quiet: w.LibraryError, Redact: a.redact})
 	wctx, cancel := context.WithCancel(ctx)
 	a.health, a.stopWatch = w, cancel
 	go w.Run(wctx)
@@ -45,7 +45,7 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*
 // quietLog is the app's logger for components that only talk to Redis:
 // their warnings are dropped while the watcher knows Redis is down.
 func (a *app) quietLog() zerolog.Logger {
-	return logging.QuietWhile(a.log, a.health.Quiet)
+	return logging.QuietWhile(a.log, a.health.LibraryError)
 }
 
 // untilDone runs fn once Redis answers, and again when fn fails while

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -56,6 +57,11 @@ type Redis struct {
 	since time.Time
 	// upc is closed while Redis is up, and replaced when it goes down.
 	upc chan struct{}
+	// suspect is set when a library reported an error while Redis was up,
+	// until the next ping says whether Redis is down.
+	suspect atomic.Bool
+	// wake asks Run to ping at once.
+	wake chan struct{}
 }
 
 type state int
@@ -83,7 +89,7 @@ func NewRedis(p Params) (*Redis, error) {
 	if p.Redact == nil {
 		p.Redact = func(s string) string { return s }
 	}
-	return &Redis{p: p, upc: make(chan struct{})}, nil
+	return &Redis{p: p, upc: make(chan struct{}), wake: make(chan struct{}, 1)}, nil
 }
 
 // Run pings Redis until ctx is done: every Interval while it answers, and
@@ -104,6 +110,8 @@ func (r *Redis) Run(ctx context.Context) {
 			t.Stop()
 			return
 		case <-t.C:
+		case <-r.wake:
+			t.Stop()
 		}
 	}
 }
@@ -124,6 +132,7 @@ func (r *Redis) Check(ctx context.Context) bool {
 		return r.Up() // shutting down: the answer says nothing about Redis
 	}
 	r.record(err)
+	r.suspect.Store(false)
 	return err == nil
 }
 
@@ -166,6 +175,26 @@ func (r *Redis) Up() bool {
 // libraries that retry on their own (asynq, go-redis) demote their lines
 // then, since the one redis_down line already said it.
 func (r *Redis) Quiet() bool { return !r.Up() }
+
+// LibraryError is for the loggers of libraries that talk to Redis (asynq,
+// go-redis, components that only use Redis): call it before logging a
+// warning or an error; it reports whether to demote the line. While Redis
+// is down, or a ping is checking it, it does. Otherwise the line is logged
+// and Run pings at once, so an outage is noticed within one ping rather
+// than one Interval, and the lines of its first seconds are demoted too.
+func (r *Redis) LibraryError() (quiet bool) {
+	if r == nil {
+		return false
+	}
+	if !r.Up() || r.suspect.Swap(true) {
+		return true
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	return false
+}
 
 // Wait blocks until Redis answers or ctx is done, and returns ctx's error
 // in the second case. Run must be running for it to return nil later.

@@ -111,3 +111,33 @@ func TestWaitEndsWithItsContext(t *testing.T) {
 		t.Fatal("a nil watcher must report Redis up")
 	}
 }
+
+// TestLibraryErrorPingsAtOnce plays an outage that starts while Redis is
+// up: the first library error is logged and wakes the watcher, whose
+// Interval is an hour; the next ones are demoted; the ping finds Redis down.
+func TestLibraryErrorPingsAtOnce(t *testing.T) {
+	t.Parallel()
+	var answering atomic.Bool
+	answering.Store(true)
+	w, _ := health.NewRedis(health.Params{
+		Ping: func(context.Context) error {
+			if answering.Load() {
+				return nil
+			}
+			return errors.New("connection refused")
+		},
+		Interval: time.Hour, MinBackoff: time.Hour,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	waitUntil(t, "up", w.Up)
+	answering.Store(false)
+	if w.LibraryError() {
+		t.Fatal("the first library error while Redis was up was demoted")
+	}
+	waitUntil(t, "the ping the library error asked for", func() bool { return !w.Up() })
+	if !w.LibraryError() {
+		t.Fatal("a library error while Redis is down was not demoted")
+	}
+}
