@@ -57,15 +57,11 @@ func (a *app) webHandler() (http.Handler, error) {
 	}
 	inspector := asynq.NewInspectorFromRedisClient(a.rdb)
 	return web.New(web.Params{
-		Store:     a.store,
-		Producer:  fleet.NewProducer(a.store, a.queue),
-		Registry:  registry.New(a.store, hc),
-		Inspector: inspector,
-		Metrics: metrics.NewHandler(metrics.HandlerParams{
-			Collector:  metrics.NewCollector(a.store, inspector, a.log),
-			Ping:       func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
-			Unreadable: a.unreadableCount,
-		}),
+		Store:             a.store,
+		Producer:          fleet.NewProducer(a.store, a.queue),
+		Registry:          registry.New(a.store, hc),
+		Inspector:         inspector,
+		Metrics:           a.metricsHandler(inspector),
 		Enqueuer:          a.queue,
 		APIToken:          a.cfg.APIToken,
 		DashboardPassword: a.cfg.DashboardPassword,
@@ -73,6 +69,17 @@ func (a *app) webHandler() (http.Handler, error) {
 		Grace:             a.cfg.Grace,
 		PrivateSpaceGrace: a.cfg.PrivateSpaceGrace,
 		Logger:            a.log,
+	})
+}
+
+// metricsHandler serves /metrics: rekey_redis_up from a ping per scrape,
+// the start-up check's rekey_sealed_unreadable, and, while Redis answers,
+// what the Collector reads from it.
+func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
+	return metrics.NewHandler(metrics.HandlerParams{
+		Collector:  metrics.NewCollector(a.store, inspector, a.log),
+		Ping:       func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
+		Unreadable: a.unreadableCount,
 	})
 }
 

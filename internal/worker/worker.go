@@ -42,7 +42,7 @@ type Params struct {
 	RetryDelay asynq.RetryDelayFunc
 	// QuietLogs, when set and true, demotes asynq's own warnings and errors
 	// to debug: while Redis is down asynq repeats them every second and
-	// keeps retrying on its own (health.Redis.Quiet). nil never demotes.
+	// keeps retrying on its own (health.Redis.LibraryError). nil never demotes.
 	QuietLogs func() bool
 }
 
