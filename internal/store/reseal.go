@@ -154,11 +154,12 @@ func (s *Store) resealOne(ctx context.Context, v sealedValue, res *ResealResult)
 			res.Resealed++
 			return nil
 		}
-		if v.value, err = s.rdb.HGet(ctx, v.key, v.field).Result(); errors.Is(err, redis.Nil) {
+		if v.value, err = s.rdb.HGet(ctx, v.key, v.field).Result(); err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("reseal %s: %w", v.key, err)
+		}
+		if _, sealed := seal.KeyID(v.value); !sealed { // removed, or emptied
 			res.Gone++
 			return nil
-		} else if err != nil {
-			return fmt.Errorf("reseal %s: %w", v.key, err)
 		}
 	}
 	res.Busy++
