@@ -8,6 +8,7 @@
 //	rekey instances ...        import or show instances
 //	rekey revocations ...      list or retry revocations refused permanently
 //	rekey breaker status       the circuit breaker: open or closed, and why; resume
+//	rekey keys status|reseal   sealed values per encryption key; reseal under the first
 //	rekey dev                  everything in one process, on fakes
 //
 // Configuration comes from the environment (see README.md).
@@ -50,6 +51,7 @@ func commands() map[string]command {
 		"revocations": {"revocations refused permanently: dead [--json] | retry ID... | --all", runRevocations},
 		"dev":         {"run rekey on an embedded Redis, a fake Heroku and a demo issuer", runDev},
 		"breaker":     {"the circuit breaker on Heroku 401/403 runs: status [--json] | resume [--confirm]", runBreaker},
+		"keys":        {"encryption keys: status [--json] | reseal (values per key; move them to the first)", runKeys},
 	}
 }
 

@@ -43,7 +43,11 @@ func runScheduler(ctx context.Context, env *environ, args []string) error {
 	if err := cfg.RequireProducer(); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, cfg, newLogger(env, cfg, "scheduler", sub != "run"))
+	open := openApp
+	if sub == "run" {
+		open = openService // the clock outlives Redis outages
+	}
+	a, err := open(ctx, cfg, newLogger(env, cfg, "scheduler", sub != "run"))
 	if err != nil {
 		return err
 	}
@@ -63,11 +67,13 @@ func runClock(ctx context.Context, env *environ, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	p.Logger = a.quietLog()
 	s, err := scheduler.New(p)
 	if err != nil {
 		return err
 	}
-	return s.Run(ctx)
+	a.checkSealedWhenUp(ctx)
+	return a.untilDone(ctx, s.Run)
 }
 
 // schedulerParams builds the scheduler's parameters from the configuration.

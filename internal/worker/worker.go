@@ -44,6 +44,10 @@ type Params struct {
 	// RetryDelay is how long a task that returned an error waits before it
 	// runs again; nil means retry.Delay. Tests shorten it.
 	RetryDelay asynq.RetryDelayFunc
+	// QuietLogs, when set and true, demotes asynq's own warnings and errors
+	// to debug: while Redis is down asynq repeats them every second and
+	// keeps retrying on its own (health.Redis.LibraryError). nil never demotes.
+	QuietLogs func() bool
 }
 
 // Worker is one asynq server running rekey's handlers.
@@ -76,7 +80,7 @@ func New(p Params) (*Worker, error) {
 		ShutdownTimeout:          ShutdownTimeout,
 		DelayedTaskCheckInterval: p.PollInterval,
 		TaskCheckInterval:        p.PollInterval,
-		Logger:                   logging.Asynq{L: log.With().Str("component", "asynq").Logger()},
+		Logger:                   logging.Asynq{L: log.With().Str("component", "asynq").Logger(), Quiet: p.QuietLogs},
 		LogLevel:                 asynq.WarnLevel,
 		BaseContext:              func() context.Context { return log.WithContext(context.Background()) },
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
