@@ -38,8 +38,17 @@ const (
 // then never passes for a code.
 var codePattern = regexp.MustCompile(`^[a-z][a-z_]{0,39}$`)
 
-// ValidCode reports whether s may be kept as an issuer's failure code.
-func ValidCode(s string) bool { return codePattern.MatchString(s) }
+// reservedCodes are rekey's own codes for failures the issuer cannot
+// report: an issuer's answer naming one is not taken at its word, since
+// rekey decides retries and errors.Is by them.
+var reservedCodes = map[string]bool{
+	CodeRedirect: true, CodeUnreadable: true, CodeMalformed: true, CodeTimeout: true, CodeCanceled: true,
+	CodeRefused: true, CodeReset: true, CodeDNS: true, CodeTLS: true, CodeTransport: true, CodeRequest: true,
+}
+
+// ValidCode reports whether s may be kept as an issuer's failure code: it
+// matches codePattern and is not one of rekey's own.
+func ValidCode(s string) bool { return codePattern.MatchString(s) && !reservedCodes[s] }
 
 // StatusCode is rekey's code for an HTTP status: "redirect" for any 3xx,
 // Go's status text in snake_case otherwise ("service_unavailable"), or

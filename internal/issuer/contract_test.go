@@ -91,6 +91,8 @@ func TestHTTPErrorsKeepNoIssuerText(t *testing.T) {
 		{409, `{"error":"abcdefghijklmnopqrstuvwxyzabcdefghijklmno"}`, "conflict"}, // 41 bytes
 		{429, `{"error":{"nested":"` + leak + `"}}`, "too_many_requests"},
 		{302, `{"error":"moved_here"}`, issuer.CodeRedirect},
+		{422, `{"error":"unreadable_answer"}`, "unprocessable_entity"}, // rekey's own codes are not the issuer's to claim
+		{503, `{"code":"timeout"}`, "service_unavailable"},
 		{418, ``, "i_m_a_teapot"},
 		{599, `<html>` + leak + `</html>`, "status_599"},
 	}
