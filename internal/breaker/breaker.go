@@ -27,7 +27,6 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
-	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
@@ -72,8 +71,6 @@ type Params struct {
 // processes share one state through the store.
 type Breaker struct{ p Params }
 
-var _ handlers.Breaker = (*Breaker)(nil)
-
 // New checks p and returns a Breaker.
 func New(p Params) (*Breaker, error) {
 	switch {
@@ -92,7 +89,7 @@ func New(p Params) (*Breaker, error) {
 	return &Breaker{p: p}, nil
 }
 
-// Observe implements handlers.Breaker: it records Heroku's answer to a
+// Observe implements handlers.Breaker (checked in its test): it records Heroku's answer to a
 // push for instanceID (err nil for a 2xx) and, when that answer opens the
 // breaker, pauses the bulk queue and says why. Errors are logged, never
 // returned: the breaker must not fail the rotation that fed it.

@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/breaker"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/redistest"
@@ -20,6 +21,9 @@ import (
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
+
+// The breaker is what the workers give handlers as their Breaker.
+var _ handlers.Breaker = (*breaker.Breaker)(nil)
 
 // rig is a breaker on a real Redis, with the bulk and default queues
 // holding a task each, as during a wave.

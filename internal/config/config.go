@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -105,6 +106,11 @@ type Config struct {
 	IssuerURL string
 	// IssuerSecret is REKEY_ISSUER_SECRET, the webhook signing secret.
 	IssuerSecret secret.String
+	// IssuerAllowHTTP is REKEY_ISSUER_ALLOW_HTTP: accept a plain http://
+	// REKEY_ISSUER_URL to a host that is not loopback. Default false: minted
+	// credentials travel in the issuer's answers, so only https://, or
+	// http:// to localhost, 127.0.0.0/8 or ::1, is accepted.
+	IssuerAllowHTTP bool
 	// Concurrency is REKEY_CONCURRENCY, tasks one worker process runs at once.
 	// Default 10.
 	Concurrency int
@@ -150,6 +156,7 @@ func Load(env Lookup) (*Config, error) {
 		Issuer:            p.oneOf("REKEY_ISSUER", IssuerHTTP, IssuerHTTP),
 		IssuerURL:         p.httpURL("REKEY_ISSUER_URL", ""),
 		IssuerSecret:      p.secret("REKEY_ISSUER_SECRET"),
+		IssuerAllowHTTP:   p.boolean("REKEY_ISSUER_ALLOW_HTTP", false),
 		Concurrency:       p.integer("REKEY_CONCURRENCY", 10, 1, 1000),
 		LogLevel:          p.oneOf("REKEY_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		AuditRetention:    p.duration("REKEY_AUDIT_RETENTION", store.DefaultAuditRetention, time.Hour),
@@ -159,10 +166,23 @@ func Load(env Lookup) (*Config, error) {
 			p.fail(err)
 		}
 	}
+	if err := c.checkIssuerURL(); err != nil {
+		p.fail(err)
+	}
 	if p.err != nil {
 		return nil, p.err
 	}
 	return c, nil
+}
+
+// checkIssuerURL refuses a plain http:// issuer that is not on this
+// machine unless REKEY_ISSUER_ALLOW_HTTP says so.
+func (c *Config) checkIssuerURL() error {
+	u, err := url.Parse(c.IssuerURL)
+	if c.IssuerURL == "" || err != nil || u.Scheme != "http" || c.IssuerAllowHTTP || issuer.IsLoopback(u.Hostname()) {
+		return nil
+	}
+	return errors.New("REKEY_ISSUER_URL must be https:// (http:// only to localhost, 127.0.0.0/8 or ::1), or set REKEY_ISSUER_ALLOW_HTTP=true to accept plain http")
 }
 
 // RequireWorker checks what the worker process needs.

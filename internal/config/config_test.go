@@ -49,6 +49,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"REKEY_BREAKER_THRESHOLD":   {"REKEY_BREAKER_THRESHOLD": "1"},
 		"REKEY_BREAKER_FRACTION":    {"REKEY_BREAKER_FRACTION": "1.5"},
 		"REKEY_BREAKER_WINDOW":      {"REKEY_BREAKER_WINDOW": "1s"},
+		"REKEY_ISSUER_ALLOW_HTTP":   {"REKEY_ISSUER_ALLOW_HTTP": "sometimes"},
+		"REKEY_ISSUER_URL":          {"REKEY_ISSUER_URL": "http://issuer.example"},
 	}
 	for name, vars := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -140,6 +142,34 @@ func TestBreakerSettings(t *testing.T) {
 		"REKEY_BREAKER_WINDOW": "soon"} {
 		if _, err := config.Load(env(map[string]string{name: bad})); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s=%q: Load() = %v, want an error naming it", name, bad, err)
+		}
+	}
+}
+
+func TestIssuerURLMustBeHTTPSUnlessLoopbackOrAllowed(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		url, allow string
+		ok         bool
+	}{
+		{"https://issuer.example/hooks", "", true},
+		{"http://127.0.0.1:8080", "", true},
+		{"http://127.9.8.7", "", true},
+		{"http://[::1]:9000/x", "", true},
+		{"http://localhost:5001", "", true},
+		{"http://issuer.example", "", false},
+		{"http://localhost.issuer.example", "", false},
+		{"http://10.0.0.7:80", "", false},
+		{"http://issuer.example", "false", false},
+		{"http://issuer.example", "true", true},
+	}
+	for _, c := range cases {
+		_, err := config.Load(env(map[string]string{"REKEY_ISSUER_URL": c.url, "REKEY_ISSUER_ALLOW_HTTP": c.allow}))
+		if c.ok && err != nil {
+			t.Errorf("REKEY_ISSUER_URL=%s ALLOW_HTTP=%q: %v", c.url, c.allow, err)
+		}
+		if !c.ok && (err == nil || !strings.Contains(err.Error(), "REKEY_ISSUER_ALLOW_HTTP") || !strings.Contains(err.Error(), "REKEY_ISSUER_URL")) {
+			t.Errorf("REKEY_ISSUER_URL=%s ALLOW_HTTP=%q: %v, want an error naming both variables", c.url, c.allow, err)
 		}
 	}
 }

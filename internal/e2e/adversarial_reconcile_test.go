@@ -74,7 +74,8 @@ func TestDeadRevocationsDoNotHideALostOne(t *testing.T) {
 	refuse.Store(true)
 	w := newWorld(t, worldParams{demo: []issuer.DemoOption{issuer.WithRevokeFault(func(instanceID, _ string) error {
 		if refuse.Load() && strings.HasPrefix(instanceID, "dead-") {
-			return &issuer.Error{Op: "revoke", Status: 422, Message: "cannot revoke while " + refusalSecret + " is busy"}
+			// The demo issuer sends Code as its answer's "error" text.
+			return &issuer.Error{Op: "revoke", Status: 422, Code: "cannot revoke while " + refusalSecret + " is busy"}
 		}
 		return nil
 	})}})
