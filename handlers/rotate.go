@@ -145,6 +145,9 @@ func (h *Rotate) push(ctx context.Context, r *rotation) (string, error) {
 		// The store refused to record the attempt, so nothing was sent:
 		// another run ended the rotation meanwhile.
 		return h.finished(ctx, r)
+	}
+	h.deps.observePush(ctx, r.claim.Instance.ID, err)
+	switch {
 	case err != nil:
 		return h.fail(ctx, r, stepPush, err)
 	}

@@ -35,7 +35,7 @@ func runWeb(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	log := newLogger(env, cfg, "web", false)
-	a, err := openApp(ctx, cfg, log)
+	a, err := openService(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -44,6 +44,8 @@ func runWeb(ctx context.Context, env *environ, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Serve at once, Redis or not: /healthz and /metrics say when it is down.
+	a.checkSealedWhenUp(ctx)
 	return serve(ctx, a, h)
 }
 
@@ -59,7 +61,7 @@ func (a *app) webHandler() (http.Handler, error) {
 		Producer:          fleet.NewProducer(a.store, a.queue),
 		Registry:          registry.New(a.store, hc),
 		Inspector:         inspector,
-		Metrics:           metrics.NewCollector(a.store, inspector, a.log).Handler(),
+		Metrics:           a.metricsHandler(inspector),
 		Enqueuer:          a.queue,
 		APIToken:          a.cfg.APIToken,
 		DashboardPassword: a.cfg.DashboardPassword,
@@ -67,6 +69,17 @@ func (a *app) webHandler() (http.Handler, error) {
 		Grace:             a.cfg.Grace,
 		PrivateSpaceGrace: a.cfg.PrivateSpaceGrace,
 		Logger:            a.log,
+	})
+}
+
+// metricsHandler serves /metrics: rekey_redis_up from a ping per scrape,
+// the start-up check's rekey_sealed_unreadable, and, while Redis answers,
+// what the Collector reads from it.
+func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
+	return metrics.NewHandler(metrics.HandlerParams{
+		Collector:  metrics.NewCollector(a.store, inspector, a.log),
+		Ping:       func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
+		Unreadable: a.unreadableCount,
 	})
 }
 

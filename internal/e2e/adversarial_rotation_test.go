@@ -162,7 +162,7 @@ func TestAdversarialForbiddenBurstLeavesEveryInstanceRotatable(t *testing.T) {
 			t.Errorf("%s after the 403s: tokens %v, deprovisioned %v, quarantined %v (%s); want kept, live, not set aside",
 				s.ID, err, in.Deprovisioned(), in.Quarantined(), in.QuarantineReason)
 		}
-		unconfirmed += countEvents(t, w, s.ID, "push_unknown")
+		unconfirmed += instanceEvents(t, w, s.ID, "push_unknown")
 	}
 	second := w.waitBatch(w.rotate(ids...).BatchID, 30*time.Second)
 	if second.Succeeded != 6 {
@@ -376,8 +376,8 @@ func (l *lostAnswer) UpdateConfig(ctx context.Context, t heroku.Target, vars []h
 	return &heroku.TransportError{Endpoint: heroku.EndpointPatchConfig, Err: errors.New("connection reset by peer")}
 }
 
-// countEvents counts an instance's audit events of one type.
-func countEvents(t *testing.T, w *world, id, kind string) int {
+// instanceEvents counts an instance's audit events of one type.
+func instanceEvents(t *testing.T, w *world, id, kind string) int {
 	t.Helper()
 	events, err := w.store.Events(context.Background(), id, 200)
 	if err != nil {

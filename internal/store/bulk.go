@@ -67,7 +67,7 @@ func (s *Store) claimArgs(r RotationRequest) ([]string, []any) {
 		instanceEventsKey(r.InstanceID), eventsKey(), rotationKey(""), inflightKey(), batchKey("")}
 	args := []any{r.RotationID, r.InstanceID, ms(s.now()), r.BatchID, r.Reason, r.Queue,
 		map[bool]string{true: "1"}[r.SkipIfPrevious], s.eventsPerInstance, s.eventsGlobal,
-		r.Grace.Milliseconds()}
+		r.Grace.Milliseconds(), int64(s.finishedTTL.Seconds())}
 	return keys, args
 }
 
