@@ -47,7 +47,7 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	}
 	if err := h.deps.Issuer.Revoke(ctx, p.InstanceID, p.CredentialID); err != nil {
 		if issuer.IsPermanent(err) {
-			_ = h.deps.Store.AddEvent(ctx, store.Event{Type: "revoke_failed", InstanceID: p.InstanceID,
+			_ = h.deps.Store.AddEvent(ctx, store.Event{Type: store.EventRevokeFailed, InstanceID: p.InstanceID,
 				CredentialID: p.CredentialID, Detail: scrubText(err.Error(), maxStoredText, nil)})
 			h.observe(RevocationFailed, c)
 			return permanent(fmt.Errorf("revoke: %w", err))

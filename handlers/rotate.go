@@ -263,7 +263,7 @@ func (h *Rotate) fail(ctx context.Context, r *rotation, step string, err error) 
 		return OutcomeRateLimited, later
 	}
 	if !isPermanent(err) {
-		_ = h.deps.Store.AddEvent(ctx, store.Event{Type: "retrying", InstanceID: r.p.InstanceID,
+		_ = h.deps.Store.AddEvent(ctx, store.Event{Type: store.EventRetrying, InstanceID: r.p.InstanceID,
 			RotationID: r.p.RotationID, Detail: r.scrub(step + ": " + err.Error())})
 		return OutcomeRetry, fmt.Errorf("%s: %w", step, err)
 	}

@@ -7,20 +7,6 @@ import (
 	"time"
 )
 
-// Credential states (DESIGN.md, "The rotation state machine").
-const (
-	CredentialPending   = "pending"
-	CredentialCurrent   = "current"
-	CredentialPrevious  = "previous"
-	CredentialRevoked   = "revoked"
-	CredentialDiscarded = "discarded"
-	// CredentialUnconfirmed is a credential of a failed rotation whose push
-	// was attempted with an unknown outcome: Heroku may hold it, so it is
-	// never revoked on its own (I1). The instance's next promotion, which
-	// replaces its config vars on Heroku, makes it previous (promote).
-	CredentialUnconfirmed = "unconfirmed"
-)
-
 // Credential is what rekey records of one credential. It holds no secret.
 type Credential struct {
 	ID         string    `json:"credential_id"`

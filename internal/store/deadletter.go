@@ -26,12 +26,6 @@ const (
 	DeadRefused = "refused"
 )
 
-// Audit event types of the dead-letter set.
-const (
-	EventRevocationDead    = "revocation_dead"
-	EventRevocationRetried = "revocation_retried"
-)
-
 // DeadRevocation is one entry of the dead-letter set.
 type DeadRevocation struct {
 	InstanceID   string    `json:"instance_id"`

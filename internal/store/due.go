@@ -63,7 +63,7 @@ func (s *Store) TakeDue(ctx context.Context, d Due, leaseUntil, now time.Time) (
 // event saying why. It reports false, and does nothing, when the entry
 // moved since it was read.
 func (s *Store) Defer(ctx context.Context, d Due, to, now time.Time, why string) (bool, error) {
-	return s.moveDue(ctx, d, to, now, "deferred", why)
+	return s.moveDue(ctx, d, to, now, EventDeferred, why)
 }
 
 func (s *Store) moveDue(ctx context.Context, d Due, to, now time.Time, event, detail string) (bool, error) {

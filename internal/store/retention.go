@@ -42,10 +42,6 @@ func WithAuditRetention(d time.Duration) Option {
 // the retirement.
 func retiringKey() string { return keyPrefix + "retiring" }
 
-// EventExpiring is the audit event written when a deprovisioned instance's
-// keys are given their expiry; its detail is the retention.
-const EventExpiring = "expiring"
-
 // luaRetention holds the Lua functions that set and lift an instance's
 // expiry; putInstanceScript and expireRetiredScript use them.
 //

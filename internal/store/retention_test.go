@@ -30,7 +30,7 @@ func TestCancelledRotationExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := f.st.Claim(ctx, req)
-	if err != nil || c.State != "cancelled" {
+	if err != nil || c.State != store.RotationCancelled {
 		t.Fatalf("claim after cancel = %+v, %v; want the rotation cancelled", c, err)
 	}
 	if d, err := f.st.RotationExpiry(ctx, "rot-c"); err != nil || d < 29*24*time.Hour {

@@ -31,14 +31,6 @@ const (
 	Skipped ClaimStatus = "skipped"
 )
 
-// Rotation states.
-const (
-	RotationRequested = "requested"
-	RotationMinted    = "minted"
-	RotationPromoted  = "promoted"
-	RotationFailed    = "failed"
-)
-
 // RotationRequest asks for one rotation of one instance.
 type RotationRequest struct {
 	InstanceID string

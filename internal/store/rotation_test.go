@@ -60,7 +60,7 @@ func TestFailKeepsAPushedCredentialWithoutProof(t *testing.T) {
 	if n, _ := f.st.PendingRevocations(ctx); c.State != store.CredentialUnconfirmed || n != 0 {
 		t.Fatalf("credential %s with %d revocations due; want unconfirmed and none due", c.State, n)
 	}
-	if !eventSet(t, f.st, "inst-1")["push_unknown"] {
+	if !eventSet(t, f.st, "inst-1")[store.EventPushUnknown] {
 		t.Error("no push_unknown event")
 	}
 	if again, _ := f.st.FailRotation(ctx, "inst-1", "rot-1", store.Failure{NotHeld: true}); again.Unconfirmed != "cred-1" || again.Discarded != nil {
@@ -191,7 +191,7 @@ func TestQuarantineWithReason(t *testing.T) {
 	if !in.Quarantined() || in.QuarantineReason != "Heroku reports the add-on deprovisioned" || !in.NextRotationAt.IsZero() || n != 1 || ids[0] != "inst-1" {
 		t.Fatalf("instance = %+v, quarantined %v (%d); want quarantined with the first reason, unscheduled", in, ids, n)
 	}
-	if !eventSet(t, f.st, "inst-1")["quarantined"] {
+	if !eventSet(t, f.st, "inst-1")[store.EventQuarantined] {
 		t.Error("no quarantined event")
 	}
 	if _, err := f.st.Unquarantine(ctx, "inst-1", "operator"); err != nil {
