@@ -41,11 +41,19 @@ type Producer struct {
 	q     Enqueuer
 	// parallel is how many claims and enqueues run at once.
 	parallel int
+	// minGrace is the shortest Request.Grace accepted (WithMinGrace).
+	minGrace time.Duration
 }
 
 // NewProducer returns a Producer that claims in st and enqueues with q.
-func NewProducer(st *store.Store, q Enqueuer) *Producer {
-	return &Producer{store: st, q: q, parallel: 32}
+// Every producer of rotations (the CLI, the HTTP API, the dashboard) goes
+// through one, so the grace floor is checked here, once.
+func NewProducer(st *store.Store, q Enqueuer, opts ...Option) *Producer {
+	p := &Producer{store: st, q: q, parallel: 32, minGrace: DefaultMinGrace}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // Request asks for rotations.
@@ -116,10 +124,13 @@ func preview(ids []string) string {
 }
 
 // Rotate checks that every instance exists and is live, then claims and
-// enqueues a rotation for each. It refuses the whole request with an
-// *UnknownError when any instance is unknown or deprovisioned, unless
-// req.SkipGone is set.
+// enqueues a rotation for each. It refuses the whole request with a
+// *GraceError when req.Grace is below the floor, and with an *UnknownError
+// when any instance is unknown or deprovisioned, unless req.SkipGone is set.
 func (p *Producer) Rotate(ctx context.Context, req Request) (Result, error) {
+	if err := CheckGrace(req.Grace, p.minGrace); err != nil {
+		return Result{}, err
+	}
 	ids := dedupe(req.InstanceIDs)
 	if len(ids) == 0 {
 		return Result{}, errors.New("rotation refused: no instance named")

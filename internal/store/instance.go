@@ -134,13 +134,18 @@ func (s *Store) PutInstance(ctx context.Context, r Registration) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	now := ms(s.now())
+	keys, args := s.putInstanceArgs(r)
+	return scriptError("put instance", putInstanceScript.Run(ctx, s.rdb, keys, args...).Err())
+}
+
+// putInstanceArgs returns the KEYS and ARGV of putInstanceScript for r.
+func (s *Store) putInstanceArgs(r Registration) ([]string, []any) {
 	keys := []string{instanceKey(r.ID), instancesKey(), credentialKey(r.ID, r.CurrentCredentialID),
 		instanceEventsKey(r.ID), eventsKey(), dueKey(), scheduleKey()}
 	args := []any{r.ID, r.APIVersion, strings.Join(r.ConfigVars, ","), r.HerokuID,
-		boolArg(r.PrivateSpace), r.Grace.Milliseconds(), r.CurrentCredentialID, now,
+		boolArg(r.PrivateSpace), r.Grace.Milliseconds(), r.CurrentCredentialID, ms(s.now()),
 		s.eventsPerInstance, s.eventsGlobal, slotHash(r.ID), DefaultRotationPeriod.Milliseconds()}
-	return scriptError("put instance", putInstanceScript.Run(ctx, s.rdb, keys, args...).Err())
+	return keys, args
 }
 
 // Instance returns the instance with id, or ErrNotFound.

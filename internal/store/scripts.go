@@ -37,7 +37,11 @@ end
 // current credential id (may be empty), now ms, instance event cap, fleet
 // event cap, slot hash, default period ms.
 // Returns "created" or "updated"; error "conflict ..." when deprovisioned.
-var putInstanceScript = redis.NewScript(luaEmit + luaSchedule + `
+var putInstanceScript = redis.NewScript(luaEmit + luaSchedule + putInstanceLua)
+
+// putInstanceLua is putInstanceScript's body; registerScript (register.go)
+// runs it too, with the instance's tokens, in one step.
+const putInstanceLua = `
 if get(KEYS[1], 'deprovisioned_at') ~= '' then
   return redis.error_reply('conflict instance was deprovisioned')
 end
@@ -60,7 +64,7 @@ if p > 0 and schedulable(KEYS[1]) then
 end
 if created then return 'created' end
 return 'updated'
-`)
+`
 
 // deprovisionScript marks an instance deprovisioned.
 //
