@@ -193,7 +193,12 @@ func (h *Rotate) classed(ctx context.Context, r *rotation) context.Context {
 	return ratelimit.WithClass(ctx, ratelimit.Background)
 }
 
+// grace is the rotation's grace, never below the floor (Deps.MinGrace).
 func (h *Rotate) grace(r *rotation) time.Duration {
+	return max(h.requestedGrace(r), h.deps.MinGrace)
+}
+
+func (h *Rotate) requestedGrace(r *rotation) time.Duration {
 	switch in := r.claim.Instance; {
 	case r.p.Grace > 0:
 		return time.Duration(r.p.Grace)

@@ -58,7 +58,7 @@ func openApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app,
 		_ = rdb.Close()
 		return nil, err
 	}
-	return &app{cfg: cfg, log: log, rdb: rdb, store: store.New(rdb, sealer),
+	return &app{cfg: cfg, log: log, rdb: rdb, store: store.New(rdb, sealer, store.WithMaxPrevious(cfg.MaxPrevious)),
 		queue: asynq.NewClientFromRedisClient(rdb)}, nil
 }
 
@@ -117,7 +117,7 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 		return err
 	}
 	deps := &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: rec,
-		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace}
+		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace, MinGrace: a.cfg.GraceFloor()}
 	w, err := worker.New(worker.Params{Redis: a.rdb, Deps: deps, Concurrency: concurrency, Logger: a.log})
 	if err != nil {
 		return err

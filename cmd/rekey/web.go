@@ -11,9 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/metrics"
-	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/web"
 )
 
@@ -56,8 +54,8 @@ func (a *app) webHandler() (http.Handler, error) {
 	inspector := asynq.NewInspectorFromRedisClient(a.rdb)
 	return web.New(web.Params{
 		Store:             a.store,
-		Producer:          fleet.NewProducer(a.store, a.queue),
-		Registry:          registry.New(a.store, hc),
+		Producer:          a.producer(),
+		Registry:          a.registry(hc),
 		Inspector:         inspector,
 		Metrics:           metrics.NewCollector(a.store, inspector, a.log).Handler(),
 		Enqueuer:          a.queue,

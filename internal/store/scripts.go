@@ -95,19 +95,22 @@ return 'ok'
 // KEYS[1] instance hash, KEYS[2] rotation hash of ARGV[1], KEYS[3] instance's
 // previous zset, KEYS[4] instance events, KEYS[5] fleet events,
 // KEYS[6] prefix of rotation keys, KEYS[7] in-flight zset, KEYS[8] prefix of
-// batch keys. A requested rotation whose batch was cancelled is cancelled
+// batch keys, KEYS[9] the instance's customer rotations zset (limits.go).
+// A requested rotation whose batch was cancelled is cancelled
 // here, before any work, and reported as done.
 // ARGV: rotation id, instance id, now ms, batch id, reason, queue,
 // skip_if_previous ("1" or ""), instance event cap, fleet event cap, grace ms
 // requested (0 for the instance's), brief ("1": a producer's claim, which
-// needs only the status).
+// needs only the status), then the limits (limits.go: max previous,
+// customer, one per grace, per day).
 // Returns {status, rotation id, rotation state, credential id, previous
 // credential id (for a failed rotation: its discarded one), revoke_at ms,
 // instance hash as a flat list, push attempted at ms or ""}, or {status, rotation id, rotation state}
 // when brief; status
-// is one of claimed, resumed, joined, done, skipped. Errors: "not_found",
-// "deprovisioned".
-var claimScript = redis.NewScript(luaEmit + `
+// is one of claimed, resumed, joined, done, skipped. A request the limits
+// refuse returns {"skipped", rotation id, "", reason, until ms, count}.
+// Errors: "not_found", "deprovisioned".
+var claimScript = redis.NewScript(luaEmit + luaLimits + `
 local function reply(status, rot, rkey)
   local st = get(rkey, 'state')
   if ARGV[11] == '1' then return {status, rot, st} end
@@ -145,6 +148,14 @@ end
 if ARGV[7] == '1' and redis.call('ZCARD', KEYS[3]) > 0 then
   return reply('skipped', ARGV[1], KEYS[2])
 end
+local refused = limits()
+if refused then
+  if refused[1] == 'previous_cap' then
+    emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'refused', ARGV[1], '', refused[4], ARGV[3])
+  end
+  return {'skipped', ARGV[1], '', refused[1], refused[2], refused[3]}
+end
+count_customer()
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'instance_id', ARGV[2], 'state', 'requested',
   'requested_at', ARGV[3], 'batch_id', ARGV[4], 'reason', ARGV[5], 'queue', ARGV[6], 'grace_ms', ARGV[10])
 redis.call('HSET', KEYS[1], 'inflight', ARGV[1], 'inflight_at', ARGV[3])

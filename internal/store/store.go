@@ -50,6 +50,9 @@ type Store struct {
 	eventsGlobal int64
 	// finishedTTL is how long finished rotations and revoked credentials stay.
 	finishedTTL time.Duration
+	// maxPrevious caps the superseded credentials waiting per instance
+	// (WithMaxPrevious); 0 means no cap.
+	maxPrevious int
 }
 
 // Option configures a Store.

@@ -61,6 +61,11 @@ func (s *server) postRotations(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, msg)
 		return
 	}
+	if err := fleet.CheckGrace(req.Grace, s.Producer.MinGrace()); err != nil {
+		// Refused before listing the fleet for {"all":true}.
+		s.writeRotateResult(w, r, fleet.Result{}, err)
+		return
+	}
 	ctx, cancel := requestContext(r, rotationsTimeout)
 	defer cancel()
 	if body.All {
@@ -140,9 +145,12 @@ func (s *server) allInstanceIDs(ctx context.Context) ([]string, error) {
 // because an instance already rotating joins its rotation).
 func (s *server) writeRotateResult(w http.ResponseWriter, r *http.Request, res fleet.Result, err error) {
 	var unknown *fleet.UnknownError
+	var grace *fleet.GraceError
 	switch {
 	case errors.As(err, &unknown):
 		writeError(w, http.StatusUnprocessableEntity, unknown.Error())
+	case errors.As(err, &grace):
+		writeError(w, http.StatusUnprocessableEntity, "rotation refused, nothing enqueued: "+grace.Error())
 	case err != nil && res.BatchID == "" && res.Gone > 0:
 		writeError(w, http.StatusUnprocessableEntity, "every instance was deprovisioned meanwhile; nothing to rotate")
 	case err != nil && res.BatchID == "":
