@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/rekeyhq/rekey/internal/metrics"
+	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/internal/web"
 )
 
@@ -64,7 +65,9 @@ func (a *app) webHandler() (http.Handler, error) {
 		SSOSalt:           a.cfg.SSOSalt,
 		Grace:             a.cfg.Grace,
 		PrivateSpaceGrace: a.cfg.PrivateSpaceGrace,
-		Logger:            a.log,
+		CustomerLimits: store.CustomerLimits{PerDay: a.cfg.CustomerRotationsPerDay,
+			OnePerGrace: a.cfg.CustomerOnePerGrace},
+		Logger: a.log,
 	})
 }
 

@@ -37,6 +37,9 @@ type Instance struct {
 	LastRotatedAt time.Time `json:"last_rotated_at,omitzero"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
+	// LastErrorCode is the failure code of LastError ("push:not_found"),
+	// from which the dashboard picks the sentence a customer sees.
+	LastErrorCode string `json:"last_error_code,omitempty"`
 
 	// NextRotationAt is when the scheduler next looks at the instance: its
 	// next scheduled rotation, or, while one runs, when it is retried if
@@ -245,6 +248,7 @@ func instanceFrom(m map[string]string) Instance {
 		LastRotatedAt:     fromMS(m["last_rotated_at"]),
 		LastError:         m["last_error"],
 		LastErrorAt:       fromMS(m["last_error_at"]),
+		LastErrorCode:     m["last_error_code"],
 		ScheduleOptOut:    m["sched_opt_out"] == "1",
 		QuarantinedAt:     fromMS(m["quarantined_at"]),
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // This file holds the limits a claim enforces before it starts a rotation
@@ -69,14 +71,18 @@ func customerRotationsKey(instanceID string) string {
 }
 
 // CustomerRotations returns how many rotations customers started for the
-// instance in the last 24 hours.
-func (s *Store) CustomerRotations(ctx context.Context, instanceID string) (int, error) {
+// instance in the last 24 hours, and when the oldest of them started.
+func (s *Store) CustomerRotations(ctx context.Context, instanceID string) (int, time.Time, error) {
 	from := strconv.FormatInt(ms(s.now().Add(-customerWindow))+1, 10)
-	n, err := s.rdb.ZCount(ctx, customerRotationsKey(instanceID), from, "+inf").Result()
+	zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: customerRotationsKey(instanceID),
+		Start: from, Stop: "+inf", ByScore: true}).Result()
 	if err != nil {
-		return 0, fmt.Errorf("count customer rotations: %w", err)
+		return 0, time.Time{}, fmt.Errorf("count customer rotations: %w", err)
 	}
-	return int(n), nil
+	if len(zs) == 0 {
+		return 0, time.Time{}, nil
+	}
+	return len(zs), time.UnixMilli(int64(zs[0].Score)).UTC(), nil
 }
 
 // limitArgs returns the claim's ARGV for the limits: max previous,

@@ -116,8 +116,8 @@ func TestCustomerLimits(t *testing.T) {
 			!c.Refused.Until.Equal(first.Add(24*time.Hour)) {
 			t.Fatalf("third click: %+v %+v, want the daily cap until a day after the first", c, c.Refused)
 		}
-		if n, err := f.st.CustomerRotations(context.Background(), "inst-1"); err != nil || n != 2 {
-			t.Fatalf("CustomerRotations = %d, %v; want 2", n, err)
+		if n, oldest, err := f.st.CustomerRotations(context.Background(), "inst-1"); err != nil || n != 2 || !oldest.Equal(first) {
+			t.Fatalf("CustomerRotations = %d, %s, %v; want 2 from %s", n, oldest, err, first)
 		}
 		f.now = first.Add(24*time.Hour + time.Second)
 		if c := f.rotate(t, customer("rot-4", lim), "cred-4"); c.Status != store.Claimed {
@@ -154,8 +154,7 @@ func TestCustomerClicksAtOnceStartOneRotation(t *testing.T) {
 			claimed++
 		}
 	}
-	if n, _ := f.st.CustomerRotations(context.Background(), "inst-1"); claimed != 1 || n != 1 {
+	if n, _, _ := f.st.CustomerRotations(context.Background(), "inst-1"); claimed != 1 || n != 1 {
 		t.Fatalf("%d clicks: %d claimed, %d counted; want 1 and 1 (%v)", clicks, claimed, n, statuses)
 	}
 }
-

@@ -241,7 +241,7 @@ redis.call('HDEL', KEYS[3], 'config')
 redis.call('HSET', KEYS[1], 'current', ARGV[3], 'current_since', ARGV[4], 'last_rotated_at', ARGV[4])
 if get(KEYS[1], 'inflight') == ARGV[2] then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
 redis.call('ZREM', KEYS[9], ARGV[1] .. '/' .. ARGV[2])
-redis.call('HDEL', KEYS[1], 'last_error', 'last_error_at')
+redis.call('HDEL', KEYS[1], 'last_error', 'last_error_at', 'last_error_code')
 redis.call('ZREM', KEYS[14], ARGV[1])
 local was_quarantined = get(KEYS[1], 'quarantined_at') ~= ''
 redis.call('HDEL', KEYS[1], 'fail_streak', 'quarantined_at')
@@ -309,7 +309,7 @@ if batch ~= '' then
   redis.call('EXPIRE', KEYS[8] .. batch .. ':failures', ARGV[7])
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'last_error', ARGV[4], 'last_error_at', ARGV[3])
+  redis.call('HSET', KEYS[1], 'last_error', ARGV[4], 'last_error_at', ARGV[3], 'last_error_code', ARGV[8])
 end
 emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'failed', ARGV[2], cred, ARGV[4], ARGV[3])
 if cred ~= '' then
