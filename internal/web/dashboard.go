@@ -87,6 +87,10 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := requestContext(r, dashboardTimeout)
 	defer cancel()
 	limits := s.CustomerLimits
+	if refused, err := s.refusedByLimits(ctx, sess.InstanceID); err != nil || refused != "" {
+		s.refuseClick(w, r, refused, err)
+		return
+	}
 	res, err := s.Producer.Rotate(ctx, fleet.Request{InstanceIDs: []string{sess.InstanceID},
 		Reason: customerReason, Queue: tasks.QueueInteractive, Customer: &limits})
 	var unknown *fleet.UnknownError

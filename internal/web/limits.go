@@ -2,7 +2,9 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/store"
@@ -76,4 +78,32 @@ func lastError(v instanceView) string {
 		return ""
 	}
 	return failureSentence(v.LastErrorCode, v.LastError)
+}
+
+// refusedByLimits reads whether the customer's limits refuse a rotation of
+// id now, and says why. It writes nothing, so a refused click leaves no
+// trace; the claim checks again, atomically, for clicks at the same moment.
+func (s *server) refusedByLimits(ctx context.Context, id string) (string, error) {
+	v, err := s.loadView(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil // Rotate answers for an unknown instance.
+	}
+	if err != nil {
+		return "", err
+	}
+	lim, err := s.customerLimit(ctx, v)
+	if err != nil || !lim.Blocked {
+		return "", err
+	}
+	return lim.Sentence, nil
+}
+
+// refuseClick answers a click the limits refused, or a failed check.
+func (s *server) refuseClick(w http.ResponseWriter, r *http.Request, sentence string, err error) {
+	if err != nil {
+		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("check customer limits failed")
+		s.page(w, http.StatusInternalServerError, "Something went wrong", "The rotation could not be requested. Please try again in a minute.")
+		return
+	}
+	s.page(w, http.StatusTooManyRequests, "Rotation not available yet", sentence)
 }
