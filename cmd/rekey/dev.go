@@ -78,6 +78,7 @@ func devRedis(env *environ, url string) (string, func(), error) {
 func devRun(ctx context.Context, env *environ, f devFlags, sb *sandbox.Sandbox, redisURL string) error {
 	vars := sb.Env(redisURL)
 	vars["REKEY_GRACE"] = f.grace.String()
+	vars["REKEY_MIN_GRACE"] = f.grace.String() // dev's short grace is its floor too
 	vars["REKEY_PRIVATE_SPACE_GRACE"] = f.grace.String()
 	vars["REKEY_LOG_LEVEL"] = "warn"
 	cfg, err := config.Load(sandbox.Lookup(vars))

@@ -54,7 +54,7 @@ type fixture struct {
 	insp  *asynq.Inspector
 	// heroURL is the fake Heroku's address.
 	heroURL string
-	http  *http.Client
+	http    *http.Client
 	// params are what the handler was built with.
 	params web.Params
 
