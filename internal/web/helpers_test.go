@@ -45,7 +45,7 @@ var start = time.Unix(1267597772, 0).Add(time.Minute).UTC()
 // fixture is the web handler over a real Redis, a real asynq client and
 // inspector, and the fake Heroku, served over real HTTP.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	r     *redistest.Redis
 	st    *store.Store
 	fake  *herokufake.Fake
@@ -63,13 +63,13 @@ type fixture struct {
 }
 
 // newFixture builds a fixture; edit may change the Params before New.
-func newFixture(t *testing.T, edit ...func(*web.Params)) *fixture {
+func newFixture(t testing.TB, edit ...func(*web.Params)) *fixture {
 	t.Helper()
 	return newFixtureWithStore(t, nil, edit...)
 }
 
 // fixtureSealer seals the fixtures' stored secrets.
-func fixtureSealer(t *testing.T) *seal.Sealer {
+func fixtureSealer(t testing.TB) *seal.Sealer {
 	t.Helper()
 	sealer, err := seal.New(bytes.Repeat([]byte{9}, seal.KeySize))
 	if err != nil {
@@ -79,7 +79,7 @@ func fixtureSealer(t *testing.T) *seal.Sealer {
 }
 
 // newFixtureWithStore builds a fixture whose store takes opts too.
-func newFixtureWithStore(t *testing.T, opts []store.Option, edit ...func(*web.Params)) *fixture {
+func newFixtureWithStore(t testing.TB, opts []store.Option, edit ...func(*web.Params)) *fixture {
 	t.Helper()
 	f := &fixture{t: t, r: redistest.New(t), clock: herokufake.NewManualClock(start)}
 	f.st = store.New(f.r.Client, fixtureSealer(t), append([]store.Option{store.WithClock(f.clock.Now)}, opts...)...)
