@@ -69,6 +69,11 @@ func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err erro
 		r.log.Info().Str("joined_rotation_id", claim.RotationID).Msg("rotation_joined")
 		return "joined", nil
 	case store.Skipped:
+		if claim.Refused != nil {
+			// A limit of the claim (REKEY_MAX_PREVIOUS): the store recorded a "refused" event.
+			r.log.Warn().Str("refused", claim.Refused.Reason).Msg("rotation_refused")
+			return "skipped", nil
+		}
 		r.log.Info().Msg("rotation_skipped_grace_running")
 		return "skipped", nil
 	case store.Done:

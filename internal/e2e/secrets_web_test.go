@@ -49,7 +49,7 @@ func (w *world) webPlaces(ids []string) map[string]string {
 	defer srv.Close()
 	var dash, api strings.Builder
 	for _, id := range ids {
-		c := w.signIn(srv.URL, id)
+		c := w.signIn(srv.URL, id, leakSSOSalt)
 		dash.WriteString(w.fetch(c, srv.URL+"/dashboard", nil))
 		dash.WriteString(w.fetch(c, srv.URL+"/dashboard/status", nil))
 		api.WriteString(w.fetch(http.DefaultClient, srv.URL+"/api/v1/instances/"+id, http.Header{"Authorization": {"Bearer " + leakAPIToken}}))
@@ -62,9 +62,9 @@ func (w *world) webPlaces(ids []string) map[string]string {
 	}
 }
 
-// signIn signs in to id's dashboard through Heroku SSO and returns a client
-// holding the session.
-func (w *world) signIn(base, id string) *http.Client {
+// signIn signs in to id's dashboard through Heroku SSO, signed with salt,
+// and returns a client holding the session.
+func (w *world) signIn(base, id, salt string) *http.Client {
 	w.t.Helper()
 	jar, err := cookiejar.New(nil)
 	if err != nil {
@@ -72,7 +72,7 @@ func (w *world) signIn(base, id string) *http.Client {
 	}
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	sum := sha1.Sum([]byte(id + ":" + leakSSOSalt + ":" + ts)) //nolint:gosec // protocol-defined
+	sum := sha1.Sum([]byte(id + ":" + salt + ":" + ts)) //nolint:gosec // protocol-defined
 	resp, err := c.PostForm(base+"/sso/login", url.Values{"resource_id": {id}, "timestamp": {ts},
 		"resource_token": {hex.EncodeToString(sum[:])}, "app": {"app-" + id}})
 	if err != nil {
