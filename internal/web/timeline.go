@@ -99,20 +99,6 @@ func credential(e store.Event) string {
 	return " (" + e.CredentialID + ")"
 }
 
-func withDetail(text, detail string) string {
-	if detail == "" {
-		return text
-	}
-	return text + " (" + detail + ")"
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 // msTime reads a time stored as Unix milliseconds.
 func msTime(s string) time.Time {
 	n, _ := strconv.ParseInt(s, 10, 64)
