@@ -62,6 +62,15 @@ func failureSentence(code, cause string) string {
 	return genericFailure + keepsWorking
 }
 
+// codeOf returns s when it is a failure code ("push:not_found": a step and
+// a class, no spaces), for events that carry the code as their detail.
+func codeOf(s string) string {
+	if strings.Count(s, ":") != 1 || strings.ContainsAny(s, " \t") {
+		return ""
+	}
+	return s
+}
+
 // stepOf reads the step a failure sentence starts with ("mint: ...").
 func stepOf(cause string) string {
 	step, _, ok := strings.Cut(cause, ":")

@@ -54,7 +54,7 @@ func describe(e store.Event) string {
 	case "revoked":
 		return revokedText(e)
 	case "failed":
-		return "Rotation failed. " + failureSentence("", e.Detail)
+		return "Rotation failed. " + failureSentence(codeOf(e.Detail), e.Detail)
 	case "discarded":
 		return "Discarded the new credential, which was never published" + credential(e)
 	case "retrying":
