@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: test check vet fmt tidy race build bench
+.PHONY: test check vet fmt tidy race build bench fuzz
 
 ## test: static checks, then every test with the race detector against real Redis.
 test: check
@@ -28,6 +28,21 @@ build:
 ## sped up 60 times and three worker processes; prints one table (about 4 min).
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkFleet -benchtime 1x -timeout 20m ./internal/bench/
+
+## fuzz: run every Fuzz function of the module for FUZZTIME each (CI uses a
+## few seconds). Packages and targets are found, not listed, so a new fuzz
+## target is picked up without editing this file; a package whose test files
+## hold no "func Fuzz" is skipped before it is compiled.
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; \
+	for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{.Dir}}{{end}}' $(PKGS) | \
+		while read -r path dir; do grep -lqs '^func Fuzz' "$$dir"/*_test.go && echo "$$path"; done); do \
+		for fn in $$($(GO) test -list '^Fuzz' "$$pkg" | grep '^Fuzz'); do \
+			echo "fuzz: $$pkg $$fn for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+		done; \
+	done
 
 ## test-browser: drive the dashboard and /monitoring in headless Chromium
 ## (/usr/bin/chromium); screenshots land in ./screenshots.

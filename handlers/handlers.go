@@ -13,14 +13,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/retry"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
@@ -72,6 +71,8 @@ type Deps struct {
 	Enqueuer Enqueuer
 	// Observer hears outcomes; nil means none.
 	Observer Observer
+	// Breaker hears Heroku's answer to every push; nil means none.
+	Breaker Breaker
 	// Grace is the default grace period; PrivateSpaceGrace the one for
 	// instances in Private Spaces. An instance's own grace, then a request's,
 	// override them.
@@ -110,58 +111,29 @@ func Register(mux *asynq.ServeMux, d *Deps) error {
 	return nil
 }
 
-// RetryLaterError asks asynq to run the task again after a delay without
-// counting a failure: the task waits for Heroku's budget, or for a revoke
-// time that has not come.
-type RetryLaterError struct {
-	After  time.Duration
-	Reason string
-}
-
-// retryLaterPrefix starts every RetryLaterError's message, so that a task's
-// last error tells whether its last run was waiting (IsWaiting).
-const retryLaterPrefix = "retry in "
-
-func (e *RetryLaterError) Error() string {
-	return fmt.Sprintf("%s%s: %s", retryLaterPrefix, e.After.Round(time.Millisecond), e.Reason)
-}
-
-// IsWaiting reports whether lastErr, a task's last error as asynq keeps it
-// (TaskInfo.LastErr), is a RetryLaterError. asynq archives a task whose
-// retries are used up even when its last run was only waiting; such a task
-// did not fail, and the reconcile sweep runs it again.
-func IsWaiting(lastErr string) bool { return strings.HasPrefix(lastErr, retryLaterPrefix) }
-
-// IsFailure is asynq.Config.IsFailure: waiting is not failing, and neither
-// is a worker that died under a task (asynq recovers the task when its
-// lease expires): neither uses up the task's retries.
-func IsFailure(err error) bool {
-	var later *RetryLaterError
-	return !errors.As(err, &later) && !errors.Is(err, asynq.ErrLeaseExpired)
-}
-
-// leaseExpiredDelay is how soon a task whose worker died runs again. asynq
-// recovers it only after its lease has been expired for 30 s, so there is
-// nothing more to wait for.
-const leaseExpiredDelay = time.Second
-
-// RetryDelay is asynq.Config.RetryDelayFunc: a RetryLaterError's own delay
-// (with a little jitter, so waiting tasks do not return all at once), a
-// second for a task whose worker died, else asynq's exponential back-off.
-func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
-	var later *RetryLaterError
-	switch {
-	case errors.As(err, &later):
-		jitter := time.Duration(rand.Int64N(int64(later.After/10) + 1))
-		return later.After + jitter
-	case errors.Is(err, asynq.ErrLeaseExpired):
-		return leaseExpiredDelay
+// NewMux returns a ServeMux with every task type registered (Register),
+// ready for internal/worker.
+func NewMux(d *Deps) (*asynq.ServeMux, error) {
+	mux := asynq.NewServeMux()
+	if err := Register(mux, d); err != nil {
+		return nil, err
 	}
-	return asynq.DefaultRetryDelayFunc(n, err, t)
+	return mux, nil
 }
+
+// RetryLaterError asks asynq to run the task again after a delay without
+// counting a failure. It is the retry contract's retry.Later, named here so
+// the handlers read as before.
+type RetryLaterError = retry.Later
+
+// IsFailure is asynq.Config.IsFailure (retry.IsFailure).
+func IsFailure(err error) bool { return retry.IsFailure(err) }
+
+// RetryDelay is asynq.Config.RetryDelayFunc (retry.Delay).
+func RetryDelay(n int, err error, t *asynq.Task) time.Duration { return retry.Delay(n, err, t) }
 
 // permanent marks err so asynq archives the task instead of retrying it.
-func permanent(err error) error { return fmt.Errorf("%w (%w)", err, asynq.SkipRetry) }
+func permanent(err error) error { return retry.Permanent(err) }
 
 // enqueueRevoke schedules the revocation of r; an existing task for it
 // counts as success.

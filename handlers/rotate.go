@@ -106,7 +106,9 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 	}
 	in := r.claim.Instance
 	target := heroku.Target{AddonID: in.ID, APIVersion: in.APIVersion, HerokuID: in.HerokuID}
-	if err := h.deps.Heroku.UpdateConfig(h.classed(ctx, r), target, configVars(config)); err != nil {
+	err = h.deps.Heroku.UpdateConfig(h.classed(ctx, r), target, configVars(config))
+	h.deps.observePush(ctx, in.ID, err)
+	if err != nil {
 		held, herr := h.heldByHeroku(ctx, r, target, config, err)
 		switch {
 		case herr != nil:

@@ -252,22 +252,3 @@ func TestRetryDelay(t *testing.T) {
 		t.Error("IsFailure: a worker that died is not the task's failure")
 	}
 }
-
-// IsWaiting tells a task archived while it waited from one that failed.
-func TestIsWaiting(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		lastErr string
-		want    bool
-	}{
-		{(&handlers.RetryLaterError{After: 5 * time.Second, Reason: "Heroku answered 429 rate_limit"}).Error(), true},
-		{"push: heroku patch_config: status 500 internal_server_error", false},
-		{"instance x is not registered (skip retry for the task)", false},
-		{"asynq: task lease expired", false},
-		{"", false},
-	} {
-		if got := handlers.IsWaiting(tc.lastErr); got != tc.want {
-			t.Errorf("IsWaiting(%q) = %v, want %v", tc.lastErr, got, tc.want)
-		}
-	}
-}

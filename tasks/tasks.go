@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -198,6 +199,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	var secs float64
 	if err := json.Unmarshal(b, &secs); err != nil {
 		return fmt.Errorf("duration must be a string such as \"2h\" or a number of seconds")
+	}
+	// A float64 beyond int64's range converts to an arbitrary duration (a
+	// negative one on amd64): refuse it rather than wrap round.
+	if ns := secs * float64(time.Second); ns >= math.MaxInt64 || ns <= math.MinInt64 {
+		return fmt.Errorf("duration of %g seconds is out of range", secs)
 	}
 	*d = Duration(secs * float64(time.Second))
 	return nil

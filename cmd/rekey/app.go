@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -11,13 +12,16 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/handlers"
+	"github.com/rekeyhq/rekey/internal/breaker"
 	"github.com/rekeyhq/rekey/internal/config"
+	"github.com/rekeyhq/rekey/internal/health"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/logging"
 	"github.com/rekeyhq/rekey/internal/metrics"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/internal/reconcile"
+	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/internal/worker"
 )
@@ -30,6 +34,16 @@ type app struct {
 	rdb   *redis.Client
 	store *store.Store
 	queue *asynq.Client
+	// redact removes REDIS_URL's password from an error's text.
+	redact func(string) string
+	// health watches Redis in the long-running processes (openService);
+	// nil in commands that check Redis once and exit when it is down.
+	health *health.Redis
+	// stopWatch ends the health watcher; nil without one.
+	stopWatch context.CancelFunc
+	// unreadable is the start-up check's count of sealed values no key of
+	// REKEY_ENCRYPTION_KEYS opens, -1 until the check has run (service.go).
+	unreadable atomic.Int64
 }
 
 // loadConfig reads the environment.
@@ -42,27 +56,48 @@ func newLogger(env *environ, cfg *config.Config, service string, console bool) z
 	return logging.New(logging.Options{Service: service, Level: cfg.LogLevel, Console: console, Out: env.stderr})
 }
 
-// openApp connects to Redis and builds the store and the queue client.
+// openApp connects to Redis and builds the store and the queue client. It
+// fails at once when Redis does not answer: it serves the one-shot
+// commands; the processes that must outlive Redis use openService.
 func openApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app, error) {
+	a, err := newApp(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.rdb.Ping(ctx).Err(); err != nil {
+		_ = a.Close()
+		return nil, fmt.Errorf("connect to REDIS_URL (%s): %s", a.rdb.Options().Addr, a.redact(err.Error()))
+	}
+	return a, nil
+}
+
+// newApp builds the app's dependencies without talking to Redis.
+func newApp(cfg *config.Config, log zerolog.Logger) (*app, error) {
 	opt, err := cfg.RedisOptions()
 	if err != nil {
 		return nil, err
 	}
-	rdb := redis.NewClient(opt)
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		_ = rdb.Close()
-		return nil, fmt.Errorf("connect to REDIS_URL (%s): %w", opt.Addr, err)
-	}
 	sealer, err := cfg.Sealer()
 	if err != nil {
-		_ = rdb.Close()
 		return nil, err
 	}
-	return &app{cfg: cfg, log: log, rdb: rdb, store: store.New(rdb, sealer, store.WithMaxPrevious(cfg.MaxPrevious)),
-		queue: asynq.NewClientFromRedisClient(rdb)}, nil
+	password := secret.New(opt.Password)
+	rdb := redis.NewClient(opt)
+	a := &app{cfg: cfg, log: log, rdb: rdb, store: store.New(rdb, sealer, store.WithAuditRetention(cfg.AuditRetention),
+		store.WithMaxPrevious(cfg.MaxPrevious)),
+		queue:  asynq.NewClientFromRedisClient(rdb),
+		redact: func(s string) string { return logging.Redact(s, password) }}
+	a.unreadable.Store(-1)
+	// go-redis logs through zerolog in every command; openService adds
+	// the watcher that quiets it during outages.
+	redis.SetLogger(logging.GoRedis{L: log, Redact: a.redact})
+	return a, nil
 }
 
 func (a *app) Close() error {
+	if a.stopWatch != nil {
+		a.stopWatch()
+	}
 	_ = a.queue.Close()
 	return a.rdb.Close()
 }
@@ -74,6 +109,13 @@ func (a *app) limiter() (*ratelimit.Limiter, error) {
 		return nil, fmt.Errorf("REKEY_RATE_SCOPE: %w", err)
 	}
 	return ratelimit.New(a.rdb, ratelimit.Params{PerHour: a.cfg.HerokuRate, Scope: scope})
+}
+
+// breaker builds the circuit breaker under REKEY_BREAKER_*.
+func (a *app) breaker() (*breaker.Breaker, error) {
+	return breaker.New(breaker.Params{Store: a.store, Queues: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.log,
+		Policy: store.BreakerPolicy{Threshold: a.cfg.BreakerThreshold, Fraction: a.cfg.BreakerFraction,
+			Window: a.cfg.BreakerWindow}})
 }
 
 // heroku builds the Heroku client; lim may be nil for calls outside the
@@ -101,29 +143,45 @@ func (a *app) issuer() (issuer.Issuer, error) {
 	if a.cfg.Issuer != config.IssuerHTTP {
 		return nil, fmt.Errorf("REKEY_ISSUER=%s runs only inside 'rekey dev'; a worker needs http", a.cfg.Issuer)
 	}
-	return issuer.NewHTTP(a.cfg.IssuerURL, a.cfg.IssuerSecret)
+	return issuer.NewHTTP(a.cfg.IssuerURL, a.cfg.IssuerSecret, issuer.WithAllowHTTP(a.cfg.IssuerAllowHTTP))
 }
 
-// runWorker runs the worker and the reconcile sweep until ctx is done.
+// runWorker runs the worker and the reconcile sweep until ctx is done. It
+// starts them once Redis answers; asynq then rides out later outages on
+// its own.
 func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int) error {
+	if err := a.health.Wait(ctx); err != nil {
+		return nil // SIGTERM before Redis ever answered
+	}
+	go a.checkSealed(ctx)
 	lim, err := a.limiter()
 	if err != nil {
 		return err
 	}
 	defer lim.Close()
-	rec := metrics.NewRecorder(a.store, lim, a.log)
+	rec := metrics.NewRecorder(a.store, lim, a.quietLog())
 	hc, err := a.heroku(lim, rec.HerokuCall)
 	if err != nil {
 		return err
 	}
+	br, err := a.breaker()
+	if err != nil {
+		return err
+	}
 	deps := &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: rec,
-		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace, MinGrace: a.cfg.GraceFloor()}
-	w, err := worker.New(worker.Params{Redis: a.rdb, Deps: deps, Concurrency: concurrency, Logger: a.log})
+		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace, Breaker: br,
+		MinGrace: a.cfg.GraceFloor()}
+	mux, err := handlers.NewMux(deps)
+	if err != nil {
+		return err
+	}
+	w, err := worker.New(worker.Params{Redis: a.rdb, Handler: mux, Concurrency: concurrency, Logger: a.log,
+		QuietLogs: a.health.LibraryError})
 	if err != nil {
 		return err
 	}
 	sweep := reconcile.New(reconcile.Params{Store: a.store, Enqueuer: a.queue,
-		Inspector: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.log})
+		Inspector: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.quietLog()})
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); _ = sweep.Run(ctx) }()
@@ -145,7 +203,7 @@ func runWorkerCmd(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	log := newLogger(env, cfg, "worker", false)
-	a, err := openApp(ctx, cfg, log)
+	a, err := openService(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,9 @@
 //	rekey batches show ID      a batch's progress (--wait), or cancel it
 //	rekey scheduler            scheduled rotation (Procfile: clock); status, pause, resume
 //	rekey instances ...        import or show instances
+//	rekey revocations ...      list or retry revocations refused permanently
+//	rekey breaker status       the circuit breaker: open or closed, and why; resume
+//	rekey keys status|reseal   sealed values per encryption key; reseal under the first
 //	rekey dev                  everything in one process, on fakes
 //
 // Configuration comes from the environment (see README.md).
@@ -39,13 +42,16 @@ type environ struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"worker":    {"run the asynq worker: rotate and revoke tasks", runWorkerCmd},
-		"web":       {"run the HTTP API, SSO dashboard, /monitoring and /metrics", runWeb},
-		"batches":   {"show or cancel a batch: batches show ID [--wait] | cancel ID", runBatches},
-		"scheduler": {"run the clock: sweep due instances and enqueue scheduled rotations; pause|resume|status", runScheduler},
-		"rotate":    {"rotate instances: rekey rotate ID... | --all | --from FILE", runRotate},
-		"instances": {"manage instances: import FILE | show ID", runInstances},
-		"dev":       {"run rekey on an embedded Redis, a fake Heroku and a demo issuer", runDev},
+		"worker":      {"run the asynq worker: rotate and revoke tasks", runWorkerCmd},
+		"web":         {"run the HTTP API, SSO dashboard, /monitoring and /metrics", runWeb},
+		"batches":     {"show or cancel a batch: batches show ID [--wait] | cancel ID", runBatches},
+		"scheduler":   {"run the clock: sweep due instances and enqueue scheduled rotations; pause|resume|status", runScheduler},
+		"rotate":      {"rotate instances: rekey rotate ID... | --all | --from FILE", runRotate},
+		"instances":   {"manage instances: import FILE | show ID", runInstances},
+		"revocations": {"revocations refused permanently: dead [--json] | retry ID... | --all", runRevocations},
+		"dev":         {"run rekey on an embedded Redis, a fake Heroku and a demo issuer", runDev},
+		"breaker":     {"the circuit breaker on Heroku 401/403 runs: status [--json] | resume [--confirm]", runBreaker},
+		"keys":        {"encryption keys: status [--json] | reseal (values per key; move them to the first)", runKeys},
 	}
 }
 
@@ -88,7 +94,7 @@ func usage(w io.Writer, cmds map[string]command) {
 	var b strings.Builder
 	b.WriteString("rekey rotates the credentials of Heroku add-on instances.\n\nUsage: rekey COMMAND [flags]\n\nCommands:\n")
 	for _, n := range names {
-		fmt.Fprintf(&b, "  %-10s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(&b, "  %-12s %s\n", n, cmds[n].summary)
 	}
 	b.WriteString("\nRun 'rekey COMMAND --help' for a command's flags.\n")
 	fmt.Fprint(w, b.String())

@@ -9,13 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/breaker"
 	"github.com/rekeyhq/rekey/internal/config"
 	"github.com/rekeyhq/rekey/internal/scheduler"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
 const schedulerUsage = `usage: rekey scheduler [--interval 1m]       run the clock (Procfile: clock)
-       rekey scheduler status                   next sweep, what is due, quarantined instances
+       rekey scheduler status                   next sweep, what is due, quarantined instances, the breaker
        rekey scheduler pause [--by NAME]        stop every scheduler enqueueing (in-flight rotations go on)
        rekey scheduler resume
        rekey scheduler unquarantine ID          let the scheduler try a quarantined instance again
@@ -42,7 +43,11 @@ func runScheduler(ctx context.Context, env *environ, args []string) error {
 	if err := cfg.RequireProducer(); err != nil {
 		return err
 	}
-	a, err := openApp(ctx, cfg, newLogger(env, cfg, "scheduler", sub != "run"))
+	open := openApp
+	if sub == "run" {
+		open = openService // the clock outlives Redis outages
+	}
+	a, err := open(ctx, cfg, newLogger(env, cfg, "scheduler", sub != "run"))
 	if err != nil {
 		return err
 	}
@@ -62,11 +67,13 @@ func runClock(ctx context.Context, env *environ, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	p.Logger = a.quietLog()
 	s, err := scheduler.New(p)
 	if err != nil {
 		return err
 	}
-	return s.Run(ctx)
+	a.checkSealedWhenUp(ctx)
+	return a.untilDone(ctx, s.Run)
 }
 
 // schedulerParams builds the scheduler's parameters from the configuration.
@@ -217,6 +224,7 @@ type scheduleStatus struct {
 	window      *store.Window
 	pausedAt    time.Time
 	pausedBy    string
+	breaker     store.BreakerState
 	last        store.SweepRecord
 	cap         int
 	capNote     string
@@ -243,6 +251,9 @@ func readScheduleStatus(ctx context.Context, a *app, now time.Time) (scheduleSta
 		return s, err
 	}
 	if s.pausedAt, s.pausedBy, err = a.store.SchedulePaused(ctx); err != nil {
+		return s, err
+	}
+	if s.breaker, err = a.store.BreakerState(ctx); err != nil {
 		return s, err
 	}
 	if s.last, err = a.store.LastSweep(ctx); err != nil {
@@ -299,6 +310,7 @@ func (s scheduleStatus) write(w io.Writer) {
 		line("scheduled rotation", "every %s", s.policy.Period)
 	}
 	line("state", "%s", s.state())
+	line("breaker", "%s", breaker.Describe(s.breaker))
 	line("next sweep", "%s", s.nextSweep())
 	line("per-sweep cap", "%d rotations (%s)", s.cap, s.capNote)
 	line("maintenance window", "%s", windowText(s.window))
@@ -321,6 +333,9 @@ func (s scheduleStatus) write(w io.Writer) {
 func (s scheduleStatus) state() string {
 	if !s.pausedAt.IsZero() {
 		return fmt.Sprintf("paused since %s by %s (rekey scheduler resume)", s.pausedAt.Format(time.RFC3339), s.pausedBy)
+	}
+	if s.breaker.Open() {
+		return "held: the circuit breaker is open, nothing is enqueued (see below)"
 	}
 	if s.last.At.IsZero() {
 		return "never swept: is the clock process (rekey scheduler) running?"

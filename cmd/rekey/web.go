@@ -34,7 +34,7 @@ func runWeb(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	log := newLogger(env, cfg, "web", false)
-	a, err := openApp(ctx, cfg, log)
+	a, err := openService(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -43,6 +43,8 @@ func runWeb(ctx context.Context, env *environ, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Serve at once, Redis or not: /healthz and /metrics say when it is down.
+	a.checkSealedWhenUp(ctx)
 	return serve(ctx, a, h)
 }
 
@@ -58,7 +60,7 @@ func (a *app) webHandler() (http.Handler, error) {
 		Producer:          a.producer(),
 		Registry:          a.registry(hc),
 		Inspector:         inspector,
-		Metrics:           metrics.NewCollector(a.store, inspector, a.log).Handler(),
+		Metrics:           a.metricsHandler(inspector),
 		Enqueuer:          a.queue,
 		APIToken:          a.cfg.APIToken,
 		DashboardPassword: a.cfg.DashboardPassword,
@@ -68,6 +70,17 @@ func (a *app) webHandler() (http.Handler, error) {
 		CustomerLimits: store.CustomerLimits{PerDay: a.cfg.CustomerRotationsPerDay,
 			OnePerGrace: a.cfg.CustomerOnePerGrace},
 		Logger: a.log,
+	})
+}
+
+// metricsHandler serves /metrics: rekey_redis_up from a ping per scrape,
+// the start-up check's rekey_sealed_unreadable, and, while Redis answers,
+// what the Collector reads from it.
+func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
+	return metrics.NewHandler(metrics.HandlerParams{
+		Collector:  metrics.NewCollector(a.store, inspector, a.log),
+		Ping:       func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
+		Unreadable: a.unreadableCount,
 	})
 }
 

@@ -16,8 +16,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
 )
 
 // Issuer backends.
@@ -96,6 +98,19 @@ type Config struct {
 	// an operator or a successful manual rotation clears it. Default 3; 0
 	// means never.
 	QuarantineAfter int
+	// BreakerThreshold is REKEY_BREAKER_THRESHOLD: the circuit breaker
+	// pauses bulk and scheduled work when at least this many distinct
+	// instances answered 401 or 403 within BreakerWindow, and they are at
+	// least BreakerFraction of the instances Heroku answered in it.
+	// Default 10; 0 turns the breaker off; 1 is refused, since one
+	// customer's add-on must never pause the fleet.
+	BreakerThreshold int
+	// BreakerFraction is REKEY_BREAKER_FRACTION, from above 0 to 1.
+	// Default 0.5.
+	BreakerFraction float64
+	// BreakerWindow is REKEY_BREAKER_WINDOW, how far back the breaker
+	// counts answers. Default 5m.
+	BreakerWindow time.Duration
 	// HerokuRate is REKEY_HEROKU_RATE, Heroku calls per hour rekey may spend.
 	// Default 4000, leaving 500 of Heroku's 4500 to the partner's other traffic.
 	HerokuRate int
@@ -107,11 +122,21 @@ type Config struct {
 	IssuerURL string
 	// IssuerSecret is REKEY_ISSUER_SECRET, the webhook signing secret.
 	IssuerSecret secret.String
+	// IssuerAllowHTTP is REKEY_ISSUER_ALLOW_HTTP: accept a plain http://
+	// REKEY_ISSUER_URL to a host that is not loopback. Default false: minted
+	// credentials travel in the issuer's answers, so only https://, or
+	// http:// to localhost, 127.0.0.0/8 or ::1, is accepted.
+	IssuerAllowHTTP bool
 	// Concurrency is REKEY_CONCURRENCY, tasks one worker process runs at once.
 	// Default 10.
 	Concurrency int
 	// LogLevel is REKEY_LOG_LEVEL: debug, info, warn, error. Default info.
 	LogLevel string
+	// AuditRetention is REKEY_AUDIT_RETENTION, how long a deprovisioned
+	// instance's record and audit events stay once none of its credentials
+	// waits for revocation; then they expire. Default 720h (30 days), at
+	// least 1h.
+	AuditRetention time.Duration
 }
 
 // Lookup reads one variable, like os.LookupEnv.
@@ -144,17 +169,25 @@ func Load(env Lookup) (*Config, error) {
 		MaintenanceWindow:       p.hourWindow("REKEY_MAINTENANCE_WINDOW"),
 		QuarantineAfter:         p.integer("REKEY_QUARANTINE_AFTER", 3, 0, 1000),
 		HerokuRate:              p.integer("REKEY_HEROKU_RATE", 4000, 1, 1_000_000),
+		BreakerThreshold:        p.breakerThreshold("REKEY_BREAKER_THRESHOLD", 10),
+		BreakerFraction:         p.fraction("REKEY_BREAKER_FRACTION", 0.5),
+		BreakerWindow:           p.duration("REKEY_BREAKER_WINDOW", 5*time.Minute, 10*time.Second),
 		RateScope:               p.oneOf("REKEY_RATE_SCOPE", ScopeAccount, ScopeAccount, ScopeInstance),
 		Issuer:                  p.oneOf("REKEY_ISSUER", IssuerHTTP, IssuerHTTP),
 		IssuerURL:               p.httpURL("REKEY_ISSUER_URL", ""),
 		IssuerSecret:            p.secret("REKEY_ISSUER_SECRET"),
+		IssuerAllowHTTP:         p.boolean("REKEY_ISSUER_ALLOW_HTTP", false),
 		Concurrency:             p.integer("REKEY_CONCURRENCY", 10, 1, 1000),
 		LogLevel:                p.oneOf("REKEY_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		AuditRetention:          p.duration("REKEY_AUDIT_RETENTION", store.DefaultAuditRetention, time.Hour),
 	}
 	if c.RedisURL != "" {
 		if _, err := c.RedisOptions(); err != nil {
 			p.fail(err)
 		}
+	}
+	if err := c.checkIssuerURL(); err != nil {
+		p.fail(err)
 	}
 	if p.err != nil {
 		return nil, p.err
@@ -169,6 +202,16 @@ const DefaultMinGrace = 10 * time.Minute
 // or REKEY_GRACE when that is shorter (a deployment that chose a short
 // default grace may also ask for it per request).
 func (c *Config) GraceFloor() time.Duration { return min(c.MinGrace, c.Grace) }
+
+// checkIssuerURL refuses a plain http:// issuer that is not on this
+// machine unless REKEY_ISSUER_ALLOW_HTTP says so.
+func (c *Config) checkIssuerURL() error {
+	u, err := url.Parse(c.IssuerURL)
+	if c.IssuerURL == "" || err != nil || u.Scheme != "http" || c.IssuerAllowHTTP || issuer.IsLoopback(u.Hostname()) {
+		return nil
+	}
+	return errors.New("REKEY_ISSUER_URL must be https:// (http:// only to localhost, 127.0.0.0/8 or ::1), or set REKEY_ISSUER_ALLOW_HTTP=true to accept plain http")
+}
 
 // RequireWorker checks what the worker process needs.
 func (c *Config) RequireWorker() error {
@@ -278,6 +321,29 @@ func (p *parser) integer(name string, def, lo, hi int) int {
 		p.fail(fmt.Errorf("%s must be a whole number from %d to %d, got %q", name, lo, hi, v))
 	}
 	return n
+}
+
+// breakerThreshold reads a count of distinct instances: 0 (off) or at
+// least 2, since a single instance's 403 is that customer's own.
+func (p *parser) breakerThreshold(name string, def int) int {
+	n := p.integer(name, def, 0, 1_000_000)
+	if n == 1 {
+		p.fail(fmt.Errorf("%s must be 0 (off) or at least 2: one instance's 401 or 403 is that customer's, not the account's", name))
+	}
+	return n
+}
+
+// fraction reads a number above 0 and at most 1, such as 0.5.
+func (p *parser) fraction(name string, def float64) float64 {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || !(f > 0 && f <= 1) {
+		p.fail(fmt.Errorf("%s must be a fraction above 0 and at most 1, such as 0.5, got %q", name, v))
+	}
+	return f
 }
 
 func (p *parser) boolean(name string, def bool) bool {

@@ -23,8 +23,10 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Grace != 2*time.Hour || c.RotationPeriod != 2160*time.Hour || c.HerokuRate >= 4500 ||
 		c.HerokuAPIURL != "https://api.heroku.com" || c.HerokuIDURL != "https://id.heroku.com" ||
-		c.MaintenanceWindow != "" || c.QuarantineAfter != 3 || c.MinGrace != 10*time.Minute ||
-		c.GraceFloor() != 10*time.Minute || c.MaxPrevious != 3 || c.CustomerRotationsPerDay != 3 || !c.CustomerOnePerGrace {
+		c.MaintenanceWindow != "" || c.QuarantineAfter != 3 || c.AuditRetention != 720*time.Hour ||
+		c.BreakerThreshold != 10 || c.BreakerFraction != 0.5 || c.BreakerWindow != 5*time.Minute ||
+		c.MinGrace != 10*time.Minute || c.GraceFloor() != 10*time.Minute || c.MaxPrevious != 3 ||
+		c.CustomerRotationsPerDay != 3 || !c.CustomerOnePerGrace {
 		t.Fatalf("defaults = %+v", c)
 	}
 }
@@ -49,6 +51,12 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"REKEY_MAX_PREVIOUS":               {"REKEY_MAX_PREVIOUS": "many"},
 		"REKEY_CUSTOMER_ONE_PER_GRACE":     {"REKEY_CUSTOMER_ONE_PER_GRACE": "sometimes"},
 		"REKEY_CUSTOMER_ROTATIONS_PER_DAY": {"REKEY_CUSTOMER_ROTATIONS_PER_DAY": "-3"},
+		"REKEY_AUDIT_RETENTION":            {"REKEY_AUDIT_RETENTION": "10m"},
+		"REKEY_BREAKER_THRESHOLD":          {"REKEY_BREAKER_THRESHOLD": "1"},
+		"REKEY_BREAKER_FRACTION":           {"REKEY_BREAKER_FRACTION": "1.5"},
+		"REKEY_BREAKER_WINDOW":             {"REKEY_BREAKER_WINDOW": "1s"},
+		"REKEY_ISSUER_ALLOW_HTTP":          {"REKEY_ISSUER_ALLOW_HTTP": "sometimes"},
+		"REKEY_ISSUER_URL":                 {"REKEY_ISSUER_URL": "http://issuer.example"},
 	}
 	for name, vars := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -122,6 +130,52 @@ func TestMaintenanceWindow(t *testing.T) {
 	for _, bad := range []string{"2", "02-25", "00-24", "a-b", "-1-3"} {
 		if _, err := config.Load(env(map[string]string{"REKEY_MAINTENANCE_WINDOW": bad})); err == nil {
 			t.Errorf("REKEY_MAINTENANCE_WINDOW=%q accepted", bad)
+		}
+	}
+}
+
+func TestBreakerSettings(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(env(map[string]string{"REKEY_BREAKER_THRESHOLD": "0", "REKEY_BREAKER_FRACTION": "1",
+		"REKEY_BREAKER_WINDOW": "90s"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BreakerThreshold != 0 || c.BreakerFraction != 1 || c.BreakerWindow != 90*time.Second {
+		t.Fatalf("breaker settings = %d, %v, %s", c.BreakerThreshold, c.BreakerFraction, c.BreakerWindow)
+	}
+	for name, bad := range map[string]string{"REKEY_BREAKER_THRESHOLD": "-3", "REKEY_BREAKER_FRACTION": "0",
+		"REKEY_BREAKER_WINDOW": "soon"} {
+		if _, err := config.Load(env(map[string]string{name: bad})); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q: Load() = %v, want an error naming it", name, bad, err)
+		}
+	}
+}
+
+func TestIssuerURLMustBeHTTPSUnlessLoopbackOrAllowed(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		url, allow string
+		ok         bool
+	}{
+		{"https://issuer.example/hooks", "", true},
+		{"http://127.0.0.1:8080", "", true},
+		{"http://127.9.8.7", "", true},
+		{"http://[::1]:9000/x", "", true},
+		{"http://localhost:5001", "", true},
+		{"http://issuer.example", "", false},
+		{"http://localhost.issuer.example", "", false},
+		{"http://10.0.0.7:80", "", false},
+		{"http://issuer.example", "false", false},
+		{"http://issuer.example", "true", true},
+	}
+	for _, c := range cases {
+		_, err := config.Load(env(map[string]string{"REKEY_ISSUER_URL": c.url, "REKEY_ISSUER_ALLOW_HTTP": c.allow}))
+		if c.ok && err != nil {
+			t.Errorf("REKEY_ISSUER_URL=%s ALLOW_HTTP=%q: %v", c.url, c.allow, err)
+		}
+		if !c.ok && (err == nil || !strings.Contains(err.Error(), "REKEY_ISSUER_ALLOW_HTTP") || !strings.Contains(err.Error(), "REKEY_ISSUER_URL")) {
+			t.Errorf("REKEY_ISSUER_URL=%s ALLOW_HTTP=%q: %v, want an error naming both variables", c.url, c.allow, err)
 		}
 	}
 }

@@ -47,7 +47,7 @@ func failMint(status int, always bool) func(*atomic.Int64) issuer.DemoOption {
 				return nil
 			}
 			if n := calls.Add(1); n == 1 || always {
-				return &issuer.Error{Op: "mint", Status: status, Message: "injected by the test"}
+				return &issuer.Error{Op: "mint", Status: status, Code: "injected_by_the_test"}
 			}
 			return nil
 		})

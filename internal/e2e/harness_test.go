@@ -23,6 +23,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/registry"
+	"github.com/rekeyhq/rekey/internal/retry"
 	"github.com/rekeyhq/rekey/internal/sandbox"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/internal/worker"
@@ -125,7 +126,7 @@ type workerParams struct {
 	concurrency int
 	// httpClient is the Heroku client's; nil means rekey's default.
 	httpClient *http.Client
-	// retryDelay nil means rekey's own (handlers.RetryDelay).
+	// retryDelay nil means rekey's own (retry.Delay).
 	retryDelay asynq.RetryDelayFunc
 	// logLevel defaults to warn; logs go to the world's log buffer.
 	logLevel string
@@ -171,7 +172,11 @@ func (w *world) startWorker(p workerParams) *runningWorker {
 	}
 	deps := &handlers.Deps{Store: w.store, Heroku: hc, Issuer: iss, Enqueuer: w.queue,
 		Grace: testGrace, PrivateSpaceGrace: testPrivateGrace}
-	wk, err := worker.New(worker.Params{Redis: w.redis.Client, Deps: deps, Concurrency: p.concurrency,
+	mux, err := handlers.NewMux(deps)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	wk, err := worker.New(worker.Params{Redis: w.redis.Client, Handler: mux, Concurrency: p.concurrency,
 		Logger: log, PollInterval: pollInterval, RetryDelay: p.retryDelay})
 	if err != nil {
 		w.t.Fatal(err)
@@ -204,7 +209,7 @@ func (w *world) startWorker(p workerParams) *runningWorker {
 // fastRetry keeps asynq's retries of failed and waiting tasks under a
 // second, so retry tests do not wait for asynq's minutes-long back-off.
 func fastRetry(n int, err error, t *asynq.Task) time.Duration {
-	return min(handlers.RetryDelay(n, err, t), 200*time.Millisecond)
+	return min(retry.Delay(n, err, t), 200*time.Millisecond)
 }
 
 // rotate requests rotations of ids through the fleet producer, as the CLI

@@ -41,6 +41,7 @@ type Fake struct {
 	refresh   map[string]*authorization
 	buckets   map[string]*bucket // "" is the account's bucket
 	scripts   map[Endpoint][]Fault
+	always    map[Endpoint]Fault
 	rng       *rand.Rand
 	calls     []Call
 }
@@ -67,6 +68,7 @@ func New(opts ...Option) *Fake {
 		refresh:   map[string]*authorization{},
 		buckets:   map[string]*bucket{},
 		scripts:   map[Endpoint][]Fault{},
+		always:    map[Endpoint]Fault{},
 		rng:       rand.New(rand.NewPCG(set.seed, set.seed)),
 	}
 	f.routes()

@@ -59,13 +59,14 @@ func (f *Fake) inject(e Endpoint, x *exchange) bool {
 	return false
 }
 
-// next pops the scripted fault for e.
+// next pops the scripted fault for e, or else returns the one set by Always.
 func (f *Fake) next(e Endpoint) (Fault, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	q := f.scripts[e]
 	if len(q) == 0 {
-		return Fault{}, false
+		fault, ok := f.always[e]
+		return fault, ok
 	}
 	f.scripts[e] = q[1:]
 	return q[0], true

@@ -147,7 +147,7 @@ func (d *Demo) precheck(ctx context.Context, op, instanceID, id string, fault fu
 		return fmt.Errorf("issuer %s: empty id: %w", op, ErrInvalid)
 	}
 	if err := ctx.Err(); err != nil {
-		return &Error{Op: op, Err: err}
+		return &Error{Op: op, Code: transportCode(err)}
 	}
 	if fault != nil {
 		return fault(instanceID, id)
@@ -172,9 +172,9 @@ func (d *Demo) Verify(ctx context.Context, instanceID, credentialID string) erro
 	c, ok := d.creds[credentialID]
 	switch {
 	case !ok || c.instanceID != instanceID:
-		return &Error{Op: "verify", Status: http.StatusUnprocessableEntity, Message: "unknown credential"}
+		return &Error{Op: "verify", Status: http.StatusUnprocessableEntity, Code: "unknown_credential"}
 	case !c.revokedAt.IsZero():
-		return &Error{Op: "verify", Status: http.StatusGone, Message: "credential revoked"}
+		return &Error{Op: "verify", Status: http.StatusGone, Code: "credential_revoked"}
 	}
 	return nil
 }
@@ -221,7 +221,7 @@ func (d *Demo) revocable(instanceID, credentialID string) (Credential, bool, err
 	case !ok:
 		return Credential{}, false, nil
 	case dc.instanceID != instanceID:
-		return Credential{}, false, &Error{Op: "revoke", Status: http.StatusConflict, Message: "credential belongs to another instance"}
+		return Credential{}, false, &Error{Op: "revoke", Status: http.StatusConflict, Code: "other_instance"}
 	}
 	return copyCredential(dc.cred), dc.revokedAt.IsZero(), nil
 }

@@ -118,38 +118,88 @@ func TestDemoRefusals(t *testing.T) {
 
 func mintErr(_ issuer.Credential, err error) error { return err }
 
-// The server refuses any request whose signature does not match its body
-// and time, before touching the Demo.
+// The server refuses any request whose signature does not match its body,
+// method, path and time, before touching the Demo; WithV1Signatures checks
+// the body and time only, as an issuer written before v2 does.
 func TestDemoServerChecksSignatures(t *testing.T) {
 	t.Parallel()
-	d := issuer.NewDemo(issuer.WithDemoClock(func() time.Time { return now }))
-	h := issuer.NewDemoServer(d, key)
 	body := []byte(`{"instance_id":"inst-1","rotation_id":"rot-1"}`)
+	signed := func(b []byte) string { return issuer.SignRequest(key, now, http.MethodPost, "/credentials", b) }
 	tests := []struct {
 		name      string
+		v1Only    bool
 		body      []byte
 		signature string
 		want      int
 	}{
-		{"valid", body, issuer.Sign(key, now, body), http.StatusCreated},
-		{"tampered body", bytes.Replace(body, []byte("inst-1"), []byte("inst-2"), 1), issuer.Sign(key, now, body), http.StatusUnauthorized},
-		{"old timestamp", body, issuer.Sign(key, now.Add(-6*time.Minute), body), http.StatusUnauthorized},
-		{"unsigned", body, "", http.StatusUnauthorized},
-		{"no instance", []byte(`{}`), issuer.Sign(key, now, []byte(`{}`)), http.StatusBadRequest},
+		{"valid", false, body, signed(body), http.StatusCreated},
+		{"tampered body", false, bytes.Replace(body, []byte("inst-1"), []byte("inst-2"), 1), signed(body), http.StatusUnauthorized},
+		{"old timestamp", false, body, issuer.SignRequest(key, now.Add(-6*time.Minute), http.MethodPost, "/credentials", body), http.StatusUnauthorized},
+		{"unsigned", false, body, "", http.StatusUnauthorized},
+		{"no instance", false, []byte(`{}`), signed([]byte(`{}`)), http.StatusBadRequest},
+		{"v1 only refused by a v2 server", false, body, issuer.Sign(key, now, body), http.StatusUnauthorized},
+		{"signed for another path", false, body, issuer.SignRequest(key, now, http.MethodPost, "/credentials/x/verify", body), http.StatusUnauthorized},
+		{"signed for another method", false, body, issuer.SignRequest(key, now, http.MethodDelete, "/credentials", body), http.StatusUnauthorized},
+		{"v1 server, v1 and v2", true, body, signed(body), http.StatusCreated},
+		{"v1 server, v1 only", true, body, issuer.Sign(key, now, body), http.StatusCreated},
+		{"v1 server, tampered body", true, bytes.Replace(body, []byte("inst-1"), []byte("inst-2"), 1), signed(body), http.StatusUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := issuer.NewDemo(issuer.WithDemoClock(func() time.Time { return now }))
+			var opts []issuer.DemoServerOption
+			if tt.v1Only {
+				opts = append(opts, issuer.WithV1Signatures())
+			}
 			r := httptest.NewRequest(http.MethodPost, "/credentials", bytes.NewReader(tt.body))
 			r.Header.Set(issuer.SignatureHeader, tt.signature)
 			w := httptest.NewRecorder()
-			h.ServeHTTP(w, r)
+			issuer.NewDemoServer(d, key, opts...).ServeHTTP(w, r)
 			if w.Code != tt.want {
 				t.Errorf("status %d, want %d: %s", w.Code, tt.want, w.Body)
 			}
+			if wantCalls := map[bool]int{true: 1}[tt.want == http.StatusCreated]; d.Stats().MintCalls != wantCalls {
+				t.Errorf("Demo saw %d mint calls, want %d", d.Stats().MintCalls, wantCalls)
+			}
 		})
 	}
-	if st := d.Stats(); st.MintCalls != 1 {
-		t.Errorf("Demo saw %d mint calls, want only the valid one", st.MintCalls)
+}
+
+// A verify request captured on the wire, replayed as a DELETE, revokes
+// nothing: a v2 server refuses its signature for the other method and
+// path, and even a v1-only server refuses it for another credential, whose
+// id is not the one in the signed body.
+func TestDemoServerRefusesReplayedVerify(t *testing.T) {
+	t.Parallel()
+	for _, v1Only := range []bool{false, true} {
+		t.Run(fmt.Sprintf("v1 only %v", v1Only), func(t *testing.T) {
+			t.Parallel()
+			d := issuer.NewDemo(issuer.WithDemoClock(func() time.Time { return now }))
+			var opts []issuer.DemoServerOption
+			if v1Only {
+				opts = append(opts, issuer.WithV1Signatures())
+			}
+			srv := issuer.NewDemoServer(d, key, opts...)
+			a, _ := d.Mint(context.Background(), "inst-1", "rot-a")
+			b, _ := d.Mint(context.Background(), "inst-1", "rot-b")
+			body := []byte(`{"instance_id":"inst-1","credential_id":"` + a.ID + `"}`)
+			header := issuer.SignRequest(key, now, http.MethodPost, "/credentials/"+a.ID+"/verify", body)
+
+			targets := []string{b.ID}
+			if !v1Only { // v1 cannot tell a DELETE of a from a verify of a: the weakness v2 closes
+				targets = append(targets, a.ID)
+			}
+			for _, id := range targets {
+				r := httptest.NewRequest(http.MethodDelete, "/credentials/"+id, bytes.NewReader(body))
+				r.Header.Set(issuer.SignatureHeader, header)
+				w := httptest.NewRecorder()
+				srv.ServeHTTP(w, r)
+				if w.Code < 400 || !d.Valid(id) {
+					t.Errorf("replay on DELETE %s: status %d, still valid %v", id, w.Code, d.Valid(id))
+				}
+			}
+		})
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -18,19 +19,21 @@ import (
 const (
 	// maxResponseBytes bounds what is read of any issuer response.
 	maxResponseBytes = 256 << 10
-	// maxMessageLen bounds the issuer's message as kept in an Error.
-	maxMessageLen = 200
 	// defaultTimeout bounds one webhook call; the caller's context too.
 	defaultTimeout = 30 * time.Second
 )
 
 // HTTP is the issuer that calls the partner's webhook service, as DESIGN.md
-// specifies it, signing every request. It is safe for concurrent use.
+// specifies it, signing every request. It never follows a redirect: a 3xx
+// is an error retried like a 5xx, so a signed request never reaches a host
+// other than REKEY_ISSUER_URL's and a redirected DELETE is never taken for a
+// revocation. It is safe for concurrent use.
 type HTTP struct {
-	base   string
-	key    secret.String
-	client *http.Client
-	now    func() time.Time
+	base      string
+	key       secret.String
+	client    *http.Client
+	now       func() time.Time
+	allowHTTP bool
 }
 
 var _ Issuer = (*HTTP)(nil)
@@ -38,13 +41,14 @@ var _ Issuer = (*HTTP)(nil)
 // Option configures an HTTP issuer and checks its input.
 type Option func(*HTTP) error
 
-// WithHTTPClient sets the HTTP client (default: a 30 s timeout).
+// WithHTTPClient sets the HTTP client (default: a 30 s timeout). The issuer
+// uses a copy whose CheckRedirect refuses every redirect, whatever c's says.
 func WithHTTPClient(c *http.Client) Option {
 	return func(h *HTTP) error {
 		if c == nil {
 			return errors.New("http client is nil")
 		}
-		h.client = c
+		h.client = noRedirects(c)
 		return nil
 	}
 }
@@ -60,6 +64,17 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
+// WithAllowHTTP lets the base URL be plain http:// to a host that is not
+// loopback (REKEY_ISSUER_ALLOW_HTTP). Without it only https://, or http://
+// to 127.0.0.0/8, ::1 or localhost, is accepted: the signing secret does not
+// travel, but minted credentials do.
+func WithAllowHTTP(allow bool) Option {
+	return func(h *HTTP) error {
+		h.allowHTTP = allow
+		return nil
+	}
+}
+
 // NewHTTP returns an issuer calling the webhook service at baseURL, signing
 // with key (REKEY_ISSUER_SECRET).
 func NewHTTP(baseURL string, key secret.String, opts ...Option) (*HTTP, error) {
@@ -71,13 +86,36 @@ func NewHTTP(baseURL string, key secret.String, opts ...Option) (*HTTP, error) {
 	if key.IsZero() {
 		return nil, errors.New("issuer: signing secret is empty")
 	}
-	h := &HTTP{base: strings.TrimRight(u.String(), "/"), key: key, client: &http.Client{Timeout: defaultTimeout}, now: time.Now}
+	h := &HTTP{base: strings.TrimRight(u.String(), "/"), key: key,
+		client: noRedirects(&http.Client{Timeout: defaultTimeout}), now: time.Now}
 	for _, opt := range opts {
 		if err := opt(h); err != nil {
 			return nil, fmt.Errorf("issuer: %w", err)
 		}
 	}
+	if u.Scheme == "http" && !h.allowHTTP && !IsLoopback(u.Hostname()) {
+		return nil, errors.New("issuer: base url must be https:// unless its host is loopback or plain http is allowed")
+	}
 	return h, nil
+}
+
+// IsLoopback reports whether host (without port) names this machine:
+// localhost, 127.0.0.0/8 or ::1. Plain http:// to such a host never leaves
+// it.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// noRedirects returns a copy of c that hands every 3xx back to the caller
+// instead of following it.
+func noRedirects(c *http.Client) *http.Client {
+	cp := *c
+	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cp
 }
 
 // Mint calls POST {base}/credentials.
@@ -91,9 +129,9 @@ func (h *HTTP) Mint(ctx context.Context, instanceID, rotationID string) (Credent
 		return Credential{}, err
 	}
 	if !ok2xx(status) {
-		return Credential{}, statusError("mint", status, body)
+		return Credential{}, answerError("mint", status, body)
 	}
-	return decodeCredential(body)
+	return decodeCredential(status, body)
 }
 
 // Verify calls POST {base}/credentials/{id}/verify: 2xx works, 404 means
@@ -103,7 +141,7 @@ func (h *HTTP) Verify(ctx context.Context, instanceID, credentialID string) erro
 	if err != nil {
 		return err
 	}
-	status, body, err := h.do(ctx, "verify", http.MethodPost, u+"/verify", map[string]string{"instance_id": instanceID})
+	status, body, err := h.do(ctx, "verify", http.MethodPost, u+"/verify", credentialBody(instanceID, credentialID))
 	switch {
 	case err != nil:
 		return err
@@ -112,21 +150,28 @@ func (h *HTTP) Verify(ctx context.Context, instanceID, credentialID string) erro
 	case status == http.StatusNotFound:
 		return ErrVerifyUnsupported
 	}
-	return statusError("verify", status, body)
+	return answerError("verify", status, body)
 }
 
 // Revoke calls DELETE {base}/credentials/{id}: 2xx and 404 both mean
-// revoked.
+// revoked; a 3xx does not.
 func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) error {
 	u, err := h.credentialURL("revoke", instanceID, credentialID)
 	if err != nil {
 		return err
 	}
-	status, body, err := h.do(ctx, "revoke", http.MethodDelete, u, map[string]string{"instance_id": instanceID})
+	status, body, err := h.do(ctx, "revoke", http.MethodDelete, u, credentialBody(instanceID, credentialID))
 	if err != nil || ok2xx(status) || status == http.StatusNotFound {
 		return err
 	}
-	return statusError("revoke", status, body)
+	return answerError("revoke", status, body)
+}
+
+// credentialBody is the body of verify and revoke. It names the credential
+// as the path does, so that an issuer still checking v1 signatures only can
+// refuse a body signed for another credential.
+func credentialBody(instanceID, credentialID string) map[string]string {
+	return map[string]string{"instance_id": instanceID, "credential_id": credentialID}
 }
 
 func (h *HTTP) credentialURL(op, instanceID, credentialID string) (string, error) {
@@ -137,75 +182,73 @@ func (h *HTTP) credentialURL(op, instanceID, credentialID string) (string, error
 }
 
 // do sends one signed JSON request and returns the status and the body, read
-// with a size limit. A call that got no response returns an *Error without
-// the URL, which may hold a path secret of the partner's.
+// with a size limit. A call that got no answer returns an *Error with the
+// failure's kind only: the transport's text names the URL, whose path may
+// hold a secret of the partner's.
 func (h *HTTP) do(ctx context.Context, op, method, u string, payload any) (int, []byte, error) {
 	raw, err := json.Marshal(payload)
 	if err != nil {
-		return 0, nil, &Error{Op: op, Err: err}
+		return 0, nil, &Error{Op: op, Code: CodeRequest}
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(raw))
 	if err != nil {
-		return 0, nil, &Error{Op: op, Message: "cannot build request"}
+		return 0, nil, &Error{Op: op, Code: CodeRequest}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set(SignatureHeader, Sign(h.key, h.now(), raw))
+	req.Header.Set(SignatureHeader, SignRequest(h.key, h.now(), method, req.URL.EscapedPath(), raw))
 	resp, err := h.client.Do(req)
 	if err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err
-		}
-		return 0, nil, &Error{Op: op, Err: err}
+		return 0, nil, &Error{Op: op, Code: transportCode(err)}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil || len(body) > maxResponseBytes {
-		return 0, nil, &Error{Op: op, Status: resp.StatusCode, Message: "response body unreadable or too large"}
+		return 0, nil, &Error{Op: op, Status: resp.StatusCode, Code: CodeUnreadable}
 	}
 	return resp.StatusCode, body, nil
 }
 
 func ok2xx(status int) bool { return status >= 200 && status <= 299 }
 
-// statusError is the one place that turns an issuer's non-2xx answer into an
-// Error. Only a short message from a JSON body is kept: the body itself may
-// hold anything.
-func statusError(op string, status int, body []byte) error {
-	var msg struct {
-		Error   string `json:"error"`
-		Message string `json:"message"`
+// answerError is the one place that turns an issuer's non-2xx answer into an
+// Error. Of the body only a code is kept, and only when it looks like one
+// (ValidCode): the body may hold anything, a live credential included.
+func answerError(op string, status int, body []byte) error {
+	var answer struct {
+		Code  any `json:"code"`
+		Error any `json:"error"`
 	}
-	_ = json.Unmarshal(body, &msg) // a body that is not JSON leaves both empty
-	text := msg.Error
-	if text == "" {
-		text = msg.Message
+	_ = json.Unmarshal(body, &answer) // a body that is not JSON leaves both empty
+	code := StatusCode(status)
+	if code == CodeRedirect { // whatever the body says, rekey did not follow it
+		return &Error{Op: op, Status: status, Code: code}
 	}
-	if text == "" {
-		text = http.StatusText(status)
+	for _, c := range []any{answer.Code, answer.Error} {
+		if s, ok := c.(string); ok && ValidCode(s) {
+			code = s
+			break
+		}
 	}
-	if len(text) > maxMessageLen {
-		text = strings.ToValidUTF8(text[:maxMessageLen], "") + "…"
-	}
-	return &Error{Op: op, Status: status, Message: text}
+	return &Error{Op: op, Status: status, Code: code}
 }
 
-// decodeCredential reads a mint response. A response without an id or
-// config is the issuer's bug; it is reported without the body, which holds
-// secrets, and stays retryable in case the issuer is fixed.
-func decodeCredential(body []byte) (Credential, error) {
+// decodeCredential reads a mint answer. An answer without an id or config is
+// the issuer's bug; it is reported without the body, which holds secrets,
+// and stays retryable in case the issuer is fixed.
+func decodeCredential(status int, body []byte) (Credential, error) {
 	var r struct {
 		CredentialID string            `json:"credential_id"`
 		Config       map[string]string `json:"config"`
 	}
+	malformed := &Error{Op: "mint", Status: status, Code: CodeMalformed}
 	if err := json.Unmarshal(body, &r); err != nil || r.CredentialID == "" || len(r.Config) == 0 {
-		return Credential{}, &Error{Op: "mint", Message: "malformed response: needs credential_id and config"}
+		return Credential{}, malformed
 	}
 	c := Credential{ID: r.CredentialID, Config: make(map[string]secret.String, len(r.Config))}
 	for name, v := range r.Config {
 		if name == "" || v == "" {
-			return Credential{}, &Error{Op: "mint", Message: "malformed response: empty config var name or value"}
+			return Credential{}, malformed
 		}
 		c.Config[name] = secret.New(v)
 	}

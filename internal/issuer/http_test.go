@@ -93,9 +93,9 @@ func TestHTTPDemoFaultsCrossTheWire(t *testing.T) {
 	t.Parallel()
 	_, h := demoIssuer(t, issuer.WithMintFault(func(instanceID, _ string) error {
 		if instanceID == "inst-down" {
-			return &issuer.Error{Op: "mint", Status: http.StatusServiceUnavailable, Message: "database restarting"}
+			return &issuer.Error{Op: "mint", Status: http.StatusServiceUnavailable, Code: "database_restarting"}
 		}
-		return &issuer.Error{Op: "mint", Status: http.StatusUnprocessableEntity, Message: "instance suspended"}
+		return &issuer.Error{Op: "mint", Status: http.StatusUnprocessableEntity, Code: "instance_suspended"}
 	}))
 	_, err := h.Mint(context.Background(), "inst-down", "r")
 	if !issuer.IsTransient(err) {
@@ -103,8 +103,8 @@ func TestHTTPDemoFaultsCrossTheWire(t *testing.T) {
 	}
 	_, err = h.Mint(context.Background(), "inst-bad", "r")
 	var e *issuer.Error
-	if !issuer.IsPermanent(err) || !errors.As(err, &e) || e.Message != "instance suspended" {
-		t.Errorf("422 fault = %v, want permanent with the issuer's message", err)
+	if !issuer.IsPermanent(err) || !errors.As(err, &e) || e.Code != "instance_suspended" {
+		t.Errorf("422 fault = %v, want permanent with the issuer's code", err)
 	}
 }
 
@@ -132,14 +132,17 @@ type scripted struct {
 
 	mu       sync.Mutex
 	paths    []string
-	badSigns int
+	bodies   []string
+	badSigns int // requests whose v1 or v2 signature did not match
 }
 
 func (s *scripted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
 	s.paths = append(s.paths, r.Method+" "+r.URL.EscapedPath())
-	if issuer.VerifySignature(key, r.Header.Get(issuer.SignatureHeader), body, now, 0) != nil {
+	s.bodies = append(s.bodies, string(body))
+	if issuer.VerifySignature(key, r.Header.Get(issuer.SignatureHeader), body, now, 0) != nil ||
+		issuer.VerifyRequest(key, r, body, now, 0) != nil {
 		s.badSigns++
 	}
 	s.mu.Unlock()
@@ -246,6 +249,9 @@ func TestHTTPEscapesCredentialIDs(t *testing.T) {
 	if fmt.Sprint(s.paths) != fmt.Sprint(want) {
 		t.Errorf("paths = %v, want %v", s.paths, want)
 	}
+	if s.badSigns != 0 {
+		t.Errorf("%d requests with an escaped path arrived with a bad signature", s.badSigns)
+	}
 	if err := h.Revoke(context.Background(), "inst-1", ""); !errors.Is(err, issuer.ErrInvalid) || !issuer.IsPermanent(err) {
 		t.Errorf("empty id = %v, want permanent ErrInvalid", err)
 	}
@@ -260,8 +266,10 @@ func TestHTTPTransportErrorsAreTransient(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = h.Revoke(context.Background(), "inst-1", "cred_1")
-	if !issuer.IsTransient(err) || strings.Contains(err.Error(), "path-token-123") {
-		t.Errorf("Revoke against a closed server = %v, want transient without the URL", err)
+	var e *issuer.Error
+	if !issuer.IsTransient(err) || strings.Contains(err.Error(), "path-token-123") ||
+		!errors.As(err, &e) || e.Code != issuer.CodeRefused {
+		t.Errorf("Revoke against a closed server = %v, want transient connection_refused without the URL", err)
 	}
 }
 

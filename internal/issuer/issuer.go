@@ -47,31 +47,46 @@ var (
 	ErrInvalid = errors.New("issuer: invalid argument")
 )
 
-// Error is a failed issuer operation. It holds nothing secret.
+// Error is a failed issuer operation. It holds no text of the issuer's or
+// of the network: an issuer's answer may echo anything, a live credential
+// included, and an Error travels to logs, audit events, asynq's last error
+// and the customer's dashboard. Only the operation, the status and a failure
+// code are kept.
 type Error struct {
-	Op      string // "mint", "verify" or "revoke"
-	Status  int    // the issuer's HTTP status; 0 when none arrived
-	Message string // the issuer's explanation, clipped
-	Err     error  // the cause when no status arrived, such as a timeout
+	Op     string // "mint", "verify" or "revoke"
+	Status int    // the issuer's HTTP status; 0 when none arrived
+	// Code names the failure in snake_case: the issuer's own code when its
+	// answer carried one that passes ValidCode, otherwise one of rekey's
+	// (StatusCode for a status, the Code constants for the rest).
+	Code string
 }
 
-// Error names the operation, the status and the issuer's message or cause.
+// Error names the operation, the status and the code, such as
+// "issuer mint: status 503 (service_unavailable)" or "issuer revoke: timeout".
 func (e *Error) Error() string {
 	s := "issuer " + e.Op
-	if e.Status != 0 {
+	switch {
+	case e.Status != 0 && e.Code != "":
+		s += fmt.Sprintf(": status %d (%s)", e.Status, e.Code)
+	case e.Status != 0:
 		s += fmt.Sprintf(": status %d", e.Status)
-	}
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	if e.Err != nil {
-		s += ": " + e.Err.Error()
+	case e.Code != "":
+		s += ": " + e.Code
 	}
 	return s
 }
 
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Err }
+// Is lets errors.Is see a cancelled or timed-out call as context.Canceled or
+// context.DeadlineExceeded, without the Error keeping the cause's text.
+func (e *Error) Is(target error) bool {
+	switch target {
+	case context.Canceled:
+		return e.Code == CodeCanceled
+	case context.DeadlineExceeded:
+		return e.Code == CodeTimeout
+	}
+	return false
+}
 
 // IsPermanent reports whether retrying err cannot help: the issuer refused
 // with a 4xx (for verify, 409, 410 and 422 mean the credential does not
@@ -84,14 +99,19 @@ func IsPermanent(err error) bool {
 		return false
 	case errors.Is(err, ErrInvalid):
 		return true
+	// An answer rekey could not read says nothing of what the issuer
+	// meant, whatever its status: try again.
+	case errors.As(err, &e) && e.Code == CodeUnreadable:
+		return false
 	case errors.As(err, &e):
 		return permanentStatus(e.Status)
 	}
 	return false
 }
 
-// IsTransient reports whether err is worth retrying later: 5xx, timeouts,
-// connection errors and anything not known to be permanent.
+// IsTransient reports whether err is worth retrying later: 5xx, 3xx (rekey
+// never follows a redirect), timeouts, connection errors and anything not
+// known to be permanent.
 func IsTransient(err error) bool {
 	return err != nil && !IsPermanent(err) && !errors.Is(err, ErrVerifyUnsupported)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -20,68 +21,157 @@ const SignatureHeader = "Rekey-Signature"
 // clock.
 const DefaultSkew = 5 * time.Minute
 
-// ErrBadSignature is returned, wrapped with a reason, by VerifySignature.
+// ErrBadSignature is returned, wrapped with a reason, by VerifySignature,
+// VerifySignatureV2 and VerifyRequest.
 var ErrBadSignature = errors.New("issuer: bad signature")
 
-// Sign returns the Rekey-Signature header value for body sent at t:
+// The signature schemes of the Rekey-Signature header. A header carries one
+// timestamp and any number of schemes; receivers ignore schemes they do not
+// know, so new ones can be added beside the old.
+const (
+	// schemeV1 signs "<t>.<body>": kept for issuers written before v2. It
+	// does not say which request the body was for.
+	schemeV1 = "v1"
+	// schemeV2 signs "<t>.<METHOD>.<PATH>.<body>", so a signature is valid
+	// for one method on one path only.
+	schemeV2 = "v2"
+)
+
+// Sign returns a Rekey-Signature header value carrying the v1 scheme only:
 // "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed with key>".
+// rekey itself sends SignRequest's value; Sign stays for tests of v1-only
+// receivers.
 func Sign(key secret.String, t time.Time, body []byte) string {
 	ts := strconv.FormatInt(t.Unix(), 10)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac(key, ts, body))
+	return "t=" + ts + "," + schemeV1 + "=" + hex.EncodeToString(macV1(key, ts, body))
 }
 
-func mac(key secret.String, ts string, body []byte) []byte {
+// SignRequest returns the Rekey-Signature header value rekey sends with a
+// request: "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">,
+// v2=<hex HMAC-SHA256 of "<t>.<METHOD>.<PATH>.<body>">", both keyed with
+// key. path is the request's escaped URL path as sent, without the query.
+func SignRequest(key secret.String, t time.Time, method, path string, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	return Sign(key, t, body) + "," + schemeV2 + "=" + hex.EncodeToString(macV2(key, ts, method, path, body))
+}
+
+func macV1(key secret.String, ts string, body []byte) []byte {
+	return mac(key, []byte(ts), body)
+}
+
+func macV2(key secret.String, ts, method, path string, body []byte) []byte {
+	return mac(key, []byte(ts), []byte(method), []byte(path), body)
+}
+
+// mac is HMAC-SHA256 of the parts joined with ".".
+func mac(key secret.String, parts ...[]byte) []byte {
 	m := hmac.New(sha256.New, []byte(key.Reveal()))
-	m.Write([]byte(ts))
-	m.Write([]byte{'.'})
-	m.Write(body)
+	for i, p := range parts {
+		if i > 0 {
+			m.Write([]byte{'.'})
+		}
+		m.Write(p)
+	}
 	return m.Sum(nil)
 }
 
-// VerifySignature checks a Rekey-Signature header against body: the
-// timestamp must lie within skew of now (DefaultSkew when skew <= 0) and one
-// v1 signature must match, compared in constant time. Receivers of the
-// issuer webhook call it before acting on a request.
+// VerifySignature checks the v1 scheme of a Rekey-Signature header against
+// body: the timestamp must lie within skew of now (DefaultSkew when skew <=
+// 0) and one v1 signature must match, compared in constant time. It is for
+// issuers written before v2; a v1 signature made for one request is valid
+// for any request with the same body, so new receivers call
+// VerifySignatureV2 or VerifyRequest instead.
 func VerifySignature(key secret.String, header string, body []byte, now time.Time, skew time.Duration) error {
-	if skew <= 0 {
-		skew = DefaultSkew
-	}
-	ts, sigs, err := parseSignature(header)
+	sig, err := parseSignature(header, now, skew)
 	if err != nil {
 		return err
 	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return fmt.Errorf("%w: malformed timestamp", ErrBadSignature)
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > skew || d < -skew {
-		return fmt.Errorf("%w: timestamp outside the allowed skew", ErrBadSignature)
-	}
-	want := mac(key, ts, body)
-	for _, s := range sigs {
-		if got, err := hex.DecodeString(s); err == nil && hmac.Equal(got, want) {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: no matching v1 signature", ErrBadSignature)
+	return sig.match(schemeV1, macV1(key, sig.ts, body))
 }
 
-// parseSignature splits "t=...,v1=...[,v1=...]" into the timestamp and the
-// v1 signatures; other schemes are ignored so senders can add new ones.
-func parseSignature(header string) (ts string, v1 []string, err error) {
+// VerifySignatureV2 checks the v2 scheme of a Rekey-Signature header: the
+// timestamp must lie within skew of now (DefaultSkew when skew <= 0) and one
+// v2 signature must match method, path and body, compared in constant time.
+// path is the request's escaped URL path as it arrived, without the query
+// (VerifyRequest finds it in an *http.Request). A signature captured from
+// another request, or a header with v1 only, is refused.
+func VerifySignatureV2(key secret.String, header, method, path string, body []byte, now time.Time, skew time.Duration) error {
+	sig, err := parseSignature(header, now, skew)
+	if err != nil {
+		return err
+	}
+	return sig.match(schemeV2, macV2(key, sig.ts, method, path, body))
+}
+
+// VerifyRequest checks the v2 signature of a webhook request the receiver
+// got, whose body it has read. The path is taken from r.RequestURI, the
+// request line as it arrived, so a handler mounted under http.StripPrefix
+// still checks the path rekey signed.
+func VerifyRequest(key secret.String, r *http.Request, body []byte, now time.Time, skew time.Duration) error {
+	return VerifySignatureV2(key, r.Header.Get(SignatureHeader), r.Method, requestPath(r), body, now, skew)
+}
+
+// requestPath is the escaped path of the request line, without the query:
+// the path the sender signed.
+func requestPath(r *http.Request) string {
+	uri := r.RequestURI
+	if uri == "" { // a request built in process, never sent
+		return r.URL.EscapedPath()
+	}
+	if i := strings.Index(uri, "://"); i >= 0 { // absolute form, through a proxy
+		uri = uri[i+3:]
+		if j := strings.IndexByte(uri, '/'); j >= 0 {
+			uri = uri[j:]
+		} else {
+			uri = "/"
+		}
+	}
+	path, _, _ := strings.Cut(uri, "?")
+	return path
+}
+
+// signature is a parsed Rekey-Signature header.
+type signature struct {
+	ts      string
+	schemes map[string][]string // scheme -> hex signatures
+}
+
+// parseSignature splits "t=...,v1=...,v2=..." and checks the timestamp.
+func parseSignature(header string, now time.Time, skew time.Duration) (signature, error) {
+	if skew <= 0 {
+		skew = DefaultSkew
+	}
+	sig := signature{schemes: map[string][]string{}}
 	for part := range strings.SplitSeq(header, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		switch {
 		case !ok:
 			continue
 		case k == "t":
-			ts = v
-		case k == "v1":
-			v1 = append(v1, v)
+			sig.ts = v
+		default:
+			sig.schemes[k] = append(sig.schemes[k], v)
 		}
 	}
-	if ts == "" || len(v1) == 0 {
-		return "", nil, fmt.Errorf("%w: header needs t= and v1=", ErrBadSignature)
+	if sig.ts == "" {
+		return signature{}, fmt.Errorf("%w: header needs t=", ErrBadSignature)
 	}
-	return ts, v1, nil
+	sec, err := strconv.ParseInt(sig.ts, 10, 64)
+	if err != nil {
+		return signature{}, fmt.Errorf("%w: malformed timestamp", ErrBadSignature)
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > skew || d < -skew {
+		return signature{}, fmt.Errorf("%w: timestamp outside the allowed skew", ErrBadSignature)
+	}
+	return sig, nil
+}
+
+// match reports whether one signature of scheme equals want.
+func (s signature) match(scheme string, want []byte) error {
+	for _, h := range s.schemes[scheme] {
+		if got, err := hex.DecodeString(h); err == nil && hmac.Equal(got, want) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no matching %s signature", ErrBadSignature, scheme)
 }

@@ -55,7 +55,13 @@ func New(o Options) zerolog.Logger {
 }
 
 // Asynq adapts a zerolog.Logger to asynq.Logger.
-type Asynq struct{ L zerolog.Logger }
+type Asynq struct {
+	L zerolog.Logger
+	// Quiet, when set and true, demotes warnings and errors to debug: while
+	// Redis is down asynq's server repeats its connection errors every
+	// second, and the health watcher's one redis_down line already said it.
+	Quiet func() bool
+}
 
 // Debug logs at debug level.
 func (a Asynq) Debug(args ...any) { a.L.Debug().Msg(fmt.Sprint(args...)) }
@@ -63,11 +69,20 @@ func (a Asynq) Debug(args ...any) { a.L.Debug().Msg(fmt.Sprint(args...)) }
 // Info logs at info level.
 func (a Asynq) Info(args ...any) { a.L.Info().Msg(fmt.Sprint(args...)) }
 
-// Warn logs at warn level.
-func (a Asynq) Warn(args ...any) { a.L.Warn().Msg(fmt.Sprint(args...)) }
+// Warn logs at warn level, or debug while Quiet.
+func (a Asynq) Warn(args ...any) { a.L.WithLevel(a.level(zerolog.WarnLevel)).Msg(fmt.Sprint(args...)) }
 
-// Error logs at error level.
-func (a Asynq) Error(args ...any) { a.L.Error().Msg(fmt.Sprint(args...)) }
+// Error logs at error level, or debug while Quiet.
+func (a Asynq) Error(args ...any) {
+	a.L.WithLevel(a.level(zerolog.ErrorLevel)).Msg(fmt.Sprint(args...))
+}
+
+func (a Asynq) level(l zerolog.Level) zerolog.Level {
+	if a.Quiet != nil && a.Quiet() {
+		return zerolog.DebugLevel
+	}
+	return l
+}
 
 // Fatal logs at fatal level and exits, as asynq expects.
 func (a Asynq) Fatal(args ...any) { a.L.Fatal().Msg(fmt.Sprint(args...)) }

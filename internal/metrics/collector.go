@@ -19,9 +19,11 @@ import (
 type Source interface {
 	Counters(ctx context.Context) (map[string]int64, error)
 	PendingRevocations(ctx context.Context) (int64, error)
+	CountDeadRevocations(ctx context.Context) (int64, error)
 	DueRevocations(ctx context.Context, t time.Time, limit int64) ([]store.Revocation, error)
 	CountInstances(ctx context.Context) (int64, error)
 	InFlightCount(ctx context.Context) (int64, error)
+	BreakerState(ctx context.Context) (store.BreakerState, error)
 }
 
 // Queues is what the Collector reads of asynq (*asynq.Inspector).
@@ -69,15 +71,22 @@ var (
 	descOverdue = prometheus.NewDesc("rekey_revoke_overdue_seconds",
 		"How far past its revoke time the oldest unrevoked credential is (0 when none is due).", nil, nil)
 	descPending = prometheus.NewDesc("rekey_revocations_pending",
-		"Old credentials waiting to be revoked.", nil, nil)
+		"Old credentials waiting to be revoked (the dead-letter set not included).", nil, nil)
+	descDead = prometheus.NewDesc("rekey_revocations_dead",
+		"Revocations refused permanently, set aside until an operator retries them (rekey revocations dead).", nil, nil)
 	descInstances = prometheus.NewDesc("rekey_instances", "Live (not deprovisioned) instances.", nil, nil)
 	descInFlight  = prometheus.NewDesc("rekey_rotations_in_flight", "Rotations in flight.", nil, nil)
+	descBreaker   = prometheus.NewDesc("rekey_breaker_open",
+		"1 while the circuit breaker holds bulk and scheduled work (rekey breaker status), else 0.", nil, nil)
+	descOpenings = prometheus.NewDesc("rekey_breaker_openings_total",
+		"Times the circuit breaker opened on a run of Heroku 401/403 answers across instances.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueueSize, descQueueLatency, descRotations, descCalls, descWait,
-		descRevocations, descLagSum, descOverdue, descPending, descInstances, descInFlight} {
+		descRevocations, descLagSum, descOverdue, descPending, descDead, descInstances, descInFlight,
+		descBreaker, descOpenings} {
 		ch <- d
 	}
 }
@@ -89,6 +98,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectQueues(ch)
 	c.collectCounters(ctx, ch)
 	c.collectState(ctx, ch)
+	c.collectBreaker(ctx, ch)
 }
 
 func (c *Collector) collectQueues(ch chan<- prometheus.Metric) {
@@ -135,6 +145,7 @@ func (c *Collector) collectState(ctx context.Context, ch chan<- prometheus.Metri
 		}
 	}
 	gauge(descPending, c.src.PendingRevocations)
+	gauge(descDead, c.src.CountDeadRevocations)
 	gauge(descInstances, c.src.CountInstances)
 	gauge(descInFlight, c.src.InFlightCount)
 	now := c.now()
@@ -143,4 +154,21 @@ func (c *Collector) collectState(ctx context.Context, ch chan<- prometheus.Metri
 		overdue = now.Sub(due[0].RevokeAt).Seconds()
 	}
 	ch <- prometheus.MustNewConstMetric(descOverdue, prometheus.GaugeValue, overdue)
+}
+
+// collectBreaker exports the breaker's state; nothing when it cannot be
+// read, so an alert on rekey_breaker_open does not read a failed scrape as
+// "closed".
+func (c *Collector) collectBreaker(ctx context.Context, ch chan<- prometheus.Metric) {
+	b, err := c.src.BreakerState(ctx)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("metrics_breaker_failed")
+		return
+	}
+	open := 0.0
+	if b.Open() {
+		open = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, open)
+	ch <- prometheus.MustNewConstMetric(descOpenings, prometheus.CounterValue, float64(b.Openings))
 }

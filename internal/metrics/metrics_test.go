@@ -34,6 +34,12 @@ func TestRecorderCountsReachTheCollector(t *testing.T) {
 	rec.Revocation("revoked", 1500*time.Millisecond)
 	rec.Flush(ctx)
 	rec.Flush(ctx) // nothing new: adds nothing
+	breaker := store.BreakerPolicy{Threshold: 2, Fraction: 1, Window: time.Minute}
+	for _, id := range []string{"i-1", "i-2"} {
+		if _, err := st.ObserveBreaker(ctx, id, store.DeniedForbidden, breaker); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	q := asynq.NewClientFromRedisClient(r.Client)
 	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "i-1"}, asynq.Queue(tasks.QueueBulk))
@@ -57,6 +63,9 @@ func TestRecorderCountsReachTheCollector(t *testing.T) {
 		`rekey_revoke_lag_seconds_sum 1.5`,
 		`rekey_queue_tasks{queue="bulk",state="pending"} 1`,
 		`rekey_revocations_pending 0`,
+		`rekey_revocations_dead 0`,
+		`rekey_breaker_open 1`,
+		`rekey_breaker_openings_total 1`,
 	}
 	for _, w := range want {
 		if !strings.Contains(string(body), w) {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 )
@@ -27,7 +26,8 @@ type Sink interface {
 }
 
 // Recorder counts one process's events and flushes them to a Sink. It
-// implements handlers.Observer and is safe for concurrent use.
+// implements handlers.Observer (cmd/rekey hands it to the handlers) and
+// is safe for concurrent use.
 type Recorder struct {
 	sink    Sink
 	limiter *ratelimit.Limiter
@@ -38,8 +38,6 @@ type Recorder struct {
 	// waited is the limiter's cumulative wait already flushed, by class.
 	waited map[ratelimit.Class]time.Duration
 }
-
-var _ handlers.Observer = (*Recorder)(nil)
 
 // NewRecorder returns a Recorder flushing to sink; lim, if not nil, has its
 // time spent waiting for budget exported too.

@@ -6,6 +6,28 @@
 // Every worker process runs a Sweeper; a short Redis lock lets only one
 // sweep at a time, and every action it takes is idempotent (deterministic
 // TaskIDs), so two sweeps at once would still do no harm.
+//
+// A sweep walks each index (due revocations, rotations in flight, retiring
+// instances) a page at a time from where the last sweep stopped
+// (store.Cursor), up to PerSweep entries, so entries that stay at the head
+// of an index (revocations whose tasks keep failing) never hide those
+// behind them.
+//
+// Why asynq archived a task is read from the typed mark internal/retry
+// leaves on it (retry.Classify), never from its error text:
+//   - Waited: the last run only waited for budget or time: run it again now.
+//   - Exhausted: failures used up its retries (an issuer or Heroku down for
+//     long): run it again hourly; a revocation must happen in the end (I3).
+//   - Refused: a run failed permanently (asynq.SkipRetry: the issuer
+//     answered a 4xx other than 404, the credential is unknown) or an
+//     operator archived the task. A revocation goes to the store's
+//     dead-letter set (rekey_revocations_dead, a "revocation_dead" event),
+//     where only an operator brings it back once the cause is fixed
+//     (RetryDead, `rekey revocations retry`): retrying as it is would be
+//     refused again. A rotation ends, unless Heroku may hold its credential.
+//
+// A deprovisioned instance's keys get their expiry once none of its
+// credentials waits for revocation (store.ExpireRetired).
 package reconcile
 
 import (
@@ -18,16 +40,15 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
-	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/store"
-	"github.com/rekeyhq/rekey/tasks"
 )
 
 // Inspector is what the sweep needs of an *asynq.Inspector.
 type Inspector interface {
 	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
 	RunTask(queue, id string) error
+	DeleteTask(queue, id string) error
 }
 
 // Params build a Sweeper.
@@ -41,6 +62,9 @@ type Params struct {
 	// Slack is how long past its due time a revocation or a rotation may
 	// wait for its task before the sweep steps in; 0 means two minutes.
 	Slack time.Duration
+	// PerSweep is how many entries of each index one sweep looks at; the
+	// next sweep carries on from there. 0 means 5,000.
+	PerSweep int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -57,17 +81,28 @@ type Result struct {
 	// RevokesRetried counts archived revoke tasks run again.
 	RevokesRetried    int
 	RotationsEnqueued int
-	// RotationsResumed counts archived rotate tasks run again because their
-	// last run was only waiting for Heroku's budget.
+	// RotationsResumed counts archived rotate tasks run again: their last
+	// run was only waiting for Heroku's budget, or Heroku may hold their
+	// credential.
 	RotationsResumed int
 	RotationsFailed  int
+	// RevocationsDead counts revocations moved to the dead-letter set.
+	RevocationsDead int
+	// InstancesExpiring counts deprovisioned instances whose keys were
+	// given their expiry.
+	InstancesExpiring int
 }
 
 // lockKey is the STRING that lets one process sweep at a time.
 const lockKey = "rekey:reconcile:lock"
 
-// batch is how many items one sweep looks at, per kind.
-const batch = 500
+// page is how many entries the sweep reads from Redis at a time.
+const page = 500
+
+// defaultPerSweep is how many entries of each index one sweep looks at.
+// Every entry costs a few round trips, so this keeps a sweep to seconds
+// even with a large backlog; the cursor carries the rest to the next sweep.
+const defaultPerSweep = 5000
 
 // New returns a Sweeper.
 func New(p Params) *Sweeper {
@@ -76,6 +111,9 @@ func New(p Params) *Sweeper {
 	}
 	if p.Slack <= 0 {
 		p.Slack = 2 * time.Minute
+	}
+	if p.PerSweep <= 0 {
+		p.PerSweep = defaultPerSweep
 	}
 	if p.Now == nil {
 		p.Now = time.Now
@@ -102,8 +140,9 @@ func (s *Sweeper) Run(ctx context.Context) error {
 			s.p.Logger.Warn().Err(err).Msg("reconcile_failed")
 		} else if res != (Result{}) {
 			s.p.Logger.Info().Int("revokes", res.RevokesEnqueued).Int("revokes_retried", res.RevokesRetried).
-				Int("rotations", res.RotationsEnqueued).
-				Int("rotations_resumed", res.RotationsResumed).Int("rotations_failed", res.RotationsFailed).Msg("reconciled")
+				Int("revocations_dead", res.RevocationsDead).Int("rotations", res.RotationsEnqueued).
+				Int("rotations_resumed", res.RotationsResumed).Int("rotations_failed", res.RotationsFailed).
+				Int("instances_expiring", res.InstancesExpiring).Msg("reconciled")
 		}
 	}
 }
@@ -115,110 +154,37 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 	if err := s.revocations(ctx, cutoff, &res); err != nil {
 		return res, err
 	}
-	err := s.rotations(ctx, cutoff, &res)
+	if err := s.rotations(ctx, cutoff, &res); err != nil {
+		return res, err
+	}
+	err := s.retire(ctx, &res)
 	return res, err
 }
 
-// archivedRevokeRetry is how long a revoke task asynq archived (the issuer
-// kept refusing for its 25 retries), or a rotate task archived after a push
-// whose outcome is unknown, rests before the sweep runs it again: the work
-// must be done in the end (I1, I3), without hammering a service that is
-// down for days.
-const archivedRevokeRetry = time.Hour
-
-// revocations re-enqueues revocations past due whose task is gone, and
-// runs again, hourly, those whose task was archived.
-func (s *Sweeper) revocations(ctx context.Context, cutoff time.Time, res *Result) error {
-	revs, err := s.p.Store.DueRevocations(ctx, cutoff, batch)
+// walk runs one sweep's share of the walk through an index: from the
+// cursor the last sweep saved, a page at a time, until PerSweep entries
+// were looked at or the index ends (then the next walk starts from its
+// head). visit reads and handles one page after a cursor; it returns how
+// many entries it saw, the cursor of the last, and whether none follows.
+func (s *Sweeper) walk(ctx context.Context, index string,
+	visit func(after store.Cursor) (int, store.Cursor, bool, error)) error {
+	cur, err := s.p.Store.SweepCursor(ctx, index)
 	if err != nil {
 		return err
 	}
-	for _, r := range revs {
-		t, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: r.InstanceID, CredentialID: r.CredentialID}, r.RevokeAt)
+	for seen := 0; seen < s.p.PerSweep; {
+		n, next, done, err := visit(cur)
 		if err != nil {
 			return err
 		}
-		enqueued, err := s.enqueue(ctx, t)
-		switch {
-		case err != nil:
-			return err
-		case enqueued:
-			res.RevokesEnqueued++
-			continue
+		seen += n
+		if done {
+			cur = store.Cursor{}
+			break
 		}
-		info, err := s.p.Inspector.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID(r.InstanceID, r.CredentialID))
-		if err != nil || info.State != asynq.TaskStateArchived || s.p.Now().Sub(info.LastFailedAt) < archivedRevokeRetry {
-			continue
-		}
-		if err := s.p.Inspector.RunTask(tasks.QueueRevoke, info.ID); err != nil {
-			return fmt.Errorf("run revocation of %s again: %w", r.CredentialID, err)
-		}
-		res.RevokesRetried++
+		cur = next
 	}
-	return nil
-}
-
-// rotations re-enqueues stale rotations whose task is gone, and ends those
-// whose task asynq archived (retries exhausted), so the instance is free
-// to rotate again and the pending credential is revoked. A task archived
-// while it was only waiting for Heroku's budget runs again instead: being
-// rate limited must not use up a rotation's retries (DESIGN.md).
-func (s *Sweeper) rotations(ctx context.Context, cutoff time.Time, res *Result) error {
-	stale, err := s.p.Store.StaleRotations(ctx, cutoff, batch)
-	if err != nil {
-		return err
-	}
-	for _, ref := range stale {
-		rot, err := s.p.Store.Rotation(ctx, ref.RotationID)
-		if err != nil {
-			continue
-		}
-		info, err := s.p.Inspector.GetTaskInfo(rot.Queue, tasks.RotateTaskID(rot.ID))
-		switch {
-		case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
-			if err := fleet.Enqueue(ctx, s.p.Enqueuer, rot.InstanceID, rot.ID, rot.BatchID, rot.Reason, rot.Queue, rot.Grace); err != nil {
-				return err
-			}
-			res.RotationsEnqueued++
-		case err != nil:
-			return fmt.Errorf("inspect rotation %s: %w", rot.ID, err)
-		case info.State == asynq.TaskStateArchived && handlers.IsWaiting(info.LastErr):
-			if err := s.p.Inspector.RunTask(rot.Queue, info.ID); err != nil {
-				return fmt.Errorf("run rotation %s again: %w", rot.ID, err)
-			}
-			res.RotationsResumed++
-		case info.State == asynq.TaskStateArchived && rot.PushAttempted:
-			// Heroku may hold the credential: discarding it could break the
-			// apps (I1). Run the rotation again, hourly, until it promotes.
-			if s.p.Now().Sub(info.LastFailedAt) < archivedRevokeRetry {
-				continue
-			}
-			if err := s.p.Inspector.RunTask(rot.Queue, info.ID); err != nil {
-				return fmt.Errorf("run rotation %s again: %w", rot.ID, err)
-			}
-			res.RotationsResumed++
-		case info.State == asynq.TaskStateArchived:
-			if err := s.giveUp(ctx, rot, info); err != nil {
-				return err
-			}
-			res.RotationsFailed++
-		}
-	}
-	return nil
-}
-
-func (s *Sweeper) giveUp(ctx context.Context, rot store.Rotation, info *asynq.TaskInfo) error {
-	cause := "gave up after retries: " + info.LastErr
-	discarded, err := s.p.Store.Fail(ctx, rot.InstanceID, rot.ID, "retries_exhausted", cause)
-	if err != nil || discarded == nil {
-		return err
-	}
-	t, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: discarded.InstanceID, CredentialID: discarded.CredentialID}, discarded.RevokeAt)
-	if err != nil {
-		return err
-	}
-	_, err = s.enqueue(ctx, t)
-	return err
+	return s.p.Store.SaveSweepCursor(ctx, index, cur)
 }
 
 // enqueue reports whether t was enqueued; an existing task is not an error.

@@ -2,6 +2,8 @@ package redistest_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/rekeyhq/rekey/internal/redistest"
@@ -20,4 +22,13 @@ func TestEveryTestGetsItsOwnDatabase(t *testing.T) {
 		t.Fatalf("database %d sees a key of database %d (n=%d, err=%v)", b.DB, a.DB, n, err)
 	}
 	t.Logf("redis kind: %s", redistest.Kind())
+}
+
+func TestStartServerAtALaterTime(t *testing.T) {
+	t.Parallel()
+	port := redistest.FreePort(t)
+	r := redistest.StartServerAt(t, port)
+	if err := r.Client.Ping(context.Background()).Err(); err != nil || !strings.HasSuffix(r.Addr, fmt.Sprint(":", port)) {
+		t.Fatalf("server at %s: ping %v", r.Addr, err)
+	}
 }

@@ -197,7 +197,7 @@ func (i *scriptedIssuer) refuse(id string, on bool) {
 
 func (i *scriptedIssuer) Mint(_ context.Context, instanceID, rotationID string) (issuer.Credential, error) {
 	if _, ok := i.refused.Load(instanceID); ok {
-		return issuer.Credential{}, &issuer.Error{Op: "mint", Status: 422, Message: "account suspended"}
+		return issuer.Credential{}, &issuer.Error{Op: "mint", Status: 422, Code: "account_suspended"}
 	}
 	return issuer.Credential{ID: "c-" + rotationID,
 		Config: map[string]secret.String{"MYADDON_URL": secret.New("postgres://u:p@db/" + rotationID)}}, nil

@@ -78,6 +78,10 @@ const (
 	Swept = "swept"
 	// Paused: an operator paused scheduling (`rekey scheduler pause`).
 	Paused = "paused"
+	// BreakerOpen: the circuit breaker is open (internal/breaker): Heroku
+	// denied many instances at once, and nothing is enqueued until an
+	// operator resumes it (`rekey breaker resume`).
+	BreakerOpen = "breaker_open"
 	// Off: REKEY_ROTATION_PERIOD is 0.
 	Off = "off"
 	// Locked: another scheduler is sweeping.
@@ -199,7 +203,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.p.Logger.Warn().Err(err).Msg("scheduled_sweep_failed")
 		case res.Outcome == Paused && last != Paused:
 			s.p.Logger.Info().Msg("scheduler_paused")
-		case res.Outcome == Swept && last == Paused:
+		case res.Outcome == BreakerOpen && last != BreakerOpen:
+			s.p.Logger.Warn().Msg("scheduler_held_by_breaker")
+		case res.Outcome == Swept && (last == Paused || last == BreakerOpen):
 			s.p.Logger.Info().Msg("scheduler_resumed")
 		}
 		if res.Enqueued+res.Deferred+res.Removed > 0 {
@@ -219,20 +225,20 @@ func (s *Scheduler) logSweep(res Result) {
 		Int("removed", res.Removed).Int("cap", res.Cap).Int("backlog", res.Backlog).Msg("scheduled_sweep")
 }
 
-// Sweep runs one sweep as of now: unless paused or another scheduler
-// holds the lock, it enqueues the longest-overdue due instances, up to
+// Sweep runs one sweep as of now: unless paused, held by an open circuit
+// breaker, or another scheduler holds the lock, it enqueues the longest-overdue due instances, up to
 // the cap less the scheduled backlog, and defers those outside their
 // maintenance window. Leftovers wait for the next sweep.
 func (s *Scheduler) Sweep(ctx context.Context, now time.Time) (Result, error) {
 	if s.p.Period == 0 {
 		return Result{Outcome: Off}, nil
 	}
-	pausedAt, _, err := s.p.Store.SchedulePaused(ctx)
+	held, err := s.held(ctx)
 	if err != nil {
 		return Result{}, err
 	}
-	if !pausedAt.IsZero() {
-		res := Result{Outcome: Paused, Cap: s.cap}
+	if held != "" {
+		res := Result{Outcome: held, Cap: s.cap}
 		return res, s.record(ctx, now, res)
 	}
 	if s.lock {
@@ -251,6 +257,26 @@ func (s *Scheduler) Sweep(ctx context.Context, now time.Time) (Result, error) {
 	res.Allowance = max(s.cap-res.Backlog, 0)
 	err = s.drain(ctx, now, &res)
 	return res, errors.Join(err, s.record(ctx, now, res))
+}
+
+// held says why no sweep may run now: Paused by an operator, BreakerOpen
+// by the circuit breaker, or "" when a sweep may run.
+func (s *Scheduler) held(ctx context.Context) (string, error) {
+	pausedAt, _, err := s.p.Store.SchedulePaused(ctx)
+	switch {
+	case err != nil:
+		return "", err
+	case !pausedAt.IsZero():
+		return Paused, nil
+	}
+	b, err := s.p.Store.BreakerState(ctx)
+	switch {
+	case err != nil:
+		return "", err
+	case b.Open():
+		return BreakerOpen, nil
+	}
+	return "", nil
 }
 
 // drain handles due entries, oldest first, until the allowance is spent,

@@ -147,6 +147,37 @@ func TestPauseIsHonouredByEveryScheduler(t *testing.T) {
 	}
 }
 
+func TestOpenBreakerHoldsEveryScheduler(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t, simStart)
+	a, b := w.scheduler(t, simParams()), w.scheduler(t, simParams())
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	overdue(t, w, 5)
+	p := store.BreakerPolicy{Threshold: 2, Fraction: 1, Window: time.Minute}
+	for _, id := range []string{"x-1", "x-2"} {
+		if _, err := w.st.ObserveBreaker(ctx, id, store.DeniedForbidden, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []*scheduler.Scheduler{a, b} {
+		if res, err := s.Sweep(ctx, w.now()); err != nil || res.Outcome != scheduler.BreakerOpen || res.Enqueued != 0 {
+			t.Fatalf("sweep with the breaker open = %+v, %v", res, err)
+		}
+	}
+	if last, _ := w.st.LastSweep(ctx); last.Outcome != scheduler.BreakerOpen || w.queue.count() != 0 {
+		t.Fatalf("last sweep %q with %d tasks enqueued; want held, none", last.Outcome, w.queue.count())
+	}
+	if _, err := w.st.ResumeBreaker(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := b.Sweep(ctx, w.now()); res.Enqueued != 5 {
+		t.Fatalf("sweep after resume = %+v", res)
+	}
+}
+
 func TestManualRotationInFlightIsJoinedNotDoubled(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -113,8 +113,11 @@ func (s *Sealer) Open(sealed, aad string) (secret.String, error) {
 	}
 	id, body, ok := strings.Cut(rest, ".")
 	aead := s.aeads[id]
-	if !ok || aead == nil {
+	if !ok {
 		return secret.String{}, ErrOpen
+	}
+	if aead == nil {
+		return secret.String{}, ErrUnknownKey
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(body)
 	if err != nil || len(raw) < aead.NonceSize() {

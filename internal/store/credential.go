@@ -50,7 +50,7 @@ func (s *Store) Credential(ctx context.Context, instanceID, credID string) (Cred
 // current credential, which must never be revoked (I1).
 func (s *Store) MarkRevoked(ctx context.Context, instanceID, credID string) error {
 	keys := []string{credentialKey(instanceID, credID), previousKey(instanceID), revokeDueKey(),
-		instanceEventsKey(instanceID), eventsKey(), batchKey("")}
+		instanceEventsKey(instanceID), eventsKey(), batchKey(""), deadKey()}
 	args := []any{instanceID, credID, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
 		int64(s.finishedTTL.Seconds())}
 	return scriptError("mark revoked", markRevokedScript.Run(ctx, s.rdb, keys, args...).Err())

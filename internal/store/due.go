@@ -206,7 +206,7 @@ type SweepRecord struct {
 	Allowance int
 	Enqueued  int
 	Deferred  int
-	// Outcome is "swept", "paused" or "off".
+	// Outcome is "swept", "paused", "breaker_open" or "off".
 	Outcome string
 }
 

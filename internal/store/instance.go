@@ -144,7 +144,7 @@ func (s *Store) PutInstance(ctx context.Context, r Registration) error {
 // putInstanceArgs returns the KEYS and ARGV of putInstanceScript for r.
 func (s *Store) putInstanceArgs(r Registration) ([]string, []any) {
 	keys := []string{instanceKey(r.ID), instancesKey(), credentialKey(r.ID, r.CurrentCredentialID),
-		instanceEventsKey(r.ID), eventsKey(), dueKey(), scheduleKey()}
+		instanceEventsKey(r.ID), eventsKey(), dueKey(), scheduleKey(), credentialKey(r.ID, ""), retiringKey()}
 	args := []any{r.ID, r.APIVersion, strings.Join(r.ConfigVars, ","), r.HerokuID,
 		boolArg(r.PrivateSpace), r.Grace.Milliseconds(), r.CurrentCredentialID, ms(s.now()),
 		s.eventsPerInstance, s.eventsGlobal, slotHash(r.ID), DefaultRotationPeriod.Milliseconds()}
@@ -164,10 +164,11 @@ func (s *Store) Instance(ctx context.Context, id string) (Instance, error) {
 }
 
 // Deprovision marks the instance deprovisioned: no further rotations. Its
-// previous credentials are still revoked on time.
+// previous credentials are still revoked on time; once none waits, its
+// keys expire after the audit retention (ExpireRetired).
 func (s *Store) Deprovision(ctx context.Context, id string) error {
 	keys := []string{instanceKey(id), instancesKey(), instanceEventsKey(id), eventsKey(),
-		dueKey(), quarantinedKey(), scheduledKey()}
+		dueKey(), quarantinedKey(), scheduledKey(), retiringKey()}
 	err := deprovisionScript.Run(ctx, s.rdb, keys, id, ms(s.now()), s.eventsPerInstance, s.eventsGlobal).Err()
 	return scriptError("deprovision "+id, err)
 }

@@ -114,17 +114,17 @@ const luaLimits = `
 local function limits()
   local now = tonumber(ARGV[3])
   local n = redis.call('ZCARD', KEYS[3])
-  local cap = tonumber(ARGV[12]) or 0
+  local cap = tonumber(ARGV[13]) or 0
   if cap > 0 and n >= cap then
     local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
     return {'previous_cap', first[2], n, n .. ' superseded credentials already wait for revocation, the most allowed (REKEY_MAX_PREVIOUS=' .. cap .. ')'}
   end
-  if ARGV[13] ~= '1' then return nil end
-  if ARGV[14] == '1' and n > 0 then
+  if ARGV[14] ~= '1' then return nil end
+  if ARGV[15] == '1' and n > 0 then
     local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
     return {'customer_grace', last[2], n, 'a previous credential still waits for revocation'}
   end
-  local per = tonumber(ARGV[15]) or 0
+  local per = tonumber(ARGV[16]) or 0
   if per > 0 then
     redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now - 86400000)
     local used = redis.call('ZCARD', KEYS[9])
@@ -136,7 +136,7 @@ local function limits()
   return nil
 end
 local function count_customer()
-  if ARGV[13] == '1' then
+  if ARGV[14] == '1' then
     redis.call('ZADD', KEYS[9], ARGV[3], ARGV[1])
     redis.call('PEXPIRE', KEYS[9], 86400000)
   end

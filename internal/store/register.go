@@ -31,7 +31,7 @@ var ErrTokenRequired = errors.New("a v3 instance needs oauth tokens")
 // "no tokens in this request".
 // Returns what putInstanceScript returns; error "token_required" when a
 // token is required and missing, or putInstanceScript's errors.
-var registerScript = redis.NewScript(luaEmit + luaSchedule + `
+var registerScript = redis.NewScript(luaEmit + luaSchedule + luaRetention + `
 local n = #ARGV
 local need, access, refresh, expires = ARGV[n-3], ARGV[n-2], ARGV[n-1], ARGV[n]
 if need == '1' and access == '' and refresh == '' then

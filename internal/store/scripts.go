@@ -30,14 +30,18 @@ end
 // after now (schedule.go), so its first scheduled rotation comes within one
 // period of registration.
 //
+// Registering an instance lifts any expiry its keys were given after a
+// deprovisioning (keep_instance, retention.go).
+//
 // KEYS[1] instance hash, KEYS[2] instances index, KEYS[3] credential hash of
 // ARGV[7], KEYS[4] instance events, KEYS[5] fleet events, KEYS[6] due zset,
-// KEYS[7] schedule hash.
+// KEYS[7] schedule hash, KEYS[8] prefix of the instance's credential keys,
+// KEYS[9] retiring zset.
 // ARGV: id, api_version, config_vars, heroku_id, private_space, grace_ms,
 // current credential id (may be empty), now ms, instance event cap, fleet
 // event cap, slot hash, default period ms.
 // Returns "created" or "updated"; error "conflict ..." when deprovisioned.
-var putInstanceScript = redis.NewScript(luaEmit + luaSchedule + putInstanceLua)
+var putInstanceScript = redis.NewScript(luaEmit + luaSchedule + luaRetention + putInstanceLua)
 
 // putInstanceLua is putInstanceScript's body; registerScript (register.go)
 // runs it too, with the instance's tokens, in one step.
@@ -62,17 +66,20 @@ local p = sched_period(KEYS[7], ARGV[12])
 if p > 0 and schedulable(KEYS[1]) then
   redis.call('ZADD', KEYS[6], 'NX', score(next_slot(tonumber(ARGV[11]), p, tonumber(ARGV[8]))), ARGV[1])
 end
+keep_instance(KEYS[1], KEYS[4], KEYS[8], KEYS[9], ARGV[1])
 if created then return 'created' end
 return 'updated'
 `
 
 // deprovisionScript marks an instance deprovisioned.
 //
-// It leaves the due index, the quarantine list and the scheduled backlog.
+// It leaves the due index, the quarantine list and the scheduled backlog,
+// and joins the retiring set: its keys expire once nothing waits on them
+// (ExpireRetired, retention.go).
 //
 // KEYS[1] instance hash, KEYS[2] instances index, KEYS[3] instance events,
 // KEYS[4] fleet events, KEYS[5] due zset, KEYS[6] quarantined zset,
-// KEYS[7] scheduled backlog zset.
+// KEYS[7] scheduled backlog zset, KEYS[8] retiring zset.
 // ARGV: id, now ms, instance event cap, fleet event cap.
 // Returns "ok" (also when already deprovisioned); error "not_found".
 var deprovisionScript = redis.NewScript(luaEmit + `
@@ -85,6 +92,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
 redis.call('ZREM', KEYS[7], ARGV[1])
+redis.call('ZADD', KEYS[8], ARGV[2], ARGV[1])
 emit(KEYS[3], KEYS[4], ARGV[3], ARGV[4], ARGV[1], 'deprovisioned', '', '', '', ARGV[2])
 return 'ok'
 `)
@@ -96,13 +104,14 @@ return 'ok'
 // previous zset, KEYS[4] instance events, KEYS[5] fleet events,
 // KEYS[6] prefix of rotation keys, KEYS[7] in-flight zset, KEYS[8] prefix of
 // batch keys, KEYS[9] the instance's customer rotations zset (limits.go).
-// A requested rotation whose batch was cancelled is cancelled
-// here, before any work, and reported as done.
+// A requested rotation whose batch was cancelled is cancelled here, before
+// any work, and reported as done; like a finished rotation, it expires
+// after the rotation ttl.
 // ARGV: rotation id, instance id, now ms, batch id, reason, queue,
 // skip_if_previous ("1" or ""), instance event cap, fleet event cap, grace ms
-// requested (0 for the instance's), brief ("1": a producer's claim, which
-// needs only the status), then the limits (limits.go: max previous,
-// customer, one per grace, per day).
+// requested (0 for the instance's), rotation ttl seconds, brief ("1": a
+// producer's claim, which needs only the status), then the limits
+// (limits.go: max previous, customer, one per grace, per day).
 // Returns {status, rotation id, rotation state, credential id, previous
 // credential id (for a failed rotation: its discarded one), revoke_at ms,
 // instance hash as a flat list, push attempted at ms or ""}, or {status, rotation id, rotation state}
@@ -113,7 +122,7 @@ return 'ok'
 var claimScript = redis.NewScript(luaEmit + luaLimits + `
 local function reply(status, rot, rkey)
   local st = get(rkey, 'state')
-  if ARGV[11] == '1' then return {status, rot, st} end
+  if ARGV[12] == '1' then return {status, rot, st} end
   local prev, at = get(rkey, 'previous'), get(rkey, 'revoke_at')
   if st == 'failed' then prev, at = get(rkey, 'discarded'), get(rkey, 'finished_at') end
   return {status, rot, st, get(rkey, 'credential_id'), prev, at, redis.call('HGETALL', KEYS[1]),
@@ -125,6 +134,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   local batch = get(KEYS[2], 'batch_id')
   if st == 'requested' and batch ~= '' and get(KEYS[8] .. batch, 'cancelled_at') ~= '' then
     redis.call('HSET', KEYS[2], 'state', 'cancelled', 'finished_at', ARGV[3])
+    redis.call('EXPIRE', KEYS[2], ARGV[11])
     if get(KEYS[1], 'inflight') == ARGV[1] then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
     redis.call('ZREM', KEYS[7], ARGV[2] .. '/' .. ARGV[1])
     bump(KEYS[8], batch, 'cancelled')
@@ -338,7 +348,8 @@ return {'failed', cred}
 //
 // KEYS[1] credential hash, KEYS[2] instance's previous zset, KEYS[3]
 // revoke-due zset, KEYS[4] instance events, KEYS[5] fleet events, KEYS[6]
-// prefix of batch keys.
+// prefix of batch keys, KEYS[7] dead-letter zset (a dead revocation an
+// operator ran by hand leaves it).
 // ARGV: instance id, credential id, now ms, instance event cap, fleet event
 // cap, credential ttl seconds.
 // Returns "revoked" or "already". Errors: "not_found", "conflict ..." when
@@ -358,6 +369,8 @@ redis.call('HSET', KEYS[1], 'revoked_at', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[1] .. '/' .. ARGV[2])
+redis.call('ZREM', KEYS[7], ARGV[1] .. '/' .. ARGV[2])
+redis.call('HDEL', KEYS[1], 'dead_at', 'dead_reason')
 emit(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[1], 'revoked', get(KEYS[1], 'rotation_id'), ARGV[2], st, ARGV[3])
 return 'revoked'
 `)

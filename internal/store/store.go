@@ -48,11 +48,15 @@ type Store struct {
 	eventsPerInstance int64
 	// EventsGlobal caps the fleet-wide audit stream (approximately).
 	eventsGlobal int64
-	// finishedTTL is how long finished rotations and revoked credentials stay.
+	// finishedTTL is how long finished (and cancelled) rotations and revoked
+	// credentials stay.
 	finishedTTL time.Duration
 	// maxPrevious caps the superseded credentials waiting per instance
 	// (WithMaxPrevious); 0 means no cap.
 	maxPrevious int
+	// auditRetention is how long a deprovisioned instance's keys stay once
+	// nothing waits on them (retention.go).
+	auditRetention time.Duration
 }
 
 // Option configures a Store.
@@ -76,6 +80,7 @@ func New(rdb redis.UniversalClient, sealer *seal.Sealer, opts ...Option) *Store 
 		eventsPerInstance: 200,
 		eventsGlobal:      100_000,
 		finishedTTL:       30 * 24 * time.Hour,
+		auditRetention:    DefaultAuditRetention,
 	}
 	for _, o := range opts {
 		o(s)

@@ -160,7 +160,11 @@ func (w *browserWorld) startWorker() {
 	deps := &handlers.Deps{Store: w.st, Heroku: w.herokuClient(lim, rec.HerokuCall), Issuer: iss,
 		Enqueuer: asynq.NewClientFromRedisClient(w.redis.Client), Observer: rec,
 		Grace: w.cfg.Grace, PrivateSpaceGrace: w.cfg.PrivateSpaceGrace}
-	wk, err := worker.New(worker.Params{Redis: w.redis.Client, Deps: deps, Logger: log,
+	mux, err := handlers.NewMux(deps)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	wk, err := worker.New(worker.Params{Redis: w.redis.Client, Handler: mux, Logger: log,
 		Concurrency: w.cfg.Concurrency, PollInterval: browserPollInterval})
 	if err != nil {
 		w.t.Fatal(err)

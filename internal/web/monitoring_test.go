@@ -106,7 +106,8 @@ func TestHealthWhenRedisIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp := f.do(http.MethodGet, "/healthz", nil, nil)
-	if resp.status != http.StatusServiceUnavailable || resp.body != `{"status":"unavailable"}`+"\n" {
+	want := `{"error":"Redis is unreachable; rekey keeps retrying","status":"unavailable"}` + "\n"
+	if resp.status != http.StatusServiceUnavailable || resp.body != want {
 		t.Errorf("got %d %q, want 503 unavailable", resp.status, resp.body)
 	}
 }

@@ -1,6 +1,10 @@
-// Package worker runs rekey's asynq server: the task handlers, rekey's retry
-// and failure rules, and a shutdown that fits in the 30 seconds Heroku
-// allows between SIGTERM and SIGKILL.
+// Package worker runs rekey's asynq server: the task handlers it is given,
+// rekey's retry and failure rules (internal/retry), and a shutdown that fits
+// in the 30 seconds Heroku allows between SIGTERM and SIGKILL.
+//
+// It does not import the handlers package: cmd/rekey builds the handlers
+// (handlers.NewMux) and hands them over, so the retry contract between them
+// is the typed one of internal/retry.
 package worker
 
 import (
@@ -13,8 +17,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
-	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/logging"
+	"github.com/rekeyhq/rekey/internal/retry"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -27,8 +31,8 @@ const ShutdownTimeout = 20 * time.Second
 type Params struct {
 	// Redis is the connection shared with the store.
 	Redis redis.UniversalClient
-	// Deps are the handlers' dependencies.
-	Deps *handlers.Deps
+	// Handler runs the tasks (handlers.NewMux).
+	Handler asynq.Handler
 	// Concurrency is how many tasks run at once; 0 means 10.
 	Concurrency int
 	// Logger receives asynq's own logs and the handlers'.
@@ -38,21 +42,25 @@ type Params struct {
 	// 0 means one second.
 	PollInterval time.Duration
 	// RetryDelay is how long a task that returned an error waits before it
-	// runs again; nil means handlers.RetryDelay. Tests shorten it.
+	// runs again; nil means retry.Delay. Tests shorten it.
 	RetryDelay asynq.RetryDelayFunc
+	// QuietLogs, when set and true, demotes asynq's own warnings and errors
+	// to debug: while Redis is down asynq repeats them every second and
+	// keeps retrying on its own (health.Redis.LibraryError). nil never demotes.
+	QuietLogs func() bool
 }
 
 // Worker is one asynq server running rekey's handlers.
 type Worker struct {
-	srv *asynq.Server
-	mux *asynq.ServeMux
-	log zerolog.Logger
+	srv     *asynq.Server
+	handler asynq.Handler
+	log     zerolog.Logger
 }
 
 // New builds a Worker. It does not start it.
 func New(p Params) (*Worker, error) {
-	if p.Redis == nil || p.Deps == nil {
-		return nil, errors.New("worker: Redis and Deps are required")
+	if p.Redis == nil || p.Handler == nil {
+		return nil, errors.New("worker: Redis and Handler are required")
 	}
 	if p.Concurrency <= 0 {
 		p.Concurrency = 10
@@ -61,37 +69,35 @@ func New(p Params) (*Worker, error) {
 		p.PollInterval = time.Second
 	}
 	if p.RetryDelay == nil {
-		p.RetryDelay = handlers.RetryDelay
-	}
-	mux := asynq.NewServeMux()
-	if err := handlers.Register(mux, p.Deps); err != nil {
-		return nil, err
+		p.RetryDelay = retry.Delay
 	}
 	log := p.Logger
 	srv := asynq.NewServerFromRedisClient(p.Redis, asynq.Config{
 		Concurrency:              p.Concurrency,
 		Queues:                   tasks.Queues(),
-		IsFailure:                handlers.IsFailure,
+		IsFailure:                retry.IsFailure,
 		RetryDelayFunc:           p.RetryDelay,
 		ShutdownTimeout:          ShutdownTimeout,
 		DelayedTaskCheckInterval: p.PollInterval,
 		TaskCheckInterval:        p.PollInterval,
-		Logger:                   logging.Asynq{L: log.With().Str("component", "asynq").Logger()},
+		Logger:                   logging.Asynq{L: log.With().Str("component", "asynq").Logger(), Quiet: p.QuietLogs},
 		LogLevel:                 asynq.WarnLevel,
 		BaseContext:              func() context.Context { return log.WithContext(context.Background()) },
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
-			if !handlers.IsFailure(err) {
+			if !retry.IsFailure(err) {
 				return
 			}
 			zerolog.Ctx(ctx).Warn().Str("task_type", t.Type()).Err(err).Msg("task_failed")
 		}),
 	})
-	return &Worker{srv: srv, mux: mux, log: log}, nil
+	// Record leaves, on every run asynq archives, why it did, for the
+	// reconcile sweep (retry.Classify).
+	return &Worker{srv: srv, handler: retry.Record(p.Handler), log: log}, nil
 }
 
 // Run serves tasks until ctx is done, then shuts down gracefully.
 func (w *Worker) Run(ctx context.Context) error {
-	if err := w.srv.Start(w.mux); err != nil {
+	if err := w.srv.Start(w.handler); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	w.log.Info().Msg("worker_started")

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/breaker"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// breakerCmd runs `rekey breaker args...` and returns its standard output
+// and error.
+func (g *schedulerRig) breakerCmd(args ...string) (string, error) {
+	var out, errOut lockedBuffer
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := g.vars[k]; return v, ok },
+		stdin: strings.NewReader("y\n"), stdout: &out, stderr: &errOut}
+	err := runBreaker(context.Background(), env, args)
+	return out.String() + errOut.String(), err
+}
+
+// openBreaker opens the breaker as workers would, with three 403s and a
+// 401, and pauses the bulk queue as the opening worker does.
+func (g *schedulerRig) openBreaker(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	p := store.BreakerPolicy{Threshold: 4, Fraction: 0.5, Window: time.Minute}
+	for i, status := range []int{0, store.DeniedForbidden, store.DeniedForbidden, store.DeniedUnauthorized, store.DeniedForbidden} {
+		if _, err := g.st.ObserveBreaker(ctx, instanceID(i), status, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-w", RotationID: "rot-w"}, asynq.Queue(tasks.QueueBulk))
+	if _, err := asynq.NewClientFromRedisClient(g.r.Client).Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	if err := asynq.NewInspectorFromRedisClient(g.r.Client).PauseQueue(tasks.QueueBulk); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBreakerStatusAndResume(t *testing.T) {
+	t.Parallel()
+	g := newSchedulerRig(t)
+	g.openBreaker(t)
+	reason := "reason: 4 of 5 distinct instances answered 401 unauthorized (1) or 403 forbidden (3) within "
+	resume := "; resume with `rekey breaker resume`"
+	wantLines(t, g.run(t, "status"), "state:              held: the circuit breaker is open",
+		"breaker:            OPEN since ", reason, resume)
+
+	out, err := g.breakerCmd("status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rekey breaker status:\n%s", out)
+	wantLines(t, out, "breaker:    OPEN since ", reason, resume, "bulk queue: paused", "openings:   1",
+		"policy:     opens at 10 distinct instances answering 401 or 403, at least 0.5 of those answered, within 5m0s")
+
+	out, err = g.breakerCmd("status", "--json")
+	var s breaker.Status
+	if err != nil || json.Unmarshal([]byte(out), &s) != nil || !s.Open || !s.BulkPaused || s.Window.Denied != 4 ||
+		!strings.HasPrefix(s.Reason, "4 of 5 distinct instances") {
+		t.Fatalf("breaker status --json = %v\n%s", err, out)
+	}
+
+	// Off a terminal, only --confirm resumes: piped input is no answer.
+	if _, err := g.breakerCmd("resume"); !errors.Is(err, errNotConfirmed) {
+		t.Fatalf("resume without --confirm = %v, want it refused", err)
+	}
+	if st, _ := g.st.BreakerState(context.Background()); !st.Open() {
+		t.Fatal("an unconfirmed resume closed the breaker")
+	}
+	if out, err := g.breakerCmd("resume", "--confirm", "--by", "alice"); err != nil || !strings.Contains(out, "breaker resumed") {
+		t.Fatalf("resume --confirm = %v\n%s", err, out)
+	}
+	out, _ = g.breakerCmd("status")
+	wantLines(t, out, "breaker:    closed", "bulk queue: running", "openings:   1; last resumed ", "by alice")
+	wantLines(t, g.run(t, "status"), "breaker:            closed")
+	if out, err := g.breakerCmd("resume"); err != nil || !strings.Contains(out, "nothing to resume") {
+		t.Fatalf("resume of a closed breaker = %v\n%s", err, out)
+	}
+}

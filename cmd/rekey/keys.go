@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+const keysUsage = `usage: rekey keys status [--json]   how many stored sealed values each key of REKEY_ENCRYPTION_KEYS opens
+       rekey keys reseal            seal every stored value again under the first key (safe while workers run)
+
+To retire a key: put the new key first in REKEY_ENCRYPTION_KEYS and keep the old one after it,
+restart every process, run 'rekey keys reseal', check 'rekey keys status' shows nothing under the
+old key, then drop it.`
+
+// sealedValues is what the keys commands need of the store (*store.Store).
+type sealedValues interface {
+	SealedStatus(ctx context.Context, maxValues int64) (store.SealedStatus, error)
+	Reseal(ctx context.Context, progress func(store.ResealResult)) (store.ResealResult, error)
+}
+
+var _ sealedValues = (*store.Store)(nil)
+
+// errUnreadable is returned when stored values cannot be opened, so the
+// command exits non-zero and a script does not drop a key on its word.
+var errUnreadable = errors.New("some stored values cannot be opened with REKEY_ENCRYPTION_KEYS")
+
+// runKeys runs `rekey keys status|reseal`.
+func runKeys(ctx context.Context, env *environ, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(env.stderr, keysUsage)
+		return errUsage
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	asJSON := fs.Bool("json", false, "print JSON (status only)")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || sub != "status" && sub != "reseal" ||
+		sub == "reseal" && *asJSON {
+		fmt.Fprintln(env.stderr, keysUsage)
+		return errUsage
+	}
+	cfg, err := loadConfig(env)
+	if err != nil {
+		return err
+	}
+	if err := cfg.RequireProducer(); err != nil {
+		return err
+	}
+	a, err := openApp(ctx, cfg, newLogger(env, cfg, "keys", true))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if sub == "reseal" {
+		return resealKeys(ctx, a.store, env.stdout, env.stderr)
+	}
+	return keysStatus(ctx, a.store, env.stdout, *asJSON)
+}
+
+// keysStatus counts every stored sealed value by the key that opens it and
+// prints the count. It returns errUnreadable when some cannot be opened.
+func keysStatus(ctx context.Context, src sealedValues, w io.Writer, asJSON bool) error {
+	st, err := src.SealedStatus(ctx, 0)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		err = writeKeysJSON(w, st)
+	} else {
+		writeKeysText(w, st)
+	}
+	if err == nil && st.UnreadableTotal() > 0 {
+		err = fmt.Errorf("%w: %d values", errUnreadable, st.UnreadableTotal())
+	}
+	return err
+}
+
+// keyCount is one configured key in `rekey keys status --json`.
+type keyCount struct {
+	Position int    `json:"position"`
+	ID       string `json:"id"`
+	Seals    bool   `json:"seals"`
+	Values   int64  `json:"values"`
+}
+
+func writeKeysJSON(w io.Writer, st store.SealedStatus) error {
+	keys := make([]keyCount, len(st.KeyIDs))
+	for i, id := range st.KeyIDs {
+		keys[i] = keyCount{Position: i + 1, ID: id, Seals: i == 0, Values: st.ByKey[i]}
+	}
+	out := struct {
+		Keys            []keyCount       `json:"keys"`
+		Unreadable      map[string]int64 `json:"unreadable"`
+		UnreadableTotal int64            `json:"unreadable_total"`
+		Values          int64            `json:"values"`
+		KeysExamined    int64            `json:"keys_examined"`
+	}{keys, st.Unreadable, st.UnreadableTotal(), st.Values, st.Keys}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+func writeKeysText(w io.Writer, st store.SealedStatus) {
+	fmt.Fprintf(w, "%d sealed values in %d Redis hashes; REKEY_ENCRYPTION_KEYS holds %d keys "+
+		"(ids are the first 8 hex digits of SHA-256 of each key):\n", st.Values, st.Keys, len(st.KeyIDs))
+	for i, id := range st.KeyIDs {
+		role := ""
+		if i == 0 {
+			role = " (seals)"
+		}
+		fmt.Fprintf(w, "  key %d  %s%-8s %d values\n", i+1, id, role, st.ByKey[i])
+	}
+	if n := st.UnreadableTotal(); n > 0 {
+		fmt.Fprintf(w, "  cannot be opened  %d values: %s\n", n, unreadableText(st))
+	}
+	if older := st.Values - st.UnreadableTotal() - st.ByKey[0]; older > 0 {
+		fmt.Fprintf(w, "%d values are still under an older key: run 'rekey keys reseal' before dropping it\n", older)
+	} else if len(st.KeyIDs) > 1 && st.UnreadableTotal() == 0 {
+		fmt.Fprintln(w, "every value is under key 1: the other keys can be dropped from REKEY_ENCRYPTION_KEYS")
+	}
+}
+
+// unreadableText says, per key id, why values did not open.
+func unreadableText(st store.SealedStatus) string {
+	ids := make([]string, 0, len(st.Unreadable))
+	for id := range st.Unreadable {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		why := "which REKEY_ENCRYPTION_KEYS does not hold: add it back"
+		if pos := slices.Index(st.KeyIDs, id); pos >= 0 {
+			why = fmt.Sprintf("key %d, yet they do not open: altered or copied elsewhere", pos+1)
+		}
+		parts[i] = fmt.Sprintf("%d sealed under key %s, %s", st.Unreadable[id], id, why)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// resealKeys seals every stored value again under the first key, with
+// progress on stderr and the counts on stdout. It fails when a value was
+// left under another key (unreadable, or changing too fast to reseal).
+func resealKeys(ctx context.Context, src sealedValues, stdout, stderr io.Writer) error {
+	res, err := src.Reseal(ctx, func(p store.ResealResult) {
+		fmt.Fprintf(stderr, "resealing: %d hashes examined, %d resealed, %d already under key 1\n",
+			p.Keys, p.Resealed, p.Current)
+	})
+	if err != nil {
+		return fmt.Errorf("reseal: %w (what was resealed stays so; run it again)", err)
+	}
+	fmt.Fprintf(stdout, "%d sealed values in %d hashes: %d resealed under key 1, %d already under it, "+
+		"%d removed by rotations meanwhile, %d unreadable, %d busy\n",
+		res.Values, res.Keys, res.Resealed, res.Current, res.Gone, res.Unreadable, res.Busy)
+	switch {
+	case res.Unreadable > 0:
+		return fmt.Errorf("%w: %d values (see 'rekey keys status')", errUnreadable, res.Unreadable)
+	case res.Busy > 0:
+		return fmt.Errorf("%d values kept changing under running rotations: run 'rekey keys reseal' again", res.Busy)
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/seal"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// withKeys returns the cli's environment with REKEY_ENCRYPTION_KEYS set to keys.
+func (c *cli) withKeys(keys ...[]byte) *environ {
+	env := c.env()
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = base64.StdEncoding.EncodeToString(k)
+	}
+	base := env.lookup
+	env.lookup = func(k string) (string, bool) {
+		if k == "REKEY_ENCRYPTION_KEYS" {
+			return strings.Join(parts, ","), true
+		}
+		return base(k)
+	}
+	return env
+}
+
+// TestKeysStatusAndReseal retires the test key: status before, reseal
+// under a new first key, status after, and the new key alone opens every
+// value.
+func TestKeysStatusAndReseal(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	for _, id := range c.register(t, 3) {
+		if err := c.st.SaveToken(ctx, id, heroku.Token{AccessToken: secret.New("a-" + id),
+			RefreshToken: secret.New("r-" + id), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newKey := bytes.Repeat([]byte{10}, seal.KeySize)
+	oldID, newID := keyIDOf(t, testKey), keyIDOf(t, newKey)
+
+	if err := runKeys(ctx, c.withKeys(newKey, testKey), []string{"status"}); err != nil {
+		t.Fatal(err)
+	}
+	out := c.stdout.String()
+	for _, want := range []string{"6 sealed values", "key 1  " + newID + " (seals) 0 values",
+		"key 2  " + oldID, "6 values are still under an older key"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status before reseal lacks %q:\n%s", want, out)
+		}
+	}
+	c.stdout.Reset()
+	if err := runKeys(ctx, c.withKeys(newKey, testKey), []string{"reseal"}); err != nil {
+		t.Fatalf("reseal: %v\n%s", err, c.stderr.String())
+	}
+	if !strings.Contains(c.stdout.String(), "6 resealed") || !strings.Contains(c.stderr.String(), "resealing:") {
+		t.Errorf("reseal output: %s / %s", c.stdout.String(), c.stderr.String())
+	}
+	c.stdout.Reset()
+	if err := runKeys(ctx, c.withKeys(newKey), []string{"status", "--json"}); err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Keys []struct {
+			ID     string `json:"id"`
+			Values int64  `json:"values"`
+		} `json:"keys"`
+		UnreadableTotal int64 `json:"unreadable_total"`
+	}
+	if err := json.Unmarshal(c.stdout.Bytes(), &st); err != nil || len(st.Keys) != 1 || st.Keys[0].Values != 6 ||
+		st.Keys[0].ID != newID || st.UnreadableTotal != 0 {
+		t.Fatalf("status --json after reseal = %s (%v)", c.stdout.String(), err)
+	}
+	if strings.Contains(c.stdout.String(), "a-inst") || strings.Contains(c.stderr.String(), "a-inst") {
+		t.Fatal("a token reached the output")
+	}
+}
+
+func TestKeysStatusNamesADroppedKey(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	id := c.register(t, 1)[0]
+	if err := c.st.SaveToken(ctx, id, heroku.Token{AccessToken: secret.New("a"), RefreshToken: secret.New("r")}); err != nil {
+		t.Fatal(err)
+	}
+	err := runKeys(ctx, c.withKeys(bytes.Repeat([]byte{11}, seal.KeySize)), []string{"status"})
+	if !errors.Is(err, errUnreadable) {
+		t.Fatalf("status with the key dropped = %v, want errUnreadable", err)
+	}
+	want := "2 sealed under key " + keyIDOf(t, testKey) + ", which REKEY_ENCRYPTION_KEYS does not hold"
+	if !strings.Contains(c.stdout.String(), want) {
+		t.Fatalf("status lacks %q:\n%s", want, c.stdout.String())
+	}
+	if err := runKeys(ctx, c.env(), []string{"rotate"}); !errors.Is(err, errUsage) {
+		t.Fatalf("keys rotate = %v, want a usage error", err)
+	}
+}
+
+func keyIDOf(t *testing.T, k []byte) string {
+	t.Helper()
+	s, err := seal.New(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.KeyIDs()[0]
+}
+
+func TestKeysStatusPrintout(t *testing.T) {
+	var b bytes.Buffer
+	writeKeysText(&b, store.SealedStatus{KeyIDs: []string{"aaaa1111", "bbbb2222"}, ByKey: []int64{5, 2},
+		Unreadable: map[string]int64{"cccc3333": 1, "aaaa1111": 1}, Values: 9, Keys: 4})
+	t.Log("\n" + b.String())
+	for _, want := range []string{"key 1  aaaa1111 (seals) 5 values", "key 2  bbbb2222", "cannot be opened  2 values",
+		"1 sealed under key aaaa1111, key 1, yet they do not open", "1 sealed under key cccc3333, which REKEY_ENCRYPTION_KEYS does not hold",
+		"2 values are still under an older key"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q", want)
+		}
+	}
+}

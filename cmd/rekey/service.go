@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/config"
+	"github.com/rekeyhq/rekey/internal/health"
+	"github.com/rekeyhq/rekey/internal/logging"
+)
+
+// sealedCheckLimit bounds the start-up check of sealed values: about this
+// many are opened, a few milliseconds of work, whatever the fleet's size.
+const sealedCheckLimit = 2000
+
+// openService builds the app of a long-running process (web, worker,
+// clock) without waiting for Redis: a watcher pings it with back-off and
+// logs redis_down and redis_up once per change, so a process started
+// before Redis, or during an outage, keeps running instead of exiting into
+// Heroku's crash-restart cool-down. go-redis's own log lines go through
+// zerolog, demoted while Redis is down.
+func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app, error) {
+	a, err := newApp(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	w, err := health.NewRedis(health.Params{Ping: func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
+		Logger: log.With().Str("redis_addr", a.rdb.Options().Addr).Logger(), Redact: a.redact})
+	if err != nil {
+		_ = a.Close()
+		return nil, err
+	}
+	redis.SetLogger(logging.GoRedis{L: log, Quiet: w.LibraryError, Redact: a.redact})
+	wctx, cancel := context.WithCancel(ctx)
+	a.health, a.stopWatch = w, cancel
+	go w.Run(wctx)
+	return a, nil
+}
+
+// quietLog is the app's logger for components that only talk to Redis:
+// their warnings are dropped while the watcher knows Redis is down.
+func (a *app) quietLog() zerolog.Logger {
+	return logging.QuietWhile(a.log, a.health.LibraryError)
+}
+
+// untilDone runs fn once Redis answers, and again when fn fails while
+// Redis is down, so an outage during a component's start-up does not end
+// the process. It returns nil when ctx ends (SIGTERM), and fn's error when
+// fn failed with Redis answering.
+func (a *app) untilDone(ctx context.Context, fn func(context.Context) error) error {
+	for {
+		if a.health.Wait(ctx) != nil {
+			return nil
+		}
+		err := fn(ctx)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		if a.health == nil || a.health.Check(ctx) {
+			return err
+		}
+	}
+}
+
+// checkSealed opens a bounded sample of the stored sealed values and, when
+// some cannot be opened, says loudly which variable to fix. The process
+// starts anyway: most instances may be fine, and a rotation whose token
+// cannot be opened fails on its own; the count is also served as
+// rekey_sealed_unreadable by the web process.
+func (a *app) checkSealed(ctx context.Context) {
+	st, err := a.store.SealedStatus(ctx, sealedCheckLimit)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn().Str("error", a.redact(err.Error())).Msg("sealed_check_failed")
+		}
+		return
+	}
+	n := st.UnreadableTotal()
+	a.unreadable.Store(n)
+	if n == 0 {
+		return
+	}
+	ids := make([]string, 0, len(st.Unreadable))
+	for id := range st.Unreadable {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	a.log.Error().Int64("unreadable", n).Int64("checked", st.Values).Bool("partial", st.Partial).
+		Strs("sealed_under_key_ids", ids).Str("detail", fmt.Sprintf(
+		"%d of the %d stored sealed values checked cannot be opened with any key of REKEY_ENCRYPTION_KEYS "+
+			"(sealed under key id %s): add the key they were sealed under back to REKEY_ENCRYPTION_KEYS; "+
+			"rotations of the instances they belong to fail until then; see 'rekey keys status'",
+		n, st.Values, strings.Join(ids, ", "))).Msg("sealed_values_unreadable")
+}
+
+// checkSealedWhenUp runs checkSealed once Redis first answers, in the
+// background, so a process serves (web) or waits (clock) meanwhile.
+func (a *app) checkSealedWhenUp(ctx context.Context) {
+	go func() {
+		if a.health.Wait(ctx) == nil {
+			a.checkSealed(ctx)
+		}
+	}()
+}
+
+// unreadableCount is the start-up check's result for /metrics.
+func (a *app) unreadableCount() (int64, bool) {
+	n := a.unreadable.Load()
+	return n, n >= 0
+}

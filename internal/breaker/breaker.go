@@ -1,0 +1,206 @@
+// Package breaker is rekey's circuit breaker for account-level Heroku
+// failures. When a rotated OAuth client secret or a suspended partner
+// account makes Heroku answer 401 or 403 for many instances at once, failing
+// the fleet one instance at a time would fail every rotation of a wave (and
+// leave each instance to be looked at by hand). Instead the breaker opens:
+// the bulk queue, which carries fleet waves and scheduled rotations, is
+// paused for every worker process, the scheduler stops enqueueing, and both
+// stay so until an operator resumes them (`rekey breaker resume`).
+//
+// Interactive and default work keeps running: a customer's or an operator's
+// single rotation is its own evidence, and tells the operator when Heroku
+// has recovered. Revocations keep running too: they go to the issuer, not
+// to Heroku, and delaying them would keep superseded credentials alive.
+//
+// The decision is the store's (internal/store, breaker.go): one window in
+// Redis shared by every worker, and one script that records an answer and
+// opens the breaker atomically, so that exactly one worker sees it open.
+// That worker pauses the queue and writes the one log line of the opening.
+package breaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// PausedQueue is the queue an open breaker pauses: bulk waves and
+// scheduled rotations.
+const PausedQueue = tasks.QueueBulk
+
+// Store is what the breaker needs of internal/store.
+type Store interface {
+	ObserveBreaker(ctx context.Context, instanceID string, deniedStatus int, p store.BreakerPolicy) (store.BreakerVerdict, error)
+	BreakerState(ctx context.Context) (store.BreakerState, error)
+	ResumeBreaker(ctx context.Context, by string) (bool, error)
+	BreakerWindow(ctx context.Context, window time.Duration) (denied, answered int64, err error)
+}
+
+// Queues pauses and resumes asynq queues (*asynq.Inspector). A paused
+// queue is skipped by every asynq server on the Redis, and asynqmon
+// (/monitoring) shows it paused.
+type Queues interface {
+	PauseQueue(queue string) error
+	UnpauseQueue(queue string) error
+	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
+}
+
+// Params build a Breaker.
+type Params struct {
+	// Store keeps the window and the state. Required.
+	Store Store
+	// Queues pauses the bulk queue. Required.
+	Queues Queues
+	Logger zerolog.Logger
+	// Policy is REKEY_BREAKER_THRESHOLD, REKEY_BREAKER_FRACTION and
+	// REKEY_BREAKER_WINDOW. A zero Threshold turns observing off: the
+	// breaker never opens, though Status and Resume still work.
+	Policy store.BreakerPolicy
+}
+
+// Breaker observes Heroku's answers and opens when the policy says so. It
+// is safe for concurrent use, and any number of Breakers in any number of
+// processes share one state through the store.
+type Breaker struct{ p Params }
+
+// New checks p and returns a Breaker.
+func New(p Params) (*Breaker, error) {
+	switch {
+	case p.Store == nil || p.Queues == nil:
+		return nil, errors.New("breaker: Store and Queues are required")
+	case p.Policy.Threshold < 0:
+		return nil, errors.New("breaker: REKEY_BREAKER_THRESHOLD must not be negative")
+	case p.Policy.Threshold == 1:
+		// One instance's 403 is that customer's add-on, never the account.
+		return nil, errors.New("breaker: REKEY_BREAKER_THRESHOLD must be 0 (off) or at least 2")
+	case p.Policy.Threshold > 0 && (p.Policy.Fraction <= 0 || p.Policy.Fraction > 1):
+		return nil, errors.New("breaker: REKEY_BREAKER_FRACTION must be more than 0 and at most 1")
+	case p.Policy.Threshold > 0 && p.Policy.Window < time.Second:
+		return nil, errors.New("breaker: REKEY_BREAKER_WINDOW must be at least a second")
+	}
+	return &Breaker{p: p}, nil
+}
+
+// Observe implements handlers.Breaker (checked in its test): it records Heroku's answer to a
+// push for instanceID (err nil for a 2xx) and, when that answer opens the
+// breaker, pauses the bulk queue and says why. Errors are logged, never
+// returned: the breaker must not fail the rotation that fed it.
+func (b *Breaker) Observe(ctx context.Context, instanceID string, err error) {
+	denied, ok := answer(err)
+	if !ok || b.p.Policy.Threshold == 0 {
+		return
+	}
+	// The answer is a fact whatever became of the task's context.
+	ctx = context.WithoutCancel(ctx)
+	v, oerr := b.p.Store.ObserveBreaker(ctx, instanceID, denied, b.p.Policy)
+	if oerr != nil {
+		zerolog.Ctx(ctx).Warn().Err(oerr).Msg("breaker_observe_failed")
+		return
+	}
+	if v == store.BreakerOpened {
+		b.opened(ctx)
+	}
+}
+
+// answer sorts one push's outcome: whether Heroku answered at all in a way
+// that bears on the account's standing, and whether that answer was a
+// denial (401, which the client returns only after refreshing the token,
+// or 403). 429s and 5xx bear on Heroku's load, not on the account, and
+// calls that got no answer prove nothing: neither is counted, so an outage
+// cannot dilute a run of denials below the fraction.
+func answer(err error) (denied int, ok bool) {
+	var api *heroku.APIError
+	switch {
+	case err == nil:
+		return 0, true
+	case !errors.As(err, &api) || api.Status >= 500:
+		return 0, false
+	case api.Status == store.DeniedUnauthorized || api.Status == store.DeniedForbidden:
+		return api.Status, true
+	}
+	return 0, true
+}
+
+// opened pauses the bulk queue and writes the opening's one log line.
+func (b *Breaker) opened(ctx context.Context) {
+	st, serr := b.p.Store.BreakerState(ctx)
+	perr := b.pause()
+	ev := b.p.Logger.Error()
+	if perr != nil || serr != nil {
+		ev = ev.AnErr("pause_error", perr).AnErr("state_error", serr)
+	}
+	ev.Int("denied", st.Denied).Int("answered", st.Answered).Int("unauthorized", st.Unauthorized).
+		Int("forbidden", st.Forbidden).Dur("window", st.Window).Str("paused_queue", PausedQueue).
+		Str("reason", Reason(st)).Msg("breaker_opened")
+}
+
+// pause pauses the bulk queue unless it is paused already. A queue asynq
+// does not know yet (it never held a task) is paused all the same, so that
+// a wave enqueued while the breaker is open waits too.
+func (b *Breaker) pause() error {
+	if paused, err := b.paused(); err != nil || paused {
+		return err
+	}
+	if err := b.p.Queues.PauseQueue(PausedQueue); err != nil {
+		return fmt.Errorf("pause queue %s: %w", PausedQueue, err)
+	}
+	return nil
+}
+
+// paused reports whether the bulk queue is paused. A queue that never held
+// a task is not paused.
+func (b *Breaker) paused() (bool, error) {
+	info, err := b.p.Queues.GetQueueInfo(PausedQueue)
+	switch {
+	case errors.Is(err, asynq.ErrQueueNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("read queue %s: %w", PausedQueue, err)
+	}
+	return info.Paused, nil
+}
+
+// Resume closes the breaker, forgets the answers that opened it and
+// resumes the bulk queue; by names who resumed it. It reports whether the
+// breaker was open. It resumes a paused bulk queue even when the breaker
+// was closed, so a resume repeats safely after a failure half-way.
+func (b *Breaker) Resume(ctx context.Context, by string) (bool, error) {
+	was, err := b.p.Store.ResumeBreaker(ctx, by)
+	if err != nil {
+		return false, err
+	}
+	if err := b.unpause(); err != nil {
+		return was, err
+	}
+	b.p.Logger.Info().Str("by", by).Bool("was_open", was).Str("resumed_queue", PausedQueue).Msg("breaker_resumed")
+	return was, nil
+}
+
+// unpause resumes the bulk queue if it is paused.
+func (b *Breaker) unpause() error {
+	info, err := b.p.Queues.GetQueueInfo(PausedQueue)
+	switch {
+	case errors.Is(err, asynq.ErrQueueNotFound):
+		// asynq knows a queue only once it held a task, but the breaker
+		// may have paused it before: clear the pause all the same, and
+		// take its only other answer, "not paused", as done.
+		_ = b.p.Queues.UnpauseQueue(PausedQueue)
+		return nil
+	case err != nil:
+		return fmt.Errorf("read queue %s: %w", PausedQueue, err)
+	case !info.Paused:
+		return nil
+	}
+	if err := b.p.Queues.UnpauseQueue(PausedQueue); err != nil {
+		return fmt.Errorf("resume queue %s: %w", PausedQueue, err)
+	}
+	return nil
+}

@@ -1,0 +1,214 @@
+// Package health watches Redis, the one service every rekey process needs,
+// so that a process started before Redis, or living through an outage,
+// waits and retries instead of exiting, and says so once per change of
+// state rather than once per attempt.
+package health
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Defaults of Params.
+const (
+	// DefaultMinBackoff is the first wait after a failed ping.
+	DefaultMinBackoff = time.Second
+	// DefaultMaxBackoff caps the wait between pings while Redis is down.
+	DefaultMaxBackoff = 30 * time.Second
+	// DefaultInterval is the wait between pings while Redis answers.
+	DefaultInterval = 5 * time.Second
+	// pingTimeout bounds one ping, so a black-holed connection counts as down.
+	pingTimeout = 3 * time.Second
+)
+
+// Params build a Redis watcher.
+type Params struct {
+	// Ping asks Redis whether it answers, as redis.Client.Ping(ctx).Err
+	// does. Required.
+	Ping func(context.Context) error
+	// Logger receives one line per change of state: redis_down, redis_up.
+	Logger zerolog.Logger
+	// Redact removes secrets (the password in REDIS_URL) from an error's
+	// text before it is logged; nil keeps the text as it is.
+	Redact func(string) string
+	// MinBackoff and MaxBackoff bound the wait between pings while Redis is
+	// down: it starts at MinBackoff and doubles up to MaxBackoff, jittered.
+	// Zero means DefaultMinBackoff and DefaultMaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// Interval is the wait between pings while Redis answers; zero means
+	// DefaultInterval.
+	Interval time.Duration
+}
+
+// Redis tracks whether Redis answers. Its methods are safe for concurrent
+// use, and a nil *Redis reports Redis as up (for processes that checked
+// Redis once at start and exit on failure, such as the CLI commands).
+type Redis struct {
+	p Params
+
+	mu    sync.Mutex
+	state state
+	since time.Time
+	// upc is closed while Redis is up, and replaced when it goes down.
+	upc chan struct{}
+	// suspect is set when a library reported an error while Redis was up,
+	// until the next ping says whether Redis is down.
+	suspect atomic.Bool
+	// wake asks Run to ping at once.
+	wake chan struct{}
+}
+
+type state int
+
+const (
+	unknown state = iota
+	up
+	down
+)
+
+// NewRedis returns a watcher; call Run to start pinging.
+func NewRedis(p Params) (*Redis, error) {
+	if p.Ping == nil {
+		return nil, errors.New("health: Ping is required")
+	}
+	if p.MinBackoff <= 0 {
+		p.MinBackoff = DefaultMinBackoff
+	}
+	if p.MaxBackoff < p.MinBackoff {
+		p.MaxBackoff = max(DefaultMaxBackoff, p.MinBackoff)
+	}
+	if p.Interval <= 0 {
+		p.Interval = DefaultInterval
+	}
+	if p.Redact == nil {
+		p.Redact = func(s string) string { return s }
+	}
+	return &Redis{p: p, upc: make(chan struct{}), wake: make(chan struct{}, 1)}, nil
+}
+
+// Run pings Redis until ctx is done: every Interval while it answers, and
+// with a growing, jittered back-off while it does not.
+func (r *Redis) Run(ctx context.Context) {
+	backoff := r.p.MinBackoff
+	for {
+		wait := r.p.Interval
+		if r.Check(ctx) {
+			backoff = r.p.MinBackoff
+		} else {
+			wait = jitter(backoff)
+			backoff = min(2*backoff, r.p.MaxBackoff)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-r.wake:
+			t.Stop()
+		}
+	}
+}
+
+// jitter spreads a wait over [d/2, d), so processes restarted together do
+// not ping in step.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+// Check pings Redis once, records the answer and logs a change of state.
+// It reports whether Redis answered.
+func (r *Redis) Check(ctx context.Context) bool {
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	err := r.p.Ping(pctx)
+	cancel()
+	if ctx.Err() != nil {
+		return r.Up() // shutting down: the answer says nothing about Redis
+	}
+	r.record(err)
+	r.suspect.Store(false)
+	return err == nil
+}
+
+func (r *Redis) record(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	switch {
+	case err == nil && r.state != up:
+		ev := r.p.Logger.Info()
+		if r.state == down {
+			ev = ev.Dur("down_for", now.Sub(r.since).Round(time.Millisecond))
+		}
+		ev.Msg("redis_up")
+		r.state, r.since = up, now
+		close(r.upc)
+	case err != nil && r.state != down:
+		r.p.Logger.Error().Str("error", r.p.Redact(err.Error())).Dur("max_backoff", r.p.MaxBackoff).
+			Str("detail", "Redis does not answer; waiting and retrying, one line when it answers again").
+			Msg("redis_down")
+		if r.state == up {
+			r.upc = make(chan struct{})
+		}
+		r.state, r.since = down, now
+	}
+}
+
+// Up reports whether the last ping was answered. It is false until the
+// first ping answers.
+func (r *Redis) Up() bool {
+	if r == nil {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state == up
+}
+
+// Quiet reports whether Redis is down or not yet known to be up: loggers of
+// libraries that retry on their own (asynq, go-redis) demote their lines
+// then, since the one redis_down line already said it.
+func (r *Redis) Quiet() bool { return !r.Up() }
+
+// LibraryError is for the loggers of libraries that talk to Redis (asynq,
+// go-redis, components that only use Redis): call it before logging a
+// warning or an error; it reports whether to demote the line. While Redis
+// is down, or a ping is checking it, it does. Otherwise the line is logged
+// and Run pings at once, so an outage is noticed within one ping rather
+// than one Interval, and the lines of its first seconds are demoted too.
+func (r *Redis) LibraryError() (quiet bool) {
+	if r == nil {
+		return false
+	}
+	if !r.Up() || r.suspect.Swap(true) {
+		return true
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	return false
+}
+
+// Wait blocks until Redis answers or ctx is done, and returns ctx's error
+// in the second case. Run must be running for it to return nil later.
+func (r *Redis) Wait(ctx context.Context) error {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	c := r.upc
+	r.mu.Unlock()
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,68 @@
+package logging
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// urlUserinfo matches the user and password part of a URL ("//user:pw@").
+var urlUserinfo = regexp.MustCompile(`//[^/@\s]*@`)
+
+// Redact returns text with every secret value and any URL's user and
+// password replaced by a redaction, for free text from a library (an error
+// from go-redis naming REDIS_URL, say) before it reaches a log line.
+// Empty secrets are ignored.
+func Redact(text string, secrets ...secret.String) string {
+	for _, s := range secrets {
+		if !s.IsZero() {
+			text = strings.ReplaceAll(text, s.Reveal(), secret.Redacted)
+		}
+	}
+	return urlUserinfo.ReplaceAllString(text, "//"+secret.Redacted+"@")
+}
+
+// GoRedis adapts a zerolog.Logger to go-redis's internal logger; install it
+// with redis.SetLogger so the library's own lines (a failed dial, a pool
+// that gave up) are JSON like every other line.
+type GoRedis struct {
+	L zerolog.Logger
+	// Quiet, when set and true, demotes lines to debug: while Redis is down
+	// go-redis repeats the same dial error on every command, and the health
+	// watcher's one redis_down line already said it.
+	Quiet func() bool
+	// Redact cleans a line before it is written; nil keeps it as it is.
+	Redact func(string) string
+}
+
+// Printf logs one line of go-redis at warn level (go-redis logs only what
+// went wrong) or at debug level while Quiet.
+func (g GoRedis) Printf(_ context.Context, format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if g.Redact != nil {
+		msg = g.Redact(msg)
+	}
+	level := zerolog.WarnLevel
+	if g.Quiet != nil && g.Quiet() {
+		level = zerolog.DebugLevel
+	}
+	g.L.WithLevel(level).Str("component", "go-redis").Msg(strings.TrimSpace(msg))
+}
+
+// QuietWhile returns l with warnings and errors dropped while quiet()
+// holds. It is for components that only talk to Redis (the metrics
+// recorder, the sweeps): during an outage each of their retries would log
+// the same connection error, and the health watcher's one redis_down line
+// already said it.
+func QuietWhile(l zerolog.Logger, quiet func() bool) zerolog.Logger {
+	return l.Hook(zerolog.HookFunc(func(e *zerolog.Event, level zerolog.Level, _ string) {
+		if level >= zerolog.WarnLevel && level <= zerolog.ErrorLevel && quiet() {
+			e.Discard()
+		}
+	}))
+}

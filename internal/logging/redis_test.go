@@ -1,0 +1,81 @@
+package logging_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/logging"
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+func TestRedactRemovesSecretsAndURLPasswords(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"dial redis://h:pw1@db:6379 failed":            "dial redis://[redacted]@db:6379 failed",
+		"rediss://:pw2@db.example.com:25061/0 refused": "rediss://[redacted]@db.example.com:25061/0 refused",
+		"auth failed for s3cr3t-value":                 "auth failed for [redacted]",
+		"connection refused":                           "connection refused",
+	}
+	for in, want := range cases {
+		if got := logging.Redact(in, secret.New("s3cr3t-value"), secret.String{}); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestGoRedisLinesAreJSON installs the adapter as go-redis's logger and
+// makes go-redis fail to dial: its line arrives as JSON, scrubbed, at warn
+// level, and at debug level while Quiet.
+func TestGoRedisLinesAreJSON(t *testing.T) {
+	var out bytes.Buffer
+	quiet := false
+	redis.SetLogger(logging.GoRedis{L: zerolog.New(&out).Level(zerolog.InfoLevel), Quiet: func() bool { return quiet },
+		Redact: func(s string) string { return logging.Redact(s, secret.New("pw-in-url")) }})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close() // nothing listens there now
+	c := redis.NewClient(&redis.Options{Addr: addr, Password: "pw-in-url", MaxRetries: -1})
+	defer c.Close()
+	if err := c.Ping(context.Background()).Err(); err == nil {
+		t.Fatal("ping of a closed port succeeded")
+	}
+	line := strings.TrimSpace(strings.SplitN(out.String(), "\n", 2)[0])
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(line), &rec); err != nil {
+		t.Fatalf("go-redis line is not JSON: %q", out.String())
+	}
+	if rec["level"] != "warn" || rec["component"] != "go-redis" || strings.Contains(out.String(), "pw-in-url") {
+		t.Fatalf("go-redis line = %s", line)
+	}
+	out.Reset()
+	quiet = true
+	_ = c.Ping(context.Background()).Err()
+	if out.Len() != 0 {
+		t.Fatalf("a quiet adapter wrote at info level: %s", out.String())
+	}
+}
+
+func TestQuietWhileDropsWarningsOnlyWhileQuiet(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	quiet := true
+	l := logging.QuietWhile(zerolog.New(&out), func() bool { return quiet })
+	l.Warn().Msg("dropped")
+	l.Error().Msg("dropped too")
+	l.Info().Msg("kept")
+	quiet = false
+	l.Warn().Msg("kept too")
+	if got := out.String(); strings.Contains(got, "dropped") || strings.Count(got, "kept") != 2 {
+		t.Fatalf("log = %s", got)
+	}
+}

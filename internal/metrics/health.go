@@ -1,0 +1,82 @@
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// healthPingTimeout bounds the Redis check of one scrape.
+const healthPingTimeout = 2 * time.Second
+
+var (
+	descRedisUp = prometheus.NewDesc("rekey_redis_up",
+		"1 when Redis answered this scrape's ping, 0 when it did not (every other rekey metric is then absent).", nil, nil)
+	descUnreadable = prometheus.NewDesc("rekey_sealed_unreadable",
+		"Stored sealed values that no key of REKEY_ENCRYPTION_KEYS opens, as the web process's start-up check counted them.",
+		nil, nil)
+)
+
+// HandlerParams build the /metrics handler.
+type HandlerParams struct {
+	// Collector reads rekey's state from Redis. Required.
+	Collector *Collector
+	// Ping asks Redis whether it answers. Required.
+	Ping func(context.Context) error
+	// Unreadable returns the start-up check's count of sealed values no
+	// configured key opens, and whether the check has run; nil omits the
+	// metric.
+	Unreadable func() (int64, bool)
+}
+
+// NewHandler serves the Collector's metrics with rekey_redis_up first. While
+// Redis does not answer it serves rekey_redis_up 0 and nothing read from
+// Redis, with status 200, so an alert on rekey_redis_up == 0 fires rather
+// than a scrape that reads "fine".
+func NewHandler(p HandlerParams) http.Handler {
+	full := prometheus.NewRegistry()
+	full.MustRegister(p.Collector)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), healthPingTimeout)
+		up := p.Ping(ctx) == nil
+		cancel()
+		own := health{up: up, unreadable: p.Unreadable}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(own)
+		var g prometheus.Gatherer = reg
+		if up {
+			g = prometheus.Gatherers{reg, full}
+		}
+		promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	})
+}
+
+// health is the handler's own metrics, computed per scrape.
+type health struct {
+	up         bool
+	unreadable func() (int64, bool)
+}
+
+// Describe implements prometheus.Collector.
+func (h health) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descRedisUp
+	ch <- descUnreadable
+}
+
+// Collect implements prometheus.Collector.
+func (h health) Collect(ch chan<- prometheus.Metric) {
+	v := 0.0
+	if h.up {
+		v = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descRedisUp, prometheus.GaugeValue, v)
+	if h.unreadable == nil {
+		return
+	}
+	if n, ok := h.unreadable(); ok {
+		ch <- prometheus.MustNewConstMetric(descUnreadable, prometheus.GaugeValue, float64(n))
+	}
+}

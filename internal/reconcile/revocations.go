@@ -1,0 +1,102 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/retry"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// archivedRetry is how long a task asynq archived after its retries were
+// used up by failures (an issuer down for days, a push whose outcome is
+// unknown) rests before the sweep runs it again: the work must be done in
+// the end (I1, I3), without hammering a service that is down.
+const archivedRetry = time.Hour
+
+// revocations walks the revocations past due: it re-enqueues those whose
+// task is gone, runs again those whose task asynq archived, and sets aside
+// in the dead-letter set those whose task was refused permanently.
+func (s *Sweeper) revocations(ctx context.Context, cutoff time.Time, res *Result) error {
+	return s.walk(ctx, store.CursorRevocations, func(after store.Cursor) (int, store.Cursor, bool, error) {
+		revs, next, done, err := s.p.Store.DueRevocationsAfter(ctx, cutoff, after, page)
+		if err != nil {
+			return 0, after, false, err
+		}
+		for _, r := range revs {
+			if err := s.revocation(ctx, r, res); err != nil {
+				return 0, after, false, err
+			}
+		}
+		return len(revs), next, done, nil
+	})
+}
+
+// revocation brings one due revocation's task back to life, or sets the
+// revocation aside when its task was refused for good.
+func (s *Sweeper) revocation(ctx context.Context, r store.Revocation, res *Result) error {
+	enqueued, err := s.enqueueRevoke(ctx, r)
+	switch {
+	case err != nil:
+		return err
+	case enqueued:
+		res.RevokesEnqueued++
+		return nil
+	}
+	info, err := s.p.Inspector.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID(r.InstanceID, r.CredentialID))
+	if err != nil {
+		return nil // gone since the enqueue: the next sweep enqueues it
+	}
+	if info.State == asynq.TaskStateCompleted {
+		// A task of this id ran before (the entry was retried by an
+		// operator, or due again after an expedite): run it anew.
+		return s.replaceRevoke(ctx, r, res)
+	}
+	switch retry.Classify(info) {
+	case retry.Refused:
+		dead, err := s.p.Store.SetRevocationDead(ctx, r, store.DeadRefused)
+		if dead {
+			res.RevocationsDead++
+		}
+		return err
+	case retry.Waited:
+	case retry.Exhausted:
+		if s.p.Now().Sub(info.LastFailedAt) < archivedRetry {
+			return nil
+		}
+	default:
+		return nil // pending, scheduled, retrying or running: nothing to do
+	}
+	if err := s.p.Inspector.RunTask(tasks.QueueRevoke, info.ID); err != nil {
+		return fmt.Errorf("run revocation of %s again: %w", r.CredentialID, err)
+	}
+	res.RevokesRetried++
+	return nil
+}
+
+// enqueueRevoke enqueues r's revoke task; an existing task is no error.
+func (s *Sweeper) enqueueRevoke(ctx context.Context, r store.Revocation) (bool, error) {
+	t, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: r.InstanceID, CredentialID: r.CredentialID}, r.RevokeAt)
+	if err != nil {
+		return false, err
+	}
+	return s.enqueue(ctx, t)
+}
+
+// replaceRevoke deletes r's finished task and enqueues a new one.
+func (s *Sweeper) replaceRevoke(ctx context.Context, r store.Revocation, res *Result) error {
+	err := s.p.Inspector.DeleteTask(tasks.QueueRevoke, tasks.RevokeTaskID(r.InstanceID, r.CredentialID))
+	if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		return fmt.Errorf("replace revocation of %s: %w", r.CredentialID, err)
+	}
+	enqueued, err := s.enqueueRevoke(ctx, r)
+	if enqueued {
+		res.RevokesEnqueued++
+	}
+	return err
+}

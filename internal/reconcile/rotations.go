@@ -1,0 +1,96 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/retry"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// rotations walks the rotations in flight past the slack: it re-enqueues
+// those whose task is gone, and ends those whose task asynq archived
+// (retries exhausted), so the instance is free to rotate again and the
+// pending credential is revoked. A task archived while it was only waiting
+// for Heroku's budget runs again instead: being rate limited must not use
+// up a rotation's retries (DESIGN.md).
+func (s *Sweeper) rotations(ctx context.Context, cutoff time.Time, res *Result) error {
+	return s.walk(ctx, store.CursorRotations, func(after store.Cursor) (int, store.Cursor, bool, error) {
+		stale, next, done, err := s.p.Store.StaleRotationsAfter(ctx, cutoff, after, page)
+		if err != nil {
+			return 0, after, false, err
+		}
+		for _, ref := range stale {
+			if err := s.rotation(ctx, ref, res); err != nil {
+				return 0, after, false, err
+			}
+		}
+		return len(stale), next, done, nil
+	})
+}
+
+func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Result) error {
+	rot, err := s.p.Store.Rotation(ctx, ref.RotationID)
+	if err != nil {
+		return nil
+	}
+	info, err := s.p.Inspector.GetTaskInfo(rot.Queue, tasks.RotateTaskID(rot.ID))
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
+		if err := fleet.Enqueue(ctx, s.p.Enqueuer, rot.InstanceID, rot.ID, rot.BatchID, rot.Reason, rot.Queue, rot.Grace); err != nil {
+			return err
+		}
+		res.RotationsEnqueued++
+		return nil
+	case err != nil:
+		return fmt.Errorf("inspect rotation %s: %w", rot.ID, err)
+	}
+	why := retry.Classify(info)
+	switch {
+	case why == retry.NotArchived:
+		return nil
+	case why == retry.Waited:
+	case rot.PushAttempted:
+		// Heroku may hold the credential: discarding it could break the
+		// apps (I1). Run the rotation again, hourly, until it promotes.
+		if s.p.Now().Sub(info.LastFailedAt) < archivedRetry {
+			return nil
+		}
+	default:
+		if err := s.giveUp(ctx, rot, info); err != nil {
+			return err
+		}
+		res.RotationsFailed++
+		return nil
+	}
+	if err := s.p.Inspector.RunTask(rot.Queue, info.ID); err != nil {
+		return fmt.Errorf("run rotation %s again: %w", rot.ID, err)
+	}
+	res.RotationsResumed++
+	return nil
+}
+
+// codeRetriesExhausted is the failure code of a rotation the sweep ends.
+const codeRetriesExhausted = "retries_exhausted"
+
+// giveUp ends a rotation whose task asynq archived. The cause is a sentence
+// of rekey's own: the task's last error may hold a party's text, which is
+// never stored as is.
+func (s *Sweeper) giveUp(ctx context.Context, rot store.Rotation, info *asynq.TaskInfo) error {
+	cause := fmt.Sprintf("gave up after %d retries", info.Retried)
+	if retry.Classify(info) == retry.Refused {
+		cause = "gave up: the rotation's task was refused permanently"
+	}
+	discarded, err := s.p.Store.Fail(ctx, rot.InstanceID, rot.ID, codeRetriesExhausted, cause)
+	if err != nil || discarded == nil {
+		return err
+	}
+	_, err = s.enqueueRevoke(ctx, *discarded)
+	return err
+}

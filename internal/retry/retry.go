@@ -1,0 +1,69 @@
+// Package retry is rekey's retry contract: how a task handler says "run me
+// again later, this is no failure" (Later), how the asynq server counts and
+// delays such runs (IsFailure, Delay), and how the reconcile sweep learns
+// why asynq archived a task (Record, Classify).
+//
+// It is a leaf: it imports asynq and the standard library only, so handlers,
+// the worker and the sweep agree on typed values instead of on the text of
+// an error. Nothing in rekey parses an error's message.
+package retry
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Later asks asynq to run the task again after After without counting a
+// failure: the task waits for Heroku's budget, or for a revoke time that has
+// not come. Reason is a fixed sentence of rekey's own (never a party's
+// text); it reaches logs and asynqmon.
+type Later struct {
+	After  time.Duration
+	Reason string
+}
+
+// Error says how long the task waits and why, for people.
+func (e *Later) Error() string {
+	return fmt.Sprintf("retry in %s: %s", e.After.Round(time.Millisecond), e.Reason)
+}
+
+// IsLater reports whether err is, or wraps, a *Later.
+func IsLater(err error) bool {
+	var later *Later
+	return errors.As(err, &later)
+}
+
+// IsFailure is asynq.Config.IsFailure: waiting is not failing, and neither
+// is a worker that died under a task (asynq recovers the task when its
+// lease expires): neither uses up the task's retries.
+func IsFailure(err error) bool {
+	return !IsLater(err) && !errors.Is(err, asynq.ErrLeaseExpired)
+}
+
+// leaseExpiredDelay is how soon a task whose worker died runs again. asynq
+// recovers it only after its lease has been expired for 30 s, so there is
+// nothing more to wait for.
+const leaseExpiredDelay = time.Second
+
+// Delay is asynq.Config.RetryDelayFunc: a Later's own delay (with up to a
+// tenth more of jitter, so waiting tasks do not return all at once), a
+// second for a task whose worker died, else asynq's exponential back-off.
+func Delay(n int, err error, t *asynq.Task) time.Duration {
+	var later *Later
+	switch {
+	case errors.As(err, &later):
+		jitter := time.Duration(rand.Int64N(int64(later.After/10) + 1))
+		return later.After + jitter
+	case errors.Is(err, asynq.ErrLeaseExpired):
+		return leaseExpiredDelay
+	}
+	return asynq.DefaultRetryDelayFunc(n, err, t)
+}
+
+// Permanent marks err so asynq archives the task at once instead of
+// retrying it: retrying cannot help.
+func Permanent(err error) error { return fmt.Errorf("%w (%w)", err, asynq.SkipRetry) }

@@ -1,0 +1,115 @@
+package retry_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/retry"
+)
+
+func TestDelayAndIsFailure(t *testing.T) {
+	t.Parallel()
+	task := asynq.NewTask("t", nil)
+	later := &retry.Later{After: 2 * time.Second, Reason: "waiting"}
+	wrapped := fmt.Errorf("push: %w", later)
+	for range 20 {
+		if d := retry.Delay(3, wrapped, task); d < 2*time.Second || d > 2200*time.Millisecond {
+			t.Fatalf("Later delay %s, want 2s to 2.2s", d)
+		}
+	}
+	for _, tc := range []struct {
+		err       error
+		failure   bool
+		delayFrom time.Duration
+		delayTo   time.Duration
+	}{
+		{errors.New("boom"), true, 15 * time.Second, time.Hour},
+		{later, false, 2 * time.Second, 2200 * time.Millisecond},
+		{asynq.ErrLeaseExpired, false, 0, 2 * time.Second},
+		{retry.Permanent(errors.New("refused")), true, 15 * time.Second, time.Hour},
+	} {
+		if got := retry.IsFailure(tc.err); got != tc.failure {
+			t.Errorf("IsFailure(%v) = %v, want %v", tc.err, got, tc.failure)
+		}
+		if d := retry.Delay(0, tc.err, task); d < tc.delayFrom || d > tc.delayTo {
+			t.Errorf("Delay(%v) = %s, want %s to %s", tc.err, d, tc.delayFrom, tc.delayTo)
+		}
+	}
+	if !errors.Is(retry.Permanent(errors.New("x")), asynq.SkipRetry) {
+		t.Error("Permanent does not wrap asynq.SkipRetry")
+	}
+}
+
+// Classify falls back on the counts when a task carries no mark: archived
+// before its retries were used up means refused.
+func TestClassifyWithoutMark(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		info *asynq.TaskInfo
+		want retry.Why
+	}{
+		{nil, retry.NotArchived},
+		{&asynq.TaskInfo{State: asynq.TaskStateRetry, Retried: 3, MaxRetry: 3}, retry.NotArchived},
+		{&asynq.TaskInfo{State: asynq.TaskStateArchived, Retried: 0, MaxRetry: 25}, retry.Refused},
+		{&asynq.TaskInfo{State: asynq.TaskStateArchived, Retried: 25, MaxRetry: 25}, retry.Exhausted},
+		{&asynq.TaskInfo{State: asynq.TaskStateArchived, Retried: 25, MaxRetry: 25, Result: []byte("not json")}, retry.Exhausted},
+	} {
+		if got := retry.Classify(tc.info); got != tc.want {
+			t.Errorf("Classify(%+v) = %q, want %q", tc.info, got, tc.want)
+		}
+	}
+}
+
+// Record leaves, on each run asynq archives, a typed mark saying why, and
+// Classify reads it back from the task: a real asynq server on real Redis.
+func TestRecordMarksWhyATaskWasArchived(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	errs := map[string]error{
+		"waits":   &retry.Later{After: time.Millisecond, Reason: "waiting for budget"},
+		"fails":   errors.New("issuer answered 503"),
+		"refused": retry.Permanent(errors.New("issuer answered 422")),
+	}
+	want := map[string]retry.Why{"waits": retry.Waited, "fails": retry.Exhausted, "refused": retry.Refused}
+	srv := asynq.NewServerFromRedisClient(r.Client, asynq.Config{Concurrency: 3, IsFailure: retry.IsFailure,
+		RetryDelayFunc: retry.Delay, LogLevel: asynq.FatalLevel, DelayedTaskCheckInterval: 50 * time.Millisecond,
+		TaskCheckInterval: 50 * time.Millisecond})
+	if err := srv.Start(retry.Record(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		return errs[t.Type()]
+	}))); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	q := asynq.NewClientFromRedisClient(r.Client)
+	insp := asynq.NewInspectorFromRedisClient(r.Client)
+	for typ := range errs {
+		// Retries are used up at once, so even a waiting run is archived.
+		if _, err := q.Enqueue(asynq.NewTask(typ, nil), asynq.TaskID(typ), asynq.MaxRetry(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for typ, why := range want {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			info, err := insp.GetTaskInfo("default", typ)
+			if err == nil && info.State == asynq.TaskStateArchived {
+				if got := retry.Classify(info); got != why {
+					t.Errorf("task %s archived; Classify = %q, want %q (result %q)", typ, got, why, info.Result)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("task %s not archived: %+v, %v", typ, info, err)
+			}
+			<-tick.C
+		}
+	}
+}

@@ -1,0 +1,234 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The circuit breaker's state (internal/breaker decides what to do with
+// it). Every worker process records each Heroku answer to a push in one
+// sliding window shared through Redis, so that a run of 401 or 403 answers
+// across many instances, the sign of an account-level problem, is seen as
+// one fact however many workers saw parts of it:
+//
+//	rekey:breaker:answered  ZSET  instance id -> ms of its latest answer
+//	rekey:breaker:denied    ZSET  "401:<id>" or "403:<id>" -> ms, when that
+//	                              latest answer was a 401 or a 403
+//	rekey:breaker           HASH  opened_at, what opened it, openings,
+//	                              resumed_at, resumed_by
+//
+// Members older than the window are trimmed at every observation, and both
+// sets expire a window after the last one, so an idle fleet keeps nothing.
+// An instance counts once, by its latest answer: an instance that was
+// denied and then answered 200 is no longer denied.
+
+// breakerKey is a HASH of the breaker's state: opened_at (ms; absent while
+// closed), window_ms, denied, answered, denied_401, denied_403 and
+// first_denied_at (ms) as they stood when it opened, openings (how many
+// times it ever opened), resumed_at (ms) and resumed_by.
+func breakerKey() string { return keyPrefix + "breaker" }
+
+// breakerAnsweredKey is a ZSET of the instances Heroku answered within the
+// window, scored by the time of their latest answer in milliseconds.
+func breakerAnsweredKey() string { return keyPrefix + "breaker:answered" }
+
+// breakerDeniedKey is a ZSET of the instances whose latest answer within the
+// window was a 401 or a 403, member "<status>:<instance id>", scored by the
+// time of that answer in milliseconds.
+func breakerDeniedKey() string { return keyPrefix + "breaker:denied" }
+
+// Statuses that count as a denial: Heroku refused the credentials (401,
+// after the client's own token refresh) or the access (403).
+const (
+	DeniedUnauthorized = 401
+	DeniedForbidden    = 403
+)
+
+// BreakerPolicy says when the breaker opens: when at least Threshold
+// distinct instances were denied within Window, and they are at least
+// Fraction of the distinct instances Heroku answered within it.
+type BreakerPolicy struct {
+	Threshold int
+	Fraction  float64
+	Window    time.Duration
+}
+
+func (p BreakerPolicy) validate() error {
+	if p.Threshold < 1 || p.Fraction <= 0 || p.Fraction > 1 || p.Window < time.Millisecond {
+		return fmt.Errorf("breaker policy %+v: threshold must be positive, fraction in (0, 1], window at least 1ms", p)
+	}
+	return nil
+}
+
+// BreakerVerdict is what recording one answer decided.
+type BreakerVerdict int
+
+// Verdicts of ObserveBreaker.
+const (
+	// BreakerClosed: the breaker is closed and stays closed.
+	BreakerClosed BreakerVerdict = iota
+	// BreakerOpened: this answer opened the breaker. Of any number of
+	// concurrent observations, exactly one gets it for one opening.
+	BreakerOpened
+	// BreakerOpen: the breaker was open already.
+	BreakerOpen
+)
+
+var verdicts = map[string]BreakerVerdict{"closed": BreakerClosed, "opened": BreakerOpened, "open": BreakerOpen}
+
+// observeBreakerKeys are the KEYS of observeBreakerScript.
+type observeBreakerKeys struct {
+	answered string // KEYS[1] breakerAnsweredKey
+	denied   string // KEYS[2] breakerDeniedKey
+	state    string // KEYS[3] breakerKey
+}
+
+func (k observeBreakerKeys) list() []string { return []string{k.answered, k.denied, k.state} }
+
+// observeBreakerScript records one instance's answer, trims the window and,
+// while the breaker is closed, opens it when the policy says so: in one
+// script, so that of two workers whose answers tip the balance only one
+// opens it.
+//
+// ARGV: instance id, denied status ("401", "403", or "0" for an answer
+// that is no denial), now ms, window ms, threshold, fraction.
+// Returns {verdict, denied, answered}: verdict "closed", "opened" or
+// "open"; the distinct instances denied and answered within the window.
+var observeBreakerScript = redis.NewScript(`
+local id, status, now, window = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local threshold, fraction = tonumber(ARGV[5]), tonumber(ARGV[6])
+local since = string.format('%.0f', tonumber(now) - window)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. since)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. since)
+redis.call('ZADD', KEYS[1], now, id)
+redis.call('ZREM', KEYS[2], '401:' .. id, '403:' .. id)
+if status ~= '0' then redis.call('ZADD', KEYS[2], now, status .. ':' .. id) end
+redis.call('PEXPIRE', KEYS[1], window)
+redis.call('PEXPIRE', KEYS[2], window)
+local denied, answered = redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[1])
+if redis.call('HEXISTS', KEYS[3], 'opened_at') == 1 then return {'open', denied, answered} end
+if denied < threshold or denied < fraction * answered then return {'closed', denied, answered} end
+local first, by = nil, {['401'] = 0, ['403'] = 0}
+local members = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+for i = 1, #members, 2 do
+  local s = string.sub(members[i], 1, 3)
+  by[s] = (by[s] or 0) + 1
+  if not first then first = members[i + 1] end
+end
+redis.call('HSET', KEYS[3], 'opened_at', now, 'window_ms', ARGV[4], 'denied', denied, 'answered', answered,
+  'denied_401', by['401'], 'denied_403', by['403'], 'first_denied_at', first)
+redis.call('HINCRBY', KEYS[3], 'openings', 1)
+return {'opened', denied, answered}
+`)
+
+// ObserveBreaker records that Heroku answered a push for instanceID, with
+// deniedStatus DeniedUnauthorized or DeniedForbidden when it refused, or 0
+// when it answered anything else, and says whether the breaker is, or just
+// became, open under p. Safe for any number of concurrent callers in any
+// number of processes.
+func (s *Store) ObserveBreaker(ctx context.Context, instanceID string, deniedStatus int, p BreakerPolicy) (BreakerVerdict, error) {
+	if err := p.validate(); err != nil {
+		return BreakerClosed, err
+	}
+	if deniedStatus != 0 && deniedStatus != DeniedUnauthorized && deniedStatus != DeniedForbidden {
+		return BreakerClosed, fmt.Errorf("observe breaker: status %d is no denial", deniedStatus)
+	}
+	keys := observeBreakerKeys{answered: breakerAnsweredKey(), denied: breakerDeniedKey(), state: breakerKey()}
+	args := []any{instanceID, deniedStatus, ms(s.now()), p.Window.Milliseconds(), p.Threshold,
+		strconv.FormatFloat(p.Fraction, 'f', -1, 64)}
+	res, err := observeBreakerScript.Run(ctx, s.rdb, keys.list(), args...).Slice()
+	if err != nil {
+		return BreakerClosed, fmt.Errorf("observe breaker: %w", err)
+	}
+	verdict, _ := res[0].(string)
+	return verdicts[verdict], nil
+}
+
+// BreakerState is the breaker as stored. While it is open, the counts say
+// what opened it.
+type BreakerState struct {
+	// OpenedAt is when it opened; zero while closed.
+	OpenedAt time.Time
+	// Window is the policy's window when it opened.
+	Window time.Duration
+	// Denied and Answered are the distinct instances denied, and answered
+	// at all, within the window when it opened; Unauthorized and Forbidden
+	// split Denied by status (401 and 403).
+	Denied, Answered, Unauthorized, Forbidden int
+	// FirstDeniedAt is the earliest of those denials.
+	FirstDeniedAt time.Time
+	// Openings counts every opening ever.
+	Openings int64
+	// ResumedAt and ResumedBy say when and by whom it was last resumed.
+	ResumedAt time.Time
+	ResumedBy string
+}
+
+// Open reports whether the breaker is open.
+func (b BreakerState) Open() bool { return !b.OpenedAt.IsZero() }
+
+// BreakerState reads the breaker's state.
+func (s *Store) BreakerState(ctx context.Context) (BreakerState, error) {
+	m, err := s.rdb.HGetAll(ctx, breakerKey()).Result()
+	if err != nil {
+		return BreakerState{}, fmt.Errorf("read breaker: %w", err)
+	}
+	num := func(f string) int { n, _ := strconv.Atoi(m[f]); return n }
+	b := BreakerState{OpenedAt: fromMS(m["opened_at"]), Window: time.Duration(num("window_ms")) * time.Millisecond,
+		Denied: num("denied"), Answered: num("answered"), Unauthorized: num("denied_401"), Forbidden: num("denied_403"),
+		FirstDeniedAt: fromMS(m["first_denied_at"]), ResumedAt: fromMS(m["resumed_at"]), ResumedBy: m["resumed_by"]}
+	b.Openings, _ = strconv.ParseInt(m["openings"], 10, 64)
+	return b, nil
+}
+
+// resumeBreakerKeys are the KEYS of resumeBreakerScript.
+type resumeBreakerKeys struct {
+	answered string // KEYS[1] breakerAnsweredKey
+	denied   string // KEYS[2] breakerDeniedKey
+	state    string // KEYS[3] breakerKey
+}
+
+func (k resumeBreakerKeys) list() []string { return []string{k.answered, k.denied, k.state} }
+
+// resumeBreakerScript closes the breaker and empties the window, so the
+// denials that opened it do not open it again at the next answer.
+//
+// ARGV: now ms, who resumes.
+// Returns 1 when the breaker was open, 0 when it was closed already (the
+// window is emptied all the same).
+var resumeBreakerScript = redis.NewScript(`
+redis.call('DEL', KEYS[1], KEYS[2])
+if redis.call('HEXISTS', KEYS[3], 'opened_at') == 0 then return 0 end
+redis.call('HDEL', KEYS[3], 'opened_at', 'window_ms', 'denied', 'answered', 'denied_401', 'denied_403', 'first_denied_at')
+redis.call('HSET', KEYS[3], 'resumed_at', ARGV[1], 'resumed_by', ARGV[2])
+return 1
+`)
+
+// ResumeBreaker closes the breaker and forgets the window's answers; by
+// names who resumed it. It reports whether the breaker was open.
+func (s *Store) ResumeBreaker(ctx context.Context, by string) (bool, error) {
+	keys := resumeBreakerKeys{answered: breakerAnsweredKey(), denied: breakerDeniedKey(), state: breakerKey()}
+	n, err := resumeBreakerScript.Run(ctx, s.rdb, keys.list(), ms(s.now()), by).Int()
+	if err != nil {
+		return false, fmt.Errorf("resume breaker: %w", err)
+	}
+	return n == 1, nil
+}
+
+// BreakerWindow counts the distinct instances denied, and answered at all,
+// within window before now: what the breaker weighs at the next answer.
+func (s *Store) BreakerWindow(ctx context.Context, window time.Duration) (denied, answered int64, err error) {
+	since := strconv.FormatInt(ms(s.now().Add(-window)), 10)
+	pipe := s.rdb.Pipeline()
+	d := pipe.ZCount(ctx, breakerDeniedKey(), since, "+inf")
+	a := pipe.ZCount(ctx, breakerAnsweredKey(), since, "+inf")
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, 0, fmt.Errorf("breaker window: %w", err)
+	}
+	return d.Val(), a.Val(), nil
+}

@@ -1,0 +1,175 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// This file gives a deprovisioned instance's keys an expiry once nothing
+// waits on them (case 14 of issue 8), and takes it away again when the
+// instance is registered anew. Cancelled rotations expire like finished
+// ones (claimScript).
+//
+// An instance's keys are its hash (registration, schedule and token
+// fields), its audit stream and its current credential's hash; its previous
+// zset is gone once empty, its revoked credentials and finished rotations
+// expire on their own.
+
+// DefaultAuditRetention is how long a deprovisioned instance's keys, its
+// audit trail included, stay once nothing waits on them
+// (REKEY_AUDIT_RETENTION).
+const DefaultAuditRetention = 30 * 24 * time.Hour
+
+// WithAuditRetention sets how long a deprovisioned instance's keys stay
+// once none of its credentials waits for revocation; zero or less keeps the
+// default, DefaultAuditRetention.
+func WithAuditRetention(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.auditRetention = d
+		}
+	}
+}
+
+// retiringKey is a ZSET of the deprovisioned instances whose keys have no
+// expiry yet, scored by deprovisioning time in milliseconds. The
+// deprovision script adds an instance; ExpireRetired takes it out when it
+// sets the expiry, and a new registration (keep_instance) when it cancels
+// the retirement.
+func retiringKey() string { return keyPrefix + "retiring" }
+
+// EventExpiring is the audit event written when a deprovisioned instance's
+// keys are given their expiry; its detail is the retention.
+const EventExpiring = "expiring"
+
+// luaRetention holds the Lua functions that set and lift an instance's
+// expiry; putInstanceScript and expireRetiredScript use them.
+//
+// expire_instance(ikey, ekey, cprefix, retiring, id, ttl): every key of the
+// instance expires in ttl seconds, and it leaves the retiring set.
+// keep_instance(ikey, ekey, cprefix, retiring, id): lifts that expiry
+// (PERSIST) and the retirement, for an instance registered again.
+const luaRetention = `
+local function instance_keys(ikey, ekey, cprefix)
+  local keys = {ikey, ekey}
+  local cur = redis.call('HGET', ikey, 'current')
+  if cur and cur ~= '' then table.insert(keys, cprefix .. cur) end
+  return keys
+end
+local function expire_instance(ikey, ekey, cprefix, retiring, id, ttl)
+  for _, k in ipairs(instance_keys(ikey, ekey, cprefix)) do redis.call('EXPIRE', k, ttl) end
+  redis.call('ZREM', retiring, id)
+end
+local function keep_instance(ikey, ekey, cprefix, retiring, id)
+  for _, k in ipairs(instance_keys(ikey, ekey, cprefix)) do redis.call('PERSIST', k) end
+  redis.call('ZREM', retiring, id)
+end
+`
+
+// expireRetiredScript gives a deprovisioned instance's keys their expiry
+// when nothing of it is in flight or waits for its revoke time.
+//
+// KEYS[1] instance hash, KEYS[2] instance events, KEYS[3] instance's
+// previous zset, KEYS[4] retiring zset, KEYS[5] prefix of the instance's
+// credential keys, KEYS[6] fleet events.
+// ARGV: instance id, now ms, retention seconds, instance event cap, fleet
+// event cap, retention as a sentence.
+// Returns "expiring", "waiting" (a rotation in flight or a previous
+// credential), or "live" (registered again, or gone: it leaves the set).
+var expireRetiredScript = redis.NewScript(luaEmit + luaRetention + `
+if get(KEYS[1], 'deprovisioned_at') == '' then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  return 'live'
+end
+if get(KEYS[1], 'inflight') ~= '' or redis.call('ZCARD', KEYS[3]) > 0 then return 'waiting' end
+emit(KEYS[2], KEYS[6], ARGV[4], ARGV[5], ARGV[1], 'expiring', '', '', ARGV[6], ARGV[2])
+expire_instance(KEYS[1], KEYS[2], KEYS[5], KEYS[4], ARGV[1], ARGV[3])
+return 'expiring'
+`)
+
+// RetiringAfter returns up to limit deprovisioned instances whose keys have
+// no expiry yet, longest deprovisioned first, starting after cursor c; the
+// cursor of the last one; and whether none follows.
+func (s *Store) RetiringAfter(ctx context.Context, c Cursor, limit int64) ([]string, Cursor, bool, error) {
+	ids, _, next, done, err := s.duePage(ctx, retiringKey(), s.now(), c, limit)
+	if err != nil {
+		return nil, c, false, fmt.Errorf("retiring instances: %w", err)
+	}
+	return ids, next, done, nil
+}
+
+// ExpireRetired gives the keys of the deprovisioned instance id an expiry
+// of the audit retention, with an "expiring" event, once none of its
+// credentials waits for revocation: no rotation in flight, no previous
+// credential, and no discarded or dead-lettered one. It reports whether it
+// did. Revocations still waiting go on as usual; the instance is looked at
+// again on the next sweep.
+func (s *Store) ExpireRetired(ctx context.Context, id string) (bool, error) {
+	waits, err := s.credentialsWait(ctx, id)
+	if err != nil || waits {
+		return false, err
+	}
+	keys := []string{instanceKey(id), instanceEventsKey(id), previousKey(id), retiringKey(),
+		credentialKey(id, ""), eventsKey()}
+	args := []any{id, ms(s.now()), int64(s.auditRetention.Seconds()), s.eventsPerInstance, s.eventsGlobal,
+		"kept " + s.auditRetention.String() + " after the last revocation"}
+	res, err := expireRetiredScript.Run(ctx, s.rdb, keys, args...).Text()
+	if err != nil {
+		return false, scriptError("expire "+id, err)
+	}
+	return res == "expiring", nil
+}
+
+// credentialsWait reports whether any credential of the instance is in the
+// revoke-due index or the dead-letter set. Discarded credentials are in no
+// per-instance index, so both fleet-wide sets are scanned for the
+// instance's prefix; this runs only for deprovisioned instances with
+// nothing else left, so rarely and briefly.
+func (s *Store) credentialsWait(ctx context.Context, id string) (bool, error) {
+	for _, key := range []string{revokeDueKey(), deadKey()} {
+		var cursor uint64
+		for {
+			members, next, err := s.rdb.ZScan(ctx, key, cursor, id+"/*", 500).Result()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return false, fmt.Errorf("credentials of %s: %w", id, err)
+			}
+			if len(members) > 0 {
+				return true, nil
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
+		}
+	}
+	return false, nil
+}
+
+// InstanceExpiry returns how long the keys of instance id have left: zero
+// while they do not expire (a live instance, or one whose credentials still
+// wait), ErrNotFound when they are gone.
+func (s *Store) InstanceExpiry(ctx context.Context, id string) (time.Duration, error) {
+	return s.expiry(ctx, instanceKey(id))
+}
+
+// RotationExpiry returns how long the record of rotation id has left: zero
+// while it is in flight, ErrNotFound once it is gone.
+func (s *Store) RotationExpiry(ctx context.Context, id string) (time.Duration, error) {
+	return s.expiry(ctx, rotationKey(id))
+}
+
+func (s *Store) expiry(ctx context.Context, key string) (time.Duration, error) {
+	d, err := s.rdb.PTTL(ctx, key).Result()
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("expiry: %w", err)
+	case d == -2: // go-redis passes PTTL's -2 (no key) and -1 (no expiry) through as is
+		return 0, fmt.Errorf("expiry of %s: %w", key, ErrNotFound)
+	case d < 0:
+		return 0, nil
+	}
+	return d, nil
+}
