@@ -83,6 +83,11 @@ type Deps struct {
 	// override them.
 	Grace             time.Duration
 	PrivateSpaceGrace time.Duration
+	// MinGrace is the grace floor (config.GraceFloor). Producers refuse a
+	// shorter grace; a payload from elsewhere (tasks/, an old instance
+	// setting) that asks for less is raised to it, so no credential is
+	// revoked earlier than the floor. Zero applies no floor.
+	MinGrace time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }

@@ -94,6 +94,11 @@ func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err erro
 		r.log.Info().Str("joined_rotation_id", claim.RotationID).Msg("rotation_joined")
 		return OutcomeJoined, nil
 	case store.Skipped:
+		if claim.Refused != nil {
+			// A limit of the claim (REKEY_MAX_PREVIOUS): the store recorded a "refused" event.
+			r.log.Warn().Str("refused", claim.Refused.Reason).Msg("rotation_refused")
+			return "skipped", nil
+		}
 		r.log.Info().Msg("rotation_skipped_grace_running")
 		return OutcomeSkipped, nil
 	case store.Done:
@@ -243,7 +248,12 @@ func (h *Rotate) classed(ctx context.Context, r *rotation) context.Context {
 	return ratelimit.WithClass(ctx, ratelimit.Background)
 }
 
+// grace is the rotation's grace, never below the floor (Deps.MinGrace).
 func (h *Rotate) grace(r *rotation) time.Duration {
+	return max(h.requestedGrace(r), h.deps.MinGrace)
+}
+
+func (h *Rotate) requestedGrace(r *rotation) time.Duration {
 	switch in := r.claim.Instance; {
 	case r.p.Grace > 0:
 		return time.Duration(r.p.Grace)

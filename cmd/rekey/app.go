@@ -83,7 +83,8 @@ func newApp(cfg *config.Config, log zerolog.Logger) (*app, error) {
 	}
 	password := secret.New(opt.Password)
 	rdb := redis.NewClient(opt)
-	a := &app{cfg: cfg, log: log, rdb: rdb, store: store.New(rdb, sealer, store.WithAuditRetention(cfg.AuditRetention)),
+	a := &app{cfg: cfg, log: log, rdb: rdb, store: store.New(rdb, sealer, store.WithAuditRetention(cfg.AuditRetention),
+		store.WithMaxPrevious(cfg.MaxPrevious)),
 		queue:  asynq.NewClientFromRedisClient(rdb),
 		redact: func(s string) string { return logging.Redact(s, password) }}
 	a.unreadable.Store(-1)
@@ -168,7 +169,8 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 		return err
 	}
 	deps := &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: rec,
-		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace, Breaker: br}
+		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace, Breaker: br,
+		MinGrace: a.cfg.GraceFloor()}
 	mux, err := handlers.NewMux(deps)
 	if err != nil {
 		return err

@@ -15,7 +15,6 @@ import (
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/issuer"
-	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/sandbox"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
@@ -79,6 +78,7 @@ func devRedis(env *environ, url string) (string, func(), error) {
 func devRun(ctx context.Context, env *environ, f devFlags, sb *sandbox.Sandbox, redisURL string) error {
 	vars := sb.Env(redisURL)
 	vars["REKEY_GRACE"] = f.grace.String()
+	vars["REKEY_MIN_GRACE"] = f.grace.String() // dev's short grace is its floor too
 	vars["REKEY_PRIVATE_SPACE_GRACE"] = f.grace.String()
 	vars["REKEY_LOG_LEVEL"] = "warn"
 	cfg, err := config.Load(sandbox.Lookup(vars))
@@ -96,7 +96,7 @@ func devRun(ctx context.Context, env *environ, f devFlags, sb *sandbox.Sandbox, 
 		return err
 	}
 	fmt.Fprintf(env.stderr, "rekey dev: fake Heroku at %s, demo issuer at %s\n", sb.HerokuURL, sb.IssuerURL)
-	samples, err := sb.Provision(ctx, registry.New(a.store, hc), 1, f.instances, sandbox.DefaultMix)
+	samples, err := sb.Provision(ctx, a.registry(hc), 1, f.instances, sandbox.DefaultMix)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func devRotate(ctx context.Context, env *environ, f devFlags, sb *sandbox.Sandbo
 		ids[i] = s.ID
 	}
 	start := time.Now()
-	res, err := fleet.NewProducer(a.store, a.queue).Rotate(ctx, fleet.Request{InstanceIDs: ids,
+	res, err := a.producer().Rotate(ctx, fleet.Request{InstanceIDs: ids,
 		Reason: "rekey dev", Queue: tasks.QueueDefault})
 	if err != nil {
 		return err

@@ -49,7 +49,7 @@ func importInstances(ctx context.Context, env *environ, a *app, path string) err
 	if err != nil {
 		return err
 	}
-	reg := registry.New(a.store, hc)
+	reg := a.registry(hc)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	ok, bad := 0, 0

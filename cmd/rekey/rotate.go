@@ -242,7 +242,7 @@ func reportProblems(w io.Writer, f rotateFlags, problems []fleet.Problem, valid 
 // rotate requests the rotations and, with --wait, follows the batch.
 func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []string) error {
 	start := time.Now()
-	res, err := fleet.NewProducer(a.store, a.queue).Rotate(ctx, fleet.Request{InstanceIDs: ids,
+	res, err := a.producer().Rotate(ctx, fleet.Request{InstanceIDs: ids,
 		Reason: f.reason, Grace: f.grace, Queue: f.queue, SkipIfPrevious: f.skipPrevious,
 		SkipGone: f.all || f.skipInvalid})
 	if res.BatchID == "" {
@@ -267,7 +267,7 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 // printPlan prints what the request would do.
 func printPlan(ctx context.Context, env *environ, a *app, f rotateFlags, ids []string) error {
 	start := time.Now()
-	pl, err := fleet.NewProducer(a.store, a.queue).Plan(ctx, fleet.Request{InstanceIDs: ids,
+	pl, err := a.producer().Plan(ctx, fleet.Request{InstanceIDs: ids,
 		Queue: f.queue, SkipIfPrevious: f.skipPrevious}, a.cfg.HerokuRate)
 	if err != nil {
 		return err

@@ -11,9 +11,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/metrics"
-	"github.com/rekeyhq/rekey/internal/registry"
+	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/internal/web"
 )
 
@@ -58,8 +57,8 @@ func (a *app) webHandler() (http.Handler, error) {
 	inspector := asynq.NewInspectorFromRedisClient(a.rdb)
 	return web.New(web.Params{
 		Store:             a.store,
-		Producer:          fleet.NewProducer(a.store, a.queue),
-		Registry:          registry.New(a.store, hc),
+		Producer:          a.producer(),
+		Registry:          a.registry(hc),
 		Inspector:         inspector,
 		Metrics:           a.metricsHandler(inspector),
 		Enqueuer:          a.queue,
@@ -68,7 +67,9 @@ func (a *app) webHandler() (http.Handler, error) {
 		SSOSalt:           a.cfg.SSOSalt,
 		Grace:             a.cfg.Grace,
 		PrivateSpaceGrace: a.cfg.PrivateSpaceGrace,
-		Logger:            a.log,
+		CustomerLimits: store.CustomerLimits{PerDay: a.cfg.CustomerRotationsPerDay,
+			OnePerGrace: a.cfg.CustomerOnePerGrace},
+		Logger: a.log,
 	})
 }
 

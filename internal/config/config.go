@@ -69,6 +69,22 @@ type Config struct {
 	// PrivateSpaceGrace is REKEY_PRIVATE_SPACE_GRACE, the grace for
 	// instances in Private Spaces, whose dynos restart more slowly. Default 4h.
 	PrivateSpaceGrace time.Duration
+	// MinGrace is REKEY_MIN_GRACE, the shortest grace a rotation request or
+	// an instance's registration may ask for; GraceFloor lowers it to
+	// REKEY_GRACE when that is shorter. Default 10m.
+	MinGrace time.Duration
+	// CustomerRotationsPerDay is REKEY_CUSTOMER_ROTATIONS_PER_DAY, how many
+	// rotations the dashboard's button may start for one instance in any
+	// 24 hours. Default 3; 0 means no daily cap.
+	CustomerRotationsPerDay int
+	// CustomerOnePerGrace is REKEY_CUSTOMER_ONE_PER_GRACE: the dashboard's
+	// button is refused while a previous credential of the instance still
+	// waits for revocation. Default true.
+	CustomerOnePerGrace bool
+	// MaxPrevious is REKEY_MAX_PREVIOUS, how many superseded credentials one
+	// instance may have waiting for revocation; a rotation request beyond it
+	// is refused, whoever sends it. Default 3; 0 means no cap.
+	MaxPrevious int
 	// RotationPeriod is REKEY_ROTATION_PERIOD. Default 2160h (90 days); 0
 	// turns scheduled rotation off.
 	RotationPeriod time.Duration
@@ -131,35 +147,39 @@ type Lookup func(name string) (string, bool)
 func Load(env Lookup) (*Config, error) {
 	p := parser{env: env}
 	c := &Config{
-		RedisURL:          p.str("REDIS_URL", ""),
-		RedisVerifyTLS:    p.boolean("REKEY_REDIS_VERIFY_TLS", false),
-		Port:              p.integer("PORT", 5000, 1, 65535),
-		HerokuAPIURL:      p.httpURL("HEROKU_API_URL", "https://api.heroku.com"),
-		HerokuIDURL:       p.httpURL("HEROKU_ID_URL", "https://id.heroku.com"),
-		OAuthClientSecret: p.secret("HEROKU_OAUTH_CLIENT_SECRET"),
-		AddonID:           p.str("HEROKU_ADDON_ID", ""),
-		AddonPassword:     p.secret("HEROKU_ADDON_PASSWORD"),
-		SSOSalt:           p.secret("HEROKU_SSO_SALT"),
-		APIToken:          p.secret("REKEY_API_TOKEN"),
-		DashboardPassword: p.secret("REKEY_DASHBOARD_PASSWORD"),
-		EncryptionKeys:    p.keys("REKEY_ENCRYPTION_KEYS"),
-		Grace:             p.duration("REKEY_GRACE", 2*time.Hour, time.Second),
-		PrivateSpaceGrace: p.duration("REKEY_PRIVATE_SPACE_GRACE", 4*time.Hour, time.Second),
-		RotationPeriod:    p.duration("REKEY_ROTATION_PERIOD", 2160*time.Hour, 0),
-		MaintenanceWindow: p.hourWindow("REKEY_MAINTENANCE_WINDOW"),
-		QuarantineAfter:   p.integer("REKEY_QUARANTINE_AFTER", 3, 0, 1000),
-		HerokuRate:        p.integer("REKEY_HEROKU_RATE", 4000, 1, 1_000_000),
-		BreakerThreshold:  p.breakerThreshold("REKEY_BREAKER_THRESHOLD", 10),
-		BreakerFraction:   p.fraction("REKEY_BREAKER_FRACTION", 0.5),
-		BreakerWindow:     p.duration("REKEY_BREAKER_WINDOW", 5*time.Minute, 10*time.Second),
-		RateScope:         p.oneOf("REKEY_RATE_SCOPE", ScopeAccount, ScopeAccount, ScopeInstance),
-		Issuer:            p.oneOf("REKEY_ISSUER", IssuerHTTP, IssuerHTTP),
-		IssuerURL:         p.httpURL("REKEY_ISSUER_URL", ""),
-		IssuerSecret:      p.secret("REKEY_ISSUER_SECRET"),
-		IssuerAllowHTTP:   p.boolean("REKEY_ISSUER_ALLOW_HTTP", false),
-		Concurrency:       p.integer("REKEY_CONCURRENCY", 10, 1, 1000),
-		LogLevel:          p.oneOf("REKEY_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
-		AuditRetention:    p.duration("REKEY_AUDIT_RETENTION", store.DefaultAuditRetention, time.Hour),
+		RedisURL:                p.str("REDIS_URL", ""),
+		RedisVerifyTLS:          p.boolean("REKEY_REDIS_VERIFY_TLS", false),
+		Port:                    p.integer("PORT", 5000, 1, 65535),
+		HerokuAPIURL:            p.httpURL("HEROKU_API_URL", "https://api.heroku.com"),
+		HerokuIDURL:             p.httpURL("HEROKU_ID_URL", "https://id.heroku.com"),
+		OAuthClientSecret:       p.secret("HEROKU_OAUTH_CLIENT_SECRET"),
+		AddonID:                 p.str("HEROKU_ADDON_ID", ""),
+		AddonPassword:           p.secret("HEROKU_ADDON_PASSWORD"),
+		SSOSalt:                 p.secret("HEROKU_SSO_SALT"),
+		APIToken:                p.secret("REKEY_API_TOKEN"),
+		DashboardPassword:       p.secret("REKEY_DASHBOARD_PASSWORD"),
+		EncryptionKeys:          p.keys("REKEY_ENCRYPTION_KEYS"),
+		Grace:                   p.duration("REKEY_GRACE", 2*time.Hour, time.Second),
+		PrivateSpaceGrace:       p.duration("REKEY_PRIVATE_SPACE_GRACE", 4*time.Hour, time.Second),
+		MinGrace:                p.duration("REKEY_MIN_GRACE", DefaultMinGrace, time.Second),
+		MaxPrevious:             p.integer("REKEY_MAX_PREVIOUS", 3, 0, 1000),
+		CustomerOnePerGrace:     p.boolean("REKEY_CUSTOMER_ONE_PER_GRACE", true),
+		CustomerRotationsPerDay: p.integer("REKEY_CUSTOMER_ROTATIONS_PER_DAY", 3, 0, 1000),
+		RotationPeriod:          p.duration("REKEY_ROTATION_PERIOD", 2160*time.Hour, 0),
+		MaintenanceWindow:       p.hourWindow("REKEY_MAINTENANCE_WINDOW"),
+		QuarantineAfter:         p.integer("REKEY_QUARANTINE_AFTER", 3, 0, 1000),
+		HerokuRate:              p.integer("REKEY_HEROKU_RATE", 4000, 1, 1_000_000),
+		BreakerThreshold:        p.breakerThreshold("REKEY_BREAKER_THRESHOLD", 10),
+		BreakerFraction:         p.fraction("REKEY_BREAKER_FRACTION", 0.5),
+		BreakerWindow:           p.duration("REKEY_BREAKER_WINDOW", 5*time.Minute, 10*time.Second),
+		RateScope:               p.oneOf("REKEY_RATE_SCOPE", ScopeAccount, ScopeAccount, ScopeInstance),
+		Issuer:                  p.oneOf("REKEY_ISSUER", IssuerHTTP, IssuerHTTP),
+		IssuerURL:               p.httpURL("REKEY_ISSUER_URL", ""),
+		IssuerSecret:            p.secret("REKEY_ISSUER_SECRET"),
+		IssuerAllowHTTP:         p.boolean("REKEY_ISSUER_ALLOW_HTTP", false),
+		Concurrency:             p.integer("REKEY_CONCURRENCY", 10, 1, 1000),
+		LogLevel:                p.oneOf("REKEY_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		AuditRetention:          p.duration("REKEY_AUDIT_RETENTION", store.DefaultAuditRetention, time.Hour),
 	}
 	if c.RedisURL != "" {
 		if _, err := c.RedisOptions(); err != nil {
@@ -174,6 +194,14 @@ func Load(env Lookup) (*Config, error) {
 	}
 	return c, nil
 }
+
+// DefaultMinGrace is REKEY_MIN_GRACE's default.
+const DefaultMinGrace = 10 * time.Minute
+
+// GraceFloor is the shortest grace rekey accepts or applies: REKEY_MIN_GRACE,
+// or REKEY_GRACE when that is shorter (a deployment that chose a short
+// default grace may also ask for it per request).
+func (c *Config) GraceFloor() time.Duration { return min(c.MinGrace, c.Grace) }
 
 // checkIssuerURL refuses a plain http:// issuer that is not on this
 // machine unless REKEY_ISSUER_ALLOW_HTTP says so.

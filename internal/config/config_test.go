@@ -24,7 +24,9 @@ func TestDefaults(t *testing.T) {
 	if c.Grace != 2*time.Hour || c.RotationPeriod != 2160*time.Hour || c.HerokuRate >= 4500 ||
 		c.HerokuAPIURL != "https://api.heroku.com" || c.HerokuIDURL != "https://id.heroku.com" ||
 		c.MaintenanceWindow != "" || c.QuarantineAfter != 3 || c.AuditRetention != 720*time.Hour ||
-		c.BreakerThreshold != 10 || c.BreakerFraction != 0.5 || c.BreakerWindow != 5*time.Minute {
+		c.BreakerThreshold != 10 || c.BreakerFraction != 0.5 || c.BreakerWindow != 5*time.Minute ||
+		c.MinGrace != 10*time.Minute || c.GraceFloor() != 10*time.Minute || c.MaxPrevious != 3 ||
+		c.CustomerRotationsPerDay != 3 || !c.CustomerOnePerGrace {
 		t.Fatalf("defaults = %+v", c)
 	}
 }
@@ -32,25 +34,29 @@ func TestDefaults(t *testing.T) {
 func TestBadValuesNameTheVariable(t *testing.T) {
 	t.Parallel()
 	cases := map[string]map[string]string{
-		"REDIS_URL":                 {"REDIS_URL": "http://nope"},
-		"PORT":                      {"PORT": "eighty"},
-		"HEROKU_API_URL":            {"HEROKU_API_URL": "ftp://x"},
-		"REKEY_ENCRYPTION_KEYS":     {"REKEY_ENCRYPTION_KEYS": "c2hvcnQ="},
-		"REKEY_GRACE":               {"REKEY_GRACE": "two hours"},
-		"REKEY_ROTATION_PERIOD":     {"REKEY_ROTATION_PERIOD": "-5h"},
-		"REKEY_HEROKU_RATE":         {"REKEY_HEROKU_RATE": "0"},
-		"REKEY_ISSUER":              {"REKEY_ISSUER": "ldap"},
-		"REKEY_RATE_SCOPE":          {"REKEY_RATE_SCOPE": "galaxy"},
-		"REKEY_REDIS_VERIFY_TLS":    {"REKEY_REDIS_VERIFY_TLS": "perhaps"},
-		"REKEY_PRIVATE_SPACE_GRACE": {"REKEY_PRIVATE_SPACE_GRACE": "10ms"},
-		"REKEY_MAINTENANCE_WINDOW":  {"REKEY_MAINTENANCE_WINDOW": "05-05"},
-		"REKEY_QUARANTINE_AFTER":    {"REKEY_QUARANTINE_AFTER": "-1"},
-		"REKEY_AUDIT_RETENTION":     {"REKEY_AUDIT_RETENTION": "10m"},
-		"REKEY_BREAKER_THRESHOLD":   {"REKEY_BREAKER_THRESHOLD": "1"},
-		"REKEY_BREAKER_FRACTION":    {"REKEY_BREAKER_FRACTION": "1.5"},
-		"REKEY_BREAKER_WINDOW":      {"REKEY_BREAKER_WINDOW": "1s"},
-		"REKEY_ISSUER_ALLOW_HTTP":   {"REKEY_ISSUER_ALLOW_HTTP": "sometimes"},
-		"REKEY_ISSUER_URL":          {"REKEY_ISSUER_URL": "http://issuer.example"},
+		"REDIS_URL":                        {"REDIS_URL": "http://nope"},
+		"PORT":                             {"PORT": "eighty"},
+		"HEROKU_API_URL":                   {"HEROKU_API_URL": "ftp://x"},
+		"REKEY_ENCRYPTION_KEYS":            {"REKEY_ENCRYPTION_KEYS": "c2hvcnQ="},
+		"REKEY_GRACE":                      {"REKEY_GRACE": "two hours"},
+		"REKEY_ROTATION_PERIOD":            {"REKEY_ROTATION_PERIOD": "-5h"},
+		"REKEY_HEROKU_RATE":                {"REKEY_HEROKU_RATE": "0"},
+		"REKEY_ISSUER":                     {"REKEY_ISSUER": "ldap"},
+		"REKEY_RATE_SCOPE":                 {"REKEY_RATE_SCOPE": "galaxy"},
+		"REKEY_REDIS_VERIFY_TLS":           {"REKEY_REDIS_VERIFY_TLS": "perhaps"},
+		"REKEY_PRIVATE_SPACE_GRACE":        {"REKEY_PRIVATE_SPACE_GRACE": "10ms"},
+		"REKEY_MAINTENANCE_WINDOW":         {"REKEY_MAINTENANCE_WINDOW": "05-05"},
+		"REKEY_QUARANTINE_AFTER":           {"REKEY_QUARANTINE_AFTER": "-1"},
+		"REKEY_MIN_GRACE":                  {"REKEY_MIN_GRACE": "1ms"},
+		"REKEY_MAX_PREVIOUS":               {"REKEY_MAX_PREVIOUS": "many"},
+		"REKEY_CUSTOMER_ONE_PER_GRACE":     {"REKEY_CUSTOMER_ONE_PER_GRACE": "sometimes"},
+		"REKEY_CUSTOMER_ROTATIONS_PER_DAY": {"REKEY_CUSTOMER_ROTATIONS_PER_DAY": "-3"},
+		"REKEY_AUDIT_RETENTION":            {"REKEY_AUDIT_RETENTION": "10m"},
+		"REKEY_BREAKER_THRESHOLD":          {"REKEY_BREAKER_THRESHOLD": "1"},
+		"REKEY_BREAKER_FRACTION":           {"REKEY_BREAKER_FRACTION": "1.5"},
+		"REKEY_BREAKER_WINDOW":             {"REKEY_BREAKER_WINDOW": "1s"},
+		"REKEY_ISSUER_ALLOW_HTTP":          {"REKEY_ISSUER_ALLOW_HTTP": "sometimes"},
+		"REKEY_ISSUER_URL":                 {"REKEY_ISSUER_URL": "http://issuer.example"},
 	}
 	for name, vars := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -170,6 +176,28 @@ func TestIssuerURLMustBeHTTPSUnlessLoopbackOrAllowed(t *testing.T) {
 		}
 		if !c.ok && (err == nil || !strings.Contains(err.Error(), "REKEY_ISSUER_ALLOW_HTTP") || !strings.Contains(err.Error(), "REKEY_ISSUER_URL")) {
 			t.Errorf("REKEY_ISSUER_URL=%s ALLOW_HTTP=%q: %v, want an error naming both variables", c.url, c.allow, err)
+		}
+	}
+}
+
+func TestGraceFloorIsTheLowerOfMinGraceAndGrace(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		vars map[string]string
+		want time.Duration
+	}{
+		{nil, 10 * time.Minute},
+		{map[string]string{"REKEY_MIN_GRACE": "30m"}, 30 * time.Minute},
+		{map[string]string{"REKEY_GRACE": "2s"}, 2 * time.Second},
+		{map[string]string{"REKEY_GRACE": "2s", "REKEY_MIN_GRACE": "1s"}, time.Second},
+	}
+	for _, c := range cases {
+		cfg, err := config.Load(env(c.vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.GraceFloor(); got != c.want {
+			t.Errorf("%v: GraceFloor() = %s, want %s", c.vars, got, c.want)
 		}
 	}
 }

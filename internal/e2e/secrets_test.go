@@ -29,7 +29,9 @@ import (
 // place rekey writes text for them (I5): the worker's debug log, every
 // task's payload, result and last error in every queue and state, the
 // error strings the handlers saw, the store's recorded failures and audit
-// events, and a dump of Redis.
+// events, a dump of Redis, and what the web process shows: every
+// instance's dashboard after SSO sign-in, the operators' API, asynqmon's
+// JSON API under /monitoring, and the web log (secrets_web_test.go).
 func TestSecretsNeverLeak(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, worldParams{})
@@ -86,6 +88,12 @@ func TestSecretsNeverLeak(t *testing.T) {
 		"store (last errors, rotations, events)": w.storeText(ids, res.Items),
 		"Redis":                                  redistest.Dump(t, w.redis),
 	}
+	for place, text := range w.webPlaces(ids) {
+		places[place] = text
+	}
+	secrets.add("REKEY_API_TOKEN", leakAPIToken)
+	secrets.add("REKEY_DASHBOARD_PASSWORD", leakPassword)
+	secrets.add("HEROKU_SSO_SALT", leakSSOSalt)
 	checkCaptured(t, places)
 	leaks := 0
 	for _, s := range secrets.list {
@@ -96,9 +104,11 @@ func TestSecretsNeverLeak(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d secret values searched in %d places (%d bytes of logs, %d of task data, %d of error strings, %d of Redis): %d leaks",
+	t.Logf("%d secret values searched in %d places (%d bytes of logs, %d of task data, %d of error strings, %d of Redis, "+
+		"%d of dashboards, %d of /monitoring answers listing %d tasks): %d leaks",
 		len(secrets.list), len(places), len(places["worker log"]), len(places["tasks (payloads, results, errors)"]),
-		len(places["handler error strings"]), len(places["Redis"]), leaks)
+		len(places["handler error strings"]), len(places["Redis"]), len(places["dashboard HTML and status"]),
+		len(places["/monitoring API (asynqmon)"]), countTasks(places["/monitoring API (asynqmon)"]), leaks)
 }
 
 // checkCaptured makes sure each place holds what the rotations wrote, so a
@@ -111,6 +121,9 @@ func checkCaptured(t *testing.T, places map[string]string) {
 		"handler error strings":                  {"status 422", "status 400"},
 		"store (last errors, rotations, events)": {"status 422", "promoted"},
 		"Redis":                                  {"oauth_access", "asynq:"},
+		"dashboard HTML and status":              {"Rotation failed.", "Heroku did not accept", "Old credential revoked", `"timeline"`},
+		"operators' API":                         {"last_error", "status 422"},
+		"/monitoring API (asynqmon)":             {"instance_id=", "archived", "status 422"},
 	} {
 		for _, s := range want {
 			if !strings.Contains(places[place], s) {

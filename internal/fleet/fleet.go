@@ -41,11 +41,19 @@ type Producer struct {
 	q     Enqueuer
 	// parallel is how many claims and enqueues run at once.
 	parallel int
+	// minGrace is the shortest Request.Grace accepted (WithMinGrace).
+	minGrace time.Duration
 }
 
 // NewProducer returns a Producer that claims in st and enqueues with q.
-func NewProducer(st *store.Store, q Enqueuer) *Producer {
-	return &Producer{store: st, q: q, parallel: 32}
+// Every producer of rotations (the CLI, the HTTP API, the dashboard) goes
+// through one, so the grace floor is checked here, once.
+func NewProducer(st *store.Store, q Enqueuer, opts ...Option) *Producer {
+	p := &Producer{store: st, q: q, parallel: 32, minGrace: DefaultMinGrace}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // Request asks for rotations.
@@ -63,6 +71,9 @@ type Request struct {
 	BatchID string
 	// SkipIfPrevious declines instances whose previous credential still waits.
 	SkipIfPrevious bool
+	// Customer marks a customer's request (the dashboard's button) and
+	// carries the customer's limits, which the store's claim enforces.
+	Customer *store.CustomerLimits
 	// SkipGone leaves out unknown and deprovisioned instances (Item status
 	// "gone") instead of refusing the request. A request for the whole fleet
 	// sets it, so that an instance deprovisioned while the request runs
@@ -77,17 +88,23 @@ type Result struct {
 	Joined   int
 	Skipped  int
 	// Gone counts the instances SkipGone left out.
-	Gone  int
-	Items []Item
+	Gone int
+	// Refused counts the instances a limit refused at their claim
+	// (Item.Refused says which).
+	Refused int
+	Items   []Item
 }
 
 // Item is the outcome for one instance.
 type Item struct {
 	InstanceID string
 	RotationID string
-	// Status is "enqueued", "joined", "skipped" or "gone" (unknown or
-	// deprovisioned, with Request.SkipGone).
+	// Status is "enqueued", "joined", "skipped", "refused" (a limit of the
+	// store's claim) or "gone" (unknown or deprovisioned, with
+	// Request.SkipGone).
 	Status string
+	// Refused says which limit refused the instance, with Status "refused".
+	Refused *store.Refusal
 }
 
 // UnknownError lists the instances a request named that are unknown or
@@ -116,15 +133,23 @@ func preview(ids []string) string {
 }
 
 // Rotate checks that every instance exists and is live, then claims and
-// enqueues a rotation for each. It refuses the whole request with an
-// *UnknownError when any instance is unknown or deprovisioned, unless
-// req.SkipGone is set.
+// enqueues a rotation for each. It refuses the whole request with a
+// *GraceError when req.Grace is below the floor, and with an *UnknownError
+// when any instance is unknown or deprovisioned, unless req.SkipGone is set.
 func (p *Producer) Rotate(ctx context.Context, req Request) (Result, error) {
+	if err := CheckGrace(req.Grace, p.minGrace); err != nil {
+		return Result{}, err
+	}
 	ids := dedupe(req.InstanceIDs)
 	if len(ids) == 0 {
 		return Result{}, errors.New("rotation refused: no instance named")
 	}
 	var gone []Item
+	if !req.SkipGone {
+		if err := p.checkCap(ctx, ids); err != nil {
+			return Result{}, err
+		}
+	}
 	if err := p.check(ctx, ids); err != nil {
 		var unknown *UnknownError
 		if !req.SkipGone || !errors.As(err, &unknown) {
@@ -141,9 +166,10 @@ func (p *Producer) Rotate(ctx context.Context, req Request) (Result, error) {
 	}
 	items, err := p.each(ctx, ids, req)
 	res := tally(req.BatchID, append(gone, items...))
-	// Instances that went away between the check and their claim count as
-	// skipped in the batch, so that it still adds up to its total.
-	if cerr := p.store.CountBatch(ctx, req.BatchID, res.Enqueued, res.Joined, res.Skipped+res.Gone-len(gone)); cerr != nil {
+	// Instances that went away between the check and their claim, or that
+	// a limit refused, count as skipped in the batch, so that it still adds
+	// up to its total.
+	if cerr := p.store.CountBatch(ctx, req.BatchID, res.Enqueued, res.Joined, res.Skipped+res.Refused+res.Gone-len(gone)); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	return res, err
@@ -194,6 +220,8 @@ func tally(batchID string, items []Item) Result {
 			res.Skipped++
 		case "gone":
 			res.Gone++
+		case "refused":
+			res.Refused++
 		}
 	}
 	return res
@@ -259,7 +287,8 @@ func (p *Producer) chunk(ctx context.Context, ids []string, req Request, items [
 	reqs := make([]store.RotationRequest, len(ids))
 	for i, id := range ids {
 		reqs[i] = store.RotationRequest{InstanceID: id, RotationID: tasks.NewID("rot"), BatchID: req.BatchID,
-			Reason: req.Reason, Queue: req.Queue, Grace: req.Grace, SkipIfPrevious: req.SkipIfPrevious}
+			Reason: req.Reason, Queue: req.Queue, Grace: req.Grace, SkipIfPrevious: req.SkipIfPrevious,
+			Customer: req.Customer}
 	}
 	for i, c := range p.store.ClaimMany(ctx, reqs) {
 		items[i], errs[i] = p.one(ctx, reqs[i], c, req.SkipGone)
@@ -276,6 +305,8 @@ func (p *Producer) one(ctx context.Context, r store.RotationRequest, c store.Cla
 		return Item{InstanceID: id}, fmt.Errorf("claim %s: %w", id, c.Err)
 	case c.Claim.Status == store.Joined:
 		return Item{InstanceID: id, RotationID: c.Claim.RotationID, Status: "joined"}, nil
+	case c.Claim.Status == store.Skipped && c.Claim.Refused != nil:
+		return Item{InstanceID: id, Status: "refused", Refused: c.Claim.Refused}, nil
 	case c.Claim.Status == store.Skipped:
 		return Item{InstanceID: id, Status: "skipped"}, nil
 	}

@@ -1,7 +1,13 @@
 // Package registry registers add-on instances with rekey: it checks what a
 // producer sends (the HTTP API's PUT, `rekey instances import`), exchanges a
 // V3 OAuth grant code for tokens at once (codes are single use and expire
-// in about five minutes), and stores the instance with its tokens sealed.
+// in about five minutes), and stores the instance with its tokens sealed,
+// in one atomic step.
+//
+// A grant is spent the moment Heroku exchanges it, so everything that can
+// refuse a registration is checked before the exchange, and a failure
+// after it is reported as such (*GrantSpentError), never as "nothing
+// happened".
 package registry
 
 import (
@@ -10,6 +16,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -54,16 +61,65 @@ type Exchanger interface {
 type Registry struct {
 	store *store.Store
 	oauth Exchanger
+	// minGrace is the shortest grace a registration may ask for.
+	minGrace time.Duration
+	// storeWaits are the pauses between attempts to store a registration
+	// whose grant is already exchanged; one attempt more than pauses.
+	storeWaits []time.Duration
+}
+
+// Option configures a Registry.
+type Option func(*Registry)
+
+// WithMinGrace sets the grace floor (config.GraceFloor): a registration
+// asking for a shorter grace is refused. Zero or less keeps
+// fleet.DefaultMinGrace.
+func WithMinGrace(floor time.Duration) Option {
+	return func(r *Registry) {
+		if floor > 0 {
+			r.minGrace = floor
+		}
+	}
+}
+
+// WithStoreRetries sets the pauses between attempts to store a
+// registration after its grant was exchanged (default 250ms, 1s, 3s: a
+// spent grant is worth a few seconds of a brief Redis failover).
+func WithStoreRetries(waits ...time.Duration) Option {
+	return func(r *Registry) { r.storeWaits = waits }
 }
 
 // New returns a Registry over st; oauth exchanges V3 grant codes.
-func New(st *store.Store, oauth Exchanger) *Registry { return &Registry{store: st, oauth: oauth} }
+func New(st *store.Store, oauth Exchanger, opts ...Option) *Registry {
+	r := &Registry{store: st, oauth: oauth, minGrace: fleet.DefaultMinGrace,
+		storeWaits: []time.Duration{250 * time.Millisecond, time.Second, 3 * time.Second}}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
 
-// InputError is a registration that is not acceptable as sent.
+// InputError is a registration that is not acceptable as sent. Nothing was
+// stored and no grant was spent.
 type InputError struct{ Err error }
 
 func (e *InputError) Error() string { return e.Err.Error() }
 func (e *InputError) Unwrap() error { return e.Err }
+
+// GrantSpentError is a registration whose oauth_grant Heroku exchanged, but
+// which could not be stored afterwards: nothing was stored, and the grant
+// cannot be used again. Err says why storing failed.
+type GrantSpentError struct {
+	ID  string
+	Err error
+}
+
+func (e *GrantSpentError) Error() string {
+	return fmt.Sprintf("the oauth_grant of %s was exchanged with Heroku, but storing the instance and its tokens failed (%v); "+
+		"nothing was stored and the grant cannot be used again: re-provision the add-on, or send \"oauth\" with tokens you hold", e.ID, e.Err)
+}
+
+func (e *GrantSpentError) Unwrap() error { return e.Err }
 
 // Registration checks in and returns the store's registration for it.
 func (in Input) Registration() (store.Registration, error) {
@@ -92,34 +148,99 @@ func (in Input) Registration() (store.Registration, error) {
 	return r, nil
 }
 
-// Put registers or updates one instance. A V3 grant is exchanged first, so
-// nothing is stored when the exchange fails. Errors in the input are
-// *InputError; a refused grant is a *heroku.APIError.
+// Put registers or updates one instance and its tokens in one step.
+// Everything that can refuse it is checked before a V3 grant is exchanged:
+// the input, the grace floor and, for a V3 instance sent without tokens,
+// whether it already holds some. Errors in the input are *InputError; a
+// grant Heroku refused is a *heroku.APIError (nothing stored, grant
+// unused); a failure after the exchange is a *GrantSpentError.
 func (r *Registry) Put(ctx context.Context, in Input) error {
 	reg, err := in.Registration()
 	if err != nil {
 		return err
 	}
-	var tok *heroku.Token
+	if err := fleet.CheckGrace(reg.Grace, r.minGrace); err != nil {
+		return &InputError{err}
+	}
+	if err := r.checkTokens(ctx, in); err != nil {
+		return err
+	}
+	tok, err := r.tokens(ctx, in)
+	if err != nil {
+		return err
+	}
+	err = r.register(ctx, reg, tok)
+	if err != nil && in.OAuthGrant != nil {
+		return &GrantSpentError{ID: in.ID, Err: err}
+	}
+	return err
+}
+
+// checkTokens refuses a V3 registration without tokens when the instance
+// holds none: it could never be rotated.
+func (r *Registry) checkTokens(ctx context.Context, in Input) error {
+	if in.APIVersion != store.APIv3 || in.OAuthGrant != nil || in.OAuth != nil {
+		return nil
+	}
+	need, err := r.store.NeedsToken(ctx, in.ID)
+	if err != nil {
+		return err
+	}
+	if need {
+		return &InputError{tokenRequired(in.ID)}
+	}
+	return nil
+}
+
+func tokenRequired(id string) error {
+	return fmt.Errorf("instance %s is api_version v3 and holds no OAuth tokens: send \"oauth_grant\" (from Heroku's provisioning request) or \"oauth\"; without them it could never be rotated", id)
+}
+
+// tokens exchanges the grant, or takes the tokens sent; nil when neither.
+func (r *Registry) tokens(ctx context.Context, in Input) (*heroku.Token, error) {
 	switch {
 	case in.OAuthGrant != nil:
 		t, err := r.oauth.ExchangeGrant(ctx, in.OAuthGrant.Code)
 		if err != nil {
-			return fmt.Errorf("exchange oauth grant of %s: %w", in.ID, err)
+			return nil, fmt.Errorf("exchange oauth grant of %s: %w", in.ID, err)
 		}
-		tok = &t
+		return &t, nil
 	case in.OAuth != nil:
-		tok = &heroku.Token{AccessToken: in.OAuth.AccessToken, RefreshToken: in.OAuth.RefreshToken,
-			ExpiresAt: in.OAuth.ExpiresAt}
+		return &heroku.Token{AccessToken: in.OAuth.AccessToken, RefreshToken: in.OAuth.RefreshToken,
+			ExpiresAt: in.OAuth.ExpiresAt}, nil
 	}
-	if err := r.store.PutInstance(ctx, reg); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return &InputError{fmt.Errorf("instance %s was deprovisioned and cannot be registered again", in.ID)}
+	return nil, nil
+}
+
+// register stores reg and tok atomically, trying again after a failure of
+// Redis itself when a spent grant depends on it. Refusals are not retried.
+func (r *Registry) register(ctx context.Context, reg store.Registration, tok *heroku.Token) error {
+	for attempt := 0; ; attempt++ {
+		err := r.store.Register(ctx, reg, tok)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, store.ErrConflict):
+			return &InputError{fmt.Errorf("instance %s was deprovisioned and cannot be registered again", reg.ID)}
+		case errors.Is(err, store.ErrTokenRequired):
+			return &InputError{tokenRequired(reg.ID)}
+		case tok == nil || attempt >= len(r.storeWaits):
+			return err
 		}
-		return err
+		if werr := wait(ctx, r.storeWaits[attempt]); werr != nil {
+			return errors.Join(err, werr)
+		}
 	}
-	if tok != nil {
-		return r.store.SaveToken(ctx, reg.ID, *tok)
+}
+
+// wait pauses for d, or until ctx is done.
+func wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return nil
 }

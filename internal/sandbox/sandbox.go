@@ -101,9 +101,12 @@ func (s *Sandbox) Close() {
 }
 
 // Env returns the environment of a rekey process that works against the
-// sandbox and the given Redis.
+// sandbox and the given Redis. Its grace floor (REKEY_MIN_GRACE) is one
+// second, so the short graces of tests and `rekey dev` are accepted; a
+// caller that sets REKEY_GRACE gets that as the floor when it is lower.
 func (s *Sandbox) Env(redisURL string) map[string]string {
 	return map[string]string{
+		"REKEY_MIN_GRACE":            "1s",
 		"REDIS_URL":                  redisURL,
 		"HEROKU_API_URL":             s.HerokuURL,
 		"HEROKU_ID_URL":              s.HerokuURL,

@@ -38,8 +38,8 @@ func (s *Store) ClaimMany(ctx context.Context, reqs []RotationRequest) []ClaimOu
 			out[i].Err = fmt.Errorf("claim: instance id %q or rotation id %q is not valid", r.InstanceID, r.RotationID)
 			continue
 		}
-		keys, args := s.claimArgs(r)
-		cmds[i] = claimScript.EvalSha(ctx, pipe, keys, append(args, "1")...)
+		keys, args := s.claimArgs(r, true)
+		cmds[i] = claimScript.EvalSha(ctx, pipe, keys, args...)
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 	for i, c := range cmds {
@@ -61,14 +61,16 @@ func (s *Store) ClaimMany(ctx context.Context, reqs []RotationRequest) []ClaimOu
 	return out
 }
 
-// claimArgs returns the KEYS and ARGV of claimScript for r.
-func (s *Store) claimArgs(r RotationRequest) ([]string, []any) {
+// claimArgs returns the KEYS and ARGV of claimScript for r; a brief claim
+// answers only the status.
+func (s *Store) claimArgs(r RotationRequest, brief bool) ([]string, []any) {
 	keys := []string{instanceKey(r.InstanceID), rotationKey(r.RotationID), previousKey(r.InstanceID),
-		instanceEventsKey(r.InstanceID), eventsKey(), rotationKey(""), inflightKey(), batchKey("")}
+		instanceEventsKey(r.InstanceID), eventsKey(), rotationKey(""), inflightKey(), batchKey(""),
+		customerRotationsKey(r.InstanceID)}
 	args := []any{r.RotationID, r.InstanceID, ms(s.now()), r.BatchID, r.Reason, r.Queue,
 		map[bool]string{true: "1"}[r.SkipIfPrevious], s.eventsPerInstance, s.eventsGlobal,
-		r.Grace.Milliseconds(), int64(s.finishedTTL.Seconds())}
-	return keys, args
+		r.Grace.Milliseconds(), int64(s.finishedTTL.Seconds()), map[bool]string{true: "1"}[brief]}
+	return keys, append(args, s.limitArgs(r)...)
 }
 
 func isNoScript(err error) bool {

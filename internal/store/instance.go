@@ -37,6 +37,9 @@ type Instance struct {
 	LastRotatedAt time.Time `json:"last_rotated_at,omitzero"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
+	// LastErrorCode is the failure code of LastError ("push:not_found"),
+	// from which the dashboard picks the sentence a customer sees.
+	LastErrorCode string `json:"last_error_code,omitempty"`
 
 	// NextRotationAt is when the scheduler next looks at the instance: its
 	// next scheduled rotation, or, while one runs, when it is retried if
@@ -138,13 +141,18 @@ func (s *Store) PutInstance(ctx context.Context, r Registration) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	now := ms(s.now())
+	keys, args := s.putInstanceArgs(r)
+	return scriptError("put instance", putInstanceScript.Run(ctx, s.rdb, keys, args...).Err())
+}
+
+// putInstanceArgs returns the KEYS and ARGV of putInstanceScript for r.
+func (s *Store) putInstanceArgs(r Registration) ([]string, []any) {
 	keys := []string{instanceKey(r.ID), instancesKey(), credentialKey(r.ID, r.CurrentCredentialID),
 		instanceEventsKey(r.ID), eventsKey(), dueKey(), scheduleKey(), credentialKey(r.ID, ""), retiringKey()}
 	args := []any{r.ID, r.APIVersion, strings.Join(r.ConfigVars, ","), r.HerokuID,
-		boolArg(r.PrivateSpace), r.Grace.Milliseconds(), r.CurrentCredentialID, now,
+		boolArg(r.PrivateSpace), r.Grace.Milliseconds(), r.CurrentCredentialID, ms(s.now()),
 		s.eventsPerInstance, s.eventsGlobal, slotHash(r.ID), DefaultRotationPeriod.Milliseconds()}
-	return scriptError("put instance", putInstanceScript.Run(ctx, s.rdb, keys, args...).Err())
+	return keys, args
 }
 
 // Instance returns the instance with id, or ErrNotFound.
@@ -245,6 +253,7 @@ func instanceFrom(m map[string]string) Instance {
 		LastRotatedAt:     fromMS(m["last_rotated_at"]),
 		LastError:         m["last_error"],
 		LastErrorAt:       fromMS(m["last_error_at"]),
+		LastErrorCode:     m["last_error_code"],
 		ScheduleOptOut:    m["sched_opt_out"] == "1",
 		QuarantinedAt:     fromMS(m["quarantined_at"]),
 		QuarantineReason:  m["quarantine_reason"],

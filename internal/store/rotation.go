@@ -43,6 +43,9 @@ type RotationRequest struct {
 	// SkipIfPrevious declines the rotation while a previous credential of
 	// the instance still waits for revocation.
 	SkipIfPrevious bool
+	// Customer, when set, marks a customer's request (the dashboard's
+	// button) and carries the customer's limits (limits.go).
+	Customer *CustomerLimits
 }
 
 // Claim is the result of Claim.
@@ -63,6 +66,9 @@ type Claim struct {
 	// PushAttempted is true once a run sent the credential to Heroku,
 	// whatever came back: Heroku may hold it.
 	PushAttempted bool
+	// Refused, with Status Skipped, says which limit refused the request
+	// (limits.go); nil for any other outcome.
+	Refused *Refusal
 }
 
 // Revocation names a credential waiting to be revoked and when.
@@ -79,7 +85,7 @@ func (s *Store) Claim(ctx context.Context, r RotationRequest) (Claim, error) {
 	if !ValidID(r.InstanceID) || !ValidID(r.RotationID) {
 		return Claim{}, fmt.Errorf("claim: instance id %q or rotation id %q is not valid", r.InstanceID, r.RotationID)
 	}
-	keys, args := s.claimArgs(r)
+	keys, args := s.claimArgs(r, false)
 	res, err := claimScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return Claim{}, scriptError("claim "+r.InstanceID, err)
@@ -92,6 +98,8 @@ func claimFrom(instanceID string, res []any) (Claim, error) {
 	switch len(res) {
 	case 3: // a brief claim
 		return Claim{Status: ClaimStatus(str(0)), RotationID: str(1), State: str(2)}, nil
+	case 6: // refused by a limit (limits.go)
+		return Claim{Status: ClaimStatus(str(0)), RotationID: str(1), Refused: refusalFrom(res)}, nil
 	case 8:
 	default:
 		return Claim{}, fmt.Errorf("claim: unexpected reply of %d items", len(res))

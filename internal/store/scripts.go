@@ -47,7 +47,11 @@ end
 // live and scheduled again, its quarantine and failure streak are cleared,
 // and the credential it names becomes its current one (the old add-on's
 // config left its apps with it).
-var putInstanceScript = redis.NewScript(luaEmit + luaSchedule + luaRetention + `
+var putInstanceScript = redis.NewScript(luaEmit + luaSchedule + luaRetention + putInstanceLua)
+
+// putInstanceLua is putInstanceScript's body; registerScript (register.go)
+// runs it too, with the instance's tokens, in one step.
+const putInstanceLua = `
 local revived = get(KEYS[1], 'deprovisioned_at') ~= ''
 if revived then
   redis.call('HDEL', KEYS[1], 'deprovisioned_at', 'quarantined_at', 'quarantine_reason', 'fail_streak')
@@ -74,7 +78,7 @@ end
 keep_instance(KEYS[1], KEYS[4], KEYS[8], KEYS[9], ARGV[1])
 if created or revived then return 'created' end
 return 'updated'
-`)
+`
 
 // deprovisionScript marks an instance deprovisioned.
 //
@@ -108,20 +112,23 @@ return 'ok'
 // KEYS[1] instance hash, KEYS[2] rotation hash of ARGV[1], KEYS[3] instance's
 // previous zset, KEYS[4] instance events, KEYS[5] fleet events,
 // KEYS[6] prefix of rotation keys, KEYS[7] in-flight zset, KEYS[8] prefix of
-// batch keys. A requested rotation whose batch was cancelled is cancelled
-// here, before any work, and reported as done; like a finished rotation, it
-// expires after the rotation ttl.
+// batch keys, KEYS[9] the instance's customer rotations zset (limits.go).
+// A requested rotation whose batch was cancelled is cancelled here, before
+// any work, and reported as done; like a finished rotation, it expires
+// after the rotation ttl.
 // ARGV: rotation id, instance id, now ms, batch id, reason, queue,
 // skip_if_previous ("1" or ""), instance event cap, fleet event cap, grace ms
 // requested (0 for the instance's), rotation ttl seconds, brief ("1": a
-// producer's claim, which needs only the status).
+// producer's claim, which needs only the status), then the limits
+// (limits.go: max previous, customer, one per grace, per day).
 // Returns {status, rotation id, rotation state, credential id, previous
 // credential id (for a failed rotation: its discarded one), revoke_at ms,
 // instance hash as a flat list, push attempted at ms or ""}, or {status, rotation id, rotation state}
 // when brief; status
-// is one of claimed, resumed, joined, done, skipped. Errors: "not_found",
-// "deprovisioned".
-var claimScript = redis.NewScript(luaEmit + `
+// is one of claimed, resumed, joined, done, skipped. A request the limits
+// refuse returns {"skipped", rotation id, "", reason, until ms, count}.
+// Errors: "not_found", "deprovisioned".
+var claimScript = redis.NewScript(luaEmit + luaLimits + `
 local function reply(status, rot, rkey)
   local st = get(rkey, 'state')
   if ARGV[12] == '1' then return {status, rot, st} end
@@ -160,6 +167,14 @@ end
 if ARGV[7] == '1' and redis.call('ZCARD', KEYS[3]) > 0 then
   return reply('skipped', ARGV[1], KEYS[2])
 end
+local refused = limits()
+if refused then
+  if refused[1] == 'previous_cap' then
+    emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'refused', ARGV[1], '', refused[4], ARGV[3])
+  end
+  return {'skipped', ARGV[1], '', refused[1], refused[2], refused[3]}
+end
+count_customer()
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'instance_id', ARGV[2], 'state', 'requested',
   'requested_at', ARGV[3], 'batch_id', ARGV[4], 'reason', ARGV[5], 'queue', ARGV[6], 'grace_ms', ARGV[10])
 redis.call('HSET', KEYS[1], 'inflight', ARGV[1], 'inflight_at', ARGV[3])
@@ -266,7 +281,7 @@ redis.call('DEL', KEYS[15])
 redis.call('HSET', KEYS[1], 'current', ARGV[3], 'current_since', ARGV[4], 'last_rotated_at', ARGV[4])
 if get(KEYS[1], 'inflight') == ARGV[2] then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
 redis.call('ZREM', KEYS[9], ARGV[1] .. '/' .. ARGV[2])
-redis.call('HDEL', KEYS[1], 'last_error', 'last_error_at')
+redis.call('HDEL', KEYS[1], 'last_error', 'last_error_at', 'last_error_code')
 redis.call('ZREM', KEYS[14], ARGV[1])
 local was_quarantined = get(KEYS[1], 'quarantined_at') ~= ''
 redis.call('HDEL', KEYS[1], 'fail_streak', 'quarantined_at', 'quarantine_reason')
@@ -355,7 +370,7 @@ if batch ~= '' then
   redis.call('EXPIRE', KEYS[8] .. batch .. ':failures', ARGV[7])
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'last_error', ARGV[4], 'last_error_at', ARGV[3])
+  redis.call('HSET', KEYS[1], 'last_error', ARGV[4], 'last_error_at', ARGV[3], 'last_error_code', ARGV[8])
 end
 emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'failed', ARGV[2], cred .. kept, ARGV[4], ARGV[3])
 if cred ~= '' then

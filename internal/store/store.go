@@ -55,6 +55,9 @@ type Store struct {
 	// finishedTTL is how long finished (and cancelled) rotations and revoked
 	// credentials stay.
 	finishedTTL time.Duration
+	// maxPrevious caps the superseded credentials waiting per instance
+	// (WithMaxPrevious); 0 means no cap.
+	maxPrevious int
 	// auditRetention is how long a deprovisioned instance's keys stay once
 	// nothing waits on them (retention.go).
 	auditRetention time.Duration

@@ -54,11 +54,18 @@ func (s *server) putInstance(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeRegistryError answers a failed registration: the input's fault,
-// Heroku refusing the grant, Heroku unreachable, or rekey's own failure.
+// Heroku refusing the grant, Heroku unreachable, the grant spent but the
+// registration not stored, or rekey's own failure. Each answer says what
+// happened: a spent grant is never reported as "nothing happened".
 func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err error) {
+	var spent *registry.GrantSpentError
+	if errors.As(err, &spent) {
+		s.writeGrantSpent(w, r, spent)
+		return
+	}
 	var input *registry.InputError
 	if errors.As(err, &input) {
-		writeError(w, http.StatusUnprocessableEntity, input.Error())
+		writeError(w, http.StatusUnprocessableEntity, input.Error()+"; nothing was stored")
 		return
 	}
 	if errors.Is(err, heroku.ErrNotConfigured) {
@@ -72,8 +79,23 @@ func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err 
 		w.Header().Set("Retry-After", "30")
 		writeError(w, http.StatusServiceUnavailable, "Heroku could not be reached to exchange the oauth_grant; nothing was stored, try again")
 	default:
-		s.internalError(w, r, "register instance", err)
+		s.Logger.Error().Err(err).Str("op", "register instance").Str("route", r.Pattern).Msg("request failed")
+		writeError(w, http.StatusInternalServerError, "rekey could not complete the registration; nothing was stored (the operators have the details in the log)")
 	}
+}
+
+// writeGrantSpent answers a registration whose grant Heroku exchanged but
+// which was not stored: 409 when the stored state refused it, 503 when
+// rekey's storage failed. The storage error itself stays in the log.
+func (s *server) writeGrantSpent(w http.ResponseWriter, r *http.Request, spent *registry.GrantSpentError) {
+	const lost = "; nothing was stored and the grant cannot be used again: re-provision the add-on, or send \"oauth\" with tokens you hold"
+	var input *registry.InputError
+	if errors.As(spent.Err, &input) {
+		writeError(w, http.StatusConflict, fmt.Sprintf("the oauth_grant of %s was exchanged with Heroku, but the registration was refused (%s)%s", spent.ID, input.Error(), lost))
+		return
+	}
+	s.Logger.Error().Err(spent.Err).Str("instance_id", spent.ID).Str("route", r.Pattern).Msg("grant exchanged, registration not stored")
+	writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the oauth_grant of %s was exchanged with Heroku, but storing the instance and its tokens failed%s (the operators have the details in the log)", spent.ID, lost))
 }
 
 // getInstance shows an instance's state: GET /api/v1/instances/{addon_id}.

@@ -134,7 +134,7 @@ func (w *browserWorld) rotate(b *tab, before snapshot) {
 	}
 	w.checkText(b, "current", in.CurrentCredential)
 	w.checkText(b, "timeline", "New credential is now current ("+in.CurrentCredential+")")
-	w.checkText(b, "timeline", "Rotation requested (customer request)")
+	w.checkText(b, "timeline", "Rotation requested by you")
 }
 
 // checkRotated checks the rotation where it counts: the store's current

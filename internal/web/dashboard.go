@@ -37,19 +37,25 @@ func (s *server) dashboard(w http.ResponseWriter, r *http.Request) {
 		s.instanceMissing(w, r, err)
 		return
 	}
-	s.render(w, s.dashboardData(sess, v, events, notices[r.URL.Query().Get("done")]))
+	limit, err := s.customerLimit(r.Context(), v)
+	if err != nil {
+		s.instanceMissing(w, r, err)
+		return
+	}
+	s.render(w, s.dashboardData(sess, v, events, notices[r.URL.Query().Get("done")], limit))
 }
 
-// statusJSON is the progress the dashboard's script polls for.
+// statusJSON is the progress the dashboard's script polls for. Like the
+// page, it holds fixed sentences only (customer.go).
 type statusJSON struct {
-	InstanceID          string         `json:"instance_id"`
-	Status              string         `json:"status"`
-	Busy                bool           `json:"busy"`
-	CurrentCredentialID string         `json:"current_credential_id,omitempty"`
-	InFlightRotation    *rotationView  `json:"in_flight_rotation,omitempty"`
-	PreviousCredentials []previousView `json:"previous_credentials"`
-	LastError           string         `json:"last_error,omitempty"`
-	Timeline            []entry        `json:"timeline"`
+	InstanceID          string            `json:"instance_id"`
+	Status              string            `json:"status"`
+	Busy                bool              `json:"busy"`
+	CurrentCredentialID string            `json:"current_credential_id,omitempty"`
+	InFlightRotation    *customerRotation `json:"in_flight_rotation,omitempty"`
+	PreviousCredentials []previousView    `json:"previous_credentials"`
+	LastError           string            `json:"last_error,omitempty"`
+	Timeline            []entry           `json:"timeline"`
 }
 
 // dashboardStatus answers the progress as JSON: GET /dashboard/status.
@@ -71,8 +77,8 @@ func (s *server) dashboardStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.Now()
 	writeJSON(w, http.StatusOK, statusJSON{InstanceID: v.ID, Status: statusText(v, now), Busy: busy(v, now),
-		CurrentCredentialID: v.CurrentCredentialID, InFlightRotation: v.InFlightRotation,
-		PreviousCredentials: v.PreviousCredentials, LastError: v.LastError, Timeline: timeline(events)})
+		CurrentCredentialID: v.CurrentCredentialID, InFlightRotation: forCustomer(v.InFlightRotation),
+		PreviousCredentials: v.PreviousCredentials, LastError: lastError(v), Timeline: timeline(events)})
 }
 
 // dashboardRotate starts a rotation for the customer: POST /dashboard/rotate.
@@ -80,12 +86,24 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 	sess := sessionFrom(r.Context())
 	ctx, cancel := requestContext(r, dashboardTimeout)
 	defer cancel()
+	limits := s.CustomerLimits
+	if refused, err := s.refusedByLimits(ctx, sess.InstanceID); err != nil || refused != "" {
+		s.refuseClick(w, r, refused, err)
+		return
+	}
 	res, err := s.Producer.Rotate(ctx, fleet.Request{InstanceIDs: []string{sess.InstanceID},
-		Reason: "customer request", Queue: tasks.QueueInteractive})
+		Reason: customerReason, Queue: tasks.QueueInteractive, Customer: &limits})
 	var unknown *fleet.UnknownError
+	var capped *fleet.CapError
 	switch {
 	case errors.As(err, &unknown):
 		s.page(w, http.StatusConflict, "Rotation not possible", "This add-on is deprovisioned, so its credentials are no longer rotated.")
+		return
+	case errors.As(err, &capped):
+		s.page(w, http.StatusTooManyRequests, "Rotation not available yet", "Too many old credentials of this add-on still wait to be revoked. You can rotate again once one is revoked.")
+		return
+	case err == nil && res.Refused > 0:
+		s.page(w, http.StatusTooManyRequests, "Rotation not available yet", refusalSentence(res.Items[0].Refused, limits, s.Now()))
 		return
 	case err != nil && len(res.Items) == 0:
 		s.Logger.Error().Err(err).Str("instance_id", sess.InstanceID).Msg("customer rotation failed")
@@ -180,7 +198,7 @@ func statusText(v instanceView, now time.Time) string {
 	case len(v.PreviousCredentials) > 0:
 		return "Rotated. The old credential stays valid until " + clock(v.PreviousCredentials[0].RevokeAt) + " while your apps restart."
 	case v.LastError != "":
-		return "The last rotation failed: " + v.LastError + " Your current credential keeps working."
+		return "The last rotation failed. " + lastError(v)
 	}
 	return "Up to date."
 }

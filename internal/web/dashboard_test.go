@@ -30,7 +30,7 @@ func TestDashboardShowsStateAndTimeline(t *testing.T) {
 	if err := f.st.SavePending(ctx, "inst-1", "rot-2", "cred-2", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.st.Fail(ctx, "inst-1", "rot-2", "issuer:refused", "the issuer refused the credential."); err != nil {
+	if _, err := f.st.Fail(ctx, "inst-1", "rot-2", "mint:issuer_422", "mint: issuer 422: db at postgres://u9:pw9@db refused"); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(3 * time.Hour)
@@ -44,17 +44,23 @@ func TestDashboardShowsStateAndTimeline(t *testing.T) {
 		`Revoke the old credential now`,
 		`<label for="confirm-cred-0">`,
 		`Next scheduled rotation</dt>`,
-		`the issuer refused the credential.`,
-		"Rotation requested (test)",
+		"The credential service could not create a new credential. Your current credential keeps working.",
+		"Rotation requested by an operator",
+		"Rotation requested by you",
 		"New credential minted (cred-1)",
 		"Pushed to Heroku: apps release and restart",
 		"Old credential will be revoked at 3 Mar 2010 09:30 UTC (cred-0)",
-		"Rotation failed: the issuer refused the credential.",
+		"Rotation failed. The credential service could not create a new credential.",
 		"Discarded the new credential, which was never published (cred-2)",
 		"The old credential keeps working for 2 hours",
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	for _, never := range []string{"pw9", "postgres://", "422", "(test)"} {
+		if strings.Contains(page, never) {
+			t.Errorf("dashboard shows %q: the customer sees fixed sentences only", never)
 		}
 	}
 	if strings.Contains(page, "<script src") || strings.Contains(page, "<link") || strings.Contains(page, "http://") || strings.Contains(page, "https://") {
@@ -109,7 +115,7 @@ func TestDashboardRotate(t *testing.T) {
 		Timeline []struct{ Text string }
 	}
 	f.get("/dashboard/status", session).json(t, &status)
-	if !status.Busy || len(status.Timeline) == 0 || status.Timeline[0].Text != "Rotation requested (customer request)" {
+	if !status.Busy || len(status.Timeline) == 0 || status.Timeline[0].Text != "Rotation requested by you" {
 		t.Errorf("got status %+v, want busy with the request on top of the timeline", status)
 	}
 	resp = f.postForm("/dashboard/rotate", url.Values{"csrf_token": {f.csrf(session)}}, session)

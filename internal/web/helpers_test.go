@@ -45,14 +45,16 @@ var start = time.Unix(1267597772, 0).Add(time.Minute).UTC()
 // fixture is the web handler over a real Redis, a real asynq client and
 // inspector, and the fake Heroku, served over real HTTP.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	r     *redistest.Redis
 	st    *store.Store
 	fake  *herokufake.Fake
 	clock *herokufake.ManualClock
 	srv   *httptest.Server
 	insp  *asynq.Inspector
-	http  *http.Client
+	// heroURL is the fake Heroku's address.
+	heroURL string
+	http    *http.Client
 	// params are what the handler was built with.
 	params web.Params
 
@@ -61,17 +63,30 @@ type fixture struct {
 }
 
 // newFixture builds a fixture; edit may change the Params before New.
-func newFixture(t *testing.T, edit ...func(*web.Params)) *fixture {
+func newFixture(t testing.TB, edit ...func(*web.Params)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, r: redistest.New(t), clock: herokufake.NewManualClock(start)}
+	return newFixtureWithStore(t, nil, edit...)
+}
+
+// fixtureSealer seals the fixtures' stored secrets.
+func fixtureSealer(t testing.TB) *seal.Sealer {
+	t.Helper()
 	sealer, err := seal.New(bytes.Repeat([]byte{9}, seal.KeySize))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.st = store.New(f.r.Client, sealer, store.WithClock(f.clock.Now))
+	return sealer
+}
+
+// newFixtureWithStore builds a fixture whose store takes opts too.
+func newFixtureWithStore(t testing.TB, opts []store.Option, edit ...func(*web.Params)) *fixture {
+	t.Helper()
+	f := &fixture{t: t, r: redistest.New(t), clock: herokufake.NewManualClock(start)}
+	f.st = store.New(f.r.Client, fixtureSealer(t), append([]store.Option{store.WithClock(f.clock.Now)}, opts...)...)
 	f.fake = herokufake.New(herokufake.WithClock(f.clock.Now), herokufake.WithOAuthClientSecret(clientSecret))
 	heroSrv := httptest.NewServer(f.fake)
 	t.Cleanup(heroSrv.Close)
+	f.heroURL = heroSrv.URL
 	hc, err := heroku.NewClient(heroku.WithAPIURL(heroSrv.URL), heroku.WithIDURL(heroSrv.URL),
 		heroku.WithOAuthClientSecret(secret.New(clientSecret)), heroku.WithTokenStore(f.st))
 	if err != nil {

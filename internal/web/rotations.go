@@ -46,6 +46,9 @@ type rotationsResponse struct {
 	Skipped  int    `json:"skipped"`
 	// Gone counts instances of {"all":true} deprovisioned meanwhile.
 	Gone int `json:"gone,omitempty"`
+	// Refused counts instances of {"all":true} left out because they
+	// already have REKEY_MAX_PREVIOUS superseded credentials waiting.
+	Refused int `json:"refused,omitempty"`
 }
 
 // postRotations requests rotations: POST /api/v1/rotations. A request
@@ -59,6 +62,11 @@ func (s *server) postRotations(w http.ResponseWriter, r *http.Request) {
 	req, status, msg := body.fleetRequest()
 	if status != 0 {
 		writeError(w, status, msg)
+		return
+	}
+	if err := fleet.CheckGrace(req.Grace, s.Producer.MinGrace()); err != nil {
+		// Refused before listing the fleet for {"all":true}.
+		s.writeRotateResult(w, r, fleet.Result{}, err)
 		return
 	}
 	ctx, cancel := requestContext(r, rotationsTimeout)
@@ -140,9 +148,17 @@ func (s *server) allInstanceIDs(ctx context.Context) ([]string, error) {
 // because an instance already rotating joins its rotation).
 func (s *server) writeRotateResult(w http.ResponseWriter, r *http.Request, res fleet.Result, err error) {
 	var unknown *fleet.UnknownError
+	var grace *fleet.GraceError
+	var capped *fleet.CapError
 	switch {
 	case errors.As(err, &unknown):
 		writeError(w, http.StatusUnprocessableEntity, unknown.Error())
+	case errors.As(err, &capped):
+		writeError(w, http.StatusConflict, capped.Error())
+	case err == nil && res.Refused > 0 && res.Refused+res.Gone == len(res.Items):
+		writeError(w, http.StatusConflict, fmt.Sprintf("rotation refused, nothing enqueued: every instance already has the most superseded credentials waiting for revocation that REKEY_MAX_PREVIOUS allows (batch %s)", res.BatchID))
+	case errors.As(err, &grace):
+		writeError(w, http.StatusUnprocessableEntity, "rotation refused, nothing enqueued: "+grace.Error())
 	case err != nil && res.BatchID == "" && res.Gone > 0:
 		writeError(w, http.StatusUnprocessableEntity, "every instance was deprovisioned meanwhile; nothing to rotate")
 	case err != nil && res.BatchID == "":
@@ -153,8 +169,13 @@ func (s *server) writeRotateResult(w http.ResponseWriter, r *http.Request, res f
 			apiError
 			rotationsResponse
 		}{apiError{fmt.Sprintf("rekey failed part-way through the request; batch %s shows what started, and sending the request again is safe", res.BatchID)},
-			rotationsResponse{res.BatchID, res.Enqueued, res.Joined, res.Skipped, res.Gone}})
+			response(res)})
 	default:
-		writeJSON(w, http.StatusAccepted, rotationsResponse{res.BatchID, res.Enqueued, res.Joined, res.Skipped, res.Gone})
+		writeJSON(w, http.StatusAccepted, response(res))
 	}
+}
+
+func response(res fleet.Result) rotationsResponse {
+	return rotationsResponse{BatchID: res.BatchID, Enqueued: res.Enqueued, Joined: res.Joined,
+		Skipped: res.Skipped, Gone: res.Gone, Refused: res.Refused}
 }

@@ -55,16 +55,22 @@ type dashboardPage struct {
 	CurrentAge    string
 	Grace         string
 	Deprovisioned bool
-	Timeline      []entry
-	Style         template.CSS
-	Script        template.JS
+	// LastError is the customer's sentence for the last failure.
+	LastError string
+	// Limit says when the customer may rotate again, or how much of the
+	// day's allowance is used; empty when nothing is worth saying.
+	Limit    customerLimit
+	Timeline []entry
+	Style    template.CSS
+	Script   template.JS
 }
 
-func (s *server) dashboardData(sess session, v instanceView, events []store.Event, notice string) dashboardPage {
+func (s *server) dashboardData(sess session, v instanceView, events []store.Event, notice string, limit customerLimit) dashboardPage {
 	now := s.Now()
 	return dashboardPage{View: v, App: sess.App, CSRF: s.csrfToken(sess), Notice: notice,
 		Status: statusText(v, now), Busy: busy(v, now), CurrentAge: age(now, v.CurrentSince),
 		Grace: s.graceText(v), Deprovisioned: !v.DeprovisionedAt.IsZero(), Timeline: timeline(events),
+		LastError: lastError(v), Limit: limit,
 		Style: template.CSS(dashboardCSS), Script: template.JS(dashboardJS)}
 }
 

@@ -27,14 +27,18 @@ func timeline(events []store.Event) []entry {
 	return out
 }
 
-// describe says what an event means to the customer. Details of internal
-// failures (retries, revocation errors) stay with the operators.
+// describe says what an event means to the customer, in fixed words:
+// details (error text, the operator's reason) stay with the operators
+// (customer.go).
 func describe(e store.Event) string {
 	switch e.Type {
 	case "registered":
 		return "Add-on registered for credential rotation"
 	case "requested":
-		return withDetail("Rotation requested", e.Detail)
+		if e.Detail == store.ReasonScheduled {
+			return "Scheduled rotation started"
+		}
+		return "Rotation requested by " + requester(e.Detail)
 	case "joined":
 		return "Joined a rotation already in progress"
 	case "minted":
@@ -46,11 +50,11 @@ func describe(e store.Event) string {
 	case "revoke_scheduled":
 		return "Old credential will be revoked at " + clock(msTime(e.Detail)) + credential(e)
 	case "revoke_expedited":
-		return "Old credential set to be revoked now, at the request of the " + orDefault(e.Detail, "operator") + credential(e)
+		return "Old credential set to be revoked now, at the request of " + expediter(e.Detail) + credential(e)
 	case "revoked":
 		return revokedText(e)
 	case "failed":
-		return "Rotation failed: " + orDefault(e.Detail, "no reason recorded")
+		return "Rotation failed. " + failureSentence(codeOf(e.Detail), e.Detail)
 	case "discarded":
 		return "Discarded the new credential, which was never published" + credential(e)
 	case "retrying":
@@ -62,13 +66,23 @@ func describe(e store.Event) string {
 	case "deprovisioned":
 		return "Add-on deprovisioned: no further rotations"
 	case "schedule_changed":
-		return withDetail("Rotation schedule changed", e.Detail)
+		return "Rotation schedule changed"
 	case "quarantined":
-		return withDetail("Scheduled rotation paused after repeated failures", e.Detail)
+		return "Scheduled rotation paused after repeated failures"
 	case "unquarantined":
-		return withDetail("Scheduled rotation resumed", e.Detail)
+		return "Scheduled rotation resumed"
+	case "refused":
+		return "A rotation request was refused: too many old credentials still wait to be revoked"
 	}
-	return e.Type
+	return "rekey recorded a step of its work"
+}
+
+// expediter says who revoked a credential early, in fixed words.
+func expediter(who string) string {
+	if who == "customer" {
+		return "you"
+	}
+	return "an operator"
 }
 
 func revokedText(e store.Event) string {
@@ -83,20 +97,6 @@ func credential(e store.Event) string {
 		return ""
 	}
 	return " (" + e.CredentialID + ")"
-}
-
-func withDetail(text, detail string) string {
-	if detail == "" {
-		return text
-	}
-	return text + " (" + detail + ")"
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // msTime reads a time stored as Unix milliseconds.

@@ -30,6 +30,7 @@ type instanceView struct {
 	LastRotatedAt       time.Time      `json:"last_rotated_at,omitzero"`
 	LastError           string         `json:"last_error,omitempty"`
 	LastErrorAt         time.Time      `json:"last_error_at,omitzero"`
+	LastErrorCode       string         `json:"last_error_code,omitempty"`
 	// NextRotationAt is when the scheduler next rotates the instance; left
 	// out when it is not scheduled.
 	NextRotationAt time.Time `json:"next_rotation_at,omitzero"`
@@ -80,7 +81,7 @@ func newView(in store.Instance) instanceView {
 		PrivateSpace: in.PrivateSpace, RegisteredAt: in.RegisteredAt, DeprovisionedAt: in.DeprovisionedAt,
 		CurrentCredentialID: in.CurrentCredential, CurrentSince: in.CurrentSince,
 		PreviousCredentials: []previousView{}, InFlightRotationID: in.InFlight,
-		LastRotatedAt: in.LastRotatedAt, LastError: in.LastError, LastErrorAt: in.LastErrorAt,
+		LastRotatedAt: in.LastRotatedAt, LastError: in.LastError, LastErrorAt: in.LastErrorAt, LastErrorCode: in.LastErrorCode,
 		NextRotationAt: in.NextRotationAt, ScheduleOptOut: in.ScheduleOptOut, QuarantinedAt: in.QuarantinedAt,
 		QuarantineReason: in.QuarantineReason}
 	if in.Grace > 0 {

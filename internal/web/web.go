@@ -59,6 +59,11 @@ type Params struct {
 	// REKEY_PRIVATE_SPACE_GRACE, which the dashboard quotes; zero says "a
 	// grace period".
 	Grace, PrivateSpaceGrace time.Duration
+	// CustomerLimits limit the rotations the dashboard's button starts for
+	// one instance (REKEY_CUSTOMER_ROTATIONS_PER_DAY and
+	// REKEY_CUSTOMER_ONE_PER_GRACE); the store's claim enforces them. The
+	// zero value limits nothing.
+	CustomerLimits store.CustomerLimits
 	// Logger receives one line per request and errors worth an operator's look.
 	Logger zerolog.Logger
 	// Now is the clock; nil means time.Now.

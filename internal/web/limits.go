@@ -1,0 +1,109 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// customerLimit is what the dashboard says about the customer's limits on
+// rotations (REKEY_CUSTOMER_ONE_PER_GRACE, REKEY_CUSTOMER_ROTATIONS_PER_DAY).
+type customerLimit struct {
+	// Sentence is shown beside the button; empty says nothing.
+	Sentence string
+	// Blocked disables the button: the claim would refuse it. The store's
+	// claim decides; this only spares the customer a refused click.
+	Blocked bool
+}
+
+// customerLimit works out the dashboard's sentence about the limits.
+func (s *server) customerLimit(ctx context.Context, v instanceView) (customerLimit, error) {
+	lim := s.CustomerLimits
+	if lim.OnePerGrace && len(v.PreviousCredentials) > 0 {
+		last := v.PreviousCredentials[len(v.PreviousCredentials)-1].RevokeAt
+		r := &store.Refusal{Reason: store.RefusedCustomerGrace, Until: last, Count: len(v.PreviousCredentials)}
+		return customerLimit{Sentence: refusalSentence(r, lim, s.Now()), Blocked: true}, nil
+	}
+	if lim.PerDay <= 0 {
+		return customerLimit{}, nil
+	}
+	used, oldest, err := s.Store.CustomerRotations(ctx, v.ID)
+	if err != nil || used == 0 {
+		return customerLimit{}, err
+	}
+	if used >= lim.PerDay {
+		r := &store.Refusal{Reason: store.RefusedCustomerDaily, Until: oldest.Add(24 * time.Hour), Count: used}
+		return customerLimit{Sentence: refusalSentence(r, lim, s.Now()), Blocked: true}, nil
+	}
+	return customerLimit{Sentence: fmt.Sprintf("%d of %d rotations today used.", used, lim.PerDay)}, nil
+}
+
+// refusalSentence says why the customer's rotation was refused and when it
+// can be tried again.
+func refusalSentence(r *store.Refusal, lim store.CustomerLimits, now time.Time) string {
+	if r == nil {
+		return "A rotation cannot be requested right now. Please try again later."
+	}
+	switch r.Reason {
+	case store.RefusedCustomerGrace:
+		return fmt.Sprintf("You can rotate again after %s, when the previous credential is revoked.", hourMinute(r.Until, now))
+	case store.RefusedCustomerDaily:
+		return fmt.Sprintf("%d of %d rotations today used. You can rotate again after %s.", r.Count, lim.PerDay, hourMinute(r.Until, now))
+	case store.RefusedPreviousCap:
+		return fmt.Sprintf("Too many old credentials of this add-on still wait to be revoked. You can rotate again after %s, when the next one is revoked.", hourMinute(r.Until, now))
+	}
+	return "A rotation cannot be requested right now. Please try again later."
+}
+
+// hourMinute writes a time as "14:05 UTC", with the date when it is not
+// today's.
+func hourMinute(t, now time.Time) string {
+	t = t.UTC()
+	if t.IsZero() {
+		return "a few moments"
+	}
+	if t.Format(time.DateOnly) != now.UTC().Format(time.DateOnly) {
+		return t.Format("2 Jan 15:04 UTC")
+	}
+	return t.Format("15:04 UTC")
+}
+
+// lastError is the customer's sentence for the instance's last failure.
+func lastError(v instanceView) string {
+	if v.LastError == "" {
+		return ""
+	}
+	return failureSentence(v.LastErrorCode, v.LastError)
+}
+
+// refusedByLimits reads whether the customer's limits refuse a rotation of
+// id now, and says why. It writes nothing, so a refused click leaves no
+// trace; the claim checks again, atomically, for clicks at the same moment.
+func (s *server) refusedByLimits(ctx context.Context, id string) (string, error) {
+	v, err := s.loadView(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil // Rotate answers for an unknown instance.
+	}
+	if err != nil {
+		return "", err
+	}
+	lim, err := s.customerLimit(ctx, v)
+	if err != nil || !lim.Blocked {
+		return "", err
+	}
+	return lim.Sentence, nil
+}
+
+// refuseClick answers a click the limits refused, or a failed check.
+func (s *server) refuseClick(w http.ResponseWriter, r *http.Request, sentence string, err error) {
+	if err != nil {
+		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("check customer limits failed")
+		s.page(w, http.StatusInternalServerError, "Something went wrong", "The rotation could not be requested. Please try again in a minute.")
+		return
+	}
+	s.page(w, http.StatusTooManyRequests, "Rotation not available yet", sentence)
+}

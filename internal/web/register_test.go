@@ -1,0 +1,132 @@
+package web_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/herokufake"
+	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/registry"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/internal/web"
+)
+
+// failingScripts makes a Redis client's script calls fail, as a Redis
+// that is loading its dataset or failing over answers: left calls fail,
+// then they pass.
+type failingScripts struct{ left atomic.Int64 }
+
+func (h *failingScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *failingScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if n := cmd.Name(); (n == "evalsha" || n == "eval") && h.left.Add(-1) >= 0 {
+			err := errors.New("LOADING Redis is loading the dataset in memory")
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *failingScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// withFailingRegistry serves f's handler again with a registry whose
+// Redis fails its next fails script calls; it returns the hook to change
+// that count.
+func (f *fixture) withFailingRegistry(fails int64) *failingScripts {
+	f.t.Helper()
+	hook := &failingScripts{}
+	hook.left.Store(fails)
+	rdb := redis.NewClient(&redis.Options{Addr: f.r.Client.Options().Addr, DB: f.r.Client.Options().DB})
+	f.t.Cleanup(func() { _ = rdb.Close() })
+	rdb.AddHook(hook)
+	st := store.New(rdb, fixtureSealer(f.t), store.WithClock(f.clock.Now))
+	hc, err := heroku.NewClient(heroku.WithAPIURL(f.heroURL), heroku.WithIDURL(f.heroURL),
+		heroku.WithOAuthClientSecret(secret.New(clientSecret)), heroku.WithTokenStore(f.st))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	p := f.params
+	p.Registry = registry.New(st, hc, registry.WithStoreRetries(time.Millisecond, time.Millisecond))
+	h, err := web.New(p)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.srv = httptest.NewServer(h)
+	f.t.Cleanup(f.srv.Close)
+	return hook
+}
+
+func grantBody(code string) string {
+	return `{"api_version":"v3","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0","oauth_grant":{"code":"` + code + `"}}`
+}
+
+// TestFailedTokenSaveTellsTheTruth: Heroku exchanged the grant, then Redis
+// failed every attempt to store the registration. The answer says the
+// grant is spent and nothing was stored, and both are true.
+func TestFailedTokenSaveTellsTheTruth(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if err := f.fake.AddAddon(herokufake.AddonSpec{ID: "inst-1", App: "app-1", ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+		t.Fatal(err)
+	}
+	hook := f.withFailingRegistry(1000)
+	code := f.fake.GrantCode("inst-1")
+	before := redistest.Dump(t, f.r)
+	resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(code))
+	for _, want := range []string{"exchanged with Heroku", "nothing was stored", "cannot be used again", "re-provision"} {
+		if !strings.Contains(resp.body, want) {
+			t.Errorf("answer lacks %q: %s", want, resp.body)
+		}
+	}
+	if resp.status != http.StatusServiceUnavailable {
+		t.Errorf("got status %d, want 503", resp.status)
+	}
+	if after := redistest.Dump(t, f.r); after != before {
+		t.Errorf("a registration that was not stored changed Redis:\n%s", after)
+	}
+	// The answer was right: the grant is spent.
+	hook.left.Store(0)
+	resp = f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(code))
+	if resp.status != http.StatusUnprocessableEntity || !strings.Contains(resp.body, "Heroku refused the oauth_grant") {
+		t.Errorf("the same grant again: got %d, want 422 from Heroku: %s", resp.status, resp.body)
+	}
+	if strings.Contains(f.seen.String(), code) {
+		t.Error("a response quoted the grant code")
+	}
+}
+
+// TestBriefStoreFailureLosesNoGrant: Redis fails the first attempt to
+// store the registration; the registry tries again and the grant is not lost.
+func TestBriefStoreFailureLosesNoGrant(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if err := f.fake.AddAddon(herokufake.AddonSpec{ID: "inst-1", App: "app-1", ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.withFailingRegistry(1)
+	resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(f.fake.GrantCode("inst-1")))
+	if resp.status != http.StatusOK {
+		t.Fatalf("got %d, want 200 after one failed attempt: %s", resp.status, resp.body)
+	}
+	if tok, err := f.st.LoadToken(context.Background(), "inst-1"); err != nil || tok.RefreshToken.IsZero() {
+		t.Fatalf("tokens after the registration: %v", err)
+	}
+	// An update of the registered instance may omit the grant.
+	if resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", `{"api_version":"v3","config_vars":["MYADDON_URL"],"grace":"3h"}`); resp.status != http.StatusOK {
+		t.Errorf("update without oauth: got %d, want 200: %s", resp.status, resp.body)
+	}
+}
