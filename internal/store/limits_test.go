@@ -67,7 +67,7 @@ func TestClaimRefusesBeyondMaxPrevious(t *testing.T) {
 		t.Fatalf("instance after the refusal: %+v, %v; want nothing in flight, cred-2 current", in, err)
 	}
 	events, _ := f.st.Events(context.Background(), "inst-1", 1)
-	if len(events) != 1 || events[0].Type != "refused" {
+	if len(events) != 1 || events[0].Type != store.EventRefused {
 		t.Fatalf("last event %+v, want a refused event", events)
 	}
 	// A brief claim (the producers') sees the same refusal.

@@ -35,11 +35,11 @@ func TestCustomerSentencesHoldNoInternals(t *testing.T) {
 			t.Errorf("requester(%q) = %q, want %q", reason, got, want)
 		}
 	}
-	e := store.Event{Type: "failed", Detail: "push:not_found"}
+	e := store.Event{Type: store.EventFailed, Detail: "push:not_found"}
 	if got := describe(e); !strings.Contains(got, "could not be found") {
 		t.Errorf("describe(failed with a code) = %q", got)
 	}
-	e = store.Event{Type: "requested", Detail: "INC-4711 leaked key in public gist"}
+	e = store.Event{Type: store.EventRequested, Detail: "INC-4711 leaked key in public gist"}
 	if got := describe(e); got != "Rotation requested by an operator" {
 		t.Errorf("describe(requested) = %q, want the operator's reason left out", got)
 	}

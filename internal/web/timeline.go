@@ -32,46 +32,46 @@ func timeline(events []store.Event) []entry {
 // (customer.go).
 func describe(e store.Event) string {
 	switch e.Type {
-	case "registered":
+	case store.EventRegistered:
 		return "Add-on registered for credential rotation"
-	case "requested":
+	case store.EventRequested:
 		if e.Detail == store.ReasonScheduled {
 			return "Scheduled rotation started"
 		}
 		return "Rotation requested by " + requester(e.Detail)
-	case "joined":
+	case store.EventJoined:
 		return "Joined a rotation already in progress"
-	case "minted":
+	case store.EventMinted:
 		return "New credential minted" + credential(e)
-	case "pushed":
+	case store.EventPushed:
 		return "Pushed to Heroku: apps release and restart"
-	case "promoted":
+	case store.EventPromoted:
 		return "New credential is now current" + credential(e)
-	case "revoke_scheduled":
+	case store.EventRevokeScheduled:
 		return "Old credential will be revoked at " + clock(msTime(e.Detail)) + credential(e)
-	case "revoke_expedited":
+	case store.EventRevokeExpedited:
 		return "Old credential set to be revoked now, at the request of " + expediter(e.Detail) + credential(e)
-	case "revoked":
+	case store.EventRevoked:
 		return revokedText(e)
-	case "failed":
+	case store.EventFailed:
 		return "Rotation failed. " + failureSentence(codeOf(e.Detail), e.Detail)
-	case "discarded":
+	case store.EventDiscarded:
 		return "Discarded the new credential, which was never published" + credential(e)
-	case "retrying":
+	case store.EventRetrying:
 		return "A step hit a temporary problem and will be retried"
-	case "revoke_failed":
+	case store.EventRevokeFailed:
 		return "Revoking the old credential failed and needs an operator" + credential(e)
-	case "cancelled":
+	case store.EventCancelled:
 		return "Rotation cancelled before it started"
-	case "deprovisioned":
+	case store.EventDeprovisioned:
 		return "Add-on deprovisioned: no further rotations"
-	case "schedule_changed":
+	case store.EventScheduleChanged:
 		return "Rotation schedule changed"
-	case "quarantined":
+	case store.EventQuarantined:
 		return "Scheduled rotation paused after repeated failures"
-	case "unquarantined":
+	case store.EventUnquarantined:
 		return "Scheduled rotation resumed"
-	case "refused":
+	case store.EventRefused:
 		return "A rotation request was refused: too many old credentials still wait to be revoked"
 	}
 	return "rekey recorded a step of its work"
