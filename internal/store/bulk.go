@@ -61,12 +61,35 @@ func (s *Store) ClaimMany(ctx context.Context, reqs []RotationRequest) []ClaimOu
 	return out
 }
 
+// claimKeys are the KEYS of claimScript, one field per key, in order.
+type claimKeys struct {
+	instance          string // KEYS[1] -> rekey:instance:<instance id>
+	rotation          string // KEYS[2] -> rekey:rotation:<rotation id>
+	previous          string // KEYS[3] -> rekey:previous:<instance id>
+	instanceEvents    string // KEYS[4] -> rekey:events:<instance id>
+	events            string // KEYS[5] -> rekey:events
+	rotationPrefix    string // KEYS[6] -> rekey:rotation: (the script appends the in-flight rotation's id)
+	inflight          string // KEYS[7] -> rekey:inflight
+	batchPrefix       string // KEYS[8] -> rekey:batch: (the script appends the rotation's batch id)
+	customerRotations string // KEYS[9] -> rekey:customer_rotations:<instance id>
+}
+
+func newClaimKeys(instanceID, rotationID string) claimKeys {
+	return claimKeys{instance: instanceKey(instanceID), rotation: rotationKey(rotationID),
+		previous: previousKey(instanceID), instanceEvents: instanceEventsKey(instanceID), events: eventsKey(),
+		rotationPrefix: rotationKey(""), inflight: inflightKey(), batchPrefix: batchKey(""),
+		customerRotations: customerRotationsKey(instanceID)}
+}
+
+func (k claimKeys) list() []string {
+	return []string{k.instance, k.rotation, k.previous, k.instanceEvents, k.events, k.rotationPrefix,
+		k.inflight, k.batchPrefix, k.customerRotations}
+}
+
 // claimArgs returns the KEYS and ARGV of claimScript for r; a brief claim
 // answers only the status.
 func (s *Store) claimArgs(r RotationRequest, brief bool) ([]string, []any) {
-	keys := []string{instanceKey(r.InstanceID), rotationKey(r.RotationID), previousKey(r.InstanceID),
-		instanceEventsKey(r.InstanceID), eventsKey(), rotationKey(""), inflightKey(), batchKey(""),
-		customerRotationsKey(r.InstanceID)}
+	keys := newClaimKeys(r.InstanceID, r.RotationID).list()
 	args := []any{r.RotationID, r.InstanceID, ms(s.now()), r.BatchID, r.Reason, r.Queue,
 		map[bool]string{true: "1"}[r.SkipIfPrevious], s.eventsPerInstance, s.eventsGlobal,
 		r.Grace.Milliseconds(), int64(s.finishedTTL.Seconds()), map[bool]string{true: "1"}[brief]}

@@ -40,11 +40,31 @@ func (s *Store) Credential(ctx context.Context, instanceID, credID string) (Cred
 // credential. It is idempotent. It refuses (ErrConflict) a pending or
 // current credential, which must never be revoked (I1).
 func (s *Store) MarkRevoked(ctx context.Context, instanceID, credID string) error {
-	keys := []string{credentialKey(instanceID, credID), previousKey(instanceID), revokeDueKey(),
-		instanceEventsKey(instanceID), eventsKey(), batchKey(""), deadKey()}
+	keys := newMarkRevokedKeys(instanceID, credID)
 	args := []any{instanceID, credID, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
 		int64(s.finishedTTL.Seconds())}
-	return scriptError("mark revoked", markRevokedScript.Run(ctx, s.rdb, keys, args...).Err())
+	return scriptError("mark revoked", markRevokedScript.Run(ctx, s.rdb, keys.list(), args...).Err())
+}
+
+// markRevokedKeys are the KEYS of markRevokedScript, one field per key, in order.
+type markRevokedKeys struct {
+	credential     string // KEYS[1] -> rekey:cred:<instance id>:<credential id>
+	previous       string // KEYS[2] -> rekey:previous:<instance id>
+	revokeDue      string // KEYS[3] -> rekey:revoke_due
+	instanceEvents string // KEYS[4] -> rekey:events:<instance id>
+	events         string // KEYS[5] -> rekey:events
+	batchPrefix    string // KEYS[6] -> rekey:batch: (the script appends the superseding batch's id)
+	dead           string // KEYS[7] -> rekey:revoke_dead
+}
+
+func newMarkRevokedKeys(instanceID, credID string) markRevokedKeys {
+	return markRevokedKeys{credential: credentialKey(instanceID, credID), previous: previousKey(instanceID),
+		revokeDue: revokeDueKey(), instanceEvents: instanceEventsKey(instanceID), events: eventsKey(),
+		batchPrefix: batchKey(""), dead: deadKey()}
+}
+
+func (k markRevokedKeys) list() []string {
+	return []string{k.credential, k.previous, k.revokeDue, k.instanceEvents, k.events, k.batchPrefix, k.dead}
 }
 
 // Previous returns the instance's credentials waiting for revocation,
@@ -95,11 +115,28 @@ func (s *Store) PendingRevocations(ctx context.Context) (int64, error) {
 // previous and not yet revoked.
 func (s *Store) ExpediteRevocation(ctx context.Context, instanceID, credID, by string) (Revocation, error) {
 	now := s.now()
-	keys := []string{credentialKey(instanceID, credID), previousKey(instanceID), revokeDueKey(),
-		instanceEventsKey(instanceID), eventsKey()}
+	keys := newExpediteKeys(instanceID, credID)
 	args := []any{instanceID, credID, ms(now), s.eventsPerInstance, s.eventsGlobal, by}
-	if err := expediteScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
+	if err := expediteScript.Run(ctx, s.rdb, keys.list(), args...).Err(); err != nil {
 		return Revocation{}, scriptError("expedite revocation", err)
 	}
 	return Revocation{InstanceID: instanceID, CredentialID: credID, RevokeAt: now.UTC()}, nil
+}
+
+// expediteKeys are the KEYS of expediteScript, one field per key, in order.
+type expediteKeys struct {
+	credential     string // KEYS[1] -> rekey:cred:<instance id>:<credential id>
+	previous       string // KEYS[2] -> rekey:previous:<instance id>
+	revokeDue      string // KEYS[3] -> rekey:revoke_due
+	instanceEvents string // KEYS[4] -> rekey:events:<instance id>
+	events         string // KEYS[5] -> rekey:events
+}
+
+func newExpediteKeys(instanceID, credID string) expediteKeys {
+	return expediteKeys{credential: credentialKey(instanceID, credID), previous: previousKey(instanceID),
+		revokeDue: revokeDueKey(), instanceEvents: instanceEventsKey(instanceID), events: eventsKey()}
+}
+
+func (k expediteKeys) list() []string {
+	return []string{k.credential, k.previous, k.revokeDue, k.instanceEvents, k.events}
 }

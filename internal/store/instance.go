@@ -145,10 +145,34 @@ func (s *Store) PutInstance(ctx context.Context, r Registration) error {
 	return scriptError("put instance", putInstanceScript.Run(ctx, s.rdb, keys, args...).Err())
 }
 
+// putInstanceKeys are the KEYS of putInstanceScript and registerScript,
+// one field per key, in order.
+type putInstanceKeys struct {
+	instance         string // KEYS[1] -> rekey:instance:<id>
+	instances        string // KEYS[2] -> rekey:instances
+	current          string // KEYS[3] -> rekey:cred:<id>:<current credential id> (ARGV[7])
+	instanceEvents   string // KEYS[4] -> rekey:events:<id>
+	events           string // KEYS[5] -> rekey:events
+	due              string // KEYS[6] -> rekey:due
+	schedule         string // KEYS[7] -> rekey:schedule
+	credentialPrefix string // KEYS[8] -> rekey:cred:<id>: (the script appends credential ids)
+	retiring         string // KEYS[9] -> rekey:retiring
+}
+
+func newPutInstanceKeys(id, currentCredID string) putInstanceKeys {
+	return putInstanceKeys{instance: instanceKey(id), instances: instancesKey(),
+		current: credentialKey(id, currentCredID), instanceEvents: instanceEventsKey(id), events: eventsKey(),
+		due: dueKey(), schedule: scheduleKey(), credentialPrefix: credentialKey(id, ""), retiring: retiringKey()}
+}
+
+func (k putInstanceKeys) list() []string {
+	return []string{k.instance, k.instances, k.current, k.instanceEvents, k.events, k.due, k.schedule,
+		k.credentialPrefix, k.retiring}
+}
+
 // putInstanceArgs returns the KEYS and ARGV of putInstanceScript for r.
 func (s *Store) putInstanceArgs(r Registration) ([]string, []any) {
-	keys := []string{instanceKey(r.ID), instancesKey(), credentialKey(r.ID, r.CurrentCredentialID),
-		instanceEventsKey(r.ID), eventsKey(), dueKey(), scheduleKey(), credentialKey(r.ID, ""), retiringKey()}
+	keys := newPutInstanceKeys(r.ID, r.CurrentCredentialID).list()
 	args := []any{r.ID, r.APIVersion, strings.Join(r.ConfigVars, ","), r.HerokuID,
 		boolArg(r.PrivateSpace), r.Grace.Milliseconds(), r.CurrentCredentialID, ms(s.now()),
 		s.eventsPerInstance, s.eventsGlobal, slotHash(r.ID), DefaultRotationPeriod.Milliseconds()}

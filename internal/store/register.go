@@ -23,7 +23,7 @@ var ErrTokenRequired = errors.New("a v3 instance needs oauth tokens")
 // writes the tokens only when that succeeded; the token write goes to the
 // same hash, so it cannot fail once the registration did not.
 //
-// KEYS: those of putInstanceScript; KEYS[1] is the instance hash.
+// KEYS: putInstanceKeys (instance.go), as for putInstanceScript.
 // ARGV: those of putInstanceScript, then four more, read from the end so
 // that putInstanceScript may grow: token required ("1": refuse when no
 // token is given and none is held by a live instance), sealed access

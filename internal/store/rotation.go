@@ -131,10 +131,27 @@ func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID 
 	if err != nil {
 		return err
 	}
-	keys := []string{rotationKey(rotationID), credentialKey(instanceID, credID),
-		instanceEventsKey(instanceID), eventsKey(), revokeDueKey()}
+	keys := newSavePendingKeys(instanceID, rotationID, credID)
 	args := []any{credID, instanceID, rotationID, sealed, ms(s.now()), s.eventsPerInstance, s.eventsGlobal}
-	return scriptError("save pending", savePendingScript.Run(ctx, s.rdb, keys, args...).Err())
+	return scriptError("save pending", savePendingScript.Run(ctx, s.rdb, keys.list(), args...).Err())
+}
+
+// savePendingKeys are the KEYS of savePendingScript, one field per key, in order.
+type savePendingKeys struct {
+	rotation       string // KEYS[1] -> rekey:rotation:<rotation id>
+	credential     string // KEYS[2] -> rekey:cred:<instance id>:<credential id>
+	instanceEvents string // KEYS[3] -> rekey:events:<instance id>
+	events         string // KEYS[4] -> rekey:events
+	revokeDue      string // KEYS[5] -> rekey:revoke_due
+}
+
+func newSavePendingKeys(instanceID, rotationID, credID string) savePendingKeys {
+	return savePendingKeys{rotation: rotationKey(rotationID), credential: credentialKey(instanceID, credID),
+		instanceEvents: instanceEventsKey(instanceID), events: eventsKey(), revokeDue: revokeDueKey()}
+}
+
+func (k savePendingKeys) list() []string {
+	return []string{k.rotation, k.credential, k.instanceEvents, k.events, k.revokeDue}
 }
 
 // PendingConfig returns the config of a pending credential, opened. It is
@@ -176,15 +193,11 @@ type Promoted struct {
 // the same. It also schedules the instance's next rotation one period on
 // and ends any quarantine (schedule.go).
 func (s *Store) PromoteRotation(ctx context.Context, instanceID, rotationID, credID string, grace time.Duration, detail string) (Promoted, error) {
-	keys := []string{instanceKey(instanceID), rotationKey(rotationID), credentialKey(instanceID, credID),
-		previousKey(instanceID), revokeDueKey(), instanceEventsKey(instanceID), eventsKey(),
-		credentialKey(instanceID, ""), inflightKey(), batchKey("")}
-	keys = append(keys, scheduleKeys()...)
-	keys = append(keys, unconfirmedKey(instanceID))
+	keys := newPromoteKeys(instanceID, rotationID, credID)
 	args := []any{instanceID, rotationID, credID, ms(s.now()), grace.Milliseconds(),
 		s.eventsPerInstance, s.eventsGlobal, int64(s.finishedTTL.Seconds()), detail,
 		slotHash(instanceID), DefaultRotationPeriod.Milliseconds()}
-	res, err := promoteScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+	res, err := promoteScript.Run(ctx, s.rdb, keys.list(), args...).StringSlice()
 	if err != nil {
 		return Promoted{}, scriptError("promote", err)
 	}
@@ -199,6 +212,40 @@ func (s *Store) PromoteRotation(ctx context.Context, instanceID, rotationID, cre
 		}
 	}
 	return p, nil
+}
+
+// promoteKeys are the KEYS of promoteScript, one field per key, in order.
+type promoteKeys struct {
+	instance         string // KEYS[1] -> rekey:instance:<instance id>
+	rotation         string // KEYS[2] -> rekey:rotation:<rotation id>
+	credential       string // KEYS[3] -> rekey:cred:<instance id>:<new credential id>
+	previous         string // KEYS[4] -> rekey:previous:<instance id>
+	revokeDue        string // KEYS[5] -> rekey:revoke_due
+	instanceEvents   string // KEYS[6] -> rekey:events:<instance id>
+	events           string // KEYS[7] -> rekey:events
+	credentialPrefix string // KEYS[8] -> rekey:cred:<instance id>: (the script appends credential ids)
+	inflight         string // KEYS[9] -> rekey:inflight
+	batchPrefix      string // KEYS[10] -> rekey:batch: (the script appends the rotation's batch id)
+	due              string // KEYS[11] -> rekey:due
+	schedule         string // KEYS[12] -> rekey:schedule
+	quarantined      string // KEYS[13] -> rekey:quarantined
+	scheduled        string // KEYS[14] -> rekey:scheduled
+	unconfirmed      string // KEYS[15] -> rekey:unconfirmed:<instance id>
+}
+
+func newPromoteKeys(instanceID, rotationID, credID string) promoteKeys {
+	return promoteKeys{instance: instanceKey(instanceID), rotation: rotationKey(rotationID),
+		credential: credentialKey(instanceID, credID), previous: previousKey(instanceID),
+		revokeDue: revokeDueKey(), instanceEvents: instanceEventsKey(instanceID), events: eventsKey(),
+		credentialPrefix: credentialKey(instanceID, ""), inflight: inflightKey(), batchPrefix: batchKey(""),
+		due: dueKey(), schedule: scheduleKey(), quarantined: quarantinedKey(), scheduled: scheduledKey(),
+		unconfirmed: unconfirmedKey(instanceID)}
+}
+
+func (k promoteKeys) list() []string {
+	return []string{k.instance, k.rotation, k.credential, k.previous, k.revokeDue, k.instanceEvents,
+		k.events, k.credentialPrefix, k.inflight, k.batchPrefix, k.due, k.schedule, k.quarantined,
+		k.scheduled, k.unconfirmed}
 }
 
 // Failure says how a rotation failed, for FailRotation.
@@ -239,10 +286,7 @@ type Failed struct {
 // counts towards the instance's quarantine (schedule.go).
 func (s *Store) FailRotation(ctx context.Context, instanceID, rotationID string, f Failure) (Failed, error) {
 	credID, _ := s.rdb.HGet(ctx, rotationKey(rotationID), "credential_id").Result()
-	keys := []string{instanceKey(instanceID), rotationKey(rotationID), credentialKey(instanceID, credID),
-		revokeDueKey(), instanceEventsKey(instanceID), eventsKey(), inflightKey(), batchKey("")}
-	keys = append(keys, scheduleKeys()...)
-	keys = append(keys, unconfirmedKey(instanceID))
+	keys := newFailKeys(instanceID, rotationID, credID)
 	now := s.now()
 	notHeld := ""
 	if f.NotHeld {
@@ -251,7 +295,7 @@ func (s *Store) FailRotation(ctx context.Context, instanceID, rotationID string,
 	args := []any{instanceID, rotationID, ms(now), f.Cause, s.eventsPerInstance, s.eventsGlobal,
 		int64(s.finishedTTL.Seconds()), f.Code, DefaultRotationPeriod.Milliseconds(), DefaultQuarantineAfter, notHeld,
 		f.Attempts}
-	res, err := failScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+	res, err := failScript.Run(ctx, s.rdb, keys.list(), args...).StringSlice()
 	if err != nil {
 		return Failed{}, scriptError("fail rotation", err)
 	}
@@ -263,6 +307,36 @@ func (s *Store) FailRotation(ctx context.Context, instanceID, rotationID string,
 		out.Unconfirmed = res[2]
 	}
 	return out, nil
+}
+
+// failKeys are the KEYS of failScript, one field per key, in order.
+type failKeys struct {
+	instance       string // KEYS[1] -> rekey:instance:<instance id>
+	rotation       string // KEYS[2] -> rekey:rotation:<rotation id>
+	credential     string // KEYS[3] -> rekey:cred:<instance id>:<pending credential id> (any key when none)
+	revokeDue      string // KEYS[4] -> rekey:revoke_due
+	instanceEvents string // KEYS[5] -> rekey:events:<instance id>
+	events         string // KEYS[6] -> rekey:events
+	inflight       string // KEYS[7] -> rekey:inflight
+	batchPrefix    string // KEYS[8] -> rekey:batch: (the script appends the rotation's batch id)
+	due            string // KEYS[9] -> rekey:due
+	schedule       string // KEYS[10] -> rekey:schedule
+	quarantined    string // KEYS[11] -> rekey:quarantined
+	scheduled      string // KEYS[12] -> rekey:scheduled
+	unconfirmed    string // KEYS[13] -> rekey:unconfirmed:<instance id>
+}
+
+func newFailKeys(instanceID, rotationID, credID string) failKeys {
+	return failKeys{instance: instanceKey(instanceID), rotation: rotationKey(rotationID),
+		credential: credentialKey(instanceID, credID), revokeDue: revokeDueKey(),
+		instanceEvents: instanceEventsKey(instanceID), events: eventsKey(), inflight: inflightKey(),
+		batchPrefix: batchKey(""), due: dueKey(), schedule: scheduleKey(), quarantined: quarantinedKey(),
+		scheduled: scheduledKey(), unconfirmed: unconfirmedKey(instanceID)}
+}
+
+func (k failKeys) list() []string {
+	return []string{k.instance, k.rotation, k.credential, k.revokeDue, k.instanceEvents, k.events,
+		k.inflight, k.batchPrefix, k.due, k.schedule, k.quarantined, k.scheduled, k.unconfirmed}
 }
 
 // Fail is FailRotation without proof that Heroku does not hold the
@@ -374,15 +448,23 @@ func (s *Store) StaleRotations(ctx context.Context, t time.Time, limit int64) ([
 // minted: a run that failed or promoted it meanwhile may have discarded the
 // credential, which must then not be sent.
 func (s *Store) MarkPushAttempt(ctx context.Context, rotationID string) error {
-	err := markPushScript.Run(ctx, s.rdb, []string{rotationKey(rotationID)}, ms(s.now())).Err()
+	keys := rotationOnlyKeys{rotation: rotationKey(rotationID)}
+	err := markPushScript.Run(ctx, s.rdb, keys.list(), ms(s.now())).Err()
 	return scriptError("mark push attempt", err)
 }
+
+// rotationOnlyKeys are the KEYS of markPushScript and settlePushScript.
+type rotationOnlyKeys struct {
+	rotation string // KEYS[1] -> rekey:rotation:<rotation id>
+}
+
+func (k rotationOnlyKeys) list() []string { return []string{k.rotation} }
 
 // markPushScript records a push attempt on a minted rotation; the fail
 // script reads it, so that of the two, run at once, either the push is
 // refused or the credential is kept (failScript).
 //
-// KEYS[1] rotation hash. ARGV: now ms.
+// KEYS: rotationOnlyKeys. ARGV: now ms.
 // Returns "ok". Errors: "not_found", "conflict ..." when the rotation is
 // not minted.
 var markPushScript = redis.NewScript(luaEmit + `
@@ -399,13 +481,14 @@ return 'ok'
 // a credential absent only while no attempt is unsettled: a request still
 // on its way could land after the read (Failure.Attempts).
 func (s *Store) SettlePush(ctx context.Context, rotationID string, n int) error {
-	err := settlePushScript.Run(ctx, s.rdb, []string{rotationKey(rotationID)}, n).Err()
+	keys := rotationOnlyKeys{rotation: rotationKey(rotationID)}
+	err := settlePushScript.Run(ctx, s.rdb, keys.list(), n).Err()
 	return scriptError("settle push", err)
 }
 
 // settlePushScript counts settled push attempts of an existing rotation.
 //
-// KEYS[1] rotation hash. ARGV: how many attempts settled. Returns "ok".
+// KEYS: rotationOnlyKeys. ARGV: how many attempts settled. Returns "ok".
 var settlePushScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'push_settled', ARGV[1]) end
 return 'ok'

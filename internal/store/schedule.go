@@ -166,12 +166,6 @@ func (s *Store) SchedulePolicy(ctx context.Context) (SchedulePolicy, error) {
 	return p, nil
 }
 
-// scheduleKeys are the KEYS the promote and fail scripts append to their
-// own: due zset, schedule hash, quarantined zset, scheduled backlog zset.
-func scheduleKeys() []string {
-	return []string{dueKey(), scheduleKey(), quarantinedKey(), scheduledKey()}
-}
-
 // Window is a daily maintenance window in UTC: from Start:00 up to, not
 // including, End:00. A window with Start > End spans midnight ("22-04").
 type Window struct {

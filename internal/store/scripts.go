@@ -33,10 +33,7 @@ end
 // Registering an instance lifts any expiry its keys were given after a
 // deprovisioning (keep_instance, retention.go).
 //
-// KEYS[1] instance hash, KEYS[2] instances index, KEYS[3] credential hash of
-// ARGV[7], KEYS[4] instance events, KEYS[5] fleet events, KEYS[6] due zset,
-// KEYS[7] schedule hash, KEYS[8] prefix of the instance's credential keys,
-// KEYS[9] retiring zset.
+// KEYS: putInstanceKeys (instance.go), one field per key, in order.
 // ARGV: id, api_version, config_vars, heroku_id, private_space, grace_ms,
 // current credential id (may be empty), now ms, instance event cap, fleet
 // event cap, slot hash, default period ms.
@@ -109,10 +106,7 @@ return 'ok'
 // claimScript starts a rotation, resumes it, or joins the one in flight
 // (DESIGN.md, I4: at most one rotation in flight per instance).
 //
-// KEYS[1] instance hash, KEYS[2] rotation hash of ARGV[1], KEYS[3] instance's
-// previous zset, KEYS[4] instance events, KEYS[5] fleet events,
-// KEYS[6] prefix of rotation keys, KEYS[7] in-flight zset, KEYS[8] prefix of
-// batch keys, KEYS[9] the instance's customer rotations zset (limits.go).
+// KEYS: claimKeys (bulk.go), one field per key, in order.
 // A requested rotation whose batch was cancelled is cancelled here, before
 // any work, and reported as done; like a finished rotation, it expires
 // after the rotation ttl.
@@ -185,8 +179,7 @@ return reply('claimed', ARGV[1], KEYS[2])
 
 // savePendingScript records the credential minted for a rotation.
 //
-// KEYS[1] rotation hash, KEYS[2] credential hash, KEYS[3] instance events,
-// KEYS[4] fleet events, KEYS[5] revoke-due zset.
+// KEYS: savePendingKeys (rotation.go), one field per key, in order.
 // ARGV: credential id, instance id, rotation id, sealed config, now ms,
 // instance event cap, fleet event cap.
 // Returns "saved" or "exists" (the same credential was saved before).
@@ -230,13 +223,7 @@ return 'saved'
 // (failScript) can be in the config any more: each becomes previous, with
 // the same revoke time as the superseded current one (I3).
 //
-// KEYS[1] instance hash, KEYS[2] rotation hash, KEYS[3] new credential hash,
-// KEYS[4] instance's previous zset, KEYS[5] revoke-due zset,
-// KEYS[6] instance events, KEYS[7] fleet events, KEYS[8] prefix of this
-// instance's credential keys, KEYS[9] in-flight zset, KEYS[10] prefix of
-// batch keys, KEYS[11] due zset, KEYS[12] schedule hash, KEYS[13]
-// quarantined zset, KEYS[14] scheduled backlog zset, KEYS[15] instance's
-// unconfirmed zset.
+// KEYS: promoteKeys (rotation.go), one field per key, in order.
 // ARGV: instance id, rotation id, credential id, now ms, grace ms,
 // instance event cap, fleet event cap, rotation ttl seconds, detail, slot
 // hash, default period ms.
@@ -323,12 +310,7 @@ return {cur, revoke_at, superseded}
 // the quarantined zset, with a "quarantined" event. Otherwise it is due
 // again after RetryAfterFailure (schedule.go).
 //
-// KEYS[1] instance hash, KEYS[2] rotation hash, KEYS[3] credential hash of
-// the pending credential (any key when none), KEYS[4] revoke-due zset,
-// KEYS[5] instance events, KEYS[6] fleet events, KEYS[7] in-flight zset,
-// KEYS[8] prefix of batch keys, KEYS[9] due zset, KEYS[10] schedule hash,
-// KEYS[11] quarantined zset, KEYS[12] scheduled backlog zset, KEYS[13]
-// instance's unconfirmed zset.
+// KEYS: failKeys (rotation.go), one field per key, in order.
 // ARGV: instance id, rotation id, now ms, error sentence, instance event cap,
 // fleet event cap, rotation ttl seconds, failure code (groups failures in
 // the batch's ":failures" hash), default period ms, default quarantine
@@ -401,10 +383,8 @@ return {'failed', cred, kept}
 // markRevokedScript records that the issuer revoked a previous or discarded
 // credential.
 //
-// KEYS[1] credential hash, KEYS[2] instance's previous zset, KEYS[3]
-// revoke-due zset, KEYS[4] instance events, KEYS[5] fleet events, KEYS[6]
-// prefix of batch keys, KEYS[7] dead-letter zset (a dead revocation an
-// operator ran by hand leaves it).
+// KEYS: markRevokedKeys (credential.go), one field per key, in order; a
+// dead revocation an operator ran by hand leaves the dead-letter set.
 // ARGV: instance id, credential id, now ms, instance event cap, fleet event
 // cap, credential ttl seconds.
 // Returns "revoked" or "already". Errors: "not_found", "conflict ..." when
@@ -444,8 +424,7 @@ return 'ok'
 
 // expediteScript sets a previous credential's revoke time to now.
 //
-// KEYS[1] credential hash, KEYS[2] instance's previous zset, KEYS[3]
-// revoke-due zset, KEYS[4] instance events, KEYS[5] fleet events.
+// KEYS: expediteKeys (credential.go), one field per key, in order.
 // ARGV: instance id, credential id, now ms, instance event cap, fleet event
 // cap, who asked. Returns "ok". Errors: "not_found", "conflict ...".
 var expediteScript = redis.NewScript(luaEmit + `

@@ -1,0 +1,76 @@
+package store
+
+import (
+	"reflect"
+	"regexp"
+	"strconv"
+	"testing"
+)
+
+// keyLister is a script's KEYS struct.
+type keyLister interface{ list() []string }
+
+// TestScriptKeysInOrder checks each KEYS struct against its script: list
+// returns every field, in declaration order (so the struct's KEYS[n]
+// comments hold), and the script reads exactly as many keys as the struct
+// has fields.
+func TestScriptKeysInOrder(t *testing.T) {
+	sources := luaSources(t, ".")
+	for _, c := range []struct {
+		script string
+		keys   keyLister
+		more   []string // Lua the script includes that reads its KEYS too
+	}{
+		{"claimScript", newClaimKeys("inst", "rot"), []string{"luaLimits"}},
+		{"putInstanceLua", newPutInstanceKeys("inst", "cred"), nil},
+		{"savePendingScript", newSavePendingKeys("inst", "rot", "cred"), nil},
+		{"promoteScript", newPromoteKeys("inst", "rot", "cred"), nil},
+		{"failScript", newFailKeys("inst", "rot", "cred"), nil},
+		{"markRevokedScript", newMarkRevokedKeys("inst", "cred"), nil},
+		{"expediteScript", newExpediteKeys("inst", "cred"), nil},
+		{"markPushScript", rotationOnlyKeys{rotation: rotationKey("rot")}, nil},
+		{"settlePushScript", rotationOnlyKeys{rotation: rotationKey("rot")}, nil},
+		{"observeBreakerScript", observeBreakerKeys{answered: breakerAnsweredKey(), denied: breakerDeniedKey(), state: breakerKey()}, nil},
+		{"resumeBreakerScript", resumeBreakerKeys{answered: breakerAnsweredKey(), denied: breakerDeniedKey(), state: breakerKey()}, nil},
+	} {
+		t.Run(c.script, func(t *testing.T) {
+			src := ""
+			for _, name := range append([]string{c.script}, c.more...) {
+				s, ok := sources[name]
+				if !ok {
+					t.Fatalf("no Lua source named %s", name)
+				}
+				src += s
+			}
+			v := reflect.ValueOf(c.keys)
+			list := c.keys.list()
+			if len(list) != v.NumField() {
+				t.Fatalf("list() returns %d keys, the struct has %d fields", len(list), v.NumField())
+			}
+			seen := map[string]bool{}
+			for i, k := range list {
+				if f := v.Field(i); k != f.String() {
+					t.Errorf("KEYS[%d] is %q, want field %s (%q)", i+1, k, v.Type().Field(i).Name, f.String())
+				}
+				if k == "" || seen[k] {
+					t.Errorf("KEYS[%d] %q is empty or repeated", i+1, k)
+				}
+				seen[k] = true
+			}
+			if n := maxKeyIndex(src); n != v.NumField() {
+				t.Errorf("the script reads up to KEYS[%d], the struct has %d fields", n, v.NumField())
+			}
+		})
+	}
+}
+
+var keyIndex = regexp.MustCompile(`KEYS\[(\d+)\]`)
+
+func maxKeyIndex(src string) int {
+	n := 0
+	for _, m := range keyIndex.FindAllStringSubmatch(src, -1) {
+		i, _ := strconv.Atoi(m[1])
+		n = max(n, i)
+	}
+	return n
+}
