@@ -48,10 +48,28 @@ func ParseDeadID(id string) (instanceID, credID string, err error) {
 	return inst, cred, nil
 }
 
+// deadKeys are the KEYS of deadScript and retryDeadScript, one field per
+// key, in order: from is the set the entry leaves, to the one it joins.
+type deadKeys struct {
+	from           string // KEYS[1] -> rekey:revoke_due (deadScript), rekey:revoke_dead (retryDeadScript)
+	to             string // KEYS[2] -> rekey:revoke_dead (deadScript), rekey:revoke_due (retryDeadScript)
+	credential     string // KEYS[3] -> rekey:cred:<instance id>:<credential id>
+	instanceEvents string // KEYS[4] -> rekey:events:<instance id>
+	events         string // KEYS[5] -> rekey:events
+}
+
+func newDeadKeys(from, to, instanceID, credID string) deadKeys {
+	return deadKeys{from: from, to: to, credential: credentialKey(instanceID, credID),
+		instanceEvents: instanceEventsKey(instanceID), events: eventsKey()}
+}
+
+func (k deadKeys) list() []string {
+	return []string{k.from, k.to, k.credential, k.instanceEvents, k.events}
+}
+
 // deadScript sets a due revocation aside.
 //
-// KEYS[1] revoke-due zset, KEYS[2] dead-letter zset, KEYS[3] credential
-// hash, KEYS[4] instance events, KEYS[5] fleet events.
+// KEYS: deadKeys from the revoke-due zset to the dead-letter zset.
 // ARGV: member, instance id, credential id, now ms, reason, instance event
 // cap, fleet event cap.
 // Returns "dead", or "gone" when the entry is no longer due (revoked or
@@ -72,8 +90,7 @@ return 'dead'
 // "revocation_dead" event whose detail is reason. It reports false, and
 // does nothing, when r is no longer due.
 func (s *Store) SetRevocationDead(ctx context.Context, r Revocation, reason string) (bool, error) {
-	keys := []string{revokeDueKey(), deadKey(), credentialKey(r.InstanceID, r.CredentialID),
-		instanceEventsKey(r.InstanceID), eventsKey()}
+	keys := newDeadKeys(revokeDueKey(), deadKey(), r.InstanceID, r.CredentialID).list()
 	args := []any{r.InstanceID + "/" + r.CredentialID, r.InstanceID, r.CredentialID, ms(s.now()), reason,
 		s.eventsPerInstance, s.eventsGlobal}
 	res, err := deadScript.Run(ctx, s.rdb, keys, args...).Text()
@@ -86,8 +103,7 @@ func (s *Store) SetRevocationDead(ctx context.Context, r Revocation, reason stri
 // retryDeadScript brings a dead revocation back to the revoke-due index at
 // its revoke time.
 //
-// KEYS[1] dead-letter zset, KEYS[2] revoke-due zset, KEYS[3] credential
-// hash, KEYS[4] instance events, KEYS[5] fleet events.
+// KEYS: deadKeys from the dead-letter zset to the revoke-due zset.
 // ARGV: member, instance id, credential id, now ms, instance event cap,
 // fleet event cap, who asked.
 // Returns the revoke time in ms, or "" when the entry is not dead (or its
@@ -108,8 +124,7 @@ return at
 // with a "revocation_retried" event naming by, and returns it for its
 // revoke task to be enqueued. It returns nil when the entry is not dead.
 func (s *Store) RetryDeadRevocation(ctx context.Context, instanceID, credID, by string) (*Revocation, error) {
-	keys := []string{deadKey(), revokeDueKey(), credentialKey(instanceID, credID),
-		instanceEventsKey(instanceID), eventsKey()}
+	keys := newDeadKeys(deadKey(), revokeDueKey(), instanceID, credID).list()
 	args := []any{instanceID + "/" + credID, instanceID, credID, ms(s.now()), s.eventsPerInstance, s.eventsGlobal, by}
 	at, err := retryDeadScript.Run(ctx, s.rdb, keys, args...).Text()
 	if err != nil {

@@ -67,24 +67,43 @@ func (s *Store) Defer(ctx context.Context, d Due, to, now time.Time, why string)
 }
 
 func (s *Store) moveDue(ctx context.Context, d Due, to, now time.Time, event, detail string) (bool, error) {
-	keys := []string{dueKey(), instanceEventsKey(d.InstanceID), eventsKey()}
+	keys := moveDueKeys{due: dueKey(), instanceEvents: instanceEventsKey(d.InstanceID), events: eventsKey()}
 	args := []any{d.InstanceID, ms(d.At), ms(to), ms(now), s.eventsPerInstance, s.eventsGlobal, event, detail}
-	n, err := moveDueScript.Run(ctx, s.rdb, keys, args...).Int()
+	n, err := moveDueScript.Run(ctx, s.rdb, keys.list(), args...).Int()
 	if err != nil {
 		return false, scriptError("move due entry", err)
 	}
 	return n == 1, nil
 }
 
+// moveDueKeys are the KEYS of moveDueScript, one field per key, in order.
+type moveDueKeys struct {
+	due            string // KEYS[1] -> rekey:due
+	instanceEvents string // KEYS[2] -> rekey:events:<instance id>
+	events         string // KEYS[3] -> rekey:events
+}
+
+func (k moveDueKeys) list() []string { return []string{k.due, k.instanceEvents, k.events} }
+
 // NoteScheduled records that the scheduled rotation rotationID of d is
 // about to be enqueued: the instance counts in ScheduledBacklog until the
 // rotation finishes, and a "scheduled" audit event is written.
 func (s *Store) NoteScheduled(ctx context.Context, d Due, rotationID string, now time.Time) error {
-	keys := []string{scheduledKey(), instanceEventsKey(d.InstanceID), eventsKey()}
+	keys := noteScheduledKeys{scheduled: scheduledKey(), instanceEvents: instanceEventsKey(d.InstanceID), events: eventsKey()}
 	args := []any{d.InstanceID, rotationID, ms(now), s.eventsPerInstance, s.eventsGlobal,
 		"due " + d.At.UTC().Format(time.RFC3339)}
-	return scriptError("note scheduled", noteScheduledScript.Run(ctx, s.rdb, keys, args...).Err())
+	return scriptError("note scheduled", noteScheduledScript.Run(ctx, s.rdb, keys.list(), args...).Err())
 }
+
+// noteScheduledKeys are the KEYS of noteScheduledScript, one field per key,
+// in order.
+type noteScheduledKeys struct {
+	scheduled      string // KEYS[1] -> rekey:scheduled
+	instanceEvents string // KEYS[2] -> rekey:events:<instance id>
+	events         string // KEYS[3] -> rekey:events
+}
+
+func (k noteScheduledKeys) list() []string { return []string{k.scheduled, k.instanceEvents, k.events} }
 
 // Unschedule removes an instance from the due index, for an entry whose
 // instance is gone. Registration adds it back.
@@ -125,9 +144,20 @@ func (s *Store) Reindex(ctx context.Context, all bool) (int, error) {
 	return changed, err
 }
 
+// reindexKeys are the KEYS of reindexScript, one field per key, in order.
+type reindexKeys struct {
+	instance string // KEYS[1] -> rekey:instance:<id>
+	due      string // KEYS[2] -> rekey:due
+	schedule string // KEYS[3] -> rekey:schedule
+}
+
+func (k reindexKeys) list() []string { return []string{k.instance, k.due, k.schedule} }
+
 // reindexPage runs reindexScript for ids in one pipeline.
 func (s *Store) reindexPage(ctx context.Context, ids []string, mode string) (int, error) {
-	keys := func(id string) []string { return []string{instanceKey(id), dueKey(), scheduleKey()} }
+	keys := func(id string) []string {
+		return reindexKeys{instance: instanceKey(id), due: dueKey(), schedule: scheduleKey()}.list()
+	}
 	args := func(id string) []any { return []any{id, slotHash(id), DefaultRotationPeriod.Milliseconds(), mode} }
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(ids))

@@ -195,10 +195,32 @@ func (s *Store) Instance(ctx context.Context, id string) (Instance, error) {
 // previous credentials are still revoked on time; once none waits, its
 // keys expire after the audit retention (ExpireRetired).
 func (s *Store) Deprovision(ctx context.Context, id string) error {
-	keys := []string{instanceKey(id), instancesKey(), instanceEventsKey(id), eventsKey(),
-		dueKey(), quarantinedKey(), scheduledKey(), retiringKey()}
-	err := deprovisionScript.Run(ctx, s.rdb, keys, id, ms(s.now()), s.eventsPerInstance, s.eventsGlobal).Err()
+	keys := newDeprovisionKeys(id)
+	err := deprovisionScript.Run(ctx, s.rdb, keys.list(), id, ms(s.now()), s.eventsPerInstance, s.eventsGlobal).Err()
 	return scriptError("deprovision "+id, err)
+}
+
+// deprovisionKeys are the KEYS of deprovisionScript, one field per key, in order.
+type deprovisionKeys struct {
+	instance       string // KEYS[1] -> rekey:instance:<id>
+	instances      string // KEYS[2] -> rekey:instances
+	instanceEvents string // KEYS[3] -> rekey:events:<id>
+	events         string // KEYS[4] -> rekey:events
+	due            string // KEYS[5] -> rekey:due
+	quarantined    string // KEYS[6] -> rekey:quarantined
+	scheduled      string // KEYS[7] -> rekey:scheduled
+	retiring       string // KEYS[8] -> rekey:retiring
+}
+
+func newDeprovisionKeys(id string) deprovisionKeys {
+	return deprovisionKeys{instance: instanceKey(id), instances: instancesKey(), instanceEvents: instanceEventsKey(id),
+		events: eventsKey(), due: dueKey(), quarantined: quarantinedKey(), scheduled: scheduledKey(),
+		retiring: retiringKey()}
+}
+
+func (k deprovisionKeys) list() []string {
+	return []string{k.instance, k.instances, k.instanceEvents, k.events, k.due, k.quarantined, k.scheduled,
+		k.retiring}
 }
 
 // InstanceIDs calls fn with every live instance id, in registration order,

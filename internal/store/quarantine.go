@@ -14,19 +14,36 @@ import (
 // whether the instance was newly quarantined: false when it already was, or
 // is deprovisioned (nothing to set aside). Error: ErrNotFound.
 func (s *Store) Quarantine(ctx context.Context, id, reason string) (bool, error) {
-	keys := []string{instanceKey(id), dueKey(), quarantinedKey(), instanceEventsKey(id), eventsKey()}
+	keys := newQuarantineKeys(id)
 	args := []any{id, ms(s.now()), reason, s.eventsPerInstance, s.eventsGlobal}
-	res, err := quarantineScript.Run(ctx, s.rdb, keys, args...).Text()
+	res, err := quarantineScript.Run(ctx, s.rdb, keys.list(), args...).Text()
 	if err != nil {
 		return false, scriptError("quarantine "+id, err)
 	}
 	return res == "quarantined", nil
 }
 
+// quarantineKeys are the KEYS of quarantineScript, one field per key, in order.
+type quarantineKeys struct {
+	instance       string // KEYS[1] -> rekey:instance:<id>
+	due            string // KEYS[2] -> rekey:due
+	quarantined    string // KEYS[3] -> rekey:quarantined
+	instanceEvents string // KEYS[4] -> rekey:events:<id>
+	events         string // KEYS[5] -> rekey:events
+}
+
+func newQuarantineKeys(id string) quarantineKeys {
+	return quarantineKeys{instance: instanceKey(id), due: dueKey(), quarantined: quarantinedKey(),
+		instanceEvents: instanceEventsKey(id), events: eventsKey()}
+}
+
+func (k quarantineKeys) list() []string {
+	return []string{k.instance, k.due, k.quarantined, k.instanceEvents, k.events}
+}
+
 // quarantineScript quarantines one instance.
 //
-// KEYS[1] instance hash, KEYS[2] due zset, KEYS[3] quarantined zset,
-// KEYS[4] instance events, KEYS[5] fleet events.
+// KEYS: quarantineKeys, one field per key, in order.
 // ARGV: instance id, now ms, reason, instance event cap, fleet event cap.
 // Returns "quarantined", "already" or "deprovisioned". Error: "not_found".
 var quarantineScript = redis.NewScript(luaEmit + `

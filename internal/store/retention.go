@@ -69,9 +69,7 @@ end
 // expireRetiredScript gives a deprovisioned instance's keys their expiry
 // when nothing of it is in flight or waits for its revoke time.
 //
-// KEYS[1] instance hash, KEYS[2] instance events, KEYS[3] instance's
-// previous zset, KEYS[4] retiring zset, KEYS[5] prefix of the instance's
-// credential keys, KEYS[6] fleet events.
+// KEYS: expireRetiredKeys, one field per key, in order.
 // ARGV: instance id, now ms, retention seconds, instance event cap, fleet
 // event cap, retention as a sentence.
 // Returns "expiring", "waiting" (a rotation in flight or a previous
@@ -109,8 +107,7 @@ func (s *Store) ExpireRetired(ctx context.Context, id string) (bool, error) {
 	if err != nil || waits {
 		return false, err
 	}
-	keys := []string{instanceKey(id), instanceEventsKey(id), previousKey(id), retiringKey(),
-		credentialKey(id, ""), eventsKey()}
+	keys := newExpireRetiredKeys(id).list()
 	args := []any{id, ms(s.now()), int64(s.auditRetention.Seconds()), s.eventsPerInstance, s.eventsGlobal,
 		"kept " + s.auditRetention.String() + " after the last revocation"}
 	res, err := expireRetiredScript.Run(ctx, s.rdb, keys, args...).Text()
@@ -118,6 +115,27 @@ func (s *Store) ExpireRetired(ctx context.Context, id string) (bool, error) {
 		return false, scriptError("expire "+id, err)
 	}
 	return res == "expiring", nil
+}
+
+// expireRetiredKeys are the KEYS of expireRetiredScript, one field per key,
+// in order.
+type expireRetiredKeys struct {
+	instance         string // KEYS[1] -> rekey:instance:<id>
+	instanceEvents   string // KEYS[2] -> rekey:events:<id>
+	previous         string // KEYS[3] -> rekey:previous:<id>
+	retiring         string // KEYS[4] -> rekey:retiring
+	credentialPrefix string // KEYS[5] -> rekey:cred:<id>: (the script appends credential ids)
+	events           string // KEYS[6] -> rekey:events
+}
+
+func newExpireRetiredKeys(id string) expireRetiredKeys {
+	return expireRetiredKeys{instance: instanceKey(id), instanceEvents: instanceEventsKey(id),
+		previous: previousKey(id), retiring: retiringKey(), credentialPrefix: credentialKey(id, ""),
+		events: eventsKey()}
+}
+
+func (k expireRetiredKeys) list() []string {
+	return []string{k.instance, k.instanceEvents, k.previous, k.retiring, k.credentialPrefix, k.events}
 }
 
 // credentialsWait reports whether any credential of the instance is in the

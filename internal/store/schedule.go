@@ -251,10 +251,24 @@ func (s *Store) SetSchedule(ctx context.Context, id string, sc Schedule) error {
 	if sc.OptOut {
 		detail = "opted out"
 	}
-	keys := []string{instanceKey(id), dueKey(), scheduleKey(), instanceEventsKey(id), eventsKey()}
+	keys := setScheduleKeys{instance: instanceKey(id), due: dueKey(), schedule: scheduleKey(),
+		instanceEvents: instanceEventsKey(id), events: eventsKey()}
 	args := []any{id, map[bool]string{true: "1"}[sc.OptOut], window, slotHash(id),
 		DefaultRotationPeriod.Milliseconds(), ms(s.now()), s.eventsPerInstance, s.eventsGlobal, detail}
-	return scriptError("set schedule of "+id, setScheduleScript.Run(ctx, s.rdb, keys, args...).Err())
+	return scriptError("set schedule of "+id, setScheduleScript.Run(ctx, s.rdb, keys.list(), args...).Err())
+}
+
+// setScheduleKeys are the KEYS of setScheduleScript, one field per key, in order.
+type setScheduleKeys struct {
+	instance       string // KEYS[1] -> rekey:instance:<id>
+	due            string // KEYS[2] -> rekey:due
+	schedule       string // KEYS[3] -> rekey:schedule
+	instanceEvents string // KEYS[4] -> rekey:events:<id>
+	events         string // KEYS[5] -> rekey:events
+}
+
+func (k setScheduleKeys) list() []string {
+	return []string{k.instance, k.due, k.schedule, k.instanceEvents, k.events}
 }
 
 // Unquarantine ends an instance's quarantine: its failure streak restarts
@@ -262,14 +276,30 @@ func (s *Store) SetSchedule(ctx context.Context, id string, sc Schedule) error {
 // is older than the period, else at its next slot. It reports whether the
 // instance was quarantined. by names who asked, for the audit trail.
 func (s *Store) Unquarantine(ctx context.Context, id, by string) (bool, error) {
-	keys := []string{instanceKey(id), dueKey(), scheduleKey(), quarantinedKey(), instanceEventsKey(id), eventsKey()}
+	keys := unquarantineKeys{instance: instanceKey(id), due: dueKey(), schedule: scheduleKey(),
+		quarantined: quarantinedKey(), instanceEvents: instanceEventsKey(id), events: eventsKey()}
 	args := []any{id, slotHash(id), DefaultRotationPeriod.Milliseconds(), ms(s.now()),
 		s.eventsPerInstance, s.eventsGlobal, by}
-	res, err := unquarantineScript.Run(ctx, s.rdb, keys, args...).Text()
+	res, err := unquarantineScript.Run(ctx, s.rdb, keys.list(), args...).Text()
 	if err != nil {
 		return false, scriptError("unquarantine "+id, err)
 	}
 	return res == "ok", nil
+}
+
+// unquarantineKeys are the KEYS of unquarantineScript, one field per key,
+// in order.
+type unquarantineKeys struct {
+	instance       string // KEYS[1] -> rekey:instance:<id>
+	due            string // KEYS[2] -> rekey:due
+	schedule       string // KEYS[3] -> rekey:schedule
+	quarantined    string // KEYS[4] -> rekey:quarantined
+	instanceEvents string // KEYS[5] -> rekey:events:<id>
+	events         string // KEYS[6] -> rekey:events
+}
+
+func (k unquarantineKeys) list() []string {
+	return []string{k.instance, k.due, k.schedule, k.quarantined, k.instanceEvents, k.events}
 }
 
 // Quarantined returns how many instances are quarantined and the ids of up

@@ -59,7 +59,7 @@ local function score(t) return string.format('%.0f', t) end
 // the same entry, only one moves it; that is what lets two schedulers run
 // at once.
 //
-// KEYS[1] due zset, KEYS[2] instance events, KEYS[3] fleet events.
+// KEYS: moveDueKeys (due.go), one field per key, in order.
 // ARGV: instance id, due ms (as read), new due ms, now ms, instance event
 // cap, fleet event cap, event type ("" for none), event detail.
 // Returns 1 when moved, 0 when the entry had moved already (or is gone).
@@ -77,8 +77,7 @@ return 1
 // the instance joins the scheduled backlog (left again when the rotation
 // is promoted or fails) and a "scheduled" audit event names the rotation.
 //
-// KEYS[1] scheduled backlog zset, KEYS[2] instance events, KEYS[3] fleet
-// events. ARGV: instance id, rotation id, now ms, instance event cap, fleet
+// KEYS: noteScheduledKeys (due.go), one field per key, in order. ARGV: instance id, rotation id, now ms, instance event cap, fleet
 // event cap, event detail. Returns "ok".
 var noteScheduledScript = redis.NewScript(luaEmit + `
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
@@ -91,8 +90,7 @@ return 'ok'
 // back in, at first_due but no earlier than now (an overdue entry's time
 // may be one an earlier scheduled rotation already used as its id).
 //
-// KEYS[1] instance hash, KEYS[2] due zset, KEYS[3] schedule hash,
-// KEYS[4] instance events, KEYS[5] fleet events.
+// KEYS: setScheduleKeys (schedule.go), one field per key, in order.
 // ARGV: instance id, opt-out ("1" or ""), window ("HH-HH" or ""), slot
 // hash, default period ms, now ms, instance event cap, fleet event cap,
 // event detail.
@@ -120,8 +118,7 @@ return 'ok'
 // now, so the scheduler tries it at its next sweep, under a rotation id
 // that none of its failed attempts used).
 //
-// KEYS[1] instance hash, KEYS[2] due zset, KEYS[3] schedule hash,
-// KEYS[4] quarantined zset, KEYS[5] instance events, KEYS[6] fleet events.
+// KEYS: unquarantineKeys (schedule.go), one field per key, in order.
 // ARGV: instance id, slot hash, default period ms, now ms, instance event
 // cap, fleet event cap, who asked.
 // Returns "ok", or "not_quarantined". Error: "not_found".
@@ -143,7 +140,7 @@ return 'ok'
 // "missing" an existing entry is kept (backfill); with "all" it is
 // recomputed (the period changed).
 //
-// KEYS[1] instance hash, KEYS[2] due zset, KEYS[3] schedule hash.
+// KEYS: reindexKeys (due.go), one field per key, in order.
 // ARGV: instance id, slot hash, default period ms, mode.
 // Returns 1 when the entry was written or removed, 0 when left alone.
 var reindexScript = redis.NewScript(luaEmit + luaSchedule + `

@@ -83,9 +83,7 @@ return 'updated'
 // and joins the retiring set: its keys expire once nothing waits on them
 // (ExpireRetired, retention.go).
 //
-// KEYS[1] instance hash, KEYS[2] instances index, KEYS[3] instance events,
-// KEYS[4] fleet events, KEYS[5] due zset, KEYS[6] quarantined zset,
-// KEYS[7] scheduled backlog zset, KEYS[8] retiring zset.
+// KEYS: deprovisionKeys (instance.go), one field per key, in order.
 // ARGV: id, now ms, instance event cap, fleet event cap.
 // Returns "ok" (also when already deprovisioned); error "not_found".
 var deprovisionScript = redis.NewScript(luaEmit + `
