@@ -209,7 +209,7 @@ func TestCancelledRotationsAndDeprovisionedInstancesExpire(t *testing.T) {
 	}
 	cancelled := res.Items[0].RotationID
 	rot, err := w.store.Rotation(ctx, cancelled)
-	if err != nil || rot.State != "cancelled" {
+	if err != nil || rot.State != store.RotationCancelled {
 		t.Fatalf("rotation %s: %+v, %v; want cancelled", cancelled, rot, err)
 	}
 	if d, err := w.store.RotationExpiry(ctx, cancelled); err != nil || d < 29*24*time.Hour {

@@ -162,7 +162,7 @@ func TestAdversarialForbiddenBurstLeavesEveryInstanceRotatable(t *testing.T) {
 			t.Errorf("%s after the 403s: tokens %v, deprovisioned %v, quarantined %v (%s); want kept, live, not set aside",
 				s.ID, err, in.Deprovisioned(), in.Quarantined(), in.QuarantineReason)
 		}
-		unconfirmed += instanceEvents(t, w, s.ID, "push_unknown")
+		unconfirmed += instanceEvents(t, w, s.ID, store.EventPushUnknown)
 	}
 	second := w.waitBatch(w.rotate(ids...).BatchID, 30*time.Second)
 	if second.Succeeded != 6 {

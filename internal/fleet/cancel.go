@@ -17,10 +17,6 @@ type Inspector interface {
 	DeleteTask(queue, id string) error
 }
 
-// rotationCancelled is the state the claim script gives a rotation of a
-// cancelled batch that had not started.
-const rotationCancelled = "cancelled"
-
 // listPage is how many pending tasks one listing reads.
 const listPage = 1000
 
@@ -87,7 +83,7 @@ func removeCancelled(ctx context.Context, st *store.Store, insp Inspector, q str
 			reqs[i] = store.RotationRequest{InstanceID: p.InstanceID, RotationID: p.RotationID, BatchID: p.BatchID, Queue: q}
 		}
 		for i, c := range st.ClaimMany(ctx, reqs) {
-			if c.Err != nil || c.Claim.Status != store.Done || c.Claim.State != rotationCancelled {
+			if c.Err != nil || c.Claim.Status != store.Done || c.Claim.State != store.RotationCancelled {
 				continue // not ours to remove: under way, finished, or gone
 			}
 			// A task that cannot be deleted (a worker took it meanwhile) is
