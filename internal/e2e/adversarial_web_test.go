@@ -236,7 +236,7 @@ func TestAdversarialCustomerClicks(t *testing.T) {
 		events, _ := w.store.Events(context.Background(), id, 200)
 		promoted := 0
 		for _, e := range events {
-			if e.Type == "promoted" {
+			if e.Type == store.EventPromoted {
 				promoted++
 			}
 		}
