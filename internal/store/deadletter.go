@@ -58,10 +58,15 @@ type deadKeys struct {
 	events         string // KEYS[5] -> rekey:events
 }
 
-func newDeadKeys(from, to, instanceID, credID string) deadKeys {
-	return deadKeys{from: from, to: to, credential: credentialKey(instanceID, credID),
+// newDeadKeys returns deadScript's keys: from the revoke-due zset to the
+// dead-letter zset.
+func newDeadKeys(instanceID, credID string) deadKeys {
+	return deadKeys{from: revokeDueKey(), to: deadKey(), credential: credentialKey(instanceID, credID),
 		instanceEvents: instanceEventsKey(instanceID), events: eventsKey()}
 }
+
+// back returns retryDeadScript's keys: the same, the other way round.
+func (k deadKeys) back() deadKeys { k.from, k.to = k.to, k.from; return k }
 
 func (k deadKeys) list() []string {
 	return []string{k.from, k.to, k.credential, k.instanceEvents, k.events}
@@ -90,7 +95,7 @@ return 'dead'
 // "revocation_dead" event whose detail is reason. It reports false, and
 // does nothing, when r is no longer due.
 func (s *Store) SetRevocationDead(ctx context.Context, r Revocation, reason string) (bool, error) {
-	keys := newDeadKeys(revokeDueKey(), deadKey(), r.InstanceID, r.CredentialID).list()
+	keys := newDeadKeys(r.InstanceID, r.CredentialID).list()
 	args := []any{r.InstanceID + "/" + r.CredentialID, r.InstanceID, r.CredentialID, ms(s.now()), reason,
 		s.eventsPerInstance, s.eventsGlobal}
 	res, err := deadScript.Run(ctx, s.rdb, keys, args...).Text()
@@ -124,7 +129,7 @@ return at
 // with a "revocation_retried" event naming by, and returns it for its
 // revoke task to be enqueued. It returns nil when the entry is not dead.
 func (s *Store) RetryDeadRevocation(ctx context.Context, instanceID, credID, by string) (*Revocation, error) {
-	keys := newDeadKeys(deadKey(), revokeDueKey(), instanceID, credID).list()
+	keys := newDeadKeys(instanceID, credID).back().list()
 	args := []any{instanceID + "/" + credID, instanceID, credID, ms(s.now()), s.eventsPerInstance, s.eventsGlobal, by}
 	at, err := retryDeadScript.Run(ctx, s.rdb, keys, args...).Text()
 	if err != nil {
