@@ -144,6 +144,13 @@ func (s *Store) Reindex(ctx context.Context, all bool) (int, error) {
 	return changed, err
 }
 
+// unlockKeys are the KEYS of unlockScript.
+type unlockKeys struct {
+	lock string // KEYS[1] -> rekey:schedule:lock
+}
+
+func (k unlockKeys) list() []string { return []string{k.lock} }
+
 // reindexKeys are the KEYS of reindexScript, one field per key, in order.
 type reindexKeys struct {
 	instance string // KEYS[1] -> rekey:instance:<id>
@@ -192,7 +199,7 @@ func (s *Store) LockSweep(ctx context.Context, token string, ttl time.Duration) 
 
 // UnlockSweep releases the sweep lock if token still holds it.
 func (s *Store) UnlockSweep(ctx context.Context, token string) error {
-	if err := unlockScript.Run(ctx, s.rdb, []string{sweepLockKey()}, token).Err(); err != nil {
+	if err := unlockScript.Run(ctx, s.rdb, unlockKeys{lock: sweepLockKey()}.list(), token).Err(); err != nil {
 		return fmt.Errorf("unlock sweep: %w", err)
 	}
 	return nil

@@ -171,6 +171,8 @@ type swapKeys struct {
 	hash string // KEYS[1] -> the hash holding the value (an instance or credential hash)
 }
 
+func (k swapKeys) list() []string { return []string{k.hash} }
+
 // swapFieldScript replaces a field's value only if it still holds the value
 // read before (compare-and-set), so a reseal never overwrites what a
 // concurrent rotation wrote.
@@ -185,7 +187,7 @@ return 1
 
 func swapField(ctx context.Context, rdb redis.UniversalClient, v sealedValue, out string) (bool, error) {
 	k := swapKeys{hash: v.key}
-	n, err := swapFieldScript.Run(ctx, rdb, []string{k.hash}, v.field, v.value, out).Int()
+	n, err := swapFieldScript.Run(ctx, rdb, k.list(), v.field, v.value, out).Int()
 	if err != nil {
 		return false, fmt.Errorf("reseal %s: %w", v.key, err)
 	}

@@ -154,7 +154,7 @@ return 1
 
 // unlockScript releases the sweep lock if this sweep still holds it.
 //
-// KEYS[1] lock string. ARGV: the holder's token. Returns 1 when released.
+// KEYS: unlockKeys (due.go). ARGV: the holder's token. Returns 1 when released.
 var unlockScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0

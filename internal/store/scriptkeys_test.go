@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -13,16 +14,17 @@ type keyLister interface{ list() []string }
 // TestScriptKeysInOrder checks each KEYS struct against its script: list
 // returns every field, in declaration order (so the struct's KEYS[n]
 // comments hold), and the script reads exactly as many keys as the struct
-// has fields.
+// has fields. Every script of the package must be listed.
 func TestScriptKeysInOrder(t *testing.T) {
 	sources := luaSources(t, ".")
-	for _, c := range []struct {
+	cases := []struct {
 		script string
 		keys   keyLister
 		more   []string // Lua the script includes that reads its KEYS too
 	}{
 		{"claimScript", newClaimKeys("inst", "rot"), []string{"luaLimits"}},
 		{"putInstanceLua", newPutInstanceKeys("inst", "cred"), nil},
+		{"registerScript", newPutInstanceKeys("inst", "cred"), []string{"putInstanceLua"}},
 		{"savePendingScript", newSavePendingKeys("inst", "rot", "cred"), nil},
 		{"promoteScript", newPromoteKeys("inst", "rot", "cred"), nil},
 		{"failScript", newFailKeys("inst", "rot", "cred"), nil},
@@ -42,9 +44,22 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"unquarantineScript", unquarantineKeys{instance: instanceKey("inst"), due: dueKey(), schedule: scheduleKey(),
 			quarantined: quarantinedKey(), instanceEvents: instanceEventsKey("inst"), events: eventsKey()}, nil},
 		{"reindexScript", reindexKeys{instance: instanceKey("inst"), due: dueKey(), schedule: scheduleKey()}, nil},
+		{"saveTokenScript", saveTokenKeys{instance: instanceKey("inst")}, nil},
+		{"unlockScript", unlockKeys{lock: sweepLockKey()}, nil},
+		{"swapFieldScript", swapKeys{hash: instanceKey("inst")}, nil},
 		{"observeBreakerScript", observeBreakerKeys{answered: breakerAnsweredKey(), denied: breakerDeniedKey(), state: breakerKey()}, nil},
 		{"resumeBreakerScript", resumeBreakerKeys{answered: breakerAnsweredKey(), denied: breakerDeniedKey(), state: breakerKey()}, nil},
-	} {
+	}
+	listed := map[string]bool{"putInstanceScript": true} // its Lua is putInstanceLua
+	for _, c := range cases {
+		listed[c.script] = true
+	}
+	for name := range sources {
+		if strings.HasSuffix(name, "Script") && !listed[name] {
+			t.Errorf("%s has no KEYS struct checked here", name)
+		}
+	}
+	for _, c := range cases {
 		t.Run(c.script, func(t *testing.T) {
 			src := ""
 			for _, name := range append([]string{c.script}, c.more...) {

@@ -411,7 +411,7 @@ return 'revoked'
 // saveTokenScript replaces an existing instance's sealed OAuth tokens; an
 // empty sealed refresh token keeps the stored one (Heroku reuses it).
 //
-// KEYS[1] instance hash. ARGV: sealed access token, sealed refresh token,
+// KEYS: saveTokenKeys (token.go). ARGV: sealed access token, sealed refresh token,
 // expires_at ms. Returns "ok"; error "not_found" when the instance is unknown.
 var saveTokenScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end

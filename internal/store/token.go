@@ -54,9 +54,17 @@ func (s *Store) SaveToken(ctx context.Context, addonID string, t heroku.Token) e
 	if t.ExpiresAt.IsZero() {
 		expires = "0"
 	}
-	err = saveTokenScript.Run(ctx, s.rdb, []string{key}, access, refresh, expires).Err()
+	keys := saveTokenKeys{instance: key}
+	err = saveTokenScript.Run(ctx, s.rdb, keys.list(), access, refresh, expires).Err()
 	return scriptError("save token of "+addonID, err)
 }
+
+// saveTokenKeys are the KEYS of saveTokenScript.
+type saveTokenKeys struct {
+	instance string // KEYS[1] -> rekey:instance:<id>
+}
+
+func (k saveTokenKeys) list() []string { return []string{k.instance} }
 
 func (s *Store) sealField(key, field string, v secret.String) (string, error) {
 	if v.IsZero() {
