@@ -153,6 +153,9 @@ func ParseRotate(t *asynq.Task) (RotatePayload, error) {
 	if p.InstanceID == "" || p.RotationID == "" {
 		return p, fmt.Errorf("%w: rotate needs instance_id and rotation_id", ErrInvalidPayload)
 	}
+	if !p.RequestedAt.IsZero() {
+		p.RequestedAt = p.RequestedAt.UTC() // one form whatever offset the producer wrote
+	}
 	return p, nil
 }
 
