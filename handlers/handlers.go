@@ -67,6 +67,14 @@ type Observer interface {
 	Revocation(outcome string, lag time.Duration)
 }
 
+// PushObserver is an Observer that also hears, for each push Heroku
+// accepted, how long it took from the rotation's request (the task
+// payload's RequestedAt). It is optional so existing Observers keep
+// compiling.
+type PushObserver interface {
+	PushLanded(sinceRequest time.Duration)
+}
+
 // Deps are the handlers' dependencies. Store, Heroku, Issuer and Enqueuer
 // are required.
 type Deps struct {
@@ -102,6 +110,15 @@ func (d *Deps) now() time.Time {
 func (d *Deps) observeRotation(queue, outcome string) {
 	if d.Observer != nil {
 		d.Observer.Rotation(queue, outcome)
+	}
+}
+
+// observePushLanded tells a PushObserver how long a rotation requested at
+// requestedAt took to reach Heroku; a payload without a request time is
+// not measured.
+func (d *Deps) observePushLanded(requestedAt time.Time) {
+	if o, ok := d.Observer.(PushObserver); ok && !requestedAt.IsZero() {
+		o.PushLanded(d.now().Sub(requestedAt))
 	}
 }
 

@@ -156,6 +156,7 @@ func (h *Rotate) push(ctx context.Context, r *rotation) (string, error) {
 	case err != nil:
 		return h.fail(ctx, r, stepPush, err)
 	}
+	h.deps.observePushLanded(r.p.RequestedAt)
 	return h.promote(ctx, r, r.credID)
 }
 

@@ -76,6 +76,10 @@ type RotatePayload struct {
 	// SkipIfPrevious declines the rotation while a previous credential of the
 	// instance still waits for revocation.
 	SkipIfPrevious bool `json:"skip_if_previous,omitempty"`
+	// RequestedAt is when the rotation was asked for; NewRotateTask fills
+	// it when zero. The worker measures rekey_request_to_heroku_seconds
+	// from it; a task without it is measured not at all.
+	RequestedAt time.Time `json:"requested_at,omitzero"`
 }
 
 // TypeName returns TypeRotate.
@@ -101,6 +105,9 @@ func NewRotateTask(p RotatePayload, opts ...asynq.Option) (*asynq.Task, error) {
 	}
 	if p.RotationID == "" {
 		p.RotationID = NewID("rot")
+	}
+	if p.RequestedAt.IsZero() {
+		p.RequestedAt = time.Now().UTC()
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -145,6 +152,9 @@ func ParseRotate(t *asynq.Task) (RotatePayload, error) {
 	}
 	if p.InstanceID == "" || p.RotationID == "" {
 		return p, fmt.Errorf("%w: rotate needs instance_id and rotation_id", ErrInvalidPayload)
+	}
+	if !p.RequestedAt.IsZero() {
+		p.RequestedAt = p.RequestedAt.UTC() // one form whatever offset the producer wrote
 	}
 	return p, nil
 }

@@ -60,7 +60,7 @@ func main() {
 	defer stop()
 	env := &environ{lookup: os.LookupEnv, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
 	if err := run(ctx, env, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "rekey:", err)
+		printError(os.Stderr, err)
 		os.Exit(1)
 	}
 }

@@ -1,7 +1,9 @@
 // Package config is the only code in rekey that reads the environment.
 //
-// Load parses every variable once at start-up and fails with a sentence that
-// names the variable; each process then asks for what it needs (RequireX).
+// Load parses every variable once at start-up and fails with one sentence per
+// bad variable, each naming it, so an operator fixes the environment in one
+// go; each process then asks for what it needs (RequireX), which lists every
+// missing variable the same way.
 // A Config is read-only after Load and safe for concurrent use.
 package config
 
@@ -143,7 +145,8 @@ type Config struct {
 type Lookup func(name string) (string, bool)
 
 // Load reads and checks every variable. Missing values take their defaults;
-// a malformed value is an error naming the variable.
+// each malformed value adds a sentence naming its variable, and the error
+// lists them all, one per line (errors.Join).
 func Load(env Lookup) (*Config, error) {
 	p := parser{env: env}
 	c := &Config{
@@ -189,8 +192,8 @@ func Load(env Lookup) (*Config, error) {
 	if err := c.checkIssuerURL(); err != nil {
 		p.fail(err)
 	}
-	if p.err != nil {
-		return nil, p.err
+	if err := errors.Join(p.errs...); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -213,50 +216,51 @@ func (c *Config) checkIssuerURL() error {
 	return errors.New("REKEY_ISSUER_URL must be https:// (http:// only to localhost, 127.0.0.0/8 or ::1), or set REKEY_ISSUER_ALLOW_HTTP=true to accept plain http")
 }
 
-// RequireWorker checks what the worker process needs.
+// RequireWorker checks what the worker process needs, naming every missing
+// variable at once.
 func (c *Config) RequireWorker() error {
-	if err := c.requireCore(); err != nil {
-		return err
-	}
+	errs := c.coreMissing()
 	if c.OAuthClientSecret.IsZero() && c.AddonPassword.IsZero() {
-		return errors.New("HEROKU_OAUTH_CLIENT_SECRET (V3) or HEROKU_ADDON_ID and HEROKU_ADDON_PASSWORD (V1) must be set")
+		errs = append(errs, errors.New("HEROKU_OAUTH_CLIENT_SECRET (V3) or HEROKU_ADDON_ID and HEROKU_ADDON_PASSWORD (V1) must be set"))
 	}
 	if !c.AddonPassword.IsZero() && c.AddonID == "" {
-		return errors.New("HEROKU_ADDON_ID must be set with HEROKU_ADDON_PASSWORD")
+		errs = append(errs, errors.New("HEROKU_ADDON_ID must be set with HEROKU_ADDON_PASSWORD"))
 	}
 	if c.Issuer == IssuerHTTP && (c.IssuerURL == "" || c.IssuerSecret.IsZero()) {
-		return errors.New("REKEY_ISSUER_URL and REKEY_ISSUER_SECRET must be set when REKEY_ISSUER is http")
+		errs = append(errs, errors.New("REKEY_ISSUER_URL and REKEY_ISSUER_SECRET must be set when REKEY_ISSUER is http"))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // RequireProducer checks what a process that only enqueues needs.
-func (c *Config) RequireProducer() error { return c.requireCore() }
+func (c *Config) RequireProducer() error { return errors.Join(c.coreMissing()...) }
 
-// RequireWeb checks what the web process needs.
+// RequireWeb checks what the web process needs, naming every missing
+// variable at once.
 func (c *Config) RequireWeb() error {
-	if err := c.requireCore(); err != nil {
-		return err
+	errs := c.coreMissing()
+	if len(c.APIToken.Reveal()) < 16 {
+		errs = append(errs, errors.New("REKEY_API_TOKEN must be set, at least 16 characters"))
 	}
-	switch {
-	case len(c.APIToken.Reveal()) < 16:
-		return errors.New("REKEY_API_TOKEN must be set, at least 16 characters")
-	case len(c.DashboardPassword.Reveal()) < 8:
-		return errors.New("REKEY_DASHBOARD_PASSWORD must be set, at least 8 characters")
-	case c.SSOSalt.IsZero():
-		return errors.New("HEROKU_SSO_SALT must be set")
+	if len(c.DashboardPassword.Reveal()) < 8 {
+		errs = append(errs, errors.New("REKEY_DASHBOARD_PASSWORD must be set, at least 8 characters"))
 	}
-	return nil
+	if c.SSOSalt.IsZero() {
+		errs = append(errs, errors.New("HEROKU_SSO_SALT must be set"))
+	}
+	return errors.Join(errs...)
 }
 
-func (c *Config) requireCore() error {
-	switch {
-	case c.RedisURL == "":
-		return errors.New("REDIS_URL must be set (redis:// or rediss://)")
-	case len(c.EncryptionKeys) == 0:
-		return errors.New("REKEY_ENCRYPTION_KEYS must be set: comma-separated base64 32-byte keys (make one with: openssl rand -base64 32)")
+// coreMissing lists what every process that touches Redis needs and lacks.
+func (c *Config) coreMissing() []error {
+	var errs []error
+	if c.RedisURL == "" {
+		errs = append(errs, errors.New("REDIS_URL must be set (redis:// or rediss://)"))
 	}
-	return nil
+	if len(c.EncryptionKeys) == 0 {
+		errs = append(errs, errors.New("REKEY_ENCRYPTION_KEYS must be set: comma-separated base64 32-byte keys (make one with: openssl rand -base64 32)"))
+	}
+	return errs
 }
 
 // RedisOptions turns REDIS_URL into client options. rediss:// skips
@@ -291,16 +295,14 @@ func scrubRedisError(err error) string {
 	return msg
 }
 
+// parser reads variables, collecting one error per bad variable rather
+// than stopping at the first.
 type parser struct {
-	env Lookup
-	err error
+	env  Lookup
+	errs []error
 }
 
-func (p *parser) fail(err error) {
-	if p.err == nil {
-		p.err = err
-	}
-}
+func (p *parser) fail(err error) { p.errs = append(p.errs, err) }
 
 func (p *parser) str(name, def string) string {
 	if v, ok := p.env(name); ok && strings.TrimSpace(v) != "" {

@@ -201,3 +201,42 @@ func TestGraceFloorIsTheLowerOfMinGraceAndGrace(t *testing.T) {
 		}
 	}
 }
+
+func TestEveryBadVariableIsReportedAtOnce(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(env(map[string]string{"PORT": "eighty", "REKEY_GRACE": "two hours", "REKEY_RATE_SCOPE": "galaxy"}))
+	if err == nil {
+		t.Fatal("Load() accepted three bad variables")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("Load() = %q; want three sentences, one per line", err)
+	}
+	for i, name := range []string{"PORT", "REKEY_GRACE", "REKEY_RATE_SCOPE"} {
+		if !strings.HasPrefix(lines[i], name+" must be") {
+			t.Errorf("line %d = %q; want the sentence for %s", i+1, lines[i], name)
+		}
+	}
+}
+
+func TestRequireNamesEveryMissingVariableAtOnce(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.RequireWeb()
+	if err == nil {
+		t.Fatal("RequireWeb() accepted an empty environment")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	want := []string{"REDIS_URL", "REKEY_ENCRYPTION_KEYS", "REKEY_API_TOKEN", "REKEY_DASHBOARD_PASSWORD", "HEROKU_SSO_SALT"}
+	if len(lines) != len(want) {
+		t.Fatalf("RequireWeb() = %q; want %d sentences, one per line", err, len(want))
+	}
+	for i, name := range want {
+		if !strings.HasPrefix(lines[i], name+" must be set") {
+			t.Errorf("line %d = %q; want the sentence for %s", i+1, lines[i], name)
+		}
+	}
+}

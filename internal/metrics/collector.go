@@ -66,8 +66,6 @@ var (
 		"Time rotations spent waiting for Heroku API budget, by class.", []string{"class"}, nil)
 	descRevocations = prometheus.NewDesc("rekey_revocations_total",
 		"Revocations of old credentials by outcome.", []string{"outcome"}, nil)
-	descLagSum = prometheus.NewDesc("rekey_revoke_lag_seconds_sum",
-		"Total lateness of revocations against their revoke time.", nil, nil)
 	descOverdue = prometheus.NewDesc("rekey_revoke_overdue_seconds",
 		"How far past its revoke time the oldest unrevoked credential is (0 when none is due).", nil, nil)
 	descPending = prometheus.NewDesc("rekey_revocations_pending",
@@ -84,8 +82,11 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, h := range histograms {
+		ch <- h.desc
+	}
 	for _, d := range []*prometheus.Desc{descQueueSize, descQueueLatency, descRotations, descCalls, descWait,
-		descRevocations, descLagSum, descOverdue, descPending, descDead, descInstances, descInFlight,
+		descRevocations, descOverdue, descPending, descDead, descInstances, descInFlight,
 		descBreaker, descOpenings} {
 		ch <- d
 	}
@@ -132,9 +133,10 @@ func (c *Collector) collectCounters(ctx context.Context, ch chan<- prometheus.Me
 			ch <- prometheus.MustNewConstMetric(descWait, prometheus.CounterValue, float64(v)/1000, parts[1])
 		case parts[0] == "revocations" && len(parts) == 2:
 			ch <- prometheus.MustNewConstMetric(descRevocations, prometheus.CounterValue, float64(v), parts[1])
-		case name == "revoke_lag_ms:sum":
-			ch <- prometheus.MustNewConstMetric(descLagSum, prometheus.CounterValue, float64(v)/1000)
 		}
+	}
+	for _, h := range histograms {
+		ch <- h.metric(counters)
 	}
 }
 

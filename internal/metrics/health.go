@@ -32,7 +32,8 @@ type HandlerParams struct {
 	Unreadable func() (int64, bool)
 }
 
-// NewHandler serves the Collector's metrics with rekey_redis_up first. While
+// NewHandler serves the Collector's metrics with rekey_redis_up and
+// rekey_build_info first. While
 // Redis does not answer it serves rekey_redis_up 0 and nothing read from
 // Redis, with status 200, so an alert on rekey_redis_up == 0 fires rather
 // than a scrape that reads "fine".
@@ -64,6 +65,7 @@ type health struct {
 func (h health) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRedisUp
 	ch <- descUnreadable
+	ch <- descBuildInfo
 }
 
 // Collect implements prometheus.Collector.
@@ -73,6 +75,7 @@ func (h health) Collect(ch chan<- prometheus.Metric) {
 		v = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descRedisUp, prometheus.GaugeValue, v)
+	ch <- buildInfoMetric()
 	if h.unreadable == nil {
 		return
 	}

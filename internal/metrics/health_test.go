@@ -46,7 +46,8 @@ func TestHandlerSaysWhenRedisIsDown(t *testing.T) {
 	}
 	redisErr = errors.New("connection refused")
 	down := scrape()
-	if !strings.Contains(down, "rekey_redis_up 0") || strings.Contains(down, "rekey_instances") {
-		t.Errorf("with Redis down, /metrics = %s; want rekey_redis_up 0 and nothing read from Redis", down)
+	if !strings.Contains(down, "rekey_redis_up 0") || strings.Contains(down, "rekey_instances") ||
+		!strings.Contains(down, `rekey_build_info{goversion="go`) {
+		t.Errorf("with Redis down, /metrics = %s; want rekey_redis_up 0, rekey_build_info and nothing read from Redis", down)
 	}
 }

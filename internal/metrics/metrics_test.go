@@ -32,6 +32,8 @@ func TestRecorderCountsReachTheCollector(t *testing.T) {
 	rec.Rotation(tasks.QueueInteractive, "rate_limited")
 	rec.HerokuCall(heroku.CallInfo{Endpoint: "patch_config", Status: 429})
 	rec.Revocation("revoked", 1500*time.Millisecond)
+	rec.Revocation("revoked", 2*time.Hour)
+	rec.PushLanded(42 * time.Second)
 	rec.Flush(ctx)
 	rec.Flush(ctx) // nothing new: adds nothing
 	breaker := store.BreakerPolicy{Threshold: 2, Fraction: 1, Window: time.Minute}
@@ -59,8 +61,17 @@ func TestRecorderCountsReachTheCollector(t *testing.T) {
 		`rekey_rotations_total{outcome="rotated",queue="bulk"} 2`,
 		`rekey_rotations_total{outcome="rate_limited",queue="interactive"} 1`,
 		`rekey_heroku_calls_total{endpoint="patch_config",status="429"} 1`,
-		`rekey_revocations_total{outcome="revoked"} 1`,
-		`rekey_revoke_lag_seconds_sum 1.5`,
+		`rekey_revocations_total{outcome="revoked"} 2`,
+		`rekey_revoke_lag_seconds_bucket{le="1"} 0`,
+		`rekey_revoke_lag_seconds_bucket{le="5"} 1`,
+		`rekey_revoke_lag_seconds_bucket{le="3600"} 1`,
+		`rekey_revoke_lag_seconds_bucket{le="+Inf"} 2`,
+		`rekey_revoke_lag_seconds_sum 7201.5`,
+		`rekey_revoke_lag_seconds_count 2`,
+		`rekey_request_to_heroku_seconds_bucket{le="30"} 0`,
+		`rekey_request_to_heroku_seconds_bucket{le="60"} 1`,
+		`rekey_request_to_heroku_seconds_sum 42`,
+		`rekey_request_to_heroku_seconds_count 1`,
 		`rekey_queue_tasks{queue="bulk",state="pending"} 1`,
 		`rekey_revocations_pending 0`,
 		`rekey_revocations_dead 0`,

@@ -55,12 +55,24 @@ func (r *Recorder) add(name string, d int64) {
 // Rotation counts a finished run of a rotate task.
 func (r *Recorder) Rotation(queue, outcome string) { r.add("rotations:"+queue+":"+outcome, 1) }
 
-// Revocation counts a revocation and how late it ran, in milliseconds.
+// Revocation counts a revocation and, once revoked, how late it ran
+// (rekey_revoke_lag_seconds).
 func (r *Recorder) Revocation(outcome string, lag time.Duration) {
-	r.add("revocations:"+outcome, 1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending["revocations:"+outcome]++
 	if outcome == "revoked" {
-		r.add("revoke_lag_ms:sum", max(lag.Milliseconds(), 0))
+		revokeLag.observe(r.pending, lag)
 	}
+}
+
+// PushLanded records how long a rotation took from its request to its
+// push reaching Heroku (rekey_request_to_heroku_seconds); it implements
+// handlers.PushObserver.
+func (r *Recorder) PushLanded(sinceRequest time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	requestToHeroku.observe(r.pending, sinceRequest)
 }
 
 // HerokuCall counts a call to Heroku; pass it to heroku.WithObserver.

@@ -1,0 +1,57 @@
+package handlers_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// pushObserver records what a handlers.PushObserver hears.
+type pushObserver struct {
+	mu       sync.Mutex
+	outcomes []string
+	landed   []time.Duration
+}
+
+func (o *pushObserver) Rotation(_, outcome string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.outcomes = append(o.outcomes, outcome)
+}
+
+func (o *pushObserver) Revocation(string, time.Duration) {}
+
+func (o *pushObserver) PushLanded(d time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.landed = append(o.landed, d)
+}
+
+func TestAcceptedPushReportsTimeSinceRequest(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	obs := &pushObserver{}
+	g.deps.Observer = obs
+	requested := time.Now().Add(-5 * time.Minute)
+	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-1", RotationID: "rot_timed", RequestedAt: requested})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.run(task); err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	// A rerun finds the rotation done and pushes nothing.
+	if err := g.run(task); err != nil {
+		t.Fatalf("rotate again: %v", err)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if len(obs.landed) != 1 || obs.landed[0] < 5*time.Minute || obs.landed[0] > 6*time.Minute {
+		t.Fatalf("PushLanded heard %v; want one duration of about 5m", obs.landed)
+	}
+	if len(obs.outcomes) != 2 || obs.outcomes[0] != "rotated" {
+		t.Errorf("Rotation heard %v; want rotated, then already_done", obs.outcomes)
+	}
+}
