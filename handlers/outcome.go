@@ -13,6 +13,9 @@ const (
 	OutcomeJoined = "joined"
 	// OutcomeSkipped: the request declined to overlap a running grace.
 	OutcomeSkipped = "skipped"
+	// OutcomeRefused: a limit of the instance (REKEY_MAX_PREVIOUS, or a
+	// customer's limits) refused the rotation; a "refused" event says why.
+	OutcomeRefused = "refused"
 	// OutcomeFailed: the rotation ended for good; the instance keeps its
 	// current credential.
 	OutcomeFailed = "failed"

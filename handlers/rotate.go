@@ -21,7 +21,7 @@ import (
 // Rotate runs tasks.TypeRotate: claim the rotation, mint (or reload) its
 // credential, verify it, push it to Heroku in one call, promote it and
 // schedule the old credential's revocation. Every step is idempotent, so
-// the task may run twice, or twice at once (DESIGN.md, I6).
+// the task may run twice, or twice at once (docs/design.md, I6).
 type Rotate struct{ deps *Deps }
 
 // rotation is one run of a rotate task.
@@ -97,7 +97,7 @@ func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err erro
 		if claim.Refused != nil {
 			// A limit of the claim (REKEY_MAX_PREVIOUS): the store recorded a "refused" event.
 			r.log.Warn().Str("refused", claim.Refused.Reason).Msg("rotation_refused")
-			return "skipped", nil
+			return OutcomeRefused, nil
 		}
 		r.log.Info().Msg("rotation_skipped_grace_running")
 		return OutcomeSkipped, nil
@@ -145,15 +145,13 @@ func (h *Rotate) push(ctx context.Context, r *rotation) (string, error) {
 	pctx := heroku.WithBeforeSend(h.classed(ctx, r), func() error { return h.markPush(ctx, r) })
 	err := h.deps.Heroku.UpdateConfig(pctx, r.target(), configVars(r.config))
 	h.settlePush(ctx, r)
-	switch {
-	case errors.Is(err, store.ErrConflict):
+	if errors.Is(err, store.ErrConflict) {
 		// The store refused to record the attempt, so nothing was sent:
 		// another run ended the rotation meanwhile.
 		return h.finished(ctx, r)
 	}
 	h.deps.observePush(ctx, r.claim.Instance.ID, err)
-	switch {
-	case err != nil:
+	if err != nil {
 		return h.fail(ctx, r, stepPush, err)
 	}
 	h.deps.observePushLanded(r.p.RequestedAt)

@@ -53,7 +53,7 @@ func TestRotatePublishesPromotesAndSchedulesRevoke(t *testing.T) {
 }
 
 // A rotation's task may run again after it finished, or twice at once
-// (DESIGN.md, I6): the result is one credential, one config change, one
+// (docs/design.md, I6): the result is one credential, one config change, one
 // promotion.
 func TestRotateIsIdempotent(t *testing.T) {
 	t.Parallel()

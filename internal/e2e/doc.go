@@ -7,7 +7,7 @@
 // Heroku and the demo issuer from internal/sandbox, both over real HTTP,
 // reached through rekey's own Heroku client and its signed HTTP issuer.
 //
-// Together they prove the invariants of DESIGN.md on whole runs rather than
+// Together they prove the invariants of docs/design.md on whole runs rather than
 // single steps:
 //   - a fleet of V3 and V1 instances, some in Private Spaces, is rotated
 //     with one Heroku call per rotation; each config ends up holding the

@@ -12,7 +12,7 @@ import (
 )
 
 // TestFleetRotation rotates 200 instances (V3 and V1, some in Private
-// Spaces) through the real worker and checks DESIGN.md's invariants at the
+// Spaces) through the real worker and checks the invariants of docs/design.md at the
 // end: each Heroku config holds the instance's current credential (I1), no
 // old credential was revoked before its revoke_at or while a config or a
 // dyno held it (I2), every old credential, the provisioning ones included,

@@ -19,7 +19,7 @@ type BeforeSend func() error
 // WithBeforeSend returns ctx carrying f, which UpdateConfig calls just
 // before it sends. A rotation records its push attempt there, so a push
 // that never left (no token, no budget) is not taken for one whose outcome
-// is unknown (DESIGN.md, I1).
+// is unknown (docs/design.md, I1).
 func WithBeforeSend(ctx context.Context, f BeforeSend) context.Context {
 	return context.WithValue(ctx, beforeSendKey{}, f)
 }

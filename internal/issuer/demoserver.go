@@ -29,7 +29,7 @@ func WithV1Signatures() DemoServerOption {
 	return func(s *demoServer) { s.v1Only = true }
 }
 
-// NewDemoServer serves the issuer webhook contract of DESIGN.md from d, so
+// NewDemoServer serves the issuer webhook contract of README.md from d, so
 // that the HTTP issuer, tests and separate worker processes can use a Demo
 // over the network. Every request must carry a valid v2 Rekey-Signature
 // made with key (v1 with WithV1Signatures); others get 401. A verify or

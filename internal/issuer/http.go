@@ -23,7 +23,7 @@ const (
 	defaultTimeout = 30 * time.Second
 )
 
-// HTTP is the issuer that calls the partner's webhook service, as DESIGN.md
+// HTTP is the issuer that calls the partner's webhook service, as README.md
 // specifies it, signing every request. It never follows a redirect: a 3xx
 // is an error retried like a 5xx, so a signed request never reaches a host
 // other than REKEY_ISSUER_URL's and a redirected DELETE is never taken for a

@@ -2,7 +2,7 @@
 // verify and revoke the credentials an add-on hands to its customers.
 //
 // HTTP calls the partner's own service through the signed webhook contract
-// in DESIGN.md; Demo is an in-memory issuer for tests, `rekey dev` and demos,
+// in README.md; Demo is an in-memory issuer for tests, `rekey dev` and demos,
 // and NewDemoServer serves the webhook contract from a Demo. The package
 // knows nothing of Heroku: a Credential is an id and the config vars that
 // carry it.

@@ -23,7 +23,7 @@ import (
 )
 
 // Input is one instance's registration as producers send it, in the HTTP
-// API's JSON shape (DESIGN.md, "Contracts").
+// API's JSON shape (README.md, "HTTP API").
 type Input struct {
 	// ID is the add-on uuid; the HTTP API takes it from the path.
 	ID           string   `json:"id,omitempty"`

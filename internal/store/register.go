@@ -18,8 +18,8 @@ import (
 var ErrTokenRequired = errors.New("a v3 instance needs oauth tokens")
 
 // registerScript stores a registration and the instance's sealed OAuth
-// tokens in one step: either both are stored, or neither (DESIGN.md,
-// "Registration"). It runs putInstanceLua unchanged, as a function, and
+// tokens in one step: either both are stored, or neither (README.md,
+// "HTTP API"). It runs putInstanceLua unchanged, as a function, and
 // writes the tokens only when that succeeded; the token write goes to the
 // same hash, so it cannot fail once the registration did not.
 //

@@ -102,7 +102,7 @@ return 'ok'
 `)
 
 // claimScript starts a rotation, resumes it, or joins the one in flight
-// (DESIGN.md, I4: at most one rotation in flight per instance).
+// (docs/design.md, I4: at most one rotation in flight per instance).
 //
 // KEYS: claimKeys (bulk.go), one field per key, in order.
 // A requested rotation whose batch was cancelled is cancelled here, before

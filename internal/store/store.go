@@ -6,7 +6,7 @@
 // Every state change that touches more than one field is one Lua script, so
 // a crash between two Redis calls cannot leave an instance half-rotated, and
 // every script is idempotent: running a step twice, or twice at once, has
-// the effect of running it once (DESIGN.md, I6).
+// the effect of running it once (docs/design.md, I6).
 //
 // Secret values (a pending credential's config, OAuth tokens) are sealed
 // with a seal.Sealer before they reach Redis, bound to the key they are

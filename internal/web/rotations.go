@@ -34,7 +34,7 @@ type rotationsRequest struct {
 	// Grace is a Go duration such as "2h"; empty means each instance's own.
 	Grace string `json:"grace"`
 	// SkipIfPrevious declines instances whose previous credential still
-	// waits for revocation (DESIGN.md, I4: "unless the request asks otherwise").
+	// waits for revocation (docs/design.md, I4: "unless the request asks otherwise").
 	SkipIfPrevious bool `json:"skip_if_previous"`
 }
 
