@@ -1,0 +1,46 @@
+package handlers_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/herokufake"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// A push is attempted and answered 503 (retried); the partner then
+// deprovisions the add-on (DELETE: Heroku removed its config from the
+// apps, rekey dropped its tokens). The rerun cannot push or read back, so
+// the credential is kept unconfirmed "until the next promotion", which a
+// deprovisioned instance never has: a minted, live credential that no app
+// holds is never revoked (I3).
+func TestUnconfirmedCredentialOfADeprovisionedInstanceIsRevoked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(503))
+	if err := g.run(rotateTask(t, "inst-1", "rot-d")); err == nil || isPermanent(err) {
+		t.Fatalf("first run = %v, want a retryable error", err)
+	}
+	if rot, _ := g.st.Rotation(ctx, "rot-d"); !rot.PushAttempted {
+		t.Fatalf("push not recorded as attempted")
+	}
+	g.fake.Deprovision("inst-1")
+	if err := g.st.Deprovision(ctx, "inst-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.run(rotateTask(t, "inst-1", "rot-d")); !isPermanent(err) {
+		t.Fatalf("rerun = %v, want permanent", err)
+	}
+	rot, _ := g.st.Rotation(ctx, "rot-d")
+	c, err := g.st.Credential(ctx, "inst-1", rot.CredentialID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := g.enq.get(tasks.RevokeTaskID("inst-1", c.ID)) != nil
+	if c.State != store.CredentialDiscarded || !queued {
+		t.Errorf("credential %s of the deprovisioned instance is %s (revoke queued %v, issuer still honours it %v); want discarded and queued for revocation",
+			c.ID, c.State, queued, g.demo.Valid(c.ID))
+	}
+}
