@@ -43,4 +43,9 @@ func TestUnconfirmedCredentialOfADeprovisionedInstanceIsRevoked(t *testing.T) {
 		t.Errorf("credential %s of the deprovisioned instance is %s (revoke queued %v, issuer still honours it %v); want discarded and queued for revocation",
 			c.ID, c.State, queued, g.demo.Valid(c.ID))
 	}
+	// Nothing waits for it either: the retention sweep lets the instance's
+	// keys, this credential's record included, expire.
+	if expiring, err := g.st.ExpireRetired(ctx, "inst-1"); err != nil || expiring {
+		t.Errorf("ExpireRetired = %v, %v: the record of a live, unrevoked credential is set to expire", expiring, err)
+	}
 }

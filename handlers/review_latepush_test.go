@@ -1,0 +1,85 @@
+package handlers_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/herokufake"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// Two runs of rotation R1 at once (a timed-out run's goroutine still
+// running, I6): run A's push is slow; run B's push is refused (422), its
+// read-back cannot prove anything while A's push is unanswered, so the
+// credential U is kept unconfirmed, as designed. Then rotation R2 pushes N
+// and promotes: promoteScript assumes N replaced U on Heroku and schedules
+// U's revocation after the grace. But A's push is still on its way, and
+// lands after R2's: Heroku's config holds U, which is then revoked (I1).
+func TestUnconfirmedCredentialWithAPushStillInFlightIsNotRevokedOnNextPromotion(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	arrived := make(chan struct{})
+	var once sync.Once
+	wrap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch {
+			once.Do(func() { close(arrived) })
+		}
+		g.fake.ServeHTTP(w, r)
+	}))
+	t.Cleanup(wrap.Close)
+	hc, err := heroku.NewClient(heroku.WithAPIURL(wrap.URL), heroku.WithIDURL(wrap.URL),
+		heroku.WithTokenStore(g.st), heroku.WithOAuthClientSecret(secret.New(herokufake.DefaultClientSecret)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deps.Heroku = hc
+	g.fake.Script(herokufake.PatchConfig, herokufake.Delay(3*time.Second), herokufake.Respond(422))
+
+	doneA := make(chan error, 1)
+	go func() { doneA <- g.run(rotateTask(t, "inst-1", "rot-1")) }()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("run A's push never reached Heroku")
+	}
+	// Run B of the same rotation: its push is refused for good.
+	if err := g.run(rotateTask(t, "inst-1", "rot-1")); !isPermanent(err) {
+		t.Fatalf("run B = %v, want permanent", err)
+	}
+	r1, _ := g.st.Rotation(ctx, "rot-1")
+	if r1.Unconfirmed == "" {
+		t.Fatalf("R1 = %+v, want its credential kept unconfirmed", r1)
+	}
+	u := r1.Unconfirmed
+	// The next rotation, R2, goes through while A's push is still on its way.
+	if err := g.run(rotateTask(t, "inst-1", "rot-2")); err != nil {
+		t.Fatalf("R2 = %v", err)
+	}
+	select {
+	case <-doneA:
+	case <-time.After(20 * time.Second):
+		t.Fatal("run A never finished")
+	}
+	held := g.configCredential(t, "inst-1")
+	c, _ := g.st.Credential(ctx, "inst-1", u)
+	if held != u {
+		t.Skipf("Heroku holds %s, not the late-pushed %s: race not reproduced", held, u)
+	}
+	// Past the grace, the revoke task of U runs.
+	g.later.Store(int64(2 * grace))
+	if task := g.enq.get(tasks.RevokeTaskID("inst-1", u)); task != nil {
+		_ = g.run(task)
+	}
+	c, _ = g.st.Credential(ctx, "inst-1", u)
+	if c.State == store.CredentialRevoked || c.State == store.CredentialPrevious || !g.demo.Valid(u) {
+		t.Errorf("Heroku's config holds %s, yet it is %s (issuer honours it: %v): the app's credential is revoked or due for revocation", u, c.State, g.demo.Valid(u))
+	}
+}
