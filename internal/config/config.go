@@ -286,13 +286,18 @@ func (c *Config) Sealer() (*seal.Sealer, error) {
 	return s, nil
 }
 
-// scrubRedisError keeps a parse error from echoing a password in the URL.
+// scrubRedisError keeps a parse error from echoing the URL, which may hold
+// a password even without its scheme (":secret@host:6379"): net/url's
+// errors quote the whole value, so only their cause is kept.
 func scrubRedisError(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, "://"); i >= 0 {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	if strings.Contains(err.Error(), "://") || strings.Contains(err.Error(), "@") {
 		return "invalid URL"
 	}
-	return msg
+	return err.Error()
 }
 
 // parser reads variables, collecting one error per bad variable rather

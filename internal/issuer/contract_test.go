@@ -166,18 +166,23 @@ func TestHTTPTimeoutKeepsOnlyTheKind(t *testing.T) {
 	}
 }
 
-// Verify and revoke bodies name the credential the path names.
-func TestHTTPBodiesNameTheCredential(t *testing.T) {
+// Verify and revoke bodies name the credential the path names and the
+// action the method stands for.
+func TestHTTPBodiesNameTheCredentialAndAction(t *testing.T) {
 	t.Parallel()
 	s := &scripted{status: 204}
 	h := scriptedIssuer(t, s)
-	for _, op := range []string{"verify", "revoke"} {
+	ops := []string{"verify", "revoke"}
+	for _, op := range ops {
 		if err := call(h, op, "cred_9"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want := `{"credential_id":"cred_9","instance_id":"inst-1"}`
+	if len(s.bodies) != len(ops) {
+		t.Fatalf("%d bodies sent, want %d", len(s.bodies), len(ops))
+	}
 	for i, body := range s.bodies {
+		want := `{"action":"` + ops[i] + `","credential_id":"cred_9","instance_id":"inst-1"}`
 		if body != want {
 			t.Errorf("body %d = %s, want %s", i, body, want)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/rekeyhq/rekey/internal/secret"
 )
@@ -17,6 +18,8 @@ type webhookRequest struct {
 	InstanceID   string `json:"instance_id"`
 	RotationID   string `json:"rotation_id"`
 	CredentialID string `json:"credential_id"`
+	// Action is "verify" or "revoke" in those requests' bodies.
+	Action string `json:"action"`
 }
 
 // DemoServerOption configures NewDemoServer.
@@ -77,8 +80,26 @@ func (s *demoServer) signed(next func(http.ResponseWriter, *http.Request, webhoo
 			writeError(w, http.StatusBadRequest, "credential_id_mismatch")
 			return
 		}
+		// Nor does it cover the method: the body's action does, so a
+		// verify body replayed as a DELETE is refused.
+		if req.Action != "" && req.Action != actionOf(r) {
+			writeError(w, http.StatusBadRequest, "action_mismatch")
+			return
+		}
 		next(w, r, req)
 	}
+}
+
+// actionOf is the action a request's method and path stand for, as
+// credentialBody names it.
+func actionOf(r *http.Request) string {
+	switch {
+	case r.Method == http.MethodDelete:
+		return ActionRevoke
+	case strings.HasSuffix(r.URL.Path, "/verify"):
+		return ActionVerify
+	}
+	return ""
 }
 
 func (s *demoServer) verifySignature(r *http.Request, body []byte) error {

@@ -141,7 +141,7 @@ func (h *HTTP) Verify(ctx context.Context, instanceID, credentialID string) erro
 	if err != nil {
 		return err
 	}
-	status, body, err := h.do(ctx, "verify", http.MethodPost, u+"/verify", credentialBody(instanceID, credentialID))
+	status, body, err := h.do(ctx, "verify", http.MethodPost, u+"/verify", credentialBody(ActionVerify, instanceID, credentialID))
 	switch {
 	case err != nil:
 		return err
@@ -160,7 +160,7 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 	if err != nil {
 		return err
 	}
-	status, body, err := h.do(ctx, "revoke", http.MethodDelete, u, credentialBody(instanceID, credentialID))
+	status, body, err := h.do(ctx, "revoke", http.MethodDelete, u, credentialBody(ActionRevoke, instanceID, credentialID))
 	if err != nil || ok2xx(status) || status == http.StatusNotFound {
 		return err
 	}
@@ -168,11 +168,19 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 }
 
 // credentialBody is the body of verify and revoke. It names the credential
-// as the path does, so that an issuer still checking v1 signatures only can
-// refuse a body signed for another credential.
-func credentialBody(instanceID, credentialID string) map[string]string {
-	return map[string]string{"instance_id": instanceID, "credential_id": credentialID}
+// as the path does, and the action as the method does, so that an issuer
+// still checking v1 signatures only (which cover the body, not the method
+// or path) can refuse a body signed for another credential or another
+// action: a captured verify replayed as a DELETE says "verify".
+func credentialBody(action, instanceID, credentialID string) map[string]string {
+	return map[string]string{"action": action, "instance_id": instanceID, "credential_id": credentialID}
 }
+
+// Actions named in verify and revoke bodies.
+const (
+	ActionVerify = "verify"
+	ActionRevoke = "revoke"
+)
 
 func (h *HTTP) credentialURL(op, instanceID, credentialID string) (string, error) {
 	if instanceID == "" || credentialID == "" {

@@ -122,7 +122,8 @@ func claimFrom(instanceID string, res []any) (Claim, error) {
 
 // SavePending stores the credential minted for a rotation as pending, its
 // config sealed. Saving the same credential again is a no-op; a different
-// credential for the same rotation is ErrConflict.
+// credential for the same rotation is ErrConflict; an id the instance
+// already uses for another credential is ErrCredentialReused.
 func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID string, config map[string]secret.String) error {
 	if !ValidID(credID) {
 		return fmt.Errorf("save pending: issuer credential id %q is not valid", credID)

@@ -182,7 +182,9 @@ return reply('claimed', ARGV[1], KEYS[2])
 // instance event cap, fleet event cap.
 // Returns "saved" or "exists" (the same credential was saved before).
 // Errors: "not_found", "conflict ..." (rotation finished, or another
-// credential). A credential that arrives too late to be used (the rotation
+// credential), "reused ..." (the id names a credential the instance already
+// has: nothing is recorded under it, since revoking by that id would hit the
+// other credential; the rotation fails at mint). A credential that arrives too late to be used (the rotation
 // finished meanwhile, or already has another one) is recorded as discarded
 // and queued for revocation, so it does not outlive the conflict (I3).
 var savePendingScript = redis.NewScript(luaEmit + `
@@ -191,7 +193,7 @@ if st == '' then return redis.error_reply('not_found') end
 local have = get(KEYS[1], 'credential_id')
 if have == ARGV[1] then return 'exists' end
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  return redis.error_reply('conflict issuer reused a credential id')
+  return redis.error_reply('reused issuer reused a credential id')
 end
 local why = ''
 if have ~= '' then why = 'issuer returned a second credential for one rotation'

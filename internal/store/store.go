@@ -40,6 +40,10 @@ var (
 	// that was dropped from REKEY_ENCRYPTION_KEYS, a damaged value). It does
 	// not go away by retrying.
 	ErrUnreadable = errors.New("stored value cannot be opened")
+	// ErrCredentialReused means the issuer answered a mint with the id of a
+	// credential the instance already has. The rotation cannot go on, and
+	// nothing may be revoked by that id: it names another credential.
+	ErrCredentialReused = errors.New("issuer reused a credential id")
 )
 
 // Store reads and writes rekey's state. It is safe for concurrent use by
@@ -184,6 +188,8 @@ func scriptError(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, ErrNotFound)
 	case strings.HasPrefix(msg, "deprovisioned"):
 		return fmt.Errorf("%s: %w", op, ErrDeprovisioned)
+	case strings.HasPrefix(msg, "reused"):
+		return fmt.Errorf("%s: %w", op, ErrCredentialReused)
 	case strings.HasPrefix(msg, "conflict"):
 		return fmt.Errorf("%s: %w: %s", op, ErrConflict, strings.TrimSpace(strings.TrimPrefix(msg, "conflict")))
 	}

@@ -21,9 +21,10 @@ func (i *reusingIssuer) Mint(ctx context.Context, instanceID, rotationID string)
 	return c, err
 }
 
-// savePendingScript refuses the reused id with "conflict", which rotate
-// reads as "another run moved the rotation on" and retries: the rotation
-// stays requested and in flight for ever, and every later request joins it.
+// An issuer that answers a mint with an id the instance already uses must
+// end the rotation at mint, rather than leave it requested and in flight
+// for ever with every later request joining it; and nothing may be revoked
+// by that id, which names the instance's current credential.
 func TestIssuerReusingACredentialIDEndsTheRotation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -40,6 +41,9 @@ func TestIssuerReusingACredentialIDEndsTheRotation(t *testing.T) {
 	claim, cerr := g.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-next"})
 	if cerr != nil {
 		t.Fatal(cerr)
+	}
+	if cur, err := g.st.Credential(ctx, "inst-1", before.CurrentCredential); err != nil || cur.State != store.CredentialCurrent {
+		t.Errorf("the current credential %s is %q (%v) after the reused id; want it current", before.CurrentCredential, cur.State, err)
 	}
 	if rot.State != store.RotationFailed || claim.Status == store.Joined {
 		t.Errorf("after 3 runs (last: %v) rotation is %q; a new request is %s (joined %s); want the rotation failed and a new one started",

@@ -15,8 +15,9 @@ import (
 )
 
 // v1Receiver is an issuer written before v2 that follows the README's
-// advice for such issuers: it checks the v1 signature and that the body's
-// credential_id is the one in the path. It records the verify request it
+// advice for such issuers: it checks the v1 signature, that the body's
+// credential_id is the one in the path and that its action is the one
+// the method stands for. It records the verify request it
 // got, and whether a DELETE was accepted.
 type v1Receiver struct {
 	mu            sync.Mutex
@@ -33,9 +34,14 @@ func (s *v1Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var b struct {
 		CredentialID string `json:"credential_id"`
+		Action       string `json:"action"`
 	}
 	id := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/credentials/"), "/verify")
-	if json.Unmarshal(body, &b) != nil || b.CredentialID != id {
+	action := issuer.ActionVerify
+	if r.Method == http.MethodDelete {
+		action = issuer.ActionRevoke
+	}
+	if json.Unmarshal(body, &b) != nil || b.CredentialID != id || b.Action != action {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
@@ -52,9 +58,9 @@ func (s *v1Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // A verify request of the new credential, captured on the way, replayed
 // as DELETE of the same credential: the v1 signature covers only t.body,
-// and verify and revoke send the same body, so the README's "check the
-// body's credential_id" does not stop it. The credential about to be
-// pushed is revoked by someone who never held the secret.
+// so only the body's action, which says "verify", lets a v1 issuer refuse
+// it; without it the credential about to be pushed would be revoked by
+// someone who never held the secret.
 func TestV1ReceiverRefusesVerifyReplayedAsDelete(t *testing.T) {
 	t.Parallel()
 	rec := &v1Receiver{}
