@@ -33,7 +33,9 @@ import (
 // The store checks the same rule itself (failScript), so a run acting on a
 // stale view cannot discard a pushed credential either.
 func (h *Rotate) end(ctx context.Context, r *rotation, step string, err error) (string, error) {
-	f := store.Failure{Code: failureCode(step, err)}
+	// Grace: a credential of a deprovisioned instance whose push outcome
+	// is unknown is discarded, but revoked only after it (failScript).
+	f := store.Failure{Code: failureCode(step, err), Grace: h.grace(r)}
 	var readErr error
 	var settled int64
 	if r.pushAttempted {

@@ -14,7 +14,8 @@ import (
 )
 
 // Revoke runs tasks.TypeRevoke: once a previous credential's revoke time has
-// come (I2), or at once for a discarded one, the issuer revokes it. It
+// come (I2), or for a discarded one at once (after the grace it was given
+// when its instance was deprovisioned), the issuer revokes it. It
 // refuses a pending or current credential (I1).
 type Revoke struct{ deps *Deps }
 
@@ -42,7 +43,9 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	case c.State != store.CredentialPrevious && c.State != store.CredentialDiscarded:
 		return permanent(fmt.Errorf("credential %s is %s: only previous or discarded credentials are revoked", c.ID, c.State))
 	}
-	if wait := c.RevokeAt.Sub(h.deps.now()); c.State == store.CredentialPrevious && wait > 0 {
+	// A discarded credential's revoke_at is its discarding time, unless it
+	// was discarded with a grace (a deprovisioned instance's, failScript).
+	if wait := c.RevokeAt.Sub(h.deps.now()); wait > 0 {
 		return &RetryLaterError{After: wait, Reason: "revoke time not reached"}
 	}
 	if err := h.deps.Issuer.Revoke(ctx, p.InstanceID, p.CredentialID); err != nil {

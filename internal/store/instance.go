@@ -193,10 +193,21 @@ func (s *Store) Instance(ctx context.Context, id string) (Instance, error) {
 
 // Deprovision marks the instance deprovisioned: no further rotations. Its
 // previous credentials are still revoked on time; once none waits, its
-// keys expire after the audit retention (ExpireRetired).
+// keys expire after the audit retention (ExpireRetired). Its unconfirmed
+// credentials are discarded, revoked after the instance's grace (or none
+// when it has no grace of its own: see DeprovisionWithGrace).
 func (s *Store) Deprovision(ctx context.Context, id string) error {
+	return s.DeprovisionWithGrace(ctx, id, 0, 0)
+}
+
+// DeprovisionWithGrace is Deprovision, the unconfirmed credentials of an
+// instance with no grace of its own revoked after privateSpaceGrace when it
+// runs in a Private Space and that is positive, else after grace
+// (REKEY_GRACE and REKEY_PRIVATE_SPACE_GRACE; deprovisionScript).
+func (s *Store) DeprovisionWithGrace(ctx context.Context, id string, grace, privateSpaceGrace time.Duration) error {
 	keys := newDeprovisionKeys(id)
-	err := deprovisionScript.Run(ctx, s.rdb, keys.list(), id, ms(s.now()), s.eventsPerInstance, s.eventsGlobal).Err()
+	err := deprovisionScript.Run(ctx, s.rdb, keys.list(), id, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
+		grace.Milliseconds(), privateSpaceGrace.Milliseconds()).Err()
 	return scriptError("deprovision "+id, err)
 }
 
@@ -210,17 +221,21 @@ type deprovisionKeys struct {
 	quarantined    string // KEYS[6] -> rekey:quarantined
 	scheduled      string // KEYS[7] -> rekey:scheduled
 	retiring       string // KEYS[8] -> rekey:retiring
+	unconfirmed    string // KEYS[9] -> rekey:unconfirmed:<id>
+	revokeDue      string // KEYS[10] -> rekey:revoke_due
+	credPrefix     string // KEYS[11] -> rekey:cred:<id>: (the script appends credential ids)
 }
 
 func newDeprovisionKeys(id string) deprovisionKeys {
 	return deprovisionKeys{instance: instanceKey(id), instances: instancesKey(), instanceEvents: instanceEventsKey(id),
 		events: eventsKey(), due: dueKey(), quarantined: quarantinedKey(), scheduled: scheduledKey(),
-		retiring: retiringKey()}
+		retiring: retiringKey(), unconfirmed: unconfirmedKey(id), revokeDue: revokeDueKey(),
+		credPrefix: credentialKey(id, "")}
 }
 
 func (k deprovisionKeys) list() []string {
 	return []string{k.instance, k.instances, k.instanceEvents, k.events, k.due, k.quarantined, k.scheduled,
-		k.retiring}
+		k.retiring, k.unconfirmed, k.revokeDue, k.credPrefix}
 }
 
 // InstanceIDs calls fn with every live instance id, in registration order,

@@ -72,14 +72,19 @@ end
 // KEYS: expireRetiredKeys, one field per key, in order.
 // ARGV: instance id, now ms, retention seconds, instance event cap, fleet
 // event cap, retention as a sentence.
-// Returns "expiring", "waiting" (a rotation in flight or a previous
-// credential), or "live" (registered again, or gone: it leaves the set).
+// Returns "expiring", "waiting" (a rotation in flight, a previous
+// credential, or an unconfirmed one: deprovisionScript discards those, but
+// one left over must not lose its record), or "live" (registered again, or
+// gone: it leaves the set).
 var expireRetiredScript = redis.NewScript(luaEmit + luaRetention + `
 if get(KEYS[1], 'deprovisioned_at') == '' then
   redis.call('ZREM', KEYS[4], ARGV[1])
   return 'live'
 end
-if get(KEYS[1], 'inflight') ~= '' or redis.call('ZCARD', KEYS[3]) > 0 then return 'waiting' end
+if get(KEYS[1], 'inflight') ~= '' or redis.call('ZCARD', KEYS[3]) > 0 or
+    redis.call('ZCARD', KEYS[7]) > 0 then
+  return 'waiting'
+end
 emit(KEYS[2], KEYS[6], ARGV[4], ARGV[5], ARGV[1], 'expiring', '', '', ARGV[6], ARGV[2])
 expire_instance(KEYS[1], KEYS[2], KEYS[5], KEYS[4], ARGV[1], ARGV[3])
 return 'expiring'
@@ -98,8 +103,8 @@ func (s *Store) RetiringAfter(ctx context.Context, c Cursor, limit int64) ([]str
 
 // ExpireRetired gives the keys of the deprovisioned instance id an expiry
 // of the audit retention, with an "expiring" event, once none of its
-// credentials waits for revocation: no rotation in flight, no previous
-// credential, and no discarded or dead-lettered one. It reports whether it
+// credentials waits for revocation: no rotation in flight, no previous or
+// unconfirmed credential, and no discarded or dead-lettered one. It reports whether it
 // did. Revocations still waiting go on as usual; the instance is looked at
 // again on the next sweep.
 func (s *Store) ExpireRetired(ctx context.Context, id string) (bool, error) {
@@ -126,16 +131,18 @@ type expireRetiredKeys struct {
 	retiring         string // KEYS[4] -> rekey:retiring
 	credentialPrefix string // KEYS[5] -> rekey:cred:<id>: (the script appends credential ids)
 	events           string // KEYS[6] -> rekey:events
+	unconfirmed      string // KEYS[7] -> rekey:unconfirmed:<id>
 }
 
 func newExpireRetiredKeys(id string) expireRetiredKeys {
 	return expireRetiredKeys{instance: instanceKey(id), instanceEvents: instanceEventsKey(id),
 		previous: previousKey(id), retiring: retiringKey(), credentialPrefix: credentialKey(id, ""),
-		events: eventsKey()}
+		events: eventsKey(), unconfirmed: unconfirmedKey(id)}
 }
 
 func (k expireRetiredKeys) list() []string {
-	return []string{k.instance, k.instanceEvents, k.previous, k.retiring, k.credentialPrefix, k.events}
+	return []string{k.instance, k.instanceEvents, k.previous, k.retiring, k.credentialPrefix, k.events,
+		k.unconfirmed}
 }
 
 // credentialsWait reports whether any credential of the instance is in the

@@ -190,7 +190,8 @@ type Promoted struct {
 
 // PromoteRotation makes the rotation's pushed credential current, and the
 // current one previous with revoke_at = now + grace; unconfirmed
-// credentials of the instance become previous too. Promoting twice returns
+// credentials of the instance become previous too, but for one whose own
+// rotation still has a push unanswered (promoteScript). Promoting twice returns
 // the same. It also schedules the instance's next rotation one period on
 // and ends any quarantine (schedule.go).
 func (s *Store) PromoteRotation(ctx context.Context, instanceID, rotationID, credID string, grace time.Duration, detail string) (Promoted, error) {
@@ -232,6 +233,7 @@ type promoteKeys struct {
 	quarantined      string // KEYS[13] -> rekey:quarantined
 	scheduled        string // KEYS[14] -> rekey:scheduled
 	unconfirmed      string // KEYS[15] -> rekey:unconfirmed:<instance id>
+	rotationPrefix   string // KEYS[16] -> rekey:rotation: (the script appends an unconfirmed credential's rotation id)
 }
 
 func newPromoteKeys(instanceID, rotationID, credID string) promoteKeys {
@@ -240,13 +242,13 @@ func newPromoteKeys(instanceID, rotationID, credID string) promoteKeys {
 		revokeDue: revokeDueKey(), instanceEvents: instanceEventsKey(instanceID), events: eventsKey(),
 		credentialPrefix: credentialKey(instanceID, ""), inflight: inflightKey(), batchPrefix: batchKey(""),
 		due: dueKey(), schedule: scheduleKey(), quarantined: quarantinedKey(), scheduled: scheduledKey(),
-		unconfirmed: unconfirmedKey(instanceID)}
+		unconfirmed: unconfirmedKey(instanceID), rotationPrefix: rotationKey("")}
 }
 
 func (k promoteKeys) list() []string {
 	return []string{k.instance, k.rotation, k.credential, k.previous, k.revokeDue, k.instanceEvents,
 		k.events, k.credentialPrefix, k.inflight, k.batchPrefix, k.due, k.schedule, k.quarantined,
-		k.scheduled, k.unconfirmed}
+		k.scheduled, k.unconfirmed, k.rotationPrefix}
 }
 
 // Failure says how a rotation failed, for FailRotation.
@@ -266,12 +268,17 @@ type Failure struct {
 	// only if no attempt was made since: one made later may land after the
 	// read.
 	Attempts int64
+	// Grace is how long a credential discarded because the instance is
+	// deprovisioned waits before its revocation (failScript); zero means
+	// the instance's own grace.
+	Grace time.Duration
 }
 
 // Failed is what FailRotation did with the rotation's pending credential.
 type Failed struct {
-	// Discarded is the credential discarded and due for revocation now;
-	// nil when there was none.
+	// Discarded is the credential discarded and due for revocation, now
+	// or, for a deprovisioned instance's credential whose push outcome is
+	// unknown, after the grace; nil when there was none.
 	Discarded *Revocation
 	// Unconfirmed is the id of a credential kept unrevoked because its push
 	// was attempted with an unknown outcome; "" when none.
@@ -295,16 +302,20 @@ func (s *Store) FailRotation(ctx context.Context, instanceID, rotationID string,
 	}
 	args := []any{instanceID, rotationID, ms(now), f.Cause, s.eventsPerInstance, s.eventsGlobal,
 		int64(s.finishedTTL.Seconds()), f.Code, DefaultRotationPeriod.Milliseconds(), DefaultQuarantineAfter, notHeld,
-		f.Attempts}
+		f.Attempts, f.Grace.Milliseconds()}
 	res, err := failScript.Run(ctx, s.rdb, keys.list(), args...).StringSlice()
 	if err != nil {
 		return Failed{}, scriptError("fail rotation", err)
 	}
 	var out Failed
-	if len(res) == 3 && res[1] != "" {
-		out.Discarded = &Revocation{InstanceID: instanceID, CredentialID: res[1], RevokeAt: now.UTC()}
+	if len(res) == 4 && res[1] != "" {
+		at := now.UTC()
+		if res[3] != "" {
+			at = fromMS(res[3])
+		}
+		out.Discarded = &Revocation{InstanceID: instanceID, CredentialID: res[1], RevokeAt: at}
 	}
-	if len(res) == 3 {
+	if len(res) == 4 {
 		out.Unconfirmed = res[2]
 	}
 	return out, nil

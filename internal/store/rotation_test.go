@@ -49,6 +49,10 @@ func TestFailKeepsAPushedCredentialWithoutProof(t *testing.T) {
 	if err := f.st.MarkPushAttempt(ctx, "rot-1"); err != nil {
 		t.Fatal(err)
 	}
+	// The push was answered (403): no attempt is left on its way.
+	if err := f.st.SettlePush(ctx, "rot-1", 1); err != nil {
+		t.Fatal(err)
+	}
 	res, err := f.st.FailRotation(ctx, "inst-1", "rot-1", store.Failure{Code: "push:forbidden", Cause: "push: 403"})
 	if err != nil || res.Discarded != nil || res.Unconfirmed != "cred-1" {
 		t.Fatalf("FailRotation = %+v, %v; want cred-1 kept unconfirmed, nothing discarded", res, err)

@@ -83,13 +83,34 @@ return 'updated'
 // and joins the retiring set: its keys expire once nothing waits on them
 // (ExpireRetired, retention.go).
 //
+// Its unconfirmed credentials (failScript) would wait for a promotion that
+// never comes (I3). Heroku dropped the add-on's config from its apps, so
+// each is discarded, revoked after the grace (the instance's, else ARGV's)
+// for dynos still running on the config they started with: it joins the
+// revoke-due index, from which the reconcile sweep enqueues its revoke.
+//
 // KEYS: deprovisionKeys (instance.go), one field per key, in order.
-// ARGV: id, now ms, instance event cap, fleet event cap.
+// ARGV: id, now ms, instance event cap, fleet event cap, grace ms and
+// Private Space grace ms (for an instance with no grace of its own; 0: none).
 // Returns "ok" (also when already deprovisioned); error "not_found".
 var deprovisionScript = redis.NewScript(luaEmit + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'deprovisioned_at') ~= '' then return 'ok' end
 redis.call('HSET', KEYS[1], 'deprovisioned_at', ARGV[2])
+local g = tonumber(get(KEYS[1], 'grace_ms')) or 0
+if g <= 0 and get(KEYS[1], 'private_space') == '1' then g = tonumber(ARGV[6]) or 0 end
+if g <= 0 then g = tonumber(ARGV[5]) or 0 end
+local revoke_at = tostring(tonumber(ARGV[2]) + g)
+for _, id in ipairs(redis.call('ZRANGE', KEYS[9], 0, -1)) do
+  local ckey = KEYS[11] .. id
+  if get(ckey, 'state') == 'unconfirmed' then
+    redis.call('HSET', ckey, 'state', 'discarded', 'discarded_at', ARGV[2], 'revoke_at', revoke_at)
+    redis.call('ZADD', KEYS[10], revoke_at, ARGV[1] .. '/' .. id)
+    emit(KEYS[3], KEYS[4], ARGV[3], ARGV[4], ARGV[1], 'discarded', get(ckey, 'rotation_id'), id,
+      'push outcome unknown, but the instance is deprovisioned: revoked after the grace', ARGV[2])
+  end
+end
+redis.call('DEL', KEYS[9])
 -- The add-on is gone: its OAuth tokens are no longer needed.
 redis.call('HDEL', KEYS[1], 'oauth_access', 'oauth_refresh', 'oauth_expires_at')
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -221,7 +242,13 @@ return 'saved'
 // The push that this promotion follows replaced the instance's config vars
 // on Heroku, so no unconfirmed credential of an earlier failed rotation
 // (failScript) can be in the config any more: each becomes previous, with
-// the same revoke time as the superseded current one (I3).
+// the same revoke time as the superseded current one (I3), and leaves the
+// unconfirmed set. Except one whose own rotation still has a push
+// unanswered (push_attempts above push_settled): that push may land after
+// this one and put it back in the config (I1), so it stays unconfirmed, and
+// the first promotion after its push settles makes it previous. A rotation
+// record that expired (the rotation ttl) counts as settled, so a run that
+// died before settling keeps it unconfirmed no longer than that.
 //
 // KEYS: promoteKeys (rotation.go), one field per key, in order.
 // ARGV: instance id, rotation id, credential id, now ms, grace ms,
@@ -256,7 +283,17 @@ redis.call('HDEL', KEYS[3], 'config')
 local stale = {}
 local stale_at = tostring(now + tonumber(ARGV[5]))
 for _, id in ipairs(redis.call('ZRANGE', KEYS[15], 0, -1)) do
-  if id ~= ARGV[3] and get(KEYS[8] .. id, 'state') == 'unconfirmed' then
+  local ckey = KEYS[8] .. id
+  local urot = get(ckey, 'rotation_id')
+  local unsettled = false
+  if urot ~= '' then
+    local rkey = KEYS[16] .. urot
+    unsettled = (tonumber(get(rkey, 'push_attempts')) or 0) > (tonumber(get(rkey, 'push_settled')) or 0)
+  end
+  if id == ARGV[3] or get(ckey, 'state') ~= 'unconfirmed' then
+    redis.call('ZREM', KEYS[15], id)
+  elseif not unsettled then
+    redis.call('ZREM', KEYS[15], id)
     table.insert(stale, id)
     redis.call('HSET', KEYS[8] .. id, 'state', 'previous', 'superseded_at', ARGV[4], 'revoke_at', stale_at)
     redis.call('ZADD', KEYS[4], stale_at, id)
@@ -264,7 +301,6 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[15], 0, -1)) do
     emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'revoke_scheduled', ARGV[2], id, stale_at, ARGV[4])
   end
 end
-redis.call('DEL', KEYS[15])
 redis.call('HSET', KEYS[1], 'current', ARGV[3], 'current_since', ARGV[4], 'last_rotated_at', ARGV[4])
 if get(KEYS[1], 'inflight') == ARGV[2] then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
 redis.call('ZREM', KEYS[9], ARGV[1] .. '/' .. ARGV[2])
@@ -304,6 +340,13 @@ return {cur, revoke_at, superseded}
 // its caller, makes this check, so that no run acting on a stale view (two
 // runs of one rotation at once) can discard a pushed credential.
 //
+// A deprovisioned instance has no next promotion (I3): Heroku dropped the
+// add-on's config from its apps at deprovisioning, so such a credential is
+// discarded instead, but revoked only after the grace (ARGV, else the
+// instance's), for dynos that still run on the config they started with.
+// deprovisionScript does the same with the instance's earlier unconfirmed
+// credentials.
+//
 // A failed scheduled rotation (reason "scheduled") adds one to the
 // instance's failure streak. When the streak reaches the published
 // quarantine limit the instance is quarantined: out of the due index, in
@@ -317,28 +360,42 @@ return {cur, revoke_at, superseded}
 // limit, not held ("1": Heroku's config was read back after the last push
 // attempt and does not hold the credential; "" otherwise), the push attempt
 // count read before that read-back (the proof is void if an attempt was
-// made since).
+// made since), grace ms for a credential discarded because the instance is
+// deprovisioned (0: the instance's grace).
 // Returns {outcome, discarded credential id or "", unconfirmed credential id
-// or ""}; outcome is "failed", "already" (failed before) or "promoted" (too
-// late to fail: nothing done).
+// or "", the discarded credential's revoke_at ms or ""}; outcome is
+// "failed", "already" (failed before) or "promoted" (too late to fail:
+// nothing done).
 var failScript = redis.NewScript(luaEmit + luaSchedule + `
 local st = get(KEYS[2], 'state')
-if st == 'promoted' then return {'promoted', '', ''} end
-if st == 'failed' then return {'already', get(KEYS[2], 'discarded'), get(KEYS[2], 'unconfirmed')} end
-if st == 'cancelled' then return {'already', '', ''} end
-local cred, kept = get(KEYS[2], 'credential_id'), ''
+if st == 'promoted' then return {'promoted', '', '', ''} end
+if st == 'failed' then
+  local d = get(KEYS[2], 'discarded')
+  local at = ''
+  if d ~= '' then at = get(KEYS[3], 'revoke_at') end
+  return {'already', d, get(KEYS[2], 'unconfirmed'), at}
+end
+if st == 'cancelled' then return {'already', '', '', ''} end
+local cred, kept, revoke_at, why = get(KEYS[2], 'credential_id'), '', ARGV[3], ''
+local unknown = get(KEYS[2], 'push_attempted_at') ~= '' and
+  (ARGV[11] ~= '1' or (tonumber(get(KEYS[2], 'push_attempts')) or 0) ~= tonumber(ARGV[12]))
 if cred == '' or get(KEYS[3], 'state') ~= 'pending' then
   cred = ''
-elseif get(KEYS[2], 'push_attempted_at') ~= '' and
-    (ARGV[11] ~= '1' or (tonumber(get(KEYS[2], 'push_attempts')) or 0) ~= tonumber(ARGV[12])) then
+elseif unknown and get(KEYS[1], 'deprovisioned_at') == '' then
   kept, cred = cred, ''
   redis.call('HSET', KEYS[3], 'state', 'unconfirmed', 'unconfirmed_at', ARGV[3])
   redis.call('HDEL', KEYS[3], 'config')
   redis.call('ZADD', KEYS[13], ARGV[3], kept)
 else
-  redis.call('HSET', KEYS[3], 'state', 'discarded', 'discarded_at', ARGV[3], 'revoke_at', ARGV[3])
+  if unknown then
+    local g = tonumber(ARGV[13]) or 0
+    if g <= 0 then g = tonumber(get(KEYS[1], 'grace_ms')) or 0 end
+    revoke_at = tostring(tonumber(ARGV[3]) + g)
+    why = 'push outcome unknown, but the instance is deprovisioned: revoked after the grace'
+  end
+  redis.call('HSET', KEYS[3], 'state', 'discarded', 'discarded_at', ARGV[3], 'revoke_at', revoke_at)
   redis.call('HDEL', KEYS[3], 'config')
-  redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1] .. '/' .. cred)
+  redis.call('ZADD', KEYS[4], revoke_at, ARGV[1] .. '/' .. cred)
 end
 redis.call('HSET', KEYS[2], 'id', ARGV[2], 'instance_id', ARGV[1], 'state', 'failed',
   'finished_at', ARGV[3], 'error', ARGV[4], 'discarded', cred, 'unconfirmed', kept)
@@ -356,7 +413,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'failed', ARGV[2], cred .. kept, ARGV[4], ARGV[3])
 if cred ~= '' then
-  emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'discarded', ARGV[2], cred, '', ARGV[3])
+  emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'discarded', ARGV[2], cred, why, ARGV[3])
 end
 if kept ~= '' then
   emit(KEYS[5], KEYS[6], ARGV[5], ARGV[6], ARGV[1], 'push_unknown', ARGV[2], kept,
@@ -377,7 +434,8 @@ if get(KEYS[2], 'reason') == 'scheduled' and schedulable(KEYS[1]) then
     redis.call('ZADD', KEYS[9], score(tonumber(ARGV[3]) + math.min(math.floor(p / 4), 86400000)), ARGV[1])
   end
 end
-return {'failed', cred, kept}
+if cred == '' then revoke_at = '' end
+return {'failed', cred, kept, revoke_at}
 `)
 
 // markRevokedScript records that the issuer revoked a previous or discarded

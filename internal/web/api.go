@@ -113,7 +113,9 @@ func (s *server) deleteInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := requestContext(r, apiTimeout)
 	defer cancel()
-	err := s.Store.Deprovision(ctx, id)
+	// The grace is for the instance's unconfirmed credentials, which the
+	// store now discards (store.DeprovisionWithGrace).
+	err := s.Store.DeprovisionWithGrace(ctx, id, s.Grace, s.PrivateSpaceGrace)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("instance %s is not registered", id))

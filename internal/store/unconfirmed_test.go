@@ -1,0 +1,89 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// keptUnconfirmed fails rotation rot of inst after a push attempt of cred,
+// settling n attempts, so that cred is kept unconfirmed.
+func (f *fixture) keptUnconfirmed(t *testing.T, inst, rot, cred string, settled int) {
+	t.Helper()
+	ctx := context.Background()
+	f.minted(t, inst, rot, cred)
+	if err := f.st.MarkPushAttempt(ctx, rot); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.SettlePush(ctx, rot, settled); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.st.FailRotation(ctx, inst, rot, store.Failure{Code: "push:forbidden", Cause: "push: 403"})
+	if err != nil || res.Unconfirmed != cred {
+		t.Fatalf("FailRotation = %+v, %v; want %s kept unconfirmed", res, err, cred)
+	}
+}
+
+// An unconfirmed credential whose own push is still on its way survives
+// the next promotion (that push may land after it, I1); the first
+// promotion after the push settles makes it previous (I3).
+func TestPromotionKeepsAnUnconfirmedCredentialWhosePushIsUnanswered(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-1", "cred-0")
+	f.keptUnconfirmed(t, "inst-1", "rot-1", "cred-1", 0)
+
+	f.minted(t, "inst-1", "rot-2", "cred-2")
+	p, err := f.st.PromoteRotation(ctx, "inst-1", "rot-2", "cred-2", time.Hour, "")
+	if err != nil || len(p.Unconfirmed) != 0 {
+		t.Fatalf("promote = %+v, %v; want no unconfirmed credential superseded", p, err)
+	}
+	if c, _ := f.st.Credential(ctx, "inst-1", "cred-1"); c.State != store.CredentialUnconfirmed {
+		t.Fatalf("cred-1 is %s while its push is unanswered, want unconfirmed", c.State)
+	}
+
+	if err := f.st.SettlePush(ctx, "rot-1", 1); err != nil {
+		t.Fatal(err)
+	}
+	f.minted(t, "inst-1", "rot-3", "cred-3")
+	p, err = f.st.PromoteRotation(ctx, "inst-1", "rot-3", "cred-3", time.Hour, "")
+	if err != nil || len(p.Unconfirmed) != 1 || p.Unconfirmed[0].CredentialID != "cred-1" {
+		t.Fatalf("promote after the push settled = %+v, %v; want cred-1 superseded", p, err)
+	}
+	c, _ := f.st.Credential(ctx, "inst-1", "cred-1")
+	if c.State != store.CredentialPrevious || !c.RevokeAt.Equal(f.now.Add(time.Hour)) {
+		t.Errorf("cred-1 is %s due %s, want previous due %s", c.State, c.RevokeAt, f.now.Add(time.Hour))
+	}
+}
+
+// Deprovisioning discards the instance's unconfirmed credentials, due in
+// the revoke-due index after the grace (no promotion will ever come, I3),
+// and the instance's keys do not expire while they wait.
+func TestDeprovisionDiscardsUnconfirmedCredentialsAfterTheGrace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-1", "cred-0")
+	f.keptUnconfirmed(t, "inst-1", "rot-1", "cred-1", 1)
+
+	if err := f.st.DeprovisionWithGrace(ctx, "inst-1", 2*time.Hour, 0); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := f.st.Credential(ctx, "inst-1", "cred-1")
+	if c.State != store.CredentialDiscarded || !c.RevokeAt.Equal(f.now.Add(2*time.Hour)) {
+		t.Fatalf("cred-1 is %s due %s, want discarded due %s", c.State, c.RevokeAt, f.now.Add(2*time.Hour))
+	}
+	if due, _ := f.st.DueRevocations(ctx, f.now, 10); len(due) != 0 {
+		t.Errorf("due now: %+v, want nothing before the grace (I2)", due)
+	}
+	due, err := f.st.DueRevocations(ctx, f.now.Add(2*time.Hour), 10)
+	if err != nil || len(due) != 1 || due[0].CredentialID != "cred-1" {
+		t.Errorf("due after the grace: %+v, %v; want cred-1", due, err)
+	}
+	if expiring, err := f.st.ExpireRetired(ctx, "inst-1"); err != nil || expiring {
+		t.Errorf("ExpireRetired = %v, %v; want waiting for cred-1's revocation", expiring, err)
+	}
+}
