@@ -11,10 +11,10 @@ import (
 
 // A push is attempted and answered 503 (retried); the partner then
 // deprovisions the add-on (DELETE: Heroku removed its config from the
-// apps, rekey dropped its tokens). The rerun cannot push or read back, so
-// the credential is kept unconfirmed "until the next promotion", which a
-// deprovisioned instance never has: a minted, live credential that no app
-// holds is never revoked (I3).
+// apps, rekey dropped its tokens). The rerun cannot push or read back.
+// Keeping the credential unconfirmed "until the next promotion" would keep
+// it live for good, since a deprovisioned instance is never promoted again:
+// it must be discarded and revoked after the grace (I3).
 func TestUnconfirmedCredentialOfADeprovisionedInstanceIsRevoked(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -19,9 +19,9 @@ import (
 // running, I6): run A's push is slow; run B's push is refused (422), its
 // read-back cannot prove anything while A's push is unanswered, so the
 // credential U is kept unconfirmed, as designed. Then rotation R2 pushes N
-// and promotes: promoteScript assumes N replaced U on Heroku and schedules
-// U's revocation after the grace. But A's push is still on its way, and
-// lands after R2's: Heroku's config holds U, which is then revoked (I1).
+// and promotes, while A's push is still on its way and lands after R2's:
+// Heroku's config then holds U, so the promotion must keep U unconfirmed
+// while its push is unanswered rather than schedule its revocation (I1).
 func TestUnconfirmedCredentialWithAPushStillInFlightIsNotRevokedOnNextPromotion(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
