@@ -32,14 +32,7 @@ func runBreaker(ctx context.Context, env *environ, args []string) error {
 		fmt.Fprintln(env.stderr, breakerUsage)
 		return errUsage
 	}
-	cfg, err := loadConfig(env)
-	if err != nil {
-		return err
-	}
-	if err := cfg.RequireProducer(); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, cfg, newLogger(env, cfg, "breaker", true))
+	a, err := openProducer(ctx, env, "breaker")
 	if err != nil {
 		return err
 	}

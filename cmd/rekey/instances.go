@@ -19,14 +19,7 @@ func runInstances(ctx context.Context, env *environ, args []string) error {
 		fmt.Fprintln(env.stderr, "usage: rekey instances import FILE|-   (JSON lines, one instance each)\n       rekey instances show ID")
 		return errUsage
 	}
-	cfg, err := loadConfig(env)
-	if err != nil {
-		return err
-	}
-	if err := cfg.RequireProducer(); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, cfg, newLogger(env, cfg, "instances", true))
+	a, err := openProducer(ctx, env, "instances")
 	if err != nil {
 		return err
 	}

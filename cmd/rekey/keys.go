@@ -48,14 +48,7 @@ func runKeys(ctx context.Context, env *environ, args []string) error {
 		fmt.Fprintln(env.stderr, keysUsage)
 		return errUsage
 	}
-	cfg, err := loadConfig(env)
-	if err != nil {
-		return err
-	}
-	if err := cfg.RequireProducer(); err != nil {
-		return err
-	}
-	a, err := openApp(ctx, cfg, newLogger(env, cfg, "keys", true))
+	a, err := openProducer(ctx, env, "keys")
 	if err != nil {
 		return err
 	}
