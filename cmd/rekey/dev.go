@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/spf13/cobra"
 
 	"github.com/rekeyhq/rekey/internal/config"
 	"github.com/rekeyhq/rekey/internal/fleet"
@@ -29,18 +29,36 @@ type devFlags struct {
 	timeout   time.Duration
 }
 
-func runDev(ctx context.Context, env *environ, args []string) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+func newDevCmd(env *environ) *cobra.Command {
 	var f devFlags
-	fs.BoolVar(&f.once, "once", false, "exit when every old credential is revoked (0 when all went well)")
-	fs.IntVar(&f.instances, "instances", 20, "sample instances to provision and rotate")
-	fs.DurationVar(&f.grace, "grace", 30*time.Second, "grace period before old credentials are revoked")
-	fs.DurationVar(&f.restart, "restart-delay", 3*time.Second, "simulated dyno restart delay (twice as long in Private Spaces)")
-	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "with --once, give up after this long")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || f.instances < 1 {
-		return errUsage
+	c := &cobra.Command{
+		Use:   "dev",
+		Short: "Run rekey on an embedded Redis, a fake Heroku and a demo issuer",
+		Long: `Runs everything in one process, on fakes: an embedded Redis (unless REDIS_URL is set), a faithful
+fake of Heroku's APIs and a demo issuer. It provisions sample instances, rotates them all as one
+batch, checks the safety invariants as the fakes see them, and prints a summary. Nothing here is
+for production.`,
+		Example: `  rekey dev
+  rekey dev --once --instances 50
+  rekey dev --grace 20s --restart-delay 2s`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if f.instances < 1 {
+				return usagef("--instances must be at least 1")
+			}
+			return runDev(c.Context(), env, f)
+		},
 	}
+	fl := c.Flags()
+	fl.BoolVar(&f.once, "once", false, "exit when every old credential is revoked (0 when all went well)")
+	fl.IntVar(&f.instances, "instances", 20, "sample instances to provision and rotate")
+	fl.DurationVar(&f.grace, "grace", 30*time.Second, "grace period before old credentials are revoked")
+	fl.DurationVar(&f.restart, "restart-delay", 3*time.Second, "simulated dyno restart delay (twice as long in Private Spaces)")
+	fl.DurationVar(&f.timeout, "timeout", 2*time.Minute, "with --once, give up after this long")
+	return c
+}
+
+func runDev(ctx context.Context, env *environ, f devFlags) error {
 	if 2*f.restart >= f.grace {
 		return fmt.Errorf("--grace (%s) must be longer than twice --restart-delay (%s), or dynos would run revoked credentials", f.grace, f.restart)
 	}

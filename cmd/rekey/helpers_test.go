@@ -58,12 +58,23 @@ func (c *cli) env() *environ {
 	}
 }
 
-// run runs one command with fresh output buffers.
-func (c *cli) run(t *testing.T, fn func(context.Context, *environ, []string) error, args ...string) error {
+// run runs `rekey name args...` with fresh output buffers.
+func (c *cli) run(t *testing.T, name string, args ...string) error {
 	t.Helper()
 	c.stdout.Reset()
 	c.stderr.Reset()
-	return fn(context.Background(), c.env(), args)
+	return runCommand(context.Background(), c.env(), name, args...)
+}
+
+// runCommand runs `rekey name args...` in env, through the command tree.
+func runCommand(ctx context.Context, env *environ, name string, args ...string) error {
+	return run(ctx, env, append([]string{name}, args...))
+}
+
+// isUsage reports whether err is a usage error (exit status 2).
+func isUsage(err error) bool {
+	_, ok := asUsage(err)
+	return ok
 }
 
 func instanceID(i int) string { return fmt.Sprintf("inst-%05d", i) }
