@@ -31,6 +31,8 @@ type cli struct {
 	stdout *syncBuffer
 	stderr *syncBuffer
 	stdin  io.Reader
+	// terminal makes the commands take stdin for a person's answers.
+	terminal bool
 }
 
 func newCLI(t *testing.T) *cli {
@@ -44,17 +46,22 @@ func newCLI(t *testing.T) *cli {
 		stdin: strings.NewReader("")}
 }
 
-// env is the environment a command sees: REDIS_URL, REKEY_ENCRYPTION_KEYS
-// and the test's buffers.
-func (c *cli) env() *environ {
-	vars := map[string]string{
+// vars are the variables a command sees: REDIS_URL, REKEY_ENCRYPTION_KEYS
+// and the budget.
+func (c *cli) vars() map[string]string {
+	return map[string]string{
 		"REDIS_URL":             c.r.URL,
 		"REKEY_ENCRYPTION_KEYS": base64.StdEncoding.EncodeToString(testKey),
 		"REKEY_HEROKU_RATE":     "4000",
 	}
+}
+
+// env is the environment a command sees: vars and the test's buffers.
+func (c *cli) env() *environ {
+	vars := c.vars()
 	return &environ{
 		lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
-		stdin:  c.stdin, stdout: c.stdout, stderr: c.stderr,
+		stdin:  c.stdin, stdout: c.stdout, stderr: c.stderr, terminal: c.terminal,
 	}
 }
 

@@ -159,6 +159,11 @@ func longFlags(root *cobra.Command, args []string) []string {
 	return out
 }
 
+// commit is the VCS commit for builds whose build info has none (a build
+// from a source tree without .git, as on a Heroku build dyno), set with
+// -ldflags "-X main.commit=$SOURCE_VERSION".
+var commit string
+
 // version is the module version and VCS commit from the build info:
 // "(devel), commit 1849c6d0a1b2 (2026-11-30T13:00:00Z), go1.26.0".
 func version() string {
@@ -166,7 +171,7 @@ func version() string {
 	if !ok {
 		return "unknown (built without module information)"
 	}
-	var rev, at, modified string
+	rev, at, modified := commit, "", ""
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
@@ -177,15 +182,15 @@ func version() string {
 			modified = s.Value
 		}
 	}
-	commit := "commit unknown (built without VCS information)"
+	vcs := "commit unknown (built without VCS information)"
 	if rev != "" {
-		commit = "commit " + rev[:min(12, len(rev))]
+		vcs = "commit " + rev[:min(12, len(rev))]
 		if modified == "true" {
-			commit += " with local changes"
+			vcs += " with local changes"
 		}
 		if at != "" {
-			commit += " (" + at + ")"
+			vcs += " (" + at + ")"
 		}
 	}
-	return fmt.Sprintf("%s, %s, %s", bi.Main.Version, commit, bi.GoVersion)
+	return fmt.Sprintf("%s, %s, %s", bi.Main.Version, vcs, bi.GoVersion)
 }
