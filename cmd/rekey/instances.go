@@ -191,7 +191,8 @@ func writeInstance(w io.Writer, v instanceView) {
 	}
 	row("recent events", "%d", len(v.Events))
 	for _, e := range v.Events {
-		fmt.Fprintf(w, "  %s  %-22s %s %s\n", timeOrNone(e.At), e.Type, e.RotationID, e.Detail)
+		line := fmt.Sprintf("  %s  %-22s %s %s", timeOrNone(e.At), e.Type, e.RotationID, e.Detail)
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 }
 

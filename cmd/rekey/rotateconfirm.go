@@ -30,8 +30,8 @@ func needsConfirm(f rotateFlags, ids int) bool {
 // --json output stays clean.
 func confirmRotation(ctx context.Context, env *environ, a *app, f rotateFlags, ids []string) error {
 	if !env.terminal {
-		return usagef("rotating %d instances restarts their apps, so it needs --confirm when not run from a terminal; "+
-			"nothing was enqueued (add --confirm to go ahead, or --plan to see what would happen)", len(ids))
+		return usagef("rotating %s restarts customers' apps, so it needs --confirm when not run from a terminal; "+
+			"nothing was enqueued (add --confirm to go ahead, or --plan to see what would happen)", instances(len(ids)))
 	}
 	pl, err := plan(ctx, a, f, ids)
 	if err != nil {
@@ -42,6 +42,14 @@ func confirmRotation(ctx context.Context, env *environ, a *app, f rotateFlags, i
 		return errDeclined
 	}
 	return nil
+}
+
+// instances is "1 instance" or "n instances".
+func instances(n int) string {
+	if n == 1 {
+		return "1 instance"
+	}
+	return fmt.Sprintf("%d instances", n)
 }
 
 // answeredYes reads one line and reports whether it says y or yes.
