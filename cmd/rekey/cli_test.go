@@ -121,6 +121,17 @@ func TestBinary(t *testing.T) {
 		t.Logf("rekey --version: %s", r.stdout)
 	})
 	t.Run("usage errors", func(t *testing.T) { testUsageErrors(t, bin) })
+	t.Run("completion", func(t *testing.T) {
+		for shell, want := range map[string]string{"bash": "__start_rekey", "zsh": "#compdef rekey", "fish": "complete -c rekey"} {
+			if r := bin.run(t, "", "completion", shell); r.code != 0 || !strings.Contains(r.stdout, want) {
+				t.Errorf("rekey completion %s: want exit 0 and %q in the script\n%s", shell, want, r.stderr)
+			}
+		}
+		// What the shell asks when completing `rekey rot<TAB>`.
+		if r := bin.run(t, "", "__complete", "rot"); r.code != 0 || !strings.HasPrefix(r.stdout, "rotate\t") {
+			t.Errorf("completing rot: %s", r)
+		}
+	})
 	t.Run("json", func(t *testing.T) { testJSONMatchesText(t, c, bin) })
 	t.Run("confirm", func(t *testing.T) {
 		c := newCLI(t) // a Redis of its own
