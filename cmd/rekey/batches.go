@@ -44,7 +44,9 @@ rate and ETA on a terminal, a line per change otherwise) and exits 1 when any ro
 			if interval <= 0 {
 				return usagef("--interval must be positive")
 			}
-			return showBatch(c.Context(), env, args[0], wait, asJSON, interval)
+			return withProducer(c.Context(), env, "batches", func(a *app) error {
+				return showBatch(c.Context(), env, a, args[0], wait, asJSON, interval)
+			})
 		},
 	}
 	c.Flags().BoolVar(&wait, "wait", false, "follow the batch until it is done")
@@ -62,22 +64,12 @@ under way finish. Prints the batch's counts afterwards.`,
 		Example: `  rekey batches cancel bat_01J...`,
 		Args:    exactArgs(1, "one BATCH_ID"),
 		RunE: func(c *cobra.Command, args []string) error {
-			a, err := openProducer(c.Context(), env, "batches")
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			return cancelBatch(c.Context(), env, a, args[0])
+			return withProducer(c.Context(), env, "batches", func(a *app) error { return cancelBatch(c.Context(), env, a, args[0]) })
 		},
 	}
 }
 
-func showBatch(ctx context.Context, env *environ, id string, wait, asJSON bool, interval time.Duration) error {
-	a, err := openProducer(ctx, env, "batches")
-	if err != nil {
-		return err
-	}
-	defer a.Close()
+func showBatch(ctx context.Context, env *environ, a *app, id string, wait, asJSON bool, interval time.Duration) error {
 	if wait {
 		return followBatch(ctx, env, a.store, id, interval, asJSON)
 	}

@@ -55,16 +55,13 @@ opens: the bulk queue pauses and the scheduler enqueues nothing until an operato
 
 // withBreaker runs fn on the breaker of the configured Redis.
 func withBreaker(ctx context.Context, env *environ, fn func(*breaker.Breaker) error) error {
-	a, err := openProducer(ctx, env, "breaker")
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	b, err := a.breaker()
-	if err != nil {
-		return err
-	}
-	return fn(b)
+	return withProducer(ctx, env, "breaker", func(a *app) error {
+		b, err := a.breaker()
+		if err != nil {
+			return err
+		}
+		return fn(b)
+	})
 }
 
 func breakerStatus(ctx context.Context, env *environ, b *breaker.Breaker, asJSON bool) error {

@@ -38,12 +38,7 @@ exits 1 when any line was refused (the others are registered).`,
   echo '{"id":"inst-1","api_version":"v3","config_vars":["MYADDON_URL"]}' | rekey instances import -`,
 		Args: exactArgs(1, "one FILE (- for stdin)"),
 		RunE: func(c *cobra.Command, args []string) error {
-			a, err := openProducer(c.Context(), env, "instances")
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			return importInstances(c.Context(), env, a, args[0])
+			return withProducer(c.Context(), env, "instances", func(a *app) error { return importInstances(c.Context(), env, a, args[0]) })
 		},
 	}
 }
@@ -59,12 +54,7 @@ events, newest first. Never a secret.`,
   rekey instances show inst-123 --json | jq .previous`,
 		Args: exactArgs(1, "one instance ID"),
 		RunE: func(c *cobra.Command, args []string) error {
-			a, err := openProducer(c.Context(), env, "instances")
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			return showInstance(c.Context(), env, a, args[0], asJSON)
+			return withProducer(c.Context(), env, "instances", func(a *app) error { return showInstance(c.Context(), env, a, args[0], asJSON) })
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print the instance as JSON")

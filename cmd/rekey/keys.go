@@ -39,7 +39,7 @@ so a script does not drop a key on its word.`,
   rekey keys status --json | jq .unreadable_total`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return withKeys(c.Context(), env, func(src sealedValues) error { return keysStatus(c.Context(), src, env.stdout, asJSON) })
+			return withProducer(c.Context(), env, "keys", func(a *app) error { return keysStatus(c.Context(), a.store, env.stdout, asJSON) })
 		},
 	}
 	status.Flags().BoolVar(&asJSON, "json", false, "print the counts as JSON")
@@ -52,7 +52,7 @@ stdout; exits 1 when a value was left under another key.`,
 		Example: `  rekey keys reseal && rekey keys status`,
 		Args:    noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return withKeys(c.Context(), env, func(src sealedValues) error { return resealKeys(c.Context(), src, env.stdout, env.stderr) })
+			return withProducer(c.Context(), env, "keys", func(a *app) error { return resealKeys(c.Context(), a.store, env.stdout, env.stderr) })
 		},
 	}
 	return newGroupCmd(&cobra.Command{
@@ -64,16 +64,6 @@ old key, then drop it.`,
 		Example: `  rekey keys status
   rekey keys reseal`,
 	}, status, reseal)
-}
-
-// withKeys runs fn on the store of the configured Redis.
-func withKeys(ctx context.Context, env *environ, fn func(sealedValues) error) error {
-	a, err := openProducer(ctx, env, "keys")
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	return fn(a.store)
 }
 
 // keysStatus counts every stored sealed value by the key that opens it and

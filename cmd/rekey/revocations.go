@@ -33,12 +33,9 @@ INSTANCE_ID/CREDENTIAL_ID, with its revoke time, when and why it was set aside; 
   rekey revocations dead --json | jq length`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			a, err := openProducer(c.Context(), env, "revocations")
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			return listDeadRevocations(c.Context(), env.stdout, a.store, asJSON)
+			return withProducer(c.Context(), env, "revocations", func(a *app) error {
+				return listDeadRevocations(c.Context(), env.stdout, a.store, asJSON)
+			})
 		},
 	}
 	dead.Flags().BoolVar(&asJSON, "json", false, "print the entries as JSON")
@@ -55,13 +52,10 @@ any ID is not a dead revocation.`,
 			if all == (len(ids) > 0) {
 				return usagef("name dead revocations (INSTANCE_ID/CREDENTIAL_ID), or --all (one of them)")
 			}
-			a, err := openProducer(c.Context(), env, "revocations")
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			p := reconcile.Params{Store: a.store, Enqueuer: a.queue, Inspector: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.log}
-			return retryDeadRevocations(c.Context(), env.stdout, p, ids, all)
+			return withProducer(c.Context(), env, "revocations", func(a *app) error {
+				p := reconcile.Params{Store: a.store, Enqueuer: a.queue, Inspector: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.log}
+				return retryDeadRevocations(c.Context(), env.stdout, p, ids, all)
+			})
 		},
 	}
 	retry.Flags().BoolVar(&all, "all", false, "retry every dead revocation")

@@ -148,6 +148,17 @@ func openProducer(ctx context.Context, env *environ, service string) (*app, erro
 	return openApp(ctx, cfg, newLogger(env, cfg, service, true))
 }
 
+// withProducer opens what a command that only reads and enqueues needs,
+// runs fn on it and closes it.
+func withProducer(ctx context.Context, env *environ, service string, fn func(*app) error) error {
+	a, err := openProducer(ctx, env, service)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return fn(a)
+}
+
 // rotationIDs returns the ids to rotate, each once, and the problems of
 // the ones that cannot be.
 func rotationIDs(ctx context.Context, env *environ, a *app, f rotateFlags) ([]string, []fleet.Problem, error) {

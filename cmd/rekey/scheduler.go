@@ -36,7 +36,7 @@ see and steer scheduled rotation.`,
 			if interval < time.Second {
 				return usagef("--interval must be at least 1s")
 			}
-			return withScheduler(c.Context(), env, true, func(a *app) error { return runClock(c.Context(), a, interval) })
+			return runClockCmd(c.Context(), env, interval)
 		},
 	}
 	c.Flags().DurationVar(&interval, "interval", time.Minute, "time between sweeps")
@@ -57,7 +57,7 @@ are in flight; quarantined instances.`,
   rekey scheduler status --json | jq .due_next_hour`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return withScheduler(c.Context(), env, false, func(a *app) error { return schedulerStatus(c.Context(), env, a, asJSON) })
+			return withProducer(c.Context(), env, "scheduler", func(a *app) error { return schedulerStatus(c.Context(), env, a, asJSON) })
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
@@ -73,7 +73,7 @@ func newSchedulerPauseCmd(env *environ) *cobra.Command {
 		Example: `  rekey scheduler pause --by alice`,
 		Args:    noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return withScheduler(c.Context(), env, false, func(a *app) error { return pauseScheduler(c.Context(), env, a, by) })
+			return withProducer(c.Context(), env, "scheduler", func(a *app) error { return pauseScheduler(c.Context(), env, a, by) })
 		},
 	}
 	c.Flags().StringVar(&by, "by", "operator", "who pauses, for the status and the audit trail")
@@ -88,7 +88,7 @@ func newSchedulerResumeCmd(env *environ) *cobra.Command {
 		Example: `  rekey scheduler resume`,
 		Args:    noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return withScheduler(c.Context(), env, false, func(a *app) error { return resumeScheduler(c.Context(), env, a) })
+			return withProducer(c.Context(), env, "scheduler", func(a *app) error { return resumeScheduler(c.Context(), env, a) })
 		},
 	}
 }
@@ -102,7 +102,7 @@ this puts it back at its next slot.`,
 		Example: `  rekey scheduler unquarantine inst-123`,
 		Args:    exactArgs(1, "one instance ID"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return withScheduler(c.Context(), env, false, func(a *app) error { return unquarantineInstance(c.Context(), env, a, args[0]) })
+			return withProducer(c.Context(), env, "scheduler", func(a *app) error { return unquarantineInstance(c.Context(), env, a, args[0]) })
 		},
 	}
 }
@@ -121,7 +121,7 @@ func newSchedulerSetCmd(env *environ) *cobra.Command {
 			if f.optOut && f.optIn {
 				return usagef("--opt-out and --opt-in contradict each other")
 			}
-			return withScheduler(c.Context(), env, false, func(a *app) error { return setSchedule(c.Context(), env, a, args[0], f) })
+			return withProducer(c.Context(), env, "scheduler", func(a *app) error { return setSchedule(c.Context(), env, a, args[0], f) })
 		},
 	}
 	c.Flags().BoolVar(&f.optOut, "opt-out", false, "take the instance out of scheduled rotation")
@@ -130,10 +130,9 @@ func newSchedulerSetCmd(env *environ) *cobra.Command {
 	return c
 }
 
-// withScheduler opens the app the scheduler's commands need and runs fn
-// on it. The clock (service) outlives Redis outages; the others check
-// Redis once.
-func withScheduler(ctx context.Context, env *environ, service bool, fn func(*app) error) error {
+// runClockCmd opens the clock's app, which outlives Redis outages
+// (openService), and sweeps until ctx is done.
+func runClockCmd(ctx context.Context, env *environ, interval time.Duration) error {
 	cfg, err := loadConfig(env)
 	if err != nil {
 		return err
@@ -141,16 +140,12 @@ func withScheduler(ctx context.Context, env *environ, service bool, fn func(*app
 	if err := cfg.RequireProducer(); err != nil {
 		return err
 	}
-	open := openApp
-	if service {
-		open = openService
-	}
-	a, err := open(ctx, cfg, newLogger(env, cfg, "scheduler", !service))
+	a, err := openService(ctx, cfg, newLogger(env, cfg, "scheduler", false))
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	return fn(a)
+	return runClock(ctx, a, interval)
 }
 
 // runClock sweeps until ctx is done (SIGTERM).
