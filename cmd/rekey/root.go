@@ -34,6 +34,7 @@ environment (see README.md).`,
 		SilenceUsage:  true,
 	}
 	root.SetVersionTemplate("rekey {{.Version}}\n")
+	root.SetHelpCommand(newHelpCmd())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	root.SetIn(env.stdin)
 	root.SetOut(env.stdout)
@@ -51,6 +52,36 @@ environment (see README.md).`,
 		newDevCmd(env),
 	)
 	return root
+}
+
+// newHelpCmd is `rekey help CMD`: cobra's, except that an unknown command
+// is a usage error rather than the root's help with exit status 0.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Prints a command's description, usage, examples and flags, as 'rekey COMMAND --help' does.",
+		Example: `  rekey help rotate
+  rekey help scheduler status`,
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			var names []string
+			if cmd, _, err := c.Root().Find(args); err == nil {
+				for _, s := range cmd.Commands() {
+					if s.IsAvailableCommand() && strings.HasPrefix(s.Name(), toComplete) {
+						names = append(names, s.Name()+"\t"+s.Short)
+					}
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return usagef("no command %q", strings.Join(args, " "))
+			}
+			return cmd.Help()
+		},
+	}
 }
 
 // newGroupCmd is a command that only holds subcommands: alone, or with a
