@@ -79,6 +79,8 @@ func newHelpCmd() *cobra.Command {
 			if err != nil || len(rest) > 0 {
 				return usagef("no command %q", strings.Join(args, " "))
 			}
+			cmd.InitDefaultHelpFlag() // as cobra's help does, so the usage lists them
+			cmd.InitDefaultVersionFlag()
 			return cmd.Help()
 		},
 	}
