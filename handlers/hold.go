@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -11,12 +10,6 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/store"
-)
-
-// Hold actions at the cap (REKEY_HOLD_AT_CAP).
-const (
-	HoldAtCapRevoke = "revoke"
-	HoldAtCapHold   = "hold"
 )
 
 // usageTimeout bounds one usage question: a slow issuer never keeps a
@@ -33,8 +26,9 @@ type HoldPolicy struct {
 	Recheck time.Duration
 	// Max is how long past the grace a hold may last (REKEY_HOLD_MAX).
 	Max time.Duration
-	// AtCap is HoldAtCapRevoke or HoldAtCapHold (REKEY_HOLD_AT_CAP).
-	AtCap string
+	// KeepAtCap keeps holding past Max (REKEY_HOLD_AT_CAP=hold); by
+	// default the revocation goes ahead at the cap.
+	KeepAtCap bool
 }
 
 // HoldStore is what holds need of the store (*store.Store).
@@ -101,9 +95,9 @@ func (h *Revoke) holding(ctx context.Context, c store.Credential, log zerolog.Lo
 func (h *Revoke) keep(ctx context.Context, c store.Credential, next store.Hold, wasHeld bool, log zerolog.Logger) error {
 	d := h.deps
 	event := map[bool]string{true: store.EventHoldRechecked, false: store.EventRevocationHeld}[wasHeld]
-	detail := usedSentence(next, d.now())
+	detail := next.UsedText(d.now())
 	if !d.now().Before(next.CapAt) {
-		if d.Holds.AtCap != HoldAtCapHold {
+		if !d.Holds.KeepAtCap {
 			log.Error().Time("cap_at", next.CapAt).Msg("hold_cap_reached_revoking")
 			_ = d.HoldStore.SaveHold(ctx, next, store.EventHoldCapped, "cap reached; revoking although "+detail)
 			return h.release(ctx, c, true, "the hold reached its cap")
@@ -118,8 +112,7 @@ func (h *Revoke) keep(ctx context.Context, c store.Credential, next store.Hold, 
 	}
 	if !wasHeld {
 		log.Info().Time("cap_at", next.CapAt).Msg("revocation_held")
-		h.notify(ctx, c, fmt.Sprintf("your old %s credential %s; it will be revoked once it stops being used, at the latest %s",
-			h.deps.varNames(ctx, c.InstanceID), detail, next.CapAt.UTC().Format(time.RFC3339)))
+		h.notify(ctx, c, next.Sentence(h.deps.varNames(ctx, c.InstanceID), d.now()))
 	}
 	return &RetryLaterError{After: d.Holds.Recheck, Reason: "old credential still in use"}
 }
@@ -139,30 +132,11 @@ func askUsage(ctx context.Context, rep issuer.UsageReporter, c store.Credential)
 	return rep.Usage(ctx, c.InstanceID, c.ID)
 }
 
-// usedSentence says when and by whom a held credential was last used.
-func usedSentence(hd store.Hold, now time.Time) string {
-	s := "was used " + ago(now.Sub(hd.LastUsedAt))
-	if hd.LastUsedBy != "" {
-		s += " by " + hd.LastUsedBy
-	}
-	return s
-}
-
 func quietSentence(last time.Time) string {
 	if last.IsZero() {
 		return "not used"
 	}
 	return "not used since " + last.UTC().Format(time.RFC3339)
-}
-
-func ago(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return "less than a minute ago"
-	case d < 2*time.Minute:
-		return "1 minute ago"
-	}
-	return fmt.Sprintf("%d minutes ago", int(d/time.Minute))
 }
 
 // notify writes line to the instance's app log stream, best effort.
@@ -172,15 +146,23 @@ func (h *Revoke) notify(ctx context.Context, c store.Credential, line string) {
 	}
 }
 
-// varNames names the instance's config vars for a customer's line, or
-// "add-on" when the instance cannot be read.
-func (d *Deps) varNames(ctx context.Context, instanceID string) string {
+// varNames are the instance's config var names for a customer's line; nil
+// when the instance cannot be read.
+func (d *Deps) varNames(ctx context.Context, instanceID string) []string {
 	if d.HoldStore == nil {
-		return "add-on"
+		return nil
 	}
 	in, err := d.HoldStore.Instance(ctx, instanceID)
-	if err != nil || len(in.ConfigVars) == 0 {
+	if err != nil {
+		return nil
+	}
+	return in.ConfigVars
+}
+
+// varText joins config var names for a customer's line.
+func varText(names []string) string {
+	if len(names) == 0 {
 		return "add-on"
 	}
-	return strings.Join(in.ConfigVars, ", ")
+	return strings.Join(names, ", ")
 }

@@ -66,7 +66,7 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	h.observe(RevocationRevoked, c)
 	log.Info().Str("state", c.State).Msg("revoked")
 	if c.State == store.CredentialPrevious {
-		h.notify(ctx, c, fmt.Sprintf("your old %s credential was revoked", h.deps.varNames(ctx, p.InstanceID)))
+		h.notify(ctx, c, "your old "+varText(h.deps.varNames(ctx, p.InstanceID))+" credential was revoked")
 	}
 	return nil
 }

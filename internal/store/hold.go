@@ -183,3 +183,33 @@ func (s *Store) HoldStats(ctx context.Context) (HoldSummary, error) {
 }
 
 func holdMember(instanceID, credID string) string { return instanceID + "/" + credID }
+
+// Sentence says to the customer why the hold's credential is not revoked
+// yet: when and by whom it was last used, and the latest revocation time.
+// The app's log stream (handlers) and the dashboard (internal/web) carry
+// the same words; vars are the instance's config var names.
+func (h Hold) Sentence(vars []string, now time.Time) string {
+	name := strings.Join(vars, ", ")
+	if name == "" {
+		name = "add-on"
+	}
+	return "your old " + name + " credential " + h.UsedText(now) +
+		"; it will be revoked once it stops being used, at the latest " + h.CapAt.UTC().Format(time.RFC3339)
+}
+
+// UsedText says when and by whom the credential was last used, as of now.
+func (h Hold) UsedText(now time.Time) string {
+	s := "was used "
+	switch d := now.Sub(h.LastUsedAt); {
+	case d < time.Minute:
+		s += "less than a minute ago"
+	case d < 2*time.Minute:
+		s += "1 minute ago"
+	default:
+		s += strconv.Itoa(int(d/time.Minute)) + " minutes ago"
+	}
+	if h.LastUsedBy != "" {
+		s += " by " + h.LastUsedBy
+	}
+	return s
+}
