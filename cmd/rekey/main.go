@@ -7,6 +7,7 @@
 //	rekey scheduler            scheduled rotation (Procfile: clock); status, pause, resume
 //	rekey instances ...        import or show instances
 //	rekey revocations ...      list or retry revocations refused permanently
+//	rekey holds ...            list held revocations, or release one
 //	rekey breaker status       the circuit breaker: open or closed, and why; resume
 //	rekey keys status|reseal   sealed values per encryption key; reseal under the first
 //	rekey dev                  everything in one process, on fakes
@@ -49,6 +50,7 @@ func commands() map[string]command {
 		"rotate":      {"rotate instances: rekey rotate ID... | --all | --from FILE", runRotate},
 		"instances":   {"manage instances: import FILE | show ID", runInstances},
 		"revocations": {"revocations refused permanently: dead [--json] | retry ID... | --all", runRevocations},
+		"holds":       {"revocations held while the old credential is in use: list [--json] | release ID --confirm", runHolds},
 		"dev":         {"run rekey on an embedded Redis, a fake Heroku and a demo issuer", runDev},
 		"breaker":     {"the circuit breaker on Heroku 401/403 runs: status [--json] | resume [--confirm]", runBreaker},
 		"keys":        {"encryption keys: status [--json] | reseal (values per key; move them to the first)", runKeys},

@@ -214,7 +214,7 @@ func schedulerStatus(ctx context.Context, env *environ, a *app, args []string) e
 		return err
 	}
 	st.write(env.stdout)
-	return nil
+	return writeHoldStatus(ctx, env.stdout, a.store, time.Now())
 }
 
 // scheduleStatus is what `rekey scheduler status` prints.
