@@ -61,11 +61,17 @@ type world struct {
 type worldParams struct {
 	fake []herokufake.Option
 	demo []issuer.DemoOption
+	// redis replaces the test's private database (a server the test
+	// restarts).
+	redis *redistest.Redis
 }
 
 func newWorld(t *testing.T, p worldParams) *world {
 	t.Helper()
-	r := redistest.New(t)
+	r := p.redis
+	if r == nil {
+		r = redistest.New(t)
+	}
 	fakeOpts := append([]herokufake.Option{herokufake.WithRestartDelay(restartDelay, privateRestart)}, p.fake...)
 	sb, err := sandbox.Start(sandbox.Params{Fake: fakeOpts, Demo: p.demo})
 	if err != nil {
