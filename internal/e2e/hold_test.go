@@ -33,13 +33,6 @@ func testHolds(max time.Duration, keep bool) *handlers.HoldPolicy {
 	return &handlers.HoldPolicy{Quiet: testQuiet, Recheck: testRecheck, Max: max, KeepAtCap: keep}
 }
 
-// appOf is the fake Heroku app of a sandbox sample (sandbox.Provision
-// names app-<i> after the number that ends the id).
-func appOf(s sandbox.Sample) string {
-	n, _ := strconv.Atoi(s.ID[strings.LastIndex(s.ID, "-")+1:])
-	return fmt.Sprintf("app-%d", n)
-}
-
 // TestHoldWaitsForDisuse rotates 200 instances whose issuer reports usage.
 // The old credentials of 20 stay in use past the grace: each is held (never
 // revoked while in use), produces a hold audit event, a metric, a customer
@@ -107,8 +100,8 @@ func checkHeldView(t *testing.T, w *world, s sandbox.Sample) {
 		t.Errorf("%s: holds %+v, %v; want the provisioned credential held", s.ID, holds, err)
 		return
 	}
-	waitFor(t, 5*time.Second, "held line in "+appOf(s)+"'s logs", func() (bool, string) {
-		lines := w.sb.Fake.LogLines(appOf(s))
+	waitFor(t, 5*time.Second, "held line in "+w.sb.Fake.AppOf(s.ID)+"'s logs", func() (bool, string) {
+		lines := w.sb.Fake.LogLines(w.sb.Fake.AppOf(s.ID))
 		return containsLine(lines, "by 203.0.113.4; it will be revoked once it stops being used"), strings.Join(lines, " | ")
 	})
 }
@@ -142,7 +135,7 @@ func checkHoldOutcome(t *testing.T, w *world, s sandbox.Sample, usedUntil time.T
 	case heldEvents != 1 || eventsOf(events, store.EventHoldReleased) != 1:
 		t.Errorf("%s: %d hold and %d release events, want 1 each", s.ID, heldEvents, eventsOf(events, store.EventHoldReleased))
 	}
-	if lines := w.sb.Fake.LogLines(appOf(s)); !containsLine(lines, "credential was revoked") ||
+	if lines := w.sb.Fake.LogLines(w.sb.Fake.AppOf(s.ID)); !containsLine(lines, "credential was revoked") ||
 		!containsLine(lines, "rotated; the old credential stays valid until") {
 		t.Errorf("%s: log lines %q lack the rotation or the revocation", s.ID, lines)
 	}

@@ -313,7 +313,7 @@ func (w *watchedIssuer) Usage(ctx context.Context, instanceID, credentialID stri
 func (w *world) logLines(samples []sandbox.Sample) string {
 	var b strings.Builder
 	for _, s := range samples {
-		b.WriteString(strings.Join(w.sb.Fake.LogLines(appOf(s)), "\n"))
+		b.WriteString(strings.Join(w.sb.Fake.LogLines(w.sb.Fake.AppOf(s.ID)), "\n"))
 	}
 	return b.String()
 }

@@ -98,3 +98,13 @@ func (f *Fake) logWrite(w http.ResponseWriter, r *http.Request) {
 	f.logs.lines[app] = append(f.logs.lines[app], lines...)
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// AppOf returns the app that owns an add-on; "" when unknown.
+func (f *Fake) AppOf(addonID string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if a, ok := f.addons[addonID]; ok {
+		return a.spec.App
+	}
+	return ""
+}
