@@ -62,7 +62,7 @@ func TestUsageHostileAnswers(t *testing.T) {
 		location string
 		want     func(issuer.Usage, error) bool
 	}{
-		"garbage": {body: `{"last_used_at": [`, want: func(_ issuer.Usage, err error) bool { return errCode(err) == issuer.CodeMalformed }},
+		"garbage":  {body: `{"last_used_at": [`, want: func(_ issuer.Usage, err error) bool { return errCode(err) == issuer.CodeMalformed }},
 		"bad time": {body: `{"last_used_at": "yesterday"}`, want: func(_ issuer.Usage, err error) bool { return errCode(err) == issuer.CodeMalformed }},
 		"10MB": {body: `{"last_used_by":"` + strings.Repeat("x", 10<<20) + `"}`,
 			want: func(_ issuer.Usage, err error) bool { return errCode(err) == issuer.CodeUnreadable }},
