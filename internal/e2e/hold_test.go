@@ -44,7 +44,7 @@ func TestHoldWaitsForDisuse(t *testing.T) {
 	const n, heldEvery = 200, 10
 	w := newWorld(t, worldParams{})
 	samples := w.provision(n, sandbox.DefaultMix)
-	w.startWorker(workerParams{holds: testHolds(time.Minute, false), sweep: true})
+	w.startWorker(workerParams{holds: testHolds(10*time.Minute, false), sweep: true})
 	inUse := map[string]string{} // instance -> its old credential, in use
 	for i, s := range samples {
 		if i%heldEvery == 0 {
