@@ -98,6 +98,14 @@ type Deps struct {
 	MinGrace time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// HoldStore and Holds make a revocation wait while its credential is
+	// still in use (hold.go); a nil HoldStore or a zero Holds.Quiet turns
+	// holds off.
+	HoldStore HoldStore
+	Holds     HoldPolicy
+	// CustomerLog writes short notices into the app's log stream; nil
+	// means none.
+	CustomerLog CustomerLog
 }
 
 func (d *Deps) now() time.Time {

@@ -48,6 +48,9 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	if wait := c.RevokeAt.Sub(h.deps.now()); wait > 0 {
 		return &RetryLaterError{After: wait, Reason: "revoke time not reached"}
 	}
+	if err := h.holding(ctx, c, log); err != nil {
+		return err
+	}
 	if err := h.deps.Issuer.Revoke(ctx, p.InstanceID, p.CredentialID); err != nil {
 		if issuer.IsPermanent(err) {
 			_ = h.deps.Store.AddEvent(ctx, store.Event{Type: store.EventRevokeFailed, InstanceID: p.InstanceID,
@@ -62,6 +65,9 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	}
 	h.observe(RevocationRevoked, c)
 	log.Info().Str("state", c.State).Msg("revoked")
+	if c.State == store.CredentialPrevious {
+		h.notify(ctx, c, "your old "+varText(h.deps.varNames(ctx, p.InstanceID))+" credential was revoked")
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -196,6 +197,10 @@ func (h *Rotate) promote(ctx context.Context, r *rotation, credID string) (strin
 		return OutcomeRetry, err
 	}
 	r.log.Info().Dur("grace", grace).Msg("rotated")
+	if p.Previous != nil && h.deps.CustomerLog != nil {
+		h.deps.CustomerLog.Notify(ctx, in.ID, fmt.Sprintf("%s rotated; the old credential stays valid until %s",
+			strings.Join(in.ConfigVars, ", "), p.Previous.RevokeAt.UTC().Format(time.RFC3339)))
+	}
 	for _, u := range p.Unconfirmed {
 		if err := h.deps.enqueueRevoke(ctx, &u); err != nil {
 			return OutcomeRetry, err

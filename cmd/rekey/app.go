@@ -172,6 +172,7 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	deps := &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: rec,
 		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace, Breaker: br,
 		MinGrace: a.cfg.GraceFloor()}
+	a.withHolds(deps, rec)
 	mux, err := handlers.NewMux(deps)
 	if err != nil {
 		return err

@@ -124,6 +124,9 @@ type instanceView struct {
 	store.Instance
 	Previous []store.Revocation `json:"previous"`
 	Events   []store.Event      `json:"events"`
+	// Holds are the previous credentials whose revocation waits because
+	// they are still in use (rekey holds).
+	Holds []store.Hold `json:"holds"`
 }
 
 func showInstance(ctx context.Context, env *environ, a *app, id string, asJSON bool) error {
@@ -139,6 +142,9 @@ func showInstance(ctx context.Context, env *environ, a *app, id string, asJSON b
 		return err
 	}
 	if v.Events, err = a.store.Events(ctx, id, 20); err != nil {
+		return err
+	}
+	if v.Holds, err = a.store.InstanceHolds(ctx, id); err != nil {
 		return err
 	}
 	if asJSON {

@@ -7,6 +7,7 @@
 //	rekey scheduler            scheduled rotation (Procfile: clock); status, pause, resume
 //	rekey instances ...        import or show instances
 //	rekey revocations ...      list or retry revocations refused permanently
+//	rekey holds ...            list held revocations, or release one
 //	rekey breaker status       the circuit breaker: open or closed, and why; resume
 //	rekey keys status|reseal   sealed values per encryption key; reseal under the first
 //	rekey dev                  everything in one process, on fakes

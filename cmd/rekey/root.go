@@ -49,6 +49,7 @@ environment (see README.md).`,
 		newRevocationsCmd(env),
 		newBreakerCmd(env),
 		newKeysCmd(env),
+		newHoldsCmd(env),
 		newDevCmd(env),
 	)
 	return root

@@ -273,5 +273,5 @@ func schedulerStatus(ctx context.Context, env *environ, a *app, asJSON bool) err
 		return writeJSON(env.stdout, st.output())
 	}
 	st.write(env.stdout)
-	return nil
+	return writeHoldStatus(ctx, env.stdout, a.store, time.Now())
 }

@@ -139,6 +139,8 @@ type Config struct {
 	// waits for revocation; then they expire. Default 720h (30 days), at
 	// least 1h.
 	AuditRetention time.Duration
+	// Holds are REKEY_HOLD_* (holds.go).
+	Holds
 }
 
 // Lookup reads one variable, like os.LookupEnv.
@@ -184,6 +186,7 @@ func Load(env Lookup) (*Config, error) {
 		LogLevel:                p.oneOf("REKEY_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		AuditRetention:          p.duration("REKEY_AUDIT_RETENTION", store.DefaultAuditRetention, time.Hour),
 	}
+	c.Holds = p.holds()
 	if c.RedisURL != "" {
 		if _, err := c.RedisOptions(); err != nil {
 			p.fail(err)

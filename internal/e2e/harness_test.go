@@ -19,6 +19,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/logging"
+	"github.com/rekeyhq/rekey/internal/logplex"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/internal/redistest"
@@ -60,11 +61,17 @@ type world struct {
 type worldParams struct {
 	fake []herokufake.Option
 	demo []issuer.DemoOption
+	// redis replaces the test's private database (a server the test
+	// restarts).
+	redis *redistest.Redis
 }
 
 func newWorld(t *testing.T, p worldParams) *world {
 	t.Helper()
-	r := redistest.New(t)
+	r := p.redis
+	if r == nil {
+		r = redistest.New(t)
+	}
 	fakeOpts := append([]herokufake.Option{herokufake.WithRestartDelay(restartDelay, privateRestart)}, p.fake...)
 	sb, err := sandbox.Start(sandbox.Params{Fake: fakeOpts, Demo: p.demo})
 	if err != nil {
@@ -136,6 +143,11 @@ type workerParams struct {
 	// sweep runs the reconcile sweep beside the worker, as `rekey worker`
 	// does, every 200 ms and with no slack.
 	sweep bool
+	// holds, when set, turns holds and the customer's log notices on, as
+	// `rekey worker` does with REKEY_HOLD_*.
+	holds *handlers.HoldPolicy
+	// issuerURL replaces the sandbox's issuer (a hostile one).
+	issuerURL string
 }
 
 // runningWorker is an in-process worker; its logs collect in log.
@@ -160,7 +172,10 @@ func (w *world) startWorker(p workerParams) *runningWorker {
 		w.t.Fatal(err)
 	}
 	var iss issuer.Issuer
-	if iss, err = issuer.NewHTTP(w.cfg.IssuerURL, w.cfg.IssuerSecret); err != nil {
+	if p.issuerURL == "" {
+		p.issuerURL = w.cfg.IssuerURL
+	}
+	if iss, err = issuer.NewHTTP(p.issuerURL, w.cfg.IssuerSecret); err != nil {
 		w.t.Fatal(err)
 	}
 	var hc handlers.Heroku = w.herokuClient(lim, p.httpClient)
@@ -172,6 +187,10 @@ func (w *world) startWorker(p workerParams) *runningWorker {
 	}
 	deps := &handlers.Deps{Store: w.store, Heroku: hc, Issuer: iss, Enqueuer: w.queue,
 		Grace: testGrace, PrivateSpaceGrace: testPrivateGrace}
+	if p.holds != nil {
+		deps.HoldStore, deps.Holds = w.store, *p.holds
+		deps.CustomerLog = logplex.NewNotifier(w.store, logplex.NewClient(0), nil, log)
+	}
 	mux, err := handlers.NewMux(deps)
 	if err != nil {
 		w.t.Fatal(err)

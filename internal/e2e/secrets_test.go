@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -62,7 +63,17 @@ func TestSecretsNeverLeak(t *testing.T) {
 
 	watchedIss := &watchedIssuer{}
 	watchedHc := &watchedHeroku{}
-	rw := w.startWorker(workerParams{logLevel: "debug", retryDelay: fastRetry,
+	for _, sm := range samples {
+		u, _ := url.Parse(w.sb.Fake.LogInputURL(w.sb.HerokuURL, sm.ID))
+		token, _ := u.User.Password()
+		secrets.add("log_input_url token of "+sm.ID, token)
+		// The first sample's old credential stays in use past the grace:
+		// its revocation is held and the customer told so.
+		if sm.ID == samples[0].ID {
+			w.sb.Demo.UseUntil(sm.Provisioned, time.Now().Add(testGrace+2*time.Second), "203.0.113.4")
+		}
+	}
+	rw := w.startWorker(workerParams{logLevel: "debug", retryDelay: fastRetry, holds: testHolds(time.Minute, false),
 		wrapIssuer: func(i issuer.Issuer) issuer.Issuer { watchedIss.Issuer = i; return watchedIss },
 		wrapHeroku: func(h handlers.Heroku) handlers.Heroku { watchedHc.Heroku = h; return watchedHc }})
 	// Failure paths: the V1 sample's push answers 422, and every V3 access
@@ -87,6 +98,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		"handler error strings":                  watchedIss.errors() + watchedHc.errors(),
 		"store (last errors, rotations, events)": w.storeText(ids, res.Items),
 		"Redis":                                  redistest.Dump(t, w.redis),
+		"customers' log lines (fake logplex)":    w.logLines(samples),
 	}
 	for place, text := range w.webPlaces(ids) {
 		places[place] = text
@@ -124,6 +136,7 @@ func checkCaptured(t *testing.T, places map[string]string) {
 		"dashboard HTML and status":              {"Rotation failed.", "Heroku did not accept", "Old credential revoked", `"timeline"`},
 		"operators' API":                         {"last_error", "status 422"},
 		"/monitoring API (asynqmon)":             {"instance_id=", "archived", "status 422"},
+		"customers' log lines (fake logplex)":    {"rotated; the old credential stays valid until", "by 203.0.113.4", "credential was revoked"},
 	} {
 		for _, s := range want {
 			if !strings.Contains(places[place], s) {
@@ -285,6 +298,24 @@ func (w *watchedIssuer) Revoke(ctx context.Context, instanceID, credentialID str
 	defer w.mu.Unlock()
 	writeError(&w.errs, err)
 	return err
+}
+
+// Usage passes usage questions on, so that holds happen under watch.
+func (w *watchedIssuer) Usage(ctx context.Context, instanceID, credentialID string) (issuer.Usage, error) {
+	u, err := w.Issuer.(issuer.UsageReporter).Usage(ctx, instanceID, credentialID)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	writeError(&w.errs, err)
+	return u, err
+}
+
+// logLines is every line the samples' apps received in their log streams.
+func (w *world) logLines(samples []sandbox.Sample) string {
+	var b strings.Builder
+	for _, s := range samples {
+		b.WriteString(strings.Join(w.sb.Fake.LogLines(w.sb.Fake.AppOf(s.ID)), "\n"))
+	}
+	return b.String()
 }
 
 func (w *watchedIssuer) credentials() []issuer.Credential {

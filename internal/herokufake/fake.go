@@ -44,6 +44,8 @@ type Fake struct {
 	always    map[Endpoint]Fault
 	rng       *rand.Rand
 	calls     []Call
+
+	logs logInputs // Logplex input (logplex.go)
 }
 
 // New returns a Fake with no add-ons. It panics with a sentence when an
@@ -90,6 +92,7 @@ func (f *Fake) routes() {
 	f.mux.Handle("GET /vendor/apps/{heroku_id}", f.api(V1Get, f.v1Get))
 	f.mux.Handle("/", f.api(Unknown, notFound))
 	f.adminRoutes()
+	f.logplexRoutes()
 }
 
 // notFound answers routes Heroku does not have, the way Heroku does.

@@ -34,6 +34,8 @@ type Demo struct {
 	byRotation map[[2]string]string       // {instance, rotation} -> credential id
 	byValue    map[string]string          // config value -> credential id
 	stats      Stats
+
+	usage demoUsage
 }
 
 var _ Issuer = (*Demo)(nil)

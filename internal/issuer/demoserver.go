@@ -18,7 +18,7 @@ type webhookRequest struct {
 	InstanceID   string `json:"instance_id"`
 	RotationID   string `json:"rotation_id"`
 	CredentialID string `json:"credential_id"`
-	// Action is "verify" or "revoke" in those requests' bodies.
+	// Action is "verify", "revoke" or "usage" in those requests' bodies.
 	Action string `json:"action"`
 }
 
@@ -47,6 +47,7 @@ func NewDemoServer(d *Demo, key secret.String, opts ...DemoServerOption) http.Ha
 	mux.HandleFunc("POST /credentials", s.signed(s.mint))
 	mux.HandleFunc("POST /credentials/{id}/verify", s.signed(s.verify))
 	mux.HandleFunc("DELETE /credentials/{id}", s.signed(s.revoke))
+	mux.HandleFunc("GET /credentials/{id}/usage", s.signed(s.usage))
 	return mux
 }
 
@@ -98,6 +99,8 @@ func actionOf(r *http.Request) string {
 		return ActionRevoke
 	case strings.HasSuffix(r.URL.Path, "/verify"):
 		return ActionVerify
+	case strings.HasSuffix(r.URL.Path, "/usage"):
+		return ActionUsage
 	}
 	return ""
 }

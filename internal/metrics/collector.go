@@ -87,7 +87,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	for _, d := range []*prometheus.Desc{descQueueSize, descQueueLatency, descRotations, descCalls, descWait,
 		descRevocations, descOverdue, descPending, descDead, descInstances, descInFlight,
-		descBreaker, descOpenings} {
+		descBreaker, descOpenings, descHeld, descOldestHold, descLogLines} {
 		ch <- d
 	}
 }
@@ -100,6 +100,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectCounters(ctx, ch)
 	c.collectState(ctx, ch)
 	c.collectBreaker(ctx, ch)
+	c.collectHolds(ctx, ch)
 }
 
 func (c *Collector) collectQueues(ch chan<- prometheus.Metric) {
@@ -133,6 +134,8 @@ func (c *Collector) collectCounters(ctx context.Context, ch chan<- prometheus.Me
 			ch <- prometheus.MustNewConstMetric(descWait, prometheus.CounterValue, float64(v)/1000, parts[1])
 		case parts[0] == "revocations" && len(parts) == 2:
 			ch <- prometheus.MustNewConstMetric(descRevocations, prometheus.CounterValue, float64(v), parts[1])
+		case parts[0] == "logplex" && len(parts) == 2:
+			ch <- prometheus.MustNewConstMetric(descLogLines, prometheus.CounterValue, float64(v), parts[1])
 		}
 	}
 	for _, h := range histograms {

@@ -36,7 +36,13 @@ func TestMetricsPassPromlint(t *testing.T) {
 	rec.Revocation("revoked", 3*time.Second)
 	rec.Revocation("failed", 0)
 	rec.PushLanded(90 * time.Second)
+	rec.LogLine("sent")
 	rec.Flush(ctx)
+	now := time.Now()
+	if err := st.SaveHold(ctx, store.Hold{InstanceID: "i-1", CredentialID: "c-1", RevokeAt: now, HeldAt: now,
+		CapAt: now.Add(time.Hour), LastUsedAt: now, CheckedAt: now}, store.EventRevocationHeld, "was used"); err != nil {
+		t.Fatal(err)
+	}
 	q := asynq.NewClientFromRedisClient(r.Client)
 	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "i-1"}, asynq.Queue(tasks.QueueBulk))
 	if _, err := q.Enqueue(task); err != nil {
@@ -50,7 +56,8 @@ func TestMetricsPassPromlint(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	body, _ := io.ReadAll(w.Body)
 	for _, family := range []string{"rekey_revoke_lag_seconds_bucket", "rekey_request_to_heroku_seconds_bucket",
-		"rekey_build_info{", "rekey_rotations_total", "rekey_queue_tasks"} {
+		"rekey_build_info{", "rekey_rotations_total", "rekey_queue_tasks", "rekey_revocations_held 1",
+		"rekey_revocation_oldest_hold_seconds", "rekey_logplex_lines_total{outcome=\"sent\"} 1"} {
 		if !strings.Contains(string(body), family) {
 			t.Fatalf("/metrics lacks %s, so the lint would not cover it:\n%s", family, body)
 		}

@@ -38,6 +38,10 @@ type Input struct {
 	OAuthGrant *Grant `json:"oauth_grant,omitempty"`
 	// OAuth carries tokens the partner already holds.
 	OAuth *Tokens `json:"oauth,omitempty"`
+	// LogInputURL is the provision request's log_input_url, where rekey
+	// writes notices into the app's log stream; it carries a token, so it
+	// is kept sealed (loginput.go).
+	LogInputURL secret.String `json:"log_input_url,omitzero"`
 }
 
 // Grant is an OAuth authorization code.
@@ -162,6 +166,9 @@ func (r *Registry) Put(ctx context.Context, in Input) error {
 	if err := fleet.CheckGrace(reg.Grace, r.minGrace); err != nil {
 		return &InputError{err}
 	}
+	if err := checkLogInput(in.LogInputURL); err != nil {
+		return err
+	}
 	if err := r.checkTokens(ctx, in); err != nil {
 		return err
 	}
@@ -170,6 +177,9 @@ func (r *Registry) Put(ctx context.Context, in Input) error {
 		return err
 	}
 	err = r.register(ctx, reg, tok)
+	if err == nil {
+		err = r.saveLogInput(ctx, in)
+	}
 	if err != nil && in.OAuthGrant != nil {
 		return &GrantSpentError{ID: in.ID, Err: err}
 	}

@@ -80,6 +80,8 @@ func (s *Sandbox) provision(ctx context.Context, reg *registry.Registry, i int, 
 	if err := s.Fake.AddAddon(spec); err != nil {
 		return sm, err
 	}
+	// Heroku sends the app's log_input_url with every provisioning request.
+	in.LogInputURL = secretOf(s.Fake.LogInputURL(s.HerokuURL, sm.ID))
 	if sm.APIVersion == store.APIv3 {
 		in.OAuthGrant = &registry.Grant{Code: secretOf(s.Fake.GrantCode(sm.ID))}
 	}

@@ -17,6 +17,9 @@ type Credential struct {
 	PromotedAt time.Time `json:"promoted_at,omitzero"`
 	RevokeAt   time.Time `json:"revoke_at,omitzero"`
 	RevokedAt  time.Time `json:"revoked_at,omitzero"`
+	// ExpeditedAt is when an emergency revoke moved RevokeAt to then; such
+	// a revocation is never held (handlers, hold.go).
+	ExpeditedAt time.Time `json:"expedited_at,omitzero"`
 }
 
 // Revoked reports whether the issuer has revoked the credential.
@@ -33,7 +36,8 @@ func (s *Store) Credential(ctx context.Context, instanceID, credID string) (Cred
 	}
 	return Credential{ID: m["id"], InstanceID: m["instance_id"], RotationID: m["rotation_id"],
 		State: m["state"], MintedAt: fromMS(m["minted_at"]), PromotedAt: fromMS(m["promoted_at"]),
-		RevokeAt: fromMS(m["revoke_at"]), RevokedAt: fromMS(m["revoked_at"])}, nil
+		RevokeAt: fromMS(m["revoke_at"]), RevokedAt: fromMS(m["revoked_at"]),
+		ExpeditedAt: fromMS(m["expedited_at"])}, nil
 }
 
 // MarkRevoked records that the issuer revoked a previous or discarded

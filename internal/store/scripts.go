@@ -489,7 +489,7 @@ var expediteScript = redis.NewScript(luaEmit + `
 local st = get(KEYS[1], 'state')
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'previous' then return redis.error_reply('conflict credential is ' .. st) end
-redis.call('HSET', KEYS[1], 'revoke_at', ARGV[3])
+redis.call('HSET', KEYS[1], 'revoke_at', ARGV[3], 'expedited_at', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1] .. '/' .. ARGV[2])
 emit(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[1], 'revoke_expedited', '', ARGV[2], ARGV[6], ARGV[3])

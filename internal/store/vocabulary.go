@@ -118,4 +118,18 @@ const (
 	// EventExpiring: a deprovisioned instance's keys were given their
 	// expiry; the detail is the retention.
 	EventExpiring = "expiring"
+	// EventRevocationHeld: a due revocation was held because the issuer
+	// reported the credential in use within the quiet period; the detail
+	// says when and by whom (handlers, hold.go).
+	EventRevocationHeld = "revocation_held"
+	// EventHoldRechecked: a held revocation was asked about again and is
+	// still held; the detail is the latest evidence.
+	EventHoldRechecked = "hold_rechecked"
+	// EventHoldReleased: a hold ended (the credential went quiet, the
+	// issuer stopped reporting usage, an operator or the customer released
+	// it); the revocation goes ahead. The detail is the reason.
+	EventHoldReleased = "hold_released"
+	// EventHoldCapped: a hold reached REKEY_HOLD_MAX; the detail says
+	// what rekey does (revoke, or keep holding).
+	EventHoldCapped = "hold_capped"
 )

@@ -21,7 +21,8 @@ var vocabulary = map[string][]string{
 		EventRefused, EventMinted, EventPushed, EventPromoted, EventRevokeScheduled, EventRevokeExpedited,
 		EventRevoked, EventRevokeFailed, EventRevocationDead, EventRevocationRetried, EventFailed,
 		EventDiscarded, EventPushUnknown, EventRetrying, EventScheduled, EventDeferred,
-		EventScheduleChanged, EventQuarantined, EventUnquarantined, EventExpiring},
+		EventScheduleChanged, EventQuarantined, EventUnquarantined, EventExpiring, EventRevocationHeld,
+		EventHoldRechecked, EventHoldReleased, EventHoldCapped},
 }
 
 // TestScriptsUseTheVocabulary reads the Lua of every script of the package

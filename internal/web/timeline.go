@@ -74,7 +74,7 @@ func describe(e store.Event) string {
 	case store.EventRefused:
 		return "A rotation request was refused: too many old credentials still wait to be revoked"
 	}
-	return "rekey recorded a step of its work"
+	return holdEventText(e)
 }
 
 // expediter says who revoked a credential early, in fixed words.

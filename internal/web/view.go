@@ -38,6 +38,9 @@ type instanceView struct {
 	QuarantinedAt  time.Time `json:"quarantined_at,omitzero"`
 	// QuarantineReason says why the instance was set aside (operators only).
 	QuarantineReason string `json:"quarantine_reason,omitempty"`
+	// Holds are old credentials whose revocation waits because they are
+	// still in use (holds.go).
+	Holds []holdView `json:"holds"`
 }
 
 // previousView is a credential waiting for revocation.
@@ -71,6 +74,9 @@ func (s *server) loadView(ctx context.Context, id string) (instanceView, error) 
 		v.PreviousCredentials = append(v.PreviousCredentials, previousView{CredentialID: p.CredentialID, RevokeAt: p.RevokeAt})
 	}
 	if v.InFlightRotation, err = s.inFlight(ctx, in.InFlight); err != nil {
+		return instanceView{}, err
+	}
+	if v.Holds, err = s.loadHolds(ctx, v); err != nil {
 		return instanceView{}, err
 	}
 	return v, nil

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/spf13/cobra"
+
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// releasedBy names the CLI in the "hold_released" audit event.
+const releasedBy = "an operator (rekey holds release)"
+
+// holdsListLen is how many holds list prints at most.
+const holdsListLen = 1000
+
+func newHoldsCmd(env *environ) *cobra.Command {
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the revocations held because the old credential is still in use",
+		Long: `Lists the revocations held because the issuer reports the old credential still in use: since
+when, the last use and by whom, the next re-check and the cap (REKEY_HOLD_MAX past the grace).
+Oldest first; never a secret.`,
+		Example: `  rekey holds list
+  rekey holds list --json | jq length`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return withProducer(c.Context(), env, "holds", func(a *app) error {
+				return listHolds(c.Context(), env.stdout, a.store, asJSON)
+			})
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print the holds as JSON")
+	var confirm bool
+	release := &cobra.Command{
+		Use:   "release INSTANCE_ID/CREDENTIAL_ID",
+		Short: "Revoke a held credential now, without asking the issuer again",
+		Long: `Revokes a held credential at once, without asking the issuer again: whoever still uses it will
+fail. Asks on a terminal; needs --confirm off one.`,
+		Example: `  rekey holds release inst-123/cred-9
+  rekey holds release inst-123/cred-9 --confirm`,
+		Args: exactArgs(1, "one INSTANCE_ID/CREDENTIAL_ID"),
+		RunE: func(c *cobra.Command, args []string) error {
+			switch {
+			case confirm:
+			case !env.terminal:
+				return usagef("%s not released: pass --confirm when not on a terminal", args[0])
+			default:
+				fmt.Fprintf(env.stdout, "Releasing %s revokes it now and breaks whoever still uses it. Release? [y/N] ", args[0])
+				if !answeredYes(env.stdin) {
+					return fmt.Errorf("%s not released: answer y, or pass --confirm", args[0])
+				}
+			}
+			return withProducer(c.Context(), env, "holds", func(a *app) error {
+				return releaseHold(c.Context(), env.stdout, a.store, asynq.NewInspectorFromRedisClient(a.rdb), args[0])
+			})
+		},
+	}
+	release.Flags().BoolVar(&confirm, "confirm", false, "release without asking (required when not on a terminal)")
+	return newGroupCmd(&cobra.Command{
+		Use:   "holds",
+		Short: "Revocations held while the old credential is still in use",
+		Long: `A previous credential's revocation waits past its grace while the issuer reports it in use
+(README.md, "Holds"); 'list' shows the holds and 'release' revokes one now.`,
+		Example: `  rekey holds list
+  rekey holds release inst-123/cred-9 --confirm`,
+	}, list, release)
+}
+
+// listHolds prints the held revocations, oldest first.
+func listHolds(ctx context.Context, w io.Writer, st *store.Store, asJSON bool) error {
+	holds, err := st.Holds(ctx, holdsListLen)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(w, holds)
+	}
+	if len(holds) == 0 {
+		_, err := fmt.Fprintln(w, "no held revocations")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tHELD SINCE\tLAST USED\tBY\tNEXT CHECK\tCAP\tCAPPED")
+	for _, h := range holds {
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%t\n", h.InstanceID, h.CredentialID, timeOrDash(h.HeldAt),
+			timeOrDash(h.LastUsedAt), dashIfEmpty(h.LastUsedBy), timeOrDash(h.NextCheckAt), timeOrDash(h.CapAt), h.Capped)
+	}
+	fmt.Fprintf(tw, "%d held revocations\n", len(holds))
+	return tw.Flush()
+}
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// releaseHold marks the hold released and runs its revoke task now; the
+// task revokes without asking the issuer and records the release.
+func releaseHold(ctx context.Context, w io.Writer, st *store.Store, insp *asynq.Inspector, id string) error {
+	inst, cred, ok := strings.Cut(id, "/")
+	if !ok || !store.ValidID(inst) || !store.ValidID(cred) {
+		return fmt.Errorf("%q is not INSTANCE_ID/CREDENTIAL_ID", id)
+	}
+	if err := st.RequestHoldRelease(ctx, inst, cred, releasedBy); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%s is not held", id)
+		}
+		return err
+	}
+	// The revoke task of a held credential waits in asynq's retry set;
+	// when it cannot be run now, the next re-check sees the release.
+	if err := insp.RunTask(tasks.QueueRevoke, tasks.RevokeTaskID(inst, cred)); err != nil {
+		_, err = fmt.Fprintf(w, "%s released; its revoke task runs at its next re-check\n", id)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%s released; its revoke task runs now\n", id)
+	return err
+}
+
+// writeHoldStatus adds the held revocations to `rekey scheduler status`.
+func writeHoldStatus(ctx context.Context, w io.Writer, st *store.Store, now time.Time) error {
+	sum, err := st.HoldStats(ctx)
+	if err != nil {
+		return err
+	}
+	if sum.Held == 0 {
+		_, err = fmt.Fprintln(w, "held revocations: none")
+		return err
+	}
+	_, err = fmt.Fprintf(w, "held revocations: %d, the oldest held for %s (rekey holds list)\n",
+		sum.Held, now.Sub(sum.Oldest).Round(time.Second))
+	return err
+}

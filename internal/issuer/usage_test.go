@@ -1,0 +1,110 @@
+package issuer_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/issuer"
+)
+
+func TestUsageAgainstDemoServer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d, h := demoIssuer(t)
+	c, err := h.Mint(ctx, "inst-1", "rot-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := h.Usage(ctx, "inst-1", c.ID); err != nil || !u.LastUsedAt.IsZero() {
+		t.Fatalf("never used: %+v, %v", u, err)
+	}
+	d.UseUntil(c.ID, time.Now().Add(time.Hour), "203.0.113.4")
+	u, err := h.Usage(ctx, "inst-1", c.ID)
+	if err != nil || time.Since(u.LastUsedAt) > time.Minute || u.LastUsedBy != "203.0.113.4" {
+		t.Fatalf("in use: %+v, %v", u, err)
+	}
+	stopped := time.Now().Add(-10 * time.Minute)
+	d.UseUntil(c.ID, stopped, "203.0.113.4")
+	if u, err := h.Usage(ctx, "inst-1", c.ID); err != nil || !u.LastUsedAt.Equal(stopped.UTC().Truncate(time.Nanosecond)) {
+		t.Fatalf("stopped at %s: %+v, %v", stopped, u, err)
+	}
+	_, unsupported := demoIssuer(t, issuer.WithoutUsage())
+	if _, err := unsupported.Usage(ctx, "inst-1", c.ID); !errors.Is(err, issuer.ErrUsageUnsupported) {
+		t.Fatalf("404: %v, want ErrUsageUnsupported", err)
+	}
+}
+
+// TestUsageHostileAnswers: no answer of the issuer's makes rekey read use
+// beyond now, follow a redirect, or read more than its limit.
+func TestUsageHostileAnswers(t *testing.T) {
+	t.Parallel()
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		elsewhere.Add(1)
+		_, _ = w.Write([]byte(`{"last_used_at":"2020-01-01T00:00:00Z"}`))
+	}))
+	t.Cleanup(other.Close)
+	// Cleanups run after the parallel subtests.
+	t.Cleanup(func() {
+		if n := elsewhere.Load(); n != 0 {
+			t.Errorf("a redirect was followed %d times", n)
+		}
+	})
+	cases := map[string]struct {
+		body     string
+		status   int
+		location string
+		want     func(issuer.Usage, error) bool
+	}{
+		"garbage":  {body: `{"last_used_at": [`, want: func(_ issuer.Usage, err error) bool { return errCode(err) == issuer.CodeMalformed }},
+		"bad time": {body: `{"last_used_at": "yesterday"}`, want: func(_ issuer.Usage, err error) bool { return errCode(err) == issuer.CodeMalformed }},
+		"10MB": {body: `{"last_used_by":"` + strings.Repeat("x", 10<<20) + `"}`,
+			want: func(_ issuer.Usage, err error) bool { return errCode(err) == issuer.CodeUnreadable }},
+		"redirect": {status: http.StatusTemporaryRedirect, location: other.URL,
+			want: func(_ issuer.Usage, err error) bool { return errCode(err) == issuer.CodeRedirect }},
+		"future": {body: `{"last_used_at":"2999-01-01T00:00:00Z","last_used_by":"x"}`,
+			want: func(u issuer.Usage, err error) bool { return err == nil && !u.LastUsedAt.After(time.Now()) }},
+		"null": {body: `{"last_used_at":null}`, want: func(u issuer.Usage, err error) bool { return err == nil && u.LastUsedAt.IsZero() }},
+		"junk hint": {body: `{"last_used_at":"2020-01-01T00:00:00Z","last_used_by":"<script>\n"}`,
+			want: func(u issuer.Usage, err error) bool { return err == nil && u.LastUsedBy == "" }},
+		"server error": {status: http.StatusBadGateway, want: func(_ issuer.Usage, err error) bool { return err != nil }},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodGet || r.Header.Get(issuer.SignatureHeader) == "" {
+					t.Errorf("%s unsigned or not a GET", r.Method)
+				}
+				if c.location != "" {
+					w.Header().Set("Location", c.location)
+				}
+				w.WriteHeader(max(c.status, http.StatusOK))
+				_, _ = w.Write([]byte(c.body))
+			}))
+			t.Cleanup(srv.Close)
+			h, err := issuer.NewHTTP(srv.URL, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := h.Usage(context.Background(), "inst-1", "cred-1")
+			if !c.want(u, err) {
+				t.Errorf("Usage = %+v, %v", u, err)
+			}
+		})
+	}
+}
+
+func errCode(err error) string {
+	var e *issuer.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}

@@ -1,0 +1,122 @@
+// Package logplex writes short notices into a customer app's log stream
+// through the log_input_url Heroku hands an add-on at provisioning
+// (Heroku Dev Center, "Writing to Application Logs as an Add-on Partner"):
+// an HTTP POST of octet-counted RFC 5424 syslog frames, Content-Type
+// application/logplex-1, the URL's token as basic auth.
+//
+// Writing is best effort (docs/design.md, "Holds"): a short timeout, no
+// retry, a counted failure, and an error that never names the URL, whose
+// token is a secret (I5).
+package logplex
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// ContentType is the media type of a logplex input body.
+const ContentType = "application/logplex-1"
+
+// DefaultTimeout bounds one write: a log endpoint that hangs never holds up
+// a rotation for longer.
+const DefaultTimeout = 3 * time.Second
+
+// maxLine bounds one line; Heroku keeps lines short too.
+const maxLine = 512
+
+// ErrWrite is the only error Send returns: the endpoint's address and answer
+// are never repeated.
+var ErrWrite = errors.New("logplex: write failed")
+
+// Frame returns one octet-counted syslog frame for msg at t, from the
+// "app[rekey]" source, as Heroku's example shows: "<len> <190>1 time host
+// app procid - - msg".
+func Frame(t time.Time, msg string) []byte {
+	msg = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, msg)
+	if len(msg) > maxLine {
+		msg = msg[:maxLine]
+	}
+	syslog := "<190>1 " + t.UTC().Format(time.RFC3339Nano) + " host app rekey - - " + msg
+	return []byte(fmt.Sprintf("%d %s", len(syslog), syslog))
+}
+
+// Client posts lines to log_input_urls. It is safe for concurrent use.
+type Client struct {
+	http      *http.Client
+	userAgent string
+	now       func() time.Time
+}
+
+// NewClient returns a Client whose requests time out after timeout (0:
+// DefaultTimeout) and never follow a redirect.
+func NewClient(timeout time.Duration) *Client {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return &Client{userAgent: "rekey (logplex notices)", now: time.Now,
+		http: &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}}}
+}
+
+// Send posts lines to u in one request. Any failure is ErrWrite.
+func (c *Client) Send(ctx context.Context, u secret.String, lines ...string) error {
+	target, err := url.Parse(u.Reveal())
+	if err != nil || (target.Scheme != "https" && target.Scheme != "http") || target.Host == "" {
+		return ErrWrite
+	}
+	var body bytes.Buffer
+	for _, l := range lines {
+		body.Write(Frame(c.now(), l))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), &body)
+	if err != nil {
+		return ErrWrite
+	}
+	req.Header.Set("Content-Type", ContentType)
+	req.Header.Set("User-Agent", c.userAgent)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return ErrWrite
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return ErrWrite
+	}
+	return nil
+}
+
+// Parse splits a logplex input body into its messages (the part after the
+// structured data of each frame). The fake Heroku and tests use it.
+func Parse(body []byte) ([]string, error) {
+	var out []string
+	for len(body) > 0 {
+		sp := bytes.IndexByte(body, ' ')
+		var n int
+		if sp <= 0 {
+			return out, errors.New("logplex: no octet count")
+		}
+		if _, err := fmt.Sscanf(string(body[:sp]), "%d", &n); err != nil || n <= 0 || sp+1+n > len(body) {
+			return out, errors.New("logplex: bad octet count")
+		}
+		frame := string(body[sp+1 : sp+1+n])
+		body = body[sp+1+n:]
+		if _, msg, ok := strings.Cut(frame, " - - "); ok {
+			out = append(out, msg)
+		}
+	}
+	return out, nil
+}

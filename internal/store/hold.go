@@ -1,0 +1,215 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Hold is a revocation that waits for its credential to stop being used
+// (docs/design.md, "Holds"). It is state in Redis, not a sleeping task: it
+// survives restarts, and the revoke task that re-checks it is covered by
+// the reconcile sweep like any other due revocation, because its revoke-due
+// entry stays at the credential's revoke_at. It holds nothing secret.
+type Hold struct {
+	InstanceID   string    `json:"instance_id"`
+	CredentialID string    `json:"credential_id"`
+	RevokeAt     time.Time `json:"revoke_at"`     // the fixed grace's end (I2)
+	HeldAt       time.Time `json:"held_at"`       // when the hold began
+	CapAt        time.Time `json:"cap_at"`        // RevokeAt + REKEY_HOLD_MAX
+	LastUsedAt   time.Time `json:"last_used_at"`  // the latest evidence, never after CheckedAt
+	LastUsedBy   string    `json:"last_used_by"`  // a short non-secret hint; may be empty
+	CheckedAt    time.Time `json:"checked_at"`    // the last re-check
+	NextCheckAt  time.Time `json:"next_check_at"` // the next re-check, about
+	Checks       int       `json:"checks"`        // how many times it was asked about
+	Capped       bool      `json:"capped"`        // it reached its cap and is kept (REKEY_HOLD_AT_CAP=hold)
+	ReleasedBy   string    `json:"released_by"`   // an operator asked for its release; the next run revokes
+}
+
+// holdKey is a hash of one Hold's fields.
+//
+//	rekey:hold:<instance id>:<credential id>
+func holdKey(instanceID, credID string) string {
+	return keyPrefix + "hold:" + instanceID + ":" + credID
+}
+
+// holdsKey is a ZSET of every hold, member "<instance id>/<credential id>",
+// score the hold's start in milliseconds: its size and lowest score are the
+// held count and the oldest hold (metrics, `rekey scheduler status`).
+//
+//	rekey:holds
+func holdsKey() string { return keyPrefix + "holds" }
+
+// HoldOf returns the credential's hold; ok is false when it is not held.
+func (s *Store) HoldOf(ctx context.Context, instanceID, credID string) (Hold, bool, error) {
+	m, err := s.rdb.HGetAll(ctx, holdKey(instanceID, credID)).Result()
+	if err != nil {
+		return Hold{}, false, fmt.Errorf("get hold: %w", err)
+	}
+	if len(m) == 0 {
+		return Hold{}, false, nil
+	}
+	checks, _ := strconv.Atoi(m["checks"])
+	return Hold{InstanceID: instanceID, CredentialID: credID, RevokeAt: fromMS(m["revoke_at"]),
+		HeldAt: fromMS(m["held_at"]), CapAt: fromMS(m["cap_at"]), LastUsedAt: fromMS(m["last_used_at"]),
+		LastUsedBy: m["last_used_by"], CheckedAt: fromMS(m["checked_at"]), NextCheckAt: fromMS(m["next_check_at"]),
+		Checks: checks, Capped: m["capped"] == "1", ReleasedBy: m["released_by"]}, true, nil
+}
+
+// SaveHold records h, creating the hold or updating it, and appends an
+// audit event of type event (EventRevocationHeld, EventHoldRechecked or
+// EventHoldCapped) with detail. An operator's pending release is kept.
+func (s *Store) SaveHold(ctx context.Context, h Hold, event, detail string) error {
+	capped := map[bool]string{true: "1", false: "0"}[h.Capped]
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, holdKey(h.InstanceID, h.CredentialID), "revoke_at", ms(h.RevokeAt), "held_at", ms(h.HeldAt),
+			"cap_at", ms(h.CapAt), "last_used_at", ms(h.LastUsedAt), "last_used_by", h.LastUsedBy,
+			"checked_at", ms(h.CheckedAt), "next_check_at", ms(h.NextCheckAt), "checks", h.Checks, "capped", capped)
+		p.ZAddNX(ctx, holdsKey(), redis.Z{Score: float64(ms(h.HeldAt)), Member: holdMember(h.InstanceID, h.CredentialID)})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save hold: %w", err)
+	}
+	return s.AddEvent(ctx, Event{Type: event, InstanceID: h.InstanceID, CredentialID: h.CredentialID,
+		Detail: detail, At: h.CheckedAt})
+}
+
+// ReleaseHold ends the credential's hold with a hold_released event saying
+// why, and reports whether there was one. Releasing twice is harmless.
+func (s *Store) ReleaseHold(ctx context.Context, instanceID, credID, why string) (bool, error) {
+	var del *redis.IntCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		del = p.Del(ctx, holdKey(instanceID, credID))
+		p.ZRem(ctx, holdsKey(), holdMember(instanceID, credID))
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("release hold: %w", err)
+	}
+	if del.Val() == 0 {
+		return false, nil
+	}
+	return true, s.AddEvent(ctx, Event{Type: EventHoldReleased, InstanceID: instanceID, CredentialID: credID, Detail: why})
+}
+
+// RequestHoldRelease marks the credential's hold as released by by (an
+// operator): the next run of its revoke task revokes without asking the
+// issuer. It returns ErrNotFound when the credential is not held.
+func (s *Store) RequestHoldRelease(ctx context.Context, instanceID, credID, by string) error {
+	n, err := s.rdb.Exists(ctx, holdKey(instanceID, credID)).Result()
+	switch {
+	case err != nil:
+		return fmt.Errorf("release hold: %w", err)
+	case n == 0:
+		return fmt.Errorf("hold of %s/%s: %w", instanceID, credID, ErrNotFound)
+	}
+	if err := s.rdb.HSet(ctx, holdKey(instanceID, credID), "released_by", by).Err(); err != nil {
+		return fmt.Errorf("release hold: %w", err)
+	}
+	return nil
+}
+
+// Holds returns up to limit holds, fleet-wide, the oldest first.
+func (s *Store) Holds(ctx context.Context, limit int64) ([]Hold, error) {
+	members, err := s.rdb.ZRange(ctx, holdsKey(), 0, limit-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list holds: %w", err)
+	}
+	out := make([]Hold, 0, len(members))
+	for _, m := range members {
+		inst, cred, _ := strings.Cut(m, "/")
+		h, ok, err := s.HoldOf(ctx, inst, cred)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// InstanceHolds returns the holds of an instance's credentials that wait
+// for revocation, soonest revoke time first.
+func (s *Store) InstanceHolds(ctx context.Context, instanceID string) ([]Hold, error) {
+	prev, err := s.Previous(ctx, instanceID)
+	if err != nil {
+		return nil, err
+	}
+	var out []Hold
+	for _, p := range prev {
+		h, ok, err := s.HoldOf(ctx, instanceID, p.CredentialID)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// HoldSummary is the fleet's holds in two figures.
+type HoldSummary struct {
+	Held   int64     // revocations held now
+	Oldest time.Time // when the oldest began; zero when none
+}
+
+// HoldStats returns how many revocations are held and since when the
+// oldest.
+func (s *Store) HoldStats(ctx context.Context) (HoldSummary, error) {
+	n, err := s.rdb.ZCard(ctx, holdsKey()).Result()
+	if err != nil {
+		return HoldSummary{}, fmt.Errorf("hold stats: %w", err)
+	}
+	if n == 0 {
+		return HoldSummary{}, nil
+	}
+	zs, err := s.rdb.ZRangeWithScores(ctx, holdsKey(), 0, 0).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return HoldSummary{}, fmt.Errorf("hold stats: %w", err)
+	}
+	sum := HoldSummary{Held: n}
+	if len(zs) == 1 {
+		sum.Oldest = time.UnixMilli(int64(zs[0].Score)).UTC()
+	}
+	return sum, nil
+}
+
+func holdMember(instanceID, credID string) string { return instanceID + "/" + credID }
+
+// Sentence says to the customer why the hold's credential is not revoked
+// yet: when and by whom it was last used, and the latest revocation time.
+// The app's log stream (handlers) and the dashboard (internal/web) carry
+// the same words; vars are the instance's config var names.
+func (h Hold) Sentence(vars []string, now time.Time) string {
+	name := strings.Join(vars, ", ")
+	if name == "" {
+		name = "add-on"
+	}
+	return "your old " + name + " credential " + h.UsedText(now) +
+		"; it will be revoked once it stops being used, at the latest " + h.CapAt.UTC().Format(time.RFC3339)
+}
+
+// UsedText says when and by whom the credential was last used, as of now.
+func (h Hold) UsedText(now time.Time) string {
+	s := "was used "
+	switch d := now.Sub(h.LastUsedAt); {
+	case d < time.Minute:
+		s += "less than a minute ago"
+	case d < 2*time.Minute:
+		s += "1 minute ago"
+	default:
+		s += strconv.Itoa(int(d/time.Minute)) + " minutes ago"
+	}
+	if h.LastUsedBy != "" {
+		s += " by " + h.LastUsedBy
+	}
+	return s
+}

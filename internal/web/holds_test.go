@@ -1,0 +1,48 @@
+package web_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// TestHeldRevocationShown: a held revocation shows on the dashboard with
+// the customer's sentence and in the API's instance state, and the hold
+// events read as fixed sentences in the timeline.
+func TestHeldRevocationShown(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	f.clock.Advance(time.Hour)
+	f.rotate("inst-1", "rot-1", "cred-1", 2*time.Hour)
+	f.clock.Advance(2 * time.Hour)
+	now := f.clock.Now()
+	h := store.Hold{InstanceID: "inst-1", CredentialID: "cred-0", RevokeAt: now, HeldAt: now,
+		CapAt: now.Add(24 * time.Hour), LastUsedAt: now.Add(-4 * time.Minute), LastUsedBy: "203.0.113.4",
+		CheckedAt: now, NextCheckAt: now.Add(5 * time.Minute), Checks: 1}
+	if err := f.st.SaveHold(context.Background(), h, store.EventRevocationHeld, h.UsedText(now)); err != nil {
+		t.Fatal(err)
+	}
+	sentence := "Your old MYADDON_URL credential was used 4 minutes ago by 203.0.113.4; it will be revoked once it stops being used, at the latest "
+	page := f.get("/dashboard", f.login("inst-1")).body
+	for _, want := range []string{`<h2 id="h-holds">Old credentials still in use</h2>`, sentence,
+		"Old credential still in use, so its revocation waits: it was used 4 minutes ago by 203.0.113.4 (cred-0)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	var state struct {
+		Holds []struct {
+			CredentialID string `json:"credential_id"`
+			LastUsedBy   string `json:"last_used_by"`
+			Sentence     string `json:"sentence"`
+		} `json:"holds"`
+	}
+	f.api("GET", "/api/v1/instances/inst-1", "").json(t, &state)
+	if len(state.Holds) != 1 || state.Holds[0].CredentialID != "cred-0" || !strings.HasPrefix(state.Holds[0].Sentence, sentence) {
+		t.Errorf("API holds = %+v", state.Holds)
+	}
+}
