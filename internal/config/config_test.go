@@ -26,7 +26,7 @@ func TestDefaults(t *testing.T) {
 		c.MaintenanceWindow != "" || c.QuarantineAfter != 3 || c.AuditRetention != 720*time.Hour ||
 		c.BreakerThreshold != 10 || c.BreakerFraction != 0.5 || c.BreakerWindow != 5*time.Minute ||
 		c.MinGrace != 10*time.Minute || c.GraceFloor() != 10*time.Minute || c.MaxPrevious != 3 ||
-		c.CustomerRotationsPerDay != 3 || !c.CustomerOnePerGrace {
+		c.CustomerRotationsPerDay != 3 || !c.CustomerOnePerGrace || c.InsecureCookies {
 		t.Fatalf("defaults = %+v", c)
 	}
 }
@@ -56,6 +56,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"REKEY_BREAKER_FRACTION":           {"REKEY_BREAKER_FRACTION": "1.5"},
 		"REKEY_BREAKER_WINDOW":             {"REKEY_BREAKER_WINDOW": "1s"},
 		"REKEY_ISSUER_ALLOW_HTTP":          {"REKEY_ISSUER_ALLOW_HTTP": "sometimes"},
+		"REKEY_INSECURE_COOKIES":           {"REKEY_INSECURE_COOKIES": "sometimes"},
 		"REKEY_ISSUER_URL":                 {"REKEY_ISSUER_URL": "http://issuer.example"},
 	}
 	for name, vars := range cases {
