@@ -122,8 +122,8 @@ func (s *server) refusedByLimits(ctx context.Context, id string) (string, error)
 func (s *server) refuseClick(w http.ResponseWriter, r *http.Request, sentence string, err error) {
 	if err != nil {
 		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("check customer limits failed")
-		s.page(w, http.StatusInternalServerError, "Something went wrong", "The rotation could not be requested. Please try again in a minute.")
+		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "The rotation could not be requested. Please try again in a minute.")
 		return
 	}
-	s.page(w, http.StatusTooManyRequests, "Rotation not available yet", sentence)
+	s.page(w, r, http.StatusTooManyRequests, "Rotation not available yet", sentence)
 }

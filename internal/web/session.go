@@ -132,20 +132,20 @@ func (s *server) requireSession(next http.HandlerFunc, csrf bool) http.Handler {
 			ended, err := s.Store.SessionEnded(r.Context(), sess.Nonce)
 			if err != nil {
 				s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
-				s.page(w, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
+				s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
 				return
 			}
 			ok = !ended
 		}
 		if !ok {
-			s.page(w, http.StatusUnauthorized, "Sign in through Heroku",
+			s.page(w, r, http.StatusUnauthorized, "Sign in through Heroku",
 				"Your session has ended or you are not signed in. Open this dashboard again from your add-on's page in the Heroku Dashboard.")
 			return
 		}
 		if csrf {
 			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 			if !hexEqual(r.PostFormValue("csrf_token"), s.csrfToken(sess)) {
-				s.page(w, http.StatusForbidden, "Form expired",
+				s.page(w, r.WithContext(withSession(r.Context(), sess)), http.StatusForbidden, "Form expired",
 					"This form could not be verified. Go back to the dashboard, reload it and try again.")
 				return
 			}

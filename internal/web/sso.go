@@ -91,12 +91,12 @@ func (s *server) ssoLogin(w http.ResponseWriter, r *http.Request) {
 	tokens, valid, err := s.verify(f)
 	if err != nil {
 		s.Logger.Warn().Str("sso_id", clipID(f.ID)).Msg("sso refused")
-		s.page(w, http.StatusForbidden, "Sign-in refused",
+		s.page(w, r, http.StatusForbidden, "Sign-in refused",
 			"This sign-in link is not valid or has expired. Open the dashboard again from your add-on's page in the Heroku Dashboard.")
 		return
 	}
 	if !store.ValidID(f.ID) {
-		s.page(w, http.StatusNotFound, "Add-on not found", "This add-on is not known to the credential service.")
+		s.page(w, r, http.StatusNotFound, "Add-on not found", "This add-on is not known to the credential service.")
 		return
 	}
 	if _, err := s.Store.Instance(r.Context(), f.ID); err != nil {
@@ -126,11 +126,11 @@ func (s *server) spend(w http.ResponseWriter, r *http.Request, f ssoForm, tokens
 	switch {
 	case err != nil:
 		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
-		s.page(w, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
+		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
 		return false
 	case !first:
 		s.Logger.Warn().Str("instance_id", f.ID).Msg("sso token replayed")
-		s.page(w, http.StatusForbidden, "Sign-in link already used",
+		s.page(w, r, http.StatusForbidden, "Sign-in link already used",
 			"This sign-in link was already used, and each one works once. Open the dashboard again from your add-on's page in the Heroku Dashboard.")
 		return false
 	}
@@ -144,7 +144,7 @@ func (s *server) logout(w http.ResponseWriter, r *http.Request) {
 	sess := sessionFrom(r.Context())
 	if err := s.Store.EndSession(r.Context(), sess.Nonce, s.left(sess)); err != nil {
 		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
-		s.page(w, http.StatusInternalServerError, "Something went wrong", "You are still signed in. Please try again in a minute.")
+		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "You are still signed in. Please try again in a minute.")
 		return
 	}
 	s.setCookie(w, r, sessionCookie, "", 0)
@@ -158,10 +158,10 @@ func (s *server) logout(w http.ResponseWriter, r *http.Request) {
 // instanceMissing answers a lookup of the signed-in instance that failed.
 func (s *server) instanceMissing(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, store.ErrNotFound) {
-		s.page(w, http.StatusNotFound, "Add-on not found",
+		s.page(w, r, http.StatusNotFound, "Add-on not found",
 			"This add-on is not registered with the credential service yet. Try again in a few minutes.")
 		return
 	}
 	s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
-	s.page(w, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
+	s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
 }

@@ -181,10 +181,15 @@ type pageData struct {
 	Style template.CSS
 }
 
-// page writes a small page with a title and one message.
-func (s *server) page(w http.ResponseWriter, status int, title, message string) {
-	s.writeHTML(w, status, "page.html", pageData{Title: title, Message: message,
-		Back: status != http.StatusUnauthorized, Style: template.CSS(dashboardCSS)})
+// page writes a small page with a title and one message. A signed-in
+// customer's page keeps the navigation header with its names and sign-out
+// button, and a way back to the dashboard.
+func (s *server) page(w http.ResponseWriter, r *http.Request, status int, title, message string) {
+	p := pageData{Title: title, Message: message, Style: template.CSS(dashboardCSS)}
+	if sess, ok := r.Context().Value(sessionCtxKey{}).(session); ok {
+		p.Back, p.Nav = true, s.nav(sess, s.csrfToken(sess))
+	}
+	s.writeHTML(w, status, "page.html", p)
 }
 
 func (s *server) writeHTML(w http.ResponseWriter, status int, name string, data any) {
