@@ -81,7 +81,8 @@ func (a *app) webHandler() (http.Handler, error) {
 		PrivateSpaceGrace: a.cfg.PrivateSpaceGrace,
 		CustomerLimits: store.CustomerLimits{PerDay: a.cfg.CustomerRotationsPerDay,
 			OnePerGrace: a.cfg.CustomerOnePerGrace},
-		Logger: a.log,
+		InsecureCookies: a.cfg.InsecureCookies,
+		Logger:          a.log,
 	})
 }
 

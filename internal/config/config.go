@@ -83,6 +83,11 @@ type Config struct {
 	// button is refused while a previous credential of the instance still
 	// waits for revocation. Default true.
 	CustomerOnePerGrace bool
+	// InsecureCookies is REKEY_INSECURE_COOKIES: the dashboard's cookies
+	// lose the Secure attribute on requests that came over plain http, for
+	// a browser on a local http:// address (README "Customer dashboard").
+	// Default false: every cookie is Secure.
+	InsecureCookies bool
 	// MaxPrevious is REKEY_MAX_PREVIOUS, how many superseded credentials one
 	// instance may have waiting for revocation; a rotation request beyond it
 	// is refused, whoever sends it. Default 3; 0 means no cap.
@@ -169,6 +174,7 @@ func Load(env Lookup) (*Config, error) {
 		MinGrace:                p.duration("REKEY_MIN_GRACE", DefaultMinGrace, time.Second),
 		MaxPrevious:             p.integer("REKEY_MAX_PREVIOUS", 3, 0, 1000),
 		CustomerOnePerGrace:     p.boolean("REKEY_CUSTOMER_ONE_PER_GRACE", true),
+		InsecureCookies:         p.boolean("REKEY_INSECURE_COOKIES", false),
 		CustomerRotationsPerDay: p.integer("REKEY_CUSTOMER_ROTATIONS_PER_DAY", 3, 0, 1000),
 		RotationPeriod:          p.duration("REKEY_ROTATION_PERIOD", 2160*time.Hour, 0),
 		MaintenanceWindow:       p.hourWindow("REKEY_MAINTENANCE_WINDOW"),

@@ -4,6 +4,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"html/template"
 	"net/http"
@@ -24,39 +25,57 @@ import (
 
 // TestBrowserDashboardAndMonitoring drives rekey's web process in headless
 // Chromium, the way a customer and an operator use it: Heroku's single
-// sign-on form lands the customer on the dashboard, "Rotate credentials"
-// runs a real rotation on the in-process worker while the page follows it,
-// the old credential is revoked after the grace, and an operator sees the
-// queues in /monitoring. No page ever shows a secret.
+// sign-on form lands the customer on the dashboard under Heroku's
+// navigation header; an operator's rotation fails on Heroku; "Rotate
+// credentials" runs a real rotation on the in-process worker while the
+// page follows it; a second one is refused by the day's limit; the old
+// credential is revoked after the grace; the customer signs out, and the
+// sign-in form does not work twice. An operator sees the queues in
+// /monitoring. No page ever shows a secret, the operator's reason or an
+// error's text.
 func TestBrowserDashboardAndMonitoring(t *testing.T) {
 	requireChromium(t)
 	w := newBrowserWorld(t)
 	customer := startBrowser(t)
-	before := w.snapshot()
 	var pages []string
 
 	w.signIn(customer)
 	pages = append(pages, customer.html())
 	customer.screenshot("dashboard-after-login.png")
 
+	internal := w.operatorRotationFails(customer)
+	pages = append(pages, customer.html())
+	customer.screenshot("dashboard-after-failed-operator-rotation.png")
+
+	before := w.snapshot()
 	w.rotate(customer, before)
 	pages = append(pages, customer.html())
 	customer.screenshot("dashboard-after-rotation.png")
 	after := w.snapshot()
 	w.checkRotated(before, after)
 
+	pages = append(pages, w.secondRotationRefused(customer)...)
+
 	w.checkRevoked(customer, before)
 	pages = append(pages, customer.html())
+	customer.screenshot("dashboard-after-revocation.png")
+
+	pages = append(pages, w.signOut(customer)...)
+	pages = append(pages, w.replaySignIn(customer))
 
 	pages = append(pages, w.monitoring(customer.newTab()))
 	w.checkNoSecrets(pages, before, after)
+	w.checkCustomerText(pages[:len(pages)-1], internal)
 }
 
 // signIn posts Heroku's SSO form from a page on another site and checks
-// that the browser lands on the dashboard.
+// that the browser lands on the dashboard, under Heroku's navigation header
+// with the app's and the add-on's names, and that the page names the
+// config vars a rotation changes and the customer's limit.
 func (w *browserWorld) signIn(b *tab) {
 	w.t.Helper()
-	b.do("open Heroku's sign-in page", chromedp.Navigate(w.ssoPage()))
+	w.ssoURL = w.ssoPage()
+	b.do("open Heroku's sign-in page", chromedp.Navigate(w.ssoURL))
 	b.do("post Heroku's sign-in form", chromedp.Submit(chromedp.ID("heroku-sso")))
 	b.waitUntil("the dashboard after sign-in", `document.getElementById("rotate") !== null`)
 	if loc := value(b, "read the location", chromedp.Location()); loc != w.web.URL+"/dashboard" {
@@ -65,11 +84,36 @@ func (w *browserWorld) signIn(b *tab) {
 	if h := value(b, "read the heading", chromedp.Text(chromedp.CSS("h1"))); h != "Credentials" {
 		w.t.Errorf("got heading %q, want Credentials", h)
 	}
+	w.checkText(b, "heroku-nav", "Heroku")
+	w.checkText(b, "nav-app", browserApp)
+	w.checkText(b, "nav-addon", browserAddon)
+	if href := value(b, "read the app's link", chromedp.AttributeValue(chromedp.ID("nav-app"), "href")); href.Value != "https://dashboard.heroku.com/apps/"+browserApp+"/resources" {
+		w.t.Errorf("the header's app links to %q, want the app's resources in the Heroku Dashboard", href.Value)
+	}
+	w.checkText(b, "addon", "The add-on "+browserAddon+" on the app "+browserApp+".")
+	in, err := w.st.Instance(context.Background(), w.sample.ID)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if len(in.ConfigVars) == 0 {
+		w.t.Fatal("the sample instance has no config vars to show")
+	}
+	for _, name := range in.ConfigVars {
+		w.checkText(b, "config-vars", name)
+	}
+	w.checkText(b, "rotate-help", "The old credential keeps working for 5 seconds, then it is revoked.")
+	w.checkText(b, "rotate-rules", "You can rotate once in any 24 hours.")
 	w.checkText(b, "status", "Up to date.")
 	w.checkText(b, "current", w.sample.Provisioned)
 	// When the next rotation falls is configuration; the row must say something.
 	w.checkText(b, "next-rotation", "")
 }
+
+// The names Heroku's sign-in form gives in nav-data and app.
+const (
+	browserApp   = "app-1"
+	browserAddon = "Rekey Demo"
+)
 
 // ssoPage serves, from another site (localhost, where rekey is on
 // 127.0.0.1), the form Heroku's dashboard posts to an add-on's sso_url,
@@ -87,9 +131,10 @@ func (w *browserWorld) ssoPage() string {
 		{"user_scoped_resource_token", w.ssoTokens[1]},
 		{"email", email},
 		{"user_id", userID},
-		{"app", "app-1"},
-		{"context_app", "app-1"},
-		{"nav-data", "eyJhZGRvbiI6Im15YWRkb24ifQ"},
+		{"app", browserApp},
+		{"context_app", browserApp},
+		{"nav-data", base64.RawURLEncoding.EncodeToString([]byte(
+			`{"addon":"` + browserAddon + `","appname":"` + browserApp + `","addons":[{"slug":"rekey-demo","name":"` + browserAddon + `","current":true}]}`))},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -59,6 +59,9 @@ type browserWorld struct {
 	// ssoTokens are the resource_token and user_scoped_resource_token
 	// Heroku's sign-in form carried.
 	ssoTokens []string
+	// ssoURL is the page that posts Heroku's sign-in form, the same form
+	// every time it is opened.
+	ssoURL string
 }
 
 func newBrowserWorld(t *testing.T) *browserWorld {
@@ -96,6 +99,10 @@ func (w *browserWorld) config() *config.Config {
 	env["REKEY_API_TOKEN"] = randomSecret()
 	env["REKEY_DASHBOARD_PASSWORD"] = randomSecret()
 	env["HEROKU_SSO_SALT"] = randomSecret()
+	// One rotation a day from the dashboard's button, so the test sees the
+	// second one refused; the grace limit is off, as the grace is seconds.
+	env["REKEY_CUSTOMER_ROTATIONS_PER_DAY"] = "1"
+	env["REKEY_CUSTOMER_ONE_PER_GRACE"] = "false"
 	cfg, err := config.Load(sandbox.Lookup(env))
 	if err != nil {
 		w.t.Fatal(err)
@@ -189,7 +196,9 @@ func (w *browserWorld) startWeb() {
 		Registry: registry.New(w.st, w.herokuClient(nil, nil)), Inspector: w.insp, Enqueuer: queue,
 		Metrics:  metrics.NewCollector(w.st, w.insp, log).Handler(),
 		APIToken: w.cfg.APIToken, DashboardPassword: w.cfg.DashboardPassword, SSOSalt: w.cfg.SSOSalt,
-		Grace: w.cfg.Grace, PrivateSpaceGrace: w.cfg.PrivateSpaceGrace, Logger: log})
+		Grace: w.cfg.Grace, PrivateSpaceGrace: w.cfg.PrivateSpaceGrace,
+		CustomerLimits:  store.CustomerLimits{PerDay: w.cfg.CustomerRotationsPerDay, OnePerGrace: w.cfg.CustomerOnePerGrace},
+		InsecureCookies: w.cfg.InsecureCookies, Logger: log})
 	if err != nil {
 		w.t.Fatal(err)
 	}

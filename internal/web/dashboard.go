@@ -97,17 +97,17 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 	var capped *fleet.CapError
 	switch {
 	case errors.As(err, &unknown):
-		s.page(w, http.StatusConflict, "Rotation not possible", "This add-on is deprovisioned, so its credentials are no longer rotated.")
+		s.page(w, r, http.StatusConflict, "Rotation not possible", "This add-on is deprovisioned, so its credentials are no longer rotated.")
 		return
 	case errors.As(err, &capped):
-		s.page(w, http.StatusTooManyRequests, "Rotation not available yet", "Too many old credentials of this add-on still wait to be revoked. You can rotate again once one is revoked.")
+		s.page(w, r, http.StatusTooManyRequests, "Rotation not available yet", "Too many old credentials of this add-on still wait to be revoked. You can rotate again once one is revoked.")
 		return
 	case err == nil && res.Refused > 0:
-		s.page(w, http.StatusTooManyRequests, "Rotation not available yet", refusalSentence(res.Items[0].Refused, limits, s.Now()))
+		s.page(w, r, http.StatusTooManyRequests, "Rotation not available yet", refusalSentence(res.Items[0].Refused, limits, s.Now()))
 		return
 	case err != nil && len(res.Items) == 0:
 		s.Logger.Error().Err(err).Str("instance_id", sess.InstanceID).Msg("customer rotation failed")
-		s.page(w, http.StatusInternalServerError, "Something went wrong", "The rotation could not be requested. Please try again in a minute.")
+		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "The rotation could not be requested. Please try again in a minute.")
 		return
 	case err != nil:
 		// Claimed but not enqueued: the reconcile sweep enqueues it.
@@ -127,10 +127,10 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 	credID := r.PostFormValue("credential_id")
 	switch {
 	case r.PostFormValue("confirm") != "yes":
-		s.page(w, http.StatusBadRequest, "Please confirm", "Tick the box to confirm that you understand apps not yet restarted will fail, then try again.")
+		s.page(w, r, http.StatusBadRequest, "Please confirm", "Tick the box to confirm that you understand apps not yet restarted will fail, then try again.")
 		return
 	case !store.ValidID(credID):
-		s.page(w, http.StatusBadRequest, "Unknown credential", "The form did not name a credential. Reload the dashboard and try again.")
+		s.page(w, r, http.StatusBadRequest, "Unknown credential", "The form did not name a credential. Reload the dashboard and try again.")
 		return
 	}
 	ctx, cancel := requestContext(r, dashboardTimeout)
@@ -138,11 +138,11 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 	rev, err := s.Store.ExpediteRevocation(ctx, sess.InstanceID, credID, "customer")
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
-		s.page(w, http.StatusConflict, "Nothing to revoke", "That credential is not waiting to be revoked; it may have been revoked already.")
+		s.page(w, r, http.StatusConflict, "Nothing to revoke", "That credential is not waiting to be revoked; it may have been revoked already.")
 		return
 	case err != nil:
 		s.Logger.Error().Err(err).Str("instance_id", sess.InstanceID).Msg("expedite revocation failed")
-		s.page(w, http.StatusInternalServerError, "Something went wrong", "The credential could not be revoked. Please try again in a minute.")
+		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "The credential could not be revoked. Please try again in a minute.")
 		return
 	}
 	if err := s.runRevoke(ctx, rev); err != nil {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,6 +61,10 @@ type fixture struct {
 
 	mu   sync.Mutex
 	seen bytes.Buffer // every response's headers and body, for the secret scan
+	// forms counts the sign-in forms ssoForm made: each is signed a second
+	// earlier than the one before, as Heroku signs a fresh form for every
+	// sign-in, and rekey accepts each form once.
+	forms atomic.Int64
 }
 
 // newFixture builds a fixture; edit may change the Params before New.
@@ -177,7 +182,7 @@ func (f *fixture) register(id, current string) {
 
 // ssoForm is a valid V3 sign-in for id at the fixture's time.
 func (f *fixture) ssoForm(id string) url.Values {
-	ts := strconv.FormatInt(f.clock.Now().Unix(), 10)
+	ts := strconv.FormatInt(f.clock.Now().Unix()-f.forms.Add(1)+1, 10)
 	return url.Values{"resource_id": {id}, "timestamp": {ts}, "resource_token": {sha1Hex(id + ":" + ssoSalt + ":" + ts)},
 		"email": {"dev@example.com"}, "user_id": {"user-1"}, "app": {"my-app"}, "nav-data": {"bmF2LWRhdGE"}}
 }

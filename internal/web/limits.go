@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/store"
@@ -42,6 +43,24 @@ func (s *server) customerLimit(ctx context.Context, v instanceView) (customerLim
 	return customerLimit{Sentence: fmt.Sprintf("%d of %d rotations today used.", used, lim.PerDay)}, nil
 }
 
+// rules says the customer's limits on rotations, as the dashboard states
+// them beside the button; empty when there are none.
+func (s *server) rules(v instanceView) string {
+	lim := s.CustomerLimits
+	var out []string
+	switch {
+	case lim.PerDay == 1:
+		out = append(out, "You can rotate once in any 24 hours.")
+	case lim.PerDay > 1:
+		out = append(out, fmt.Sprintf("You can rotate up to %d times in any 24 hours.", lim.PerDay))
+	}
+	if lim.OnePerGrace {
+		out = append(out, "After a rotation, you can rotate again once the old credential is revoked, "+
+			s.graceText(v)+" later.")
+	}
+	return strings.Join(out, " ")
+}
+
 // refusalSentence says why the customer's rotation was refused and when it
 // can be tried again.
 func refusalSentence(r *store.Refusal, lim store.CustomerLimits, now time.Time) string {
@@ -59,17 +78,18 @@ func refusalSentence(r *store.Refusal, lim store.CustomerLimits, now time.Time) 
 	return "A rotation cannot be requested right now. Please try again later."
 }
 
-// hourMinute writes a time as "14:05 UTC", with the date when it is not
-// today's.
+// hourMinute writes a time as "14:05:30 UTC", with the date when it is not
+// today's. Seconds count: with a 90-second grace, minutes alone would say
+// a wrong time half the time.
 func hourMinute(t, now time.Time) string {
 	t = t.UTC()
 	if t.IsZero() {
 		return "a few moments"
 	}
 	if t.Format(time.DateOnly) != now.UTC().Format(time.DateOnly) {
-		return t.Format("2 Jan 15:04 UTC")
+		return t.Format("2 Jan 15:04:05 UTC")
 	}
-	return t.Format("15:04 UTC")
+	return t.Format("15:04:05 UTC")
 }
 
 // lastError is the customer's sentence for the instance's last failure.
@@ -102,8 +122,8 @@ func (s *server) refusedByLimits(ctx context.Context, id string) (string, error)
 func (s *server) refuseClick(w http.ResponseWriter, r *http.Request, sentence string, err error) {
 	if err != nil {
 		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("check customer limits failed")
-		s.page(w, http.StatusInternalServerError, "Something went wrong", "The rotation could not be requested. Please try again in a minute.")
+		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "The rotation could not be requested. Please try again in a minute.")
 		return
 	}
-	s.page(w, http.StatusTooManyRequests, "Rotation not available yet", sentence)
+	s.page(w, r, http.StatusTooManyRequests, "Rotation not available yet", sentence)
 }

@@ -50,7 +50,7 @@ func TestCustomerCannotRotateAgainWithinTheGrace(t *testing.T) {
 		t.Fatalf("first click: got %d, want 303", resp.status)
 	}
 	f.finish("inst-1", "cred-1")
-	const want = "You can rotate again after 07:30 UTC, when the previous credential is revoked."
+	const want = "You can rotate again after 07:30:32 UTC, when the previous credential is revoked."
 	page := f.get("/dashboard", session).body
 	if !strings.Contains(page, want) || !strings.Contains(page, `rotate-limit" disabled>Rotate credentials`) {
 		t.Errorf("dashboard within the grace lacks %q and a disabled button", want)
@@ -82,7 +82,7 @@ func TestCustomerDailyCap(t *testing.T) {
 		f.clock.Advance(time.Minute)
 	}
 	resp := f.postForm("/dashboard/rotate", url.Values{"csrf_token": {f.csrf(session)}}, session)
-	const want = "2 of 2 rotations today used. You can rotate again after 4 Mar 06:30 UTC."
+	const want = "2 of 2 rotations today used. You can rotate again after 4 Mar 06:30:32 UTC."
 	if resp.status != http.StatusTooManyRequests || !strings.Contains(resp.body, want) {
 		t.Fatalf("third click: got %d, want 429 saying %q: %s", resp.status, want, resp.body)
 	}

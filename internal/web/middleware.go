@@ -34,13 +34,22 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 	s.Metrics.ServeHTTP(w, r)
 }
 
-// securityHeaders sets the headers every answer carries. Pages set their
-// own Content-Security-Policy; asynqmon's pages load their own scripts.
+// hsts is the Strict-Transport-Security a browser gets over https: a year,
+// this host only (the partner's other hosts are not rekey's to decide).
+const hsts = "max-age=31536000"
+
+// securityHeaders sets the headers every answer carries, and HSTS on those
+// that came over https (browsers ignore it over plain http, and a local
+// http:// rekey must stay reachable). Pages set their own
+// Content-Security-Policy; asynqmon's pages load their own scripts.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
+		if overHTTPS(r) {
+			h.Set("Strict-Transport-Security", hsts)
+		}
 		if r.URL.Path != monitoringRoot && !strings.HasPrefix(r.URL.Path, monitoringRoot+"/") {
 			h.Set("X-Frame-Options", "DENY")
 			h.Set("Cache-Control", "no-store")

@@ -181,17 +181,18 @@ func TestSSOCookies(t *testing.T) {
 	tests := []struct {
 		name       string
 		forwarded  string
-		secureOpt  bool
+		insecure   bool
 		wantSecure bool
 	}{
-		{name: "plain http", wantSecure: false},
+		{name: "plain http, by default", wantSecure: true},
 		{name: "behind Heroku's router over https", forwarded: "https", wantSecure: true},
-		{name: "SecureCookies set", secureOpt: true, wantSecure: true},
+		{name: "plain http with REKEY_INSECURE_COOKIES", insecure: true, wantSecure: false},
+		{name: "https with REKEY_INSECURE_COOKIES", forwarded: "https", insecure: true, wantSecure: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, func(p *web.Params) { p.SecureCookies = tt.secureOpt })
+			f := newFixture(t, func(p *web.Params) { p.InsecureCookies = tt.insecure })
 			f.register("inst-1", "cred-0")
 			h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
 			if tt.forwarded != "" {

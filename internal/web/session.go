@@ -27,18 +27,26 @@ const (
 // session is what the cookie carries. It holds no secret.
 type session struct {
 	InstanceID string `json:"i"`
-	App        string `json:"a,omitempty"`
-	Expires    int64  `json:"e"`
+	// App and Addon are the app's and the add-on's names, from the sign-in
+	// form's app and nav-data, for the navigation header.
+	App     string `json:"a,omitempty"`
+	Addon   string `json:"d,omitempty"`
+	Expires int64  `json:"e"`
 	// Nonce makes every sign-in's CSRF token different.
 	Nonce string `json:"n"`
 }
 
 // newSession starts a session for an instance.
-func (s *server) newSession(instanceID, app string) session {
+func (s *server) newSession(instanceID, app, addon string) session {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return session{InstanceID: instanceID, App: app, Expires: s.Now().Add(sessionTTL).Unix(),
+	return session{InstanceID: instanceID, App: app, Addon: addon, Expires: s.Now().Add(sessionTTL).Unix(),
 		Nonce: hex.EncodeToString(b[:])}
+}
+
+// left is how long the session has to run.
+func (s *server) left(sess session) time.Duration {
+	return time.Unix(sess.Expires, 0).Sub(s.Now())
 }
 
 // sign encodes a session as payload.mac.
@@ -79,14 +87,26 @@ func (s *server) csrfToken(sess session) string {
 	return hex.EncodeToString(s.mac("csrf", sess.Nonce+"\x00"+sess.InstanceID))
 }
 
-// secure reports whether cookies set in answer to r must be Secure.
-func (s *server) secure(r *http.Request) bool {
-	return s.SecureCookies || r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+// overHTTPS reports whether r reached rekey over https: directly, or
+// through Heroku's router, which ends TLS and says so in X-Forwarded-Proto.
+func overHTTPS(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }
 
-// setCookie sets an HttpOnly, SameSite=Lax cookie for the whole site.
+// secure reports whether cookies set in answer to r must be Secure: always,
+// unless REKEY_INSECURE_COOKIES allows plain http and r came over it.
+func (s *server) secure(r *http.Request) bool {
+	return !s.InsecureCookies || overHTTPS(r)
+}
+
+// setCookie sets an HttpOnly, SameSite=Lax cookie for the whole site; a
+// ttl of zero or less removes it.
 func (s *server) setCookie(w http.ResponseWriter, r *http.Request, name, value string, ttl time.Duration) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: int(ttl.Seconds()),
+	maxAge := int(ttl.Seconds())
+	if ttl <= 0 {
+		maxAge = -1
+	}
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteLaxMode})
 }
 
@@ -108,15 +128,24 @@ func sessionFrom(ctx context.Context) session {
 func (s *server) requireSession(next http.HandlerFunc, csrf bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess, ok := s.readSession(r)
+		if ok {
+			ended, err := s.Store.SessionEnded(r.Context(), sess.Nonce)
+			if err != nil {
+				s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
+				s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
+				return
+			}
+			ok = !ended
+		}
 		if !ok {
-			s.page(w, http.StatusUnauthorized, "Sign in through Heroku",
+			s.page(w, r, http.StatusUnauthorized, "Sign in through Heroku",
 				"Your session has ended or you are not signed in. Open this dashboard again from your add-on's page in the Heroku Dashboard.")
 			return
 		}
 		if csrf {
 			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 			if !hexEqual(r.PostFormValue("csrf_token"), s.csrfToken(sess)) {
-				s.page(w, http.StatusForbidden, "Form expired",
+				s.page(w, r.WithContext(withSession(r.Context(), sess)), http.StatusForbidden, "Form expired",
 					"This form could not be verified. Go back to the dashboard, reload it and try again.")
 				return
 			}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"html/template"
 	"net/http"
 	"strconv"
 	"time"
@@ -55,65 +56,112 @@ func readSSOForm(w http.ResponseWriter, r *http.Request) ssoForm {
 // errSSO is any sign-in that does not verify; the customer sees one page.
 var errSSO = errors.New("sso token does not verify")
 
-// verify checks the form's token and timestamp against the salt.
-func (s *server) verify(f ssoForm) error {
+// verify checks the form's token and timestamp against the salt. It
+// returns the sign-in's tokens, the one that verified first, and how long
+// Heroku's form stays acceptable.
+func (s *server) verify(f ssoForm) ([]string, time.Duration, error) {
 	ts, err := strconv.ParseInt(f.Timestamp, 10, 64)
 	if err != nil || f.ID == "" || (f.Token == "" && f.UserToken == "") {
-		return errSSO
+		return nil, 0, errSSO
 	}
-	if skew := s.Now().Sub(time.Unix(ts, 0)); skew > ssoMaxSkew || skew < -ssoMaxSkew {
-		return errSSO
+	skew := s.Now().Sub(time.Unix(ts, 0))
+	if skew > ssoMaxSkew || skew < -ssoMaxSkew {
+		return nil, 0, errSSO
 	}
 	salt := s.SSOSalt.Reveal()
+	sum := sha1.Sum([]byte(f.ID + ":" + salt + ":" + f.Timestamp)) //nolint:gosec // protocol-defined
+	resource := hex.EncodeToString(sum[:])
+	tokens, sent := []string{resource}, f.Token
 	if f.userContext {
 		sum := sha256.Sum256([]byte(f.ID + ":" + salt + ":" + f.Timestamp + ":" + f.UserID + ":" + f.Email))
-		return tokenResult(hexEqual(f.UserToken, hex.EncodeToString(sum[:])))
+		tokens, sent = []string{hex.EncodeToString(sum[:]), resource}, f.UserToken
 	}
-	sum := sha1.Sum([]byte(f.ID + ":" + salt + ":" + f.Timestamp)) //nolint:gosec // protocol-defined
-	return tokenResult(hexEqual(f.Token, hex.EncodeToString(sum[:])))
-}
-
-func tokenResult(ok bool) error {
-	if !ok {
-		return errSSO
+	if !hexEqual(sent, tokens[0]) {
+		return nil, 0, errSSO
 	}
-	return nil
+	return tokens, ssoMaxSkew - skew, nil
 }
 
 // ssoLogin signs a customer in from Heroku: POST /sso/login. On success it
-// sets the heroku-nav-data cookie and a session bound to the instance, and
-// sends the browser to /dashboard.
+// spends the form's tokens (a form is accepted once), sets the
+// heroku-nav-data cookie and a session bound to the instance, and sends the
+// browser to /dashboard.
 func (s *server) ssoLogin(w http.ResponseWriter, r *http.Request) {
 	f := readSSOForm(w, r)
-	if err := s.verify(f); err != nil {
+	tokens, valid, err := s.verify(f)
+	if err != nil {
 		s.Logger.Warn().Str("sso_id", clipID(f.ID)).Msg("sso refused")
-		s.page(w, http.StatusForbidden, "Sign-in refused",
+		s.page(w, r, http.StatusForbidden, "Sign-in refused",
 			"This sign-in link is not valid or has expired. Open the dashboard again from your add-on's page in the Heroku Dashboard.")
 		return
 	}
 	if !store.ValidID(f.ID) {
-		s.page(w, http.StatusNotFound, "Add-on not found", "This add-on is not known to the credential service.")
+		s.page(w, r, http.StatusNotFound, "Add-on not found", "This add-on is not known to the credential service.")
 		return
 	}
 	if _, err := s.Store.Instance(r.Context(), f.ID); err != nil {
 		s.instanceMissing(w, r, err)
 		return
 	}
+	if !s.spend(w, r, f, tokens, valid) {
+		return
+	}
+	nav := parseNavData(f.NavData)
 	if f.NavData != "" {
 		s.setCookie(w, r, navDataCookie, f.NavData, sessionTTL)
 	}
-	s.setCookie(w, r, sessionCookie, s.sign(s.newSession(f.ID, f.App)), sessionTTL)
+	app := cleanName(f.App)
+	if app == "" {
+		app = nav.AppName
+	}
+	s.setCookie(w, r, sessionCookie, s.sign(s.newSession(f.ID, app, nav.Addon)), sessionTTL)
 	s.Logger.Info().Str("instance_id", f.ID).Bool("user_scoped", f.userContext).Msg("sso signed in")
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+}
+
+// spend marks the sign-in's tokens used until the form would expire, and
+// answers a form that was used before. It reports whether to go on.
+func (s *server) spend(w http.ResponseWriter, r *http.Request, f ssoForm, tokens []string, valid time.Duration) bool {
+	first, err := s.Store.SpendSSOToken(r.Context(), tokens[0], tokens[1:], valid+time.Second)
+	switch {
+	case err != nil:
+		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
+		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
+		return false
+	case !first:
+		s.Logger.Warn().Str("instance_id", f.ID).Msg("sso token replayed")
+		s.page(w, r, http.StatusForbidden, "Sign-in link already used",
+			"This sign-in link was already used, and each one works once. Open the dashboard again from your add-on's page in the Heroku Dashboard.")
+		return false
+	}
+	return true
+}
+
+// logout signs the customer out: POST /dashboard/logout. The session is
+// marked ended in Redis until it would have expired, so a copy of the
+// cookie stops working too, and both cookies are removed.
+func (s *server) logout(w http.ResponseWriter, r *http.Request) {
+	sess := sessionFrom(r.Context())
+	if err := s.Store.EndSession(r.Context(), sess.Nonce, s.left(sess)); err != nil {
+		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
+		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "You are still signed in. Please try again in a minute.")
+		return
+	}
+	s.setCookie(w, r, sessionCookie, "", 0)
+	s.setCookie(w, r, navDataCookie, "", 0)
+	s.Logger.Info().Str("instance_id", sess.InstanceID).Msg("sso signed out")
+	s.writeHTML(w, http.StatusOK, "page.html", pageData{Title: "Signed out",
+		Message: "You are signed out of the credentials dashboard. To come back, open it again from your add-on's page in the Heroku Dashboard.",
+		Nav:     newNavHeader(sess.Addon, sess.App), Style: template.CSS(dashboardCSS)})
 }
 
 // instanceMissing answers a lookup of the signed-in instance that failed.
 func (s *server) instanceMissing(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, store.ErrNotFound) {
-		s.page(w, http.StatusNotFound, "Add-on not found",
+		s.page(w, r, http.StatusNotFound, "Add-on not found",
 			"This add-on is not registered with the credential service yet. Try again in a few minutes.")
 		return
 	}
 	s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
-	s.page(w, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
+	s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
 }

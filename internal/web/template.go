@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"html/template"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/store"
@@ -44,22 +45,43 @@ func hashSource(s string) string {
 	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
 }
 
-// dashboardPage is what dashboard.html renders.
+// dashboardPage is what dashboard.html renders. It holds only what a
+// customer may read (customer.go): ids, times, names and fixed sentences,
+// never an error's text or an operator's reason, so no template can show
+// them by mistake. Each section of the page is a template of its own
+// (assets/section_*.html), listed once in dashboard.html.
 type dashboardPage struct {
-	View          instanceView
-	App           string
-	CSRF          string
-	Notice        string
-	Status        string
-	Busy          bool
-	CurrentAge    string
-	Grace         string
-	Deprovisioned bool
+	Nav navHeader
+	// AddonID is the instance's id, for a support request.
+	AddonID string
+	// ConfigVars are the names of the config vars a rotation sets.
+	ConfigVars []string
+	Notice     string
+	Status     string
+	Busy       bool
+	CurrentID  string
+	CurrentAge string
+	// InFlightID and InFlightAt are the rotation under way, if any.
+	InFlightID string
+	InFlightAt time.Time
 	// LastError is the customer's sentence for the last failure.
-	LastError string
+	LastError    string
+	LastErrorAt  time.Time
+	NextRotation string
+	Grace        string
+	// Rules says the customer's limits on rotations as sentences; empty
+	// when there are none.
+	Rules string
 	// Limit says when the customer may rotate again, or how much of the
 	// day's allowance is used; empty when nothing is worth saying.
-	Limit    customerLimit
+	Limit         customerLimit
+	Deprovisioned bool
+	CSRF          string
+	Previous      []previousView
+	// Holds are the customer's sentences for old credentials whose
+	// revocation waits because they are still in use.
+	Holds []string
+	// Timeline is the instance's last steps, oldest first.
 	Timeline []entry
 	Style    template.CSS
 	Script   template.JS
@@ -67,16 +89,49 @@ type dashboardPage struct {
 
 func (s *server) dashboardData(sess session, v instanceView, events []store.Event, notice string, limit customerLimit) dashboardPage {
 	now := s.Now()
-	return dashboardPage{View: v, App: sess.App, CSRF: s.csrfToken(sess), Notice: notice,
-		Status: statusText(v, now), Busy: busy(v, now), CurrentAge: age(now, v.CurrentSince),
-		Grace: s.graceText(v), Deprovisioned: !v.DeprovisionedAt.IsZero(), Timeline: timeline(events),
-		LastError: lastError(v), Limit: limit,
+	csrf := s.csrfToken(sess)
+	p := dashboardPage{Nav: s.nav(sess, csrf), AddonID: v.ID, ConfigVars: v.ConfigVars, Notice: notice,
+		Status: statusText(v, now), Busy: busy(v, now), CurrentID: v.CurrentCredentialID,
+		CurrentAge: age(now, v.CurrentSince), InFlightID: v.InFlightRotationID,
+		LastError: lastError(v), LastErrorAt: v.LastErrorAt, NextRotation: nextRotation(v),
+		Grace: s.graceText(v), Rules: s.rules(v), Limit: limit, Deprovisioned: !v.DeprovisionedAt.IsZero(),
+		CSRF: csrf, Previous: v.PreviousCredentials, Timeline: timeline(events),
 		Style: template.CSS(dashboardCSS), Script: template.JS(dashboardJS)}
+	if r := v.InFlightRotation; r != nil {
+		p.InFlightID, p.InFlightAt = r.RotationID, r.RequestedAt
+	}
+	for _, h := range v.Holds {
+		p.Holds = append(p.Holds, h.Sentence)
+	}
+	return p
 }
 
-// graceText says how long an old credential stays valid, as the worker
-// decides it: the instance's own grace, the Private Space grace, the default.
-func (s *server) graceText(v instanceView) string {
+// nav is the navigation header of a signed-in page, with its sign-out button.
+func (s *server) nav(sess session, csrf string) navHeader {
+	h := newNavHeader(sess.Addon, sess.App)
+	h.CSRF = csrf
+	return h
+}
+
+// nextRotation says when the schedule rotates the instance next.
+func nextRotation(v instanceView) string {
+	switch {
+	case !v.QuarantinedAt.IsZero():
+		return "Paused after repeated failures; a successful rotation here resumes it"
+	case v.ScheduleOptOut:
+		return "Not scheduled (opted out)"
+	case v.InFlightRotationID != "":
+		return "Set when the rotation in progress finishes"
+	case v.NextRotationAt.IsZero():
+		return "Not scheduled"
+	}
+	return clock(v.NextRotationAt)
+}
+
+// grace is how long an old credential of v stays valid, as the worker
+// decides it: the instance's own grace, the Private Space grace, the
+// default; zero when none is configured.
+func (s *server) grace(v instanceView) time.Duration {
 	d := s.Grace
 	if v.PrivateSpace && s.PrivateSpaceGrace > 0 {
 		d = s.PrivateSpaceGrace
@@ -84,21 +139,38 @@ func (s *server) graceText(v instanceView) string {
 	if g, err := time.ParseDuration(v.Grace); err == nil && g > 0 {
 		d = g
 	}
+	return d
+}
+
+// graceText says the grace for people.
+func (s *server) graceText(v instanceView) string {
+	d := s.grace(v)
 	if d <= 0 {
 		return "a grace period"
 	}
 	return plainDuration(d)
 }
 
-// plainDuration writes 2h as "2 hours" and 90m as "90 minutes".
+// plainDuration writes a duration exactly, in the largest units that
+// add up to it: 2h is "2 hours", 90s "1 minute 30 seconds", 90m "1 hour 30
+// minutes". A grace is never rounded, so the page never promises an old
+// credential more time than it has.
 func plainDuration(d time.Duration) string {
-	switch {
-	case d >= time.Hour && d%time.Hour == 0:
-		return plural(int(d/time.Hour), "hour")
-	case d >= time.Minute:
-		return plural(int(d/time.Minute), "minute")
+	d = d.Round(time.Second)
+	if d < time.Second {
+		return "less than a second"
 	}
-	return plural(int(d.Round(time.Second)/time.Second), "second")
+	var parts []string
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{time.Hour, "hour"}, {time.Minute, "minute"}, {time.Second, "second"}} {
+		if n := d / u.d; n > 0 {
+			parts = append(parts, plural(int(n), u.name))
+			d -= n * u.d
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // render writes the dashboard.
@@ -106,13 +178,24 @@ func (s *server) render(w http.ResponseWriter, data dashboardPage) {
 	s.writeHTML(w, http.StatusOK, "dashboard.html", data)
 }
 
-// page writes a small page with a title and one message.
-func (s *server) page(w http.ResponseWriter, status int, title, message string) {
-	s.writeHTML(w, status, "page.html", struct {
-		Title, Message string
-		Back           bool
-		Style          template.CSS
-	}{title, message, status != http.StatusUnauthorized, template.CSS(dashboardCSS)})
+// pageData is what page.html renders: a title and one fixed sentence.
+type pageData struct {
+	Title, Message string
+	// Back offers the way back to the dashboard.
+	Back  bool
+	Nav   navHeader
+	Style template.CSS
+}
+
+// page writes a small page with a title and one message. A signed-in
+// customer's page keeps the navigation header with its names and sign-out
+// button, and a way back to the dashboard.
+func (s *server) page(w http.ResponseWriter, r *http.Request, status int, title, message string) {
+	p := pageData{Title: title, Message: message, Style: template.CSS(dashboardCSS)}
+	if sess, ok := r.Context().Value(sessionCtxKey{}).(session); ok {
+		p.Back, p.Nav = true, s.nav(sess, s.csrfToken(sess))
+	}
+	s.writeHTML(w, status, "page.html", p)
 }
 
 func (s *server) writeHTML(w http.ResponseWriter, status int, name string, data any) {

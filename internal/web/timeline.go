@@ -18,11 +18,12 @@ type entry struct {
 	Text string `json:"text"`
 }
 
-// timeline turns an instance's events, newest first, into plain sentences.
+// timeline turns an instance's events, which the store gives newest first,
+// into plain sentences, oldest first, so the page reads as a story.
 func timeline(events []store.Event) []entry {
-	out := make([]entry, 0, len(events))
-	for _, e := range events {
-		out = append(out, entry{At: e.At.UTC().Format(time.RFC3339), When: clock(e.At), Text: describe(e)})
+	out := make([]entry, len(events))
+	for i, e := range events {
+		out[len(events)-1-i] = entry{At: e.At.UTC().Format(time.RFC3339), When: clock(e.At), Text: describe(e)}
 	}
 	return out
 }
@@ -105,12 +106,13 @@ func msTime(s string) time.Time {
 	return time.UnixMilli(n)
 }
 
-// clock formats a time for people, in UTC.
+// clock formats a time for people, in UTC, to the second, so that steps a
+// short grace apart read as far apart as they are.
 func clock(t time.Time) string {
 	if t.IsZero() {
 		return "an unknown time"
 	}
-	return t.UTC().Format("2 Jan 2006 15:04 UTC")
+	return t.UTC().Format("2 Jan 2006 15:04:05 UTC")
 }
 
 // age says how long ago t was, roughly.

@@ -68,9 +68,11 @@ type Params struct {
 	Logger zerolog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// SecureCookies marks cookies Secure even on requests that did not come
-	// over TLS (set it behind a proxy that does not send X-Forwarded-Proto).
-	SecureCookies bool
+	// InsecureCookies is REKEY_INSECURE_COOKIES: it lets the dashboard's
+	// cookies go without the Secure attribute on requests that came over
+	// plain http, for a browser on a local http:// address. The zero
+	// value marks every cookie Secure.
+	InsecureCookies bool
 }
 
 // server holds the checked Params and the derived keys. It is safe for
@@ -171,6 +173,7 @@ func (s *server) routes() []route {
 		{"GET /dashboard/status", accessSession, s.dashboardStatus},
 		{"POST /dashboard/rotate", accessSessionCSRF, s.dashboardRotate},
 		{"POST /dashboard/revoke-now", accessSessionCSRF, s.dashboardRevokeNow},
+		{"POST /dashboard/logout", accessSessionCSRF, s.logout},
 
 		{"/monitoring", accessOperator, s.serveMonitoring},
 		{"/monitoring/", accessOperator, s.serveMonitoring},

@@ -7,8 +7,10 @@
     var t = document.createElement("time");
     t.setAttribute("datetime", e.at);
     t.textContent = e.when;
+    var span = document.createElement("span");
+    span.textContent = e.text;
     li.appendChild(t);
-    li.appendChild(document.createTextNode(" " + e.text));
+    li.appendChild(span);
     return li;
   }
   function poll() {

@@ -1,0 +1,76 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// This file holds the dashboard's two short-lived marks (README "Customer
+// dashboard"): Heroku single sign-on tokens already spent, so a sign-in
+// form is accepted once, and sessions signed out, so a copied session
+// cookie stops working at logout. Both keys expire on their own when the
+// token or the session would have expired anyway. Tokens are stored as
+// hashes, never as sent.
+
+// ssoUsedKey is a STRING ("1") marking one SSO token as spent, named by
+// the SHA-256 of the token.
+func ssoUsedKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return keyPrefix + "sso_used:" + hex.EncodeToString(sum[:])
+}
+
+// sessionEndedKey is a STRING ("1") marking one dashboard session, named
+// by its nonce, as signed out.
+func sessionEndedKey(nonce string) string { return keyPrefix + "session_ended:" + nonce }
+
+// spendSSOScript spends a sign-in's tokens at once.
+//
+//	KEYS[1] -> rekey:sso_used:<sha256 of the token that signed in>
+//	KEYS[2..] -> rekey:sso_used:<sha256 of the other tokens the sign-in covers>
+//	ARGV[1] -> expiry in milliseconds
+//
+// Returns 0, and changes nothing, when KEYS[1] is already spent; otherwise
+// marks every key spent and returns 1.
+var spendSSOScript = redis.NewScript(`
+if redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
+for _, k in ipairs(KEYS) do redis.call("SET", k, "1", "PX", ARGV[1]) end
+return 1`)
+
+// SpendSSOToken marks token spent for ttl, together with covers, other
+// tokens of the same sign-in (a user-scoped sign-in also spends its
+// resource token, so the form cannot be replayed without the user-scoped
+// one). It reports false, and marks nothing, when token was spent before.
+func (s *Store) SpendSSOToken(ctx context.Context, token string, covers []string, ttl time.Duration) (bool, error) {
+	keys := []string{ssoUsedKey(token)}
+	for _, c := range covers {
+		keys = append(keys, ssoUsedKey(c))
+	}
+	n, err := spendSSOScript.Run(ctx, s.rdb, keys, max(ttl.Milliseconds(), 1)).Int()
+	if err != nil {
+		return false, fmt.Errorf("spend sso token: %w", err)
+	}
+	return n == 1, nil
+}
+
+// EndSession marks the dashboard session with nonce signed out for ttl,
+// the time it had left.
+func (s *Store) EndSession(ctx context.Context, nonce string, ttl time.Duration) error {
+	if err := s.rdb.Set(ctx, sessionEndedKey(nonce), "1", max(ttl, time.Millisecond)).Err(); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	return nil
+}
+
+// SessionEnded reports whether the session with nonce was signed out.
+func (s *Store) SessionEnded(ctx context.Context, nonce string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, sessionEndedKey(nonce)).Result()
+	if err != nil {
+		return false, fmt.Errorf("read session: %w", err)
+	}
+	return n == 1, nil
+}

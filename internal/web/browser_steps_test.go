@@ -1,0 +1,145 @@
+//go:build browser
+
+package web_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/rekeyhq/rekey/internal/herokufake"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// operatorReason is an operator's free-text reason, which only operators
+// may read.
+const operatorReason = "INC-4711 leaked key in public gist"
+
+// operatorRotationFails requests a rotation through the HTTP API, as an
+// operator does, with a reason; Heroku refuses its config update, so it
+// fails with an error whose text names Heroku's answer. The dashboard,
+// reloaded, must tell the customer in fixed sentences. It returns the
+// error's text, which no customer page may show.
+func (w *browserWorld) operatorRotationFails(b *tab) string {
+	w.t.Helper()
+	w.sb.Fake.Script(herokufake.PatchConfig, herokufake.Respond(http.StatusUnprocessableEntity))
+	req, err := http.NewRequest(http.MethodPost, w.web.URL+"/api/v1/rotations",
+		strings.NewReader(`{"instance_ids":["`+w.sample.ID+`"],"reason":"`+operatorReason+`"}`))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+w.cfg.APIToken.Reveal())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		w.t.Fatalf("operator's rotation: got %d: %s", resp.StatusCode, body)
+	}
+	in := w.waitStore("the operator's rotation to fail", func(in store.Instance) bool {
+		return in.InFlight == "" && in.LastError != ""
+	})
+	b.do("reload the dashboard", chromedp.Navigate(w.web.URL+"/dashboard"))
+	w.checkText(b, "last-error", "Heroku did not accept the new credential for your app's config vars. Your current credential keeps working.")
+	w.checkText(b, "timeline", "Rotation requested by an operator")
+	w.checkText(b, "timeline", "Rotation failed. Heroku did not accept")
+	w.checkTimelineOldestFirst(b)
+	return in.LastError
+}
+
+// checkTimelineOldestFirst checks that the timeline's times never go back.
+func (w *browserWorld) checkTimelineOldestFirst(b *tab) {
+	w.t.Helper()
+	times := value(b, "read the timeline's times", chromedp.Evaluate[[]string](
+		`Array.from(document.querySelectorAll("#timeline time"), t => t.getAttribute("datetime"))`))
+	if len(times) < 2 {
+		w.t.Fatalf("the timeline has %d entries, want the story so far", len(times))
+	}
+	for i := 1; i < len(times); i++ {
+		if times[i] < times[i-1] {
+			w.t.Errorf("timeline entry %d (%s) is older than the one before it (%s): want oldest first", i, times[i], times[i-1])
+		}
+	}
+}
+
+// secondRotationRefused checks that, the day's one rotation used, the page
+// says so and disables the button, and that a click that gets through
+// anyway is refused with the same sentence. It returns the pages it saw.
+func (w *browserWorld) secondRotationRefused(b *tab) []string {
+	w.t.Helper()
+	const used = "1 of 1 rotations today used. You can rotate again after "
+	w.checkText(b, "rotate-limit", used)
+	if !value(b, "read the button", chromedp.Evaluate[bool](`document.getElementById("rotate").disabled`)) {
+		w.t.Error("the rotate button is enabled after the day's one rotation")
+	}
+	dashboard := b.html()
+	// A stale tab or a crafted request would still post the form.
+	b.do("post the rotate form anyway", chromedp.Evaluate[chromedp.Void](
+		`(() => { const r = document.getElementById("rotate"); r.disabled = false; r.click(); })()`))
+	b.waitUntil("the refusal", `document.querySelector("h1") && document.querySelector("h1").innerText === "Rotation not available yet"`)
+	if got := value(b, "read the refusal", chromedp.Text(chromedp.CSS(`p[role="alert"]`))); !strings.HasPrefix(got, used) {
+		w.t.Errorf("refusal reads %q, want it to start %q", got, used)
+	}
+	refusal := b.html()
+	b.screenshot("second-rotation-refused.png")
+	if in, _ := w.st.Instance(context.Background(), w.sample.ID); in.InFlight != "" {
+		w.t.Errorf("the refused click started rotation %s", in.InFlight)
+	}
+	return []string{dashboard, refusal}
+}
+
+// signOut clicks "Sign out", and checks that the dashboard then asks the
+// customer to sign in through Heroku again. It returns the pages it saw.
+func (w *browserWorld) signOut(b *tab) []string {
+	w.t.Helper()
+	b.do("click Sign out", chromedp.Click(chromedp.ID("logout")))
+	b.waitUntil("the signed-out page", `document.querySelector("h1") && document.querySelector("h1").innerText === "Signed out"`)
+	out := b.html()
+	b.screenshot("signed-out.png")
+	b.do("open the dashboard after signing out", chromedp.Navigate(w.web.URL+"/dashboard"))
+	if h := value(b, "read the heading", chromedp.Text(chromedp.CSS("h1"))); h != "Sign in through Heroku" {
+		w.t.Errorf("after signing out the dashboard shows %q, want Sign in through Heroku", h)
+	}
+	return []string{out, b.html()}
+}
+
+// replaySignIn posts the same sign-in form again, as someone who copied
+// it would, and checks that it is refused. It returns the page.
+func (w *browserWorld) replaySignIn(b *tab) string {
+	w.t.Helper()
+	b.do("open Heroku's sign-in page again", chromedp.Navigate(w.ssoURL))
+	b.do("post the same sign-in form again", chromedp.Submit(chromedp.ID("heroku-sso")))
+	b.waitUntil("the refusal of the used form", `document.querySelector("h1") && document.querySelector("h1").innerText === "Sign-in link already used"`)
+	page := b.html()
+	b.screenshot("sign-in-replay-refused.png")
+	return page
+}
+
+// checkCustomerText checks that no customer page shows what only
+// operators may read: the operator's reason, the error's text, or a word
+// of Heroku's error answer.
+func (w *browserWorld) checkCustomerText(pages []string, internal string) {
+	w.t.Helper()
+	if internal == "" {
+		w.t.Fatal("the failed rotation recorded no error text; the scan would prove nothing")
+	}
+	w.t.Logf("the failed rotation's error text, for operators only: %q", internal)
+	never := []string{operatorReason, "INC-4711", internal}
+	// The text after the step ("push: ..."), which is Heroku's answer.
+	if _, cause, ok := strings.Cut(internal, ": "); ok {
+		never = append(never, cause)
+	}
+	for i, page := range pages {
+		for _, s := range never {
+			if strings.Contains(page, s) {
+				w.t.Errorf("customer page %d shows %q", i, s)
+			}
+		}
+	}
+}

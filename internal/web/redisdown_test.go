@@ -1,0 +1,121 @@
+package web_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/metrics"
+	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/internal/web"
+)
+
+// TestMetricsWhenRedisGoesDown scrapes the web process's /metrics, built
+// as `rekey web` builds it, while Redis answers and after it stops
+// answering: the test reaches Redis through a TCP relay, and "down" closes
+// the relay's listener and every connection, as a Redis that died would.
+// Down, /metrics still answers 200 with rekey_redis_up 0, so the alert
+// `rekey_redis_up == 0` fires instead of a failed scrape that alerts on
+// nothing, and /healthz says 503.
+func TestMetricsWhenRedisGoesDown(t *testing.T) {
+	t.Parallel()
+	live := redistest.New(t)
+	relay := newRelay(t, live.Addr)
+	client := redis.NewClient(&redis.Options{Addr: relay.addr(), DB: live.DB, MaxRetries: -1})
+	t.Cleanup(func() { _ = client.Close() })
+	st := store.New(client, fixtureSealer(t))
+	handler := metrics.NewHandler(metrics.HandlerParams{
+		Collector: metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(client), zerolog.Nop()),
+		Ping:      func(ctx context.Context) error { return client.Ping(ctx).Err() }})
+	f := newFixture(t, func(p *web.Params) { p.Store, p.Metrics = st, handler })
+
+	scrape := func() (int, string) {
+		t.Helper()
+		resp := f.do(http.MethodGet, "/metrics", nil, http.Header{"Authorization": {"Bearer " + apiToken}})
+		return resp.status, resp.body
+	}
+	if status, body := scrape(); status != http.StatusOK || !hasSample(body, "rekey_redis_up", "1") || !strings.Contains(body, "rekey_instances") {
+		t.Fatalf("Redis up: got %d:\n%s\nwant 200 with rekey_redis_up 1 and what Redis holds", status, body)
+	}
+
+	relay.stop()
+	status, body := scrape()
+	if status != http.StatusOK || !hasSample(body, "rekey_redis_up", "0") {
+		t.Fatalf("Redis down: got %d:\n%s\nwant 200 with rekey_redis_up 0", status, body)
+	}
+	if strings.Contains(body, "rekey_instances") || !strings.Contains(body, "rekey_build_info{") {
+		t.Errorf("Redis down: /metrics = %s; want rekey_build_info and nothing read from Redis", body)
+	}
+	if resp := f.get("/healthz"); resp.status != http.StatusServiceUnavailable {
+		t.Errorf("Redis down: /healthz got %d, want 503", resp.status)
+	}
+}
+
+// relay copies TCP connections to a Redis server until stop.
+type relay struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newRelay(t *testing.T, target string) *relay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			r.mu.Lock()
+			r.conns = append(r.conns, c, up)
+			r.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
+		}
+	}()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *relay) addr() string { return r.ln.Addr().String() }
+
+// stop refuses new connections and cuts the open ones.
+func (r *relay) stop() {
+	_ = r.ln.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.conns {
+		_ = c.Close()
+	}
+	r.conns = nil
+}
+
+// hasSample reports whether the exposition holds the sample name (without
+// labels) with value, as Prometheus reads it.
+func hasSample(body, name, value string) bool {
+	for line := range strings.Lines(body) {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name && f[1] == value {
+			return true
+		}
+	}
+	return false
+}

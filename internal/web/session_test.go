@@ -1,0 +1,236 @@
+package web_test
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/web"
+)
+
+func TestLogoutEndsTheSession(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	session := f.login("inst-1")
+	token := f.csrf(session)
+	if resp := f.postForm("/dashboard/logout", url.Values{}, session); resp.status != http.StatusForbidden {
+		t.Errorf("logout without the CSRF token: got %d, want 403", resp.status)
+	}
+	if resp := f.get("/dashboard", session); resp.status != http.StatusOK {
+		t.Fatalf("a refused logout ended the session: got %d", resp.status)
+	}
+	resp := f.postForm("/dashboard/logout", url.Values{"csrf_token": {token}}, session)
+	if resp.status != http.StatusOK || !strings.Contains(resp.body, "You are signed out") {
+		t.Fatalf("logout: got %d: %s", resp.status, resp.body)
+	}
+	for _, name := range []string{"rekey_session", "heroku-nav-data"} {
+		if c := cookieNamed(resp.header, name); c == nil || c.MaxAge >= 0 || c.Value != "" || !c.Secure {
+			t.Errorf("logout: got %s cookie %+v, want it removed (Max-Age<0, empty, Secure)", name, c)
+		}
+	}
+	// The browser drops the cookie; a copy of it must not work either.
+	if resp := f.get("/dashboard", session); resp.status != http.StatusUnauthorized {
+		t.Errorf("the old session cookie after logout: got %d, want 401", resp.status)
+	}
+	if resp := f.get("/dashboard/status", session); resp.status != http.StatusUnauthorized {
+		t.Errorf("the old session cookie on /dashboard/status after logout: got %d, want 401", resp.status)
+	}
+	if resp := f.get("/dashboard", f.login("inst-1")); resp.status != http.StatusOK {
+		t.Errorf("a new sign-in after logout: got %d, want 200", resp.status)
+	}
+}
+
+func TestHSTSOnlyOverHTTPS(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	session := f.login("inst-1")
+	for _, path := range []string{"/healthz", "/dashboard", "/sso/login"} {
+		plain := f.do(http.MethodGet, path, nil, http.Header{"Cookie": {session.Name + "=" + session.Value}})
+		if got := plain.header.Get("Strict-Transport-Security"); got != "" {
+			t.Errorf("GET %s over plain http: got Strict-Transport-Security %q, want none", path, got)
+		}
+		tls := f.do(http.MethodGet, path, nil, http.Header{"Cookie": {session.Name + "=" + session.Value},
+			"X-Forwarded-Proto": {"https"}})
+		if got := tls.header.Get("Strict-Transport-Security"); got != "max-age=31536000" {
+			t.Errorf("GET %s behind Heroku's router over https: got Strict-Transport-Security %q, want max-age=31536000", path, got)
+		}
+	}
+}
+
+func TestSSOFormIsAcceptedOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	form := f.ssoForm("inst-1")
+	if resp := f.postForm("/sso/login", form); resp.status != http.StatusSeeOther {
+		t.Fatalf("first use: got %d, want 303", resp.status)
+	}
+	replay := f.postForm("/sso/login", form)
+	if replay.status != http.StatusForbidden || !strings.Contains(replay.body, "This sign-in link was already used") ||
+		cookieNamed(replay.header, "rekey_session") != nil {
+		t.Errorf("replay: got %d, session %v: %s; want 403 saying the link was already used, and no session",
+			replay.status, cookieNamed(replay.header, "rekey_session") != nil, replay.body)
+	}
+
+	// A user-scoped sign-in spends its resource token too: the same form
+	// without the user-scoped token is a replay as well.
+	scoped := f.ssoForm("inst-1")
+	scoped.Set("user_scoped_resource_token", sha256Hex("inst-1:"+ssoSalt+":"+scoped.Get("timestamp")+":user-1:dev@example.com"))
+	if resp := f.postForm("/sso/login", scoped); resp.status != http.StatusSeeOther {
+		t.Fatalf("user-scoped sign-in: got %d, want 303: %s", resp.status, resp.body)
+	}
+	scoped.Del("user_scoped_resource_token")
+	if resp := f.postForm("/sso/login", scoped); resp.status != http.StatusForbidden {
+		t.Errorf("user-scoped form replayed with its resource token only: got %d, want 403", resp.status)
+	}
+
+	// The marks hold hashes, never the tokens, and expire when the form would.
+	keys, err := f.r.Client.Keys(context.Background(), "rekey:sso_used:*").Result()
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("got spent-token keys %v (%v), want 3", keys, err)
+	}
+	for _, k := range keys {
+		for _, tok := range []string{form.Get("resource_token"), scoped.Get("resource_token")} {
+			if strings.Contains(k, tok) {
+				t.Errorf("key %s holds an SSO token in clear", k)
+			}
+		}
+		ttl := f.r.Client.PTTL(context.Background(), k).Val()
+		if ttl <= 0 || ttl > 5*time.Minute+time.Second {
+			t.Errorf("key %s expires in %v, want within the form's 5 minutes (+1s)", k, ttl)
+		}
+	}
+}
+
+// navData is Heroku's nav-data for the fixture's sign-ins.
+func navData(json string) string { return base64.RawURLEncoding.EncodeToString([]byte(json)) }
+
+func TestNavHeaderFromNavData(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, app, nav string
+		want, never    []string
+	}{
+		{name: "Heroku's nav-data", app: "my-app", nav: navData(`{"addon":"Rekey Postgres","appname":"my-app","addons":[{"slug":"rekey","name":"Rekey Postgres","current":true}]}`),
+			want: []string{`<a id="nav-app" href="https://dashboard.heroku.com/apps/my-app/resources">my-app</a>`,
+				`<span id="nav-addon">Rekey Postgres</span>`, `The add-on <strong>Rekey Postgres</strong> on the app <strong>my-app</strong>.`,
+				`<title>Credentials · Rekey Postgres · my-app</title>`, `id="logout"`}},
+		{name: "app from nav-data when the form has none", nav: navData(`{"addon":"Rekey","appname":"other-app"}`),
+			want: []string{`href="https://dashboard.heroku.com/apps/other-app/resources"`, `<span id="nav-addon">Rekey</span>`}},
+		{name: "no nav-data", app: "my-app", want: []string{`href="https://dashboard.heroku.com/apps/my-app/resources"`, `This add-on on the app <strong>my-app</strong>.`},
+			never: []string{`id="nav-addon"`}},
+		{name: "nav-data that is not base64 JSON", app: "my-app", nav: "bmF2LWRhdGE", never: []string{`id="nav-addon"`}},
+		{name: "markup in the names", app: "<b>x</b>", nav: navData(`{"addon":"<script>alert(1)</script>"}`),
+			want:  []string{`<span id="nav-app">&lt;b&gt;x&lt;/b&gt;</span>`, `&lt;script&gt;alert(1)&lt;/script&gt;`},
+			never: []string{"<script>alert", "/apps/%3Cb"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			f.register("inst-1", "cred-0")
+			form := f.ssoForm("inst-1")
+			form.Set("app", tt.app)
+			form.Set("nav-data", tt.nav)
+			resp := f.postForm("/sso/login", form)
+			session := cookieNamed(resp.header, "rekey_session")
+			if session == nil {
+				t.Fatalf("sign-in: got %d, no session", resp.status)
+			}
+			page := f.get("/dashboard", session).body
+			if !strings.Contains(page, `<header id="heroku-nav" class="heroku-nav">`) ||
+				!strings.Contains(page, `<a class="heroku-home" href="https://dashboard.heroku.com/">Heroku</a>`) {
+				t.Errorf("dashboard lacks Heroku's navigation header")
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(page, want) {
+					t.Errorf("dashboard lacks %q", want)
+				}
+			}
+			for _, never := range tt.never {
+				if strings.Contains(page, never) {
+					t.Errorf("dashboard shows %q", never)
+				}
+			}
+		})
+	}
+}
+
+func TestDashboardGraceWording(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		grace time.Duration
+		want  string
+		never string
+	}{
+		{90 * time.Second, "keeps working for 1 minute 30 seconds, then it is revoked", "for 1 minute,"},
+		{2 * time.Hour, "keeps working for 2 hours, then it is revoked", "minute"},
+		{45 * time.Second, "keeps working for 45 seconds, then it is revoked", "minute"},
+		{90 * time.Minute, "keeps working for 1 hour 30 minutes, then it is revoked", "90 minutes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.grace.String(), func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, func(p *web.Params) {
+				p.Grace = tt.grace
+				p.CustomerLimits.OnePerGrace = true
+			})
+			f.register("inst-1", "cred-0")
+			page := f.get("/dashboard", f.login("inst-1")).body
+			help := between(page, `<p id="rotate-help">`, "</p>")
+			if !strings.Contains(help, tt.want) || strings.Contains(help, tt.never) {
+				t.Errorf("grace %v: rotate help reads %q, want %q", tt.grace, help, tt.want)
+			}
+			rules := between(page, `<p id="rotate-rules">`, "</p>")
+			if want := "once the old credential is revoked, " + strings.TrimSuffix(strings.TrimPrefix(tt.want, "keeps working for "), ", then it is revoked") + " later."; !strings.Contains(rules, want) {
+				t.Errorf("grace %v: rules read %q, want %q", tt.grace, rules, want)
+			}
+		})
+	}
+}
+
+// between returns the text of s from after start up to end, or "".
+func between(s, start, end string) string {
+	_, rest, ok := strings.Cut(s, start)
+	if !ok {
+		return ""
+	}
+	in, _, _ := strings.Cut(rest, end)
+	return in
+}
+
+func TestDashboardNamesConfigVarsAndLimits(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(p *web.Params) {
+		p.CustomerLimits.PerDay = 3
+		p.CustomerLimits.OnePerGrace = true
+	})
+	if err := f.st.PutInstance(context.Background(), v1Instance("inst-1")); err != nil {
+		t.Fatal(err)
+	}
+	f.register("inst-2", "cred-0")
+	reg := v1Instance("inst-3")
+	reg.ConfigVars = []string{"MYADDON_URL", "MYADDON_PASSWORD"}
+	if err := f.st.PutInstance(context.Background(), reg); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]string{
+		"inst-2": `A rotation changes this config var: <code>MYADDON_URL</code>.`,
+		"inst-3": `A rotation changes these config vars: <code>MYADDON_URL</code>, <code>MYADDON_PASSWORD</code>.`,
+	} {
+		page := f.get("/dashboard", f.login(id)).body
+		if !strings.Contains(page, want) {
+			t.Errorf("%s: dashboard lacks %q", id, want)
+		}
+		const rules = "You can rotate up to 3 times in any 24 hours. After a rotation, you can rotate again once the old credential is revoked, 2 hours later."
+		if !strings.Contains(page, `<p id="rotate-rules">`+rules+`</p>`) {
+			t.Errorf("%s: dashboard lacks the rules %q", id, rules)
+		}
+	}
+}
