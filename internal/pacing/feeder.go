@@ -42,7 +42,7 @@ type FeederParams struct {
 	MaxPending int
 	// Idle is how often a feeder with nothing to do looks again, and how
 	// often a feeder that does not hold the lease tries to take it (twice
-	// that); 0 means one second.
+	// that); 0 means half a second.
 	Idle time.Duration
 	// Logger receives the feeder's rare warnings.
 	Logger zerolog.Logger
@@ -74,7 +74,7 @@ func NewFeeder(p FeederParams) *Feeder {
 		p.MaxPending = 16
 	}
 	if p.Idle <= 0 {
-		p.Idle = time.Second
+		p.Idle = 500 * time.Millisecond
 	}
 	return &Feeder{p: p, id: tasks.NewID("feeder")}
 }
