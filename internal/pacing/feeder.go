@@ -100,11 +100,7 @@ func (f *Feeder) Run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		d := f.step(ctx)
-		if d <= 0 {
-			d = 0
-		}
-		timer.Reset(d)
+		timer.Reset(f.step(ctx))
 		select {
 		case <-ctx.Done():
 			f.resign()
@@ -223,12 +219,15 @@ func (f *Feeder) release(ctx context.Context) {
 		return
 	}
 	if !errors.Is(err, asynq.ErrTaskNotFound) && f.stillScheduled(taskID) {
-		f.p.Redis.ZAdd(ctx, heldKey, zs[0])
+		if zerr := f.p.Redis.ZAdd(ctx, heldKey, zs[0]).Err(); zerr != nil {
+			err = errors.Join(err, zerr) // the task runs at its hold date
+		}
 		f.p.Logger.Warn().Str("rotation_id", id).Err(err).Msg("pacing_release_failed")
 	} else {
 		f.dropped.Add(1)
 	}
-	f.p.Redis.Del(ctx, paidKey+id)
+	// The token goes unused; a mark left behind expires after paidFor.
+	_ = f.p.Redis.Del(ctx, paidKey+id).Err()
 }
 
 // stillScheduled reports whether the task is still held by asynq, or
