@@ -9,11 +9,12 @@ import (
 )
 
 // A prepaid token is spent without asking Redis, once per context; a token
+// (one every 10 s here, so a missing one shows at once as a delay)
 // that was not paid, or a second call, waits for the budget as usual.
 func TestPrepaidTokenSkipsTheBudgetOnce(t *testing.T) {
 	t.Parallel()
 	r := redistest.New(t)
-	l := newProcess(t, r, ratelimit.Params{PerHour: perSecond(1), Burst: 3, Reserve: 1, MaxWait: 50 * time.Millisecond})
+	l := newProcess(t, r, ratelimit.Params{PerHour: 360, Burst: 3, Reserve: 1, MaxWait: 2 * time.Second})
 	asked := 0
 	ctx := ratelimit.WithPrepaid(t.Context(), func() bool { asked++; return true })
 	if err := l.Wait(ctx, "a"); err != nil {
