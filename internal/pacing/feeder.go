@@ -65,8 +65,10 @@ type Feeder struct {
 }
 
 // queueCheck is how often the feeder looks whether the bulk queue is paused
-// or backed up; the look (asynq's queue stats) costs a few dozen commands.
-const queueCheck = 2 * time.Second
+// or backed up. The look (asynq's queue stats) costs about 60 Redis
+// commands, MEMORY USAGE samples included: every 2 s it was a quarter of a
+// paced rotation's Redis bill (docs/benchmarks.md).
+const queueCheck = 10 * time.Second
 
 // NewFeeder returns a Feeder. It does nothing until Run.
 func NewFeeder(p FeederParams) *Feeder {
