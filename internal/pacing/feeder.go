@@ -44,6 +44,9 @@ type FeederParams struct {
 	// often a feeder that does not hold the lease tries to take it (twice
 	// that); 0 means half a second.
 	Idle time.Duration
+	// QueueCheck is how often the feeder looks whether the bulk queue is
+	// paused or backed up; 0 means DefaultQueueCheck.
+	QueueCheck time.Duration
 	// Logger receives the feeder's rare warnings.
 	Logger zerolog.Logger
 }
@@ -64,11 +67,11 @@ type Feeder struct {
 	released, dropped, unused atomic.Int64
 }
 
-// queueCheck is how often the feeder looks whether the bulk queue is paused
-// or backed up. The look (asynq's queue stats) costs about 60 Redis
-// commands, MEMORY USAGE samples included: every 2 s it was a quarter of a
-// paced rotation's Redis bill (docs/benchmarks.md).
-const queueCheck = 10 * time.Second
+// DefaultQueueCheck is FeederParams.QueueCheck's default. The look at the
+// queue (asynq's queue stats) costs about 60 Redis commands, MEMORY USAGE
+// samples included: every 2 s it was a quarter of a paced rotation's Redis
+// bill (docs/benchmarks.md).
+const DefaultQueueCheck = 10 * time.Second
 
 // NewFeeder returns a Feeder. It does nothing until Run.
 func NewFeeder(p FeederParams) *Feeder {
@@ -77,6 +80,9 @@ func NewFeeder(p FeederParams) *Feeder {
 	}
 	if p.Idle <= 0 {
 		p.Idle = 500 * time.Millisecond
+	}
+	if p.QueueCheck <= 0 {
+		p.QueueCheck = DefaultQueueCheck
 	}
 	return &Feeder{p: p, id: tasks.NewID("feeder")}
 }
@@ -186,10 +192,10 @@ return 0
 `)
 
 // queueBlocked reports whether the bulk queue is paused or backed up, by a
-// look at most queueCheck old. A failed look blocks: releasing into a queue
+// look at most QueueCheck old. A failed look blocks: releasing into a queue
 // nobody can see would spend tokens for nothing.
 func (f *Feeder) queueBlocked() bool {
-	if time.Since(f.queueChecked) < queueCheck {
+	if time.Since(f.queueChecked) < f.p.QueueCheck {
 		return f.blocked
 	}
 	info, err := f.p.Queues.GetQueueInfo(Queue)

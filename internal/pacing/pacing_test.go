@@ -54,7 +54,8 @@ func (w *world) hold(t *testing.T, n int) []string {
 }
 
 func (w *world) feeder() *pacing.Feeder {
-	return pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: w.insp, Budget: w.lim, Idle: 50 * time.Millisecond})
+	return pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: w.insp, Budget: w.lim,
+		Idle: 50 * time.Millisecond, QueueCheck: 100 * time.Millisecond})
 }
 
 // pendingOrder returns the rotation ids of the bulk queue's pending tasks in
