@@ -25,9 +25,12 @@ build:
 	$(GO) build -o bin/ ./cmd/...
 
 ## bench: the fleet benchmark: 10,000 rotations on the fake Heroku with time
-## sped up 60 times and three worker processes; prints one table (about 4 min).
+## sped up 60 times and three worker processes (about 4 min), then the
+## real-time waves: 300 rotations at Heroku's real rate, clean, with 5% of
+## pushes answered 503 under a CPU hog, and with a worker SIGKILLed (about
+## 16 min); each prints one table.
 bench:
-	$(GO) test -run '^$$' -bench BenchmarkFleet -benchtime 1x -timeout 20m ./internal/bench/
+	$(GO) test -run '^$$' -bench 'BenchmarkFleet|BenchmarkRealtimeWave' -benchtime 1x -timeout 45m ./internal/bench/
 
 ## fuzz: run every Fuzz function of the module for FUZZTIME each (CI uses a
 ## few seconds). Packages and targets are found, not listed, so a new fuzz

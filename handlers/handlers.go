@@ -106,6 +106,15 @@ type Deps struct {
 	// CustomerLog writes short notices into the app's log stream; nil
 	// means none.
 	CustomerLog CustomerLog
+	// Paid says whether the pacing feeder already took the budget's token
+	// for a bulk rotation's push (*pacing.Paid); nil means never.
+	Paid Paid
+}
+
+// Paid reports, once, whether a rotation's push token was paid when its
+// task was released (docs/design.md, "Pacing a wave").
+type Paid interface {
+	Take(ctx context.Context, rotationID string) bool
 }
 
 func (d *Deps) now() time.Time {

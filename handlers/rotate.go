@@ -244,12 +244,18 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 	return cred.ID, cred.Config, nil
 }
 
-// classed marks the Heroku call's priority for the rate limiter.
+// classed marks the Heroku call's priority for the rate limiter. A bulk
+// rotation released by the pacing feeder spends the token the feeder took
+// for it instead of waiting for another.
 func (h *Rotate) classed(ctx context.Context, r *rotation) context.Context {
 	if r.queue == tasks.QueueInteractive {
 		return ratelimit.WithClass(ctx, ratelimit.Interactive)
 	}
-	return ratelimit.WithClass(ctx, ratelimit.Background)
+	ctx = ratelimit.WithClass(ctx, ratelimit.Background)
+	if paid := h.deps.Paid; paid != nil && r.queue == tasks.QueueBulk {
+		ctx = ratelimit.WithPrepaid(ctx, func() bool { return paid.Take(ctx, r.p.RotationID) })
+	}
+	return ctx
 }
 
 // grace is the rotation's grace, never below the floor (Deps.MinGrace).

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/herokufake"
+	"github.com/rekeyhq/rekey/internal/retry"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
@@ -247,8 +248,13 @@ func TestRetryDelay(t *testing.T) {
 			t.Fatalf("RetryLaterError delay %s, want 2s to 2.2s", d)
 		}
 	}
-	if d := handlers.RetryDelay(0, errors.New("boom"), task); d < 15*time.Second {
-		t.Errorf("failure delay %s, want asynq's back-off (at least 15s)", d)
+	// The first failures are retried within seconds, then asynq backs off
+	// (docs/design.md, "Retries of transient failures").
+	if d := handlers.RetryDelay(0, errors.New("boom"), task); d < time.Second || d > 2*time.Second {
+		t.Errorf("first failure delay %s, want a fast retry of 1s to 2s", d)
+	}
+	if d := handlers.RetryDelay(retry.FastRetries, errors.New("boom"), task); d < 15*time.Second {
+		t.Errorf("failure delay after the fast retries %s, want asynq's back-off (at least 15s)", d)
 	}
 	if handlers.IsFailure(later) || !handlers.IsFailure(errors.New("boom")) {
 		t.Error("IsFailure: waiting must not count, an error must")

@@ -119,7 +119,7 @@ func NewRotateTask(p RotatePayload, opts ...asynq.Option) (*asynq.Task, error) {
 }
 
 // NewRevokeTask returns a revoke task on the revoke queue, to run at
-// revokeAt. Its TaskID is deterministic, so scheduling the same revocation
+// revokeAt rounded up to a whole second. Its TaskID is deterministic, so scheduling the same revocation
 // twice is refused by asynq with ErrTaskIDConflict, which callers treat as
 // success.
 func NewRevokeTask(p RevokePayload, revokeAt time.Time, opts ...asynq.Option) (*asynq.Task, error) {
@@ -132,8 +132,19 @@ func NewRevokeTask(p RevokePayload, revokeAt time.Time, opts ...asynq.Option) (*
 	}
 	defaults := []asynq.Option{asynq.Queue(QueueRevoke), asynq.Timeout(RevokeTimeout),
 		asynq.MaxRetry(RevokeMaxRetry), asynq.TaskID(RevokeTaskID(p.InstanceID, p.CredentialID)),
-		asynq.ProcessAt(revokeAt), asynq.Retention(Retention)}
+		asynq.ProcessAt(wholeSecondAfter(revokeAt)), asynq.Retention(Retention)}
 	return asynq.NewTask(TypeRevoke, b, append(defaults, opts...)...), nil
+}
+
+// wholeSecondAfter rounds t up to a whole second. asynq keeps a scheduled
+// task's time in whole seconds, cutting the fraction off, so a task asked
+// for at 12:00:00.4 would run at 12:00:00, before its revoke time, and only
+// wait to run again.
+func wholeSecondAfter(t time.Time) time.Time {
+	if r := t.Truncate(time.Second); r.Before(t) {
+		return r.Add(time.Second)
+	}
+	return t
 }
 
 // RotateTaskID is the TaskID of a rotation's task.

@@ -60,8 +60,11 @@ func TestRevokeTaskIsScheduledOnTheRevokeQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.State != asynq.TaskStateScheduled || info.NextProcessAt.Unix() != at.Unix() {
-		t.Errorf("revoke task: state %s at %s, want scheduled at %s", info.State, info.NextProcessAt, at)
+	// asynq keeps whole seconds: the task is due at the first whole second
+	// not before its revoke time, never earlier.
+	want := at.Truncate(time.Second).Add(time.Second)
+	if info.State != asynq.TaskStateScheduled || !info.NextProcessAt.Equal(want) || info.NextProcessAt.Before(at) {
+		t.Errorf("revoke task: state %s at %s, want scheduled at %s (revoke time %s)", info.State, info.NextProcessAt, want, at)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/logging"
 	"github.com/rekeyhq/rekey/internal/metrics"
+	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -34,7 +35,8 @@ type app struct {
 	log   zerolog.Logger
 	rdb   *redis.Client
 	store *store.Store
-	queue *asynq.Client
+	// queue holds bulk rotate tasks for the pacing feeder (internal/pacing).
+	queue *pacing.Client
 	// redact removes REDIS_URL's password from an error's text.
 	redact func(string) string
 	// health watches Redis in the long-running processes (openService);
@@ -86,7 +88,7 @@ func newApp(cfg *config.Config, log zerolog.Logger) (*app, error) {
 	rdb := redis.NewClient(opt)
 	a := &app{cfg: cfg, log: log, rdb: rdb, store: store.New(rdb, sealer, store.WithAuditRetention(cfg.AuditRetention),
 		store.WithMaxPrevious(cfg.MaxPrevious)),
-		queue:  asynq.NewClientFromRedisClient(rdb),
+		queue:  pacing.NewClient(asynq.NewClientFromRedisClient(rdb), rdb),
 		redact: func(s string) string { return logging.Redact(s, password) }}
 	a.unreadable.Store(-1)
 	// go-redis logs through zerolog in every command; openService adds
@@ -171,7 +173,7 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	}
 	deps := &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: rec,
 		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace, Breaker: br,
-		MinGrace: a.cfg.GraceFloor()}
+		MinGrace: a.cfg.GraceFloor(), Paid: pacing.NewPaid(a.rdb)}
 	a.withHolds(deps, rec)
 	mux, err := handlers.NewMux(deps)
 	if err != nil {
@@ -184,8 +186,10 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	}
 	sweep := reconcile.New(reconcile.Params{Store: a.store, Enqueuer: a.queue,
 		Inspector: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.quietLog()})
+	feeder := a.feeder(lim)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() { defer wg.Done(); feeder.Run(ctx) }()
 	go func() { defer wg.Done(); _ = sweep.Run(ctx) }()
 	go func() { defer wg.Done(); rec.Run(ctx, 5*time.Second) }()
 	err = w.Run(ctx)
@@ -227,4 +231,15 @@ func runWorkerCmd(ctx context.Context, env *environ) error {
 		return err
 	}
 	return a.runWorker(ctx, iss, cfg.Concurrency)
+}
+
+// feeder builds the pacing feeder that releases held bulk rotations at the
+// budget's pace (docs/design.md, "Pacing a wave"). With per-instance budgets
+// a wave's calls do not compete, so it releases them without tokens.
+func (a *app) feeder(lim *ratelimit.Limiter) *pacing.Feeder {
+	p := pacing.FeederParams{Redis: a.rdb, Queues: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.quietLog()}
+	if lim.Params().Scope == ratelimit.ScopeAccount {
+		p.Budget = lim
+	}
+	return pacing.NewFeeder(p)
 }

@@ -151,14 +151,21 @@ func (c *cli) snapshot(t *testing.T) map[string]string {
 	return out
 }
 
-// pending counts the pending tasks of an asynq queue.
+// pending counts the tasks of an asynq queue waiting to run: pending ones,
+// and scheduled ones, which on the bulk queue are the rotations held for
+// the pacing feeder (internal/pacing).
 func (c *cli) pending(t *testing.T, queue string) int {
 	t.Helper()
-	n, err := c.r.Client.LLen(context.Background(), "asynq:{"+queue+"}:pending").Result()
+	ctx := context.Background()
+	n, err := c.r.Client.LLen(ctx, "asynq:{"+queue+"}:pending").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return int(n)
+	held, err := c.r.Client.ZCard(ctx, "asynq:{"+queue+"}:scheduled").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(n + held)
 }
 
 // batchKeys lists the batches in the database.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -155,9 +156,13 @@ func TestSchedulerRunEnqueuesDueOnTheBulkQueue(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("rekey scheduler: %v\n%s", err, errOut.String())
 	}
-	pending, err := asynq.NewInspectorFromRedisClient(g.r.Client).ListPendingTasks(tasks.QueueBulk)
-	if err != nil || len(pending) != 2 {
-		t.Fatalf("bulk queue holds %d tasks (%v), want 2\n%s", len(pending), err, errOut.String())
+	// Scheduled rotations are paced: held for the feeder (internal/pacing).
+	held, err := asynq.NewInspectorFromRedisClient(g.r.Client).ListScheduledTasks(tasks.QueueBulk)
+	if err != nil || len(held) != 2 {
+		t.Fatalf("bulk queue holds %d tasks (%v), want 2\n%s", len(held), err, errOut.String())
+	}
+	if n, err := pacing.Held(context.Background(), g.r.Client); err != nil || n != 2 {
+		t.Errorf("%d rotations held for the feeder (%v), want 2", n, err)
 	}
 	wantLines(t, errOut.String(), "schedule_indexed", "scheduled_sweep")
 	wantLines(t, g.run(t, "status"), "state:              running; last sweep ", "enqueued 2",

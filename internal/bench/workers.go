@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,6 +44,7 @@ type process struct {
 	exited chan struct{}
 	err    error
 	state  *os.ProcessState
+	killed atomic.Bool // by Kill: its exit is no error
 }
 
 // Usage is what worker processes cost the machine.
@@ -91,10 +93,25 @@ func startWorker(bin string, env map[string]string, logPath string) (*process, e
 	return p, nil
 }
 
+// Kill sends SIGKILL to worker i (0-based), as a crashed dyno dies, and
+// waits for it to exit. Exited and Stop then leave it out.
+func (w *Workers) Kill(i int) error {
+	p := w.procs[i]
+	p.killed.Store(true)
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	<-p.exited
+	return nil
+}
+
 // Exited returns an error naming the first process that has already exited,
 // so a caller polling for progress notices a worker that crashed.
 func (w *Workers) Exited() error {
 	for i, p := range w.procs {
+		if p.killed.Load() {
+			continue
+		}
 		select {
 		case <-p.exited:
 			return fmt.Errorf("worker %d exited early (%v): %s", i+1, p.err, p.tail())
@@ -125,7 +142,7 @@ func (w *Workers) Stop(timeout time.Duration) (Usage, error) {
 			errs = append(errs, fmt.Errorf("worker %d did not stop within %s of SIGTERM", i+1, timeout))
 		case <-p.exited:
 		}
-		if p.err != nil {
+		if p.err != nil && !p.killed.Load() {
 			errs = append(errs, fmt.Errorf("worker %d: %w: %s", i+1, p.err, p.tail()))
 		}
 		if ru, ok := p.state.SysUsage().(*syscall.Rusage); ok {

@@ -14,6 +14,7 @@ import (
 // Inspector is what Cancel needs of an *asynq.Inspector.
 type Inspector interface {
 	ListPendingTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	ListScheduledTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
 	DeleteTask(queue, id string) error
 }
 
@@ -36,27 +37,35 @@ func Cancel(ctx context.Context, st *store.Store, insp Inspector, batchID string
 	}
 	removed := 0
 	for _, q := range []string{tasks.QueueInteractive, tasks.QueueDefault, tasks.QueueBulk} {
-		pending, err := pendingOfBatch(insp, q, batchID)
+		pending, err := pendingOfBatch(insp.ListPendingTasks, q, batchID)
 		if err != nil {
 			return removed, err
 		}
 		removed += removeCancelled(ctx, st, insp, q, pending)
 	}
+	// Bulk tasks held for the pacing feeder are scheduled: removing them
+	// keeps a cancelled wave from spending the budget (internal/pacing
+	// drops the held ids of deleted tasks).
+	held, err := pendingOfBatch(insp.ListScheduledTasks, tasks.QueueBulk, batchID)
+	if err != nil {
+		return removed, err
+	}
+	removed += removeCancelled(ctx, st, insp, tasks.QueueBulk, held)
 	return removed, nil
 }
 
-// pendingOfBatch lists the pending rotate tasks of one batch in queue q.
-// It reads the whole queue before anything is removed, so that removing
-// does not shift the pages it reads.
-func pendingOfBatch(insp Inspector, q, batchID string) ([]tasks.RotatePayload, error) {
+// pendingOfBatch lists the rotate tasks of one batch in queue q that list
+// returns (pending or scheduled ones). It reads the whole list before
+// anything is removed, so that removing does not shift the pages it reads.
+func pendingOfBatch(list func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error), q, batchID string) ([]tasks.RotatePayload, error) {
 	var out []tasks.RotatePayload
 	for page := 1; ; page++ {
-		infos, err := insp.ListPendingTasks(q, asynq.PageSize(listPage), asynq.Page(page))
+		infos, err := list(q, asynq.PageSize(listPage), asynq.Page(page))
 		if errors.Is(err, asynq.ErrQueueNotFound) {
 			return nil, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("list pending tasks of %s: %w", q, err)
+			return nil, fmt.Errorf("list tasks of %s: %w", q, err)
 		}
 		for _, info := range infos {
 			p, err := tasks.ParseRotate(asynq.NewTask(info.Type, info.Payload))

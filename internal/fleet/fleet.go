@@ -323,10 +323,23 @@ func Enqueue(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, r
 	if err != nil {
 		return err
 	}
-	if _, err := q.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	if h, ok := q.(Holder); ok && queue == tasks.QueueBulk {
+		// Paced: the feeder releases it at the budget's pace (internal/pacing).
+		err = h.Hold(ctx, t, rotationID)
+	} else if _, err = q.EnqueueContext(ctx, t); errors.Is(err, asynq.ErrTaskIDConflict) {
+		err = nil
+	}
+	if err != nil {
 		return fmt.Errorf("enqueue rotation of %s: %w", instanceID, err)
 	}
 	return nil
+}
+
+// Holder is an Enqueuer that holds bulk rotate tasks for the pacing feeder
+// (*pacing.Client, docs/design.md "Pacing a wave"): Enqueue hands it every
+// rotate task on the bulk queue. An existing task counts as success.
+type Holder interface {
+	Hold(ctx context.Context, t *asynq.Task, rotationID string) error
 }
 
 func dedupe(ids []string) []string {

@@ -86,6 +86,11 @@ func (l *Limiter) Wait(ctx context.Context, addonID string) error {
 		return err
 	}
 	class, start := ClassFrom(ctx), time.Now()
+	if usePrepaid(ctx) {
+		l.stats.record(class, nil, 0)
+		l.stats.prepaid.Add(1)
+		return nil
+	}
 	w, err := l.enqueue(keys, class, start)
 	if w != nil {
 		err = l.await(ctx, w)

@@ -23,6 +23,9 @@ type Stats struct {
 	Unused uint64
 	// Errors counts failed Redis calls.
 	Errors uint64
+	// Prepaid counts Wait calls that used a token paid for before
+	// (WithPrepaid) instead of asking the budget.
+	Prepaid uint64
 }
 
 // ClassStats are the counters of one Class.
@@ -43,6 +46,7 @@ type counters struct {
 	waited                     [numClasses]atomic.Int64
 	denials, backoffs          atomic.Uint64
 	slowdowns, unused, errors  atomic.Uint64
+	prepaid                    atomic.Uint64
 }
 
 // record counts the outcome of one Wait.
@@ -79,5 +83,6 @@ func (l *Limiter) Stats() Stats {
 		Slowdowns:   c.slowdowns.Load(),
 		Unused:      c.unused.Load(),
 		Errors:      c.errors.Load(),
+		Prepaid:     c.prepaid.Load(),
 	}
 }

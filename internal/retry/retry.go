@@ -49,9 +49,25 @@ func IsFailure(err error) bool {
 // nothing more to wait for.
 const leaseExpiredDelay = time.Second
 
+// FastRetries is how many failed runs in a row of one task are retried
+// within seconds (FastDelay) before asynq's exponential back-off takes
+// over. A transient Heroku or issuer 5xx or timeout in the middle of a wave
+// then costs seconds, not minutes, while a persistent outage still backs
+// off (and the circuit breaker, internal/breaker, pauses the wave). Each
+// fast retry still waits for the shared budget before it calls Heroku.
+const FastRetries = 3
+
+// FastDelay is the delay before fast retry n (0-based): 1 s, 2 s, 4 s, each
+// with up to a second more of jitter so failed tasks do not return together.
+func FastDelay(n int) time.Duration {
+	return time.Second<<n + time.Duration(rand.Int64N(int64(time.Second)))
+}
+
 // Delay is asynq.Config.RetryDelayFunc: a Later's own delay (with up to a
 // tenth more of jitter, so waiting tasks do not return all at once), a
-// second for a task whose worker died, else asynq's exponential back-off.
+// second for a task whose worker died, FastDelay for the first FastRetries
+// failures of a task, else asynq's exponential back-off. n is how many
+// times asynq has retried the task after failures.
 func Delay(n int, err error, t *asynq.Task) time.Duration {
 	var later *Later
 	switch {
@@ -60,6 +76,8 @@ func Delay(n int, err error, t *asynq.Task) time.Duration {
 		return later.After + jitter
 	case errors.Is(err, asynq.ErrLeaseExpired):
 		return leaseExpiredDelay
+	case n < FastRetries:
+		return FastDelay(n)
 	}
 	return asynq.DefaultRetryDelayFunc(n, err, t)
 }

@@ -29,10 +29,10 @@ func TestDelayAndIsFailure(t *testing.T) {
 		delayFrom time.Duration
 		delayTo   time.Duration
 	}{
-		{errors.New("boom"), true, 15 * time.Second, time.Hour},
+		{errors.New("boom"), true, time.Second, 2 * time.Second},
 		{later, false, 2 * time.Second, 2200 * time.Millisecond},
 		{asynq.ErrLeaseExpired, false, 0, 2 * time.Second},
-		{retry.Permanent(errors.New("refused")), true, 15 * time.Second, time.Hour},
+		{retry.Permanent(errors.New("refused")), true, time.Second, 2 * time.Second},
 	} {
 		if got := retry.IsFailure(tc.err); got != tc.failure {
 			t.Errorf("IsFailure(%v) = %v, want %v", tc.err, got, tc.failure)
@@ -40,6 +40,17 @@ func TestDelayAndIsFailure(t *testing.T) {
 		if d := retry.Delay(0, tc.err, task); d < tc.delayFrom || d > tc.delayTo {
 			t.Errorf("Delay(%v) = %s, want %s to %s", tc.err, d, tc.delayFrom, tc.delayTo)
 		}
+	}
+	// A failure is retried within seconds FastRetries times, then backs off.
+	boom := errors.New("boom")
+	for n := range retry.FastRetries {
+		from := time.Second << n
+		if d := retry.Delay(n, boom, task); d < from || d > from+time.Second {
+			t.Errorf("Delay(%d, boom) = %s, want %s to %s", n, d, from, from+time.Second)
+		}
+	}
+	if d := retry.Delay(retry.FastRetries, boom, task); d < 15*time.Second {
+		t.Errorf("Delay(%d, boom) = %s after the fast retries, want asynq's back-off of 15s or more", retry.FastRetries, d)
 	}
 	if !errors.Is(retry.Permanent(errors.New("x")), asynq.SkipRetry) {
 		t.Error("Permanent does not wrap asynq.SkipRetry")

@@ -27,6 +27,9 @@ import (
 // re-queued by asynq and, every step being idempotent, runs again.
 const ShutdownTimeout = 20 * time.Second
 
+// DefaultIdlePoll is Params.IdlePoll's default.
+const DefaultIdlePoll = 500 * time.Millisecond
+
 // Params build a Worker.
 type Params struct {
 	// Redis is the connection shared with the store.
@@ -39,8 +42,13 @@ type Params struct {
 	Logger zerolog.Logger
 	// PollInterval is how often scheduled and retry tasks are moved to
 	// their queues, and how often idle queues are checked for new tasks;
-	// 0 means one second.
+	// 0 means one second for the first and IdlePoll for the second.
 	PollInterval time.Duration
+	// IdlePoll is how often a worker with nothing to run looks for new
+	// tasks when PollInterval is 0: half a second, so that an interactive
+	// rotation requested during a paced wave, when the slots are mostly
+	// idle, starts within it (docs/design.md, "Pacing a wave").
+	IdlePoll time.Duration
 	// RetryDelay is how long a task that returned an error waits before it
 	// runs again; nil means retry.Delay. Tests shorten it.
 	RetryDelay asynq.RetryDelayFunc
@@ -65,8 +73,12 @@ func New(p Params) (*Worker, error) {
 	if p.Concurrency <= 0 {
 		p.Concurrency = 10
 	}
+	taskCheck := p.PollInterval
 	if p.PollInterval <= 0 {
-		p.PollInterval = time.Second
+		p.PollInterval, taskCheck = time.Second, p.IdlePoll
+		if taskCheck <= 0 {
+			taskCheck = DefaultIdlePoll
+		}
 	}
 	if p.RetryDelay == nil {
 		p.RetryDelay = retry.Delay
@@ -79,7 +91,7 @@ func New(p Params) (*Worker, error) {
 		RetryDelayFunc:           p.RetryDelay,
 		ShutdownTimeout:          ShutdownTimeout,
 		DelayedTaskCheckInterval: p.PollInterval,
-		TaskCheckInterval:        p.PollInterval,
+		TaskCheckInterval:        taskCheck,
 		Logger:                   logging.Asynq{L: log.With().Str("component", "asynq").Logger(), Quiet: p.QuietLogs},
 		LogLevel:                 asynq.WarnLevel,
 		BaseContext:              func() context.Context { return log.WithContext(context.Background()) },

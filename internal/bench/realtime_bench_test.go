@@ -1,0 +1,405 @@
+package bench_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/bench"
+	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/herokufake"
+	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/sandbox"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+var (
+	realtimeInstances = flag.Int("realtime-instances", 300, "BenchmarkRealtimeWave: how many instances each wave rotates")
+	realtimeOnly      = flag.String("realtime-scenarios", "clean,faults,kill", "BenchmarkRealtimeWave: which scenarios to run")
+	realtimeLogs      = flag.String("realtime-logs", "", "BenchmarkRealtimeWave: keep the workers' logs in this directory, at debug level")
+)
+
+// BenchmarkRealtimeWave's world: Heroku's real refill and rekey's default
+// budget, in real time.
+const (
+	realtimePerHour = 4000 // REKEY_HEROKU_RATE, the default
+	// realtimeBurst is the limiter's default background burst at that rate:
+	// ten seconds of budget (11 calls) less the interactive reserve of 2.
+	realtimeBurst = realtimePerHour/360 - 2
+	// idleWindow is how long the idle workers' Redis commands are counted.
+	idleWindow = 10 * time.Second
+)
+
+// realtimeScenario is one wave of BenchmarkRealtimeWave.
+type realtimeScenario struct {
+	name      string
+	errorRate float64 // share of config pushes answered 503
+	hog       bool    // a busy-loop process per core during the wave
+	kill      bool    // SIGKILL one worker a third into the wave
+}
+
+// BenchmarkRealtimeWave rotates a few hundred instances at Heroku's real rate
+// with three `rekey worker` processes, once per scenario, and prints one
+// table: run it with -benchtime 1x (make bench). It takes about five minutes
+// a scenario.
+func BenchmarkRealtimeWave(b *testing.B) {
+	all := []realtimeScenario{
+		{name: "clean"},
+		{name: "faults", errorRate: 0.05, hog: true},
+		{name: "kill", kill: true},
+	}
+	rep := &bench.Report{
+		Title: fmt.Sprintf("rekey real-time wave: %d rotations at Heroku's real rate, three worker processes", *realtimeInstances),
+	}
+	started := time.Now()
+	for _, sc := range all {
+		if !slices.Contains(strings.Split(*realtimeOnly, ","), sc.name) {
+			continue
+		}
+		r := &realtimeRun{b: b, sc: sc, n: *realtimeInstances}
+		r.run()
+		r.report(rep)
+		rep.Machine = bench.Machine(bench.ServerVersion(context.Background(), r.h.Observer))
+	}
+	rep.Setup = []string{
+		"heroku: fake bucket 4500 calls, refill 75/min (Heroku's real rate)",
+		fmt.Sprintf("budget: REKEY_HEROKU_RATE=%d/h = %.3f calls/s, default burst (%d background calls)", realtimePerHour, float64(realtimePerHour)/3600, realtimeBurst),
+		fmt.Sprintf("workers: %d `rekey worker` processes, REKEY_CONCURRENCY=%d, REKEY_GRACE=10s (20s in Private Spaces)", benchWorkers, benchConcurrency),
+		"wave: `rekey rotate --all --queue bulk`; one more instance rotated interactively once half the wave reached Heroku",
+		"scenarios: clean; faults = 5% of config pushes answered 503 and a busy-loop process per core; kill = one worker SIGKILLed a third into the wave",
+	}
+	fmt.Print("\n", rep.String(), "\n")
+	fmt.Fprintf(os.Stderr, "BenchmarkRealtimeWave: took %s\n", time.Since(started).Round(time.Second))
+}
+
+// realtimeRun is one scenario's wave and what it measured.
+type realtimeRun struct {
+	b   *testing.B
+	sc  realtimeScenario
+	n   int
+	h   *bench.Harness
+	w   *bench.Workers
+	ids []string
+
+	idlePerSecond             float64
+	start, lastPush           time.Time
+	makespan                  time.Duration
+	lastGap                   float64 // in budget intervals
+	calls, failedCalls        int
+	returned                  int
+	interactive               time.Duration
+	commands                  float64 // per rotation, idle cost taken out
+	topCommands               string
+	succeeded, failed         int64
+	killedAt                  time.Time
+	interval                  time.Duration
+	enqueued                  time.Duration // `rekey rotate --all`'s run
+	batchID, freshID, freshBt string
+}
+
+func (r *realtimeRun) fatal(err error) {
+	r.b.Helper()
+	if err != nil {
+		if r.w != nil {
+			_, _ = r.w.Stop(25 * time.Second)
+		}
+		r.b.Fatal(err)
+	}
+}
+
+func (r *realtimeRun) run() {
+	ctx := context.Background()
+	r.interval = time.Hour / realtimePerHour
+	bin := rekeyBinary(r.b)
+	rd := redistest.New(r.b)
+	env := map[string]string{
+		"REKEY_HEROKU_RATE":         strconv.Itoa(realtimePerHour),
+		"REKEY_CONCURRENCY":         strconv.Itoa(benchConcurrency),
+		"REKEY_GRACE":               "10s",
+		"REKEY_PRIVATE_SPACE_GRACE": "20s",
+	}
+	logDir := r.b.TempDir()
+	if *realtimeLogs != "" {
+		logDir = *realtimeLogs
+		env["REKEY_LOG_LEVEL"] = "debug"
+	}
+	h, err := bench.Start(bench.Params{RedisURL: rd.URL, Env: env,
+		Fake: []herokufake.Option{herokufake.WithBucket(4500, 75, time.Minute)}})
+	r.fatal(err)
+	r.h = h
+	r.b.Cleanup(h.Close)
+	samples, err := h.Provision(ctx, 1, r.n, sandbox.DefaultMix)
+	r.fatal(err)
+	r.ids = bench.IDs(samples)
+	r.w, err = h.StartWorkers(ctx, bin, benchWorkers, logDir)
+	r.fatal(err)
+	r.measureIdle()
+	if r.sc.errorRate > 0 {
+		r.script503()
+	}
+	if r.sc.hog {
+		stop := startHog(r.b)
+		defer stop()
+	}
+
+	c0, err := bench.CommandCounts(ctx, h.Observer)
+	r.fatal(err)
+	o0 := h.ObserverCommands()
+	from := time.Now()
+	var watchers sync.WaitGroup
+	returned := map[string]bool{}
+	done := make(chan struct{})
+	watchers.Go(func() { r.watchReturned(done, returned) })
+	r.start = time.Now()
+	r.batchID, _, err = bench.RotateAll(ctx, bin, h.Env, "bench realtime", tasks.QueueBulk)
+	r.fatal(err)
+	r.enqueued = time.Since(r.start)
+	// The instance rotated interactively mid-wave is registered after the
+	// wave was requested, so that it is not part of it.
+	fresh, err := h.Provision(ctx, r.n+1, 1, sandbox.DefaultMix)
+	r.fatal(err)
+	r.freshID = fresh[0].ID
+	if r.sc.kill {
+		r.fatal(bench.Poll(ctx, 10*time.Minute, "a third of the wave", func() (bool, error) {
+			return len(bench.ConfigCalls(h.Fake())) >= r.n/3, nil
+		}))
+		r.killedAt = time.Now()
+		r.fatal(r.w.Kill(0))
+	}
+	r.interactiveMidWave()
+	ideal := time.Duration(r.n-realtimeBurst) * r.interval
+	batch, err := h.WaitBatch(ctx, r.w, r.batchID, 2*ideal+3*time.Minute, func(b store.Batch) bool {
+		return b.Succeeded+b.Failed >= int64(r.n)
+	})
+	r.fatal(err)
+	r.succeeded, r.failed = batch.Succeeded, batch.Failed
+	for _, id := range []string{r.batchID, r.freshBt} {
+		_, err := h.WaitBatch(ctx, r.w, id, 3*time.Minute, func(b store.Batch) bool { return b.Revoked >= b.Succeeded })
+		r.fatal(err)
+	}
+	close(done)
+	watchers.Wait()
+	r.returned = len(returned)
+	c1, err := bench.CommandCounts(ctx, h.Observer)
+	r.fatal(err)
+	elapsed := time.Since(from)
+	r.countCommands(c0, c1, o0, elapsed)
+	r.measurePushes()
+	_, err = r.w.Stop(25 * time.Second)
+	r.fatal(err)
+	if v := h.Sandbox.Checker.Violations(); len(v) > 0 {
+		r.b.Errorf("%s: %d invariant violations, first: %s", r.sc.name, len(v), v[0])
+	}
+}
+
+// measureIdle counts what the idle workers cost Redis per second.
+func (r *realtimeRun) measureIdle() {
+	ctx := context.Background()
+	time.Sleep(2 * time.Second) // start-up work done
+	c0, err := bench.Commands(ctx, r.h.Observer)
+	r.fatal(err)
+	o0 := sum(r.h.ObserverCommands())
+	time.Sleep(idleWindow)
+	c1, err := bench.Commands(ctx, r.h.Observer)
+	r.fatal(err)
+	o1 := sum(r.h.ObserverCommands())
+	r.idlePerSecond = float64((c1-c0)-(o1-o0)) / idleWindow.Seconds()
+}
+
+// script503 answers 5% of the config pushes 503, drawn from a fixed seed.
+func (r *realtimeRun) script503() {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, e := range bench.ConfigEndpoints {
+		faults := make([]herokufake.Fault, 2*r.n)
+		for i := range faults {
+			faults[i] = herokufake.Respond(200)
+			if rng.Float64() < r.sc.errorRate {
+				faults[i] = herokufake.Respond(503)
+			}
+		}
+		r.h.Fake().Script(e, faults...)
+	}
+}
+
+// startHog runs one busy-loop process per core until stop.
+func startHog(tb testing.TB) (stop func()) {
+	var procs []*exec.Cmd
+	for range runtime.NumCPU() {
+		cmd := exec.Command("sh", "-c", "while :; do :; done")
+		if err := cmd.Start(); err != nil {
+			tb.Fatal(err)
+		}
+		procs = append(procs, cmd)
+	}
+	return func() {
+		for _, p := range procs {
+			_ = p.Process.Kill()
+			_ = p.Wait()
+		}
+	}
+}
+
+// watchReturned polls the bulk queue's retry set until done and records
+// every rotate task that went back to asynq to wait for budget.
+func (r *realtimeRun) watchReturned(done <-chan struct{}, seen map[string]bool) {
+	tick := time.NewTicker(300 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		for _, q := range []string{tasks.QueueBulk, tasks.QueueInteractive} {
+			infos, err := r.h.Inspector.ListRetryTasks(q, asynq.PageSize(1000))
+			if err != nil {
+				continue
+			}
+			for _, info := range infos {
+				if strings.Contains(info.LastErr, "Heroku API budget") {
+					seen[info.ID] = true
+				}
+			}
+		}
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// interactiveMidWave rotates one more instance on the interactive queue once
+// half the wave reached Heroku and measures how long its push takes to get
+// there.
+func (r *realtimeRun) interactiveMidWave() {
+	ctx := context.Background()
+	r.fatal(bench.Poll(ctx, 10*time.Minute, "half the wave", func() (bool, error) {
+		return len(bench.ConfigCalls(r.h.Fake())) >= r.n/2, nil
+	}))
+	asked := time.Now()
+	res, err := r.h.Producer.Rotate(ctx, fleet.Request{InstanceIDs: []string{r.freshID}, Reason: "bench: interactive",
+		Queue: tasks.QueueInteractive})
+	r.fatal(err)
+	r.freshBt = res.BatchID
+	var call herokufake.Call
+	r.fatal(bench.Poll(ctx, time.Minute, "the interactive call", func() (bool, error) {
+		var ok bool
+		call, ok = bench.FirstFor(bench.ConfigCalls(r.h.Fake()), r.freshID)
+		return ok, nil
+	}))
+	r.interactive = call.At.Sub(asked)
+}
+
+// countCommands works out Redis commands per rotation: the server's count
+// over the wave and its revocations, less the harness's own and the idle
+// workers' fixed cost over the same time.
+func (r *realtimeRun) countCommands(c0, c1, o0 map[string]int64, elapsed time.Duration) {
+	o1 := r.h.ObserverCommands()
+	by := map[string]float64{}
+	var total float64
+	for name, n := range c1 {
+		d := float64(n-c0[name]) - float64(o1[name]-o0[name])
+		by[name] = max(d, 0)
+		total += max(d, 0)
+	}
+	rotations := float64(r.n + 1)
+	r.commands = (total - r.idlePerSecond*elapsed.Seconds()) / rotations
+	names := make([]string, 0, len(by))
+	for name := range by {
+		names = append(names, name)
+	}
+	slices.SortFunc(names, func(a, b string) int { return int(by[b] - by[a]) })
+	var top []string
+	for _, name := range names[:min(8, len(names))] {
+		top = append(top, fmt.Sprintf("%s %.1f", name, by[name]/rotations))
+	}
+	r.topCommands = strings.Join(top, ", ")
+}
+
+// measurePushes reads the wave's pushes from the fake: makespan, extra
+// calls, and the longest gap between the last ten accepted pushes.
+func (r *realtimeRun) measurePushes() {
+	calls := bench.ConfigCalls(r.h.Fake())
+	keep := bench.InSet(r.ids)
+	var times []time.Time
+	for _, c := range calls {
+		if !keep(c) {
+			continue
+		}
+		r.calls++
+		if !bench.Succeeded(c) {
+			r.failedCalls++
+			continue
+		}
+		times = append(times, c.At)
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	if len(times) == 0 {
+		return
+	}
+	r.lastPush = times[len(times)-1]
+	r.makespan = r.lastPush.Sub(r.start)
+	var gap time.Duration
+	for i := max(1, len(times)-10); i < len(times); i++ {
+		gap = max(gap, times[i].Sub(times[i-1]))
+	}
+	r.lastGap = float64(gap) / float64(r.interval)
+}
+
+func (r *realtimeRun) report(rep *bench.Report) {
+	ideal := time.Duration(r.n-realtimeBurst) * r.interval
+	ratio := float64(r.makespan) / float64(ideal)
+	extra := r.calls - r.n
+	// Each extra call (a 503 answered, then retried) takes one more interval.
+	extraIdeal := float64(extra) * float64(r.interval) / float64(ideal)
+	target, ok := "<= 1.03", ratio <= 1.03
+	switch {
+	case r.sc.errorRate > 0:
+		target, ok = fmt.Sprintf("<= %.3f", 1.05+extraIdeal), ratio <= 1.05+extraIdeal
+	case r.sc.kill:
+		target, ok = "", true
+	}
+	p := r.sc.name + ": "
+	verdict := bench.Check(ok)
+	if target == "" {
+		verdict = ""
+	}
+	rep.Add(bench.Row{Metric: p + "makespan / ideal", Value: fmt.Sprintf("%.3f", ratio), Target: target, Verdict: verdict,
+		Comment: fmt.Sprintf("%s from starting `rotate --all` (it ran %s) to the last push; ideal (%d - %d) / %.3f per s = %s",
+			r.makespan.Round(100*time.Millisecond), r.enqueued.Round(10*time.Millisecond), r.n, realtimeBurst,
+			float64(realtimePerHour)/3600, ideal.Round(100*time.Millisecond))})
+	if r.sc.kill {
+		rep.Add(bench.Row{Metric: p + "  SIGKILL", Value: fmt.Sprintf("%s in", r.killedAt.Sub(r.start).Round(time.Second)),
+			Comment: fmt.Sprintf("worker 1 killed; last push %s after the ideal", (r.makespan - ideal).Round(100*time.Millisecond))})
+	}
+	rep.Add(bench.Row{Metric: p + "config calls / rotations", Value: fmt.Sprintf("%d / %d", r.calls, r.n),
+		Comment: fmt.Sprintf("%d answered 5xx; extra calls are %.3f of the ideal", r.failedCalls, extraIdeal)})
+	rep.Add(bench.Row{Metric: p + "longest gap, last 10 pushes", Value: fmt.Sprintf("%.2f intervals", r.lastGap),
+		Target: "<= 3", Verdict: bench.Check(r.lastGap <= 3), Comment: fmt.Sprintf("interval %s", r.interval)})
+	rep.Add(bench.Row{Metric: p + "tasks returned to asynq for budget", Value: strconv.Itoa(r.returned), Target: "0",
+		Verdict: bench.Check(r.returned == 0), Comment: "rotate tasks seen in asynq's retry set waiting for budget"})
+	rep.Add(bench.Row{Metric: p + "interactive mid-wave -> Heroku", Value: r.interactive.Round(time.Millisecond).String(),
+		Target: "<= 1s", Verdict: bench.Check(r.interactive <= time.Second)})
+	rep.Add(bench.Row{Metric: p + "Redis commands per rotation", Value: fmt.Sprintf("%.1f", r.commands), Target: "<= 60",
+		Verdict: bench.Check(r.commands <= 60), Comment: "wave and revocations, idle cost taken out: " + r.topCommands})
+	rep.Add(bench.Row{Metric: p + "  idle workers, per second", Value: fmt.Sprintf("%.1f", r.idlePerSecond),
+		Comment: fmt.Sprintf("Redis commands/s of %d idle worker processes over %s", benchWorkers, idleWindow)})
+	rep.Add(bench.Row{Metric: p + "rotations succeeded / failed", Value: fmt.Sprintf("%d / %d", r.succeeded, r.failed)})
+}
+
+func sum(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}

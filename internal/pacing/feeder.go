@@ -1,0 +1,250 @@
+package pacing
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/ratelimit"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// Budget is the shared Heroku budget (*ratelimit.Limiter).
+type Budget interface {
+	Wait(ctx context.Context, addonID string) error
+}
+
+// Queues is what the feeder needs of asynq (*asynq.Inspector).
+type Queues interface {
+	RunTask(queue, id string) error
+	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+}
+
+// FeederParams build a Feeder.
+type FeederParams struct {
+	// Redis holds the held set, the lease and the paid marks. Required.
+	Redis redis.UniversalClient
+	// Queues releases held tasks. Required.
+	Queues Queues
+	// Budget is the account's shared budget: the feeder takes one
+	// background token per release and marks it paid. nil releases without
+	// tokens, for per-instance budgets (REKEY_RATE_SCOPE=instance), where
+	// a wave's calls do not compete and each push waits on its own budget.
+	Budget Budget
+	// MaxPending stops releases while this many bulk tasks are runnable
+	// and not yet picked up (the workers are busy or gone); 0 means 16.
+	MaxPending int
+	// Idle is how often a feeder with nothing to do looks again, and how
+	// often a feeder that does not hold the lease tries to take it (twice
+	// that); 0 means half a second.
+	Idle time.Duration
+	// QueueCheck is how often the feeder looks whether the bulk queue is
+	// paused or backed up; 0 means DefaultQueueCheck.
+	QueueCheck time.Duration
+	// Logger receives the feeder's rare warnings.
+	Logger zerolog.Logger
+}
+
+// Feeder releases held bulk rotations at the budget's pace. Every worker
+// process runs one; the one holding the lease in Redis feeds, the others
+// stand by and take over within the lease's 5 s when it stops.
+type Feeder struct {
+	p  FeederParams
+	id string
+	// leased is when this feeder last renewed its lease.
+	leased time.Time
+	// queueChecked and blocked are the last look at the bulk queue: paused
+	// (the circuit breaker, an operator) or backed up.
+	queueChecked time.Time
+	blocked      bool
+
+	released, dropped, unused atomic.Int64
+}
+
+// DefaultQueueCheck is FeederParams.QueueCheck's default. The look at the
+// queue (asynq's queue stats) costs about 60 Redis commands, MEMORY USAGE
+// samples included: every 2 s it was a quarter of a paced rotation's Redis
+// bill (docs/benchmarks.md).
+const DefaultQueueCheck = 10 * time.Second
+
+// NewFeeder returns a Feeder. It does nothing until Run.
+func NewFeeder(p FeederParams) *Feeder {
+	if p.MaxPending <= 0 {
+		p.MaxPending = 16
+	}
+	if p.Idle <= 0 {
+		p.Idle = 500 * time.Millisecond
+	}
+	if p.QueueCheck <= 0 {
+		p.QueueCheck = DefaultQueueCheck
+	}
+	return &Feeder{p: p, id: tasks.NewID("feeder")}
+}
+
+// Stats are a feeder's counters since NewFeeder.
+type Stats struct {
+	// Released counts tasks made runnable.
+	Released int64
+	// Dropped counts held ids whose task was gone or already released (a
+	// cancelled batch, a task an operator ran by hand).
+	Dropped int64
+	// Unused counts tokens taken with nothing left to release.
+	Unused int64
+}
+
+// Stats returns the feeder's counters.
+func (f *Feeder) Stats() Stats {
+	return Stats{Released: f.released.Load(), Dropped: f.dropped.Load(), Unused: f.unused.Load()}
+}
+
+// Run feeds until ctx ends, then gives up its lease.
+func (f *Feeder) Run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		timer.Reset(f.step(ctx))
+		select {
+		case <-ctx.Done():
+			f.resign()
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+// step releases at most one held rotation and returns how long to wait
+// before the next step.
+func (f *Feeder) step(ctx context.Context) time.Duration {
+	if !f.lead(ctx) {
+		return 2 * f.p.Idle
+	}
+	held, err := f.p.Redis.ZCard(ctx, heldKey).Result()
+	if err != nil || held == 0 || f.queueBlocked() {
+		return f.p.Idle
+	}
+	if f.p.Budget != nil {
+		err := f.p.Budget.Wait(ratelimit.WithClass(ctx, ratelimit.Background), "")
+		if d, ok := ratelimit.IsDelay(err); ok {
+			return d // a pause (429, low water) longer than MaxWait
+		}
+		if err != nil {
+			return f.p.Idle
+		}
+	}
+	f.release(ctx)
+	return 0
+}
+
+// leaseScript renews the lease when KEYS[1] holds ARGV[1], or takes it when
+// nobody holds it. ARGV[2] is the lease in ms. It returns 1 when the caller
+// holds the lease.
+var leaseScript = redis.NewScript(`
+local v = redis.call("GET", KEYS[1])
+if v == ARGV[1] then
+  redis.call("PEXPIRE", KEYS[1], ARGV[2])
+  return 1
+end
+if not v then
+  redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// lead reports whether this feeder holds the lease, renewing it at most
+// once a second.
+func (f *Feeder) lead(ctx context.Context) bool {
+	if time.Since(f.leased) < time.Second {
+		return true
+	}
+	ok, err := leaseScript.Run(ctx, f.p.Redis, []string{leaseKey}, f.id, leaseTime.Milliseconds()).Int()
+	if err != nil || ok != 1 {
+		f.leased = time.Time{}
+		return false
+	}
+	f.leased = time.Now()
+	return true
+}
+
+// resign gives the lease up at shutdown, so that another feeder takes over
+// at once instead of after the lease runs out.
+func (f *Feeder) resign() {
+	if f.leased.IsZero() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = resignScript.Run(ctx, f.p.Redis, []string{leaseKey}, f.id).Err()
+}
+
+// resignScript deletes the lease KEYS[1] when it holds ARGV[1].
+var resignScript = redis.NewScript(`
+if redis.call("GET", KEYS[1]) == ARGV[1] then
+  return redis.call("DEL", KEYS[1])
+end
+return 0
+`)
+
+// queueBlocked reports whether the bulk queue is paused or backed up, by a
+// look at most QueueCheck old. A failed look blocks: releasing into a queue
+// nobody can see would spend tokens for nothing.
+func (f *Feeder) queueBlocked() bool {
+	if time.Since(f.queueChecked) < f.p.QueueCheck {
+		return f.blocked
+	}
+	info, err := f.p.Queues.GetQueueInfo(Queue)
+	f.queueChecked = time.Now()
+	f.blocked = err != nil || info.Paused || info.Pending >= f.p.MaxPending
+	return f.blocked
+}
+
+// release pops the oldest held rotation, marks its token paid and makes its
+// task runnable. A task that is gone or no longer scheduled is dropped with
+// its mark; one that could not be released is held again in its place.
+func (f *Feeder) release(ctx context.Context) {
+	zs, err := f.p.Redis.ZPopMin(ctx, heldKey, 1).Result()
+	if err != nil || len(zs) == 0 {
+		f.unused.Add(1)
+		return
+	}
+	id, _ := zs[0].Member.(string)
+	if f.p.Budget != nil {
+		if err := f.p.Redis.Set(ctx, paidKey+id, "1", paidFor).Err(); err != nil {
+			// Released unpaid, the push waits for a token of its own.
+			f.unused.Add(1)
+		}
+	}
+	taskID := tasks.RotateTaskID(id)
+	err = f.p.Queues.RunTask(Queue, taskID)
+	if err == nil {
+		f.released.Add(1)
+		return
+	}
+	if !errors.Is(err, asynq.ErrTaskNotFound) && f.stillScheduled(taskID) {
+		if zerr := f.p.Redis.ZAdd(ctx, heldKey, zs[0]).Err(); zerr != nil {
+			err = errors.Join(err, zerr) // the task runs at its hold date
+		}
+		f.p.Logger.Warn().Str("rotation_id", id).Err(err).Msg("pacing_release_failed")
+	} else {
+		f.dropped.Add(1)
+	}
+	// The token goes unused; a mark left behind expires after paidFor.
+	_ = f.p.Redis.Del(ctx, paidKey+id).Err()
+}
+
+// stillScheduled reports whether the task is still held by asynq, or
+// cannot be looked at (then it is safer to hold it again: a second release
+// of a task that already runs fails harmlessly).
+func (f *Feeder) stillScheduled(taskID string) bool {
+	info, err := f.p.Queues.GetTaskInfo(Queue, taskID)
+	if errors.Is(err, asynq.ErrTaskNotFound) {
+		return false
+	}
+	return err != nil || info.State == asynq.TaskStateScheduled
+}

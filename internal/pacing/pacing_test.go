@@ -1,0 +1,192 @@
+package pacing_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/pacing"
+	"github.com/rekeyhq/rekey/internal/ratelimit"
+	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// world is a Redis with a pacing client, an inspector and a budget.
+type world struct {
+	r      *redistest.Redis
+	client *pacing.Client
+	insp   *asynq.Inspector
+	lim    *ratelimit.Limiter
+}
+
+func newWorld(t *testing.T, perSecond, burst int) *world {
+	t.Helper()
+	r := redistest.New(t)
+	q := asynq.NewClientFromRedisClient(r.Client)
+	lim, err := ratelimit.New(r.Client, ratelimit.Params{PerHour: perSecond * 3600, Burst: burst, Reserve: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lim.Close() })
+	return &world{r: r, client: pacing.NewClient(q, r.Client), insp: asynq.NewInspectorFromRedisClient(r.Client), lim: lim}
+}
+
+// hold holds n rotate tasks and returns their rotation ids in order.
+func (w *world) hold(t *testing.T, n int) []string {
+	t.Helper()
+	var ids []string
+	for range n {
+		id := tasks.NewID("rot")
+		task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst", RotationID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.client.Hold(t.Context(), task, id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		time.Sleep(2 * time.Millisecond) // distinct hold times: a defined order
+	}
+	return ids
+}
+
+func (w *world) feeder() *pacing.Feeder {
+	return pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: w.insp, Budget: w.lim,
+		Idle: 50 * time.Millisecond, QueueCheck: 100 * time.Millisecond})
+}
+
+// pendingOrder returns the rotation ids of the bulk queue's pending tasks in
+// the order workers will take them.
+func (w *world) pendingOrder(t *testing.T) []string {
+	t.Helper()
+	infos, err := w.insp.ListPendingTasks(pacing.Queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, info := range infos {
+		p, err := tasks.ParseRotate(asynq.NewTask(info.Type, info.Payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, p.RotationID)
+	}
+	return ids
+}
+
+func TestHeldTasksWaitScheduledUntilReleased(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 10, 2)
+	ids := w.hold(t, 3)
+	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst", RotationID: ids[0]})
+	if err := w.client.Hold(t.Context(), task, ids[0]); err != nil {
+		t.Errorf("holding an existing task again: %v, want success", err)
+	}
+	if n, _ := pacing.Held(t.Context(), w.r.Client); n != 3 {
+		t.Errorf("%d rotations held, want 3", n)
+	}
+	for _, id := range ids {
+		info, err := w.insp.GetTaskInfo(pacing.Queue, tasks.RotateTaskID(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State != asynq.TaskStateScheduled || time.Until(info.NextProcessAt) < pacing.HoldFor-time.Minute {
+			t.Errorf("held task %s: %s until %s, want scheduled about %s ahead", id, info.State, info.NextProcessAt, pacing.HoldFor)
+		}
+	}
+}
+
+// Two feeders on one budget: one feeds, in the order the rotations were
+// held, at the budget's pace, and every release carries a paid token that
+// is spent once.
+func TestFeedersReleaseInOrderAtTheBudgetsPace(t *testing.T) {
+	t.Parallel()
+	const rate, burst, n = 10, 2, 12
+	w := newWorld(t, rate, burst)
+	ids := w.hold(t, n)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	a, b := w.feeder(), w.feeder()
+	done := make(chan struct{}, 2)
+	start := time.Now()
+	for _, f := range []*pacing.Feeder{a, b} {
+		go func() { f.Run(ctx); done <- struct{}{} }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for a.Stats().Released+b.Stats().Released < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	took := time.Since(start)
+	cancel()
+	<-done
+	<-done
+	sa, sb := a.Stats(), b.Stats()
+	if sa.Released+sb.Released != n {
+		t.Fatalf("released %d + %d, want %d", sa.Released, sb.Released, n)
+	}
+	if sa.Released != 0 && sb.Released != 0 {
+		t.Errorf("both feeders released (%d and %d): the lease should let one feed", sa.Released, sb.Released)
+	}
+	// The background burst (burst - reserve) goes at once, the rest one
+	// token per interval.
+	least := time.Duration(n-(burst-1)) * time.Second / rate
+	if took < least*9/10 {
+		t.Errorf("released %d in %s, faster than the budget allows (%s)", n, took, least)
+	}
+	if took > least+3*time.Second {
+		t.Errorf("released %d in %s, want about %s", n, took, least)
+	}
+	// asynq lists pending tasks in the order workers take them.
+	if got := w.pendingOrder(t); !slices.Equal(got, ids) {
+		t.Fatalf("pending order %v, want the hold order %v", got, ids)
+	}
+	paid := pacing.NewPaid(w.r.Client)
+	for _, id := range ids {
+		if !paid.Take(t.Context(), id) {
+			t.Errorf("rotation %s released without a paid token", id)
+		}
+		if paid.Take(t.Context(), id) {
+			t.Errorf("rotation %s's paid token spent twice", id)
+		}
+	}
+}
+
+// A paused bulk queue (an open circuit breaker) releases nothing and spends
+// no token; a deleted task (a cancelled batch) is dropped.
+func TestFeederWaitsWhileTheQueueIsPaused(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 50, 3)
+	ids := w.hold(t, 3)
+	if err := w.insp.PauseQueue(pacing.Queue); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.insp.DeleteTask(pacing.Queue, tasks.RotateTaskID(ids[0])); err != nil {
+		t.Fatal(err)
+	}
+	f := w.feeder()
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() { f.Run(ctx); close(stopped) }()
+	time.Sleep(500 * time.Millisecond)
+	if s := f.Stats(); s.Released+s.Dropped != 0 || w.lim.Stats().Background.Granted != 0 {
+		t.Errorf("paused queue: %+v, %d tokens taken; want nothing released and no token", s, w.lim.Stats().Background.Granted)
+	}
+	if err := w.insp.UnpauseQueue(pacing.Queue); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.Stats().Released < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-stopped
+	if s := f.Stats(); s.Released != 2 || s.Dropped != 1 {
+		t.Errorf("after unpausing: %+v, want 2 released and the deleted task's id dropped", s)
+	}
+	if n, _ := pacing.Held(t.Context(), w.r.Client); n != 0 {
+		t.Errorf("%d rotations still held", n)
+	}
+}
