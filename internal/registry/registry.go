@@ -38,6 +38,9 @@ type Input struct {
 	OAuthGrant *Grant `json:"oauth_grant,omitempty"`
 	// OAuth carries tokens the partner already holds.
 	OAuth *Tokens `json:"oauth,omitempty"`
+	// Database is where the instance's database lives, for
+	// REKEY_ISSUER=postgres (README "PostgreSQL issuer").
+	Database *store.Database `json:"database,omitempty"`
 }
 
 // Grant is an OAuth authorization code.
@@ -135,6 +138,11 @@ func (in Input) Registration() (store.Registration, error) {
 	if err := r.Validate(); err != nil {
 		return r, &InputError{err}
 	}
+	if in.Database != nil {
+		if err := in.Database.Validate(); err != nil {
+			return r, &InputError{err}
+		}
+	}
 	switch {
 	case in.OAuthGrant != nil && in.OAuth != nil:
 		return r, &InputError{errors.New("send oauth_grant or oauth, not both")}
@@ -170,6 +178,9 @@ func (r *Registry) Put(ctx context.Context, in Input) error {
 		return err
 	}
 	err = r.register(ctx, reg, tok)
+	if err == nil && in.Database != nil {
+		err = r.store.SetDatabase(ctx, in.ID, *in.Database)
+	}
 	if err != nil && in.OAuthGrant != nil {
 		return &GrantSpentError{ID: in.ID, Err: err}
 	}
