@@ -137,6 +137,9 @@ type Config struct {
 	// PostgresKey is REKEY_POSTGRES_KEY (base64, 32 bytes or more); empty
 	// means one derived from REKEY_ENCRYPTION_KEYS (PostgresDerivationKey).
 	PostgresKey []byte
+	// DevPostgresURL is REKEY_DEV_POSTGRES_URL, the local PostgreSQL of
+	// `rekey dev --issuer postgres`; empty means 127.0.0.1:5432.
+	DevPostgresURL secret.String
 	// Concurrency is REKEY_CONCURRENCY, tasks one worker process runs at once.
 	// Default 10.
 	Concurrency int
@@ -190,6 +193,7 @@ func Load(env Lookup) (*Config, error) {
 		IssuerAllowHTTP:         p.boolean("REKEY_ISSUER_ALLOW_HTTP", false),
 		PostgresServers:         p.postgresServers(),
 		PostgresKey:             p.postgresKey("REKEY_POSTGRES_KEY"),
+		DevPostgresURL:          p.secret("REKEY_DEV_POSTGRES_URL"),
 		Concurrency:             p.integer("REKEY_CONCURRENCY", 10, 1, 1000),
 		LogLevel:                p.oneOf("REKEY_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		AuditRetention:          p.duration("REKEY_AUDIT_RETENTION", store.DefaultAuditRetention, time.Hour),

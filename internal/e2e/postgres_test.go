@@ -43,9 +43,12 @@ const pgGrace = 3 * time.Second
 func TestPostgresFleet(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, worldParams{fake: []herokufake.Option{herokufake.WithLatency(100 * time.Millisecond)}})
+	began := time.Now()
 	f := newPGFleet(t, w)
+	t.Logf("%d databases created in %s", pgInstances, time.Since(began).Round(time.Millisecond))
 	rolesBefore := f.roleCount()
 	f.provision()
+	t.Logf("provisioned at %s", time.Since(began).Round(time.Millisecond))
 	if got := f.roleCount(); got != rolesBefore+pgInstances {
 		t.Fatalf("provisioning made %d roles, want %d", got-rolesBefore, pgInstances)
 	}
@@ -56,6 +59,7 @@ func TestPostgresFleet(t *testing.T) {
 	b := w.waitBatch(res.BatchID, 3*time.Minute)
 	w.waitRevoked(time.Minute)
 	f.checkRotation(b, 1)
+	t.Logf("first rotation done and revoked at %s", time.Since(began).Round(time.Millisecond))
 
 	// A straggler keeps a session of instance 0's role open through the
 	// second rotation: the issuer reports it in use (usage evidence), and

@@ -51,7 +51,7 @@ type fixture struct {
 
 // newFixture creates a database owned by a NOLOGIN group role, registered
 // as instance "inst-1" with DATABASE_URL and split vars.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	db := pgtest.New(t)
 	owner := db.Name + "_owner"
@@ -75,7 +75,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{db: db, iss: iss, locs: locs, loc: loc}
 }
 
-func mustExec(t *testing.T, dsn, sql string, args ...any) {
+func mustExec(t testing.TB, dsn, sql string, args ...any) {
 	t.Helper()
 	if err := pgtest.Exec(context.Background(), dsn, sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
@@ -83,7 +83,7 @@ func mustExec(t *testing.T, dsn, sql string, args ...any) {
 }
 
 // connect opens a connection with a credential's URL.
-func connect(t *testing.T, dsn string) *pgx.Conn {
+func connect(t testing.TB, dsn string) *pgx.Conn {
 	t.Helper()
 	conn, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
@@ -94,7 +94,7 @@ func connect(t *testing.T, dsn string) *pgx.Conn {
 }
 
 // roleCount counts roles whose name starts with prefix.
-func roleCount(t *testing.T, dsn, prefix string) int {
+func roleCount(t testing.TB, dsn, prefix string) int {
 	t.Helper()
 	conn := connect(t, dsn)
 	var n int
