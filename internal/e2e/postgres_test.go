@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,8 +27,14 @@ import (
 )
 
 // pgInstances is how many add-on instances, one database each, the
-// PostgreSQL fleet test rotates.
-const pgInstances = 100
+// PostgreSQL fleet test rotates: 100, or REKEY_E2E_PG_INSTANCES for a
+// quicker run on a busy machine.
+var pgInstances = func() int {
+	if n, err := strconv.Atoi(os.Getenv("REKEY_E2E_PG_INSTANCES")); err == nil && n > 0 {
+		return n
+	}
+	return 100
+}()
 
 // pgGrace is the fleet test's grace: ten times the fake's dyno restart, so
 // every app runs the new credential long before the old one is revoked.
@@ -82,11 +89,13 @@ func TestPostgresFleet(t *testing.T) {
 	killed := time.Now()
 	second := startRekey(t, f.env, "worker")
 	b = w.waitBatch(res.BatchID, crashRecoveryDeadline)
-	w.waitRevoked(time.Minute)
+	// A revoke task the killed worker held comes back with asynq's
+	// recoverer, a minute or two later.
+	w.waitRevoked(crashRecoveryDeadline)
 	t.Logf("second rotation done %s after the worker was killed", time.Since(killed).Round(time.Millisecond))
-	f.checkRotation(b, 2)
 	stats := apps.stop()
 	appTime := time.Since(appsStarted)
+	f.checkRotation(b, 2)
 	if err := straggler.Ping(ctx); err == nil {
 		t.Error("the straggler's session of a revoked role is still open")
 	}
@@ -257,7 +266,7 @@ func (f *pgFleet) query(fn func(*pgx.Conn) error) error {
 // the table the provisioned role created.
 func (f *pgFleet) checkRotation(b store.Batch, n int) {
 	f.t.Helper()
-	if b.Succeeded != pgInstances || b.Failed != 0 {
+	if b.Succeeded != int64(pgInstances) || b.Failed != 0 {
 		f.t.Fatalf("fleet rotation %d: %d succeeded, %d failed (%v); want all %d", n, b.Succeeded, b.Failed, b.Failures, pgInstances)
 	}
 	ctx := context.Background()
