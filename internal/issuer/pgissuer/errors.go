@@ -16,17 +16,16 @@ import (
 // Failure codes of the PostgreSQL issuer, on top of issuer's own. They never
 // change once released.
 const (
-	CodeNoLocation     = "no_database"          // the instance was registered without a database
-	CodeUnknownServer  = "unknown_server"       // its server id is not in REKEY_POSTGRES_SERVERS
-	CodeNoDatabase     = "database_missing"     // its database does not exist
-	CodeNoOwner        = "owner_role_missing"   // its owner role does not exist
-	CodeNotRekeys      = "role_not_rekeys"      // a role rekey did not create: never touched
-	CodeLoginFailed    = "login_failed"         // the credential did not log in
-	CodeNotPermitted   = "not_permitted"        // the admin role lacks a privilege
-	CodeUnavailable    = "server_unavailable"   // the server cannot serve now (starting, shutting down, full)
-	CodePostgres       = "postgres_error"       // any other error the server reported
-	CodeBadConfigVar   = "config_var_unmatched" // a registered config var the issuer cannot fill
-	CodeServerNotReady = "server_not_ready"     // the pool could not be built
+	CodeNoLocation    = "no_database"          // the instance was registered without a database
+	CodeUnknownServer = "unknown_server"       // its server id is not in REKEY_POSTGRES_SERVERS
+	CodeNoDatabase    = "database_missing"     // its database does not exist
+	CodeNoOwner       = "owner_role_missing"   // its owner role does not exist
+	CodeNotRekeys     = "role_not_rekeys"      // a role rekey did not create: never touched
+	CodeLoginFailed   = "login_failed"         // the credential did not log in
+	CodeNotPermitted  = "not_permitted"        // the admin role lacks a privilege
+	CodeUnavailable   = "server_unavailable"   // the server cannot serve now (starting, shutting down, full)
+	CodePostgres      = "postgres_error"       // any other error the server reported
+	CodeBadConfigVar  = "config_var_unmatched" // a registered config var the issuer cannot fill
 )
 
 // permanent is a failure retrying cannot help: it carries a sentence of
