@@ -18,6 +18,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/health"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/issuer/pgissuer"
 	"github.com/rekeyhq/rekey/internal/logging"
 	"github.com/rekeyhq/rekey/internal/metrics"
 	"github.com/rekeyhq/rekey/internal/pacing"
@@ -143,6 +144,9 @@ func (a *app) heroku(lim heroku.Limiter, observe func(heroku.CallInfo)) (*heroku
 
 // issuer builds the credential backend named by REKEY_ISSUER.
 func (a *app) issuer() (issuer.Issuer, error) {
+	if a.cfg.Issuer == config.IssuerPostgres {
+		return a.postgresIssuer()
+	}
 	if a.cfg.Issuer != config.IssuerHTTP {
 		return nil, fmt.Errorf("REKEY_ISSUER=%s runs only inside 'rekey dev'; a worker needs http", a.cfg.Issuer)
 	}
@@ -242,4 +246,11 @@ func (a *app) feeder(lim *ratelimit.Limiter) *pacing.Feeder {
 		p.Budget = lim
 	}
 	return pacing.NewFeeder(p)
+}
+
+// postgresIssuer builds the built-in PostgreSQL issuer over the servers of
+// REKEY_POSTGRES_SERVERS; instances' databases come from their registration.
+func (a *app) postgresIssuer() (issuer.Issuer, error) {
+	return pgissuer.New(pgissuer.Params{Servers: a.cfg.PostgresServers, Locator: pgissuer.StoreLocator(a.store),
+		Key: a.cfg.PostgresDerivationKey()})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/sandbox"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
@@ -27,6 +28,9 @@ type devFlags struct {
 	grace     time.Duration
 	restart   time.Duration
 	timeout   time.Duration
+	// issuer is "demo" or "postgres"; pg is the local PostgreSQL of the latter.
+	issuer string
+	pg     *sandbox.Postgres
 }
 
 func newDevCmd(env *environ) *cobra.Command {
@@ -46,6 +50,9 @@ for production.`,
 			if f.instances < 1 {
 				return usagef("--instances must be at least 1")
 			}
+			if f.issuer != "demo" && f.issuer != "postgres" {
+				return usagef("--issuer must be demo or postgres")
+			}
 			return runDev(c.Context(), env, f)
 		},
 	}
@@ -55,6 +62,7 @@ for production.`,
 	fl.DurationVar(&f.grace, "grace", 30*time.Second, "grace period before old credentials are revoked")
 	fl.DurationVar(&f.restart, "restart-delay", 3*time.Second, "simulated dyno restart delay (twice as long in Private Spaces)")
 	fl.DurationVar(&f.timeout, "timeout", 2*time.Minute, "with --once, give up after this long")
+	fl.StringVar(&f.issuer, "issuer", "demo", "demo (in-memory webhook issuer) or postgres (login roles of a local PostgreSQL)")
 	return c
 }
 
@@ -71,6 +79,12 @@ func runDev(ctx context.Context, env *environ, f devFlags) error {
 		return err
 	}
 	defer stopRedis()
+	if f.issuer == "postgres" {
+		if f.pg, err = sandbox.StartPostgres(ctx, cfg.DevPostgresURL.Reveal()); err != nil {
+			return err
+		}
+		defer f.pg.Close()
+	}
 	sb, err := sandbox.Start(sandbox.Params{Fake: []herokufake.Option{herokufake.WithRestartDelay(f.restart, 2*f.restart)}})
 	if err != nil {
 		return err
@@ -99,6 +113,9 @@ func devRun(ctx context.Context, env *environ, f devFlags, sb *sandbox.Sandbox, 
 	vars["REKEY_MIN_GRACE"] = f.grace.String() // dev's short grace is its floor too
 	vars["REKEY_PRIVATE_SPACE_GRACE"] = f.grace.String()
 	vars["REKEY_LOG_LEVEL"] = "warn"
+	if f.pg != nil {
+		f.pg.Env(vars)
+	}
 	cfg, err := config.Load(sandbox.Lookup(vars))
 	if err != nil {
 		return err
@@ -114,21 +131,36 @@ func devRun(ctx context.Context, env *environ, f devFlags, sb *sandbox.Sandbox, 
 		return err
 	}
 	fmt.Fprintf(env.stderr, "rekey dev: fake Heroku at %s, demo issuer at %s\n", sb.HerokuURL, sb.IssuerURL)
-	samples, err := sb.Provision(ctx, a.registry(hc), 1, f.instances, sandbox.DefaultMix)
+	samples, iss, err := devProvision(ctx, f, sb, a, a.registry(hc))
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(env.stderr, "rekey dev: provisioned %s\n", describe(samples))
-	iss, err := issuer.NewHTTP(cfg.IssuerURL, cfg.IssuerSecret)
-	if err != nil {
-		return err
-	}
 	wctx, stopWorker := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = a.runWorker(wctx, iss, cfg.Concurrency) }()
 	defer func() { stopWorker(); wg.Wait() }()
 	return devRotate(ctx, env, f, sb, a, samples)
+}
+
+// devProvision provisions the sample instances and builds the issuer: the
+// demo issuer over HTTP, or the PostgreSQL issuer on f.pg's databases.
+func devProvision(ctx context.Context, f devFlags, sb *sandbox.Sandbox, a *app, reg *registry.Registry) ([]sandbox.Sample, issuer.Issuer, error) {
+	if f.pg != nil {
+		samples, err := f.pg.Provision(ctx, sb, reg, f.instances)
+		if err != nil {
+			return nil, nil, err
+		}
+		iss, err := a.issuer()
+		return samples, iss, err
+	}
+	samples, err := sb.Provision(ctx, reg, 1, f.instances, sandbox.DefaultMix)
+	if err != nil {
+		return nil, nil, err
+	}
+	iss, err := issuer.NewHTTP(a.cfg.IssuerURL, a.cfg.IssuerSecret)
+	return samples, iss, err
 }
 
 func describe(samples []sandbox.Sample) string {

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/issuer/pgissuer"
 	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -123,7 +124,7 @@ type Config struct {
 	HerokuRate int
 	// RateScope is REKEY_RATE_SCOPE: "account" (default) or "instance".
 	RateScope string
-	// Issuer is REKEY_ISSUER: "http" or "demo". Default "http".
+	// Issuer is REKEY_ISSUER: "http" or "postgres". Default "http".
 	Issuer string
 	// IssuerURL is REKEY_ISSUER_URL, the partner's issuer webhook base URL.
 	IssuerURL string
@@ -134,6 +135,16 @@ type Config struct {
 	// credentials travel in the issuer's answers, so only https://, or
 	// http:// to localhost, 127.0.0.0/8 or ::1, is accepted.
 	IssuerAllowHTTP bool
+	// PostgresServers is REKEY_POSTGRES_SERVERS (JSON), or the file named by
+	// REKEY_POSTGRES_SERVERS_FILE: the servers REKEY_ISSUER=postgres
+	// administers. No default.
+	PostgresServers []pgissuer.Server
+	// PostgresKey is REKEY_POSTGRES_KEY (base64, 32 bytes or more); empty
+	// means one derived from REKEY_ENCRYPTION_KEYS (PostgresDerivationKey).
+	PostgresKey []byte
+	// DevPostgresURL is REKEY_DEV_POSTGRES_URL, the local PostgreSQL of
+	// `rekey dev --issuer postgres`; empty means 127.0.0.1:5432.
+	DevPostgresURL secret.String
 	// Concurrency is REKEY_CONCURRENCY, tasks one worker process runs at once.
 	// Default 10.
 	Concurrency int
@@ -184,10 +195,13 @@ func Load(env Lookup) (*Config, error) {
 		BreakerFraction:         p.fraction("REKEY_BREAKER_FRACTION", 0.5),
 		BreakerWindow:           p.duration("REKEY_BREAKER_WINDOW", 5*time.Minute, 10*time.Second),
 		RateScope:               p.oneOf("REKEY_RATE_SCOPE", ScopeAccount, ScopeAccount, ScopeInstance),
-		Issuer:                  p.oneOf("REKEY_ISSUER", IssuerHTTP, IssuerHTTP),
+		Issuer:                  p.oneOf("REKEY_ISSUER", IssuerHTTP, IssuerHTTP, IssuerPostgres),
 		IssuerURL:               p.httpURL("REKEY_ISSUER_URL", ""),
 		IssuerSecret:            p.secret("REKEY_ISSUER_SECRET"),
 		IssuerAllowHTTP:         p.boolean("REKEY_ISSUER_ALLOW_HTTP", false),
+		PostgresServers:         p.postgresServers(),
+		PostgresKey:             p.postgresKey("REKEY_POSTGRES_KEY"),
+		DevPostgresURL:          p.secret("REKEY_DEV_POSTGRES_URL"),
 		Concurrency:             p.integer("REKEY_CONCURRENCY", 10, 1, 1000),
 		LogLevel:                p.oneOf("REKEY_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		AuditRetention:          p.duration("REKEY_AUDIT_RETENTION", store.DefaultAuditRetention, time.Hour),
@@ -238,6 +252,7 @@ func (c *Config) RequireWorker() error {
 	if c.Issuer == IssuerHTTP && (c.IssuerURL == "" || c.IssuerSecret.IsZero()) {
 		errs = append(errs, errors.New("REKEY_ISSUER_URL and REKEY_ISSUER_SECRET must be set when REKEY_ISSUER is http"))
 	}
+	errs = append(errs, c.postgresMissing()...)
 	return errors.Join(errs...)
 }
 

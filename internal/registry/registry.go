@@ -42,6 +42,9 @@ type Input struct {
 	// writes notices into the app's log stream; it carries a token, so it
 	// is kept sealed (loginput.go).
 	LogInputURL secret.String `json:"log_input_url,omitzero"`
+	// Database is where the instance's database lives, for
+	// REKEY_ISSUER=postgres (README "PostgreSQL issuer").
+	Database *store.Database `json:"database,omitempty"`
 }
 
 // Grant is an OAuth authorization code.
@@ -139,6 +142,11 @@ func (in Input) Registration() (store.Registration, error) {
 	if err := r.Validate(); err != nil {
 		return r, &InputError{err}
 	}
+	if in.Database != nil {
+		if err := in.Database.Validate(); err != nil {
+			return r, &InputError{err}
+		}
+	}
 	switch {
 	case in.OAuthGrant != nil && in.OAuth != nil:
 		return r, &InputError{errors.New("send oauth_grant or oauth, not both")}
@@ -179,6 +187,9 @@ func (r *Registry) Put(ctx context.Context, in Input) error {
 	err = r.register(ctx, reg, tok)
 	if err == nil {
 		err = r.saveLogInput(ctx, in)
+	}
+	if err == nil && in.Database != nil {
+		err = r.store.SetDatabase(ctx, in.ID, *in.Database)
 	}
 	if err != nil && in.OAuthGrant != nil {
 		return &GrantSpentError{ID: in.ID, Err: err}

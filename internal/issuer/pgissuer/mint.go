@@ -1,0 +1,116 @@
+package pgissuer
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rekeyhq/rekey/internal/issuer"
+)
+
+// roleMark is the comment on every role rekey mints: rekey revokes only a
+// role whose comment starts with its instance's mark.
+func roleMark(instanceID, rotationID string) string {
+	return instanceMark(instanceID) + "rotation=" + rotationID
+}
+
+func instanceMark(instanceID string) string { return "rekey instance=" + instanceID + " " }
+
+// Mint creates the rotation's login role, or finds the one a previous call
+// created, and returns its config vars. The role is a member of the owner
+// role and acts as it (ALTER ROLE ... SET role), so what it creates belongs
+// to the owner and every grant and default privilege follows; its password
+// never expires (VALID UNTIL is left unset).
+func (iss *Issuer) Mint(ctx context.Context, instanceID, rotationID string) (issuer.Credential, error) {
+	if rotationID == "" {
+		return issuer.Credential{}, issuer.ErrInvalid
+	}
+	t, err := iss.resolve(ctx, "mint", instanceID)
+	if err != nil {
+		return issuer.Credential{}, err
+	}
+	role := iss.derive.roleName(instanceID, rotationID)
+	password := iss.derive.password(instanceID, rotationID)
+	config, err := configVars(t.loc, t.server.appBase(), role, password)
+	if err != nil {
+		return issuer.Credential{}, err
+	}
+	err = locked(ctx, t, "mint", role, func(conn *pgxpool.Conn) error {
+		return createRole(ctx, conn, t.loc, role, password, roleMark(instanceID, rotationID))
+	})
+	if err != nil {
+		return issuer.Credential{}, err
+	}
+	return issuer.Credential{ID: role, Config: config}, nil
+}
+
+// createRole creates role unless it exists with mark, in one transaction so
+// that no role exists without its mark.
+func createRole(ctx context.Context, conn *pgxpool.Conn, loc Location, role, password, mark string) error {
+	if err := checkLocation(ctx, conn, loc); err != nil {
+		return err
+	}
+	comment, exists, err := roleComment(ctx, conn, role)
+	switch {
+	case err != nil:
+		return classify("mint", err)
+	case exists && comment == mark:
+		return nil
+	case exists:
+		return permanent("mint", CodeNotRekeys, "role %s exists and was not created by rekey for this rotation", role)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return classify("mint", err)
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // a no-op after Commit
+	r, owner := sanitize(role), sanitize(loc.Owner)
+	stmts := []string{
+		"CREATE ROLE " + r + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT PASSWORD " +
+			quoteLiteral(scramVerifier(password)) + " IN ROLE " + owner,
+		"ALTER ROLE " + r + " SET role TO " + owner,
+		"COMMENT ON ROLE " + r + " IS " + quoteLiteral(mark),
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return classify("mint", err)
+		}
+	}
+	return classify("mint", tx.Commit(ctx))
+}
+
+// checkLocation names a missing database or owner role in a permanent
+// error, before any statement would fail on it.
+func checkLocation(ctx context.Context, conn *pgxpool.Conn, loc Location) error {
+	var db, owner bool
+	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1),
+		EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2)`, loc.Database, loc.Owner).Scan(&db, &owner)
+	switch {
+	case err != nil:
+		return classify("mint", err)
+	case !db:
+		return permanent("mint", CodeNoDatabase, "database %q does not exist on server %s", loc.Database, loc.Server)
+	case !owner:
+		return permanent("mint", CodeNoOwner, "owner role %q does not exist on server %s", loc.Owner, loc.Server)
+	}
+	return nil
+}
+
+// roleComment returns the role's comment and whether the role exists.
+func roleComment(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, role string) (string, bool, error) {
+	var comment *string
+	err := q.QueryRow(ctx, `SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1`, role).Scan(&comment)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, err
+	case comment == nil:
+		return "", true, nil
+	}
+	return *comment, true, nil
+}

@@ -1,0 +1,85 @@
+package pgissuer
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rekeyhq/rekey/internal/issuer"
+)
+
+// Revoke locks the role out (NOLOGIN), ends its sessions, hands what it
+// owns in the instance's database to the owner role, drops its remaining
+// privileges and drops it. A role that does not exist is revoked; a role
+// rekey did not mint for this instance is never touched (a permanent
+// error naming it).
+func (iss *Issuer) Revoke(ctx context.Context, instanceID, credentialID string) error {
+	if credentialID == "" {
+		return issuer.ErrInvalid
+	}
+	t, err := iss.resolve(ctx, "revoke", instanceID)
+	if err != nil {
+		return err
+	}
+	return locked(ctx, t, "revoke", credentialID, func(conn *pgxpool.Conn) error {
+		comment, exists, err := roleComment(ctx, conn, credentialID)
+		switch {
+		case err != nil:
+			return classify("revoke", err)
+		case !exists:
+			return nil
+		}
+		rotationID, ok := parseMark(comment, instanceID)
+		if !ok || iss.derive.roleName(instanceID, rotationID) != credentialID {
+			return permanent("revoke", CodeNotRekeys, "role %s was not minted by rekey for instance %s: rekey leaves it alone", credentialID, instanceID)
+		}
+		return iss.dropRole(ctx, conn, t, credentialID)
+	})
+}
+
+// dropRole runs the revocation's statements; each is safe to run again.
+func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, role string) error {
+	r := sanitize(role)
+	if _, err := conn.Exec(ctx, "ALTER ROLE "+r+" NOLOGIN"); err != nil {
+		return classify("revoke", err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role); err != nil {
+		return classify("revoke", err)
+	}
+	if err := iss.reassign(ctx, t, r); err != nil {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+r); err != nil {
+		return classify("revoke", err)
+	}
+	iss.forget(role)
+	return nil
+}
+
+// reassign runs REASSIGN OWNED and DROP OWNED in the instance's database,
+// where the role's objects and grants live; they act on one database only.
+func (iss *Issuer) reassign(ctx context.Context, t target, quotedRole string) error {
+	cfg, err := pgx.ParseConfig(t.server.AdminURL.Reveal())
+	if err != nil {
+		return &issuer.Error{Op: "revoke", Code: issuer.CodeRequest}
+	}
+	cfg.Database = t.loc.Database
+	cfg.ConnectTimeout = iss.timeout
+	cfg.RuntimeParams["application_name"] = "rekey"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return classify("revoke", err)
+	}
+	defer conn.Close(context.Background())
+	stmts := []string{
+		"REASSIGN OWNED BY " + quotedRole + " TO " + sanitize(t.loc.Owner),
+		"DROP OWNED BY " + quotedRole,
+	}
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			return classify("revoke", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,58 @@
+package pgissuer
+
+import (
+	"context"
+
+	"github.com/rekeyhq/rekey/internal/issuer"
+)
+
+// Usage answers from pg_stat_activity: a role with a session now was used
+// now, by the newest session's client address or application name. With
+// no session, the last time this process saw one (zero when it never did,
+// or after a restart: only live sessions are evidence PostgreSQL keeps).
+// A role that does not exist was never used.
+func (iss *Issuer) Usage(ctx context.Context, instanceID, credentialID string) (issuer.Usage, error) {
+	if credentialID == "" {
+		return issuer.Usage{}, issuer.ErrInvalid
+	}
+	t, err := iss.resolve(ctx, "usage", instanceID)
+	if err != nil {
+		return issuer.Usage{}, err
+	}
+	var sessions int
+	var by string
+	err = t.pool.QueryRow(ctx, `SELECT count(*),
+		coalesce((SELECT coalesce(host(client_addr), '') || CASE WHEN application_name <> '' THEN ' ' || application_name ELSE '' END
+			FROM pg_stat_activity WHERE usename = $1 ORDER BY backend_start DESC LIMIT 1), '')
+		FROM pg_stat_activity WHERE usename = $1`, credentialID).Scan(&sessions, &by)
+	if err != nil {
+		return issuer.Usage{}, classify("usage", err)
+	}
+	if sessions == 0 {
+		return iss.seen(credentialID), nil
+	}
+	u := issuer.Usage{LastUsedAt: iss.now().UTC(), LastUsedBy: truncate(by, 100)}
+	iss.mu.Lock()
+	iss.lastSeen[credentialID] = u
+	iss.mu.Unlock()
+	return u, nil
+}
+
+func (iss *Issuer) seen(role string) issuer.Usage {
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	return iss.lastSeen[role]
+}
+
+func (iss *Issuer) forget(role string) {
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	delete(iss.lastSeen, role)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
