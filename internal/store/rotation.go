@@ -141,14 +141,14 @@ func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID 
 type savePendingKeys struct {
 	rotation       string // KEYS[1] -> rekey:rotation:<rotation id>
 	credential     string // KEYS[2] -> rekey:cred:<instance id>:<credential id>
-	instanceEvents string // KEYS[3] -> rekey:events:<instance id>
+	instanceEvents string // KEYS[3] -> rekey:history:<instance id>
 	events         string // KEYS[4] -> rekey:events
 	revokeDue      string // KEYS[5] -> rekey:revoke_due
 }
 
 func newSavePendingKeys(instanceID, rotationID, credID string) savePendingKeys {
 	return savePendingKeys{rotation: rotationKey(rotationID), credential: credentialKey(instanceID, credID),
-		instanceEvents: instanceEventsKey(instanceID), events: eventsKey(), revokeDue: revokeDueKey()}
+		instanceEvents: historyKey(instanceID), events: eventsKey(), revokeDue: revokeDueKey()}
 }
 
 func (k savePendingKeys) list() []string {
@@ -223,7 +223,7 @@ type promoteKeys struct {
 	credential       string // KEYS[3] -> rekey:cred:<instance id>:<new credential id>
 	previous         string // KEYS[4] -> rekey:previous:<instance id>
 	revokeDue        string // KEYS[5] -> rekey:revoke_due
-	instanceEvents   string // KEYS[6] -> rekey:events:<instance id>
+	instanceEvents   string // KEYS[6] -> rekey:history:<instance id>
 	events           string // KEYS[7] -> rekey:events
 	credentialPrefix string // KEYS[8] -> rekey:cred:<instance id>: (the script appends credential ids)
 	inflight         string // KEYS[9] -> rekey:inflight
@@ -239,7 +239,7 @@ type promoteKeys struct {
 func newPromoteKeys(instanceID, rotationID, credID string) promoteKeys {
 	return promoteKeys{instance: instanceKey(instanceID), rotation: rotationKey(rotationID),
 		credential: credentialKey(instanceID, credID), previous: previousKey(instanceID),
-		revokeDue: revokeDueKey(), instanceEvents: instanceEventsKey(instanceID), events: eventsKey(),
+		revokeDue: revokeDueKey(), instanceEvents: historyKey(instanceID), events: eventsKey(),
 		credentialPrefix: credentialKey(instanceID, ""), inflight: inflightKey(), batchPrefix: batchKey(""),
 		due: dueKey(), schedule: scheduleKey(), quarantined: quarantinedKey(), scheduled: scheduledKey(),
 		unconfirmed: unconfirmedKey(instanceID), rotationPrefix: rotationKey("")}
@@ -327,7 +327,7 @@ type failKeys struct {
 	rotation       string // KEYS[2] -> rekey:rotation:<rotation id>
 	credential     string // KEYS[3] -> rekey:cred:<instance id>:<pending credential id> (any key when none)
 	revokeDue      string // KEYS[4] -> rekey:revoke_due
-	instanceEvents string // KEYS[5] -> rekey:events:<instance id>
+	instanceEvents string // KEYS[5] -> rekey:history:<instance id>
 	events         string // KEYS[6] -> rekey:events
 	inflight       string // KEYS[7] -> rekey:inflight
 	batchPrefix    string // KEYS[8] -> rekey:batch: (the script appends the rotation's batch id)
@@ -341,7 +341,7 @@ type failKeys struct {
 func newFailKeys(instanceID, rotationID, credID string) failKeys {
 	return failKeys{instance: instanceKey(instanceID), rotation: rotationKey(rotationID),
 		credential: credentialKey(instanceID, credID), revokeDue: revokeDueKey(),
-		instanceEvents: instanceEventsKey(instanceID), events: eventsKey(), inflight: inflightKey(),
+		instanceEvents: historyKey(instanceID), events: eventsKey(), inflight: inflightKey(),
 		batchPrefix: batchKey(""), due: dueKey(), schedule: scheduleKey(), quarantined: quarantinedKey(),
 		scheduled: scheduledKey(), unconfirmed: unconfirmedKey(instanceID)}
 }
@@ -479,7 +479,7 @@ func (k rotationOnlyKeys) list() []string { return []string{k.rotation} }
 // KEYS: rotationOnlyKeys. ARGV: now ms.
 // Returns "ok". Errors: "not_found", "conflict ..." when the rotation is
 // not minted.
-var markPushScript = redis.NewScript(luaEmit + `
+var markPushScript = eventScript(`
 local st = get(KEYS[1], 'state')
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'minted' then return redis.error_reply('conflict rotation is ' .. st) end

@@ -2,36 +2,16 @@ package store
 
 import "github.com/redis/go-redis/v9"
 
-// luaEmit is prepended to every script that records audit events. emit adds
-// one event to the instance's stream and to the fleet's, each capped
-// approximately (MAXLEN ~) so the streams stay bounded.
-//
-// Scripts build no key names except credential keys from KEYS-derived
-// prefixes (see promote), so each script runs on a single Redis.
-const luaEmit = `
-local function emit(ikey, gkey, icap, gcap, instance, kind, rot, cred, detail, now)
-  local f = {'type', kind, 'instance_id', instance, 'rotation_id', rot, 'credential_id', cred, 'detail', detail, 'at', now}
-  redis.call('XADD', ikey, 'MAXLEN', '~', icap, '*', unpack(f))
-  redis.call('XADD', gkey, 'MAXLEN', '~', gcap, '*', unpack(f))
-end
-local function bump(bprefix, batch, field)
-  if batch ~= '' then redis.call('HINCRBY', bprefix .. batch, field, 1) end
-end
-local function get(key, field)
-  local v = redis.call('HGET', key, field)
-  if not v then return '' end
-  return v
-end
-`
-
 // putInstanceScript registers or updates an instance.
 //
 // A schedulable instance with no due entry gets one at its first slot
 // after now (schedule.go), so its first scheduled rotation comes within one
 // period of registration.
 //
-// Registering an instance lifts any expiry its keys were given after a
-// deprovisioning (keep_instance, retention.go).
+// Registering an instance anew (created, or revived after a
+// deprovisioning) lifts any expiry its keys were given (keep_instance,
+// retention.go); a live instance's keys have none, so an update leaves
+// them alone.
 //
 // KEYS: putInstanceKeys (instance.go), one field per key, in order.
 // ARGV: id, api_version, config_vars, heroku_id, private_space, grace_ms,
@@ -44,7 +24,7 @@ end
 // live and scheduled again, its quarantine and failure streak are cleared,
 // and the credential it names becomes its current one (the old add-on's
 // config left its apps with it).
-var putInstanceScript = redis.NewScript(luaEmit + luaSchedule + luaRetention + putInstanceLua)
+var putInstanceScript = eventScript(luaSchedule, luaRetention, putInstanceLua)
 
 // putInstanceLua is putInstanceScript's body; registerScript (register.go)
 // runs it too, with the instance's tokens, in one step.
@@ -72,8 +52,10 @@ local p = sched_period(KEYS[7], ARGV[12])
 if p > 0 and schedulable(KEYS[1]) then
   redis.call('ZADD', KEYS[6], 'NX', score(next_slot(tonumber(ARGV[11]), p, tonumber(ARGV[8]))), ARGV[1])
 end
-keep_instance(KEYS[1], KEYS[4], KEYS[8], KEYS[9], ARGV[1])
-if created or revived then return 'created' end
+if created or revived then
+  keep_instance(KEYS[1], KEYS[4], KEYS[10], KEYS[8], KEYS[9], ARGV[1])
+  return 'created'
+end
 return 'updated'
 `
 
@@ -93,7 +75,7 @@ return 'updated'
 // ARGV: id, now ms, instance event cap, fleet event cap, grace ms and
 // Private Space grace ms (for an instance with no grace of its own; 0: none).
 // Returns "ok" (also when already deprovisioned); error "not_found".
-var deprovisionScript = redis.NewScript(luaEmit + `
+var deprovisionScript = eventScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'deprovisioned_at') ~= '' then return 'ok' end
 redis.call('HSET', KEYS[1], 'deprovisioned_at', ARGV[2])
@@ -141,7 +123,7 @@ return 'ok'
 // is one of claimed, resumed, joined, done, skipped. A request the limits
 // refuse returns {"skipped", rotation id, "", reason, until ms, count}.
 // Errors: "not_found", "deprovisioned".
-var claimScript = redis.NewScript(luaEmit + luaLimits + `
+var claimScript = eventScript(luaLimits, `
 local function reply(status, rot, rkey)
   local st = get(rkey, 'state')
   if ARGV[12] == '1' then return {status, rot, st} end
@@ -208,7 +190,7 @@ return reply('claimed', ARGV[1], KEYS[2])
 // other credential; the rotation fails at mint). A credential that arrives too late to be used (the rotation
 // finished meanwhile, or already has another one) is recorded as discarded
 // and queued for revocation, so it does not outlive the conflict (I3).
-var savePendingScript = redis.NewScript(luaEmit + `
+var savePendingScript = eventScript(`
 local st = get(KEYS[1], 'state')
 if st == '' then return redis.error_reply('not_found') end
 local have = get(KEYS[1], 'credential_id')
@@ -257,7 +239,7 @@ return 'saved'
 // Returns {previous credential id or "", revoke_at ms or "", superseded
 // unconfirmed credentials as "revoke_at ms,id,id..." or ""}; repeating a
 // promotion returns the same. Errors: "not_found", "conflict ...".
-var promoteScript = redis.NewScript(luaEmit + luaSchedule + `
+var promoteScript = eventScript(luaSchedule, `
 local st = get(KEYS[2], 'state')
 if st == 'promoted' then
   return {get(KEYS[2], 'previous'), get(KEYS[2], 'revoke_at'), get(KEYS[2], 'superseded_unconfirmed')}
@@ -366,7 +348,7 @@ return {cur, revoke_at, superseded}
 // or "", the discarded credential's revoke_at ms or ""}; outcome is
 // "failed", "already" (failed before) or "promoted" (too late to fail:
 // nothing done).
-var failScript = redis.NewScript(luaEmit + luaSchedule + `
+var failScript = eventScript(luaSchedule, `
 local st = get(KEYS[2], 'state')
 if st == 'promoted' then return {'promoted', '', '', ''} end
 if st == 'failed' then
@@ -447,7 +429,7 @@ return {'failed', cred, kept, revoke_at}
 // cap, credential ttl seconds.
 // Returns "revoked" or "already". Errors: "not_found", "conflict ..." when
 // the credential is pending or current (it must never be revoked: I1).
-var markRevokedScript = redis.NewScript(luaEmit + `
+var markRevokedScript = eventScript(`
 local st = get(KEYS[1], 'state')
 if st == '' then return redis.error_reply('not_found') end
 if st == 'revoked' or get(KEYS[1], 'revoked_at') ~= '' then return 'already' end
@@ -485,7 +467,7 @@ return 'ok'
 // KEYS: expediteKeys (credential.go), one field per key, in order.
 // ARGV: instance id, credential id, now ms, instance event cap, fleet event
 // cap, who asked. Returns "ok". Errors: "not_found", "conflict ...".
-var expediteScript = redis.NewScript(luaEmit + `
+var expediteScript = eventScript(`
 local st = get(KEYS[1], 'state')
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'previous' then return redis.error_reply('conflict credential is ' .. st) end
