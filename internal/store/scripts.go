@@ -2,6 +2,15 @@ package store
 
 import "github.com/redis/go-redis/v9"
 
+// luaConfig drops a pending credential's sealed config: its own key
+// (configKey), and the field of the credential hash where versions before
+// it kept the config (a credential pending across the upgrade).
+const luaConfig = `
+local function drop_config(cfgkey, ckey)
+  if redis.call('DEL', cfgkey) == 0 then redis.call('HDEL', ckey, 'config') end
+end
+`
+
 // putInstanceScript registers or updates an instance.
 //
 // A schedulable instance with no due entry gets one at its first slot
@@ -182,7 +191,8 @@ return reply('claimed', ARGV[1], KEYS[2])
 //
 // KEYS: savePendingKeys (rotation.go), one field per key, in order.
 // ARGV: credential id, instance id, rotation id, sealed config, now ms,
-// instance event cap, fleet event cap.
+// instance event cap, fleet event cap, rotation ttl seconds (the sealed
+// config's expiry, should no promotion or failure delete it first).
 // Returns "saved" or "exists" (the same credential was saved before).
 // Errors: "not_found", "conflict ..." (rotation finished, or another
 // credential), "reused ..." (the id names a credential the instance already
@@ -209,7 +219,9 @@ if why ~= '' then
   return redis.error_reply('conflict ' .. why)
 end
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'instance_id', ARGV[2], 'rotation_id', ARGV[3],
-  'state', 'pending', 'minted_at', ARGV[5], 'config', ARGV[4])
+  'state', 'pending', 'minted_at', ARGV[5])
+redis.call('HSET', KEYS[6], 'config', ARGV[4])
+redis.call('EXPIRE', KEYS[6], ARGV[8])
 redis.call('HSET', KEYS[1], 'credential_id', ARGV[1], 'state', 'minted')
 emit(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[2], 'minted', ARGV[3], ARGV[1], '', ARGV[5])
 return 'saved'
@@ -239,7 +251,7 @@ return 'saved'
 // Returns {previous credential id or "", revoke_at ms or "", superseded
 // unconfirmed credentials as "revoke_at ms,id,id..." or ""}; repeating a
 // promotion returns the same. Errors: "not_found", "conflict ...".
-var promoteScript = eventScript(luaSchedule, `
+var promoteScript = eventScript(luaSchedule, luaConfig, `
 local st = get(KEYS[2], 'state')
 if st == 'promoted' then
   return {get(KEYS[2], 'previous'), get(KEYS[2], 'revoke_at'), get(KEYS[2], 'superseded_unconfirmed')}
@@ -261,7 +273,7 @@ if cur ~= '' and cur ~= ARGV[3] then
   redis.call('ZADD', KEYS[5], revoke_at, ARGV[1] .. '/' .. cur)
 end
 redis.call('HSET', KEYS[3], 'state', 'current', 'promoted_at', ARGV[4])
-redis.call('HDEL', KEYS[3], 'config')
+drop_config(KEYS[17], KEYS[3])
 local stale = {}
 local stale_at = tostring(now + tonumber(ARGV[5]))
 for _, id in ipairs(redis.call('ZRANGE', KEYS[15], 0, -1)) do
@@ -348,7 +360,7 @@ return {cur, revoke_at, superseded}
 // or "", the discarded credential's revoke_at ms or ""}; outcome is
 // "failed", "already" (failed before) or "promoted" (too late to fail:
 // nothing done).
-var failScript = eventScript(luaSchedule, `
+var failScript = eventScript(luaSchedule, luaConfig, `
 local st = get(KEYS[2], 'state')
 if st == 'promoted' then return {'promoted', '', '', ''} end
 if st == 'failed' then
@@ -366,7 +378,7 @@ if cred == '' or get(KEYS[3], 'state') ~= 'pending' then
 elseif unknown and get(KEYS[1], 'deprovisioned_at') == '' then
   kept, cred = cred, ''
   redis.call('HSET', KEYS[3], 'state', 'unconfirmed', 'unconfirmed_at', ARGV[3])
-  redis.call('HDEL', KEYS[3], 'config')
+  drop_config(KEYS[14], KEYS[3])
   redis.call('ZADD', KEYS[13], ARGV[3], kept)
 else
   if unknown then
@@ -376,7 +388,7 @@ else
     why = 'push outcome unknown, but the instance is deprovisioned: revoked after the grace'
   end
   redis.call('HSET', KEYS[3], 'state', 'discarded', 'discarded_at', ARGV[3], 'revoke_at', revoke_at)
-  redis.call('HDEL', KEYS[3], 'config')
+  drop_config(KEYS[14], KEYS[3])
   redis.call('ZADD', KEYS[4], revoke_at, ARGV[1] .. '/' .. cred)
 end
 redis.call('HSET', KEYS[2], 'id', ARGV[2], 'instance_id', ARGV[1], 'state', 'failed',
