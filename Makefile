@@ -26,8 +26,11 @@ build:
 
 ## bench: the fleet benchmark: 10,000 rotations on the fake Heroku with time
 ## sped up 60 times and three worker processes; prints one table (about 4 min).
+## Then Redis memory per instance, per waiting revoke and per rotation kept
+## (BenchmarkMemory, about 1 min).
 bench:
 	$(GO) test -run '^$$' -bench BenchmarkFleet -benchtime 1x -timeout 20m ./internal/bench/
+	$(GO) test -run '^$$' -bench BenchmarkMemory -benchtime 1x -timeout 10m ./internal/store/
 
 ## fuzz: run every Fuzz function of the module for FUZZTIME each (CI uses a
 ## few seconds). Packages and targets are found, not listed, so a new fuzz

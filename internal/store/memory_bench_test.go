@@ -66,6 +66,7 @@ func runMemory(b *testing.B) {
 	fleet(b, ids, func(id string) error { return registerForMemory(ctx, st, id) })
 	registered := m.measure(ctx, b)
 
+	callsBefore := commandCalls(ctx, b, r.Client)
 	for k := range 10 {
 		fleet(b, ids, func(id string) error {
 			prev, err := rotateForMemory(ctx, st, id, k)
@@ -78,6 +79,7 @@ func runMemory(b *testing.B) {
 		now = now.Add(90 * 24 * time.Hour)
 		clock.Unlock()
 	}
+	calls := commandCalls(ctx, b, r.Client) - callsBefore
 	rotated := m.measure(ctx, b)
 
 	client := asynq.NewClientFromRedisClient(r.Client)
@@ -107,12 +109,34 @@ func runMemory(b *testing.B) {
 	wait := waiting.minus(rotated)
 	fmt.Printf("  per waiting revoke (asynq task included): %6.0f B  [%6.0f]\n",
 		float64(wait.perInstance+wait.expiring+wait.asynq)/n, float64(waiting.used-rotated.used)/n)
+	fmt.Printf("  Redis commands per rotation and its revocation (store only, Lua inner calls included): %.1f\n",
+		float64(calls)/n/10)
 	fmt.Printf("  by kind, at rest with history, then waiting:\n")
 	for _, kind := range sortedKinds(waiting.byKind) {
 		fmt.Printf("    %-40s %8.1f B/instance  %8.1f\n", kind, float64(rotated.byKind[kind])/n, float64(waiting.byKind[kind])/n)
 	}
 	b.ReportMetric(perInstance(rotated.minus(base)), "B/instance")
 	b.ReportMetric(float64(wait.perInstance+wait.expiring+wait.asynq)/n, "B/revoke")
+}
+
+// commandCalls is how many commands Redis ran, scripts' inner calls
+// included (INFO commandstats).
+func commandCalls(ctx context.Context, b *testing.B, rdb *redis.Client) int64 {
+	b.Helper()
+	info, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total int64
+	for _, line := range strings.Split(info, "\n") {
+		if _, rest, ok := strings.Cut(line, ":calls="); ok && strings.HasPrefix(line, "cmdstat_") &&
+			!strings.HasPrefix(line, "cmdstat_info:") {
+			var n int64
+			fmt.Sscanf(rest, "%d", &n)
+			total += n
+		}
+	}
+	return total
 }
 
 // fleet runs fn for every id on a few goroutines and fails on the first error.

@@ -134,12 +134,12 @@ return 'ok'
 // Errors: "not_found", "deprovisioned".
 var claimScript = eventScript(luaLimits, `
 local function reply(status, rot, rkey)
-  local st = get(rkey, 'state')
-  if ARGV[12] == '1' then return {status, rot, st} end
-  local prev, at = get(rkey, 'previous'), get(rkey, 'revoke_at')
-  if st == 'failed' then prev, at = get(rkey, 'discarded'), get(rkey, 'finished_at') end
-  return {status, rot, st, get(rkey, 'credential_id'), prev, at, redis.call('HGETALL', KEYS[1]),
-    get(rkey, 'push_attempted_at')}
+  if ARGV[12] == '1' then return {status, rot, get(rkey, 'state')} end
+  local r = redis.call('HMGET', rkey, 'state', 'previous', 'revoke_at', 'discarded', 'finished_at',
+    'credential_id', 'push_attempted_at')
+  local st, prev, at = r[1] or '', r[2] or '', r[3] or ''
+  if st == 'failed' then prev, at = r[4] or '', r[5] or '' end
+  return {status, rot, st, r[6] or '', prev, at, redis.call('HGETALL', KEYS[1]), r[7] or ''}
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   local st = get(KEYS[2], 'state')
@@ -252,23 +252,25 @@ return 'saved'
 // unconfirmed credentials as "revoke_at ms,id,id..." or ""}; repeating a
 // promotion returns the same. Errors: "not_found", "conflict ...".
 var promoteScript = eventScript(luaSchedule, luaConfig, `
-local st = get(KEYS[2], 'state')
+local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id')
+local st, batch = rot[1] or '', rot[3] or ''
 if st == 'promoted' then
   return {get(KEYS[2], 'previous'), get(KEYS[2], 'revoke_at'), get(KEYS[2], 'superseded_unconfirmed')}
 end
 if st == '' then return redis.error_reply('not_found') end
-if st ~= 'minted' or get(KEYS[2], 'credential_id') ~= ARGV[3] then
+if st ~= 'minted' or (rot[2] or '') ~= ARGV[3] then
   return redis.error_reply('conflict rotation is ' .. st)
 end
 local now = tonumber(ARGV[4])
-local cur = get(KEYS[1], 'current')
+local inst = redis.call('HMGET', KEYS[1], 'current', 'inflight', 'quarantined_at', 'deprovisioned_at', 'sched_opt_out')
+local cur = inst[1] or ''
 local revoke_at = ''
 emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'pushed', ARGV[2], ARGV[3], ARGV[9], ARGV[4])
 if cur ~= '' and cur ~= ARGV[3] then
   revoke_at = tostring(now + tonumber(ARGV[5]))
   local ckey = KEYS[8] .. cur
   redis.call('HSET', ckey, 'id', cur, 'instance_id', ARGV[1], 'state', 'previous',
-    'superseded_at', ARGV[4], 'revoke_at', revoke_at, 'superseded_in_batch', get(KEYS[2], 'batch_id'))
+    'superseded_at', ARGV[4], 'revoke_at', revoke_at, 'superseded_in_batch', batch)
   redis.call('ZADD', KEYS[4], revoke_at, cur)
   redis.call('ZADD', KEYS[5], revoke_at, ARGV[1] .. '/' .. cur)
 end
@@ -296,15 +298,16 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[15], 0, -1)) do
   end
 end
 redis.call('HSET', KEYS[1], 'current', ARGV[3], 'current_since', ARGV[4], 'last_rotated_at', ARGV[4])
-if get(KEYS[1], 'inflight') == ARGV[2] then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
+local gone = {'last_error', 'last_error_at', 'last_error_code', 'fail_streak', 'quarantined_at', 'quarantine_reason'}
+if (inst[2] or '') == ARGV[2] then gone[#gone + 1], gone[#gone + 2] = 'inflight', 'inflight_at' end
+redis.call('HDEL', KEYS[1], unpack(gone))
 redis.call('ZREM', KEYS[9], ARGV[1] .. '/' .. ARGV[2])
-redis.call('HDEL', KEYS[1], 'last_error', 'last_error_at', 'last_error_code')
 redis.call('ZREM', KEYS[14], ARGV[1])
-local was_quarantined = get(KEYS[1], 'quarantined_at') ~= ''
-redis.call('HDEL', KEYS[1], 'fail_streak', 'quarantined_at', 'quarantine_reason')
-redis.call('ZREM', KEYS[13], ARGV[1])
+local was_quarantined = (inst[3] or '') ~= ''
+if was_quarantined then redis.call('ZREM', KEYS[13], ARGV[1]) end
 local p = sched_period(KEYS[12], ARGV[11])
-if p > 0 and schedulable(KEYS[1]) then
+-- schedulable(KEYS[1]) from the fields read above: the quarantine just ended.
+if p > 0 and (inst[4] or '') == '' and inst[5] ~= '1' then
   redis.call('ZADD', KEYS[11], score(next_slot(tonumber(ARGV[10]), p, now + math.floor(p / 2))), ARGV[1])
 end
 local superseded = ''
@@ -312,7 +315,7 @@ if #stale > 0 then superseded = stale_at .. ',' .. table.concat(stale, ',') end
 redis.call('HSET', KEYS[2], 'state', 'promoted', 'finished_at', ARGV[4], 'previous', cur, 'revoke_at', revoke_at,
   'superseded_unconfirmed', superseded)
 redis.call('EXPIRE', KEYS[2], ARGV[8])
-bump(KEYS[10], get(KEYS[2], 'batch_id'), 'succeeded')
+bump(KEYS[10], batch, 'succeeded')
 emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'promoted', ARGV[2], ARGV[3], '', ARGV[4])
 if revoke_at ~= '' then
   emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'revoke_scheduled', ARGV[2], cur, revoke_at, ARGV[4])
@@ -442,23 +445,29 @@ return {'failed', cred, kept, revoke_at}
 // Returns "revoked" or "already". Errors: "not_found", "conflict ..." when
 // the credential is pending or current (it must never be revoked: I1).
 var markRevokedScript = eventScript(`
-local st = get(KEYS[1], 'state')
+local c = redis.call('HMGET', KEYS[1], 'state', 'revoked_at', 'superseded_in_batch', 'rotation_id', 'dead_at')
+local st = c[1] or ''
 if st == '' then return redis.error_reply('not_found') end
-if st == 'revoked' or get(KEYS[1], 'revoked_at') ~= '' then return 'already' end
+if st == 'revoked' or (c[2] or '') ~= '' then return 'already' end
 if st ~= 'previous' and st ~= 'discarded' then
   return redis.error_reply('conflict credential is ' .. st)
 end
 if st == 'previous' then
-  redis.call('HSET', KEYS[1], 'state', 'revoked')
-  bump(KEYS[6], get(KEYS[1], 'superseded_in_batch'), 'revoked')
+  redis.call('HSET', KEYS[1], 'state', 'revoked', 'revoked_at', ARGV[3])
+  bump(KEYS[6], c[3] or '', 'revoked')
+else
+  redis.call('HSET', KEYS[1], 'revoked_at', ARGV[3])
 end
-redis.call('HSET', KEYS[1], 'revoked_at', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[1] .. '/' .. ARGV[2])
-redis.call('ZREM', KEYS[7], ARGV[1] .. '/' .. ARGV[2])
-redis.call('HDEL', KEYS[1], 'dead_at', 'dead_reason')
-emit(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[1], 'revoked', get(KEYS[1], 'rotation_id'), ARGV[2], st, ARGV[3])
+-- Only a dead-lettered revocation (deadScript set dead_at) is in the
+-- dead-letter set.
+if (c[5] or '') ~= '' then
+  redis.call('ZREM', KEYS[7], ARGV[1] .. '/' .. ARGV[2])
+  redis.call('HDEL', KEYS[1], 'dead_at', 'dead_reason')
+end
+emit(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[1], 'revoked', c[4] or '', ARGV[2], st, ARGV[3])
 return 'revoked'
 `)
 
