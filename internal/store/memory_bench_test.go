@@ -35,8 +35,10 @@ const memoryInstances = 2000
 //     superseded credential revoked;
 //   - per rotation's finished records (the rotation hash and the revoked
 //     credential hash), which expire after the rotation ttl;
-//   - per waiting revoke: the previous credential's records, its indexes
-//     and the real asynq revoke task the handlers schedule.
+//   - per waiting revoke: what goes when the revocation is done (its
+//     index entries, the previous credential's record less the revoked
+//     one's, and the real asynq revoke task the handlers schedule);
+//   - per rotation, all it adds while its revoke waits.
 //
 // Figures are MEMORY USAGE (SAMPLES 0) summed over the keys of each kind,
 // and the server's used_memory delta, divided by the instance count.
@@ -97,6 +99,20 @@ func runMemory(b *testing.B) {
 	})
 	waiting := m.measure(ctx, b)
 
+	// The same revocations done: what stays is the revoked credential's
+	// record until it expires; what went is what the waiting cost.
+	fleet(b, ids, func(id string) error {
+		prev, err := st.Previous(ctx, id)
+		if err != nil || len(prev) != 1 {
+			return fmt.Errorf("previous credentials %v: %w", prev, err)
+		}
+		return st.MarkRevoked(ctx, id, prev[0].CredentialID)
+	})
+	if _, err := asynq.NewInspectorFromRedisClient(r.Client).DeleteAllScheduledTasks(tasks.QueueRevoke); err != nil {
+		b.Fatal(err)
+	}
+	revoked := m.measure(ctx, b)
+
 	n := float64(memoryInstances)
 	perInstance := func(s memorySample) float64 { return float64(s.perInstance) / n }
 	expiring := func(s memorySample) float64 { return float64(s.expiring) / n }
@@ -106,9 +122,11 @@ func runMemory(b *testing.B) {
 	fmt.Printf("  at rest with 10 rotations of history: %6.0f B/instance  [%6.0f]\n", perInstance(rotated.minus(base)),
 		float64(rotated.used-base.used-(rotated.expiring-base.expiring))/n)
 	fmt.Printf("  finished records per rotation, until they expire: %6.0f B\n", expiring(rotated.minus(registered))/10)
-	wait := waiting.minus(rotated)
+	wait := waiting.minus(revoked)
 	fmt.Printf("  per waiting revoke (asynq task included): %6.0f B  [%6.0f]\n",
-		float64(wait.perInstance+wait.expiring+wait.asynq)/n, float64(waiting.used-rotated.used)/n)
+		float64(wait.perInstance+wait.expiring+wait.asynq)/n, float64(waiting.used-revoked.used)/n)
+	fmt.Printf("  per rotation, everything it adds until its revocation (history, records, task): %6.0f B\n",
+		float64(waiting.perInstance+waiting.expiring+waiting.asynq-rotated.perInstance-rotated.expiring-rotated.asynq)/n)
 	fmt.Printf("  Redis commands per rotation and its revocation (store only, Lua inner calls included): %.1f\n",
 		float64(calls)/n/10)
 	fmt.Printf("  by kind, at rest with history, then waiting:\n")
