@@ -28,9 +28,11 @@ build:
 ## sped up 60 times and three worker processes (about 4 min), then the
 ## real-time waves: 300 rotations at Heroku's real rate, clean, with 5% of
 ## pushes answered 503 under a CPU hog, and with a worker SIGKILLed (about
-## 16 min); each prints one table.
+## 16 min), then Redis memory per instance, per waiting revoke and per
+## rotation kept (BenchmarkMemory, about 1 min); each prints one table.
 bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkFleet|BenchmarkRealtimeWave' -benchtime 1x -timeout 45m ./internal/bench/
+	$(GO) test -run '^$$' -bench BenchmarkMemory -benchtime 1x -timeout 10m ./internal/store/
 
 ## fuzz: run every Fuzz function of the module for FUZZTIME each (CI uses a
 ## few seconds). Packages and targets are found, not listed, so a new fuzz

@@ -66,7 +66,7 @@ type claimKeys struct {
 	instance          string // KEYS[1] -> rekey:instance:<instance id>
 	rotation          string // KEYS[2] -> rekey:rotation:<rotation id>
 	previous          string // KEYS[3] -> rekey:previous:<instance id>
-	instanceEvents    string // KEYS[4] -> rekey:events:<instance id>
+	instanceEvents    string // KEYS[4] -> rekey:history:<instance id>
 	events            string // KEYS[5] -> rekey:events
 	rotationPrefix    string // KEYS[6] -> rekey:rotation: (the script appends the in-flight rotation's id)
 	inflight          string // KEYS[7] -> rekey:inflight
@@ -76,7 +76,7 @@ type claimKeys struct {
 
 func newClaimKeys(instanceID, rotationID string) claimKeys {
 	return claimKeys{instance: instanceKey(instanceID), rotation: rotationKey(rotationID),
-		previous: previousKey(instanceID), instanceEvents: instanceEventsKey(instanceID), events: eventsKey(),
+		previous: previousKey(instanceID), instanceEvents: historyKey(instanceID), events: eventsKey(),
 		rotationPrefix: rotationKey(""), inflight: inflightKey(), batchPrefix: batchKey(""),
 		customerRotations: customerRotationsKey(instanceID)}
 }

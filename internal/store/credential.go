@@ -55,7 +55,7 @@ type markRevokedKeys struct {
 	credential     string // KEYS[1] -> rekey:cred:<instance id>:<credential id>
 	previous       string // KEYS[2] -> rekey:previous:<instance id>
 	revokeDue      string // KEYS[3] -> rekey:revoke_due
-	instanceEvents string // KEYS[4] -> rekey:events:<instance id>
+	instanceEvents string // KEYS[4] -> rekey:history:<instance id>
 	events         string // KEYS[5] -> rekey:events
 	batchPrefix    string // KEYS[6] -> rekey:batch: (the script appends the superseding batch's id)
 	dead           string // KEYS[7] -> rekey:revoke_dead
@@ -63,7 +63,7 @@ type markRevokedKeys struct {
 
 func newMarkRevokedKeys(instanceID, credID string) markRevokedKeys {
 	return markRevokedKeys{credential: credentialKey(instanceID, credID), previous: previousKey(instanceID),
-		revokeDue: revokeDueKey(), instanceEvents: instanceEventsKey(instanceID), events: eventsKey(),
+		revokeDue: revokeDueKey(), instanceEvents: historyKey(instanceID), events: eventsKey(),
 		batchPrefix: batchKey(""), dead: deadKey()}
 }
 
@@ -132,13 +132,13 @@ type expediteKeys struct {
 	credential     string // KEYS[1] -> rekey:cred:<instance id>:<credential id>
 	previous       string // KEYS[2] -> rekey:previous:<instance id>
 	revokeDue      string // KEYS[3] -> rekey:revoke_due
-	instanceEvents string // KEYS[4] -> rekey:events:<instance id>
+	instanceEvents string // KEYS[4] -> rekey:history:<instance id>
 	events         string // KEYS[5] -> rekey:events
 }
 
 func newExpediteKeys(instanceID, credID string) expediteKeys {
 	return expediteKeys{credential: credentialKey(instanceID, credID), previous: previousKey(instanceID),
-		revokeDue: revokeDueKey(), instanceEvents: instanceEventsKey(instanceID), events: eventsKey()}
+		revokeDue: revokeDueKey(), instanceEvents: historyKey(instanceID), events: eventsKey()}
 }
 
 func (k expediteKeys) list() []string {

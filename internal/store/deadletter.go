@@ -54,7 +54,7 @@ type deadKeys struct {
 	from           string // KEYS[1] -> rekey:revoke_due (deadScript), rekey:revoke_dead (retryDeadScript)
 	to             string // KEYS[2] -> rekey:revoke_dead (deadScript), rekey:revoke_due (retryDeadScript)
 	credential     string // KEYS[3] -> rekey:cred:<instance id>:<credential id>
-	instanceEvents string // KEYS[4] -> rekey:events:<instance id>
+	instanceEvents string // KEYS[4] -> rekey:history:<instance id>
 	events         string // KEYS[5] -> rekey:events
 }
 
@@ -62,7 +62,7 @@ type deadKeys struct {
 // dead-letter zset.
 func newDeadKeys(instanceID, credID string) deadKeys {
 	return deadKeys{from: revokeDueKey(), to: deadKey(), credential: credentialKey(instanceID, credID),
-		instanceEvents: instanceEventsKey(instanceID), events: eventsKey()}
+		instanceEvents: historyKey(instanceID), events: eventsKey()}
 }
 
 // back returns retryDeadScript's keys: the same, the other way round.
@@ -79,7 +79,7 @@ func (k deadKeys) list() []string {
 // cap, fleet event cap.
 // Returns "dead", or "gone" when the entry is no longer due (revoked or
 // moved meanwhile).
-var deadScript = redis.NewScript(luaEmit + `
+var deadScript = eventScript(`
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 'gone' end
 redis.call('ZREM', KEYS[1], ARGV[1])
 if get(KEYS[3], 'revoked_at') ~= '' then return 'gone' end
@@ -113,7 +113,7 @@ func (s *Store) SetRevocationDead(ctx context.Context, r Revocation, reason stri
 // fleet event cap, who asked.
 // Returns the revoke time in ms, or "" when the entry is not dead (or its
 // credential was revoked meanwhile).
-var retryDeadScript = redis.NewScript(luaEmit + `
+var retryDeadScript = eventScript(`
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return '' end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[3], 'dead_at', 'dead_reason')

@@ -67,7 +67,7 @@ func (s *Store) Defer(ctx context.Context, d Due, to, now time.Time, why string)
 }
 
 func (s *Store) moveDue(ctx context.Context, d Due, to, now time.Time, event, detail string) (bool, error) {
-	keys := moveDueKeys{due: dueKey(), instanceEvents: instanceEventsKey(d.InstanceID), events: eventsKey()}
+	keys := moveDueKeys{due: dueKey(), instanceEvents: historyKey(d.InstanceID), events: eventsKey()}
 	args := []any{d.InstanceID, ms(d.At), ms(to), ms(now), s.eventsPerInstance, s.eventsGlobal, event, detail}
 	n, err := moveDueScript.Run(ctx, s.rdb, keys.list(), args...).Int()
 	if err != nil {
@@ -79,7 +79,7 @@ func (s *Store) moveDue(ctx context.Context, d Due, to, now time.Time, event, de
 // moveDueKeys are the KEYS of moveDueScript, one field per key, in order.
 type moveDueKeys struct {
 	due            string // KEYS[1] -> rekey:due
-	instanceEvents string // KEYS[2] -> rekey:events:<instance id>
+	instanceEvents string // KEYS[2] -> rekey:history:<instance id>
 	events         string // KEYS[3] -> rekey:events
 }
 
@@ -89,7 +89,7 @@ func (k moveDueKeys) list() []string { return []string{k.due, k.instanceEvents, 
 // about to be enqueued: the instance counts in ScheduledBacklog until the
 // rotation finishes, and a "scheduled" audit event is written.
 func (s *Store) NoteScheduled(ctx context.Context, d Due, rotationID string, now time.Time) error {
-	keys := noteScheduledKeys{scheduled: scheduledKey(), instanceEvents: instanceEventsKey(d.InstanceID), events: eventsKey()}
+	keys := noteScheduledKeys{scheduled: scheduledKey(), instanceEvents: historyKey(d.InstanceID), events: eventsKey()}
 	args := []any{d.InstanceID, rotationID, ms(now), s.eventsPerInstance, s.eventsGlobal,
 		"due " + d.At.UTC().Format(time.RFC3339)}
 	return scriptError("note scheduled", noteScheduledScript.Run(ctx, s.rdb, keys.list(), args...).Err())
@@ -99,7 +99,7 @@ func (s *Store) NoteScheduled(ctx context.Context, d Due, rotationID string, now
 // in order.
 type noteScheduledKeys struct {
 	scheduled      string // KEYS[1] -> rekey:scheduled
-	instanceEvents string // KEYS[2] -> rekey:events:<instance id>
+	instanceEvents string // KEYS[2] -> rekey:history:<instance id>
 	events         string // KEYS[3] -> rekey:events
 }
 

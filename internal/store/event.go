@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -27,39 +28,145 @@ func (s *Store) AddEvent(ctx context.Context, e Event) error {
 	if e.At.IsZero() {
 		e.At = s.now()
 	}
-	fields := []any{"type", e.Type, "instance_id", e.InstanceID, "rotation_id", e.RotationID,
-		"credential_id", e.CredentialID, "detail", e.Detail, "at", ms(e.At)}
-	pipe := s.rdb.Pipeline()
-	pipe.XAdd(ctx, &redis.XAddArgs{Stream: instanceEventsKey(e.InstanceID), MaxLen: s.eventsPerInstance, Approx: true, Values: fields})
-	pipe.XAdd(ctx, &redis.XAddArgs{Stream: eventsKey(), MaxLen: s.eventsGlobal, Approx: true, Values: fields})
-	if _, err := pipe.Exec(ctx); err != nil {
+	keys := addEventKeys{history: historyKey(e.InstanceID), events: eventsKey()}
+	args := []any{e.InstanceID, e.Type, e.RotationID, e.CredentialID, e.Detail, ms(e.At), s.eventsPerInstance, s.eventsGlobal}
+	if err := addEventScript.Run(ctx, s.rdb, keys.list(), args...).Err(); err != nil {
 		return fmt.Errorf("add event: %w", err)
 	}
 	return nil
 }
 
+// addEventKeys are the KEYS of addEventScript, one field per key, in order.
+type addEventKeys struct {
+	history string // KEYS[1] -> rekey:history:<instance id>
+	events  string // KEYS[2] -> rekey:events
+}
+
+func (k addEventKeys) list() []string { return []string{k.history, k.events} }
+
+// addEventScript records one event.
+//
+// KEYS: addEventKeys. ARGV: instance id, type, rotation id, credential id,
+// detail, at ms, instance event cap, fleet event cap. Returns "ok".
+var addEventScript = eventScript(`
+emit(KEYS[1], KEYS[2], ARGV[7], ARGV[8], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+return 'ok'
+`)
+
 // Events returns up to n of an instance's most recent events, newest first.
+// An instance whose events are still in the stream of an earlier version
+// (legacyEventsKey) has them read from there too, and moved into its
+// history list (migrateHistory), so the next read finds them there.
 func (s *Store) Events(ctx context.Context, instanceID string, n int64) ([]Event, error) {
-	return s.events(ctx, instanceEventsKey(instanceID), n)
+	pipe := s.rdb.Pipeline()
+	entries := pipe.LRange(ctx, historyKey(instanceID), 0, n-1)
+	legacy := pipe.XRevRange(ctx, legacyEventsKey(instanceID), "+", "-")
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	var out []Event
+	for _, entry := range entries.Val() {
+		out = appendNewestFirst(out, decodeHistory(instanceID, entry))
+	}
+	if old := legacy.Val(); len(old) > 0 {
+		for _, m := range old {
+			out = append(out, streamEvents(m)...)
+		}
+		if err := s.migrateHistory(ctx, instanceID, old); err != nil {
+			return nil, err
+		}
+	}
+	if int64(len(out)) > n {
+		out = out[:n]
+	}
+	return out, nil
+}
+
+// appendNewestFirst appends events, given in the order they happened, to
+// out newest first.
+func appendNewestFirst(out, events []Event) []Event {
+	for i := len(events) - 1; i >= 0; i-- {
+		out = append(out, events[i])
+	}
+	return out
 }
 
 // FleetEvents returns up to n of the fleet's most recent events, newest first.
 func (s *Store) FleetEvents(ctx context.Context, n int64) ([]Event, error) {
-	return s.events(ctx, eventsKey(), n)
-}
-
-func (s *Store) events(ctx context.Context, key string, n int64) ([]Event, error) {
-	msgs, err := s.rdb.XRevRangeN(ctx, key, "+", "-", n).Result()
+	msgs, err := s.rdb.XRevRangeN(ctx, eventsKey(), "+", "-", n).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
-	out := make([]Event, len(msgs))
-	for i, m := range msgs {
-		str := func(k string) string { v, _ := m.Values[k].(string); return v }
-		at, _ := strconv.ParseInt(str("at"), 10, 64)
-		out[i] = Event{ID: m.ID, Type: str("type"), InstanceID: str("instance_id"),
-			RotationID: str("rotation_id"), CredentialID: str("credential_id"), Detail: str("detail"),
-			At: time.UnixMilli(at).UTC()}
+	var out []Event
+	for _, m := range msgs {
+		out = append(out, streamEvents(m)...)
+		if int64(len(out)) >= n {
+			return out[:n], nil
+		}
 	}
 	return out, nil
 }
+
+// streamEvents returns the events of one stream entry, newest first: an
+// entry of the fleet stream (history layout), or one event of either
+// stream as versions before the history list wrote it.
+func streamEvents(m redis.XMessage) []Event {
+	str := func(k string) string { v, _ := m.Values[k].(string); return v }
+	if entry := str("e"); entry != "" {
+		events := decodeHistory(str("i"), entry)
+		for i := range events {
+			events[i].ID = m.ID + "/" + strconv.Itoa(i)
+		}
+		return appendNewestFirst(nil, events)
+	}
+	at, _ := strconv.ParseInt(str("at"), 10, 64)
+	return []Event{{ID: m.ID, Type: str("type"), InstanceID: str("instance_id"), RotationID: str("rotation_id"),
+		CredentialID: str("credential_id"), Detail: str("detail"), At: fromMSInt(at)}}
+}
+
+// migrateHistory moves the events of an instance's legacy stream, old
+// (newest first, as read), to the end of its history list, one entry per
+// event, and deletes the stream. It does nothing when the stream changed
+// since it was read (a process of an earlier version still writing it):
+// the next read tries again.
+func (s *Store) migrateHistory(ctx context.Context, instanceID string, old []redis.XMessage) error {
+	args := []any{len(old), s.eventsPerInstance}
+	for _, m := range old {
+		for _, e := range streamEvents(m) {
+			args = append(args, encodeHistory(e))
+		}
+	}
+	keys := migrateHistoryKeys{legacy: legacyEventsKey(instanceID), history: historyKey(instanceID)}
+	if err := migrateHistoryScript.Run(ctx, s.rdb, keys.list(), args...).Err(); err != nil {
+		return fmt.Errorf("move events of %s: %w", instanceID, err)
+	}
+	return nil
+}
+
+// migrateHistoryKeys are the KEYS of migrateHistoryScript, one field per
+// key, in order.
+type migrateHistoryKeys struct {
+	legacy  string // KEYS[1] -> rekey:history:<instance id> (a STREAM)
+	history string // KEYS[2] -> rekey:history:<instance id>
+}
+
+func (k migrateHistoryKeys) list() []string { return []string{k.legacy, k.history} }
+
+// migrateHistoryScript appends a legacy stream's events to the history
+// list and deletes the stream, keeping the list within its cap and the
+// stream's expiry (a retiring instance's) on the list.
+//
+// KEYS: migrateHistoryKeys. ARGV: the stream's length as read, the cap,
+// then the entries, newest first. Returns "moved" or "changed" (the stream
+// is not as read: nothing done).
+var migrateHistoryScript = redis.NewScript(`
+if redis.call('XLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 'changed' end
+local ttl = redis.call('PTTL', KEYS[1])
+for i = 3, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+redis.call('DEL', KEYS[1])
+return 'moved'
+`)
+
+func fromMSInt(n int64) time.Time { return time.UnixMilli(n).UTC() }

@@ -151,23 +151,25 @@ type putInstanceKeys struct {
 	instance         string // KEYS[1] -> rekey:instance:<id>
 	instances        string // KEYS[2] -> rekey:instances
 	current          string // KEYS[3] -> rekey:cred:<id>:<current credential id> (ARGV[7])
-	instanceEvents   string // KEYS[4] -> rekey:events:<id>
+	instanceEvents   string // KEYS[4] -> rekey:history:<id>
 	events           string // KEYS[5] -> rekey:events
 	due              string // KEYS[6] -> rekey:due
 	schedule         string // KEYS[7] -> rekey:schedule
 	credentialPrefix string // KEYS[8] -> rekey:cred:<id>: (the script appends credential ids)
 	retiring         string // KEYS[9] -> rekey:retiring
+	legacyEvents     string // KEYS[10] -> rekey:events:<id> (the stream of earlier versions)
 }
 
 func newPutInstanceKeys(id, currentCredID string) putInstanceKeys {
 	return putInstanceKeys{instance: instanceKey(id), instances: instancesKey(),
-		current: credentialKey(id, currentCredID), instanceEvents: instanceEventsKey(id), events: eventsKey(),
-		due: dueKey(), schedule: scheduleKey(), credentialPrefix: credentialKey(id, ""), retiring: retiringKey()}
+		current: credentialKey(id, currentCredID), instanceEvents: historyKey(id), events: eventsKey(),
+		due: dueKey(), schedule: scheduleKey(), credentialPrefix: credentialKey(id, ""), retiring: retiringKey(),
+		legacyEvents: legacyEventsKey(id)}
 }
 
 func (k putInstanceKeys) list() []string {
 	return []string{k.instance, k.instances, k.current, k.instanceEvents, k.events, k.due, k.schedule,
-		k.credentialPrefix, k.retiring}
+		k.credentialPrefix, k.retiring, k.legacyEvents}
 }
 
 // putInstanceArgs returns the KEYS and ARGV of putInstanceScript for r.
@@ -215,7 +217,7 @@ func (s *Store) DeprovisionWithGrace(ctx context.Context, id string, grace, priv
 type deprovisionKeys struct {
 	instance       string // KEYS[1] -> rekey:instance:<id>
 	instances      string // KEYS[2] -> rekey:instances
-	instanceEvents string // KEYS[3] -> rekey:events:<id>
+	instanceEvents string // KEYS[3] -> rekey:history:<id>
 	events         string // KEYS[4] -> rekey:events
 	due            string // KEYS[5] -> rekey:due
 	quarantined    string // KEYS[6] -> rekey:quarantined
@@ -227,7 +229,7 @@ type deprovisionKeys struct {
 }
 
 func newDeprovisionKeys(id string) deprovisionKeys {
-	return deprovisionKeys{instance: instanceKey(id), instances: instancesKey(), instanceEvents: instanceEventsKey(id),
+	return deprovisionKeys{instance: instanceKey(id), instances: instancesKey(), instanceEvents: historyKey(id),
 		events: eventsKey(), due: dueKey(), quarantined: quarantinedKey(), scheduled: scheduledKey(),
 		retiring: retiringKey(), unconfirmed: unconfirmedKey(id), revokeDue: revokeDueKey(),
 		credPrefix: credentialKey(id, "")}

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Quarantine sets an instance aside with a reason people can read: out of
@@ -28,13 +26,13 @@ type quarantineKeys struct {
 	instance       string // KEYS[1] -> rekey:instance:<id>
 	due            string // KEYS[2] -> rekey:due
 	quarantined    string // KEYS[3] -> rekey:quarantined
-	instanceEvents string // KEYS[4] -> rekey:events:<id>
+	instanceEvents string // KEYS[4] -> rekey:history:<id>
 	events         string // KEYS[5] -> rekey:events
 }
 
 func newQuarantineKeys(id string) quarantineKeys {
 	return quarantineKeys{instance: instanceKey(id), due: dueKey(), quarantined: quarantinedKey(),
-		instanceEvents: instanceEventsKey(id), events: eventsKey()}
+		instanceEvents: historyKey(id), events: eventsKey()}
 }
 
 func (k quarantineKeys) list() []string {
@@ -46,7 +44,7 @@ func (k quarantineKeys) list() []string {
 // KEYS: quarantineKeys, one field per key, in order.
 // ARGV: instance id, now ms, reason, instance event cap, fleet event cap.
 // Returns "quarantined", "already" or "deprovisioned". Error: "not_found".
-var quarantineScript = redis.NewScript(luaEmit + `
+var quarantineScript = eventScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'deprovisioned_at') ~= '' then return 'deprovisioned' end
 if get(KEYS[1], 'quarantined_at') ~= '' then return 'already' end

@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/rekeyhq/rekey/internal/heroku"
 )
 
@@ -31,7 +29,7 @@ var ErrTokenRequired = errors.New("a v3 instance needs oauth tokens")
 // "no tokens in this request".
 // Returns what putInstanceScript returns; error "token_required" when a
 // token is required and missing, or putInstanceScript's errors.
-var registerScript = redis.NewScript(luaEmit + luaSchedule + luaRetention + `
+var registerScript = eventScript(luaSchedule, luaRetention, `
 local n = #ARGV
 local need, access, refresh, expires = ARGV[n-3], ARGV[n-2], ARGV[n-1], ARGV[n]
 if need == '1' and access == '' and refresh == '' then
@@ -40,7 +38,7 @@ if need == '1' and access == '' and refresh == '' then
   if not (live and held) then return redis.error_reply('token_required') end
 end
 local function put_instance()
-` + putInstanceLua + `
+`+putInstanceLua+`
 end
 local res = put_instance()
 if type(res) == 'table' and res.err then return res end

@@ -15,7 +15,8 @@ import (
 // ones (claimScript).
 //
 // An instance's keys are its hash (registration, schedule and token
-// fields), its audit stream and its current credential's hash; its previous
+// fields), its history list (and the audit stream of earlier versions, if
+// it was never read since) and its current credential's hash; its previous
 // zset is gone once empty, its revoked credentials and finished rotations
 // expire on their own.
 
@@ -45,23 +46,24 @@ func retiringKey() string { return keyPrefix + "retiring" }
 // luaRetention holds the Lua functions that set and lift an instance's
 // expiry; putInstanceScript and expireRetiredScript use them.
 //
-// expire_instance(ikey, ekey, cprefix, retiring, id, ttl): every key of the
-// instance expires in ttl seconds, and it leaves the retiring set.
-// keep_instance(ikey, ekey, cprefix, retiring, id): lifts that expiry
+// expire_instance(ikey, ekey, lkey, cprefix, retiring, id, ttl): every key
+// of the instance (its hash, history list, legacy event stream and current
+// credential) expires in ttl seconds, and it leaves the retiring set.
+// keep_instance(ikey, ekey, lkey, cprefix, retiring, id): lifts that expiry
 // (PERSIST) and the retirement, for an instance registered again.
 const luaRetention = `
-local function instance_keys(ikey, ekey, cprefix)
-  local keys = {ikey, ekey}
+local function instance_keys(ikey, ekey, lkey, cprefix)
+  local keys = {ikey, ekey, lkey}
   local cur = redis.call('HGET', ikey, 'current')
   if cur and cur ~= '' then table.insert(keys, cprefix .. cur) end
   return keys
 end
-local function expire_instance(ikey, ekey, cprefix, retiring, id, ttl)
-  for _, k in ipairs(instance_keys(ikey, ekey, cprefix)) do redis.call('EXPIRE', k, ttl) end
+local function expire_instance(ikey, ekey, lkey, cprefix, retiring, id, ttl)
+  for _, k in ipairs(instance_keys(ikey, ekey, lkey, cprefix)) do redis.call('EXPIRE', k, ttl) end
   redis.call('ZREM', retiring, id)
 end
-local function keep_instance(ikey, ekey, cprefix, retiring, id)
-  for _, k in ipairs(instance_keys(ikey, ekey, cprefix)) do redis.call('PERSIST', k) end
+local function keep_instance(ikey, ekey, lkey, cprefix, retiring, id)
+  for _, k in ipairs(instance_keys(ikey, ekey, lkey, cprefix)) do redis.call('PERSIST', k) end
   redis.call('ZREM', retiring, id)
 end
 `
@@ -76,7 +78,7 @@ end
 // credential, or an unconfirmed one: deprovisionScript discards those, but
 // one left over must not lose its record), or "live" (registered again, or
 // gone: it leaves the set).
-var expireRetiredScript = redis.NewScript(luaEmit + luaRetention + `
+var expireRetiredScript = eventScript(luaRetention, `
 if get(KEYS[1], 'deprovisioned_at') == '' then
   redis.call('ZREM', KEYS[4], ARGV[1])
   return 'live'
@@ -86,7 +88,7 @@ if get(KEYS[1], 'inflight') ~= '' or redis.call('ZCARD', KEYS[3]) > 0 or
   return 'waiting'
 end
 emit(KEYS[2], KEYS[6], ARGV[4], ARGV[5], ARGV[1], 'expiring', '', '', ARGV[6], ARGV[2])
-expire_instance(KEYS[1], KEYS[2], KEYS[5], KEYS[4], ARGV[1], ARGV[3])
+expire_instance(KEYS[1], KEYS[2], KEYS[8], KEYS[5], KEYS[4], ARGV[1], ARGV[3])
 return 'expiring'
 `)
 
@@ -126,23 +128,24 @@ func (s *Store) ExpireRetired(ctx context.Context, id string) (bool, error) {
 // in order.
 type expireRetiredKeys struct {
 	instance         string // KEYS[1] -> rekey:instance:<id>
-	instanceEvents   string // KEYS[2] -> rekey:events:<id>
+	instanceEvents   string // KEYS[2] -> rekey:history:<id>
 	previous         string // KEYS[3] -> rekey:previous:<id>
 	retiring         string // KEYS[4] -> rekey:retiring
 	credentialPrefix string // KEYS[5] -> rekey:cred:<id>: (the script appends credential ids)
 	events           string // KEYS[6] -> rekey:events
 	unconfirmed      string // KEYS[7] -> rekey:unconfirmed:<id>
+	legacyEvents     string // KEYS[8] -> rekey:events:<id> (the stream of earlier versions)
 }
 
 func newExpireRetiredKeys(id string) expireRetiredKeys {
-	return expireRetiredKeys{instance: instanceKey(id), instanceEvents: instanceEventsKey(id),
+	return expireRetiredKeys{instance: instanceKey(id), instanceEvents: historyKey(id),
 		previous: previousKey(id), retiring: retiringKey(), credentialPrefix: credentialKey(id, ""),
-		events: eventsKey(), unconfirmed: unconfirmedKey(id)}
+		events: eventsKey(), unconfirmed: unconfirmedKey(id), legacyEvents: legacyEventsKey(id)}
 }
 
 func (k expireRetiredKeys) list() []string {
 	return []string{k.instance, k.instanceEvents, k.previous, k.retiring, k.credentialPrefix, k.events,
-		k.unconfirmed}
+		k.unconfirmed, k.legacyEvents}
 }
 
 // credentialsWait reports whether any credential of the instance is in the

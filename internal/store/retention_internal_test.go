@@ -31,15 +31,16 @@ func TestKeepInstanceLiftsTheExpiry(t *testing.T) {
 	if ok, err := s.ExpireRetired(ctx, "inst-k"); !ok || err != nil {
 		t.Fatalf("ExpireRetired = %v, %v", ok, err)
 	}
-	keys := []string{instanceKey("inst-k"), instanceEventsKey("inst-k"), credentialKey("inst-k", "cred-0")}
+	keys := []string{instanceKey("inst-k"), historyKey("inst-k"), credentialKey("inst-k", "cred-0")}
 	for _, k := range keys {
 		if d := r.Client.TTL(ctx, k).Val(); d <= 0 {
 			t.Fatalf("%s has no expiry after ExpireRetired (%s)", k, d)
 		}
 	}
 	r.Client.ZAdd(ctx, retiringKey(), redis.Z{Score: float64(ms(time.Now())), Member: "inst-k"})
-	keep := redis.NewScript(luaRetention + `keep_instance(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1]) return 'ok'`)
-	if err := keep.Run(ctx, r.Client, []string{keys[0], keys[1], credentialKey("inst-k", ""), retiringKey()}, "inst-k").Err(); err != nil {
+	keep := redis.NewScript(luaRetention + `keep_instance(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1]) return 'ok'`)
+	keepKeys := []string{keys[0], keys[1], legacyEventsKey("inst-k"), credentialKey("inst-k", ""), retiringKey()}
+	if err := keep.Run(ctx, r.Client, keepKeys, "inst-k").Err(); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range keys {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -133,7 +134,8 @@ func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID 
 		return err
 	}
 	keys := newSavePendingKeys(instanceID, rotationID, credID)
-	args := []any{credID, instanceID, rotationID, sealed, ms(s.now()), s.eventsPerInstance, s.eventsGlobal}
+	args := []any{credID, instanceID, rotationID, sealed, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
+		int64(s.finishedTTL.Seconds())}
 	return scriptError("save pending", savePendingScript.Run(ctx, s.rdb, keys.list(), args...).Err())
 }
 
@@ -141,23 +143,39 @@ func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID 
 type savePendingKeys struct {
 	rotation       string // KEYS[1] -> rekey:rotation:<rotation id>
 	credential     string // KEYS[2] -> rekey:cred:<instance id>:<credential id>
-	instanceEvents string // KEYS[3] -> rekey:events:<instance id>
+	instanceEvents string // KEYS[3] -> rekey:history:<instance id>
 	events         string // KEYS[4] -> rekey:events
 	revokeDue      string // KEYS[5] -> rekey:revoke_due
+	config         string // KEYS[6] -> rekey:config:<instance id>:<credential id>
 }
 
 func newSavePendingKeys(instanceID, rotationID, credID string) savePendingKeys {
 	return savePendingKeys{rotation: rotationKey(rotationID), credential: credentialKey(instanceID, credID),
-		instanceEvents: instanceEventsKey(instanceID), events: eventsKey(), revokeDue: revokeDueKey()}
+		instanceEvents: historyKey(instanceID), events: eventsKey(), revokeDue: revokeDueKey(),
+		config: configKey(instanceID, credID)}
 }
 
 func (k savePendingKeys) list() []string {
-	return []string{k.rotation, k.credential, k.instanceEvents, k.events, k.revokeDue}
+	return []string{k.rotation, k.credential, k.instanceEvents, k.events, k.revokeDue, k.config}
 }
 
 // PendingConfig returns the config of a pending credential, opened. It is
 // ErrNotFound once the credential has been promoted or discarded.
 func (s *Store) PendingConfig(ctx context.Context, instanceID, credID string) (map[string]secret.String, error) {
+	sealed, err := s.rdb.HGet(ctx, configKey(instanceID, credID), "config").Result()
+	if errors.Is(err, redis.Nil) {
+		return s.legacyPendingConfig(ctx, instanceID, credID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pending config: %w", err)
+	}
+	return s.openConfig(configAAD(instanceID, credID), credID, sealed)
+}
+
+// legacyPendingConfig reads a pending credential's config where versions
+// before configKey kept it: a field of the credential hash, sealed bound
+// to that hash.
+func (s *Store) legacyPendingConfig(ctx context.Context, instanceID, credID string) (map[string]secret.String, error) {
 	vals, err := s.rdb.HMGet(ctx, credentialKey(instanceID, credID), "state", "config").Result()
 	if err != nil {
 		return nil, fmt.Errorf("pending config: %w", err)
@@ -167,7 +185,7 @@ func (s *Store) PendingConfig(ctx context.Context, instanceID, credID string) (m
 	if state != CredentialPending || sealed == "" {
 		return nil, fmt.Errorf("pending config of %s: %w", credID, ErrNotFound)
 	}
-	return s.openConfig(instanceID, credID, sealed)
+	return s.openConfig(credentialKey(instanceID, credID)+"#config", credID, sealed)
 }
 
 // Promote makes the rotation's pushed credential current, and the current
@@ -223,7 +241,7 @@ type promoteKeys struct {
 	credential       string // KEYS[3] -> rekey:cred:<instance id>:<new credential id>
 	previous         string // KEYS[4] -> rekey:previous:<instance id>
 	revokeDue        string // KEYS[5] -> rekey:revoke_due
-	instanceEvents   string // KEYS[6] -> rekey:events:<instance id>
+	instanceEvents   string // KEYS[6] -> rekey:history:<instance id>
 	events           string // KEYS[7] -> rekey:events
 	credentialPrefix string // KEYS[8] -> rekey:cred:<instance id>: (the script appends credential ids)
 	inflight         string // KEYS[9] -> rekey:inflight
@@ -234,21 +252,22 @@ type promoteKeys struct {
 	scheduled        string // KEYS[14] -> rekey:scheduled
 	unconfirmed      string // KEYS[15] -> rekey:unconfirmed:<instance id>
 	rotationPrefix   string // KEYS[16] -> rekey:rotation: (the script appends an unconfirmed credential's rotation id)
+	config           string // KEYS[17] -> rekey:config:<instance id>:<new credential id>
 }
 
 func newPromoteKeys(instanceID, rotationID, credID string) promoteKeys {
 	return promoteKeys{instance: instanceKey(instanceID), rotation: rotationKey(rotationID),
 		credential: credentialKey(instanceID, credID), previous: previousKey(instanceID),
-		revokeDue: revokeDueKey(), instanceEvents: instanceEventsKey(instanceID), events: eventsKey(),
+		revokeDue: revokeDueKey(), instanceEvents: historyKey(instanceID), events: eventsKey(),
 		credentialPrefix: credentialKey(instanceID, ""), inflight: inflightKey(), batchPrefix: batchKey(""),
 		due: dueKey(), schedule: scheduleKey(), quarantined: quarantinedKey(), scheduled: scheduledKey(),
-		unconfirmed: unconfirmedKey(instanceID), rotationPrefix: rotationKey("")}
+		unconfirmed: unconfirmedKey(instanceID), rotationPrefix: rotationKey(""), config: configKey(instanceID, credID)}
 }
 
 func (k promoteKeys) list() []string {
 	return []string{k.instance, k.rotation, k.credential, k.previous, k.revokeDue, k.instanceEvents,
 		k.events, k.credentialPrefix, k.inflight, k.batchPrefix, k.due, k.schedule, k.quarantined,
-		k.scheduled, k.unconfirmed, k.rotationPrefix}
+		k.scheduled, k.unconfirmed, k.rotationPrefix, k.config}
 }
 
 // Failure says how a rotation failed, for FailRotation.
@@ -327,7 +346,7 @@ type failKeys struct {
 	rotation       string // KEYS[2] -> rekey:rotation:<rotation id>
 	credential     string // KEYS[3] -> rekey:cred:<instance id>:<pending credential id> (any key when none)
 	revokeDue      string // KEYS[4] -> rekey:revoke_due
-	instanceEvents string // KEYS[5] -> rekey:events:<instance id>
+	instanceEvents string // KEYS[5] -> rekey:history:<instance id>
 	events         string // KEYS[6] -> rekey:events
 	inflight       string // KEYS[7] -> rekey:inflight
 	batchPrefix    string // KEYS[8] -> rekey:batch: (the script appends the rotation's batch id)
@@ -336,19 +355,20 @@ type failKeys struct {
 	quarantined    string // KEYS[11] -> rekey:quarantined
 	scheduled      string // KEYS[12] -> rekey:scheduled
 	unconfirmed    string // KEYS[13] -> rekey:unconfirmed:<instance id>
+	config         string // KEYS[14] -> rekey:config:<instance id>:<pending credential id>
 }
 
 func newFailKeys(instanceID, rotationID, credID string) failKeys {
 	return failKeys{instance: instanceKey(instanceID), rotation: rotationKey(rotationID),
 		credential: credentialKey(instanceID, credID), revokeDue: revokeDueKey(),
-		instanceEvents: instanceEventsKey(instanceID), events: eventsKey(), inflight: inflightKey(),
+		instanceEvents: historyKey(instanceID), events: eventsKey(), inflight: inflightKey(),
 		batchPrefix: batchKey(""), due: dueKey(), schedule: scheduleKey(), quarantined: quarantinedKey(),
-		scheduled: scheduledKey(), unconfirmed: unconfirmedKey(instanceID)}
+		scheduled: scheduledKey(), unconfirmed: unconfirmedKey(instanceID), config: configKey(instanceID, credID)}
 }
 
 func (k failKeys) list() []string {
 	return []string{k.instance, k.rotation, k.credential, k.revokeDue, k.instanceEvents, k.events,
-		k.inflight, k.batchPrefix, k.due, k.schedule, k.quarantined, k.scheduled, k.unconfirmed}
+		k.inflight, k.batchPrefix, k.due, k.schedule, k.quarantined, k.scheduled, k.unconfirmed, k.config}
 }
 
 // Fail is FailRotation without proof that Heroku does not hold the
@@ -395,6 +415,22 @@ func (s *Store) Rotation(ctx context.Context, id string) (Rotation, error) {
 		RequestedAt: fromMS(m["requested_at"]), FinishedAt: fromMS(m["finished_at"]), Error: m["error"]}, nil
 }
 
+// configKey is a HASH holding one pending credential's sealed config, in
+// its field "config", apart from the credential's own hash: a value that
+// long would turn that hash, which outlives the config by months, into
+// Redis' larger hashtable encoding for good, and deleting the key frees
+// all of it. The promotion or failure that ends the credential's pending
+// state deletes it (luaConfig); it expires after the rotation ttl anyway.
+// It is a hash, not a string, so that `rekey keys reseal` (reseal.go)
+// finds the value as it finds every other sealed one.
+func configKey(instanceID, credID string) string {
+	return keyPrefix + "config:" + instanceID + ":" + credID
+}
+
+// configAAD is the associated data a credential's config is sealed with:
+// where it is stored (reseal.go).
+func configAAD(instanceID, credID string) string { return configKey(instanceID, credID) + "#config" }
+
 // sealConfig seals a credential's config as one value bound to its key.
 func (s *Store) sealConfig(instanceID, credID string, config map[string]secret.String) (string, error) {
 	plain := make(map[string]string, len(config))
@@ -405,15 +441,15 @@ func (s *Store) sealConfig(instanceID, credID string, config map[string]secret.S
 	if err != nil {
 		return "", fmt.Errorf("seal config: %w", err)
 	}
-	sealed, err := s.sealer.Seal(secret.New(string(b)), credentialKey(instanceID, credID)+"#config")
+	sealed, err := s.sealer.Seal(secret.New(string(b)), configAAD(instanceID, credID))
 	if err != nil {
 		return "", fmt.Errorf("seal config: %w", err)
 	}
 	return sealed, nil
 }
 
-func (s *Store) openConfig(instanceID, credID, sealed string) (map[string]secret.String, error) {
-	plain, err := s.sealer.Open(sealed, credentialKey(instanceID, credID)+"#config")
+func (s *Store) openConfig(aad, credID, sealed string) (map[string]secret.String, error) {
+	plain, err := s.sealer.Open(sealed, aad)
 	if err != nil {
 		return nil, fmt.Errorf("open config of %s: %w: %w", credID, ErrUnreadable, err)
 	}
@@ -479,7 +515,7 @@ func (k rotationOnlyKeys) list() []string { return []string{k.rotation} }
 // KEYS: rotationOnlyKeys. ARGV: now ms.
 // Returns "ok". Errors: "not_found", "conflict ..." when the rotation is
 // not minted.
-var markPushScript = redis.NewScript(luaEmit + `
+var markPushScript = eventScript(`
 local st = get(KEYS[1], 'state')
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'minted' then return redis.error_reply('conflict rotation is ' .. st) end

@@ -252,7 +252,7 @@ func (s *Store) SetSchedule(ctx context.Context, id string, sc Schedule) error {
 		detail = "opted out"
 	}
 	keys := setScheduleKeys{instance: instanceKey(id), due: dueKey(), schedule: scheduleKey(),
-		instanceEvents: instanceEventsKey(id), events: eventsKey()}
+		instanceEvents: historyKey(id), events: eventsKey()}
 	args := []any{id, map[bool]string{true: "1"}[sc.OptOut], window, slotHash(id),
 		DefaultRotationPeriod.Milliseconds(), ms(s.now()), s.eventsPerInstance, s.eventsGlobal, detail}
 	return scriptError("set schedule of "+id, setScheduleScript.Run(ctx, s.rdb, keys.list(), args...).Err())
@@ -263,7 +263,7 @@ type setScheduleKeys struct {
 	instance       string // KEYS[1] -> rekey:instance:<id>
 	due            string // KEYS[2] -> rekey:due
 	schedule       string // KEYS[3] -> rekey:schedule
-	instanceEvents string // KEYS[4] -> rekey:events:<id>
+	instanceEvents string // KEYS[4] -> rekey:history:<id>
 	events         string // KEYS[5] -> rekey:events
 }
 
@@ -277,7 +277,7 @@ func (k setScheduleKeys) list() []string {
 // instance was quarantined. by names who asked, for the audit trail.
 func (s *Store) Unquarantine(ctx context.Context, id, by string) (bool, error) {
 	keys := unquarantineKeys{instance: instanceKey(id), due: dueKey(), schedule: scheduleKey(),
-		quarantined: quarantinedKey(), instanceEvents: instanceEventsKey(id), events: eventsKey()}
+		quarantined: quarantinedKey(), instanceEvents: historyKey(id), events: eventsKey()}
 	args := []any{id, slotHash(id), DefaultRotationPeriod.Milliseconds(), ms(s.now()),
 		s.eventsPerInstance, s.eventsGlobal, by}
 	res, err := unquarantineScript.Run(ctx, s.rdb, keys.list(), args...).Text()
@@ -294,7 +294,7 @@ type unquarantineKeys struct {
 	due            string // KEYS[2] -> rekey:due
 	schedule       string // KEYS[3] -> rekey:schedule
 	quarantined    string // KEYS[4] -> rekey:quarantined
-	instanceEvents string // KEYS[5] -> rekey:events:<id>
+	instanceEvents string // KEYS[5] -> rekey:history:<id>
 	events         string // KEYS[6] -> rekey:events
 }
 

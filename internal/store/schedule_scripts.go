@@ -63,7 +63,7 @@ local function score(t) return string.format('%.0f', t) end
 // ARGV: instance id, due ms (as read), new due ms, now ms, instance event
 // cap, fleet event cap, event type ("" for none), event detail.
 // Returns 1 when moved, 0 when the entry had moved already (or is gone).
-var moveDueScript = redis.NewScript(luaEmit + `
+var moveDueScript = eventScript(`
 local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not cur or tonumber(cur) ~= tonumber(ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
@@ -79,7 +79,7 @@ return 1
 //
 // KEYS: noteScheduledKeys (due.go), one field per key, in order. ARGV: instance id, rotation id, now ms, instance event cap, fleet
 // event cap, event detail. Returns "ok".
-var noteScheduledScript = redis.NewScript(luaEmit + `
+var noteScheduledScript = eventScript(`
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 emit(KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[1], 'scheduled', ARGV[2], '', ARGV[6], ARGV[3])
 return 'ok'
@@ -95,7 +95,7 @@ return 'ok'
 // hash, default period ms, now ms, instance event cap, fleet event cap,
 // event detail.
 // Returns "ok". Errors: "not_found", "deprovisioned".
-var setScheduleScript = redis.NewScript(luaEmit + luaSchedule + `
+var setScheduleScript = eventScript(luaSchedule, `
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'deprovisioned_at') ~= '' then return redis.error_reply('deprovisioned') end
 if ARGV[2] == '1' then
@@ -122,7 +122,7 @@ return 'ok'
 // ARGV: instance id, slot hash, default period ms, now ms, instance event
 // cap, fleet event cap, who asked.
 // Returns "ok", or "not_quarantined". Error: "not_found".
-var unquarantineScript = redis.NewScript(luaEmit + luaSchedule + `
+var unquarantineScript = eventScript(luaSchedule, `
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'quarantined_at') == '' then return 'not_quarantined' end
 redis.call('HDEL', KEYS[1], 'quarantined_at', 'quarantine_reason', 'fail_streak')
@@ -143,7 +143,7 @@ return 'ok'
 // KEYS: reindexKeys (due.go), one field per key, in order.
 // ARGV: instance id, slot hash, default period ms, mode.
 // Returns 1 when the entry was written or removed, 0 when left alone.
-var reindexScript = redis.NewScript(luaEmit + luaSchedule + `
+var reindexScript = eventScript(luaSchedule, `
 if not schedulable(KEYS[1]) then return redis.call('ZREM', KEYS[2], ARGV[1]) end
 local p = sched_period(KEYS[3], ARGV[3])
 if p <= 0 then return 0 end

@@ -2,25 +2,12 @@ package store
 
 import "github.com/redis/go-redis/v9"
 
-// luaEmit is prepended to every script that records audit events. emit adds
-// one event to the instance's stream and to the fleet's, each capped
-// approximately (MAXLEN ~) so the streams stay bounded.
-//
-// Scripts build no key names except credential keys from KEYS-derived
-// prefixes (see promote), so each script runs on a single Redis.
-const luaEmit = `
-local function emit(ikey, gkey, icap, gcap, instance, kind, rot, cred, detail, now)
-  local f = {'type', kind, 'instance_id', instance, 'rotation_id', rot, 'credential_id', cred, 'detail', detail, 'at', now}
-  redis.call('XADD', ikey, 'MAXLEN', '~', icap, '*', unpack(f))
-  redis.call('XADD', gkey, 'MAXLEN', '~', gcap, '*', unpack(f))
-end
-local function bump(bprefix, batch, field)
-  if batch ~= '' then redis.call('HINCRBY', bprefix .. batch, field, 1) end
-end
-local function get(key, field)
-  local v = redis.call('HGET', key, field)
-  if not v then return '' end
-  return v
+// luaConfig drops a pending credential's sealed config: its own key
+// (configKey), and the field of the credential hash where versions before
+// it kept the config (a credential pending across the upgrade).
+const luaConfig = `
+local function drop_config(cfgkey, ckey)
+  if redis.call('DEL', cfgkey) == 0 then redis.call('HDEL', ckey, 'config') end
 end
 `
 
@@ -30,8 +17,10 @@ end
 // after now (schedule.go), so its first scheduled rotation comes within one
 // period of registration.
 //
-// Registering an instance lifts any expiry its keys were given after a
-// deprovisioning (keep_instance, retention.go).
+// Registering an instance anew (created, or revived after a
+// deprovisioning) lifts any expiry its keys were given (keep_instance,
+// retention.go); a live instance's keys have none, so an update leaves
+// them alone.
 //
 // KEYS: putInstanceKeys (instance.go), one field per key, in order.
 // ARGV: id, api_version, config_vars, heroku_id, private_space, grace_ms,
@@ -44,7 +33,7 @@ end
 // live and scheduled again, its quarantine and failure streak are cleared,
 // and the credential it names becomes its current one (the old add-on's
 // config left its apps with it).
-var putInstanceScript = redis.NewScript(luaEmit + luaSchedule + luaRetention + putInstanceLua)
+var putInstanceScript = eventScript(luaSchedule, luaRetention, putInstanceLua)
 
 // putInstanceLua is putInstanceScript's body; registerScript (register.go)
 // runs it too, with the instance's tokens, in one step.
@@ -72,8 +61,10 @@ local p = sched_period(KEYS[7], ARGV[12])
 if p > 0 and schedulable(KEYS[1]) then
   redis.call('ZADD', KEYS[6], 'NX', score(next_slot(tonumber(ARGV[11]), p, tonumber(ARGV[8]))), ARGV[1])
 end
-keep_instance(KEYS[1], KEYS[4], KEYS[8], KEYS[9], ARGV[1])
-if created or revived then return 'created' end
+if created or revived then
+  keep_instance(KEYS[1], KEYS[4], KEYS[10], KEYS[8], KEYS[9], ARGV[1])
+  return 'created'
+end
 return 'updated'
 `
 
@@ -93,7 +84,7 @@ return 'updated'
 // ARGV: id, now ms, instance event cap, fleet event cap, grace ms and
 // Private Space grace ms (for an instance with no grace of its own; 0: none).
 // Returns "ok" (also when already deprovisioned); error "not_found".
-var deprovisionScript = redis.NewScript(luaEmit + `
+var deprovisionScript = eventScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'deprovisioned_at') ~= '' then return 'ok' end
 redis.call('HSET', KEYS[1], 'deprovisioned_at', ARGV[2])
@@ -141,14 +132,14 @@ return 'ok'
 // is one of claimed, resumed, joined, done, skipped. A request the limits
 // refuse returns {"skipped", rotation id, "", reason, until ms, count}.
 // Errors: "not_found", "deprovisioned".
-var claimScript = redis.NewScript(luaEmit + luaLimits + `
+var claimScript = eventScript(luaLimits, `
 local function reply(status, rot, rkey)
-  local st = get(rkey, 'state')
-  if ARGV[12] == '1' then return {status, rot, st} end
-  local prev, at = get(rkey, 'previous'), get(rkey, 'revoke_at')
-  if st == 'failed' then prev, at = get(rkey, 'discarded'), get(rkey, 'finished_at') end
-  return {status, rot, st, get(rkey, 'credential_id'), prev, at, redis.call('HGETALL', KEYS[1]),
-    get(rkey, 'push_attempted_at')}
+  if ARGV[12] == '1' then return {status, rot, get(rkey, 'state')} end
+  local r = redis.call('HMGET', rkey, 'state', 'previous', 'revoke_at', 'discarded', 'finished_at',
+    'credential_id', 'push_attempted_at')
+  local st, prev, at = r[1] or '', r[2] or '', r[3] or ''
+  if st == 'failed' then prev, at = r[4] or '', r[5] or '' end
+  return {status, rot, st, r[6] or '', prev, at, redis.call('HGETALL', KEYS[1]), r[7] or ''}
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   local st = get(KEYS[2], 'state')
@@ -200,7 +191,8 @@ return reply('claimed', ARGV[1], KEYS[2])
 //
 // KEYS: savePendingKeys (rotation.go), one field per key, in order.
 // ARGV: credential id, instance id, rotation id, sealed config, now ms,
-// instance event cap, fleet event cap.
+// instance event cap, fleet event cap, rotation ttl seconds (the sealed
+// config's expiry, should no promotion or failure delete it first).
 // Returns "saved" or "exists" (the same credential was saved before).
 // Errors: "not_found", "conflict ..." (rotation finished, or another
 // credential), "reused ..." (the id names a credential the instance already
@@ -208,7 +200,7 @@ return reply('claimed', ARGV[1], KEYS[2])
 // other credential; the rotation fails at mint). A credential that arrives too late to be used (the rotation
 // finished meanwhile, or already has another one) is recorded as discarded
 // and queued for revocation, so it does not outlive the conflict (I3).
-var savePendingScript = redis.NewScript(luaEmit + `
+var savePendingScript = eventScript(`
 local st = get(KEYS[1], 'state')
 if st == '' then return redis.error_reply('not_found') end
 local have = get(KEYS[1], 'credential_id')
@@ -227,7 +219,9 @@ if why ~= '' then
   return redis.error_reply('conflict ' .. why)
 end
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'instance_id', ARGV[2], 'rotation_id', ARGV[3],
-  'state', 'pending', 'minted_at', ARGV[5], 'config', ARGV[4])
+  'state', 'pending', 'minted_at', ARGV[5])
+redis.call('HSET', KEYS[6], 'config', ARGV[4])
+redis.call('EXPIRE', KEYS[6], ARGV[8])
 redis.call('HSET', KEYS[1], 'credential_id', ARGV[1], 'state', 'minted')
 emit(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[2], 'minted', ARGV[3], ARGV[1], '', ARGV[5])
 return 'saved'
@@ -257,29 +251,31 @@ return 'saved'
 // Returns {previous credential id or "", revoke_at ms or "", superseded
 // unconfirmed credentials as "revoke_at ms,id,id..." or ""}; repeating a
 // promotion returns the same. Errors: "not_found", "conflict ...".
-var promoteScript = redis.NewScript(luaEmit + luaSchedule + `
-local st = get(KEYS[2], 'state')
+var promoteScript = eventScript(luaSchedule, luaConfig, `
+local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id')
+local st, batch = rot[1] or '', rot[3] or ''
 if st == 'promoted' then
   return {get(KEYS[2], 'previous'), get(KEYS[2], 'revoke_at'), get(KEYS[2], 'superseded_unconfirmed')}
 end
 if st == '' then return redis.error_reply('not_found') end
-if st ~= 'minted' or get(KEYS[2], 'credential_id') ~= ARGV[3] then
+if st ~= 'minted' or (rot[2] or '') ~= ARGV[3] then
   return redis.error_reply('conflict rotation is ' .. st)
 end
 local now = tonumber(ARGV[4])
-local cur = get(KEYS[1], 'current')
+local inst = redis.call('HMGET', KEYS[1], 'current', 'inflight', 'quarantined_at', 'deprovisioned_at', 'sched_opt_out')
+local cur = inst[1] or ''
 local revoke_at = ''
 emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'pushed', ARGV[2], ARGV[3], ARGV[9], ARGV[4])
 if cur ~= '' and cur ~= ARGV[3] then
   revoke_at = tostring(now + tonumber(ARGV[5]))
   local ckey = KEYS[8] .. cur
   redis.call('HSET', ckey, 'id', cur, 'instance_id', ARGV[1], 'state', 'previous',
-    'superseded_at', ARGV[4], 'revoke_at', revoke_at, 'superseded_in_batch', get(KEYS[2], 'batch_id'))
+    'superseded_at', ARGV[4], 'revoke_at', revoke_at, 'superseded_in_batch', batch)
   redis.call('ZADD', KEYS[4], revoke_at, cur)
   redis.call('ZADD', KEYS[5], revoke_at, ARGV[1] .. '/' .. cur)
 end
 redis.call('HSET', KEYS[3], 'state', 'current', 'promoted_at', ARGV[4])
-redis.call('HDEL', KEYS[3], 'config')
+drop_config(KEYS[17], KEYS[3])
 local stale = {}
 local stale_at = tostring(now + tonumber(ARGV[5]))
 for _, id in ipairs(redis.call('ZRANGE', KEYS[15], 0, -1)) do
@@ -302,15 +298,16 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[15], 0, -1)) do
   end
 end
 redis.call('HSET', KEYS[1], 'current', ARGV[3], 'current_since', ARGV[4], 'last_rotated_at', ARGV[4])
-if get(KEYS[1], 'inflight') == ARGV[2] then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
+local gone = {'last_error', 'last_error_at', 'last_error_code', 'fail_streak', 'quarantined_at', 'quarantine_reason'}
+if (inst[2] or '') == ARGV[2] then gone[#gone + 1], gone[#gone + 2] = 'inflight', 'inflight_at' end
+redis.call('HDEL', KEYS[1], unpack(gone))
 redis.call('ZREM', KEYS[9], ARGV[1] .. '/' .. ARGV[2])
-redis.call('HDEL', KEYS[1], 'last_error', 'last_error_at', 'last_error_code')
 redis.call('ZREM', KEYS[14], ARGV[1])
-local was_quarantined = get(KEYS[1], 'quarantined_at') ~= ''
-redis.call('HDEL', KEYS[1], 'fail_streak', 'quarantined_at', 'quarantine_reason')
-redis.call('ZREM', KEYS[13], ARGV[1])
+local was_quarantined = (inst[3] or '') ~= ''
+if was_quarantined then redis.call('ZREM', KEYS[13], ARGV[1]) end
 local p = sched_period(KEYS[12], ARGV[11])
-if p > 0 and schedulable(KEYS[1]) then
+-- schedulable(KEYS[1]) from the fields read above: the quarantine just ended.
+if p > 0 and (inst[4] or '') == '' and inst[5] ~= '1' then
   redis.call('ZADD', KEYS[11], score(next_slot(tonumber(ARGV[10]), p, now + math.floor(p / 2))), ARGV[1])
 end
 local superseded = ''
@@ -318,7 +315,7 @@ if #stale > 0 then superseded = stale_at .. ',' .. table.concat(stale, ',') end
 redis.call('HSET', KEYS[2], 'state', 'promoted', 'finished_at', ARGV[4], 'previous', cur, 'revoke_at', revoke_at,
   'superseded_unconfirmed', superseded)
 redis.call('EXPIRE', KEYS[2], ARGV[8])
-bump(KEYS[10], get(KEYS[2], 'batch_id'), 'succeeded')
+bump(KEYS[10], batch, 'succeeded')
 emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'promoted', ARGV[2], ARGV[3], '', ARGV[4])
 if revoke_at ~= '' then
   emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'revoke_scheduled', ARGV[2], cur, revoke_at, ARGV[4])
@@ -366,7 +363,7 @@ return {cur, revoke_at, superseded}
 // or "", the discarded credential's revoke_at ms or ""}; outcome is
 // "failed", "already" (failed before) or "promoted" (too late to fail:
 // nothing done).
-var failScript = redis.NewScript(luaEmit + luaSchedule + `
+var failScript = eventScript(luaSchedule, luaConfig, `
 local st = get(KEYS[2], 'state')
 if st == 'promoted' then return {'promoted', '', '', ''} end
 if st == 'failed' then
@@ -384,7 +381,7 @@ if cred == '' or get(KEYS[3], 'state') ~= 'pending' then
 elseif unknown and get(KEYS[1], 'deprovisioned_at') == '' then
   kept, cred = cred, ''
   redis.call('HSET', KEYS[3], 'state', 'unconfirmed', 'unconfirmed_at', ARGV[3])
-  redis.call('HDEL', KEYS[3], 'config')
+  drop_config(KEYS[14], KEYS[3])
   redis.call('ZADD', KEYS[13], ARGV[3], kept)
 else
   if unknown then
@@ -394,7 +391,7 @@ else
     why = 'push outcome unknown, but the instance is deprovisioned: revoked after the grace'
   end
   redis.call('HSET', KEYS[3], 'state', 'discarded', 'discarded_at', ARGV[3], 'revoke_at', revoke_at)
-  redis.call('HDEL', KEYS[3], 'config')
+  drop_config(KEYS[14], KEYS[3])
   redis.call('ZADD', KEYS[4], revoke_at, ARGV[1] .. '/' .. cred)
 end
 redis.call('HSET', KEYS[2], 'id', ARGV[2], 'instance_id', ARGV[1], 'state', 'failed',
@@ -447,24 +444,30 @@ return {'failed', cred, kept, revoke_at}
 // cap, credential ttl seconds.
 // Returns "revoked" or "already". Errors: "not_found", "conflict ..." when
 // the credential is pending or current (it must never be revoked: I1).
-var markRevokedScript = redis.NewScript(luaEmit + `
-local st = get(KEYS[1], 'state')
+var markRevokedScript = eventScript(`
+local c = redis.call('HMGET', KEYS[1], 'state', 'revoked_at', 'superseded_in_batch', 'rotation_id', 'dead_at')
+local st = c[1] or ''
 if st == '' then return redis.error_reply('not_found') end
-if st == 'revoked' or get(KEYS[1], 'revoked_at') ~= '' then return 'already' end
+if st == 'revoked' or (c[2] or '') ~= '' then return 'already' end
 if st ~= 'previous' and st ~= 'discarded' then
   return redis.error_reply('conflict credential is ' .. st)
 end
 if st == 'previous' then
-  redis.call('HSET', KEYS[1], 'state', 'revoked')
-  bump(KEYS[6], get(KEYS[1], 'superseded_in_batch'), 'revoked')
+  redis.call('HSET', KEYS[1], 'state', 'revoked', 'revoked_at', ARGV[3])
+  bump(KEYS[6], c[3] or '', 'revoked')
+else
+  redis.call('HSET', KEYS[1], 'revoked_at', ARGV[3])
 end
-redis.call('HSET', KEYS[1], 'revoked_at', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[3], ARGV[1] .. '/' .. ARGV[2])
-redis.call('ZREM', KEYS[7], ARGV[1] .. '/' .. ARGV[2])
-redis.call('HDEL', KEYS[1], 'dead_at', 'dead_reason')
-emit(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[1], 'revoked', get(KEYS[1], 'rotation_id'), ARGV[2], st, ARGV[3])
+-- Only a dead-lettered revocation (deadScript set dead_at) is in the
+-- dead-letter set.
+if (c[5] or '') ~= '' then
+  redis.call('ZREM', KEYS[7], ARGV[1] .. '/' .. ARGV[2])
+  redis.call('HDEL', KEYS[1], 'dead_at', 'dead_reason')
+end
+emit(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[1], 'revoked', c[4] or '', ARGV[2], st, ARGV[3])
 return 'revoked'
 `)
 
@@ -485,7 +488,7 @@ return 'ok'
 // KEYS: expediteKeys (credential.go), one field per key, in order.
 // ARGV: instance id, credential id, now ms, instance event cap, fleet event
 // cap, who asked. Returns "ok". Errors: "not_found", "conflict ...".
-var expediteScript = redis.NewScript(luaEmit + `
+var expediteScript = eventScript(`
 local st = get(KEYS[1], 'state')
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'previous' then return redis.error_reply('conflict credential is ' .. st) end

@@ -52,9 +52,10 @@ type Store struct {
 	rdb    redis.UniversalClient
 	sealer *seal.Sealer
 	now    func() time.Time
-	// EventsPerInstance caps each instance's audit stream (approximately).
+	// eventsPerInstance caps the entries of each instance's history list
+	// (history.go); one entry holds the events of one rotation, or a few.
 	eventsPerInstance int64
-	// EventsGlobal caps the fleet-wide audit stream (approximately).
+	// eventsGlobal caps the fleet-wide audit stream (approximately).
 	eventsGlobal int64
 	// finishedTTL is how long finished (and cancelled) rotations and revoked
 	// credentials stay.
@@ -73,8 +74,10 @@ type Option func(*Store)
 // WithClock sets the clock, for tests.
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
-// WithEventCaps sets the approximate length of each instance's audit stream
-// and of the fleet-wide one. Defaults: 200 and 100,000.
+// WithEventCaps sets how many entries each instance's history list keeps
+// (an entry holds the events of one rotation, or a few: history.go) and the
+// approximate length of the fleet-wide audit stream. Defaults:
+// DefaultHistoryEntries and 100,000.
 func WithEventCaps(perInstance, global int64) Option {
 	return func(s *Store) { s.eventsPerInstance, s.eventsGlobal = perInstance, global }
 }
@@ -85,7 +88,7 @@ func New(rdb redis.UniversalClient, sealer *seal.Sealer, opts ...Option) *Store 
 		rdb:               rdb,
 		sealer:            sealer,
 		now:               time.Now,
-		eventsPerInstance: 200,
+		eventsPerInstance: DefaultHistoryEntries,
 		eventsGlobal:      100_000,
 		finishedTTL:       30 * 24 * time.Hour,
 		auditRetention:    DefaultAuditRetention,
@@ -142,10 +145,8 @@ func batchKey(batchID string) string { return keyPrefix + "batch:" + batchID }
 // rotationKey is a HASH of one rotation.
 func rotationKey(rotationID string) string { return keyPrefix + "rotation:" + rotationID }
 
-// instanceEventsKey is a capped STREAM of one instance's audit events.
-func instanceEventsKey(instanceID string) string { return keyPrefix + "events:" + instanceID }
-
-// eventsKey is the capped STREAM of every audit event of the fleet.
+// eventsKey is the capped STREAM of every audit event of the fleet, one
+// entry per script that wrote events (history.go).
 func eventsKey() string { return keyPrefix + "events" }
 
 func ms(t time.Time) int64 { return t.UnixMilli() }

@@ -1,0 +1,219 @@
+package store
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// An instance's audit history is a capped LIST of compact entries, newest
+// first (historyKey), not a stream: Redis gives every stream a preallocated
+// node of about 4 KB however few entries it holds, which made the audit
+// trail the largest part of a registered instance (docs/benchmarks.md,
+// "Redis memory"). A list of short strings stays one small listpack.
+//
+// One entry holds the events of one rotation (or of none) that were
+// written together or in a row: a script's events are gathered and written
+// at its end in one command (flush), merged into the newest entry when it
+// is about the same rotation. An entry reads
+//
+//	<at, base 36 ms> US <rotation id> { RS <type code> US <dt> US <credential> US <detail> }
+//
+// with US = \x1f and RS = \x1e; trailing empty fields are left out. dt is
+// the event's time less the entry's, in base 36 ms ("" for 0); credential
+// "=" repeats the last credential named before it in the entry; a type
+// code is one letter of eventCodes, or the whole type when it has none.
+// Details never hold US or RS (flush turns them into spaces).
+//
+// The fleet-wide stream (eventsKey) stays a capped stream; each of its
+// entries holds one script's events as fields "i" (the instance) and "e"
+// (an entry as above). Entries written before this layout, with fields
+// "type", "instance_id", ..., are read as they are.
+
+// historyKey is the capped LIST of one instance's audit entries, newest
+// first (the layout above). Its cap is the store's per-instance event cap.
+func historyKey(instanceID string) string { return keyPrefix + "history:" + instanceID }
+
+// legacyEventsKey is the STREAM of one instance's audit events that
+// versions before the history list wrote. Nothing writes it any more:
+// Events reads it and moves it into the history list (migrateHistory), and
+// a retiring instance's expiry covers it.
+func legacyEventsKey(instanceID string) string { return keyPrefix + "events:" + instanceID }
+
+// eventCodes are the one-letter codes of the audit event types in history
+// entries. A code never changes or moves to another type once released:
+// stored entries keep it. A type without a code is stored whole.
+var eventCodes = map[string]string{
+	EventRegistered: "a", EventDeprovisioned: "b", EventRequested: "c", EventJoined: "d",
+	EventCancelled: "e", EventRefused: "f", EventMinted: "g", EventPushed: "h", EventPromoted: "i",
+	EventRevokeScheduled: "j", EventRevokeExpedited: "k", EventRevoked: "l", EventRevokeFailed: "m",
+	EventRevocationDead: "n", EventRevocationRetried: "o", EventFailed: "p", EventDiscarded: "q",
+	EventPushUnknown: "r", EventRetrying: "s", EventScheduled: "t", EventDeferred: "u",
+	EventScheduleChanged: "v", EventQuarantined: "w", EventUnquarantined: "x", EventExpiring: "y",
+}
+
+// eventTypes is eventCodes the other way round.
+var eventTypes = func() map[string]string {
+	m := make(map[string]string, len(eventCodes))
+	for typ, code := range eventCodes {
+		m[code] = typ
+	}
+	return m
+}()
+
+// DefaultHistoryEntries is how many entries an instance's history list
+// keeps: a rotation takes two (its own, and the revocation of the
+// credential it superseded, which belongs to the rotation before), so
+// this holds the last 16 rotations or so, about 100 events, more than the
+// dashboard's timeline and `rekey instances show` show.
+const DefaultHistoryEntries = 32
+
+// historyMergeBelow is the length under which the newest history entry
+// takes more events of its rotation; a longer one is left as it is.
+const historyMergeBelow = 400
+
+// luaEmit is the audit trail every script that records events includes.
+// emit gathers one event; flush, which eventScript runs once the script's
+// body returned, writes what emit gathered: per rotation, one entry merged
+// into the instance's newest one or pushed in front (trimmed to the cap
+// only when the push made the list longer than it), and one entry of the
+// fleet-wide stream, capped approximately (MAXLEN ~).
+//
+// Scripts build no key names except credential keys from KEYS-derived
+// prefixes (see promote), so each script runs on a single Redis.
+var luaEmit = `
+local codes = {` + luaCodes() + `}
+local groups = {}
+local function emit(ikey, gkey, icap, gcap, instance, kind, rot, cred, detail, now)
+  local g = groups[#groups]
+  if not g or g.rot ~= rot or g.ikey ~= ikey then
+    g = {ikey = ikey, gkey = gkey, icap = tonumber(icap), gcap = gcap, instance = instance, rot = rot,
+      at = tonumber(now), ev = {}}
+    groups[#groups + 1] = g
+  end
+  g.ev[#g.ev + 1] = {codes[kind] or kind, tonumber(now), cred, detail}
+end
+local function b36(n)
+  local neg, s = n < 0, ''
+  if neg then n = -n end
+  repeat
+    local d = n % 36
+    s = string.sub('0123456789abcdefghijklmnopqrstuvwxyz', d + 1, d + 1) .. s
+    n = math.floor(n / 36)
+  until n == 0
+  if neg then s = '-' .. s end
+  return s
+end
+local function events_text(ev, base, last)
+  local out = {}
+  for i, e in ipairs(ev) do
+    local cred, dt = e[3], ''
+    if cred ~= '' and cred == last then cred = '=' end
+    if e[3] ~= '' then last = e[3] end
+    if e[2] ~= base then dt = b36(e[2] - base) end
+    local detail = string.gsub(e[4], '[\30\31]', ' ')
+    local text = string.gsub('\30' .. e[1] .. '\31' .. dt .. '\31' .. cred .. '\31' .. detail, '\31+$', '')
+    out[i] = text
+  end
+  return table.concat(out)
+end
+local function head_of(head)
+  local at, rot = string.match(head, '^([^\30\31]*)\31?([^\30]*)')
+  local last = nil
+  for ev in string.gmatch(head, '\30([^\30]*)') do
+    local c = string.match(ev, '^[^\31]*\31[^\31]*\31([^\31]*)')
+    if c and c ~= '' and c ~= '=' then last = c end
+  end
+  return tonumber(at, 36), rot, last
+end
+local function flush()
+  for _, g in ipairs(groups) do
+    local head = redis.call('LINDEX', g.ikey, 0)
+    local base, rot, last
+    if head and #head < ` + strconv.Itoa(historyMergeBelow) + ` then base, rot, last = head_of(head) end
+    local text = b36(g.at) .. '\31' .. g.rot .. events_text(g.ev, g.at, nil)
+    if base and rot == g.rot then
+      redis.call('LSET', g.ikey, 0, head .. events_text(g.ev, base, last))
+    elseif redis.call('LPUSH', g.ikey, text) > g.icap then
+      redis.call('LTRIM', g.ikey, 0, g.icap - 1)
+    end
+    redis.call('XADD', g.gkey, 'MAXLEN', '~', g.gcap, '*', 'i', g.instance, 'e', text)
+  end
+end
+local function bump(bprefix, batch, field)
+  if batch ~= '' then redis.call('HINCRBY', bprefix .. batch, field, 1) end
+end
+local function get(key, field)
+  local v = redis.call('HGET', key, field)
+  if not v then return '' end
+  return v
+end
+`
+
+// luaCodes is eventCodes as the fields of a Lua table constructor.
+func luaCodes() string {
+	types := make([]string, 0, len(eventCodes))
+	for typ := range eventCodes {
+		types = append(types, typ)
+	}
+	sort.Strings(types)
+	var b strings.Builder
+	for _, typ := range types {
+		fmt.Fprintf(&b, "%s = '%s', ", typ, eventCodes[typ])
+	}
+	return b.String()
+}
+
+// eventScript is a script that records audit events: luaEmit, the Lua
+// libraries it uses (luaSchedule, ...), then its body run as a function,
+// so that flush writes the events whichever way the body returns.
+func eventScript(parts ...string) *redis.Script {
+	libs, body := parts[:len(parts)-1], parts[len(parts)-1]
+	return redis.NewScript(luaEmit + strings.Join(libs, "") +
+		"local function run()\n" + body + "\nend\nlocal res = run()\nflush()\nreturn res\n")
+}
+
+// decodeHistory returns the events of one history entry of instanceID, in
+// the order they happened.
+func decodeHistory(instanceID, entry string) []Event {
+	parts := strings.Split(entry, "\x1e")
+	at36, rot, _ := strings.Cut(parts[0], "\x1f")
+	base, _ := strconv.ParseInt(at36, 36, 64)
+	out := make([]Event, 0, len(parts)-1)
+	last := ""
+	for i, p := range parts[1:] {
+		f := append(strings.SplitN(p, "\x1f", 4), "", "", "")
+		typ, ok := eventTypes[f[0]]
+		if !ok {
+			typ = f[0]
+		}
+		at := base
+		if f[1] != "" {
+			dt, _ := strconv.ParseInt(f[1], 36, 64)
+			at += dt
+		}
+		cred := f[2]
+		if cred == "=" {
+			cred = last
+		} else if cred != "" {
+			last = cred
+		}
+		out = append(out, Event{ID: strconv.FormatInt(at, 10) + "-" + strconv.Itoa(i), Type: typ,
+			InstanceID: instanceID, RotationID: rot, CredentialID: cred, Detail: f[3], At: fromMSInt(at)})
+	}
+	return out
+}
+
+// encodeHistory is one history entry holding e alone, as flush would write it.
+func encodeHistory(e Event) string {
+	code, ok := eventCodes[e.Type]
+	if !ok {
+		code = e.Type
+	}
+	detail := strings.NewReplacer("\x1e", " ", "\x1f", " ").Replace(e.Detail)
+	ev := strings.TrimRight("\x1e"+code+"\x1f\x1f"+e.CredentialID+"\x1f"+detail, "\x1f")
+	return strconv.FormatInt(ms(e.At), 36) + "\x1f" + e.RotationID + ev
+}

@@ -1,0 +1,249 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/seal"
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+func newHistoryStore(t *testing.T, opts ...Option) (*Store, *redistest.Redis, *time.Time) {
+	t.Helper()
+	r := redistest.New(t)
+	sealer, err := seal.New(bytes.Repeat([]byte{5}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	s := New(r.Client, sealer, append([]Option{WithClock(func() time.Time { return now })}, opts...)...)
+	return s, r, &now
+}
+
+// rotateOnce runs one rotation of inst to cred through the store, a
+// second apart per step, and revokes the credential it superseded.
+func rotateOnce(t *testing.T, s *Store, now *time.Time, inst, rot, cred string) {
+	t.Helper()
+	ctx := context.Background()
+	step := func() { *now = now.Add(time.Second) }
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: inst, RotationID: rot, Reason: "incident 7"}); err != nil {
+		t.Fatal(err)
+	}
+	step()
+	cfg := map[string]secret.String{"A_URL": secret.New("postgres://u:pw-" + rot + "@db/1")}
+	if err := s.SavePending(ctx, inst, rot, cred, cfg); err != nil {
+		t.Fatal(err)
+	}
+	step()
+	p, err := s.PromoteRotation(ctx, inst, rot, cred, time.Hour, "grace 1h0m0s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	step()
+	if p.Previous != nil {
+		if err := s.MarkRevoked(ctx, inst, p.Previous.CredentialID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step()
+}
+
+// A rotation's events come back one by one, newest first, with their
+// rotation, credential, detail and time, from two list entries: the
+// rotation's own and the revocation's (which belongs to the rotation that
+// minted the revoked credential).
+func TestHistoryKeepsEveryEventInFewEntries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, now := newHistoryStore(t)
+	if err := s.PutInstance(ctx, Registration{ID: "inst-h", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	start := *now
+	rotateOnce(t, s, now, "inst-h", "rot-1", "cred-1")
+	rotateOnce(t, s, now, "inst-h", "rot-2", "cred-2")
+	events, err := s.Events(ctx, "inst-h", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events {
+		got = append(got, strings.Join([]string{e.Type, e.RotationID, e.CredentialID, e.Detail,
+			e.At.Sub(start).String()}, " "))
+	}
+	want := []string{
+		"revoked rot-1 cred-1 previous 7s",
+		"revoke_scheduled rot-2 cred-1 " + itoaMS(start.Add(6*time.Second+time.Hour)) + " 6s",
+		"promoted rot-2 cred-2  6s",
+		"pushed rot-2 cred-2 grace 1h0m0s 6s",
+		"minted rot-2 cred-2  5s",
+		"requested rot-2  incident 7 4s",
+		"revoked  cred-0 previous 3s",
+		"revoke_scheduled rot-1 cred-0 " + itoaMS(start.Add(2*time.Second+time.Hour)) + " 2s",
+		"promoted rot-1 cred-1  2s",
+		"pushed rot-1 cred-1 grace 1h0m0s 2s",
+		"minted rot-1 cred-1  1s",
+		"requested rot-1  incident 7 0s",
+		"registered  cred-0  0s",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// registered and rot-1 share no rotation: entries are "", rot-1,
+	// cred-0's revocation (""), rot-2, cred-1's revocation (rot-1).
+	if n := r.Client.LLen(ctx, historyKey("inst-h")).Val(); n != 5 {
+		t.Errorf("history holds %d entries, want 5", n)
+	}
+	fleet, err := s.FleetEvents(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fleet) != len(want) || fleet[0].Type != EventRevoked || fleet[0].InstanceID != "inst-h" {
+		t.Errorf("fleet events = %d, first %+v; want %d, first revoked of inst-h", len(fleet), fleet[0], len(want))
+	}
+	if head, _ := s.Events(ctx, "inst-h", 3); len(head) != 3 || head[2].Type != EventPromoted {
+		t.Errorf("Events(3) = %+v, want the three newest", head)
+	}
+}
+
+func itoaMS(t time.Time) string { return strconv.FormatInt(ms(t), 10) }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// The list keeps its cap, oldest entries dropped first, and details with
+// the separators come back with spaces.
+func TestHistoryCapAndSeparators(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, now := newHistoryStore(t, WithEventCaps(4, 1000))
+	for i := range 10 {
+		*now = now.Add(time.Minute)
+		e := Event{Type: EventRetrying, InstanceID: "inst-c", RotationID: "rot-" + itoa(int64(i)), Detail: "a\x1eb\x1fc"}
+		if err := s.AddEvent(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.Client.LLen(ctx, historyKey("inst-c")).Val(); n != 4 {
+		t.Fatalf("history holds %d entries, want the cap, 4", n)
+	}
+	events, err := s.Events(ctx, "inst-c", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 4 || events[0].RotationID != "rot-9" || events[3].RotationID != "rot-6" || events[0].Detail != "a b c" {
+		t.Fatalf("events = %+v, want rot-9 to rot-6 with detail %q", events, "a b c")
+	}
+	if !events[0].At.Equal(*now) {
+		t.Errorf("newest event at %s, want %s", events[0].At, *now)
+	}
+}
+
+// An instance whose events are in the stream earlier versions wrote reads
+// them, after its new ones, and the read moves them into the history list
+// and deletes the stream, keeping the stream's expiry.
+func TestLegacyEventStreamIsReadAndMoved(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, now := newHistoryStore(t)
+	legacy := legacyEventsKey("inst-l")
+	for i, typ := range []string{EventRegistered, EventRequested, EventMinted} {
+		at := now.Add(time.Duration(i-10) * time.Minute)
+		r.Client.XAdd(ctx, &redis.XAddArgs{Stream: legacy, Values: []any{"type", typ, "instance_id", "inst-l",
+			"rotation_id", "rot-old", "credential_id", "cred-old", "detail", "d" + itoa(int64(i)), "at", ms(at)}})
+	}
+	r.Client.Expire(ctx, legacy, time.Hour)
+	if err := s.AddEvent(ctx, Event{Type: EventRetrying, InstanceID: "inst-l", RotationID: "rot-new"}); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		events, err := s.Events(ctx, "inst-l", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var types []string
+		for _, e := range events {
+			types = append(types, e.Type)
+		}
+		if strings.Join(types, ",") != "retrying,minted,requested,registered" {
+			t.Fatalf("read %d: types %v", round, types)
+		}
+		if e := events[1]; e.RotationID != "rot-old" || e.CredentialID != "cred-old" || e.Detail != "d2" ||
+			!e.At.Equal(now.Add(-8*time.Minute)) {
+			t.Fatalf("read %d: moved event = %+v", round, e)
+		}
+	}
+	if n := r.Client.Exists(ctx, legacy).Val(); n != 0 {
+		t.Error("the legacy stream is still there after a read")
+	}
+	if d := r.Client.TTL(ctx, historyKey("inst-l")).Val(); d <= 0 || d > time.Hour {
+		t.Errorf("history expires in %s, want the legacy stream's hour", d)
+	}
+}
+
+// A pending credential's sealed config lives in its own key, which the
+// promotion deletes; the credential hash stays small (listpack). A config
+// stored by an earlier version in the credential hash is still read and
+// dropped.
+func TestConfigHasItsOwnKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, _ := newHistoryStore(t)
+	if err := s.PutInstance(ctx, Registration{ID: "inst-k", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-k", RotationID: "rot-1"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]secret.String{"A_URL": secret.New(strings.Repeat("x", 200))}
+	if err := s.SavePending(ctx, "inst-k", "rot-1", "cred-1", cfg); err != nil {
+		t.Fatal(err)
+	}
+	if enc := r.Client.ObjectEncoding(ctx, credentialKey("inst-k", "cred-1")).Val(); enc != "listpack" {
+		t.Errorf("credential hash encoding %q, want listpack", enc)
+	}
+	if d := r.Client.TTL(ctx, configKey("inst-k", "cred-1")).Val(); d <= 0 {
+		t.Errorf("config key expires in %s, want an expiry", d)
+	}
+	got, err := s.PendingConfig(ctx, "inst-k", "cred-1")
+	if err != nil || got["A_URL"].Reveal() != strings.Repeat("x", 200) {
+		t.Fatalf("PendingConfig = %v, %v", len(got), err)
+	}
+	if _, err := s.PromoteRotation(ctx, "inst-k", "rot-1", "cred-1", time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Client.Exists(ctx, configKey("inst-k", "cred-1")).Val(); n != 0 {
+		t.Error("config key still there after the promotion")
+	}
+
+	// An earlier version's layout: the config in the credential hash.
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-k", RotationID: "rot-2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePending(ctx, "inst-k", "rot-2", "cred-2", cfg); err != nil {
+		t.Fatal(err)
+	}
+	old, err := s.sealer.Seal(secret.New(`{"A_URL":"old-layout"}`), credentialKey("inst-k", "cred-2")+"#config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Client.Del(ctx, configKey("inst-k", "cred-2"))
+	r.Client.HSet(ctx, credentialKey("inst-k", "cred-2"), "config", old)
+	if got, err := s.PendingConfig(ctx, "inst-k", "cred-2"); err != nil || got["A_URL"].Reveal() != "old-layout" {
+		t.Fatalf("PendingConfig of the old layout = %v, %v", got, err)
+	}
+	if _, err := s.PromoteRotation(ctx, "inst-k", "rot-2", "cred-2", time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	if v := r.Client.HGet(ctx, credentialKey("inst-k", "cred-2"), "config").Val(); v != "" {
+		t.Error("the old layout's config field is still there after the promotion")
+	}
+}
