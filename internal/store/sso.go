@@ -28,29 +28,38 @@ func ssoUsedKey(token string) string {
 // by its nonce, as signed out.
 func sessionEndedKey(nonce string) string { return keyPrefix + "session_ended:" + nonce }
 
+// spendSSOKeys are the keys of spendSSOScript.
+type spendSSOKeys struct {
+	token string // KEYS[1]: the mark of the token that signed in
+	cover string // KEYS[2]: the mark of the other token the sign-in covers, or KEYS[1] again
+}
+
+func (k spendSSOKeys) list() []string { return []string{k.token, k.cover} }
+
 // spendSSOScript spends a sign-in's tokens at once.
 //
-//	KEYS[1] -> rekey:sso_used:<sha256 of the token that signed in>
-//	KEYS[2..] -> rekey:sso_used:<sha256 of the other tokens the sign-in covers>
+//	KEYS    -> spendSSOKeys: rekey:sso_used:<sha256 of a token>, twice
 //	ARGV[1] -> expiry in milliseconds
 //
 // Returns 0, and changes nothing, when KEYS[1] is already spent; otherwise
-// marks every key spent and returns 1.
+// marks both keys spent and returns 1.
 var spendSSOScript = redis.NewScript(`
 if redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
-for _, k in ipairs(KEYS) do redis.call("SET", k, "1", "PX", ARGV[1]) end
+redis.call("SET", KEYS[1], "1", "PX", ARGV[1])
+redis.call("SET", KEYS[2], "1", "PX", ARGV[1])
 return 1`)
 
-// SpendSSOToken marks token spent for ttl, together with covers, other
-// tokens of the same sign-in (a user-scoped sign-in also spends its
+// SpendSSOToken marks token spent for ttl, together with cover, another
+// token of the same sign-in (a user-scoped sign-in also spends its
 // resource token, so the form cannot be replayed without the user-scoped
-// one). It reports false, and marks nothing, when token was spent before.
-func (s *Store) SpendSSOToken(ctx context.Context, token string, covers []string, ttl time.Duration) (bool, error) {
-	keys := []string{ssoUsedKey(token)}
-	for _, c := range covers {
-		keys = append(keys, ssoUsedKey(c))
+// one); cover may be empty. It reports false, and marks nothing, when token
+// was spent before.
+func (s *Store) SpendSSOToken(ctx context.Context, token, cover string, ttl time.Duration) (bool, error) {
+	k := spendSSOKeys{token: ssoUsedKey(token), cover: ssoUsedKey(token)}
+	if cover != "" {
+		k.cover = ssoUsedKey(cover)
 	}
-	n, err := spendSSOScript.Run(ctx, s.rdb, keys, max(ttl.Milliseconds(), 1)).Int()
+	n, err := spendSSOScript.Run(ctx, s.rdb, k.list(), max(ttl.Milliseconds(), 1)).Int()
 	if err != nil {
 		return false, fmt.Errorf("spend sso token: %w", err)
 	}

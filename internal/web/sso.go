@@ -122,7 +122,11 @@ func (s *server) ssoLogin(w http.ResponseWriter, r *http.Request) {
 // spend marks the sign-in's tokens used until the form would expire, and
 // answers a form that was used before. It reports whether to go on.
 func (s *server) spend(w http.ResponseWriter, r *http.Request, f ssoForm, tokens []string, valid time.Duration) bool {
-	first, err := s.Store.SpendSSOToken(r.Context(), tokens[0], tokens[1:], valid+time.Second)
+	cover := ""
+	if len(tokens) > 1 {
+		cover = tokens[1]
+	}
+	first, err := s.Store.SpendSSOToken(r.Context(), tokens[0], cover, valid+time.Second)
 	switch {
 	case err != nil:
 		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
