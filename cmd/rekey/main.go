@@ -10,6 +10,7 @@
 //	rekey breaker status       the circuit breaker: open or closed, and why; resume
 //	rekey keys status|reseal   sealed values per encryption key; reseal under the first
 //	rekey dev                  everything in one process, on fakes
+//	rekey demo-issuer          a demo credential issuer for local runs (not for production)
 //
 // Configuration comes from the environment (see README.md).
 package main
@@ -52,6 +53,7 @@ func commands() map[string]command {
 		"dev":         {"run rekey on an embedded Redis, a fake Heroku and a demo issuer", runDev},
 		"breaker":     {"the circuit breaker on Heroku 401/403 runs: status [--json] | resume [--confirm]", runBreaker},
 		"keys":        {"encryption keys: status [--json] | reseal (values per key; move them to the first)", runKeys},
+		"demo-issuer": {demoIssuerSummary, runDemoIssuer},
 	}
 }
 
