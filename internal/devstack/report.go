@@ -39,7 +39,7 @@ func (r *run) rotate(ctx context.Context, samples []sandbox.Sample) error {
 		return fmt.Errorf("%d invariant violations", summary.violations)
 	case b.Failed > 0:
 		return fmt.Errorf("%d rotations failed", b.Failed)
-	case !r.o.Once:
+	case !r.o.Once && ctx.Err() == nil:
 		fmt.Fprintln(r.o.Stderr, "rekey dev: all done; still serving, Ctrl-C to stop")
 		<-ctx.Done()
 	}
@@ -68,6 +68,9 @@ func (r *run) watch(ctx context.Context, batchID string, start time.Time) (store
 		}
 		select {
 		case <-ctx.Done():
+			if !r.o.Once {
+				return b, nil // Ctrl-C is how a run without Once ends
+			}
 			return b, errors.New("interrupted")
 		case <-deadline:
 			if r.o.Once {
