@@ -1,11 +1,13 @@
 package devstack
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestReadmeRunTheProcfileLocally runs README.md's "Run the Procfile
@@ -30,6 +32,10 @@ func TestReadmeRunTheProcfileLocally(t *testing.T) {
 	}
 	cmd := exec.Command("../../scripts/procfile-local-test.sh")
 	cmd.Env = append(os.Environ(), "PROCFILE_LOCAL_WORKDIR="+filepath.Join(cache, "rekey-procfile-local"))
+	if d, ok := t.Deadline(); ok {
+		// The script's own timeout stops the processes before the test's panics.
+		cmd.Env = append(cmd.Env, fmt.Sprintf("PROCFILE_LOCAL_TIMEOUT=%d", int(time.Until(d).Seconds())-30))
+	}
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {
