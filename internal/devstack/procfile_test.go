@@ -34,7 +34,7 @@ func TestReadmeRunTheProcfileLocally(t *testing.T) {
 	cmd.Env = append(os.Environ(), "PROCFILE_LOCAL_WORKDIR="+filepath.Join(cache, "rekey-procfile-local"))
 	if d, ok := t.Deadline(); ok {
 		// The script's own timeout stops the processes before the test's panics.
-		cmd.Env = append(cmd.Env, fmt.Sprintf("PROCFILE_LOCAL_TIMEOUT=%d", int(time.Until(d).Seconds())-30))
+		cmd.Env = append(cmd.Env, fmt.Sprintf("PROCFILE_LOCAL_TIMEOUT=%d", max(int(time.Until(d).Seconds())-30, 1)))
 	}
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
