@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
 
 	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/breaker"
@@ -191,10 +192,22 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	return err
 }
 
-func runWorkerCmd(ctx context.Context, env *environ, args []string) error {
-	if len(args) > 0 {
-		return errUsage
+func newWorkerCmd(env *environ) *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Run the asynq worker: rotate and revoke tasks (Procfile: worker)",
+		Long: `Runs rotate and revoke tasks from Redis, and the reconcile sweep, until SIGTERM. Any number of
+worker dynos may run; they share one Heroku API budget (REKEY_HEROKU_RATE). The worker starts before
+Redis answers and rides out Redis outages. Needs REDIS_URL, REKEY_ENCRYPTION_KEYS and the issuer's
+and Heroku's variables (see README.md).`,
+		Example: `  rekey worker
+  REKEY_CONCURRENCY=20 rekey worker`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runWorkerCmd(c.Context(), env) },
 	}
+}
+
+func runWorkerCmd(ctx context.Context, env *environ) error {
 	cfg, err := loadConfig(env)
 	if err != nil {
 		return err

@@ -4,63 +4,80 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/spf13/cobra"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
-const batchesUsage = `usage: rekey batches show ID [--wait] [--json] [--interval 2s]
-       rekey batches cancel ID
+func newBatchesCmd(env *environ) *cobra.Command {
+	return newGroupCmd(&cobra.Command{
+		Use:   "batches",
+		Short: "Show or cancel a batch of rotations",
+		Long: `A batch is what one 'rekey rotate' (or one API request) enqueued. 'show' prints its counts and
+'--wait' follows it; 'cancel' stops the rotations that have not started. Batches are kept 30 days.`,
+		Example: `  rekey batches show bat_01J... --wait
+  rekey batches cancel bat_01J...`,
+	}, newBatchesShowCmd(env), newBatchesCancelCmd(env))
+}
 
-show prints a batch's counts; --wait follows it until nothing is left in
-flight (a progress bar on a terminal, a line per change otherwise) and exits
-non-zero when any rotation failed. cancel stops the batch's rotations that
-have not started (rotations under way finish) and takes their tasks off the
-queues.
-`
+func newBatchesShowCmd(env *environ) *cobra.Command {
+	var wait, asJSON bool
+	var interval time.Duration
+	c := &cobra.Command{
+		Use:   "show BATCH_ID",
+		Short: "Print a batch's counts; --wait follows it until done",
+		Long: `Prints a batch's counts. --wait follows it until nothing is left in flight (a progress bar with
+rate and ETA on a terminal, a line per change otherwise) and exits 1 when any rotation failed.`,
+		Example: `  rekey batches show bat_01J...
+  rekey batches show bat_01J... --wait --interval 5s
+  rekey batches show bat_01J... --json | jq .in_flight`,
+		Args: exactArgs(1, "one BATCH_ID"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if interval <= 0 {
+				return usagef("--interval must be positive")
+			}
+			return withProducer(c.Context(), env, "batches", func(a *app) error {
+				return showBatch(c.Context(), env, a, args[0], wait, asJSON, interval)
+			})
+		},
+	}
+	c.Flags().BoolVar(&wait, "wait", false, "follow the batch until it is done")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the batch as JSON")
+	c.Flags().DurationVar(&interval, "interval", 2*time.Second, "with --wait, how often to look at the batch")
+	return c
+}
 
-func runBatches(ctx context.Context, env *environ, args []string) error {
-	if len(args) == 0 || (args[0] != "show" && args[0] != "cancel") {
-		fmt.Fprint(env.stderr, batchesUsage)
-		return errUsage
+func newBatchesCancelCmd(env *environ) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel BATCH_ID",
+		Short: "Cancel a batch's rotations that have not started",
+		Long: `Stops the batch's rotations that have not started and takes their tasks off the queues; rotations
+under way finish. Prints the batch's counts afterwards.`,
+		Example: `  rekey batches cancel bat_01J...`,
+		Args:    exactArgs(1, "one BATCH_ID"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return withProducer(c.Context(), env, "batches", func(a *app) error { return cancelBatch(c.Context(), env, a, args[0]) })
+		},
 	}
-	fs := flag.NewFlagSet("batches "+args[0], flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() { fmt.Fprint(env.stderr, batchesUsage) }
-	wait := fs.Bool("wait", false, "follow the batch until it is done")
-	asJSON := fs.Bool("json", false, "print the batch as JSON")
-	interval := fs.Duration("interval", 2*time.Second, "with --wait, how often to look at the batch")
-	pos, err := parseInterspersed(fs, args[1:])
-	if err != nil || len(pos) != 1 || *interval <= 0 || (args[0] == "cancel" && (*wait || *asJSON)) {
-		fmt.Fprint(env.stderr, batchesUsage)
-		return errUsage
-	}
-	a, err := openProducer(ctx, env, "batches")
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	id := pos[0]
-	switch {
-	case args[0] == "cancel":
-		return cancelBatch(ctx, env, a, id)
-	case *wait:
-		return followBatch(ctx, env, a.store, id, *interval, *asJSON)
+}
+
+func showBatch(ctx context.Context, env *environ, a *app, id string, wait, asJSON bool, interval time.Duration) error {
+	if wait {
+		return followBatch(ctx, env, a.store, id, interval, asJSON)
 	}
 	b, err := a.store.Batch(ctx, id)
 	if err != nil {
 		return batchError(id, err)
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(env.stdout, b)
 	}
 	writeBatch(env.stdout, b)
@@ -147,12 +164,29 @@ func failureSummary(f map[string]int64) string {
 	return "  (" + strings.Join(parts, ", ") + ")"
 }
 
-// followBatch looks at a batch every interval until it is done, showing
-// progress on a terminal as a bar and otherwise as a line per change (and
-// one every half minute without change), then prints the batch. It fails
-// when any rotation of the batch failed.
+// followBatch follows a batch until it is done (watchBatch), then prints
+// it. It fails when any rotation of the batch failed.
 func followBatch(ctx context.Context, env *environ, st *store.Store, id string, interval time.Duration, asJSON bool) error {
-	tty := !asJSON && isTerminal(env.stdout)
+	b, err := watchBatch(ctx, env, st, id, interval, !asJSON)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if err := writeJSON(env.stdout, b); err != nil {
+			return err
+		}
+	} else {
+		writeBatch(env.stdout, b)
+	}
+	return batchFailed(b)
+}
+
+// watchBatch looks at a batch every interval until it is done and returns
+// it. With progress it shows the progress on a terminal as a bar and
+// otherwise as a line per change (and one every half minute without
+// change).
+func watchBatch(ctx context.Context, env *environ, st *store.Store, id string, interval time.Duration, progress bool) (store.Batch, error) {
+	tty := progress && isTerminal(env.stdout)
 	var m meter
 	var last store.Batch
 	var printed time.Time
@@ -161,12 +195,12 @@ func followBatch(ctx context.Context, env *environ, st *store.Store, id string, 
 	for {
 		b, err := st.Batch(ctx, id)
 		if err != nil {
-			return batchError(id, err)
+			return b, batchError(id, err)
 		}
 		now := time.Now()
 		m.add(now, finished(b))
 		switch {
-		case asJSON:
+		case !progress:
 		case tty:
 			m.draw(env.stdout, b)
 		case progressChanged(last, b) || now.Sub(printed) >= 30*time.Second:
@@ -175,30 +209,24 @@ func followBatch(ctx context.Context, env *environ, st *store.Store, id string, 
 		}
 		last = b
 		if b.Done {
-			return finishFollow(env, b, tty, asJSON)
+			if tty {
+				fmt.Fprintln(env.stdout)
+			}
+			return b, nil
 		}
 		select {
 		case <-ctx.Done():
 			if tty {
 				fmt.Fprintln(env.stdout)
 			}
-			return ctx.Err()
+			return b, ctx.Err()
 		case <-tick.C:
 		}
 	}
 }
 
-func finishFollow(env *environ, b store.Batch, tty, asJSON bool) error {
-	if asJSON {
-		if err := writeJSON(env.stdout, b); err != nil {
-			return err
-		}
-	} else {
-		if tty {
-			fmt.Fprintln(env.stdout)
-		}
-		writeBatch(env.stdout, b)
-	}
+// batchFailed is the error of a finished batch in which rotations failed.
+func batchFailed(b store.Batch) error {
 	if b.Failed > 0 {
 		return fmt.Errorf("batch %s: %d rotations failed", b.ID, b.Failed)
 	}
@@ -210,16 +238,6 @@ func finished(b store.Batch) int64 { return b.Succeeded + b.Failed + b.Cancelled
 
 func progressChanged(a, b store.Batch) bool {
 	return a.Enqueued != b.Enqueued || finished(a) != finished(b) || a.Revoked != b.Revoked || a.Done != b.Done
-}
-
-// isTerminal reports whether w is a character device, such as a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // meter measures a batch's pace over the last minute.

@@ -15,7 +15,7 @@ import (
 func startBatch(t *testing.T, c *cli, n int) (string, []string) {
 	t.Helper()
 	ids := c.register(t, n)
-	if err := c.run(t, runRotate, "--all", "--reason", "test"); err != nil {
+	if err := c.run(t, "rotate", "--all", "--confirm", "--reason", "test"); err != nil {
 		t.Fatalf("rotate: %v\n%s", err, c.stderr)
 	}
 	return batchID(t, c.stdout.String()), ids
@@ -39,7 +39,7 @@ func TestBatchesShow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := c.run(t, runBatches, tt.args...); err != nil {
+			if err := c.run(t, "batches", tt.args...); err != nil {
 				t.Fatalf("%v\n%s", err, c.stderr)
 			}
 			for _, w := range tt.want {
@@ -50,7 +50,7 @@ func TestBatchesShow(t *testing.T) {
 		})
 	}
 	t.Run("json decodes", func(t *testing.T) {
-		if err := c.run(t, runBatches, "show", id, "--json"); err != nil {
+		if err := c.run(t, "batches", "show", id, "--json"); err != nil {
 			t.Fatal(err)
 		}
 		var b store.Batch
@@ -62,13 +62,13 @@ func TestBatchesShow(t *testing.T) {
 		}
 	})
 	t.Run("unknown batch", func(t *testing.T) {
-		err := c.run(t, runBatches, "show", "bat_nope")
+		err := c.run(t, "batches", "show", "bat_nope")
 		if err == nil || !strings.Contains(err.Error(), "batch bat_nope not found") {
 			t.Errorf("err = %v", err)
 		}
 	})
 	t.Run("usage", func(t *testing.T) {
-		if err := c.run(t, runBatches, "list"); err == nil {
+		if err := c.run(t, "batches", "list"); err == nil {
 			t.Error("no error for an unknown subcommand")
 		}
 	})
@@ -98,7 +98,7 @@ func TestBatchesShowWait(t *testing.T) {
 			errc := make(chan error, 1)
 			env := c.env()
 			go func() {
-				errc <- runBatches(context.Background(), env, append([]string{"show", id, "--interval", "10ms"}, tt.args...))
+				errc <- runCommand(context.Background(), env, "batches", append([]string{"show", id, "--interval", "10ms"}, tt.args...)...)
 			}()
 			c.waitFor(t, "the first progress line", func() bool { return strings.Contains(c.stdout.String(), tt.first) })
 			fail := map[string]bool{}
@@ -130,7 +130,7 @@ func TestBatchesCancel(t *testing.T) {
 	// One rotation finished before the cancel: it stays succeeded.
 	c.complete(t, ids[:1], nil)
 
-	if err := c.run(t, runBatches, "cancel", id); err != nil {
+	if err := c.run(t, "batches", "cancel", id); err != nil {
 		t.Fatalf("cancel: %v\n%s", err, c.stderr)
 	}
 	for _, w := range []string{"4 rotations not yet started were cancelled and their tasks removed",
@@ -153,7 +153,7 @@ func TestBatchesCancel(t *testing.T) {
 		}
 	}
 	t.Run("twice", func(t *testing.T) {
-		if err := c.run(t, runBatches, "cancel", id); err != nil {
+		if err := c.run(t, "batches", "cancel", id); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(c.stdout.String(), "0 rotations not yet started") {
@@ -161,7 +161,7 @@ func TestBatchesCancel(t *testing.T) {
 		}
 	})
 	t.Run("unknown batch", func(t *testing.T) {
-		if err := c.run(t, runBatches, "cancel", "bat_nope"); err == nil || !strings.Contains(err.Error(), "not found") {
+		if err := c.run(t, "batches", "cancel", "bat_nope"); err == nil || !strings.Contains(err.Error(), "not found") {
 			t.Errorf("err = %v", err)
 		}
 	})

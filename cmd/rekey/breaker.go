@@ -1,64 +1,76 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/rekeyhq/rekey/internal/breaker"
 )
 
-const breakerUsage = `usage: rekey breaker status [--json]                  open or closed and why, the bulk queue, the window now
-       rekey breaker resume [--confirm] [--by NAME]   close the breaker: bulk and scheduled work runs again
-                                                      (asks on a terminal; --confirm off one)`
-
-// runBreaker runs one of the circuit breaker's operator subcommands.
-func runBreaker(ctx context.Context, env *environ, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(env.stderr, breakerUsage)
-		return errUsage
+func newBreakerCmd(env *environ) *cobra.Command {
+	var asJSON bool
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Open or closed and why, the bulk queue, the 401/403 window now",
+		Long: `Prints the circuit breaker on Heroku 401/403 answers: closed, or open since when and why; whether
+the bulk queue is paused; how many distinct instances answered 401 or 403 in the window now.`,
+		Example: `  rekey breaker status
+  rekey breaker status --json | jq .open`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return withBreaker(c.Context(), env, func(b *breaker.Breaker) error { return breakerStatus(c.Context(), env, b, asJSON) })
+		},
 	}
-	run, ok := map[string]func(context.Context, *environ, *breaker.Breaker, []string) error{
-		"status": breakerStatus, "resume": resumeBreaker,
-	}[args[0]]
-	if !ok || len(args) > 1 && (args[1] == "-h" || args[1] == "--help") {
-		fmt.Fprintln(env.stderr, breakerUsage)
-		return errUsage
+	status.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	var confirm bool
+	var by string
+	resume := &cobra.Command{
+		Use:   "resume",
+		Short: "Close the breaker: bulk and scheduled work runs again",
+		Long: `Closes the breaker once Heroku has recovered (client secret, partner account): the bulk queue
+runs and the scheduler enqueues again. Asks on a terminal; needs --confirm off one.`,
+		Example: `  rekey breaker resume
+  rekey breaker resume --confirm --by alice`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return withBreaker(c.Context(), env, func(b *breaker.Breaker) error { return resumeBreaker(c.Context(), env, b, confirm, by) })
+		},
 	}
-	a, err := openProducer(ctx, env, "breaker")
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	b, err := a.breaker()
-	if err != nil {
-		return err
-	}
-	return run(ctx, env, b, args[1:])
+	resume.Flags().BoolVar(&confirm, "confirm", false, "resume without asking (required when not on a terminal)")
+	resume.Flags().StringVar(&by, "by", "operator", "who resumes, for the status")
+	return newGroupCmd(&cobra.Command{
+		Use:   "breaker",
+		Short: "The circuit breaker on Heroku 401/403 runs: status, resume",
+		Long: `When many distinct instances answer 401 or 403 within a window (REKEY_BREAKER_*), the breaker
+opens: the bulk queue pauses and the scheduler enqueues nothing until an operator resumes it.`,
+		Example: `  rekey breaker status
+  rekey breaker resume --confirm`,
+	}, status, resume)
 }
 
-func breakerStatus(ctx context.Context, env *environ, b *breaker.Breaker, args []string) error {
-	fs := flag.NewFlagSet("breaker status", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	asJSON := fs.Bool("json", false, "print the status as JSON")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		return errUsage
-	}
+// withBreaker runs fn on the breaker of the configured Redis.
+func withBreaker(ctx context.Context, env *environ, fn func(*breaker.Breaker) error) error {
+	return withProducer(ctx, env, "breaker", func(a *app) error {
+		b, err := a.breaker()
+		if err != nil {
+			return err
+		}
+		return fn(b)
+	})
+}
+
+func breakerStatus(ctx context.Context, env *environ, b *breaker.Breaker, asJSON bool) error {
 	s, err := b.Status(ctx)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+	if asJSON {
+		return writeJSON(env.stdout, s)
 	}
 	writeBreakerStatus(env.stdout, s)
 	return nil
@@ -88,17 +100,11 @@ func writeBreakerStatus(w io.Writer, s breaker.Status) {
 	line("openings", "%s", openings)
 }
 
-// errNotConfirmed refuses a resume nobody confirmed.
-var errNotConfirmed = errors.New("breaker not resumed: answer y on a terminal, or pass --confirm")
+// errNotConfirmed refuses a resume the operator did not confirm at the
+// terminal; off a terminal, a missing --confirm is a usage error.
+var errNotConfirmed = errors.New("breaker not resumed: answer y, or pass --confirm")
 
-func resumeBreaker(ctx context.Context, env *environ, b *breaker.Breaker, args []string) error {
-	fs := flag.NewFlagSet("breaker resume", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	confirm := fs.Bool("confirm", false, "resume without asking (required when not on a terminal)")
-	by := fs.String("by", "operator", "who resumes, for the status")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		return errUsage
-	}
+func resumeBreaker(ctx context.Context, env *environ, b *breaker.Breaker, confirm bool, by string) error {
 	s, err := b.Status(ctx)
 	if err != nil {
 		return err
@@ -107,35 +113,23 @@ func resumeBreaker(ctx context.Context, env *environ, b *breaker.Breaker, args [
 		fmt.Fprintln(env.stdout, "the breaker is closed and the bulk queue runs: nothing to resume")
 		return nil
 	}
-	if !*confirm && !askResume(env, s) {
+	switch {
+	case confirm:
+	case !env.terminal:
+		return usagef("breaker not resumed: pass --confirm when not on a terminal")
+	case !askResume(env, s):
 		return errNotConfirmed
 	}
-	if _, err := b.Resume(ctx, *by); err != nil {
+	if _, err := b.Resume(ctx, by); err != nil {
 		return err
 	}
 	fmt.Fprintln(env.stdout, "breaker resumed: the bulk queue runs and the scheduler enqueues again")
 	return nil
 }
 
-// askResume shows why the breaker opened and asks for a y, on a terminal
-// only: piped input is no operator's answer.
+// askResume shows why the breaker opened and asks for a y.
 func askResume(env *environ, s breaker.Status) bool {
-	if !readsTerminal(env.stdin) {
-		return false
-	}
 	fmt.Fprintf(env.stdout, "breaker: %s\n", s.Line())
 	fmt.Fprint(env.stdout, "Has Heroku recovered (client secret, partner account)? Resume bulk and scheduled work? [y/N] ")
-	answer, _ := bufio.NewReader(env.stdin).ReadString('\n')
-	answer = strings.ToLower(strings.TrimSpace(answer))
-	return answer == "y" || answer == "yes"
-}
-
-// readsTerminal reports whether r is a terminal.
-func readsTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return answeredYes(env.stdin)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +20,7 @@ func (g *schedulerRig) breakerCmd(args ...string) (string, error) {
 	var out, errOut lockedBuffer
 	env := &environ{lookup: func(k string) (string, bool) { v, ok := g.vars[k]; return v, ok },
 		stdin: strings.NewReader("y\n"), stdout: &out, stderr: &errOut}
-	err := runBreaker(context.Background(), env, args)
+	err := runCommand(context.Background(), env, "breaker", args...)
 	return out.String() + errOut.String(), err
 }
 
@@ -70,7 +69,7 @@ func TestBreakerStatusAndResume(t *testing.T) {
 	}
 
 	// Off a terminal, only --confirm resumes: piped input is no answer.
-	if _, err := g.breakerCmd("resume"); !errors.Is(err, errNotConfirmed) {
+	if _, err := g.breakerCmd("resume"); !isUsage(err) {
 		t.Fatalf("resume without --confirm = %v, want it refused", err)
 	}
 	if st, _ := g.st.BreakerState(context.Background()); !st.Open() {

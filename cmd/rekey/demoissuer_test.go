@@ -21,7 +21,7 @@ func TestDemoIssuerServesTheSignedContract(t *testing.T) {
 	}, stdout: &syncBuffer{}, stderr: stderr}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runDemoIssuer(ctx, env, []string{"--addr", addr}) }()
+	go func() { done <- runDemoIssuer(ctx, env, addr) }()
 
 	signed, err := issuer.NewHTTP("http://"+addr, secret.New("local-issuer-secret"))
 	if err != nil {
@@ -55,7 +55,7 @@ func TestDemoIssuerServesTheSignedContract(t *testing.T) {
 
 func TestDemoIssuerNeedsTheSecret(t *testing.T) {
 	env := &environ{lookup: func(string) (string, bool) { return "", false }, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
-	err := runDemoIssuer(context.Background(), env, []string{"--addr", "127.0.0.1:0"})
+	err := runDemoIssuer(context.Background(), env, "127.0.0.1:0")
 	if err == nil || !strings.Contains(err.Error(), "REKEY_ISSUER_SECRET must be set") {
 		t.Fatalf("err = %v", err)
 	}

@@ -1,27 +1,45 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/rekeyhq/rekey/internal/devstack"
 )
 
-// runDev parses `rekey dev`'s flags; internal/devstack does the rest.
-func runDev(ctx context.Context, env *environ, args []string) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
+// newDevCmd is `rekey dev`: it parses the flags; internal/devstack does
+// the rest (runDevStack).
+func newDevCmd(env *environ) *cobra.Command {
 	var o devstack.Options
-	fs.BoolVar(&o.Once, "once", false, "exit when every old credential is revoked (0 when all went well); serve no web process")
-	fs.IntVar(&o.Instances, "instances", 20, "sample instances to provision and rotate")
-	fs.DurationVar(&o.Grace, "grace", 30*time.Second, "grace period before old credentials are revoked")
-	fs.DurationVar(&o.RestartDelay, "restart-delay", 3*time.Second, "simulated dyno restart delay (twice as long in Private Spaces)")
-	fs.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "with --once, give up after this long")
-	fs.StringVar(&o.WebAddr, "web-addr", "127.0.0.1:5000", "without --once, where the web process listens (port 0: any free port)")
-	fs.BoolVar(&o.AllowForeignRedis, "allow-foreign-redis", false, "run on a REDIS_URL that holds data rekey dev did not write (never do this next to real workers)")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || o.Instances < 1 {
-		return errUsage
+	c := &cobra.Command{
+		Use:   "dev",
+		Short: "Run rekey on an embedded Redis, a fake Heroku and a demo issuer",
+		Long: `Runs everything in one process, on fakes: an embedded Redis (unless REDIS_URL is set), a faithful
+fake of Heroku's APIs and a demo issuer. It provisions sample instances with random ids, rotates them
+all as one batch, checks the safety invariants as the fakes see them, and prints a summary. Without
+--once it also serves the web process and prints, once, the dashboard login link, /monitoring,
+/metrics and the HTTP API with its token and a curl line. With REDIS_URL set it refuses a database
+holding anything but an earlier rekey dev run's data, unless --allow-foreign-redis. Nothing here is
+for production.`,
+		Example: `  rekey dev
+  rekey dev --once --instances 50
+  rekey dev --grace 20s --restart-delay 2s --web-addr 127.0.0.1:8080`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if o.Instances < 1 {
+				return usagef("--instances must be at least 1")
+			}
+			return runDevStack(c.Context(), env, o)
+		},
 	}
-	return runDevStack(ctx, env, o)
+	fl := c.Flags()
+	fl.BoolVar(&o.Once, "once", false, "exit when every old credential is revoked (0 when all went well); serve no web process")
+	fl.IntVar(&o.Instances, "instances", 20, "sample instances to provision and rotate")
+	fl.DurationVar(&o.Grace, "grace", 30*time.Second, "grace period before old credentials are revoked")
+	fl.DurationVar(&o.RestartDelay, "restart-delay", 3*time.Second, "simulated dyno restart delay (twice as long in Private Spaces)")
+	fl.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "with --once, give up after this long")
+	fl.StringVar(&o.WebAddr, "web-addr", "127.0.0.1:5000", "without --once, where the web process listens (port 0: any free port)")
+	fl.BoolVar(&o.AllowForeignRedis, "allow-foreign-redis", false, "run on a REDIS_URL that holds data rekey dev did not write (never next to real workers)")
+	return c
 }

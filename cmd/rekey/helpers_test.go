@@ -31,6 +31,8 @@ type cli struct {
 	stdout *syncBuffer
 	stderr *syncBuffer
 	stdin  io.Reader
+	// terminal makes the commands take stdin for a person's answers.
+	terminal bool
 }
 
 func newCLI(t *testing.T) *cli {
@@ -44,26 +46,42 @@ func newCLI(t *testing.T) *cli {
 		stdin: strings.NewReader("")}
 }
 
-// env is the environment a command sees: REDIS_URL, REKEY_ENCRYPTION_KEYS
-// and the test's buffers.
-func (c *cli) env() *environ {
-	vars := map[string]string{
+// vars are the variables a command sees: REDIS_URL, REKEY_ENCRYPTION_KEYS
+// and the budget.
+func (c *cli) vars() map[string]string {
+	return map[string]string{
 		"REDIS_URL":             c.r.URL,
 		"REKEY_ENCRYPTION_KEYS": base64.StdEncoding.EncodeToString(testKey),
 		"REKEY_HEROKU_RATE":     "4000",
 	}
+}
+
+// env is the environment a command sees: vars and the test's buffers.
+func (c *cli) env() *environ {
+	vars := c.vars()
 	return &environ{
 		lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
-		stdin:  c.stdin, stdout: c.stdout, stderr: c.stderr,
+		stdin:  c.stdin, stdout: c.stdout, stderr: c.stderr, terminal: c.terminal,
 	}
 }
 
-// run runs one command with fresh output buffers.
-func (c *cli) run(t *testing.T, fn func(context.Context, *environ, []string) error, args ...string) error {
+// run runs `rekey name args...` with fresh output buffers.
+func (c *cli) run(t *testing.T, name string, args ...string) error {
 	t.Helper()
 	c.stdout.Reset()
 	c.stderr.Reset()
-	return fn(context.Background(), c.env(), args)
+	return runCommand(context.Background(), c.env(), name, args...)
+}
+
+// runCommand runs `rekey name args...` in env, through the command tree.
+func runCommand(ctx context.Context, env *environ, name string, args ...string) error {
+	return run(ctx, env, append([]string{name}, args...))
+}
+
+// isUsage reports whether err is a usage error (exit status 2).
+func isUsage(err error) bool {
+	_, ok := asUsage(err)
+	return ok
 }
 
 func instanceID(i int) string { return fmt.Sprintf("inst-%05d", i) }

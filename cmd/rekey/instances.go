@@ -10,24 +10,55 @@ import (
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
-func runInstances(ctx context.Context, env *environ, args []string) error {
-	if len(args) != 2 || (args[0] != "import" && args[0] != "show") {
-		fmt.Fprintln(env.stderr, "usage: rekey instances import FILE|-   (JSON lines, one instance each)\n       rekey instances show ID")
-		return errUsage
+func newInstancesCmd(env *environ) *cobra.Command {
+	return newGroupCmd(&cobra.Command{
+		Use:   "instances",
+		Short: "Import or show instances",
+		Long: `Registers instances in bulk from JSON lines (as the API's PUT body, plus "id"), or shows one
+instance: its state, credentials waiting for revocation and recent audit events (never a secret).`,
+		Example: `  rekey instances import instances.jsonl
+  rekey instances show inst-123 --json`,
+	}, newInstancesImportCmd(env), newInstancesShowCmd(env))
+}
+
+func newInstancesImportCmd(env *environ) *cobra.Command {
+	return &cobra.Command{
+		Use:   "import FILE",
+		Short: "Register instances from JSON lines (- for stdin)",
+		Long: `Registers one instance per JSON line of FILE (- for stdin), each like the API's PUT body plus "id".
+Blank lines and lines starting with # are skipped. Each bad line is reported by number; the command
+exits 1 when any line was refused (the others are registered).`,
+		Example: `  rekey instances import instances.jsonl
+  echo '{"id":"inst-1","api_version":"v3","config_vars":["MYADDON_URL"]}' | rekey instances import -`,
+		Args: exactArgs(1, "one FILE (- for stdin)"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return withProducer(c.Context(), env, "instances", func(a *app) error { return importInstances(c.Context(), env, a, args[0]) })
+		},
 	}
-	a, err := openProducer(ctx, env, "instances")
-	if err != nil {
-		return err
+}
+
+func newInstancesShowCmd(env *environ) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show an instance, its credentials waiting for revocation and recent events",
+		Long: `Shows an instance's state, the credentials waiting for revocation and its 20 most recent audit
+events, newest first. Never a secret.`,
+		Example: `  rekey instances show inst-123
+  rekey instances show inst-123 --json | jq .previous`,
+		Args: exactArgs(1, "one instance ID"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return withProducer(c.Context(), env, "instances", func(a *app) error { return showInstance(c.Context(), env, a, args[0], asJSON) })
+		},
 	}
-	defer a.Close()
-	if args[0] == "show" {
-		return showInstance(ctx, env, a, args[1])
-	}
-	return importInstances(ctx, env, a, args[1])
+	c.Flags().BoolVar(&asJSON, "json", false, "print the instance as JSON")
+	return c
 }
 
 // importInstances registers one instance per JSON line, reporting each bad
@@ -95,7 +126,7 @@ type instanceView struct {
 	Events   []store.Event      `json:"events"`
 }
 
-func showInstance(ctx context.Context, env *environ, a *app, id string) error {
+func showInstance(ctx context.Context, env *environ, a *app, id string, asJSON bool) error {
 	in, err := a.store.Instance(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("instance %s is not registered", id)
@@ -110,7 +141,56 @@ func showInstance(ctx context.Context, env *environ, a *app, id string) error {
 	if v.Events, err = a.store.Events(ctx, id, 20); err != nil {
 		return err
 	}
-	enc := json.NewEncoder(env.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if asJSON {
+		return writeJSON(env.stdout, v)
+	}
+	writeInstance(env.stdout, v)
+	return nil
+}
+
+// writeInstance prints an instance for people: one field a line, then its
+// previous credentials and its events.
+func writeInstance(w io.Writer, v instanceView) {
+	row := func(label, format string, a ...any) {
+		fmt.Fprintf(w, "%-21s %s\n", label+":", fmt.Sprintf(format, a...))
+	}
+	row("instance", "%s (%s)", v.ID, v.APIVersion)
+	if v.HerokuID != "" {
+		row("heroku id", "%s", v.HerokuID)
+	}
+	row("config vars", "%s", strings.Join(v.ConfigVars, ", "))
+	row("private space", "%s", yesNo(v.PrivateSpace))
+	row("registered", "%s", timeOrNone(v.RegisteredAt))
+	if !v.DeprovisionedAt.IsZero() {
+		row("deprovisioned", "%s", timeOrNone(v.DeprovisionedAt))
+	}
+	row("current credential", "%s since %s", orNone(v.CurrentCredential), timeOrNone(v.CurrentSince))
+	row("rotation in flight", "%s", orNone(v.InFlight))
+	row("last rotated", "%s", timeOrNone(v.LastRotatedAt))
+	if v.LastError != "" {
+		row("last error", "%s at %s: %s", v.LastErrorCode, timeOrNone(v.LastErrorAt), v.LastError)
+	}
+	row("schedule", "%s, window %s, next rotation %s", map[bool]string{true: "opted out", false: "scheduled"}[v.ScheduleOptOut],
+		windowText(v.Window), timeOrNone(v.NextRotationAt))
+	if !v.QuarantinedAt.IsZero() {
+		row("quarantined", "since %s: %s", timeOrNone(v.QuarantinedAt), v.QuarantineReason)
+	}
+	row("waiting revocation", "%d", len(v.Previous))
+	for _, p := range v.Previous {
+		fmt.Fprintf(w, "  %s revoked at %s\n", p.CredentialID, timeOrNone(p.RevokeAt))
+	}
+	row("recent events", "%d", len(v.Events))
+	for _, e := range v.Events {
+		line := fmt.Sprintf("  %s  %-22s %s %s", timeOrNone(e.At), e.Type, e.RotationID, e.Detail)
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
+}
+
+func yesNo(b bool) string { return map[bool]string{true: "yes", false: "no"}[b] }
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

@@ -4,22 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rekeyhq/rekey/internal/store"
 )
-
-const keysUsage = `usage: rekey keys status [--json]   how many stored sealed values each key of REKEY_ENCRYPTION_KEYS opens
-       rekey keys reseal            seal every stored value again under the first key (safe while workers run)
-
-To retire a key: put the new key first in REKEY_ENCRYPTION_KEYS and keep the old one after it,
-restart every process, run 'rekey keys reseal', check 'rekey keys status' shows nothing under the
-old key, then drop it.`
 
 // sealedValues is what the keys commands need of the store (*store.Store).
 type sealedValues interface {
@@ -33,30 +27,43 @@ var _ sealedValues = (*store.Store)(nil)
 // command exits non-zero and a script does not drop a key on its word.
 var errUnreadable = errors.New("some stored values cannot be opened with REKEY_ENCRYPTION_KEYS")
 
-// runKeys runs `rekey keys status|reseal`.
-func runKeys(ctx context.Context, env *environ, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(env.stderr, keysUsage)
-		return errUsage
+func newKeysCmd(env *environ) *cobra.Command {
+	var asJSON bool
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "How many stored sealed values each key of REKEY_ENCRYPTION_KEYS opens",
+		Long: `Counts every stored sealed value (OAuth tokens, pending credentials' config) by the key of
+REKEY_ENCRYPTION_KEYS that opens it, and how many none opens. Exits 1 when some cannot be opened,
+so a script does not drop a key on its word.`,
+		Example: `  rekey keys status
+  rekey keys status --json | jq .unreadable_total`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return withProducer(c.Context(), env, "keys", func(a *app) error { return keysStatus(c.Context(), a.store, env.stdout, asJSON) })
+		},
 	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	asJSON := fs.Bool("json", false, "print JSON (status only)")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || sub != "status" && sub != "reseal" ||
-		sub == "reseal" && *asJSON {
-		fmt.Fprintln(env.stderr, keysUsage)
-		return errUsage
+	status.Flags().BoolVar(&asJSON, "json", false, "print the counts as JSON")
+	reseal := &cobra.Command{
+		Use:   "reseal",
+		Short: "Seal every stored value again under the first key (safe while workers run)",
+		Long: `Seals every stored value again under the first key of REKEY_ENCRYPTION_KEYS, each with a
+compare-and-set, so it is safe while workers run and can be run again. Progress on stderr, counts on
+stdout; exits 1 when a value was left under another key.`,
+		Example: `  rekey keys reseal && rekey keys status`,
+		Args:    noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return withProducer(c.Context(), env, "keys", func(a *app) error { return resealKeys(c.Context(), a.store, env.stdout, env.stderr) })
+		},
 	}
-	a, err := openProducer(ctx, env, "keys")
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if sub == "reseal" {
-		return resealKeys(ctx, a.store, env.stdout, env.stderr)
-	}
-	return keysStatus(ctx, a.store, env.stdout, *asJSON)
+	return newGroupCmd(&cobra.Command{
+		Use:   "keys",
+		Short: "Encryption keys: values per key; reseal them under the first",
+		Long: `To retire a key: put the new key first in REKEY_ENCRYPTION_KEYS and keep the old one after it,
+restart every process, run 'rekey keys reseal', check 'rekey keys status' shows nothing under the
+old key, then drop it.`,
+		Example: `  rekey keys status
+  rekey keys reseal`,
+	}, status, reseal)
 }
 
 // keysStatus counts every stored sealed value by the key that opens it and

@@ -48,7 +48,7 @@ func TestKeysStatusAndReseal(t *testing.T) {
 	newKey := bytes.Repeat([]byte{10}, seal.KeySize)
 	oldID, newID := keyIDOf(t, testKey), keyIDOf(t, newKey)
 
-	if err := runKeys(ctx, c.withKeys(newKey, testKey), []string{"status"}); err != nil {
+	if err := runCommand(ctx, c.withKeys(newKey, testKey), "keys", "status"); err != nil {
 		t.Fatal(err)
 	}
 	out := c.stdout.String()
@@ -59,14 +59,14 @@ func TestKeysStatusAndReseal(t *testing.T) {
 		}
 	}
 	c.stdout.Reset()
-	if err := runKeys(ctx, c.withKeys(newKey, testKey), []string{"reseal"}); err != nil {
+	if err := runCommand(ctx, c.withKeys(newKey, testKey), "keys", "reseal"); err != nil {
 		t.Fatalf("reseal: %v\n%s", err, c.stderr.String())
 	}
 	if !strings.Contains(c.stdout.String(), "6 resealed") || !strings.Contains(c.stderr.String(), "resealing:") {
 		t.Errorf("reseal output: %s / %s", c.stdout.String(), c.stderr.String())
 	}
 	c.stdout.Reset()
-	if err := runKeys(ctx, c.withKeys(newKey), []string{"status", "--json"}); err != nil {
+	if err := runCommand(ctx, c.withKeys(newKey), "keys", "status", "--json"); err != nil {
 		t.Fatal(err)
 	}
 	var st struct {
@@ -92,7 +92,7 @@ func TestKeysStatusNamesADroppedKey(t *testing.T) {
 	if err := c.st.SaveToken(ctx, id, heroku.Token{AccessToken: secret.New("a"), RefreshToken: secret.New("r")}); err != nil {
 		t.Fatal(err)
 	}
-	err := runKeys(ctx, c.withKeys(bytes.Repeat([]byte{11}, seal.KeySize)), []string{"status"})
+	err := runCommand(ctx, c.withKeys(bytes.Repeat([]byte{11}, seal.KeySize)), "keys", "status")
 	if !errors.Is(err, errUnreadable) {
 		t.Fatalf("status with the key dropped = %v, want errUnreadable", err)
 	}
@@ -100,7 +100,7 @@ func TestKeysStatusNamesADroppedKey(t *testing.T) {
 	if !strings.Contains(c.stdout.String(), want) {
 		t.Fatalf("status lacks %q:\n%s", want, c.stdout.String())
 	}
-	if err := runKeys(ctx, c.env(), []string{"rotate"}); !errors.Is(err, errUsage) {
+	if err := runCommand(ctx, c.env(), "keys", "rotate"); !isUsage(err) {
 		t.Fatalf("keys rotate = %v, want a usage error", err)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -10,21 +9,11 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/spf13/cobra"
 
 	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/internal/store"
 )
-
-const revocationsUsage = `usage: rekey revocations dead [--json]
-       rekey revocations retry ID... | --all
-
-dead lists the revocations the issuer refused permanently (a 4xx other than
-404), which the reconcile sweep set aside: they are not tried again until an
-operator says so. Each line names the entry as INSTANCE_ID/CREDENTIAL_ID.
-retry moves the named entries (or --all) back to due and runs their revoke
-tasks again; fix the issuer's answer first. It retries nothing if any ID is
-not a dead revocation.
-`
 
 // retriedBy names the CLI in the "revocation_retried" audit events.
 const retriedBy = "rekey revocations retry"
@@ -32,38 +21,52 @@ const retriedBy = "rekey revocations retry"
 // deadListPage is how many dead entries one Redis read lists.
 const deadListPage = 1000
 
-func runRevocations(ctx context.Context, env *environ, args []string) error {
-	if len(args) == 0 || (args[0] != "dead" && args[0] != "retry") {
-		fmt.Fprint(env.stderr, revocationsUsage)
-		return errUsage
+func newRevocationsCmd(env *environ) *cobra.Command {
+	var asJSON bool
+	dead := &cobra.Command{
+		Use:   "dead",
+		Short: "List the revocations the issuer refused permanently",
+		Long: `Lists the revocations the issuer refused permanently (a 4xx other than 404), which the reconcile
+sweep set aside: they are not tried again until an operator says so. Each line names the entry as
+INSTANCE_ID/CREDENTIAL_ID, with its revoke time, when and why it was set aside; never a secret.`,
+		Example: `  rekey revocations dead
+  rekey revocations dead --json | jq length`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return withProducer(c.Context(), env, "revocations", func(a *app) error {
+				return listDeadRevocations(c.Context(), env.stdout, a.store, asJSON)
+			})
+		},
 	}
-	fs := flag.NewFlagSet("revocations "+args[0], flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() { fmt.Fprint(env.stderr, revocationsUsage) }
-	asJSON := fs.Bool("json", false, "with dead, print the entries as JSON")
-	all := fs.Bool("all", false, "with retry, retry every dead revocation")
-	ids, err := parseInterspersed(fs, args[1:])
-	bad := err != nil
-	switch args[0] {
-	case "dead":
-		bad = bad || *all || len(ids) > 0
-	case "retry":
-		bad = bad || *asJSON || (*all == (len(ids) > 0))
+	dead.Flags().BoolVar(&asJSON, "json", false, "print the entries as JSON")
+	var all bool
+	retry := &cobra.Command{
+		Use:   "retry ID... | --all",
+		Short: "Move dead revocations back to due and run their revoke tasks again",
+		Long: `Moves the named dead revocations (INSTANCE_ID/CREDENTIAL_ID, as 'dead' prints them), or --all,
+back to due and runs their revoke tasks again; fix the issuer's answer first. It retries nothing if
+any ID is not a dead revocation.`,
+		Example: `  rekey revocations retry inst-123/cred-9
+  rekey revocations retry --all`,
+		RunE: func(c *cobra.Command, ids []string) error {
+			if all == (len(ids) > 0) {
+				return usagef("name dead revocations (INSTANCE_ID/CREDENTIAL_ID), or --all (one of them)")
+			}
+			return withProducer(c.Context(), env, "revocations", func(a *app) error {
+				p := reconcile.Params{Store: a.store, Enqueuer: a.queue, Inspector: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.log}
+				return retryDeadRevocations(c.Context(), env.stdout, p, ids, all)
+			})
+		},
 	}
-	if bad {
-		fmt.Fprint(env.stderr, revocationsUsage)
-		return errUsage
-	}
-	a, err := openProducer(ctx, env, "revocations")
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if args[0] == "dead" {
-		return listDeadRevocations(ctx, env.stdout, a.store, *asJSON)
-	}
-	p := reconcile.Params{Store: a.store, Enqueuer: a.queue, Inspector: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.log}
-	return retryDeadRevocations(ctx, env.stdout, p, ids, *all)
+	retry.Flags().BoolVar(&all, "all", false, "retry every dead revocation")
+	return newGroupCmd(&cobra.Command{
+		Use:   "revocations",
+		Short: "Revocations refused permanently: list them, or retry them",
+		Long: `Old credentials are revoked after their grace. A revocation the issuer refuses permanently is set
+aside in a dead-letter set; 'dead' lists them and 'retry' runs them again once the issuer is fixed.`,
+		Example: `  rekey revocations dead
+  rekey revocations retry --all`,
+	}, dead, retry)
 }
 
 // deadRow is one dead revocation as the CLI prints it.

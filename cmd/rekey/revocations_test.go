@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +40,7 @@ func TestRevocationsDeadAndRetry(t *testing.T) {
 	c.deadRevocation(t, "inst-a")
 	c.deadRevocation(t, "inst-b")
 
-	if err := c.run(t, runRevocations, "dead"); err != nil {
+	if err := c.run(t, "revocations", "dead"); err != nil {
 		t.Fatalf("dead: %v\n%s", err, c.stderr)
 	}
 	for _, want := range []string{"inst-a/cred-0", "inst-b/cred-0", "previous", "refused", "2 dead revocations"} {
@@ -49,7 +48,7 @@ func TestRevocationsDeadAndRetry(t *testing.T) {
 			t.Errorf("dead output lacks %q:\n%s", want, c.stdout)
 		}
 	}
-	if err := c.run(t, runRevocations, "dead", "--json"); err != nil {
+	if err := c.run(t, "revocations", "dead", "--json"); err != nil {
 		t.Fatal(err)
 	}
 	var rows []map[string]any
@@ -57,20 +56,20 @@ func TestRevocationsDeadAndRetry(t *testing.T) {
 		t.Fatalf("dead --json = %s (%v); want two rows, inst-a/cred-0 first", c.stdout, err)
 	}
 
-	err := c.run(t, runRevocations, "retry", "inst-a/cred-0", "inst-a/cred-9")
+	err := c.run(t, "revocations", "retry", "inst-a/cred-0", "inst-a/cred-9")
 	if err == nil || !strings.Contains(err.Error(), "inst-a/cred-9") {
 		t.Fatalf("retry with an id that is not dead = %v; want an error naming it", err)
 	}
 	if n, _ := c.st.CountDeadRevocations(context.Background()); n != 2 {
 		t.Fatalf("a refused retry moved entries: %d dead left, want 2", n)
 	}
-	if err := c.run(t, runRevocations, "retry", "inst-a/cred-0"); err != nil {
+	if err := c.run(t, "revocations", "retry", "inst-a/cred-0"); err != nil {
 		t.Fatalf("retry: %v\n%s", err, c.stderr)
 	}
 	if !strings.Contains(c.stdout.String(), "1 dead revocations moved back") {
 		t.Errorf("retry output: %s", c.stdout)
 	}
-	if err := c.run(t, runRevocations, "retry", "--all"); err != nil {
+	if err := c.run(t, "revocations", "retry", "--all"); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := c.st.CountDeadRevocations(context.Background()); n != 0 {
@@ -84,11 +83,11 @@ func TestRevocationsDeadAndRetry(t *testing.T) {
 func TestRevocationsUsage(t *testing.T) {
 	c := newCLI(t)
 	for _, args := range [][]string{{}, {"list"}, {"dead", "x"}, {"retry"}, {"retry", "--all", "a/b"}, {"dead", "--all"}} {
-		if err := c.run(t, runRevocations, args...); !errors.Is(err, errUsage) {
+		if err := c.run(t, "revocations", args...); !isUsage(err) {
 			t.Errorf("revocations %v = %v, want a usage error", args, err)
 		}
 	}
-	if err := c.run(t, runRevocations, "retry", "no-slash"); err == nil || !strings.Contains(err.Error(), "INSTANCE_ID/CREDENTIAL_ID") {
+	if err := c.run(t, "revocations", "retry", "no-slash"); err == nil || !strings.Contains(err.Error(), "INSTANCE_ID/CREDENTIAL_ID") {
 		t.Errorf("retry no-slash = %v; want the id format named", err)
 	}
 }

@@ -3,29 +3,17 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
-
-const rotateUsage = `usage: rekey rotate [flags] ID...
-       rekey rotate [flags] --all
-       rekey rotate [flags] --from FILE   (- for stdin)
-
-Requests a rotation of each instance, as one batch, and prints the batch id.
-An id list has one instance id per line, or a JSON object with "instance_id"
-or "id"; blank lines and lines starting with # are skipped. Any malformed,
-unknown, deprovisioned or repeated line is reported by number, and nothing
-is enqueued unless --skip-invalid is given.
-
-Flags:
-`
 
 // rotateFlags are `rekey rotate`'s flags.
 type rotateFlags struct {
@@ -39,30 +27,53 @@ type rotateFlags struct {
 	skipInvalid  bool
 	wait         bool
 	interval     time.Duration
+	asJSON       bool
+	confirm      bool
 	ids          []string
 }
 
-func parseRotateFlags(env *environ, args []string) (rotateFlags, error) {
+func newRotateCmd(env *environ) *cobra.Command {
 	var f rotateFlags
-	fs := flag.NewFlagSet("rotate", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() { fmt.Fprint(env.stderr, rotateUsage); fs.PrintDefaults() }
-	fs.BoolVar(&f.all, "all", false, "rotate every live instance")
-	fs.StringVar(&f.from, "from", "", "read instance ids from `FILE` (- for stdin)")
-	fs.StringVar(&f.reason, "reason", "operator request", "why, for the audit trail")
-	fs.DurationVar(&f.grace, "grace", 0, "grace period before old credentials are revoked (0: each instance's)")
-	fs.StringVar(&f.queue, "queue", "", "interactive, default or bulk (default: interactive for one id, bulk for --all and --from, else default)")
-	fs.BoolVar(&f.skipPrevious, "skip-if-previous", false, "skip instances whose previous credential still waits for revocation")
-	fs.BoolVar(&f.plan, "plan", false, "print what would happen and change nothing")
-	fs.BoolVar(&f.skipInvalid, "skip-invalid", false, "rotate the valid ids even when some are malformed, unknown, deprovisioned or repeated")
-	fs.BoolVar(&f.wait, "wait", false, "follow the batch until it is done")
-	fs.DurationVar(&f.interval, "interval", 2*time.Second, "with --wait, how often to look at the batch")
-	ids, err := parseInterspersed(fs, args)
-	if err != nil {
-		return f, errUsage
+	c := &cobra.Command{
+		Use:   "rotate ID... | --all | --from FILE",
+		Short: "Rotate instances, as one batch, and print the batch id",
+		Long: `Requests a rotation of each instance, as one batch, and prints the batch id.
+
+An id list (--from FILE, - for stdin) has one instance id per line, or a JSON object with
+"instance_id" or "id"; blank lines and lines starting with # are skipped. Any malformed, unknown,
+deprovisioned or repeated line is reported by number, and nothing is enqueued unless --skip-invalid
+is given.
+
+Each rotation restarts the customer's app, so --all, and --from with more than 5 ids, show the
+plan's summary and ask on a terminal, and need --confirm off one (nothing is enqueued without it).
+--plan prints what would happen and changes nothing.`,
+		Example: `  rekey rotate inst-123 --reason "INC-4711 leaked key"
+  rekey rotate --all --plan
+  rekey rotate --all --confirm --reason quarterly --wait
+  rekey rotate --from ids.txt --skip-invalid --json --confirm
+  grep eu- ids.txt | rekey rotate --from - --confirm`,
+		RunE: func(c *cobra.Command, ids []string) error {
+			f.ids = ids
+			if err := f.check(); err != nil {
+				return err
+			}
+			return runRotate(c.Context(), env, f)
+		},
 	}
-	f.ids = ids
-	return f, f.check()
+	fl := c.Flags()
+	fl.BoolVar(&f.all, "all", false, "rotate every live instance")
+	fl.StringVar(&f.from, "from", "", "read instance ids from `FILE` (- for stdin)")
+	fl.StringVar(&f.reason, "reason", "operator request", "why, for the audit trail")
+	fl.DurationVar(&f.grace, "grace", 0, "grace period before old credentials are revoked (0: each instance's)")
+	fl.StringVar(&f.queue, "queue", "", "interactive, default or bulk (default: interactive for one id, bulk for --all and --from, else default)")
+	fl.BoolVar(&f.skipPrevious, "skip-if-previous", false, "skip instances whose previous credential still waits for revocation")
+	fl.BoolVar(&f.plan, "plan", false, "print what would happen and change nothing")
+	fl.BoolVar(&f.skipInvalid, "skip-invalid", false, "rotate the valid ids even when some are malformed, unknown, deprovisioned or repeated")
+	fl.BoolVar(&f.wait, "wait", false, "follow the batch until it is done")
+	fl.DurationVar(&f.interval, "interval", 2*time.Second, "with --wait, how often to look at the batch")
+	fl.BoolVar(&f.asJSON, "json", false, "print the result (or the plan) as JSON")
+	fl.BoolVar(&f.confirm, "confirm", false, "go ahead without asking (required off a terminal for --all and long --from lists)")
+	return c
 }
 
 // check refuses flag combinations that make no sense.
@@ -75,15 +86,15 @@ func (f *rotateFlags) check() error {
 	}
 	switch {
 	case sources != 1:
-		return fmt.Errorf("name instance ids, or --all, or --from FILE (one of them): %w", errUsage)
+		return usagef("name instance ids, or --all, or --from FILE (one of them)")
 	case f.queue != "" && f.queue != tasks.QueueInteractive && f.queue != tasks.QueueDefault && f.queue != tasks.QueueBulk:
-		return fmt.Errorf("--queue %q: use interactive, default or bulk", f.queue)
+		return usagef("--queue %q: use interactive, default or bulk", f.queue)
 	case f.grace < 0:
-		return errors.New("--grace must not be negative")
+		return usagef("--grace must not be negative")
 	case f.interval <= 0:
-		return errors.New("--interval must be positive")
+		return usagef("--interval must be positive")
 	case f.plan && f.wait:
-		return fmt.Errorf("--plan changes nothing, so there is nothing to --wait for: %w", errUsage)
+		return usagef("--plan changes nothing, so there is nothing to --wait for")
 	}
 	if f.queue == "" {
 		f.queue = tasks.QueueDefault
@@ -97,31 +108,7 @@ func (f *rotateFlags) check() error {
 	return nil
 }
 
-// parseInterspersed parses flags that may come before, between or after
-// the positional arguments, and returns the positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
-func runRotate(ctx context.Context, env *environ, args []string) error {
-	f, err := parseRotateFlags(env, args)
-	if err != nil {
-		return err
-	}
+func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
 	a, err := openProducer(ctx, env, "rotate")
 	if err != nil {
 		return err
@@ -141,6 +128,11 @@ func runRotate(ctx context.Context, env *environ, args []string) error {
 	if len(ids) == 0 {
 		return errors.New("no instance to rotate")
 	}
+	if !f.confirm && needsConfirm(f, len(ids)) {
+		if err := confirmRotation(ctx, env, a, f, ids); err != nil {
+			return err
+		}
+	}
 	return rotate(ctx, env, a, f, ids)
 }
 
@@ -154,6 +146,17 @@ func openProducer(ctx context.Context, env *environ, service string) (*app, erro
 		return nil, err
 	}
 	return openApp(ctx, cfg, newLogger(env, cfg, service, true))
+}
+
+// withProducer opens what a command that only reads and enqueues needs,
+// runs fn on it and closes it.
+func withProducer(ctx context.Context, env *environ, service string, fn func(*app) error) error {
+	a, err := openProducer(ctx, env, service)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return fn(a)
 }
 
 // rotationIDs returns the ids to rotate, each once, and the problems of
@@ -248,32 +251,61 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 	if res.BatchID == "" {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "batch %s: %d enqueued on %s, %d joined a rotation in flight, %d skipped",
-		res.BatchID, res.Enqueued, f.queue, res.Joined, res.Skipped)
-	if res.Gone > 0 {
-		fmt.Fprintf(env.stdout, ", %d gone meanwhile", res.Gone)
+	if !f.asJSON {
+		writeRotated(env.stdout, res, f.queue, time.Since(start))
 	}
-	fmt.Fprintf(env.stdout, " (%s)\n", time.Since(start).Round(time.Millisecond))
 	if err != nil {
+		if f.asJSON {
+			_ = writeJSON(env.stdout, newRotateOutput(res, f.queue, nil))
+		}
 		return fmt.Errorf("batch %s is incomplete; requesting the same instances again is safe: %w", res.BatchID, err)
 	}
-	if !f.wait {
-		fmt.Fprintf(env.stderr, "follow it with: rekey batches show %s --wait\n", res.BatchID)
-		return nil
+	switch {
+	case f.asJSON && f.wait:
+		b, err := watchBatch(ctx, env, a.store, res.BatchID, f.interval, false)
+		if err != nil {
+			return err
+		}
+		if err := writeJSON(env.stdout, newRotateOutput(res, f.queue, &b)); err != nil {
+			return err
+		}
+		return batchFailed(b)
+	case f.asJSON:
+		return writeJSON(env.stdout, newRotateOutput(res, f.queue, nil))
+	case f.wait:
+		return followBatch(ctx, env, a.store, res.BatchID, f.interval, false)
 	}
-	return followBatch(ctx, env, a.store, res.BatchID, f.interval, false)
+	fmt.Fprintf(env.stderr, "follow it with: rekey batches show %s --wait\n", res.BatchID)
+	return nil
+}
+
+// writeRotated prints the outcome of a rotation request on one line.
+func writeRotated(w io.Writer, res fleet.Result, queue string, took time.Duration) {
+	fmt.Fprintf(w, "batch %s: %d enqueued on %s, %d joined a rotation in flight, %d skipped",
+		res.BatchID, res.Enqueued, queue, res.Joined, res.Skipped)
+	if res.Gone > 0 {
+		fmt.Fprintf(w, ", %d gone meanwhile", res.Gone)
+	}
+	fmt.Fprintf(w, " (%s)\n", took.Round(time.Millisecond))
 }
 
 // printPlan prints what the request would do.
 func printPlan(ctx context.Context, env *environ, a *app, f rotateFlags, ids []string) error {
 	start := time.Now()
-	pl, err := a.producer().Plan(ctx, fleet.Request{InstanceIDs: ids,
-		Queue: f.queue, SkipIfPrevious: f.skipPrevious}, a.cfg.HerokuRate)
+	pl, err := plan(ctx, a, f, ids)
 	if err != nil {
 		return err
 	}
+	if f.asJSON {
+		return writeJSON(env.stdout, newPlanOutput(pl))
+	}
 	writePlan(env.stdout, pl, time.Since(start))
 	return nil
+}
+
+func plan(ctx context.Context, a *app, f rotateFlags, ids []string) (fleet.Plan, error) {
+	return a.producer().Plan(ctx, fleet.Request{InstanceIDs: ids,
+		Queue: f.queue, SkipIfPrevious: f.skipPrevious}, a.cfg.HerokuRate)
 }
 
 func writePlan(w io.Writer, pl fleet.Plan, took time.Duration) {

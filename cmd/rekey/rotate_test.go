@@ -19,7 +19,7 @@ func TestRotatePlanAllOnTenThousandChangesNothing(t *testing.T) {
 	before := c.snapshot(t)
 
 	start := time.Now()
-	if err := c.run(t, runRotate, "--plan", "--all"); err != nil {
+	if err := c.run(t, "rotate", "--plan", "--all"); err != nil {
 		t.Fatalf("rotate --plan --all: %v\n%s", err, c.stderr)
 	}
 	t.Logf("plan of 10,000 instances took %s:\n%s", time.Since(start).Round(time.Millisecond), c.stdout)
@@ -55,13 +55,13 @@ func TestRotatePlanCounts(t *testing.T) {
 	// inst-00000 is rotating; inst-00001 is deprovisioned; inst-00002 has a
 	// previous credential waiting; inst-00003's token is fresh;
 	// inst-00004's expires in a minute.
-	if err := c.run(t, runRotate, ids[0]); err != nil {
+	if err := c.run(t, "rotate", ids[0]); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.st.Deprovision(ctx, ids[1]); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.run(t, runRotate, ids[2]); err != nil {
+	if err := c.run(t, "rotate", ids[2]); err != nil {
 		t.Fatal(err)
 	}
 	c.complete(t, ids[2:3], nil)
@@ -89,7 +89,7 @@ func TestRotatePlanCounts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := c.run(t, runRotate, tt.args...); err != nil {
+			if err := c.run(t, "rotate", tt.args...); err != nil {
 				t.Fatalf("%v\n%s", err, c.stderr)
 			}
 			for _, w := range tt.want {
@@ -155,7 +155,7 @@ func TestRotateFromBadFile(t *testing.T) {
 				}
 				args[1] = path
 			}
-			err := c.run(t, runRotate, args...)
+			err := c.run(t, "rotate", args...)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}
@@ -196,15 +196,15 @@ func TestRotateNamedIDs(t *testing.T) {
 		{"queue flag", []string{"--queue", "bulk", "inst-00000"}, "", map[string]int{"bulk": 1}},
 		{"unknown refused whole", []string{"inst-00000", "nope"}, "1 arguments cannot be rotated", nil},
 		{"unknown skipped", []string{"inst-00000", "nope", "--skip-invalid"}, "", map[string]int{"default": 1}},
-		{"no source", nil, "bad usage", nil},
-		{"two sources", []string{"--all", "inst-00000"}, "bad usage", nil},
+		{"no source", nil, "one of them", nil},
+		{"two sources", []string{"--all", "inst-00000"}, "one of them", nil},
 		{"bad queue", []string{"--queue", "fast", "inst-00000"}, "--queue", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newCLI(t)
 			c.register(t, 2)
-			err := c.run(t, runRotate, tt.args...)
+			err := c.run(t, "rotate", tt.args...)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("err = %v, want %q\n%s", err, tt.wantErr, c.stderr)
 			}
@@ -223,10 +223,10 @@ func TestRotateNamedIDs(t *testing.T) {
 func TestRotateAllSkipsInFlight(t *testing.T) {
 	c := newCLI(t)
 	ids := c.register(t, 3)
-	if err := c.run(t, runRotate, ids[0]); err != nil {
+	if err := c.run(t, "rotate", ids[0]); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.run(t, runRotate, "--all", "--reason", "quarterly"); err != nil {
+	if err := c.run(t, "rotate", "--all", "--confirm", "--reason", "quarterly"); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(c.stdout.String(), "2 enqueued on bulk, 1 joined a rotation in flight") {

@@ -3,39 +3,136 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"strings"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/breaker"
+	"github.com/spf13/cobra"
+
 	"github.com/rekeyhq/rekey/internal/config"
 	"github.com/rekeyhq/rekey/internal/scheduler"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
-const schedulerUsage = `usage: rekey scheduler [--interval 1m]       run the clock (Procfile: clock)
-       rekey scheduler status                   next sweep, what is due, quarantined instances, the breaker
-       rekey scheduler pause [--by NAME]        stop every scheduler enqueueing (in-flight rotations go on)
-       rekey scheduler resume
-       rekey scheduler unquarantine ID          let the scheduler try a quarantined instance again
-       rekey scheduler set ID [--opt-out|--opt-in] [--window HH-HH|default]`
+func newSchedulerCmd(env *environ) *cobra.Command {
+	var interval time.Duration
+	c := &cobra.Command{
+		Use:   "scheduler",
+		Short: "Run the clock (Procfile: clock); status, pause, resume, set, unquarantine",
+		Long: `Alone, runs the clock until SIGTERM: every --interval it sweeps the instances whose scheduled
+rotation is due (REKEY_ROTATION_PERIOD) and enqueues them on the bulk queue, within the budget and
+the maintenance window. Exactly one clock is needed; two are safe. Its subcommands let an operator
+see and steer scheduled rotation.`,
+		Example: `  rekey scheduler
+  rekey scheduler status --json
+  rekey scheduler pause --by alice
+  rekey scheduler set inst-123 --window 22-04`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return unknownSubcommand(c, args)
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, _ []string) error {
+			if interval < time.Second {
+				return usagef("--interval must be at least 1s")
+			}
+			return runClockCmd(c.Context(), env, interval)
+		},
+	}
+	c.Flags().DurationVar(&interval, "interval", time.Minute, "time between sweeps")
+	c.AddCommand(newSchedulerStatusCmd(env), newSchedulerPauseCmd(env), newSchedulerResumeCmd(env),
+		newSchedulerUnquarantineCmd(env), newSchedulerSetCmd(env))
+	return c
+}
 
-// runScheduler runs the clock, or one of its operator subcommands.
-func runScheduler(ctx context.Context, env *environ, args []string) error {
-	sub := "run"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		sub, args = args[0], args[1:]
+func newSchedulerStatusCmd(env *environ) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "Next sweep, what is due, quarantined instances, the breaker",
+		Long: `Prints scheduled rotation's state: running, paused or held by the circuit breaker; the next sweep
+and its cap; how many instances are due now, in the next hour and day; how many scheduled rotations
+are in flight; quarantined instances.`,
+		Example: `  rekey scheduler status
+  rekey scheduler status --json | jq .due_next_hour`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return withProducer(c.Context(), env, "scheduler", func(a *app) error { return schedulerStatus(c.Context(), env, a, asJSON) })
+		},
 	}
-	run, ok := map[string]func(context.Context, *environ, *app, []string) error{
-		"run": runClock, "status": schedulerStatus, "pause": pauseScheduler, "resume": resumeScheduler,
-		"unquarantine": unquarantineInstance, "set": setSchedule,
-	}[sub]
-	if !ok || len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-		fmt.Fprintln(env.stderr, schedulerUsage)
-		return errUsage
+	c.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	return c
+}
+
+func newSchedulerPauseCmd(env *environ) *cobra.Command {
+	var by string
+	c := &cobra.Command{
+		Use:     "pause",
+		Short:   "Stop every scheduler enqueueing (rotations in flight go on)",
+		Long:    `Pauses scheduled rotation fleet-wide: every running scheduler honours it until 'rekey scheduler resume'.`,
+		Example: `  rekey scheduler pause --by alice`,
+		Args:    noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return withProducer(c.Context(), env, "scheduler", func(a *app) error { return pauseScheduler(c.Context(), env, a, by) })
+		},
 	}
+	c.Flags().StringVar(&by, "by", "operator", "who pauses, for the status and the audit trail")
+	return c
+}
+
+func newSchedulerResumeCmd(env *environ) *cobra.Command {
+	return &cobra.Command{
+		Use:     "resume",
+		Short:   "Let the schedulers enqueue again after a pause",
+		Long:    `Ends a 'rekey scheduler pause': the next sweep enqueues what is due.`,
+		Example: `  rekey scheduler resume`,
+		Args:    noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return withProducer(c.Context(), env, "scheduler", func(a *app) error { return resumeScheduler(c.Context(), env, a) })
+		},
+	}
+}
+
+func newSchedulerUnquarantineCmd(env *environ) *cobra.Command {
+	return &cobra.Command{
+		Use:   "unquarantine ID",
+		Short: "Let the scheduler try a quarantined instance again",
+		Long: `An instance whose scheduled rotations failed REKEY_QUARANTINE_AFTER times in a row is set aside;
+this puts it back at its next slot.`,
+		Example: `  rekey scheduler unquarantine inst-123`,
+		Args:    exactArgs(1, "one instance ID"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return withProducer(c.Context(), env, "scheduler", func(a *app) error { return unquarantineInstance(c.Context(), env, a, args[0]) })
+		},
+	}
+}
+
+func newSchedulerSetCmd(env *environ) *cobra.Command {
+	var f scheduleFlags
+	c := &cobra.Command{
+		Use:   "set ID [--opt-out|--opt-in] [--window HH-HH|default]",
+		Short: "Change one instance's opt-out or maintenance window",
+		Long:  `Changes one instance's schedule, leaving what the flags do not name as it was.`,
+		Example: `  rekey scheduler set inst-123 --opt-out
+  rekey scheduler set inst-123 --opt-in --window 22-04
+  rekey scheduler set inst-123 --window default`,
+		Args: exactArgs(1, "one instance ID"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if f.optOut && f.optIn {
+				return usagef("--opt-out and --opt-in contradict each other")
+			}
+			return withProducer(c.Context(), env, "scheduler", func(a *app) error { return setSchedule(c.Context(), env, a, args[0], f) })
+		},
+	}
+	c.Flags().BoolVar(&f.optOut, "opt-out", false, "take the instance out of scheduled rotation")
+	c.Flags().BoolVar(&f.optIn, "opt-in", false, "put the instance back into scheduled rotation")
+	c.Flags().StringVar(&f.window, "window", "", "the instance's maintenance window, HH-HH in UTC, or 'default'")
+	return c
+}
+
+// runClockCmd opens the clock's app, which outlives Redis outages
+// (openService), and sweeps until ctx is done.
+func runClockCmd(ctx context.Context, env *environ, interval time.Duration) error {
 	cfg, err := loadConfig(env)
 	if err != nil {
 		return err
@@ -43,27 +140,17 @@ func runScheduler(ctx context.Context, env *environ, args []string) error {
 	if err := cfg.RequireProducer(); err != nil {
 		return err
 	}
-	open := openApp
-	if sub == "run" {
-		open = openService // the clock outlives Redis outages
-	}
-	a, err := open(ctx, cfg, newLogger(env, cfg, "scheduler", sub != "run"))
+	a, err := openService(ctx, cfg, newLogger(env, cfg, "scheduler", false))
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	return run(ctx, env, a, args)
+	return runClock(ctx, a, interval)
 }
 
 // runClock sweeps until ctx is done (SIGTERM).
-func runClock(ctx context.Context, env *environ, a *app, args []string) error {
-	fs := flag.NewFlagSet("scheduler", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	interval := fs.Duration("interval", time.Minute, "time between sweeps")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *interval < time.Second {
-		return errUsage
-	}
-	p, err := schedulerParams(a, *interval)
+func runClock(ctx context.Context, a *app, interval time.Duration) error {
+	p, err := schedulerParams(a, interval)
 	if err != nil {
 		return err
 	}
@@ -104,24 +191,15 @@ func globalWindow(cfg *config.Config) (*store.Window, error) {
 	return &w, nil
 }
 
-func pauseScheduler(ctx context.Context, env *environ, a *app, args []string) error {
-	fs := flag.NewFlagSet("scheduler pause", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	by := fs.String("by", "operator", "who pauses, for the status and the audit trail")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		return errUsage
-	}
-	if err := a.store.PauseSchedule(ctx, *by); err != nil {
+func pauseScheduler(ctx context.Context, env *environ, a *app, by string) error {
+	if err := a.store.PauseSchedule(ctx, by); err != nil {
 		return err
 	}
 	fmt.Fprintln(env.stdout, "scheduler paused: no scheduler enqueues rotations until 'rekey scheduler resume'")
 	return nil
 }
 
-func resumeScheduler(ctx context.Context, env *environ, a *app, args []string) error {
-	if len(args) > 0 {
-		return errUsage
-	}
+func resumeScheduler(ctx context.Context, env *environ, a *app) error {
 	if err := a.store.ResumeSchedule(ctx); err != nil {
 		return err
 	}
@@ -129,53 +207,47 @@ func resumeScheduler(ctx context.Context, env *environ, a *app, args []string) e
 	return nil
 }
 
-func unquarantineInstance(ctx context.Context, env *environ, a *app, args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("name one instance id: %w", errUsage)
-	}
-	ok, err := a.store.Unquarantine(ctx, args[0], "operator (rekey scheduler unquarantine)")
+func unquarantineInstance(ctx context.Context, env *environ, a *app, id string) error {
+	ok, err := a.store.Unquarantine(ctx, id, "operator (rekey scheduler unquarantine)")
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("instance %s is not registered", args[0])
+		return fmt.Errorf("instance %s is not registered", id)
 	case err != nil:
 		return err
 	case !ok:
-		fmt.Fprintf(env.stdout, "%s was not quarantined\n", args[0])
+		fmt.Fprintf(env.stdout, "%s was not quarantined\n", id)
 		return nil
 	}
-	in, err := a.store.Instance(ctx, args[0])
+	in, err := a.store.Instance(ctx, id)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "%s is no longer quarantined; next scheduled rotation %s\n", args[0], timeOrNone(in.NextRotationAt))
+	fmt.Fprintf(env.stdout, "%s is no longer quarantined; next scheduled rotation %s\n", id, timeOrNone(in.NextRotationAt))
 	return nil
+}
+
+// scheduleFlags are `rekey scheduler set`'s flags.
+type scheduleFlags struct {
+	optOut, optIn bool
+	window        string
 }
 
 // setSchedule changes one instance's opt-out or maintenance window,
 // leaving what the flags do not name as it was.
-func setSchedule(ctx context.Context, env *environ, a *app, args []string) error {
-	fs := flag.NewFlagSet("scheduler set", flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	optOut := fs.Bool("opt-out", false, "take the instance out of scheduled rotation")
-	optIn := fs.Bool("opt-in", false, "put the instance back into scheduled rotation")
-	window := fs.String("window", "", "the instance's maintenance window, HH-HH in UTC, or 'default'")
-	id, err := parseWithOneArg(fs, args)
-	if err != nil || *optOut && *optIn {
-		return errUsage
-	}
+func setSchedule(ctx context.Context, env *environ, a *app, id string, f scheduleFlags) error {
 	in, err := a.store.Instance(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("instance %s is not registered", id)
 	} else if err != nil {
 		return err
 	}
-	sc := store.Schedule{OptOut: (in.ScheduleOptOut || *optOut) && !*optIn, Window: in.Window}
-	switch *window {
+	sc := store.Schedule{OptOut: (in.ScheduleOptOut || f.optOut) && !f.optIn, Window: in.Window}
+	switch f.window {
 	case "":
 	case "default":
 		sc.Window = nil
 	default:
-		w, err := store.ParseWindow(*window)
+		w, err := store.ParseWindow(f.window)
 		if err != nil {
 			return fmt.Errorf("--window: %w", err)
 		}
@@ -192,178 +264,14 @@ func setSchedule(ctx context.Context, env *environ, a *app, args []string) error
 	return nil
 }
 
-// parseWithOneArg parses flags that may come before or after the one
-// positional argument, and returns that argument.
-func parseWithOneArg(fs *flag.FlagSet, args []string) (string, error) {
-	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
-		return "", errUsage
-	}
-	arg := fs.Arg(0)
-	if err := fs.Parse(fs.Args()[1:]); err != nil || fs.NArg() > 0 {
-		return "", errUsage
-	}
-	return arg, nil
-}
-
-func schedulerStatus(ctx context.Context, env *environ, a *app, args []string) error {
-	if len(args) > 0 {
-		return errUsage
-	}
+func schedulerStatus(ctx context.Context, env *environ, a *app, asJSON bool) error {
 	st, err := readScheduleStatus(ctx, a, time.Now().UTC())
 	if err != nil {
 		return err
 	}
+	if asJSON {
+		return writeJSON(env.stdout, st.output())
+	}
 	st.write(env.stdout)
 	return nil
-}
-
-// scheduleStatus is what `rekey scheduler status` prints.
-type scheduleStatus struct {
-	now         time.Time
-	policy      store.SchedulePolicy
-	window      *store.Window
-	pausedAt    time.Time
-	pausedBy    string
-	breaker     store.BreakerState
-	last        store.SweepRecord
-	cap         int
-	capNote     string
-	live        int64
-	scheduled   int64
-	dueNow      int64
-	dueHour     int64
-	dueDay      int64
-	backlog     int64
-	quarantined int64
-	qIDs        []string
-}
-
-func readScheduleStatus(ctx context.Context, a *app, now time.Time) (scheduleStatus, error) {
-	s := scheduleStatus{now: now}
-	var err error
-	if s.policy, err = a.store.SchedulePolicy(ctx); err != nil {
-		return s, err
-	}
-	if !s.policy.Published {
-		s.policy = store.SchedulePolicy{Period: a.cfg.RotationPeriod, QuarantineAfter: a.cfg.QuarantineAfter}
-	}
-	if s.window, err = globalWindow(a.cfg); err != nil {
-		return s, err
-	}
-	if s.pausedAt, s.pausedBy, err = a.store.SchedulePaused(ctx); err != nil {
-		return s, err
-	}
-	if s.breaker, err = a.store.BreakerState(ctx); err != nil {
-		return s, err
-	}
-	if s.last, err = a.store.LastSweep(ctx); err != nil {
-		return s, err
-	}
-	if err := s.readCap(a); err != nil {
-		return s, err
-	}
-	return s, s.readCounts(ctx, a)
-}
-
-// readCap takes the cap the running scheduler used, or computes the one
-// this configuration gives with the default interval.
-func (s *scheduleStatus) readCap(a *app) error {
-	if s.last.Cap > 0 {
-		s.cap, s.capNote = s.last.Cap, "as of the last sweep"
-		return nil
-	}
-	p, err := schedulerParams(a, time.Minute)
-	if err != nil {
-		return err
-	}
-	s.cap = scheduler.Cap(p.PerHour, p.Interval, p.Reserve)
-	s.capNote = fmt.Sprintf("REKEY_HEROKU_RATE %d/h × 1m0s − interactive reserve %d", p.PerHour, p.Reserve)
-	return nil
-}
-
-func (s *scheduleStatus) readCounts(ctx context.Context, a *app) error {
-	var err error
-	steps := []func(){
-		func() { s.live, err = a.store.CountInstances(ctx) },
-		func() { s.scheduled, err = a.store.CountScheduled(ctx) },
-		func() { s.dueNow, err = a.store.CountDue(ctx, s.now) },
-		func() { s.dueHour, err = a.store.CountDue(ctx, s.now.Add(time.Hour)) },
-		func() { s.dueDay, err = a.store.CountDue(ctx, s.now.Add(24*time.Hour)) },
-		func() { s.backlog, err = a.store.ScheduledBacklog(ctx, s.now.Add(-scheduler.Lease(s.policy.Period))) },
-		func() { s.qIDs, s.quarantined, err = a.store.Quarantined(ctx, 5) },
-	}
-	for _, step := range steps {
-		if step(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (s scheduleStatus) write(w io.Writer) {
-	line := func(label, format string, args ...any) {
-		fmt.Fprintf(w, "%-19s %s\n", label+":", fmt.Sprintf(format, args...))
-	}
-	if s.policy.Period == 0 {
-		line("scheduled rotation", "off (REKEY_ROTATION_PERIOD=0): the scheduler idles")
-	} else {
-		line("scheduled rotation", "every %s", s.policy.Period)
-	}
-	line("state", "%s", s.state())
-	line("breaker", "%s", breaker.Describe(s.breaker))
-	line("next sweep", "%s", s.nextSweep())
-	line("per-sweep cap", "%d rotations (%s)", s.cap, s.capNote)
-	line("maintenance window", "%s", windowText(s.window))
-	line("instances", "%d live, %d scheduled", s.live, s.scheduled)
-	line("due now", "%d", s.dueNow)
-	line("due in next hour", "%d", s.dueHour)
-	line("due in next day", "%d", s.dueDay)
-	line("in flight", "%d scheduled rotations enqueued, not finished", s.backlog)
-	q := fmt.Sprintf("%d", s.quarantined)
-	if len(s.qIDs) > 0 {
-		q += ": " + strings.Join(s.qIDs, ", ")
-		if s.quarantined > int64(len(s.qIDs)) {
-			q += ", ..."
-		}
-		q += " (rekey scheduler unquarantine ID)"
-	}
-	line("quarantined", "%s (after %d failed scheduled rotations in a row)", q, s.policy.QuarantineAfter)
-}
-
-func (s scheduleStatus) state() string {
-	if !s.pausedAt.IsZero() {
-		return fmt.Sprintf("paused since %s by %s (rekey scheduler resume)", s.pausedAt.Format(time.RFC3339), s.pausedBy)
-	}
-	if s.breaker.Open() {
-		return "held: the circuit breaker is open, nothing is enqueued (see below)"
-	}
-	if s.last.At.IsZero() {
-		return "never swept: is the clock process (rekey scheduler) running?"
-	}
-	return fmt.Sprintf("running; last sweep %s enqueued %d, deferred %d", s.last.At.Format(time.RFC3339),
-		s.last.Enqueued, s.last.Deferred)
-}
-
-func (s scheduleStatus) nextSweep() string {
-	switch {
-	case s.last.Next.IsZero():
-		return "unknown"
-	case s.now.Sub(s.last.Next) > 2*time.Minute:
-		return fmt.Sprintf("overdue since %s: is the clock process (rekey scheduler) running?", s.last.Next.Format(time.RFC3339))
-	}
-	return s.last.Next.Format(time.RFC3339)
-}
-
-func timeOrNone(t time.Time) string {
-	if t.IsZero() {
-		return "none"
-	}
-	return t.UTC().Format(time.RFC3339)
-}
-
-func windowText(w *store.Window) string {
-	if w == nil {
-		return "any time"
-	}
-	return w.String() + " UTC"
 }

@@ -65,7 +65,7 @@ func (g *schedulerRig) run(t *testing.T, args ...string) string {
 	var out, errOut lockedBuffer
 	env := &environ{lookup: func(k string) (string, bool) { v, ok := g.vars[k]; return v, ok },
 		stdin: strings.NewReader(""), stdout: &out, stderr: &errOut}
-	if err := runScheduler(context.Background(), env, args); err != nil {
+	if err := runCommand(context.Background(), env, "scheduler", args...); err != nil {
 		t.Fatalf("rekey scheduler %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
 	}
 	return out.String()
@@ -149,7 +149,7 @@ func TestSchedulerRunEnqueuesDueOnTheBulkQueue(t *testing.T) {
 	env := &environ{lookup: func(k string) (string, bool) { v, ok := g.vars[k]; return v, ok },
 		stdin: strings.NewReader(""), stdout: &errOut, stderr: &errOut}
 	done := make(chan error, 1)
-	go func() { done <- runScheduler(ctx, env, []string{"--interval", "1m"}) }()
+	go func() { done <- runCommand(ctx, env, "scheduler", "--interval", "1m") }()
 	waitFor(t, func() bool { last, _ := g.st.LastSweep(context.Background()); return !last.At.IsZero() })
 	cancel()
 	if err := <-done; err != nil {
@@ -173,7 +173,7 @@ func TestSchedulerOffIdlesAndSaysSo(t *testing.T) {
 	env := &environ{lookup: func(k string) (string, bool) { v, ok := g.vars[k]; return v, ok },
 		stdin: strings.NewReader(""), stdout: &errOut, stderr: &errOut}
 	done := make(chan error, 1)
-	go func() { done <- runScheduler(ctx, env, nil) }()
+	go func() { done <- runCommand(ctx, env, "scheduler") }()
 	waitFor(t, func() bool { return strings.Contains(errOut.String(), "scheduled_rotation_off") })
 	cancel()
 	if err := <-done; err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
 
 	"github.com/rekeyhq/rekey/internal/metrics"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -21,12 +22,23 @@ import (
 // finish after SIGTERM; Heroku kills the dyno 30 seconds after it.
 const shutdownTimeout = 20 * time.Second
 
+func newWebCmd(env *environ) *cobra.Command {
+	return &cobra.Command{
+		Use:   "web",
+		Short: "Run the HTTP API, SSO dashboard, /monitoring and /metrics (Procfile: web)",
+		Long: `Serves on PORT, until SIGTERM: the HTTP API (REKEY_API_TOKEN), the customers' SSO dashboard,
+/monitoring (asynqmon, REKEY_DASHBOARD_PASSWORD), /metrics and /healthz. It serves at once, Redis or
+not: /healthz and /metrics say when Redis is down.`,
+		Example: `  PORT=8080 rekey web
+  curl -s localhost:8080/healthz`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return runWeb(c.Context(), env) },
+	}
+}
+
 // runWeb serves the HTTP API, the SSO dashboard, /monitoring, /metrics and
 // /healthz on PORT until ctx is done (Procfile: web).
-func runWeb(ctx context.Context, env *environ, args []string) error {
-	if len(args) > 0 {
-		return errUsage
-	}
+func runWeb(ctx context.Context, env *environ) error {
 	cfg, err := loadConfig(env)
 	if err != nil {
 		return err

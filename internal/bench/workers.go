@@ -154,12 +154,12 @@ func (w *Workers) kill() {
 // batchLine finds the batch id in what `rekey rotate` prints.
 var batchLine = regexp.MustCompile(`batch (bat_[0-9a-f]+):`)
 
-// RotateAll runs `rekey rotate --all` of bin with env on queue, as an
+// RotateAll runs `rekey rotate --all --confirm` of bin with env on queue, as an
 // operator would, and returns the id of the batch it printed and its
 // output's first line.
 func RotateAll(ctx context.Context, bin string, env map[string]string, reason, queue string) (string, string, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, "rotate", "--all", "--reason", reason, "--queue", queue)
+	cmd := exec.CommandContext(ctx, bin, "rotate", "--all", "--confirm", "--reason", reason, "--queue", queue)
 	cmd.Env = sandbox.EnvList(env)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -51,6 +52,7 @@ type Queues interface {
 	PauseQueue(queue string) error
 	UnpauseQueue(queue string) error
 	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
+	Queues() ([]string, error)
 }
 
 // Params build a Breaker.
@@ -158,6 +160,15 @@ func (b *Breaker) pause() error {
 // paused reports whether the bulk queue is paused. A queue that never held
 // a task is not paused.
 func (b *Breaker) paused() (bool, error) {
+	// GetQueueInfo answers asynq's internal NOT_FOUND, not
+	// ErrQueueNotFound, for a queue asynq does not know yet: ask first.
+	known, err := b.p.Queues.Queues()
+	if err != nil {
+		return false, fmt.Errorf("list queues: %w", err)
+	}
+	if !slices.Contains(known, PausedQueue) {
+		return false, nil
+	}
 	info, err := b.p.Queues.GetQueueInfo(PausedQueue)
 	switch {
 	case errors.Is(err, asynq.ErrQueueNotFound):

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// testCommit is the commit the test binary is built with (-X main.commit),
+// since a build from a git worktree carries no VCS information.
+const testCommit = "0123456789abcdef0123456789abcdef01234567"
+
+// binary is the real rekey binary, run as a subprocess with exactly vars
+// as its environment, off a terminal.
+type binary struct {
+	path string
+	vars map[string]string
+}
+
+// result is what one run of the binary printed, and its exit status.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// buildRekey builds cmd/rekey with go build into dir.
+func buildRekey(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "rekey")
+	out, err := exec.Command("go", "build", "-ldflags", "-X main.commit="+testCommit, "-o", path, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build ./cmd/rekey: %v\n%s", err, out)
+	}
+	return path
+}
+
+// run runs `rekey args...` with stdin piped from the string.
+func (b binary) run(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, b.path, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range b.vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errOut.String()}
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		r.code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("rekey %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// commandPaths lists every command of rekey's tree as the binary has it,
+// cobra's help and completion commands included, hidden ones left out:
+// a command added to the root is walked without touching this test.
+func commandPaths(t *testing.T) [][]string {
+	t.Helper()
+	root := newRootCmd(&environ{lookup: func(string) (string, bool) { return "", false },
+		stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard})
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	var paths [][]string
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		ours := len(path) == 0 || path[0] != "completion"
+		if ours && (c.Short == "" || c.Long == "" || c.Example == "") {
+			t.Errorf("rekey %s lacks a summary, a description or examples", strings.Join(path, " "))
+		}
+		paths = append(paths, path)
+		for _, s := range c.Commands() {
+			if !s.Hidden {
+				walk(s, append(slices.Clone(path), s.Name()))
+			}
+		}
+	}
+	walk(root, nil)
+	return paths
+}
+
+// TestBinary runs the real binary against a private Redis: help and usage
+// errors of every command, --version, --json against the text, and the
+// refusal of an unconfirmed fleet rotation.
+func TestBinary(t *testing.T) {
+	c := newCLI(t)
+	path := buildRekey(t, t.TempDir())
+	bin := binary{path: path, vars: c.vars()}
+	t.Run("every command", func(t *testing.T) { testEveryCommand(t, bin) })
+	t.Run("version", func(t *testing.T) {
+		r := bin.run(t, "", "--version")
+		want := "rekey (devel), commit " + testCommit[:12]
+		if r.code != 0 || !strings.HasPrefix(r.stdout, want) {
+			t.Fatalf("rekey --version: want %q\n%s", want, r)
+		}
+		t.Logf("rekey --version: %s", r.stdout)
+	})
+	t.Run("usage errors", func(t *testing.T) { testUsageErrors(t, bin) })
+	t.Run("completion", func(t *testing.T) {
+		for shell, want := range map[string]string{"bash": "__start_rekey", "zsh": "#compdef rekey", "fish": "complete -c rekey"} {
+			if r := bin.run(t, "", "completion", shell); r.code != 0 || !strings.Contains(r.stdout, want) {
+				t.Errorf("rekey completion %s: want exit 0 and %q in the script\n%s", shell, want, r.stderr)
+			}
+		}
+		// What the shell asks when completing `rekey rot<TAB>`.
+		if r := bin.run(t, "", "__complete", "rot"); r.code != 0 || !strings.HasPrefix(r.stdout, "rotate\t") {
+			t.Errorf("completing rot: %s", r)
+		}
+	})
+	t.Run("json", func(t *testing.T) { testJSONMatchesText(t, c, bin) })
+	t.Run("confirm", func(t *testing.T) {
+		c := newCLI(t) // a Redis of its own
+		testConfirmOffTerminal(t, c, binary{path: path, vars: c.vars()})
+	})
+}
+
+func testEveryCommand(t *testing.T, bin binary) {
+	paths := commandPaths(t)
+	t.Logf("walking %d commands", len(paths))
+	for _, path := range paths {
+		name := strings.Join(append([]string{"rekey"}, path...), " ")
+		t.Run(name, func(t *testing.T) {
+			t.Parallel() // each run is a process of its own, off Redis
+			help := bin.run(t, "", append(slices.Clone(path), "--help")...)
+			if help.code != 0 || !strings.Contains(help.stdout, "Usage:") || help.stderr != "" {
+				t.Errorf("%s --help: want exit 0 and usage on stdout\n%s", name, help)
+			}
+			ours := len(path) == 0 || path[0] != "completion"
+			if ours && !strings.Contains(help.stdout, "Examples:") {
+				t.Errorf("%s --help shows no examples:\n%s", name, help.stdout)
+			}
+			if via := bin.run(t, "", append([]string{"help"}, path...)...); via.code != 0 || via.stdout != help.stdout {
+				t.Errorf("rekey help %s differs from --help:\n%s", strings.Join(path, " "), via)
+			}
+			bad := bin.run(t, "", append(slices.Clone(path), "--no-such-flag")...)
+			lines := strings.Split(strings.TrimSpace(bad.stderr), "\n")
+			if bad.code != 2 || bad.stdout != "" || len(lines) > 2 || !strings.Contains(bad.stderr, "--no-such-flag") {
+				t.Errorf("%s --no-such-flag: want exit 2 and a short hint on stderr\n%s", name, bad)
+			}
+		})
+	}
+}
+
+// testUsageErrors: a missing argument or an unknown command is a usage
+// error (exit 2, one line); a runtime failure exits 1; the single-dash
+// spelling of Go's flag package still works.
+func testUsageErrors(t *testing.T, bin binary) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"rotat"}, 2, `unknown command "rotat" for "rekey"; did you mean rotate?`},
+		{[]string{"help", "nope"}, 2, `rekey help: no command "nope"`},
+		{[]string{"batches", "list"}, 2, `unknown command "list" for "rekey batches"`},
+		{[]string{"batches", "show"}, 2, "rekey batches show: takes one BATCH_ID, got 0 arguments (see 'rekey batches show --help')"},
+		{[]string{"instances", "import"}, 2, "takes one FILE"},
+		{[]string{"worker", "extra"}, 2, `takes no arguments, got "extra"`},
+		{[]string{"rotate"}, 2, "name instance ids, or --all, or --from FILE"},
+		{[]string{"rotate", "--queue", "fast", "inst-00000"}, 2, `--queue "fast"`},
+		{[]string{"scheduler", "--interval", "1ms"}, 2, "--interval must be at least 1s"},
+		{[]string{"batches", "show", "bat_nope"}, 1, "rekey: batch bat_nope not found"},
+		{[]string{"instances", "show", "-json", "inst-nope"}, 1, "rekey: instance inst-nope is not registered"},
+	}
+	for _, tt := range tests {
+		r := bin.run(t, "", tt.args...)
+		if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("rekey %s: want exit %d and %q\n%s", strings.Join(tt.args, " "), tt.code, tt.want, r)
+		}
+		if tt.code == 2 && strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			t.Errorf("rekey %s: the hint is more than one line:\n%s", strings.Join(tt.args, " "), r.stderr)
+		}
+	}
+}
+
+// figure is one number (or id) a reporting command shows, found in its
+// text by a regular expression and in its --json output by a path.
+type figure struct {
+	args []string
+	text string // regexp whose first group is the figure
+	json string // dotted path into the JSON; "#" is an array's length
+	want string
+}
+
+func testJSONMatchesText(t *testing.T, c *cli, bin binary) {
+	ctx := context.Background()
+	c.register(t, 8)
+	c.deadRevocation(t, "inst-dead")
+	r := bin.run(t, "", "rotate", "inst-00000", "inst-00001")
+	if r.code != 0 || !strings.Contains(r.stdout, "2 enqueued on default, 0 joined") {
+		t.Fatalf("rotate: %s", r)
+	}
+	batch := batchID(t, r.stdout)
+	r = bin.run(t, "", "rotate", "inst-00000", "inst-00002", "--json")
+	var rotated rotateOutput
+	if err := json.Unmarshal([]byte(r.stdout), &rotated); err != nil || r.code != 0 {
+		t.Fatalf("rotate --json does not parse (%v): %s", err, r)
+	}
+	if b, err := c.st.Batch(ctx, rotated.BatchID); err != nil || rotated.Enqueued != 1 || rotated.Joined != 1 ||
+		b.Enqueued != 1 || b.Joined != 1 {
+		t.Errorf("rotate --json = %+v; its batch in Redis %+v (%v); want 1 enqueued, 1 joined", rotated, b, err)
+	}
+	in, err := c.st.Instance(ctx, "inst-00000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := c.st.Events(ctx, "inst-00000", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := c.st.SealedStatus(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 9 live instances, 3 of them rotating; inst-dead has a dead revocation.
+	for _, f := range []figure{
+		{args: []string{"rotate", "--plan", "--all"}, text: `rotate\s+(\d+), on queue bulk`, json: "rotate", want: "6"},
+		{args: []string{"rotate", "--plan", "--all"}, text: `skip, in flight\s+(\d+)`, json: "skip_in_flight", want: "3"},
+		{args: []string{"rotate", "--plan", "--all"}, text: `Heroku API calls\s+(\d+)`, json: "heroku_api_calls", want: "6"},
+		{args: []string{"instances", "show", "inst-00000"}, text: `rotation in flight:\s+(\S+)`, json: "in_flight_rotation_id", want: in.InFlight},
+		{args: []string{"instances", "show", "inst-00000"}, text: `recent events:\s+(\d+)`, json: "events.#", want: fmt.Sprint(len(events))},
+		{args: []string{"scheduler", "status"}, text: `instances:\s+(\d+) live`, json: "instances_live", want: "9"},
+		{args: []string{"scheduler", "status"}, text: `in flight:\s+(\d+)`, json: "in_flight", want: "0"},
+		{args: []string{"batches", "show", batch}, text: `enqueued\s+(\d+)`, json: "enqueued", want: "2"},
+		{args: []string{"batches", "show", batch}, text: `in flight\s+(\d+)`, json: "in_flight", want: "2"},
+		{args: []string{"keys", "status"}, text: `(\d+) sealed values`, json: "values", want: fmt.Sprint(sealed.Values)},
+		{args: []string{"breaker", "status"}, text: `openings:\s+(\d+)`, json: "openings", want: "0"},
+		{args: []string{"revocations", "dead"}, text: `(\d+) dead revocations`, json: "#", want: "1"},
+	} {
+		name := strings.Join(f.args, " ")
+		text := bin.run(t, "", f.args...)
+		m := regexp.MustCompile(f.text).FindStringSubmatch(text.stdout)
+		if text.code != 0 || m == nil || m[1] != f.want {
+			t.Errorf("rekey %s: want %q matching %s\n%s", name, f.want, f.text, text)
+		}
+		js := bin.run(t, "", append(slices.Clone(f.args), "--json")...)
+		var v any
+		if err := json.Unmarshal([]byte(js.stdout), &v); err != nil || js.code != 0 {
+			t.Errorf("rekey %s --json does not parse (%v):\n%s", name, err, js)
+			continue
+		}
+		if got := jsonAt(v, f.json); got != f.want {
+			t.Errorf("rekey %s --json: %s = %q, the text says %q", name, f.json, got, f.want)
+		}
+	}
+}
+
+// jsonAt follows a dotted path into v and prints what it finds.
+func jsonAt(v any, path string) string {
+	for _, k := range strings.Split(path, ".") {
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[k]
+		case []any:
+			if k == "#" {
+				return fmt.Sprint(len(x))
+			}
+			return "not a path"
+		}
+	}
+	return fmt.Sprint(v)
+}
+
+// testConfirmOffTerminal: off a terminal, rotate --all and a --from list
+// of more than 5 ids need --confirm; without it nothing changes in Redis,
+// even with a "y" piped in, and the exit status is 2.
+func testConfirmOffTerminal(t *testing.T, c *cli, bin binary) {
+	ids := c.register(t, 7)
+	list := filepath.Join(t.TempDir(), "ids.txt")
+	if err := os.WriteFile(list, []byte(strings.Join(ids[:6], "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := c.snapshot(t)
+	for _, args := range [][]string{{"rotate", "--all"}, {"rotate", "--all", "--json"}, {"rotate", "--from", list}} {
+		r := bin.run(t, "y\n", args...)
+		if r.code != 2 || !strings.Contains(r.stderr, "add --confirm to go ahead") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			t.Errorf("rekey %s off a terminal: want exit 2 and one line asking for --confirm\n%s", strings.Join(args, " "), r)
+		}
+	}
+	if after := c.snapshot(t); !maps.Equal(before, after) {
+		t.Fatalf("an unconfirmed rotation changed Redis: %d keys before, %d after", len(before), len(after))
+	}
+	t.Logf("rotate --all without --confirm: Redis unchanged (%d keys, every DUMP identical)", len(before))
+	r := bin.run(t, "", "rotate", "--all", "--confirm")
+	if r.code != 0 || !strings.Contains(r.stdout, "7 enqueued on bulk") || c.pending(t, "bulk") != 7 {
+		t.Fatalf("rotate --all --confirm: want 7 enqueued\n%s", r)
+	}
+}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// newRootCmd builds rekey's command tree. Each command's constructor lives
+// beside its run logic, in the command's own file; adding a command is one
+// line in the list below. cli_test.go walks this tree, so a new command is
+// checked for help, usage errors and exit codes without further work.
+func newRootCmd(env *environ) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "rekey",
+		Short: "rekey rotates the credentials of Heroku add-on instances",
+		Long: `rekey rotates the credentials that a Heroku add-on provider hands its customers' apps through
+config vars, through asynq tasks in Redis. The Procfile runs 'rekey web', 'rekey worker' and
+'rekey scheduler'; the other commands are for operators. Configuration comes from the
+environment (see README.md).`,
+		Example: `  rekey dev --once                  everything in one process, on fakes
+  rekey rotate inst-123             rotate one instance now
+  rekey rotate --all --plan         what rotating the fleet would do, changing nothing
+  rekey batches show BATCH --wait   follow a batch until it is done
+  rekey completion bash > /etc/bash_completion.d/rekey`,
+		Version:       version(),
+		Args:          cobra.ArbitraryArgs,
+		RunE:          helpOrUnknown,
+		SilenceErrors: true, // main prints errors: a hint line (exit 2) or printError (exit 1)
+		SilenceUsage:  true,
+	}
+	root.SetVersionTemplate("rekey {{.Version}}\n")
+	root.SetHelpCommand(newHelpCmd())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
+	root.SetIn(env.stdin)
+	root.SetOut(env.stdout)
+	root.SetErr(env.stderr)
+	root.AddCommand(
+		newWorkerCmd(env),
+		newWebCmd(env),
+		newSchedulerCmd(env),
+		newRotateCmd(env),
+		newBatchesCmd(env),
+		newInstancesCmd(env),
+		newRevocationsCmd(env),
+		newBreakerCmd(env),
+		newKeysCmd(env),
+		newDevCmd(env),
+		newDemoIssuerCmd(env),
+	)
+	return root
+}
+
+// newHelpCmd is `rekey help CMD`: cobra's, except that an unknown command
+// is a usage error rather than the root's help with exit status 0.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Prints a command's description, usage, examples and flags, as 'rekey COMMAND --help' does.",
+		Example: `  rekey help rotate
+  rekey help scheduler status`,
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			var names []string
+			if cmd, _, err := c.Root().Find(args); err == nil {
+				for _, s := range cmd.Commands() {
+					if s.IsAvailableCommand() && strings.HasPrefix(s.Name(), toComplete) {
+						names = append(names, s.Name()+"\t"+s.Short)
+					}
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return usagef("no command %q", strings.Join(args, " "))
+			}
+			cmd.InitDefaultHelpFlag() // as cobra's help does, so the usage lists them
+			cmd.InitDefaultVersionFlag()
+			return cmd.Help()
+		},
+	}
+}
+
+// newGroupCmd is a command that only holds subcommands: alone, or with a
+// subcommand it does not know, it is a usage error naming the ones it has.
+func newGroupCmd(c *cobra.Command, subs ...*cobra.Command) *cobra.Command {
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = unknownSubcommand
+	c.AddCommand(subs...)
+	return c
+}
+
+// helpOrUnknown is the root's run: help when called alone (exit 0), as
+// most CLIs do, else an unknown command.
+func helpOrUnknown(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return c.Help()
+	}
+	return unknownSubcommand(c, args)
+}
+
+func unknownSubcommand(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		var names []string
+		for _, s := range c.Commands() {
+			if s.IsAvailableCommand() {
+				names = append(names, s.Name())
+			}
+		}
+		return usagef("name a command: %s", strings.Join(names, ", "))
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return usagef("%s", msg)
+}
+
+// usageError is a mistake in how rekey was called: a bad flag, a missing
+// or extra argument, an unknown command, a missing --confirm. main prints
+// it as one hint line and exits 2; runtime failures exit 1.
+type usageError struct {
+	msg string
+	// path is the command's path ("rekey rotate") the hint points to.
+	path string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+// hint is the one line printed for a usage error.
+func (e *usageError) hint() string {
+	return fmt.Sprintf("%s: %s (see '%s --help')", e.path, e.msg, e.path)
+}
+
+func usagef(format string, a ...any) error { return &usageError{msg: fmt.Sprintf(format, a...)} }
+
+// asUsage returns err's usage error, if it is one.
+func asUsage(err error) (*usageError, bool) {
+	var u *usageError
+	return u, errors.As(err, &u)
+}
+
+// exactArgs accepts exactly n positional arguments, named by what.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("takes %s, got %d arguments", what, len(args))
+		}
+		return nil
+	}
+}
+
+// noArgs accepts no positional argument.
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("takes no arguments, got %q", args[0])
+	}
+	return nil
+}
+
+// longFlags rewrites the single-dash spelling Go's flag package accepted
+// (-all, -wait) to --all, so scripts written for it keep working; help
+// and the README show only --flag. Only names of long flags some command
+// defines are rewritten, and nothing after "--".
+func longFlags(root *cobra.Command, args []string) []string {
+	names := map[string]bool{"help": true, "version": true}
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) { names[f.Name] = true })
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(root)
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "--" {
+			copy(out[i:], args[i:])
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(name) > 1 && names[name] {
+			a = "-" + a
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// commit is the VCS commit for builds whose build info has none (a build
+// from a source tree without .git, as on a Heroku build dyno), set with
+// -ldflags "-X main.commit=$SOURCE_VERSION".
+var commit string
+
+// version is the module version and VCS commit from the build info:
+// "(devel), commit 1849c6d0a1b2 (2026-11-30T13:00:00Z), go1.26.0".
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown (built without module information)"
+	}
+	rev, at, modified := commit, "", ""
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	vcs := "commit unknown (built without VCS information)"
+	if rev != "" {
+		vcs = "commit " + rev[:min(12, len(rev))]
+		if modified == "true" {
+			vcs += " with local changes"
+		}
+		if at != "" {
+			vcs += " (" + at + ")"
+		}
+	}
+	return fmt.Sprintf("%s, %s, %s", bi.Main.Version, vcs, bi.GoVersion)
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// confirmLimit is how many ids a --from list may name before rotating
+// them needs a confirmation, as --all always does: each rotation restarts
+// a customer's apps (README "Operator commands").
+const confirmLimit = 5
+
+// errDeclined is returned when the operator does not answer y.
+var errDeclined = errors.New("not confirmed: nothing was enqueued")
+
+func needsConfirm(f rotateFlags, ids int) bool {
+	return f.all || f.from != "" && ids > confirmLimit
+}
+
+// confirmRotation asks on a terminal, after the plan's one-line summary,
+// whether to go ahead; off a terminal it refuses without --confirm, as
+// `heroku pg:credentials:rotate` does. The question goes to stderr so that
+// --json output stays clean.
+func confirmRotation(ctx context.Context, env *environ, a *app, f rotateFlags, ids []string) error {
+	if !env.terminal {
+		return usagef("rotating %s restarts customers' apps, so it needs --confirm when not run from a terminal; "+
+			"nothing was enqueued (add --confirm to go ahead, or --plan to see what would happen)", instances(len(ids)))
+	}
+	pl, err := plan(ctx, a, f, ids)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stderr, "%s\nRotate them now? [y/N] ", planSummary(pl))
+	if !answeredYes(env.stdin) {
+		return errDeclined
+	}
+	return nil
+}
+
+// instances is "1 instance" or "n instances".
+func instances(n int) string {
+	if n == 1 {
+		return "1 instance"
+	}
+	return fmt.Sprintf("%d instances", n)
+}
+
+// answeredYes reads one line and reports whether it says y or yes.
+func answeredYes(r io.Reader) bool {
+	answer, _ := bufio.NewReader(r).ReadString('\n')
+	answer = strings.ToLower(strings.TrimSpace(answer))
+	return answer == "y" || answer == "yes"
+}
+
+// planSummary is a plan on one line.
+func planSummary(pl fleet.Plan) string {
+	skipped := pl.InFlight + pl.Deprovisioned + pl.Unknown + pl.PreviousWaiting
+	return fmt.Sprintf("rotate %d of %d instances on queue %s (%d skipped): %d Heroku API calls, "+
+		"at least %d apps released and restarted, at least %s at %d calls/hour",
+		pl.Rotate, pl.Named, pl.Queue, skipped, pl.Rotate, pl.Rotate, roundDuration(pl.Duration), pl.PerHour)
+}
+
+// rotateOutput is `rekey rotate --json`: the figures of the text line,
+// and with --wait the batch once done.
+type rotateOutput struct {
+	BatchID  string       `json:"batch_id"`
+	Queue    string       `json:"queue"`
+	Enqueued int          `json:"enqueued"`
+	Joined   int          `json:"joined"`
+	Skipped  int          `json:"skipped"`
+	Gone     int          `json:"gone"`
+	Refused  int          `json:"refused"`
+	Batch    *store.Batch `json:"batch,omitempty"`
+}
+
+func newRotateOutput(res fleet.Result, queue string, b *store.Batch) rotateOutput {
+	return rotateOutput{BatchID: res.BatchID, Queue: queue, Enqueued: res.Enqueued, Joined: res.Joined,
+		Skipped: res.Skipped, Gone: res.Gone, Refused: res.Refused, Batch: b}
+}
+
+// planOutput is `rekey rotate --plan --json`: the figures of the text plan.
+type planOutput struct {
+	Instances        int     `json:"instances"`
+	Rotate           int     `json:"rotate"`
+	Queue            string  `json:"queue"`
+	InFlight         int     `json:"skip_in_flight"`
+	Deprovisioned    int     `json:"skip_deprovisioned"`
+	Unknown          int     `json:"skip_unknown"`
+	PreviousWaiting  int     `json:"skip_previous_waiting"`
+	HerokuCalls      int     `json:"heroku_api_calls"`
+	TokenRefreshes   int     `json:"oauth_token_refreshes"`
+	AppsReleased     int     `json:"apps_released_at_least"`
+	PerHour          int     `json:"budget_calls_per_hour"`
+	EstimatedSeconds float64 `json:"estimated_seconds_at_least"`
+}
+
+func newPlanOutput(pl fleet.Plan) planOutput {
+	return planOutput{Instances: pl.Named, Rotate: pl.Rotate, Queue: pl.Queue, InFlight: pl.InFlight,
+		Deprovisioned: pl.Deprovisioned, Unknown: pl.Unknown, PreviousWaiting: pl.PreviousWaiting,
+		HerokuCalls: pl.Rotate, TokenRefreshes: pl.TokenRefreshes, AppsReleased: pl.Rotate, PerHour: pl.PerHour,
+		EstimatedSeconds: roundDuration(pl.Duration).Seconds()}
+}

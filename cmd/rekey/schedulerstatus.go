@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/breaker"
+	"github.com/rekeyhq/rekey/internal/scheduler"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// scheduleStatus is what `rekey scheduler status` prints.
+type scheduleStatus struct {
+	now         time.Time
+	policy      store.SchedulePolicy
+	window      *store.Window
+	pausedAt    time.Time
+	pausedBy    string
+	breaker     store.BreakerState
+	last        store.SweepRecord
+	cap         int
+	capNote     string
+	live        int64
+	scheduled   int64
+	dueNow      int64
+	dueHour     int64
+	dueDay      int64
+	backlog     int64
+	quarantined int64
+	qIDs        []string
+}
+
+func readScheduleStatus(ctx context.Context, a *app, now time.Time) (scheduleStatus, error) {
+	s := scheduleStatus{now: now}
+	var err error
+	if s.policy, err = a.store.SchedulePolicy(ctx); err != nil {
+		return s, err
+	}
+	if !s.policy.Published {
+		s.policy = store.SchedulePolicy{Period: a.cfg.RotationPeriod, QuarantineAfter: a.cfg.QuarantineAfter}
+	}
+	if s.window, err = globalWindow(a.cfg); err != nil {
+		return s, err
+	}
+	if s.pausedAt, s.pausedBy, err = a.store.SchedulePaused(ctx); err != nil {
+		return s, err
+	}
+	if s.breaker, err = a.store.BreakerState(ctx); err != nil {
+		return s, err
+	}
+	if s.last, err = a.store.LastSweep(ctx); err != nil {
+		return s, err
+	}
+	if err := s.readCap(a); err != nil {
+		return s, err
+	}
+	return s, s.readCounts(ctx, a)
+}
+
+// readCap takes the cap the running scheduler used, or computes the one
+// this configuration gives with the default interval.
+func (s *scheduleStatus) readCap(a *app) error {
+	if s.last.Cap > 0 {
+		s.cap, s.capNote = s.last.Cap, "as of the last sweep"
+		return nil
+	}
+	p, err := schedulerParams(a, time.Minute)
+	if err != nil {
+		return err
+	}
+	s.cap = scheduler.Cap(p.PerHour, p.Interval, p.Reserve)
+	s.capNote = fmt.Sprintf("REKEY_HEROKU_RATE %d/h × 1m0s − interactive reserve %d", p.PerHour, p.Reserve)
+	return nil
+}
+
+func (s *scheduleStatus) readCounts(ctx context.Context, a *app) error {
+	var err error
+	steps := []func(){
+		func() { s.live, err = a.store.CountInstances(ctx) },
+		func() { s.scheduled, err = a.store.CountScheduled(ctx) },
+		func() { s.dueNow, err = a.store.CountDue(ctx, s.now) },
+		func() { s.dueHour, err = a.store.CountDue(ctx, s.now.Add(time.Hour)) },
+		func() { s.dueDay, err = a.store.CountDue(ctx, s.now.Add(24*time.Hour)) },
+		func() { s.backlog, err = a.store.ScheduledBacklog(ctx, s.now.Add(-scheduler.Lease(s.policy.Period))) },
+		func() { s.qIDs, s.quarantined, err = a.store.Quarantined(ctx, 5) },
+	}
+	for _, step := range steps {
+		if step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s scheduleStatus) write(w io.Writer) {
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(w, "%-19s %s\n", label+":", fmt.Sprintf(format, args...))
+	}
+	if s.policy.Period == 0 {
+		line("scheduled rotation", "off (REKEY_ROTATION_PERIOD=0): the scheduler idles")
+	} else {
+		line("scheduled rotation", "every %s", s.policy.Period)
+	}
+	line("state", "%s", s.state())
+	line("breaker", "%s", breaker.Describe(s.breaker))
+	line("next sweep", "%s", s.nextSweep())
+	line("per-sweep cap", "%d rotations (%s)", s.cap, s.capNote)
+	line("maintenance window", "%s", windowText(s.window))
+	line("instances", "%d live, %d scheduled", s.live, s.scheduled)
+	line("due now", "%d", s.dueNow)
+	line("due in next hour", "%d", s.dueHour)
+	line("due in next day", "%d", s.dueDay)
+	line("in flight", "%d scheduled rotations enqueued, not finished", s.backlog)
+	q := fmt.Sprintf("%d", s.quarantined)
+	if len(s.qIDs) > 0 {
+		q += ": " + strings.Join(s.qIDs, ", ")
+		if s.quarantined > int64(len(s.qIDs)) {
+			q += ", ..."
+		}
+		q += " (rekey scheduler unquarantine ID)"
+	}
+	line("quarantined", "%s (after %d failed scheduled rotations in a row)", q, s.policy.QuarantineAfter)
+}
+
+func (s scheduleStatus) state() string {
+	if !s.pausedAt.IsZero() {
+		return fmt.Sprintf("paused since %s by %s (rekey scheduler resume)", s.pausedAt.Format(time.RFC3339), s.pausedBy)
+	}
+	if s.breaker.Open() {
+		return "held: the circuit breaker is open, nothing is enqueued (see below)"
+	}
+	if s.last.At.IsZero() {
+		return "never swept: is the clock process (rekey scheduler) running?"
+	}
+	return fmt.Sprintf("running; last sweep %s enqueued %d, deferred %d", s.last.At.Format(time.RFC3339),
+		s.last.Enqueued, s.last.Deferred)
+}
+
+func (s scheduleStatus) nextSweep() string {
+	switch {
+	case s.last.Next.IsZero():
+		return "unknown"
+	case s.now.Sub(s.last.Next) > 2*time.Minute:
+		return fmt.Sprintf("overdue since %s: is the clock process (rekey scheduler) running?", s.last.Next.Format(time.RFC3339))
+	}
+	return s.last.Next.Format(time.RFC3339)
+}
+
+func timeOrNone(t time.Time) string {
+	if t.IsZero() {
+		return "none"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func windowText(w *store.Window) string {
+	if w == nil {
+		return "any time"
+	}
+	return w.String() + " UTC"
+}
+
+// scheduleOutput is `rekey scheduler status --json`: the figures of the
+// text, with the state as a word (running, paused, held, never_swept).
+type scheduleOutput struct {
+	PeriodSeconds     float64   `json:"period_seconds"`
+	State             string    `json:"state"`
+	StateText         string    `json:"state_text"`
+	PausedAt          time.Time `json:"paused_at,omitzero"`
+	PausedBy          string    `json:"paused_by,omitempty"`
+	BreakerOpen       bool      `json:"breaker_open"`
+	BreakerText       string    `json:"breaker_text"`
+	LastSweepAt       time.Time `json:"last_sweep_at,omitzero"`
+	LastSweepEnqueued int       `json:"last_sweep_enqueued"`
+	LastSweepDeferred int       `json:"last_sweep_deferred"`
+	NextSweepAt       time.Time `json:"next_sweep_at,omitzero"`
+	Cap               int       `json:"per_sweep_cap"`
+	CapNote           string    `json:"per_sweep_cap_note"`
+	Window            string    `json:"maintenance_window_utc,omitempty"`
+	Live              int64     `json:"instances_live"`
+	Scheduled         int64     `json:"instances_scheduled"`
+	DueNow            int64     `json:"due_now"`
+	DueHour           int64     `json:"due_next_hour"`
+	DueDay            int64     `json:"due_next_day"`
+	InFlight          int64     `json:"in_flight"`
+	Quarantined       int64     `json:"quarantined"`
+	QuarantinedIDs    []string  `json:"quarantined_ids"`
+	QuarantineAfter   int       `json:"quarantine_after"`
+}
+
+func (s scheduleStatus) output() scheduleOutput {
+	o := scheduleOutput{PeriodSeconds: s.policy.Period.Seconds(), State: s.stateCode(), StateText: s.state(),
+		PausedAt: s.pausedAt, PausedBy: s.pausedBy, BreakerOpen: s.breaker.Open(), BreakerText: breaker.Describe(s.breaker),
+		LastSweepAt: s.last.At, LastSweepEnqueued: s.last.Enqueued, LastSweepDeferred: s.last.Deferred,
+		NextSweepAt: s.last.Next, Cap: s.cap, CapNote: s.capNote, Live: s.live, Scheduled: s.scheduled,
+		DueNow: s.dueNow, DueHour: s.dueHour, DueDay: s.dueDay, InFlight: s.backlog, Quarantined: s.quarantined,
+		QuarantinedIDs: append([]string{}, s.qIDs...), QuarantineAfter: s.policy.QuarantineAfter}
+	if s.window != nil {
+		o.Window = s.window.String()
+	}
+	return o
+}
+
+// stateCode is state() as one word.
+func (s scheduleStatus) stateCode() string {
+	switch {
+	case !s.pausedAt.IsZero():
+		return "paused"
+	case s.breaker.Open():
+		return "held"
+	case s.last.At.IsZero():
+		return "never_swept"
+	}
+	return "running"
+}
