@@ -13,7 +13,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 work=${PROCFILE_LOCAL_WORKDIR:-$(mktemp -d)}
 mkdir -p "$work/clone"
 rm -rf "${work:?}/clone" && mkdir "$work/clone"
-git -C "$repo" ls-files -z --cached --others --exclude-standard |
+git -C "$repo" ls-files -z --cached --others --exclude-standard | sort -zu |
 	(cd "$repo" && xargs -0 cp --parents -t "$work/clone")
 
 # free_port prints a TCP port nothing on this machine listens on.
