@@ -11,6 +11,7 @@
 //	rekey breaker status       the circuit breaker: open or closed, and why; resume
 //	rekey keys status|reseal   sealed values per encryption key; reseal under the first
 //	rekey dev                  everything in one process, on fakes
+//	rekey demo-issuer          a demo credential issuer for local runs (not for production)
 //	rekey completion SHELL     shell completion (bash, zsh, fish, powershell)
 //
 // The command tree is in root.go. Configuration comes from the environment

@@ -51,6 +51,7 @@ environment (see README.md).`,
 		newKeysCmd(env),
 		newHoldsCmd(env),
 		newDevCmd(env),
+		newDemoIssuerCmd(env),
 	)
 	return root
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/rekeyhq/rekey/internal/metrics"
@@ -99,8 +100,15 @@ func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
 
 // serve runs h on PORT and shuts down gracefully when ctx is done.
 func serve(ctx context.Context, a *app, h http.Handler) error {
+	a.log.Info().Int("port", a.cfg.Port).Msg("web listening")
+	return serveAddr(ctx, a.log, net.JoinHostPort("", strconv.Itoa(a.cfg.Port)), h, "web shutting down")
+}
+
+// serveAddr runs h on addr and shuts down gracefully when ctx is done,
+// logging stopping first.
+func serveAddr(ctx context.Context, log zerolog.Logger, addr string, h http.Handler, stopping string) error {
 	srv := &http.Server{
-		Addr:              net.JoinHostPort("", strconv.Itoa(a.cfg.Port)),
+		Addr:              addr,
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -110,13 +118,12 @@ func serve(ctx context.Context, a *app, h http.Handler) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	a.log.Info().Int("port", a.cfg.Port).Msg("web listening")
 	select {
 	case err := <-errc:
 		return fmt.Errorf("web: %w", err)
 	case <-ctx.Done():
 	}
-	a.log.Info().Msg("web shutting down")
+	log.Info().Msg(stopping)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

@@ -128,3 +128,8 @@ func (p Params) validate() error {
 	}
 	return nil
 }
+
+// WithDefaults returns p with every zero field set to the default its
+// comment gives, as New applies them; `rekey dev` uses it to explain the
+// pace of its rotations.
+func (p Params) WithDefaults() Params { return p.withDefaults() }

@@ -16,6 +16,8 @@ type Sample struct {
 	ID           string
 	APIVersion   string
 	PrivateSpace bool
+	// App is the name of the app the add-on belongs to on the fake Heroku.
+	App string
 	// Provisioned is the id of the credential minted at provisioning.
 	Provisioned string
 }
@@ -53,7 +55,7 @@ func (s *Sandbox) Provision(ctx context.Context, reg *registry.Registry, first, 
 }
 
 func (s *Sandbox) provision(ctx context.Context, reg *registry.Registry, i int, mix Mix) (Sample, error) {
-	sm := Sample{ID: fmt.Sprintf("a0de0000-0000-4000-8000-%012d", i), APIVersion: store.APIv3,
+	sm := Sample{ID: s.sampleID(i), APIVersion: store.APIv3,
 		PrivateSpace: mix.PrivateEvery > 0 && i%mix.PrivateEvery == mix.PrivateEvery-1}
 	if mix.V1Every > 0 && i%mix.V1Every == mix.V1Every-1 {
 		sm.APIVersion = store.APIv1
@@ -63,7 +65,8 @@ func (s *Sandbox) provision(ctx context.Context, reg *registry.Registry, i int, 
 		return sm, fmt.Errorf("mint provisioning credential of %s: %w", sm.ID, err)
 	}
 	sm.Provisioned = cred.ID
-	spec := herokufake.AddonSpec{ID: sm.ID, Name: fmt.Sprintf("myaddon-%d", i), App: fmt.Sprintf("app-%d", i), PrivateSpace: sm.PrivateSpace,
+	sm.App = fmt.Sprintf("app-%d", i)
+	spec := herokufake.AddonSpec{ID: sm.ID, Name: fmt.Sprintf("myaddon-%d", i), App: sm.App, PrivateSpace: sm.PrivateSpace,
 		ConfigVars: []string{issuer.DefaultConfigVar}, InitialConfig: map[string]string{}}
 	for name, v := range cred.Config {
 		spec.InitialConfig[name] = v.Reveal()
@@ -86,4 +89,12 @@ func (s *Sandbox) provision(ctx context.Context, reg *registry.Registry, i int, 
 		in.OAuthGrant = &registry.Grant{Code: secretOf(s.Fake.GrantCode(sm.ID))}
 	}
 	return sm, reg.Put(ctx, in)
+}
+
+// sampleID is sample i's add-on id (Params.SampleID).
+func (s *Sandbox) sampleID(i int) string {
+	if s.nameSample != nil {
+		return s.nameSample(i)
+	}
+	return fmt.Sprintf("a0de0000-0000-4000-8000-%012d", i)
 }

@@ -30,6 +30,10 @@ type Params struct {
 	Fake []herokufake.Option
 	// Demo are extra options for the demo issuer.
 	Demo []issuer.DemoOption
+	// SampleID names sample instance i (numbered from Provision's first).
+	// Nil numbers them a0de0000-0000-4000-8000-00000000000i; rekey dev
+	// gives them RandomID()s so that runs sharing a Redis never meet.
+	SampleID func(i int) string
 }
 
 // Sandbox is a running fake Heroku and demo issuer. Close stops both.
@@ -50,7 +54,8 @@ type Sandbox struct {
 	// EncryptionKey is a fresh REKEY_ENCRYPTION_KEYS value.
 	EncryptionKey secret.String
 
-	servers []*http.Server
+	nameSample func(i int) string
+	servers    []*http.Server
 }
 
 // Start serves a fake Heroku and a demo issuer on loopback ports.
@@ -61,6 +66,7 @@ func Start(p Params) (*Sandbox, error) {
 		AddonID:       "myaddon",
 		AddonPassword: secret.New(randomHex(24)),
 		EncryptionKey: secret.New(randomKey()),
+		nameSample:    p.SampleID,
 	}
 	fakeOpts := append([]herokufake.Option{
 		herokufake.WithOAuthClientSecret(s.OAuthSecret.Reveal()),
@@ -138,6 +144,16 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// RandomID returns a random version 4 UUID, the shape of a Heroku add-on id.
+func RandomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 func randomKey() string {

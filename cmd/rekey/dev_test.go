@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/redistest"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// rekeyBinary builds cmd/rekey once per test run, so the tests below run
+// `rekey dev` as the real process a user starts.
+func rekeyBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "rekey-dev-test")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "rekey")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build ./cmd/rekey: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// devProcess starts `rekey dev args...` with REDIS_URL=redisURL.
+func devProcess(t *testing.T, redisURL string, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, rekeyBinary(t), append([]string{"dev"}, args...)...)
+	cmd.Env = append(os.Environ(), "REDIS_URL="+redisURL)
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	return cmd, stdout, stderr
+}
+
+// quickDev are flags that make a `rekey dev` run take seconds.
+var quickDev = []string{"--instances", "3", "--grace", "3s", "--restart-delay", "1s"}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestDevRefusesARedisWithARegisteredInstance(t *testing.T) {
+	c := newCLI(t)
+	c.register(t, 2)
+	before := c.snapshot(t)
+	cmd, stdout, stderr := devProcess(t, c.r.URL, append([]string{"--once"}, quickDev...)...)
+	err := cmd.Run()
+	if code := exitCode(err); code != 1 {
+		t.Fatalf("exit code %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	msg := stderr.String()
+	for _, want := range []string{"2 instances registered by something else, such as inst-0000",
+		"rekey dev changed nothing", "--allow-foreign-redis"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, msg)
+		}
+	}
+	after := c.snapshot(t)
+	if len(after) != len(before) {
+		t.Fatalf("keys: %d before, %d after", len(before), len(after))
+	}
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("key %s changed", k)
+		}
+	}
+}
+
+func TestDevOnceTwiceOnOneRedis(t *testing.T) {
+	r := redistest.New(t)
+	for run := 1; run <= 2; run++ {
+		cmd, stdout, stderr := devProcess(t, r.URL, append([]string{"--once"}, quickDev...)...)
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("run %d: %v\nstdout:\n%s\nstderr:\n%s", run, err, stdout, stderr)
+		}
+		if !strings.Contains(stdout.String(), "rotated                  3 of 3") {
+			t.Fatalf("run %d: summary:\n%s", run, stdout)
+		}
+		if run == 2 && !strings.Contains(stderr.String(), "holds only an earlier rekey dev run's data") {
+			t.Errorf("run 2 did not say it cleared the earlier run:\n%s", stderr)
+		}
+	}
+}
+
+// accessLine finds a line of the access details dev prints.
+func accessLine(t *testing.T, out, label string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^  ` + label + `\s+(.+)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no %q line in:\n%s", label, out)
+	}
+	return m[1]
+}
+
+func TestDevServesTheWebProcess(t *testing.T) {
+	r := redistest.New(t)
+	cmd, _, stderr := devProcess(t, r.URL, append([]string{"--web-addr", "127.0.0.1:0"}, quickDev...)...)
+	cmd.Stdout = nil
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	access := readAccess(t, out, stderr)
+
+	login := strings.Fields(accessLine(t, access, "customer dashboard"))[0]
+	password := regexp.MustCompile(`password (\S+)\)`).FindStringSubmatch(accessLine(t, access, "monitoring"))[1]
+	token := regexp.MustCompile(`Bearer (\S+)\)`).FindStringSubmatch(accessLine(t, access, "metrics"))[1]
+	base := strings.Fields(accessLine(t, access, "monitoring"))[0]
+	base = strings.TrimSuffix(base, "/monitoring")
+
+	t.Run("dashboard login link", func(t *testing.T) { checkLogin(t, login) })
+	t.Run("monitoring", func(t *testing.T) {
+		get(t, base+"/monitoring", nil, http.StatusUnauthorized)
+		get(t, base+"/monitoring/", func(r *http.Request) { r.SetBasicAuth("dev", password) }, http.StatusOK)
+	})
+	t.Run("metrics", func(t *testing.T) {
+		get(t, base+"/metrics", nil, http.StatusUnauthorized)
+		body := get(t, base+"/metrics", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+token) }, http.StatusOK)
+		if !strings.Contains(body, "rekey_redis_up 1") {
+			t.Errorf("/metrics lacks rekey_redis_up 1:\n%.500s", body)
+		}
+	})
+	t.Run("curl line", func(t *testing.T) {
+		line := accessLine(t, access, "try it")
+		res, err := exec.Command("sh", "-c", line+" -w ' HTTP %{http_code}'").CombinedOutput()
+		if err != nil || !strings.HasSuffix(string(res), "HTTP 200") || !strings.Contains(string(res), `"current_credential_id"`) {
+			t.Fatalf("%s: %v\n%s", line, err, res)
+		}
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v\n%s", err, stderr)
+	}
+}
+
+// readAccess reads dev's stdout up to the end of the access details.
+func readAccess(t *testing.T, out io.Reader, stderr *syncBuffer) string {
+	t.Helper()
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var b strings.Builder
+	deadline := time.After(2 * time.Minute)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("dev ended before printing its access details:\n%s\nstderr:\n%s", b.String(), stderr)
+			}
+			b.WriteString(l + "\n")
+			if strings.HasPrefix(l, "  try it") {
+				go func() { // keep reading, so dev never blocks on a full pipe
+					for range lines {
+					}
+				}()
+				return b.String()
+			}
+		case <-deadline:
+			t.Fatalf("no access details after 2 minutes:\n%s\nstderr:\n%s", b.String(), stderr)
+		}
+	}
+}
+
+// checkLogin follows the dashboard link as a browser does: it loads the
+// page, posts its form to /sso/login and lands on the dashboard.
+func checkLogin(t *testing.T, link string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	page := get(t, link, nil, http.StatusOK)
+	fields := url.Values{}
+	for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`).FindAllStringSubmatch(page, -1) {
+		fields.Set(m[1], m[2])
+	}
+	action := regexp.MustCompile(`<form method="post" action="([^"]+)">`).FindStringSubmatch(page)
+	if action == nil || fields.Get("resource_token") == "" {
+		t.Fatalf("no signed SSO form in:\n%s", page)
+	}
+	u, _ := url.Parse(link)
+	res, err := client.PostForm(u.Scheme+"://"+u.Host+action[1], fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Request.URL.Path != "/dashboard" {
+		t.Fatalf("sign-in landed on %s with %d:\n%.800s", res.Request.URL, res.StatusCode, body)
+	}
+}
+
+// get fetches u and checks the status.
+func get(t *testing.T, u string, set func(*http.Request), want int) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set != nil {
+		set(req)
+	}
+	res, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != want {
+		t.Fatalf("GET %s: %d, want %d:\n%.500s", u, res.StatusCode, want, body)
+	}
+	return string(body)
+}

@@ -1,0 +1,175 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// AllowForeignRedisFlag is the flag that lets dev run on a Redis holding
+// data it did not write; the refusal names it.
+const AllowForeignRedisFlag = "--allow-foreign-redis"
+
+// scanLimit bounds the keys the guard reads: a database with more is not
+// a dev database, and saying so needs no full scan.
+const scanLimit = 100_000
+
+// asynqPrefix starts every key asynq writes.
+const asynqPrefix = "asynq:"
+
+// ForeignRedisError is dev's refusal of a Redis that holds data it did not
+// write: real workers would take dev's rotations, and dev would disturb
+// theirs (README, "Run it").
+type ForeignRedisError struct {
+	// Addr is the database, host:port/db.
+	Addr string
+	// Found says what the database holds, one phrase each.
+	Found []string
+}
+
+func (e *ForeignRedisError) Error() string {
+	return fmt.Sprintf("REDIS_URL (%s) holds data rekey dev did not write (%s), so rekey dev changed nothing and stopped; "+
+		"point REDIS_URL at an empty Redis, unset it to use an embedded one, or pass %s to run there anyway",
+		e.Addr, strings.Join(e.Found, "; "), AllowForeignRedisFlag)
+}
+
+// claimRedis makes sure the database is dev's before dev writes anything:
+// empty, or holding only what earlier dev runs wrote, which it then clears
+// so the run starts afresh. Anything else is a *ForeignRedisError unless
+// allowForeign, in which case dev leaves the data alone.
+func claimRedis(ctx context.Context, st *store.Store, allowForeign bool, log io.Writer) error {
+	rdb := st.Redis()
+	found, n, err := foreignData(ctx, rdb, st)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(found) > 0 && allowForeign:
+		fmt.Fprintf(log, "rekey dev: REDIS_URL holds data rekey dev did not write (%s); running there anyway (%s)\n",
+			strings.Join(found, "; "), AllowForeignRedisFlag)
+	case len(found) > 0:
+		return &ForeignRedisError{Addr: addrOf(rdb), Found: found}
+	case n > 0:
+		fmt.Fprintf(log, "rekey dev: REDIS_URL holds only an earlier rekey dev run's data (%d keys); clearing it\n", n)
+		if err := rdb.FlushDB(ctx).Err(); err != nil {
+			return fmt.Errorf("clear the earlier rekey dev run's data: %w", err)
+		}
+	}
+	return st.MarkDev(ctx)
+}
+
+// foreignData describes what the database holds that dev did not write,
+// and counts its keys. A database is dev's when it is empty, or carries
+// dev's mark, every key is rekey's or asynq's, and every registered
+// instance is one dev registered.
+func foreignData(ctx context.Context, rdb redis.UniversalClient, st *store.Store) ([]string, int, error) {
+	keys, err := scanKeys(ctx, rdb)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(keys) == 0 {
+		return nil, 0, nil
+	}
+	mark, err := st.DevMark(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	var found []string
+	if len(keys) >= scanLimit {
+		found = append(found, fmt.Sprintf("at least %d keys", scanLimit))
+	}
+	strangers, err := strangerInstances(ctx, st, mark)
+	if err != nil {
+		return nil, 0, err
+	}
+	found = append(found, strangers...)
+	if queues := asynqQueues(ctx, rdb); len(queues) > 0 && !mark.Claimed {
+		found = append(found, "asynq queues "+strings.Join(queues, ", "))
+	}
+	if other := otherKeys(keys); len(other) > 0 {
+		found = append(found, fmt.Sprintf("%s that %s neither rekey's nor asynq's, such as %q", count(len(other), "key"), isAre(len(other)), other[0]))
+	}
+	if !mark.Claimed && len(found) == 0 {
+		sort.Strings(keys)
+		found = append(found, fmt.Sprintf("%s written by rekey outside rekey dev, such as %q", count(len(keys), "key"), keys[0]))
+	}
+	return found, len(keys), nil
+}
+
+// strangerInstances names the registered instances dev did not register.
+func strangerInstances(ctx context.Context, st *store.Store, mark store.DevMark) ([]string, error) {
+	var ids []string
+	err := st.InstanceIDs(ctx, 1000, func(page []string) error {
+		for _, id := range page {
+			if !mark.Instances[id] {
+				ids = append(ids, id)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return []string{fmt.Sprintf("%s registered by something else, such as %s", count(len(ids), "instance"), ids[0])}, nil
+}
+
+// asynqQueues lists the queues asynq knows in the database.
+func asynqQueues(ctx context.Context, rdb redis.UniversalClient) []string {
+	qs, _ := rdb.SMembers(ctx, asynqPrefix+"queues").Result()
+	sort.Strings(qs)
+	return qs
+}
+
+// otherKeys returns the keys neither rekey nor asynq own, sorted.
+func otherKeys(keys []string) []string {
+	var out []string
+	for _, k := range keys {
+		if !store.IsKey(k) && !strings.HasPrefix(k, asynqPrefix) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// scanKeys returns up to scanLimit keys of the database.
+func scanKeys(ctx context.Context, rdb redis.UniversalClient) ([]string, error) {
+	var keys []string
+	iter := rdb.Scan(ctx, 0, "*", 1000).Iterator()
+	for iter.Next(ctx) && len(keys) < scanLimit {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("read REDIS_URL's keys: %w", err)
+	}
+	return keys, nil
+}
+
+// addrOf names the database without its password.
+func addrOf(rdb redis.UniversalClient) string {
+	if c, ok := rdb.(*redis.Client); ok {
+		return fmt.Sprintf("%s/%d", c.Options().Addr, c.Options().DB)
+	}
+	return "the configured server"
+}
+
+// count writes n and noun, plural when n is not 1.
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
