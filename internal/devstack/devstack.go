@@ -121,8 +121,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer stopRedis()
-	// One more id than samples: the demo issuer's held instance.
-	ids := make([]string, o.Instances+1)
+	ids := make([]string, o.Instances)
 	for i := range ids {
 		ids[i] = sandbox.RandomID()
 	}
@@ -173,13 +172,16 @@ type run struct {
 }
 
 // holdDemo is how the held instance shows a hold within a dev run: its old
-// credential stays in use until holdDemoUse after provisioning, and the
+// credential stays in use for a while past the grace (holdDemoUse), and the
 // hold is re-checked every few seconds.
 const (
-	holdDemoUse     = 15 * time.Second
 	holdDemoQuiet   = "5s"
 	holdDemoRecheck = "2s"
 )
+
+// holdDemoUse is how long past the grace the held instance's old
+// credential stays in use: half the grace, at most 15 s.
+func (r *run) holdDemoUse() time.Duration { return min(r.o.Grace/2, 15*time.Second) }
 
 // config is this run's environment: the sandbox's, the short grace, and
 // fresh web credentials.
@@ -254,11 +256,12 @@ func (r *run) provision(ctx context.Context) ([]sandbox.Sample, error) {
 		return samples, r.markDev(ctx, samples)
 	}
 	fmt.Fprintf(r.o.Stderr, "rekey dev: fake Heroku at %s, demo issuer at %s\n", r.sb.HerokuURL, r.sb.IssuerURL)
-	samples, err := r.sb.Provision(ctx, reg, 1, r.o.Instances, sandbox.DefaultMix)
+	// The last sample is the held one.
+	samples, err := r.sb.Provision(ctx, reg, 1, r.o.Instances-1, sandbox.DefaultMix)
 	if err != nil {
 		return nil, err
 	}
-	held, err := r.sb.ProvisionHeld(ctx, reg, r.o.Instances+1, r.o.Grace+holdDemoUse)
+	held, err := r.sb.ProvisionHeld(ctx, reg, r.o.Instances, r.o.Grace+r.holdDemoUse())
 	if err != nil {
 		return nil, err
 	}

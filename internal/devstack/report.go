@@ -116,7 +116,7 @@ func (r *run) summary(b store.Batch, took time.Duration) report {
 			story = []string{"could not read: " + err.Error()}
 		}
 		rep.held = append([]string{fmt.Sprintf("instance %s: %s kept using the old credential for %s past the grace",
-			r.held.ID, sandbox.HoldDemoUser, holdDemoUse)}, story...)
+			r.held.ID, sandbox.HoldDemoUser, r.holdDemoUse())}, story...)
 	}
 	return rep
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,14 +147,22 @@ func fromURL(raw string) (*source, error) {
 
 // Dump returns every key of r's database and its value as text, so a test
 // can prove a secret is not stored in clear. Hashes, sets, sorted sets,
-// lists and streams are rendered member by member.
+// lists and streams are rendered member by member. Keys come sorted, so two
+// dumps of the same data are equal whatever order SCAN walks them in.
 func Dump(t testing.TB, r *Redis) string {
 	t.Helper()
 	ctx := context.Background()
-	var b strings.Builder
+	var keys []string
 	iter := r.Client.Scan(ctx, 0, "*", 1000).Iterator()
 	for iter.Next(ctx) {
-		key := iter.Val()
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("redistest: dump: %v", err)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, key := range keys {
 		fmt.Fprintf(&b, "%s ", key)
 		typ, _ := r.Client.Type(ctx, key).Result()
 		switch typ {
@@ -177,9 +186,6 @@ func Dump(t testing.TB, r *Redis) string {
 			fmt.Fprint(&b, v)
 		}
 		b.WriteByte('\n')
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatalf("redistest: dump: %v", err)
 	}
 	return b.String()
 }
