@@ -428,7 +428,7 @@ func (a *simApps) shortLived(ctx context.Context, app, id string) {
 			return
 		case <-tick.C:
 		}
-		c, err := a.connect(ctx, a.running(app, id))
+		c, _, err := a.connect(ctx, app, id)
 		if err != nil {
 			continue
 		}
@@ -462,9 +462,8 @@ func (a *simApps) longLived(ctx context.Context, app, id string) {
 			c = nil
 		}
 		if c == nil {
-			held = a.running(app, id)
 			var err error
-			if c, err = a.connect(ctx, held); err != nil {
+			if c, held, err = a.connect(ctx, app, id); err != nil {
 				c = nil
 				continue
 			}
@@ -477,19 +476,23 @@ func (a *simApps) longLived(ctx context.Context, app, id string) {
 	}
 }
 
-func (a *simApps) connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
+// connect logs in with the config the app's dynos run once a login slot
+// is free: a dyno reads its config when it starts, not seconds before it
+// connects, so waiting for a slot must not make the test's app stale.
+func (a *simApps) connect(ctx context.Context, app, id string) (*pgx.Conn, string, error) {
 	select {
 	case a.slots <- struct{}{}:
 		defer func() { <-a.slots }()
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, "", ctx.Err()
 	}
 	a.logins.Add(1)
+	dsn := a.running(app, id)
 	c, err := pgx.Connect(ctx, dsn)
 	if err != nil && ctx.Err() == nil {
 		a.fail(&a.failedLogins, "login", err)
 	}
-	return c, err
+	return c, dsn, err
 }
 
 // stop ends the apps and returns their counts.
