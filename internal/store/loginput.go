@@ -28,7 +28,14 @@ func (s *Store) SaveLogInput(ctx context.Context, instanceID string, u secret.St
 	if err != nil {
 		return err
 	}
-	if err := s.rdb.HSet(ctx, key, "url", sealed).Err(); err != nil {
+	// HSET keeps an expiry the key was given when the instance retired;
+	// a registration lifts it, as keep_instance does for the instance.
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, "url", sealed)
+		p.Persist(ctx, key)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("save log input: %w", err)
 	}
 	return nil

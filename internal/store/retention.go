@@ -121,7 +121,28 @@ func (s *Store) ExpireRetired(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, scriptError("expire "+id, err)
 	}
-	return res == "expiring", nil
+	if res != "expiring" {
+		return false, nil
+	}
+	return true, s.expireSideKeys(ctx, id)
+}
+
+// expireSideKeys gives an expiring instance's side keys, written beside its
+// registration (its sealed log_input_url, its database's location), the
+// same retention. A registration writes them again without an expiry
+// (SaveLogInput, SetDatabase). A failure here leaves them until the next
+// sweep finds nothing to do for the instance; they hold no live secret of
+// a revoked credential.
+func (s *Store) expireSideKeys(ctx context.Context, id string) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Expire(ctx, logInputKey(id), s.auditRetention)
+		p.Expire(ctx, databaseKey(id), s.auditRetention)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("expire side keys of %s: %w", id, err)
+	}
+	return nil
 }
 
 // expireRetiredKeys are the KEYS of expireRetiredScript, one field per key,

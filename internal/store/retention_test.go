@@ -130,3 +130,42 @@ func TestAuditRetentionOption(t *testing.T) {
 		t.Errorf("instance expires in %s, want 2h", d)
 	}
 }
+
+// The keys written beside a registration (the sealed log_input_url, the
+// database's location) expire with the deprovisioned instance, and a new
+// registration lifts their expiry again.
+func TestSideKeysExpireWithTheInstance(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-s", "cred-0")
+	db := store.Database{Server: "main", Name: "d1", Owner: "d1_owner"}
+	if err := f.st.SaveLogInput(ctx, "inst-s", secret.New("https://token@logs.example/logs")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.SetDatabase(ctx, "inst-s", db); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Deprovision(ctx, "inst-s"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := f.st.ExpireRetired(ctx, "inst-s"); !ok || err != nil {
+		t.Fatalf("ExpireRetired = %v, %v; want the expiry set", ok, err)
+	}
+	for _, k := range []string{"rekey:loginput:inst-s", "rekey:database:inst-s"} {
+		if d := f.r.Client.TTL(ctx, k).Val(); d < 29*24*time.Hour || d > 30*24*time.Hour {
+			t.Errorf("%s expires in %s; want the 30-day retention", k, d)
+		}
+	}
+	if err := f.st.SaveLogInput(ctx, "inst-s", secret.New("https://token2@logs.example/logs")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.SetDatabase(ctx, "inst-s", db); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"rekey:loginput:inst-s", "rekey:database:inst-s"} {
+		if d := f.r.Client.TTL(ctx, k).Val(); d != -1 {
+			t.Errorf("%s expires in %s after a new registration; want no expiry", k, d)
+		}
+	}
+}
