@@ -207,7 +207,7 @@ func TestDeadRotationEnds(t *testing.T) {
 	g := newRig(t)
 	before, _ := g.st.Instance(ctx, "inst-1")
 	// Sealed under a key this process does not have.
-	if err := g.st.Redis().HSet(ctx, "rekey:instance:inst-1", "oauth_access", "v1.garbage", "oauth_refresh", "v1.garbage").Err(); err != nil {
+	if err := g.st.Redis().Set(ctx, "rekey:oauth:inst-1", "v1.garbage", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.run(rotateTask(t, "inst-1", "rot-d")); !isPermanent(err) {

@@ -52,8 +52,8 @@ func TestKeysStatusAndReseal(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := c.stdout.String()
-	for _, want := range []string{"6 sealed values", "key 1  " + newID + " (seals) 0 values",
-		"key 2  " + oldID, "6 values are still under an older key"} {
+	for _, want := range []string{"3 sealed values", "key 1  " + newID + " (seals) 0 values",
+		"key 2  " + oldID, "3 values are still under an older key"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status before reseal lacks %q:\n%s", want, out)
 		}
@@ -62,7 +62,7 @@ func TestKeysStatusAndReseal(t *testing.T) {
 	if err := runCommand(ctx, c.withKeys(newKey, testKey), "keys", "reseal"); err != nil {
 		t.Fatalf("reseal: %v\n%s", err, c.stderr.String())
 	}
-	if !strings.Contains(c.stdout.String(), "6 resealed") || !strings.Contains(c.stderr.String(), "resealing:") {
+	if !strings.Contains(c.stdout.String(), "3 resealed") || !strings.Contains(c.stderr.String(), "resealing:") {
 		t.Errorf("reseal output: %s / %s", c.stdout.String(), c.stderr.String())
 	}
 	c.stdout.Reset()
@@ -76,7 +76,7 @@ func TestKeysStatusAndReseal(t *testing.T) {
 		} `json:"keys"`
 		UnreadableTotal int64 `json:"unreadable_total"`
 	}
-	if err := json.Unmarshal(c.stdout.Bytes(), &st); err != nil || len(st.Keys) != 1 || st.Keys[0].Values != 6 ||
+	if err := json.Unmarshal(c.stdout.Bytes(), &st); err != nil || len(st.Keys) != 1 || st.Keys[0].Values != 3 ||
 		st.Keys[0].ID != newID || st.UnreadableTotal != 0 {
 		t.Fatalf("status --json after reseal = %s (%v)", c.stdout.String(), err)
 	}
@@ -96,7 +96,7 @@ func TestKeysStatusNamesADroppedKey(t *testing.T) {
 	if !errors.Is(err, errUnreadable) {
 		t.Fatalf("status with the key dropped = %v, want errUnreadable", err)
 	}
-	want := "2 sealed under key " + keyIDOf(t, testKey) + ", which REKEY_ENCRYPTION_KEYS does not hold"
+	want := "1 sealed under key " + keyIDOf(t, testKey) + ", which REKEY_ENCRYPTION_KEYS does not hold"
 	if !strings.Contains(c.stdout.String(), want) {
 		t.Fatalf("status lacks %q:\n%s", want, c.stdout.String())
 	}

@@ -232,8 +232,7 @@ func TestAdversarialDeadRotationEnds(t *testing.T) {
 	w := newWorld(t, worldParams{})
 	samples := w.provision(2, sandbox.Mix{})
 	broken, dropped := samples[0], samples[1]
-	if err := w.redis.Client.HSet(ctx, "rekey:instance:"+broken.ID, "oauth_access", "v1.sealed-under-a-dropped-key",
-		"oauth_refresh", "v1.sealed-under-a-dropped-key").Err(); err != nil {
+	if err := w.redis.Client.Set(ctx, "rekey:oauth:"+broken.ID, "v1.sealed-under-a-dropped-key", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	w.startWorker(workerParams{retryDelay: fastRetry, sweep: true,

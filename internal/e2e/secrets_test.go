@@ -132,7 +132,7 @@ func checkCaptured(t *testing.T, places map[string]string) {
 		"tasks (payloads, results, errors)":      {"instance_id", "status 422", "status 400"},
 		"handler error strings":                  {"status 422", "status 400"},
 		"store (last errors, rotations, events)": {"status 422", "promoted"},
-		"Redis":                                  {"oauth_access", "asynq:"},
+		"Redis":                                  {"rekey:oauth:", "asynq:"},
 		"dashboard HTML and status":              {"Rotation failed.", "Heroku did not accept", "Old credential revoked", `"timeline"`},
 		"operators' API":                         {"last_error", "status 422"},
 		"/monitoring API (asynqmon)":             {"instance_id=", "archived", "status 422"},

@@ -114,10 +114,12 @@ type TokenExpiry struct {
 // order of ids, with one round trip. Nothing is decrypted.
 func (s *Store) TokenExpiries(ctx context.Context, ids []string) ([]TokenExpiry, error) {
 	pipe := s.rdb.Pipeline()
+	held := make([]*redis.IntCmd, len(ids))
 	lens := make([]*redis.IntCmd, len(ids))
 	exps := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		lens[i] = pipe.HStrLen(ctx, instanceKey(id), "oauth_access")
+		held[i] = pipe.Exists(ctx, oauthKey(id))
+		lens[i] = pipe.HStrLen(ctx, instanceKey(id), legacyTokenFields[0])
 		exps[i] = pipe.HGet(ctx, instanceKey(id), "oauth_expires_at")
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -125,7 +127,7 @@ func (s *Store) TokenExpiries(ctx context.Context, ids []string) ([]TokenExpiry,
 	}
 	out := make([]TokenExpiry, len(ids))
 	for i := range ids {
-		out[i] = TokenExpiry{HasAccess: lens[i].Val() > 0, ExpiresAt: fromMS(exps[i].Val())}
+		out[i] = TokenExpiry{HasAccess: held[i].Val() > 0 || lens[i].Val() > 0, ExpiresAt: fromMS(exps[i].Val())}
 	}
 	return out, nil
 }

@@ -226,18 +226,19 @@ type deprovisionKeys struct {
 	unconfirmed    string // KEYS[9] -> rekey:unconfirmed:<id>
 	revokeDue      string // KEYS[10] -> rekey:revoke_due
 	credPrefix     string // KEYS[11] -> rekey:cred:<id>: (the script appends credential ids)
+	oauth          string // KEYS[12] -> rekey:oauth:<id>
 }
 
 func newDeprovisionKeys(id string) deprovisionKeys {
 	return deprovisionKeys{instance: instanceKey(id), instances: instancesKey(), instanceEvents: historyKey(id),
 		events: eventsKey(), due: dueKey(), quarantined: quarantinedKey(), scheduled: scheduledKey(),
 		retiring: retiringKey(), unconfirmed: unconfirmedKey(id), revokeDue: revokeDueKey(),
-		credPrefix: credentialKey(id, "")}
+		credPrefix: credentialKey(id, ""), oauth: oauthKey(id)}
 }
 
 func (k deprovisionKeys) list() []string {
 	return []string{k.instance, k.instances, k.instanceEvents, k.events, k.due, k.quarantined, k.scheduled,
-		k.retiring, k.unconfirmed, k.revokeDue, k.credPrefix}
+		k.retiring, k.unconfirmed, k.revokeDue, k.credPrefix, k.oauth}
 }
 
 // InstanceIDs calls fn with every live instance id, in registration order,

@@ -18,23 +18,25 @@ var ErrTokenRequired = errors.New("a v3 instance needs oauth tokens")
 // registerScript stores a registration and the instance's sealed OAuth
 // tokens in one step: either both are stored, or neither (README.md,
 // "HTTP API"). It runs putInstanceLua unchanged, as a function, and
-// writes the tokens only when that succeeded; the token write goes to the
-// same hash, so it cannot fail once the registration did not.
+// writes the tokens (oauthKey, token.go) only when that succeeded; the
+// token write cannot fail once the registration did not. It drops the
+// hash fields where earlier versions kept the tokens.
 //
-// KEYS: putInstanceKeys (instance.go), as for putInstanceScript.
-// ARGV: those of putInstanceScript, then four more, read from the end so
+// KEYS: registerKeys, putInstanceScript's then the tokens' key.
+// ARGV: those of putInstanceScript, then three more, read from the end so
 // that putInstanceScript may grow: token required ("1": refuse when no
-// token is given and none is held by a live instance), sealed access
-// token, sealed refresh token, expires_at ms. Empty sealed tokens mean
-// "no tokens in this request".
+// token is given and none is held by a live instance), the sealed tokens
+// (sealTokens), expires_at ms. Empty sealed tokens mean "no tokens in
+// this request".
 // Returns what putInstanceScript returns; error "token_required" when a
 // token is required and missing, or putInstanceScript's errors.
 var registerScript = eventScript(luaSchedule, luaRetention, `
 local n = #ARGV
-local need, access, refresh, expires = ARGV[n-3], ARGV[n-2], ARGV[n-1], ARGV[n]
-if need == '1' and access == '' and refresh == '' then
+local need, tokens, expires = ARGV[n-2], ARGV[n-1], ARGV[n]
+if need == '1' and tokens == '' then
   local live = redis.call('EXISTS', KEYS[1]) == 1 and get(KEYS[1], 'deprovisioned_at') == ''
-  local held = get(KEYS[1], 'oauth_refresh') ~= '' or get(KEYS[1], 'oauth_access') ~= ''
+  local held = redis.call('EXISTS', KEYS[11]) == 1 or get(KEYS[1], 'oauth_refresh') ~= '' or
+    get(KEYS[1], 'oauth_access') ~= ''
   if not (live and held) then return redis.error_reply('token_required') end
 end
 local function put_instance()
@@ -42,9 +44,10 @@ local function put_instance()
 end
 local res = put_instance()
 if type(res) == 'table' and res.err then return res end
-if access ~= '' or refresh ~= '' then
-  redis.call('HSET', KEYS[1], 'oauth_access', access, 'oauth_expires_at', expires)
-  if refresh ~= '' then redis.call('HSET', KEYS[1], 'oauth_refresh', refresh) end
+if tokens ~= '' then
+  redis.call('SET', KEYS[11], tokens)
+  redis.call('HSET', KEYS[1], 'oauth_expires_at', expires)
+  redis.call('HDEL', KEYS[1], 'oauth_access', 'oauth_refresh')
 end
 return res
 `)
@@ -57,38 +60,87 @@ func (s *Store) Register(ctx context.Context, r Registration, tok *heroku.Token)
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	keys, args := s.putInstanceArgs(r)
-	access, refresh, expires := "", "", "0"
-	if tok != nil {
-		var err error
-		if access, err = s.sealField(keys[0], "oauth_access", tok.AccessToken); err != nil {
-			return err
-		}
-		if refresh, err = s.sealField(keys[0], "oauth_refresh", tok.RefreshToken); err != nil {
-			return err
-		}
-		if !tok.ExpiresAt.IsZero() {
-			expires = strconv.FormatInt(tok.ExpiresAt.UnixMilli(), 10)
-		}
+	_, args := s.putInstanceArgs(r)
+	keys := newRegisterKeys(r.ID, r.CurrentCredentialID).list()
+	tokens, expires, err := s.registrationTokens(ctx, r.ID, tok)
+	if err != nil {
+		return err
 	}
-	args = append(args, boolArg(r.APIVersion == APIv3), access, refresh, expires)
-	err := registerScript.Run(ctx, s.rdb, keys, args...).Err()
+	args = append(args, boolArg(r.APIVersion == APIv3), tokens, expires)
+	err = registerScript.Run(ctx, s.rdb, keys, args...).Err()
 	if err != nil && isTokenRequired(err) {
 		return fmt.Errorf("register %s: %w", r.ID, ErrTokenRequired)
 	}
 	return scriptError("register "+r.ID, err)
 }
 
+// registrationTokens seals a registration's tokens (none when tok is nil)
+// and formats their expiry. A token without a refresh token keeps the
+// stored one, as SaveToken does.
+func (s *Store) registrationTokens(ctx context.Context, id string, tok *heroku.Token) (sealed, expires string, err error) {
+	if tok == nil {
+		return "", "0", nil
+	}
+	refresh := tok.RefreshToken
+	if refresh.IsZero() {
+		held, _, err := s.loadToken(ctx, id)
+		if err != nil && !errors.Is(err, heroku.ErrNoToken) && !errors.Is(err, heroku.ErrTokenUnreadable) {
+			return "", "", err
+		}
+		refresh = held.RefreshToken
+	}
+	if sealed, err = s.sealTokens(id, tok.AccessToken, refresh); err != nil {
+		return "", "", err
+	}
+	expires = "0"
+	if !tok.ExpiresAt.IsZero() {
+		expires = strconv.FormatInt(tok.ExpiresAt.UnixMilli(), 10)
+	}
+	return sealed, expires, nil
+}
+
+// registerKeys are the KEYS of registerScript: putInstanceKeys, then the
+// tokens' key.
+type registerKeys struct {
+	instance         string // KEYS[1] -> rekey:instance:<id>
+	instances        string // KEYS[2] -> rekey:instances
+	current          string // KEYS[3] -> rekey:cred:<id>:<current credential id> (ARGV[7])
+	instanceEvents   string // KEYS[4] -> rekey:history:<id>
+	events           string // KEYS[5] -> rekey:events
+	due              string // KEYS[6] -> rekey:due
+	schedule         string // KEYS[7] -> rekey:schedule
+	credentialPrefix string // KEYS[8] -> rekey:cred:<id>: (the script appends credential ids)
+	retiring         string // KEYS[9] -> rekey:retiring
+	legacyEvents     string // KEYS[10] -> rekey:events:<id> (the stream of earlier versions)
+	oauth            string // KEYS[11] -> rekey:oauth:<id>
+}
+
+func newRegisterKeys(id, currentCredID string) registerKeys {
+	p := newPutInstanceKeys(id, currentCredID)
+	return registerKeys{instance: p.instance, instances: p.instances, current: p.current,
+		instanceEvents: p.instanceEvents, events: p.events, due: p.due, schedule: p.schedule,
+		credentialPrefix: p.credentialPrefix, retiring: p.retiring, legacyEvents: p.legacyEvents,
+		oauth: oauthKey(id)}
+}
+
+func (k registerKeys) list() []string {
+	return []string{k.instance, k.instances, k.current, k.instanceEvents, k.events, k.due, k.schedule,
+		k.credentialPrefix, k.retiring, k.legacyEvents, k.oauth}
+}
+
 // NeedsToken reports whether a V3 registration of id must carry OAuth
 // tokens: the instance is unknown, deprovisioned, or holds none. The
 // registry asks before it spends a grant; Register enforces it atomically.
 func (s *Store) NeedsToken(ctx context.Context, id string) (bool, error) {
-	v, err := s.rdb.HMGet(ctx, instanceKey(id), "registered_at", "deprovisioned_at", "oauth_refresh", "oauth_access").Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	hmget := pipe.HMGet(ctx, instanceKey(id), "registered_at", "deprovisioned_at", "oauth_refresh", "oauth_access")
+	held := pipe.Exists(ctx, oauthKey(id))
+	if _, err := pipe.Exec(ctx); err != nil {
 		return false, fmt.Errorf("read instance %s: %w", id, err)
 	}
+	v := hmget.Val()
 	str := func(i int) string { x, _ := v[i].(string); return x }
-	return str(0) == "" || str(1) != "" || str(2) == "" && str(3) == "", nil
+	return str(0) == "" || str(1) != "" || held.Val() == 0 && str(2) == "" && str(3) == "", nil
 }
 
 func isTokenRequired(err error) bool {

@@ -12,10 +12,11 @@ import (
 
 // Every sealed value rekey stores is a field of a HASH under keyPrefix,
 // sealed with the associated data "<redis key>#<field>" (sealField,
-// sealConfig): OAuth tokens in instance hashes, a pending credential's
-// config in its credential hash. The walk below finds them by their form
-// (seal.KeyID) rather than by a list of fields, so a sealed field added
-// later is covered without a change here.
+// sealConfig), or a whole STRING under keyPrefix, sealed with "<redis
+// key>#": OAuth tokens (oauthKey; earlier versions kept them in instance
+// hashes), a pending credential's config, a log_input_url. The walk below
+// finds them by their form (seal.KeyID) rather than by a list of keys or
+// fields, so a sealed value added later is covered without a change here.
 
 // scanPage is how many keys one SCAN call asks Redis to look at.
 const scanPage = 500
@@ -24,10 +25,14 @@ const scanPage = 500
 // running rotation rewrote it between the read and the compare-and-set.
 const resealAttempts = 3
 
-// sealedValue is one sealed value at rest.
+// sealedValue is one sealed value at rest: a hash's field, or a whole
+// string key when field is "".
 type sealedValue struct {
 	key, field, value string
 }
+
+// whole says whether the value is a whole string key.
+func (v sealedValue) whole() bool { return v.field == "" }
 
 // aad is the associated data the value was sealed with.
 func (v sealedValue) aad() string { return v.key + "#" + v.field }
@@ -44,7 +49,8 @@ type SealedStatus struct {
 	// they name: a dropped key, or a configured one when the value was
 	// altered or moved.
 	Unreadable map[string]int64 `json:"unreadable"`
-	// Keys counts the Redis hashes examined; Values the sealed values found.
+	// Keys counts the Redis hashes and strings examined; Values the sealed
+	// values found.
 	Keys   int64 `json:"keys_examined"`
 	Values int64 `json:"values"`
 	// Partial is true when the count stopped at its limit before the end.
@@ -89,7 +95,8 @@ func (st *SealedStatus) count(sealer *seal.Sealer, v sealedValue) {
 
 // ResealResult counts what Reseal did.
 type ResealResult struct {
-	// Keys counts the Redis hashes examined; Values the sealed values found.
+	// Keys counts the Redis hashes and strings examined; Values the sealed
+	// values found.
 	Keys   int64 `json:"keys_examined"`
 	Values int64 `json:"values"`
 	// Resealed values moved to the first key.
@@ -154,7 +161,7 @@ func (s *Store) resealOne(ctx context.Context, v sealedValue, res *ResealResult)
 			res.Resealed++
 			return nil
 		}
-		if v.value, err = s.rdb.HGet(ctx, v.key, v.field).Result(); err != nil && !errors.Is(err, redis.Nil) {
+		if v.value, err = s.readSealed(ctx, v); err != nil && !errors.Is(err, redis.Nil) {
 			return fmt.Errorf("reseal %s: %w", v.key, err)
 		}
 		if _, sealed := seal.KeyID(v.value); !sealed { // removed, or emptied
@@ -166,20 +173,34 @@ func (s *Store) resealOne(ctx context.Context, v sealedValue, res *ResealResult)
 	return nil
 }
 
+// readSealed reads v's value again.
+func (s *Store) readSealed(ctx context.Context, v sealedValue) (string, error) {
+	if v.whole() {
+		return s.rdb.Get(ctx, v.key).Result()
+	}
+	return s.rdb.HGet(ctx, v.key, v.field).Result()
+}
+
 // swapKeys are the keys of swapFieldScript.
 type swapKeys struct {
-	hash string // KEYS[1] -> the hash holding the value (an instance or credential hash)
+	hash string // KEYS[1] -> the hash or string holding the value (a credential hash, rekey:oauth:<id>, ...)
 }
 
 func (k swapKeys) list() []string { return []string{k.hash} }
 
-// swapFieldScript replaces a field's value only if it still holds the value
-// read before (compare-and-set), so a reseal never overwrites what a
-// concurrent rotation wrote.
+// swapFieldScript replaces a field's value (a string's, when the field is
+// "") only if it still holds the value read before (compare-and-set), so a
+// reseal never overwrites what a concurrent rotation wrote. A string keeps
+// its expiry.
 //
 // ARGV[1] field, ARGV[2] value read, ARGV[3] new value.
 // Returns 1 when replaced, 0 when the field holds something else or is gone.
 var swapFieldScript = redis.NewScript(`
+if ARGV[1] == '' then
+  if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
+  redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL')
+  return 1
+end
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
@@ -194,19 +215,33 @@ func swapField(ctx context.Context, rdb redis.UniversalClient, v sealedValue, ou
 	return n == 1, nil
 }
 
-// walkSealed scans every hash under keyPrefix and calls fn with each page's
-// sealed values and how many hashes the page held, until the scan ends or
-// fn returns false. complete says whether the scan reached its end. A key
-// created during the scan may be missed; it is sealed under the first key
-// anyway.
+// walkSealed scans every hash, then every string, under keyPrefix and
+// calls fn with each page's sealed values and how many keys the page held,
+// until the scans end or fn returns false. complete says whether the scans
+// reached their end. A key created during a scan may be missed; it is
+// sealed under the first key anyway.
 func (s *Store) walkSealed(ctx context.Context, fn func(keys int64, page []sealedValue) bool) (complete bool, err error) {
+	for _, typ := range []string{"hash", "string"} {
+		if complete, err = s.walkSealedOf(ctx, typ, fn); !complete || err != nil {
+			return complete, err
+		}
+	}
+	return true, nil
+}
+
+// walkSealedOf is walkSealed over the keys of one type.
+func (s *Store) walkSealedOf(ctx context.Context, typ string, fn func(keys int64, page []sealedValue) bool) (bool, error) {
 	var cursor uint64
 	for {
-		keys, next, err := s.rdb.ScanType(ctx, cursor, keyPrefix+"*", scanPage, "hash").Result()
+		keys, next, err := s.rdb.ScanType(ctx, cursor, keyPrefix+"*", scanPage, typ).Result()
 		if err != nil {
 			return false, fmt.Errorf("scan sealed values: %w", err)
 		}
-		page, err := s.sealedIn(ctx, keys)
+		read := s.sealedIn
+		if typ == "string" {
+			read = s.sealedStrings
+		}
+		page, err := read(ctx, keys)
 		if err != nil {
 			return false, err
 		}
@@ -242,6 +277,30 @@ func (s *Store) sealedIn(ctx context.Context, keys []string) ([]sealedValue, err
 			if _, ok := seal.KeyID(v); ok {
 				out = append(out, sealedValue{key: keys[i], field: field, value: v})
 			}
+		}
+	}
+	return out, nil
+}
+
+// sealedStrings reads the strings in one pipeline and returns the sealed ones.
+func (s *Store) sealedStrings(ctx context.Context, keys []string) ([]sealedValue, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.StringCmd, len(keys))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(ctx, k)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read sealed values: %w", err)
+	}
+	var out []sealedValue
+	for i, c := range cmds {
+		if _, ok := seal.KeyID(c.Val()); ok {
+			out = append(out, sealedValue{key: keys[i], value: c.Val()})
 		}
 	}
 	return out, nil

@@ -29,8 +29,9 @@ func sealer(t *testing.T, keys ...byte) *seal.Sealer {
 	return s
 }
 
-// sealedWorld stores, under key 1, the tokens of two instances and the
-// config of one pending credential: five sealed values.
+// sealedWorld stores, under key 1, the tokens of two instances (one sealed
+// value each, a string) and the config of one pending credential (a hash
+// field): three sealed values.
 func sealedWorld(t *testing.T, r *redistest.Redis) {
 	t.Helper()
 	ctx := context.Background()
@@ -63,15 +64,15 @@ func TestSealedStatusCountsValuesByKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Values != 5 || st.ByKey[0] != 0 || st.ByKey[1] != 5 || st.UnreadableTotal() != 0 || st.Partial {
-		t.Fatalf("status with keys (new, old) = %+v; want 5 values under key 2", st)
+	if st.Values != 3 || st.ByKey[0] != 0 || st.ByKey[1] != 3 || st.UnreadableTotal() != 0 || st.Partial {
+		t.Fatalf("status with keys (new, old) = %+v; want 3 values under key 2", st)
 	}
 	st, err = store.New(r.Client, onlyNew).SealedStatus(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Unreadable[old.KeyIDs()[0]] != 5 || st.ByKey[0] != 0 {
-		t.Fatalf("status without the old key = %+v; want 5 unreadable under %s", st, old.KeyIDs()[0])
+	if st.Unreadable[old.KeyIDs()[0]] != 3 || st.ByKey[0] != 0 {
+		t.Fatalf("status without the old key = %+v; want 3 unreadable under %s", st, old.KeyIDs()[0])
 	}
 }
 
@@ -114,11 +115,11 @@ func TestResealMovesEveryValueToTheFirstKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Values != 5 || res.Resealed != 5 || res.Unreadable != 0 || pages == 0 {
-		t.Fatalf("Reseal = %+v after %d progress calls; want 5 resealed", res, pages)
+	if res.Values != 3 || res.Resealed != 3 || res.Unreadable != 0 || pages == 0 {
+		t.Fatalf("Reseal = %+v after %d progress calls; want 3 resealed", res, pages)
 	}
 	again, err := store.New(r.Client, sealer(t, 2, 1)).Reseal(ctx, nil)
-	if err != nil || again.Resealed != 0 || again.Current != 5 {
+	if err != nil || again.Resealed != 0 || again.Current != 3 {
 		t.Fatalf("second Reseal = %+v, %v; want nothing to do", again, err)
 	}
 	onlyNew := store.New(r.Client, sealer(t, 2))
@@ -141,10 +142,54 @@ func TestResealLeavesUnreadableValues(t *testing.T) {
 	sealedWorld(t, r)
 	before := redistest.Dump(t, r)
 	res, err := store.New(r.Client, sealer(t, 3)).Reseal(ctx, nil)
-	if err != nil || res.Unreadable != 5 || res.Resealed != 0 {
-		t.Fatalf("Reseal without the old key = %+v, %v; want 5 unreadable, none changed", res, err)
+	if err != nil || res.Unreadable != 3 || res.Resealed != 0 {
+		t.Fatalf("Reseal without the old key = %+v, %v; want 3 unreadable, none changed", res, err)
 	}
 	if after := redistest.Dump(t, r); after != before {
 		t.Fatal("Reseal changed values it could not open")
+	}
+}
+
+// TestTokensMoveOutOfTheInstanceHash plants tokens where versions before
+// rekey:oauth:<id> kept them, sealed apart in the instance hash: the first
+// read opens them there and moves them to their own key, and a save with no
+// refresh token keeps the moved one.
+func TestTokensMoveOutOfTheInstanceHash(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := redistest.New(t)
+	s := sealer(t, 1)
+	st := store.New(r.Client, s)
+	if err := st.PutInstance(ctx, store.Registration{ID: "inst-1", APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	key := "rekey:instance:inst-1"
+	access, _ := s.Seal(secret.New("old-access"), key+"#oauth_access")
+	refresh, _ := s.Seal(secret.New("old-refresh"), key+"#oauth_refresh")
+	r.Client.HSet(ctx, key, "oauth_access", access, "oauth_refresh", refresh, "oauth_expires_at", "1767398400000")
+	if need, err := st.NeedsToken(ctx, "inst-1"); err != nil || need {
+		t.Fatalf("NeedsToken with legacy tokens = %v, %v; want false", need, err)
+	}
+	tok, err := st.LoadToken(ctx, "inst-1")
+	if err != nil || tok.AccessToken.Reveal() != "old-access" || tok.RefreshToken.Reveal() != "old-refresh" ||
+		tok.ExpiresAt.UnixMilli() != 1767398400000 {
+		t.Fatalf("LoadToken of legacy tokens = %v; want them opened", err)
+	}
+	if n := r.Client.HExists(ctx, key, "oauth_access").Val(); n || r.Client.Exists(ctx, "rekey:oauth:inst-1").Val() != 1 {
+		t.Fatal("legacy tokens were not moved to rekey:oauth:inst-1")
+	}
+	if err := st.SaveToken(ctx, "inst-1", heroku.Token{AccessToken: secret.New("new-access")}); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err = st.LoadToken(ctx, "inst-1"); err != nil || tok.AccessToken.Reveal() != "new-access" ||
+		tok.RefreshToken.Reveal() != "old-refresh" {
+		t.Fatalf("LoadToken after a save without a refresh token: %v; want the refresh token kept", err)
+	}
+	if err := st.Deprovision(ctx, "inst-1"); err != nil {
+		t.Fatal(err)
+	}
+	if r.Client.Exists(ctx, "rekey:oauth:inst-1").Val() != 0 {
+		t.Fatal("deprovisioning left the tokens")
 	}
 }

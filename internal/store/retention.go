@@ -128,7 +128,8 @@ func (s *Store) ExpireRetired(ctx context.Context, id string) (bool, error) {
 }
 
 // expireSideKeys gives an expiring instance's side keys, written beside its
-// registration (its sealed log_input_url, its database's location), the
+// registration (its sealed log_input_url, its database's location, and
+// its OAuth tokens should deprovisioning not have deleted them), the
 // same retention. A registration writes them again without an expiry
 // (SaveLogInput, SetDatabase). A failure here leaves them until the next
 // sweep finds nothing to do for the instance; they hold no live secret of
@@ -137,6 +138,7 @@ func (s *Store) expireSideKeys(ctx context.Context, id string) error {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Expire(ctx, logInputKey(id), s.auditRetention)
 		p.Expire(ctx, databaseKey(id), s.auditRetention)
+		p.Expire(ctx, oauthKey(id), s.auditRetention)
 		return nil
 	})
 	if err != nil {

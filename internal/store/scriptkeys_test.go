@@ -24,7 +24,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 	}{
 		{"claimScript", newClaimKeys("inst", "rot"), []string{"luaLimits"}},
 		{"putInstanceLua", newPutInstanceKeys("inst", "cred"), nil},
-		{"registerScript", newPutInstanceKeys("inst", "cred"), []string{"putInstanceLua"}},
+		{"registerScript", newRegisterKeys("inst", "cred"), []string{"putInstanceLua"}},
 		{"savePendingScript", newSavePendingKeys("inst", "rot", "cred"), nil},
 		{"promoteScript", newPromoteKeys("inst", "rot", "cred"), nil},
 		{"failScript", newFailKeys("inst", "rot", "cred"), nil},
@@ -46,7 +46,8 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"reindexScript", reindexKeys{instance: instanceKey("inst"), due: dueKey(), schedule: scheduleKey()}, nil},
 		{"addEventScript", addEventKeys{history: historyKey("inst"), events: eventsKey()}, nil},
 		{"migrateHistoryScript", migrateHistoryKeys{legacy: legacyEventsKey("inst"), history: historyKey("inst")}, nil},
-		{"saveTokenScript", saveTokenKeys{instance: instanceKey("inst")}, nil},
+		{"saveTokenScript", newSaveTokenKeys("inst"), nil},
+		{"moveTokenScript", newSaveTokenKeys("inst"), nil},
 		{"unlockScript", unlockKeys{lock: sweepLockKey()}, nil},
 		{"swapFieldScript", swapKeys{hash: instanceKey("inst")}, nil},
 		{"observeBreakerScript", observeBreakerKeys{answered: breakerAnsweredKey(), denied: breakerDeniedKey(), state: breakerKey()}, nil},

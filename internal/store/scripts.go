@@ -1,7 +1,5 @@
 package store
 
-import "github.com/redis/go-redis/v9"
-
 // luaConfig drops a pending credential's sealed config: its own key
 // (configKey), and the field of the credential hash where versions before
 // it kept the config (a credential pending across the upgrade).
@@ -103,6 +101,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[9], 0, -1)) do
 end
 redis.call('DEL', KEYS[9])
 -- The add-on is gone: its OAuth tokens are no longer needed.
+redis.call('DEL', KEYS[12])
 redis.call('HDEL', KEYS[1], 'oauth_access', 'oauth_refresh', 'oauth_expires_at')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
@@ -469,18 +468,6 @@ if (c[5] or '') ~= '' then
 end
 emit(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[1], 'revoked', c[4] or '', ARGV[2], st, ARGV[3])
 return 'revoked'
-`)
-
-// saveTokenScript replaces an existing instance's sealed OAuth tokens; an
-// empty sealed refresh token keeps the stored one (Heroku reuses it).
-//
-// KEYS: saveTokenKeys (token.go). ARGV: sealed access token, sealed refresh token,
-// expires_at ms. Returns "ok"; error "not_found" when the instance is unknown.
-var saveTokenScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
-redis.call('HSET', KEYS[1], 'oauth_access', ARGV[1], 'oauth_expires_at', ARGV[3])
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'oauth_refresh', ARGV[2]) end
-return 'ok'
 `)
 
 // expediteScript sets a previous credential's revoke time to now.
