@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -68,6 +69,9 @@ func (s *Store) Events(ctx context.Context, instanceID string, n int64) ([]Event
 	for _, entry := range entries.Val() {
 		out = appendNewestFirst(out, decodeHistory(instanceID, entry))
 	}
+	// An entry may take an event after a newer entry was pushed (a
+	// revocation joins its rotation's entry): order by time across entries.
+	slices.SortStableFunc(out, func(a, b Event) int { return b.At.Compare(a.At) })
 	if old := legacy.Val(); len(old) > 0 {
 		for _, m := range old {
 			out = append(out, streamEvents(m)...)

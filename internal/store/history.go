@@ -15,10 +15,13 @@ import (
 // trail the largest part of a registered instance (docs/benchmarks.md,
 // "Redis memory"). A list of short strings stays one small listpack.
 //
-// One entry holds the events of one rotation (or of none) that were
-// written together or in a row: a script's events are gathered and written
-// at its end in one command (flush), merged into the newest entry when it
-// is about the same rotation. An entry reads
+// One entry holds the events of one rotation (or of none): a script's
+// events are gathered and written at its end in one command (flush),
+// merged into the rotation's entry when it is among the newest few
+// (historyMergeDepth), pushed in front otherwise. The revocation of a
+// superseded credential is recorded in the entry of the rotation that
+// superseded it (its superseded_by), beside the revoke_scheduled event, so
+// a rotation takes one entry. An entry reads
 //
 //	<at, base 36 ms> US <rotation id> { RS <type code> US <dt> US <credential> US <detail> }
 //
@@ -26,7 +29,18 @@ import (
 // the event's time less the entry's, in base 36 ms ("" for 0); credential
 // "=" repeats the last credential named before it in the entry; a type
 // code is one letter of eventCodes, or the whole type when it has none.
-// Details never hold US or RS (flush turns them into spaces).
+//
+// Three forms keep entries short (entries written before them read as they
+// are):
+//
+//   - a rotation id rot_<24 lowercase hex> is written GS (\x1d) and 16
+//     base64url characters (packID);
+//   - a detail that is a time, Unix ms (revoke_scheduled's revoke time), is
+//     written GS and the time less the event's, in base 36;
+//   - a detail of detailCodes is written FS (\x1c) and its code.
+//
+// Free-text details never hold FS, GS, RS or US (flush turns them into
+// spaces).
 //
 // The fleet-wide stream (eventsKey) stays a capped stream; each of its
 // entries holds one script's events as fields "i" (the instance) and "e"
@@ -64,16 +78,37 @@ var eventTypes = func() map[string]string {
 	return m
 }()
 
-// DefaultHistoryEntries is how many entries an instance's history list
-// keeps: a rotation takes two (its own, and the revocation of the
-// credential it superseded, which belongs to the rotation before), so
-// this holds the last 16 rotations or so, about 100 events, more than the
-// dashboard's timeline and `rekey instances show` show.
-const DefaultHistoryEntries = 32
+// detailCodes are the one-letter codes of details that recur in every
+// rotation (a scheduled request, a previous credential revoked). A code
+// never changes once released.
+var detailCodes = map[string]string{ReasonScheduled: "s", CredentialPrevious: "p", CredentialDiscarded: "d"}
 
-// historyMergeBelow is the length under which the newest history entry
-// takes more events of its rotation; a longer one is left as it is.
+// detailWords is detailCodes the other way round.
+var detailWords = func() map[string]string {
+	m := make(map[string]string, len(detailCodes))
+	for word, code := range detailCodes {
+		m[code] = word
+	}
+	return m
+}()
+
+// DefaultHistoryEntries is how many entries an instance's history list
+// keeps: a rotation takes one (its revocation included), so this holds the
+// last 16 rotations, about 100 events, more than the dashboard's timeline
+// and `rekey instances show` show.
+const DefaultHistoryEntries = 16
+
+// historyMergeBelow is the length under which a history entry takes more
+// events of its rotation; a longer one is left as it is.
 const historyMergeBelow = 400
+
+// historyMergeDepth is how many of the newest entries flush looks through
+// for the entry of an event's rotation: a revocation comes a grace after
+// its rotation, when a rotation or two may have come in between.
+const historyMergeDepth = 4
+
+// b64 is the alphabet of packed rotation ids (base64url).
+const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 // luaEmit is the audit trail every script that records events includes.
 // emit gathers one event; flush, which eventScript runs once the script's
@@ -86,6 +121,7 @@ const historyMergeBelow = 400
 // prefixes (see promote), so each script runs on a single Redis.
 var luaEmit = `
 local codes = {` + luaCodes() + `}
+local dcodes = {` + luaDetailCodes() + `}
 local groups = {}
 local function emit(ikey, gkey, icap, gcap, instance, kind, rot, cred, detail, now)
   local g = groups[#groups]
@@ -107,6 +143,27 @@ local function b36(n)
   if neg then s = '-' .. s end
   return s
 end
+local b64 = '` + b64 + `'
+local function pack_id(id)
+  local hex = string.match(id, '^rot_([0-9a-f]+)$')
+  if not hex or #hex ~= 24 then return id end
+  local out = {'\29'}
+  for i = 1, 24, 6 do
+    local n = tonumber(string.sub(hex, i, i + 5), 16)
+    for sh = 3, 0, -1 do
+      local d = math.floor(n / 64 ^ sh) % 64
+      out[#out + 1] = string.sub(b64, d + 1, d + 1)
+    end
+  end
+  return table.concat(out)
+end
+local function detail_text(code, detail, at)
+  if code == codes.revoke_scheduled and string.match(detail, '^%d+$') then
+    return '\29' .. b36(tonumber(detail) - at)
+  end
+  if dcodes[detail] then return '\28' .. dcodes[detail] end
+  return (string.gsub(detail, '[\28-\31]', ' '))
+end
 local function events_text(ev, base, last)
   local out = {}
   for i, e in ipairs(ev) do
@@ -114,7 +171,7 @@ local function events_text(ev, base, last)
     if cred ~= '' and cred == last then cred = '=' end
     if e[3] ~= '' then last = e[3] end
     if e[2] ~= base then dt = b36(e[2] - base) end
-    local detail = string.gsub(e[4], '[\30\31]', ' ')
+    local detail = detail_text(e[1], e[4], e[2])
     local text = string.gsub('\30' .. e[1] .. '\31' .. dt .. '\31' .. cred .. '\31' .. detail, '\31+$', '')
     out[i] = text
   end
@@ -129,15 +186,27 @@ local function head_of(head)
   end
   return tonumber(at, 36), rot, last
 end
+-- merge appends g's events to the entry of its rotation among the newest
+-- (only the newest for events of no rotation) and says whether it did.
+local function merge(g, rot)
+  local depth = ` + strconv.Itoa(historyMergeDepth) + `
+  if rot == '' then depth = 1 end
+  for i, entry in ipairs(redis.call('LRANGE', g.ikey, 0, depth - 1)) do
+    if #entry < ` + strconv.Itoa(historyMergeBelow) + ` then
+      local base, erot, last = head_of(entry)
+      if base and erot == rot then
+        redis.call('LSET', g.ikey, i - 1, entry .. events_text(g.ev, base, last))
+        return true
+      end
+    end
+  end
+  return false
+end
 local function flush()
   for _, g in ipairs(groups) do
-    local head = redis.call('LINDEX', g.ikey, 0)
-    local base, rot, last
-    if head and #head < ` + strconv.Itoa(historyMergeBelow) + ` then base, rot, last = head_of(head) end
-    local text = b36(g.at) .. '\31' .. g.rot .. events_text(g.ev, g.at, nil)
-    if base and rot == g.rot then
-      redis.call('LSET', g.ikey, 0, head .. events_text(g.ev, base, last))
-    elseif redis.call('LPUSH', g.ikey, text) > g.icap then
+    local rot = pack_id(g.rot)
+    local text = b36(g.at) .. '\31' .. rot .. events_text(g.ev, g.at, nil)
+    if not merge(g, rot) and redis.call('LPUSH', g.ikey, text) > g.icap then
       redis.call('LTRIM', g.ikey, 0, g.icap - 1)
     end
     redis.call('XADD', g.gkey, 'MAXLEN', '~', g.gcap, '*', 'i', g.instance, 'e', text)
@@ -167,6 +236,20 @@ func luaCodes() string {
 	return b.String()
 }
 
+// luaDetailCodes is detailCodes as the fields of a Lua table constructor.
+func luaDetailCodes() string {
+	words := make([]string, 0, len(detailCodes))
+	for word := range detailCodes {
+		words = append(words, word)
+	}
+	sort.Strings(words)
+	var b strings.Builder
+	for _, word := range words {
+		fmt.Fprintf(&b, "['%s'] = '%s', ", word, detailCodes[word])
+	}
+	return b.String()
+}
+
 // eventScript is a script that records audit events: luaEmit, the Lua
 // libraries it uses (luaSchedule, ...), then its body run as a function,
 // so that flush writes the events whichever way the body returns.
@@ -181,6 +264,7 @@ func eventScript(parts ...string) *redis.Script {
 func decodeHistory(instanceID, entry string) []Event {
 	parts := strings.Split(entry, "\x1e")
 	at36, rot, _ := strings.Cut(parts[0], "\x1f")
+	rot = unpackID(rot)
 	base, _ := strconv.ParseInt(at36, 36, 64)
 	out := make([]Event, 0, len(parts)-1)
 	last := ""
@@ -202,9 +286,41 @@ func decodeHistory(instanceID, entry string) []Event {
 			last = cred
 		}
 		out = append(out, Event{ID: strconv.FormatInt(at, 10) + "-" + strconv.Itoa(i), Type: typ,
-			InstanceID: instanceID, RotationID: rot, CredentialID: cred, Detail: f[3], At: fromMSInt(at)})
+			InstanceID: instanceID, RotationID: rot, CredentialID: cred, Detail: detailOf(f[3], at), At: fromMSInt(at)})
 	}
 	return out
+}
+
+// detailOf reads a detail as flush wrote it for an event at ms.
+func detailOf(d string, at int64) string {
+	switch {
+	case strings.HasPrefix(d, "\x1d"):
+		dt, _ := strconv.ParseInt(d[1:], 36, 64)
+		return strconv.FormatInt(at+dt, 10)
+	case strings.HasPrefix(d, "\x1c"):
+		return detailWords[d[1:]]
+	}
+	return d
+}
+
+// unpackID reads a rotation id as flush wrote it (pack_id).
+func unpackID(id string) string {
+	if len(id) != 17 || id[0] != '\x1d' {
+		return id
+	}
+	const hexDigits = "0123456789abcdef"
+	out := make([]byte, 0, 28)
+	out = append(out, "rot_"...)
+	for i := 1; i < 17; i += 4 {
+		n := 0
+		for _, c := range id[i : i+4] {
+			n = n*64 + strings.IndexRune(b64, c)
+		}
+		for sh := 20; sh >= 0; sh -= 4 {
+			out = append(out, hexDigits[n>>sh&15])
+		}
+	}
+	return string(out)
 }
 
 // encodeHistory is one history entry holding e alone, as flush would write it.
@@ -213,7 +329,7 @@ func encodeHistory(e Event) string {
 	if !ok {
 		code = e.Type
 	}
-	detail := strings.NewReplacer("\x1e", " ", "\x1f", " ").Replace(e.Detail)
+	detail := strings.NewReplacer("\x1c", " ", "\x1d", " ", "\x1e", " ", "\x1f", " ").Replace(e.Detail)
 	ev := strings.TrimRight("\x1e"+code+"\x1f\x1f"+e.CredentialID+"\x1f"+detail, "\x1f")
 	return strconv.FormatInt(ms(e.At), 36) + "\x1f" + e.RotationID + ev
 }

@@ -269,7 +269,7 @@ if cur ~= '' and cur ~= ARGV[3] then
   revoke_at = tostring(now + tonumber(ARGV[5]))
   local ckey = KEYS[8] .. cur
   redis.call('HSET', ckey, 'id', cur, 'instance_id', ARGV[1], 'state', 'previous',
-    'superseded_at', ARGV[4], 'revoke_at', revoke_at, 'superseded_in_batch', batch)
+    'superseded_at', ARGV[4], 'revoke_at', revoke_at, 'superseded_in_batch', batch, 'superseded_by', ARGV[2])
   redis.call('ZADD', KEYS[4], revoke_at, cur)
   redis.call('ZADD', KEYS[5], revoke_at, ARGV[1] .. '/' .. cur)
 end
@@ -290,7 +290,8 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[15], 0, -1)) do
   elseif not unsettled then
     redis.call('ZREM', KEYS[15], id)
     table.insert(stale, id)
-    redis.call('HSET', KEYS[8] .. id, 'state', 'previous', 'superseded_at', ARGV[4], 'revoke_at', stale_at)
+    redis.call('HSET', KEYS[8] .. id, 'state', 'previous', 'superseded_at', ARGV[4], 'revoke_at', stale_at,
+      'superseded_by', ARGV[2])
     redis.call('ZADD', KEYS[4], stale_at, id)
     redis.call('ZADD', KEYS[5], stale_at, ARGV[1] .. '/' .. id)
     emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'revoke_scheduled', ARGV[2], id, stale_at, ARGV[4])
@@ -435,7 +436,9 @@ return {'failed', cred, kept, revoke_at}
 `)
 
 // markRevokedScript records that the issuer revoked a previous or discarded
-// credential.
+// credential. Its event names the rotation that superseded a previous
+// credential (superseded_by, set by promoteScript), else the one that
+// minted it.
 //
 // KEYS: markRevokedKeys (credential.go), one field per key, in order; a
 // dead revocation an operator ran by hand leaves the dead-letter set.
@@ -444,7 +447,8 @@ return {'failed', cred, kept, revoke_at}
 // Returns "revoked" or "already". Errors: "not_found", "conflict ..." when
 // the credential is pending or current (it must never be revoked: I1).
 var markRevokedScript = eventScript(`
-local c = redis.call('HMGET', KEYS[1], 'state', 'revoked_at', 'superseded_in_batch', 'rotation_id', 'dead_at')
+local c = redis.call('HMGET', KEYS[1], 'state', 'revoked_at', 'superseded_in_batch', 'rotation_id', 'dead_at',
+  'superseded_by')
 local st = c[1] or ''
 if st == '' then return redis.error_reply('not_found') end
 if st == 'revoked' or (c[2] or '') ~= '' then return 'already' end
@@ -466,7 +470,11 @@ if (c[5] or '') ~= '' then
   redis.call('ZREM', KEYS[7], ARGV[1] .. '/' .. ARGV[2])
   redis.call('HDEL', KEYS[1], 'dead_at', 'dead_reason')
 end
-emit(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[1], 'revoked', c[4] or '', ARGV[2], st, ARGV[3])
+-- The revocation goes to the history entry of the rotation that
+-- superseded the credential, beside its revoke_scheduled event.
+local rot = c[6] or ''
+if rot == '' then rot = c[4] or '' end
+emit(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[1], 'revoked', rot, ARGV[2], st, ARGV[3])
 return 'revoked'
 `)
 
