@@ -145,7 +145,10 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 func (h *Rotate) push(ctx context.Context, r *rotation) (string, error) {
 	pctx := heroku.WithBeforeSend(h.classed(ctx, r), func() error { return h.markPush(ctx, r) })
 	err := h.deps.Heroku.UpdateConfig(pctx, r.target(), configVars(r.config))
-	h.settlePush(ctx, r)
+	if err != nil {
+		// A push that landed has its attempts settled by the promotion.
+		h.settlePush(ctx, r)
+	}
 	if errors.Is(err, store.ErrConflict) {
 		// The store refused to record the attempt, so nothing was sent:
 		// another run ended the rotation meanwhile.
@@ -192,10 +195,13 @@ func (r *rotation) target() heroku.Target {
 func (h *Rotate) promote(ctx context.Context, r *rotation, credID string) (string, error) {
 	in := r.claim.Instance
 	grace := h.grace(r)
-	p, err := h.deps.Store.PromoteRotation(ctx, in.ID, r.p.RotationID, credID, grace, "grace "+grace.String())
+	// The promotion settles this run's push attempts in the same step; if
+	// it fails they stay unsettled, which is safe (settlePush).
+	p, err := h.deps.Store.PromotePushed(ctx, in.ID, r.p.RotationID, credID, grace, "grace "+grace.String(), r.marks)
 	if err != nil {
 		return OutcomeRetry, err
 	}
+	r.marks = 0
 	r.log.Info().Dur("grace", grace).Msg("rotated")
 	if p.Previous != nil && h.deps.CustomerLog != nil {
 		h.deps.CustomerLog.Notify(ctx, in.ID, fmt.Sprintf("%s rotated; the old credential stays valid until %s",

@@ -43,8 +43,8 @@ import (
 // spaces).
 //
 // The fleet-wide stream (eventsKey) stays a capped stream; each of its
-// entries holds one script's events as fields "i" (the instance) and "e"
-// (an entry as above). Entries written before this layout, with fields
+// entries holds one script's events but historyOnly's as fields "i" (the
+// instance) and "e" (an entry as above). Entries written before this layout, with fields
 // "type", "instance_id", ..., are read as they are.
 
 // historyKey is the capped LIST of one instance's audit entries, newest
@@ -122,7 +122,10 @@ const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 var luaEmit = `
 local codes = {` + luaCodes() + `}
 local dcodes = {` + luaDetailCodes() + `}
+local history_only = {` + luaHistoryOnly() + `}
 local groups = {}
+-- fresh holds the rotations a script just created: no entry to merge into.
+local fresh = {}
 local function emit(ikey, gkey, icap, gcap, instance, kind, rot, cred, detail, now)
   local g = groups[#groups]
   if not g or g.rot ~= rot or g.ikey ~= ikey then
@@ -189,6 +192,7 @@ end
 -- merge appends g's events to the entry of its rotation among the newest
 -- (only the newest for events of no rotation) and says whether it did.
 local function merge(g, rot)
+  if fresh[g.rot] then return false end
   local depth = ` + strconv.Itoa(historyMergeDepth) + `
   if rot == '' then depth = 1 end
   for i, entry in ipairs(redis.call('LRANGE', g.ikey, 0, depth - 1)) do
@@ -209,7 +213,14 @@ local function flush()
     if not merge(g, rot) and redis.call('LPUSH', g.ikey, text) > g.icap then
       redis.call('LTRIM', g.ikey, 0, g.icap - 1)
     end
-    redis.call('XADD', g.gkey, 'MAXLEN', '~', g.gcap, '*', 'i', g.instance, 'e', text)
+    local fleet = {}
+    for _, e in ipairs(g.ev) do
+      if not history_only[e[1]] then fleet[#fleet + 1] = e end
+    end
+    if #fleet > 0 then
+      redis.call('XADD', g.gkey, 'MAXLEN', '~', g.gcap, '*', 'i', g.instance, 'e',
+        b36(g.at) .. '\31' .. rot .. events_text(fleet, g.at, nil))
+    end
   end
 end
 local function bump(bprefix, batch, field)
@@ -232,6 +243,22 @@ func luaCodes() string {
 	var b strings.Builder
 	for _, typ := range types {
 		fmt.Fprintf(&b, "%s = '%s', ", typ, eventCodes[typ])
+	}
+	return b.String()
+}
+
+// historyOnly are the event types the fleet-wide stream leaves out: the
+// steps every rotation takes on its way to an outcome. An instance's
+// history keeps them; the fleet stream keeps what ended somewhere
+// (pushed, promoted, failed, revoked, ...).
+var historyOnly = []string{EventRequested, EventMinted}
+
+// luaHistoryOnly is historyOnly as the fields of a Lua table constructor,
+// keyed by type code.
+func luaHistoryOnly() string {
+	var b strings.Builder
+	for _, typ := range historyOnly {
+		fmt.Fprintf(&b, "['%s'] = true, ", eventCodes[typ])
 	}
 	return b.String()
 }

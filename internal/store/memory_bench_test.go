@@ -207,10 +207,7 @@ func rotateForMemory(ctx context.Context, st *store.Store, id string, k int) (*s
 	if err := st.MarkPushAttempt(ctx, rot); err != nil {
 		return nil, err
 	}
-	if err := st.SettlePush(ctx, rot, 1); err != nil {
-		return nil, err
-	}
-	p, err := st.PromoteRotation(ctx, id, rot, cred, 24*time.Hour, "grace 24h0m0s")
+	p, err := st.PromotePushed(ctx, id, rot, cred, 24*time.Hour, "grace 24h0m0s", 1)
 	if err != nil {
 		return nil, err
 	}

@@ -213,10 +213,17 @@ type Promoted struct {
 // the same. It also schedules the instance's next rotation one period on
 // and ends any quarantine (schedule.go).
 func (s *Store) PromoteRotation(ctx context.Context, instanceID, rotationID, credID string, grace time.Duration, detail string) (Promoted, error) {
+	return s.PromotePushed(ctx, instanceID, rotationID, credID, grace, detail, 0)
+}
+
+// PromotePushed is PromoteRotation after a push whose settled attempts
+// (MarkPushAttempt) it records first, as SettlePush would, in the same
+// step: the handler's last two writes of a rotation in one.
+func (s *Store) PromotePushed(ctx context.Context, instanceID, rotationID, credID string, grace time.Duration, detail string, settled int) (Promoted, error) {
 	keys := newPromoteKeys(instanceID, rotationID, credID)
 	args := []any{instanceID, rotationID, credID, ms(s.now()), grace.Milliseconds(),
 		s.eventsPerInstance, s.eventsGlobal, int64(s.finishedTTL.Seconds()), detail,
-		slotHash(instanceID), DefaultRotationPeriod.Milliseconds()}
+		slotHash(instanceID), DefaultRotationPeriod.Milliseconds(), settled}
 	res, err := promoteScript.Run(ctx, s.rdb, keys.list(), args...).StringSlice()
 	if err != nil {
 		return Promoted{}, scriptError("promote", err)

@@ -133,6 +133,11 @@ return 'ok'
 // Errors: "not_found", "deprovisioned".
 var claimScript = eventScript(luaLimits, `
 local function reply(status, rot, rkey)
+  if status == 'claimed' then
+    -- Just written: nothing to read back.
+    if ARGV[12] == '1' then return {status, rot, 'requested'} end
+    return {status, rot, 'requested', '', '', '', redis.call('HGETALL', KEYS[1]), ''}
+  end
   if ARGV[12] == '1' then return {status, rot, get(rkey, 'state')} end
   local r = redis.call('HMGET', rkey, 'state', 'previous', 'revoke_at', 'discarded', 'finished_at',
     'credential_id', 'push_attempted_at')
@@ -182,6 +187,7 @@ redis.call('HSET', KEYS[2], 'id', ARGV[1], 'instance_id', ARGV[2], 'state', 'req
   'requested_at', ARGV[3], 'batch_id', ARGV[4], 'reason', ARGV[5], 'queue', ARGV[6], 'grace_ms', ARGV[10])
 redis.call('HSET', KEYS[1], 'inflight', ARGV[1], 'inflight_at', ARGV[3])
 redis.call('ZADD', KEYS[7], ARGV[3], ARGV[2] .. '/' .. ARGV[1])
+fresh[ARGV[1]] = true
 emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'requested', ARGV[1], '', ARGV[5], ARGV[3])
 return reply('claimed', ARGV[1], KEYS[2])
 `)
@@ -200,9 +206,9 @@ return reply('claimed', ARGV[1], KEYS[2])
 // finished meanwhile, or already has another one) is recorded as discarded
 // and queued for revocation, so it does not outlive the conflict (I3).
 var savePendingScript = eventScript(`
-local st = get(KEYS[1], 'state')
+local rot = redis.call('HMGET', KEYS[1], 'state', 'credential_id')
+local st, have = rot[1] or '', rot[2] or ''
 if st == '' then return redis.error_reply('not_found') end
-local have = get(KEYS[1], 'credential_id')
 if have == ARGV[1] then return 'exists' end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return redis.error_reply('reused issuer reused a credential id')
@@ -246,13 +252,16 @@ return 'saved'
 // KEYS: promoteKeys (rotation.go), one field per key, in order.
 // ARGV: instance id, rotation id, credential id, now ms, grace ms,
 // instance event cap, fleet event cap, rotation ttl seconds, detail, slot
-// hash, default period ms.
+// hash, default period ms, push attempts settled (added to the rotation's
+// push_settled first, as settlePushScript would, whatever the outcome; "0":
+// none).
 // Returns {previous credential id or "", revoke_at ms or "", superseded
 // unconfirmed credentials as "revoke_at ms,id,id..." or ""}; repeating a
 // promotion returns the same. Errors: "not_found", "conflict ...".
 var promoteScript = eventScript(luaSchedule, luaConfig, `
 local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id')
 local st, batch = rot[1] or '', rot[3] or ''
+if st ~= '' and ARGV[12] ~= '0' then redis.call('HINCRBY', KEYS[2], 'push_settled', ARGV[12]) end
 if st == 'promoted' then
   return {get(KEYS[2], 'previous'), get(KEYS[2], 'revoke_at'), get(KEYS[2], 'superseded_unconfirmed')}
 end
