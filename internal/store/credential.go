@@ -34,7 +34,9 @@ func (s *Store) Credential(ctx context.Context, instanceID, credID string) (Cred
 	if len(m) == 0 {
 		return Credential{}, fmt.Errorf("credential %s of %s: %w", credID, instanceID, ErrNotFound)
 	}
-	return Credential{ID: m["id"], InstanceID: m["instance_id"], RotationID: m["rotation_id"],
+	// The hash's key names the credential and its instance; versions
+	// before this one also wrote them as fields "id" and "instance_id".
+	return Credential{ID: credID, InstanceID: instanceID, RotationID: m["rotation_id"],
 		State: m["state"], MintedAt: fromMS(m["minted_at"]), PromotedAt: fromMS(m["promoted_at"]),
 		RevokeAt: fromMS(m["revoke_at"]), RevokedAt: fromMS(m["revoked_at"]),
 		ExpeditedAt: fromMS(m["expedited_at"])}, nil

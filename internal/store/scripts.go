@@ -51,8 +51,7 @@ if created then
   emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'registered', '', ARGV[7], '', ARGV[8])
 end
 if ARGV[7] ~= '' and (revived or get(KEYS[1], 'current') == '') then
-  redis.call('HSET', KEYS[3], 'id', ARGV[7], 'instance_id', ARGV[1], 'state', 'current',
-    'promoted_at', ARGV[8])
+  redis.call('HSET', KEYS[3], 'state', 'current', 'promoted_at', ARGV[8])
   redis.call('HSET', KEYS[1], 'current', ARGV[7], 'current_since', ARGV[8])
 end
 local p = sched_period(KEYS[7], ARGV[12])
@@ -217,14 +216,13 @@ local why = ''
 if have ~= '' then why = 'issuer returned a second credential for one rotation'
 elseif st ~= 'requested' then why = 'rotation is ' .. st end
 if why ~= '' then
-  redis.call('HSET', KEYS[2], 'id', ARGV[1], 'instance_id', ARGV[2], 'rotation_id', ARGV[3],
+  redis.call('HSET', KEYS[2], 'rotation_id', ARGV[3],
     'state', 'discarded', 'minted_at', ARGV[5], 'discarded_at', ARGV[5], 'revoke_at', ARGV[5])
   redis.call('ZADD', KEYS[5], ARGV[5], ARGV[2] .. '/' .. ARGV[1])
   emit(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[2], 'discarded', ARGV[3], ARGV[1], why, ARGV[5])
   return redis.error_reply('conflict ' .. why)
 end
-redis.call('HSET', KEYS[2], 'id', ARGV[1], 'instance_id', ARGV[2], 'rotation_id', ARGV[3],
-  'state', 'pending', 'minted_at', ARGV[5])
+redis.call('HSET', KEYS[2], 'rotation_id', ARGV[3], 'state', 'pending', 'minted_at', ARGV[5])
 redis.call('HSET', KEYS[6], 'config', ARGV[4])
 redis.call('EXPIRE', KEYS[6], ARGV[8])
 redis.call('HSET', KEYS[1], 'credential_id', ARGV[1], 'state', 'minted')
@@ -277,8 +275,9 @@ emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'pushed', ARGV[2], ARGV[3], AR
 if cur ~= '' and cur ~= ARGV[3] then
   revoke_at = tostring(now + tonumber(ARGV[5]))
   local ckey = KEYS[8] .. cur
-  redis.call('HSET', ckey, 'id', cur, 'instance_id', ARGV[1], 'state', 'previous',
-    'superseded_at', ARGV[4], 'revoke_at', revoke_at, 'superseded_in_batch', batch, 'superseded_by', ARGV[2])
+  local f = {'state', 'previous', 'superseded_at', ARGV[4], 'revoke_at', revoke_at, 'superseded_by', ARGV[2]}
+  if batch ~= '' then f[#f + 1], f[#f + 2] = 'superseded_in_batch', batch end
+  redis.call('HSET', ckey, unpack(f))
   redis.call('ZADD', KEYS[4], revoke_at, cur)
   redis.call('ZADD', KEYS[5], revoke_at, ARGV[1] .. '/' .. cur)
 end

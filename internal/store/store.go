@@ -115,7 +115,8 @@ func instanceKey(id string) string { return keyPrefix + "instance:" + id }
 func instancesKey() string { return keyPrefix + "instances" }
 
 // credentialKey is a HASH of one credential of one instance. Credential ids
-// are the issuer's, unique within an instance.
+// are the issuer's, unique within an instance. The key names both, so the
+// hash does not repeat them (versions before wrote "id" and "instance_id").
 func credentialKey(instanceID, credID string) string {
 	return keyPrefix + "cred:" + instanceID + ":" + credID
 }
