@@ -28,7 +28,9 @@ import (
 // with US = \x1f and RS = \x1e; trailing empty fields are left out. dt is
 // the event's time less the entry's, in base 36 ms ("" for 0); credential
 // "=" repeats the last credential named before it in the entry; a type
-// code is one letter of eventCodes, or the whole type when it has none.
+// code is one letter of eventCodes, or the whole type when it has none. An
+// event with a one-letter code whose credential would be "=" is written
+// RS <code in upper case> US <dt> US <detail>, without the field.
 //
 // Three forms keep entries short (entries written before them read as they
 // are):
@@ -175,8 +177,9 @@ local function events_text(ev, base, last)
     if e[3] ~= '' then last = e[3] end
     if e[2] ~= base then dt = b36(e[2] - base) end
     local detail = detail_text(e[1], e[4], e[2])
-    local text = string.gsub('\30' .. e[1] .. '\31' .. dt .. '\31' .. cred .. '\31' .. detail, '\31+$', '')
-    out[i] = text
+    local head = '\30' .. e[1] .. '\31' .. dt .. '\31' .. cred
+    if cred == '=' and #e[1] == 1 then head = '\30' .. string.upper(e[1]) .. '\31' .. dt end
+    out[i] = (string.gsub(head .. '\31' .. detail, '\31+$', ''))
   end
   return table.concat(out)
 end
@@ -184,7 +187,8 @@ local function head_of(head)
   local at, rot = string.match(head, '^([^\30\31]*)\31?([^\30]*)')
   local last = nil
   for ev in string.gmatch(head, '\30([^\30]*)') do
-    local c = string.match(ev, '^[^\31]*\31[^\31]*\31([^\31]*)')
+    local c = nil
+    if not string.match(ev, '^%u') then c = string.match(ev, '^[^\31]*\31[^\31]*\31([^\31]*)') end
     if c and c ~= '' and c ~= '=' then last = c end
   end
   return tonumber(at, 36), rot, last
@@ -297,6 +301,11 @@ func decodeHistory(instanceID, entry string) []Event {
 	last := ""
 	for i, p := range parts[1:] {
 		f := append(strings.SplitN(p, "\x1f", 4), "", "", "")
+		if len(f[0]) == 1 && f[0][0] >= 'A' && f[0][0] <= 'Z' {
+			// An upper-case code repeats the last credential and has no field for it.
+			f = append(strings.SplitN(p, "\x1f", 3), "", "")
+			f = []string{strings.ToLower(f[0]), f[1], "=", f[2]}
+		}
 		typ, ok := eventTypes[f[0]]
 		if !ok {
 			typ = f[0]
