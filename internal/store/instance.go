@@ -290,7 +290,7 @@ func (s *Store) Instances(ctx context.Context, ids []string) ([]Instance, error)
 	out := make([]Instance, len(ids))
 	for i, c := range cmds {
 		if m := c.Val(); len(m) > 0 {
-			out[i] = instanceFrom(m)
+			out[i] = instanceFrom(ids[i], m)
 			if at, err := due[i].Result(); err == nil {
 				out[i].NextRotationAt = time.UnixMilli(int64(at)).UTC()
 			}
@@ -301,10 +301,14 @@ func (s *Store) Instances(ctx context.Context, ids []string) ([]Instance, error)
 	return out, nil
 }
 
-func instanceFrom(m map[string]string) Instance {
+// instanceFrom reads the instance hash of id. The key names the
+// instance: versions before this one also wrote it as field "id". Fields
+// at their default (heroku_id "", private_space and grace_ms "0") may be
+// left out.
+func instanceFrom(id string, m map[string]string) Instance {
 	grace, _ := strconv.ParseInt(m["grace_ms"], 10, 64)
 	in := Instance{
-		ID:                m["id"],
+		ID:                id,
 		APIVersion:        m["api_version"],
 		HerokuID:          m["heroku_id"],
 		PrivateSpace:      m["private_space"] == "1",

@@ -116,7 +116,7 @@ func claimFrom(instanceID string, res []any) (Claim, error) {
 		v, _ := flat[i+1].(string)
 		m[k] = v
 	}
-	c.Instance = instanceFrom(m)
+	c.Instance = instanceFrom(instanceID, m)
 	c.PushAttempted = str(7) != ""
 	return c, nil
 }

@@ -43,8 +43,13 @@ if revived then
   emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'registered', '', ARGV[7], 'registered again after deprovisioning', ARGV[8])
 end
 local created = redis.call('EXISTS', KEYS[1]) == 0
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'api_version', ARGV[2], 'config_vars', ARGV[3],
-  'heroku_id', ARGV[4], 'private_space', ARGV[5], 'grace_ms', ARGV[6])
+-- The key names the instance; fields at their default ("", "0") are left out.
+local set, unset = {'api_version', ARGV[2], 'config_vars', ARGV[3]}, {}
+for _, f in ipairs({{'heroku_id', ARGV[4], ''}, {'private_space', ARGV[5], '0'}, {'grace_ms', ARGV[6], '0'}}) do
+  if f[2] == f[3] then unset[#unset + 1] = f[1] else set[#set + 1], set[#set + 2] = f[1], f[2] end
+end
+redis.call('HSET', KEYS[1], unpack(set))
+redis.call('HDEL', KEYS[1], 'id', unpack(unset))
 if created then
   redis.call('HSET', KEYS[1], 'registered_at', ARGV[8])
   redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
@@ -159,7 +164,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   end
   return reply('resumed', ARGV[1], KEYS[2])
 end
-local inst = redis.call('HMGET', KEYS[1], 'id', 'deprovisioned_at', 'inflight')
+local inst = redis.call('HMGET', KEYS[1], 'registered_at', 'deprovisioned_at', 'inflight')
 if not inst[1] then return redis.error_reply('not_found') end
 if inst[2] and inst[2] ~= '' then return redis.error_reply('deprovisioned') end
 local inflight = inst[3] or ''
