@@ -49,9 +49,9 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"saveTokenScript", saveTokenKeys{instance: instanceKey("inst")}, nil},
 		{"unlockScript", unlockKeys{lock: sweepLockKey()}, nil},
 		{"swapFieldScript", swapKeys{hash: instanceKey("inst")}, nil},
-		{"observeBreakerScript", observeBreakerKeys{answered: breakerAnsweredKey(), denied: breakerDeniedKey(), state: breakerKey()}, nil},
+		{"observeBreakerScript", observeBreakerKeys{answers: breakerAnswersKey(), state: breakerKey()}, nil},
 		{"spendSSOScript", spendSSOKeys{token: ssoUsedKey("a"), cover: ssoUsedKey("b")}, nil},
-		{"resumeBreakerScript", resumeBreakerKeys{answered: breakerAnsweredKey(), denied: breakerDeniedKey(), state: breakerKey()}, nil},
+		{"resumeBreakerScript", resumeBreakerKeys{answers: breakerAnswersKey(), state: breakerKey()}, nil},
 	}
 	listed := map[string]bool{"putInstanceScript": true} // its Lua is putInstanceLua
 	for _, c := range cases {
