@@ -48,6 +48,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"migrateHistoryScript", migrateHistoryKeys{legacy: legacyEventsKey("inst"), history: historyKey("inst")}, nil},
 		{"saveTokenScript", saveTokenKeys{instance: instanceKey("inst")}, nil},
 		{"unlockScript", unlockKeys{lock: sweepLockKey()}, nil},
+		{"addCountersScript", addCountersKeys{counters: countersKey()}, nil},
 		{"swapFieldScript", swapKeys{hash: instanceKey("inst")}, nil},
 		{"observeBreakerScript", observeBreakerKeys{answers: breakerAnswersKey(), state: breakerKey()}, nil},
 		{"spendSSOScript", spendSSOKeys{token: ssoUsedKey("a"), cover: ssoUsedKey("b")}, nil},
