@@ -51,6 +51,7 @@ func (l *Limiter) sleep(b *bucket, timer *time.Timer, d time.Duration) bool {
 func (l *Limiter) step(b *bucket) (time.Duration, bool) {
 	l.mu.Lock()
 	if b.idle() {
+		l.remember(b, time.Now())
 		delete(l.buckets, b.keys.rate)
 		l.mu.Unlock()
 		return 0, false

@@ -20,6 +20,41 @@ type bucket struct {
 	kick        chan struct{}
 }
 
+// bucketMemo is what a bucket learned from Redis, kept after its last
+// waiter left: the next caller, often the pacing feeder a budget interval
+// later, starts from it instead of from nothing. Without it every such
+// caller asked Redis for a token it could not have yet (a refusal) and for
+// the shared pause, before asking again at the right time.
+type bucketMemo struct {
+	tat, holdUntil, holdChecked time.Time
+}
+
+// maxMemos bounds Limiter.memos; with ScopeInstance a key per instance
+// would otherwise stay for good.
+const maxMemos = 1024
+
+// remember keeps b's memo; guarded by Limiter.mu.
+func (l *Limiter) remember(b *bucket, now time.Time) {
+	if len(l.memos) >= maxMemos {
+		for k, m := range l.memos {
+			if m.tat.Before(now) && m.holdUntil.Before(now) {
+				delete(l.memos, k)
+			}
+		}
+	}
+	if len(l.memos) < maxMemos {
+		l.memos[b.keys.rate] = bucketMemo{tat: b.tat, holdUntil: b.holdUntil, holdChecked: b.holdChecked}
+	}
+}
+
+// recall starts b from the memo of its key, if any; guarded by Limiter.mu.
+func (l *Limiter) recall(b *bucket) {
+	if m, ok := l.memos[b.keys.rate]; ok {
+		b.tat, b.holdUntil, b.holdChecked = m.tat, m.holdUntil, m.holdChecked
+		delete(l.memos, b.keys.rate)
+	}
+}
+
 // waiter is one blocked Wait call.
 type waiter struct {
 	class    Class
@@ -40,6 +75,7 @@ func (l *Limiter) enqueue(keys scopeKeys, c Class, now time.Time) (*waiter, erro
 	b := l.buckets[keys.rate]
 	if b == nil {
 		b = &bucket{keys: keys, kick: make(chan struct{}, 1)}
+		l.recall(b)
 		l.buckets[keys.rate] = b
 		l.wg.Add(1)
 		go l.dispatch(b)

@@ -40,8 +40,9 @@ type Limiter struct {
 
 	mu      sync.Mutex
 	closed  bool
-	buckets map[string]*bucket // by scopeKeys.rate, only while callers wait
-	streaks map[string]bool    // keys whose last answer seen here was a 429
+	buckets map[string]*bucket    // by scopeKeys.rate, only while callers wait
+	memos   map[string]bucketMemo // by scopeKeys.rate, once nobody waits
+	streaks map[string]bool       // keys whose last answer seen here was a 429
 
 	stats counters
 }
@@ -64,7 +65,7 @@ func New(rdb redis.UniversalClient, p Params) (*Limiter, error) {
 		rdb: rdb, gcra: redis_rate.NewLimiter(rdb), p: p,
 		interval: time.Hour / time.Duration(p.PerHour),
 		ctx:      ctx, cancel: cancel,
-		buckets: make(map[string]*bucket), streaks: make(map[string]bool),
+		buckets: make(map[string]*bucket), memos: make(map[string]bucketMemo), streaks: make(map[string]bool),
 	}
 	for _, c := range dispatchOrder {
 		l.limits[c] = redis_rate.Limit{Rate: p.PerHour, Period: time.Hour, Burst: l.burst(c)}
