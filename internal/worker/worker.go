@@ -44,8 +44,8 @@ type Params struct {
 	Logger zerolog.Logger
 	// PollInterval is how often scheduled and retry tasks are moved to
 	// their queues, and how often idle queues are checked for new tasks;
-	// 0 means one second for the first, and IdlePoll for the second (one
-	// second in slow lanes).
+	// 0 means one second for the first and IdlePoll for the second, and
+	// SlowForward and SlowPoll in slow lanes (Lane.Slow).
 	PollInterval time.Duration
 	// IdlePoll is how often a worker with nothing to run looks for new
 	// tasks when PollInterval is 0: half a second, so that an interactive
@@ -79,10 +79,20 @@ type Lane struct {
 	// Share is the lane's part of Params.Concurrency, in quarters; every
 	// lane has at least one slot.
 	Share int
-	// Slow lanes look at empty queues every PollInterval rather than every
-	// IdlePoll: nothing in them waits for a person or for a paid token.
+	// Slow lanes carry nothing a person or a paid token waits for: they
+	// look at their empty queues every SlowPoll rather than every IdlePoll,
+	// and move their due scheduled and retry tasks every SlowForward
+	// rather than every second.
 	Slow bool
 }
+
+// A slow lane's intervals. A revocation runs at most a few seconds after its
+// revoke time (never before: I2); a retry of a default-queue rotation starts
+// a few seconds after its delay.
+const (
+	SlowPoll    = 2 * time.Second
+	SlowForward = 5 * time.Second
+)
 
 // Lanes are the worker's lanes. asynq looks at every queue of a server, one
 // script each, every time it looks for a task, and looks once more at once
@@ -90,7 +100,9 @@ type Lane struct {
 // about half of a paced rotation's Redis bill (docs/benchmarks.md,
 // "Real-time waves"). A lane per kind of work makes each look cost what
 // that kind needs, and gives interactive work slots of its own, which no
-// wave or backlog of revocations can fill.
+// wave or backlog of revocations can fill. Revoke and default share a lane:
+// a lane of its own for either would save about four commands a rotation
+// and cost more than that every second in heartbeats and polls.
 func Lanes() []Lane {
 	return []Lane{
 		{Name: "interactive", Queues: map[string]int{tasks.QueueInteractive: 1}, Share: 1},
@@ -102,6 +114,20 @@ func Lanes() []Lane {
 // slots is lane l's part of concurrency.
 func (l Lane) slots(concurrency int) int { return max(1, concurrency*l.Share/4) }
 
+// intervals are how often lane l looks at its empty queues and moves its
+// due tasks, under p.
+func (l Lane) intervals(p Params) (check, forward time.Duration) {
+	switch {
+	case p.PollInterval > 0:
+		return p.PollInterval, p.PollInterval
+	case l.Slow:
+		return SlowPoll, SlowForward
+	case p.IdlePoll > 0:
+		return p.IdlePoll, time.Second
+	}
+	return DefaultIdlePoll, time.Second
+}
+
 // New builds a Worker. It does not start it.
 func New(p Params) (*Worker, error) {
 	if p.Redis == nil || p.Handler == nil {
@@ -110,13 +136,6 @@ func New(p Params) (*Worker, error) {
 	if p.Concurrency <= 0 {
 		p.Concurrency = 10
 	}
-	delayed, fast, slow := p.PollInterval, p.PollInterval, p.PollInterval
-	if p.PollInterval <= 0 {
-		delayed, fast, slow = time.Second, p.IdlePoll, time.Second
-		if fast <= 0 {
-			fast = DefaultIdlePoll
-		}
-	}
 	if p.RetryDelay == nil {
 		p.RetryDelay = retry.Delay
 	}
@@ -124,25 +143,22 @@ func New(p Params) (*Worker, error) {
 	// reconcile sweep (retry.Classify).
 	w := &Worker{handler: retry.Record(p.Handler), log: p.Logger}
 	for _, lane := range Lanes() {
-		check := fast
-		if lane.Slow {
-			check = slow
-		}
-		w.srvs = append(w.srvs, newServer(p, lane, delayed, check))
+		w.srvs = append(w.srvs, newServer(p, lane))
 	}
 	return w, nil
 }
 
 // newServer builds the asynq server of one lane.
-func newServer(p Params, lane Lane, delayed, check time.Duration) *asynq.Server {
+func newServer(p Params, lane Lane) *asynq.Server {
 	log := p.Logger
+	check, forward := lane.intervals(p)
 	return asynq.NewServerFromRedisClient(p.Redis, asynq.Config{
 		Concurrency:              lane.slots(p.Concurrency),
 		Queues:                   lane.Queues,
 		IsFailure:                retry.IsFailure,
 		RetryDelayFunc:           p.RetryDelay,
 		ShutdownTimeout:          ShutdownTimeout,
-		DelayedTaskCheckInterval: delayed,
+		DelayedTaskCheckInterval: forward,
 		TaskCheckInterval:        check,
 		Logger: logging.Asynq{L: log.With().Str("component", "asynq").Str("lane", lane.Name).Logger(),
 			Quiet: p.QuietLogs},
