@@ -78,11 +78,13 @@ func (l *Limiter) plan(b *bucket, now time.Time) plan {
 		l.expel(b, now)
 		return plan{sleep: hold}
 	}
-	c := b.front().class
-	n := min(b.queues[c].Len(), b.available(l, c, now))
+	front := b.front()
+	c := front.class
+	n := b.grantable(c, b.available(l, c, now))
 	if n < 1 {
 		l.expel(b, now)
-		return plan{sleep: b.nextToken(l, c, now).Sub(now)}
+		enough := b.nextToken(l, c, now).Add(time.Duration(front.need-1) * l.interval)
+		return plan{sleep: max(enough.Sub(now), time.Millisecond)}
 	}
 	if now.Sub(b.holdChecked) >= l.p.HoldRefresh {
 		return plan{refresh: true}

@@ -36,3 +36,32 @@ func TestOneCallerAtATimeAsksOncePerToken(t *testing.T) {
 		t.Errorf("%d Redis commands for %d tokens, want one each", n, calls)
 	}
 }
+
+// TestWaitNTakesTokensTogether: the feeder's pairs cost one request to
+// Redis each, and come at the budget's pace.
+func TestWaitNTakesTokensTogether(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	p := ratelimit.Params{PerHour: perSecond(20), Burst: 3, Reserve: 1, HoldRefresh: time.Minute}
+	l := newProcess(t, r, p)
+	ctx := ratelimit.WithClass(t.Context(), ratelimit.Background)
+	if err := l.WaitN(ctx, "addon", 2); err != nil { // the burst
+		t.Fatal(err)
+	}
+	before, start := l.commands.n.Load(), time.Now()
+	const pairs = 5
+	for range pairs {
+		if err := l.WaitN(ctx, "addon", 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := l.commands.n.Load() - before; n != pairs {
+		t.Errorf("%d Redis commands for %d pairs, want one each", n, pairs)
+	}
+	if took, want := time.Since(start), time.Duration(2*pairs-1)*l.Interval(); took < want {
+		t.Errorf("%d pairs took %s, want at least %s at the budget's pace", pairs, took, want)
+	}
+	if err := l.WaitN(ctx, "addon", 3); err == nil {
+		t.Error("WaitN beyond the background burst was accepted")
+	}
+}
