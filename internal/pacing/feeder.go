@@ -16,7 +16,7 @@ import (
 
 // Budget is the shared Heroku budget (*ratelimit.Limiter).
 type Budget interface {
-	Wait(ctx context.Context, addonID string) error
+	WaitN(ctx context.Context, addonID string, n int) error
 }
 
 // Queues is what the feeder needs of asynq (*asynq.Inspector).
@@ -32,11 +32,17 @@ type FeederParams struct {
 	Redis redis.UniversalClient
 	// Queues releases held tasks. Required.
 	Queues Queues
-	// Budget is the account's shared budget: the feeder takes one
-	// background token per release and marks it paid. nil releases without
+	// Budget is the account's shared budget: the feeder takes a
+	// background token per release, Batch at a time, and marks each paid. nil releases without
 	// tokens, for per-instance budgets (REKEY_RATE_SCOPE=instance), where
 	// a wave's calls do not compete and each push waits on its own budget.
 	Budget Budget
+	// Batch is how many rotations the feeder releases together, on tokens
+	// taken in one request to the budget; 0 means 2, and never more than the
+	// budget's background burst. Pairs halve what the feeder's tokens and
+	// look at the held set cost Redis; the wave's last pushes still follow
+	// each other within about two budget intervals.
+	Batch int
 	// MaxPending stops releases while this many bulk tasks are runnable
 	// and not yet picked up (the workers are busy or gone); 0 means 16.
 	MaxPending int
@@ -78,6 +84,12 @@ func NewFeeder(p FeederParams) *Feeder {
 	if p.MaxPending <= 0 {
 		p.MaxPending = 16
 	}
+	if p.Batch <= 0 {
+		p.Batch = 2
+	}
+	if b, ok := p.Budget.(interface{ Burst(ratelimit.Class) int }); ok {
+		p.Batch = max(1, min(p.Batch, b.Burst(ratelimit.Background)))
+	}
 	if p.Idle <= 0 {
 		p.Idle = 500 * time.Millisecond
 	}
@@ -118,7 +130,7 @@ func (f *Feeder) Run(ctx context.Context) {
 	}
 }
 
-// step releases at most one held rotation and returns how long to wait
+// step releases at most Batch held rotations and returns how long to wait
 // before the next step.
 func (f *Feeder) step(ctx context.Context) time.Duration {
 	if !f.lead(ctx) {
@@ -128,8 +140,9 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 	if err != nil || held == 0 || f.queueBlocked() {
 		return f.p.Idle
 	}
+	n := int(min(held, int64(f.p.Batch)))
 	if f.p.Budget != nil {
-		err := f.p.Budget.Wait(ratelimit.WithClass(ctx, ratelimit.Background), "")
+		err := f.p.Budget.WaitN(ratelimit.WithClass(ctx, ratelimit.Background), "", n)
 		if d, ok := ratelimit.IsDelay(err); ok {
 			return d // a pause (429, low water) longer than MaxWait
 		}
@@ -137,7 +150,7 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 			return f.p.Idle
 		}
 	}
-	f.release(ctx)
+	f.release(ctx, n)
 	return 0
 }
 
@@ -204,16 +217,23 @@ func (f *Feeder) queueBlocked() bool {
 	return f.blocked
 }
 
-// release pops the oldest held rotation, marks its token paid and makes its
-// task runnable. A task that is gone or no longer scheduled is dropped with
-// its mark; one that could not be released is held again in its place.
-func (f *Feeder) release(ctx context.Context) {
-	zs, err := f.p.Redis.ZPopMin(ctx, heldKey, 1).Result()
-	if err != nil || len(zs) == 0 {
-		f.unused.Add(1)
-		return
+// release pops the n oldest held rotations, with a token paid for each.
+func (f *Feeder) release(ctx context.Context, n int) {
+	zs, err := f.p.Redis.ZPopMin(ctx, heldKey, int64(n)).Result()
+	if err != nil {
+		zs = nil
 	}
-	id, _ := zs[0].Member.(string)
+	f.unused.Add(int64(n - len(zs)))
+	for _, z := range zs {
+		f.releaseOne(ctx, z)
+	}
+}
+
+// releaseOne marks the token of a popped rotation paid and makes its task
+// runnable. A task that is gone or no longer scheduled is dropped with its
+// mark; one that could not be released is held again in its place.
+func (f *Feeder) releaseOne(ctx context.Context, z redis.Z) {
+	id, _ := z.Member.(string)
 	if f.p.Budget != nil {
 		if err := f.p.Redis.Set(ctx, paidKey+id, "1", paidFor).Err(); err != nil {
 			// Released unpaid, the push waits for a token of its own.
@@ -221,13 +241,13 @@ func (f *Feeder) release(ctx context.Context) {
 		}
 	}
 	taskID := tasks.RotateTaskID(id)
-	err = f.p.Queues.RunTask(Queue, taskID)
+	err := f.p.Queues.RunTask(Queue, taskID)
 	if err == nil {
 		f.released.Add(1)
 		return
 	}
 	if !errors.Is(err, asynq.ErrTaskNotFound) && f.stillScheduled(taskID) {
-		if zerr := f.p.Redis.ZAdd(ctx, heldKey, zs[0]).Err(); zerr != nil {
+		if zerr := f.p.Redis.ZAdd(ctx, heldKey, z).Err(); zerr != nil {
 			err = errors.Join(err, zerr) // the task runs at its hold date
 		}
 		f.p.Logger.Warn().Str("rotation_id", id).Err(err).Msg("pacing_release_failed")

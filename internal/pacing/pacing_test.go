@@ -154,6 +154,45 @@ func TestFeedersReleaseInOrderAtTheBudgetsPace(t *testing.T) {
 	}
 }
 
+// With room for pairs in the background burst, the feeder releases two
+// rotations per request for tokens, still in the hold order and at the
+// budget's pace, each with its own paid token.
+func TestFeederReleasesInPairs(t *testing.T) {
+	t.Parallel()
+	const rate, burst, n = 10, 3, 9
+	w := newWorld(t, rate, burst)
+	ids := w.hold(t, n)
+	f := w.feeder()
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	start := time.Now()
+	go func() { f.Run(ctx); close(stopped) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.Stats().Released < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	took := time.Since(start)
+	cancel()
+	<-stopped
+	if s := f.Stats(); s.Released != n || s.Unused != 0 {
+		t.Fatalf("feeder stats %+v, want %d released and no token unused", s, n)
+	}
+	// Pairs from a background burst of 2: the first pair at once, then one
+	// pair every two intervals; the last, odd rotation on one token.
+	if least := time.Duration(n-1-2) * time.Second / rate; took < least*9/10 {
+		t.Errorf("released %d in %s, faster than the budget allows (%s)", n, took, least)
+	}
+	if got := w.pendingOrder(t); !slices.Equal(got, ids) {
+		t.Fatalf("pending order %v, want the hold order %v", got, ids)
+	}
+	paid := pacing.NewPaid(w.r.Client)
+	for _, id := range ids {
+		if !paid.Take(t.Context(), id) {
+			t.Errorf("rotation %s released without a paid token", id)
+		}
+	}
+}
+
 // A paused bulk queue (an open circuit breaker) releases nothing and spends
 // no token; a deleted task (a cancelled batch) is dropped.
 func TestFeederWaitsWhileTheQueueIsPaused(t *testing.T) {

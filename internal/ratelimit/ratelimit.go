@@ -174,6 +174,10 @@ func (l *Limiter) Estimate(calls int) time.Duration {
 	return time.Duration(max(0, calls-l.burst(Background))) * l.interval
 }
 
+// Burst is how many tokens class c may take at once from a full budget: the
+// most one WaitN may ask for.
+func (l *Limiter) Burst(c Class) int { return l.burst(c) }
+
 // burst is how many tokens class c may take at once from a full budget.
 func (l *Limiter) burst(c Class) int {
 	if c == Interactive {
