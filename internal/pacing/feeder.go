@@ -24,6 +24,7 @@ type Queues interface {
 	RunTask(queue, id string) error
 	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
 	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+	ListPendingTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
 }
 
 // FeederParams build a Feeder.
@@ -51,8 +52,13 @@ type FeederParams struct {
 	// that); 0 means half a second.
 	Idle time.Duration
 	// QueueCheck is how often the feeder looks whether the bulk queue is
-	// paused or backed up; 0 means DefaultQueueCheck.
+	// backed up; 0 means DefaultQueueCheck.
 	QueueCheck time.Duration
+	// PauseCheck is how often it looks whether the bulk queue is paused
+	// (the circuit breaker, an operator); 0 means DefaultPauseCheck. A
+	// pause it has not seen yet costs at most MaxPending tokens: the tasks
+	// released into the paused queue back it up.
+	PauseCheck time.Duration
 	// Logger receives the feeder's rare warnings.
 	Logger zerolog.Logger
 }
@@ -66,18 +72,22 @@ type Feeder struct {
 	// leased is when this feeder last renewed its lease.
 	leased time.Time
 	// queueChecked and blocked are the last look at the bulk queue: paused
-	// (the circuit breaker, an operator) or backed up.
-	queueChecked time.Time
-	blocked      bool
+	// or backed up; pauseChecked and paused the last look at its pause.
+	queueChecked, pauseChecked time.Time
+	blocked, paused            bool
 
 	released, dropped, unused atomic.Int64
 }
 
-// DefaultQueueCheck is FeederParams.QueueCheck's default. The look at the
-// queue (asynq's queue stats) costs about 60 Redis commands, MEMORY USAGE
-// samples included: every 2 s it was a quarter of a paced rotation's Redis
-// bill (docs/benchmarks.md).
-const DefaultQueueCheck = 10 * time.Second
+// DefaultQueueCheck and DefaultPauseCheck are FeederParams.QueueCheck's and
+// PauseCheck's defaults. Whether the queue is backed up is one page of one
+// pending task (about four Redis commands); whether it is paused needs
+// asynq's queue stats, about 60 commands with their MEMORY USAGE samples:
+// every 10 s that was four commands a paced rotation (docs/benchmarks.md).
+const (
+	DefaultQueueCheck = 10 * time.Second
+	DefaultPauseCheck = time.Minute
+)
 
 // NewFeeder returns a Feeder. It does nothing until Run.
 func NewFeeder(p FeederParams) *Feeder {
@@ -95,6 +105,9 @@ func NewFeeder(p FeederParams) *Feeder {
 	}
 	if p.QueueCheck <= 0 {
 		p.QueueCheck = DefaultQueueCheck
+	}
+	if p.PauseCheck <= 0 {
+		p.PauseCheck = DefaultPauseCheck
 	}
 	return &Feeder{p: p, id: tasks.NewID("feeder")}
 }
@@ -204,17 +217,34 @@ end
 return 0
 `)
 
-// queueBlocked reports whether the bulk queue is paused or backed up, by a
-// look at most QueueCheck old. A failed look blocks: releasing into a queue
-// nobody can see would spend tokens for nothing.
+// queueBlocked reports whether the bulk queue is paused or backed up, by
+// looks at most QueueCheck and PauseCheck old. A failed look blocks:
+// releasing into a queue nobody can see would spend tokens for nothing.
 func (f *Feeder) queueBlocked() bool {
-	if time.Since(f.queueChecked) < f.p.QueueCheck {
+	now := time.Now()
+	if now.Sub(f.queueChecked) < f.p.QueueCheck {
 		return f.blocked
 	}
-	info, err := f.p.Queues.GetQueueInfo(Queue)
-	f.queueChecked = time.Now()
-	f.blocked = err != nil || info.Paused || info.Pending >= f.p.MaxPending
+	f.queueChecked = now
+	if now.Sub(f.pauseChecked) >= f.p.PauseCheck {
+		info, err := f.p.Queues.GetQueueInfo(Queue)
+		if err != nil {
+			f.blocked = true
+			return true
+		}
+		f.pauseChecked, f.paused = now, info.Paused
+		f.blocked = info.Paused || info.Pending >= f.p.MaxPending
+		return f.blocked
+	}
+	f.blocked = f.paused || f.backedUp()
 	return f.blocked
+}
+
+// backedUp reports whether MaxPending bulk tasks wait to be picked up, by
+// asking for the MaxPending-th one only.
+func (f *Feeder) backedUp() bool {
+	infos, err := f.p.Queues.ListPendingTasks(Queue, asynq.PageSize(1), asynq.Page(f.p.MaxPending))
+	return err != nil || len(infos) > 0
 }
 
 // release pops the n oldest held rotations, with a token paid for each.

@@ -55,7 +55,7 @@ func (w *world) hold(t *testing.T, n int) []string {
 
 func (w *world) feeder() *pacing.Feeder {
 	return pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: w.insp, Budget: w.lim,
-		Idle: 50 * time.Millisecond, QueueCheck: 100 * time.Millisecond})
+		Idle: 50 * time.Millisecond, QueueCheck: 100 * time.Millisecond, PauseCheck: 100 * time.Millisecond})
 }
 
 // pendingOrder returns the rotation ids of the bulk queue's pending tasks in
@@ -227,5 +227,26 @@ func TestFeederWaitsWhileTheQueueIsPaused(t *testing.T) {
 	}
 	if n, _ := pacing.Held(t.Context(), w.r.Client); n != 0 {
 		t.Errorf("%d rotations still held", n)
+	}
+}
+
+// Between its looks at the queue's pause, the feeder sees a backed-up queue
+// by the cheap look alone, and stops releasing.
+func TestFeederStopsWhenTheQueueBacksUp(t *testing.T) {
+	t.Parallel()
+	const maxPending = 4
+	w := newWorld(t, 50, 4)
+	w.hold(t, 12)
+	f := pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: w.insp, Budget: w.lim, MaxPending: maxPending,
+		Idle: 20 * time.Millisecond, QueueCheck: time.Millisecond, PauseCheck: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() { f.Run(ctx); close(stopped) }()
+	time.Sleep(600 * time.Millisecond) // time for 30 tokens at 50/s
+	cancel()
+	<-stopped
+	// A pair may go out when one slot is left.
+	if r := f.Stats().Released; r < maxPending || r > maxPending+1 {
+		t.Errorf("released %d into a queue nobody takes from, want %d (or one more)", r, maxPending)
 	}
 }
