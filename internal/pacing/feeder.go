@@ -247,23 +247,36 @@ func (f *Feeder) backedUp() bool {
 	return err != nil || len(infos) > 0
 }
 
-// release pops the n oldest held rotations, with a token paid for each.
+// release releases the n oldest held rotations, with a token paid for
+// each. It reads them first and takes them out of the held set only once
+// their tasks are runnable (or gone), so a feeder that dies in between
+// leaves them held and the next one releases them; a task released twice
+// that way is refused by asynq the second time, and dropped.
 func (f *Feeder) release(ctx context.Context, n int) {
-	zs, err := f.p.Redis.ZPopMin(ctx, heldKey, int64(n)).Result()
+	ids, err := f.p.Redis.ZRange(ctx, heldKey, 0, int64(n-1)).Result()
 	if err != nil {
-		zs = nil
+		ids = nil
 	}
-	f.unused.Add(int64(n - len(zs)))
-	for _, z := range zs {
-		f.releaseOne(ctx, z)
+	f.unused.Add(int64(n - len(ids)))
+	var out []any
+	for _, id := range ids {
+		if f.releaseOne(ctx, id) {
+			out = append(out, id)
+		}
+	}
+	if len(out) > 0 {
+		if err := f.p.Redis.ZRem(ctx, heldKey, out...).Err(); err != nil {
+			// Released, and still held: the next release of them is refused.
+			f.p.Logger.Warn().Err(err).Msg("pacing_unhold_failed")
+		}
 	}
 }
 
-// releaseOne marks the token of a popped rotation paid and makes its task
-// runnable. A task that is gone or no longer scheduled is dropped with its
-// mark; one that could not be released is held again in its place.
-func (f *Feeder) releaseOne(ctx context.Context, z redis.Z) {
-	id, _ := z.Member.(string)
+// releaseOne marks the token of a held rotation paid and makes its task
+// runnable. It reports whether the rotation leaves the held set: released,
+// or dropped because its task is gone or no longer scheduled. One that
+// could not be released stays held, first in line.
+func (f *Feeder) releaseOne(ctx context.Context, id string) bool {
 	if f.p.Budget != nil {
 		if err := f.p.Redis.Set(ctx, paidKey+id, "1", paidFor).Err(); err != nil {
 			// Released unpaid, the push waits for a token of its own.
@@ -274,18 +287,16 @@ func (f *Feeder) releaseOne(ctx context.Context, z redis.Z) {
 	err := f.p.Queues.RunTask(Queue, taskID)
 	if err == nil {
 		f.released.Add(1)
-		return
-	}
-	if !errors.Is(err, asynq.ErrTaskNotFound) && f.stillScheduled(taskID) {
-		if zerr := f.p.Redis.ZAdd(ctx, heldKey, z).Err(); zerr != nil {
-			err = errors.Join(err, zerr) // the task runs at its hold date
-		}
-		f.p.Logger.Warn().Str("rotation_id", id).Err(err).Msg("pacing_release_failed")
-	} else {
-		f.dropped.Add(1)
+		return true
 	}
 	// The token goes unused; a mark left behind expires after paidFor.
 	_ = f.p.Redis.Del(ctx, paidKey+id).Err()
+	if !errors.Is(err, asynq.ErrTaskNotFound) && f.stillScheduled(taskID) {
+		f.p.Logger.Warn().Str("rotation_id", id).Err(err).Msg("pacing_release_failed")
+		return false
+	}
+	f.dropped.Add(1)
+	return true
 }
 
 // stillScheduled reports whether the task is still held by asynq, or

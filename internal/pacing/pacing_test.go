@@ -250,3 +250,34 @@ func TestFeederStopsWhenTheQueueBacksUp(t *testing.T) {
 		t.Errorf("released %d into a queue nobody takes from, want %d (or one more)", r, maxPending)
 	}
 }
+
+// A feeder that dies after making a task runnable and before taking its id
+// out of the held set leaves the id held: the next feeder's release of it is
+// refused by asynq and the id dropped, and the rotations behind it go on.
+func TestFeederDropsAnIdReleasedBeforeACrash(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 50, 3)
+	ids := w.hold(t, 3)
+	if err := w.insp.RunTask(pacing.Queue, tasks.RotateTaskID(ids[0])); err != nil {
+		t.Fatal(err)
+	}
+	f := w.feeder()
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() { f.Run(ctx); close(stopped) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.Stats().Released < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-stopped
+	if s := f.Stats(); s.Released != 2 || s.Dropped != 1 {
+		t.Errorf("feeder stats %+v, want 2 released and the id released before dropped", s)
+	}
+	if n, _ := pacing.Held(t.Context(), w.r.Client); n != 0 {
+		t.Errorf("%d rotations still held", n)
+	}
+	if got := w.pendingOrder(t); !slices.Equal(got, ids) {
+		t.Errorf("pending %v, want %v", got, ids)
+	}
+}
