@@ -76,8 +76,8 @@ type Lane struct {
 	Name string
 	// Queues maps the lane's queues to their weights.
 	Queues map[string]int
-	// Share is the lane's part of Params.Concurrency, in quarters; every
-	// lane has at least one slot.
+	// Share is the lane's part of Params.Concurrency, in quarters, rounded
+	// down; every lane has at least one slot.
 	Share int
 	// Slow lanes carry nothing a person or a paid token waits for: they
 	// look at their empty queues every SlowPoll rather than every IdlePoll,
@@ -86,9 +86,10 @@ type Lane struct {
 	Slow bool
 }
 
-// A slow lane's intervals. A revocation runs at most a few seconds after its
-// revoke time (never before: I2); a retry of a default-queue rotation starts
-// a few seconds after its delay.
+// A slow lane's intervals. A revocation runs at most about 8 s after its
+// revoke time (never before: I2); a default-queue rotation (a few instances
+// named by an operator) starts within about 3 s, a retry of one a few
+// seconds after its delay.
 const (
 	SlowPoll    = 2 * time.Second
 	SlowForward = 5 * time.Second
