@@ -48,8 +48,8 @@ type FeederParams struct {
 	// and not yet picked up (the workers are busy or gone); 0 means 16.
 	MaxPending int
 	// Idle is how often a feeder with nothing to do looks again, and how
-	// often a feeder that does not hold the lease tries to take it (twice
-	// that); 0 means half a second.
+	// often a feeder that does not hold the lease tries to take it (five
+	// times that); 0 means half a second.
 	Idle time.Duration
 	// QueueCheck is how often the feeder looks whether the bulk queue is
 	// backed up; 0 means DefaultQueueCheck.
@@ -65,7 +65,8 @@ type FeederParams struct {
 
 // Feeder releases held bulk rotations at the budget's pace. Every worker
 // process runs one; the one holding the lease in Redis feeds, the others
-// stand by and take over within the lease's 5 s when it stops.
+// stand by and take over when it stops: at once after a SIGTERM, within
+// about 7.5 s after a SIGKILL.
 type Feeder struct {
 	p  FeederParams
 	id string
@@ -147,15 +148,16 @@ func (f *Feeder) Run(ctx context.Context) {
 // before the next step.
 func (f *Feeder) step(ctx context.Context) time.Duration {
 	if !f.lead(ctx) {
-		return 2 * f.p.Idle
+		return standbyEvery * f.p.Idle
 	}
-	held, err := f.p.Redis.ZCard(ctx, heldKey).Result()
-	if err != nil || held == 0 || f.queueBlocked() {
+	// The oldest held ids, read before the tokens are taken: they stay held
+	// until release makes their tasks runnable.
+	ids, err := f.p.Redis.ZRange(ctx, heldKey, 0, int64(f.p.Batch-1)).Result()
+	if err != nil || len(ids) == 0 || f.queueBlocked() {
 		return f.p.Idle
 	}
-	n := int(min(held, int64(f.p.Batch)))
 	if f.p.Budget != nil {
-		err := f.p.Budget.WaitN(ratelimit.WithClass(ctx, ratelimit.Background), "", n)
+		err := f.p.Budget.WaitN(ratelimit.WithClass(ctx, ratelimit.Background), "", len(ids))
 		if d, ok := ratelimit.IsDelay(err); ok {
 			return d // a pause (429, low water) longer than MaxWait
 		}
@@ -163,9 +165,17 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 			return f.p.Idle
 		}
 	}
-	f.release(ctx, n)
+	f.release(ctx, ids)
 	return 0
 }
+
+// How often the lease is renewed, and how many Idle periods a feeder
+// without it waits before it tries to take it: a feeder that was killed is
+// replaced within leaseTime plus that, about 7.5 s by default.
+const (
+	renewEvery   = 2 * time.Second
+	standbyEvery = 5
+)
 
 // leaseScript renews the lease when KEYS[1] holds ARGV[1], or takes it when
 // nobody holds it. ARGV[2] is the lease in ms. It returns 1 when the caller
@@ -184,9 +194,9 @@ return 0
 `)
 
 // lead reports whether this feeder holds the lease, renewing it at most
-// once a second.
+// every renewEvery.
 func (f *Feeder) lead(ctx context.Context) bool {
-	if time.Since(f.leased) < time.Second {
+	if time.Since(f.leased) < renewEvery {
 		return true
 	}
 	ok, err := leaseScript.Run(ctx, f.p.Redis, []string{leaseKey}, f.id, leaseTime.Milliseconds()).Int()
@@ -247,17 +257,12 @@ func (f *Feeder) backedUp() bool {
 	return err != nil || len(infos) > 0
 }
 
-// release releases the n oldest held rotations, with a token paid for
-// each. It reads them first and takes them out of the held set only once
-// their tasks are runnable (or gone), so a feeder that dies in between
-// leaves them held and the next one releases them; a task released twice
-// that way is refused by asynq the second time, and dropped.
-func (f *Feeder) release(ctx context.Context, n int) {
-	ids, err := f.p.Redis.ZRange(ctx, heldKey, 0, int64(n-1)).Result()
-	if err != nil {
-		ids = nil
-	}
-	f.unused.Add(int64(n - len(ids)))
+// release releases the held rotations ids, with a token paid for each. It
+// takes them out of the held set only once their tasks are runnable (or
+// gone), so a feeder that dies in between leaves them held and the next one
+// releases them; a task released twice that way is refused by asynq the
+// second time, and dropped.
+func (f *Feeder) release(ctx context.Context, ids []string) {
 	var out []any
 	for _, id := range ids {
 		if f.releaseOne(ctx, id) {
