@@ -52,7 +52,10 @@ const (
 	RevokeTimeout = time.Minute
 	// RevokeMaxRetry keeps a revocation going for weeks of issuer outage.
 	RevokeMaxRetry = 25
-	// Retention keeps finished tasks visible in asynqmon for a day.
+	// Retention keeps finished rotate tasks visible in asynqmon for a day.
+	// A finished revoke task is not kept: the instance's history records
+	// the revocation, and keeping it cost asynq three more Redis commands a
+	// revocation (recording it, and deleting it a day later).
 	Retention = 24 * time.Hour
 )
 
@@ -121,7 +124,8 @@ func NewRotateTask(p RotatePayload, opts ...asynq.Option) (*asynq.Task, error) {
 // NewRevokeTask returns a revoke task on the revoke queue, to run at
 // revokeAt rounded up to a whole second. Its TaskID is deterministic, so scheduling the same revocation
 // twice is refused by asynq with ErrTaskIDConflict, which callers treat as
-// success.
+// success, until the task has run; a revocation scheduled again after that
+// runs again and finds the credential revoked (I6).
 func NewRevokeTask(p RevokePayload, revokeAt time.Time, opts ...asynq.Option) (*asynq.Task, error) {
 	if p.InstanceID == "" || p.CredentialID == "" {
 		return nil, errors.New("tasks: revoke payload needs an instance id and a credential id")
@@ -132,7 +136,7 @@ func NewRevokeTask(p RevokePayload, revokeAt time.Time, opts ...asynq.Option) (*
 	}
 	defaults := []asynq.Option{asynq.Queue(QueueRevoke), asynq.Timeout(RevokeTimeout),
 		asynq.MaxRetry(RevokeMaxRetry), asynq.TaskID(RevokeTaskID(p.InstanceID, p.CredentialID)),
-		asynq.ProcessAt(wholeSecondAfter(revokeAt)), asynq.Retention(Retention)}
+		asynq.ProcessAt(wholeSecondAfter(revokeAt))}
 	return asynq.NewTask(TypeRevoke, b, append(defaults, opts...)...), nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -195,7 +194,7 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	wg.Add(3)
 	go func() { defer wg.Done(); feeder.Run(ctx) }()
 	go func() { defer wg.Done(); _ = sweep.Run(ctx) }()
-	go func() { defer wg.Done(); rec.Run(ctx, 5*time.Second) }()
+	go func() { defer wg.Done(); rec.Run(ctx, metrics.FlushInterval) }()
 	err = w.Run(ctx)
 	wg.Wait()
 	return err

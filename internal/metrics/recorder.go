@@ -1,7 +1,7 @@
 // Package metrics measures rekey for Prometheus.
 //
 // Worker dynos serve no port, so each process counts in memory (a Recorder)
-// and adds its counts to fleet-wide counters in Redis every few seconds, in
+// and adds its counts to fleet-wide counters in Redis every FlushInterval, in
 // one round trip. The web process's Collector reads those counters, asynq's
 // queues and the store at scrape time and serves them on /metrics.
 // No metric carries a secret or an instance id: labels are queues,
@@ -24,6 +24,12 @@ import (
 type Sink interface {
 	AddCounters(ctx context.Context, deltas map[string]int64) error
 }
+
+// FlushInterval is how often a process adds its counts to the fleet-wide
+// counters: often enough for a scrape every 15 s or more, rarely enough that
+// a paced wave's flushes cost under two Redis commands a rotation
+// (docs/benchmarks.md, "Real-time waves").
+const FlushInterval = 15 * time.Second
 
 // Recorder counts one process's events and flushes them to a Sink. It
 // implements handlers.Observer (cmd/rekey hands it to the handlers) and

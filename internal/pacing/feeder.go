@@ -16,7 +16,7 @@ import (
 
 // Budget is the shared Heroku budget (*ratelimit.Limiter).
 type Budget interface {
-	Wait(ctx context.Context, addonID string) error
+	WaitN(ctx context.Context, addonID string, n int) error
 }
 
 // Queues is what the feeder needs of asynq (*asynq.Inspector).
@@ -24,6 +24,7 @@ type Queues interface {
 	RunTask(queue, id string) error
 	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
 	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+	ListPendingTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
 }
 
 // FeederParams build a Feeder.
@@ -32,57 +33,82 @@ type FeederParams struct {
 	Redis redis.UniversalClient
 	// Queues releases held tasks. Required.
 	Queues Queues
-	// Budget is the account's shared budget: the feeder takes one
-	// background token per release and marks it paid. nil releases without
+	// Budget is the account's shared budget: the feeder takes a
+	// background token per release, Batch at a time, and marks each paid. nil releases without
 	// tokens, for per-instance budgets (REKEY_RATE_SCOPE=instance), where
 	// a wave's calls do not compete and each push waits on its own budget.
 	Budget Budget
+	// Batch is how many rotations the feeder releases together, on tokens
+	// taken in one request to the budget; 0 means 2, and never more than the
+	// budget's background burst. Pairs halve what the feeder's tokens and
+	// look at the held set cost Redis; the wave's last pushes still follow
+	// each other within about two budget intervals.
+	Batch int
 	// MaxPending stops releases while this many bulk tasks are runnable
 	// and not yet picked up (the workers are busy or gone); 0 means 16.
 	MaxPending int
 	// Idle is how often a feeder with nothing to do looks again, and how
-	// often a feeder that does not hold the lease tries to take it (twice
-	// that); 0 means half a second.
+	// often a feeder that does not hold the lease tries to take it (five
+	// times that); 0 means half a second.
 	Idle time.Duration
 	// QueueCheck is how often the feeder looks whether the bulk queue is
-	// paused or backed up; 0 means DefaultQueueCheck.
+	// backed up; 0 means DefaultQueueCheck.
 	QueueCheck time.Duration
+	// PauseCheck is how often it looks whether the bulk queue is paused
+	// (the circuit breaker, an operator); 0 means DefaultPauseCheck. A
+	// pause it has not seen yet costs at most MaxPending tokens: the tasks
+	// released into the paused queue back it up.
+	PauseCheck time.Duration
 	// Logger receives the feeder's rare warnings.
 	Logger zerolog.Logger
 }
 
 // Feeder releases held bulk rotations at the budget's pace. Every worker
 // process runs one; the one holding the lease in Redis feeds, the others
-// stand by and take over within the lease's 5 s when it stops.
+// stand by and take over when it stops: at once after a SIGTERM, within
+// about 7.5 s after a SIGKILL.
 type Feeder struct {
 	p  FeederParams
 	id string
 	// leased is when this feeder last renewed its lease.
 	leased time.Time
 	// queueChecked and blocked are the last look at the bulk queue: paused
-	// (the circuit breaker, an operator) or backed up.
-	queueChecked time.Time
-	blocked      bool
+	// or backed up; pauseChecked and paused the last look at its pause.
+	queueChecked, pauseChecked time.Time
+	blocked, paused            bool
 
 	released, dropped, unused atomic.Int64
 }
 
-// DefaultQueueCheck is FeederParams.QueueCheck's default. The look at the
-// queue (asynq's queue stats) costs about 60 Redis commands, MEMORY USAGE
-// samples included: every 2 s it was a quarter of a paced rotation's Redis
-// bill (docs/benchmarks.md).
-const DefaultQueueCheck = 10 * time.Second
+// DefaultQueueCheck and DefaultPauseCheck are FeederParams.QueueCheck's and
+// PauseCheck's defaults. Whether the queue is backed up is one page of one
+// pending task (about four Redis commands); whether it is paused needs
+// asynq's queue stats, about 60 commands with their MEMORY USAGE samples:
+// every 10 s that was four commands a paced rotation (docs/benchmarks.md).
+const (
+	DefaultQueueCheck = 10 * time.Second
+	DefaultPauseCheck = time.Minute
+)
 
 // NewFeeder returns a Feeder. It does nothing until Run.
 func NewFeeder(p FeederParams) *Feeder {
 	if p.MaxPending <= 0 {
 		p.MaxPending = 16
 	}
+	if p.Batch <= 0 {
+		p.Batch = 2
+	}
+	if b, ok := p.Budget.(interface{ Burst(ratelimit.Class) int }); ok {
+		p.Batch = max(1, min(p.Batch, b.Burst(ratelimit.Background)))
+	}
 	if p.Idle <= 0 {
 		p.Idle = 500 * time.Millisecond
 	}
 	if p.QueueCheck <= 0 {
 		p.QueueCheck = DefaultQueueCheck
+	}
+	if p.PauseCheck <= 0 {
+		p.PauseCheck = DefaultPauseCheck
 	}
 	return &Feeder{p: p, id: tasks.NewID("feeder")}
 }
@@ -118,18 +144,20 @@ func (f *Feeder) Run(ctx context.Context) {
 	}
 }
 
-// step releases at most one held rotation and returns how long to wait
+// step releases at most Batch held rotations and returns how long to wait
 // before the next step.
 func (f *Feeder) step(ctx context.Context) time.Duration {
 	if !f.lead(ctx) {
-		return 2 * f.p.Idle
+		return standbyEvery * f.p.Idle
 	}
-	held, err := f.p.Redis.ZCard(ctx, heldKey).Result()
-	if err != nil || held == 0 || f.queueBlocked() {
+	// The oldest held ids, read before the tokens are taken: they stay held
+	// until release makes their tasks runnable.
+	ids, err := f.p.Redis.ZRange(ctx, heldKey, 0, int64(f.p.Batch-1)).Result()
+	if err != nil || len(ids) == 0 || f.queueBlocked() {
 		return f.p.Idle
 	}
 	if f.p.Budget != nil {
-		err := f.p.Budget.Wait(ratelimit.WithClass(ctx, ratelimit.Background), "")
+		err := f.p.Budget.WaitN(ratelimit.WithClass(ctx, ratelimit.Background), "", len(ids))
 		if d, ok := ratelimit.IsDelay(err); ok {
 			return d // a pause (429, low water) longer than MaxWait
 		}
@@ -137,9 +165,17 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 			return f.p.Idle
 		}
 	}
-	f.release(ctx)
+	f.release(ctx, ids)
 	return 0
 }
+
+// How often the lease is renewed, and how many Idle periods a feeder
+// without it waits before it tries to take it: a feeder that was killed is
+// replaced within leaseTime plus that, about 7.5 s by default.
+const (
+	renewEvery   = 2 * time.Second
+	standbyEvery = 5
+)
 
 // leaseScript renews the lease when KEYS[1] holds ARGV[1], or takes it when
 // nobody holds it. ARGV[2] is the lease in ms. It returns 1 when the caller
@@ -158,9 +194,9 @@ return 0
 `)
 
 // lead reports whether this feeder holds the lease, renewing it at most
-// once a second.
+// every renewEvery.
 func (f *Feeder) lead(ctx context.Context) bool {
-	if time.Since(f.leased) < time.Second {
+	if time.Since(f.leased) < renewEvery {
 		return true
 	}
 	ok, err := leaseScript.Run(ctx, f.p.Redis, []string{leaseKey}, f.id, leaseTime.Milliseconds()).Int()
@@ -191,29 +227,61 @@ end
 return 0
 `)
 
-// queueBlocked reports whether the bulk queue is paused or backed up, by a
-// look at most QueueCheck old. A failed look blocks: releasing into a queue
-// nobody can see would spend tokens for nothing.
+// queueBlocked reports whether the bulk queue is paused or backed up, by
+// looks at most QueueCheck and PauseCheck old. A failed look blocks:
+// releasing into a queue nobody can see would spend tokens for nothing.
 func (f *Feeder) queueBlocked() bool {
-	if time.Since(f.queueChecked) < f.p.QueueCheck {
+	now := time.Now()
+	if now.Sub(f.queueChecked) < f.p.QueueCheck {
 		return f.blocked
 	}
-	info, err := f.p.Queues.GetQueueInfo(Queue)
-	f.queueChecked = time.Now()
-	f.blocked = err != nil || info.Paused || info.Pending >= f.p.MaxPending
+	f.queueChecked = now
+	if now.Sub(f.pauseChecked) >= f.p.PauseCheck {
+		info, err := f.p.Queues.GetQueueInfo(Queue)
+		if err != nil {
+			f.blocked = true
+			return true
+		}
+		f.pauseChecked, f.paused = now, info.Paused
+		f.blocked = info.Paused || info.Pending >= f.p.MaxPending
+		return f.blocked
+	}
+	f.blocked = f.paused || f.backedUp()
 	return f.blocked
 }
 
-// release pops the oldest held rotation, marks its token paid and makes its
-// task runnable. A task that is gone or no longer scheduled is dropped with
-// its mark; one that could not be released is held again in its place.
-func (f *Feeder) release(ctx context.Context) {
-	zs, err := f.p.Redis.ZPopMin(ctx, heldKey, 1).Result()
-	if err != nil || len(zs) == 0 {
-		f.unused.Add(1)
-		return
+// backedUp reports whether MaxPending bulk tasks wait to be picked up, by
+// asking for the MaxPending-th one only.
+func (f *Feeder) backedUp() bool {
+	infos, err := f.p.Queues.ListPendingTasks(Queue, asynq.PageSize(1), asynq.Page(f.p.MaxPending))
+	return err != nil || len(infos) > 0
+}
+
+// release releases the held rotations ids, with a token paid for each. It
+// takes them out of the held set only once their tasks are runnable (or
+// gone), so a feeder that dies in between leaves them held and the next one
+// releases them; a task released twice that way is refused by asynq the
+// second time, and dropped.
+func (f *Feeder) release(ctx context.Context, ids []string) {
+	var out []any
+	for _, id := range ids {
+		if f.releaseOne(ctx, id) {
+			out = append(out, id)
+		}
 	}
-	id, _ := zs[0].Member.(string)
+	if len(out) > 0 {
+		if err := f.p.Redis.ZRem(ctx, heldKey, out...).Err(); err != nil {
+			// Released, and still held: the next release of them is refused.
+			f.p.Logger.Warn().Err(err).Msg("pacing_unhold_failed")
+		}
+	}
+}
+
+// releaseOne marks the token of a held rotation paid and makes its task
+// runnable. It reports whether the rotation leaves the held set: released,
+// or dropped because its task is gone or no longer scheduled. One that
+// could not be released stays held, first in line.
+func (f *Feeder) releaseOne(ctx context.Context, id string) bool {
 	if f.p.Budget != nil {
 		if err := f.p.Redis.Set(ctx, paidKey+id, "1", paidFor).Err(); err != nil {
 			// Released unpaid, the push waits for a token of its own.
@@ -221,21 +289,19 @@ func (f *Feeder) release(ctx context.Context) {
 		}
 	}
 	taskID := tasks.RotateTaskID(id)
-	err = f.p.Queues.RunTask(Queue, taskID)
+	err := f.p.Queues.RunTask(Queue, taskID)
 	if err == nil {
 		f.released.Add(1)
-		return
-	}
-	if !errors.Is(err, asynq.ErrTaskNotFound) && f.stillScheduled(taskID) {
-		if zerr := f.p.Redis.ZAdd(ctx, heldKey, zs[0]).Err(); zerr != nil {
-			err = errors.Join(err, zerr) // the task runs at its hold date
-		}
-		f.p.Logger.Warn().Str("rotation_id", id).Err(err).Msg("pacing_release_failed")
-	} else {
-		f.dropped.Add(1)
+		return true
 	}
 	// The token goes unused; a mark left behind expires after paidFor.
 	_ = f.p.Redis.Del(ctx, paidKey+id).Err()
+	if !errors.Is(err, asynq.ErrTaskNotFound) && f.stillScheduled(taskID) {
+		f.p.Logger.Warn().Str("rotation_id", id).Err(err).Msg("pacing_release_failed")
+		return false
+	}
+	f.dropped.Add(1)
+	return true
 }
 
 // stillScheduled reports whether the task is still held by asynq, or

@@ -7,7 +7,7 @@
 // (Client.Hold), far in the future, and its rotation id is added to a held
 // set of rekey's own. One feeder among the worker processes (Feeder, a lease
 // in Redis decides which) takes a background token from the shared budget,
-// pops the oldest held rotation, leaves a mark that its token is paid
+// reads the oldest held rotation, leaves a mark that its token is paid
 // (Paid), and makes its task runnable with asynq's Inspector.RunTask. The
 // worker that runs the task spends the paid token on its push instead of
 // waiting for one (ratelimit.WithPrepaid).

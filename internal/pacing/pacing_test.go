@@ -55,7 +55,7 @@ func (w *world) hold(t *testing.T, n int) []string {
 
 func (w *world) feeder() *pacing.Feeder {
 	return pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: w.insp, Budget: w.lim,
-		Idle: 50 * time.Millisecond, QueueCheck: 100 * time.Millisecond})
+		Idle: 50 * time.Millisecond, QueueCheck: 100 * time.Millisecond, PauseCheck: 100 * time.Millisecond})
 }
 
 // pendingOrder returns the rotation ids of the bulk queue's pending tasks in
@@ -154,6 +154,45 @@ func TestFeedersReleaseInOrderAtTheBudgetsPace(t *testing.T) {
 	}
 }
 
+// With room for pairs in the background burst, the feeder releases two
+// rotations per request for tokens, still in the hold order and at the
+// budget's pace, each with its own paid token.
+func TestFeederReleasesInPairs(t *testing.T) {
+	t.Parallel()
+	const rate, burst, n = 10, 3, 9
+	w := newWorld(t, rate, burst)
+	ids := w.hold(t, n)
+	f := w.feeder()
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	start := time.Now()
+	go func() { f.Run(ctx); close(stopped) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.Stats().Released < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	took := time.Since(start)
+	cancel()
+	<-stopped
+	if s := f.Stats(); s.Released != n || s.Unused != 0 {
+		t.Fatalf("feeder stats %+v, want %d released and no token unused", s, n)
+	}
+	// Pairs from a background burst of 2: the first pair at once, then one
+	// pair every two intervals; the last, odd rotation on one token.
+	if least := time.Duration(n-1-2) * time.Second / rate; took < least*9/10 {
+		t.Errorf("released %d in %s, faster than the budget allows (%s)", n, took, least)
+	}
+	if got := w.pendingOrder(t); !slices.Equal(got, ids) {
+		t.Fatalf("pending order %v, want the hold order %v", got, ids)
+	}
+	paid := pacing.NewPaid(w.r.Client)
+	for _, id := range ids {
+		if !paid.Take(t.Context(), id) {
+			t.Errorf("rotation %s released without a paid token", id)
+		}
+	}
+}
+
 // A paused bulk queue (an open circuit breaker) releases nothing and spends
 // no token; a deleted task (a cancelled batch) is dropped.
 func TestFeederWaitsWhileTheQueueIsPaused(t *testing.T) {
@@ -188,5 +227,57 @@ func TestFeederWaitsWhileTheQueueIsPaused(t *testing.T) {
 	}
 	if n, _ := pacing.Held(t.Context(), w.r.Client); n != 0 {
 		t.Errorf("%d rotations still held", n)
+	}
+}
+
+// Between its looks at the queue's pause, the feeder sees a backed-up queue
+// by the cheap look alone, and stops releasing.
+func TestFeederStopsWhenTheQueueBacksUp(t *testing.T) {
+	t.Parallel()
+	const maxPending = 4
+	w := newWorld(t, 50, 4)
+	w.hold(t, 12)
+	f := pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: w.insp, Budget: w.lim, MaxPending: maxPending,
+		Idle: 20 * time.Millisecond, QueueCheck: time.Millisecond, PauseCheck: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() { f.Run(ctx); close(stopped) }()
+	time.Sleep(600 * time.Millisecond) // time for 30 tokens at 50/s
+	cancel()
+	<-stopped
+	// A pair may go out when one slot is left.
+	if r := f.Stats().Released; r < maxPending || r > maxPending+1 {
+		t.Errorf("released %d into a queue nobody takes from, want %d (or one more)", r, maxPending)
+	}
+}
+
+// A feeder that dies after making a task runnable and before taking its id
+// out of the held set leaves the id held: the next feeder's release of it is
+// refused by asynq and the id dropped, and the rotations behind it go on.
+func TestFeederDropsAnIdReleasedBeforeACrash(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 50, 3)
+	ids := w.hold(t, 3)
+	if err := w.insp.RunTask(pacing.Queue, tasks.RotateTaskID(ids[0])); err != nil {
+		t.Fatal(err)
+	}
+	f := w.feeder()
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() { f.Run(ctx); close(stopped) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.Stats().Released < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-stopped
+	if s := f.Stats(); s.Released != 2 || s.Dropped != 1 {
+		t.Errorf("feeder stats %+v, want 2 released and the id released before dropped", s)
+	}
+	if n, _ := pacing.Held(t.Context(), w.r.Client); n != 0 {
+		t.Errorf("%d rotations still held", n)
+	}
+	if got := w.pendingOrder(t); !slices.Equal(got, ids) {
+		t.Errorf("pending %v, want %v", got, ids)
 	}
 }

@@ -51,6 +51,7 @@ func (l *Limiter) sleep(b *bucket, timer *time.Timer, d time.Duration) bool {
 func (l *Limiter) step(b *bucket) (time.Duration, bool) {
 	l.mu.Lock()
 	if b.idle() {
+		l.remember(b, time.Now())
 		delete(l.buckets, b.keys.rate)
 		l.mu.Unlock()
 		return 0, false
@@ -77,11 +78,13 @@ func (l *Limiter) plan(b *bucket, now time.Time) plan {
 		l.expel(b, now)
 		return plan{sleep: hold}
 	}
-	c := b.front().class
-	n := min(b.queues[c].Len(), b.available(l, c, now))
+	front := b.front()
+	c := front.class
+	n := b.grantable(c, b.available(l, c, now))
 	if n < 1 {
 		l.expel(b, now)
-		return plan{sleep: b.nextToken(l, c, now).Sub(now)}
+		enough := b.nextToken(l, c, now).Add(time.Duration(front.need-1) * l.interval)
+		return plan{sleep: max(enough.Sub(now), time.Millisecond)}
 	}
 	if now.Sub(b.holdChecked) >= l.p.HoldRefresh {
 		return plan{refresh: true}

@@ -108,6 +108,9 @@ func (l *Limiter) hold(keys scopeKeys, s *redis.Script, set *atomic.Uint64, args
 	if b := l.buckets[keys.rate]; b != nil {
 		b.extendHold(until)
 		b.nudge() // its waiters may now have to be told to come back later
+	} else if m, ok := l.memos[keys.rate]; ok && until.After(m.holdUntil) {
+		m.holdUntil = until // the next caller must not trust a fresh holdChecked alone
+		l.memos[keys.rate] = m
 	}
 }
 

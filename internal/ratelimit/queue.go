@@ -20,9 +20,45 @@ type bucket struct {
 	kick        chan struct{}
 }
 
+// bucketMemo is what a bucket learned from Redis, kept after its last
+// waiter left: the next caller, often the pacing feeder a budget interval
+// later, starts from it instead of from nothing. Without it every such
+// caller asked Redis for a token it could not have yet (a refusal) and for
+// the shared pause, before asking again at the right time.
+type bucketMemo struct {
+	tat, holdUntil, holdChecked time.Time
+}
+
+// maxMemos bounds Limiter.memos; with ScopeInstance a key per instance
+// would otherwise stay for good.
+const maxMemos = 1024
+
+// remember keeps b's memo; guarded by Limiter.mu.
+func (l *Limiter) remember(b *bucket, now time.Time) {
+	if len(l.memos) >= maxMemos {
+		for k, m := range l.memos {
+			if m.tat.Before(now) && m.holdUntil.Before(now) {
+				delete(l.memos, k)
+			}
+		}
+	}
+	if len(l.memos) < maxMemos {
+		l.memos[b.keys.rate] = bucketMemo{tat: b.tat, holdUntil: b.holdUntil, holdChecked: b.holdChecked}
+	}
+}
+
+// recall starts b from the memo of its key, if any; guarded by Limiter.mu.
+func (l *Limiter) recall(b *bucket) {
+	if m, ok := l.memos[b.keys.rate]; ok {
+		b.tat, b.holdUntil, b.holdChecked = m.tat, m.holdUntil, m.holdChecked
+		delete(l.memos, b.keys.rate)
+	}
+}
+
 // waiter is one blocked Wait call.
 type waiter struct {
 	class    Class
+	need     int // tokens, granted together
 	keys     scopeKeys
 	deadline time.Time     // when MaxWait runs out
 	elem     *list.Element // nil once finished
@@ -31,7 +67,7 @@ type waiter struct {
 
 // enqueue queues a caller of class c, starting the key's dispatcher if none
 // runs. It returns a *DelayError instead when the wait already looks too long.
-func (l *Limiter) enqueue(keys scopeKeys, c Class, now time.Time) (*waiter, error) {
+func (l *Limiter) enqueue(keys scopeKeys, c Class, need int, now time.Time) (*waiter, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -40,14 +76,15 @@ func (l *Limiter) enqueue(keys scopeKeys, c Class, now time.Time) (*waiter, erro
 	b := l.buckets[keys.rate]
 	if b == nil {
 		b = &bucket{keys: keys, kick: make(chan struct{}, 1)}
+		l.recall(b)
 		l.buckets[keys.rate] = b
 		l.wg.Add(1)
 		go l.dispatch(b)
 	}
-	if eta := l.eta(b, c, b.ahead(c), now); eta > l.p.MaxWait {
+	if eta := l.eta(b, c, b.ahead(c)+need-1, now); eta > l.p.MaxWait {
 		return nil, l.delay(eta)
 	}
-	w := &waiter{class: c, keys: keys, deadline: now.Add(l.p.MaxWait), done: make(chan error, 1)}
+	w := &waiter{class: c, need: need, keys: keys, deadline: now.Add(l.p.MaxWait), done: make(chan error, 1)}
 	w.elem = b.queues[c].PushBack(w)
 	if c == Interactive {
 		b.nudge() // it may take the reserve while the dispatcher sleeps
@@ -71,21 +108,23 @@ func (l *Limiter) leave(w *waiter, err error) {
 	b.nudge() // the dispatcher may have nobody left to serve
 }
 
-// passOn gives a token its waiter no longer wants to the next one in line.
-func (l *Limiter) passOn(keys scopeKeys) {
+// passOn gives n tokens their waiter no longer wants to the next in line.
+func (l *Limiter) passOn(keys scopeKeys, n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.hand(l.buckets[keys.rate], 1)
+	l.hand(l.buckets[keys.rate], n)
 }
 
-// hand grants n tokens to the first n waiters of b, which may be nil.
+// hand grants n tokens to the first waiters of b, which may be nil, each
+// as many as it needs; tokens too few for the next waiter go unused.
 func (l *Limiter) hand(b *bucket, n int) {
-	for ; n > 0; n-- {
+	for n > 0 {
 		w := b.front()
-		if w == nil {
+		if w == nil || w.need > n {
 			l.stats.unused.Add(uint64(n))
 			return
 		}
+		n -= w.need
 		l.finish(b, w, nil)
 	}
 }
@@ -146,6 +185,20 @@ func (b *bucket) available(l *Limiter, c Class, now time.Time) int {
 		return 0
 	}
 	return int(now.Sub(next)/l.interval) + 1
+}
+
+// grantable is how many of avail tokens class c's waiters take now: whole
+// waiters, in order, while their needs fit.
+func (b *bucket) grantable(c Class, avail int) int {
+	n := 0
+	for e := b.queues[c].Front(); e != nil; e = e.Next() {
+		need := e.Value.(*waiter).need
+		if n+need > avail {
+			break
+		}
+		n += need
+	}
+	return n
 }
 
 // ahead counts the waiters served before a new caller of class c.

@@ -17,6 +17,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -40,8 +41,9 @@ type Limiter struct {
 
 	mu      sync.Mutex
 	closed  bool
-	buckets map[string]*bucket // by scopeKeys.rate, only while callers wait
-	streaks map[string]bool    // keys whose last answer seen here was a 429
+	buckets map[string]*bucket    // by scopeKeys.rate, only while callers wait
+	memos   map[string]bucketMemo // by scopeKeys.rate, once nobody waits
+	streaks map[string]bool       // keys whose last answer seen here was a 429
 
 	stats counters
 }
@@ -64,7 +66,7 @@ func New(rdb redis.UniversalClient, p Params) (*Limiter, error) {
 		rdb: rdb, gcra: redis_rate.NewLimiter(rdb), p: p,
 		interval: time.Hour / time.Duration(p.PerHour),
 		ctx:      ctx, cancel: cancel,
-		buckets: make(map[string]*bucket), streaks: make(map[string]bool),
+		buckets: make(map[string]*bucket), memos: make(map[string]bucketMemo), streaks: make(map[string]bool),
 	}
 	for _, c := range dispatchOrder {
 		l.limits[c] = redis_rate.Limit{Rate: p.PerHour, Period: time.Hour, Burst: l.burst(c)}
@@ -91,7 +93,33 @@ func (l *Limiter) Wait(ctx context.Context, addonID string) error {
 		l.stats.prepaid.Add(1)
 		return nil
 	}
-	w, err := l.enqueue(keys, class, start)
+	w, err := l.enqueue(keys, class, 1, start)
+	if w != nil {
+		err = l.await(ctx, w)
+	}
+	l.stats.record(class, err, time.Since(start))
+	return err
+}
+
+// WaitN is Wait for n calls at once: it blocks until the budget grants n
+// tokens together, taken in one request to Redis. The pacing feeder takes
+// its tokens in pairs this way, which halves what each costs Redis. n must
+// be at least 1 and at most the class's burst. A WithPrepaid context is not
+// consulted.
+func (l *Limiter) WaitN(ctx context.Context, addonID string, n int) error {
+	keys, err := keysFor(l.p.Scope, addonID)
+	if err != nil {
+		return err
+	}
+	class := ClassFrom(ctx)
+	if n < 1 || n > l.burst(class) {
+		return fmt.Errorf("ratelimit: WaitN of %d tokens, want 1 to %d", n, l.burst(class))
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	start := time.Now()
+	w, err := l.enqueue(keys, class, n, start)
 	if w != nil {
 		err = l.await(ctx, w)
 	}
@@ -112,7 +140,7 @@ func (l *Limiter) await(ctx context.Context, w *waiter) error {
 	case <-ctx.Done():
 		l.leave(w, ctx.Err())
 		if err := <-w.done; err == nil {
-			l.passOn(w.keys) // the token came as ctx ended: someone else may use it
+			l.passOn(w.keys, w.need) // the tokens came as ctx ended: someone else may use them
 		}
 		return ctx.Err()
 	}
@@ -145,6 +173,10 @@ func (l *Limiter) PerSecond() float64 { return float64(l.p.PerHour) / 3600 }
 func (l *Limiter) Estimate(calls int) time.Duration {
 	return time.Duration(max(0, calls-l.burst(Background))) * l.interval
 }
+
+// Burst is how many tokens class c may take at once from a full budget: the
+// most one WaitN may ask for.
+func (l *Limiter) Burst(c Class) int { return l.burst(c) }
 
 // burst is how many tokens class c may take at once from a full budget.
 func (l *Limiter) burst(c Class) int {

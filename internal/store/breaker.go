@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -16,16 +15,20 @@ import (
 // across many instances, the sign of an account-level problem, is seen as
 // one fact however many workers saw parts of it:
 //
-//	rekey:breaker:answered  ZSET  instance id -> ms of its latest answer
-//	rekey:breaker:denied    ZSET  "401:<id>" or "403:<id>" -> ms, when that
-//	                              latest answer was a 401 or a 403
-//	rekey:breaker           HASH  opened_at, what opened it, openings,
-//	                              resumed_at, resumed_by
+//	rekey:breaker:answers  ZSET  instance id -> 4 x ms of its latest answer
+//	                             + 0 (no denial), 1 (401) or 2 (403)
+//	rekey:breaker          HASH  opened_at, what opened it, openings,
+//	                             resumed_at, resumed_by
 //
-// Members older than the window are trimmed at every observation, and both
-// sets expire a window after the last one, so an idle fleet keeps nothing.
-// An instance counts once, by its latest answer: an instance that was
-// denied and then answered 200 is no longer denied.
+// One member per instance: an instance counts once, by its latest answer,
+// and an instance that was denied and then answered 200 is no longer
+// denied. The answer's kind rides in the score's last two bits, so that
+// recording a plain answer, the common case, costs one ZADD, and only a
+// denial reads the window back. Members older than the window are trimmed
+// at every observation, and the set expires a window after the last one,
+// so an idle fleet keeps nothing. (Earlier versions kept two sets,
+// rekey:breaker:answered and rekey:breaker:denied; nothing reads them and
+// they expire a window after their last write.)
 
 // breakerKey is a HASH of the breaker's state: opened_at (ms; absent while
 // closed), window_ms, denied, answered, denied_401, denied_403 and
@@ -33,14 +36,14 @@ import (
 // times it ever opened), resumed_at (ms) and resumed_by.
 func breakerKey() string { return keyPrefix + "breaker" }
 
-// breakerAnsweredKey is a ZSET of the instances Heroku answered within the
-// window, scored by the time of their latest answer in milliseconds.
-func breakerAnsweredKey() string { return keyPrefix + "breaker:answered" }
+// breakerAnswersKey is a ZSET of the instances Heroku answered within the
+// window, scored by answerScore of their latest answer.
+func breakerAnswersKey() string { return keyPrefix + "breaker:answers" }
 
-// breakerDeniedKey is a ZSET of the instances whose latest answer within the
-// window was a 401 or a 403, member "<status>:<instance id>", scored by the
-// time of that answer in milliseconds.
-func breakerDeniedKey() string { return keyPrefix + "breaker:denied" }
+// answerKinds are the kinds of answer kept in the low bits of a
+// breakerAnswersKey score: 4 x ms + kind. Scores stay below 2^53 (ms
+// times 4 is about 2^43 today), so they are exact in Redis and in Lua.
+var answerKinds = map[int]int{0: 0, DeniedUnauthorized: 1, DeniedForbidden: 2}
 
 // Statuses that count as a denial: Heroku refused the credentials (401,
 // after the client's own token refresh) or the access (403).
@@ -83,47 +86,46 @@ var verdicts = map[string]BreakerVerdict{"closed": BreakerClosed, "opened": Brea
 
 // observeBreakerKeys are the KEYS of observeBreakerScript.
 type observeBreakerKeys struct {
-	answered string // KEYS[1] breakerAnsweredKey
-	denied   string // KEYS[2] breakerDeniedKey
-	state    string // KEYS[3] breakerKey
+	answers string // KEYS[1] breakerAnswersKey
+	state   string // KEYS[2] breakerKey
 }
 
-func (k observeBreakerKeys) list() []string { return []string{k.answered, k.denied, k.state} }
+func (k observeBreakerKeys) list() []string { return []string{k.answers, k.state} }
 
 // observeBreakerScript records one instance's answer, trims the window and,
-// while the breaker is closed, opens it when the policy says so: in one
-// script, so that of two workers whose answers tip the balance only one
-// opens it.
+// while the breaker is closed and the answer is a denial, opens it when the
+// policy says so: in one script, so that of two workers whose answers tip
+// the balance only one opens it. A plain answer only makes the share of
+// denials smaller, so it never opens the breaker and never reads the
+// window back.
 //
-// ARGV: instance id, denied status ("401", "403", or "0" for an answer
-// that is no denial), now ms, window ms, threshold, fraction.
-// Returns {verdict, denied, answered}: verdict "closed", "opened" or
-// "open"; the distinct instances denied and answered within the window.
+// ARGV: instance id, answer kind (answerKinds: 0, 1 for a 401, 2 for a
+// 403), now ms, window ms, threshold, fraction.
+// Returns the verdict: "closed", "opened" or "open".
 var observeBreakerScript = redis.NewScript(`
-local id, status, now, window = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local id, kind, now, window = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local threshold, fraction = tonumber(ARGV[5]), tonumber(ARGV[6])
-local since = string.format('%.0f', tonumber(now) - window)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. since)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. since)
-redis.call('ZADD', KEYS[1], now, id)
-redis.call('ZREM', KEYS[2], '401:' .. id, '403:' .. id)
-if status ~= '0' then redis.call('ZADD', KEYS[2], now, status .. ':' .. id) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.0f', (now - window) * 4))
+redis.call('ZADD', KEYS[1], string.format('%.0f', now * 4 + kind), id)
 redis.call('PEXPIRE', KEYS[1], window)
-redis.call('PEXPIRE', KEYS[2], window)
-local denied, answered = redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[1])
-if redis.call('HEXISTS', KEYS[3], 'opened_at') == 1 then return {'open', denied, answered} end
-if denied < threshold or denied < fraction * answered then return {'closed', denied, answered} end
-local first, by = nil, {['401'] = 0, ['403'] = 0}
-local members = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
-for i = 1, #members, 2 do
-  local s = string.sub(members[i], 1, 3)
-  by[s] = (by[s] or 0) + 1
-  if not first then first = members[i + 1] end
+if redis.call('HEXISTS', KEYS[2], 'opened_at') == 1 then return 'open' end
+if kind == 0 then return 'closed' end
+local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local by, first = {0, 0}, nil
+for i = 2, #members, 2 do
+  local score = tonumber(members[i])
+  local k = score % 4
+  if k ~= 0 then
+    by[k] = by[k] + 1
+    if not first then first = (score - k) / 4 end
+  end
 end
-redis.call('HSET', KEYS[3], 'opened_at', now, 'window_ms', ARGV[4], 'denied', denied, 'answered', answered,
-  'denied_401', by['401'], 'denied_403', by['403'], 'first_denied_at', first)
-redis.call('HINCRBY', KEYS[3], 'openings', 1)
-return {'opened', denied, answered}
+local denied, answered = by[1] + by[2], #members / 2
+if denied < threshold or denied < fraction * answered then return 'closed' end
+redis.call('HSET', KEYS[2], 'opened_at', ARGV[3], 'window_ms', ARGV[4], 'denied', denied, 'answered', answered,
+  'denied_401', by[1], 'denied_403', by[2], 'first_denied_at', string.format('%.0f', first))
+redis.call('HINCRBY', KEYS[2], 'openings', 1)
+return 'opened'
 `)
 
 // ObserveBreaker records that Heroku answered a push for instanceID, with
@@ -135,17 +137,17 @@ func (s *Store) ObserveBreaker(ctx context.Context, instanceID string, deniedSta
 	if err := p.validate(); err != nil {
 		return BreakerClosed, err
 	}
-	if deniedStatus != 0 && deniedStatus != DeniedUnauthorized && deniedStatus != DeniedForbidden {
+	kind, ok := answerKinds[deniedStatus]
+	if !ok {
 		return BreakerClosed, fmt.Errorf("observe breaker: status %d is no denial", deniedStatus)
 	}
-	keys := observeBreakerKeys{answered: breakerAnsweredKey(), denied: breakerDeniedKey(), state: breakerKey()}
-	args := []any{instanceID, deniedStatus, ms(s.now()), p.Window.Milliseconds(), p.Threshold,
+	keys := observeBreakerKeys{answers: breakerAnswersKey(), state: breakerKey()}
+	args := []any{instanceID, kind, ms(s.now()), p.Window.Milliseconds(), p.Threshold,
 		strconv.FormatFloat(p.Fraction, 'f', -1, 64)}
-	res, err := observeBreakerScript.Run(ctx, s.rdb, keys.list(), args...).Slice()
+	verdict, err := observeBreakerScript.Run(ctx, s.rdb, keys.list(), args...).Text()
 	if err != nil {
 		return BreakerClosed, fmt.Errorf("observe breaker: %w", err)
 	}
-	verdict, _ := res[0].(string)
 	return verdicts[verdict], nil
 }
 
@@ -188,12 +190,11 @@ func (s *Store) BreakerState(ctx context.Context) (BreakerState, error) {
 
 // resumeBreakerKeys are the KEYS of resumeBreakerScript.
 type resumeBreakerKeys struct {
-	answered string // KEYS[1] breakerAnsweredKey
-	denied   string // KEYS[2] breakerDeniedKey
-	state    string // KEYS[3] breakerKey
+	answers string // KEYS[1] breakerAnswersKey
+	state   string // KEYS[2] breakerKey
 }
 
-func (k resumeBreakerKeys) list() []string { return []string{k.answered, k.denied, k.state} }
+func (k resumeBreakerKeys) list() []string { return []string{k.answers, k.state} }
 
 // resumeBreakerScript closes the breaker and empties the window, so the
 // denials that opened it do not open it again at the next answer.
@@ -202,17 +203,17 @@ func (k resumeBreakerKeys) list() []string { return []string{k.answered, k.denie
 // Returns 1 when the breaker was open, 0 when it was closed already (the
 // window is emptied all the same).
 var resumeBreakerScript = redis.NewScript(`
-redis.call('DEL', KEYS[1], KEYS[2])
-if redis.call('HEXISTS', KEYS[3], 'opened_at') == 0 then return 0 end
-redis.call('HDEL', KEYS[3], 'opened_at', 'window_ms', 'denied', 'answered', 'denied_401', 'denied_403', 'first_denied_at')
-redis.call('HSET', KEYS[3], 'resumed_at', ARGV[1], 'resumed_by', ARGV[2])
+redis.call('DEL', KEYS[1])
+if redis.call('HEXISTS', KEYS[2], 'opened_at') == 0 then return 0 end
+redis.call('HDEL', KEYS[2], 'opened_at', 'window_ms', 'denied', 'answered', 'denied_401', 'denied_403', 'first_denied_at')
+redis.call('HSET', KEYS[2], 'resumed_at', ARGV[1], 'resumed_by', ARGV[2])
 return 1
 `)
 
 // ResumeBreaker closes the breaker and forgets the window's answers; by
 // names who resumed it. It reports whether the breaker was open.
 func (s *Store) ResumeBreaker(ctx context.Context, by string) (bool, error) {
-	keys := resumeBreakerKeys{answered: breakerAnsweredKey(), denied: breakerDeniedKey(), state: breakerKey()}
+	keys := resumeBreakerKeys{answers: breakerAnswersKey(), state: breakerKey()}
 	n, err := resumeBreakerScript.Run(ctx, s.rdb, keys.list(), ms(s.now()), by).Int()
 	if err != nil {
 		return false, fmt.Errorf("resume breaker: %w", err)
@@ -223,12 +224,15 @@ func (s *Store) ResumeBreaker(ctx context.Context, by string) (bool, error) {
 // BreakerWindow counts the distinct instances denied, and answered at all,
 // within window before now: what the breaker weighs at the next answer.
 func (s *Store) BreakerWindow(ctx context.Context, window time.Duration) (denied, answered int64, err error) {
-	since := strconv.FormatInt(ms(s.now().Add(-window)), 10)
-	pipe := s.rdb.Pipeline()
-	d := pipe.ZCount(ctx, breakerDeniedKey(), since, "+inf")
-	a := pipe.ZCount(ctx, breakerAnsweredKey(), since, "+inf")
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	since := strconv.FormatInt(ms(s.now().Add(-window))*4, 10)
+	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, breakerAnswersKey(), &redis.ZRangeBy{Min: since, Max: "+inf"}).Result()
+	if err != nil {
 		return 0, 0, fmt.Errorf("breaker window: %w", err)
 	}
-	return d.Val(), a.Val(), nil
+	for _, z := range zs {
+		if int64(z.Score)%4 != 0 {
+			denied++
+		}
+	}
+	return denied, int64(len(zs)), nil
 }

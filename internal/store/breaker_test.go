@@ -96,8 +96,8 @@ func TestBreakerWindowSlides(t *testing.T) {
 	if d, a, _ := f.st.BreakerWindow(context.Background(), time.Minute); d != 1 || a != 1 {
 		t.Fatalf("window after sliding: %d denied of %d answered, want 1 of 1", d, a)
 	}
-	if ttl := f.r.Client.PTTL(context.Background(), "rekey:breaker:denied").Val(); ttl <= 0 || ttl > time.Minute {
-		t.Fatalf("denied set expires in %s, want within the window", ttl)
+	if ttl := f.r.Client.PTTL(context.Background(), "rekey:breaker:answers").Val(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("answers set expires in %s, want within the window", ttl)
 	}
 }
 

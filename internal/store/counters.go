@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // countersKey is a HASH of fleet-wide counters that every process adds to
@@ -11,19 +13,40 @@ import (
 // so the web process can export them although worker dynos serve no port.
 func countersKey() string { return keyPrefix + "counters" }
 
-// AddCounters adds each delta to its counter in one round trip. Names are
-// colon-separated labels, such as "rotations:bulk:rotated".
+// addCountersKeys are the KEYS of addCountersScript.
+type addCountersKeys struct {
+	counters string // KEYS[1] countersKey
+}
+
+func (k addCountersKeys) list() []string { return []string{k.counters} }
+
+// addCountersScript adds deltas to counters, all or nothing, so that a
+// failed flush is retried whole.
+//
+// ARGV: name, delta, name, delta, ...
+// Returns the number of counters added to.
+var addCountersScript = redis.NewScript(`
+for i = 1, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+return #ARGV / 2
+`)
+
+// AddCounters adds each delta to its counter in one script. Names are
+// colon-separated labels, such as "rotations:bulk:rotated". Processes call
+// it from a metrics.Recorder every few seconds, never per event.
 func (s *Store) AddCounters(ctx context.Context, deltas map[string]int64) error {
-	if len(deltas) == 0 {
-		return nil
-	}
-	pipe := s.rdb.TxPipeline() // all or nothing: a failed flush is retried whole
+	args := make([]any, 0, 2*len(deltas))
 	for name, d := range deltas {
 		if d != 0 {
-			pipe.HIncrBy(ctx, countersKey(), name, d)
+			args = append(args, name, d)
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if len(args) == 0 {
+		return nil
+	}
+	keys := addCountersKeys{counters: countersKey()}
+	if err := addCountersScript.Run(ctx, s.rdb, keys.list(), args...).Err(); err != nil {
 		return fmt.Errorf("add counters: %w", err)
 	}
 	return nil

@@ -49,10 +49,11 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"saveTokenScript", newSaveTokenKeys("inst"), nil},
 		{"moveTokenScript", newSaveTokenKeys("inst"), nil},
 		{"unlockScript", unlockKeys{lock: sweepLockKey()}, nil},
+		{"addCountersScript", addCountersKeys{counters: countersKey()}, nil},
 		{"swapFieldScript", swapKeys{hash: instanceKey("inst")}, nil},
-		{"observeBreakerScript", observeBreakerKeys{answered: breakerAnsweredKey(), denied: breakerDeniedKey(), state: breakerKey()}, nil},
+		{"observeBreakerScript", observeBreakerKeys{answers: breakerAnswersKey(), state: breakerKey()}, nil},
 		{"spendSSOScript", spendSSOKeys{token: ssoUsedKey("a"), cover: ssoUsedKey("b")}, nil},
-		{"resumeBreakerScript", resumeBreakerKeys{answered: breakerAnsweredKey(), denied: breakerDeniedKey(), state: breakerKey()}, nil},
+		{"resumeBreakerScript", resumeBreakerKeys{answers: breakerAnswersKey(), state: breakerKey()}, nil},
 	}
 	listed := map[string]bool{"putInstanceScript": true} // its Lua is putInstanceLua
 	for _, c := range cases {

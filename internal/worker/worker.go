@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -36,13 +37,15 @@ type Params struct {
 	Redis redis.UniversalClient
 	// Handler runs the tasks (handlers.NewMux).
 	Handler asynq.Handler
-	// Concurrency is how many tasks run at once; 0 means 10.
+	// Concurrency is how many tasks run at once, shared between the lanes
+	// by their Share (at least one slot each); 0 means 10.
 	Concurrency int
 	// Logger receives asynq's own logs and the handlers'.
 	Logger zerolog.Logger
 	// PollInterval is how often scheduled and retry tasks are moved to
 	// their queues, and how often idle queues are checked for new tasks;
-	// 0 means one second for the first and IdlePoll for the second.
+	// 0 means one second for the first and IdlePoll for the second, and
+	// SlowForward and SlowPoll in slow lanes (Lane.Slow).
 	PollInterval time.Duration
 	// IdlePoll is how often a worker with nothing to run looks for new
 	// tasks when PollInterval is 0: half a second, so that an interactive
@@ -58,11 +61,72 @@ type Params struct {
 	QuietLogs func() bool
 }
 
-// Worker is one asynq server running rekey's handlers.
+// Worker is the asynq servers of one process running rekey's handlers: one
+// per lane (Lanes), each polling only its own queues.
 type Worker struct {
-	srv     *asynq.Server
+	srvs    []*asynq.Server
 	handler asynq.Handler
 	log     zerolog.Logger
+}
+
+// Lane is a group of queues one asynq server of each worker process polls,
+// with its own slots.
+type Lane struct {
+	// Name says what the lane carries, in logs.
+	Name string
+	// Queues maps the lane's queues to their weights.
+	Queues map[string]int
+	// Share is the lane's part of Params.Concurrency, in quarters, rounded
+	// down; every lane has at least one slot.
+	Share int
+	// Slow lanes carry nothing a person or a paid token waits for: they
+	// look at their empty queues every SlowPoll rather than every IdlePoll,
+	// and move their due scheduled and retry tasks every SlowForward
+	// rather than every second.
+	Slow bool
+}
+
+// A slow lane's intervals. A revocation runs at most about 8 s after its
+// revoke time (never before: I2); a default-queue rotation (a few instances
+// named by an operator) starts within about 3 s, a retry of one a few
+// seconds after its delay.
+const (
+	SlowPoll    = 2 * time.Second
+	SlowForward = 5 * time.Second
+)
+
+// Lanes are the worker's lanes. asynq looks at every queue of a server, one
+// script each, every time it looks for a task, and looks once more at once
+// after every task it finds: with all four queues on one server that was
+// about half of a paced rotation's Redis bill (docs/benchmarks.md,
+// "Real-time waves"). A lane per kind of work makes each look cost what
+// that kind needs, and gives interactive work slots of its own, which no
+// wave or backlog of revocations can fill. Revoke and default share a lane:
+// a lane of its own for either would save about four commands a rotation
+// and cost more than that every second in heartbeats and polls.
+func Lanes() []Lane {
+	return []Lane{
+		{Name: "interactive", Queues: map[string]int{tasks.QueueInteractive: 1}, Share: 1},
+		{Name: "bulk", Queues: map[string]int{tasks.QueueBulk: 1}, Share: 2},
+		{Name: "background", Queues: map[string]int{tasks.QueueRevoke: 4, tasks.QueueDefault: 3}, Share: 1, Slow: true},
+	}
+}
+
+// slots is lane l's part of concurrency.
+func (l Lane) slots(concurrency int) int { return max(1, concurrency*l.Share/4) }
+
+// intervals are how often lane l looks at its empty queues and moves its
+// due tasks, under p.
+func (l Lane) intervals(p Params) (check, forward time.Duration) {
+	switch {
+	case p.PollInterval > 0:
+		return p.PollInterval, p.PollInterval
+	case l.Slow:
+		return SlowPoll, SlowForward
+	case p.IdlePoll > 0:
+		return p.IdlePoll, time.Second
+	}
+	return DefaultIdlePoll, time.Second
 }
 
 // New builds a Worker. It does not start it.
@@ -73,28 +137,34 @@ func New(p Params) (*Worker, error) {
 	if p.Concurrency <= 0 {
 		p.Concurrency = 10
 	}
-	taskCheck := p.PollInterval
-	if p.PollInterval <= 0 {
-		p.PollInterval, taskCheck = time.Second, p.IdlePoll
-		if taskCheck <= 0 {
-			taskCheck = DefaultIdlePoll
-		}
-	}
 	if p.RetryDelay == nil {
 		p.RetryDelay = retry.Delay
 	}
+	// Record leaves, on every run asynq archives, why it did, for the
+	// reconcile sweep (retry.Classify).
+	w := &Worker{handler: retry.Record(p.Handler), log: p.Logger}
+	for _, lane := range Lanes() {
+		w.srvs = append(w.srvs, newServer(p, lane))
+	}
+	return w, nil
+}
+
+// newServer builds the asynq server of one lane.
+func newServer(p Params, lane Lane) *asynq.Server {
 	log := p.Logger
-	srv := asynq.NewServerFromRedisClient(p.Redis, asynq.Config{
-		Concurrency:              p.Concurrency,
-		Queues:                   tasks.Queues(),
+	check, forward := lane.intervals(p)
+	return asynq.NewServerFromRedisClient(p.Redis, asynq.Config{
+		Concurrency:              lane.slots(p.Concurrency),
+		Queues:                   lane.Queues,
 		IsFailure:                retry.IsFailure,
 		RetryDelayFunc:           p.RetryDelay,
 		ShutdownTimeout:          ShutdownTimeout,
-		DelayedTaskCheckInterval: p.PollInterval,
-		TaskCheckInterval:        taskCheck,
-		Logger:                   logging.Asynq{L: log.With().Str("component", "asynq").Logger(), Quiet: p.QuietLogs},
-		LogLevel:                 asynq.WarnLevel,
-		BaseContext:              func() context.Context { return log.WithContext(context.Background()) },
+		DelayedTaskCheckInterval: forward,
+		TaskCheckInterval:        check,
+		Logger: logging.Asynq{L: log.With().Str("component", "asynq").Str("lane", lane.Name).Logger(),
+			Quiet: p.QuietLogs},
+		LogLevel:    asynq.WarnLevel,
+		BaseContext: func() context.Context { return log.WithContext(context.Background()) },
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			if !retry.IsFailure(err) {
 				return
@@ -102,20 +172,30 @@ func New(p Params) (*Worker, error) {
 			zerolog.Ctx(ctx).Warn().Str("task_type", t.Type()).Err(err).Msg("task_failed")
 		}),
 	})
-	// Record leaves, on every run asynq archives, why it did, for the
-	// reconcile sweep (retry.Classify).
-	return &Worker{srv: srv, handler: retry.Record(p.Handler), log: log}, nil
 }
 
-// Run serves tasks until ctx is done, then shuts down gracefully.
+// Run serves tasks until ctx is done, then shuts every lane down gracefully
+// at once, so the whole shutdown still fits in ShutdownTimeout.
 func (w *Worker) Run(ctx context.Context) error {
-	if err := w.srv.Start(w.handler); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+	for i, srv := range w.srvs {
+		if err := srv.Start(w.handler); err != nil {
+			w.shutdown(w.srvs[:i])
+			return fmt.Errorf("start worker: %w", err)
+		}
 	}
 	w.log.Info().Msg("worker_started")
 	<-ctx.Done()
 	w.log.Info().Msg("worker_stopping")
-	w.srv.Shutdown()
+	w.shutdown(w.srvs)
 	w.log.Info().Msg("worker_stopped")
 	return nil
+}
+
+// shutdown shuts srvs down in parallel.
+func (w *Worker) shutdown(srvs []*asynq.Server) {
+	var wg sync.WaitGroup
+	for _, srv := range srvs {
+		wg.Go(srv.Shutdown)
+	}
+	wg.Wait()
 }
