@@ -9,19 +9,22 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// An instance's audit history is a capped LIST of compact entries, newest
-// first (historyKey), not a stream: Redis gives every stream a preallocated
-// node of about 4 KB however few entries it holds, which made the audit
-// trail the largest part of a registered instance (docs/benchmarks.md,
-// "Redis memory"). A list of short strings stays one small listpack.
+// An instance's audit history is one STRING of compact entries, newest
+// first, separated by ESC (\x1b) (historyKey). Not a stream: Redis gives
+// every stream a preallocated node of about 4 KB however few entries it
+// holds, which made the audit trail the largest part of a registered
+// instance (docs/benchmarks.md, "Redis memory"). Not a list either: a
+// list's quicklist node and listpack headers cost about 200 B over its
+// entries, a string a few bytes and its allocation's size class.
 //
 // One entry holds the events of one rotation (or of none): a script's
-// events are gathered and written at its end in one command (flush),
-// merged into the rotation's entry when it is among the newest few
-// (historyMergeDepth), pushed in front otherwise. The revocation of a
-// superseded credential is recorded in the entry of the rotation that
-// superseded it (its superseded_by), beside the revoke_scheduled event, so
-// a rotation takes one entry. An entry reads
+// events are gathered and written at its end (flush), which reads the
+// string once, merges them into the rotation's entry when it is among the
+// newest few (historyMergeDepth) or puts a new entry in front, drops the
+// entries past the cap and writes the string back, its expiry kept. The
+// revocation of a superseded credential is recorded in the entry of the
+// rotation that superseded it (its superseded_by), beside the
+// revoke_scheduled event, so a rotation takes one entry. An entry reads
 //
 //	<at, base 36 ms> US <rotation id> { RS <type code> US <dt> US <credential> US <detail> }
 //
@@ -41,21 +44,27 @@ import (
 //     written GS and the time less the event's, in base 36;
 //   - a detail of detailCodes is written FS (\x1c) and its code.
 //
-// Free-text details never hold FS, GS, RS or US (flush turns them into
-// spaces).
+// Free-text details never hold ESC, FS, GS, RS or US (flush turns them
+// into spaces).
+//
+// Earlier versions kept the same entries in a LIST under the same key.
+// Readers take either type (historyEntries); the first script that
+// writes an instance's history turns its list into the string, expiry
+// kept (history_load).
 //
 // The fleet-wide stream (eventsKey) stays a capped stream; each of its
 // entries holds one script's events but historyOnly's as fields "i" (the
 // instance) and "e" (an entry as above). Entries written before this layout, with fields
 // "type", "instance_id", ..., are read as they are.
 
-// historyKey is the capped LIST of one instance's audit entries, newest
-// first (the layout above). Its cap is the store's per-instance event cap.
+// historyKey is the STRING of one instance's audit entries, newest first
+// (the layout above), or the LIST of them that earlier versions wrote. Its
+// cap is the store's per-instance event cap.
 func historyKey(instanceID string) string { return keyPrefix + "history:" + instanceID }
 
 // legacyEventsKey is the STREAM of one instance's audit events that
 // versions before the history list wrote. Nothing writes it any more:
-// Events reads it and moves it into the history list (migrateHistory), and
+// Events reads it and moves it into the history (migrateHistory), and
 // a retiring instance's expiry covers it.
 func legacyEventsKey(instanceID string) string { return keyPrefix + "events:" + instanceID }
 
@@ -94,7 +103,7 @@ var detailWords = func() map[string]string {
 	return m
 }()
 
-// DefaultHistoryEntries is how many entries an instance's history list
+// DefaultHistoryEntries is how many entries an instance's history
 // keeps: a rotation takes one (its revocation included), so this holds the
 // last 16 rotations, about 100 events, more than the dashboard's timeline
 // and `rekey instances show` show.
@@ -109,19 +118,51 @@ const historyMergeBelow = 400
 // its rotation, when a rotation or two may have come in between.
 const historyMergeDepth = 4
 
+// historySep separates the entries of an instance's history string.
+const historySep = "\x1b"
+
 // b64 is the alphabet of packed rotation ids (base64url).
 const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// luaHistory reads and writes an instance's history string.
+// history_load returns its entries, newest first, and, when the key still
+// held the LIST of an earlier version, deletes it and returns its expiry
+// (ms) for history_save to put back on the string. history_save writes the
+// entries, keeping the key's expiry.
+var luaHistory = `
+local function history_load(key)
+  local v = redis.pcall('GET', key)
+  if type(v) == 'table' and v.err then
+    local list = redis.call('LRANGE', key, 0, -1)
+    local ttl = redis.call('PTTL', key)
+    redis.call('DEL', key)
+    for i, e in ipairs(list) do list[i] = (string.gsub(e, '\27', ' ')) end
+    return list, ttl
+  end
+  local out = {}
+  if v then
+    for e in string.gmatch(v, '[^\27]+') do out[#out + 1] = e end
+  end
+  return out, nil
+end
+local function history_save(key, entries, ttl)
+  if #entries == 0 then return end
+  redis.call('SET', key, table.concat(entries, '\27'), 'KEEPTTL')
+  if ttl and ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+end
+`
 
 // luaEmit is the audit trail every script that records events includes.
 // emit gathers one event; flush, which eventScript runs once the script's
 // body returned, writes what emit gathered: per rotation, one entry merged
 // into the instance's newest one or pushed in front (trimmed to the cap
 // only when the push made the list longer than it), and one entry of the
-// fleet-wide stream, capped approximately (MAXLEN ~).
+// fleet-wide stream, capped approximately (MAXLEN ~). Each instance's
+// history is read once and written once per script.
 //
 // Scripts build no key names except credential keys from KEYS-derived
 // prefixes (see promote), so each script runs on a single Redis.
-var luaEmit = `
+var luaEmit = luaHistory + `
 local codes = {` + luaCodes() + `}
 local dcodes = {` + luaDetailCodes() + `}
 local history_only = {` + luaHistoryOnly() + `}
@@ -167,7 +208,7 @@ local function detail_text(code, detail, at)
     return '\29' .. b36(tonumber(detail) - at)
   end
   if dcodes[detail] then return '\28' .. dcodes[detail] end
-  return (string.gsub(detail, '[\28-\31]', ' '))
+  return (string.gsub(detail, '[\27-\31]', ' '))
 end
 local function events_text(ev, base, last)
   local out = {}
@@ -194,16 +235,18 @@ local function head_of(head)
   return tonumber(at, 36), rot, last
 end
 -- merge appends g's events to the entry of its rotation among the newest
--- (only the newest for events of no rotation) and says whether it did.
-local function merge(g, rot)
+-- of entries (only the newest for events of no rotation) and says whether
+-- it did.
+local function merge(entries, g, rot)
   if fresh[g.rot] then return false end
   local depth = ` + strconv.Itoa(historyMergeDepth) + `
   if rot == '' then depth = 1 end
-  for i, entry in ipairs(redis.call('LRANGE', g.ikey, 0, depth - 1)) do
+  for i = 1, math.min(depth, #entries) do
+    local entry = entries[i]
     if #entry < ` + strconv.Itoa(historyMergeBelow) + ` then
       local base, erot, last = head_of(entry)
       if base and erot == rot then
-        redis.call('LSET', g.ikey, i - 1, entry .. events_text(g.ev, base, last))
+        entries[i] = entry .. events_text(g.ev, base, last)
         return true
       end
     end
@@ -211,11 +254,19 @@ local function merge(g, rot)
   return false
 end
 local function flush()
+  local hist, order = {}, {}
   for _, g in ipairs(groups) do
+    local h = hist[g.ikey]
+    if not h then
+      local entries, ttl = history_load(g.ikey)
+      h = {entries = entries, ttl = ttl}
+      hist[g.ikey] = h
+      order[#order + 1] = g.ikey
+    end
     local rot = pack_id(g.rot)
-    local text = b36(g.at) .. '\31' .. rot .. events_text(g.ev, g.at, nil)
-    if not merge(g, rot) and redis.call('LPUSH', g.ikey, text) > g.icap then
-      redis.call('LTRIM', g.ikey, 0, g.icap - 1)
+    if not merge(h.entries, g, rot) then
+      table.insert(h.entries, 1, b36(g.at) .. '\31' .. rot .. events_text(g.ev, g.at, nil))
+      while #h.entries > g.icap do table.remove(h.entries) end
     end
     local fleet = {}
     for _, e in ipairs(g.ev) do
@@ -226,6 +277,7 @@ local function flush()
         b36(g.at) .. '\31' .. rot .. events_text(fleet, g.at, nil))
     end
   end
+  for _, key in ipairs(order) do history_save(key, hist[key].entries, hist[key].ttl) end
 end
 local function bump(bprefix, batch, field)
   if batch ~= '' then redis.call('HINCRBY', bprefix .. batch, field, 1) end
@@ -365,7 +417,7 @@ func encodeHistory(e Event) string {
 	if !ok {
 		code = e.Type
 	}
-	detail := strings.NewReplacer("\x1c", " ", "\x1d", " ", "\x1e", " ", "\x1f", " ").Replace(e.Detail)
+	detail := strings.NewReplacer("\x1b", " ", "\x1c", " ", "\x1d", " ", "\x1e", " ", "\x1f", " ").Replace(e.Detail)
 	ev := strings.TrimRight("\x1e"+code+"\x1f\x1f"+e.CredentialID+"\x1f"+detail, "\x1f")
 	return strconv.FormatInt(ms(e.At), 36) + "\x1f" + e.RotationID + ev
 }

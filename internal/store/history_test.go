@@ -98,7 +98,7 @@ func TestHistoryKeepsEveryEventInFewEntries(t *testing.T) {
 	}
 	// registered and rot-1 share no rotation: entries are "", rot-1 (with
 	// cred-0's revocation), rot-2 (with cred-1's).
-	if n := r.Client.LLen(ctx, historyKey("inst-h")).Val(); n != 3 {
+	if n := historyLen(t, r, "inst-h"); n != 3 {
 		t.Errorf("history holds %d entries, want 3", n)
 	}
 	fleet, err := s.FleetEvents(ctx, 100)
@@ -119,6 +119,16 @@ func TestHistoryKeepsEveryEventInFewEntries(t *testing.T) {
 	}
 }
 
+// historyLen is how many entries an instance's history string holds.
+func historyLen(t *testing.T, r *redistest.Redis, inst string) int {
+	t.Helper()
+	v, err := r.Client.Get(context.Background(), historyKey(inst)).Result()
+	if err != nil {
+		t.Fatalf("history of %s: %v", inst, err)
+	}
+	return len(strings.Split(v, historySep))
+}
+
 func itoaMS(t time.Time) string { return strconv.FormatInt(ms(t), 10) }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -136,7 +146,7 @@ func TestHistoryCapAndSeparators(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := r.Client.LLen(ctx, historyKey("inst-c")).Val(); n != 4 {
+	if n := historyLen(t, r, "inst-c"); n != 4 {
 		t.Fatalf("history holds %d entries, want the cap, 4", n)
 	}
 	events, err := s.Events(ctx, "inst-c", 100)
@@ -299,7 +309,49 @@ func TestHistoryRevocationJoinsItsRotation(t *testing.T) {
 			t.Errorf("revoke_scheduled detail %q, want the revoke time in ms", e.Detail)
 		}
 	}
-	if n := r.Client.LLen(ctx, historyKey("inst-j")).Val(); n != 3 {
+	if n := historyLen(t, r, "inst-j"); n != 3 {
 		t.Errorf("history holds %d entries, want 3 (registration, %s, %s)", n, rot1, rot2)
+	}
+}
+
+// A history that an earlier version kept as a LIST under the same key is
+// read as it is, and the next event turns it into the string, expiry kept.
+func TestHistoryListOfEarlierVersionsIsReadAndConverted(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, now := newHistoryStore(t, WithEventCaps(3, 1000))
+	key := historyKey("inst-o")
+	for i := range 3 {
+		e := Event{Type: EventRetrying, InstanceID: "inst-o", RotationID: "rot-" + itoa(int64(i)),
+			Detail: "try\x1b" + itoa(int64(i)), At: now.Add(time.Duration(i) * time.Minute)}
+		r.Client.LPush(ctx, key, encodeHistory(e))
+	}
+	r.Client.Expire(ctx, key, time.Hour)
+	types := func() string {
+		events, err := s.Events(ctx, "inst-o", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range events {
+			got = append(got, e.RotationID+" "+e.Detail)
+		}
+		return strings.Join(got, ",")
+	}
+	if got := types(); got != "rot-2 try 2,rot-1 try 1,rot-0 try 0" {
+		t.Fatalf("events of the list = %s", got)
+	}
+	*now = now.Add(time.Hour)
+	if err := s.AddEvent(ctx, Event{Type: EventRetrying, InstanceID: "inst-o", RotationID: "rot-3"}); err != nil {
+		t.Fatal(err)
+	}
+	if typ := r.Client.Type(ctx, key).Val(); typ != "string" {
+		t.Fatalf("history is a %s after a write, want a string", typ)
+	}
+	if got := types(); got != "rot-3 ,rot-2 try 2,rot-1 try 1" {
+		t.Fatalf("events after the write = %s, want rot-3 then the list's newest two (cap 3)", got)
+	}
+	if d := r.Client.TTL(ctx, key).Val(); d <= 0 || d > time.Hour {
+		t.Errorf("history expires in %s, want the list's hour", d)
 	}
 }

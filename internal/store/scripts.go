@@ -262,14 +262,21 @@ return 'saved'
 // unconfirmed credentials as "revoke_at ms,id,id..." or ""}; repeating a
 // promotion returns the same. Errors: "not_found", "conflict ...".
 var promoteScript = eventScript(luaSchedule, luaConfig, `
-local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id')
+local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id', 'push_settled')
 local st, batch = rot[1] or '', rot[3] or ''
-if st ~= '' and ARGV[12] ~= '0' then redis.call('HINCRBY', KEYS[2], 'push_settled', ARGV[12]) end
+-- The settled pushes are added here on the ways out that write nothing
+-- more to the rotation, and with its last HSET on a promotion.
+local settled = (tonumber(rot[4]) or 0) + tonumber(ARGV[12])
+local function settle()
+  if st ~= '' and ARGV[12] ~= '0' then redis.call('HINCRBY', KEYS[2], 'push_settled', ARGV[12]) end
+end
 if st == 'promoted' then
+  settle()
   return {get(KEYS[2], 'previous'), get(KEYS[2], 'revoke_at'), get(KEYS[2], 'superseded_unconfirmed')}
 end
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'minted' or (rot[2] or '') ~= ARGV[3] then
+  settle()
   return redis.error_reply('conflict rotation is ' .. st)
 end
 local now = tonumber(ARGV[4])
@@ -325,8 +332,10 @@ if p > 0 and (inst[4] or '') == '' and inst[5] ~= '1' then
 end
 local superseded = ''
 if #stale > 0 then superseded = stale_at .. ',' .. table.concat(stale, ',') end
-redis.call('HSET', KEYS[2], 'state', 'promoted', 'finished_at', ARGV[4], 'previous', cur, 'revoke_at', revoke_at,
-  'superseded_unconfirmed', superseded)
+local fin = {'state', 'promoted', 'finished_at', ARGV[4], 'previous', cur, 'revoke_at', revoke_at,
+  'superseded_unconfirmed', superseded}
+if ARGV[12] ~= '0' then fin[#fin + 1], fin[#fin + 2] = 'push_settled', tostring(settled) end
+redis.call('HSET', KEYS[2], unpack(fin))
 redis.call('EXPIRE', KEYS[2], ARGV[8])
 bump(KEYS[10], batch, 'succeeded')
 emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'promoted', ARGV[2], ARGV[3], '', ARGV[4])
