@@ -71,12 +71,20 @@ func (s *Store) Events(ctx context.Context, instanceID string, n int64) ([]Event
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(entries)) > n {
-		entries = entries[:n]
+	// An entry may name the first credential of the one below it ("^"):
+	// decode from the oldest.
+	decoded := make([][]Event, len(entries))
+	older := ""
+	for i := len(entries) - 1; i >= 0; i-- {
+		decoded[i] = decodeHistory(instanceID, entries[i], older)
+		older = firstCredential(decoded[i])
+	}
+	if int64(len(decoded)) > n {
+		decoded = decoded[:n]
 	}
 	var out []Event
-	for _, entry := range entries {
-		out = appendNewestFirst(out, decodeHistory(instanceID, entry))
+	for _, events := range decoded {
+		out = appendNewestFirst(out, events)
 	}
 	// An entry may take an event after a newer entry was pushed (a
 	// revocation joins its rotation's entry): order by time across entries.
@@ -146,7 +154,7 @@ func (s *Store) FleetEvents(ctx context.Context, n int64) ([]Event, error) {
 func streamEvents(m redis.XMessage) []Event {
 	str := func(k string) string { v, _ := m.Values[k].(string); return v }
 	if entry := str("e"); entry != "" {
-		events := decodeHistory(str("i"), entry)
+		events := decodeHistory(str("i"), entry, "")
 		for i := range events {
 			events[i].ID = m.ID + "/" + strconv.Itoa(i)
 		}
@@ -197,7 +205,7 @@ if redis.call('XLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 'changed' end
 local ttl = redis.call('PTTL', KEYS[1])
 local entries, old_ttl = history_load(KEYS[2])
 for i = 3, #ARGV do entries[#entries + 1] = ARGV[i] end
-while #entries > tonumber(ARGV[2]) do table.remove(entries) end
+history_trim(entries, tonumber(ARGV[2]))
 if ttl <= 0 then ttl = old_ttl end
 history_save(KEYS[2], entries, ttl)
 redis.call('DEL', KEYS[1])

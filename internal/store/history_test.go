@@ -355,3 +355,93 @@ func TestHistoryListOfEarlierVersionsIsReadAndConverted(t *testing.T) {
 		t.Errorf("history expires in %s, want the list's hour", d)
 	}
 }
+
+// rekey's own ids and details come back whole from their packed forms:
+// credential ids as base 64, a rotation's superseded credential as "^"
+// (written out when the entry below it goes at the cap), a grace in
+// seconds, a revoke time in seconds from its event.
+func TestHistoryPackedFormsReadBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, now := newHistoryStore(t, WithEventCaps(2, 1000))
+	cred := func(i int) string { return "cred_" + strings.Repeat("0", 15) + itoa(int64(i)) }
+	rot := func(i int) string { return "rot_" + strings.Repeat("a", 23) + itoa(int64(i)) }
+	if err := s.PutInstance(ctx, Registration{ID: "inst-p", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: cred(0)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		rotateOnce(t, s, now, "inst-p", rot(i), cred(i))
+		events, err := s.Events(ctx, "inst-p", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := events[0]; e.Type != EventRevoked || e.RotationID != rot(i) || e.CredentialID != cred(i-1) {
+			t.Fatalf("after rotation %d, newest event %+v", i, e)
+		}
+		for _, e := range events {
+			switch e.Type {
+			case EventPushed:
+				if e.Detail != "grace 1h0m0s" || e.CredentialID == "" {
+					t.Errorf("pushed %+v, want detail grace 1h0m0s and its credential", e)
+				}
+			case EventRevokeScheduled:
+				if e.Detail != itoaMS(e.At.Add(time.Hour)) {
+					t.Errorf("revoke_scheduled detail %q, want %s", e.Detail, itoaMS(e.At.Add(time.Hour)))
+				}
+				if want := "cred_" + strings.Repeat("0", 15); !strings.HasPrefix(e.CredentialID, want) {
+					t.Errorf("revoke_scheduled of %q", e.CredentialID)
+				}
+			}
+		}
+	}
+	// The cap (2) keeps rotations 2 and 3; rotation 2 still names cred 1,
+	// the first credential of the entry that went.
+	events, err := s.Events(ctx, "inst-p", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events {
+		got = append(got, e.Type+" "+e.RotationID[len(e.RotationID)-1:]+" "+e.CredentialID)
+	}
+	want := []string{
+		"revoked 3 " + cred(2), "revoke_scheduled 3 " + cred(2), "promoted 3 " + cred(3), "pushed 3 " + cred(3),
+		"minted 3 " + cred(3), "requested 3 ",
+		"revoked 2 " + cred(1), "revoke_scheduled 2 " + cred(1), "promoted 2 " + cred(2), "pushed 2 " + cred(2),
+		"minted 2 " + cred(2), "requested 2 ",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	raw := r.Client.Get(ctx, historyKey("inst-p")).Val()
+	if strings.Contains(raw, "cred_0") || strings.Contains(raw, "grace") || !strings.Contains(raw, "\x1f^") {
+		t.Errorf("history holds ids or details unpacked, or no superseded credential as ^: %q", raw)
+	}
+}
+
+// Credential ids of every form come back as they were given: packed when
+// they end in lowercase hex of a packable length, as they are otherwise.
+func TestHistoryCredentialIDsReadBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _, now := newHistoryStore(t)
+	ids := []string{"c_0a1b2c", "c_0a1b2c3", "c_0a1b2c3d", "c_0a1b2c3d4e", "key_ffffffffffffffff", "a_b_000000",
+		"c_0A1B2C", "c_0a1b2", "8b1a9953-c461-4a3d-8f5e-1c7a42d0b6a1", "cred-7", "_123456", "c_0a1b2c_"}
+	for i, id := range ids {
+		*now = now.Add(time.Minute)
+		if err := s.AddEvent(ctx, Event{Type: EventRetrying, InstanceID: "inst-i", RotationID: "rot-" + itoa(int64(i)),
+			CredentialID: id, Detail: "grace 90m"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events, err := s.Events(ctx, "inst-i", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range events {
+		if want := ids[len(ids)-1-i]; e.CredentialID != want || e.Detail != "grace 90m" {
+			t.Errorf("event %d: credential %q detail %q, want %q and %q", i, e.CredentialID, e.Detail, want, "grace 90m")
+		}
+	}
+}
