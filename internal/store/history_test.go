@@ -445,3 +445,40 @@ func TestHistoryCredentialIDsReadBack(t *testing.T) {
 		}
 	}
 }
+
+// The instance hash leaves out api_version at v3 and current_since when it
+// repeats registered_at or last_rotated_at; both read the same, and a hash
+// an earlier version wrote with them reads as written.
+func TestInstanceDefaultsReadBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, now := newHistoryStore(t)
+	registered := *now
+	if err := s.PutInstance(ctx, Registration{ID: "inst-d", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(step string, since time.Time) {
+		t.Helper()
+		in, err := s.Instance(ctx, "inst-d")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.APIVersion != APIv3 || !in.CurrentSince.Equal(since) {
+			t.Errorf("%s: api version %q, current since %s; want %q, %s", step, in.APIVersion, in.CurrentSince, APIv3, since)
+		}
+	}
+	if n := r.Client.HExists(ctx, instanceKey("inst-d"), "current_since").Val(); n {
+		t.Error("a registration wrote current_since")
+	}
+	check("registered", registered)
+	*now = now.Add(time.Hour)
+	rotateOnce(t, s, now, "inst-d", "rot-1", "cred-1")
+	check("rotated", registered.Add(time.Hour+2*time.Second))
+	if vals := r.Client.HMGet(ctx, instanceKey("inst-d"), "current_since", "api_version").Val(); vals[0] != nil || vals[1] != nil {
+		t.Errorf("instance hash holds %v, want neither current_since nor api_version", vals)
+	}
+	old := registered.Add(time.Minute)
+	r.Client.HSet(ctx, instanceKey("inst-d"), "current_since", ms(old), "api_version", APIv3)
+	check("earlier layout", old)
+}
