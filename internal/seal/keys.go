@@ -1,6 +1,7 @@
 package seal
 
 import (
+	"encoding/hex"
 	"fmt"
 	"strings"
 )
@@ -14,6 +15,9 @@ var ErrUnknownKey = fmt.Errorf("%w: sealed under a key REKEY_ENCRYPTION_KEYS doe
 // minSealedLen is the shortest base64url text a real sealed value carries:
 // a 12-byte nonce and a 16-byte tag, 28 bytes, are 38 characters.
 const minSealedLen = 38
+
+// minSealedBytes is minSealedLen in SealBinary's form: the nonce and the tag.
+const minSealedBytes = 28
 
 // KeyIDs returns the ids of the Sealer's keys in configuration order; the
 // first seals. An id is the first 8 hex digits of SHA-256 of the key, so it
@@ -32,9 +36,16 @@ func (s *Sealer) KeyIndex(id string) int {
 }
 
 // KeyID returns the id of the key a sealed value names, and whether v has
-// the form Seal produces ("v1." + 8 hex digits + "." + base64url). It does
-// not open v; a value that looks sealed may still fail to open.
+// the form Seal produces ("v1." + 8 hex digits + "." + base64url) or
+// SealBinary's. It does not open v; a value that looks sealed may still
+// fail to open.
 func KeyID(v string) (string, bool) {
+	if body, bin := strings.CutPrefix(v, binaryMark); bin {
+		if len(body) < binaryIDLen+minSealedBytes {
+			return "", false
+		}
+		return hex.EncodeToString([]byte(body[:binaryIDLen])), true
+	}
 	rest, ok := strings.CutPrefix(v, prefix)
 	if !ok {
 		return "", false
@@ -47,7 +58,8 @@ func KeyID(v string) (string, bool) {
 }
 
 // Reseal opens a value sealed under any of the Sealer's keys and seals it
-// again under the first key, bound to the same aad. changed is false, and
+// again under the first key, bound to the same aad, in the same form
+// (Seal's or SealBinary's). changed is false, and
 // out equals sealed, when the value is already sealed under the first key
 // (it is still opened, so a value that cannot be opened is always an
 // error). The error wraps ErrOpen, or ErrUnknownKey for a dropped key.
@@ -59,7 +71,11 @@ func (s *Sealer) Reseal(sealed, aad string) (out string, changed bool, err error
 	if s.SealedByCurrent(sealed) {
 		return sealed, false, nil
 	}
-	out, err = s.Seal(plain, aad)
+	if strings.HasPrefix(sealed, binaryMark) {
+		out, err = s.SealBinary(plain, aad)
+	} else {
+		out, err = s.Seal(plain, aad)
+	}
 	if err != nil {
 		return "", false, err
 	}

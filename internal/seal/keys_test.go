@@ -66,3 +66,53 @@ func TestResealMovesValuesToTheFirstKey(t *testing.T) {
 		t.Fatalf("Reseal after the old key was dropped: %v, want ErrUnknownKey wrapping ErrOpen", err)
 	}
 }
+
+// SealBinary's values open, refuse another place or an altered byte, name
+// their key, reseal in their own form, and are a quarter shorter than text.
+func TestSealBinary(t *testing.T) {
+	t.Parallel()
+	old, err := seal.New(key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	both, err := seal.New(key(2), key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := strings.Repeat("HRKU-token ", 8)
+	sealed, err := old.SealBinary(secret.New(plain), "place-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := old.Seal(secret.New(plain), "place-a")
+	if len(sealed) >= len(text)*4/5 || strings.Contains(sealed, "HRKU") {
+		t.Errorf("binary value is %d bytes against %d as text, or shows its plaintext", len(sealed), len(text))
+	}
+	if got, err := both.Open(sealed, "place-a"); err != nil || got.Reveal() != plain {
+		t.Fatalf("Open = %v, %v", got.Reveal() == plain, err)
+	}
+	altered := []byte(sealed)
+	altered[len(altered)-1] ^= 1
+	for name, v := range map[string][2]string{"other place": {sealed, "place-b"}, "altered": {string(altered), "place-a"},
+		"short": {sealed[:10], "place-a"}, "mark only": {"\x01", "place-a"}} {
+		if _, err := both.Open(v[0], v[1]); !errors.Is(err, seal.ErrOpen) {
+			t.Errorf("%s: Open err = %v, want ErrOpen", name, err)
+		}
+	}
+	if id, ok := seal.KeyID(sealed); !ok || id != old.KeyIDs()[0] {
+		t.Errorf("KeyID = %q, %v; want %q", id, ok, old.KeyIDs()[0])
+	}
+	if _, ok := seal.KeyID(sealed[:20]); ok {
+		t.Error("KeyID takes a truncated binary value for a sealed one")
+	}
+	if both.SealedByCurrent(sealed) || !old.SealedByCurrent(sealed) {
+		t.Error("SealedByCurrent does not name the binary value's key")
+	}
+	out, changed, err := both.Reseal(sealed, "place-a")
+	if err != nil || !changed || !strings.HasPrefix(out, "\x01") || !both.SealedByCurrent(out) {
+		t.Fatalf("Reseal = %q, %v, %v; want a binary value under the first key", out, changed, err)
+	}
+	if got, err := both.Open(out, "place-a"); err != nil || got.Reveal() != plain {
+		t.Fatalf("Open(resealed) = %v, %v", got.Reveal() == plain, err)
+	}
+}

@@ -5,7 +5,9 @@
 // key first, keep the old one until everything sealed under it has been
 // resealed or has expired, then drop it.
 //
-// A sealed value is text: "v1." + key id + "." + base64url(nonce || ciphertext).
+// A sealed value is text: "v1." + key id + "." + base64url(nonce || ciphertext),
+// or, from SealBinary, bytes: 0x01 + the key id's 4 bytes + nonce ||
+// ciphertext, a quarter shorter, for a value that is a whole Redis string.
 // The key id is the first 8 hex digits of SHA-256 of the key, so Open finds
 // the key at once without trying each. The caller passes associated data
 // (for example the Redis key and field the value is stored under), binding a
@@ -30,6 +32,13 @@ import (
 const KeySize = 32
 
 const prefix = "v1."
+
+// binaryMark starts a value SealBinary made; no text value starts with it.
+const binaryMark = "\x01"
+
+// binaryIDLen is the length of the key id in a binary value: its 8 hex
+// digits as bytes.
+const binaryIDLen = 4
 
 // ErrOpen is returned when a sealed value cannot be opened: it is malformed,
 // sealed under a key the Sealer does not hold, or altered.
@@ -105,22 +114,59 @@ func (s *Sealer) Seal(plain secret.String, aad string) (string, error) {
 	return prefix + id + "." + base64.RawURLEncoding.EncodeToString(out), nil
 }
 
-// Open decrypts a value made by Seal with the same aad.
-func (s *Sealer) Open(sealed, aad string) (secret.String, error) {
+// SealBinary is Seal with the value as bytes rather than text (the
+// package comment): for a value that is a whole Redis string, which holds
+// bytes as they are, not a hash field or JSON.
+func (s *Sealer) SealBinary(plain secret.String, aad string) (string, error) {
+	id := s.ids[0]
+	aead := s.aeads[id]
+	rawID, _ := hex.DecodeString(id)
+	out := make([]byte, 0, len(binaryMark)+binaryIDLen+aead.NonceSize()+len(plain.Reveal())+aead.Overhead())
+	out = append(append(out, binaryMark...), rawID...)
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("seal: nonce: %w", err)
+	}
+	out = append(out, nonce...)
+	return string(aead.Seal(out, nonce, []byte(plain.Reveal()), []byte(aad))), nil
+}
+
+// split returns the key id a sealed value names and the rest, nonce ||
+// ciphertext: as bytes in SealBinary's form, in base64url in Seal's (text
+// true). ok is false when the value has neither form.
+func split(sealed string) (id, body string, text, ok bool) {
+	if rest, bin := strings.CutPrefix(sealed, binaryMark); bin {
+		if len(rest) < binaryIDLen {
+			return "", "", false, false
+		}
+		return hex.EncodeToString([]byte(rest[:binaryIDLen])), rest[binaryIDLen:], false, true
+	}
 	rest, ok := strings.CutPrefix(sealed, prefix)
 	if !ok {
-		return secret.String{}, ErrOpen
+		return "", "", false, false
 	}
-	id, body, ok := strings.Cut(rest, ".")
-	aead := s.aeads[id]
+	id, body, ok = strings.Cut(rest, ".")
+	return id, body, true, ok
+}
+
+// Open decrypts a value made by Seal or SealBinary with the same aad.
+func (s *Sealer) Open(sealed, aad string) (secret.String, error) {
+	id, body, text, ok := split(sealed)
 	if !ok {
 		return secret.String{}, ErrOpen
 	}
+	aead := s.aeads[id]
 	if aead == nil {
 		return secret.String{}, ErrUnknownKey
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(body)
-	if err != nil || len(raw) < aead.NonceSize() {
+	raw := []byte(body)
+	if text {
+		var err error
+		if raw, err = base64.RawURLEncoding.DecodeString(body); err != nil {
+			return secret.String{}, ErrOpen
+		}
+	}
+	if len(raw) < aead.NonceSize() {
 		return secret.String{}, ErrOpen
 	}
 	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(aad))
@@ -133,7 +179,8 @@ func (s *Sealer) Open(sealed, aad string) (secret.String, error) {
 // SealedByCurrent reports whether sealed was made with the sealing key, so
 // callers can reseal values still under an older key.
 func (s *Sealer) SealedByCurrent(sealed string) bool {
-	return strings.HasPrefix(sealed, prefix+s.ids[0]+".")
+	id, _, _, ok := split(sealed)
+	return ok && id == s.ids[0]
 }
 
 func keyID(k []byte) string {

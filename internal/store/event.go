@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -57,17 +58,33 @@ return 'ok'
 // Events returns up to n of an instance's most recent events, newest first.
 // An instance whose events are still in the stream of an earlier version
 // (legacyEventsKey) has them read from there too, and moved into its
-// history list (migrateHistory), so the next read finds them there.
+// history (migrateHistory), so the next read finds them there.
 func (s *Store) Events(ctx context.Context, instanceID string, n int64) ([]Event, error) {
 	pipe := s.rdb.Pipeline()
-	entries := pipe.LRange(ctx, historyKey(instanceID), 0, n-1)
+	history := pipe.Get(ctx, historyKey(instanceID))
 	legacy := pipe.XRevRange(ctx, legacyEventsKey(instanceID), "+", "-")
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	_, _ = pipe.Exec(ctx) // each command's error is looked at below
+	if err := legacy.Err(); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
+	entries, err := s.historyEntries(ctx, instanceID, history)
+	if err != nil {
+		return nil, err
+	}
+	// An entry may name the first credential of the one below it ("^"):
+	// decode from the oldest.
+	decoded := make([][]Event, len(entries))
+	older := ""
+	for i := len(entries) - 1; i >= 0; i-- {
+		decoded[i] = decodeHistory(instanceID, entries[i], older)
+		older = firstCredential(decoded[i])
+	}
+	if int64(len(decoded)) > n {
+		decoded = decoded[:n]
+	}
 	var out []Event
-	for _, entry := range entries.Val() {
-		out = appendNewestFirst(out, decodeHistory(instanceID, entry))
+	for _, events := range decoded {
+		out = appendNewestFirst(out, events)
 	}
 	// An entry may take an event after a newer entry was pushed (a
 	// revocation joins its rotation's entry): order by time across entries.
@@ -84,6 +101,26 @@ func (s *Store) Events(ctx context.Context, instanceID string, n int64) ([]Event
 		out = out[:n]
 	}
 	return out, nil
+}
+
+// historyEntries returns the entries of an instance's history, newest
+// first, from get, the GET of its key: the string, or, when the key still
+// holds the LIST an earlier version wrote, the list read anew.
+func (s *Store) historyEntries(ctx context.Context, instanceID string, get *redis.StringCmd) ([]string, error) {
+	v, err := get.Result()
+	switch {
+	case err == nil:
+		return strings.FieldsFunc(v, func(r rune) bool { return r == rune(historySep[0]) }), nil
+	case errors.Is(err, redis.Nil):
+		return nil, nil
+	case strings.HasPrefix(err.Error(), "WRONGTYPE"):
+		list, err := s.rdb.LRange(ctx, historyKey(instanceID), 0, -1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		return list, nil
+	}
+	return nil, fmt.Errorf("read events: %w", err)
 }
 
 // appendNewestFirst appends events, given in the order they happened, to
@@ -117,7 +154,7 @@ func (s *Store) FleetEvents(ctx context.Context, n int64) ([]Event, error) {
 func streamEvents(m redis.XMessage) []Event {
 	str := func(k string) string { v, _ := m.Values[k].(string); return v }
 	if entry := str("e"); entry != "" {
-		events := decodeHistory(str("i"), entry)
+		events := decodeHistory(str("i"), entry, "")
 		for i := range events {
 			events[i].ID = m.ID + "/" + strconv.Itoa(i)
 		}
@@ -129,7 +166,7 @@ func streamEvents(m redis.XMessage) []Event {
 }
 
 // migrateHistory moves the events of an instance's legacy stream, old
-// (newest first, as read), to the end of its history list, one entry per
+// (newest first, as read), to the end of its history, one entry per
 // event, and deletes the stream. It does nothing when the stream changed
 // since it was read (a process of an earlier version still writing it):
 // the next read tries again.
@@ -150,25 +187,27 @@ func (s *Store) migrateHistory(ctx context.Context, instanceID string, old []red
 // migrateHistoryKeys are the KEYS of migrateHistoryScript, one field per
 // key, in order.
 type migrateHistoryKeys struct {
-	legacy  string // KEYS[1] -> rekey:history:<instance id> (a STREAM)
+	legacy  string // KEYS[1] -> rekey:events:<instance id> (a STREAM)
 	history string // KEYS[2] -> rekey:history:<instance id>
 }
 
 func (k migrateHistoryKeys) list() []string { return []string{k.legacy, k.history} }
 
 // migrateHistoryScript appends a legacy stream's events to the history
-// list and deletes the stream, keeping the list within its cap and the
-// stream's expiry (a retiring instance's) on the list.
+// and deletes the stream, keeping the history within its cap and the
+// stream's expiry (a retiring instance's) on the history.
 //
 // KEYS: migrateHistoryKeys. ARGV: the stream's length as read, the cap,
 // then the entries, newest first. Returns "moved" or "changed" (the stream
 // is not as read: nothing done).
-var migrateHistoryScript = redis.NewScript(`
+var migrateHistoryScript = redis.NewScript(luaHistory + `
 if redis.call('XLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 'changed' end
 local ttl = redis.call('PTTL', KEYS[1])
-for i = 3, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
-redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+local entries, old_ttl = history_load(KEYS[2])
+for i = 3, #ARGV do entries[#entries + 1] = ARGV[i] end
+history_trim(entries, tonumber(ARGV[2]))
+if ttl <= 0 then ttl = old_ttl end
+history_save(KEYS[2], entries, ttl)
 redis.call('DEL', KEYS[1])
 return 'moved'
 `)

@@ -5,23 +5,27 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// An instance's audit history is a capped LIST of compact entries, newest
-// first (historyKey), not a stream: Redis gives every stream a preallocated
-// node of about 4 KB however few entries it holds, which made the audit
-// trail the largest part of a registered instance (docs/benchmarks.md,
-// "Redis memory"). A list of short strings stays one small listpack.
+// An instance's audit history is one STRING of compact entries, newest
+// first, separated by ESC (\x1b) (historyKey). Not a stream: Redis gives
+// every stream a preallocated node of about 4 KB however few entries it
+// holds, which made the audit trail the largest part of a registered
+// instance (docs/benchmarks.md, "Redis memory"). Not a list either: a
+// list's quicklist node and listpack headers cost about 200 B over its
+// entries, a string a few bytes and its allocation's size class.
 //
 // One entry holds the events of one rotation (or of none): a script's
-// events are gathered and written at its end in one command (flush),
-// merged into the rotation's entry when it is among the newest few
-// (historyMergeDepth), pushed in front otherwise. The revocation of a
-// superseded credential is recorded in the entry of the rotation that
-// superseded it (its superseded_by), beside the revoke_scheduled event, so
-// a rotation takes one entry. An entry reads
+// events are gathered and written at its end (flush), which reads the
+// string once, merges them into the rotation's entry when it is among the
+// newest few (historyMergeDepth) or puts a new entry in front, drops the
+// entries past the cap and writes the string back, its expiry kept. The
+// revocation of a superseded credential is recorded in the entry of the
+// rotation that superseded it (its superseded_by), beside the
+// revoke_scheduled event, so a rotation takes one entry. An entry reads
 //
 //	<at, base 36 ms> US <rotation id> { RS <type code> US <dt> US <credential> US <detail> }
 //
@@ -32,30 +36,45 @@ import (
 // event with a one-letter code whose credential would be "=" is written
 // RS <code in upper case> US <dt> US <detail>, without the field.
 //
-// Three forms keep entries short (entries written before them read as they
+// More forms keep entries short (entries written before them read as they
 // are):
 //
 //   - a rotation id rot_<24 lowercase hex> is written GS (\x1d) and 16
 //     base64url characters (packID);
+//   - a credential id <prefix>_<lowercase hex> is written GS, the prefix
+//     and the hex in base 64 (pack_cred, unpackCredential);
+//   - credential "^" is the first credential named in the entry below
+//     (older): a rotation's superseded credential is the one the rotation
+//     before it minted. Before the entry below goes (the cap), flush writes
+//     out the "^" of the one above it, so the oldest entry has none;
 //   - a detail that is a time, Unix ms (revoke_scheduled's revoke time), is
-//     written GS and the time less the event's, in base 36;
-//   - a detail of detailCodes is written FS (\x1c) and its code.
+//     written GS and the time less the event's, in base 36, or GS "S" and
+//     that in whole seconds;
+//   - a detail of detailCodes is written FS (\x1c) and its code; a detail
+//     "grace <d>", d whole seconds as Go writes a time.Duration, FS "G" and
+//     the seconds in base 36.
 //
-// Free-text details never hold FS, GS, RS or US (flush turns them into
-// spaces).
+// Free-text details never hold ESC, FS, GS, RS or US (flush turns them
+// into spaces).
+//
+// Earlier versions kept the same entries in a LIST under the same key.
+// Readers take either type (historyEntries); the first script that
+// writes an instance's history turns its list into the string, expiry
+// kept (history_load).
 //
 // The fleet-wide stream (eventsKey) stays a capped stream; each of its
 // entries holds one script's events but historyOnly's as fields "i" (the
 // instance) and "e" (an entry as above). Entries written before this layout, with fields
 // "type", "instance_id", ..., are read as they are.
 
-// historyKey is the capped LIST of one instance's audit entries, newest
-// first (the layout above). Its cap is the store's per-instance event cap.
+// historyKey is the STRING of one instance's audit entries, newest first
+// (the layout above), or the LIST of them that earlier versions wrote. Its
+// cap is the store's per-instance event cap.
 func historyKey(instanceID string) string { return keyPrefix + "history:" + instanceID }
 
 // legacyEventsKey is the STREAM of one instance's audit events that
 // versions before the history list wrote. Nothing writes it any more:
-// Events reads it and moves it into the history list (migrateHistory), and
+// Events reads it and moves it into the history (migrateHistory), and
 // a retiring instance's expiry covers it.
 func legacyEventsKey(instanceID string) string { return keyPrefix + "events:" + instanceID }
 
@@ -94,7 +113,7 @@ var detailWords = func() map[string]string {
 	return m
 }()
 
-// DefaultHistoryEntries is how many entries an instance's history list
+// DefaultHistoryEntries is how many entries an instance's history
 // keeps: a rotation takes one (its revocation included), so this holds the
 // last 16 rotations, about 100 events, more than the dashboard's timeline
 // and `rekey instances show` show.
@@ -109,19 +128,96 @@ const historyMergeBelow = 400
 // its rotation, when a rotation or two may have come in between.
 const historyMergeDepth = 4
 
+// historySep separates the entries of an instance's history string.
+const historySep = "\x1b"
+
 // b64 is the alphabet of packed rotation ids (base64url).
 const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// credB64 is the alphabet of packed credential ids: base64url with "."
+// for "_", so that the last "_" of a packed id ends its prefix.
+const credB64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-."
+
+// luaHistory reads, trims and writes an instance's history string.
+// history_load returns its entries, newest first, and, when the key still
+// held the LIST of an earlier version, deletes it and returns its expiry
+// (ms) for history_save to put back on the string. history_save writes the
+// entries, keeping the key's expiry.
+var luaHistory = `
+local function history_load(key)
+  local v = redis.pcall('GET', key)
+  if type(v) == 'table' and v.err then
+    local list = redis.call('LRANGE', key, 0, -1)
+    local ttl = redis.call('PTTL', key)
+    redis.call('DEL', key)
+    for i, e in ipairs(list) do list[i] = (string.gsub(e, '\27', ' ')) end
+    return list, ttl
+  end
+  local out = {}
+  if v then
+    for e in string.gmatch(v, '[^\27]+') do out[#out + 1] = e end
+  end
+  return out, nil
+end
+-- creds returns the credential fields of an entry's events, in order,
+-- those of upper-case codes (no field) and empty ones left out.
+local function creds(entry)
+  local out = {}
+  for ev in string.gmatch(entry, '\30([^\30]*)') do
+    if not string.match(ev, '^%u') then
+      local c = string.match(ev, '^[^\31]*\31[^\31]*\31([^\31]*)')
+      if c and c ~= '' then out[#out + 1] = c end
+    end
+  end
+  return out
+end
+-- first_cred is the first credential entries[i] names, as written ("^"
+-- resolved through the entry below it), or nil.
+local function first_cred(entries, i)
+  if i > #entries then return nil end
+  local c = creds(entries[i])[1]
+  if c == '^' then return first_cred(entries, i + 1) end
+  return c
+end
+-- expand_older writes out the "^" of an entry as older, before the entry
+-- below it goes.
+local function expand_older(entry, older)
+  local out = {string.match(entry, '^[^\30]*')}
+  for ev in string.gmatch(entry, '\30([^\30]*)') do
+    if not string.match(ev, '^%u') then
+      local pre, c, post = string.match(ev, '^([^\31]*\31[^\31]*\31)([^\31]*)(.*)$')
+      if c == '^' then ev = pre .. (older or '') .. post end
+    end
+    out[#out + 1] = ev
+  end
+  return table.concat(out, '\30')
+end
+-- history_trim drops the oldest entries past cap.
+local function history_trim(entries, cap)
+  while #entries > cap do
+    local older = first_cred(entries, #entries)
+    table.remove(entries)
+    if #entries > 0 then entries[#entries] = expand_older(entries[#entries], older) end
+  end
+end
+local function history_save(key, entries, ttl)
+  if #entries == 0 then return end
+  redis.call('SET', key, table.concat(entries, '\27'), 'KEEPTTL')
+  if ttl and ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+end
+`
 
 // luaEmit is the audit trail every script that records events includes.
 // emit gathers one event; flush, which eventScript runs once the script's
 // body returned, writes what emit gathered: per rotation, one entry merged
 // into the instance's newest one or pushed in front (trimmed to the cap
 // only when the push made the list longer than it), and one entry of the
-// fleet-wide stream, capped approximately (MAXLEN ~).
+// fleet-wide stream, capped approximately (MAXLEN ~). Each instance's
+// history is read once and written once per script.
 //
 // Scripts build no key names except credential keys from KEYS-derived
 // prefixes (see promote), so each script runs on a single Redis.
-var luaEmit = `
+var luaEmit = luaHistory + `
 local codes = {` + luaCodes() + `}
 local dcodes = {` + luaDetailCodes() + `}
 local history_only = {` + luaHistoryOnly() + `}
@@ -162,19 +258,63 @@ local function pack_id(id)
   end
   return table.concat(out)
 end
+-- grace_secs returns the seconds of a detail "grace <d>" whose d is a
+-- whole number of seconds written as Go's time.Duration writes it.
+local function grace_secs(detail)
+  local d = string.match(detail, '^grace (%w+)$')
+  if not d then return nil end
+  local h, m, sec = string.match(d, '^(%d+)h(%d+)m(%d+)s$')
+  if not h then h, m, sec = '0', string.match(d, '^(%d+)m(%d+)s$') end
+  if not m then h, m, sec = '0', '0', string.match(d, '^(%d+)s$') end
+  if not sec then return nil end
+  local n = tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(sec)
+  local want = (n % 60) .. 's'
+  if n >= 60 then want = (math.floor(n / 60) % 60) .. 'm' .. want end
+  if n >= 3600 then want = math.floor(n / 3600) .. 'h' .. want end
+  if want ~= d then return nil end
+  return n
+end
 local function detail_text(code, detail, at)
   if code == codes.revoke_scheduled and string.match(detail, '^%d+$') then
-    return '\29' .. b36(tonumber(detail) - at)
+    local dt = tonumber(detail) - at
+    if dt % 1000 == 0 then return '\29S' .. b36(dt / 1000) end
+    return '\29' .. b36(dt)
   end
   if dcodes[detail] then return '\28' .. dcodes[detail] end
-  return (string.gsub(detail, '[\28-\31]', ' '))
+  local g = grace_secs(detail)
+  if g then return '\28G' .. b36(g) end
+  return (string.gsub(detail, '[\27-\31]', ' '))
 end
-local function events_text(ev, base, last)
+local b64c = '` + credB64 + `'
+-- pack_cred writes a credential id <prefix>_<lowercase hex> as GS, the
+-- prefix and the hex in base 64 (credB64), two digits for three hex
+-- digits and one for a last one; other ids as they are.
+local function pack_cred(id)
+  local pre, hex = string.match(id, '^(.*_)([0-9a-f]+)$')
+  if not hex or #hex < 6 or #hex % 3 == 2 then return id end
+  local out = {'\29', pre}
+  for i = 1, #hex - 2, 3 do
+    local n = tonumber(string.sub(hex, i, i + 2), 16)
+    local a, b = math.floor(n / 64), n % 64
+    out[#out + 1] = string.sub(b64c, a + 1, a + 1) .. string.sub(b64c, b + 1, b + 1)
+  end
+  if #hex % 3 == 1 then
+    local n = tonumber(string.sub(hex, -1), 16)
+    out[#out + 1] = string.sub(b64c, n + 1, n + 1)
+  end
+  return table.concat(out)
+end
+-- events_text writes events for an entry whose time is base, after the
+-- credential last named in it (last, as written) and below the entry
+-- whose first credential is older (as written; nil for none).
+local function events_text(ev, base, last, older)
   local out = {}
   for i, e in ipairs(ev) do
-    local cred, dt = e[3], ''
-    if cred ~= '' and cred == last then cred = '=' end
-    if e[3] ~= '' then last = e[3] end
+    local cred, dt = pack_cred(e[3]), ''
+    local named = cred
+    if cred ~= '' and cred == last then cred = '='
+    elseif cred ~= '' and cred == older then cred = '^' end
+    if named ~= '' then last = named end
     if e[2] ~= base then dt = b36(e[2] - base) end
     local detail = detail_text(e[1], e[4], e[2])
     local head = '\30' .. e[1] .. '\31' .. dt .. '\31' .. cred
@@ -183,27 +323,30 @@ local function events_text(ev, base, last)
   end
   return table.concat(out)
 end
-local function head_of(head)
-  local at, rot = string.match(head, '^([^\30\31]*)\31?([^\30]*)')
+-- head_of returns an entry's time, its rotation, and the credential last
+-- named in it, as written, "^" resolved to older.
+local function head_of(entry, older)
+  local at, rot = string.match(entry, '^([^\30\31]*)\31?([^\30]*)')
   local last = nil
-  for ev in string.gmatch(head, '\30([^\30]*)') do
-    local c = nil
-    if not string.match(ev, '^%u') then c = string.match(ev, '^[^\31]*\31[^\31]*\31([^\31]*)') end
-    if c and c ~= '' and c ~= '=' then last = c end
+  for _, c in ipairs(creds(entry)) do
+    if c == '^' then last = older elseif c ~= '=' then last = c end
   end
   return tonumber(at, 36), rot, last
 end
 -- merge appends g's events to the entry of its rotation among the newest
--- (only the newest for events of no rotation) and says whether it did.
-local function merge(g, rot)
+-- of entries (only the newest for events of no rotation) and says whether
+-- it did.
+local function merge(entries, g, rot)
   if fresh[g.rot] then return false end
   local depth = ` + strconv.Itoa(historyMergeDepth) + `
   if rot == '' then depth = 1 end
-  for i, entry in ipairs(redis.call('LRANGE', g.ikey, 0, depth - 1)) do
+  for i = 1, math.min(depth, #entries) do
+    local entry = entries[i]
     if #entry < ` + strconv.Itoa(historyMergeBelow) + ` then
-      local base, erot, last = head_of(entry)
+      local older = first_cred(entries, i + 1)
+      local base, erot, last = head_of(entry, older)
       if base and erot == rot then
-        redis.call('LSET', g.ikey, i - 1, entry .. events_text(g.ev, base, last))
+        entries[i] = entry .. events_text(g.ev, base, last, older)
         return true
       end
     end
@@ -211,11 +354,20 @@ local function merge(g, rot)
   return false
 end
 local function flush()
+  local hist, order = {}, {}
   for _, g in ipairs(groups) do
+    local h = hist[g.ikey]
+    if not h then
+      local entries, ttl = history_load(g.ikey)
+      h = {entries = entries, ttl = ttl}
+      hist[g.ikey] = h
+      order[#order + 1] = g.ikey
+    end
     local rot = pack_id(g.rot)
-    local text = b36(g.at) .. '\31' .. rot .. events_text(g.ev, g.at, nil)
-    if not merge(g, rot) and redis.call('LPUSH', g.ikey, text) > g.icap then
-      redis.call('LTRIM', g.ikey, 0, g.icap - 1)
+    if not merge(h.entries, g, rot) then
+      local text = b36(g.at) .. '\31' .. rot .. events_text(g.ev, g.at, nil, first_cred(h.entries, 1))
+      table.insert(h.entries, 1, text)
+      history_trim(h.entries, g.icap)
     end
     local fleet = {}
     for _, e in ipairs(g.ev) do
@@ -223,9 +375,10 @@ local function flush()
     end
     if #fleet > 0 then
       redis.call('XADD', g.gkey, 'MAXLEN', '~', g.gcap, '*', 'i', g.instance, 'e',
-        b36(g.at) .. '\31' .. rot .. events_text(fleet, g.at, nil))
+        b36(g.at) .. '\31' .. rot .. events_text(fleet, g.at, nil, nil))
     end
   end
+  for _, key in ipairs(order) do history_save(key, hist[key].entries, hist[key].ttl) end
 end
 local function bump(bprefix, batch, field)
   if batch ~= '' then redis.call('HINCRBY', bprefix .. batch, field, 1) end
@@ -291,8 +444,9 @@ func eventScript(parts ...string) *redis.Script {
 }
 
 // decodeHistory returns the events of one history entry of instanceID, in
-// the order they happened.
-func decodeHistory(instanceID, entry string) []Event {
+// the order they happened. older is the first credential named in the
+// entry below it ("" for none), which "^" stands for.
+func decodeHistory(instanceID, entry, older string) []Event {
 	parts := strings.Split(entry, "\x1e")
 	at36, rot, _ := strings.Cut(parts[0], "\x1f")
 	rot = unpackID(rot)
@@ -316,9 +470,15 @@ func decodeHistory(instanceID, entry string) []Event {
 			at += dt
 		}
 		cred := f[2]
-		if cred == "=" {
+		switch cred {
+		case "=":
 			cred = last
-		} else if cred != "" {
+		case "^":
+			cred = older
+		default:
+			cred = unpackCredential(cred)
+		}
+		if cred != "" {
 			last = cred
 		}
 		out = append(out, Event{ID: strconv.FormatInt(at, 10) + "-" + strconv.Itoa(i), Type: typ,
@@ -327,16 +487,63 @@ func decodeHistory(instanceID, entry string) []Event {
 	return out
 }
 
+// firstCredential is the first credential events name, "" for none.
+func firstCredential(events []Event) string {
+	for _, e := range events {
+		if e.CredentialID != "" {
+			return e.CredentialID
+		}
+	}
+	return ""
+}
+
 // detailOf reads a detail as flush wrote it for an event at ms.
 func detailOf(d string, at int64) string {
 	switch {
+	case strings.HasPrefix(d, "\x1dS"):
+		dt, _ := strconv.ParseInt(d[2:], 36, 64)
+		return strconv.FormatInt(at+dt*1000, 10)
 	case strings.HasPrefix(d, "\x1d"):
 		dt, _ := strconv.ParseInt(d[1:], 36, 64)
 		return strconv.FormatInt(at+dt, 10)
+	case strings.HasPrefix(d, "\x1cG"):
+		n, _ := strconv.ParseInt(d[2:], 36, 64)
+		return "grace " + (time.Duration(n) * time.Second).String()
 	case strings.HasPrefix(d, "\x1c"):
 		return detailWords[d[1:]]
 	}
 	return d
+}
+
+// unpackCredential reads a credential id as flush wrote it (pack_cred).
+func unpackCredential(id string) string {
+	if !strings.HasPrefix(id, "\x1d") {
+		return id
+	}
+	cut := strings.LastIndexByte(id, '_')
+	if cut < 0 {
+		return id
+	}
+	const hexDigits = "0123456789abcdef"
+	out := []byte(id[1 : cut+1])
+	digits := id[cut+1:]
+	for i := 0; i < len(digits); i += 2 {
+		if i+1 == len(digits) {
+			n := strings.IndexByte(credB64, digits[i])
+			if n < 0 || n > 15 {
+				return id
+			}
+			out = append(out, hexDigits[n])
+			break
+		}
+		a, b := strings.IndexByte(credB64, digits[i]), strings.IndexByte(credB64, digits[i+1])
+		if a < 0 || b < 0 {
+			return id
+		}
+		n := a*64 + b
+		out = append(out, hexDigits[n>>8&15], hexDigits[n>>4&15], hexDigits[n&15])
+	}
+	return string(out)
 }
 
 // unpackID reads a rotation id as flush wrote it (pack_id).
@@ -365,7 +572,7 @@ func encodeHistory(e Event) string {
 	if !ok {
 		code = e.Type
 	}
-	detail := strings.NewReplacer("\x1c", " ", "\x1d", " ", "\x1e", " ", "\x1f", " ").Replace(e.Detail)
+	detail := strings.NewReplacer("\x1b", " ", "\x1c", " ", "\x1d", " ", "\x1e", " ", "\x1f", " ").Replace(e.Detail)
 	ev := strings.TrimRight("\x1e"+code+"\x1f\x1f"+e.CredentialID+"\x1f"+detail, "\x1f")
 	return strconv.FormatInt(ms(e.At), 36) + "\x1f" + e.RotationID + ev
 }

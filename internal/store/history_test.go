@@ -98,7 +98,7 @@ func TestHistoryKeepsEveryEventInFewEntries(t *testing.T) {
 	}
 	// registered and rot-1 share no rotation: entries are "", rot-1 (with
 	// cred-0's revocation), rot-2 (with cred-1's).
-	if n := r.Client.LLen(ctx, historyKey("inst-h")).Val(); n != 3 {
+	if n := historyLen(t, r, "inst-h"); n != 3 {
 		t.Errorf("history holds %d entries, want 3", n)
 	}
 	fleet, err := s.FleetEvents(ctx, 100)
@@ -119,6 +119,16 @@ func TestHistoryKeepsEveryEventInFewEntries(t *testing.T) {
 	}
 }
 
+// historyLen is how many entries an instance's history string holds.
+func historyLen(t *testing.T, r *redistest.Redis, inst string) int {
+	t.Helper()
+	v, err := r.Client.Get(context.Background(), historyKey(inst)).Result()
+	if err != nil {
+		t.Fatalf("history of %s: %v", inst, err)
+	}
+	return len(strings.Split(v, historySep))
+}
+
 func itoaMS(t time.Time) string { return strconv.FormatInt(ms(t), 10) }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -136,7 +146,7 @@ func TestHistoryCapAndSeparators(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := r.Client.LLen(ctx, historyKey("inst-c")).Val(); n != 4 {
+	if n := historyLen(t, r, "inst-c"); n != 4 {
 		t.Fatalf("history holds %d entries, want the cap, 4", n)
 	}
 	events, err := s.Events(ctx, "inst-c", 100)
@@ -299,7 +309,176 @@ func TestHistoryRevocationJoinsItsRotation(t *testing.T) {
 			t.Errorf("revoke_scheduled detail %q, want the revoke time in ms", e.Detail)
 		}
 	}
-	if n := r.Client.LLen(ctx, historyKey("inst-j")).Val(); n != 3 {
+	if n := historyLen(t, r, "inst-j"); n != 3 {
 		t.Errorf("history holds %d entries, want 3 (registration, %s, %s)", n, rot1, rot2)
 	}
+}
+
+// A history that an earlier version kept as a LIST under the same key is
+// read as it is, and the next event turns it into the string, expiry kept.
+func TestHistoryListOfEarlierVersionsIsReadAndConverted(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, now := newHistoryStore(t, WithEventCaps(3, 1000))
+	key := historyKey("inst-o")
+	for i := range 3 {
+		e := Event{Type: EventRetrying, InstanceID: "inst-o", RotationID: "rot-" + itoa(int64(i)),
+			Detail: "try\x1b" + itoa(int64(i)), At: now.Add(time.Duration(i) * time.Minute)}
+		r.Client.LPush(ctx, key, encodeHistory(e))
+	}
+	r.Client.Expire(ctx, key, time.Hour)
+	types := func() string {
+		events, err := s.Events(ctx, "inst-o", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range events {
+			got = append(got, e.RotationID+" "+e.Detail)
+		}
+		return strings.Join(got, ",")
+	}
+	if got := types(); got != "rot-2 try 2,rot-1 try 1,rot-0 try 0" {
+		t.Fatalf("events of the list = %s", got)
+	}
+	*now = now.Add(time.Hour)
+	if err := s.AddEvent(ctx, Event{Type: EventRetrying, InstanceID: "inst-o", RotationID: "rot-3"}); err != nil {
+		t.Fatal(err)
+	}
+	if typ := r.Client.Type(ctx, key).Val(); typ != "string" {
+		t.Fatalf("history is a %s after a write, want a string", typ)
+	}
+	if got := types(); got != "rot-3 ,rot-2 try 2,rot-1 try 1" {
+		t.Fatalf("events after the write = %s, want rot-3 then the list's newest two (cap 3)", got)
+	}
+	if d := r.Client.TTL(ctx, key).Val(); d <= 0 || d > time.Hour {
+		t.Errorf("history expires in %s, want the list's hour", d)
+	}
+}
+
+// rekey's own ids and details come back whole from their packed forms:
+// credential ids as base 64, a rotation's superseded credential as "^"
+// (written out when the entry below it goes at the cap), a grace in
+// seconds, a revoke time in seconds from its event.
+func TestHistoryPackedFormsReadBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, now := newHistoryStore(t, WithEventCaps(2, 1000))
+	cred := func(i int) string { return "cred_" + strings.Repeat("0", 15) + itoa(int64(i)) }
+	rot := func(i int) string { return "rot_" + strings.Repeat("a", 23) + itoa(int64(i)) }
+	if err := s.PutInstance(ctx, Registration{ID: "inst-p", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: cred(0)}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		rotateOnce(t, s, now, "inst-p", rot(i), cred(i))
+		events, err := s.Events(ctx, "inst-p", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := events[0]; e.Type != EventRevoked || e.RotationID != rot(i) || e.CredentialID != cred(i-1) {
+			t.Fatalf("after rotation %d, newest event %+v", i, e)
+		}
+		for _, e := range events {
+			switch e.Type {
+			case EventPushed:
+				if e.Detail != "grace 1h0m0s" || e.CredentialID == "" {
+					t.Errorf("pushed %+v, want detail grace 1h0m0s and its credential", e)
+				}
+			case EventRevokeScheduled:
+				if e.Detail != itoaMS(e.At.Add(time.Hour)) {
+					t.Errorf("revoke_scheduled detail %q, want %s", e.Detail, itoaMS(e.At.Add(time.Hour)))
+				}
+				if want := "cred_" + strings.Repeat("0", 15); !strings.HasPrefix(e.CredentialID, want) {
+					t.Errorf("revoke_scheduled of %q", e.CredentialID)
+				}
+			}
+		}
+	}
+	// The cap (2) keeps rotations 2 and 3; rotation 2 still names cred 1,
+	// the first credential of the entry that went.
+	events, err := s.Events(ctx, "inst-p", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events {
+		got = append(got, e.Type+" "+e.RotationID[len(e.RotationID)-1:]+" "+e.CredentialID)
+	}
+	want := []string{
+		"revoked 3 " + cred(2), "revoke_scheduled 3 " + cred(2), "promoted 3 " + cred(3), "pushed 3 " + cred(3),
+		"minted 3 " + cred(3), "requested 3 ",
+		"revoked 2 " + cred(1), "revoke_scheduled 2 " + cred(1), "promoted 2 " + cred(2), "pushed 2 " + cred(2),
+		"minted 2 " + cred(2), "requested 2 ",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	raw := r.Client.Get(ctx, historyKey("inst-p")).Val()
+	if strings.Contains(raw, "cred_0") || strings.Contains(raw, "grace") || !strings.Contains(raw, "\x1f^") {
+		t.Errorf("history holds ids or details unpacked, or no superseded credential as ^: %q", raw)
+	}
+}
+
+// Credential ids of every form come back as they were given: packed when
+// they end in lowercase hex of a packable length, as they are otherwise.
+func TestHistoryCredentialIDsReadBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _, now := newHistoryStore(t)
+	ids := []string{"c_0a1b2c", "c_0a1b2c3", "c_0a1b2c3d", "c_0a1b2c3d4e", "key_ffffffffffffffff", "a_b_000000",
+		"c_0A1B2C", "c_0a1b2", "8b1a9953-c461-4a3d-8f5e-1c7a42d0b6a1", "cred-7", "_123456", "c_0a1b2c_"}
+	for i, id := range ids {
+		*now = now.Add(time.Minute)
+		if err := s.AddEvent(ctx, Event{Type: EventRetrying, InstanceID: "inst-i", RotationID: "rot-" + itoa(int64(i)),
+			CredentialID: id, Detail: "grace 90m"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events, err := s.Events(ctx, "inst-i", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range events {
+		if want := ids[len(ids)-1-i]; e.CredentialID != want || e.Detail != "grace 90m" {
+			t.Errorf("event %d: credential %q detail %q, want %q and %q", i, e.CredentialID, e.Detail, want, "grace 90m")
+		}
+	}
+}
+
+// The instance hash leaves out api_version at v3 and current_since when it
+// repeats registered_at or last_rotated_at; both read the same, and a hash
+// an earlier version wrote with them reads as written.
+func TestInstanceDefaultsReadBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, now := newHistoryStore(t)
+	registered := *now
+	if err := s.PutInstance(ctx, Registration{ID: "inst-d", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(step string, since time.Time) {
+		t.Helper()
+		in, err := s.Instance(ctx, "inst-d")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.APIVersion != APIv3 || !in.CurrentSince.Equal(since) {
+			t.Errorf("%s: api version %q, current since %s; want %q, %s", step, in.APIVersion, in.CurrentSince, APIv3, since)
+		}
+	}
+	if n := r.Client.HExists(ctx, instanceKey("inst-d"), "current_since").Val(); n {
+		t.Error("a registration wrote current_since")
+	}
+	check("registered", registered)
+	*now = now.Add(time.Hour)
+	rotateOnce(t, s, now, "inst-d", "rot-1", "cred-1")
+	check("rotated", registered.Add(time.Hour+2*time.Second))
+	if vals := r.Client.HMGet(ctx, instanceKey("inst-d"), "current_since", "api_version").Val(); vals[0] != nil || vals[1] != nil {
+		t.Errorf("instance hash holds %v, want neither current_since nor api_version", vals)
+	}
+	old := registered.Add(time.Minute)
+	r.Client.HSet(ctx, instanceKey("inst-d"), "current_since", ms(old), "api_version", APIv3)
+	check("earlier layout", old)
 }

@@ -303,8 +303,10 @@ func (s *Store) Instances(ctx context.Context, ids []string) ([]Instance, error)
 
 // instanceFrom reads the instance hash of id. The key names the
 // instance: versions before this one also wrote it as field "id". Fields
-// at their default (heroku_id "", private_space and grace_ms "0") may be
-// left out.
+// at their default (api_version "v3", heroku_id "", private_space and
+// grace_ms "0") may be left out, and so may current_since when the
+// current credential came with the registration (registered_at) or the
+// last rotation (last_rotated_at); versions before wrote them all.
 func instanceFrom(id string, m map[string]string) Instance {
 	grace, _ := strconv.ParseInt(m["grace_ms"], 10, 64)
 	in := Instance{
@@ -325,6 +327,15 @@ func instanceFrom(id string, m map[string]string) Instance {
 		ScheduleOptOut:    m["sched_opt_out"] == "1",
 		QuarantinedAt:     fromMS(m["quarantined_at"]),
 		QuarantineReason:  m["quarantine_reason"],
+	}
+	if in.APIVersion == "" && len(m) > 0 {
+		in.APIVersion = APIv3
+	}
+	if in.CurrentSince.IsZero() && in.CurrentCredential != "" {
+		in.CurrentSince = in.LastRotatedAt
+		if in.CurrentSince.IsZero() {
+			in.CurrentSince = in.RegisteredAt
+		}
 	}
 	in.FailStreak, _ = strconv.Atoi(m["fail_streak"])
 	if w, err := ParseWindow(m["window"]); err == nil {

@@ -43,9 +43,11 @@ if revived then
   emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'registered', '', ARGV[7], 'registered again after deprovisioning', ARGV[8])
 end
 local created = redis.call('EXISTS', KEYS[1]) == 0
--- The key names the instance; fields at their default ("", "0") are left out.
-local set, unset = {'api_version', ARGV[2], 'config_vars', ARGV[3]}, {}
-for _, f in ipairs({{'heroku_id', ARGV[4], ''}, {'private_space', ARGV[5], '0'}, {'grace_ms', ARGV[6], '0'}}) do
+-- The key names the instance; fields at their default ("v3", "", "0") are
+-- left out (instanceFrom).
+local set, unset = {'config_vars', ARGV[3]}, {}
+for _, f in ipairs({{'api_version', ARGV[2], '` + APIv3 + `'}, {'heroku_id', ARGV[4], ''}, {'private_space', ARGV[5], '0'},
+    {'grace_ms', ARGV[6], '0'}}) do
   if f[2] == f[3] then unset[#unset + 1] = f[1] else set[#set + 1], set[#set + 2] = f[1], f[2] end
 end
 redis.call('HSET', KEYS[1], unpack(set))
@@ -57,7 +59,12 @@ if created then
 end
 if ARGV[7] ~= '' and (revived or get(KEYS[1], 'current') == '') then
   redis.call('HSET', KEYS[3], 'state', 'current', 'promoted_at', ARGV[8])
-  redis.call('HSET', KEYS[1], 'current', ARGV[7], 'current_since', ARGV[8])
+  -- A credential current since the registration leaves current_since out (instanceFrom).
+  if created then
+    redis.call('HSET', KEYS[1], 'current', ARGV[7])
+  else
+    redis.call('HSET', KEYS[1], 'current', ARGV[7], 'current_since', ARGV[8])
+  end
 end
 local p = sched_period(KEYS[7], ARGV[12])
 if p > 0 and schedulable(KEYS[1]) then
@@ -262,14 +269,21 @@ return 'saved'
 // unconfirmed credentials as "revoke_at ms,id,id..." or ""}; repeating a
 // promotion returns the same. Errors: "not_found", "conflict ...".
 var promoteScript = eventScript(luaSchedule, luaConfig, `
-local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id')
+local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id', 'push_settled')
 local st, batch = rot[1] or '', rot[3] or ''
-if st ~= '' and ARGV[12] ~= '0' then redis.call('HINCRBY', KEYS[2], 'push_settled', ARGV[12]) end
+-- The settled pushes are added here on the ways out that write nothing
+-- more to the rotation, and with its last HSET on a promotion.
+local settled = (tonumber(rot[4]) or 0) + tonumber(ARGV[12])
+local function settle()
+  if st ~= '' and ARGV[12] ~= '0' then redis.call('HINCRBY', KEYS[2], 'push_settled', ARGV[12]) end
+end
 if st == 'promoted' then
+  settle()
   return {get(KEYS[2], 'previous'), get(KEYS[2], 'revoke_at'), get(KEYS[2], 'superseded_unconfirmed')}
 end
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'minted' or (rot[2] or '') ~= ARGV[3] then
+  settle()
   return redis.error_reply('conflict rotation is ' .. st)
 end
 local now = tonumber(ARGV[4])
@@ -310,8 +324,10 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[15], 0, -1)) do
     emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'revoke_scheduled', ARGV[2], id, stale_at, ARGV[4])
   end
 end
-redis.call('HSET', KEYS[1], 'current', ARGV[3], 'current_since', ARGV[4], 'last_rotated_at', ARGV[4])
-local gone = {'last_error', 'last_error_at', 'last_error_code', 'fail_streak', 'quarantined_at', 'quarantine_reason'}
+-- The credential is current since the rotation: current_since goes (instanceFrom).
+redis.call('HSET', KEYS[1], 'current', ARGV[3], 'last_rotated_at', ARGV[4])
+local gone = {'current_since', 'last_error', 'last_error_at', 'last_error_code', 'fail_streak', 'quarantined_at',
+  'quarantine_reason'}
 if (inst[2] or '') == ARGV[2] then gone[#gone + 1], gone[#gone + 2] = 'inflight', 'inflight_at' end
 redis.call('HDEL', KEYS[1], unpack(gone))
 redis.call('ZREM', KEYS[9], ARGV[1] .. '/' .. ARGV[2])
@@ -325,8 +341,10 @@ if p > 0 and (inst[4] or '') == '' and inst[5] ~= '1' then
 end
 local superseded = ''
 if #stale > 0 then superseded = stale_at .. ',' .. table.concat(stale, ',') end
-redis.call('HSET', KEYS[2], 'state', 'promoted', 'finished_at', ARGV[4], 'previous', cur, 'revoke_at', revoke_at,
-  'superseded_unconfirmed', superseded)
+local fin = {'state', 'promoted', 'finished_at', ARGV[4], 'previous', cur, 'revoke_at', revoke_at,
+  'superseded_unconfirmed', superseded}
+if ARGV[12] ~= '0' then fin[#fin + 1], fin[#fin + 2] = 'push_settled', tostring(settled) end
+redis.call('HSET', KEYS[2], unpack(fin))
 redis.call('EXPIRE', KEYS[2], ARGV[8])
 bump(KEYS[10], batch, 'succeeded')
 emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'promoted', ARGV[2], ARGV[3], '', ARGV[4])

@@ -24,6 +24,10 @@ var _ heroku.TokenStore = (*Store)(nil)
 // expiry, which is no secret, stays in the instance hash
 // (oauth_expires_at), so TokenExpiries reads it without opening anything.
 //
+// The value is sealed as bytes (seal.Sealer.SealBinary), a quarter
+// shorter than the text form; a value an earlier version sealed as text
+// opens the same, until the next write of the tokens replaces it.
+//
 // Versions before it kept the tokens in the instance hash, sealed apart
 // (fields legacyTokenFields): LoadToken reads them there and moves them
 // here; any write of the tokens drops them.
@@ -45,7 +49,11 @@ func (s *Store) sealTokens(instanceID string, access, refresh secret.String) (st
 		return "", nil
 	}
 	v := secret.New(access.Reveal() + tokenSep + refresh.Reveal())
-	return s.sealField(oauthKey(instanceID), "", v)
+	sealed, err := s.sealer.SealBinary(v, oauthKey(instanceID)+"#")
+	if err != nil {
+		return "", fmt.Errorf("seal tokens: %w", err)
+	}
+	return sealed, nil
 }
 
 // openTokens opens what sealTokens sealed.
