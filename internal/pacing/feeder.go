@@ -73,9 +73,11 @@ type Feeder struct {
 	// leased is when this feeder last renewed its lease.
 	leased time.Time
 	// queueChecked and blocked are the last look at the bulk queue: paused
-	// or backed up; pauseChecked and paused the last look at its pause.
+	// or backed up; pauseChecked and paused the last look at its pause;
+	// sinceCheck counts the releases since the last look.
 	queueChecked, pauseChecked time.Time
 	blocked, paused            bool
+	sinceCheck                 int
 
 	released, dropped, unused atomic.Int64
 }
@@ -228,14 +230,23 @@ return 0
 `)
 
 // queueBlocked reports whether the bulk queue is paused or backed up, by
-// looks at most QueueCheck and PauseCheck old. A failed look blocks:
-// releasing into a queue nobody can see would spend tokens for nothing.
+// looks at most QueueCheck and PauseCheck old. It looks again sooner once
+// half of MaxPending was released since the last look (a fast budget, or
+// its burst, releases many tasks in QueueCheck), and every Idle while the
+// queue is blocked, so that releases resume as soon as the workers catch
+// up: a block that outlived its cause left the budget unused. A failed look
+// blocks: releasing into a queue nobody can see would spend tokens for
+// nothing.
 func (f *Feeder) queueBlocked() bool {
 	now := time.Now()
-	if now.Sub(f.queueChecked) < f.p.QueueCheck {
+	every := f.p.QueueCheck
+	if f.blocked {
+		every = f.p.Idle
+	}
+	if now.Sub(f.queueChecked) < every && f.sinceCheck < max(1, f.p.MaxPending/2) {
 		return f.blocked
 	}
-	f.queueChecked = now
+	f.queueChecked, f.sinceCheck = now, 0
 	if now.Sub(f.pauseChecked) >= f.p.PauseCheck {
 		info, err := f.p.Queues.GetQueueInfo(Queue)
 		if err != nil {
@@ -292,6 +303,7 @@ func (f *Feeder) releaseOne(ctx context.Context, id string) bool {
 	err := f.p.Queues.RunTask(Queue, taskID)
 	if err == nil {
 		f.released.Add(1)
+		f.sinceCheck++
 		return true
 	}
 	// The token goes unused; a mark left behind expires after paidFor.

@@ -281,3 +281,36 @@ func TestFeederDropsAnIdReleasedBeforeACrash(t *testing.T) {
 		t.Errorf("pending %v, want %v", got, ids)
 	}
 }
+
+// A feeder looks at the queue again after half of MaxPending releases,
+// however long QueueCheck is, and, once the queue backed up, every Idle: it
+// resumes as soon as the workers have caught up rather than a QueueCheck
+// later, which at a fast budget left the budget unused for seconds.
+func TestFeederResumesOnceTheQueueDrains(t *testing.T) {
+	t.Parallel()
+	const maxPending = 4
+	w := newWorld(t, 50, 4)
+	w.hold(t, 12)
+	f := pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: w.insp, Budget: w.lim, MaxPending: maxPending,
+		Idle: 20 * time.Millisecond, QueueCheck: time.Hour, PauseCheck: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() { f.Run(ctx); close(stopped) }()
+	defer func() { cancel(); <-stopped }()
+	time.Sleep(600 * time.Millisecond) // time for 30 tokens at 50/s
+	first := f.Stats().Released
+	if first < maxPending || first > maxPending+2 {
+		t.Fatalf("released %d into a queue nobody takes from with an hour between regular looks, want about %d", first, maxPending)
+	}
+	// The workers catch up: the queue empties.
+	if _, err := w.insp.DeleteAllPendingTasks(pacing.Queue); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for f.Stats().Released == first && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := f.Stats().Released; r == first {
+		t.Errorf("no release within 2 s of the queue emptying (QueueCheck an hour, Idle 20ms)")
+	}
+}
