@@ -54,6 +54,27 @@ import (
 //     "grace <d>", d whole seconds as Go writes a time.Duration, FS "G" and
 //     the seconds in base 36.
 //
+// Entries flush puts in front now are of a second form, told apart by
+// the byte after the entry's time: GS and the 16 characters of a packed
+// rotation id, or FS and the rotation id as it is (including ""), where
+// the first form has US. Merging into an entry keeps its form. In the
+// second form:
+//
+//   - dt is the event's time less the previous event's in the entry (the
+//     first event's: less the entry's), so events of one script, which
+//     share their time (pushed, promoted, revoke_scheduled), write none;
+//   - the upper-case form is also written when neither the event nor any
+//     before it in the entry names a credential (a rotation's requested):
+//     "=" then stands for "";
+//   - revoke_scheduled without a detail field (or with one left empty) has
+//     its event's time plus the last grace coded FS "G" before it in the
+//     entry as its revoke time; an empty detail of its own is written FS.
+//
+// A rotation of the memory benchmark (docs/benchmarks.md, "Redis memory")
+// takes 84 bytes in the second form, 99 in the first (ESC not counted):
+//
+//	<at> GS <16> RS C US US FS s RS g US <dt> US GS cred_<11> RS H US <dt> US FS G5k0 RS I RS j US US ^ RS L US <dt> US FS p
+//
 // Free-text details never hold ESC, FS, GS, RS or US (flush turns them
 // into spaces).
 //
@@ -274,7 +295,22 @@ local function grace_secs(detail)
   if want ~= d then return nil end
   return n
 end
-local function detail_text(code, detail, at)
+-- unb36 reads a base 36 number, "-" before it for a negative one.
+local function unb36(s)
+  if string.sub(s, 1, 1) == '-' then return -tonumber(string.sub(s, 2), 36) end
+  return tonumber(s, 36)
+end
+-- fields splits an event of an entry at US.
+local function fields(ev)
+  local out = {}
+  for f in string.gmatch(ev .. '\31', '([^\31]*)\31') do out[#out + 1] = f end
+  return out
+end
+local function detail_text(code, detail, at, st)
+  if st and code == codes.revoke_scheduled then
+    if detail == '' then return '\28' end
+    if st.grace and string.match(detail, '^%d+$') and tonumber(detail) == at + st.grace * 1000 then return '' end
+  end
   if code == codes.revoke_scheduled and string.match(detail, '^%d+$') then
     local dt = tonumber(detail) - at
     if dt % 1000 == 0 then return '\29S' .. b36(dt / 1000) end
@@ -306,32 +342,59 @@ local function pack_cred(id)
 end
 -- events_text writes events for an entry whose time is base, after the
 -- credential last named in it (last, as written) and below the entry
--- whose first credential is older (as written; nil for none).
-local function events_text(ev, base, last, older)
+-- whose first credential is older (as written; nil for none). st is nil
+-- for an entry of the first form; for one of the second, st.t is the time
+-- of its last event and st.grace the last grace (seconds) coded in it,
+-- both moved on as events are written.
+local function events_text(ev, base, last, older, st)
   local out = {}
   for i, e in ipairs(ev) do
     local cred, dt = pack_cred(e[3]), ''
     local named = cred
     if cred ~= '' and cred == last then cred = '='
     elseif cred ~= '' and cred == older then cred = '^' end
+    local upper = cred == '=' or (st and cred == '' and last == nil)
     if named ~= '' then last = named end
-    if e[2] ~= base then dt = b36(e[2] - base) end
-    local detail = detail_text(e[1], e[4], e[2])
+    local from = base
+    if st then from = st.t; st.t = e[2] end
+    if e[2] ~= from then dt = b36(e[2] - from) end
+    local detail = detail_text(e[1], e[4], e[2], st)
+    if st and string.sub(detail, 1, 2) == '\28G' then st.grace = unb36(string.sub(detail, 3)) end
     local head = '\30' .. e[1] .. '\31' .. dt .. '\31' .. cred
-    if cred == '=' and #e[1] == 1 then head = '\30' .. string.upper(e[1]) .. '\31' .. dt end
+    if upper and #e[1] == 1 then head = '\30' .. string.upper(e[1]) .. '\31' .. dt end
     out[i] = (string.gsub(head .. '\31' .. detail, '\31+$', ''))
   end
   return table.concat(out)
 end
--- head_of returns an entry's time, its rotation, and the credential last
--- named in it, as written, "^" resolved to older.
+-- entry_head writes the head of an entry of the second form: its time,
+-- then its rotation packed (GS and 16 characters) or FS and the id.
+local function entry_head(at, rot)
+  if string.sub(rot, 1, 1) == '\29' then return b36(at) .. rot end
+  return b36(at) .. '\28' .. rot
+end
+-- head_of returns an entry's time, its rotation (as pack_id writes it),
+-- the credential last named in it, as written, "^" resolved to older, and
+-- for an entry of the second form its state for events_text (nil for the
+-- first form).
 local function head_of(entry, older)
-  local at, rot = string.match(entry, '^([^\30\31]*)\31?([^\30]*)')
+  local at, sep, rot = string.match(entry, '^([^\28\29\30\31]*)([\28\29\31]?)([^\30]*)')
+  if not at then return nil end
   local last = nil
   for _, c in ipairs(creds(entry)) do
     if c == '^' then last = older elseif c ~= '=' then last = c end
   end
-  return tonumber(at, 36), rot, last
+  local base = tonumber(at, 36)
+  if sep == '\31' or sep == '' then return base, rot, last, nil end
+  if sep == '\29' then rot = '\29' .. rot end
+  local st = {t = base}
+  for ev in string.gmatch(entry, '\30([^\30]*)') do
+    local f = fields(ev)
+    if f[2] and f[2] ~= '' then st.t = st.t + unb36(f[2]) end
+    local detail = f[4]
+    if string.match(f[1], '^%u$') then detail = f[3] end
+    if detail and string.sub(detail, 1, 2) == '\28G' then st.grace = unb36(string.sub(detail, 3)) end
+  end
+  return base, rot, last, st
 end
 -- merge appends g's events to the entry of its rotation among the newest
 -- of entries (only the newest for events of no rotation) and says whether
@@ -344,9 +407,9 @@ local function merge(entries, g, rot)
     local entry = entries[i]
     if #entry < ` + strconv.Itoa(historyMergeBelow) + ` then
       local older = first_cred(entries, i + 1)
-      local base, erot, last = head_of(entry, older)
+      local base, erot, last, st = head_of(entry, older)
       if base and erot == rot then
-        entries[i] = entry .. events_text(g.ev, base, last, older)
+        entries[i] = entry .. events_text(g.ev, base, last, older, st)
         return true
       end
     end
@@ -365,7 +428,7 @@ local function flush()
     end
     local rot = pack_id(g.rot)
     if not merge(h.entries, g, rot) then
-      local text = b36(g.at) .. '\31' .. rot .. events_text(g.ev, g.at, nil, first_cred(h.entries, 1))
+      local text = entry_head(g.at, rot) .. events_text(g.ev, g.at, nil, first_cred(h.entries, 1), {t = g.at})
       table.insert(h.entries, 1, text)
       history_trim(h.entries, g.icap)
     end
@@ -375,7 +438,7 @@ local function flush()
     end
     if #fleet > 0 then
       redis.call('XADD', g.gkey, 'MAXLEN', '~', g.gcap, '*', 'i', g.instance, 'e',
-        b36(g.at) .. '\31' .. rot .. events_text(fleet, g.at, nil, nil))
+        entry_head(g.at, rot) .. events_text(fleet, g.at, nil, nil, {t = g.at}))
     end
   end
   for _, key in ipairs(order) do history_save(key, hist[key].entries, hist[key].ttl) end
@@ -448,11 +511,23 @@ func eventScript(parts ...string) *redis.Script {
 // entry below it ("" for none), which "^" stands for.
 func decodeHistory(instanceID, entry, older string) []Event {
 	parts := strings.Split(entry, "\x1e")
-	at36, rot, _ := strings.Cut(parts[0], "\x1f")
+	cut := strings.IndexAny(parts[0], "\x1c\x1d\x1f")
+	at36, rot, second := parts[0], "", false
+	if cut >= 0 {
+		at36, rot = parts[0][:cut], parts[0][cut+1:]
+		switch parts[0][cut] {
+		case '\x1d': // the second form, its rotation packed
+			rot, second = "\x1d"+rot, true
+		case '\x1c': // the second form
+			second = true
+		}
+	}
 	rot = unpackID(rot)
 	base, _ := strconv.ParseInt(at36, 36, 64)
 	out := make([]Event, 0, len(parts)-1)
 	last := ""
+	prev := base       // the second form: the time of the event before
+	grace := int64(-1) // the second form: the last grace coded, seconds
 	for i, p := range parts[1:] {
 		f := append(strings.SplitN(p, "\x1f", 4), "", "", "")
 		if len(f[0]) == 1 && f[0][0] >= 'A' && f[0][0] <= 'Z' {
@@ -465,10 +540,14 @@ func decodeHistory(instanceID, entry, older string) []Event {
 			typ = f[0]
 		}
 		at := base
+		if second {
+			at = prev
+		}
 		if f[1] != "" {
 			dt, _ := strconv.ParseInt(f[1], 36, 64)
 			at += dt
 		}
+		prev = at
 		cred := f[2]
 		switch cred {
 		case "=":
@@ -481,8 +560,18 @@ func decodeHistory(instanceID, entry, older string) []Event {
 		if cred != "" {
 			last = cred
 		}
+		detail := detailOf(f[3], at)
+		if second {
+			switch {
+			case strings.HasPrefix(f[3], "\x1cG"):
+				grace, _ = strconv.ParseInt(f[3][2:], 36, 64)
+			case typ == EventRevokeScheduled && f[3] == "" && grace >= 0:
+				// The revoke time is the event's time and the grace coded before it.
+				detail = strconv.FormatInt(at+grace*1000, 10)
+			}
+		}
 		out = append(out, Event{ID: strconv.FormatInt(at, 10) + "-" + strconv.Itoa(i), Type: typ,
-			InstanceID: instanceID, RotationID: rot, CredentialID: cred, Detail: detailOf(f[3], at), At: fromMSInt(at)})
+			InstanceID: instanceID, RotationID: rot, CredentialID: cred, Detail: detail, At: fromMSInt(at)})
 	}
 	return out
 }
