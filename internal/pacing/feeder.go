@@ -45,7 +45,8 @@ type FeederParams struct {
 	// each other within about two budget intervals.
 	Batch int
 	// MaxPending stops releases while this many bulk tasks are runnable
-	// and not yet picked up (the workers are busy or gone); 0 means 16.
+	// and not yet picked up (the workers are busy or gone); 0 means 16, or
+	// backlogFor of the budget when that is more.
 	MaxPending int
 	// Idle is how often a feeder with nothing to do looks again, and how
 	// often a feeder that does not hold the lease tries to take it (five
@@ -92,10 +93,19 @@ const (
 	DefaultPauseCheck = time.Minute
 )
 
+// backlogFor is how much of the budget may wait in the bulk queue before
+// the feeder stops: more than a worker's look for new tasks (half a second)
+// lets pile up between two looks at a fast budget, so that a block means
+// the workers are busy or gone, not asleep between polls.
+const backlogFor = 2 * time.Second
+
 // NewFeeder returns a Feeder. It does nothing until Run.
 func NewFeeder(p FeederParams) *Feeder {
 	if p.MaxPending <= 0 {
 		p.MaxPending = 16
+		if b, ok := p.Budget.(interface{ Interval() time.Duration }); ok && b.Interval() > 0 {
+			p.MaxPending = max(p.MaxPending, int(backlogFor/b.Interval()))
+		}
 	}
 	if p.Batch <= 0 {
 		p.Batch = 2
