@@ -58,7 +58,9 @@ type FeederParams struct {
 	// PauseCheck is how often it looks whether the bulk queue is paused
 	// (the circuit breaker, an operator); 0 means DefaultPauseCheck. A
 	// pause it has not seen yet costs at most MaxPending tokens: the tasks
-	// released into the paused queue back it up.
+	// released into the paused queue back it up. While the queue is paused
+	// it looks every PausedCheck at most, so that a wave resumes within
+	// seconds of the unpause.
 	PauseCheck time.Duration
 	// Logger receives the feeder's rare warnings.
 	Logger zerolog.Logger
@@ -92,6 +94,13 @@ const (
 	DefaultQueueCheck = 10 * time.Second
 	DefaultPauseCheck = time.Minute
 )
+
+// PausedCheck is how often a feeder that saw the bulk queue paused looks
+// whether it still is. Nothing runs on the bulk queue meanwhile, so the 30
+// or so commands a second it costs are spent only while a wave waits; a
+// minute between looks left up to a minute of budget unused after every
+// unpause (the circuit breaker closing, an operator resuming a wave).
+const PausedCheck = 2 * time.Second
 
 // backlogFor is how much of the budget may wait in the bulk queue before
 // the feeder stops: more than a worker's look for new tasks (half a second)
@@ -257,7 +266,11 @@ func (f *Feeder) queueBlocked() bool {
 		return f.blocked
 	}
 	f.queueChecked, f.sinceCheck = now, 0
-	if now.Sub(f.pauseChecked) >= f.p.PauseCheck {
+	pauseEvery := f.p.PauseCheck
+	if f.paused {
+		pauseEvery = min(pauseEvery, PausedCheck)
+	}
+	if now.Sub(f.pauseChecked) >= pauseEvery {
 		info, err := f.p.Queues.GetQueueInfo(Queue)
 		if err != nil {
 			f.blocked = true

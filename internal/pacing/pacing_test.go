@@ -314,3 +314,35 @@ func TestFeederResumesOnceTheQueueDrains(t *testing.T) {
 		t.Errorf("no release within 2 s of the queue emptying (QueueCheck an hour, Idle 20ms)")
 	}
 }
+
+// A feeder that saw the queue paused looks again every PausedCheck, however
+// long PauseCheck is: the wave resumes within seconds of the unpause.
+func TestFeederResumesSoonAfterAnUnpause(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 50, 4)
+	w.hold(t, 4)
+	if err := w.insp.PauseQueue(pacing.Queue); err != nil {
+		t.Fatal(err)
+	}
+	f := pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: w.insp, Budget: w.lim,
+		Idle: 20 * time.Millisecond, QueueCheck: time.Hour, PauseCheck: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() { f.Run(ctx); close(stopped) }()
+	defer func() { cancel(); <-stopped }()
+	time.Sleep(300 * time.Millisecond)
+	if r := f.Stats().Released; r != 0 {
+		t.Fatalf("released %d into the paused queue", r)
+	}
+	if err := w.insp.UnpauseQueue(pacing.Queue); err != nil {
+		t.Fatal(err)
+	}
+	unpaused := time.Now()
+	limit := pacing.PausedCheck + time.Second
+	for f.Stats().Released == 0 && time.Since(unpaused) < limit {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if f.Stats().Released == 0 {
+		t.Errorf("no release within %s of the unpause (PauseCheck an hour)", limit)
+	}
+}
