@@ -105,23 +105,36 @@ func (s *Store) Events(ctx context.Context, instanceID string, n int64) ([]Event
 
 // historyEntries returns the entries of an instance's history, newest
 // first, from get, the GET of its key: the string, or, when the key still
-// holds the LIST an earlier version wrote, the list read anew.
+// holds the LIST an earlier version wrote, the list read anew. A list that
+// another process's write turned into the string between the two reads is
+// read again as the string.
 func (s *Store) historyEntries(ctx context.Context, instanceID string, get *redis.StringCmd) ([]string, error) {
+	key := historyKey(instanceID)
 	v, err := get.Result()
-	switch {
-	case err == nil:
-		return strings.FieldsFunc(v, func(r rune) bool { return r == rune(historySep[0]) }), nil
-	case errors.Is(err, redis.Nil):
-		return nil, nil
-	case strings.HasPrefix(err.Error(), "WRONGTYPE"):
-		list, err := s.rdb.LRange(ctx, historyKey(instanceID), 0, -1).Result()
-		if err != nil {
+	for range 3 {
+		switch {
+		case err == nil:
+			return strings.FieldsFunc(v, func(r rune) bool { return r == rune(historySep[0]) }), nil
+		case errors.Is(err, redis.Nil):
+			return nil, nil
+		case !isWrongType(err):
 			return nil, fmt.Errorf("read events: %w", err)
 		}
-		return list, nil
+		list, lerr := s.rdb.LRange(ctx, key, 0, -1).Result()
+		switch {
+		case lerr == nil:
+			return list, nil
+		case !isWrongType(lerr):
+			return nil, fmt.Errorf("read events: %w", lerr)
+		}
+		v, err = s.rdb.Get(ctx, key).Result()
 	}
-	return nil, fmt.Errorf("read events: %w", err)
+	return nil, fmt.Errorf("read events of %s: its history changed type while read", instanceID)
 }
+
+// isWrongType reports whether err is Redis's answer to a command on a key
+// of another type.
+func isWrongType(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE") }
 
 // appendNewestFirst appends events, given in the order they happened, to
 // out newest first.
@@ -167,21 +180,44 @@ func streamEvents(m redis.XMessage) []Event {
 
 // migrateHistory moves the events of an instance's legacy stream, old
 // (newest first, as read), to the end of its history, one entry per
-// event, and deletes the stream. It does nothing when the stream changed
-// since it was read (a process of an earlier version still writing it):
-// the next read tries again.
+// rotation as flush writes them (an event of no rotation in an entry of its
+// own), so the cap keeps as many rotations as it does of new ones; and
+// deletes the stream. It does nothing when the stream changed since it was
+// read (a process of an earlier version still writing it): the next read
+// tries again.
 func (s *Store) migrateHistory(ctx context.Context, instanceID string, old []redis.XMessage) error {
 	args := []any{len(old), s.eventsPerInstance}
-	for _, m := range old {
-		for _, e := range streamEvents(m) {
-			args = append(args, encodeHistory(e))
-		}
+	for _, entry := range legacyEntries(old) {
+		args = append(args, encodeHistoryEntry(entry))
 	}
 	keys := migrateHistoryKeys{legacy: legacyEventsKey(instanceID), history: historyKey(instanceID)}
 	if err := migrateHistoryScript.Run(ctx, s.rdb, keys.list(), args...).Err(); err != nil {
 		return fmt.Errorf("move events of %s: %w", instanceID, err)
 	}
 	return nil
+}
+
+// legacyEntries groups the events of a legacy stream, old (newest first,
+// as read), by rotation: each group's events in the order they happened,
+// the groups newest first by their first event.
+func legacyEntries(old []redis.XMessage) [][]Event {
+	var groups [][]Event
+	at := map[string]int{} // rotation id -> its group
+	for i := len(old) - 1; i >= 0; i-- {
+		events := streamEvents(old[i])
+		for j := len(events) - 1; j >= 0; j-- {
+			e := events[j]
+			g, ok := at[e.RotationID]
+			if !ok || e.RotationID == "" {
+				g = len(groups)
+				at[e.RotationID] = g
+				groups = append(groups, nil)
+			}
+			groups[g] = append(groups[g], e)
+		}
+	}
+	slices.Reverse(groups)
+	return groups
 }
 
 // migrateHistoryKeys are the KEYS of migrateHistoryScript, one field per

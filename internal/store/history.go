@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -149,6 +150,11 @@ const historyMergeBelow = 400
 // its rotation, when a rotation or two may have come in between.
 const historyMergeDepth = 4
 
+// maxGraceSecs is the longest grace, in seconds, that a history entry
+// codes ("grace 24h0m0s" as G and its seconds): the longest a
+// time.Duration holds, so that detailOf writes it back as it was.
+const maxGraceSecs = math.MaxInt64 / int64(time.Second)
+
 // historySep separates the entries of an instance's history string.
 const historySep = "\x1b"
 
@@ -230,7 +236,8 @@ end
 
 // luaEmit is the audit trail every script that records events includes.
 // emit gathers one event; flush, which eventScript runs once the script's
-// body returned, writes what emit gathered: per rotation, one entry merged
+// body returned (a body may run it sooner, and what it gathers after goes
+// in the last flush), writes what emit gathered: per rotation, one entry merged
 // into the instance's newest one or pushed in front (trimmed to the cap
 // only when the push made the list longer than it), and one entry of the
 // fleet-wide stream, capped approximately (MAXLEN ~). Each instance's
@@ -280,7 +287,9 @@ local function pack_id(id)
   return table.concat(out)
 end
 -- grace_secs returns the seconds of a detail "grace <d>" whose d is a
--- whole number of seconds written as Go's time.Duration writes it.
+-- whole number of seconds written as Go's time.Duration writes it, and
+-- that a time.Duration holds (maxGraceSecs): a longer one is free text.
+local maxGraceSecs = ` + strconv.FormatInt(maxGraceSecs, 10) + `
 local function grace_secs(detail)
   local d = string.match(detail, '^grace (%w+)$')
   if not d then return nil end
@@ -289,6 +298,7 @@ local function grace_secs(detail)
   if not m then h, m, sec = '0', '0', string.match(d, '^(%d+)s$') end
   if not sec then return nil end
   local n = tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(sec)
+  if n > maxGraceSecs then return nil end
   local want = (n % 60) .. 's'
   if n >= 60 then want = (math.floor(n / 60) % 60) .. 'm' .. want end
   if n >= 3600 then want = math.floor(n / 3600) .. 'h' .. want end
@@ -442,6 +452,7 @@ local function flush()
     end
   end
   for _, key in ipairs(order) do history_save(key, hist[key].entries, hist[key].ttl) end
+  groups = {}
 end
 local function bump(bprefix, batch, field)
   if batch ~= '' then redis.call('HINCRBY', bprefix .. batch, field, 1) end
@@ -656,12 +667,26 @@ func unpackID(id string) string {
 }
 
 // encodeHistory is one history entry holding e alone, as flush would write it.
-func encodeHistory(e Event) string {
-	code, ok := eventCodes[e.Type]
-	if !ok {
-		code = e.Type
+func encodeHistory(e Event) string { return encodeHistoryEntry([]Event{e}) }
+
+// encodeHistoryEntry is one history entry of the first form holding events,
+// all of one rotation, in the order they happened: its time the first
+// event's, each event's offset from it.
+func encodeHistoryEntry(events []Event) string {
+	base := ms(events[0].At)
+	clean := strings.NewReplacer("\x1b", " ", "\x1c", " ", "\x1d", " ", "\x1e", " ", "\x1f", " ")
+	var b strings.Builder
+	b.WriteString(strconv.FormatInt(base, 36) + "\x1f" + events[0].RotationID)
+	for _, e := range events {
+		code, ok := eventCodes[e.Type]
+		if !ok {
+			code = e.Type
+		}
+		dt := ""
+		if d := ms(e.At) - base; d != 0 {
+			dt = strconv.FormatInt(d, 36)
+		}
+		b.WriteString(strings.TrimRight("\x1e"+code+"\x1f"+dt+"\x1f"+e.CredentialID+"\x1f"+clean.Replace(e.Detail), "\x1f"))
 	}
-	detail := strings.NewReplacer("\x1b", " ", "\x1c", " ", "\x1d", " ", "\x1e", " ", "\x1f", " ").Replace(e.Detail)
-	ev := strings.TrimRight("\x1e"+code+"\x1f\x1f"+e.CredentialID+"\x1f"+detail, "\x1f")
-	return strconv.FormatInt(ms(e.At), 36) + "\x1f" + e.RotationID + ev
+	return b.String()
 }

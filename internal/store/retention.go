@@ -88,6 +88,9 @@ if get(KEYS[1], 'inflight') ~= '' or redis.call('ZCARD', KEYS[3]) > 0 or
   return 'waiting'
 end
 emit(KEYS[2], KEYS[6], ARGV[4], ARGV[5], ARGV[1], 'expiring', '', '', ARGV[6], ARGV[2])
+-- Written before the expiry is set: a history string this event creates
+-- (the events of an earlier version still in their stream) expires too.
+flush()
 expire_instance(KEYS[1], KEYS[2], KEYS[8], KEYS[5], KEYS[4], ARGV[1], ARGV[3])
 return 'expiring'
 `)
