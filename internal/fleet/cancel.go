@@ -7,6 +7,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -41,17 +42,19 @@ func Cancel(ctx context.Context, st *store.Store, insp Inspector, batchID string
 		if err != nil {
 			return removed, err
 		}
-		removed += removeCancelled(ctx, st, insp, q, pending)
+		removed += len(removeCancelled(ctx, st, insp, q, pending))
 	}
-	// Bulk tasks held for the pacing feeder are scheduled: removing them
-	// keeps a cancelled wave from spending the budget (internal/pacing
-	// drops the held ids of deleted tasks).
+	// Bulk tasks held for the pacing feeder are scheduled: removing them,
+	// and their ids from the held set, keeps a cancelled wave from spending
+	// the budget and from holding up the waves after it. An id left behind
+	// (Unhold failed) costs the feeder a token, then is dropped.
 	held, err := pendingOfBatch(insp.ListScheduledTasks, tasks.QueueBulk, batchID)
 	if err != nil {
 		return removed, err
 	}
-	removed += removeCancelled(ctx, st, insp, tasks.QueueBulk, held)
-	return removed, nil
+	gone := removeCancelled(ctx, st, insp, tasks.QueueBulk, held)
+	removed += len(gone)
+	return removed, pacing.Unhold(ctx, st.Redis(), gone...)
 }
 
 // pendingOfBatch lists the rotate tasks of one batch in queue q that list
@@ -81,10 +84,11 @@ func pendingOfBatch(list func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, e
 
 // removeCancelled records the rotations as cancelled (the claim script does
 // so for a rotation of a cancelled batch that has not started), then
-// deletes the tasks of those it cancelled. A task a worker picked up in
-// between finds its rotation cancelled and does nothing.
-func removeCancelled(ctx context.Context, st *store.Store, insp Inspector, q string, pending []tasks.RotatePayload) int {
-	removed := 0
+// deletes the tasks of those it cancelled, and returns the rotation ids of
+// the tasks it deleted. A task a worker picked up in between finds its
+// rotation cancelled and does nothing.
+func removeCancelled(ctx context.Context, st *store.Store, insp Inspector, q string, pending []tasks.RotatePayload) []string {
+	var removed []string
 	for start := 0; start < len(pending); start += claimChunk {
 		chunk := pending[start:min(start+claimChunk, len(pending))]
 		reqs := make([]store.RotationRequest, len(chunk))
@@ -98,7 +102,7 @@ func removeCancelled(ctx context.Context, st *store.Store, insp Inspector, q str
 			// A task that cannot be deleted (a worker took it meanwhile) is
 			// harmless: it finds its rotation cancelled.
 			if insp.DeleteTask(q, tasks.RotateTaskID(chunk[i].RotationID)) == nil {
-				removed++
+				removed = append(removed, chunk[i].RotationID)
 			}
 		}
 	}

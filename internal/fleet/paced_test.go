@@ -54,6 +54,11 @@ func TestBulkRotationsAreHeldAndCancelRemovesThem(t *testing.T) {
 	if qi, err := insp.GetQueueInfo(tasks.QueueBulk); err != nil || qi.Scheduled != 0 {
 		t.Errorf("bulk queue after cancel: %+v, %v; want no scheduled task", qi, err)
 	}
+	// Their ids leave the held set too: the feeder would take a token for
+	// each before finding its task gone, and the next wave wait behind them.
+	if n, err := pacing.Held(ctx, f.r.Client); err != nil || n != 0 {
+		t.Errorf("%d rotations still held after cancel (%v), want 0", n, err)
+	}
 }
 
 var pacedFleet = flag.Int("paced-fleet", 100_000, "BenchmarkProducerRotatePaced: how many instances to rotate")

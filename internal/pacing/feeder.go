@@ -185,6 +185,13 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 		if err != nil {
 			return f.p.Idle
 		}
+		// A long wait (a 429 pause) can outlast the lease, and a standby
+		// take it and release these same ids: only the feeder that still
+		// leads releases them.
+		if !f.lead(ctx) {
+			f.unused.Add(int64(len(ids)))
+			return standbyEvery * f.p.Idle
+		}
 	}
 	f.release(ctx, ids)
 	return 0

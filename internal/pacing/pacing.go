@@ -83,6 +83,36 @@ func (c *Client) Hold(ctx context.Context, t *asynq.Task, rotationID string) err
 	return nil
 }
 
+// Rehold puts rotationID back in the held set, at heldAt's place in line
+// (asynq keeps a task's time to the second), unless it is there already, and reports whether it was missing: a Hold
+// whose task was enqueued but whose id was not added (Redis failed in
+// between, or the caller gave up) left a task the feeder never sees. The
+// reconcile sweep calls it for a bulk rotate task it finds scheduled.
+func (c *Client) Rehold(ctx context.Context, rotationID string, heldAt time.Time) (bool, error) {
+	z := redis.Z{Score: float64(heldAt.UnixMilli()), Member: rotationID}
+	n, err := c.rdb.ZAddNX(ctx, heldKey, z).Result()
+	if err != nil {
+		return false, fmt.Errorf("hold rotation %s again: %w", rotationID, err)
+	}
+	return n == 1, nil
+}
+
+// Unhold takes rotation ids out of the held set: a cancelled batch's, whose
+// tasks were deleted, so that the feeder spends no token on them.
+func Unhold(ctx context.Context, rdb redis.UniversalClient, rotationIDs ...string) error {
+	if len(rotationIDs) == 0 {
+		return nil
+	}
+	members := make([]any, len(rotationIDs))
+	for i, id := range rotationIDs {
+		members[i] = id
+	}
+	if err := rdb.ZRem(ctx, heldKey, members...).Err(); err != nil {
+		return fmt.Errorf("unhold %d rotations: %w", len(rotationIDs), err)
+	}
+	return nil
+}
+
 // Held counts the rotations waiting for the feeder.
 func Held(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
 	return rdb.ZCard(ctx, heldKey).Result()

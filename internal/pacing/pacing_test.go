@@ -2,11 +2,14 @@ package pacing_test
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
@@ -344,5 +347,124 @@ func TestFeederResumesSoonAfterAnUnpause(t *testing.T) {
 	}
 	if f.Stats().Released == 0 {
 		t.Errorf("no release within %s of the unpause (PauseCheck an hour)", limit)
+	}
+}
+
+// A 429 pause longer than the lease keeps the leading feeder in WaitN; a
+// standby takes the lease meanwhile. When the pause ends only the standby,
+// now leading, releases: the first gives its tokens up unused, and every
+// released rotation keeps its paid mark.
+func TestFeederThatLostItsLeaseInAWaitReleasesNothing(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 10, 3)
+	limB, err := ratelimit.New(w.r.Client, ratelimit.Params{PerHour: 10 * 3600, Burst: 3, Reserve: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = limB.Close() })
+	ids := w.hold(t, 4)
+	// A 429 answered elsewhere: the account's shared pause, 7 s, longer
+	// than the 5 s lease.
+	if err := w.r.Client.Set(t.Context(), "rekey:ratelimit:{account}:hold", "429", 7*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	feeder := func(lim *ratelimit.Limiter) *pacing.Feeder {
+		return pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: w.insp, Budget: lim,
+			Idle: 50 * time.Millisecond, QueueCheck: 100 * time.Millisecond, PauseCheck: 100 * time.Millisecond})
+	}
+	a, b := feeder(w.lim), feeder(limB)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{}, 2)
+	go func() { a.Run(ctx); done <- struct{}{} }()
+	time.Sleep(200 * time.Millisecond) // a leads
+	go func() { b.Run(ctx); done <- struct{}{} }()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if n, _ := pacing.Held(t.Context(), w.r.Client); n == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // the other feeder's wait ends too
+	cancel()
+	<-done
+	<-done
+	sa, sb := a.Stats(), b.Stats()
+	if sa.Released+sa.Dropped > 0 && sb.Released+sb.Dropped > 0 {
+		t.Errorf("both feeders released (first %+v, second %+v): only the one leading may", sa, sb)
+	}
+	if sa.Released+sb.Released != int64(len(ids)) {
+		t.Errorf("released %d + %d, want the %d held", sa.Released, sb.Released, len(ids))
+	}
+	paid := pacing.NewPaid(w.r.Client)
+	for _, id := range ids {
+		if !paid.Take(t.Context(), id) {
+			t.Errorf("rotation %s released without its paid mark", id)
+		}
+	}
+}
+
+// failZAdd fails every ZADD, as a Redis blip or a caller giving up would
+// between Hold's enqueue and its ZADD.
+type failZAdd struct{}
+
+func (failZAdd) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (failZAdd) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if strings.EqualFold(cmd.Name(), "zadd") {
+			return errors.New("connection reset")
+		}
+		return next(ctx, cmd)
+	}
+}
+func (failZAdd) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A Hold that enqueued its task but could not add its id leaves a task the
+// feeder never sees; Rehold puts the id back, once.
+func TestReholdHoldsATaskWhoseIdWasNotAdded(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 50, 3)
+	first := w.hold(t, 1)
+	bad := redis.NewClient(&redis.Options{Addr: w.r.Addr, DB: w.r.DB})
+	t.Cleanup(func() { _ = bad.Close() })
+	bad.AddHook(failZAdd{})
+	id := tasks.NewID("rot")
+	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst", RotationID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pacing.NewClient(asynq.NewClientFromRedisClient(bad), bad).Hold(t.Context(), task, id); err == nil {
+		t.Fatal("Hold succeeded with every ZADD failing")
+	}
+	if n, _ := pacing.Held(t.Context(), w.r.Client); n != 1 {
+		t.Fatalf("%d held, want only the first", n)
+	}
+	info, err := w.insp.GetTaskInfo(pacing.Queue, tasks.RotateTaskID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	heldAt := info.NextProcessAt.Add(-pacing.HoldFor)
+	for i, want := range []bool{true, false} {
+		added, err := w.client.Rehold(t.Context(), id, heldAt)
+		if err != nil || added != want {
+			t.Errorf("Rehold #%d: %v, %v; want %v", i+1, added, err, want)
+		}
+	}
+	f := w.feeder()
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() { f.Run(ctx); close(stopped) }()
+	defer func() { cancel(); <-stopped }()
+	deadline := time.Now().Add(3 * time.Second)
+	for f.Stats().Released < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	got, want := w.pendingOrder(t), []string{first[0], id}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("released %v, want %v: the first held and the one held again", got, want)
 	}
 }

@@ -86,6 +86,9 @@ type Result struct {
 	// credential.
 	RotationsResumed int
 	RotationsFailed  int
+	// RotationsReheld counts held bulk rotations put back in the feeder's
+	// held set, which a failed Hold had left out.
+	RotationsReheld int
 	// RevocationsDead counts revocations moved to the dead-letter set.
 	RevocationsDead int
 	// InstancesExpiring counts deprovisioned instances whose keys were
@@ -142,6 +145,7 @@ func (s *Sweeper) Run(ctx context.Context) error {
 			s.p.Logger.Info().Int("revokes", res.RevokesEnqueued).Int("revokes_retried", res.RevokesRetried).
 				Int("revocations_dead", res.RevocationsDead).Int("rotations", res.RotationsEnqueued).
 				Int("rotations_resumed", res.RotationsResumed).Int("rotations_failed", res.RotationsFailed).
+				Int("rotations_reheld", res.RotationsReheld).
 				Int("instances_expiring", res.InstancesExpiring).Msg("reconciled")
 		}
 	}

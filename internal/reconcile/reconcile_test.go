@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/seal"
@@ -169,5 +170,43 @@ func TestArchivedRotationAfterAPushRunsAgainInsteadOfDiscarding(t *testing.T) {
 	c, _ := w.st.Credential(ctx, "pushed", "cred-1")
 	if c.State != store.CredentialPending {
 		t.Fatalf("credential is %s, want still pending: Heroku may hold it", c.State)
+	}
+}
+
+// A held bulk rotation whose id never reached the feeder's held set (its
+// Hold failed after enqueuing the task) is held again by the sweep, which
+// otherwise would leave it to run on its own a week later.
+func TestSweepHoldsAgainAHeldRotationMissingFromTheHeldSet(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := redistest.New(t)
+	sealer, _ := seal.New(bytes.Repeat([]byte{9}, seal.KeySize))
+	st := store.New(r.Client, sealer)
+	insp := asynq.NewInspectorFromRedisClient(r.Client)
+	q := pacing.NewClient(asynq.NewClientFromRedisClient(r.Client), r.Client)
+	if err := st.PutInstance(ctx, store.Registration{ID: "inst", APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Claim(ctx, store.RotationRequest{InstanceID: "inst", RotationID: "rot-1", Queue: tasks.QueueBulk}); err != nil {
+		t.Fatal(err)
+	}
+	// As a Hold whose ZADD failed leaves it: the task scheduled a week
+	// ahead, no held id.
+	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst", RotationID: "rot-1"})
+	if _, err := q.Enqueue(task, asynq.Queue(tasks.QueueBulk), asynq.ProcessIn(pacing.HoldFor)); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Add(3 * time.Hour)
+	sweep := reconcile.New(reconcile.Params{Store: st, Enqueuer: q, Inspector: insp,
+		Logger: zerolog.Nop(), Now: func() time.Time { return now }})
+	for i, want := range []int{1, 0} {
+		res, err := sweep.Sweep(ctx)
+		if err != nil || res.RotationsReheld != want || res.RotationsEnqueued != 0 {
+			t.Errorf("sweep #%d = %+v, %v; want %d held again and none enqueued", i+1, res, err, want)
+		}
+	}
+	if n, err := pacing.Held(ctx, r.Client); err != nil || n != 1 {
+		t.Errorf("%d rotations held (%v), want rot-1", n, err)
 	}
 }

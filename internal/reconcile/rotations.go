@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/retry"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
@@ -54,7 +55,7 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 	why := retry.Classify(info)
 	switch {
 	case why == retry.NotArchived:
-		return nil
+		return s.rehold(ctx, rot, info, res)
 	case why == retry.Waited:
 	case rot.PushAttempted:
 		// Heroku may hold the credential: discarding it could break the
@@ -73,6 +74,30 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 		return fmt.Errorf("run rotation %s again: %w", rot.ID, err)
 	}
 	res.RotationsResumed++
+	return nil
+}
+
+// reholder is the pacing client (*pacing.Client) the sweep enqueues with.
+type reholder interface {
+	Rehold(ctx context.Context, rotationID string, heldAt time.Time) (bool, error)
+}
+
+// rehold makes sure a held bulk rotation (its task scheduled, as only
+// pacing schedules rotate tasks) is in the feeder's held set: a Hold that
+// enqueued the task and then failed to add its id left it for asynq to run
+// on its own a week later, the instance in flight until then.
+func (s *Sweeper) rehold(ctx context.Context, rot store.Rotation, info *asynq.TaskInfo, res *Result) error {
+	h, ok := s.p.Enqueuer.(reholder)
+	if !ok || rot.Queue != pacing.Queue || info.State != asynq.TaskStateScheduled {
+		return nil
+	}
+	added, err := h.Rehold(ctx, rot.ID, info.NextProcessAt.Add(-pacing.HoldFor))
+	if err != nil {
+		return err
+	}
+	if added {
+		res.RotationsReheld++
+	}
 	return nil
 }
 
