@@ -81,6 +81,9 @@ type Feeder struct {
 	queueChecked, pauseChecked time.Time
 	blocked, paused            bool
 	sinceCheck                 int
+	// statsFailing is set while asynq's queue stats fail, so that the
+	// warning is logged once.
+	statsFailing bool
 
 	released, dropped, unused atomic.Int64
 }
@@ -260,9 +263,9 @@ return 0
 // half of MaxPending was released since the last look (a fast budget, or
 // its burst, releases many tasks in QueueCheck), and every Idle while the
 // queue is blocked, so that releases resume as soon as the workers catch
-// up: a block that outlived its cause left the budget unused. A failed look
-// blocks: releasing into a queue nobody can see would spend tokens for
-// nothing.
+// up: a block that outlived its cause left the budget unused. A failed
+// cheap look blocks: releasing into a queue nobody can see would spend
+// tokens for nothing.
 func (f *Feeder) queueBlocked() bool {
 	now := time.Now()
 	every := f.p.QueueCheck
@@ -279,13 +282,20 @@ func (f *Feeder) queueBlocked() bool {
 	}
 	if now.Sub(f.pauseChecked) >= pauseEvery {
 		info, err := f.p.Queues.GetQueueInfo(Queue)
-		if err != nil {
-			f.blocked = true
-			return true
+		if err == nil {
+			f.pauseChecked, f.paused, f.statsFailing = now, info.Paused, false
+			f.blocked = info.Paused || info.Pending >= f.p.MaxPending
+			return f.blocked
 		}
-		f.pauseChecked, f.paused = now, info.Paused
-		f.blocked = info.Paused || info.Pending >= f.p.MaxPending
-		return f.blocked
+		// asynq's queue stats can fail where the cheap look works (a Redis
+		// that refuses MEMORY USAGE, which they sample): the pause stays as
+		// last seen, and the cheap look decides. Blocking on this error
+		// would stop every wave for good.
+		f.pauseChecked = now
+		if !f.statsFailing {
+			f.statsFailing = true
+			f.p.Logger.Warn().Err(err).Msg("pacing_queue_stats_failed")
+		}
 	}
 	f.blocked = f.paused || f.backedUp()
 	return f.blocked

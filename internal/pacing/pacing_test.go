@@ -468,3 +468,32 @@ func TestReholdHoldsATaskWhoseIdWasNotAdded(t *testing.T) {
 		t.Errorf("released %v, want %v: the first held and the one held again", got, want)
 	}
 }
+
+// statsFail is an inspector whose queue stats always fail, as asynq's
+// would on a Redis that refuses MEMORY USAGE.
+type statsFail struct{ *asynq.Inspector }
+
+func (statsFail) GetQueueInfo(string) (*asynq.QueueInfo, error) {
+	return nil, errors.New("ERR unknown command 'MEMORY'")
+}
+
+// A feeder whose look at the queue's stats fails goes by its cheap look at
+// the backlog: the wave goes on.
+func TestFeederReleasesWhenQueueStatsFail(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 50, 4)
+	w.hold(t, 4)
+	f := pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: statsFail{w.insp}, Budget: w.lim,
+		Idle: 20 * time.Millisecond, QueueCheck: 20 * time.Millisecond, PauseCheck: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() { f.Run(ctx); close(stopped) }()
+	defer func() { cancel(); <-stopped }()
+	deadline := time.Now().Add(3 * time.Second)
+	for f.Stats().Released < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := f.Stats().Released; r != 4 {
+		t.Errorf("released %d of 4 with the queue stats failing, want all", r)
+	}
+}
