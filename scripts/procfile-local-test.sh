@@ -16,11 +16,14 @@ rm -rf "${work:?}/clone" && mkdir "$work/clone"
 git -C "$repo" ls-files -z --cached --others --exclude-standard | sort -zu |
 	(cd "$repo" && xargs -0 cp --parents -t "$work/clone")
 
-# free_port prints a TCP port nothing on this machine listens on.
+# free_port prints a TCP port nothing on this machine listens on, below
+# the kernel's ephemeral range (32768 and up on Linux), where the local end
+# of an outgoing connection (other tests, the go tool) could take it between
+# this check and the bind.
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((20000 + RANDOM % 12000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return

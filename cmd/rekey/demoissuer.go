@@ -39,12 +39,14 @@ func runDemoIssuer(ctx context.Context, env *environ, addr string) error {
 		return errors.New("REKEY_ISSUER_SECRET must be set: the demo issuer accepts only requests signed with it, as the worker signs them")
 	}
 	log := newLogger(env, cfg, "demo-issuer", false)
-	log.Warn().Str("addr", addr).Str("detail", "a demo issuer for local runs, NOT FOR PRODUCTION: "+
-		"its credentials grant nothing and are forgotten at exit").Msg("demo_issuer_listening")
+	listening := func() {
+		log.Warn().Str("addr", addr).Str("detail", "a demo issuer for local runs, NOT FOR PRODUCTION: "+
+			"its credentials grant nothing and are forgotten at exit").Msg("demo_issuer_listening")
+	}
 	// Revocations are logged (ids only) so a local run shows the end of each rotation.
 	demo := issuer.NewDemo(issuer.WithBeforeRevoke(func(instanceID string, c issuer.Credential) error {
 		log.Info().Str("instance_id", instanceID).Str("credential_id", c.ID).Msg("demo_issuer_revoking")
 		return nil
 	}))
-	return serveAddr(ctx, log, addr, issuer.NewDemoServer(demo, cfg.IssuerSecret), "demo_issuer_stopping")
+	return serveAddr(ctx, log, "demo issuer", addr, issuer.NewDemoServer(demo, cfg.IssuerSecret), listening, "demo_issuer_stopping")
 }

@@ -100,15 +100,21 @@ func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
 
 // serve runs h on PORT and shuts down gracefully when ctx is done.
 func serve(ctx context.Context, a *app, h http.Handler) error {
-	a.log.Info().Int("port", a.cfg.Port).Msg("web listening")
-	return serveAddr(ctx, a.log, net.JoinHostPort("", strconv.Itoa(a.cfg.Port)), h, "web shutting down")
+	listening := func() { a.log.Info().Int("port", a.cfg.Port).Msg("web listening") }
+	return serveAddr(ctx, a.log, "web", net.JoinHostPort("", strconv.Itoa(a.cfg.Port)), h, listening, "web shutting down")
 }
 
-// serveAddr runs h on addr and shuts down gracefully when ctx is done,
-// logging stopping first.
-func serveAddr(ctx context.Context, log zerolog.Logger, addr string, h http.Handler, stopping string) error {
+// serveAddr runs h on addr and shuts down gracefully when ctx is done. It
+// calls listening once the address is bound, so that a log line saying so
+// is true, and logs stopping before it shuts down; its errors start with
+// name.
+func serveAddr(ctx context.Context, log zerolog.Logger, name, addr string, h http.Handler, listening func(), stopping string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	listening()
 	srv := &http.Server{
-		Addr:              addr,
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -117,20 +123,20 @@ func serveAddr(ctx context.Context, log zerolog.Logger, addr string, h http.Hand
 		MaxHeaderBytes:    64 << 10,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("web: %w", err)
+		return fmt.Errorf("%s: %w", name, err)
 	case <-ctx.Done():
 	}
 	log.Info().Msg(stopping)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("web: shutdown: %w", err)
+		return fmt.Errorf("%s: shutdown: %w", name, err)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("web: %w", err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }
