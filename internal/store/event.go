@@ -72,12 +72,24 @@ func (s *Store) Events(ctx context.Context, instanceID string, n int64) ([]Event
 		return nil, err
 	}
 	// An entry may name the first credential of the one below it ("^"):
-	// decode from the oldest.
+	// decode from the oldest. An event's id is its time and its place in
+	// its entry; one that an older event of the instance has already (the
+	// entries a script writes for several rotations share a time) takes the
+	// next free place, so ids are unique in the instance and the same on
+	// every read.
 	decoded := make([][]Event, len(entries))
 	older := ""
+	used := map[string]bool{}
 	for i := len(entries) - 1; i >= 0; i-- {
 		decoded[i] = decodeHistory(instanceID, entries[i], older)
 		older = firstCredential(decoded[i])
+		for j := range decoded[i] {
+			e := &decoded[i][j]
+			for n := j + 1; used[e.ID]; n++ {
+				e.ID = strconv.FormatInt(ms(e.At), 10) + "-" + strconv.Itoa(n)
+			}
+			used[e.ID] = true
+		}
 	}
 	if int64(len(decoded)) > n {
 		decoded = decoded[:n]

@@ -157,3 +157,33 @@ func TestEventsWhileAnotherProcessConvertsTheList(t *testing.T) {
 		t.Errorf("events %+v, want rot-2's then rot-1's", events)
 	}
 }
+
+// Events of one millisecond in several entries (a script that records
+// events of several rotations at once) still have ids of their own.
+func TestEventIDsAreUniqueInAnInstance(t *testing.T) {
+	ctx := context.Background()
+	s, r, now := newHistoryStore(t)
+	key := historyKey("inst-u")
+	for _, rot := range []string{"rot-1", "rot-2", "rot-3"} {
+		e := Event{Type: EventCancelled, RotationID: rot, At: *now}
+		if err := r.Client.LPush(ctx, key, encodeHistoryEntry([]Event{e, e})).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for read := range 2 {
+		events, err := s.Events(ctx, "inst-u", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := map[string]bool{}
+		for _, e := range events {
+			if ids[e.ID] {
+				t.Errorf("read %d: event id %s twice in %d events", read+1, e.ID, len(events))
+			}
+			ids[e.ID] = true
+		}
+		if len(events) != 6 {
+			t.Errorf("read %d: %d events, want 6", read+1, len(events))
+		}
+	}
+}
