@@ -76,25 +76,29 @@ func (c *Client) Hold(ctx context.Context, t *asynq.Task, rotationID string) err
 	case err != nil:
 		return err
 	}
-	z := redis.Z{Score: float64(time.Now().UnixMilli()), Member: rotationID}
-	if err := c.rdb.ZAddNX(ctx, heldKey, z).Err(); err != nil {
-		return fmt.Errorf("hold rotation %s: %w", rotationID, err)
-	}
-	return nil
+	_, err = c.addHeld(ctx, rotationID, time.Now())
+	return err
 }
 
-// Rehold puts rotationID back in the held set, at heldAt's place in line
-// (asynq keeps a task's time to the second), unless it is there already, and reports whether it was missing: a Hold
-// whose task was enqueued but whose id was not added (Redis failed in
-// between, or the caller gave up) left a task the feeder never sees. The
-// reconcile sweep calls it for a bulk rotate task it finds scheduled.
-func (c *Client) Rehold(ctx context.Context, rotationID string, heldAt time.Time) (bool, error) {
+// addHeld adds rotationID to the held set at heldAt's place in line, unless
+// it is there already, and reports whether it was missing.
+func (c *Client) addHeld(ctx context.Context, rotationID string, heldAt time.Time) (bool, error) {
 	z := redis.Z{Score: float64(heldAt.UnixMilli()), Member: rotationID}
 	n, err := c.rdb.ZAddNX(ctx, heldKey, z).Result()
 	if err != nil {
-		return false, fmt.Errorf("hold rotation %s again: %w", rotationID, err)
+		return false, fmt.Errorf("hold rotation %s: %w", rotationID, err)
 	}
 	return n == 1, nil
+}
+
+// Rehold puts rotationID back in the held set, at heldAt's place in line
+// (asynq keeps a task's time to the second), and reports whether it was
+// missing: a Hold whose task was enqueued but whose id was not added (Redis
+// failed in between, or the caller gave up) left a task the feeder never
+// sees. The reconcile sweep calls it for a bulk rotate task it finds
+// scheduled.
+func (c *Client) Rehold(ctx context.Context, rotationID string, heldAt time.Time) (bool, error) {
+	return c.addHeld(ctx, rotationID, heldAt)
 }
 
 // Unhold takes rotation ids out of the held set: a cancelled batch's, whose

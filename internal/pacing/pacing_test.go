@@ -56,6 +56,15 @@ func (w *world) hold(t *testing.T, n int) []string {
 	return ids
 }
 
+// run runs f until the returned stop is called; stop returns once f.Run
+// has.
+func run(t *testing.T, f *pacing.Feeder) (stop func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	stopped := make(chan struct{})
+	go func() { f.Run(ctx); close(stopped) }()
+	return func() { cancel(); <-stopped }
+}
+
 func (w *world) feeder() *pacing.Feeder {
 	return pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: w.insp, Budget: w.lim,
 		Idle: 50 * time.Millisecond, QueueCheck: 100 * time.Millisecond, PauseCheck: 100 * time.Millisecond})
@@ -166,17 +175,14 @@ func TestFeederReleasesInPairs(t *testing.T) {
 	w := newWorld(t, rate, burst)
 	ids := w.hold(t, n)
 	f := w.feeder()
-	ctx, cancel := context.WithCancel(t.Context())
-	stopped := make(chan struct{})
 	start := time.Now()
-	go func() { f.Run(ctx); close(stopped) }()
+	stop := run(t, f)
 	deadline := time.Now().Add(5 * time.Second)
 	for f.Stats().Released < n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	took := time.Since(start)
-	cancel()
-	<-stopped
+	stop()
 	if s := f.Stats(); s.Released != n || s.Unused != 0 {
 		t.Fatalf("feeder stats %+v, want %d released and no token unused", s, n)
 	}
@@ -209,9 +215,7 @@ func TestFeederWaitsWhileTheQueueIsPaused(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := w.feeder()
-	ctx, cancel := context.WithCancel(t.Context())
-	stopped := make(chan struct{})
-	go func() { f.Run(ctx); close(stopped) }()
+	stop := run(t, f)
 	time.Sleep(500 * time.Millisecond)
 	if s := f.Stats(); s.Released+s.Dropped != 0 || w.lim.Stats().Background.Granted != 0 {
 		t.Errorf("paused queue: %+v, %d tokens taken; want nothing released and no token", s, w.lim.Stats().Background.Granted)
@@ -223,8 +227,7 @@ func TestFeederWaitsWhileTheQueueIsPaused(t *testing.T) {
 	for f.Stats().Released < 2 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	cancel()
-	<-stopped
+	stop()
 	if s := f.Stats(); s.Released != 2 || s.Dropped != 1 {
 		t.Errorf("after unpausing: %+v, want 2 released and the deleted task's id dropped", s)
 	}
@@ -242,12 +245,9 @@ func TestFeederStopsWhenTheQueueBacksUp(t *testing.T) {
 	w.hold(t, 12)
 	f := pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: w.insp, Budget: w.lim, MaxPending: maxPending,
 		Idle: 20 * time.Millisecond, QueueCheck: time.Millisecond, PauseCheck: time.Hour})
-	ctx, cancel := context.WithCancel(t.Context())
-	stopped := make(chan struct{})
-	go func() { f.Run(ctx); close(stopped) }()
+	stop := run(t, f)
 	time.Sleep(600 * time.Millisecond) // time for 30 tokens at 50/s
-	cancel()
-	<-stopped
+	stop()
 	// A pair may go out when one slot is left.
 	if r := f.Stats().Released; r < maxPending || r > maxPending+1 {
 		t.Errorf("released %d into a queue nobody takes from, want %d (or one more)", r, maxPending)
@@ -265,15 +265,12 @@ func TestFeederDropsAnIdReleasedBeforeACrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := w.feeder()
-	ctx, cancel := context.WithCancel(t.Context())
-	stopped := make(chan struct{})
-	go func() { f.Run(ctx); close(stopped) }()
+	stop := run(t, f)
 	deadline := time.Now().Add(5 * time.Second)
 	for f.Stats().Released < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	cancel()
-	<-stopped
+	stop()
 	if s := f.Stats(); s.Released != 2 || s.Dropped != 1 {
 		t.Errorf("feeder stats %+v, want 2 released and the id released before dropped", s)
 	}
@@ -296,10 +293,7 @@ func TestFeederResumesOnceTheQueueDrains(t *testing.T) {
 	w.hold(t, 12)
 	f := pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: w.insp, Budget: w.lim, MaxPending: maxPending,
 		Idle: 20 * time.Millisecond, QueueCheck: time.Hour, PauseCheck: time.Hour})
-	ctx, cancel := context.WithCancel(t.Context())
-	stopped := make(chan struct{})
-	go func() { f.Run(ctx); close(stopped) }()
-	defer func() { cancel(); <-stopped }()
+	defer run(t, f)()
 	time.Sleep(600 * time.Millisecond) // time for 30 tokens at 50/s
 	first := f.Stats().Released
 	if first < maxPending || first > maxPending+2 {
@@ -329,10 +323,7 @@ func TestFeederResumesSoonAfterAnUnpause(t *testing.T) {
 	}
 	f := pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: w.insp, Budget: w.lim,
 		Idle: 20 * time.Millisecond, QueueCheck: time.Hour, PauseCheck: time.Hour})
-	ctx, cancel := context.WithCancel(t.Context())
-	stopped := make(chan struct{})
-	go func() { f.Run(ctx); close(stopped) }()
-	defer func() { cancel(); <-stopped }()
+	defer run(t, f)()
 	time.Sleep(300 * time.Millisecond)
 	if r := f.Stats().Released; r != 0 {
 		t.Fatalf("released %d into the paused queue", r)
@@ -453,10 +444,7 @@ func TestReholdHoldsATaskWhoseIdWasNotAdded(t *testing.T) {
 		}
 	}
 	f := w.feeder()
-	ctx, cancel := context.WithCancel(t.Context())
-	stopped := make(chan struct{})
-	go func() { f.Run(ctx); close(stopped) }()
-	defer func() { cancel(); <-stopped }()
+	defer run(t, f)()
 	deadline := time.Now().Add(3 * time.Second)
 	for f.Stats().Released < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -485,10 +473,7 @@ func TestFeederReleasesWhenQueueStatsFail(t *testing.T) {
 	w.hold(t, 4)
 	f := pacing.NewFeeder(pacing.FeederParams{Redis: w.r.Client, Queues: statsFail{w.insp}, Budget: w.lim,
 		Idle: 20 * time.Millisecond, QueueCheck: 20 * time.Millisecond, PauseCheck: 20 * time.Millisecond})
-	ctx, cancel := context.WithCancel(t.Context())
-	stopped := make(chan struct{})
-	go func() { f.Run(ctx); close(stopped) }()
-	defer func() { cancel(); <-stopped }()
+	defer run(t, f)()
 	deadline := time.Now().Add(3 * time.Second)
 	for f.Stats().Released < 4 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

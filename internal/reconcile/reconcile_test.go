@@ -19,6 +19,7 @@ import (
 )
 
 type world struct {
+	r     *redistest.Redis
 	st    *store.Store
 	q     *asynq.Client
 	insp  *asynq.Inspector
@@ -30,7 +31,7 @@ func newWorld(t *testing.T) *world {
 	t.Helper()
 	r := redistest.New(t)
 	sealer, _ := seal.New(bytes.Repeat([]byte{9}, seal.KeySize))
-	w := &world{now: time.Now().Add(3 * time.Hour)}
+	w := &world{r: r, now: time.Now().Add(3 * time.Hour)}
 	w.st = store.New(r.Client, sealer)
 	w.q = asynq.NewClientFromRedisClient(r.Client)
 	w.insp = asynq.NewInspectorFromRedisClient(r.Client)
@@ -179,11 +180,9 @@ func TestArchivedRotationAfterAPushRunsAgainInsteadOfDiscarding(t *testing.T) {
 func TestSweepHoldsAgainAHeldRotationMissingFromTheHeldSet(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r := redistest.New(t)
-	sealer, _ := seal.New(bytes.Repeat([]byte{9}, seal.KeySize))
-	st := store.New(r.Client, sealer)
-	insp := asynq.NewInspectorFromRedisClient(r.Client)
-	q := pacing.NewClient(asynq.NewClientFromRedisClient(r.Client), r.Client)
+	w := newWorld(t)
+	st := w.st
+	q := pacing.NewClient(w.q, w.r.Client)
 	if err := st.PutInstance(ctx, store.Registration{ID: "inst", APIVersion: store.APIv3,
 		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
 		t.Fatal(err)
@@ -197,16 +196,15 @@ func TestSweepHoldsAgainAHeldRotationMissingFromTheHeldSet(t *testing.T) {
 	if _, err := q.Enqueue(task, asynq.Queue(tasks.QueueBulk), asynq.ProcessIn(pacing.HoldFor)); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().Add(3 * time.Hour)
-	sweep := reconcile.New(reconcile.Params{Store: st, Enqueuer: q, Inspector: insp,
-		Logger: zerolog.Nop(), Now: func() time.Time { return now }})
+	sweep := reconcile.New(reconcile.Params{Store: st, Enqueuer: q, Inspector: w.insp,
+		Logger: zerolog.Nop(), Now: func() time.Time { return w.now }})
 	for i, want := range []int{1, 0} {
 		res, err := sweep.Sweep(ctx)
 		if err != nil || res.RotationsReheld != want || res.RotationsEnqueued != 0 {
 			t.Errorf("sweep #%d = %+v, %v; want %d held again and none enqueued", i+1, res, err, want)
 		}
 	}
-	if n, err := pacing.Held(ctx, r.Client); err != nil || n != 1 {
+	if n, err := pacing.Held(ctx, w.r.Client); err != nil || n != 1 {
 		t.Errorf("%d rotations held (%v), want rot-1", n, err)
 	}
 }

@@ -237,11 +237,11 @@ end
 // luaEmit is the audit trail every script that records events includes.
 // emit gathers one event; flush, which eventScript runs once the script's
 // body returned (a body may run it sooner, and what it gathers after goes
-// in the last flush), writes what emit gathered: per rotation, one entry merged
-// into the instance's newest one or pushed in front (trimmed to the cap
-// only when the push made the list longer than it), and one entry of the
-// fleet-wide stream, capped approximately (MAXLEN ~). Each instance's
-// history is read once and written once per script.
+// in the last flush), writes what emit gathered: per rotation, one entry
+// merged into the instance's newest one or pushed in front (trimmed to the
+// cap only when the push made the list longer than it), and one entry of
+// the fleet-wide stream, capped approximately (MAXLEN ~). Each instance's
+// history is read once and written once per flush.
 //
 // Scripts build no key names except credential keys from KEYS-derived
 // prefixes (see promote), so each script runs on a single Redis.
@@ -669,12 +669,15 @@ func unpackID(id string) string {
 // encodeHistory is one history entry holding e alone, as flush would write it.
 func encodeHistory(e Event) string { return encodeHistoryEntry([]Event{e}) }
 
+// historySeparators turns the bytes that separate a history's entries,
+// events and fields (ESC to US) into spaces, as flush does in a detail.
+var historySeparators = strings.NewReplacer("\x1b", " ", "\x1c", " ", "\x1d", " ", "\x1e", " ", "\x1f", " ")
+
 // encodeHistoryEntry is one history entry of the first form holding events,
 // all of one rotation, in the order they happened: its time the first
 // event's, each event's offset from it.
 func encodeHistoryEntry(events []Event) string {
 	base := ms(events[0].At)
-	clean := strings.NewReplacer("\x1b", " ", "\x1c", " ", "\x1d", " ", "\x1e", " ", "\x1f", " ")
 	var b strings.Builder
 	b.WriteString(strconv.FormatInt(base, 36) + "\x1f" + events[0].RotationID)
 	for _, e := range events {
@@ -686,7 +689,7 @@ func encodeHistoryEntry(events []Event) string {
 		if d := ms(e.At) - base; d != 0 {
 			dt = strconv.FormatInt(d, 36)
 		}
-		b.WriteString(strings.TrimRight("\x1e"+code+"\x1f"+dt+"\x1f"+e.CredentialID+"\x1f"+clean.Replace(e.Detail), "\x1f"))
+		b.WriteString(strings.TrimRight("\x1e"+code+"\x1f"+dt+"\x1f"+e.CredentialID+"\x1f"+historySeparators.Replace(e.Detail), "\x1f"))
 	}
 	return b.String()
 }
