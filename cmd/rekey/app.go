@@ -14,6 +14,7 @@ import (
 	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/breaker"
 	"github.com/rekeyhq/rekey/internal/config"
+	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/health"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/issuer"
@@ -240,7 +241,8 @@ func runWorkerCmd(ctx context.Context, env *environ) error {
 // budget's pace (docs/design.md, "Pacing a wave"). With per-instance budgets
 // a wave's calls do not compete, so it releases them without tokens.
 func (a *app) feeder(lim *ratelimit.Limiter) *pacing.Feeder {
-	p := pacing.FeederParams{Redis: a.rdb, Queues: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.quietLog()}
+	p := pacing.FeederParams{Redis: a.rdb, Tasks: fleet.HeldTasks{Store: a.store}, Client: a.queue,
+		Queues: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.quietLog()}
 	if lim.Params().Scope == ratelimit.ScopeAccount {
 		p.Budget = lim
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -151,9 +152,9 @@ func (c *cli) snapshot(t *testing.T) map[string]string {
 	return out
 }
 
-// pending counts the tasks of an asynq queue waiting to run: pending ones,
-// and scheduled ones, which on the bulk queue are the rotations held for
-// the pacing feeder (internal/pacing).
+// pending counts the rotations of a queue waiting to run: its pending
+// tasks, and on the bulk queue the rotations held for the pacing feeder
+// (internal/pacing).
 func (c *cli) pending(t *testing.T, queue string) int {
 	t.Helper()
 	ctx := context.Background()
@@ -161,9 +162,12 @@ func (c *cli) pending(t *testing.T, queue string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	held, err := c.r.Client.ZCard(ctx, "asynq:{"+queue+"}:scheduled").Result()
-	if err != nil {
-		t.Fatal(err)
+	var held int64
+	if queue == pacing.Queue {
+		// Bulk rotations wait for the pacing feeder, without a task.
+		if held, err = pacing.Held(ctx, c.r.Client); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return int(n + held)
 }

@@ -42,26 +42,43 @@ func Cancel(ctx context.Context, st *store.Store, insp Inspector, batchID string
 		if err != nil {
 			return removed, err
 		}
-		removed += len(removeCancelled(ctx, st, insp, q, pending))
+		removed += len(removeCancelled(ctx, st, deleteTask(insp, q), q, pending))
 	}
-	// Bulk tasks held for the pacing feeder are scheduled: removing them,
-	// and their ids from the held set, keeps a cancelled wave from spending
-	// the budget and from holding up the waves after it. An id left behind
-	// (Unhold failed) costs the feeder a token, then is dropped.
-	held, err := pendingOfBatch(insp.ListScheduledTasks, tasks.QueueBulk, batchID)
+	// Bulk rotations held for the pacing feeder have no task yet: recording
+	// them cancelled and taking their ids out of the held set keeps a
+	// cancelled wave from spending the budget and from holding up the waves
+	// after it. An id left behind (Unhold failed, or held meanwhile) is
+	// dropped by the feeder without a token once its rotation is cancelled.
+	ids, err := pacing.HeldIDs(ctx, st.Redis())
 	if err != nil {
 		return removed, err
 	}
-	gone := removeCancelled(ctx, st, insp, tasks.QueueBulk, held)
+	held, err := st.RotationsOfBatch(ctx, ids, batchID)
+	if err != nil {
+		return removed, err
+	}
+	gone := removeCancelled(ctx, st, func(string) bool { return true }, tasks.QueueBulk, held)
+	// Tasks an earlier version held are scheduled (pacing.HoldFor).
+	scheduled, err := pendingOfBatch(insp.ListScheduledTasks, tasks.QueueBulk, batchID)
+	if err != nil {
+		return removed + len(gone), err
+	}
+	gone = append(gone, removeCancelled(ctx, st, deleteTask(insp, tasks.QueueBulk), tasks.QueueBulk, scheduled)...)
 	removed += len(gone)
 	return removed, pacing.Unhold(ctx, st.Redis(), gone...)
+}
+
+// deleteTask deletes the rotate task of a rotation from queue q, and
+// reports whether it did.
+func deleteTask(insp Inspector, q string) func(rotationID string) bool {
+	return func(rotationID string) bool { return insp.DeleteTask(q, tasks.RotateTaskID(rotationID)) == nil }
 }
 
 // pendingOfBatch lists the rotate tasks of one batch in queue q that list
 // returns (pending or scheduled ones). It reads the whole list before
 // anything is removed, so that removing does not shift the pages it reads.
-func pendingOfBatch(list func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error), q, batchID string) ([]tasks.RotatePayload, error) {
-	var out []tasks.RotatePayload
+func pendingOfBatch(list func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error), q, batchID string) ([]store.RotationRequest, error) {
+	var out []store.RotationRequest
 	for page := 1; ; page++ {
 		infos, err := list(q, asynq.PageSize(listPage), asynq.Page(page))
 		if errors.Is(err, asynq.ErrQueueNotFound) {
@@ -73,7 +90,8 @@ func pendingOfBatch(list func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, e
 		for _, info := range infos {
 			p, err := tasks.ParseRotate(asynq.NewTask(info.Type, info.Payload))
 			if err == nil && p.BatchID == batchID {
-				out = append(out, p)
+				out = append(out, store.RotationRequest{InstanceID: p.InstanceID, RotationID: p.RotationID,
+					BatchID: p.BatchID, Queue: q})
 			}
 		}
 		if len(infos) < listPage {
@@ -84,24 +102,21 @@ func pendingOfBatch(list func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, e
 
 // removeCancelled records the rotations as cancelled (the claim script does
 // so for a rotation of a cancelled batch that has not started), then
-// deletes the tasks of those it cancelled, and returns the rotation ids of
-// the tasks it deleted. A task a worker picked up in between finds its
-// rotation cancelled and does nothing.
-func removeCancelled(ctx context.Context, st *store.Store, insp Inspector, q string, pending []tasks.RotatePayload) []string {
+// removes what is left of those it cancelled (remove: their tasks, for
+// rotations that have one), and returns the ids of those it removed. A task
+// a worker picked up in between finds its rotation cancelled and does
+// nothing.
+func removeCancelled(ctx context.Context, st *store.Store, remove func(rotationID string) bool, q string, rotations []store.RotationRequest) []string {
 	var removed []string
-	for start := 0; start < len(pending); start += claimChunk {
-		chunk := pending[start:min(start+claimChunk, len(pending))]
-		reqs := make([]store.RotationRequest, len(chunk))
-		for i, p := range chunk {
-			reqs[i] = store.RotationRequest{InstanceID: p.InstanceID, RotationID: p.RotationID, BatchID: p.BatchID, Queue: q}
-		}
-		for i, c := range st.ClaimMany(ctx, reqs) {
+	for start := 0; start < len(rotations); start += claimChunk {
+		chunk := rotations[start:min(start+claimChunk, len(rotations))]
+		for i, c := range st.ClaimMany(ctx, chunk) {
 			if c.Err != nil || c.Claim.Status != store.Done || c.Claim.State != store.RotationCancelled {
 				continue // not ours to remove: under way, finished, or gone
 			}
 			// A task that cannot be deleted (a worker took it meanwhile) is
 			// harmless: it finds its rotation cancelled.
-			if insp.DeleteTask(q, tasks.RotateTaskID(chunk[i].RotationID)) == nil {
+			if remove(chunk[i].RotationID) {
 				removed = append(removed, chunk[i].RotationID)
 			}
 		}

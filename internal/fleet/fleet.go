@@ -318,16 +318,12 @@ func (p *Producer) one(ctx context.Context, r store.RotationRequest, c store.Cla
 // Enqueue enqueues the rotate task of a claimed rotation. A task that
 // already exists counts as success.
 func Enqueue(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, reason, queue string, grace time.Duration) error {
-	t, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: instanceID, RotationID: rotationID,
-		BatchID: batchID, Reason: reason, Grace: tasks.Duration(grace)}, asynq.Queue(queue))
-	if err != nil {
-		return err
-	}
+	var err error
 	if h, ok := q.(Holder); ok && queue == tasks.QueueBulk {
-		// Paced: the feeder releases it at the budget's pace (internal/pacing).
-		err = h.Hold(ctx, t, rotationID)
-	} else if _, err = q.EnqueueContext(ctx, t); errors.Is(err, asynq.ErrTaskIDConflict) {
-		err = nil
+		// Paced: the feeder makes its task at the budget's pace (internal/pacing).
+		err = h.Hold(ctx, rotationID)
+	} else {
+		err = enqueueTask(ctx, q, instanceID, rotationID, batchID, reason, queue, grace)
 	}
 	if err != nil {
 		return fmt.Errorf("enqueue rotation of %s: %w", instanceID, err)
@@ -335,11 +331,46 @@ func Enqueue(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, r
 	return nil
 }
 
-// Holder is an Enqueuer that holds bulk rotate tasks for the pacing feeder
+func enqueueTask(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, reason, queue string, grace time.Duration) error {
+	t, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: instanceID, RotationID: rotationID,
+		BatchID: batchID, Reason: reason, Grace: tasks.Duration(grace)}, asynq.Queue(queue))
+	if err != nil {
+		return err
+	}
+	if _, err = q.EnqueueContext(ctx, t); errors.Is(err, asynq.ErrTaskIDConflict) {
+		err = nil
+	}
+	return err
+}
+
+// Holder is an Enqueuer that holds bulk rotations for the pacing feeder
 // (*pacing.Client, docs/design.md "Pacing a wave"): Enqueue hands it every
-// rotate task on the bulk queue. An existing task counts as success.
+// rotation on the bulk queue, and the feeder creates its task (HeldTasks).
+// A rotation held already keeps its place.
 type Holder interface {
-	Hold(ctx context.Context, t *asynq.Task, rotationID string) error
+	Hold(ctx context.Context, rotationID string) error
+}
+
+// HeldTasks builds the rotate task of a held bulk rotation, when the
+// pacing feeder releases it, from what the rotation's claim recorded
+// (pacing.Tasks).
+type HeldTasks struct{ Store *store.Store }
+
+// RotateTask returns the task of rotationID, or nil when the rotation
+// waits for none any more: finished (a cancelled batch's rotations are
+// recorded cancelled by Cancel), or expired.
+func (h HeldTasks) RotateTask(ctx context.Context, rotationID string) (*asynq.Task, error) {
+	rot, err := h.Store.Rotation(ctx, rotationID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case rot.State == store.RotationPromoted || rot.State == store.RotationFailed || rot.State == store.RotationCancelled:
+		return nil, nil
+	}
+	return tasks.NewRotateTask(tasks.RotatePayload{InstanceID: rot.InstanceID, RotationID: rot.ID, BatchID: rot.BatchID,
+		Reason: rot.Reason, Grace: tasks.Duration(rot.Grace), RequestedAt: rot.RequestedAt}, asynq.Queue(tasks.QueueBulk))
 }
 
 func dedupe(ids []string) []string {

@@ -3,6 +3,7 @@ package pacing
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -19,10 +20,25 @@ type Budget interface {
 	WaitN(ctx context.Context, addonID string, n int) error
 }
 
-// Queues is what the feeder needs of asynq (*asynq.Inspector).
+// Tasks builds the rotate task of a held rotation when the feeder releases
+// it (fleet.HeldTasks, from what the rotation's claim recorded).
+type Tasks interface {
+	// RotateTask returns the task of held rotation id, or nil when the
+	// rotation waits for none any more (it finished, was cancelled, or
+	// expired): the feeder drops its id without a token.
+	RotateTask(ctx context.Context, rotationID string) (*asynq.Task, error)
+}
+
+// Enqueuer enqueues released tasks (*asynq.Client).
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// Queues is what the feeder needs of asynq's inspector (*asynq.Inspector).
 type Queues interface {
 	RunTask(queue, id string) error
 	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
+	Queues() ([]string, error)
 	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
 	ListPendingTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
 }
@@ -31,7 +47,12 @@ type Queues interface {
 type FeederParams struct {
 	// Redis holds the held set, the lease and the paid marks. Required.
 	Redis redis.UniversalClient
-	// Queues releases held tasks. Required.
+	// Tasks builds the tasks of held rotations. Required.
+	Tasks Tasks
+	// Client enqueues them. Required.
+	Client Enqueuer
+	// Queues looks at the bulk queue, and releases a task an earlier
+	// version held (HoldFor). Required.
 	Queues Queues
 	// Budget is the account's shared budget: the feeder takes a
 	// background token per release, Batch at a time, and marks each paid. nil releases without
@@ -141,8 +162,9 @@ func NewFeeder(p FeederParams) *Feeder {
 type Stats struct {
 	// Released counts tasks made runnable.
 	Released int64
-	// Dropped counts held ids whose task was gone or already released (a
-	// cancelled batch, a task an operator ran by hand).
+	// Dropped counts held ids whose rotation waits for no task any more
+	// (finished, cancelled, expired) or whose task exists already (released
+	// by a feeder that died before it took the id out, run by an operator).
 	Dropped int64
 	// Unused counts tokens taken with nothing left to release.
 	Unused int64
@@ -174,14 +196,22 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 	if !f.lead(ctx) {
 		return standbyEvery * f.p.Idle
 	}
-	// The oldest held ids, read before the tokens are taken: they stay held
-	// until release makes their tasks runnable.
+	// The oldest held ids, and their tasks, read before the tokens are
+	// taken: they stay held until their tasks are enqueued.
 	ids, err := f.p.Redis.ZRange(ctx, heldKey, 0, int64(f.p.Batch-1)).Result()
 	if err != nil || len(ids) == 0 || f.queueBlocked() {
 		return f.p.Idle
 	}
+	ready, err := f.tasks(ctx, ids)
+	if err != nil {
+		f.p.Logger.Warn().Err(err).Msg("pacing_read_failed")
+		return f.p.Idle
+	}
+	if len(ready) == 0 {
+		return 0 // all dropped: the next ones at once
+	}
 	if f.p.Budget != nil {
-		err := f.p.Budget.WaitN(ratelimit.WithClass(ctx, ratelimit.Background), "", len(ids))
+		err := f.p.Budget.WaitN(ratelimit.WithClass(ctx, ratelimit.Background), "", len(ready))
 		if d, ok := ratelimit.IsDelay(err); ok {
 			return d // a pause (429, low water) longer than MaxWait
 		}
@@ -192,12 +222,43 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 		// take it and release these same ids: only the feeder that still
 		// leads releases them.
 		if !f.lead(ctx) {
-			f.unused.Add(int64(len(ids)))
+			f.unused.Add(int64(len(ready)))
 			return standbyEvery * f.p.Idle
 		}
 	}
-	f.release(ctx, ids)
+	f.release(ctx, ready)
 	return 0
+}
+
+// held is a held rotation and the task its release enqueues.
+type held struct {
+	id   string
+	task *asynq.Task
+}
+
+// tasks builds the tasks of the held rotations ids, and drops at once, with
+// no token, those that wait for none any more.
+func (f *Feeder) tasks(ctx context.Context, ids []string) ([]held, error) {
+	var ready []held
+	var gone []any
+	for _, id := range ids {
+		t, err := f.p.Tasks.RotateTask(ctx, id)
+		switch {
+		case err != nil:
+			return nil, err
+		case t == nil:
+			gone = append(gone, id)
+		default:
+			ready = append(ready, held{id: id, task: t})
+		}
+	}
+	if len(gone) > 0 {
+		if err := f.p.Redis.ZRem(ctx, heldKey, gone...).Err(); err != nil {
+			return nil, err
+		}
+		f.dropped.Add(int64(len(gone)))
+	}
+	return ready, nil
 }
 
 // How often the lease is renewed, and how many Idle periods a feeder
@@ -282,6 +343,15 @@ func (f *Feeder) queueBlocked() bool {
 	}
 	if now.Sub(f.pauseChecked) >= pauseEvery {
 		info, err := f.p.Queues.GetQueueInfo(Queue)
+		if err != nil && !f.queueKnown() {
+			// No bulk task was ever enqueued, and asynq has no stats of a
+			// queue before its first task. It knows the queue from the
+			// first release on, and the next step looks again: a pause set
+			// before that costs one release's tokens.
+			f.queueChecked, f.pauseChecked = time.Time{}, time.Time{}
+			f.paused, f.blocked = false, false
+			return false
+		}
 		if err == nil {
 			f.pauseChecked, f.paused, f.statsFailing = now, info.Paused, false
 			f.blocked = info.Paused || info.Pending >= f.p.MaxPending
@@ -301,23 +371,34 @@ func (f *Feeder) queueBlocked() bool {
 	return f.blocked
 }
 
+// queueKnown reports whether asynq knows the bulk queue, or cannot tell.
+// (GetQueueInfo's error for a queue it does not know is not
+// asynq.ErrQueueNotFound.)
+func (f *Feeder) queueKnown() bool {
+	names, err := f.p.Queues.Queues()
+	return err != nil || slices.Contains(names, Queue)
+}
+
 // backedUp reports whether MaxPending bulk tasks wait to be picked up, by
 // asking for the MaxPending-th one only.
 func (f *Feeder) backedUp() bool {
 	infos, err := f.p.Queues.ListPendingTasks(Queue, asynq.PageSize(1), asynq.Page(f.p.MaxPending))
+	if errors.Is(err, asynq.ErrQueueNotFound) {
+		return false
+	}
 	return err != nil || len(infos) > 0
 }
 
-// release releases the held rotations ids, with a token paid for each. It
-// takes them out of the held set only once their tasks are runnable (or
-// gone), so a feeder that dies in between leaves them held and the next one
-// releases them; a task released twice that way is refused by asynq the
-// second time, and dropped.
-func (f *Feeder) release(ctx context.Context, ids []string) {
+// release enqueues the tasks of held rotations, with a token paid for each.
+// It takes them out of the held set only once their tasks exist, so a
+// feeder that dies in between leaves them held and the next one releases
+// them; a task enqueued twice that way is refused by asynq the second
+// time, and dropped.
+func (f *Feeder) release(ctx context.Context, rs []held) {
 	var out []any
-	for _, id := range ids {
-		if f.releaseOne(ctx, id) {
-			out = append(out, id)
+	for _, r := range rs {
+		if f.releaseOne(ctx, r) {
+			out = append(out, r.id)
 		}
 	}
 	if len(out) > 0 {
@@ -328,32 +409,53 @@ func (f *Feeder) release(ctx context.Context, ids []string) {
 	}
 }
 
-// releaseOne marks the token of a held rotation paid and makes its task
-// runnable. It reports whether the rotation leaves the held set: released,
-// or dropped because its task is gone or no longer scheduled. One that
-// could not be released stays held, first in line.
-func (f *Feeder) releaseOne(ctx context.Context, id string) bool {
+// errExists is enqueue's error for a rotation whose task exists already.
+var errExists = errors.New("the rotation's task exists already")
+
+// releaseOne marks the token of a held rotation paid and enqueues its task.
+// It reports whether the rotation leaves the held set: released, or dropped
+// because its task exists already. One that could not be released stays
+// held, first in line.
+func (f *Feeder) releaseOne(ctx context.Context, r held) bool {
 	if f.p.Budget != nil {
-		if err := f.p.Redis.Set(ctx, paidKey+id, "1", paidFor).Err(); err != nil {
+		if err := f.p.Redis.Set(ctx, paidKey+r.id, "1", paidFor).Err(); err != nil {
 			// Released unpaid, the push waits for a token of its own.
 			f.unused.Add(1)
 		}
 	}
-	taskID := tasks.RotateTaskID(id)
-	err := f.p.Queues.RunTask(Queue, taskID)
+	err := f.enqueue(ctx, r)
 	if err == nil {
 		f.released.Add(1)
 		f.sinceCheck++
 		return true
 	}
 	// The token goes unused; a mark left behind expires after paidFor.
-	_ = f.p.Redis.Del(ctx, paidKey+id).Err()
-	if !errors.Is(err, asynq.ErrTaskNotFound) && f.stillScheduled(taskID) {
-		f.p.Logger.Warn().Str("rotation_id", id).Err(err).Msg("pacing_release_failed")
-		return false
+	_ = f.p.Redis.Del(ctx, paidKey+r.id).Err()
+	if errors.Is(err, errExists) {
+		f.dropped.Add(1)
+		return true
 	}
-	f.dropped.Add(1)
-	return true
+	f.p.Logger.Warn().Str("rotation_id", r.id).Err(err).Msg("pacing_release_failed")
+	return false
+}
+
+// enqueue enqueues r's task on the bulk queue. A task of r that exists
+// already is one an earlier version held, scheduled HoldFor ahead, which it
+// runs now, or one released already (errExists).
+func (f *Feeder) enqueue(ctx context.Context, r held) error {
+	_, err := f.p.Client.EnqueueContext(ctx, r.task, asynq.Queue(Queue))
+	if !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return err
+	}
+	taskID := tasks.RotateTaskID(r.id)
+	if !f.stillScheduled(taskID) {
+		return errExists
+	}
+	err = f.p.Queues.RunTask(Queue, taskID)
+	if errors.Is(err, asynq.ErrTaskNotFound) {
+		return errExists
+	}
+	return err
 }
 
 // stillScheduled reports whether the task is still held by asynq, or

@@ -3,14 +3,15 @@
 // goes back to asynq because the budget is busy (docs/design.md, "Pacing a
 // wave").
 //
-// A bulk rotate task is enqueued by asynq's public API as a scheduled task
-// (Client.Hold), far in the future, and its rotation id is added to a held
-// set of rekey's own. One feeder among the worker processes (Feeder, a lease
-// in Redis decides which) takes a background token from the shared budget,
-// reads the oldest held rotation, leaves a mark that its token is paid
-// (Paid), and makes its task runnable with asynq's Inspector.RunTask. The
-// worker that runs the task spends the paid token on its push instead of
-// waiting for one (ratelimit.WithPrepaid).
+// A bulk rotation is held by adding its rotation id to a held set of
+// rekey's own (Client.Hold); its claim, already durable, is all it needs
+// meanwhile: no asynq task exists yet. One feeder among the worker
+// processes (Feeder, a lease in Redis decides which) reads the oldest held
+// rotations, builds their tasks from what their claims recorded (Tasks),
+// takes background tokens for them from the shared budget, leaves a mark
+// that each token is paid (Paid), and enqueues the tasks with asynq's
+// public API. The worker that runs one spends the paid token on its push
+// instead of waiting for one (ratelimit.WithPrepaid).
 //
 // Keys, all rekey's own (asynq's keys are only ever touched through asynq's
 // API):
@@ -22,7 +23,6 @@ package pacing
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -36,10 +36,11 @@ import (
 // scheduled rotations (tasks.QueueBulk).
 const Queue = tasks.QueueBulk
 
-// HoldFor is how far in the future a held task is scheduled. The feeder
-// releases it long before; the date only matters for a task whose id was
-// lost from the held set (a crash between popping it and releasing it), which
-// asynq then runs on its own at that date.
+// HoldFor is how far in the future earlier versions of rekey scheduled the
+// task of a held rotation; this one creates the task only at release. A
+// task held that way is still released (the feeder runs it when it
+// enqueues its rotation's task and finds it there), and the reconcile
+// sweep works out its place in line from its date.
 const HoldFor = 7 * 24 * time.Hour
 
 const (
@@ -50,9 +51,9 @@ const (
 	leaseTime = 5 * time.Second
 )
 
-// Client is an asynq client that can hold bulk rotate tasks for the feeder.
-// internal/fleet uses Hold for every rotate task on Queue when its Enqueuer
-// is a *Client.
+// Client is an asynq client that can hold bulk rotations for the feeder.
+// internal/fleet uses Hold for every rotation on Queue when its Enqueuer is
+// a *Client.
 type Client struct {
 	*asynq.Client
 	rdb redis.UniversalClient
@@ -63,20 +64,12 @@ func NewClient(q *asynq.Client, rdb redis.UniversalClient) *Client {
 	return &Client{Client: q, rdb: rdb}
 }
 
-// Hold enqueues the rotate task t of rotationID as scheduled HoldFor from
-// now, then adds the rotation to the held set, in that order: the claim is
-// already durable, and the task exists before the feeder can see its id. A
-// task that already exists counts as success and is not held again (it is
-// held, released or finished already).
-func (c *Client) Hold(ctx context.Context, t *asynq.Task, rotationID string) error {
-	_, err := c.EnqueueContext(ctx, t, asynq.Queue(Queue), asynq.ProcessIn(HoldFor))
-	switch {
-	case errors.Is(err, asynq.ErrTaskIDConflict):
-		return nil
-	case err != nil:
-		return err
-	}
-	_, err = c.addHeld(ctx, rotationID, time.Now())
+// Hold adds the claimed rotation rotationID to the held set, at the end of
+// the line; one held already keeps its place. Its task is created when the
+// feeder releases it: a held rotation costs Redis one entry of the held
+// set beside its claim, and a wave of 100,000 no asynq task until its turn.
+func (c *Client) Hold(ctx context.Context, rotationID string) error {
+	_, err := c.addHeld(ctx, rotationID, time.Now())
 	return err
 }
 
@@ -91,18 +84,18 @@ func (c *Client) addHeld(ctx context.Context, rotationID string, heldAt time.Tim
 	return n == 1, nil
 }
 
-// Rehold puts rotationID back in the held set, at heldAt's place in line
-// (asynq keeps a task's time to the second), and reports whether it was
-// missing: a Hold whose task was enqueued but whose id was not added (Redis
-// failed in between, or the caller gave up) left a task the feeder never
-// sees. The reconcile sweep calls it for a bulk rotate task it finds
-// scheduled.
+// Rehold puts rotationID back in the held set, at heldAt's place in line,
+// and reports whether it was missing: a claim whose Hold failed (Redis
+// failed in between, or the caller gave up) left a rotation the feeder never
+// sees, in flight for good. The reconcile sweep calls it for a bulk
+// rotation in flight that has no task, and for a task an earlier version
+// held (scheduled HoldFor ahead).
 func (c *Client) Rehold(ctx context.Context, rotationID string, heldAt time.Time) (bool, error) {
 	return c.addHeld(ctx, rotationID, heldAt)
 }
 
-// Unhold takes rotation ids out of the held set: a cancelled batch's, whose
-// tasks were deleted, so that the feeder spends no token on them.
+// Unhold takes rotation ids out of the held set: a cancelled batch's, so
+// that the feeder spends no token on them.
 func Unhold(ctx context.Context, rdb redis.UniversalClient, rotationIDs ...string) error {
 	if len(rotationIDs) == 0 {
 		return nil
@@ -115,6 +108,29 @@ func Unhold(ctx context.Context, rdb redis.UniversalClient, rotationIDs ...strin
 		return fmt.Errorf("unhold %d rotations: %w", len(rotationIDs), err)
 	}
 	return nil
+}
+
+// HeldIDs returns the ids of every held rotation, in no order. An id held
+// or released while it reads may be in it or not; one held throughout is.
+func HeldIDs(ctx context.Context, rdb redis.UniversalClient) ([]string, error) {
+	var ids []string
+	seen := map[string]bool{} // ZSCAN may return a member twice
+	var cursor uint64
+	for {
+		page, next, err := rdb.ZScan(ctx, heldKey, cursor, "", 1000).Result()
+		if err != nil {
+			return nil, fmt.Errorf("list held rotations: %w", err)
+		}
+		for i := 0; i < len(page); i += 2 { // member, score
+			if !seen[page[i]] {
+				seen[page[i]] = true
+				ids = append(ids, page[i])
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return ids, nil
+		}
+	}
 }
 
 // Held counts the rotations waiting for the feeder.

@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -175,36 +176,44 @@ func TestArchivedRotationAfterAPushRunsAgainInsteadOfDiscarding(t *testing.T) {
 }
 
 // A held bulk rotation whose id never reached the feeder's held set (its
-// Hold failed after enqueuing the task) is held again by the sweep, which
-// otherwise would leave it to run on its own a week later.
+// Hold failed) has no task either: the sweep holds it again, at its place
+// in line, instead of leaving the instance in flight for good. A task an
+// earlier version held (scheduled a week ahead, no held id) is held again
+// the same way.
 func TestSweepHoldsAgainAHeldRotationMissingFromTheHeldSet(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	w := newWorld(t)
 	st := w.st
 	q := pacing.NewClient(w.q, w.r.Client)
-	if err := st.PutInstance(ctx, store.Registration{ID: "inst", APIVersion: store.APIv3,
-		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"inst", "older"} {
+		if err := st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3,
+			ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := st.Claim(ctx, store.RotationRequest{InstanceID: "inst", RotationID: "rot-1", Queue: tasks.QueueBulk}); err != nil {
 		t.Fatal(err)
 	}
-	// As a Hold whose ZADD failed leaves it: the task scheduled a week
-	// ahead, no held id.
-	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst", RotationID: "rot-1"})
+	if _, err := st.Claim(ctx, store.RotationRequest{InstanceID: "older", RotationID: "rot-0", Queue: tasks.QueueBulk}); err != nil {
+		t.Fatal(err)
+	}
+	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "older", RotationID: "rot-0"})
 	if _, err := q.Enqueue(task, asynq.Queue(tasks.QueueBulk), asynq.ProcessIn(pacing.HoldFor)); err != nil {
 		t.Fatal(err)
 	}
 	sweep := reconcile.New(reconcile.Params{Store: st, Enqueuer: q, Inspector: w.insp,
 		Logger: zerolog.Nop(), Now: func() time.Time { return w.now }})
-	for i, want := range []int{1, 0} {
+	for i, want := range []int{2, 0} {
 		res, err := sweep.Sweep(ctx)
 		if err != nil || res.RotationsReheld != want || res.RotationsEnqueued != 0 {
 			t.Errorf("sweep #%d = %+v, %v; want %d held again and none enqueued", i+1, res, err, want)
 		}
 	}
-	if n, err := pacing.Held(ctx, w.r.Client); err != nil || n != 1 {
-		t.Errorf("%d rotations held (%v), want rot-1", n, err)
+	if n, err := pacing.Held(ctx, w.r.Client); err != nil || n != 2 {
+		t.Errorf("%d rotations held (%v), want rot-0 and rot-1", n, err)
+	}
+	if _, err := w.insp.GetTaskInfo(tasks.QueueBulk, tasks.RotateTaskID("rot-1")); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Errorf("rot-1's task: %v; want none until the feeder releases it", err)
 	}
 }

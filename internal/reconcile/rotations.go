@@ -44,6 +44,12 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 	info, err := s.p.Inspector.GetTaskInfo(rot.Queue, tasks.RotateTaskID(rot.ID))
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
+		if h, ok := s.p.Enqueuer.(reholder); ok && rot.Queue == pacing.Queue {
+			// A held bulk rotation has no task until the feeder releases
+			// it: one missing from the held set (its claim's Hold failed,
+			// or its task was lost) is held again, at its place in line.
+			return s.holdAgain(ctx, h, rot.ID, rot.RequestedAt, res)
+		}
 		if err := fleet.Enqueue(ctx, s.p.Enqueuer, rot.InstanceID, rot.ID, rot.BatchID, rot.Reason, rot.Queue, rot.Grace); err != nil {
 			return err
 		}
@@ -82,16 +88,22 @@ type reholder interface {
 	Rehold(ctx context.Context, rotationID string, heldAt time.Time) (bool, error)
 }
 
-// rehold makes sure a held bulk rotation (its task scheduled, as only
-// pacing schedules rotate tasks) is in the feeder's held set: a Hold that
-// enqueued the task and then failed to add its id left it for asynq to run
-// on its own a week later, the instance in flight until then.
+// rehold makes sure a bulk rotate task an earlier version held (scheduled
+// pacing.HoldFor ahead) is in the feeder's held set: a Hold that enqueued
+// the task and then failed to add its id left it for asynq to run on its
+// own a week later, the instance in flight until then.
 func (s *Sweeper) rehold(ctx context.Context, rot store.Rotation, info *asynq.TaskInfo, res *Result) error {
 	h, ok := s.p.Enqueuer.(reholder)
 	if !ok || rot.Queue != pacing.Queue || info.State != asynq.TaskStateScheduled {
 		return nil
 	}
-	added, err := h.Rehold(ctx, rot.ID, info.NextProcessAt.Add(-pacing.HoldFor))
+	return s.holdAgain(ctx, h, rot.ID, info.NextProcessAt.Add(-pacing.HoldFor), res)
+}
+
+// holdAgain adds a held rotation missing from the held set, at heldAt's
+// place in line, and counts it.
+func (s *Sweeper) holdAgain(ctx context.Context, h reholder, rotationID string, heldAt time.Time, res *Result) error {
+	added, err := h.Rehold(ctx, rotationID, heldAt)
 	if err != nil {
 		return err
 	}

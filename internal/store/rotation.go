@@ -422,6 +422,37 @@ func (s *Store) Rotation(ctx context.Context, id string) (Rotation, error) {
 		RequestedAt: fromMS(m["requested_at"]), FinishedAt: fromMS(m["finished_at"]), Error: m["error"]}, nil
 }
 
+// RotationsOfBatch returns, of the rotations ids, those of batch batchID
+// as the requests that claimed them, reading them in pipelines of a
+// thousand; rotations that are gone are left out. fleet.Cancel finds a
+// cancelled wave's held rotations with it.
+func (s *Store) RotationsOfBatch(ctx context.Context, ids []string, batchID string) ([]RotationRequest, error) {
+	var out []RotationRequest
+	for start := 0; start < len(ids); start += 1000 {
+		chunk := ids[start:min(start+1000, len(ids))]
+		cmds := make([]*redis.SliceCmd, len(chunk))
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range chunk {
+				cmds[i] = p.HMGet(ctx, rotationKey(id), "instance_id", "batch_id", "queue")
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read rotations: %w", err)
+		}
+		for i, c := range cmds {
+			v := c.Val()
+			instanceID, _ := v[0].(string)
+			batch, _ := v[1].(string)
+			queue, _ := v[2].(string)
+			if instanceID != "" && batch == batchID {
+				out = append(out, RotationRequest{InstanceID: instanceID, RotationID: chunk[i], BatchID: batch, Queue: queue})
+			}
+		}
+	}
+	return out, nil
+}
+
 // configKey is a HASH holding one pending credential's sealed config, in
 // its field "config", apart from the credential's own hash: a value that
 // long would turn that hash, which outlives the config by months, into
