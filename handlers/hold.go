@@ -36,7 +36,7 @@ type HoldStore interface {
 	HoldOf(ctx context.Context, instanceID, credID string) (store.Hold, bool, error)
 	SaveHold(ctx context.Context, h store.Hold, event, detail string) error
 	ReleaseHold(ctx context.Context, instanceID, credID, why string) (bool, error)
-	Instance(ctx context.Context, id string) (store.Instance, error)
+	ConfigVars(ctx context.Context, instanceID string) ([]string, error)
 }
 
 // CustomerLog writes a short line into an instance's app log stream, best
@@ -152,11 +152,11 @@ func (d *Deps) varNames(ctx context.Context, instanceID string) []string {
 	if d.HoldStore == nil {
 		return nil
 	}
-	in, err := d.HoldStore.Instance(ctx, instanceID)
+	names, err := d.HoldStore.ConfigVars(ctx, instanceID)
 	if err != nil {
 		return nil
 	}
-	return in.ConfigVars
+	return names
 }
 
 // varText joins config var names for a customer's line.

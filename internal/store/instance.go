@@ -347,6 +347,22 @@ func instanceFrom(id string, m map[string]string) Instance {
 	return in
 }
 
+// ConfigVars returns the names of the config vars an instance's credential
+// is set in, read alone: a customer's line names them after every rotation
+// and revocation.
+func (s *Store) ConfigVars(ctx context.Context, instanceID string) ([]string, error) {
+	v, err := s.rdb.HGet(ctx, instanceKey(instanceID), "config_vars").Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, fmt.Errorf("instance %s: %w", instanceID, ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("get config vars: %w", err)
+	case v == "":
+		return nil, nil
+	}
+	return strings.Split(v, ","), nil
+}
+
 func boolArg(b bool) string {
 	if b {
 		return "1"

@@ -143,23 +143,26 @@ return 'ok'
 // refuse returns {"skipped", rotation id, "", reason, until ms, count}.
 // Errors: "not_found", "deprovisioned".
 var claimScript = eventScript(luaLimits, `
-local function reply(status, rot, rkey)
+-- The fields reply reads of a rotation, in its order; the requested
+-- rotation's are read once, with its batch, up front.
+local fields = {'state', 'previous', 'revoke_at', 'discarded', 'finished_at', 'credential_id', 'push_attempted_at'}
+local function reply(status, rot, rkey, r)
   if status == 'claimed' then
     -- Just written: nothing to read back.
     if ARGV[12] == '1' then return {status, rot, 'requested'} end
     return {status, rot, 'requested', '', '', '', redis.call('HGETALL', KEYS[1]), ''}
   end
-  if ARGV[12] == '1' then return {status, rot, get(rkey, 'state')} end
-  local r = redis.call('HMGET', rkey, 'state', 'previous', 'revoke_at', 'discarded', 'finished_at',
-    'credential_id', 'push_attempted_at')
+  if ARGV[12] == '1' then return {status, rot, r and (r[1] or '') or get(rkey, 'state')} end
+  r = r or redis.call('HMGET', rkey, unpack(fields))
   local st, prev, at = r[1] or '', r[2] or '', r[3] or ''
   if st == 'failed' then prev, at = r[4] or '', r[5] or '' end
   return {status, rot, st, r[6] or '', prev, at, redis.call('HGETALL', KEYS[1]), r[7] or ''}
 end
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  local st = get(KEYS[2], 'state')
-  if st == 'promoted' or st == 'failed' or st == 'cancelled' then return reply('done', ARGV[1], KEYS[2]) end
-  local batch = get(KEYS[2], 'batch_id')
+local own = redis.call('HMGET', KEYS[2], 'batch_id', unpack(fields))
+if own[2] then -- the rotation exists: every rotation has a state
+  local batch, r = own[1] or '', {unpack(own, 2)}
+  local st = r[1]
+  if st == 'promoted' or st == 'failed' or st == 'cancelled' then return reply('done', ARGV[1], KEYS[2], r) end
   if st == 'requested' and batch ~= '' and get(KEYS[8] .. batch, 'cancelled_at') ~= '' then
     redis.call('HSET', KEYS[2], 'state', 'cancelled', 'finished_at', ARGV[3])
     redis.call('EXPIRE', KEYS[2], ARGV[11])
@@ -169,7 +172,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
     emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'cancelled', ARGV[1], '', 'batch ' .. batch .. ' cancelled', ARGV[3])
     return reply('done', ARGV[1], KEYS[2])
   end
-  return reply('resumed', ARGV[1], KEYS[2])
+  return reply('resumed', ARGV[1], KEYS[2], r)
 end
 local inst = redis.call('HMGET', KEYS[1], 'registered_at', 'deprovisioned_at', 'inflight')
 if not inst[1] then return redis.error_reply('not_found') end
