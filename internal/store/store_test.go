@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,5 +236,23 @@ func TestRegistrationValidation(t *testing.T) {
 				t.Fatalf("Validate() = %v, want it to name %s", err, c.want)
 			}
 		})
+	}
+}
+
+// ConfigVars reads the names a registration gave, alone; an unknown
+// instance is not found.
+func TestConfigVars(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	if err := f.st.PutInstance(ctx, store.Registration{ID: "inst-v", APIVersion: store.APIv3,
+		ConfigVars: []string{"A_URL", "B_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.st.ConfigVars(ctx, "inst-v"); err != nil || !slices.Equal(got, []string{"A_URL", "B_URL"}) {
+		t.Errorf("ConfigVars = %v, %v; want [A_URL B_URL]", got, err)
+	}
+	if _, err := f.st.ConfigVars(ctx, "inst-unknown"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("ConfigVars of an unknown instance: %v, want ErrNotFound", err)
 	}
 }
