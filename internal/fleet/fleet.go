@@ -358,7 +358,14 @@ type HeldTasks struct{ Store *store.Store }
 
 // RotateTask returns the task of rotationID, or nil when the rotation
 // waits for none any more: finished (a cancelled batch's rotations are
-// recorded cancelled by Cancel), or expired.
+// recorded cancelled by Cancel), or expired. asynq does not keep the task
+// once it finished, unlike other rotate tasks (tasks.Retention): a wave's
+// progress is its batch (`rekey batches show`), each rotation is in its
+// instance's history, and keeping a day of a wave's tasks cost several
+// hundred bytes each (docs/benchmarks.md), one more asynq command a
+// rotation to record each and two to delete it a day later. No second
+// task of a finished rotation can follow: the feeder drops its held id,
+// and the sweep enqueues only rotations in flight.
 func (h HeldTasks) RotateTask(ctx context.Context, rotationID string) (*asynq.Task, error) {
 	rot, err := h.Store.Rotation(ctx, rotationID)
 	switch {
@@ -370,7 +377,8 @@ func (h HeldTasks) RotateTask(ctx context.Context, rotationID string) (*asynq.Ta
 		return nil, nil
 	}
 	return tasks.NewRotateTask(tasks.RotatePayload{InstanceID: rot.InstanceID, RotationID: rot.ID, BatchID: rot.BatchID,
-		Reason: rot.Reason, Grace: tasks.Duration(rot.Grace), RequestedAt: rot.RequestedAt}, asynq.Queue(tasks.QueueBulk))
+		Reason: rot.Reason, Grace: tasks.Duration(rot.Grace), RequestedAt: rot.RequestedAt},
+		asynq.Queue(tasks.QueueBulk), asynq.Retention(0))
 }
 
 func dedupe(ids []string) []string {

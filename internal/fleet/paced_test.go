@@ -50,6 +50,18 @@ func TestBulkRotationsAreHeldAndCancelRemovesThem(t *testing.T) {
 			t.Errorf("task of held rotation %s: %+v, %v; want the claim's request", it.RotationID, pl, err)
 		}
 	}
+	// asynq does not keep a released wave's tasks once they finished.
+	task, err := src.RotateTask(ctx, res.Items[0].RotationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := f.queue.Enqueue(task)
+	if err != nil || info.Queue != tasks.QueueBulk || info.Retention != 0 {
+		t.Errorf("released task: %+v, %v; want on the bulk queue, not retained", info, err)
+	}
+	if err := insp.DeleteTask(tasks.QueueBulk, info.ID); err != nil {
+		t.Fatal(err)
+	}
 	// A single rotation is interactive and never held.
 	one, err := p.Rotate(ctx, fleet.Request{InstanceIDs: []string{instanceID(0)}, Reason: "test"})
 	if err != nil || one.Joined != 1 {
