@@ -241,7 +241,7 @@ func runWorkerCmd(ctx context.Context, env *environ) error {
 // budget's pace (docs/design.md, "Pacing a wave"). With per-instance budgets
 // a wave's calls do not compete, so it releases them without tokens.
 func (a *app) feeder(lim *ratelimit.Limiter) *pacing.Feeder {
-	p := pacing.FeederParams{Redis: a.rdb, Tasks: fleet.HeldTasks{Store: a.store}, Client: a.queue,
+	p := pacing.FeederParams{Redis: a.rdb, Tasks: &fleet.HeldTasks{Store: a.store}, Client: a.queue,
 		Queues: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.quietLog()}
 	if lim.Params().Scope == ratelimit.ScopeAccount {
 		p.Budget = lim

@@ -63,7 +63,15 @@ func Cancel(ctx context.Context, st *store.Store, insp Inspector, batchID string
 	if err != nil {
 		return removed + len(gone), err
 	}
-	gone = append(gone, removeCancelled(ctx, st, deleteTask(insp, tasks.QueueBulk), tasks.QueueBulk, scheduled)...)
+	counted := make(map[string]bool, len(gone))
+	for _, id := range gone {
+		counted[id] = true
+	}
+	for _, id := range removeCancelled(ctx, st, deleteTask(insp, tasks.QueueBulk), tasks.QueueBulk, scheduled) {
+		if !counted[id] { // held and scheduled: counted once
+			gone = append(gone, id)
+		}
+	}
 	removed += len(gone)
 	return removed, pacing.Unhold(ctx, st.Redis(), gone...)
 }

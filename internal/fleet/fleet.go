@@ -26,6 +26,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -353,20 +354,30 @@ type Holder interface {
 
 // HeldTasks builds the rotate task of a held bulk rotation, when the
 // pacing feeder releases it, from what the rotation's claim recorded
-// (pacing.Tasks).
-type HeldTasks struct{ Store *store.Store }
+// (pacing.Tasks). Use it by pointer: it remembers cancelled batches.
+type HeldTasks struct {
+	Store *store.Store
+
+	mu        sync.Mutex
+	cancelled map[string]bool      // batches seen cancelled: for good
+	live      map[string]time.Time // batches seen live, and when
+}
+
+// liveFor is how long a batch seen live is taken as live: a rotation held
+// in that time after its batch was cancelled costs a token, and its task's
+// claim cancels it.
+const liveFor = 2 * time.Second
 
 // RotateTask returns the task of rotationID, or nil when the rotation
-// waits for none any more: finished (a cancelled batch's rotations are
-// recorded cancelled by Cancel), or expired. asynq does not keep the task
-// once it finished, unlike other rotate tasks (tasks.Retention): a wave's
-// progress is its batch (`rekey batches show`), each rotation is in its
-// instance's history, and keeping a day of a wave's tasks cost several
-// hundred bytes each (docs/benchmarks.md), one more asynq command a
-// rotation to record each and two to delete it a day later. No second
-// task of a finished rotation can follow: the feeder drops its held id,
-// and the sweep enqueues only rotations in flight.
-func (h HeldTasks) RotateTask(ctx context.Context, rotationID string) (*asynq.Task, error) {
+// waits for none any more: finished, expired, or of a cancelled batch (it
+// records that one cancelled, as its task's claim would have). asynq does
+// not keep the task once it finished, unlike other rotate tasks
+// (tasks.Retention): a wave's progress is its batch (`rekey batches
+// show`), each rotation is in its instance's history, and keeping a day of
+// a wave's tasks cost several hundred bytes each (docs/benchmarks.md), one
+// more asynq command a rotation to record each and two to delete it a day
+// later. A record that cannot make a bulk task is pacing.ErrUnusable.
+func (h *HeldTasks) RotateTask(ctx context.Context, rotationID string) (*asynq.Task, error) {
 	rot, err := h.Store.Rotation(ctx, rotationID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -375,10 +386,60 @@ func (h HeldTasks) RotateTask(ctx context.Context, rotationID string) (*asynq.Ta
 		return nil, err
 	case rot.State == store.RotationPromoted || rot.State == store.RotationFailed || rot.State == store.RotationCancelled:
 		return nil, nil
+	case rot.InstanceID == "" || rot.Queue != tasks.QueueBulk:
+		return nil, fmt.Errorf("rotation %s of instance %q on queue %q: %w", rotationID, rot.InstanceID, rot.Queue, pacing.ErrUnusable)
 	}
-	return tasks.NewRotateTask(tasks.RotatePayload{InstanceID: rot.InstanceID, RotationID: rot.ID, BatchID: rot.BatchID,
+	if rot.State == store.RotationRequested && rot.BatchID != "" {
+		cancelled, err := h.batchCancelled(ctx, rot.BatchID)
+		if err != nil {
+			return nil, err
+		}
+		if cancelled {
+			req := store.RotationRequest{InstanceID: rot.InstanceID, RotationID: rotationID, BatchID: rot.BatchID, Queue: rot.Queue}
+			if _, err := h.Store.Claim(ctx, req); err != nil {
+				return nil, err
+			}
+			return nil, nil
+		}
+	}
+	t, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: rot.InstanceID, RotationID: rotationID, BatchID: rot.BatchID,
 		Reason: rot.Reason, Grace: tasks.Duration(rot.Grace), RequestedAt: rot.RequestedAt},
 		asynq.Queue(tasks.QueueBulk), asynq.Retention(0))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", pacing.ErrUnusable, err)
+	}
+	return t, nil
+}
+
+// batchCancelled reports whether batch id was cancelled, reading it at most
+// every liveFor while it is live: a wave is one batch, and its rotations
+// are released one or two a budget interval.
+func (h *HeldTasks) batchCancelled(ctx context.Context, id string) (bool, error) {
+	h.mu.Lock()
+	if h.cancelled[id] || time.Since(h.live[id]) < liveFor {
+		defer h.mu.Unlock()
+		return h.cancelled[id], nil
+	}
+	h.mu.Unlock()
+	cancelled, err := h.Store.BatchCancelled(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cancelled == nil {
+		h.cancelled, h.live = map[string]bool{}, map[string]time.Time{}
+	}
+	if len(h.live)+len(h.cancelled) > 1000 { // batches long gone
+		clear(h.live)
+		clear(h.cancelled)
+	}
+	if cancelled {
+		h.cancelled[id] = true
+	} else {
+		h.live[id] = time.Now()
+	}
+	return cancelled, nil
 }
 
 func dedupe(ids []string) []string {

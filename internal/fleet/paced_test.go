@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/pacing"
+	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -38,7 +40,7 @@ func TestBulkRotationsAreHeldAndCancelRemovesThem(t *testing.T) {
 	if n, err := pacing.Held(ctx, f.r.Client); err != nil || n != 20 {
 		t.Errorf("%d rotations held (%v), want 20", n, err)
 	}
-	src := fleet.HeldTasks{Store: f.st}
+	src := &fleet.HeldTasks{Store: f.st}
 	for _, it := range res.Items {
 		task, err := src.RotateTask(ctx, it.RotationID)
 		if err != nil || task == nil {
@@ -141,4 +143,65 @@ func usedMemory(tb testing.TB, rdb *redis.Client) int64 {
 	}
 	tb.Fatal("INFO memory without used_memory")
 	return 0
+}
+
+// A rotation of a cancelled batch held after the cancel (the wave's
+// producer still running, or the sweep holding it again) waits for no
+// task: it is recorded cancelled and dropped, with no token. A record that
+// cannot make a bulk task is unusable, and a task carries the held id
+// whatever the record says.
+func TestHeldTasksDropsCancelledAndRefusesUnusableRotations(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	ids := f.register(t, 3)
+	pc := pacing.NewClient(f.queue, f.r.Client)
+	res, err := fleet.NewProducer(f.st, pc).Rotate(ctx, fleet.Request{InstanceIDs: ids[:1], Reason: "test", Queue: tasks.QueueBulk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &fleet.HeldTasks{Store: f.st}
+	if task, err := src.RotateTask(ctx, res.Items[0].RotationID); err != nil || task == nil {
+		t.Fatalf("before the cancel: %v, %v; want a task", task, err)
+	}
+	if _, err := fleet.Cancel(ctx, f.st, asynq.NewInspectorFromRedisClient(f.r.Client), res.BatchID); err != nil {
+		t.Fatal(err)
+	}
+	late := tasks.NewID("rot")
+	if _, err := f.st.Claim(ctx, store.RotationRequest{InstanceID: ids[1], RotationID: late, BatchID: res.BatchID,
+		Queue: tasks.QueueBulk}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.Hold(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	// The batch was seen live a moment ago; the cancel shows once that look is old.
+	time.Sleep(2100 * time.Millisecond)
+	if task, err := src.RotateTask(ctx, late); err != nil || task != nil {
+		t.Errorf("held after the cancel: %v, %v; want no task", task, err)
+	}
+	if rot, err := f.st.Rotation(ctx, late); err != nil || rot.State != store.RotationCancelled {
+		t.Errorf("held after the cancel: %+v, %v; want it recorded cancelled", rot, err)
+	}
+
+	own := tasks.NewID("rot")
+	if _, err := f.st.Claim(ctx, store.RotationRequest{InstanceID: ids[2], RotationID: own, Queue: tasks.QueueBulk}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.r.Client.HDel(ctx, "rekey:rotation:"+own, "id").Err(); err != nil {
+		t.Fatal(err)
+	}
+	task, err := src.RotateTask(ctx, own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl, err := tasks.ParseRotate(task); err != nil || pl.RotationID != own {
+		t.Errorf("task of held %s: %+v, %v; want its id", own, pl, err)
+	}
+	if err := f.r.Client.HSet(ctx, "rekey:rotation:odd", "state", "requested", "queue", "bulk").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.RotateTask(ctx, "odd"); !errors.Is(err, pacing.ErrUnusable) {
+		t.Errorf("a rotation without an instance: %v, want ErrUnusable", err)
+	}
 }

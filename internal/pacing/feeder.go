@@ -25,9 +25,15 @@ type Budget interface {
 type Tasks interface {
 	// RotateTask returns the task of held rotation id, or nil when the
 	// rotation waits for none any more (it finished, was cancelled, or
-	// expired): the feeder drops its id without a token.
+	// expired): the feeder drops its id without a token. An error wrapping
+	// ErrUnusable says the rotation's record cannot make a task: the
+	// feeder drops it too, with a warning; any other error (Redis) holds
+	// the line until the next step.
 	RotateTask(ctx context.Context, rotationID string) (*asynq.Task, error)
 }
+
+// ErrUnusable marks a held rotation whose record cannot make a rotate task.
+var ErrUnusable = errors.New("held rotation cannot be released")
 
 // Enqueuer enqueues released tasks (*asynq.Client).
 type Enqueuer interface {
@@ -244,6 +250,10 @@ func (f *Feeder) tasks(ctx context.Context, ids []string) ([]held, error) {
 	for _, id := range ids {
 		t, err := f.p.Tasks.RotateTask(ctx, id)
 		switch {
+		case errors.Is(err, ErrUnusable):
+			// Held again, it would stop every wave behind it.
+			f.p.Logger.Warn().Str("rotation_id", id).Err(err).Msg("pacing_rotation_dropped")
+			gone = append(gone, id)
 		case err != nil:
 			return nil, err
 		case t == nil:
@@ -417,11 +427,16 @@ var errExists = errors.New("the rotation's task exists already")
 // because its task exists already. One that could not be released stays
 // held, first in line.
 func (f *Feeder) releaseOne(ctx context.Context, r held) bool {
+	marked := false
 	if f.p.Budget != nil {
-		if err := f.p.Redis.Set(ctx, paidKey+r.id, "1", paidFor).Err(); err != nil {
+		// A mark there already is an earlier release's, for a task that
+		// still waits: it stays that task's.
+		ok, err := f.p.Redis.SetNX(ctx, paidKey+r.id, "1", paidFor).Result()
+		if err != nil || !ok {
 			// Released unpaid, the push waits for a token of its own.
 			f.unused.Add(1)
 		}
+		marked = err == nil && ok
 	}
 	err := f.enqueue(ctx, r)
 	if err == nil {
@@ -430,7 +445,9 @@ func (f *Feeder) releaseOne(ctx context.Context, r held) bool {
 		return true
 	}
 	// The token goes unused; a mark left behind expires after paidFor.
-	_ = f.p.Redis.Del(ctx, paidKey+r.id).Err()
+	if marked {
+		_ = f.p.Redis.Del(ctx, paidKey+r.id).Err()
+	}
 	if errors.Is(err, errExists) {
 		f.dropped.Add(1)
 		return true

@@ -3,6 +3,7 @@ package pacing_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -29,12 +30,15 @@ type world struct {
 }
 
 // source builds a rotate task for every held rotation but those marked
-// finished.
-type source struct{ finished sync.Map }
+// finished or unusable.
+type source struct{ finished, unusable sync.Map }
 
 func (s *source) RotateTask(_ context.Context, id string) (*asynq.Task, error) {
 	if _, ok := s.finished.Load(id); ok {
 		return nil, nil
+	}
+	if _, ok := s.unusable.Load(id); ok {
+		return nil, fmt.Errorf("rotation %s has no instance: %w", id, pacing.ErrUnusable)
 	}
 	return tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst", RotationID: id})
 }
@@ -89,6 +93,26 @@ func (w *world) knowQueue(t *testing.T) {
 	}
 	if err := w.insp.DeleteTask(pacing.Queue, tasks.RotateTaskID("rot_first")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// enqueue enqueues the task of held rotation id as a release before (or
+// an earlier version's hold, with asynq.ProcessIn) did.
+func (w *world) enqueue(t *testing.T, id string, opts ...asynq.Option) {
+	t.Helper()
+	task, err := w.src.RotateTask(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.client.Enqueue(task, append([]asynq.Option{asynq.Queue(pacing.Queue)}, opts...)...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// until waits up to within for done.
+func until(within time.Duration, done func() bool) {
+	for deadline := time.Now().Add(within); !done() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -307,6 +331,47 @@ func TestFeederStopsWhenTheQueueBacksUp(t *testing.T) {
 	}
 }
 
+// A held rotation whose record cannot make a task is dropped, with no
+// token, and the rotations behind it go on: held, it would stop every wave.
+func TestFeederDropsAnUnusableRotationAndGoesOn(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 50, 3)
+	ids := w.hold(t, 3)
+	w.src.unusable.Store(ids[0], true)
+	f := w.feeder()
+	defer run(t, f)()
+	until(3*time.Second, func() bool { return f.Stats().Released >= 2 })
+	if s := f.Stats(); s.Released != 2 || s.Dropped != 1 {
+		t.Errorf("feeder stats %+v, want the unusable one dropped and 2 released", s)
+	}
+	if n := w.lim.Stats().Background.Granted; n != 2 {
+		t.Errorf("%d tokens taken for 2 releases", n)
+	}
+}
+
+// A release whose task exists already (an earlier release's, still
+// waiting) leaves that release's paid mark alone: the waiting task spends
+// it.
+func TestFeederKeepsTheMarkOfAnEarlierRelease(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 50, 3)
+	ids := w.hold(t, 1)
+	w.enqueue(t, ids[0])
+	if err := w.r.Client.Set(t.Context(), "rekey:pace:paid:"+ids[0], "1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f := w.feeder()
+	stop := run(t, f)
+	until(3*time.Second, func() bool { return f.Stats().Dropped >= 1 })
+	stop()
+	if s := f.Stats(); s.Dropped != 1 || s.Released != 0 {
+		t.Fatalf("feeder stats %+v, want the released one dropped", s)
+	}
+	if !pacing.NewPaid(w.r.Client).Take(t.Context(), ids[0]) {
+		t.Errorf("the earlier release's paid mark was deleted: the waiting task waits for a token again")
+	}
+}
+
 // A feeder that dies after enqueueing a task and before taking its id out
 // of the held set leaves the id held: the next feeder's enqueue of it is
 // refused by asynq and the id dropped, and the rotations behind it go on.
@@ -314,19 +379,10 @@ func TestFeederDropsAnIdReleasedBeforeACrash(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, 50, 3)
 	ids := w.hold(t, 3)
-	task, err := w.src.RotateTask(t.Context(), ids[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.client.Enqueue(task, asynq.Queue(pacing.Queue)); err != nil {
-		t.Fatal(err)
-	}
+	w.enqueue(t, ids[0])
 	f := w.feeder()
 	stop := run(t, f)
-	deadline := time.Now().Add(5 * time.Second)
-	for f.Stats().Released < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	until(5*time.Second, func() bool { return f.Stats().Released >= 2 })
 	stop()
 	if s := f.Stats(); s.Released != 2 || s.Dropped != 1 {
 		t.Errorf("feeder stats %+v, want 2 released and the id released before dropped", s)
@@ -513,13 +569,7 @@ func TestFeederReleasesATaskAnEarlierVersionHeld(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, 50, 3)
 	id := tasks.NewID("rot")
-	task, err := w.src.RotateTask(t.Context(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.client.Enqueue(task, asynq.Queue(pacing.Queue), asynq.ProcessIn(pacing.HoldFor)); err != nil {
-		t.Fatal(err)
-	}
+	w.enqueue(t, id, asynq.ProcessIn(pacing.HoldFor))
 	if _, err := w.client.Rehold(t.Context(), id, time.Now()); err != nil {
 		t.Fatal(err)
 	}

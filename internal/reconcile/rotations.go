@@ -48,7 +48,7 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 			// A held bulk rotation has no task until the feeder releases
 			// it: one missing from the held set (its claim's Hold failed,
 			// or its task was lost) is held again, at its place in line.
-			return s.holdAgain(ctx, h, rot.ID, rot.RequestedAt, res)
+			return s.holdAgain(ctx, h, rot, rot.RequestedAt, true, res)
 		}
 		if err := fleet.Enqueue(ctx, s.p.Enqueuer, rot.InstanceID, rot.ID, rot.BatchID, rot.Reason, rot.Queue, rot.Grace); err != nil {
 			return err
@@ -97,19 +97,25 @@ func (s *Sweeper) rehold(ctx context.Context, rot store.Rotation, info *asynq.Ta
 	if !ok || rot.Queue != pacing.Queue || info.State != asynq.TaskStateScheduled {
 		return nil
 	}
-	return s.holdAgain(ctx, h, rot.ID, info.NextProcessAt.Add(-pacing.HoldFor), res)
+	return s.holdAgain(ctx, h, rot, info.NextProcessAt.Add(-pacing.HoldFor), false, res)
 }
 
 // holdAgain adds a held rotation missing from the held set, at heldAt's
-// place in line, and counts it.
-func (s *Sweeper) holdAgain(ctx context.Context, h reholder, rotationID string, heldAt time.Time, res *Result) error {
-	added, err := h.Rehold(ctx, rotationID, heldAt)
-	if err != nil {
+// place in line, and counts it. For one that had no task (taskless), the
+// feeder may have released it between the look that found none and the
+// add: then its task exists now, and the id leaves the held set again
+// rather than cost a token.
+func (s *Sweeper) holdAgain(ctx context.Context, h reholder, rot store.Rotation, heldAt time.Time, taskless bool, res *Result) error {
+	added, err := h.Rehold(ctx, rot.ID, heldAt)
+	if err != nil || !added {
 		return err
 	}
-	if added {
-		res.RotationsReheld++
+	if taskless {
+		if _, err := s.p.Inspector.GetTaskInfo(rot.Queue, tasks.RotateTaskID(rot.ID)); err == nil {
+			return pacing.Unhold(ctx, s.p.Store.Redis(), rot.ID)
+		}
 	}
+	res.RotationsReheld++
 	return nil
 }
 

@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Batch is the progress of one fleet request: counts only, no secrets.
@@ -57,6 +60,16 @@ func (s *Store) CountBatch(ctx context.Context, id string, enqueued, joined, ski
 		return fmt.Errorf("count batch: %w", err)
 	}
 	return nil
+}
+
+// BatchCancelled reports whether batch id was cancelled; an unknown batch
+// was not.
+func (s *Store) BatchCancelled(ctx context.Context, id string) (bool, error) {
+	v, err := s.rdb.HGet(ctx, batchKey(id), "cancelled_at").Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("read batch %s: %w", id, err)
+	}
+	return v != "", nil
 }
 
 // CancelBatch marks a batch cancelled: its rotations that have not started

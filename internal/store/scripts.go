@@ -145,7 +145,7 @@ return 'ok'
 var claimScript = eventScript(luaLimits, `
 -- The fields reply reads of a rotation, in its order; the requested
 -- rotation's are read once, with its batch, up front.
-local fields = {'state', 'previous', 'revoke_at', 'discarded', 'finished_at', 'credential_id', 'push_attempted_at'}
+local rotation_fields = {'state', 'previous', 'revoke_at', 'discarded', 'finished_at', 'credential_id', 'push_attempted_at'}
 local function reply(status, rot, rkey, r)
   if status == 'claimed' then
     -- Just written: nothing to read back.
@@ -153,12 +153,12 @@ local function reply(status, rot, rkey, r)
     return {status, rot, 'requested', '', '', '', redis.call('HGETALL', KEYS[1]), ''}
   end
   if ARGV[12] == '1' then return {status, rot, r and (r[1] or '') or get(rkey, 'state')} end
-  r = r or redis.call('HMGET', rkey, unpack(fields))
+  r = r or redis.call('HMGET', rkey, unpack(rotation_fields))
   local st, prev, at = r[1] or '', r[2] or '', r[3] or ''
   if st == 'failed' then prev, at = r[4] or '', r[5] or '' end
   return {status, rot, st, r[6] or '', prev, at, redis.call('HGETALL', KEYS[1]), r[7] or ''}
 end
-local own = redis.call('HMGET', KEYS[2], 'batch_id', unpack(fields))
+local own = redis.call('HMGET', KEYS[2], 'batch_id', unpack(rotation_fields))
 if own[2] then -- the rotation exists: every rotation has a state
   local batch, r = own[1] or '', {unpack(own, 2)}
   local st = r[1]
