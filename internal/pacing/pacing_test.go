@@ -116,6 +116,21 @@ func until(within time.Duration, done func() bool) {
 	}
 }
 
+// pausedFeeder pauses the bulk queue and runs a feeder that looks at it
+// only through its pause checks (its regular looks an hour apart) until
+// the test ends.
+func (w *world) pausedFeeder(t *testing.T) *pacing.Feeder {
+	t.Helper()
+	if err := w.insp.PauseQueue(pacing.Queue); err != nil {
+		t.Fatal(err)
+	}
+	p := w.params()
+	p.Idle, p.QueueCheck, p.PauseCheck = 20*time.Millisecond, time.Hour, time.Hour
+	f := pacing.NewFeeder(p)
+	t.Cleanup(run(t, f))
+	return f
+}
+
 // params are a feeder's parameters on w, with its budget.
 func (w *world) params() pacing.FeederParams {
 	return pacing.FeederParams{Redis: w.r.Client, Tasks: w.src, Client: w.client, Queues: w.insp, Budget: w.lim}
@@ -299,13 +314,7 @@ func TestFeederSeesAPauseOfAnUnknownQueueAfterOneRelease(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, 50, 3)
 	w.hold(t, 6)
-	if err := w.insp.PauseQueue(pacing.Queue); err != nil {
-		t.Fatal(err)
-	}
-	p := w.params()
-	p.Idle, p.QueueCheck, p.PauseCheck = 20*time.Millisecond, time.Hour, time.Hour
-	f := pacing.NewFeeder(p)
-	defer run(t, f)()
+	f := w.pausedFeeder(t)
 	time.Sleep(300 * time.Millisecond)
 	if s := f.Stats(); s.Released != 2 {
 		t.Errorf("released %d into the paused queue asynq did not know, want one pair", s.Released)
@@ -433,13 +442,7 @@ func TestFeederResumesSoonAfterAnUnpause(t *testing.T) {
 	w := newWorld(t, 50, 4)
 	w.hold(t, 4)
 	w.knowQueue(t)
-	if err := w.insp.PauseQueue(pacing.Queue); err != nil {
-		t.Fatal(err)
-	}
-	p := w.params()
-	p.Idle, p.QueueCheck, p.PauseCheck = 20*time.Millisecond, time.Hour, time.Hour
-	f := pacing.NewFeeder(p)
-	defer run(t, f)()
+	f := w.pausedFeeder(t)
 	time.Sleep(300 * time.Millisecond)
 	if r := f.Stats().Released; r != 0 {
 		t.Fatalf("released %d into the paused queue", r)
