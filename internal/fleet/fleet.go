@@ -319,10 +319,26 @@ func (p *Producer) one(ctx context.Context, r store.RotationRequest, c store.Cla
 // Enqueue enqueues the rotate task of a claimed rotation. A task that
 // already exists counts as success.
 func Enqueue(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, reason, queue string, grace time.Duration) error {
+	return enqueue(ctx, q, instanceID, rotationID, batchID, reason, queue, grace, false)
+}
+
+// Resume enqueues again the rotate task of a rotation claimed before
+// (store.Resumed): as Enqueue, except that a paced bulk rotation the feeder
+// released already is not held again (Holder.HoldAgain), which would cost
+// a token for a task that exists.
+func Resume(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, reason, queue string, grace time.Duration) error {
+	return enqueue(ctx, q, instanceID, rotationID, batchID, reason, queue, grace, true)
+}
+
+func enqueue(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, reason, queue string, grace time.Duration, resumed bool) error {
 	var err error
 	if h, ok := q.(Holder); ok && queue == tasks.QueueBulk {
 		// Paced: the feeder makes its task at the budget's pace (internal/pacing).
-		err = h.Hold(ctx, rotationID)
+		if resumed {
+			_, err = h.HoldAgain(ctx, rotationID, time.Now())
+		} else {
+			err = h.Hold(ctx, rotationID)
+		}
 	} else {
 		err = enqueueTask(ctx, q, instanceID, rotationID, batchID, reason, queue, grace)
 	}
@@ -350,6 +366,7 @@ func enqueueTask(ctx context.Context, q Enqueuer, instanceID, rotationID, batchI
 // A rotation held already keeps its place.
 type Holder interface {
 	Hold(ctx context.Context, rotationID string) error
+	HoldAgain(ctx context.Context, rotationID string, heldAt time.Time) (bool, error)
 }
 
 // HeldTasks builds the rotate task of a held bulk rotation, when the

@@ -56,12 +56,14 @@ const (
 // a *Client.
 type Client struct {
 	*asynq.Client
-	rdb redis.UniversalClient
+	rdb  redis.UniversalClient
+	insp *asynq.Inspector
 }
 
-// NewClient returns a Client enqueueing with q and holding in rdb.
+// NewClient returns a Client enqueueing with q and holding in rdb, the
+// Redis of q's queues.
 func NewClient(q *asynq.Client, rdb redis.UniversalClient) *Client {
-	return &Client{Client: q, rdb: rdb}
+	return &Client{Client: q, rdb: rdb, insp: asynq.NewInspectorFromRedisClient(rdb)}
 }
 
 // Hold adds the claimed rotation rotationID to the held set, at the end of
@@ -92,6 +94,28 @@ func (c *Client) addHeld(ctx context.Context, rotationID string, heldAt time.Tim
 // held (scheduled HoldFor ahead).
 func (c *Client) Rehold(ctx context.Context, rotationID string, heldAt time.Time) (bool, error) {
 	return c.addHeld(ctx, rotationID, heldAt)
+}
+
+// HoldAgain puts back in line, at heldAt's place, a claimed rotation whose
+// caller cannot tell whether the feeder released it already, and reports
+// whether it put the id back (false for one held already): the scheduler resuming a claim of its own after
+// its lease lapsed, or the reconcile sweep finding a bulk rotation in flight
+// with no task. Holding a released rotation again would cost the feeder a
+// token for a task that exists. The feeder takes an id out of the held set
+// only once its task exists, so an id this adds whose task exists (and is
+// not one an earlier version held, scheduled) was released meanwhile: it
+// leaves the held set again. A task that cannot be looked at leaves the id
+// held: at worst one token is spent for nothing.
+func (c *Client) HoldAgain(ctx context.Context, rotationID string, heldAt time.Time) (bool, error) {
+	added, err := c.addHeld(ctx, rotationID, heldAt)
+	if err != nil || !added {
+		return false, err
+	}
+	info, err := c.insp.GetTaskInfo(Queue, tasks.RotateTaskID(rotationID))
+	if err != nil || info.State == asynq.TaskStateScheduled {
+		return true, nil
+	}
+	return false, Unhold(ctx, c.rdb, rotationID)
 }
 
 // Unhold takes rotation ids out of the held set: a cancelled batch's, so

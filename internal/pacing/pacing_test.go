@@ -622,3 +622,29 @@ func TestFeederReleasesWhenQueueStatsFail(t *testing.T) {
 		t.Errorf("released %d of 4 with the queue stats failing, want all", r)
 	}
 }
+
+// HoldAgain holds a rotation that has no task, or only one an earlier
+// version held (scheduled), and leaves out one whose task the feeder
+// released: holding that one would spend a token on a task that exists.
+func TestHoldAgainLeavesOutARotationWhoseTaskWasReleased(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 50, 3)
+	taskless, legacy, released := tasks.NewID("rot"), tasks.NewID("rot"), tasks.NewID("rot")
+	w.enqueue(t, legacy, asynq.ProcessIn(pacing.HoldFor))
+	w.enqueue(t, released)
+	for _, c := range []struct {
+		id   string
+		want bool
+	}{{taskless, true}, {legacy, true}, {released, false}, {taskless, false}} {
+		if held, err := w.client.HoldAgain(t.Context(), c.id, time.Now()); err != nil || held != c.want {
+			t.Errorf("HoldAgain(%s) = %v, %v; want %v", c.id, held, err, c.want)
+		}
+	}
+	ids, err := pacing.HeldIDs(t.Context(), w.r.Client)
+	slices.Sort(ids)
+	want := []string{taskless, legacy}
+	slices.Sort(want)
+	if err != nil || !slices.Equal(ids, want) {
+		t.Errorf("held %v, %v; want %v", ids, err, want)
+	}
+}

@@ -48,7 +48,10 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 			// A held bulk rotation has no task until the feeder releases
 			// it: one missing from the held set (its claim's Hold failed,
 			// or its task was lost) is held again, at its place in line.
-			return s.holdAgain(ctx, h, rot, rot.RequestedAt, true, res)
+			// The feeder may have released it since the look above found
+			// no task: HoldAgain looks again once the id is in.
+			added, err := h.HoldAgain(ctx, rot.ID, rot.RequestedAt)
+			return reheld(res, added, err)
 		}
 		if err := fleet.Enqueue(ctx, s.p.Enqueuer, rot.InstanceID, rot.ID, rot.BatchID, rot.Reason, rot.Queue, rot.Grace); err != nil {
 			return err
@@ -86,6 +89,7 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 // reholder is the pacing client (*pacing.Client) the sweep enqueues with.
 type reholder interface {
 	Rehold(ctx context.Context, rotationID string, heldAt time.Time) (bool, error)
+	HoldAgain(ctx context.Context, rotationID string, heldAt time.Time) (bool, error)
 }
 
 // rehold makes sure a bulk rotate task an earlier version held (scheduled
@@ -97,26 +101,16 @@ func (s *Sweeper) rehold(ctx context.Context, rot store.Rotation, info *asynq.Ta
 	if !ok || rot.Queue != pacing.Queue || info.State != asynq.TaskStateScheduled {
 		return nil
 	}
-	return s.holdAgain(ctx, h, rot, info.NextProcessAt.Add(-pacing.HoldFor), false, res)
+	added, err := h.Rehold(ctx, rot.ID, info.NextProcessAt.Add(-pacing.HoldFor))
+	return reheld(res, added, err)
 }
 
-// holdAgain adds a held rotation missing from the held set, at heldAt's
-// place in line, and counts it. For one that had no task (taskless), the
-// feeder may have released it between the look that found none and the
-// add: then its task exists now, and the id leaves the held set again
-// rather than cost a token.
-func (s *Sweeper) holdAgain(ctx context.Context, h reholder, rot store.Rotation, heldAt time.Time, taskless bool, res *Result) error {
-	added, err := h.Rehold(ctx, rot.ID, heldAt)
-	if err != nil || !added {
-		return err
+// reheld counts a rotation put back in the held set.
+func reheld(res *Result, added bool, err error) error {
+	if added {
+		res.RotationsReheld++
 	}
-	if taskless {
-		if _, err := s.p.Inspector.GetTaskInfo(rot.Queue, tasks.RotateTaskID(rot.ID)); err == nil {
-			return pacing.Unhold(ctx, s.p.Store.Redis(), rot.ID)
-		}
-	}
-	res.RotationsReheld++
-	return nil
+	return err
 }
 
 // codeRetriesExhausted is the failure code of a rotation the sweep ends.

@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/scheduler"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
@@ -280,5 +282,65 @@ func TestReusedDueTimeGetsAFreshRotation(t *testing.T) {
 	}
 	if in, _ := w.st.Instance(ctx, "again"); in.LastRotatedAt.IsZero() {
 		t.Fatal("not rotated")
+	}
+}
+
+// A sweep that claims a due time claimed before (an index rebuilt from old
+// times) resumes the claim and holds the rotation again for the pacing
+// feeder: one whose id was lost goes back in line, but one the feeder
+// released already, whose task waits, is not held again, which would cost
+// the feeder a token for a task that exists.
+func TestResumedClaimHoldsOnlyAnUnreleasedRotation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t, simStart)
+	rdb := w.st.Redis()
+	paced := pacing.NewClient(asynq.NewClientFromRedisClient(rdb), rdb)
+	p := simParams()
+	p.Store, p.Enqueuer, p.Logger = w.st, paced, zerolog.Nop()
+	s, err := scheduler.New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	overdue(t, w, 2)
+	if res, err := s.Sweep(ctx, w.now()); err != nil || res.Enqueued != 2 {
+		t.Fatalf("first sweep = %+v, %v; want 2 held", res, err)
+	}
+	held, err := pacing.HeldIDs(ctx, rdb)
+	if err != nil || len(held) != 2 {
+		t.Fatalf("held %v, %v; want 2", held, err)
+	}
+	// The feeder releases the first: its task exists, its id leaves the
+	// held set. The second's id is lost, its rotation still in flight.
+	released, lost := held[0], held[1]
+	rot, err := w.st.Rotation(ctx, released)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: rot.InstanceID, RotationID: released,
+		Reason: store.ReasonScheduled}, asynq.Queue(tasks.QueueBulk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := paced.EnqueueContext(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	if err := pacing.Unhold(ctx, rdb, released, lost); err != nil {
+		t.Fatal(err)
+	}
+	// Rebuilt, the index has both due again at the times the first sweep
+	// claimed: the same rotations.
+	if _, err := w.st.Reindex(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.Sweep(ctx, w.now()); err != nil || res.Enqueued != 2 {
+		t.Fatalf("sweep after the reindex = %+v, %v; want both claims resumed", res, err)
+	}
+	held, err = pacing.HeldIDs(ctx, rdb)
+	if err != nil || len(held) != 1 || held[0] != lost {
+		t.Fatalf("held %v, %v; want only %s (%s was released)", held, err, lost, released)
 	}
 }
