@@ -319,23 +319,25 @@ func (p *Producer) one(ctx context.Context, r store.RotationRequest, c store.Cla
 // Enqueue enqueues the rotate task of a claimed rotation. A task that
 // already exists counts as success.
 func Enqueue(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, reason, queue string, grace time.Duration) error {
-	return enqueue(ctx, q, instanceID, rotationID, batchID, reason, queue, grace, false)
+	return enqueue(ctx, q, instanceID, rotationID, batchID, reason, queue, grace, time.Time{})
 }
 
 // Resume enqueues again the rotate task of a rotation claimed before
 // (store.Resumed): as Enqueue, except that a paced bulk rotation the feeder
 // released already is not held again (Holder.HoldAgain), which would cost
-// a token for a task that exists.
-func Resume(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, reason, queue string, grace time.Duration) error {
-	return enqueue(ctx, q, instanceID, rotationID, batchID, reason, queue, grace, true)
+// a token for a task that exists; one that is held again takes heldAt's
+// place in line.
+func Resume(ctx context.Context, q Enqueuer, heldAt time.Time, instanceID, rotationID, batchID, reason, queue string, grace time.Duration) error {
+	return enqueue(ctx, q, instanceID, rotationID, batchID, reason, queue, grace, heldAt)
 }
 
-func enqueue(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, reason, queue string, grace time.Duration, resumed bool) error {
+// enqueue is Enqueue, or Resume when heldAt is set.
+func enqueue(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, reason, queue string, grace time.Duration, heldAt time.Time) error {
 	var err error
 	if h, ok := q.(Holder); ok && queue == tasks.QueueBulk {
 		// Paced: the feeder makes its task at the budget's pace (internal/pacing).
-		if resumed {
-			_, err = h.HoldAgain(ctx, rotationID, time.Now())
+		if !heldAt.IsZero() {
+			_, err = h.HoldAgain(ctx, rotationID, heldAt)
 		} else {
 			err = h.Hold(ctx, rotationID)
 		}

@@ -623,26 +623,37 @@ func TestFeederReleasesWhenQueueStatsFail(t *testing.T) {
 	}
 }
 
-// HoldAgain holds a rotation that has no task, or only one an earlier
-// version held (scheduled), and leaves out one whose task the feeder
-// released: holding that one would spend a token on a task that exists.
+// HoldAgain holds a rotation that has no task (also before the bulk queue
+// exists), or only one an earlier version held (scheduled), and leaves out
+// one whose task the feeder released, waiting or archived since: holding
+// that one would spend a token on a task that exists.
 func TestHoldAgainLeavesOutARotationWhoseTaskWasReleased(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, 50, 3)
-	taskless, legacy, released := tasks.NewID("rot"), tasks.NewID("rot"), tasks.NewID("rot")
+	first, taskless, legacy, released, archived := tasks.NewID("rot"), tasks.NewID("rot"), tasks.NewID("rot"),
+		tasks.NewID("rot"), tasks.NewID("rot")
+	hold := func(id string, want bool) {
+		t.Helper()
+		if held, err := w.client.HoldAgain(t.Context(), id, time.Now()); err != nil || held != want {
+			t.Errorf("HoldAgain(%s) = %v, %v; want %v", id, held, err, want)
+		}
+	}
+	hold(first, true) // no bulk queue yet: asynq knows no such queue
 	w.enqueue(t, legacy, asynq.ProcessIn(pacing.HoldFor))
 	w.enqueue(t, released)
+	w.enqueue(t, archived)
+	if err := w.insp.ArchiveTask(pacing.Queue, tasks.RotateTaskID(archived)); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		id   string
 		want bool
-	}{{taskless, true}, {legacy, true}, {released, false}, {taskless, false}} {
-		if held, err := w.client.HoldAgain(t.Context(), c.id, time.Now()); err != nil || held != c.want {
-			t.Errorf("HoldAgain(%s) = %v, %v; want %v", c.id, held, err, c.want)
-		}
+	}{{taskless, true}, {legacy, true}, {released, false}, {archived, false}, {taskless, false}} {
+		hold(c.id, c.want)
 	}
 	ids, err := pacing.HeldIDs(t.Context(), w.r.Client)
 	slices.Sort(ids)
-	want := []string{taskless, legacy}
+	want := []string{first, taskless, legacy}
 	slices.Sort(want)
 	if err != nil || !slices.Equal(ids, want) {
 		t.Errorf("held %v, %v; want %v", ids, err, want)

@@ -384,9 +384,10 @@ func (s *Scheduler) handle(ctx context.Context, now time.Time, d store.Due, in s
 	// Should this fail, the rotation stays in flight in the store and the
 	// reconcile sweep enqueues it again.
 	if c.Status == store.Resumed {
-		// Claimed by an earlier sweep whose lease lapsed: its task may
-		// have been released and still wait.
-		return fleet.Resume(ctx, s.p.Enqueuer, d.InstanceID, rot, "", store.ReasonScheduled, tasks.QueueBulk, 0)
+		// Claimed by an earlier sweep of the same due time (an index
+		// rebuilt from old times): its task may have been released and
+		// still wait. Held again, it goes back near its first place.
+		return fleet.Resume(ctx, s.p.Enqueuer, d.At, d.InstanceID, rot, "", store.ReasonScheduled, tasks.QueueBulk, 0)
 	}
 	return fleet.Enqueue(ctx, s.p.Enqueuer, d.InstanceID, rot, "", store.ReasonScheduled, tasks.QueueBulk, 0)
 }
