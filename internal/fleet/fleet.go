@@ -319,7 +319,17 @@ func (p *Producer) one(ctx context.Context, r store.RotationRequest, c store.Cla
 // Enqueue enqueues the rotate task of a claimed rotation. A task that
 // already exists counts as success.
 func Enqueue(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, reason, queue string, grace time.Duration) error {
-	return enqueue(ctx, q, instanceID, rotationID, batchID, reason, queue, grace, time.Time{})
+	var err error
+	if h, ok := q.(Holder); ok && queue == tasks.QueueBulk {
+		// Paced: the feeder makes its task at the budget's pace (internal/pacing).
+		err = h.Hold(ctx, rotationID)
+	} else {
+		err = enqueueTask(ctx, q, instanceID, rotationID, batchID, reason, queue, grace)
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue rotation of %s: %w", instanceID, err)
+	}
+	return nil
 }
 
 // Resume enqueues again the rotate task of a rotation claimed before
@@ -328,23 +338,11 @@ func Enqueue(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, r
 // a token for a task that exists; one that is held again takes heldAt's
 // place in line.
 func Resume(ctx context.Context, q Enqueuer, heldAt time.Time, instanceID, rotationID, batchID, reason, queue string, grace time.Duration) error {
-	return enqueue(ctx, q, instanceID, rotationID, batchID, reason, queue, grace, heldAt)
-}
-
-// enqueue is Enqueue, or Resume when heldAt is set.
-func enqueue(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, reason, queue string, grace time.Duration, heldAt time.Time) error {
-	var err error
-	if h, ok := q.(Holder); ok && queue == tasks.QueueBulk {
-		// Paced: the feeder makes its task at the budget's pace (internal/pacing).
-		if !heldAt.IsZero() {
-			_, err = h.HoldAgain(ctx, rotationID, heldAt)
-		} else {
-			err = h.Hold(ctx, rotationID)
-		}
-	} else {
-		err = enqueueTask(ctx, q, instanceID, rotationID, batchID, reason, queue, grace)
+	h, ok := q.(Holder)
+	if !ok || queue != tasks.QueueBulk {
+		return Enqueue(ctx, q, instanceID, rotationID, batchID, reason, queue, grace)
 	}
-	if err != nil {
+	if _, err := h.HoldAgain(ctx, rotationID, heldAt); err != nil {
 		return fmt.Errorf("enqueue rotation of %s: %w", instanceID, err)
 	}
 	return nil

@@ -86,28 +86,21 @@ func (c *Client) addHeld(ctx context.Context, rotationID string, heldAt time.Tim
 	return n == 1, nil
 }
 
-// Rehold puts rotationID back in the held set, at heldAt's place in line,
-// and reports whether it was missing: a claim whose Hold failed (Redis
-// failed in between, or the caller gave up) left a rotation the feeder never
-// sees, in flight for good. The reconcile sweep calls it for a task an
-// earlier version held (scheduled HoldFor ahead); for a bulk rotation in
-// flight that has no task, it calls HoldAgain.
-func (c *Client) Rehold(ctx context.Context, rotationID string, heldAt time.Time) (bool, error) {
-	return c.addHeld(ctx, rotationID, heldAt)
-}
-
 // HoldAgain puts back in line, at heldAt's place, a claimed rotation whose
 // caller cannot tell whether the feeder released it already, and reports
 // whether the id is in the held set because of it (false for one held
-// already): the scheduler resuming a claim of its own (an index rebuilt
-// from old times hands it a due time it claimed before), or the reconcile
-// sweep finding a bulk rotation in flight with no task. Holding a released
-// rotation again would cost the feeder a token for a task that exists. The
-// feeder takes an id out of the held set only once its task exists, so an
-// id this adds whose task exists (and is not one an earlier version held,
-// scheduled) was released meanwhile: it leaves the held set again. A task
-// that cannot be looked at (no bulk queue yet, a Redis error) leaves the id
-// held: at worst one token is spent for nothing.
+// already). Its callers: the scheduler resuming a claim of its own (an
+// index rebuilt from old times hands it a due time it claimed before), and
+// the reconcile sweep, for a bulk rotation in flight with no task (a claim
+// whose Hold failed left a rotation the feeder never sees, in flight for
+// good) or with a task an earlier version held, scheduled HoldFor ahead.
+//
+// Holding a released rotation again would cost the feeder a token for a
+// task that exists. The feeder takes an id out of the held set only once
+// its task exists, so an id this adds whose task exists (and is not one an
+// earlier version held, scheduled) was released meanwhile: it leaves the
+// held set again. A task that cannot be looked at (no bulk queue yet, a
+// Redis error) leaves the id held: at worst one token is spent for nothing.
 func (c *Client) HoldAgain(ctx context.Context, rotationID string, heldAt time.Time) (bool, error) {
 	added, err := c.addHeld(ctx, rotationID, heldAt)
 	if err != nil || !added {

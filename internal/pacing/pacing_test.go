@@ -533,8 +533,8 @@ func (failZAdd) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proces
 }
 
 // A Hold that could not add its id leaves a claimed rotation the feeder
-// never sees; Rehold puts the id back, once.
-func TestReholdHoldsARotationWhoseIdWasNotAdded(t *testing.T) {
+// never sees; HoldAgain puts the id back, once.
+func TestHoldAgainHoldsARotationWhoseIdWasNotAdded(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, 50, 3)
 	first := w.hold(t, 1)
@@ -549,9 +549,9 @@ func TestReholdHoldsARotationWhoseIdWasNotAdded(t *testing.T) {
 		t.Fatalf("%d held, want only the first", n)
 	}
 	for i, want := range []bool{true, false} {
-		added, err := w.client.Rehold(t.Context(), id, time.Now())
+		added, err := w.client.HoldAgain(t.Context(), id, time.Now())
 		if err != nil || added != want {
-			t.Errorf("Rehold #%d: %v, %v; want %v", i+1, added, err, want)
+			t.Errorf("HoldAgain #%d: %v, %v; want %v", i+1, added, err, want)
 		}
 	}
 	f := w.feeder()
@@ -573,7 +573,7 @@ func TestFeederReleasesATaskAnEarlierVersionHeld(t *testing.T) {
 	w := newWorld(t, 50, 3)
 	id := tasks.NewID("rot")
 	w.enqueue(t, id, asynq.ProcessIn(pacing.HoldFor))
-	if _, err := w.client.Rehold(t.Context(), id, time.Now()); err != nil {
+	if _, err := w.client.HoldAgain(t.Context(), id, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Millisecond) // distinct hold times: a defined order

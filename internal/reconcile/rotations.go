@@ -88,7 +88,6 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 
 // reholder is the pacing client (*pacing.Client) the sweep enqueues with.
 type reholder interface {
-	Rehold(ctx context.Context, rotationID string, heldAt time.Time) (bool, error)
 	HoldAgain(ctx context.Context, rotationID string, heldAt time.Time) (bool, error)
 }
 
@@ -101,7 +100,7 @@ func (s *Sweeper) rehold(ctx context.Context, rot store.Rotation, info *asynq.Ta
 	if !ok || rot.Queue != pacing.Queue || info.State != asynq.TaskStateScheduled {
 		return nil
 	}
-	added, err := h.Rehold(ctx, rot.ID, info.NextProcessAt.Add(-pacing.HoldFor))
+	added, err := h.HoldAgain(ctx, rot.ID, info.NextProcessAt.Add(-pacing.HoldFor))
 	return reheld(res, added, err)
 }
 
