@@ -84,10 +84,11 @@ func (l *Limiter) Wait(ctx context.Context, addonID string) error {
 	if err != nil {
 		return err
 	}
+	class, start := ClassFrom(ctx), time.Now()
 	if err := ctx.Err(); err != nil {
+		l.stats.record(class, err, 0)
 		return err
 	}
-	class, start := ClassFrom(ctx), time.Now()
 	if usePrepaid(ctx) {
 		l.stats.record(class, nil, 0)
 		l.stats.prepaid.Add(1)
@@ -115,10 +116,11 @@ func (l *Limiter) WaitN(ctx context.Context, addonID string, n int) error {
 	if n < 1 || n > l.burst(class) {
 		return fmt.Errorf("ratelimit: WaitN of %d tokens, want 1 to %d", n, l.burst(class))
 	}
+	start := time.Now()
 	if err := ctx.Err(); err != nil {
+		l.stats.record(class, err, 0)
 		return err
 	}
-	start := time.Now()
 	w, err := l.enqueue(keys, class, n, start)
 	if w != nil {
 		err = l.await(ctx, w)

@@ -114,6 +114,26 @@ func TestCancelLeavesNothingBehind(t *testing.T) {
 	}
 }
 
+// TestEndedContextIsCounted: a Wait or WaitN called with a context that has
+// already ended returns at once, and Stats counts it as canceled like one
+// that ended while waiting.
+func TestEndedContextIsCounted(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	l := newProcess(t, r, ratelimit.Params{PerHour: perSecond(20)})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := l.Wait(ctx, "addon"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Wait returned %v, want context.Canceled", err)
+	}
+	if err := l.WaitN(ctx, "addon", 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitN returned %v, want context.Canceled", err)
+	}
+	if s := l.Stats().Background; s.Canceled != 2 || s.Granted != 0 {
+		t.Errorf("Stats counted %d canceled and %d granted, want 2 and 0", s.Canceled, s.Granted)
+	}
+}
+
 func TestCloseReleasesWaiters(t *testing.T) {
 	t.Parallel()
 	r := redistest.New(t)
