@@ -2,6 +2,7 @@ package pgissuer_test
 
 import (
 	"context"
+	"crypto/rand"
 	"os"
 	"strings"
 	"sync"
@@ -20,7 +21,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testKey is the derivation key of the tests.
+// testKey is the derivation key of the tests that mint no role. A fixture
+// draws its own (newFixture).
 var testKey = []byte(strings.Repeat("k", 32))
 
 // locations is a Locator over a map, safe for concurrent use.
@@ -67,7 +69,12 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss, err := pgissuer.New(pgissuer.Params{Servers: servers, Locator: locs, Key: testKey})
+	// Roles are the server's, not the database's: a key of the fixture's own
+	// keeps a test's role names apart from those an earlier run of it
+	// (go test -count) left on the same server.
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	iss, err := pgissuer.New(pgissuer.Params{Servers: servers, Locator: locs, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}
