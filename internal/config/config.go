@@ -43,6 +43,12 @@ type Config struct {
 	// RedisVerifyTLS is REKEY_REDIS_VERIFY_TLS. Default false, because Heroku
 	// Key-Value Store serves a self-signed certificate.
 	RedisVerifyTLS bool
+	// RedisPoolSize is REKEY_REDIS_POOL_SIZE, the most connections one
+	// process keeps open for Redis commands. Default DefaultRedisPoolSize,
+	// whatever the number of CPUs; a pool_size in REDIS_URL's query wins.
+	// A worker holds one more per lane for asynq's cancellations
+	// (RedisOptions).
+	RedisPoolSize int
 	// Port is PORT, the web process's listen port. Default 5000.
 	Port int
 	// HerokuAPIURL is HEROKU_API_URL. Default https://api.heroku.com.
@@ -170,6 +176,7 @@ func Load(env Lookup) (*Config, error) {
 	c := &Config{
 		RedisURL:                p.str("REDIS_URL", ""),
 		RedisVerifyTLS:          p.boolean("REKEY_REDIS_VERIFY_TLS", false),
+		RedisPoolSize:           p.integer("REKEY_REDIS_POOL_SIZE", DefaultRedisPoolSize, 1, 1000),
 		Port:                    p.integer("PORT", 5000, 1, 65535),
 		HerokuAPIURL:            p.httpURL("HEROKU_API_URL", "https://api.heroku.com"),
 		HerokuIDURL:             p.httpURL("HEROKU_ID_URL", "https://id.heroku.com"),
@@ -287,13 +294,36 @@ func (c *Config) coreMissing() []error {
 	return errs
 }
 
+// DefaultRedisPoolSize is REKEY_REDIS_POOL_SIZE's default. go-redis's own,
+// ten a CPU and ten more for pipelines, comes to 90 connections a process
+// on a dyno that shows 8 CPUs, where Heroku Key-Value Store's smaller plans
+// accept 20 to 80 in all. A process spends far less than a connection's
+// time in Redis: a rotation's commands take a few milliseconds against the
+// seconds its Heroku and issuer calls take, so ten serve any concurrency.
+const DefaultRedisPoolSize = 10
+
 // RedisOptions turns REDIS_URL into client options. rediss:// skips
 // certificate verification unless REKEY_REDIS_VERIFY_TLS is set, as Heroku
 // Key-Value Store requires.
+//
+// A process opens at most RedisPoolSize connections for commands:
+// pipelines share them rather than open a pool of their own, unless
+// REDIS_URL says otherwise (pool_size, pipeline_pool_size). Subscriptions
+// take one more each: a worker holds one per lane (worker.Lanes), where
+// asynq listens for cancellations.
 func (c *Config) RedisOptions() (*redis.Options, error) {
 	opt, err := redis.ParseURL(c.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL is not a redis:// or rediss:// URL: %s", scrubRedisError(err))
+	}
+	if opt.PoolSize == 0 {
+		opt.PoolSize = c.RedisPoolSize
+		if opt.PoolSize <= 0 {
+			opt.PoolSize = DefaultRedisPoolSize
+		}
+	}
+	if opt.PipelinePoolSize == 0 {
+		opt.PipelinePoolSize = -1
 	}
 	if opt.TLSConfig != nil && !c.RedisVerifyTLS {
 		opt.TLSConfig = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // Heroku KVS uses self-signed certificates.

@@ -202,11 +202,7 @@ func TestResealWhileRotationsRun(t *testing.T) {
 	}
 	oldKey := w.sb.Env(w.redis.URL)["REKEY_ENCRYPTION_KEYS"]
 	newKey := randomKey(t)
-	env := w.sb.Env(w.redis.URL)
-	env["REKEY_GRACE"] = testGrace.String()
-	env["REKEY_PRIVATE_SPACE_GRACE"] = testPrivateGrace.String()
-	env["REKEY_HEROKU_RATE"] = "1000000"
-	env["REKEY_LOG_LEVEL"] = "warn"
+	env := w.processEnv()
 	env["REKEY_CONCURRENCY"] = "2"
 	env["REKEY_ENCRYPTION_KEYS"] = newKey + "," + oldKey
 	worker := startRekey(t, env, "worker")

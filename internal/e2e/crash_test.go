@@ -31,11 +31,7 @@ func TestWorkerCrash(t *testing.T) {
 	// Heroku answers slowly, so the kill finds calls in flight.
 	w := newWorld(t, worldParams{fake: []herokufake.Option{herokufake.WithLatency(150 * time.Millisecond)}})
 	samples := w.provision(n, sandbox.DefaultMix)
-	env := w.sb.Env(w.redis.URL)
-	env["REKEY_GRACE"] = testGrace.String()
-	env["REKEY_PRIVATE_SPACE_GRACE"] = testPrivateGrace.String()
-	env["REKEY_HEROKU_RATE"] = "1000000"
-	env["REKEY_LOG_LEVEL"] = "warn"
+	env := w.processEnv()
 	env["REKEY_CONCURRENCY"] = "10"
 	first := startRekey(t, env, "worker")
 

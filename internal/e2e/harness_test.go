@@ -225,6 +225,18 @@ func (w *world) startWorker(p workerParams) *runningWorker {
 	return rw
 }
 
+// processEnv is the environment of a rekey process on the world: the
+// sandbox's, with the tests' graces, a budget that is never the limit and
+// warnings only in the log.
+func (w *world) processEnv() map[string]string {
+	env := w.sb.Env(w.redis.URL)
+	env["REKEY_GRACE"] = testGrace.String()
+	env["REKEY_PRIVATE_SPACE_GRACE"] = testPrivateGrace.String()
+	env["REKEY_HEROKU_RATE"] = "1000000"
+	env["REKEY_LOG_LEVEL"] = "warn"
+	return env
+}
+
 // fastRetry keeps asynq's retries of failed and waiting tasks under a
 // second, so retry tests do not wait for asynq's minutes-long back-off.
 func fastRetry(n int, err error, t *asynq.Task) time.Duration {
