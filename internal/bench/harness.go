@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,6 +98,7 @@ func (h *Harness) connect() error {
 	if err != nil {
 		return err
 	}
+	opt.ClientName = ClientName
 	h.prdb, h.Observer = redis.NewClient(opt), redis.NewClient(opt)
 	h.Observer.AddHook(h.observed)
 	if err := h.prdb.Ping(context.Background()).Err(); err != nil {
@@ -125,6 +127,32 @@ func (h *Harness) Close() {
 
 // Fake is the fake Heroku.
 func (h *Harness) Fake() *herokufake.Fake { return h.Sandbox.Fake }
+
+// ClientName names the harness's own connections (CLIENT SETNAME), so that
+// CLIENT LIST tells them from rekey's processes', which are not named.
+const ClientName = "rekey-bench"
+
+// OtherConnections lists, by CLIENT LIST id, the connections to the
+// harness's Redis that are not the harness's own: those of rekey's
+// processes, and those of the test's Redis helpers (redistest), which are
+// open before any rekey process starts.
+func (h *Harness) OtherConnections(ctx context.Context) (map[string]bool, error) {
+	list, err := h.Observer.ClientList(ctx).Result()
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string]bool{}
+	for line := range strings.Lines(list) {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || slices.Contains(fields, "name="+ClientName) {
+			continue
+		}
+		if id, ok := strings.CutPrefix(fields[0], "id="); ok {
+			ids[id] = true
+		}
+	}
+	return ids, nil
+}
 
 // ObserverCommands is how many Redis commands the observer has sent, by
 // command name as INFO commandstats spells it.
@@ -249,8 +277,23 @@ func (c *commandCounter) count(cmds ...redis.Cmder) {
 		c.byName = map[string]int64{}
 	}
 	for _, cmd := range cmds {
-		c.byName[strings.ToLower(cmd.Name())]++
+		c.byName[statName(cmd)]++
 	}
+}
+
+// statName is cmd's name as INFO commandstats spells it: "client|list" for
+// a command with subcommands.
+func statName(cmd redis.Cmder) string {
+	name := strings.ToLower(cmd.Name())
+	switch name {
+	case "client", "config", "memory", "object", "script", "xinfo", "command":
+		if args := cmd.Args(); len(args) > 1 {
+			if sub, ok := args[1].(string); ok {
+				name += "|" + strings.ToLower(sub)
+			}
+		}
+	}
+	return name
 }
 
 func (c *commandCounter) snapshot() map[string]int64 {

@@ -18,11 +18,13 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/rekeyhq/rekey/internal/bench"
+	"github.com/rekeyhq/rekey/internal/config"
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/sandbox"
 	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/internal/worker"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -108,6 +110,9 @@ type realtimeRun struct {
 	interval                  time.Duration
 	enqueued                  time.Duration // `rekey rotate --all`'s run
 	batchID, freshID, freshBt string
+	// connections is the most connections rekey's worker processes held
+	// to Redis at once during the wave (watchConnections).
+	connections int
 	// listed counts the commands asynq's listing script ran for the
 	// harness's watch of the retry sets, by name: the observer counts
 	// the script's call, Redis also the commands it runs.
@@ -148,6 +153,8 @@ func (r *realtimeRun) run() {
 	samples, err := h.Provision(ctx, 1, r.n, sandbox.DefaultMix)
 	r.fatal(err)
 	r.ids = bench.IDs(samples)
+	helpers, err := h.OtherConnections(ctx)
+	r.fatal(err)
 	r.w, err = h.StartWorkers(ctx, bin, benchWorkers, logDir)
 	r.fatal(err)
 	r.measureIdle()
@@ -172,6 +179,7 @@ func (r *realtimeRun) run() {
 	r.batchID, _, err = bench.RotateAll(ctx, bin, h.Env, "bench realtime", tasks.QueueBulk)
 	r.fatal(err)
 	r.enqueued = time.Since(r.start)
+	watchers.Go(func() { r.watchConnections(done, helpers) })
 	// The instance rotated interactively mid-wave is registered after the
 	// wave was requested, so that it is not part of it.
 	fresh, err := h.Provision(ctx, r.n+1, 1, sandbox.DefaultMix)
@@ -285,6 +293,31 @@ func (r *realtimeRun) watchReturned(done <-chan struct{}, seen map[string]bool) 
 	}
 }
 
+// watchConnections counts the workers' connections to Redis every 500 ms
+// until done and keeps the most: those neither the harness's nor among
+// helpers, open before the workers started. It starts once `rekey rotate
+// --all` has exited, so the workers are the only rekey processes left.
+func (r *realtimeRun) watchConnections(done <-chan struct{}, helpers map[string]bool) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if ids, err := r.h.OtherConnections(context.Background()); err == nil {
+			n := 0
+			for id := range ids {
+				if !helpers[id] {
+					n++
+				}
+			}
+			r.connections = max(r.connections, n)
+		}
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // interactiveMidWave rotates one more instance on the interactive queue once
 // half the wave reached Heroku and measures how long its push takes to get
 // there.
@@ -316,6 +349,9 @@ func (r *realtimeRun) countCommands(c0, c1, o0 map[string]int64, elapsed time.Du
 	by := map[string]float64{}
 	var total float64
 	for name, n := range c1 {
+		if name == "client|setname" {
+			continue // the harness's connections naming themselves (bench.ClientName)
+		}
 		d := float64(n-c0[name]) - float64(o1[name]-o0[name]) - float64(r.listed[name])
 		by[name] = max(d, 0)
 		total += max(d, 0)
@@ -402,6 +438,11 @@ func (r *realtimeRun) report(rep *bench.Report) {
 		Verdict: bench.Check(r.commands <= 60), Comment: "wave and revocations, idle cost taken out: " + r.topCommands})
 	rep.Add(bench.Row{Metric: p + "  idle workers, per second", Value: fmt.Sprintf("%.1f", r.idlePerSecond),
 		Comment: fmt.Sprintf("Redis commands/s of %d idle worker processes over %s", benchWorkers, idleWindow)})
+	ceiling := benchWorkers * (config.DefaultRedisPoolSize + len(worker.Lanes()))
+	rep.Add(bench.Row{Metric: p + "Redis connections, most at once", Value: strconv.Itoa(r.connections),
+		Target: fmt.Sprintf("<= %d", ceiling), Verdict: bench.Check(r.connections <= ceiling),
+		Comment: fmt.Sprintf("CLIENT LIST every 500 ms: %d workers, each at most REKEY_REDIS_POOL_SIZE %d and %d lanes' subscriptions",
+			benchWorkers, config.DefaultRedisPoolSize, len(worker.Lanes()))})
 	rep.Add(bench.Row{Metric: p + "rotations succeeded / failed", Value: fmt.Sprintf("%d / %d", r.succeeded, r.failed)})
 }
 
