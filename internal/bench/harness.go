@@ -98,7 +98,6 @@ func (h *Harness) connect() error {
 	if err != nil {
 		return err
 	}
-	opt.ClientName = ClientName
 	h.prdb, h.Observer = redis.NewClient(opt), redis.NewClient(opt)
 	h.Observer.AddHook(h.observed)
 	if err := h.prdb.Ping(context.Background()).Err(); err != nil {
@@ -128,30 +127,35 @@ func (h *Harness) Close() {
 // Fake is the fake Heroku.
 func (h *Harness) Fake() *herokufake.Fake { return h.Sandbox.Fake }
 
-// ClientName names the harness's own connections (CLIENT SETNAME), so that
-// CLIENT LIST tells them from rekey's processes', which are not named.
-const ClientName = "rekey-bench"
+// WorkerClientName names the connections of the worker processes
+// StartWorkers runs (client_name in their REDIS_URL), so that CLIENT LIST
+// tells them from every other client of the server.
+const WorkerClientName = "rekey-bench-worker"
 
-// OtherConnections lists, by CLIENT LIST id, the connections to the
-// harness's Redis that are not the harness's own: those of rekey's
-// processes, and those of the test's Redis helpers (redistest), which are
-// open before any rekey process starts.
-func (h *Harness) OtherConnections(ctx context.Context) (map[string]bool, error) {
+// WorkerConnections counts the connections the worker processes hold to
+// the harness's Redis now.
+func (h *Harness) WorkerConnections(ctx context.Context) (int, error) {
 	list, err := h.Observer.ClientList(ctx).Result()
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	ids := map[string]bool{}
+	n := 0
 	for line := range strings.Lines(list) {
-		fields := strings.Fields(line)
-		if len(fields) == 0 || slices.Contains(fields, "name="+ClientName) {
-			continue
-		}
-		if id, ok := strings.CutPrefix(fields[0], "id="); ok {
-			ids[id] = true
+		if slices.Contains(strings.Fields(line), "name="+WorkerClientName) {
+			n++
 		}
 	}
-	return ids, nil
+	return n, nil
+}
+
+// WorkerPoolSize is the pool size the worker processes run with: their
+// REKEY_REDIS_POOL_SIZE, or REDIS_URL's pool_size.
+func (h *Harness) WorkerPoolSize() (int, error) {
+	opt, err := h.Config.RedisOptions()
+	if err != nil {
+		return 0, err
+	}
+	return opt.PoolSize, nil
 }
 
 // ObserverCommands is how many Redis commands the observer has sent, by
@@ -174,7 +178,13 @@ func (h *Harness) Provision(ctx context.Context, first, n int, mix sandbox.Mix) 
 // StartWorkers runs n `rekey worker` processes of bin on the harness's
 // environment and waits until asynq lists every one of them.
 func (h *Harness) StartWorkers(ctx context.Context, bin string, n int, logDir string) (*Workers, error) {
-	w, err := StartWorkers(bin, h.Env, n, logDir)
+	env := maps.Clone(h.Env)
+	sep := "?"
+	if strings.Contains(env["REDIS_URL"], "?") {
+		sep = "&"
+	}
+	env["REDIS_URL"] += sep + "client_name=" + WorkerClientName
+	w, err := StartWorkers(bin, env, n, logDir)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +296,8 @@ func (c *commandCounter) count(cmds ...redis.Cmder) {
 func statName(cmd redis.Cmder) string {
 	name := strings.ToLower(cmd.Name())
 	switch name {
-	case "client", "config", "memory", "object", "script", "xinfo", "command":
+	case "acl", "client", "cluster", "command", "config", "function", "latency", "memory", "module", "object",
+		"pubsub", "script", "slowlog", "xgroup", "xinfo":
 		if args := cmd.Args(); len(args) > 1 {
 			if sub, ok := args[1].(string); ok {
 				name += "|" + strings.ToLower(sub)

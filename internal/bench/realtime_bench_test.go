@@ -18,7 +18,6 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/rekeyhq/rekey/internal/bench"
-	"github.com/rekeyhq/rekey/internal/config"
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/redistest"
@@ -110,8 +109,8 @@ type realtimeRun struct {
 	interval                  time.Duration
 	enqueued                  time.Duration // `rekey rotate --all`'s run
 	batchID, freshID, freshBt string
-	// connections is the most connections rekey's worker processes held
-	// to Redis at once during the wave (watchConnections).
+	// connections is the most connections the worker processes held to
+	// Redis at once during the wave (watchConnections).
 	connections int
 	// listed counts the commands asynq's listing script ran for the
 	// harness's watch of the retry sets, by name: the observer counts
@@ -153,8 +152,6 @@ func (r *realtimeRun) run() {
 	samples, err := h.Provision(ctx, 1, r.n, sandbox.DefaultMix)
 	r.fatal(err)
 	r.ids = bench.IDs(samples)
-	helpers, err := h.OtherConnections(ctx)
-	r.fatal(err)
 	r.w, err = h.StartWorkers(ctx, bin, benchWorkers, logDir)
 	r.fatal(err)
 	r.measureIdle()
@@ -179,7 +176,7 @@ func (r *realtimeRun) run() {
 	r.batchID, _, err = bench.RotateAll(ctx, bin, h.Env, "bench realtime", tasks.QueueBulk)
 	r.fatal(err)
 	r.enqueued = time.Since(r.start)
-	watchers.Go(func() { r.watchConnections(done, helpers) })
+	watchers.Go(func() { r.watchConnections(done) })
 	// The instance rotated interactively mid-wave is registered after the
 	// wave was requested, so that it is not part of it.
 	fresh, err := h.Provision(ctx, r.n+1, 1, sandbox.DefaultMix)
@@ -294,20 +291,12 @@ func (r *realtimeRun) watchReturned(done <-chan struct{}, seen map[string]bool) 
 }
 
 // watchConnections counts the workers' connections to Redis every 500 ms
-// until done and keeps the most: those neither the harness's nor among
-// helpers, open before the workers started. It starts once `rekey rotate
-// --all` has exited, so the workers are the only rekey processes left.
-func (r *realtimeRun) watchConnections(done <-chan struct{}, helpers map[string]bool) {
+// until done and keeps the most (bench.Harness.WorkerConnections).
+func (r *realtimeRun) watchConnections(done <-chan struct{}) {
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if ids, err := r.h.OtherConnections(context.Background()); err == nil {
-			n := 0
-			for id := range ids {
-				if !helpers[id] {
-					n++
-				}
-			}
+		if n, err := r.h.WorkerConnections(context.Background()); err == nil {
 			r.connections = max(r.connections, n)
 		}
 		select {
@@ -350,7 +339,7 @@ func (r *realtimeRun) countCommands(c0, c1, o0 map[string]int64, elapsed time.Du
 	var total float64
 	for name, n := range c1 {
 		if name == "client|setname" {
-			continue // the harness's connections naming themselves (bench.ClientName)
+			continue // the workers' connections naming themselves (bench.WorkerClientName)
 		}
 		d := float64(n-c0[name]) - float64(o1[name]-o0[name]) - float64(r.listed[name])
 		by[name] = max(d, 0)
@@ -438,11 +427,13 @@ func (r *realtimeRun) report(rep *bench.Report) {
 		Verdict: bench.Check(r.commands <= 60), Comment: "wave and revocations, idle cost taken out: " + r.topCommands})
 	rep.Add(bench.Row{Metric: p + "  idle workers, per second", Value: fmt.Sprintf("%.1f", r.idlePerSecond),
 		Comment: fmt.Sprintf("Redis commands/s of %d idle worker processes over %s", benchWorkers, idleWindow)})
-	ceiling := benchWorkers * (config.DefaultRedisPoolSize + len(worker.Lanes()))
+	pool, err := r.h.WorkerPoolSize()
+	r.fatal(err)
+	ceiling := benchWorkers * (pool + len(worker.Lanes()))
 	rep.Add(bench.Row{Metric: p + "Redis connections, most at once", Value: strconv.Itoa(r.connections),
 		Target: fmt.Sprintf("<= %d", ceiling), Verdict: bench.Check(r.connections <= ceiling),
-		Comment: fmt.Sprintf("CLIENT LIST every 500 ms: %d workers, each at most REKEY_REDIS_POOL_SIZE %d and %d lanes' subscriptions",
-			benchWorkers, config.DefaultRedisPoolSize, len(worker.Lanes()))})
+		Comment: fmt.Sprintf("the workers' in CLIENT LIST every 500 ms: %d workers, each at most a pool of %d and %d lanes' subscriptions",
+			benchWorkers, pool, len(worker.Lanes()))})
 	rep.Add(bench.Row{Metric: p + "rotations succeeded / failed", Value: fmt.Sprintf("%d / %d", r.succeeded, r.failed)})
 }
 

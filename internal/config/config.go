@@ -176,7 +176,7 @@ func Load(env Lookup) (*Config, error) {
 	c := &Config{
 		RedisURL:                p.str("REDIS_URL", ""),
 		RedisVerifyTLS:          p.boolean("REKEY_REDIS_VERIFY_TLS", false),
-		RedisPoolSize:           p.integer("REKEY_REDIS_POOL_SIZE", DefaultRedisPoolSize, 1, 1000),
+		RedisPoolSize:           p.integer("REKEY_REDIS_POOL_SIZE", DefaultRedisPoolSize, 2, 1000),
 		Port:                    p.integer("PORT", 5000, 1, 65535),
 		HerokuAPIURL:            p.httpURL("HEROKU_API_URL", "https://api.heroku.com"),
 		HerokuIDURL:             p.httpURL("HEROKU_ID_URL", "https://id.heroku.com"),
@@ -297,9 +297,11 @@ func (c *Config) coreMissing() []error {
 // DefaultRedisPoolSize is REKEY_REDIS_POOL_SIZE's default. go-redis's own,
 // ten a CPU and ten more for pipelines, comes to 90 connections a process
 // on a dyno that shows 8 CPUs, where Heroku Key-Value Store's smaller plans
-// accept 20 to 80 in all. A process spends far less than a connection's
-// time in Redis: a rotation's commands take a few milliseconds against the
-// seconds its Heroku and issuer calls take, so ten serve any concurrency.
+// accept 20 to 80 in all. A task holds a connection only while one of its
+// commands runs: a few milliseconds of a rotation that spends seconds in
+// Heroku and the issuer (the fleet benchmark rotates 66 a second on three
+// workers, each with a pool of ten). At least 2: with one, a long pipeline would hold up
+// asynq's heartbeats and the health check's ping.
 const DefaultRedisPoolSize = 10
 
 // RedisOptions turns REDIS_URL into client options. rediss:// skips

@@ -51,7 +51,7 @@ func TestRedisPoolSize(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"0", "-1", "ten", "1001"} {
+	for _, bad := range []string{"0", "1", "-1", "ten", "1001"} {
 		_, err := config.Load(env(map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/0", "REKEY_REDIS_POOL_SIZE": bad}))
 		if err == nil || !strings.Contains(err.Error(), "REKEY_REDIS_POOL_SIZE") {
 			t.Errorf("REKEY_REDIS_POOL_SIZE=%q: Load() = %v, want an error naming it", bad, err)
