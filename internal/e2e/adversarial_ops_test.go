@@ -149,7 +149,19 @@ func TestProcessesStartedBeforeRedis(t *testing.T) {
 		return strings.Contains(clock.stderr.String(), "schedule_indexed"), clock.stderr.String()
 	})
 
-	for name, p := range map[string]*process{"web": web, "worker": worker, "scheduler": clock} {
+	// Each process's watcher pings on its own back-off (1 s, then 2 s, ...,
+	// jittered), so the web process, which /healthz and /metrics answer
+	// without it, may log redis_up a few seconds after Redis came up.
+	processes := map[string]*process{"web": web, "worker": worker, "scheduler": clock}
+	waitFor(t, 30*time.Second, "each process to log redis_up", func() (bool, string) {
+		for name, p := range processes {
+			if !strings.Contains(p.stderr.String(), `"redis_up"`) {
+				return false, "not yet: rekey " + name
+			}
+		}
+		return true, ""
+	})
+	for name, p := range processes {
 		out := p.stderr.String()
 		if d, u := strings.Count(out, `"redis_down"`), strings.Count(out, `"redis_up"`); d != 1 || u != 1 {
 			t.Errorf("rekey %s logged redis_down %d times and redis_up %d times, want once each:\n%s", name, d, u, out)
