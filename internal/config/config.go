@@ -300,8 +300,8 @@ func (c *Config) coreMissing() []error {
 // accept 20 to 80 in all. A task holds a connection only while one of its
 // commands runs: a few milliseconds of a rotation that spends seconds in
 // Heroku and the issuer (the fleet benchmark rotates 66 a second on three
-// workers, each with a pool of ten). At least 2: with one, a long pipeline would hold up
-// asynq's heartbeats and the health check's ping.
+// workers, each with a pool of ten). At least 2: with one, a long pipeline
+// would hold up asynq's heartbeats and the health check's ping.
 const DefaultRedisPoolSize = 10
 
 // RedisOptions turns REDIS_URL into client options. rediss:// skips
