@@ -29,8 +29,12 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
+	// redis_up and redis_down name the pool's size too, so the first line a
+	// process logs about Redis says how many connections it may open
+	// (REKEY_REDIS_POOL_SIZE, or REDIS_URL's pool_size).
+	opt := a.rdb.Options()
 	w, err := health.NewRedis(health.Params{Ping: func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
-		Logger: log.With().Str("redis_addr", a.rdb.Options().Addr).Logger(), Redact: a.redact})
+		Logger: log.With().Str("redis_addr", opt.Addr).Int("redis_pool_size", opt.PoolSize).Logger(), Redact: a.redact})
 	if err != nil {
 		_ = a.Close()
 		return nil, err

@@ -169,6 +169,9 @@ func TestProcessesStartedBeforeRedis(t *testing.T) {
 		if strings.Contains(out, password) {
 			t.Errorf("rekey %s logged REDIS_URL's password", name)
 		}
+		if want := fmt.Sprintf(`"redis_pool_size":%d`, config.DefaultRedisPoolSize); !strings.Contains(out, want) {
+			t.Errorf("rekey %s did not log its Redis pool size (%s)", name, want)
+		}
 		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 			if !strings.HasPrefix(line, "{") {
 				t.Errorf("rekey %s wrote a line that is not JSON: %q", name, line)
