@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -139,13 +138,7 @@ func (h *Harness) WorkerConnections(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for line := range strings.Lines(list) {
-		if slices.Contains(strings.Fields(line), "name="+WorkerClientName) {
-			n++
-		}
-	}
-	return n, nil
+	return sandbox.ClientsNamed(list, WorkerClientName), nil
 }
 
 // WorkerPoolSize is the pool size the worker processes run with: their
@@ -179,11 +172,7 @@ func (h *Harness) Provision(ctx context.Context, first, n int, mix sandbox.Mix) 
 // environment and waits until asynq lists every one of them.
 func (h *Harness) StartWorkers(ctx context.Context, bin string, n int, logDir string) (*Workers, error) {
 	env := maps.Clone(h.Env)
-	sep := "?"
-	if strings.Contains(env["REDIS_URL"], "?") {
-		sep = "&"
-	}
-	env["REDIS_URL"] += sep + "client_name=" + WorkerClientName
+	env["REDIS_URL"] = sandbox.NamedRedisURL(env["REDIS_URL"], WorkerClientName)
 	w, err := StartWorkers(bin, env, n, logDir)
 	if err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -34,11 +33,7 @@ func TestWorkerKeepsToItsRedisConnections(t *testing.T) {
 	env := w.processEnv()
 	env["REKEY_CONCURRENCY"] = "80"
 	env["REKEY_REDIS_POOL_SIZE"] = strconv.Itoa(pool)
-	sep := "?"
-	if strings.Contains(env["REDIS_URL"], "?") {
-		sep = "&"
-	}
-	env["REDIS_URL"] += sep + "client_name=" + workerClientName
+	env["REDIS_URL"] = sandbox.NamedRedisURL(env["REDIS_URL"], workerClientName)
 	startRekey(t, env, "worker")
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -56,7 +51,7 @@ func TestWorkerKeepsToItsRedisConnections(t *testing.T) {
 			}
 			list, err := w.redis.Client.ClientList(ctx).Result()
 			if err == nil {
-				most = max(most, strings.Count(list, " name="+workerClientName+" "))
+				most = max(most, sandbox.ClientsNamed(list, workerClientName))
 			}
 		}
 	}()
