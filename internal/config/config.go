@@ -318,6 +318,10 @@ func (c *Config) RedisOptions() (*redis.Options, error) {
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL is not a redis:// or rediss:// URL: %s", scrubRedisError(err))
 	}
+	if opt.PoolSize < 0 {
+		// go-redis would panic making the pool.
+		return nil, fmt.Errorf("REDIS_URL's pool_size must be at least 1, got %d", opt.PoolSize)
+	}
 	if opt.PoolSize == 0 {
 		opt.PoolSize = c.RedisPoolSize
 		if opt.PoolSize <= 0 {

@@ -58,3 +58,14 @@ func TestRedisPoolSize(t *testing.T) {
 		}
 	}
 }
+
+// A negative pool_size in REDIS_URL, which would make go-redis panic at
+// start, stops the process with a sentence naming it and not the URL's
+// password.
+func TestRedisURLNegativePoolSize(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(env(map[string]string{"REDIS_URL": "redis://:hunter2@127.0.0.1:6379/0?pool_size=-1"}))
+	if err == nil || !strings.Contains(err.Error(), "pool_size") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("Load() = %v; want an error naming pool_size, without the password", err)
+	}
+}
