@@ -29,7 +29,8 @@ build:
 ## real-time waves: 300 rotations at Heroku's real rate, clean, with 5% of
 ## pushes answered 503 under a CPU hog, and with a worker SIGKILLed (about
 ## 16 min), then Redis memory per instance, per waiting revoke and per
-## rotation kept (BenchmarkMemory, about 1 min); each prints one table.
+## rotation kept, for three forms of credential ids (BenchmarkMemory, about
+## 2 min); each prints its tables.
 bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkFleet|BenchmarkRealtimeWave' -benchtime 1x -timeout 45m ./internal/bench/
 	$(GO) test -run '^$$' -bench BenchmarkMemory -benchtime 1x -timeout 10m ./internal/store/

@@ -46,12 +46,29 @@ const memoryInstances = 2000
 const memoryGrace = 2 * time.Hour
 
 func BenchmarkMemory(b *testing.B) {
-	for range b.N {
-		runMemory(b)
+	for _, form := range memoryCredentialForms {
+		b.Run("credentials="+form.name, func(b *testing.B) {
+			for range b.N {
+				runMemory(b, form.id)
+			}
+		})
 	}
 }
 
-func runMemory(b *testing.B) {
+// memoryCredentialForms are the forms of the credential ids the memory
+// benchmark's rotations mint, k the rotation (0: the credential the
+// instance was registered with): the demo issuer's, the PostgreSQL
+// issuer's role names, and UUIDs, as many issuers mint them.
+var memoryCredentialForms = []struct {
+	name string
+	id   func(instance string, k int) string
+}{
+	{"cred_hex16", func(instance string, k int) string { return fmt.Sprintf("cred_%s%08x", instance[:8], k) }},
+	{"rekey_hex20", func(instance string, k int) string { return fmt.Sprintf("rekey_%s%012x", instance[:8], k) }},
+	{"uuid", func(instance string, k int) string { return fmt.Sprintf("%s-%04x-4000-8000-%012x", instance[:8], k, k) }},
+}
+
+func runMemory(b *testing.B, credID func(instance string, k int) string) {
 	ctx := context.Background()
 	r := redistest.New(b)
 	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
@@ -82,7 +99,7 @@ func runMemory(b *testing.B) {
 	m := &memoryMeter{rdb: r.Client}
 	base := m.measure(ctx, b)
 
-	fleet(b, ids, func(id string) error { return registerForMemory(ctx, st, id) })
+	fleet(b, ids, func(id string) error { return registerForMemory(ctx, st, id, credID(id, 0)) })
 	registered := m.measure(ctx, b)
 
 	callsBefore := commandCalls(ctx, b, r.Client)
@@ -90,7 +107,7 @@ func runMemory(b *testing.B) {
 		prevs := make(map[string]string, len(ids))
 		var mu sync.Mutex
 		fleet(b, ids, func(id string) error {
-			prev, err := rotateForMemory(ctx, st, id, k)
+			prev, err := rotateForMemory(ctx, st, id, credID(id, k+1))
 			if err != nil {
 				return err
 			}
@@ -110,7 +127,7 @@ func runMemory(b *testing.B) {
 
 	client := asynq.NewClientFromRedisClient(r.Client)
 	fleet(b, ids, func(id string) error {
-		prev, err := rotateForMemory(ctx, st, id, 10)
+		prev, err := rotateForMemory(ctx, st, id, credID(id, 11))
 		if err != nil {
 			return err
 		}
@@ -209,18 +226,17 @@ func fleet(b *testing.B, ids []string, fn func(id string) error) {
 	}
 }
 
-func registerForMemory(ctx context.Context, st *store.Store, id string) error {
+func registerForMemory(ctx context.Context, st *store.Store, id, cred string) error {
 	tok := &heroku.Token{AccessToken: secret.New("HRKU-" + id), RefreshToken: secret.New("HRKU-" + id + "-r"),
 		ExpiresAt: time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC)}
 	return st.Register(ctx, store.Registration{ID: id, APIVersion: store.APIv3, ConfigVars: []string{"MYADDON_URL"},
-		CurrentCredentialID: "cred_" + id[:8] + "00000000"}, tok)
+		CurrentCredentialID: cred}, tok)
 }
 
-// rotateForMemory runs rotation k of id as the handlers do, and returns the
-// credential it superseded.
-func rotateForMemory(ctx context.Context, st *store.Store, id string, k int) (*store.Revocation, error) {
+// rotateForMemory runs a rotation of id that mints cred, as the handlers
+// do, and returns the credential it superseded.
+func rotateForMemory(ctx context.Context, st *store.Store, id, cred string) (*store.Revocation, error) {
 	rot := tasks.NewID("rot")
-	cred := fmt.Sprintf("cred_%s%08x", id[:8], k+1)
 	if _, err := st.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: rot, Reason: store.ReasonScheduled}); err != nil {
 		return nil, err
 	}
@@ -236,7 +252,7 @@ func rotateForMemory(ctx context.Context, st *store.Store, id string, k int) (*s
 		return nil, err
 	}
 	if p.Previous == nil {
-		return nil, fmt.Errorf("rotation %d superseded nothing", k)
+		return nil, fmt.Errorf("the rotation that minted %s superseded nothing", cred)
 	}
 	return p.Previous, nil
 }
@@ -262,7 +278,7 @@ func (s memorySample) minus(o memorySample) memorySample {
 // capped fleet audit stream and the fleet's counters and settings.
 var fleetWide = map[string]bool{"rekey:events": true, "rekey:counters": true, "rekey:schedule": true}
 
-var idPart = regexp.MustCompile(`[0-9a-f]{8}-0000-4000-8000-[0-9a-f]{12}|rot_[0-9a-f]{24}|cred_[0-9a-f]{16}`)
+var idPart = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-4000-8000-[0-9a-f]{12}|rot_[0-9a-f]{24}|cred_[0-9a-f]{16}|rekey_[0-9a-f]{20}`)
 
 func (m *memoryMeter) measure(ctx context.Context, b *testing.B) memorySample {
 	b.Helper()
