@@ -42,8 +42,16 @@ import (
 //
 //   - a rotation id rot_<24 lowercase hex> is written GS (\x1d) and 16
 //     base64url characters (packID);
-//   - a credential id <prefix>_<lowercase hex> is written GS, the prefix
-//     and the hex in base 64 (pack_cred, unpackCredential);
+//   - a credential id <prefix>_<lowercase hex>, 6 hex digits or more, is
+//     written GS, the prefix and the hex in base 64, two digits for each
+//     three hex digits and one for each left over (pack_cred,
+//     unpackCredential); FS instead of GS when two are left over, which
+//     would otherwise read as a group of three (PostgreSQL roles,
+//     rekey_<20 hex>: 26 bytes to 21);
+//   - a credential id <prefix><lowercase UUID> (8-4-4-4-12 hex digits) is
+//     written GS, the prefix, "~" and the UUID's 32 hex digits in base 64:
+//     24 bytes and the prefix, where the UUID takes 36. No id has a "~"
+//     (ValidID), so the "~" 23 bytes from the end tells this form apart;
 //   - credential "^" is the first credential named in the entry below
 //     (older): a rotation's superseded credential is the one the rotation
 //     before it minted. Before the entry below goes (the cap), flush writes
@@ -69,12 +77,25 @@ import (
 //     "=" then stands for "";
 //   - revoke_scheduled without a detail field (or with one left empty) has
 //     its event's time plus the last grace coded FS "G" before it in the
-//     entry as its revoke time; an empty detail of its own is written FS.
+//     entry as its revoke time; an empty detail of its own is written FS;
+//   - a rotation's revoke_scheduled of credential "^" at the time of the
+//     event before it, its revoke time so implied, is RS "^" alone;
+//   - revoked of credential "=" with detail "previous", at or after the
+//     revoke time of the last revoke_scheduled before it in the entry, is
+//     RS "+", then US and its time less that revoke time unless 0 (a
+//     revocation comes a grace after the rotation: dt from the event before
+//     would take four or five base-36 digits, this one one or two).
+//     Event types are words, so no code of a type is "^" or "+".
 //
 // A rotation of the memory benchmark (docs/benchmarks.md, "Redis memory")
-// takes 84 bytes in the second form, 99 in the first (ESC not counted):
+// takes 74 bytes in the second form, 99 in the first (ESC not counted):
 //
-//	<at> GS <16> RS C US US FS s RS g US <dt> US GS cred_<11> RS H US <dt> US FS G5k0 RS I RS j US US ^ RS L US <dt> US FS p
+//	<at> GS <16> RS C US US FS s RS g US <dt> US GS cred_<11> RS H US <dt> US FS G5k0 RS I RS ^ RS + US <dt>
+//
+// Versions before the shorthands ("^", "+", FS-led and UUID credentials)
+// do not read them: once written, going back to such a version shows
+// those events wrongly in the history (its records and indexes are not
+// affected).
 //
 // Free-text details never hold ESC, FS, GS, RS or US (flush turns them
 // into spaces).
@@ -191,7 +212,9 @@ end
 local function creds(entry)
   local out = {}
   for ev in string.gmatch(entry, '\30([^\30]*)') do
-    if not string.match(ev, '^%u') then
+    if ev == '^' then
+      out[#out + 1] = '^'
+    elseif not string.match(ev, '^[%u+]') then
       local c = string.match(ev, '^[^\31]*\31[^\31]*\31([^\31]*)')
       if c and c ~= '' then out[#out + 1] = c end
     end
@@ -211,7 +234,9 @@ end
 local function expand_older(entry, older)
   local out = {string.match(entry, '^[^\30]*')}
   for ev in string.gmatch(entry, '\30([^\30]*)') do
-    if not string.match(ev, '^%u') then
+    if ev == '^' then
+      ev = '` + eventCodes[EventRevokeScheduled] + `\31\31' .. (older or '')
+    elseif not string.match(ev, '^[%u+]') then
       local pre, c, post = string.match(ev, '^([^\31]*\31[^\31]*\31)([^\31]*)(.*)$')
       if c == '^' then ev = pre .. (older or '') .. post end
     end
@@ -310,6 +335,18 @@ local function unb36(s)
   if string.sub(s, 1, 1) == '-' then return -tonumber(string.sub(s, 2), 36) end
   return tonumber(s, 36)
 end
+-- revoke_time returns the revoke time that a revoke_scheduled event at ms
+-- at names, from its detail as written (detail_text; "" when the grace
+-- coded before it implies it), or nil when its detail is no time.
+local function revoke_time(detail, at, grace)
+  if detail == '' then
+    if grace then return at + grace * 1000 end
+    return nil
+  end
+  if string.sub(detail, 1, 2) == '\29S' then return at + unb36(string.sub(detail, 3)) * 1000 end
+  if string.sub(detail, 1, 1) == '\29' then return at + unb36(string.sub(detail, 2)) end
+  return nil
+end
 -- fields splits an event of an entry at US.
 local function fields(ev)
   local out = {}
@@ -332,30 +369,53 @@ local function detail_text(code, detail, at, st)
   return (string.gsub(detail, '[\27-\31]', ' '))
 end
 local b64c = '` + credB64 + `'
--- pack_cred writes a credential id <prefix>_<lowercase hex> as GS, the
--- prefix and the hex in base 64 (credB64), two digits for three hex
--- digits and one for a last one; other ids as they are.
-local function pack_cred(id)
-  local pre, hex = string.match(id, '^(.*_)([0-9a-f]+)$')
-  if not hex or #hex < 6 or #hex % 3 == 2 then return id end
-  local out = {'\29', pre}
+-- hex64 appends hex in base 64 (credB64) to out: two digits for each
+-- three hex digits, then one for each hex digit left over.
+local function hex64(hex, out)
   for i = 1, #hex - 2, 3 do
     local n = tonumber(string.sub(hex, i, i + 2), 16)
     local a, b = math.floor(n / 64), n % 64
     out[#out + 1] = string.sub(b64c, a + 1, a + 1) .. string.sub(b64c, b + 1, b + 1)
   end
-  if #hex % 3 == 1 then
-    local n = tonumber(string.sub(hex, -1), 16)
+  for i = #hex - #hex % 3 + 1, #hex do
+    local n = tonumber(string.sub(hex, i, i), 16)
     out[#out + 1] = string.sub(b64c, n + 1, n + 1)
   end
+end
+local hx = '[0-9a-f]'
+local uuid_id = '^([^~]*)(' .. string.rep(hx, 8) .. ')%-(' .. string.rep(hx, 4) .. ')%-(' .. string.rep(hx, 4) ..
+  ')%-(' .. string.rep(hx, 4) .. ')%-(' .. string.rep(hx, 12) .. ')$'
+-- pack_cred writes a credential id <prefix>_<lowercase hex> as GS (FS
+-- when two hex digits are left over after the groups of three), the
+-- prefix and the hex in base 64, and one <prefix><lowercase UUID> as GS,
+-- the prefix, "~" and the UUID's hex digits in base 64 (22 digits); other
+-- ids as they are.
+local function pack_cred(id)
+  local pre, a, b, c, d, e = string.match(id, uuid_id)
+  if pre then
+    local out = {'\29', pre, '~'}
+    hex64(a .. b .. c .. d .. e, out)
+    return table.concat(out)
+  end
+  local hex
+  pre, hex = string.match(id, '^(.*_)([0-9a-f]+)$')
+  if not hex or #hex < 6 then return id end
+  local out = {'\29', pre}
+  if #hex % 3 == 2 then out[1] = '\28' end
+  hex64(hex, out)
   return table.concat(out)
 end
 -- events_text writes events for an entry whose time is base, after the
 -- credential last named in it (last, as written) and below the entry
 -- whose first credential is older (as written; nil for none). st is nil
 -- for an entry of the first form; for one of the second, st.t is the time
--- of its last event and st.grace the last grace (seconds) coded in it,
--- both moved on as events are written.
+-- of its last event, st.grace the last grace (seconds) coded in it and
+-- st.revoke_at the revoke time its last revoke_scheduled named (nil for
+-- none, or none coded as a time), all moved on as events are written.
+-- In the second form, a revoke_scheduled of credential "^" at the time of
+-- the event before it, its revoke time implied by the grace, is written
+-- RS "^"; a revoked of credential "=" with detail "previous", at or after
+-- st.revoke_at, RS "+" US and its time less st.revoke_at.
 local function events_text(ev, base, last, older, st)
   local out = {}
   for i, e in ipairs(ev) do
@@ -373,6 +433,14 @@ local function events_text(ev, base, last, older, st)
     local head = '\30' .. e[1] .. '\31' .. dt .. '\31' .. cred
     if upper and #e[1] == 1 then head = '\30' .. string.upper(e[1]) .. '\31' .. dt end
     out[i] = (string.gsub(head .. '\31' .. detail, '\31+$', ''))
+    if st and e[1] == codes.revoke_scheduled then
+      if cred == '^' and dt == '' and detail == '' then out[i] = '\30^' end
+      st.revoke_at = revoke_time(detail, e[2], st.grace)
+    elseif st and e[1] == codes.revoked and cred == '=' and e[4] == 'previous' and st.revoke_at and
+        e[2] >= st.revoke_at then
+      out[i] = '\30+'
+      if e[2] > st.revoke_at then out[i] = out[i] .. '\31' .. b36(e[2] - st.revoke_at) end
+    end
   end
   return table.concat(out)
 end
@@ -399,10 +467,20 @@ local function head_of(entry, older)
   local st = {t = base}
   for ev in string.gmatch(entry, '\30([^\30]*)') do
     local f = fields(ev)
-    if f[2] and f[2] ~= '' then st.t = st.t + unb36(f[2]) end
-    local detail = f[4]
-    if string.match(f[1], '^%u$') then detail = f[3] end
-    if detail and string.sub(detail, 1, 2) == '\28G' then st.grace = unb36(string.sub(detail, 3)) end
+    local dt = 0
+    if f[2] and f[2] ~= '' then dt = unb36(f[2]) end
+    if f[1] == '+' then
+      st.t = (st.revoke_at or st.t) + dt
+    else
+      st.t = st.t + dt
+      local detail = f[4]
+      if string.match(f[1], '^%u$') then detail = f[3] end
+      if f[1] == '^' then detail = '' end
+      if detail and string.sub(detail, 1, 2) == '\28G' then st.grace = unb36(string.sub(detail, 3)) end
+      if f[1] == '^' or string.lower(f[1]) == codes.revoke_scheduled then
+        st.revoke_at = revoke_time(detail or '', st.t, st.grace)
+      end
+    end
   end
   return base, rot, last, st
 end
@@ -537,11 +615,21 @@ func decodeHistory(instanceID, entry, older string) []Event {
 	base, _ := strconv.ParseInt(at36, 36, 64)
 	out := make([]Event, 0, len(parts)-1)
 	last := ""
-	prev := base       // the second form: the time of the event before
-	grace := int64(-1) // the second form: the last grace coded, seconds
+	prev := base          // the second form: the time of the event before
+	grace := int64(-1)    // the second form: the last grace coded, seconds
+	revokeAt := int64(-1) // the second form: the revoke time the last revoke_scheduled named
 	for i, p := range parts[1:] {
 		f := append(strings.SplitN(p, "\x1f", 4), "", "", "")
-		if len(f[0]) == 1 && f[0][0] >= 'A' && f[0][0] <= 'Z' {
+		fromRevokeAt := false
+		switch {
+		case second && p == "^":
+			// A revoke_scheduled of the older credential, its times implied.
+			f = []string{eventCodes[EventRevokeScheduled], "", "^", ""}
+		case second && f[0] == "+":
+			// A revoked of the last credential, previous, timed from revokeAt.
+			f = []string{eventCodes[EventRevoked], f[1], "=", CredentialPrevious}
+			fromRevokeAt = revokeAt >= 0
+		case len(f[0]) == 1 && f[0][0] >= 'A' && f[0][0] <= 'Z':
 			// An upper-case code repeats the last credential and has no field for it.
 			f = append(strings.SplitN(p, "\x1f", 3), "", "")
 			f = []string{strings.ToLower(f[0]), f[1], "=", f[2]}
@@ -551,7 +639,10 @@ func decodeHistory(instanceID, entry, older string) []Event {
 			typ = f[0]
 		}
 		at := base
-		if second {
+		switch {
+		case fromRevokeAt:
+			at = revokeAt
+		case second:
 			at = prev
 		}
 		if f[1] != "" {
@@ -579,6 +670,13 @@ func decodeHistory(instanceID, entry, older string) []Event {
 			case typ == EventRevokeScheduled && f[3] == "" && grace >= 0:
 				// The revoke time is the event's time and the grace coded before it.
 				detail = strconv.FormatInt(at+grace*1000, 10)
+			}
+			if typ == EventRevokeScheduled {
+				// As revoke_time in luaEmit: a time coded, or implied by the grace.
+				revokeAt = -1
+				if f[3] == "" && grace >= 0 || strings.HasPrefix(f[3], "\x1d") {
+					revokeAt, _ = strconv.ParseInt(detail, 10, 64)
+				}
 			}
 		}
 		out = append(out, Event{ID: strconv.FormatInt(at, 10) + "-" + strconv.Itoa(i), Type: typ,
@@ -615,35 +713,70 @@ func detailOf(d string, at int64) string {
 	return d
 }
 
+// packedUUIDLen is the length of a packed UUID: "~" and 22 base-64 digits.
+const packedUUIDLen = 23
+
 // unpackCredential reads a credential id as flush wrote it (pack_cred).
 func unpackCredential(id string) string {
+	if strings.HasPrefix(id, "\x1c") {
+		cut := strings.LastIndexByte(id, '_')
+		if cut < 0 {
+			return id
+		}
+		hex, ok := unhex64(id[cut+1:], 2)
+		if !ok {
+			return id
+		}
+		return id[1:cut+1] + hex
+	}
 	if !strings.HasPrefix(id, "\x1d") {
 		return id
+	}
+	if n := len(id); n > packedUUIDLen && id[n-packedUUIDLen] == '~' {
+		hex, ok := unhex64(id[n-packedUUIDLen+1:], 2)
+		if !ok || len(hex) != 32 {
+			return id
+		}
+		return id[1:n-packedUUIDLen] + hex[:8] + "-" + hex[8:12] + "-" + hex[12:16] + "-" + hex[16:20] + "-" + hex[20:]
 	}
 	cut := strings.LastIndexByte(id, '_')
 	if cut < 0 {
 		return id
 	}
+	hex, ok := unhex64(id[cut+1:], len(id[cut+1:])%2)
+	if !ok {
+		return id
+	}
+	return id[1:cut+1] + hex
+}
+
+// unhex64 reads hex digits written in base 64 (hex64 in pack_cred): pairs
+// of digits for three hex digits each, then the last single digits (how
+// many: single) for one each. ok is false when a digit is not one of
+// credB64's, or a single one is above 15.
+func unhex64(digits string, single int) (hex string, ok bool) {
 	const hexDigits = "0123456789abcdef"
-	out := []byte(id[1 : cut+1])
-	digits := id[cut+1:]
-	for i := 0; i < len(digits); i += 2 {
-		if i+1 == len(digits) {
-			n := strings.IndexByte(credB64, digits[i])
-			if n < 0 || n > 15 {
-				return id
-			}
-			out = append(out, hexDigits[n])
-			break
-		}
+	if single > len(digits) || (len(digits)-single)%2 != 0 {
+		return "", false
+	}
+	out := make([]byte, 0, len(digits)*3/2)
+	pairs := len(digits) - single
+	for i := 0; i < pairs; i += 2 {
 		a, b := strings.IndexByte(credB64, digits[i]), strings.IndexByte(credB64, digits[i+1])
 		if a < 0 || b < 0 {
-			return id
+			return "", false
 		}
 		n := a*64 + b
 		out = append(out, hexDigits[n>>8&15], hexDigits[n>>4&15], hexDigits[n&15])
 	}
-	return string(out)
+	for i := pairs; i < len(digits); i++ {
+		n := strings.IndexByte(credB64, digits[i])
+		if n < 0 || n > 15 {
+			return "", false
+		}
+		out = append(out, hexDigits[n])
+	}
+	return string(out), true
 }
 
 // unpackID reads a rotation id as flush wrote it (pack_id).

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -415,19 +416,28 @@ func TestHistoryPackedFormsReadBack(t *testing.T) {
 		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	raw := r.Client.Get(ctx, historyKey("inst-p")).Val()
-	if strings.Contains(raw, "cred_0") || strings.Contains(raw, "grace") || !strings.Contains(raw, "\x1f^") {
+	if strings.Contains(raw, "cred_0") || strings.Contains(raw, "grace") || !strings.Contains(raw, "\x1e^") {
 		t.Errorf("history holds ids or details unpacked, or no superseded credential as ^: %q", raw)
 	}
 }
 
 // Credential ids of every form come back as they were given: packed when
-// they end in lowercase hex of a packable length, as they are otherwise.
+// they end in lowercase hex of a packable length or in a lowercase UUID,
+// as they are otherwise.
 func TestHistoryCredentialIDsReadBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _, now := newHistoryStore(t)
-	ids := []string{"c_0a1b2c", "c_0a1b2c3", "c_0a1b2c3d", "c_0a1b2c3d4e", "key_ffffffffffffffff", "a_b_000000",
-		"c_0A1B2C", "c_0a1b2", "8b1a9953-c461-4a3d-8f5e-1c7a42d0b6a1", "cred-7", "_123456", "c_0a1b2c_"}
+	s, r, now := newHistoryStore(t, WithEventCaps(100, 1000))
+	// Packed: UUIDs, and hex of every length from 6 digits on; PostgreSQL
+	// roles (pgissuer) have 20.
+	packed := []string{"8b1a9953-c461-4a3d-8f5e-1c7a42d0b6a1", "cred-ffffffff-ffff-ffff-ffff-ffffffffffff",
+		"k_00000000-0000-0000-0000-000000000000", "_0123abcd-4567-89ef-0123-456789abcdef",
+		"rekey_0123456789abcdef0123", "x_0123456789abcdef0123456789abcdef", "c_00a1b2c3d4e5f6f7"}
+	ids := append([]string{"c_0a1b2c", "c_0a1b2c3", "c_0a1b2c3d", "c_0a1b2c3d4e", "key_ffffffffffffffff", "a_b_000000",
+		"c_0A1B2C", "c_0a1b2", "cred-7", "_123456", "c_0a1b2c_",
+		// Not UUIDs: upper case, a digit short, a dash astray.
+		"8B1A9953-C461-4A3D-8F5E-1C7A42D0B6A1", "8b1a9953-c461-4a3d-8f5e-1c7a42d0b6a", "8b1a9953c-461-4a3d-8f5e-1c7a42d0b6a1",
+	}, packed...)
 	for i, id := range ids {
 		*now = now.Add(time.Minute)
 		if err := s.AddEvent(ctx, Event{Type: EventRetrying, InstanceID: "inst-i", RotationID: "rot-" + itoa(int64(i)),
@@ -439,9 +449,18 @@ func TestHistoryCredentialIDsReadBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(events) != len(ids) {
+		t.Fatalf("%d events, want %d", len(events), len(ids))
+	}
 	for i, e := range events {
 		if want := ids[len(ids)-1-i]; e.CredentialID != want || e.Detail != "grace 90m" {
 			t.Errorf("event %d: credential %q detail %q, want %q and %q", i, e.CredentialID, e.Detail, want, "grace 90m")
+		}
+	}
+	raw := r.Client.Get(ctx, historyKey("inst-i")).Val()
+	for _, id := range packed {
+		if strings.Contains(raw, "\x1f"+id+"\x1f") {
+			t.Errorf("history holds %s unpacked: %q", id, raw)
 		}
 	}
 }
@@ -481,4 +500,94 @@ func TestInstanceDefaultsReadBack(t *testing.T) {
 	old := registered.Add(time.Minute)
 	r.Client.HSet(ctx, instanceKey("inst-d"), "current_since", ms(old), "api_version", APIv3)
 	check("earlier layout", old)
+}
+
+// The second form's shorthands, RS "^" for a rotation's revoke_scheduled
+// and RS "+" for a revocation of a previous credential at or after its
+// revoke time, read back as the events they stand for, with their times:
+// after a revocation exactly on time, one later, an event merged after
+// that, an expedited revocation (before its revoke time: written whole),
+// and the cap dropping the entry that "^" pointed into.
+func TestHistoryShorthandsReadBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, now := newHistoryStore(t, WithEventCaps(4, 1000))
+	step := func(d time.Duration) { *now = now.Add(d) }
+	if err := s.PutInstance(ctx, Registration{ID: "inst-s", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "k-0"}); err != nil {
+		t.Fatal(err)
+	}
+	var want []string // newest last
+	add := func(typ, rot, cred, detail string) {
+		want = append(want, typ+" "+rot+" "+cred+" "+detail+" "+itoaMS(*now))
+	}
+	for i := 1; i <= 3; i++ {
+		rot, cred, old := "rot-"+itoa(int64(i)), "k-"+itoa(int64(i)), "k-"+itoa(int64(i-1))
+		if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-s", RotationID: rot, Reason: ReasonScheduled}); err != nil {
+			t.Fatal(err)
+		}
+		add(EventRequested, rot, "", ReasonScheduled)
+		step(1500 * time.Millisecond)
+		cfg := map[string]secret.String{"A_URL": secret.New("postgres://u:pw-" + rot + "@db/1")}
+		if err := s.SavePending(ctx, "inst-s", rot, cred, cfg); err != nil {
+			t.Fatal(err)
+		}
+		add(EventMinted, rot, cred, "")
+		step(700 * time.Millisecond)
+		if _, err := s.PromoteRotation(ctx, "inst-s", rot, cred, time.Hour, "grace 1h0m0s"); err != nil {
+			t.Fatal(err)
+		}
+		revokeAt := now.Add(time.Hour)
+		add(EventPushed, rot, cred, "grace 1h0m0s")
+		add(EventPromoted, rot, cred, "")
+		add(EventRevokeScheduled, rot, old, itoaMS(revokeAt))
+		switch i {
+		case 1: // on time
+			*now = revokeAt
+		case 2: // late, and an event of the rotation after it
+			*now = revokeAt.Add(5250 * time.Millisecond)
+		case 3: // expedited
+			step(time.Minute)
+			if _, err := s.ExpediteRevocation(ctx, "inst-s", old, "operator"); err != nil {
+				t.Fatal(err)
+			}
+			add(EventRevokeExpedited, "", old, "operator")
+			step(300 * time.Millisecond)
+		}
+		if err := s.MarkRevoked(ctx, "inst-s", old); err != nil {
+			t.Fatal(err)
+		}
+		add(EventRevoked, rot, old, CredentialPrevious)
+		if i == 2 {
+			step(40 * time.Second)
+			if err := s.AddEvent(ctx, Event{Type: EventRetrying, InstanceID: "inst-s", RotationID: rot,
+				CredentialID: old, Detail: "noted"}); err != nil {
+				t.Fatal(err)
+			}
+			add(EventRetrying, rot, old, "noted")
+		}
+		step(24 * time.Hour)
+	}
+	raw := r.Client.Get(ctx, historyKey("inst-s")).Val()
+	// Rotation 1's revocation was on time, 2's late, 3's early.
+	for _, form := range []string{`\x1e\^\x1e`, `\x1e\+$`, `\x1e\+\x1f[0-9a-z]+\x1e`, `\x1eL\x1f[0-9a-z]+\x1f\x1cp\x1b`} {
+		if !regexp.MustCompile(form).MatchString(raw) {
+			t.Errorf("history has no %s: %q", form, raw)
+		}
+	}
+	events, err := s.Events(ctx, "inst-s", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := len(events) - 1; i >= 0; i-- {
+		e := events[i]
+		got = append(got, e.Type+" "+e.RotationID+" "+e.CredentialID+" "+e.Detail+" "+itoaMS(e.At))
+	}
+	// The cap (4) keeps the entries of the three rotations and of the
+	// expedition (no rotation): the registration's went, and rotation 1's
+	// "^" was written out.
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events, oldest first:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
