@@ -300,7 +300,8 @@ func (h *Rotate) fail(ctx context.Context, r *rotation, step string, err error) 
 func isPermanent(err error) bool {
 	var mismatch *ConfigMismatchError
 	return errors.Is(err, asynq.SkipRetry) || errors.Is(err, store.ErrConflict) ||
-		errors.Is(err, store.ErrUnreadable) || errors.Is(err, store.ErrCredentialReused) || errors.As(err, &mismatch) ||
+		errors.Is(err, store.ErrUnreadable) || errors.Is(err, store.ErrCredentialReused) ||
+		errors.Is(err, store.ErrInvalidCredentialID) || errors.As(err, &mismatch) ||
 		heroku.IsGone(err) || heroku.IsPermanent(err) || issuer.IsPermanent(err)
 }
 
@@ -325,6 +326,8 @@ func failureCode(step string, err error) string {
 		return step + ":unreadable"
 	case errors.Is(err, store.ErrCredentialReused):
 		return step + ":credential_reused"
+	case errors.Is(err, store.ErrInvalidCredentialID):
+		return step + ":invalid_credential_id"
 	case errors.Is(err, store.ErrConflict):
 		return step + ":conflict"
 	}

@@ -84,7 +84,7 @@ type Registration struct {
 func (r Registration) Validate() error {
 	switch {
 	case !ValidID(r.ID):
-		return fmt.Errorf("instance id %q is not valid: use 1 to 128 letters, digits, '-', '_', '.', '@'", r.ID)
+		return fmt.Errorf("instance id %q is not valid: use 1 to 128 letters, digits, '-', '_', '.', '@', not dots alone", r.ID)
 	case r.APIVersion != APIv3 && r.APIVersion != APIv1:
 		return fmt.Errorf("api_version %q is not valid: use %q or %q", r.APIVersion, APIv3, APIv1)
 	case r.APIVersion == APIv1 && r.HerokuID == "":
@@ -105,9 +105,11 @@ func (r Registration) Validate() error {
 }
 
 // ValidID reports whether s is usable as an instance or credential id: 1 to
-// 128 characters from a set that is safe in Redis keys, URLs and logs.
+// 128 characters from a set that is safe in Redis keys, URLs and logs, and
+// not dots alone, which a URL's path would read as its current or parent
+// segment (DELETE /credentials/.. is a request for another resource).
 func ValidID(s string) bool {
-	if s == "" || len(s) > 128 {
+	if s == "" || len(s) > 128 || strings.Trim(s, ".") == "" {
 		return false
 	}
 	for _, c := range s {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,5 +46,23 @@ func TestRegisterStoresInstanceAndTokensTogether(t *testing.T) {
 	v1 := store.Registration{ID: "inst-2", APIVersion: store.APIv1, HerokuID: "app-2", ConfigVars: []string{"MYADDON_URL"}}
 	if err := f.st.Register(ctx, v1, nil); err != nil {
 		t.Fatalf("V1 registration: %v", err)
+	}
+}
+
+// Ids are 1 to 128 characters of a set safe in keys, URLs and logs, and
+// not dots alone, which a URL's path reads as its current or parent segment.
+func TestValidID(t *testing.T) {
+	t.Parallel()
+	valid := []string{"cred_1", "8b1a9953-c461-4a3d-8f5e-1c7a42d0b6a1", "a.b@c", ".a", "a..", strings.Repeat("x", 128)}
+	invalid := []string{"", ".", "..", "...", strings.Repeat("x", 129), "a/b", "a b", "a\nb", "a:b", "é"}
+	for _, id := range valid {
+		if !store.ValidID(id) {
+			t.Errorf("ValidID(%q) = false, want true", id)
+		}
+	}
+	for _, id := range invalid {
+		if store.ValidID(id) {
+			t.Errorf("ValidID(%q) = true, want false", id)
+		}
 	}
 }

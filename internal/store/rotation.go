@@ -124,10 +124,12 @@ func claimFrom(instanceID string, res []any) (Claim, error) {
 // SavePending stores the credential minted for a rotation as pending, its
 // config sealed. Saving the same credential again is a no-op; a different
 // credential for the same rotation is ErrConflict; an id the instance
-// already uses for another credential is ErrCredentialReused.
+// already uses for another credential is ErrCredentialReused, one that
+// ValidID refuses ErrInvalidCredentialID.
 func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID string, config map[string]secret.String) error {
 	if !ValidID(credID) {
-		return fmt.Errorf("save pending: issuer credential id %q is not valid", credID)
+		return fmt.Errorf("save pending: %w: it has %d bytes; the credential it names is not recorded, revoke it at the issuer",
+			ErrInvalidCredentialID, len(credID))
 	}
 	sealed, err := s.sealConfig(instanceID, credID, config)
 	if err != nil {

@@ -44,6 +44,13 @@ var (
 	// credential the instance already has. The rotation cannot go on, and
 	// nothing may be revoked by that id: it names another credential.
 	ErrCredentialReused = errors.New("issuer reused a credential id")
+	// ErrInvalidCredentialID means the issuer answered a mint with an id
+	// rekey cannot use (ValidID). The issuer answers every retry of the
+	// rotation the same, so the rotation cannot go on; the credential it
+	// minted is not recorded, and is left for the issuer to revoke. The id
+	// itself is kept out of the error: it is the issuer's text.
+	ErrInvalidCredentialID = errors.New("the issuer's credential id is not one rekey can use " +
+		"(1 to 128 letters, digits, '-', '_', '.', '@', not dots alone)")
 )
 
 // Store reads and writes rekey's state. It is safe for concurrent use by

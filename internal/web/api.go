@@ -18,11 +18,10 @@ import (
 const apiTimeout = 2 * time.Minute
 
 // pathID returns the path value name if it is a usable id, or writes 400.
-// Ids made only of dots are refused too: they mean something else in a URL.
 func pathID(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
 	id := r.PathValue(name)
-	if !store.ValidID(id) || strings.Trim(id, ".") == "" {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s %q is not valid: use 1 to 128 letters, digits, '-', '_', '.', '@'", name, clipID(id)))
+	if !store.ValidID(id) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s %q is not valid: use 1 to 128 letters, digits, '-', '_', '.', '@', not dots alone", name, clipID(id)))
 		return "", false
 	}
 	return id, true

@@ -1,0 +1,118 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/sandbox"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// An issuer that mints a credential but names it with an id rekey cannot
+// use (a path that climbs out of /credentials/, one with a space and a
+// line break, one of 200 bytes, "..", which a URL reads as the parent)
+// fails the rotation at its first run, with the code
+// mint:invalid_credential_id, where it was retried ten times and left in
+// flight, or for "..", recorded and sent to the issuer as a path: the
+// issuer answers every retry with the same id. Nothing is pushed, the
+// instance keeps its credential, and the id appears in no task error,
+// event or log line.
+func TestAdversarialIssuerInvalidCredentialID(t *testing.T) {
+	t.Parallel()
+	bad := []string{"../../admin", "cred 1\nlevel=error msg=forged", strings.Repeat("c", 200), ".."}
+	w := newWorld(t, worldParams{})
+	samples := w.provision(len(bad), sandbox.Mix{})
+	adv := newAdversary(t, w)
+	byInstance := map[string]string{}
+	for i, s := range samples {
+		byInstance[s.ID] = bad[i]
+	}
+	adv.set(func(rw http.ResponseWriter, r *http.Request, body []byte) bool {
+		if r.Method != http.MethodPost || r.URL.Path != "/credentials" {
+			return false
+		}
+		var req struct {
+			InstanceID string `json:"instance_id"`
+		}
+		_ = json.Unmarshal(body, &req)
+		// The demo mints for real; its answer goes out under another id.
+		rec := httptest.NewRecorder()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		adv.backend.ServeHTTP(rec, r)
+		var answer map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil || rec.Code/100 != 2 {
+			rw.WriteHeader(rec.Code)
+			_, _ = rw.Write(rec.Body.Bytes())
+			return true
+		}
+		answer["credential_id"] = byInstance[req.InstanceID]
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(rec.Code)
+		_ = json.NewEncoder(rw).Encode(answer)
+		return true
+	})
+	errs := &errorLog{}
+	wk := adv.startWorker(w, errs)
+
+	for _, s := range samples {
+		res := w.rotate(s.ID)
+		rot := res.Items[0].RotationID
+		info := w.waitTask(tasks.QueueDefault, tasks.RotateTaskID(rot), 30*time.Second)
+		if info.State != asynq.TaskStateArchived || info.Retried != 0 || !strings.Contains(info.LastErr, "not one rekey can use") {
+			t.Errorf("%s: rotate task %s after %d retries (%q); want archived at the first run, a permanent failure", s.ID, info.State, info.Retried, info.LastErr)
+		}
+		r, err := w.store.Rotation(context.Background(), rot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != store.RotationFailed || !strings.Contains(r.Error, "revoke it at the issuer") {
+			t.Errorf("%s: rotation %s (%q), want failed, telling the operator to revoke it at the issuer", s.ID, r.State, r.Error)
+		}
+		in, err := w.store.Instance(context.Background(), s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.CurrentCredential != s.Provisioned || in.LastErrorCode != "mint:invalid_credential_id" {
+			t.Errorf("%s: current %s (want %s), last error code %q", s.ID, in.CurrentCredential, s.Provisioned, in.LastErrorCode)
+		}
+		if n := w.sb.Fake.ConfigChanges(s.ID); n != 0 {
+			t.Errorf("%s: %d config changes on Heroku, want none", s.ID, n)
+		}
+		if !w.sb.Demo.Valid(s.Provisioned) {
+			t.Errorf("%s: the credential the apps hold was revoked", s.ID)
+		}
+		events, err := w.store.Events(context.Background(), s.ID, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			if strings.Contains(e.Detail, byInstance[s.ID]) || e.CredentialID == byInstance[s.ID] {
+				t.Errorf("%s: event %+v holds the issuer's id", s.ID, e)
+			}
+		}
+	}
+	logs := wk.log.String()
+	for _, id := range bad {
+		if strings.Contains(logs, id) || strings.Contains(logs, strings.ReplaceAll(id, "\n", `\n`)) {
+			t.Errorf("the worker log holds the issuer's id %q", id)
+		}
+		for _, task := range w.allTasks() {
+			if strings.Contains(task.LastErr, id) {
+				t.Errorf("task %s's last error holds the issuer's id %q", task.ID, id)
+			}
+		}
+	}
+	if v := w.sb.Checker.Violations(); len(v) > 0 {
+		t.Errorf("invariant violations: %v", v)
+	}
+}
