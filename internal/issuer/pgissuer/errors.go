@@ -20,6 +20,7 @@ const (
 	CodeUnknownServer = "unknown_server"       // its server id is not in REKEY_POSTGRES_SERVERS
 	CodeNoDatabase    = "database_missing"     // its database does not exist
 	CodeNoOwner       = "owner_role_missing"   // its owner role does not exist
+	CodeUnsafeOwner   = "owner_role_unsafe"    // its owner role holds powers no customer may have
 	CodeNotRekeys     = "role_not_rekeys"      // a role rekey did not create: never touched
 	CodeLoginFailed   = "login_failed"         // the credential did not log in
 	CodeNotPermitted  = "not_permitted"        // the admin role lacks a privilege

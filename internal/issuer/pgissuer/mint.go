@@ -3,6 +3,7 @@ package pgissuer
 import (
 	"context"
 	"errors"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -82,11 +83,23 @@ func createRole(ctx context.Context, conn *pgxpool.Conn, loc Location, role, pas
 }
 
 // checkLocation names a missing database or owner role in a permanent
-// error, before any statement would fail on it.
+// error, before any statement would fail on it; and refuses an owner role
+// whose powers a credential would get (it is a member of the owner and
+// acts as it): a superuser, a role that may create roles or databases,
+// replicate or bypass row security, a built-in pg_ role (reading the
+// server's files, running programs on it, ...) or rekey's admin role, or a
+// member of any of those. A registration that names one (a partner's
+// provisioning bug) would otherwise hand every customer of the server a
+// way out of their own database.
 func checkLocation(ctx context.Context, conn *pgxpool.Conn, loc Location) error {
 	var db, owner bool
-	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1),
-		EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2)`, loc.Database, loc.Owner).Scan(&db, &owner)
+	var powers string
+	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1), r.oid IS NOT NULL,
+		coalesce((SELECT string_agg(m.rolname, ', ' ORDER BY m.rolname) FROM pg_roles m
+			WHERE pg_has_role(r.oid, m.oid, 'MEMBER') AND (m.rolsuper OR m.rolcreaterole OR m.rolcreatedb
+				OR m.rolreplication OR m.rolbypassrls OR m.rolname = current_user
+				OR (starts_with(m.rolname, 'pg_') AND m.rolname <> 'pg_database_owner'))), '')
+		FROM (SELECT 1) AS one LEFT JOIN pg_roles r ON r.rolname = $2`, loc.Database, loc.Owner).Scan(&db, &owner, &powers)
 	switch {
 	case err != nil:
 		return classify("mint", err)
@@ -94,8 +107,23 @@ func checkLocation(ctx context.Context, conn *pgxpool.Conn, loc Location) error 
 		return permanent("mint", CodeNoDatabase, "database %q does not exist on server %s", loc.Database, loc.Server)
 	case !owner:
 		return permanent("mint", CodeNoOwner, "owner role %q does not exist on server %s", loc.Owner, loc.Server)
+	case powers != "":
+		return permanent("mint", CodeUnsafeOwner, "owner role %q on server %s is or acts as %s: a superuser, a role "+
+			"with CREATEROLE, CREATEDB, REPLICATION or BYPASSRLS, a built-in pg_ role or rekey's admin role; "+
+			"its credentials would have those powers", loc.Owner, loc.Server, clip(powers, 200))
 	}
 	return nil
+}
+
+// clip shortens s to at most n bytes, cut between characters, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // roleComment returns the role's comment and whether the role exists.
