@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/rekeyhq/rekey/internal/secret"
 )
@@ -69,7 +72,11 @@ func (e *RateLimitError) Error() string {
 // responseError is the one place that turns a response status into an error:
 // nil for 2xx, *RateLimitError for 429 and *APIError for anything else. It
 // reads at most maxErrorBodyBytes of the body, and removes the request's
-// secrets from Heroku's message in case Heroku echoes one.
+// secrets from Heroku's message in case Heroku echoes one. Heroku's id is
+// kept only when it reads as one (idPattern): it becomes a failure code,
+// which operators group by and see in `rekey instances show`. The message
+// keeps no control character: a line break or a terminal escape in it
+// would forge lines, or drive the terminal, wherever it is printed.
 func responseError(resp *http.Response, endpoint string, now time.Time, secrets []string) error {
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		return nil
@@ -89,26 +96,52 @@ func responseError(resp *http.Response, endpoint string, now time.Time, secrets 
 	}
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
 	_ = json.Unmarshal(raw, &body) // a body that is not Heroku's JSON leaves ID and Message empty
+	id := scrub(body.ID, secrets)
+	if !idPattern.MatchString(id) {
+		id = ""
+	}
 	return &APIError{
 		Status:    resp.StatusCode,
-		ID:        secret.Clip(scrub(body.ID, secrets), 64),
-		Message:   secret.Clip(scrub(body.Message, secrets), maxMessageLen),
+		ID:        id,
+		Message:   secret.Clip(printable(scrub(body.Message, secrets)), maxMessageLen),
 		RequestID: requestID,
 		Endpoint:  endpoint,
 	}
 }
 
-// parseRetryAfter reads Retry-After as seconds or an HTTP date; 0 when absent
-// or unreadable.
+// MaxRetryAfter caps the wait a Retry-After header asks for. Heroku's
+// budget refills 75 calls a minute; a longer wait than this is a proxy's
+// mistake or a misread date, and taken whole it would park a rotation, and
+// the instance with it, for as long as the header says (years, or a
+// negative wait once the seconds overflow).
+const MaxRetryAfter = 15 * time.Minute
+
+// idPattern is what Heroku's error ids look like ("not_found",
+// "invalid_params"): lowercase letters and underscores.
+var idPattern = regexp.MustCompile(`^[a-z][a-z_]{0,63}$`)
+
+// printable turns control characters, and those that reorder text on
+// screen, into spaces.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// parseRetryAfter reads Retry-After as seconds or an HTTP date, at most
+// MaxRetryAfter; 0 when absent or unreadable.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.Atoi(v); err == nil && secs > 0 {
-		return time.Duration(secs) * time.Second
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs > 0 {
+		return time.Duration(min(secs, int64(MaxRetryAfter/time.Second))) * time.Second
 	}
 	if at, err := http.ParseTime(v); err == nil && at.After(now) {
-		return at.Sub(now)
+		return min(at.Sub(now), MaxRetryAfter)
 	}
 	return 0
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -36,6 +37,7 @@ func FuzzResponseError(f *testing.F) {
 		{400, `{"id":["x"],"message":{"nested":"SECRET"}}`},
 		{200, `{}`},
 		{503, `{"message":"` + strings.Repeat("é", 300) + `SECRET"}`},
+		{422, `{"id":"bad\nrekey: all clear","message":"x\n  cred_forged revoked\u001b[2J\u001b]0;pwned\u0007 \u202egnp.exe"}`},
 	} {
 		f.Add(seed.status, []byte(seed.body), []byte("tok"))
 	}
@@ -71,5 +73,9 @@ func checkResponseError(t *testing.T, st int, err error) {
 		t.Fatalf("%d: id of %d bytes, message of %d bytes: not clipped", st, len(api.ID), len(api.Message))
 	case !utf8.ValidString(api.ID) || !utf8.ValidString(api.Message):
 		t.Fatalf("%d: id %q or message %q is not valid UTF-8", st, api.ID, api.Message)
+	case api.ID != "" && !idPattern.MatchString(api.ID):
+		t.Fatalf("%d: id %q is not an id", st, api.ID)
+	case strings.IndexFunc(api.Message, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }) >= 0:
+		t.Fatalf("%d: message %q holds a control character", st, api.Message)
 	}
 }
