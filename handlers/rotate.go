@@ -239,6 +239,17 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 		return id, cfg, err
 	}
 	cred, err := h.deps.Issuer.Mint(ctx, r.p.InstanceID, r.p.RotationID)
+	var unusable *issuer.UnusableCredentialError
+	if errors.As(err, &unusable) {
+		// The issuer minted a credential it gave no usable config: it is
+		// discarded, and revoked like any other (I3), and the rotation ends.
+		err := h.deps.Store.DiscardMinted(ctx, r.p.InstanceID, r.p.RotationID, unusable.CredentialID,
+			"the issuer's answer gave it no config rekey can use")
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			return "", nil, err
+		}
+		return "", nil, fmt.Errorf("%w: the credential it names is discarded and revoked", unusable)
+	}
 	if err != nil {
 		return "", nil, err
 	}
@@ -299,7 +310,8 @@ func (h *Rotate) fail(ctx context.Context, r *rotation, step string, err error) 
 // isPermanent reports whether a step's error will not go away by retrying.
 func isPermanent(err error) bool {
 	var mismatch *ConfigMismatchError
-	return errors.Is(err, asynq.SkipRetry) || errors.Is(err, store.ErrConflict) ||
+	var unusable *issuer.UnusableCredentialError
+	return errors.Is(err, asynq.SkipRetry) || errors.As(err, &unusable) || errors.Is(err, store.ErrConflict) ||
 		errors.Is(err, store.ErrUnreadable) || errors.Is(err, store.ErrCredentialReused) ||
 		errors.Is(err, store.ErrInvalidCredentialID) || errors.As(err, &mismatch) ||
 		heroku.IsGone(err) || heroku.IsPermanent(err) || issuer.IsPermanent(err)
@@ -311,7 +323,10 @@ func failureCode(step string, err error) string {
 	var api *heroku.APIError
 	var iss *issuer.Error
 	var mismatch *ConfigMismatchError
+	var unusable *issuer.UnusableCredentialError
 	switch {
+	case errors.As(err, &unusable):
+		return step + ":" + issuer.CodeMalformed
 	case errors.As(err, &api) && api.ID != "":
 		return step + ":" + api.ID
 	case errors.As(err, &api):

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,6 +111,97 @@ func TestAdversarialIssuerInvalidCredentialID(t *testing.T) {
 			if strings.Contains(task.LastErr, id) {
 				t.Errorf("task %s's last error holds the issuer's id %q", task.ID, id)
 			}
+		}
+	}
+	if v := w.sb.Checker.Violations(); len(v) > 0 {
+		t.Errorf("invariant violations: %v", v)
+	}
+}
+
+// An issuer that mints a credential and answers with its id but a config
+// rekey cannot use (a var with an empty value, a number for a value, an
+// empty map, none at all) fails the rotation at its first run with the
+// code mint:malformed_response, where it was retried ten times and the
+// credential, never recorded, stayed working at the issuer: now it is
+// recorded as discarded and revoked (I3). Nothing is pushed.
+func TestAdversarialIssuerUnusableConfigIsRevoked(t *testing.T) {
+	t.Parallel()
+	configs := []any{map[string]any{"MYADDON_URL": ""}, map[string]any{"MYADDON_URL": 42}, map[string]any{}, nil}
+	w := newWorld(t, worldParams{})
+	samples := w.provision(len(configs), sandbox.Mix{})
+	adv := newAdversary(t, w)
+	byInstance := map[string]any{}
+	for i, s := range samples {
+		byInstance[s.ID] = configs[i]
+	}
+	var mu sync.Mutex
+	minted := map[string]string{}
+	adv.set(func(rw http.ResponseWriter, r *http.Request, body []byte) bool {
+		if r.Method != http.MethodPost || r.URL.Path != "/credentials" {
+			return false
+		}
+		var req struct {
+			InstanceID string `json:"instance_id"`
+		}
+		_ = json.Unmarshal(body, &req)
+		rec := httptest.NewRecorder()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		adv.backend.ServeHTTP(rec, r)
+		var answer map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil || rec.Code/100 != 2 {
+			rw.WriteHeader(rec.Code)
+			_, _ = rw.Write(rec.Body.Bytes())
+			return true
+		}
+		mu.Lock()
+		minted[req.InstanceID], _ = answer["credential_id"].(string)
+		mu.Unlock()
+		if c := byInstance[req.InstanceID]; c != nil {
+			answer["config"] = c
+		} else {
+			delete(answer, "config")
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(rec.Code)
+		_ = json.NewEncoder(rw).Encode(answer)
+		return true
+	})
+	adv.startWorker(w, &errorLog{})
+
+	for _, s := range samples {
+		rot := w.rotate(s.ID).Items[0].RotationID
+		info := w.waitTask(tasks.QueueDefault, tasks.RotateTaskID(rot), 30*time.Second)
+		if info.State != asynq.TaskStateArchived || info.Retried != 0 {
+			t.Errorf("%s: rotate task %s after %d retries (%q); want archived at the first run", s.ID, info.State, info.Retried, info.LastErr)
+		}
+		in, err := w.store.Instance(context.Background(), s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.CurrentCredential != s.Provisioned || in.LastErrorCode != "mint:malformed_response" {
+			t.Errorf("%s: current %s (want %s), last error code %q", s.ID, in.CurrentCredential, s.Provisioned, in.LastErrorCode)
+		}
+		if n := w.sb.Fake.ConfigChanges(s.ID); n != 0 {
+			t.Errorf("%s: %d config changes on Heroku, want none", s.ID, n)
+		}
+	}
+	w.waitRevoked(30 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range samples {
+		id := minted[s.ID]
+		if id == "" {
+			t.Fatalf("%s: the issuer minted nothing", s.ID)
+		}
+		if w.sb.Demo.Valid(id) {
+			t.Errorf("%s: credential %s, minted with an unusable config, still works at the issuer (I3)", s.ID, id)
+		}
+		c, err := w.store.Credential(context.Background(), s.ID, id)
+		if err != nil || !c.Revoked() {
+			t.Errorf("%s: credential %s recorded as %+v (%v), want revoked", s.ID, id, c, err)
+		}
+		if !w.sb.Demo.Valid(s.Provisioned) {
+			t.Errorf("%s: the credential the apps hold was revoked", s.ID)
 		}
 	}
 	if v := w.sb.Checker.Violations(); len(v) > 0 {

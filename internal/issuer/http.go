@@ -242,21 +242,29 @@ func answerError(op string, status int, body []byte) error {
 }
 
 // decodeCredential reads a mint answer. An answer without an id or config is
-// the issuer's bug; it is reported without the body, which holds secrets,
-// and stays retryable in case the issuer is fixed.
+// the issuer's bug; it is reported without the body, which holds secrets.
+// Without an id it stays retryable, in case the issuer is fixed. With one,
+// the issuer minted that credential: the answer is an
+// *UnusableCredentialError naming it, so that it is recorded and revoked
+// rather than left working at the issuer with nobody knowing of it.
 func decodeCredential(status int, body []byte) (Credential, error) {
 	var r struct {
-		CredentialID string            `json:"credential_id"`
-		Config       map[string]string `json:"config"`
+		CredentialID string          `json:"credential_id"`
+		Config       json.RawMessage `json:"config"`
 	}
 	malformed := &Error{Op: "mint", Status: status, Code: CodeMalformed}
-	if err := json.Unmarshal(body, &r); err != nil || r.CredentialID == "" || len(r.Config) == 0 {
+	if err := json.Unmarshal(body, &r); err != nil || r.CredentialID == "" {
 		return Credential{}, malformed
 	}
-	c := Credential{ID: r.CredentialID, Config: make(map[string]secret.String, len(r.Config))}
-	for name, v := range r.Config {
+	unusable := &UnusableCredentialError{CredentialID: r.CredentialID, Err: malformed}
+	var config map[string]string
+	if err := json.Unmarshal(r.Config, &config); err != nil || len(config) == 0 {
+		return Credential{}, unusable
+	}
+	c := Credential{ID: r.CredentialID, Config: make(map[string]secret.String, len(config))}
+	for name, v := range config {
 		if name == "" || v == "" {
-			return Credential{}, malformed
+			return Credential{}, unusable
 		}
 		c.Config[name] = secret.New(v)
 	}

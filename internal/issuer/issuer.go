@@ -88,6 +88,19 @@ func (e *Error) Is(target error) bool {
 	return false
 }
 
+// UnusableCredentialError is a mint answer that names a credential but
+// whose config rekey cannot use (missing, empty, not a map of strings).
+// The issuer minted CredentialID: it must be revoked, never left working
+// with nobody knowing of it. Its text, Err's, never holds the id: the
+// caller decides whether the id itself is one rekey can record.
+type UnusableCredentialError struct {
+	CredentialID string
+	Err          *Error
+}
+
+func (e *UnusableCredentialError) Error() string { return e.Err.Error() }
+func (e *UnusableCredentialError) Unwrap() error { return e.Err }
+
 // IsPermanent reports whether retrying err cannot help: the issuer refused
 // with a 4xx (for verify, 409, 410 and 422 mean the credential does not
 // work), or the call was invalid. 408, 425 and 429 ask to come back later

@@ -128,8 +128,7 @@ func claimFrom(instanceID string, res []any) (Claim, error) {
 // ValidID refuses ErrInvalidCredentialID.
 func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID string, config map[string]secret.String) error {
 	if !ValidID(credID) {
-		return fmt.Errorf("save pending: %w: it has %d bytes; the credential it names is not recorded, revoke it at the issuer",
-			ErrInvalidCredentialID, len(credID))
+		return invalidCredentialID("save pending", credID)
 	}
 	sealed, err := s.sealConfig(instanceID, credID, config)
 	if err != nil {
@@ -137,8 +136,32 @@ func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID 
 	}
 	keys := newSavePendingKeys(instanceID, rotationID, credID)
 	args := []any{credID, instanceID, rotationID, sealed, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
-		int64(s.finishedTTL.Seconds())}
+		int64(s.finishedTTL.Seconds()), ""}
 	return scriptError("save pending", savePendingScript.Run(ctx, s.rdb, keys.list(), args...).Err())
+}
+
+// invalidCredentialID is ErrInvalidCredentialID for an issuer's id,
+// which it does not quote: the id is the issuer's text.
+func invalidCredentialID(op, id string) error {
+	return fmt.Errorf("%s: %w: it has %d bytes; the credential it names is not recorded, revoke it at the issuer",
+		op, ErrInvalidCredentialID, len(id))
+}
+
+// DiscardMinted records a credential the issuer minted for a rotation but
+// that the rotation cannot use (its config unreadable), as discarded and
+// due for revocation now (I3), with why as its event's detail: the
+// reconcile sweep enqueues its revoke. Repeating it is a no-op. The
+// errors are SavePending's: an id ValidID refuses, or one the instance
+// already uses, records nothing; if the rotation has moved on meanwhile
+// the credential is discarded all the same, and the error is ErrConflict.
+func (s *Store) DiscardMinted(ctx context.Context, instanceID, rotationID, credID, why string) error {
+	if !ValidID(credID) {
+		return invalidCredentialID("discard minted", credID)
+	}
+	keys := newSavePendingKeys(instanceID, rotationID, credID)
+	args := []any{credID, instanceID, rotationID, "", ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
+		int64(s.finishedTTL.Seconds()), why}
+	return scriptError("discard minted", savePendingScript.Run(ctx, s.rdb, keys.list(), args...).Err())
 }
 
 // savePendingKeys are the KEYS of savePendingScript, one field per key, in order.

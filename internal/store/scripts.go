@@ -211,8 +211,11 @@ return reply('claimed', ARGV[1], KEYS[2])
 // KEYS: savePendingKeys (rotation.go), one field per key, in order.
 // ARGV: credential id, instance id, rotation id, sealed config, now ms,
 // instance event cap, fleet event cap, rotation ttl seconds (the sealed
-// config's expiry, should no promotion or failure delete it first).
-// Returns "saved" or "exists" (the same credential was saved before).
+// config's expiry, should no promotion or failure delete it first), and a
+// reason to discard the credential at once ("" to save it: DiscardMinted).
+// Returns "saved" or "exists" (the same credential was saved before), or
+// "discarded" (the reason given, or the same credential discarded for this
+// rotation before).
 // Errors: "not_found", "conflict ..." (rotation finished, or another
 // credential), "reused ..." (the id names a credential the instance already
 // has: nothing is recorded under it, since revoking by that id would hit the
@@ -224,17 +227,20 @@ local rot = redis.call('HMGET', KEYS[1], 'state', 'credential_id')
 local st, have = rot[1] or '', rot[2] or ''
 if st == '' then return redis.error_reply('not_found') end
 if have == ARGV[1] then return 'exists' end
-if redis.call('EXISTS', KEYS[2]) == 1 then
+local c = redis.call('HMGET', KEYS[2], 'state', 'rotation_id')
+if c[1] then
+  if ARGV[9] ~= '' and c[1] == 'discarded' and c[2] == ARGV[3] then return 'discarded' end
   return redis.error_reply('reused issuer reused a credential id')
 end
 local why = ''
 if have ~= '' then why = 'issuer returned a second credential for one rotation'
 elseif st ~= 'requested' then why = 'rotation is ' .. st end
-if why ~= '' then
+if why ~= '' or ARGV[9] ~= '' then
   redis.call('HSET', KEYS[2], 'rotation_id', ARGV[3],
     'state', 'discarded', 'minted_at', ARGV[5], 'discarded_at', ARGV[5], 'revoke_at', ARGV[5])
   redis.call('ZADD', KEYS[5], ARGV[5], ARGV[2] .. '/' .. ARGV[1])
-  emit(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[2], 'discarded', ARGV[3], ARGV[1], why, ARGV[5])
+  emit(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[2], 'discarded', ARGV[3], ARGV[1], why ~= '' and why or ARGV[9], ARGV[5])
+  if why == '' then return 'discarded' end
   return redis.error_reply('conflict ' .. why)
 end
 redis.call('HSET', KEYS[2], 'rotation_id', ARGV[3], 'state', 'pending', 'minted_at', ARGV[5])
