@@ -101,6 +101,9 @@ type UnusableCredentialError struct {
 func (e *UnusableCredentialError) Error() string { return e.Err.Error() }
 func (e *UnusableCredentialError) Unwrap() error { return e.Err }
 
+// GoString keeps the id out of %#v too, as Error keeps it out of %v.
+func (e *UnusableCredentialError) GoString() string { return fmt.Sprintf("%#v", e.Err) }
+
 // IsPermanent reports whether retrying err cannot help: the issuer refused
 // with a 4xx (for verify, 409, 410 and 422 mean the credential does not
 // work), or the call was invalid. 408, 425 and 429 ask to come back later
