@@ -97,6 +97,10 @@ type Deps struct {
 	// setting) that asks for less is raised to it, so no credential is
 	// revoked earlier than the floor. Zero applies no floor.
 	MinGrace time.Duration
+	// MaxGrace is the grace ceiling (config.GraceCeiling). Producers refuse
+	// a longer grace; one from elsewhere is lowered to it, so that no old
+	// credential outlives it. Zero applies no ceiling.
+	MaxGrace time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// HoldStore and Holds make a revocation wait while its credential is

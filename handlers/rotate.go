@@ -275,9 +275,14 @@ func (h *Rotate) classed(ctx context.Context, r *rotation) context.Context {
 	return ctx
 }
 
-// grace is the rotation's grace, never below the floor (Deps.MinGrace).
+// grace is the rotation's grace, never below the floor (Deps.MinGrace)
+// nor above the ceiling (Deps.MaxGrace).
 func (h *Rotate) grace(r *rotation) time.Duration {
-	return max(h.requestedGrace(r), h.deps.MinGrace)
+	g := max(h.requestedGrace(r), h.deps.MinGrace)
+	if h.deps.MaxGrace > 0 {
+		g = min(g, h.deps.MaxGrace)
+	}
+	return g
 }
 
 func (h *Rotate) requestedGrace(r *rotation) time.Duration {

@@ -177,7 +177,7 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	}
 	deps := &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: rec,
 		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace, Breaker: br,
-		MinGrace: a.cfg.GraceFloor(), Paid: pacing.NewPaid(a.rdb)}
+		MinGrace: a.cfg.GraceFloor(), MaxGrace: a.cfg.GraceCeiling(), Paid: pacing.NewPaid(a.rdb)}
 	a.withHolds(deps, rec)
 	mux, err := handlers.NewMux(deps)
 	if err != nil {

@@ -82,6 +82,10 @@ type Config struct {
 	// an instance's registration may ask for; GraceFloor lowers it to
 	// REKEY_GRACE when that is shorter. Default 10m.
 	MinGrace time.Duration
+	// MaxGrace is REKEY_MAX_GRACE, the longest grace a rotation request or
+	// an instance's registration may ask for; GraceCeiling raises it to
+	// REKEY_GRACE and REKEY_PRIVATE_SPACE_GRACE when either is longer.
+	MaxGrace time.Duration
 	// CustomerRotationsPerDay is REKEY_CUSTOMER_ROTATIONS_PER_DAY, how many
 	// rotations the dashboard's button may start for one instance in any
 	// 24 hours. Default 3; 0 means no daily cap.
@@ -190,6 +194,7 @@ func Load(env Lookup) (*Config, error) {
 		Grace:                   p.duration("REKEY_GRACE", 2*time.Hour, time.Second),
 		PrivateSpaceGrace:       p.duration("REKEY_PRIVATE_SPACE_GRACE", 4*time.Hour, time.Second),
 		MinGrace:                p.duration("REKEY_MIN_GRACE", DefaultMinGrace, time.Second),
+		MaxGrace:                p.duration("REKEY_MAX_GRACE", DefaultMaxGrace, time.Minute),
 		MaxPrevious:             p.integer("REKEY_MAX_PREVIOUS", 3, 0, 1000),
 		CustomerOnePerGrace:     p.boolean("REKEY_CUSTOMER_ONE_PER_GRACE", true),
 		InsecureCookies:         p.boolean("REKEY_INSECURE_COOKIES", false),
@@ -235,6 +240,13 @@ const DefaultMinGrace = 10 * time.Minute
 // or REKEY_GRACE when that is shorter (a deployment that chose a short
 // default grace may also ask for it per request).
 func (c *Config) GraceFloor() time.Duration { return min(c.MinGrace, c.Grace) }
+
+// DefaultMaxGrace is REKEY_MAX_GRACE's default: a week.
+const DefaultMaxGrace = 7 * 24 * time.Hour
+
+// GraceCeiling is the longest grace rekey accepts or applies:
+// REKEY_MAX_GRACE, or the default graces when one is longer.
+func (c *Config) GraceCeiling() time.Duration { return max(c.MaxGrace, c.Grace, c.PrivateSpaceGrace) }
 
 // checkIssuerURL refuses a plain http:// issuer that is not on this
 // machine unless REKEY_ISSUER_ALLOW_HTTP says so.

@@ -49,6 +49,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"REKEY_MAINTENANCE_WINDOW":         {"REKEY_MAINTENANCE_WINDOW": "05-05"},
 		"REKEY_QUARANTINE_AFTER":           {"REKEY_QUARANTINE_AFTER": "-1"},
 		"REKEY_MIN_GRACE":                  {"REKEY_MIN_GRACE": "1ms"},
+		"REKEY_MAX_GRACE":                  {"REKEY_MAX_GRACE": "30s"},
 		"REKEY_MAX_PREVIOUS":               {"REKEY_MAX_PREVIOUS": "many"},
 		"REKEY_CUSTOMER_ONE_PER_GRACE":     {"REKEY_CUSTOMER_ONE_PER_GRACE": "sometimes"},
 		"REKEY_CUSTOMER_ROTATIONS_PER_DAY": {"REKEY_CUSTOMER_ROTATIONS_PER_DAY": "-3"},
@@ -243,6 +244,28 @@ func TestRequireNamesEveryMissingVariableAtOnce(t *testing.T) {
 	for i, name := range want {
 		if !strings.HasPrefix(lines[i], name+" must be set") {
 			t.Errorf("line %d = %q; want the sentence for %s", i+1, lines[i], name)
+		}
+	}
+}
+
+func TestGraceCeilingIsTheHighestOfMaxGraceAndTheDefaults(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		vars map[string]string
+		want time.Duration
+	}{
+		{nil, 7 * 24 * time.Hour},
+		{map[string]string{"REKEY_MAX_GRACE": "12h"}, 12 * time.Hour},
+		{map[string]string{"REKEY_MAX_GRACE": "3h"}, 4 * time.Hour}, // REKEY_PRIVATE_SPACE_GRACE's default
+		{map[string]string{"REKEY_MAX_GRACE": "1h", "REKEY_GRACE": "200h"}, 200 * time.Hour},
+	}
+	for _, c := range cases {
+		cfg, err := config.Load(env(c.vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.GraceCeiling(); got != c.want {
+			t.Errorf("%v: GraceCeiling() = %s, want %s", c.vars, got, c.want)
 		}
 	}
 }

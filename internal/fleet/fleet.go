@@ -42,15 +42,16 @@ type Producer struct {
 	q     Enqueuer
 	// parallel is how many claims and enqueues run at once.
 	parallel int
-	// minGrace is the shortest Request.Grace accepted (WithMinGrace).
-	minGrace time.Duration
+	// minGrace and maxGrace are the shortest and the longest Request.Grace
+	// accepted (WithMinGrace, WithMaxGrace).
+	minGrace, maxGrace time.Duration
 }
 
 // NewProducer returns a Producer that claims in st and enqueues with q.
 // Every producer of rotations (the CLI, the HTTP API, the dashboard) goes
 // through one, so the grace floor is checked here, once.
 func NewProducer(st *store.Store, q Enqueuer, opts ...Option) *Producer {
-	p := &Producer{store: st, q: q, parallel: 32, minGrace: DefaultMinGrace}
+	p := &Producer{store: st, q: q, parallel: 32, minGrace: DefaultMinGrace, maxGrace: DefaultMaxGrace}
 	for _, o := range opts {
 		o(p)
 	}
@@ -135,10 +136,10 @@ func preview(ids []string) string {
 
 // Rotate checks that every instance exists and is live, then claims and
 // enqueues a rotation for each. It refuses the whole request with a
-// *GraceError when req.Grace is below the floor, and with an *UnknownError
+// *GraceError when req.Grace is below the floor or above the ceiling, and with an *UnknownError
 // when any instance is unknown or deprovisioned, unless req.SkipGone is set.
 func (p *Producer) Rotate(ctx context.Context, req Request) (Result, error) {
-	if err := CheckGrace(req.Grace, p.minGrace); err != nil {
+	if err := CheckGrace(req.Grace, p.minGrace, p.maxGrace); err != nil {
 		return Result{}, err
 	}
 	ids := dedupe(req.InstanceIDs)

@@ -68,8 +68,9 @@ type Exchanger interface {
 type Registry struct {
 	store *store.Store
 	oauth Exchanger
-	// minGrace is the shortest grace a registration may ask for.
-	minGrace time.Duration
+	// minGrace and maxGrace are the shortest and the longest grace a
+	// registration may ask for.
+	minGrace, maxGrace time.Duration
 	// storeWaits are the pauses between attempts to store a registration
 	// whose grant is already exchanged; one attempt more than pauses.
 	storeWaits []time.Duration
@@ -89,6 +90,17 @@ func WithMinGrace(floor time.Duration) Option {
 	}
 }
 
+// WithMaxGrace sets the grace ceiling (config.GraceCeiling): a
+// registration asking for a longer grace is refused. Zero or less keeps
+// fleet.DefaultMaxGrace.
+func WithMaxGrace(ceiling time.Duration) Option {
+	return func(r *Registry) {
+		if ceiling > 0 {
+			r.maxGrace = ceiling
+		}
+	}
+}
+
 // WithStoreRetries sets the pauses between attempts to store a
 // registration after its grant was exchanged (default 250ms, 1s, 3s: a
 // spent grant is worth a few seconds of a brief Redis failover).
@@ -98,7 +110,7 @@ func WithStoreRetries(waits ...time.Duration) Option {
 
 // New returns a Registry over st; oauth exchanges V3 grant codes.
 func New(st *store.Store, oauth Exchanger, opts ...Option) *Registry {
-	r := &Registry{store: st, oauth: oauth, minGrace: fleet.DefaultMinGrace,
+	r := &Registry{store: st, oauth: oauth, minGrace: fleet.DefaultMinGrace, maxGrace: fleet.DefaultMaxGrace,
 		storeWaits: []time.Duration{250 * time.Millisecond, time.Second, 3 * time.Second}}
 	for _, o := range opts {
 		o(r)
@@ -171,7 +183,7 @@ func (r *Registry) Put(ctx context.Context, in Input) error {
 	if err != nil {
 		return err
 	}
-	if err := fleet.CheckGrace(reg.Grace, r.minGrace); err != nil {
+	if err := fleet.CheckGrace(reg.Grace, r.minGrace, r.maxGrace); err != nil {
 		return &InputError{err}
 	}
 	if err := checkLogInput(in.LogInputURL); err != nil {

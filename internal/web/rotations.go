@@ -64,7 +64,7 @@ func (s *server) postRotations(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, msg)
 		return
 	}
-	if err := fleet.CheckGrace(req.Grace, s.Producer.MinGrace()); err != nil {
+	if err := fleet.CheckGrace(req.Grace, s.Producer.MinGrace(), s.Producer.MaxGrace()); err != nil {
 		// Refused before listing the fleet for {"all":true}.
 		s.writeRotateResult(w, r, fleet.Result{}, err)
 		return
