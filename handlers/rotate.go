@@ -318,7 +318,7 @@ func isPermanent(err error) bool {
 	var unusable *issuer.UnusableCredentialError
 	return errors.Is(err, asynq.SkipRetry) || errors.As(err, &unusable) || errors.Is(err, store.ErrConflict) ||
 		errors.Is(err, store.ErrUnreadable) || errors.Is(err, store.ErrCredentialReused) ||
-		errors.Is(err, store.ErrInvalidCredentialID) || errors.As(err, &mismatch) ||
+		errors.Is(err, store.ErrInvalidCredentialID) || errors.Is(err, store.ErrConfigReused) || errors.As(err, &mismatch) ||
 		heroku.IsGone(err) || heroku.IsPermanent(err) || issuer.IsPermanent(err)
 }
 
@@ -348,6 +348,8 @@ func failureCode(step string, err error) string {
 		return step + ":credential_reused"
 	case errors.Is(err, store.ErrInvalidCredentialID):
 		return step + ":invalid_credential_id"
+	case errors.Is(err, store.ErrConfigReused):
+		return step + ":config_reused"
 	case errors.Is(err, store.ErrConflict):
 		return step + ":conflict"
 	}

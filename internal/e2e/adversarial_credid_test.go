@@ -208,3 +208,68 @@ func TestAdversarialIssuerUnusableConfigIsRevoked(t *testing.T) {
 		t.Errorf("invariant violations: %v", v)
 	}
 }
+
+// An issuer that answers a mint with a new id but the config the apps
+// already hold (the current credential's) fails the rotation at its first
+// run (mint:config_reused), before any push: pushing it would change
+// nothing on Heroku, and revoking the current credential after the grace
+// would break the apps that still run on its value (I1). The current
+// credential stays current and working.
+func TestAdversarialIssuerCurrentConfigUnderANewID(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldParams{})
+	s := w.provision(1, sandbox.Mix{})[0]
+	adv := newAdversary(t, w)
+	adv.startWorker(w, &errorLog{})
+	// A first rotation, faithful, so that the current credential is one
+	// rekey saw minted (the provisioning one's config was never shown to it).
+	w.waitBatch(w.rotate(s.ID).BatchID, 30*time.Second)
+	ctx := context.Background()
+	before, err := w.store.Instance(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := w.sb.Fake.Config(s.ID)
+	adv.set(func(rw http.ResponseWriter, r *http.Request, body []byte) bool {
+		if r.Method != http.MethodPost || r.URL.Path != "/credentials" {
+			return false
+		}
+		rec := httptest.NewRecorder()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		adv.backend.ServeHTTP(rec, r)
+		var answer map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil || rec.Code/100 != 2 {
+			rw.WriteHeader(rec.Code)
+			_, _ = rw.Write(rec.Body.Bytes())
+			return true
+		}
+		answer["config"] = live
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(rec.Code)
+		_ = json.NewEncoder(rw).Encode(answer)
+		return true
+	})
+	rot := w.rotate(s.ID).Items[0].RotationID
+	info := w.waitTask(tasks.QueueDefault, tasks.RotateTaskID(rot), 30*time.Second)
+	if info.State != asynq.TaskStateArchived || info.Retried != 0 {
+		t.Errorf("rotate task %s after %d retries (%q); want archived at the first run", info.State, info.Retried, info.LastErr)
+	}
+	after, err := w.store.Instance(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.CurrentCredential != before.CurrentCredential || after.LastErrorCode != "mint:config_reused" {
+		t.Errorf("current %s (was %s), last error code %q; want it kept, mint:config_reused",
+			after.CurrentCredential, before.CurrentCredential, after.LastErrorCode)
+	}
+	if n := w.sb.Fake.ConfigChanges(s.ID); n != 1 {
+		t.Errorf("%d config changes on Heroku, want 1 (the first rotation's)", n)
+	}
+	time.Sleep(2 * testGrace)
+	if !w.sb.Demo.Valid(before.CurrentCredential) {
+		t.Errorf("the current credential %s, whose config the apps hold, was revoked (I1)", before.CurrentCredential)
+	}
+	if v := w.sb.Checker.Violations(); len(v) > 0 {
+		t.Errorf("invariant violations: %v", v)
+	}
+}

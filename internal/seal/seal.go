@@ -17,6 +17,7 @@ package seal
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -48,6 +49,8 @@ var ErrOpen = errors.New("seal: cannot open value")
 type Sealer struct {
 	ids   []string
 	aeads map[string]cipher.AEAD
+	// macKey is derived from the first key for Fingerprint.
+	macKey []byte
 }
 
 // New returns a Sealer over keys, each KeySize bytes. keys[0] seals.
@@ -71,8 +74,24 @@ func New(keys ...[]byte) (*Sealer, error) {
 		id := keyID(k)
 		s.ids = append(s.ids, id)
 		s.aeads[id] = aead
+		if i == 0 {
+			m := hmac.New(sha256.New, k)
+			m.Write([]byte("rekey fingerprint key"))
+			s.macKey = m.Sum(nil)
+		}
 	}
 	return s, nil
+}
+
+// Fingerprint is a keyed hash of data (HMAC-SHA256 under a key derived
+// from the first key): two equal values have the same fingerprint, and
+// without the key a fingerprint tells nothing of its value, however few
+// values it could be. Values fingerprinted under an earlier first key have
+// other fingerprints.
+func (s *Sealer) Fingerprint(data []byte) []byte {
+	m := hmac.New(sha256.New, s.macKey)
+	m.Write(data)
+	return m.Sum(nil)
 }
 
 // ParseKeys decodes a comma-separated list of base64 keys, as

@@ -244,7 +244,8 @@ func TestConfigHasItsOwnKey(t *testing.T) {
 	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-k", RotationID: "rot-2"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SavePending(ctx, "inst-k", "rot-2", "cred-2", cfg); err != nil {
+	cfg2 := map[string]secret.String{"A_URL": secret.New(strings.Repeat("y", 200))}
+	if err := s.SavePending(ctx, "inst-k", "rot-2", "cred-2", cfg2); err != nil {
 		t.Fatal(err)
 	}
 	old, err := s.sealer.Seal(secret.New(`{"A_URL":"old-layout"}`), credentialKey("inst-k", "cred-2")+"#config")

@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -136,8 +139,28 @@ func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID 
 	}
 	keys := newSavePendingKeys(instanceID, rotationID, credID)
 	args := []any{credID, instanceID, rotationID, sealed, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
-		int64(s.finishedTTL.Seconds()), ""}
+		int64(s.finishedTTL.Seconds()), "", s.configFingerprint(config)}
 	return scriptError("save pending", savePendingScript.Run(ctx, s.rdb, keys.list(), args...).Err())
+}
+
+// configFingerprintLen is how many bytes of a config's fingerprint a
+// credential keeps: a false match, which would fail one rotation, comes
+// once in 2^64 comparisons.
+const configFingerprintLen = 8
+
+// configFingerprint is the keyed fingerprint of a credential's config, its
+// vars in name order, each name and value after its length, as bytes
+// (seal.Sealer.Fingerprint): a credential keeps it (field "f") so that a
+// later mint answering with the same config under another id is refused
+// before anything is pushed.
+func (s *Store) configFingerprint(config map[string]secret.String) string {
+	var b []byte
+	for _, name := range slices.Sorted(maps.Keys(config)) {
+		v := config[name].Reveal()
+		b = append(binary.AppendUvarint(b, uint64(len(name))), name...)
+		b = append(binary.AppendUvarint(b, uint64(len(v))), v...)
+	}
+	return string(s.sealer.Fingerprint(b)[:configFingerprintLen])
 }
 
 // invalidCredentialID is ErrInvalidCredentialID for an issuer's id,
@@ -160,7 +183,7 @@ func (s *Store) DiscardMinted(ctx context.Context, instanceID, rotationID, credI
 	}
 	keys := newSavePendingKeys(instanceID, rotationID, credID)
 	args := []any{credID, instanceID, rotationID, "", ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
-		int64(s.finishedTTL.Seconds()), why}
+		int64(s.finishedTTL.Seconds()), why, ""}
 	return scriptError("discard minted", savePendingScript.Run(ctx, s.rdb, keys.list(), args...).Err())
 }
 
@@ -172,16 +195,22 @@ type savePendingKeys struct {
 	events         string // KEYS[4] -> rekey:events
 	revokeDue      string // KEYS[5] -> rekey:revoke_due
 	config         string // KEYS[6] -> rekey:config:<instance id>:<credential id>
+	instance       string // KEYS[7] -> rekey:instance:<instance id>
+	previous       string // KEYS[8] -> rekey:previous:<instance id>
+	// KEYS[9] -> rekey:cred:<instance id>: (the script appends credential ids)
+	credentialPrefix string
 }
 
 func newSavePendingKeys(instanceID, rotationID, credID string) savePendingKeys {
 	return savePendingKeys{rotation: rotationKey(rotationID), credential: credentialKey(instanceID, credID),
 		instanceEvents: historyKey(instanceID), events: eventsKey(), revokeDue: revokeDueKey(),
-		config: configKey(instanceID, credID)}
+		config: configKey(instanceID, credID), instance: instanceKey(instanceID), previous: previousKey(instanceID),
+		credentialPrefix: credentialKey(instanceID, "")}
 }
 
 func (k savePendingKeys) list() []string {
-	return []string{k.rotation, k.credential, k.instanceEvents, k.events, k.revokeDue, k.config}
+	return []string{k.rotation, k.credential, k.instanceEvents, k.events, k.revokeDue, k.config, k.instance,
+		k.previous, k.credentialPrefix}
 }
 
 // PendingConfig returns the config of a pending credential, opened. It is

@@ -41,7 +41,7 @@ func rotate(t *testing.T, f *fixture, id, rot, reason, cause string) {
 		}
 		return
 	}
-	cfg := map[string]secret.String{"MYADDON_URL": secret.New("v")}
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New("v-" + rot)}
 	if err := f.st.SavePending(ctx, id, rot, "c-"+rot, cfg); err != nil {
 		t.Fatal(err)
 	}

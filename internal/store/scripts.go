@@ -212,14 +212,19 @@ return reply('claimed', ARGV[1], KEYS[2])
 // ARGV: credential id, instance id, rotation id, sealed config, now ms,
 // instance event cap, fleet event cap, rotation ttl seconds (the sealed
 // config's expiry, should no promotion or failure delete it first), and a
-// reason to discard the credential at once ("" to save it: DiscardMinted).
+// reason to discard the credential at once ("" to save it: DiscardMinted),
+// the config's fingerprint (configFingerprint; "" for none).
 // Returns "saved" or "exists" (the same credential was saved before), or
 // "discarded" (the reason given, or the same credential discarded for this
 // rotation before).
 // Errors: "not_found", "conflict ..." (rotation finished, or another
 // credential), "reused ..." (the id names a credential the instance already
 // has: nothing is recorded under it, since revoking by that id would hit the
-// other credential; the rotation fails at mint). A credential that arrives too late to be used (the rotation
+// other credential; the rotation fails at mint), "config_reused ..." (the
+// config is that of the current credential or of a previous one, under
+// another id: pushing it changes nothing or brings back an old one, and
+// revoking that credential later would break the apps that hold it; nothing
+// is recorded, and the rotation fails at mint). A credential that arrives too late to be used (the rotation
 // finished meanwhile, or already has another one) is recorded as discarded
 // and queued for revocation, so it does not outlive the conflict (I3).
 var savePendingScript = eventScript(`
@@ -235,6 +240,15 @@ end
 local why = ''
 if have ~= '' then why = 'issuer returned a second credential for one rotation'
 elseif st ~= 'requested' then why = 'rotation is ' .. st end
+if why == '' and ARGV[10] ~= '' then
+  local live = redis.call('ZRANGE', KEYS[8], 0, -1)
+  live[#live + 1] = get(KEYS[7], 'current')
+  for _, id in ipairs(live) do
+    if id ~= '' and get(KEYS[9] .. id, 'f') == ARGV[10] then
+      return redis.error_reply('config_reused ' .. id)
+    end
+  end
+end
 if why ~= '' or ARGV[9] ~= '' then
   redis.call('HSET', KEYS[2], 'rotation_id', ARGV[3],
     'state', 'discarded', 'minted_at', ARGV[5], 'discarded_at', ARGV[5], 'revoke_at', ARGV[5])
@@ -243,7 +257,7 @@ if why ~= '' or ARGV[9] ~= '' then
   if why == '' then return 'discarded' end
   return redis.error_reply('conflict ' .. why)
 end
-redis.call('HSET', KEYS[2], 'rotation_id', ARGV[3], 'state', 'pending', 'minted_at', ARGV[5])
+redis.call('HSET', KEYS[2], 'rotation_id', ARGV[3], 'state', 'pending', 'minted_at', ARGV[5], 'f', ARGV[10])
 redis.call('HSET', KEYS[6], 'config', ARGV[4])
 redis.call('EXPIRE', KEYS[6], ARGV[8])
 redis.call('HSET', KEYS[1], 'credential_id', ARGV[1], 'state', 'minted')

@@ -44,6 +44,12 @@ var (
 	// credential the instance already has. The rotation cannot go on, and
 	// nothing may be revoked by that id: it names another credential.
 	ErrCredentialReused = errors.New("issuer reused a credential id")
+	// ErrConfigReused means the issuer answered a mint with the config of
+	// the instance's current credential, or of a previous one, under a new
+	// id. Pushing it changes nothing on Heroku (or brings an old one back),
+	// and revoking that credential later would break the apps that hold
+	// its config: the rotation cannot go on, and nothing is recorded.
+	ErrConfigReused = errors.New("the issuer answered with the config of a live credential under another id")
 	// ErrInvalidCredentialID means the issuer answered a mint with an id
 	// rekey cannot use (ValidID). The issuer answers every retry of the
 	// rotation the same, so the rotation cannot go on; the credential it
@@ -199,6 +205,8 @@ func scriptError(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, ErrDeprovisioned)
 	case strings.HasPrefix(msg, "reused"):
 		return fmt.Errorf("%s: %w", op, ErrCredentialReused)
+	case strings.HasPrefix(msg, "config_reused"):
+		return fmt.Errorf("%s: %w (credential %s)", op, ErrConfigReused, strings.TrimSpace(strings.TrimPrefix(msg, "config_reused")))
 	case strings.HasPrefix(msg, "conflict"):
 		return fmt.Errorf("%s: %w: %s", op, ErrConflict, strings.TrimSpace(strings.TrimPrefix(msg, "conflict")))
 	}

@@ -1,0 +1,71 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// A mint that answers with the config of the instance's current credential,
+// or of a previous one still waiting for its revocation, under a new id is
+// refused before anything is recorded (ErrConfigReused): pushing it would
+// change nothing, or bring the old one back, and revoking that credential
+// later would break the apps that hold its config (I1). A config of its own
+// is saved as ever.
+func TestSavePendingRefusesALiveConfigUnderANewID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _, now := newHistoryStore(t)
+	if err := s.PutInstance(ctx, Registration{ID: "inst-c", APIVersion: APIv3, ConfigVars: []string{"A_URL", "B"},
+		CurrentCredentialID: "k-0"}); err != nil {
+		t.Fatal(err)
+	}
+	config := func(v string) map[string]secret.String {
+		return map[string]secret.String{"A_URL": secret.New("postgres://u:" + v + "@db/1"), "B": secret.New("b")}
+	}
+	for i, v := range []string{"one", "two"} {
+		rot, cred := "rot-"+v, "k-"+strconv.Itoa(i+1)
+		if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-c", RotationID: rot}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SavePending(ctx, "inst-c", rot, cred, config(v)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PromoteRotation(ctx, "inst-c", rot, cred, time.Hour, ""); err != nil {
+			t.Fatal(err)
+		}
+		*now = now.Add(time.Minute)
+	}
+	// k-2 is current, k-1 previous (its grace not over).
+	for _, tc := range []struct {
+		name string
+		cfg  map[string]secret.String
+		want error
+	}{
+		{"the current config", config("two"), ErrConfigReused},
+		{"a previous config", config("one"), ErrConfigReused},
+		{"a config of its own", config("three"), nil},
+	} {
+		rot := "rot-" + strings.ReplaceAll(tc.name, " ", "-")
+		if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-c", RotationID: rot}); err != nil {
+			t.Fatal(err)
+		}
+		err := s.SavePending(ctx, "inst-c", rot, "k-"+rot, tc.cfg)
+		if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
+			t.Errorf("%s: SavePending = %v, want %v", tc.name, err, tc.want)
+		}
+		if _, cerr := s.Credential(ctx, "inst-c", "k-"+rot); (cerr == nil) != (tc.want == nil) {
+			t.Errorf("%s: credential recorded: %v", tc.name, cerr)
+		}
+		if tc.want != nil {
+			if _, err := s.Fail(ctx, "inst-c", rot, "mint:config_reused", "refused"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
