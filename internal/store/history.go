@@ -63,11 +63,11 @@ import (
 //     "grace <d>", d whole seconds as Go writes a time.Duration, FS "G" and
 //     the seconds in base 36.
 //
-// Entries flush puts in front now are of a second form, told apart by
-// the byte after the entry's time: GS and the 16 characters of a packed
-// rotation id, or FS and the rotation id as it is (including ""), where
-// the first form has US. Merging into an entry keeps its form. In the
-// second form:
+// Entries of a second form are told apart by the byte after the entry's
+// time: GS and the 16 characters of a packed rotation id, or FS and the
+// rotation id as it is (including ""), where the first form has US.
+// Merging into an entry keeps its form. In the second form (and the
+// third):
 //
 //   - dt is the event's time less the previous event's in the entry (the
 //     first event's: less the entry's), so events of one script, which
@@ -77,7 +77,14 @@ import (
 //     "=" then stands for "";
 //   - revoke_scheduled without a detail field (or with one left empty) has
 //     its event's time plus the last grace coded FS "G" before it in the
-//     entry as its revoke time; an empty detail of its own is written FS;
+//     entry as its revoke time; an empty detail of its own is written FS.
+//
+// Entries flush puts in front now are of a third form: the second form
+// with SUB (\x1a) in place of GS before a packed rotation, and EM (\x19)
+// in place of FS before one as it is. Only entries of the third form take
+// these shorthands (merging into one of the second form writes events as
+// the second form has them):
+//
 //   - a rotation's revoke_scheduled of credential "^" at the time of the
 //     event before it, its revoke time so implied, is RS "^" alone;
 //   - revoked of credential "=" with detail "previous", at or after the
@@ -88,14 +95,16 @@ import (
 //     Event types are words, so no code of a type is "^" or "+".
 //
 // A rotation of the memory benchmark (docs/benchmarks.md, "Redis memory")
-// takes 74 bytes in the second form, 99 in the first (ESC not counted):
+// takes 74 bytes in the third form, 99 in the first (ESC not counted):
 //
-//	<at> GS <16> RS C US US FS s RS g US <dt> US GS cred_<11> RS H US <dt> US FS G5k0 RS I RS ^ RS + US <dt>
+//	<at> SUB <16> RS C US US FS s RS g US <dt> US GS cred_<11> RS H US <dt> US FS G5k0 RS I RS ^ RS + US <dt>
 //
-// Versions before the shorthands ("^", "+", FS-led and UUID credentials)
-// do not read them: once written, going back to such a version shows
-// those events wrongly in the history (its records and indexes are not
-// affected).
+// Versions before the third form read its head as no time, so one still
+// running (a deploy, a rollback) never merges an event into such an entry,
+// which it would time and attribute wrongly: it puts its event in an entry
+// of its own. It shows third form entries, and credentials packed in the
+// forms above it does not know, wrongly; its records and indexes are not
+// affected.
 //
 // Free-text details never hold ESC, FS, GS, RS or US (flush turns them
 // into spaces).
@@ -434,9 +443,9 @@ local function events_text(ev, base, last, older, st)
     if upper and #e[1] == 1 then head = '\30' .. string.upper(e[1]) .. '\31' .. dt end
     out[i] = (string.gsub(head .. '\31' .. detail, '\31+$', ''))
     if st and e[1] == codes.revoke_scheduled then
-      if cred == '^' and dt == '' and detail == '' then out[i] = '\30^' end
+      if st.third and cred == '^' and dt == '' and detail == '' then out[i] = '\30^' end
       st.revoke_at = revoke_time(detail, e[2], st.grace)
-    elseif st and e[1] == codes.revoked and cred == '=' and e[4] == 'previous' and st.revoke_at and
+    elseif st and st.third and e[1] == codes.revoked and cred == '=' and e[4] == 'previous' and st.revoke_at and
         e[2] >= st.revoke_at then
       out[i] = '\30+'
       if e[2] > st.revoke_at then out[i] = out[i] .. '\31' .. b36(e[2] - st.revoke_at) end
@@ -444,18 +453,18 @@ local function events_text(ev, base, last, older, st)
   end
   return table.concat(out)
 end
--- entry_head writes the head of an entry of the second form: its time,
--- then its rotation packed (GS and 16 characters) or FS and the id.
+-- entry_head writes the head of an entry of the third form: its time,
+-- then its rotation packed (SUB and 16 characters) or EM and the id.
 local function entry_head(at, rot)
-  if string.sub(rot, 1, 1) == '\29' then return b36(at) .. rot end
-  return b36(at) .. '\28' .. rot
+  if string.sub(rot, 1, 1) == '\29' then return b36(at) .. '\26' .. string.sub(rot, 2) end
+  return b36(at) .. '\25' .. rot
 end
 -- head_of returns an entry's time, its rotation (as pack_id writes it),
 -- the credential last named in it, as written, "^" resolved to older, and
--- for an entry of the second form its state for events_text (nil for the
--- first form).
+-- for an entry of the second or third form its state for events_text (nil
+-- for the first form; st.third for the third).
 local function head_of(entry, older)
-  local at, sep, rot = string.match(entry, '^([^\28\29\30\31]*)([\28\29\31]?)([^\30]*)')
+  local at, sep, rot = string.match(entry, '^([^\25\26\28\29\30\31]*)([\25\26\28\29\31]?)([^\30]*)')
   if not at then return nil end
   local last = nil
   for _, c in ipairs(creds(entry)) do
@@ -463,8 +472,8 @@ local function head_of(entry, older)
   end
   local base = tonumber(at, 36)
   if sep == '\31' or sep == '' then return base, rot, last, nil end
-  if sep == '\29' then rot = '\29' .. rot end
-  local st = {t = base}
+  if sep == '\29' or sep == '\26' then rot = '\29' .. rot end
+  local st = {t = base, third = sep == '\25' or sep == '\26'}
   for ev in string.gmatch(entry, '\30([^\30]*)') do
     local f = fields(ev)
     local dt = 0
@@ -516,7 +525,7 @@ local function flush()
     end
     local rot = pack_id(g.rot)
     if not merge(h.entries, g, rot) then
-      local text = entry_head(g.at, rot) .. events_text(g.ev, g.at, nil, first_cred(h.entries, 1), {t = g.at})
+      local text = entry_head(g.at, rot) .. events_text(g.ev, g.at, nil, first_cred(h.entries, 1), {t = g.at, third = true})
       table.insert(h.entries, 1, text)
       history_trim(h.entries, g.icap)
     end
@@ -526,7 +535,7 @@ local function flush()
     end
     if #fleet > 0 then
       redis.call('XADD', g.gkey, 'MAXLEN', '~', g.gcap, '*', 'i', g.instance, 'e',
-        entry_head(g.at, rot) .. events_text(fleet, g.at, nil, nil, {t = g.at}))
+        entry_head(g.at, rot) .. events_text(fleet, g.at, nil, nil, {t = g.at, third = true}))
     end
   end
   for _, key in ipairs(order) do history_save(key, hist[key].entries, hist[key].ttl) end
@@ -600,8 +609,8 @@ func eventScript(parts ...string) *redis.Script {
 // entry below it ("" for none), which "^" stands for.
 func decodeHistory(instanceID, entry, older string) []Event {
 	parts := strings.Split(entry, "\x1e")
-	cut := strings.IndexAny(parts[0], "\x1c\x1d\x1f")
-	at36, rot, second := parts[0], "", false
+	cut := strings.IndexAny(parts[0], "\x19\x1a\x1c\x1d\x1f")
+	at36, rot, second, third := parts[0], "", false, false
 	if cut >= 0 {
 		at36, rot = parts[0][:cut], parts[0][cut+1:]
 		switch parts[0][cut] {
@@ -609,6 +618,10 @@ func decodeHistory(instanceID, entry, older string) []Event {
 			rot, second = "\x1d"+rot, true
 		case '\x1c': // the second form
 			second = true
+		case '\x1a': // the third form, its rotation packed
+			rot, second, third = "\x1d"+rot, true, true
+		case '\x19': // the third form
+			second, third = true, true
 		}
 	}
 	rot = unpackID(rot)
@@ -622,10 +635,10 @@ func decodeHistory(instanceID, entry, older string) []Event {
 		f := append(strings.SplitN(p, "\x1f", 4), "", "", "")
 		fromRevokeAt := false
 		switch {
-		case second && p == "^":
+		case third && p == "^":
 			// A revoke_scheduled of the older credential, its times implied.
 			f = []string{eventCodes[EventRevokeScheduled], "", "^", ""}
-		case second && f[0] == "+":
+		case third && f[0] == "+":
 			// A revoked of the last credential, previous, timed from revokeAt.
 			f = []string{eventCodes[EventRevoked], f[1], "=", CredentialPrevious}
 			fromRevokeAt = revokeAt >= 0

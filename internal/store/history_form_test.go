@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -96,7 +98,7 @@ func fleetLines(events []Event) []string {
 // firstForm says whether a history entry is of the first form (US after
 // its time).
 func firstForm(entry string) bool {
-	return strings.IndexAny(entry, "\x1c\x1d\x1f") == strings.IndexByte(entry, 0x1f)
+	return strings.IndexAny(entry, "\x19\x1a\x1c\x1d\x1f") == strings.IndexByte(entry, 0x1f)
 }
 
 // forms counts the entries of a history string of each form.
@@ -231,5 +233,74 @@ func TestHistoryEventJoinsAFirstFormEntry(t *testing.T) {
 	}
 	if first, _ := forms(secondRaw); first > 0 {
 		t.Errorf("second form history after the revocation: %q", secondRaw)
+	}
+}
+
+// secondFormHead is how versions before the third form read an entry's
+// head (head_of's pattern then): its time in base 36, a separator, the
+// rotation.
+var secondFormHead = regexp.MustCompile(`^([^\x1c\x1d\x1e\x1f]*)([\x1c\x1d\x1f]?)([^\x1e]*)`)
+
+// Entries flush writes now are of the third form, whose shorthands ("^",
+// "+") versions before it do not read. Such a version, still running
+// during a deploy or after a rollback, must not merge events into them:
+// it would time its event from the wrong one and name the wrong
+// credential. Read with its pattern, a third form entry has no time, and
+// it merges only into an entry whose time it reads.
+func TestPreviousVersionsFindNoEntryOfTheThirdFormToMergeInto(t *testing.T) {
+	t.Parallel()
+	_, _, _, raw, _, _ := realisticHistory(t)
+	for _, entry := range strings.Split(raw, historySep) {
+		m := secondFormHead.FindStringSubmatch(entry)
+		if _, err := strconv.ParseInt(m[1], 36, 64); err == nil {
+			t.Errorf("entry %q: a version before the third form reads its time %q and may merge into it", entry, m[1])
+		}
+	}
+	if !strings.Contains(raw, "\x1e^") || !strings.Contains(raw, "\x1e+") {
+		t.Errorf("history without the shorthands this test is about: %q", raw)
+	}
+}
+
+// A revocation joining an entry of the second form (written before the
+// third) is written whole, as that form has it, and reads as the same
+// event joining an entry of the third form.
+func TestHistoryEventJoinsASecondFormEntry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	revokeAt := time.Date(2026, 1, 4, 9, 5, 0, 0, time.UTC)
+	revoke := func(secondForm bool) (string, []string) {
+		s, r, now, raw, _, _ := realisticHistory(t)
+		if secondForm {
+			// The newest entry, rotation 3's, as the second form wrote it.
+			newest, rest, _ := strings.Cut(raw, historySep)
+			newest = strings.Replace(newest, "\x1a", "\x1d", 1)
+			newest = strings.Replace(newest, "\x1e^", "\x1ej\x1f\x1f^", 1)
+			if err := r.Client.Set(ctx, historyKey(realisticID), newest+historySep+rest, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		*now = revokeAt
+		if err := s.MarkRevoked(ctx, realisticID, "cred_0000002a00000002"); err != nil {
+			t.Fatal(err)
+		}
+		events, err := s.Events(ctx, realisticID, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Client.Get(ctx, historyKey(realisticID)).Val(), eventLines(events)
+	}
+	secondRaw, second := revoke(true)
+	thirdRaw, third := revoke(false)
+	if strings.Join(second, "\n") != strings.Join(third, "\n") {
+		t.Errorf("events after a revocation joined a second form entry:\n%s\nand a third form one:\n%s",
+			strings.Join(second, "\n"), strings.Join(third, "\n"))
+	}
+	newest, _, _ := strings.Cut(secondRaw, historySep)
+	if !strings.Contains(newest, "\x1dAAAAAAAAAABe7QAD") || strings.Contains(newest, "\x1e+") || strings.Contains(newest, "\x1e^") ||
+		!strings.Contains(newest, "\x1eL\x1f") {
+		t.Errorf("second form entry after the revocation: %q", newest)
+	}
+	if newest, _, _ := strings.Cut(thirdRaw, historySep); !strings.Contains(newest, "\x1e+") {
+		t.Errorf("third form entry after the revocation, without its shorthand: %q", newest)
 	}
 }
