@@ -96,13 +96,26 @@ func (r Registration) Validate() error {
 	case r.CurrentCredentialID != "" && !ValidID(r.CurrentCredentialID):
 		return fmt.Errorf("current_credential_id %q is not valid", r.CurrentCredentialID)
 	}
+	if len(r.ConfigVars) > MaxConfigVars {
+		return fmt.Errorf("config_vars names %d config vars: at most %d", len(r.ConfigVars), MaxConfigVars)
+	}
+	seen := make(map[string]bool, len(r.ConfigVars))
 	for _, name := range r.ConfigVars {
 		if !validVarName(name) {
 			return fmt.Errorf("config var name %q is not valid: use capital letters, digits and '_'", name)
 		}
+		if seen[name] {
+			return fmt.Errorf("config var name %q is named twice", name)
+		}
+		seen[name] = true
 	}
 	return nil
 }
+
+// MaxConfigVars is how many config vars an instance may name: an add-on
+// sets a handful (a URL, or its parts). Every claim reads them, and every
+// mint's config must name each.
+const MaxConfigVars = 32
 
 // ValidID reports whether s is usable as an instance or credential id: 1 to
 // 128 characters from a set that is safe in Redis keys, URLs and logs, and

@@ -50,6 +50,9 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"body id differs from path", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"id":"inst-8"}`, 400, "id"},
 		{"bad api_version", "PUT", "/api/v1/instances/inst-9", `{"api_version":"v2","config_vars":["MYADDON_URL"]}`, 422, "api_version"},
 		{"no config vars", "PUT", "/api/v1/instances/inst-9", `{"api_version":"v3"}`, 422, "config_vars"},
+		{"a config var twice", "PUT", "/api/v1/instances/inst-9", `{"api_version":"v3","config_vars":["MYADDON_URL","MYADDON_URL"]}`, 422, "named twice"},
+		{"too many config vars", "PUT", "/api/v1/instances/inst-9", `{"api_version":"v3","config_vars":["` +
+			strings.TrimSuffix(strings.Repeat(`V_X","`, 33), `","`) + `"]}`, 422, "at most 32"},
 		{"bad grace", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"grace":"soon"}`, 422, "grace"},
 		{"grace below the floor", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"grace":"1ms","oauth":{"refresh_token":"r"}}`, 422, "floor of 10m0s (REKEY_MIN_GRACE"},
 		{"grace above the ceiling", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"grace":"2000h","oauth":{"refresh_token":"r"}}`, 422, "ceiling of 168h0m0s (REKEY_MAX_GRACE"},
