@@ -209,7 +209,7 @@ func (c *cli) complete(t *testing.T, ids []string, fail map[string]bool) {
 			t.Fatalf("%s has no rotation in flight", id)
 		}
 		cred := "cred-" + in.InFlight
-		if err := c.st.SavePending(ctx, id, in.InFlight, cred, map[string]secret.String{"MYADDON_URL": secret.New("postgres://new")}); err != nil {
+		if err := c.st.SavePending(ctx, id, in.InFlight, cred, map[string]secret.String{"MYADDON_URL": secret.New("postgres://new-" + cred)}); err != nil {
 			t.Fatal(err)
 		}
 		if fail[id] {

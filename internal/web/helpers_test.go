@@ -253,7 +253,9 @@ func (f *fixture) rotate(id, rot, newCred string, grace time.Duration) {
 	if _, err := f.st.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: rot, Reason: "test"}); err != nil {
 		f.t.Fatal(err)
 	}
-	cfg := map[string]secret.String{"MYADDON_URL": secret.New(pendingSecret)}
+	// Each credential's config is its own (the store refuses a live one
+	// under a new id), and each holds the planted secret.
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New(pendingSecret + "?cred=" + newCred)}
 	if err := f.st.SavePending(ctx, id, rot, newCred, cfg); err != nil {
 		f.t.Fatal(err)
 	}

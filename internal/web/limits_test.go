@@ -25,7 +25,7 @@ func (f *fixture) finish(id, newCred string) string {
 	if err != nil || in.InFlight == "" {
 		f.t.Fatalf("instance %s has no rotation in flight (%v)", id, err)
 	}
-	cfg := map[string]secret.String{"MYADDON_URL": secret.New(pendingSecret)}
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New(pendingSecret + "?cred=" + newCred)}
 	if err := f.st.SavePending(ctx, id, in.InFlight, newCred, cfg); err != nil {
 		f.t.Fatal(err)
 	}
