@@ -50,6 +50,8 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"body id differs from path", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"id":"inst-8"}`, 400, "id"},
 		{"bad api_version", "PUT", "/api/v1/instances/inst-9", `{"api_version":"v2","config_vars":["MYADDON_URL"]}`, 422, "api_version"},
 		{"no config vars", "PUT", "/api/v1/instances/inst-9", `{"api_version":"v3"}`, 422, "config_vars"},
+		{"log_input_url over http to another host", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"oauth":{"refresh_token":"r"},"log_input_url":"http://t:tok@169.254.169.254/logs"}`, 422, "absolute https URL"},
+		{"log_input_url not http", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"oauth":{"refresh_token":"r"},"log_input_url":"gopher://x/logs"}`, 422, "absolute https URL"},
 		{"a config var twice", "PUT", "/api/v1/instances/inst-9", `{"api_version":"v3","config_vars":["MYADDON_URL","MYADDON_URL"]}`, 422, "named twice"},
 		{"too many config vars", "PUT", "/api/v1/instances/inst-9", `{"api_version":"v3","config_vars":["` +
 			strings.TrimSuffix(strings.Repeat(`V_X","`, 33), `","`) + `"]}`, 422, "at most 32"},
