@@ -69,3 +69,40 @@ func TestSavePendingRefusesALiveConfigUnderANewID(t *testing.T) {
 		}
 	}
 }
+
+// A credential minted with no usable config is recorded as discarded and
+// due for revocation now, once however often the run repeats; an id the
+// instance already uses records nothing and says so.
+func TestDiscardMintedRecordsItOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, _ := newHistoryStore(t)
+	if err := s.PutInstance(ctx, Registration{ID: "inst-d", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "k-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-d", RotationID: "rot-d"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.DiscardMinted(ctx, "inst-d", "rot-d", "k-1", "no config"); err != nil {
+			t.Fatalf("DiscardMinted: %v", err)
+		}
+	}
+	c, err := s.Credential(ctx, "inst-d", "k-1")
+	if err != nil || c.State != CredentialDiscarded {
+		t.Fatalf("credential k-1 %+v (%v), want discarded", c, err)
+	}
+	if due := r.Client.ZScore(ctx, revokeDueKey(), "inst-d/k-1").Val(); due == 0 {
+		t.Error("k-1 is not due for revocation")
+	}
+	if err := s.DiscardMinted(ctx, "inst-d", "rot-d", "k-0", "no config"); !errors.Is(err, ErrCredentialReused) {
+		t.Errorf("DiscardMinted of the current credential's id = %v, want ErrCredentialReused", err)
+	}
+	if cur, _ := s.Credential(ctx, "inst-d", "k-0"); cur.State != CredentialCurrent {
+		t.Errorf("the current credential is %q after a discard named it", cur.State)
+	}
+	if err := s.DiscardMinted(ctx, "inst-d", "rot-d", "..", "no config"); !errors.Is(err, ErrInvalidCredentialID) {
+		t.Errorf("DiscardMinted of %q = %v, want ErrInvalidCredentialID", "..", err)
+	}
+}
