@@ -68,6 +68,15 @@ func TestSavePendingRefusesALiveConfigUnderANewID(t *testing.T) {
 			}
 		}
 	}
+	// A second credential for a rotation that has one is discarded and
+	// revoked, unless its config is a live one: revoking it could revoke
+	// that config, so nothing is recorded.
+	if err := s.SavePending(ctx, "inst-c", "rot-a-config-of-its-own", "k-second", config("two")); !errors.Is(err, ErrConfigReused) {
+		t.Errorf("a second credential with the current config: %v, want ErrConfigReused", err)
+	}
+	if _, err := s.Credential(ctx, "inst-c", "k-second"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a second credential with the current config was recorded: %v", err)
+	}
 }
 
 // A credential minted with no usable config is recorded as discarded and

@@ -237,10 +237,9 @@ if c[1] then
   if ARGV[9] ~= '' and c[1] == 'discarded' and c[2] == ARGV[3] then return 'discarded' end
   return redis.error_reply('reused issuer reused a credential id')
 end
-local why = ''
-if have ~= '' then why = 'issuer returned a second credential for one rotation'
-elseif st ~= 'requested' then why = 'rotation is ' .. st end
-if why == '' and ARGV[10] ~= '' then
+-- A live credential's config under this id: nothing is recorded, not even
+-- as discarded (revoking this id could revoke that config).
+if ARGV[10] ~= '' then
   local live = redis.call('ZRANGE', KEYS[8], 0, -1)
   live[#live + 1] = get(KEYS[7], 'current')
   for _, id in ipairs(live) do
@@ -249,6 +248,9 @@ if why == '' and ARGV[10] ~= '' then
     end
   end
 end
+local why = ''
+if have ~= '' then why = 'issuer returned a second credential for one rotation'
+elseif st ~= 'requested' then why = 'rotation is ' .. st end
 if why ~= '' or ARGV[9] ~= '' then
   redis.call('HSET', KEYS[2], 'rotation_id', ARGV[3],
     'state', 'discarded', 'minted_at', ARGV[5], 'discarded_at', ARGV[5], 'revoke_at', ARGV[5])
