@@ -49,8 +49,8 @@ var ErrOpen = errors.New("seal: cannot open value")
 type Sealer struct {
 	ids   []string
 	aeads map[string]cipher.AEAD
-	// macKey is derived from the first key for Fingerprint.
-	macKey []byte
+	// macKeys are derived from the keys, in order, for Fingerprints.
+	macKeys [][]byte
 }
 
 // New returns a Sealer over keys, each KeySize bytes. keys[0] seals.
@@ -74,24 +74,27 @@ func New(keys ...[]byte) (*Sealer, error) {
 		id := keyID(k)
 		s.ids = append(s.ids, id)
 		s.aeads[id] = aead
-		if i == 0 {
-			m := hmac.New(sha256.New, k)
-			m.Write([]byte("rekey fingerprint key"))
-			s.macKey = m.Sum(nil)
-		}
+		m := hmac.New(sha256.New, k)
+		m.Write([]byte("rekey fingerprint key"))
+		s.macKeys = append(s.macKeys, m.Sum(nil))
 	}
 	return s, nil
 }
 
-// Fingerprint is a keyed hash of data (HMAC-SHA256 under a key derived
-// from the first key): two equal values have the same fingerprint, and
-// without the key a fingerprint tells nothing of its value, however few
-// values it could be. Values fingerprinted under an earlier first key have
-// other fingerprints.
-func (s *Sealer) Fingerprint(data []byte) []byte {
-	m := hmac.New(sha256.New, s.macKey)
-	m.Write(data)
-	return m.Sum(nil)
+// Fingerprints are keyed hashes of data (HMAC-SHA256 under a key derived
+// from each key, the first key's first): two equal values have the same
+// fingerprint under one key, and without the key a fingerprint tells
+// nothing of its value, however few values it could be. A value
+// fingerprinted before the keys were rotated matches the fingerprint under
+// its key, as long as that key is still held.
+func (s *Sealer) Fingerprints(data []byte) [][]byte {
+	out := make([][]byte, len(s.macKeys))
+	for i, k := range s.macKeys {
+		m := hmac.New(sha256.New, k)
+		m.Write(data)
+		out[i] = m.Sum(nil)
+	}
+	return out
 }
 
 // ParseKeys decodes a comma-separated list of base64 keys, as

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
@@ -113,5 +115,106 @@ func TestDiscardMintedRecordsItOnce(t *testing.T) {
 	}
 	if err := s.DiscardMinted(ctx, "inst-d", "rot-d", "..", "no config"); !errors.Is(err, ErrInvalidCredentialID) {
 		t.Errorf("DiscardMinted of %q = %v, want ErrInvalidCredentialID", "..", err)
+	}
+}
+
+func reuseConfig(v string) map[string]secret.String {
+	return map[string]secret.String{"A_URL": secret.New("postgres://u:" + v + "@db/1")}
+}
+
+// Two runs of one rotation at once (I6) may both mint: a second credential
+// whose config is the rotation's own pending one is not recorded as
+// discarded, since revoking it could revoke the config being pushed.
+func TestSecondCredentialWithThePendingConfigIsNotRevoked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, _ := newHistoryStore(t)
+	if err := s.PutInstance(ctx, Registration{ID: "inst-p", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "k-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-p", RotationID: "rot-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePending(ctx, "inst-p", "rot-1", "k-a", reuseConfig("X")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePending(ctx, "inst-p", "rot-1", "k-b", reuseConfig("X")); !errors.Is(err, ErrConfigReused) {
+		t.Errorf("SavePending(k-b, k-a's config) = %v, want ErrConfigReused", err)
+	}
+	if due := r.Client.ZScore(ctx, revokeDueKey(), "inst-p/k-b").Val(); due != 0 {
+		t.Errorf("k-b, whose config is the one being pushed, is due for revocation at %v", fromMSInt(int64(due)))
+	}
+}
+
+// An unconfirmed credential (a push of it went unanswered: Heroku may hold
+// its config) counts as live: a mint answering with its config under a new
+// id is refused, or the next promotion would make it previous and revoke it.
+func TestUnconfirmedConfigUnderANewIDIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _, now := newHistoryStore(t)
+	if err := s.PutInstance(ctx, Registration{ID: "inst-u", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "k-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-u", RotationID: "rot-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePending(ctx, "inst-u", "rot-1", "k-a", reuseConfig("X")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkPushAttempt(ctx, "rot-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SettlePush(ctx, "rot-1", 1); err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.FailRotation(ctx, "inst-u", "rot-1", Failure{Code: "push:error", Cause: "timeout"})
+	if err != nil || f.Unconfirmed != "k-a" {
+		t.Fatalf("FailRotation = %+v, %v; want k-a unconfirmed", f, err)
+	}
+	*now = now.Add(time.Minute)
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-u", RotationID: "rot-2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePending(ctx, "inst-u", "rot-2", "k-b", reuseConfig("X")); !errors.Is(err, ErrConfigReused) {
+		t.Errorf("SavePending(k-b, unconfirmed k-a's config) = %v, want ErrConfigReused", err)
+	}
+}
+
+// After the encryption keys are rotated (a new first key, the old one
+// still held), a credential fingerprinted under the old key still counts.
+func TestConfigReuseIsSeenAcrossAKeyRotation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, now := newHistoryStore(t)
+	if err := s.PutInstance(ctx, Registration{ID: "inst-k", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "k-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-k", RotationID: "rot-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePending(ctx, "inst-k", "rot-1", "k-1", reuseConfig("X")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PromoteRotation(ctx, "inst-k", "rot-1", "k-1", time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	// newHistoryStore's key is bytes of 5; the new first key is bytes of 6.
+	sealer, err := seal.New(bytes.Repeat([]byte{6}, seal.KeySize), bytes.Repeat([]byte{5}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated := New(r.Client, sealer, WithClock(func() time.Time { return *now }))
+	if _, err := rotated.Claim(ctx, RotationRequest{InstanceID: "inst-k", RotationID: "rot-2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rotated.SavePending(ctx, "inst-k", "rot-2", "k-2", reuseConfig("X")); !errors.Is(err, ErrConfigReused) {
+		t.Errorf("after a key rotation SavePending(k-2, the current config) = %v, want ErrConfigReused", err)
+	}
+	if err := rotated.SavePending(ctx, "inst-k", "rot-2", "k-3", reuseConfig("Y")); err != nil {
+		t.Errorf("after a key rotation SavePending(k-3, a config of its own) = %v", err)
 	}
 }

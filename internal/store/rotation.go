@@ -138,8 +138,9 @@ func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID 
 		return err
 	}
 	keys := newSavePendingKeys(instanceID, rotationID, credID)
+	fp, fps := s.configFingerprints(config)
 	args := []any{credID, instanceID, rotationID, sealed, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
-		int64(s.finishedTTL.Seconds()), "", s.configFingerprint(config)}
+		int64(s.finishedTTL.Seconds()), "", fp, fps}
 	return scriptError("save pending", savePendingScript.Run(ctx, s.rdb, keys.list(), args...).Err())
 }
 
@@ -148,19 +149,26 @@ func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID 
 // once in 2^64 comparisons.
 const configFingerprintLen = 8
 
-// configFingerprint is the keyed fingerprint of a credential's config, its
-// vars in name order, each name and value after its length, as bytes
-// (seal.Sealer.Fingerprint): a credential keeps it (field "f") so that a
-// later mint answering with the same config under another id is refused
-// before anything is pushed.
-func (s *Store) configFingerprint(config map[string]secret.String) string {
+// configFingerprints are the keyed fingerprints of a credential's config,
+// its vars in name order, each name and value after its length, as bytes
+// (seal.Sealer.Fingerprints, configFingerprintLen bytes each): fp under the
+// first key, which a credential keeps (field "f") so that a later mint
+// answering with the same config under another id is refused before
+// anything is pushed; all, the fingerprints under every key held, one
+// after the other, which a stored one is compared with, whichever key was
+// first when it was written.
+func (s *Store) configFingerprints(config map[string]secret.String) (fp, all string) {
 	var b []byte
 	for _, name := range slices.Sorted(maps.Keys(config)) {
 		v := config[name].Reveal()
 		b = append(binary.AppendUvarint(b, uint64(len(name))), name...)
 		b = append(binary.AppendUvarint(b, uint64(len(v))), v...)
 	}
-	return string(s.sealer.Fingerprint(b)[:configFingerprintLen])
+	var out []byte
+	for _, f := range s.sealer.Fingerprints(b) {
+		out = append(out, f[:configFingerprintLen]...)
+	}
+	return string(out[:configFingerprintLen]), string(out)
 }
 
 // invalidCredentialID is ErrInvalidCredentialID for an issuer's id,
@@ -183,7 +191,7 @@ func (s *Store) DiscardMinted(ctx context.Context, instanceID, rotationID, credI
 	}
 	keys := newSavePendingKeys(instanceID, rotationID, credID)
 	args := []any{credID, instanceID, rotationID, "", ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
-		int64(s.finishedTTL.Seconds()), why, ""}
+		int64(s.finishedTTL.Seconds()), why, "", ""}
 	return scriptError("discard minted", savePendingScript.Run(ctx, s.rdb, keys.list(), args...).Err())
 }
 
@@ -199,18 +207,19 @@ type savePendingKeys struct {
 	previous       string // KEYS[8] -> rekey:previous:<instance id>
 	// KEYS[9] -> rekey:cred:<instance id>: (the script appends credential ids)
 	credentialPrefix string
+	unconfirmed      string // KEYS[10] -> rekey:unconfirmed:<instance id>
 }
 
 func newSavePendingKeys(instanceID, rotationID, credID string) savePendingKeys {
 	return savePendingKeys{rotation: rotationKey(rotationID), credential: credentialKey(instanceID, credID),
 		instanceEvents: historyKey(instanceID), events: eventsKey(), revokeDue: revokeDueKey(),
 		config: configKey(instanceID, credID), instance: instanceKey(instanceID), previous: previousKey(instanceID),
-		credentialPrefix: credentialKey(instanceID, "")}
+		credentialPrefix: credentialKey(instanceID, ""), unconfirmed: unconfirmedKey(instanceID)}
 }
 
 func (k savePendingKeys) list() []string {
 	return []string{k.rotation, k.credential, k.instanceEvents, k.events, k.revokeDue, k.config, k.instance,
-		k.previous, k.credentialPrefix}
+		k.previous, k.credentialPrefix, k.unconfirmed}
 }
 
 // PendingConfig returns the config of a pending credential, opened. It is

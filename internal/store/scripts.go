@@ -213,7 +213,8 @@ return reply('claimed', ARGV[1], KEYS[2])
 // instance event cap, fleet event cap, rotation ttl seconds (the sealed
 // config's expiry, should no promotion or failure delete it first), and a
 // reason to discard the credential at once ("" to save it: DiscardMinted),
-// the config's fingerprint (configFingerprint; "" for none).
+// the config's fingerprint under the first key and its fingerprints under
+// every key, one after the other (configFingerprints; "" for none).
 // Returns "saved" or "exists" (the same credential was saved before), or
 // "discarded" (the reason given, or the same credential discarded for this
 // rotation before).
@@ -221,10 +222,11 @@ return reply('claimed', ARGV[1], KEYS[2])
 // credential), "reused ..." (the id names a credential the instance already
 // has: nothing is recorded under it, since revoking by that id would hit the
 // other credential; the rotation fails at mint), "config_reused ..." (the
-// config is that of the current credential or of a previous one, under
-// another id: pushing it changes nothing or brings back an old one, and
-// revoking that credential later would break the apps that hold it; nothing
-// is recorded, and the rotation fails at mint). A credential that arrives too late to be used (the rotation
+// config is that of a live credential under another id: the current one,
+// a previous one, an unconfirmed one (Heroku may hold it) or the
+// rotation's own pending one; pushing it changes nothing or brings back an
+// old one, and revoking either credential later would break the apps that
+// hold the config; nothing is recorded, and the rotation fails at mint). A credential that arrives too late to be used (the rotation
 // finished meanwhile, or already has another one) is recorded as discarded
 // and queued for revocation, so it does not outlive the conflict (I3).
 var savePendingScript = eventScript(`
@@ -241,10 +243,17 @@ end
 -- as discarded (revoking this id could revoke that config).
 if ARGV[10] ~= '' then
   local live = redis.call('ZRANGE', KEYS[8], 0, -1)
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[10], 0, -1)) do live[#live + 1] = id end
   live[#live + 1] = get(KEYS[7], 'current')
+  live[#live + 1] = have
   for _, id in ipairs(live) do
-    if id ~= '' and get(KEYS[9] .. id, 'f') == ARGV[10] then
-      return redis.error_reply('config_reused ' .. id)
+    local f = id ~= '' and get(KEYS[9] .. id, 'f') or ''
+    if f ~= '' then
+      for i = 1, #ARGV[11], #ARGV[10] do
+        if string.sub(ARGV[11], i, i + #ARGV[10] - 1) == f then
+          return redis.error_reply('config_reused ' .. id)
+        end
+      end
     end
   end
 end

@@ -74,7 +74,8 @@ func TestRotationLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := f.st.SavePending(ctx, "inst-1", "rot-1", "cred-x", cfg); !errors.Is(err, store.ErrConflict) {
+	other := map[string]secret.String{"MYADDON_URL": secret.New("postgres://u:0th3r@db/1")}
+	if err := f.st.SavePending(ctx, "inst-1", "rot-1", "cred-x", other); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("second credential for one rotation: %v, want ErrConflict", err)
 	}
 	// The second credential is kept only to be revoked.
