@@ -80,6 +80,7 @@ func (a *app) webHandler() (http.Handler, error) {
 		SSOSalt:           a.cfg.SSOSalt,
 		Grace:             a.cfg.Grace,
 		PrivateSpaceGrace: a.cfg.PrivateSpaceGrace,
+		MaxGrace:          a.cfg.GraceCeiling(),
 		CustomerLimits: store.CustomerLimits{PerDay: a.cfg.CustomerRotationsPerDay,
 			OnePerGrace: a.cfg.CustomerOnePerGrace},
 		InsecureCookies: a.cfg.InsecureCookies,

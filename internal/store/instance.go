@@ -214,17 +214,18 @@ func (s *Store) Instance(ctx context.Context, id string) (Instance, error) {
 // credentials are discarded, revoked after the instance's grace (or none
 // when it has no grace of its own: see DeprovisionWithGrace).
 func (s *Store) Deprovision(ctx context.Context, id string) error {
-	return s.DeprovisionWithGrace(ctx, id, 0, 0)
+	return s.DeprovisionWithGrace(ctx, id, 0, 0, 0)
 }
 
 // DeprovisionWithGrace is Deprovision, the unconfirmed credentials of an
 // instance with no grace of its own revoked after privateSpaceGrace when it
 // runs in a Private Space and that is positive, else after grace
-// (REKEY_GRACE and REKEY_PRIVATE_SPACE_GRACE; deprovisionScript).
-func (s *Store) DeprovisionWithGrace(ctx context.Context, id string, grace, privateSpaceGrace time.Duration) error {
+// (REKEY_GRACE and REKEY_PRIVATE_SPACE_GRACE; deprovisionScript), and
+// never later than maxGrace when that is positive (config.GraceCeiling).
+func (s *Store) DeprovisionWithGrace(ctx context.Context, id string, grace, privateSpaceGrace, maxGrace time.Duration) error {
 	keys := newDeprovisionKeys(id)
 	err := deprovisionScript.Run(ctx, s.rdb, keys.list(), id, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
-		grace.Milliseconds(), privateSpaceGrace.Milliseconds()).Err()
+		grace.Milliseconds(), privateSpaceGrace.Milliseconds(), maxGrace.Milliseconds()).Err()
 	return scriptError("deprovision "+id, err)
 }
 

@@ -69,7 +69,7 @@ func TestDeprovisionDiscardsUnconfirmedCredentialsAfterTheGrace(t *testing.T) {
 	f.register(t, "inst-1", "cred-0")
 	f.keptUnconfirmed(t, "inst-1", "rot-1", "cred-1", 1)
 
-	if err := f.st.DeprovisionWithGrace(ctx, "inst-1", 2*time.Hour, 0); err != nil {
+	if err := f.st.DeprovisionWithGrace(ctx, "inst-1", 2*time.Hour, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := f.st.Credential(ctx, "inst-1", "cred-1")
@@ -85,5 +85,26 @@ func TestDeprovisionDiscardsUnconfirmedCredentialsAfterTheGrace(t *testing.T) {
 	}
 	if expiring, err := f.st.ExpireRetired(ctx, "inst-1"); err != nil || expiring {
 		t.Errorf("ExpireRetired = %v, %v; want waiting for cred-1's revocation", expiring, err)
+	}
+}
+
+// An instance registered, before the grace ceiling, with a grace of its own
+// longer than the ceiling has its unconfirmed credentials revoked at the
+// ceiling when it is deprovisioned, not after its own grace.
+func TestDeprovisionKeepsToTheGraceCeiling(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	if err := f.st.PutInstance(ctx, store.Registration{ID: "inst-g", APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0", Grace: 2562047 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	f.keptUnconfirmed(t, "inst-g", "rot-1", "cred-1", 1)
+	if err := f.st.DeprovisionWithGrace(ctx, "inst-g", 2*time.Hour, 0, 7*24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := f.st.Credential(ctx, "inst-g", "cred-1")
+	if c.State != store.CredentialDiscarded || !c.RevokeAt.Equal(f.now.Add(7*24*time.Hour)) {
+		t.Fatalf("cred-1 is %s due %s, want discarded due %s", c.State, c.RevokeAt, f.now.Add(7*24*time.Hour))
 	}
 }

@@ -114,7 +114,7 @@ func (s *server) deleteInstance(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	// The grace is for the instance's unconfirmed credentials, which the
 	// store now discards (store.DeprovisionWithGrace).
-	err := s.Store.DeprovisionWithGrace(ctx, id, s.Grace, s.PrivateSpaceGrace)
+	err := s.Store.DeprovisionWithGrace(ctx, id, s.Grace, s.PrivateSpaceGrace, s.MaxGrace)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("instance %s is not registered", id))

@@ -59,6 +59,9 @@ type Params struct {
 	// REKEY_PRIVATE_SPACE_GRACE, which the dashboard quotes; zero says "a
 	// grace period".
 	Grace, PrivateSpaceGrace time.Duration
+	// MaxGrace is the grace ceiling (config.GraceCeiling): a deprovisioned
+	// instance's unconfirmed credentials are revoked no later than that.
+	MaxGrace time.Duration
 	// CustomerLimits limit the rotations the dashboard's button starts for
 	// one instance (REKEY_CUSTOMER_ROTATIONS_PER_DAY and
 	// REKEY_CUSTOMER_ONE_PER_GRACE); the store's claim enforces them. The
