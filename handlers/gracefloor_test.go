@@ -15,21 +15,7 @@ func TestPayloadGraceIsRaisedToTheFloor(t *testing.T) {
 	t.Parallel()
 	g := newRig(t)
 	g.deps.MinGrace = 30 * time.Minute
-	ctx := context.Background()
-	before, _ := g.st.Instance(ctx, "inst-1")
-	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-1", RotationID: "rot_floor",
-		Grace: tasks.Duration(time.Millisecond)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.run(task); err != nil {
-		t.Fatalf("rotate: %v", err)
-	}
-	old, err := g.st.Credential(ctx, "inst-1", before.CurrentCredential)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if left := time.Until(old.RevokeAt); left < 29*time.Minute {
+	if left := revokedIn(t, g, "rot_floor", time.Millisecond); left < 29*time.Minute {
 		t.Fatalf("old credential revoked in %s, want at least the floor of 30m", left)
 	}
 }
@@ -41,10 +27,19 @@ func TestPayloadGraceIsLoweredToTheCeiling(t *testing.T) {
 	t.Parallel()
 	g := newRig(t)
 	g.deps.MaxGrace = 48 * time.Hour
+	if left := revokedIn(t, g, "rot_ceiling", 2562047*time.Hour); left > 48*time.Hour || left < 47*time.Hour {
+		t.Fatalf("old credential revoked in %s, want the ceiling of 48h", left)
+	}
+}
+
+// revokedIn runs rotation rot of inst-1 from a task payload asking for
+// grace, and returns how long until the credential it superseded is due
+// for revocation.
+func revokedIn(t *testing.T, g *rig, rot string, grace time.Duration) time.Duration {
+	t.Helper()
 	ctx := context.Background()
 	before, _ := g.st.Instance(ctx, "inst-1")
-	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-1", RotationID: "rot_ceiling",
-		Grace: tasks.Duration(2562047 * time.Hour)})
+	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-1", RotationID: rot, Grace: tasks.Duration(grace)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +50,5 @@ func TestPayloadGraceIsLoweredToTheCeiling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if left := time.Until(old.RevokeAt); left > 48*time.Hour || left < 47*time.Hour {
-		t.Fatalf("old credential revoked in %s, want the ceiling of 48h", left)
-	}
+	return time.Until(old.RevokeAt)
 }

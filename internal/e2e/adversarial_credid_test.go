@@ -38,29 +38,9 @@ func TestAdversarialIssuerInvalidCredentialID(t *testing.T) {
 	for i, s := range samples {
 		byInstance[s.ID] = bad[i]
 	}
-	adv.set(func(rw http.ResponseWriter, r *http.Request, body []byte) bool {
-		if r.Method != http.MethodPost || r.URL.Path != "/credentials" {
-			return false
-		}
-		var req struct {
-			InstanceID string `json:"instance_id"`
-		}
-		_ = json.Unmarshal(body, &req)
-		// The demo mints for real; its answer goes out under another id.
-		rec := httptest.NewRecorder()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		adv.backend.ServeHTTP(rec, r)
-		var answer map[string]any
-		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil || rec.Code/100 != 2 {
-			rw.WriteHeader(rec.Code)
-			_, _ = rw.Write(rec.Body.Bytes())
-			return true
-		}
-		answer["credential_id"] = byInstance[req.InstanceID]
-		rw.Header().Set("Content-Type", "application/json")
-		rw.WriteHeader(rec.Code)
-		_ = json.NewEncoder(rw).Encode(answer)
-		return true
+	// The demo mints for real; its answer goes out under another id.
+	adv.rewriteMints(func(instanceID string, answer map[string]any) {
+		answer["credential_id"] = byInstance[instanceID]
 	})
 	errs := &errorLog{}
 	wk := adv.startWorker(w, errs)
@@ -136,35 +116,15 @@ func TestAdversarialIssuerUnusableConfigIsRevoked(t *testing.T) {
 	}
 	var mu sync.Mutex
 	minted := map[string]string{}
-	adv.set(func(rw http.ResponseWriter, r *http.Request, body []byte) bool {
-		if r.Method != http.MethodPost || r.URL.Path != "/credentials" {
-			return false
-		}
-		var req struct {
-			InstanceID string `json:"instance_id"`
-		}
-		_ = json.Unmarshal(body, &req)
-		rec := httptest.NewRecorder()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		adv.backend.ServeHTTP(rec, r)
-		var answer map[string]any
-		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil || rec.Code/100 != 2 {
-			rw.WriteHeader(rec.Code)
-			_, _ = rw.Write(rec.Body.Bytes())
-			return true
-		}
+	adv.rewriteMints(func(instanceID string, answer map[string]any) {
 		mu.Lock()
-		minted[req.InstanceID], _ = answer["credential_id"].(string)
+		minted[instanceID], _ = answer["credential_id"].(string)
 		mu.Unlock()
-		if c := byInstance[req.InstanceID]; c != nil {
+		if c := byInstance[instanceID]; c != nil {
 			answer["config"] = c
 		} else {
 			delete(answer, "config")
 		}
-		rw.Header().Set("Content-Type", "application/json")
-		rw.WriteHeader(rec.Code)
-		_ = json.NewEncoder(rw).Encode(answer)
-		return true
 	})
 	adv.startWorker(w, &errorLog{})
 
@@ -230,25 +190,7 @@ func TestAdversarialIssuerCurrentConfigUnderANewID(t *testing.T) {
 		t.Fatal(err)
 	}
 	live := w.sb.Fake.Config(s.ID)
-	adv.set(func(rw http.ResponseWriter, r *http.Request, body []byte) bool {
-		if r.Method != http.MethodPost || r.URL.Path != "/credentials" {
-			return false
-		}
-		rec := httptest.NewRecorder()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		adv.backend.ServeHTTP(rec, r)
-		var answer map[string]any
-		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil || rec.Code/100 != 2 {
-			rw.WriteHeader(rec.Code)
-			_, _ = rw.Write(rec.Body.Bytes())
-			return true
-		}
-		answer["config"] = live
-		rw.Header().Set("Content-Type", "application/json")
-		rw.WriteHeader(rec.Code)
-		_ = json.NewEncoder(rw).Encode(answer)
-		return true
-	})
+	adv.rewriteMints(func(_ string, answer map[string]any) { answer["config"] = live })
 	rot := w.rotate(s.ID).Items[0].RotationID
 	info := w.waitTask(tasks.QueueDefault, tasks.RotateTaskID(rot), 30*time.Second)
 	if info.State != asynq.TaskStateArchived || info.Retried != 0 {
@@ -272,4 +214,33 @@ func TestAdversarialIssuerCurrentConfigUnderANewID(t *testing.T) {
 	if v := w.sb.Checker.Violations(); len(v) > 0 {
 		t.Errorf("invariant violations: %v", v)
 	}
+}
+
+// rewriteMints has the demo issuer mint for real and edit its 2xx answer
+// before it goes out (edit gets the instance the mint was for); every other
+// request, and an answer that is not a 2xx JSON object, passes as it is.
+func (a *adversary) rewriteMints(edit func(instanceID string, answer map[string]any)) {
+	a.set(func(rw http.ResponseWriter, r *http.Request, body []byte) bool {
+		if r.Method != http.MethodPost || r.URL.Path != "/credentials" {
+			return false
+		}
+		var req struct {
+			InstanceID string `json:"instance_id"`
+		}
+		_ = json.Unmarshal(body, &req)
+		rec := httptest.NewRecorder()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		a.backend.ServeHTTP(rec, r)
+		var answer map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil || rec.Code/100 != 2 {
+			rw.WriteHeader(rec.Code)
+			_, _ = rw.Write(rec.Body.Bytes())
+			return true
+		}
+		edit(req.InstanceID, answer)
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(rec.Code)
+		_ = json.NewEncoder(rw).Encode(answer)
+		return true
+	})
 }
