@@ -203,6 +203,64 @@ func TestAdversarialIssuerRedirectOnRevoke(t *testing.T) {
 		redirected.Load(), revoke.Retried)
 }
 
+// The issuer's app is renamed, so Heroku's router answers every DELETE with
+// its HTML "no such app" 404 page. None is taken for a revocation: the old
+// credential keeps working and stays due, the revoke task retries, and once
+// the issuer answers again the credential is really revoked (I3).
+func TestAdversarialIssuerNotFoundPageOnRevoke(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldParams{})
+	s := w.provision(1, sandbox.Mix{})[0]
+	adv := newAdversary(t, w)
+	var pages atomic.Int64
+	adv.set(func(rw http.ResponseWriter, r *http.Request, _ []byte) bool {
+		if r.Method != http.MethodDelete {
+			return false
+		}
+		pages.Add(1)
+		rw.Header().Set("Content-Type", "text/html; charset=utf-8")
+		rw.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(rw, "<!DOCTYPE html><html><head><title>No such app</title></head>"+
+			"<body><h1>There is nothing here, yet.</h1></body></html>")
+		return true
+	})
+	errs := &errorLog{}
+	adv.startWorker(w, errs)
+
+	res := w.rotate(s.ID)
+	info := w.waitTask(tasks.QueueDefault, tasks.RotateTaskID(res.Items[0].RotationID), 30*time.Second)
+	if info.State != asynq.TaskStateCompleted {
+		t.Fatalf("rotation %s: %s", info.State, info.LastErr)
+	}
+	waitFor(t, 30*time.Second, "revocations answered with a 404 page", func() (bool, string) {
+		return pages.Load() >= 3, fmt.Sprintf("%d DELETEs answered with the page", pages.Load())
+	})
+	old, err := w.store.Credential(context.Background(), s.ID, s.Provisioned)
+	if err != nil || old.Revoked() {
+		t.Errorf("a 404 page was taken for a revocation: %+v, %v", old, err)
+	}
+	if !w.sb.Demo.Valid(s.Provisioned) {
+		t.Error("the old credential stopped working while no DELETE reached the issuer")
+	}
+	revoke, err := w.insp.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID(s.ID, s.Provisioned))
+	if err != nil || !strings.Contains(revoke.LastErr, "status 404 ("+issuer.CodeNotFoundPage+")") {
+		t.Errorf("revoke task while the router answered: %+v, %v; want a retried %s error", revoke, err, issuer.CodeNotFoundPage)
+	}
+	for _, e := range errs.all() {
+		if strings.Contains(e, "nothing here") {
+			t.Errorf("the page's text reached an error: %s", e)
+		}
+	}
+
+	adv.set(nil)
+	w.waitRevoked(30 * time.Second)
+	checkRotated(t, w, s)
+	if v := w.sb.Checker.Violations(); len(v) > 0 {
+		t.Errorf("invariant violations: %v", v)
+	}
+	t.Logf("%d DELETEs answered with a 404 page and retried; revoked once the issuer answered", pages.Load())
+}
+
 // An issuer written before v2, checking v1 signatures only, still mints,
 // verifies and revokes through a whole rotation.
 func TestAdversarialIssuerV1Only(t *testing.T) {

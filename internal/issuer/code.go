@@ -29,6 +29,7 @@ const (
 	CodeTLS            = "tls_error"          // the TLS handshake or the certificate failed
 	CodeTransport      = "transport_error"    // any other failure before an answer
 	CodeRequest        = "request_error"      // rekey could not build the request
+	CodeNotFoundPage   = "not_found_page"     // a 404 that came as an HTML page, on DELETE: not taken for a revocation
 	codeStatusFallback = "status_"            // prefix for a status Go has no name for
 )
 
@@ -44,6 +45,7 @@ var codePattern = regexp.MustCompile(`^[a-z][a-z_]{0,39}$`)
 var reservedCodes = map[string]bool{
 	CodeRedirect: true, CodeUnreadable: true, CodeMalformed: true, CodeTimeout: true, CodeCanceled: true,
 	CodeRefused: true, CodeReset: true, CodeDNS: true, CodeTLS: true, CodeTransport: true, CodeRequest: true,
+	CodeNotFoundPage: true,
 }
 
 // ValidCode reports whether s may be kept as an issuer's failure code: it

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -34,6 +35,8 @@ type HTTP struct {
 	client    *http.Client
 	now       func() time.Time
 	allowHTTP bool
+	// pageGone: a 404 page on DELETE means revoked (WithNotFoundPageRevoked).
+	pageGone bool
 }
 
 var _ Issuer = (*HTTP)(nil)
@@ -71,6 +74,18 @@ func WithClock(now func() time.Time) Option {
 func WithAllowHTTP(allow bool) Option {
 	return func(h *HTTP) error {
 		h.allowHTTP = allow
+		return nil
+	}
+}
+
+// WithNotFoundPageRevoked makes a 404 that comes as an HTML page mean
+// revoked too (REKEY_ISSUER_HTML_404_REVOKED), for an issuer whose framework
+// answers a credential it does not know with its HTML "not found" page and
+// that cannot be changed to answer it with JSON or an empty body. Without
+// it such an answer is an *Error with CodeNotFoundPage, retried.
+func WithNotFoundPageRevoked(revoked bool) Option {
+	return func(h *HTTP) error {
+		h.pageGone = revoked
 		return nil
 	}
 }
@@ -124,14 +139,14 @@ func (h *HTTP) Mint(ctx context.Context, instanceID, rotationID string) (Credent
 		return Credential{}, fmt.Errorf("issuer mint: empty instance or rotation id: %w", ErrInvalid)
 	}
 	req := map[string]string{"instance_id": instanceID, "rotation_id": rotationID}
-	status, body, err := h.do(ctx, "mint", http.MethodPost, h.base+"/credentials", req)
+	a, err := h.do(ctx, "mint", http.MethodPost, h.base+"/credentials", req)
 	if err != nil {
 		return Credential{}, err
 	}
-	if !ok2xx(status) {
-		return Credential{}, answerError("mint", status, body)
+	if !ok2xx(a.status) {
+		return Credential{}, answerError("mint", a.status, a.body)
 	}
-	return decodeCredential(status, body)
+	return decodeCredential(a.status, a.body)
 }
 
 // Verify calls POST {base}/credentials/{id}/verify: 2xx works, 404 means
@@ -141,30 +156,43 @@ func (h *HTTP) Verify(ctx context.Context, instanceID, credentialID string) erro
 	if err != nil {
 		return err
 	}
-	status, body, err := h.do(ctx, "verify", http.MethodPost, u+"/verify", credentialBody(ActionVerify, instanceID, credentialID))
+	a, err := h.do(ctx, "verify", http.MethodPost, u+"/verify", credentialBody(ActionVerify, instanceID, credentialID))
 	switch {
 	case err != nil:
 		return err
-	case ok2xx(status):
+	case ok2xx(a.status):
 		return nil
-	case status == http.StatusNotFound:
+	case a.status == http.StatusNotFound:
 		return ErrVerifyUnsupported
 	}
-	return answerError("verify", status, body)
+	return answerError("verify", a.status, a.body)
 }
 
 // Revoke calls DELETE {base}/credentials/{id}: 2xx and 404 both mean
-// revoked; a 3xx does not.
+// revoked; a 3xx does not, nor does a 404 that comes as an HTML page
+// (unless WithNotFoundPageRevoked). Such a page is what Heroku's router
+// answers for an app that was renamed or deleted, and what web frameworks
+// answer for a path they have no route for: it says the request did not
+// reach an issuer, not that the credential is gone, and taking it for a
+// revocation would leave every due credential working while rekey records
+// it revoked (I3). It is retried like a 5xx.
 func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) error {
 	u, err := h.credentialURL("revoke", instanceID, credentialID)
 	if err != nil {
 		return err
 	}
-	status, body, err := h.do(ctx, "revoke", http.MethodDelete, u, credentialBody(ActionRevoke, instanceID, credentialID))
-	if err != nil || ok2xx(status) || status == http.StatusNotFound {
+	a, err := h.do(ctx, "revoke", http.MethodDelete, u, credentialBody(ActionRevoke, instanceID, credentialID))
+	switch {
+	case err != nil:
 		return err
+	case ok2xx(a.status):
+		return nil
+	case a.status == http.StatusNotFound && a.page() && !h.pageGone:
+		return &Error{Op: "revoke", Status: a.status, Code: CodeNotFoundPage}
+	case a.status == http.StatusNotFound:
+		return nil
 	}
-	return answerError("revoke", status, body)
+	return answerError("revoke", a.status, a.body)
 }
 
 // credentialBody is the body of verify and revoke. It names the credential
@@ -189,32 +217,55 @@ func (h *HTTP) credentialURL(op, instanceID, credentialID string) (string, error
 	return h.base + "/credentials/" + url.PathEscape(credentialID), nil
 }
 
-// do sends one signed JSON request and returns the status and the body, read
+// answer is what an issuer answered to one request.
+type answer struct {
+	status      int
+	body        []byte
+	contentType string // the Content-Type header as sent; may be empty
+}
+
+// page reports whether the answer is an HTML page: its Content-Type says so
+// or, when it names none, its body looks like one. An empty body is no page
+// whatever the header says (Flask, for one, labels every empty answer
+// text/html).
+func (a answer) page() bool {
+	if len(bytes.TrimSpace(a.body)) == 0 {
+		return false
+	}
+	ct := a.contentType
+	if ct == "" {
+		ct = http.DetectContentType(a.body)
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "text/html" || mt == "application/xhtml+xml")
+}
+
+// do sends one signed JSON request and returns the answer, its body read
 // with a size limit. A call that got no answer returns an *Error with the
 // failure's kind only: the transport's text names the URL, whose path may
 // hold a secret of the partner's.
-func (h *HTTP) do(ctx context.Context, op, method, u string, payload any) (int, []byte, error) {
+func (h *HTTP) do(ctx context.Context, op, method, u string, payload any) (answer, error) {
 	raw, err := json.Marshal(payload)
 	if err != nil {
-		return 0, nil, &Error{Op: op, Code: CodeRequest}
+		return answer{}, &Error{Op: op, Code: CodeRequest}
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(raw))
 	if err != nil {
-		return 0, nil, &Error{Op: op, Code: CodeRequest}
+		return answer{}, &Error{Op: op, Code: CodeRequest}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set(SignatureHeader, SignRequest(h.key, h.now(), method, req.URL.EscapedPath(), raw))
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return 0, nil, &Error{Op: op, Code: transportCode(err)}
+		return answer{}, &Error{Op: op, Code: transportCode(err)}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil || len(body) > maxResponseBytes {
-		return 0, nil, &Error{Op: op, Status: resp.StatusCode, Code: CodeUnreadable}
+		return answer{}, &Error{Op: op, Status: resp.StatusCode, Code: CodeUnreadable}
 	}
-	return resp.StatusCode, body, nil
+	return answer{status: resp.StatusCode, body: body, contentType: resp.Header.Get("Content-Type")}, nil
 }
 
 func ok2xx(status int) bool { return status >= 200 && status <= 299 }

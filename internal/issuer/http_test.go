@@ -129,6 +129,9 @@ func TestHTTPWrongKeyIsRefused(t *testing.T) {
 type scripted struct {
 	status int
 	body   string
+	// header, when set, is the answer's Content-Type; "none" sends none
+	// (Go's server would otherwise name one from the body).
+	header string
 
 	mu       sync.Mutex
 	paths    []string
@@ -146,15 +149,22 @@ func (s *scripted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.badSigns++
 	}
 	s.mu.Unlock()
+	switch s.header {
+	case "":
+	case "none":
+		w.Header()["Content-Type"] = nil
+	default:
+		w.Header().Set("Content-Type", s.header)
+	}
 	w.WriteHeader(s.status)
 	_, _ = io.WriteString(w, s.body)
 }
 
-func scriptedIssuer(t *testing.T, s *scripted) *issuer.HTTP {
+func scriptedIssuer(t *testing.T, s *scripted, opts ...issuer.Option) *issuer.HTTP {
 	t.Helper()
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	h, err := issuer.NewHTTP(srv.URL, key, issuer.WithClock(func() time.Time { return now }))
+	h, err := issuer.NewHTTP(srv.URL, key, append([]issuer.Option{issuer.WithClock(func() time.Time { return now })}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +200,7 @@ func TestHTTPClassifiesStatuses(t *testing.T) {
 		{"verify", 502, ``, "transient"},
 		{"revoke", 204, ``, "ok"},
 		{"revoke", 404, ``, "ok"},
+		{"revoke", 404, `<html>no such app</html>`, "transient"},
 		{"revoke", 403, ``, "permanent"},
 		{"revoke", 500, ``, "transient"},
 	}
@@ -234,6 +245,67 @@ func outcome(err error) string {
 		return "transient"
 	}
 	return "neither"
+}
+
+// A 404 to DELETE is the issuer's word that the credential is gone, unless
+// it comes as an HTML page: Heroku's router answers a renamed or deleted
+// app's every path with one, and frameworks answer paths they have no
+// route for with one. Such a page is retried, not taken for a revocation,
+// unless the partner's issuer is known to answer that way
+// (WithNotFoundPageRevoked).
+func TestRevokeTakesA404PageForNoAnswer(t *testing.T) {
+	t.Parallel()
+	const page = "<!DOCTYPE html>\n<html><head><title>No such app</title></head><body>There is nothing here, yet.</body></html>"
+	tests := []struct {
+		name, header, body string
+		revoked            bool
+	}{
+		{"json", "application/json", `{"error":"no_live_credential"}`, true},
+		{"empty body labelled html", "text/html; charset=utf-8", "", true},
+		{"blank body labelled html", "text/html", " \r\n", true},
+		{"plain text", "text/plain; charset=utf-8", "404 page not found\n", true},
+		{"html page", "text/html; charset=utf-8", page, false},
+		{"html page in capitals", "Text/HTML", page, false},
+		{"xhtml page", "application/xhtml+xml", page, false},
+		{"html page without a content type", "none", page, false},
+		{"html page sniffed by the issuer's server", "", page, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := &scripted{status: http.StatusNotFound, body: tt.body, header: tt.header}
+			err := scriptedIssuer(t, s).Revoke(context.Background(), "inst-1", "cred_1")
+			if tt.revoked {
+				if err != nil {
+					t.Errorf("404 %s: %v, want revoked", tt.name, err)
+				}
+				return
+			}
+			var e *issuer.Error
+			if !errors.As(err, &e) || e.Code != issuer.CodeNotFoundPage || e.Status != http.StatusNotFound || !issuer.IsTransient(err) {
+				t.Errorf("404 %s: %#v, want a transient %s error", tt.name, err, issuer.CodeNotFoundPage)
+			}
+			if err != nil && strings.Contains(err.Error(), "nothing here") {
+				t.Errorf("the page's text reached the error: %v", err)
+			}
+			s = &scripted{status: http.StatusNotFound, body: tt.body, header: tt.header}
+			if err := scriptedIssuer(t, s, issuer.WithNotFoundPageRevoked(true)).Revoke(context.Background(), "inst-1", "cred_1"); err != nil {
+				t.Errorf("404 %s with WithNotFoundPageRevoked: %v, want revoked", tt.name, err)
+			}
+		})
+	}
+}
+
+// An issuer cannot pass its own error code for rekey's: a JSON answer
+// naming not_found_page keeps the status's code.
+func TestIssuerCannotClaimNotFoundPage(t *testing.T) {
+	t.Parallel()
+	s := &scripted{status: http.StatusForbidden, body: `{"error":"not_found_page"}`, header: "application/json"}
+	err := scriptedIssuer(t, s).Revoke(context.Background(), "inst-1", "cred_1")
+	var e *issuer.Error
+	if !errors.As(err, &e) || e.Code != "forbidden" || !issuer.IsPermanent(err) {
+		t.Errorf("403 naming not_found_page = %#v, want a permanent forbidden", err)
+	}
 }
 
 func TestHTTPEscapesCredentialIDs(t *testing.T) {

@@ -119,6 +119,10 @@ func IsPermanent(err error) bool {
 	// meant, whatever its status: try again.
 	case errors.As(err, &e) && e.Code == CodeUnreadable:
 		return false
+	// A 404 page on DELETE came from whatever stands in front of the issuer
+	// (a router, a framework's unrouted path), which may be fixed.
+	case errors.As(err, &e) && e.Code == CodeNotFoundPage:
+		return false
 	case errors.As(err, &e):
 		return permanentStatus(e.Status)
 	}

@@ -28,16 +28,16 @@ func (h *HTTP) Usage(ctx context.Context, instanceID, credentialID string) (Usag
 	if err != nil {
 		return Usage{}, err
 	}
-	status, body, err := h.do(ctx, "usage", http.MethodGet, u+"/usage", credentialBody(ActionUsage, instanceID, credentialID))
+	a, err := h.do(ctx, "usage", http.MethodGet, u+"/usage", credentialBody(ActionUsage, instanceID, credentialID))
 	switch {
 	case err != nil:
 		return Usage{}, err
-	case status == http.StatusNotFound:
+	case a.status == http.StatusNotFound:
 		return Usage{}, ErrUsageUnsupported
-	case !ok2xx(status):
-		return Usage{}, answerError("usage", status, body)
+	case !ok2xx(a.status):
+		return Usage{}, answerError("usage", a.status, a.body)
 	}
-	return decodeUsage(status, body, h.now())
+	return decodeUsage(a.status, a.body, h.now())
 }
 
 // decodeUsage reads a usage answer: {"last_used_at": RFC 3339 or null,
