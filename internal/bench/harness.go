@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,7 +98,9 @@ func (h *Harness) connect() error {
 	if err != nil {
 		return err
 	}
-	h.prdb, h.Observer = redis.NewClient(opt), redis.NewClient(opt)
+	observer := *opt
+	observer.ClientName = ObserverClientName
+	h.prdb, h.Observer = redis.NewClient(opt), redis.NewClient(&observer)
 	h.Observer.AddHook(h.observed)
 	if err := h.prdb.Ping(context.Background()).Err(); err != nil {
 		return fmt.Errorf("connect to %s: %w", opt.Addr, err)
@@ -130,6 +133,32 @@ func (h *Harness) Fake() *herokufake.Fake { return h.Sandbox.Fake }
 // StartWorkers runs (client_name in their REDIS_URL), so that CLIENT LIST
 // tells them from every other client of the server.
 const WorkerClientName = "rekey-bench-worker"
+
+// ObserverClientName names the observer's connections, so that a Monitor
+// can leave out the harness's own commands (ObserverAddrs).
+const ObserverClientName = "rekey-bench-observer"
+
+// ObserverAddrs is the set of client addresses of the observer's
+// connections open now, as CLIENT LIST and MONITOR spell them.
+func (h *Harness) ObserverAddrs(ctx context.Context) (map[string]bool, error) {
+	list, err := h.Observer.ClientList(ctx).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for line := range strings.Lines(list) {
+		fields := strings.Fields(line)
+		if !slices.Contains(fields, "name="+ObserverClientName) {
+			continue
+		}
+		for _, f := range fields {
+			if addr, ok := strings.CutPrefix(f, "addr="); ok {
+				out[addr] = true
+			}
+		}
+	}
+	return out, nil
+}
 
 // WorkerConnections counts the connections the worker processes hold to
 // the harness's Redis now.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -112,6 +113,14 @@ type realtimeRun struct {
 	// connections is the most connections the worker processes held to
 	// Redis at once during the wave (watchConnections).
 	connections int
+	// mon splits the commands into those clients sent and those their
+	// scripts ran; observers collects the observer's connections, whose
+	// commands it leaves out.
+	mon       *bench.Monitor
+	observers map[string]bool
+	// idleSent and idleRan are the idle workers' per second, sent and run
+	// by scripts; sent and ran the same per rotation, idle cost taken out.
+	idleSent, idleRan, sent, ran float64
 	// listed counts the commands asynq's listing script ran for the
 	// harness's watch of the retry sets, by name: the observer counts
 	// the script's call, Redis also the commands it runs.
@@ -152,6 +161,10 @@ func (r *realtimeRun) run() {
 	samples, err := h.Provision(ctx, 1, r.n, sandbox.DefaultMix)
 	r.fatal(err)
 	r.ids = bench.IDs(samples)
+	r.mon, err = bench.StartMonitor(rd.URL)
+	r.fatal(err)
+	defer r.mon.Close()
+	r.observers = map[string]bool{}
 	r.w, err = h.StartWorkers(ctx, bin, benchWorkers, logDir)
 	r.fatal(err)
 	r.measureIdle()
@@ -166,6 +179,8 @@ func (r *realtimeRun) run() {
 	c0, err := bench.CommandCounts(ctx, h.Observer)
 	r.fatal(err)
 	o0 := h.ObserverCommands()
+	t0, err := r.mon.Tally()
+	r.fatal(err)
 	from := time.Now()
 	var watchers sync.WaitGroup
 	returned := map[string]bool{}
@@ -205,8 +220,14 @@ func (r *realtimeRun) run() {
 	r.returned = len(returned)
 	c1, err := bench.CommandCounts(ctx, h.Observer)
 	r.fatal(err)
+	t1, err := r.mon.Tally()
+	r.fatal(err)
 	elapsed := time.Since(from)
 	r.countCommands(c0, c1, o0, elapsed)
+	r.noteObservers()
+	sent, ran := t1.Since(t0, r.observers)
+	r.sent = (float64(sent) - r.idleSent*elapsed.Seconds()) / float64(r.n+1)
+	r.ran = (float64(ran) - r.idleRan*elapsed.Seconds()) / float64(r.n+1)
 	r.measurePushes()
 	_, err = r.w.Stop(25 * time.Second)
 	r.fatal(err)
@@ -222,11 +243,25 @@ func (r *realtimeRun) measureIdle() {
 	c0, err := bench.Commands(ctx, r.h.Observer)
 	r.fatal(err)
 	o0 := sum(r.h.ObserverCommands())
+	t0, err := r.mon.Tally()
+	r.fatal(err)
 	time.Sleep(idleWindow)
 	c1, err := bench.Commands(ctx, r.h.Observer)
 	r.fatal(err)
 	o1 := sum(r.h.ObserverCommands())
+	t1, err := r.mon.Tally()
+	r.fatal(err)
 	r.idlePerSecond = float64((c1-c0)-(o1-o0)) / idleWindow.Seconds()
+	r.noteObservers()
+	sent, ran := t1.Since(t0, r.observers)
+	r.idleSent, r.idleRan = float64(sent)/idleWindow.Seconds(), float64(ran)/idleWindow.Seconds()
+}
+
+// noteObservers adds the observer's connections open now to r.observers.
+func (r *realtimeRun) noteObservers() {
+	addrs, err := r.h.ObserverAddrs(context.Background())
+	r.fatal(err)
+	maps.Copy(r.observers, addrs)
 }
 
 // script503 answers 5% of the config pushes 503, drawn from a fixed seed.
@@ -298,6 +333,9 @@ func (r *realtimeRun) watchConnections(done <-chan struct{}) {
 	for {
 		if n, err := r.h.WorkerConnections(context.Background()); err == nil {
 			r.connections = max(r.connections, n)
+		}
+		if addrs, err := r.h.ObserverAddrs(context.Background()); err == nil {
+			maps.Copy(r.observers, addrs)
 		}
 		select {
 		case <-done:
@@ -425,8 +463,11 @@ func (r *realtimeRun) report(rep *bench.Report) {
 		Target: "<= 1s", Verdict: bench.Check(r.interactive <= time.Second)})
 	rep.Add(bench.Row{Metric: p + "Redis commands per rotation", Value: fmt.Sprintf("%.1f", r.commands), Target: "<= 60",
 		Verdict: bench.Check(r.commands <= 60), Comment: "wave and revocations, idle cost taken out: " + r.topCommands})
+	rep.Add(bench.Row{Metric: p + "  sent by clients", Value: fmt.Sprintf("%.1f", r.sent),
+		Comment: fmt.Sprintf("of those, the commands rekey's processes and asynq sent (MONITOR); %.1f more ran inside their Lua scripts", r.ran)})
 	rep.Add(bench.Row{Metric: p + "  idle workers, per second", Value: fmt.Sprintf("%.1f", r.idlePerSecond),
-		Comment: fmt.Sprintf("Redis commands/s of %d idle worker processes over %s", benchWorkers, idleWindow)})
+		Comment: fmt.Sprintf("Redis commands/s of %d idle worker processes over %s: %.1f sent, %.1f run by scripts",
+			benchWorkers, idleWindow, r.idleSent, r.idleRan)})
 	pool, err := r.h.WorkerPoolSize()
 	r.fatal(err)
 	ceiling := benchWorkers * (pool + len(worker.Lanes()))
