@@ -292,13 +292,46 @@ func (p *Producer) chunk(ctx context.Context, ids []string, req Request, items [
 			Reason: req.Reason, Queue: req.Queue, Grace: req.Grace, SkipIfPrevious: req.SkipIfPrevious,
 			Customer: req.Customer}
 	}
+	bh, holdMany := p.q.(batchHolder)
+	holdMany = holdMany && req.Queue == tasks.QueueBulk
+	var held []int // the chunk's new rotations, when they are held together
 	for i, c := range p.store.ClaimMany(ctx, reqs) {
-		items[i], errs[i] = p.one(ctx, reqs[i], c, req.SkipGone)
+		item, err := claimItem(reqs[i], c, req.SkipGone)
+		items[i], errs[i] = item, err
+		switch {
+		case err != nil || item.Status != "enqueued":
+		case holdMany:
+			held = append(held, i)
+		default:
+			// On failure the rotation stays in flight; the reconcile sweep enqueues it again.
+			errs[i] = Enqueue(ctx, p.q, item.InstanceID, item.RotationID, req.BatchID, req.Reason, req.Queue, req.Grace)
+		}
+	}
+	if len(held) == 0 {
+		return
+	}
+	rotations := make([]string, len(held))
+	for k, i := range held {
+		rotations[k] = items[i].RotationID
+	}
+	if err := bh.HoldMany(ctx, rotations); err != nil {
+		for _, i := range held {
+			errs[i] = fmt.Errorf("enqueue rotation of %s: %w", items[i].InstanceID, err)
+		}
 	}
 }
 
-// one turns a claim into an item, enqueueing the task of a new rotation.
-func (p *Producer) one(ctx context.Context, r store.RotationRequest, c store.ClaimOutcome, skipGone bool) (Item, error) {
+// batchHolder is a Holder that holds many rotations in one round trip
+// (*pacing.Client): a chunk's new bulk rotations, claimed in one pipeline,
+// are held together.
+type batchHolder interface {
+	Holder
+	HoldMany(ctx context.Context, rotationIDs []string) error
+}
+
+// claimItem turns a claim into an item: "enqueued" for a rotation whose
+// task the caller must now enqueue (or hold).
+func claimItem(r store.RotationRequest, c store.ClaimOutcome, skipGone bool) (Item, error) {
 	id := r.InstanceID
 	switch {
 	case c.Err != nil && skipGone && (errors.Is(c.Err, store.ErrNotFound) || errors.Is(c.Err, store.ErrDeprovisioned)):
@@ -312,9 +345,7 @@ func (p *Producer) one(ctx context.Context, r store.RotationRequest, c store.Cla
 	case c.Claim.Status == store.Skipped:
 		return Item{InstanceID: id, Status: "skipped"}, nil
 	}
-	item := Item{InstanceID: id, RotationID: r.RotationID, Status: "enqueued"}
-	// On failure the rotation stays in flight; the reconcile sweep enqueues it again.
-	return item, Enqueue(ctx, p.q, id, r.RotationID, r.BatchID, r.Reason, r.Queue, r.Grace)
+	return Item{InstanceID: id, RotationID: r.RotationID, Status: "enqueued"}, nil
 }
 
 // Enqueue enqueues the rotate task of a claimed rotation. A task that

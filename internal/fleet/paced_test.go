@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,5 +204,67 @@ func TestHeldTasksDropsCancelledAndRefusesUnusableRotations(t *testing.T) {
 	}
 	if _, err := src.RotateTask(ctx, "odd"); !errors.Is(err, pacing.ErrUnusable) {
 		t.Errorf("a rotation without an instance: %v, want ErrUnusable", err)
+	}
+}
+
+// zaddHook counts the ZADDs a client sends and fails them when told.
+type zaddHook struct {
+	sent atomic.Int64
+	fail bool
+}
+
+func (h *zaddHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *zaddHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if strings.EqualFold(cmd.Name(), "zadd") {
+			h.sent.Add(1)
+			if h.fail {
+				return errors.New("connection reset")
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *zaddHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A bulk request holds each chunk of claims with one ZADD. When the hold
+// fails, every rotation of the chunk is reported with the error and stays
+// claimed, in flight, for the reconcile sweep to hold again.
+func TestBulkRotationsAreHeldAChunkAtATime(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rotate := func(f *fixture, ids []string, fail bool) (fleet.Result, *zaddHook, error) {
+		hook := &zaddHook{fail: fail}
+		held := redis.NewClient(&redis.Options{Addr: f.r.Addr, DB: f.r.DB})
+		t.Cleanup(func() { _ = held.Close() })
+		held.AddHook(hook)
+		res, err := fleet.NewProducer(f.st, pacing.NewClient(f.queue, held)).Rotate(ctx,
+			fleet.Request{InstanceIDs: ids, Reason: "test", Queue: tasks.QueueBulk})
+		return res, hook, err
+	}
+
+	f := newFixture(t)
+	ids := f.register(t, 250)
+	res, hook, err := rotate(f, ids, false)
+	n, herr := pacing.Held(ctx, f.r.Client)
+	if err != nil || res.Enqueued != 250 || herr != nil || n != 250 || hook.sent.Load() != 3 {
+		t.Errorf("Rotate: %d enqueued, %v; %d held (%v) with %d ZADDs; want 250 held with 3",
+			res.Enqueued, err, n, herr, hook.sent.Load())
+	}
+
+	f = newFixture(t)
+	ids = f.register(t, 150)
+	_, _, err = rotate(f, ids, true)
+	if err == nil || !strings.Contains(err.Error(), "hold 100 rotations: connection reset") ||
+		!strings.Contains(err.Error(), "hold 50 rotations: connection reset") {
+		t.Errorf("Rotate with every ZADD failing: %v; want each chunk's hold error", err)
+	}
+	if n, err := pacing.Held(ctx, f.r.Client); err != nil || n != 0 {
+		t.Errorf("%d held (%v) after every hold failed", n, err)
+	}
+	if res, _, err = rotate(f, ids, false); err != nil || res.Joined != 150 {
+		t.Errorf("Rotate again: %d joined, %v; want the 150 rotations still in flight", res.Joined, err)
 	}
 }

@@ -75,6 +75,23 @@ func (c *Client) Hold(ctx context.Context, rotationID string) error {
 	return err
 }
 
+// HoldMany holds each of the claimed rotations rotationIDs, as Hold does, in
+// one command: `rekey rotate --all` holds a chunk of claims at once.
+func (c *Client) HoldMany(ctx context.Context, rotationIDs []string) error {
+	if len(rotationIDs) == 0 {
+		return nil
+	}
+	at := float64(time.Now().UnixMilli())
+	zs := make([]redis.Z, len(rotationIDs))
+	for i, id := range rotationIDs {
+		zs[i] = redis.Z{Score: at, Member: id}
+	}
+	if err := c.rdb.ZAddNX(ctx, heldKey, zs...).Err(); err != nil {
+		return fmt.Errorf("hold %d rotations: %w", len(rotationIDs), err)
+	}
+	return nil
+}
+
 // addHeld adds rotationID to the held set at heldAt's place in line, unless
 // it is there already, and reports whether it was missing.
 func (c *Client) addHeld(ctx context.Context, rotationID string, heldAt time.Time) (bool, error) {
