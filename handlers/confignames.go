@@ -3,6 +3,7 @@ package handlers
 import (
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -51,5 +52,18 @@ func checkConfigNames(config map[string]secret.String, registered []string) erro
 	return &e
 }
 
-// clipName bounds a name an issuer made up, which is quoted in errors.
-func clipName(name string) string { return fmt.Sprintf("%q", secret.Clip(name, 64)) }
+// configVarName is what a config var name looks like (Heroku's own rule is
+// looser, but add-on manifests use these): an issuer's name of that shape is
+// quoted in errors.
+var configVarName = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
+
+// clipName is how an extra name an issuer made up appears in errors: quoted
+// when it reads as a config var name, else only its length. An issuer that
+// swapped names and values, or wrote "NAME=value" as a name, has put a
+// secret there, and errors reach logs, events and the dashboard (I5).
+func clipName(name string) string {
+	if configVarName.MatchString(name) {
+		return fmt.Sprintf("%q", name)
+	}
+	return fmt.Sprintf("a name of %d bytes that is no config var name", len(name))
+}

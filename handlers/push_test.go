@@ -53,12 +53,14 @@ func TestRefusedRepushOfAnAppliedCredentialPromotes(t *testing.T) {
 }
 
 // TestRefusedPushOfAnUnappliedCredentialDiscards is the other side: when
-// Heroku does not hold the credential, a refused push discards it.
+// Heroku does not hold the credential and refused every push (a 429, then
+// a 422), the read-back proves it and the credential is discarded. (A push
+// answered 5xx may have been applied: pushanswer_test.go.)
 func TestRefusedPushOfAnUnappliedCredentialDiscards(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	g := newRig(t)
-	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(500), herokufake.Respond(422))
+	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(429), herokufake.Respond(422))
 	_ = g.run(rotateTask(t, "inst-1", "rot-1"))
 	if err := g.run(rotateTask(t, "inst-1", "rot-1")); err == nil {
 		t.Fatal("rerun succeeded, want the 422 to end the rotation")

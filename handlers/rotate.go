@@ -145,8 +145,12 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 func (h *Rotate) push(ctx context.Context, r *rotation) (string, error) {
 	pctx := heroku.WithBeforeSend(h.classed(ctx, r), func() error { return h.markPush(ctx, r) })
 	err := h.deps.Heroku.UpdateConfig(pctx, r.target(), configVars(r.config))
-	if err != nil {
-		// A push that landed has its attempts settled by the promotion.
+	if heroku.Refused(err) {
+		// Refused, the push cannot land any more. One that landed has its
+		// attempts settled by the promotion. One answered 5xx, or not at
+		// all, may still land, or may have landed already: it stays
+		// unsettled, so that no read-back taken before it lands can prove
+		// its credential absent (I1).
 		h.settlePush(ctx, r)
 	}
 	if errors.Is(err, store.ErrConflict) {
@@ -171,8 +175,8 @@ func (h *Rotate) markPush(ctx context.Context, r *rotation) error {
 	return nil
 }
 
-// settlePush records that this run's push attempts got their answer. If
-// that fails, the attempts stay unsettled and no read-back can prove the
+// settlePush records that this run's push attempts can no longer land:
+// Heroku refused them (heroku.Refused). If that fails, the attempts stay unsettled and no read-back can prove the
 // credential absent: it is kept rather than discarded, which is safe.
 func (h *Rotate) settlePush(ctx context.Context, r *rotation) {
 	if r.marks == 0 {

@@ -124,6 +124,17 @@ func IsPermanent(err error) bool {
 	return false
 }
 
+// Refused reports whether Heroku answered the call with a 4xx, a 429
+// included: it refused the request, which took no effect. A 2xx took
+// effect; a 5xx or no answer at all (a timeout, a reset) leaves it unknown,
+// since Heroku may have applied the request before its answer failed or
+// may still apply it.
+func Refused(err error) bool {
+	var limited *RateLimitError
+	status := apiStatus(err)
+	return errors.As(err, &limited) || (status >= 400 && status <= 499)
+}
+
 // apiStatus returns the status of err's *APIError, or 0.
 func apiStatus(err error) int {
 	var api *APIError

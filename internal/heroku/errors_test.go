@@ -151,3 +151,30 @@ func TestErrorsNeverContainSecrets(t *testing.T) {
 		}
 	}
 }
+
+// Only a 4xx, a 429 included, shows that a push took no effect; a 5xx, a
+// redirect or no answer leaves it unknown.
+func TestRefused(t *testing.T) {
+	t.Parallel()
+	api := func(status int) error { return &heroku.APIError{Status: status, Endpoint: heroku.EndpointPatchConfig} }
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"422", api(422), true},
+		{"403", fmt.Errorf("push: %w", api(403)), true},
+		{"429", &heroku.RateLimitError{}, true},
+		{"500", api(500), false},
+		{"503", api(503), false},
+		{"302", api(302), false},
+		{"call timeout", &heroku.TransportError{Endpoint: "v3_patch", Err: context.DeadlineExceeded}, false},
+		{"reset", &heroku.TransportError{Endpoint: "v3_patch", Err: errors.New("connection reset by peer")}, false},
+		{"caller deadline", fmt.Errorf("heroku v3_patch: %w", context.DeadlineExceeded), false},
+	} {
+		if got := heroku.Refused(tc.err); got != tc.want {
+			t.Errorf("Refused(%s) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

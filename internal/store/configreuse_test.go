@@ -218,3 +218,34 @@ func TestConfigReuseIsSeenAcrossAKeyRotation(t *testing.T) {
 		t.Errorf("after a key rotation SavePending(k-3, a config of its own) = %v", err)
 	}
 }
+
+// Two runs of one rotation mint at once and the issuer answers both with
+// one id: the second to save it may go on (its push sends the same config)
+// only if its config is the one saved; another config under that id is a
+// conflict, so that it is never pushed.
+func TestSavePendingAgainWithAnotherConfigIsAConflict(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _, _ := newHistoryStore(t)
+	if err := s.PutInstance(ctx, Registration{ID: "inst-r", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "k-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-r", RotationID: "rot-r"}); err != nil {
+		t.Fatal(err)
+	}
+	config := func(v string) map[string]secret.String { return map[string]secret.String{"A_URL": secret.New(v)} }
+	if err := s.SavePending(ctx, "inst-r", "rot-r", "k-1", config("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePending(ctx, "inst-r", "rot-r", "k-1", config("first")); err != nil {
+		t.Errorf("the same credential and config saved again: %v, want nil", err)
+	}
+	if err := s.SavePending(ctx, "inst-r", "rot-r", "k-1", config("second")); !errors.Is(err, ErrConflict) {
+		t.Errorf("the same credential with another config: %v, want ErrConflict", err)
+	}
+	got, err := s.PendingConfig(ctx, "inst-r", "k-1")
+	if err != nil || got["A_URL"].Reveal() != "first" {
+		t.Errorf("pending config after the conflict: %v; want the first one kept", err)
+	}
+}

@@ -626,7 +626,7 @@ return 'ok'
 `)
 
 // SettlePush records that n push attempts of the rotation (MarkPushAttempt)
-// got their answer, whatever it was. A read-back of Heroku's config proves
+// can no longer land: Heroku refused them. A read-back of Heroku's config proves
 // a credential absent only while no attempt is unsettled: a request still
 // on its way could land after the read (Failure.Attempts).
 func (s *Store) SettlePush(ctx context.Context, rotationID string, n int) error {

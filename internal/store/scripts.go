@@ -223,7 +223,8 @@ return reply('claimed', ARGV[1], KEYS[2])
 // "discarded" (the reason given, or the same credential discarded for this
 // rotation before).
 // Errors: "not_found", "conflict ..." (rotation finished, or another
-// credential), "reused ..." (the id names a credential the instance already
+// credential, or this credential saved before with another config: the run
+// that saved it pushes that one), "reused ..." (the id names a credential the instance already
 // has: nothing is recorded under it, since revoking by that id would hit the
 // other credential; the rotation fails at mint), "config_reused ..." (the
 // config is that of a live credential under another id: the current one,
@@ -237,7 +238,22 @@ var savePendingScript = eventScript(`
 local rot = redis.call('HMGET', KEYS[1], 'state', 'credential_id')
 local st, have = rot[1] or '', rot[2] or ''
 if st == '' then return redis.error_reply('not_found') end
-if have == ARGV[1] then return 'exists' end
+-- held(f): whether f is the new config's fingerprint under one of the keys.
+local function held(f)
+  for i = 1, #ARGV[11], #ARGV[10] do
+    if string.sub(ARGV[11], i, i + #ARGV[10] - 1) == f then return true end
+  end
+  return false
+end
+if have == ARGV[1] then
+  -- Another run saved this credential first: it pushes the stored config,
+  -- so this run may not push another one under the same id.
+  local f = get(KEYS[2], 'f')
+  if ARGV[10] ~= '' and f ~= '' and not held(f) then
+    return redis.error_reply('conflict the issuer answered this rotation again with another config')
+  end
+  return 'exists'
+end
 local c = redis.call('HMGET', KEYS[2], 'state', 'rotation_id')
 if c[1] then
   if ARGV[9] ~= '' and c[1] == 'discarded' and c[2] == ARGV[3] then return 'discarded' end
@@ -252,13 +268,7 @@ if ARGV[10] ~= '' then
   live[#live + 1] = have
   for _, id in ipairs(live) do
     local f = id ~= '' and get(KEYS[9] .. id, 'f') or ''
-    if f ~= '' then
-      for i = 1, #ARGV[11], #ARGV[10] do
-        if string.sub(ARGV[11], i, i + #ARGV[10] - 1) == f then
-          return redis.error_reply('config_reused ' .. id)
-        end
-      end
-    end
+    if f ~= '' and held(f) then return redis.error_reply('config_reused ' .. id) end
   end
 end
 local why = ''

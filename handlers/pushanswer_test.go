@@ -1,0 +1,222 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/herokufake"
+	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// useHeroku points the rig's Heroku client at wrap (in front of the fake).
+func (g *rig) useHeroku(t *testing.T, wrap http.Handler, timeout time.Duration) {
+	t.Helper()
+	srv := httptest.NewServer(wrap)
+	t.Cleanup(srv.Close)
+	hc, err := heroku.NewClient(heroku.WithAPIURL(srv.URL), heroku.WithIDURL(srv.URL),
+		heroku.WithHTTPClient(&http.Client{Timeout: timeout}),
+		heroku.WithTokenStore(g.st), heroku.WithOAuthClientSecret(secret.New(herokufake.DefaultClientSecret)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deps.Heroku = hc
+}
+
+// A push that timed out on rekey's side may still land: Heroku goes on with
+// a request whose client gave up. A later run's push is refused and the
+// config read back before the late one lands holds the old values; that
+// proves nothing while the first push is unanswered, so the credential is
+// kept unconfirmed, not discarded and revoked, and the app that gets it a
+// moment later keeps working (I1).
+func TestPushThatTimedOutKeepsItsCredential(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	var first atomic.Bool
+	landed := make(chan struct{})
+	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch && first.CompareAndSwap(false, true) {
+			b, _ := io.ReadAll(r.Body)
+			late := r.Clone(context.Background())
+			late.Body = io.NopCloser(bytes.NewReader(b))
+			go func() { // Heroku goes on with the request after the client gave up
+				time.Sleep(1500 * time.Millisecond)
+				g.fake.ServeHTTP(httptest.NewRecorder(), late)
+				close(landed)
+			}()
+			<-r.Context().Done()
+			return
+		}
+		g.fake.ServeHTTP(w, r)
+	}), 300*time.Millisecond)
+	err := g.run(rotateTask(t, "inst-1", "rot-1"))
+	t.Logf("run 1 (timed out push): %v", err)
+	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(422))
+	err = g.run(rotateTask(t, "inst-1", "rot-1"))
+	t.Logf("run 2 (422): %v", err)
+	rot, _ := g.st.Rotation(ctx, "rot-1")
+	c, _ := g.st.Credential(ctx, "inst-1", rot.CredentialID)
+	if c.State != store.CredentialUnconfirmed {
+		t.Errorf("rotation %s, credential %s %s; want it kept unconfirmed while the first push is unanswered", rot.State, c.ID, c.State)
+	}
+	if task := g.enq.get(tasks.RevokeTaskID("inst-1", c.ID)); task != nil {
+		t.Logf("revoke: %v", g.run(task))
+	}
+	<-landed
+	held := g.configCredential(t, "inst-1")
+	if held == c.ID && !g.demo.Valid(held) {
+		t.Errorf("I1 broken: Heroku's config holds %s, which rekey revoked (state %s)", held, c.State)
+	}
+}
+
+// A push applied but answered 503, then one refused, then a read-back with
+// no vars at all: the 503 leaves the first push unsettled, so the
+// read-back proves nothing and the credential Heroku holds is kept (I1).
+func TestPushAnswered5xxKeepsItsCredential(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	var patches atomic.Int32
+	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPatch && patches.Add(1) == 1:
+			// Applied, but the answer is a 503 (ambiguous).
+			g.fake.ServeHTTP(httptest.NewRecorder(), r)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		case r.Method == http.MethodGet && r.URL.Path == "/addons/inst-1/config":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte("[]"))
+			return
+		}
+		g.fake.ServeHTTP(w, r)
+	}), 5*time.Second)
+	t.Logf("run 1 (applied, 503): %v", g.run(rotateTask(t, "inst-1", "rot-1")))
+	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(422))
+	t.Logf("run 2 (422): %v", g.run(rotateTask(t, "inst-1", "rot-1")))
+	rot, _ := g.st.Rotation(ctx, "rot-1")
+	c, _ := g.st.Credential(ctx, "inst-1", rot.CredentialID)
+	if task := g.enq.get(tasks.RevokeTaskID("inst-1", c.ID)); task != nil {
+		t.Logf("revoke: %v", g.run(task))
+	}
+	c, _ = g.st.Credential(ctx, "inst-1", rot.CredentialID)
+	if c.State != store.CredentialUnconfirmed {
+		t.Errorf("credential %s %s after a 503 and a refusal; want it kept unconfirmed", c.ID, c.State)
+	}
+	held := g.configCredential(t, "inst-1")
+	if held == c.ID && !g.demo.Valid(held) {
+		t.Errorf("I1 broken: Heroku's config holds %s, which rekey revoked (state %s)", held, c.State)
+	}
+}
+
+// racingIssuer answers two concurrent mints of one rotation with the same
+// id, the second with the current credential's config.
+type racingIssuer struct {
+	*issuer.Demo
+	st     *store.Store
+	calls  atomic.Int32
+	second chan struct{}
+	reuse  map[string]secret.String
+}
+
+func (i *racingIssuer) Mint(ctx context.Context, instanceID, rotationID string) (issuer.Credential, error) {
+	c, err := i.Demo.Mint(ctx, instanceID, rotationID)
+	switch i.calls.Add(1) {
+	case 1:
+		<-i.second
+	case 2:
+		close(i.second)
+		for {
+			if r, _ := i.st.Rotation(ctx, rotationID); r.CredentialID != "" {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		c.Config = i.reuse
+	}
+	return c, err
+}
+
+// Two runs of one rotation mint at once, and the issuer answers the second
+// with the same id but another config (here the current credential's). The
+// second run may not push its config under the id the first saved: the
+// store refuses it as a conflict, the first run's config is what Heroku
+// gets, and revoking the old credential after the grace breaks nothing
+// (I1, I6).
+func TestSecondMintWithAnotherConfigIsNotPushed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	cur, err := g.demo.Mint(ctx, "inst-1", "provision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deps.Issuer = &racingIssuer{Demo: g.demo, st: g.st, second: make(chan struct{}), reuse: cur.Config}
+	g.fake.Script(herokufake.PatchConfig, herokufake.Delay(time.Second), herokufake.Delay(2*time.Second))
+	var wg sync.WaitGroup
+	for _, name := range []string{"A", "B"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Logf("run %s: %v", name, g.run(rotateTask(t, "inst-1", "rot-1")))
+		}()
+	}
+	wg.Wait()
+	in, _ := g.st.Instance(ctx, "inst-1")
+	held := g.configCredential(t, "inst-1")
+	t.Logf("current %s, Heroku holds %s (old %s)", in.CurrentCredential, held, cur.ID)
+	g.later.Store(int64(2 * grace))
+	if task := g.enq.get(tasks.RevokeTaskID("inst-1", cur.ID)); task != nil {
+		t.Logf("revoke old: %v", g.run(task))
+	}
+	if !g.demo.Valid(held) {
+		t.Errorf("I1 broken: Heroku's config holds %s, revoked; rekey's current is %s", held, in.CurrentCredential)
+	}
+}
+
+// swappedIssuer puts a secret where a var name belongs.
+type swappedIssuer struct{ *issuer.Demo }
+
+func (i swappedIssuer) Mint(ctx context.Context, instanceID, rotationID string) (issuer.Credential, error) {
+	c, err := i.Demo.Mint(ctx, instanceID, rotationID)
+	if err == nil {
+		for name, v := range c.Config {
+			c.Config = map[string]secret.String{v.Reveal(): secret.New(name)}
+		}
+	}
+	return c, err
+}
+
+// An issuer that swaps names and values puts a secret where a var name
+// belongs: the failure quotes no such name, only its length (I5).
+func TestMadeUpVarNameIsNotEchoed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	g.deps.Issuer = swappedIssuer{g.demo}
+	err := g.run(rotateTask(t, "inst-1", "rot-1"))
+	r1, _ := g.st.Rotation(ctx, "rot-1")
+	c, _ := g.demo.Mint(ctx, "inst-1", "rot-1")
+	v := c.Config[issuer.DefaultConfigVar].Reveal()
+	if err == nil || !bytes.Contains([]byte(r1.Error), []byte("a name of ")) {
+		t.Errorf("rotation error %q (%v); want the made-up name reported by its length", r1.Error, err)
+	}
+	pw := v[bytes.LastIndexByte([]byte(v), ':')+1 : bytes.IndexByte([]byte(v), '@')]
+	if err != nil && bytes.Contains([]byte(err.Error()), []byte(pw[:20])) {
+		t.Errorf("20 bytes of the minted password %q appear in the task error", pw)
+	}
+	if bytes.Contains([]byte(r1.Error), []byte(pw[:20])) {
+		t.Errorf("20 bytes of the minted password %q appear in the rotation's stored error", pw)
+	}
+}
