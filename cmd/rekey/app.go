@@ -151,7 +151,7 @@ func (a *app) issuer() (issuer.Issuer, error) {
 		return nil, fmt.Errorf("REKEY_ISSUER=%s runs only inside 'rekey dev'; a worker needs http", a.cfg.Issuer)
 	}
 	return issuer.NewHTTP(a.cfg.IssuerURL, a.cfg.IssuerSecret, issuer.WithAllowHTTP(a.cfg.IssuerAllowHTTP),
-		issuer.WithNotFoundPageRevoked(a.cfg.IssuerHTML404Revoked))
+		issuer.WithNotFoundPageRevoked(a.cfg.Issuer404PageRevoked))
 }
 
 // runWorker runs the worker and the reconcile sweep until ctx is done. It

@@ -145,11 +145,12 @@ type Config struct {
 	// credentials travel in the issuer's answers, so only https://, or
 	// http:// to localhost, 127.0.0.0/8 or ::1, is accepted.
 	IssuerAllowHTTP bool
-	// IssuerHTML404Revoked is REKEY_ISSUER_HTML_404_REVOKED: take a 404
-	// answered with an HTML page to DELETE /credentials/{id} for a
-	// revocation. Default false: such a page is a router's or a
-	// framework's, and the revocation is retried (issuer.HTTP.Revoke).
-	IssuerHTML404Revoked bool
+	// Issuer404PageRevoked is REKEY_ISSUER_404_PAGE_REVOKED: take a 404
+	// that comes as a page (HTML, or a framework's default not-found
+	// answer) to DELETE /credentials/{id} for a revocation. Default false:
+	// such a page is a router's or a framework's, and the revocation is
+	// retried (issuer.HTTP.Revoke).
+	Issuer404PageRevoked bool
 	// PostgresServers is REKEY_POSTGRES_SERVERS (JSON), or the file named by
 	// REKEY_POSTGRES_SERVERS_FILE: the servers REKEY_ISSUER=postgres
 	// administers. No default.
@@ -216,7 +217,7 @@ func Load(env Lookup) (*Config, error) {
 		IssuerURL:               p.httpURL("REKEY_ISSUER_URL", ""),
 		IssuerSecret:            p.secret("REKEY_ISSUER_SECRET"),
 		IssuerAllowHTTP:         p.boolean("REKEY_ISSUER_ALLOW_HTTP", false),
-		IssuerHTML404Revoked:    p.boolean("REKEY_ISSUER_HTML_404_REVOKED", false),
+		Issuer404PageRevoked:    p.boolean("REKEY_ISSUER_404_PAGE_REVOKED", false),
 		PostgresServers:         p.postgresServers(),
 		PostgresKey:             p.postgresKey("REKEY_POSTGRES_KEY"),
 		DevPostgresURL:          p.secret("REKEY_DEV_POSTGRES_URL"),

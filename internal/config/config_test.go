@@ -58,7 +58,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"REKEY_BREAKER_FRACTION":           {"REKEY_BREAKER_FRACTION": "1.5"},
 		"REKEY_BREAKER_WINDOW":             {"REKEY_BREAKER_WINDOW": "1s"},
 		"REKEY_ISSUER_ALLOW_HTTP":          {"REKEY_ISSUER_ALLOW_HTTP": "sometimes"},
-		"REKEY_ISSUER_HTML_404_REVOKED":    {"REKEY_ISSUER_HTML_404_REVOKED": "maybe"},
+		"REKEY_ISSUER_404_PAGE_REVOKED":    {"REKEY_ISSUER_404_PAGE_REVOKED": "maybe"},
 		"REKEY_INSECURE_COOKIES":           {"REKEY_INSECURE_COOKIES": "sometimes"},
 		"REKEY_ISSUER_URL":                 {"REKEY_ISSUER_URL": "http://issuer.example"},
 		"REKEY_HOLD_QUIET":                 {"REKEY_HOLD_QUIET": "-1m"},

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -78,10 +79,11 @@ func WithAllowHTTP(allow bool) Option {
 	}
 }
 
-// WithNotFoundPageRevoked makes a 404 that comes as an HTML page mean
-// revoked too (REKEY_ISSUER_HTML_404_REVOKED), for an issuer whose framework
-// answers a credential it does not know with its HTML "not found" page and
-// that cannot be changed to answer it with JSON or an empty body. Without
+// WithNotFoundPageRevoked makes a 404 that comes as a page (answer.page)
+// mean revoked too (REKEY_ISSUER_404_PAGE_REVOKED), for an issuer whose
+// framework answers a credential it does not know with its default "not
+// found" page and that cannot be changed to answer it with JSON of its own
+// or an empty body. Without
 // it such an answer is an *Error with CodeNotFoundPage, retried.
 func WithNotFoundPageRevoked(revoked bool) Option {
 	return func(h *HTTP) error {
@@ -169,10 +171,10 @@ func (h *HTTP) Verify(ctx context.Context, instanceID, credentialID string) erro
 }
 
 // Revoke calls DELETE {base}/credentials/{id}: 2xx and 404 both mean
-// revoked; a 3xx does not, nor does a 404 that comes as an HTML page
-// (unless WithNotFoundPageRevoked). Such a page is what Heroku's router
-// answers for an app that was renamed or deleted, and what web frameworks
-// answer for a path they have no route for: it says the request did not
+// revoked; a 3xx does not, nor does a 404 that comes as a page
+// (answer.page; unless WithNotFoundPageRevoked). Such a page is what
+// Heroku's router answers for an app that was renamed or deleted, and what
+// web frameworks answer for a path they have no route for: it says the request did not
 // reach an issuer, not that the credential is gone, and taking it for a
 // revocation would leave every due credential working while rekey records
 // it revoked (I3). It is retried like a 5xx.
@@ -224,13 +226,20 @@ type answer struct {
 	contentType string // the Content-Type header as sent; may be empty
 }
 
-// page reports whether the answer is an HTML page: its Content-Type says so
-// or, when it names none, its body looks like one. An empty body is no page
-// whatever the header says (Flask, for one, labels every empty answer
-// text/html).
+// page reports whether the answer is a page that whatever serves the URL
+// answers for any path it has no route for, rather than an issuer's word:
+// an HTML page (its Content-Type says so or, when it names none, its body
+// looks like one), or the default not-found answer of Go's net/http
+// ("404 page not found") or of Starlette and FastAPI ({"detail":"Not
+// Found"}). An empty body is no page whatever the header says (Flask, for
+// one, labels every empty answer text/html).
 func (a answer) page() bool {
-	if len(bytes.TrimSpace(a.body)) == 0 {
+	body := bytes.TrimSpace(a.body)
+	if len(body) == 0 {
 		return false
+	}
+	if slices.ContainsFunc(defaultNotFound, func(d string) bool { return string(body) == d }) {
+		return true
 	}
 	ct := a.contentType
 	if ct == "" {
@@ -239,6 +248,10 @@ func (a answer) page() bool {
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && (mt == "text/html" || mt == "application/xhtml+xml")
 }
+
+// defaultNotFound are web frameworks' answers, spaces trimmed, for a path
+// they have no route for.
+var defaultNotFound = []string{"404 page not found", `{"detail":"Not Found"}`}
 
 // do sends one signed JSON request and returns the answer, its body read
 // with a size limit. A call that got no answer returns an *Error with the

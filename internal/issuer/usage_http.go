@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 	"unicode"
+
+	"github.com/rekeyhq/rekey/internal/secret"
 )
 
 // ActionUsage is the action named in a usage request's body.
@@ -32,6 +34,10 @@ func (h *HTTP) Usage(ctx context.Context, instanceID, credentialID string) (Usag
 	switch {
 	case err != nil:
 		return Usage{}, err
+	case a.status == http.StatusNotFound && a.page():
+		// Heroku's router or a framework answered, not the issuer: no
+		// evidence either way, so a hold keeps its last one.
+		return Usage{}, &Error{Op: "usage", Status: a.status, Code: CodeNotFoundPage}
 	case a.status == http.StatusNotFound:
 		return Usage{}, ErrUsageUnsupported
 	case !ok2xx(a.status):
@@ -73,9 +79,11 @@ func ClampUsage(at, now time.Time) time.Time {
 }
 
 // CleanUsedBy keeps a usage hint only when it is short printable text
-// (an address, a client name); anything else is dropped, not shown.
+// (an address, a client name); anything else is dropped, not shown. So is
+// text that looks like a token (secret.LooksGenerated), since the hint is
+// kept in clear and shown to operators and the customer (I5).
 func CleanUsedBy(s string) string {
-	if len(s) > maxUsedByLen {
+	if len(s) > maxUsedByLen || secret.LooksGenerated(s) {
 		return ""
 	}
 	for _, r := range s {

@@ -74,6 +74,17 @@ func TestUsageHostileAnswers(t *testing.T) {
 		"junk hint": {body: `{"last_used_at":"2020-01-01T00:00:00Z","last_used_by":"<script>\n"}`,
 			want: func(u issuer.Usage, err error) bool { return err == nil && u.LastUsedBy == "" }},
 		"server error": {status: http.StatusBadGateway, want: func(_ issuer.Usage, err error) bool { return err != nil }},
+		"token hint": {body: `{"last_used_at":"2020-01-01T00:00:00Z","last_used_by":"sk_live_4eC39HqLyjWDarjtT1zdp7dc"}`,
+			want: func(u issuer.Usage, err error) bool { return err == nil && u.LastUsedBy == "" }},
+		"address hint": {body: `{"last_used_at":"2020-01-01T00:00:00Z","last_used_by":"2001:db8::1 web.1"}`,
+			want: func(u issuer.Usage, err error) bool { return err == nil && u.LastUsedBy == "2001:db8::1 web.1" }},
+		// Heroku's router for a renamed issuer app: no evidence, not "unsupported".
+		"404 page": {status: http.StatusNotFound, body: "<!DOCTYPE html><html><body>No such app</body></html>",
+			want: func(_ issuer.Usage, err error) bool {
+				return errCode(err) == issuer.CodeNotFoundPage && !errors.Is(err, issuer.ErrUsageUnsupported)
+			}},
+		"404 of the issuer": {status: http.StatusNotFound, body: `{"error":"usage_unsupported"}`,
+			want: func(_ issuer.Usage, err error) bool { return errors.Is(err, issuer.ErrUsageUnsupported) }},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
@@ -247,5 +248,41 @@ func TestSavePendingAgainWithAnotherConfigIsAConflict(t *testing.T) {
 	got, err := s.PendingConfig(ctx, "inst-r", "k-1")
 	if err != nil || got["A_URL"].Reveal() != "first" {
 		t.Errorf("pending config after the conflict: %v; want the first one kept", err)
+	}
+}
+
+// An issuer that names a credential by its secret would put the secret in
+// key names, task payloads, logs and the history: such an id is refused
+// like any unusable one, and nothing is recorded under it (I5).
+func TestSavePendingRefusesAnIDHoldingItsSecret(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, _ := newHistoryStore(t)
+	if err := s.PutInstance(ctx, Registration{ID: "inst-s", APIVersion: APIv3, ConfigVars: []string{"A_URL", "A_TOKEN"},
+		CurrentCredentialID: "k-0"}); err != nil {
+		t.Fatal(err)
+	}
+	config := map[string]secret.String{
+		"A_URL":   secret.New("postgres://u_k:Pw5d8f7c9b4@db.example/app"),
+		"A_TOKEN": secret.New("tok_9f8e7d6c5b4a39281706"),
+	}
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-s", RotationID: "rot-s"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"Pw5d8f7c9b4", "k-tok_9f8e7d6c5b4a39281706"} {
+		err := s.SavePending(ctx, "inst-s", "rot-s", id, config)
+		if !errors.Is(err, ErrInvalidCredentialID) || strings.Contains(err.Error(), id) {
+			t.Errorf("SavePending(%q) = %v; want ErrInvalidCredentialID, without the id", id, err)
+		}
+		if _, err := s.Credential(ctx, "inst-s", id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("credential %q recorded: %v", id, err)
+		}
+		if dump := redistest.Dump(t, r); strings.Contains(dump, id) {
+			t.Errorf("%q found in Redis", id)
+		}
+	}
+	// The URL's user is no secret: an id that holds it is saved.
+	if err := s.SavePending(ctx, "inst-s", "rot-s", "u_k-2", config); err != nil {
+		t.Errorf("SavePending(u_k-2) = %v", err)
 	}
 }

@@ -128,9 +128,10 @@ func claimFrom(instanceID string, res []any) (Claim, error) {
 // config sealed. Saving the same credential again is a no-op; a different
 // credential for the same rotation is ErrConflict; an id the instance
 // already uses for another credential is ErrCredentialReused, one that
-// ValidID refuses ErrInvalidCredentialID.
+// ValidID refuses, or that holds a secret of its config (idHoldsSecret),
+// ErrInvalidCredentialID.
 func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID string, config map[string]secret.String) error {
-	if !ValidID(credID) {
+	if !ValidID(credID) || idHoldsSecret(credID, config) {
 		return invalidCredentialID("save pending", credID)
 	}
 	sealed, err := s.sealConfig(instanceID, credID, config)
@@ -169,6 +170,15 @@ func (s *Store) configFingerprints(config map[string]secret.String) (fp, all str
 		out = append(out, f[:configFingerprintLen]...)
 	}
 	return string(out[:configFingerprintLen]), string(out)
+}
+
+// idHoldsSecret reports whether credID holds a secret of config (a value
+// that looks generated, or a URL's password: secret.Holds). An issuer that
+// names a credential by its secret would put the secret in Redis key
+// names, task payloads, logs and the audit history, which only ever carry
+// ids (I5).
+func idHoldsSecret(credID string, config map[string]secret.String) bool {
+	return secret.Holds(credID, slices.Collect(maps.Values(config))...)
 }
 
 // invalidCredentialID is ErrInvalidCredentialID for an issuer's id,
