@@ -288,19 +288,22 @@ func (d *deprovisionOnMint) Mint(ctx context.Context, instanceID, rotationID str
 // does A's verify fail for good. A's view (no push attempted) is stale: the
 // store refuses to discard the credential Heroku holds, keeps it
 // unconfirmed, and it is never revoked while Heroku holds it (I1). The next
-// rotation replaces it on Heroku and it is revoked after its grace (I3).
+// rotation replaces it on Heroku; once B's unanswered push is older than
+// the window in which Heroku might still apply it (a second here, an hour
+// in production), it is revoked after its grace (I3).
 func TestAdversarialConcurrentRunsNeverDiscardAPushedCredential(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	release := make(chan struct{})
 	var verifies atomic.Int64
+	const window = time.Second
 	w := newWorld(t, worldParams{demo: []issuer.DemoOption{issuer.WithVerifyFault(func(string, string) error {
 		if verifies.Add(1) != 1 {
 			return nil
 		}
 		<-release
 		return &issuer.Error{Op: "verify", Status: 422}
-	})}})
+	})}, store: []store.Option{store.WithUnansweredPushWindow(window)}})
 	s := w.provision(1, sandbox.Mix{})[0]
 	rotationID := tasks.NewID("rot")
 	lost := &lostAnswer{release: release, st: w.store, rotationID: rotationID}
@@ -328,6 +331,7 @@ func TestAdversarialConcurrentRunsNeverDiscardAPushedCredential(t *testing.T) {
 		t.Fatalf("rotation %s; Heroku holds %s; its credential %s is %s (valid %v); want failed, held, unconfirmed and valid",
 			rot.State, held, c.ID, c.State, w.sb.Demo.Valid(c.ID))
 	}
+	time.Sleep(window) // B's push can no longer land
 	res := w.rotate(s.ID)
 	w.waitBatch(res.BatchID, 30*time.Second)
 	w.waitRevoked(20 * time.Second)

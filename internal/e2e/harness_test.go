@@ -64,6 +64,8 @@ type worldParams struct {
 	// redis replaces the test's private database (a server the test
 	// restarts).
 	redis *redistest.Redis
+	// store adds options to the world's store, which the workers share.
+	store []store.Option
 }
 
 func newWorld(t *testing.T, p worldParams) *world {
@@ -88,7 +90,7 @@ func newWorld(t *testing.T, p worldParams) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, redis: r, sb: sb, cfg: cfg, store: store.New(r.Client, sealer),
+	w := &world{t: t, redis: r, sb: sb, cfg: cfg, store: store.New(r.Client, sealer, p.store...),
 		queue: asynq.NewClientFromRedisClient(r.Client), insp: asynq.NewInspectorFromRedisClient(r.Client)}
 	sb.Checker.UseStore(w.store)
 	w.hc = w.herokuClient(nil, nil)

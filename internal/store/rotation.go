@@ -296,7 +296,7 @@ func (s *Store) PromotePushed(ctx context.Context, instanceID, rotationID, credI
 	keys := newPromoteKeys(instanceID, rotationID, credID)
 	args := []any{instanceID, rotationID, credID, ms(s.now()), grace.Milliseconds(),
 		s.eventsPerInstance, s.eventsGlobal, int64(s.finishedTTL.Seconds()), detail,
-		slotHash(instanceID), DefaultRotationPeriod.Milliseconds(), settled}
+		slotHash(instanceID), DefaultRotationPeriod.Milliseconds(), settled, s.pushWindow.Milliseconds()}
 	res, err := promoteScript.Run(ctx, s.rdb, keys.list(), args...).StringSlice()
 	if err != nil {
 		return Promoted{}, scriptError("promote", err)
@@ -630,7 +630,7 @@ var markPushScript = eventScript(`
 local st = get(KEYS[1], 'state')
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'minted' then return redis.error_reply('conflict rotation is ' .. st) end
-redis.call('HSETNX', KEYS[1], 'push_attempted_at', ARGV[1])
+redis.call('HSET', KEYS[1], 'push_attempted_at', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'push_attempts', 1)
 return 'ok'
 `)
@@ -638,7 +638,9 @@ return 'ok'
 // SettlePush records that n push attempts of the rotation (MarkPushAttempt)
 // can no longer land: Heroku refused them. A read-back of Heroku's config proves
 // a credential absent only while no attempt is unsettled: a request still
-// on its way could land after the read (Failure.Attempts).
+// on its way could land after the read (Failure.Attempts). An attempt that
+// got no such answer settles by itself once the rotation's last attempt is
+// older than UnansweredPushWindow.
 func (s *Store) SettlePush(ctx context.Context, rotationID string, n int) error {
 	keys := rotationOnlyKeys{rotation: rotationKey(rotationID)}
 	err := settlePushScript.Run(ctx, s.rdb, keys.list(), n).Err()
@@ -654,15 +656,30 @@ return 'ok'
 `)
 
 // PushAttempts returns how many push attempts of the rotation were made
-// and how many got their answer (SettlePush).
+// and how many are settled: refused (SettlePush), or all of them once the
+// last is older than UnansweredPushWindow.
 func (s *Store) PushAttempts(ctx context.Context, rotationID string) (attempts, settled int64, err error) {
-	vals, err := s.rdb.HMGet(ctx, rotationKey(rotationID), "push_attempts", "push_settled").Result()
+	vals, err := s.rdb.HMGet(ctx, rotationKey(rotationID), "push_attempts", "push_settled", "push_attempted_at").Result()
 	if err != nil {
 		return 0, 0, fmt.Errorf("push attempts: %w", err)
 	}
 	a, _ := vals[0].(string)
 	b, _ := vals[1].(string)
+	c, _ := vals[2].(string)
 	attempts, _ = strconv.ParseInt(a, 10, 64)
 	settled, _ = strconv.ParseInt(b, 10, 64)
+	if last, err := strconv.ParseInt(c, 10, 64); err == nil && ms(s.now())-last >= s.pushWindow.Milliseconds() {
+		settled = attempts
+	}
 	return attempts, settled, nil
 }
+
+// UnansweredPushWindow is how long after a push that got no answer, or a
+// 5xx, Heroku might still apply it (heroku.Refused): until then the push
+// counts as unsettled, and its credential is kept rather than revoked on
+// the strength of a read-back (I1). Heroku's router gives up on a request
+// after 30 s; an hour leaves room for whatever runs behind it.
+const UnansweredPushWindow = time.Hour
+
+// WithUnansweredPushWindow sets UnansweredPushWindow, for tests.
+func WithUnansweredPushWindow(d time.Duration) Option { return func(s *Store) { s.pushWindow = d } }

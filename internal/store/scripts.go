@@ -301,18 +301,18 @@ return 'saved'
 // (failScript) can be in the config any more: each becomes previous, with
 // the same revoke time as the superseded current one (I3), and leaves the
 // unconfirmed set. Except one whose own rotation still has a push
-// unanswered (push_attempts above push_settled): that push may land after
-// this one and put it back in the config (I1), so it stays unconfirmed, and
-// the first promotion after its push settles makes it previous. A rotation
-// record that expired (the rotation ttl) counts as settled, so a run that
-// died before settling keeps it unconfirmed no longer than that.
+// unanswered (push_attempts above push_settled, the last attempt less than
+// the window ago): that push may land after this one and put it back in the
+// config (I1), so it stays unconfirmed, and the first promotion after its
+// push settles makes it previous. A rotation record that expired (the
+// rotation ttl) counts as settled too.
 //
 // KEYS: promoteKeys (rotation.go), one field per key, in order.
 // ARGV: instance id, rotation id, credential id, now ms, grace ms,
 // instance event cap, fleet event cap, rotation ttl seconds, detail, slot
 // hash, default period ms, push attempts settled (added to the rotation's
 // push_settled first, as settlePushScript would, whatever the outcome; "0":
-// none).
+// none), the unanswered push window ms (UnansweredPushWindow).
 // Returns {previous credential id or "", revoke_at ms or "", superseded
 // unconfirmed credentials as "revoke_at ms,id,id..." or ""}; repeating a
 // promotion returns the same. Errors: "not_found", "conflict ...".
@@ -358,7 +358,8 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[15], 0, -1)) do
   local unsettled = false
   if urot ~= '' then
     local rkey = KEYS[16] .. urot
-    unsettled = (tonumber(get(rkey, 'push_attempts')) or 0) > (tonumber(get(rkey, 'push_settled')) or 0)
+    unsettled = (tonumber(get(rkey, 'push_attempts')) or 0) > (tonumber(get(rkey, 'push_settled')) or 0) and
+      now - (tonumber(get(rkey, 'push_attempted_at')) or 0) < tonumber(ARGV[13])
   end
   if id == ARGV[3] or get(ckey, 'state') ~= 'unconfirmed' then
     redis.call('ZREM', KEYS[15], id)

@@ -79,6 +79,8 @@ type Store struct {
 	// auditRetention is how long a deprovisioned instance's keys stay once
 	// nothing waits on them (retention.go).
 	auditRetention time.Duration
+	// pushWindow is UnansweredPushWindow, or a test's.
+	pushWindow time.Duration
 }
 
 // Option configures a Store.
@@ -105,6 +107,7 @@ func New(rdb redis.UniversalClient, sealer *seal.Sealer, opts ...Option) *Store 
 		eventsGlobal:      100_000,
 		finishedTTL:       30 * 24 * time.Hour,
 		auditRetention:    DefaultAuditRetention,
+		pushWindow:        UnansweredPushWindow,
 	}
 	for _, o := range opts {
 		o(s)

@@ -59,6 +59,38 @@ func TestPromotionKeepsAnUnconfirmedCredentialWhosePushIsUnanswered(t *testing.T
 	}
 }
 
+// A push that got no answer (or a 5xx) is never settled by an answer; it
+// settles by itself once it is older than the window in which Heroku might
+// still apply it: PushAttempts counts it settled, and the next promotion
+// makes its unconfirmed credential previous (I3), where one a moment
+// before the window ends kept it (I1).
+func TestUnansweredPushSettlesAfterTheWindow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-1", "cred-0")
+	f.keptUnconfirmed(t, "inst-1", "rot-1", "cred-1", 0)
+	if a, settled, err := f.st.PushAttempts(ctx, "rot-1"); err != nil || a != 1 || settled != 0 {
+		t.Fatalf("PushAttempts = %d, %d, %v; want 1 unsettled", a, settled, err)
+	}
+
+	f.now = f.now.Add(store.UnansweredPushWindow - time.Millisecond)
+	f.minted(t, "inst-1", "rot-2", "cred-2")
+	if p, err := f.st.PromoteRotation(ctx, "inst-1", "rot-2", "cred-2", time.Hour, ""); err != nil || len(p.Unconfirmed) != 0 {
+		t.Fatalf("promote within the window = %+v, %v; want cred-1 kept", p, err)
+	}
+
+	f.now = f.now.Add(time.Millisecond)
+	if a, settled, err := f.st.PushAttempts(ctx, "rot-1"); err != nil || settled != a {
+		t.Fatalf("PushAttempts after the window = %d, %d, %v; want all settled", a, settled, err)
+	}
+	f.minted(t, "inst-1", "rot-3", "cred-3")
+	p, err := f.st.PromoteRotation(ctx, "inst-1", "rot-3", "cred-3", time.Hour, "")
+	if err != nil || len(p.Unconfirmed) != 1 || p.Unconfirmed[0].CredentialID != "cred-1" {
+		t.Fatalf("promote after the window = %+v, %v; want cred-1 superseded", p, err)
+	}
+}
+
 // Deprovisioning discards the instance's unconfirmed credentials, due in
 // the revoke-due index after the grace (no promotion will ever come, I3),
 // and the instance's keys do not expire while they wait.
