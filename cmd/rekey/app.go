@@ -55,9 +55,15 @@ func loadConfig(env *environ) (*config.Config, error) {
 	return config.Load(env.lookup)
 }
 
-// newLogger builds the root logger of a process.
+// newLogger builds the root logger of a process, and with it warns of
+// REKEY_ settings in the environment that rekey does not read: a misspelt
+// one is otherwise ignored without a word.
 func newLogger(env *environ, cfg *config.Config, service string, console bool) zerolog.Logger {
-	return logging.New(logging.Options{Service: service, Level: cfg.LogLevel, Console: console, Out: env.stderr})
+	log := logging.New(logging.Options{Service: service, Level: cfg.LogLevel, Console: console, Out: env.stderr})
+	for _, w := range config.Unknown(env.names) {
+		log.Warn().Str("detail", w).Msg("unknown_setting")
+	}
+	return log
 }
 
 // openApp connects to Redis and builds the store and the queue client. It

@@ -28,3 +28,19 @@ func TestConfigErrorsPrintOneLinePerVariable(t *testing.T) {
 		}
 	}
 }
+
+// A misspelt REKEY_ setting is named on stderr, with the one meant, by any
+// command: otherwise it would be ignored without a word.
+func TestMisspeltSettingIsNamed(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	env := c.env()
+	env.names = []string{"PATH", "REDIS_URL", "REKEY_GRACEE"}
+	if err := runCommand(context.Background(), env, "revocations", "dead"); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.stderr.String(); !strings.Contains(got, "unknown_setting") ||
+		!strings.Contains(got, "REKEY_GRACEE is not a setting rekey reads; it is ignored (did you mean REKEY_GRACE?)") {
+		t.Errorf("stderr = %q; want the misspelt setting named", got)
+	}
+}

@@ -25,12 +25,16 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
 // environ is what a command reads and writes besides its arguments.
 type environ struct {
 	lookup func(string) (string, bool)
+	// names are the environment's variable names, for the warning about
+	// REKEY_ settings rekey does not read (config.Unknown).
+	names  []string
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
@@ -42,8 +46,8 @@ type environ struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	env := &environ{lookup: os.LookupEnv, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
-		terminal: isTerminal(os.Stdin)}
+	env := &environ{lookup: os.LookupEnv, names: environNames(os.Environ()), stdin: os.Stdin, stdout: os.Stdout,
+		stderr: os.Stderr, terminal: isTerminal(os.Stdin)}
 	if err := run(ctx, env, os.Args[1:]); err != nil {
 		code := report(os.Stderr, err)
 		stop()
@@ -74,4 +78,15 @@ func report(w io.Writer, err error) int {
 	}
 	printError(w, err)
 	return 1
+}
+
+// environNames returns the names of os.Environ's NAME=value entries.
+func environNames(entries []string) []string {
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if name, _, ok := strings.Cut(e, "="); ok {
+			names = append(names, name)
+		}
+	}
+	return names
 }
