@@ -69,6 +69,12 @@ func refusalSentence(r *store.Refusal, lim store.CustomerLimits, now time.Time) 
 	}
 	switch r.Reason {
 	case store.RefusedCustomerGrace:
+		if !r.Until.IsZero() && !r.Until.After(now) {
+			// Its revoke time has passed, but the revocation waits (a
+			// hold while the old credential is still in use, or a retry).
+			return "You can rotate again once the previous credential is revoked: its revocation is waiting " +
+				"because the old credential is still in use, or is being retried."
+		}
 		return fmt.Sprintf("You can rotate again after %s, when the previous credential is revoked.", hourMinute(r.Until, now))
 	case store.RefusedCustomerDaily:
 		return fmt.Sprintf("%d of %d rotations today used. You can rotate again after %s.", r.Count, lim.PerDay, hourMinute(r.Until, now))

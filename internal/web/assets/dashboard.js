@@ -15,7 +15,14 @@
   }
   function poll() {
     fetch("/dashboard/status", {credentials: "same-origin", headers: {"Accept": "application/json"}})
-      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (r) {
+        if (r.status === 401 || r.status === 403) {
+          text.textContent = "Your session has ended. Open this add-on again from your Heroku dashboard to follow the rotation.";
+          return null;
+        }
+        if (!r.ok) { throw new Error("status " + r.status); }
+        return r.json();
+      })
       .then(function (d) {
         if (!d) { return; }
         text.textContent = d.status;
