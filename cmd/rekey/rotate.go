@@ -273,6 +273,14 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 	if !f.asJSON {
 		writeRotated(env.stdout, res, f.queue, time.Since(start))
 	}
+	var pause *pauseWatch
+	switch {
+	case f.queue != tasks.QueueBulk:
+	case f.wait && err == nil:
+		pause = newPauseWatch(a) // says what --wait waits for
+	default:
+		warnBulkPaused(ctx, env.stderr, a, res.Enqueued)
+	}
 	if err != nil {
 		if f.asJSON {
 			_ = writeJSON(env.stdout, newRotateOutput(res, f.queue, nil))
@@ -281,7 +289,7 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 	}
 	switch {
 	case f.asJSON && f.wait:
-		b, err := watchBatch(ctx, env, a.store, res.BatchID, f.interval, false)
+		b, err := watchBatch(ctx, env, a.store, res.BatchID, f.interval, false, pause)
 		if err != nil {
 			return err
 		}
@@ -292,7 +300,7 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 	case f.asJSON:
 		return writeJSON(env.stdout, newRotateOutput(res, f.queue, nil))
 	case f.wait:
-		return followBatch(ctx, env, a.store, res.BatchID, f.interval, false)
+		return followBatch(ctx, env, a.store, res.BatchID, f.interval, false, pause)
 	}
 	fmt.Fprintf(env.stderr, "follow it with: rekey batches show %s --wait\n", res.BatchID)
 	return nil
