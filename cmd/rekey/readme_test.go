@@ -71,3 +71,40 @@ func TestReadmeCommandsExist(t *testing.T) {
 func hasFlag(c *cobra.Command, name string) bool {
 	return c.Flags().Lookup(name) != nil || c.InheritedFlags().Lookup(name) != nil
 }
+
+// TestResealHelpSaysWhenItIsSafe: `rekey keys reseal --help` and the
+// README's key rotation steps say reseal is safe only once every process
+// runs with the new key first, and that REKEY_POSTGRES_KEY is pinned
+// before the first key changes with the PostgreSQL issuer.
+func TestResealHelpSaysWhenItIsSafe(t *testing.T) {
+	var out syncBuffer
+	env := &environ{lookup: func(string) (string, bool) { return "", false }, stdin: strings.NewReader(""),
+		stdout: &out, stderr: io.Discard}
+	if err := runCommand(t.Context(), env, "keys", "reseal", "--help"); err != nil {
+		t.Fatal(err)
+	}
+	help := strings.Join(strings.Fields(out.String()), " ")
+	for _, want := range []string{"Run it only once every running process (web, worker, clock, one-off) holds the new key first in REKEY_ENCRYPTION_KEYS: restart them all with NEW,OLD first",
+		"pin REKEY_POSTGRES_KEY before changing the first key"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("rekey keys reseal --help lacks %q:\n%s", want, out.String())
+		}
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "### Encryption keys")
+	section, _, _ = strings.Cut(section, "\n#")
+	section = strings.Join(strings.Fields(section), " ")
+	for _, want := range []string{"with `REKEY_ISSUER=postgres` and `REKEY_POSTGRES_KEY` unset, pin it first",
+		"printf %s rekey-postgres-issuer-key | openssl dgst -sha256 -binary -mac HMAC",
+		"2. only then run `rekey keys reseal`"} {
+		if !strings.Contains(section, want) {
+			t.Errorf("README's \"Encryption keys\" lacks %q", want)
+		}
+	}
+	if strings.Contains(string(readme), "idempotent and safe while workers run |") {
+		t.Error("README's command table still calls reseal safe while workers run, without the condition")
+	}
+}
