@@ -71,7 +71,7 @@ under way finish. Prints the batch's counts afterwards.`,
 
 func showBatch(ctx context.Context, env *environ, a *app, id string, wait, asJSON bool, interval time.Duration) error {
 	if wait {
-		return followBatch(ctx, env, a.store, id, interval, asJSON)
+		return followBatch(ctx, env, a.store, id, interval, asJSON, newPauseWatch(a))
 	}
 	b, err := a.store.Batch(ctx, id)
 	if err != nil {
@@ -166,8 +166,8 @@ func failureSummary(f map[string]int64) string {
 
 // followBatch follows a batch until it is done (watchBatch), then prints
 // it. It fails when any rotation of the batch failed.
-func followBatch(ctx context.Context, env *environ, st *store.Store, id string, interval time.Duration, asJSON bool) error {
-	b, err := watchBatch(ctx, env, st, id, interval, !asJSON)
+func followBatch(ctx context.Context, env *environ, st *store.Store, id string, interval time.Duration, asJSON bool, pause *pauseWatch) error {
+	b, err := watchBatch(ctx, env, st, id, interval, !asJSON, pause)
 	if err != nil {
 		return err
 	}
@@ -184,8 +184,10 @@ func followBatch(ctx context.Context, env *environ, st *store.Store, id string, 
 // watchBatch looks at a batch every interval until it is done and returns
 // it. With progress it shows the progress on a terminal as a bar and
 // otherwise as a line per change (and one every half minute without
-// change).
-func watchBatch(ctx context.Context, env *environ, st *store.Store, id string, interval time.Duration, progress bool) (store.Batch, error) {
+// change). With pause, it says on stderr when the bulk queue is paused, and
+// why, and when it runs again, while rotations of the batch are in flight.
+func watchBatch(ctx context.Context, env *environ, st *store.Store, id string, interval time.Duration, progress bool,
+	pause *pauseWatch) (store.Batch, error) {
 	tty := progress && isTerminal(env.stdout)
 	var m meter
 	var last store.Batch
@@ -213,6 +215,15 @@ func watchBatch(ctx context.Context, env *environ, st *store.Store, id string, i
 				fmt.Fprintln(env.stdout)
 			}
 			return b, nil
+		}
+		if b.InFlight > 0 {
+			if line := pause.look(ctx); line != "" {
+				if tty {
+					fmt.Fprintln(env.stdout) // leave the bar's line
+					m.width = 0
+				}
+				fmt.Fprintln(env.stderr, line)
+			}
 		}
 		select {
 		case <-ctx.Done():

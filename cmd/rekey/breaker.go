@@ -117,8 +117,14 @@ func resumeBreaker(ctx context.Context, env *environ, b *breaker.Breaker, confir
 	case confirm:
 	case !env.terminal:
 		return usagef("breaker not resumed: pass --confirm when not on a terminal")
-	case !askResume(env, s):
-		return errNotConfirmed
+	default:
+		yes, err := askResume(ctx, env, s)
+		if err != nil {
+			return err
+		}
+		if !yes {
+			return errNotConfirmed
+		}
 	}
 	if _, err := b.Resume(ctx, by); err != nil {
 		return err
@@ -127,9 +133,8 @@ func resumeBreaker(ctx context.Context, env *environ, b *breaker.Breaker, confir
 	return nil
 }
 
-// askResume shows why the breaker opened and asks for a y.
-func askResume(env *environ, s breaker.Status) bool {
-	fmt.Fprintf(env.stdout, "breaker: %s\n", s.Line())
-	fmt.Fprint(env.stdout, "Has Heroku recovered (client secret, partner account)? Resume bulk and scheduled work? [y/N] ")
-	return answeredYes(env.stdin)
+// askResume shows, on stderr, why the breaker opened and asks for a y.
+func askResume(ctx context.Context, env *environ, s breaker.Status) (bool, error) {
+	return ask(ctx, env, fmt.Sprintf("breaker: %s\nHas Heroku recovered (client secret, partner account)? "+
+		"Resume bulk and scheduled work? [y/N] ", s.Line()), "nothing was done")
 }

@@ -31,6 +31,9 @@ for production.`,
 			if o.Instances < 1 {
 				return usagef("--instances must be at least 1")
 			}
+			if err := checkDevDurations(o); err != nil {
+				return err
+			}
 			if o.Issuer != "demo" && o.Issuer != "postgres" {
 				return usagef("--issuer must be demo or postgres")
 			}
@@ -40,11 +43,30 @@ for production.`,
 	fl := c.Flags()
 	fl.BoolVar(&o.Once, "once", false, "exit when every old credential is revoked (0 when all went well); serve no web process")
 	fl.IntVar(&o.Instances, "instances", 20, "sample instances to provision and rotate")
-	fl.DurationVar(&o.Grace, "grace", 30*time.Second, "grace period before old credentials are revoked")
+	fl.DurationVar(&o.Grace, "grace", 30*time.Second, "grace period before old credentials are revoked: at least 1s and more than twice --restart-delay")
 	fl.DurationVar(&o.RestartDelay, "restart-delay", 3*time.Second, "simulated dyno restart delay (twice as long in Private Spaces)")
-	fl.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "with --once, give up after this long")
+	fl.DurationVar(&o.Timeout, "timeout", 0, "with --once, give up after this long (default: 2m, longer for more --instances or a longer --grace)")
 	fl.StringVar(&o.WebAddr, "web-addr", "127.0.0.1:5000", "without --once, where the web process listens (port 0: any free port)")
 	fl.StringVar(&o.Issuer, "issuer", "demo", "demo (the demo webhook issuer) or postgres (login roles of a local PostgreSQL, REKEY_DEV_POSTGRES_URL)")
 	fl.BoolVar(&o.AllowForeignRedis, "allow-foreign-redis", false, "run on a REDIS_URL that holds data rekey dev did not write (never next to real workers)")
 	return c
+}
+
+// checkDevDurations refuses a grace the run cannot use, as one usage error
+// about the flag: rekey dev passes --grace on as REKEY_GRACE,
+// REKEY_MIN_GRACE and REKEY_PRIVATE_SPACE_GRACE, which must be at least
+// 1s, and a dyno must restart (twice --restart-delay in a Private Space)
+// before its old credential is revoked. --grace 0 is refused, not taken
+// for the default.
+func checkDevDurations(o devstack.Options) error {
+	switch {
+	case o.RestartDelay <= 0:
+		return usagef("--restart-delay must be positive, got %s", o.RestartDelay)
+	case o.Timeout < 0:
+		return usagef("--timeout must not be negative, got %s", o.Timeout)
+	case o.Grace < time.Second || o.Grace <= 2*o.RestartDelay:
+		return usagef("--grace must be at least 1s and more than twice --restart-delay (over %s with --restart-delay %s), got %s",
+			2*o.RestartDelay, o.RestartDelay, o.Grace)
+	}
+	return nil
 }

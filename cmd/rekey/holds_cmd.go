@@ -55,8 +55,12 @@ fail. Asks on a terminal; needs --confirm off one.`,
 			case !env.terminal:
 				return usagef("%s not released: pass --confirm when not on a terminal", args[0])
 			default:
-				fmt.Fprintf(env.stdout, "Releasing %s revokes it now and breaks whoever still uses it. Release? [y/N] ", args[0])
-				if !answeredYes(env.stdin) {
+				yes, err := ask(c.Context(), env, fmt.Sprintf("Releasing %s revokes it now and breaks whoever still uses it. Release? [y/N] ", args[0]),
+					"nothing was done")
+				if err != nil {
+					return err
+				}
+				if !yes {
 					return fmt.Errorf("%s not released: answer y, or pass --confirm", args[0])
 				}
 			}

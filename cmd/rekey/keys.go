@@ -45,10 +45,15 @@ so a script does not drop a key on its word.`,
 	status.Flags().BoolVar(&asJSON, "json", false, "print the counts as JSON")
 	reseal := &cobra.Command{
 		Use:   "reseal",
-		Short: "Seal every stored value again under the first key (safe while workers run)",
+		Short: "Seal every stored value again under the first key (once every process has it first)",
 		Long: `Seals every stored value again under the first key of REKEY_ENCRYPTION_KEYS, each with a
-compare-and-set, so it is safe while workers run and can be run again. Progress on stderr, counts on
-stdout; exits 1 when a value was left under another key.`,
+compare-and-set, and can be run again. Run it only once every running process (web, worker, clock,
+one-off) holds the new key first in REKEY_ENCRYPTION_KEYS: restart them all with NEW,OLD first. A
+process still on the old list cannot open what reseal wrote, and one with the new key listed but not
+first keeps sealing under the old key. With that done it is safe while workers run: a value a
+rotation rewrote meanwhile is read again, not overwritten. With REKEY_ISSUER=postgres, pin
+REKEY_POSTGRES_KEY before changing the first key (README.md, "Encryption keys"). Progress on stderr,
+counts on stdout; exits 1 when a value was left under another key.`,
 		Example: `  rekey keys reseal && rekey keys status`,
 		Args:    noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -58,9 +63,10 @@ stdout; exits 1 when a value was left under another key.`,
 	return newGroupCmd(&cobra.Command{
 		Use:   "keys",
 		Short: "Encryption keys: values per key; reseal them under the first",
-		Long: `To retire a key: put the new key first in REKEY_ENCRYPTION_KEYS and keep the old one after it,
-restart every process, run 'rekey keys reseal', check 'rekey keys status' shows nothing under the
-old key, then drop it.`,
+		Long: `To retire a key: with REKEY_ISSUER=postgres, first pin REKEY_POSTGRES_KEY (README.md, "Encryption
+keys"); put the new key first in REKEY_ENCRYPTION_KEYS and keep the old one after it (NEW,OLD),
+restart every process, and only then run 'rekey keys reseal'; check 'rekey keys status' shows
+nothing under the old key, then drop it.`,
 		Example: `  rekey keys status
   rekey keys reseal`,
 	}, status, reseal)

@@ -16,7 +16,8 @@
 //
 // The command tree is in root.go. Configuration comes from the environment
 // (see README.md). Exit status: 0 on success and for --help, 1 when a
-// command fails, 2 when it was called wrongly.
+// command fails, 2 when it was called wrongly, 130 when interrupted at a
+// [y/N] question (nothing was done).
 package main
 
 import (
@@ -70,13 +71,17 @@ func run(ctx context.Context, env *environ, args []string) error {
 }
 
 // report prints err and returns the exit status: 2 and a one-line hint for
-// a usage error, 1 and the error's sentences for any other failure.
+// a usage error, 130 for a command interrupted at a question (it did
+// nothing), 1 and the error's sentences for any other failure.
 func report(w io.Writer, err error) int {
 	if u, ok := asUsage(err); ok {
 		fmt.Fprintln(w, u.hint())
 		return 2
 	}
 	printError(w, err)
+	if _, ok := asInterrupted(err); ok {
+		return exitInterrupted
+	}
 	return 1
 }
 

@@ -65,7 +65,8 @@ plan's summary and ask on a terminal, and need --confirm off one (nothing is enq
 	fl.StringVar(&f.from, "from", "", "read instance ids from `FILE` (- for stdin)")
 	fl.StringVar(&f.reason, "reason", "operator request", "why, for the audit trail")
 	fl.DurationVar(&f.grace, "grace", 0, "grace period before old credentials are revoked (0: each instance's)")
-	fl.StringVar(&f.queue, "queue", "", "interactive, default or bulk (default: interactive for one id, bulk for --all and --from, else default)")
+	fl.StringVar(&f.queue, "queue", "", "interactive, default or bulk (default: interactive for one id, bulk for --all and --from, else default); "+
+		"interactive takes at most 10 instances and never --all: it is for customers' own rotations")
 	fl.BoolVar(&f.skipPrevious, "skip-if-previous", false, "skip instances whose previous credential still waits for revocation")
 	fl.BoolVar(&f.plan, "plan", false, "print what would happen and change nothing")
 	fl.BoolVar(&f.skipInvalid, "skip-invalid", false, "rotate the valid ids even when some are malformed, unknown, deprovisioned or repeated")
@@ -95,6 +96,8 @@ func (f *rotateFlags) check() error {
 		return usagef("--interval must be positive")
 	case f.plan && f.wait:
 		return usagef("--plan changes nothing, so there is nothing to --wait for")
+	case f.all && f.queue == tasks.QueueInteractive:
+		return errInteractiveFleet("--all")
 	}
 	if f.queue == "" {
 		f.queue = tasks.QueueDefault
@@ -108,6 +111,19 @@ func (f *rotateFlags) check() error {
 	return nil
 }
 
+// interactiveLimit is how many instances one request may put on the
+// interactive queue: its worker slots are kept for customers rotating
+// their own instance (the dashboard's button), who wait for the answer.
+const interactiveLimit = 10
+
+// errInteractiveFleet refuses a fleet-sized request on the interactive
+// queue, which would take the slots customers' own rotations wait for.
+func errInteractiveFleet(what string) error {
+	return usagef("--queue interactive is for customers' own rotations, not for %s: use --queue bulk "+
+		"(the default for --all and --from); at most %d instances may go on the interactive queue at once",
+		what, interactiveLimit)
+}
+
 func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
 	a, err := openProducer(ctx, env, "rotate")
 	if err != nil {
@@ -117,6 +133,9 @@ func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
 	ids, problems, err := rotationIDs(ctx, env, a, f)
 	if err != nil {
 		return err
+	}
+	if f.queue == tasks.QueueInteractive && len(ids) > interactiveLimit {
+		return errInteractiveFleet(instances(len(ids)))
 	}
 	refused := reportProblems(env.stderr, f, problems, len(ids))
 	if f.plan {
@@ -254,6 +273,14 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 	if !f.asJSON {
 		writeRotated(env.stdout, res, f.queue, time.Since(start))
 	}
+	var pause *pauseWatch
+	switch {
+	case f.queue != tasks.QueueBulk:
+	case f.wait && err == nil:
+		pause = newPauseWatch(a) // says what --wait waits for
+	default:
+		warnBulkPaused(ctx, env.stderr, a, res.Enqueued)
+	}
 	if err != nil {
 		if f.asJSON {
 			_ = writeJSON(env.stdout, newRotateOutput(res, f.queue, nil))
@@ -262,7 +289,7 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 	}
 	switch {
 	case f.asJSON && f.wait:
-		b, err := watchBatch(ctx, env, a.store, res.BatchID, f.interval, false)
+		b, err := watchBatch(ctx, env, a.store, res.BatchID, f.interval, false, pause)
 		if err != nil {
 			return err
 		}
@@ -273,7 +300,7 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 	case f.asJSON:
 		return writeJSON(env.stdout, newRotateOutput(res, f.queue, nil))
 	case f.wait:
-		return followBatch(ctx, env, a.store, res.BatchID, f.interval, false)
+		return followBatch(ctx, env, a.store, res.BatchID, f.interval, false, pause)
 	}
 	fmt.Fprintf(env.stderr, "follow it with: rekey batches show %s --wait\n", res.BatchID)
 	return nil

@@ -27,7 +27,7 @@ func needsConfirm(f rotateFlags, ids int) bool {
 // confirmRotation asks on a terminal, after the plan's one-line summary,
 // whether to go ahead; off a terminal it refuses without --confirm, as
 // `heroku pg:credentials:rotate` does. The question goes to stderr so that
-// --json output stays clean.
+// --json output stays clean; Ctrl-C at it enqueues nothing and exits 130.
 func confirmRotation(ctx context.Context, env *environ, a *app, f rotateFlags, ids []string) error {
 	if !env.terminal {
 		return usagef("rotating %s restarts customers' apps, so it needs --confirm when not run from a terminal; "+
@@ -37,8 +37,11 @@ func confirmRotation(ctx context.Context, env *environ, a *app, f rotateFlags, i
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stderr, "%s\nRotate them now? [y/N] ", planSummary(pl))
-	if !answeredYes(env.stdin) {
+	yes, err := ask(ctx, env, planSummary(pl)+"\nRotate them now? [y/N] ", "nothing was enqueued")
+	if err != nil {
+		return err
+	}
+	if !yes {
 		return errDeclined
 	}
 	return nil

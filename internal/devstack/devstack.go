@@ -53,7 +53,8 @@ type Options struct {
 	// RestartDelay is the fake's dyno restart delay, twice as long in
 	// Private Spaces. Default 3 s. It must be under half the grace.
 	RestartDelay time.Duration
-	// Timeout bounds a run with Once. Default 2 minutes.
+	// Timeout bounds a run with Once. Zero: onceTimeout, at least 2
+	// minutes and longer for many instances or a long grace.
 	Timeout time.Duration
 	// WebAddr is where the web process listens without Once. Default
 	// 127.0.0.1:5000; port 0 picks a free port.
@@ -80,7 +81,6 @@ func (o Options) withDefaults() Options {
 	o.Instances = orInt(o.Instances, 20)
 	o.Grace = orDuration(o.Grace, 30*time.Second)
 	o.RestartDelay = orDuration(o.RestartDelay, 3*time.Second)
-	o.Timeout = orDuration(o.Timeout, 2*time.Minute)
 	if o.WebAddr == "" {
 		o.WebAddr = "127.0.0.1:5000"
 	}
@@ -181,7 +181,25 @@ const (
 
 // holdDemoUse is how long past the grace the held instance's old
 // credential stays in use: half the grace, at most 15 s.
-func (r *run) holdDemoUse() time.Duration { return min(r.o.Grace/2, 15*time.Second) }
+func (r *run) holdDemoUse() time.Duration { return holdDemoUse(r.o.Grace) }
+
+func holdDemoUse(grace time.Duration) time.Duration { return min(grace/2, 15*time.Second) }
+
+// minOnceTimeout is the least default timeout of a run with Once.
+const minOnceTimeout = 2 * time.Minute
+
+// onceTimeout is the default timeout of a run with Once: what two Heroku
+// calls an instance take at the budget's pace (a config update, and an
+// OAuth token refresh at most), plus the grace, the held instance's use
+// past it, the slowest dyno restart, and a minute to spare; at least
+// minOnceTimeout. 120 instances at 4000 calls an hour take over two
+// minutes (2m16s here), and a run that rotated them all must not fail for
+// it: they get 5m19s.
+func onceTimeout(o Options, perHour int) time.Duration {
+	work := fleet.Estimate(2*o.Instances, perHour)
+	d := work + o.Grace + holdDemoUse(o.Grace) + 2*o.RestartDelay + time.Minute
+	return max(minOnceTimeout, d.Round(time.Second))
+}
 
 // config is this run's environment: the sandbox's, the short grace, and
 // fresh web credentials.
@@ -207,6 +225,9 @@ func (r *run) start(ctx context.Context, redisURL string) error {
 		return err
 	}
 	r.cfg = cfg
+	if r.o.Timeout <= 0 {
+		r.o.Timeout = onceTimeout(r.o, cfg.HerokuRate)
+	}
 	st, err := r.o.Open(ctx, cfg)
 	if err != nil {
 		return err

@@ -28,7 +28,11 @@ func (r *run) rotate(ctx context.Context, samples []sandbox.Sample) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(r.o.Stderr, "rekey dev: batch %s: %d rotations enqueued, grace %s\n", res.BatchID, res.Enqueued, r.o.Grace)
+	fmt.Fprintf(r.o.Stderr, "rekey dev: batch %s: %d rotations enqueued, grace %s", res.BatchID, res.Enqueued, r.o.Grace)
+	if r.o.Once {
+		fmt.Fprintf(r.o.Stderr, "; giving up after %s (--timeout)", r.o.Timeout)
+	}
+	fmt.Fprintln(r.o.Stderr)
 	b, err := r.watch(ctx, res.BatchID, start)
 	summary := r.summary(b, time.Since(start))
 	fmt.Fprint(r.o.Stdout, summary.String())
@@ -74,7 +78,8 @@ func (r *run) watch(ctx context.Context, batchID string, start time.Time) (store
 			return b, errors.New("interrupted")
 		case <-deadline:
 			if r.o.Once {
-				return b, fmt.Errorf("not finished after %s", r.o.Timeout)
+				return b, fmt.Errorf("not finished after %s (rotated %d/%d, old credentials revoked %d/%d): "+
+					"give it longer with --timeout", r.o.Timeout, b.Succeeded, b.Total, b.Revoked, b.Succeeded)
 			}
 		case <-tick.C:
 		}

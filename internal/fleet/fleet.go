@@ -168,14 +168,31 @@ func (p *Producer) Rotate(ctx context.Context, req Request) (Result, error) {
 	}
 	items, err := p.each(ctx, ids, req)
 	res := tally(req.BatchID, append(gone, items...))
-	// Instances that went away between the check and their claim, or that
-	// a limit refused, count as skipped in the batch, so that it still adds
-	// up to its total.
-	if cerr := p.store.CountBatch(ctx, req.BatchID, res.Enqueued, res.Joined, res.Skipped+res.Refused+res.Gone-len(gone)); cerr != nil {
+	// Instances that went away between the check and their claim, that a
+	// limit refused, or whose claim failed (the request was interrupted,
+	// Redis failed) count as skipped in the batch, so that it still adds
+	// up to its total and is done once its rotations finish.
+	unclaimed := 0
+	for _, it := range items {
+		if it.Status == "" {
+			unclaimed++
+		}
+	}
+	// The counts are written even when ctx is cancelled (an operator's
+	// Ctrl-C during `rekey rotate --all`): the rotations claimed run
+	// anyway, and a batch left without its counts would show none enqueued
+	// and never be done.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), countTimeout)
+	defer cancel()
+	if cerr := p.store.CountBatch(cctx, req.BatchID, res.Enqueued, res.Joined,
+		res.Skipped+res.Refused+res.Gone-len(gone)+unclaimed); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	return res, err
 }
+
+// countTimeout bounds writing a batch's counts once its context is done.
+const countTimeout = 5 * time.Second
 
 // withDefaults fills the batch id and the queue.
 func withDefaults(req Request, n int) Request {

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// devEnv is an environment with no variables: rekey dev on its embedded
+// Redis.
+func devEnv() (*environ, *syncBuffer, *syncBuffer) {
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	return &environ{lookup: func(string) (string, bool) { return "", false }, stdin: strings.NewReader(""),
+		stdout: out, stderr: errOut}, out, errOut
+}
+
+// TestDevGraceOutOfRangeIsOneUsageError: a --grace the run cannot use is
+// one usage error about --grace naming its range (exit 2), not errors
+// about variables the user never set; --grace 0 is refused, not taken for
+// 30s.
+func TestDevGraceOutOfRangeIsOneUsageError(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--grace", "500ms"}, "--grace must be at least 1s and more than twice --restart-delay (over 6s with --restart-delay 3s), got 500ms"},
+		{[]string{"--grace", "500ms", "--restart-delay", "100ms"}, "--grace must be at least 1s and more than twice --restart-delay (over 200ms with --restart-delay 100ms), got 500ms"},
+		{[]string{"--grace", "6s"}, "got 6s"},
+		{[]string{"--grace", "0"}, "got 0s"},
+		{[]string{"--restart-delay", "0"}, "--restart-delay must be positive"},
+		{[]string{"--timeout", "-1s"}, "--timeout must not be negative"},
+	} {
+		env, _, stderr := devEnv()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := runCommand(ctx, env, "dev", append([]string{"--once", "--instances", "1"}, tt.args...)...)
+		cancel()
+		var printed bytes.Buffer
+		code := 0
+		if err != nil {
+			code = report(&printed, err)
+		}
+		hint := printed.String()
+		if code != 2 || !strings.Contains(hint, tt.want) || strings.Count(hint, "\n") != 1 || strings.Contains(hint, "REKEY_") {
+			t.Errorf("rekey dev %s: exit %d, printed %q; want exit 2 and one line with %q\nstderr:\n%s",
+				strings.Join(tt.args, " "), code, hint, tt.want, stderr)
+		}
+	}
+}
+
+// TestDevTimeoutNamesTheFlag: a run with --once that does not finish in
+// time says how far it got and that --timeout gives it longer.
+func TestDevTimeoutNamesTheFlag(t *testing.T) {
+	env, _, stderr := devEnv()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := runCommand(ctx, env, "dev", "--once", "--instances", "2", "--grace", "3s", "--restart-delay", "1s", "--timeout", "10ms")
+	if err == nil || !strings.Contains(err.Error(), "not finished after 10ms") || !strings.Contains(err.Error(), "give it longer with --timeout") {
+		t.Fatalf("err = %v, want it to name --timeout\nstderr:\n%s", err, stderr)
+	}
+	if !strings.Contains(stderr.String(), "giving up after 10ms (--timeout)") {
+		t.Errorf("the run did not say when it gives up:\n%s", stderr)
+	}
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// pauseBulk pauses the bulk queue, as an opening breaker does when open,
+// else as an operator does from /monitoring. asynq pauses only a queue it
+// knows, one that held a task: a worker's earlier wave left one.
+func (c *cli) pauseBulk(t *testing.T, open bool) {
+	t.Helper()
+	ctx := context.Background()
+	if open {
+		p := store.BreakerPolicy{Threshold: 2, Fraction: 0.5, Window: time.Minute}
+		for i := range 2 {
+			if _, err := c.st.ObserveBreaker(ctx, "denied-"+instanceID(i), store.DeniedForbidden, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st, err := c.st.BreakerState(ctx); err != nil || !st.Open() {
+			t.Fatalf("the breaker did not open: %v", err)
+		}
+	}
+	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-w", RotationID: "rot-w"}, asynq.Queue(tasks.QueueBulk))
+	if _, err := asynq.NewClientFromRedisClient(c.r.Client).Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	if err := asynq.NewInspectorFromRedisClient(c.r.Client).PauseQueue(tasks.QueueBulk); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRotateAllWarnsOfPausedBulkQueue: rotate --all on a paused bulk queue
+// still enqueues, and warns on stderr naming the pause and how to resume.
+func TestRotateAllWarnsOfPausedBulkQueue(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		open bool
+		want []string
+	}{
+		{"breaker open", true, []string{"warning: the bulk queue is paused, so none of these 3 rotations starts until it is resumed",
+			"the circuit breaker is OPEN since ", "resume with `rekey breaker resume`"}},
+		{"paused by hand", false, []string{"warning: the bulk queue is paused, so none of these 3 rotations starts until it is resumed",
+			"paused by hand", "resume it with `rekey breaker resume`"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCLI(t)
+			ids := c.register(t, 3)
+			if err := c.run(t, "rotate", "--all", "--confirm"); err != nil || strings.Contains(c.stderr.String(), "warning") {
+				t.Fatalf("a running bulk queue: err %v, stderr:\n%s", err, c.stderr)
+			}
+			c.complete(t, ids, nil)
+			c.pauseBulk(t, tt.open)
+			if err := c.run(t, "rotate", "--all", "--confirm"); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(c.stdout.String(), "3 enqueued on bulk") {
+				t.Errorf("stdout: %s", c.stdout)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(c.stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, c.stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestRotateWaitSaysItWaitsForThePause: rotate --all --wait on a paused
+// bulk queue says what it waits for, and says when the queue runs again.
+func TestRotateWaitSaysItWaitsForThePause(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 3)
+	c.pauseBulk(t, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- runCommand(ctx, c.env(), "rotate", "--all", "--confirm", "--wait", "--interval", "10ms")
+	}()
+	c.waitFor(t, "the waiting line", func() bool {
+		return strings.Contains(c.stderr.String(), "waiting: the bulk queue is paused, so its rotations do not start: the circuit breaker is OPEN since")
+	})
+	if err := runCommand(ctx, &environ{lookup: c.env().lookup, stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &syncBuffer{}},
+		"breaker", "resume", "--confirm"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, "the running line", func() bool { return strings.Contains(c.stderr.String(), "the bulk queue runs again") })
+	c.complete(t, ids, nil)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("rotate --wait: %v\n%s", err, c.stderr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("rotate --wait did not end with its batch")
+	}
+	if strings.Count(c.stderr.String(), "waiting:") != 1 {
+		t.Errorf("the waiting line is repeated:\n%s", c.stderr)
+	}
+	t.Logf("stderr:\n%s", c.stderr)
+}
