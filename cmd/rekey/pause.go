@@ -60,22 +60,21 @@ func newPauseWatch(a *app) *pauseWatch {
 	return &pauseWatch{check: func(ctx context.Context) string { return bulkPause(ctx, a) }}
 }
 
-// look checks the queue and returns the line to print when its state
-// changed, else "".
+// look checks the queue and returns the line to print when it went from
+// running to paused or back, else "". A pause whose reason changes stays
+// one pause: `rekey breaker resume` closes the breaker a moment before it
+// resumes the queue, which reads as "paused by hand" in between.
 func (p *pauseWatch) look(ctx context.Context) string {
 	if p == nil {
 		return ""
 	}
 	why := p.check(ctx)
-	if why == p.last {
-		return ""
-	}
 	was := p.last
 	p.last = why
 	switch {
-	case why != "":
+	case why != "" && was == "":
 		return "waiting: the bulk queue is paused, so its rotations do not start: " + why
-	case was != "":
+	case why == "" && was != "":
 		return "the bulk queue runs again"
 	}
 	return ""
