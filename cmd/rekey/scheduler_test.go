@@ -196,7 +196,6 @@ func waitFor(t *testing.T, cond func() bool) {
 // both periods and --set-period, and leaves the published period alone;
 // with --set-period it publishes its own.
 func TestSchedulerWithAnotherPeriodRefusesUnlessSetPeriod(t *testing.T) {
-	t.Parallel()
 	ctx := context.Background()
 	g := newSchedulerRig(t)
 	if _, err := g.st.PublishSchedulePolicy(ctx, store.SchedulePolicy{Period: 2160 * time.Hour, QuarantineAfter: 3}); err != nil {
