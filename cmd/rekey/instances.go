@@ -28,19 +28,31 @@ instance: its state, credentials waiting for revocation and recent audit events 
 }
 
 func newInstancesImportCmd(env *environ) *cobra.Command {
-	return &cobra.Command{
+	var includeDeprovisioned bool
+	c := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Register instances from JSON lines (- for stdin)",
 		Long: `Registers one instance per JSON line of FILE (- for stdin), each like the API's PUT body plus "id".
 Blank lines and lines starting with # are skipped. Each bad line is reported by number; the command
-exits 1 when any line was refused (the others are registered).`,
+exits 1 when any line was refused (the others are registered).
+
+An instance rekey knows as deprovisioned is skipped, and counted: a file imported again must not
+bring back add-ons their partner deleted since. --include-deprovisioned registers them again, as a
+PUT would; a line whose current_credential_id names a credential rekey rotated away (previous,
+discarded, revoked) is then refused.`,
 		Example: `  rekey instances import instances.jsonl
-  echo '{"id":"inst-1","api_version":"v3","config_vars":["MYADDON_URL"]}' | rekey instances import -`,
+  echo '{"id":"inst-1","api_version":"v3","config_vars":["MYADDON_URL"]}' | rekey instances import -
+  rekey instances import --include-deprovisioned reprovisioned.jsonl`,
 		Args: exactArgs(1, "one FILE (- for stdin)"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return withProducer(c.Context(), env, "instances", func(a *app) error { return importInstances(c.Context(), env, a, args[0]) })
+			return withProducer(c.Context(), env, "instances", func(a *app) error {
+				return importInstances(c.Context(), env, a, args[0], includeDeprovisioned)
+			})
 		},
 	}
+	c.Flags().BoolVar(&includeDeprovisioned, "include-deprovisioned", false,
+		"register instances rekey knows as deprovisioned again instead of skipping them")
+	return c
 }
 
 func newInstancesShowCmd(env *environ) *cobra.Command {
@@ -62,8 +74,9 @@ events, newest first. Never a secret.`,
 }
 
 // importInstances registers one instance per JSON line, reporting each bad
-// line by number; it fails when any line failed.
-func importInstances(ctx context.Context, env *environ, a *app, path string) error {
+// line by number; it fails when any line failed. Instances rekey knows as
+// deprovisioned are skipped and counted unless includeDeprovisioned.
+func importInstances(ctx context.Context, env *environ, a *app, path string, includeDeprovisioned bool) error {
 	r, err := openInput(env, path)
 	if err != nil {
 		return err
@@ -76,7 +89,7 @@ func importInstances(ctx context.Context, env *environ, a *app, path string) err
 	reg := a.registry(hc)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	ok, bad := 0, 0
+	ok, bad, skipped := 0, 0, 0
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -90,6 +103,18 @@ func importInstances(ctx context.Context, env *environ, a *app, path string) err
 			bad++
 			continue
 		}
+		if !includeDeprovisioned {
+			gone, err := deprovisioned(ctx, a, in.ID)
+			if err != nil {
+				fmt.Fprintf(env.stderr, "line %d (%s): %v\n", n, in.ID, err)
+				bad++
+				continue
+			}
+			if gone {
+				skipped++
+				continue
+			}
+		}
 		if err := reg.Put(ctx, in); err != nil {
 			fmt.Fprintf(env.stderr, "line %d (%s): %v\n", n, in.ID, err)
 			bad++
@@ -101,10 +126,26 @@ func importInstances(ctx context.Context, env *environ, a *app, path string) err
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	fmt.Fprintf(env.stdout, "%d instances registered, %d lines refused\n", ok, bad)
+	if skipped > 0 {
+		fmt.Fprintf(env.stdout, "%d deprovisioned instances skipped (--include-deprovisioned registers them again)\n", skipped)
+	}
 	if bad > 0 {
 		return fmt.Errorf("%d lines refused", bad)
 	}
 	return nil
+}
+
+// deprovisioned reports whether rekey knows id as deprovisioned; an id it
+// does not know is not.
+func deprovisioned(ctx context.Context, a *app, id string) (bool, error) {
+	if !store.ValidID(id) {
+		return false, nil // the registration refuses it, with the reason
+	}
+	in, err := a.store.Instance(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil && in.Deprovisioned(), err
 }
 
 func openInput(env *environ, path string) (io.ReadCloser, error) {

@@ -15,14 +15,22 @@ import (
 
 func newSchedulerCmd(env *environ) *cobra.Command {
 	var interval time.Duration
+	var setPeriod bool
 	c := &cobra.Command{
 		Use:   "scheduler",
 		Short: "Run the clock (Procfile: clock); status, pause, resume, set, unquarantine",
 		Long: `Alone, runs the clock until SIGTERM: every --interval it sweeps the instances whose scheduled
 rotation is due (REKEY_ROTATION_PERIOD) and enqueues them on the bulk queue, within the budget and
 the maintenance window. Exactly one clock is needed; two are safe. Its subcommands let an operator
-see and steer scheduled rotation.`,
+see and steer scheduled rotation.
+
+The rotation period is fleet-wide: the clock publishes it in Redis, where every process reads it. A
+clock whose REKEY_ROTATION_PERIOD differs from the published one refuses to start and changes
+nothing; --set-period makes it publish its own on purpose, which recomputes every instance's next
+scheduled rotation (a clock still running with the old period then enqueues nothing until it
+restarts with the new one).`,
 		Example: `  rekey scheduler
+  REKEY_ROTATION_PERIOD=720h rekey scheduler --set-period
   rekey scheduler status --json
   rekey scheduler pause --by alice
   rekey scheduler set inst-123 --window 22-04`,
@@ -36,10 +44,12 @@ see and steer scheduled rotation.`,
 			if interval < time.Second {
 				return usagef("--interval must be at least 1s")
 			}
-			return runClockCmd(c.Context(), env, interval)
+			return runClockCmd(c.Context(), env, interval, setPeriod)
 		},
 	}
 	c.Flags().DurationVar(&interval, "interval", time.Minute, "time between sweeps")
+	c.Flags().BoolVar(&setPeriod, "set-period", false,
+		"publish REKEY_ROTATION_PERIOD as the fleet's period even when another clock published a different one")
 	c.AddCommand(newSchedulerStatusCmd(env), newSchedulerPauseCmd(env), newSchedulerResumeCmd(env),
 		newSchedulerUnquarantineCmd(env), newSchedulerSetCmd(env))
 	return c
@@ -132,7 +142,7 @@ func newSchedulerSetCmd(env *environ) *cobra.Command {
 
 // runClockCmd opens the clock's app, which outlives Redis outages
 // (openService), and sweeps until ctx is done.
-func runClockCmd(ctx context.Context, env *environ, interval time.Duration) error {
+func runClockCmd(ctx context.Context, env *environ, interval time.Duration, setPeriod bool) error {
 	cfg, err := loadConfig(env)
 	if err != nil {
 		return err
@@ -145,16 +155,17 @@ func runClockCmd(ctx context.Context, env *environ, interval time.Duration) erro
 		return err
 	}
 	defer a.Close()
-	return runClock(ctx, a, interval)
+	return runClock(ctx, a, interval, setPeriod)
 }
 
-// runClock sweeps until ctx is done (SIGTERM).
-func runClock(ctx context.Context, a *app, interval time.Duration) error {
+// runClock sweeps until ctx is done (SIGTERM). With setPeriod it publishes
+// its period over a different one another clock published.
+func runClock(ctx context.Context, a *app, interval time.Duration, setPeriod bool) error {
 	p, err := schedulerParams(a, interval)
 	if err != nil {
 		return err
 	}
-	p.Logger = a.quietLog()
+	p.Logger, p.SetPeriod = a.quietLog(), setPeriod
 	s, err := scheduler.New(p)
 	if err != nil {
 		return err

@@ -190,3 +190,41 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// `rekey scheduler` typed in a shell whose environment has another
+// REKEY_ROTATION_PERIOD than the running clock's refuses to start, naming
+// both periods and --set-period, and leaves the published period alone;
+// with --set-period it publishes its own.
+func TestSchedulerWithAnotherPeriodRefusesUnlessSetPeriod(t *testing.T) {
+	ctx := context.Background()
+	g := newSchedulerRig(t)
+	if _, err := g.st.PublishSchedulePolicy(ctx, store.SchedulePolicy{Period: 2160 * time.Hour, QuarantineAfter: 3}); err != nil {
+		t.Fatal(err)
+	}
+	g.register(t, "inst-a")
+	var errOut lockedBuffer
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := g.vars[k]; return v, ok },
+		stdin: strings.NewReader(""), stdout: &errOut, stderr: &errOut}
+	err := runCommand(ctx, env, "scheduler")
+	if err == nil {
+		t.Fatal("rekey scheduler with REKEY_ROTATION_PERIOD=1h started while 2160h was published")
+	}
+	for _, want := range []string{"2160h0m0s", "1h0m0s", "rekey scheduler --set-period"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal does not say %q: %v", want, err)
+		}
+	}
+	if p, _ := g.st.SchedulePolicy(ctx); p.Period != 2160*time.Hour {
+		t.Fatalf("published period %s after the refusal, want 2160h", p.Period)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- runCommand(runCtx, env, "scheduler", "--set-period") }()
+	waitFor(t, func() bool { p, _ := g.st.SchedulePolicy(ctx); return p.Period == time.Hour })
+	waitFor(t, func() bool { return strings.Contains(errOut.String(), "schedule_period_set") })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("rekey scheduler --set-period: %v\n%s", err, errOut.String())
+	}
+}

@@ -135,6 +135,10 @@ func (s scheduleStatus) state() string {
 	if s.last.At.IsZero() {
 		return "never swept: is the clock process (rekey scheduler) running?"
 	}
+	if s.last.Outcome == scheduler.PeriodMismatch && s.now.Sub(s.last.At) <= 2*time.Minute+s.last.Next.Sub(s.last.At) {
+		return fmt.Sprintf("held: a clock runs with a REKEY_ROTATION_PERIOD other than the published %s and enqueues nothing "+
+			"until it restarts with it (last sweep %s)", store.PeriodText(s.policy.Period), s.last.At.Format(time.RFC3339))
+	}
 	return fmt.Sprintf("running; last sweep %s enqueued %d, deferred %d", s.last.At.Format(time.RFC3339),
 		s.last.Enqueued, s.last.Deferred)
 }

@@ -43,6 +43,10 @@ type Params struct {
 	// Period is REKEY_ROTATION_PERIOD; 0 turns scheduled rotation off and
 	// the scheduler idles.
 	Period time.Duration
+	// SetPeriod lets Start publish Period over a different period another
+	// clock published (`rekey scheduler --set-period`). Without it Start
+	// refuses to run with a period other than the published one.
+	SetPeriod bool
 	// QuarantineAfter is REKEY_QUARANTINE_AFTER; 0 means never quarantine.
 	QuarantineAfter int
 	// Window is REKEY_MAINTENANCE_WINDOW, for instances without their own;
@@ -86,11 +90,19 @@ const (
 	Off = "off"
 	// Locked: another scheduler is sweeping.
 	Locked = "locked"
+	// PeriodMismatch: the period published in Redis is not this
+	// scheduler's own (another clock replaced it with --set-period), so
+	// the due times no longer follow this scheduler's period and it
+	// enqueues nothing.
+	PeriodMismatch = "period_mismatch"
 )
 
 // Result counts what one sweep did.
 type Result struct {
 	Outcome string
+	// Published is the period published in Redis when the outcome is
+	// PeriodMismatch.
+	Published time.Duration
 	// Cap is the per-sweep cap; Backlog the scheduled rotations enqueued
 	// earlier and not finished; Allowance what this sweep could enqueue:
 	// Cap less Backlog.
@@ -167,9 +179,33 @@ func (s *Scheduler) Interval() time.Duration { return s.p.Interval }
 // that keep the due index read it) and brings the index in line with the
 // instances: a backfill, or a full recomputation when the period changed.
 // Run calls it; tests that drive Sweep call it first.
+//
+// The period is fleet-wide: every promotion moves its instance's due time
+// by the published period, and a recomputation moves every instance's. So
+// a scheduler whose period differs from one another clock published (a
+// clock started by mistake with another environment's settings) refuses
+// to start with *PeriodError and changes nothing, unless Params.SetPeriod
+// says the change is meant.
 func (s *Scheduler) Start(ctx context.Context) error {
-	changed, err := s.p.Store.SetSchedulePolicy(ctx, store.SchedulePolicy{Period: s.p.Period,
-		QuarantineAfter: s.p.QuarantineAfter})
+	pol := store.SchedulePolicy{Period: s.p.Period, QuarantineAfter: s.p.QuarantineAfter}
+	var changed bool
+	var err error
+	if s.p.SetPeriod {
+		var old store.SchedulePolicy
+		if old, err = s.p.Store.SchedulePolicy(ctx); err != nil {
+			return err
+		}
+		if changed, err = s.p.Store.SetSchedulePolicy(ctx, pol); err == nil && changed && old.Published {
+			s.p.Logger.Warn().Str("from", store.PeriodText(old.Period)).Str("to", store.PeriodText(s.p.Period)).
+				Msg("schedule_period_set")
+		}
+	} else {
+		changed, err = s.p.Store.PublishSchedulePolicy(ctx, pol)
+	}
+	var conflict *store.PeriodConflictError
+	if errors.As(err, &conflict) {
+		return &PeriodError{Published: conflict.Published, Own: conflict.Own}
+	}
 	if err != nil || s.p.Period == 0 {
 		return err
 	}
@@ -180,6 +216,21 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	s.p.Logger.Info().Bool("period_changed", changed).Int("entries", n).Dur("period", s.p.Period).
 		Int("cap", s.cap).Msg("schedule_indexed")
 	return nil
+}
+
+// PeriodError is a scheduler that will not start or sweep because its
+// REKEY_ROTATION_PERIOD is not the period published for the fleet.
+type PeriodError struct {
+	// Published is the fleet's period in Redis; Own is this scheduler's.
+	Published, Own time.Duration
+}
+
+func (e *PeriodError) Error() string {
+	return fmt.Sprintf("the fleet's rotation period is %s, published by another clock, but this clock's REKEY_ROTATION_PERIOD is %s; "+
+		"nothing was changed and this clock does not start (is this the environment you meant?). "+
+		"To change the fleet's period to %s on purpose, run `rekey scheduler --set-period` with it: every instance's next scheduled rotation is recomputed "+
+		"and clocks still running with %s enqueue nothing until they restart with the new period. Otherwise set REKEY_ROTATION_PERIOD=%s",
+		store.PeriodText(e.Published), store.PeriodText(e.Own), store.PeriodText(e.Own), store.PeriodText(e.Published), e.Published)
 }
 
 // Run starts the scheduler and sweeps every interval until ctx is done.
@@ -205,7 +256,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.p.Logger.Info().Msg("scheduler_paused")
 		case res.Outcome == BreakerOpen && last != BreakerOpen:
 			s.p.Logger.Warn().Msg("scheduler_held_by_breaker")
-		case res.Outcome == Swept && (last == Paused || last == BreakerOpen):
+		case res.Outcome == PeriodMismatch && last != PeriodMismatch:
+			s.p.Logger.Error().Str("published_period", store.PeriodText(res.Published)).
+				Str("own_period", store.PeriodText(s.p.Period)).
+				Str("detail", "the fleet's rotation period was changed by another clock (rekey scheduler --set-period); "+
+					"this clock enqueues nothing until it runs with REKEY_ROTATION_PERIOD="+res.Published.String()+" or the period is set back").
+				Msg("scheduler_period_mismatch")
+		case res.Outcome == Swept && (last == Paused || last == BreakerOpen || last == PeriodMismatch):
 			s.p.Logger.Info().Msg("scheduler_resumed")
 		}
 		if res.Enqueued+res.Deferred+res.Removed > 0 {
@@ -226,19 +283,23 @@ func (s *Scheduler) logSweep(res Result) {
 }
 
 // Sweep runs one sweep as of now: unless paused, held by an open circuit
-// breaker, or another scheduler holds the lock, it enqueues the longest-overdue due instances, up to
+// breaker, another scheduler holds the lock, or the published period is
+// not this scheduler's own (PeriodMismatch), it enqueues the longest-overdue due instances, up to
 // the cap less the scheduled backlog, and defers those outside their
 // maintenance window. Leftovers wait for the next sweep.
 func (s *Scheduler) Sweep(ctx context.Context, now time.Time) (Result, error) {
 	if s.p.Period == 0 {
 		return Result{Outcome: Off}, nil
 	}
-	held, err := s.held(ctx)
+	held, published, err := s.held(ctx)
 	if err != nil {
 		return Result{}, err
 	}
 	if held != "" {
 		res := Result{Outcome: held, Cap: s.cap}
+		if held == PeriodMismatch {
+			res.Published = published
+		}
 		return res, s.record(ctx, now, res)
 	}
 	if s.lock {
@@ -260,23 +321,32 @@ func (s *Scheduler) Sweep(ctx context.Context, now time.Time) (Result, error) {
 }
 
 // held says why no sweep may run now: Paused by an operator, BreakerOpen
-// by the circuit breaker, or "" when a sweep may run.
-func (s *Scheduler) held(ctx context.Context) (string, error) {
+// by the circuit breaker, PeriodMismatch (with the published period) when
+// the due times follow another clock's period, or "" when a sweep may run.
+func (s *Scheduler) held(ctx context.Context) (string, time.Duration, error) {
+	pol, err := s.p.Store.SchedulePolicy(ctx)
+	switch {
+	case err != nil:
+		return "", 0, err
+	case pol.Period != s.p.Period.Truncate(time.Millisecond):
+		// Until a policy is published the scripts use the default period.
+		return PeriodMismatch, pol.Period, nil
+	}
 	pausedAt, _, err := s.p.Store.SchedulePaused(ctx)
 	switch {
 	case err != nil:
-		return "", err
+		return "", 0, err
 	case !pausedAt.IsZero():
-		return Paused, nil
+		return Paused, 0, nil
 	}
 	b, err := s.p.Store.BreakerState(ctx)
 	switch {
 	case err != nil:
-		return "", err
+		return "", 0, err
 	case b.Open():
-		return BreakerOpen, nil
+		return BreakerOpen, 0, nil
 	}
-	return "", nil
+	return "", 0, nil
 }
 
 // drain handles due entries, oldest first, until the allowance is spent,

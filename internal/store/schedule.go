@@ -132,22 +132,72 @@ type SchedulePolicy struct {
 	Published bool
 }
 
-// SetSchedulePolicy publishes p and reports whether the period changed,
-// in which case the caller should Reindex every instance.
+// PeriodConflictError is a clock's period refused by PublishSchedulePolicy:
+// another clock published a different rotation period, which every script
+// that keeps the due index reads. Replacing it would move every instance's
+// due time (Reindex) and make the clocks that run with the published
+// period rotate the fleet at the wrong pace, so it is done only on purpose
+// (SetSchedulePolicy).
+type PeriodConflictError struct {
+	// Published is the period in Redis; Own is the one refused.
+	Published, Own time.Duration
+}
+
+func (e *PeriodConflictError) Error() string {
+	return fmt.Sprintf("the fleet's rotation period is %s (published by another clock), not this clock's REKEY_ROTATION_PERIOD %s",
+		PeriodText(e.Published), PeriodText(e.Own))
+}
+
+// PeriodText names a rotation period for people: "2160h0m0s", or "0 (off)".
+func PeriodText(d time.Duration) string {
+	if d == 0 {
+		return "0 (off)"
+	}
+	return d.String()
+}
+
+// PublishSchedulePolicy publishes p unless another period is published
+// already: it refuses a different one with *PeriodConflictError and
+// changes nothing. It reports whether the period changed (nothing was
+// published before), in which case the caller should Reindex every
+// instance. The compare and the write are one step, so of two clocks that
+// start at once with different periods only one publishes its own.
+func (s *Store) PublishSchedulePolicy(ctx context.Context, p SchedulePolicy) (bool, error) {
+	return s.publishSchedulePolicy(ctx, p, false)
+}
+
+// SetSchedulePolicy publishes p over whatever policy is published (an
+// operator changing the period on purpose: `rekey scheduler --set-period`)
+// and reports whether the period changed, in which case the caller should
+// Reindex every instance.
 func (s *Store) SetSchedulePolicy(ctx context.Context, p SchedulePolicy) (bool, error) {
+	return s.publishSchedulePolicy(ctx, p, true)
+}
+
+func (s *Store) publishSchedulePolicy(ctx context.Context, p SchedulePolicy, replace bool) (bool, error) {
 	if p.Period < 0 || p.QuarantineAfter < 0 {
 		return false, errors.New("schedule policy: period and quarantine limit must not be negative")
 	}
-	old, err := s.SchedulePolicy(ctx)
-	if err != nil {
-		return false, err
-	}
-	err = s.rdb.HSet(ctx, scheduleKey(), "period_ms", p.Period.Milliseconds(), "quarantine_after", p.QuarantineAfter).Err()
+	own := p.Period.Milliseconds()
+	res, err := publishPolicyScript.Run(ctx, s.rdb, publishPolicyKeys{schedule: scheduleKey()}.list(),
+		own, p.QuarantineAfter, boolArg(replace)).Int64Slice()
 	if err != nil {
 		return false, fmt.Errorf("set schedule policy: %w", err)
 	}
-	return !old.Published || old.Period != p.Period.Truncate(time.Millisecond), nil
+	published, old := res[0] == 1, res[1]
+	if res[2] == 0 {
+		return false, &PeriodConflictError{Published: time.Duration(old) * time.Millisecond,
+			Own: p.Period.Truncate(time.Millisecond)}
+	}
+	return !published || old != own, nil
 }
+
+// publishPolicyKeys are the KEYS of publishPolicyScript.
+type publishPolicyKeys struct {
+	schedule string // KEYS[1] -> rekey:schedule
+}
+
+func (k publishPolicyKeys) list() []string { return []string{k.schedule} }
 
 // SchedulePolicy returns the published policy, or the defaults.
 func (s *Store) SchedulePolicy(ctx context.Context) (SchedulePolicy, error) {

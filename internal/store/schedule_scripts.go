@@ -152,6 +152,24 @@ redis.call('ZADD', KEYS[2], score(first_due(KEYS[1], tonumber(ARGV[2]), p)), ARG
 return 1
 `)
 
+// publishPolicyScript publishes a clock's schedule policy (period_ms,
+// quarantine_after) in the schedule hash, unless another period is
+// published and the caller did not ask to replace it.
+//
+// KEYS: publishPolicyKeys (schedule.go). ARGV: period ms, quarantine
+// limit, replace ("1": publish over a different period).
+// Returns {published before (1 or 0), the period ms published before (0
+// when none), written (1, or 0 when refused)}.
+var publishPolicyScript = redis.NewScript(`
+local old = redis.call('HGET', KEYS[1], 'period_ms')
+local published = 0
+if old then published = 1 end
+old = tonumber(old) or 0
+if published == 1 and old ~= tonumber(ARGV[1]) and ARGV[3] ~= '1' then return {published, old, 0} end
+redis.call('HSET', KEYS[1], 'period_ms', ARGV[1], 'quarantine_after', ARGV[2])
+return {published, old, 1}
+`)
+
 // unlockScript releases the sweep lock if this sweep still holds it.
 //
 // KEYS: unlockKeys (due.go). ARGV: the holder's token. Returns 1 when released.

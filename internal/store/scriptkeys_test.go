@@ -49,6 +49,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"saveTokenScript", newSaveTokenKeys("inst"), nil},
 		{"moveTokenScript", newSaveTokenKeys("inst"), nil},
 		{"unlockScript", unlockKeys{lock: sweepLockKey()}, nil},
+		{"publishPolicyScript", publishPolicyKeys{schedule: scheduleKey()}, nil},
 		{"addCountersScript", addCountersKeys{counters: countersKey()}, nil},
 		{"swapFieldScript", swapKeys{hash: instanceKey("inst")}, nil},
 		{"observeBreakerScript", observeBreakerKeys{answers: breakerAnswersKey(), state: breakerKey()}, nil},

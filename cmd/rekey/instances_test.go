@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// importLines runs `rekey instances import -` on lines, with args.
+func (c *cli) importLines(t *testing.T, lines string, args ...string) error {
+	t.Helper()
+	c.stdin = strings.NewReader(lines)
+	return c.run(t, "instances", append([]string{"import"}, append(args, "-")...)...)
+}
+
+// The same import run again after an instance rotated and was
+// deprovisioned leaves the instance deprovisioned and its superseded
+// credential waiting for revocation; --include-deprovisioned registers it
+// again only with a credential rekey did not rotate away.
+func TestImportAgainSkipsDeprovisionedInstances(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	const file = `{"id":"inst-1","api_version":"v1","heroku_id":"app-1","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}
+{"id":"inst-2","api_version":"v1","heroku_id":"app-2","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}
+`
+	if err := c.importLines(t, file); err != nil {
+		t.Fatalf("first import: %v\n%s", err, c.stderr)
+	}
+	// inst-1 rotates (cred-0 becomes previous, due for revocation), then
+	// its partner deletes it.
+	if _, err := c.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-1"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New("postgres://u:n3w@db/1")}
+	if err := c.st.SavePending(ctx, "inst-1", "rot-1", "cred-1", cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.st.Promote(ctx, "inst-1", "rot-1", "cred-1", time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.st.Deprovision(ctx, "inst-1"); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := c.importLines(t, file); err != nil {
+		t.Fatalf("second import: %v\n%s", err, c.stderr)
+	}
+	for _, want := range []string{"1 instances registered, 0 lines refused", "1 deprovisioned instances skipped (--include-deprovisioned"} {
+		if !strings.Contains(c.stdout.String(), want) {
+			t.Errorf("second import's output lacks %q:\n%s", want, c.stdout)
+		}
+	}
+	in, err := c.st.Instance(ctx, "inst-1")
+	if err != nil || !in.Deprovisioned() {
+		t.Fatalf("inst-1 after the second import: %+v, %v; want still deprovisioned", in, err)
+	}
+	if cr, _ := c.st.Credential(ctx, "inst-1", "cred-0"); cr.State != store.CredentialPrevious {
+		t.Fatalf("cred-0 is %s after the second import, want previous", cr.State)
+	}
+
+	// Asked to include it, the import refuses the line naming cred-0.
+	err = c.importLines(t, file, "--include-deprovisioned")
+	if err == nil || !strings.Contains(c.stdout.String(), "1 instances registered, 1 lines refused") ||
+		!strings.Contains(c.stderr.String(), `current_credential_id "cred-0" of instance inst-1 names a previous credential`) {
+		t.Fatalf("import --include-deprovisioned: %v\n%s%s", err, c.stdout, c.stderr)
+	}
+	if in, _ := c.st.Instance(ctx, "inst-1"); !in.Deprovisioned() {
+		t.Fatal("a refused line brought inst-1 back")
+	}
+	// With a new credential, as from a new provisioning, it comes back.
+	if err := c.importLines(t, strings.Replace(strings.Split(file, "\n")[0], "cred-0", "cred-9", 1), "--include-deprovisioned"); err != nil {
+		t.Fatalf("import of inst-1 with a new credential: %v\n%s", err, c.stderr)
+	}
+	if in, _ := c.st.Instance(ctx, "inst-1"); in.Deprovisioned() || in.CurrentCredential != "cred-9" {
+		t.Fatalf("inst-1: deprovisioned %v, current %q; want live with cred-9", in.Deprovisioned(), in.CurrentCredential)
+	}
+}
