@@ -198,7 +198,12 @@ func waitFor(t *testing.T, cond func() bool) {
 func TestSchedulerWithAnotherPeriodRefusesUnlessSetPeriod(t *testing.T) {
 	ctx := context.Background()
 	g := newSchedulerRig(t)
-	if _, err := g.st.PublishSchedulePolicy(ctx, store.SchedulePolicy{Period: 2160 * time.Hour, QuarantineAfter: 3}); err != nil {
+	if _, err := g.st.PublishSchedulePolicy(ctx, store.SchedulePolicy{Period: 2160 * time.Hour, QuarantineAfter: 3},
+		time.Now(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// The running clock swept a moment ago and plans its next sweep.
+	if err := g.st.RecordSweep(ctx, store.SweepRecord{At: time.Now(), Next: time.Now().Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	g.register(t, "inst-a")

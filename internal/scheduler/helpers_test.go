@@ -73,6 +73,9 @@ func (w *world) register(t *testing.T, id string) {
 func (w *world) scheduler(t *testing.T, p scheduler.Params) *scheduler.Scheduler {
 	t.Helper()
 	p.Store, p.Enqueuer, p.Logger = w.st, w.queue, zerolog.Nop()
+	if p.Now == nil {
+		p.Now = w.now
+	}
 	s, err := scheduler.New(p)
 	if err != nil {
 		t.Fatal(err)

@@ -139,3 +139,55 @@ func TestClockWhosePeriodWasReplacedEnqueuesNothing(t *testing.T) {
 		t.Fatalf("sweep with the published period = %+v, %v; want the 10 due instances", res, err)
 	}
 }
+
+// The period is changed the usual way: REKEY_ROTATION_PERIOD set in the
+// clock's environment and the clock restarted. The old clock stopped
+// cleanly, so the new one publishes its period without --set-period. One
+// that died without stopping cleanly holds its period until a sweep
+// interval past the sweep it had planned.
+func TestClockRestartedWithANewPeriodPublishesIt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t, simStart)
+	oldParams := simParams()
+	oldParams.Period = 24 * time.Hour
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.scheduler(t, oldParams).Run(runCtx) }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if last, _ := w.st.LastSweep(ctx); !last.At.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the clock never swept")
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	newParams := simParams()
+	newParams.Period = 48 * time.Hour
+	if err := w.scheduler(t, newParams).Start(ctx); err != nil {
+		t.Fatalf("a clock restarted with a new period after the old one stopped: %v", err)
+	}
+	if p, _ := w.st.SchedulePolicy(ctx); p.Period != 48*time.Hour {
+		t.Fatalf("published period %s, want 48h", p.Period)
+	}
+
+	// The 48h clock dies without stopping cleanly after a sweep.
+	crashed := w.scheduler(t, newParams)
+	if _, err := crashed.Sweep(ctx, w.now()); err != nil {
+		t.Fatal(err)
+	}
+	third := simParams()
+	third.Period = 72 * time.Hour
+	var perr *scheduler.PeriodError
+	if err := w.scheduler(t, third).Start(ctx); !errors.As(err, &perr) {
+		t.Fatalf("a clock with 72h right after the 48h one swept: %v; want a *PeriodError", err)
+	}
+	w.advance(2*newParams.Interval + time.Millisecond) // the planned sweep, and an interval more
+	if err := w.scheduler(t, third).Start(ctx); err != nil {
+		t.Fatalf("a clock with 72h once the 48h one missed its sweep: %v", err)
+	}
+}

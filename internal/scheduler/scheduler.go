@@ -200,7 +200,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 				Msg("schedule_period_set")
 		}
 	} else {
-		changed, err = s.p.Store.PublishSchedulePolicy(ctx, pol)
+		changed, err = s.p.Store.PublishSchedulePolicy(ctx, pol, s.p.Now(), s.p.Interval)
 	}
 	var conflict *store.PeriodConflictError
 	if errors.As(err, &conflict) {
@@ -226,10 +226,11 @@ type PeriodError struct {
 }
 
 func (e *PeriodError) Error() string {
-	return fmt.Sprintf("the fleet's rotation period is %s, published by another clock, but this clock's REKEY_ROTATION_PERIOD is %s; "+
+	return fmt.Sprintf("the fleet's rotation period is %s, published by a clock that still runs, but this clock's REKEY_ROTATION_PERIOD is %s; "+
 		"nothing was changed and this clock does not start (is this the environment you meant?). "+
-		"To change the fleet's period to %s on purpose, run `rekey scheduler --set-period` with it: every instance's next scheduled rotation is recomputed "+
-		"and clocks still running with %s enqueue nothing until they restart with the new period. Otherwise set REKEY_ROTATION_PERIOD=%s",
+		"To change the fleet's period to %s, set it on the running clock and restart that, or run `rekey scheduler --set-period` with it: "+
+		"every instance's next scheduled rotation is recomputed and clocks still running with %s enqueue nothing until they restart with the new period. "+
+		"Otherwise set REKEY_ROTATION_PERIOD=%s",
 		store.PeriodText(e.Published), store.PeriodText(e.Own), store.PeriodText(e.Own), store.PeriodText(e.Published), e.Published)
 }
 
@@ -271,6 +272,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		last = res.Outcome
 		select {
 		case <-ctx.Done():
+			// Stopped cleanly (a restart, a deploy): a clock started next
+			// with another period may publish it.
+			if err := s.p.Store.ClockStopped(context.WithoutCancel(ctx)); err != nil {
+				s.p.Logger.Warn().Err(err).Msg("clock_stop_not_recorded")
+			}
 			return nil
 		case <-t.C:
 		}

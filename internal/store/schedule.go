@@ -144,7 +144,7 @@ type PeriodConflictError struct {
 }
 
 func (e *PeriodConflictError) Error() string {
-	return fmt.Sprintf("the fleet's rotation period is %s (published by another clock), not this clock's REKEY_ROTATION_PERIOD %s",
+	return fmt.Sprintf("the fleet's rotation period is %s (published by a clock that still runs), not this clock's REKEY_ROTATION_PERIOD %s",
 		PeriodText(e.Published), PeriodText(e.Own))
 }
 
@@ -157,13 +157,28 @@ func PeriodText(d time.Duration) string {
 }
 
 // PublishSchedulePolicy publishes p unless another period is published
-// already: it refuses a different one with *PeriodConflictError and
-// changes nothing. It reports whether the period changed (nothing was
-// published before), in which case the caller should Reindex every
-// instance. The compare and the write are one step, so of two clocks that
-// start at once with different periods only one publishes its own.
-func (s *Store) PublishSchedulePolicy(ctx context.Context, p SchedulePolicy) (bool, error) {
-	return s.publishSchedulePolicy(ctx, p, false)
+// by a clock that still runs: one whose last sweep planned its next less
+// than slack before now (a clock that stopped cleanly planned none,
+// ClockStopped). It refuses such a different period with
+// *PeriodConflictError and changes nothing: a clock started by mistake
+// with another environment's period while the real one runs. A clock
+// restarted with a new REKEY_ROTATION_PERIOD, the old one stopped,
+// publishes it. It reports whether the period changed, in which case the
+// caller should Reindex every instance. The compare and the write are one
+// step, so of two clocks that start at once with different periods while
+// a third runs, neither replaces its period.
+func (s *Store) PublishSchedulePolicy(ctx context.Context, p SchedulePolicy, now time.Time, slack time.Duration) (bool, error) {
+	return s.publishSchedulePolicy(ctx, p, false, now, slack)
+}
+
+// ClockStopped records that a clock stopped cleanly: it plans no next
+// sweep, so a clock started with another period may publish it
+// (PublishSchedulePolicy).
+func (s *Store) ClockStopped(ctx context.Context) error {
+	if err := s.rdb.HDel(ctx, scheduleKey(), "sweep_next").Err(); err != nil {
+		return fmt.Errorf("clock stopped: %w", err)
+	}
+	return nil
 }
 
 // SetSchedulePolicy publishes p over whatever policy is published (an
@@ -171,16 +186,16 @@ func (s *Store) PublishSchedulePolicy(ctx context.Context, p SchedulePolicy) (bo
 // and reports whether the period changed, in which case the caller should
 // Reindex every instance.
 func (s *Store) SetSchedulePolicy(ctx context.Context, p SchedulePolicy) (bool, error) {
-	return s.publishSchedulePolicy(ctx, p, true)
+	return s.publishSchedulePolicy(ctx, p, true, s.now(), 0)
 }
 
-func (s *Store) publishSchedulePolicy(ctx context.Context, p SchedulePolicy, replace bool) (bool, error) {
+func (s *Store) publishSchedulePolicy(ctx context.Context, p SchedulePolicy, replace bool, now time.Time, slack time.Duration) (bool, error) {
 	if p.Period < 0 || p.QuarantineAfter < 0 {
 		return false, errors.New("schedule policy: period and quarantine limit must not be negative")
 	}
 	own := p.Period.Milliseconds()
 	res, err := publishPolicyScript.Run(ctx, s.rdb, publishPolicyKeys{schedule: scheduleKey()}.list(),
-		own, p.QuarantineAfter, boolArg(replace)).Int64Slice()
+		own, p.QuarantineAfter, boolArg(replace), ms(now), slack.Milliseconds()).Int64Slice()
 	if err != nil {
 		return false, fmt.Errorf("set schedule policy: %w", err)
 	}

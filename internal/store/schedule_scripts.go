@@ -154,10 +154,12 @@ return 1
 
 // publishPolicyScript publishes a clock's schedule policy (period_ms,
 // quarantine_after) in the schedule hash, unless another period is
-// published and the caller did not ask to replace it.
+// published by a clock that still runs (its last sweep planned the next,
+// sweep_next, less than the slack ago) and the caller did not ask to
+// replace it.
 //
 // KEYS: publishPolicyKeys (schedule.go). ARGV: period ms, quarantine
-// limit, replace ("1": publish over a different period).
+// limit, replace ("1": publish over a different period), now ms, slack ms.
 // Returns {published before (1 or 0), the period ms published before (0
 // when none), written (1, or 0 when refused)}.
 var publishPolicyScript = redis.NewScript(`
@@ -165,7 +167,10 @@ local old = redis.call('HGET', KEYS[1], 'period_ms')
 local published = 0
 if old then published = 1 end
 old = tonumber(old) or 0
-if published == 1 and old ~= tonumber(ARGV[1]) and ARGV[3] ~= '1' then return {published, old, 0} end
+if published == 1 and old ~= tonumber(ARGV[1]) and ARGV[3] ~= '1' then
+  local nxt = tonumber(redis.call('HGET', KEYS[1], 'sweep_next')) or 0
+  if nxt > 0 and tonumber(ARGV[4]) < nxt + tonumber(ARGV[5]) then return {published, old, 0} end
+end
 redis.call('HSET', KEYS[1], 'period_ms', ARGV[1], 'quarantine_after', ARGV[2])
 return {published, old, 1}
 `)
