@@ -41,7 +41,7 @@ bring back add-ons their partner deleted since. --include-deprovisioned register
 PUT would; a line whose current_credential_id names a credential rekey rotated away (previous,
 discarded, revoked) is then refused.`,
 		Example: `  rekey instances import instances.jsonl
-  echo '{"id":"inst-1","api_version":"v3","config_vars":["MYADDON_URL"]}' | rekey instances import -
+  echo '{"id":"inst-1","api_version":"v1","heroku_id":"app123@heroku.com","config_vars":["MYADDON_URL"]}' | rekey instances import -
   rekey instances import --include-deprovisioned reprovisioned.jsonl`,
 		Args: exactArgs(1, "one FILE (- for stdin)"),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -166,7 +166,7 @@ type instanceView struct {
 	Previous []store.Revocation `json:"previous"`
 	Events   []store.Event      `json:"events"`
 	// Holds are the previous credentials whose revocation waits because
-	// they are still in use (rekey holds).
+	// they are still in use (rekey holds list).
 	Holds []store.Hold `json:"holds"`
 }
 

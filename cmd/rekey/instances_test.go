@@ -79,3 +79,25 @@ func TestImportAgainSkipsDeprovisionedInstances(t *testing.T) {
 		t.Fatalf("inst-1: deprovisioned %v, current %q; want live with cred-9", in.Deprovisioned(), in.CurrentCredential)
 	}
 }
+
+// The example in `rekey instances import --help` registers its instance.
+func TestImportHelpExampleWorks(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	cmd := newInstancesImportCmd(c.env())
+	var line string
+	for l := range strings.Lines(cmd.Example) {
+		if strings.Contains(l, "echo '") {
+			line = l[strings.Index(l, "'")+1 : strings.LastIndex(l, "'")]
+		}
+	}
+	if line == "" {
+		t.Fatalf("no echo line in the example:\n%s", cmd.Example)
+	}
+	if err := c.importLines(t, line+"\n"); err != nil {
+		t.Fatalf("the help's example: %v\n%s", err, c.stderr)
+	}
+	if in, err := c.st.Instance(context.Background(), "inst-1"); err != nil || in.ID != "inst-1" {
+		t.Errorf("inst-1 after the example: %+v, %v", in, err)
+	}
+}
