@@ -174,11 +174,8 @@ func (in Input) Registration() (store.Registration, error) {
 
 // Put registers or updates one instance and its tokens in one step.
 // Everything that can refuse it is checked before a V3 grant is exchanged:
-// the input, the grace floor, for a V3 instance sent without tokens
-// whether it already holds some, and whether the current_credential_id it
-// would make current is one rekey knows as superseded, discarded, revoked,
-// unconfirmed or pending (a repeated or stale registration of an instance
-// that rotated since), which is refused. Errors in the input are *InputError; a
+// the input, the grace floor and, for a V3 instance sent without tokens,
+// whether it already holds some. Errors in the input are *InputError; a
 // grant Heroku refused is a *heroku.APIError (nothing stored, grant
 // unused); a failure after the exchange is a *GrantSpentError.
 func (r *Registry) Put(ctx context.Context, in Input) error {
@@ -194,9 +191,6 @@ func (r *Registry) Put(ctx context.Context, in Input) error {
 	}
 	if err := r.checkTokens(ctx, in); err != nil {
 		return err
-	}
-	if err := r.store.CheckCurrentCredential(ctx, in.ID, in.CurrentCredentialID); err != nil {
-		return credentialRefused(err)
 	}
 	tok, err := r.tokens(ctx, in)
 	if err != nil {
@@ -263,8 +257,6 @@ func (r *Registry) register(ctx context.Context, reg store.Registration, tok *he
 			return &InputError{fmt.Errorf("instance %s was deprovisioned and cannot be registered again", reg.ID)}
 		case errors.Is(err, store.ErrTokenRequired):
 			return &InputError{tokenRequired(reg.ID)}
-		case errors.Is(err, store.ErrCredentialNotCurrent):
-			return credentialRefused(err)
 		case tok == nil || attempt >= len(r.storeWaits):
 			return err
 		}
@@ -272,17 +264,6 @@ func (r *Registry) register(ctx context.Context, reg store.Registration, tok *he
 			return errors.Join(err, werr)
 		}
 	}
-}
-
-// credentialRefused turns the store's refusal of a current_credential_id
-// (*store.CredentialStateError) into an *InputError that says what to
-// send instead; other errors pass unchanged.
-func credentialRefused(err error) error {
-	var cs *store.CredentialStateError
-	if !errors.As(err, &cs) {
-		return err
-	}
-	return &InputError{fmt.Errorf("%w; send the id of the credential the add-on's config holds now (a new one for a new provisioning), or none", cs)}
 }
 
 // wait pauses for d, or until ctx is done.

@@ -157,7 +157,7 @@ func (s *Store) PutInstance(ctx context.Context, r Registration) error {
 		return err
 	}
 	keys, args := s.putInstanceArgs(r)
-	return credentialStateOf(scriptError("put instance", putInstanceScript.Run(ctx, s.rdb, keys, args...).Err()), r)
+	return scriptError("put instance", putInstanceScript.Run(ctx, s.rdb, keys, args...).Err())
 }
 
 // putInstanceKeys are the KEYS of putInstanceScript and registerScript,

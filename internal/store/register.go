@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/rekeyhq/rekey/internal/heroku"
 )
 
@@ -73,17 +71,7 @@ func (s *Store) Register(ctx context.Context, r Registration, tok *heroku.Token)
 	if err != nil && isTokenRequired(err) {
 		return fmt.Errorf("register %s: %w", r.ID, ErrTokenRequired)
 	}
-	return credentialStateOf(scriptError("register "+r.ID, err), r)
-}
-
-// credentialStateOf names r's instance and credential in a
-// *CredentialStateError err holds.
-func credentialStateOf(err error, r Registration) error {
-	var cs *CredentialStateError
-	if errors.As(err, &cs) {
-		cs.InstanceID, cs.CredentialID = r.ID, r.CurrentCredentialID
-	}
-	return err
+	return scriptError("register "+r.ID, err)
 }
 
 // registrationTokens seals a registration's tokens (none when tok is nil)
@@ -153,62 +141,6 @@ func (s *Store) NeedsToken(ctx context.Context, id string) (bool, error) {
 	v := hmget.Val()
 	str := func(i int) string { x, _ := v[i].(string); return x }
 	return str(0) == "" || str(1) != "" || held.Val() == 0 && str(2) == "" && str(3) == "", nil
-}
-
-// CredentialStateError is a registration refused because the credential it
-// names as current is one the store knows in another state
-// (ErrCredentialNotCurrent).
-type CredentialStateError struct {
-	InstanceID, CredentialID string
-	// State is the credential's state: previous, discarded, revoked,
-	// unconfirmed or pending.
-	State string
-}
-
-func (e *CredentialStateError) Error() string {
-	what := map[string]string{
-		CredentialPrevious:    "a previous credential, superseded by a rotation and waiting for revocation",
-		CredentialDiscarded:   "a discarded credential, waiting for revocation",
-		CredentialRevoked:     "a revoked credential",
-		CredentialUnconfirmed: "a credential whose push outcome is unknown, waiting for the next promotion",
-		CredentialPending:     "a credential a rotation minted and has not promoted",
-	}[e.State]
-	if what == "" {
-		what = "a credential in state " + e.State
-	}
-	if e.InstanceID == "" {
-		return "current_credential_id names " + what + ": it cannot be made current again"
-	}
-	return fmt.Sprintf("current_credential_id %q of instance %s names %s: it cannot be made current again",
-		e.CredentialID, e.InstanceID, what)
-}
-
-func (e *CredentialStateError) Is(target error) bool { return target == ErrCredentialNotCurrent }
-
-// CheckCurrentCredential reports, as a *CredentialStateError, whether a
-// registration of instance id naming credID as its current credential
-// would be refused because the store knows credID in another state; nil
-// when it would not (Register enforces it atomically). The registry asks
-// before it spends a grant.
-func (s *Store) CheckCurrentCredential(ctx context.Context, id, credID string) error {
-	if credID == "" {
-		return nil
-	}
-	pipe := s.rdb.Pipeline()
-	in := pipe.HMGet(ctx, instanceKey(id), "deprovisioned_at", "current")
-	st := pipe.HGet(ctx, credentialKey(id, credID), "state")
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("read credential %s of %s: %w", credID, id, err)
-	}
-	v := in.Val()
-	str := func(i int) string { x, _ := v[i].(string); return x }
-	if str(0) == "" && str(1) != "" {
-		return nil // a live instance's update leaves its current credential
-	}
-	if state := st.Val(); state != "" && state != CredentialCurrent {
-		return &CredentialStateError{InstanceID: id, CredentialID: credID, State: state}
-	}
-	return nil
 }
 
 func isTokenRequired(err error) bool {

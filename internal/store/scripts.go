@@ -24,32 +24,18 @@ end
 // ARGV: id, api_version, config_vars, heroku_id, private_space, grace_ms,
 // current credential id (may be empty), now ms, instance event cap, fleet
 // event cap, slot hash, default period ms.
-// Returns "created" or "updated"; error "not_current <state>" when the
-// credential it would make current is one the store knows in another state.
+// Returns "created" or "updated".
 //
 // A deprovisioned instance is registered again ("created"): Heroku may
 // retry a provisioning, and only the partner's DELETE deprovisions. It is
 // live and scheduled again, its quarantine and failure streak are cleared,
 // and the credential it names becomes its current one (the old add-on's
 // config left its apps with it).
-//
-// The credential named becomes current only on a new registration, one
-// after a deprovisioning, or an instance without a current credential; an
-// update of a live instance that has one leaves it. When it would become
-// current but the store knows it as previous, discarded, revoked,
-// unconfirmed or pending (a stale or repeated registration naming a
-// credential rekey rotated away), the registration is refused and nothing
-// is written: made current again, it would stay in the apps' config while
-// its revocation is due (I1), and its revoke task would fail for good.
 var putInstanceScript = eventScript(luaSchedule, luaRetention, putInstanceLua)
 
 // putInstanceLua is putInstanceScript's body; registerScript (register.go)
 // runs it too, with the instance's tokens, in one step.
 const putInstanceLua = `
-if ARGV[7] ~= '' and (get(KEYS[1], 'deprovisioned_at') ~= '' or get(KEYS[1], 'current') == '') then
-  local st = get(KEYS[3], 'state')
-  if st ~= '' and st ~= 'current' then return redis.error_reply('not_current ' .. st) end
-end
 local revived = get(KEYS[1], 'deprovisioned_at') ~= ''
 if revived then
   redis.call('HDEL', KEYS[1], 'deprovisioned_at', 'quarantined_at', 'quarantine_reason', 'fail_streak')

@@ -57,11 +57,6 @@ var (
 	// itself is kept out of the error: it is the issuer's text.
 	ErrInvalidCredentialID = errors.New("the issuer's credential id is not one rekey can use " +
 		"(1 to 128 letters, digits, '-', '_', '.', '@', not dots alone)")
-	// ErrCredentialNotCurrent means a registration named as its current
-	// credential one the store knows in another state: previous (waiting
-	// for revocation), discarded, revoked, unconfirmed or pending. Nothing
-	// was stored. The error is a *CredentialStateError.
-	ErrCredentialNotCurrent = errors.New("the credential named as current is not current")
 )
 
 // Store reads and writes rekey's state. It is safe for concurrent use by
@@ -215,8 +210,6 @@ func scriptError(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, ErrCredentialReused)
 	case strings.HasPrefix(msg, "config_reused"):
 		return fmt.Errorf("%s: %w (credential %s)", op, ErrConfigReused, strings.TrimSpace(strings.TrimPrefix(msg, "config_reused")))
-	case strings.HasPrefix(msg, "not_current "):
-		return fmt.Errorf("%s: %w", op, &CredentialStateError{State: strings.TrimSpace(strings.TrimPrefix(msg, "not_current "))})
 	case strings.HasPrefix(msg, "conflict"):
 		return fmt.Errorf("%s: %w: %s", op, ErrConflict, strings.TrimSpace(strings.TrimPrefix(msg, "conflict")))
 	}
