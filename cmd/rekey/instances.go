@@ -37,9 +37,8 @@ Blank lines and lines starting with # are skipped. Each bad line is reported by 
 exits 1 when any line was refused (the others are registered).
 
 An instance rekey knows as deprovisioned is skipped, and counted: a file imported again must not
-bring back add-ons their partner deleted since. --include-deprovisioned registers them again, as a
-PUT would; a line whose current_credential_id names a credential rekey rotated away (previous,
-discarded, revoked) is then refused.`,
+bring back add-ons their partner deleted since, with the credentials rekey rotated away since made
+current again. --include-deprovisioned registers them again, as a PUT would.`,
 		Example: `  rekey instances import instances.jsonl
   echo '{"id":"inst-1","api_version":"v1","heroku_id":"app123@heroku.com","config_vars":["MYADDON_URL"]}' | rekey instances import -
   rekey instances import --include-deprovisioned reprovisioned.jsonl`,
