@@ -143,122 +143,97 @@ func (l *errorLog) all() []string {
 	return append([]string(nil), l.errs...)
 }
 
-// A 302 on DELETE /credentials/{id}, pointing at another server, is never
-// followed: that server receives nothing, the revocation is not taken as
-// done and is retried, and once the issuer answers properly the credential
-// is really revoked (I3), after its grace (I2).
-func TestAdversarialIssuerRedirectOnRevoke(t *testing.T) {
-	t.Parallel()
+// refusedRevocations rotates a fresh instance while the adversary answers
+// every DELETE with answer, and checks that none is taken for a
+// revocation: the old credential keeps working and stays due, and its
+// revoke task retries with an error holding wantErr. Then the issuer
+// answers properly again and the credential is really revoked (I3), after
+// its grace (I2). It returns how many DELETEs answer got and how often the
+// revoke task was retried.
+func refusedRevocations(t *testing.T, answer func(rw http.ResponseWriter, r *http.Request), wantErr string) (int64, int) {
+	t.Helper()
 	w := newWorld(t, worldParams{})
 	s := w.provision(1, sandbox.Mix{})[0]
+	adv := newAdversary(t, w)
+	var answered atomic.Int64
+	adv.set(func(rw http.ResponseWriter, r *http.Request, _ []byte) bool {
+		if r.Method != http.MethodDelete {
+			return false
+		}
+		answered.Add(1)
+		answer(rw, r)
+		return true
+	})
+	errs := &errorLog{}
+	adv.startWorker(w, errs)
+
+	res := w.rotate(s.ID)
+	info := w.waitTask(tasks.QueueDefault, tasks.RotateTaskID(res.Items[0].RotationID), 30*time.Second)
+	if info.State != asynq.TaskStateCompleted {
+		t.Fatalf("rotation %s: %s", info.State, info.LastErr)
+	}
+	waitFor(t, 30*time.Second, "refused revocations", func() (bool, string) {
+		return answered.Load() >= 3, fmt.Sprintf("%d DELETEs answered", answered.Load())
+	})
+	old, err := w.store.Credential(context.Background(), s.ID, s.Provisioned)
+	if err != nil || old.Revoked() {
+		t.Errorf("an answer that is no revocation was taken for one: %+v, %v", old, err)
+	}
+	if !w.sb.Demo.Valid(s.Provisioned) {
+		t.Error("the old credential stopped working while no DELETE reached the issuer")
+	}
+	revoke, err := w.insp.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID(s.ID, s.Provisioned))
+	if err != nil || !strings.Contains(revoke.LastErr, wantErr) {
+		t.Errorf("revoke task meanwhile: %+v, %v; want a retried %q error", revoke, err, wantErr)
+	}
+	for _, e := range errs.all() {
+		if strings.Contains(e, "nothing here") {
+			t.Errorf("the answer's text reached an error: %s", e)
+		}
+	}
+
+	adv.set(nil)
+	w.waitRevoked(30 * time.Second)
+	checkRotated(t, w, s)
+	if v := w.sb.Checker.Violations(); len(v) > 0 {
+		t.Errorf("invariant violations: %v", v)
+	}
+	return answered.Load(), revoke.Retried
+}
+
+// A 302 on DELETE /credentials/{id}, pointing at another server, is never
+// followed: that server receives nothing, and the revocation is retried
+// until the issuer answers properly (refusedRevocations).
+func TestAdversarialIssuerRedirectOnRevoke(t *testing.T) {
+	t.Parallel()
 	var elsewhere atomic.Int64
 	target := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 		elsewhere.Add(1)
 		rw.WriteHeader(http.StatusOK) // what a naive client would take for "revoked"
 	}))
 	t.Cleanup(target.Close)
-	adv := newAdversary(t, w)
-	var redirected atomic.Int64
-	adv.set(func(rw http.ResponseWriter, r *http.Request, _ []byte) bool {
-		if r.Method != http.MethodDelete {
-			return false
-		}
-		redirected.Add(1)
+	n, retried := refusedRevocations(t, func(rw http.ResponseWriter, r *http.Request) {
 		http.Redirect(rw, r, target.URL+r.URL.Path, http.StatusFound)
-		return true
-	})
-	errs := &errorLog{}
-	adv.startWorker(w, errs)
-
-	res := w.rotate(s.ID)
-	info := w.waitTask(tasks.QueueDefault, tasks.RotateTaskID(res.Items[0].RotationID), 30*time.Second)
-	if info.State != asynq.TaskStateCompleted {
-		t.Fatalf("rotation %s: %s", info.State, info.LastErr)
-	}
-	waitFor(t, 30*time.Second, "redirected revocations", func() (bool, string) {
-		return redirected.Load() >= 3, fmt.Sprintf("%d DELETEs redirected", redirected.Load())
-	})
-	old, err := w.store.Credential(context.Background(), s.ID, s.Provisioned)
-	if err == nil && old.Revoked() {
-		t.Errorf("a redirected DELETE was taken as a revocation: %+v", old)
-	}
-	if !w.sb.Demo.Valid(s.Provisioned) {
-		t.Error("the provisioning credential was revoked while every DELETE was redirected")
-	}
-	revoke, err := w.insp.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID(s.ID, s.Provisioned))
-	if err != nil || !strings.Contains(revoke.LastErr, "status 302 ("+issuer.CodeRedirect+")") {
-		t.Errorf("revoke task while redirected: %+v, %v; want a retried redirect error", revoke, err)
-	}
-
-	adv.set(nil)
-	w.waitRevoked(30 * time.Second)
-	checkRotated(t, w, s)
-	if n := elsewhere.Load(); n != 0 {
-		t.Errorf("the redirect target received %d requests", n)
-	}
-	if v := w.sb.Checker.Violations(); len(v) > 0 {
-		t.Errorf("invariant violations: %v", v)
+	}, "status 302 ("+issuer.CodeRedirect+")")
+	if got := elsewhere.Load(); got != 0 {
+		t.Errorf("the redirect target received %d requests", got)
 	}
 	t.Logf("%d DELETEs redirected and retried, none followed; revoked once the issuer answered; revoke task retried %d times",
-		redirected.Load(), revoke.Retried)
+		n, retried)
 }
 
 // The issuer's app is renamed, so Heroku's router answers every DELETE with
-// its HTML "no such app" 404 page. None is taken for a revocation: the old
-// credential keeps working and stays due, the revoke task retries, and once
-// the issuer answers again the credential is really revoked (I3).
+// its HTML "no such app" 404 page. None is taken for a revocation, and the
+// revocation is retried until the issuer answers again (refusedRevocations).
 func TestAdversarialIssuerNotFoundPageOnRevoke(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t, worldParams{})
-	s := w.provision(1, sandbox.Mix{})[0]
-	adv := newAdversary(t, w)
-	var pages atomic.Int64
-	adv.set(func(rw http.ResponseWriter, r *http.Request, _ []byte) bool {
-		if r.Method != http.MethodDelete {
-			return false
-		}
-		pages.Add(1)
+	n, _ := refusedRevocations(t, func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Header().Set("Content-Type", "text/html; charset=utf-8")
 		rw.WriteHeader(http.StatusNotFound)
 		_, _ = io.WriteString(rw, "<!DOCTYPE html><html><head><title>No such app</title></head>"+
 			"<body><h1>There is nothing here, yet.</h1></body></html>")
-		return true
-	})
-	errs := &errorLog{}
-	adv.startWorker(w, errs)
-
-	res := w.rotate(s.ID)
-	info := w.waitTask(tasks.QueueDefault, tasks.RotateTaskID(res.Items[0].RotationID), 30*time.Second)
-	if info.State != asynq.TaskStateCompleted {
-		t.Fatalf("rotation %s: %s", info.State, info.LastErr)
-	}
-	waitFor(t, 30*time.Second, "revocations answered with a 404 page", func() (bool, string) {
-		return pages.Load() >= 3, fmt.Sprintf("%d DELETEs answered with the page", pages.Load())
-	})
-	old, err := w.store.Credential(context.Background(), s.ID, s.Provisioned)
-	if err != nil || old.Revoked() {
-		t.Errorf("a 404 page was taken for a revocation: %+v, %v", old, err)
-	}
-	if !w.sb.Demo.Valid(s.Provisioned) {
-		t.Error("the old credential stopped working while no DELETE reached the issuer")
-	}
-	revoke, err := w.insp.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID(s.ID, s.Provisioned))
-	if err != nil || !strings.Contains(revoke.LastErr, "status 404 ("+issuer.CodeNotFoundPage+")") {
-		t.Errorf("revoke task while the router answered: %+v, %v; want a retried %s error", revoke, err, issuer.CodeNotFoundPage)
-	}
-	for _, e := range errs.all() {
-		if strings.Contains(e, "nothing here") {
-			t.Errorf("the page's text reached an error: %s", e)
-		}
-	}
-
-	adv.set(nil)
-	w.waitRevoked(30 * time.Second)
-	checkRotated(t, w, s)
-	if v := w.sb.Checker.Violations(); len(v) > 0 {
-		t.Errorf("invariant violations: %v", v)
-	}
-	t.Logf("%d DELETEs answered with a 404 page and retried; revoked once the issuer answered", pages.Load())
+	}, "status 404 ("+issuer.CodeNotFoundPage+")")
+	t.Logf("%d DELETEs answered with a 404 page and retried; revoked once the issuer answered", n)
 }
 
 // An issuer written before v2, checking v1 signatures only, still mints,
