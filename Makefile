@@ -35,11 +35,14 @@ bench:
 	$(GO) test -run '^$$' -bench 'BenchmarkFleet|BenchmarkRealtimeWave' -benchtime 1x -timeout 45m ./internal/bench/
 	$(GO) test -run '^$$' -bench BenchmarkMemory -benchtime 1x -timeout 10m ./internal/store/
 
-## fuzz: run every Fuzz function of the module for FUZZTIME each (CI uses a
-## few seconds). Packages and targets are found, not listed, so a new fuzz
-## target is picked up without editing this file; a package whose test files
-## hold no "func Fuzz" is skipped before it is compiled.
-FUZZTIME ?= 10s
+## fuzz: run every Fuzz function of the module for FUZZTIME each: a count of
+## inputs (50000x), not a duration. With a duration, Go's fuzzing coordinator
+## can fail a target with a bare "context deadline exceeded" when the deadline
+## fires while a starved worker is mid-input, with no failing input found; a
+## count has no deadline to race. Packages and targets are found, not listed,
+## so a new fuzz target is picked up without editing this file; a package
+## whose test files hold no "func Fuzz" is skipped before it is compiled.
+FUZZTIME ?= 50000x
 fuzz:
 	@set -e; \
 	for pkg in $$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{.Dir}}{{end}}' $(PKGS) | \
