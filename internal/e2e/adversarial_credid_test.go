@@ -244,3 +244,57 @@ func (a *adversary) rewriteMints(edit func(instanceID string, answer map[string]
 		return true
 	})
 }
+
+// An issuer that answers a mint with a new id but the config of a
+// credential already revoked (a stale cache, a replayed answer) fails the
+// rotation at its first run (mint:config_reused), before any push: pushing
+// it would put a revoked secret in the apps' config, and they would break
+// at their restart (I1). The current credential stays current and working.
+func TestAdversarialIssuerRevokedConfigUnderANewID(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldParams{})
+	s := w.provision(1, sandbox.Mix{})[0]
+	adv := newAdversary(t, w)
+	adv.startWorker(w, &errorLog{})
+	ctx := context.Background()
+	// Two faithful rotations: the first one's credential is superseded by
+	// the second and revoked after the grace.
+	w.waitBatch(w.rotate(s.ID).BatchID, 30*time.Second)
+	first, err := w.store.Instance(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked := w.sb.Fake.Config(s.ID)
+	w.waitBatch(w.rotate(s.ID).BatchID, 30*time.Second)
+	waitFor(t, 10*testGrace, "the revocation of "+first.CurrentCredential, func() (bool, string) {
+		return !w.sb.Demo.Valid(first.CurrentCredential), "still valid"
+	})
+	before, err := w.store.Instance(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	adv.rewriteMints(func(_ string, answer map[string]any) { answer["config"] = revoked })
+	rot := w.rotate(s.ID).Items[0].RotationID
+	info := w.waitTask(tasks.QueueDefault, tasks.RotateTaskID(rot), 30*time.Second)
+	if info.State != asynq.TaskStateArchived || info.Retried != 0 {
+		t.Errorf("rotate task %s after %d retries (%q); want archived at the first run", info.State, info.Retried, info.LastErr)
+	}
+	after, err := w.store.Instance(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.CurrentCredential != before.CurrentCredential || after.LastErrorCode != "mint:config_reused" {
+		t.Errorf("current %s (was %s), last error code %q; want it kept, mint:config_reused",
+			after.CurrentCredential, before.CurrentCredential, after.LastErrorCode)
+	}
+	if n := w.sb.Fake.ConfigChanges(s.ID); n != 2 {
+		t.Errorf("%d config changes on Heroku, want 2 (the faithful rotations')", n)
+	}
+	if !w.sb.Demo.Valid(before.CurrentCredential) {
+		t.Errorf("the current credential %s is no longer valid", before.CurrentCredential)
+	}
+	if v := w.sb.Checker.Violations(); len(v) > 0 {
+		t.Errorf("invariant violations: %v", v)
+	}
+}

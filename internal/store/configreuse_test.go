@@ -286,3 +286,75 @@ func TestSavePendingRefusesAnIDHoldingItsSecret(t *testing.T) {
 		t.Errorf("SavePending(u_k-2) = %v", err)
 	}
 }
+
+// A credential revoked or discarded since its mint is no longer live, but
+// its config must not come back under another id either: the apps would
+// get a secret that no longer works. Every config minted for the instance
+// is remembered for the rotation ttl (mintedKey), whatever became of its
+// credential; after that, a mint with it is saved as any other.
+func TestSavePendingRefusesARevokedOrDiscardedConfig(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, now := newHistoryStore(t)
+	if err := s.PutInstance(ctx, Registration{ID: "inst-r", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "k-0"}); err != nil {
+		t.Fatal(err)
+	}
+	// k-1 is minted, promoted, superseded by k-2 and revoked.
+	rotateOnce(t, s, now, "inst-r", "rot-1", "k-1")
+	rotateOnce(t, s, now, "inst-r", "rot-2", "k-2")
+	if c, err := s.Credential(ctx, "inst-r", "k-1"); err != nil || !c.Revoked() {
+		t.Fatalf("k-1 = %+v (%v), want revoked", c, err)
+	}
+	// k-3 is minted and discarded: its rotation failed before any push.
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-r", RotationID: "rot-3"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePending(ctx, "inst-r", "rot-3", "k-3", reuseConfig("three")); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := s.FailRotation(ctx, "inst-r", "rot-3", Failure{Code: "push:forbidden", Cause: "403"}); err != nil || f.Discarded == nil || f.Discarded.CredentialID != "k-3" {
+		t.Fatalf("FailRotation = %+v, %v; want k-3 discarded", f, err)
+	}
+	if err := s.MarkRevoked(ctx, "inst-r", "k-3"); err != nil {
+		t.Fatal(err)
+	}
+
+	mint := func(rot, cred string, cfg map[string]secret.String) error {
+		t.Helper()
+		if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-r", RotationID: rot}); err != nil {
+			t.Fatal(err)
+		}
+		err := s.SavePending(ctx, "inst-r", rot, cred, cfg)
+		// Ended either way, so that the next claim starts a rotation of its own.
+		if _, ferr := s.FailRotation(ctx, "inst-r", rot, Failure{Code: "mint:config_reused", Cause: "refused"}); ferr != nil {
+			t.Fatal(ferr)
+		}
+		return err
+	}
+	for _, tc := range []struct{ config, was string }{{"pw-rot-1", "k-1"}, {"three", "k-3"}} {
+		// rotateOnce mints with reuseConfig("pw-" + rot).
+		err := mint("rot-again-"+tc.was, "k-new-"+tc.was, reuseConfig(tc.config))
+		if !errors.Is(err, ErrConfigReused) || !strings.Contains(err.Error(), tc.was) {
+			t.Errorf("a mint with %s's config = %v, want ErrConfigReused naming %s", tc.was, err, tc.was)
+		}
+		if _, err := s.Credential(ctx, "inst-r", "k-new-"+tc.was); !errors.Is(err, ErrNotFound) {
+			t.Errorf("the credential minted with %s's config was recorded: %v", tc.was, err)
+		}
+	}
+	if err := mint("rot-4", "k-4", reuseConfig("four")); err != nil {
+		t.Errorf("a config of its own: %v", err)
+	}
+	if ttl := r.Client.TTL(ctx, mintedKey("inst-r")).Val(); ttl <= 0 || ttl > 30*24*time.Hour {
+		t.Errorf("the minted configs' key expires in %v, want within the rotation ttl", ttl)
+	}
+
+	// Past the rotation ttl the configs are forgotten, as their records are.
+	*now = now.Add(31 * 24 * time.Hour)
+	if err := mint("rot-5", "k-5", reuseConfig("three")); err != nil {
+		t.Errorf("k-3's config 31 days on: %v, want it saved", err)
+	}
+	if n := r.Client.ZCard(ctx, mintedKey("inst-r")).Val(); n != 1 {
+		t.Errorf("%d configs remembered after 31 days and one mint, want 1", n)
+	}
+}

@@ -218,18 +218,20 @@ type savePendingKeys struct {
 	// KEYS[9] -> rekey:cred:<instance id>: (the script appends credential ids)
 	credentialPrefix string
 	unconfirmed      string // KEYS[10] -> rekey:unconfirmed:<instance id>
+	minted           string // KEYS[11] -> rekey:minted:<instance id>
 }
 
 func newSavePendingKeys(instanceID, rotationID, credID string) savePendingKeys {
 	return savePendingKeys{rotation: rotationKey(rotationID), credential: credentialKey(instanceID, credID),
 		instanceEvents: historyKey(instanceID), events: eventsKey(), revokeDue: revokeDueKey(),
 		config: configKey(instanceID, credID), instance: instanceKey(instanceID), previous: previousKey(instanceID),
-		credentialPrefix: credentialKey(instanceID, ""), unconfirmed: unconfirmedKey(instanceID)}
+		credentialPrefix: credentialKey(instanceID, ""), unconfirmed: unconfirmedKey(instanceID),
+		minted: mintedKey(instanceID)}
 }
 
 func (k savePendingKeys) list() []string {
 	return []string{k.rotation, k.credential, k.instanceEvents, k.events, k.revokeDue, k.config, k.instance,
-		k.previous, k.credentialPrefix, k.unconfirmed}
+		k.previous, k.credentialPrefix, k.unconfirmed, k.minted}
 }
 
 // PendingConfig returns the config of a pending credential, opened. It is

@@ -227,11 +227,13 @@ return reply('claimed', ARGV[1], KEYS[2])
 // that saved it pushes that one), "reused ..." (the id names a credential the instance already
 // has: nothing is recorded under it, since revoking by that id would hit the
 // other credential; the rotation fails at mint), "config_reused ..." (the
-// config is that of a live credential under another id: the current one,
-// a previous one, an unconfirmed one (Heroku may hold it) or the
-// rotation's own pending one; pushing it changes nothing or brings back an
-// old one, and revoking either credential later would break the apps that
-// hold the config; nothing is recorded, and the rotation fails at mint). A credential that arrives too late to be used (the rotation
+// config is that of another credential of the instance under another id:
+// the current one, a previous one, an unconfirmed one (Heroku may hold
+// it), the rotation's own pending one, or any minted within the rotation
+// ttl, revoked or discarded ones included; pushing it changes nothing,
+// brings back an old one or puts a revoked secret in the apps' config, and
+// revoking either credential would break the apps that hold the config;
+// nothing is recorded, and the rotation fails at mint). A credential that arrives too late to be used (the rotation
 // finished meanwhile, or already has another one) is recorded as discarded
 // and queued for revocation, so it does not outlive the conflict (I3).
 var savePendingScript = eventScript(`
@@ -259,9 +261,20 @@ if c[1] then
   if ARGV[9] ~= '' and c[1] == 'discarded' and c[2] == ARGV[3] then return 'discarded' end
   return redis.error_reply('reused issuer reused a credential id')
 end
--- A live credential's config under this id: nothing is recorded, not even
--- as discarded (revoking this id could revoke that config).
+-- Another credential's config under this id: nothing is recorded, not even
+-- as discarded (revoking this id could revoke that config). KEYS[11] holds
+-- every config minted for the instance within the rotation ttl, whatever
+-- became of its credential since (revoked and discarded ones included), as
+-- its fingerprint followed by the credential's id; the live credentials
+-- are read for those minted before that.
 if ARGV[10] ~= '' then
+  local n = #ARGV[10]
+  local since = tonumber(ARGV[5]) - tonumber(ARGV[8]) * 1000
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[11], since, '+inf', 'BYSCORE')) do
+    if string.sub(m, n + 1) ~= ARGV[1] and held(string.sub(m, 1, n)) then
+      return redis.error_reply('config_reused ' .. string.sub(m, n + 1))
+    end
+  end
   local live = redis.call('ZRANGE', KEYS[8], 0, -1)
   for _, id in ipairs(redis.call('ZRANGE', KEYS[10], 0, -1)) do live[#live + 1] = id end
   live[#live + 1] = get(KEYS[7], 'current')
@@ -271,6 +284,14 @@ if ARGV[10] ~= '' then
     if f ~= '' and held(f) then return redis.error_reply('config_reused ' .. id) end
   end
 end
+-- remember(): the config joins KEYS[11], which forgets what is older than
+-- the rotation ttl and expires with the last config it holds.
+local function remember()
+  if ARGV[10] == '' then return end
+  redis.call('ZADD', KEYS[11], ARGV[5], ARGV[10] .. ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', '(' .. (tonumber(ARGV[5]) - tonumber(ARGV[8]) * 1000))
+  redis.call('EXPIRE', KEYS[11], ARGV[8])
+end
 local why = ''
 if have ~= '' then why = 'issuer returned a second credential for one rotation'
 elseif st ~= 'requested' then why = 'rotation is ' .. st end
@@ -278,6 +299,7 @@ if why ~= '' or ARGV[9] ~= '' then
   redis.call('HSET', KEYS[2], 'rotation_id', ARGV[3],
     'state', 'discarded', 'minted_at', ARGV[5], 'discarded_at', ARGV[5], 'revoke_at', ARGV[5])
   redis.call('ZADD', KEYS[5], ARGV[5], ARGV[2] .. '/' .. ARGV[1])
+  remember()
   emit(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[2], 'discarded', ARGV[3], ARGV[1], why ~= '' and why or ARGV[9], ARGV[5])
   if why == '' then return 'discarded' end
   return redis.error_reply('conflict ' .. why)
@@ -286,6 +308,7 @@ redis.call('HSET', KEYS[2], 'rotation_id', ARGV[3], 'state', 'pending', 'minted_
 redis.call('HSET', KEYS[6], 'config', ARGV[4])
 redis.call('EXPIRE', KEYS[6], ARGV[8])
 redis.call('HSET', KEYS[1], 'credential_id', ARGV[1], 'state', 'minted')
+remember()
 emit(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[2], 'minted', ARGV[3], ARGV[1], '', ARGV[5])
 return 'saved'
 `)

@@ -45,11 +45,13 @@ var (
 	// nothing may be revoked by that id: it names another credential.
 	ErrCredentialReused = errors.New("issuer reused a credential id")
 	// ErrConfigReused means the issuer answered a mint with the config of
-	// the instance's current credential, or of a previous one, under a new
-	// id. Pushing it changes nothing on Heroku (or brings an old one back),
-	// and revoking that credential later would break the apps that hold
-	// its config: the rotation cannot go on, and nothing is recorded.
-	ErrConfigReused = errors.New("the issuer answered with the config of a live credential under another id")
+	// another credential of the instance under a new id: the current one,
+	// one still waiting for its revocation, or one minted within the
+	// rotation ttl and revoked or discarded since. Pushing it changes
+	// nothing on Heroku, brings an old one back or puts a revoked secret in
+	// the apps' config, and revoking either credential would break the
+	// apps that hold it: the rotation cannot go on, and nothing is recorded.
+	ErrConfigReused = errors.New("the issuer answered with the config of another credential under another id")
 	// ErrInvalidCredentialID means the issuer answered a mint with an id
 	// rekey cannot use (ValidID). The issuer answers every retry of the
 	// rotation the same, so the rotation cannot go on; the credential it
@@ -145,6 +147,14 @@ func previousKey(instanceID string) string { return keyPrefix + "previous:" + in
 // rotations whose push had an unknown outcome), scored by when they were
 // set aside, in milliseconds.
 func unconfirmedKey(instanceID string) string { return keyPrefix + "unconfirmed:" + instanceID }
+
+// mintedKey is a ZSET of the configs minted for an instance within the
+// rotation ttl: member the config's fingerprint under the first key
+// (configFingerprints) followed by the credential's id, scored by when it
+// was minted in milliseconds. It expires with the newest of them, so a
+// mint that repeats the config of a credential already revoked or
+// discarded is refused (savePendingScript).
+func mintedKey(instanceID string) string { return keyPrefix + "minted:" + instanceID }
 
 // revokeDueKey is a ZSET of every credential that waits to be revoked
 // (previous or discarded), member "instance_id/credential_id", scored by
