@@ -107,6 +107,18 @@ func (b *tab) newTab() *tab {
 	return &tab{t: b.t, ctx: ctx}
 }
 
+// sameBrowserTab opens another tab of the same browser context: it shares
+// the tab's cookies, as a customer's second tab does.
+func (b *tab) sameBrowserTab() *tab {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(b.ctx)
+	b.t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		b.t.Fatalf("open tab: %v", err)
+	}
+	return &tab{t: b.t, ctx: ctx}
+}
+
 // do runs steps, failing the test after browserWait.
 func (b *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()

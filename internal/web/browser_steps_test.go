@@ -6,12 +6,15 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
 )
 
 // operatorReason is an operator's free-text reason, which only operators
@@ -92,6 +95,45 @@ func (w *browserWorld) secondRotationRefused(b *tab) []string {
 		w.t.Errorf("the refused click started rotation %s", in.InFlight)
 	}
 	return []string{dashboard, refusal}
+}
+
+// signOutWhileFollowing has the dashboard follow a rotation in flight (an
+// operator's, claimed with no task yet, so that it stays in flight), then
+// signs out in a second tab of the same browser. The first tab's next status
+// poll is answered 401: it must say the session has ended and stop polling,
+// rather than show an error or poll on. It returns the pages it saw.
+func (w *browserWorld) signOutWhileFollowing(b *tab) []string {
+	w.t.Helper()
+	ctx := context.Background()
+	rot := tasks.NewID("rot")
+	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: w.sample.ID, RotationID: rot,
+		Reason: operatorReason, Queue: tasks.QueueDefault}); err != nil {
+		w.t.Fatal(err)
+	}
+	b.do("reload the dashboard", chromedp.Navigate(w.web.URL+"/dashboard"))
+	w.checkText(b, "status-text", "Rotation in progress")
+	if !value(b, "read data-busy", chromedp.Evaluate[bool](`document.body.getAttribute("data-busy") === "true"`)) {
+		w.t.Fatal("the dashboard does not follow the rotation in flight")
+	}
+	polls := w.statusPolls.Load()
+	other := b.sameBrowserTab()
+	other.do("open the dashboard in a second tab", chromedp.Navigate(w.web.URL+"/dashboard"))
+	pages := w.signOut(other)
+	const ended = "Your session has ended. Open this add-on again from your Heroku dashboard to follow the rotation."
+	b.waitUntil("the first tab to say the session has ended",
+		`document.getElementById("status-text").textContent === `+strconv.Quote(ended))
+	b.screenshot("dashboard-session-ended.png")
+	if w.statusPolls.Load() == polls {
+		w.t.Error("the first tab said the session ended without asking the server")
+	}
+	// Polls come 2 s apart: three intervals without one shows it stopped.
+	after := w.statusPolls.Load()
+	time.Sleep(6 * time.Second)
+	if n := w.statusPolls.Load() - after; n != 0 {
+		w.t.Errorf("the first tab polled %d more times after its session ended", n)
+	}
+	w.checkText(b, "status-text", ended)
+	return append(pages, b.html())
 }
 
 // signOut clicks "Sign out", and checks that the dashboard then asks the

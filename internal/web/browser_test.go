@@ -29,8 +29,9 @@ import (
 // navigation header; an operator's rotation fails on Heroku; "Rotate
 // credentials" runs a real rotation on the in-process worker while the
 // page follows it; a second one is refused by the day's limit; the old
-// credential is revoked after the grace; the customer signs out, and the
-// sign-in form does not work twice. An operator sees the queues in
+// credential is revoked after the grace; the customer signs out in a second
+// tab while the first follows a rotation, which then says the session has
+// ended, and the sign-in form does not work twice. An operator sees the queues in
 // /monitoring. No page ever shows a secret, the operator's reason or an
 // error's text.
 func TestBrowserDashboardAndMonitoring(t *testing.T) {
@@ -60,7 +61,7 @@ func TestBrowserDashboardAndMonitoring(t *testing.T) {
 	pages = append(pages, customer.html())
 	customer.screenshot("dashboard-after-revocation.png")
 
-	pages = append(pages, w.signOut(customer)...)
+	pages = append(pages, w.signOutWhileFollowing(customer)...)
 	pages = append(pages, w.replaySignIn(customer))
 
 	pages = append(pages, w.monitoring(customer.newTab()))

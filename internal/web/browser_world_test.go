@@ -8,8 +8,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,6 +64,8 @@ type browserWorld struct {
 	// ssoURL is the page that posts Heroku's sign-in form, the same form
 	// every time it is opened.
 	ssoURL string
+	// statusPolls counts the requests for /dashboard/status, the page's poll.
+	statusPolls atomic.Int64
 }
 
 func newBrowserWorld(t *testing.T) *browserWorld {
@@ -202,7 +206,12 @@ func (w *browserWorld) startWeb() {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	w.web = httptest.NewServer(h)
+	w.web = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/dashboard/status" {
+			w.statusPolls.Add(1)
+		}
+		h.ServeHTTP(rw, r)
+	}))
 	w.t.Cleanup(w.web.Close)
 }
 
