@@ -19,6 +19,9 @@ const (
 	// WarnShortGrace: the grace floor lets an old credential be revoked
 	// soon after its rotation.
 	WarnShortGrace = "short_grace"
+	// WarnLongHold: a held revocation may last longer past its grace than
+	// the grace ceiling.
+	WarnLongHold = "long_hold"
 )
 
 // ShortGraceFloor is the grace floor under which Warnings warns: Heroku
@@ -26,11 +29,17 @@ const (
 // app runs the old credential until its dynos have restarted.
 const ShortGraceFloor = 5 * time.Minute
 
-// Warnings lists what in c may make revocations early.
+// Warnings lists what in c may make revocations early or holds long.
 func (c *Config) Warnings() []Warning {
 	var out []Warning
 	if d := c.shortGrace(); d != "" {
 		out = append(out, Warning{Name: WarnShortGrace, Detail: d})
+	}
+	if ceiling := c.GraceCeiling(); c.HoldMax > ceiling {
+		out = append(out, Warning{Name: WarnLongHold, Detail: fmt.Sprintf(
+			"REKEY_HOLD_MAX (%s) is longer than the grace ceiling (%s: REKEY_MAX_GRACE, or REKEY_GRACE or "+
+				"REKEY_PRIVATE_SPACE_GRACE when longer): a held revocation may keep an old credential valid %s past "+
+				"its grace; set REKEY_HOLD_MAX to at most %s", c.HoldMax, ceiling, c.HoldMax, ceiling)})
 	}
 	return out
 }

@@ -30,6 +30,9 @@ func TestWarnings(t *testing.T) {
 		{name: "rekey dev's grace", vars: map[string]string{"REKEY_GRACE": "30s", "REKEY_MIN_GRACE": "30s"}, want: map[string][]string{
 			config.WarnShortGrace: {"the grace floor is 30s (REKEY_MIN_GRACE; REKEY_GRACE is 30s)"}}},
 		{name: "a floor of five minutes", vars: map[string]string{"REKEY_MIN_GRACE": "5m"}},
+		{name: "the default hold under a lower ceiling", vars: map[string]string{"REKEY_MAX_GRACE": "12h"}, want: map[string][]string{
+			config.WarnLongHold: {"REKEY_HOLD_MAX (24h0m0s) is longer than the grace ceiling (12h0m0s: REKEY_MAX_GRACE",
+				"set REKEY_HOLD_MAX to at most 12h0m0s"}}},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
@@ -53,5 +56,31 @@ func TestWarnings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A REKEY_HOLD_MAX set above the grace ceiling is refused with a sentence
+// naming it; the default is not, whatever the ceiling.
+func TestHoldMaxAboveTheGraceCeilingIsRefused(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		vars map[string]string
+		want string // in the error; empty: accepted
+	}{
+		{map[string]string{"REKEY_HOLD_MAX": "8760h"}, `REKEY_HOLD_MAX must be at most the grace ceiling, 168h0m0s (REKEY_MAX_GRACE`},
+		{map[string]string{"REKEY_HOLD_MAX": "24h", "REKEY_MAX_GRACE": "12h"}, `got "24h"`},
+		{map[string]string{"REKEY_HOLD_MAX": "168h"}, ""},
+		{map[string]string{"REKEY_HOLD_MAX": "200h", "REKEY_GRACE": "200h"}, ""},
+		{map[string]string{"REKEY_HOLD_MAX": "0"}, ""},
+		{map[string]string{"REKEY_MAX_GRACE": "1h"}, ""}, // the default 24h: warned of, not refused
+	}
+	for _, c := range cases {
+		_, err := config.Load(env(c.vars))
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%v: %v, want it accepted", c.vars, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%v: Load() = %v, want an error with %q", c.vars, err, c.want)
+		}
 	}
 }
