@@ -230,10 +230,19 @@ func watchBatch(ctx context.Context, env *environ, st *store.Store, id string, i
 			if tty {
 				fmt.Fprintln(env.stdout)
 			}
-			return b, ctx.Err()
+			return b, stoppedWatching(b, ctx.Err())
 		case <-tick.C:
 		}
 	}
+}
+
+// stoppedWatching is the error of a watch that err (its context's end)
+// stopped: the batch's rotations go on without it, and the error says how
+// far they got and how to follow them again.
+func stoppedWatching(b store.Batch, err error) error {
+	return &stoppedError{done: fmt.Sprintf("batch %s was enqueued and keeps running without this command "+
+		"(%d of %d rotations finished so far); follow it with 'rekey batches show %s --wait'",
+		b.ID, finished(b), b.Enqueued, b.ID), err: err}
 }
 
 // batchFailed is the error of a finished batch in which rotations failed.

@@ -20,8 +20,9 @@ fake of Heroku's APIs and a demo issuer. It provisions sample instances with ran
 all as one batch, checks the safety invariants as the fakes see them, and prints a summary. Without
 --once it also serves the web process and prints, once, the dashboard login link, /monitoring,
 /metrics and the HTTP API with its token and a curl line. With REDIS_URL set it refuses a database
-holding anything but an earlier rekey dev run's data, unless --allow-foreign-redis. Nothing here is
-for production.`,
+holding anything but an earlier rekey dev run's data, unless --allow-foreign-redis, and one where
+asynq servers of other processes (real workers, another rekey dev) poll rekey's queues, unless
+--allow-live-workers: dev's workers would take their tasks. Nothing here is for production.`,
 		Example: `  rekey dev
   rekey dev --once --instances 50
   rekey dev --grace 20s --restart-delay 2s --web-addr 127.0.0.1:8080
@@ -49,6 +50,7 @@ for production.`,
 	fl.StringVar(&o.WebAddr, "web-addr", "127.0.0.1:5000", "without --once, where the web process listens (port 0: any free port)")
 	fl.StringVar(&o.Issuer, "issuer", "demo", "demo (the demo webhook issuer) or postgres (login roles of a local PostgreSQL, REKEY_DEV_POSTGRES_URL)")
 	fl.BoolVar(&o.AllowForeignRedis, "allow-foreign-redis", false, "run on a REDIS_URL that holds data rekey dev did not write (never next to real workers)")
+	fl.BoolVar(&o.AllowLiveWorkers, "allow-live-workers", false, "run on a REDIS_URL where other processes' workers poll rekey's queues (they and dev's workers would take each other's tasks)")
 	return c
 }
 

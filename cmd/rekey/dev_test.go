@@ -19,7 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
 	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/worker"
 )
 
 var (
@@ -100,6 +104,67 @@ func TestDevRefusesARedisWithARegisteredInstance(t *testing.T) {
 			t.Errorf("key %s changed", k)
 		}
 	}
+}
+
+// runWorkerLanes runs rekey's asynq servers (internal/worker's lanes) on r
+// in this process, as a real `rekey worker` would, until the test ends,
+// and waits for their heartbeats. Its handler does nothing.
+func runWorkerLanes(t *testing.T, r *redistest.Redis) {
+	t.Helper()
+	w, err := worker.New(worker.Params{Redis: r.Client, Logger: zerolog.Nop(),
+		Handler: asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	insp := asynq.NewInspectorFromRedisClient(r.Client)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if s, err := insp.Servers(); err == nil && len(s) == len(worker.Lanes()) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker's lanes wrote no heartbeats within 10s")
+		}
+	}
+}
+
+// TestDevRefusesARedisWithLiveWorkers: with --allow-foreign-redis, a
+// Redis where a worker's asynq servers are alive is still refused (exit 2,
+// as a missing flag), naming them by host and pid, and nothing is written;
+// --allow-live-workers runs beside them.
+func TestDevRefusesARedisWithLiveWorkers(t *testing.T) {
+	c := newCLI(t)
+	runWorkerLanes(t, c.r)
+	args := append([]string{"--once", "--allow-foreign-redis", "--timeout", "20s"}, quickDev...)
+	cmd, stdout, stderr := devProcess(t, c.r.URL, args...)
+	err := cmd.Run()
+	if code := exitCode(err); code != 2 {
+		t.Fatalf("exit code %d, want 2\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	host, _ := os.Hostname()
+	for _, want := range []string{fmt.Sprintf("has 3 live asynq servers polling rekey's queues, in 1 process (%s pid %d)", host, os.Getpid()),
+		"rekey dev changed nothing", "--allow-live-workers"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	t.Logf("refusal:\n%s", stderr)
+	if mark, err := c.st.DevMark(context.Background()); err != nil || mark.Claimed {
+		t.Errorf("the refused Redis was marked as dev's (%v)", err)
+	}
+
+	cmd, _, stderr = devProcess(t, c.r.URL, append(args, "--allow-live-workers")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	c.waitFor(t, "dev to run beside the live workers", func() bool {
+		return strings.Contains(stderr.String(), "3 live asynq servers polling rekey's queues on REDIS_URL, in 1 process") &&
+			strings.Contains(stderr.String(), "running beside them anyway (--allow-live-workers)")
+	})
 }
 
 func TestDevOnceTwiceOnOneRedis(t *testing.T) {

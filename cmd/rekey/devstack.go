@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/rekeyhq/rekey/internal/config"
@@ -27,7 +28,13 @@ func runDevStack(ctx context.Context, env *environ, o devstack.Options) error {
 		}
 		return devApp{a}, nil
 	}
-	return devstack.Run(ctx, o)
+	err = devstack.Run(ctx, o)
+	var live *devstack.LiveWorkersError
+	if errors.As(err, &live) {
+		// Like a missing --confirm: the remedy is a flag.
+		return &usageError{msg: live.Error()}
+	}
+	return err
 }
 
 // devApp is the app as internal/devstack runs it.

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"maps"
+	"net"
 	"strings"
 	"testing"
 )
@@ -42,5 +45,46 @@ func TestMisspeltSettingIsNamed(t *testing.T) {
 	if got := c.stderr.String(); !strings.Contains(got, "unknown_setting") ||
 		!strings.Contains(got, "REKEY_GRACEE is not a setting rekey reads; it is ignored (did you mean REKEY_GRACE?)") {
 		t.Errorf("stderr = %q; want the misspelt setting named", got)
+	}
+}
+
+// A grace floor under REKEY_GRACE's own or under five minutes is named at
+// the start of every long-running process, as a short_grace warning in its
+// log, with the variables and the floor and no secret of the environment.
+func TestShortGraceIsWarnedOfAtStartUp(t *testing.T) {
+	c := newCLI(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	_ = l.Close()
+	const secret = "s3cret-that-must-never-be-logged"
+	vars := c.vars()
+	maps.Copy(vars, map[string]string{"REKEY_GRACE": "2m", "PORT": port,
+		"REKEY_ISSUER_URL": "http://127.0.0.1:1", "REKEY_ISSUER_SECRET": secret, "HEROKU_OAUTH_CLIENT_SECRET": secret,
+		"REKEY_API_TOKEN": secret, "REKEY_DASHBOARD_PASSWORD": secret, "HEROKU_SSO_SALT": secret})
+	for _, process := range []string{"web", "worker", "scheduler"} {
+		t.Run(process, func(t *testing.T) {
+			var stderr syncBuffer
+			env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+				stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &stderr}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- runCommand(ctx, env, process) }()
+			c.waitFor(t, "the short_grace warning", func() bool { return strings.Contains(stderr.String(), `"message":"short_grace"`) })
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("rekey %s: %v\n%s", process, err, stderr.String())
+			}
+			got := stderr.String()
+			if !strings.Contains(got, `"level":"warn"`) || !strings.Contains(got, "REKEY_GRACE (2m0s) is shorter than REKEY_MIN_GRACE (10m0s), "+
+				"so the grace floor is 2m0s") {
+				t.Errorf("the warning does not name the variables and the floor:\n%s", got)
+			}
+			if strings.Contains(got, secret) {
+				t.Errorf("a secret reached the log:\n%s", got)
+			}
+		})
 	}
 }

@@ -90,6 +90,10 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	ok, bad, skipped := 0, 0, 0
 	for n := 1; sc.Scan(); n++ {
+		if err := ctx.Err(); err != nil {
+			return &stoppedError{done: fmt.Sprintf("%d instances registered and %d lines refused before line %d; "+
+				"line %d and those after it were not read", ok, bad, n, n), err: err}
+		}
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue

@@ -161,6 +161,9 @@ func resealKeys(ctx context.Context, src sealedValues, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "resealing: %d hashes examined, %d resealed, %d already under key 1\n",
 			p.Keys, p.Resealed, p.Current)
 	})
+	if err != nil && ctx.Err() != nil {
+		return &stoppedError{done: "the values resealed so far stay resealed; run 'rekey keys reseal' again to finish", err: err}
+	}
 	if err != nil {
 		return fmt.Errorf("reseal: %w (what was resealed stays so; run it again)", err)
 	}

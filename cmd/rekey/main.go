@@ -16,8 +16,8 @@
 //
 // The command tree is in root.go. Configuration comes from the environment
 // (see README.md). Exit status: 0 on success and for --help, 1 when a
-// command fails, 2 when it was called wrongly, 130 when interrupted at a
-// [y/N] question (nothing was done).
+// command fails, 2 when it was called wrongly, 130 when interrupted
+// (Ctrl-C, or any signal at a [y/N] question).
 package main
 
 import (
@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 )
@@ -45,7 +44,7 @@ type environ struct {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	env := &environ{lookup: os.LookupEnv, names: environNames(os.Environ()), stdin: os.Stdin, stdout: os.Stdout,
 		stderr: os.Stderr, terminal: isTerminal(os.Stdin)}
@@ -56,23 +55,25 @@ func main() {
 	}
 }
 
-// run runs the command args name.
+// run runs the command args name. A command that Ctrl-C stopped returns
+// an *interruptedError, whatever it returned itself (onCtrlC).
 func run(ctx context.Context, env *environ, args []string) error {
 	root := newRootCmd(env)
 	root.SetArgs(longFlags(root, args))
 	cmd, err := root.ExecuteContextC(ctx)
-	if u, ok := asUsage(err); ok && u.path == "" {
-		u.path = "rekey"
-		if cmd != nil {
-			u.path = cmd.CommandPath()
-		}
+	path := "rekey"
+	if cmd != nil {
+		path = cmd.CommandPath()
 	}
-	return err
+	if u, ok := asUsage(err); ok && u.path == "" {
+		u.path = path
+	}
+	return onCtrlC(ctx, path, err)
 }
 
 // report prints err and returns the exit status: 2 and a one-line hint for
-// a usage error, 130 for a command interrupted at a question (it did
-// nothing), 1 and the error's sentences for any other failure.
+// a usage error, 130 for an interrupted command (Ctrl-C, or a signal at a
+// question), 1 and the error's sentences for any other failure.
 func report(w io.Writer, err error) int {
 	if u, ok := asUsage(err); ok {
 		fmt.Fprintln(w, u.hint())

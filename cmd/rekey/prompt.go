@@ -1,25 +1,6 @@
 package main
 
-import (
-	"context"
-	"errors"
-)
-
-// exitInterrupted is the exit status of a command interrupted at a
-// question (Ctrl-C, SIGTERM): 128 + SIGINT, as shells report it.
-const exitInterrupted = 130
-
-// interruptedError is a command interrupted at a [y/N] question: it did
-// nothing. main prints it and exits 130.
-type interruptedError struct{ msg string }
-
-func (e *interruptedError) Error() string { return e.msg }
-
-// asInterrupted returns err's interruption, if it is one.
-func asInterrupted(err error) (*interruptedError, bool) {
-	var i *interruptedError
-	return i, errors.As(err, &i)
-}
+import "context"
 
 // ask writes question to stderr, so that stdout stays clean for scripts,
 // and waits for the answer, or for ctx to be cancelled (Ctrl-C), whichever

@@ -285,6 +285,10 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 		if f.asJSON {
 			_ = writeJSON(env.stdout, newRotateOutput(res, f.queue, nil))
 		}
+		if ctx.Err() != nil {
+			return &stoppedError{done: fmt.Sprintf("batch %s is incomplete: the %d rotations enqueued before the interruption "+
+				"keep running; requesting the same instances again is safe", res.BatchID, res.Enqueued), err: err}
+		}
 		return fmt.Errorf("batch %s is incomplete; requesting the same instances again is safe: %w", res.BatchID, err)
 	}
 	switch {

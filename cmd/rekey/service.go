@@ -23,8 +23,13 @@ const sealedCheckLimit = 2000
 // logs redis_down and redis_up once per change, so a process started
 // before Redis, or during an outage, keeps running instead of exiting into
 // Heroku's crash-restart cool-down. go-redis's own log lines go through
-// zerolog, demoted while Redis is down.
+// zerolog, demoted while Redis is down. It first logs the settings that
+// may make revocations early or holds long (config.Warnings), as every
+// command logs the REKEY_ settings rekey does not read (newLogger).
 func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app, error) {
+	for _, w := range cfg.Warnings() {
+		log.Warn().Str("detail", w.Detail).Msg(w.Name)
+	}
 	a, err := newApp(cfg, log)
 	if err != nil {
 		return nil, err

@@ -226,6 +226,9 @@ func Load(env Lookup) (*Config, error) {
 		AuditRetention:          p.duration("REKEY_AUDIT_RETENTION", store.DefaultAuditRetention, time.Hour),
 	}
 	c.Holds = p.holds()
+	if err := c.checkHoldMax(p.str("REKEY_HOLD_MAX", "")); err != nil {
+		p.fail(err)
+	}
 	if c.RedisURL != "" {
 		if _, err := c.RedisOptions(); err != nil {
 			p.fail(err)

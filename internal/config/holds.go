@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Holds is how a revocation waits for its credential to go quiet
 // (docs/design.md, "Holds").
@@ -14,7 +17,7 @@ type Holds struct {
 	// Default 5m, at least 1s.
 	HoldRecheck time.Duration
 	// HoldMax is REKEY_HOLD_MAX, how long past the grace a hold may last.
-	// Default 24h.
+	// Default 24h. Set, it may not exceed the grace ceiling (checkHoldMax).
 	HoldMax time.Duration
 	// HoldAtCap is REKEY_HOLD_AT_CAP, what happens to a hold at its cap:
 	// "revoke" (default) or "hold". Either is logged as an error and
@@ -35,4 +38,19 @@ func (p *parser) holds() Holds {
 		HoldMax:     p.duration("REKEY_HOLD_MAX", 24*time.Hour, 0),
 		HoldAtCap:   p.oneOf("REKEY_HOLD_AT_CAP", HoldAtCapRevoke, HoldAtCapRevoke, HoldAtCapHold),
 	}
+}
+
+// checkHoldMax refuses a REKEY_HOLD_MAX set (raw, as read) longer than the
+// grace ceiling: REKEY_HOLD_MAX=8760h would let a held revocation keep an
+// old credential valid for a year, as the ceiling keeps a typo in a grace
+// from doing. The default (24h) is not refused under a lower ceiling
+// (REKEY_MAX_GRACE=12h was accepted with it before); Warnings says so at
+// start-up instead.
+func (c *Config) checkHoldMax(raw string) error {
+	if ceiling := c.GraceCeiling(); raw != "" && c.HoldMax > ceiling {
+		return fmt.Errorf("REKEY_HOLD_MAX must be at most the grace ceiling, %s (REKEY_MAX_GRACE, or REKEY_GRACE or "+
+			"REKEY_PRIVATE_SPACE_GRACE when longer), got %q: a held revocation would keep an old credential valid "+
+			"that long past its grace", ceiling, raw)
+	}
+	return nil
 }

@@ -64,6 +64,9 @@ type Options struct {
 	// AllowForeignRedis lets dev run on a Redis that holds data it did not
 	// write (--allow-foreign-redis). It then leaves that data alone.
 	AllowForeignRedis bool
+	// AllowLiveWorkers lets dev run on a Redis where other processes'
+	// asynq servers poll rekey's queues (--allow-live-workers).
+	AllowLiveWorkers bool
 	// Issuer is "demo" (the default: the demo webhook issuer, plus one
 	// instance whose old credential stays in use for a while, to show a
 	// held revocation) or "postgres" (login roles of a local PostgreSQL).
@@ -234,7 +237,7 @@ func (r *run) start(ctx context.Context, redisURL string) error {
 	}
 	defer st.Close()
 	r.st = st
-	if err := claimRedis(ctx, st.Store(), r.o.AllowForeignRedis, r.o.Stderr); err != nil {
+	if err := claimRedis(ctx, st.Store(), r.o); err != nil {
 		return err
 	}
 	r.sb.Checker.UseStore(st.Store())

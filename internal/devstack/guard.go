@@ -3,7 +3,6 @@ package devstack
 import (
 	"context"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 
@@ -42,21 +41,28 @@ func (e *ForeignRedisError) Error() string {
 // claimRedis makes sure the database is dev's before dev writes anything:
 // empty, or holding only what earlier dev runs wrote, which it then clears
 // so the run starts afresh. Anything else is a *ForeignRedisError unless
-// allowForeign, in which case dev leaves the data alone.
-func claimRedis(ctx context.Context, st *store.Store, allowForeign bool, log io.Writer) error {
+// o.AllowForeignRedis, in which case dev leaves the data alone. Either
+// way, asynq servers of other processes polling rekey's queues are a
+// *LiveWorkersError unless o.AllowLiveWorkers: data dev may share, or an
+// earlier dev run's that it would clear, is no reason to share workers.
+func claimRedis(ctx context.Context, st *store.Store, o Options) error {
 	rdb := st.Redis()
 	found, n, err := foreignData(ctx, rdb, st)
 	if err != nil {
 		return err
 	}
-	switch {
-	case len(found) > 0 && allowForeign:
-		fmt.Fprintf(log, "rekey dev: REDIS_URL holds data rekey dev did not write (%s); running there anyway (%s)\n",
-			strings.Join(found, "; "), AllowForeignRedisFlag)
-	case len(found) > 0:
+	if len(found) > 0 && !o.AllowForeignRedis {
 		return &ForeignRedisError{Addr: addrOf(rdb), Found: found}
+	}
+	if err := checkLiveWorkers(rdb, o.AllowLiveWorkers, o.Stderr); err != nil {
+		return err
+	}
+	switch {
+	case len(found) > 0:
+		fmt.Fprintf(o.Stderr, "rekey dev: REDIS_URL holds data rekey dev did not write (%s); running there anyway (%s)\n",
+			strings.Join(found, "; "), AllowForeignRedisFlag)
 	case n > 0:
-		fmt.Fprintf(log, "rekey dev: REDIS_URL holds only an earlier rekey dev run's data (%d keys); clearing it\n", n)
+		fmt.Fprintf(o.Stderr, "rekey dev: REDIS_URL holds only an earlier rekey dev run's data (%d keys); clearing it\n", n)
 		if err := rdb.FlushDB(ctx).Err(); err != nil {
 			return fmt.Errorf("clear the earlier rekey dev run's data: %w", err)
 		}

@@ -71,7 +71,7 @@ func TestClaimRedis(t *testing.T) {
 			tt.setup(t, r, st)
 			before := redistest.Dump(t, r)
 			var log bytes.Buffer
-			err := claimRedis(ctx, st, false, &log)
+			err := claimRedis(ctx, st, Options{Stderr: &log})
 			if len(tt.found) > 0 {
 				var f *ForeignRedisError
 				if !errors.As(err, &f) {
@@ -106,7 +106,7 @@ func TestClaimRedisAllowForeignLeavesTheDataAlone(t *testing.T) {
 	_, st := newStore(t)
 	register(t, st, "real-1")
 	var log bytes.Buffer
-	if err := claimRedis(ctx, st, true, &log); err != nil {
+	if err := claimRedis(ctx, st, Options{AllowForeignRedis: true, Stderr: &log}); err != nil {
 		t.Fatal(err)
 	}
 	if ids, _ := st.CountInstances(ctx); ids != 1 {
@@ -116,7 +116,7 @@ func TestClaimRedisAllowForeignLeavesTheDataAlone(t *testing.T) {
 		t.Errorf("log: %q", log.String())
 	}
 	// The mark names no foreign instance, so a later run without the flag still refuses.
-	if err := claimRedis(ctx, st, false, &log); err == nil {
+	if err := claimRedis(ctx, st, Options{Stderr: &log}); err == nil {
 		t.Fatal("a later run without the flag was let in")
 	}
 }

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+)
+
+// exitInterrupted is the exit status of a command that Ctrl-C (SIGINT)
+// stopped, and of one interrupted at a [y/N] question: 128 + SIGINT, as
+// shells, git and kubectl report it.
+const exitInterrupted = 130
+
+// interruptedError is a command that an interruption stopped. Its message
+// says so and what was or was not done. main prints it and exits 130.
+type interruptedError struct{ msg string }
+
+func (e *interruptedError) Error() string { return e.msg }
+
+// asInterrupted returns err's interruption, if it is one.
+func asInterrupted(err error) (*interruptedError, bool) {
+	var i *interruptedError
+	return i, errors.As(err, &i)
+}
+
+// stoppedError is a command that its context's end stopped after it did
+// what done says ("batch bat_1 was enqueued and keeps running ..."). On
+// Ctrl-C, run makes it an *interruptedError that says done; on SIGTERM it
+// stays an error like any other.
+type stoppedError struct {
+	done string
+	err  error
+}
+
+func (e *stoppedError) Error() string { return "stopped (" + e.err.Error() + "): " + e.done }
+func (e *stoppedError) Unwrap() error { return e.err }
+
+// signalError is the cause of main's context once a signal ended it.
+type signalError struct{ sig os.Signal }
+
+func (e *signalError) Error() string { return e.sig.String() + " signal received" }
+
+// notifyContext is signal.NotifyContext, except that the context's cause
+// is a *signalError naming the signal, so run tells Ctrl-C from SIGTERM
+// without reading error text. Signals after the first are ignored until
+// stop.
+func notifyContext(parent context.Context, sigs ...os.Signal) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	go func() {
+		select {
+		case s := <-ch:
+			cancel(&signalError{sig: s})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel(context.Canceled) }
+}
+
+// ctrlC reports whether ctx ended because the process received SIGINT.
+func ctrlC(ctx context.Context) bool {
+	var s *signalError
+	return errors.As(context.Cause(ctx), &s) && s.sig == os.Interrupt
+}
+
+// onCtrlC is the outcome of command path once Ctrl-C ended ctx: whatever
+// the command returned, an *interruptedError (exit 130) with one line
+// saying what was interrupted, the command's own when it said what it had
+// done (a *stoppedError), or one naming the command. An error that is not
+// the interruption's is kept before that line. Without Ctrl-C, err as is.
+func onCtrlC(ctx context.Context, path string, err error) error {
+	if !ctrlC(ctx) {
+		return err
+	}
+	if _, ok := asInterrupted(err); ok {
+		return err
+	}
+	if _, ok := asUsage(err); ok {
+		return err
+	}
+	var s *stoppedError
+	if errors.As(err, &s) {
+		return &interruptedError{msg: "interrupted: " + s.done}
+	}
+	i := &interruptedError{msg: "interrupted: " + path + " stopped"}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return errors.Join(err, i)
+	}
+	return i
+}

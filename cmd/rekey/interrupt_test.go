@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startRekey starts the real binary (rekeyBinary) as `rekey args...` with
+// exactly vars as its environment, off a terminal, and waits until ready
+// holds of what it printed (stdout, stderr).
+func startRekey(t *testing.T, vars map[string]string, ready func(stdout, stderr string) bool, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, rekeyBinary(t), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for deadline := time.Now().Add(30 * time.Second); !ready(stdout.String(), stderr.String()); {
+		if time.Now().After(deadline) {
+			t.Fatalf("rekey %s is not ready after 30s\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), stdout, stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return cmd, stdout, stderr
+}
+
+// signalAndWait sends sig to cmd and returns its exit status.
+func signalAndWait(t *testing.T, cmd *exec.Cmd, sig os.Signal) int {
+	t.Helper()
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return exitCode(err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("rekey %s still runs 30s after %s", strings.Join(cmd.Args[1:], " "), sig)
+		return 0
+	}
+}
+
+// rekeyLines are the lines of stderr that rekey itself wrote for an
+// operator ("rekey: ..."), leaving log lines out.
+func rekeyLines(stderr string) []string {
+	var out []string
+	for line := range strings.Lines(stderr) {
+		if strings.HasPrefix(line, "rekey: ") {
+			out = append(out, strings.TrimSuffix(line, "\n"))
+		}
+	}
+	return out
+}
+
+// TestCtrlCExits130 sends SIGINT to the real binary while it waits, in
+// commands that know what they did and in a long-running process, and
+// checks the exit status 130 and the one line on stderr that says what was
+// interrupted; SIGTERM still ends a long-running process with 0.
+func TestCtrlCExits130(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 3)
+	printedBatch := func(stdout, _ string) bool { return strings.Contains(stdout, "batch bat_") }
+
+	t.Run("rotate --wait", func(t *testing.T) {
+		cmd, stdout, stderr := startRekey(t, c.vars(), printedBatch, "rotate", ids[0], ids[1], "--wait", "--interval", "50ms")
+		code := signalAndWait(t, cmd, syscall.SIGINT)
+		id := batchID(t, stdout.String())
+		want := "rekey: interrupted: batch " + id + " was enqueued and keeps running without this command " +
+			"(0 of 2 rotations finished so far); follow it with 'rekey batches show " + id + " --wait'"
+		if lines := rekeyLines(stderr.String()); code != 130 || len(lines) != 1 || lines[0] != want {
+			t.Errorf("exit %d, stderr:\n%s\nwant exit 130 and the one line %q", code, stderr, want)
+		}
+		if c.pending(t, "default") != 2 {
+			t.Errorf("the interrupted wait took its rotations back: %d pending, want 2", c.pending(t, "default"))
+		}
+	})
+	t.Run("batches show --wait", func(t *testing.T) {
+		if err := c.run(t, "rotate", ids[2]); err != nil {
+			t.Fatal(err)
+		}
+		id := batchID(t, c.stdout.String())
+		cmd, _, stderr := startRekey(t, c.vars(), printedBatch, "batches", "show", id, "--wait", "--interval", "50ms")
+		code := signalAndWait(t, cmd, syscall.SIGINT)
+		want := "rekey: interrupted: batch " + id + " was enqueued and keeps running without this command " +
+			"(0 of 1 rotations finished so far); follow it with 'rekey batches show " + id + " --wait'"
+		if lines := rekeyLines(stderr.String()); code != 130 || len(lines) != 1 || lines[0] != want {
+			t.Errorf("exit %d, stderr:\n%s\nwant exit 130 and the one line %q", code, stderr, want)
+		}
+	})
+	indexed := func(_, stderr string) bool { return strings.Contains(stderr, "schedule_indexed") }
+	t.Run("scheduler", func(t *testing.T) {
+		cmd, _, stderr := startRekey(t, c.vars(), indexed, "scheduler")
+		code := signalAndWait(t, cmd, syscall.SIGINT)
+		want := "rekey: interrupted: rekey scheduler stopped"
+		if lines := rekeyLines(stderr.String()); code != 130 || len(lines) != 1 || lines[0] != want {
+			t.Errorf("exit %d, stderr:\n%s\nwant exit 130 and the one line %q", code, stderr, want)
+		}
+	})
+	t.Run("scheduler, SIGTERM", func(t *testing.T) {
+		cmd, _, stderr := startRekey(t, c.vars(), indexed, "scheduler")
+		if code := signalAndWait(t, cmd, syscall.SIGTERM); code != 0 || len(rekeyLines(stderr.String())) != 0 {
+			t.Errorf("exit %d, stderr:\n%s\nwant exit 0 and no rekey: line, as Heroku's SIGTERM always ended it", code, stderr)
+		}
+	})
+}

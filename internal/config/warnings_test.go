@@ -1,0 +1,86 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/config"
+)
+
+// Settings that make revocations early or holds long are accepted, as
+// before, and named at start-up: each warning names its variables and the
+// durations that result.
+func TestWarnings(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		vars map[string]string
+		// want maps each warning expected to phrases of its detail.
+		want map[string][]string
+	}{
+		{name: "defaults", vars: nil},
+		{name: "grace below the min grace", vars: map[string]string{"REKEY_GRACE": "8m"}, want: map[string][]string{
+			config.WarnShortGrace: {"REKEY_GRACE (8m0s) is shorter than REKEY_MIN_GRACE (10m0s)", "the grace floor is 8m0s"}}},
+		{name: "grace below the min grace and minutes", vars: map[string]string{"REKEY_GRACE": "2m"}, want: map[string][]string{
+			config.WarnShortGrace: {"REKEY_GRACE (2m0s) is shorter than REKEY_MIN_GRACE (10m0s)", "the grace floor is 2m0s",
+				"a floor under 5m0s may revoke a credential an app still runs"}}},
+		{name: "a short min grace", vars: map[string]string{"REKEY_MIN_GRACE": "1m"}, want: map[string][]string{
+			config.WarnShortGrace: {"the grace floor is 1m0s (REKEY_MIN_GRACE; REKEY_GRACE is 2h0m0s)",
+				"a floor under 5m0s may revoke"}}},
+		{name: "rekey dev's grace", vars: map[string]string{"REKEY_GRACE": "30s", "REKEY_MIN_GRACE": "30s"}, want: map[string][]string{
+			config.WarnShortGrace: {"the grace floor is 30s (REKEY_MIN_GRACE; REKEY_GRACE is 30s)"}}},
+		{name: "a floor of five minutes", vars: map[string]string{"REKEY_MIN_GRACE": "5m"}},
+		{name: "the default hold under a lower ceiling", vars: map[string]string{"REKEY_MAX_GRACE": "12h"}, want: map[string][]string{
+			config.WarnLongHold: {"REKEY_HOLD_MAX (24h0m0s) is longer than the grace ceiling (12h0m0s: REKEY_MAX_GRACE",
+				"set REKEY_HOLD_MAX to at most 12h0m0s"}}},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := config.Load(env(tt.vars))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := cfg.Warnings()
+			if len(got) != len(tt.want) {
+				t.Fatalf("Warnings() = %q, want %d warnings", got, len(tt.want))
+			}
+			for _, w := range got {
+				for _, phrase := range tt.want[w.Name] {
+					if !strings.Contains(w.Detail, phrase) {
+						t.Errorf("%s: %q lacks %q", w.Name, w.Detail, phrase)
+					}
+				}
+				if tt.want[w.Name] == nil {
+					t.Errorf("unexpected warning %s: %s", w.Name, w.Detail)
+				}
+			}
+		})
+	}
+}
+
+// A REKEY_HOLD_MAX set above the grace ceiling is refused with a sentence
+// naming it; the default is not, whatever the ceiling.
+func TestHoldMaxAboveTheGraceCeilingIsRefused(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		vars map[string]string
+		want string // in the error; empty: accepted
+	}{
+		{map[string]string{"REKEY_HOLD_MAX": "8760h"}, `REKEY_HOLD_MAX must be at most the grace ceiling, 168h0m0s (REKEY_MAX_GRACE`},
+		{map[string]string{"REKEY_HOLD_MAX": "24h", "REKEY_MAX_GRACE": "12h"}, `got "24h"`},
+		{map[string]string{"REKEY_HOLD_MAX": "168h"}, ""},
+		{map[string]string{"REKEY_HOLD_MAX": "200h", "REKEY_GRACE": "200h"}, ""},
+		{map[string]string{"REKEY_HOLD_MAX": "0"}, ""},
+		{map[string]string{"REKEY_MAX_GRACE": "1h"}, ""}, // the default 24h: warned of, not refused
+	}
+	for _, c := range cases {
+		_, err := config.Load(env(c.vars))
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%v: %v, want it accepted", c.vars, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%v: Load() = %v, want an error with %q", c.vars, err, c.want)
+		}
+	}
+}
