@@ -17,7 +17,8 @@ type Holds struct {
 	// Default 5m, at least 1s.
 	HoldRecheck time.Duration
 	// HoldMax is REKEY_HOLD_MAX, how long past the grace a hold may last.
-	// Default 24h. Set, it may not exceed the grace ceiling (checkHoldMax).
+	// Default 24h. Set, it may not exceed the grace ceiling or a week,
+	// whichever is longer (checkHoldMax).
 	HoldMax time.Duration
 	// HoldAtCap is REKEY_HOLD_AT_CAP, what happens to a hold at its cap:
 	// "revoke" (default) or "hold". Either is logged as an error and
@@ -40,17 +41,18 @@ func (p *parser) holds() Holds {
 	}
 }
 
-// checkHoldMax refuses a REKEY_HOLD_MAX set (raw, as read) longer than the
-// grace ceiling: REKEY_HOLD_MAX=8760h would let a held revocation keep an
-// old credential valid for a year, as the ceiling keeps a typo in a grace
-// from doing. The default (24h) is not refused under a lower ceiling
-// (REKEY_MAX_GRACE=12h was accepted with it before); Warnings says so at
-// start-up instead.
+// checkHoldMax refuses a REKEY_HOLD_MAX set (raw, as read) longer than
+// the grace ceiling and than a week (DefaultMaxGrace): REKEY_HOLD_MAX=8760h
+// would let a held revocation keep an old credential valid for a year, as
+// the ceiling keeps a typo in a grace from doing. A value between the
+// ceiling and a week (REKEY_HOLD_MAX=24h with REKEY_MAX_GRACE=12h), and the
+// default under a lower ceiling, were accepted before and still are:
+// Warnings says so at start-up instead.
 func (c *Config) checkHoldMax(raw string) error {
-	if ceiling := c.GraceCeiling(); raw != "" && c.HoldMax > ceiling {
-		return fmt.Errorf("REKEY_HOLD_MAX must be at most the grace ceiling, %s (REKEY_MAX_GRACE, or REKEY_GRACE or "+
-			"REKEY_PRIVATE_SPACE_GRACE when longer), got %q: a held revocation would keep an old credential valid "+
-			"that long past its grace", ceiling, raw)
+	if limit := max(c.GraceCeiling(), DefaultMaxGrace); raw != "" && c.HoldMax > limit {
+		return fmt.Errorf("REKEY_HOLD_MAX must be at most %s (the grace ceiling: REKEY_MAX_GRACE, or REKEY_GRACE or "+
+			"REKEY_PRIVATE_SPACE_GRACE when longer, and at least a week), got %q: a held revocation would keep an "+
+			"old credential valid that long past its grace", limit, raw)
 	}
 	return nil
 }

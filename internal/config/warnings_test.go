@@ -59,16 +59,19 @@ func TestWarnings(t *testing.T) {
 	}
 }
 
-// A REKEY_HOLD_MAX set above the grace ceiling is refused with a sentence
-// naming it; the default is not, whatever the ceiling.
+// A REKEY_HOLD_MAX set above the grace ceiling and a week is refused with
+// a sentence naming it; one above the ceiling but within a week, and the
+// default whatever the ceiling, are accepted (and warned of: TestWarnings).
 func TestHoldMaxAboveTheGraceCeilingIsRefused(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		vars map[string]string
 		want string // in the error; empty: accepted
 	}{
-		{map[string]string{"REKEY_HOLD_MAX": "8760h"}, `REKEY_HOLD_MAX must be at most the grace ceiling, 168h0m0s (REKEY_MAX_GRACE`},
-		{map[string]string{"REKEY_HOLD_MAX": "24h", "REKEY_MAX_GRACE": "12h"}, `got "24h"`},
+		{map[string]string{"REKEY_HOLD_MAX": "8760h"}, `REKEY_HOLD_MAX must be at most 168h0m0s (the grace ceiling: REKEY_MAX_GRACE`},
+		{map[string]string{"REKEY_HOLD_MAX": "169h", "REKEY_MAX_GRACE": "12h"}, `got "169h"`},
+		{map[string]string{"REKEY_HOLD_MAX": "24h", "REKEY_MAX_GRACE": "12h"}, ""}, // accepted before: warned of
+		{map[string]string{"REKEY_HOLD_MAX": "300h", "REKEY_MAX_GRACE": "240h"}, `must be at most 240h0m0s`},
 		{map[string]string{"REKEY_HOLD_MAX": "168h"}, ""},
 		{map[string]string{"REKEY_HOLD_MAX": "200h", "REKEY_GRACE": "200h"}, ""},
 		{map[string]string{"REKEY_HOLD_MAX": "0"}, ""},
