@@ -62,7 +62,7 @@ func (h *Revoke) holding(ctx context.Context, c store.Credential, log zerolog.Lo
 	case err != nil:
 		return err
 	case !c.ExpeditedAt.IsZero():
-		return h.release(ctx, c, isHeld, "the customer asked for an emergency revoke")
+		return h.release(ctx, c, isHeld, "the revocation was expedited (an emergency revoke)")
 	case isHeld && held.ReleasedBy != "":
 		return h.release(ctx, c, isHeld, "released by "+held.ReleasedBy)
 	}

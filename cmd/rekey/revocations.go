@@ -61,12 +61,14 @@ any ID is not a dead revocation.`,
 	retry.Flags().BoolVar(&all, "all", false, "retry every dead revocation")
 	return newGroupCmd(&cobra.Command{
 		Use:   "revocations",
-		Short: "Revocations refused permanently: list them, or retry them",
-		Long: `Old credentials are revoked after their grace. A revocation the issuer refuses permanently is set
-aside in a dead-letter set; 'dead' lists them and 'retry' runs them again once the issuer is fixed.`,
-		Example: `  rekey revocations dead
+		Short: "Revocations: revoke old credentials now, or list and retry those refused permanently",
+		Long: `Old credentials are revoked after their grace. 'expedite' revokes an instance's old credentials now,
+after an incident. A revocation the issuer refuses permanently is set aside in a dead-letter set;
+'dead' lists them and 'retry' runs them again once the issuer is fixed.`,
+		Example: `  rekey revocations expedite inst-123
+  rekey revocations dead
   rekey revocations retry --all`,
-	}, dead, retry)
+	}, newExpediteCmd(env), dead, retry)
 }
 
 // deadRow is one dead revocation as the CLI prints it.

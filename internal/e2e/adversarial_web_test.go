@@ -246,15 +246,15 @@ func TestAdversarialCustomerClicks(t *testing.T) {
 	})
 }
 
-// failingScripts fails a Redis client's script calls while left > 0, as a
-// Redis that is failing over answers.
-type failingScripts struct{ left atomic.Int64 }
+// failingScripts fails a Redis client's script calls, as a Redis that is
+// failing over answers: after pass calls went through, while left > 0.
+type failingScripts struct{ pass, left atomic.Int64 }
 
 func (h *failingScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h *failingScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if n := cmd.Name(); (n == "evalsha" || n == "eval") && h.left.Add(-1) >= 0 {
+		if n := cmd.Name(); (n == "evalsha" || n == "eval") && h.pass.Add(-1) < 0 && h.left.Add(-1) >= 0 {
 			err := errors.New("READONLY You can't write against a read only replica.")
 			cmd.SetErr(err)
 			return err
@@ -294,7 +294,10 @@ func TestAdversarialFailedTokenSave(t *testing.T) {
 
 	w.addAddon("lost-grant")
 	code := w.sb.Fake.GrantCode("lost-grant")
-	hook.left.Store(1000)
+	// The grant's claim passes, the three attempts to store fail, the
+	// release of the claim passes (Redis is back by then).
+	hook.pass.Store(1)
+	hook.left.Store(3)
 	before := redistest.Dump(t, w.redis)
 	status, body := register("lost-grant", code)
 	if status != http.StatusServiceUnavailable || !strings.Contains(body, "was exchanged with Heroku") ||
@@ -314,6 +317,7 @@ func TestAdversarialFailedTokenSave(t *testing.T) {
 
 	// A brief failure is retried: the grant is not lost.
 	w.addAddon("kept-grant")
+	hook.pass.Store(1)
 	hook.left.Store(1)
 	if status, body := register("kept-grant", w.sb.Fake.GrantCode("kept-grant")); status != http.StatusOK {
 		t.Fatalf("one failed store attempt: got %d %s, want 200", status, body)

@@ -7,7 +7,9 @@
 // A grant is spent the moment Heroku exchanges it, so everything that can
 // refuse a registration is checked before the exchange, and a failure
 // after it is reported as such (*GrantSpentError), never as "nothing
-// happened".
+// happened". The PUT is idempotent all the same: the store remembers which
+// grant registered an instance, and a registration retried with it repeats
+// the first without asking Heroku, which would refuse the spent code.
 package registry
 
 import (
@@ -177,7 +179,8 @@ func (in Input) Registration() (store.Registration, error) {
 // the input, the grace floor and, for a V3 instance sent without tokens,
 // whether it already holds some. Errors in the input are *InputError; a
 // grant Heroku refused is a *heroku.APIError (nothing stored, grant
-// unused); a failure after the exchange is a *GrantSpentError.
+// unused); a failure after the exchange is a *GrantSpentError. A grant
+// that registered the instance already is not exchanged again (putGrant).
 func (r *Registry) Put(ctx context.Context, in Input) error {
 	reg, err := in.Registration()
 	if err != nil {
@@ -192,19 +195,87 @@ func (r *Registry) Put(ctx context.Context, in Input) error {
 	if err := r.checkTokens(ctx, in); err != nil {
 		return err
 	}
-	tok, err := r.tokens(ctx, in)
+	if in.OAuthGrant != nil {
+		return r.putGrant(ctx, in, reg)
+	}
+	var tok *heroku.Token
+	if in.OAuth != nil {
+		tok = &heroku.Token{AccessToken: in.OAuth.AccessToken, RefreshToken: in.OAuth.RefreshToken,
+			ExpiresAt: in.OAuth.ExpiresAt}
+	}
+	return r.save(ctx, in, func() error { return r.store.Register(ctx, reg, tok) }, tok != nil)
+}
+
+// putGrant is Put with an oauth_grant. The grant is exchanged only when no
+// registration spent it already: a PUT retried with the code that
+// registered the instance (its client timed out on the first answer) is a
+// repeat of that registration, and of two PUTs with one code at once the
+// second waits for the first (store.ClaimGrant). Heroku refuses a code
+// twice, so exchanging it again would answer 422 for an instance that is
+// registered.
+func (r *Registry) putGrant(ctx context.Context, in Input, reg store.Registration) error {
+	code := in.OAuthGrant.Code
+	claim, err := r.claimGrant(ctx, in.ID, code)
 	if err != nil {
 		return err
 	}
-	err = r.register(ctx, reg, tok)
+	if claim == store.GrantAlreadyRegistered {
+		return r.save(ctx, in, func() error { return r.store.Register(ctx, reg, nil) }, false)
+	}
+	tok, err := r.oauth.ExchangeGrant(ctx, code)
+	if err != nil {
+		r.releaseGrant(ctx, in.ID, code)
+		return fmt.Errorf("exchange oauth grant of %s: %w", in.ID, err)
+	}
+	err = r.save(ctx, in, func() error { return r.store.RegisterGrant(ctx, reg, tok, code) }, true)
+	if err != nil {
+		r.releaseGrant(ctx, in.ID, code)
+		return &GrantSpentError{ID: in.ID, Err: err}
+	}
+	return nil
+}
+
+// claimGrant asks the store whether to exchange code, waiting while
+// another registration exchanges the same code: until it registered the
+// instance, gave the code up, or its claim lapsed.
+func (r *Registry) claimGrant(ctx context.Context, id string, code secret.String) (store.GrantClaim, error) {
+	for {
+		claim, err := r.store.ClaimGrant(ctx, id, code)
+		if err != nil || claim != store.GrantBusy {
+			return claim, err
+		}
+		if err := wait(ctx, grantPoll); err != nil {
+			return claim, fmt.Errorf("%w: %w", ErrGrantBusy, err)
+		}
+	}
+}
+
+// grantPoll is how often a registration asks again whether another one
+// with the same grant code has finished.
+const grantPoll = 100 * time.Millisecond
+
+// ErrGrantBusy is a registration that gave up waiting for another one with
+// the same oauth_grant code to finish: nothing was stored and its grant was
+// not spent by it; the same PUT again will answer as the other ended.
+var ErrGrantBusy = errors.New("another registration with the same oauth_grant is being stored")
+
+// releaseGrant gives up the claim of code after a failed exchange or
+// registration, so that a registration waiting for it goes on at once. A
+// claim left behind lapses by itself.
+func (r *Registry) releaseGrant(ctx context.Context, id string, code secret.String) {
+	_ = r.store.ReleaseGrant(context.WithoutCancel(ctx), id, code)
+}
+
+// save stores the registration with register, then the log input URL and
+// the database location. retry says whether a failure of Redis itself is
+// tried again: when tokens depend on it.
+func (r *Registry) save(ctx context.Context, in Input, register func() error, retry bool) error {
+	err := r.register(ctx, in.ID, register, retry)
 	if err == nil {
 		err = r.saveLogInput(ctx, in)
 	}
 	if err == nil && in.Database != nil {
 		err = r.store.SetDatabase(ctx, in.ID, *in.Database)
-	}
-	if err != nil && in.OAuthGrant != nil {
-		return &GrantSpentError{ID: in.ID, Err: err}
 	}
 	return err
 }
@@ -229,35 +300,20 @@ func tokenRequired(id string) error {
 	return fmt.Errorf("instance %s is api_version v3 and holds no OAuth tokens: send \"oauth_grant\" (from Heroku's provisioning request) or \"oauth\"; without them it could never be rotated", id)
 }
 
-// tokens exchanges the grant, or takes the tokens sent; nil when neither.
-func (r *Registry) tokens(ctx context.Context, in Input) (*heroku.Token, error) {
-	switch {
-	case in.OAuthGrant != nil:
-		t, err := r.oauth.ExchangeGrant(ctx, in.OAuthGrant.Code)
-		if err != nil {
-			return nil, fmt.Errorf("exchange oauth grant of %s: %w", in.ID, err)
-		}
-		return &t, nil
-	case in.OAuth != nil:
-		return &heroku.Token{AccessToken: in.OAuth.AccessToken, RefreshToken: in.OAuth.RefreshToken,
-			ExpiresAt: in.OAuth.ExpiresAt}, nil
-	}
-	return nil, nil
-}
-
-// register stores reg and tok atomically, trying again after a failure of
-// Redis itself when a spent grant depends on it. Refusals are not retried.
-func (r *Registry) register(ctx context.Context, reg store.Registration, tok *heroku.Token) error {
+// register runs register (one atomic store of the registration and its
+// tokens), trying again after a failure of Redis itself when retry says
+// tokens depend on it. Refusals are not retried.
+func (r *Registry) register(ctx context.Context, id string, register func() error, retry bool) error {
 	for attempt := 0; ; attempt++ {
-		err := r.store.Register(ctx, reg, tok)
+		err := register()
 		switch {
 		case err == nil:
 			return nil
 		case errors.Is(err, store.ErrConflict):
-			return &InputError{fmt.Errorf("instance %s was deprovisioned and cannot be registered again", reg.ID)}
+			return &InputError{fmt.Errorf("instance %s was deprovisioned and cannot be registered again", id)}
 		case errors.Is(err, store.ErrTokenRequired):
-			return &InputError{tokenRequired(reg.ID)}
-		case tok == nil || attempt >= len(r.storeWaits):
+			return &InputError{tokenRequired(id)}
+		case !retry || attempt >= len(r.storeWaits):
 			return err
 		}
 		if werr := wait(ctx, r.storeWaits[attempt]); werr != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/secret"
 )
 
 // ErrTokenRequired means a V3 instance would be stored without OAuth
@@ -22,16 +23,23 @@ var ErrTokenRequired = errors.New("a v3 instance needs oauth tokens")
 // token write cannot fail once the registration did not. It drops the
 // hash fields where earlier versions kept the tokens.
 //
-// KEYS: registerKeys, putInstanceScript's then the tokens' key.
-// ARGV: those of putInstanceScript, then three more, read from the end so
-// that putInstanceScript may grow: token required ("1": refuse when no
-// token is given and none is held by a live instance), the sealed tokens
+// Tokens written remember the grant they were exchanged from (grantKey),
+// or forget the grant remembered when they came without one.
+//
+// KEYS: registerKeys, putInstanceScript's, then the tokens' key and the
+// grant's.
+// ARGV: those of putInstanceScript, then five more, read from the end so
+// that putInstanceScript may grow: the grant's record ('=' and its
+// fingerprint, grantKey; "" when the tokens came without a grant) and how
+// long to keep it in ms, token required ("1": refuse when no token is
+// given and none is held by a live instance), the sealed tokens
 // (sealTokens), expires_at ms. Empty sealed tokens mean "no tokens in
 // this request".
 // Returns what putInstanceScript returns; error "token_required" when a
 // token is required and missing, or putInstanceScript's errors.
 var registerScript = eventScript(luaSchedule, luaRetention, `
 local n = #ARGV
+local grant, grantTTL = ARGV[n-4], ARGV[n-3]
 local need, tokens, expires = ARGV[n-2], ARGV[n-1], ARGV[n]
 if need == '1' and tokens == '' then
   local live = redis.call('EXISTS', KEYS[1]) == 1 and get(KEYS[1], 'deprovisioned_at') == ''
@@ -48,6 +56,11 @@ if tokens ~= '' then
   redis.call('SET', KEYS[11], tokens)
   redis.call('HSET', KEYS[1], 'oauth_expires_at', expires)
   redis.call('HDEL', KEYS[1], 'oauth_access', 'oauth_refresh')
+  if grant ~= '' then
+    redis.call('SET', KEYS[12], grant, 'PX', grantTTL)
+  else
+    redis.call('DEL', KEYS[12])
+  end
 end
 return res
 `)
@@ -57,6 +70,20 @@ return res
 // registration without tokens is refused with ErrTokenRequired unless the
 // instance is live and already holds tokens (an update may omit them).
 func (s *Store) Register(ctx context.Context, r Registration, tok *heroku.Token) error {
+	return s.register(ctx, r, tok, "")
+}
+
+// RegisterGrant is Register with the tokens Heroku exchanged for OAuth
+// grant code, after ClaimGrant claimed it: the store remembers for a day
+// that the code registered the instance (grantKey), so that ClaimGrant
+// answers GrantAlreadyRegistered to a registration retried with it.
+func (s *Store) RegisterGrant(ctx context.Context, r Registration, tok heroku.Token, code secret.String) error {
+	fp, _ := s.grantFingerprints(r.ID, code)
+	return s.register(ctx, r, &tok, grantRegistered+fp)
+}
+
+// register is Register, the tokens' grant recorded as grant ("" for none).
+func (s *Store) register(ctx context.Context, r Registration, tok *heroku.Token, grant string) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
@@ -66,7 +93,7 @@ func (s *Store) Register(ctx context.Context, r Registration, tok *heroku.Token)
 	if err != nil {
 		return err
 	}
-	args = append(args, boolArg(r.APIVersion == APIv3), tokens, expires)
+	args = append(args, grant, grantMemory.Milliseconds(), boolArg(r.APIVersion == APIv3), tokens, expires)
 	err = registerScript.Run(ctx, s.rdb, keys, args...).Err()
 	if err != nil && isTokenRequired(err) {
 		return fmt.Errorf("register %s: %w", r.ID, ErrTokenRequired)
@@ -100,7 +127,7 @@ func (s *Store) registrationTokens(ctx context.Context, id string, tok *heroku.T
 }
 
 // registerKeys are the KEYS of registerScript: putInstanceKeys, then the
-// tokens' key.
+// tokens' key and the grant's.
 type registerKeys struct {
 	instance         string // KEYS[1] -> rekey:instance:<id>
 	instances        string // KEYS[2] -> rekey:instances
@@ -113,6 +140,7 @@ type registerKeys struct {
 	retiring         string // KEYS[9] -> rekey:retiring
 	legacyEvents     string // KEYS[10] -> rekey:events:<id> (the stream of earlier versions)
 	oauth            string // KEYS[11] -> rekey:oauth:<id>
+	grant            string // KEYS[12] -> rekey:grant:<id>
 }
 
 func newRegisterKeys(id, currentCredID string) registerKeys {
@@ -120,12 +148,12 @@ func newRegisterKeys(id, currentCredID string) registerKeys {
 	return registerKeys{instance: p.instance, instances: p.instances, current: p.current,
 		instanceEvents: p.instanceEvents, events: p.events, due: p.due, schedule: p.schedule,
 		credentialPrefix: p.credentialPrefix, retiring: p.retiring, legacyEvents: p.legacyEvents,
-		oauth: oauthKey(id)}
+		oauth: oauthKey(id), grant: grantKey(id)}
 }
 
 func (k registerKeys) list() []string {
 	return []string{k.instance, k.instances, k.current, k.instanceEvents, k.events, k.due, k.schedule,
-		k.credentialPrefix, k.retiring, k.legacyEvents, k.oauth}
+		k.credentialPrefix, k.retiring, k.legacyEvents, k.oauth, k.grant}
 }
 
 // NeedsToken reports whether a V3 registration of id must carry OAuth

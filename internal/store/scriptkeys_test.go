@@ -25,6 +25,8 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"claimScript", newClaimKeys("inst", "rot"), []string{"luaLimits"}},
 		{"putInstanceLua", newPutInstanceKeys("inst", "cred"), nil},
 		{"registerScript", newRegisterKeys("inst", "cred"), []string{"putInstanceLua"}},
+		{"claimGrantScript", newClaimGrantKeys("inst"), nil},
+		{"releaseGrantScript", releaseGrantKeys{grant: grantKey("inst")}, nil},
 		{"savePendingScript", newSavePendingKeys("inst", "rot", "cred"), nil},
 		{"promoteScript", newPromoteKeys("inst", "rot", "cred"), nil},
 		{"failScript", newFailKeys("inst", "rot", "cred"), nil},

@@ -54,7 +54,8 @@ func (s *server) putInstance(w http.ResponseWriter, r *http.Request) {
 
 // writeRegistryError answers a failed registration: the input's fault,
 // Heroku refusing the grant, Heroku unreachable, the grant spent but the
-// registration not stored, or rekey's own failure. Each answer says what
+// registration not stored, another registration with the same grant still
+// under way, or rekey's own failure. Each answer says what
 // happened: a spent grant is never reported as "nothing happened".
 func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err error) {
 	var spent *registry.GrantSpentError
@@ -65,6 +66,11 @@ func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err 
 	var input *registry.InputError
 	if errors.As(err, &input) {
 		writeError(w, http.StatusUnprocessableEntity, input.Error()+"; nothing was stored")
+		return
+	}
+	if errors.Is(err, registry.ErrGrantBusy) {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "a registration of this instance with the same oauth_grant is still being stored; nothing was stored by this one, try again")
 		return
 	}
 	if errors.Is(err, heroku.ErrNotConfigured) {

@@ -22,15 +22,15 @@ import (
 )
 
 // failingScripts makes a Redis client's script calls fail, as a Redis
-// that is loading its dataset or failing over answers: left calls fail,
-// then they pass.
-type failingScripts struct{ left atomic.Int64 }
+// that is loading its dataset or failing over answers: after pass calls
+// went through, left calls fail, then they pass.
+type failingScripts struct{ pass, left atomic.Int64 }
 
 func (h *failingScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h *failingScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if n := cmd.Name(); (n == "evalsha" || n == "eval") && h.left.Add(-1) >= 0 {
+		if n := cmd.Name(); (n == "evalsha" || n == "eval") && h.pass.Add(-1) < 0 && h.left.Add(-1) >= 0 {
 			err := errors.New("LOADING Redis is loading the dataset in memory")
 			cmd.SetErr(err)
 			return err
@@ -44,11 +44,13 @@ func (h *failingScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 }
 
 // withFailingRegistry serves f's handler again with a registry whose
-// Redis fails its next fails script calls; it returns the hook to change
-// that count.
-func (f *fixture) withFailingRegistry(fails int64) *failingScripts {
+// Redis fails fails script calls after the first pass; it returns the hook
+// to change those counts. A registration with a grant runs one script
+// before the exchange (its claim), then one for each attempt to store it.
+func (f *fixture) withFailingRegistry(pass, fails int64) *failingScripts {
 	f.t.Helper()
 	hook := &failingScripts{}
+	hook.pass.Store(pass)
 	hook.left.Store(fails)
 	rdb := redis.NewClient(&redis.Options{Addr: f.r.Client.Options().Addr, DB: f.r.Client.Options().DB})
 	f.t.Cleanup(func() { _ = rdb.Close() })
@@ -83,7 +85,9 @@ func TestFailedTokenSaveTellsTheTruth(t *testing.T) {
 	if err := f.fake.AddAddon(herokufake.AddonSpec{ID: "inst-1", App: "app-1", ConfigVars: []string{"MYADDON_URL"}}); err != nil {
 		t.Fatal(err)
 	}
-	hook := f.withFailingRegistry(1000)
+	// The claim passes, the three attempts to store fail, the release of
+	// the claim passes (Redis is back by then).
+	hook := f.withFailingRegistry(1, 3)
 	code := f.fake.GrantCode("inst-1")
 	before := redistest.Dump(t, f.r)
 	resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(code))
@@ -117,7 +121,7 @@ func TestBriefStoreFailureLosesNoGrant(t *testing.T) {
 	if err := f.fake.AddAddon(herokufake.AddonSpec{ID: "inst-1", App: "app-1", ConfigVars: []string{"MYADDON_URL"}}); err != nil {
 		t.Fatal(err)
 	}
-	f.withFailingRegistry(1)
+	f.withFailingRegistry(1, 1)
 	resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(f.fake.GrantCode("inst-1")))
 	if resp.status != http.StatusOK {
 		t.Fatalf("got %d, want 200 after one failed attempt: %s", resp.status, resp.body)
@@ -128,5 +132,28 @@ func TestBriefStoreFailureLosesNoGrant(t *testing.T) {
 	// An update of the registered instance may omit the grant.
 	if resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", `{"api_version":"v3","config_vars":["MYADDON_URL"],"grace":"3h"}`); resp.status != http.StatusOK {
 		t.Errorf("update without oauth: got %d, want 200: %s", resp.status, resp.body)
+	}
+}
+
+// TestClaimFailureSpendsNoGrant: Redis fails before the grant is exchanged
+// (its claim, store.ClaimGrant): the answer says nothing was stored, the
+// code never reached Heroku, and the same PUT again registers the instance.
+func TestClaimFailureSpendsNoGrant(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if err := f.fake.AddAddon(herokufake.AddonSpec{ID: "inst-1", App: "app-1", ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.withFailingRegistry(0, 1)
+	code := f.fake.GrantCode("inst-1")
+	resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(code))
+	if resp.status < 500 || !strings.Contains(resp.body, "nothing was stored") {
+		t.Fatalf("got %d, want a 5xx saying nothing was stored: %s", resp.status, resp.body)
+	}
+	if got := f.exchanges(); len(got) != 0 {
+		t.Fatalf("token calls by status: %v, want none", got)
+	}
+	if resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(code)); resp.status != http.StatusOK {
+		t.Fatalf("the same PUT again: got %d, want 200: %s", resp.status, resp.body)
 	}
 }

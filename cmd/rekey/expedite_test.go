@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// rotated registers id with credential cred-0 and rotates it through the
+// store to cred-1 with a grace of two hours; with task, its revoke task is
+// scheduled for the end of the grace, as the worker's promotion does.
+func (c *cli) rotated(t *testing.T, id string, task bool) {
+	t.Helper()
+	ctx := context.Background()
+	c.pendingRotation(t, id)
+	prev, err := c.st.Promote(ctx, id, "rot-"+id, "cred-1", 2*time.Hour, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !task {
+		return
+	}
+	rt, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: id, CredentialID: prev.CredentialID}, prev.RevokeAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asynq.NewClientFromRedisClient(c.r.Client).Enqueue(rt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pendingRotation registers id with credential cred-0 and leaves a
+// rotation in flight with cred-1 pending.
+func (c *cli) pendingRotation(t *testing.T, id string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.st.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: "rot-" + id}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.st.SavePending(ctx, id, "rot-"+id, "cred-1", map[string]secret.String{"MYADDON_URL": secret.New("postgres://" + id)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRevocationsExpedite(t *testing.T) {
+	c := newCLI(t)
+	ctx := context.Background()
+	c.rotated(t, "inst-a", true)
+	c.rotated(t, "inst-b", false)
+	c.pendingRotation(t, "inst-p")
+	c.register(t, 1) // inst-00000: a current credential only
+	before := c.snapshot(t)
+
+	// Every name that stands for no previous credential is refused, by its
+	// state, and nothing is expedited.
+	err := c.run(t, "revocations", "expedite", "inst-a", "inst-a/cred-1", "inst-p/cred-1", "inst-p/cred-0",
+		"inst-00000", "inst-x", "inst-a/cred-9", "--confirm")
+	for _, want := range []string{"inst-a/cred-1: the credential is current", "inst-p/cred-1: the credential is pending",
+		"inst-p/cred-0: the credential is current", "inst-00000: instance inst-00000 has no previous credential waiting",
+		"inst-x: instance inst-x is not registered", "inst-a/cred-9: instance inst-a has no credential cred-9", "nothing was expedited"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("refused expedite: %v; want %q", err, want)
+		}
+	}
+	if isUsage(err) || c.stdout.String() != "" {
+		t.Errorf("refused expedite: a usage error (%v), or output: %q", isUsage(err), c.stdout)
+	}
+	// Off a terminal it needs --confirm; on one, a no does nothing.
+	if err := c.run(t, "revocations", "expedite", "inst-a"); !isUsage(err) || !strings.Contains(err.Error(), "--confirm") {
+		t.Errorf("expedite off a terminal without --confirm = %v; want a usage error naming --confirm", err)
+	}
+	c.terminal, c.stdin = true, strings.NewReader("n\n")
+	if err := c.run(t, "revocations", "expedite", "inst-a"); err == nil || !strings.Contains(c.stderr.String(), "inst-a/cred-0") {
+		t.Errorf("expedite answered no = %v; want an error, after a question naming inst-a/cred-0:\n%s", err, c.stderr)
+	}
+	c.terminal = false
+	if !maps.Equal(before, c.snapshot(t)) {
+		t.Fatal("a refused expedite changed Redis")
+	}
+
+	// inst-a by its instance and by name (once), inst-b by name.
+	if err := c.run(t, "revocations", "expedite", "inst-a", "inst-b/cred-0", "inst-a/cred-0", "--confirm", "--json"); err != nil {
+		t.Fatalf("expedite: %v\n%s", err, c.stderr)
+	}
+	var got []expedited
+	if err := json.Unmarshal([]byte(c.stdout.String()), &got); err != nil || len(got) != 2 {
+		t.Fatalf("expedite --json = %s (%v); want two entries", c.stdout, err)
+	}
+	// inst-a's task waited for the end of the grace and runs now; inst-b had none.
+	if got[0].ID != "inst-a/cred-0" || got[0].Task != "run" || got[1].ID != "inst-b/cred-0" || got[1].Task != "enqueued" {
+		t.Errorf("expedite --json = %+v; want inst-a's task run and inst-b's enqueued", got)
+	}
+	for _, e := range got {
+		cred, err := c.st.Credential(ctx, e.InstanceID, e.CredentialID)
+		if err != nil || cred.ExpeditedAt.IsZero() || cred.RevokeAt.After(time.Now()) || time.Until(e.WasRevokeAt) < time.Hour {
+			t.Errorf("%s after expedite: %+v (%v); was due at %s", e.ID, cred, err, e.WasRevokeAt)
+		}
+	}
+	// A new revoke task is scheduled for its revoke time in whole seconds.
+	insp := asynq.NewInspectorFromRedisClient(c.r.Client)
+	for _, id := range []string{"inst-a", "inst-b"} {
+		info, err := insp.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID(id, "cred-0"))
+		if err != nil || info.State != asynq.TaskStatePending && time.Until(info.NextProcessAt) > 2*time.Second {
+			t.Errorf("%s/cred-0's revoke task: %+v (%v); want it to run now", id, info, err)
+		}
+	}
+
+	// Revoked, and a deprovisioned instance with nothing waiting.
+	if err := c.st.MarkRevoked(ctx, "inst-b", "cred-0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.st.Deprovision(ctx, "inst-00000"); err != nil {
+		t.Fatal(err)
+	}
+	err = c.run(t, "revocations", "expedite", "inst-b/cred-0", "inst-00000", "--confirm")
+	for _, want := range []string{"inst-b/cred-0: already revoked", "instance inst-00000 (deprovisioned) has no previous credential"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("expedite revoked and deprovisioned: %v; want %q", err, want)
+		}
+	}
+	for _, args := range [][]string{{}, {"inst-a/"}, {"a/b/c"}} {
+		if err := c.run(t, "revocations", append([]string{"expedite"}, args...)...); !isUsage(err) {
+			t.Errorf("expedite %v = %v, want a usage error", args, err)
+		}
+	}
+}
+
+// TestCtrlCAtExpediteQuestion: the question names the credentials, goes to
+// stderr, and Ctrl-C at it expedites nothing and exits 130.
+func TestCtrlCAtExpediteQuestion(t *testing.T) {
+	c := newCLI(t)
+	c.rotated(t, "inst-a", true)
+	before := c.snapshot(t)
+	err, stdout, stderr := interruptAtQuestion(t, c.vars(), "revocations", "expedite", "inst-a")
+	wantInterrupted(t, err, stdout, "interrupted: nothing was expedited")
+	if !strings.Contains(stderr, "inst-a/cred-0") {
+		t.Errorf("the question does not name the credential:\n%s", stderr)
+	}
+	if !maps.Equal(before, c.snapshot(t)) {
+		t.Error("an interrupted expedite changed Redis")
+	}
+}

@@ -1,0 +1,104 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// RevokeTask says what RunRevokeNow did with a revocation's task.
+type RevokeTask string
+
+const (
+	// RevokeTaskRun: the task waiting in asynq (scheduled for the old
+	// revoke time, retrying, held for a re-check, or archived) runs now.
+	RevokeTaskRun RevokeTask = "run"
+	// RevokeTaskEnqueued: there was none, or a finished one: a new task
+	// runs now.
+	RevokeTaskEnqueued RevokeTask = "enqueued"
+	// RevokeTaskPending: the task was already waiting for a worker.
+	RevokeTaskPending RevokeTask = "pending"
+	// RevokeTaskRunning: the task kept running for runningWait; it revokes
+	// now, or, when it had read the old revoke time, waits for it again.
+	RevokeTaskRunning RevokeTask = "running"
+)
+
+// runningWait is how long RunRevokeNow waits for a running revoke task to
+// end: a revocation or usage call to the issuer, which its HTTP client
+// bounds.
+const runningWait = 30 * time.Second
+
+// runningPoll is how often RunRevokeNow looks at a running revoke task.
+const runningPoll = 100 * time.Millisecond
+
+// RunRevokeNow runs r's revoke task now, for a revocation whose revoke
+// time was just brought forward (store.ExpediteRevocation). The sweep
+// alone would not: it enqueues a task for a due revocation only when there
+// is none, and leaves one that waits in asynq for the old revoke time (a
+// grace of hours) to wait. A task running at that moment may have read the
+// old revoke time and gone back to wait for it, so RunRevokeNow waits for
+// it to end and looks again. p needs Store, Enqueuer and Inspector.
+func RunRevokeNow(ctx context.Context, p Params, r store.Revocation) (RevokeTask, error) {
+	s := New(p)
+	id := tasks.RevokeTaskID(r.InstanceID, r.CredentialID)
+	deadline := time.Now().Add(runningWait)
+	for {
+		done, err := s.revokeNow(ctx, r, id)
+		switch {
+		case done != "" || err != nil:
+			return done, err
+		case time.Now().After(deadline):
+			return RevokeTaskRunning, nil
+		}
+		if err := wait(ctx, runningPoll); err != nil {
+			return "", err
+		}
+	}
+}
+
+// revokeNow is one look at r's revoke task (id): it runs or enqueues it,
+// or returns "" when the task is running or changed state meanwhile.
+func (s *Sweeper) revokeNow(ctx context.Context, r store.Revocation, id string) (RevokeTask, error) {
+	info, err := s.p.Inspector.GetTaskInfo(tasks.QueueRevoke, id)
+	switch {
+	case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
+		enqueued, err := s.enqueueRevoke(ctx, r)
+		if enqueued {
+			return RevokeTaskEnqueued, nil
+		}
+		return "", err // or enqueued by a worker or the sweep meanwhile: look again
+	case err != nil:
+		return "", fmt.Errorf("revoke task of %s: %w", r.CredentialID, err)
+	}
+	switch info.State {
+	case asynq.TaskStatePending:
+		return RevokeTaskPending, nil
+	case asynq.TaskStateActive:
+		return "", nil
+	case asynq.TaskStateCompleted:
+		var res Result
+		return RevokeTaskEnqueued, s.replaceRevoke(ctx, r, &res)
+	}
+	if err := s.p.Inspector.RunTask(tasks.QueueRevoke, id); err != nil {
+		return "", nil // it changed state since it was read: look again
+	}
+	return RevokeTaskRun, nil
+}
+
+// wait pauses for d, or until ctx is done.
+func wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,97 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/seal"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// TestClaimGrant walks a grant code through a registration: claimed, busy
+// for a second registration with it, registered once stored, and claimed
+// again only when it no longer stands for the instance's tokens.
+func TestClaimGrant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	reg := store.Registration{ID: "inst-1", APIVersion: store.APIv3, ConfigVars: []string{"MYADDON_URL"}}
+	code, other := secret.New("grant-code-1"), secret.New("grant-code-2")
+	tok := heroku.Token{AccessToken: secret.New("access-1"), RefreshToken: secret.New("refresh-1"), ExpiresAt: f.now.Add(time.Hour)}
+	claim := func(id string, c secret.String, want store.GrantClaim) {
+		t.Helper()
+		if got, err := f.st.ClaimGrant(ctx, id, c); err != nil || got != want {
+			t.Fatalf("ClaimGrant(%s) = %v, %v; want %v", id, got, err, want)
+		}
+	}
+
+	claim("inst-1", code, store.GrantClaimed)
+	claim("inst-1", code, store.GrantBusy)
+	if err := f.st.ReleaseGrant(ctx, "inst-1", code); err != nil {
+		t.Fatal(err)
+	}
+	claim("inst-1", code, store.GrantClaimed)
+	if err := f.st.RegisterGrant(ctx, reg, tok, code); err != nil {
+		t.Fatal(err)
+	}
+	claim("inst-1", code, store.GrantAlreadyRegistered)
+	claim("inst-1", code, store.GrantAlreadyRegistered) // asking changes nothing
+	claim("inst-2", code, store.GrantClaimed)           // a code names one instance's registration
+	if err := f.st.ReleaseGrant(ctx, "inst-1", code); err != nil {
+		t.Fatal(err)
+	}
+	claim("inst-1", code, store.GrantAlreadyRegistered) // a release drops only a claim
+	if dump := redistest.Dump(t, f.r); strings.Contains(dump, code.Reveal()) {
+		t.Fatal("Redis holds the grant code in clear")
+	}
+
+	// Tokens sent without a grant replace the ones the code stood for.
+	if err := f.st.Register(ctx, reg, &tok); err != nil {
+		t.Fatal(err)
+	}
+	claim("inst-1", code, store.GrantClaimed)
+	if err := f.st.RegisterGrant(ctx, reg, tok, code); err != nil {
+		t.Fatal(err)
+	}
+	// Another code claims the instance's registration for itself.
+	claim("inst-1", other, store.GrantClaimed)
+	claim("inst-1", code, store.GrantClaimed)
+	if err := f.st.RegisterGrant(ctx, reg, tok, code); err != nil {
+		t.Fatal(err)
+	}
+	// A deprovisioned instance holds no tokens: the code stands for none.
+	if err := f.st.Deprovision(ctx, "inst-1"); err != nil {
+		t.Fatal(err)
+	}
+	claim("inst-1", code, store.GrantClaimed)
+}
+
+// TestClaimGrantAcrossKeyRotation: a code registered under the old first
+// encryption key is still known once a new key is put first.
+func TestClaimGrantAcrossKeyRotation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := redistest.New(t)
+	oldKey, newKey := bytes.Repeat([]byte{1}, seal.KeySize), bytes.Repeat([]byte{2}, seal.KeySize)
+	before, _ := seal.New(oldKey)
+	after, _ := seal.New(newKey, oldKey)
+	reg := store.Registration{ID: "inst-1", APIVersion: store.APIv3, ConfigVars: []string{"MYADDON_URL"}}
+	code := secret.New("grant-code-1")
+	tok := heroku.Token{AccessToken: secret.New("access-1"), RefreshToken: secret.New("refresh-1")}
+	st := store.New(r.Client, before)
+	if _, err := st.ClaimGrant(ctx, "inst-1", code); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RegisterGrant(ctx, reg, tok, code); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := store.New(r.Client, after).ClaimGrant(ctx, "inst-1", code); err != nil || got != store.GrantAlreadyRegistered {
+		t.Fatalf("ClaimGrant after the key rotation = %v, %v; want GrantAlreadyRegistered", got, err)
+	}
+}
