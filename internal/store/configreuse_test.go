@@ -358,3 +358,30 @@ func TestSavePendingRefusesARevokedOrDiscardedConfig(t *testing.T) {
 		t.Errorf("%d configs remembered after 31 days and one mint, want 1", n)
 	}
 }
+
+// A credential is usually current for a rotation period (90 days), longer
+// than the rotation ttl, before it is superseded and revoked: its config
+// is remembered again at its revocation, so a mint repeating it under a
+// new id right after is refused all the same.
+func TestSavePendingRefusesTheConfigOfALongLivedCredentialJustRevoked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _, now := newHistoryStore(t)
+	if err := s.PutInstance(ctx, Registration{ID: "inst-l", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "k-0"}); err != nil {
+		t.Fatal(err)
+	}
+	rotateOnce(t, s, now, "inst-l", "rot-1", "k-1")
+	*now = now.Add(90 * 24 * time.Hour)
+	rotateOnce(t, s, now, "inst-l", "rot-2", "k-2") // k-1 superseded and revoked
+	if c, err := s.Credential(ctx, "inst-l", "k-1"); err != nil || !c.Revoked() {
+		t.Fatalf("k-1 = %+v (%v), want revoked", c, err)
+	}
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-l", RotationID: "rot-3"}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.SavePending(ctx, "inst-l", "rot-3", "k-new", reuseConfig("pw-rot-1"))
+	if !errors.Is(err, ErrConfigReused) || !strings.Contains(err.Error(), "k-1") {
+		t.Errorf("a mint with k-1's config, k-1 revoked after 90 days current: %v, want ErrConfigReused naming k-1", err)
+	}
+}

@@ -61,16 +61,18 @@ type markRevokedKeys struct {
 	events         string // KEYS[5] -> rekey:events
 	batchPrefix    string // KEYS[6] -> rekey:batch: (the script appends the superseding batch's id)
 	dead           string // KEYS[7] -> rekey:revoke_dead
+	minted         string // KEYS[8] -> rekey:minted:<instance id>
 }
 
 func newMarkRevokedKeys(instanceID, credID string) markRevokedKeys {
 	return markRevokedKeys{credential: credentialKey(instanceID, credID), previous: previousKey(instanceID),
 		revokeDue: revokeDueKey(), instanceEvents: historyKey(instanceID), events: eventsKey(),
-		batchPrefix: batchKey(""), dead: deadKey()}
+		batchPrefix: batchKey(""), dead: deadKey(), minted: mintedKey(instanceID)}
 }
 
 func (k markRevokedKeys) list() []string {
-	return []string{k.credential, k.previous, k.revokeDue, k.instanceEvents, k.events, k.batchPrefix, k.dead}
+	return []string{k.credential, k.previous, k.revokeDue, k.instanceEvents, k.events, k.batchPrefix, k.dead,
+		k.minted}
 }
 
 // Previous returns the instance's credentials waiting for revocation,

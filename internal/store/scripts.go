@@ -539,7 +539,8 @@ return {'failed', cred, kept, revoke_at}
 `)
 
 // markRevokedScript records that the issuer revoked a previous or discarded
-// credential. Its event names the rotation that superseded a previous
+// credential, and remembers its config for the rotation ttl from now
+// (mintedKey), whenever it was minted. Its event names the rotation that superseded a previous
 // credential (superseded_by, set by promoteScript), else the one that
 // minted it.
 //
@@ -551,7 +552,7 @@ return {'failed', cred, kept, revoke_at}
 // the credential is pending or current (it must never be revoked: I1).
 var markRevokedScript = eventScript(`
 local c = redis.call('HMGET', KEYS[1], 'state', 'revoked_at', 'superseded_in_batch', 'rotation_id', 'dead_at',
-  'superseded_by')
+  'superseded_by', 'f')
 local st = c[1] or ''
 if st == '' then return redis.error_reply('not_found') end
 if st == 'revoked' or (c[2] or '') ~= '' then return 'already' end
@@ -572,6 +573,13 @@ redis.call('ZREM', KEYS[3], ARGV[1] .. '/' .. ARGV[2])
 if (c[5] or '') ~= '' then
   redis.call('ZREM', KEYS[7], ARGV[1] .. '/' .. ARGV[2])
   redis.call('HDEL', KEYS[1], 'dead_at', 'dead_reason')
+end
+-- Its config stays refused under another id for the ttl from now
+-- (mintedKey, which savePendingScript reads): a credential current for months was
+-- minted, and remembered, long before.
+if (c[7] or '') ~= '' then
+  redis.call('ZADD', KEYS[8], ARGV[3], c[7] .. ARGV[2])
+  redis.call('EXPIRE', KEYS[8], ARGV[6])
 end
 -- The revocation goes to the history entry of the rotation that
 -- superseded the credential, beside its revoke_scheduled event.

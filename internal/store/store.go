@@ -148,12 +148,12 @@ func previousKey(instanceID string) string { return keyPrefix + "previous:" + in
 // set aside, in milliseconds.
 func unconfirmedKey(instanceID string) string { return keyPrefix + "unconfirmed:" + instanceID }
 
-// mintedKey is a ZSET of the configs minted for an instance within the
-// rotation ttl: member the config's fingerprint under the first key
+// mintedKey is a ZSET of the configs an instance's credentials had within
+// the rotation ttl: member the config's fingerprint under the first key
 // (configFingerprints) followed by the credential's id, scored by when it
-// was minted in milliseconds. It expires with the newest of them, so a
-// mint that repeats the config of a credential already revoked or
-// discarded is refused (savePendingScript).
+// was minted or, later, revoked (markRevokedScript), in milliseconds. It
+// expires with the newest of them, so a mint that repeats the config of a
+// credential already revoked or discarded is refused (savePendingScript).
 func mintedKey(instanceID string) string { return keyPrefix + "minted:" + instanceID }
 
 // revokeDueKey is a ZSET of every credential that waits to be revoked
