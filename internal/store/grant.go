@@ -13,17 +13,24 @@ import (
 // grantKey is a STRING that remembers, for a day, which OAuth grant code
 // registered an instance, so that a registration retried with the same
 // code (its client timed out on the first) is answered as a repeat rather
-// than spending the code again at Heroku, which refuses a code twice. It
-// also marks a code being exchanged now, so that two registrations with
-// one code at once exchange it once (I6).
+// than spending the code again at Heroku, which refuses a code twice.
+// grantClaimKey marks a code being exchanged now, so that two
+// registrations with one code at once exchange it once (I6); it is a key
+// of its own, so that a registration with another code (a mistaken or
+// hostile one, whose exchange Heroku refuses) cannot make the instance
+// forget the code that registered it.
 //
-// It never holds the code: a mark byte and the code's keyed fingerprint
-// (grantFingerprints), 9 bytes. With its expiry it is no part of an
+// Neither holds the code: a mark byte and the code's keyed fingerprint
+// (grantFingerprints), 9 bytes. With their expiry they are no part of an
 // instance's memory at rest.
 //
-//	rekey:grant:<instance id>  '?' + fingerprint  while a registration exchanges it (grantClaimTTL)
-//	                           '=' + fingerprint  once it registered the instance (grantMemory)
+//	rekey:grant:<instance id>        '=' + fingerprint  once it registered the instance (grantMemory)
+//	rekey:grant_claim:<instance id>  '?' + fingerprint  while a registration exchanges it (grantClaimTTL)
 func grantKey(instanceID string) string { return keyPrefix + "grant:" + instanceID }
+
+// grantClaimKey is the STRING that marks a grant code being exchanged for
+// an instance (grantKey).
+func grantClaimKey(instanceID string) string { return keyPrefix + "grant_claim:" + instanceID }
 
 // Marks of grantKey's value.
 const (
@@ -69,28 +76,31 @@ const (
 // KEYS[1] -> rekey:grant:<id>
 // KEYS[2] -> rekey:instance:<id>
 // KEYS[3] -> rekey:oauth:<id>
+// KEYS[4] -> rekey:grant_claim:<id>
 // ARGV[1] the claim ('?' + the code's fingerprint under the first key),
 // ARGV[2] its fingerprints under every key, one after the other, ARGV[3]
 // their length, ARGV[4] the claim's ttl in ms.
-// Returns 'registered' when the stored grant is this code's and registered
-// the instance, which is live and holds tokens; 'busy' when this code is
-// being exchanged; else 'claimed', having stored the claim.
+// Returns 'registered' when this code registered the instance, which is
+// live and holds tokens; 'busy' when this code is being exchanged; else
+// 'claimed', having stored the claim (replacing another code's).
 var claimGrantScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if v then
-  local mark, fp, n, mine = string.sub(v, 1, 1), string.sub(v, 2), tonumber(ARGV[3]), false
+local n = tonumber(ARGV[3])
+local function mine(v)
+  if not v then return false end
+  local fp = string.sub(v, 2)
   for i = 1, #ARGV[2], n do
-    if string.sub(ARGV[2], i, i + n - 1) == fp then mine = true end
+    if string.sub(ARGV[2], i, i + n - 1) == fp then return true end
   end
-  if mine and mark == '?' then return 'busy' end
-  if mine and mark == '=' then
-    local live = redis.call('EXISTS', KEYS[2]) == 1 and not redis.call('HGET', KEYS[2], 'deprovisioned_at')
-    local held = redis.call('EXISTS', KEYS[3]) == 1 or redis.call('HGET', KEYS[2], 'oauth_refresh') or
-      redis.call('HGET', KEYS[2], 'oauth_access')
-    if live and held then return 'registered' end
-  end
+  return false
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+if mine(redis.call('GET', KEYS[1])) then
+  local live = redis.call('EXISTS', KEYS[2]) == 1 and not redis.call('HGET', KEYS[2], 'deprovisioned_at')
+  local held = redis.call('EXISTS', KEYS[3]) == 1 or redis.call('HGET', KEYS[2], 'oauth_refresh') or
+    redis.call('HGET', KEYS[2], 'oauth_access')
+  if live and held then return 'registered' end
+end
+if mine(redis.call('GET', KEYS[4])) then return 'busy' end
+redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[4])
 return 'claimed'
 `)
 
@@ -99,13 +109,14 @@ type claimGrantKeys struct {
 	grant    string // KEYS[1] -> rekey:grant:<id>
 	instance string // KEYS[2] -> rekey:instance:<id>
 	oauth    string // KEYS[3] -> rekey:oauth:<id>
+	claim    string // KEYS[4] -> rekey:grant_claim:<id>
 }
 
 func newClaimGrantKeys(id string) claimGrantKeys {
-	return claimGrantKeys{grant: grantKey(id), instance: instanceKey(id), oauth: oauthKey(id)}
+	return claimGrantKeys{grant: grantKey(id), instance: instanceKey(id), oauth: oauthKey(id), claim: grantClaimKey(id)}
 }
 
-func (k claimGrantKeys) list() []string { return []string{k.grant, k.instance, k.oauth} }
+func (k claimGrantKeys) list() []string { return []string{k.grant, k.instance, k.oauth, k.claim} }
 
 // ClaimGrant tells a registration of instance id carrying OAuth grant
 // code whether to exchange it (GrantClaim). It is atomic: of two
@@ -129,7 +140,7 @@ func (s *Store) ClaimGrant(ctx context.Context, id string, code secret.String) (
 
 // releaseGrantScript drops a claim whose exchange or registration failed.
 //
-// KEYS[1] -> rekey:grant:<id>
+// KEYS[1] -> rekey:grant_claim:<id>
 // ARGV[1] the claim ClaimGrant stored.
 // Returns 1 when it was dropped, 0 when the key holds something else.
 var releaseGrantScript = redis.NewScript(`
@@ -139,10 +150,10 @@ return redis.call('DEL', KEYS[1])
 
 // releaseGrantKeys are the KEYS of releaseGrantScript.
 type releaseGrantKeys struct {
-	grant string // KEYS[1] -> rekey:grant:<id>
+	claim string // KEYS[1] -> rekey:grant_claim:<id>
 }
 
-func (k releaseGrantKeys) list() []string { return []string{k.grant} }
+func (k releaseGrantKeys) list() []string { return []string{k.claim} }
 
 // ReleaseGrant drops the claim ClaimGrant made for code when its exchange
 // or the registration after it failed, so that a registration with the
@@ -150,7 +161,7 @@ func (k releaseGrantKeys) list() []string { return []string{k.grant} }
 // not, at Heroku). A claim another registration took over is left alone.
 func (s *Store) ReleaseGrant(ctx context.Context, id string, code secret.String) error {
 	fp, _ := s.grantFingerprints(id, code)
-	err := releaseGrantScript.Run(ctx, s.rdb, releaseGrantKeys{grant: grantKey(id)}.list(), grantExchanging+fp).Err()
+	err := releaseGrantScript.Run(ctx, s.rdb, releaseGrantKeys{claim: grantClaimKey(id)}.list(), grantExchanging+fp).Err()
 	if err != nil {
 		return fmt.Errorf("release oauth grant of %s: %w", id, err)
 	}

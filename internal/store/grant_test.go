@@ -59,8 +59,20 @@ func TestClaimGrant(t *testing.T) {
 	if err := f.st.RegisterGrant(ctx, reg, tok, code); err != nil {
 		t.Fatal(err)
 	}
-	// Another code claims the instance's registration for itself.
+	// Another code (a mistaken one, which Heroku refuses) is claimed and
+	// released without the instance forgetting the code that registered it.
 	claim("inst-1", other, store.GrantClaimed)
+	claim("inst-1", code, store.GrantAlreadyRegistered)
+	if err := f.st.ReleaseGrant(ctx, "inst-1", other); err != nil {
+		t.Fatal(err)
+	}
+	claim("inst-1", code, store.GrantAlreadyRegistered)
+	// Registered with the other code, the instance stands for that one.
+	claim("inst-1", other, store.GrantClaimed)
+	if err := f.st.RegisterGrant(ctx, reg, tok, other); err != nil {
+		t.Fatal(err)
+	}
+	claim("inst-1", other, store.GrantAlreadyRegistered)
 	claim("inst-1", code, store.GrantClaimed)
 	if err := f.st.RegisterGrant(ctx, reg, tok, code); err != nil {
 		t.Fatal(err)

@@ -26,8 +26,8 @@ var ErrTokenRequired = errors.New("a v3 instance needs oauth tokens")
 // Tokens written remember the grant they were exchanged from (grantKey),
 // or forget the grant remembered when they came without one.
 //
-// KEYS: registerKeys, putInstanceScript's, then the tokens' key and the
-// grant's.
+// KEYS: registerKeys, putInstanceScript's, then the tokens' key, the
+// grant's and the grant's claim (dropped once the grant registered).
 // ARGV: those of putInstanceScript, then five more, read from the end so
 // that putInstanceScript may grow: the grant's record ('=' and its
 // fingerprint, grantKey; "" when the tokens came without a grant) and how
@@ -58,6 +58,8 @@ if tokens ~= '' then
   redis.call('HDEL', KEYS[1], 'oauth_access', 'oauth_refresh')
   if grant ~= '' then
     redis.call('SET', KEYS[12], grant, 'PX', grantTTL)
+    -- The code's exchange is over: a registration waiting for it now finds it registered.
+    redis.call('DEL', KEYS[13])
   else
     redis.call('DEL', KEYS[12])
   end
@@ -127,7 +129,7 @@ func (s *Store) registrationTokens(ctx context.Context, id string, tok *heroku.T
 }
 
 // registerKeys are the KEYS of registerScript: putInstanceKeys, then the
-// tokens' key and the grant's.
+// tokens' key, the grant's and its claim's.
 type registerKeys struct {
 	instance         string // KEYS[1] -> rekey:instance:<id>
 	instances        string // KEYS[2] -> rekey:instances
@@ -141,6 +143,7 @@ type registerKeys struct {
 	legacyEvents     string // KEYS[10] -> rekey:events:<id> (the stream of earlier versions)
 	oauth            string // KEYS[11] -> rekey:oauth:<id>
 	grant            string // KEYS[12] -> rekey:grant:<id>
+	grantClaim       string // KEYS[13] -> rekey:grant_claim:<id>
 }
 
 func newRegisterKeys(id, currentCredID string) registerKeys {
@@ -148,12 +151,12 @@ func newRegisterKeys(id, currentCredID string) registerKeys {
 	return registerKeys{instance: p.instance, instances: p.instances, current: p.current,
 		instanceEvents: p.instanceEvents, events: p.events, due: p.due, schedule: p.schedule,
 		credentialPrefix: p.credentialPrefix, retiring: p.retiring, legacyEvents: p.legacyEvents,
-		oauth: oauthKey(id), grant: grantKey(id)}
+		oauth: oauthKey(id), grant: grantKey(id), grantClaim: grantClaimKey(id)}
 }
 
 func (k registerKeys) list() []string {
 	return []string{k.instance, k.instances, k.current, k.instanceEvents, k.events, k.due, k.schedule,
-		k.credentialPrefix, k.retiring, k.legacyEvents, k.oauth, k.grant}
+		k.credentialPrefix, k.retiring, k.legacyEvents, k.oauth, k.grant, k.grantClaim}
 }
 
 // NeedsToken reports whether a V3 registration of id must carry OAuth

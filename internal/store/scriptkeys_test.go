@@ -26,7 +26,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"putInstanceLua", newPutInstanceKeys("inst", "cred"), nil},
 		{"registerScript", newRegisterKeys("inst", "cred"), []string{"putInstanceLua"}},
 		{"claimGrantScript", newClaimGrantKeys("inst"), nil},
-		{"releaseGrantScript", releaseGrantKeys{grant: grantKey("inst")}, nil},
+		{"releaseGrantScript", releaseGrantKeys{claim: grantClaimKey("inst")}, nil},
 		{"savePendingScript", newSavePendingKeys("inst", "rot", "cred"), nil},
 		{"promoteScript", newPromoteKeys("inst", "rot", "cred"), nil},
 		{"failScript", newFailKeys("inst", "rot", "cred"), nil},

@@ -60,6 +60,18 @@ func TestRetriedGrantRegistrationIsARepeat(t *testing.T) {
 		t.Error("Redis holds the grant code in clear")
 	}
 
+	// A PUT with a code Heroku refuses (a mistaken or hostile one) leaves
+	// the instance registered by the first: its retry is still a repeat.
+	if resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody("not-a-grant-code")); resp.status != http.StatusUnprocessableEntity {
+		t.Fatalf("a code Heroku refuses: got %d, want 422: %s", resp.status, resp.body)
+	}
+	if resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(code)); resp.status != http.StatusOK {
+		t.Fatalf("the first code after a refused one: got %d, want 200: %s", resp.status, resp.body)
+	}
+	if got := f.exchanges(); got[http.StatusOK] != 1 || len(got) != 2 {
+		t.Errorf("token calls by status: %v, want the first PUT's exchange and the refused code's", got)
+	}
+
 	// A new code for the registered instance is exchanged, and its tokens replace the first.
 	code2 := f.fake.GrantCode("inst-1")
 	if resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(code2)); resp.status != http.StatusOK {
