@@ -210,8 +210,9 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 
 func newWorkerCmd(env *environ) *cobra.Command {
 	return &cobra.Command{
-		Use:   "worker",
-		Short: "Run the asynq worker: rotate and revoke tasks (Procfile: worker)",
+		Use:         "worker",
+		Annotations: serves,
+		Short:       "Run the asynq worker: rotate and revoke tasks (Procfile: worker)",
 		Long: `Runs rotate and revoke tasks from Redis, and the reconcile sweep, until SIGTERM. Any number of
 worker dynos may run; they share one Heroku API budget (REKEY_HEROKU_RATE). The worker starts before
 Redis answers and rides out Redis outages. Needs REDIS_URL, REKEY_ENCRYPTION_KEYS and the issuer's

@@ -13,8 +13,9 @@ import (
 func newDevCmd(env *environ) *cobra.Command {
 	var o devstack.Options
 	c := &cobra.Command{
-		Use:   "dev",
-		Short: "Run rekey on an embedded Redis, a fake Heroku and a demo issuer",
+		Use:         "dev",
+		Annotations: serves,
+		Short:       "Run rekey on an embedded Redis, a fake Heroku and a demo issuer",
 		Long: `Runs everything in one process, on fakes: an embedded Redis (unless REDIS_URL is set), a faithful
 fake of Heroku's APIs and a demo issuer. It provisions sample instances with random ids, rotates them
 all as one batch, checks the safety invariants as the fakes see them, and prints a summary. Without

@@ -139,7 +139,13 @@ func expediteOne(ctx context.Context, p reconcile.Params, r store.Revocation) (e
 	e.RevokeAt = now.RevokeAt
 	task, err := reconcile.RunRevokeNow(ctx, p, now)
 	if err != nil {
-		return e, fmt.Errorf("%s is due now, but its revoke task could not be run (%w); the reconcile sweep enqueues one if it is missing", e.ID, err)
+		// The reconcile sweep runs a due revocation's task that waits for
+		// a later time (Sweeper.expedited), so the revocation is not lost.
+		done := e.ID + " is due now, but its revoke task was not run yet: the reconcile sweep runs it within a few minutes"
+		if ctx.Err() != nil {
+			return e, &stoppedError{done: done, err: err}
+		}
+		return e, fmt.Errorf("%s (%w)", done, err)
 	}
 	e.Task = string(task)
 	return e, nil

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+
+	"github.com/spf13/cobra"
 )
 
 // exitInterrupted is the exit status of a command that Ctrl-C (SIGINT)
@@ -65,14 +67,27 @@ func ctrlC(ctx context.Context) bool {
 	return errors.As(context.Cause(ctx), &s) && s.sig == os.Interrupt
 }
 
+// servesAnnotation marks the commands that run until they are stopped
+// (worker, web, scheduler, dev): for them a clean stop on Ctrl-C is still
+// an interruption (exit 130), whereas a one-shot command that returned no
+// error had finished.
+const servesAnnotation = "rekey/serves"
+
+// serves is the Annotations of a command that runs until it is stopped.
+var serves = map[string]string{servesAnnotation: "true"}
+
 // onCtrlC is the outcome of command path once Ctrl-C ended ctx: whatever
 // the command returned, an *interruptedError (exit 130) with one line
 // saying what was interrupted, the command's own when it said what it had
 // done (a *stoppedError), or one naming the command. An error that is not
 // the interruption's is kept before that line. Without Ctrl-C, err as is.
-func onCtrlC(ctx context.Context, path string, err error) error {
+func onCtrlC(ctx context.Context, cmd *cobra.Command, path string, err error) error {
 	if !ctrlC(ctx) {
 		return err
+	}
+	if err == nil && (cmd == nil || cmd.Annotations[servesAnnotation] == "") {
+		// A command that did all it had to, Ctrl-C coming as it ended.
+		return nil
 	}
 	if _, ok := asInterrupted(err); ok {
 		return err

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // startRekey starts the real binary (rekeyBinary) as `rekey args...` with
@@ -116,4 +118,27 @@ func TestCtrlCExits130(t *testing.T) {
 			t.Errorf("exit %d, stderr:\n%s\nwant exit 0 and no rekey: line, as Heroku's SIGTERM always ended it", code, stderr)
 		}
 	})
+}
+
+// A Ctrl-C that comes as a one-shot command ends without error leaves its
+// success alone (exit 0): it did all it had to. A command that runs until
+// it is stopped (worker, web, scheduler, dev) stopped cleanly by Ctrl-C
+// was interrupted (130), as was any command that returned an error.
+func TestCtrlCAfterACommandFinished(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(&signalError{sig: os.Interrupt})
+	oneShot, service := &cobra.Command{Use: "release"}, &cobra.Command{Use: "worker", Annotations: serves}
+	if err := onCtrlC(ctx, oneShot, "rekey holds release", nil); err != nil {
+		t.Errorf("a finished one-shot command: %v, want no error", err)
+	}
+	if _, ok := asInterrupted(onCtrlC(ctx, service, "rekey worker", nil)); !ok {
+		t.Error("a service stopped by Ctrl-C is not reported as interrupted")
+	}
+	if _, ok := asInterrupted(onCtrlC(ctx, oneShot, "rekey holds release", context.Canceled)); !ok {
+		t.Error("a one-shot command that Ctrl-C stopped is not reported as interrupted")
+	}
+	if err := onCtrlC(context.Background(), service, "rekey worker", nil); err != nil {
+		t.Errorf("without Ctrl-C: %v, want no error", err)
+	}
 }

@@ -68,7 +68,7 @@ func run(ctx context.Context, env *environ, args []string) error {
 	if u, ok := asUsage(err); ok && u.path == "" {
 		u.path = path
 	}
-	return onCtrlC(ctx, path, err)
+	return onCtrlC(ctx, cmd, path, err)
 }
 
 // report prints err and returns the exit status: 2 and a one-line hint for

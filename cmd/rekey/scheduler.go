@@ -17,8 +17,9 @@ func newSchedulerCmd(env *environ) *cobra.Command {
 	var interval time.Duration
 	var setPeriod bool
 	c := &cobra.Command{
-		Use:   "scheduler",
-		Short: "Run the clock (Procfile: clock); status, pause, resume, set, unquarantine",
+		Use:         "scheduler",
+		Annotations: serves,
+		Short:       "Run the clock (Procfile: clock); status, pause, resume, set, unquarantine",
 		Long: `Alone, runs the clock until SIGTERM: every --interval it sweeps the instances whose scheduled
 rotation is due (REKEY_ROTATION_PERIOD) and enqueues them on the bulk queue, within the budget and
 the maintenance window. Exactly one clock is needed; two are safe. Its subcommands let an operator

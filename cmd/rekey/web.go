@@ -24,8 +24,9 @@ const shutdownTimeout = 20 * time.Second
 
 func newWebCmd(env *environ) *cobra.Command {
 	return &cobra.Command{
-		Use:   "web",
-		Short: "Run the HTTP API, SSO dashboard, /monitoring and /metrics (Procfile: web)",
+		Use:         "web",
+		Annotations: serves,
+		Short:       "Run the HTTP API, SSO dashboard, /monitoring and /metrics (Procfile: web)",
 		Long: `Serves on PORT, until SIGTERM: the HTTP API (REKEY_API_TOKEN), the customers' SSO dashboard,
 /monitoring (asynqmon, REKEY_DASHBOARD_PASSWORD), /metrics and /healthz. It serves at once, Redis or
 not: /healthz and /metrics say when Redis is down.`,

@@ -79,7 +79,10 @@ type Sweeper struct {
 type Result struct {
 	RevokesEnqueued int
 	// RevokesRetried counts archived revoke tasks run again.
-	RevokesRetried    int
+	RevokesRetried int
+	// RevokesExpedited counts revoke tasks that asynq held for a revoke
+	// time since brought forward, run now.
+	RevokesExpedited  int
 	RotationsEnqueued int
 	// RotationsResumed counts archived rotate tasks run again: their last
 	// run was only waiting for Heroku's budget, or Heroku may hold their
@@ -143,6 +146,7 @@ func (s *Sweeper) Run(ctx context.Context) error {
 			s.p.Logger.Warn().Err(err).Msg("reconcile_failed")
 		} else if res != (Result{}) {
 			s.p.Logger.Info().Int("revokes", res.RevokesEnqueued).Int("revokes_retried", res.RevokesRetried).
+				Int("revokes_expedited", res.RevokesExpedited).
 				Int("revocations_dead", res.RevocationsDead).Int("rotations", res.RotationsEnqueued).
 				Int("rotations_resumed", res.RotationsResumed).Int("rotations_failed", res.RotationsFailed).
 				Int("rotations_reheld", res.RotationsReheld).

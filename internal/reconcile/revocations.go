@@ -57,6 +57,9 @@ func (s *Sweeper) revocation(ctx context.Context, r store.Revocation, res *Resul
 		// operator, or due again after an expedite): run it anew.
 		return s.replaceRevoke(ctx, r, res)
 	}
+	if info.State == asynq.TaskStateScheduled && info.NextProcessAt.After(r.RevokeAt.Add(s.p.Slack)) {
+		return s.expedited(ctx, r, info, res)
+	}
 	switch retry.Classify(info) {
 	case retry.Refused:
 		dead, err := s.p.Store.SetRevocationDead(ctx, r, store.DeadRefused)
@@ -76,6 +79,28 @@ func (s *Sweeper) revocation(ctx context.Context, r store.Revocation, res *Resul
 		return fmt.Errorf("run revocation of %s again: %w", r.CredentialID, err)
 	}
 	res.RevokesRetried++
+	return nil
+}
+
+// expedited runs now the task of a due revocation that asynq holds for a
+// later time: its revoke time was brought forward after the task was
+// scheduled (an expedite, from the dashboard or rekey revocations
+// expedite, whose own run of the task failed or was interrupted), and the
+// credential would otherwise stay valid for the rest of its old grace. A
+// held revocation's task waits for its re-check, later than its revoke
+// time, by design: it is left to wait.
+func (s *Sweeper) expedited(ctx context.Context, r store.Revocation, info *asynq.TaskInfo, res *Result) error {
+	_, held, err := s.p.Store.HoldOf(ctx, r.InstanceID, r.CredentialID)
+	if err != nil || held {
+		return err
+	}
+	if err := s.p.Inspector.RunTask(tasks.QueueRevoke, info.ID); err != nil {
+		if errors.Is(err, asynq.ErrTaskNotFound) {
+			return nil // ran or gone since: the next sweep looks again
+		}
+		return fmt.Errorf("run expedited revocation of %s: %w", r.CredentialID, err)
+	}
+	res.RevokesExpedited++
 	return nil
 }
 
