@@ -22,8 +22,9 @@ all as one batch, checks the safety invariants as the fakes see them, and prints
 --once it also serves the web process and prints, once, the dashboard login link, /monitoring,
 /metrics and the HTTP API with its token and a curl line. With REDIS_URL set it refuses a database
 holding anything but an earlier rekey dev run's data, unless --allow-foreign-redis, and one where
-asynq servers of other processes (real workers, another rekey dev) poll rekey's queues, unless
---allow-live-workers: dev's workers would take their tasks. Nothing here is for production.`,
+asynq servers of other processes (real workers, another rekey dev) poll rekey's queues, or, with
+--allow-foreign-redis, where rekey's queues hold tasks, unless --allow-live-workers: dev's workers
+would take their tasks. Nothing here is for production.`,
 		Example: `  rekey dev
   rekey dev --once --instances 50
   rekey dev --grace 20s --restart-delay 2s --web-addr 127.0.0.1:8080

@@ -54,10 +54,15 @@ func claimRedis(ctx context.Context, st *store.Store, o Options) error {
 	if len(found) > 0 && !o.AllowForeignRedis {
 		return &ForeignRedisError{Addr: addrOf(rdb), Found: found}
 	}
-	if err := checkLiveWorkers(rdb, o.AllowLiveWorkers, o.Stderr); err != nil {
+	shared, err := checkLiveWorkers(rdb, len(found) > 0, o.AllowLiveWorkers, o.Stderr)
+	if err != nil {
 		return err
 	}
 	switch {
+	case shared && n > 0:
+		// Another process runs on this data (another rekey dev, allowed by
+		// --allow-live-workers): clearing it would pull it from under them.
+		fmt.Fprintf(o.Stderr, "rekey dev: REDIS_URL holds an earlier rekey dev run's data (%d keys) that live workers use; leaving it\n", n)
 	case len(found) > 0:
 		fmt.Fprintf(o.Stderr, "rekey dev: REDIS_URL holds data rekey dev did not write (%s); running there anyway (%s)\n",
 			strings.Join(found, "; "), AllowForeignRedisFlag)

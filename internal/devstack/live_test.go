@@ -82,7 +82,7 @@ func TestClaimRedisRefusesLiveWorkers(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if tt.o.AllowLiveWorkers && !strings.Contains(log.String(), "1 live asynq server polling rekey's queues on REDIS_URL, in "+process+"; running beside them anyway") {
+				if tt.o.AllowLiveWorkers && !strings.Contains(log.String(), "REDIS_URL has 1 live asynq server polling rekey's queues, in "+process+"; running beside them anyway") {
 					t.Errorf("dev did not say it runs beside live workers: %q", log.String())
 				}
 				return
@@ -103,5 +103,47 @@ func TestClaimRedisRefusesLiveWorkers(t *testing.T) {
 				t.Errorf("the refused database changed: claimed %v, %d instances", mark.Claimed, n)
 			}
 		})
+	}
+}
+
+// TestClaimRedisRefusesForeignTasks: a database holding data dev did not
+// write and tasks in rekey's queues is refused even with no worker polling
+// them now (a fleet scaled to zero, or restarting), since dev's workers
+// would take them; --allow-live-workers runs there anyway. An earlier dev
+// run's data that live workers use is left, not cleared.
+func TestClaimRedisRefusesForeignTasks(t *testing.T) {
+	ctx := context.Background()
+	r, st := newStore(t)
+	register(t, st, "real-1") // not dev's: no dev mark
+	revoke, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: "real-1", CredentialID: "cred-1"}, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asynq.NewClientFromRedisClient(r.Client).Enqueue(revoke); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	err = claimRedis(ctx, st, Options{AllowForeignRedis: true, Stderr: &log})
+	var live *LiveWorkersError
+	if !errors.As(err, &live) || live.Tasks != 1 || !strings.Contains(err.Error(), "1 task waiting in rekey's queues") {
+		t.Fatalf("err = %v, want a refusal naming the waiting task", err)
+	}
+	if err := claimRedis(ctx, st, Options{AllowForeignRedis: true, AllowLiveWorkers: true, Stderr: &log}); err != nil {
+		t.Fatalf("with %s: %v", AllowLiveWorkersFlag, err)
+	}
+
+	// Another dev run's data, its workers live: left as it is.
+	r2, st2 := newStore(t)
+	if err := st2.MarkDev(ctx, "dev-1"); err != nil {
+		t.Fatal(err)
+	}
+	register(t, st2, "dev-1")
+	startServer(t, r2, tasks.QueueDefault)
+	log.Reset()
+	if err := claimRedis(ctx, st2, Options{AllowLiveWorkers: true, Stderr: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := st2.CountInstances(ctx); n != 1 || !strings.Contains(log.String(), "leaving it") {
+		t.Errorf("%d instances after the claim (want the other run's 1 kept); log %q", n, log.String())
 	}
 }
