@@ -22,6 +22,8 @@ const (
 	// WarnLongHold: a held revocation may last longer past its grace than
 	// the grace ceiling.
 	WarnLongHold = "long_hold"
+	// WarnHoldForever: a held revocation is kept past its cap.
+	WarnHoldForever = "hold_at_cap_hold"
 )
 
 // ShortGraceFloor is the grace floor under which Warnings warns: Heroku
@@ -35,7 +37,12 @@ func (c *Config) Warnings() []Warning {
 	if d := c.shortGrace(); d != "" {
 		out = append(out, Warning{Name: WarnShortGrace, Detail: d})
 	}
-	if ceiling := c.GraceCeiling(); c.HoldMax > ceiling {
+	if c.HoldQuiet > 0 && c.HoldAtCap == HoldAtCapHold {
+		out = append(out, Warning{Name: WarnHoldForever, Detail: "REKEY_HOLD_AT_CAP is hold: a revocation held " +
+			"while its credential is in use is kept past its cap (REKEY_HOLD_MAX), for as long as the issuer " +
+			"reports the credential used, until an operator releases it (rekey holds release)"})
+	}
+	if ceiling := c.GraceCeiling(); c.HoldQuiet > 0 && c.HoldMax > ceiling {
 		out = append(out, Warning{Name: WarnLongHold, Detail: fmt.Sprintf(
 			"REKEY_HOLD_MAX (%s) is longer than the grace ceiling (%s: REKEY_MAX_GRACE, or REKEY_GRACE or "+
 				"REKEY_PRIVATE_SPACE_GRACE when longer): a held revocation may keep an old credential valid %s past "+

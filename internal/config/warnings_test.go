@@ -33,6 +33,10 @@ func TestWarnings(t *testing.T) {
 		{name: "the default hold under a lower ceiling", vars: map[string]string{"REKEY_MAX_GRACE": "12h"}, want: map[string][]string{
 			config.WarnLongHold: {"REKEY_HOLD_MAX (24h0m0s) is longer than the grace ceiling (12h0m0s: REKEY_MAX_GRACE",
 				"set REKEY_HOLD_MAX to at most 12h0m0s"}}},
+		{name: "holds off: no hold to last long", vars: map[string]string{"REKEY_MAX_GRACE": "12h", "REKEY_HOLD_QUIET": "0"}},
+		{name: "holds kept past their cap", vars: map[string]string{"REKEY_HOLD_AT_CAP": "hold"}, want: map[string][]string{
+			config.WarnHoldForever: {"REKEY_HOLD_AT_CAP is hold", "kept past its cap (REKEY_HOLD_MAX)", "rekey holds release"}}},
+		{name: "holds off, at cap hold", vars: map[string]string{"REKEY_HOLD_AT_CAP": "hold", "REKEY_HOLD_QUIET": "0"}},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
