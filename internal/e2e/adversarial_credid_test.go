@@ -189,30 +189,39 @@ func TestAdversarialIssuerCurrentConfigUnderANewID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	live := w.sb.Fake.Config(s.ID)
-	adv.rewriteMints(func(_ string, answer map[string]any) { answer["config"] = live })
-	rot := w.rotate(s.ID).Items[0].RotationID
-	info := w.waitTask(tasks.QueueDefault, tasks.RotateTaskID(rot), 30*time.Second)
-	if info.State != asynq.TaskStateArchived || info.Retried != 0 {
-		t.Errorf("rotate task %s after %d retries (%q); want archived at the first run", info.State, info.Retried, info.LastErr)
-	}
-	after, err := w.store.Instance(ctx, s.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after.CurrentCredential != before.CurrentCredential || after.LastErrorCode != "mint:config_reused" {
-		t.Errorf("current %s (was %s), last error code %q; want it kept, mint:config_reused",
-			after.CurrentCredential, before.CurrentCredential, after.LastErrorCode)
-	}
-	if n := w.sb.Fake.ConfigChanges(s.ID); n != 1 {
-		t.Errorf("%d config changes on Heroku, want 1 (the first rotation's)", n)
-	}
+	w.refusedConfigReuse(adv, before, w.sb.Fake.Config(s.ID), 1)
 	time.Sleep(2 * testGrace)
 	if !w.sb.Demo.Valid(before.CurrentCredential) {
 		t.Errorf("the current credential %s, whose config the apps hold, was revoked (I1)", before.CurrentCredential)
 	}
 	if v := w.sb.Checker.Violations(); len(v) > 0 {
 		t.Errorf("invariant violations: %v", v)
+	}
+}
+
+// refusedConfigReuse has the issuer answer the next mint of instance in
+// with config under a new id, rotates it, and checks that the rotation
+// failed at its first run (mint:config_reused) before any push: the
+// instance keeps its current credential, and Heroku's config changed
+// changes times in all, none of them this rotation's.
+func (w *world) refusedConfigReuse(adv *adversary, in store.Instance, config any, changes int) {
+	w.t.Helper()
+	adv.rewriteMints(func(_ string, answer map[string]any) { answer["config"] = config })
+	rot := w.rotate(in.ID).Items[0].RotationID
+	info := w.waitTask(tasks.QueueDefault, tasks.RotateTaskID(rot), 30*time.Second)
+	if info.State != asynq.TaskStateArchived || info.Retried != 0 {
+		w.t.Errorf("rotate task %s after %d retries (%q); want archived at the first run", info.State, info.Retried, info.LastErr)
+	}
+	after, err := w.store.Instance(context.Background(), in.ID)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if after.CurrentCredential != in.CurrentCredential || after.LastErrorCode != "mint:config_reused" {
+		w.t.Errorf("current %s (was %s), last error code %q; want it kept, mint:config_reused",
+			after.CurrentCredential, in.CurrentCredential, after.LastErrorCode)
+	}
+	if n := w.sb.Fake.ConfigChanges(in.ID); n != changes {
+		w.t.Errorf("%d config changes on Heroku, want %d, none of them the refused mint's", n, changes)
 	}
 }
 
@@ -274,23 +283,7 @@ func TestAdversarialIssuerRevokedConfigUnderANewID(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	adv.rewriteMints(func(_ string, answer map[string]any) { answer["config"] = revoked })
-	rot := w.rotate(s.ID).Items[0].RotationID
-	info := w.waitTask(tasks.QueueDefault, tasks.RotateTaskID(rot), 30*time.Second)
-	if info.State != asynq.TaskStateArchived || info.Retried != 0 {
-		t.Errorf("rotate task %s after %d retries (%q); want archived at the first run", info.State, info.Retried, info.LastErr)
-	}
-	after, err := w.store.Instance(ctx, s.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after.CurrentCredential != before.CurrentCredential || after.LastErrorCode != "mint:config_reused" {
-		t.Errorf("current %s (was %s), last error code %q; want it kept, mint:config_reused",
-			after.CurrentCredential, before.CurrentCredential, after.LastErrorCode)
-	}
-	if n := w.sb.Fake.ConfigChanges(s.ID); n != 2 {
-		t.Errorf("%d config changes on Heroku, want 2 (the faithful rotations')", n)
-	}
+	w.refusedConfigReuse(adv, before, revoked, 2)
 	if !w.sb.Demo.Valid(before.CurrentCredential) {
 		t.Errorf("the current credential %s is no longer valid", before.CurrentCredential)
 	}

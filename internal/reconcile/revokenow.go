@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/rekeyhq/rekey/internal/retry"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -56,7 +57,7 @@ func RunRevokeNow(ctx context.Context, p Params, r store.Revocation) (RevokeTask
 		case time.Now().After(deadline):
 			return RevokeTaskRunning, nil
 		}
-		if err := wait(ctx, runningPoll); err != nil {
+		if err := retry.Sleep(ctx, runningPoll); err != nil {
 			return "", err
 		}
 	}
@@ -89,16 +90,4 @@ func (s *Sweeper) revokeNow(ctx context.Context, r store.Revocation, id string) 
 		return "", nil // it changed state since it was read: look again
 	}
 	return RevokeTaskRun, nil
-}
-
-// wait pauses for d, or until ctx is done.
-func wait(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/retry"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 )
@@ -244,7 +245,7 @@ func (r *Registry) claimGrant(ctx context.Context, id string, code secret.String
 		if err != nil || claim != store.GrantBusy {
 			return claim, err
 		}
-		if err := wait(ctx, grantPoll); err != nil {
+		if err := retry.Sleep(ctx, grantPoll); err != nil {
 			return claim, fmt.Errorf("%w: %w", ErrGrantBusy, err)
 		}
 	}
@@ -267,10 +268,10 @@ func (r *Registry) releaseGrant(ctx context.Context, id string, code secret.Stri
 }
 
 // save stores the registration with register, then the log input URL and
-// the database location. retry says whether a failure of Redis itself is
+// the database location. again says whether a failure of Redis itself is
 // tried again: when tokens depend on it.
-func (r *Registry) save(ctx context.Context, in Input, register func() error, retry bool) error {
-	err := r.register(ctx, in.ID, register, retry)
+func (r *Registry) save(ctx context.Context, in Input, register func() error, again bool) error {
+	err := r.register(ctx, in.ID, register, again)
 	if err == nil {
 		err = r.saveLogInput(ctx, in)
 	}
@@ -301,9 +302,9 @@ func tokenRequired(id string) error {
 }
 
 // register runs register (one atomic store of the registration and its
-// tokens), trying again after a failure of Redis itself when retry says
+// tokens), trying again after a failure of Redis itself when again says
 // tokens depend on it. Refusals are not retried.
-func (r *Registry) register(ctx context.Context, id string, register func() error, retry bool) error {
+func (r *Registry) register(ctx context.Context, id string, register func() error, again bool) error {
 	for attempt := 0; ; attempt++ {
 		err := register()
 		switch {
@@ -313,23 +314,11 @@ func (r *Registry) register(ctx context.Context, id string, register func() erro
 			return &InputError{fmt.Errorf("instance %s was deprovisioned and cannot be registered again", id)}
 		case errors.Is(err, store.ErrTokenRequired):
 			return &InputError{tokenRequired(id)}
-		case !retry || attempt >= len(r.storeWaits):
+		case !again || attempt >= len(r.storeWaits):
 			return err
 		}
-		if werr := wait(ctx, r.storeWaits[attempt]); werr != nil {
+		if werr := retry.Sleep(ctx, r.storeWaits[attempt]); werr != nil {
 			return errors.Join(err, werr)
 		}
-	}
-}
-
-// wait pauses for d, or until ctx is done.
-func wait(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

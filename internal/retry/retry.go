@@ -9,6 +9,7 @@
 package retry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -85,3 +86,16 @@ func Delay(n int, err error, t *asynq.Task) time.Duration {
 // Permanent marks err so asynq archives the task at once instead of
 // retrying it: retrying cannot help.
 func Permanent(err error) error { return fmt.Errorf("%w (%w)", err, asynq.SkipRetry) }
+
+// Sleep waits d between two attempts, or until ctx is done, whose error it
+// then returns.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
