@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -16,16 +15,7 @@ import (
 func (c *cli) deadRevocation(t *testing.T, id string) {
 	t.Helper()
 	ctx := context.Background()
-	if err := c.st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3,
-		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.st.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: "rot-" + id}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.st.SavePending(ctx, id, "rot-"+id, "cred-1", map[string]secret.String{"MYADDON_URL": secret.New("v")}); err != nil {
-		t.Fatal(err)
-	}
+	c.pendingRotation(t, id)
 	prev, err := c.st.Promote(ctx, id, "rot-"+id, "cred-1", time.Millisecond, "")
 	if err != nil {
 		t.Fatal(err)
