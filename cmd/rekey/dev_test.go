@@ -162,7 +162,7 @@ func TestDevRefusesARedisWithLiveWorkers(t *testing.T) {
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	c.waitFor(t, "dev to run beside the live workers", func() bool {
-		return strings.Contains(stderr.String(), "3 live asynq servers polling rekey's queues on REDIS_URL, in 1 process") &&
+		return strings.Contains(stderr.String(), "REDIS_URL has 3 live asynq servers polling rekey's queues, in 1 process") &&
 			strings.Contains(stderr.String(), "running beside them anyway (--allow-live-workers)")
 	})
 }
