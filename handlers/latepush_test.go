@@ -16,7 +16,8 @@ import (
 )
 
 // Two runs of rotation R1 at once (a timed-out run's goroutine still
-// running, I6): run A's push is slow; run B's push is refused (422), its
+// running, I6): run A's push is slow (8 s, so that run B and rotation R2
+// finish before it lands however loaded the machine); run B's push is refused (422), its
 // read-back cannot prove anything while A's push is unanswered, so the
 // credential U is kept unconfirmed, as designed. Then rotation R2 pushes N
 // and promotes, while A's push is still on its way and lands after R2's:
@@ -41,7 +42,7 @@ func TestUnconfirmedCredentialWithAPushStillInFlightIsNotRevokedOnNextPromotion(
 		t.Fatal(err)
 	}
 	g.deps.Heroku = hc
-	g.fake.Script(herokufake.PatchConfig, herokufake.Delay(3*time.Second), herokufake.Respond(422))
+	g.fake.Script(herokufake.PatchConfig, herokufake.Delay(8*time.Second), herokufake.Respond(422))
 
 	doneA := make(chan error, 1)
 	go func() { doneA <- g.run(rotateTask(t, "inst-1", "rot-1")) }()
@@ -65,7 +66,7 @@ func TestUnconfirmedCredentialWithAPushStillInFlightIsNotRevokedOnNextPromotion(
 	}
 	select {
 	case <-doneA:
-	case <-time.After(20 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("run A never finished")
 	}
 	held := g.configCredential(t, "inst-1")
