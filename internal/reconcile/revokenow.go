@@ -40,11 +40,11 @@ const runningPoll = 100 * time.Millisecond
 
 // RunRevokeNow runs r's revoke task now, for a revocation whose revoke
 // time was just brought forward (store.ExpediteRevocation). The sweep
-// alone would not: it enqueues a task for a due revocation only when there
-// is none, and leaves one that waits in asynq for the old revoke time (a
-// grace of hours) to wait. A task running at that moment may have read the
-// old revoke time and gone back to wait for it, so RunRevokeNow waits for
-// it to end and looks again. p needs Store, Enqueuer and Inspector.
+// would too (Sweeper.expedited), but only once the revocation is past the
+// sweep's slack, minutes later. A task running at that moment may have
+// read the old revoke time and gone back to wait for it, so RunRevokeNow
+// waits for it to end and looks again. p needs Store, Enqueuer and
+// Inspector.
 func RunRevokeNow(ctx context.Context, p Params, r store.Revocation) (RevokeTask, error) {
 	s := New(p)
 	id := tasks.RevokeTaskID(r.InstanceID, r.CredentialID)

@@ -34,6 +34,13 @@ func rotatedFleet(t *testing.T, w *world, clock *scheduler.Scheduler, period tim
 	return n
 }
 
+// periodParams are the simulation's clock settings with period p.
+func periodParams(p time.Duration) scheduler.Params {
+	params := simParams()
+	params.Period = p
+	return params
+}
+
 // An operator types `rekey scheduler` instead of `rekey scheduler status`
 // in a shell with a staging .env (REKEY_ROTATION_PERIOD=1h) while the
 // production clock runs with 90 days, and presses Ctrl-C. The production
@@ -43,8 +50,7 @@ func TestClockStartedWithAnotherPeriodChangesNothing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	w := newWorld(t, simStart)
-	prodParams := simParams()
-	prodParams.Period = 2160 * time.Hour
+	prodParams := periodParams(2160 * time.Hour)
 	prod := w.scheduler(t, prodParams)
 	if err := prod.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -52,8 +58,7 @@ func TestClockStartedWithAnotherPeriodChangesNothing(t *testing.T) {
 	const fleet = 20
 	rotated := rotatedFleet(t, w, prod, prodParams.Period, fleet)
 
-	stagingParams := simParams()
-	stagingParams.Period = time.Hour
+	stagingParams := periodParams(time.Hour)
 	staging := w.scheduler(t, stagingParams)
 	err := staging.Start(ctx) // and Ctrl-C: it never sweeps
 	if err == nil {
@@ -95,16 +100,15 @@ func TestClockWhosePeriodWasReplacedEnqueuesNothing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	w := newWorld(t, simStart)
-	oldParams := simParams()
-	oldParams.Period = 24 * time.Hour
+	oldParams := periodParams(24 * time.Hour)
 	old := w.scheduler(t, oldParams)
 	if err := old.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	rotated := rotatedFleet(t, w, old, oldParams.Period, 10)
 
-	newParams := simParams()
-	newParams.Period, newParams.SetPeriod = time.Hour, true
+	newParams := periodParams(time.Hour)
+	newParams.SetPeriod = true
 	if err := w.scheduler(t, newParams).Start(ctx); err != nil {
 		t.Fatalf("--set-period: %v", err)
 	}
@@ -149,8 +153,7 @@ func TestClockRestartedWithANewPeriodPublishesIt(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	w := newWorld(t, simStart)
-	oldParams := simParams()
-	oldParams.Period = 24 * time.Hour
+	oldParams := periodParams(24 * time.Hour)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- w.scheduler(t, oldParams).Run(runCtx) }()
@@ -166,8 +169,7 @@ func TestClockRestartedWithANewPeriodPublishesIt(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	newParams := simParams()
-	newParams.Period = 48 * time.Hour
+	newParams := periodParams(48 * time.Hour)
 	if err := w.scheduler(t, newParams).Start(ctx); err != nil {
 		t.Fatalf("a clock restarted with a new period after the old one stopped: %v", err)
 	}
@@ -180,8 +182,7 @@ func TestClockRestartedWithANewPeriodPublishesIt(t *testing.T) {
 	if _, err := crashed.Sweep(ctx, w.now()); err != nil {
 		t.Fatal(err)
 	}
-	third := simParams()
-	third.Period = 72 * time.Hour
+	third := periodParams(72 * time.Hour)
 	var perr *scheduler.PeriodError
 	if err := w.scheduler(t, third).Start(ctx); !errors.As(err, &perr) {
 		t.Fatalf("a clock with 72h right after the 48h one swept: %v; want a *PeriodError", err)
