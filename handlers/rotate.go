@@ -245,10 +245,14 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 	cred, err := h.deps.Issuer.Mint(ctx, r.p.InstanceID, r.p.RotationID)
 	var unusable *issuer.UnusableCredentialError
 	if errors.As(err, &unusable) {
-		// The issuer minted a credential it gave no usable config: it is
-		// discarded, and revoked like any other (I3), and the rotation ends.
-		err := h.deps.Store.DiscardMinted(ctx, r.p.InstanceID, r.p.RotationID, unusable.CredentialID,
-			"the issuer's answer gave it no config rekey can use")
+		// The issuer minted a credential it gave no usable config, or named
+		// in an answer too large to use: it is discarded, and revoked like
+		// any other (I3), and the rotation ends.
+		why := "the issuer's answer gave it no config rekey can use"
+		if unusable.Err.Code == issuer.CodeUnreadable {
+			why = "the issuer's answer was too large to use"
+		}
+		err := h.deps.Store.DiscardMinted(ctx, r.p.InstanceID, r.p.RotationID, unusable.CredentialID, why)
 		if err != nil && !errors.Is(err, store.ErrConflict) {
 			return "", nil, err
 		}
@@ -335,7 +339,7 @@ func failureCode(step string, err error) string {
 	var unusable *issuer.UnusableCredentialError
 	switch {
 	case errors.As(err, &unusable):
-		return step + ":" + issuer.CodeMalformed
+		return step + ":" + unusable.Err.Code
 	case errors.As(err, &api) && api.ID != "":
 		return step + ":" + api.ID
 	case errors.As(err, &api):

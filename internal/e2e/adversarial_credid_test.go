@@ -103,16 +103,22 @@ func TestAdversarialIssuerInvalidCredentialID(t *testing.T) {
 // empty map, none at all) fails the rotation at its first run with the
 // code mint:malformed_response, where it was retried ten times and the
 // credential, never recorded, stayed working at the issuer: now it is
-// recorded as discarded and revoked (I3). Nothing is pushed.
+// recorded as discarded and revoked (I3). So is one whose answer is too
+// large to use (a 300 KiB value, the id after it), with the code
+// mint:unreadable_answer, where the rotation was retried and the credential
+// forgotten. Nothing is pushed.
 func TestAdversarialIssuerUnusableConfigIsRevoked(t *testing.T) {
 	t.Parallel()
-	configs := []any{map[string]any{"MYADDON_URL": ""}, map[string]any{"MYADDON_URL": 42}, map[string]any{}, nil}
+	configs := []any{map[string]any{"MYADDON_URL": ""}, map[string]any{"MYADDON_URL": 42}, map[string]any{}, nil,
+		map[string]any{"MYADDON_URL": "postgres://u:" + strings.Repeat("p", 300<<10) + "@db.example.com/d"}}
+	codes := []string{"mint:malformed_response", "mint:malformed_response", "mint:malformed_response",
+		"mint:malformed_response", "mint:unreadable_answer"}
 	w := newWorld(t, worldParams{})
 	samples := w.provision(len(configs), sandbox.Mix{})
 	adv := newAdversary(t, w)
-	byInstance := map[string]any{}
+	byInstance, codeOf := map[string]any{}, map[string]string{}
 	for i, s := range samples {
-		byInstance[s.ID] = configs[i]
+		byInstance[s.ID], codeOf[s.ID] = configs[i], codes[i]
 	}
 	var mu sync.Mutex
 	minted := map[string]string{}
@@ -138,8 +144,9 @@ func TestAdversarialIssuerUnusableConfigIsRevoked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if in.CurrentCredential != s.Provisioned || in.LastErrorCode != "mint:malformed_response" {
-			t.Errorf("%s: current %s (want %s), last error code %q", s.ID, in.CurrentCredential, s.Provisioned, in.LastErrorCode)
+		if in.CurrentCredential != s.Provisioned || in.LastErrorCode != codeOf[s.ID] {
+			t.Errorf("%s: current %s (want %s), last error code %q (want %q)", s.ID, in.CurrentCredential, s.Provisioned,
+				in.LastErrorCode, codeOf[s.ID])
 		}
 		if n := w.sb.Fake.ConfigChanges(s.ID); n != 0 {
 			t.Errorf("%s: %d config changes on Heroku, want none", s.ID, n)

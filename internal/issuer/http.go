@@ -21,6 +21,9 @@ import (
 const (
 	// maxResponseBytes bounds what is read of any issuer response.
 	maxResponseBytes = 256 << 10
+	// maxScanBytes bounds what is read of a mint answer over
+	// maxResponseBytes, looking for the id of what it minted (mintedID).
+	maxScanBytes = 4 << 20
 	// defaultTimeout bounds one webhook call; the caller's context too.
 	defaultTimeout = 30 * time.Second
 )
@@ -276,9 +279,53 @@ func (h *HTTP) do(ctx context.Context, op, method, u string, payload any) (answe
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil || len(body) > maxResponseBytes {
-		return answer{}, &Error{Op: op, Status: resp.StatusCode, Code: CodeUnreadable}
+		unreadable := &Error{Op: op, Status: resp.StatusCode, Code: CodeUnreadable}
+		if err == nil && op == "mint" && ok2xx(resp.StatusCode) {
+			rest := io.LimitReader(resp.Body, maxScanBytes-int64(len(body)))
+			if id := mintedID(io.MultiReader(bytes.NewReader(body), rest)); id != "" {
+				return answer{}, &UnusableCredentialError{CredentialID: id, Err: unreadable}
+			}
+		}
+		return answer{}, unreadable
 	}
 	return answer{status: resp.StatusCode, body: body, contentType: resp.Header.Get("Content-Type")}, nil
+}
+
+// mintedID returns the top-level "credential_id" of a mint answer too
+// large to use, reading no more than r holds: the issuer minted that
+// credential whatever became of its answer, so it must be recorded and
+// revoked rather than left working with nobody knowing of it (I3). Every
+// other value is read past and dropped. It returns "" for an answer that
+// is not a JSON object, or that names no id, or two different ones, before
+// r ends.
+func mintedID(r io.Reader) string {
+	dec := json.NewDecoder(r)
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	id := ""
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			break
+		}
+		var v any = new(json.RawMessage)
+		var s string
+		if key == "credential_id" {
+			v = &s
+		}
+		if err := dec.Decode(v); err != nil {
+			break
+		}
+		switch {
+		case key != "credential_id":
+		case s == "" || id != "" && s != id:
+			return ""
+		default:
+			id = s
+		}
+	}
+	return id
 }
 
 func ok2xx(status int) bool { return status >= 200 && status <= 299 }

@@ -361,3 +361,53 @@ func TestNewHTTPChecksInput(t *testing.T) {
 		t.Error("NewHTTP accepted a nil client")
 	}
 }
+
+// A mint answer too large to use (over 256 KiB) still tells which
+// credential the issuer minted when it names one: the error is then an
+// *UnusableCredentialError naming it, so that it is recorded and revoked
+// (I3), wherever the id stands in the answer, up to 4 MiB in. An answer
+// that names none, or two, or names it only past 4 MiB, or that is no 2xx,
+// stays an unreadable answer, retried.
+func TestMintAnswerTooLargeStillNamesItsCredential(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("x", 300<<10)
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   string // the id found, "" for none
+	}{
+		{"id after the config", 200, `{"config":{"MYADDON_URL":"` + big + `"},"credential_id":"cred_late"}`, "cred_late"},
+		{"id first", 201, `{"credential_id":"cred_early","config":{"MYADDON_URL":"` + big + `"}}`, "cred_early"},
+		{"id between other fields", 200, `{"meta":[1,{"a":"` + big + `"}],"credential_id":"cred_mid","extra":"` + big + `"}`, "cred_mid"},
+		{"the same id twice", 200, `{"credential_id":"cred_2","pad":"` + big + `","credential_id":"cred_2"}`, "cred_2"},
+		{"two ids", 200, `{"credential_id":"cred_a","pad":"` + big + `","credential_id":"cred_b"}`, ""},
+		{"no id", 200, `{"config":{"MYADDON_URL":"` + big + `"}}`, ""},
+		{"nested id only", 200, `{"config":{"credential_id":"cred_nested","MYADDON_URL":"` + big + `"}}`, ""},
+		{"id not a string", 200, `{"pad":"` + big + `","credential_id":7}`, ""},
+		{"id past 4 MiB", 200, `{"pad":"` + strings.Repeat("x", 5<<20) + `","credential_id":"cred_far"}`, ""},
+		{"not an object", 200, `["` + big + `","credential_id","cred_x"]`, ""},
+		{"an error status", 500, `{"pad":"` + big + `","credential_id":"cred_err"}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := scriptedIssuer(t, &scripted{status: tt.status, body: tt.body}).Mint(context.Background(), "inst-1", "rot_1")
+			var ie *issuer.Error
+			if !errors.As(err, &ie) || ie.Code != issuer.CodeUnreadable || ie.Status != tt.status {
+				t.Fatalf("Mint = %v, want an unreadable answer with status %d", err, tt.status)
+			}
+			var unusable *issuer.UnusableCredentialError
+			got := ""
+			if errors.As(err, &unusable) {
+				got = unusable.CredentialID
+			}
+			if got != tt.want {
+				t.Errorf("credential named %q, want %q", got, tt.want)
+			}
+			if strings.Contains(err.Error(), "cred_") || strings.Contains(fmt.Sprintf("%#v", err), "cred_") {
+				t.Errorf("the error shows the id: %v", err)
+			}
+		})
+	}
+}
