@@ -63,6 +63,15 @@ func RunRevokeNow(ctx context.Context, p Params, r store.Revocation) (RevokeTask
 	}
 }
 
+// TryRevokeNow is one look of RunRevokeNow, for a caller that cannot wait
+// (a dashboard request): it runs or enqueues r's revoke task, or returns ""
+// when the task is running at that moment or changed state meanwhile; the
+// sweep then runs it once it is past the sweep's slack
+// (Sweeper.expedited). p needs Store, Enqueuer and Inspector.
+func TryRevokeNow(ctx context.Context, p Params, r store.Revocation) (RevokeTask, error) {
+	return New(p).revokeNow(ctx, r, tasks.RevokeTaskID(r.InstanceID, r.CredentialID))
+}
+
 // revokeNow is one look at r's revoke task (id): it runs or enqueues it,
 // or returns "" when the task is running or changed state meanwhile.
 func (s *Sweeper) revokeNow(ctx context.Context, r store.Revocation, id string) (RevokeTask, error) {

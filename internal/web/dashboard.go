@@ -1,14 +1,12 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -145,30 +143,14 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "The credential could not be revoked. Please try again in a minute.")
 		return
 	}
-	if err := s.runRevoke(ctx, rev); err != nil {
-		// The revocation is due now in the store; the reconcile sweep runs it.
-		s.Logger.Warn().Err(err).Str("instance_id", sess.InstanceID).Str("credential_id", credID).Msg("run revoke task failed")
+	// The revocation is due now in the store: if its task cannot be run
+	// at once (it is running, or Redis failed), the reconcile sweep runs it.
+	p := reconcile.Params{Store: s.Store, Enqueuer: s.Enqueuer, Inspector: s.Inspector, Logger: s.Logger}
+	if done, err := reconcile.TryRevokeNow(ctx, p, rev); err != nil || done == "" {
+		s.Logger.Warn().Err(err).Str("instance_id", sess.InstanceID).Str("credential_id", credID).
+			Msg("revoke task not run at once; the reconcile sweep runs it")
 	}
 	http.Redirect(w, r, "/dashboard?done=revoke", http.StatusSeeOther)
-}
-
-// runRevoke runs the credential's scheduled revoke task now, or enqueues
-// one when there is none. Other errors (the task is already pending or
-// running, or Redis failed) are returned for the log only: the revocation
-// is due in the store either way, so a worker or the reconcile sweep runs it.
-func (s *server) runRevoke(ctx context.Context, rev store.Revocation) error {
-	err := s.Inspector.RunTask(tasks.QueueRevoke, tasks.RevokeTaskID(rev.InstanceID, rev.CredentialID))
-	if err == nil || !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
-		return err
-	}
-	t, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: rev.InstanceID, CredentialID: rev.CredentialID}, rev.RevokeAt)
-	if err != nil {
-		return err
-	}
-	if _, err := s.Enqueuer.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return err
-	}
-	return nil
 }
 
 // busy reports whether something is under way that the page should follow.

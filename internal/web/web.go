@@ -19,16 +19,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 )
-
-// Inspector is what the dashboard needs of an *asynq.Inspector: running a
-// scheduled revoke task now.
-type Inspector interface {
-	RunTask(queue, id string) error
-}
 
 // Params are the web process's dependencies.
 type Params struct {
@@ -38,8 +33,9 @@ type Params struct {
 	Producer *fleet.Producer
 	// Registry registers instances (PUT /api/v1/instances/...). Required.
 	Registry *registry.Registry
-	// Inspector runs a revoke task at once ("Revoke the old credential now"). Required.
-	Inspector Inspector
+	// Inspector runs a revoke task at once ("Revoke the old credential
+	// now"), an *asynq.Inspector. Required.
+	Inspector reconcile.Inspector
 	// Enqueuer schedules a revoke task when none exists (an *asynq.Client). Required.
 	Enqueuer fleet.Enqueuer
 	// APIToken is REKEY_API_TOKEN, the bearer token of the API and /metrics. Required.
