@@ -45,6 +45,9 @@ type app struct {
 	health *health.Redis
 	// stopWatch ends the health watcher; nil without one.
 	stopWatch context.CancelFunc
+	// withdrawKeys stops announcing this process's keys and withdraws the
+	// announcement (announceKeys); nil outside long-running processes.
+	withdrawKeys func()
 	// unreadable is the start-up check's count of sealed values no key of
 	// REKEY_ENCRYPTION_KEYS opens, -1 until the check has run (service.go).
 	unreadable atomic.Int64
@@ -105,6 +108,9 @@ func newApp(cfg *config.Config, log zerolog.Logger) (*app, error) {
 }
 
 func (a *app) Close() error {
+	if a.withdrawKeys != nil {
+		a.withdrawKeys()
+	}
 	if a.stopWatch != nil {
 		a.stopWatch()
 	}
@@ -233,7 +239,7 @@ func runWorkerCmd(ctx context.Context, env *environ) error {
 		return err
 	}
 	log := newLogger(env, cfg, "worker", false)
-	a, err := openService(ctx, cfg, log)
+	a, err := openService(ctx, cfg, log, "worker")
 	if err != nil {
 		return err
 	}

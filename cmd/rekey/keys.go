@@ -19,6 +19,8 @@ import (
 type sealedValues interface {
 	SealedStatus(ctx context.Context, maxValues int64) (store.SealedStatus, error)
 	Reseal(ctx context.Context, progress func(store.ResealResult)) (store.ResealResult, error)
+	Keyrings(ctx context.Context) ([]store.Keyring, error)
+	KeyIDs() []string
 }
 
 var _ sealedValues = (*store.Store)(nil)
@@ -43,6 +45,7 @@ so a script does not drop a key on its word.`,
 		},
 	}
 	status.Flags().BoolVar(&asJSON, "json", false, "print the counts as JSON")
+	var force bool
 	reseal := &cobra.Command{
 		Use:   "reseal",
 		Short: "Seal every stored value again under the first key (once every process has it first)",
@@ -50,16 +53,22 @@ so a script does not drop a key on its word.`,
 compare-and-set, and can be run again. Run it only once every running process (web, worker, clock,
 one-off) holds the new key first in REKEY_ENCRYPTION_KEYS: restart them all with NEW,OLD first. A
 process still on the old list cannot open what reseal wrote, and one with the new key listed but not
-first keeps sealing under the old key. With that done it is safe while workers run: a value a
-rotation rewrote meanwhile is read again, not overwritten. With REKEY_ISSUER=postgres, pin
+first keeps sealing under the old key. Every web, worker and clock process says in Redis which keys
+it holds, renewed every minute: reseal refuses to start while one that is running seals under
+another key than the first here, and names it. With that done it is safe while workers run: a value
+a rotation rewrote meanwhile is read again, not overwritten. With REKEY_ISSUER=postgres, pin
 REKEY_POSTGRES_KEY before changing the first key (README.md, "Encryption keys"). Progress on stderr,
 counts on stdout; exits 1 when a value was left under another key.`,
 		Example: `  rekey keys reseal && rekey keys status`,
 		Args:    noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return withProducer(c.Context(), env, "keys", func(a *app) error { return resealKeys(c.Context(), a.store, env.stdout, env.stderr) })
+			return withProducer(c.Context(), env, "keys", func(a *app) error {
+				return resealKeys(c.Context(), a.store, env.stdout, env.stderr, force)
+			})
 		},
 	}
+	reseal.Flags().BoolVar(&force, "force", false,
+		"reseal even though running processes seal under another key (they then cannot open what it writes)")
 	return newGroupCmd(&cobra.Command{
 		Use:   "keys",
 		Short: "Encryption keys: values per key; reseal them under the first",
@@ -79,10 +88,15 @@ func keysStatus(ctx context.Context, src sealedValues, w io.Writer, asJSON bool)
 	if err != nil {
 		return err
 	}
+	rings, err := src.Keyrings(ctx)
+	if err != nil {
+		return err
+	}
 	if asJSON {
-		err = writeKeysJSON(w, st)
+		err = writeKeysJSON(w, st, rings)
 	} else {
 		writeKeysText(w, st)
+		writeProcessKeys(w, st.KeyIDs, rings)
 	}
 	if err == nil && st.UnreadableTotal() > 0 {
 		err = fmt.Errorf("%w: %d values", errUnreadable, st.UnreadableTotal())
@@ -98,10 +112,21 @@ type keyCount struct {
 	Values   int64  `json:"values"`
 }
 
-func writeKeysJSON(w io.Writer, st store.SealedStatus) error {
+// processKeys is one running process in `rekey keys status --json`.
+type processKeys struct {
+	Process string   `json:"process"`
+	Seals   string   `json:"seals"`
+	KeyIDs  []string `json:"key_ids"`
+}
+
+func writeKeysJSON(w io.Writer, st store.SealedStatus, rings []store.Keyring) error {
 	keys := make([]keyCount, len(st.KeyIDs))
 	for i, id := range st.KeyIDs {
 		keys[i] = keyCount{Position: i + 1, ID: id, Seals: i == 0, Values: st.ByKey[i]}
+	}
+	procs := make([]processKeys, len(rings))
+	for i, r := range rings {
+		procs[i] = processKeys{Process: r.Process, Seals: r.Seals(), KeyIDs: r.KeyIDs}
 	}
 	out := struct {
 		Keys            []keyCount       `json:"keys"`
@@ -109,7 +134,8 @@ func writeKeysJSON(w io.Writer, st store.SealedStatus) error {
 		UnreadableTotal int64            `json:"unreadable_total"`
 		Values          int64            `json:"values"`
 		KeysExamined    int64            `json:"keys_examined"`
-	}{keys, st.Unreadable, st.UnreadableTotal(), st.Values, st.Keys}
+		Processes       []processKeys    `json:"processes"`
+	}{keys, st.Unreadable, st.UnreadableTotal(), st.Values, st.Keys, procs}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
@@ -135,6 +161,24 @@ func writeKeysText(w io.Writer, st store.SealedStatus) {
 	}
 }
 
+// writeProcessKeys says which key each running process seals under, by
+// its position here when it has one.
+func writeProcessKeys(w io.Writer, ids []string, rings []store.Keyring) {
+	if len(rings) == 0 {
+		fmt.Fprintln(w, "no running process announces its keys")
+		return
+	}
+	fmt.Fprintf(w, "%s running:\n", count(len(rings), "process", "processes"))
+	for _, r := range rings {
+		where := "a key REKEY_ENCRYPTION_KEYS here does not hold"
+		if pos := slices.Index(ids, r.Seals()); pos >= 0 {
+			where = fmt.Sprintf("key %d", pos+1)
+		}
+		fmt.Fprintf(w, "  %s  seals under %s (%s), holds %s\n", r.Process, r.Seals(), where,
+			count(len(r.KeyIDs), "key", "keys"))
+	}
+}
+
 // unreadableText says, per key id, why values did not open.
 func unreadableText(st store.SealedStatus) string {
 	ids := make([]string, 0, len(st.Unreadable))
@@ -156,7 +200,10 @@ func unreadableText(st store.SealedStatus) string {
 // resealKeys seals every stored value again under the first key, with
 // progress on stderr and the counts on stdout. It fails when a value was
 // left under another key (unreadable, or changing too fast to reseal).
-func resealKeys(ctx context.Context, src sealedValues, stdout, stderr io.Writer) error {
+func resealKeys(ctx context.Context, src sealedValues, stdout, stderr io.Writer, force bool) error {
+	if err := checkProcessKeys(ctx, src, stderr, force); err != nil {
+		return err
+	}
 	res, err := src.Reseal(ctx, func(p store.ResealResult) {
 		fmt.Fprintf(stderr, "resealing: %d hashes examined, %d resealed, %d already under key 1\n",
 			p.Keys, p.Resealed, p.Current)
@@ -175,6 +222,49 @@ func resealKeys(ctx context.Context, src sealedValues, stdout, stderr io.Writer)
 		return fmt.Errorf("%w: %d values (see 'rekey keys status')", errUnreadable, res.Unreadable)
 	case res.Busy > 0:
 		return fmt.Errorf("%d values kept changing under running rotations: run 'rekey keys reseal' again", res.Busy)
+	}
+	return nil
+}
+
+// errProcessKeys is reseal's refusal while running processes seal under
+// another key.
+var errProcessKeys = errors.New("reseal refused: running processes do not seal under the first key of REKEY_ENCRYPTION_KEYS here")
+
+// checkProcessKeys reads which keys the running processes announced
+// (store.Keyrings) and refuses, unless force, when one seals under another
+// key than the first here: such a process cannot open what reseal writes
+// if it lacks that key, and keeps sealing under its own if it has it
+// further down. It says on stderr what it found.
+func checkProcessKeys(ctx context.Context, src sealedValues, stderr io.Writer, force bool) error {
+	rings, err := src.Keyrings(ctx)
+	if err != nil {
+		return err
+	}
+	first := src.KeyIDs()[0]
+	var behind []string
+	for _, r := range rings {
+		if r.Seals() == first {
+			continue
+		}
+		what := "seals under key " + r.Seals()
+		if !slices.Contains(r.KeyIDs, first) {
+			what += " and cannot open key " + first
+		}
+		behind = append(behind, r.Process+" ("+what+")")
+	}
+	switch {
+	case len(rings) == 0:
+		fmt.Fprintf(stderr, "no running process announces its keys: check that every web, worker and clock "+
+			"process runs with key %s first in REKEY_ENCRYPTION_KEYS\n", first)
+	case len(behind) == 0:
+		fmt.Fprintf(stderr, "%s running, every one sealing under key %s\n", count(len(rings), "process", "processes"), first)
+	case force:
+		fmt.Fprintf(stderr, "resealing anyway (--force), although not every running process seals under key %s: %s\n",
+			first, strings.Join(behind, "; "))
+	default:
+		return fmt.Errorf("%w (key %s): %s. Restart them with the new key first and the old one after it "+
+			"(NEW,OLD), then run 'rekey keys reseal' again; one that has stopped drops out of this list within %s, "+
+			"and --force reseals anyway", errProcessKeys, first, strings.Join(behind, "; "), keyringTTL)
 	}
 	return nil
 }

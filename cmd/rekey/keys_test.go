@@ -6,7 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,5 +128,104 @@ func TestKeysStatusPrintout(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("status lacks %q", want)
 		}
+	}
+}
+
+// reseal refuses while a running process, the real `rekey scheduler` here,
+// still seals under the old key: it could not open what reseal writes.
+// Nothing is resealed, and the refusal names the process. Once the
+// process stopped (its announcement withdrawn) reseal runs; --force runs
+// it anyway.
+func TestKeysResealRefusesWhileAProcessSealsUnderAnotherKey(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	for _, id := range c.register(t, 2) {
+		if err := c.st.SaveToken(ctx, id, heroku.Token{AccessToken: secret.New("a-" + id),
+			RefreshToken: secret.New("r-" + id), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newKey := bytes.Repeat([]byte{12}, seal.KeySize)
+	oldID, newID := keyIDOf(t, testKey), keyIDOf(t, newKey)
+	indexed := func(_, stderr string) bool { return strings.Contains(stderr, "schedule_indexed") }
+	clock, _, _ := startRekey(t, c.vars(), indexed, "scheduler") // REKEY_ENCRYPTION_KEYS: the old key alone
+	host, _ := os.Hostname()
+	name := fmt.Sprintf("scheduler on %s pid %d", host, clock.Process.Pid)
+	c.waitFor(t, "the scheduler to announce its keys", func() bool {
+		rings, err := c.st.Keyrings(ctx)
+		return err == nil && len(rings) == 1 && strings.HasPrefix(rings[0].Process, name+" #")
+	})
+
+	c.stdout.Reset()
+	if err := runCommand(ctx, c.withKeys(newKey, testKey), "keys", "status"); err != nil {
+		t.Fatal(err)
+	}
+	if want := "1 process running:\n  " + name + " #"; !strings.Contains(c.stdout.String(), want) ||
+		!strings.Contains(c.stdout.String(), " seals under "+oldID+" (key 2), holds 1 key\n") {
+		t.Errorf("status does not show the scheduler sealing under key 2:\n%s", c.stdout.String())
+	}
+	c.stdout.Reset()
+	c.stderr.Reset()
+	err := runCommand(ctx, c.withKeys(newKey, testKey), "keys", "reseal")
+	if !errors.Is(err, errProcessKeys) {
+		t.Fatalf("reseal beside a process on the old key = %v, want errProcessKeys", err)
+	}
+	for _, want := range []string{name + " #", "(seals under key " + oldID + " and cannot open key " + newID + ")", "--force"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal lacks %q: %v", want, err)
+		}
+	}
+	st, err := c.st.SealedStatus(ctx, 0)
+	if err != nil || st.ByKey[0] != 2 {
+		t.Fatalf("after the refusal %+v (%v), want both values still under the old key", st, err)
+	}
+
+	if code := signalAndWait(t, clock, syscall.SIGTERM); code != 0 {
+		t.Fatalf("scheduler exited %d on SIGTERM", code)
+	}
+	if rings, err := c.st.Keyrings(ctx); err != nil || len(rings) != 0 {
+		t.Fatalf("after the scheduler stopped: keyrings %+v (%v), want its announcement withdrawn", rings, err)
+	}
+	if err := runCommand(ctx, c.withKeys(newKey, testKey), "keys", "reseal"); err != nil {
+		t.Fatalf("reseal with no process on the old key: %v\n%s", err, c.stderr.String())
+	}
+	if !strings.Contains(c.stdout.String(), "2 resealed") ||
+		!strings.Contains(c.stderr.String(), "no running process announces its keys") {
+		t.Errorf("reseal output: %s / %s", c.stdout.String(), c.stderr.String())
+	}
+}
+
+// --force reseals beside a process that seals under another key, and says
+// so; a process already on the new key first lets reseal run without it.
+func TestKeysResealForce(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	c.register(t, 1)
+	newKey := bytes.Repeat([]byte{13}, seal.KeySize)
+	if err := c.st.AnnounceKeyring(ctx, "worker.1 #aaaaaa", time.Minute); err != nil { // the old key alone
+		t.Fatal(err)
+	}
+	c.stderr.Reset()
+	if err := runCommand(ctx, c.withKeys(newKey, testKey), "keys", "reseal", "--force"); err != nil {
+		t.Fatalf("reseal --force: %v", err)
+	}
+	if want := "resealing anyway (--force), although not every running process seals under key " + keyIDOf(t, newKey) +
+		": worker.1 #aaaaaa (seals under key " + keyIDOf(t, testKey); !strings.Contains(c.stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, c.stderr.String())
+	}
+
+	sealer, err := seal.New(newKey, testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.New(c.r.Client, sealer).AnnounceKeyring(ctx, "worker.1 #aaaaaa", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	c.stderr.Reset()
+	if err := runCommand(ctx, c.withKeys(newKey, testKey), "keys", "reseal"); err != nil {
+		t.Fatalf("reseal with every process on the new key: %v", err)
+	}
+	if want := "1 process running, every one sealing under key " + keyIDOf(t, newKey); !strings.Contains(c.stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, c.stderr.String())
 	}
 }

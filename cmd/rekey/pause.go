@@ -41,12 +41,7 @@ func warnBulkPaused(ctx context.Context, w io.Writer, a *app, n int) {
 }
 
 // rotations is "1 rotation" or "n rotations".
-func rotations(n int) string {
-	if n == 1 {
-		return "1 rotation"
-	}
-	return fmt.Sprintf("%d rotations", n)
-}
+func rotations(n int) string { return count(n, "rotation", "rotations") }
 
 // pauseWatch tells, while a batch is followed, when the bulk queue is
 // paused and when it runs again, so that --wait does not sit silent.

@@ -48,11 +48,14 @@ func confirmRotation(ctx context.Context, env *environ, a *app, f rotateFlags, i
 }
 
 // instances is "1 instance" or "n instances".
-func instances(n int) string {
+func instances(n int) string { return count(n, "instance", "instances") }
+
+// count is n followed by one or many, as n is 1 or not.
+func count(n int, one, many string) string {
 	if n == 1 {
-		return "1 instance"
+		return "1 " + one
 	}
-	return fmt.Sprintf("%d instances", n)
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // answeredYes reads one line and reports whether it says y or yes.

@@ -151,7 +151,7 @@ func runClockCmd(ctx context.Context, env *environ, interval time.Duration, setP
 	if err := cfg.RequireProducer(); err != nil {
 		return err
 	}
-	a, err := openService(ctx, cfg, newLogger(env, cfg, "scheduler", false))
+	a, err := openService(ctx, cfg, newLogger(env, cfg, "scheduler", false), "scheduler")
 	if err != nil {
 		return err
 	}

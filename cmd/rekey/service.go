@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -26,7 +31,10 @@ const sealedCheckLimit = 2000
 // zerolog, demoted while Redis is down. It first logs the settings that
 // may make revocations early or holds long (config.Warnings), as every
 // command logs the REKEY_ settings rekey does not read (newLogger).
-func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app, error) {
+//
+// role names the process ("web", "worker", "scheduler") in the keys it
+// announces (announceKeys).
+func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, role string) (*app, error) {
 	for _, w := range cfg.Warnings() {
 		log.Warn().Str("detail", w.Detail).Msg(w.Name)
 	}
@@ -48,7 +56,69 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*
 	wctx, cancel := context.WithCancel(ctx)
 	a.health, a.stopWatch = w, cancel
 	go w.Run(wctx)
+	a.withdrawKeys = a.announceKeys(wctx, processName(role))
 	return a, nil
+}
+
+// The announcement of a process's keys (store.Keyrings) is renewed every
+// keyringRenew and holds keyringTTL: a process that died without
+// withdrawing it stops counting within minutes.
+const (
+	keyringRenew = time.Minute
+	keyringTTL   = 3 * time.Minute
+)
+
+// announceKeys says, once Redis answers and then every keyringRenew until
+// ctx ends, which keys of REKEY_ENCRYPTION_KEYS this process holds, so
+// that 'rekey keys reseal' refuses to run while a process still seals
+// under another key. The function it returns stops the announcing and
+// withdraws the announcement (Close calls it before closing Redis).
+func (a *app) announceKeys(ctx context.Context, name string) (withdraw func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if a.health.Wait(ctx) != nil {
+			return
+		}
+		t := time.NewTicker(keyringRenew)
+		defer t.Stop()
+		for {
+			if err := a.store.AnnounceKeyring(ctx, name, keyringTTL); err != nil && ctx.Err() == nil {
+				log := a.quietLog()
+				log.Warn().Str("error", a.redact(err.Error())).Msg("keys_announce_failed")
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			wctx, stop := context.WithTimeout(context.Background(), 2*time.Second)
+			defer stop()
+			_ = a.store.WithdrawKeyring(wctx, name)
+		})
+	}
+}
+
+// processName names this process in the keys it announces: its dyno on
+// Heroku ("worker.1"), else its role, host and pid; a random suffix keeps
+// apart a restarted dyno and the one it replaces while both run.
+func processName(role string) string {
+	name := os.Getenv("DYNO")
+	if name == "" {
+		host, _ := os.Hostname()
+		name = fmt.Sprintf("%s on %s pid %d", role, host, os.Getpid())
+	}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return name + " #" + hex.EncodeToString(b)
 }
 
 // quietLog is the app's logger for components that only talk to Redis:

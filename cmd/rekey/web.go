@@ -48,7 +48,7 @@ func runWeb(ctx context.Context, env *environ) error {
 		return err
 	}
 	log := newLogger(env, cfg, "web", false)
-	a, err := openService(ctx, cfg, log)
+	a, err := openService(ctx, cfg, log, "web")
 	if err != nil {
 		return err
 	}

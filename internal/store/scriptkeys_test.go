@@ -57,6 +57,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"observeBreakerScript", observeBreakerKeys{answers: breakerAnswersKey(), state: breakerKey()}, nil},
 		{"spendSSOScript", spendSSOKeys{token: ssoUsedKey("a"), cover: ssoUsedKey("b")}, nil},
 		{"resumeBreakerScript", resumeBreakerKeys{answers: breakerAnswersKey(), state: breakerKey()}, nil},
+		{"dropLapsedScript", dropLapsedKeys{keyrings: keyringsKey()}, nil},
 	}
 	listed := map[string]bool{"putInstanceScript": true} // its Lua is putInstanceLua
 	for _, c := range cases {
