@@ -385,3 +385,113 @@ func TestSavePendingRefusesTheConfigOfALongLivedCredentialJustRevoked(t *testing
 		t.Errorf("a mint with k-1's config, k-1 revoked after 90 days current: %v, want ErrConfigReused naming k-1", err)
 	}
 }
+
+// Retiring a key as README.md says (a new first key beside the old one,
+// reseal, then the old one dropped) leaves every fingerprint comparable:
+// they are keyed with the fingerprint key, which reseal moves to the new
+// key like any sealed value. Before it, fingerprints were keyed with the
+// encryption keys, and dropping the old one let the current config through
+// under a new id.
+func TestConfigReuseIsSeenAfterTheOldKeyIsDropped(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, now := newHistoryStore(t)
+	if err := s.PutInstance(ctx, Registration{ID: "inst-d", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "k-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-d", RotationID: "rot-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePending(ctx, "inst-d", "rot-1", "k-1", reuseConfig("X")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PromoteRotation(ctx, "inst-d", "rot-1", "k-1", time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	storeWith := func(keys ...byte) *Store {
+		var ks [][]byte
+		for _, k := range keys {
+			ks = append(ks, bytes.Repeat([]byte{k}, seal.KeySize))
+		}
+		sealer, err := seal.New(ks...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return New(r.Client, sealer, WithClock(func() time.Time { return *now }))
+	}
+	// newHistoryStore's key is bytes of 5; the new first key is bytes of 6.
+	if res, err := storeWith(6, 5).Reseal(ctx, nil); err != nil || res.Unreadable != 0 || res.Resealed == 0 {
+		t.Fatalf("Reseal = %+v, %v", res, err)
+	}
+	dropped := storeWith(6)
+	if _, err := dropped.Claim(ctx, RotationRequest{InstanceID: "inst-d", RotationID: "rot-2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dropped.SavePending(ctx, "inst-d", "rot-2", "k-2", reuseConfig("X")); !errors.Is(err, ErrConfigReused) {
+		t.Errorf("with the old key dropped, SavePending(k-2, the current config) = %v, want ErrConfigReused", err)
+	}
+	if err := dropped.SavePending(ctx, "inst-d", "rot-2", "k-3", reuseConfig("Y")); err != nil {
+		t.Errorf("with the old key dropped, SavePending(k-3, a config of its own) = %v", err)
+	}
+}
+
+// A credential fingerprinted by a version before the fingerprint key (its
+// "f" keyed with the first encryption key) still counts while that key is
+// held; and a store that cannot open the fingerprint key falls back to the
+// encryption keys' fingerprints rather than failing the mint.
+func TestEarlierFingerprintsAndAnUnreadableFingerprintKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, r, _ := newHistoryStore(t)
+	if err := s.PutInstance(ctx, Registration{ID: "inst-e", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "k-0"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range []string{"X", "Y"} {
+		rot, cred := "rot-"+v, "k-"+strconv.Itoa(i+1)
+		if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-e", RotationID: rot}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SavePending(ctx, "inst-e", rot, cred, reuseConfig(v)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PromoteRotation(ctx, "inst-e", rot, cred, time.Hour, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// k-2 (config Y) is current. As an earlier version would have, key
+	// its fingerprint with the encryption key, and forget what was minted.
+	_, all := s.configFingerprints(ctx, reuseConfig("Y"))
+	if err := r.Client.HSet(ctx, credentialKey("inst-e", "k-2"), "f", all[configFingerprintLen:2*configFingerprintLen]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Client.Del(ctx, mintedKey("inst-e")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-e", RotationID: "rot-3"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePending(ctx, "inst-e", "rot-3", "k-3", reuseConfig("Y")); !errors.Is(err, ErrConfigReused) {
+		t.Errorf("the current config, fingerprinted as before: SavePending = %v, want ErrConfigReused", err)
+	}
+
+	// The fingerprint key sealed under a key this store does not hold.
+	if err := r.Client.Set(ctx, fingerprintKeyKey(), "not a sealed value", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := seal.New(bytes.Repeat([]byte{5}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blind := New(r.Client, sealer, WithClock(s.now))
+	if _, err := blind.fingerprintKey(ctx); !errors.Is(err, ErrUnreadable) {
+		t.Fatalf("fingerprintKey = %v, want ErrUnreadable", err)
+	}
+	if err := blind.SavePending(ctx, "inst-e", "rot-3", "k-4", reuseConfig("Y")); !errors.Is(err, ErrConfigReused) {
+		t.Errorf("without the fingerprint key, SavePending(the current config) = %v, want ErrConfigReused", err)
+	}
+	if err := blind.SavePending(ctx, "inst-e", "rot-3", "k-5", reuseConfig("Z")); err != nil {
+		t.Errorf("without the fingerprint key, SavePending(a config of its own) = %v", err)
+	}
+}

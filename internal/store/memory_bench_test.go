@@ -276,7 +276,7 @@ func (s memorySample) minus(o memorySample) memorySample {
 
 // fleetWide are keys whose size does not grow with the instances: the
 // capped fleet audit stream and the fleet's counters and settings.
-var fleetWide = map[string]bool{"rekey:events": true, "rekey:counters": true, "rekey:schedule": true}
+var fleetWide = map[string]bool{"rekey:events": true, "rekey:counters": true, "rekey:schedule": true, "rekey:fingerprint_key": true}
 
 var idPart = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-4000-8000-[0-9a-f]{12}|rot_[0-9a-f]{24}|cred_[0-9a-f]{16}|rekey_[0-9a-f]{20}`)
 

@@ -30,8 +30,8 @@ func sealer(t *testing.T, keys ...byte) *seal.Sealer {
 }
 
 // sealedWorld stores, under key 1, the tokens of two instances (one sealed
-// value each, a string) and the config of one pending credential (a hash
-// field): three sealed values.
+// value each, a string), the config of one pending credential and the
+// fingerprint key its save created (a string each): four sealed values.
 func sealedWorld(t *testing.T, r *redistest.Redis) {
 	t.Helper()
 	ctx := context.Background()
@@ -64,15 +64,15 @@ func TestSealedStatusCountsValuesByKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Values != 3 || st.ByKey[0] != 0 || st.ByKey[1] != 3 || st.UnreadableTotal() != 0 || st.Partial {
-		t.Fatalf("status with keys (new, old) = %+v; want 3 values under key 2", st)
+	if st.Values != 4 || st.ByKey[0] != 0 || st.ByKey[1] != 4 || st.UnreadableTotal() != 0 || st.Partial {
+		t.Fatalf("status with keys (new, old) = %+v; want 4 values under key 2", st)
 	}
 	st, err = store.New(r.Client, onlyNew).SealedStatus(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Unreadable[old.KeyIDs()[0]] != 3 || st.ByKey[0] != 0 {
-		t.Fatalf("status without the old key = %+v; want 3 unreadable under %s", st, old.KeyIDs()[0])
+	if st.Unreadable[old.KeyIDs()[0]] != 4 || st.ByKey[0] != 0 {
+		t.Fatalf("status without the old key = %+v; want 4 unreadable under %s", st, old.KeyIDs()[0])
 	}
 }
 
@@ -115,11 +115,11 @@ func TestResealMovesEveryValueToTheFirstKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Values != 3 || res.Resealed != 3 || res.Unreadable != 0 || pages == 0 {
-		t.Fatalf("Reseal = %+v after %d progress calls; want 3 resealed", res, pages)
+	if res.Values != 4 || res.Resealed != 4 || res.Unreadable != 0 || pages == 0 {
+		t.Fatalf("Reseal = %+v after %d progress calls; want 4 resealed", res, pages)
 	}
 	again, err := store.New(r.Client, sealer(t, 2, 1)).Reseal(ctx, nil)
-	if err != nil || again.Resealed != 0 || again.Current != 3 {
+	if err != nil || again.Resealed != 0 || again.Current != 4 {
 		t.Fatalf("second Reseal = %+v, %v; want nothing to do", again, err)
 	}
 	onlyNew := store.New(r.Client, sealer(t, 2))
@@ -142,8 +142,8 @@ func TestResealLeavesUnreadableValues(t *testing.T) {
 	sealedWorld(t, r)
 	before := redistest.Dump(t, r)
 	res, err := store.New(r.Client, sealer(t, 3)).Reseal(ctx, nil)
-	if err != nil || res.Unreadable != 3 || res.Resealed != 0 {
-		t.Fatalf("Reseal without the old key = %+v, %v; want 3 unreadable, none changed", res, err)
+	if err != nil || res.Unreadable != 4 || res.Resealed != 0 {
+		t.Fatalf("Reseal without the old key = %+v, %v; want 4 unreadable, none changed", res, err)
 	}
 	if after := redistest.Dump(t, r); after != before {
 		t.Fatal("Reseal changed values it could not open")

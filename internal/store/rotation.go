@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -139,37 +138,10 @@ func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID 
 		return err
 	}
 	keys := newSavePendingKeys(instanceID, rotationID, credID)
-	fp, fps := s.configFingerprints(config)
+	fp, fps := s.configFingerprints(ctx, config)
 	args := []any{credID, instanceID, rotationID, sealed, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
 		int64(s.finishedTTL.Seconds()), "", fp, fps}
 	return scriptError("save pending", savePendingScript.Run(ctx, s.rdb, keys.list(), args...).Err())
-}
-
-// configFingerprintLen is how many bytes of a config's fingerprint a
-// credential keeps: a false match, which would fail one rotation, comes
-// once in 2^64 comparisons.
-const configFingerprintLen = 8
-
-// configFingerprints are the keyed fingerprints of a credential's config,
-// its vars in name order, each name and value after its length, as bytes
-// (seal.Sealer.Fingerprints, configFingerprintLen bytes each): fp under the
-// first key, which a credential keeps (field "f") so that a later mint
-// answering with the same config under another id is refused before
-// anything is pushed; all, the fingerprints under every key held, one
-// after the other, which a stored one is compared with, whichever key was
-// first when it was written.
-func (s *Store) configFingerprints(config map[string]secret.String) (fp, all string) {
-	var b []byte
-	for _, name := range slices.Sorted(maps.Keys(config)) {
-		v := config[name].Reveal()
-		b = append(binary.AppendUvarint(b, uint64(len(name))), name...)
-		b = append(binary.AppendUvarint(b, uint64(len(v))), v...)
-	}
-	var out []byte
-	for _, f := range s.sealer.Fingerprints(b) {
-		out = append(out, f[:configFingerprintLen]...)
-	}
-	return string(out[:configFingerprintLen]), string(out)
 }
 
 // idHoldsSecret reports whether credID holds a secret of config (a value

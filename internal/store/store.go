@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -83,6 +84,10 @@ type Store struct {
 	auditRetention time.Duration
 	// pushWindow is UnansweredPushWindow, or a test's.
 	pushWindow time.Duration
+
+	// fpMu guards fpKey, the fingerprint key once read (fingerprint.go).
+	fpMu  sync.Mutex
+	fpKey []byte
 }
 
 // Option configures a Store.
