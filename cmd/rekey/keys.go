@@ -198,8 +198,10 @@ func unreadableText(st store.SealedStatus) string {
 }
 
 // resealKeys seals every stored value again under the first key, with
-// progress on stderr and the counts on stdout. It fails when a value was
-// left under another key (unreadable, or changing too fast to reseal).
+// progress on stderr and the counts on stdout. It refuses to start while a
+// running process seals under another key (checkProcessKeys), and fails
+// when a value was left under another key (unreadable, or changing too
+// fast to reseal) or when such a process started while it ran.
 func resealKeys(ctx context.Context, src sealedValues, stdout, stderr io.Writer, force bool) error {
 	if err := checkProcessKeys(ctx, src, stderr, force); err != nil {
 		return err
@@ -223,12 +225,25 @@ func resealKeys(ctx context.Context, src sealedValues, stdout, stderr io.Writer,
 	case res.Busy > 0:
 		return fmt.Errorf("%d values kept changing under running rotations: run 'rekey keys reseal' again", res.Busy)
 	}
+	if force {
+		return nil
+	}
+	// A process that started meanwhile on the old list sealed under the
+	// old key what it wrote since.
+	rings, err := src.Keyrings(ctx)
+	if err != nil {
+		return err
+	}
+	if behind, _ := sealingElsewhere(rings, src.KeyIDs()); len(behind) > 0 {
+		return fmt.Errorf("%w since reseal started: %s. Restart them with the new key first, then run 'rekey keys reseal' again",
+			errProcessKeys, strings.Join(behind, "; "))
+	}
 	return nil
 }
 
 // errProcessKeys is reseal's refusal while running processes seal under
 // another key.
-var errProcessKeys = errors.New("reseal refused: running processes do not seal under the first key of REKEY_ENCRYPTION_KEYS here")
+var errProcessKeys = errors.New("running processes do not seal under the first key of REKEY_ENCRYPTION_KEYS here")
 
 // checkProcessKeys reads which keys the running processes announced
 // (store.Keyrings) and refuses, unless force, when one seals under another
@@ -240,9 +255,40 @@ func checkProcessKeys(ctx context.Context, src sealedValues, stderr io.Writer, f
 	if err != nil {
 		return err
 	}
-	first := src.KeyIDs()[0]
-	var behind []string
-	for _, r := range rings {
+	ids := src.KeyIDs()
+	behind, reversed := sealingElsewhere(rings, ids)
+	switch {
+	case len(rings) == 0:
+		fmt.Fprintf(stderr, "no running process announces its keys: check that every web, worker and clock "+
+			"process runs with key %s first in REKEY_ENCRYPTION_KEYS\n", ids[0])
+	case len(behind) == 0:
+		fmt.Fprintf(stderr, "%s running, every one sealing under key %s\n", count(len(rings), "process", "processes"), ids[0])
+	case force:
+		fmt.Fprintf(stderr, "resealing anyway (--force), although not every running process seals under key %s: %s\n",
+			ids[0], strings.Join(behind, "; "))
+	case reversed != "":
+		return fmt.Errorf("reseal refused: %w (key %s): %s. %s", errProcessKeys, ids[0], strings.Join(behind, "; "), reversed)
+	default:
+		return fmt.Errorf("reseal refused: %w (key %s): %s. Restart them with the new key first and the old one after it "+
+			"(NEW,OLD), then run 'rekey keys reseal' again; one that has stopped drops out of this list within %s, "+
+			"and --force reseals anyway", errProcessKeys, ids[0], strings.Join(behind, "; "), keyringTTL)
+	}
+	return nil
+}
+
+// sealingElsewhere lists the running processes that seal under another
+// key than ids' first, each with what it lacks. When every running process
+// seals under one key that ids hold further down, and holds ids' first
+// too, the list here is likely the wrong way round: reversed then says so.
+func sealingElsewhere(rings []store.Keyring, ids []string) (behind []string, reversed string) {
+	first := ids[0]
+	agreed := ""
+	for i, r := range rings {
+		if i == 0 || r.Seals() == agreed {
+			agreed = r.Seals()
+		} else {
+			agreed = "-"
+		}
 		if r.Seals() == first {
 			continue
 		}
@@ -252,19 +298,13 @@ func checkProcessKeys(ctx context.Context, src sealedValues, stderr io.Writer, f
 		}
 		behind = append(behind, r.Process+" ("+what+")")
 	}
-	switch {
-	case len(rings) == 0:
-		fmt.Fprintf(stderr, "no running process announces its keys: check that every web, worker and clock "+
-			"process runs with key %s first in REKEY_ENCRYPTION_KEYS\n", first)
-	case len(behind) == 0:
-		fmt.Fprintf(stderr, "%s running, every one sealing under key %s\n", count(len(rings), "process", "processes"), first)
-	case force:
-		fmt.Fprintf(stderr, "resealing anyway (--force), although not every running process seals under key %s: %s\n",
-			first, strings.Join(behind, "; "))
-	default:
-		return fmt.Errorf("%w (key %s): %s. Restart them with the new key first and the old one after it "+
-			"(NEW,OLD), then run 'rekey keys reseal' again; one that has stopped drops out of this list within %s, "+
-			"and --force reseals anyway", errProcessKeys, first, strings.Join(behind, "; "), keyringTTL)
+	pos := slices.Index(ids, agreed)
+	if len(behind) == len(rings) && pos > 0 && !slices.ContainsFunc(rings, func(r store.Keyring) bool {
+		return !slices.Contains(r.KeyIDs, first)
+	}) {
+		reversed = fmt.Sprintf("Every running process seals under key %s, which REKEY_ENCRYPTION_KEYS here lists as key %d, "+
+			"and holds key %s too: if %s is the new key, the list here is the wrong way round (put it first)",
+			agreed, pos+1, first, agreed)
 	}
-	return nil
+	return behind, reversed
 }

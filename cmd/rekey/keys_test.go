@@ -229,3 +229,60 @@ func TestKeysResealForce(t *testing.T) {
 		t.Errorf("stderr lacks %q:\n%s", want, c.stderr.String())
 	}
 }
+
+// The operator's own list the wrong way round (OLD,NEW while every process
+// runs NEW,OLD) is named as such, rather than blamed on the processes.
+func TestKeysResealNamesAReversedList(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	newKey := bytes.Repeat([]byte{14}, seal.KeySize)
+	sealer, err := seal.New(newKey, testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"web.1 #aaaaaa", "worker.1 #bbbbbb"} {
+		if err := store.New(c.r.Client, sealer).AnnounceKeyring(ctx, p, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = runCommand(ctx, c.withKeys(testKey, newKey), "keys", "reseal")
+	want := "Every running process seals under key " + keyIDOf(t, newKey) + ", which REKEY_ENCRYPTION_KEYS here lists as key 2"
+	if !errors.Is(err, errProcessKeys) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "wrong way round") {
+		t.Fatalf("reseal with the list reversed = %v, want a refusal containing %q", err, want)
+	}
+}
+
+// startsAProcess is a store whose Reseal sees a process on the old keys
+// start while it runs.
+type startsAProcess struct {
+	*store.Store
+	old *store.Store
+}
+
+func (s startsAProcess) Reseal(ctx context.Context, progress func(store.ResealResult)) (store.ResealResult, error) {
+	if err := s.old.AnnounceKeyring(ctx, "worker.2 #cccccc", time.Minute); err != nil {
+		return store.ResealResult{}, err
+	}
+	return s.Store.Reseal(ctx, progress)
+}
+
+// A process that starts on the old key while reseal runs seals under it
+// what it writes since: reseal reports it and fails.
+func TestKeysResealReportsAProcessThatStartedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	c.register(t, 1)
+	sealer, err := seal.New(bytes.Repeat([]byte{15}, seal.KeySize), testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := startsAProcess{Store: store.New(c.r.Client, sealer), old: c.st}
+	var stdout, stderr bytes.Buffer
+	err = resealKeys(ctx, src, &stdout, &stderr, false)
+	if !errors.Is(err, errProcessKeys) || !strings.Contains(err.Error(), "since reseal started: worker.2 #cccccc (seals under key "+keyIDOf(t, testKey)) {
+		t.Fatalf("reseal = %v, want it to report worker.2, started on the old key meanwhile", err)
+	}
+	if !strings.Contains(stdout.String(), "resealed under key 1") {
+		t.Errorf("stdout lacks the counts: %s", stdout.String())
+	}
+}

@@ -16,8 +16,10 @@ import (
 // name; value, "until ms|id,id,..." (the key ids in configuration order,
 // the first one sealing). A process announces itself at start and again
 // every minute, each announcement good for a few minutes, and withdraws
-// on a clean stop; one that died is dropped when its announcement is read
-// past its time. `rekey keys reseal` reads it to refuse resealing while a
+// on a clean stop. Times are Redis's own (TIME), so no process's clock,
+// nor the operator's, decides whether an announcement has lapsed; a
+// lapsed one (a process that died) is dropped by the next announcement of
+// any process. `rekey keys reseal` reads it to refuse resealing while a
 // running process still seals under another key, or cannot open the new
 // one.
 func keyringsKey() string { return keyPrefix + "keyrings" }
@@ -29,18 +31,64 @@ type Keyring struct {
 	// KeyIDs are the ids of its keys in configuration order; the first
 	// seals what the process writes.
 	KeyIDs []string
-	// Until is when the announcement lapses unless renewed.
+	// Until is when the announcement lapses unless renewed, by Redis's clock.
 	Until time.Time
 }
 
 // Seals returns the id of the key the process seals under.
-func (k Keyring) Seals() string { return k.KeyIDs[0] }
+func (k Keyring) Seals() string {
+	if len(k.KeyIDs) == 0 {
+		return ""
+	}
+	return k.KeyIDs[0]
+}
+
+// keyringKeys are the keys of announceKeyringScript and readKeyringsScript.
+type keyringKeys struct {
+	keyrings string // KEYS[1] -> keyringsKey
+}
+
+func (k keyringKeys) list() []string { return []string{k.keyrings} }
+
+// luaRedisNow is Redis's clock in ms, for the keyring scripts.
+const luaRedisNow = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// announceKeyringScript records one process's keys until ttl from now, by
+// Redis's clock, and drops the announcements that have lapsed.
+//
+// ARGV: process, ttl ms, key ids joined by commas.
+// Returns how many lapsed announcements were dropped.
+var announceKeyringScript = redis.NewScript(luaRedisNow + `
+local all = redis.call('HGETALL', KEYS[1])
+local dropped = 0
+for i = 1, #all, 2 do
+  local until_ms = tonumber(string.match(all[i + 1], '^(%d+)|')) or 0
+  if all[i] ~= ARGV[1] and until_ms <= now then
+    dropped = dropped + redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], (now + tonumber(ARGV[2])) .. '|' .. ARGV[3])
+return dropped
+`)
+
+// readKeyringsScript returns Redis's clock in ms and every announcement,
+// as a flat list of fields and values; it writes nothing.
+var readKeyringsScript = redis.NewScript(luaRedisNow + `
+local out = redis.call('HGETALL', KEYS[1])
+table.insert(out, 1, tostring(now))
+return out
+`)
 
 // AnnounceKeyring records that process holds this store's keys until ttl
-// from now.
+// from now (by Redis's clock).
 func (s *Store) AnnounceKeyring(ctx context.Context, process string, ttl time.Duration) error {
-	v := strconv.FormatInt(s.now().Add(ttl).UnixMilli(), 10) + "|" + strings.Join(s.sealer.KeyIDs(), ",")
-	if err := s.rdb.HSet(ctx, keyringsKey(), process, v).Err(); err != nil {
+	k := keyringKeys{keyrings: keyringsKey()}
+	err := announceKeyringScript.Run(ctx, s.rdb, k.list(), process, ttl.Milliseconds(),
+		strings.Join(s.sealer.KeyIDs(), ",")).Err()
+	if err != nil {
 		return fmt.Errorf("announce keys: %w", err)
 	}
 	return nil
@@ -54,56 +102,30 @@ func (s *Store) WithdrawKeyring(ctx context.Context, process string) error {
 	return nil
 }
 
-// Keyrings returns the announcements still good, by process name, and
-// deletes those past their time (a process that died without withdrawing)
-// and any that cannot be read.
+// Keyrings returns the announcements that have not lapsed by Redis's
+// clock, by process name. It only reads.
 func (s *Store) Keyrings(ctx context.Context) ([]Keyring, error) {
-	all, err := s.rdb.HGetAll(ctx, keyringsKey()).Result()
+	k := keyringKeys{keyrings: keyringsKey()}
+	flat, err := readKeyringsScript.Run(ctx, s.rdb, k.list()).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("read keyrings: %w", err)
 	}
-	now := s.now()
+	if len(flat) == 0 {
+		return nil, nil
+	}
+	now, _ := strconv.ParseInt(flat[0], 10, 64)
 	var live []Keyring
-	var lapsed []any
-	for process, v := range all {
-		until, ids, ok := strings.Cut(v, "|")
+	for i := 1; i+1 < len(flat); i += 2 {
+		until, ids, ok := strings.Cut(flat[i+1], "|")
 		ms, err := strconv.ParseInt(until, 10, 64)
-		if !ok || err != nil || ids == "" || !time.UnixMilli(ms).After(now) {
-			lapsed = append(lapsed, process, v)
+		if !ok || err != nil || ids == "" || ms <= now {
 			continue
 		}
-		live = append(live, Keyring{Process: process, KeyIDs: strings.Split(ids, ","), Until: time.UnixMilli(ms)})
-	}
-	if len(lapsed) > 0 {
-		k := dropLapsedKeys{keyrings: keyringsKey()}
-		if err := dropLapsedScript.Run(ctx, s.rdb, k.list(), lapsed...).Err(); err != nil {
-			return nil, fmt.Errorf("drop lapsed keyrings: %w", err)
-		}
+		live = append(live, Keyring{Process: flat[i], KeyIDs: strings.Split(ids, ","), Until: time.UnixMilli(ms)})
 	}
 	slices.SortFunc(live, func(a, b Keyring) int { return strings.Compare(a.Process, b.Process) })
 	return live, nil
 }
-
-// dropLapsedKeys are the keys of dropLapsedScript.
-type dropLapsedKeys struct {
-	keyrings string // KEYS[1] -> keyringsKey
-}
-
-func (k dropLapsedKeys) list() []string { return []string{k.keyrings} }
-
-// dropLapsedScript deletes announcements read past their time, each only
-// if it still holds what was read: a process that renewed its own
-// meanwhile keeps it.
-//
-// ARGV: process, value read, process, value read, ...
-// Returns how many were deleted.
-var dropLapsedScript = redis.NewScript(`
-local n = 0
-for i = 1, #ARGV, 2 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then n = n + redis.call('HDEL', KEYS[1], ARGV[i]) end
-end
-return n
-`)
 
 // KeyIDs returns the ids of this store's keys (REKEY_ENCRYPTION_KEYS) in
 // configuration order; the first seals.

@@ -57,7 +57,8 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"observeBreakerScript", observeBreakerKeys{answers: breakerAnswersKey(), state: breakerKey()}, nil},
 		{"spendSSOScript", spendSSOKeys{token: ssoUsedKey("a"), cover: ssoUsedKey("b")}, nil},
 		{"resumeBreakerScript", resumeBreakerKeys{answers: breakerAnswersKey(), state: breakerKey()}, nil},
-		{"dropLapsedScript", dropLapsedKeys{keyrings: keyringsKey()}, nil},
+		{"announceKeyringScript", keyringKeys{keyrings: keyringsKey()}, nil},
+		{"readKeyringsScript", keyringKeys{keyrings: keyringsKey()}, nil},
 	}
 	listed := map[string]bool{"putInstanceScript": true} // its Lua is putInstanceLua
 	for _, c := range cases {
