@@ -291,3 +291,24 @@ func TestWithVerifyChecksInput(t *testing.T) {
 		}
 	}
 }
+
+// Verify answers that arrive at once, from a worker's many slots, write
+// the memory once.
+func TestVerifyAnswersAtOnceWriteOnce(t *testing.T) {
+	t.Parallel()
+	s := newVerifyServer(t, http.StatusOK)
+	mem := &memory{}
+	h := newVerifier(t, s, newClock(time.Now()).opt(), issuer.WithVerify(issuer.VerifyAuto, mem))
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if err := verifyOnce(h); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, w := mem.counts(); w != 1 {
+		t.Errorf("20 answers at once wrote the memory %d times, want once", w)
+	}
+}
