@@ -128,7 +128,9 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 		return h.fail(ctx, r, stepMint, err)
 	}
 	// Once a push was attempted the apps may already use the credential:
-	// verifying again could only discard a live credential.
+	// verifying again could only discard a live credential. A 404 is
+	// "unsupported" or a credential the issuer does not know, as
+	// REKEY_ISSUER_VERIFY says (issuer.WithVerify).
 	if !r.pushAttempted {
 		if err := h.deps.Issuer.Verify(ctx, r.p.InstanceID, credID); err != nil && !errors.Is(err, issuer.ErrVerifyUnsupported) {
 			return h.fail(ctx, r, stepVerify, err)
@@ -337,9 +339,12 @@ func failureCode(step string, err error) string {
 	var iss *issuer.Error
 	var mismatch *ConfigMismatchError
 	var unusable *issuer.UnusableCredentialError
+	var unknown *issuer.UnknownCredentialError
 	switch {
 	case errors.As(err, &unusable):
 		return step + ":" + unusable.Err.Code
+	case errors.As(err, &unknown):
+		return step + ":" + issuer.CodeUnknownCredential
 	case errors.As(err, &api) && api.ID != "":
 		return step + ":" + api.ID
 	case errors.As(err, &api):

@@ -162,8 +162,7 @@ func (a *app) issuer() (issuer.Issuer, error) {
 	if a.cfg.Issuer != config.IssuerHTTP {
 		return nil, fmt.Errorf("REKEY_ISSUER=%s runs only inside 'rekey dev'; a worker needs http", a.cfg.Issuer)
 	}
-	return issuer.NewHTTP(a.cfg.IssuerURL, a.cfg.IssuerSecret, issuer.WithAllowHTTP(a.cfg.IssuerAllowHTTP),
-		issuer.WithNotFoundPageRevoked(a.cfg.Issuer404PageRevoked))
+	return issuer.NewHTTP(a.cfg.IssuerURL, a.cfg.IssuerSecret, a.cfg.IssuerOptions(a.store)...)
 }
 
 // runWorker runs the worker and the reconcile sweep until ctx is done. It

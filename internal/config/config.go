@@ -151,6 +151,15 @@ type Config struct {
 	// such a page is a router's or a framework's, and the revocation is
 	// retried (issuer.HTTP.Revoke).
 	Issuer404PageRevoked bool
+	// IssuerVerify is REKEY_ISSUER_VERIFY, what the webhook's 404 to
+	// POST /credentials/{id}/verify means: "auto" (default) reads it as
+	// "verify unsupported" only while the issuer has not answered a verify
+	// itself (2xx, 409, 410 or 422) within 30 days, and once it has, as
+	// "the issuer does not know the credential it just minted", which
+	// fails the rotation before any push; "required" reads every 404 so;
+	// "optional" reads every 404 as unsupported, for an issuer that
+	// dropped verify. The PostgreSQL issuer always verifies and ignores it.
+	IssuerVerify issuer.VerifyMode
 	// PostgresServers is REKEY_POSTGRES_SERVERS (JSON), or the file named by
 	// REKEY_POSTGRES_SERVERS_FILE: the servers REKEY_ISSUER=postgres
 	// administers. No default.
@@ -218,6 +227,7 @@ func Load(env Lookup) (*Config, error) {
 		IssuerSecret:            p.secret("REKEY_ISSUER_SECRET"),
 		IssuerAllowHTTP:         p.boolean("REKEY_ISSUER_ALLOW_HTTP", false),
 		Issuer404PageRevoked:    p.boolean("REKEY_ISSUER_404_PAGE_REVOKED", false),
+		IssuerVerify:            p.verifyMode("REKEY_ISSUER_VERIFY"),
 		PostgresServers:         p.postgresServers(),
 		PostgresKey:             p.postgresKey("REKEY_POSTGRES_KEY"),
 		DevPostgresURL:          p.secret("REKEY_DEV_POSTGRES_URL"),
@@ -266,6 +276,14 @@ func (c *Config) checkIssuerURL() error {
 		return nil
 	}
 	return errors.New("REKEY_ISSUER_URL must be https:// (http:// only to localhost, 127.0.0.0/8 or ::1), or set REKEY_ISSUER_ALLOW_HTTP=true to accept plain http")
+}
+
+// IssuerOptions are the options of the webhook issuer (REKEY_ISSUER=http)
+// under REKEY_ISSUER_*; mem is where REKEY_ISSUER_VERIFY=auto remembers
+// the issuer's verify answers for every process (the store).
+func (c *Config) IssuerOptions(mem issuer.VerifyMemory) []issuer.Option {
+	return []issuer.Option{issuer.WithAllowHTTP(c.IssuerAllowHTTP),
+		issuer.WithNotFoundPageRevoked(c.Issuer404PageRevoked), issuer.WithVerify(c.IssuerVerify, mem)}
 }
 
 // RequireWorker checks what the worker process needs, naming every missing
@@ -468,6 +486,15 @@ func (p *parser) oneOf(name, def string, allowed ...string) string {
 	}
 	p.fail(fmt.Errorf("%s must be one of %s, got %q", name, strings.Join(allowed, ", "), v))
 	return def
+}
+
+// verifyMode reads one of issuer.VerifyModes, the first by default.
+func (p *parser) verifyMode(name string) issuer.VerifyMode {
+	allowed := make([]string, len(issuer.VerifyModes))
+	for i, m := range issuer.VerifyModes {
+		allowed[i] = string(m)
+	}
+	return issuer.VerifyMode(p.oneOf(name, allowed[0], allowed...))
 }
 
 // hourWindow reads "HH-HH": start 0-23, end 1-24, different, not the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/config"
+	"github.com/rekeyhq/rekey/internal/issuer"
 )
 
 func env(m map[string]string) config.Lookup {
@@ -27,7 +28,8 @@ func TestDefaults(t *testing.T) {
 		c.BreakerThreshold != 10 || c.BreakerFraction != 0.5 || c.BreakerWindow != 5*time.Minute ||
 		c.MinGrace != 10*time.Minute || c.GraceFloor() != 10*time.Minute || c.MaxPrevious != 3 ||
 		c.CustomerRotationsPerDay != 3 || !c.CustomerOnePerGrace || c.HoldQuiet != 15*time.Minute ||
-		c.HoldRecheck != 5*time.Minute || c.HoldMax != 24*time.Hour || c.HoldAtCap != config.HoldAtCapRevoke || c.InsecureCookies {
+		c.HoldRecheck != 5*time.Minute || c.HoldMax != 24*time.Hour || c.HoldAtCap != config.HoldAtCapRevoke || c.InsecureCookies ||
+		c.IssuerVerify != issuer.VerifyAuto {
 		t.Fatalf("defaults = %+v", c)
 	}
 }
@@ -59,6 +61,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"REKEY_BREAKER_WINDOW":             {"REKEY_BREAKER_WINDOW": "1s"},
 		"REKEY_ISSUER_ALLOW_HTTP":          {"REKEY_ISSUER_ALLOW_HTTP": "sometimes"},
 		"REKEY_ISSUER_404_PAGE_REVOKED":    {"REKEY_ISSUER_404_PAGE_REVOKED": "maybe"},
+		"REKEY_ISSUER_VERIFY":              {"REKEY_ISSUER_VERIFY": "sometimes"},
 		"REKEY_INSECURE_COOKIES":           {"REKEY_INSECURE_COOKIES": "sometimes"},
 		"REKEY_ISSUER_URL":                 {"REKEY_ISSUER_URL": "http://issuer.example"},
 		"REKEY_HOLD_QUIET":                 {"REKEY_HOLD_QUIET": "-1m"},

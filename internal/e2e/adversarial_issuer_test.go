@@ -88,11 +88,12 @@ func (a *adversary) captured() []capturedRequest {
 }
 
 // startWorker runs the worker with rekey's own HTTP issuer pointed at the
-// adversary; every error the issuer client returns is kept in errs.
+// adversary, built from the world's configuration as a worker builds it;
+// every error the issuer client returns is kept in errs.
 func (a *adversary) startWorker(w *world, errs *errorLog) *runningWorker {
 	return w.startWorker(workerParams{retryDelay: fastRetry, sweep: true,
 		wrapIssuer: func(issuer.Issuer) issuer.Issuer {
-			h, err := issuer.NewHTTP(a.url, w.cfg.IssuerSecret)
+			h, err := issuer.NewHTTP(a.url, w.cfg.IssuerSecret, w.cfg.IssuerOptions(w.store)...)
 			if err != nil {
 				a.t.Fatal(err)
 			}

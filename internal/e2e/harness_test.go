@@ -155,6 +155,9 @@ type workerParams struct {
 // runningWorker is an in-process worker; its logs collect in log.
 type runningWorker struct {
 	log *syncBuffer
+	// stop ends the worker, as SIGTERM ends a process, and waits for it;
+	// the test's end does the same for a worker still running.
+	stop func()
 }
 
 // startWorker runs rekey's worker in process, assembled as `rekey worker`
@@ -177,7 +180,7 @@ func (w *world) startWorker(p workerParams) *runningWorker {
 	if p.issuerURL == "" {
 		p.issuerURL = w.cfg.IssuerURL
 	}
-	if iss, err = issuer.NewHTTP(p.issuerURL, w.cfg.IssuerSecret); err != nil {
+	if iss, err = issuer.NewHTTP(p.issuerURL, w.cfg.IssuerSecret, w.cfg.IssuerOptions(w.store)...); err != nil {
 		w.t.Fatal(err)
 	}
 	var hc handlers.Heroku = w.herokuClient(lim, p.httpClient)
@@ -212,14 +215,20 @@ func (w *world) startWorker(p workerParams) *runningWorker {
 		running++
 		go func() { done <- sweeper.Run(ctx) }()
 	}
-	w.t.Cleanup(func() {
-		cancel()
-		for range running {
-			if err := <-done; err != nil {
-				w.t.Errorf("worker: %v", err)
+	var once sync.Once
+	rw.stop = func() {
+		once.Do(func() {
+			cancel()
+			for range running {
+				if err := <-done; err != nil {
+					w.t.Errorf("worker: %v", err)
+				}
 			}
-		}
-		_ = lim.Close()
+			_ = lim.Close()
+		})
+	}
+	w.t.Cleanup(func() {
+		rw.stop()
 		if w.t.Failed() {
 			w.t.Logf("worker log:\n%s", rw.log.String())
 		}

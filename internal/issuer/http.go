@@ -41,6 +41,8 @@ type HTTP struct {
 	allowHTTP bool
 	// pageGone: a 404 page on DELETE means revoked (WithNotFoundPageRevoked).
 	pageGone bool
+	// verified reads a 404 to verify (WithVerify).
+	verified verifyHistory
 }
 
 var _ Issuer = (*HTTP)(nil)
@@ -154,8 +156,12 @@ func (h *HTTP) Mint(ctx context.Context, instanceID, rotationID string) (Credent
 	return decodeCredential(a.status, a.body)
 }
 
-// Verify calls POST {base}/credentials/{id}/verify: 2xx works, 404 means
-// unsupported.
+// Verify calls POST {base}/credentials/{id}/verify: 2xx works; 409, 410
+// and 422 say the credential does not work; 404 means unsupported or, by
+// WithVerify's mode, that the issuer does not know the credential. A 2xx,
+// 409, 410 or 422 is the issuer's own answer, which WithVerify's memory
+// remembers; a 404 is not, since whatever stands in front of the issuer
+// answers one too.
 func (h *HTTP) Verify(ctx context.Context, instanceID, credentialID string) error {
 	u, err := h.credentialURL("verify", instanceID, credentialID)
 	if err != nil {
@@ -165,12 +171,21 @@ func (h *HTTP) Verify(ctx context.Context, instanceID, credentialID string) erro
 	switch {
 	case err != nil:
 		return err
-	case ok2xx(a.status):
-		return nil
 	case a.status == http.StatusNotFound:
-		return ErrVerifyUnsupported
+		return h.verified.notFound(ctx, h.now())
+	case ok2xx(a.status):
+		h.verified.answered(ctx, h.now())
+		return nil
+	case doesNotWork(a.status):
+		h.verified.answered(ctx, h.now())
 	}
 	return answerError("verify", a.status, a.body)
+}
+
+// doesNotWork reports whether status is the contract's answer to verify
+// for a credential that does not work.
+func doesNotWork(status int) bool {
+	return status == http.StatusConflict || status == http.StatusGone || status == http.StatusUnprocessableEntity
 }
 
 // Revoke calls DELETE {base}/credentials/{id}: 2xx and 404 both mean

@@ -31,7 +31,9 @@ type Issuer interface {
 	// call: every later call with the same rotation returns the same one.
 	Mint(ctx context.Context, instanceID, rotationID string) (Credential, error)
 	// Verify checks that the credential works. It returns
-	// ErrVerifyUnsupported when the backend cannot tell.
+	// ErrVerifyUnsupported when the backend cannot tell. The webhook
+	// issuer returns an *UnknownCredentialError instead when its mode
+	// reads the issuer's 404 as a credential it does not know (WithVerify).
 	Verify(ctx context.Context, instanceID, credentialID string) error
 	// Revoke makes the credential stop working. Revoking a credential that
 	// is already revoked or unknown succeeds.
@@ -106,14 +108,16 @@ func (e *UnusableCredentialError) GoString() string { return fmt.Sprintf("%#v", 
 
 // IsPermanent reports whether retrying err cannot help: the issuer refused
 // with a 4xx (for verify, 409, 410 and 422 mean the credential does not
-// work), or the call was invalid. 408, 425 and 429 ask to come back later
-// and are not permanent.
+// work, and a 404 may mean the issuer does not know it:
+// UnknownCredentialError), or the call was invalid. 408, 425 and 429 ask
+// to come back later and are not permanent.
 func IsPermanent(err error) bool {
 	var e *Error
+	var unknown *UnknownCredentialError
 	switch {
 	case err == nil, errors.Is(err, ErrVerifyUnsupported):
 		return false
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, ErrInvalid), errors.As(err, &unknown):
 		return true
 	// An answer rekey could not read says nothing of what the issuer
 	// meant, whatever its status: try again.

@@ -163,7 +163,7 @@ func (w *browserWorld) startWorker() {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	iss, err := issuer.NewHTTP(w.cfg.IssuerURL, w.cfg.IssuerSecret)
+	iss, err := issuer.NewHTTP(w.cfg.IssuerURL, w.cfg.IssuerSecret, w.cfg.IssuerOptions(w.st)...)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -1,0 +1,123 @@
+package handlers_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// overHTTP makes the rig's handlers reach its demo issuer through the
+// webhook contract, as a worker does, under REKEY_ISSUER_VERIFY=mode with
+// the store as the memory.
+func (g *rig) overHTTP(t *testing.T, mode issuer.VerifyMode) {
+	t.Helper()
+	key := secret.New("issuer-signing-secret")
+	srv := httptest.NewServer(issuer.NewDemoServer(g.demo, key))
+	t.Cleanup(srv.Close)
+	h, err := issuer.NewHTTP(srv.URL, key, issuer.WithVerify(mode, g.st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deps.Issuer = h
+}
+
+// An issuer that never supported verify answers every verify with 404. It
+// keeps rotating under auto, the default, and optional; under required the
+// rotation fails before any push (verify:unknown_credential), the instance
+// keeps its credential, and the minted one is discarded and its revocation
+// scheduled at once.
+func TestRotateWithAnIssuerThatNeverVerifies(t *testing.T) {
+	t.Parallel()
+	for _, mode := range issuer.VerifyModes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			g := newRig(t, issuer.WithoutVerify())
+			g.overHTTP(t, mode)
+			ctx := context.Background()
+			before, _ := g.st.Instance(ctx, "inst-1")
+
+			err := g.run(rotateTask(t, "inst-1", "rot_v"))
+			rot, rerr := g.st.Rotation(ctx, "rot_v")
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if g.demo.Stats().VerifyCalls != 1 {
+				t.Errorf("verify calls: %d, want 1", g.demo.Stats().VerifyCalls)
+			}
+			if mode != issuer.VerifyRequired {
+				if err != nil || rot.State != store.RotationPromoted || g.fake.ConfigChanges("inst-1") != 1 {
+					t.Fatalf("rotate = %v, rotation %s, %d config changes; want promoted with 1", err, rot.State, g.fake.ConfigChanges("inst-1"))
+				}
+				return
+			}
+			if !isPermanent(err) || rot.State != store.RotationFailed {
+				t.Fatalf("rotate = %v, rotation %s; want a permanent failure", err, rot.State)
+			}
+			in, _ := g.st.Instance(ctx, "inst-1")
+			if in.CurrentCredential != before.CurrentCredential || in.LastErrorCode != "verify:unknown_credential" ||
+				!strings.Contains(in.LastError, "REKEY_ISSUER_VERIFY=required") {
+				t.Errorf("instance: current %s (was %s), last error %q (%s); want it kept, verify:unknown_credential",
+					in.CurrentCredential, before.CurrentCredential, in.LastError, in.LastErrorCode)
+			}
+			if n := g.fake.ConfigChanges("inst-1"); n != 0 {
+				t.Errorf("%d config changes on Heroku, want none", n)
+			}
+			minted, err := g.st.Credential(ctx, "inst-1", rot.CredentialID)
+			if err != nil || minted.State != store.CredentialDiscarded {
+				t.Errorf("minted credential: %+v, %v; want discarded", minted, err)
+			}
+			if g.enq.get(tasks.RevokeTaskID("inst-1", rot.CredentialID)) == nil {
+				t.Error("the discarded credential's revocation was not scheduled")
+			}
+		})
+	}
+}
+
+// An issuer that verified the instance's first rotation, then answers 404
+// for a credential it just minted (it lost it), fails the second rotation
+// under auto before any push, the error saying when it last verified; the
+// first rotation's credential stays current.
+func TestRotateFailsWhenAVerifyingIssuerLosesTheCredential(t *testing.T) {
+	t.Parallel()
+	var lost atomic.Bool
+	g := newRig(t, issuer.WithVerifyFault(func(string, string) error {
+		if lost.Load() {
+			return issuer.ErrVerifyUnsupported // served as a 404
+		}
+		return nil
+	}))
+	g.overHTTP(t, issuer.VerifyAuto)
+	ctx := context.Background()
+	if err := g.run(rotateTask(t, "inst-1", "rot_w1")); err != nil {
+		t.Fatalf("first rotation: %v", err)
+	}
+	first, _ := g.st.Instance(ctx, "inst-1")
+
+	lost.Store(true)
+	err := g.run(rotateTask(t, "inst-1", "rot_w2"))
+	rot, _ := g.st.Rotation(ctx, "rot_w2")
+	if !isPermanent(err) || rot.State != store.RotationFailed {
+		t.Fatalf("second rotation = %v, %s; want a permanent failure", err, rot.State)
+	}
+	in, _ := g.st.Instance(ctx, "inst-1")
+	if in.CurrentCredential != first.CurrentCredential || g.configCredential(t, "inst-1") != first.CurrentCredential ||
+		g.fake.ConfigChanges("inst-1") != 1 {
+		t.Errorf("current %s, Heroku holds %s after %d config changes; want the first rotation's %s, 1 change",
+			in.CurrentCredential, g.configCredential(t, "inst-1"), g.fake.ConfigChanges("inst-1"), first.CurrentCredential)
+	}
+	if in.LastErrorCode != "verify:unknown_credential" || !strings.Contains(in.LastError, "verified credentials before (last at ") ||
+		!strings.HasSuffix(in.LastError, "for an issuer that dropped verify") {
+		t.Errorf("last error %q (%s), want verify:unknown_credential, whole, saying when the issuer last verified", in.LastError, in.LastErrorCode)
+	}
+	if c, err := g.st.Credential(ctx, "inst-1", rot.CredentialID); err != nil || c.State != store.CredentialDiscarded ||
+		g.enq.get(tasks.RevokeTaskID("inst-1", rot.CredentialID)) == nil {
+		t.Errorf("minted credential %+v, %v; want discarded with its revocation scheduled", c, err)
+	}
+}

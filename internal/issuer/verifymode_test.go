@@ -1,0 +1,314 @@
+package issuer_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/issuer"
+)
+
+// verifyServer answers every verify request with its status, which a test
+// changes between requests; a negative one hangs up without an answer.
+type verifyServer struct {
+	status atomic.Int64
+	url    string
+}
+
+func newVerifyServer(t *testing.T, status int) *verifyServer {
+	t.Helper()
+	s := &verifyServer{}
+	s.status.Store(int64(status))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		st := int(s.status.Load())
+		if st < 0 {
+			panic(http.ErrAbortHandler)
+		}
+		w.WriteHeader(st)
+	}))
+	t.Cleanup(srv.Close)
+	s.url = srv.URL
+	return s
+}
+
+// memory is a VerifyMemory in process that counts its calls, as a store
+// counts Redis commands.
+type memory struct {
+	mu       sync.Mutex
+	at       time.Time
+	ttl      time.Duration
+	reads    int
+	writes   int
+	failRead error
+	failSave error
+}
+
+var _ issuer.VerifyMemory = (*memory)(nil)
+
+func (m *memory) IssuerVerifiedAt(context.Context) (time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reads++
+	return m.at, m.failRead
+}
+
+func (m *memory) RecordIssuerVerified(_ context.Context, at time.Time, ttl time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.writes++
+	if m.failSave != nil {
+		return m.failSave
+	}
+	m.at, m.ttl = at, ttl
+	return nil
+}
+
+func (m *memory) counts() (reads, writes int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reads, m.writes
+}
+
+// clock is a settable clock for one issuer ("process").
+type clock struct{ ns atomic.Int64 }
+
+func newClock(t time.Time) *clock    { c := &clock{}; c.set(t); return c }
+func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) set(t time.Time)     { c.ns.Store(t.UnixNano()) }
+func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *clock) opt() issuer.Option  { return issuer.WithClock(c.now) }
+
+func verifyOnce(h *issuer.HTTP) error { return h.Verify(context.Background(), "inst-1", "cred_1") }
+
+func newVerifier(t *testing.T, s *verifyServer, opts ...issuer.Option) *issuer.HTTP {
+	t.Helper()
+	h, err := issuer.NewHTTP(s.url, key, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// How each mode reads a 404, by what the issuer answered verify before:
+// nothing, a 2xx or a does-not-work answer in this process, or an answer
+// another process remembered, recently or more than 30 days ago.
+func TestVerifyModesRead404(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	const unsupported, unknown = "unsupported", "unknown credential"
+	tests := []struct {
+		name string
+		mode issuer.VerifyMode
+		// before is the status answered in this process before the 404
+		// (0: no request, -1: no answer); remembered is what the memory
+		// holds (zero: nothing).
+		before     int
+		remembered time.Time
+		want       string
+		wantLast   time.Time
+	}{
+		{"auto, never answered", issuer.VerifyAuto, 0, time.Time{}, unsupported, time.Time{}},
+		{"auto, 2xx here", issuer.VerifyAuto, http.StatusNoContent, time.Time{}, unknown, start},
+		{"auto, 409 here", issuer.VerifyAuto, http.StatusConflict, time.Time{}, unknown, start},
+		{"auto, 410 here", issuer.VerifyAuto, http.StatusGone, time.Time{}, unknown, start},
+		{"auto, 422 here", issuer.VerifyAuto, http.StatusUnprocessableEntity, time.Time{}, unknown, start},
+		{"auto, answered elsewhere", issuer.VerifyAuto, 0, start.Add(-29 * 24 * time.Hour), unknown, start.Add(-29 * 24 * time.Hour)},
+		{"auto, answered elsewhere 30 days ago", issuer.VerifyAuto, 0, start.Add(-30 * 24 * time.Hour), unsupported, time.Time{}},
+		// Answers a proxy or a router may send are no answer of the issuer's.
+		{"auto, 404 before", issuer.VerifyAuto, http.StatusNotFound, time.Time{}, unsupported, time.Time{}},
+		{"auto, 500 before", issuer.VerifyAuto, http.StatusInternalServerError, time.Time{}, unsupported, time.Time{}},
+		{"auto, 503 before", issuer.VerifyAuto, http.StatusServiceUnavailable, time.Time{}, unsupported, time.Time{}},
+		{"auto, 302 before", issuer.VerifyAuto, http.StatusFound, time.Time{}, unsupported, time.Time{}},
+		{"auto, 403 before", issuer.VerifyAuto, http.StatusForbidden, time.Time{}, unsupported, time.Time{}},
+		{"auto, no answer before", issuer.VerifyAuto, -1, time.Time{}, unsupported, time.Time{}},
+		{"required, never answered", issuer.VerifyRequired, 0, time.Time{}, unknown, time.Time{}},
+		{"optional, 2xx here", issuer.VerifyOptional, http.StatusOK, start, unsupported, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newVerifyServer(t, tt.before)
+			mem := &memory{at: tt.remembered}
+			h := newVerifier(t, s, newClock(start).opt(), issuer.WithVerify(tt.mode, mem))
+			if tt.before != 0 {
+				_ = verifyOnce(h)
+			}
+			s.status.Store(http.StatusNotFound)
+			err := verifyOnce(h)
+			var uc *issuer.UnknownCredentialError
+			switch tt.want {
+			case unsupported:
+				if !errors.Is(err, issuer.ErrVerifyUnsupported) {
+					t.Fatalf("404 = %v, want ErrVerifyUnsupported", err)
+				}
+			case unknown:
+				if !errors.As(err, &uc) || !issuer.IsPermanent(err) || issuer.IsTransient(err) ||
+					errors.Is(err, issuer.ErrVerifyUnsupported) {
+					t.Fatalf("404 = %v, want a permanent UnknownCredentialError", err)
+				}
+				if uc.Mode != tt.mode || !uc.LastVerified.Equal(tt.wantLast) {
+					t.Errorf("404 = %+v, want mode %s, last verified %s", uc, tt.mode, tt.wantLast)
+				}
+			}
+		})
+	}
+}
+
+// The error says what the 404 was taken for and how to have it read as
+// "unsupported", with the last answer's time under auto.
+func TestUnknownCredentialErrorSays(t *testing.T) {
+	t.Parallel()
+	last := time.Date(2026, 4, 30, 8, 15, 0, 0, time.UTC)
+	auto := (&issuer.UnknownCredentialError{Mode: issuer.VerifyAuto, LastVerified: last}).Error()
+	for _, want := range []string{"404", "verified credentials before", "2026-04-30T08:15:00Z",
+		"does not know", "REKEY_ISSUER_VERIFY=optional", "dropped verify"} {
+		if !strings.Contains(auto, want) {
+			t.Errorf("auto's error %q does not say %q", auto, want)
+		}
+	}
+	required := (&issuer.UnknownCredentialError{Mode: issuer.VerifyRequired}).Error()
+	for _, want := range []string{"404", "REKEY_ISSUER_VERIFY=required", "does not know", "REKEY_ISSUER_VERIFY=optional"} {
+		if !strings.Contains(required, want) {
+			t.Errorf("required's error %q does not say %q", required, want)
+		}
+	}
+}
+
+// Answers of the issuer's own are written to the memory at most once an
+// hour by one process, each write asking for 30 days; a 404 reads the
+// memory only while the process has seen no answer within 30 days, and
+// keeps what it read.
+func TestVerifyMemoryWritesHourlyAndReadsOnlyWhenNeeded(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	s := newVerifyServer(t, http.StatusNotFound)
+	mem := &memory{}
+	c := newClock(start)
+	h := newVerifier(t, s, c.opt(), issuer.WithVerify(issuer.VerifyAuto, mem))
+	check := func(step string, wantReads, wantWrites int) {
+		t.Helper()
+		if r, w := mem.counts(); r != wantReads || w != wantWrites {
+			t.Fatalf("%s: %d reads and %d writes of the memory, want %d and %d", step, r, w, wantReads, wantWrites)
+		}
+	}
+	// An issuer without verify: each 404 asks the memory, which knows none.
+	for range 3 {
+		if err := verifyOnce(h); !errors.Is(err, issuer.ErrVerifyUnsupported) {
+			t.Fatalf("404 before any answer = %v", err)
+		}
+	}
+	check("three 404s", 3, 0)
+
+	s.status.Store(http.StatusOK)
+	for range 5 {
+		if err := verifyOnce(h); err != nil {
+			t.Fatal(err)
+		}
+		c.add(10 * time.Minute)
+	}
+	check("five 2xx within the hour", 3, 1)
+	if !mem.at.Equal(start) || mem.ttl != 30*24*time.Hour {
+		t.Errorf("memory holds %s for %s, want %s for 30 days", mem.at, mem.ttl, start)
+	}
+	c.set(start.Add(time.Hour))
+	s.status.Store(http.StatusGone)
+	_ = verifyOnce(h)
+	check("a 410 an hour after the first write", 3, 2)
+	c.add(59 * time.Minute)
+	s.status.Store(http.StatusUnprocessableEntity)
+	_ = verifyOnce(h)
+	check("a 422 59 minutes later", 3, 2)
+
+	s.status.Store(http.StatusNotFound)
+	for range 3 {
+		if err := verifyOnce(h); !issuer.IsPermanent(err) {
+			t.Fatalf("404 after answers = %v, want permanent", err)
+		}
+	}
+	check("404s after this process saw answers", 3, 2)
+
+	// Another process, which saw no answer itself, reads the memory once
+	// and keeps what it read.
+	other := newVerifier(t, s, c.opt(), issuer.WithVerify(issuer.VerifyAuto, mem))
+	for range 3 {
+		if err := verifyOnce(other); !issuer.IsPermanent(err) {
+			t.Fatalf("404 in another process = %v, want permanent", err)
+		}
+	}
+	check("404s in a process that saw no answer", 4, 2)
+
+	// 30 days after the last answer it saw, a process asks the memory
+	// again; forgotten there too, a 404 means unsupported once more.
+	c.set(start.Add(time.Hour + 59*time.Minute + issuer.VerifyMemoryTTL))
+	mem.mu.Lock()
+	mem.at = time.Time{}
+	mem.mu.Unlock()
+	if err := verifyOnce(h); !errors.Is(err, issuer.ErrVerifyUnsupported) {
+		t.Errorf("404 30 days after the last answer = %v, want ErrVerifyUnsupported", err)
+	}
+	check("a 404 30 days on", 5, 2)
+}
+
+// A memory that cannot be read makes a 404 a transient error: rekey can
+// tell neither way, and retries. One that cannot be written fails no
+// verify, and is written at the next answer.
+func TestVerifyMemoryFailures(t *testing.T) {
+	t.Parallel()
+	s := newVerifyServer(t, http.StatusNotFound)
+	mem := &memory{failRead: errors.New("redis: connection refused"), failSave: errors.New("redis: connection refused")}
+	h := newVerifier(t, s, issuer.WithVerify(issuer.VerifyAuto, mem))
+	err := verifyOnce(h)
+	if err == nil || errors.Is(err, issuer.ErrVerifyUnsupported) || issuer.IsPermanent(err) || !issuer.IsTransient(err) {
+		t.Errorf("404 with an unreadable memory = %v, want a transient error", err)
+	}
+	s.status.Store(http.StatusOK)
+	for range 2 {
+		if err := verifyOnce(h); err != nil {
+			t.Errorf("2xx with an unwritable memory = %v, want nil", err)
+		}
+	}
+	if _, w := mem.counts(); w != 2 {
+		t.Errorf("%d writes of an unwritable memory, want one at each answer", w)
+	}
+}
+
+func TestWithVerifyChecksInput(t *testing.T) {
+	t.Parallel()
+	for _, opt := range []issuer.Option{issuer.WithVerify("sometimes", &memory{}), issuer.WithVerify(issuer.VerifyAuto, nil)} {
+		if _, err := issuer.NewHTTP("https://issuer.example", key, opt); err == nil {
+			t.Error("NewHTTP accepted a bad verify mode or auto without a memory")
+		}
+	}
+	for _, mode := range []issuer.VerifyMode{issuer.VerifyRequired, issuer.VerifyOptional} {
+		if _, err := issuer.NewHTTP("https://issuer.example", key, issuer.WithVerify(mode, nil)); err != nil {
+			t.Errorf("NewHTTP with %s and no memory: %v", mode, err)
+		}
+	}
+}
+
+// Verify answers that arrive at once, from a worker's many slots, write
+// the memory once.
+func TestVerifyAnswersAtOnceWriteOnce(t *testing.T) {
+	t.Parallel()
+	s := newVerifyServer(t, http.StatusOK)
+	mem := &memory{}
+	h := newVerifier(t, s, newClock(time.Now()).opt(), issuer.WithVerify(issuer.VerifyAuto, mem))
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if err := verifyOnce(h); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, w := mem.counts(); w != 1 {
+		t.Errorf("20 answers at once wrote the memory %d times, want once", w)
+	}
+}
