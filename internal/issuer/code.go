@@ -29,7 +29,7 @@ const (
 	CodeTLS            = "tls_error"          // the TLS handshake or the certificate failed
 	CodeTransport      = "transport_error"    // any other failure before an answer
 	CodeRequest        = "request_error"      // rekey could not build the request
-	CodeNotFoundPage   = "not_found_page"     // a 404 that came as an HTML page, on DELETE: not taken for a revocation
+	CodeNotFoundPage   = "not_found_page"     // a 404 that came as a page, on DELETE or to a verify that must answer: not the issuer's word
 	codeStatusFallback = "status_"            // prefix for a status Go has no name for
 )
 

@@ -158,7 +158,8 @@ func (h *HTTP) Mint(ctx context.Context, instanceID, rotationID string) (Credent
 
 // Verify calls POST {base}/credentials/{id}/verify: 2xx works; 409, 410
 // and 422 say the credential does not work; 404 means unsupported or, by
-// WithVerify's mode, that the issuer does not know the credential. A 2xx,
+// WithVerify's mode, that the issuer does not know the credential, unless
+// it comes as a page (answer.page), which is then retried. A 2xx,
 // 409, 410 or 422 is the issuer's own answer, which WithVerify's memory
 // remembers; a 404 is not, since whatever stands in front of the issuer
 // answers one too.
@@ -172,7 +173,15 @@ func (h *HTTP) Verify(ctx context.Context, instanceID, credentialID string) erro
 	case err != nil:
 		return err
 	case a.status == http.StatusNotFound:
-		return h.verified.notFound(ctx, h.now())
+		err := h.verified.notFound(ctx, h.now())
+		var unknown *UnknownCredentialError
+		if errors.As(err, &unknown) && a.page() {
+			// A page says the request did not reach the issuer's handler
+			// (a renamed app, an unrouted path): no word on the credential,
+			// so it is retried, as on DELETE.
+			return &Error{Op: "verify", Status: a.status, Code: CodeNotFoundPage}
+		}
+		return err
 	case ok2xx(a.status):
 		h.verified.answered(ctx, h.now())
 		return nil

@@ -312,3 +312,44 @@ func TestVerifyAnswersAtOnceWriteOnce(t *testing.T) {
 		t.Errorf("20 answers at once wrote the memory %d times, want once", w)
 	}
 }
+
+// A 404 that comes as a page (HTML, a framework's default not-found
+// answer) never reached the issuer's handler: where a 404 would mean an
+// unknown credential (required, or auto once the issuer answered verify),
+// it is retried as not_found_page rather than failing the rotation; where
+// it means unsupported (auto before any answer), it still does.
+func TestVerify404PageIsRetriedWhereA404FailsTheRotation(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		mode issuer.VerifyMode
+		mem  time.Time
+		want string // "retried" or "unsupported"
+	}{
+		{"required", issuer.VerifyRequired, time.Time{}, "retried"},
+		{"auto, answered before", issuer.VerifyAuto, now.Add(-time.Hour), "retried"},
+		{"auto, never answered", issuer.VerifyAuto, time.Time{}, "unsupported"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for _, page := range []*scripted{
+				{status: 404, body: "<html><body>No such app</body></html>", header: "text/html; charset=utf-8"},
+				{status: 404, body: "404 page not found\n", header: "text/plain; charset=utf-8"},
+			} {
+				h := scriptedIssuer(t, page, issuer.WithVerify(tt.mode, &memory{at: tt.mem}))
+				err := h.Verify(context.Background(), "inst-1", "cred-1")
+				var ie *issuer.Error
+				switch tt.want {
+				case "retried":
+					if !errors.As(err, &ie) || ie.Code != issuer.CodeNotFoundPage || !issuer.IsTransient(err) {
+						t.Errorf("%q: Verify = %v, want a transient not_found_page", page.body, err)
+					}
+				default:
+					if !errors.Is(err, issuer.ErrVerifyUnsupported) {
+						t.Errorf("%q: Verify = %v, want ErrVerifyUnsupported", page.body, err)
+					}
+				}
+			}
+		})
+	}
+}
