@@ -251,7 +251,7 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 		// in an answer too large to use: it is discarded, and revoked like
 		// any other (I3), and the rotation ends.
 		why := "the issuer's answer gave it no config rekey can use"
-		if unusable.Err.Code == issuer.CodeUnreadable {
+		if unusable.Code() == issuer.CodeUnreadable {
 			why = "the issuer's answer was too large to use"
 		}
 		err := h.deps.Store.DiscardMinted(ctx, r.p.InstanceID, r.p.RotationID, unusable.CredentialID, why)
@@ -342,7 +342,7 @@ func failureCode(step string, err error) string {
 	var unknown *issuer.UnknownCredentialError
 	switch {
 	case errors.As(err, &unusable):
-		return step + ":" + unusable.Err.Code
+		return step + ":" + unusable.Code()
 	case errors.As(err, &unknown):
 		return step + ":" + issuer.CodeUnknownCredential
 	case errors.As(err, &api) && api.ID != "":

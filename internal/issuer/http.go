@@ -23,7 +23,9 @@ const (
 	maxResponseBytes = 256 << 10
 	// maxScanBytes bounds what is read of a mint answer over
 	// maxResponseBytes, looking for the id of what it minted (mintedID).
-	maxScanBytes = 4 << 20
+	// Heroku holds at most 32 KB of config vars per app: an answer this
+	// large is broken whatever it holds.
+	maxScanBytes = 1 << 20
 	// defaultTimeout bounds one webhook call; the caller's context too.
 	defaultTimeout = 30 * time.Second
 )
@@ -146,7 +148,7 @@ func (h *HTTP) Mint(ctx context.Context, instanceID, rotationID string) (Credent
 		return Credential{}, fmt.Errorf("issuer mint: empty instance or rotation id: %w", ErrInvalid)
 	}
 	req := map[string]string{"instance_id": instanceID, "rotation_id": rotationID}
-	a, err := h.do(ctx, "mint", http.MethodPost, h.base+"/credentials", req)
+	a, err := h.exchange(ctx, "mint", http.MethodPost, h.base+"/credentials", req, mintedAnyway)
 	if err != nil {
 		return Credential{}, err
 	}
@@ -285,6 +287,15 @@ var defaultNotFound = []string{"404 page not found", `{"detail":"Not Found"}`}
 // failure's kind only: the transport's text names the URL, whose path may
 // hold a secret of the partner's.
 func (h *HTTP) do(ctx context.Context, op, method, u string, payload any) (answer, error) {
+	return h.exchange(ctx, op, method, u, payload, nil)
+}
+
+// exchange is do, with oversized, when not nil, to look at an answer over
+// maxResponseBytes: it gets the status and the whole body (what was read
+// and the rest, unbounded: oversized bounds it) and returns the error to
+// give instead of the unreadable answer's, or nil to keep that one.
+func (h *HTTP) exchange(ctx context.Context, op, method, u string, payload any,
+	oversized func(status int, body io.Reader) error) (answer, error) {
 	raw, err := json.Marshal(payload)
 	if err != nil {
 		return answer{}, &Error{Op: op, Code: CodeRequest}
@@ -303,53 +314,30 @@ func (h *HTTP) do(ctx context.Context, op, method, u string, payload any) (answe
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil || len(body) > maxResponseBytes {
-		unreadable := &Error{Op: op, Status: resp.StatusCode, Code: CodeUnreadable}
-		if err == nil && op == "mint" && ok2xx(resp.StatusCode) {
-			rest := io.LimitReader(resp.Body, maxScanBytes-int64(len(body)))
-			if id := mintedID(io.MultiReader(bytes.NewReader(body), rest)); id != "" {
-				return answer{}, &UnusableCredentialError{CredentialID: id, Err: unreadable}
+		if err == nil && oversized != nil {
+			if err := oversized(resp.StatusCode, io.MultiReader(bytes.NewReader(body), resp.Body)); err != nil {
+				return answer{}, err
 			}
 		}
-		return answer{}, unreadable
+		return answer{}, &Error{Op: op, Status: resp.StatusCode, Code: CodeUnreadable}
 	}
 	return answer{status: resp.StatusCode, body: body, contentType: resp.Header.Get("Content-Type")}, nil
 }
 
-// mintedID returns the top-level "credential_id" of a mint answer too
-// large to use, reading no more than r holds: the issuer minted that
-// credential whatever became of its answer, so it must be recorded and
-// revoked rather than left working with nobody knowing of it (I3). Every
-// other value is read past and dropped. It returns "" for an answer that
-// is not a JSON object, or that names no id, or two different ones, before
-// r ends.
-func mintedID(r io.Reader) string {
-	dec := json.NewDecoder(r)
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return ""
+// mintedAnyway looks in a 2xx mint answer too large to use, within its
+// first maxScanBytes, for the id of the credential it names: the issuer
+// minted that credential whatever became of its answer, so it must be
+// recorded and revoked rather than left working with nobody knowing of it
+// (I3). It returns an *UnusableCredentialError naming it, or nil when
+// there is none (the answer is then retried).
+func mintedAnyway(status int, body io.Reader) error {
+	if !ok2xx(status) {
+		return nil
 	}
-	id := ""
-	for dec.More() {
-		key, err := dec.Token()
-		if err != nil {
-			break
-		}
-		var v any = new(json.RawMessage)
-		var s string
-		if key == "credential_id" {
-			v = &s
-		}
-		if err := dec.Decode(v); err != nil {
-			break
-		}
-		switch {
-		case key != "credential_id":
-		case s == "" || id != "" && s != id:
-			return ""
-		default:
-			id = s
-		}
+	if id := mintedID(io.LimitReader(body, maxScanBytes)); id != "" {
+		return &UnusableCredentialError{CredentialID: id, Err: &Error{Op: "mint", Status: status, Code: CodeUnreadable}}
 	}
-	return id
+	return nil
 }
 
 func ok2xx(status int) bool { return status >= 200 && status <= 299 }

@@ -365,9 +365,10 @@ func TestNewHTTPChecksInput(t *testing.T) {
 // A mint answer too large to use (over 256 KiB) still tells which
 // credential the issuer minted when it names one: the error is then an
 // *UnusableCredentialError naming it, so that it is recorded and revoked
-// (I3), wherever the id stands in the answer, up to 4 MiB in. An answer
-// that names none, or two, or names it only past 4 MiB, or that is no 2xx,
-// stays an unreadable answer, retried.
+// (I3), wherever the id stands in the answer, up to 1 MiB in, read as
+// encoding/json reads it (the last top-level key matching credential_id,
+// case aside). An answer that names none, or names it only past 1 MiB, or
+// that is no 2xx, stays an unreadable answer, retried.
 func TestMintAnswerTooLargeStillNamesItsCredential(t *testing.T) {
 	t.Parallel()
 	big := strings.Repeat("x", 300<<10)
@@ -381,11 +382,12 @@ func TestMintAnswerTooLargeStillNamesItsCredential(t *testing.T) {
 		{"id first", 201, `{"credential_id":"cred_early","config":{"MYADDON_URL":"` + big + `"}}`, "cred_early"},
 		{"id between other fields", 200, `{"meta":[1,{"a":"` + big + `"}],"credential_id":"cred_mid","extra":"` + big + `"}`, "cred_mid"},
 		{"the same id twice", 200, `{"credential_id":"cred_2","pad":"` + big + `","credential_id":"cred_2"}`, "cred_2"},
-		{"two ids", 200, `{"credential_id":"cred_a","pad":"` + big + `","credential_id":"cred_b"}`, ""},
+		{"two ids", 200, `{"credential_id":"cred_a","pad":"` + big + `","credential_id":"cred_b"}`, "cred_b"},
+		{"upper-case key", 200, `{"pad":"` + big + `","Credential_ID":"cred_upper"}`, "cred_upper"},
 		{"no id", 200, `{"config":{"MYADDON_URL":"` + big + `"}}`, ""},
 		{"nested id only", 200, `{"config":{"credential_id":"cred_nested","MYADDON_URL":"` + big + `"}}`, ""},
 		{"id not a string", 200, `{"pad":"` + big + `","credential_id":7}`, ""},
-		{"id past 4 MiB", 200, `{"pad":"` + strings.Repeat("x", 5<<20) + `","credential_id":"cred_far"}`, ""},
+		{"id past 1 MiB", 200, `{"pad":"` + strings.Repeat("x", 1<<20) + `","credential_id":"cred_far"}`, ""},
 		{"not an object", 200, `["` + big + `","credential_id","cred_x"]`, ""},
 		{"an error status", 500, `{"pad":"` + big + `","credential_id":"cred_err"}`, ""},
 	}

@@ -100,8 +100,28 @@ type UnusableCredentialError struct {
 	Err          *Error
 }
 
-func (e *UnusableCredentialError) Error() string { return e.Err.Error() }
-func (e *UnusableCredentialError) Unwrap() error { return e.Err }
+func (e *UnusableCredentialError) Error() string {
+	if e.Err == nil {
+		return "issuer mint: " + CodeMalformed
+	}
+	return e.Err.Error()
+}
+
+func (e *UnusableCredentialError) Unwrap() error {
+	if e.Err == nil {
+		return nil
+	}
+	return e.Err
+}
+
+// Code is why the answer cannot be used: CodeMalformed (no usable
+// config) or CodeUnreadable (too large).
+func (e *UnusableCredentialError) Code() string {
+	if e.Err == nil {
+		return CodeMalformed
+	}
+	return e.Err.Code
+}
 
 // GoString keeps the id out of %#v too, as Error keeps it out of %v.
 func (e *UnusableCredentialError) GoString() string { return fmt.Sprintf("%#v", e.Err) }
