@@ -56,7 +56,7 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 	wctx, cancel := context.WithCancel(ctx)
 	a.health, a.stopWatch = w, cancel
 	go w.Run(wctx)
-	a.withdrawKeys = a.announceKeys(wctx, processName(role))
+	a.withdrawKeys = a.announceKeys(wctx, processName(role, cfg.Dyno))
 	return a, nil
 }
 
@@ -108,10 +108,10 @@ func (a *app) announceKeys(ctx context.Context, name string) (withdraw func()) {
 }
 
 // processName names this process in the keys it announces: its dyno on
-// Heroku ("worker.1"), else its role, host and pid; a random suffix keeps
+// Heroku (DYNO, "worker.1"), else its role, host and pid; a random suffix keeps
 // apart a restarted dyno and the one it replaces while both run.
-func processName(role string) string {
-	name := os.Getenv("DYNO")
+func processName(role, dyno string) string {
+	name := dyno
 	if name == "" {
 		host, _ := os.Hostname()
 		name = fmt.Sprintf("%s on %s pid %d", role, host, os.Getpid())

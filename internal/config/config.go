@@ -49,6 +49,9 @@ type Config struct {
 	// A worker holds one more per lane for asynq's cancellations
 	// (RedisOptions).
 	RedisPoolSize int
+	// Dyno is DYNO, the dyno's name Heroku gives the process ("worker.1");
+	// empty elsewhere.
+	Dyno string
 	// Port is PORT, the web process's listen port. Default 5000.
 	Port int
 	// HerokuAPIURL is HEROKU_API_URL. Default https://api.heroku.com.
@@ -196,6 +199,7 @@ func Load(env Lookup) (*Config, error) {
 		RedisURL:                p.str("REDIS_URL", ""),
 		RedisVerifyTLS:          p.boolean("REKEY_REDIS_VERIFY_TLS", false),
 		RedisPoolSize:           p.integer("REKEY_REDIS_POOL_SIZE", DefaultRedisPoolSize, 2, 1000),
+		Dyno:                    p.str("DYNO", ""),
 		Port:                    p.integer("PORT", 5000, 1, 65535),
 		HerokuAPIURL:            p.httpURL("HEROKU_API_URL", "https://api.heroku.com"),
 		HerokuIDURL:             p.httpURL("HEROKU_ID_URL", "https://id.heroku.com"),
