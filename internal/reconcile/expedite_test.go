@@ -24,24 +24,8 @@ func TestSweepRunsAnExpeditedRevocationHeldForItsOldTime(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	w := newWorld(t)
-	schedule := func(r *store.Revocation, at time.Time) {
-		t.Helper()
-		task, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: r.InstanceID, CredentialID: r.CredentialID}, at)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.q.Enqueue(task); err != nil {
-			t.Fatal(err)
-		}
-	}
-	state := func(r *store.Revocation) asynq.TaskState {
-		t.Helper()
-		info, err := w.insp.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID(r.InstanceID, r.CredentialID))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State
-	}
+	schedule := func(r *store.Revocation, at time.Time) { w.enqueueRevoke(t, r, at) }
+	state := func(r *store.Revocation) asynq.TaskState { return w.revokeTaskState(t, r) }
 
 	expedited := w.rotated(t, "inst-e")
 	schedule(expedited, expedited.RevokeAt)
@@ -84,24 +68,8 @@ func TestTryRevokeNowByTaskState(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
 	p := reconcile.Params{Store: w.st, Enqueuer: w.q, Inspector: w.insp, Logger: zerolog.Nop()}
-	state := func(r *store.Revocation) asynq.TaskState {
-		t.Helper()
-		info, err := w.insp.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID(r.InstanceID, r.CredentialID))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State
-	}
-	enqueue := func(r *store.Revocation, opts ...asynq.Option) {
-		t.Helper()
-		task, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: r.InstanceID, CredentialID: r.CredentialID}, r.RevokeAt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.q.Enqueue(task, opts...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	state := func(r *store.Revocation) asynq.TaskState { return w.revokeTaskState(t, r) }
+	enqueue := func(r *store.Revocation, opts ...asynq.Option) { w.enqueueRevoke(t, r, r.RevokeAt, opts...) }
 
 	scheduled, missing, pending, completed := w.rotated(t, "inst-s"), w.rotated(t, "inst-m"), w.rotated(t, "inst-p"), w.rotated(t, "inst-c")
 	// A worker runs completed's task to the end, asynq keeping it an hour.
@@ -147,4 +115,26 @@ func TestTryRevokeNowByTaskState(t *testing.T) {
 			t.Errorf("%s: revoke task %+v (%v), want it to run now", tc.r.InstanceID, info, err)
 		}
 	}
+}
+
+// enqueueRevoke enqueues r's revoke task for at, as a worker does.
+func (w *world) enqueueRevoke(t *testing.T, r *store.Revocation, at time.Time, opts ...asynq.Option) {
+	t.Helper()
+	task, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: r.InstanceID, CredentialID: r.CredentialID}, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.q.Enqueue(task, opts...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// revokeTaskState is the state of r's revoke task.
+func (w *world) revokeTaskState(t *testing.T, r *store.Revocation) asynq.TaskState {
+	t.Helper()
+	info, err := w.insp.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID(r.InstanceID, r.CredentialID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State
 }

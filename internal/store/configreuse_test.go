@@ -184,8 +184,13 @@ func TestUnconfirmedConfigUnderANewIDIsRefused(t *testing.T) {
 	}
 }
 
-// After the encryption keys are rotated (a new first key, the old one
-// still held), a credential fingerprinted under the old key still counts.
+// Retiring a key as README.md says leaves every fingerprint comparable: a
+// credential's config is still refused under a new id with a new first
+// key and the old one after it, and once reseal ran and the old key was
+// dropped. Fingerprints are keyed with the fingerprint key, which reseal
+// moves to the new key like any sealed value; keyed with the encryption
+// keys, as they were before it, dropping the old key let the current
+// config through under a new id.
 func TestConfigReuseIsSeenAcrossAKeyRotation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -203,20 +208,41 @@ func TestConfigReuseIsSeenAcrossAKeyRotation(t *testing.T) {
 	if _, err := s.PromoteRotation(ctx, "inst-k", "rot-1", "k-1", time.Hour, ""); err != nil {
 		t.Fatal(err)
 	}
+	storeWith := func(keys ...byte) *Store {
+		var ks [][]byte
+		for _, k := range keys {
+			ks = append(ks, bytes.Repeat([]byte{k}, seal.KeySize))
+		}
+		sealer, err := seal.New(ks...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return New(r.Client, sealer, WithClock(func() time.Time { return *now }))
+	}
 	// newHistoryStore's key is bytes of 5; the new first key is bytes of 6.
-	sealer, err := seal.New(bytes.Repeat([]byte{6}, seal.KeySize), bytes.Repeat([]byte{5}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rotated := New(r.Client, sealer, WithClock(func() time.Time { return *now }))
-	if _, err := rotated.Claim(ctx, RotationRequest{InstanceID: "inst-k", RotationID: "rot-2"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := rotated.SavePending(ctx, "inst-k", "rot-2", "k-2", reuseConfig("X")); !errors.Is(err, ErrConfigReused) {
-		t.Errorf("after a key rotation SavePending(k-2, the current config) = %v, want ErrConfigReused", err)
-	}
-	if err := rotated.SavePending(ctx, "inst-k", "rot-2", "k-3", reuseConfig("Y")); err != nil {
-		t.Errorf("after a key rotation SavePending(k-3, a config of its own) = %v", err)
+	rotated, dropped := storeWith(6, 5), storeWith(6)
+	for i, step := range []struct {
+		name string
+		st   *Store
+	}{{"with a new first key", rotated}, {"with the old key dropped after the reseal", dropped}} {
+		if i == 1 {
+			if res, err := rotated.Reseal(ctx, nil); err != nil || res.Unreadable != 0 || res.Resealed == 0 {
+				t.Fatalf("Reseal = %+v, %v", res, err)
+			}
+		}
+		rot := "rot-" + strconv.Itoa(i+2)
+		if _, err := step.st.Claim(ctx, RotationRequest{InstanceID: "inst-k", RotationID: rot}); err != nil {
+			t.Fatal(err)
+		}
+		if err := step.st.SavePending(ctx, "inst-k", rot, "k-x"+rot, reuseConfig("X")); !errors.Is(err, ErrConfigReused) {
+			t.Errorf("%s, SavePending(the current config) = %v, want ErrConfigReused", step.name, err)
+		}
+		if err := step.st.SavePending(ctx, "inst-k", rot, "k-y"+rot, reuseConfig("Y"+rot)); err != nil {
+			t.Errorf("%s, SavePending(a config of its own) = %v", step.name, err)
+		}
+		if _, err := step.st.Fail(ctx, "inst-k", rot, "test", "done"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -383,56 +409,6 @@ func TestSavePendingRefusesTheConfigOfALongLivedCredentialJustRevoked(t *testing
 	err := s.SavePending(ctx, "inst-l", "rot-3", "k-new", reuseConfig("pw-rot-1"))
 	if !errors.Is(err, ErrConfigReused) || !strings.Contains(err.Error(), "k-1") {
 		t.Errorf("a mint with k-1's config, k-1 revoked after 90 days current: %v, want ErrConfigReused naming k-1", err)
-	}
-}
-
-// Retiring a key as README.md says (a new first key beside the old one,
-// reseal, then the old one dropped) leaves every fingerprint comparable:
-// they are keyed with the fingerprint key, which reseal moves to the new
-// key like any sealed value. Before it, fingerprints were keyed with the
-// encryption keys, and dropping the old one let the current config through
-// under a new id.
-func TestConfigReuseIsSeenAfterTheOldKeyIsDropped(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s, r, now := newHistoryStore(t)
-	if err := s.PutInstance(ctx, Registration{ID: "inst-d", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
-		CurrentCredentialID: "k-0"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-d", RotationID: "rot-1"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SavePending(ctx, "inst-d", "rot-1", "k-1", reuseConfig("X")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.PromoteRotation(ctx, "inst-d", "rot-1", "k-1", time.Hour, ""); err != nil {
-		t.Fatal(err)
-	}
-	storeWith := func(keys ...byte) *Store {
-		var ks [][]byte
-		for _, k := range keys {
-			ks = append(ks, bytes.Repeat([]byte{k}, seal.KeySize))
-		}
-		sealer, err := seal.New(ks...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return New(r.Client, sealer, WithClock(func() time.Time { return *now }))
-	}
-	// newHistoryStore's key is bytes of 5; the new first key is bytes of 6.
-	if res, err := storeWith(6, 5).Reseal(ctx, nil); err != nil || res.Unreadable != 0 || res.Resealed == 0 {
-		t.Fatalf("Reseal = %+v, %v", res, err)
-	}
-	dropped := storeWith(6)
-	if _, err := dropped.Claim(ctx, RotationRequest{InstanceID: "inst-d", RotationID: "rot-2"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dropped.SavePending(ctx, "inst-d", "rot-2", "k-2", reuseConfig("X")); !errors.Is(err, ErrConfigReused) {
-		t.Errorf("with the old key dropped, SavePending(k-2, the current config) = %v, want ErrConfigReused", err)
-	}
-	if err := dropped.SavePending(ctx, "inst-d", "rot-2", "k-3", reuseConfig("Y")); err != nil {
-		t.Errorf("with the old key dropped, SavePending(k-3, a config of its own) = %v", err)
 	}
 }
 
