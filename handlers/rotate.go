@@ -244,6 +244,11 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 		cfg, err := h.deps.Store.PendingConfig(ctx, r.p.InstanceID, id)
 		return id, cfg, err
 	}
+	// A credential is minted only when it can be saved: checked for a
+	// config reused under another id, which needs the fingerprint key.
+	if err := h.deps.Store.CheckFingerprintKey(ctx); err != nil {
+		return "", nil, err
+	}
 	cred, err := h.deps.Issuer.Mint(ctx, r.p.InstanceID, r.p.RotationID)
 	var unusable *issuer.UnusableCredentialError
 	if errors.As(err, &unusable) {

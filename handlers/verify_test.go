@@ -121,3 +121,27 @@ func TestRotateFailsWhenAVerifyingIssuerLosesTheCredential(t *testing.T) {
 		t.Errorf("minted credential %+v, %v; want discarded with its revocation scheduled", c, err)
 	}
 }
+
+// A fingerprint key that no key of REKEY_ENCRYPTION_KEYS opens fails the
+// rotation before the issuer mints anything: a credential minted then
+// could not be saved (its config cannot be checked for reuse) and would be
+// left working with nobody knowing of it.
+func TestRotateWithAnUnreadableFingerprintKeyMintsNothing(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	ctx := context.Background()
+	if err := g.st.Redis().Set(ctx, "rekey:fingerprint_key", "sealed under a key that is gone", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	minted := g.demo.Stats().MintCalls // the rig's provisioning minted one
+	err := g.run(rotateTask(t, "inst-1", "rot_f"))
+	if !isPermanent(err) || !strings.Contains(err.Error(), "the fingerprint key (rekey:fingerprint_key) opens with no key") {
+		t.Fatalf("rotate = %v, want a permanent failure naming the fingerprint key", err)
+	}
+	if n := g.demo.Stats().MintCalls - minted; n != 0 {
+		t.Errorf("%d mint calls, want none", n)
+	}
+	if n := g.fake.ConfigChanges("inst-1"); n != 0 {
+		t.Errorf("%d config changes on Heroku, want none", n)
+	}
+}

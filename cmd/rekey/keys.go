@@ -34,9 +34,10 @@ func newKeysCmd(env *environ) *cobra.Command {
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "How many stored sealed values each key of REKEY_ENCRYPTION_KEYS opens",
-		Long: `Counts every stored sealed value (OAuth tokens, pending credentials' config) by the key of
-REKEY_ENCRYPTION_KEYS that opens it, and how many none opens. Exits 1 when some cannot be opened,
-so a script does not drop a key on its word.`,
+		Long: `Counts every stored sealed value (OAuth tokens, pending credentials' config, the fingerprint
+key) by the key of REKEY_ENCRYPTION_KEYS that opens it, and how many none opens, then lists the
+running processes and the key each seals under. Exits 1 when some cannot be opened, so a script
+does not drop a key on its word.`,
 		Example: `  rekey keys status
   rekey keys status --json | jq .unreadable_total`,
 		Args: noArgs,
@@ -142,7 +143,7 @@ func writeKeysJSON(w io.Writer, st store.SealedStatus, rings []store.Keyring) er
 }
 
 func writeKeysText(w io.Writer, st store.SealedStatus) {
-	fmt.Fprintf(w, "%d sealed values in %d Redis hashes; REKEY_ENCRYPTION_KEYS holds %d keys "+
+	fmt.Fprintf(w, "%d sealed values in %d Redis keys; REKEY_ENCRYPTION_KEYS holds %d keys "+
 		"(ids are the first 8 hex digits of SHA-256 of each key):\n", st.Values, st.Keys, len(st.KeyIDs))
 	for i, id := range st.KeyIDs {
 		role := ""
@@ -207,7 +208,7 @@ func resealKeys(ctx context.Context, src sealedValues, stdout, stderr io.Writer,
 		return err
 	}
 	res, err := src.Reseal(ctx, func(p store.ResealResult) {
-		fmt.Fprintf(stderr, "resealing: %d hashes examined, %d resealed, %d already under key 1\n",
+		fmt.Fprintf(stderr, "resealing: %d Redis keys examined, %d resealed, %d already under key 1\n",
 			p.Keys, p.Resealed, p.Current)
 	})
 	if err != nil && ctx.Err() != nil {
@@ -216,7 +217,7 @@ func resealKeys(ctx context.Context, src sealedValues, stdout, stderr io.Writer,
 	if err != nil {
 		return fmt.Errorf("reseal: %w (what was resealed stays so; run it again)", err)
 	}
-	fmt.Fprintf(stdout, "%d sealed values in %d hashes: %d resealed under key 1, %d already under it, "+
+	fmt.Fprintf(stdout, "%d sealed values in %d Redis keys: %d resealed under key 1, %d already under it, "+
 		"%d removed by rotations meanwhile, %d unreadable, %d busy\n",
 		res.Values, res.Keys, res.Resealed, res.Current, res.Gone, res.Unreadable, res.Busy)
 	switch {

@@ -185,7 +185,11 @@ func (h *HTTP) Verify(ctx context.Context, instanceID, credentialID string) erro
 		}
 		return err
 	case ok2xx(a.status):
-		h.verified.answered(ctx, h.now())
+		// A page (a catch-all route's, a router's) is no verify answer
+		// of the issuer's: it is not remembered as one.
+		if !a.page() {
+			h.verified.answered(ctx, h.now())
+		}
 		return nil
 	case doesNotWork(a.status):
 		h.verified.answered(ctx, h.now())

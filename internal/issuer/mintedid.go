@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -30,7 +31,7 @@ var errScan = errors.New("not a JSON object")
 // or when it is not a JSON object. An answer cut short (r ends) gives the
 // id named before the cut.
 func mintedID(r io.Reader) string {
-	s := jsonScanner{r: bufio.NewReaderSize(r, 16<<10)}
+	s := &jsonScanner{r: bufio.NewReaderSize(r, 16<<10)}
 	if c, err := s.next(); err != nil || c != '{' {
 		return ""
 	}
@@ -40,7 +41,7 @@ func mintedID(r io.Reader) string {
 		if err != nil || c != '"' {
 			return id // '}', the end of the answer, or malformed
 		}
-		key, keyFits, err := s.str(maxKeyBytes)
+		isID, err := s.idKey()
 		if err != nil {
 			return id
 		}
@@ -52,7 +53,7 @@ func mintedID(r io.Reader) string {
 			return id
 		}
 		switch {
-		case !keyFits || !strings.EqualFold(key, "credential_id"):
+		case !isID:
 			err = s.skip(c)
 		case c == '"':
 			var v string
@@ -78,11 +79,15 @@ func mintedID(r io.Reader) string {
 	}
 }
 
-// jsonScanner reads JSON tokens one byte at a time.
-type jsonScanner struct{ r *bufio.Reader }
+// jsonScanner reads JSON tokens one byte at a time; key holds the key
+// being read, up to maxKeyBytes.
+type jsonScanner struct {
+	r   *bufio.Reader
+	key [maxKeyBytes]byte
+}
 
 // next returns the next byte that is not white space.
-func (s jsonScanner) next() (byte, error) {
+func (s *jsonScanner) next() (byte, error) {
 	for {
 		c, err := s.r.ReadByte()
 		if err != nil || (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
@@ -91,10 +96,56 @@ func (s jsonScanner) next() (byte, error) {
 	}
 }
 
+// idKey reads a key whose opening quote was read and reports whether it
+// is "credential_id", case aside, as encoding/json matches it. A key
+// without escapes, the common case, is compared where it is read, with no
+// allocation.
+func (s *jsonScanner) idKey() (bool, error) {
+	n, escaped, plain := 0, false, true
+	for {
+		c, err := s.r.ReadByte()
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case escaped:
+			escaped = false
+		case c == '\\':
+			escaped, plain = true, false
+		case c == '"':
+			if plain {
+				return bytes.EqualFold(s.key[:min(n, len(s.key))], idKeyName) && n == len(idKeyName), nil
+			}
+			v, err := unquote(s.key[:min(n, len(s.key))], n > len(s.key))
+			return err == nil && strings.EqualFold(v, string(idKeyName)), err
+		}
+		if n < len(s.key) {
+			s.key[n] = c
+		}
+		n++
+	}
+}
+
+// idKeyName is the key mintedID looks for.
+var idKeyName = []byte("credential_id")
+
+// unquote decodes the JSON string body raw; a body cut at the buffer's end
+// (cut) is none mintedID looks for.
+func unquote(raw []byte, cut bool) (string, error) {
+	if cut {
+		return "", nil
+	}
+	var v string
+	if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &v) != nil {
+		return "", errScan
+	}
+	return v, nil
+}
+
 // str reads a string whose opening quote was read, up to its closing
 // quote, and returns it decoded when it holds at most limit bytes as
 // written (fits false otherwise, and "" for it).
-func (s jsonScanner) str(limit int) (v string, fits bool, err error) {
+func (s *jsonScanner) str(limit int) (v string, fits bool, err error) {
 	raw := make([]byte, 1, limit+2) // the quotes and limit bytes between
 	raw[0] = '"'
 	over, escaped := false, false
@@ -126,7 +177,7 @@ func (s jsonScanner) str(limit int) (v string, fits bool, err error) {
 
 // skipStr reads past a string whose opening quote was read, keeping none
 // of it.
-func (s jsonScanner) skipStr() error {
+func (s *jsonScanner) skipStr() error {
 	escaped := false
 	for {
 		c, err := s.r.ReadByte()
@@ -146,7 +197,7 @@ func (s jsonScanner) skipStr() error {
 // skip reads past one value whose first byte, c, was read: a string, an
 // object or an array (strings within them read as such), or a literal,
 // up to the byte after it, which it leaves unread.
-func (s jsonScanner) skip(c byte) error {
+func (s *jsonScanner) skip(c byte) error {
 	depth := 0
 	for {
 		switch {

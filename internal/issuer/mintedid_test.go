@@ -47,6 +47,8 @@ func BenchmarkMintedID(b *testing.B) {
 	for _, c := range []struct{ name, answer string }{
 		{"one long value", `{"config":{"MYADDON_URL":"` + pad("p") + `"},"credential_id":"cred_1"}`},
 		{"many small fields", `{"x":{` + strings.TrimSuffix(pad(`"a":0,`), ",") + `},"credential_id":"cred_1"}`},
+		{"many top-level keys", `{` + pad(`"a":0,`) + `"credential_id":"cred_1"}`},
+		{"many escaped top-level keys", `{` + pad(`"a":0,`) + `"credential_id":"cred_1"}`},
 		{"deep nesting", `{"x":` + pad("[") + `}`},
 	} {
 		b.Run(c.name, func(b *testing.B) {

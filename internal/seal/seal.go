@@ -97,6 +97,17 @@ func (s *Sealer) Fingerprints(data []byte) [][]byte {
 	return out
 }
 
+// MACKeys returns copies of the keys Fingerprints uses, one per key, in
+// order: a store keeps them, sealed, so that fingerprints taken under a
+// key stay comparable after that key is retired.
+func (s *Sealer) MACKeys() [][]byte {
+	out := make([][]byte, len(s.macKeys))
+	for i, k := range s.macKeys {
+		out[i] = append([]byte(nil), k...)
+	}
+	return out
+}
+
 // ParseKeys decodes a comma-separated list of base64 keys, as
 // REKEY_ENCRYPTION_KEYS carries them. Errors name the key by position only.
 func ParseKeys(list string) ([][]byte, error) {

@@ -413,61 +413,97 @@ func TestSavePendingRefusesTheConfigOfALongLivedCredentialJustRevoked(t *testing
 }
 
 // A credential fingerprinted by a version before the fingerprint key (its
-// "f" keyed with the first encryption key) still counts while that key is
-// held; and a store that cannot open the fingerprint key falls back to the
-// encryption keys' fingerprints rather than failing the mint.
-func TestEarlierFingerprintsAndAnUnreadableFingerprintKey(t *testing.T) {
+// "f" keyed with the first encryption key's fingerprint key) still counts,
+// and keeps counting once that encryption key is retired: the fingerprint
+// key carries it, sealed, through the reseal. A fingerprint key replaced
+// meanwhile (deleted, created anew by another process) is read again
+// within fingerprintKeyRecheck. And a fingerprint key no configured key
+// opens fails the save (ErrFingerprintKey) rather than letting the config
+// through unchecked.
+func TestEarlierFingerprintsAndTheFingerprintKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, r, _ := newHistoryStore(t)
+	s, r, now := newHistoryStore(t)
 	if err := s.PutInstance(ctx, Registration{ID: "inst-e", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
 		CurrentCredentialID: "k-0"}); err != nil {
 		t.Fatal(err)
 	}
-	for i, v := range []string{"X", "Y"} {
-		rot, cred := "rot-"+v, "k-"+strconv.Itoa(i+1)
-		if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-e", RotationID: rot}); err != nil {
+	rotate := func(st *Store, rot, cred, v string) error {
+		t.Helper()
+		if _, err := st.Claim(ctx, RotationRequest{InstanceID: "inst-e", RotationID: rot}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.SavePending(ctx, "inst-e", rot, cred, reuseConfig(v)); err != nil {
-			t.Fatal(err)
+		if err := st.SavePending(ctx, "inst-e", rot, cred, reuseConfig(v)); err != nil {
+			if _, ferr := st.Fail(ctx, "inst-e", rot, "test", "refused"); ferr != nil {
+				t.Fatal(ferr)
+			}
+			return err
 		}
-		if _, err := s.PromoteRotation(ctx, "inst-e", rot, cred, time.Hour, ""); err != nil {
-			t.Fatal(err)
-		}
+		_, err := st.PromoteRotation(ctx, "inst-e", rot, cred, time.Hour, "")
+		return err
 	}
-	// k-2 (config Y) is current. As an earlier version would have, key
-	// its fingerprint with the encryption key, and forget what was minted.
-	_, all := s.configFingerprints(ctx, reuseConfig("Y"))
-	if err := r.Client.HSet(ctx, credentialKey("inst-e", "k-2"), "f", all[configFingerprintLen:2*configFingerprintLen]).Err(); err != nil {
+	if err := rotate(s, "rot-1", "k-1", "Y"); err != nil {
+		t.Fatal(err)
+	}
+	// k-1 (config Y) is current. As an earlier version would have, key
+	// its fingerprint with the encryption key's fingerprint key, and
+	// forget what was minted.
+	_, all, err := s.configFingerprints(ctx, reuseConfig("Y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Client.HSet(ctx, credentialKey("inst-e", "k-1"), "f", all[configFingerprintLen:2*configFingerprintLen]).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Client.Del(ctx, mintedKey("inst-e")).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-e", RotationID: "rot-3"}); err != nil {
-		t.Fatal(err)
+	storeWith := func(keys ...byte) *Store {
+		var ks [][]byte
+		for _, k := range keys {
+			ks = append(ks, bytes.Repeat([]byte{k}, seal.KeySize))
+		}
+		sealer, err := seal.New(ks...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return New(r.Client, sealer, WithClock(func() time.Time { return *now }))
 	}
-	if err := s.SavePending(ctx, "inst-e", "rot-3", "k-3", reuseConfig("Y")); !errors.Is(err, ErrConfigReused) {
-		t.Errorf("the current config, fingerprinted as before: SavePending = %v, want ErrConfigReused", err)
+	// newHistoryStore's key is bytes of 5: retire it for bytes of 6.
+	if res, err := storeWith(6, 5).Reseal(ctx, nil); err != nil || res.Unreadable != 0 {
+		t.Fatalf("Reseal = %+v, %v", res, err)
+	}
+	dropped := storeWith(6)
+	if err := rotate(dropped, "rot-2", "k-2", "Y"); !errors.Is(err, ErrConfigReused) {
+		t.Errorf("an earlier version's fingerprint, its key retired: SavePending(the current config) = %v, want ErrConfigReused", err)
 	}
 
-	// The fingerprint key sealed under a key this store does not hold.
+	// The fingerprint key is lost and created anew by another process:
+	// fingerprints taken since under the new one are seen by this one
+	// once it reads the key again.
+	if err := r.Client.Del(ctx, fingerprintKeyKey()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	other := storeWith(6)
+	if err := rotate(other, "rot-3", "k-3", "Z"); err != nil {
+		t.Fatal(err)
+	}
+	dropped.fpMu.Lock()
+	dropped.fpKeys.readAt = time.Time{} // fingerprintKeyRecheck has passed
+	dropped.fpMu.Unlock()
+	if err := rotate(dropped, "rot-4", "k-4", "Z"); !errors.Is(err, ErrConfigReused) {
+		t.Errorf("after the fingerprint key was replaced: SavePending(the current config) = %v, want ErrConfigReused", err)
+	}
+
+	// The fingerprint key sealed under a key no store here holds.
 	if err := r.Client.Set(ctx, fingerprintKeyKey(), "not a sealed value", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	sealer, err := seal.New(bytes.Repeat([]byte{5}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
+	blind := storeWith(6)
+	if err := blind.CheckFingerprintKey(ctx); !errors.Is(err, ErrFingerprintKey) || !errors.Is(err, ErrUnreadable) {
+		t.Fatalf("CheckFingerprintKey = %v, want ErrFingerprintKey", err)
 	}
-	blind := New(r.Client, sealer, WithClock(s.now))
-	if _, err := blind.fingerprintKey(ctx); !errors.Is(err, ErrUnreadable) {
-		t.Fatalf("fingerprintKey = %v, want ErrUnreadable", err)
-	}
-	if err := blind.SavePending(ctx, "inst-e", "rot-3", "k-4", reuseConfig("Y")); !errors.Is(err, ErrConfigReused) {
-		t.Errorf("without the fingerprint key, SavePending(the current config) = %v, want ErrConfigReused", err)
-	}
-	if err := blind.SavePending(ctx, "inst-e", "rot-3", "k-5", reuseConfig("Z")); err != nil {
-		t.Errorf("without the fingerprint key, SavePending(a config of its own) = %v", err)
+	if err := rotate(blind, "rot-5", "k-5", "W"); !errors.Is(err, ErrFingerprintKey) {
+		t.Errorf("without the fingerprint key, SavePending(a config of its own) = %v, want ErrFingerprintKey", err)
 	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -10,42 +11,68 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
-// fingerprintKeyKey is a STRING: the key of the keyed fingerprints that
-// credentials keep of their configs (configFingerprints), 32 random bytes
-// sealed like every other secret rekey stores. It outlives the encryption
-// keys: `rekey keys reseal` moves it to a new first key like any sealed
-// value, so dropping an old key of REKEY_ENCRYPTION_KEYS after the reseal
-// leaves every fingerprint comparable. The first process that needs it
-// creates it.
+// fingerprintKeyKey is a STRING: the keys of the keyed fingerprints that
+// credentials keep of their configs (configFingerprints), sealed like every
+// other secret rekey stores. It holds 32 random bytes, the key every
+// fingerprint is taken under, then the fingerprint keys of the encryption
+// keys held when it was created (seal.Sealer.MACKeys), under which
+// versions before it took fingerprints. It outlives the encryption keys:
+// `rekey keys reseal` moves it to a new first key like any sealed value,
+// so dropping an old key of REKEY_ENCRYPTION_KEYS after the reseal leaves
+// every fingerprint comparable, those of earlier versions included. The
+// first process that needs it creates it.
 func fingerprintKeyKey() string { return keyPrefix + "fingerprint_key" }
 
-// fingerprintKeySize is the fingerprint key's length in bytes.
+// fingerprintKeySize is the length in bytes of each key it holds.
 const fingerprintKeySize = 32
+
+// fingerprintKeyRecheck is how long a process uses the fingerprint key it
+// read before reading it again, so that processes agree within that long
+// should it be replaced (deleted and created anew).
+const fingerprintKeyRecheck = time.Minute
 
 // configFingerprintLen is how many bytes of a config's fingerprint a
 // credential keeps: a false match, which would fail one rotation, comes
 // once in 2^64 comparisons.
 const configFingerprintLen = 8
 
+// ErrFingerprintKey means the fingerprint key cannot be opened with any key
+// of REKEY_ENCRYPTION_KEYS: without it no mint can be checked for a config
+// reused under another id (I1), so none is made.
+var ErrFingerprintKey = fmt.Errorf("%w: the fingerprint key (%s) opens with no key of REKEY_ENCRYPTION_KEYS; "+
+	"add back the key it was sealed under (see 'rekey keys status')", ErrUnreadable, fingerprintKeyKey())
+
+// fingerprintKeys are the fingerprint key's contents, as one process read
+// them.
+type fingerprintKeys struct {
+	sealed string   // as stored, to tell a replaced key at the next read
+	key    []byte   // every fingerprint is taken under it
+	legacy [][]byte // earlier versions' fingerprint keys
+	readAt time.Time
+}
+
 // configFingerprints are the keyed fingerprints of a credential's config,
 // its vars in name order, each name and value after its length, as bytes,
-// configFingerprintLen bytes each. fp, under the fingerprint key
-// (fingerprintKeyKey), is what a credential keeps (field "f") and the
-// instance's minted set remembers, so that a later mint answering with the
-// same config under another id is refused before anything is pushed. all
-// is fp followed by the fingerprints under each encryption key held
-// (seal.Sealer.Fingerprints), which is what versions before the
-// fingerprint key kept: a stored fingerprint is compared with all of
-// them. When the fingerprint key cannot be read (Redis failed, or no key
-// of REKEY_ENCRYPTION_KEYS opens it: 'rekey keys status' counts it), fp
-// falls back to the first encryption key's fingerprint, as before it.
-func (s *Store) configFingerprints(ctx context.Context, config map[string]secret.String) (fp, all string) {
+// configFingerprintLen bytes each. fp, under the fingerprint key, is what a
+// credential keeps (field "f") and the instance's minted set remembers, so
+// that a later mint answering with the same config under another id is
+// refused before anything is pushed. all is fp followed by the
+// fingerprints under the keys of earlier versions (the fingerprint key's
+// legacy keys, and the encryption keys held), which is what a stored one
+// is compared with. It fails when the fingerprint key cannot be read: a
+// mint is never saved unchecked.
+func (s *Store) configFingerprints(ctx context.Context, config map[string]secret.String) (fp, all string, err error) {
+	keys, err := s.fingerprintKeys(ctx)
+	if err != nil {
+		return "", "", err
+	}
 	var b []byte
 	for _, name := range slices.Sorted(maps.Keys(config)) {
 		v := config[name].Reveal()
@@ -53,24 +80,31 @@ func (s *Store) configFingerprints(ctx context.Context, config map[string]secret
 		b = append(binary.AppendUvarint(b, uint64(len(v))), v...)
 	}
 	var out []byte
-	if k, err := s.fingerprintKey(ctx); err == nil {
+	for _, k := range append(append([][]byte{keys.key}, keys.legacy...), s.sealer.MACKeys()...) {
 		m := hmac.New(sha256.New, k)
 		m.Write(b)
-		out = m.Sum(nil)[:configFingerprintLen]
+		out = append(out, m.Sum(nil)[:configFingerprintLen]...)
 	}
-	for _, f := range s.sealer.Fingerprints(b) {
-		out = append(out, f[:configFingerprintLen]...)
-	}
-	return string(out[:configFingerprintLen]), string(out)
+	return string(out[:configFingerprintLen]), string(out), nil
 }
 
-// fingerprintKey returns the fingerprint key, reading it once per Store
-// and creating it when Redis holds none.
-func (s *Store) fingerprintKey(ctx context.Context) ([]byte, error) {
+// CheckFingerprintKey reads the fingerprint key, creating it when Redis
+// holds none. The rotate handler calls it before minting, so that a key
+// that cannot be opened (ErrFingerprintKey) fails the rotation before the
+// issuer mints a credential that could not be saved.
+func (s *Store) CheckFingerprintKey(ctx context.Context) error {
+	_, err := s.fingerprintKeys(ctx)
+	return err
+}
+
+// fingerprintKeys returns the fingerprint key's contents, read again once
+// fingerprintKeyRecheck has passed since the last read.
+func (s *Store) fingerprintKeys(ctx context.Context) (*fingerprintKeys, error) {
 	s.fpMu.Lock()
 	defer s.fpMu.Unlock()
-	if s.fpKey != nil {
-		return s.fpKey, nil
+	now := time.Now()
+	if s.fpKeys != nil && now.Sub(s.fpKeys.readAt) < fingerprintKeyRecheck {
+		return s.fpKeys, nil
 	}
 	k := fingerprintKeyKey()
 	v, err := s.rdb.Get(ctx, k).Result()
@@ -80,21 +114,32 @@ func (s *Store) fingerprintKey(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the fingerprint key: %w", err)
 	}
-	plain, err := s.sealer.Open(v, k+"#")
-	if err != nil || len(plain.Reveal()) != fingerprintKeySize {
-		return nil, fmt.Errorf("the fingerprint key: %w", ErrUnreadable)
+	if s.fpKeys != nil && s.fpKeys.sealed == v {
+		s.fpKeys.readAt = now
+		return s.fpKeys, nil
 	}
-	s.fpKey = []byte(plain.Reveal())
-	return s.fpKey, nil
+	plain, err := s.sealer.Open(v, k+"#")
+	raw := []byte(plain.Reveal())
+	if err != nil || len(raw) < fingerprintKeySize || len(raw)%fingerprintKeySize != 0 {
+		return nil, ErrFingerprintKey
+	}
+	keys := &fingerprintKeys{sealed: v, key: raw[:fingerprintKeySize], readAt: now}
+	for rest := raw[fingerprintKeySize:]; len(rest) > 0; rest = rest[fingerprintKeySize:] {
+		keys.legacy = append(keys.legacy, rest[:fingerprintKeySize])
+	}
+	s.fpKeys = keys
+	return keys, nil
 }
 
-// createFingerprintKey stores a new fingerprint key unless another process
-// stored one first, and returns the one stored.
+// createFingerprintKey stores a new fingerprint key, with the fingerprint
+// keys of the encryption keys held now as its legacy keys, unless another
+// process stored one first, and returns the one stored.
 func (s *Store) createFingerprintKey(ctx context.Context) (string, error) {
 	raw := make([]byte, fingerprintKeySize)
 	if _, err := rand.Read(raw); err != nil {
 		return "", err
 	}
+	raw = append(raw, bytes.Join(s.sealer.MACKeys(), nil)...)
 	k := fingerprintKeyKey()
 	sealed, err := s.sealer.SealBinary(secret.New(string(raw)), k+"#")
 	if err != nil {

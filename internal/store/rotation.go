@@ -138,7 +138,10 @@ func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID 
 		return err
 	}
 	keys := newSavePendingKeys(instanceID, rotationID, credID)
-	fp, fps := s.configFingerprints(ctx, config)
+	fp, fps, err := s.configFingerprints(ctx, config)
+	if err != nil {
+		return fmt.Errorf("save pending: %w", err)
+	}
 	args := []any{credID, instanceID, rotationID, sealed, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
 		int64(s.finishedTTL.Seconds()), "", fp, fps}
 	return scriptError("save pending", savePendingScript.Run(ctx, s.rdb, keys.list(), args...).Err())

@@ -85,9 +85,9 @@ type Store struct {
 	// pushWindow is UnansweredPushWindow, or a test's.
 	pushWindow time.Duration
 
-	// fpMu guards fpKey, the fingerprint key once read (fingerprint.go).
-	fpMu  sync.Mutex
-	fpKey []byte
+	// fpMu guards fpKeys, the fingerprint key as last read (fingerprint.go).
+	fpMu   sync.Mutex
+	fpKeys *fingerprintKeys
 }
 
 // Option configures a Store.
