@@ -157,7 +157,7 @@ type Config struct {
 	// IssuerVerify is REKEY_ISSUER_VERIFY, what the webhook's 404 to
 	// POST /credentials/{id}/verify means: "auto" (default) reads it as
 	// "verify unsupported" only while the issuer has not answered a verify
-	// itself (2xx, 409, 410 or 422) within 30 days, and once it has, as
+	// itself (2xx, 409, 410 or 422) within a year, and once it has, as
 	// "the issuer does not know the credential it just minted", which
 	// fails the rotation before any push; "required" reads every 404 so;
 	// "optional" reads every 404 as unsupported, for an issuer that

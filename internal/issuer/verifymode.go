@@ -35,8 +35,9 @@ var VerifyModes = []VerifyMode{VerifyAuto, VerifyRequired, VerifyOptional}
 // VerifyMemoryTTL is how long the fact that the issuer answers verify
 // lasts after the last answer that showed it: an issuer that dropped
 // verify that long ago has its 404s read as "unsupported" again under
-// VerifyAuto.
-const VerifyMemoryTTL = 30 * 24 * time.Hour
+// VerifyAuto. A year, longer than any rotation period, so that a small
+// fleet rotated every 90 days does not forget it between rotations.
+const VerifyMemoryTTL = 365 * 24 * time.Hour
 
 // verifyRecordEvery is how often one process at most writes the fact to
 // its VerifyMemory: the fact changes once in the life of an issuer, and

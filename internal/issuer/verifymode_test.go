@@ -97,7 +97,7 @@ func newVerifier(t *testing.T, s *verifyServer, opts ...issuer.Option) *issuer.H
 
 // How each mode reads a 404, by what the issuer answered verify before:
 // nothing, a 2xx or a does-not-work answer in this process, or an answer
-// another process remembered, recently or more than 30 days ago.
+// another process remembered, recently or longer ago than VerifyMemoryTTL.
 func TestVerifyModesRead404(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
@@ -119,7 +119,7 @@ func TestVerifyModesRead404(t *testing.T) {
 		{"auto, 410 here", issuer.VerifyAuto, http.StatusGone, time.Time{}, unknown, start},
 		{"auto, 422 here", issuer.VerifyAuto, http.StatusUnprocessableEntity, time.Time{}, unknown, start},
 		{"auto, answered elsewhere", issuer.VerifyAuto, 0, start.Add(-29 * 24 * time.Hour), unknown, start.Add(-29 * 24 * time.Hour)},
-		{"auto, answered elsewhere 30 days ago", issuer.VerifyAuto, 0, start.Add(-30 * 24 * time.Hour), unsupported, time.Time{}},
+		{"auto, answered elsewhere a year ago", issuer.VerifyAuto, 0, start.Add(-issuer.VerifyMemoryTTL), unsupported, time.Time{}},
 		// Answers a proxy or a router may send are no answer of the issuer's.
 		{"auto, 404 before", issuer.VerifyAuto, http.StatusNotFound, time.Time{}, unsupported, time.Time{}},
 		{"auto, 500 before", issuer.VerifyAuto, http.StatusInternalServerError, time.Time{}, unsupported, time.Time{}},
@@ -181,8 +181,8 @@ func TestUnknownCredentialErrorSays(t *testing.T) {
 }
 
 // Answers of the issuer's own are written to the memory at most once an
-// hour by one process, each write asking for 30 days; a 404 reads the
-// memory only while the process has seen no answer within 30 days, and
+// hour by one process, each write asking for VerifyMemoryTTL; a 404 reads
+// the memory only while the process has seen no answer within it, and
 // keeps what it read.
 func TestVerifyMemoryWritesHourlyAndReadsOnlyWhenNeeded(t *testing.T) {
 	t.Parallel()
@@ -213,8 +213,8 @@ func TestVerifyMemoryWritesHourlyAndReadsOnlyWhenNeeded(t *testing.T) {
 		c.add(10 * time.Minute)
 	}
 	check("five 2xx within the hour", 3, 1)
-	if !mem.at.Equal(start) || mem.ttl != 30*24*time.Hour {
-		t.Errorf("memory holds %s for %s, want %s for 30 days", mem.at, mem.ttl, start)
+	if !mem.at.Equal(start) || mem.ttl != 365*24*time.Hour {
+		t.Errorf("memory holds %s for %s, want %s for a year", mem.at, mem.ttl, start)
 	}
 	c.set(start.Add(time.Hour))
 	s.status.Store(http.StatusGone)
@@ -243,16 +243,16 @@ func TestVerifyMemoryWritesHourlyAndReadsOnlyWhenNeeded(t *testing.T) {
 	}
 	check("404s in a process that saw no answer", 4, 2)
 
-	// 30 days after the last answer it saw, a process asks the memory
+	// VerifyMemoryTTL after the last answer it saw, a process asks the memory
 	// again; forgotten there too, a 404 means unsupported once more.
 	c.set(start.Add(time.Hour + 59*time.Minute + issuer.VerifyMemoryTTL))
 	mem.mu.Lock()
 	mem.at = time.Time{}
 	mem.mu.Unlock()
 	if err := verifyOnce(h); !errors.Is(err, issuer.ErrVerifyUnsupported) {
-		t.Errorf("404 30 days after the last answer = %v, want ErrVerifyUnsupported", err)
+		t.Errorf("404 a year after the last answer = %v, want ErrVerifyUnsupported", err)
 	}
-	check("a 404 30 days on", 5, 2)
+	check("a 404 a year on", 5, 2)
 }
 
 // A memory that cannot be read makes a 404 a transient error: rekey can

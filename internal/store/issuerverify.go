@@ -14,7 +14,7 @@ import (
 // answered a verify request itself, in milliseconds (issuer.VerifyMemory,
 // REKEY_ISSUER_VERIFY=auto). One small key for the whole fleet, shared by
 // every worker process; each writes it at most once an hour, and it
-// expires a ttl (30 days) after the last write:
+// expires a ttl (a year) after the last write:
 //
 //	rekey:issuer_verified -> "<ms>"
 func issuerVerifiedKey() string { return keyPrefix + "issuer_verified" }
