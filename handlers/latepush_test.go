@@ -16,8 +16,9 @@ import (
 )
 
 // Two runs of rotation R1 at once (a timed-out run's goroutine still
-// running, I6): run A's push is slow (8 s, so that run B and rotation R2
-// finish before it lands however loaded the machine); run B's push is refused (422), its
+// running, I6): run A's push is slow (held on its way to Heroku until run B
+// and rotation R2 have finished, however loaded the machine); run B's push
+// is refused (422), its
 // read-back cannot prove anything while A's push is unanswered, so the
 // credential U is kept unconfirmed, as designed. Then rotation R2 pushes N
 // and promotes, while A's push is still on its way and lands after R2's:
@@ -27,11 +28,17 @@ func TestUnconfirmedCredentialWithAPushStillInFlightIsNotRevokedOnNextPromotion(
 	t.Parallel()
 	ctx := context.Background()
 	g := newRig(t)
-	arrived := make(chan struct{})
+	// The first push to reach this front, run A's, waits here until
+	// released, so the next one reaches Heroku first.
+	arrived, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	wrap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPatch {
-			once.Do(func() { close(arrived) })
+			first := false
+			once.Do(func() { first = true; close(arrived) })
+			if first {
+				<-release
+			}
 		}
 		g.fake.ServeHTTP(w, r)
 	}))
@@ -42,7 +49,8 @@ func TestUnconfirmedCredentialWithAPushStillInFlightIsNotRevokedOnNextPromotion(
 		t.Fatal(err)
 	}
 	g.deps.Heroku = hc
-	g.fake.Script(herokufake.PatchConfig, herokufake.Delay(8*time.Second), herokufake.Respond(422))
+	// The first push to reach Heroku, run B's, is refused; run A's, later, lands.
+	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(422))
 
 	doneA := make(chan error, 1)
 	go func() { doneA <- g.run(rotateTask(t, "inst-1", "rot-1")) }()
@@ -60,8 +68,11 @@ func TestUnconfirmedCredentialWithAPushStillInFlightIsNotRevokedOnNextPromotion(
 		t.Fatalf("R1 = %+v, want its credential kept unconfirmed", r1)
 	}
 	u := r1.Unconfirmed
-	// The next rotation, R2, goes through while A's push is still on its way.
-	if err := g.run(rotateTask(t, "inst-1", "rot-2")); err != nil {
+	// The next rotation, R2, goes through while A's push is still on its
+	// way; then A's push lands.
+	err = g.run(rotateTask(t, "inst-1", "rot-2"))
+	close(release)
+	if err != nil {
 		t.Fatalf("R2 = %v", err)
 	}
 	select {
