@@ -199,26 +199,10 @@ func TestConfigReuseIsSeenAcrossAKeyRotation(t *testing.T) {
 		CurrentCredentialID: "k-0"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-k", RotationID: "rot-1"}); err != nil {
+	if err := rotateWith(t, s, "inst-k", "rot-1", "k-1", "X"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SavePending(ctx, "inst-k", "rot-1", "k-1", reuseConfig("X")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.PromoteRotation(ctx, "inst-k", "rot-1", "k-1", time.Hour, ""); err != nil {
-		t.Fatal(err)
-	}
-	storeWith := func(keys ...byte) *Store {
-		var ks [][]byte
-		for _, k := range keys {
-			ks = append(ks, bytes.Repeat([]byte{k}, seal.KeySize))
-		}
-		sealer, err := seal.New(ks...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return New(r.Client, sealer, WithClock(func() time.Time { return *now }))
-	}
+	storeWith := func(keys ...byte) *Store { return storeWithKeys(t, r, *now, keys...) }
 	// newHistoryStore's key is bytes of 5; the new first key is bytes of 6.
 	rotated, dropped := storeWith(6, 5), storeWith(6)
 	for i, step := range []struct {
@@ -428,20 +412,7 @@ func TestEarlierFingerprintsAndTheFingerprintKey(t *testing.T) {
 		CurrentCredentialID: "k-0"}); err != nil {
 		t.Fatal(err)
 	}
-	rotate := func(st *Store, rot, cred, v string) error {
-		t.Helper()
-		if _, err := st.Claim(ctx, RotationRequest{InstanceID: "inst-e", RotationID: rot}); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.SavePending(ctx, "inst-e", rot, cred, reuseConfig(v)); err != nil {
-			if _, ferr := st.Fail(ctx, "inst-e", rot, "test", "refused"); ferr != nil {
-				t.Fatal(ferr)
-			}
-			return err
-		}
-		_, err := st.PromoteRotation(ctx, "inst-e", rot, cred, time.Hour, "")
-		return err
-	}
+	rotate := func(st *Store, rot, cred, v string) error { return rotateWith(t, st, "inst-e", rot, cred, v) }
 	if err := rotate(s, "rot-1", "k-1", "Y"); err != nil {
 		t.Fatal(err)
 	}
@@ -458,17 +429,7 @@ func TestEarlierFingerprintsAndTheFingerprintKey(t *testing.T) {
 	if err := r.Client.Del(ctx, mintedKey("inst-e")).Err(); err != nil {
 		t.Fatal(err)
 	}
-	storeWith := func(keys ...byte) *Store {
-		var ks [][]byte
-		for _, k := range keys {
-			ks = append(ks, bytes.Repeat([]byte{k}, seal.KeySize))
-		}
-		sealer, err := seal.New(ks...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return New(r.Client, sealer, WithClock(func() time.Time { return *now }))
-	}
+	storeWith := func(keys ...byte) *Store { return storeWithKeys(t, r, *now, keys...) }
 	// newHistoryStore's key is bytes of 5: retire it for bytes of 6.
 	if res, err := storeWith(6, 5).Reseal(ctx, nil); err != nil || res.Unreadable != 0 {
 		t.Fatalf("Reseal = %+v, %v", res, err)
@@ -506,4 +467,38 @@ func TestEarlierFingerprintsAndTheFingerprintKey(t *testing.T) {
 	if err := rotate(blind, "rot-5", "k-5", "W"); !errors.Is(err, ErrFingerprintKey) {
 		t.Errorf("without the fingerprint key, SavePending(a config of its own) = %v, want ErrFingerprintKey", err)
 	}
+}
+
+// storeWithKeys is a store over r whose REKEY_ENCRYPTION_KEYS are keys
+// bytes repeated, the first sealing, its clock at now.
+func storeWithKeys(t *testing.T, r *redistest.Redis, now time.Time, keys ...byte) *Store {
+	t.Helper()
+	var ks [][]byte
+	for _, k := range keys {
+		ks = append(ks, bytes.Repeat([]byte{k}, seal.KeySize))
+	}
+	sealer, err := seal.New(ks...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(r.Client, sealer, WithClock(func() time.Time { return now }))
+}
+
+// rotateWith runs rotation rot of inst to cred with config reuseConfig(v)
+// through st; a mint the store refuses fails the rotation, and its error
+// is returned.
+func rotateWith(t *testing.T, st *Store, inst, rot, cred, v string) error {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := st.Claim(ctx, RotationRequest{InstanceID: inst, RotationID: rot}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SavePending(ctx, inst, rot, cred, reuseConfig(v)); err != nil {
+		if _, ferr := st.Fail(ctx, inst, rot, "test", "refused"); ferr != nil {
+			t.Fatal(ferr)
+		}
+		return err
+	}
+	_, err := st.PromoteRotation(ctx, inst, rot, cred, time.Hour, "")
+	return err
 }
