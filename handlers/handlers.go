@@ -30,7 +30,7 @@ type Store interface {
 	Claim(ctx context.Context, r store.RotationRequest) (store.Claim, error)
 	CheckFingerprintKey(ctx context.Context) error
 	SavePending(ctx context.Context, instanceID, rotationID, credID string, config map[string]secret.String) error
-	DiscardMinted(ctx context.Context, instanceID, rotationID, credID, why string) error
+	DiscardMinted(ctx context.Context, instanceID, rotationID, credID, why string, config []secret.String) error
 	PendingConfig(ctx context.Context, instanceID, credID string) (map[string]secret.String, error)
 	PromotePushed(ctx context.Context, instanceID, rotationID, credID string, grace time.Duration, detail string, settled int) (store.Promoted, error)
 	FailRotation(ctx context.Context, instanceID, rotationID string, f store.Failure) (store.Failed, error)

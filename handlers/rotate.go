@@ -259,7 +259,13 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 		if unusable.Code() == issuer.CodeUnreadable {
 			why = "the issuer's answer was too large to use"
 		}
-		err := h.deps.Store.DiscardMinted(ctx, r.p.InstanceID, r.p.RotationID, unusable.CredentialID, why)
+		if unusable.ConfigUnchecked {
+			// Its id could hold one of the config's secrets, which rekey
+			// keeps out of Redis, logs and tasks (I5), as SavePending does.
+			return "", nil, fmt.Errorf("%w: its config was too large to check that the id it names holds none of "+
+				"its secrets: the credential is not recorded, revoke it at the issuer", unusable)
+		}
+		err := h.deps.Store.DiscardMinted(ctx, r.p.InstanceID, r.p.RotationID, unusable.CredentialID, why, unusable.Config)
 		if err != nil && !errors.Is(err, store.ErrConflict) {
 			return "", nil, err
 		}

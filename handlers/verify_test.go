@@ -4,8 +4,10 @@ import (
 	"context"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -15,13 +17,14 @@ import (
 
 // overHTTP makes the rig's handlers reach its demo issuer through the
 // webhook contract, as a worker does, under REKEY_ISSUER_VERIFY=mode with
-// the store as the memory.
+// the store as the memory. A 404 read as "does not know" is asked again
+// once, a millisecond later.
 func (g *rig) overHTTP(t *testing.T, mode issuer.VerifyMode) {
 	t.Helper()
 	key := secret.New("issuer-signing-secret")
 	srv := httptest.NewServer(issuer.NewDemoServer(g.demo, key))
 	t.Cleanup(srv.Close)
-	h, err := issuer.NewHTTP(srv.URL, key, issuer.WithVerify(mode, g.st))
+	h, err := issuer.NewHTTP(srv.URL, key, issuer.WithVerify(mode, g.st), issuer.WithVerifyRechecks(time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +51,10 @@ func TestRotateWithAnIssuerThatNeverVerifies(t *testing.T) {
 			if rerr != nil {
 				t.Fatal(rerr)
 			}
-			if g.demo.Stats().VerifyCalls != 1 {
-				t.Errorf("verify calls: %d, want 1", g.demo.Stats().VerifyCalls)
+			// Under required the 404 is asked again before it fails the
+			// rotation.
+			if want := map[bool]int{false: 1, true: 2}[mode == issuer.VerifyRequired]; g.demo.Stats().VerifyCalls != want {
+				t.Errorf("verify calls: %d, want %d", g.demo.Stats().VerifyCalls, want)
 			}
 			if mode != issuer.VerifyRequired {
 				if err != nil || rot.State != store.RotationPromoted || g.fake.ConfigChanges("inst-1") != 1 {
@@ -119,6 +124,43 @@ func TestRotateFailsWhenAVerifyingIssuerLosesTheCredential(t *testing.T) {
 	if c, err := g.st.Credential(ctx, "inst-1", rot.CredentialID); err != nil || c.State != store.CredentialDiscarded ||
 		g.enq.get(tasks.RevokeTaskID("inst-1", rot.CredentialID)) == nil {
 		t.Errorf("minted credential %+v, %v; want discarded with its revocation scheduled", c, err)
+	}
+}
+
+// An issuer that verifies, answering verify from a replica that has not
+// yet seen the credential minted a moment before, answers 404 for it once:
+// asked again, it knows it, and the rotation goes on to the push.
+func TestRotateThroughAVerifyFromALaggingReplica(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	asked := map[string]int{}
+	g := newRig(t, issuer.WithVerifyFault(func(_, credID string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if asked[credID]++; asked[credID] == 1 && len(asked) > 1 {
+			return issuer.ErrVerifyUnsupported // served as a 404
+		}
+		return nil
+	}))
+	g.overHTTP(t, issuer.VerifyAuto)
+	ctx := context.Background()
+	if err := g.run(rotateTask(t, "inst-1", "rot_l1")); err != nil {
+		t.Fatalf("first rotation: %v", err)
+	}
+	if err := g.run(rotateTask(t, "inst-1", "rot_l2")); err != nil {
+		t.Fatalf("rotation through a lagging replica: %v", err)
+	}
+	rot, _ := g.st.Rotation(ctx, "rot_l2")
+	in, _ := g.st.Instance(ctx, "inst-1")
+	if rot.State != store.RotationPromoted || in.CurrentCredential != rot.CredentialID ||
+		g.configCredential(t, "inst-1") != rot.CredentialID || in.LastErrorCode != "" {
+		t.Errorf("rotation %s, current %s, Heroku holds %s, last error %q; want %s promoted and pushed",
+			rot.State, in.CurrentCredential, g.configCredential(t, "inst-1"), in.LastErrorCode, rot.CredentialID)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if asked[rot.CredentialID] != 2 {
+		t.Errorf("verify asked %d times about %s, want twice", asked[rot.CredentialID], rot.CredentialID)
 	}
 }
 

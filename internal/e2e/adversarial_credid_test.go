@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/sandbox"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
@@ -293,6 +295,98 @@ func TestAdversarialIssuerRevokedConfigUnderANewID(t *testing.T) {
 	w.refusedConfigReuse(adv, before, revoked, 2)
 	if !w.sb.Demo.Valid(before.CurrentCredential) {
 		t.Errorf("the current credential %s is no longer valid", before.CurrentCredential)
+	}
+	if v := w.sb.Checker.Violations(); len(v) > 0 {
+		t.Errorf("invariant violations: %v", v)
+	}
+}
+
+// An issuer whose mint answer rekey cannot use, and whose credential id
+// holds a secret of that answer's config, has the id refused as when the
+// config is usable: a URL's password in the id of an answer too large to
+// use (300 KiB), or of one with a var left empty. The credential is not
+// recorded (the operator revokes it at the issuer, as the rotation's error
+// says), so the secret reaches no Redis key, task or log line. So is an id
+// whose too large answer holds more config strings than rekey reads (over
+// 64 KiB: Heroku keeps 32 KB of config vars an app): it cannot be checked.
+func TestAdversarialIssuerNamesAnUnusableCredentialByItsSecret(t *testing.T) {
+	t.Parallel()
+	pad := strings.Repeat("x", 300<<10)
+	var tooMany = map[string]any{"EMPTY": ""}
+	for i := range 9 {
+		tooMany[fmt.Sprintf("VAR_%d", i)] = strings.Repeat("v", 10<<10)
+	}
+	cases := []struct {
+		name, password, id, code string
+		config                   map[string]any
+		pad                      bool
+	}{
+		{"too large, its password in the id", "Zq8xk2Lm9Vb4", "c-Zq8xk2Lm9Vb4", "mint:invalid_credential_id",
+			map[string]any{"MYADDON_URL": "postgres://u:Zq8xk2Lm9Vb4@db.example.com/d", "PAD": pad}, false},
+		{"a var empty, its password in the id", "Hn3pW7rT5yUe", "c-Hn3pW7rT5yUe", "mint:invalid_credential_id",
+			map[string]any{"MYADDON_URL": "postgres://u:Hn3pW7rT5yUe@db.example.com/d", "MYADDON_TOKEN": ""}, false},
+		{"too large, too many config strings", "", "c-unchecked-id-7", "mint:unreadable_answer", tooMany, true},
+	}
+	w := newWorld(t, worldParams{})
+	samples := w.provision(len(cases), sandbox.Mix{})
+	adv := newAdversary(t, w)
+	byInstance := map[string]int{}
+	for i, s := range samples {
+		byInstance[s.ID] = i
+	}
+	adv.rewriteMints(func(instanceID string, answer map[string]any) {
+		c := cases[byInstance[instanceID]]
+		answer["credential_id"], answer["config"] = c.id, c.config
+		if c.pad {
+			answer["debug"] = pad
+		}
+	})
+	wk := adv.startWorker(w, &errorLog{})
+
+	for i, s := range samples {
+		c := cases[i]
+		rot := w.rotate(s.ID).Items[0].RotationID
+		info := w.waitTask(tasks.QueueDefault, tasks.RotateTaskID(rot), 30*time.Second)
+		if info.State != asynq.TaskStateArchived || info.Retried != 0 {
+			t.Errorf("%s: rotate task %s after %d retries (%q); want archived at the first run", c.name, info.State, info.Retried, info.LastErr)
+		}
+		r, err := w.store.Rotation(context.Background(), rot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != store.RotationFailed || !strings.Contains(r.Error, "revoke it at the issuer") || r.CredentialID != "" {
+			t.Errorf("%s: rotation %s naming %q (%q); want failed, naming no credential, telling the operator to revoke it at the issuer",
+				c.name, r.State, r.CredentialID, r.Error)
+		}
+		in, err := w.store.Instance(context.Background(), s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.CurrentCredential != s.Provisioned || in.LastErrorCode != c.code {
+			t.Errorf("%s: current %s (want %s), last error code %q (want %q)", c.name, in.CurrentCredential, s.Provisioned, in.LastErrorCode, c.code)
+		}
+		if n := w.sb.Fake.ConfigChanges(s.ID); n != 0 {
+			t.Errorf("%s: %d config changes on Heroku, want none", c.name, n)
+		}
+	}
+	dump, logs := redistest.Dump(t, w.redis), wk.log.String()
+	for _, c := range cases {
+		for _, text := range []string{c.id, c.password} {
+			if text == "" {
+				continue
+			}
+			if strings.Contains(dump, text) {
+				t.Errorf("%s: Redis holds %q", c.name, text)
+			}
+			if strings.Contains(logs, text) {
+				t.Errorf("%s: the worker log holds %q", c.name, text)
+			}
+			for _, task := range w.allTasks() {
+				if strings.Contains(task.LastErr, text) || bytes.Contains(task.Payload, []byte(text)) {
+					t.Errorf("%s: task %s holds %q", c.name, task.ID, text)
+				}
+			}
+		}
 	}
 	if v := w.sb.Checker.Violations(); len(v) > 0 {
 		t.Errorf("invariant violations: %v", v)

@@ -45,6 +45,9 @@ type HTTP struct {
 	pageGone bool
 	// verified reads a 404 to verify (WithVerify).
 	verified verifyHistory
+	// rechecks are the waits before verify asks again about a credential
+	// a 404 says the issuer does not know (WithVerifyRechecks).
+	rechecks []time.Duration
 }
 
 var _ Issuer = (*HTTP)(nil)
@@ -111,7 +114,7 @@ func NewHTTP(baseURL string, key secret.String, opts ...Option) (*HTTP, error) {
 		return nil, errors.New("issuer: signing secret is empty")
 	}
 	h := &HTTP{base: strings.TrimRight(u.String(), "/"), key: key,
-		client: noRedirects(&http.Client{Timeout: defaultTimeout}), now: time.Now}
+		client: noRedirects(&http.Client{Timeout: defaultTimeout}), now: time.Now, rechecks: DefaultVerifyRechecks}
 	for _, opt := range opts {
 		if err := opt(h); err != nil {
 			return nil, fmt.Errorf("issuer: %w", err)
@@ -161,7 +164,9 @@ func (h *HTTP) Mint(ctx context.Context, instanceID, rotationID string) (Credent
 // Verify calls POST {base}/credentials/{id}/verify: 2xx works; 409, 410
 // and 422 say the credential does not work; 404 means unsupported or, by
 // WithVerify's mode, that the issuer does not know the credential, unless
-// it comes as a page (answer.page), which is then retried. A 2xx,
+// it comes as a page (answer.page), which is then retried. A 404 read as
+// "does not know" is asked again after each of WithVerifyRechecks' waits
+// first, and holds only when every answer is the same. A 2xx,
 // 409, 410 or 422 is the issuer's own answer, which WithVerify's memory
 // remembers; a 404 is not, since whatever stands in front of the issuer
 // answers one too.
@@ -170,6 +175,27 @@ func (h *HTTP) Verify(ctx context.Context, instanceID, credentialID string) erro
 	if err != nil {
 		return err
 	}
+	for waits := h.rechecks; ; waits = waits[1:] {
+		err := h.verifyOnce(ctx, u, instanceID, credentialID)
+		var unknown *UnknownCredentialError
+		if !errors.As(err, &unknown) || len(waits) == 0 {
+			return err
+		}
+		// An issuer that answers from replicas may answer from one that
+		// has not yet seen the credential another minted a moment ago:
+		// the 404 is read as "lost" only once it holds after the waits.
+		t := time.NewTimer(waits[0])
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return &Error{Op: "verify", Code: transportCode(ctx.Err())}
+		case <-t.C:
+		}
+	}
+}
+
+// verifyOnce asks the issuer once whether the credential works (Verify).
+func (h *HTTP) verifyOnce(ctx context.Context, u, instanceID, credentialID string) error {
 	a, err := h.do(ctx, "verify", http.MethodPost, u+"/verify", credentialBody(ActionVerify, instanceID, credentialID))
 	switch {
 	case err != nil:
@@ -338,10 +364,38 @@ func mintedAnyway(status int, body io.Reader) error {
 	if !ok2xx(status) {
 		return nil
 	}
-	if id := mintedID(io.LimitReader(body, maxScanBytes)); id != "" {
-		return &UnusableCredentialError{CredentialID: id, Err: &Error{Op: "mint", Status: status, Code: CodeUnreadable}}
+	a := mintedID(io.LimitReader(body, maxScanBytes))
+	if a.id == "" {
+		return nil
 	}
-	return nil
+	return &UnusableCredentialError{CredentialID: a.id, Config: a.config, ConfigUnchecked: a.unchecked,
+		Err: &Error{Op: "mint", Status: status, Code: CodeUnreadable}}
+}
+
+// configStrings are the strings of a config rekey cannot use, at any
+// depth, keys aside: the secrets an id must not hold, whatever the shape
+// they came in.
+func configStrings(raw json.RawMessage) []secret.String {
+	var v any
+	_ = json.Unmarshal(raw, &v) // what does not decode holds no string rekey read
+	var out []secret.String
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			out = append(out, secret.New(v))
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		case map[string]any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	return out
 }
 
 func ok2xx(status int) bool { return status >= 200 && status <= 299 }
@@ -383,10 +437,14 @@ func decodeCredential(status int, body []byte) (Credential, error) {
 	if err := json.Unmarshal(body, &r); err != nil || r.CredentialID == "" {
 		return Credential{}, malformed
 	}
-	unusable := &UnusableCredentialError{CredentialID: r.CredentialID, Err: malformed}
 	var config map[string]string
 	if err := json.Unmarshal(r.Config, &config); err != nil || len(config) == 0 {
-		return Credential{}, unusable
+		return Credential{}, &UnusableCredentialError{CredentialID: r.CredentialID, Config: configStrings(r.Config),
+			Err: malformed}
+	}
+	unusable := &UnusableCredentialError{CredentialID: r.CredentialID, Err: malformed}
+	for _, v := range config {
+		unusable.Config = append(unusable.Config, secret.New(v))
 	}
 	c := Credential{ID: r.CredentialID, Config: make(map[string]secret.String, len(config))}
 	for name, v := range config {

@@ -164,7 +164,8 @@ func scriptedIssuer(t *testing.T, s *scripted, opts ...issuer.Option) *issuer.HT
 	t.Helper()
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	h, err := issuer.NewHTTP(srv.URL, key, append([]issuer.Option{issuer.WithClock(func() time.Time { return now })}, opts...)...)
+	h, err := issuer.NewHTTP(srv.URL, key, append([]issuer.Option{issuer.WithClock(func() time.Time { return now }),
+		issuer.WithVerifyRechecks()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -103,6 +104,30 @@ func WithVerify(mode VerifyMode, mem VerifyMemory) Option {
 			return errors.New("verify mode auto needs a memory of the issuer's verify answers")
 		}
 		h.verified.mode, h.verified.mem = mode, mem
+		return nil
+	}
+}
+
+// DefaultVerifyRechecks are the waits before Verify asks again about a
+// credential a 404 says the issuer does not know: an issuer whose
+// replicas lag a moment behind the one that minted answers 404 for a
+// credential it does hold. Three seconds in all: a replica further behind
+// than that fails the rotation, which then revokes the credential and can
+// be asked for again.
+var DefaultVerifyRechecks = []time.Duration{time.Second, 2 * time.Second}
+
+// WithVerifyRechecks sets the waits before Verify asks again about a
+// credential a 404 says the issuer does not know (UnknownCredentialError),
+// one more request after each; none reads the first such 404 as final.
+// Default: DefaultVerifyRechecks.
+func WithVerifyRechecks(waits ...time.Duration) Option {
+	return func(h *HTTP) error {
+		for _, w := range waits {
+			if w < 0 {
+				return fmt.Errorf("verify recheck wait %s is negative", w)
+			}
+		}
+		h.rechecks = slices.Clone(waits)
 		return nil
 	}
 }

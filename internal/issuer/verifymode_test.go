@@ -88,7 +88,8 @@ func verifyOnce(h *issuer.HTTP) error { return h.Verify(context.Background(), "i
 
 func newVerifier(t *testing.T, s *verifyServer, opts ...issuer.Option) *issuer.HTTP {
 	t.Helper()
-	h, err := issuer.NewHTTP(s.url, key, opts...)
+	// Asks once, unless opts say otherwise (TestVerifyAsksAgainBeforeA404IsFinal).
+	h, err := issuer.NewHTTP(s.url, key, append([]issuer.Option{issuer.WithVerifyRechecks()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,5 +352,140 @@ func TestVerify404PageIsRetriedWhereA404FailsTheRotation(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// replicas answers verify requests in turn with its statuses, the last one
+// from then on, as an issuer whose replicas catch up with the one that
+// minted; a status of 1000 or more is that status as an HTML page.
+type replicas struct {
+	mu       sync.Mutex
+	statuses []int
+	asked    int
+}
+
+func (r *replicas) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	r.mu.Lock()
+	st := r.statuses[min(r.asked, len(r.statuses)-1)]
+	r.asked++
+	r.mu.Unlock()
+	if st >= 1000 {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(st - 1000)
+		_, _ = w.Write([]byte("<html><body>No such app</body></html>"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(st)
+	_, _ = w.Write([]byte(`{"error":"credential_not_found"}`))
+}
+
+func (r *replicas) requests() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.asked
+}
+
+// A 404 that says the issuer does not know the credential it just minted
+// is asked again after each recheck wait before it fails the rotation: an
+// issuer answering from a replica that has not yet seen the mint knows the
+// credential a moment later. Only such a 404 is asked again: not one read
+// as "unsupported", not a page, not any other answer.
+func TestVerifyAsksAgainBeforeA404IsFinal(t *testing.T) {
+	t.Parallel()
+	const page404 = 1000 + http.StatusNotFound
+	answered := now.Add(-time.Hour) // the issuer verified an hour ago
+	waits := issuer.WithVerifyRechecks(time.Millisecond, 5*time.Millisecond)
+	for _, tt := range []struct {
+		name     string
+		mode     issuer.VerifyMode
+		mem      time.Time
+		statuses []int
+		want     string // "ok", "unknown", "unsupported", "transient", "not_found_page"
+		requests int
+	}{
+		{"auto, a replica catches up", issuer.VerifyAuto, answered, []int{404, 404, 204}, "ok", 3},
+		{"auto, lost", issuer.VerifyAuto, answered, []int{404}, "unknown", 3},
+		{"auto, it does not work once found", issuer.VerifyAuto, answered, []int{404, 409}, "permanent", 2},
+		{"auto, then down", issuer.VerifyAuto, answered, []int{404, 503}, "transient", 2},
+		{"required, a replica catches up", issuer.VerifyRequired, time.Time{}, []int{404, 200}, "ok", 2},
+		{"required, lost", issuer.VerifyRequired, time.Time{}, []int{404}, "unknown", 3},
+		{"auto, never verified", issuer.VerifyAuto, time.Time{}, []int{404, 204}, "unsupported", 1},
+		{"optional", issuer.VerifyOptional, answered, []int{404, 204}, "unsupported", 1},
+		{"required, a page", issuer.VerifyRequired, time.Time{}, []int{page404, 204}, "not_found_page", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := &replicas{statuses: tt.statuses}
+			srv := httptest.NewServer(r)
+			t.Cleanup(srv.Close)
+			h, err := issuer.NewHTTP(srv.URL, key, issuer.WithClock(func() time.Time { return now }),
+				issuer.WithVerify(tt.mode, &memory{at: tt.mem}), waits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = verifyOnce(h)
+			var uc *issuer.UnknownCredentialError
+			var ie *issuer.Error
+			ok := false
+			switch tt.want {
+			case "ok":
+				ok = err == nil
+			case "unknown":
+				ok = errors.As(err, &uc) && issuer.IsPermanent(err)
+			case "permanent":
+				ok = errors.As(err, &ie) && ie.Status == http.StatusConflict && issuer.IsPermanent(err)
+			case "transient":
+				ok = errors.As(err, &ie) && ie.Status == http.StatusServiceUnavailable && issuer.IsTransient(err)
+			case "unsupported":
+				ok = errors.Is(err, issuer.ErrVerifyUnsupported)
+			case "not_found_page":
+				ok = errors.As(err, &ie) && ie.Code == issuer.CodeNotFoundPage && issuer.IsTransient(err)
+			}
+			if !ok {
+				t.Errorf("Verify = %v, want %s", err, tt.want)
+			}
+			if n := r.requests(); n != tt.requests {
+				t.Errorf("%d verify requests, want %d", n, tt.requests)
+			}
+		})
+	}
+}
+
+// By default a 404 read as "does not know" is asked again after a second;
+// a context ended during the wait ends it, with an error that is retried.
+func TestVerifyRecheckWaitsByDefaultAndHeedsItsContext(t *testing.T) {
+	t.Parallel()
+	r := &replicas{statuses: []int{404, 204}}
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	h, err := issuer.NewHTTP(srv.URL, key, issuer.WithVerify(issuer.VerifyRequired, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := verifyOnce(h); err != nil || r.requests() != 2 {
+		t.Fatalf("Verify = %v after %d requests, want nil after 2", err, r.requests())
+	}
+	if waited := time.Since(start); waited < issuer.DefaultVerifyRechecks[0] {
+		t.Errorf("asked again after %s, want after %s", waited, issuer.DefaultVerifyRechecks[0])
+	}
+
+	lost := &replicas{statuses: []int{404}}
+	srv = httptest.NewServer(lost)
+	t.Cleanup(srv.Close)
+	h, err = issuer.NewHTTP(srv.URL, key, issuer.WithVerify(issuer.VerifyRequired, nil), issuer.WithVerifyRechecks(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err = h.Verify(ctx, "inst-1", "cred_1")
+	var ie *issuer.Error
+	if !errors.As(err, &ie) || ie.Code != issuer.CodeTimeout || !issuer.IsTransient(err) || lost.requests() != 1 {
+		t.Errorf("Verify with its context ending mid-wait = %v after %d requests, want a transient timeout after 1", err, lost.requests())
+	}
+	if _, err := issuer.NewHTTP(srv.URL, key, issuer.WithVerifyRechecks(time.Second, -time.Second)); err == nil {
+		t.Error("a negative recheck wait was accepted")
 	}
 }

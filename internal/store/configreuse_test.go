@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,7 +99,7 @@ func TestDiscardMintedRecordsItOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if err := s.DiscardMinted(ctx, "inst-d", "rot-d", "k-1", "no config"); err != nil {
+		if err := s.DiscardMinted(ctx, "inst-d", "rot-d", "k-1", "no config", nil); err != nil {
 			t.Fatalf("DiscardMinted: %v", err)
 		}
 	}
@@ -108,13 +110,13 @@ func TestDiscardMintedRecordsItOnce(t *testing.T) {
 	if due := r.Client.ZScore(ctx, revokeDueKey(), "inst-d/k-1").Val(); due == 0 {
 		t.Error("k-1 is not due for revocation")
 	}
-	if err := s.DiscardMinted(ctx, "inst-d", "rot-d", "k-0", "no config"); !errors.Is(err, ErrCredentialReused) {
+	if err := s.DiscardMinted(ctx, "inst-d", "rot-d", "k-0", "no config", nil); !errors.Is(err, ErrCredentialReused) {
 		t.Errorf("DiscardMinted of the current credential's id = %v, want ErrCredentialReused", err)
 	}
 	if cur, _ := s.Credential(ctx, "inst-d", "k-0"); cur.State != CredentialCurrent {
 		t.Errorf("the current credential is %q after a discard named it", cur.State)
 	}
-	if err := s.DiscardMinted(ctx, "inst-d", "rot-d", "..", "no config"); !errors.Is(err, ErrInvalidCredentialID) {
+	if err := s.DiscardMinted(ctx, "inst-d", "rot-d", "..", "no config", nil); !errors.Is(err, ErrInvalidCredentialID) {
 		t.Errorf("DiscardMinted of %q = %v, want ErrInvalidCredentialID", "..", err)
 	}
 }
@@ -283,6 +285,11 @@ func TestSavePendingRefusesAnIDHoldingItsSecret(t *testing.T) {
 		err := s.SavePending(ctx, "inst-s", "rot-s", id, config)
 		if !errors.Is(err, ErrInvalidCredentialID) || strings.Contains(err.Error(), id) {
 			t.Errorf("SavePending(%q) = %v; want ErrInvalidCredentialID, without the id", id, err)
+		}
+		// A config rekey cannot use still holds the secrets the id must not.
+		err = s.DiscardMinted(ctx, "inst-s", "rot-s", id, "no usable config", slices.Collect(maps.Values(config)))
+		if !errors.Is(err, ErrInvalidCredentialID) || strings.Contains(err.Error(), id) {
+			t.Errorf("DiscardMinted(%q) = %v; want ErrInvalidCredentialID, without the id", id, err)
 		}
 		if _, err := s.Credential(ctx, "inst-s", id); !errors.Is(err, ErrNotFound) {
 			t.Errorf("credential %q recorded: %v", id, err)

@@ -146,7 +146,7 @@ func (f *fixture) process(t *testing.T, issuerURL string) process {
 	}
 	p.commands.Store(0)
 	iss, err := issuer.NewHTTP(issuerURL, secret.New("issuer-secret"),
-		issuer.WithVerify(issuer.VerifyAuto, store.New(client, nil)))
+		issuer.WithVerify(issuer.VerifyAuto, store.New(client, nil)), issuer.WithVerifyRechecks())
 	if err != nil {
 		t.Fatal(err)
 	}

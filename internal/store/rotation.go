@@ -166,12 +166,14 @@ func invalidCredentialID(op, id string) error {
 // DiscardMinted records a credential the issuer minted for a rotation but
 // that the rotation cannot use (its config unreadable), as discarded and
 // due for revocation now (I3), with why as its event's detail: the
-// reconcile sweep enqueues its revoke. Repeating it is a no-op. The
-// errors are SavePending's: an id ValidID refuses, or one the instance
-// already uses, records nothing; if the rotation has moved on meanwhile
-// the credential is discarded all the same, and the error is ErrConflict.
-func (s *Store) DiscardMinted(ctx context.Context, instanceID, rotationID, credID, why string) error {
-	if !ValidID(credID) {
+// reconcile sweep enqueues its revoke. config is what could be read of
+// its config's values. Repeating it is a no-op. The errors are
+// SavePending's: an id ValidID refuses, one that holds a secret of config,
+// or one the instance already uses, records nothing; if the rotation has
+// moved on meanwhile the credential is discarded all the same, and the
+// error is ErrConflict.
+func (s *Store) DiscardMinted(ctx context.Context, instanceID, rotationID, credID, why string, config []secret.String) error {
+	if !ValidID(credID) || secret.Holds(credID, config...) {
 		return invalidCredentialID("discard minted", credID)
 	}
 	keys := newSavePendingKeys(instanceID, rotationID, credID)
