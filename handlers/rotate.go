@@ -254,16 +254,17 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 	if errors.As(err, &unusable) {
 		// The issuer minted a credential it gave no usable config, or named
 		// in an answer too large to use: it is discarded, and revoked like
-		// any other (I3), and the rotation ends.
+		// any other (I3), and the rotation ends; unless its id holds a
+		// secret of the config, or cannot be checked for one (I5): then it
+		// is not recorded, as SavePending records no such id, and the
+		// error says to revoke it at the issuer.
 		why := "the issuer's answer gave it no config rekey can use"
 		if unusable.Code() == issuer.CodeUnreadable {
 			why = "the issuer's answer was too large to use"
 		}
 		if unusable.ConfigUnchecked {
-			// Its id could hold one of the config's secrets, which rekey
-			// keeps out of Redis, logs and tasks (I5), as SavePending does.
-			return "", nil, fmt.Errorf("%w: its config was too large to check that the id it names holds none of "+
-				"its secrets: the credential is not recorded, revoke it at the issuer", unusable)
+			return "", nil, fmt.Errorf("%w (%w): its config could not be read whole to check that the id it names holds "+
+				"none of its secrets: the credential is not recorded, revoke it at the issuer", unusable, errIDUnchecked)
 		}
 		err := h.deps.Store.DiscardMinted(ctx, r.p.InstanceID, r.p.RotationID, unusable.CredentialID, why, unusable.Config)
 		if err != nil && !errors.Is(err, store.ErrConflict) {
@@ -333,6 +334,10 @@ func (h *Rotate) fail(ctx context.Context, r *rotation, step string, err error) 
 	return h.end(ctx, r, step, err)
 }
 
+// errIDUnchecked is a credential id named in a mint answer whose config
+// could not be read whole (issuer.UnusableCredentialError.ConfigUnchecked).
+var errIDUnchecked = errors.New("credential id unchecked")
+
 // isPermanent reports whether a step's error will not go away by retrying.
 func isPermanent(err error) bool {
 	var mismatch *ConfigMismatchError
@@ -352,6 +357,8 @@ func failureCode(step string, err error) string {
 	var unusable *issuer.UnusableCredentialError
 	var unknown *issuer.UnknownCredentialError
 	switch {
+	case errors.Is(err, errIDUnchecked):
+		return step + ":unchecked_credential_id"
 	case errors.As(err, &unusable):
 		return step + ":" + unusable.Code()
 	case errors.As(err, &unknown):

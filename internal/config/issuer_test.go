@@ -44,7 +44,7 @@ func TestIssuerVerify(t *testing.T) {
 		if c.IssuerVerify != tt.want {
 			t.Errorf("REKEY_ISSUER_VERIFY=%q read as %q, want %q", tt.value, c.IssuerVerify, tt.want)
 		}
-		h, err := issuer.NewHTTP(srv.URL, secret.New("issuer-secret"), c.IssuerOptions(tt.mem)...)
+		h, err := issuer.NewHTTP(srv.URL, secret.New("issuer-secret"), append(c.IssuerOptions(tt.mem), issuer.WithVerifyRechecks())...)
 		if err != nil {
 			t.Fatal(err)
 		}

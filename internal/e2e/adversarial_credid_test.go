@@ -308,13 +308,14 @@ func TestAdversarialIssuerRevokedConfigUnderANewID(t *testing.T) {
 // recorded (the operator revokes it at the issuer, as the rotation's error
 // says), so the secret reaches no Redis key, task or log line. So is an id
 // whose too large answer holds more config strings than rekey reads (over
-// 64 KiB: Heroku keeps 32 KB of config vars an app): it cannot be checked.
+// 64 KiB: Heroku keeps 32 KB of config vars an app): it cannot be checked
+// (mint:unchecked_credential_id).
 func TestAdversarialIssuerNamesAnUnusableCredentialByItsSecret(t *testing.T) {
 	t.Parallel()
 	pad := strings.Repeat("x", 300<<10)
-	var tooMany = map[string]any{"EMPTY": ""}
-	for i := range 9 {
-		tooMany[fmt.Sprintf("VAR_%d", i)] = strings.Repeat("v", 10<<10)
+	tooMany := map[string]any{}
+	for i := range 2000 {
+		tooMany[fmt.Sprintf("VAR_%04d", i)] = fmt.Sprintf("%040d", i)
 	}
 	cases := []struct {
 		name, password, id, code string
@@ -325,7 +326,7 @@ func TestAdversarialIssuerNamesAnUnusableCredentialByItsSecret(t *testing.T) {
 			map[string]any{"MYADDON_URL": "postgres://u:Zq8xk2Lm9Vb4@db.example.com/d", "PAD": pad}, false},
 		{"a var empty, its password in the id", "Hn3pW7rT5yUe", "c-Hn3pW7rT5yUe", "mint:invalid_credential_id",
 			map[string]any{"MYADDON_URL": "postgres://u:Hn3pW7rT5yUe@db.example.com/d", "MYADDON_TOKEN": ""}, false},
-		{"too large, too many config strings", "", "c-unchecked-id-7", "mint:unreadable_answer", tooMany, true},
+		{"too large, too many config strings", "", "c-unchecked-id-7", "mint:unchecked_credential_id", tooMany, true},
 	}
 	w := newWorld(t, worldParams{})
 	samples := w.provision(len(cases), sandbox.Mix{})

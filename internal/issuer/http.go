@@ -114,7 +114,7 @@ func NewHTTP(baseURL string, key secret.String, opts ...Option) (*HTTP, error) {
 		return nil, errors.New("issuer: signing secret is empty")
 	}
 	h := &HTTP{base: strings.TrimRight(u.String(), "/"), key: key,
-		client: noRedirects(&http.Client{Timeout: defaultTimeout}), now: time.Now, rechecks: DefaultVerifyRechecks}
+		client: noRedirects(&http.Client{Timeout: defaultTimeout}), now: time.Now, rechecks: slices.Clone(DefaultVerifyRechecks)}
 	for _, opt := range opts {
 		if err := opt(h); err != nil {
 			return nil, fmt.Errorf("issuer: %w", err)
@@ -175,8 +175,8 @@ func (h *HTTP) Verify(ctx context.Context, instanceID, credentialID string) erro
 	if err != nil {
 		return err
 	}
-	for waits := h.rechecks; ; waits = waits[1:] {
-		err := h.verifyOnce(ctx, u, instanceID, credentialID)
+	for waits, again := h.rechecks, false; ; waits, again = waits[1:], true {
+		err := h.verifyOnce(ctx, u, instanceID, credentialID, again)
 		var unknown *UnknownCredentialError
 		if !errors.As(err, &unknown) || len(waits) == 0 {
 			return err
@@ -194,8 +194,10 @@ func (h *HTTP) Verify(ctx context.Context, instanceID, credentialID string) erro
 	}
 }
 
-// verifyOnce asks the issuer once whether the credential works (Verify).
-func (h *HTTP) verifyOnce(ctx context.Context, u, instanceID, credentialID string) error {
+// verifyOnce asks the issuer once whether the credential works (Verify);
+// again says the issuer answered 404 for it before, and then a 2xx page
+// is no answer: it is retried, like a 404 page.
+func (h *HTTP) verifyOnce(ctx context.Context, u, instanceID, credentialID string, again bool) error {
 	a, err := h.do(ctx, "verify", http.MethodPost, u+"/verify", credentialBody(ActionVerify, instanceID, credentialID))
 	switch {
 	case err != nil:
@@ -210,6 +212,8 @@ func (h *HTTP) verifyOnce(ctx context.Context, u, instanceID, credentialID strin
 			return &Error{Op: "verify", Status: a.status, Code: CodeNotFoundPage}
 		}
 		return err
+	case ok2xx(a.status) && a.page() && again:
+		return &Error{Op: "verify", Status: a.status, Code: CodePageAnswer}
 	case ok2xx(a.status):
 		// A page (a catch-all route's, a router's) is no verify answer
 		// of the issuer's: it is not remembered as one.
@@ -372,30 +376,23 @@ func mintedAnyway(status int, body io.Reader) error {
 		Err: &Error{Op: "mint", Status: status, Code: CodeUnreadable}}
 }
 
-// configStrings are the strings of a config rekey cannot use, at any
-// depth, keys aside: the secrets an id must not hold, whatever the shape
-// they came in.
-func configStrings(raw json.RawMessage) []secret.String {
-	var v any
-	_ = json.Unmarshal(raw, &v) // what does not decode holds no string rekey read
-	var out []secret.String
-	var walk func(any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case string:
-			out = append(out, secret.New(v))
-		case []any:
-			for _, e := range v {
-				walk(e)
-			}
-		case map[string]any:
-			for _, e := range v {
-				walk(e)
-			}
+// usable reports whether config names at least one var and every var and
+// value is non-empty.
+func usable(config map[string]string) bool {
+	for name, v := range config {
+		if name == "" || v == "" {
+			return false
 		}
 	}
-	walk(v)
-	return out
+	return len(config) > 0
+}
+
+// unusableAnswer is the error for a mint answer, body, that names id but
+// no config rekey can use: the strings of its config, found as for an
+// answer too large to use, so that both paths check the id alike.
+func unusableAnswer(id string, body []byte, err *Error) *UnusableCredentialError {
+	a := mintedID(bytes.NewReader(body))
+	return &UnusableCredentialError{CredentialID: id, Config: a.config, ConfigUnchecked: a.unchecked, Err: err}
 }
 
 func ok2xx(status int) bool { return status >= 200 && status <= 299 }
@@ -438,19 +435,11 @@ func decodeCredential(status int, body []byte) (Credential, error) {
 		return Credential{}, malformed
 	}
 	var config map[string]string
-	if err := json.Unmarshal(r.Config, &config); err != nil || len(config) == 0 {
-		return Credential{}, &UnusableCredentialError{CredentialID: r.CredentialID, Config: configStrings(r.Config),
-			Err: malformed}
-	}
-	unusable := &UnusableCredentialError{CredentialID: r.CredentialID, Err: malformed}
-	for _, v := range config {
-		unusable.Config = append(unusable.Config, secret.New(v))
+	if err := json.Unmarshal(r.Config, &config); err != nil || !usable(config) {
+		return Credential{}, unusableAnswer(r.CredentialID, body, malformed)
 	}
 	c := Credential{ID: r.CredentialID, Config: make(map[string]secret.String, len(config))}
 	for name, v := range config {
-		if name == "" || v == "" {
-			return Credential{}, unusable
-		}
 		c.Config[name] = secret.New(v)
 	}
 	return c, nil

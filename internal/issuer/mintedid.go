@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -20,17 +21,21 @@ const (
 	maxIDBytes  = 1024
 )
 
-// Bounds of what mintedID keeps of the answer's config: its string
-// values, for the caller to check the id against (an id must not hold a
-// secret of its config, store.SavePending). Heroku keeps at most 32 KB of
-// config vars for an app, so a config past maxConfigBytes is no config an
-// issuer means. Of a value longer than maxConfigValue only its first
-// maxConfigValue bytes are kept: no secret an id could hold (128 bytes at
-// most) hides past them, a URL's password included, which comes near its
-// start.
+// Bounds of what mintedID keeps of the answer's config: its strings, for
+// the caller to check the id against (an id must not hold a secret of its
+// config, store.SavePending). Heroku keeps at most 32 KB of config vars
+// for an app, so a config past maxConfigBytes is no config an issuer
+// means; each string counts stringOverhead more, so that many short ones
+// cannot make it large. A string shorter than minSecretBytes is not kept:
+// no such string is a secret secret.Holds looks for (a generated run is
+// longer, and a URL with a password of 8 bytes is too). Of a string longer
+// than maxConfigValue only a URL's scheme and authority, where its
+// password is, are kept, when the authority ends within maxConfigValue.
 const (
 	maxConfigBytes = 64 << 10
 	maxConfigValue = 8 << 10
+	stringOverhead = 32
+	minSecretBytes = 13
 )
 
 // errScan stops mintedID's reading at malformed JSON.
@@ -40,38 +45,45 @@ var errScan = errors.New("not a JSON object")
 type mintAnswer struct {
 	// id is the credential id it names, "" when none.
 	id string
-	// config holds the string values of its config objects, read up to
-	// the point where the reading stopped.
+	// config holds the strings of its config values.
 	config []secret.String
-	// unchecked says the config held more than maxConfigBytes of
-	// strings: config is not all of them.
+	// unchecked says config is not all of them: the reading stopped
+	// before the answer's end (cut short, malformed), or they were past
+	// the bounds.
 	unchecked bool
-	// held is the bytes config holds.
+	// held is what config counts against maxConfigBytes, past it when
+	// strings were dropped for it.
 	held int
+	// last says keepString kept the last string it read.
+	last bool
 }
 
-// mintedID returns the credential id a mint answer names, with the string
-// values of its config, reading r to its end or to the first malformed
-// byte with a fixed buffer, however large the answer or its values:
-// every value other than the id and the config's is read past and
-// dropped, never held. The id is the one decodeCredential would take: the
-// value of the last top-level key that matches "credential_id" ignoring
-// case, as encoding/json matches a struct's field. It is "" when that
-// value is no string or too long to be an id, when the answer names no id,
-// or when it is not a JSON object. An answer cut short (r ends) gives the
-// id named before the cut. The config is every top-level key matching
-// "config" the same way, when it is an object: its string values at any
-// depth, within the bounds above (unchecked says when they were passed).
+// mintedID returns the credential id a mint answer names, with the strings
+// of its config, reading r to its end or to the first malformed byte with
+// a fixed buffer, however large the answer or its values: every value
+// other than the id and the config is read past and dropped, never held.
+// The id is the one decodeCredential would take: the value of the last
+// top-level key that matches "credential_id" ignoring case, as
+// encoding/json matches a struct's field. It is "" when that value is no
+// string or too long to be an id, when the answer names no id, or when it
+// is not a JSON object. An answer cut short (r ends) gives the id named
+// before the cut. The config is the value of every top-level key matching
+// "config" the same way, whatever its kind: its strings at any depth, keys
+// aside, within the bounds above.
 func mintedID(r io.Reader) mintAnswer {
 	s := &jsonScanner{r: bufio.NewReaderSize(r, 16<<10)}
-	var a mintAnswer
+	a := mintAnswer{unchecked: true} // until the closing brace is read
 	if c, err := s.next(); err != nil || c != '{' {
 		return a
 	}
-	for {
+	for first := true; ; first = false {
 		c, err := s.next()
+		if c == '}' && first && err == nil {
+			a.unchecked = false
+			return a
+		}
 		if err != nil || c != '"' {
-			return a // '}', the end of the answer, or malformed
+			return a // the end of the answer, or malformed
 		}
 		key, err := s.topKey()
 		if err != nil {
@@ -85,7 +97,7 @@ func mintedID(r io.Reader) mintAnswer {
 			return a
 		}
 		switch {
-		case key == keyConfig && c == '{':
+		case key == keyConfig:
 			err = s.keepConfig(c, &a)
 		case key != keyID:
 			err = s.skip(c)
@@ -107,38 +119,42 @@ func mintedID(r io.Reader) mintAnswer {
 		if err != nil {
 			return a
 		}
-		if c, err := s.next(); err != nil || c != ',' {
+		c, err = s.next()
+		if err == nil && c == '}' {
+			a.unchecked = a.held > maxConfigBytes
+			return a
+		}
+		if err != nil || c != ',' {
 			return a
 		}
 	}
 }
 
 // keepConfig reads past one value whose first byte, c, was read, as skip
-// does, keeping its strings other than object keys in a's config, within
-// the bounds.
+// does, keeping its strings other than object keys in a's config.
 func (s *jsonScanner) keepConfig(c byte, a *mintAnswer) error {
+	switch c {
+	case '"':
+		return s.keepString(a)
+	case '{', '[':
+	default:
+		return s.skip(c) // a literal
+	}
 	depth := 0
 	for {
 		switch {
 		case c == '"':
-			// Past the bound the rest is read as skip reads it.
-			var v string
-			var err error
-			if a.unchecked {
-				err = s.skipStr()
-			} else {
-				v, err = s.prefix(maxConfigValue)
-			}
-			if err != nil {
+			if err := s.keepString(a); err != nil {
 				return err
 			}
-			// A string followed by ':' is a key.
+			// A string followed by ':' is a key, which keepString kept:
+			// it is dropped.
 			n, err := s.next()
 			if err != nil {
 				return err
 			}
-			if n != ':' && !a.unchecked {
-				a.keep(v)
+			if n == ':' {
+				a.unkeep()
 			}
 			c = n
 			continue
@@ -160,15 +176,49 @@ func (s *jsonScanner) keepConfig(c byte, a *mintAnswer) error {
 	}
 }
 
-// keep adds a config string to a, or marks a unchecked when it is past
-// maxConfigBytes.
-func (a *mintAnswer) keep(v string) {
-	if a.held+len(v) > maxConfigBytes {
-		a.unchecked = true
-		return
+// keepString reads a string whose opening quote was read and keeps it in
+// a's config, as the bounds allow; past them it is read and dropped.
+func (s *jsonScanner) keepString(a *mintAnswer) error {
+	a.last = false
+	if a.held > maxConfigBytes {
+		return s.skipStr()
 	}
-	a.held += len(v)
-	a.config = append(a.config, secret.New(v))
+	v, cut, err := s.prefix(maxConfigValue)
+	if err != nil {
+		return err
+	}
+	if cut {
+		// Only a URL's scheme and authority: its password, if any, is there.
+		scheme := strings.Index(v, "://")
+		if scheme < 0 {
+			return nil
+		}
+		end := strings.IndexAny(v[scheme+3:], "/?#")
+		if end < 0 {
+			// An authority past maxConfigValue: its password, if any, is
+			// longer than any id (ValidID: 128 bytes), or comes after a
+			// user or host of kilobytes, which no issuer means.
+			return nil
+		}
+		v = v[:scheme+3+end]
+	}
+	if len(v) < minSecretBytes {
+		return nil
+	}
+	a.held += len(v) + stringOverhead
+	if a.held <= maxConfigBytes {
+		a.config, a.last = append(a.config, secret.New(v)), true
+	}
+	return nil
+}
+
+// unkeep drops the string keepString kept last, if it kept it.
+func (a *mintAnswer) unkeep() {
+	if a.last {
+		v := a.config[len(a.config)-1]
+		a.config, a.last = a.config[:len(a.config)-1], false
+		a.held -= len(v.Reveal()) + stringOverhead
+	}
 }
 
 // jsonScanner reads JSON tokens one byte at a time; key holds the key
@@ -176,7 +226,7 @@ func (a *mintAnswer) keep(v string) {
 type jsonScanner struct {
 	r   *bufio.Reader
 	key [maxKeyBytes]byte
-	// buf is prefix's, kept from one string to the next.
+	// buf is str's and prefix's, kept from one string to the next.
 	buf []byte
 }
 
@@ -260,15 +310,15 @@ func unquote(raw []byte, cut bool) (string, error) {
 // quote, and returns it decoded when it holds at most limit bytes as
 // written (fits false otherwise, and "" for it).
 func (s *jsonScanner) str(limit int) (v string, fits bool, err error) {
-	raw := make([]byte, 1, limit+2) // the quotes and limit bytes between
-	raw[0] = '"'
+	raw := append(s.buf[:0], '"') // the quotes and limit bytes between
+	defer func() { s.buf = raw[:0] }()
 	over, escaped := false, false
 	for {
 		c, err := s.r.ReadByte()
 		if err != nil {
 			return "", false, err
 		}
-		if len(raw) < cap(raw) {
+		if len(raw) < limit+2 {
 			raw = append(raw, c)
 		} else {
 			over = true
@@ -281,6 +331,9 @@ func (s *jsonScanner) str(limit int) (v string, fits bool, err error) {
 		case c == '"' && over:
 			return "", false, nil
 		case c == '"':
+			if body := raw[1 : len(raw)-1]; bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) && !hasControl(body) {
+				return string(body), true, nil
+			}
 			if json.Unmarshal(raw, &v) != nil {
 				return "", false, errScan
 			}
@@ -290,16 +343,18 @@ func (s *jsonScanner) str(limit int) (v string, fits bool, err error) {
 }
 
 // prefix reads a string whose opening quote was read, up to its closing
-// quote, and returns it decoded, cut to about limit bytes as written: an
-// escape the cut splits is left out.
-func (s *jsonScanner) prefix(limit int) (string, error) {
+// quote, and returns it decoded, cut to about limit bytes as written (cut
+// says so): an escape the cut splits is left out. A string that does not
+// decode is returned as written, so that the reading goes on past it, as
+// skipStr's does.
+func (s *jsonScanner) prefix(limit int) (v string, cut bool, err error) {
 	raw := append(s.buf[:0], '"')
 	defer func() { s.buf = raw[:0] }()
 	escaped := false
 	for {
 		c, err := s.r.ReadByte()
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		switch {
 		case escaped:
@@ -307,28 +362,31 @@ func (s *jsonScanner) prefix(limit int) (string, error) {
 		case c == '\\':
 			escaped = true
 		case c == '"':
-			return decodePrefix(raw)
+			return decodePrefix(raw, cut), cut, nil
 		}
 		if len(raw) < limit+1 {
 			raw = append(raw, c)
+		} else {
+			cut = true
 		}
 	}
 }
 
-// decodePrefix decodes raw, a JSON string's opening quote and its first
-// bytes as written; the bytes of an escape cut short at its end (at most
-// twelve, a surrogate pair's) are dropped.
-func decodePrefix(raw []byte) (string, error) {
+// decodePrefix decodes raw, a JSON string's opening quote and its bytes as
+// written, or its first bytes when cut: then the bytes of an escape cut
+// short at its end (at most twelve, a surrogate pair's) are dropped. What
+// does not decode is returned as written.
+func decodePrefix(raw []byte, cut bool) string {
 	if bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) && !hasControl(raw) {
-		return string(raw[1:]), nil
+		return string(raw[1:])
 	}
 	var v string
-	for cut := 0; cut <= 12 && cut < len(raw); cut++ {
-		if json.Unmarshal(append(raw[:len(raw)-cut:len(raw)-cut], '"'), &v) == nil {
-			return v, nil
+	for n := len(raw); n > 1 && (n == len(raw) || (cut && n >= len(raw)-12)); n-- {
+		if json.Unmarshal(append(raw[:n:n], '"'), &v) == nil {
+			return v
 		}
 	}
-	return "", errScan
+	return string(raw[1:])
 }
 
 // hasControl reports whether raw holds a byte JSON does not allow

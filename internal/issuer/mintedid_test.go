@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"testing"
 
@@ -38,16 +37,17 @@ func FuzzMintedID(f *testing.F) {
 		if json.Unmarshal([]byte(answer), &r) != nil || len(r.CredentialID) > 128 {
 			return
 		}
-		// Every string of the config encoding/json reads, short enough to
-		// be kept whole, is among those mintedID kept.
-		if _, isObject := r.Config.(map[string]any); isObject && !a.unchecked {
+		// Every string of the config encoding/json reads (the last
+		// "config"), of a length mintedID keeps whole, is among those it
+		// kept; and it kept them all only if it read to the answer's end.
+		if !a.unchecked {
 			kept := map[string]bool{}
 			for _, v := range a.config {
 				kept[v.Reveal()] = true
 			}
-			for _, v := range configStrings(mustJSON(t, r.Config)) {
-				if len(v.Reveal()) <= 1024 && !kept[v.Reveal()] {
-					t.Fatalf("mintedID(%q) did not keep the config string %q", answer, v.Reveal())
+			for _, v := range stringsOf(r.Config) {
+				if len(v) >= minSecretBytes && len(v) <= 1024 && !kept[v] {
+					t.Fatalf("mintedID(%q) did not keep the config string %q", answer, v)
 				}
 			}
 		}
@@ -62,16 +62,18 @@ func FuzzMintedID(f *testing.F) {
 
 // BenchmarkMintedID reads a 1 MiB mint answer of the kinds a broken issuer
 // sends, its id last: what it allocates does not grow with the answer
-// past the config strings it keeps (64 KiB of them at most, about 0.6 MB
-// with their headers when they are thousands of short ones).
+// past the config strings it keeps (64 KiB of them at most, counting 32
+// bytes for each).
 func BenchmarkMintedID(b *testing.B) {
 	pad := func(unit string) string { return strings.Repeat(unit, (maxScanBytes-64)/len(unit)) }
 	for _, c := range []struct{ name, answer string }{
 		{"one long value", `{"config":{"MYADDON_URL":"` + pad("p") + `"},"credential_id":"cred_1"}`},
-		{"many config values", `{"config":{` + strings.TrimSuffix(pad(`"a":"v1234567",`), ",") + `},"credential_id":"cred_1"}`},
+		{"many config values", `{"config":{` + strings.TrimSuffix(pad(`"a":"v1234567890123",`), ",") + `},"credential_id":"cred_1"}`},
+		{"many empty config values", `{"config":[` + strings.TrimSuffix(pad(`"",`), ",") + `],"credential_id":"cred_1"}`},
+		{"many repeated ids", `{` + pad(`"credential_id":"a",`) + `"credential_id":"cred_1"}`},
 		{"many small fields", `{"x":{` + strings.TrimSuffix(pad(`"a":0,`), ",") + `},"credential_id":"cred_1"}`},
 		{"many top-level keys", `{` + pad(`"a":0,`) + `"credential_id":"cred_1"}`},
-		{"many escaped top-level keys", `{` + pad(`"a":0,`) + `"credential_id":"cred_1"}`},
+		{"many escaped top-level keys", `{` + pad(`"\u0061":0,`) + `"credential_id":"cred_1"}`},
 		{"deep nesting", `{"x":` + pad("[") + `}`},
 	} {
 		b.Run(c.name, func(b *testing.B) {
@@ -84,54 +86,92 @@ func BenchmarkMintedID(b *testing.B) {
 	}
 }
 
-func mustJSON(t *testing.T, v any) json.RawMessage {
-	t.Helper()
-	raw, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
+// stringsOf is every string of v, as encoding/json decodes a value, keys
+// aside.
+func stringsOf(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		var out []string
+		for _, e := range v {
+			out = append(out, stringsOf(e)...)
+		}
+		return out
+	case map[string]any:
+		var out []string
+		for _, e := range v {
+			out = append(out, stringsOf(e)...)
+		}
+		return out
 	}
-	return raw
+	return nil
 }
 
-// mintedID keeps the config's strings, at any depth, keys aside, so that
-// the id can be checked against them; of a long one only its start, where
-// a URL's password is; past 64 KiB of them it says they are not all kept.
+// mintedID keeps the config's strings, whatever the config's kind, at any
+// depth, keys aside, when they are long enough to be a secret an id could
+// hold; of a long one only a URL's scheme and authority, where its
+// password is. It says they are not all kept when they are more than
+// 64 KiB, or when the reading stopped before the answer's end.
 func TestMintedIDKeepsTheConfigStrings(t *testing.T) {
 	t.Parallel()
-	long := "postgres:\\/\\/u:pw123456@db.example.com\\/d?" + strings.Repeat("q", 20<<10)
-	var many []string // nine values of 10 KiB, kept as 8 KiB each: the ninth is past 64 KiB
-	for i := range 9 {
-		many = append(many, fmt.Sprintf(`"A%d":"%s"`, i, strings.Repeat("v", 10<<10)))
+	const v1, v2, v3 = "value-number-1", "value-number-2", "value-number-3"
+	longURL := `postgres:\/\/u:pw123456@db.example.com\/d?` + strings.Repeat("q", 20<<10)
+	escapedPath := `postgres://u:Zq8xk2Lm9Vb4@h/` + strings.Repeat("%41", 2800)
+	var many []string // 1,000 strings of 40 bytes, 72 bytes each counted: past 64 KiB
+	for i := range 1000 {
+		many = append(many, fmt.Sprintf(`"%040d"`, i))
 	}
+	tiny := `{"config":[` + strings.Repeat(`"",`, 300<<10) + `""],"credential_id":"cred_1"}`
 	for _, tc := range []struct {
 		name, answer string
 		want         []string
 		unchecked    bool
 	}{
-		{"nested", `{"credential_id":"c","config":{"A":"x1","B":{"n":["y2",3,true]},"C":null},"other":"z"}`, []string{"x1", "y2"}, false},
-		{"after the id, any case", `{"credential_id":"c","Config":{"A":"x1"}}`, []string{"x1"}, false},
-		{"escaped", `{"config":{"A":"postgres:\/\/u:p\u0040ss@h"}}`, []string{"postgres://u:p@ss@h"}, false},
-		{"not an object", `{"config":"x1","credential_id":"c"}`, nil, false},
-		{"two configs", `{"config":{"A":"x1"},"config":{"A":"x2"}}`, []string{"x1", "x2"}, false},
-		{"long", `{"config":{"A":"` + long + `"}}`, nil, false},
-		{"too many", `{"config":{` + strings.Join(many, ",") + `}}`, slices.Repeat([]string{strings.Repeat("v", 8<<10)}, 8), true},
+		{"nested", `{"credential_id":"c","config":{"A":"` + v1 + `","B":{"n":["` + v2 + `",3,true]},"C":null,"D":"short"},"other":"` + v3 + `"}`,
+			[]string{v1, v2}, false},
+		{"after the id, any case", `{"credential_id":"c","Config":{"A":"` + v1 + `"}}`, []string{v1}, false},
+		{"escaped", `{"config":{"A":"postgres:\/\/u:p\u0040ss@host"}}`, []string{"postgres://u:p@ss@host"}, false},
+		{"a string", `{"config":"` + v1 + `","credential_id":"c"}`, []string{v1}, false},
+		{"an array", `{"config":["` + v1 + `",{"k":"` + v2 + `"}]}`, []string{v1, v2}, false},
+		{"a literal", `{"config":12345678901234567,"credential_id":"c"}`, nil, false},
+		{"keys dropped", `{"config":{"a-very-long-key-name-here":"short"}}`, nil, false},
+		{"two configs", `{"config":{"A":"` + v1 + `"},"config":null,"config":{"A":"` + v2 + `"}}`, []string{v1, v2}, false},
+		{"a long URL", `{"config":{"A":"` + longURL + `"}}`, []string{"postgres://u:pw123456@db.example.com"}, false},
+		{"a long URL, escapes in its path", `{"config":{"A":"` + escapedPath + `"}}`, []string{"postgres://u:Zq8xk2Lm9Vb4@h"}, false},
+		{"a long URL, authority past the bound", `{"config":{"A":"postgres://u:` + strings.Repeat("p", 9<<10) + `@h/"}}`, nil, false},
+		{"a long value", `{"config":{"A":"` + strings.Repeat("v1", 5<<10) + `"}}`, nil, false},
+		{"too many", `{"config":[` + strings.Join(many, ",") + `]}`, nil, true},
+		{"cut short", `{"credential_id":"c","config":{"A":"` + v1 + `"`, []string{v1}, true},
+		{"malformed after", `{"credential_id":"c","config":{"A":"` + v1 + `"},"x": ],"config":{"A":"` + v2 + `"}}`, []string{v1}, true},
+		{"a string that does not decode", `{"config":{"NOTE":"a\qbbbbbbbbbbbbbbbb","A":"` + v1 + `"},"credential_id":"cred_1"}`,
+			[]string{`a\qbbbbbbbbbbbbbbbb`, v1}, false},
+		{"an empty object", `{}`, nil, false},
 	} {
 		a := mintedID(strings.NewReader(tc.answer))
 		var got []string
 		for _, v := range a.config {
 			got = append(got, v.Reveal())
 		}
-		if tc.name == "long" {
-			if len(got) != 1 || len(got[0]) > maxConfigValue || !strings.HasPrefix(got[0], "postgres://u:pw123456@db.example.com/d?") ||
-				!secret.Holds("cred-pw123456", a.config...) || a.unchecked {
-				t.Errorf("%s: kept %d strings (%d bytes), unchecked %v; want the URL's start, its password seen", tc.name, len(got),
-					len(strings.Join(got, "")), a.unchecked)
+		if tc.name == "too many" {
+			if want := maxConfigBytes / (40 + stringOverhead); len(got) != want {
+				t.Errorf("%s: kept %d strings, want %d", tc.name, len(got), want)
 			}
-			continue
+			got = nil
 		}
 		if strings.Join(got, "|") != strings.Join(tc.want, "|") || a.unchecked != tc.unchecked {
-			t.Errorf("%s: kept %.40q, unchecked %v; want %.40q, %v", tc.name, got, a.unchecked, tc.want, tc.unchecked)
+			t.Errorf("%s: kept %.80q, unchecked %v; want %.80q, %v", tc.name, got, a.unchecked, tc.want, tc.unchecked)
 		}
+	}
+	if a := mintedID(strings.NewReader(`{"config":{"A":"` + escapedPath + `"}}`)); !secret.Holds("cred-Zq8xk2Lm9Vb4", a.config...) {
+		t.Error("the password of a long URL with escapes in its path is not seen")
+	}
+	if a := mintedID(io.LimitReader(strings.NewReader(`{"credential_id":"cred_1","debug":"`+strings.Repeat("x", maxScanBytes)+
+		`","config":{"A":"`+v1+`"}}`), maxScanBytes)); a.id != "cred_1" || !a.unchecked {
+		t.Errorf("config past the scanned 1 MiB: id %q, unchecked %v; want cred_1, unchecked", a.id, a.unchecked)
+	}
+	if a := mintedID(strings.NewReader(tiny)); len(a.config) != 0 || a.unchecked || a.id != "cred_1" {
+		t.Errorf("300 Ki empty strings: kept %d, unchecked %v, id %q; want none kept, cred_1", len(a.config), a.unchecked, a.id)
 	}
 }
 

@@ -401,7 +401,7 @@ func TestVerifyAsksAgainBeforeA404IsFinal(t *testing.T) {
 		mode     issuer.VerifyMode
 		mem      time.Time
 		statuses []int
-		want     string // "ok", "unknown", "unsupported", "transient", "not_found_page"
+		want     string // "ok", "unknown", "permanent", "unsupported", "transient", "not_found_page", "page_answer"
 		requests int
 	}{
 		{"auto, a replica catches up", issuer.VerifyAuto, answered, []int{404, 404, 204}, "ok", 3},
@@ -413,6 +413,9 @@ func TestVerifyAsksAgainBeforeA404IsFinal(t *testing.T) {
 		{"auto, never verified", issuer.VerifyAuto, time.Time{}, []int{404, 204}, "unsupported", 1},
 		{"optional", issuer.VerifyOptional, answered, []int{404, 204}, "unsupported", 1},
 		{"required, a page", issuer.VerifyRequired, time.Time{}, []int{page404, 204}, "not_found_page", 1},
+		// A catch-all page answering 200 after the issuer's 404 is no
+		// word that the credential works.
+		{"auto, then a 2xx page", issuer.VerifyAuto, answered, []int{404, 1200}, "page_answer", 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -441,6 +444,8 @@ func TestVerifyAsksAgainBeforeA404IsFinal(t *testing.T) {
 				ok = errors.Is(err, issuer.ErrVerifyUnsupported)
 			case "not_found_page":
 				ok = errors.As(err, &ie) && ie.Code == issuer.CodeNotFoundPage && issuer.IsTransient(err)
+			case "page_answer":
+				ok = errors.As(err, &ie) && ie.Code == issuer.CodePageAnswer && issuer.IsTransient(err)
 			}
 			if !ok {
 				t.Errorf("Verify = %v, want %s", err, tt.want)
