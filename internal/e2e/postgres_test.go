@@ -47,7 +47,11 @@ const pgGrace = 3 * time.Second
 // no login and no query fails, every old role is dropped after its grace,
 // no role is left behind, the new roles keep the data and privileges of
 // the old ones, and no password reaches a log, a task or Redis in clear.
+// It runs beside the other end-to-end tests: most of its time is waiting
+// (for asynq's recoverer after the SIGKILL, for graces), and its apps log
+// in a few tens of times a second.
 func TestPostgresFleet(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	w := newWorld(t, worldParams{fake: []herokufake.Option{herokufake.WithLatency(100 * time.Millisecond)}})
 	began := time.Now()
@@ -160,7 +164,7 @@ func newPGFleet(t *testing.T, w *world) *pgFleet {
 	for k, v := range map[string]string{"REKEY_ISSUER": "postgres", "REKEY_POSTGRES_SERVERS": `{"main":"` + srv.ServerURL + `"}`,
 		"REKEY_POSTGRES_KEY": base64.StdEncoding.EncodeToString(key), "REKEY_GRACE": pgGrace.String(),
 		"REKEY_PRIVATE_SPACE_GRACE": pgGrace.String(), "REKEY_HEROKU_RATE": "1000000", "REKEY_LOG_LEVEL": "info",
-		"REKEY_CONCURRENCY": "10", "REKEY_HOLD_QUIET": "2s", "REKEY_HOLD_RECHECK": "1s"} {
+		"REKEY_CONCURRENCY": "40", "REKEY_HOLD_QUIET": "2s", "REKEY_HOLD_RECHECK": "1s"} {
 		f.env[k] = v
 	}
 	f.createDatabases()
