@@ -130,52 +130,6 @@ func mintedID(r io.Reader) mintAnswer {
 	}
 }
 
-// keepConfig reads past one value whose first byte, c, was read, as skip
-// does, keeping its strings other than object keys in a's config.
-func (s *jsonScanner) keepConfig(c byte, a *mintAnswer) error {
-	switch c {
-	case '"':
-		return s.keepString(a)
-	case '{', '[':
-	default:
-		return s.skip(c) // a literal
-	}
-	depth := 0
-	for {
-		switch {
-		case c == '"':
-			if err := s.keepString(a); err != nil {
-				return err
-			}
-			// A string followed by ':' is a key, which keepString kept:
-			// it is dropped.
-			n, err := s.next()
-			if err != nil {
-				return err
-			}
-			if n == ':' {
-				a.unkeep()
-			}
-			c = n
-			continue
-		case c == '{' || c == '[':
-			depth++
-		case c == '}' || c == ']':
-			depth--
-			if depth < 0 {
-				return errScan
-			}
-			if depth == 0 {
-				return nil
-			}
-		}
-		var err error
-		if c, err = s.r.ReadByte(); err != nil {
-			return err
-		}
-	}
-}
-
 // keepString reads a string whose opening quote was read and keeps it in
 // a's config, as the bounds allow; past them it is read and dropped.
 func (s *jsonScanner) keepString(a *mintAnswer) error {
@@ -422,13 +376,34 @@ func (s *jsonScanner) skipStr() error {
 // skip reads past one value whose first byte, c, was read: a string, an
 // object or an array (strings within them read as such), or a literal,
 // up to the byte after it, which it leaves unread.
-func (s *jsonScanner) skip(c byte) error {
+func (s *jsonScanner) skip(c byte) error { return s.walk(c, nil) }
+
+// keepConfig reads past one value whose first byte, c, was read, as skip
+// does, keeping its strings other than object keys in a's config.
+func (s *jsonScanner) keepConfig(c byte, a *mintAnswer) error { return s.walk(c, a) }
+
+// walk is skip, keeping the value's strings other than object keys in a
+// when a is not nil.
+func (s *jsonScanner) walk(c byte, a *mintAnswer) error {
 	depth := 0
 	for {
 		switch {
 		case c == '"':
-			if err := s.skipStr(); err != nil {
+			if err := s.readString(a); err != nil || depth == 0 {
 				return err
+			}
+			if a != nil {
+				// A string followed by ':' is a key, which readString
+				// kept: it is dropped.
+				n, err := s.next()
+				if err != nil {
+					return err
+				}
+				if n == ':' {
+					a.unkeep()
+				}
+				c = n
+				continue
 			}
 		case c == '{' || c == '[':
 			depth++
@@ -437,13 +412,12 @@ func (s *jsonScanner) skip(c byte) error {
 			if depth < 0 {
 				return errScan
 			}
+			if depth == 0 {
+				return nil // the end of the object or array
+			}
 		case depth == 0 && (c == ',' || c == ':'):
 			return errScan
-		}
-		if depth == 0 && c != '{' && c != '[' {
-			if c == '"' || c == '}' || c == ']' {
-				return nil // a string, or the end of the object or array
-			}
+		case depth == 0:
 			// A literal: read on to the byte after it.
 			for {
 				b, err := s.r.ReadByte()
@@ -460,4 +434,13 @@ func (s *jsonScanner) skip(c byte) error {
 			return err
 		}
 	}
+}
+
+// readString reads a string whose opening quote was read: kept in a by
+// keepString, or skipped when a is nil.
+func (s *jsonScanner) readString(a *mintAnswer) error {
+	if a == nil {
+		return s.skipStr()
+	}
+	return s.keepString(a)
 }
