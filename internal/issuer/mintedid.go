@@ -220,11 +220,11 @@ func (s *jsonScanner) topKey() (int, error) {
 		case c == '"':
 			raw := s.key[:min(n, len(s.key))]
 			if !plain {
-				v, err := unquote(raw, n > len(s.key))
+				v, err := unquote(raw, n > len(s.key), s.key[:0])
 				if err != nil {
 					return keyOther, err
 				}
-				raw, n = []byte(v), len(v)
+				raw, n = v, len(v)
 			}
 			switch {
 			case n == len(idKeyName) && bytes.EqualFold(raw, idKeyName):
@@ -247,17 +247,65 @@ var (
 	configKeyName = []byte("config")
 )
 
-// unquote decodes the JSON string body raw; a body cut at the buffer's end
-// (cut) is none mintedID looks for.
-func unquote(raw []byte, cut bool) (string, error) {
+// unquote decodes the JSON string body raw into dst, which may be raw
+// itself (decoding never lengthens it), without allocating; a body cut at
+// the buffer's end (cut) is none mintedID looks for, and nor is one with a
+// letter past ASCII: the keys it looks for are ASCII, and no other letter
+// folds to one of theirs (encoding/json folds K and ſ to k and s, which
+// neither holds). An escape JSON does not allow is errScan, as it is for
+// encoding/json.
+func unquote(raw []byte, cut bool, dst []byte) ([]byte, error) {
 	if cut {
-		return "", nil
+		return nil, nil
 	}
-	var v string
-	if json.Unmarshal(append(append([]byte{'"'}, raw...), '"'), &v) != nil {
-		return "", errScan
+	ascii := true
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c < 0x20:
+			return nil, errScan
+		case c >= 0x80:
+			ascii = false
+		case c == '\\':
+			if i+1 >= len(raw) {
+				return nil, errScan
+			}
+			i++
+			switch raw[i] {
+			case '"', '\\', '/':
+				c = raw[i]
+			case 'b', 'f', 'n', 'r', 't':
+				c = 0 // no letter of the keys
+			case 'u':
+				if i+4 >= len(raw) {
+					return nil, errScan
+				}
+				r := 0
+				for _, h := range raw[i+1 : i+5] {
+					switch {
+					case h >= '0' && h <= '9':
+						r = r<<4 | int(h-'0')
+					case h|0x20 >= 'a' && h|0x20 <= 'f':
+						r = r<<4 | int(h|0x20-'a'+10)
+					default:
+						return nil, errScan
+					}
+				}
+				i += 4
+				if r >= 0x80 {
+					ascii = false
+				}
+				c = byte(r)
+			default:
+				return nil, errScan
+			}
+		}
+		dst = append(dst, c)
 	}
-	return v, nil
+	if !ascii {
+		return nil, nil
+	}
+	return dst, nil
 }
 
 // str reads a string whose opening quote was read, up to its closing

@@ -23,6 +23,8 @@ func FuzzMintedID(f *testing.F) {
 		`{"a":-1.5e3,"b":[[],{}],"credential_id":"after literals"}`,
 		`[{"credential_id":"in an array"}]`,
 		`{"credential_id":7}`,
+		`{"CREDENTIA\u004C_ID":"escaped upper","\u212Aey":1,"c\u00f6nfig":{"A":"value-number-1"}}`,
+		`{"cred\qential_id":"a bad escape"}`,
 		`{"config":{"A":["x",{"B":"y\u00e9"}],"C":1,"D":"postgres:\/\/u:p@h"},"credential_id":"c"}`,
 	} {
 		f.Add(seed)
@@ -62,7 +64,7 @@ func FuzzMintedID(f *testing.F) {
 
 // BenchmarkMintedID reads a 1 MiB mint answer of the kinds a broken issuer
 // sends, its id last: what it allocates does not grow with the answer
-// past the config strings it keeps (64 KiB of them at most, counting 32
+// beyond the config strings it keeps (64 KiB of them at most, counting 32
 // bytes for each).
 func BenchmarkMintedID(b *testing.B) {
 	pad := func(unit string) string { return strings.Repeat(unit, (maxScanBytes-64)/len(unit)) }
