@@ -309,7 +309,8 @@ func TestAdversarialIssuerRevokedConfigUnderANewID(t *testing.T) {
 // says), so the secret reaches no Redis key, task or log line. So is an id
 // whose too large answer holds more config strings than rekey reads (over
 // 64 KiB: Heroku keeps 32 KB of config vars an app): it cannot be checked
-// (mint:unchecked_credential_id).
+// (mint:unchecked_credential_id). And so is an id that holds the password
+// of a URL given as a var's name, names and values swapped.
 func TestAdversarialIssuerNamesAnUnusableCredentialByItsSecret(t *testing.T) {
 	t.Parallel()
 	pad := strings.Repeat("x", 300<<10)
@@ -327,6 +328,8 @@ func TestAdversarialIssuerNamesAnUnusableCredentialByItsSecret(t *testing.T) {
 		{"a var empty, its password in the id", "Hn3pW7rT5yUe", "c-Hn3pW7rT5yUe", "mint:invalid_credential_id",
 			map[string]any{"MYADDON_URL": "postgres://u:Hn3pW7rT5yUe@db.example.com/d", "MYADDON_TOKEN": ""}, false},
 		{"too large, too many config strings", "", "c-unchecked-id-7", "mint:unchecked_credential_id", tooMany, true},
+		{"names and values swapped, the password in the id", "Rt6yHb2nWq9z", "c-Rt6yHb2nWq9z", "mint:invalid_credential_id",
+			map[string]any{"postgres://u:Rt6yHb2nWq9z@db.example.com/d": "MYADDON_URL"}, false},
 	}
 	w := newWorld(t, worldParams{})
 	samples := w.provision(len(cases), sandbox.Mix{})

@@ -45,7 +45,7 @@ var errScan = errors.New("not a JSON object")
 type mintAnswer struct {
 	// id is the credential id it names, "" when none.
 	id string
-	// config holds the strings of its config values.
+	// config holds the strings of its config, names and values.
 	config []secret.String
 	// unchecked says config is not all of them: the reading stopped
 	// before the answer's end (cut short, malformed), or they were past
@@ -54,8 +54,6 @@ type mintAnswer struct {
 	// held is what config counts against maxConfigBytes, past it when
 	// strings were dropped for it.
 	held int
-	// last says keepString kept the last string it read.
-	last bool
 }
 
 // mintedID returns the credential id a mint answer names, with the strings
@@ -69,7 +67,7 @@ type mintAnswer struct {
 // is not a JSON object. An answer cut short (r ends) gives the id named
 // before the cut. The config is the value of every top-level key matching
 // "config" the same way, whatever its kind: its strings at any depth, keys
-// aside, within the bounds above.
+// too (an issuer may swap names and values), within the bounds above.
 func mintedID(r io.Reader) mintAnswer {
 	s := &jsonScanner{r: bufio.NewReaderSize(r, 16<<10)}
 	a := mintAnswer{unchecked: true} // until the closing brace is read
@@ -133,7 +131,6 @@ func mintedID(r io.Reader) mintAnswer {
 // keepString reads a string whose opening quote was read and keeps it in
 // a's config, as the bounds allow; past them it is read and dropped.
 func (s *jsonScanner) keepString(a *mintAnswer) error {
-	a.last = false
 	if a.held > maxConfigBytes {
 		return s.skipStr()
 	}
@@ -161,18 +158,9 @@ func (s *jsonScanner) keepString(a *mintAnswer) error {
 	}
 	a.held += len(v) + stringOverhead
 	if a.held <= maxConfigBytes {
-		a.config, a.last = append(a.config, secret.New(v)), true
+		a.config = append(a.config, secret.New(v))
 	}
 	return nil
-}
-
-// unkeep drops the string keepString kept last, if it kept it.
-func (a *mintAnswer) unkeep() {
-	if a.last {
-		v := a.config[len(a.config)-1]
-		a.config, a.last = a.config[:len(a.config)-1], false
-		a.held -= len(v.Reveal()) + stringOverhead
-	}
 }
 
 // jsonScanner reads JSON tokens one byte at a time; key holds the key
@@ -427,11 +415,11 @@ func (s *jsonScanner) skipStr() error {
 func (s *jsonScanner) skip(c byte) error { return s.walk(c, nil) }
 
 // keepConfig reads past one value whose first byte, c, was read, as skip
-// does, keeping its strings other than object keys in a's config.
+// does, keeping its strings, keys too, in a's config.
 func (s *jsonScanner) keepConfig(c byte, a *mintAnswer) error { return s.walk(c, a) }
 
-// walk is skip, keeping the value's strings other than object keys in a
-// when a is not nil.
+// walk is skip, keeping the value's strings, keys too, in a when a is not
+// nil.
 func (s *jsonScanner) walk(c byte, a *mintAnswer) error {
 	depth := 0
 	for {
@@ -439,19 +427,6 @@ func (s *jsonScanner) walk(c byte, a *mintAnswer) error {
 		case c == '"':
 			if err := s.readString(a); err != nil || depth == 0 {
 				return err
-			}
-			if a != nil {
-				// A string followed by ':' is a key, which readString
-				// kept: it is dropped.
-				n, err := s.next()
-				if err != nil {
-					return err
-				}
-				if n == ':' {
-					a.unkeep()
-				}
-				c = n
-				continue
 			}
 		case c == '{' || c == '[':
 			depth++

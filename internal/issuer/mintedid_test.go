@@ -89,7 +89,7 @@ func BenchmarkMintedID(b *testing.B) {
 }
 
 // stringsOf is every string of v, as encoding/json decodes a value, keys
-// aside.
+// too.
 func stringsOf(v any) []string {
 	switch v := v.(type) {
 	case string:
@@ -102,8 +102,8 @@ func stringsOf(v any) []string {
 		return out
 	case map[string]any:
 		var out []string
-		for _, e := range v {
-			out = append(out, stringsOf(e)...)
+		for k, e := range v {
+			out = append(append(out, k), stringsOf(e)...)
 		}
 		return out
 	}
@@ -111,7 +111,7 @@ func stringsOf(v any) []string {
 }
 
 // mintedID keeps the config's strings, whatever the config's kind, at any
-// depth, keys aside, when they are long enough to be a secret an id could
+// depth, keys too, when they are long enough to be a secret an id could
 // hold; of a long one only a URL's scheme and authority, where its
 // password is. It says they are not all kept when they are more than
 // 64 KiB, or when the reading stopped before the answer's end.
@@ -137,7 +137,7 @@ func TestMintedIDKeepsTheConfigStrings(t *testing.T) {
 		{"a string", `{"config":"` + v1 + `","credential_id":"c"}`, []string{v1}, false},
 		{"an array", `{"config":["` + v1 + `",{"k":"` + v2 + `"}]}`, []string{v1, v2}, false},
 		{"a literal", `{"config":12345678901234567,"credential_id":"c"}`, nil, false},
-		{"keys dropped", `{"config":{"a-very-long-key-name-here":"short"}}`, nil, false},
+		{"keys kept", `{"config":{"postgres://u:pw123456@h":"MYADDON_URL"}}`, []string{"postgres://u:pw123456@h"}, false},
 		{"two configs", `{"config":{"A":"` + v1 + `"},"config":null,"config":{"A":"` + v2 + `"}}`, []string{v1, v2}, false},
 		{"a long URL", `{"config":{"A":"` + longURL + `"}}`, []string{"postgres://u:pw123456@db.example.com"}, false},
 		{"a long URL, escapes in its path", `{"config":{"A":"` + escapedPath + `"}}`, []string{"postgres://u:Zq8xk2Lm9Vb4@h"}, false},

@@ -298,6 +298,11 @@ func TestSavePendingRefusesAnIDHoldingItsSecret(t *testing.T) {
 			t.Errorf("%q found in Redis", id)
 		}
 	}
+	// Names and values swapped: the name is the secret.
+	swapped := map[string]secret.String{"postgres://u_k:Sw4pPw9x7@db.example/app": secret.New("A_URL")}
+	if err := s.SavePending(ctx, "inst-s", "rot-s", "k-Sw4pPw9x7", swapped); !errors.Is(err, ErrInvalidCredentialID) {
+		t.Errorf("SavePending of an id holding the password of a URL given as a name = %v; want ErrInvalidCredentialID", err)
+	}
 	// The URL's user is no secret: an id that holds it is saved.
 	if err := s.SavePending(ctx, "inst-s", "rot-s", "u_k-2", config); err != nil {
 		t.Errorf("SavePending(u_k-2) = %v", err)

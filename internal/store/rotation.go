@@ -148,12 +148,16 @@ func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID 
 }
 
 // idHoldsSecret reports whether credID holds a secret of config (a value
-// that looks generated, or a URL's password: secret.Holds). An issuer that
-// names a credential by its secret would put the secret in Redis key
-// names, task payloads, logs and the audit history, which only ever carry
-// ids (I5).
+// that looks generated, or a URL's password: secret.Holds), in a value or
+// in a name (an issuer that swapped them). An issuer that names a
+// credential by its secret would put the secret in Redis key names, task
+// payloads, logs and the audit history, which only ever carry ids (I5).
 func idHoldsSecret(credID string, config map[string]secret.String) bool {
-	return secret.Holds(credID, slices.Collect(maps.Values(config))...)
+	known := slices.Collect(maps.Values(config))
+	for name := range config {
+		known = append(known, secret.New(name))
+	}
+	return secret.Holds(credID, known...)
 }
 
 // invalidCredentialID is ErrInvalidCredentialID for an issuer's id,
