@@ -14,6 +14,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/sandbox"
 	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/internal/worker"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -43,6 +44,23 @@ func budgetEnv() map[string]string {
 // mark of 100, and refills a little faster than the budget spends. Two
 // limiters that did not share the budget would drain it and meet 429s.
 var tightBucket = herokufake.WithBucket(testBurst+200, testRate+5, time.Second)
+
+// bulkSlots is how many bulk rotations one worker process runs at once
+// under env's REKEY_CONCURRENCY.
+func bulkSlots(t *testing.T, env map[string]string) int {
+	t.Helper()
+	concurrency, err := strconv.Atoi(env["REKEY_CONCURRENCY"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range worker.Lanes() {
+		if l.Queues[tasks.QueueBulk] > 0 {
+			return l.Slots(concurrency)
+		}
+	}
+	t.Fatal("no lane carries the bulk queue")
+	return 0
+}
 
 func rotate(t *testing.T, f *testFleet, ids []string, queue string) fleet.Result {
 	t.Helper()
@@ -105,10 +123,12 @@ func TestTwoWorkersStayWithinBudget(t *testing.T) {
 }
 
 func TestRateLimitedRotationsPauseWithoutRetries(t *testing.T) {
-	const (
-		instances = 30
-		limited   = 20 // as many as the two workers run at once: the first wave all meets 429
-	)
+	const instances = 30
+	// As many 429s as the two workers' bulk lanes run rotations at once,
+	// so that the first wave meets them all: each 429 after a pause
+	// doubles the next, and a second wave of them, which a loaded machine
+	// spreads further, outlasts the wait.
+	limited := 2 * bulkSlots(t, budgetEnv())
 	f := startFleet(t, fleetParams{workers: 2, instances: instances, env: budgetEnv()})
 	f.Fake().Script(herokufake.PatchConfig, slices.Repeat([]herokufake.Fault{herokufake.Respond(429)}, limited)...)
 	res := rotate(t, f, bench.IDs(f.samples), tasks.QueueBulk)

@@ -112,8 +112,9 @@ func Lanes() []Lane {
 	}
 }
 
-// slots is lane l's part of concurrency.
-func (l Lane) slots(concurrency int) int { return max(1, concurrency*l.Share/4) }
+// Slots is lane l's part of concurrency: how many of its tasks one worker
+// process runs at once.
+func (l Lane) Slots(concurrency int) int { return max(1, concurrency*l.Share/4) }
 
 // intervals are how often lane l looks at its empty queues and moves its
 // due tasks, under p.
@@ -154,7 +155,7 @@ func newServer(p Params, lane Lane) *asynq.Server {
 	log := p.Logger
 	check, forward := lane.intervals(p)
 	return asynq.NewServerFromRedisClient(p.Redis, asynq.Config{
-		Concurrency:              lane.slots(p.Concurrency),
+		Concurrency:              lane.Slots(p.Concurrency),
 		Queues:                   lane.Queues,
 		IsFailure:                retry.IsFailure,
 		RetryDelayFunc:           p.RetryDelay,
