@@ -438,6 +438,11 @@ func decodeCredential(status int, body []byte) (Credential, error) {
 	if err := json.Unmarshal(r.Config, &config); err != nil || !usable(config) {
 		return Credential{}, unusableAnswer(r.CredentialID, body, malformed)
 	}
+	// encoding/json read the last "config" of the answer; an id holding a
+	// secret of another is refused all the same, as an unusable answer's.
+	if u := unusableAnswer(r.CredentialID, body, malformed); secret.Holds(r.CredentialID, u.Config...) {
+		return Credential{}, u
+	}
 	c := Credential{ID: r.CredentialID, Config: make(map[string]secret.String, len(config))}
 	for name, v := range config {
 		c.Config[name] = secret.New(v)

@@ -30,8 +30,10 @@ const (
 // no such string is a secret secret.Holds looks for (a generated run is
 // longer, and a URL with a password of 8 bytes is too). Of a string longer
 // than maxConfigValue only a URL's scheme and authority, where its
-// password is, are kept, when the authority ends within maxConfigValue.
+// password is, are kept; an authority cut before its password ends is
+// past the bounds, unless the password is longer than any id.
 const (
+	maxUsableID    = 128 // the longest id store.ValidID allows
 	maxConfigBytes = 64 << 10
 	maxConfigValue = 8 << 10
 	stringOverhead = 32
@@ -74,10 +76,11 @@ func mintedID(r io.Reader) mintAnswer {
 	if c, err := s.next(); err != nil || c != '{' {
 		return a
 	}
+	badID := false // a credential_id that is no string: encoding/json fails the answer
 	for first := true; ; first = false {
 		c, err := s.next()
 		if c == '}' && first && err == nil {
-			a.unchecked = false
+			a.unchecked = !s.atEnd()
 			return a
 		}
 		if err != nil || c != '"' {
@@ -112,14 +115,17 @@ func mintedID(r io.Reader) mintAnswer {
 		default:
 			// A number, an object...: decodeCredential cannot read the
 			// answer either.
-			err, a.id = s.skip(c), ""
+			err, a.id, badID = s.skip(c), "", true
 		}
 		if err != nil {
 			return a
 		}
 		c, err = s.next()
 		if err == nil && c == '}' {
-			a.unchecked = a.held > maxConfigBytes
+			a.unchecked = a.held > maxConfigBytes || !s.atEnd()
+			if badID {
+				a.id = "" // encoding/json fails the answer whatever came after
+			}
 			return a
 		}
 		if err != nil || c != ',' {
@@ -144,14 +150,22 @@ func (s *jsonScanner) keepString(a *mintAnswer) error {
 		if scheme < 0 {
 			return nil
 		}
-		end := strings.IndexAny(v[scheme+3:], "/?#")
-		if end < 0 {
-			// An authority past maxConfigValue: its password, if any, is
-			// longer than any id (ValidID: 128 bytes), or comes after a
-			// user or host of kilobytes, which no issuer means.
+		rest := v[scheme+3:]
+		switch end, at, colon := strings.IndexAny(rest, "/?#"), strings.LastIndexByte(rest, '@'), strings.IndexByte(rest, ':'); {
+		case end >= 0:
+			v = v[:scheme+3+end]
+		case at >= 0:
+			// A host past the cut: the user and password come before it
+			// (a later '@' would only lengthen the password).
+			v = v[:scheme+3+at+1] + "h"
+		case colon >= 0 && len(rest)-colon-1 > maxUsableID:
+			// A password longer than any id: none can hold it.
+			return nil
+		default:
+			// A user past the cut: the password, after it, is unseen.
+			a.held = maxConfigBytes + 1
 			return nil
 		}
-		v = v[:scheme+3+end]
 	}
 	if len(v) < minSecretBytes {
 		return nil
@@ -170,6 +184,13 @@ type jsonScanner struct {
 	key [maxKeyBytes]byte
 	// buf is str's and prefix's, kept from one string to the next.
 	buf []byte
+}
+
+// atEnd reports whether nothing but white space is left: encoding/json
+// fails an answer with more after its value.
+func (s *jsonScanner) atEnd() bool {
+	_, err := s.next()
+	return err == io.EOF
 }
 
 // next returns the next byte that is not white space.

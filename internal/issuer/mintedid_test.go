@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -142,7 +143,11 @@ func TestMintedIDKeepsTheConfigStrings(t *testing.T) {
 		{"a long URL", `{"config":{"A":"` + longURL + `"}}`, []string{"postgres://u:pw123456@db.example.com"}, false},
 		{"a long URL, escapes in its path", `{"config":{"A":"` + escapedPath + `"}}`, []string{"postgres://u:Zq8xk2Lm9Vb4@h"}, false},
 		{"a long URL, authority past the bound", `{"config":{"A":"postgres://u:` + strings.Repeat("p", 9<<10) + `@h/"}}`, nil, false},
+		{"a long URL, host past the bound", `{"config":{"A":"postgres://u:Zq8xk2Lm9Vb4@` + strings.Repeat("h", 9<<10) + `/d"}}`,
+			[]string{"postgres://u:Zq8xk2Lm9Vb4@h"}, false},
+		{"a long URL, user past the bound", `{"config":{"A":"postgres://` + strings.Repeat("u", 9<<10) + `:Zq8xk2Lm9Vb4@h/d"}}`, nil, true},
 		{"a long value", `{"config":{"A":"` + strings.Repeat("v1", 5<<10) + `"}}`, nil, false},
+		{"more after the object", `{"config":{"A":"` + v1 + `"}} {"config":{"A":"` + v2 + `"}}`, []string{v1}, true},
 		{"too many", `{"config":[` + strings.Join(many, ",") + `]}`, nil, true},
 		{"cut short", `{"credential_id":"c","config":{"A":"` + v1 + `"`, []string{v1}, true},
 		{"malformed after", `{"credential_id":"c","config":{"A":"` + v1 + `"},"x": ],"config":{"A":"` + v2 + `"}}`, []string{v1}, true},
@@ -190,9 +195,28 @@ func TestMintedIDReadsAsEncodingJSON(t *testing.T) {
 		{`{"credential_id":"before the cut","config":{"A":"`, "before the cut"},
 		{`{"x": }, "credential_id":"after malformed"}`, ""},
 		{`["credential_id","not an object"]`, ""},
+		{`{"credential_id":7,"credential_id":"after a number"}`, ""},
 	} {
 		if got := mintedID(strings.NewReader(tc.answer)).id; got != tc.want {
 			t.Errorf("mintedID(%.60q) = %q, want %q", tc.answer, got, tc.want)
 		}
+	}
+}
+
+// A usable answer whose id holds a secret of another "config" than the
+// last one, which encoding/json reads, is refused like an unusable one:
+// the id is checked against every config the answer holds.
+func TestDecodeCredentialChecksTheIDAgainstEveryConfig(t *testing.T) {
+	t.Parallel()
+	const id = "sk4eC39HqLyjWDarjtT1zd"
+	body := `{"config":{"A":"` + id + `"},"config":{"B":"postgres://u:p@h/d"},"credential_id":"` + id + `"}`
+	_, err := decodeCredential(201, []byte(body))
+	var u *UnusableCredentialError
+	if !errors.As(err, &u) || u.CredentialID != id || !secret.Holds(id, u.Config...) {
+		t.Fatalf("decodeCredential = %v; want an UnusableCredentialError whose config holds the id's secret", err)
+	}
+	c, err := decodeCredential(201, []byte(`{"config":{"A":"postgres://u:Zq8xk2Lm9Vb4@h/d"},"credential_id":"cred_1"}`))
+	if err != nil || c.ID != "cred_1" {
+		t.Errorf("a plain answer: %+v, %v", c, err)
 	}
 }
