@@ -387,14 +387,6 @@ func usable(config map[string]string) bool {
 	return len(config) > 0
 }
 
-// unusableAnswer is the error for a mint answer, body, that names id but
-// no config rekey can use: the strings of its config, found as for an
-// answer too large to use, so that both paths check the id alike.
-func unusableAnswer(id string, body []byte, err *Error) *UnusableCredentialError {
-	a := mintedID(bytes.NewReader(body))
-	return &UnusableCredentialError{CredentialID: id, Config: a.config, ConfigUnchecked: a.unchecked, Err: err}
-}
-
 func ok2xx(status int) bool { return status >= 200 && status <= 299 }
 
 // answerError is the one place that turns an issuer's non-2xx answer into an
@@ -434,14 +426,15 @@ func decodeCredential(status int, body []byte) (Credential, error) {
 	if err := json.Unmarshal(body, &r); err != nil || r.CredentialID == "" {
 		return Credential{}, malformed
 	}
+	// The scan finds the strings of every "config" the answer holds, where
+	// encoding/json reads the last: an id holding a secret of any of them
+	// is refused, as an unusable answer's is (store.DiscardMinted).
+	scan := mintedID(bytes.NewReader(body))
+	unusable := &UnusableCredentialError{CredentialID: r.CredentialID, Config: scan.config,
+		ConfigUnchecked: scan.unchecked, Err: malformed}
 	var config map[string]string
-	if err := json.Unmarshal(r.Config, &config); err != nil || !usable(config) {
-		return Credential{}, unusableAnswer(r.CredentialID, body, malformed)
-	}
-	// encoding/json read the last "config" of the answer; an id holding a
-	// secret of another is refused all the same, as an unusable answer's.
-	if u := unusableAnswer(r.CredentialID, body, malformed); secret.Holds(r.CredentialID, u.Config...) {
-		return Credential{}, u
+	if err := json.Unmarshal(r.Config, &config); err != nil || !usable(config) || secret.Holds(r.CredentialID, scan.config...) {
+		return Credential{}, unusable
 	}
 	c := Credential{ID: r.CredentialID, Config: make(map[string]secret.String, len(config))}
 	for name, v := range config {

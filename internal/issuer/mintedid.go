@@ -99,7 +99,7 @@ func mintedID(r io.Reader) mintAnswer {
 		}
 		switch {
 		case key == keyConfig:
-			err = s.keepConfig(c, &a)
+			err = s.walk(c, &a) // keeping its strings
 		case key != keyID:
 			err = s.skip(c)
 		case c == '"':
@@ -434,10 +434,6 @@ func (s *jsonScanner) skipStr() error {
 // object or an array (strings within them read as such), or a literal,
 // up to the byte after it, which it leaves unread.
 func (s *jsonScanner) skip(c byte) error { return s.walk(c, nil) }
-
-// keepConfig reads past one value whose first byte, c, was read, as skip
-// does, keeping its strings, keys too, in a's config.
-func (s *jsonScanner) keepConfig(c byte, a *mintAnswer) error { return s.walk(c, a) }
 
 // walk is skip, keeping the value's strings, keys too, in a when a is not
 // nil.
