@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -163,6 +164,13 @@ type Config struct {
 	// "optional" reads every 404 as unsupported, for an issuer that
 	// dropped verify. The PostgreSQL issuer always verifies and ignores it.
 	IssuerVerify issuer.VerifyMode
+	// IssuerVerifyRechecks is REKEY_ISSUER_VERIFY_RECHECKS, the waits
+	// before verify asks again about a credential a 404 says the issuer
+	// does not know, as a comma-separated list of durations ("1s,2s" by
+	// default, issuer.DefaultVerifyRechecks); "none" takes the first 404.
+	// At most MaxVerifyRechecks waits, MaxVerifyRecheckTime in all: a
+	// worker slot waits with them.
+	IssuerVerifyRechecks []time.Duration
 	// PostgresServers is REKEY_POSTGRES_SERVERS (JSON), or the file named by
 	// REKEY_POSTGRES_SERVERS_FILE: the servers REKEY_ISSUER=postgres
 	// administers. No default.
@@ -232,6 +240,7 @@ func Load(env Lookup) (*Config, error) {
 		IssuerAllowHTTP:         p.boolean("REKEY_ISSUER_ALLOW_HTTP", false),
 		Issuer404PageRevoked:    p.boolean("REKEY_ISSUER_404_PAGE_REVOKED", false),
 		IssuerVerify:            p.verifyMode("REKEY_ISSUER_VERIFY"),
+		IssuerVerifyRechecks:    p.verifyRechecks("REKEY_ISSUER_VERIFY_RECHECKS"),
 		PostgresServers:         p.postgresServers(),
 		PostgresKey:             p.postgresKey("REKEY_POSTGRES_KEY"),
 		DevPostgresURL:          p.secret("REKEY_DEV_POSTGRES_URL"),
@@ -287,7 +296,8 @@ func (c *Config) checkIssuerURL() error {
 // the issuer's verify answers for every process (the store).
 func (c *Config) IssuerOptions(mem issuer.VerifyMemory) []issuer.Option {
 	return []issuer.Option{issuer.WithAllowHTTP(c.IssuerAllowHTTP),
-		issuer.WithNotFoundPageRevoked(c.Issuer404PageRevoked), issuer.WithVerify(c.IssuerVerify, mem)}
+		issuer.WithNotFoundPageRevoked(c.Issuer404PageRevoked), issuer.WithVerify(c.IssuerVerify, mem),
+		issuer.WithVerifyRechecks(c.IssuerVerifyRechecks...)}
 }
 
 // RequireWorker checks what the worker process needs, naming every missing
@@ -490,6 +500,41 @@ func (p *parser) oneOf(name, def string, allowed ...string) string {
 	}
 	p.fail(fmt.Errorf("%s must be one of %s, got %q", name, strings.Join(allowed, ", "), v))
 	return def
+}
+
+// Bounds of REKEY_ISSUER_VERIFY_RECHECKS.
+const (
+	MaxVerifyRechecks    = 10
+	MaxVerifyRecheckTime = 30 * time.Second
+)
+
+// verifyRechecks reads a comma-separated list of positive durations within
+// the bounds above, "none" for an empty one, issuer.DefaultVerifyRechecks
+// when unset.
+func (p *parser) verifyRechecks(name string) []time.Duration {
+	def := issuer.DefaultVerifyRechecks
+	v := strings.TrimSpace(p.str(name, ""))
+	switch {
+	case v == "":
+		return slices.Clone(def)
+	case strings.EqualFold(v, "none"):
+		return []time.Duration{}
+	}
+	var out []time.Duration
+	var total time.Duration
+	for f := range strings.SplitSeq(v, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil || d <= 0 {
+			p.fail(fmt.Errorf("%s must be durations separated by commas, such as 1s,2s, or none; got %q", name, v))
+			return slices.Clone(def)
+		}
+		out, total = append(out, d), total+d
+	}
+	if len(out) > MaxVerifyRechecks || total > MaxVerifyRecheckTime {
+		p.fail(fmt.Errorf("%s must be at most %d waits of %s in all, got %q", name, MaxVerifyRechecks, MaxVerifyRecheckTime, v))
+		return slices.Clone(def)
+	}
+	return out
 }
 
 // verifyMode reads one of issuer.VerifyModes, the first by default.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,4 +73,62 @@ type memory struct{ at time.Time }
 func (m *memory) IssuerVerifiedAt(context.Context) (time.Time, error) { return m.at, nil }
 func (m *memory) RecordIssuerVerified(context.Context, time.Time, time.Duration) error {
 	return nil
+}
+
+// REKEY_ISSUER_VERIFY_RECHECKS reaches the webhook issuer through
+// IssuerOptions: a 404 to verify, read as an unknown credential, is asked
+// again once after each wait, over real HTTP.
+func TestIssuerVerifyRechecks(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		value string
+		want  []time.Duration
+	}{
+		{"", issuer.DefaultVerifyRechecks},
+		{"none", []time.Duration{}},
+		{" NONE ", []time.Duration{}},
+		{"5ms", []time.Duration{5 * time.Millisecond}},
+		{"5ms, 10ms,1ms", []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, time.Millisecond}},
+	}
+	for _, tt := range tests {
+		c, err := config.Load(env(map[string]string{"REKEY_ISSUER_VERIFY_RECHECKS": tt.value}))
+		if err != nil {
+			t.Fatalf("REKEY_ISSUER_VERIFY_RECHECKS=%q: %v", tt.value, err)
+		}
+		if !slices.Equal(c.IssuerVerifyRechecks, tt.want) {
+			t.Errorf("REKEY_ISSUER_VERIFY_RECHECKS=%q read as %v, want %v", tt.value, c.IssuerVerifyRechecks, tt.want)
+		}
+		if tt.value == "" {
+			continue // the default's seconds are TestVerifyRecheckWaitsByDefaultAndHeedsItsContext's
+		}
+		var asked atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			asked.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"error":"unknown credential"}`))
+		}))
+		h, err := issuer.NewHTTP(srv.URL, secret.New("issuer-secret"), c.IssuerOptions(&memory{at: time.Now()})...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = h.Verify(context.Background(), "inst-1", "cred_1")
+		srv.Close()
+		var unknown *issuer.UnknownCredentialError
+		if !errors.As(err, &unknown) || int(asked.Load()) != len(tt.want)+1 {
+			t.Errorf("REKEY_ISSUER_VERIFY_RECHECKS=%q: Verify = %v after %d requests, want an unknown credential after %d",
+				tt.value, err, asked.Load(), len(tt.want)+1)
+		}
+	}
+}
+
+func TestIssuerVerifyRechecksRefusesOtherValues(t *testing.T) {
+	t.Parallel()
+	for _, bad := range []string{"1", "1s;2s", "1s,,2s", "0s", "-1s", "1s,abc", "20s,11s",
+		"1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s", "off"} {
+		_, err := config.Load(env(map[string]string{"REKEY_ISSUER_VERIFY_RECHECKS": bad}))
+		if err == nil || !strings.Contains(err.Error(), "REKEY_ISSUER_VERIFY_RECHECKS must be") {
+			t.Errorf("REKEY_ISSUER_VERIFY_RECHECKS=%q: Load() = %v, want a sentence naming the variable", bad, err)
+		}
+	}
 }

@@ -113,7 +113,7 @@ func WithVerify(mode VerifyMode, mem VerifyMemory) Option {
 // replicas lag a moment behind the one that minted answers 404 for a
 // credential it does hold. Three seconds in all: a replica further behind
 // than that fails the rotation, which then revokes the credential and can
-// be asked for again.
+// be asked for again (REKEY_ISSUER_VERIFY_RECHECKS sets longer waits).
 var DefaultVerifyRechecks = []time.Duration{time.Second, 2 * time.Second}
 
 // WithVerifyRechecks sets the waits before Verify asks again about a
