@@ -310,7 +310,8 @@ func TestAdversarialIssuerRevokedConfigUnderANewID(t *testing.T) {
 // whose too large answer holds more config strings than rekey reads (over
 // 64 KiB: Heroku keeps 32 KB of config vars an app): it cannot be checked
 // (mint:unchecked_credential_id). And so is an id that holds the password
-// of a URL given as a var's name, names and values swapped.
+// of a URL given as a var's name, names and values swapped, or a number
+// of the config (a config var is a string: such an answer is unusable).
 func TestAdversarialIssuerNamesAnUnusableCredentialByItsSecret(t *testing.T) {
 	t.Parallel()
 	pad := strings.Repeat("x", 300<<10)
@@ -330,6 +331,8 @@ func TestAdversarialIssuerNamesAnUnusableCredentialByItsSecret(t *testing.T) {
 		{"too large, too many config strings", "", "c-unchecked-id-7", "mint:unchecked_credential_id", tooMany, true},
 		{"names and values swapped, the password in the id", "Rt6yHb2nWq9z", "c-Rt6yHb2nWq9z", "mint:invalid_credential_id",
 			map[string]any{"postgres://u:Rt6yHb2nWq9z@db.example.com/d": "MYADDON_URL"}, false},
+		{"a number in the config, in the id", "40123456789012", "c-40123456789012", "mint:invalid_credential_id",
+			map[string]any{"MYADDON_URL": "postgres://db.example.com/d", "MYADDON_PIN": 40123456789012}, false},
 	}
 	w := newWorld(t, worldParams{})
 	samples := w.provision(len(cases), sandbox.Mix{})

@@ -167,14 +167,19 @@ func (s *jsonScanner) keepString(a *mintAnswer) error {
 			return nil
 		}
 	}
-	if len(v) < minSecretBytes {
-		return nil
+	a.hold(v)
+	return nil
+}
+
+// hold keeps v in a's config, as the bounds allow.
+func (a *mintAnswer) hold(v string) {
+	if len(v) < minSecretBytes || a.held > maxConfigBytes {
+		return
 	}
 	a.held += len(v) + stringOverhead
 	if a.held <= maxConfigBytes {
 		a.config = append(a.config, secret.New(v))
 	}
-	return nil
 }
 
 // jsonScanner reads JSON tokens one byte at a time; key holds the key
@@ -458,20 +463,40 @@ func (s *jsonScanner) walk(c byte, a *mintAnswer) error {
 		case depth == 0 && (c == ',' || c == ':'):
 			return errScan
 		case depth == 0:
-			// A literal: read on to the byte after it.
-			for {
-				b, err := s.r.ReadByte()
-				if err != nil {
-					return err
-				}
-				if b == ',' || b == '}' || b == ']' || b == ' ' || b == '\t' || b == '\n' || b == '\r' {
-					return s.r.UnreadByte()
-				}
+			return s.literal(c, a)
+		case a != nil && (c == '-' || c >= '0' && c <= '9'):
+			// A number within the config: kept too.
+			if err := s.literal(c, a); err != nil {
+				return err
 			}
 		}
 		var err error
 		if c, err = s.r.ReadByte(); err != nil {
 			return err
+		}
+	}
+}
+
+// literal reads past a literal whose first byte, c, was read, up to the
+// byte after it, which it leaves unread. A number is kept in a, as it is
+// written, when a is not nil: an issuer may give a secret as a number, and
+// a config of numbers is one rekey cannot use, whose id is still checked.
+func (s *jsonScanner) literal(c byte, a *mintAnswer) error {
+	keep := a != nil && (c == '-' || c >= '0' && c <= '9') && a.held <= maxConfigBytes
+	s.buf = append(s.buf[:0], c)
+	for {
+		b, err := s.r.ReadByte()
+		if err != nil {
+			return err
+		}
+		if b == ',' || b == '}' || b == ']' || b == ' ' || b == '\t' || b == '\n' || b == '\r' {
+			if keep && len(s.buf) >= minSecretBytes && len(s.buf) <= maxConfigValue {
+				a.hold(string(s.buf))
+			}
+			return s.r.UnreadByte()
+		}
+		if keep && len(s.buf) <= maxConfigValue {
+			s.buf = append(s.buf, b)
 		}
 	}
 }

@@ -27,6 +27,7 @@ func FuzzMintedID(f *testing.F) {
 		`{"CREDENTIA\u004C_ID":"escaped upper","\u212Aey":1,"c\u00f6nfig":{"A":"value-number-1"}}`,
 		`{"cred\qential_id":"a bad escape"}`,
 		`{"config":{"A":["x",{"B":"y\u00e9"}],"C":1,"D":"postgres:\/\/u:p@h"},"credential_id":"c"}`,
+		`{"config":{"PIN":-40123456789012.5e-3,"N":[12345678901234567890]},"credential_id":"c-40123456789012"}`,
 	} {
 		f.Add(seed)
 	}
@@ -40,8 +41,13 @@ func FuzzMintedID(f *testing.F) {
 		if json.Unmarshal([]byte(answer), &r) != nil || len(r.CredentialID) > 128 {
 			return
 		}
-		// Every string of the config encoding/json reads (the last
-		// "config"), of a length mintedID keeps whole, is among those it
+		d := json.NewDecoder(strings.NewReader(answer))
+		d.UseNumber() // the config's numbers as written, which mintedID keeps too
+		if err := d.Decode(&r); err != nil {
+			t.Fatalf("%q decodes with Unmarshal, not with a Decoder: %v", answer, err)
+		}
+		// Every string and number of the config encoding/json reads (the
+		// last "config"), of a length mintedID keeps whole, is among those it
 		// kept; and it kept them all only if it read to the answer's end.
 		if !a.unchecked {
 			kept := map[string]bool{}
@@ -72,6 +78,8 @@ func BenchmarkMintedID(b *testing.B) {
 	for _, c := range []struct{ name, answer string }{
 		{"one long value", `{"config":{"MYADDON_URL":"` + pad("p") + `"},"credential_id":"cred_1"}`},
 		{"many config values", `{"config":{` + strings.TrimSuffix(pad(`"a":"v1234567890123",`), ",") + `},"credential_id":"cred_1"}`},
+		{"many config numbers", `{"config":[` + strings.TrimSuffix(pad(`1234567890123,`), ",") + `],"credential_id":"cred_1"}`},
+		{"one long config number", `{"config":[` + pad("7") + `],"credential_id":"cred_1"}`},
 		{"many empty config values", `{"config":[` + strings.TrimSuffix(pad(`"",`), ",") + `],"credential_id":"cred_1"}`},
 		{"many repeated ids", `{` + pad(`"credential_id":"a",`) + `"credential_id":"cred_1"}`},
 		{"many small fields", `{"x":{` + strings.TrimSuffix(pad(`"a":0,`), ",") + `},"credential_id":"cred_1"}`},
@@ -95,6 +103,8 @@ func stringsOf(v any) []string {
 	switch v := v.(type) {
 	case string:
 		return []string{v}
+	case json.Number:
+		return []string{string(v)}
 	case []any:
 		var out []string
 		for _, e := range v {
@@ -137,7 +147,10 @@ func TestMintedIDKeepsTheConfigStrings(t *testing.T) {
 		{"escaped", `{"config":{"A":"postgres:\/\/u:p\u0040ss@host"}}`, []string{"postgres://u:p@ss@host"}, false},
 		{"a string", `{"config":"` + v1 + `","credential_id":"c"}`, []string{v1}, false},
 		{"an array", `{"config":["` + v1 + `",{"k":"` + v2 + `"}]}`, []string{v1, v2}, false},
-		{"a literal", `{"config":12345678901234567,"credential_id":"c"}`, nil, false},
+		{"a number", `{"config":12345678901234567,"credential_id":"c"}`, []string{"12345678901234567"}, false},
+		{"numbers within", `{"config":{"PIN":-1234567890.12e3,"PORT":5432,"ON":true,"N":[null,98765432109876543]}}`,
+			[]string{"-1234567890.12e3", "98765432109876543"}, false},
+		{"a number past the bound", `{"config":{"N":` + strings.Repeat("7", 9<<10) + `}}`, nil, false},
 		{"keys kept", `{"config":{"postgres://u:pw123456@h":"MYADDON_URL"}}`, []string{"postgres://u:pw123456@h"}, false},
 		{"two configs", `{"config":{"A":"` + v1 + `"},"config":null,"config":{"A":"` + v2 + `"}}`, []string{v1, v2}, false},
 		{"a long URL", `{"config":{"A":"` + longURL + `"}}`, []string{"postgres://u:pw123456@db.example.com"}, false},
@@ -214,6 +227,10 @@ func TestDecodeCredentialChecksTheIDAgainstEveryConfig(t *testing.T) {
 	var u *UnusableCredentialError
 	if !errors.As(err, &u) || u.CredentialID != id || !secret.Holds(id, u.Config...) {
 		t.Fatalf("decodeCredential = %v; want an UnusableCredentialError whose config holds the id's secret", err)
+	}
+	_, err = decodeCredential(201, []byte(`{"config":{"PIN":40123456789012},"credential_id":"cred-40123456789012"}`))
+	if !errors.As(err, &u) || !secret.Holds(u.CredentialID, u.Config...) {
+		t.Errorf("a number in the config and the id: %v; want an UnusableCredentialError whose config holds the id's number", err)
 	}
 	c, err := decodeCredential(201, []byte(`{"config":{"A":"postgres://u:Zq8xk2Lm9Vb4@h/d"},"credential_id":"cred_1"}`))
 	if err != nil || c.ID != "cred_1" {
