@@ -350,10 +350,11 @@ func (s *jsonScanner) str(limit int) (v string, fits bool, err error) {
 			if body := raw[1 : len(raw)-1]; bytes.IndexByte(body, '\\') < 0 && utf8.Valid(body) && !hasControl(body) {
 				return string(body), true, nil
 			}
-			if json.Unmarshal(raw, &v) != nil {
+			var d string // only here: its address makes it escape
+			if json.Unmarshal(raw, &d) != nil {
 				return "", false, errScan
 			}
-			return v, true, nil
+			return d, true, nil
 		}
 	}
 }
