@@ -295,9 +295,12 @@ func (c *Config) checkIssuerURL() error {
 // under REKEY_ISSUER_*; mem is where REKEY_ISSUER_VERIFY=auto remembers
 // the issuer's verify answers for every process (the store).
 func (c *Config) IssuerOptions(mem issuer.VerifyMemory) []issuer.Option {
-	return []issuer.Option{issuer.WithAllowHTTP(c.IssuerAllowHTTP),
-		issuer.WithNotFoundPageRevoked(c.Issuer404PageRevoked), issuer.WithVerify(c.IssuerVerify, mem),
-		issuer.WithVerifyRechecks(c.IssuerVerifyRechecks...)}
+	opts := []issuer.Option{issuer.WithAllowHTTP(c.IssuerAllowHTTP),
+		issuer.WithNotFoundPageRevoked(c.Issuer404PageRevoked), issuer.WithVerify(c.IssuerVerify, mem)}
+	if c.IssuerVerifyRechecks != nil { // nil: a Config not from Load keeps the default
+		opts = append(opts, issuer.WithVerifyRechecks(c.IssuerVerifyRechecks...))
+	}
+	return opts
 }
 
 // RequireWorker checks what the worker process needs, naming every missing
@@ -525,8 +528,12 @@ func (p *parser) verifyRechecks(name string) []time.Duration {
 	for f := range strings.SplitSeq(v, ",") {
 		d, err := time.ParseDuration(strings.TrimSpace(f))
 		if err != nil || d <= 0 {
-			p.fail(fmt.Errorf("%s must be durations separated by commas, such as 1s,2s, or none; got %q", name, v))
+			p.fail(fmt.Errorf("%s must be positive durations separated by commas, such as 1s,2s, or none; got %q", name, v))
 			return slices.Clone(def)
+		}
+		if d > MaxVerifyRecheckTime-total { // compared so, the sum cannot overflow
+			total = MaxVerifyRecheckTime + 1
+			break
 		}
 		out, total = append(out, d), total+d
 	}

@@ -125,7 +125,8 @@ func TestIssuerVerifyRechecks(t *testing.T) {
 func TestIssuerVerifyRechecksRefusesOtherValues(t *testing.T) {
 	t.Parallel()
 	for _, bad := range []string{"1", "1s;2s", "1s,,2s", "0s", "-1s", "1s,abc", "20s,11s",
-		"1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s", "off"} {
+		"1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s", "off",
+		"2562047h,2562047h", "2562047h47m16.854775807s,1ns", "30.000000001s"} {
 		_, err := config.Load(env(map[string]string{"REKEY_ISSUER_VERIFY_RECHECKS": bad}))
 		if err == nil || !strings.Contains(err.Error(), "REKEY_ISSUER_VERIFY_RECHECKS must be") {
 			t.Errorf("REKEY_ISSUER_VERIFY_RECHECKS=%q: Load() = %v, want a sentence naming the variable", bad, err)
