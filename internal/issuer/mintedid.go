@@ -493,6 +493,14 @@ func (s *jsonScanner) literal(c byte, a *mintAnswer) error {
 		if b == ',' || b == '}' || b == ']' || b == ' ' || b == '\t' || b == '\n' || b == '\r' {
 			if keep && len(s.buf) >= minSecretBytes && len(s.buf) <= maxConfigValue {
 				a.hold(string(s.buf))
+				// Its digits before any sign, fraction or exponent too:
+				// 40123456789012.0 is how some encoders write that integer.
+				n := bytes.TrimPrefix(s.buf, []byte{'-'})
+				if i := bytes.IndexFunc(n, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+					a.hold(string(n[:i]))
+				} else if len(n) < len(s.buf) {
+					a.hold(string(n))
+				}
 			}
 			return s.r.UnreadByte()
 		}

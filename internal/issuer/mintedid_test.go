@@ -150,6 +150,8 @@ func TestMintedIDKeepsTheConfigStrings(t *testing.T) {
 		{"a number", `{"config":12345678901234567,"credential_id":"c"}`, []string{"12345678901234567"}, false},
 		{"numbers within", `{"config":{"PIN":-1234567890.12e3,"PORT":5432,"ON":true,"N":[null,98765432109876543]}}`,
 			[]string{"-1234567890.12e3", "98765432109876543"}, false},
+		{"an integer written with a fraction or a sign", `{"config":{"PIN":40123456789012.0,"N":-40123456789013,"E":4012345678901e3}}`,
+			[]string{"40123456789012.0", "40123456789012", "-40123456789013", "40123456789013", "4012345678901e3", "4012345678901"}, false},
 		{"a number past the bound", `{"config":{"N":` + strings.Repeat("7", 9<<10) + `}}`, nil, false},
 		{"keys kept", `{"config":{"postgres://u:pw123456@h":"MYADDON_URL"}}`, []string{"postgres://u:pw123456@h"}, false},
 		{"two configs", `{"config":{"A":"` + v1 + `"},"config":null,"config":{"A":"` + v2 + `"}}`, []string{v1, v2}, false},
