@@ -47,7 +47,8 @@ var errScan = errors.New("not a JSON object")
 type mintAnswer struct {
 	// id is the credential id it names, "" when none.
 	id string
-	// config holds the strings of its config, names and values.
+	// config holds the strings of its config, names and values, and its
+	// numbers as written.
 	config []secret.String
 	// unchecked says config is not all of them: the reading stopped
 	// before the answer's end (cut short, malformed), or they were past
@@ -69,7 +70,8 @@ type mintAnswer struct {
 // is not a JSON object. An answer cut short (r ends) gives the id named
 // before the cut. The config is the value of every top-level key matching
 // "config" the same way, whatever its kind: its strings at any depth, keys
-// too (an issuer may swap names and values), within the bounds above.
+// too (an issuer may swap names and values), and its numbers (literal),
+// within the bounds above.
 func mintedID(r io.Reader) mintAnswer {
 	s := &jsonScanner{r: bufio.NewReaderSize(r, 16<<10)}
 	a := mintAnswer{unchecked: true} // until the closing brace is read
@@ -493,8 +495,9 @@ func (s *jsonScanner) literal(c byte, a *mintAnswer) error {
 		if b == ',' || b == '}' || b == ']' || b == ' ' || b == '\t' || b == '\n' || b == '\r' {
 			if keep && len(s.buf) >= minSecretBytes && len(s.buf) <= maxConfigValue {
 				a.hold(string(s.buf))
-				// Its digits before any sign, fraction or exponent too:
-				// 40123456789012.0 is how some encoders write that integer.
+				// Its integer digits alone too, without a minus, a fraction
+				// or an exponent: 40123456789012.0 is how some encoders
+				// write that integer.
 				n := bytes.TrimPrefix(s.buf, []byte{'-'})
 				if i := bytes.IndexFunc(n, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
 					a.hold(string(n[:i]))
