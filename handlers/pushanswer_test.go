@@ -220,3 +220,87 @@ func TestMadeUpVarNameIsNotEchoed(t *testing.T) {
 		t.Errorf("20 bytes of the minted password %q appear in the rotation's stored error", pw)
 	}
 }
+
+// A push answered 2xx without the config it set (a page from a host that
+// is not Heroku, a proxy, an empty config) proves nothing: the rotation
+// reads the config back, as after a refusal, and the read-back decides.
+// Applied after all: the credential is promoted. Not applied, and read
+// back from Heroku: the new credential is discarded and revoked (a 2xx
+// cannot land later). Not applied, and no config can be read back either:
+// the rotation fails, and the credential is kept unconfirmed, never
+// revoked on its own. In every case the current credential is not revoked
+// because of that 2xx.
+func TestPushAnsweredWithoutItsConfig(t *testing.T) {
+	t.Parallel()
+	page := func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte("<html><body>Welcome to nginx!</body></html>"))
+	}
+	for _, tc := range []struct {
+		name                 string
+		apply, pageOnRead    bool
+		answer               string
+		state, code, current string // current: "new" or "old"
+	}{
+		{"applied, answered with a page", true, false, "page", store.CredentialCurrent, "", "new"},
+		{"not applied, answered with an empty config", false, false, "[]", store.CredentialDiscarded, "push:unexpected_answer", "old"},
+		{"not applied, answered and read back with a page", false, true, "page", store.CredentialUnconfirmed, "push:unexpected_answer", "old"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			g := newRig(t)
+			before, err := g.st.Instance(ctx, "inst-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.Method == http.MethodPatch:
+					if tc.apply {
+						g.fake.ServeHTTP(httptest.NewRecorder(), r)
+					}
+					if tc.answer == "page" {
+						page(w)
+					} else {
+						w.Header().Set("Content-Type", "application/json")
+						_, _ = w.Write([]byte(tc.answer))
+					}
+					return
+				case r.Method == http.MethodGet && tc.pageOnRead:
+					page(w)
+					return
+				}
+				g.fake.ServeHTTP(w, r)
+			}), 5*time.Second)
+			err = g.run(rotateTask(t, "inst-1", "rot-1"))
+			t.Logf("run: %v", err)
+			rot, _ := g.st.Rotation(ctx, "rot-1")
+			c, _ := g.st.Credential(ctx, "inst-1", rot.CredentialID)
+			in, _ := g.st.Instance(ctx, "inst-1")
+			want := before.CurrentCredential
+			if tc.current == "new" {
+				want = c.ID
+			}
+			if c.State != tc.state || in.LastErrorCode != tc.code || in.CurrentCredential != want {
+				t.Errorf("credential %s, last error code %q, current %s; want %s, %q, current %s (%s)",
+					c.State, in.LastErrorCode, in.CurrentCredential, tc.state, tc.code, want, tc.current)
+			}
+			revoke := g.enq.get(tasks.RevokeTaskID("inst-1", c.ID))
+			if (revoke != nil) != (tc.state == store.CredentialDiscarded) {
+				t.Errorf("revoke task for the new credential: %v; want one only when it is discarded", revoke != nil)
+			}
+			if tc.current == "old" {
+				if task := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential)); task != nil {
+					t.Errorf("the current credential %s has a revoke task", before.CurrentCredential)
+				}
+			}
+			if revoke != nil {
+				t.Logf("revoke: %v", g.run(revoke))
+			}
+			if held := g.configCredential(t, "inst-1"); !g.demo.Valid(held) {
+				t.Errorf("I1 broken: Heroku's config holds %s, which is revoked", held)
+			}
+		})
+	}
+}

@@ -61,7 +61,8 @@ func Classify(err error) Class {
 		return classifyStatus(api.Status)
 	// Calls rekey could never make succeed as configured.
 	case errors.Is(err, ErrNoToken), errors.Is(err, ErrTokenUnreadable),
-		errors.Is(err, ErrNotConfigured), errors.Is(err, ErrInvalidRequest):
+		errors.Is(err, ErrNotConfigured), errors.Is(err, ErrInvalidRequest),
+		errors.Is(err, ErrUnexpectedAnswer):
 		return ClassPermanent
 	// No response: the connection failed or the call's own timeout fired
 	// while the caller still waited. The next attempt may well work.

@@ -57,6 +57,12 @@ var (
 	// ErrInvalidRequest means the caller asked for a call that cannot be
 	// right, such as an empty target or no config vars.
 	ErrInvalidRequest = errors.New("heroku: invalid request")
+	// ErrUnexpectedAnswer means a 2xx whose body is not what Heroku answers
+	// to the call: a config update answered without the config it set, or
+	// a config that does not decode. Whatever answered may not be Heroku
+	// (a HEROKU_API_URL that names another host, a proxy): the call proves
+	// nothing, and asking again would prove no more.
+	ErrUnexpectedAnswer = errors.New("heroku: unexpected answer")
 )
 
 // Target names the add-on instance whose config a call reads or changes.

@@ -80,8 +80,38 @@ func (c *Client) updateV3(ctx context.Context, t Target, vars []ConfigVar) error
 	if err != nil {
 		return fmt.Errorf("heroku %s: encode body: %w", EndpointPatchConfig, ErrInvalidRequest)
 	}
-	_, err = c.v3(ctx, t, EndpointPatchConfig, http.MethodPatch, raw, values(vars))
-	return err
+	answer, err := c.v3(ctx, t, EndpointPatchConfig, http.MethodPatch, raw, values(vars))
+	if err != nil {
+		return err
+	}
+	return confirmV3(answer, vars)
+}
+
+// confirmV3 checks that answer, a 2xx to PATCH /addons/{id}/config, is
+// what Heroku answers: the add-on's config as it now stands, holding every
+// var of vars with its value. Anything else (a page, an empty body, the
+// config without them) is ErrUnexpectedAnswer: the push may or may not
+// have taken effect, and only reading the config back can tell.
+func confirmV3(answer []byte, vars []ConfigVar) error {
+	var got []struct {
+		Name  string  `json:"name"`
+		Value *string `json:"value"`
+	}
+	if err := json.Unmarshal(answer, &got); err != nil {
+		return fmt.Errorf("heroku %s: a 2xx whose body is not a config: %w", EndpointPatchConfig, ErrUnexpectedAnswer)
+	}
+	held := make(map[string]string, len(got))
+	for _, v := range got {
+		if v.Value != nil {
+			held[v.Name] = *v.Value
+		}
+	}
+	for _, v := range vars {
+		if w, ok := held[v.Name]; !ok || w != v.Value.Reveal() {
+			return fmt.Errorf("heroku %s: a 2xx whose config does not hold the vars sent: %w", EndpointPatchConfig, ErrUnexpectedAnswer)
+		}
+	}
+	return nil
 }
 
 func (c *Client) getV3(ctx context.Context, t Target) (map[string]secret.String, error) {
@@ -91,7 +121,7 @@ func (c *Client) getV3(ctx context.Context, t Target) (map[string]secret.String,
 	}
 	var vars []configVar
 	if err := json.Unmarshal(body, &vars); err != nil {
-		return nil, fmt.Errorf("heroku %s: malformed response body", EndpointGetConfig)
+		return nil, fmt.Errorf("heroku %s: a 2xx whose body is not a config: %w", EndpointGetConfig, ErrUnexpectedAnswer)
 	}
 	out := make(map[string]secret.String, len(vars))
 	for _, v := range vars {
@@ -148,7 +178,7 @@ func (c *Client) getV1(ctx context.Context, t Target) (map[string]secret.String,
 		Config map[string]string `json:"config"`
 	}
 	if err := json.Unmarshal(body, &app); err != nil {
-		return nil, fmt.Errorf("heroku %s: malformed response body", EndpointV1Get)
+		return nil, fmt.Errorf("heroku %s: a 2xx whose body is not an app's info: %w", EndpointV1Get, ErrUnexpectedAnswer)
 	}
 	out := make(map[string]secret.String, len(app.Config))
 	for name, v := range app.Config {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 func TestUpdateConfigV3SendsOneCall(t *testing.T) {
 	t.Parallel()
 	s := newScript(t)
-	s.on(patchRoute, reply{status: 200, body: okConfig, header: map[string]string{"RateLimit-Remaining": "4321", "Request-Id": "r1"}})
+	both := `[{"name":"MYADDON_HOST","value":"db.myaddon.example"},{"name":"MYADDON_URL","value":"` + configValue + `"},{"name":"OTHER","value":null}]`
+	s.on(patchRoute, reply{status: 200, body: both, header: map[string]string{"RateLimit-Remaining": "4321", "Request-Id": "r1"}})
 	lim := &countingLimiter{}
 	var infos []heroku.CallInfo
 	c := newClient(t, s, heroku.WithLimiter(lim), heroku.WithTokenStore(newMemTokens(addonID, validToken())),
@@ -45,6 +47,56 @@ func TestUpdateConfigV3SendsOneCall(t *testing.T) {
 	}
 	if len(infos) != 1 || infos[0].Endpoint != heroku.EndpointPatchConfig || infos[0].Status != 200 || infos[0].Remaining != 4321 {
 		t.Errorf("observer got %+v", infos)
+	}
+}
+
+// A 2xx to a config update is Heroku's only when it holds the config
+// sent: the add-on's resulting config vars, each sent var with the value
+// sent. Any other 2xx (a page, an empty or cut body, a config without
+// them) is ErrUnexpectedAnswer, a permanent failure that does not say
+// Heroku refused; so is a read-back whose 2xx body is no config.
+func TestUpdateConfigV3ChecksTheAnswerHoldsTheConfig(t *testing.T) {
+	t.Parallel()
+	vars := oneVar()
+	for _, tc := range []struct {
+		name, body string
+		ok         bool
+	}{
+		{"the config", okConfig, true},
+		{"the config among others", `[{"name":"A","value":"x"},{"name":"MYADDON_URL","value":"` + configValue + `"}]`, true},
+		{"a page", "<html><body>Welcome to nginx!</body></html>", false},
+		{"empty", "", false},
+		{"an empty array", "[]", false},
+		{"an object", `{"config":[{"name":"MYADDON_URL","value":"` + configValue + `"}]}`, false},
+		{"the old value", `[{"name":"MYADDON_URL","value":"postgres://old"}]`, false},
+		{"a null value", `[{"name":"MYADDON_URL","value":null}]`, false},
+		{"another var", `[{"name":"MYADDON_URI","value":"` + configValue + `"}]`, false},
+		{"cut short", `[{"name":"MYADDON_URL","value":"` + configValue, false},
+	} {
+		s := newScript(t)
+		s.on(patchRoute, reply{status: 200, body: tc.body})
+		c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+		err := c.UpdateConfig(context.Background(), v3Target(), vars)
+		if tc.ok {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, heroku.ErrUnexpectedAnswer) || heroku.Classify(err) != heroku.ClassPermanent || heroku.Refused(err) {
+			t.Errorf("%s: %v (class %s, refused %v); want a permanent ErrUnexpectedAnswer, not a refusal",
+				tc.name, err, heroku.Classify(err), heroku.Refused(err))
+		}
+		if err != nil && strings.Contains(err.Error(), configValue) {
+			t.Errorf("%s: the error holds the value sent: %v", tc.name, err)
+		}
+	}
+	s := newScript(t)
+	s.on("GET /addons/"+addonID+"/config", reply{status: 200, body: "<html>Welcome to nginx!</html>"})
+	c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+	if _, err := c.GetConfig(context.Background(), v3Target()); !errors.Is(err, heroku.ErrUnexpectedAnswer) ||
+		heroku.Classify(err) != heroku.ClassPermanent {
+		t.Errorf("a page read back: %v; want a permanent ErrUnexpectedAnswer", err)
 	}
 }
 
