@@ -17,8 +17,9 @@ func newBreakerCmd(env *environ) *cobra.Command {
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Open or closed and why, the bulk queue, the 401/403 window now",
-		Long: `Prints the circuit breaker on Heroku 401/403 answers: closed, or open since when and why; whether
-the bulk queue is paused; how many distinct instances answered 401 or 403 in the window now.`,
+		Long: `Prints the circuit breaker on Heroku 401/403 answers (and 2xx answers that are not Heroku's):
+closed, or open since when and why; whether the bulk queue is paused; how many distinct instances were
+denied so in the window now.`,
 		Example: `  rekey breaker status
   rekey breaker status --json | jq .open`,
 		Args: noArgs,
@@ -46,8 +47,9 @@ runs and the scheduler enqueues again. Asks on a terminal; needs --confirm off o
 	return newGroupCmd(&cobra.Command{
 		Use:   "breaker",
 		Short: "The circuit breaker on Heroku 401/403 runs: status, resume",
-		Long: `When many distinct instances answer 401 or 403 within a window (REKEY_BREAKER_*), the breaker
-opens: the bulk queue pauses and the scheduler enqueues nothing until an operator resumes it.`,
+		Long: `When many distinct instances answer 401 or 403 within a window (REKEY_BREAKER_*), or a 2xx
+without the config sent (a HEROKU_API_URL naming another host), the breaker opens: the bulk queue
+pauses and the scheduler enqueues nothing until an operator resumes it.`,
 		Example: `  rekey breaker status
   rekey breaker resume --confirm`,
 	}, status, resume)
@@ -89,7 +91,7 @@ func writeBreakerStatus(w io.Writer, s breaker.Status) {
 	if s.Policy.Threshold == 0 {
 		line("policy", "off (REKEY_BREAKER_THRESHOLD=0): this process's configuration never opens it")
 	} else {
-		line("window now", "%d of %d distinct instances answered 401 or 403 in the last %s", s.Window.Denied, s.Window.Answered, s.Policy.Window)
+		line("window now", "%d of %d distinct instances answered 401, 403 or a 2xx that is not Heroku's in the last %s", s.Window.Denied, s.Window.Answered, s.Policy.Window)
 		line("policy", "opens at %d distinct instances answering 401 or 403, at least %g of those answered, within %s",
 			s.Policy.Threshold, s.Policy.Fraction, s.Policy.Window)
 	}

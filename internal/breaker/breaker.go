@@ -115,7 +115,9 @@ func (b *Breaker) Observe(ctx context.Context, instanceID string, err error) {
 // answer sorts one push's outcome: whether Heroku answered at all in a way
 // that bears on the account's standing, and whether that answer was a
 // denial (401, which the client returns only after refreshing the token,
-// or 403). 429s and 5xx bear on Heroku's load, not on the account, and
+// or 403, or a 2xx that is not Heroku's answer: whatever answered may not be
+// Heroku, for every instance alike). 429s and 5xx bear on Heroku's load,
+// not on the account, and
 // calls that got no answer prove nothing: neither is counted, so an outage
 // cannot dilute a run of denials below the fraction.
 func answer(err error) (denied int, ok bool) {
@@ -123,6 +125,8 @@ func answer(err error) (denied int, ok bool) {
 	switch {
 	case err == nil:
 		return 0, true
+	case errors.Is(err, heroku.ErrUnexpectedAnswer):
+		return store.DeniedUnexpected, true
 	case !errors.As(err, &api) || api.Status >= 500:
 		return 0, false
 	case api.Status == store.DeniedUnauthorized || api.Status == store.DeniedForbidden:
@@ -140,7 +144,7 @@ func (b *Breaker) opened(ctx context.Context) {
 		ev = ev.AnErr("pause_error", perr).AnErr("state_error", serr)
 	}
 	ev.Int("denied", st.Denied).Int("answered", st.Answered).Int("unauthorized", st.Unauthorized).
-		Int("forbidden", st.Forbidden).Dur("window", st.Window).Str("paused_queue", PausedQueue).
+		Int("forbidden", st.Forbidden).Int("unexpected", st.Unexpected).Dur("window", st.Window).Str("paused_queue", PausedQueue).
 		Str("reason", Reason(st)).Msg("breaker_opened")
 }
 

@@ -107,6 +107,36 @@ func TestAccountWideDenialsPauseTheBulkQueue(t *testing.T) {
 	}
 }
 
+// Pushes answered 2xx without the config they set (heroku.ErrUnexpectedAnswer:
+// a HEROKU_API_URL naming another host answers every instance alike) count
+// as denials: a run of them pauses the wave rather than failing it one
+// instance at a time, and the reason says what answered.
+func TestUnexpectedAnswersPauseTheBulkQueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t, policy)
+	unexpected := fmt.Errorf("push: heroku patch_config: a 2xx whose body is not a config: %w", heroku.ErrUnexpectedAnswer)
+	for i := range 9 {
+		g.b.Observe(ctx, fmt.Sprintf("i-%d", i), unexpected)
+	}
+	if g.paused(t, tasks.QueueBulk) {
+		t.Fatal("bulk paused below the threshold")
+	}
+	g.b.Observe(ctx, "i-401", denied(401))
+	s, err := g.b.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "10 of 10 distinct instances answered 401 unauthorized (1) or 2xx without the config sent " +
+		"(is HEROKU_API_URL Heroku's?) (9) within "
+	if !s.Open || !g.paused(t, tasks.QueueBulk) || !strings.HasPrefix(s.Reason, want) {
+		t.Fatalf("status = %+v, want open with reason %q", s, want)
+	}
+	if !strings.Contains(g.log.String(), `"unexpected":9`) {
+		t.Fatalf("the opening line does not count the unexpected answers:\n%s", g.log.String())
+	}
+}
+
 func TestOneCustomersDenialsNeverOpen(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -198,6 +228,12 @@ func TestReasonSplitsStatuses(t *testing.T) {
 		Unauthorized: 5, Forbidden: 20}
 	want := "OPEN since 2026-03-01T12:00:00Z, reason: 25 of 30 distinct instances answered 401 unauthorized (5) " +
 		"or 403 forbidden (20) within 42s; resume with `rekey breaker resume`"
+	if got := breaker.Describe(st); got != want {
+		t.Fatalf("Describe = %q\nwant       %q", got, want)
+	}
+	st = store.BreakerState{OpenedAt: at, FirstDeniedAt: at.Add(-42 * time.Second), Denied: 12, Answered: 12, Unexpected: 12}
+	want = "OPEN since 2026-03-01T12:00:00Z, reason: 12 of 12 distinct instances answered 2xx without the config sent " +
+		"(is HEROKU_API_URL Heroku's?) within 42s; resume with `rekey breaker resume`"
 	if got := breaker.Describe(st); got != want {
 		t.Fatalf("Describe = %q\nwant       %q", got, want)
 	}

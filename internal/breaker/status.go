@@ -3,6 +3,7 @@ package breaker
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/store"
@@ -67,14 +68,27 @@ func (b *Breaker) Status(ctx context.Context) (Status, error) {
 // Reason says what opened the breaker, such as "25 of 30 distinct
 // instances answered 403 forbidden within 42s".
 func Reason(st store.BreakerState) string {
-	what := ""
+	type kind struct {
+		n    int
+		what string
+	}
+	var seen []kind
+	for _, k := range []kind{{st.Unauthorized, "401 unauthorized"}, {st.Forbidden, "403 forbidden"},
+		{st.Unexpected, "2xx without the config sent (is HEROKU_API_URL Heroku's?)"}} {
+		if k.n > 0 {
+			seen = append(seen, k)
+		}
+	}
+	what := "403 forbidden" // a state written before the counts were kept
 	switch {
-	case st.Unauthorized > 0 && st.Forbidden > 0:
-		what = fmt.Sprintf("401 unauthorized (%d) or 403 forbidden (%d)", st.Unauthorized, st.Forbidden)
-	case st.Unauthorized > 0:
-		what = "401 unauthorized"
-	default:
-		what = "403 forbidden"
+	case len(seen) == 1:
+		what = seen[0].what
+	case len(seen) > 1:
+		parts := make([]string, len(seen))
+		for i, k := range seen {
+			parts[i] = fmt.Sprintf("%s (%d)", k.what, k.n)
+		}
+		what = strings.Join(parts, " or ")
 	}
 	span := max(st.OpenedAt.Sub(st.FirstDeniedAt).Round(time.Second), time.Second)
 	return fmt.Sprintf("%d of %d distinct instances answered %s within %s", st.Denied, st.Answered, what, span)

@@ -12,11 +12,13 @@ import (
 // The circuit breaker's state (internal/breaker decides what to do with
 // it). Every worker process records each Heroku answer to a push in one
 // sliding window shared through Redis, so that a run of 401 or 403 answers
-// across many instances, the sign of an account-level problem, is seen as
-// one fact however many workers saw parts of it:
+// across many instances, the sign of an account-level problem, or of 2xx
+// answers that are not Heroku's (a HEROKU_API_URL naming another host), is
+// seen as one fact however many workers saw parts of it:
 //
 //	rekey:breaker:answers  ZSET  instance id -> 4 x ms of its latest answer
-//	                             + 0 (no denial), 1 (401) or 2 (403)
+//	                             + 0 (no denial), 1 (401), 2 (403) or 3
+//	                             (a 2xx that is not Heroku's answer)
 //	rekey:breaker          HASH  opened_at, what opened it, openings,
 //	                             resumed_at, resumed_by
 //
@@ -31,8 +33,8 @@ import (
 // they expire a window after their last write.)
 
 // breakerKey is a HASH of the breaker's state: opened_at (ms; absent while
-// closed), window_ms, denied, answered, denied_401, denied_403 and
-// first_denied_at (ms) as they stood when it opened, openings (how many
+// closed), window_ms, denied, answered, denied_401, denied_403,
+// denied_unexpected and first_denied_at (ms) as they stood when it opened, openings (how many
 // times it ever opened), resumed_at (ms) and resumed_by.
 func breakerKey() string { return keyPrefix + "breaker" }
 
@@ -43,13 +45,16 @@ func breakerAnswersKey() string { return keyPrefix + "breaker:answers" }
 // answerKinds are the kinds of answer kept in the low bits of a
 // breakerAnswersKey score: 4 x ms + kind. Scores stay below 2^53 (ms
 // times 4 is about 2^43 today), so they are exact in Redis and in Lua.
-var answerKinds = map[int]int{0: 0, DeniedUnauthorized: 1, DeniedForbidden: 2}
+var answerKinds = map[int]int{0: 0, DeniedUnauthorized: 1, DeniedForbidden: 2, DeniedUnexpected: 3}
 
 // Statuses that count as a denial: Heroku refused the credentials (401,
-// after the client's own token refresh) or the access (403).
+// after the client's own token refresh) or the access (403), or a 2xx came
+// whose body is not Heroku's answer (heroku.ErrUnexpectedAnswer): what
+// answered may not be Heroku at all, for every instance alike.
 const (
 	DeniedUnauthorized = 401
 	DeniedForbidden    = 403
+	DeniedUnexpected   = 200
 )
 
 // BreakerPolicy says when the breaker opens: when at least Threshold
@@ -100,7 +105,7 @@ func (k observeBreakerKeys) list() []string { return []string{k.answers, k.state
 // window back.
 //
 // ARGV: instance id, answer kind (answerKinds: 0, 1 for a 401, 2 for a
-// 403), now ms, window ms, threshold, fraction.
+// 403, 3 for an unexpected 2xx), now ms, window ms, threshold, fraction.
 // Returns the verdict: "closed", "opened" or "open".
 var observeBreakerScript = redis.NewScript(`
 local id, kind, now, window = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -111,7 +116,7 @@ redis.call('PEXPIRE', KEYS[1], window)
 if redis.call('HEXISTS', KEYS[2], 'opened_at') == 1 then return 'open' end
 if kind == 0 then return 'closed' end
 local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local by, first = {0, 0}, nil
+local by, first = {0, 0, 0}, nil
 for i = 2, #members, 2 do
   local score = tonumber(members[i])
   local k = score % 4
@@ -120,16 +125,17 @@ for i = 2, #members, 2 do
     if not first then first = (score - k) / 4 end
   end
 end
-local denied, answered = by[1] + by[2], #members / 2
+local denied, answered = by[1] + by[2] + by[3], #members / 2
 if denied < threshold or denied < fraction * answered then return 'closed' end
 redis.call('HSET', KEYS[2], 'opened_at', ARGV[3], 'window_ms', ARGV[4], 'denied', denied, 'answered', answered,
-  'denied_401', by[1], 'denied_403', by[2], 'first_denied_at', string.format('%.0f', first))
+  'denied_401', by[1], 'denied_403', by[2], 'denied_unexpected', by[3], 'first_denied_at', string.format('%.0f', first))
 redis.call('HINCRBY', KEYS[2], 'openings', 1)
 return 'opened'
 `)
 
 // ObserveBreaker records that Heroku answered a push for instanceID, with
-// deniedStatus DeniedUnauthorized or DeniedForbidden when it refused, or 0
+// deniedStatus DeniedUnauthorized, DeniedForbidden or DeniedUnexpected when
+// it refused or did not answer as Heroku does, or 0
 // when it answered anything else, and says whether the breaker is, or just
 // became, open under p. Safe for any number of concurrent callers in any
 // number of processes.
@@ -159,9 +165,10 @@ type BreakerState struct {
 	// Window is the policy's window when it opened.
 	Window time.Duration
 	// Denied and Answered are the distinct instances denied, and answered
-	// at all, within the window when it opened; Unauthorized and Forbidden
-	// split Denied by status (401 and 403).
-	Denied, Answered, Unauthorized, Forbidden int
+	// at all, within the window when it opened; Unauthorized, Forbidden
+	// and Unexpected split Denied by status (401, 403, and a 2xx that was
+	// not Heroku's answer).
+	Denied, Answered, Unauthorized, Forbidden, Unexpected int
 	// FirstDeniedAt is the earliest of those denials.
 	FirstDeniedAt time.Time
 	// Openings counts every opening ever.
@@ -182,7 +189,8 @@ func (s *Store) BreakerState(ctx context.Context) (BreakerState, error) {
 	}
 	num := func(f string) int { n, _ := strconv.Atoi(m[f]); return n }
 	b := BreakerState{OpenedAt: fromMS(m["opened_at"]), Window: time.Duration(num("window_ms")) * time.Millisecond,
-		Denied: num("denied"), Answered: num("answered"), Unauthorized: num("denied_401"), Forbidden: num("denied_403"),
+		Denied: num("denied"), Answered: num("answered"),
+		Unauthorized: num("denied_401"), Forbidden: num("denied_403"), Unexpected: num("denied_unexpected"),
 		FirstDeniedAt: fromMS(m["first_denied_at"]), ResumedAt: fromMS(m["resumed_at"]), ResumedBy: m["resumed_by"]}
 	b.Openings, _ = strconv.ParseInt(m["openings"], 10, 64)
 	return b, nil
@@ -205,7 +213,8 @@ func (k resumeBreakerKeys) list() []string { return []string{k.answers, k.state}
 var resumeBreakerScript = redis.NewScript(`
 redis.call('DEL', KEYS[1])
 if redis.call('HEXISTS', KEYS[2], 'opened_at') == 0 then return 0 end
-redis.call('HDEL', KEYS[2], 'opened_at', 'window_ms', 'denied', 'answered', 'denied_401', 'denied_403', 'first_denied_at')
+redis.call('HDEL', KEYS[2], 'opened_at', 'window_ms', 'denied', 'answered', 'denied_401', 'denied_403', 'denied_unexpected',
+  'first_denied_at')
 redis.call('HSET', KEYS[2], 'resumed_at', ARGV[1], 'resumed_by', ARGV[2])
 return 1
 `)

@@ -31,7 +31,7 @@ func TestBreakerOpensOnDistinctDenials(t *testing.T) {
 		}
 	}
 	f.observe(t, "i-1", store.DeniedForbidden)
-	f.observe(t, "i-2", store.DeniedForbidden)
+	f.observe(t, "i-2", store.DeniedUnexpected)
 	if v := f.observe(t, "i-3", store.DeniedUnauthorized); v != store.BreakerClosed {
 		t.Fatalf("4 denied instances opened a breaker of threshold 5")
 	}
@@ -47,7 +47,7 @@ func TestBreakerOpensOnDistinctDenials(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := store.BreakerState{OpenedAt: f.now, Window: time.Minute, Denied: 5, Answered: 5, Unauthorized: 1,
-		Forbidden: 4, FirstDeniedAt: f.now.Add(-10 * time.Second), Openings: 1}
+		Forbidden: 3, Unexpected: 1, FirstDeniedAt: f.now.Add(-10 * time.Second), Openings: 1}
 	if b != want {
 		t.Fatalf("state = %+v\nwant    %+v", b, want)
 	}
@@ -132,7 +132,7 @@ func TestBreakerResume(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	for i := range 5 {
-		f.observe(t, fmt.Sprintf("i-%d", i), store.DeniedForbidden)
+		f.observe(t, fmt.Sprintf("i-%d", i), store.DeniedUnexpected)
 	}
 	f.now = f.now.Add(time.Minute / 2)
 	if was, err := f.st.ResumeBreaker(ctx, "ops"); err != nil || !was {
@@ -142,7 +142,7 @@ func TestBreakerResume(t *testing.T) {
 		t.Fatalf("second ResumeBreaker = %v, %v; want it was closed", was, err)
 	}
 	b, _ := f.st.BreakerState(ctx)
-	if b.Open() || b.Openings != 1 || b.ResumedBy != "ops" || !b.ResumedAt.Equal(f.now) || b.Denied != 0 {
+	if b.Open() || b.Openings != 1 || b.ResumedBy != "ops" || !b.ResumedAt.Equal(f.now) || b.Denied != 0 || b.Unexpected != 0 {
 		t.Fatalf("state after resume = %+v", b)
 	}
 	// The denials that opened it are forgotten: one more does not reopen it.
