@@ -47,8 +47,14 @@ type breakerFleet struct {
 
 func newBreakerFleet(t *testing.T, n int, breakerEnv map[string]string, setup func(*world)) *breakerFleet {
 	t.Helper()
+	return newBreakerFleetOf(t, n, sandbox.DefaultMix, breakerEnv, setup)
+}
+
+// newBreakerFleetOf is newBreakerFleet with instances of mix.
+func newBreakerFleetOf(t *testing.T, n int, mix sandbox.Mix, breakerEnv map[string]string, setup func(*world)) *breakerFleet {
+	t.Helper()
 	w := newWorld(t, worldParams{})
-	f := &breakerFleet{world: w, samples: w.provision(n, sandbox.DefaultMix)}
+	f := &breakerFleet{world: w, samples: w.provision(n, mix)}
 	for _, s := range f.samples {
 		f.ids = append(f.ids, s.ID)
 	}
@@ -278,6 +284,86 @@ func (f *breakerFleet) checkSchedulerHeld(t *testing.T) {
 	after, _ := f.insp.GetQueueInfo(tasks.QueueBulk)
 	if err != nil || res.Outcome != scheduler.BreakerOpen || res.Enqueued != 0 || after.Size != before.Size {
 		t.Fatalf("sweep with the breaker open = %+v, %v; bulk queue %d tasks before, %d after", res, err, before.Size, after.Size)
+	}
+}
+
+// TestBreakerHoldsAWaveOnAHerokuURLThatIsNotHeroku plays an operator's
+// typo: HEROKU_API_URL names a host that answers every call 200 with a page
+// of its own (a parked domain, a proxy's welcome page). No such 2xx is
+// taken for a push that landed: each rotation reads the config back, gets
+// the page again, and fails (push:unexpected_answer) with its credential
+// kept unconfirmed, never revoked on its own; no instance's current
+// credential changes or is revoked; and after about
+// REKEY_BREAKER_THRESHOLD of them the breaker pauses the rest of the wave.
+func TestBreakerHoldsAWaveOnAHerokuURLThatIsNotHeroku(t *testing.T) {
+	t.Parallel()
+	const n = 40
+	ctx := context.Background()
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, "<html><body>This domain is parked.</body></html>")
+	}))
+	t.Cleanup(page.Close)
+	f := newBreakerFleetOf(t, n, sandbox.Mix{}, map[string]string{"HEROKU_API_URL": page.URL}, nil)
+	batch := f.wave(f.ids)
+	waitFor(t, time.Minute, "breaker to open", func() (bool, string) {
+		return f.breakerState().Open(), fmt.Sprintf("%+v", f.breakerState())
+	})
+	waitFor(t, time.Minute, "bulk queue to settle, paused", func() (bool, string) {
+		info, err := f.insp.GetQueueInfo(tasks.QueueBulk)
+		if err != nil {
+			return false, err.Error()
+		}
+		return info.Paused && info.Active == 0, fmt.Sprintf("%+v", info)
+	})
+	held, _ := f.store.Batch(ctx, batch)
+	maxFailed := int64(defaultThreshold + 2*breakerWorkers*breakerConcurrency)
+	if held.Failed < defaultThreshold || held.Failed > maxFailed || held.Succeeded != 0 ||
+		held.Failures["push:unexpected_answer"] != held.Failed {
+		t.Fatalf("batch %+v; want %d to %d rotations failed with push:unexpected_answer, none succeeded, the rest held",
+			held, defaultThreshold, maxFailed)
+	}
+	if st := f.breakerState(); st.Unexpected != st.Denied || st.Denied < defaultThreshold {
+		t.Errorf("breaker opened on %+v; want only unexpected answers, at least %d", st, defaultThreshold)
+	}
+	code, out := f.rekeyCmd("breaker", "status")
+	if code != 0 || !strings.Contains(out, "2xx without the config sent (is HEROKU_API_URL Heroku's?)") {
+		t.Errorf("rekey breaker status: exit %d, want the reason naming HEROKU_API_URL\n%s", code, out)
+	}
+	unconfirmed := 0
+	for _, s := range f.samples {
+		in, err := f.store.Instance(ctx, s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.CurrentCredential != s.Provisioned || !f.sb.Demo.Valid(s.Provisioned) {
+			t.Errorf("%s: current %s (provisioned %s, valid %v); want the provisioned credential, unrevoked",
+				s.ID, in.CurrentCredential, s.Provisioned, f.sb.Demo.Valid(s.Provisioned))
+		}
+		if n := f.sb.Fake.ConfigChanges(s.ID); n != 0 {
+			t.Errorf("%s: %d config changes on Heroku", s.ID, n)
+		}
+		events, err := f.store.Events(ctx, s.ID, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range events {
+			if e.Type != store.EventPushUnknown {
+				continue
+			}
+			unconfirmed++
+			c, err := f.store.Credential(ctx, s.ID, e.CredentialID)
+			if err != nil || c.State != store.CredentialUnconfirmed || !f.sb.Demo.Valid(c.ID) {
+				t.Errorf("%s: credential %s %s (valid %v, %v); want it kept unconfirmed and unrevoked",
+					s.ID, e.CredentialID, c.State, f.sb.Demo.Valid(c.ID), err)
+			}
+		}
+	}
+	if int64(unconfirmed) != held.Failed {
+		t.Errorf("%d credentials kept unconfirmed for %d failed rotations", unconfirmed, held.Failed)
+	}
+	if v := f.sb.Checker.Violations(); len(v) > 0 {
+		t.Errorf("invariant violations: %v", v)
 	}
 }
 
