@@ -222,6 +222,22 @@ func withExpiry(at time.Time) heroku.Token {
 	return t
 }
 
+// V1's answer to a config update has no documented body, so only its kind
+// is checked: a page (text/html), which no Heroku API answers, is
+// ErrUnexpectedAnswer whatever its status, as it is for every call.
+func TestUpdateConfigV1RefusesAPage(t *testing.T) {
+	t.Parallel()
+	for _, ct := range []string{"text/html", "text/html; charset=utf-8", "TEXT/HTML;charset=ISO-8859-1"} {
+		s := newScript(t)
+		s.on(v1Route, reply{status: 200, body: "<p>parked</p>", header: map[string]string{"Content-Type": ct}})
+		c := newClient(t, s)
+		err := c.UpdateConfig(context.Background(), v1Target(), oneVar())
+		if !errors.Is(err, heroku.ErrUnexpectedAnswer) || heroku.Classify(err) != heroku.ClassPermanent {
+			t.Errorf("a 200 %s page: %v; want a permanent ErrUnexpectedAnswer", ct, err)
+		}
+	}
+}
+
 func TestUpdateConfigV1(t *testing.T) {
 	t.Parallel()
 	s := newScript(t)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -77,6 +78,11 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 	secrets := slices.Concat(cl.secrets, []string{c.clientSecret.Reveal(), c.v1Password.Reveal()})
 	if err := responseError(resp, cl.endpoint, c.now(), secrets); err != nil {
 		return nil, err
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" {
+		// Heroku's APIs answer JSON: a page is some other host's (a
+		// HEROKU_API_URL naming it, a proxy), whatever its status.
+		return nil, fmt.Errorf("heroku %s: a 2xx page (text/html): %w", cl.endpoint, ErrUnexpectedAnswer)
 	}
 	return readBody(resp, cl.endpoint)
 }

@@ -84,10 +84,10 @@ func (s *script) serve(w http.ResponseWriter, r *http.Request) {
 	rep := queue[0]
 	s.replies[route] = queue[1:]
 	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json") // unless the reply says otherwise
 	for k, v := range rep.header {
 		w.Header().Set(k, v)
 	}
-	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(rep.status)
 	_, _ = io.WriteString(w, rep.body)
 }
