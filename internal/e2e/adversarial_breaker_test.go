@@ -88,6 +88,22 @@ func (f *breakerFleet) rekeyCmd(args ...string) (int, string) {
 	return code, p.stderr.String()
 }
 
+// waitHeld waits for the breaker to open and the bulk queue to settle,
+// paused: tasks the workers had taken finish (fail) as usual; the rest wait.
+func (f *breakerFleet) waitHeld(t *testing.T) {
+	t.Helper()
+	waitFor(t, time.Minute, "breaker to open", func() (bool, string) {
+		return f.breakerState().Open(), fmt.Sprintf("%+v", f.breakerState())
+	})
+	waitFor(t, time.Minute, "bulk queue to settle, paused", func() (bool, string) {
+		info, err := f.insp.GetQueueInfo(tasks.QueueBulk)
+		if err != nil {
+			return false, err.Error()
+		}
+		return info.Paused && info.Active == 0, fmt.Sprintf("%+v", info)
+	})
+}
+
 func (f *breakerFleet) breakerState() store.BreakerState {
 	f.t.Helper()
 	b, err := f.store.BreakerState(context.Background())
@@ -116,17 +132,7 @@ func TestBreakerHoldsAWaveOnAnAccountWide403(t *testing.T) {
 	wave, spare := f.ids[:n], f.ids[n]
 	batch := f.wave(wave)
 
-	waitFor(t, time.Minute, "breaker to open", func() (bool, string) {
-		return f.breakerState().Open(), fmt.Sprintf("%+v", f.breakerState())
-	})
-	// Tasks the workers had taken finish (here: fail) as usual; the rest wait.
-	waitFor(t, time.Minute, "bulk queue to settle, paused", func() (bool, string) {
-		info, err := f.insp.GetQueueInfo(tasks.QueueBulk)
-		if err != nil {
-			return false, err.Error()
-		}
-		return info.Paused && info.Active == 0, fmt.Sprintf("%+v", info)
-	})
+	f.waitHeld(t)
 	held, _ := f.store.Batch(ctx, batch)
 	info, _ := f.insp.GetQueueInfo(tasks.QueueBulk)
 	denied := herokuCalls(f.sb.Fake, herokufake.PatchConfig, herokufake.V1Put)
@@ -302,16 +308,7 @@ func TestBreakerHoldsAWaveOnAHerokuURLThatIsNotHeroku(t *testing.T) {
 	t.Cleanup(page.Close)
 	f := newBreakerFleet(t, n, map[string]string{"HEROKU_API_URL": page.URL}, nil)
 	batch := f.wave(f.ids)
-	waitFor(t, time.Minute, "breaker to open", func() (bool, string) {
-		return f.breakerState().Open(), fmt.Sprintf("%+v", f.breakerState())
-	})
-	waitFor(t, time.Minute, "bulk queue to settle, paused", func() (bool, string) {
-		info, err := f.insp.GetQueueInfo(tasks.QueueBulk)
-		if err != nil {
-			return false, err.Error()
-		}
-		return info.Paused && info.Active == 0, fmt.Sprintf("%+v", info)
-	})
+	f.waitHeld(t)
 	held, _ := f.store.Batch(ctx, batch)
 	maxFailed := int64(defaultThreshold + 2*breakerWorkers*breakerConcurrency)
 	if held.Failed < defaultThreshold || held.Failed > maxFailed || held.Succeeded != 0 ||
@@ -412,13 +409,7 @@ func TestBreakerOpensOnARotatedClientSecret(t *testing.T) {
 		w.sb.Fake.ExpireAccessTokens()
 	})
 	batch := f.wave(f.ids)
-	waitFor(t, time.Minute, "breaker to open", func() (bool, string) {
-		return f.breakerState().Open(), fmt.Sprintf("%+v", f.breakerState())
-	})
-	waitFor(t, time.Minute, "bulk queue to settle, paused", func() (bool, string) {
-		info, err := f.insp.GetQueueInfo(tasks.QueueBulk)
-		return err == nil && info.Paused && info.Active == 0, fmt.Sprintf("%+v, %v", info, err)
-	})
+	f.waitHeld(t)
 	b, _ := f.store.Batch(context.Background(), batch)
 	st := f.breakerState()
 	t.Logf("breaker: %s; batch %d failed, %d succeeded, %d waiting", breaker.Describe(st), b.Failed, b.Succeeded, b.InFlight)
