@@ -147,13 +147,14 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 func (h *Rotate) push(ctx context.Context, r *rotation) (string, error) {
 	pctx := heroku.WithBeforeSend(h.classed(ctx, r), func() error { return h.markPush(ctx, r) })
 	err := h.deps.Heroku.UpdateConfig(pctx, r.target(), configVars(r.config))
-	if heroku.Refused(err) || errors.Is(err, heroku.ErrUnexpectedAnswer) {
-		// Refused, the push cannot land any more; nor can one answered
-		// 2xx, whatever the answer said, since the request was done with.
-		// One that landed has its attempts settled by the promotion. One
-		// answered 5xx, or not at all, may still land, or may have landed
-		// already: it stays unsettled, so that no read-back taken before
-		// it lands can prove its credential absent (I1).
+	if heroku.Refused(err) {
+		// Refused, the push cannot land any more. One that landed has its
+		// attempts settled by the promotion. One answered 5xx, or not at
+		// all, may still land, or may have landed already: it stays
+		// unsettled, so that no read-back taken before it lands can prove
+		// its credential absent (I1). So does one answered 2xx by what may
+		// not be Heroku (heroku.ErrUnexpectedAnswer): a proxy that answered
+		// for Heroku may still hand it the push.
 		h.settlePush(ctx, r)
 	}
 	if errors.Is(err, store.ErrConflict) {

@@ -92,7 +92,7 @@ func writeBreakerStatus(w io.Writer, s breaker.Status) {
 		line("policy", "off (REKEY_BREAKER_THRESHOLD=0): this process's configuration never opens it")
 	} else {
 		line("window now", "%d of %d distinct instances answered 401, 403 or a 2xx that is not Heroku's in the last %s", s.Window.Denied, s.Window.Answered, s.Policy.Window)
-		line("policy", "opens at %d distinct instances answering 401 or 403, at least %g of those answered, within %s",
+		line("policy", "opens at %d distinct instances answering 401, 403 or a 2xx that is not Heroku's, at least %g of those answered, within %s",
 			s.Policy.Threshold, s.Policy.Fraction, s.Policy.Window)
 	}
 	openings := fmt.Sprintf("%d", s.Openings)

@@ -127,8 +127,8 @@ func TestUnexpectedAnswersPauseTheBulkQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "10 of 10 distinct instances answered 401 unauthorized (1) or 2xx without the config sent " +
-		"(is HEROKU_API_URL Heroku's?) (9) within "
+	want := "10 of 10 distinct instances answered 401 unauthorized (1) or 2xx that are not Heroku's answers " +
+		"(is HEROKU_API_URL or HEROKU_ID_URL Heroku's?) (9) within "
 	if !s.Open || !g.paused(t, tasks.QueueBulk) || !strings.HasPrefix(s.Reason, want) {
 		t.Fatalf("status = %+v, want open with reason %q", s, want)
 	}
@@ -232,8 +232,8 @@ func TestReasonSplitsStatuses(t *testing.T) {
 		t.Fatalf("Describe = %q\nwant       %q", got, want)
 	}
 	st = store.BreakerState{OpenedAt: at, FirstDeniedAt: at.Add(-42 * time.Second), Denied: 12, Answered: 12, Unexpected: 12}
-	want = "OPEN since 2026-03-01T12:00:00Z, reason: 12 of 12 distinct instances answered 2xx without the config sent " +
-		"(is HEROKU_API_URL Heroku's?) within 42s; resume with `rekey breaker resume`"
+	want = "OPEN since 2026-03-01T12:00:00Z, reason: 12 of 12 distinct instances answered 2xx that are not Heroku's " +
+		"answers (is HEROKU_API_URL or HEROKU_ID_URL Heroku's?) within 42s; resume with `rekey breaker resume`"
 	if got := breaker.Describe(st); got != want {
 		t.Fatalf("Describe = %q\nwant       %q", got, want)
 	}

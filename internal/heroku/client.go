@@ -59,9 +59,11 @@ var (
 	ErrInvalidRequest = errors.New("heroku: invalid request")
 	// ErrUnexpectedAnswer means a 2xx whose body is not what Heroku answers
 	// to the call: a config update answered without the config it set, or
-	// a config that does not decode. Whatever answered may not be Heroku
-	// (a HEROKU_API_URL that names another host, a proxy): the call proves
-	// nothing, and asking again would prove no more.
+	// a config that does not decode, or a page. Whatever answered may not
+	// be Heroku (a HEROKU_API_URL or HEROKU_ID_URL that names another
+	// host, a proxy): the call proves nothing, not even that it is over (a
+	// proxy may still hand it to Heroku), and asking again would prove no
+	// more.
 	ErrUnexpectedAnswer = errors.New("heroku: unexpected answer")
 )
 

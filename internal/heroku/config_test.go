@@ -223,11 +223,11 @@ func withExpiry(at time.Time) heroku.Token {
 }
 
 // V1's answer to a config update has no documented body, so only its kind
-// is checked: a page (text/html), which no Heroku API answers, is
+// is checked: a page (HTML or XHTML), which no Heroku API answers, is
 // ErrUnexpectedAnswer whatever its status, as it is for every call.
 func TestUpdateConfigV1RefusesAPage(t *testing.T) {
 	t.Parallel()
-	for _, ct := range []string{"text/html", "text/html; charset=utf-8", "TEXT/HTML;charset=ISO-8859-1"} {
+	for _, ct := range []string{"text/html", "text/html; charset=utf-8", "TEXT/HTML;charset=ISO-8859-1", "application/xhtml+xml"} {
 		s := newScript(t)
 		s.on(v1Route, reply{status: 200, body: "<p>parked</p>", header: map[string]string{"Content-Type": ct}})
 		c := newClient(t, s)

@@ -79,10 +79,11 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 	if err := responseError(resp, cl.endpoint, c.now(), secrets); err != nil {
 		return nil, err
 	}
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" {
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" || mt == "application/xhtml+xml" {
 		// Heroku's APIs answer JSON: a page is some other host's (a
-		// HEROKU_API_URL naming it, a proxy), whatever its status.
-		return nil, fmt.Errorf("heroku %s: a 2xx page (text/html): %w", cl.endpoint, ErrUnexpectedAnswer)
+		// HEROKU_API_URL or HEROKU_ID_URL naming it, a proxy), whatever
+		// its status.
+		return nil, fmt.Errorf("heroku %s: a 2xx page (%s): %w", cl.endpoint, mt, ErrUnexpectedAnswer)
 	}
 	return readBody(resp, cl.endpoint)
 }

@@ -73,6 +73,11 @@ func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err 
 		writeError(w, http.StatusServiceUnavailable, "a registration of this instance with the same oauth_grant is still being stored; nothing was stored by this one, try again")
 		return
 	}
+	if errors.Is(err, heroku.ErrUnexpectedAnswer) {
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "the answer to the oauth_grant exchange was not Heroku's (is HEROKU_ID_URL Heroku's?); nothing was stored, try again")
+		return
+	}
 	if errors.Is(err, heroku.ErrNotConfigured) {
 		writeError(w, http.StatusServiceUnavailable, "the web process cannot exchange oauth_grant codes: HEROKU_OAUTH_CLIENT_SECRET is not set; nothing was stored")
 		return

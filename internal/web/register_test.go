@@ -157,3 +157,32 @@ func TestClaimFailureSpendsNoGrant(t *testing.T) {
 		t.Fatalf("the same PUT again: got %d, want 200: %s", resp.status, resp.body)
 	}
 }
+
+// A grant exchange answered 2xx with a page (HEROKU_ID_URL naming another
+// host, a proxy) is no refusal of Heroku's: the code may still be good, so
+// the partner is told to try again (503), not that Heroku refused it (422),
+// and nothing is stored.
+func TestGrantExchangeAnsweredWithAPageIsRetried(t *testing.T) {
+	t.Parallel()
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte("<html><body>This domain is parked.</body></html>"))
+	}))
+	t.Cleanup(page.Close)
+	f := newFixture(t, func(p *web.Params) {
+		hc, err := heroku.NewClient(heroku.WithAPIURL(page.URL), heroku.WithIDURL(page.URL),
+			heroku.WithOAuthClientSecret(secret.New(clientSecret)), heroku.WithTokenStore(p.Store))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Registry = registry.New(p.Store, hc)
+	})
+	resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody("a-code-heroku-never-saw"))
+	if resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") == "" ||
+		!strings.Contains(resp.body, "HEROKU_ID_URL") {
+		t.Fatalf("PUT with a grant whose exchange got a page: %d %s; want 503, Retry-After, naming HEROKU_ID_URL", resp.status, resp.body)
+	}
+	if _, err := f.st.Instance(context.Background(), "inst-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the instance was stored: %v", err)
+	}
+}
