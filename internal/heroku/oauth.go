@@ -69,7 +69,7 @@ func (c *Client) tokenCall(ctx context.Context, form url.Values) (Token, error) 
 func (c *Client) parseToken(body []byte) (Token, error) {
 	var r tokenResponse
 	if err := json.Unmarshal(body, &r); err != nil || r.AccessToken == "" {
-		return Token{}, fmt.Errorf("heroku %s: response has no access token", EndpointOAuthToken)
+		return Token{}, fmt.Errorf("heroku %s: a 2xx with no access token: %w", EndpointOAuthToken, ErrUnexpectedAnswer)
 	}
 	t := Token{AccessToken: secret.New(r.AccessToken), RefreshToken: secret.New(r.RefreshToken)}
 	if r.ExpiresIn > 0 {

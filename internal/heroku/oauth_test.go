@@ -2,6 +2,7 @@ package heroku_test
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"testing"
 	"time"
@@ -61,7 +62,11 @@ func TestTokenCallFailures(t *testing.T) {
 		{"invalid grant", reply{status: 400, body: `{"id":"bad_request","message":"invalid grant"}`}, heroku.ClassPermanent},
 		{"bad client secret", reply{status: 401, body: `{"id":"unauthorized"}`}, heroku.ClassUnauthorized},
 		{"server error", reply{status: 503, body: `oops`}, heroku.ClassTransient},
-		{"no access token", reply{status: 200, body: `{"expires_in":1}`}, heroku.ClassTransient},
+		// A 2xx that is not Heroku's answer (heroku.ErrUnexpectedAnswer):
+		// asking again would prove no more.
+		{"no access token", reply{status: 200, body: `{"expires_in":1}`}, heroku.ClassPermanent},
+		{"a page", reply{status: 200, body: `<html>parked</html>`, header: map[string]string{"Content-Type": "text/html"}},
+			heroku.ClassPermanent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,6 +76,9 @@ func TestTokenCallFailures(t *testing.T) {
 			_, err := newClient(t, s).ExchangeGrant(context.Background(), secret.New(grantCode))
 			if got := heroku.Classify(err); got != tt.want {
 				t.Errorf("class %v (%v), want %v", got, err, tt.want)
+			}
+			if unexpected := errors.Is(err, heroku.ErrUnexpectedAnswer); unexpected != (tt.reply.status == 200) {
+				t.Errorf("%v: ErrUnexpectedAnswer %v, want it for a 2xx only", err, unexpected)
 			}
 		})
 	}
