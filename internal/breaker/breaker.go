@@ -117,9 +117,9 @@ func (b *Breaker) Observe(ctx context.Context, instanceID string, err error) {
 // denial (401, which the client returns only after refreshing the token,
 // or 403, or a 2xx that is not Heroku's answer: whatever answered may not be
 // Heroku, for every instance alike). 429s and 5xx bear on Heroku's load,
-// not on the account, and
-// calls that got no answer prove nothing: neither is counted, so an outage
-// cannot dilute a run of denials below the fraction.
+// not on the account, and calls that got no answer prove nothing: neither
+// is counted, so an outage cannot dilute a run of denials below the
+// fraction.
 func answer(err error) (denied int, ok bool) {
 	var api *heroku.APIError
 	switch {

@@ -34,8 +34,9 @@ import (
 
 // breakerKey is a HASH of the breaker's state: opened_at (ms; absent while
 // closed), window_ms, denied, answered, denied_401, denied_403,
-// denied_unexpected and first_denied_at (ms) as they stood when it opened, openings (how many
-// times it ever opened), resumed_at (ms) and resumed_by.
+// denied_unexpected and first_denied_at (ms) as they stood when it opened,
+// openings (how many times it ever opened), resumed_at (ms) and
+// resumed_by.
 func breakerKey() string { return keyPrefix + "breaker" }
 
 // breakerAnswersKey is a ZSET of the instances Heroku answered within the
@@ -135,9 +136,9 @@ return 'opened'
 
 // ObserveBreaker records that Heroku answered a push for instanceID, with
 // deniedStatus DeniedUnauthorized, DeniedForbidden or DeniedUnexpected when
-// it refused or did not answer as Heroku does, or 0
-// when it answered anything else, and says whether the breaker is, or just
-// became, open under p. Safe for any number of concurrent callers in any
+// it refused or did not answer as Heroku does, or 0 when it answered
+// anything else, and says whether the breaker is, or just became, open
+// under p. Safe for any number of concurrent callers in any
 // number of processes.
 func (s *Store) ObserveBreaker(ctx context.Context, instanceID string, deniedStatus int, p BreakerPolicy) (BreakerVerdict, error) {
 	if err := p.validate(); err != nil {
