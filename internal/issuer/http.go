@@ -240,7 +240,9 @@ func doesNotWork(status int) bool {
 // web frameworks answer for a path they have no route for: it says the request did not
 // reach an issuer, not that the credential is gone, and taking it for a
 // revocation would leave every due credential working while rekey records
-// it revoked (I3). It is retried like a 5xx.
+// it revoked (I3). It is retried like a 5xx. So is a 2xx page: a
+// catch-all route (a single-page app's index, served for every path and
+// method) or a proxy's sign-in page answered, not the issuer.
 func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) error {
 	u, err := h.credentialURL("revoke", instanceID, credentialID)
 	if err != nil {
@@ -250,6 +252,8 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 	switch {
 	case err != nil:
 		return err
+	case ok2xx(a.status) && a.page():
+		return &Error{Op: "revoke", Status: a.status, Code: CodePageAnswer}
 	case ok2xx(a.status):
 		return nil
 	case a.status == http.StatusNotFound && a.page() && !h.pageGone:

@@ -202,6 +202,7 @@ func TestHTTPClassifiesStatuses(t *testing.T) {
 		{"revoke", 204, ``, "ok"},
 		{"revoke", 404, ``, "ok"},
 		{"revoke", 404, `<html>no such app</html>`, "transient"},
+		{"revoke", 200, `<!DOCTYPE html><html><body><div id="root"></div></body></html>`, "transient"},
 		{"revoke", 403, ``, "permanent"},
 		{"revoke", 500, ``, "transient"},
 	}

@@ -1,0 +1,114 @@
+package handlers_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// frontAnswer is what stands in front of the issuer answers instead of it.
+type frontAnswer struct {
+	status      int
+	contentType string
+	body        string
+}
+
+// overFront makes the rig's handlers reach its demo issuer over HTTP
+// through a front (a proxy, the issuer app's own router) that answers
+// every request of method itself while answer holds one, as it would once
+// a deploy dropped the issuer's routes.
+func (g *rig) overFront(t *testing.T, method string, answer *atomic.Pointer[frontAnswer]) {
+	t.Helper()
+	key := secret.New("issuer-signing-secret")
+	demo := issuer.NewDemoServer(g.demo, key)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := answer.Load()
+		if a == nil || r.Method != method {
+			demo.ServeHTTP(w, r)
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", a.contentType)
+		w.WriteHeader(a.status)
+		_, _ = io.WriteString(w, a.body)
+	}))
+	t.Cleanup(srv.Close)
+	h, err := issuer.NewHTTP(srv.URL, key, issuer.WithVerify(issuer.VerifyOptional, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deps.Issuer = h
+}
+
+// A DELETE answered 200 with a page never reached the issuer's handler: a
+// catch-all route (a single-page app's index, served for every path and
+// method) or a proxy's sign-in page answered it. It says nothing of the
+// credential, so it is retried, and the old credential keeps waiting for
+// its revocation (I3) instead of being recorded revoked while the issuer
+// still accepts it. Once the issuer answers again, the revocation happens.
+func TestRevokeAnswered2xxWithAPageIsRetried(t *testing.T) {
+	t.Parallel()
+	const page = "<!DOCTYPE html>\n<html><head><title>Acme</title></head><body><div id=\"root\"></div></body></html>"
+	for name, answer := range map[string]frontAnswer{
+		"catch-all route's page":  {http.StatusOK, "text/html; charset=utf-8", page},
+		"proxy's unlabelled page": {http.StatusOK, "", page},
+		"xhtml page":              {http.StatusAccepted, "application/xhtml+xml", page},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			revokeThroughFront(t, answer)
+		})
+	}
+}
+
+// revokeThroughFront rotates the rig's instance, lets the grace pass, and
+// runs the old credential's revocation while a front answers every DELETE
+// with answer: it must be retried, the credential kept previous and valid;
+// then the issuer answers, and it is revoked.
+func revokeThroughFront(t *testing.T, answer frontAnswer) {
+	t.Helper()
+	g := newRig(t)
+	var front atomic.Pointer[frontAnswer]
+	g.overFront(t, http.MethodDelete, &front)
+	ctx := context.Background()
+	before, _ := g.st.Instance(ctx, "inst-1")
+	if err := g.run(rotateTask(t, "inst-1", "rot_f")); err != nil {
+		t.Fatal(err)
+	}
+	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
+	if revoke == nil {
+		t.Fatal("no revoke task")
+	}
+	g.later.Store(int64(grace + time.Second))
+
+	front.Store(&answer)
+	err := g.run(revoke)
+	c, _ := g.st.Credential(ctx, "inst-1", before.CurrentCredential)
+	if err == nil || isPermanent(err) || c.State != store.CredentialPrevious {
+		t.Fatalf("revoke answered by the front = %v, credential %s; want a retried error, previous", err, c.State)
+	}
+	if !g.demo.Valid(before.CurrentCredential) {
+		t.Fatal("the front revoked the credential")
+	}
+	if n, _ := g.st.PendingRevocations(ctx); n != 1 {
+		t.Errorf("pending revocations: %d, want 1", n)
+	}
+
+	front.Store(nil)
+	if err := g.run(revoke); err != nil {
+		t.Fatalf("revoke answered by the issuer: %v", err)
+	}
+	c, _ = g.st.Credential(ctx, "inst-1", before.CurrentCredential)
+	if g.demo.Valid(c.ID) || c.State != store.CredentialRevoked {
+		t.Errorf("after the issuer answered: valid %v, state %s; want revoked", g.demo.Valid(c.ID), c.State)
+	}
+}
