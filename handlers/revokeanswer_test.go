@@ -112,3 +112,24 @@ func revokeThroughFront(t *testing.T, answer frontAnswer) {
 		t.Errorf("after the issuer answered: valid %v, state %s; want revoked", g.demo.Valid(c.ID), c.State)
 	}
 }
+
+// Rails, Spring Boot and Phoenix answer a path they have no route for with
+// JSON of their own when the request asks for JSON, as rekey's does
+// (Accept: application/json): an issuer app whose routes a deploy dropped
+// or moved answers every DELETE so. Such a 404 is the framework's, not the
+// issuer's word that the credential is gone: it is retried like a 404
+// page, and the credential keeps waiting for its revocation (I3).
+func TestRevokeAnswered404WithAFrameworksJSONIsRetried(t *testing.T) {
+	t.Parallel()
+	for name, answer := range map[string]frontAnswer{
+		"rails": {http.StatusNotFound, "application/json; charset=utf-8", `{"status":404,"error":"Not Found"}`},
+		"spring boot": {http.StatusNotFound, "application/json",
+			`{"timestamp":"2026-03-01T12:00:00.000+00:00","status":404,"error":"Not Found","path":"/credentials/x"}`},
+		"phoenix": {http.StatusNotFound, "application/json; charset=utf-8", `{"errors":{"detail":"Not Found"}}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			revokeThroughFront(t, answer)
+		})
+	}
+}

@@ -297,15 +297,17 @@ type answer struct {
 // answers for any path it has no route for, rather than an issuer's word:
 // an HTML page (its Content-Type says so or, when it names none, its body
 // looks like one), or the default not-found answer of Go's net/http
-// ("404 page not found") or of Starlette and FastAPI ({"detail":"Not
-// Found"}). An empty body is no page whatever the header says (Flask, for
-// one, labels every empty answer text/html).
+// ("404 page not found"), of Starlette and FastAPI ({"detail":"Not
+// Found"}), of Phoenix, or of Rails and Spring Boot (statusNotFoundJSON).
+// The last three answer JSON because rekey asks for it (Accept). An empty
+// body is no page whatever the header says (Flask, for one, labels every
+// empty answer text/html).
 func (a answer) page() bool {
 	body := bytes.TrimSpace(a.body)
 	if len(body) == 0 {
 		return false
 	}
-	if slices.ContainsFunc(defaultNotFound, func(d string) bool { return string(body) == d }) {
+	if slices.ContainsFunc(defaultNotFound, func(d string) bool { return string(body) == d }) || statusNotFoundJSON(body) {
 		return true
 	}
 	ct := a.contentType
@@ -317,8 +319,24 @@ func (a answer) page() bool {
 }
 
 // defaultNotFound are web frameworks' answers, spaces trimmed, for a path
-// they have no route for.
-var defaultNotFound = []string{"404 page not found", `{"detail":"Not Found"}`}
+// they have no route for: Go's net/http, Starlette and FastAPI, Phoenix's
+// generated ErrorJSON.
+var defaultNotFound = []string{"404 page not found", `{"detail":"Not Found"}`, `{"errors":{"detail":"Not Found"}}`}
+
+// statusNotFoundJSON reports whether body is the JSON that Rails
+// (ActionDispatch::PublicExceptions: {"status":404,"error":"Not Found"})
+// and Spring Boot (its error controller, which adds a timestamp and the
+// path) answer, asked for JSON, for a path they have no route for: an
+// object whose status is 404 and whose error is the status's reason
+// phrase, which no issuer's own code is (ValidCode).
+func statusNotFoundJSON(body []byte) bool {
+	var v struct {
+		Status int    `json:"status"`
+		Error  string `json:"error"`
+	}
+	return body[0] == '{' && json.Unmarshal(body, &v) == nil && v.Status == http.StatusNotFound &&
+		v.Error == http.StatusText(http.StatusNotFound)
+}
 
 // do sends one signed JSON request and returns the answer, its body read
 // with a size limit. A call that got no answer returns an *Error with the

@@ -83,6 +83,11 @@ func TestUsageHostileAnswers(t *testing.T) {
 			want: func(_ issuer.Usage, err error) bool {
 				return errCode(err) == issuer.CodeNotFoundPage && !errors.Is(err, issuer.ErrUsageUnsupported)
 			}},
+		// Rails asked for JSON, for a path it has no route for: no evidence either.
+		"404 of rails": {status: http.StatusNotFound, body: `{"status":404,"error":"Not Found"}`,
+			want: func(_ issuer.Usage, err error) bool {
+				return errCode(err) == issuer.CodeNotFoundPage && !errors.Is(err, issuer.ErrUsageUnsupported)
+			}},
 		"404 of the issuer": {status: http.StatusNotFound, body: `{"error":"usage_unsupported"}`,
 			want: func(_ issuer.Usage, err error) bool { return errors.Is(err, issuer.ErrUsageUnsupported) }},
 	}
