@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,17 +23,18 @@ type frontAnswer struct {
 	body        string
 }
 
-// overFront makes the rig's handlers reach its demo issuer over HTTP
-// through a front (a proxy, the issuer app's own router) that answers
-// every request of method itself while answer holds one, as it would once
-// a deploy dropped the issuer's routes.
-func (g *rig) overFront(t *testing.T, method string, answer *atomic.Pointer[frontAnswer]) {
+// overFront makes the rig's handlers reach its demo issuer over HTTP, under
+// REKEY_ISSUER_VERIFY=mode with the store as the memory, through a front
+// (a proxy, the issuer app's own router) that answers every request of
+// method whose path ends in suffix itself while answer holds one, as it
+// would once a deploy dropped the issuer's routes.
+func (g *rig) overFront(t *testing.T, mode issuer.VerifyMode, method, suffix string, answer *atomic.Pointer[frontAnswer]) {
 	t.Helper()
 	key := secret.New("issuer-signing-secret")
 	demo := issuer.NewDemoServer(g.demo, key)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := answer.Load()
-		if a == nil || r.Method != method {
+		if a == nil || r.Method != method || !strings.HasSuffix(r.URL.Path, suffix) {
 			demo.ServeHTTP(w, r)
 			return
 		}
@@ -42,7 +44,7 @@ func (g *rig) overFront(t *testing.T, method string, answer *atomic.Pointer[fron
 		_, _ = io.WriteString(w, a.body)
 	}))
 	t.Cleanup(srv.Close)
-	h, err := issuer.NewHTTP(srv.URL, key, issuer.WithVerify(issuer.VerifyOptional, nil))
+	h, err := issuer.NewHTTP(srv.URL, key, issuer.WithVerify(mode, g.st), issuer.WithVerifyRechecks(time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func revokeThroughFront(t *testing.T, answer frontAnswer) {
 	t.Helper()
 	g := newRig(t)
 	var front atomic.Pointer[frontAnswer]
-	g.overFront(t, http.MethodDelete, &front)
+	g.overFront(t, issuer.VerifyAuto, http.MethodDelete, "", &front)
 	ctx := context.Background()
 	before, _ := g.st.Instance(ctx, "inst-1")
 	if err := g.run(rotateTask(t, "inst-1", "rot_f")); err != nil {
@@ -130,6 +132,48 @@ func TestRevokeAnswered404WithAFrameworksJSONIsRetried(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			revokeThroughFront(t, answer)
+		})
+	}
+}
+
+// An issuer that answers verify (it did for the instance's first rotation)
+// has its verify route answered by a catch-all's 200 page after a deploy,
+// for a credential it may have lost. The page is no word of the issuer's on the
+// credential, as a 404 page is not: the rotation is retried before any
+// push, never pushing a credential nobody verified into the apps.
+func TestVerifyAnswered2xxWithAPageByAVerifyingIssuerIsRetried(t *testing.T) {
+	t.Parallel()
+	const page = "<!DOCTYPE html>\n<html><head><title>Acme</title></head><body><div id=\"root\"></div></body></html>"
+	for _, mode := range []issuer.VerifyMode{issuer.VerifyAuto, issuer.VerifyRequired} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			g := newRig(t)
+			var front atomic.Pointer[frontAnswer]
+			g.overFront(t, mode, http.MethodPost, "/verify", &front)
+			ctx := context.Background()
+			if err := g.run(rotateTask(t, "inst-1", "rot_p1")); err != nil {
+				t.Fatalf("first rotation: %v", err)
+			}
+			first, _ := g.st.Instance(ctx, "inst-1")
+
+			front.Store(&frontAnswer{http.StatusOK, "text/html; charset=utf-8", page})
+			err := g.run(rotateTask(t, "inst-1", "rot_p2"))
+			rot, _ := g.st.Rotation(ctx, "rot_p2")
+			if err == nil || isPermanent(err) || rot.State == store.RotationPromoted {
+				t.Fatalf("rotation with verify answered by a page = %v, %s; want retried", err, rot.State)
+			}
+			if n := g.fake.ConfigChanges("inst-1"); n != 1 || g.configCredential(t, "inst-1") != first.CurrentCredential {
+				t.Fatalf("%d config changes, Heroku holds %s; want only the first rotation's %s",
+					n, g.configCredential(t, "inst-1"), first.CurrentCredential)
+			}
+
+			front.Store(nil)
+			if err := g.run(rotateTask(t, "inst-1", "rot_p2")); err != nil {
+				t.Fatalf("rotation once the issuer verifies again: %v", err)
+			}
+			if rot, _ = g.st.Rotation(ctx, "rot_p2"); rot.State != store.RotationPromoted {
+				t.Errorf("rotation %s, want promoted", rot.State)
+			}
 		})
 	}
 }

@@ -196,7 +196,10 @@ func (h *HTTP) Verify(ctx context.Context, instanceID, credentialID string) erro
 
 // verifyOnce asks the issuer once whether the credential works (Verify);
 // again says the issuer answered 404 for it before, and then a 2xx page
-// is no answer: it is retried, like a 404 page.
+// is no answer: it is retried, like a 404 page. So it is from an issuer
+// that must answer verify itself (one whose 404 would say it does not know
+// the credential, WithVerify): the page says the request never reached
+// its handler, not that the credential works.
 func (h *HTTP) verifyOnce(ctx context.Context, u, instanceID, credentialID string, again bool) error {
 	a, err := h.do(ctx, "verify", http.MethodPost, u+"/verify", credentialBody(ActionVerify, instanceID, credentialID))
 	switch {
@@ -212,7 +215,7 @@ func (h *HTTP) verifyOnce(ctx context.Context, u, instanceID, credentialID strin
 			return &Error{Op: "verify", Status: a.status, Code: CodeNotFoundPage}
 		}
 		return err
-	case ok2xx(a.status) && a.page() && again:
+	case ok2xx(a.status) && a.page() && (again || !errors.Is(h.verified.notFound(ctx, h.now()), ErrVerifyUnsupported)):
 		return &Error{Op: "verify", Status: a.status, Code: CodePageAnswer}
 	case ok2xx(a.status):
 		// A page (a catch-all route's, a router's) is no verify answer

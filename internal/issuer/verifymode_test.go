@@ -416,6 +416,11 @@ func TestVerifyAsksAgainBeforeA404IsFinal(t *testing.T) {
 		// A catch-all page answering 200 after the issuer's 404 is no
 		// word that the credential works.
 		{"auto, then a 2xx page", issuer.VerifyAuto, answered, []int{404, 1200}, "page_answer", 2},
+		// Nor is one answering first, once the issuer answers verify.
+		{"auto, a 2xx page", issuer.VerifyAuto, answered, []int{1200, 204}, "page_answer", 1},
+		{"required, a 2xx page", issuer.VerifyRequired, time.Time{}, []int{1200, 204}, "page_answer", 1},
+		{"auto, never verified, a 2xx page", issuer.VerifyAuto, time.Time{}, []int{1200, 204}, "ok", 1},
+		{"optional, a 2xx page", issuer.VerifyOptional, answered, []int{1200, 204}, "ok", 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
