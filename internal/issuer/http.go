@@ -224,7 +224,9 @@ func (h *HTTP) verifyOnce(ctx context.Context, u, instanceID, credentialID strin
 			h.verified.answered(ctx, h.now())
 		}
 		return nil
-	case doesNotWork(a.status):
+	case doesNotWork(a.status) && !a.page():
+		// A page saying so is a CDN's or a firewall's, not the issuer's
+		// answer: it is not remembered as one either.
 		h.verified.answered(ctx, h.now())
 	}
 	return answerError("verify", a.status, a.body)

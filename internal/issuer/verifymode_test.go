@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -497,5 +498,39 @@ func TestVerifyRecheckWaitsByDefaultAndHeedsItsContext(t *testing.T) {
 	}
 	if _, err := issuer.NewHTTP(srv.URL, key, issuer.WithVerifyRechecks(time.Second, -time.Second)); err == nil {
 		t.Error("a negative recheck wait was accepted")
+	}
+}
+
+// A 409, 410 or 422 that comes as a page (a CDN's or a firewall's, in front
+// of an issuer without verify) is not the issuer answering verify: it is
+// not remembered as one, so the issuer's own 404s still read as
+// "unsupported" under auto, instead of failing every later rotation for a
+// year (verify:unknown_credential).
+func TestVerifyDoesNotRememberAPageSayingItDoesNotWork(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{http.StatusConflict, http.StatusGone, http.StatusUnprocessableEntity} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			t.Parallel()
+			r := &replicas{statuses: []int{1000 + status, http.StatusNotFound}}
+			srv := httptest.NewServer(r)
+			t.Cleanup(srv.Close)
+			mem := &memory{}
+			h, err := issuer.NewHTTP(srv.URL, key, issuer.WithClock(func() time.Time { return now }),
+				issuer.WithVerify(issuer.VerifyAuto, mem), issuer.WithVerifyRechecks())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := verifyOnce(h); err == nil {
+				t.Fatalf("verify answered %d by a page = nil, want an error", status)
+			}
+			if err := verifyOnce(h); !errors.Is(err, issuer.ErrVerifyUnsupported) {
+				t.Errorf("the issuer's 404 after a %d page = %v, want ErrVerifyUnsupported", status, err)
+			}
+			mem.mu.Lock()
+			defer mem.mu.Unlock()
+			if mem.writes != 0 {
+				t.Errorf("%d writes to the verify memory, want none", mem.writes)
+			}
+		})
 	}
 }
