@@ -196,10 +196,10 @@ func (h *HTTP) Verify(ctx context.Context, instanceID, credentialID string) erro
 
 // verifyOnce asks the issuer once whether the credential works (Verify);
 // again says the issuer answered 404 for it before, and then a 2xx page
-// is no answer: it is retried, like a 404 page. So it is from an issuer
-// that must answer verify itself (one whose 404 would say it does not know
-// the credential, WithVerify): the page says the request never reached
-// its handler, not that the credential works.
+// (answer.htmlPage) is no answer: it is retried, like a 404 page. So it
+// is from an issuer that must answer verify itself (one whose 404 would
+// say it does not know the credential, WithVerify): the page says the
+// request never reached its handler, not that the credential works.
 func (h *HTTP) verifyOnce(ctx context.Context, u, instanceID, credentialID string, again bool) error {
 	a, err := h.do(ctx, "verify", http.MethodPost, u+"/verify", credentialBody(ActionVerify, instanceID, credentialID))
 	switch {
@@ -215,7 +215,7 @@ func (h *HTTP) verifyOnce(ctx context.Context, u, instanceID, credentialID strin
 			return &Error{Op: "verify", Status: a.status, Code: CodeNotFoundPage}
 		}
 		return err
-	case ok2xx(a.status) && a.page() && (again || !errors.Is(h.verified.notFound(ctx, h.now()), ErrVerifyUnsupported)):
+	case ok2xx(a.status) && a.htmlPage() && (again || !errors.Is(h.verified.notFound(ctx, h.now()), ErrVerifyUnsupported)):
 		return &Error{Op: "verify", Status: a.status, Code: CodePageAnswer}
 	case ok2xx(a.status):
 		// A page (a catch-all route's, a router's) is no verify answer
@@ -245,9 +245,10 @@ func doesNotWork(status int) bool {
 // web frameworks answer for a path they have no route for: it says the request did not
 // reach an issuer, not that the credential is gone, and taking it for a
 // revocation would leave every due credential working while rekey records
-// it revoked (I3). It is retried like a 5xx. So is a 2xx page: a
-// catch-all route (a single-page app's index, served for every path and
-// method) or a proxy's sign-in page answered, not the issuer.
+// it revoked (I3). It is retried like a 5xx. So is a 2xx whose body is an
+// HTML page (answer.htmlPage): a catch-all route (a single-page app's
+// index, served for every path and method) or a proxy's sign-in page
+// answered, not the issuer.
 func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) error {
 	u, err := h.credentialURL("revoke", instanceID, credentialID)
 	if err != nil {
@@ -257,7 +258,7 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 	switch {
 	case err != nil:
 		return err
-	case ok2xx(a.status) && a.page():
+	case ok2xx(a.status) && a.htmlPage():
 		return &Error{Op: "revoke", Status: a.status, Code: CodePageAnswer}
 	case ok2xx(a.status):
 		return nil
@@ -321,6 +322,15 @@ func (a answer) page() bool {
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && (mt == "text/html" || mt == "application/xhtml+xml")
+}
+
+// htmlPage reports whether the answer's body itself reads as an HTML page,
+// whatever its Content-Type says. A 2xx is judged so, not by page: Express
+// (res.send) and Flask label any text an issuer answers with text/html,
+// while a catch-all route's index or a proxy's sign-in page is HTML.
+func (a answer) htmlPage() bool {
+	mt, _, err := mime.ParseMediaType(http.DetectContentType(bytes.TrimSpace(a.body)))
+	return err == nil && mt == "text/html"
 }
 
 // defaultNotFound are web frameworks' answers, spaces trimmed, for a path

@@ -305,6 +305,23 @@ func TestRevokeTakesA404PageForNoAnswer(t *testing.T) {
 	}
 }
 
+// A 2xx to DELETE or to verify is a page only when its body reads as HTML:
+// Express's res.send("ok") and Flask's return "revoked" label any text
+// text/html, and such an issuer's answer is its own.
+func TestTextLabelledHTMLIsNoPageIn2xx(t *testing.T) {
+	t.Parallel()
+	for _, op := range []string{"revoke", "verify"} {
+		t.Run(op, func(t *testing.T) {
+			t.Parallel()
+			s := &scripted{status: http.StatusOK, body: "ok", header: "text/html; charset=utf-8"}
+			h := scriptedIssuer(t, s, issuer.WithVerify(issuer.VerifyRequired, nil))
+			if err := call(h, op, "cred_1"); err != nil {
+				t.Errorf("%s answered 200 \"ok\" labelled text/html = %v, want done", op, err)
+			}
+		})
+	}
+}
+
 // An issuer cannot pass its own error code for rekey's: a JSON answer
 // naming not_found_page keeps the status's code.
 func TestIssuerCannotClaimNotFoundPage(t *testing.T) {
