@@ -143,6 +143,23 @@ func (e *GrantSpentError) Error() string {
 
 func (e *GrantSpentError) Unwrap() error { return e.Err }
 
+// IncompleteError is a registration stored with its tokens (a grant it
+// carried exchanged, and remembered as having registered the instance)
+// whose log_input_url or database location could not be stored after it.
+// The instance is registered; the same registration again stores the rest,
+// without exchanging its grant again.
+type IncompleteError struct {
+	ID  string
+	Err error
+}
+
+func (e *IncompleteError) Error() string {
+	return fmt.Sprintf("instance %s and its tokens were stored, but storing its log_input_url or database location failed (%v); "+
+		"send the same registration again", e.ID, e.Err)
+}
+
+func (e *IncompleteError) Unwrap() error { return e.Err }
+
 // Registration checks in and returns the store's registration for it.
 func (in Input) Registration() (store.Registration, error) {
 	r := store.Registration{ID: in.ID, APIVersion: in.APIVersion, ConfigVars: in.ConfigVars,
@@ -229,6 +246,10 @@ func (r *Registry) putGrant(ctx context.Context, in Input, reg store.Registratio
 		return fmt.Errorf("exchange oauth grant of %s: %w", in.ID, err)
 	}
 	err = r.save(ctx, in, func() error { return r.store.RegisterGrant(ctx, reg, tok, code) }, true)
+	var incomplete *IncompleteError
+	if errors.As(err, &incomplete) {
+		return err // registered: the grant is remembered, not lost
+	}
 	if err != nil {
 		r.releaseGrant(ctx, in.ID, code)
 		return &GrantSpentError{ID: in.ID, Err: err}
@@ -268,17 +289,21 @@ func (r *Registry) releaseGrant(ctx context.Context, id string, code secret.Stri
 }
 
 // save stores the registration with register, then the log input URL and
-// the database location. again says whether a failure of Redis itself is
-// tried again: when tokens depend on it.
+// the database location; a failure of those is an *IncompleteError, the
+// instance being registered. again says whether a failure of Redis itself
+// is tried again: when tokens depend on it.
 func (r *Registry) save(ctx context.Context, in Input, register func() error, again bool) error {
-	err := r.register(ctx, in.ID, register, again)
-	if err == nil {
-		err = r.saveLogInput(ctx, in)
+	if err := r.register(ctx, in.ID, register, again); err != nil {
+		return err
 	}
+	err := r.saveLogInput(ctx, in)
 	if err == nil && in.Database != nil {
 		err = r.store.SetDatabase(ctx, in.ID, *in.Database)
 	}
-	return err
+	if err != nil {
+		return &IncompleteError{ID: in.ID, Err: err}
+	}
+	return nil
 }
 
 // checkTokens refuses a V3 registration without tokens when the instance

@@ -54,13 +54,22 @@ func (s *server) putInstance(w http.ResponseWriter, r *http.Request) {
 
 // writeRegistryError answers a failed registration: the input's fault,
 // Heroku refusing the grant, Heroku unreachable, the grant spent but the
-// registration not stored, another registration with the same grant still
-// under way, or rekey's own failure. Each answer says what
+// registration not stored, the registration stored but not its log input
+// URL or database, another registration with the same grant still under
+// way, or rekey's own failure. Each answer says what
 // happened: a spent grant is never reported as "nothing happened".
 func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err error) {
 	var spent *registry.GrantSpentError
 	if errors.As(err, &spent) {
 		s.writeGrantSpent(w, r, spent)
+		return
+	}
+	var incomplete *registry.IncompleteError
+	if errors.As(err, &incomplete) {
+		s.Logger.Error().Err(incomplete.Err).Str("instance_id", incomplete.ID).Str("route", r.Pattern).Msg("instance registered, log input or database not stored")
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("instance %s and its tokens were stored, but its log_input_url or database location was not; "+
+			"send the same request again (an oauth_grant it carries is not exchanged again)", incomplete.ID))
 		return
 	}
 	var input *registry.InputError

@@ -186,3 +186,85 @@ func TestGrantExchangeAnsweredWithAPageIsRetried(t *testing.T) {
 		t.Errorf("the instance was stored: %v", err)
 	}
 }
+
+// failingTransactions makes a Redis client's MULTI/EXEC pipelines fail,
+// as a Redis failing over answers, while left > 0; scripts pass.
+type failingTransactions struct{ left atomic.Int64 }
+
+func (h *failingTransactions) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *failingTransactions) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h *failingTransactions) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && cmds[0].Name() == "multi" && h.left.Add(-1) >= 0 {
+			err := errors.New("READONLY You can't write against a read only replica.")
+			for _, c := range cmds {
+				c.SetErr(err)
+			}
+			return err
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestLogInputSaveFailureAfterGrantTellsTheTruth: Heroku exchanged the
+// grant and the instance was stored with its tokens, then Redis failed to
+// store the log_input_url. The answer must not tell the partner that
+// nothing was stored and the add-on must be re-provisioned: the instance
+// is registered, and the same PUT again (a repeat, the code not sent to
+// Heroku again) stores the rest.
+func TestLogInputSaveFailureAfterGrantTellsTheTruth(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if err := f.fake.AddAddon(herokufake.AddonSpec{ID: "inst-1", App: "app-1", ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+		t.Fatal(err)
+	}
+	hook := &failingTransactions{}
+	hook.left.Store(1)
+	rdb := redis.NewClient(&redis.Options{Addr: f.r.Client.Options().Addr, DB: f.r.Client.Options().DB})
+	t.Cleanup(func() { _ = rdb.Close() })
+	rdb.AddHook(hook)
+	hc, err := heroku.NewClient(heroku.WithAPIURL(f.heroURL), heroku.WithIDURL(f.heroURL),
+		heroku.WithOAuthClientSecret(secret.New(clientSecret)), heroku.WithTokenStore(f.st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.params
+	p.Registry = registry.New(store.New(rdb, fixtureSealer(t), store.WithClock(f.clock.Now)), hc)
+	h, err := web.New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = httptest.NewServer(h)
+	t.Cleanup(f.srv.Close)
+
+	const logs = "https://user:logplex-token-31c9@logs.example.com/logs"
+	body := `{"api_version":"v3","config_vars":["MYADDON_URL"],"oauth_grant":{"code":"` + f.fake.GrantCode("inst-1") +
+		`"},"log_input_url":"` + logs + `"}`
+	resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", body)
+	if resp.status < 500 || resp.header.Get("Retry-After") == "" {
+		t.Errorf("got %d (Retry-After %q), want a 5xx with Retry-After: the log_input_url was not stored", resp.status, resp.header.Get("Retry-After"))
+	}
+	for _, never := range []string{"nothing was stored", "re-provision", "cannot be used again"} {
+		if strings.Contains(resp.body, never) {
+			t.Errorf("the answer says %q, but the instance and its tokens were stored: %s", never, resp.body)
+		}
+	}
+	if _, err := f.st.LoadToken(context.Background(), "inst-1"); err != nil {
+		t.Fatalf("the instance's tokens: %v", err)
+	}
+	again := f.api(http.MethodPut, "/api/v1/instances/inst-1", body)
+	if again.status != http.StatusOK {
+		t.Fatalf("the same PUT again: got %d, want 200: %s", again.status, again.body)
+	}
+	if u, err := f.st.LogInput(context.Background(), "inst-1"); err != nil || u.Reveal() != logs {
+		t.Errorf("log_input_url after the retry: stored %v (%v), want it stored", !u.IsZero(), err)
+	}
+	if got := f.exchanges(); got[http.StatusOK] != 1 || len(got) != 1 {
+		t.Errorf("token calls by status: %v, want the one exchange of the first PUT", got)
+	}
+	if strings.Contains(f.seen.String(), "logplex-token-31c9") {
+		t.Error("a response quoted the log_input_url's token")
+	}
+}
