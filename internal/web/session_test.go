@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/internal/web"
 )
 
@@ -232,5 +233,30 @@ func TestDashboardNamesConfigVarsAndLimits(t *testing.T) {
 		if !strings.Contains(page, `<p id="rotate-rules">`+rules+`</p>`) {
 			t.Errorf("%s: dashboard lacks the rules %q", id, rules)
 		}
+	}
+}
+
+// TestDashboardGraceKeepsToTheCeiling: an instance registered with a grace
+// longer than today's ceiling (REKEY_MAX_GRACE lowered since) has its old
+// credentials revoked at the ceiling, which workers lower it to. The page
+// must not promise the customer the longer grace.
+func TestDashboardGraceKeepsToTheCeiling(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(p *web.Params) {
+		p.MaxGrace = 168 * time.Hour
+		p.CustomerLimits.OnePerGrace = true
+	})
+	err := f.st.PutInstance(context.Background(), store.Registration{ID: "inst-1", APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0", Grace: 200 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := f.get("/dashboard", f.login("inst-1")).body
+	help := between(page, `<p id="rotate-help">`, "</p>")
+	if !strings.Contains(help, "keeps working for 168 hours, then it is revoked") {
+		t.Errorf("rotate help reads %q, want the ceiling's 168 hours", help)
+	}
+	if rules := between(page, `<p id="rotate-rules">`, "</p>"); !strings.Contains(rules, "revoked, 168 hours later.") {
+		t.Errorf("rules read %q, want the ceiling's 168 hours", rules)
 	}
 }

@@ -130,7 +130,8 @@ func nextRotation(v instanceView) string {
 
 // grace is how long an old credential of v stays valid, as the worker
 // decides it: the instance's own grace, the Private Space grace, the
-// default; zero when none is configured.
+// default, lowered to the ceiling (an instance registered before it may
+// hold a longer grace); zero when none is configured.
 func (s *server) grace(v instanceView) time.Duration {
 	d := s.Grace
 	if v.PrivateSpace && s.PrivateSpaceGrace > 0 {
@@ -138,6 +139,9 @@ func (s *server) grace(v instanceView) time.Duration {
 	}
 	if g, err := time.ParseDuration(v.Grace); err == nil && g > 0 {
 		d = g
+	}
+	if s.MaxGrace > 0 {
+		d = min(d, s.MaxGrace)
 	}
 	return d
 }

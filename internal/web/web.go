@@ -56,7 +56,8 @@ type Params struct {
 	// grace period".
 	Grace, PrivateSpaceGrace time.Duration
 	// MaxGrace is the grace ceiling (config.GraceCeiling): a deprovisioned
-	// instance's unconfirmed credentials are revoked no later than that.
+	// instance's unconfirmed credentials are revoked no later than that,
+	// and the dashboard quotes no longer grace.
 	MaxGrace time.Duration
 	// CustomerLimits limit the rotations the dashboard's button starts for
 	// one instance (REKEY_CUSTOMER_ROTATIONS_PER_DAY and
