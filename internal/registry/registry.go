@@ -143,6 +143,22 @@ func (e *GrantSpentError) Error() string {
 
 func (e *GrantSpentError) Unwrap() error { return e.Err }
 
+// ExchangeError is a registration whose oauth_grant Heroku's OAuth
+// endpoint did not exchange (refused it, answered something else, or could
+// not be reached). Nothing was stored; Err says what the exchange got, as
+// heroku.Classify reads it. Other failures of Put come from rekey's own
+// storage, never from Heroku.
+type ExchangeError struct {
+	ID  string
+	Err error
+}
+
+func (e *ExchangeError) Error() string {
+	return fmt.Sprintf("exchange oauth grant of %s: %v", e.ID, e.Err)
+}
+
+func (e *ExchangeError) Unwrap() error { return e.Err }
+
 // IncompleteError is a registration stored with its tokens (a grant it
 // carried exchanged, and remembered as having registered the instance)
 // whose log_input_url or database location could not be stored after it.
@@ -196,8 +212,8 @@ func (in Input) Registration() (store.Registration, error) {
 // Everything that can refuse it is checked before a V3 grant is exchanged:
 // the input, the grace floor and, for a V3 instance sent without tokens,
 // whether it already holds some. Errors in the input are *InputError; a
-// grant Heroku refused is a *heroku.APIError (nothing stored, grant
-// unused); a failure after the exchange is a *GrantSpentError. A grant
+// grant Heroku did not exchange is an *ExchangeError (nothing stored); a
+// failure after the exchange is a *GrantSpentError. A grant
 // that registered the instance already is not exchanged again (putGrant).
 func (r *Registry) Put(ctx context.Context, in Input) error {
 	reg, err := in.Registration()
@@ -243,7 +259,7 @@ func (r *Registry) putGrant(ctx context.Context, in Input, reg store.Registratio
 	tok, err := r.oauth.ExchangeGrant(ctx, code)
 	if err != nil {
 		r.releaseGrant(ctx, in.ID, code)
-		return fmt.Errorf("exchange oauth grant of %s: %w", in.ID, err)
+		return &ExchangeError{ID: in.ID, Err: err}
 	}
 	err = r.save(ctx, in, func() error { return r.store.RegisterGrant(ctx, reg, tok, code) }, true)
 	var incomplete *IncompleteError

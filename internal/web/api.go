@@ -91,7 +91,13 @@ func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err 
 		writeError(w, http.StatusServiceUnavailable, "the web process cannot exchange oauth_grant codes: HEROKU_OAUTH_CLIENT_SECRET is not set; nothing was stored")
 		return
 	}
-	switch heroku.Classify(err) {
+	// Only the exchange's own answer is Heroku's: anything else is rekey's
+	// storage failing before or after it.
+	class := heroku.ClassNone
+	if exchange := (*registry.ExchangeError)(nil); errors.As(err, &exchange) {
+		class = heroku.Classify(exchange.Err)
+	}
+	switch class {
 	case heroku.ClassPermanent, heroku.ClassUnauthorized, heroku.ClassGone:
 		writeError(w, http.StatusUnprocessableEntity, "Heroku refused the oauth_grant (codes are single use and expire after about 5 minutes): "+err.Error())
 	case heroku.ClassRateLimited, heroku.ClassTransient:
@@ -99,7 +105,8 @@ func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err 
 		writeError(w, http.StatusServiceUnavailable, "Heroku could not be reached to exchange the oauth_grant; nothing was stored, try again")
 	default:
 		s.Logger.Error().Err(err).Str("op", "register instance").Str("route", r.Pattern).Msg("request failed")
-		writeError(w, http.StatusInternalServerError, "rekey could not complete the registration; nothing was stored (the operators have the details in the log)")
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "rekey could not complete the registration; nothing was stored, try again (the operators have the details in the log)")
 	}
 }
 

@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/herokufake"
@@ -267,4 +269,50 @@ func TestLogInputSaveFailureAfterGrantTellsTheTruth(t *testing.T) {
 	if strings.Contains(f.seen.String(), "logplex-token-31c9") {
 		t.Error("a response quoted the log_input_url's token")
 	}
+}
+
+// TestStoreFailureIsNotBlamedOnHeroku: Redis fails every attempt to store
+// a registration that carries tokens, no grant. Heroku was never called;
+// the answer must not send the partner to look at Heroku's OAuth
+// endpoint, must say nothing was stored, and the operators get the error
+// in the log.
+func TestStoreFailureIsNotBlamedOnHeroku(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	f := newFixture(t, func(p *web.Params) { p.Logger = zerolog.New(&logs) })
+	f.withFailingRegistry(0, 10)
+	resp := f.api(http.MethodPut, "/api/v1/instances/inst-1",
+		`{"api_version":"v3","config_vars":["MYADDON_URL"],"oauth":{"refresh_token":"refresh-tok-9d2e"}}`)
+	if resp.status < 500 || !strings.Contains(resp.body, "nothing was stored") {
+		t.Errorf("got %d, want a 5xx saying nothing was stored: %s", resp.status, resp.body)
+	}
+	for _, never := range []string{"Heroku", "oauth_grant"} {
+		if strings.Contains(resp.body, never) {
+			t.Errorf("the answer names %q, but Heroku was never called: %s", never, resp.body)
+		}
+	}
+	if !strings.Contains(logs.String(), "LOADING") {
+		t.Errorf("the log lacks the store's error: %s", logs.String())
+	}
+	if got := f.exchanges(); len(got) != 0 {
+		t.Errorf("token calls by status: %v, want none", got)
+	}
+}
+
+// syncBuffer is a strings.Builder safe for the handler's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
