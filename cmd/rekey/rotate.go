@@ -273,6 +273,7 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 	if !f.asJSON {
 		writeRotated(env.stdout, res, f.queue, time.Since(start))
 	}
+	warnRefused(env.stderr, res)
 	var pause *pauseWatch
 	switch {
 	case f.queue != tasks.QueueBulk:
@@ -317,7 +318,32 @@ func writeRotated(w io.Writer, res fleet.Result, queue string, took time.Duratio
 	if res.Gone > 0 {
 		fmt.Fprintf(w, ", %d gone meanwhile", res.Gone)
 	}
+	if res.Refused > 0 {
+		fmt.Fprintf(w, ", %d refused", res.Refused)
+	}
 	fmt.Fprintf(w, " (%s)\n", took.Round(time.Millisecond))
+}
+
+// warnRefused names, on stderr, the instances a limit of the store's claim
+// left out of a fleet request (--all, --skip-invalid): they keep their
+// current credential, which an operator rotating after a leak must know.
+func warnRefused(w io.Writer, res fleet.Result) {
+	var ids []string
+	for _, it := range res.Items {
+		if it.Status == "refused" {
+			ids = append(ids, it.InstanceID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	shown := strings.Join(ids[:min(len(ids), 10)], ", ")
+	if len(ids) > 10 {
+		shown += fmt.Sprintf(" and %d more", len(ids)-10)
+	}
+	fmt.Fprintf(w, "warning: %s not rotated and keeping their current credential: each already has as many superseded "+
+		"credentials waiting for revocation as REKEY_MAX_PREVIOUS allows; rotate them once those are revoked "+
+		"(rekey revocations expedite revokes them now): %s\n", instances(len(ids)), shown)
 }
 
 // printPlan prints what the request would do.
