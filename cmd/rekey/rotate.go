@@ -138,6 +138,10 @@ func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
 		return errInteractiveFleet(instances(len(ids)))
 	}
 	refused := reportProblems(env.stderr, f, problems, len(ids))
+	p := a.producer()
+	if err := fleet.CheckGrace(f.grace, p.MinGrace(), p.MaxGrace()); err != nil {
+		return err // as the request itself would be refused, plan or not
+	}
 	if f.plan {
 		return errors.Join(printPlan(ctx, env, a, f, ids), refused)
 	}
@@ -266,7 +270,7 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 	start := time.Now()
 	res, err := a.producer().Rotate(ctx, fleet.Request{InstanceIDs: ids,
 		Reason: f.reason, Grace: f.grace, Queue: f.queue, SkipIfPrevious: f.skipPrevious,
-		SkipGone: f.all || f.skipInvalid})
+		SkipGone: skipsGone(f)})
 	if res.BatchID == "" {
 		return err
 	}
@@ -354,11 +358,20 @@ func printPlan(ctx context.Context, env *environ, a *app, f rotateFlags, ids []s
 		return err
 	}
 	if f.asJSON {
-		return writeJSON(env.stdout, newPlanOutput(pl))
+		err = writeJSON(env.stdout, newPlanOutput(pl))
+	} else {
+		writePlan(env.stdout, pl, time.Since(start))
 	}
-	writePlan(env.stdout, pl, time.Since(start))
-	return nil
+	if err == nil && pl.AtCap > 0 && !skipsGone(f) {
+		err = fmt.Errorf("%s already have as many superseded credentials waiting as REKEY_MAX_PREVIOUS allows, so "+
+			"this request would be refused whole and nothing enqueued; --skip-invalid leaves them out", instances(pl.AtCap))
+	}
+	return err
 }
+
+// skipsGone reports whether the request leaves out the instances it cannot
+// rotate rather than being refused whole (fleet.Request.SkipGone).
+func skipsGone(f rotateFlags) bool { return f.all || f.skipInvalid }
 
 func plan(ctx context.Context, a *app, f rotateFlags, ids []string) (fleet.Plan, error) {
 	return a.producer().Plan(ctx, fleet.Request{InstanceIDs: ids,
@@ -379,6 +392,9 @@ func writePlan(w io.Writer, pl fleet.Plan, took time.Duration) {
 	}
 	if pl.PreviousWaiting > 0 {
 		row("skip, previous waits", "%d (--skip-if-previous)", pl.PreviousWaiting)
+	}
+	if pl.AtCap > 0 {
+		row("refused, at the cap", "%d (REKEY_MAX_PREVIOUS superseded credentials already wait for revocation)", pl.AtCap)
 	}
 	calls := fmt.Sprintf("%d (one config update per instance)", pl.Rotate)
 	if pl.TokenRefreshes > 0 {

@@ -37,3 +37,44 @@ func TestRotateAllSaysWhichInstancesTheCapRefused(t *testing.T) {
 		t.Errorf("stderr %q does not name the refused instance and the cap", c.stderr)
 	}
 }
+
+// TestRotatePlanCountsTheCap: --plan says what the request would do, so an
+// instance the REKEY_MAX_PREVIOUS cap refuses is not counted as rotated,
+// and a plan of named ids the request would refuse whole fails as it would.
+func TestRotatePlanCountsTheCap(t *testing.T) {
+	c := newCLI(t)
+	ids := c.capped(t, 3)
+	if err := c.run(t, "rotate", "--all", "--plan"); err != nil {
+		t.Fatalf("rotate --all --plan: %v", err)
+	}
+	for _, want := range []string{"rotate                 2, on queue bulk", "refused, at the cap    1"} {
+		if !strings.Contains(c.stdout.String(), want) {
+			t.Errorf("plan of --all lacks %q:\n%s", want, c.stdout)
+		}
+	}
+	err := c.run(t, "rotate", "--plan", ids[0], ids[1])
+	if err == nil || !strings.Contains(err.Error(), "refused whole") {
+		t.Errorf("rotate --plan of a capped id: %v, want the refusal the request would meet", err)
+	}
+	if !strings.Contains(c.stdout.String(), "rotate                 1, on queue default") {
+		t.Errorf("plan of named ids:\n%s", c.stdout)
+	}
+}
+
+// TestRotatePlanRefusesTheGraceTheRequestWould: a --grace below the floor or
+// above the ceiling refuses the request, so its --plan must not say it would
+// rotate (exit 0), and on a terminal it is refused before the question.
+func TestRotatePlanRefusesTheGraceTheRequestWould(t *testing.T) {
+	c := newCLI(t)
+	c.register(t, 2)
+	for _, grace := range []string{"1ms", "2000h"} {
+		err := c.run(t, "rotate", "--all", "--plan", "--grace", grace)
+		if err == nil || !strings.Contains(err.Error(), "REKEY_M") {
+			t.Errorf("rotate --all --plan --grace %s: %v, want the refusal naming the floor or the ceiling", grace, err)
+		}
+	}
+	c.terminal = true
+	if err := c.run(t, "rotate", "--all", "--grace", "1ms"); err == nil || strings.Contains(c.stderr.String(), "[y/N]") {
+		t.Errorf("rotate --all --grace 1ms on a terminal: %v, asked %q", err, c.stderr)
+	}
+}

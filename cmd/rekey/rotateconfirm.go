@@ -67,7 +67,7 @@ func answeredYes(r io.Reader) bool {
 
 // planSummary is a plan on one line.
 func planSummary(pl fleet.Plan) string {
-	skipped := pl.InFlight + pl.Deprovisioned + pl.Unknown + pl.PreviousWaiting
+	skipped := pl.InFlight + pl.Deprovisioned + pl.Unknown + pl.PreviousWaiting + pl.AtCap
 	return fmt.Sprintf("rotate %d of %d instances on queue %s (%d skipped): %d Heroku API calls, "+
 		"at least %d apps released and restarted, at least %s at %d calls/hour",
 		pl.Rotate, pl.Named, pl.Queue, skipped, pl.Rotate, pl.Rotate, roundDuration(pl.Duration), pl.PerHour)
@@ -100,6 +100,7 @@ type planOutput struct {
 	Deprovisioned    int     `json:"skip_deprovisioned"`
 	Unknown          int     `json:"skip_unknown"`
 	PreviousWaiting  int     `json:"skip_previous_waiting"`
+	AtCap            int     `json:"refused_at_cap"`
 	HerokuCalls      int     `json:"heroku_api_calls"`
 	TokenRefreshes   int     `json:"oauth_token_refreshes"`
 	AppsReleased     int     `json:"apps_released_at_least"`
@@ -109,7 +110,7 @@ type planOutput struct {
 
 func newPlanOutput(pl fleet.Plan) planOutput {
 	return planOutput{Instances: pl.Named, Rotate: pl.Rotate, Queue: pl.Queue, InFlight: pl.InFlight,
-		Deprovisioned: pl.Deprovisioned, Unknown: pl.Unknown, PreviousWaiting: pl.PreviousWaiting,
+		Deprovisioned: pl.Deprovisioned, Unknown: pl.Unknown, PreviousWaiting: pl.PreviousWaiting, AtCap: pl.AtCap,
 		HerokuCalls: pl.Rotate, TokenRefreshes: pl.TokenRefreshes, AppsReleased: pl.Rotate, PerHour: pl.PerHour,
 		EstimatedSeconds: roundDuration(pl.Duration).Seconds()}
 }

@@ -21,6 +21,11 @@ type Plan struct {
 	// rotation), deprovisioned, unknown, or with a previous credential
 	// still waiting for revocation (only with Request.SkipIfPrevious).
 	InFlight, Deprovisioned, Unknown, PreviousWaiting int
+	// AtCap counts the instances that already have as many superseded
+	// credentials waiting as the store allows (REKEY_MAX_PREVIOUS): their
+	// claim is refused, and a request without SkipGone that names any is
+	// refused whole (CapError).
+	AtCap int
 	// TokenRefreshes is how many V3 instances' OAuth access tokens would
 	// expire before their call and need one refresh at Heroku's identity
 	// service first (which does not spend the Platform API budget).
@@ -62,7 +67,8 @@ func (p *Producer) planPage(ctx context.Context, pl *Plan, ids []string, skipIfP
 		return err
 	}
 	var prev []int64
-	if skipIfPrevious {
+	limit := int64(p.store.MaxPrevious())
+	if skipIfPrevious || limit > 0 {
 		if prev, err = p.store.PreviousCounts(ctx, ids); err != nil {
 			return err
 		}
@@ -76,8 +82,10 @@ func (p *Producer) planPage(ctx context.Context, pl *Plan, ids []string, skipIfP
 			pl.Deprovisioned++
 		case in.InFlight != "":
 			pl.InFlight++
-		case prev != nil && prev[i] > 0:
+		case skipIfPrevious && prev[i] > 0:
 			pl.PreviousWaiting++
+		case limit > 0 && prev[i] >= limit:
+			pl.AtCap++
 		default:
 			pl.Rotate++
 			if in.APIVersion == store.APIv3 {
