@@ -577,8 +577,13 @@ func (p *parser) httpURL(name, def string) string {
 		return ""
 	}
 	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		p.fail(fmt.Errorf("%s must be an http:// or https:// URL", name))
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		// The Heroku and issuer clients refuse them (credentials go in
+		// their own variables); the value is not quoted, it may hold one.
+		p.fail(fmt.Errorf("%s must be a URL without a user, a password, a query or a fragment", name))
 	}
 	return v
 }

@@ -273,3 +273,21 @@ func TestGraceCeilingIsTheHighestOfMaxGraceAndTheDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestURLsRekeyCannotUseNameTheVariable: a Heroku or issuer URL with a
+// user, a query or a fragment is refused by the clients at start-up (the
+// worker only once Redis answers), with an error naming neither the
+// variable nor the value; Load refuses it, naming the variable, and never
+// echoes the value, which may hold a password.
+func TestURLsRekeyCannotUseNameTheVariable(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"HEROKU_API_URL", "HEROKU_ID_URL", "REKEY_ISSUER_URL"} {
+		for _, v := range []string{"https://user:hunter2@host.example", "https://host.example/hooks?token=hunter2",
+			"https://host.example/#hunter2"} {
+			_, err := config.Load(env(map[string]string{name: v}))
+			if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("%s=%s: Load() = %v, want an error naming %s, not the value", name, v, err, name)
+			}
+		}
+	}
+}
