@@ -86,8 +86,20 @@ func (h *Revoke) holding(ctx context.Context, c store.Credential, log zerolog.Lo
 			CapAt: c.RevokeAt.Add(d.Holds.Max)}
 	}
 	next.LastUsedAt, next.LastUsedBy, next.CheckedAt, next.Checks = last, u.LastUsedBy, now, held.Checks+1
-	next.NextCheckAt = now.Add(d.Holds.Recheck)
+	next.NextCheckAt = now.Add(recheckAfter(d.Holds.Recheck, next.CapAt.Sub(now)))
 	return h.keep(ctx, c, next, isHeld, log)
+}
+
+// recheckAfter is how long a held revocation waits before it asks again:
+// the re-check interval, but no later than the cap, toCap from now, so that
+// a re-check longer than REKEY_HOLD_MAX cannot keep the credential valid
+// past the cap that bounds every hold. Once capped (and held at the cap),
+// the interval.
+func recheckAfter(recheck, toCap time.Duration) time.Duration {
+	if toCap > 0 && toCap < recheck {
+		return toCap
+	}
+	return recheck
 }
 
 // keep saves the hold (or, at its cap, does what REKEY_HOLD_AT_CAP says)
@@ -114,7 +126,7 @@ func (h *Revoke) keep(ctx context.Context, c store.Credential, next store.Hold, 
 		log.Info().Time("cap_at", next.CapAt).Msg("revocation_held")
 		h.notify(ctx, c, next.Sentence(h.deps.varNames(ctx, c.InstanceID), d.now()))
 	}
-	return &RetryLaterError{After: d.Holds.Recheck, Reason: "old credential still in use"}
+	return &RetryLaterError{After: next.NextCheckAt.Sub(next.CheckedAt), Reason: "old credential still in use"}
 }
 
 // release ends a hold, if any, so that the revocation goes ahead.
