@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -17,7 +18,8 @@ type Warning struct {
 // Warning names, the log lines' fixed messages.
 const (
 	// WarnShortGrace: the grace floor lets an old credential be revoked
-	// soon after its rotation.
+	// soon after its rotation, or the Private Spaces grace is shorter than
+	// the default one.
 	WarnShortGrace = "short_grace"
 	// WarnLongHold: a held revocation may last longer past its grace than
 	// the grace ceiling.
@@ -51,11 +53,42 @@ func (c *Config) Warnings() []Warning {
 	return out
 }
 
-// shortGrace says why the grace floor is short, or "" when it is not:
+// shortGrace says why a grace is short, or "" when none is: the grace
+// floor (shortFloor), and REKEY_PRIVATE_SPACE_GRACE shorter than
+// REKEY_GRACE (shortPrivateGrace).
+func (c *Config) shortGrace() string {
+	var parts []string
+	for _, s := range []string{c.shortPrivateGrace(), c.shortFloor()} {
+		if s != "" {
+			parts = append(parts, s)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// shortPrivateGrace says when REKEY_PRIVATE_SPACE_GRACE is shorter than
+// REKEY_GRACE, which no deployment means (a typo such as 4m for 4h): dynos
+// in Private Spaces restart more slowly, and workers raise a grace below
+// the floor to it without a word.
+func (c *Config) shortPrivateGrace() string {
+	if c.PrivateSpaceGrace >= c.Grace {
+		return ""
+	}
+	floor := c.GraceFloor()
+	msg := fmt.Sprintf("REKEY_PRIVATE_SPACE_GRACE (%s) is shorter than REKEY_GRACE (%s), though dynos in Private Spaces "+
+		"restart more slowly: an old credential of an instance in a Private Space may be revoked %s after its rotation",
+		c.PrivateSpaceGrace, c.Grace, max(c.PrivateSpaceGrace, floor))
+	if c.PrivateSpaceGrace < floor {
+		msg += fmt.Sprintf(" (workers raise it to the grace floor, %s)", floor)
+	}
+	return msg
+}
+
+// shortFloor says why the grace floor is short, or "" when it is not:
 // REKEY_GRACE below REKEY_MIN_GRACE lowers the floor to itself (the
 // documented contract of GraceFloor, which rekey dev and tests use), and
 // a floor under ShortGraceFloor may revoke a credential an app still runs.
-func (c *Config) shortGrace() string {
+func (c *Config) shortFloor() string {
 	floor := c.GraceFloor()
 	var msg string
 	switch {

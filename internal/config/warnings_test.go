@@ -30,6 +30,11 @@ func TestWarnings(t *testing.T) {
 		{name: "rekey dev's grace", vars: map[string]string{"REKEY_GRACE": "30s", "REKEY_MIN_GRACE": "30s"}, want: map[string][]string{
 			config.WarnShortGrace: {"the grace floor is 30s (REKEY_MIN_GRACE; REKEY_GRACE is 30s)"}}},
 		{name: "a floor of five minutes", vars: map[string]string{"REKEY_MIN_GRACE": "5m"}},
+		{name: "private space grace in minutes", vars: map[string]string{"REKEY_PRIVATE_SPACE_GRACE": "4m"}, want: map[string][]string{
+			config.WarnShortGrace: {"REKEY_PRIVATE_SPACE_GRACE (4m0s) is shorter than REKEY_GRACE (2h0m0s)",
+				"workers raise it to the grace floor, 10m0s"}}},
+		{name: "private space grace below the grace", vars: map[string]string{"REKEY_PRIVATE_SPACE_GRACE": "1h"}, want: map[string][]string{
+			config.WarnShortGrace: {"REKEY_PRIVATE_SPACE_GRACE (1h0m0s) is shorter than REKEY_GRACE (2h0m0s)"}}},
 		{name: "the default hold under a lower ceiling", vars: map[string]string{"REKEY_MAX_GRACE": "12h"}, want: map[string][]string{
 			config.WarnLongHold: {"REKEY_HOLD_MAX (24h0m0s) is longer than the grace ceiling (12h0m0s: REKEY_MAX_GRACE",
 				"set REKEY_HOLD_MAX to at most 12h0m0s"}}},
