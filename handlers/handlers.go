@@ -28,6 +28,7 @@ import (
 // Store is what the handlers need of rekey's state (internal/store).
 type Store interface {
 	Claim(ctx context.Context, r store.RotationRequest) (store.Claim, error)
+	Rotation(ctx context.Context, id string) (store.Rotation, error)
 	CheckFingerprintKey(ctx context.Context) error
 	SavePending(ctx context.Context, instanceID, rotationID, credID string, config map[string]secret.String) error
 	DiscardMinted(ctx context.Context, instanceID, rotationID, credID, why string, config []secret.String) error

@@ -11,6 +11,9 @@ const (
 	// OutcomeJoined: another rotation of the instance was in flight; the
 	// request is served by it (I4).
 	OutcomeJoined = "joined"
+	// OutcomeMoved: a bulk task of a rotation that a customer's or an
+	// operator's request moved to its own queue; that queue's task runs it.
+	OutcomeMoved = "moved"
 	// OutcomeSkipped: the request declined to overlap a running grace.
 	OutcomeSkipped = "skipped"
 	// OutcomeRefused: a limit of the instance (REKEY_MAX_PREVIOUS, or a

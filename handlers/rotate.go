@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
@@ -76,7 +77,7 @@ func (h *Rotate) ProcessTask(ctx context.Context, t *asynq.Task) error {
 func (r *rotation) request() store.RotationRequest {
 	return store.RotationRequest{InstanceID: r.p.InstanceID, RotationID: r.p.RotationID,
 		BatchID: r.p.BatchID, Reason: r.p.Reason, Queue: r.queue, Grace: time.Duration(r.p.Grace),
-		SkipIfPrevious: r.p.SkipIfPrevious}
+		SkipIfPrevious: r.p.SkipIfPrevious, Overtakes: fleet.Overtakes(r.queue)}
 }
 
 func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err error) {
@@ -92,8 +93,25 @@ func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err erro
 	r.claim, r.pushAttempted = claim, claim.PushAttempted
 	switch claim.Status {
 	case store.Joined:
-		r.log.Info().Str("joined_rotation_id", claim.RotationID).Msg("rotation_joined")
+		r.log.Info().Str("joined_rotation_id", claim.RotationID).Bool("moved", claim.Moved).Msg("rotation_joined")
+		if claim.Moved {
+			// This task's request overtook the rotation a wave holds: the
+			// rotation's task runs on this task's queue. Should the enqueue
+			// fail, the reconcile sweep enqueues it there.
+			if err := fleet.EnqueueMoved(ctx, h.deps.Store, h.deps.Enqueuer, claim.RotationID); err != nil {
+				return OutcomeJoined, err
+			}
+		}
 		return OutcomeJoined, nil
+	case store.Resumed:
+		if r.queue == tasks.QueueBulk && claim.Queue != "" && claim.Queue != tasks.QueueBulk {
+			// A request on another queue overtook the wave and moved the
+			// rotation there (store.RotationRequest.Overtakes); the task
+			// the feeder released before it saw the move leaves the
+			// rotation to that queue's task (I4).
+			r.log.Info().Str("moved_to", claim.Queue).Msg("rotation_moved")
+			return OutcomeMoved, nil
+		}
 	case store.Skipped:
 		if claim.Refused != nil {
 			// A limit of the claim (REKEY_MAX_PREVIOUS): the store recorded a "refused" event.

@@ -27,8 +27,11 @@ const listPage = 1000
 // way finish (store.CancelBatch). With insp, it also takes the batch's
 // still-pending rotate tasks off the queues, recording each rotation as
 // cancelled at once, so workers do not run them only to find them
-// cancelled. It returns how many tasks it removed; without insp, or when
-// removing fails, the rotations are cancelled anyway when their task runs.
+// cancelled. It returns how many rotations it removed so (a rotation of
+// the wave that a customer's request moved to its own queue, EnqueueMoved,
+// can have both a task and a held id: it counts once); without insp, or
+// when removing fails, the rotations are cancelled anyway when their task
+// runs.
 func Cancel(ctx context.Context, st *store.Store, insp Inspector, batchID string) (int, error) {
 	if err := st.CancelBatch(ctx, batchID); err != nil {
 		return 0, err
@@ -36,13 +39,15 @@ func Cancel(ctx context.Context, st *store.Store, insp Inspector, batchID string
 	if insp == nil {
 		return 0, nil
 	}
-	removed := 0
+	counted := map[string]bool{}
 	for _, q := range []string{tasks.QueueInteractive, tasks.QueueDefault, tasks.QueueBulk} {
 		pending, err := pendingOfBatch(insp.ListPendingTasks, q, batchID)
 		if err != nil {
-			return removed, err
+			return len(counted), err
 		}
-		removed += len(removeCancelled(ctx, st, deleteTask(insp, q), q, pending))
+		for _, id := range removeCancelled(ctx, st, deleteTask(insp, q), q, pending) {
+			counted[id] = true
+		}
 	}
 	// Bulk rotations held for the pacing feeder have no task yet: recording
 	// them cancelled and taking their ids out of the held set keeps a
@@ -51,29 +56,26 @@ func Cancel(ctx context.Context, st *store.Store, insp Inspector, batchID string
 	// dropped by the feeder without a token once its rotation is cancelled.
 	ids, err := pacing.HeldIDs(ctx, st.Redis())
 	if err != nil {
-		return removed, err
+		return len(counted), err
 	}
 	held, err := st.RotationsOfBatch(ctx, ids, batchID)
 	if err != nil {
-		return removed, err
+		return len(counted), err
 	}
 	gone := removeCancelled(ctx, st, func(string) bool { return true }, tasks.QueueBulk, held)
-	// Tasks an earlier version held are scheduled (pacing.HoldFor).
-	scheduled, err := pendingOfBatch(insp.ListScheduledTasks, tasks.QueueBulk, batchID)
-	if err != nil {
-		return removed + len(gone), err
-	}
-	counted := make(map[string]bool, len(gone))
 	for _, id := range gone {
 		counted[id] = true
 	}
-	for _, id := range removeCancelled(ctx, st, deleteTask(insp, tasks.QueueBulk), tasks.QueueBulk, scheduled) {
-		if !counted[id] { // held and scheduled: counted once
-			gone = append(gone, id)
-		}
+	// Tasks an earlier version held are scheduled (pacing.HoldFor).
+	scheduled, err := pendingOfBatch(insp.ListScheduledTasks, tasks.QueueBulk, batchID)
+	if err != nil {
+		return len(counted), err
 	}
-	removed += len(gone)
-	return removed, pacing.Unhold(ctx, st.Redis(), gone...)
+	for _, id := range removeCancelled(ctx, st, deleteTask(insp, tasks.QueueBulk), tasks.QueueBulk, scheduled) {
+		counted[id] = true
+		gone = append(gone, id) // held again, the id would cost a token
+	}
+	return len(counted), pacing.Unhold(ctx, st.Redis(), gone...)
 }
 
 // deleteTask deletes the rotate task of a rotation from queue q, and

@@ -307,7 +307,7 @@ func (p *Producer) chunk(ctx context.Context, ids []string, req Request, items [
 	for i, id := range ids {
 		reqs[i] = store.RotationRequest{InstanceID: id, RotationID: tasks.NewID("rot"), BatchID: req.BatchID,
 			Reason: req.Reason, Queue: req.Queue, Grace: req.Grace, SkipIfPrevious: req.SkipIfPrevious,
-			Customer: req.Customer}
+			Customer: req.Customer, Overtakes: Overtakes(req.Queue)}
 	}
 	bh, holdMany := p.q.(batchHolder)
 	holdMany = holdMany && req.Queue == tasks.QueueBulk
@@ -316,6 +316,11 @@ func (p *Producer) chunk(ctx context.Context, ids []string, req Request, items [
 		item, err := claimItem(reqs[i], c, req.SkipGone)
 		items[i], errs[i] = item, err
 		switch {
+		case err == nil && c.Claim.Moved:
+			// The request overtook a rotation a wave holds: its task goes
+			// on the request's queue now. On failure the reconcile sweep
+			// enqueues it there.
+			errs[i] = EnqueueMoved(ctx, p.store, p.q, item.RotationID)
 		case err != nil || item.Status != "enqueued":
 		case holdMany:
 			held = append(held, i)
@@ -381,6 +386,36 @@ func Enqueue(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, r
 	return nil
 }
 
+// Overtakes is the queue a request on queue does not wait behind
+// (store.RotationRequest.Overtakes): the paced bulk queue, for a request on
+// any other. A customer's click or an operator's rotation of an instance
+// whose rotation a wave holds moves that rotation to its own queue
+// (docs/design.md, "Pacing a wave").
+func Overtakes(queue string) string {
+	if queue == tasks.QueueBulk {
+		return ""
+	}
+	return tasks.QueueBulk
+}
+
+// Rotations reads a rotation's record (*store.Store).
+type Rotations interface {
+	Rotation(ctx context.Context, id string) (store.Rotation, error)
+}
+
+// EnqueueMoved enqueues the task of a rotation that a request moved off
+// the bulk queue (store.Claim.Moved) on the queue its record names now.
+// The feeder drops the rotation from its held set instead of releasing
+// it (HeldTasks), and a bulk task of it released already leaves it to
+// this one (handlers.OutcomeMoved).
+func EnqueueMoved(ctx context.Context, rotations Rotations, q Enqueuer, rotationID string) error {
+	rot, err := rotations.Rotation(ctx, rotationID)
+	if err != nil {
+		return fmt.Errorf("enqueue moved rotation %s: %w", rotationID, err)
+	}
+	return Enqueue(ctx, q, rot.InstanceID, rot.ID, rot.BatchID, rot.Reason, rot.Queue, rot.Grace)
+}
+
 // Resume enqueues again the rotate task of a rotation claimed before
 // (store.Resumed): as Enqueue, except that a paced bulk rotation the feeder
 // released already is not held again (Holder.HoldAgain), which would cost
@@ -435,7 +470,9 @@ type HeldTasks struct {
 const liveFor = 2 * time.Second
 
 // RotateTask returns the task of rotationID, or nil when the rotation
-// waits for none any more: finished, expired, or of a cancelled batch (it
+// waits for none any more: finished, expired, moved to another queue by a
+// request that overtook the wave (EnqueueMoved: its task there runs it),
+// or of a cancelled batch (it
 // records that one cancelled, as its task's claim would have). asynq does
 // not keep the task once it finished, unlike other rotate tasks
 // (tasks.Retention): a wave's progress is its batch (`rekey batches
@@ -452,6 +489,8 @@ func (h *HeldTasks) RotateTask(ctx context.Context, rotationID string) (*asynq.T
 		return nil, err
 	case rot.State == store.RotationPromoted || rot.State == store.RotationFailed || rot.State == store.RotationCancelled:
 		return nil, nil
+	case rot.InstanceID != "" && rot.Queue != "" && rot.Queue != tasks.QueueBulk:
+		return nil, nil // moved
 	case rot.InstanceID == "" || rot.Queue != tasks.QueueBulk:
 		return nil, fmt.Errorf("rotation %s of instance %q on queue %q: %w", rotationID, rot.InstanceID, rot.Queue, pacing.ErrUnusable)
 	}

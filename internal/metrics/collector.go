@@ -58,7 +58,7 @@ var (
 	descQueueLatency = prometheus.NewDesc("rekey_queue_latency_seconds",
 		"Age of the oldest pending task of a queue.", []string{"queue"}, nil)
 	descRotations = prometheus.NewDesc("rekey_rotations_total",
-		"Runs of rotate tasks by queue and outcome (rotated, already_done, joined, skipped, failed, retry, rate_limited).",
+		"Runs of rotate tasks by queue and outcome (rotated, already_done, joined, moved, skipped, refused, failed, retry, rate_limited).",
 		[]string{"queue", "outcome"}, nil)
 	descCalls = prometheus.NewDesc("rekey_heroku_calls_total",
 		"Calls to Heroku by endpoint and HTTP status (0: no response).", []string{"endpoint", "status"}, nil)

@@ -93,7 +93,7 @@ func (s *Store) claimArgs(r RotationRequest, brief bool) ([]string, []any) {
 	args := []any{r.RotationID, r.InstanceID, ms(s.now()), r.BatchID, r.Reason, r.Queue,
 		map[bool]string{true: "1"}[r.SkipIfPrevious], s.eventsPerInstance, s.eventsGlobal,
 		r.Grace.Milliseconds(), int64(s.finishedTTL.Seconds()), map[bool]string{true: "1"}[brief]}
-	return keys, append(args, s.limitArgs(r)...)
+	return keys, append(append(args, s.limitArgs(r)...), r.Overtakes)
 }
 
 func isNoScript(err error) bool {

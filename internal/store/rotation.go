@@ -49,6 +49,13 @@ type RotationRequest struct {
 	// Customer, when set, marks a customer's request (the dashboard's
 	// button) and carries the customer's limits (limits.go).
 	Customer *CustomerLimits
+	// Overtakes names a queue this request, on another one, does not wait
+	// behind: a rotation of the instance in flight on it and not yet
+	// started (requested) that the request joins moves to Queue, and the
+	// claim says so (Claim.Moved). Producers set the paced bulk queue for
+	// every other request, so that a customer's click or an operator's
+	// rotation of an instance a wave holds runs at once.
+	Overtakes string
 }
 
 // Claim is the result of Claim.
@@ -72,6 +79,13 @@ type Claim struct {
 	// Refused, with Status Skipped, says which limit refused the request
 	// (limits.go); nil for any other outcome.
 	Refused *Refusal
+	// Queue is the queue the rotation's record names ("" for a brief
+	// claim, or a record written before rotations kept it).
+	Queue string
+	// Moved, with Status Joined, says that this request moved the rotation
+	// it joined to its own queue (RotationRequest.Overtakes): the caller
+	// enqueues the rotation's task there.
+	Moved bool
 }
 
 // Revocation names a credential waiting to be revoked and when.
@@ -99,11 +113,11 @@ func (s *Store) Claim(ctx context.Context, r RotationRequest) (Claim, error) {
 func claimFrom(instanceID string, res []any) (Claim, error) {
 	str := func(i int) string { v, _ := res[i].(string); return v }
 	switch len(res) {
-	case 3: // a brief claim
-		return Claim{Status: ClaimStatus(str(0)), RotationID: str(1), State: str(2)}, nil
+	case 3, 4: // a brief claim, and whether it moved the rotation it joined
+		return Claim{Status: ClaimStatus(str(0)), RotationID: str(1), State: str(2), Moved: len(res) == 4}, nil
 	case 6: // refused by a limit (limits.go)
 		return Claim{Status: ClaimStatus(str(0)), RotationID: str(1), Refused: refusalFrom(res)}, nil
-	case 8:
+	case 10:
 	default:
 		return Claim{}, fmt.Errorf("claim: unexpected reply of %d items", len(res))
 	}
@@ -120,6 +134,7 @@ func claimFrom(instanceID string, res []any) (Claim, error) {
 	}
 	c.Instance = instanceFrom(instanceID, m)
 	c.PushAttempted = str(7) != ""
+	c.Queue, c.Moved = str(8), str(9) != ""
 	return c, nil
 }
 

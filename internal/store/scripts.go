@@ -138,29 +138,39 @@ return 'ok'
 // skip_if_previous ("1" or ""), instance event cap, fleet event cap, grace ms
 // requested (0 for the instance's), rotation ttl seconds, brief ("1": a
 // producer's claim, which needs only the status), then the limits
-// (limits.go: max previous, customer, one per grace, per day).
+// (limits.go: max previous, customer, one per grace, per day), then the
+// queue a request on another queue overtakes ("" for none): a rotation in
+// flight on it, still requested, that the request joins moves to the
+// request's queue (RotationRequest.Overtakes).
 // Returns {status, rotation id, rotation state, credential id, previous
 // credential id (for a failed rotation: its discarded one), revoke_at ms,
-// instance hash as a flat list, push attempted at ms or ""}, or {status, rotation id, rotation state}
-// when brief; status
+// instance hash as a flat list, push attempted at ms or "", the rotation's
+// queue, "1" when the request moved it or ""}, or {status, rotation id,
+// rotation state} when brief, with "1" after it when the request moved the
+// rotation it joined; status
 // is one of claimed, resumed, joined, done, skipped. A request the limits
 // refuse returns {"skipped", rotation id, "", reason, until ms, count}.
 // Errors: "not_found", "deprovisioned".
 var claimScript = eventScript(luaLimits, `
 -- The fields reply reads of a rotation, in its order; the requested
 -- rotation's are read once, with its batch, up front.
-local rotation_fields = {'state', 'previous', 'revoke_at', 'discarded', 'finished_at', 'credential_id', 'push_attempted_at'}
-local function reply(status, rot, rkey, r)
+local rotation_fields = {'state', 'previous', 'revoke_at', 'discarded', 'finished_at', 'credential_id', 'push_attempted_at', 'queue'}
+local function reply(status, rot, rkey, r, moved)
+  moved = moved and '1' or ''
   if status == 'claimed' then
     -- Just written: nothing to read back.
     if ARGV[12] == '1' then return {status, rot, 'requested'} end
-    return {status, rot, 'requested', '', '', '', redis.call('HGETALL', KEYS[1]), ''}
+    return {status, rot, 'requested', '', '', '', redis.call('HGETALL', KEYS[1]), '', ARGV[6], ''}
   end
-  if ARGV[12] == '1' then return {status, rot, r and (r[1] or '') or get(rkey, 'state')} end
+  if ARGV[12] == '1' then
+    local st = r and (r[1] or '') or get(rkey, 'state')
+    if moved ~= '' then return {status, rot, st, moved} end
+    return {status, rot, st}
+  end
   r = r or redis.call('HMGET', rkey, unpack(rotation_fields))
   local st, prev, at = r[1] or '', r[2] or '', r[3] or ''
   if st == 'failed' then prev, at = r[4] or '', r[5] or '' end
-  return {status, rot, st, r[6] or '', prev, at, redis.call('HGETALL', KEYS[1]), r[7] or ''}
+  return {status, rot, st, r[6] or '', prev, at, redis.call('HGETALL', KEYS[1]), r[7] or '', r[8] or '', moved}
 end
 local own = redis.call('HMGET', KEYS[2], 'batch_id', unpack(rotation_fields))
 if own[2] then -- the rotation exists: every rotation has a state
@@ -186,8 +196,15 @@ if inflight ~= '' then
   local ikey = KEYS[6] .. inflight
   local st = get(ikey, 'state')
   if st ~= '' and st ~= 'promoted' and st ~= 'failed' and st ~= 'cancelled' then
+    -- A customer's or an operator's request does not wait behind a wave:
+    -- the wave's rotation it joins, not yet started, moves to its queue.
+    local moved = false
+    if ARGV[17] ~= '' and ARGV[17] ~= ARGV[6] and st == 'requested' and get(ikey, 'queue') == ARGV[17] then
+      redis.call('HSET', ikey, 'queue', ARGV[6])
+      moved = true
+    end
     emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'joined', inflight, '', ARGV[5], ARGV[3])
-    return reply('joined', inflight, ikey)
+    return reply('joined', inflight, ikey, nil, moved)
   end
 end
 if ARGV[7] == '1' and redis.call('ZCARD', KEYS[3]) > 0 then

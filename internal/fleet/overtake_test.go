@@ -1,0 +1,98 @@
+package fleet_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/pacing"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// A wave claims every instance up front, so a customer's or an operator's
+// request of one of them joins the wave's rotation. While that rotation is
+// only held, the request moves it to its own queue and enqueues its task
+// there: it does not wait for the wave's pace, nor for a paused bulk queue.
+// The feeder then drops the held id without a token. A second wave only
+// joins, and a rotation already under way is not moved.
+func TestARequestOvertakesTheWaveItJoins(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	ids := f.register(t, 4)
+	p := fleet.NewProducer(f.st, pacing.NewClient(f.queue, f.r.Client))
+	wave, err := p.Rotate(ctx, fleet.Request{InstanceIDs: ids, Reason: "wave", Queue: tasks.QueueBulk, Grace: time.Hour})
+	if err != nil || wave.Enqueued != 4 {
+		t.Fatalf("wave: %+v, %v", wave, err)
+	}
+	rotationOf := map[string]string{}
+	for _, it := range wave.Items {
+		rotationOf[it.InstanceID] = it.RotationID
+	}
+	// The third instance's rotation is under way: a worker minted for it.
+	config := map[string]secret.String{"MYADDON_URL": secret.New("postgres://u:p4ssw0rd-minted@h/db")}
+	if err := f.st.SavePending(ctx, ids[2], rotationOf[ids[2]], "cred-minted", config); err != nil {
+		t.Fatal(err)
+	}
+	insp := asynq.NewInspectorFromRedisClient(f.r.Client)
+	src := &fleet.HeldTasks{Store: f.st}
+
+	cases := []struct {
+		name      string
+		id        string
+		queue     string
+		wantMoved bool
+	}{
+		{"a customer's click", ids[0], tasks.QueueInteractive, true},
+		{"an operator's list", ids[1], tasks.QueueDefault, true},
+		{"a rotation under way", ids[2], tasks.QueueInteractive, false},
+		{"a second wave", ids[3], tasks.QueueBulk, false},
+	}
+	for _, c := range cases {
+		res, err := p.Rotate(ctx, fleet.Request{InstanceIDs: []string{c.id}, Reason: c.name, Queue: c.queue})
+		if err != nil || res.Joined != 1 || res.Enqueued != 0 {
+			t.Fatalf("%s: %+v, %v; want the wave's rotation joined", c.name, res, err)
+		}
+		rot, err := f.st.Rotation(ctx, rotationOf[c.id])
+		if err != nil {
+			t.Fatal(err)
+		}
+		task, err := insp.GetTaskInfo(c.queue, tasks.RotateTaskID(rotationOf[c.id]))
+		held, herr := src.RotateTask(ctx, rotationOf[c.id])
+		if c.wantMoved {
+			if rot.Queue != c.queue || err != nil || task.State != asynq.TaskStatePending {
+				t.Errorf("%s: rotation on %q, its task on %s: %+v, %v; want it moved there, pending", c.name, rot.Queue, c.queue, task, err)
+				continue
+			}
+			pl, perr := tasks.ParseRotate(asynq.NewTask(task.Type, task.Payload))
+			if perr != nil || pl.BatchID != wave.BatchID || pl.InstanceID != c.id || time.Duration(pl.Grace) != time.Hour {
+				t.Errorf("%s: moved task %+v, %v; want the wave's rotation as claimed", c.name, pl, perr)
+			}
+			if herr != nil || held != nil {
+				t.Errorf("%s: feeder's task %v, %v; want the held id dropped with no task", c.name, held, herr)
+			}
+			continue
+		}
+		if rot.Queue != tasks.QueueBulk || err == nil {
+			t.Errorf("%s: rotation on %q, task %+v; want it left on the bulk queue with no task of %s", c.name, rot.Queue, task, c.queue)
+		}
+	}
+	// The batch counts the moved rotations as the wave's; they finish in it.
+	b, err := f.st.Batch(ctx, wave.BatchID)
+	if err != nil || b.Enqueued != 4 || b.InFlight != 4 {
+		t.Errorf("wave's batch %+v, %v; want its 4 rotations in flight", b, err)
+	}
+	// Cancelling the wave counts each of its rotations once, moved or held.
+	n, err := fleet.Cancel(ctx, f.st, insp, wave.BatchID)
+	if err != nil || n != 3 {
+		t.Errorf("cancel removed %d, %v; want 3 (the one under way finishes)", n, err)
+	}
+	if rot, err := f.st.Rotation(ctx, rotationOf[ids[2]]); err != nil || rot.State != store.RotationMinted {
+		t.Errorf("rotation under way: %+v, %v after the cancel; want it left to finish", rot, err)
+	}
+}
