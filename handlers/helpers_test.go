@@ -34,6 +34,7 @@ type rig struct {
 	enq   *recordingEnqueuer
 	mux   *asynq.ServeMux
 	deps  *handlers.Deps
+	reg   *registry.Registry
 	later atomic.Int64 // nanoseconds added to the handlers' clock
 }
 
@@ -61,7 +62,8 @@ func newRig(t *testing.T, demo ...issuer.DemoOption) *rig {
 	if err := handlers.Register(g.mux, g.deps); err != nil {
 		t.Fatal(err)
 	}
-	g.provision(t, "inst-1", registry.New(g.st, hc))
+	g.reg = registry.New(g.st, hc)
+	g.provision(t, "inst-1", g.reg)
 	return g
 }
 

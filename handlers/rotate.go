@@ -87,6 +87,10 @@ func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err erro
 		return OutcomeFailed, permanent(fmt.Errorf("instance %s is not registered", r.p.InstanceID))
 	case errors.Is(err, store.ErrDeprovisioned):
 		return OutcomeFailed, permanent(fmt.Errorf("instance %s is deprovisioned", r.p.InstanceID))
+	case errors.Is(err, store.ErrConflict):
+		// The rotation id is another instance's rotation (a producer that
+		// reused one): a rotation id names one rotation of one instance.
+		return OutcomeFailed, permanent(err)
 	case err != nil:
 		return OutcomeRetry, err
 	}

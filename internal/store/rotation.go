@@ -97,7 +97,8 @@ type Revocation struct {
 
 // Claim starts the rotation r.RotationID of r.InstanceID, resumes it when it
 // exists, or joins the rotation already in flight. It returns ErrNotFound
-// for an unknown instance and ErrDeprovisioned for a deprovisioned one.
+// for an unknown instance, ErrDeprovisioned for a deprovisioned one, and
+// ErrConflict for a rotation id that another instance's rotation holds.
 func (s *Store) Claim(ctx context.Context, r RotationRequest) (Claim, error) {
 	if !ValidID(r.InstanceID) || !ValidID(r.RotationID) {
 		return Claim{}, fmt.Errorf("claim: instance id %q or rotation id %q is not valid", r.InstanceID, r.RotationID)

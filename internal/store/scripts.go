@@ -150,7 +150,8 @@ return 'ok'
 // rotation it joined; status
 // is one of claimed, resumed, joined, done, skipped. A request the limits
 // refuse returns {"skipped", rotation id, "", reason, until ms, count}.
-// Errors: "not_found", "deprovisioned".
+// Errors: "not_found", "deprovisioned", "conflict ..." (the rotation id is
+// another instance's rotation).
 var claimScript = eventScript(luaLimits, `
 -- The fields reply reads of a rotation, in its order; the requested
 -- rotation's are read once, with its batch, up front.
@@ -172,9 +173,15 @@ local function reply(status, rot, rkey, r, moved)
   if st == 'failed' then prev, at = r[4] or '', r[5] or '' end
   return {status, rot, st, r[6] or '', prev, at, redis.call('HGETALL', KEYS[1]), r[7] or '', r[8] or '', moved}
 end
-local own = redis.call('HMGET', KEYS[2], 'batch_id', unpack(rotation_fields))
-if own[2] then -- the rotation exists: every rotation has a state
-  local batch, r = own[1] or '', {unpack(own, 2)}
+local own = redis.call('HMGET', KEYS[2], 'batch_id', 'instance_id', unpack(rotation_fields))
+if own[3] then -- the rotation exists: every rotation has a state
+  -- An id another instance's rotation holds names no rotation of this one:
+  -- resumed, it would push into this instance a rotation recorded for the
+  -- other, and finish that one without rotating it.
+  if own[2] and own[2] ~= ARGV[2] then
+    return redis.error_reply('conflict rotation ' .. ARGV[1] .. ' is another instance\'s')
+  end
+  local batch, r = own[1] or '', {unpack(own, 3)}
   local st = r[1]
   if st == 'promoted' or st == 'failed' or st == 'cancelled' then return reply('done', ARGV[1], KEYS[2], r) end
   if st == 'requested' and batch ~= '' and get(KEYS[8] .. batch, 'cancelled_at') ~= '' then

@@ -1,0 +1,59 @@
+package handlers_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// A rotation id names one rotation of one instance. Another app's task that
+// gives an id already used for another instance (a ticket number reused for
+// every instance of an incident) must not resume, join or finish that
+// rotation as if it were its own: it would push into the wrong instance a
+// rotation the store records for the other, or be answered "already done"
+// for an instance that never rotated.
+func TestRotateRefusesARotationIDOfAnotherInstance(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		first func(g *rig) error
+	}{
+		{"other rotation in flight", func(g *rig) error {
+			_, err := g.st.Claim(context.Background(), store.RotationRequest{InstanceID: "inst-1", RotationID: "rot_shared"})
+			return err
+		}},
+		{"other rotation done", func(g *rig) error {
+			return g.run(rotateTask(t, "inst-1", "rot_shared"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := newRig(t)
+			g.provision(t, "inst-2", g.reg)
+			ctx := context.Background()
+			if err := tc.first(g); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := g.st.Rotation(ctx, "rot_shared")
+			err := g.run(rotateTask(t, "inst-2", "rot_shared"))
+			if !isPermanent(err) {
+				t.Errorf("inst-2's task with inst-1's rotation id: err = %v, want a permanent error", err)
+			}
+			if n := g.fake.ConfigChanges("inst-2"); n != 0 {
+				t.Errorf("inst-2's Heroku config changed %d times under inst-1's rotation id", n)
+			}
+			after, _ := g.st.Rotation(ctx, "rot_shared")
+			if after.InstanceID != "inst-1" || after.State != before.State || after.CredentialID != before.CredentialID {
+				t.Errorf("inst-1's rotation: %+v before inst-2's task, %+v after", before, after)
+			}
+			// inst-1's own task still rotates inst-1.
+			if err := g.run(rotateTask(t, "inst-1", "rot_shared")); err != nil {
+				t.Fatalf("inst-1's task: %v", err)
+			}
+			if n := g.fake.ConfigChanges("inst-1"); n != 1 {
+				t.Errorf("inst-1's Heroku config changes: %d, want 1", n)
+			}
+		})
+	}
+}
