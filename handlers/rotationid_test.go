@@ -2,9 +2,13 @@ package handlers_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
 )
 
 // A rotation id names one rotation of one instance. Another app's task that
@@ -55,5 +59,22 @@ func TestRotateRefusesARotationIDOfAnotherInstance(t *testing.T) {
 				t.Errorf("inst-1's Heroku config changes: %d, want 1", n)
 			}
 		})
+	}
+}
+
+// A task whose ids no claim can take (written by another app's own code,
+// not NewRotateTask) is archived at its first run: retried, it would only
+// fail the same way for hours.
+func TestRotateArchivesUnusableIDs(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	for _, payload := range []string{
+		`{"instance_id":"inst-1:x","rotation_id":"rot_u1"}`,
+		`{"instance_id":"inst-1","rotation_id":"rot u2"}`,
+	} {
+		err := g.run(asynq.NewTask(tasks.TypeRotate, []byte(payload)))
+		if !isPermanent(err) || !errors.Is(err, tasks.ErrInvalidPayload) {
+			t.Errorf("%s: err = %v, want a permanent ErrInvalidPayload", payload, err)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -109,6 +110,9 @@ func NewRotateTask(p RotatePayload, opts ...asynq.Option) (*asynq.Task, error) {
 	if p.RotationID == "" {
 		p.RotationID = NewID("rot")
 	}
+	if err := checkIDs(p); err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
 	if p.RequestedAt.IsZero() {
 		p.RequestedAt = time.Now().UTC()
 	}
@@ -168,10 +172,45 @@ func ParseRotate(t *asynq.Task) (RotatePayload, error) {
 	if p.InstanceID == "" || p.RotationID == "" {
 		return p, fmt.Errorf("%w: rotate needs instance_id and rotation_id", ErrInvalidPayload)
 	}
+	if err := checkIDs(p); err != nil {
+		return p, fmt.Errorf("%w: %w", ErrInvalidPayload, err)
+	}
 	if !p.RequestedAt.IsZero() {
 		p.RequestedAt = p.RequestedAt.UTC() // one form whatever offset the producer wrote
 	}
 	return p, nil
+}
+
+// ValidID reports whether s is usable as an instance, rotation or
+// credential id: 1 to 128 characters of A-Z, a-z, 0-9, '-', '_', '.' and
+// '@', which are safe in Redis keys, URLs and logs, and not dots alone,
+// which a URL's path would read as its current or parent segment
+// (DELETE /credentials/.. is a request for another resource). rekey's
+// store refuses any other id, so a rotation that names one can never run.
+func ValidID(s string) bool {
+	if s == "" || len(s) > 128 || strings.Trim(s, ".") == "" {
+		return false
+	}
+	for _, c := range s {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '_' || c == '.' || c == '@'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// checkIDs refuses a rotation whose ids ValidID refuses. The error gives
+// their length, not the ids, which may be anything of any size.
+func checkIDs(p RotatePayload) error {
+	if !ValidID(p.InstanceID) {
+		return fmt.Errorf("instance_id of %d bytes is not a usable id (1 to 128 of A-Z a-z 0-9 - _ . @)", len(p.InstanceID))
+	}
+	if !ValidID(p.RotationID) {
+		return fmt.Errorf("rotation_id of %d bytes is not a usable id (1 to 128 of A-Z a-z 0-9 - _ . @)", len(p.RotationID))
+	}
+	return nil
 }
 
 // ParseRevoke decodes a revoke task's payload.

@@ -3,6 +3,7 @@ package tasks_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +115,40 @@ func TestDurationJSON(t *testing.T) {
 	var d tasks.Duration
 	if err := json.Unmarshal([]byte(`"soon"`), &d); err == nil {
 		t.Error(`unmarshal "soon": no error`)
+	}
+}
+
+// An id rekey cannot use in its keys (a Redis key separator, a space,
+// unicode, more than 128 bytes, dots alone) can never be claimed: a producer
+// is told so when it builds the task, and a worker archives such a task at
+// once rather than retrying it for hours.
+func TestRotateTaskRefusesUnusableIDs(t *testing.T) {
+	for _, tc := range []struct{ name, instance, rotation string }{
+		{"key separator", "inst:1", "rot_1"},
+		{"space", "inst 1", "rot_1"},
+		{"unicode", "instänz", "rot_1"},
+		{"line break", "inst\n1", "rot_1"},
+		{"too long", strings.Repeat("i", 129), "rot_1"},
+		{"dots", "..", "rot_1"},
+		{"rotation with separator", "inst-1", "rot:1"},
+		{"rotation too long", "inst-1", strings.Repeat("r", 129)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tasks.RotatePayload{InstanceID: tc.instance, RotationID: tc.rotation}
+			if _, err := tasks.NewRotateTask(p); err == nil {
+				t.Errorf("NewRotateTask(%q, %q): no error", tc.instance, tc.rotation)
+			}
+			b, err := json.Marshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tasks.ParseRotate(asynq.NewTask(tasks.TypeRotate, b)); !errors.Is(err, tasks.ErrInvalidPayload) {
+				t.Errorf("ParseRotate(%s): err = %v, want ErrInvalidPayload", b, err)
+			}
+		})
+	}
+	long := strings.Repeat("i", 128)
+	if _, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: long, RotationID: "rot_1.a-b@c"}); err != nil {
+		t.Errorf("NewRotateTask with usable ids: %v", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rekeyhq/rekey/tasks"
 )
 
 // API versions of Heroku's partner APIs an instance is reached through.
@@ -117,23 +119,10 @@ func (r Registration) Validate() error {
 // mint's config must name each.
 const MaxConfigVars = 32
 
-// ValidID reports whether s is usable as an instance or credential id: 1 to
-// 128 characters from a set that is safe in Redis keys, URLs and logs, and
-// not dots alone, which a URL's path would read as its current or parent
-// segment (DELETE /credentials/.. is a request for another resource).
-func ValidID(s string) bool {
-	if s == "" || len(s) > 128 || strings.Trim(s, ".") == "" {
-		return false
-	}
-	for _, c := range s {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '_' || c == '.' || c == '@'
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
+// ValidID reports whether s is usable as an instance or credential id
+// (tasks.ValidID: the rule is part of the task contract, so that a
+// producer learns of an unusable id when it builds its task).
+func ValidID(s string) bool { return tasks.ValidID(s) }
 
 func validVarName(s string) bool {
 	if s == "" || len(s) > 128 {
