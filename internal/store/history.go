@@ -541,8 +541,13 @@ local function flush()
   for _, key in ipairs(order) do history_save(key, hist[key].entries, hist[key].ttl) end
   groups = {}
 end
+-- bump counts into a batch that exists: one a rotate task of another app
+-- names without rekey having created it, or one expired before a
+-- revocation it waited for, would otherwise be created without an expiry.
 local function bump(bprefix, batch, field)
-  if batch ~= '' then redis.call('HINCRBY', bprefix .. batch, field, 1) end
+  if batch ~= '' and redis.call('EXISTS', bprefix .. batch) == 1 then
+    redis.call('HINCRBY', bprefix .. batch, field, 1)
+  end
 end
 local function get(key, field)
   local v = redis.call('HGET', key, field)
