@@ -15,6 +15,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
 )
@@ -59,6 +60,11 @@ const (
 	// revocation (recording it, and deleting it a day later).
 	Retention = 24 * time.Hour
 )
+
+// MaxReasonLen bounds a rotation's reason, in bytes: it is kept in the
+// rotation's record, the instance's history and the fleet's audit stream.
+// NewRotateTask and ParseRotate cut a longer one to it.
+const MaxReasonLen = 500
 
 // ErrInvalidPayload is wrapped by every parse error. Workers archive such a
 // task at once instead of retrying it.
@@ -113,6 +119,7 @@ func NewRotateTask(p RotatePayload, opts ...asynq.Option) (*asynq.Task, error) {
 	if err := checkIDs(p); err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
+	p.Reason = cutReason(p.Reason)
 	if p.RequestedAt.IsZero() {
 		p.RequestedAt = time.Now().UTC()
 	}
@@ -175,6 +182,7 @@ func ParseRotate(t *asynq.Task) (RotatePayload, error) {
 	if err := checkIDs(p); err != nil {
 		return p, fmt.Errorf("%w: %w", ErrInvalidPayload, err)
 	}
+	p.Reason = cutReason(p.Reason) // a producer that did not use NewRotateTask
 	if !p.RequestedAt.IsZero() {
 		p.RequestedAt = p.RequestedAt.UTC() // one form whatever offset the producer wrote
 	}
@@ -211,6 +219,18 @@ func checkIDs(p RotatePayload) error {
 		return fmt.Errorf("rotation_id of %d bytes is not a usable id (1 to 128 of A-Z a-z 0-9 - _ . @)", len(p.RotationID))
 	}
 	return nil
+}
+
+// cutReason cuts s to MaxReasonLen bytes at a character's boundary.
+func cutReason(s string) string {
+	if len(s) <= MaxReasonLen {
+		return s
+	}
+	n := MaxReasonLen
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // ParseRevoke decodes a revoke task's payload.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
 
@@ -150,5 +151,30 @@ func TestRotateTaskRefusesUnusableIDs(t *testing.T) {
 	long := strings.Repeat("i", 128)
 	if _, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: long, RotationID: "rot_1.a-b@c"}); err != nil {
 		t.Errorf("NewRotateTask with usable ids: %v", err)
+	}
+}
+
+// A reason is kept in the rotation's record, the instance's history and the
+// fleet's audit stream: another app's task that carries a page of text (a
+// stack trace, a whole ticket) is cut to MaxReasonLen, at a character's
+// boundary, as a rotation requested through the HTTP API is limited to it.
+func TestRotateReasonIsCut(t *testing.T) {
+	long := strings.Repeat("é", 3*tasks.MaxReasonLen)
+	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-1", Reason: long})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(tasks.RotatePayload{InstanceID: "inst-1", RotationID: "rot_1", Reason: long})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, task := range map[string]*asynq.Task{"NewRotateTask": task, "another app's payload": asynq.NewTask(tasks.TypeRotate, raw)} {
+		p, err := tasks.ParseRotate(task)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(p.Reason) > tasks.MaxReasonLen || !utf8.ValidString(p.Reason) || !strings.HasPrefix(long, p.Reason) || len(p.Reason) < tasks.MaxReasonLen-3 {
+			t.Errorf("%s: reason of %d bytes (valid UTF-8: %t), want the first %d bytes at most", name, len(p.Reason), utf8.ValidString(p.Reason), tasks.MaxReasonLen)
+		}
 	}
 }

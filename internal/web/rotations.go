@@ -26,7 +26,7 @@ const maxRotationIDs = 100_000
 const rotationsTimeout = 10 * time.Minute
 
 // maxReasonLen bounds the free-text reason kept in the audit trail.
-const maxReasonLen = 500
+const maxReasonLen = tasks.MaxReasonLen
 
 // rotationsRequest is the body of POST /api/v1/rotations.
 type rotationsRequest struct {
