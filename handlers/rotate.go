@@ -128,8 +128,24 @@ func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err erro
 		// A rerun after a crash: make sure the revocation was scheduled.
 		return OutcomeAlreadyDone, h.deps.enqueueRevoke(ctx, claim.Previous)
 	}
+	if claim.Instance.Deprovisioned() {
+		// Deprovisioned since the rotation was claimed (a wave's rotation
+		// held for hours, a task retrying): the partner said the add-on is
+		// gone, so nothing more is minted or sent to Heroku. A credential
+		// minted already is discarded (revoked after the grace when a push
+		// of it was attempted).
+		step := stepMint
+		if claim.CredentialID != "" {
+			step = stepPush
+		}
+		return h.end(ctx, r, step, permanent(errDeprovisionedSince))
+	}
 	return h.rotate(ctx, r)
 }
+
+// errDeprovisionedSince ends a rotation whose instance was deprovisioned
+// after its claim.
+var errDeprovisionedSince = errors.New("the instance was deprovisioned after the rotation was requested")
 
 func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 	credID, config, err := h.credential(ctx, r)
@@ -383,6 +399,8 @@ func failureCode(step string, err error) string {
 	switch {
 	case errors.Is(err, errIDUnchecked):
 		return step + ":unchecked_credential_id"
+	case errors.Is(err, errDeprovisionedSince):
+		return step + ":deprovisioned"
 	case errors.Is(err, heroku.ErrUnexpectedAnswer):
 		return step + ":unexpected_answer"
 	case errors.As(err, &unusable):

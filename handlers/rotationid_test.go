@@ -78,3 +78,66 @@ func TestRotateArchivesUnusableIDs(t *testing.T) {
 		}
 	}
 }
+
+// A rotation claimed before its instance was deprovisioned (a wave's held
+// rotation, released hours later; a task retrying) must not mint a
+// credential for it or call Heroku when its task runs: the partner said the
+// add-on is gone. It ends, and the instance has nothing in flight.
+func TestRotateOfAnInstanceDeprovisionedSinceItsClaimEnds(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	ctx := context.Background()
+	if _, err := g.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-1", RotationID: "rot_dep", Queue: tasks.QueueBulk}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.st.Deprovision(ctx, "inst-1"); err != nil {
+		t.Fatal(err)
+	}
+	mints, calls := g.demo.Stats().MintCalls, g.fake.Stats().Total
+	err := g.run(rotateTask(t, "inst-1", "rot_dep"))
+	if !isPermanent(err) {
+		t.Errorf("err = %v, want a permanent error", err)
+	}
+	if n := g.demo.Stats().MintCalls - mints; n != 0 {
+		t.Errorf("issuer mint calls for a deprovisioned instance: %d", n)
+	}
+	if n := g.fake.Stats().Total - calls; n != 0 {
+		t.Errorf("Heroku calls for a deprovisioned instance: %d", n)
+	}
+	if rot, _ := g.st.Rotation(ctx, "rot_dep"); rot.State != store.RotationFailed {
+		t.Errorf("rotation state %q, want failed", rot.State)
+	}
+	if in, _ := g.st.Instance(ctx, "inst-1"); in.InFlight != "" {
+		t.Errorf("instance still has rotation %s in flight", in.InFlight)
+	}
+}
+
+// One that had minted its credential already discards it, and its
+// revocation is scheduled (I3).
+func TestRotateOfAnInstanceDeprovisionedAfterMintDiscardsItsCredential(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	ctx := context.Background()
+	if _, err := g.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-1", RotationID: "rot_dep2"}); err != nil {
+		t.Fatal(err)
+	}
+	cred, err := g.demo.Mint(ctx, "inst-1", "rot_dep2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.st.SavePending(ctx, "inst-1", "rot_dep2", cred.ID, cred.Config); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.st.Deprovision(ctx, "inst-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.run(rotateTask(t, "inst-1", "rot_dep2")); !isPermanent(err) {
+		t.Errorf("err = %v, want a permanent error", err)
+	}
+	if c, _ := g.st.Credential(ctx, "inst-1", cred.ID); c.State != store.CredentialDiscarded {
+		t.Errorf("minted credential is %q, want discarded", c.State)
+	}
+	if g.enq.get(tasks.RevokeTaskID("inst-1", cred.ID)) == nil {
+		t.Error("no revoke task for the discarded credential")
+	}
+}
