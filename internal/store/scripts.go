@@ -133,7 +133,8 @@ return 'ok'
 // KEYS: claimKeys (bulk.go), one field per key, in order.
 // A requested rotation whose batch was cancelled is cancelled here, before
 // any work, and reported as done; like a finished rotation, it expires
-// after the rotation ttl.
+// after the rotation ttl. So is such a rotation in flight for the instance
+// when another is requested, which then starts rather than joins it.
 // ARGV: rotation id, instance id, now ms, batch id, reason, queue,
 // skip_if_previous ("1" or ""), instance event cap, fleet event cap, grace ms
 // requested (0 for the instance's), rotation ttl seconds, brief ("1": a
@@ -173,6 +174,21 @@ local function reply(status, rot, rkey, r, moved)
   if st == 'failed' then prev, at = r[4] or '', r[5] or '' end
   return {status, rot, st, r[6] or '', prev, at, redis.call('HGETALL', KEYS[1]), r[7] or '', r[8] or '', moved}
 end
+-- unstarted_of_cancelled: whether a rotation in state st of batch batch
+-- is one of a cancelled batch that has not started (nothing minted).
+local function unstarted_of_cancelled(st, batch)
+  return st == 'requested' and batch ~= '' and get(KEYS[8] .. batch, 'cancelled_at') ~= ''
+end
+-- cancel records such a rotation (id rot, its key rkey) of this instance
+-- cancelled, before any work, and frees the instance.
+local function cancel(rkey, rot, batch)
+  redis.call('HSET', rkey, 'state', 'cancelled', 'finished_at', ARGV[3])
+  redis.call('EXPIRE', rkey, ARGV[11])
+  if get(KEYS[1], 'inflight') == rot then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
+  redis.call('ZREM', KEYS[7], ARGV[2] .. '/' .. rot)
+  bump(KEYS[8], batch, 'cancelled')
+  emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'cancelled', rot, '', 'batch ' .. batch .. ' cancelled', ARGV[3])
+end
 local own = redis.call('HMGET', KEYS[2], 'batch_id', 'instance_id', unpack(rotation_fields))
 if own[3] then -- the rotation exists: every rotation has a state
   -- An id another instance's rotation holds names no rotation of this one:
@@ -184,13 +200,8 @@ if own[3] then -- the rotation exists: every rotation has a state
   local batch, r = own[1] or '', {unpack(own, 3)}
   local st = r[1]
   if st == 'promoted' or st == 'failed' or st == 'cancelled' then return reply('done', ARGV[1], KEYS[2], r) end
-  if st == 'requested' and batch ~= '' and get(KEYS[8] .. batch, 'cancelled_at') ~= '' then
-    redis.call('HSET', KEYS[2], 'state', 'cancelled', 'finished_at', ARGV[3])
-    redis.call('EXPIRE', KEYS[2], ARGV[11])
-    if get(KEYS[1], 'inflight') == ARGV[1] then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
-    redis.call('ZREM', KEYS[7], ARGV[2] .. '/' .. ARGV[1])
-    bump(KEYS[8], batch, 'cancelled')
-    emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'cancelled', ARGV[1], '', 'batch ' .. batch .. ' cancelled', ARGV[3])
+  if unstarted_of_cancelled(st, batch) then
+    cancel(KEYS[2], ARGV[1], batch)
     return reply('done', ARGV[1], KEYS[2])
   end
   return reply('resumed', ARGV[1], KEYS[2], r)
@@ -201,12 +212,16 @@ if inst[2] and inst[2] ~= '' then return redis.error_reply('deprovisioned') end
 local inflight = inst[3] or ''
 if inflight ~= '' then
   local ikey = KEYS[6] .. inflight
-  local st = get(ikey, 'state')
-  if st ~= '' and st ~= 'promoted' and st ~= 'failed' and st ~= 'cancelled' then
+  local cur = redis.call('HMGET', ikey, 'state', 'batch_id', 'queue')
+  local st = cur[1] or ''
+  if unstarted_of_cancelled(st, cur[2] or '') then
+    -- Joined, this request would end with it, its instance not rotated.
+    cancel(ikey, inflight, cur[2])
+  elseif st ~= '' and st ~= 'promoted' and st ~= 'failed' and st ~= 'cancelled' then
     -- A customer's or an operator's request does not wait behind a wave:
     -- the wave's rotation it joins, not yet started, moves to its queue.
     local moved = false
-    if ARGV[17] ~= '' and ARGV[17] ~= ARGV[6] and st == 'requested' and get(ikey, 'queue') == ARGV[17] then
+    if ARGV[17] ~= '' and ARGV[17] ~= ARGV[6] and st == 'requested' and cur[3] == ARGV[17] then
       redis.call('HSET', ikey, 'queue', ARGV[6])
       moved = true
     end
