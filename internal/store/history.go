@@ -541,12 +541,17 @@ local function flush()
   for _, key in ipairs(order) do history_save(key, hist[key].entries, hist[key].ttl) end
   groups = {}
 end
--- bump counts into a batch that exists: one a rotate task of another app
--- names without rekey having created it, or one expired before a
--- revocation it waited for, would otherwise be created without an expiry.
+-- bump counts into a batch that exists. HINCRBY creates a missing one
+-- without the expiry CreateBatch gives a batch (one a rotate task of
+-- another app names without rekey having created it, or one expired
+-- before a revocation it waited for), and it would stay for good: the
+-- first count of a field looks for the expiry, and deletes a hash that has
+-- none. The other counts of a wave cost no second command.
 local function bump(bprefix, batch, field)
-  if batch ~= '' and redis.call('EXISTS', bprefix .. batch) == 1 then
-    redis.call('HINCRBY', bprefix .. batch, field, 1)
+  if batch == '' then return end
+  local key = bprefix .. batch
+  if redis.call('HINCRBY', key, field, 1) == 1 and redis.call('TTL', key) == -1 then
+    redis.call('DEL', key)
   end
 end
 local function get(key, field)
