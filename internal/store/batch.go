@@ -25,7 +25,9 @@ type Batch struct {
 	Succeeded int64 `json:"succeeded"`
 	Failed    int64 `json:"failed"`
 	Cancelled int64 `json:"cancelled"`
-	// InFlight is Enqueued less the finished.
+	// InFlight is Enqueued less the finished, and the rotations of other
+	// batches this one joined that have not finished (their outcomes count
+	// in their own batches).
 	InFlight int64 `json:"in_flight"`
 	// Revoked counts old credentials superseded in this batch and revoked.
 	Revoked int64 `json:"revoked"`
@@ -106,7 +108,7 @@ func (s *Store) Batch(ctx context.Context, id string) (Batch, error) {
 	b := Batch{ID: id, Reason: m["reason"], Total: n("total"), Enqueued: n("enqueued"), Joined: n("joined"),
 		Skipped: n("skipped"), Succeeded: n("succeeded"), Failed: n("failed"), Cancelled: n("cancelled"),
 		Revoked: n("revoked"), CreatedAt: fromMS(m["created_at"]), CancelledAt: fromMS(m["cancelled_at"])}
-	b.InFlight = max(b.Enqueued-b.Succeeded-b.Failed-b.Cancelled, 0)
+	b.InFlight = max(b.Enqueued-b.Succeeded-b.Failed-b.Cancelled, 0) + max(n("joined_tracked")-n("joined_finished"), 0)
 	b.Done = b.InFlight == 0 && b.Enqueued+b.Joined+b.Skipped >= b.Total
 	if f := fails.Val(); len(f) > 0 {
 		b.Failures = make(map[string]int64, len(f))

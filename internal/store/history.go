@@ -554,6 +554,11 @@ local function bump(bprefix, batch, field)
     redis.call('DEL', key)
   end
 end
+-- bump_joined counts a finished rotation into each batch that joined it
+-- (its joined_by: batch ids, comma separated), which waits for it (Batch).
+local function bump_joined(bprefix, by)
+  for b in string.gmatch(by or '', '[^,]+') do bump(bprefix, b, 'joined_finished') end
+end
 local function get(key, field)
   local v = redis.call('HGET', key, field)
   if not v then return '' end

@@ -187,6 +187,7 @@ local function cancel(rkey, rot, batch)
   if get(KEYS[1], 'inflight') == rot then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
   redis.call('ZREM', KEYS[7], ARGV[2] .. '/' .. rot)
   bump(KEYS[8], batch, 'cancelled')
+  bump_joined(KEYS[8], get(rkey, 'joined_by'))
   emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'cancelled', rot, '', 'batch ' .. batch .. ' cancelled', ARGV[3])
 end
 local own = redis.call('HMGET', KEYS[2], 'batch_id', 'instance_id', unpack(rotation_fields))
@@ -212,19 +213,29 @@ if inst[2] and inst[2] ~= '' then return redis.error_reply('deprovisioned') end
 local inflight = inst[3] or ''
 if inflight ~= '' then
   local ikey = KEYS[6] .. inflight
-  local cur = redis.call('HMGET', ikey, 'state', 'batch_id', 'queue')
+  local cur = redis.call('HMGET', ikey, 'state', 'batch_id', 'queue', 'joined_by')
   local st = cur[1] or ''
   if unstarted_of_cancelled(st, cur[2] or '') then
     -- Joined, this request would end with it, its instance not rotated.
     cancel(ikey, inflight, cur[2])
   elseif st ~= '' and st ~= 'promoted' and st ~= 'failed' and st ~= 'cancelled' then
+    local set, moved = {}, false
     -- A customer's or an operator's request does not wait behind a wave:
     -- the wave's rotation it joins, not yet started, moves to its queue.
-    local moved = false
     if ARGV[17] ~= '' and ARGV[17] ~= ARGV[6] and st == 'requested' and cur[3] == ARGV[17] then
-      redis.call('HSET', ikey, 'queue', ARGV[6])
-      moved = true
+      set[1], set[2], moved = 'queue', ARGV[6], true
     end
+    -- The request's batch is not done before the rotation it joined is:
+    -- the rotation notes the batch, which counts it in flight
+    -- (joined_tracked) until the rotation finishes (bump_joined). A few
+    -- batches at most; an id with a comma is not noted.
+    local by = cur[4] or ''
+    if ARGV[4] ~= '' and ARGV[4] ~= (cur[2] or '') and not string.find(ARGV[4], ',', 1, true) and
+        #by + #ARGV[4] < 1024 and not string.find(',' .. by .. ',', ',' .. ARGV[4] .. ',', 1, true) then
+      set[#set + 1], set[#set + 2] = 'joined_by', by == '' and ARGV[4] or by .. ',' .. ARGV[4]
+      bump(KEYS[8], ARGV[4], 'joined_tracked')
+    end
+    if #set > 0 then redis.call('HSET', ikey, unpack(set)) end
     emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'joined', inflight, '', ARGV[5], ARGV[3])
     return reply('joined', inflight, ikey, nil, moved)
   end
@@ -379,7 +390,7 @@ return 'saved'
 // unconfirmed credentials as "revoke_at ms,id,id..." or ""}; repeating a
 // promotion returns the same. Errors: "not_found", "conflict ...".
 var promoteScript = eventScript(luaSchedule, luaConfig, `
-local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id', 'push_settled')
+local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id', 'push_settled', 'joined_by')
 local st, batch = rot[1] or '', rot[3] or ''
 -- The settled pushes are added here on the ways out that write nothing
 -- more to the rotation, and with its last HSET on a promotion.
@@ -458,6 +469,7 @@ if ARGV[12] ~= '0' then fin[#fin + 1], fin[#fin + 2] = 'push_settled', tostring(
 redis.call('HSET', KEYS[2], unpack(fin))
 redis.call('EXPIRE', KEYS[2], ARGV[8])
 bump(KEYS[10], batch, 'succeeded')
+bump_joined(KEYS[10], rot[5])
 emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'promoted', ARGV[2], ARGV[3], '', ARGV[4])
 if revoke_at ~= '' then
   emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'revoke_scheduled', ARGV[2], cur, revoke_at, ARGV[4])
@@ -541,8 +553,10 @@ redis.call('HSET', KEYS[2], 'id', ARGV[2], 'instance_id', ARGV[1], 'state', 'fai
 redis.call('EXPIRE', KEYS[2], ARGV[7])
 if get(KEYS[1], 'inflight') == ARGV[2] then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
 redis.call('ZREM', KEYS[7], ARGV[1] .. '/' .. ARGV[2])
-local batch = get(KEYS[2], 'batch_id')
+local fin = redis.call('HMGET', KEYS[2], 'batch_id', 'joined_by')
+local batch = fin[1] or ''
 bump(KEYS[8], batch, 'failed')
+bump_joined(KEYS[8], fin[2])
 if batch ~= '' then
   redis.call('HINCRBY', KEYS[8] .. batch .. ':failures', ARGV[8], 1)
   redis.call('EXPIRE', KEYS[8] .. batch .. ':failures', ARGV[7])
