@@ -141,8 +141,10 @@ return 'ok'
 // producer's claim, which needs only the status), then the limits
 // (limits.go: max previous, customer, one per grace, per day), then the
 // queue a request on another queue overtakes ("" for none): a rotation in
-// flight on it, still requested, that the request joins moves to the
-// request's queue (RotationRequest.Overtakes).
+// flight on it, still requested and resumed by no task, that the request
+// joins moves to the request's queue (RotationRequest.Overtakes). A task's
+// claim that resumes a requested rotation on the queue its record names
+// notes it started (started_at).
 // Returns {status, rotation id, rotation state, credential id, previous
 // credential id (for a failed rotation: its discarded one), revoke_at ms,
 // instance hash as a flat list, push attempted at ms or "", the rotation's
@@ -205,6 +207,10 @@ if own[3] then -- the rotation exists: every rotation has a state
     cancel(KEYS[2], ARGV[1], batch)
     return reply('done', ARGV[1], KEYS[2])
   end
+  -- A task on the queue the record names has started the rotation: it
+  -- mints, still requested, until the issuer answers. A request that joins
+  -- it now does not move it, which would run it a second time beside this.
+  if st == 'requested' and (r[8] or '') == ARGV[6] then redis.call('HSET', KEYS[2], 'started_at', ARGV[3]) end
   return reply('resumed', ARGV[1], KEYS[2], r)
 end
 local inst = redis.call('HMGET', KEYS[1], 'registered_at', 'deprovisioned_at', 'inflight')
@@ -213,7 +219,7 @@ if inst[2] and inst[2] ~= '' then return redis.error_reply('deprovisioned') end
 local inflight = inst[3] or ''
 if inflight ~= '' then
   local ikey = KEYS[6] .. inflight
-  local cur = redis.call('HMGET', ikey, 'state', 'batch_id', 'queue', 'joined_by')
+  local cur = redis.call('HMGET', ikey, 'state', 'batch_id', 'queue', 'joined_by', 'started_at')
   local st = cur[1] or ''
   if unstarted_of_cancelled(st, cur[2] or '') then
     -- Joined, this request would end with it, its instance not rotated.
@@ -221,8 +227,9 @@ if inflight ~= '' then
   elseif st ~= '' and st ~= 'promoted' and st ~= 'failed' and st ~= 'cancelled' then
     local set, moved = {}, false
     -- A customer's or an operator's request does not wait behind a wave:
-    -- the wave's rotation it joins, not yet started, moves to its queue.
-    if ARGV[17] ~= '' and ARGV[17] ~= ARGV[6] and st == 'requested' and cur[3] == ARGV[17] then
+    -- the wave's rotation it joins, not yet started (requested, and no
+    -- task resumed it), moves to its queue.
+    if ARGV[17] ~= '' and ARGV[17] ~= ARGV[6] and st == 'requested' and cur[3] == ARGV[17] and not cur[5] then
       set[1], set[2], moved = 'queue', ARGV[6], true
     end
     -- The request's batch is not done before the rotation it joined is:

@@ -1,0 +1,52 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// A request on another queue moves a wave's rotation it joins only while
+// no task has started it: once the wave's bulk task resumed it (its claim
+// came before the request's, and it mints, still requested, until the
+// issuer answers), a move would enqueue a second task of the rotation
+// that runs beside the first, minting, verifying and pushing it again.
+// The request joins it instead; a rotation no task has started yet moves.
+func TestARequestDoesNotMoveARotationItsBulkTaskStarted(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-started", "cred-0")
+	f.register(t, "inst-held", "cred-0")
+	if err := f.st.CreateBatch(ctx, "bat-wave", "wave", 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"inst-started", "inst-held"} {
+		req := store.RotationRequest{InstanceID: id, RotationID: "rot-wave-" + id, BatchID: "bat-wave", Queue: "bulk"}
+		if c, err := f.st.Claim(ctx, req); err != nil || c.Status != store.Claimed {
+			t.Fatalf("wave's claim of %s: %+v, %v", id, c, err)
+		}
+	}
+	// The bulk task the feeder released for inst-started runs: its claim
+	// resumes the rotation, and it goes on to mint.
+	task := store.RotationRequest{InstanceID: "inst-started", RotationID: "rot-wave-inst-started", BatchID: "bat-wave", Queue: "bulk"}
+	if c, err := f.st.Claim(ctx, task); err != nil || c.Status != store.Resumed || c.Queue != "bulk" {
+		t.Fatalf("bulk task's claim: %+v, %v; want it resumed on the bulk queue", c, err)
+	}
+	for _, c := range []struct {
+		id        string
+		wantMoved bool
+	}{{"inst-started", false}, {"inst-held", true}} {
+		click := store.RotationRequest{InstanceID: c.id, RotationID: "rot-click-" + c.id, BatchID: "bat-click-" + c.id,
+			Queue: "interactive", Overtakes: "bulk"}
+		got, err := f.st.Claim(ctx, click)
+		if err != nil || got.Status != store.Joined || got.Moved != c.wantMoved {
+			t.Errorf("click on %s: %+v, %v; want joined, moved %v", c.id, got, err, c.wantMoved)
+		}
+		want := map[bool]string{true: "interactive", false: "bulk"}[c.wantMoved]
+		if rot, err := f.st.Rotation(ctx, "rot-wave-"+c.id); err != nil || rot.Queue != want {
+			t.Errorf("wave's rotation of %s on %q (%v); want it on %s", c.id, rot.Queue, err, want)
+		}
+	}
+}
