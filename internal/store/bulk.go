@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rekeyhq/rekey/tasks"
 )
 
 // This file holds the fleet-sized variants of single-instance operations:
@@ -93,7 +95,7 @@ func (s *Store) claimArgs(r RotationRequest, brief bool) ([]string, []any) {
 	args := []any{r.RotationID, r.InstanceID, ms(s.now()), r.BatchID, r.Reason, r.Queue,
 		map[bool]string{true: "1"}[r.SkipIfPrevious], s.eventsPerInstance, s.eventsGlobal,
 		r.Grace.Milliseconds(), int64(s.finishedTTL.Seconds()), map[bool]string{true: "1"}[brief]}
-	return keys, append(append(args, s.limitArgs(r)...), r.Overtakes)
+	return keys, append(append(args, s.limitArgs(r)...), r.Overtakes, tasks.RotateTimeout.Milliseconds())
 }
 
 func isNoScript(err error) bool {

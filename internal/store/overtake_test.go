@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
 )
 
 // A request on another queue moves a wave's rotation it joins only while
@@ -12,7 +13,10 @@ import (
 // came before the request's, and it mints, still requested, until the
 // issuer answers), a move would enqueue a second task of the rotation
 // that runs beside the first, minting, verifying and pushing it again.
-// The request joins it instead; a rotation no task has started yet moves.
+// The request joins it instead; a rotation no task has started yet moves,
+// and so does one whose task's claim is older than any run of it lasts
+// (tasks.RotateTimeout): that task waits in asynq's retry set, perhaps
+// behind a paused bulk queue, and finds the move at its next claim.
 func TestARequestDoesNotMoveARotationItsBulkTaskStarted(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -48,5 +52,15 @@ func TestARequestDoesNotMoveARotationItsBulkTaskStarted(t *testing.T) {
 		if rot, err := f.st.Rotation(ctx, "rot-wave-"+c.id); err != nil || rot.Queue != want {
 			t.Errorf("wave's rotation of %s on %q (%v); want it on %s", c.id, rot.Queue, err, want)
 		}
+	}
+	// Its run over (the task waits for a retry), the rotation moves.
+	f.now = f.now.Add(tasks.RotateTimeout)
+	click := store.RotationRequest{InstanceID: "inst-started", RotationID: "rot-click-late", BatchID: "bat-click-late",
+		Queue: "interactive", Overtakes: "bulk"}
+	if got, err := f.st.Claim(ctx, click); err != nil || got.Status != store.Joined || !got.Moved {
+		t.Errorf("click once the bulk task's run is over: %+v, %v; want joined and moved", got, err)
+	}
+	if c, err := f.st.Claim(ctx, task); err != nil || c.Status != store.Resumed || c.Queue != "interactive" {
+		t.Errorf("bulk task's retry: %+v, %v; want it to find the rotation moved", c, err)
 	}
 }

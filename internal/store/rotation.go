@@ -51,8 +51,9 @@ type RotationRequest struct {
 	Customer *CustomerLimits
 	// Overtakes names a queue this request, on another one, does not wait
 	// behind: a rotation of the instance in flight on it and not yet
-	// started (requested, and no task's claim resumed it there) that the
-	// request joins moves to Queue, and the claim says so (Claim.Moved). Producers set the paced bulk queue for
+	// started (requested, and no task's claim resumed it there within
+	// tasks.RotateTimeout) that the request joins moves to Queue, and the
+	// claim says so (Claim.Moved). Producers set the paced bulk queue for
 	// every other request, so that a customer's click or an operator's
 	// rotation of an instance a wave holds runs at once.
 	Overtakes string

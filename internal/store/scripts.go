@@ -142,9 +142,11 @@ return 'ok'
 // (limits.go: max previous, customer, one per grace, per day), then the
 // queue a request on another queue overtakes ("" for none): a rotation in
 // flight on it, still requested and resumed by no task, that the request
-// joins moves to the request's queue (RotationRequest.Overtakes). A task's
-// claim that resumes a requested rotation on the queue its record names
-// notes it started (started_at).
+// joins moves to the request's queue (RotationRequest.Overtakes), then how
+// long one run of a rotate task lasts at most, in ms (tasks.RotateTimeout).
+// A task's claim that resumes a requested rotation on the queue its record
+// names notes it started (started_at): a run of it may be minting, and the
+// rotation does not move before that run is over.
 // Returns {status, rotation id, rotation state, credential id, previous
 // credential id (for a failed rotation: its discarded one), revoke_at ms,
 // instance hash as a flat list, push attempted at ms or "", the rotation's
@@ -228,8 +230,9 @@ if inflight ~= '' then
     local set, moved = {}, false
     -- A customer's or an operator's request does not wait behind a wave:
     -- the wave's rotation it joins, not yet started (requested, and no
-    -- task resumed it), moves to its queue.
-    if ARGV[17] ~= '' and ARGV[17] ~= ARGV[6] and st == 'requested' and cur[3] == ARGV[17] and not cur[5] then
+    -- run of a task that resumed it may still be going), moves to its queue.
+    if ARGV[17] ~= '' and ARGV[17] ~= ARGV[6] and st == 'requested' and cur[3] == ARGV[17] and
+        (not cur[5] or tonumber(ARGV[3]) - (tonumber(cur[5]) or 0) >= tonumber(ARGV[18])) then
       set[1], set[2], moved = 'queue', ARGV[6], true
     end
     -- The request's batch is not done before the rotation it joined is:
