@@ -108,7 +108,11 @@ func (s *Store) Batch(ctx context.Context, id string) (Batch, error) {
 	b := Batch{ID: id, Reason: m["reason"], Total: n("total"), Enqueued: n("enqueued"), Joined: n("joined"),
 		Skipped: n("skipped"), Succeeded: n("succeeded"), Failed: n("failed"), Cancelled: n("cancelled"),
 		Revoked: n("revoked"), CreatedAt: fromMS(m["created_at"]), CancelledAt: fromMS(m["cancelled_at"])}
-	b.InFlight = max(b.Enqueued-b.Succeeded-b.Failed-b.Cancelled, 0) + max(n("joined_tracked")-n("joined_finished"), 0)
+	b.InFlight = max(b.Enqueued-b.Succeeded-b.Failed-b.Cancelled, 0)
+	if b.CancelledAt.IsZero() {
+		// A cancelled batch no longer waits for the rotations it joined.
+		b.InFlight += max(n("joined_tracked")-n("joined_finished"), 0)
+	}
 	b.Done = b.InFlight == 0 && b.Enqueued+b.Joined+b.Skipped >= b.Total
 	if f := fails.Val(); len(f) > 0 {
 		b.Failures = make(map[string]int64, len(f))

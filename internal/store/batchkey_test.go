@@ -49,3 +49,29 @@ func TestCountingIntoAMissingBatchLeavesNoKeyForever(t *testing.T) {
 		}
 	}
 }
+
+// A batch id no batch of rekey's can have (a colon, more than 128 bytes)
+// counts into nothing: "bat_x:failures" would otherwise count a rotation's
+// outcome into batch bat_x's failures by code.
+func TestABatchIDRekeyCannotHaveCountsIntoNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-1", "cred-0")
+	if err := f.st.CreateBatch(ctx, "bat_x", "wave", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.r.Client.HSet(ctx, "rekey:batch:bat_x:failures", "mint:issuer_422", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-1", BatchID: "bat_x:failures"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Fail(ctx, "inst-1", "rot-1", "mint:issuer_422", "refused"); err != nil {
+		t.Fatal(err)
+	}
+	got := f.r.Client.HGetAll(ctx, "rekey:batch:bat_x:failures").Val()
+	if len(got) != 1 || got["mint:issuer_422"] != "1" {
+		t.Errorf("batch bat_x's failures: %v; want only its own count", got)
+	}
+}

@@ -541,6 +541,13 @@ local function flush()
   for _, key in ipairs(order) do history_save(key, hist[key].entries, hist[key].ttl) end
   groups = {}
 end
+-- batch_id_ok: whether b can name a batch rekey created (ValidID's
+-- characters, at most 128 bytes). A rotate task of another app may carry
+-- any batch id: one like "bat_x:failures" would count into batch bat_x's
+-- failures, and one of a kilobyte would fill a rotation's joined_by.
+local function batch_id_ok(b)
+  return b ~= nil and b ~= '' and #b <= 128 and not string.find(b, '[^%w%-_%.@]')
+end
 -- bump counts into a batch that exists. HINCRBY creates a missing one
 -- without the expiry CreateBatch gives a batch (one a rotate task of
 -- another app names without rekey having created it, or one expired
@@ -548,7 +555,7 @@ end
 -- first count of a field looks for the expiry, and deletes a hash that has
 -- none. The other counts of a wave cost no second command.
 local function bump(bprefix, batch, field)
-  if batch == '' then return end
+  if not batch_id_ok(batch) then return end
   local key = bprefix .. batch
   if redis.call('HINCRBY', key, field, 1) == 1 and redis.call('TTL', key) == -1 then
     redis.call('DEL', key)

@@ -238,9 +238,9 @@ if inflight ~= '' then
     -- The request's batch is not done before the rotation it joined is:
     -- the rotation notes the batch, which counts it in flight
     -- (joined_tracked) until the rotation finishes (bump_joined). A few
-    -- batches at most; an id with a comma is not noted.
+    -- batches at most; an id no batch of rekey's can have is not noted.
     local by = cur[4] or ''
-    if ARGV[4] ~= '' and ARGV[4] ~= (cur[2] or '') and not string.find(ARGV[4], ',', 1, true) and
+    if batch_id_ok(ARGV[4]) and ARGV[4] ~= (cur[2] or '') and
         #by + #ARGV[4] < 1024 and not string.find(',' .. by .. ',', ',' .. ARGV[4] .. ',', 1, true) then
       set[#set + 1], set[#set + 2] = 'joined_by', by == '' and ARGV[4] or by .. ',' .. ARGV[4]
       bump(KEYS[8], ARGV[4], 'joined_tracked')

@@ -61,6 +61,21 @@ func TestABatchOfJoinsIsDoneWhenTheRotationsItJoinedAre(t *testing.T) {
 	if b := batch(joins.BatchID); b.Done || b.InFlight != 1 {
 		t.Errorf("batch of joins with one rotation left: %+v, want 1 in flight, not done", b)
 	}
+	// A batch cancelled no longer waits for the rotations it joined.
+	var third batchJSON
+	f.api(http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-3"],"reason":"third"}`).json(t, &third)
+	if b := batch(third.BatchID); third.Joined != 1 || b.Done {
+		t.Fatalf("a third batch joining inst-3: %+v, %+v; want it joined and waiting", third, b)
+	}
+	if _, err := fleet.Cancel(ctx, f.st, f.insp, third.BatchID); err != nil {
+		t.Fatal(err)
+	}
+	if b := batch(third.BatchID); !b.Done || b.InFlight != 0 {
+		t.Errorf("cancelled batch of a join: %+v, want done", b)
+	}
+	if b := batch(joins.BatchID); b.Done || b.InFlight != 1 {
+		t.Errorf("batch of joins after another batch was cancelled: %+v, want 1 in flight", b)
+	}
 	// The last one cancelled with its own batch.
 	if _, err := fleet.Cancel(ctx, f.st, f.insp, first.BatchID); err != nil {
 		t.Fatal(err)
