@@ -26,6 +26,9 @@ const (
 	WarnLongHold = "long_hold"
 	// WarnHoldForever: a held revocation is kept past its cap.
 	WarnHoldForever = "hold_at_cap_hold"
+	// WarnShortPeriod: scheduled rotations come round faster than the
+	// grace, so instances keep more than one old credential waiting.
+	WarnShortPeriod = "short_rotation_period"
 )
 
 // ShortGraceFloor is the grace floor under which Warnings warns: Heroku
@@ -33,11 +36,15 @@ const (
 // app runs the old credential until its dynos have restarted.
 const ShortGraceFloor = 5 * time.Minute
 
-// Warnings lists what in c may make revocations early or holds long.
+// Warnings lists what in c may make revocations early, holds long or
+// scheduled rotations pile up.
 func (c *Config) Warnings() []Warning {
 	var out []Warning
 	if d := c.shortGrace(); d != "" {
 		out = append(out, Warning{Name: WarnShortGrace, Detail: d})
+	}
+	if d := c.shortPeriod(); d != "" {
+		out = append(out, Warning{Name: WarnShortPeriod, Detail: d})
 	}
 	if c.HoldQuiet > 0 && c.HoldAtCap == HoldAtCapHold {
 		out = append(out, Warning{Name: WarnHoldForever, Detail: "REKEY_HOLD_AT_CAP is hold: a revocation held " +
@@ -105,6 +112,33 @@ func (c *Config) shortFloor() string {
 	if floor < ShortGraceFloor {
 		msg += fmt.Sprintf("; Heroku takes minutes to restart an app's dynos, so a floor under %s may revoke "+
 			"a credential an app still runs", ShortGraceFloor)
+	}
+	return msg
+}
+
+// shortPeriod says when REKEY_ROTATION_PERIOD is shorter than a default
+// grace, which no deployment means (a period typed in minutes for hours):
+// every scheduled rotation restarts the instance's apps while the old
+// credential of the one before still waits for revocation.
+func (c *Config) shortPeriod() string {
+	if c.RotationPeriod == 0 {
+		return ""
+	}
+	var longer []string
+	if c.RotationPeriod < c.Grace {
+		longer = append(longer, fmt.Sprintf("REKEY_GRACE (%s)", c.Grace))
+	}
+	if c.RotationPeriod < c.PrivateSpaceGrace {
+		longer = append(longer, fmt.Sprintf("REKEY_PRIVATE_SPACE_GRACE (%s)", c.PrivateSpaceGrace))
+	}
+	if len(longer) == 0 {
+		return ""
+	}
+	msg := fmt.Sprintf("REKEY_ROTATION_PERIOD (%s) is shorter than %s: every %s a scheduled rotation restarts an "+
+		"instance's apps before the old credential of its last rotation is revoked, so instances keep two old "+
+		"credentials or more waiting", c.RotationPeriod, strings.Join(longer, " and "), c.RotationPeriod)
+	if c.MaxPrevious > 0 {
+		msg += fmt.Sprintf(", and their scheduled rotations are refused once %d wait (REKEY_MAX_PREVIOUS)", c.MaxPrevious)
 	}
 	return msg
 }

@@ -42,6 +42,19 @@ func TestWarnings(t *testing.T) {
 		{name: "holds kept past their cap", vars: map[string]string{"REKEY_HOLD_AT_CAP": "hold"}, want: map[string][]string{
 			config.WarnHoldForever: {"REKEY_HOLD_AT_CAP is hold", "kept past its cap (REKEY_HOLD_MAX)", "rekey holds release"}}},
 		{name: "holds off, at cap hold", vars: map[string]string{"REKEY_HOLD_AT_CAP": "hold", "REKEY_HOLD_QUIET": "0"}},
+		{name: "a period shorter than both graces", vars: map[string]string{"REKEY_ROTATION_PERIOD": "90m"}, want: map[string][]string{
+			config.WarnShortPeriod: {"REKEY_ROTATION_PERIOD (1h30m0s) is shorter than REKEY_GRACE (2h0m0s) and " +
+				"REKEY_PRIVATE_SPACE_GRACE (4h0m0s)", "two old credentials or more waiting",
+				"refused once 3 wait (REKEY_MAX_PREVIOUS)"}}},
+		{name: "a period shorter than the private space grace", vars: map[string]string{"REKEY_ROTATION_PERIOD": "3h",
+			"REKEY_MAX_PREVIOUS": "0"}, want: map[string][]string{
+			config.WarnShortPeriod: {"REKEY_ROTATION_PERIOD (3h0m0s) is shorter than REKEY_PRIVATE_SPACE_GRACE (4h0m0s): "}}},
+		{name: "a period in minutes under a long grace", vars: map[string]string{"REKEY_ROTATION_PERIOD": "2160m",
+			"REKEY_GRACE": "48h", "REKEY_PRIVATE_SPACE_GRACE": "48h"}, want: map[string][]string{
+			config.WarnShortPeriod: {"REKEY_ROTATION_PERIOD (36h0m0s) is shorter than REKEY_GRACE (48h0m0s) and " +
+				"REKEY_PRIVATE_SPACE_GRACE (48h0m0s)"}}},
+		{name: "a period as long as the grace", vars: map[string]string{"REKEY_ROTATION_PERIOD": "4h"}},
+		{name: "scheduled rotation off", vars: map[string]string{"REKEY_ROTATION_PERIOD": "0"}},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
