@@ -29,6 +29,9 @@ const (
 	// WarnShortPeriod: scheduled rotations come round faster than the
 	// grace, so instances keep more than one old credential waiting.
 	WarnShortPeriod = "short_rotation_period"
+	// WarnLongGrace: REKEY_GRACE or REKEY_PRIVATE_SPACE_GRACE is longer
+	// than REKEY_MAX_GRACE, and so raises the grace ceiling.
+	WarnLongGrace = "long_grace"
 )
 
 // ShortGraceFloor is the grace floor under which Warnings warns: Heroku
@@ -42,6 +45,9 @@ func (c *Config) Warnings() []Warning {
 	var out []Warning
 	if d := c.shortGrace(); d != "" {
 		out = append(out, Warning{Name: WarnShortGrace, Detail: d})
+	}
+	if d := c.longGrace(); d != "" {
+		out = append(out, Warning{Name: WarnLongGrace, Detail: d})
 	}
 	if d := c.shortPeriod(); d != "" {
 		out = append(out, Warning{Name: WarnShortPeriod, Detail: d})
@@ -141,4 +147,30 @@ func (c *Config) shortPeriod() string {
 		msg += fmt.Sprintf(", and their scheduled rotations are refused once %d wait (REKEY_MAX_PREVIOUS)", c.MaxPrevious)
 	}
 	return msg
+}
+
+// longGrace says when REKEY_GRACE or REKEY_PRIVATE_SPACE_GRACE is longer
+// than REKEY_MAX_GRACE (as set, or its default), or "" when neither is:
+// GraceCeiling raises the ceiling to it, so a typo (2000h for 200h) would
+// keep old credentials valid for months and let requests ask as much.
+func (c *Config) longGrace() string {
+	var parts []string
+	for _, g := range []struct {
+		name string
+		d    time.Duration
+	}{{"REKEY_GRACE", c.Grace}, {"REKEY_PRIVATE_SPACE_GRACE", c.PrivateSpaceGrace}} {
+		if g.d > c.MaxGrace {
+			parts = append(parts, fmt.Sprintf("%s (%s)", g.name, g.d))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	ceiling, verb := c.GraceCeiling(), "is"
+	if len(parts) > 1 {
+		verb = "are"
+	}
+	return fmt.Sprintf("%s %s longer than REKEY_MAX_GRACE (%s), so the grace ceiling is %s: an old credential may "+
+		"stay valid %s after its rotation, and a rotation request or an instance may ask for a grace that long; "+
+		"set REKEY_MAX_GRACE to %s if that is meant", strings.Join(parts, " and "), verb, c.MaxGrace, ceiling, ceiling, ceiling)
 }

@@ -55,6 +55,15 @@ func TestWarnings(t *testing.T) {
 				"REKEY_PRIVATE_SPACE_GRACE (48h0m0s)"}}},
 		{name: "a period as long as the grace", vars: map[string]string{"REKEY_ROTATION_PERIOD": "4h"}},
 		{name: "scheduled rotation off", vars: map[string]string{"REKEY_ROTATION_PERIOD": "0"}},
+		{name: "a grace above the default ceiling", vars: map[string]string{"REKEY_GRACE": "2000h",
+			"REKEY_PRIVATE_SPACE_GRACE": "2000h", "REKEY_HOLD_MAX": "0"}, want: map[string][]string{
+			config.WarnLongGrace: {"REKEY_GRACE (2000h0m0s) and REKEY_PRIVATE_SPACE_GRACE (2000h0m0s) are longer than " +
+				"REKEY_MAX_GRACE (168h0m0s), so the grace ceiling is 2000h0m0s", "set REKEY_MAX_GRACE to 2000h0m0s if that is meant"}}},
+		{name: "a private space grace above a set ceiling", vars: map[string]string{"REKEY_MAX_GRACE": "3h"}, want: map[string][]string{
+			config.WarnLongGrace: {"REKEY_PRIVATE_SPACE_GRACE (4h0m0s) is longer than REKEY_MAX_GRACE (3h0m0s), " +
+				"so the grace ceiling is 4h0m0s"},
+			config.WarnLongHold: {"REKEY_HOLD_MAX (24h0m0s) is longer than the grace ceiling (4h0m0s"}}},
+		{name: "graces at the ceiling", vars: map[string]string{"REKEY_GRACE": "168h", "REKEY_PRIVATE_SPACE_GRACE": "168h"}},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
