@@ -88,3 +88,29 @@ func TestShortGraceIsWarnedOfAtStartUp(t *testing.T) {
 		})
 	}
 }
+
+// A REKEY_ISSUER_SECRET shorter than 16 bytes is named at a worker's
+// start, as a weak_issuer_secret warning in its log, and never quoted.
+func TestWeakIssuerSecretIsWarnedOfAtStartUp(t *testing.T) {
+	c := newCLI(t)
+	const weak = "hunter2-pw"
+	vars := c.vars()
+	maps.Copy(vars, map[string]string{"REKEY_ISSUER_URL": "http://127.0.0.1:1", "REKEY_ISSUER_SECRET": weak,
+		"HEROKU_OAUTH_CLIENT_SECRET": "oauth-client-secret-of-the-test"})
+	var stderr syncBuffer
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &stderr}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runCommand(ctx, env, "worker") }()
+	c.waitFor(t, "the weak_issuer_secret warning", func() bool {
+		return strings.Contains(stderr.String(), `"message":"weak_issuer_secret"`)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("rekey worker: %v\n%s", err, stderr.String())
+	}
+	if got := stderr.String(); !strings.Contains(got, "REKEY_ISSUER_SECRET is shorter than 16 bytes") || strings.Contains(got, weak) {
+		t.Errorf("the warning does not name the variable, or quotes the secret:\n%s", got)
+	}
+}

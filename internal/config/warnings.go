@@ -32,15 +32,23 @@ const (
 	// WarnLongGrace: REKEY_GRACE or REKEY_PRIVATE_SPACE_GRACE is longer
 	// than REKEY_MAX_GRACE, and so raises the grace ceiling.
 	WarnLongGrace = "long_grace"
+	// WarnWeakIssuerSecret: REKEY_ISSUER_SECRET is shorter than
+	// MinIssuerSecretLen.
+	WarnWeakIssuerSecret = "weak_issuer_secret"
 )
+
+// MinIssuerSecretLen is the length in bytes under which Warnings warns of
+// REKEY_ISSUER_SECRET: it keys the HMAC-SHA256 signatures of every webhook
+// request, and a short one can be guessed offline from one signed request.
+const MinIssuerSecretLen = 16
 
 // ShortGraceFloor is the grace floor under which Warnings warns: Heroku
 // restarts an app's dynos over minutes (longer in Private Spaces), and an
 // app runs the old credential until its dynos have restarted.
 const ShortGraceFloor = 5 * time.Minute
 
-// Warnings lists what in c may make revocations early, holds long or
-// scheduled rotations pile up.
+// Warnings lists what in c may make revocations early, holds long,
+// scheduled rotations pile up or the issuer's signatures weak.
 func (c *Config) Warnings() []Warning {
 	var out []Warning
 	if d := c.shortGrace(); d != "" {
@@ -48,6 +56,11 @@ func (c *Config) Warnings() []Warning {
 	}
 	if d := c.longGrace(); d != "" {
 		out = append(out, Warning{Name: WarnLongGrace, Detail: d})
+	}
+	if c.weakIssuerSecret() {
+		out = append(out, Warning{Name: WarnWeakIssuerSecret, Detail: fmt.Sprintf("REKEY_ISSUER_SECRET is shorter "+
+			"than %d bytes: it signs every request to the issuer webhook, and one signed request lets anyone who "+
+			"sees it guess a short secret offline; make one with: openssl rand -hex 32", MinIssuerSecretLen)})
 	}
 	if d := c.shortPeriod(); d != "" {
 		out = append(out, Warning{Name: WarnShortPeriod, Detail: d})
@@ -173,4 +186,12 @@ func (c *Config) longGrace() string {
 	return fmt.Sprintf("%s %s longer than REKEY_MAX_GRACE (%s), so the grace ceiling is %s: an old credential may "+
 		"stay valid %s after its rotation, and a rotation request or an instance may ask for a grace that long; "+
 		"set REKEY_MAX_GRACE to %s if that is meant", strings.Join(parts, " and "), verb, c.MaxGrace, ceiling, ceiling, ceiling)
+}
+
+// weakIssuerSecret reports a REKEY_ISSUER_SECRET set for the webhook
+// issuer but shorter than MinIssuerSecretLen. It says no more: its detail
+// names the variable and the bound, never the value or its length.
+func (c *Config) weakIssuerSecret() bool {
+	n := len(c.IssuerSecret.Reveal())
+	return c.Issuer == IssuerHTTP && n > 0 && n < MinIssuerSecretLen
 }

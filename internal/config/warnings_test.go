@@ -118,3 +118,44 @@ func TestHoldMaxAboveTheGraceCeilingIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A REKEY_ISSUER_SECRET shorter than 16 bytes is warned of, by name and
+// never by value; the PostgreSQL issuer, which does not sign, is not.
+func TestWeakIssuerSecret(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		vars map[string]string
+		want bool
+	}{
+		{map[string]string{"REKEY_ISSUER_SECRET": "hunter2"}, true},
+		{map[string]string{"REKEY_ISSUER_SECRET": "fifteen-bytes!!"}, true},
+		{map[string]string{"REKEY_ISSUER_SECRET": "sixteen-bytes!!!"}, false},
+		{map[string]string{"REKEY_ISSUER_SECRET": "local-issuer-secret"}, false},
+		{map[string]string{"REKEY_ISSUER_SECRET": "hunter2", "REKEY_ISSUER": "postgres",
+			"REKEY_POSTGRES_SERVERS": `{"main":"postgres://admin@db.example/postgres?sslmode=require"}`}, false},
+		{nil, false}, // unset: the worker refuses to start (RequireWorker)
+	}
+	for _, c := range cases {
+		cfg, err := config.Load(env(c.vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []config.Warning
+		for _, w := range cfg.Warnings() {
+			if w.Name == config.WarnWeakIssuerSecret {
+				got = append(got, w)
+			}
+		}
+		if (len(got) == 1) != c.want || len(got) > 1 {
+			t.Errorf("%v: weak_issuer_secret warnings %q, want %v", c.vars, got, c.want)
+		}
+		for _, w := range got {
+			if !strings.Contains(w.Detail, "REKEY_ISSUER_SECRET is shorter than 16 bytes") {
+				t.Errorf("%v: %q does not name the variable and the bound", c.vars, w.Detail)
+			}
+			if secret := c.vars["REKEY_ISSUER_SECRET"]; strings.Contains(w.Detail, secret) {
+				t.Errorf("%v: the detail quotes the secret: %q", c.vars, w.Detail)
+			}
+		}
+	}
+}
