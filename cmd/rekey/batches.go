@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -115,10 +116,12 @@ func cancelBatch(ctx context.Context, env *environ, a *app, id string) error {
 	return nil
 }
 
-// writeBatch prints a batch's counts, one per line.
+// writeBatch prints a batch's counts, one per line. Its reason and its
+// failure codes are outside text (the API, the tasks package, Heroku and
+// the issuer) and pass printable.Text.
 func writeBatch(w io.Writer, b store.Batch) {
 	var s strings.Builder
-	row := func(label, value string) { fmt.Fprintf(&s, "%-10s %s\n", label, value) }
+	row := func(label, value string) { fmt.Fprintf(&s, "%-10s %s\n", label, printable.Text(value)) }
 	num := func(label string, n int64) { row(label, fmt.Sprint(n)) }
 	row("batch", b.ID)
 	if b.Reason != "" {
@@ -306,9 +309,9 @@ func (m *meter) pace(b store.Batch) string {
 
 // line is the plain progress line.
 func (m *meter) line(now time.Time, b store.Batch) string {
-	return fmt.Sprintf("%s batch %s: %d/%d finished (%d succeeded, %d failed, %d cancelled), %d in flight, %s",
+	return printable.Text(fmt.Sprintf("%s batch %s: %d/%d finished (%d succeeded, %d failed, %d cancelled), %d in flight, %s",
 		now.UTC().Format("15:04:05"), b.ID, finished(b), b.Enqueued, b.Succeeded, b.Failed, b.Cancelled,
-		b.InFlight, m.pace(b))
+		b.InFlight, m.pace(b)))
 }
 
 // barWidth is how many cells the progress bar has.

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rekeyhq/rekey/internal/breaker"
+	"github.com/rekeyhq/rekey/internal/printable"
 )
 
 func newBreakerCmd(env *environ) *cobra.Command {
@@ -80,7 +81,7 @@ func breakerStatus(ctx context.Context, env *environ, b *breaker.Breaker, asJSON
 
 func writeBreakerStatus(w io.Writer, s breaker.Status) {
 	line := func(label, format string, args ...any) {
-		fmt.Fprintf(w, "%-11s %s\n", label+":", fmt.Sprintf(format, args...))
+		fmt.Fprintf(w, "%-11s %s\n", label+":", printable.Text(fmt.Sprintf(format, args...)))
 	}
 	line("breaker", "%s", s.Line())
 	if s.BulkPaused {
@@ -138,5 +139,5 @@ func resumeBreaker(ctx context.Context, env *environ, b *breaker.Breaker, confir
 // askResume shows, on stderr, why the breaker opened and asks for a y.
 func askResume(ctx context.Context, env *environ, s breaker.Status) (bool, error) {
 	return ask(ctx, env, fmt.Sprintf("breaker: %s\nHas Heroku recovered (client secret, partner account)? "+
-		"Resume bulk and scheduled work? [y/N] ", s.Line()), "nothing was done")
+		"Resume bulk and scheduled work? [y/N] ", printable.Text(s.Line())), "nothing was done")
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
+	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -96,8 +97,11 @@ func listHolds(ctx context.Context, w io.Writer, st *store.Store, asJSON bool) e
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tHELD SINCE\tLAST USED\tBY\tNEXT CHECK\tCAP\tCAPPED")
 	for _, h := range holds {
-		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%t\n", h.InstanceID, h.CredentialID, timeOrDash(h.HeldAt),
-			timeOrDash(h.LastUsedAt), dashIfEmpty(h.LastUsedBy), timeOrDash(h.NextCheckAt), timeOrDash(h.CapAt), h.Capped)
+		// The hint of who used it is the issuer's text: printable.Text
+		// keeps it from acting on the terminal or breaking the table.
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%t\n", printable.Text(h.InstanceID), printable.Text(h.CredentialID),
+			timeOrDash(h.HeldAt), timeOrDash(h.LastUsedAt), printable.Text(dashIfEmpty(h.LastUsedBy)), timeOrDash(h.NextCheckAt),
+			timeOrDash(h.CapAt), h.Capped)
 	}
 	fmt.Fprintf(tw, "%d held revocations\n", len(holds))
 	return tw.Flush()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/store"
 )
@@ -199,10 +200,11 @@ func showInstance(ctx context.Context, env *environ, a *app, id string, asJSON b
 }
 
 // writeInstance prints an instance for people: one field a line, then its
-// previous credentials and its events.
+// previous credentials and its events. Stored text (an error, a reason, an
+// event's detail) is outside text and passes printable.Text.
 func writeInstance(w io.Writer, v instanceView) {
 	row := func(label, format string, a ...any) {
-		fmt.Fprintf(w, "%-21s %s\n", label+":", fmt.Sprintf(format, a...))
+		fmt.Fprintf(w, "%-21s %s\n", label+":", printable.Text(fmt.Sprintf(format, a...)))
 	}
 	row("instance", "%s (%s)", v.ID, v.APIVersion)
 	if v.HerokuID != "" {
@@ -227,12 +229,12 @@ func writeInstance(w io.Writer, v instanceView) {
 	}
 	row("waiting revocation", "%d", len(v.Previous))
 	for _, p := range v.Previous {
-		fmt.Fprintf(w, "  %s revoked at %s\n", p.CredentialID, timeOrNone(p.RevokeAt))
+		fmt.Fprintf(w, "  %s revoked at %s\n", printable.Text(p.CredentialID), timeOrNone(p.RevokeAt))
 	}
 	row("recent events", "%d", len(v.Events))
 	for _, e := range v.Events {
 		line := fmt.Sprintf("  %s  %-22s %s %s", timeOrNone(e.At), e.Type, e.RotationID, e.Detail)
-		fmt.Fprintln(w, strings.TrimRight(line, " "))
+		fmt.Fprintln(w, printable.Text(strings.TrimRight(line, " ")))
 	}
 }
 

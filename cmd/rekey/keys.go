@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -153,7 +154,7 @@ func writeKeysText(w io.Writer, st store.SealedStatus) {
 		fmt.Fprintf(w, "  key %d  %s%-8s %d values\n", i+1, id, role, st.ByKey[i])
 	}
 	if n := st.UnreadableTotal(); n > 0 {
-		fmt.Fprintf(w, "  cannot be opened  %d values: %s\n", n, unreadableText(st))
+		fmt.Fprintf(w, "  cannot be opened  %d values: %s\n", n, printable.Text(unreadableText(st)))
 	}
 	if older := st.Values - st.UnreadableTotal() - st.ByKey[0]; older > 0 {
 		fmt.Fprintf(w, "%d values are still under an older key: run 'rekey keys reseal' before dropping it\n", older)
@@ -175,8 +176,9 @@ func writeProcessKeys(w io.Writer, ids []string, rings []store.Keyring) {
 		if pos := slices.Index(ids, r.Seals()); pos >= 0 {
 			where = fmt.Sprintf("key %d", pos+1)
 		}
-		fmt.Fprintf(w, "  %s  seals under %s (%s), holds %s\n", r.Process, r.Seals(), where,
-			count(len(r.KeyIDs), "key", "keys"))
+		// A process's name and keys are what it announced in Redis.
+		fmt.Fprintf(w, "  %s\n", printable.Text(fmt.Sprintf("%s  seals under %s (%s), holds %s", r.Process, r.Seals(), where,
+			count(len(r.KeyIDs), "key", "keys"))))
 	}
 }
 
@@ -266,7 +268,7 @@ func checkProcessKeys(ctx context.Context, src sealedValues, stderr io.Writer, f
 		fmt.Fprintf(stderr, "%s running, every one sealing under key %s\n", count(len(rings), "process", "processes"), ids[0])
 	case force:
 		fmt.Fprintf(stderr, "resealing anyway (--force), although not every running process seals under key %s: %s\n",
-			ids[0], strings.Join(behind, "; "))
+			ids[0], printable.Text(strings.Join(behind, "; ")))
 	case reversed != "":
 		return fmt.Errorf("reseal refused: %w (key %s): %s. %s", errProcessKeys, ids[0], strings.Join(behind, "; "), reversed)
 	default:

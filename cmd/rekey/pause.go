@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/rekeyhq/rekey/internal/breaker"
+	"github.com/rekeyhq/rekey/internal/printable"
 )
 
 // bulkPause says why the bulk queue is paused, or "" while it runs or
@@ -22,7 +23,7 @@ func bulkPause(ctx context.Context, a *app) string {
 	case err != nil || !s.BulkPaused:
 		return ""
 	case s.Open:
-		return "the circuit breaker is " + s.Line()
+		return "the circuit breaker is " + printable.Text(s.Line())
 	}
 	return fmt.Sprintf("it was paused by hand (asynq, /monitoring), the circuit breaker being closed; resume it with `%s` "+
 		"or from /monitoring", breaker.ResumeCommand)

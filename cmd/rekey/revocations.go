@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/spf13/cobra"
 
+	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/internal/store"
 )
@@ -103,7 +104,10 @@ func listDeadRevocations(ctx context.Context, w io.Writer, st *store.Store, asJS
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tREVOKE AT\tDEAD SINCE\tREASON")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.State, timeOrDash(r.RevokeAt), timeOrDash(r.DeadAt), r.Reason)
+		// The reason is the issuer's error text: printable.Text keeps it
+		// from acting on the terminal or breaking the table.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable.Text(r.ID), printable.Text(r.State), timeOrDash(r.RevokeAt),
+			timeOrDash(r.DeadAt), printable.Text(r.Reason))
 	}
 	fmt.Fprintf(tw, "%d dead revocations: retry them with 'rekey revocations retry ID...' or '--all'\n", len(rows))
 	return tw.Flush()
@@ -129,7 +133,7 @@ func retryDeadRevocations(ctx context.Context, w io.Writer, p reconcile.Params, 
 	}
 	fmt.Fprintf(w, "%d dead revocations moved back to due and their revoke tasks enqueued", len(moved))
 	if len(names) > 0 && len(names) <= 20 {
-		fmt.Fprintf(w, ": %s", strings.Join(names, ", "))
+		fmt.Fprintf(w, ": %s", printable.Text(strings.Join(names, ", ")))
 	}
 	_, err = fmt.Fprintln(w)
 	return err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/breaker"
+	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/internal/scheduler"
 	"github.com/rekeyhq/rekey/internal/store"
 )
@@ -97,7 +98,7 @@ func (s *scheduleStatus) readCounts(ctx context.Context, a *app) error {
 
 func (s scheduleStatus) write(w io.Writer) {
 	line := func(label, format string, args ...any) {
-		fmt.Fprintf(w, "%-19s %s\n", label+":", fmt.Sprintf(format, args...))
+		fmt.Fprintf(w, "%-19s %s\n", label+":", printable.Text(fmt.Sprintf(format, args...)))
 	}
 	if s.policy.Period == 0 {
 		line("scheduled rotation", "off (REKEY_ROTATION_PERIOD=0): the scheduler idles")

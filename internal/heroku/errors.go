@@ -7,10 +7,9 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
-	"unicode"
 
+	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
@@ -103,7 +102,7 @@ func responseError(resp *http.Response, endpoint string, now time.Time, secrets 
 	return &APIError{
 		Status:    resp.StatusCode,
 		ID:        id,
-		Message:   secret.Clip(printable(scrub(body.Message, secrets)), maxMessageLen),
+		Message:   secret.Clip(printable.Text(scrub(body.Message, secrets)), maxMessageLen),
 		RequestID: requestID,
 		Endpoint:  endpoint,
 	}
@@ -119,17 +118,6 @@ const MaxRetryAfter = 15 * time.Minute
 // idPattern is what Heroku's error ids look like ("not_found",
 // "invalid_params"): lowercase letters and underscores.
 var idPattern = regexp.MustCompile(`^[a-z][a-z_]{0,63}$`)
-
-// printable turns control characters, and those that reorder text on
-// screen, into spaces.
-func printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
-			return ' '
-		}
-		return r
-	}, s)
-}
 
 // parseRetryAfter reads Retry-After as seconds or an HTTP date, at most
 // MaxRetryAfter; 0 when absent or unreadable.

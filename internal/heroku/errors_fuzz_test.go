@@ -10,8 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/rekeyhq/rekey/internal/printable"
 )
 
 // planted marks where a fuzzed body holds a secret of the request.
@@ -75,7 +76,7 @@ func checkResponseError(t *testing.T, st int, err error) {
 		t.Fatalf("%d: id %q or message %q is not valid UTF-8", st, api.ID, api.Message)
 	case api.ID != "" && !idPattern.MatchString(api.ID):
 		t.Fatalf("%d: id %q is not an id", st, api.ID)
-	case strings.IndexFunc(api.Message, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }) >= 0:
+	case strings.ContainsFunc(api.Message, printable.Unsafe):
 		t.Fatalf("%d: message %q holds a control character", st, api.Message)
 	}
 }

@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -102,10 +102,11 @@ func (b rotationsRequest) fleetRequest() (fleet.Request, int, string) {
 		return req, http.StatusRequestEntityTooLarge, fmt.Sprintf(`"instance_ids" names %d instances; send at most %d per request, or "all": true`, len(b.InstanceIDs), maxRotationIDs)
 	case len(b.Reason) > maxReasonLen:
 		return req, http.StatusBadRequest, fmt.Sprintf(`"reason" is longer than %d bytes`, maxReasonLen)
-	case strings.ContainsFunc(b.Reason, unprintable):
-		// The reason is printed as is in `rekey instances show` and
-		// `rekey batches show`, where a line break or an escape would
-		// forge lines in the operator's terminal.
+	case strings.ContainsFunc(b.Reason, printable.Unsafe):
+		// A reason is one line of text. The CLI shows stored reasons
+		// escaped (printable.Text), as it must for those sent through the
+		// tasks package, but one sent here is refused rather than kept
+		// garbled.
 		return req, http.StatusBadRequest, `"reason" holds a line break, a control or a bidi character: send one line of text`
 	}
 	for i, id := range b.InstanceIDs {
@@ -130,9 +131,6 @@ func (b rotationsRequest) fleetRequest() (fleet.Request, int, string) {
 	}
 	return req, 0, ""
 }
-
-// unprintable reports whether r is a control or bidi formatting character.
-func unprintable(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }
 
 // clipID shortens a bad value quoted back in an error.
 func clipID(s string) string {

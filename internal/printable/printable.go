@@ -1,0 +1,65 @@
+// Package printable makes outside text safe to show on a terminal.
+//
+// Text that rekey keeps but did not write (a rotation's or a batch's
+// reason sent through the API or the tasks package, Heroku's and the
+// issuer's error messages, an issuer's hint of who used a credential) may
+// hold an escape sequence that recolours, clears or retitles an
+// operator's terminal, a carriage return or a line break that forges a
+// line of output, or a bidi control that shows text in another order
+// than it is stored. Text escapes all of them, visibly, and is the one
+// helper every place that shows such text calls: the CLI's human-readable
+// output, and the Heroku client before it keeps a message. JSON output
+// needs none of it: the encoder escapes what it must, and a script reads
+// the text exactly.
+package printable
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Unsafe reports whether r must not reach a terminal as it is: a C0 or C1
+// control character (ESC, CR, LF and TAB among them) or DEL, a bidi
+// formatting character (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066
+// to U+2069), or the line and paragraph separators U+2028 and U+2029.
+func Unsafe(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029'
+}
+
+// Text returns s with every Unsafe rune written as its Go escape ("\n",
+// "\x1b", "\u202e") and every byte that is not UTF-8 as "\xNN", so that a
+// terminal shows what was there instead of acting on it. Text without
+// either comes back unchanged; the result is always valid UTF-8.
+func Text(s string) string {
+	if !needsEscape(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 16)
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b.WriteString(`\x`)
+			b.WriteByte(hexDigits[s[i]>>4])
+			b.WriteByte(hexDigits[s[i]&0xf])
+		case Unsafe(r):
+			q := strconv.QuoteRuneToASCII(r) // '\x1b', '\n', '\u202e'
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+const hexDigits = "0123456789abcdef"
+
+// needsEscape reports whether s holds an Unsafe rune or a byte that is
+// not UTF-8.
+func needsEscape(s string) bool {
+	return !utf8.ValidString(s) || strings.ContainsFunc(s, Unsafe)
+}
