@@ -44,6 +44,12 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 	if _, err := conn.Exec(ctx, "ALTER ROLE "+r+" NOLOGIN"); err != nil {
 		return classify("revoke", err)
 	}
+	// Ending the role's sessions and handing over what it owns take the
+	// role's privileges, which an admin that is no superuser (CREATEROLE)
+	// lacks: it grants the role to itself, and DROP ROLE ends that too.
+	if _, err := conn.Exec(ctx, "GRANT "+r+" TO CURRENT_USER"); err != nil {
+		return classify("revoke", err)
+	}
 	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role); err != nil {
 		return classify("revoke", err)
 	}

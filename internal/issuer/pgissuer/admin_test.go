@@ -1,0 +1,90 @@
+package pgissuer_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rekeyhq/rekey/internal/issuer/pgissuer"
+)
+
+// withCreateRoleAdmin gives the fixture an issuer whose admin role is not a
+// superuser but has CREATEROLE (and, on PostgreSQL 16 and later, the ADMIN
+// option on the owner role), as the README allows.
+func withCreateRoleAdmin(t *testing.T, f *fixture) {
+	t.Helper()
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	admin := "admin_" + hex.EncodeToString(suffix)
+	password := hex.EncodeToString(suffix) + "-pw"
+	a := pgx.Identifier{admin}.Sanitize()
+	mustExec(t, f.db.ServerURL, "CREATE ROLE "+a+" LOGIN CREATEROLE PASSWORD '"+password+"'")
+	mustExec(t, f.db.ServerURL, "GRANT "+pgx.Identifier{f.loc.Owner}.Sanitize()+" TO "+a+" WITH ADMIN OPTION")
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = pgxExec(ctx, f.db.ServerURL, "REASSIGN OWNED BY "+a+" TO CURRENT_USER")
+		_ = pgxExec(ctx, f.db.URL, "DROP OWNED BY "+a)
+		_ = pgxExec(ctx, f.db.ServerURL, "DROP OWNED BY "+a)
+		_ = pgxExec(ctx, f.db.ServerURL, "DROP ROLE IF EXISTS "+a)
+	})
+	u, err := url.Parse(f.db.ServerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(admin, password)
+	servers, err := pgissuer.ParseServers([]byte(`{"main":"` + u.String() + `"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	iss, err := pgissuer.New(pgissuer.Params{Servers: servers, Locator: f.locs, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(iss.Close)
+	f.iss = iss
+}
+
+func pgxExec(ctx context.Context, dsn, sql string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
+
+// With an admin role that has CREATEROLE but is no superuser, a rotation
+// works end to end: the old role's live session is ended at its
+// revocation, what it owns goes to the owner role, and it is dropped.
+func TestCreateRoleAdminRevokesARoleWithASession(t *testing.T) {
+	f := newFixture(t)
+	withCreateRoleAdmin(t, f)
+	ctx := context.Background()
+	old, err := f.iss.Mint(ctx, "inst-1", "rot-1")
+	if err != nil {
+		t.Fatalf("mint: %v", err)
+	}
+	if err := f.iss.Verify(ctx, "inst-1", old.ID); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	oldConn := connect(t, old.Config["DATABASE_URL"].Reveal())
+	if _, err := oldConn.Exec(ctx, "RESET ROLE; CREATE TABLE mine (x int)"); err != nil {
+		t.Fatalf("old role creates a table of its own: %v", err)
+	}
+	if err := f.iss.Revoke(ctx, "inst-1", old.ID); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	if err := oldConn.Ping(ctx); err == nil {
+		t.Fatal("the old role's session survived its revocation")
+	}
+	if got := roleCount(t, f.db.ServerURL, old.ID); got != 0 {
+		t.Fatal("the old role is still there")
+	}
+}
