@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -86,5 +87,55 @@ func TestCreateRoleAdminRevokesARoleWithASession(t *testing.T) {
 	}
 	if got := roleCount(t, f.db.ServerURL, old.ID); got != 0 {
 		t.Fatal("the old role is still there")
+	}
+}
+
+// An admin URL that carries its user and password as query parameters
+// (libpq's and pgx's ?user=…&password=… form) lends customers its host,
+// port and parameters, never those: no credential's URL holds the admin
+// password or logs in as the admin, and the database stays the instance's.
+func TestAdminCredentialsInTheQueryStayOutOfCredentials(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	u, err := url.Parse(f.db.ServerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password, _ := u.User.Password()
+	q := u.Query()
+	q.Set("user", u.User.Username())
+	q.Set("password", password)
+	q.Set("dbname", "postgres")
+	u.User, u.RawQuery = nil, q.Encode()
+	servers, err := pgissuer.ParseServers([]byte(`{"main":"` + u.String() + `"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	iss, err := pgissuer.New(pgissuer.Params{Servers: servers, Locator: f.locs, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iss.Close()
+	c, err := iss.Mint(ctx, "inst-1", "rot-1")
+	if err != nil {
+		t.Fatalf("mint: %v", err)
+	}
+	defer iss.Revoke(ctx, "inst-1", c.ID) //nolint:errcheck
+	for name, v := range c.Config {
+		if strings.Contains(v.Reveal(), password) && name != "DATABASE_PASSWORD" {
+			t.Fatalf("%s carries the admin password", name)
+		}
+	}
+	if err := iss.Verify(ctx, "inst-1", c.ID); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	var user, db string
+	if err := connect(t, c.Config["DATABASE_URL"].Reveal()).QueryRow(ctx, "SELECT session_user::text, current_database()").Scan(&user, &db); err != nil {
+		t.Fatal(err)
+	}
+	if user != c.ID || db != f.db.Name {
+		t.Fatalf("DATABASE_URL logs in as %s to %s, want %s to %s", user, db, c.ID, f.db.Name)
 	}
 }

@@ -86,6 +86,11 @@ func newServer(id string, e serverEntry) (Server, error) {
 	return Server{ID: id, AdminURL: secret.New(e.AdminURL), AppURL: e.AppURL}, nil
 }
 
+// appOnlyParams are the URL parameters that name who logs in, with what
+// secret, or to which database: an admin URL written in libpq's
+// ?user=…&password=… form lends customers none of them.
+var appOnlyParams = []string{"user", "password", "passfile", "sslpassword", "dbname"}
+
 // appBase is the URL customers connect to, without user or database.
 func (s Server) appBase() *url.URL {
 	raw := s.AppURL
@@ -93,5 +98,12 @@ func (s Server) appBase() *url.URL {
 		raw = s.AdminURL.Reveal()
 	}
 	u, _ := url.Parse(raw) // checked by newServer
-	return &url.URL{Scheme: "postgres", Host: u.Host, RawQuery: u.RawQuery}
+	rawQuery := u.RawQuery
+	if q := u.Query(); rawQuery != "" {
+		for _, p := range appOnlyParams {
+			q.Del(p)
+		}
+		rawQuery = q.Encode()
+	}
+	return &url.URL{Scheme: "postgres", Host: u.Host, RawQuery: rawQuery}
 }
