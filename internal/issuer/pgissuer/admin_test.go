@@ -139,3 +139,40 @@ func TestAdminCredentialsInTheQueryStayOutOfCredentials(t *testing.T) {
 		t.Fatalf("DATABASE_URL logs in as %s to %s, want %s to %s", user, db, c.ID, f.db.Name)
 	}
 }
+
+// The owner role owns the instance's database, so a tenant can give it
+// defaults (ALTER DATABASE ... SET) that would apply to rekey's own session
+// there: a read-only default, a timeout of a millisecond, or a role to act
+// as. None of them keeps rekey from revoking an old credential.
+func TestDatabaseDefaultsSetByTheTenantDoNotBlockRevoke(t *testing.T) {
+	for name, setting := range map[string]string{
+		"read only":    "default_transaction_read_only = on",
+		"timeout":      "statement_timeout = 1",
+		"another role": "role = %s",
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			old, err := f.iss.Mint(ctx, "inst-1", "rot-1")
+			if err != nil {
+				t.Fatalf("mint: %v", err)
+			}
+			tenant := connect(t, old.Config["DATABASE_URL"].Reveal())
+			if _, err := tenant.Exec(ctx, "RESET ROLE; CREATE TABLE mine (x int)"); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(setting, "%s") {
+				setting = strings.ReplaceAll(setting, "%s", pgx.Identifier{f.loc.Owner}.Sanitize())
+			}
+			if _, err := tenant.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{f.db.Name}.Sanitize()+" SET "+setting); err != nil {
+				t.Fatalf("the tenant sets %s: %v", setting, err)
+			}
+			if err := f.iss.Revoke(ctx, "inst-1", old.ID); err != nil {
+				t.Fatalf("revoke: %v", err)
+			}
+			if got := roleCount(t, f.db.ServerURL, old.ID); got != 0 {
+				t.Fatal("the old role is still there")
+			}
+		})
+	}
+}

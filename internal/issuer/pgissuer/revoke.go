@@ -73,6 +73,13 @@ func (iss *Issuer) reassign(ctx context.Context, t target, quotedRole string) er
 	cfg.Database = t.loc.Database
 	cfg.ConnectTimeout = iss.timeout
 	cfg.RuntimeParams["application_name"] = "rekey"
+	// The owner role owns the database and may give it defaults (ALTER
+	// DATABASE ... SET); settings sent at connection win over them, so none
+	// makes this session read-only, short-lived or another role.
+	for name, value := range map[string]string{"role": "none", "default_transaction_read_only": "off",
+		"statement_timeout": "0", "lock_timeout": "0", "idle_in_transaction_session_timeout": "0"} {
+		cfg.RuntimeParams[name] = value
+	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return classify("revoke", err)
