@@ -97,6 +97,33 @@ func Server(t testing.TB) *DB {
 	return &DB{Name: name, URL: u.String(), ServerURL: u.String(), Host: u.Hostname(), Port: u.Port()}
 }
 
+// Another starts a private server for t alone, apart from the one New and
+// Server share, and stops it (removing its files) when t ends: for tests of
+// more than one server, whose roles, unlike databases, one server cannot
+// keep apart. It needs initdb and postgres even when REKEY_TEST_POSTGRES_URL
+// is set, and skips or fails t as New does without them. It returns a
+// database made on that server for t, dropped with the server.
+func Another(t testing.TB) *DB {
+	t.Helper()
+	src, err := startPrivate()
+	if err != nil {
+		if os.Getenv("REKEY_TEST_POSTGRES_REQUIRED") != "" {
+			t.Fatalf("pgtest: REKEY_TEST_POSTGRES_REQUIRED is set and no second PostgreSQL could be started: %v", err)
+		}
+		fmt.Fprintf(os.Stderr, "\n*** pgtest: NO SECOND POSTGRESQL: %v; skipping ***\n\n", err)
+		t.Skipf("pgtest: no second PostgreSQL: %v", err)
+	}
+	t.Cleanup(src.stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := fmt.Sprintf("rekeytest_%d_%d", os.Getpid(), nextDB.Add(1))
+	if err := Exec(ctx, src.url.String(), "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("pgtest: create database: %v", err)
+	}
+	u := src.url
+	return &DB{Name: name, URL: src.urlFor(name), ServerURL: u.String(), Host: u.Hostname(), Port: u.Port()}
+}
+
 // Stop stops the private server, if this binary started one, and removes
 // its files. Call it from TestMain after m.Run; without it the server still
 // dies with the test binary.

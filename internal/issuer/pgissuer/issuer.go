@@ -142,6 +142,37 @@ func (iss *Issuer) resolve(ctx context.Context, op, instanceID string) (target, 
 	return target{loc: loc, server: iss.servers[loc.Server], pool: pool}, nil
 }
 
+// find returns the target of the server where role lives, with its
+// comment: the instance's server when the role is there, else the first
+// other configured server, in id order, that has it (the instance may have
+// moved since the role was minted, and roles are cluster-wide, so one
+// query a server). exists is false only when no server has the role; an
+// error from any server asked is returned, never read as "not there".
+func (iss *Issuer) find(ctx context.Context, t target, role string) (target, string, bool, error) {
+	comment, exists, err := roleComment(ctx, t.pool, role)
+	if err != nil || exists {
+		return t, comment, exists, err
+	}
+	for _, id := range iss.Servers() {
+		if id == t.loc.Server {
+			continue
+		}
+		o := t.on(iss, id)
+		comment, exists, err := roleComment(ctx, o.pool, role)
+		if err != nil || exists {
+			return o, comment, exists, err
+		}
+	}
+	return target{}, "", false, nil
+}
+
+// on is t moved to the configured server id, the location's database and
+// owner role kept.
+func (t target) on(iss *Issuer, id string) target {
+	t.loc.Server, t.server, t.pool = id, iss.servers[id], iss.pools[id]
+	return t
+}
+
 // locked runs fn on one admin connection holding a session advisory lock
 // on the role's name, so that concurrent mints or revokes of one role
 // queue up instead of racing in the catalog.

@@ -3,6 +3,7 @@ package pgissuer
 import (
 	"context"
 	"errors"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -12,9 +13,14 @@ import (
 )
 
 // roleMark is the comment on every role rekey mints: rekey revokes only a
-// role whose comment starts with its instance's mark.
-func roleMark(instanceID, rotationID string) string {
-	return instanceMark(instanceID) + "rotation=" + rotationID
+// role whose comment starts with its instance's mark. It also records where
+// the role was minted (server id, database and owner role, the last two
+// quoted as Go strings), since the instance's location may change before
+// the role is revoked and the role's name does not say: revoke hands what
+// the role owns to that owner in that database (parseMark).
+func roleMark(instanceID, rotationID string, loc Location) string {
+	return instanceMark(instanceID) + "rotation=" + rotationID + " server=" + loc.Server +
+		" database=" + strconv.Quote(loc.Database) + " owner=" + strconv.Quote(loc.Owner)
 }
 
 func instanceMark(instanceID string) string { return "rekey instance=" + instanceID + " " }
@@ -39,7 +45,10 @@ func (iss *Issuer) Mint(ctx context.Context, instanceID, rotationID string) (iss
 		return issuer.Credential{}, err
 	}
 	err = locked(ctx, t, "mint", role, func(conn *pgxpool.Conn) error {
-		return createRole(ctx, conn, t.loc, role, password, roleMark(instanceID, rotationID))
+		return createRole(ctx, conn, t.loc, role, password, roleMark(instanceID, rotationID, t.loc), func(comment string) bool {
+			m, ok := parseMark(comment, instanceID)
+			return ok && m.rotation == rotationID
+		})
 	})
 	if err != nil {
 		return issuer.Credential{}, err
@@ -47,9 +56,11 @@ func (iss *Issuer) Mint(ctx context.Context, instanceID, rotationID string) (iss
 	return issuer.Credential{ID: role, Config: config}, nil
 }
 
-// createRole creates role unless it exists with mark, in one transaction so
-// that no role exists without its mark.
-func createRole(ctx context.Context, conn *pgxpool.Conn, loc Location, role, password, mark string) error {
+// createRole creates role unless it exists with a comment that ours accepts
+// (the rotation's mark: the one it writes, or one an earlier rekey wrote,
+// without the location), in one transaction so that no role exists without
+// its mark.
+func createRole(ctx context.Context, conn *pgxpool.Conn, loc Location, role, password, mark string, ours func(string) bool) error {
 	if err := checkLocation(ctx, conn, loc); err != nil {
 		return err
 	}
@@ -57,7 +68,7 @@ func createRole(ctx context.Context, conn *pgxpool.Conn, loc Location, role, pas
 	switch {
 	case err != nil:
 		return classify("mint", err)
-	case exists && comment == mark:
+	case exists && ours(comment):
 		return nil
 	case exists:
 		return permanent("mint", CodeNotRekeys, "role %s exists and was not created by rekey for this rotation", role)

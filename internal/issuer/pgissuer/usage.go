@@ -6,7 +6,9 @@ import (
 	"github.com/rekeyhq/rekey/internal/issuer"
 )
 
-// Usage answers from pg_stat_activity: a role with a session now was used
+// Usage answers from pg_stat_activity of the server where the role lives
+// (the instance's, or another configured one it was minted on before the
+// instance moved; find): a role with a session now was used
 // now, by the newest session's client address or application name. With
 // no session, the last time this process saw one (zero when it never did,
 // or after a restart: only live sessions are evidence PostgreSQL keeps).
@@ -19,9 +21,16 @@ func (iss *Issuer) Usage(ctx context.Context, instanceID, credentialID string) (
 	if err != nil {
 		return issuer.Usage{}, err
 	}
+	at, _, exists, err := iss.find(ctx, t, credentialID)
+	switch {
+	case err != nil:
+		return issuer.Usage{}, classify("usage", err)
+	case !exists:
+		return iss.seen(credentialID), nil
+	}
 	var sessions int
 	var by string
-	err = t.pool.QueryRow(ctx, `SELECT count(*),
+	err = at.pool.QueryRow(ctx, `SELECT count(*),
 		coalesce((SELECT coalesce(host(client_addr), '') || CASE WHEN application_name <> '' THEN ' ' || application_name ELSE '' END
 			FROM pg_stat_activity WHERE usename = $1 ORDER BY backend_start DESC LIMIT 1), '')
 		FROM pg_stat_activity WHERE usename = $1`, credentialID).Scan(&sessions, &by)
