@@ -76,7 +76,7 @@ func TestCreateRoleAdminRevokesARoleWithASession(t *testing.T) {
 		t.Fatalf("verify: %v", err)
 	}
 	oldConn := connect(t, old.Config["DATABASE_URL"].Reveal())
-	if _, err := oldConn.Exec(ctx, "RESET ROLE; CREATE TABLE mine (x int)"); err != nil {
+	if _, err := oldConn.Exec(ctx, "SET ROLE NONE; CREATE TABLE mine (x int)"); err != nil {
 		t.Fatalf("old role creates a table of its own: %v", err)
 	}
 	if err := f.iss.Revoke(ctx, "inst-1", old.ID); err != nil {
@@ -158,7 +158,7 @@ func TestDatabaseDefaultsSetByTheTenantDoNotBlockRevoke(t *testing.T) {
 				t.Fatalf("mint: %v", err)
 			}
 			tenant := connect(t, old.Config["DATABASE_URL"].Reveal())
-			if _, err := tenant.Exec(ctx, "RESET ROLE; CREATE TABLE mine (x int)"); err != nil {
+			if _, err := tenant.Exec(ctx, "SET ROLE NONE; CREATE TABLE mine (x int)"); err != nil {
 				t.Fatal(err)
 			}
 			if strings.Contains(setting, "%s") {
