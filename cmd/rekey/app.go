@@ -60,9 +60,15 @@ func loadConfig(env *environ) (*config.Config, error) {
 
 // newLogger builds the root logger of a process, and with it warns of
 // REKEY_ settings in the environment that rekey does not read: a misspelt
-// one is otherwise ignored without a word.
+// one is otherwise ignored without a word. Console lines are coloured only
+// on a terminal, and never when NO_COLOR is set (no-color.org).
 func newLogger(env *environ, cfg *config.Config, service string, console bool) zerolog.Logger {
-	log := logging.New(logging.Options{Service: service, Level: cfg.LogLevel, Console: console, Out: env.stderr})
+	noColor := !isTerminal(env.stderr)
+	if v, ok := env.lookup("NO_COLOR"); ok && v != "" {
+		noColor = true
+	}
+	log := logging.New(logging.Options{Service: service, Level: cfg.LogLevel, Console: console, NoColor: noColor,
+		Out: env.stderr})
 	for _, w := range config.Unknown(env.names) {
 		log.Warn().Str("detail", w).Msg("unknown_setting")
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"maps"
 	"net"
@@ -112,5 +113,19 @@ func TestWeakIssuerSecretIsWarnedOfAtStartUp(t *testing.T) {
 	}
 	if got := stderr.String(); !strings.Contains(got, "REKEY_ISSUER_SECRET is shorter than 16 bytes") || strings.Contains(got, weak) {
 		t.Errorf("the warning does not name the variable, or quotes the secret:\n%s", got)
+	}
+}
+
+// Console log lines (a one-shot command's) on a stderr that is no terminal
+// carry no colour codes: they land in files and CI logs.
+func TestConsoleLogHasNoColourOffATerminal(t *testing.T) {
+	vars := map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0",
+		"REKEY_ENCRYPTION_KEYS": base64.StdEncoding.EncodeToString(testKey), "REKEY_GRAC": "1h"}
+	var stderr syncBuffer
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+		names: []string{"REKEY_GRAC"}, stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &stderr}
+	_ = runCommand(context.Background(), env, "holds", "list")
+	if got := stderr.String(); !strings.Contains(got, "unknown_setting") || strings.Contains(got, "\x1b[") {
+		t.Errorf("want the unknown_setting line without colour codes:\n%q", got)
 	}
 }

@@ -30,6 +30,9 @@ type Options struct {
 	Level string
 	// Console writes human-readable lines instead of JSON.
 	Console bool
+	// NoColor writes Console lines without terminal colour codes: for
+	// output that is not a terminal, or NO_COLOR.
+	NoColor bool
 	// Out is where lines go; nil means os.Stderr.
 	Out io.Writer
 }
@@ -41,7 +44,7 @@ func New(o Options) zerolog.Logger {
 		out = os.Stderr
 	}
 	if o.Console {
-		out = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000"}
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000", NoColor: o.NoColor}
 	}
 	level, err := zerolog.ParseLevel(o.Level)
 	if err != nil || o.Level == "" {
