@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 
@@ -83,9 +85,20 @@ func openApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app,
 	if err != nil {
 		return nil, err
 	}
-	if err := a.rdb.Ping(ctx).Err(); err != nil {
+	// go-redis logs each failed dial of the ping's retries; the error below
+	// says it once, so its lines wait at debug level until Redis answers.
+	var pinging atomic.Bool
+	pinging.Store(true)
+	redis.SetLogger(logging.GoRedis{L: log, Quiet: pinging.Load, Redact: a.redact})
+	err = a.rdb.Ping(ctx).Err()
+	pinging.Store(false)
+	if err != nil {
 		_ = a.Close()
-		return nil, fmt.Errorf("connect to REDIS_URL (%s): %s", a.rdb.Options().Addr, a.redact(err.Error()))
+		msg := fmt.Sprintf("connect to REDIS_URL (%s): %s", a.rdb.Options().Addr, a.redact(err.Error()))
+		if _, ok := errors.AsType[*net.OpError](err); ok {
+			msg += "\nno Redis answered there: start it, or set REDIS_URL to the Redis rekey's processes share"
+		}
+		return nil, errors.New(msg)
 	}
 	return a, nil
 }

@@ -129,3 +129,21 @@ func TestConsoleLogHasNoColourOffATerminal(t *testing.T) {
 		t.Errorf("want the unknown_setting line without colour codes:\n%q", got)
 	}
 }
+
+// A one-shot command whose REDIS_URL answers nothing fails with one error
+// that says what to do, not after go-redis's line per failed dial.
+func TestUnreachableRedisIsOneError(t *testing.T) {
+	vars := map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0",
+		"REKEY_ENCRYPTION_KEYS": base64.StdEncoding.EncodeToString(testKey)}
+	var stderr syncBuffer
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &stderr}
+	err := runCommand(context.Background(), env, "holds", "list")
+	if err == nil || !strings.Contains(err.Error(), "connect to REDIS_URL (127.0.0.1:1)") ||
+		!strings.Contains(err.Error(), "no Redis answered there") {
+		t.Fatalf("err = %v, want the address and what to do", err)
+	}
+	if got := stderr.String(); got != "" {
+		t.Errorf("stderr holds more than the error:\n%s", got)
+	}
+}
