@@ -257,12 +257,26 @@ func reportProblems(w io.Writer, f rotateFlags, problems []fleet.Problem, valid 
 	if len(problems) == 0 {
 		return nil
 	}
+	n := fmt.Sprintf("%d %s", len(problems), where)
+	if len(problems) != 1 {
+		n += "s"
+	}
 	if f.skipInvalid {
-		fmt.Fprintf(w, "%d %ss left out (--skip-invalid)\n", len(problems), where)
+		fmt.Fprintf(w, "%s left out (--skip-invalid)\n", n)
 		return nil
 	}
-	return fmt.Errorf("%d %ss cannot be rotated (above), so nothing is enqueued; fix them, or pass --skip-invalid to rotate the %d valid ones",
-		len(problems), where, valid)
+	if valid == 0 {
+		return fmt.Errorf("%s cannot be rotated (above) and no other is given, so nothing is enqueued", n)
+	}
+	them, ones := "them", "ones"
+	if len(problems) == 1 {
+		them = "it"
+	}
+	if valid == 1 {
+		ones = "one"
+	}
+	return fmt.Errorf("%s cannot be rotated (above), so nothing is enqueued; fix %s, or pass --skip-invalid to rotate the %d valid %s",
+		n, them, valid, ones)
 }
 
 // rotate requests the rotations and, with --wait, follows the batch.

@@ -194,7 +194,9 @@ func TestRotateNamedIDs(t *testing.T) {
 		{"one id goes interactive", []string{"inst-00000", "--reason", "leak"}, "", map[string]int{"interactive": 1}},
 		{"several ids go default", []string{"inst-00000", "inst-00001", "inst-00000"}, "", map[string]int{"default": 2}},
 		{"queue flag", []string{"--queue", "bulk", "inst-00000"}, "", map[string]int{"bulk": 1}},
-		{"unknown refused whole", []string{"inst-00000", "nope"}, "1 arguments cannot be rotated", nil},
+		{"unknown refused whole", []string{"inst-00000", "nope"}, "1 argument cannot be rotated (above), so nothing is enqueued; " +
+			"fix it, or pass --skip-invalid to rotate the 1 valid one", nil},
+		{"only unknown", []string{"nope", "nada"}, "2 arguments cannot be rotated (above) and no other is given, so nothing is enqueued", nil},
 		{"unknown skipped", []string{"inst-00000", "nope", "--skip-invalid"}, "", map[string]int{"default": 1}},
 		{"no source", nil, "one of them", nil},
 		{"two sources", []string{"--all", "inst-00000"}, "one of them", nil},
