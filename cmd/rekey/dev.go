@@ -48,7 +48,7 @@ would take their tasks. Nothing here is for production.`,
 	fl.IntVar(&o.Instances, "instances", 20, "sample instances to provision and rotate")
 	fl.DurationVar(&o.Grace, "grace", 30*time.Second, "grace period before old credentials are revoked: at least 1s and more than twice --restart-delay")
 	fl.DurationVar(&o.RestartDelay, "restart-delay", 3*time.Second, "simulated dyno restart delay (twice as long in Private Spaces)")
-	fl.DurationVar(&o.Timeout, "timeout", 0, "with --once, give up after this long (default: 2m, longer for more --instances or a longer --grace)")
+	fl.DurationVar(&o.Timeout, "timeout", 0, "with --once, give up after this long (default: at least 2m, more for more --instances or a longer --grace; 2m19s for the defaults)")
 	fl.StringVar(&o.WebAddr, "web-addr", "127.0.0.1:5000", "without --once, where the web process listens (port 0: any free port)")
 	fl.StringVar(&o.Issuer, "issuer", "demo", "demo (the demo webhook issuer) or postgres (login roles of a local PostgreSQL, REKEY_DEV_POSTGRES_URL)")
 	fl.BoolVar(&o.AllowForeignRedis, "allow-foreign-redis", false, "run on a REDIS_URL that holds data rekey dev did not write (never next to real workers)")

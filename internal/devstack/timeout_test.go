@@ -28,3 +28,12 @@ func TestOnceTimeoutGrowsWithTheRun(t *testing.T) {
 		t.Errorf("a grace of 10m gives %s, 30s %s: the timeout does not grow with the grace", got, short)
 	}
 }
+
+// TestOnceTimeoutOfTheDefaultRun: README.md and `rekey dev --help` quote
+// the default run's timeout (20 instances, a 30s grace, 3s restarts).
+func TestOnceTimeoutOfTheDefaultRun(t *testing.T) {
+	o := Options{Instances: 20, Grace: 30 * time.Second, RestartDelay: 3 * time.Second}
+	if got := onceTimeout(o, 4000); got != 2*time.Minute+19*time.Second {
+		t.Errorf("the default run's timeout is %s; README.md and dev's --timeout help say 2m19s", got)
+	}
+}
