@@ -119,6 +119,9 @@ func TestBinary(t *testing.T) {
 			t.Fatalf("rekey --version: want %q\n%s", want, r)
 		}
 		t.Logf("rekey --version: %s", r.stdout)
+		if v := bin.run(t, "", "version"); v.code != 0 || v.stdout != r.stdout {
+			t.Errorf("rekey version differs from rekey --version:\n%s", v)
+		}
 	})
 	t.Run("usage errors", func(t *testing.T) { testUsageErrors(t, bin) })
 	t.Run("completion", func(t *testing.T) {

@@ -52,8 +52,27 @@ environment (see README.md).`,
 		newHoldsCmd(env),
 		newDevCmd(env),
 		newDemoIssuerCmd(env),
+		newVersionCmd(env),
 	)
 	return root
+}
+
+// newVersionCmd is `rekey version`, the same line as --version, for those
+// used to `git version`, `kubectl version` or `heroku version`.
+func newVersionCmd(env *environ) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version, VCS commit and Go version of this build (as --version)",
+		Long: `Prints the module version, the VCS commit and the Go version the binary was built with, as
+rekey --version does. A build from a tree without .git carries no commit unless built with
+-ldflags "-X main.commit=$SOURCE_VERSION".`,
+		Example: `  rekey version`,
+		Args:    noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintf(env.stdout, "rekey %s\n", version())
+			return err
+		},
+	}
 }
 
 // newHelpCmd is `rekey help CMD`: cobra's, except that an unknown command
