@@ -96,11 +96,23 @@ func openApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app,
 		_ = a.Close()
 		msg := fmt.Sprintf("connect to REDIS_URL (%s): %s", a.rdb.Options().Addr, a.redact(err.Error()))
 		if _, ok := errors.AsType[*net.OpError](err); ok {
-			msg += "\nno Redis answered there: start it, or set REDIS_URL to the Redis rekey's processes share"
+			return nil, &redisDownError{msg: msg}
 		}
 		return nil, errors.New(msg)
 	}
 	return a, nil
+}
+
+// redisDownError is openApp's failure when nothing answers at REDIS_URL;
+// its second line says what to do, and hint replaces that line.
+type redisDownError struct{ msg, hint string }
+
+func (e *redisDownError) Error() string {
+	hint := e.hint
+	if hint == "" {
+		hint = "start it, or set REDIS_URL to the Redis rekey's processes share"
+	}
+	return e.msg + "\nno Redis answered there: " + hint
 }
 
 // newApp builds the app's dependencies without talking to Redis.

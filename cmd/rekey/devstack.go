@@ -23,6 +23,9 @@ func runDevStack(ctx context.Context, env *environ, o devstack.Options) error {
 	o.PostgresURL = cfg.DevPostgresURL.Reveal()
 	o.Open = func(ctx context.Context, cfg *config.Config) (devstack.Stack, error) {
 		a, err := openApp(ctx, cfg, newLogger(env, cfg, "dev", true))
+		if down, ok := errors.AsType[*redisDownError](err); ok {
+			down.hint = "start it, or unset REDIS_URL and rekey dev runs on an embedded Redis"
+		}
 		if err != nil {
 			return nil, err
 		}

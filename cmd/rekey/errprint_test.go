@@ -146,4 +146,10 @@ func TestUnreachableRedisIsOneError(t *testing.T) {
 	if got := stderr.String(); got != "" {
 		t.Errorf("stderr holds more than the error:\n%s", got)
 	}
+	// rekey dev runs without REDIS_URL, and says so.
+	err = runCommand(context.Background(), env, "dev", "--once")
+	if err == nil || !strings.Contains(err.Error(), "connect to REDIS_URL (127.0.0.1:1)") ||
+		!strings.Contains(err.Error(), "unset REDIS_URL and rekey dev runs on an embedded Redis") {
+		t.Fatalf("rekey dev: err = %v, want the address and what to do", err)
+	}
 }
