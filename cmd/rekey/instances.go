@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -233,9 +235,21 @@ func writeInstance(w io.Writer, v instanceView) {
 	}
 	row("recent events", "%d", len(v.Events))
 	for _, e := range v.Events {
-		line := fmt.Sprintf("  %s  %-22s %s %s", timeOrNone(e.At), e.Type, e.RotationID, e.Detail)
+		line := fmt.Sprintf("  %s  %-22s %s %s", timeOrNone(e.At), e.Type, e.RotationID, eventDetail(e))
 		fmt.Fprintln(w, printable.Text(strings.TrimRight(line, " ")))
 	}
+}
+
+// eventDetail is an event's detail as the text shows it: revoke_scheduled's
+// revoke time, which the store keeps in Unix milliseconds, as a time
+// (--json keeps the number).
+func eventDetail(e store.Event) string {
+	if e.Type == store.EventRevokeScheduled {
+		if ms, err := strconv.ParseInt(e.Detail, 10, 64); err == nil && ms > 0 {
+			return "revoke at " + timeOrNone(time.UnixMilli(ms))
+		}
+	}
+	return e.Detail
 }
 
 func yesNo(b bool) string { return map[bool]string{true: "yes", false: "no"}[b] }

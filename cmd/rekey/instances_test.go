@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +92,18 @@ func TestImportHelpExampleWorks(t *testing.T) {
 	}
 	if in, err := c.st.Instance(context.Background(), "inst-1"); err != nil || in.ID != "inst-1" {
 		t.Errorf("inst-1 after the example: %+v, %v", in, err)
+	}
+}
+
+// TestEventDetailShowsRevokeTime: instances show prints revoke_scheduled's
+// revoke time, which the store keeps in Unix milliseconds, as a time.
+func TestEventDetailShowsRevokeTime(t *testing.T) {
+	at := time.Date(2026, 12, 2, 6, 53, 23, 0, time.UTC)
+	e := store.Event{Type: store.EventRevokeScheduled, Detail: strconv.FormatInt(at.UnixMilli(), 10)}
+	if got, want := eventDetail(e), "revoke at 2026-12-02T06:53:23Z"; got != want {
+		t.Errorf("revoke_scheduled shows %q, want %q", got, want)
+	}
+	if got := eventDetail(store.Event{Type: store.EventRevoked, Detail: "previous"}); got != "previous" {
+		t.Errorf("revoked shows %q, want its detail as it is", got)
 	}
 }
