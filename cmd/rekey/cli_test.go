@@ -251,7 +251,7 @@ func testJSONMatchesText(t *testing.T, c *cli, bin binary) {
 		{args: []string{"scheduler", "status"}, text: `in flight:\s+(\d+)`, json: "in_flight", want: "0"},
 		{args: []string{"batches", "show", batch}, text: `enqueued\s+(\d+)`, json: "enqueued", want: "2"},
 		{args: []string{"batches", "show", batch}, text: `in flight\s+(\d+)`, json: "in_flight", want: "2"},
-		{args: []string{"keys", "status"}, text: `(\d+) sealed values`, json: "values", want: fmt.Sprint(sealed.Values)},
+		{args: []string{"keys", "status"}, text: `(\d+) sealed values?`, json: "values", want: fmt.Sprint(sealed.Values)},
 		{args: []string{"breaker", "status"}, text: `openings:\s+(\d+)`, json: "openings", want: "0"},
 		{args: []string{"revocations", "dead"}, text: `(\d+) dead revocations`, json: "#", want: "1"},
 	} {

@@ -144,20 +144,22 @@ func writeKeysJSON(w io.Writer, st store.SealedStatus, rings []store.Keyring) er
 }
 
 func writeKeysText(w io.Writer, st store.SealedStatus) {
-	fmt.Fprintf(w, "%d sealed values in %d Redis keys; REKEY_ENCRYPTION_KEYS holds %d keys "+
-		"(ids are the first 8 hex digits of SHA-256 of each key):\n", st.Values, st.Keys, len(st.KeyIDs))
+	fmt.Fprintf(w, "%s in %s; REKEY_ENCRYPTION_KEYS holds %s "+
+		"(ids are the first 8 hex digits of SHA-256 of each key):\n", count(int(st.Values), "sealed value", "sealed values"),
+		count(int(st.Keys), "Redis key", "Redis keys"), count(len(st.KeyIDs), "key", "keys"))
 	for i, id := range st.KeyIDs {
 		role := ""
 		if i == 0 {
 			role = " (seals)"
 		}
-		fmt.Fprintf(w, "  key %d  %s%-8s %d values\n", i+1, id, role, st.ByKey[i])
+		fmt.Fprintf(w, "  key %d  %s%-8s %s\n", i+1, id, role, count(int(st.ByKey[i]), "value", "values"))
 	}
 	if n := st.UnreadableTotal(); n > 0 {
-		fmt.Fprintf(w, "  cannot be opened  %d values: %s\n", n, printable.Text(unreadableText(st)))
+		fmt.Fprintf(w, "  cannot be opened  %s: %s\n", count(int(n), "value", "values"), printable.Text(unreadableText(st)))
 	}
 	if older := st.Values - st.UnreadableTotal() - st.ByKey[0]; older > 0 {
-		fmt.Fprintf(w, "%d values are still under an older key: run 'rekey keys reseal' before dropping it\n", older)
+		fmt.Fprintf(w, "%s still under an older key: run 'rekey keys reseal' before dropping it\n",
+			count(int(older), "value is", "values are"))
 	} else if len(st.KeyIDs) > 1 && st.UnreadableTotal() == 0 {
 		fmt.Fprintln(w, "every value is under key 1: the other keys can be dropped from REKEY_ENCRYPTION_KEYS")
 	}

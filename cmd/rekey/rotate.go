@@ -257,10 +257,7 @@ func reportProblems(w io.Writer, f rotateFlags, problems []fleet.Problem, valid 
 	if len(problems) == 0 {
 		return nil
 	}
-	n := fmt.Sprintf("%d %s", len(problems), where)
-	if len(problems) != 1 {
-		n += "s"
-	}
+	n := count(len(problems), where, where+"s")
 	if f.skipInvalid {
 		fmt.Fprintf(w, "%s left out (--skip-invalid)\n", n)
 		return nil
@@ -397,7 +394,7 @@ func writePlan(w io.Writer, pl fleet.Plan, took time.Duration) {
 	row := func(label string, format string, v ...any) {
 		fmt.Fprintf(&b, "  %-22s %s\n", label, fmt.Sprintf(format, v...))
 	}
-	fmt.Fprintf(&b, "plan for %d instances (worked out in %s; nothing was changed):\n", pl.Named, took.Round(time.Millisecond))
+	fmt.Fprintf(&b, "plan for %s (worked out in %s; nothing was changed):\n", instances(pl.Named), took.Round(time.Millisecond))
 	row("rotate", "%d, on queue %s", pl.Rotate, pl.Queue)
 	row("skip, in flight", "%d (each joins the rotation under way)", pl.InFlight)
 	row("skip, deprovisioned", "%d", pl.Deprovisioned)

@@ -83,7 +83,8 @@ func TestRotatePlanCounts(t *testing.T) {
 			"plan for 5 instances", "rotate                 4, on queue default", "skip, in flight        1",
 			"plus 3 OAuth token refreshes", "at least 0s"}},
 		{"skip if previous", []string{"--plan", "--skip-if-previous", ids[2], ids[3]}, []string{
-			"rotate                 1", "skip, previous waits   1", "Heroku API calls       1 (one config update per instance)\n"}},
+			"plan for 2 instances", "rotate                 1", "skip, previous waits   1", "Heroku API calls       1 (one config update per instance)\n"}},
+		{"one", []string{"--plan", ids[3]}, []string{"plan for 1 instance (", "rotate                 1, on queue interactive"}},
 		{"all", []string{"--plan", "--all"}, []string{
 			"plan for 5 instances", "rotate                 4, on queue bulk", "skip, in flight        1"}},
 	}
