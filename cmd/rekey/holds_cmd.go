@@ -51,6 +51,9 @@ fail. Asks on a terminal; needs --confirm off one.`,
   rekey holds release inst-123/cred-9 --confirm`,
 		Args: exactArgs(1, "one INSTANCE_ID/CREDENTIAL_ID"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if inst, cred, ok := strings.Cut(args[0], "/"); !ok || !store.ValidID(inst) || !store.ValidID(cred) {
+				return usagef("%q is not INSTANCE_ID/CREDENTIAL_ID (as 'rekey holds list' shows them)", args[0])
+			}
 			switch {
 			case confirm:
 			case !env.terminal:
