@@ -187,6 +187,8 @@ func testUsageErrors(t *testing.T, bin binary) {
 		{[]string{"rotate"}, 2, "name instance ids, or --all, or --from FILE"},
 		{[]string{"rotate", "--queue", "fast", "inst-00000"}, 2, `--queue "fast"`},
 		{[]string{"scheduler", "--interval", "1ms"}, 2, "--interval must be at least 1s"},
+		{[]string{"scheduler", "set", "inst-00000"}, 2, "name what to change: --opt-out, --opt-in or --window"},
+		{[]string{"scheduler", "set", "inst-nope", "--window", "25-03"}, 2, "--window: "},
 		{[]string{"holds", "release", "inst-00000"}, 2, `"inst-00000" is not INSTANCE_ID/CREDENTIAL_ID`},
 		{[]string{"batches", "show", "bat_nope"}, 1, "rekey: batch bat_nope not found"},
 		{[]string{"instances", "show", "-json", "inst-nope"}, 1, "rekey: instance inst-nope is not registered"},

@@ -132,6 +132,14 @@ func newSchedulerSetCmd(env *environ) *cobra.Command {
 			if f.optOut && f.optIn {
 				return usagef("--opt-out and --opt-in contradict each other")
 			}
+			if !f.optOut && !f.optIn && f.window == "" {
+				return usagef("name what to change: --opt-out, --opt-in or --window")
+			}
+			if f.window != "" && f.window != "default" {
+				if _, err := store.ParseWindow(f.window); err != nil {
+					return usagef("--window: %s", err)
+				}
+			}
 			return withProducer(c.Context(), env, "scheduler", func(a *app) error { return setSchedule(c.Context(), env, a, args[0], f) })
 		},
 	}
