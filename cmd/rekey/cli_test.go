@@ -185,6 +185,8 @@ func testUsageErrors(t *testing.T, bin binary) {
 		{[]string{"instances", "import"}, 2, "takes one FILE"},
 		{[]string{"worker", "extra"}, 2, `takes no arguments, got "extra"`},
 		{[]string{"rotate"}, 2, "name instance ids, or --all, or --from FILE"},
+		{[]string{"rotate", "--al", "--plan"}, 2, "unknown flag: --al; did you mean --all?"},
+		{[]string{"batches", "show", "bat_1", "--wiat"}, 2, "unknown flag: --wiat; did you mean --wait?"},
 		{[]string{"rotate", "--queue", "fast", "inst-00000"}, 2, `--queue "fast"`},
 		{[]string{"scheduler", "--interval", "1ms"}, 2, "--interval must be at least 1s"},
 		{[]string{"scheduler", "set", "inst-00000"}, 2, "name what to change: --opt-out, --opt-in or --window"},

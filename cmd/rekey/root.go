@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/rekeyhq/rekey/internal/config"
 )
 
 // newRootCmd builds rekey's command tree. Each command's constructor lives
@@ -35,7 +37,7 @@ environment (see README.md).`,
 	}
 	root.SetVersionTemplate("rekey {{.Version}}\n")
 	root.SetHelpCommand(newHelpCmd())
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
+	root.SetFlagErrorFunc(flagError)
 	root.SetIn(env.stdin)
 	root.SetOut(env.stdout)
 	root.SetErr(env.stderr)
@@ -55,6 +57,26 @@ environment (see README.md).`,
 		newVersionCmd(env),
 	)
 	return root
+}
+
+// flagError is a bad flag's usage error; an unknown --flag within two
+// edits of one the command takes names it, as an unknown command does.
+func flagError(c *cobra.Command, err error) error {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "unknown flag: --"); ok {
+		var known []string
+		add := func(f *pflag.Flag) {
+			if !f.Hidden {
+				known = append(known, f.Name)
+			}
+		}
+		c.Flags().VisitAll(add)
+		c.InheritedFlags().VisitAll(add)
+		if near := config.Nearest(name, known); near != "" {
+			msg += "; did you mean --" + near + "?"
+		}
+	}
+	return &usageError{msg: msg}
 }
 
 // newVersionCmd is `rekey version`, the same line as --version, for those

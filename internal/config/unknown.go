@@ -38,7 +38,7 @@ func Unknown(names []string) []string {
 			continue
 		}
 		msg := name + " is not a setting rekey reads; it is ignored"
-		if near := nearest(name, known); near != "" {
+		if near := Nearest(name, known); near != "" {
 			msg += fmt.Sprintf(" (did you mean %s?)", near)
 		}
 		out = append(out, msg)
@@ -46,9 +46,10 @@ func Unknown(names []string) []string {
 	return out
 }
 
-// nearest returns the name of known within two edits of name, the closest
-// first, or "".
-func nearest(name string, known []string) string {
+// Nearest returns the name of known within two edits of name, the closest
+// first, or "": the "did you mean" of a misspelt setting (and of a
+// misspelt command-line flag).
+func Nearest(name string, known []string) string {
 	best, bestD := "", 3
 	for _, k := range known {
 		if d := editDistance(name, k); d < bestD {
