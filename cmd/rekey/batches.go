@@ -220,7 +220,10 @@ func watchBatch(ctx context.Context, env *environ, st *store.Store, id string, i
 			return b, nil
 		}
 		if b.InFlight > 0 {
-			if line := pause.look(ctx); line != "" {
+			for _, line := range []string{pause.look(ctx), pause.idle(now, finished(b))} {
+				if line == "" {
+					continue
+				}
 				if tty {
 					fmt.Fprintln(env.stdout) // leave the bar's line
 					m.width = 0

@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/rekeyhq/rekey/internal/breaker"
+	"github.com/rekeyhq/rekey/internal/devstack"
 	"github.com/rekeyhq/rekey/internal/printable"
 )
 
@@ -45,15 +49,73 @@ func warnBulkPaused(ctx context.Context, w io.Writer, a *app, n int) {
 func rotations(n int) string { return count(n, "rotation", "rotations") }
 
 // pauseWatch tells, while a batch is followed, when the bulk queue is
-// paused and when it runs again, so that --wait does not sit silent.
+// paused and when it runs again, and when no worker runs at all, so that
+// --wait does not sit silent.
 type pauseWatch struct {
 	check func(context.Context) string
 	last  string
+	// workers counts the worker processes' asynq servers that poll rekey's
+	// queues; nil looks for none.
+	workers   func() (int, error)
+	stillFor  time.Duration // how long the batch has not moved before workers is asked
+	lastMove  time.Time
+	lastCount int64
+	noWorker  bool
 }
 
-// newPauseWatch watches a's bulk queue.
+// newPauseWatch watches a's bulk queue and its workers.
 func newPauseWatch(a *app) *pauseWatch {
-	return &pauseWatch{check: func(ctx context.Context) string { return bulkPause(ctx, a) }}
+	w := newWorkerWatch(a)
+	w.check = func(ctx context.Context) string { return bulkPause(ctx, a) }
+	return w
+}
+
+// newWorkerWatch watches only whether a worker runs: for a batch on a
+// queue nobody pauses.
+func newWorkerWatch(a *app) *pauseWatch {
+	insp := asynq.NewInspectorFromRedisClient(a.rdb)
+	return &pauseWatch{stillFor: workerCheckAfter, workers: func() (int, error) {
+		servers, err := insp.Servers()
+		n := 0
+		for _, s := range servers {
+			if devstack.PollsRekeyQueues(s) {
+				n++
+			}
+		}
+		return n, err
+	}}
+}
+
+// workerCheckAfter is how long a followed batch has not moved before the
+// watch asks whether any worker runs.
+const workerCheckAfter = 5 * time.Second
+
+// idle returns, once, a line saying that no worker polls rekey's queues
+// when the batch (finished rotations: done) has not moved for stillFor
+// and asynq lists no server of a worker, and a line when one shows up
+// again; else "". A worker only just started is listed within seconds.
+func (p *pauseWatch) idle(now time.Time, done int64) string {
+	if p == nil || p.workers == nil {
+		return ""
+	}
+	if done != p.lastCount || p.lastMove.IsZero() {
+		p.lastCount, p.lastMove = done, now
+	}
+	if !p.noWorker && now.Sub(p.lastMove) < p.stillFor {
+		return ""
+	}
+	n, err := p.workers()
+	switch {
+	case err != nil:
+	case n == 0 && !p.noWorker:
+		p.noWorker = true
+		return "no `rekey worker` is running: asynq lists no worker polling rekey's queues, so nothing of the batch " +
+			"moves; start one (the Procfile's worker process), and this goes on by itself"
+	case n > 0 && p.noWorker:
+		p.noWorker = false
+		return "a `rekey worker` is running again"
+	}
+	return ""
 }
 
 // look checks the queue and returns the line to print when it went from
@@ -61,7 +123,7 @@ func newPauseWatch(a *app) *pauseWatch {
 // one pause: `rekey breaker resume` closes the breaker a moment before it
 // resumes the queue, which reads as "paused by hand" in between.
 func (p *pauseWatch) look(ctx context.Context) string {
-	if p == nil {
+	if p == nil || p.check == nil {
 		return ""
 	}
 	why := p.check(ctx)

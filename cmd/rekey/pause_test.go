@@ -108,3 +108,45 @@ func TestRotateWaitSaysItWaitsForThePause(t *testing.T) {
 	}
 	t.Logf("stderr:\n%s", c.stderr)
 }
+
+// TestRotateWaitSaysNoWorkerRuns: rotate --wait with no `rekey worker`
+// running says so once the batch has not moved for a few seconds, instead of
+// sitting silent for ever, and says when a worker shows up.
+func TestRotateWaitSaysNoWorkerRuns(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- runCommand(ctx, c.env(), "rotate", ids[0], "--wait", "--interval", "10ms")
+	}()
+	const noWorker = "no `rekey worker` is running: asynq lists no worker polling rekey's queues"
+	deadline := time.Now().Add(3 * workerCheckAfter)
+	for !strings.Contains(c.stderr.String(), noWorker) {
+		if time.Now().After(deadline) {
+			t.Fatalf("rotate --wait with no worker said nothing:\n%s", c.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A worker's server polls the interactive queue: its heartbeat lists it.
+	srv := asynq.NewServerFromRedisClient(c.r.Client, asynq.Config{Queues: map[string]int{tasks.QueueInteractive: 1},
+		Concurrency: 1, LogLevel: asynq.FatalLevel})
+	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	c.waitFor(t, "the worker line", func() bool { return strings.Contains(c.stderr.String(), "a `rekey worker` is running again") })
+	c.complete(t, ids, nil)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("rotate --wait: %v\n%s", err, c.stderr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("rotate --wait did not end with its batch")
+	}
+	if strings.Count(c.stderr.String(), noWorker) != 1 {
+		t.Errorf("the no-worker line is repeated:\n%s", c.stderr)
+	}
+}

@@ -292,6 +292,9 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 	var pause *pauseWatch
 	switch {
 	case f.queue != tasks.QueueBulk:
+		if f.wait && err == nil {
+			pause = newWorkerWatch(a) // says when no worker runs
+		}
 	case f.wait && err == nil:
 		pause = newPauseWatch(a) // says what --wait waits for
 	default:

@@ -75,7 +75,7 @@ func checkLiveWorkers(rdb redis.UniversalClient, foreign, allow bool, log io.Wri
 	}
 	e := &LiveWorkersError{Addr: addrOf(rdb)}
 	for _, s := range all {
-		if pollsRekeyQueues(s) {
+		if PollsRekeyQueues(s) {
 			e.Servers = append(e.Servers, s)
 		}
 	}
@@ -115,9 +115,9 @@ func waitingTasks(insp *asynq.Inspector) (int, error) {
 	return n, nil
 }
 
-// pollsRekeyQueues reports whether s takes tasks from a queue of rekey's:
+// PollsRekeyQueues reports whether s takes tasks from a queue of rekey's:
 // a server on other queues neither takes dev's tasks nor gives dev its.
-func pollsRekeyQueues(s *asynq.ServerInfo) bool {
+func PollsRekeyQueues(s *asynq.ServerInfo) bool {
 	for q := range s.Queues {
 		if _, ok := tasks.Queues()[q]; ok {
 			return true
