@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rekeyhq/rekey/internal/issuer/pgissuer"
+	"github.com/rekeyhq/rekey/internal/pgtest"
 )
 
 // withCreateRoleAdmin gives the fixture an issuer whose admin role is not a
@@ -27,17 +28,24 @@ func withCreateRoleAdmin(t *testing.T, f *fixture) {
 	mustExec(t, f.db.ServerURL, "GRANT "+pgx.Identifier{f.loc.Owner}.Sanitize()+" TO "+a+" WITH ADMIN OPTION")
 	t.Cleanup(func() {
 		ctx := context.Background()
-		_ = pgxExec(ctx, f.db.ServerURL, "REASSIGN OWNED BY "+a+" TO CURRENT_USER")
-		_ = pgxExec(ctx, f.db.URL, "DROP OWNED BY "+a)
-		_ = pgxExec(ctx, f.db.ServerURL, "DROP OWNED BY "+a)
-		_ = pgxExec(ctx, f.db.ServerURL, "DROP ROLE IF EXISTS "+a)
+		_ = pgtest.Exec(ctx, f.db.ServerURL, "REASSIGN OWNED BY "+a+" TO CURRENT_USER")
+		_ = pgtest.Exec(ctx, f.db.URL, "DROP OWNED BY "+a)
+		_ = pgtest.Exec(ctx, f.db.ServerURL, "DROP OWNED BY "+a)
+		_ = pgtest.Exec(ctx, f.db.ServerURL, "DROP ROLE IF EXISTS "+a)
 	})
 	u, err := url.Parse(f.db.ServerURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	u.User = url.UserPassword(admin, password)
-	servers, err := pgissuer.ParseServers([]byte(`{"main":"` + u.String() + `"}`))
+	f.useServers(t, `{"main":"`+u.String()+`"}`)
+}
+
+// useServers replaces f's issuer with one on the servers of
+// REKEY_POSTGRES_SERVERS's JSON, with a fresh key.
+func (f *fixture) useServers(t *testing.T, serversJSON string) {
+	t.Helper()
+	servers, err := pgissuer.ParseServers([]byte(serversJSON))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,16 +57,6 @@ func withCreateRoleAdmin(t *testing.T, f *fixture) {
 	}
 	t.Cleanup(iss.Close)
 	f.iss = iss
-}
-
-func pgxExec(ctx context.Context, dsn, sql string) error {
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, sql)
-	return err
 }
 
 // With an admin role that has CREATEROLE but is no superuser, a rotation

@@ -2,7 +2,6 @@ package pgissuer_test
 
 import (
 	"context"
-	"crypto/rand"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -21,18 +20,7 @@ func moveFixture(t *testing.T, f *fixture, db *pgtest.DB) pgissuer.Location {
 	t.Cleanup(func() { _ = pgtest.Exec(context.Background(), db.ServerURL, "DROP ROLE IF EXISTS "+owner) })
 	mustExec(t, db.ServerURL, "ALTER DATABASE "+pgx.Identifier{db.Name}.Sanitize()+" OWNER TO "+owner)
 	mustExec(t, db.URL, "ALTER SCHEMA public OWNER TO "+owner)
-	servers, err := pgissuer.ParseServers([]byte(`{"main":"` + f.db.ServerURL + `","other":"` + db.ServerURL + `"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	iss, err := pgissuer.New(pgissuer.Params{Servers: servers, Locator: f.locs, Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(iss.Close)
-	f.iss = iss
+	f.useServers(t, `{"main":"`+f.db.ServerURL+`","other":"`+db.ServerURL+`"}`)
 	moved := f.loc
 	moved.Server, moved.Database, moved.Owner = "other", db.Name, db.Name+"_owner"
 	return moved
