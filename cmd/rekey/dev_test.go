@@ -321,3 +321,24 @@ func get(t *testing.T, u string, set func(*http.Request), want int) string {
 	}
 	return string(body)
 }
+
+// A run that gives up before the grace ends (--timeout) saw no hold yet:
+// its summary says what the one-off dyno was to do, not that it did; one
+// that ran to the end says it did.
+func TestDevSummaryOfAHoldTheRunDidNotReach(t *testing.T) {
+	r := redistest.New(t)
+	cmd, stdout, stderr := devProcess(t, r.URL, "--once", "--instances", "3", "--grace", "60s", "--restart-delay", "1s", "--timeout", "8s")
+	if err := cmd.Run(); exitCode(err) != 1 {
+		t.Fatalf("a run that gives up: %v, want exit 1\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	if !strings.Contains(stdout.String(), "was to keep using the old credential for") || strings.Contains(stdout.String(), "kept using") {
+		t.Errorf("summary of a run stopped before the grace ended:\n%s", stdout)
+	}
+	cmd, stdout, stderr = devProcess(t, r.URL, append([]string{"--once"}, quickDev...)...)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	if !strings.Contains(stdout.String(), "kept using the old credential for") {
+		t.Errorf("summary of a whole run:\n%s", stdout)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -120,8 +121,17 @@ func (r *run) summary(b store.Batch, took time.Duration) report {
 		if err != nil {
 			story = []string{"could not read: " + err.Error()}
 		}
-		rep.held = append([]string{fmt.Sprintf("instance %s: %s kept using the old credential for %s past the grace",
-			r.held.ID, sandbox.HoldDemoUser, r.holdDemoUse())}, story...)
+		// A run stopped before the grace ended (Ctrl-C, --timeout) saw
+		// neither a hold nor the revocation: it says what was to happen,
+		// not that it did. (HoldStory's lines are "time type detail".)
+		verb := "was to keep using"
+		if slices.ContainsFunc(story, func(l string) bool {
+			return strings.Contains(l, " "+store.EventRevocationHeld+" ") || strings.Contains(l, " "+store.EventRevoked+" ")
+		}) {
+			verb = "kept using"
+		}
+		rep.held = append([]string{fmt.Sprintf("instance %s: %s %s the old credential for %s past the grace",
+			r.held.ID, sandbox.HoldDemoUser, verb, r.holdDemoUse())}, story...)
 	}
 	return rep
 }
