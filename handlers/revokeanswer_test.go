@@ -4,14 +4,12 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/issuer"
-	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -30,25 +28,19 @@ type frontAnswer struct {
 // would once a deploy dropped the issuer's routes.
 func (g *rig) overFront(t *testing.T, mode issuer.VerifyMode, method, suffix string, answer *atomic.Pointer[frontAnswer]) {
 	t.Helper()
-	key := secret.New("issuer-signing-secret")
-	demo := issuer.NewDemoServer(g.demo, key)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a := answer.Load()
-		if a == nil || r.Method != method || !strings.HasSuffix(r.URL.Path, suffix) {
-			demo.ServeHTTP(w, r)
-			return
-		}
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", a.contentType)
-		w.WriteHeader(a.status)
-		_, _ = io.WriteString(w, a.body)
-	}))
-	t.Cleanup(srv.Close)
-	h, err := issuer.NewHTTP(srv.URL, key, issuer.WithVerify(mode, g.st), issuer.WithVerifyRechecks(time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.deps.Issuer = h
+	g.overHandler(t, mode, func(demo http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			a := answer.Load()
+			if a == nil || r.Method != method || !strings.HasSuffix(r.URL.Path, suffix) {
+				demo.ServeHTTP(w, r)
+				return
+			}
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", a.contentType)
+			w.WriteHeader(a.status)
+			_, _ = io.WriteString(w, a.body)
+		})
+	})
 }
 
 // A DELETE answered 200 with a page never reached the issuer's handler: a

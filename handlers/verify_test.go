@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -21,8 +22,15 @@ import (
 // once, a millisecond later.
 func (g *rig) overHTTP(t *testing.T, mode issuer.VerifyMode) {
 	t.Helper()
+	g.overHandler(t, mode, func(demo http.Handler) http.Handler { return demo })
+}
+
+// overHandler is overHTTP with front, given the demo issuer's handler,
+// serving what reaches the issuer's URL.
+func (g *rig) overHandler(t *testing.T, mode issuer.VerifyMode, front func(demo http.Handler) http.Handler) {
+	t.Helper()
 	key := secret.New("issuer-signing-secret")
-	srv := httptest.NewServer(issuer.NewDemoServer(g.demo, key))
+	srv := httptest.NewServer(front(issuer.NewDemoServer(g.demo, key)))
 	t.Cleanup(srv.Close)
 	h, err := issuer.NewHTTP(srv.URL, key, issuer.WithVerify(mode, g.st), issuer.WithVerifyRechecks(time.Millisecond))
 	if err != nil {
