@@ -59,6 +59,7 @@ type pauseWatch struct {
 	workers   func() (int, error)
 	stillFor  time.Duration // how long the batch has not moved before workers is asked
 	lastMove  time.Time
+	lastLook  time.Time
 	lastCount int64
 	noWorker  bool
 }
@@ -93,7 +94,8 @@ const workerCheckAfter = 5 * time.Second
 // idle returns, once, a line saying that no worker polls rekey's queues
 // when the batch (finished rotations: done) has not moved for stillFor
 // and asynq lists no server of a worker, and a line when one shows up
-// again; else "". A worker only just started is listed within seconds.
+// again; else "". It asks asynq at most every stillFor. A worker only
+// just started is listed within seconds.
 func (p *pauseWatch) idle(now time.Time, done int64) string {
 	if p == nil || p.workers == nil {
 		return ""
@@ -101,9 +103,11 @@ func (p *pauseWatch) idle(now time.Time, done int64) string {
 	if done != p.lastCount || p.lastMove.IsZero() {
 		p.lastCount, p.lastMove = done, now
 	}
-	if !p.noWorker && now.Sub(p.lastMove) < p.stillFor {
+	// A still batch asks asynq at most every stillFor, not every tick.
+	if !p.noWorker && now.Sub(p.lastMove) < p.stillFor || now.Sub(p.lastLook) < p.stillFor {
 		return ""
 	}
+	p.lastLook = now
 	n, err := p.workers()
 	switch {
 	case err != nil:
