@@ -105,17 +105,8 @@ func TestAdminCredentialsInTheQueryStayOutOfCredentials(t *testing.T) {
 	q.Set("password", password)
 	q.Set("dbname", "postgres")
 	u.User, u.RawQuery = nil, q.Encode()
-	servers, err := pgissuer.ParseServers([]byte(`{"main":"` + u.String() + `"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	iss, err := pgissuer.New(pgissuer.Params{Servers: servers, Locator: f.locs, Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer iss.Close()
+	f.useServers(t, `{"main":"`+u.String()+`"}`)
+	iss := f.iss
 	c, err := iss.Mint(ctx, "inst-1", "rot-1")
 	if err != nil {
 		t.Fatalf("mint: %v", err)
