@@ -27,11 +27,11 @@ const listPage = 1000
 // way finish (store.CancelBatch). With insp, it also takes the batch's
 // still-pending rotate tasks off the queues, recording each rotation as
 // cancelled at once, so workers do not run them only to find them
-// cancelled. It returns how many rotations it removed so (a rotation of
-// the wave that a customer's request moved to its own queue, EnqueueMoved,
-// can have both a task and a held id: it counts once); without insp, or
+// cancelled. It returns how many rotations it removed so; without insp, or
 // when removing fails, the rotations are cancelled anyway when their task
-// runs.
+// runs. A rotation of the batch that a customer's or an operator's request
+// moved to its own queue (EnqueueMoved) is that request's too: it is not
+// cancelled, and its task stays.
 func Cancel(ctx context.Context, st *store.Store, insp Inspector, batchID string) (int, error) {
 	if err := st.CancelBatch(ctx, batchID); err != nil {
 		return 0, err

@@ -87,12 +87,21 @@ func TestARequestOvertakesTheWaveItJoins(t *testing.T) {
 	if err != nil || b.Enqueued != 4 || b.InFlight != 4 {
 		t.Errorf("wave's batch %+v, %v; want its 4 rotations in flight", b, err)
 	}
-	// Cancelling the wave counts each of its rotations once, moved or held.
+	// Cancelling the wave removes only the rotation nobody else asked for:
+	// the moved ones are the click's and the operator's rotations too, and
+	// their tasks stay; the one under way finishes.
 	n, err := fleet.Cancel(ctx, f.st, insp, wave.BatchID)
-	if err != nil || n != 3 {
-		t.Errorf("cancel removed %d, %v; want 3 (the one under way finishes)", n, err)
+	if err != nil || n != 1 {
+		t.Errorf("cancel removed %d, %v; want 1 (the second wave's joined one, still held)", n, err)
 	}
-	if rot, err := f.st.Rotation(ctx, rotationOf[ids[2]]); err != nil || rot.State != store.RotationMinted {
-		t.Errorf("rotation under way: %+v, %v after the cancel; want it left to finish", rot, err)
+	for i, want := range []string{store.RotationRequested, store.RotationRequested, store.RotationMinted, store.RotationCancelled} {
+		if rot, err := f.st.Rotation(ctx, rotationOf[ids[i]]); err != nil || rot.State != want {
+			t.Errorf("%s after the cancel: %q, %v; want %q", cases[i].name, rot.State, err, want)
+		}
+	}
+	for _, c := range cases[:2] {
+		if task, err := insp.GetTaskInfo(c.queue, tasks.RotateTaskID(rotationOf[c.id])); err != nil || task.State != asynq.TaskStatePending {
+			t.Errorf("%s: moved task after the cancel: %+v, %v; want it still pending", c.name, task, err)
+		}
 	}
 }

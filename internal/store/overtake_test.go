@@ -64,3 +64,52 @@ func TestARequestDoesNotMoveARotationItsBulkTaskStarted(t *testing.T) {
 		t.Errorf("bulk task's retry: %+v, %v; want it to find the rotation moved", c, err)
 	}
 }
+
+// A wave's rotation that a customer's or an operator's request moved to
+// its queue is that request's rotation too: cancelling the wave before the
+// moved rotation's task runs must not cancel it, or the request that was
+// answered "joined" would end with its instance not rotated. The wave's
+// rotations nobody else asked for are still cancelled.
+func TestCancellingAWaveKeepsTheRotationARequestMoved(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-clicked", "cred-0")
+	f.register(t, "inst-waiting", "cred-0")
+	if err := f.st.CreateBatch(ctx, "bat-wave", "wave", 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"inst-clicked", "inst-waiting"} {
+		req := store.RotationRequest{InstanceID: id, RotationID: "rot-wave-" + id, BatchID: "bat-wave", Queue: "bulk"}
+		if c, err := f.st.Claim(ctx, req); err != nil || c.Status != store.Claimed {
+			t.Fatalf("wave's claim of %s: %+v, %v", id, c, err)
+		}
+	}
+	click := store.RotationRequest{InstanceID: "inst-clicked", RotationID: "rot-click", BatchID: "bat-click",
+		Queue: "interactive", Overtakes: "bulk"}
+	if got, err := f.st.Claim(ctx, click); err != nil || got.Status != store.Joined || !got.Moved {
+		t.Fatalf("click: %+v, %v; want joined and moved", got, err)
+	}
+	if err := f.st.CancelBatch(ctx, "bat-wave"); err != nil {
+		t.Fatal(err)
+	}
+	// The moved rotation's task, on the click's queue, runs after the cancel.
+	task := store.RotationRequest{InstanceID: "inst-clicked", RotationID: "rot-wave-inst-clicked", BatchID: "bat-wave", Queue: "interactive"}
+	if c, err := f.st.Claim(ctx, task); err != nil || c.Status != store.Resumed {
+		t.Errorf("moved rotation's task after the wave was cancelled: %+v, %v; want it resumed", c, err)
+	}
+	// Another request for the clicked instance still joins it.
+	again := store.RotationRequest{InstanceID: "inst-clicked", RotationID: "rot-click-again", Queue: "interactive", Overtakes: "bulk"}
+	if c, err := f.st.Claim(ctx, again); err != nil || c.Status != store.Joined || c.RotationID != "rot-wave-inst-clicked" {
+		t.Errorf("second click: %+v, %v; want it to join the moved rotation", c, err)
+	}
+	waiting := store.RotationRequest{InstanceID: "inst-waiting", RotationID: "rot-wave-inst-waiting", BatchID: "bat-wave", Queue: "bulk"}
+	if c, err := f.st.Claim(ctx, waiting); err != nil || c.Status != store.Done {
+		t.Errorf("unmoved rotation's task after the cancel: %+v, %v; want it done (cancelled)", c, err)
+	}
+	for id, want := range map[string]string{"inst-clicked": store.RotationRequested, "inst-waiting": store.RotationCancelled} {
+		if r, err := f.st.Rotation(ctx, "rot-wave-"+id); err != nil || r.State != want {
+			t.Errorf("wave's rotation of %s is %q (%v), want %q", id, r.State, err, want)
+		}
+	}
+}
