@@ -61,7 +61,8 @@ func newBatchesCancelCmd(env *environ) *cobra.Command {
 		Use:   "cancel BATCH_ID",
 		Short: "Cancel a batch's rotations that have not started",
 		Long: `Stops the batch's rotations that have not started and takes their tasks off the queues; rotations
-under way finish. Prints the batch's counts afterwards.`,
+under way finish, and so do those a customer's or an operator's own request joined and moved ahead of
+the batch (they are that request's rotations too). Prints the batch's counts afterwards.`,
 		Example: `  rekey batches cancel bat_01J...`,
 		Args:    exactArgs(1, "one BATCH_ID"),
 		RunE: func(c *cobra.Command, args []string) error {
