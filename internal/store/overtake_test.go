@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
@@ -111,5 +112,54 @@ func TestCancellingAWaveKeepsTheRotationARequestMoved(t *testing.T) {
 		if r, err := f.st.Rotation(ctx, "rot-wave-"+id); err != nil || r.State != want {
 			t.Errorf("wave's rotation of %s is %q (%v), want %q", id, r.State, err, want)
 		}
+	}
+}
+
+// A customer's click or an operator's rotation that joins a wave's
+// rotation its bulk task started (not moved: the task's run may still be
+// minting) was answered "joined" all the same. Should that run fail before
+// anything is minted (the issuer answered 5xx) and the wave be cancelled
+// before its retry, the retry's claim must not cancel the rotation: the
+// request that joined it would end with its instance not rotated, its
+// batch done, and the click refused the rotation of its own it would have
+// started a moment later. The retry resumes it; the request's batch waits
+// for it.
+func TestCancellingAWaveKeepsTheStartedRotationARequestJoined(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-started", "cred-0")
+	for _, b := range []string{"bat-wave", "bat-click"} {
+		if err := f.st.CreateBatch(ctx, b, b, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	task := store.RotationRequest{InstanceID: "inst-started", RotationID: "rot-wave", BatchID: "bat-wave", Queue: "bulk"}
+	if c, err := f.st.Claim(ctx, task); err != nil || c.Status != store.Claimed {
+		t.Fatalf("wave's claim: %+v, %v", c, err)
+	}
+	if c, err := f.st.Claim(ctx, task); err != nil || c.Status != store.Resumed {
+		t.Fatalf("bulk task's claim: %+v, %v; want it resumed", c, err)
+	}
+	click := store.RotationRequest{InstanceID: "inst-started", RotationID: "rot-click", BatchID: "bat-click",
+		Queue: "interactive", Overtakes: "bulk"}
+	if got, err := f.st.Claim(ctx, click); err != nil || got.Status != store.Joined || got.Moved {
+		t.Fatalf("click: %+v, %v; want joined, not moved", got, err)
+	}
+	if err := f.st.CountBatch(ctx, "bat-click", 0, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.CancelBatch(ctx, "bat-wave"); err != nil {
+		t.Fatal(err)
+	}
+	f.now = f.now.Add(2 * time.Second) // the bulk task's fast retry
+	if c, err := f.st.Claim(ctx, task); err != nil || c.Status != store.Resumed {
+		t.Errorf("bulk task's retry after the wave was cancelled: %+v, %v; want it resumed", c, err)
+	}
+	if r, err := f.st.Rotation(ctx, "rot-wave"); err != nil || r.State != store.RotationRequested {
+		t.Errorf("joined rotation is %q (%v), want still requested", r.State, err)
+	}
+	if b, err := f.st.Batch(ctx, "bat-click"); err != nil || b.Done || b.InFlight != 1 {
+		t.Errorf("click's batch %+v, %v; want it waiting for the rotation it joined", b, err)
 	}
 }

@@ -132,8 +132,9 @@ return 'ok'
 //
 // KEYS: claimKeys (bulk.go), one field per key, in order.
 // A requested rotation whose batch was cancelled, and that no request on
-// another queue moved (moved_at), is cancelled here, before any work, and
-// reported as done; like a finished rotation, it expires
+// another queue moved (moved_at) or joined while its task ran (kept_at), is
+// cancelled here, before any work, and reported as done; like a finished
+// rotation, it expires
 // after the rotation ttl. So is such a rotation in flight for the instance
 // when another is requested, which then starts rather than joins it.
 // ARGV: rotation id, instance id, now ms, batch id, reason, queue,
@@ -147,7 +148,8 @@ return 'ok'
 // long one run of a rotate task lasts at most, in ms (tasks.RotateTimeout).
 // A task's claim that resumes a requested rotation on the queue its record
 // names notes it started (started_at): a run of it may be minting, and the
-// rotation does not move before that run is over.
+// rotation does not move before that run is over; a request that joins it
+// then notes it (kept_at), so that its batch's cancel does not end it.
 // Returns {status, rotation id, rotation state, credential id, previous
 // credential id (for a failed rotation: its discarded one), revoke_at ms,
 // instance hash as a flat list, push attempted at ms or "", the rotation's
@@ -181,10 +183,12 @@ local function reply(status, rot, rkey, r, moved)
 end
 -- unstarted_of_cancelled: whether a rotation in state st of batch batch
 -- is one of a cancelled batch that has not started (nothing minted). A
--- rotation a request moved off the batch's queue (moved_at) is that
+-- rotation a request on another queue moved off the batch's queue
+-- (moved_at), or joined while a task of it ran there (kept_at), is that
 -- request's too, and the batch's cancel does not end it.
-local function unstarted_of_cancelled(st, batch, moved_at)
-  return st == 'requested' and batch ~= '' and (moved_at or '') == '' and get(KEYS[8] .. batch, 'cancelled_at') ~= ''
+local function unstarted_of_cancelled(st, batch, moved_at, kept_at)
+  return st == 'requested' and batch ~= '' and (moved_at or '') == '' and (kept_at or '') == '' and
+    get(KEYS[8] .. batch, 'cancelled_at') ~= ''
 end
 -- cancel records such a rotation (id rot, its key rkey) of this instance
 -- cancelled, before any work, and frees the instance.
@@ -197,18 +201,18 @@ local function cancel(rkey, rot, batch)
   bump_joined(KEYS[8], get(rkey, 'joined_by'))
   emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'cancelled', rot, '', 'batch ' .. batch .. ' cancelled', ARGV[3])
 end
-local own = redis.call('HMGET', KEYS[2], 'batch_id', 'instance_id', 'moved_at', unpack(rotation_fields))
-if own[4] then -- the rotation exists: every rotation has a state
+local own = redis.call('HMGET', KEYS[2], 'batch_id', 'instance_id', 'moved_at', 'kept_at', unpack(rotation_fields))
+if own[5] then -- the rotation exists: every rotation has a state
   -- An id another instance's rotation holds names no rotation of this one:
   -- resumed, it would push into this instance a rotation recorded for the
   -- other, and finish that one without rotating it.
   if own[2] and own[2] ~= ARGV[2] then
     return redis.error_reply('conflict rotation ' .. ARGV[1] .. ' is another instance\'s')
   end
-  local batch, r = own[1] or '', {unpack(own, 4)}
+  local batch, r = own[1] or '', {unpack(own, 5)}
   local st = r[1]
   if st == 'promoted' or st == 'failed' or st == 'cancelled' then return reply('done', ARGV[1], KEYS[2], r) end
-  if unstarted_of_cancelled(st, batch, own[3]) then
+  if unstarted_of_cancelled(st, batch, own[3], own[4]) then
     cancel(KEYS[2], ARGV[1], batch)
     return reply('done', ARGV[1], KEYS[2])
   end
@@ -224,9 +228,9 @@ if inst[2] and inst[2] ~= '' then return redis.error_reply('deprovisioned') end
 local inflight = inst[3] or ''
 if inflight ~= '' then
   local ikey = KEYS[6] .. inflight
-  local cur = redis.call('HMGET', ikey, 'state', 'batch_id', 'queue', 'joined_by', 'started_at', 'moved_at')
+  local cur = redis.call('HMGET', ikey, 'state', 'batch_id', 'queue', 'joined_by', 'started_at', 'moved_at', 'kept_at')
   local st = cur[1] or ''
-  if unstarted_of_cancelled(st, cur[2] or '', cur[6]) then
+  if unstarted_of_cancelled(st, cur[2] or '', cur[6], cur[7]) then
     -- Joined, this request would end with it, its instance not rotated.
     cancel(ikey, inflight, cur[2])
   elseif st ~= '' and st ~= 'promoted' and st ~= 'failed' and st ~= 'cancelled' then
@@ -234,9 +238,15 @@ if inflight ~= '' then
     -- A customer's or an operator's request does not wait behind a wave:
     -- the wave's rotation it joins, not yet started (requested, and no
     -- run of a task that resumed it may still be going), moves to its queue.
-    if ARGV[17] ~= '' and ARGV[17] ~= ARGV[6] and st == 'requested' and cur[3] == ARGV[17] and
-        (not cur[5] or tonumber(ARGV[3]) - (tonumber(cur[5]) or 0) >= tonumber(ARGV[18])) then
-      set[1], set[2], set[3], set[4], moved = 'queue', ARGV[6], 'moved_at', ARGV[3], true
+    if ARGV[17] ~= '' and ARGV[17] ~= ARGV[6] and st == 'requested' and cur[3] == ARGV[17] then
+      if not cur[5] or tonumber(ARGV[3]) - (tonumber(cur[5]) or 0) >= tonumber(ARGV[18]) then
+        set[1], set[2], set[3], set[4], moved = 'queue', ARGV[6], 'moved_at', ARGV[3], true
+      elseif not cur[7] then
+        -- Under way on the wave's queue, it stays there; it is this
+        -- request's rotation all the same, which the wave's cancel must
+        -- not end before its task's retry mints.
+        set[1], set[2] = 'kept_at', ARGV[3]
+      end
     end
     -- The request's batch is not done before the rotation it joined is:
     -- the rotation notes the batch, which counts it in flight
