@@ -473,7 +473,9 @@ const liveFor = 2 * time.Second
 // waits for none any more: finished, expired, moved to another queue by a
 // request that overtook the wave (EnqueueMoved: its task there runs it),
 // or of a cancelled batch (it
-// records that one cancelled, as its task's claim would have). asynq does
+// records that one cancelled, as its task's claim would have, unless a
+// request on another queue joined it while its task ran: that one is
+// released). asynq does
 // not keep the task once it finished, unlike other rotate tasks
 // (tasks.Retention): a wave's progress is its batch (`rekey batches
 // show`), each rotation is in its instance's history, and keeping a day of
@@ -500,11 +502,14 @@ func (h *HeldTasks) RotateTask(ctx context.Context, rotationID string) (*asynq.T
 			return nil, err
 		}
 		if cancelled {
+			// The claim cancels it, unless a customer's or an operator's
+			// request joined it under way (the cancel leaves that one to
+			// finish): released, it runs.
 			req := store.RotationRequest{InstanceID: rot.InstanceID, RotationID: rotationID, BatchID: rot.BatchID, Queue: rot.Queue}
-			if _, err := h.Store.Claim(ctx, req); err != nil {
+			c, err := h.Store.Claim(ctx, req)
+			if err != nil || c.Status != store.Resumed || c.Queue != tasks.QueueBulk {
 				return nil, err
 			}
-			return nil, nil
 		}
 	}
 	t, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: rot.InstanceID, RotationID: rotationID, BatchID: rot.BatchID,

@@ -105,3 +105,54 @@ func TestARequestOvertakesTheWaveItJoins(t *testing.T) {
 		}
 	}
 }
+
+// A wave's rotation that a customer's click joined while its bulk task ran
+// is the click's too: cancelling the wave does not end it
+// (store.CancelBatch). Should its task then be lost and the reconcile
+// sweep hold the rotation again, the feeder, which records a cancelled
+// batch's held rotations cancelled, must release it rather than drop it:
+// dropped, it would wait in flight for a task nobody makes, held again and
+// dropped at every sweep, the instance never rotated.
+func TestTheFeederReleasesAKeptRotationOfACancelledWave(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	ids := f.register(t, 1)
+	pc := pacing.NewClient(f.queue, f.r.Client)
+	p := fleet.NewProducer(f.st, pc)
+	wave, err := p.Rotate(ctx, fleet.Request{InstanceIDs: ids, Reason: "wave", Queue: tasks.QueueBulk})
+	if err != nil || wave.Enqueued != 1 {
+		t.Fatalf("wave: %+v, %v", wave, err)
+	}
+	rot := wave.Items[0].RotationID
+	// The feeder released it and its bulk task's claim resumed it.
+	if err := pacing.Unhold(ctx, f.r.Client, rot); err != nil {
+		t.Fatal(err)
+	}
+	task := store.RotationRequest{InstanceID: ids[0], RotationID: rot, BatchID: wave.BatchID, Queue: tasks.QueueBulk}
+	if c, err := f.st.Claim(ctx, task); err != nil || c.Status != store.Resumed {
+		t.Fatalf("bulk task's claim: %+v, %v", c, err)
+	}
+	click, err := p.Rotate(ctx, fleet.Request{InstanceIDs: ids, Reason: "click", Queue: tasks.QueueInteractive})
+	if err != nil || click.Joined != 1 {
+		t.Fatalf("click: %+v, %v; want the wave's rotation joined", click, err)
+	}
+	if _, err := fleet.Cancel(ctx, f.st, asynq.NewInspectorFromRedisClient(f.r.Client), wave.BatchID); err != nil {
+		t.Fatal(err)
+	}
+	// The task is lost; the sweep holds the rotation again.
+	if err := pc.Hold(ctx, rot); err != nil {
+		t.Fatal(err)
+	}
+	src := &fleet.HeldTasks{Store: f.st}
+	got, err := src.RotateTask(ctx, rot)
+	if err != nil || got == nil {
+		t.Fatalf("held again after the cancel: %v, %v; want its task released", got, err)
+	}
+	if pl, err := tasks.ParseRotate(got); err != nil || pl.RotationID != rot {
+		t.Errorf("released task: %+v, %v; want the rotation's", pl, err)
+	}
+	if r, err := f.st.Rotation(ctx, rot); err != nil || r.State != store.RotationRequested {
+		t.Errorf("rotation the click joined: %+v, %v; want it still requested", r, err)
+	}
+}
