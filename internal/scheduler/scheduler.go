@@ -433,7 +433,9 @@ func (s *Scheduler) handle(ctx context.Context, now time.Time, d store.Due, in s
 		return err
 	}
 	rot := store.ScheduledRotationID(d.InstanceID, d.At)
-	c, err := s.p.Store.Claim(ctx, store.RotationRequest{InstanceID: d.InstanceID, RotationID: rot,
+	// A producer's claim, which holds the rotation for the feeder: a
+	// customer's click meanwhile moves it (store.RotationRequest.Overtakes).
+	c, err := s.p.Store.ClaimBrief(ctx, store.RotationRequest{InstanceID: d.InstanceID, RotationID: rot,
 		Reason: store.ReasonScheduled, Queue: tasks.QueueBulk})
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDeprovisioned):

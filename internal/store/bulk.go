@@ -49,8 +49,8 @@ func (s *Store) ClaimMany(ctx context.Context, reqs []RotationRequest) []ClaimOu
 			continue
 		}
 		if isNoScript(c.Err()) {
-			// The script cache was flushed: Claim loads the script again.
-			out[i].Claim, out[i].Err = s.Claim(ctx, reqs[i])
+			// The script cache was flushed: claim loads the script again.
+			out[i].Claim, out[i].Err = s.claim(ctx, reqs[i], true)
 			continue
 		}
 		res, err := c.Slice()

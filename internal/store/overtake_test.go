@@ -29,8 +29,8 @@ func TestARequestDoesNotMoveARotationItsBulkTaskStarted(t *testing.T) {
 	}
 	for _, id := range []string{"inst-started", "inst-held"} {
 		req := store.RotationRequest{InstanceID: id, RotationID: "rot-wave-" + id, BatchID: "bat-wave", Queue: "bulk"}
-		if c, err := f.st.Claim(ctx, req); err != nil || c.Status != store.Claimed {
-			t.Fatalf("wave's claim of %s: %+v, %v", id, c, err)
+		if c := f.st.ClaimMany(ctx, []store.RotationRequest{req})[0]; c.Err != nil || c.Claim.Status != store.Claimed {
+			t.Fatalf("wave's claim of %s: %+v", id, c)
 		}
 	}
 	// The bulk task the feeder released for inst-started runs: its claim
@@ -82,8 +82,8 @@ func TestCancellingAWaveKeepsTheRotationARequestMoved(t *testing.T) {
 	}
 	for _, id := range []string{"inst-clicked", "inst-waiting"} {
 		req := store.RotationRequest{InstanceID: id, RotationID: "rot-wave-" + id, BatchID: "bat-wave", Queue: "bulk"}
-		if c, err := f.st.Claim(ctx, req); err != nil || c.Status != store.Claimed {
-			t.Fatalf("wave's claim of %s: %+v, %v", id, c, err)
+		if c := f.st.ClaimMany(ctx, []store.RotationRequest{req})[0]; c.Err != nil || c.Claim.Status != store.Claimed {
+			t.Fatalf("wave's claim of %s: %+v", id, c)
 		}
 	}
 	click := store.RotationRequest{InstanceID: "inst-clicked", RotationID: "rot-click", BatchID: "bat-click",
@@ -135,8 +135,8 @@ func TestCancellingAWaveKeepsTheStartedRotationARequestJoined(t *testing.T) {
 		}
 	}
 	task := store.RotationRequest{InstanceID: "inst-started", RotationID: "rot-wave", BatchID: "bat-wave", Queue: "bulk"}
-	if c, err := f.st.Claim(ctx, task); err != nil || c.Status != store.Claimed {
-		t.Fatalf("wave's claim: %+v, %v", c, err)
+	if c := f.st.ClaimMany(ctx, []store.RotationRequest{task})[0]; c.Err != nil || c.Claim.Status != store.Claimed {
+		t.Fatalf("wave's claim: %+v", c)
 	}
 	if c, err := f.st.Claim(ctx, task); err != nil || c.Status != store.Resumed {
 		t.Fatalf("bulk task's claim: %+v, %v; want it resumed", c, err)
@@ -161,5 +161,33 @@ func TestCancellingAWaveKeepsTheStartedRotationARequestJoined(t *testing.T) {
 	}
 	if b, err := f.st.Batch(ctx, "bat-click"); err != nil || b.Done || b.InFlight != 1 {
 		t.Errorf("click's batch %+v, %v; want it waiting for the rotation it joined", b, err)
+	}
+}
+
+// A rotate task that another app enqueued on the bulk queue itself (the
+// tasks package), rather than a producer's held claim, claims its rotation
+// as it runs and goes on to mint at once: a request that joins it meanwhile
+// must not move it, or a second task would run it beside the first,
+// minting and pushing it again. A producer's claim (brief), which only
+// holds the rotation for the feeder, still moves.
+func TestARequestDoesNotMoveARotationATaskClaimedRunning(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-task", "cred-0")
+	f.register(t, "inst-held", "cred-0")
+	task := store.RotationRequest{InstanceID: "inst-task", RotationID: "rot-task", Queue: "bulk"}
+	if c, err := f.st.Claim(ctx, task); err != nil || c.Status != store.Claimed {
+		t.Fatalf("bulk task's claim: %+v, %v", c, err)
+	}
+	held := f.st.ClaimMany(ctx, []store.RotationRequest{{InstanceID: "inst-held", RotationID: "rot-held", Queue: "bulk"}})
+	if held[0].Err != nil || held[0].Claim.Status != store.Claimed {
+		t.Fatalf("producer's claim: %+v", held[0])
+	}
+	for id, wantMoved := range map[string]bool{"inst-task": false, "inst-held": true} {
+		click := store.RotationRequest{InstanceID: id, RotationID: "rot-click-" + id, Queue: "interactive", Overtakes: "bulk"}
+		if got, err := f.st.Claim(ctx, click); err != nil || got.Status != store.Joined || got.Moved != wantMoved {
+			t.Errorf("click on %s: %+v, %v; want joined, moved %v", id, got, err, wantMoved)
+		}
 	}
 }

@@ -51,8 +51,8 @@ type RotationRequest struct {
 	Customer *CustomerLimits
 	// Overtakes names a queue this request, on another one, does not wait
 	// behind: a rotation of the instance in flight on it and not yet
-	// started (requested, and no task's claim resumed it there within
-	// tasks.RotateTimeout) that the request joins moves to Queue, and the
+	// started (requested, and no task's claim started or resumed it there
+	// within tasks.RotateTimeout) that the request joins moves to Queue, and the
 	// claim says so (Claim.Moved). Producers set the paced bulk queue for
 	// every other request, so that a customer's click or an operator's
 	// rotation of an instance a wave holds runs at once.
@@ -100,11 +100,26 @@ type Revocation struct {
 // exists, or joins the rotation already in flight. It returns ErrNotFound
 // for an unknown instance, ErrDeprovisioned for a deprovisioned one, and
 // ErrConflict for a rotation id that another instance's rotation holds.
+// It is a task's claim: a rotation it starts counts as started at once, as
+// one it resumes does (RotationRequest.Overtakes). A producer, which only
+// holds or enqueues the rotation, claims with ClaimBrief or ClaimMany.
 func (s *Store) Claim(ctx context.Context, r RotationRequest) (Claim, error) {
+	return s.claim(ctx, r, false)
+}
+
+// ClaimBrief is Claim for a producer that holds or enqueues the rotation
+// it claims (the scheduler): the rotation has not started, and the Claim
+// holds its Status, RotationID and State only, as ClaimMany's do.
+func (s *Store) ClaimBrief(ctx context.Context, r RotationRequest) (Claim, error) {
+	return s.claim(ctx, r, true)
+}
+
+// claim runs claimScript for r; brief is a producer's claim.
+func (s *Store) claim(ctx context.Context, r RotationRequest, brief bool) (Claim, error) {
 	if !ValidID(r.InstanceID) || !ValidID(r.RotationID) {
 		return Claim{}, fmt.Errorf("claim: instance id %q or rotation id %q is not valid", r.InstanceID, r.RotationID)
 	}
-	keys, args := s.claimArgs(r, false)
+	keys, args := s.claimArgs(r, brief)
 	res, err := claimScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return Claim{}, scriptError("claim "+r.InstanceID, err)

@@ -147,7 +147,8 @@ return 'ok'
 // joins moves to the request's queue (RotationRequest.Overtakes), then how
 // long one run of a rotate task lasts at most, in ms (tasks.RotateTimeout).
 // A task's claim that resumes a requested rotation on the queue its record
-// names notes it started (started_at): a run of it may be minting, and the
+// names, or a task's claim (not brief) that starts one, notes it started
+// (started_at): a run of it may be minting, and the
 // rotation does not move before that run is over; a request that joins it
 // then notes it (kept_at), so that its batch's cancel does not end it.
 // Returns {status, rotation id, rotation state, credential id, previous
@@ -276,6 +277,9 @@ end
 count_customer()
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'instance_id', ARGV[2], 'state', 'requested',
   'requested_at', ARGV[3], 'batch_id', ARGV[4], 'reason', ARGV[5], 'queue', ARGV[6], 'grace_ms', ARGV[10])
+-- A task's claim (not brief) runs the rotation it starts at once: like one
+-- it resumes, the rotation does not move before that run is over.
+if ARGV[12] ~= '1' then redis.call('HSET', KEYS[2], 'started_at', ARGV[3]) end
 redis.call('HSET', KEYS[1], 'inflight', ARGV[1], 'inflight_at', ARGV[3])
 redis.call('ZADD', KEYS[7], ARGV[3], ARGV[2] .. '/' .. ARGV[1])
 fresh[ARGV[1]] = true
