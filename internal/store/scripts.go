@@ -275,11 +275,12 @@ if refused then
   return {'skipped', ARGV[1], '', refused[1], refused[2], refused[3]}
 end
 count_customer()
-redis.call('HSET', KEYS[2], 'id', ARGV[1], 'instance_id', ARGV[2], 'state', 'requested',
-  'requested_at', ARGV[3], 'batch_id', ARGV[4], 'reason', ARGV[5], 'queue', ARGV[6], 'grace_ms', ARGV[10])
+local rec = {'id', ARGV[1], 'instance_id', ARGV[2], 'state', 'requested',
+  'requested_at', ARGV[3], 'batch_id', ARGV[4], 'reason', ARGV[5], 'queue', ARGV[6], 'grace_ms', ARGV[10]}
 -- A task's claim (not brief) runs the rotation it starts at once: like one
 -- it resumes, the rotation does not move before that run is over.
-if ARGV[12] ~= '1' then redis.call('HSET', KEYS[2], 'started_at', ARGV[3]) end
+if ARGV[12] ~= '1' then rec[#rec + 1], rec[#rec + 2] = 'started_at', ARGV[3] end
+redis.call('HSET', KEYS[2], unpack(rec))
 redis.call('HSET', KEYS[1], 'inflight', ARGV[1], 'inflight_at', ARGV[3])
 redis.call('ZADD', KEYS[7], ARGV[3], ARGV[2] .. '/' .. ARGV[1])
 fresh[ARGV[1]] = true
