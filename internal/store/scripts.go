@@ -28,9 +28,9 @@ end
 //
 // A deprovisioned instance is registered again ("created"): Heroku may
 // retry a provisioning, and only the partner's DELETE deprovisions. It is
-// live and scheduled again, its quarantine and failure streak are cleared,
-// and the credential it names becomes its current one (the old add-on's
-// config left its apps with it).
+// live and scheduled again, its quarantine, failure streak and last error
+// are cleared (its audit history keeps them), and the credential it names
+// becomes its current one (the old add-on's config left its apps with it).
 var putInstanceScript = eventScript(luaSchedule, luaRetention, putInstanceLua)
 
 // putInstanceLua is putInstanceScript's body; registerScript (register.go)
@@ -38,7 +38,10 @@ var putInstanceScript = eventScript(luaSchedule, luaRetention, putInstanceLua)
 const putInstanceLua = `
 local revived = get(KEYS[1], 'deprovisioned_at') ~= ''
 if revived then
-  redis.call('HDEL', KEYS[1], 'deprovisioned_at', 'quarantined_at', 'quarantine_reason', 'fail_streak')
+  -- The old add-on's last failure is no failure of the new one: left, it
+  -- would greet the new registration and its customer as one.
+  redis.call('HDEL', KEYS[1], 'deprovisioned_at', 'quarantined_at', 'quarantine_reason', 'fail_streak',
+    'last_error', 'last_error_at', 'last_error_code')
   redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
   emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'registered', '', ARGV[7], 'registered again after deprovisioning', ARGV[8])
 end
