@@ -162,18 +162,20 @@ type putInstanceKeys struct {
 	credentialPrefix string // KEYS[8] -> rekey:cred:<id>: (the script appends credential ids)
 	retiring         string // KEYS[9] -> rekey:retiring
 	legacyEvents     string // KEYS[10] -> rekey:events:<id> (the stream of earlier versions)
+	previous         string // KEYS[11] -> rekey:previous:<id>
+	revokeDue        string // KEYS[12] -> rekey:revoke_due
 }
 
 func newPutInstanceKeys(id, currentCredID string) putInstanceKeys {
 	return putInstanceKeys{instance: instanceKey(id), instances: instancesKey(),
 		current: credentialKey(id, currentCredID), instanceEvents: historyKey(id), events: eventsKey(),
 		due: dueKey(), schedule: scheduleKey(), credentialPrefix: credentialKey(id, ""), retiring: retiringKey(),
-		legacyEvents: legacyEventsKey(id)}
+		legacyEvents: legacyEventsKey(id), previous: previousKey(id), revokeDue: revokeDueKey()}
 }
 
 func (k putInstanceKeys) list() []string {
 	return []string{k.instance, k.instances, k.current, k.instanceEvents, k.events, k.due, k.schedule,
-		k.credentialPrefix, k.retiring, k.legacyEvents}
+		k.credentialPrefix, k.retiring, k.legacyEvents, k.previous, k.revokeDue}
 }
 
 // putInstanceArgs returns the KEYS and ARGV of putInstanceScript for r.

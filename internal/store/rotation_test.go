@@ -177,6 +177,35 @@ func TestPutInstanceRegistersADeprovisionedInstanceAgain(t *testing.T) {
 	}
 }
 
+// An instance provisioned again with a credential its earlier life rotated
+// away and still waits to revoke (a provisioning answered with the
+// credential minted for the first) makes it current and takes it out of
+// the revocations that wait: the app holds it. Its other waiting
+// credentials still wait.
+func TestRegisteredAgainWithAWaitingCredentialTakesItOutOfTheRevocations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-1", "cred-0")
+	f.rotate(t, store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-1"}, "cred-1")
+	f.rotate(t, store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-2"}, "cred-2")
+	if err := f.st.Deprovision(ctx, "inst-1"); err != nil {
+		t.Fatal(err)
+	}
+	f.register(t, "inst-1", "cred-0")
+	if c, _ := f.st.Credential(ctx, "inst-1", "cred-0"); c.State != store.CredentialCurrent || !c.RevokeAt.IsZero() {
+		t.Errorf("cred-0 = %+v, want current with no revoke time", c)
+	}
+	prev, err := f.st.Previous(ctx, "inst-1")
+	if err != nil || len(prev) != 1 || prev[0].CredentialID != "cred-1" {
+		t.Errorf("previous = %+v, %v; want cred-1 alone", prev, err)
+	}
+	due, _ := f.st.DueRevocations(ctx, f.now.Add(24*time.Hour), 10)
+	if len(due) != 1 || due[0].CredentialID != "cred-1" {
+		t.Errorf("due revocations = %+v, want cred-1 alone", due)
+	}
+}
+
 // Quarantine sets an instance aside with a reason, once; a deprovisioned
 // instance is left alone; Unquarantine clears the reason.
 func TestQuarantineWithReason(t *testing.T) {

@@ -61,6 +61,17 @@ if created then
   emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'registered', '', ARGV[7], '', ARGV[8])
 end
 if ARGV[7] ~= '' and (revived or get(KEYS[1], 'current') == '') then
+  -- A credential of the instance's earlier life still waiting for its
+  -- revocation, named again (a provisioning answered with the credential
+  -- minted for the first), is the one the app holds now: it waits no more.
+  -- Left waiting, its revoke task would be refused (I1) and set aside as
+  -- dead, and the instance would list it as previous.
+  local st = get(KEYS[3], 'state')
+  if (st == 'previous' or st == 'discarded') and get(KEYS[3], 'revoked_at') == '' then
+    redis.call('ZREM', KEYS[11], ARGV[7])
+    redis.call('ZREM', KEYS[12], ARGV[1] .. '/' .. ARGV[7])
+    redis.call('HDEL', KEYS[3], 'revoke_at', 'superseded_at', 'superseded_by', 'superseded_in_batch', 'discarded_at')
+  end
   redis.call('HSET', KEYS[3], 'state', 'current', 'promoted_at', ARGV[8])
   -- A credential current since the registration leaves current_since out (instanceFrom).
   if created then
