@@ -236,6 +236,20 @@ func (c *cli) waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitEnded waits for a `rotate --wait` run in the background (done gets
+// its error) to end with its batch, and fails the test if it failed.
+func (c *cli) waitEnded(t *testing.T, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("rotate --wait: %v\n%s", err, c.stderr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("rotate --wait did not end with its batch")
+	}
+}
+
 // syncBuffer is a bytes.Buffer a command may write while the test reads.
 type syncBuffer struct {
 	mu  sync.Mutex

@@ -95,14 +95,7 @@ func TestRotateWaitSaysItWaitsForThePause(t *testing.T) {
 	}
 	c.waitFor(t, "the running line", func() bool { return strings.Contains(c.stderr.String(), "the bulk queue runs again") })
 	c.complete(t, ids, nil)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("rotate --wait: %v\n%s", err, c.stderr)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("rotate --wait did not end with its batch")
-	}
+	c.waitEnded(t, done)
 	if strings.Count(c.stderr.String(), "waiting:") != 1 {
 		t.Errorf("the waiting line is repeated:\n%s", c.stderr)
 	}
@@ -138,14 +131,7 @@ func TestRotateWaitSaysNoWorkerRuns(t *testing.T) {
 	defer srv.Shutdown()
 	c.waitFor(t, "the worker line", func() bool { return strings.Contains(c.stderr.String(), "a `rekey worker` is running again") })
 	c.complete(t, ids, nil)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("rotate --wait: %v\n%s", err, c.stderr)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("rotate --wait did not end with its batch")
-	}
+	c.waitEnded(t, done)
 	if strings.Count(c.stderr.String(), noWorker) != 1 {
 		t.Errorf("the no-worker line is repeated:\n%s", c.stderr)
 	}
