@@ -108,7 +108,8 @@ func cancelBatch(ctx context.Context, env *environ, a *app, id string) error {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "batch %s cancelled: %d rotations not yet started were cancelled and their tasks removed; "+
-		"any others not yet started are cancelled when their task runs, and rotations under way finish\n", id, removed)
+		"any others not yet started are cancelled when their task runs; rotations under way finish, and so do those "+
+		"another request or batch joined\n", id, removed)
 	b, err := a.store.Batch(ctx, id)
 	if err != nil {
 		return batchError(id, err)

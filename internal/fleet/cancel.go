@@ -31,7 +31,8 @@ const listPage = 1000
 // when removing fails, the rotations are cancelled anyway when their task
 // runs. A rotation of the batch that a customer's or an operator's request
 // moved to its own queue (EnqueueMoved), or joined while its task ran, is
-// that request's too: it is not cancelled, and its task stays.
+// that request's too: it is not cancelled, and its task stays; so is one
+// that another batch, not cancelled, joined.
 func Cancel(ctx context.Context, st *store.Store, insp Inspector, batchID string) (int, error) {
 	if err := st.CancelBatch(ctx, batchID); err != nil {
 		return 0, err

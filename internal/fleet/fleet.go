@@ -474,8 +474,8 @@ const liveFor = 2 * time.Second
 // request that overtook the wave (EnqueueMoved: its task there runs it),
 // or of a cancelled batch (it
 // records that one cancelled, as its task's claim would have, unless a
-// request on another queue joined it while its task ran: that one is
-// released). asynq does
+// request on another queue joined it while its task ran, or a batch not
+// cancelled joined it: that one is released). asynq does
 // not keep the task once it finished, unlike other rotate tasks
 // (tasks.Retention): a wave's progress is its batch (`rekey batches
 // show`), each rotation is in its instance's history, and keeping a day of
@@ -503,11 +503,15 @@ func (h *HeldTasks) RotateTask(ctx context.Context, rotationID string) (*asynq.T
 		}
 		if cancelled {
 			// The claim cancels it, unless a customer's or an operator's
-			// request joined it under way (the cancel leaves that one to
-			// finish): released, it runs.
+			// request joined it under way, or a wave not cancelled joined
+			// it (the cancel leaves those to finish): released, it runs.
+			// The claim is brief: it notes no start, so a click before the
+			// task runs still moves the rotation ahead of the wave. A
+			// request that moved it meanwhile leaves the released task
+			// nothing to do (its claim finds the move).
 			req := store.RotationRequest{InstanceID: rot.InstanceID, RotationID: rotationID, BatchID: rot.BatchID, Queue: rot.Queue}
-			c, err := h.Store.Claim(ctx, req)
-			if err != nil || c.Status != store.Resumed || c.Queue != tasks.QueueBulk {
+			c, err := h.Store.ClaimBrief(ctx, req)
+			if err != nil || c.Status != store.Resumed {
 				return nil, err
 			}
 		}

@@ -19,15 +19,16 @@ import (
 // only held, the request moves it to its own queue and enqueues its task
 // there: it does not wait for the wave's pace, nor for a paused bulk queue.
 // The feeder then drops the held id without a token. A second wave only
-// joins, and a rotation already under way is not moved.
+// joins, and a rotation already under way is not moved. Cancelling the
+// wave ends only the rotation nobody else waits for.
 func TestARequestOvertakesTheWaveItJoins(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	ids := f.register(t, 4)
+	ids := f.register(t, 5)
 	p := fleet.NewProducer(f.st, pacing.NewClient(f.queue, f.r.Client))
 	wave, err := p.Rotate(ctx, fleet.Request{InstanceIDs: ids, Reason: "wave", Queue: tasks.QueueBulk, Grace: time.Hour})
-	if err != nil || wave.Enqueued != 4 {
+	if err != nil || wave.Enqueued != 5 {
 		t.Fatalf("wave: %+v, %v", wave, err)
 	}
 	rotationOf := map[string]string{}
@@ -84,20 +85,41 @@ func TestARequestOvertakesTheWaveItJoins(t *testing.T) {
 	}
 	// The batch counts the moved rotations as the wave's; they finish in it.
 	b, err := f.st.Batch(ctx, wave.BatchID)
-	if err != nil || b.Enqueued != 4 || b.InFlight != 4 {
-		t.Errorf("wave's batch %+v, %v; want its 4 rotations in flight", b, err)
+	if err != nil || b.Enqueued != 5 || b.InFlight != 5 {
+		t.Errorf("wave's batch %+v, %v; want its 5 rotations in flight", b, err)
 	}
 	// Cancelling the wave removes only the rotation nobody else asked for:
 	// the moved ones are the click's and the operator's rotations too, and
-	// their tasks stay; the one under way finishes.
+	// their tasks stay; the one under way finishes; the second wave, not
+	// cancelled, waits for the one it joined, which stays held.
 	n, err := fleet.Cancel(ctx, f.st, insp, wave.BatchID)
 	if err != nil || n != 1 {
-		t.Errorf("cancel removed %d, %v; want 1 (the second wave's joined one, still held)", n, err)
+		t.Errorf("cancel removed %d, %v; want 1 (the one nobody else asked for)", n, err)
 	}
-	for i, want := range []string{store.RotationRequested, store.RotationRequested, store.RotationMinted, store.RotationCancelled} {
-		if rot, err := f.st.Rotation(ctx, rotationOf[ids[i]]); err != nil || rot.State != want {
-			t.Errorf("%s after the cancel: %q, %v; want %q", cases[i].name, rot.State, err, want)
+	for i, want := range []string{store.RotationRequested, store.RotationRequested, store.RotationMinted,
+		store.RotationRequested, store.RotationCancelled} {
+		name := "the wave's own"
+		if i < len(cases) {
+			name = cases[i].name
 		}
+		if rot, err := f.st.Rotation(ctx, rotationOf[ids[i]]); err != nil || rot.State != want {
+			t.Errorf("%s after the cancel: %q, %v; want %q", name, rot.State, err, want)
+		}
+	}
+	// A feeder that has not seen the wave live in the last seconds reads
+	// the cancel.
+	src = &fleet.HeldTasks{Store: f.st}
+	if got, err := src.RotateTask(ctx, rotationOf[ids[3]]); err != nil || got == nil {
+		t.Errorf("feeder's task of the second wave's joined rotation after the cancel: %v, %v; want it released", got, err)
+	}
+	// The feeder's look ran nothing: a click before the released task runs
+	// still moves the rotation ahead of the wave.
+	click, err := p.Rotate(ctx, fleet.Request{InstanceIDs: ids[3:4], Reason: "click", Queue: tasks.QueueInteractive})
+	if err != nil || click.Joined != 1 {
+		t.Fatalf("click after the feeder's look: %+v, %v", click, err)
+	}
+	if rot, err := f.st.Rotation(ctx, rotationOf[ids[3]]); err != nil || rot.Queue != tasks.QueueInteractive {
+		t.Errorf("rotation the click joined after the feeder's look is on %q (%v), want moved to interactive", rot.Queue, err)
 	}
 	for _, c := range cases[:2] {
 		if task, err := insp.GetTaskInfo(c.queue, tasks.RotateTaskID(rotationOf[c.id])); err != nil || task.State != asynq.TaskStatePending {

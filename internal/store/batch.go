@@ -77,7 +77,8 @@ func (s *Store) BatchCancelled(ctx context.Context, id string) (bool, error) {
 // CancelBatch marks a batch cancelled: its rotations that have not started
 // are cancelled when their task runs, before any call to the issuer or
 // Heroku. Rotations already under way finish, and so do those a request on
-// another queue joined (moved_at, kept_at): they are that request's too.
+// another queue joined (moved_at, kept_at) or a batch not cancelled joined
+// (joined_by): they are that request's too.
 func (s *Store) CancelBatch(ctx context.Context, id string) error {
 	key := batchKey(id)
 	n, err := s.rdb.Exists(ctx, key).Result()

@@ -191,3 +191,85 @@ func TestARequestDoesNotMoveARotationATaskClaimedRunning(t *testing.T) {
 		}
 	}
 }
+
+// A second wave that names an instance of the first joins the first's
+// rotation (I4) and waits for it. Cancelling the first wave must not end
+// that rotation before it starts: the second wave, not cancelled, would
+// count its instance ended and never rotate it. A request meanwhile joins
+// it as well rather than starting another. Once the second wave is
+// cancelled too, nothing waits for the rotation and it is cancelled.
+func TestCancellingAWaveKeepsTheRotationALiveWaveJoined(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-both", "cred-0")
+	for _, b := range []string{"bat-first", "bat-second"} {
+		if err := f.st.CreateBatch(ctx, b, b, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := store.RotationRequest{InstanceID: "inst-both", RotationID: "rot-first", BatchID: "bat-first", Queue: "bulk"}
+	second := store.RotationRequest{InstanceID: "inst-both", RotationID: "rot-second", BatchID: "bat-second", Queue: "bulk"}
+	got := f.st.ClaimMany(ctx, []store.RotationRequest{first})
+	got = append(got, f.st.ClaimMany(ctx, []store.RotationRequest{second})...)
+	if got[0].Err != nil || got[0].Claim.Status != store.Claimed || got[1].Err != nil ||
+		got[1].Claim.Status != store.Joined || got[1].Claim.RotationID != "rot-first" {
+		t.Fatalf("waves' claims: %+v; want the first claimed, the second joined to it", got)
+	}
+	if err := f.st.CountBatch(ctx, "bat-second", 0, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.CancelBatch(ctx, "bat-first"); err != nil {
+		t.Fatal(err)
+	}
+	loose := store.RotationRequest{InstanceID: "inst-both", RotationID: "rot-loose", Queue: "bulk"}
+	if c := f.st.ClaimMany(ctx, []store.RotationRequest{loose})[0]; c.Err != nil || c.Claim.Status != store.Joined ||
+		c.Claim.RotationID != "rot-first" {
+		t.Errorf("a request after the first wave's cancel: %+v; want it to join the rotation the second wave waits for", c)
+	}
+	if c, err := f.st.Claim(ctx, first); err != nil || c.Status != store.Resumed {
+		t.Errorf("first wave's task after its cancel: %+v, %v; want it resumed for the second wave", c, err)
+	}
+	if b, err := f.st.Batch(ctx, "bat-second"); err != nil || b.Done || b.InFlight != 1 {
+		t.Errorf("second wave's batch %+v, %v; want it waiting for the rotation it joined", b, err)
+	}
+
+	f.register(t, "inst-left", "cred-0")
+	for _, r := range []store.RotationRequest{
+		{InstanceID: "inst-left", RotationID: "rot-left-first", BatchID: "bat-first", Queue: "bulk"},
+		{InstanceID: "inst-left", RotationID: "rot-left-second", BatchID: "bat-second", Queue: "bulk"},
+	} {
+		if c := f.st.ClaimMany(ctx, []store.RotationRequest{r})[0]; c.Err != nil {
+			t.Fatal(c.Err)
+		}
+	}
+	if err := f.st.CancelBatch(ctx, "bat-second"); err != nil {
+		t.Fatal(err)
+	}
+	left := store.RotationRequest{InstanceID: "inst-left", RotationID: "rot-left-first", BatchID: "bat-first", Queue: "bulk"}
+	if c, err := f.st.Claim(ctx, left); err != nil || c.Status != store.Done || c.State != store.RotationCancelled {
+		t.Errorf("first wave's task once both waves are cancelled: %+v, %v; want it cancelled", c, err)
+	}
+}
+
+// Only a task's claim, which goes on to mint, notes that the rotation
+// started. A producer asking again for a held rotation, the feeder looking
+// at one of a cancelled wave, or a cancel reading the wave's rotations
+// (all brief claims) run nothing: a customer's click after them still moves
+// the rotation ahead of the wave.
+func TestABriefClaimThatResumesDoesNotPinTheRotation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-held", "cred-0")
+	held := store.RotationRequest{InstanceID: "inst-held", RotationID: "rot-held", Queue: "bulk"}
+	for i, want := range []store.ClaimStatus{store.Claimed, store.Resumed} {
+		if c, err := f.st.ClaimBrief(ctx, held); err != nil || c.Status != want {
+			t.Fatalf("producer's claim %d: %+v, %v; want %s", i, c, err, want)
+		}
+	}
+	click := store.RotationRequest{InstanceID: "inst-held", RotationID: "rot-click", Queue: "interactive", Overtakes: "bulk"}
+	if got, err := f.st.Claim(ctx, click); err != nil || got.Status != store.Joined || !got.Moved {
+		t.Errorf("click after a producer's second claim: %+v, %v; want joined and moved", got, err)
+	}
+}

@@ -146,11 +146,11 @@ return 'ok'
 //
 // KEYS: claimKeys (bulk.go), one field per key, in order.
 // A requested rotation whose batch was cancelled, and that no request on
-// another queue moved (moved_at) or joined while its task ran (kept_at), is
-// cancelled here, before any work, and reported as done; like a finished
-// rotation, it expires
-// after the rotation ttl. So is such a rotation in flight for the instance
-// when another is requested, which then starts rather than joins it.
+// another queue moved (moved_at) or joined while its task ran (kept_at) and
+// no batch still live joined (joined_by), is cancelled here, before any
+// work, and reported as done; like a finished rotation, it expires after
+// the rotation ttl. So is such a rotation in flight for the instance when
+// another is requested, which then starts rather than joins it.
 // ARGV: rotation id, instance id, now ms, batch id, reason, queue,
 // skip_if_previous ("1" or ""), instance event cap, fleet event cap, grace ms
 // requested (0 for the instance's), rotation ttl seconds, brief ("1": a
@@ -160,11 +160,12 @@ return 'ok'
 // flight on it, still requested and resumed by no task, that the request
 // joins moves to the request's queue (RotationRequest.Overtakes), then how
 // long one run of a rotate task lasts at most, in ms (tasks.RotateTimeout).
-// A task's claim that resumes a requested rotation on the queue its record
-// names, or a task's claim (not brief) that starts one, notes it started
-// (started_at): a run of it may be minting, and the
-// rotation does not move before that run is over; a request that joins it
-// then notes it (kept_at), so that its batch's cancel does not end it.
+// A task's claim (not brief) that resumes a requested rotation on the queue
+// its record names, or that starts one, notes it started (started_at): a
+// run of it may be minting, and the rotation does not move before that run
+// is over; a request that joins it then notes it (kept_at), so that its
+// batch's cancel does not end it. A brief claim that resumes one (a
+// producer asking again, the feeder's look, a cancel's) notes nothing.
 // Returns {status, rotation id, rotation state, credential id, previous
 // credential id (for a failed rotation: its discarded one), revoke_at ms,
 // instance hash as a flat list, push attempted at ms or "", the rotation's
@@ -200,10 +201,18 @@ end
 -- is one of a cancelled batch that has not started (nothing minted). A
 -- rotation a request on another queue moved off the batch's queue
 -- (moved_at), or joined while a task of it ran there (kept_at), is that
--- request's too, and the batch's cancel does not end it.
-local function unstarted_of_cancelled(st, batch, moved_at, kept_at)
-  return st == 'requested' and batch ~= '' and (moved_at or '') == '' and (kept_at or '') == '' and
-    get(KEYS[8] .. batch, 'cancelled_at') ~= ''
+-- request's too, and the batch's cancel does not end it; so is one that a
+-- batch not cancelled itself joined (joined_by: the next wave, which waits
+-- for it and would otherwise count its instance ended unrotated).
+local function unstarted_of_cancelled(st, batch, moved_at, kept_at, joined_by)
+  if st ~= 'requested' or batch == '' or (moved_at or '') ~= '' or (kept_at or '') ~= '' or
+      get(KEYS[8] .. batch, 'cancelled_at') == '' then
+    return false
+  end
+  for by in string.gmatch(joined_by or '', '[^,]+') do
+    if get(KEYS[8] .. by, 'cancelled_at') == '' then return false end
+  end
+  return true
 end
 -- cancel records such a rotation (id rot, its key rkey) of this instance
 -- cancelled, before any work, and frees the instance.
@@ -216,25 +225,29 @@ local function cancel(rkey, rot, batch)
   bump_joined(KEYS[8], get(rkey, 'joined_by'))
   emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'cancelled', rot, '', 'batch ' .. batch .. ' cancelled', ARGV[3])
 end
-local own = redis.call('HMGET', KEYS[2], 'batch_id', 'instance_id', 'moved_at', 'kept_at', unpack(rotation_fields))
-if own[5] then -- the rotation exists: every rotation has a state
+local own = redis.call('HMGET', KEYS[2], 'batch_id', 'instance_id', 'moved_at', 'kept_at', 'joined_by',
+  unpack(rotation_fields))
+if own[6] then -- the rotation exists: every rotation has a state
   -- An id another instance's rotation holds names no rotation of this one:
   -- resumed, it would push into this instance a rotation recorded for the
   -- other, and finish that one without rotating it.
   if own[2] and own[2] ~= ARGV[2] then
     return redis.error_reply('conflict rotation ' .. ARGV[1] .. ' is another instance\'s')
   end
-  local batch, r = own[1] or '', {unpack(own, 5)}
+  local batch, r = own[1] or '', {unpack(own, 6)}
   local st = r[1]
   if st == 'promoted' or st == 'failed' or st == 'cancelled' then return reply('done', ARGV[1], KEYS[2], r) end
-  if unstarted_of_cancelled(st, batch, own[3], own[4]) then
+  if unstarted_of_cancelled(st, batch, own[3], own[4], own[5]) then
     cancel(KEYS[2], ARGV[1], batch)
     return reply('done', ARGV[1], KEYS[2])
   end
   -- A task on the queue the record names has started the rotation: it
   -- mints, still requested, until the issuer answers. A request that joins
   -- it now does not move it, which would run it a second time beside this.
-  if st == 'requested' and (r[8] or '') == ARGV[6] then redis.call('HSET', KEYS[2], 'started_at', ARGV[3]) end
+  -- A producer's claim (brief) and the feeder's look run nothing.
+  if ARGV[12] ~= '1' and st == 'requested' and (r[8] or '') == ARGV[6] then
+    redis.call('HSET', KEYS[2], 'started_at', ARGV[3])
+  end
   return reply('resumed', ARGV[1], KEYS[2], r)
 end
 local inst = redis.call('HMGET', KEYS[1], 'registered_at', 'deprovisioned_at', 'inflight')
@@ -245,7 +258,7 @@ if inflight ~= '' then
   local ikey = KEYS[6] .. inflight
   local cur = redis.call('HMGET', ikey, 'state', 'batch_id', 'queue', 'joined_by', 'started_at', 'moved_at', 'kept_at')
   local st = cur[1] or ''
-  if unstarted_of_cancelled(st, cur[2] or '', cur[6], cur[7]) then
+  if unstarted_of_cancelled(st, cur[2] or '', cur[6], cur[7], cur[4]) then
     -- Joined, this request would end with it, its instance not rotated.
     cancel(ikey, inflight, cur[2])
   elseif st ~= '' and st ~= 'promoted' and st ~= 'failed' and st ~= 'cancelled' then
