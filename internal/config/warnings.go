@@ -135,13 +135,31 @@ func (c *Config) shortFloor() string {
 	return msg
 }
 
+// ShortPeriodFloor is the rotation period under which Warnings warns even
+// when it is longer than every grace: each scheduled rotation restarts an
+// instance's apps, and credential policies rotate monthly or quarterly; a
+// period of hours or days is most often one typed in minutes (2160m for
+// 2160h).
+const ShortPeriodFloor = 7 * 24 * time.Hour
+
 // shortPeriod says when REKEY_ROTATION_PERIOD is shorter than a default
 // grace, which no deployment means (a period typed in minutes for hours):
 // every scheduled rotation restarts the instance's apps while the old
-// credential of the one before still waits for revocation.
+// credential of the one before still waits for revocation. Otherwise it
+// says when the period is under ShortPeriodFloor, with the largest fleet
+// whose scheduled rotations REKEY_HEROKU_RATE keeps up with (one push each).
 func (c *Config) shortPeriod() string {
 	if c.RotationPeriod == 0 {
 		return ""
+	}
+	if c.RotationPeriod >= max(c.Grace, c.PrivateSpaceGrace) {
+		if c.RotationPeriod >= ShortPeriodFloor {
+			return ""
+		}
+		return fmt.Sprintf("REKEY_ROTATION_PERIOD (%s) is shorter than a week: every instance's apps restart every %s "+
+			"for a scheduled rotation, and REKEY_HEROKU_RATE (%d calls an hour) keeps up with the scheduled rotations "+
+			"of at most %d instances; the default, 2160h, is 90 days", c.RotationPeriod, c.RotationPeriod, c.HerokuRate,
+			int64(float64(c.HerokuRate)*c.RotationPeriod.Hours()))
 	}
 	var longer []string
 	if c.RotationPeriod < c.Grace {
@@ -149,9 +167,6 @@ func (c *Config) shortPeriod() string {
 	}
 	if c.RotationPeriod < c.PrivateSpaceGrace {
 		longer = append(longer, fmt.Sprintf("REKEY_PRIVATE_SPACE_GRACE (%s)", c.PrivateSpaceGrace))
-	}
-	if len(longer) == 0 {
-		return ""
 	}
 	msg := fmt.Sprintf("REKEY_ROTATION_PERIOD (%s) is shorter than %s: every %s a scheduled rotation restarts an "+
 		"instance's apps before the old credential of its last rotation is revoked, so instances keep two old "+

@@ -53,7 +53,14 @@ func TestWarnings(t *testing.T) {
 			"REKEY_GRACE": "48h", "REKEY_PRIVATE_SPACE_GRACE": "48h"}, want: map[string][]string{
 			config.WarnShortPeriod: {"REKEY_ROTATION_PERIOD (36h0m0s) is shorter than REKEY_GRACE (48h0m0s) and " +
 				"REKEY_PRIVATE_SPACE_GRACE (48h0m0s)"}}},
-		{name: "a period as long as the grace", vars: map[string]string{"REKEY_ROTATION_PERIOD": "4h"}},
+		{name: "a period in minutes above the graces", vars: map[string]string{"REKEY_ROTATION_PERIOD": "2160m"},
+			want: map[string][]string{config.WarnShortPeriod: {"REKEY_ROTATION_PERIOD (36h0m0s) is shorter than a week",
+				"restart every 36h0m0s", "REKEY_HEROKU_RATE (4000 calls an hour) keeps up with the scheduled rotations " +
+					"of at most 144000 instances", "2160h, is 90 days"}}},
+		{name: "a period as long as the grace", vars: map[string]string{"REKEY_ROTATION_PERIOD": "4h"},
+			want: map[string][]string{config.WarnShortPeriod: {"(4h0m0s) is shorter than a week", "at most 16000 instances"}}},
+		{name: "a period of a week", vars: map[string]string{"REKEY_ROTATION_PERIOD": "168h"}},
+		{name: "a monthly period", vars: map[string]string{"REKEY_ROTATION_PERIOD": "720h"}},
 		{name: "scheduled rotation off", vars: map[string]string{"REKEY_ROTATION_PERIOD": "0"}},
 		{name: "a grace above the default ceiling", vars: map[string]string{"REKEY_GRACE": "2000h",
 			"REKEY_PRIVATE_SPACE_GRACE": "2000h", "REKEY_HOLD_MAX": "0"}, want: map[string][]string{
