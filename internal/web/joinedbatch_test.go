@@ -76,9 +76,27 @@ func TestABatchOfJoinsIsDoneWhenTheRotationsItJoinedAre(t *testing.T) {
 	if b := batch(joins.BatchID); b.Done || b.InFlight != 1 {
 		t.Errorf("batch of joins after another batch was cancelled: %+v, want 1 in flight", b)
 	}
-	// The last one cancelled with its own batch.
+	// Cancelling the last one's own batch leaves it to the batch of joins,
+	// not cancelled, which waits for it.
+	last := inflight("inst-3")
 	if _, err := fleet.Cancel(ctx, f.st, f.insp, first.BatchID); err != nil {
 		t.Fatal(err)
+	}
+	if b := batch(joins.BatchID); b.Done || b.InFlight != 1 {
+		t.Errorf("batch of joins after the joined batch was cancelled: %+v, want 1 in flight", b)
+	}
+	if r, err := f.st.Rotation(ctx, last); err != nil || r.State != store.RotationRequested {
+		t.Errorf("rotation the batch of joins waits for: %+v, %v; want it still requested", r, err)
+	}
+	// Once that batch is cancelled too, nothing waits for it: its task's
+	// claim (here the first batch's cancel, run again) cancels it.
+	for _, id := range []string{joins.BatchID, first.BatchID} {
+		if _, err := fleet.Cancel(ctx, f.st, f.insp, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, err := f.st.Rotation(ctx, last); err != nil || r.State != store.RotationCancelled {
+		t.Errorf("rotation once every batch waiting for it was cancelled: %+v, %v; want it cancelled", r, err)
 	}
 	if b := batch(joins.BatchID); !b.Done || b.InFlight != 0 {
 		t.Errorf("batch of joins once every rotation it joined finished: %+v, want done", b)
