@@ -237,6 +237,22 @@ func TestAdversarialIssuerNotFoundPageOnRevoke(t *testing.T) {
 	t.Logf("%d DELETEs answered with a 404 page and retried; revoked once the issuer answered", n)
 }
 
+// A firewall in front of the issuer (an allowlist that lost the workers'
+// addresses) answers every DELETE with its 403 block page. That is no
+// refusal of the issuer's: the revocation is not set aside as dead for an
+// operator, but retried until the firewall lets it through
+// (refusedRevocations).
+func TestAdversarialIssuerFirewallPageOnRevoke(t *testing.T) {
+	t.Parallel()
+	n, _ := refusedRevocations(t, func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "text/html")
+		rw.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(rw, "<!DOCTYPE html><html><head><title>Access denied</title></head>"+
+			"<body><h1>Request blocked: there is nothing here for your address.</h1></body></html>")
+	}, "status 403 ("+issuer.CodePageAnswer+")")
+	t.Logf("%d DELETEs answered with a firewall's 403 page and retried; revoked once it let them through", n)
+}
+
 // An issuer written before v2, checking v1 signatures only, still mints,
 // verifies and revokes through a whole rotation.
 func TestAdversarialIssuerV1Only(t *testing.T) {

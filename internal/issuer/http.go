@@ -266,6 +266,12 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 		return &Error{Op: "revoke", Status: a.status, Code: CodeNotFoundPage}
 	case a.status == http.StatusNotFound:
 		return nil
+	case a.status >= 400 && a.status <= 499 && a.htmlPage():
+		// A refusal that came as an HTML page (a firewall's block page, a
+		// proxy's sign-in) is not the issuer's word: the revocation is
+		// tried again, and goes through once the page is gone, rather
+		// than set aside as dead for an operator.
+		return &Error{Op: "revoke", Status: a.status, Code: CodePageAnswer}
 	}
 	return answerError("revoke", a.status, a.body)
 }

@@ -204,6 +204,11 @@ func TestHTTPClassifiesStatuses(t *testing.T) {
 		{"revoke", 404, `<html>no such app</html>`, "transient"},
 		{"revoke", 200, `<!DOCTYPE html><html><body><div id="root"></div></body></html>`, "transient"},
 		{"revoke", 403, ``, "permanent"},
+		{"revoke", 403, `{"error":"forbidden"}`, "permanent"},
+		// A firewall's or a proxy's page is not the issuer refusing.
+		{"revoke", 403, `<!DOCTYPE html><html><head><title>Access denied</title></head><body>Request blocked</body></html>`, "transient"},
+		{"revoke", 401, `<html><body>Sign in</body></html>`, "transient"},
+		{"revoke", 422, `<html><body>Unprocessable</body></html>`, "transient"},
 		{"revoke", 500, ``, "transient"},
 	}
 	for _, tt := range tests {

@@ -154,6 +154,9 @@ func IsPermanent(err error) bool {
 	// (a router, a framework's unrouted path), which may be fixed.
 	case errors.As(err, &e) && e.Code == CodeNotFoundPage:
 		return false
+	// So did a page answered to DELETE or to a verify, 2xx or 4xx.
+	case errors.As(err, &e) && e.Code == CodePageAnswer:
+		return false
 	case errors.As(err, &e):
 		return permanentStatus(e.Status)
 	}
