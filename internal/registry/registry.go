@@ -229,6 +229,11 @@ func (r *Registry) Put(ctx context.Context, in Input) error {
 	if err := r.checkTokens(ctx, in); err != nil {
 		return err
 	}
+	if err := r.store.CheckCurrent(ctx, reg); errors.Is(err, store.ErrCredentialRevoked) {
+		return &InputError{revokedCurrent(in.ID, reg.CurrentCredentialID)}
+	} else if err != nil {
+		return err
+	}
 	if in.OAuthGrant != nil {
 		return r.putGrant(ctx, in, reg)
 	}
@@ -309,7 +314,7 @@ func (r *Registry) releaseGrant(ctx context.Context, id string, code secret.Stri
 // instance being registered. again says whether a failure of Redis itself
 // is tried again: when tokens depend on it.
 func (r *Registry) save(ctx context.Context, in Input, register func() error, again bool) error {
-	if err := r.register(ctx, in.ID, register, again); err != nil {
+	if err := r.register(ctx, in, register, again); err != nil {
 		return err
 	}
 	err := r.saveLogInput(ctx, in)
@@ -338,6 +343,13 @@ func (r *Registry) checkTokens(ctx context.Context, in Input) error {
 	return nil
 }
 
+// revokedCurrent is the refusal of a registration that names as current a
+// credential of the instance that was revoked.
+func revokedCurrent(id, credID string) error {
+	return fmt.Errorf("current_credential_id %q names a credential of instance %s that was revoked: an app given it "+
+		"could not connect; send the id of the credential minted for this provisioning", credID, id)
+}
+
 func tokenRequired(id string) error {
 	return fmt.Errorf("instance %s is api_version v3 and holds no OAuth tokens: send \"oauth_grant\" (from Heroku's provisioning request) or \"oauth\"; without them it could never be rotated", id)
 }
@@ -345,7 +357,8 @@ func tokenRequired(id string) error {
 // register runs register (one atomic store of the registration and its
 // tokens), trying again after a failure of Redis itself when again says
 // tokens depend on it. Refusals are not retried.
-func (r *Registry) register(ctx context.Context, id string, register func() error, again bool) error {
+func (r *Registry) register(ctx context.Context, in Input, register func() error, again bool) error {
+	id := in.ID
 	for attempt := 0; ; attempt++ {
 		err := register()
 		switch {
@@ -355,6 +368,8 @@ func (r *Registry) register(ctx context.Context, id string, register func() erro
 			return &InputError{fmt.Errorf("instance %s was deprovisioned and cannot be registered again", id)}
 		case errors.Is(err, store.ErrTokenRequired):
 			return &InputError{tokenRequired(id)}
+		case errors.Is(err, store.ErrCredentialRevoked):
+			return &InputError{revokedCurrent(id, in.CurrentCredentialID)}
 		case !again || attempt >= len(r.storeWaits):
 			return err
 		}

@@ -179,3 +179,26 @@ func (s *Store) NeedsToken(ctx context.Context, id string) (bool, error) {
 func isTokenRequired(err error) bool {
 	return strings.TrimPrefix(err.Error(), "ERR ") == "token_required"
 }
+
+// CheckCurrent answers ErrCredentialRevoked when registering r would make
+// current a credential of the instance that was revoked, as the
+// registration itself would refuse it (putInstanceScript): the registry
+// asks first, so that such a registration spends no oauth_grant.
+func (s *Store) CheckCurrent(ctx context.Context, r Registration) error {
+	if r.CurrentCredentialID == "" {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	inst := pipe.HMGet(ctx, instanceKey(r.ID), "deprovisioned_at", "current")
+	cred := pipe.HMGet(ctx, credentialKey(r.ID, r.CurrentCredentialID), "state", "revoked_at")
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("read instance %s: %w", r.ID, err)
+	}
+	str := func(v []any, i int) string { x, _ := v[i].(string); return x }
+	i, c := inst.Val(), cred.Val()
+	takes := str(i, 0) != "" || str(i, 1) == ""
+	if takes && (str(c, 0) == "revoked" || str(c, 1) != "") {
+		return fmt.Errorf("register %s: %w", r.ID, ErrCredentialRevoked)
+	}
+	return nil
+}

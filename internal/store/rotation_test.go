@@ -270,3 +270,52 @@ func TestProofIsVoidAfterAnotherPushAttempt(t *testing.T) {
 		t.Fatalf("FailRotation = %+v, %v; want the stale proof refused and cred-1 kept", res, err)
 	}
 }
+
+// A registration that would make current a credential of the instance
+// that was revoked (a re-provisioning that names the first provisioning's
+// credential, long rotated away and revoked) is refused, with nothing
+// written: an app given it could not connect. An update of the live
+// instance naming it (the provisioning's PUT sent again) changes no
+// current credential, and is accepted as before.
+func TestRegisteringARevokedCredentialAsCurrentIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-1", "cred-0")
+	f.rotate(t, store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-1"}, "cred-1")
+	if err := f.st.MarkRevoked(ctx, "inst-1", "cred-0"); err != nil {
+		t.Fatal(err)
+	}
+	again := store.Registration{ID: "inst-1", APIVersion: store.APIv3, ConfigVars: []string{"MYADDON_URL"},
+		CurrentCredentialID: "cred-0"}
+	if err := f.st.PutInstance(ctx, again); err != nil {
+		t.Errorf("the provisioning's registration sent again to the live instance: %v", err)
+	}
+	if err := f.st.Deprovision(ctx, "inst-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.CheckCurrent(ctx, again); !errors.Is(err, store.ErrCredentialRevoked) {
+		t.Errorf("CheckCurrent = %v, want ErrCredentialRevoked", err)
+	}
+	if err := f.st.PutInstance(ctx, again); !errors.Is(err, store.ErrCredentialRevoked) {
+		t.Errorf("registered again naming the revoked credential: %v, want ErrCredentialRevoked", err)
+	}
+	in, err := f.st.Instance(ctx, "inst-1")
+	if err != nil || in.DeprovisionedAt.IsZero() || in.CurrentCredential != "cred-1" {
+		t.Errorf("instance after the refusal: %+v, %v; want it deprovisioned with cred-1, untouched", in, err)
+	}
+	if c, _ := f.st.Credential(ctx, "inst-1", "cred-0"); c.State != store.CredentialRevoked {
+		t.Errorf("cred-0 after the refusal: %+v, want revoked", c)
+	}
+	fresh := again
+	fresh.CurrentCredentialID = "cred-new"
+	if err := f.st.CheckCurrent(ctx, fresh); err != nil {
+		t.Errorf("CheckCurrent with a new credential: %v", err)
+	}
+	if err := f.st.PutInstance(ctx, fresh); err != nil {
+		t.Fatalf("registered again naming a new credential: %v", err)
+	}
+	if in, _ := f.st.Instance(ctx, "inst-1"); !in.DeprovisionedAt.IsZero() || in.CurrentCredential != "cred-new" {
+		t.Errorf("instance registered again: %+v; want it live with cred-new", in)
+	}
+}

@@ -24,7 +24,10 @@ end
 // ARGV: id, api_version, config_vars, heroku_id, private_space, grace_ms,
 // current credential id (may be empty), now ms, instance event cap, fleet
 // event cap, slot hash, default period ms.
-// Returns "created" or "updated".
+// Returns "created" or "updated". Error "revoked": the registration would
+// make current (a new or revived instance, or one with no current
+// credential) a credential of the instance that was revoked; nothing is
+// written.
 //
 // A deprovisioned instance is registered again ("created"): Heroku may
 // retry a provisioning, and only the partner's DELETE deprovisions. It is
@@ -36,7 +39,14 @@ var putInstanceScript = eventScript(luaSchedule, luaRetention, putInstanceLua)
 // putInstanceLua is putInstanceScript's body; registerScript (register.go)
 // runs it too, with the instance's tokens, in one step.
 const putInstanceLua = `
-local revived = get(KEYS[1], 'deprovisioned_at') ~= ''
+local was = redis.call('HMGET', KEYS[1], 'deprovisioned_at', 'current')
+local revived = (was[1] or '') ~= ''
+if ARGV[7] ~= '' and (revived or (was[2] or '') == '') then
+  -- An app given a revoked credential could not connect: no such
+  -- credential becomes current.
+  local c = redis.call('HMGET', KEYS[3], 'state', 'revoked_at')
+  if c[1] == 'revoked' or (c[2] or '') ~= '' then return redis.error_reply('revoked') end
+end
 if revived then
   -- The old add-on's last failure is no failure of the new one: left, it
   -- would greet the new registration and its customer as one.
@@ -60,7 +70,7 @@ if created then
   redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
   emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'registered', '', ARGV[7], '', ARGV[8])
 end
-if ARGV[7] ~= '' and (revived or get(KEYS[1], 'current') == '') then
+if ARGV[7] ~= '' and (revived or (was[2] or '') == '') then
   -- A credential of the instance's earlier life still waiting for its
   -- revocation, named again (a provisioning answered with the credential
   -- minted for the first), is the one the app holds now: it waits no more.

@@ -53,6 +53,10 @@ var (
 	// the apps' config, and revoking either credential would break the
 	// apps that hold it: the rotation cannot go on, and nothing is recorded.
 	ErrConfigReused = errors.New("the issuer answered with the config of another credential under another id")
+	// ErrCredentialRevoked means a registration names as the instance's
+	// current credential one of its credentials that was revoked: an app
+	// given it could not connect. Nothing is stored.
+	ErrCredentialRevoked = errors.New("the current credential named was revoked")
 	// ErrInvalidCredentialID means the issuer answered a mint with an id
 	// rekey cannot use (ValidID). The issuer answers every retry of the
 	// rotation the same, so the rotation cannot go on; the credential it
@@ -223,6 +227,8 @@ func scriptError(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, ErrDeprovisioned)
 	case strings.HasPrefix(msg, "reused"):
 		return fmt.Errorf("%s: %w", op, ErrCredentialReused)
+	case msg == "revoked":
+		return fmt.Errorf("%s: %w", op, ErrCredentialRevoked)
 	case strings.HasPrefix(msg, "config_reused"):
 		return fmt.Errorf("%s: %w (credential %s)", op, ErrConfigReused, strings.TrimSpace(strings.TrimPrefix(msg, "config_reused")))
 	case strings.HasPrefix(msg, "conflict"):

@@ -316,3 +316,48 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// A partner's re-provisioning that names as current the credential of the
+// add-on's first life, long rotated away and revoked, is refused over the
+// API (422, saying which id and why) before its oauth_grant is sent to
+// Heroku, so the same registration with the right credential id can use
+// the same grant. The provisioning's PUT sent again while the instance is
+// live names the same revoked id and is accepted: it changes no current
+// credential.
+func TestReprovisionNamingARevokedCredentialIsRefused(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	f.registerWithGrant("inst-1")
+	f.rotate("inst-1", "rot-1", "cred-1", time.Hour)
+	if err := f.st.MarkRevoked(ctx, "inst-1", "cred-0"); err != nil {
+		t.Fatal(err)
+	}
+	again := `{"api_version":"v3","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}`
+	if resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", again); resp.status != http.StatusOK {
+		t.Errorf("the provisioning's PUT sent again: got %d, want 200: %s", resp.status, resp.body)
+	}
+	if resp := f.api(http.MethodDelete, "/api/v1/instances/inst-1", ""); resp.status >= 300 {
+		t.Fatalf("DELETE: got %d: %s", resp.status, resp.body)
+	}
+	before := f.exchanges()
+	code := f.fake.GrantCode("inst-1")
+	resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(code))
+	if resp.status != http.StatusUnprocessableEntity || !strings.Contains(resp.body, `current_credential_id \"cred-0\"`) ||
+		!strings.Contains(resp.body, "was revoked") || !strings.Contains(resp.body, "nothing was stored") {
+		t.Fatalf("re-provisioning naming the revoked credential: got %d, want 422 naming it: %s", resp.status, resp.body)
+	}
+	if got := f.exchanges(); len(got) != len(before) || got[http.StatusOK] != before[http.StatusOK] {
+		t.Errorf("token calls by status %v after the refusal, %v before: want the grant not sent", got, before)
+	}
+	if in, err := f.st.Instance(ctx, "inst-1"); err != nil || in.DeprovisionedAt.IsZero() {
+		t.Errorf("instance after the refusal: %+v, %v; want it still deprovisioned", in, err)
+	}
+	fixed := strings.Replace(grantBody(code), `"cred-0"`, `"cred-2"`, 1)
+	if resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", fixed); resp.status != http.StatusOK {
+		t.Fatalf("the same grant with the new credential's id: got %d, want 200: %s", resp.status, resp.body)
+	}
+	if in, _ := f.st.Instance(ctx, "inst-1"); !in.DeprovisionedAt.IsZero() || in.CurrentCredential != "cred-2" {
+		t.Errorf("instance registered again: %+v; want it live with cred-2", in)
+	}
+}
