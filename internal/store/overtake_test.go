@@ -219,8 +219,22 @@ func TestCancellingAWaveKeepsTheRotationALiveWaveJoined(t *testing.T) {
 	if err := f.st.CountBatch(ctx, "bat-second", 0, 1, 0); err != nil {
 		t.Fatal(err)
 	}
+	// A rotate task another app enqueued itself, naming a batch rekey never
+	// created (nobody could cancel it), joins another rotation of the first
+	// wave: it keeps nothing.
+	f.register(t, "inst-ghost", "cred-0")
+	ghostFirst := store.RotationRequest{InstanceID: "inst-ghost", RotationID: "rot-ghost-first", BatchID: "bat-first", Queue: "bulk"}
+	ghost := store.RotationRequest{InstanceID: "inst-ghost", RotationID: "rot-ghost", BatchID: "bat-nightly", Queue: "bulk"}
+	for _, r := range []store.RotationRequest{ghostFirst, ghost} {
+		if c := f.st.ClaimMany(ctx, []store.RotationRequest{r})[0]; c.Err != nil {
+			t.Fatal(c.Err)
+		}
+	}
 	if err := f.st.CancelBatch(ctx, "bat-first"); err != nil {
 		t.Fatal(err)
+	}
+	if c, err := f.st.Claim(ctx, ghostFirst); err != nil || c.Status != store.Done || c.State != store.RotationCancelled {
+		t.Errorf("first wave's task of the rotation a batch that does not exist joined: %+v, %v; want it cancelled", c, err)
 	}
 	loose := store.RotationRequest{InstanceID: "inst-both", RotationID: "rot-loose", Queue: "bulk"}
 	if c := f.st.ClaimMany(ctx, []store.RotationRequest{loose})[0]; c.Err != nil || c.Claim.Status != store.Joined ||

@@ -213,14 +213,18 @@ end
 -- (moved_at), or joined while a task of it ran there (kept_at), is that
 -- request's too, and the batch's cancel does not end it; so is one that a
 -- batch not cancelled itself joined (joined_by: the next wave, which waits
--- for it and would otherwise count its instance ended unrotated).
+-- for it and would otherwise count its instance ended unrotated). Only a
+-- batch that exists counts: an id no batch of rekey's has (a task another
+-- app enqueued naming one), or one expired, keeps nothing that nobody
+-- could cancel.
 local function unstarted_of_cancelled(st, batch, moved_at, kept_at, joined_by)
   if st ~= 'requested' or batch == '' or (moved_at or '') ~= '' or (kept_at or '') ~= '' or
       get(KEYS[8] .. batch, 'cancelled_at') == '' then
     return false
   end
   for by in string.gmatch(joined_by or '', '[^,]+') do
-    if get(KEYS[8] .. by, 'cancelled_at') == '' then return false end
+    local b = redis.call('HMGET', KEYS[8] .. by, 'created_at', 'cancelled_at')
+    if (b[1] or '') ~= '' and (b[2] or '') == '' then return false end
   end
   return true
 end
