@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
@@ -103,7 +104,14 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 	case err == nil && res.Refused > 0:
 		s.page(w, r, http.StatusTooManyRequests, "Rotation not available yet", refusalSentence(res.Items[0].Refused, limits, s.Now()))
 		return
-	case err != nil && len(res.Items) == 0:
+	case err != nil && res.Enqueued+res.Joined == 0 &&
+		(errors.Is(err, store.ErrDeprovisioned) || errors.Is(err, store.ErrNotFound)):
+		// Deprovisioned between the check and the claim.
+		s.page(w, r, http.StatusConflict, "Rotation not possible", "This add-on is deprovisioned, so its credentials are no longer rotated.")
+		return
+	case err != nil && res.Enqueued+res.Joined == 0:
+		// Nothing was claimed (Redis failed): the page must not say a
+		// rotation was requested.
 		s.Logger.Error().Err(err).Str("instance_id", sess.InstanceID).Msg("customer rotation failed")
 		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "The rotation could not be requested. Please try again in a minute.")
 		return
@@ -153,17 +161,31 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/dashboard?done=revoke", http.StatusSeeOther)
 }
 
-// busy reports whether something is under way that the page should follow.
+// busy reports whether something is under way that the page should follow:
+// a rotation, or an old credential's revocation that is due. A revocation
+// held while the old credential is in use may wait for hours: the page
+// does not poll for it.
 func busy(v instanceView, now time.Time) bool {
 	if v.InFlightRotation != nil || v.InFlightRotationID != "" {
 		return true
 	}
+	due, held := revocationsDue(v, now)
+	return due > held
+}
+
+// revocationsDue counts the old credentials whose revoke time has passed,
+// and how many of those wait on a hold (in use).
+func revocationsDue(v instanceView, now time.Time) (due, held int) {
 	for _, p := range v.PreviousCredentials {
-		if !p.RevokeAt.After(now) {
-			return true
+		if p.RevokeAt.After(now) {
+			continue
+		}
+		due++
+		if slices.ContainsFunc(v.Holds, func(h holdView) bool { return h.CredentialID == p.CredentialID }) {
+			held++
 		}
 	}
-	return false
+	return due, held
 }
 
 // statusText is the one sentence the status region shows.
@@ -177,10 +199,16 @@ func statusText(v instanceView, now time.Time) string {
 		return "Rotation in progress: minting a new credential."
 	case busy(v, now):
 		return "Revoking the old credential."
-	case len(v.PreviousCredentials) > 0:
-		return "Rotated. The old credential stays valid until " + clock(v.PreviousCredentials[0].RevokeAt) + " while your apps restart."
+	// A rotation's success clears the last error: one shown is newer than
+	// the last rotation that succeeded.
 	case v.LastError != "":
 		return "The last rotation failed. " + lastError(v)
+	}
+	if due, held := revocationsDue(v, now); held > 0 && held == due {
+		return "Rotated. The old credential is still in use, so its revocation waits (below)."
+	}
+	if len(v.PreviousCredentials) > 0 {
+		return "Rotated. The old credential stays valid until " + clock(v.PreviousCredentials[0].RevokeAt) + " while your apps restart."
 	}
 	return "Up to date."
 }

@@ -24,6 +24,9 @@ type customerLimit struct {
 // customerLimit works out the dashboard's sentence about the limits.
 func (s *server) customerLimit(ctx context.Context, v instanceView) (customerLimit, error) {
 	lim := s.CustomerLimits
+	if !v.DeprovisionedAt.IsZero() {
+		return customerLimit{}, nil // no rotation to wait for: the page says it is deprovisioned
+	}
 	if lim.OnePerGrace && len(v.PreviousCredentials) > 0 {
 		last := v.PreviousCredentials[len(v.PreviousCredentials)-1].RevokeAt
 		r := &store.Refusal{Reason: store.RefusedCustomerGrace, Until: last, Count: len(v.PreviousCredentials)}
@@ -47,6 +50,9 @@ func (s *server) customerLimit(ctx context.Context, v instanceView) (customerLim
 // them beside the button; empty when there are none.
 func (s *server) rules(v instanceView) string {
 	lim := s.CustomerLimits
+	if !v.DeprovisionedAt.IsZero() {
+		return ""
+	}
 	var out []string
 	switch {
 	case lim.PerDay == 1:

@@ -2,6 +2,7 @@
   var text = document.getElementById("status-text");
   var list = document.getElementById("timeline");
   var busy = document.body.getAttribute("data-busy") === "true";
+  var addon = document.body.getAttribute("data-addon");
   function item(e) {
     var li = document.createElement("li");
     var t = document.createElement("time");
@@ -25,6 +26,12 @@
       })
       .then(function (d) {
         if (!d) { return; }
+        // Another tab signed in to another add-on: this page's add-on is
+        // no longer the session's, and its status is not this one.
+        if (d.instance_id !== addon) {
+          text.textContent = "You opened another add-on in this browser. Open this add-on again from your Heroku dashboard to follow its rotation.";
+          return;
+        }
         text.textContent = d.status;
         while (list.firstChild) { list.removeChild(list.firstChild); }
         d.timeline.forEach(function (e) { list.appendChild(item(e)); });
