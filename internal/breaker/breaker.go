@@ -115,8 +115,9 @@ func (b *Breaker) Observe(ctx context.Context, instanceID string, err error) {
 // answer sorts one push's outcome: whether Heroku answered at all in a way
 // that bears on the account's standing, and whether that answer was a
 // denial (401, which the client returns only after refreshing the token,
-// or 403, or a 2xx that is not Heroku's answer: whatever answered may not be
-// Heroku, for every instance alike). 429s and 5xx bear on Heroku's load,
+// or 403, or a 2xx that is not Heroku's answer, or a redirect, which
+// Heroku's API never answers: whatever answered may not be Heroku, for
+// every instance alike). 429s and 5xx bear on Heroku's load,
 // not on the account, and calls that got no answer prove nothing: neither
 // is counted, so an outage cannot dilute a run of denials below the
 // fraction.
@@ -131,6 +132,8 @@ func answer(err error) (denied int, ok bool) {
 		return 0, false
 	case api.Status == store.DeniedUnauthorized || api.Status == store.DeniedForbidden:
 		return api.Status, true
+	case api.Status >= 300 && api.Status <= 399:
+		return store.DeniedUnexpected, true
 	}
 	return 0, true
 }

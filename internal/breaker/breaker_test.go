@@ -127,7 +127,7 @@ func TestUnexpectedAnswersPauseTheBulkQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "10 of 10 distinct instances answered 401 unauthorized (1) or 2xx that are not Heroku's answers " +
+	want := "10 of 10 distinct instances answered 401 unauthorized (1) or 2xx or redirects that are not Heroku's answers " +
 		"(is HEROKU_API_URL or HEROKU_ID_URL Heroku's?) (9) within "
 	if !s.Open || !g.paused(t, tasks.QueueBulk) || !strings.HasPrefix(s.Reason, want) {
 		t.Fatalf("status = %+v, want open with reason %q", s, want)
@@ -232,7 +232,7 @@ func TestReasonSplitsStatuses(t *testing.T) {
 		t.Fatalf("Describe = %q\nwant       %q", got, want)
 	}
 	st = store.BreakerState{OpenedAt: at, FirstDeniedAt: at.Add(-42 * time.Second), Denied: 12, Answered: 12, Unexpected: 12}
-	want = "OPEN since 2026-03-01T12:00:00Z, reason: 12 of 12 distinct instances answered 2xx that are not Heroku's " +
+	want = "OPEN since 2026-03-01T12:00:00Z, reason: 12 of 12 distinct instances answered 2xx or redirects that are not Heroku's " +
 		"answers (is HEROKU_API_URL or HEROKU_ID_URL Heroku's?) within 42s; resume with `rekey breaker resume`"
 	if got := breaker.Describe(st); got != want {
 		t.Fatalf("Describe = %q\nwant       %q", got, want)
@@ -258,4 +258,24 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// A HEROKU_API_URL whose host redirects every call (an http:// URL, a
+// parked domain) answers no instance as Heroku would: its 3xx count as
+// answers that are not Heroku's, and a run of them pauses the wave, rather
+// than dilute the denials as ordinary answers.
+func TestRedirectsPauseTheBulkQueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t, policy)
+	for i := range 10 {
+		g.b.Observe(ctx, fmt.Sprintf("i-%d", i), &heroku.APIError{Status: 301 + i%2, Endpoint: heroku.EndpointPatchConfig})
+	}
+	s, err := g.b.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Open || !g.paused(t, tasks.QueueBulk) || s.Window.Denied != 10 {
+		t.Fatalf("status = %+v, want open with 10 instances denied", s)
+	}
 }
