@@ -12,6 +12,9 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/rekeyhq/rekey/internal/printable"
+	"github.com/rekeyhq/rekey/internal/secret"
 )
 
 // maxBodyBytes bounds what the client reads from a successful response; error
@@ -41,11 +44,20 @@ type call struct {
 type TransportError struct {
 	Endpoint string
 	Err      error
+	// text is Err's text as Error shows it, the call's secrets removed:
+	// Go's HTTP client quotes what the server sent when it cannot parse
+	// it (a malformed header line), and a server may echo a token.
+	text string
 }
 
-// Error names the endpoint and the cause; the cause never holds the URL.
+// Error names the endpoint and the cause; the cause never holds the URL,
+// nor a secret the call carried, nor a control character.
 func (e *TransportError) Error() string {
-	return fmt.Sprintf("heroku %s: %v", e.Endpoint, e.Err)
+	text := e.text
+	if text == "" && e.Err != nil {
+		text = secret.Clip(printable.Text(e.Err.Error()), maxMessageLen)
+	}
+	return fmt.Sprintf("heroku %s: %s", e.Endpoint, text)
 }
 
 // Unwrap returns the cause.
@@ -64,10 +76,11 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 		return nil, err
 	}
 	start := time.Now()
+	secrets := slices.Concat(cl.secrets, []string{c.clientSecret.Reveal(), c.v1Password.Reveal()})
 	resp, err := c.send(ctx, cl)
 	if err != nil {
 		c.report(cl, 0, -1, start)
-		return nil, transportError(ctx, cl.endpoint, err)
+		return nil, transportError(ctx, cl.endpoint, err, secrets)
 	}
 	defer drainClose(resp.Body)
 	remaining := parseRemaining(resp.Header)
@@ -75,7 +88,6 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 	if cl.addonID != "" && c.limiter != nil {
 		c.limiter.Observe(cl.addonID, remaining, resp.StatusCode)
 	}
-	secrets := slices.Concat(cl.secrets, []string{c.clientSecret.Reveal(), c.v1Password.Reveal()})
 	if err := responseError(resp, cl.endpoint, c.now(), secrets); err != nil {
 		return nil, err
 	}
@@ -85,7 +97,15 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 		// its status.
 		return nil, fmt.Errorf("heroku %s: a 2xx page (%s): %w", cl.endpoint, mt, ErrUnexpectedAnswer)
 	}
-	return readBody(resp, cl.endpoint)
+	b, err := readBody(resp, cl.endpoint, secrets)
+	if err != nil && (cl.endpoint == EndpointPatchConfig || cl.endpoint == EndpointV1Put) {
+		// A 2xx to a change whose body cannot be read (the connection
+		// reset halfway, a body past the limit) proves nothing of the
+		// change: it may have landed. Asked again, it would change the
+		// config again, and answer the same.
+		return nil, fmt.Errorf("%w: a 2xx whose body could not be read (%w)", ErrUnexpectedAnswer, err)
+	}
+	return b, err
 }
 
 // send builds and sends the request.
@@ -120,7 +140,7 @@ func (c *Client) report(cl call, status, remaining int, start time.Time) {
 // the context's error is returned (wrapped) instead, so Classify can tell a
 // call that timed out from a caller that gave up. The URL is dropped: only
 // the endpoint name identifies the call.
-func transportError(ctx context.Context, endpoint string, err error) error {
+func transportError(ctx context.Context, endpoint string, err error, secrets []string) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("heroku %s: %w", endpoint, ctxErr)
 	}
@@ -128,14 +148,16 @@ func transportError(ctx context.Context, endpoint string, err error) error {
 	if errors.As(err, &uerr) {
 		err = uerr.Err
 	}
-	return &TransportError{Endpoint: endpoint, Err: err}
+	return &TransportError{Endpoint: endpoint, Err: err,
+		text: secret.Clip(printable.Text(scrub(err.Error(), secrets)), maxMessageLen)}
 }
 
 // readBody reads a successful response with a size limit.
-func readBody(resp *http.Response, endpoint string) ([]byte, error) {
+func readBody(resp *http.Response, endpoint string, secrets []string) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	if err != nil {
-		return nil, &TransportError{Endpoint: endpoint, Err: err}
+		return nil, &TransportError{Endpoint: endpoint, Err: err,
+			text: secret.Clip(printable.Text(scrub(err.Error(), secrets)), maxMessageLen)}
 	}
 	if len(b) > maxBodyBytes {
 		return nil, fmt.Errorf("heroku %s: response body exceeds %d bytes", endpoint, maxBodyBytes)

@@ -81,6 +81,9 @@ func responseError(resp *http.Response, endpoint string, now time.Time, secrets 
 		return nil
 	}
 	requestID := resp.Header.Get("Request-Id")
+	if !requestIDPattern.MatchString(requestID) || scrub(requestID, secrets) != requestID {
+		requestID = "" // not one of Heroku's: it could carry anything, an echoed token too
+	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		return &RateLimitError{
 			Endpoint:   endpoint,
@@ -114,6 +117,10 @@ func responseError(resp *http.Response, endpoint string, now time.Time, secrets 
 // the instance with it, for as long as the header says (years, or a
 // negative wait once the seconds overflow).
 const MaxRetryAfter = 15 * time.Minute
+
+// requestIDPattern is what a request id may look like to be kept in an
+// error: Heroku's are UUIDs, sometimes with a suffix.
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 
 // idPattern is what Heroku's error ids look like ("not_found",
 // "invalid_params"): lowercase letters and underscores.

@@ -1,0 +1,99 @@
+package heroku_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// rawServer answers every request with raw, written on the hijacked
+// connection, which it then closes: a Heroku, or whatever stands in front
+// of it, that breaks HTTP.
+func rawServer(t *testing.T, raw string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = buf.WriteString(raw)
+		_ = buf.Flush()
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// A 2xx to a config change whose body cannot be read (the connection reset
+// halfway, or a body past the client's limit) proves nothing of the push:
+// it is no refusal, and no transient failure either, which the task would
+// answer by pushing again and again; it is an answer that is not Heroku's
+// (ErrUnexpectedAnswer), after which the push is read back. A read of the
+// config that breaks so is transient: reading again changes nothing.
+func TestAnUnreadable2xxToAPushIsNoTransientFailure(t *testing.T) {
+	t.Parallel()
+	cut := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n[{\"name\":\"MYADDON_URL\",\"val"
+	huge := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5000000\r\n\r\n" + strings.Repeat(" ", 5000000)
+	for name, raw := range map[string]string{"reset halfway": cut, "past the limit": huge} {
+		srv := rawServer(t, raw)
+		c := newClientAt(t, srv.URL, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+		err := c.UpdateConfig(context.Background(), v3Target(), oneVar())
+		if !errors.Is(err, heroku.ErrUnexpectedAnswer) || heroku.Refused(err) || heroku.Classify(err) != heroku.ClassPermanent {
+			t.Errorf("push answered 2xx, %s: %v (class %s, refused %v); want ErrUnexpectedAnswer, not refused",
+				name, err, heroku.Classify(err), heroku.Refused(err))
+		}
+	}
+	srv := rawServer(t, cut)
+	c := newClientAt(t, srv.URL, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+	if _, err := c.GetConfig(context.Background(), v3Target()); heroku.Classify(err) != heroku.ClassTransient {
+		t.Errorf("read-back reset halfway: %v (class %s); want transient", err, heroku.Classify(err))
+	}
+}
+
+// What a server sends back never carries a secret of the call into an
+// error: Go's client quotes a header line it cannot parse, and a server (or
+// a proxy) may echo the request's token there or in a Request-Id.
+func TestAnswersEchoingASecretLeaveNoneInErrors(t *testing.T) {
+	t.Parallel()
+	malformed := "HTTP/1.1 200 OK\r\nRequest-Id: 1\r\nAuthorization Bearer " + accessToken + "\r\n\r\n"
+	srv := rawServer(t, malformed)
+	c := newClientAt(t, srv.URL, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+	err := c.UpdateConfig(context.Background(), v3Target(), oneVar())
+	if err == nil || strings.Contains(err.Error(), accessToken) || strings.Contains(fmt.Sprintf("%+v", err), accessToken) {
+		t.Errorf("malformed header echoing the token: %v; want an error without it", err)
+	}
+
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Request-Id", strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(echo.Close)
+	c = newClientAt(t, echo.URL, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+	err = c.UpdateConfig(context.Background(), v3Target(), oneVar())
+	var api *heroku.APIError
+	if !errors.As(err, &api) || api.RequestID != "" || strings.Contains(err.Error(), accessToken) {
+		t.Errorf("Request-Id echoing the token: %v; want a 500 with no request id", err)
+	}
+}
+
+// newClientAt is newClient for a server of the test's own.
+func newClientAt(t *testing.T, url string, opts ...heroku.Option) *heroku.Client {
+	t.Helper()
+	clock := &fixedClock{now: epoch}
+	base := []heroku.Option{heroku.WithAPIURL(url), heroku.WithIDURL(url + "/"),
+		heroku.WithOAuthClientSecret(secret.New(clientSecret)), heroku.WithV1Credentials("myaddon", secret.New(v1Password)),
+		heroku.WithClock(clock.Now)}
+	c, err := heroku.NewClient(append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
