@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -13,9 +15,42 @@ import (
 
 // tokenResponse is Heroku's answer from POST /oauth/token.
 type tokenResponse struct {
-	AccessToken  string `json:"access_token"`
-	ExpiresIn    int64  `json:"expires_in"`
-	RefreshToken string `json:"refresh_token"`
+	AccessToken  string          `json:"access_token"`
+	ExpiresIn    json.RawMessage `json:"expires_in"`
+	RefreshToken string          `json:"refresh_token"`
+}
+
+// maxTokenLife caps the life an answer gives a token: Heroku's last eight
+// hours, and an expires_in of years (or one that overflows a duration)
+// would keep a token that stopped working in use until a 401.
+const maxTokenLife = 24 * time.Hour
+
+// tokenPattern is what a token may hold to be used and kept: the
+// characters of RFC 6750's bearer tokens. Any other (a line break, a NUL)
+// cannot go in an Authorization header, and the call would never leave.
+var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9\-._~+/]+=*$`)
+
+// maxTokenLen bounds a token's length as kept.
+const maxTokenLen = 4096
+
+// bearerToken reports whether s can be used and kept as a token.
+func bearerToken(s string) bool { return len(s) <= maxTokenLen && tokenPattern.MatchString(s) }
+
+// seconds reads expires_in as a number of seconds, whole or not, or a
+// string of one; 0 when absent or unreadable (no expiry known: the token
+// is refreshed on a 401).
+func seconds(raw json.RawMessage) float64 {
+	var n float64
+	if json.Unmarshal(raw, &n) == nil {
+		return n
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if n, err := strconv.ParseFloat(s, 64); err == nil {
+			return n
+		}
+	}
+	return 0
 }
 
 // ExchangeGrant trades the authorization code from a V3 provision request for
@@ -71,9 +106,13 @@ func (c *Client) parseToken(body []byte) (Token, error) {
 	if err := json.Unmarshal(body, &r); err != nil || r.AccessToken == "" {
 		return Token{}, fmt.Errorf("heroku %s: a 2xx with no access token: %w", EndpointOAuthToken, ErrUnexpectedAnswer)
 	}
+	if !bearerToken(r.AccessToken) || (r.RefreshToken != "" && !bearerToken(r.RefreshToken)) {
+		return Token{}, fmt.Errorf("heroku %s: a 2xx whose token holds characters no bearer token has: %w",
+			EndpointOAuthToken, ErrUnexpectedAnswer)
+	}
 	t := Token{AccessToken: secret.New(r.AccessToken), RefreshToken: secret.New(r.RefreshToken)}
-	if r.ExpiresIn > 0 {
-		t.ExpiresAt = c.now().Add(time.Duration(r.ExpiresIn) * time.Second)
+	if s := seconds(r.ExpiresIn); s > 0 {
+		t.ExpiresAt = c.now().Add(min(time.Duration(min(s, maxTokenLife.Seconds())*float64(time.Second)), maxTokenLife))
 	}
 	return t, nil
 }

@@ -67,6 +67,11 @@ func TestTokenCallFailures(t *testing.T) {
 		{"no access token", reply{status: 200, body: `{"expires_in":1}`}, heroku.ClassPermanent},
 		{"a page", reply{status: 200, body: `<html>parked</html>`, header: map[string]string{"Content-Type": "text/html"}},
 			heroku.ClassPermanent},
+		// A token no Authorization header can carry would be kept, and
+		// every call with it would fail before it left (one with a NUL
+		// would corrupt the sealed pair it is stored in).
+		{"an access token with a line break", reply{status: 200, body: `{"access_token":"HRKU-x\nEvil: 1"}`}, heroku.ClassPermanent},
+		{"a refresh token with a NUL", reply{status: 200, body: `{"access_token":"HRKU-x","refresh_token":"r\u0000s"}`}, heroku.ClassPermanent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,5 +117,28 @@ func TestNewClientChecksOptions(t *testing.T) {
 	}
 	if _, err := heroku.NewClient(); err != nil {
 		t.Errorf("NewClient() = %v, want defaults to work", err)
+	}
+}
+
+// expires_in comes as a number of seconds, whole or not, or a string of
+// one; a life longer than a day (or one that overflows) is capped, so that
+// a token is still refreshed ahead of its end; an unreadable one leaves the
+// expiry unknown rather than lose a single-use grant code's token.
+func TestTokenLifeForms(t *testing.T) {
+	t.Parallel()
+	for expiresIn, want := range map[string]time.Duration{
+		`28799`: 28799 * time.Second, `28799.0`: 28799 * time.Second, `"28799"`: 28799 * time.Second,
+		`10000000000`: 24 * time.Hour, `1e300`: 24 * time.Hour, `"soon"`: 0, `null`: 0, `-5`: 0,
+	} {
+		s := newScript(t)
+		s.on(tokenRoute, reply{status: 200, body: `{"access_token":"HRKU-x","refresh_token":"r-1","expires_in":` + expiresIn + `}`})
+		tok, err := newClient(t, s).ExchangeGrant(context.Background(), secret.New(grantCode))
+		if err != nil {
+			t.Errorf("expires_in %s: %v", expiresIn, err)
+			continue
+		}
+		if got := tok.ExpiresAt; (want == 0 && !got.IsZero()) || (want != 0 && !got.Equal(epoch.Add(want))) {
+			t.Errorf("expires_in %s: expires at %v, want %v after the epoch", expiresIn, got, want)
+		}
 	}
 }
