@@ -175,6 +175,54 @@ func TestArchivedRotationAfterAPushRunsAgainInsteadOfDiscarding(t *testing.T) {
 	}
 }
 
+// A rotation whose every push Heroku refused (409, each time) and whose
+// task's retries ran out cannot land any more: running it again hourly
+// would only push again, and keep the instance in flight for good. The
+// sweep ends it; its credential, pushed, is kept unconfirmed rather than
+// revoked (I1), and the instance is free.
+func TestArchivedRotationWhosePushesWereAllRefusedEnds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	if err := w.st.PutInstance(ctx, store.Registration{ID: "refused", APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: "refused", RotationID: "rot-r", Queue: tasks.QueueBulk}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New("v")}
+	if err := w.st.SavePending(ctx, "refused", "rot-r", "cred-1", cfg); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := w.st.MarkPushAttempt(ctx, "rot-r"); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.st.SettlePush(ctx, "rot-r", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "refused", RotationID: "rot-r"}, asynq.Queue(tasks.QueueBulk))
+	info, err := w.q.Enqueue(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.insp.ArchiveTask(tasks.QueueBulk, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.sweep.Sweep(ctx)
+	if err != nil || res.RotationsFailed != 1 || res.RotationsResumed != 0 {
+		t.Fatalf("Sweep = %+v, %v; want the rotation ended, not run again", res, err)
+	}
+	if c, _ := w.st.Credential(ctx, "refused", "cred-1"); c.State != store.CredentialUnconfirmed {
+		t.Errorf("credential is %s, want unconfirmed: never revoked on its own", c.State)
+	}
+	if in, _ := w.st.Instance(ctx, "refused"); in.InFlight != "" || in.CurrentCredential != "cred-0" {
+		t.Errorf("instance after the sweep = %+v; want free, cred-0 current", in)
+	}
+}
+
 // A held bulk rotation whose id never reached the feeder's held set (its
 // Hold failed) has no task either: the sweep holds it again, at its place
 // in line, instead of leaving the instance in flight for good. A task an

@@ -62,11 +62,24 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 		return fmt.Errorf("inspect rotation %s: %w", rot.ID, err)
 	}
 	why := retry.Classify(info)
+	refused := false
+	if why != retry.NotArchived && why != retry.Waited && rot.PushAttempted {
+		// Every push answered with a refusal (a 409 each time): none can
+		// land any more, and running the rotation again would only push
+		// again. It ends; its credential is set aside as unconfirmed
+		// (failScript), never revoked on its own (I1), and the instance is
+		// free for the next rotation.
+		attempts, settled, err := s.p.Store.PushAttempts(ctx, rot.ID)
+		if err != nil {
+			return err
+		}
+		refused = attempts > 0 && settled >= attempts
+	}
 	switch {
 	case why == retry.NotArchived:
 		return s.rehold(ctx, rot, info, res)
 	case why == retry.Waited:
-	case rot.PushAttempted:
+	case rot.PushAttempted && !refused:
 		// Heroku may hold the credential: discarding it could break the
 		// apps (I1). Run the rotation again, hourly, until it promotes.
 		if s.p.Now().Sub(info.LastFailedAt) < archivedRetry {
