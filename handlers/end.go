@@ -121,6 +121,8 @@ func (h *Rotate) setAside(ctx context.Context, r *rotation, errs ...error) (reas
 		case err == nil:
 		case errors.Is(err, heroku.ErrTokenUnreadable), errors.Is(err, store.ErrUnreadable):
 			return "a stored secret of the instance cannot be opened: check REKEY_ENCRYPTION_KEYS", false
+		case errors.Is(err, heroku.ErrTokenRefused):
+			return "Heroku refused to renew the add-on's OAuth token (its authorization was revoked): register it again with oauth_grant or oauth", false
 		case heroku.IsTokenUnusable(err):
 			return "no Heroku OAuth token is stored for the add-on: register it again with oauth_grant or oauth", false
 		case heroku.IsGone(err):

@@ -403,6 +403,8 @@ func failureCode(step string, err error) string {
 		return step + ":deprovisioned"
 	case errors.Is(err, heroku.ErrUnexpectedAnswer):
 		return step + ":unexpected_answer"
+	case errors.Is(err, heroku.ErrTokenRefused):
+		return step + ":token_refused"
 	case errors.As(err, &unusable):
 		return step + ":" + unusable.Code()
 	case errors.As(err, &unknown):

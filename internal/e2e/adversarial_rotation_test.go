@@ -394,3 +394,34 @@ func instanceEvents(t *testing.T, w *world, id, kind string) int {
 	}
 	return n
 }
+
+// The customer revoked the add-on's authorization: Heroku answers the push
+// 401 and the token's refresh 400 (invalid_grant). The rotation fails as a
+// refused token, not as a bad request of rekey's, the instance is set
+// aside at once with what to do (register it again), rather than failing
+// every later rotation the same way, and its credential stays valid.
+func TestAdversarialRefreshRefusedSetsTheInstanceAside(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t, worldParams{})
+	s := w.provision(1, sandbox.Mix{})[0]
+	w.startWorker(workerParams{retryDelay: fastRetry})
+	w.sb.Fake.Script(herokufake.PatchConfig, herokufake.Respond(401))
+	w.sb.Fake.Script(herokufake.OAuthToken, herokufake.Respond(400))
+
+	b := w.waitBatch(w.rotate(s.ID).BatchID, 30*time.Second)
+	if b.Failed != 1 || b.Failures["push:token_refused"] != 1 {
+		t.Fatalf("batch: %+v; want 1 failed by push:token_refused", b)
+	}
+	in, err := w.store.Instance(ctx, s.ID)
+	if err != nil || !in.Quarantined() || !strings.Contains(in.QuarantineReason, "register it again") ||
+		in.CurrentCredential != s.Provisioned {
+		t.Errorf("instance after the refused refresh: %+v, %v; want set aside saying to register again, its credential kept", in, err)
+	}
+	if !w.sb.Demo.Valid(s.Provisioned) {
+		t.Error("the current credential stopped working")
+	}
+	if v := w.sb.Checker.Violations(); len(v) > 0 {
+		t.Errorf("invariant violations: %v", v)
+	}
+}

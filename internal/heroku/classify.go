@@ -150,5 +150,5 @@ func apiStatus(err error) int {
 // deprovisioned), or the stored one cannot be opened. Unlike a refused
 // token, no retry and no later call can help until someone acts.
 func IsTokenUnusable(err error) bool {
-	return errors.Is(err, ErrNoToken) || errors.Is(err, ErrTokenUnreadable)
+	return errors.Is(err, ErrNoToken) || errors.Is(err, ErrTokenUnreadable) || errors.Is(err, ErrTokenRefused)
 }

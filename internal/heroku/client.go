@@ -51,6 +51,12 @@ var (
 	// a token it cannot open, such as one sealed under an encryption key that
 	// was since dropped. Like ErrNoToken it is permanent.
 	ErrTokenUnreadable = errors.New("heroku: stored oauth token cannot be opened")
+	// ErrTokenRefused means Heroku answered 400 to the refresh of an
+	// add-on's token (invalid_grant): the authorization was revoked, and
+	// only a registration with new tokens makes the add-on rotatable
+	// again. Like ErrNoToken it is permanent. A 401 there is not it: that
+	// is rekey's client secret refused, for every add-on alike.
+	ErrTokenRefused = errors.New("heroku: the add-on's oauth token can no longer be refreshed")
 	// ErrNotConfigured means the client lacks what a call needs: the OAuth
 	// client secret, the V1 manifest credentials or a TokenStore.
 	ErrNotConfigured = errors.New("heroku: client not configured for this call")

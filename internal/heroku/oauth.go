@@ -3,6 +3,7 @@ package heroku
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -145,6 +146,9 @@ func (c *Client) needsRefresh(t Token) bool {
 // call: the refresh token stays valid, so the retry refreshes again.
 func (c *Client) refreshAndSave(ctx context.Context, addonID string, old Token) (Token, error) {
 	t, err := c.Refresh(ctx, old.RefreshToken)
+	if api := (*APIError)(nil); errors.As(err, &api) && api.Status == http.StatusBadRequest {
+		return Token{}, fmt.Errorf("%w: %w", ErrTokenRefused, err)
+	}
 	if err != nil {
 		return Token{}, err
 	}
