@@ -27,6 +27,18 @@ func (s *server) customerLimit(ctx context.Context, v instanceView) (customerLim
 	if !v.DeprovisionedAt.IsZero() {
 		return customerLimit{}, nil // no rotation to wait for: the page says it is deprovisioned
 	}
+	if m := s.Store.MaxPrevious(); m > 0 && len(v.PreviousCredentials) >= m {
+		// REKEY_MAX_PREVIOUS: the claim would refuse it until the first
+		// old credential is revoked.
+		next := v.PreviousCredentials[0].RevokeAt
+		for _, p := range v.PreviousCredentials[1:] {
+			if p.RevokeAt.Before(next) {
+				next = p.RevokeAt
+			}
+		}
+		r := &store.Refusal{Reason: store.RefusedPreviousCap, Until: next, Count: len(v.PreviousCredentials)}
+		return customerLimit{Sentence: refusalSentence(r, lim, s.Now()), Blocked: true}, nil
+	}
 	if lim.OnePerGrace && len(v.PreviousCredentials) > 0 {
 		last := v.PreviousCredentials[len(v.PreviousCredentials)-1].RevokeAt
 		r := &store.Refusal{Reason: store.RefusedCustomerGrace, Until: last, Count: len(v.PreviousCredentials)}
@@ -85,6 +97,10 @@ func refusalSentence(r *store.Refusal, lim store.CustomerLimits, now time.Time) 
 	case store.RefusedCustomerDaily:
 		return fmt.Sprintf("%d of %d rotations today used. You can rotate again after %s.", r.Count, lim.PerDay, hourMinute(r.Until, now))
 	case store.RefusedPreviousCap:
+		if !r.Until.IsZero() && !r.Until.After(now) {
+			return "Too many old credentials of this add-on still wait to be revoked. You can rotate again once " +
+				"the next one is revoked: its revocation is waiting because it is still in use, or is being retried."
+		}
 		return fmt.Sprintf("Too many old credentials of this add-on still wait to be revoked. You can rotate again after %s, when the next one is revoked.", hourMinute(r.Until, now))
 	}
 	return "A rotation cannot be requested right now. Please try again later."

@@ -140,6 +140,19 @@ func TestRotationRefusedBeyondMaxPrevious(t *testing.T) {
 	if after := redistest.Dump(t, f.r); after != before {
 		t.Error("a refused rotation request changed Redis")
 	}
+	// The customer's page says when the cap lets a rotation through (the
+	// first old credential's revoke time), and disables the button.
+	session := f.login("inst-1")
+	page := f.get("/dashboard", session).body
+	when := f.clock.Now().Add(2 * time.Hour).UTC().Format("15:04:05 UTC")
+	if !strings.Contains(page, "You can rotate again after "+when+", when the next one is revoked.") ||
+		!strings.Contains(page, `id="rotate" aria-describedby="rotate-help rotate-limit" disabled`) {
+		t.Errorf("capped instance's dashboard does not say when it can rotate again (%s), or its button is enabled", when)
+	}
+	click := f.postForm("/dashboard/rotate", url.Values{"csrf_token": {f.csrf(session)}}, session)
+	if click.status != http.StatusTooManyRequests || !strings.Contains(click.body, "after "+when) {
+		t.Errorf("capped instance's click: %d, want 429 saying after %s: %.300s", click.status, when, click.body)
+	}
 	var res struct{ Enqueued, Refused int }
 	resp = f.api(http.MethodPost, "/api/v1/rotations", `{"all":true}`)
 	resp.json(t, &res)
