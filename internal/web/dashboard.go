@@ -16,6 +16,33 @@ import (
 // when the customer closes the tab.
 const dashboardTimeout = 30 * time.Second
 
+// noticeCookie carries, from a form's answer to the dashboard it redirects
+// to, which notice to show once (notices). A cookie, not the URL: a link
+// from anywhere to /dashboard?done=revoke would otherwise tell a signed-in
+// customer that a revocation is under way when none is.
+const noticeCookie = "rekey_notice"
+
+// noticeTTL is how long a notice waits for the dashboard to show it.
+const noticeTTL = time.Minute
+
+// redirectWithNotice answers a form by sending the customer back to the
+// dashboard, which shows notice key once.
+func (s *server) redirectWithNotice(w http.ResponseWriter, r *http.Request, key string) {
+	s.setCookie(w, r, noticeCookie, key, noticeTTL)
+	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+}
+
+// takeNotice returns the notice a form's answer left for the dashboard, and
+// clears it.
+func (s *server) takeNotice(w http.ResponseWriter, r *http.Request) string {
+	c, err := r.Cookie(noticeCookie)
+	if err != nil {
+		return ""
+	}
+	s.setCookie(w, r, noticeCookie, "", 0)
+	return notices[c.Value]
+}
+
 // notices are the messages a redirect back to /dashboard may show, by key.
 var notices = map[string]string{
 	"rotate": "Rotation requested. Progress shows below.",
@@ -41,7 +68,7 @@ func (s *server) dashboard(w http.ResponseWriter, r *http.Request) {
 		s.instanceMissing(w, r, err)
 		return
 	}
-	s.render(w, s.dashboardData(sess, v, events, notices[r.URL.Query().Get("done")], limit))
+	s.render(w, s.dashboardData(sess, v, events, s.takeNotice(w, r), limit))
 }
 
 // statusJSON is the progress the dashboard's script polls for. Like the
@@ -123,7 +150,7 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 	if res.Joined > 0 {
 		done = "joined"
 	}
-	http.Redirect(w, r, "/dashboard?done="+done, http.StatusSeeOther)
+	s.redirectWithNotice(w, r, done)
 }
 
 // dashboardRevokeNow revokes a previous credential at once, for a leaked
@@ -158,7 +185,7 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 		s.Logger.Warn().Err(err).Str("instance_id", sess.InstanceID).Str("credential_id", credID).
 			Msg("revoke task not run at once; the reconcile sweep runs it")
 	}
-	http.Redirect(w, r, "/dashboard?done=revoke", http.StatusSeeOther)
+	s.redirectWithNotice(w, r, "revoke")
 }
 
 // busy reports whether something is under way that the page should follow:

@@ -96,8 +96,9 @@ func TestDashboardRotate(t *testing.T) {
 	f.register("inst-1", "cred-0")
 	session := f.login("inst-1")
 	resp := f.postForm("/dashboard/rotate", url.Values{"csrf_token": {f.csrf(session)}}, session)
-	if resp.status != http.StatusSeeOther || resp.header.Get("Location") != "/dashboard?done=rotate" {
-		t.Fatalf("got %d to %q, want 303 to /dashboard?done=rotate", resp.status, resp.header.Get("Location"))
+	notice := noticeOf(resp)
+	if resp.status != http.StatusSeeOther || resp.header.Get("Location") != "/dashboard" || notice == nil || notice.Value != "rotate" {
+		t.Fatalf("got %d to %q, notice %v; want 303 to /dashboard with the rotate notice", resp.status, resp.header.Get("Location"), notice)
 	}
 	if q := f.queued(tasks.QueueInteractive); len(q) != 1 || q[0] != "inst-1" {
 		t.Errorf("got %v on the interactive queue, want inst-1", q)
@@ -107,7 +108,11 @@ func TestDashboardRotate(t *testing.T) {
 	if err != nil || rot.Reason != "customer request" || rot.Queue != tasks.QueueInteractive {
 		t.Errorf("got rotation %+v (%v), want a customer request on the interactive queue", rot, err)
 	}
-	page := f.get("/dashboard?done=rotate", session).body
+	shown := f.get("/dashboard", session, notice)
+	page := shown.body
+	if c := noticeOf(shown); c == nil || c.MaxAge >= 0 {
+		t.Errorf("the dashboard did not clear the notice it showed: %v", c)
+	}
 	for _, want := range []string{"Rotation requested. Progress shows below.", `data-busy="true"`, `http-equiv="refresh"`, "Rotation in progress"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page after the rotate button lacks %q", want)
@@ -123,8 +128,13 @@ func TestDashboardRotate(t *testing.T) {
 		t.Errorf("got status %+v, want busy with the request last in the timeline, oldest first", status)
 	}
 	resp = f.postForm("/dashboard/rotate", url.Values{"csrf_token": {f.csrf(session)}}, session)
-	if resp.header.Get("Location") != "/dashboard?done=joined" {
-		t.Errorf("second press: got Location %q, want /dashboard?done=joined", resp.header.Get("Location"))
+	if c := noticeOf(resp); resp.header.Get("Location") != "/dashboard" || c == nil || c.Value != "joined" {
+		t.Errorf("second press: got Location %q, notice %v; want the joined notice", resp.header.Get("Location"), c)
+	}
+	// A link to the dashboard (from anywhere) shows no notice of its own.
+	if page := f.get("/dashboard?done=revoke", session).body; strings.Contains(page, notices["revoke"]) ||
+		strings.Contains(page, notices["rotate"]) {
+		t.Error("a link's query made the dashboard show a notice")
 	}
 }
 
@@ -218,4 +228,20 @@ func TestDashboardWithoutSession(t *testing.T) {
 	if resp.status != http.StatusUnauthorized || !strings.Contains(resp.body, "Heroku Dashboard") {
 		t.Errorf("got %d, want 401 telling the customer to open the dashboard from Heroku", resp.status)
 	}
+}
+
+// notices are the dashboard's notices as the customer reads them.
+var notices = map[string]string{
+	"rotate": "Rotation requested. Progress shows below.",
+	"revoke": "The old credential is being revoked now.",
+}
+
+// noticeOf returns the notice cookie an answer sets, or nil.
+func noticeOf(r reply) *http.Cookie {
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == "rekey_notice" {
+			return c
+		}
+	}
+	return nil
 }
