@@ -62,7 +62,8 @@ func newBatchesCancelCmd(env *environ) *cobra.Command {
 		Short: "Cancel a batch's rotations that have not started",
 		Long: `Stops the batch's rotations that have not started and takes their tasks off the queues; rotations
 under way finish, and so do those a customer's or an operator's own request joined and moved ahead of
-the batch (they are that request's rotations too). Prints the batch's counts afterwards.`,
+the batch (they are that request's rotations too). Prints the batch's counts afterwards. A batch
+that is already done is refused (exit 1) and left as it is: there is nothing of it to stop.`,
 		Example: `  rekey batches cancel bat_01J...`,
 		Args:    exactArgs(1, "one BATCH_ID"),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -99,7 +100,19 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// cancelBatch cancels a batch that is not done and prints its counts. A
+// done batch is refused and left as it is: cancelling it would stop
+// nothing, and an operator who named the wrong batch would believe the
+// running wave stopped. A batch that finishes between the look and the
+// cancel is marked cancelled with nothing left to cancel.
 func cancelBatch(ctx context.Context, env *environ, a *app, id string) error {
+	b, err := a.store.Batch(ctx, id)
+	if err != nil {
+		return batchError(id, err)
+	}
+	if b.Done {
+		return doneBatchError(ctx, a.store, b)
+	}
 	removed, err := fleet.Cancel(ctx, a.store, asynq.NewInspectorFromRedisClient(a.rdb), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return batchError(id, err)
@@ -110,12 +123,32 @@ func cancelBatch(ctx context.Context, env *environ, a *app, id string) error {
 	fmt.Fprintf(env.stdout, "batch %s cancelled: %d rotations not yet started were cancelled and their tasks removed; "+
 		"any others not yet started are cancelled when their task runs; rotations under way finish, and so do those "+
 		"another request or batch joined\n", id, removed)
-	b, err := a.store.Batch(ctx, id)
-	if err != nil {
+	if b, err = a.store.Batch(ctx, id); err != nil {
 		return batchError(id, err)
 	}
 	writeBatch(env.stdout, b)
 	return nil
+}
+
+// doneBatchError refuses to cancel done batch b. rekey keeps no list of
+// batches, so rather than the batches in flight it says how many rotations
+// are in flight fleet-wide and where a running wave's batch id is found.
+func doneBatchError(ctx context.Context, st *store.Store, b store.Batch) error {
+	state := "created at " + b.CreatedAt.UTC().Format(time.RFC3339)
+	if !b.CancelledAt.IsZero() {
+		state += ", cancelled at " + b.CancelledAt.UTC().Format(time.RFC3339)
+	}
+	msg := fmt.Sprintf("batch %s is done (%s; %d succeeded, %d failed, %d cancelled): nothing to cancel, and it is left as it is",
+		b.ID, state, b.Succeeded, b.Failed, b.Cancelled)
+	n, err := st.InFlightCount(ctx)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s\n%w", msg, err)
+	case n == 0:
+		return fmt.Errorf("%s\nno rotation is in flight fleet-wide, so no batch is running", msg)
+	}
+	return fmt.Errorf("%s\n%d rotations are in flight fleet-wide; rekey keeps no list of batches, so cancel a running "+
+		"wave by the batch id its 'rekey rotate' printed ('rekey batches show ID' says whether a batch is done)", msg, n)
 }
 
 // writeBatch prints a batch's counts, one per line. Its reason and its

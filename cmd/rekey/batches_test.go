@@ -153,11 +153,11 @@ func TestBatchesCancel(t *testing.T) {
 		}
 	}
 	t.Run("twice", func(t *testing.T) {
-		if err := c.run(t, "batches", "cancel", id); err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(c.stdout.String(), "0 rotations not yet started") {
-			t.Errorf("stdout: %s", c.stdout)
+		// The cancel left nothing in flight: the batch is done.
+		err := c.run(t, "batches", "cancel", id)
+		if err == nil || isUsage(err) || !strings.Contains(err.Error(), "is done (created at ") ||
+			!strings.Contains(err.Error(), ", cancelled at ") {
+			t.Errorf("err = %v, want a refusal saying the batch is done and when it was cancelled", err)
 		}
 	})
 	t.Run("unknown batch", func(t *testing.T) {
@@ -165,6 +165,42 @@ func TestBatchesCancel(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 	})
+}
+
+// TestBatchesCancelRefusesADoneBatch: cancelling a batch that is done
+// (yesterday's, say) exits 1, says so and that another batch's rotation is
+// in flight, and does not mark the done batch cancelled.
+func TestBatchesCancelRefusesADoneBatch(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 3)
+	if err := c.run(t, "rotate", ids[0], ids[1]); err != nil {
+		t.Fatalf("rotate: %v\n%s", err, c.stderr)
+	}
+	done := batchID(t, c.stdout.String())
+	c.complete(t, ids[:2], nil)
+	if err := c.run(t, "rotate", ids[2]); err != nil {
+		t.Fatalf("rotate: %v\n%s", err, c.stderr)
+	}
+	running := batchID(t, c.stdout.String())
+
+	err := c.run(t, "batches", "cancel", done)
+	if err == nil || isUsage(err) {
+		t.Fatalf("cancel of a done batch: err = %v, want a refusal (exit 1)", err)
+	}
+	for _, w := range []string{"batch " + done + " is done (created at ", "2 succeeded, 0 failed, 0 cancelled",
+		"nothing to cancel", "1 rotations are in flight fleet-wide", "the batch id its 'rekey rotate' printed"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	if strings.Contains(c.stdout.String(), "cancelled:") {
+		t.Errorf("stdout claims a cancel: %s", c.stdout)
+	}
+	for _, id := range []string{done, running} {
+		if cancelled, err := c.st.BatchCancelled(context.Background(), id); err != nil || cancelled {
+			t.Errorf("batch %s cancelled = %v (%v), want false", id, cancelled, err)
+		}
+	}
 }
 
 func TestProgressBar(t *testing.T) {
