@@ -16,10 +16,54 @@ func TestRotateRefusesAGraceBelowTheFloor(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "floor of 10m0s (REKEY_MIN_GRACE") {
 		t.Fatalf("rotate --grace 1ms: %v, want a refusal naming the floor", err)
 	}
+	if !strings.Contains(err.Error(), "'rekey revocations expedite INSTANCE_ID'") {
+		t.Errorf("rotate --grace 1ms: %v, want the way to revoke sooner", err)
+	}
 	if after := c.snapshot(t); !maps.Equal(before, after) {
 		t.Error("a refused rotation changed Redis")
 	}
 	if err := c.run(t, "rotate", "--grace", "10m", ids[0]); err != nil {
 		t.Fatalf("rotate --grace 10m: %v", err)
+	}
+}
+
+// TestRotateRefusesAGraceOfZero: `rekey rotate --grace 0` would leave
+// each instance its own grace, not revoke at once, so it is refused as a
+// usage error (exit 2) pointing to `rekey revocations expedite`, and
+// changes nothing.
+func TestRotateRefusesAGraceOfZero(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 1)
+	before := c.snapshot(t)
+	for _, zero := range []string{"0", "0s", "0h"} {
+		err := c.run(t, "rotate", "--grace", zero, ids[0])
+		if !isUsage(err) || !strings.Contains(err.Error(), "'rekey revocations expedite INSTANCE_ID'") {
+			t.Errorf("rotate --grace %s: %v, want a usage error naming rekey revocations expedite", zero, err)
+		}
+	}
+	if after := c.snapshot(t); !maps.Equal(before, after) {
+		t.Error("a refused rotation changed Redis")
+	}
+}
+
+// TestRotateSaysTheGrace: rotate's output says the grace the old
+// credentials get: --grace, or each instance's own, else REKEY_GRACE.
+func TestRotateSaysTheGrace(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 2)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{ids[0]}, "grace: each instance's own, else 2h0m0s (REKEY_GRACE; 4h0m0s in a Private Space"},
+		{[]string{"--grace", "3h", ids[1]}, "grace: 3h0m0s (--grace), then the old credentials are revoked"},
+	}
+	for _, tt := range tests {
+		if err := c.run(t, "rotate", tt.args...); err != nil {
+			t.Fatalf("rotate %v: %v\n%s", tt.args, err, c.stderr)
+		}
+		if !strings.Contains(c.stdout.String(), tt.want) {
+			t.Errorf("rotate %v: stdout lacks %q:\n%s", tt.args, tt.want, c.stdout)
+		}
 	}
 }

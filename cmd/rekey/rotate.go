@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rekeyhq/rekey/internal/config"
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
@@ -21,6 +22,7 @@ type rotateFlags struct {
 	from         string
 	reason       string
 	grace        time.Duration
+	graceSet     bool // --grace was given, 0 included
 	queue        string
 	skipPrevious bool
 	plan         bool
@@ -54,6 +56,7 @@ plan's summary and ask on a terminal, and need --confirm off one (nothing is enq
   grep eu- ids.txt | rekey rotate --from - --confirm`,
 		RunE: func(c *cobra.Command, ids []string) error {
 			f.ids = ids
+			f.graceSet = c.Flags().Changed("grace")
 			if err := f.check(); err != nil {
 				return err
 			}
@@ -64,7 +67,8 @@ plan's summary and ask on a terminal, and need --confirm off one (nothing is enq
 	fl.BoolVar(&f.all, "all", false, "rotate every live instance")
 	fl.StringVar(&f.from, "from", "", "read instance ids from `FILE` (- for stdin)")
 	fl.StringVar(&f.reason, "reason", "operator request", "why, for the audit trail")
-	fl.DurationVar(&f.grace, "grace", 0, "grace period before old credentials are revoked (0: each instance's)")
+	fl.DurationVar(&f.grace, "grace", 0, "grace period before old credentials are revoked (default: each instance's own); "+
+		"rekey revocations expedite revokes them sooner")
 	fl.StringVar(&f.queue, "queue", "", "interactive, default or bulk (default: interactive for one id, bulk for --all and --from, else default); "+
 		"interactive takes at most 10 instances and never --all: it is for customers' own rotations")
 	fl.BoolVar(&f.skipPrevious, "skip-if-previous", false, "skip instances whose previous credential still waits for revocation")
@@ -92,6 +96,9 @@ func (f *rotateFlags) check() error {
 		return usagef("--queue %q: use interactive, default or bulk", f.queue)
 	case f.grace < 0:
 		return usagef("--grace must not be negative")
+	case f.graceSet && f.grace == 0:
+		return usagef("--grace 0 would not revoke the old credentials at once but leave each instance its own grace; " +
+			"leave --grace out for that, or revoke them now, after the rotation, with 'rekey revocations expedite INSTANCE_ID'")
 	case f.interval <= 0:
 		return usagef("--interval must be positive")
 	case f.plan && f.wait:
@@ -140,7 +147,7 @@ func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
 	refused := reportProblems(env.stderr, f, problems, len(ids))
 	p := a.producer()
 	if err := fleet.CheckGrace(f.grace, p.MinGrace(), p.MaxGrace()); err != nil {
-		return err // as the request itself would be refused, plan or not
+		return graceRefused(err) // as the request itself would be refused, plan or not
 	}
 	if f.plan {
 		return errors.Join(printPlan(ctx, env, a, f, ids), refused)
@@ -157,6 +164,18 @@ func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
 		}
 	}
 	return rotate(ctx, env, a, f, ids)
+}
+
+// graceRefused is the refusal of a --grace outside the floor and the
+// ceiling. Below the floor, it adds the way to revoke old credentials
+// sooner than the floor allows.
+func graceRefused(err error) error {
+	var ge *fleet.GraceError
+	if errors.As(err, &ge) && ge.Grace < ge.Floor {
+		return fmt.Errorf("%w\nto revoke old credentials sooner, rotate without --grace, then revoke them now with "+
+			"'rekey revocations expedite INSTANCE_ID'", err)
+	}
+	return err
 }
 
 // openProducer opens what a command that only reads and enqueues needs.
@@ -287,6 +306,7 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 	}
 	if !f.asJSON {
 		writeRotated(env.stdout, res, f.queue, time.Since(start))
+		fmt.Fprintln(env.stdout, graceText(f, a.cfg))
 	}
 	warnRefused(env.stderr, res)
 	var pause *pauseWatch
@@ -340,6 +360,20 @@ func writeRotated(w io.Writer, res fleet.Result, queue string, took time.Duratio
 		fmt.Fprintf(w, ", %d refused", res.Refused)
 	}
 	fmt.Fprintf(w, " (%s)\n", took.Round(time.Millisecond))
+}
+
+// graceText says, on one line, the grace the rotations' old credentials
+// get before they are revoked: --grace, or each instance's own, else
+// REKEY_GRACE (REKEY_PRIVATE_SPACE_GRACE in a Private Space), as the worker
+// chooses it (handlers.Rotate), within the floor and the ceiling.
+func graceText(f rotateFlags, cfg *config.Config) string {
+	if f.grace > 0 {
+		return fmt.Sprintf("grace: %s (--grace), then the old credentials are revoked", f.grace)
+	}
+	floor, ceiling := cfg.GraceFloor(), cfg.GraceCeiling()
+	clamp := func(d time.Duration) time.Duration { return min(max(d, floor), ceiling) }
+	return fmt.Sprintf("grace: each instance's own, else %s (REKEY_GRACE; %s in a Private Space, REKEY_PRIVATE_SPACE_GRACE), "+
+		"then the old credentials are revoked", clamp(cfg.Grace), clamp(cfg.PrivateSpaceGrace))
 }
 
 // warnRefused names, on stderr, the instances a limit of the store's claim
