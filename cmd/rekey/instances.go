@@ -230,8 +230,11 @@ func writeInstance(w io.Writer, v instanceView) {
 		row("quarantined", "since %s: %s", timeOrNone(v.QuarantinedAt), v.QuarantineReason)
 	}
 	row("waiting revocation", "%d", len(v.Previous))
+	// None of these is revoked yet (a revoked credential leaves the list):
+	// each shows when its revocation is due, which may have passed for one
+	// held or dead-lettered.
 	for _, p := range v.Previous {
-		fmt.Fprintf(w, "  %s revoked at %s\n", printable.Text(p.CredentialID), timeOrNone(p.RevokeAt))
+		fmt.Fprintf(w, "  %s revoke due at %s\n", printable.Text(p.CredentialID), timeOrNone(p.RevokeAt))
 	}
 	row("recent events", "%d", len(v.Events))
 	for _, e := range v.Events {

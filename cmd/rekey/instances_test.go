@@ -107,3 +107,26 @@ func TestEventDetailShowsRevokeTime(t *testing.T) {
 		t.Errorf("revoked shows %q, want its detail as it is", got)
 	}
 }
+
+// TestShowPreviousSaysRevokeDue: instances show prints a previous
+// credential that still waits for revocation as "revoke due at", never as
+// "revoked at" a time that has not come.
+func TestShowPreviousSaysRevokeDue(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 1)
+	if err := c.run(t, "rotate", ids[0]); err != nil {
+		t.Fatalf("rotate: %v\n%s", err, c.stderr)
+	}
+	c.complete(t, ids, nil) // cred-0 is revoked an hour from now
+	prev, err := c.st.Previous(context.Background(), ids[0])
+	if err != nil || len(prev) != 1 {
+		t.Fatalf("previous = %v (%v), want cred-0 waiting", prev, err)
+	}
+	if err := c.run(t, "instances", "show", ids[0]); err != nil {
+		t.Fatalf("instances show: %v\n%s", err, c.stderr)
+	}
+	want := "  cred-0 revoke due at " + timeOrNone(prev[0].RevokeAt) + "\n"
+	if out := c.stdout.String(); !strings.Contains(out, want) || strings.Contains(out, "revoked at") {
+		t.Errorf("stdout lacks %q or says revoked:\n%s", want, out)
+	}
+}
