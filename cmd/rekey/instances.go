@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -36,8 +37,9 @@ func newInstancesImportCmd(env *environ) *cobra.Command {
 		Use:   "import FILE",
 		Short: "Register instances from JSON lines (- for stdin)",
 		Long: `Registers one instance per JSON line of FILE (- for stdin), each like the API's PUT body plus "id".
-Blank lines and lines starting with # are skipped. Each bad line is reported by number; the command
-exits 1 when any line was refused (the others are registered).
+Blank lines, lines starting with # and a byte order mark at the start of FILE are skipped. Each bad
+line is reported by number; the command exits 1 when any line was refused (the others are
+registered).
 
 An instance rekey knows as deprovisioned is skipped, and counted: a file imported again must not
 bring back add-ons their partner deleted since, with the credentials rekey rotated away since made
@@ -89,7 +91,7 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 		return err
 	}
 	reg := a.registry(hc)
-	sc := bufio.NewScanner(r)
+	sc := bufio.NewScanner(fleet.SkipBOM(r)) // a file saved by a Windows editor starts with one
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	ok, bad, skipped := 0, 0, 0
 	for n := 1; sc.Scan(); n++ {

@@ -130,3 +130,17 @@ func TestShowPreviousSaysRevokeDue(t *testing.T) {
 		t.Errorf("stdout lacks %q or says revoked:\n%s", want, out)
 	}
 }
+
+// TestImportSkipsAByteOrderMark: a file a Windows editor saved as UTF-8
+// starts with a byte order mark, which the import skips rather than
+// refusing the first line as not JSON.
+func TestImportSkipsAByteOrderMark(t *testing.T) {
+	c := newCLI(t)
+	line := `{"id":"inst-1","api_version":"v1","heroku_id":"app-1","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}`
+	if err := c.importLines(t, "\ufeff"+line+"\r\n"); err != nil {
+		t.Fatalf("import: %v\n%s", err, c.stderr)
+	}
+	if in, err := c.st.Instance(context.Background(), "inst-1"); err != nil || in.ID != "inst-1" {
+		t.Errorf("inst-1 after the import: %+v, %v", in, err)
+	}
+}

@@ -34,6 +34,9 @@ func TestReadIDs(t *testing.T) {
 			`line 5: "` + strings.Repeat("x", 64) + `..." is not a valid instance id`,
 		}},
 		{"crlf", "a\r\nb\r\n", []fleet.Line{{1, "a"}, {2, "b"}}, nil},
+		{"byte order mark", "\ufeffa\r\nb\r\n", []fleet.Line{{1, "a"}, {2, "b"}}, nil},
+		{"byte order mark before json", "\ufeff" + `{"instance_id":"a"}`, []fleet.Line{{1, "a"}}, nil},
+		{"byte order mark later", "a\n\ufeffb", []fleet.Line{{1, "a"}}, []string{`line 2: "\ufeffb" is not a valid instance id`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,13 +43,29 @@ func (p Problem) String() string { return fmt.Sprintf("line %d: %s", p.Line, p.M
 // maxLine is the longest line an id list may have.
 const maxLine = 64 << 10
 
+// byteOrderMark is U+FEFF in UTF-8, which Windows editors and Excel write
+// at the start of a file they save as UTF-8.
+const byteOrderMark = "\ufeff"
+
+// SkipBOM returns a reader of r without the byte order mark r starts
+// with, if any, so that the first line of a file saved on Windows reads as
+// it shows in an editor.
+func SkipBOM(r io.Reader) io.Reader {
+	br := bufio.NewReader(r)
+	if b, err := br.Peek(len(byteOrderMark)); err == nil && string(b) == byteOrderMark {
+		_, _ = br.Discard(len(byteOrderMark))
+	}
+	return br
+}
+
 // ReadIDs reads an id list: each line is an instance id, or a JSON object
 // naming one as "instance_id" or "id" (other fields are ignored, so the
 // output of other tools can be fed in). Blank lines and lines starting
-// with '#' are skipped. It returns the usable lines and a Problem for each
-// malformed one; the error is for a failed read.
+// with '#' are skipped, and so is a byte order mark at its start (SkipBOM).
+// It returns the usable lines and a Problem for each malformed one; the
+// error is for a failed read.
 func ReadIDs(r io.Reader) ([]Line, []Problem, error) {
-	sc := bufio.NewScanner(r)
+	sc := bufio.NewScanner(SkipBOM(r))
 	sc.Buffer(make([]byte, 4096), maxLine)
 	var lines []Line
 	var problems []Problem
