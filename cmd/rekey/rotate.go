@@ -42,9 +42,9 @@ func newRotateCmd(env *environ) *cobra.Command {
 		Long: `Requests a rotation of each instance, as one batch, and prints the batch id.
 
 An id list (--from FILE, - for stdin) has one instance id per line, or a JSON object with
-"instance_id" or "id"; blank lines and lines starting with # are skipped. Any malformed, unknown,
-deprovisioned or repeated line is reported by number, and nothing is enqueued unless --skip-invalid
-is given.
+"instance_id" or "id"; blank lines, lines starting with # and a byte order mark at the start of the
+list are skipped. Any malformed, unknown, deprovisioned or repeated line is reported by number, and
+nothing is enqueued unless --skip-invalid is given (--json then lists the lines left out).
 
 Each rotation restarts the customer's app, so --all, and --from with more than 5 ids, show the
 plan's summary and ask on a terminal, and need --confirm off one (nothing is enqueued without it).
@@ -163,7 +163,7 @@ func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
 			return err
 		}
 	}
-	return rotate(ctx, env, a, f, ids)
+	return rotate(ctx, env, a, f, ids, problems)
 }
 
 // graceRefused is the refusal of a --grace outside the floor and the
@@ -295,8 +295,9 @@ func reportProblems(w io.Writer, f rotateFlags, problems []fleet.Problem, valid 
 		n, them, valid, ones)
 }
 
-// rotate requests the rotations and, with --wait, follows the batch.
-func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []string) error {
+// rotate requests the rotations and, with --wait, follows the batch;
+// --json lists the problems --skip-invalid left out.
+func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []string, problems []fleet.Problem) error {
 	start := time.Now()
 	res, err := a.producer().Rotate(ctx, fleet.Request{InstanceIDs: ids,
 		Reason: f.reason, Grace: f.grace, Queue: f.queue, SkipIfPrevious: f.skipPrevious,
@@ -322,7 +323,7 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 	}
 	if err != nil {
 		if f.asJSON {
-			_ = writeJSON(env.stdout, newRotateOutput(res, f.queue, nil))
+			_ = writeJSON(env.stdout, newRotateOutput(res, f.queue, problems, nil))
 		}
 		if ctx.Err() != nil {
 			return &stoppedError{done: fmt.Sprintf("batch %s is incomplete: the %d rotations enqueued before the interruption "+
@@ -336,12 +337,12 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 		if err != nil {
 			return err
 		}
-		if err := writeJSON(env.stdout, newRotateOutput(res, f.queue, &b)); err != nil {
+		if err := writeJSON(env.stdout, newRotateOutput(res, f.queue, problems, &b)); err != nil {
 			return err
 		}
 		return batchFailed(b)
 	case f.asJSON:
-		return writeJSON(env.stdout, newRotateOutput(res, f.queue, nil))
+		return writeJSON(env.stdout, newRotateOutput(res, f.queue, problems, nil))
 	case f.wait:
 		return followBatch(ctx, env, a.store, res.BatchID, f.interval, false, pause)
 	}

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
@@ -182,6 +185,34 @@ func TestRotateFromBadFile(t *testing.T) {
 				t.Errorf("batch total %d, enqueued %d; want 4 and 4 (the duplicate rotated once)", b.Total, b.Enqueued)
 			}
 		})
+	}
+}
+
+// TestRotateSkipInvalidJSONListsLeftOut: with --skip-invalid, --json
+// lists the lines it left out by number, kind and reason; a byte order
+// mark at the start of the file is no problem.
+func TestRotateSkipInvalidJSONListsLeftOut(t *testing.T) {
+	c := newCLI(t)
+	c.register(t, 2)
+	path := filepath.Join(t.TempDir(), "ids.txt")
+	list := "\ufeffinst-00000\r\nnot an id!\r\nno-such-instance\r\ninst-00001\r\ninst-00000\r\n"
+	if err := os.WriteFile(path, []byte(list), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(t, "rotate", "--from", path, "--skip-invalid", "--json", "--confirm"); err != nil {
+		t.Fatalf("rotate: %v\n%s", err, c.stderr)
+	}
+	var out rotateOutput
+	if err := json.Unmarshal(c.stdout.Bytes(), &out); err != nil {
+		t.Fatalf("rotate --json does not parse (%v): %s", err, c.stdout)
+	}
+	want := []invalidID{
+		{Line: 2, Kind: fleet.ProblemMalformed, Reason: `"not an id!" is not a valid instance id`},
+		{Line: 3, Kind: fleet.ProblemUnknown, Reason: "unknown instance no-such-instance"},
+		{Line: 5, Kind: fleet.ProblemDuplicate, Reason: "duplicate of line 1"},
+	}
+	if out.Enqueued != 2 || !reflect.DeepEqual(out.Invalid, want) {
+		t.Errorf("rotate --json: enqueued %d, invalid %+v; want 2 and %+v", out.Enqueued, out.Invalid, want)
 	}
 }
 

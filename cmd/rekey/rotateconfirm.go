@@ -74,7 +74,7 @@ func planSummary(pl fleet.Plan) string {
 }
 
 // rotateOutput is `rekey rotate --json`: the figures of the text line,
-// and with --wait the batch once done.
+// the lines --skip-invalid left out, and with --wait the batch once done.
 type rotateOutput struct {
 	BatchID  string       `json:"batch_id"`
 	Queue    string       `json:"queue"`
@@ -83,12 +83,29 @@ type rotateOutput struct {
 	Skipped  int          `json:"skipped"`
 	Gone     int          `json:"gone"`
 	Refused  int          `json:"refused"`
+	Invalid  []invalidID  `json:"invalid,omitempty"`
 	Batch    *store.Batch `json:"batch,omitempty"`
 }
 
-func newRotateOutput(res fleet.Result, queue string, b *store.Batch) rotateOutput {
-	return rotateOutput{BatchID: res.BatchID, Queue: queue, Enqueued: res.Enqueued, Joined: res.Joined,
+// invalidID is a line of an id list (or an id named on the command line)
+// that --skip-invalid left out, as stderr reports it.
+type invalidID struct {
+	// Line is the line's number, or the argument's position for ids named
+	// on the command line, counting from 1.
+	Line int `json:"line"`
+	// Kind is one of fleet's Problem kinds: malformed, unknown,
+	// deprovisioned or duplicate.
+	Kind   string `json:"kind"`
+	Reason string `json:"reason"`
+}
+
+func newRotateOutput(res fleet.Result, queue string, problems []fleet.Problem, b *store.Batch) rotateOutput {
+	out := rotateOutput{BatchID: res.BatchID, Queue: queue, Enqueued: res.Enqueued, Joined: res.Joined,
 		Skipped: res.Skipped, Gone: res.Gone, Refused: res.Refused, Batch: b}
+	for _, p := range problems {
+		out.Invalid = append(out.Invalid, invalidID{Line: p.Line, Kind: p.Kind, Reason: p.Msg})
+	}
+	return out
 }
 
 // planOutput is `rekey rotate --plan --json`: the figures of the text plan.
