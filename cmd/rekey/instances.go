@@ -70,11 +70,28 @@ events, newest first. Never a secret.`,
   rekey instances show inst-123 --json | jq .previous`,
 		Args: exactArgs(1, "one instance ID"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkShowID(args[0]); err != nil {
+				return err
+			}
 			return withProducer(c.Context(), env, "instances", func(a *app) error { return showInstance(c.Context(), env, a, args[0], asJSON) })
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print the instance as JSON")
 	return c
+}
+
+// checkShowID refuses an INSTANCE/CREDENTIAL pair, as holds, revocations
+// and events print them, where show takes an instance id: it names the
+// command that shows the instance.
+func checkShowID(id string) error {
+	inst, _, ok := strings.Cut(id, "/")
+	switch {
+	case !ok:
+		return nil
+	case store.ValidID(inst):
+		return usagef("%q is INSTANCE/CREDENTIAL, but show takes an instance id: rekey instances show %s", id, inst)
+	}
+	return usagef("%q is not an instance id: show takes one, such as inst-123", id)
 }
 
 // importInstances registers one instance per JSON line, reporting each bad

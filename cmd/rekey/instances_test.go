@@ -144,3 +144,19 @@ func TestImportSkipsAByteOrderMark(t *testing.T) {
 		t.Errorf("inst-1 after the import: %+v, %v", in, err)
 	}
 }
+
+// TestShowRefusesInstanceSlashCredential: an INSTANCE/CREDENTIAL pair
+// pasted from other output is a usage error that names the command to
+// show the instance, not "not registered".
+func TestShowRefusesInstanceSlashCredential(t *testing.T) {
+	c := newCLI(t)
+	c.register(t, 1)
+	err := c.run(t, "instances", "show", "inst-00000/cred-0")
+	want := `"inst-00000/cred-0" is INSTANCE/CREDENTIAL, but show takes an instance id: rekey instances show inst-00000`
+	if !isUsage(err) || err.Error() != want {
+		t.Errorf("err = %v, want a usage error %q", err, want)
+	}
+	if err := c.run(t, "instances", "show", "inst-00000"); err != nil {
+		t.Errorf("instances show inst-00000: %v", err)
+	}
+}
