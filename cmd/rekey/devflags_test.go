@@ -63,3 +63,23 @@ func TestDevTimeoutNamesTheFlag(t *testing.T) {
 		t.Errorf("the run did not say when it gives up:\n%s", stderr)
 	}
 }
+
+// TestDurationFlagErrorsShowAnExample: a duration flag without a unit, or
+// with one Go does not know (d, H), is a usage error that shows how a
+// duration is written, after Go's own reason.
+func TestDurationFlagErrorsShowAnExample(t *testing.T) {
+	const example = "; use a Go duration such as 2h or 90m"
+	for _, args := range [][]string{
+		{"rotate", "--grace", "2", "inst-1"},
+		{"rotate", "--grace", "90d", "inst-1"},
+		{"rotate", "--grace", "2H", "inst-1"},
+		{"batches", "show", "bat_1", "--interval", "5"},
+		{"dev", "--grace", "30"},
+	} {
+		env, _, _ := devEnv()
+		err := runCommand(context.Background(), env, args[0], args[1:]...)
+		if !isUsage(err) || !strings.Contains(err.Error(), "time: ") || !strings.Contains(err.Error(), example) {
+			t.Errorf("rekey %s: %v, want a usage error with Go's reason and %q", strings.Join(args, " "), err, example)
+		}
+	}
+}

@@ -60,9 +60,15 @@ environment (see README.md).`,
 }
 
 // flagError is a bad flag's usage error; an unknown --flag within two
-// edits of one the command takes names it, as an unknown command does.
+// edits of one the command takes names it, as an unknown command does, and
+// a bad duration shows how one is written, since Go's own error ("missing
+// unit", "unknown unit \"d\"") does not.
 func flagError(c *cobra.Command, err error) error {
 	msg := err.Error()
+	var invalid *pflag.InvalidValueError
+	if errors.As(err, &invalid) && invalid.GetFlag() != nil && invalid.GetFlag().Value.Type() == "duration" {
+		msg += "; use a Go duration such as 2h or 90m (units ns, us, ms, s, m and h, in lower case; 90 days is 2160h)"
+	}
 	if name, ok := strings.CutPrefix(msg, "unknown flag: --"); ok {
 		var known []string
 		add := func(f *pflag.Flag) {
