@@ -306,8 +306,7 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 		return err
 	}
 	if !f.asJSON {
-		writeRotated(env.stdout, res, f.queue, time.Since(start))
-		fmt.Fprintln(env.stdout, graceText(f, a.cfg))
+		writeRotated(env.stdout, res, f.queue, graceText(f, a.cfg), time.Since(start))
 	}
 	warnRefused(env.stderr, res)
 	var pause *pauseWatch
@@ -350,17 +349,20 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 	return nil
 }
 
-// writeRotated prints the outcome of a rotation request on one line.
-func writeRotated(w io.Writer, res fleet.Result, queue string, took time.Duration) {
-	fmt.Fprintf(w, "batch %s: %d enqueued on %s, %d joined a rotation in flight, %d skipped",
+// writeRotated prints the outcome of a rotation request on one line, and
+// the grace on the next, in one write.
+func writeRotated(w io.Writer, res fleet.Result, queue, grace string, took time.Duration) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "batch %s: %d enqueued on %s, %d joined a rotation in flight, %d skipped",
 		res.BatchID, res.Enqueued, queue, res.Joined, res.Skipped)
 	if res.Gone > 0 {
-		fmt.Fprintf(w, ", %d gone meanwhile", res.Gone)
+		fmt.Fprintf(&b, ", %d gone meanwhile", res.Gone)
 	}
 	if res.Refused > 0 {
-		fmt.Fprintf(w, ", %d refused", res.Refused)
+		fmt.Fprintf(&b, ", %d refused", res.Refused)
 	}
-	fmt.Fprintf(w, " (%s)\n", took.Round(time.Millisecond))
+	fmt.Fprintf(&b, " (%s)\n%s\n", took.Round(time.Millisecond), grace)
+	fmt.Fprint(w, b.String())
 }
 
 // graceText says, on one line, the grace the rotations' old credentials
