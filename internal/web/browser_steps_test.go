@@ -163,6 +163,110 @@ func (w *browserWorld) replaySignIn(b *tab) string {
 	return page
 }
 
+// otherAddonWhileFollowing signs in to the sample add-on again and has the
+// dashboard follow a rotation in flight, then signs in to the other add-on
+// in a second tab of the same browser, which replaces the session's cookie.
+// The first tab's next status poll is answered with the other add-on's
+// status: the first tab must say another add-on was opened and stop
+// polling, and never show the other add-on's status or ids, nor leave its
+// page. It returns the pages it saw.
+func (w *browserWorld) otherAddonWhileFollowing(b *tab) []string {
+	w.t.Helper()
+	ctx := context.Background()
+	b.do("open Heroku's sign-in page again", chromedp.Navigate(w.ssoPage(w.sample.ID, browserApp, browserAddon)))
+	b.do("post a new sign-in form", chromedp.Submit(chromedp.ID("heroku-sso")))
+	b.waitUntil("the dashboard after signing in again", `document.getElementById("rotate") !== null`)
+	// signOutWhileFollowing's rotation may still be in flight; if not, an
+	// operator's is claimed, with no task, so that it stays in flight.
+	in, err := w.st.Instance(ctx, w.sample.ID)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if in.InFlight == "" {
+		if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: w.sample.ID, RotationID: tasks.NewID("rot"),
+			Reason: operatorReason, Queue: tasks.QueueDefault}); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	b.do("reload the dashboard", chromedp.Navigate(w.web.URL+"/dashboard"))
+	following := value(b, "read the status", chromedp.Text(chromedp.ID("status-text")))
+	if !strings.HasPrefix(following, "Rotation in progress") ||
+		!value(b, "read data-busy and data-addon", chromedp.Evaluate[bool](
+			`document.body.dataset.busy === "true" && document.body.dataset.addon === `+strconv.Quote(w.sample.ID))) {
+		w.t.Fatalf("the dashboard does not follow the sample add-on's rotation in flight; it shows %q", following)
+	}
+	// The page records what its status and timeline show, and the add-on
+	// each status answer names. A navigation would drop the record.
+	b.do("record what the first tab shows", chromedp.Evaluate[chromedp.Void](`(() => {
+  const seen = window.rekeySeen = [], answers = window.rekeyAnswers = [];
+  const record = () => seen.push(document.getElementById("status-text").textContent,
+    document.getElementById("timeline").textContent);
+  record();
+  new MutationObserver(record).observe(document.body, {subtree: true, childList: true, characterData: true});
+  const fetch = window.fetch;
+  window.fetch = function () {
+    return fetch.apply(this, arguments).then(r => {
+      r.clone().json().then(d => answers.push(d.instance_id), () => answers.push("(not JSON)"));
+      return r;
+    });
+  };
+})()`))
+	polls := w.statusPolls.Load()
+	other := b.sameBrowserTab()
+	other.do("open Heroku's sign-in page for the other add-on",
+		chromedp.Navigate(w.ssoPage(w.other.ID, w.other.App, browserOtherAddon)))
+	other.do("post the other add-on's sign-in form", chromedp.Submit(chromedp.ID("heroku-sso")))
+	other.waitUntil("the other add-on's dashboard", `document.body && document.body.dataset.addon === `+strconv.Quote(w.other.ID))
+	w.checkText(other, "nav-addon", browserOtherAddon)
+	w.checkText(other, "addon-id", w.other.ID)
+	otherStatus := strings.TrimSpace(value(other, "read the other add-on's status", chromedp.Text(chromedp.ID("status-text"))))
+	if otherStatus == "" || strings.Contains(following, otherStatus) {
+		w.t.Fatalf("the other add-on's status %q is not told apart from the sample's %q; the check would prove nothing", otherStatus, following)
+	}
+	pages := []string{other.html()}
+	const opened = "You opened another add-on in this browser. Open this add-on again from your Heroku dashboard to follow its rotation."
+	b.waitUntil("the first tab to say another add-on was opened",
+		`document.getElementById("status-text").textContent === `+strconv.Quote(opened))
+	b.screenshot("dashboard-other-addon-opened.png")
+	if w.statusPolls.Load() == polls {
+		w.t.Error("the first tab said another add-on was opened without asking the server")
+	}
+	// Polls come 2 s apart: three intervals without one shows it stopped.
+	after := w.statusPolls.Load()
+	time.Sleep(6 * time.Second)
+	if n := w.statusPolls.Load() - after; n != 0 {
+		w.t.Errorf("the first tab polled %d more times after another add-on was opened", n)
+	}
+	w.checkText(b, "status-text", opened)
+	rec := value(b, "read what the first tab showed", chromedp.Evaluate[*struct {
+		Seen    []string
+		Answers []string
+		Addon   string
+		ID      string
+	}](`window.rekeySeen ? {seen: window.rekeySeen, answers: window.rekeyAnswers,
+  addon: document.body.dataset.addon, id: document.getElementById("addon-id").textContent} : null`))
+	if rec == nil {
+		w.t.Fatal("the first tab left its page after another add-on was opened")
+	}
+	if n := len(rec.Answers); n == 0 || rec.Answers[n-1] != w.other.ID {
+		w.t.Errorf("the first tab's status answers named %v, want its last one to name the other add-on %s: "+
+			"a poll after the other sign-in", rec.Answers, w.other.ID)
+	}
+	if rec.Addon != w.sample.ID || rec.ID != w.sample.ID {
+		w.t.Errorf("the first tab names add-on %q (%q), want %s", rec.Addon, rec.ID, w.sample.ID)
+	}
+	page := b.html()
+	for name, s := range map[string]string{"status": otherStatus, "id": w.other.ID, "credential": w.other.Provisioned} {
+		for _, shown := range append(rec.Seen, page) {
+			if strings.Contains(shown, s) {
+				w.t.Errorf("the first tab showed the other add-on's %s %q", name, s)
+				break
+			}
+		}
+	}
+	return append(pages, page)
+}
+
 // checkCustomerText checks that no customer page shows what only
 // operators may read: the operator's reason, the error's text, or a word
 // of Heroku's error answer.

@@ -31,8 +31,10 @@ import (
 // page follows it; a second one is refused by the day's limit; the old
 // credential is revoked after the grace; the customer signs out in a second
 // tab while the first follows a rotation, which then says the session has
-// ended, and the sign-in form does not work twice. An operator sees the queues in
-// /monitoring. No page ever shows a secret, the operator's reason or an
+// ended, and the sign-in form does not work twice; signed in again, the
+// customer opens another add-on in a second tab while the first follows a
+// rotation, which then says so and stops, never showing the other add-on.
+// An operator sees the queues in /monitoring. No page ever shows a secret, the operator's reason or an
 // error's text.
 func TestBrowserDashboardAndMonitoring(t *testing.T) {
 	requireChromium(t)
@@ -63,6 +65,7 @@ func TestBrowserDashboardAndMonitoring(t *testing.T) {
 
 	pages = append(pages, w.signOutWhileFollowing(customer)...)
 	pages = append(pages, w.replaySignIn(customer))
+	pages = append(pages, w.otherAddonWhileFollowing(customer)...)
 
 	pages = append(pages, w.monitoring(customer.newTab()))
 	w.checkNoSecrets(pages, before, after)
@@ -75,7 +78,7 @@ func TestBrowserDashboardAndMonitoring(t *testing.T) {
 // config vars a rotation changes and the customer's limit.
 func (w *browserWorld) signIn(b *tab) {
 	w.t.Helper()
-	w.ssoURL = w.ssoPage()
+	w.ssoURL = w.ssoPage(w.sample.ID, browserApp, browserAddon)
 	b.do("open Heroku's sign-in page", chromedp.Navigate(w.ssoURL))
 	b.do("post Heroku's sign-in form", chromedp.Submit(chromedp.ID("heroku-sso")))
 	b.waitUntil("the dashboard after sign-in", `document.getElementById("rotate") !== null`)
@@ -110,32 +113,36 @@ func (w *browserWorld) signIn(b *tab) {
 	w.checkText(b, "next-rotation", "")
 }
 
-// The names Heroku's sign-in form gives in nav-data and app.
+// The names Heroku's sign-in form gives in nav-data and app: for the
+// sample instance, and for the other add-on.
 const (
-	browserApp   = "app-1"
-	browserAddon = "Rekey Demo"
+	browserApp        = "app-1"
+	browserAddon      = "Rekey Demo"
+	browserOtherAddon = "Rekey Demo Staging"
 )
 
 // ssoPage serves, from another site (localhost, where rekey is on
 // 127.0.0.1), the form Heroku's dashboard posts to an add-on's sso_url,
-// signed for the sample instance now, and returns its URL.
-func (w *browserWorld) ssoPage() string {
+// signed now for the instance id, which is the add-on addon on the app app,
+// and returns its URL.
+func (w *browserWorld) ssoPage(id, app, addon string) string {
 	w.t.Helper()
-	id, salt, ts := w.sample.ID, w.cfg.SSOSalt.Reveal(), strconv.FormatInt(time.Now().Unix(), 10)
+	salt, ts := w.cfg.SSOSalt.Reveal(), strconv.FormatInt(time.Now().Unix(), 10)
 	const email, userID = "dev@example.com", "user-0001"
-	w.ssoTokens = []string{sha1Hex(id + ":" + salt + ":" + ts),
+	tokens := []string{sha1Hex(id + ":" + salt + ":" + ts),
 		sha256Hex(id + ":" + salt + ":" + ts + ":" + userID + ":" + email)}
+	w.ssoTokens = append(w.ssoTokens, tokens...)
 	fields := []struct{ Name, Value string }{
 		{"resource_id", id},
 		{"timestamp", ts},
-		{"resource_token", w.ssoTokens[0]},
-		{"user_scoped_resource_token", w.ssoTokens[1]},
+		{"resource_token", tokens[0]},
+		{"user_scoped_resource_token", tokens[1]},
 		{"email", email},
 		{"user_id", userID},
-		{"app", browserApp},
-		{"context_app", browserApp},
+		{"app", app},
+		{"context_app", app},
 		{"nav-data", base64.RawURLEncoding.EncodeToString([]byte(
-			`{"addon":"` + browserAddon + `","appname":"` + browserApp + `","addons":[{"slug":"rekey-demo","name":"` + browserAddon + `","current":true}]}`))},
+			`{"addon":"` + addon + `","appname":"` + app + `","addons":[{"slug":"rekey-demo","name":"` + addon + `","current":true}]}`))},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -292,8 +299,9 @@ func (w *browserWorld) checkNoSecrets(pages []string, snaps ...snapshot) {
 		"HEROKU_ADDON_PASSWORD":      w.cfg.AddonPassword.Reveal(),
 		"REKEY_ISSUER_SECRET":        w.cfg.IssuerSecret.Reveal(),
 		"REKEY_ENCRYPTION_KEYS":      w.sb.EncryptionKey.Reveal(),
-		"SSO resource_token":         w.ssoTokens[0],
-		"SSO user_scoped_token":      w.ssoTokens[1],
+	}
+	for i, tok := range w.ssoTokens {
+		secrets["SSO token "+strconv.Itoa(i)] = tok
 	}
 	for i, s := range snaps {
 		n := strconv.Itoa(i)

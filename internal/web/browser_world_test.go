@@ -56,13 +56,16 @@ type browserWorld struct {
 	web   *httptest.Server
 	logs  *lockedBuffer
 	redis *redistest.Redis
-	// sample is the one V3 instance the customer signs in to.
+	// sample is the V3 instance the customer signs in to.
 	sample sandbox.Sample
-	// ssoTokens are the resource_token and user_scoped_resource_token
-	// Heroku's sign-in form carried.
+	// other is a second V3 instance, another add-on of the same customer,
+	// which they sign in to in a second tab of the same browser.
+	other sandbox.Sample
+	// ssoTokens are the resource_tokens and user_scoped_resource_tokens
+	// of every sign-in form Heroku's page served.
 	ssoTokens []string
-	// ssoURL is the page that posts Heroku's sign-in form, the same form
-	// every time it is opened.
+	// ssoURL is the page that posts Heroku's first sign-in form for
+	// sample, the same form every time it is opened.
 	ssoURL string
 	// statusPolls counts the requests for /dashboard/status, the page's poll.
 	statusPolls atomic.Int64
@@ -117,19 +120,22 @@ func (w *browserWorld) config() *config.Config {
 	return cfg
 }
 
-// provision creates one V3 instance on the fake Heroku and the demo issuer
-// and registers it through the registry, exchanging its grant code.
+// provision creates two V3 instances on the fake Heroku and the demo
+// issuer and registers them through the registry, exchanging their grant
+// codes: sample, and the other add-on.
 func (w *browserWorld) provision() {
 	w.t.Helper()
 	samples, err := w.sb.Provision(context.Background(), registry.New(w.st, w.herokuClient(nil, nil)),
-		1, 1, sandbox.Mix{})
+		1, 2, sandbox.Mix{})
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	if samples[0].APIVersion != store.APIv3 {
-		w.t.Fatalf("provisioned a %s instance, want v3", samples[0].APIVersion)
+	for _, s := range samples {
+		if s.APIVersion != store.APIv3 {
+			w.t.Fatalf("provisioned instance %s as %s, want v3", s.ID, s.APIVersion)
+		}
 	}
-	w.sample = samples[0]
+	w.sample, w.other = samples[0], samples[1]
 }
 
 // herokuClient is rekey's Heroku client on the fake Heroku; lim and observe
