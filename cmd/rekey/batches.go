@@ -234,6 +234,18 @@ func watchBatch(ctx context.Context, env *environ, st *store.Store, id string, i
 	defer tick.Stop()
 	for {
 		b, err := st.Batch(ctx, id)
+		if err != nil && ctx.Err() != nil {
+			// Stopped as it looked (Ctrl-C right after the batch was
+			// printed): one more look, not bound to ctx, says how far the
+			// batch got, so that the operator still learns how to follow it.
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lastLook)
+			b, err = st.Batch(lctx, id)
+			cancel()
+			if err != nil {
+				b = store.Batch{ID: id}
+			}
+			return b, stoppedWatching(b, ctx.Err())
+		}
 		if err != nil {
 			return b, batchError(id, err)
 		}
@@ -276,6 +288,9 @@ func watchBatch(ctx context.Context, env *environ, st *store.Store, id string, i
 		}
 	}
 }
+
+// lastLook bounds the look at a batch after its watch was stopped.
+const lastLook = 2 * time.Second
 
 // stoppedWatching is the error of a watch that err (its context's end)
 // stopped: the batch's rotations go on without it, and the error says how

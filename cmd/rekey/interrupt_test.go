@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"strings"
@@ -140,5 +141,27 @@ func TestCtrlCAfterACommandFinished(t *testing.T) {
 	}
 	if err := onCtrlC(context.Background(), service, "rekey worker", nil); err != nil {
 		t.Errorf("without Ctrl-C: %v, want no error", err)
+	}
+}
+
+// Ctrl-C can land after `rekey rotate --wait` printed its batch and before
+// its watch first looked at it: the watch's look fails on the ended
+// context. The interruption still names the batch, how far it got and how
+// to follow it, rather than "rekey rotate stopped".
+func TestAWatchStoppedAtItsFirstLookNamesTheBatch(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 2)
+	if err := c.run(t, "rotate", ids[0], ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	id := batchID(t, c.stdout.String())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	env := &environ{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	_, err := watchBatch(ctx, env, c.st, id, 50*time.Millisecond, true, nil)
+	var s *stoppedError
+	want := "batch " + id + " was enqueued and keeps running without this command (0 of 2 rotations finished so far)"
+	if !errors.As(err, &s) || !strings.HasPrefix(s.done, want) {
+		t.Errorf("watch stopped at its first look: %v; want it to say %q", err, want)
 	}
 }

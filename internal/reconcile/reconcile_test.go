@@ -143,28 +143,7 @@ func TestArchivedRotationAfterAPushRunsAgainInsteadOfDiscarding(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	w := newWorld(t)
-	if err := w.st.PutInstance(ctx, store.Registration{ID: "pushed", APIVersion: store.APIv3,
-		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: "pushed", RotationID: "rot-p", Queue: tasks.QueueBulk}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := map[string]secret.String{"MYADDON_URL": secret.New("v")}
-	if err := w.st.SavePending(ctx, "pushed", "rot-p", "cred-1", cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.st.MarkPushAttempt(ctx, "rot-p"); err != nil {
-		t.Fatal(err)
-	}
-	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "pushed", RotationID: "rot-p"}, asynq.Queue(tasks.QueueBulk))
-	info, err := w.q.Enqueue(task)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.insp.ArchiveTask(tasks.QueueBulk, info.ID); err != nil {
-		t.Fatal(err)
-	}
+	w.archivedPushedRotation(t, "pushed", "rot-p", 1, 0)
 	res, err := w.sweep.Sweep(ctx)
 	if err != nil || res.RotationsResumed != 1 || res.RotationsFailed != 0 {
 		t.Fatalf("Sweep = %+v, %v; want the rotation run again, not ended", res, err)
@@ -184,33 +163,7 @@ func TestArchivedRotationWhosePushesWereAllRefusedEnds(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	w := newWorld(t)
-	if err := w.st.PutInstance(ctx, store.Registration{ID: "refused", APIVersion: store.APIv3,
-		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: "refused", RotationID: "rot-r", Queue: tasks.QueueBulk}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := map[string]secret.String{"MYADDON_URL": secret.New("v")}
-	if err := w.st.SavePending(ctx, "refused", "rot-r", "cred-1", cfg); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if err := w.st.MarkPushAttempt(ctx, "rot-r"); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.st.SettlePush(ctx, "rot-r", 1); err != nil {
-			t.Fatal(err)
-		}
-	}
-	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "refused", RotationID: "rot-r"}, asynq.Queue(tasks.QueueBulk))
-	info, err := w.q.Enqueue(task)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.insp.ArchiveTask(tasks.QueueBulk, info.ID); err != nil {
-		t.Fatal(err)
-	}
+	w.archivedPushedRotation(t, "refused", "rot-r", 3, 3)
 	res, err := w.sweep.Sweep(ctx)
 	if err != nil || res.RotationsFailed != 1 || res.RotationsResumed != 0 {
 		t.Fatalf("Sweep = %+v, %v; want the rotation ended, not run again", res, err)
@@ -220,6 +173,44 @@ func TestArchivedRotationWhosePushesWereAllRefusedEnds(t *testing.T) {
 	}
 	if in, _ := w.st.Instance(ctx, "refused"); in.InFlight != "" || in.CurrentCredential != "cred-0" {
 		t.Errorf("instance after the sweep = %+v; want free, cred-0 current", in)
+	}
+}
+
+// archivedPushedRotation registers instance id with cred-0 and leaves its
+// rotation rot minted with cred-1, attempts pushes attempted of which
+// refused were refused (settled), and its rotate task archived, as asynq
+// leaves a task whose retries ran out.
+func (w *world) archivedPushedRotation(t *testing.T, id, rot string, attempts, refused int) {
+	t.Helper()
+	ctx := context.Background()
+	if err := w.st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: rot, Queue: tasks.QueueBulk}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New("v")}
+	if err := w.st.SavePending(ctx, id, rot, "cred-1", cfg); err != nil {
+		t.Fatal(err)
+	}
+	for i := range attempts {
+		if err := w.st.MarkPushAttempt(ctx, rot); err != nil {
+			t.Fatal(err)
+		}
+		if i < refused {
+			if err := w.st.SettlePush(ctx, rot, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: id, RotationID: rot}, asynq.Queue(tasks.QueueBulk))
+	info, err := w.q.Enqueue(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.insp.ArchiveTask(tasks.QueueBulk, info.ID); err != nil {
+		t.Fatal(err)
 	}
 }
 
