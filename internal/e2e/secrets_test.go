@@ -84,7 +84,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	res := w.rotate(ids...)
 	b := w.waitBatch(res.BatchID, 30*time.Second)
 	w.waitRevoked(30 * time.Second)
-	if b.Succeeded != int64(len(ids)-2) || b.Failures["push:invalid_params"] != 1 || b.Failures["push:bad_request"] != 1 {
+	if b.Succeeded != int64(len(ids)-2) || b.Failures["push:invalid_params"] != 1 || b.Failures["push:token_refused"] != 1 {
 		t.Fatalf("batch: %d succeeded, failures %v; want all but two, one 422 and one refused refresh", b.Succeeded, b.Failures)
 	}
 	w.collectSecrets(secrets, "after", ids)
