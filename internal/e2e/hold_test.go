@@ -24,9 +24,12 @@ import (
 const (
 	testQuiet   = time.Second
 	testRecheck = 500 * time.Millisecond
-	// releaseSlack covers asynq's polling and the jitter on top of one
-	// quiet period and one re-check.
-	releaseSlack = 3 * time.Second
+	// releaseSlack covers asynq's polling, the jitter and a loaded CI
+	// machine on top of one quiet period and one re-check: 3 s was passed
+	// by up to 1.1 s while 200 instances' revocations ran beside the rest
+	// of the suite on two cores. What the tests tell apart is a release
+	// soon after the use stops from one at the hold's cap, minutes later.
+	releaseSlack = 10 * time.Second
 )
 
 func testHolds(max time.Duration, keep bool) *handlers.HoldPolicy {
