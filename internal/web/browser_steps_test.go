@@ -120,20 +120,28 @@ func (w *browserWorld) signOutWhileFollowing(b *tab) []string {
 	other.do("open the dashboard in a second tab", chromedp.Navigate(w.web.URL+"/dashboard"))
 	pages := w.signOut(other)
 	const ended = "Your session has ended. Open this add-on again from your Heroku dashboard to follow the rotation."
-	b.waitUntil("the first tab to say the session has ended",
-		`document.getElementById("status-text").textContent === `+strconv.Quote(ended))
-	b.screenshot("dashboard-session-ended.png")
+	w.saysAndStopsPolling(b, polls, "its session ended", ended, "dashboard-session-ended.png")
+	return append(pages, b.html())
+}
+
+// saysAndStopsPolling waits until tab b's status says sentence, which it
+// may say only after asking the server once more than polls, then checks
+// that it polls no more: what happened (why) ended its following.
+func (w *browserWorld) saysAndStopsPolling(b *tab, polls int64, why, sentence, screenshot string) {
+	w.t.Helper()
+	b.waitUntil("the first tab to say "+why,
+		`document.getElementById("status-text").textContent === `+strconv.Quote(sentence))
+	b.screenshot(screenshot)
 	if w.statusPolls.Load() == polls {
-		w.t.Error("the first tab said the session ended without asking the server")
+		w.t.Errorf("the first tab said %s without asking the server", why)
 	}
 	// Polls come 2 s apart: three intervals without one shows it stopped.
 	after := w.statusPolls.Load()
 	time.Sleep(6 * time.Second)
 	if n := w.statusPolls.Load() - after; n != 0 {
-		w.t.Errorf("the first tab polled %d more times after its session ended", n)
+		w.t.Errorf("the first tab polled %d more times after %s", n, why)
 	}
-	w.checkText(b, "status-text", ended)
-	return append(pages, b.html())
+	w.checkText(b, "status-text", sentence)
 }
 
 // signOut clicks "Sign out", and checks that the dashboard then asks the
@@ -225,19 +233,7 @@ func (w *browserWorld) otherAddonWhileFollowing(b *tab) []string {
 	}
 	pages := []string{other.html()}
 	const opened = "You opened another add-on in this browser. Open this add-on again from your Heroku dashboard to follow its rotation."
-	b.waitUntil("the first tab to say another add-on was opened",
-		`document.getElementById("status-text").textContent === `+strconv.Quote(opened))
-	b.screenshot("dashboard-other-addon-opened.png")
-	if w.statusPolls.Load() == polls {
-		w.t.Error("the first tab said another add-on was opened without asking the server")
-	}
-	// Polls come 2 s apart: three intervals without one shows it stopped.
-	after := w.statusPolls.Load()
-	time.Sleep(6 * time.Second)
-	if n := w.statusPolls.Load() - after; n != 0 {
-		w.t.Errorf("the first tab polled %d more times after another add-on was opened", n)
-	}
-	w.checkText(b, "status-text", opened)
+	w.saysAndStopsPolling(b, polls, "another add-on was opened", opened, "dashboard-other-addon-opened.png")
 	rec := value(b, "read what the first tab showed", chromedp.Evaluate[*struct {
 		Seen    []string
 		Answers []string
