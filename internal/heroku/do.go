@@ -148,6 +148,12 @@ func transportError(ctx context.Context, endpoint string, err error, secrets []s
 	if errors.As(err, &uerr) {
 		err = uerr.Err
 	}
+	return newTransportError(endpoint, err, secrets)
+}
+
+// newTransportError is err of a call to endpoint, its text made safe to
+// show: the call's secrets removed, printable, clipped.
+func newTransportError(endpoint string, err error, secrets []string) *TransportError {
 	return &TransportError{Endpoint: endpoint, Err: err,
 		text: secret.Clip(printable.Text(scrub(err.Error(), secrets)), maxMessageLen)}
 }
@@ -156,8 +162,7 @@ func transportError(ctx context.Context, endpoint string, err error, secrets []s
 func readBody(resp *http.Response, endpoint string, secrets []string) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	if err != nil {
-		return nil, &TransportError{Endpoint: endpoint, Err: err,
-			text: secret.Clip(printable.Text(scrub(err.Error(), secrets)), maxMessageLen)}
+		return nil, newTransportError(endpoint, err, secrets)
 	}
 	if len(b) > maxBodyBytes {
 		return nil, fmt.Errorf("heroku %s: response body exceeds %d bytes", endpoint, maxBodyBytes)

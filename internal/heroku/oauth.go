@@ -113,7 +113,7 @@ func (c *Client) parseToken(body []byte) (Token, error) {
 	}
 	t := Token{AccessToken: secret.New(r.AccessToken), RefreshToken: secret.New(r.RefreshToken)}
 	if s := seconds(r.ExpiresIn); s > 0 {
-		t.ExpiresAt = c.now().Add(min(time.Duration(min(s, maxTokenLife.Seconds())*float64(time.Second)), maxTokenLife))
+		t.ExpiresAt = c.now().Add(time.Duration(min(s, maxTokenLife.Seconds()) * float64(time.Second)))
 	}
 	return t, nil
 }

@@ -29,14 +29,9 @@ func (s *server) customerLimit(ctx context.Context, v instanceView) (customerLim
 	}
 	if m := s.Store.MaxPrevious(); m > 0 && len(v.PreviousCredentials) >= m {
 		// REKEY_MAX_PREVIOUS: the claim would refuse it until the first
-		// old credential is revoked.
-		next := v.PreviousCredentials[0].RevokeAt
-		for _, p := range v.PreviousCredentials[1:] {
-			if p.RevokeAt.Before(next) {
-				next = p.RevokeAt
-			}
-		}
-		r := &store.Refusal{Reason: store.RefusedPreviousCap, Until: next, Count: len(v.PreviousCredentials)}
+		// old credential is revoked (the list is in revoke order).
+		r := &store.Refusal{Reason: store.RefusedPreviousCap, Until: v.PreviousCredentials[0].RevokeAt,
+			Count: len(v.PreviousCredentials)}
 		return customerLimit{Sentence: refusalSentence(r, lim, s.Now()), Blocked: true}, nil
 	}
 	if lim.OnePerGrace && len(v.PreviousCredentials) > 0 {
