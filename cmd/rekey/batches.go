@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -22,11 +23,108 @@ func newBatchesCmd(env *environ) *cobra.Command {
 	return newGroupCmd(&cobra.Command{
 		Use:   "batches",
 		Short: "Show or cancel a batch of rotations",
-		Long: `A batch is what one 'rekey rotate' (or one API request) enqueued. 'show' prints its counts and
-'--wait' follows it; 'cancel' stops the rotations that have not started. Batches are kept 30 days.`,
-		Example: `  rekey batches show bat_01J... --wait
+		Long: `A batch is what one 'rekey rotate' (or one API request, or one click on the customer dashboard)
+enqueued. 'list' prints the newest batches, 'show' one batch's counts and '--wait' follows it; 'cancel'
+stops the rotations that have not started. Batches are kept 30 days.`,
+		Example: `  rekey batches list --running
+  rekey batches show bat_01J... --wait
   rekey batches cancel bat_01J...`,
-	}, newBatchesShowCmd(env), newBatchesCancelCmd(env))
+	}, newBatchesListCmd(env), newBatchesShowCmd(env), newBatchesCancelCmd(env))
+}
+
+func newBatchesListCmd(env *environ) *cobra.Command {
+	var running, asJSON bool
+	var limit int
+	var before string
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List the newest batches, or those still running",
+		Long: `Lists batches newest first, one a line: id, when it was created, its state (running, done,
+cancelled, or cancelling while rotations under way finish), its counts and its reason. --running
+lists only the batches not done, the ones 'rekey batches cancel' can stop. --before BATCH_ID pages
+back: it lists the batches after that one, as the last line names it. Batches created by rekey versions before this list existed are
+not listed; 'rekey batches show ID' still finds them.`,
+		Example: `  rekey batches list
+  rekey batches list --running
+  rekey batches list --limit 100 --before bat_01J...
+  rekey batches list --json | jq '.[] | select(.failed > 0) | .batch_id'`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if limit < 1 || limit > maxBatchesListed {
+				return usagef("--limit must be between 1 and %d", maxBatchesListed)
+			}
+			q := store.BatchQuery{Limit: limit, Running: running, Before: before}
+			return withProducer(c.Context(), env, "batches", func(a *app) error {
+				return listBatches(c.Context(), env.stdout, a.store, q, asJSON)
+			})
+		},
+	}
+	c.Flags().BoolVar(&running, "running", false, "list only the batches not done")
+	c.Flags().IntVar(&limit, "limit", 20, "list at most this many batches")
+	c.Flags().StringVar(&before, "before", "", "list the batches after this one (the last line of a page)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the batches as a JSON array")
+	return c
+}
+
+// maxBatchesListed bounds --limit: the batches are read and printed at once.
+const maxBatchesListed = 10000
+
+// listBatches prints the batches q names as a table, or as a JSON array.
+func listBatches(ctx context.Context, w io.Writer, st *store.Store, q store.BatchQuery, asJSON bool) error {
+	batches, err := st.Batches(ctx, q)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("--before %s: no such batch in the list (batches are kept 30 days)", printable.Text(q.Before))
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if batches == nil {
+			batches = []store.Batch{}
+		}
+		return writeJSON(w, batches)
+	}
+	if len(batches) == 0 {
+		what := "no batches"
+		if q.Running {
+			what = "no batch is running"
+		}
+		if q.Before != "" {
+			what += " after " + q.Before
+		}
+		_, err := fmt.Fprintf(w, "%s (batches are kept 30 days)\n", what)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BATCH\tCREATED\tSTATE\tTOTAL\tSUCCEEDED\tFAILED\tCANCELLED\tIN FLIGHT\tREASON")
+	for _, b := range batches {
+		// The reason is outside text (the API, the tasks package):
+		// printable.Text keeps it from acting on the terminal or breaking
+		// the table.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", b.ID, b.CreatedAt.UTC().Format(time.RFC3339),
+			batchState(b), b.Total, b.Succeeded, b.Failed, b.Cancelled, b.InFlight, printable.Text(b.Reason))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(batches) == q.Limit {
+		_, err = fmt.Fprintf(w, "%d batches listed, there may be more: --before %s lists older ones\n",
+			len(batches), batches[len(batches)-1].ID)
+	}
+	return err
+}
+
+// batchState names where batch b stands, as 'rekey batches list' prints it.
+func batchState(b store.Batch) string {
+	switch {
+	case !b.CancelledAt.IsZero() && !b.Done:
+		return "cancelling"
+	case !b.CancelledAt.IsZero():
+		return "cancelled"
+	case b.Done:
+		return "done"
+	}
+	return "running"
 }
 
 func newBatchesShowCmd(env *environ) *cobra.Command {
@@ -130,9 +228,8 @@ func cancelBatch(ctx context.Context, env *environ, a *app, id string) error {
 	return nil
 }
 
-// doneBatchError refuses to cancel done batch b. rekey keeps no list of
-// batches, so rather than the batches in flight it says how many rotations
-// are in flight fleet-wide and where a running wave's batch id is found.
+// doneBatchError refuses to cancel done batch b, and says how many
+// rotations are in flight fleet-wide and how to list the running batches.
 func doneBatchError(ctx context.Context, st *store.Store, b store.Batch) error {
 	state := "created at " + b.CreatedAt.UTC().Format(time.RFC3339)
 	if !b.CancelledAt.IsZero() {
@@ -147,8 +244,8 @@ func doneBatchError(ctx context.Context, st *store.Store, b store.Batch) error {
 	case n == 0:
 		return fmt.Errorf("%s\nno rotation is in flight fleet-wide, so no batch is running", msg)
 	}
-	return fmt.Errorf("%s\n%d rotations are in flight fleet-wide; rekey keeps no list of batches, so cancel a running "+
-		"wave by the batch id its 'rekey rotate' printed ('rekey batches show ID' says whether a batch is done)", msg, n)
+	return fmt.Errorf("%s\n%d rotations are in flight fleet-wide: 'rekey batches list --running' names the batches "+
+		"still running", msg, n)
 }
 
 // writeBatch prints a batch's counts, one per line. Its reason and its

@@ -68,7 +68,7 @@ func TestBatchesShow(t *testing.T) {
 		}
 	})
 	t.Run("usage", func(t *testing.T) {
-		if err := c.run(t, "batches", "list"); err == nil {
+		if err := c.run(t, "batches", "frobnicate"); err == nil {
 			t.Error("no error for an unknown subcommand")
 		}
 	})
@@ -188,7 +188,7 @@ func TestBatchesCancelRefusesADoneBatch(t *testing.T) {
 		t.Fatalf("cancel of a done batch: err = %v, want a refusal (exit 1)", err)
 	}
 	for _, w := range []string{"batch " + done + " is done (created at ", "2 succeeded, 0 failed, 0 cancelled",
-		"nothing to cancel", "1 rotations are in flight fleet-wide", "the batch id its 'rekey rotate' printed"} {
+		"nothing to cancel", "1 rotations are in flight fleet-wide", "'rekey batches list --running'"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error lacks %q:\n%v", w, err)
 		}
@@ -201,6 +201,85 @@ func TestBatchesCancelRefusesADoneBatch(t *testing.T) {
 			t.Errorf("batch %s cancelled = %v (%v), want false", id, cancelled, err)
 		}
 	}
+}
+
+// TestBatchesList: the newest batches first, with their state; --running
+// only those not done; --before pages on from the batch a page ended with;
+// --json is an array; a reason's terminal escapes are not printed.
+func TestBatchesList(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 3)
+	if err := c.run(t, "rotate", ids[0], ids[1], "--reason", "first \x1b[2Jwave"); err != nil {
+		t.Fatalf("rotate: %v\n%s", err, c.stderr)
+	}
+	first := batchID(t, c.stdout.String())
+	c.complete(t, ids[:2], map[string]bool{ids[1]: true})
+	if err := c.run(t, "rotate", ids[2], "--reason", "second"); err != nil {
+		t.Fatalf("rotate: %v\n%s", err, c.stderr)
+	}
+	second := batchID(t, c.stdout.String())
+
+	lines := func(t *testing.T, args ...string) []string {
+		t.Helper()
+		if err := c.run(t, "batches", append([]string{"list"}, args...)...); err != nil {
+			t.Fatalf("batches list %v: %v\n%s", args, err, c.stderr)
+		}
+		return strings.Split(strings.TrimSpace(c.stdout.String()), "\n")
+	}
+	t.Run("all", func(t *testing.T) {
+		out := lines(t)
+		if len(out) != 3 || !strings.HasPrefix(out[0], "BATCH") {
+			t.Fatalf("want a header and two batches:\n%s", c.stdout)
+		}
+		for i, w := range [][]string{{second, "running", " 1 ", "second"}, {first, "done", " 2 ", `first \x1b[2Jwave`}} {
+			for _, part := range w {
+				if !strings.Contains(out[i+1], part) {
+					t.Errorf("line %d lacks %q:\n%s", i+1, part, c.stdout)
+				}
+			}
+		}
+		if strings.Contains(c.stdout.String(), "\x1b") {
+			t.Errorf("a reason's escape reached the terminal: %q", c.stdout)
+		}
+	})
+	t.Run("running", func(t *testing.T) {
+		if out := lines(t, "--running"); len(out) != 2 || !strings.HasPrefix(out[1], second+" ") {
+			t.Errorf("want only %s:\n%s", second, c.stdout)
+		}
+	})
+	t.Run("pages", func(t *testing.T) {
+		out := lines(t, "--limit", "1")
+		if len(out) != 3 || !strings.HasPrefix(out[1], second+" ") || !strings.Contains(out[2], "--before "+second) {
+			t.Fatalf("want %s and how to list older ones:\n%s", second, c.stdout)
+		}
+		if out := lines(t, "--limit", "1", "--before", second); len(out) < 2 || !strings.HasPrefix(out[1], first+" ") {
+			t.Errorf("want %s:\n%s", first, c.stdout)
+		}
+		if out := lines(t, "--before", first); len(out) != 1 || !strings.Contains(out[0], "no batches after "+first) {
+			t.Errorf("want no batches after the oldest:\n%s", c.stdout)
+		}
+	})
+	t.Run("json", func(t *testing.T) {
+		if err := c.run(t, "batches", "list", "--json"); err != nil {
+			t.Fatal(err)
+		}
+		var bs []store.Batch
+		if err := json.Unmarshal(c.stdout.Bytes(), &bs); err != nil {
+			t.Fatal(err)
+		}
+		if len(bs) != 2 || bs[0].ID != second || bs[1].ID != first || bs[1].Failed != 1 || !bs[1].Done {
+			t.Errorf("batches %+v", bs)
+		}
+	})
+	t.Run("refusals", func(t *testing.T) {
+		if err := c.run(t, "batches", "list", "--limit", "0"); !isUsage(err) {
+			t.Errorf("--limit 0: err = %v, want a usage error", err)
+		}
+		err := c.run(t, "batches", "list", "--before", "bat_nope")
+		if err == nil || isUsage(err) || !strings.Contains(err.Error(), "no such batch") {
+			t.Errorf("--before an unknown batch: err = %v, want exit 1 saying there is no such batch", err)
+		}
+	})
 }
 
 func TestProgressBar(t *testing.T) {

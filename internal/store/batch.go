@@ -45,6 +45,8 @@ func (s *Store) CreateBatch(ctx context.Context, id, reason string, total int) e
 	pipe := s.rdb.TxPipeline()
 	pipe.HSet(ctx, key, "id", id, "reason", reason, "total", total, "created_at", ms(s.now()))
 	pipe.Expire(ctx, key, s.finishedTTL)
+	pipe.ZAdd(ctx, batchesKey(), redis.Z{Score: float64(ms(s.now())), Member: id})
+	pipe.ZRemRangeByScore(ctx, batchesKey(), "-inf", "("+strconv.FormatInt(ms(s.now().Add(-s.finishedTTL)), 10))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("create batch: %w", err)
 	}
@@ -102,10 +104,14 @@ func (s *Store) Batch(ctx context.Context, id string) (Batch, error) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Batch{}, fmt.Errorf("get batch: %w", err)
 	}
-	m := main.Val()
-	if len(m) == 0 {
+	if len(main.Val()) == 0 {
 		return Batch{}, fmt.Errorf("batch %s: %w", id, ErrNotFound)
 	}
+	return parseBatch(id, main.Val(), fails.Val()), nil
+}
+
+// parseBatch reads batch id from its hash m and its failures hash f.
+func parseBatch(id string, m, f map[string]string) Batch {
 	n := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
 	b := Batch{ID: id, Reason: m["reason"], Total: n("total"), Enqueued: n("enqueued"), Joined: n("joined"),
 		Skipped: n("skipped"), Succeeded: n("succeeded"), Failed: n("failed"), Cancelled: n("cancelled"),
@@ -116,11 +122,99 @@ func (s *Store) Batch(ctx context.Context, id string) (Batch, error) {
 		b.InFlight += max(n("joined_tracked")-n("joined_finished"), 0)
 	}
 	b.Done = b.InFlight == 0 && b.Enqueued+b.Joined+b.Skipped >= b.Total
-	if f := fails.Val(); len(f) > 0 {
+	if len(f) > 0 {
 		b.Failures = make(map[string]int64, len(f))
 		for k, v := range f {
 			b.Failures[k], _ = strconv.ParseInt(v, 10, 64)
 		}
 	}
-	return b, nil
+	return b
+}
+
+// BatchQuery says which batches Batches lists.
+type BatchQuery struct {
+	// Limit is the most batches listed; at least 1.
+	Limit int
+	// Running lists only the batches not done.
+	Running bool
+	// Before lists only the batches listed after the batch it names: the
+	// last batch of a page names the next page. Empty starts at the newest.
+	Before string
+}
+
+// batchesPage is how many batch ids Batches reads in one round trip.
+const batchesPage = 200
+
+// Batches lists the batches newest first (those created in one millisecond
+// in an order that is the same on every call), as q says, or ErrNotFound when
+// q.Before names a batch not in the list. It reads the list in pages until
+// it has q.Limit batches or the list ends, so listing the few running
+// batches among a month of finished ones reads them all.
+func (s *Store) Batches(ctx context.Context, q BatchQuery) ([]Batch, error) {
+	if q.Limit < 1 {
+		return nil, fmt.Errorf("list batches: limit %d, want at least 1", q.Limit)
+	}
+	// The top of the range is fixed before the first page, so that batches
+	// created while the pages are read do not shift the offsets of the next.
+	top := strconv.FormatInt(ms(s.now()), 10)
+	skipTo := ""
+	if q.Before != "" {
+		score, err := s.rdb.ZScore(ctx, batchesKey(), q.Before).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("batch %s: %w", q.Before, ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list batches: %w", err)
+		}
+		// Batches created in the same millisecond come in the same order
+		// on every page: those up to q.Before were listed already.
+		top, skipTo = strconv.FormatFloat(score, 'f', 0, 64), q.Before
+	}
+	var out []Batch
+	for offset := int64(0); ; offset += batchesPage {
+		ids, err := s.rdb.ZRevRangeByScore(ctx, batchesKey(), &redis.ZRangeBy{Max: top, Min: "-inf",
+			Offset: offset, Count: batchesPage}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("list batches: %w", err)
+		}
+		last := len(ids) < batchesPage
+		if skipTo != "" {
+			for i, id := range ids {
+				if id == skipTo {
+					ids, skipTo = ids[i+1:], ""
+					break
+				}
+			}
+			if skipTo != "" {
+				ids = nil
+			}
+		}
+		pipe := s.rdb.Pipeline()
+		mains := make([]*redis.MapStringStringCmd, len(ids))
+		fails := make([]*redis.MapStringStringCmd, len(ids))
+		for i, id := range ids {
+			mains[i] = pipe.HGetAll(ctx, batchKey(id))
+			fails[i] = pipe.HGetAll(ctx, batchKey(id)+":failures")
+		}
+		if len(ids) > 0 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				return nil, fmt.Errorf("list batches: %w", err)
+			}
+		}
+		for i, id := range ids {
+			if len(mains[i].Val()) == 0 {
+				continue // expired, not trimmed yet
+			}
+			b := parseBatch(id, mains[i].Val(), fails[i].Val())
+			if q.Running && b.Done {
+				continue
+			}
+			if out = append(out, b); len(out) == q.Limit {
+				return out, nil
+			}
+		}
+		if last {
+			return out, nil
+		}
+	}
 }

@@ -178,6 +178,12 @@ func inflightKey() string { return keyPrefix + "inflight" }
 // a HASH of its failures counted by failure code.
 func batchKey(batchID string) string { return keyPrefix + "batch:" + batchID }
 
+// batchesKey is a ZSET of batch ids scored by their created_at in
+// milliseconds: the list `rekey batches list` and GET /api/v1/batches read.
+// Creating a batch trims the members older than finishedTTL, whose hashes
+// have expired. Batches created before the list existed are not in it.
+func batchesKey() string { return keyPrefix + "batches" }
+
 // rotationKey is a HASH of one rotation.
 func rotationKey(rotationID string) string { return keyPrefix + "rotation:" + rotationID }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -180,6 +181,56 @@ func (s *server) getBatch(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, b)
 	}
+}
+
+// maxBatchesListed bounds GET /api/v1/batches' limit.
+const maxBatchesListed = 1000
+
+// listBatches lists batches newest first: GET /api/v1/batches, with
+// running=true for only those not done, limit (20 by default) and before
+// (the batch_id of the last batch of the page before) ->
+// {"batches": [...]}, each as GET /api/v1/batches/{batch_id} shows it.
+func (s *server) listBatches(w http.ResponseWriter, r *http.Request) {
+	q := store.BatchQuery{Limit: 20}
+	v := r.URL.Query()
+	for name := range v {
+		if name != "running" && name != "limit" && name != "before" {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q: this list takes running, limit and before", name))
+			return
+		}
+	}
+	if raw := v.Get("running"); raw != "" {
+		running, err := strconv.ParseBool(raw)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("running=%q: want true or false", raw))
+			return
+		}
+		q.Running = running
+	}
+	if raw := v.Get("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > maxBatchesListed {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit=%q: want a whole number from 1 to %d", raw, maxBatchesListed))
+			return
+		}
+		q.Limit = n
+	}
+	q.Before = v.Get("before")
+	batches, err := s.Store.Batches(r.Context(), q)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("before=%q: no such batch in the list (batches are kept for 30 days)", q.Before))
+		return
+	case err != nil:
+		s.internalError(w, r, "list batches", err)
+		return
+	}
+	if batches == nil {
+		batches = []store.Batch{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Batches []store.Batch `json:"batches"`
+	}{batches})
 }
 
 // apiFallback answers API paths no route matched: 405 naming the methods

@@ -185,6 +185,52 @@ func TestRotations(t *testing.T) {
 	}
 }
 
+// GET /api/v1/batches lists batches newest first as GET
+// /api/v1/batches/{id} shows each, running=true only those not done, and
+// pages with limit and before.
+func TestListBatches(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	f.register("inst-2", "cred-0")
+	var first, second batchJSON
+	f.api(http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-1"],"reason":"one"}`).json(t, &first)
+	f.rotate("inst-2", "rot-x", "cred-1", 2*time.Hour)
+	f.clock.Advance(time.Second) // batches of one millisecond list in no set order
+	f.api(http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-2"],"skip_if_previous":true}`).json(t, &second)
+	if first.BatchID == "" || second.BatchID == "" || second.Skipped != 1 {
+		t.Fatalf("batches %+v and %+v, want the second skipped and so done", first, second)
+	}
+	list := func(query string) []batchJSON {
+		t.Helper()
+		var got struct{ Batches []batchJSON }
+		resp := f.api(http.MethodGet, "/api/v1/batches"+query, "")
+		if resp.status != http.StatusOK {
+			t.Fatalf("GET /api/v1/batches%s: %d %s", query, resp.status, resp.body)
+		}
+		resp.json(t, &got)
+		return got.Batches
+	}
+	var one batchJSON
+	f.api(http.MethodGet, "/api/v1/batches/"+first.BatchID, "").json(t, &one)
+	if got := list(""); len(got) != 2 || got[0].BatchID != second.BatchID || got[1] != one {
+		t.Errorf("list = %+v, want %s then %+v", got, second.BatchID, one)
+	}
+	if got := list("?running=true"); len(got) != 1 || got[0].BatchID != first.BatchID {
+		t.Errorf("running = %+v, want only %s", got, first.BatchID)
+	}
+	if got := list("?limit=1"); len(got) != 1 || got[0].BatchID != second.BatchID {
+		t.Errorf("limit=1: %+v, want %s", got, second.BatchID)
+	}
+	if got := list("?limit=1&before=" + second.BatchID); len(got) != 1 || got[0].BatchID != first.BatchID {
+		t.Errorf("before the second: %+v, want %s", got, first.BatchID)
+	}
+	resp := f.api(http.MethodGet, "/api/v1/batches?before="+first.BatchID, "")
+	if resp.status != http.StatusOK || !strings.Contains(resp.body, `"batches":[]`) {
+		t.Errorf("past the oldest: %d %s, want 200 with an empty list", resp.status, resp.body)
+	}
+}
+
 func TestRotationSkipIfPrevious(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)

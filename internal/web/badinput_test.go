@@ -87,6 +87,12 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"100,001 ids", "POST", "/api/v1/rotations", idList("inst", 100_001), 413, "at most 100000"},
 		{"100,000 unknown ids", "POST", "/api/v1/rotations", idList("ghost", 100_000), 422, "100000 unknown"},
 		{"bad batch id", "GET", "/api/v1/batches/a;b", ``, 400, "batch_id"},
+		{"batch list with an unknown parameter", "GET", "/api/v1/batches?runing=true", ``, 400, `"runing"`},
+		{"batch list running maybe", "GET", "/api/v1/batches?running=maybe", ``, 400, "running"},
+		{"batch list limit 0", "GET", "/api/v1/batches?limit=0", ``, 400, "limit"},
+		{"batch list limit not a number", "GET", "/api/v1/batches?limit=ten", ``, 400, "limit"},
+		{"batch list limit too large", "GET", "/api/v1/batches?limit=1001", ``, 400, "1000"},
+		{"batch list before an unknown batch", "GET", "/api/v1/batches?before=bat_nope", ``, 404, "bat_nope"},
 	}
 	before := redistest.Dump(t, f.r)
 	for _, tt := range tests {

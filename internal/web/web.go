@@ -165,6 +165,7 @@ func (s *server) routes() []route {
 		{"GET /api/v1/instances/{addon_id}", accessAPI, s.getInstance},
 		{"DELETE /api/v1/instances/{addon_id}", accessAPI, s.deleteInstance},
 		{"POST /api/v1/rotations", accessAPI, s.postRotations},
+		{"GET /api/v1/batches", accessAPI, s.listBatches},
 		{"GET /api/v1/batches/{batch_id}", accessAPI, s.getBatch},
 		{"/api/", accessAPI, s.apiFallback},
 
