@@ -90,12 +90,14 @@ func (a *app) webHandler() (http.Handler, error) {
 }
 
 // metricsHandler serves /metrics: rekey_redis_up from a ping per scrape,
+// rekey_redis_writable from a write,
 // the start-up check's rekey_sealed_unreadable, and, while Redis answers,
 // what the Collector reads from it.
 func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
 	return metrics.NewHandler(metrics.HandlerParams{
 		Collector:  metrics.NewCollector(a.store, inspector, a.log),
 		Ping:       func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
+		Write:      a.store.CheckWritable,
 		Unreadable: a.unreadableCount,
 	})
 }

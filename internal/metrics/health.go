@@ -14,7 +14,10 @@ const healthPingTimeout = 2 * time.Second
 
 var (
 	descRedisUp = prometheus.NewDesc("rekey_redis_up",
-		"1 when Redis answered this scrape's ping, 0 when it did not (every other rekey metric is then absent).", nil, nil)
+		"1 when Redis answered this scrape's ping, 0 when it did not (every metric read from Redis is then absent).", nil, nil)
+	descRedisWritable = prometheus.NewDesc("rekey_redis_writable",
+		"1 when Redis took this scrape's write, 0 when it answered but refused it (full under noeviction, read-only, "+
+			"too few replicas): nothing is rotated or revoked then. Absent while Redis does not answer.", nil, nil)
 	descUnreadable = prometheus.NewDesc("rekey_sealed_unreadable",
 		"Stored sealed values that no key of REKEY_ENCRYPTION_KEYS opens, as the web process's start-up check counted them.",
 		nil, nil)
@@ -26,6 +29,9 @@ type HandlerParams struct {
 	Collector *Collector
 	// Ping asks Redis whether it answers. Required.
 	Ping func(context.Context) error
+	// Write asks Redis to take a write (store.Store.CheckWritable) once
+	// it answers a ping; nil omits rekey_redis_writable.
+	Write func(context.Context) error
 	// Unreadable returns the start-up check's count of sealed values no
 	// configured key opens, and whether the check has run; nil omits the
 	// metric.
@@ -43,8 +49,12 @@ func NewHandler(p HandlerParams) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), healthPingTimeout)
 		up := p.Ping(ctx) == nil
-		cancel()
 		own := health{up: up, unreadable: p.Unreadable}
+		if up && p.Write != nil {
+			writable := p.Write(ctx) == nil
+			own.writable = &writable
+		}
+		cancel()
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(own)
 		var g prometheus.Gatherer = reg
@@ -58,12 +68,14 @@ func NewHandler(p HandlerParams) http.Handler {
 // health is the handler's own metrics, computed per scrape.
 type health struct {
 	up         bool
+	writable   *bool // nil: not asked
 	unreadable func() (int64, bool)
 }
 
 // Describe implements prometheus.Collector.
 func (h health) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRedisUp
+	ch <- descRedisWritable
 	ch <- descUnreadable
 	ch <- descBuildInfo
 }
@@ -75,6 +87,9 @@ func (h health) Collect(ch chan<- prometheus.Metric) {
 		v = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descRedisUp, prometheus.GaugeValue, v)
+	if h.writable != nil {
+		ch <- prometheus.MustNewConstMetric(descRedisWritable, prometheus.GaugeValue, map[bool]float64{true: 1}[*h.writable])
+	}
 	ch <- buildInfoMetric()
 	if h.unreadable == nil {
 		return

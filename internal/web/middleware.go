@@ -2,27 +2,36 @@ package web
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/rekeyhq/rekey/internal/store"
 )
 
-// healthTimeout bounds the health check's Redis ping.
+// healthTimeout bounds the health check's Redis write.
 const healthTimeout = 2 * time.Second
 
-// healthz answers whether Redis answers: GET /healthz. It is open and says
-// nothing else.
+// healthz answers whether Redis takes writes: GET /healthz. A Redis that
+// answers PING but refuses writes (full, read-only, too few replicas)
+// stops every rotation and revocation, so the check writes. It is open and
+// says nothing else.
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 	defer cancel()
-	if err := s.Store.Redis().Ping(ctx).Err(); err != nil {
-		// No log line per probe: the process's Redis watcher logs
-		// redis_down once, and the error may name REDIS_URL.
+	// No log line per probe: the process's Redis watcher logs
+	// redis_down once, and the error may name REDIS_URL.
+	switch err := s.Store.CheckWritable(ctx); {
+	case errors.Is(err, store.ErrRedisRefusesWrites):
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable",
+			"error": "Redis refuses writes (full, read-only or short of replicas): nothing can be rotated or revoked until it takes them"})
+	case err != nil:
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable",
 			"error": "Redis is unreachable; rekey keeps retrying"})
-		return
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // metrics serves Params.Metrics to operators: GET /metrics.

@@ -119,3 +119,42 @@ func hasSample(body, name, value string) bool {
 	}
 	return false
 }
+
+// TestHealthWhenRedisRefusesWrites: a Redis that answers PING but refuses
+// every write (here min-replicas-to-write with no replica: NOREPLICAS, as
+// a full Redis under noeviction answers OOM) stops every rotation and
+// revocation. /healthz says 503 and why, and /metrics serves
+// rekey_redis_up 1 with rekey_redis_writable 0, until Redis takes writes
+// again.
+func TestHealthWhenRedisRefusesWrites(t *testing.T) {
+	t.Parallel()
+	own := redistest.StartServerAt(t, redistest.FreePort(t)) // CONFIG SET is server-wide
+	st := store.New(own.Client, fixtureSealer(t))
+	handler := metrics.NewHandler(metrics.HandlerParams{
+		Collector: metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(own.Client), zerolog.Nop()),
+		Ping:      func(ctx context.Context) error { return own.Client.Ping(ctx).Err() },
+		Write:     st.CheckWritable})
+	f := newFixture(t, func(p *web.Params) { p.Store, p.Metrics = st, handler })
+	check := func(wantStatus int, wantHealth, wantWritable string) {
+		t.Helper()
+		resp := f.get("/healthz")
+		if resp.status != wantStatus || !strings.Contains(resp.body, wantHealth) {
+			t.Errorf("/healthz: got %d %s, want %d saying %q", resp.status, resp.body, wantStatus, wantHealth)
+		}
+		m := f.do(http.MethodGet, "/metrics", nil, http.Header{"Authorization": {"Bearer " + apiToken}})
+		if !hasSample(m.body, "rekey_redis_up", "1") || !hasSample(m.body, "rekey_redis_writable", wantWritable) ||
+			!strings.Contains(m.body, "rekey_instances") {
+			t.Errorf("/metrics: want rekey_redis_up 1, rekey_redis_writable %s and what Redis holds:\n%s", wantWritable, m.body)
+		}
+	}
+	check(http.StatusOK, `"ok"`, "1")
+	ctx := context.Background()
+	if err := own.Client.ConfigSet(ctx, "min-replicas-to-write", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	check(http.StatusServiceUnavailable, "Redis refuses writes", "0")
+	if err := own.Client.ConfigSet(ctx, "min-replicas-to-write", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	check(http.StatusOK, `"ok"`, "1")
+}
