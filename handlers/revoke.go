@@ -35,13 +35,13 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	c, err := h.deps.Store.Credential(ctx, p.InstanceID, p.CredentialID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return permanent(fmt.Errorf("credential %s of instance %s is unknown", p.CredentialID, p.InstanceID))
+		return stray(fmt.Errorf("credential %s of instance %s is unknown", p.CredentialID, p.InstanceID))
 	case err != nil:
 		return err
 	case c.Revoked():
 		return nil
 	case c.State != store.CredentialPrevious && c.State != store.CredentialDiscarded:
-		return permanent(fmt.Errorf("credential %s is %s: only previous or discarded credentials are revoked", c.ID, c.State))
+		return stray(fmt.Errorf("credential %s is %s: only previous or discarded credentials are revoked", c.ID, c.State))
 	}
 	// A discarded credential's revoke_at is its discarding time, unless it
 	// was discarded with a grace (a deprovisioned instance's, failScript).
@@ -70,6 +70,16 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	}
 	return nil
 }
+
+// stray refuses a revoke task that names a credential rekey would not
+// revoke now (unknown, pending or current: I1), and has asynq drop it
+// rather than archive it. The task is someone's mistake (another app's,
+// through the tasks package, or one left from before a re-registration
+// made its credential current again); archived, it would keep its task id,
+// so that when the credential is superseded rekey's own revoke task could
+// not be enqueued, and the sweep would take the stray task's refusal for
+// the issuer's and set the revocation aside (I3).
+func stray(err error) error { return fmt.Errorf("%w; the task is dropped: %w", err, asynq.RevokeTask) }
 
 func (h *Revoke) observe(outcome string, c store.Credential) {
 	if h.deps.Observer != nil && c.State == store.CredentialPrevious {

@@ -54,7 +54,16 @@ func (s *Sweeper) revocation(ctx context.Context, r store.Revocation, res *Resul
 	}
 	if info.State == asynq.TaskStateCompleted {
 		// A task of this id ran before (the entry was retried by an
-		// operator, or due again after an expedite): run it anew.
+		// operator, or due again after an expedite), or another app's
+		// stray task for the credential, kept by its own retention, was
+		// dropped: run it anew.
+		return s.replaceRevoke(ctx, r, res)
+	}
+	if info.State == asynq.TaskStateArchived && !ownRevokeTask(info, r) {
+		// A task under this revocation's id that names another
+		// credential, or carries options rekey does not give (another
+		// app's, through the tasks package: a deadline long past, no
+		// retries), is not this revocation's, whatever it failed with.
 		return s.replaceRevoke(ctx, r, res)
 	}
 	if info.State == asynq.TaskStateScheduled && info.NextProcessAt.After(r.RevokeAt.Add(s.p.Slack)) {
@@ -75,11 +84,29 @@ func (s *Sweeper) revocation(ctx context.Context, r store.Revocation, res *Resul
 	default:
 		return nil // pending, scheduled, retrying or running: nothing to do
 	}
-	if err := s.p.Inspector.RunTask(tasks.QueueRevoke, info.ID); err != nil {
+	// A fresh task rather than the archived one run again: the archived
+	// task carries whatever options its producer gave it, and another
+	// app's task for this credential (through the tasks package) may have
+	// a deadline long past or no retries, and so fail every run.
+	if err := s.p.Inspector.DeleteTask(tasks.QueueRevoke, info.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		return fmt.Errorf("run revocation of %s again: %w", r.CredentialID, err)
+	}
+	if _, err := s.enqueueRevoke(ctx, r, asynq.ProcessIn(0)); err != nil {
 		return fmt.Errorf("run revocation of %s again: %w", r.CredentialID, err)
 	}
 	res.RevokesRetried++
 	return nil
+}
+
+// ownRevokeTask reports whether the task info describes is r's revoke task
+// as rekey enqueues it: it names r's credential and has rekey's options.
+func ownRevokeTask(info *asynq.TaskInfo, r store.Revocation) bool {
+	if info.Type != tasks.TypeRevoke || info.MaxRetry != tasks.RevokeMaxRetry || info.Timeout != tasks.RevokeTimeout ||
+		!info.Deadline.IsZero() || info.Retention != 0 {
+		return false
+	}
+	p, err := tasks.ParseRevoke(asynq.NewTask(info.Type, info.Payload))
+	return err == nil && p.InstanceID == r.InstanceID && p.CredentialID == r.CredentialID
 }
 
 // expedited runs now the task of a due revocation that asynq holds for a
@@ -104,22 +131,25 @@ func (s *Sweeper) expedited(ctx context.Context, r store.Revocation, info *asynq
 	return nil
 }
 
-// enqueueRevoke enqueues r's revoke task; an existing task is no error.
-func (s *Sweeper) enqueueRevoke(ctx context.Context, r store.Revocation) (bool, error) {
-	t, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: r.InstanceID, CredentialID: r.CredentialID}, r.RevokeAt)
+// enqueueRevoke enqueues r's revoke task, with opts after rekey's own; an
+// existing task is no error.
+func (s *Sweeper) enqueueRevoke(ctx context.Context, r store.Revocation, opts ...asynq.Option) (bool, error) {
+	t, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: r.InstanceID, CredentialID: r.CredentialID}, r.RevokeAt, opts...)
 	if err != nil {
 		return false, err
 	}
 	return s.enqueue(ctx, t)
 }
 
-// replaceRevoke deletes r's finished task and enqueues a new one.
+// replaceRevoke deletes the finished task under due revocation r's task id
+// and enqueues r's own, to run now (the handler still waits for r's revoke
+// time, I2).
 func (s *Sweeper) replaceRevoke(ctx context.Context, r store.Revocation, res *Result) error {
 	err := s.p.Inspector.DeleteTask(tasks.QueueRevoke, tasks.RevokeTaskID(r.InstanceID, r.CredentialID))
 	if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 		return fmt.Errorf("replace revocation of %s: %w", r.CredentialID, err)
 	}
-	enqueued, err := s.enqueueRevoke(ctx, r)
+	enqueued, err := s.enqueueRevoke(ctx, r, asynq.ProcessIn(0))
 	if enqueued {
 		res.RevokesEnqueued++
 	}
