@@ -289,6 +289,15 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 	if err := h.deps.Store.CheckFingerprintKey(ctx); err != nil {
 		return "", nil, err
 	}
+	// The issuer may have minted by the time the task's deadline passes
+	// (its own timeout or deadline, which a tasks/ caller may set short)
+	// or the worker stops: the answer is still read and the credential
+	// recorded, under rekey's own bound, so that it is revoked if the
+	// rotation ends without it rather than stay valid unknown to rekey
+	// (I3). Without that, only a later run's mint, answered the same
+	// credential, would record it, and the caller's options may leave none.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mintTimeout)
+	defer cancel()
 	cred, err := h.deps.Issuer.Mint(ctx, r.p.InstanceID, r.p.RotationID)
 	var unusable *issuer.UnusableCredentialError
 	if errors.As(err, &unusable) {
@@ -322,6 +331,10 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 	}
 	return cred.ID, cred.Config, nil
 }
+
+// mintTimeout bounds a mint and recording what it answered, past the
+// task's own deadline: longer than the webhook issuer's call (30 s).
+const mintTimeout = 45 * time.Second
 
 // classed marks the Heroku call's priority for the rate limiter. A bulk
 // rotation released by the pacing feeder spends the token the feeder took
