@@ -76,6 +76,10 @@ type RotatePayload struct {
 	InstanceID string `json:"instance_id"`
 	// RotationID makes the request idempotent: the issuer mints one
 	// credential per rotation id. NewRotateTask fills it when empty.
+	// Never use an id for a second rotation: the issuer answers an id it
+	// saw with the credential it minted for it, revoked by then, and once
+	// rekey has forgotten that rotation (30 days after it ended) nothing
+	// but the issuer's verify tells the revoked credential from a new one.
 	RotationID string `json:"rotation_id"`
 	// BatchID groups the rotations of one fleet request.
 	BatchID string `json:"batch_id,omitempty"`
