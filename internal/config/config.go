@@ -209,8 +209,8 @@ func Load(env Lookup) (*Config, error) {
 		RedisPoolSize:           p.integer("REKEY_REDIS_POOL_SIZE", DefaultRedisPoolSize, 2, 1000),
 		Dyno:                    p.str("DYNO", ""),
 		Port:                    p.integer("PORT", 5000, 1, 65535),
-		HerokuAPIURL:            p.httpURL("HEROKU_API_URL", "https://api.heroku.com"),
-		HerokuIDURL:             p.httpURL("HEROKU_ID_URL", "https://id.heroku.com"),
+		HerokuAPIURL:            p.herokuURL("HEROKU_API_URL", "https://api.heroku.com"),
+		HerokuIDURL:             p.herokuURL("HEROKU_ID_URL", "https://id.heroku.com"),
 		OAuthClientSecret:       p.secret("HEROKU_OAUTH_CLIENT_SECRET"),
 		AddonID:                 p.str("HEROKU_ADDON_ID", ""),
 		AddonPassword:           p.secret("HEROKU_ADDON_PASSWORD"),
@@ -407,6 +407,16 @@ func (c *Config) Sealer() (*seal.Sealer, error) {
 // a password even without its scheme (":secret@host:6379"): net/url's
 // errors quote the whole value, so only their cause is kept.
 func scrubRedisError(err error) string {
+	// net/url's own errors quote the part of the URL they stumbled on,
+	// which may be in the password.
+	var esc url.EscapeError
+	if errors.As(err, &esc) {
+		return "a % in it is not followed by two hex digits (write a % in the password as %25)"
+	}
+	var host url.InvalidHostError
+	if errors.As(err, &host) {
+		return "its host holds a character no host name has"
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return ue.Err.Error()
@@ -584,6 +594,26 @@ func (p *parser) httpURL(name, def string) string {
 		// The Heroku and issuer clients refuse them (credentials go in
 		// their own variables); the value is not quoted, it may hold one.
 		p.fail(fmt.Errorf("%s must be a URL without a user, a password, a query or a fragment", name))
+	}
+	return v
+}
+
+// herokuURL reads a Heroku base URL: https://, or http:// to this machine
+// (a fake Heroku), since OAuth tokens, the OAuth client secret and every
+// new credential's config travel to it; and a host alone, since rekey
+// appends Heroku's paths (a token endpoint pasted whole, /oauth/token,
+// would fail every provisioning as a refused grant).
+func (p *parser) herokuURL(name, def string) string {
+	v := p.httpURL(name, def)
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" {
+		return v // httpURL said why
+	}
+	switch {
+	case u.Scheme == "http" && !issuer.IsLoopback(u.Hostname()):
+		p.fail(fmt.Errorf("%s must be https:// (http:// only to localhost, 127.0.0.0/8 or ::1): OAuth tokens and new credentials travel to it", name))
+	case u.Path != "":
+		p.fail(fmt.Errorf("%s must name a host only, such as %s, without a path: rekey adds Heroku's paths", name, def))
 	}
 	return v
 }

@@ -18,6 +18,27 @@ func TestRedisURLWithoutSchemeKeepsPasswordOutOfErrors(t *testing.T) {
 	}
 }
 
+// net/url's errors quote the part of the URL they stumbled on: a bad
+// escape in the password ("p%zzsecret") put "%zz" and the characters
+// around it into the error; a bad host quotes the host, where an operator
+// may have pasted the password.
+func TestRedisURLParseErrorsQuoteNoPassword(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"redis://:p%zzsecretpw@127.0.0.1:6391/0", "redis://:pw%2@127.0.0.1:6391/0",
+		"redis://h%zzost:6379/0", "redis://:secretpw@ho st:6379/0", "redis://secretpw%@127.0.0.1:6379/0"} {
+		_, err := config.Load(env(map[string]string{"REDIS_URL": u}))
+		if err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
+			t.Errorf("REDIS_URL=%s: Load() = %v, want an error naming REDIS_URL", u, err)
+			continue
+		}
+		for _, part := range []string{"%zz", "zz", "secret", "ho st", "h%", "pw"} {
+			if strings.Contains(err.Error(), part) {
+				t.Errorf("REDIS_URL=%s: the error quotes %q: %v", u, part, err)
+			}
+		}
+	}
+}
+
 // A process's Redis connections have a ceiling that does not grow with the
 // CPUs it sees: REKEY_REDIS_POOL_SIZE, 10 by default, pipelines included.
 // A pool size written into REDIS_URL is the operator's and wins.
@@ -67,5 +88,31 @@ func TestRedisURLNegativePoolSize(t *testing.T) {
 	_, err := config.Load(env(map[string]string{"REDIS_URL": "redis://:hunter2@127.0.0.1:6379/0?pool_size=-1"}))
 	if err == nil || !strings.Contains(err.Error(), "pool_size") || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("Load() = %v; want an error naming pool_size, without the password", err)
+	}
+}
+
+// HEROKU_API_URL and HEROKU_ID_URL receive OAuth tokens, the OAuth client
+// secret and every new credential's config: plain http:// only to this
+// machine. rekey adds Heroku's paths to them: a path (the token endpoint
+// pasted whole) failed every provisioning as a refused grant.
+func TestHerokuURLs(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"HEROKU_API_URL", "HEROKU_ID_URL"} {
+		for _, ok := range []string{"https://api.heroku.com", "https://id.heroku.com/", "http://127.0.0.1:5001", "http://localhost:5001", "http://[::1]:5001"} {
+			if _, err := config.Load(env(map[string]string{name: ok})); err != nil {
+				t.Errorf("%s=%s: Load() = %v, want it accepted", name, ok, err)
+			}
+		}
+		for bad, want := range map[string]string{
+			"http://api.heroku.com":             "must be https://",
+			"http://localhost.evil.example":     "must be https://",
+			"https://id.heroku.com/oauth/token": "without a path",
+			"http://127.0.0.1:5001/api":         "without a path",
+		} {
+			_, err := config.Load(env(map[string]string{name: bad}))
+			if err == nil || !strings.Contains(err.Error(), name+" must") || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s=%s: Load() = %v, want an error saying %q", name, bad, err, want)
+			}
+		}
 	}
 }
