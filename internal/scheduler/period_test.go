@@ -192,3 +192,52 @@ func TestClockRestartedWithANewPeriodPublishesIt(t *testing.T) {
 		t.Fatalf("a clock with 72h once the 48h one missed its sweep: %v", err)
 	}
 }
+
+// Two clocks run with 90 days; one of them is restarted (stopped cleanly,
+// a deploy). While the other still runs, a clock started from another
+// environment (1h) is refused as before: the stopped clock's clean stop
+// forgot the next planned sweep, whichever clock had planned it, and let
+// the 1h clock replace the fleet's period while the 90-day one ran on,
+// enqueueing nothing from then on. Once the last 90-day clock stops
+// cleanly, a clock with a new period publishes it.
+func TestAClockStoppingBesideARunningOneKeepsThePeriodGuarded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t, simStart)
+	prodParams := periodParams(2160 * time.Hour)
+	run := func() (stop func()) {
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		before, _ := w.st.LastSweep(ctx)
+		go func() { done <- w.scheduler(t, prodParams).Run(runCtx) }()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if last, _ := w.st.LastSweep(ctx); !last.At.IsZero() && last != before {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the clock never swept")
+			}
+		}
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stopA := run()
+	w.advance(time.Second) // the second clock's sweep is the last one
+	stopB := run()
+	stopB()
+	var perr *scheduler.PeriodError
+	if err := w.scheduler(t, periodParams(time.Hour)).Start(ctx); !errors.As(err, &perr) {
+		t.Errorf("a 1h clock started while a 90-day clock runs, another just stopped: %v; want a *PeriodError", err)
+	}
+	if p, _ := w.st.SchedulePolicy(ctx); p.Period != prodParams.Period {
+		t.Fatalf("published period %s, want %s", p.Period, prodParams.Period)
+	}
+	stopA()
+	if err := w.scheduler(t, periodParams(720*time.Hour)).Start(ctx); err != nil {
+		t.Errorf("a clock with a new period once every clock stopped cleanly: %v", err)
+	}
+}

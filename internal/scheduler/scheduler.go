@@ -249,6 +249,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	defer t.Stop()
 	last := ""
 	for {
+		// Said before every sweep, whether this clock sweeps or another
+		// holds the lock: while it runs, no clock started with another
+		// period replaces the fleet's.
+		if err := s.p.Store.ClockAlive(ctx, s.token, s.p.Now().Add(s.p.Interval)); err != nil && ctx.Err() == nil {
+			s.p.Logger.Warn().Err(err).Msg("clock_alive_not_recorded")
+		}
 		res, err := s.Sweep(ctx, s.p.Now())
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -274,7 +280,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			// Stopped cleanly (a restart, a deploy): a clock started next
 			// with another period may publish it.
-			if err := s.p.Store.ClockStopped(context.WithoutCancel(ctx)); err != nil {
+			if err := s.p.Store.ClockStopped(context.WithoutCancel(ctx), s.token, s.p.Now(), s.p.Interval); err != nil {
 				s.p.Logger.Warn().Err(err).Msg("clock_stop_not_recorded")
 			}
 			return nil

@@ -48,6 +48,13 @@ func dueKey() string { return keyPrefix + "due" }
 // sweep's figures (sweep_*).
 func scheduleKey() string { return keyPrefix + "schedule" }
 
+// clocksKey is a ZSET of the clocks (rekey scheduler processes) that run,
+// member a clock's token, scored by when, in milliseconds, it plans to say
+// so next (ClockAlive): a clock whose score is more than the slack past is
+// stopped or dead. It tells a clock that still runs from one that stopped
+// when another starts with a different period (PublishSchedulePolicy).
+func clocksKey() string { return keyPrefix + "clocks" }
+
 // quarantinedKey is a ZSET of quarantined instance ids scored by when they
 // were quarantined, in milliseconds.
 func quarantinedKey() string { return keyPrefix + "quarantined" }
@@ -171,11 +178,24 @@ func (s *Store) PublishSchedulePolicy(ctx context.Context, p SchedulePolicy, now
 	return s.publishSchedulePolicy(ctx, p, false, now, slack)
 }
 
-// ClockStopped records that a clock stopped cleanly: it plans no next
-// sweep, so a clock started with another period may publish it
-// (PublishSchedulePolicy).
-func (s *Store) ClockStopped(ctx context.Context) error {
-	if err := s.rdb.HDel(ctx, scheduleKey(), "sweep_next").Err(); err != nil {
+// ClockAlive records that the clock of token runs and will say so again
+// before next.
+func (s *Store) ClockAlive(ctx context.Context, token string, next time.Time) error {
+	if err := s.rdb.ZAdd(ctx, clocksKey(), redis.Z{Score: float64(ms(next)), Member: token}).Err(); err != nil {
+		return fmt.Errorf("clock alive: %w", err)
+	}
+	return nil
+}
+
+// ClockStopped records that the clock of token stopped cleanly. When no
+// other clock runs (none said it was alive less than slack ago), the
+// fleet plans no next sweep, so a clock started with another period may
+// publish it (PublishSchedulePolicy); while another runs, the period stays
+// guarded, whichever clock swept last.
+func (s *Store) ClockStopped(ctx context.Context, token string, now time.Time, slack time.Duration) error {
+	keys := clockStoppedKeys{clocks: clocksKey(), schedule: scheduleKey()}
+	err := clockStoppedScript.Run(ctx, s.rdb, keys.list(), token, ms(now), slack.Milliseconds()).Err()
+	if err != nil {
 		return fmt.Errorf("clock stopped: %w", err)
 	}
 	return nil
@@ -194,7 +214,7 @@ func (s *Store) publishSchedulePolicy(ctx context.Context, p SchedulePolicy, rep
 		return false, errors.New("schedule policy: period and quarantine limit must not be negative")
 	}
 	own := p.Period.Milliseconds()
-	res, err := publishPolicyScript.Run(ctx, s.rdb, publishPolicyKeys{schedule: scheduleKey()}.list(),
+	res, err := publishPolicyScript.Run(ctx, s.rdb, publishPolicyKeys{schedule: scheduleKey(), clocks: clocksKey()}.list(),
 		own, p.QuarantineAfter, boolArg(replace), ms(now), slack.Milliseconds()).Int64Slice()
 	if err != nil {
 		return false, fmt.Errorf("set schedule policy: %w", err)
@@ -210,9 +230,18 @@ func (s *Store) publishSchedulePolicy(ctx context.Context, p SchedulePolicy, rep
 // publishPolicyKeys are the KEYS of publishPolicyScript.
 type publishPolicyKeys struct {
 	schedule string // KEYS[1] -> rekey:schedule
+	clocks   string // KEYS[2] -> rekey:clocks
 }
 
-func (k publishPolicyKeys) list() []string { return []string{k.schedule} }
+func (k publishPolicyKeys) list() []string { return []string{k.schedule, k.clocks} }
+
+// clockStoppedKeys are the KEYS of clockStoppedScript.
+type clockStoppedKeys struct {
+	clocks   string // KEYS[1] -> rekey:clocks
+	schedule string // KEYS[2] -> rekey:schedule
+}
+
+func (k clockStoppedKeys) list() []string { return []string{k.clocks, k.schedule} }
 
 // SchedulePolicy returns the published policy, or the defaults.
 func (s *Store) SchedulePolicy(ctx context.Context) (SchedulePolicy, error) {

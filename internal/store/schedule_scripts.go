@@ -154,9 +154,10 @@ return 1
 
 // publishPolicyScript publishes a clock's schedule policy (period_ms,
 // quarantine_after) in the schedule hash, unless another period is
-// published by a clock that still runs (its last sweep planned the next,
-// sweep_next, less than the slack ago) and the caller did not ask to
-// replace it.
+// published by a clock that still runs (the last sweep planned the next,
+// sweep_next, less than the slack ago, or a clock said in rekey:clocks
+// that it would say so again less than the slack ago) and the caller did
+// not ask to replace it.
 //
 // KEYS: publishPolicyKeys (schedule.go). ARGV: period ms, quarantine
 // limit, replace ("1": publish over a different period), now ms, slack ms.
@@ -168,11 +169,30 @@ local published = 0
 if old then published = 1 end
 old = tonumber(old) or 0
 if published == 1 and old ~= tonumber(ARGV[1]) and ARGV[3] ~= '1' then
+  local since = tonumber(ARGV[4]) - tonumber(ARGV[5])
   local nxt = tonumber(redis.call('HGET', KEYS[1], 'sweep_next')) or 0
-  if nxt > 0 and tonumber(ARGV[4]) < nxt + tonumber(ARGV[5]) then return {published, old, 0} end
+  if nxt > 0 and since < nxt then return {published, old, 0} end
+  if redis.call('ZCOUNT', KEYS[2], '(' .. since, '+inf') > 0 then return {published, old, 0} end
 end
 redis.call('HSET', KEYS[1], 'period_ms', ARGV[1], 'quarantine_after', ARGV[2])
 return {published, old, 1}
+`)
+
+// clockStoppedScript takes a clock that stopped cleanly off the clocks
+// that run, forgets those silent for a day, and, when no other clock
+// runs, forgets the next sweep planned, so that a clock started with
+// another period may publish it.
+//
+// KEYS: clockStoppedKeys (schedule.go). ARGV: the clock's token, now ms,
+// slack ms.
+var clockStoppedScript = redis.NewScript(`
+local now, slack = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (now - 86400000))
+if redis.call('ZCOUNT', KEYS[1], '(' .. (now - slack), '+inf') == 0 then
+  redis.call('HDEL', KEYS[2], 'sweep_next')
+end
+return 1
 `)
 
 // unlockScript releases the sweep lock if this sweep still holds it.
