@@ -66,7 +66,8 @@ type Observer interface {
 	Rotation(queue, outcome string)
 	// Revocation is called when a previous credential is revoked or its
 	// revocation fails for good (RevocationRevoked, RevocationFailed), with
-	// how late it was against its revoke time.
+	// how late it was against when it was due: its revoke time, or the end
+	// of its hold for one held while in use (store.Credential.DueAt).
 	Revocation(outcome string, lag time.Duration)
 }
 

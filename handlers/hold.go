@@ -35,7 +35,7 @@ type HoldPolicy struct {
 type HoldStore interface {
 	HoldOf(ctx context.Context, instanceID, credID string) (store.Hold, bool, error)
 	SaveHold(ctx context.Context, h store.Hold, event, detail string) error
-	ReleaseHold(ctx context.Context, instanceID, credID, why string) (bool, error)
+	ReleaseHold(ctx context.Context, instanceID, credID, why string, at time.Time) (bool, error)
 	ConfigVars(ctx context.Context, instanceID string) ([]string, error)
 }
 
@@ -50,8 +50,9 @@ type CustomerLog interface {
 // revocation waits: it returns a *RetryLaterError while the issuer reports
 // the credential used within the quiet period, and nil when the revocation
 // goes ahead. Evidence only lengthens the grace: this runs after revoke_at
-// has come, never before (I2).
-func (h *Revoke) holding(ctx context.Context, c store.Credential, log zerolog.Logger) error {
+// has come, never before (I2). A release it makes is noted on c
+// (HoldReleasedAt), from which the revocation's lag counts.
+func (h *Revoke) holding(ctx context.Context, c *store.Credential, log zerolog.Logger) error {
 	d := h.deps
 	rep, ok := d.Issuer.(issuer.UsageReporter)
 	if d.HoldStore == nil || d.Holds.Quiet <= 0 || !ok || c.State != store.CredentialPrevious {
@@ -104,7 +105,7 @@ func recheckAfter(recheck, toCap time.Duration) time.Duration {
 
 // keep saves the hold (or, at its cap, does what REKEY_HOLD_AT_CAP says)
 // and asks asynq to run the task again after the re-check interval.
-func (h *Revoke) keep(ctx context.Context, c store.Credential, next store.Hold, wasHeld bool, log zerolog.Logger) error {
+func (h *Revoke) keep(ctx context.Context, c *store.Credential, next store.Hold, wasHeld bool, log zerolog.Logger) error {
 	d := h.deps
 	event := map[bool]string{true: store.EventHoldRechecked, false: store.EventRevocationHeld}[wasHeld]
 	detail := next.UsedText(d.now())
@@ -129,16 +130,21 @@ func (h *Revoke) keep(ctx context.Context, c store.Credential, next store.Hold, 
 	return &RetryLaterError{After: next.NextCheckAt.Sub(next.CheckedAt), Reason: "old credential still in use"}
 }
 
-// release ends a hold, if any, so that the revocation goes ahead.
-func (h *Revoke) release(ctx context.Context, c store.Credential, isHeld bool, why string) error {
+// release ends a hold, if any, so that the revocation goes ahead, and
+// notes the end on c: the revocation is due from now (Credential.DueAt).
+func (h *Revoke) release(ctx context.Context, c *store.Credential, isHeld bool, why string) error {
 	if !isHeld {
 		return nil
 	}
-	_, err := h.deps.HoldStore.ReleaseHold(ctx, c.InstanceID, c.ID, why)
+	now := h.deps.now()
+	released, err := h.deps.HoldStore.ReleaseHold(ctx, c.InstanceID, c.ID, why, now)
+	if released {
+		c.HoldReleasedAt = now
+	}
 	return err
 }
 
-func askUsage(ctx context.Context, rep issuer.UsageReporter, c store.Credential) (issuer.Usage, error) {
+func askUsage(ctx context.Context, rep issuer.UsageReporter, c *store.Credential) (issuer.Usage, error) {
 	ctx, cancel := context.WithTimeout(ctx, usageTimeout)
 	defer cancel()
 	return rep.Usage(ctx, c.InstanceID, c.ID)
@@ -152,7 +158,7 @@ func quietSentence(last time.Time) string {
 }
 
 // notify writes line to the instance's app log stream, best effort.
-func (h *Revoke) notify(ctx context.Context, c store.Credential, line string) {
+func (h *Revoke) notify(ctx context.Context, c *store.Credential, line string) {
 	if h.deps.CustomerLog != nil {
 		h.deps.CustomerLog.Notify(ctx, c.InstanceID, line)
 	}

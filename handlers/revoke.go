@@ -48,7 +48,7 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	if wait := c.RevokeAt.Sub(h.deps.now()); wait > 0 {
 		return &RetryLaterError{After: wait, Reason: "revoke time not reached"}
 	}
-	if err := h.holding(ctx, c, log); err != nil {
+	if err := h.holding(ctx, &c, log); err != nil {
 		return err
 	}
 	if err := h.deps.Issuer.Revoke(ctx, p.InstanceID, p.CredentialID); err != nil {
@@ -66,7 +66,7 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	h.observe(RevocationRevoked, c)
 	log.Info().Str("state", c.State).Msg("revoked")
 	if c.State == store.CredentialPrevious {
-		h.notify(ctx, c, "your old "+varText(h.deps.varNames(ctx, p.InstanceID))+" credential was revoked")
+		h.notify(ctx, &c, "your old "+varText(h.deps.varNames(ctx, p.InstanceID))+" credential was revoked")
 	}
 	return nil
 }
@@ -81,8 +81,12 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 // the issuer's and set the revocation aside (I3).
 func stray(err error) error { return fmt.Errorf("%w; the task is dropped: %w", err, asynq.RevokeTask) }
 
+// observe reports a previous credential's revocation and how late it ran
+// against when it was due: a held revocation from its hold's release, since
+// a hold lengthens the grace and is no lateness (its length shows in
+// rekey_revocation_oldest_hold_seconds).
 func (h *Revoke) observe(outcome string, c store.Credential) {
 	if h.deps.Observer != nil && c.State == store.CredentialPrevious {
-		h.deps.Observer.Revocation(outcome, h.deps.now().Sub(c.RevokeAt))
+		h.deps.Observer.Revocation(outcome, h.deps.now().Sub(c.DueAt()))
 	}
 }

@@ -95,7 +95,7 @@ func (a *app) webHandler() (http.Handler, error) {
 // what the Collector reads from it.
 func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
 	return metrics.NewHandler(metrics.HandlerParams{
-		Collector:  metrics.NewCollector(a.store, inspector, a.log),
+		Collector:  metrics.NewCollector(a.store, inspector, a.log, metrics.WithPacedBacklog(a.rdb)),
 		Ping:       func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
 		Write:      a.store.CheckWritable,
 		Unreadable: a.unreadableCount,

@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/internal/store"
@@ -20,7 +21,7 @@ type Source interface {
 	Counters(ctx context.Context) (map[string]int64, error)
 	PendingRevocations(ctx context.Context) (int64, error)
 	CountDeadRevocations(ctx context.Context) (int64, error)
-	DueRevocations(ctx context.Context, t time.Time, limit int64) ([]store.Revocation, error)
+	OldestUnheldRevocation(ctx context.Context, t time.Time) (store.Revocation, bool, error)
 	CountInstances(ctx context.Context) (int64, error)
 	InFlightCount(ctx context.Context) (int64, error)
 	BreakerState(ctx context.Context) (store.BreakerState, error)
@@ -36,13 +37,29 @@ type Queues interface {
 type Collector struct {
 	src    Source
 	queues Queues
+	paced  redis.UniversalClient // nil: no paced backlog metrics
 	log    zerolog.Logger
 	now    func() time.Time
 }
 
+// CollectorOption configures a Collector.
+type CollectorOption func(*Collector)
+
+// WithPacedBacklog has the Collector export the bulk rotations that wait in
+// rekey's paced holding set (internal/pacing), read from rdb, the Redis of
+// the queues: they are no asynq task yet, so rekey_queue_tasks does not
+// count them. A nil rdb exports nothing.
+func WithPacedBacklog(rdb redis.UniversalClient) CollectorOption {
+	return func(c *Collector) { c.paced = rdb }
+}
+
 // NewCollector returns a Collector over src and queues.
-func NewCollector(src Source, queues Queues, log zerolog.Logger) *Collector {
-	return &Collector{src: src, queues: queues, log: log, now: time.Now}
+func NewCollector(src Source, queues Queues, log zerolog.Logger, opts ...CollectorOption) *Collector {
+	c := &Collector{src: src, queues: queues, log: log, now: time.Now}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Handler serves the Collector's metrics in Prometheus' text format.
@@ -67,7 +84,8 @@ var (
 	descRevocations = prometheus.NewDesc("rekey_revocations_total",
 		"Revocations of old credentials by outcome.", []string{"outcome"}, nil)
 	descOverdue = prometheus.NewDesc("rekey_revoke_overdue_seconds",
-		"How far past its revoke time the oldest unrevoked credential is (0 when none is due).", nil, nil)
+		"How far past its revoke time the oldest due revocation is that is neither revoked nor held "+
+			"(0 when none is); held ones show in rekey_revocation_oldest_hold_seconds.", nil, nil)
 	descPending = prometheus.NewDesc("rekey_revocations_pending",
 		"Old credentials waiting to be revoked (the dead-letter set not included).", nil, nil)
 	descDead = prometheus.NewDesc("rekey_revocations_dead",
@@ -87,7 +105,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	for _, d := range []*prometheus.Desc{descQueueSize, descQueueLatency, descRotations, descCalls, descWait,
 		descRevocations, descOverdue, descPending, descDead, descInstances, descInFlight,
-		descBreaker, descOpenings, descHeld, descOldestHold, descLogLines} {
+		descBreaker, descOpenings, descHeld, descOldestHold, descLogLines, descPacedHeld, descPacedOldest} {
 		ch <- d
 	}
 }
@@ -97,6 +115,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c.collectQueues(ch)
+	c.collectPaced(ctx, ch)
 	c.collectCounters(ctx, ch)
 	c.collectState(ctx, ch)
 	c.collectBreaker(ctx, ch)
@@ -153,10 +172,23 @@ func (c *Collector) collectState(ctx context.Context, ch chan<- prometheus.Metri
 	gauge(descDead, c.src.CountDeadRevocations)
 	gauge(descInstances, c.src.CountInstances)
 	gauge(descInFlight, c.src.InFlightCount)
+	c.collectOverdue(ctx, ch)
+}
+
+// collectOverdue exports how late the oldest due revocation is, leaving out
+// held ones: a hold lengthens the grace while the credential is in use
+// (README "Holds"), and its revoke-due entry stays at its revoke time. Nothing
+// when it cannot be read, so that a failed read is not "none overdue".
+func (c *Collector) collectOverdue(ctx context.Context, ch chan<- prometheus.Metric) {
 	now := c.now()
+	due, ok, err := c.src.OldestUnheldRevocation(ctx, now)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("metrics_overdue_failed")
+		return
+	}
 	overdue := 0.0
-	if due, err := c.src.DueRevocations(ctx, now, 1); err == nil && len(due) == 1 {
-		overdue = now.Sub(due[0].RevokeAt).Seconds()
+	if ok {
+		overdue = max(now.Sub(due.RevokeAt).Seconds(), 0)
 	}
 	ch <- prometheus.MustNewConstMetric(descOverdue, prometheus.GaugeValue, overdue)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/metrics"
+	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -48,7 +49,11 @@ func TestMetricsPassPromlint(t *testing.T) {
 	if _, err := q.Enqueue(task); err != nil {
 		t.Fatal(err)
 	}
-	col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop())
+	if err := pacing.NewClient(q, r.Client).HoldMany(ctx, []string{"rot-held"}); err != nil {
+		t.Fatal(err)
+	}
+	col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop(),
+		metrics.WithPacedBacklog(r.Client))
 	h := metrics.NewHandler(metrics.HandlerParams{Collector: col,
 		Ping:       func(ctx context.Context) error { return r.Client.Ping(ctx).Err() },
 		Unreadable: func() (int64, bool) { return 0, true }})
@@ -57,7 +62,8 @@ func TestMetricsPassPromlint(t *testing.T) {
 	body, _ := io.ReadAll(w.Body)
 	for _, family := range []string{"rekey_revoke_lag_seconds_bucket", "rekey_request_to_heroku_seconds_bucket",
 		"rekey_build_info{", "rekey_rotations_total", "rekey_queue_tasks", "rekey_revocations_held 1",
-		"rekey_revocation_oldest_hold_seconds", "rekey_logplex_lines_total{outcome=\"sent\"} 1"} {
+		"rekey_revocation_oldest_hold_seconds", "rekey_logplex_lines_total{outcome=\"sent\"} 1",
+		"rekey_revoke_overdue_seconds", "rekey_pace_held_rotations 1", "rekey_pace_oldest_held_seconds"} {
 		if !strings.Contains(string(body), family) {
 			t.Fatalf("/metrics lacks %s, so the lint would not cover it:\n%s", family, body)
 		}

@@ -177,6 +177,35 @@ func Held(ctx context.Context, rdb redis.UniversalClient) (int64, error) {
 	return rdb.ZCard(ctx, heldKey).Result()
 }
 
+// Backlog is the held set in two figures: the rotations of fleet waves and
+// scheduled rotations that wait for the feeder, which no asynq queue
+// counts, since their tasks do not exist yet.
+type Backlog struct {
+	Held   int64     // rotations held
+	Oldest time.Time // when the oldest was held (its place in line); zero when none
+}
+
+// ReadBacklog returns the held set's Backlog in one round trip of two
+// commands, ZCARD and ZRANGE 0 0 (O(1) and O(log n)), whatever the wave's
+// size: a metrics scrape reads it.
+func ReadBacklog(ctx context.Context, rdb redis.UniversalClient) (Backlog, error) {
+	var card *redis.IntCmd
+	var head *redis.ZSliceCmd
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		card = p.ZCard(ctx, heldKey)
+		head = p.ZRangeWithScores(ctx, heldKey, 0, 0)
+		return nil
+	})
+	if err != nil {
+		return Backlog{}, fmt.Errorf("read held rotations: %w", err)
+	}
+	b := Backlog{Held: card.Val()}
+	if zs := head.Val(); len(zs) == 1 {
+		b.Oldest = time.UnixMilli(int64(zs[0].Score)).UTC()
+	}
+	return b, nil
+}
+
 // Paid reads and spends the marks the feeder leaves for released rotations.
 type Paid struct{ rdb redis.UniversalClient }
 

@@ -20,10 +20,24 @@ type Credential struct {
 	// ExpeditedAt is when an emergency revoke moved RevokeAt to then; such
 	// a revocation is never held (handlers, hold.go).
 	ExpeditedAt time.Time `json:"expedited_at,omitzero"`
+	// HoldReleasedAt is when the revocation's last hold ended
+	// (Store.ReleaseHold); the revocation is due from then, if later than
+	// RevokeAt. Zero for a credential never held.
+	HoldReleasedAt time.Time `json:"hold_released_at,omitzero"`
 }
 
 // Revoked reports whether the issuer has revoked the credential.
 func (c Credential) Revoked() bool { return !c.RevokedAt.IsZero() }
+
+// DueAt is when the credential's revocation was due to run: its revoke
+// time, or the end of its last hold when that is later (the issuer's
+// evidence of use lengthened the grace; docs/design.md, "Holds").
+func (c Credential) DueAt() time.Time {
+	if c.HoldReleasedAt.After(c.RevokeAt) {
+		return c.HoldReleasedAt
+	}
+	return c.RevokeAt
+}
 
 // Credential returns one credential of an instance, or ErrNotFound.
 func (s *Store) Credential(ctx context.Context, instanceID, credID string) (Credential, error) {
@@ -39,7 +53,7 @@ func (s *Store) Credential(ctx context.Context, instanceID, credID string) (Cred
 	return Credential{ID: credID, InstanceID: instanceID, RotationID: m["rotation_id"],
 		State: m["state"], MintedAt: fromMS(m["minted_at"]), PromotedAt: fromMS(m["promoted_at"]),
 		RevokeAt: fromMS(m["revoke_at"]), RevokedAt: fromMS(m["revoked_at"]),
-		ExpeditedAt: fromMS(m["expedited_at"])}, nil
+		ExpeditedAt: fromMS(m["expedited_at"]), HoldReleasedAt: fromMS(m["hold_released_at"])}, nil
 }
 
 // MarkRevoked records that the issuer revoked a previous or discarded

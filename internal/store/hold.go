@@ -81,22 +81,46 @@ func (s *Store) SaveHold(ctx context.Context, h Hold, event, detail string) erro
 }
 
 // ReleaseHold ends the credential's hold with a hold_released event saying
-// why, and reports whether there was one. Releasing twice is harmless.
-func (s *Store) ReleaseHold(ctx context.Context, instanceID, credID, why string) (bool, error) {
-	var del *redis.IntCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		del = p.Del(ctx, holdKey(instanceID, credID))
-		p.ZRem(ctx, holdsKey(), holdMember(instanceID, credID))
-		return nil
-	})
+// why, and reports whether there was one. Releasing twice is harmless. A
+// release notes at on the credential (Credential.HoldReleasedAt): the
+// revocation that follows is due from then, not from its revoke time, so
+// that rekey_revoke_lag_seconds counts a hold's run-time as no lateness,
+// also when the revocation is retried after the hold is gone.
+func (s *Store) ReleaseHold(ctx context.Context, instanceID, credID, why string, at time.Time) (bool, error) {
+	keys := releaseHoldKeys{hold: holdKey(instanceID, credID), holds: holdsKey(),
+		credential: credentialKey(instanceID, credID)}
+	n, err := releaseHoldScript.Run(ctx, s.rdb, keys.list(), holdMember(instanceID, credID), ms(at)).Int()
 	if err != nil {
-		return false, fmt.Errorf("release hold: %w", err)
+		return false, scriptError("release hold", err)
 	}
-	if del.Val() == 0 {
+	if n == 0 {
 		return false, nil
 	}
 	return true, s.AddEvent(ctx, Event{Type: EventHoldReleased, InstanceID: instanceID, CredentialID: credID, Detail: why})
 }
+
+// releaseHoldKeys are the KEYS of releaseHoldScript, one field per key, in order.
+type releaseHoldKeys struct {
+	hold       string // KEYS[1] -> rekey:hold:<instance id>:<credential id>
+	holds      string // KEYS[2] -> rekey:holds
+	credential string // KEYS[3] -> rekey:cred:<instance id>:<credential id>
+}
+
+func (k releaseHoldKeys) list() []string { return []string{k.hold, k.holds, k.credential} }
+
+// releaseHoldScript deletes a hold and, when there was one, notes its end
+// on its credential, unless the credential is gone (a HSET would make a
+// hash of one field that never expires).
+//
+// KEYS: releaseHoldKeys. ARGV[1]: the member "<instance id>/<credential
+// id>"; ARGV[2]: the release time in ms. Returns 1 when the credential was
+// held, else 0.
+var releaseHoldScript = redis.NewScript(`
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('HSET', KEYS[3], 'hold_released_at', ARGV[2]) end
+return 1
+`)
 
 // RequestHoldRelease marks the credential's hold as released by by (an
 // operator): the next run of its revoke task revokes without asking the
@@ -181,6 +205,65 @@ func (s *Store) HoldStats(ctx context.Context) (HoldSummary, error) {
 	}
 	return sum, nil
 }
+
+// maxHeldScan bounds how many due revocations OldestUnheldRevocation looks
+// at in one scrape: holds last at most REKEY_HOLD_MAX, so a fleet has few,
+// and past this many the answer is an upper bound rather than a long script.
+const maxHeldScan = 1000
+
+// OldestUnheldRevocation returns the due revocation (revoke time at or
+// before t, not revoked) that has waited longest without a hold, and false
+// when every due one is held or none is due. A held revocation keeps its
+// entry in the revoke-due index at its revoke time (the sweep relies on it),
+// so the index's head alone would report a hold as overdue. At most one
+// more entry than there are holds is looked at (one of them cannot be
+// held), in one script: O((h+1) log n) for h holds. With more than
+// maxHeldScan holds all at the index's head, it returns the entry after
+// them, whose revoke time is no later than the answer's: the overdue it
+// reports is never less than the real one.
+func (s *Store) OldestUnheldRevocation(ctx context.Context, t time.Time) (Revocation, bool, error) {
+	keys := oldestUnheldKeys{revokeDue: revokeDueKey(), holds: holdsKey()}
+	res, err := oldestUnheldScript.Run(ctx, s.rdb, keys.list(), ms(t), maxHeldScan).StringSlice()
+	if err != nil {
+		return Revocation{}, false, scriptError("oldest unheld revocation", err)
+	}
+	if len(res) != 2 {
+		return Revocation{}, false, nil
+	}
+	inst, cred, ok := strings.Cut(res[0], "/")
+	score, err := strconv.ParseFloat(res[1], 64)
+	if !ok || err != nil {
+		return Revocation{}, false, fmt.Errorf("oldest unheld revocation: malformed entry %q", res[0])
+	}
+	return Revocation{InstanceID: inst, CredentialID: cred, RevokeAt: time.UnixMilli(int64(score)).UTC()}, true, nil
+}
+
+// oldestUnheldKeys are the KEYS of oldestUnheldScript, one field per key, in order.
+type oldestUnheldKeys struct {
+	revokeDue string // KEYS[1] -> rekey:revoke_due
+	holds     string // KEYS[2] -> rekey:holds
+}
+
+func (k oldestUnheldKeys) list() []string { return []string{k.revokeDue, k.holds} }
+
+// oldestUnheldScript walks the head of the revoke-due index up to the
+// first entry the holds set does not name.
+//
+// KEYS: oldestUnheldKeys. ARGV[1]: now in ms; ARGV[2]: the most holds to
+// look past (maxHeldScan). Returns {member, score} of the oldest due entry
+// not held; past ARGV[2] held entries, the next one; {} when none is due or
+// every due entry is held.
+var oldestUnheldScript = redis.NewScript(`
+local holds = redis.call('ZCARD', KEYS[2])
+local capped = holds > tonumber(ARGV[2])
+local n = math.min(holds, tonumber(ARGV[2])) + 1
+local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, n, 'WITHSCORES')
+for i = 1, #due, 2 do
+  if not redis.call('ZSCORE', KEYS[2], due[i]) then return {due[i], due[i + 1]} end
+end
+if capped and #due == 2 * n then return {due[#due - 1], due[#due]} end
+return {}
+`)
 
 func holdMember(instanceID, credID string) string { return instanceID + "/" + credID }
 

@@ -60,6 +60,9 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"resumeBreakerScript", resumeBreakerKeys{answers: breakerAnswersKey(), state: breakerKey()}, nil},
 		{"announceKeyringScript", keyringKeys{keyrings: keyringsKey()}, nil},
 		{"readKeyringsScript", keyringKeys{keyrings: keyringsKey()}, nil},
+		{"releaseHoldScript", releaseHoldKeys{hold: holdKey("inst", "cred"), holds: holdsKey(),
+			credential: credentialKey("inst", "cred")}, nil},
+		{"oldestUnheldScript", oldestUnheldKeys{revokeDue: revokeDueKey(), holds: holdsKey()}, nil},
 	}
 	listed := map[string]bool{"putInstanceScript": true} // its Lua is putInstanceLua
 	for _, c := range cases {

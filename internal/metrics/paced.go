@@ -1,0 +1,38 @@
+package metrics
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rekeyhq/rekey/internal/pacing"
+)
+
+var (
+	descPacedHeld = prometheus.NewDesc("rekey_pace_held_rotations",
+		"Bulk rotations (fleet waves, scheduled rotations) held in rekey's paced holding set, waiting for the "+
+			"feeder to release them to the bulk queue at the Heroku budget's pace; rekey_queue_tasks does not count them.",
+		nil, nil)
+	descPacedOldest = prometheus.NewDesc("rekey_pace_oldest_held_seconds",
+		"How long the oldest rotation in rekey's paced holding set has waited for the feeder (0 when none waits).",
+		nil, nil)
+)
+
+// collectPaced exports the paced holding set (WithPacedBacklog); nothing
+// when it cannot be read, so that a failed read is not "no backlog".
+func (c *Collector) collectPaced(ctx context.Context, ch chan<- prometheus.Metric) {
+	if c.paced == nil {
+		return
+	}
+	b, err := pacing.ReadBacklog(ctx, c.paced)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("metrics_paced_failed")
+		return
+	}
+	oldest := 0.0
+	if !b.Oldest.IsZero() {
+		oldest = max(c.now().Sub(b.Oldest).Seconds(), 0)
+	}
+	ch <- prometheus.MustNewConstMetric(descPacedHeld, prometheus.GaugeValue, float64(b.Held))
+	ch <- prometheus.MustNewConstMetric(descPacedOldest, prometheus.GaugeValue, oldest)
+}
