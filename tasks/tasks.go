@@ -81,7 +81,11 @@ type RotatePayload struct {
 	// rekey has forgotten that rotation (30 days after it ended) nothing
 	// but the issuer's verify tells the revoked credential from a new one.
 	RotationID string `json:"rotation_id"`
-	// BatchID groups the rotations of one fleet request.
+	// BatchID groups the rotations of one fleet request. rekey's producers
+	// claim every rotation of a batch before its task exists; a task whose
+	// own claim starts or joins a rotation (one another app enqueued) counts
+	// into no batch, and the rotation keeps its BatchID only when no batch
+	// of rekey's has that id (another app's correlation id).
 	BatchID string `json:"batch_id,omitempty"`
 	// Reason is free text for the audit trail ("customer request", "incident").
 	Reason string `json:"reason,omitempty"`
@@ -144,6 +148,9 @@ func NewRotateTask(p RotatePayload, opts ...asynq.Option) (*asynq.Task, error) {
 func NewRevokeTask(p RevokePayload, revokeAt time.Time, opts ...asynq.Option) (*asynq.Task, error) {
 	if p.InstanceID == "" || p.CredentialID == "" {
 		return nil, errors.New("tasks: revoke payload needs an instance id and a credential id")
+	}
+	if err := checkRevokeIDs(p); err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -213,16 +220,31 @@ func ValidID(s string) bool {
 	return true
 }
 
-// checkIDs refuses a rotation whose ids ValidID refuses. The error gives
-// their length, not the ids, which may be anything of any size.
+// checkIDs refuses a rotation whose ids ValidID refuses.
 func checkIDs(p RotatePayload) error {
-	if !ValidID(p.InstanceID) {
-		return fmt.Errorf("instance_id of %d bytes is not a usable id (1 to 128 of A-Z a-z 0-9 - _ . @)", len(p.InstanceID))
+	if err := checkID("instance_id", p.InstanceID); err != nil {
+		return err
 	}
-	if !ValidID(p.RotationID) {
-		return fmt.Errorf("rotation_id of %d bytes is not a usable id (1 to 128 of A-Z a-z 0-9 - _ . @)", len(p.RotationID))
+	return checkID("rotation_id", p.RotationID)
+}
+
+// checkRevokeIDs refuses a revocation whose ids ValidID refuses.
+func checkRevokeIDs(p RevokePayload) error {
+	if err := checkID("instance_id", p.InstanceID); err != nil {
+		return err
 	}
-	return nil
+	return checkID("credential_id", p.CredentialID)
+}
+
+// checkID refuses an id ValidID refuses. The error gives the id's length,
+// not the id, which may be anything of any size (line breaks and terminal
+// escapes included), and would be kept as the task's last error
+// (/monitoring) and logged.
+func checkID(field, id string) error {
+	if ValidID(id) {
+		return nil
+	}
+	return fmt.Errorf("%s of %d bytes is not a usable id (1 to 128 of A-Z a-z 0-9 - _ . @)", field, len(id))
 }
 
 // cutReason cuts s to MaxReasonLen bytes at a character's boundary.
@@ -245,6 +267,9 @@ func ParseRevoke(t *asynq.Task) (RevokePayload, error) {
 	}
 	if p.InstanceID == "" || p.CredentialID == "" {
 		return p, fmt.Errorf("%w: revoke needs instance_id and credential_id", ErrInvalidPayload)
+	}
+	if err := checkRevokeIDs(p); err != nil {
+		return p, fmt.Errorf("%w: %w", ErrInvalidPayload, err)
 	}
 	return p, nil
 }

@@ -154,6 +154,45 @@ func TestRotateTaskRefusesUnusableIDs(t *testing.T) {
 	}
 }
 
+// A revoke task names its credential by ids that go into Redis keys and the
+// issuer's URL. One rekey cannot use is refused as a rotation's is, and
+// the refusal, which asynq keeps as the task's last error (/monitoring),
+// gives its length, never the id: a megabyte of text, line breaks or
+// terminal escapes.
+func TestRevokeTaskRefusesUnusableIDs(t *testing.T) {
+	hostile := strings.Repeat("c", 1<<20) + ":*\r\n\x1b[31m"
+	for _, tc := range []struct{ name, instance, credential string }{
+		{"key separator", "inst:1", "cred-1"},
+		{"line break", "inst-1", "cred\n1"},
+		{"escape", "inst-1", "cred\x1b[31m"},
+		{"too long", "inst-1", strings.Repeat("c", 129)},
+		{"dots", "inst-1", ".."},
+		{"hostile", "inst-1", hostile},
+		{"hostile instance", hostile, "cred-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tasks.RevokePayload{InstanceID: tc.instance, CredentialID: tc.credential}
+			if _, err := tasks.NewRevokeTask(p, time.Now()); err == nil {
+				t.Errorf("NewRevokeTask: no error")
+			}
+			b, err := json.Marshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = tasks.ParseRevoke(asynq.NewTask(tasks.TypeRevoke, b))
+			if !errors.Is(err, tasks.ErrInvalidPayload) {
+				t.Fatalf("ParseRevoke: err = %v, want ErrInvalidPayload", err)
+			}
+			if msg := err.Error(); len(msg) > 200 || strings.ContainsAny(msg, "\r\n\x1b") || strings.Contains(msg, "[31m") {
+				t.Errorf("ParseRevoke's error echoes the id: %.300q", msg)
+			}
+		})
+	}
+	if _, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: "inst-1", CredentialID: "cred_1.a-b@c"}, time.Now()); err != nil {
+		t.Errorf("NewRevokeTask with usable ids: %v", err)
+	}
+}
+
 // A reason is kept in the rotation's record, the instance's history and the
 // fleet's audit stream: another app's task that carries a page of text (a
 // stack trace, a whole ticket) is cut to MaxReasonLen, at a character's

@@ -38,7 +38,7 @@ func (c *cli) seedHostile(t *testing.T) {
 	must(c.st.CreateBatch(ctx, "bat_hostile", hostile, 1))
 	must(c.st.PutInstance(ctx, store.Registration{ID: "inst-hostile", APIVersion: store.APIv3,
 		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}))
-	_, err := c.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-hostile", RotationID: "rot-1",
+	_, err := c.st.ClaimBrief(ctx, store.RotationRequest{InstanceID: "inst-hostile", RotationID: "rot-1",
 		BatchID: "bat_hostile", Reason: hostile})
 	must(err)
 	_, err = c.st.Fail(ctx, "inst-hostile", "rot-1", "mint:"+hostile, hostile)

@@ -175,7 +175,7 @@ func TestHeldTasksDropsCancelledAndRefusesUnusableRotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	late := tasks.NewID("rot")
-	if _, err := f.st.Claim(ctx, store.RotationRequest{InstanceID: ids[1], RotationID: late, BatchID: res.BatchID,
+	if _, err := f.st.ClaimBrief(ctx, store.RotationRequest{InstanceID: ids[1], RotationID: late, BatchID: res.BatchID,
 		Queue: tasks.QueueBulk}); err != nil {
 		t.Fatal(err)
 	}

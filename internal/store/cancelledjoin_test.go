@@ -24,7 +24,7 @@ func TestClaimDoesNotJoinARotationOfACancelledBatch(t *testing.T) {
 	}
 	for _, id := range []string{"inst-1", "inst-2"} {
 		req := store.RotationRequest{InstanceID: id, RotationID: "rot-a-" + id, BatchID: "bat-a", Queue: "bulk"}
-		if _, err := f.st.Claim(ctx, req); err != nil {
+		if _, err := f.st.ClaimBrief(ctx, req); err != nil {
 			t.Fatal(err)
 		}
 	}

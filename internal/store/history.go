@@ -553,13 +553,16 @@ end
 -- another app names without rekey having created it, or one expired
 -- before a revocation it waited for), and it would stay for good: the
 -- first count of a field looks for the expiry, and deletes a hash that has
--- none. The other counts of a wave cost no second command.
+-- none. The other counts of a wave cost no second command. Returns whether
+-- the batch exists (the count stands).
 local function bump(bprefix, batch, field)
-  if not batch_id_ok(batch) then return end
+  if not batch_id_ok(batch) then return false end
   local key = bprefix .. batch
   if redis.call('HINCRBY', key, field, 1) == 1 and redis.call('TTL', key) == -1 then
     redis.call('DEL', key)
+    return false
   end
+  return true
 end
 -- bump_joined counts a finished rotation into each batch that joined it
 -- (its joined_by: batch ids, comma separated), which waits for it (Batch).

@@ -143,7 +143,7 @@ func TestCancellingAWaveKeepsTheStartedRotationARequestJoined(t *testing.T) {
 	}
 	click := store.RotationRequest{InstanceID: "inst-started", RotationID: "rot-click", BatchID: "bat-click",
 		Queue: "interactive", Overtakes: "bulk"}
-	if got, err := f.st.Claim(ctx, click); err != nil || got.Status != store.Joined || got.Moved {
+	if got, err := f.st.ClaimBrief(ctx, click); err != nil || got.Status != store.Joined || got.Moved {
 		t.Fatalf("click: %+v, %v; want joined, not moved", got, err)
 	}
 	if err := f.st.CountBatch(ctx, "bat-click", 0, 1, 0); err != nil {

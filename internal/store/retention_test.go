@@ -20,7 +20,7 @@ func TestCancelledRotationExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := store.RotationRequest{InstanceID: "inst-c", RotationID: "rot-c", BatchID: "b-1"}
-	if _, err := f.st.Claim(ctx, req); err != nil {
+	if _, err := f.st.ClaimBrief(ctx, req); err != nil {
 		t.Fatal(err)
 	}
 	if d, err := f.st.RotationExpiry(ctx, "rot-c"); err != nil || d != 0 {

@@ -38,9 +38,14 @@ const (
 type RotationRequest struct {
 	InstanceID string
 	RotationID string
-	BatchID    string
-	Reason     string
-	Queue      string
+	// BatchID is the batch a producer's claim (ClaimBrief, ClaimMany)
+	// counts the rotation in. A task's claim (Claim) that starts or joins a
+	// rotation, which only a task another app enqueued does, counts it in
+	// no batch: the rotation it starts keeps BatchID only when no batch of
+	// rekey's has that id.
+	BatchID string
+	Reason  string
+	Queue   string
 	// Grace overrides the instance's grace period when positive.
 	Grace time.Duration
 	// SkipIfPrevious declines the rotation while a previous credential of

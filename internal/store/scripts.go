@@ -176,6 +176,9 @@ return 'ok'
 // is over; a request that joins it then notes it (kept_at), so that its
 // batch's cancel does not end it. A brief claim that resumes one (a
 // producer asking again, the feeder's look, a cancel's) notes nothing.
+// Only a brief claim puts a rotation in its batch: a task's claim that
+// starts or joins one is another app's task, and counts into no batch
+// (task_claim_batch).
 // Returns {status, rotation id, rotation state, credential id, previous
 // credential id (for a failed rotation: its discarded one), revoke_at ms,
 // instance hash as a flat list, push attempted at ms or "", the rotation's
@@ -239,6 +242,17 @@ local function cancel(rkey, rot, batch)
   bump_joined(KEYS[8], get(rkey, 'joined_by'))
   emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'cancelled', rot, '', 'batch ' .. batch .. ' cancelled', ARGV[3])
 end
+-- task_claim_batch: the batch id the rotation this claim starts records.
+-- rekey's producers claim every rotation of a batch (brief) before its task
+-- exists, so a task's own claim that starts or joins a rotation is another
+-- app's task (tasks/): it counts into no batch. It may name its own
+-- correlation id, which the record keeps (its counts go nowhere: bump), but
+-- not a batch of rekey's, which exists: counted there, its outcome would
+-- make that batch done while its own rotations are still in flight.
+local function task_claim_batch(b)
+  if ARGV[12] ~= '1' and batch_id_ok(b) and redis.call('EXISTS', KEYS[8] .. b) == 1 then return '' end
+  return b
+end
 local own = redis.call('HMGET', KEYS[2], 'batch_id', 'instance_id', 'moved_at', 'kept_at', 'joined_by',
   unpack(rotation_fields))
 if own[6] then -- the rotation exists: every rotation has a state
@@ -293,9 +307,10 @@ if inflight ~= '' then
     -- The request's batch is not done before the rotation it joined is:
     -- the rotation notes the batch, which counts it in flight
     -- (joined_tracked) until the rotation finishes (bump_joined). A few
-    -- batches at most; an id no batch of rekey's can have is not noted.
+    -- batches at most; an id no batch of rekey's can have is not noted, nor
+    -- the batch of a task's claim (another app's task: task_claim_batch).
     local by = cur[4] or ''
-    if batch_id_ok(ARGV[4]) and ARGV[4] ~= (cur[2] or '') and
+    if ARGV[12] == '1' and batch_id_ok(ARGV[4]) and ARGV[4] ~= (cur[2] or '') and
         #by + #ARGV[4] < 1024 and not string.find(',' .. by .. ',', ',' .. ARGV[4] .. ',', 1, true) then
       set[#set + 1], set[#set + 2] = 'joined_by', by == '' and ARGV[4] or by .. ',' .. ARGV[4]
       bump(KEYS[8], ARGV[4], 'joined_tracked')
@@ -317,7 +332,8 @@ if refused then
 end
 count_customer()
 local rec = {'id', ARGV[1], 'instance_id', ARGV[2], 'state', 'requested',
-  'requested_at', ARGV[3], 'batch_id', ARGV[4], 'reason', ARGV[5], 'queue', ARGV[6], 'grace_ms', ARGV[10]}
+  'requested_at', ARGV[3], 'batch_id', task_claim_batch(ARGV[4]), 'reason', ARGV[5], 'queue', ARGV[6],
+  'grace_ms', ARGV[10]}
 -- A task's claim (not brief) runs the rotation it starts at once: like one
 -- it resumes, the rotation does not move before that run is over.
 if ARGV[12] ~= '1' then rec[#rec + 1], rec[#rec + 2] = 'started_at', ARGV[3] end
@@ -624,12 +640,13 @@ if get(KEYS[1], 'inflight') == ARGV[2] then redis.call('HDEL', KEYS[1], 'infligh
 redis.call('ZREM', KEYS[7], ARGV[1] .. '/' .. ARGV[2])
 local fin = redis.call('HMGET', KEYS[2], 'batch_id', 'joined_by')
 local batch = fin[1] or ''
-bump(KEYS[8], batch, 'failed')
-bump_joined(KEYS[8], fin[2])
-if batch ~= '' then
+-- The failure codes count into a batch that exists, as its counts do: an id
+-- like "bat_x:failures" (batch_id_ok) or one rekey never created leaves no key.
+if bump(KEYS[8], batch, 'failed') then
   redis.call('HINCRBY', KEYS[8] .. batch .. ':failures', ARGV[8], 1)
   redis.call('EXPIRE', KEYS[8] .. batch .. ':failures', ARGV[7])
 end
+bump_joined(KEYS[8], fin[2])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 'last_error', ARGV[4], 'last_error_at', ARGV[3], 'last_error_code', ARGV[8])
 end
