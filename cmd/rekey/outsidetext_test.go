@@ -77,6 +77,7 @@ func TestOutsideTextIsEscapedInTextOutput(t *testing.T) {
 	runs := map[string][]string{ // a command's path: its arguments
 		"instances show":       {"inst-hostile"},
 		"batches show":         {"bat_hostile"},
+		"batches list":         nil,
 		"holds list":           nil,
 		"revocations dead":     nil,
 		"revocations expedite": {"inst-hostile", "--confirm"},
@@ -86,7 +87,7 @@ func TestOutsideTextIsEscapedInTextOutput(t *testing.T) {
 		"rotate":               {"--plan", "inst-hostile"},
 	}
 	// shows names the commands that show the hostile text itself.
-	shows := []string{"instances show", "batches show", "holds list", "revocations dead", "scheduler status", "keys status"}
+	shows := []string{"instances show", "batches show", "batches list", "holds list", "revocations dead", "scheduler status", "keys status"}
 	for _, path := range commandPaths(t) {
 		name := strings.Join(path, " ")
 		if cmd, _, err := newRootCmd(c.env()).Find(path); err == nil && cmd.Flags().Lookup("json") != nil {
@@ -114,7 +115,7 @@ func TestOutsideTextIsEscapedInTextOutput(t *testing.T) {
 	checkTerminalSafe(t, stderr.String())
 	// --json keeps the text exact.
 	for _, argv := range [][]string{{"instances", "show", "inst-hostile", "--json"}, {"batches", "show", "bat_hostile", "--json"},
-		{"holds", "list", "--json"}, {"revocations", "dead", "--json"}} {
+		{"batches", "list", "--json"}, {"holds", "list", "--json"}, {"revocations", "dead", "--json"}} {
 		if err := c.run(t, argv[0], argv[1:]...); err != nil {
 			t.Fatalf("rekey %s: %v", strings.Join(argv, " "), err)
 		}
