@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,13 +152,32 @@ func (r *Redis) record(err error) {
 		close(r.upc)
 	case err != nil && r.state != down:
 		r.p.Logger.Error().Str("error", r.p.Redact(err.Error())).Dur("max_backoff", r.p.MaxBackoff).
-			Str("detail", "Redis does not answer; waiting and retrying, one line when it answers again").
+			Str("detail", downDetail(err)+"; waiting and retrying, one line when it answers again").
 			Msg("redis_down")
 		if r.state == up {
 			r.upc = make(chan struct{})
 		}
 		r.state, r.since = down, now
 	}
+}
+
+// downDetail says why a ping failed in an operator's words: Redis answers
+// but refuses REDIS_URL's login or database (a typo, or a password
+// rotated since), which waiting alone does not mend, or it does not answer.
+func downDetail(err error) string {
+	var answered interface{ RedisError() } // go-redis's redis.Error: Redis's own answer
+	if !errors.As(err, &answered) {
+		return "Redis does not answer"
+	}
+	msg := err.Error()
+	switch {
+	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOAUTH"), strings.Contains(msg, "invalid password"),
+		strings.Contains(msg, "invalid username-password"):
+		return "Redis answers but refuses REDIS_URL's user or password: check REDIS_URL (on Heroku, the add-on's current one)"
+	case strings.Contains(msg, "DB index is out of range"):
+		return "Redis answers but has no database of REDIS_URL's number (the path after the port): check REDIS_URL"
+	}
+	return "Redis answers with an error"
 }
 
 // Up reports whether the last ping was answered. It is false until the

@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/internal/health"
+	"github.com/rekeyhq/rekey/internal/redistest"
 )
 
 type lockedBuffer struct {
@@ -139,5 +141,44 @@ func TestLibraryErrorPingsAtOnce(t *testing.T) {
 	waitUntil(t, "the ping the library error asked for", func() bool { return !w.Up() })
 	if !w.LibraryError() {
 		t.Fatal("a library error while Redis is down was not demoted")
+	}
+}
+
+// A Redis that answers but refuses REDIS_URL's password or database is
+// not "down": waiting alone does not mend a typo or a password rotated
+// since. The one redis_down line says which, and names REDIS_URL.
+func TestRedisDownSaysWhenRedisRefusesTheURL(t *testing.T) {
+	t.Parallel()
+	own := redistest.StartServerAt(t, redistest.FreePort(t))
+	if err := own.Client.ConfigSet(context.Background(), "requirepass", "right-pw").Err(); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		opt  redis.Options
+		want string
+	}{
+		{"wrong password", redis.Options{Addr: own.Addr, Password: "wrong-pw"}, "refuses REDIS_URL's user or password"},
+		{"no password", redis.Options{Addr: own.Addr}, "refuses REDIS_URL's user or password"},
+		{"no such database", redis.Options{Addr: own.Addr, Password: "right-pw", DB: 99}, "no database of REDIS_URL's number"},
+		{"nothing listens", redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1}, "Redis does not answer"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := redis.NewClient(&tc.opt)
+			defer c.Close()
+			var logs lockedBuffer
+			w, err := health.NewRedis(health.Params{Ping: func(ctx context.Context) error { return c.Ping(ctx).Err() },
+				Logger: zerolog.New(&logs), MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.Check(context.Background()) {
+				t.Fatal("the ping succeeded")
+			}
+			if out := logs.String(); !strings.Contains(out, `"redis_down"`) || !strings.Contains(out, tc.want) {
+				t.Errorf("log = %s; want redis_down saying %q", out, tc.want)
+			}
+		})
 	}
 }
