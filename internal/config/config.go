@@ -206,7 +206,7 @@ func Load(env Lookup) (*Config, error) {
 	c := &Config{
 		RedisURL:                p.str("REDIS_URL", ""),
 		RedisVerifyTLS:          p.boolean("REKEY_REDIS_VERIFY_TLS", false),
-		RedisPoolSize:           p.integer("REKEY_REDIS_POOL_SIZE", DefaultRedisPoolSize, 2, 1000),
+		RedisPoolSize:           p.integer("REKEY_REDIS_POOL_SIZE", DefaultRedisPoolSize, 2, maxRedisPoolSize),
 		Dyno:                    p.str("DYNO", ""),
 		Port:                    p.integer("PORT", 5000, 1, 65535),
 		HerokuAPIURL:            p.herokuURL("HEROKU_API_URL", "https://api.heroku.com"),
@@ -361,6 +361,9 @@ func (c *Config) coreMissing() []error {
 // would hold up asynq's heartbeats and the health check's ping.
 const DefaultRedisPoolSize = 10
 
+// maxRedisPoolSize bounds a process's Redis connections, however set.
+const maxRedisPoolSize = 1000
+
 // RedisOptions turns REDIS_URL into client options. rediss:// skips
 // certificate verification unless REKEY_REDIS_VERIFY_TLS is set, as Heroku
 // Key-Value Store requires.
@@ -375,9 +378,10 @@ func (c *Config) RedisOptions() (*redis.Options, error) {
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL is not a redis:// or rediss:// URL: %s", scrubRedisError(err))
 	}
-	if opt.PoolSize < 0 {
-		// go-redis would panic making the pool.
-		return nil, fmt.Errorf("REDIS_URL's pool_size must be at least 1, got %d", opt.PoolSize)
+	if opt.PoolSize < 0 || opt.PoolSize > maxRedisPoolSize {
+		// go-redis would panic making a negative pool; a huge one opens
+		// connections past what a Heroku Key-Value Store plan allows.
+		return nil, fmt.Errorf("REDIS_URL's pool_size must be from 1 to %d, got %d", maxRedisPoolSize, opt.PoolSize)
 	}
 	if opt.PoolSize == 0 {
 		opt.PoolSize = c.RedisPoolSize

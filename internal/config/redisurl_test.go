@@ -72,6 +72,15 @@ func TestRedisPoolSize(t *testing.T) {
 			}
 		})
 	}
+	for _, bad := range []string{"-1", "1000000"} {
+		cfg, err := config.Load(env(map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/0?pool_size=" + bad}))
+		if err == nil {
+			_, err = cfg.RedisOptions()
+		}
+		if err == nil || !strings.Contains(err.Error(), "pool_size must be from 1 to 1000") {
+			t.Errorf("REDIS_URL's pool_size=%s: err = %v, want it refused", bad, err)
+		}
+	}
 	for _, bad := range []string{"0", "1", "-1", "ten", "1001"} {
 		_, err := config.Load(env(map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/0", "REKEY_REDIS_POOL_SIZE": bad}))
 		if err == nil || !strings.Contains(err.Error(), "REKEY_REDIS_POOL_SIZE") {

@@ -35,6 +35,10 @@ const (
 	// WarnWeakIssuerSecret: REKEY_ISSUER_SECRET is shorter than
 	// MinIssuerSecretLen.
 	WarnWeakIssuerSecret = "weak_issuer_secret"
+	// WarnSharedSecret: two secret variables hold the same value, so
+	// whoever holds one (an operator with the monitoring password, the
+	// issuer's owner, Heroku) holds the other.
+	WarnSharedSecret = "shared_secret"
 )
 
 // MinIssuerSecretLen is the length in bytes under which Warnings warns of
@@ -64,6 +68,11 @@ func (c *Config) Warnings() []Warning {
 	}
 	if d := c.shortPeriod(); d != "" {
 		out = append(out, Warning{Name: WarnShortPeriod, Detail: d})
+	}
+	for _, pair := range c.sharedSecrets() {
+		out = append(out, Warning{Name: WarnSharedSecret, Detail: pair[0] + " and " + pair[1] + " hold the same value: " +
+			"each grants its own access (or is given to another party), so whoever holds one holds both; " +
+			"give each its own, such as from: openssl rand -hex 32"})
 	}
 	if c.HoldQuiet > 0 && c.HoldAtCap == HoldAtCapHold {
 		out = append(out, Warning{Name: WarnHoldForever, Detail: "REKEY_HOLD_AT_CAP is hold: a revocation held " +
@@ -209,4 +218,28 @@ func (c *Config) longGrace() string {
 func (c *Config) weakIssuerSecret() bool {
 	n := len(c.IssuerSecret.Reveal())
 	return c.Issuer == IssuerHTTP && n > 0 && n < MinIssuerSecretLen
+}
+
+// sharedSecrets lists the pairs of secret variables set to one value, by
+// name: REKEY_DASHBOARD_PASSWORD equal to REKEY_API_TOKEN lets anyone with
+// the monitoring password deprovision instances through the API, and a
+// Heroku secret reused as REKEY_ISSUER_SECRET is handed to the issuer.
+func (c *Config) sharedSecrets() [][2]string {
+	vars := []struct {
+		name  string
+		value string
+	}{
+		{"REKEY_API_TOKEN", c.APIToken.Reveal()}, {"REKEY_DASHBOARD_PASSWORD", c.DashboardPassword.Reveal()},
+		{"REKEY_ISSUER_SECRET", c.IssuerSecret.Reveal()}, {"HEROKU_SSO_SALT", c.SSOSalt.Reveal()},
+		{"HEROKU_OAUTH_CLIENT_SECRET", c.OAuthClientSecret.Reveal()}, {"HEROKU_ADDON_PASSWORD", c.AddonPassword.Reveal()},
+	}
+	var out [][2]string
+	for i, a := range vars {
+		for _, b := range vars[i+1:] {
+			if a.value != "" && a.value == b.value {
+				out = append(out, [2]string{a.name, b.name})
+			}
+		}
+	}
+	return out
 }

@@ -71,6 +71,14 @@ func TestWarnings(t *testing.T) {
 				"so the grace ceiling is 4h0m0s"},
 			config.WarnLongHold: {"REKEY_HOLD_MAX (24h0m0s) is longer than the grace ceiling (4h0m0s"}}},
 		{name: "graces at the ceiling", vars: map[string]string{"REKEY_GRACE": "168h", "REKEY_PRIVATE_SPACE_GRACE": "168h"}},
+		{name: "the monitoring password is the API token", vars: map[string]string{"REKEY_API_TOKEN": "same-value-0123456789",
+			"REKEY_DASHBOARD_PASSWORD": "same-value-0123456789"}, want: map[string][]string{
+			config.WarnSharedSecret: {"REKEY_API_TOKEN and REKEY_DASHBOARD_PASSWORD hold the same value", "whoever holds one holds both"}}},
+		{name: "a Heroku secret signs the issuer's requests", vars: map[string]string{"HEROKU_SSO_SALT": "salt-0123456789abcdef",
+			"REKEY_ISSUER_SECRET": "salt-0123456789abcdef"}, want: map[string][]string{
+			config.WarnSharedSecret: {"REKEY_ISSUER_SECRET and HEROKU_SSO_SALT hold the same value"}}},
+		{name: "secrets of their own", vars: map[string]string{"REKEY_API_TOKEN": "token-0123456789abcdef",
+			"REKEY_DASHBOARD_PASSWORD": "password-0123456789ab", "REKEY_ISSUER_SECRET": "issuer-0123456789abcdef"}},
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
