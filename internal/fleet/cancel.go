@@ -43,6 +43,9 @@ func Cancel(ctx context.Context, st *store.Store, insp Inspector, batchID string
 	counted := map[string]bool{}
 	for _, q := range []string{tasks.QueueInteractive, tasks.QueueDefault, tasks.QueueBulk} {
 		pending, err := pendingOfBatch(insp.ListPendingTasks, q, batchID)
+		if err == nil {
+			pending, err = recorded(ctx, st, pending, q, batchID)
+		}
 		if err != nil {
 			return len(counted), err
 		}
@@ -69,6 +72,9 @@ func Cancel(ctx context.Context, st *store.Store, insp Inspector, batchID string
 	}
 	// Tasks an earlier version held are scheduled (pacing.HoldFor).
 	scheduled, err := pendingOfBatch(insp.ListScheduledTasks, tasks.QueueBulk, batchID)
+	if err == nil {
+		scheduled, err = recorded(ctx, st, scheduled, tasks.QueueBulk, batchID)
+	}
 	if err != nil {
 		return len(counted), err
 	}
@@ -77,6 +83,27 @@ func Cancel(ctx context.Context, st *store.Store, insp Inspector, batchID string
 		gone = append(gone, id) // held again, the id would cost a token
 	}
 	return len(counted), pacing.Unhold(ctx, st.Redis(), gone...)
+}
+
+// recorded keeps, of the rotations whose tasks in queue q name batch
+// batchID, those recorded as the batch's: rekey's producers record a
+// rotation before its task exists, so a task with no record, or whose
+// record names another batch, is another app's (through the tasks
+// package), and claiming it here would start its rotation inside the
+// batch, to be counted in it.
+func recorded(ctx context.Context, st *store.Store, reqs []store.RotationRequest, q, batchID string) ([]store.RotationRequest, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(reqs))
+	for i, r := range reqs {
+		ids[i] = r.RotationID
+	}
+	out, err := st.RotationsOfBatch(ctx, ids, batchID)
+	for i := range out {
+		out[i].Queue = q
+	}
+	return out, err
 }
 
 // deleteTask deletes the rotate task of a rotation from queue q, and
