@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/config"
 	"github.com/rekeyhq/rekey/internal/health"
 	"github.com/rekeyhq/rekey/internal/logging"
+	"github.com/rekeyhq/rekey/internal/store"
 )
 
 // sealedCheckLimit bounds the start-up check of sealed values: about this
@@ -83,11 +85,14 @@ func (a *app) announceKeys(ctx context.Context, name string) (withdraw func()) {
 		}
 		t := time.NewTicker(keyringRenew)
 		defer t.Stop()
+		budget := budgetSettings(a.cfg)
+		disagreement := ""
 		for {
 			if err := a.store.AnnounceKeyring(ctx, name, keyringTTL); err != nil && ctx.Err() == nil {
 				log := a.quietLog()
 				log.Warn().Str("error", a.redact(err.Error())).Msg("keys_announce_failed")
 			}
+			disagreement = a.announceBudget(ctx, name, budget, disagreement)
 			select {
 			case <-ctx.Done():
 				return
@@ -103,8 +108,59 @@ func (a *app) announceKeys(ctx context.Context, name string) (withdraw func()) {
 			wctx, stop := context.WithTimeout(context.Background(), 2*time.Second)
 			defer stop()
 			_ = a.store.WithdrawKeyring(wctx, name)
+			_ = a.store.WithdrawBudget(wctx, name)
 		})
 	}
+}
+
+// budgetSettings names the settings of the Heroku budget a process spends
+// under, as every process of a deployment must share them.
+func budgetSettings(cfg *config.Config) string {
+	return fmt.Sprintf("REKEY_HEROKU_RATE=%d REKEY_RATE_SCOPE=%s", cfg.HerokuRate, cfg.RateScope)
+}
+
+// announceBudget says which budget this process spends under and logs
+// heroku_budget_mismatch, once while the disagreement lasts, when the
+// running processes do not all say the same: one with a typo in
+// REKEY_HEROKU_RATE spends its own budget beside the others', and nothing
+// else tells. It returns the disagreement logged, "" when none.
+func (a *app) announceBudget(ctx context.Context, name, settings, logged string) string {
+	log := a.quietLog()
+	if err := a.store.AnnounceBudget(ctx, name, settings, keyringTTL); err != nil {
+		if ctx.Err() == nil {
+			log.Warn().Str("error", a.redact(err.Error())).Msg("budget_announce_failed")
+		}
+		return logged
+	}
+	live, err := a.store.Budgets(ctx)
+	if err != nil {
+		return logged
+	}
+	d := budgetDisagreement(live)
+	if d != "" && d != logged {
+		log.Error().Str("own", settings).Str("detail", d+": every process must share one budget, or together "+
+			"they spend more of Heroku's calls than it allows; give them all the same settings").Msg("heroku_budget_mismatch")
+	}
+	return d
+}
+
+// budgetDisagreement describes the budget settings of live announcements
+// when they are not all the same, by settings and the processes that
+// announced them: "REKEY_HEROKU_RATE=4000 ...: worker.1, worker.2; ...".
+func budgetDisagreement(live []store.BudgetAnnouncement) string {
+	by := map[string][]string{}
+	for _, b := range live {
+		by[b.Settings] = append(by[b.Settings], b.Process)
+	}
+	if len(by) < 2 {
+		return ""
+	}
+	parts := make([]string, 0, len(by))
+	for settings, processes := range by {
+		parts = append(parts, settings+": "+strings.Join(processes, ", "))
+	}
+	slices.Sort(parts)
+	return "the running processes spend under different Heroku budgets (" + strings.Join(parts, "; ") + ")"
 }
 
 // processName names this process in the keys it announces: its dyno on

@@ -39,7 +39,14 @@ const (
 	// whoever holds one (an operator with the monitoring password, the
 	// issuer's owner, Heroku) holds the other.
 	WarnSharedSecret = "shared_secret"
+	// WarnRateAboveHeroku: REKEY_HEROKU_RATE is above what Heroku allows
+	// an account in an hour.
+	WarnRateAboveHeroku = "rate_above_heroku"
 )
+
+// HerokuHourlyLimit is about how many calls an hour Heroku's partner API
+// allows an account, shared with the partner's other clients.
+const HerokuHourlyLimit = 4500
 
 // MinIssuerSecretLen is the length in bytes under which Warnings warns of
 // REKEY_ISSUER_SECRET: it keys the HMAC-SHA256 signatures of every webhook
@@ -68,6 +75,11 @@ func (c *Config) Warnings() []Warning {
 	}
 	if d := c.shortPeriod(); d != "" {
 		out = append(out, Warning{Name: WarnShortPeriod, Detail: d})
+	}
+	if c.HerokuRate > HerokuHourlyLimit {
+		out = append(out, Warning{Name: WarnRateAboveHeroku, Detail: fmt.Sprintf("REKEY_HEROKU_RATE (%d calls an hour) "+
+			"is above the about %d an hour Heroku allows an account, shared with the partner's other clients: "+
+			"waves would run into 429s; leave headroom, such as 4000", c.HerokuRate, HerokuHourlyLimit)})
 	}
 	for _, pair := range c.sharedSecrets() {
 		out = append(out, Warning{Name: WarnSharedSecret, Detail: pair[0] + " and " + pair[1] + " hold the same value: " +

@@ -77,6 +77,9 @@ func TestWarnings(t *testing.T) {
 		{name: "a Heroku secret signs the issuer's requests", vars: map[string]string{"HEROKU_SSO_SALT": "salt-0123456789abcdef",
 			"REKEY_ISSUER_SECRET": "salt-0123456789abcdef"}, want: map[string][]string{
 			config.WarnSharedSecret: {"REKEY_ISSUER_SECRET and HEROKU_SSO_SALT hold the same value"}}},
+		{name: "a rate above Heroku's", vars: map[string]string{"REKEY_HEROKU_RATE": "36000"}, want: map[string][]string{
+			config.WarnRateAboveHeroku: {"REKEY_HEROKU_RATE (36000 calls an hour) is above the about 4500"}}},
+		{name: "a rate at Heroku's", vars: map[string]string{"REKEY_HEROKU_RATE": "4500"}},
 		{name: "secrets of their own", vars: map[string]string{"REKEY_API_TOKEN": "token-0123456789abcdef",
 			"REKEY_DASHBOARD_PASSWORD": "password-0123456789ab", "REKEY_ISSUER_SECRET": "issuer-0123456789abcdef"}},
 	}
