@@ -411,19 +411,16 @@ func (c *Config) Sealer() (*seal.Sealer, error) {
 // a password even without its scheme (":secret@host:6379"): net/url's
 // errors quote the whole value, so only their cause is kept.
 func scrubRedisError(err error) string {
-	// net/url's own errors quote the part of the URL they stumbled on,
-	// which may be in the password.
+	// net/url's own errors quote the part of the URL they stumbled on
+	// (a bad escape, a "port" that is the start of a password holding a
+	// / # or ?), which may be in the password: none is passed on.
 	var esc url.EscapeError
 	if errors.As(err, &esc) {
 		return "a % in it is not followed by two hex digits (write a % in the password as %25)"
 	}
-	var host url.InvalidHostError
-	if errors.As(err, &host) {
-		return "its host holds a character no host name has"
-	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return ue.Err.Error()
+		return "it does not read as redis://[user:password@]host:port/db (write / # ? % in the password as %2F %23 %3F %25)"
 	}
 	if strings.Contains(err.Error(), "://") || strings.Contains(err.Error(), "@") {
 		return "invalid URL"

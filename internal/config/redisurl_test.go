@@ -25,13 +25,15 @@ func TestRedisURLWithoutSchemeKeepsPasswordOutOfErrors(t *testing.T) {
 func TestRedisURLParseErrorsQuoteNoPassword(t *testing.T) {
 	t.Parallel()
 	for _, u := range []string{"redis://:p%zzsecretpw@127.0.0.1:6391/0", "redis://:pw%2@127.0.0.1:6391/0",
-		"redis://h%zzost:6379/0", "redis://:secretpw@ho st:6379/0", "redis://secretpw%@127.0.0.1:6379/0"} {
+		"redis://h%zzost:6379/0", "redis://:secretpw@ho st:6379/0", "redis://secretpw%@127.0.0.1:6379/0",
+		"redis://:secr/etpw@127.0.0.1:6379/0", "redis://h:secretpw/x@127.0.0.1:6379/0", "redis://:secr#etpw@127.0.0.1:6379/0",
+		"redis://:secr?etpw@127.0.0.1:6379/0"} {
 		_, err := config.Load(env(map[string]string{"REDIS_URL": u}))
 		if err == nil || !strings.Contains(err.Error(), "REDIS_URL") {
 			t.Errorf("REDIS_URL=%s: Load() = %v, want an error naming REDIS_URL", u, err)
 			continue
 		}
-		for _, part := range []string{"%zz", "zz", "secret", "ho st", "h%", "pw"} {
+		for _, part := range []string{"%zz", "zz", "secr", "ho st", "h%", "pw", "etpw"} {
 			if strings.Contains(err.Error(), part) {
 				t.Errorf("REDIS_URL=%s: the error quotes %q: %v", u, part, err)
 			}

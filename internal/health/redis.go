@@ -162,12 +162,26 @@ func (r *Redis) record(err error) {
 }
 
 // downDetail says why a ping failed in an operator's words: Redis answers
-// but refuses REDIS_URL's login or database (a typo, or a password
-// rotated since), which waiting alone does not mend, or it does not answer.
+// but refuses REDIS_URL (URLRefusal), which waiting alone does not mend, or
+// it does not answer.
 func downDetail(err error) string {
+	if why := URLRefusal(err); why != "" {
+		return why
+	}
 	var answered interface{ RedisError() } // go-redis's redis.Error: Redis's own answer
-	if !errors.As(err, &answered) {
-		return "Redis does not answer"
+	if errors.As(err, &answered) {
+		return "Redis answers with an error"
+	}
+	return "Redis does not answer"
+}
+
+// URLRefusal says, when err is Redis refusing REDIS_URL's user, password
+// or database number (a typo, or a password rotated since), which and what
+// to check; "" for any other error.
+func URLRefusal(err error) string {
+	var answered interface{ RedisError() }
+	if err == nil || !errors.As(err, &answered) {
+		return ""
 	}
 	msg := err.Error()
 	switch {
@@ -177,7 +191,7 @@ func downDetail(err error) string {
 	case strings.Contains(msg, "DB index is out of range"):
 		return "Redis answers but has no database of REDIS_URL's number (the path after the port): check REDIS_URL"
 	}
-	return "Redis answers with an error"
+	return ""
 }
 
 // Up reports whether the last ping was answered. It is false until the

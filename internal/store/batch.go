@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -154,10 +155,14 @@ func (s *Store) Batches(ctx context.Context, q BatchQuery) ([]Batch, error) {
 	if q.Limit < 1 {
 		return nil, fmt.Errorf("list batches: limit %d, want at least 1", q.Limit)
 	}
-	// The top of the range is fixed before the first page, so that batches
-	// created while the pages are read do not shift the offsets of the next.
-	top := strconv.FormatInt(ms(s.now()), 10)
-	skipTo := ""
+	// The pages go by a cursor, the last score read and how many of its
+	// members were read (those of one millisecond come in one order every
+	// time), not by offsets from the top: a batch created meanwhile, by a
+	// process whose clock is ahead or behind, shifts no page. One created
+	// in the very millisecond being read may shift its members by one: a
+	// batch read twice so is listed once.
+	top, skip := "+inf", int64(0)
+	seen := map[string]bool{}
 	if q.Before != "" {
 		score, err := s.rdb.ZScore(ctx, batchesKey(), q.Before).Result()
 		if errors.Is(err, redis.Nil) {
@@ -166,28 +171,26 @@ func (s *Store) Batches(ctx context.Context, q BatchQuery) ([]Batch, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list batches: %w", err)
 		}
-		// Batches created in the same millisecond come in the same order
-		// on every page: those up to q.Before were listed already.
-		top, skipTo = strconv.FormatFloat(score, 'f', 0, 64), q.Before
-	}
-	var out []Batch
-	for offset := int64(0); ; offset += batchesPage {
-		ids, err := s.rdb.ZRevRangeByScore(ctx, batchesKey(), &redis.ZRangeBy{Max: top, Min: "-inf",
-			Offset: offset, Count: batchesPage}).Result()
+		top = strconv.FormatFloat(score, 'f', 0, 64)
+		same, err := s.rdb.ZRevRangeByScore(ctx, batchesKey(), &redis.ZRangeBy{Max: top, Min: top}).Result()
 		if err != nil {
 			return nil, fmt.Errorf("list batches: %w", err)
 		}
-		last := len(ids) < batchesPage
-		if skipTo != "" {
-			for i, id := range ids {
-				if id == skipTo {
-					ids, skipTo = ids[i+1:], ""
-					break
-				}
-			}
-			if skipTo != "" {
-				ids = nil
-			}
+		skip = int64(slices.Index(same, q.Before) + 1)
+	}
+	var out []Batch
+	for {
+		page, err := s.rdb.ZRevRangeByScoreWithScores(ctx, batchesKey(), &redis.ZRangeBy{Max: top, Min: "-inf",
+			Offset: skip, Count: batchesPage}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("list batches: %w", err)
+		}
+		if len(page) == 0 {
+			return out, nil
+		}
+		ids := make([]string, len(page))
+		for i, z := range page {
+			ids[i], _ = z.Member.(string)
 		}
 		pipe := s.rdb.Pipeline()
 		mains := make([]*redis.MapStringStringCmd, len(ids))
@@ -196,15 +199,14 @@ func (s *Store) Batches(ctx context.Context, q BatchQuery) ([]Batch, error) {
 			mains[i] = pipe.HGetAll(ctx, batchKey(id))
 			fails[i] = pipe.HGetAll(ctx, batchKey(id)+":failures")
 		}
-		if len(ids) > 0 {
-			if _, err := pipe.Exec(ctx); err != nil {
-				return nil, fmt.Errorf("list batches: %w", err)
-			}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("list batches: %w", err)
 		}
 		for i, id := range ids {
-			if len(mains[i].Val()) == 0 {
-				continue // expired, not trimmed yet
+			if len(mains[i].Val()) == 0 || seen[id] {
+				continue // expired, not trimmed yet; or read already
 			}
+			seen[id] = true
 			b := parseBatch(id, mains[i].Val(), fails[i].Val())
 			if q.Running && b.Done {
 				continue
@@ -213,8 +215,20 @@ func (s *Store) Batches(ctx context.Context, q BatchQuery) ([]Batch, error) {
 				return out, nil
 			}
 		}
-		if last {
+		if len(page) < batchesPage {
 			return out, nil
+		}
+		last := strconv.FormatFloat(page[len(page)-1].Score, 'f', 0, 64)
+		n := int64(0)
+		for _, z := range page {
+			if strconv.FormatFloat(z.Score, 'f', 0, 64) == last {
+				n++
+			}
+		}
+		if last == top {
+			skip += n
+		} else {
+			top, skip = last, n
 		}
 	}
 }

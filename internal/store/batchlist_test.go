@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -54,8 +56,18 @@ func TestBatchesListNewestFirstAndPages(t *testing.T) {
 	if err := f.st.CountBatch(ctx, "bat_run", 1, 0, 0); err != nil {
 		t.Fatal(err)
 	}
+	// One created by a process whose clock runs an hour ahead is listed
+	// too, first.
+	f.now = start.Add(time.Hour)
+	if err := f.st.CreateBatch(ctx, "bat_ahead", "ahead", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.CountBatch(ctx, "bat_ahead", 0, 0, 1); err != nil {
+		t.Fatal(err)
+	}
 	f.now = start.Add(time.Minute)
 	want = append([]string{"bat_run"}, want...)
+	want = append(want, "bat_ahead")
 	slices.Reverse(want)
 
 	var got []string
@@ -74,6 +86,49 @@ func TestBatchesListNewestFirstAndPages(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("paged list of %d batches differs from the %d created newest first:\ngot  %v\nwant %v", len(got), len(want), got, want)
 	}
+	// Lists read in the store's own pages while another process, its
+	// clock behind, creates batches among those not read yet, repeat none.
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	behind := store.New(f.r.Client, sealer, store.WithClock(func() time.Time { return start.Add(50 * time.Millisecond) }))
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := behind.CreateBatch(ctx, fmt.Sprintf("bat_behind_%04d", i), "behind", 1); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	for range 20 {
+		all, err := f.st.Batches(ctx, store.BatchQuery{Limit: 10000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, b := range all {
+			if seen[b.ID] {
+				t.Fatalf("batch %s listed twice in one list of %d", b.ID, len(all))
+			}
+			seen[b.ID] = true
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := f.r.Client.Del(ctx, f.r.Client.Keys(ctx, "rekey:batch:bat_behind_*").Val()...).Err(); err != nil {
+		t.Fatal(err)
+	}
 
 	running, err := f.st.Batches(ctx, store.BatchQuery{Limit: 20, Running: true})
 	if err != nil {
@@ -89,15 +144,15 @@ func TestBatchesListNewestFirstAndPages(t *testing.T) {
 
 	// A batch whose hash expired (deleted here, as its ttl would) is not
 	// listed; a month on, a new batch trims the list to itself.
-	if err := f.r.Client.Del(ctx, "rekey:batch:bat_449").Err(); err != nil {
+	if err := f.r.Client.Del(ctx, "rekey:batch:bat_ahead").Err(); err != nil {
 		t.Fatal(err)
 	}
 	newest, err := f.st.Batches(ctx, store.BatchQuery{Limit: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ids := batchIDs(newest); !slices.Equal(ids, []string{"bat_448"}) {
-		t.Errorf("newest batch with bat_449's hash gone = %v, want [bat_448]", ids)
+	if ids := batchIDs(newest); !slices.Equal(ids, []string{"bat_449"}) {
+		t.Errorf("newest batch with bat_ahead's hash gone = %v, want [bat_449]", ids)
 	}
 	f.now = start.Add(31 * 24 * time.Hour)
 	if err := f.st.CreateBatch(ctx, "bat_new", "later", 2); err != nil {

@@ -88,7 +88,7 @@ func (s *Store) SaveHold(ctx context.Context, h Hold, event, detail string) erro
 // also when the revocation is retried after the hold is gone.
 func (s *Store) ReleaseHold(ctx context.Context, instanceID, credID, why string, at time.Time) (bool, error) {
 	keys := releaseHoldKeys{hold: holdKey(instanceID, credID), holds: holdsKey(),
-		credential: credentialKey(instanceID, credID)}
+		credential: credentialKey(instanceID, credID), revokeDue: revokeDueKey()}
 	n, err := releaseHoldScript.Run(ctx, s.rdb, keys.list(), holdMember(instanceID, credID), ms(at)).Int()
 	if err != nil {
 		return false, scriptError("release hold", err)
@@ -104,13 +104,17 @@ type releaseHoldKeys struct {
 	hold       string // KEYS[1] -> rekey:hold:<instance id>:<credential id>
 	holds      string // KEYS[2] -> rekey:holds
 	credential string // KEYS[3] -> rekey:cred:<instance id>:<credential id>
+	revokeDue  string // KEYS[4] -> rekey:revoke_due
 }
 
-func (k releaseHoldKeys) list() []string { return []string{k.hold, k.holds, k.credential} }
+func (k releaseHoldKeys) list() []string { return []string{k.hold, k.holds, k.credential, k.revokeDue} }
 
 // releaseHoldScript deletes a hold and, when there was one, notes its end
 // on its credential, unless the credential is gone (a HSET would make a
-// hash of one field that never expires).
+// hash of one field that never expires), and makes the revocation due
+// from its release in the due index: a revocation the issuer then fails
+// is late from the release, not by the whole hold
+// (rekey_revoke_overdue_seconds, as rekey_revoke_lag_seconds counts).
 //
 // KEYS: releaseHoldKeys. ARGV[1]: the member "<instance id>/<credential
 // id>"; ARGV[2]: the release time in ms. Returns 1 when the credential was
@@ -119,6 +123,8 @@ var releaseHoldScript = redis.NewScript(`
 redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('HSET', KEYS[3], 'hold_released_at', ARGV[2]) end
+local due = redis.call('ZSCORE', KEYS[4], ARGV[1])
+if due and tonumber(due) < tonumber(ARGV[2]) then redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1]) end
 return 1
 `)
 

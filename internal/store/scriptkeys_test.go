@@ -61,7 +61,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"announceKeyringScript", keyringKeys{keyrings: keyringsKey()}, nil},
 		{"readKeyringsScript", keyringKeys{keyrings: keyringsKey()}, nil},
 		{"releaseHoldScript", releaseHoldKeys{hold: holdKey("inst", "cred"), holds: holdsKey(),
-			credential: credentialKey("inst", "cred")}, nil},
+			credential: credentialKey("inst", "cred"), revokeDue: revokeDueKey()}, nil},
 		{"oldestUnheldScript", oldestUnheldKeys{revokeDue: revokeDueKey(), holds: holdsKey()}, nil},
 	}
 	listed := map[string]bool{"putInstanceScript": true} // its Lua is putInstanceLua

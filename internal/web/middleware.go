@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/health"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -23,6 +24,9 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 	// No log line per probe: the process's Redis watcher logs
 	// redis_down once, and the error may name REDIS_URL.
 	switch err := s.Store.CheckWritable(ctx); {
+	case health.URLRefusal(err) != "":
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable",
+			"error": "Redis refuses REDIS_URL's user, password or database number: check REDIS_URL"})
 	case errors.Is(err, store.ErrRedisRefusesWrites):
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable",
 			"error": "Redis refuses writes (full, read-only or short of replicas): nothing can be rotated or revoked until it takes them"})

@@ -158,3 +158,25 @@ func TestHealthWhenRedisRefusesWrites(t *testing.T) {
 	}
 	check(http.StatusOK, `"ok"`, "1")
 }
+
+// A Redis that refuses REDIS_URL's password (a typo, or a password rotated
+// since) answers every command with an error: /healthz says it is the
+// URL, not that Redis refuses writes.
+func TestHealthWhenRedisRefusesThePassword(t *testing.T) {
+	t.Parallel()
+	own := redistest.StartServerAt(t, redistest.FreePort(t))
+	if err := own.Client.ConfigSet(context.Background(), "requirepass", "right-pw").Err(); err != nil {
+		t.Fatal(err)
+	}
+	client := redis.NewClient(&redis.Options{Addr: own.Addr, Password: "wrong-pw"})
+	t.Cleanup(func() { _ = client.Close() })
+	st := store.New(client, fixtureSealer(t))
+	f := newFixture(t, func(p *web.Params) { p.Store = st })
+	resp := f.get("/healthz")
+	if resp.status != http.StatusServiceUnavailable || !strings.Contains(resp.body, "refuses REDIS_URL's user, password or database number") {
+		t.Errorf("/healthz: got %d %s, want 503 naming REDIS_URL", resp.status, resp.body)
+	}
+	if strings.Contains(resp.body, "wrong-pw") || strings.Contains(resp.body, "right-pw") {
+		t.Errorf("/healthz quotes a password: %s", resp.body)
+	}
+}
