@@ -296,6 +296,8 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 	// rotation ends without it rather than stay valid unknown to rekey
 	// (I3). Without that, only a later run's mint, answered the same
 	// credential, would record it, and the caller's options may leave none.
+	// A stopping worker's process lives on only for asynq's shutdown wait;
+	// the task runs again, and its mint is answered the same credential.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mintTimeout)
 	defer cancel()
 	cred, err := h.deps.Issuer.Mint(ctx, r.p.InstanceID, r.p.RotationID)
