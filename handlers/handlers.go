@@ -41,6 +41,7 @@ type Store interface {
 	Quarantine(ctx context.Context, instanceID, reason string) (bool, error)
 	Credential(ctx context.Context, instanceID, credID string) (store.Credential, error)
 	MarkRevoked(ctx context.Context, instanceID, credID string) error
+	ForgetStrayDue(ctx context.Context, instanceID, credID string) (bool, error)
 	AddEvent(ctx context.Context, e store.Event) error
 }
 

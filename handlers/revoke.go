@@ -35,13 +35,13 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	c, err := h.deps.Store.Credential(ctx, p.InstanceID, p.CredentialID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return stray(fmt.Errorf("credential %s of instance %s is unknown", p.CredentialID, p.InstanceID))
+		return h.stray(ctx, p, fmt.Errorf("credential %s of instance %s is unknown", p.CredentialID, p.InstanceID))
 	case err != nil:
 		return err
 	case c.Revoked():
 		return nil
 	case c.State != store.CredentialPrevious && c.State != store.CredentialDiscarded:
-		return stray(fmt.Errorf("credential %s is %s: only previous or discarded credentials are revoked", c.ID, c.State))
+		return h.stray(ctx, p, fmt.Errorf("credential %s is %s: only previous or discarded credentials are revoked", c.ID, c.State))
 	}
 	// A discarded credential's revoke_at is its discarding time, unless it
 	// was discarded with a grace (a deprovisioned instance's, failScript).
@@ -78,8 +78,15 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 // made its credential current again); archived, it would keep its task id,
 // so that when the credential is superseded rekey's own revoke task could
 // not be enqueued, and the sweep would take the stray task's refusal for
-// the issuer's and set the revocation aside (I3).
-func stray(err error) error { return fmt.Errorf("%w; the task is dropped: %w", err, asynq.RevokeTask) }
+// the issuer's and set the revocation aside (I3). Should the revocations
+// due still list the credential, the entry goes too: the sweep would
+// enqueue the task again at every pass.
+func (h *Revoke) stray(ctx context.Context, p tasks.RevokePayload, err error) error {
+	if _, ferr := h.deps.Store.ForgetStrayDue(ctx, p.InstanceID, p.CredentialID); ferr != nil {
+		return ferr // retried: the entry is dropped, or the credential revocable, by then
+	}
+	return fmt.Errorf("%w; the task is dropped: %w", err, asynq.RevokeTask)
+}
 
 // observe reports a previous credential's revocation and how late it ran
 // against when it was due: a held revocation from its hold's release, since

@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -34,8 +32,7 @@ func (s *Store) AnnounceBudget(ctx context.Context, process, settings string, tt
 	if strings.Contains(settings, "|") {
 		return fmt.Errorf("announce budget: settings %q hold a |", settings)
 	}
-	k := keyringKeys{keyrings: budgetsKey()}
-	if err := announceKeyringScript.Run(ctx, s.rdb, k.list(), process, ttl.Milliseconds(), settings).Err(); err != nil {
+	if err := s.announce(ctx, budgetsKey(), process, ttl, settings); err != nil {
 		return fmt.Errorf("announce budget: %w", err)
 	}
 	return nil
@@ -52,23 +49,13 @@ func (s *Store) WithdrawBudget(ctx context.Context, process string) error {
 // Budgets returns the announcements that have not lapsed by Redis's clock,
 // by process name. It only reads.
 func (s *Store) Budgets(ctx context.Context) ([]BudgetAnnouncement, error) {
-	flat, err := readKeyringsScript.Run(ctx, s.rdb, keyringKeys{keyrings: budgetsKey()}.list()).StringSlice()
+	live, err := s.announcements(ctx, budgetsKey())
 	if err != nil {
 		return nil, fmt.Errorf("read budgets: %w", err)
 	}
-	if len(flat) == 0 {
-		return nil, nil
+	out := make([]BudgetAnnouncement, len(live))
+	for i, a := range live {
+		out[i] = BudgetAnnouncement{Process: a.process, Settings: a.value, Until: a.until}
 	}
-	now, _ := strconv.ParseInt(flat[0], 10, 64)
-	var live []BudgetAnnouncement
-	for i := 1; i+1 < len(flat); i += 2 {
-		until, settings, ok := strings.Cut(flat[i+1], "|")
-		ms, err := strconv.ParseInt(until, 10, 64)
-		if !ok || err != nil || ms <= now {
-			continue
-		}
-		live = append(live, BudgetAnnouncement{Process: flat[i], Settings: settings, Until: time.UnixMilli(ms)})
-	}
-	slices.SortFunc(live, func(a, b BudgetAnnouncement) int { return strings.Compare(a.Process, b.Process) })
-	return live, nil
+	return out, nil
 }

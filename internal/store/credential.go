@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Credential is what rekey records of one credential. It holds no secret.
@@ -161,4 +163,37 @@ func newExpediteKeys(instanceID, credID string) expediteKeys {
 
 func (k expediteKeys) list() []string {
 	return []string{k.credential, k.previous, k.revokeDue, k.instanceEvents, k.events}
+}
+
+// forgetStrayDueKeys are the KEYS of forgetStrayDueScript.
+type forgetStrayDueKeys struct {
+	credential string // KEYS[1] -> rekey:cred:<instance id>:<credential id>
+	revokeDue  string // KEYS[2] -> rekey:revoke_due
+}
+
+func (k forgetStrayDueKeys) list() []string { return []string{k.credential, k.revokeDue} }
+
+// forgetStrayDueScript drops a credential from the revocations due unless
+// it is previous or discarded.
+//
+// KEYS: forgetStrayDueKeys. ARGV[1]: the member "<instance id>/<credential
+// id>". Returns 1 when it dropped the entry, else 0.
+var forgetStrayDueScript = redis.NewScript(`
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'previous' or state == 'discarded' then return 0 end
+return redis.call('ZREM', KEYS[2], ARGV[1])
+`)
+
+// ForgetStrayDue drops the credential from the revocations due when it is
+// not one rekey revokes (pending, current, unconfirmed, or gone): the index
+// is out of step with it, and the sweep would otherwise enqueue a revoke
+// task for it at every pass, each one refused (I1). It reports whether it
+// dropped an entry.
+func (s *Store) ForgetStrayDue(ctx context.Context, instanceID, credID string) (bool, error) {
+	keys := forgetStrayDueKeys{credential: credentialKey(instanceID, credID), revokeDue: revokeDueKey()}
+	n, err := forgetStrayDueScript.Run(ctx, s.rdb, keys.list(), instanceID+"/"+credID).Int()
+	if err != nil {
+		return false, fmt.Errorf("forget stray due revocation: %w", err)
+	}
+	return n == 1, nil
 }

@@ -85,10 +85,7 @@ return out
 // AnnounceKeyring records that process holds this store's keys until ttl
 // from now (by Redis's clock).
 func (s *Store) AnnounceKeyring(ctx context.Context, process string, ttl time.Duration) error {
-	k := keyringKeys{keyrings: keyringsKey()}
-	err := announceKeyringScript.Run(ctx, s.rdb, k.list(), process, ttl.Milliseconds(),
-		strings.Join(s.sealer.KeyIDs(), ",")).Err()
-	if err != nil {
+	if err := s.announce(ctx, keyringsKey(), process, ttl, strings.Join(s.sealer.KeyIDs(), ",")); err != nil {
 		return fmt.Errorf("announce keys: %w", err)
 	}
 	return nil
@@ -105,25 +102,50 @@ func (s *Store) WithdrawKeyring(ctx context.Context, process string) error {
 // Keyrings returns the announcements that have not lapsed by Redis's
 // clock, by process name. It only reads.
 func (s *Store) Keyrings(ctx context.Context) ([]Keyring, error) {
-	k := keyringKeys{keyrings: keyringsKey()}
-	flat, err := readKeyringsScript.Run(ctx, s.rdb, k.list()).StringSlice()
+	live, err := s.announcements(ctx, keyringsKey())
 	if err != nil {
 		return nil, fmt.Errorf("read keyrings: %w", err)
 	}
-	if len(flat) == 0 {
-		return nil, nil
+	var out []Keyring
+	for _, a := range live {
+		if a.value != "" {
+			out = append(out, Keyring{Process: a.process, KeyIDs: strings.Split(a.value, ","), Until: a.until})
+		}
+	}
+	return out, nil
+}
+
+// announcement is one process's live entry in a hash of announcements
+// (keyringsKey, budgetsKey).
+type announcement struct {
+	process, value string
+	until          time.Time
+}
+
+// announce records value as process's announcement in key until ttl from
+// now, by Redis's clock, and drops the lapsed ones.
+func (s *Store) announce(ctx context.Context, key, process string, ttl time.Duration, value string) error {
+	return announceKeyringScript.Run(ctx, s.rdb, keyringKeys{keyrings: key}.list(), process, ttl.Milliseconds(), value).Err()
+}
+
+// announcements returns key's announcements that have not lapsed by
+// Redis's clock, by process name. It only reads.
+func (s *Store) announcements(ctx context.Context, key string) ([]announcement, error) {
+	flat, err := readKeyringsScript.Run(ctx, s.rdb, keyringKeys{keyrings: key}.list()).StringSlice()
+	if err != nil || len(flat) == 0 {
+		return nil, err
 	}
 	now, _ := strconv.ParseInt(flat[0], 10, 64)
-	var live []Keyring
+	var live []announcement
 	for i := 1; i+1 < len(flat); i += 2 {
-		until, ids, ok := strings.Cut(flat[i+1], "|")
+		until, value, ok := strings.Cut(flat[i+1], "|")
 		ms, err := strconv.ParseInt(until, 10, 64)
-		if !ok || err != nil || ids == "" || ms <= now {
+		if !ok || err != nil || ms <= now {
 			continue
 		}
-		live = append(live, Keyring{Process: flat[i], KeyIDs: strings.Split(ids, ","), Until: time.UnixMilli(ms)})
+		live = append(live, announcement{process: flat[i], value: value, until: time.UnixMilli(ms)})
 	}
-	slices.SortFunc(live, func(a, b Keyring) int { return strings.Compare(a.Process, b.Process) })
+	slices.SortFunc(live, func(a, b announcement) int { return strings.Compare(a.process, b.process) })
 	return live, nil
 }
 

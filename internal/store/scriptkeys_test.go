@@ -52,6 +52,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"moveTokenScript", newSaveTokenKeys("inst"), nil},
 		{"unlockScript", unlockKeys{lock: sweepLockKey()}, nil},
 		{"publishPolicyScript", publishPolicyKeys{schedule: scheduleKey(), clocks: clocksKey()}, nil},
+		{"forgetStrayDueScript", forgetStrayDueKeys{credential: credentialKey("inst", "cred"), revokeDue: revokeDueKey()}, nil},
 		{"clockStoppedScript", clockStoppedKeys{clocks: clocksKey(), schedule: scheduleKey()}, nil},
 		{"addCountersScript", addCountersKeys{counters: countersKey()}, nil},
 		{"swapFieldScript", swapKeys{hash: instanceKey("inst")}, nil},
