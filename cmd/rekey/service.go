@@ -85,14 +85,14 @@ func (a *app) announceKeys(ctx context.Context, name string) (withdraw func()) {
 		}
 		t := time.NewTicker(keyringRenew)
 		defer t.Stop()
-		budget := budgetSettings(a.cfg)
+		settings := sharedSettings(a.cfg)
 		disagreement := ""
 		for {
 			if err := a.store.AnnounceKeyring(ctx, name, keyringTTL); err != nil && ctx.Err() == nil {
 				log := a.quietLog()
 				log.Warn().Str("error", a.redact(err.Error())).Msg("keys_announce_failed")
 			}
-			disagreement = a.announceBudget(ctx, name, budget, disagreement)
+			disagreement = a.announceSettings(ctx, name, settings, disagreement)
 			select {
 			case <-ctx.Done():
 				return
@@ -108,46 +108,51 @@ func (a *app) announceKeys(ctx context.Context, name string) (withdraw func()) {
 			wctx, stop := context.WithTimeout(context.Background(), 2*time.Second)
 			defer stop()
 			_ = a.store.WithdrawKeyring(wctx, name)
-			_ = a.store.WithdrawBudget(wctx, name)
+			_ = a.store.WithdrawSharedSettings(wctx, name)
 		})
 	}
 }
 
-// budgetSettings names the settings of the Heroku budget a process spends
-// under, as every process of a deployment must share them.
-func budgetSettings(cfg *config.Config) string {
-	return fmt.Sprintf("REKEY_HEROKU_RATE=%d REKEY_RATE_SCOPE=%s", cfg.HerokuRate, cfg.RateScope)
+// sharedSettings names the settings every process of a deployment must
+// share: the Heroku budget's, and the graces a worker applies and the web
+// process tells customers.
+func sharedSettings(cfg *config.Config) string {
+	return fmt.Sprintf("REKEY_HEROKU_RATE=%d REKEY_RATE_SCOPE=%s REKEY_GRACE=%s REKEY_PRIVATE_SPACE_GRACE=%s",
+		cfg.HerokuRate, cfg.RateScope, cfg.Grace, cfg.PrivateSpaceGrace)
 }
 
-// announceBudget says which budget this process spends under and logs
-// heroku_budget_mismatch, once while the disagreement lasts, when the
+// announceSettings says what this process runs with of the shared settings
+// and logs settings_mismatch, once while the disagreement lasts, when the
 // running processes do not all say the same: one with a typo in
-// REKEY_HEROKU_RATE spends its own budget beside the others', and nothing
-// else tells. It returns the disagreement logged, "" when none.
-func (a *app) announceBudget(ctx context.Context, name, settings, logged string) string {
+// REKEY_HEROKU_RATE spends its own budget beside the others', one with
+// another REKEY_GRACE revokes sooner or later than the web process tells
+// customers, and nothing else tells. It returns the disagreement logged,
+// "" when none.
+func (a *app) announceSettings(ctx context.Context, name, settings, logged string) string {
 	log := a.quietLog()
-	if err := a.store.AnnounceBudget(ctx, name, settings, keyringTTL); err != nil {
+	if err := a.store.AnnounceSharedSettings(ctx, name, settings, keyringTTL); err != nil {
 		if ctx.Err() == nil {
-			log.Warn().Str("error", a.redact(err.Error())).Msg("budget_announce_failed")
+			log.Warn().Str("error", a.redact(err.Error())).Msg("settings_announce_failed")
 		}
 		return logged
 	}
-	live, err := a.store.Budgets(ctx)
+	live, err := a.store.SharedSettings(ctx)
 	if err != nil {
 		return logged
 	}
-	d := budgetDisagreement(live)
+	d := settingsDisagreement(live)
 	if d != "" && d != logged {
-		log.Error().Str("own", settings).Str("detail", d+": every process must share one budget, or together "+
-			"they spend more of Heroku's calls than it allows; give them all the same settings").Msg("heroku_budget_mismatch")
+		log.Error().Str("own", settings).Str("detail", d+": every process must run with the same, or together they "+
+			"spend more of Heroku's calls than it allows, or revoke old credentials sooner than customers were told; "+
+			"give them all the same environment").Msg("settings_mismatch")
 	}
 	return d
 }
 
-// budgetDisagreement describes the budget settings of live announcements
+// settingsDisagreement describes the shared settings of live announcements
 // when they are not all the same, by settings and the processes that
 // announced them: "REKEY_HEROKU_RATE=4000 ...: worker.1, worker.2; ...".
-func budgetDisagreement(live []store.BudgetAnnouncement) string {
+func settingsDisagreement(live []store.SettingsAnnouncement) string {
 	by := map[string][]string{}
 	for _, b := range live {
 		by[b.Settings] = append(by[b.Settings], b.Process)
@@ -160,7 +165,7 @@ func budgetDisagreement(live []store.BudgetAnnouncement) string {
 		parts = append(parts, settings+": "+strings.Join(processes, ", "))
 	}
 	slices.Sort(parts)
-	return "the running processes spend under different Heroku budgets (" + strings.Join(parts, "; ") + ")"
+	return "the running processes run with different settings (" + strings.Join(parts, "; ") + ")"
 }
 
 // processName names this process in the keys it announces: its dyno on

@@ -1,0 +1,62 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// sharedSettingsKey is a HASH in which each running web, worker and clock
+// process says what it runs with of the settings every process of a
+// deployment must share (the Heroku budget, REKEY_HEROKU_RATE and
+// REKEY_RATE_SCOPE, and the graces): field, the process's name; value,
+// "until ms|settings". It follows keyringsKey's rules: renewed every
+// minute, good for a few, withdrawn on a clean stop, lapsed ones dropped by
+// the next announcement, times Redis's own. On Heroku every dyno of an app
+// has one environment; on a VM a process started with a typo would spend
+// its own budget beside the others' (36000 for 3600), or revoke an old
+// credential sooner than the web process told the customer.
+func sharedSettingsKey() string { return keyPrefix + "shared_settings" }
+
+// SettingsAnnouncement is one running process's shared settings.
+type SettingsAnnouncement struct {
+	Process  string
+	Settings string
+	// Until is when the announcement lapses unless renewed, by Redis's clock.
+	Until time.Time
+}
+
+// AnnounceSharedSettings records that process runs with settings until ttl
+// from now (by Redis's clock), and drops the announcements that have lapsed.
+func (s *Store) AnnounceSharedSettings(ctx context.Context, process, settings string, ttl time.Duration) error {
+	if strings.Contains(settings, "|") {
+		return fmt.Errorf("announce settings: %q holds a |", settings)
+	}
+	if err := s.announce(ctx, sharedSettingsKey(), process, ttl, settings); err != nil {
+		return fmt.Errorf("announce settings: %w", err)
+	}
+	return nil
+}
+
+// WithdrawSharedSettings removes process's announcement, on a clean stop.
+func (s *Store) WithdrawSharedSettings(ctx context.Context, process string) error {
+	if err := s.rdb.HDel(ctx, sharedSettingsKey(), process).Err(); err != nil {
+		return fmt.Errorf("withdraw settings: %w", err)
+	}
+	return nil
+}
+
+// SharedSettings returns the announcements that have not lapsed by Redis's
+// clock, by process name. It only reads.
+func (s *Store) SharedSettings(ctx context.Context) ([]SettingsAnnouncement, error) {
+	live, err := s.announcements(ctx, sharedSettingsKey())
+	if err != nil {
+		return nil, fmt.Errorf("read settings: %w", err)
+	}
+	out := make([]SettingsAnnouncement, len(live))
+	for i, a := range live {
+		out[i] = SettingsAnnouncement{Process: a.process, Settings: a.value, Until: a.until}
+	}
+	return out, nil
+}
