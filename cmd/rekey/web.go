@@ -105,7 +105,8 @@ func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
 // serve runs h on PORT and shuts down gracefully when ctx is done.
 func serve(ctx context.Context, a *app, h http.Handler) error {
 	listening := func() { a.log.Info().Int("port", a.cfg.Port).Msg("web listening") }
-	return serveAddr(ctx, a.log, "web", net.JoinHostPort("", strconv.Itoa(a.cfg.Port)), h, listening, "web shutting down")
+	return serveAddr(ctx, a.log, fmt.Sprintf("web on PORT %d", a.cfg.Port), net.JoinHostPort("", strconv.Itoa(a.cfg.Port)), h,
+		listening, "web shutting down")
 }
 
 // serveAddr runs h on addr and shuts down gracefully when ctx is done. It
