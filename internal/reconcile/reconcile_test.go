@@ -13,6 +13,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/retry"
 	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -259,5 +260,60 @@ func TestSweepHoldsAgainAHeldRotationMissingFromTheHeldSet(t *testing.T) {
 	}
 	if _, err := w.insp.GetTaskInfo(tasks.QueueBulk, tasks.RotateTaskID("rot-1")); !errors.Is(err, asynq.ErrTaskNotFound) {
 		t.Errorf("rot-1's task: %v; want none until the feeder releases it", err)
+	}
+}
+
+// rekey's own revoke task whose retries a failing issuer used up rests an
+// hour, then is replaced by a fresh task of rekey's own options that runs
+// at once (rather than run again as it is): the revocation must happen in
+// the end (I3).
+func TestExhaustedRevokeTaskIsReplacedAfterItsRest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	prev := w.rotated(t, "inst-x")
+	task, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: prev.InstanceID, CredentialID: prev.CredentialID},
+		prev.RevokeAt, asynq.ProcessIn(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := w.q.Enqueue(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An issuer down throughout: every run fails until asynq archives it.
+	srv := asynq.NewServerFromRedisClient(w.r.Client, asynq.Config{Concurrency: 1,
+		Queues:            map[string]int{tasks.QueueRevoke: 1},
+		RetryDelayFunc:    func(int, error, *asynq.Task) time.Duration { return 0 },
+		TaskCheckInterval: 10 * time.Millisecond, DelayedTaskCheckInterval: 20 * time.Millisecond,
+		LogLevel: asynq.FatalLevel})
+	if err := srv.Start(retry.Record(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+		return errors.New("issuer answered 503")
+	}))); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := w.insp.GetTaskInfo(tasks.QueueRevoke, info.ID)
+		if err == nil && got.State == asynq.TaskStateArchived {
+			if why := retry.Classify(got); why != retry.Exhausted {
+				t.Fatalf("archived as %q, want exhausted", why)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the revoke task was not archived after its retries: %+v, %v", got, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	srv.Shutdown()
+
+	res, err := w.sweep.Sweep(ctx)
+	if err != nil || res.RevokesRetried != 1 {
+		t.Fatalf("Sweep = %+v, %v; want the exhausted revoke replaced", res, err)
+	}
+	got, err := w.insp.GetTaskInfo(tasks.QueueRevoke, info.ID)
+	if err != nil || got.State != asynq.TaskStatePending || got.Retried != 0 || got.MaxRetry != tasks.RevokeMaxRetry {
+		t.Fatalf("revoke task after the sweep: %+v, %v; want a fresh pending one with rekey's retries", got, err)
 	}
 }
