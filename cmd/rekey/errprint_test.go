@@ -116,6 +116,38 @@ func TestWeakIssuerSecretIsWarnedOfAtStartUp(t *testing.T) {
 	}
 }
 
+// A web process without HEROKU_OAUTH_CLIENT_SECRET starts (V1 add-ons
+// need none) but says at start that every V3 provisioning will be
+// answered 503.
+func TestWebWithoutOAuthClientSecretSaysSo(t *testing.T) {
+	c := newCLI(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	_ = l.Close()
+	vars := c.vars()
+	maps.Copy(vars, map[string]string{"PORT": port, "REKEY_API_TOKEN": "api-token-of-the-test-0123",
+		"REKEY_DASHBOARD_PASSWORD": "dashboard-password", "HEROKU_SSO_SALT": "sso-salt-of-the-test"})
+	var stderr syncBuffer
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &stderr}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runCommand(ctx, env, "web") }()
+	c.waitFor(t, "the no_oauth_client_secret warning", func() bool {
+		return strings.Contains(stderr.String(), `"message":"no_oauth_client_secret"`)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("rekey web: %v\n%s", err, stderr.String())
+	}
+	if got := stderr.String(); !strings.Contains(got, "every V3 provisioning (an oauth_grant to exchange) is answered 503") {
+		t.Errorf("the warning does not say what fails:\n%s", got)
+	}
+}
+
 // Console log lines (a one-shot command's) on a stderr that is no terminal
 // carry no colour codes: they land in files and CI logs.
 func TestConsoleLogHasNoColourOffATerminal(t *testing.T) {

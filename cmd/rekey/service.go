@@ -40,6 +40,12 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 	for _, w := range cfg.Warnings() {
 		log.Warn().Str("detail", w.Detail).Msg(w.Name)
 	}
+	if role == "web" && cfg.OAuthClientSecret.IsZero() {
+		// The worker refuses to start without either; the web process
+		// starts, and every V3 provisioning would answer 503.
+		log.Warn().Str("detail", "HEROKU_OAUTH_CLIENT_SECRET is not set: every V3 provisioning (an oauth_grant to "+
+			"exchange) is answered 503; set it unless every add-on is V1").Msg("no_oauth_client_secret")
+	}
 	a, err := newApp(cfg, log)
 	if err != nil {
 		return nil, err
