@@ -2,8 +2,11 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
+
+	"github.com/rekeyhq/rekey/internal/issuer"
 )
 
 // Warning is a setting Load accepts but that an operator must hear of:
@@ -42,6 +45,9 @@ const (
 	// WarnRateAboveHeroku: REKEY_HEROKU_RATE is above what Heroku allows
 	// an account in an hour.
 	WarnRateAboveHeroku = "rate_above_heroku"
+	// WarnPostgresWithoutTLS: a PostgreSQL issuer's admin URL to another
+	// machine does not require TLS.
+	WarnPostgresWithoutTLS = "postgres_without_tls"
 )
 
 // HerokuHourlyLimit is about how many calls an hour Heroku's partner API
@@ -80,6 +86,11 @@ func (c *Config) Warnings() []Warning {
 		out = append(out, Warning{Name: WarnRateAboveHeroku, Detail: fmt.Sprintf("REKEY_HEROKU_RATE (%d calls an hour) "+
 			"is above the about %d an hour Heroku allows an account, shared with the partner's other clients: "+
 			"waves would run into 429s; leave headroom, such as 4000", c.HerokuRate, HerokuHourlyLimit)})
+	}
+	if ids := c.postgresWithoutTLS(); len(ids) > 0 {
+		out = append(out, Warning{Name: WarnPostgresWithoutTLS, Detail: "the admin URL of PostgreSQL server " +
+			strings.Join(ids, ", ") + " (REKEY_POSTGRES_SERVERS) names another machine without sslmode=require, " +
+			"verify-ca or verify-full: its admin password, and every password it sets, may cross the network in clear"})
 	}
 	for _, pair := range c.sharedSecrets() {
 		out = append(out, Warning{Name: WarnSharedSecret, Detail: pair[0] + " and " + pair[1] + " hold the same value: " +
@@ -254,4 +265,26 @@ func (c *Config) sharedSecrets() [][2]string {
 		}
 	}
 	return out
+}
+
+// postgresWithoutTLS names the PostgreSQL issuer's servers whose admin URL
+// reaches another machine without requiring TLS (libpq's default, prefer,
+// falls back to clear text). Only the ids: the URLs hold passwords.
+func (c *Config) postgresWithoutTLS() []string {
+	if c.Issuer != IssuerPostgres {
+		return nil
+	}
+	var ids []string
+	for _, s := range c.PostgresServers {
+		u, err := url.Parse(s.AdminURL.Reveal())
+		if err != nil || u.Hostname() == "" || issuer.IsLoopback(u.Hostname()) || strings.HasPrefix(u.Hostname(), "/") {
+			continue
+		}
+		switch u.Query().Get("sslmode") {
+		case "require", "verify-ca", "verify-full":
+		default:
+			ids = append(ids, s.ID)
+		}
+	}
+	return ids
 }

@@ -80,6 +80,10 @@ func TestWarnings(t *testing.T) {
 		{name: "a rate above Heroku's", vars: map[string]string{"REKEY_HEROKU_RATE": "36000"}, want: map[string][]string{
 			config.WarnRateAboveHeroku: {"REKEY_HEROKU_RATE (36000 calls an hour) is above the about 4500"}}},
 		{name: "a rate at Heroku's", vars: map[string]string{"REKEY_HEROKU_RATE": "4500"}},
+		{name: "a PostgreSQL server over the network without TLS", vars: map[string]string{"REKEY_ISSUER": "postgres",
+			"REKEY_POSTGRES_SERVERS": `{"main":"postgres://admin:pw-of-admin@db.example/postgres","tls":"postgres://admin:pw@db2.example/postgres?sslmode=require","local":"postgres://admin:pw@127.0.0.1/postgres","pref":"postgres://admin:pw@db3.example/postgres?sslmode=prefer"}`},
+			want: map[string][]string{config.WarnPostgresWithoutTLS: {"PostgreSQL server main, pref (REKEY_POSTGRES_SERVERS)",
+				"may cross the network in clear"}}},
 		{name: "secrets of their own", vars: map[string]string{"REKEY_API_TOKEN": "token-0123456789abcdef",
 			"REKEY_DASHBOARD_PASSWORD": "password-0123456789ab", "REKEY_ISSUER_SECRET": "issuer-0123456789abcdef"}},
 	}
