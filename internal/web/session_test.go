@@ -78,6 +78,10 @@ func TestSSOFormIsAcceptedOnce(t *testing.T) {
 		t.Errorf("replay: got %d, session %v: %s; want 403 saying the link was already used, and no session",
 			replay.status, cookieNamed(replay.header, "rekey_session") != nil, replay.body)
 	}
+	// A second click's replay leads back to the dashboard the first opened.
+	if !strings.Contains(replay.body, `<a href="/dashboard">Back to the dashboard</a>`) || !strings.Contains(replay.body, "a second click") {
+		t.Errorf("replay page offers no way to the dashboard a first click opened: %s", replay.body)
+	}
 
 	// A user-scoped sign-in spends its resource token too: the same form
 	// without the user-scoped token is a replay as well.

@@ -134,8 +134,14 @@ func (s *server) spend(w http.ResponseWriter, r *http.Request, f ssoForm, tokens
 		return false
 	case !first:
 		s.Logger.Warn().Str("instance_id", f.ID).Msg("sso token replayed")
-		s.page(w, r, http.StatusForbidden, "Sign-in link already used",
-			"This sign-in link was already used, and each one works once. Open the dashboard again from your add-on's page in the Heroku Dashboard.")
+		// A second click on Heroku's button posts the same form again, and
+		// the browser shows the answer to the second: the first signed the
+		// customer in, so the page leads to the dashboard, which the session
+		// cookie opens (it is not sent with this cross-site post).
+		s.writeHTML(w, http.StatusForbidden, "page.html", pageData{Title: "Sign-in link already used",
+			Message: "This sign-in link was already used, and each one works once. If you opened the dashboard a moment " +
+				"ago (a second click), you are signed in: go back to it below. Otherwise open it again from your add-on's " +
+				"page in the Heroku Dashboard.", Back: true, Style: template.CSS(dashboardCSS)})
 		return false
 	}
 	return true
