@@ -35,7 +35,11 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	c, err := h.deps.Store.Credential(ctx, p.InstanceID, p.CredentialID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return h.stray(ctx, p, fmt.Errorf("credential %s of instance %s is unknown", p.CredentialID, p.InstanceID))
+		// Archived as refused: a revocation still listed as due whose record
+		// is gone (evicted, restored in part) is set aside as dead by the
+		// sweep, for an operator, never dropped: its credential may still
+		// work at the issuer.
+		return permanent(fmt.Errorf("credential %s of instance %s is unknown", p.CredentialID, p.InstanceID))
 	case err != nil:
 		return err
 	case c.Revoked():
@@ -72,7 +76,7 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 }
 
 // stray refuses a revoke task that names a credential rekey would not
-// revoke now (unknown, pending or current: I1), and has asynq drop it
+// revoke now (pending, current or unconfirmed: I1), and has asynq drop it
 // rather than archive it. The task is someone's mistake (another app's,
 // through the tasks package, or one left from before a re-registration
 // made its credential current again); archived, it would keep its task id,

@@ -81,3 +81,27 @@ func TestRevokeRefusesCurrentCredential(t *testing.T) {
 		t.Errorf("the current credential is still listed as due (%v)", err)
 	}
 }
+
+// A revocation still listed as due whose credential record is gone
+// (evicted, restored in part) is neither revoked blindly nor dropped: its
+// task is refused for good, for the sweep to set it aside as dead, and the
+// entry stays, since the credential may still work at the issuer (I3).
+func TestRevokeOfAGoneRecordKeepsItsDueEntry(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	ctx := context.Background()
+	member := "inst-1/cred-gone"
+	if err := g.st.Redis().ZAdd(ctx, "rekey:revoke_due", redis.Z{Score: 1, Member: member}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	task, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: "inst-1", CredentialID: "cred-gone"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.run(task); !isPermanent(err) || errors.Is(err, asynq.RevokeTask) {
+		t.Fatalf("revoking a credential whose record is gone: err = %v, want a permanent refusal, not a drop", err)
+	}
+	if err := g.st.Redis().ZScore(ctx, "rekey:revoke_due", member).Err(); err != nil {
+		t.Errorf("the due entry of a credential whose record is gone was dropped (%v)", err)
+	}
+}

@@ -40,11 +40,12 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 	for _, w := range cfg.Warnings() {
 		log.Warn().Str("detail", w.Detail).Msg(w.Name)
 	}
-	if role == "web" && cfg.OAuthClientSecret.IsZero() {
-		// The worker refuses to start without either; the web process
-		// starts, and every V3 provisioning would answer 503.
+	if role == "web" && cfg.OAuthClientSecret.IsZero() && cfg.AddonPassword.IsZero() {
+		// The worker refuses to start without it or V1's credentials; the
+		// web process starts, and every V3 provisioning would answer 503.
+		// A deployment with V1's credentials may be V1 only: not nagged.
 		log.Warn().Str("detail", "HEROKU_OAUTH_CLIENT_SECRET is not set: every V3 provisioning (an oauth_grant to "+
-			"exchange) is answered 503; set it unless every add-on is V1").Msg("no_oauth_client_secret")
+			"exchange) is answered 503, and workers refuse to start without it or V1's credentials").Msg("no_oauth_client_secret")
 	}
 	a, err := newApp(cfg, log)
 	if err != nil {
@@ -148,9 +149,10 @@ func (a *app) announceSettings(ctx context.Context, name, settings, logged strin
 	}
 	d := settingsDisagreement(live)
 	if d != "" && d != logged {
-		log.Error().Str("own", settings).Str("detail", d+": every process must run with the same, or together they "+
+		log.Warn().Str("own", settings).Str("detail", d+": every process must run with the same, or together they "+
 			"spend more of Heroku's calls than it allows, or revoke old credentials sooner than customers were told; "+
-			"give them all the same environment").Msg("settings_mismatch")
+			"give them all the same environment (while a changed setting rolls out, this lasts until the last process "+
+			"with the old one has stopped, or its announcement lapsed, 3 minutes after it died)").Msg("settings_mismatch")
 	}
 	return d
 }

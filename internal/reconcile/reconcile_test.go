@@ -271,7 +271,22 @@ func TestExhaustedRevokeTaskIsReplacedAfterItsRest(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	w := newWorld(t)
-	prev := w.rotated(t, "inst-x")
+	// A revocation due at once (a grace of a millisecond), so that the
+	// sweep sees it due both within its task's hour of rest and after.
+	if err := w.st.PutInstance(ctx, store.Registration{ID: "inst-x", APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-x", RotationID: "rot-x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.st.SavePending(ctx, "inst-x", "rot-x", "cred-1", map[string]secret.String{"MYADDON_URL": secret.New("v")}); err != nil {
+		t.Fatal(err)
+	}
+	prev, err := w.st.Promote(ctx, "inst-x", "rot-x", "cred-1", time.Millisecond, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	task, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: prev.InstanceID, CredentialID: prev.CredentialID},
 		prev.RevokeAt, asynq.ProcessIn(0))
 	if err != nil {
@@ -308,7 +323,17 @@ func TestExhaustedRevokeTaskIsReplacedAfterItsRest(t *testing.T) {
 	}
 	srv.Shutdown()
 
+	// Within the hour after its last failure, the task rests.
+	w.now = time.Now().Add(30 * time.Minute)
 	res, err := w.sweep.Sweep(ctx)
+	if err != nil || res.RevokesRetried != 0 || res.RevokesEnqueued != 0 {
+		t.Fatalf("Sweep within the rest = %+v, %v; want nothing done", res, err)
+	}
+	if got, err := w.insp.GetTaskInfo(tasks.QueueRevoke, info.ID); err != nil || got.State != asynq.TaskStateArchived {
+		t.Fatalf("revoke task within the rest: %+v, %v; want it left archived", got, err)
+	}
+	w.now = time.Now().Add(90 * time.Minute)
+	res, err = w.sweep.Sweep(ctx)
 	if err != nil || res.RevokesRetried != 1 {
 		t.Fatalf("Sweep = %+v, %v; want the exhausted revoke replaced", res, err)
 	}

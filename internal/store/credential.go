@@ -173,22 +173,24 @@ type forgetStrayDueKeys struct {
 
 func (k forgetStrayDueKeys) list() []string { return []string{k.credential, k.revokeDue} }
 
-// forgetStrayDueScript drops a credential from the revocations due unless
-// it is previous or discarded.
+// forgetStrayDueScript drops a credential from the revocations due when it
+// is pending, current or unconfirmed; never one whose record is gone.
 //
 // KEYS: forgetStrayDueKeys. ARGV[1]: the member "<instance id>/<credential
 // id>". Returns 1 when it dropped the entry, else 0.
 var forgetStrayDueScript = redis.NewScript(`
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'previous' or state == 'discarded' then return 0 end
+if state ~= 'pending' and state ~= 'current' and state ~= 'unconfirmed' then return 0 end
 return redis.call('ZREM', KEYS[2], ARGV[1])
 `)
 
-// ForgetStrayDue drops the credential from the revocations due when it is
-// not one rekey revokes (pending, current, unconfirmed, or gone): the index
-// is out of step with it, and the sweep would otherwise enqueue a revoke
-// task for it at every pass, each one refused (I1). It reports whether it
-// dropped an entry.
+// ForgetStrayDue drops the credential from the revocations due when rekey
+// knows it as one it does not revoke (pending, current or unconfirmed): the
+// index is out of step with it, and the sweep would otherwise enqueue a
+// revoke task for it at every pass, each one refused (I1). A credential
+// whose record is gone keeps its entry: it may still work at the issuer,
+// and the sweep sets it aside as dead for an operator. It reports whether
+// it dropped an entry.
 func (s *Store) ForgetStrayDue(ctx context.Context, instanceID, credID string) (bool, error) {
 	keys := forgetStrayDueKeys{credential: credentialKey(instanceID, credID), revokeDue: revokeDueKey()}
 	n, err := forgetStrayDueScript.Run(ctx, s.rdb, keys.list(), instanceID+"/"+credID).Int()

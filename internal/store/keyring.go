@@ -19,7 +19,7 @@ import (
 // on a clean stop. Times are Redis's own (TIME), so no process's clock,
 // nor the operator's, decides whether an announcement has lapsed; a
 // lapsed one (a process that died) is dropped by the next announcement of
-// any process. `rekey keys reseal` reads it to refuse resealing while a
+// any process (a read writes nothing). `rekey keys reseal` reads it to refuse resealing while a
 // running process still seals under another key, or cannot open the new
 // one.
 func keyringsKey() string { return keyPrefix + "keyrings" }
@@ -116,7 +116,7 @@ func (s *Store) Keyrings(ctx context.Context) ([]Keyring, error) {
 }
 
 // announcement is one process's live entry in a hash of announcements
-// (keyringsKey, budgetsKey).
+// (keyringsKey, sharedSettingsKey).
 type announcement struct {
 	process, value string
 	until          time.Time
