@@ -90,6 +90,26 @@ func TestShortGraceIsWarnedOfAtStartUp(t *testing.T) {
 	}
 }
 
+// startedWarning runs `rekey process` on vars until it logs the warning
+// named message, stops it, and returns what it logged.
+func startedWarning(t *testing.T, c *cli, vars map[string]string, process, message string) string {
+	t.Helper()
+	var stderr syncBuffer
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &stderr}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runCommand(ctx, env, process) }()
+	c.waitFor(t, "the "+message+" warning", func() bool {
+		return strings.Contains(stderr.String(), `"message":"`+message+`"`)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("rekey %s: %v\n%s", process, err, stderr.String())
+	}
+	return stderr.String()
+}
+
 // A REKEY_ISSUER_SECRET shorter than 16 bytes is named at a worker's
 // start, as a weak_issuer_secret warning in its log, and never quoted.
 func TestWeakIssuerSecretIsWarnedOfAtStartUp(t *testing.T) {
@@ -98,27 +118,15 @@ func TestWeakIssuerSecretIsWarnedOfAtStartUp(t *testing.T) {
 	vars := c.vars()
 	maps.Copy(vars, map[string]string{"REKEY_ISSUER_URL": "http://127.0.0.1:1", "REKEY_ISSUER_SECRET": weak,
 		"HEROKU_OAUTH_CLIENT_SECRET": "oauth-client-secret-of-the-test"})
-	var stderr syncBuffer
-	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
-		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &stderr}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runCommand(ctx, env, "worker") }()
-	c.waitFor(t, "the weak_issuer_secret warning", func() bool {
-		return strings.Contains(stderr.String(), `"message":"weak_issuer_secret"`)
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("rekey worker: %v\n%s", err, stderr.String())
-	}
-	if got := stderr.String(); !strings.Contains(got, "REKEY_ISSUER_SECRET is shorter than 16 bytes") || strings.Contains(got, weak) {
+	got := startedWarning(t, c, vars, "worker", "weak_issuer_secret")
+	if !strings.Contains(got, "REKEY_ISSUER_SECRET is shorter than 16 bytes") || strings.Contains(got, weak) {
 		t.Errorf("the warning does not name the variable, or quotes the secret:\n%s", got)
 	}
 }
 
-// A web process without HEROKU_OAUTH_CLIENT_SECRET starts (V1 add-ons
-// need none) but says at start that every V3 provisioning will be
-// answered 503.
+// A web process without HEROKU_OAUTH_CLIENT_SECRET or V1's credentials
+// starts, but says at start that every V3 provisioning will be answered
+// 503.
 func TestWebWithoutOAuthClientSecretSaysSo(t *testing.T) {
 	c := newCLI(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -130,20 +138,8 @@ func TestWebWithoutOAuthClientSecretSaysSo(t *testing.T) {
 	vars := c.vars()
 	maps.Copy(vars, map[string]string{"PORT": port, "REKEY_API_TOKEN": "api-token-of-the-test-0123",
 		"REKEY_DASHBOARD_PASSWORD": "dashboard-password", "HEROKU_SSO_SALT": "sso-salt-of-the-test"})
-	var stderr syncBuffer
-	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
-		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &stderr}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runCommand(ctx, env, "web") }()
-	c.waitFor(t, "the no_oauth_client_secret warning", func() bool {
-		return strings.Contains(stderr.String(), `"message":"no_oauth_client_secret"`)
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("rekey web: %v\n%s", err, stderr.String())
-	}
-	if got := stderr.String(); !strings.Contains(got, "every V3 provisioning (an oauth_grant to exchange) is answered 503") {
+	got := startedWarning(t, c, vars, "web", "no_oauth_client_secret")
+	if !strings.Contains(got, "every V3 provisioning (an oauth_grant to exchange) is answered 503") {
 		t.Errorf("the warning does not say what fails:\n%s", got)
 	}
 }
