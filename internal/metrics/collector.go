@@ -25,6 +25,7 @@ type Source interface {
 	CountInstances(ctx context.Context) (int64, error)
 	InFlightCount(ctx context.Context) (int64, error)
 	BreakerState(ctx context.Context) (store.BreakerState, error)
+	SharedSettings(ctx context.Context) ([]store.SettingsAnnouncement, error)
 }
 
 // Queues is what the Collector reads of asynq (*asynq.Inspector).
@@ -94,6 +95,10 @@ var (
 	descInFlight  = prometheus.NewDesc("rekey_rotations_in_flight", "Rotations in flight.", nil, nil)
 	descBreaker   = prometheus.NewDesc("rekey_breaker_open",
 		"1 while the circuit breaker holds bulk and scheduled work (rekey breaker status), else 0.", nil, nil)
+	descSettings = prometheus.NewDesc("rekey_settings_variants",
+		"How many different sets of the settings every process must share (REKEY_HEROKU_RATE, REKEY_RATE_SCOPE, "+
+			"REKEY_GRACE, REKEY_PRIVATE_SPACE_GRACE) the running web, worker and clock processes announce: 1 when "+
+			"they agree, more while one runs with others (their logs say settings_mismatch).", nil, nil)
 	descOpenings = prometheus.NewDesc("rekey_breaker_openings_total",
 		"Times the circuit breaker opened on a run of Heroku 401/403 answers across instances.", nil, nil)
 )
@@ -105,7 +110,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	for _, d := range []*prometheus.Desc{descQueueSize, descQueueLatency, descRotations, descCalls, descWait,
 		descRevocations, descOverdue, descPending, descDead, descInstances, descInFlight,
-		descBreaker, descOpenings, descHeld, descOldestHold, descLogLines, descPacedHeld, descPacedOldest} {
+		descBreaker, descOpenings, descHeld, descOldestHold, descLogLines, descPacedHeld, descPacedOldest,
+		descSettings} {
 		ch <- d
 	}
 }
@@ -173,6 +179,13 @@ func (c *Collector) collectState(ctx context.Context, ch chan<- prometheus.Metri
 	gauge(descInstances, c.src.CountInstances)
 	gauge(descInFlight, c.src.InFlightCount)
 	c.collectOverdue(ctx, ch)
+	if live, err := c.src.SharedSettings(ctx); err == nil && len(live) > 0 {
+		variants := map[string]bool{}
+		for _, a := range live {
+			variants[a.Settings] = true
+		}
+		ch <- prometheus.MustNewConstMetric(descSettings, prometheus.GaugeValue, float64(len(variants)))
+	}
 }
 
 // collectOverdue exports how late the oldest due revocation is, leaving out

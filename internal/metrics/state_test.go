@@ -158,3 +158,33 @@ func TestPacedBacklogIsExported(t *testing.T) {
 		t.Errorf("rekey_pace_oldest_held_seconds %v, want about 3600", age)
 	}
 }
+
+// rekey_settings_variants counts the different shared settings the running
+// processes announce: 1 while they agree, 2 once one runs with another
+// REKEY_HEROKU_RATE, and absent when no process announces (nothing runs).
+func TestSettingsVariantsAreExported(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := redistest.New(t)
+	sealer, _ := seal.New(bytes.Repeat([]byte{1}, seal.KeySize))
+	st := store.New(r.Client, sealer)
+	col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler()
+	if _, ok := scrapeGauge(t, col, "rekey_settings_variants"); ok {
+		t.Error("rekey_settings_variants served while no process announces its settings")
+	}
+	const same = "REKEY_HEROKU_RATE=4000 REKEY_RATE_SCOPE=account REKEY_GRACE=2h0m0s REKEY_PRIVATE_SPACE_GRACE=4h0m0s"
+	for _, p := range []string{"web.1", "worker.1", "worker.2"} {
+		if err := st.AnnounceSharedSettings(ctx, p, same, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, ok := scrapeGauge(t, col, "rekey_settings_variants"); !ok || v != 1 {
+		t.Errorf("three processes alike: rekey_settings_variants %v (%v), want 1", v, ok)
+	}
+	if err := st.AnnounceSharedSettings(ctx, "worker.3", strings.Replace(same, "4000", "40000", 1), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := scrapeGauge(t, col, "rekey_settings_variants"); !ok || v != 2 {
+		t.Errorf("one process with another rate: rekey_settings_variants %v (%v), want 2", v, ok)
+	}
+}
