@@ -52,10 +52,14 @@ func TestMetricsPassPromlint(t *testing.T) {
 	if err := pacing.NewClient(q, r.Client).HoldMany(ctx, []string{"rot-held"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.AnnounceSharedSettings(ctx, "worker.1", "REKEY_HEROKU_RATE=4000", time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop(),
 		metrics.WithPacedBacklog(r.Client))
 	h := metrics.NewHandler(metrics.HandlerParams{Collector: col,
 		Ping:       func(ctx context.Context) error { return r.Client.Ping(ctx).Err() },
+		Write:      st.CheckWritable,
 		Unreadable: func() (int64, bool) { return 0, true }})
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
@@ -63,7 +67,8 @@ func TestMetricsPassPromlint(t *testing.T) {
 	for _, family := range []string{"rekey_revoke_lag_seconds_bucket", "rekey_request_to_heroku_seconds_bucket",
 		"rekey_build_info{", "rekey_rotations_total", "rekey_queue_tasks", "rekey_revocations_held 1",
 		"rekey_revocation_oldest_hold_seconds", "rekey_logplex_lines_total{outcome=\"sent\"} 1",
-		"rekey_revoke_overdue_seconds", "rekey_pace_held_rotations 1", "rekey_pace_oldest_held_seconds"} {
+		"rekey_revoke_overdue_seconds", "rekey_pace_held_rotations 1", "rekey_pace_oldest_held_seconds",
+		"rekey_settings_variants 1", "rekey_redis_writable 1"} {
 		if !strings.Contains(string(body), family) {
 			t.Fatalf("/metrics lacks %s, so the lint would not cover it:\n%s", family, body)
 		}
