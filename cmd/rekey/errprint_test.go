@@ -6,9 +6,10 @@ import (
 	"encoding/base64"
 	"fmt"
 	"maps"
-	"net"
 	"strings"
 	"testing"
+
+	"github.com/rekeyhq/rekey/internal/redistest"
 )
 
 func TestConfigErrorsPrintOneLinePerVariable(t *testing.T) {
@@ -54,12 +55,7 @@ func TestMisspeltSettingIsNamed(t *testing.T) {
 // log, with the variables and the floor and no secret of the environment.
 func TestShortGraceIsWarnedOfAtStartUp(t *testing.T) {
 	c := newCLI(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-	_ = l.Close()
+	port := fmt.Sprint(redistest.FreePort(t))
 	const secret = "s3cret-that-must-never-be-logged"
 	vars := c.vars()
 	maps.Copy(vars, map[string]string{"REKEY_GRACE": "2m", "PORT": port,
@@ -129,12 +125,7 @@ func TestWeakIssuerSecretIsWarnedOfAtStartUp(t *testing.T) {
 // 503.
 func TestWebWithoutOAuthClientSecretSaysSo(t *testing.T) {
 	c := newCLI(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-	_ = l.Close()
+	port := fmt.Sprint(redistest.FreePort(t))
 	vars := c.vars()
 	maps.Copy(vars, map[string]string{"PORT": port, "REKEY_API_TOKEN": "api-token-of-the-test-0123",
 		"REKEY_DASHBOARD_PASSWORD": "dashboard-password", "HEROKU_SSO_SALT": "sso-salt-of-the-test"})

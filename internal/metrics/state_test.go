@@ -24,6 +24,17 @@ import (
 
 // scrapeGauge returns the value of the unlabelled series name on /metrics,
 // and false when the scrape lacks it.
+// newStateStore is a store on a private Redis database, and its sealer.
+func newStateStore(t *testing.T) (*redistest.Redis, *seal.Sealer, *store.Store) {
+	t.Helper()
+	r := redistest.New(t)
+	sealer, err := seal.New(bytes.Repeat([]byte{1}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, sealer, store.New(r.Client, sealer)
+}
+
 func scrapeGauge(t *testing.T, col http.Handler, name string) (float64, bool) {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -76,9 +87,7 @@ func previousSince(t *testing.T, r *redistest.Redis, sealer *seal.Sealer, id str
 func TestOverdueLeavesHeldRevocationsOut(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r := redistest.New(t)
-	sealer, _ := seal.New(bytes.Repeat([]byte{1}, seal.KeySize))
-	st := store.New(r.Client, sealer)
+	r, sealer, st := newStateStore(t)
 	col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler()
 	overdue := func() float64 {
 		t.Helper()
@@ -124,9 +133,8 @@ func TestOverdueLeavesHeldRevocationsOut(t *testing.T) {
 func TestPacedBacklogIsExported(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r := redistest.New(t)
-	sealer, _ := seal.New(bytes.Repeat([]byte{1}, seal.KeySize))
-	col := metrics.NewCollector(store.New(r.Client, sealer), asynq.NewInspectorFromRedisClient(r.Client),
+	r, _, st := newStateStore(t)
+	col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client),
 		zerolog.Nop(), metrics.WithPacedBacklog(r.Client)).Handler()
 	gauge := func(name string) float64 {
 		t.Helper()
@@ -165,9 +173,7 @@ func TestPacedBacklogIsExported(t *testing.T) {
 func TestSettingsVariantsAreExported(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r := redistest.New(t)
-	sealer, _ := seal.New(bytes.Repeat([]byte{1}, seal.KeySize))
-	st := store.New(r.Client, sealer)
+	r, _, st := newStateStore(t)
 	col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler()
 	if _, ok := scrapeGauge(t, col, "rekey_settings_variants"); ok {
 		t.Error("rekey_settings_variants served while no process announces its settings")

@@ -263,7 +263,7 @@ var oldestUnheldScript = redis.NewScript(`
 local holds = redis.call('ZCARD', KEYS[2])
 local capped = holds > tonumber(ARGV[2])
 local n = math.min(holds, tonumber(ARGV[2])) + 1
-local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, n, 'WITHSCORES')
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, n)
 for i = 1, #due, 2 do
   if not redis.call('ZSCORE', KEYS[2], due[i]) then return {due[i], due[i + 1]} end
 end
