@@ -16,12 +16,14 @@
 //
 // The command tree is in root.go. Configuration comes from the environment
 // (see README.md). Exit status: 0 on success and for --help, 1 when a
-// command fails, 2 when it was called wrongly, 130 when interrupted
+// command fails, 2 when it was called wrongly, 3 when a fleet rotation
+// left instances out at the REKEY_MAX_PREVIOUS cap, 130 when interrupted
 // (Ctrl-C, or any signal at a [y/N] question).
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -73,7 +75,8 @@ func run(ctx context.Context, env *environ, args []string) error {
 
 // report prints err and returns the exit status: 2 and a one-line hint for
 // a usage error, 130 for an interrupted command (Ctrl-C, or a signal at a
-// question), 1 and the error's sentences for any other failure.
+// question), 3 for a fleet request that left instances out
+// (leftOutError), 1 and the error's sentences for any other failure.
 func report(w io.Writer, err error) int {
 	if u, ok := asUsage(err); ok {
 		fmt.Fprintln(w, u.hint())
@@ -82,6 +85,10 @@ func report(w io.Writer, err error) int {
 	printError(w, err)
 	if _, ok := asInterrupted(err); ok {
 		return exitInterrupted
+	}
+	var leftOut *leftOutError
+	if errors.As(err, &leftOut) {
+		return exitLeftOut
 	}
 	return 1
 }

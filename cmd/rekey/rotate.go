@@ -296,7 +296,10 @@ func reportProblems(w io.Writer, f rotateFlags, problems []fleet.Problem, valid 
 }
 
 // rotate requests the rotations and, with --wait, follows the batch;
-// --json lists the problems --skip-invalid left out.
+// --json lists the problems --skip-invalid left out. A request that did
+// all it was asked but left instances out at the REKEY_MAX_PREVIOUS cap
+// ends in a *leftOutError: those instances keep the credential the
+// operator meant to replace.
 func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []string, problems []fleet.Problem) error {
 	start := time.Now()
 	res, err := a.producer().Rotate(ctx, fleet.Request{InstanceIDs: ids,
@@ -305,6 +308,17 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 	if res.BatchID == "" {
 		return err
 	}
+	err = requestAndFollow(ctx, env, a, f, res, err, problems, start)
+	if err == nil && res.Refused > 0 {
+		return &leftOutError{n: res.Refused}
+	}
+	return err
+}
+
+// requestAndFollow prints what the request enqueued and, with --wait,
+// follows its batch; err is the request's own failure, if any.
+func requestAndFollow(ctx context.Context, env *environ, a *app, f rotateFlags, res fleet.Result, err error,
+	problems []fleet.Problem, start time.Time) error {
 	if !f.asJSON {
 		writeRotated(env.stdout, res, f.queue, graceText(f, a.cfg), time.Since(start))
 	}
@@ -377,6 +391,21 @@ func graceText(f rotateFlags, cfg *config.Config) string {
 	clamp := func(d time.Duration) time.Duration { return min(max(d, floor), ceiling) }
 	return fmt.Sprintf("grace: each instance's own, else %s (REKEY_GRACE; %s in a Private Space, REKEY_PRIVATE_SPACE_GRACE), "+
 		"then the old credentials are revoked", clamp(cfg.Grace), clamp(cfg.PrivateSpaceGrace))
+}
+
+// exitLeftOut is the exit status of a fleet request that left instances
+// out at the REKEY_MAX_PREVIOUS cap: neither success (0), since they keep
+// their current credential, nor failure (1), since the rest was enqueued.
+const exitLeftOut = 3
+
+// leftOutError is a fleet request that enqueued what it could and left n
+// instances out at the REKEY_MAX_PREVIOUS cap (warnRefused named them).
+// main prints it and exits exitLeftOut.
+type leftOutError struct{ n int }
+
+func (e *leftOutError) Error() string {
+	return fmt.Sprintf("%s not rotated (named above), each keeping its current credential; rotate again once "+
+		"their waiting credentials are revoked, or revoke those now with rekey revocations expedite", instances(e.n))
 }
 
 // warnRefused names, on stderr, the instances a limit of the store's claim

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"strings"
 	"testing"
 )
@@ -22,19 +23,26 @@ func (c *cli) capped(t *testing.T, n int) []string {
 
 // TestRotateAllSaysWhichInstancesTheCapRefused: `rekey rotate --all` leaves
 // out an instance that already has REKEY_MAX_PREVIOUS credentials waiting;
-// its line must say so, or an operator rotating the fleet after a leak reads
-// every instance as rotated while that one keeps its current credential.
+// its line must say so, and its exit status (3) must tell a script from
+// success, or an operator rotating the fleet after a leak reads every
+// instance as rotated while that one keeps its current credential.
 func TestRotateAllSaysWhichInstancesTheCapRefused(t *testing.T) {
 	c := newCLI(t)
 	ids := c.capped(t, 3)
-	if err := c.run(t, "rotate", "--all", "--confirm"); err != nil {
-		t.Fatal(err)
+	err := c.run(t, "rotate", "--all", "--confirm")
+	var msg strings.Builder
+	if code := report(&msg, err); code != exitLeftOut || !strings.Contains(msg.String(), "1 instance not rotated") {
+		t.Errorf("rotate --all with an instance at the cap: exit %d, %q; want %d naming what was left out", code, msg.String(), exitLeftOut)
 	}
 	if out := c.stdout.String(); !strings.Contains(out, "2 enqueued on bulk") || !strings.Contains(out, "1 refused") {
 		t.Errorf("stdout %q does not count the instance the cap refused", out)
 	}
 	if !strings.Contains(c.stderr.String(), ids[0]) || !strings.Contains(c.stderr.String(), "REKEY_MAX_PREVIOUS") {
 		t.Errorf("stderr %q does not name the refused instance and the cap", c.stderr)
+	}
+	err = c.run(t, "rotate", "--all", "--confirm", "--json")
+	if code := report(io.Discard, err); code != exitLeftOut || !strings.Contains(c.stdout.String(), `"refused": 1`) {
+		t.Errorf("rotate --all --json with an instance at the cap: exit %d (%v), stdout %q", code, err, c.stdout)
 	}
 }
 
