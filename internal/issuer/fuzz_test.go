@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -67,7 +68,7 @@ func FuzzIssuerAnswer(f *testing.F) {
 		}
 		ctx := context.Background()
 		c, mintErr := h.Mint(ctx, "inst-1", "rot-1")
-		checkMinted(t, st, c, mintErr)
+		checkMinted(t, st, body, c, mintErr)
 		verifyErr := h.Verify(ctx, "inst-1", "cred_1")
 		revokeErr := h.Revoke(ctx, "inst-1", "cred_1")
 		checkOutcome(t, "verify", st, verifyErr, st == http.StatusNotFound)
@@ -78,16 +79,23 @@ func FuzzIssuerAnswer(f *testing.F) {
 	})
 }
 
-func checkMinted(t *testing.T, st int, c issuer.Credential, err error) {
+func checkMinted(t *testing.T, st int, body []byte, c issuer.Credential, err error) {
 	if err != nil {
 		return
 	}
 	if st < 200 || st > 299 || c.ID == "" || len(c.Config) == 0 {
 		t.Fatalf("mint on %d succeeded with %d vars, id %q", st, len(c.Config), c.ID)
 	}
+	// A U+FFFD the body does not hold, literally or escaped, is one
+	// encoding/json put in place of what the issuer wrote.
+	written := bytes.Contains(body, []byte("\uFFFD")) || bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`))
 	for name, v := range c.Config {
 		if name == "" || v.IsZero() || fmt.Sprint(v) != secret.Redacted || fmt.Sprintf("%#v", v) != secret.Redacted {
 			t.Fatalf("config var %q is empty or prints its value", name)
+		}
+		text := name + v.Reveal()
+		if strings.ContainsRune(text, 0) || strings.ContainsRune(name, '=') || strings.ContainsRune(text, utf8.RuneError) && !written {
+			t.Fatalf("config var %q was accepted with a NUL, an '=' in its name or a U+FFFD the issuer did not write", name)
 		}
 	}
 }

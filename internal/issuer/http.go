@@ -419,11 +419,11 @@ func mintedAnyway(status int, body io.Reader) error {
 		Err: &Error{Op: "mint", Status: status, Code: CodeUnreadable}}
 }
 
-// usable reports whether config names at least one var and every var and
-// value is non-empty.
+// usable reports whether config names at least one var and every var can
+// reach the apps as written (usableVar).
 func usable(config map[string]string) bool {
 	for name, v := range config {
-		if name == "" || v == "" {
+		if !usableVar(name, v) {
 			return false
 		}
 	}
@@ -476,7 +476,8 @@ func decodeCredential(status int, body []byte) (Credential, error) {
 	unusable := &UnusableCredentialError{CredentialID: r.CredentialID, Config: scan.config,
 		ConfigUnchecked: scan.unchecked, Err: malformed}
 	var config map[string]string
-	if err := json.Unmarshal(r.Config, &config); err != nil || !usable(config) || secret.Holds(r.CredentialID, scan.config...) {
+	if !readExactly(r.Config) || json.Unmarshal(r.Config, &config) != nil || !usable(config) ||
+		secret.Holds(r.CredentialID, scan.config...) {
 		return Credential{}, unusable
 	}
 	c := Credential{ID: r.CredentialID, Config: make(map[string]secret.String, len(config))}

@@ -442,3 +442,57 @@ func TestMintAnswerTooLargeStillNamesItsCredential(t *testing.T) {
 		})
 	}
 }
+
+// An issuer's answer that encoding/json would read as other text than the
+// issuer wrote (bytes that are not UTF-8, half a surrogate pair escaped
+// alone, both read as U+FFFD), or whose vars cannot reach a dyno's
+// environment as written (a NUL, an '=' in a name), names a credential
+// whose config no app could use: it is refused as unusable, so that it is
+// revoked, never pushed. What encoding/json reads exactly passes as it is.
+func TestMintAnswerReadOtherwiseThanWrittenIsUnusable(t *testing.T) {
+	t.Parallel()
+	answer := func(config string) string { return `{"credential_id":"cred_9","config":{` + config + `}}` }
+	refused := map[string]string{
+		"not UTF-8":                 `"MYADDON_URL":"postgres://u:p` + "\xff" + `@h/d"`,
+		"not UTF-8 in a name":       `"MYADDON_` + "\xc3" + `URL":"postgres://u:p@h/d"`,
+		"a first half alone":        `"MYADDON_URL":"postgres://u:p\ud800@h/d"`,
+		"a first half at the end":   `"MYADDON_URL":"postgres://u:p@h/d\ud83d"`,
+		"a second half alone":       `"MYADDON_URL":"postgres://u:p\udc00@h/d"`,
+		"two first halves":          `"MYADDON_URL":"postgres://u:p\ud83d\ud83d@h/d"`,
+		"a NUL escaped":             `"MYADDON_URL":"postgres://u:p\u0000@h/d"`,
+		"a NUL in a name":           `"MYADDON\u0000_URL":"postgres://u:p@h/d"`,
+		"an '=' in a name":          `"MYADDON_URL=x":"postgres://u:p@h/d"`,
+		"one good var, one bad var": `"MYADDON_URL":"postgres://u:p@h/d","MYADDON_KEY":"k\udfff"`,
+	}
+	for name, config := range refused {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := scriptedIssuer(t, &scripted{status: 201, body: answer(config)}).Mint(context.Background(), "inst-1", "rot_1")
+			var unusable *issuer.UnusableCredentialError
+			if !errors.As(err, &unusable) || unusable.CredentialID != "cred_9" || unusable.Code() != issuer.CodeMalformed {
+				t.Fatalf("Mint = %v, want the credential named as unusable", err)
+			}
+		})
+	}
+	accepted := map[string]struct{ config, want string }{
+		"a pair escaped":          {`"MYADDON_URL":"pw-\ud83d\ude00"`, "pw-\U0001F600"},
+		"U+FFFD written":          {`"MYADDON_URL":"pw-` + "\uFFFD" + `"`, "pw-\uFFFD"},
+		"U+FFFD escaped":          {`"MYADDON_URL":"pw-\ufffd"`, "pw-\uFFFD"},
+		"a backslash, then text":  {`"MYADDON_URL":"pw-\\ud800"`, `pw-\ud800`},
+		"a certificate's lines":   {`"MYADDON_URL":"-----BEGIN-----\nMIIB\n-----END-----\n"`, "-----BEGIN-----\nMIIB\n-----END-----\n"},
+		"an '=' in a value":       {`"MYADDON_URL":"https://h/?a=b"`, "https://h/?a=b"},
+		"escaped quote and slash": {`"MYADDON_URL":"p\"w\/x\\"`, `p"w/x\`},
+	}
+	for name, tt := range accepted {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c, err := scriptedIssuer(t, &scripted{status: 201, body: answer(tt.config)}).Mint(context.Background(), "inst-1", "rot_1")
+			if err != nil {
+				t.Fatalf("Mint = %v, want the credential", err)
+			}
+			if got := c.Config["MYADDON_URL"].Reveal(); got != tt.want {
+				t.Errorf("MYADDON_URL = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

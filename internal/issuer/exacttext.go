@@ -1,0 +1,75 @@
+package issuer
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// readExactly reports whether encoding/json reads every string of the JSON
+// text raw as the issuer wrote it. It does not for text that is not UTF-8
+// or that escapes half of a UTF-16 surrogate pair alone (`\ud800`): both
+// are read as U+FFFD, silently, so a config read from such text holds
+// values the issuer never minted, and pushing them would give the apps a
+// credential that does not work.
+func readExactly(raw []byte) bool {
+	if !utf8.Valid(raw) {
+		return false
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++ // the escaped byte: `\\` and `\"` end here
+		if i >= len(raw) || raw[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(raw[i+1:])
+		if !ok {
+			return false
+		}
+		i += 4
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF: // a second half with no first
+			return false
+		case r >= 0xD800 && r <= 0xDBFF: // a first half: a second must follow
+			if i+6 >= len(raw) || raw[i+1] != '\\' || raw[i+2] != 'u' {
+				return false
+			}
+			lo, ok := hex4(raw[i+3:])
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 6
+		}
+	}
+	return true
+}
+
+// hex4 reads the four hex digits that start b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// usableVar reports whether a config var can be set on Heroku and reach
+// the apps as written: a name with no NUL or '=' and a value with no NUL.
+// A process's environment is NUL-terminated strings of NAME=value, so
+// either would reach the dynos cut short or misnamed.
+func usableVar(name, value string) bool {
+	return name != "" && value != "" && !strings.ContainsAny(name, "\x00=") && !strings.Contains(value, "\x00")
+}
