@@ -3,10 +3,11 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -121,11 +122,57 @@ func (a *app) announceKeys(ctx context.Context, name string) (withdraw func()) {
 }
 
 // sharedSettings names the settings every process of a deployment must
-// share: the Heroku budget's, and the graces a worker applies and the web
-// process tells customers.
+// share: the Heroku budget's, the graces a worker applies and the web
+// process tells customers, and where credentials are minted and revoked
+// and pushed. A worker minting from another issuer than the others revokes
+// their credentials at an issuer that does not know them (its 404 counts
+// as revoked, leaving them live) and pushes its own; one pushing to
+// another Heroku API leaves the apps unchanged. The issuer is announced by
+// processes configured with one, as a host and a fingerprint of the whole
+// URL (which may carry a token in its path), never the URL itself.
 func sharedSettings(cfg *config.Config) string {
-	return fmt.Sprintf("REKEY_HEROKU_RATE=%d REKEY_RATE_SCOPE=%s REKEY_GRACE=%s REKEY_PRIVATE_SPACE_GRACE=%s",
+	s := fmt.Sprintf("REKEY_HEROKU_RATE=%d REKEY_RATE_SCOPE=%s REKEY_GRACE=%s REKEY_PRIVATE_SPACE_GRACE=%s",
 		cfg.HerokuRate, cfg.RateScope, cfg.Grace, cfg.PrivateSpaceGrace)
+	switch {
+	case cfg.Issuer == config.IssuerPostgres:
+		s += " REKEY_ISSUER=postgres@" + fingerprint(postgresServers(cfg))
+	case cfg.Issuer == config.IssuerHTTP && cfg.IssuerURL != "":
+		s += " REKEY_ISSUER_URL=" + urlIdentity(cfg.IssuerURL)
+	}
+	if cfg.HerokuAPIURL != "" {
+		s += " HEROKU_API_URL=" + urlIdentity(cfg.HerokuAPIURL)
+	}
+	return s
+}
+
+// urlIdentity names a URL by its host and a fingerprint of the whole:
+// enough to tell two apart, never a token its path or user info holds.
+func urlIdentity(raw string) string {
+	host := "?"
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	return host + "@" + fingerprint(raw)
+}
+
+// postgresServers names REKEY_POSTGRES_SERVERS by each server's id and
+// host, in order: no password or database.
+func postgresServers(cfg *config.Config) string {
+	var b strings.Builder
+	for _, srv := range cfg.PostgresServers {
+		host := "?"
+		if u, err := url.Parse(srv.AdminURL.Reveal()); err == nil {
+			host = u.Host
+		}
+		fmt.Fprintf(&b, "%s=%s,", srv.ID, host)
+	}
+	return b.String()
+}
+
+// fingerprint is the first 8 hex digits of s's SHA-256.
+func fingerprint(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:4])
 }
 
 // announceSettings says what this process runs with of the shared settings
@@ -157,22 +204,20 @@ func (a *app) announceSettings(ctx context.Context, name, settings, logged strin
 	return d
 }
 
-// settingsDisagreement describes the shared settings of live announcements
-// when they are not all the same, by settings and the processes that
-// announced them: "REKEY_HEROKU_RATE=4000 ...: worker.1, worker.2; ...".
+// settingsDisagreement describes, setting by setting, the shared settings
+// the live announcements do not all give alike, with the processes under
+// each value: "REKEY_HEROKU_RATE=3600: worker.1, worker.2;
+// REKEY_HEROKU_RATE=36000: worker.3".
 func settingsDisagreement(live []store.SettingsAnnouncement) string {
-	by := map[string][]string{}
-	for _, b := range live {
-		by[b.Settings] = append(by[b.Settings], b.Process)
+	var parts []string
+	for _, values := range store.SettingsDisagreements(live) {
+		for _, v := range values {
+			parts = append(parts, v.Setting+": "+strings.Join(v.Processes, ", "))
+		}
 	}
-	if len(by) < 2 {
+	if len(parts) == 0 {
 		return ""
 	}
-	parts := make([]string, 0, len(by))
-	for settings, processes := range by {
-		parts = append(parts, settings+": "+strings.Join(processes, ", "))
-	}
-	slices.Sort(parts)
 	return "the running processes run with different settings (" + strings.Join(parts, "; ") + ")"
 }
 

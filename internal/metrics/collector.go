@@ -96,9 +96,10 @@ var (
 	descBreaker   = prometheus.NewDesc("rekey_breaker_open",
 		"1 while the circuit breaker holds bulk and scheduled work (rekey breaker status), else 0.", nil, nil)
 	descSettings = prometheus.NewDesc("rekey_settings_variants",
-		"How many different sets of the settings every process must share (REKEY_HEROKU_RATE, REKEY_RATE_SCOPE, "+
-			"REKEY_GRACE, REKEY_PRIVATE_SPACE_GRACE) the running web, worker and clock processes announce: 1 when "+
-			"they agree, more while one runs with others (their logs say settings_mismatch).", nil, nil)
+		"How many different values of one of the settings every process must share (REKEY_HEROKU_RATE, "+
+			"REKEY_RATE_SCOPE, REKEY_GRACE, REKEY_PRIVATE_SPACE_GRACE, the issuer, HEROKU_API_URL) the running web, "+
+			"worker and clock processes announce, the most of any: 1 when they agree, more while one runs with "+
+			"others (their logs say settings_mismatch).", nil, nil)
 	descOpenings = prometheus.NewDesc("rekey_breaker_openings_total",
 		"Times the circuit breaker opened on a run of Heroku 401/403 answers across instances.", nil, nil)
 )
@@ -180,11 +181,11 @@ func (c *Collector) collectState(ctx context.Context, ch chan<- prometheus.Metri
 	gauge(descInFlight, c.src.InFlightCount)
 	c.collectOverdue(ctx, ch)
 	if live, err := c.src.SharedSettings(ctx); err == nil && len(live) > 0 {
-		variants := map[string]bool{}
-		for _, a := range live {
-			variants[a.Settings] = true
+		variants := 1
+		for _, values := range store.SettingsDisagreements(live) {
+			variants = max(variants, len(values))
 		}
-		ch <- prometheus.MustNewConstMetric(descSettings, prometheus.GaugeValue, float64(len(variants)))
+		ch <- prometheus.MustNewConstMetric(descSettings, prometheus.GaugeValue, float64(variants))
 	}
 }
 

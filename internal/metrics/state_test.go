@@ -167,9 +167,10 @@ func TestPacedBacklogIsExported(t *testing.T) {
 	}
 }
 
-// rekey_settings_variants counts the different shared settings the running
-// processes announce: 1 while they agree, 2 once one runs with another
-// REKEY_HEROKU_RATE, and absent when no process announces (nothing runs).
+// rekey_settings_variants counts the different values of a shared setting
+// the running processes announce: 1 while they agree, 2 once one runs with
+// another REKEY_HEROKU_RATE or another issuer, and absent when no process
+// announces (nothing runs).
 func TestSettingsVariantsAreExported(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -192,5 +193,23 @@ func TestSettingsVariantsAreExported(t *testing.T) {
 	}
 	if v, ok := scrapeGauge(t, col, "rekey_settings_variants"); !ok || v != 2 {
 		t.Errorf("one process with another rate: rekey_settings_variants %v (%v), want 2", v, ok)
+	}
+	if err := st.WithdrawSharedSettings(ctx, "worker.3"); err != nil {
+		t.Fatal(err)
+	}
+	// The issuer is compared among the processes that announce one.
+	for _, p := range []string{"worker.1", "worker.2"} {
+		if err := st.AnnounceSharedSettings(ctx, p, same+" REKEY_ISSUER_URL=issuer.example@1a2b3c4d", time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, ok := scrapeGauge(t, col, "rekey_settings_variants"); !ok || v != 1 {
+		t.Errorf("workers with one issuer beside a web process without: rekey_settings_variants %v (%v), want 1", v, ok)
+	}
+	if err := st.AnnounceSharedSettings(ctx, "worker.2", same+" REKEY_ISSUER_URL=localhost:5613@9f8e7d6c", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := scrapeGauge(t, col, "rekey_settings_variants"); !ok || v != 2 {
+		t.Errorf("a worker with another issuer: rekey_settings_variants %v (%v), want 2", v, ok)
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -59,4 +60,44 @@ func (s *Store) SharedSettings(ctx context.Context) ([]SettingsAnnouncement, err
 		out[i] = SettingsAnnouncement{Process: a.process, Settings: a.value, Until: a.until}
 	}
 	return out, nil
+}
+
+// SettingValue is one value of a shared setting and the processes that
+// announce it.
+type SettingValue struct {
+	Setting   string // "REKEY_HEROKU_RATE=3600"
+	Processes []string
+}
+
+// SettingsDisagreements compares live announcements setting by setting
+// (the NAME=value words of each) and returns the values of every setting
+// that not all the processes announcing it give alike, by setting and
+// value. A setting only some processes announce (the issuer, which a clock
+// process may run without) is compared among those.
+func SettingsDisagreements(live []SettingsAnnouncement) [][]SettingValue {
+	byName := map[string]map[string][]string{} // name, then value, to processes
+	for _, a := range live {
+		for _, word := range strings.Fields(a.Settings) {
+			name, _, _ := strings.Cut(word, "=")
+			if byName[name] == nil {
+				byName[name] = map[string][]string{}
+			}
+			byName[name][word] = append(byName[name][word], a.Process)
+		}
+	}
+	var out [][]SettingValue
+	for _, values := range byName {
+		if len(values) < 2 {
+			continue
+		}
+		vs := make([]SettingValue, 0, len(values))
+		for word, processes := range values {
+			slices.Sort(processes)
+			vs = append(vs, SettingValue{Setting: word, Processes: processes})
+		}
+		slices.SortFunc(vs, func(a, b SettingValue) int { return strings.Compare(a.Setting, b.Setting) })
+		out = append(out, vs)
+	}
+	slices.SortFunc(out, func(a, b []SettingValue) int { return strings.Compare(a[0].Setting, b[0].Setting) })
+	return out
 }
