@@ -119,7 +119,7 @@ func (h *Rotate) setAside(ctx context.Context, r *rotation, errs ...error) (reas
 	for _, err := range errs {
 		switch {
 		case err == nil:
-		case errors.Is(err, heroku.ErrTokenUnreadable), errors.Is(err, store.ErrUnreadable):
+		case errors.Is(err, heroku.ErrTokenUnreadable), unreadable(err):
 			return "a stored secret of the instance cannot be opened: check REKEY_ENCRYPTION_KEYS", false
 		case errors.Is(err, heroku.ErrTokenRefused):
 			return "Heroku refused to renew the add-on's OAuth token (its authorization was revoked): register it again with oauth_grant or oauth", false

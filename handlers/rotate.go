@@ -398,9 +398,18 @@ func isPermanent(err error) bool {
 	var mismatch *ConfigMismatchError
 	var unusable *issuer.UnusableCredentialError
 	return errors.Is(err, asynq.SkipRetry) || errors.As(err, &unusable) || errors.Is(err, store.ErrConflict) ||
-		errors.Is(err, store.ErrUnreadable) || errors.Is(err, store.ErrCredentialReused) ||
+		unreadable(err) || errors.Is(err, store.ErrCredentialReused) ||
 		errors.Is(err, store.ErrInvalidCredentialID) || errors.Is(err, store.ErrConfigReused) || errors.As(err, &mismatch) ||
 		heroku.IsGone(err) || heroku.IsPermanent(err) || issuer.IsPermanent(err)
+}
+
+// unreadable reports whether err is a stored value of the instance that
+// cannot be opened. The fingerprint key is no instance's: it fails every
+// mint of a process whose REKEY_ENCRYPTION_KEYS lack its key (a worker
+// refuses to start so), and is retried like an outage, not set down to
+// the instance.
+func unreadable(err error) bool {
+	return errors.Is(err, store.ErrUnreadable) && !errors.Is(err, store.ErrFingerprintKey)
 }
 
 // failureCode labels a permanent failure for grouping in batch reports,

@@ -204,6 +204,12 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 		return nil // SIGTERM before Redis ever answered
 	}
 	go a.checkSealed(ctx)
+	if err := a.store.CheckFingerprintKey(ctx); errors.Is(err, store.ErrFingerprintKey) {
+		// Every mint needs the key (a config reused under another id is
+		// refused by it): a worker without it would fail every rotation it
+		// took, none of them the instance's fault.
+		return fmt.Errorf("this worker takes no task: %w", err)
+	}
 	lim, err := a.limiter()
 	if err != nil {
 		return err

@@ -8,8 +8,11 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/seal"
+	"github.com/rekeyhq/rekey/internal/store"
 )
 
 func TestConfigErrorsPrintOneLinePerVariable(t *testing.T) {
@@ -170,5 +173,33 @@ func TestUnreachableRedisIsOneError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "connect to REDIS_URL (127.0.0.1:1)") ||
 		!strings.Contains(err.Error(), "unset REDIS_URL and rekey dev runs on an embedded Redis") {
 		t.Fatalf("rekey dev: err = %v, want the address and what to do", err)
+	}
+}
+
+// A worker started with REKEY_ENCRYPTION_KEYS that lack the key the
+// fingerprint key was sealed under (a new key set without the old one)
+// would fail every rotation it took: it refuses to start, saying which
+// variable to fix, rather than take the fleet's tasks.
+func TestWorkerWithoutTheFingerprintKeyRefusesToStart(t *testing.T) {
+	c := newCLI(t)
+	other, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.New(c.r.Client, other).CheckFingerprintKey(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	vars := c.vars()
+	maps.Copy(vars, map[string]string{"REKEY_ISSUER_URL": "http://127.0.0.1:1", "REKEY_ISSUER_SECRET": "issuer-secret-of-the-test",
+		"HEROKU_OAUTH_CLIENT_SECRET": "oauth-client-secret-of-the-test"})
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = runCommand(ctx, env, "worker")
+	if ctx.Err() != nil || err == nil || !strings.Contains(err.Error(), "takes no task") ||
+		!strings.Contains(err.Error(), "REKEY_ENCRYPTION_KEYS") {
+		t.Errorf("rekey worker without the fingerprint key's key: %v (timed out: %v), want a refusal naming REKEY_ENCRYPTION_KEYS",
+			err, ctx.Err() != nil)
 	}
 }
