@@ -105,17 +105,40 @@ func newSchedulerResumeCmd(env *environ) *cobra.Command {
 }
 
 func newSchedulerUnquarantineCmd(env *environ) *cobra.Command {
-	return &cobra.Command{
-		Use:   "unquarantine ID",
-		Short: "Let the scheduler try a quarantined instance again",
-		Long: `An instance whose scheduled rotations failed REKEY_QUARANTINE_AFTER times in a row is set aside;
-this puts it back at its next slot.`,
-		Example: `  rekey scheduler unquarantine inst-123`,
-		Args:    exactArgs(1, "one instance ID"),
+	var all bool
+	c := &cobra.Command{
+		Use:   "unquarantine ID... | --all",
+		Short: "Let the scheduler try quarantined instances again",
+		Long: `An instance whose rotations failed REKEY_QUARANTINE_AFTER times in a row, or that cannot be
+rotated at all (its OAuth authorization revoked, a stored secret that cannot be opened), is set
+aside; this puts the instances named, or every quarantined one (--all), back at their next slot.`,
+		Example: `  rekey scheduler unquarantine inst-123
+  rekey scheduler unquarantine --all`,
+		Args: func(_ *cobra.Command, args []string) error {
+			switch {
+			case all && len(args) > 0:
+				return usagef("takes instance IDs or --all, not both")
+			case !all && len(args) == 0:
+				return usagef("takes one or more instance IDs, or --all")
+			}
+			return nil
+		},
 		RunE: func(c *cobra.Command, args []string) error {
-			return withProducer(c.Context(), env, "scheduler", func(a *app) error { return unquarantineInstance(c.Context(), env, a, args[0]) })
+			return withProducer(c.Context(), env, "scheduler", func(a *app) error {
+				if all {
+					return unquarantineAll(c.Context(), env, a)
+				}
+				for _, id := range args {
+					if err := unquarantineInstance(c.Context(), env, a, id); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
 		},
 	}
+	c.Flags().BoolVar(&all, "all", false, "every quarantined instance")
+	return c
 }
 
 func newSchedulerSetCmd(env *environ) *cobra.Command {
@@ -243,6 +266,37 @@ func unquarantineInstance(ctx context.Context, env *environ, a *app, id string) 
 		return err
 	}
 	fmt.Fprintf(env.stdout, "%s is no longer quarantined; next scheduled rotation %s\n", id, timeOrNone(in.NextRotationAt))
+	return nil
+}
+
+// unquarantineAll puts every quarantined instance back, a page at a time,
+// and says how many.
+func unquarantineAll(ctx context.Context, env *environ, a *app) error {
+	n := 0
+	for {
+		ids, _, err := a.store.Quarantined(ctx, 500)
+		if err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			break
+		}
+		progress := false
+		for _, id := range ids {
+			ok, err := a.store.Unquarantine(ctx, id, "operator (rekey scheduler unquarantine --all)")
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("%s unquarantined, then: %w", instances(n), err)
+			}
+			if ok {
+				n++
+				progress = true
+			}
+		}
+		if !progress {
+			break // what is left is no instance's (a stale entry), or another process's doing
+		}
+	}
+	fmt.Fprintf(env.stdout, "%s no longer quarantined; each is back at its next scheduled slot\n", instances(n))
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -114,7 +115,8 @@ func TestSchedulerStatusPauseUnquarantineAndSet(t *testing.T) {
 		"instances:          4 live, 3 scheduled",
 		"due in next hour:   3",
 		"due in next day:    3",
-		"quarantined:        1: inst-q (rekey scheduler unquarantine ID) (after 1 failed scheduled rotations in a row)")
+		"quarantined:        1: inst-q (rekey scheduler unquarantine ID... or --all; rekey instances show ID says why) "+
+			"(after 1 failed rotations in a row, or one that cannot go on)")
 
 	wantLines(t, g.run(t, "pause", "--by", "alice"), "scheduler paused")
 	wantLines(t, g.run(t, "status"), "state:              paused since ", "by alice")
@@ -131,6 +133,32 @@ func TestSchedulerStatusPauseUnquarantineAndSet(t *testing.T) {
 	wantLines(t, g.run(t, "status"), "instances:          4 live, 3 scheduled", "due in next hour:   3", "quarantined:        0 ")
 	if in, _ := g.st.Instance(ctx, "inst-a"); !in.ScheduleOptOut {
 		t.Errorf("inst-a not opted out: %+v", in)
+	}
+}
+
+// Quarantined instances come back by the name, several at once, or all
+// of them (--all): a worker run with the wrong keys may have set many
+// aside, more than status lists.
+func TestSchedulerUnquarantineSeveralOrAll(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newSchedulerRig(t)
+	ids := make([]string, 0, 12)
+	for i := range 12 {
+		ids = append(ids, fmt.Sprintf("inst-%02d", i))
+	}
+	g.register(t, ids...)
+	for _, id := range ids {
+		if _, err := g.st.Quarantine(ctx, id, "a stored secret of the instance cannot be opened"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantLines(t, g.run(t, "unquarantine", "inst-00", "inst-01"), "inst-00 is no longer quarantined", "inst-01 is no longer quarantined")
+	wantLines(t, g.run(t, "status"), "quarantined:        10: inst-02, inst-03, inst-04, inst-05, inst-06, ...")
+	wantLines(t, g.run(t, "unquarantine", "--all"), "10 instances no longer quarantined")
+	wantLines(t, g.run(t, "status"), "quarantined:        0 ")
+	if _, n, err := g.st.Quarantined(ctx, 1); err != nil || n != 0 {
+		t.Errorf("after --all: %d quarantined (%v)", n, err)
 	}
 }
 

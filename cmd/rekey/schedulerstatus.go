@@ -121,9 +121,9 @@ func (s scheduleStatus) write(w io.Writer) {
 		if s.quarantined > int64(len(s.qIDs)) {
 			q += ", ..."
 		}
-		q += " (rekey scheduler unquarantine ID)"
+		q += " (rekey scheduler unquarantine ID... or --all; rekey instances show ID says why)"
 	}
-	line("quarantined", "%s (after %d failed scheduled rotations in a row)", q, s.policy.QuarantineAfter)
+	line("quarantined", "%s (after %d failed rotations in a row, or one that cannot go on)", q, s.policy.QuarantineAfter)
 }
 
 func (s scheduleStatus) state() string {
