@@ -35,7 +35,6 @@ type rig struct {
 	mux   *asynq.ServeMux
 	deps  *handlers.Deps
 	reg   *registry.Registry
-	redis *redistest.Redis
 	later atomic.Int64 // nanoseconds added to the handlers' clock
 }
 
@@ -49,7 +48,7 @@ func newRig(t *testing.T, demo ...issuer.DemoOption) *rig {
 		t.Fatal(err)
 	}
 	g := &rig{st: store.New(r.Client, sealer), fake: herokufake.New(), demo: issuer.NewDemo(demo...),
-		enq: &recordingEnqueuer{tasks: map[string]*asynq.Task{}}, mux: asynq.NewServeMux(), redis: r}
+		enq: &recordingEnqueuer{tasks: map[string]*asynq.Task{}}, mux: asynq.NewServeMux()}
 	srv := httptest.NewServer(g.fake)
 	t.Cleanup(srv.Close)
 	hc, err := heroku.NewClient(heroku.WithAPIURL(srv.URL), heroku.WithIDURL(srv.URL),
