@@ -149,11 +149,9 @@ func (i *racingIssuer) Mint(ctx context.Context, instanceID, rotationID string) 
 }
 
 // Two runs of one rotation mint at once, and the issuer answers the second
-// with the same id but another config (here the current credential's). The
-// second run may not push its config under the id the first saved: the
-// store refuses it as a conflict, the first run's config is what Heroku
-// gets, and revoking the old credential after the grace breaks nothing
-// (I1, I6).
+// with the same id but another config (here the current credential's).
+// Neither config is pushed (store.ErrReminted): the rotation fails, and
+// whatever Heroku holds stays valid (I1, I6).
 func TestSecondMintWithAnotherConfigIsNotPushed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

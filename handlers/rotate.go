@@ -399,7 +399,8 @@ func isPermanent(err error) bool {
 	var unusable *issuer.UnusableCredentialError
 	return errors.Is(err, asynq.SkipRetry) || errors.As(err, &unusable) || errors.Is(err, store.ErrConflict) ||
 		unreadable(err) || errors.Is(err, store.ErrCredentialReused) ||
-		errors.Is(err, store.ErrInvalidCredentialID) || errors.Is(err, store.ErrConfigReused) || errors.As(err, &mismatch) ||
+		errors.Is(err, store.ErrInvalidCredentialID) || errors.Is(err, store.ErrConfigReused) ||
+		errors.Is(err, store.ErrReminted) || errors.As(err, &mismatch) ||
 		heroku.IsGone(err) || heroku.IsPermanent(err) || issuer.IsPermanent(err)
 }
 
@@ -451,6 +452,8 @@ func failureCode(step string, err error) string {
 		return step + ":invalid_credential_id"
 	case errors.Is(err, store.ErrConfigReused):
 		return step + ":config_reused"
+	case errors.Is(err, store.ErrReminted):
+		return step + ":config_changed"
 	case errors.Is(err, store.ErrConflict):
 		return step + ":conflict"
 	}

@@ -234,9 +234,9 @@ func TestConfigReuseIsSeenAcrossAKeyRotation(t *testing.T) {
 
 // Two runs of one rotation mint at once and the issuer answers both with
 // one id: the second to save it may go on (its push sends the same config)
-// only if its config is the one saved; another config under that id is a
-// conflict, so that it is never pushed.
-func TestSavePendingAgainWithAnotherConfigIsAConflict(t *testing.T) {
+// only if its config is the one saved; another config under that id is
+// ErrReminted, so that neither is pushed.
+func TestSavePendingAgainWithAnotherConfigIsReminted(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, _, _ := newHistoryStore(t)
@@ -254,8 +254,8 @@ func TestSavePendingAgainWithAnotherConfigIsAConflict(t *testing.T) {
 	if err := s.SavePending(ctx, "inst-r", "rot-r", "k-1", config("first")); err != nil {
 		t.Errorf("the same credential and config saved again: %v, want nil", err)
 	}
-	if err := s.SavePending(ctx, "inst-r", "rot-r", "k-1", config("second")); !errors.Is(err, ErrConflict) {
-		t.Errorf("the same credential with another config: %v, want ErrConflict", err)
+	if err := s.SavePending(ctx, "inst-r", "rot-r", "k-1", config("second")); !errors.Is(err, ErrReminted) || errors.Is(err, ErrConflict) {
+		t.Errorf("the same credential with another config: %v, want ErrReminted", err)
 	}
 	got, err := s.PendingConfig(ctx, "inst-r", "k-1")
 	if err != nil || got["A_URL"].Reveal() != "first" {

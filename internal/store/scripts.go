@@ -358,8 +358,9 @@ return reply('claimed', ARGV[1], KEYS[2])
 // "discarded" (the reason given, or the same credential discarded for this
 // rotation before).
 // Errors: "not_found", "conflict ..." (rotation finished, or another
-// credential, or this credential saved before with another config: the run
-// that saved it pushes that one), "reused ..." (the id names a credential the instance already
+// credential), "reminted" (this credential saved before with another
+// config: the issuer answered the rotation's id twice with two configs,
+// and either may be the one it keeps, so neither is pushed), "reused ..." (the id names a credential the instance already
 // has: nothing is recorded under it, since revoking by that id would hit the
 // other credential; the rotation fails at mint), "config_reused ..." (the
 // config is that of another credential of the instance under another id:
@@ -387,7 +388,7 @@ if have == ARGV[1] then
   -- so this run may not push another one under the same id.
   local f = get(KEYS[2], 'f')
   if ARGV[10] ~= '' and f ~= '' and not held(f) then
-    return redis.error_reply('conflict the issuer answered this rotation again with another config')
+    return redis.error_reply('reminted')
   end
   return 'exists'
 end

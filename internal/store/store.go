@@ -53,6 +53,13 @@ var (
 	// the apps' config, and revoking either credential would break the
 	// apps that hold it: the rotation cannot go on, and nothing is recorded.
 	ErrConfigReused = errors.New("the issuer answered with the config of another credential under another id")
+	// ErrReminted means the issuer answered a rotation's mint again with the
+	// credential saved for it but another config: a run that overlapped the
+	// first (a task's short deadline, a lost lease) was answered a password
+	// reset, say. Which config the issuer keeps cannot be told, so neither
+	// may be pushed: the rotation fails, and the credential, not pushed,
+	// is discarded and revoked.
+	ErrReminted = errors.New("the issuer answered the rotation again with the same credential and another config")
 	// ErrCredentialRevoked means a registration names as the instance's
 	// current credential one of its credentials that was revoked: an app
 	// given it could not connect. Nothing is stored.
@@ -235,6 +242,8 @@ func scriptError(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, ErrCredentialReused)
 	case msg == "revoked":
 		return fmt.Errorf("%s: %w", op, ErrCredentialRevoked)
+	case msg == "reminted":
+		return fmt.Errorf("%s: %w", op, ErrReminted)
 	case strings.HasPrefix(msg, "config_reused"):
 		return fmt.Errorf("%s: %w (credential %s)", op, ErrConfigReused, strings.TrimSpace(strings.TrimPrefix(msg, "config_reused")))
 	case strings.HasPrefix(msg, "conflict"):
