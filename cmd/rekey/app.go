@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -26,6 +27,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/internal/reconcile"
+	"github.com/rekeyhq/rekey/internal/redisclock"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/internal/worker"
@@ -38,6 +40,12 @@ type app struct {
 	log   zerolog.Logger
 	rdb   *redis.Client
 	store *store.Store
+	// clock is Redis's time as this process reads it: the store, the
+	// handlers, the sweep and the scheduler read it, so that every process
+	// writes and checks revoke times on one clock (I2). keepClock keeps it
+	// measured in the long-running processes; openApp measures it once.
+	clock     *redisclock.Clock
+	clockOnce sync.Once
 	// queue holds bulk rotate tasks for the pacing feeder (internal/pacing).
 	queue *pacing.Client
 	// redact removes REDIS_URL's password from an error's text.
@@ -100,6 +108,12 @@ func openApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app,
 		}
 		return nil, errors.New(msg)
 	}
+	// A one-shot command writes times too (a rotation's request, a
+	// pause): on Redis's clock, like the processes'.
+	if _, err := a.clock.Measure(ctx); err != nil {
+		_ = a.Close()
+		return nil, errors.New(a.redact(err.Error()))
+	}
 	return a, nil
 }
 
@@ -115,8 +129,15 @@ func (e *redisDownError) Error() string {
 	return e.msg + "\nno Redis answered there: " + hint
 }
 
-// newApp builds the app's dependencies without talking to Redis.
+// newApp builds the app's dependencies without talking to Redis, on the
+// machine's clock corrected by Redis's once measured.
 func newApp(cfg *config.Config, log zerolog.Logger) (*app, error) {
+	return newAppOn(cfg, log, time.Now)
+}
+
+// newAppOn is newApp on the local clock local, which tests set to play a
+// machine whose clock is wrong.
+func newAppOn(cfg *config.Config, log zerolog.Logger, local func() time.Time) (*app, error) {
 	opt, err := cfg.RedisOptions()
 	if err != nil {
 		return nil, err
@@ -127,10 +148,15 @@ func newApp(cfg *config.Config, log zerolog.Logger) (*app, error) {
 	}
 	password := secret.New(opt.Password)
 	rdb := redis.NewClient(opt)
-	a := &app{cfg: cfg, log: log, rdb: rdb, store: store.New(rdb, sealer, store.WithAuditRetention(cfg.AuditRetention),
-		store.WithMaxPrevious(cfg.MaxPrevious)),
+	redact := func(s string) string { return logging.Redact(s, password) }
+	clock, err := redisclock.New(redisclock.Params{Redis: rdb, Local: local, Logger: log, Redact: redact})
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: log, rdb: rdb, clock: clock, store: store.New(rdb, sealer, store.WithClock(clock.Now),
+		store.WithAuditRetention(cfg.AuditRetention), store.WithMaxPrevious(cfg.MaxPrevious)),
 		queue:  pacing.NewClient(asynq.NewClientFromRedisClient(rdb), rdb),
-		redact: func(s string) string { return logging.Redact(s, password) }}
+		redact: redact}
 	a.unreadable.Store(-1)
 	// go-redis logs through zerolog in every command; openService adds
 	// the watcher that quiets it during outages.
@@ -203,6 +229,9 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	if err := a.health.Wait(ctx); err != nil {
 		return nil // SIGTERM before Redis ever answered
 	}
+	if err := a.clockMeasured(ctx); err != nil {
+		return nil // SIGTERM before Redis ever told its time
+	}
 	go a.checkSealed(ctx)
 	if err := a.store.CheckFingerprintKey(ctx); errors.Is(err, store.ErrFingerprintKey) {
 		// Every mint needs the key (a config reused under another id is
@@ -224,9 +253,7 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	if err != nil {
 		return err
 	}
-	deps := &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: rec,
-		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace, Breaker: br,
-		MinGrace: a.cfg.GraceFloor(), MaxGrace: a.cfg.GraceCeiling(), Paid: pacing.NewPaid(a.rdb)}
+	deps := a.handlerDeps(hc, iss, rec, br)
 	a.withHolds(deps, rec)
 	mux, err := handlers.NewMux(deps)
 	if err != nil {
@@ -238,7 +265,7 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 		return err
 	}
 	sweep := reconcile.New(reconcile.Params{Store: a.store, Enqueuer: a.queue,
-		Inspector: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.quietLog()})
+		Inspector: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.quietLog(), Now: a.clock.Now})
 	feeder := a.feeder(lim)
 	var wg sync.WaitGroup
 	wg.Add(3)
@@ -248,6 +275,15 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	err = w.Run(ctx)
 	wg.Wait()
 	return err
+}
+
+// handlerDeps are the task handlers' dependencies, on the app's clock:
+// a revoke time written by a promotion on one worker is checked by the
+// revoke task on another against the same clock, Redis's (I2).
+func (a *app) handlerDeps(hc handlers.Heroku, iss issuer.Issuer, obs handlers.Observer, br handlers.Breaker) *handlers.Deps {
+	return &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: obs,
+		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace, Breaker: br,
+		MinGrace: a.cfg.GraceFloor(), MaxGrace: a.cfg.GraceCeiling(), Paid: pacing.NewPaid(a.rdb), Now: a.clock.Now}
 }
 
 func newWorkerCmd(env *environ) *cobra.Command {

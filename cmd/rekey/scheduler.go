@@ -203,6 +203,9 @@ func runClock(ctx context.Context, a *app, interval time.Duration, setPeriod boo
 		return err
 	}
 	a.checkSealedWhenUp(ctx)
+	if a.clockMeasured(ctx) != nil {
+		return nil // SIGTERM before Redis ever told its time
+	}
 	return a.untilDone(ctx, s.Run)
 }
 
@@ -220,7 +223,7 @@ func schedulerParams(a *app, interval time.Duration) (scheduler.Params, error) {
 	_ = lim.Close()
 	return scheduler.Params{Store: a.store, Enqueuer: a.queue, Logger: a.log, Period: a.cfg.RotationPeriod,
 		QuarantineAfter: a.cfg.QuarantineAfter, Window: window, PerHour: a.cfg.HerokuRate, Reserve: reserve,
-		Interval: interval}, nil
+		Interval: interval, Now: a.clock.Now}, nil
 }
 
 func globalWindow(cfg *config.Config) (*store.Window, error) {

@@ -66,8 +66,36 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 	wctx, cancel := context.WithCancel(ctx)
 	a.health, a.stopWatch = w, cancel
 	go w.Run(wctx)
+	a.keepClock(wctx)
 	a.withdrawKeys = a.announceKeys(wctx, processName(role, cfg.Dyno))
 	return a, nil
+}
+
+// keepClock measures the offset of this machine's clock from Redis's once
+// Redis answers, and again every redisclock.DefaultInterval until ctx ends
+// (two TIME commands a minute), logging clock_skew when it passes 2 s. It
+// starts that once per app; later calls do nothing.
+func (a *app) keepClock(ctx context.Context) {
+	a.clockOnce.Do(func() {
+		go func() {
+			if a.health.Wait(ctx) == nil {
+				a.clock.Run(ctx)
+			}
+		}()
+	})
+}
+
+// clockMeasured waits until the app's clock has been measured against
+// Redis's (keepClock), so that a worker writes and checks no revoke time
+// on its machine's clock alone. It fails only when ctx ends first.
+func (a *app) clockMeasured(ctx context.Context) error {
+	a.keepClock(ctx)
+	select {
+	case <-a.clock.Measured():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // The announcement of a process's keys (store.Keyrings) is renewed every

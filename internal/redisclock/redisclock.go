@@ -139,8 +139,8 @@ func (c *Clock) Measure(ctx context.Context) (Sample, error) {
 	s := Sample{Offset: at.Sub(before.Add(rtt / 2)), Uncertainty: rtt / 2}
 	c.offset.Store(int64(s.Offset))
 	c.uncertainty.Store(int64(s.Uncertainty))
-	c.once.Do(func() { close(c.measured) })
 	c.report(s)
+	c.once.Do(func() { close(c.measured) })
 	return s, nil
 }
 
