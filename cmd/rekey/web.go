@@ -86,6 +86,7 @@ func (a *app) webHandler() (http.Handler, error) {
 			OnePerGrace: a.cfg.CustomerOnePerGrace},
 		InsecureCookies: a.cfg.InsecureCookies,
 		Logger:          a.log,
+		Now:             a.clock.Now,
 	})
 }
 
@@ -99,6 +100,10 @@ func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
 		Ping:       func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
 		Write:      a.store.CheckWritable,
 		Unreadable: a.unreadableCount,
+		ClockOffset: func() (time.Duration, bool) {
+			s, ok := a.clock.Offset()
+			return s.Offset, ok
+		},
 	})
 }
 

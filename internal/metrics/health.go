@@ -21,6 +21,10 @@ var (
 	descUnreadable = prometheus.NewDesc("rekey_sealed_unreadable",
 		"Stored sealed values that no key of REKEY_ENCRYPTION_KEYS opens, as the web process's start-up check counted them.",
 		nil, nil)
+	descClockOffset = prometheus.NewDesc("rekey_clock_offset_seconds",
+		"How far Redis's clock is ahead of this web process's machine's (negative: behind), as last measured with TIME. "+
+			"Every rekey process reads time on Redis's clock, corrected by its own offset; each logs clock_skew past 2 s.",
+		nil, nil)
 )
 
 // HandlerParams build the /metrics handler.
@@ -36,6 +40,10 @@ type HandlerParams struct {
 	// configured key opens, and whether the check has run; nil omits the
 	// metric.
 	Unreadable func() (int64, bool)
+	// ClockOffset returns how far Redis's clock is ahead of this
+	// process's (redisclock.Clock.Offset), and whether it has been
+	// measured; nil omits rekey_clock_offset_seconds.
+	ClockOffset func() (time.Duration, bool)
 }
 
 // NewHandler serves the Collector's metrics with rekey_redis_up and
@@ -49,7 +57,7 @@ func NewHandler(p HandlerParams) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), healthPingTimeout)
 		up := p.Ping(ctx) == nil
-		own := health{up: up, unreadable: p.Unreadable}
+		own := health{up: up, unreadable: p.Unreadable, clockOffset: p.ClockOffset}
 		if up && p.Write != nil {
 			writable := p.Write(ctx) == nil
 			own.writable = &writable
@@ -70,6 +78,9 @@ type health struct {
 	up         bool
 	writable   *bool // nil: not asked
 	unreadable func() (int64, bool)
+	// clockOffset is served whether Redis answers or not: a process
+	// keeps the last offset through an outage.
+	clockOffset func() (time.Duration, bool)
 }
 
 // Describe implements prometheus.Collector.
@@ -78,6 +89,7 @@ func (h health) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRedisWritable
 	ch <- descUnreadable
 	ch <- descBuildInfo
+	ch <- descClockOffset
 }
 
 // Collect implements prometheus.Collector.
@@ -91,6 +103,11 @@ func (h health) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRedisWritable, prometheus.GaugeValue, map[bool]float64{true: 1}[*h.writable])
 	}
 	ch <- buildInfoMetric()
+	if h.clockOffset != nil {
+		if d, ok := h.clockOffset(); ok {
+			ch <- prometheus.MustNewConstMetric(descClockOffset, prometheus.GaugeValue, d.Seconds())
+		}
+	}
 	if h.unreadable == nil {
 		return
 	}
