@@ -309,3 +309,46 @@ func TestPushAnsweredWithoutItsConfig(t *testing.T) {
 		})
 	}
 }
+
+// A front that applies every push to Heroku and answers each 503 (a
+// router timing out on a slow Heroku) must not keep the rotation pushing
+// for ever, never promoted: once two pushes went unanswered, the next run
+// reads the config back, finds its credential there, and promotes it
+// without pushing again.
+func TestPushesAppliedButAnswered5xxArePromotedOnceReadBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	var patches atomic.Int32
+	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch {
+			patches.Add(1)
+			g.fake.ServeHTTP(httptest.NewRecorder(), r)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		g.fake.ServeHTTP(w, r)
+	}), 5*time.Second)
+	before, _ := g.st.Instance(ctx, "inst-1")
+	var err error
+	for run := 1; run <= 4; run++ {
+		if err = g.run(rotateTask(t, "inst-1", "rot-503")); err == nil {
+			break
+		}
+		t.Logf("run %d: %v", run, err)
+	}
+	rot, _ := g.st.Rotation(ctx, "rot-503")
+	in, _ := g.st.Instance(ctx, "inst-1")
+	if err != nil || rot.State != store.RotationPromoted || in.CurrentCredential != rot.CredentialID {
+		t.Fatalf("after 4 runs (last: %v) rotation %s, current %s; want %s promoted", err, rot.State, in.CurrentCredential, rot.CredentialID)
+	}
+	if n := patches.Load(); n != 2 {
+		t.Errorf("%d pushes, want 2: the run after them promotes what Heroku holds", n)
+	}
+	if held := g.configCredential(t, "inst-1"); held != rot.CredentialID {
+		t.Errorf("Heroku holds %s, rekey's current is %s", held, rot.CredentialID)
+	}
+	if task := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential)); task == nil {
+		t.Errorf("no revoke task for the old credential %s", before.CurrentCredential)
+	}
+}

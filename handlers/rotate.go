@@ -173,8 +173,35 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 		if err := h.deps.Issuer.Verify(ctx, r.p.InstanceID, credID); err != nil && !errors.Is(err, issuer.ErrVerifyUnsupported) {
 			return h.fail(ctx, r, stepVerify, err)
 		}
+	} else if h.landedBefore(ctx, r) {
+		r.log.Info().Msg("earlier_push_applied")
+		return h.promote(ctx, r, credID)
 	}
 	return h.push(ctx, r)
+}
+
+// readBackAfter is how many of a rotation's pushes may be answered with
+// neither success nor refusal (a 5xx, no answer) before a run reads
+// Heroku's config back rather than push again.
+const readBackAfter = 2
+
+// landedBefore reports whether Heroku's config, read back, already holds
+// the credential that earlier runs pushed readBackAfter times or more
+// without an answer that settled the push. A front that applies every push
+// and answers 503 (a router timing out on a slow Heroku) would otherwise
+// have the rotation pushed again on every run and never promoted: the
+// sweep would re-run it hourly for ever, the instance in flight, its old
+// credential never revoked. After a single unanswered push it pushes
+// again, as it would anyway: one read-back per 5xx would cost a wave
+// under Heroku's 5xx a call per retry. A read-back that fails proves
+// nothing, and the run pushes.
+func (h *Rotate) landedBefore(ctx context.Context, r *rotation) bool {
+	attempts, settled, err := h.deps.Store.PushAttempts(ctx, r.p.RotationID)
+	if err != nil || attempts-settled < readBackAfter {
+		return false
+	}
+	held, err := h.heldByHeroku(ctx, r)
+	return err == nil && held
 }
 
 // push sets the credential's config vars on Heroku in one call and
