@@ -31,8 +31,8 @@ would take their tasks. Nothing here is for production.`,
   rekey dev --once --issuer postgres --instances 5`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if o.Instances < 1 {
-				return usagef("--instances must be at least 1")
+			if o.Instances < 1 || o.Instances > maxDevInstances {
+				return usagef("--instances must be 1 to %d", maxDevInstances)
 			}
 			if err := checkDevDurations(o); err != nil {
 				return err
@@ -55,6 +55,11 @@ would take their tasks. Nothing here is for production.`,
 	fl.BoolVar(&o.AllowLiveWorkers, "allow-live-workers", false, "run on a REDIS_URL where other processes' workers poll rekey's queues (they and dev's workers would take each other's tasks)")
 	return c
 }
+
+// maxDevInstances bounds --instances: rekey dev holds every sample
+// instance's fake add-on, app and demo credentials in memory, and a typo's
+// extra zeros would exhaust a laptop.
+const maxDevInstances = 10000
 
 // checkDevDurations refuses a grace the run cannot use, as one usage error
 // about the flag: rekey dev passes --grace on as REKEY_GRACE,

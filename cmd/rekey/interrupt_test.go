@@ -104,6 +104,20 @@ func TestCtrlCExits130(t *testing.T) {
 			t.Errorf("exit %d, stderr:\n%s\nwant exit 130 and the one line %q", code, stderr, want)
 		}
 	})
+	// rekey dev fails many things at once when stopped: every sample
+	// instance's provisioning, every enqueue of the batch. Those failures
+	// are the interruption's, and it says so in its one line.
+	for _, at := range []string{"rekey dev: fake Heroku at", "rekey dev: batch bat_"} {
+		t.Run("dev --once, at "+at, func(t *testing.T) {
+			cmd, _, stderr := startRekey(t, map[string]string{}, func(_, stderr string) bool { return strings.Contains(stderr, at) },
+				"dev", "--once", "--instances", "400")
+			code := signalAndWait(t, cmd, syscall.SIGINT)
+			want := "rekey: interrupted: rekey dev stopped"
+			if lines := rekeyLines(stderr.String()); code != 130 || len(lines) != 1 || lines[0] != want {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 130 and the one line %q", code, stderr, want)
+			}
+		})
+	}
 	indexed := func(_, stderr string) bool { return strings.Contains(stderr, "schedule_indexed") }
 	t.Run("scheduler", func(t *testing.T) {
 		cmd, _, stderr := startRekey(t, c.vars(), indexed, "scheduler")

@@ -142,8 +142,24 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer sb.Close()
 	r := &run{o: o, sb: sb, ids: ids, web: newWebSecrets(), pg: pg}
-	return r.start(ctx, redisURL)
+	err = r.start(ctx, redisURL)
+	if err != nil && ctx.Err() != nil {
+		// Stopped (Ctrl-C, SIGTERM): whatever failed on the way failed for
+		// that, and the caller says what was interrupted in one line.
+		return stoppedError{ctx}
+	}
+	return err
 }
+
+// stoppedError is a run that the end of its context stopped before it
+// finished. It says why in words, and is the context's error to errors.Is.
+type stoppedError struct{ ctx context.Context }
+
+func (e stoppedError) Error() string {
+	return "rekey dev stopped before it finished (" + context.Cause(e.ctx).Error() + ")"
+}
+
+func (e stoppedError) Unwrap() error { return e.ctx.Err() }
 
 // redis returns REDIS_URL, or starts an embedded Redis when it is unset.
 func (o Options) redis() (string, func(), error) {

@@ -2,7 +2,6 @@ package devstack
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -76,7 +75,7 @@ func (r *run) watch(ctx context.Context, batchID string, start time.Time) (store
 			if !r.o.Once {
 				return b, nil // Ctrl-C is how a run without Once ends
 			}
-			return b, errors.New("interrupted")
+			return b, stoppedError{ctx}
 		case <-deadline:
 			if r.o.Once {
 				return b, fmt.Errorf("not finished after %s (rotated %d/%d, old credentials revoked %d/%d): "+

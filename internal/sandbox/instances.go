@@ -51,6 +51,10 @@ func (s *Sandbox) Provision(ctx context.Context, reg *registry.Registry, first, 
 		}()
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		// Stopped: what failed, failed for that, and says nothing more.
+		return out, fmt.Errorf("provisioning sample instances stopped: %w", err)
+	}
 	return out, errJoin(errs)
 }
 
