@@ -35,7 +35,9 @@ type stoppedError struct {
 	err  error
 }
 
-func (e *stoppedError) Error() string { return "stopped (" + e.err.Error() + "): " + e.done }
+// Error says what was done, not the context's error: "context canceled"
+// tells an operator nothing a SIGTERM did not.
+func (e *stoppedError) Error() string { return "stopped before it finished: " + e.done }
 func (e *stoppedError) Unwrap() error { return e.err }
 
 // signalError is the cause of main's context once a signal ended it.

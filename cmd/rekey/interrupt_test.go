@@ -91,6 +91,16 @@ func TestCtrlCExits130(t *testing.T) {
 			t.Errorf("the interrupted wait took its rotations back: %d pending, want 2", c.pending(t, "default"))
 		}
 	})
+	t.Run("rotate --wait, SIGTERM", func(t *testing.T) {
+		cmd, stdout, stderr := startRekey(t, c.vars(), printedBatch, "rotate", ids[0], "--wait", "--interval", "50ms")
+		code := signalAndWait(t, cmd, syscall.SIGTERM)
+		id := batchID(t, stdout.String())
+		want := "rekey: stopped before it finished: batch " + id + " was enqueued and keeps running without this command"
+		if lines := rekeyLines(stderr.String()); code != 1 || len(lines) != 1 || !strings.HasPrefix(lines[0], want) ||
+			strings.Contains(lines[0], "context") {
+			t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and one line starting %q", code, stderr, want)
+		}
+	})
 	t.Run("batches show --wait", func(t *testing.T) {
 		if err := c.run(t, "rotate", ids[2]); err != nil {
 			t.Fatal(err)
