@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/config"
 	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -105,13 +107,21 @@ func (f *rotateFlags) check() error {
 		return usagef("--plan changes nothing, so there is nothing to --wait for")
 	case f.all && f.queue == tasks.QueueInteractive:
 		return errInteractiveFleet("--all")
+	case strings.TrimSpace(f.reason) == "":
+		return usagef("--reason must say why, for the audit trail")
+	case len(f.reason) > tasks.MaxReasonLen:
+		return usagef("--reason is longer than %d bytes", tasks.MaxReasonLen)
+	case strings.ContainsFunc(f.reason, printable.Unsafe):
+		// As the API refuses it: a reason is one line of text in the
+		// audit trail, the batch list and the customer's dashboard.
+		return usagef("--reason holds a line break, a control or a bidi character: give one line of text")
 	}
 	if f.queue == "" {
 		f.queue = tasks.QueueDefault
 		switch {
 		case f.all || f.from != "":
 			f.queue = tasks.QueueBulk
-		case len(f.ids) == 1:
+		case len(slices.Compact(slices.Sorted(slices.Values(f.ids)))) == 1: // one id, however often named
 			f.queue = tasks.QueueInteractive
 		}
 	}
@@ -320,7 +330,7 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 func requestAndFollow(ctx context.Context, env *environ, a *app, f rotateFlags, res fleet.Result, err error,
 	problems []fleet.Problem, start time.Time) error {
 	if !f.asJSON {
-		writeRotated(env.stdout, res, f.queue, graceText(f, a.cfg), time.Since(start))
+		writeRotated(env.stdout, res, f.queue, graceText(f, a.cfg, runningGraces(ctx, a.store)), time.Since(start))
 	}
 	warnRefused(env.stderr, res)
 	var pause *pauseWatch
@@ -382,15 +392,64 @@ func writeRotated(w io.Writer, res fleet.Result, queue, grace string, took time.
 // graceText says, on one line, the grace the rotations' old credentials
 // get before they are revoked: --grace, or each instance's own, else
 // REKEY_GRACE (REKEY_PRIVATE_SPACE_GRACE in a Private Space), as the worker
-// chooses it (handlers.Rotate), within the floor and the ceiling.
-func graceText(f rotateFlags, cfg *config.Config) string {
+// chooses it (handlers.Rotate), within the floor and the ceiling. The
+// workers' own settings decide, not this command's environment: running
+// says what the running processes announce, when they do.
+func graceText(f rotateFlags, cfg *config.Config, running announcedGraces) string {
 	if f.grace > 0 {
 		return fmt.Sprintf("grace: %s (--grace), then the old credentials are revoked", f.grace)
 	}
 	floor, ceiling := cfg.GraceFloor(), cfg.GraceCeiling()
 	clamp := func(d time.Duration) time.Duration { return min(max(d, floor), ceiling) }
-	return fmt.Sprintf("grace: each instance's own, else %s (REKEY_GRACE; %s in a Private Space, REKEY_PRIVATE_SPACE_GRACE), "+
-		"then the old credentials are revoked", clamp(cfg.Grace), clamp(cfg.PrivateSpaceGrace))
+	grace, private, whose := clamp(cfg.Grace), clamp(cfg.PrivateSpaceGrace), ""
+	switch {
+	case running.disagree:
+		whose = "; the running processes disagree on it, see their settings_mismatch"
+	case running.known && (running.grace != cfg.Grace || running.private != cfg.PrivateSpaceGrace):
+		// The workers' own floor is never above their REKEY_GRACE nor
+		// their ceiling below either grace; only a Private Space grace
+		// below their floor would be raised to it.
+		grace, private, whose = running.grace, running.private, ", as the running processes have them"
+	}
+	return fmt.Sprintf("grace: each instance's own, else %s (REKEY_GRACE; %s in a Private Space, REKEY_PRIVATE_SPACE_GRACE%s), "+
+		"then the old credentials are revoked", grace, private, whose)
+}
+
+// announcedGraces are REKEY_GRACE and REKEY_PRIVATE_SPACE_GRACE as the
+// running processes announce them (rekey:shared_settings).
+type announcedGraces struct {
+	grace, private time.Duration
+	known          bool // every process that announces them gives the same
+	disagree       bool // they give different ones
+}
+
+// runningGraces reads the graces the running processes announce. None
+// announced, or unreadable, leaves both false.
+func runningGraces(ctx context.Context, st *store.Store) announcedGraces {
+	live, err := st.SharedSettings(ctx)
+	if err != nil {
+		return announcedGraces{}
+	}
+	var g announcedGraces
+	for _, values := range store.SettingsDisagreements(live) {
+		if name, _, _ := strings.Cut(values[0].Setting, "="); name == "REKEY_GRACE" || name == "REKEY_PRIVATE_SPACE_GRACE" {
+			return announcedGraces{disagree: true}
+		}
+	}
+	for _, a := range live {
+		for _, word := range strings.Fields(a.Settings) {
+			name, value, _ := strings.Cut(word, "=")
+			d, err := time.ParseDuration(value)
+			switch {
+			case err != nil:
+			case name == "REKEY_GRACE":
+				g.grace, g.known = d, true
+			case name == "REKEY_PRIVATE_SPACE_GRACE":
+				g.private = d
+			}
+		}
+	}
+	return g
 }
 
 // exitLeftOut is the exit status of a fleet request that left instances

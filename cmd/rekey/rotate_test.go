@@ -14,6 +14,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/tasks"
 )
 
 func TestRotatePlanAllOnTenThousandChangesNothing(t *testing.T) {
@@ -225,6 +226,10 @@ func TestRotateNamedIDs(t *testing.T) {
 	}{
 		{"one id goes interactive", []string{"inst-00000", "--reason", "leak"}, "", map[string]int{"interactive": 1}},
 		{"several ids go default", []string{"inst-00000", "inst-00001", "inst-00000"}, "", map[string]int{"default": 2}},
+		{"one id named twice goes interactive", []string{"inst-00000", "inst-00000"}, "", map[string]int{"interactive": 1}},
+		{"empty reason", []string{"inst-00000", "--reason", " "}, "--reason must say why", nil},
+		{"reason of two lines", []string{"inst-00000", "--reason", "INC-1\n\x1b[31mfake"}, "--reason holds a line break", nil},
+		{"reason too long", []string{"inst-00000", "--reason", strings.Repeat("x", tasks.MaxReasonLen+1)}, "--reason is longer", nil},
 		{"queue flag", []string{"--queue", "bulk", "inst-00000"}, "", map[string]int{"bulk": 1}},
 		{"unknown refused whole", []string{"inst-00000", "nope"}, "1 argument cannot be rotated (above), so nothing is enqueued; " +
 			"fix it, or pass --skip-invalid to rotate the 1 valid one", nil},

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 // capped registers n instances and rotates the first one REKEY_MAX_PREVIOUS
@@ -84,5 +86,34 @@ func TestRotatePlanRefusesTheGraceTheRequestWould(t *testing.T) {
 	c.terminal = true
 	if err := c.run(t, "rotate", "--all", "--grace", "1ms"); err == nil || strings.Contains(c.stderr.String(), "[y/N]") {
 		t.Errorf("rotate --all --grace 1ms on a terminal: %v, asked %q", err, c.stderr)
+	}
+}
+
+// The grace `rekey rotate` prints is the one the workers apply: their
+// announced REKEY_GRACE, not this command's environment's, and a word of
+// warning when the running processes disagree.
+func TestRotateSaysTheGraceTheRunningWorkersApply(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 2)
+	ctx := context.Background()
+	const dev = "REKEY_HEROKU_RATE=4000 REKEY_RATE_SCOPE=account REKEY_GRACE=5s REKEY_PRIVATE_SPACE_GRACE=10s"
+	if err := c.st.AnnounceSharedSettings(ctx, "worker.1", dev, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(t, "rotate", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	want := "grace: each instance's own, else 5s (REKEY_GRACE; 10s in a Private Space, REKEY_PRIVATE_SPACE_GRACE, as the running processes have them)"
+	if !strings.Contains(c.stdout.String(), want) {
+		t.Errorf("stdout %q lacks %q", c.stdout, want)
+	}
+	if err := c.st.AnnounceSharedSettings(ctx, "worker.2", strings.Replace(dev, "=5s", "=2h0m0s", 1), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(t, "rotate", ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.stdout.String(), "the running processes disagree on it, see their settings_mismatch") {
+		t.Errorf("stdout %q does not say the workers disagree", c.stdout)
 	}
 }
