@@ -54,6 +54,18 @@ func (s *Store) CreateBatch(ctx context.Context, id, reason string, total int) e
 	return nil
 }
 
+// DropBatch deletes batch id, which nothing was claimed for or counts
+// into: its hash, its failures and waits, and its place in the list.
+func (s *Store) DropBatch(ctx context.Context, id string) error {
+	pipe := s.rdb.TxPipeline()
+	pipe.Del(ctx, batchKey(id), batchKey(id)+":failures", batchWaitsKey(id))
+	pipe.ZRem(ctx, batchesKey(), id)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("drop batch: %w", err)
+	}
+	return nil
+}
+
 // CountBatch adds to a batch's enqueued, joined and skipped counts.
 func (s *Store) CountBatch(ctx context.Context, id string, enqueued, joined, skipped int) error {
 	key := batchKey(id)
@@ -108,7 +120,55 @@ func (s *Store) Batch(ctx context.Context, id string) (Batch, error) {
 	if len(main.Val()) == 0 {
 		return Batch{}, fmt.Errorf("batch %s: %w", id, ErrNotFound)
 	}
-	return parseBatch(id, main.Val(), fails.Val()), nil
+	b := []Batch{parseBatch(id, main.Val(), fails.Val())}
+	if err := s.addWaits(ctx, b, []map[string]string{main.Val()}); err != nil {
+		return Batch{}, err
+	}
+	return b[0], nil
+}
+
+// addWaits counts into each batch of bs not cancelled (its hash in ms, in
+// the same order) the rotations it noted it joined (batchWaitsKey) that are
+// still in flight. Only a batch that joined a rotation many batches had
+// joined has any (joined_untracked): the others cost no read. A rotation
+// whose record is gone has finished long since.
+func (s *Store) addWaits(ctx context.Context, bs []Batch, ms []map[string]string) error {
+	var at []int
+	for i, m := range ms {
+		if m["joined_untracked"] != "" && m["joined_untracked"] != "0" && bs[i].CancelledAt.IsZero() {
+			at = append(at, i)
+		}
+	}
+	if len(at) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	sets := make([]*redis.StringSliceCmd, len(at))
+	for k, i := range at {
+		sets[k] = pipe.SMembers(ctx, batchWaitsKey(bs[i].ID))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("read batch waits: %w", err)
+	}
+	pipe = s.rdb.Pipeline()
+	states := make([][]*redis.StringCmd, len(at))
+	for k := range at {
+		for _, rot := range sets[k].Val() {
+			states[k] = append(states[k], pipe.HGet(ctx, rotationKey(rot), "state"))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("read batch waits: %w", err)
+	}
+	for k, i := range at {
+		for _, st := range states[k] {
+			if v := st.Val(); v != "" && v != RotationPromoted && v != RotationFailed && v != RotationCancelled {
+				bs[i].InFlight++
+			}
+		}
+		bs[i].Done = bs[i].Done && bs[i].InFlight == 0
+	}
+	return nil
 }
 
 // parseBatch reads batch id from its hash m and its failures hash f.
@@ -202,12 +262,20 @@ func (s *Store) Batches(ctx context.Context, q BatchQuery) ([]Batch, error) {
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, fmt.Errorf("list batches: %w", err)
 		}
+		var bs []Batch
+		var hashes []map[string]string
 		for i, id := range ids {
 			if len(mains[i].Val()) == 0 || seen[id] {
 				continue // expired, not trimmed yet; or read already
 			}
 			seen[id] = true
-			b := parseBatch(id, mains[i].Val(), fails[i].Val())
+			bs = append(bs, parseBatch(id, mains[i].Val(), fails[i].Val()))
+			hashes = append(hashes, mains[i].Val())
+		}
+		if err := s.addWaits(ctx, bs, hashes); err != nil {
+			return nil, fmt.Errorf("list batches: %w", err)
+		}
+		for _, b := range bs {
 			if q.Running && b.Done {
 				continue
 			}

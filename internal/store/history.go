@@ -288,7 +288,7 @@ local groups = {}
 local fresh = {}
 local function emit(ikey, gkey, icap, gcap, instance, kind, rot, cred, detail, now)
   local g = groups[#groups]
-  if not g or g.rot ~= rot or g.ikey ~= ikey then
+  if not g or g.rot ~= rot or g.ikey ~= ikey or g.gkey ~= gkey then
     g = {ikey = ikey, gkey = gkey, icap = tonumber(icap), gcap = gcap, instance = instance, rot = rot,
       at = tonumber(now), ev = {}}
     groups[#groups + 1] = g
@@ -533,7 +533,8 @@ local function flush()
     for _, e in ipairs(g.ev) do
       if not history_only[e[1]] then fleet[#fleet + 1] = e end
     end
-    if #fleet > 0 then
+    -- An event emitted with no stream key ('') stays in its instance's history.
+    if #fleet > 0 and g.gkey ~= '' then
       redis.call('XADD', g.gkey, 'MAXLEN', '~', g.gcap, '*', 'i', g.instance, 'e',
         entry_head(g.at, rot) .. events_text(fleet, g.at, nil, nil, {t = g.at, third = true}))
     end

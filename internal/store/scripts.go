@@ -220,9 +220,13 @@ end
 -- batch that exists counts: an id no batch of rekey's has (a task another
 -- app enqueued naming one), or one expired, keeps nothing that nobody
 -- could cancel.
-local function unstarted_of_cancelled(st, batch, moved_at, kept_at, joined_by)
+-- A rotation that more batches joined than joined_by holds (joined_more)
+-- is kept whatever became of them: which of those are live is not
+-- recorded on it, and running a rotation someone may wait for is the safe
+-- way to be wrong.
+local function unstarted_of_cancelled(rkey, st, batch, moved_at, kept_at, joined_by)
   if st ~= 'requested' or batch == '' or (moved_at or '') ~= '' or (kept_at or '') ~= '' or
-      get(KEYS[8] .. batch, 'cancelled_at') == '' then
+      get(KEYS[8] .. batch, 'cancelled_at') == '' or get(rkey, 'joined_more') ~= '' then
     return false
   end
   for by in string.gmatch(joined_by or '', '[^,]+') do
@@ -265,7 +269,7 @@ if own[6] then -- the rotation exists: every rotation has a state
   local batch, r = own[1] or '', {unpack(own, 6)}
   local st = r[1]
   if st == 'promoted' or st == 'failed' or st == 'cancelled' then return reply('done', ARGV[1], KEYS[2], r) end
-  if unstarted_of_cancelled(st, batch, own[3], own[4], own[5]) then
+  if unstarted_of_cancelled(KEYS[2], st, batch, own[3], own[4], own[5]) then
     cancel(KEYS[2], ARGV[1], batch)
     return reply('done', ARGV[1], KEYS[2])
   end
@@ -286,7 +290,7 @@ if inflight ~= '' then
   local ikey = KEYS[6] .. inflight
   local cur = redis.call('HMGET', ikey, 'state', 'batch_id', 'queue', 'joined_by', 'started_at', 'moved_at', 'kept_at')
   local st = cur[1] or ''
-  if unstarted_of_cancelled(st, cur[2] or '', cur[6], cur[7], cur[4]) then
+  if unstarted_of_cancelled(ikey, st, cur[2] or '', cur[6], cur[7], cur[4]) then
     -- Joined, this request would end with it, its instance not rotated.
     cancel(ikey, inflight, cur[2])
   elseif st ~= '' and st ~= 'promoted' and st ~= 'failed' and st ~= 'cancelled' then
@@ -304,19 +308,41 @@ if inflight ~= '' then
         set[1], set[2] = 'kept_at', ARGV[3]
       end
     end
-    -- The request's batch is not done before the rotation it joined is:
-    -- the rotation notes the batch, which counts it in flight
-    -- (joined_tracked) until the rotation finishes (bump_joined). A few
-    -- batches at most; an id no batch of rekey's can have is not noted, nor
-    -- the batch of a task's claim (another app's task: task_claim_batch).
+    -- The request's batch is not done before the rotation it joined is.
+    -- The first batches to join are noted on the rotation (joined_by,
+    -- about 35 ids in its 1024 bytes), and each counts it in flight
+    -- (joined_tracked) until the rotation finishes and counts into them
+    -- (bump_joined): no read of the rotation when the batch is read. Past
+    -- that cap, so that a rotation stays bounded in memory however many
+    -- batches join it, the roles turn: the batch notes the rotation, in
+    -- its own set (batchWaitsKey, bounded by the batch's size), and Batch
+    -- reads whether those rotations are still in flight (joined_untracked
+    -- says there are any, so no other batch pays a read). The rotation
+    -- only notes that more joined (joined_more), which keeps a cancel from
+    -- ending it. A customer's click counts into no batch (the dashboard
+    -- drops its batch when the click only joined). An id no batch of
+    -- rekey's can have is not noted, nor the batch of a task's claim
+    -- (another app's task: task_claim_batch).
     local by = cur[4] or ''
-    if ARGV[12] == '1' and batch_id_ok(ARGV[4]) and ARGV[4] ~= (cur[2] or '') and
-        #by + #ARGV[4] < 1024 and not string.find(',' .. by .. ',', ',' .. ARGV[4] .. ',', 1, true) then
-      set[#set + 1], set[#set + 2] = 'joined_by', by == '' and ARGV[4] or by .. ',' .. ARGV[4]
-      bump(KEYS[8], ARGV[4], 'joined_tracked')
+    if ARGV[12] == '1' and ARGV[14] ~= '1' and batch_id_ok(ARGV[4]) and ARGV[4] ~= (cur[2] or '') and
+        not string.find(',' .. by .. ',', ',' .. ARGV[4] .. ',', 1, true) then
+      if #by + #ARGV[4] < 1024 then
+        set[#set + 1], set[#set + 2] = 'joined_by', by == '' and ARGV[4] or by .. ',' .. ARGV[4]
+        bump(KEYS[8], ARGV[4], 'joined_tracked')
+      elseif bump(KEYS[8], ARGV[4], 'joined_untracked') then
+        local wkey = KEYS[8] .. ARGV[4] .. ':waits'
+        redis.call('SADD', wkey, inflight)
+        redis.call('EXPIRE', wkey, ARGV[11])
+        set[#set + 1], set[#set + 2] = 'joined_more', '1'
+      end
     end
     if #set > 0 then redis.call('HSET', ikey, unpack(set)) end
-    emit(KEYS[4], KEYS[5], ARGV[8], ARGV[9], ARGV[2], 'joined', inflight, '', ARGV[5], ARGV[3])
+    -- A customer's join stays out of the fleet stream (its instance's
+    -- history has it): one customer's clicks must not push other tenants'
+    -- audit trail out of the capped stream.
+    local gkey = KEYS[5]
+    if ARGV[14] == '1' then gkey = '' end
+    emit(KEYS[4], gkey, ARGV[8], ARGV[9], ARGV[2], 'joined', inflight, '', ARGV[5], ARGV[3])
     return reply('joined', inflight, ikey, nil, moved)
   end
 end

@@ -185,6 +185,12 @@ func inflightKey() string { return keyPrefix + "inflight" }
 // a HASH of its failures counted by failure code.
 func batchKey(batchID string) string { return keyPrefix + "batch:" + batchID }
 
+// batchWaitsKey is a SET of the rotations batch batchID joined after each
+// had as many batches noted (joined_by) as it holds: the batch is not
+// done while any of them is in flight (claimScript, Batch). It expires with
+// the batch.
+func batchWaitsKey(batchID string) string { return batchKey(batchID) + ":waits" }
+
 // batchesKey is a ZSET of batch ids scored by their created_at in
 // milliseconds: the list `rekey batches list` and GET /api/v1/batches read.
 // Creating a batch trims the members older than finishedTTL, whose hashes
