@@ -184,6 +184,15 @@ func (p *Producer) Rotate(ctx context.Context, req Request) (Result, error) {
 	// and never be done.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), countTimeout)
 	defer cancel()
+	if req.Customer != nil && res.Enqueued == 0 {
+		// A customer's click that started nothing (it joined the rotation
+		// under way, a limit refused it, its claim failed) leaves no batch:
+		// nobody follows a customer's batch, and a click may come again.
+		if derr := p.store.DropBatch(cctx, req.BatchID); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		return res, err
+	}
 	if cerr := p.store.CountBatch(cctx, req.BatchID, res.Enqueued, res.Joined,
 		res.Skipped+res.Refused+res.Gone-len(gone)+unclaimed); cerr != nil {
 		err = errors.Join(err, cerr)

@@ -113,9 +113,22 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := requestContext(r, dashboardTimeout)
 	defer cancel()
 	limits := s.CustomerLimits
-	if refused, err := s.refusedByLimits(ctx, sess.InstanceID); err != nil || refused != "" {
-		s.refuseClick(w, r, refused, err)
+	v, err := s.loadView(ctx, sess.InstanceID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.refuseClick(w, r, "", err)
 		return
+	}
+	if err == nil && underWay(v, s.Now()) {
+		// Answered from the instance's state, with nothing written: a
+		// customer clicking on while the rotation runs costs a read.
+		s.redirectWithNotice(w, r, "joined")
+		return
+	}
+	if err == nil {
+		if refused, err := s.refusedByLimits(ctx, v); err != nil || refused != "" {
+			s.refuseClick(w, r, refused, err)
+			return
+		}
 	}
 	res, err := s.Producer.Rotate(ctx, fleet.Request{InstanceIDs: []string{sess.InstanceID},
 		Reason: customerReason, Queue: tasks.QueueInteractive, Customer: &limits})
@@ -151,6 +164,21 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 		done = "joined"
 	}
 	s.redirectWithNotice(w, r, done)
+}
+
+// underWay reports whether the live instance v has a rotation in flight
+// that a click could not change. The click would only join it: answered
+// from v, it leaves no batch, no claim and no event behind. One still
+// waiting in a paced wave goes to the claim, which moves it ahead of the
+// wave (fleet.Overtakes; docs/design.md, "Pacing a wave") or notes the
+// click joined it under way, once: the next click finds it moved or noted.
+func underWay(v instanceView, now time.Time) bool {
+	if !v.DeprovisionedAt.IsZero() || v.InFlightRotationID == "" {
+		return false
+	}
+	// No record: the rotation finished as it was read; the claim finds that.
+	rot := v.InFlightRotation
+	return rot != nil && !rot.rotation.Movable(fleet.Overtakes(tasks.QueueInteractive), now)
 }
 
 // dashboardRevokeNow revokes a previous credential at once, for a leaked

@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -124,16 +123,10 @@ func lastError(v instanceView) string {
 }
 
 // refusedByLimits reads whether the customer's limits refuse a rotation of
-// id now, and says why. It writes nothing, so a refused click leaves no
-// trace; the claim checks again, atomically, for clicks at the same moment.
-func (s *server) refusedByLimits(ctx context.Context, id string) (string, error) {
-	v, err := s.loadView(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil // Rotate answers for an unknown instance.
-	}
-	if err != nil {
-		return "", err
-	}
+// the instance v now, and says why. It writes nothing, so a refused click
+// leaves no trace; the claim checks again, atomically, for clicks at the
+// same moment (a click it refuses leaves no batch either: fleet.Rotate).
+func (s *server) refusedByLimits(ctx context.Context, v instanceView) (string, error) {
 	lim, err := s.customerLimit(ctx, v)
 	if err != nil || !lim.Blocked {
 		return "", err

@@ -57,6 +57,8 @@ type rotationView struct {
 	Reason      string    `json:"reason,omitempty"`
 	Queue       string    `json:"queue,omitempty"`
 	RequestedAt time.Time `json:"requested_at,omitzero"`
+	// rotation is the record read, for what the JSON leaves out.
+	rotation store.Rotation
 }
 
 // loadView reads an instance's state; store.ErrNotFound when unknown.
@@ -113,5 +115,5 @@ func (s *server) inFlight(ctx context.Context, rotationID string) (*rotationView
 		return nil, err
 	}
 	return &rotationView{RotationID: rot.ID, State: rot.State, BatchID: rot.BatchID, Reason: rot.Reason,
-		Queue: rot.Queue, RequestedAt: rot.RequestedAt}, nil
+		Queue: rot.Queue, RequestedAt: rot.RequestedAt, rotation: rot}, nil
 }

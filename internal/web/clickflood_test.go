@@ -1,0 +1,104 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// A customer clicking "rotate" over and over while the rotation runs is
+// answered from the instance's state: no batch, no claim, no event, nothing
+// written at all. Each click used to join the rotation with a batch of its
+// own kept 30 days and a "joined" event in the fleet stream, and once the
+// rotation's list of joined batches was full, an operator's batch for the
+// same instance during an incident answered done at once while the
+// rotation still ran.
+func TestClicksWhileARotationRunsWriteNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	f.register("inst-1", "cred-0")
+	session := f.login("inst-1")
+	token := f.csrf(session)
+	if c := noticeOf(f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)); c == nil || c.Value != "rotate" {
+		t.Fatalf("first click: notice %v, want rotate", c)
+	}
+	before := redistest.Dump(t, f.r)
+	for i := range 40 {
+		resp := f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)
+		if c := noticeOf(resp); resp.status != http.StatusSeeOther || c == nil || c.Value != "joined" {
+			t.Fatalf("click %d while the rotation runs: %d, notice %v; want 303 with the joined notice", i+2, resp.status, c)
+		}
+	}
+	if after := redistest.Dump(t, f.r); after != before {
+		t.Errorf("40 clicks while the rotation ran changed Redis")
+	}
+	if page := f.get("/dashboard", session).body; !strings.Contains(page, "Rotation in progress") {
+		t.Error("the dashboard does not say the rotation is under way")
+	}
+
+	var op, b batchJSON
+	f.api(http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-1"],"reason":"incident"}`).json(t, &op)
+	f.api(http.MethodGet, "/api/v1/batches/"+op.BatchID, "").json(t, &b)
+	if op.Joined != 1 || b.Done || b.InFlight != 1 {
+		t.Errorf("operator's batch after the clicks: %+v then %+v; want it joined, 1 in flight, not done", op, b)
+	}
+	batches, err := f.st.Batches(ctx, store.BatchQuery{Limit: 100})
+	if err != nil || len(batches) != 2 {
+		t.Errorf("%d batches (%v), want 2: the first click's and the operator's", len(batches), err)
+	}
+}
+
+// A click on an instance whose rotation waits in a paced wave still moves
+// it ahead of the wave (docs/design.md, "Pacing a wave"), once: the clicks
+// after it find it moved and write nothing. The click that only moved the
+// wave's rotation leaves no batch of its own, nor a "joined" event in the
+// fleet stream.
+func TestAClickMovesAWavesRotationOnceAndLeavesNoBatch(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	f.register("inst-1", "cred-0")
+	if err := f.st.CreateBatch(ctx, "bat-wave", "wave", 1); err != nil {
+		t.Fatal(err)
+	}
+	req := store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-wave", BatchID: "bat-wave", Queue: tasks.QueueBulk}
+	if _, err := f.st.ClaimBrief(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	session := f.login("inst-1")
+	token := f.csrf(session)
+	if c := noticeOf(f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)); c == nil || c.Value != "joined" {
+		t.Fatalf("click on a wave's rotation: notice %v, want joined", c)
+	}
+	if r, err := f.st.Rotation(ctx, "rot-wave"); err != nil || r.Queue != tasks.QueueInteractive {
+		t.Errorf("wave's rotation after the click: %+v, %v; want it moved to the interactive queue", r, err)
+	}
+	if q := f.queued(tasks.QueueInteractive); len(q) != 1 {
+		t.Errorf("interactive queue holds %v, want the moved rotation's task", q)
+	}
+	batches, err := f.st.Batches(ctx, store.BatchQuery{Limit: 100})
+	if err != nil || len(batches) != 1 || batches[0].ID != "bat-wave" {
+		t.Errorf("batches after the click: %+v, %v; want only the wave's", batches, err)
+	}
+	events, err := f.st.FleetEvents(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if e.Type == store.EventJoined {
+			t.Errorf("a customer's join is in the fleet stream: %+v", e)
+		}
+	}
+	before := redistest.Dump(t, f.r)
+	f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)
+	if after := redistest.Dump(t, f.r); after != before {
+		t.Errorf("a click after the move changed Redis")
+	}
+}
