@@ -138,13 +138,30 @@ func (s *Store) PendingRevocations(ctx context.Context) (int64, error) {
 // returns the revocation to run, and ErrConflict unless the credential is
 // previous and not yet revoked.
 func (s *Store) ExpediteRevocation(ctx context.Context, instanceID, credID, by string) (Revocation, error) {
-	now := s.now()
+	r, _, err := s.Expedite(ctx, instanceID, credID, by)
+	return r, err
+}
+
+// ExpeditedByCustomer is who asked, in ExpediteRevocation, for a customer's
+// "revoke now" on the dashboard: its event stays in the instance's
+// history, out of the fleet stream.
+const ExpeditedByCustomer = "customer"
+
+// Expedite is ExpediteRevocation, and also says whether this call moved
+// the revoke time: a credential expedited before, its revoke time passed,
+// is left as it is, nothing written, and the revocation returned has its
+// revoke time.
+func (s *Store) Expedite(ctx context.Context, instanceID, credID, by string) (Revocation, bool, error) {
 	keys := newExpediteKeys(instanceID, credID)
-	args := []any{instanceID, credID, ms(now), s.eventsPerInstance, s.eventsGlobal, by}
-	if err := expediteScript.Run(ctx, s.rdb, keys.list(), args...).Err(); err != nil {
-		return Revocation{}, scriptError("expedite revocation", err)
+	args := []any{instanceID, credID, ms(s.now()), s.eventsPerInstance, s.eventsGlobal, by}
+	res, err := expediteScript.Run(ctx, s.rdb, keys.list(), args...).StringSlice()
+	if err != nil {
+		return Revocation{}, false, scriptError("expedite revocation", err)
 	}
-	return Revocation{InstanceID: instanceID, CredentialID: credID, RevokeAt: now.UTC()}, nil
+	if len(res) != 2 {
+		return Revocation{}, false, fmt.Errorf("expedite revocation: unexpected reply %q", res)
+	}
+	return Revocation{InstanceID: instanceID, CredentialID: credID, RevokeAt: fromMS(res[1])}, res[0] == "ok", nil
 }
 
 // expediteKeys are the KEYS of expediteScript, one field per key, in order.

@@ -757,16 +757,28 @@ return 'revoked'
 
 // expediteScript sets a previous credential's revoke time to now.
 //
+// A credential already expedited, its revoke time passed, is left as it
+// is and no event is written: a customer clicking "revoke now" again
+// while its revocation runs (or waits on a hold) writes nothing. A
+// customer's expedite (who asked ExpeditedByCustomer) is in the instance's
+// history only, not the fleet stream, which one customer's clicks must not
+// fill.
+//
 // KEYS: expediteKeys (credential.go), one field per key, in order.
 // ARGV: instance id, credential id, now ms, instance event cap, fleet event
-// cap, who asked. Returns "ok". Errors: "not_found", "conflict ...".
+// cap, who asked. Returns {"ok" or "already", the revoke time ms}. Errors:
+// "not_found", "conflict ...".
 var expediteScript = eventScript(`
-local st = get(KEYS[1], 'state')
+local c = redis.call('HMGET', KEYS[1], 'state', 'expedited_at', 'revoke_at')
+local st = c[1] or ''
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'previous' then return redis.error_reply('conflict credential is ' .. st) end
+if (c[2] or '') ~= '' and (tonumber(c[3]) or 0) <= tonumber(ARGV[3]) then return {'already', c[3]} end
 redis.call('HSET', KEYS[1], 'revoke_at', ARGV[3], 'expedited_at', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1] .. '/' .. ARGV[2])
-emit(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[1], 'revoke_expedited', '', ARGV[2], ARGV[6], ARGV[3])
-return 'ok'
+local gkey = KEYS[5]
+if ARGV[6] == '` + ExpeditedByCustomer + `' then gkey = '' end
+emit(KEYS[4], gkey, ARGV[4], ARGV[5], ARGV[1], 'revoke_expedited', '', ARGV[2], ARGV[6], ARGV[3])
+return {'ok', ARGV[3]}
 `)

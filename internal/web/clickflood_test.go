@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -100,5 +101,53 @@ func TestAClickMovesAWavesRotationOnceAndLeavesNoBatch(t *testing.T) {
 	f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)
 	if after := redistest.Dump(t, f.r); after != before {
 		t.Errorf("a click after the move changed Redis")
+	}
+}
+
+// "Revoke the old credential now" clicked again while the revocation runs
+// (or waits on a hold) writes nothing, and a customer's expedite stays out
+// of the fleet stream, which one customer's clicks must not fill.
+func TestRevokeNowAgainWritesNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	f.register("inst-1", "cred-0")
+	f.rotate("inst-1", "rot-1", "cred-1", 2*time.Hour)
+	session := f.login("inst-1")
+	token := f.csrf(session)
+	form := url.Values{"csrf_token": {token}, "credential_id": {"cred-0"}, "confirm": {"yes"}}
+	if c := noticeOf(f.postForm("/dashboard/revoke-now", form, session)); c == nil || c.Value != "revoke" {
+		t.Fatalf("revoke now: notice %v, want revoke", c)
+	}
+	before := redistest.Dump(t, f.r)
+	for range 5 {
+		if c := noticeOf(f.postForm("/dashboard/revoke-now", form, session)); c == nil || c.Value != "revoke" {
+			t.Fatalf("revoke now again: notice %v, want revoke", c)
+		}
+	}
+	if after := redistest.Dump(t, f.r); after != before {
+		t.Errorf("revoke now clicked again changed Redis")
+	}
+	events, err := f.st.FleetEvents(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if e.Type == store.EventRevokeExpedited {
+			t.Errorf("a customer's expedite is in the fleet stream: %+v", e)
+		}
+	}
+	hist, err := f.st.Events(ctx, "inst-1", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range hist {
+		if e.Type == store.EventRevokeExpedited {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the instance's history holds %d expedites, want the one", n)
 	}
 }

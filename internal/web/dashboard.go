@@ -196,7 +196,7 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := requestContext(r, dashboardTimeout)
 	defer cancel()
-	rev, err := s.Store.ExpediteRevocation(ctx, sess.InstanceID, credID, "customer")
+	rev, moved, err := s.Store.Expedite(ctx, sess.InstanceID, credID, store.ExpeditedByCustomer)
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
 		s.page(w, r, http.StatusConflict, "Nothing to revoke", "That credential is not waiting to be revoked; it may have been revoked already.")
@@ -204,6 +204,12 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.Logger.Error().Err(err).Str("instance_id", sess.InstanceID).Msg("expedite revocation failed")
 		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "The credential could not be revoked. Please try again in a minute.")
+		return
+	}
+	if !moved {
+		// Expedited by an earlier click: its revoke task was run then, or
+		// the reconcile sweep runs it. A click again writes nothing.
+		s.redirectWithNotice(w, r, "revoke")
 		return
 	}
 	// The revocation is due now in the store: if its task cannot be run

@@ -80,7 +80,7 @@ func describe(e store.Event) string {
 
 // expediter says who revoked a credential early, in fixed words.
 func expediter(who string) string {
-	if who == "customer" {
+	if who == store.ExpeditedByCustomer {
 		return "you"
 	}
 	return "an operator"
