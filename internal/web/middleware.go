@@ -53,8 +53,12 @@ const hsts = "max-age=31536000"
 
 // securityHeaders sets the headers every answer carries, and HSTS on those
 // that came over https (browsers ignore it over plain http, and a local
-// http:// rekey must stay reachable). Pages set their own
-// Content-Security-Policy; asynqmon's pages load their own scripts.
+// http:// rekey must stay reachable). No answer may be framed (clickjacking
+// an operator's /monitoring as much as a customer's dashboard) or kept in
+// a cache (a shared machine's browser would keep asynqmon's task lists).
+// rekey's pages set their own Content-Security-Policy; asynqmon's pages
+// load their own scripts, so theirs says only that they are not framed
+// (monitoringCSP).
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -63,13 +67,19 @@ func securityHeaders(next http.Handler) http.Handler {
 		if overHTTPS(r) {
 			h.Set("Strict-Transport-Security", hsts)
 		}
-		if r.URL.Path != monitoringRoot && !strings.HasPrefix(r.URL.Path, monitoringRoot+"/") {
-			h.Set("X-Frame-Options", "DENY")
-			h.Set("Cache-Control", "no-store")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cache-Control", "no-store")
+		if r.URL.Path == monitoringRoot || strings.HasPrefix(r.URL.Path, monitoringRoot+"/") {
+			h.Set("Content-Security-Policy", monitoringCSP)
 		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// monitoringCSP is asynqmon's Content-Security-Policy: no framing, and
+// nothing about scripts or styles, which its bundle loads and inlines as it
+// needs.
+const monitoringCSP = "frame-ancestors 'none'"
 
 // statusWriter remembers the status a handler wrote, for the request log.
 type statusWriter struct {

@@ -135,3 +135,21 @@ func TestNewRefusesMissingSecrets(t *testing.T) {
 		})
 	}
 }
+
+// /monitoring may not be framed (clickjacking an operator's session) nor
+// kept in a cache, like every other answer; its CSP says only that, since
+// asynqmon loads its own scripts.
+func TestMonitoringIsNotFramedNorCached(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ops := http.Header{"Authorization": {basic("anyone", dashPassword)}}
+	for _, path := range []string{"/monitoring", "/monitoring/", "/monitoring/api/queues", "/monitoring/queues/interactive"} {
+		resp := f.do(http.MethodGet, path, nil, ops)
+		h := resp.header
+		if resp.status != http.StatusOK || h.Get("X-Frame-Options") != "DENY" ||
+			h.Get("Content-Security-Policy") != "frame-ancestors 'none'" || h.Get("Cache-Control") != "no-store" {
+			t.Errorf("GET %s: %d, X-Frame-Options %q, CSP %q, Cache-Control %q; want DENY, frame-ancestors 'none', no-store",
+				path, resp.status, h.Get("X-Frame-Options"), h.Get("Content-Security-Policy"), h.Get("Cache-Control"))
+		}
+	}
+}
