@@ -180,7 +180,8 @@ func testUsageErrors(t *testing.T, bin binary) {
 	}{
 		{[]string{"rotat"}, 2, `unknown command "rotat" for "rekey"; did you mean rotate?`},
 		{[]string{"help", "nope"}, 2, `rekey help: no command "nope"`},
-		{[]string{"batches", "lsit"}, 2, `unknown command "lsit" for "rekey batches"`},
+		{[]string{"batches", "lsit"}, 2, `unknown command "lsit" for "rekey batches"; did you mean list?`},
+		{[]string{"scheduler", "stauts"}, 2, `unknown command "stauts" for "rekey scheduler"; did you mean status?`},
 		{[]string{"batches", "show"}, 2, "rekey batches show: takes one BATCH_ID, got 0 arguments (see 'rekey batches show --help')"},
 		{[]string{"instances", "import"}, 2, "takes one FILE"},
 		{[]string{"worker", "extra"}, 2, `takes no arguments, got "extra"`},

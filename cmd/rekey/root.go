@@ -164,6 +164,10 @@ func unknownSubcommand(c *cobra.Command, args []string) error {
 		return usagef("name a command: %s", strings.Join(names, ", "))
 	}
 	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+	if c.SuggestionsMinimumDistance <= 0 {
+		// cobra sets its default (2 edits) on the root alone.
+		c.SuggestionsMinimumDistance = 2
+	}
 	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
 		msg += "; did you mean " + strings.Join(s, " or ") + "?"
 	}
