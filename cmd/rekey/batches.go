@@ -218,9 +218,9 @@ func cancelBatch(ctx context.Context, env *environ, a *app, id string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "batch %s cancelled: %d rotations not yet started were cancelled and their tasks removed; "+
+	fmt.Fprintf(env.stdout, "batch %s cancelled: %s not yet started cancelled and their tasks removed; "+
 		"any others not yet started are cancelled when their task runs; rotations under way finish, and so do those "+
-		"another request or batch joined\n", id, removed)
+		"another request or batch joined\n", id, count(int(removed), "rotation", "rotations"))
 	if b, err = a.store.Batch(ctx, id); err != nil {
 		return batchError(id, err)
 	}
@@ -244,8 +244,8 @@ func doneBatchError(ctx context.Context, st *store.Store, b store.Batch) error {
 	case n == 0:
 		return fmt.Errorf("%s\nno rotation is in flight fleet-wide, so no batch is running", msg)
 	}
-	return fmt.Errorf("%s\n%d rotations are in flight fleet-wide: 'rekey batches list --running' names the batches "+
-		"still running", msg, n)
+	return fmt.Errorf("%s\n%s in flight fleet-wide: 'rekey batches list --running' names the batches "+
+		"still running", msg, count(int(n), "rotation is", "rotations are"))
 }
 
 // writeBatch prints a batch's counts, one per line. Its reason and its
@@ -401,7 +401,7 @@ func stoppedWatching(b store.Batch, err error) error {
 // batchFailed is the error of a finished batch in which rotations failed.
 func batchFailed(b store.Batch) error {
 	if b.Failed > 0 {
-		return fmt.Errorf("batch %s: %d rotations failed", b.ID, b.Failed)
+		return fmt.Errorf("batch %s: %s failed", b.ID, count(int(b.Failed), "rotation", "rotations"))
 	}
 	return nil
 }

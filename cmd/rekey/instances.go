@@ -113,8 +113,8 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 	ok, bad, skipped := 0, 0, 0
 	for n := 1; sc.Scan(); n++ {
 		if err := ctx.Err(); err != nil {
-			return &stoppedError{done: fmt.Sprintf("%d instances registered and %d lines refused before line %d; "+
-				"line %d and those after it were not read", ok, bad, n, n), err: err}
+			return &stoppedError{done: fmt.Sprintf("%s registered and %s refused before line %d; "+
+				"line %d and those after it were not read", instances(ok), count(bad, "line", "lines"), n, n), err: err}
 		}
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -150,12 +150,13 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	fmt.Fprintf(env.stdout, "%d instances registered, %d lines refused\n", ok, bad)
+	fmt.Fprintf(env.stdout, "%s registered, %s refused\n", instances(ok), count(bad, "line", "lines"))
 	if skipped > 0 {
-		fmt.Fprintf(env.stdout, "%d deprovisioned instances skipped (--include-deprovisioned registers them again)\n", skipped)
+		fmt.Fprintf(env.stdout, "%s skipped (--include-deprovisioned registers them again)\n",
+			count(skipped, "deprovisioned instance", "deprovisioned instances"))
 	}
 	if bad > 0 {
-		return fmt.Errorf("%d lines refused", bad)
+		return fmt.Errorf("%s refused", count(bad, "line", "lines"))
 	}
 	return nil
 }

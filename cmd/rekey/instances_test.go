@@ -50,7 +50,7 @@ func TestImportAgainSkipsDeprovisionedInstances(t *testing.T) {
 	if err := c.importLines(t, file); err != nil {
 		t.Fatalf("second import: %v\n%s", err, c.stderr)
 	}
-	for _, want := range []string{"1 instances registered, 0 lines refused", "1 deprovisioned instances skipped (--include-deprovisioned"} {
+	for _, want := range []string{"1 instance registered, 0 lines refused", "1 deprovisioned instance skipped (--include-deprovisioned"} {
 		if !strings.Contains(c.stdout.String(), want) {
 			t.Errorf("second import's output lacks %q:\n%s", want, c.stdout)
 		}
