@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/health"
@@ -19,11 +20,9 @@ const healthTimeout = 2 * time.Second
 // stops every rotation and revocation, so the check writes. It is open and
 // says nothing else.
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
-	defer cancel()
 	// No log line per probe: the process's Redis watcher logs
 	// redis_down once, and the error may name REDIS_URL.
-	switch err := s.Store.CheckWritable(ctx); {
+	switch err := s.health.check(r.Context()); {
 	case health.URLRefusal(err) != "":
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable",
 			"error": "Redis refuses REDIS_URL's user, password or database number: check REDIS_URL"})
@@ -36,6 +35,34 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}
+}
+
+// healthEvery is how long one health check's answer serves every
+// /healthz: the route is open, and a probe flood must not become a flood
+// of writes to Redis.
+const healthEvery = time.Second
+
+// healthCheck runs write, Redis's health check, at most once per
+// healthEvery, and answers the probes in between with its last result.
+type healthCheck struct {
+	write func(context.Context) error
+	now   func() time.Time
+
+	mu   sync.Mutex
+	at   time.Time // when last checked; zero before the first
+	last error
+}
+
+func (h *healthCheck) check(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if now := h.now(); h.at.IsZero() || now.Sub(h.at) >= healthEvery || now.Before(h.at) {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), healthTimeout)
+		h.last = h.write(wctx)
+		cancel()
+		h.at = h.now()
+	}
+	return h.last
 }
 
 // metrics serves Params.Metrics to operators: GET /metrics.

@@ -5,9 +5,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -138,6 +140,11 @@ func TestHealthWhenRedisRefusesWrites(t *testing.T) {
 	check := func(wantStatus int, wantHealth, wantWritable string) {
 		t.Helper()
 		resp := f.get("/healthz")
+		// A check's answer serves the probes of the next second.
+		for deadline := time.Now().Add(3 * time.Second); resp.status != wantStatus && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+			resp = f.get("/healthz")
+		}
 		if resp.status != wantStatus || !strings.Contains(resp.body, wantHealth) {
 			t.Errorf("/healthz: got %d %s, want %d saying %q", resp.status, resp.body, wantStatus, wantHealth)
 		}
@@ -157,6 +164,39 @@ func TestHealthWhenRedisRefusesWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(http.StatusOK, `"ok"`, "1")
+}
+
+// /healthz is open to anyone, and checks Redis with a write: a flood of
+// probes writes to Redis about once a second, not once a probe.
+func TestHealthProbesFloodNoWrites(t *testing.T) {
+	t.Parallel()
+	own := redistest.StartServerAt(t, redistest.FreePort(t)) // its own command counts
+	st := store.New(own.Client, fixtureSealer(t))
+	f := newFixture(t, func(p *web.Params) { p.Store = st })
+	ctx := context.Background()
+	if err := own.Client.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for range 200 {
+		if resp := f.get("/healthz"); resp.status != http.StatusOK {
+			t.Fatalf("/healthz: %d %s", resp.status, resp.body)
+		}
+	}
+	took := time.Since(start)
+	stats, err := own.Client.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := 0
+	for line := range strings.Lines(stats) {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_set:calls="); ok {
+			sets, _ = strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+		}
+	}
+	if limit := int(took/time.Second) + 2; sets < 1 || sets > limit {
+		t.Errorf("200 probes in %s made %d SETs, want 1 to %d", took.Round(time.Millisecond), sets, limit)
+	}
 }
 
 // A Redis that refuses REDIS_URL's password (a typo, or a password rotated

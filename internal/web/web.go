@@ -82,12 +82,14 @@ type server struct {
 	mux        *http.ServeMux
 	sessionKey []byte
 	monitoring http.Handler
+	health     *healthCheck
 }
 
 // New checks p and returns the web process's handler: every route of the
 // route table behind its access rule, with security headers and one log
 // line per request. The handler is safe for concurrent use; it holds no
-// state of its own besides keys derived from p's secrets.
+// state of its own besides keys derived from p's secrets and the last
+// health check's answer.
 func New(p Params) (http.Handler, error) {
 	if err := p.check(); err != nil {
 		return nil, err
@@ -95,7 +97,8 @@ func New(p Params) (http.Handler, error) {
 	if p.Now == nil {
 		p.Now = time.Now
 	}
-	s := &server{Params: p, mux: http.NewServeMux(), sessionKey: deriveKey(p.SSOSalt, "rekey dashboard session v1")}
+	s := &server{Params: p, mux: http.NewServeMux(), sessionKey: deriveKey(p.SSOSalt, "rekey dashboard session v1"),
+		health: &healthCheck{write: p.Store.CheckWritable, now: time.Now}}
 	s.monitoring = p.Monitoring
 	if s.monitoring == nil {
 		s.monitoring = newMonitoring(p.Store.Redis())
