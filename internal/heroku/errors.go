@@ -71,7 +71,8 @@ func (e *RateLimitError) Error() string {
 // responseError is the one place that turns a response status into an error:
 // nil for 2xx, *RateLimitError for 429 and *APIError for anything else. It
 // reads at most maxErrorBodyBytes of the body, and removes the request's
-// secrets from Heroku's message in case Heroku echoes one. Heroku's id is
+// secrets from Heroku's message in case Heroku echoes one, and keeps no
+// message where it may hold the app's (keepsMessage). Heroku's id is
 // kept only when it reads as one (idPattern): it becomes a failure code,
 // which operators group by and see in `rekey instances show`. The message
 // keeps no control character: a line break or a terminal escape in it
@@ -102,13 +103,21 @@ func responseError(resp *http.Response, endpoint string, now time.Time, secrets 
 	if !idPattern.MatchString(id) {
 		id = ""
 	}
-	return &APIError{
-		Status:    resp.StatusCode,
-		ID:        id,
-		Message:   secret.Clip(printable.Text(scrub(body.Message, secrets)), maxMessageLen),
-		RequestID: requestID,
-		Endpoint:  endpoint,
+	msg := ""
+	if keepsMessage(resp.StatusCode, endpoint) {
+		msg = secret.Clip(printable.Text(scrub(body.Message, secrets)), maxMessageLen)
 	}
+	return &APIError{Status: resp.StatusCode, ID: id, Message: msg, RequestID: requestID, Endpoint: endpoint}
+}
+
+// keepsMessage reports whether an error answer's message may be kept. The
+// request's own secrets are removed from it, but not the app's: a read of
+// the config answers with the app's live credentials, and a 5xx is as
+// often a router's or a proxy's as Heroku's, its text anything it was
+// handed. Heroku's 4xx messages to other calls ("Couldn't find that
+// add-on.") are kept: they tell an operator what to do.
+func keepsMessage(status int, endpoint string) bool {
+	return status < 500 && endpoint != EndpointGetConfig && endpoint != EndpointV1Get
 }
 
 // MaxRetryAfter caps the wait a Retry-After header asks for. Heroku's

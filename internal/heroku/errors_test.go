@@ -178,3 +178,33 @@ func TestRefused(t *testing.T) {
 		}
 	}
 }
+
+// A read of the config answers with the app's live credentials, which the
+// client was never handed and cannot remove from an error; and a 5xx comes
+// as often from a router or proxy as from Heroku, its text whatever it was
+// handed. Neither answer's message is kept; a 4xx's message to another
+// call is, since it says what to do.
+func TestErrorMessagesThatMayHoldTheAppsSecretsAreDropped(t *testing.T) {
+	t.Parallel()
+	const live = "postgres://u:live-secret-of-the-app@db/x"
+	echo := `{"id":"internal_server_error","message":"config was DATABASE_URL=` + live + `"}`
+	s := newScript(t)
+	s.on("GET /addons/"+addonID+"/config", reply{status: 503, body: echo}, reply{status: 404, body: echo})
+	s.on(patchRoute, reply{status: 500, body: echo}, reply{status: 404, body: `{"id":"not_found","message":"Couldn't find that add-on."}`})
+	c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+	ctx := context.Background()
+	var errs []error
+	for range 2 {
+		_, err := c.GetConfig(ctx, v3Target())
+		errs = append(errs, err)
+	}
+	errs = append(errs, c.UpdateConfig(ctx, v3Target(), oneVar()))
+	for i, err := range errs {
+		if err == nil || strings.Contains(fmt.Sprintf("%v %#v", err, err), "live-secret") {
+			t.Errorf("error %d: %v; want one without the echoed config", i, err)
+		}
+	}
+	if err := c.UpdateConfig(ctx, v3Target(), oneVar()); err == nil || !strings.Contains(err.Error(), "Couldn't find that add-on.") {
+		t.Errorf("a 404's message to a push: %v, want it kept", err)
+	}
+}
