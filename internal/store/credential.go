@@ -143,8 +143,7 @@ func (s *Store) ExpediteRevocation(ctx context.Context, instanceID, credID, by s
 }
 
 // ExpeditedByCustomer is who asked, in ExpediteRevocation, for a customer's
-// "revoke now" on the dashboard: its event stays in the instance's
-// history, out of the fleet stream.
+// "revoke now" on the dashboard.
 const ExpeditedByCustomer = "customer"
 
 // Expedite is ExpediteRevocation, and also says whether this call moved

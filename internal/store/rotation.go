@@ -14,7 +14,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rekeyhq/rekey/internal/secret"
-	"github.com/rekeyhq/rekey/tasks"
 )
 
 // ClaimStatus says what a claim found.
@@ -497,25 +496,6 @@ type Rotation struct {
 	// Unconfirmed is the credential a failed rotation kept unrevoked
 	// because Heroku may hold it (FailRotation); "" when none.
 	Unconfirmed string `json:"unconfirmed_credential_id,omitempty"`
-	// StartedAt is when a task's claim last started or resumed the
-	// rotation on its queue; KeptAt when a request on another queue joined
-	// it while such a run may have been going (claimScript).
-	StartedAt time.Time `json:"-"`
-	KeptAt    time.Time `json:"-"`
-}
-
-// Movable reports whether a request on another queue, one that overtakes
-// queue overtakes (RotationRequest.Overtakes), would still change r at its
-// claim: move it to the request's queue, or note that it joined r under
-// way (kept_at), as claimScript does. It is false for a rotation past
-// requested, on another queue, or under way and noted already: such a
-// request only joins, which changes nothing. The dashboard reads it to
-// answer a click without a claim when the claim could do nothing.
-func (r Rotation) Movable(overtakes string, now time.Time) bool {
-	if r.State != RotationRequested || overtakes == "" || r.Queue != overtakes {
-		return false
-	}
-	return r.StartedAt.IsZero() || now.Sub(r.StartedAt) >= tasks.RotateTimeout || r.KeptAt.IsZero()
 }
 
 // Rotation returns the rotation with id, or ErrNotFound (also once a
@@ -532,8 +512,7 @@ func (s *Store) Rotation(ctx context.Context, id string) (Rotation, error) {
 	return Rotation{ID: m["id"], Grace: time.Duration(grace) * time.Millisecond, InstanceID: m["instance_id"], State: m["state"],
 		CredentialID: m["credential_id"], BatchID: m["batch_id"], Reason: m["reason"], Queue: m["queue"],
 		PushAttempted: m["push_attempted_at"] != "", Unconfirmed: m["unconfirmed"],
-		RequestedAt: fromMS(m["requested_at"]), FinishedAt: fromMS(m["finished_at"]), Error: m["error"],
-		StartedAt: fromMS(m["started_at"]), KeptAt: fromMS(m["kept_at"])}, nil
+		RequestedAt: fromMS(m["requested_at"]), FinishedAt: fromMS(m["finished_at"]), Error: m["error"]}, nil
 }
 
 // RotationsOfBatch returns, of the rotations ids, those of batch batchID

@@ -759,10 +759,10 @@ return 'revoked'
 //
 // A credential already expedited, its revoke time passed, is left as it
 // is and no event is written: a customer clicking "revoke now" again
-// while its revocation runs (or waits on a hold) writes nothing. A
-// customer's expedite (who asked ExpeditedByCustomer) is in the instance's
-// history only, not the fleet stream, which one customer's clicks must not
-// fill.
+// while its revocation runs (or waits on a hold) writes nothing. Each
+// credential is expedited once, so its event, in the instance's history
+// and the fleet stream (a customer revoking a credential is an event
+// operators watch for), is written once.
 //
 // KEYS: expediteKeys (credential.go), one field per key, in order.
 // ARGV: instance id, credential id, now ms, instance event cap, fleet event
@@ -777,8 +777,6 @@ if (c[2] or '') ~= '' and (tonumber(c[3]) or 0) <= tonumber(ARGV[3]) then return
 redis.call('HSET', KEYS[1], 'revoke_at', ARGV[3], 'expedited_at', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1] .. '/' .. ARGV[2])
-local gkey = KEYS[5]
-if ARGV[6] == '` + ExpeditedByCustomer + `' then gkey = '' end
-emit(KEYS[4], gkey, ARGV[4], ARGV[5], ARGV[1], 'revoke_expedited', '', ARGV[2], ARGV[6], ARGV[3])
+emit(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[1], 'revoke_expedited', '', ARGV[2], ARGV[6], ARGV[3])
 return {'ok', ARGV[3]}
 `)

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
-// A customer clicking "rotate" over and over while the rotation runs is
-// answered from the instance's state: no batch, no claim, no event, nothing
-// written at all. Each click used to join the rotation with a batch of its
+// A customer clicking "rotate" over and over while the rotation runs (past
+// its mint) is answered from the instance's state: no batch, no claim, no
+// event, nothing written at all. Each click used to join the rotation with a batch of its
 // own kept 30 days and a "joined" event in the fleet stream, and once the
 // rotation's list of joined batches was full, an operator's batch for the
 // same instance during an incident answered done at once while the
@@ -29,6 +30,14 @@ func TestClicksWhileARotationRunsWriteNothing(t *testing.T) {
 	token := f.csrf(session)
 	if c := noticeOf(f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)); c == nil || c.Value != "rotate" {
 		t.Fatalf("first click: notice %v, want rotate", c)
+	}
+	in, err := f.st.Instance(ctx, "inst-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.SavePending(ctx, "inst-1", in.InFlight, "cred-1",
+		map[string]secret.String{"MYADDON_URL": secret.New("postgres://new")}); err != nil {
+		t.Fatal(err)
 	}
 	before := redistest.Dump(t, f.r)
 	for i := range 40 {
@@ -60,7 +69,7 @@ func TestClicksWhileARotationRunsWriteNothing(t *testing.T) {
 // it ahead of the wave (docs/design.md, "Pacing a wave"), once: the clicks
 // after it find it moved and write nothing. The click that only moved the
 // wave's rotation leaves no batch of its own, nor a "joined" event in the
-// fleet stream.
+// fleet stream; nor do the clicks after it, which join it at its claim.
 func TestAClickMovesAWavesRotationOnceAndLeavesNoBatch(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -97,16 +106,54 @@ func TestAClickMovesAWavesRotationOnceAndLeavesNoBatch(t *testing.T) {
 			t.Errorf("a customer's join is in the fleet stream: %+v", e)
 		}
 	}
-	before := redistest.Dump(t, f.r)
-	f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)
-	if after := redistest.Dump(t, f.r); after != before {
-		t.Errorf("a click after the move changed Redis")
+	for range 5 {
+		if c := noticeOf(f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)); c == nil || c.Value != "joined" {
+			t.Fatalf("click after the move: notice %v, want joined", c)
+		}
+	}
+	if q := f.queued(tasks.QueueInteractive); len(q) != 1 {
+		t.Errorf("interactive queue holds %v after more clicks, want the one task", q)
+	}
+	if batches, err := f.st.Batches(ctx, store.BatchQuery{Limit: 100}); err != nil || len(batches) != 1 {
+		t.Errorf("batches after more clicks: %+v, %v; want only the wave's", batches, err)
+	}
+}
+
+// A rotation of a cancelled batch that has not started is no rotation a
+// click can wait for: the claim ends it and starts the customer's own. The
+// click must reach the claim, not be told from the instance's state that
+// a rotation is under way.
+func TestAClickOnACancelledBatchsRotationStartsItsOwn(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	f.register("inst-1", "cred-0")
+	if err := f.st.CreateBatch(ctx, "bat-op", "operator", 1); err != nil {
+		t.Fatal(err)
+	}
+	req := store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-op", BatchID: "bat-op", Queue: tasks.QueueDefault}
+	if _, err := f.st.ClaimBrief(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.CancelBatch(ctx, "bat-op"); err != nil {
+		t.Fatal(err)
+	}
+	session := f.login("inst-1")
+	if c := noticeOf(f.postForm("/dashboard/rotate", url.Values{"csrf_token": {f.csrf(session)}}, session)); c == nil || c.Value != "rotate" {
+		t.Fatalf("click on a cancelled batch's rotation: notice %v, want rotate", c)
+	}
+	in, err := f.st.Instance(ctx, "inst-1")
+	if err != nil || in.InFlight == "" || in.InFlight == "rot-op" {
+		t.Errorf("in flight after the click: %q (%v); want the customer's own rotation", in.InFlight, err)
+	}
+	if q := f.queued(tasks.QueueInteractive); len(q) != 1 {
+		t.Errorf("interactive queue holds %v, want the customer's rotation's task", q)
 	}
 }
 
 // "Revoke the old credential now" clicked again while the revocation runs
-// (or waits on a hold) writes nothing, and a customer's expedite stays out
-// of the fleet stream, which one customer's clicks must not fill.
+// (or waits on a hold) writes nothing: the expedite is in the instance's
+// history and the fleet stream once, however many clicks.
 func TestRevokeNowAgainWritesNothing(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -132,10 +179,14 @@ func TestRevokeNowAgainWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fleet := 0
 	for _, e := range events {
 		if e.Type == store.EventRevokeExpedited {
-			t.Errorf("a customer's expedite is in the fleet stream: %+v", e)
+			fleet++
 		}
+	}
+	if fleet != 1 {
+		t.Errorf("%d expedite events in the fleet stream, want the customer's one", fleet)
 	}
 	hist, err := f.st.Events(ctx, "inst-1", 100)
 	if err != nil {

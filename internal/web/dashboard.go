@@ -118,7 +118,7 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 		s.refuseClick(w, r, "", err)
 		return
 	}
-	if err == nil && underWay(v, s.Now()) {
+	if err == nil && underWay(v) {
 		// Answered from the instance's state, with nothing written: a
 		// customer clicking on while the rotation runs costs a read.
 		s.redirectWithNotice(w, r, "joined")
@@ -167,18 +167,20 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 }
 
 // underWay reports whether the live instance v has a rotation in flight
-// that a click could not change. The click would only join it: answered
-// from v, it leaves no batch, no claim and no event behind. One still
-// waiting in a paced wave goes to the claim, which moves it ahead of the
-// wave (fleet.Overtakes; docs/design.md, "Pacing a wave") or notes the
-// click joined it under way, once: the next click finds it moved or noted.
-func underWay(v instanceView, now time.Time) bool {
+// past its mint: a click could only join it, so it is answered from v,
+// leaving no batch, no claim and no event behind. A rotation still
+// requested goes to the claim, which decides atomically what a click does
+// to it: move one waiting in a paced wave ahead of the wave (fleet.Overtakes;
+// docs/design.md, "Pacing a wave"), end one of a cancelled batch and start
+// the customer's own, or join it. A customer's join there writes its
+// instance's history only, and leaves no batch (fleet.Request.Customer).
+func underWay(v instanceView) bool {
 	if !v.DeprovisionedAt.IsZero() || v.InFlightRotationID == "" {
 		return false
 	}
 	// No record: the rotation finished as it was read; the claim finds that.
 	rot := v.InFlightRotation
-	return rot != nil && !rot.rotation.Movable(fleet.Overtakes(tasks.QueueInteractive), now)
+	return rot != nil && rot.rotation.State == store.RotationMinted
 }
 
 // dashboardRevokeNow revokes a previous credential at once, for a leaked
