@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -155,32 +156,41 @@ func (a *app) announceKeys(ctx context.Context, name string) (withdraw func()) {
 // and pushed. A worker minting from another issuer than the others revokes
 // their credentials at an issuer that does not know them (its 404 counts
 // as revoked, leaving them live) and pushes its own; one pushing to
-// another Heroku API leaves the apps unchanged. The issuer is announced by
-// processes configured with one, as a host and a fingerprint of the whole
-// URL (which may carry a token in its path), never the URL itself.
+// another Heroku API leaves the apps unchanged. The issuer, http or
+// postgres, is announced under one name by processes configured with one,
+// as its kind, its host and a fingerprint keyed by its secret
+// (issuerIdentity); HEROKU_API_URL, a host without a path, as its host.
 func sharedSettings(cfg *config.Config) string {
 	s := fmt.Sprintf("REKEY_HEROKU_RATE=%d REKEY_RATE_SCOPE=%s REKEY_GRACE=%s REKEY_PRIVATE_SPACE_GRACE=%s",
 		cfg.HerokuRate, cfg.RateScope, cfg.Grace, cfg.PrivateSpaceGrace)
-	switch {
-	case cfg.Issuer == config.IssuerPostgres:
-		s += " REKEY_ISSUER=postgres@" + fingerprint(postgresServers(cfg))
-	case cfg.Issuer == config.IssuerHTTP && cfg.IssuerURL != "":
-		s += " REKEY_ISSUER_URL=" + urlIdentity(cfg.IssuerURL)
+	if id := issuerIdentity(cfg); id != "" {
+		s += " REKEY_ISSUER=" + id
 	}
-	if cfg.HerokuAPIURL != "" {
-		s += " HEROKU_API_URL=" + urlIdentity(cfg.HerokuAPIURL)
+	if u, err := url.Parse(cfg.HerokuAPIURL); err == nil && u.Host != "" {
+		s += " HEROKU_API_URL=" + u.Host
 	}
 	return s
 }
 
-// urlIdentity names a URL by its host and a fingerprint of the whole:
-// enough to tell two apart, never a token its path or user info holds.
-func urlIdentity(raw string) string {
-	host := "?"
-	if u, err := url.Parse(raw); err == nil && u.Host != "" {
-		host = u.Host
+// issuerIdentity names the issuer a process mints from: "http:HOST@FP" for
+// REKEY_ISSUER_URL, "postgres@FP" for REKEY_POSTGRES_SERVERS, "" for none.
+// FP is an HMAC of the whole URL (which may carry a token in its path or
+// user info), or of the servers' ids and hosts, under the issuer's own
+// secret (REKEY_ISSUER_SECRET, REKEY_POSTGRES_KEY): a plain hash of a URL
+// could be reversed by guessing, and the announcements are in Redis and
+// in logs. Two processes with one issuer and one secret announce alike.
+func issuerIdentity(cfg *config.Config) string {
+	switch {
+	case cfg.Issuer == config.IssuerPostgres:
+		return "postgres@" + keyedFingerprint(cfg.PostgresDerivationKey(), postgresServers(cfg))
+	case cfg.Issuer == config.IssuerHTTP && cfg.IssuerURL != "":
+		host := "?"
+		if u, err := url.Parse(cfg.IssuerURL); err == nil && u.Host != "" {
+			host = u.Host
+		}
+		return "http:" + host + "@" + keyedFingerprint([]byte(cfg.IssuerSecret.Reveal()), cfg.IssuerURL)
 	}
-	return host + "@" + fingerprint(raw)
+	return ""
 }
 
 // postgresServers names REKEY_POSTGRES_SERVERS by each server's id and
@@ -197,10 +207,11 @@ func postgresServers(cfg *config.Config) string {
 	return b.String()
 }
 
-// fingerprint is the first 8 hex digits of s's SHA-256.
-func fingerprint(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:4])
+// keyedFingerprint is the first 8 hex digits of s's HMAC-SHA-256 under key.
+func keyedFingerprint(key []byte, s string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(s))
+	return hex.EncodeToString(m.Sum(nil)[:4])
 }
 
 // announceSettings says what this process runs with of the shared settings

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/internal/config"
+	"github.com/rekeyhq/rekey/internal/secret"
 )
 
 // Every process says what it runs with of the settings all must share; one
@@ -69,43 +72,68 @@ func TestProcessesThatRunWithDifferentSettingsSaySo(t *testing.T) {
 }
 
 // A worker started with another issuer (a laptop's or staging's worker
-// beside production's) revokes the others' credentials at an issuer that
-// does not know them, whose 404 counts as revoked, and pushes its own: it
-// makes every process log settings_mismatch naming the issuer by host,
-// never its URL, which may carry a token. A clock process configured
-// without an issuer is no disagreement.
+// beside production's, or one on the PostgreSQL issuer beside webhook
+// ones) revokes the others' credentials at an issuer that does not know
+// them, whose 404 counts as revoked, and pushes its own: it makes every
+// process log settings_mismatch naming the issuer by kind and host, never
+// its URL, which may carry a token, nor a plain hash of it, which could be
+// reversed by guessing. A clock process configured without an issuer is no
+// disagreement.
 func TestAWorkerWithAnotherIssuerSaysSo(t *testing.T) {
 	c := newCLI(t)
 	ctx := context.Background()
 	process := func(issuerURL string) *app {
 		return &app{cfg: &config.Config{HerokuRate: 4000, RateScope: "account", Grace: 2 * time.Hour,
 			PrivateSpaceGrace: 4 * time.Hour, Issuer: config.IssuerHTTP, IssuerURL: issuerURL,
-			HerokuAPIURL: "https://api.heroku.com"}, store: c.st,
+			IssuerSecret: secret.New("issuer-secret-of-production"), HerokuAPIURL: "https://api.heroku.com"}, store: c.st,
 			log: zerolog.New(io.Discard), redact: func(s string) string { return s }}
+	}
+	announce := func(a *app, name string) string {
+		t.Helper()
+		return a.announceSettings(ctx, name, sharedSettings(a.cfg), "")
 	}
 	const prod = "https://issuer.example.com/rekey/tok-3f9a"
 	for _, name := range []string{"worker.1", "web.1"} {
-		if d := process(prod).announceSettings(ctx, name, sharedSettings(process(prod).cfg), ""); d != "" {
+		if d := announce(process(prod), name); d != "" {
 			t.Fatalf("%s with the production issuer: disagreement %q", name, d)
 		}
 	}
-	clock := process("")
-	if d := clock.announceSettings(ctx, "clock.1", sharedSettings(clock.cfg), ""); d != "" {
+	if d := announce(process(""), "clock.1"); d != "" {
 		t.Errorf("a clock process without an issuer: disagreement %q", d)
 	}
-	laptop := process("http://127.0.0.1:5613/rekey/tok-3f9a")
-	d := laptop.announceSettings(ctx, "worker.laptop", sharedSettings(laptop.cfg), "")
-	for _, want := range []string{"REKEY_ISSUER_URL=issuer.example.com@", ": web.1, worker.1", "REKEY_ISSUER_URL=127.0.0.1:5613@", ": worker.laptop"} {
+	d := announce(process("http://127.0.0.1:5613/rekey/tok-3f9a"), "worker.laptop")
+	for _, want := range []string{"REKEY_ISSUER=http:issuer.example.com@", ": web.1, worker.1", "REKEY_ISSUER=http:127.0.0.1:5613@", ": worker.laptop"} {
 		if !strings.Contains(d, want) {
 			t.Errorf("disagreement %q lacks %q", d, want)
 		}
 	}
-	if strings.Contains(d, "tok-3f9a") || strings.Contains(d, "/rekey") {
-		t.Errorf("disagreement %q shows the issuer URL's path", d)
+	sum := sha256.Sum256([]byte(prod))
+	if strings.Contains(d, "tok-3f9a") || strings.Contains(d, "/rekey") || strings.Contains(d, hex.EncodeToString(sum[:4])) {
+		t.Errorf("disagreement %q shows the issuer URL's path, or its plain hash", d)
+	}
+	if err := c.st.WithdrawSharedSettings(ctx, "worker.laptop"); err != nil {
+		t.Fatal(err)
+	}
+	// The same URL signed with another secret is another issuer setting too.
+	other := process(prod)
+	other.cfg.IssuerSecret = secret.New("issuer-secret-of-staging")
+	if d := announce(other, "worker.3"); !strings.Contains(d, ": worker.3") {
+		t.Errorf("a worker with another REKEY_ISSUER_SECRET: disagreement %q", d)
+	}
+	if err := c.st.WithdrawSharedSettings(ctx, "worker.3"); err != nil {
+		t.Fatal(err)
+	}
+	pg := process("")
+	pg.cfg.Issuer = config.IssuerPostgres
+	if d := announce(pg, "worker.pg"); !strings.Contains(d, "REKEY_ISSUER=postgres@") || !strings.Contains(d, "REKEY_ISSUER=http:") {
+		t.Errorf("a worker on the PostgreSQL issuer beside webhook ones: disagreement %q", d)
+	}
+	if err := c.st.WithdrawSharedSettings(ctx, "worker.pg"); err != nil {
+		t.Fatal(err)
 	}
 	staging := process(prod)
 	staging.cfg.HerokuAPIURL = "https://heroku-fake.staging.example"
-	if d := staging.announceSettings(ctx, "worker.2", sharedSettings(staging.cfg), ""); !strings.Contains(d, "HEROKU_API_URL=heroku-fake.staging.example@") {
+	if d := announce(staging, "worker.2"); !strings.Contains(d, "HEROKU_API_URL=heroku-fake.staging.example: worker.2") {
 		t.Errorf("a worker pushing to another Heroku API: disagreement %q", d)
 	}
 }

@@ -199,14 +199,14 @@ func TestSettingsVariantsAreExported(t *testing.T) {
 	}
 	// The issuer is compared among the processes that announce one.
 	for _, p := range []string{"worker.1", "worker.2"} {
-		if err := st.AnnounceSharedSettings(ctx, p, same+" REKEY_ISSUER_URL=issuer.example@1a2b3c4d", time.Minute); err != nil {
+		if err := st.AnnounceSharedSettings(ctx, p, same+" REKEY_ISSUER=http:issuer.example@1a2b3c4d", time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if v, ok := scrapeGauge(t, col, "rekey_settings_variants"); !ok || v != 1 {
 		t.Errorf("workers with one issuer beside a web process without: rekey_settings_variants %v (%v), want 1", v, ok)
 	}
-	if err := st.AnnounceSharedSettings(ctx, "worker.2", same+" REKEY_ISSUER_URL=localhost:5613@9f8e7d6c", time.Minute); err != nil {
+	if err := st.AnnounceSharedSettings(ctx, "worker.2", same+" REKEY_ISSUER=http:localhost:5613@9f8e7d6c", time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if v, ok := scrapeGauge(t, col, "rekey_settings_variants"); !ok || v != 2 {
