@@ -68,7 +68,7 @@ plan's summary and ask on a terminal, and need --confirm off one (nothing is enq
 	fl := c.Flags()
 	fl.BoolVar(&f.all, "all", false, "rotate every live instance")
 	fl.StringVar(&f.from, "from", "", "read instance ids from `FILE` (- for stdin)")
-	fl.StringVar(&f.reason, "reason", "operator request", "why, for the audit trail")
+	fl.StringVar(&f.reason, "reason", defaultReason, "why, for the audit trail")
 	fl.DurationVar(&f.grace, "grace", 0, "grace period before old credentials are revoked (default: each instance's own); "+
 		"rekey revocations expedite revokes them sooner")
 	fl.StringVar(&f.queue, "queue", "", "interactive, default or bulk (default: interactive for one id, bulk for --all and --from, else default); "+
@@ -82,6 +82,9 @@ plan's summary and ask on a terminal, and need --confirm off one (nothing is enq
 	fl.BoolVar(&f.confirm, "confirm", false, "go ahead without asking (required off a terminal for --all and long --from lists)")
 	return c
 }
+
+// defaultReason is a rotation's reason when --reason is left out or empty.
+const defaultReason = "operator request"
 
 // check refuses flag combinations that make no sense.
 func (f *rotateFlags) check() error {
@@ -107,14 +110,15 @@ func (f *rotateFlags) check() error {
 		return usagef("--plan changes nothing, so there is nothing to --wait for")
 	case f.all && f.queue == tasks.QueueInteractive:
 		return errInteractiveFleet("--all")
-	case strings.TrimSpace(f.reason) == "":
-		return usagef("--reason must say why, for the audit trail")
 	case len(f.reason) > tasks.MaxReasonLen:
 		return usagef("--reason is longer than %d bytes", tasks.MaxReasonLen)
 	case strings.ContainsFunc(f.reason, printable.Unsafe):
 		// As the API refuses it: a reason is one line of text in the
 		// audit trail, the batch list and the customer's dashboard.
 		return usagef("--reason holds a line break, a control or a bidi character: give one line of text")
+	}
+	if strings.TrimSpace(f.reason) == "" {
+		f.reason = defaultReason // as the API takes an empty reason: a script's unset $TICKET
 	}
 	if f.queue == "" {
 		f.queue = tasks.QueueDefault

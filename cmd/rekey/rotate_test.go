@@ -227,7 +227,7 @@ func TestRotateNamedIDs(t *testing.T) {
 		{"one id goes interactive", []string{"inst-00000", "--reason", "leak"}, "", map[string]int{"interactive": 1}},
 		{"several ids go default", []string{"inst-00000", "inst-00001", "inst-00000"}, "", map[string]int{"default": 2}},
 		{"one id named twice goes interactive", []string{"inst-00000", "inst-00000"}, "", map[string]int{"interactive": 1}},
-		{"empty reason", []string{"inst-00000", "--reason", " "}, "--reason must say why", nil},
+		{"empty reason", []string{"inst-00000", "--reason", " "}, "", map[string]int{"interactive": 1}},
 		{"reason of two lines", []string{"inst-00000", "--reason", "INC-1\n\x1b[31mfake"}, "--reason holds a line break", nil},
 		{"reason too long", []string{"inst-00000", "--reason", strings.Repeat("x", tasks.MaxReasonLen+1)}, "--reason is longer", nil},
 		{"queue flag", []string{"--queue", "bulk", "inst-00000"}, "", map[string]int{"bulk": 1}},
