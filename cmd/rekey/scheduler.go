@@ -275,7 +275,7 @@ func unquarantineInstance(ctx context.Context, env *environ, a *app, id string) 
 // unquarantineAll puts every quarantined instance back, a page at a time,
 // and says how many.
 func unquarantineAll(ctx context.Context, env *environ, a *app) error {
-	n := 0
+	n, seen := 0, map[string]bool{}
 	for {
 		ids, _, err := a.store.Quarantined(ctx, 500)
 		if err != nil {
@@ -284,19 +284,24 @@ func unquarantineAll(ctx context.Context, env *environ, a *app) error {
 		if len(ids) == 0 {
 			break
 		}
-		progress := false
+		fresh := false
 		for _, id := range ids {
+			if seen[id] {
+				continue // quarantined again meanwhile: one pass is what --all asks
+			}
+			seen[id], fresh = true, true
+			// A stale entry (no such instance, or not quarantined) is
+			// removed by the call, so the next page moves on.
 			ok, err := a.store.Unquarantine(ctx, id, "operator (rekey scheduler unquarantine --all)")
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("%s unquarantined, then: %w", instances(n), err)
 			}
 			if ok {
 				n++
-				progress = true
 			}
 		}
-		if !progress {
-			break // what is left is no instance's (a stale entry), or another process's doing
+		if !fresh {
+			break
 		}
 	}
 	fmt.Fprintf(env.stdout, "%s no longer quarantined; each is back at its next scheduled slot\n", instances(n))

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/seal"
@@ -155,6 +157,12 @@ func TestSchedulerUnquarantineSeveralOrAll(t *testing.T) {
 	}
 	wantLines(t, g.run(t, "unquarantine", "inst-00", "inst-01"), "inst-00 is no longer quarantined", "inst-01 is no longer quarantined")
 	wantLines(t, g.run(t, "status"), "quarantined:        10: inst-02, inst-03, inst-04, inst-05, inst-06, ...")
+	// Stale entries, sorted first, do not stop the walk.
+	for i := range 600 {
+		if err := g.st.Redis().ZAdd(ctx, "rekey:quarantined", redis.Z{Score: 0, Member: fmt.Sprintf("gone-%03d", i)}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	wantLines(t, g.run(t, "unquarantine", "--all"), "10 instances no longer quarantined")
 	wantLines(t, g.run(t, "status"), "quarantined:        0 ")
 	if _, n, err := g.st.Quarantined(ctx, 1); err != nil || n != 0 {

@@ -123,8 +123,16 @@ return 'ok'
 // cap, fleet event cap, who asked.
 // Returns "ok", or "not_quarantined". Error: "not_found".
 var unquarantineScript = eventScript(luaSchedule, `
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
-if get(KEYS[1], 'quarantined_at') == '' then return 'not_quarantined' end
+-- An entry of the quarantined set with no instance, or one not
+-- quarantined, is stale: it goes, so that a walk of the set moves on.
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  return redis.error_reply('not_found')
+end
+if get(KEYS[1], 'quarantined_at') == '' then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  return 'not_quarantined'
+end
 redis.call('HDEL', KEYS[1], 'quarantined_at', 'quarantine_reason', 'fail_streak')
 redis.call('ZREM', KEYS[4], ARGV[1])
 local p = sched_period(KEYS[3], ARGV[3])
