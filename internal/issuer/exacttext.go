@@ -1,6 +1,8 @@
 package issuer
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"unicode/utf8"
 )
@@ -72,4 +74,32 @@ func hex4(b []byte) (rune, bool) {
 // either would reach the dynos cut short or misnamed.
 func usableVar(name, value string) bool {
 	return name != "" && value != "" && !strings.ContainsAny(name, "\x00=") && !strings.Contains(value, "\x00")
+}
+
+// namesOnce reports whether the JSON object raw names no key twice.
+// encoding/json keeps the last of a repeated key silently: an issuer that
+// wrote a var twice gave two values, and which one its credential holds
+// cannot be told. Text that is no object passes: decoding it fails.
+func namesOnce(raw []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return true
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		name, ok := t.(string)
+		if err != nil || !ok {
+			return true
+		}
+		if seen[name] {
+			return false
+		}
+		seen[name] = true
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return true
+		}
+	}
+	return true
 }

@@ -446,23 +446,26 @@ func TestMintAnswerTooLargeStillNamesItsCredential(t *testing.T) {
 // An issuer's answer that encoding/json would read as other text than the
 // issuer wrote (bytes that are not UTF-8, half a surrogate pair escaped
 // alone, both read as U+FFFD), or whose vars cannot reach a dyno's
-// environment as written (a NUL, an '=' in a name), names a credential
+// environment as written (a NUL, an '=' in a name), or names a var twice
+// (encoding/json keeps the last value silently), names a credential
 // whose config no app could use: it is refused as unusable, so that it is
 // revoked, never pushed. What encoding/json reads exactly passes as it is.
 func TestMintAnswerReadOtherwiseThanWrittenIsUnusable(t *testing.T) {
 	t.Parallel()
 	answer := func(config string) string { return `{"credential_id":"cred_9","config":{` + config + `}}` }
 	refused := map[string]string{
-		"not UTF-8":                 `"MYADDON_URL":"postgres://u:p` + "\xff" + `@h/d"`,
-		"not UTF-8 in a name":       `"MYADDON_` + "\xc3" + `URL":"postgres://u:p@h/d"`,
-		"a first half alone":        `"MYADDON_URL":"postgres://u:p\ud800@h/d"`,
-		"a first half at the end":   `"MYADDON_URL":"postgres://u:p@h/d\ud83d"`,
-		"a second half alone":       `"MYADDON_URL":"postgres://u:p\udc00@h/d"`,
-		"two first halves":          `"MYADDON_URL":"postgres://u:p\ud83d\ud83d@h/d"`,
-		"a NUL escaped":             `"MYADDON_URL":"postgres://u:p\u0000@h/d"`,
-		"a NUL in a name":           `"MYADDON\u0000_URL":"postgres://u:p@h/d"`,
-		"an '=' in a name":          `"MYADDON_URL=x":"postgres://u:p@h/d"`,
-		"one good var, one bad var": `"MYADDON_URL":"postgres://u:p@h/d","MYADDON_KEY":"k\udfff"`,
+		"not UTF-8":                  `"MYADDON_URL":"postgres://u:p` + "\xff" + `@h/d"`,
+		"not UTF-8 in a name":        `"MYADDON_` + "\xc3" + `URL":"postgres://u:p@h/d"`,
+		"a first half alone":         `"MYADDON_URL":"postgres://u:p\ud800@h/d"`,
+		"a first half at the end":    `"MYADDON_URL":"postgres://u:p@h/d\ud83d"`,
+		"a second half alone":        `"MYADDON_URL":"postgres://u:p\udc00@h/d"`,
+		"two first halves":           `"MYADDON_URL":"postgres://u:p\ud83d\ud83d@h/d"`,
+		"a NUL escaped":              `"MYADDON_URL":"postgres://u:p\u0000@h/d"`,
+		"a NUL in a name":            `"MYADDON\u0000_URL":"postgres://u:p@h/d"`,
+		"an '=' in a name":           `"MYADDON_URL=x":"postgres://u:p@h/d"`,
+		"one good var, one bad var":  `"MYADDON_URL":"postgres://u:p@h/d","MYADDON_KEY":"k\udfff"`,
+		"a var named twice":          `"MYADDON_URL":"postgres://u:one@h/d","MYADDON_URL":"postgres://u:two@h/d"`,
+		"a var named twice, escaped": `"MYADDON_URL":"postgres://u:one@h/d","MYADDON\u005fURL":"postgres://u:two@h/d"`,
 	}
 	for name, config := range refused {
 		t.Run(name, func(t *testing.T) {
