@@ -78,9 +78,10 @@ type Clock struct {
 	uncertainty atomic.Int64 // nanoseconds
 	measured    chan struct{}
 	once        sync.Once
-	// mu serialises measurements, so that skewed tells the truth.
+	// mu serialises measurements, so that skewed and keptAt tell the truth.
 	mu     sync.Mutex
 	skewed bool
+	keptAt time.Time // local time of the sample kept (better)
 }
 
 // New returns a Clock that reads the local clock unchanged until its first
@@ -124,7 +125,8 @@ func (c *Clock) Offset() (Sample, bool) {
 func (c *Clock) Measured() <-chan struct{} { return c.measured }
 
 // Measure asks Redis for its time once, and corrects Now by the offset
-// found. It logs clock_skew when the offset passes the threshold, and
+// found, unless the sample is much less sure than the one kept (better).
+// It logs clock_skew when the offset passes the threshold, and
 // clock_skew_ended when it comes back within it.
 func (c *Clock) Measure(ctx context.Context) (Sample, error) {
 	c.mu.Lock()
@@ -137,11 +139,32 @@ func (c *Clock) Measure(ctx context.Context) (Sample, error) {
 	}
 	rtt := max(after.Sub(before), 0)
 	s := Sample{Offset: at.Sub(before.Add(rtt / 2)), Uncertainty: rtt / 2}
+	if !c.better(s, after) {
+		return s, nil
+	}
 	c.offset.Store(int64(s.Offset))
 	c.uncertainty.Store(int64(s.Uncertainty))
+	c.keptAt = after
 	c.report(s)
 	c.once.Do(func() { close(c.measured) })
 	return s, nil
+}
+
+// keepFor is how long a sample stands against later ones much less sure
+// than it: a TIME that waited behind a long script in Redis comes back late,
+// and taken as it is it would move Now ahead by half that wait.
+const keepFor = 5 * time.Minute
+
+// better reports whether sample s, taken at local time at, should replace
+// the one kept: the first one always, then one no less than half as sure
+// (or within 5 ms), or any once the kept one is keepFor old, so that a
+// link that became slow for good is followed. Called with mu held.
+func (c *Clock) better(s Sample, at time.Time) bool {
+	if _, ok := c.Offset(); !ok {
+		return true
+	}
+	kept := time.Duration(c.uncertainty.Load())
+	return s.Uncertainty <= max(2*kept, 5*time.Millisecond) || at.Sub(c.keptAt) >= keepFor || at.Before(c.keptAt)
 }
 
 // report logs a change between a clock within the threshold and one past

@@ -185,3 +185,42 @@ func (c *countingRedis) Time(ctx context.Context) *redis.TimeCmd {
 	c.calls.Add(1)
 	return c.Source.Time(ctx)
 }
+
+// A TIME that waited behind a long script in Redis (here 800 ms) reads
+// Redis's clock late, and taken as it is would move Now ahead by half the
+// wait: it is not taken while the kept sample is fresh, and is once the
+// kept one is old, so that a link slow for good is followed.
+func TestASlowSampleDoesNotMoveTheClock(t *testing.T) {
+	t.Parallel()
+	redisNow := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
+	local := redisNow.Add(-time.Millisecond) // on time: the round trip's midpoint is redisNow
+	src := &fakeRedis{now: redisNow, rtt: 2 * time.Millisecond, local: &local}
+	c, err := redisclock.New(redisclock.Params{Redis: src, Local: func() time.Time { return local }, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Measure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := c.Offset()
+	slow := func() redisclock.Sample {
+		t.Helper()
+		src.now, src.rtt = local.Add(800*time.Millisecond), 800*time.Millisecond // read at the end of the wait
+		s, err := c.Measure(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if s := slow(); s.Offset != 400*time.Millisecond {
+		t.Fatalf("the slow sample = %+v, want it 400 ms off", s)
+	}
+	if got, _ := c.Offset(); got != good {
+		t.Errorf("after a sample 400 times less sure, Offset = %+v, want the kept %+v", got, good)
+	}
+	local = local.Add(10 * time.Minute)
+	slow()
+	if got, _ := c.Offset(); got.Uncertainty != 400*time.Millisecond {
+		t.Errorf("10 minutes on, Offset = %+v, want the slow sample taken", got)
+	}
+}
