@@ -196,8 +196,8 @@ const readBackAfter = 2
 // under Heroku's 5xx a call per retry. A read-back that fails proves
 // nothing, and the run pushes.
 func (h *Rotate) landedBefore(ctx context.Context, r *rotation) bool {
-	attempts, settled, err := h.deps.Store.PushAttempts(ctx, r.p.RotationID)
-	if err != nil || attempts-settled < readBackAfter {
+	// As the claim read them: no command more on a rerun.
+	if r.claim.PushAttempts-r.claim.PushSettled < readBackAfter {
 		return false
 	}
 	held, err := h.heldByHeroku(ctx, r)

@@ -58,7 +58,7 @@ func (s *Store) ClaimMany(ctx context.Context, reqs []RotationRequest) []ClaimOu
 			out[i].Err = scriptError("claim "+reqs[i].InstanceID, err)
 			continue
 		}
-		out[i].Claim, out[i].Err = claimFrom(reqs[i].InstanceID, res)
+		out[i].Claim, out[i].Err = s.claimFrom(reqs[i].InstanceID, res)
 	}
 	return out
 }

@@ -82,6 +82,10 @@ type Claim struct {
 	// PushAttempted is true once a run sent the credential to Heroku,
 	// whatever came back: Heroku may hold it.
 	PushAttempted bool
+	// PushAttempts counts the pushes sent, PushSettled those whose answer
+	// settled them (a refusal, or an hour gone by), as PushAttempts reads
+	// them, at the claim.
+	PushAttempts, PushSettled int64
 	// Refused, with Status Skipped, says which limit refused the request
 	// (limits.go); nil for any other outcome.
 	Refused *Refusal
@@ -129,17 +133,17 @@ func (s *Store) claim(ctx context.Context, r RotationRequest, brief bool) (Claim
 	if err != nil {
 		return Claim{}, scriptError("claim "+r.InstanceID, err)
 	}
-	return claimFrom(r.InstanceID, res)
+	return s.claimFrom(r.InstanceID, res)
 }
 
-func claimFrom(instanceID string, res []any) (Claim, error) {
+func (s *Store) claimFrom(instanceID string, res []any) (Claim, error) {
 	str := func(i int) string { v, _ := res[i].(string); return v }
 	switch len(res) {
 	case 3, 4: // a brief claim, and whether it moved the rotation it joined
 		return Claim{Status: ClaimStatus(str(0)), RotationID: str(1), State: str(2), Moved: len(res) == 4}, nil
 	case 6: // refused by a limit (limits.go)
 		return Claim{Status: ClaimStatus(str(0)), RotationID: str(1), Refused: refusalFrom(res)}, nil
-	case 10:
+	case 12:
 	default:
 		return Claim{}, fmt.Errorf("claim: unexpected reply of %d items", len(res))
 	}
@@ -157,6 +161,7 @@ func claimFrom(instanceID string, res []any) (Claim, error) {
 	c.Instance = instanceFrom(instanceID, m)
 	c.PushAttempted = str(7) != ""
 	c.Queue, c.Moved = str(8), str(9) != ""
+	c.PushAttempts, c.PushSettled = s.pushCounts(str(10), str(11), str(7))
 	return c, nil
 }
 
@@ -686,12 +691,20 @@ func (s *Store) PushAttempts(ctx context.Context, rotationID string) (attempts, 
 	a, _ := vals[0].(string)
 	b, _ := vals[1].(string)
 	c, _ := vals[2].(string)
-	attempts, _ = strconv.ParseInt(a, 10, 64)
-	settled, _ = strconv.ParseInt(b, 10, 64)
-	if last, err := strconv.ParseInt(c, 10, 64); err == nil && ms(s.now())-last >= s.pushWindow.Milliseconds() {
+	attempts, settled = s.pushCounts(a, b, c)
+	return attempts, settled, nil
+}
+
+// pushCounts reads a rotation's push_attempts, push_settled and
+// push_attempted_at: every attempt counts settled once the last is
+// UnansweredPushWindow old.
+func (s *Store) pushCounts(attemptsField, settledField, lastField string) (attempts, settled int64) {
+	attempts, _ = strconv.ParseInt(attemptsField, 10, 64)
+	settled, _ = strconv.ParseInt(settledField, 10, 64)
+	if last, err := strconv.ParseInt(lastField, 10, 64); err == nil && ms(s.now())-last >= s.pushWindow.Milliseconds() {
 		settled = attempts
 	}
-	return attempts, settled, nil
+	return attempts, settled
 }
 
 // UnansweredPushWindow is how long after a push that got no answer, or a

@@ -182,7 +182,8 @@ return 'ok'
 // Returns {status, rotation id, rotation state, credential id, previous
 // credential id (for a failed rotation: its discarded one), revoke_at ms,
 // instance hash as a flat list, push attempted at ms or "", the rotation's
-// queue, "1" when the request moved it or ""}, or {status, rotation id,
+// queue, "1" when the request moved it or "", push attempts, pushes
+// settled}, or {status, rotation id,
 // rotation state} when brief, with "1" after it when the request moved the
 // rotation it joined; status
 // is one of claimed, resumed, joined, done, skipped. A request the limits
@@ -192,13 +193,14 @@ return 'ok'
 var claimScript = eventScript(luaLimits, `
 -- The fields reply reads of a rotation, in its order; the requested
 -- rotation's are read once, with its batch, up front.
-local rotation_fields = {'state', 'previous', 'revoke_at', 'discarded', 'finished_at', 'credential_id', 'push_attempted_at', 'queue'}
+local rotation_fields = {'state', 'previous', 'revoke_at', 'discarded', 'finished_at', 'credential_id', 'push_attempted_at', 'queue',
+  'push_attempts', 'push_settled'}
 local function reply(status, rot, rkey, r, moved)
   moved = moved and '1' or ''
   if status == 'claimed' then
     -- Just written: nothing to read back.
     if ARGV[12] == '1' then return {status, rot, 'requested'} end
-    return {status, rot, 'requested', '', '', '', redis.call('HGETALL', KEYS[1]), '', ARGV[6], ''}
+    return {status, rot, 'requested', '', '', '', redis.call('HGETALL', KEYS[1]), '', ARGV[6], '', '', ''}
   end
   if ARGV[12] == '1' then
     local st = r and (r[1] or '') or get(rkey, 'state')
@@ -208,7 +210,8 @@ local function reply(status, rot, rkey, r, moved)
   r = r or redis.call('HMGET', rkey, unpack(rotation_fields))
   local st, prev, at = r[1] or '', r[2] or '', r[3] or ''
   if st == 'failed' then prev, at = r[4] or '', r[5] or '' end
-  return {status, rot, st, r[6] or '', prev, at, redis.call('HGETALL', KEYS[1]), r[7] or '', r[8] or '', moved}
+  return {status, rot, st, r[6] or '', prev, at, redis.call('HGETALL', KEYS[1]), r[7] or '', r[8] or '', moved,
+    r[9] or '', r[10] or ''}
 end
 -- unstarted_of_cancelled: whether a rotation in state st of batch batch
 -- is one of a cancelled batch that has not started (nothing minted). A
