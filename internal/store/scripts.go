@@ -291,7 +291,8 @@ if inst[2] and inst[2] ~= '' then return redis.error_reply('deprovisioned') end
 local inflight = inst[3] or ''
 if inflight ~= '' then
   local ikey = KEYS[6] .. inflight
-  local cur = redis.call('HMGET', ikey, 'state', 'batch_id', 'queue', 'joined_by', 'started_at', 'moved_at', 'kept_at')
+  local cur = redis.call('HMGET', ikey, 'state', 'batch_id', 'queue', 'joined_by', 'started_at', 'moved_at', 'kept_at',
+    'customer_joined')
   local st = cur[1] or ''
   if unstarted_of_cancelled(ikey, st, cur[2] or '', cur[6], cur[7], cur[4]) then
     -- Joined, this request would end with it, its instance not rotated.
@@ -339,13 +340,16 @@ if inflight ~= '' then
         set[#set + 1], set[#set + 2] = 'joined_more', '1'
       end
     end
+    -- A customer's join is in its instance's history once a rotation,
+    -- and out of the fleet stream: one customer's clicks must push
+    -- neither its own audit trail nor other tenants' out of their caps.
+    local gkey, note = KEYS[5], true
+    if ARGV[14] == '1' then
+      gkey, note = '', not cur[8]
+      if note then set[#set + 1], set[#set + 2] = 'customer_joined', ARGV[3] end
+    end
     if #set > 0 then redis.call('HSET', ikey, unpack(set)) end
-    -- A customer's join stays out of the fleet stream (its instance's
-    -- history has it): one customer's clicks must not push other tenants'
-    -- audit trail out of the capped stream.
-    local gkey = KEYS[5]
-    if ARGV[14] == '1' then gkey = '' end
-    emit(KEYS[4], gkey, ARGV[8], ARGV[9], ARGV[2], 'joined', inflight, '', ARGV[5], ARGV[3])
+    if note then emit(KEYS[4], gkey, ARGV[8], ARGV[9], ARGV[2], 'joined', inflight, '', ARGV[5], ARGV[3]) end
     return reply('joined', inflight, ikey, nil, moved)
   end
 end

@@ -11,6 +11,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/internal/web"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -116,6 +117,46 @@ func TestAClickMovesAWavesRotationOnceAndLeavesNoBatch(t *testing.T) {
 	}
 	if batches, err := f.st.Batches(ctx, store.BatchQuery{Limit: 100}); err != nil || len(batches) != 1 {
 		t.Errorf("batches after more clicks: %+v, %v; want only the wave's", batches, err)
+	}
+}
+
+// Clicks on a rotation still requested (its mint not done: a slow issuer,
+// a queue backlog) go to the claim, which joins it: the instance's history
+// notes the customer's join once, however many clicks, so that clicks
+// cannot push operators' events out of its capped history; and the daily
+// limit, which counts the rotations a customer starts, refuses none of
+// them.
+func TestClicksOnARequestedRotationJoinOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(p *web.Params) { p.CustomerLimits = store.CustomerLimits{PerDay: 1} })
+	ctx := context.Background()
+	f.register("inst-1", "cred-0")
+	session := f.login("inst-1")
+	token := f.csrf(session)
+	if c := noticeOf(f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)); c == nil || c.Value != "rotate" {
+		t.Fatalf("first click: notice %v, want rotate", c)
+	}
+	for i := range 30 {
+		resp := f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)
+		if c := noticeOf(resp); resp.status != http.StatusSeeOther || c == nil || c.Value != "joined" {
+			t.Fatalf("click %d on the requested rotation: %d %s, notice %v; want 303 with the joined notice", i+2, resp.status, resp.body, c)
+		}
+	}
+	hist, err := f.st.Events(ctx, "inst-1", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := 0
+	for _, e := range hist {
+		if e.Type == store.EventJoined {
+			joined++
+		}
+	}
+	if joined != 1 {
+		t.Errorf("%d joined events in the instance's history after 30 clicks, want 1", joined)
+	}
+	if batches, err := f.st.Batches(ctx, store.BatchQuery{Limit: 100}); err != nil || len(batches) != 1 {
+		t.Errorf("%d batches (%v), want the first click's only", len(batches), err)
 	}
 }
 

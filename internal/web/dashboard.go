@@ -124,7 +124,9 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 		s.redirectWithNotice(w, r, "joined")
 		return
 	}
-	if err == nil {
+	if err == nil && (v.InFlightRotationID == "" || !v.DeprovisionedAt.IsZero()) {
+		// With a rotation in flight the claim joins it, whatever the
+		// limits say: they count the rotations a customer starts.
 		if refused, err := s.refusedByLimits(ctx, v); err != nil || refused != "" {
 			s.refuseClick(w, r, refused, err)
 			return
@@ -173,7 +175,8 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 // to it: move one waiting in a paced wave ahead of the wave (fleet.Overtakes;
 // docs/design.md, "Pacing a wave"), end one of a cancelled batch and start
 // the customer's own, or join it. A customer's join there writes its
-// instance's history only, and leaves no batch (fleet.Request.Customer).
+// instance's history once a rotation, and leaves no batch
+// (fleet.Request.Customer).
 func underWay(v instanceView) bool {
 	if !v.DeprovisionedAt.IsZero() || v.InFlightRotationID == "" {
 		return false
