@@ -118,7 +118,7 @@ func (f *rotateFlags) check() error {
 		return usagef("--reason holds a line break, a control or a bidi character: give one line of text")
 	}
 	if strings.TrimSpace(f.reason) == "" {
-		f.reason = defaultReason // as the API takes an empty reason: a script's unset $TICKET
+		f.reason = defaultReason // a script's unset $TICKET; the API, too, takes an empty reason for its default
 	}
 	if f.queue == "" {
 		f.queue = tasks.QueueDefault

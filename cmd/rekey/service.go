@@ -183,7 +183,10 @@ func issuerIdentity(cfg *config.Config) string {
 	switch {
 	case cfg.Issuer == config.IssuerPostgres:
 		return "postgres@" + keyedFingerprint(cfg.PostgresDerivationKey(), postgresServers(cfg))
-	case cfg.Issuer == config.IssuerHTTP && cfg.IssuerURL != "":
+	case cfg.Issuer == config.IssuerHTTP && cfg.IssuerURL != "" && !cfg.IssuerSecret.IsZero():
+		// Without its secret (a web or clock process on a VM may lack
+		// REKEY_ISSUER_SECRET) the fingerprint would be a plain hash:
+		// such a process announces no issuer.
 		host := "?"
 		if u, err := url.Parse(cfg.IssuerURL); err == nil && u.Host != "" {
 			host = u.Host
@@ -207,10 +210,12 @@ func postgresServers(cfg *config.Config) string {
 	return b.String()
 }
 
-// keyedFingerprint is the first 8 hex digits of s's HMAC-SHA-256 under key.
+// keyedFingerprint is the first 8 hex digits of the HMAC-SHA-256 of s
+// under key, labelled so that it is no HMAC the key makes for another use
+// (the issuer's request signatures).
 func keyedFingerprint(key []byte, s string) string {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte(s))
+	m.Write([]byte("rekey shared settings v1\x00" + s))
 	return hex.EncodeToString(m.Sum(nil)[:4])
 }
 

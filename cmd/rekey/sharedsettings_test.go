@@ -101,6 +101,16 @@ func TestAWorkerWithAnotherIssuerSaysSo(t *testing.T) {
 	if d := announce(process(""), "clock.1"); d != "" {
 		t.Errorf("a clock process without an issuer: disagreement %q", d)
 	}
+	// A process with the URL but not the secret (a web process on a VM)
+	// announces no issuer: its fingerprint would be a plain hash.
+	unsigned := process(prod)
+	unsigned.cfg.IssuerSecret = secret.String{}
+	if d := announce(unsigned, "web.2"); d != "" {
+		t.Errorf("a process without REKEY_ISSUER_SECRET: disagreement %q", d)
+	}
+	if strings.Contains(sharedSettings(unsigned.cfg), "REKEY_ISSUER") {
+		t.Errorf("a process without REKEY_ISSUER_SECRET announces an issuer: %q", sharedSettings(unsigned.cfg))
+	}
 	d := announce(process("http://127.0.0.1:5613/rekey/tok-3f9a"), "worker.laptop")
 	for _, want := range []string{"REKEY_ISSUER=http:issuer.example.com@", ": web.1, worker.1", "REKEY_ISSUER=http:127.0.0.1:5613@", ": worker.laptop"} {
 		if !strings.Contains(d, want) {

@@ -157,14 +157,19 @@ const keepFor = 5 * time.Minute
 
 // better reports whether sample s, taken at local time at, should replace
 // the one kept: the first one always, then one no less than half as sure
-// (or within 5 ms), or any once the kept one is keepFor old, so that a
-// link that became slow for good is followed. Called with mu held.
+// (or within 5 ms); one whose range (offset ± uncertainty) excludes the
+// kept one's, since the clock moved (an NTP step) and the kept offset is
+// wrong whatever the new one's doubt; or any once the kept one is keepFor
+// old, so that a link that became slow for good is followed. Called with
+// mu held.
 func (c *Clock) better(s Sample, at time.Time) bool {
-	if _, ok := c.Offset(); !ok {
+	kept, ok := c.Offset()
+	if !ok {
 		return true
 	}
-	kept := time.Duration(c.uncertainty.Load())
-	return s.Uncertainty <= max(2*kept, 5*time.Millisecond) || at.Sub(c.keptAt) >= keepFor || at.Before(c.keptAt)
+	return s.Uncertainty <= max(2*kept.Uncertainty, 5*time.Millisecond) ||
+		(s.Offset-kept.Offset).Abs() > s.Uncertainty+kept.Uncertainty ||
+		at.Sub(c.keptAt) >= keepFor || at.Before(c.keptAt)
 }
 
 // report logs a change between a clock within the threshold and one past

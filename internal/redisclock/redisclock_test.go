@@ -203,9 +203,10 @@ func TestASlowSampleDoesNotMoveTheClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	good, _ := c.Offset()
+	step := time.Duration(0) // Redis's clock less the local one, once the local one stepped
 	slow := func() redisclock.Sample {
 		t.Helper()
-		src.now, src.rtt = local.Add(800*time.Millisecond), 800*time.Millisecond // read at the end of the wait
+		src.now, src.rtt = local.Add(step+800*time.Millisecond), 800*time.Millisecond // read at the end of the wait
 		s, err := c.Measure(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -217,6 +218,25 @@ func TestASlowSampleDoesNotMoveTheClock(t *testing.T) {
 	}
 	if got, _ := c.Offset(); got != good {
 		t.Errorf("after a sample 400 times less sure, Offset = %+v, want the kept %+v", got, good)
+	}
+	// The machine's clock steps 2 s ahead (NTP): a slow sample now rules
+	// out the kept offset, and is taken however unsure.
+	local, step = local.Add(2*time.Second), -2*time.Second
+	want := -2*time.Second + 400*time.Millisecond
+	if s := slow(); s.Offset != want {
+		t.Fatalf("the slow sample after the step = %+v, want offset %s", s, want)
+	}
+	if got, _ := c.Offset(); got.Offset != want {
+		t.Errorf("after the clock stepped, Offset = %+v, want the slow sample's", got)
+	}
+	// A sure sample again, then, 10 minutes on, a slow one within its
+	// range: taken, the kept one being old.
+	src.now, src.rtt = local.Add(step+time.Millisecond), 2*time.Millisecond
+	if _, err := c.Measure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Offset(); got.Uncertainty != time.Millisecond {
+		t.Fatalf("a sure sample after the slow ones: Offset = %+v", got)
 	}
 	local = local.Add(10 * time.Minute)
 	slow()
