@@ -272,36 +272,30 @@ func unquarantineInstance(ctx context.Context, env *environ, a *app, id string) 
 	return nil
 }
 
-// unquarantineAll puts every quarantined instance back, a page at a time,
-// and says how many.
+// unquarantineAll puts back every instance quarantined when it starts
+// (read first, a page at a time, then put back one by one), and says how
+// many. An entry of the set with no quarantined instance behind it is
+// dropped on the way.
 func unquarantineAll(ctx context.Context, env *environ, a *app) error {
-	n, seen := 0, map[string]bool{}
+	var ids []string
 	for {
-		ids, _, err := a.store.Quarantined(ctx, 500)
+		page, _, err := a.store.QuarantinedFrom(ctx, int64(len(ids)), 500)
 		if err != nil {
 			return err
 		}
-		if len(ids) == 0 {
+		if len(page) == 0 {
 			break
 		}
-		fresh := false
-		for _, id := range ids {
-			if seen[id] {
-				continue // quarantined again meanwhile: one pass is what --all asks
-			}
-			seen[id], fresh = true, true
-			// A stale entry (no such instance, or not quarantined) is
-			// removed by the call, so the next page moves on.
-			ok, err := a.store.Unquarantine(ctx, id, "operator (rekey scheduler unquarantine --all)")
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("%s unquarantined, then: %w", instances(n), err)
-			}
-			if ok {
-				n++
-			}
+		ids = append(ids, page...)
+	}
+	n := 0
+	for _, id := range ids {
+		ok, err := a.store.Unquarantine(ctx, id, "operator (rekey scheduler unquarantine --all)")
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%s unquarantined, then: %w", instances(n), err)
 		}
-		if !fresh {
-			break
+		if ok {
+			n++
 		}
 	}
 	fmt.Fprintf(env.stdout, "%s no longer quarantined; each is back at its next scheduled slot\n", instances(n))

@@ -399,8 +399,14 @@ func (k unquarantineKeys) list() []string {
 // Quarantined returns how many instances are quarantined and the ids of up
 // to limit of them, longest quarantined first.
 func (s *Store) Quarantined(ctx context.Context, limit int64) ([]string, int64, error) {
+	return s.QuarantinedFrom(ctx, 0, limit)
+}
+
+// QuarantinedFrom is Quarantined from the offset-th quarantined instance
+// on, in the set's order, for a walk of the whole set.
+func (s *Store) QuarantinedFrom(ctx context.Context, offset, limit int64) ([]string, int64, error) {
 	pipe := s.rdb.Pipeline()
-	ids := pipe.ZRange(ctx, quarantinedKey(), 0, limit-1)
+	ids := pipe.ZRange(ctx, quarantinedKey(), offset, offset+limit-1)
 	n := pipe.ZCard(ctx, quarantinedKey())
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, 0, fmt.Errorf("quarantined instances: %w", err)
