@@ -66,23 +66,31 @@ func TestClicksWhileARotationRunsWriteNothing(t *testing.T) {
 	}
 }
 
+// batchRotation claims inst-1's rotation rot for batch, on queue, as a
+// producer does before its task exists.
+func batchRotation(t *testing.T, f *fixture, batch, rot, queue string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := f.st.CreateBatch(ctx, batch, "operator", 1); err != nil {
+		t.Fatal(err)
+	}
+	req := store.RotationRequest{InstanceID: "inst-1", RotationID: rot, BatchID: batch, Queue: queue}
+	if _, err := f.st.ClaimBrief(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A click on an instance whose rotation waits in a paced wave still moves
-// it ahead of the wave (docs/design.md, "Pacing a wave"), once: the clicks
-// after it find it moved and write nothing. The click that only moved the
-// wave's rotation leaves no batch of its own, nor a "joined" event in the
-// fleet stream; nor do the clicks after it, which join it at its claim.
+// it ahead of the wave (docs/design.md, "Pacing a wave"), once. The click
+// that moved the wave's rotation leaves no batch of its own, nor a
+// "joined" event in the fleet stream; nor do the clicks after it, which
+// join it at its claim.
 func TestAClickMovesAWavesRotationOnceAndLeavesNoBatch(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	f.register("inst-1", "cred-0")
-	if err := f.st.CreateBatch(ctx, "bat-wave", "wave", 1); err != nil {
-		t.Fatal(err)
-	}
-	req := store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-wave", BatchID: "bat-wave", Queue: tasks.QueueBulk}
-	if _, err := f.st.ClaimBrief(ctx, req); err != nil {
-		t.Fatal(err)
-	}
+	batchRotation(t, f, "bat-wave", "rot-wave", tasks.QueueBulk)
 	session := f.login("inst-1")
 	token := f.csrf(session)
 	if c := noticeOf(f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)); c == nil || c.Value != "joined" {
@@ -169,13 +177,7 @@ func TestAClickOnACancelledBatchsRotationStartsItsOwn(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	f.register("inst-1", "cred-0")
-	if err := f.st.CreateBatch(ctx, "bat-op", "operator", 1); err != nil {
-		t.Fatal(err)
-	}
-	req := store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-op", BatchID: "bat-op", Queue: tasks.QueueDefault}
-	if _, err := f.st.ClaimBrief(ctx, req); err != nil {
-		t.Fatal(err)
-	}
+	batchRotation(t, f, "bat-op", "rot-op", tasks.QueueDefault)
 	if err := f.st.CancelBatch(ctx, "bat-op"); err != nil {
 		t.Fatal(err)
 	}
