@@ -295,18 +295,26 @@ func reportProblems(w io.Writer, f rotateFlags, problems []fleet.Problem, valid 
 		fmt.Fprintf(w, "%s left out (--skip-invalid)\n", n)
 		return nil
 	}
+	var err error
 	if valid == 0 {
-		return fmt.Errorf("%s cannot be rotated (above) and no other is given, so nothing is enqueued", n)
+		err = fmt.Errorf("%s cannot be rotated (above) and no other is given, so nothing is enqueued", n)
+	} else {
+		them, ones := "them", "ones"
+		if len(problems) == 1 {
+			them = "it"
+		}
+		if valid == 1 {
+			ones = "one"
+		}
+		err = fmt.Errorf("%s cannot be rotated (above), so nothing is enqueued; fix %s, or pass --skip-invalid to rotate the %d valid %s",
+			n, them, valid, ones)
 	}
-	them, ones := "them", "ones"
-	if len(problems) == 1 {
-		them = "it"
+	if where == "argument" && slices.ContainsFunc(problems, func(p fleet.Problem) bool { return p.Kind == fleet.ProblemMalformed }) {
+		// An argument that is no instance id at all is a wrong call (exit
+		// 2), as `instances show` takes one; an unknown id is not.
+		return usagef("%v", err)
 	}
-	if valid == 1 {
-		ones = "one"
-	}
-	return fmt.Errorf("%s cannot be rotated (above), so nothing is enqueued; fix %s, or pass --skip-invalid to rotate the %d valid %s",
-		n, them, valid, ones)
+	return err
 }
 
 // rotate requests the rotations and, with --wait, follows the batch;

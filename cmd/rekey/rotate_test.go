@@ -233,6 +233,8 @@ func TestRotateNamedIDs(t *testing.T) {
 		{"queue flag", []string{"--queue", "bulk", "inst-00000"}, "", map[string]int{"bulk": 1}},
 		{"unknown refused whole", []string{"inst-00000", "nope"}, "1 argument cannot be rotated (above), so nothing is enqueued; " +
 			"fix it, or pass --skip-invalid to rotate the 1 valid one", nil},
+		{"malformed pair", []string{"inst-00000/cred_x"}, "1 argument cannot be rotated (above)", nil},
+		{"malformed beside a valid one", []string{"inst-00000", ""}, "1 argument cannot be rotated (above)", nil},
 		{"only unknown", []string{"nope", "nada"}, "2 arguments cannot be rotated (above) and no other is given, so nothing is enqueued", nil},
 		{"unknown skipped", []string{"inst-00000", "nope", "--skip-invalid"}, "", map[string]int{"default": 1}},
 		{"no source", nil, "one of them", nil},
@@ -254,6 +256,11 @@ func TestRotateNamedIDs(t *testing.T) {
 			}
 			if tt.wantErr != "" && len(c.batchKeys(t)) > 0 {
 				t.Error("a refused request created a batch")
+			}
+			// Ids that are no instance id are a wrong call (exit 2); unknown ones are not.
+			if malformed := strings.HasPrefix(tt.name, "malformed"); strings.Contains(tt.wantErr, "cannot be rotated") &&
+				isUsage(err) != malformed {
+				t.Errorf("usage error (exit 2): %v, want %v", isUsage(err), malformed)
 			}
 		})
 	}
