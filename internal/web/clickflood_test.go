@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -29,9 +30,7 @@ func TestClicksWhileARotationRunsWriteNothing(t *testing.T) {
 	f.register("inst-1", "cred-0")
 	session := f.login("inst-1")
 	token := f.csrf(session)
-	if c := noticeOf(f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)); c == nil || c.Value != "rotate" {
-		t.Fatalf("first click: notice %v, want rotate", c)
-	}
+	clickRotate(t, f, session, token, "rotate", "first click")
 	in, err := f.st.Instance(ctx, "inst-1")
 	if err != nil {
 		t.Fatal(err)
@@ -42,9 +41,8 @@ func TestClicksWhileARotationRunsWriteNothing(t *testing.T) {
 	}
 	before := redistest.Dump(t, f.r)
 	for i := range 40 {
-		resp := f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)
-		if c := noticeOf(resp); resp.status != http.StatusSeeOther || c == nil || c.Value != "joined" {
-			t.Fatalf("click %d while the rotation runs: %d, notice %v; want 303 with the joined notice", i+2, resp.status, c)
+		if resp := clickRotate(t, f, session, token, "joined", fmt.Sprintf("click %d while the rotation runs", i+2)); resp.status != http.StatusSeeOther {
+			t.Fatalf("click %d while the rotation runs: %d, want 303", i+2, resp.status)
 		}
 	}
 	if after := redistest.Dump(t, f.r); after != before {
@@ -64,6 +62,28 @@ func TestClicksWhileARotationRunsWriteNothing(t *testing.T) {
 	if err != nil || len(batches) != 2 {
 		t.Errorf("%d batches (%v), want 2: the first click's and the operator's", len(batches), err)
 	}
+}
+
+// clickRotate posts the dashboard's rotate button and fails the test
+// unless its answer carries the notice want.
+func clickRotate(t *testing.T, f *fixture, session *http.Cookie, token, want, what string) reply {
+	t.Helper()
+	resp := f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)
+	if c := noticeOf(resp); c == nil || c.Value != want {
+		t.Fatalf("%s: %d, notice %v; want %s", what, resp.status, c, want)
+	}
+	return resp
+}
+
+// countEvents counts the events of type typ.
+func countEvents(events []store.Event, typ string) int {
+	n := 0
+	for _, e := range events {
+		if e.Type == typ {
+			n++
+		}
+	}
+	return n
 }
 
 // batchRotation claims inst-1's rotation rot for batch, on queue, as a
@@ -93,9 +113,7 @@ func TestAClickMovesAWavesRotationOnceAndLeavesNoBatch(t *testing.T) {
 	batchRotation(t, f, "bat-wave", "rot-wave", tasks.QueueBulk)
 	session := f.login("inst-1")
 	token := f.csrf(session)
-	if c := noticeOf(f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)); c == nil || c.Value != "joined" {
-		t.Fatalf("click on a wave's rotation: notice %v, want joined", c)
-	}
+	clickRotate(t, f, session, token, "joined", "click on a wave's rotation")
 	if r, err := f.st.Rotation(ctx, "rot-wave"); err != nil || r.Queue != tasks.QueueInteractive {
 		t.Errorf("wave's rotation after the click: %+v, %v; want it moved to the interactive queue", r, err)
 	}
@@ -110,15 +128,11 @@ func TestAClickMovesAWavesRotationOnceAndLeavesNoBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range events {
-		if e.Type == store.EventJoined {
-			t.Errorf("a customer's join is in the fleet stream: %+v", e)
-		}
+	if n := countEvents(events, store.EventJoined); n != 0 {
+		t.Errorf("%d customer's joins in the fleet stream, want none", n)
 	}
 	for range 5 {
-		if c := noticeOf(f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)); c == nil || c.Value != "joined" {
-			t.Fatalf("click after the move: notice %v, want joined", c)
-		}
+		clickRotate(t, f, session, token, "joined", "click after the move")
 	}
 	if q := f.queued(tasks.QueueInteractive); len(q) != 1 {
 		t.Errorf("interactive queue holds %v after more clicks, want the one task", q)
@@ -141,26 +155,17 @@ func TestClicksOnARequestedRotationJoinOnce(t *testing.T) {
 	f.register("inst-1", "cred-0")
 	session := f.login("inst-1")
 	token := f.csrf(session)
-	if c := noticeOf(f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)); c == nil || c.Value != "rotate" {
-		t.Fatalf("first click: notice %v, want rotate", c)
-	}
+	clickRotate(t, f, session, token, "rotate", "first click")
 	for i := range 30 {
-		resp := f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)
-		if c := noticeOf(resp); resp.status != http.StatusSeeOther || c == nil || c.Value != "joined" {
-			t.Fatalf("click %d on the requested rotation: %d %s, notice %v; want 303 with the joined notice", i+2, resp.status, resp.body, c)
+		if resp := clickRotate(t, f, session, token, "joined", fmt.Sprintf("click %d on the requested rotation", i+2)); resp.status != http.StatusSeeOther {
+			t.Fatalf("click %d on the requested rotation: %d %s, want 303", i+2, resp.status, resp.body)
 		}
 	}
 	hist, err := f.st.Events(ctx, "inst-1", 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	joined := 0
-	for _, e := range hist {
-		if e.Type == store.EventJoined {
-			joined++
-		}
-	}
-	if joined != 1 {
+	if joined := countEvents(hist, store.EventJoined); joined != 1 {
 		t.Errorf("%d joined events in the instance's history after 30 clicks, want 1", joined)
 	}
 	if batches, err := f.st.Batches(ctx, store.BatchQuery{Limit: 100}); err != nil || len(batches) != 1 {
@@ -182,9 +187,7 @@ func TestAClickOnACancelledBatchsRotationStartsItsOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	session := f.login("inst-1")
-	if c := noticeOf(f.postForm("/dashboard/rotate", url.Values{"csrf_token": {f.csrf(session)}}, session)); c == nil || c.Value != "rotate" {
-		t.Fatalf("click on a cancelled batch's rotation: notice %v, want rotate", c)
-	}
+	clickRotate(t, f, session, f.csrf(session), "rotate", "click on a cancelled batch's rotation")
 	in, err := f.st.Instance(ctx, "inst-1")
 	if err != nil || in.InFlight == "" || in.InFlight == "rot-op" {
 		t.Errorf("in flight after the click: %q (%v); want the customer's own rotation", in.InFlight, err)
@@ -222,26 +225,14 @@ func TestRevokeNowAgainWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fleet := 0
-	for _, e := range events {
-		if e.Type == store.EventRevokeExpedited {
-			fleet++
-		}
-	}
-	if fleet != 1 {
+	if fleet := countEvents(events, store.EventRevokeExpedited); fleet != 1 {
 		t.Errorf("%d expedite events in the fleet stream, want the customer's one", fleet)
 	}
 	hist, err := f.st.Events(ctx, "inst-1", 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for _, e := range hist {
-		if e.Type == store.EventRevokeExpedited {
-			n++
-		}
-	}
-	if n != 1 {
+	if n := countEvents(hist, store.EventRevokeExpedited); n != 1 {
 		t.Errorf("the instance's history holds %d expedites, want the one", n)
 	}
 }
