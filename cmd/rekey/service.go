@@ -166,10 +166,19 @@ func sharedSettings(cfg *config.Config) string {
 	if id := issuerIdentity(cfg); id != "" {
 		s += " REKEY_ISSUER=" + id
 	}
-	if u, err := url.Parse(cfg.HerokuAPIURL); err == nil && u.Host != "" {
-		s += " HEROKU_API_URL=" + u.Host
+	if cfg.HerokuAPIURL != "" {
+		s += " HEROKU_API_URL=" + urlHost(cfg.HerokuAPIURL)
 	}
 	return s
+}
+
+// urlHost is raw's host and port, "?" when it has none: never its user
+// info, path or query, which may carry a secret.
+func urlHost(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return "?"
 }
 
 // issuerIdentity names the issuer a process mints from: "http:HOST@FP" for
@@ -187,11 +196,7 @@ func issuerIdentity(cfg *config.Config) string {
 		// Without its secret (a web or clock process on a VM may lack
 		// REKEY_ISSUER_SECRET) the fingerprint would be a plain hash:
 		// such a process announces no issuer.
-		host := "?"
-		if u, err := url.Parse(cfg.IssuerURL); err == nil && u.Host != "" {
-			host = u.Host
-		}
-		return "http:" + host + "@" + keyedFingerprint([]byte(cfg.IssuerSecret.Reveal()), cfg.IssuerURL)
+		return "http:" + urlHost(cfg.IssuerURL) + "@" + keyedFingerprint([]byte(cfg.IssuerSecret.Reveal()), cfg.IssuerURL)
 	}
 	return ""
 }
@@ -201,11 +206,7 @@ func issuerIdentity(cfg *config.Config) string {
 func postgresServers(cfg *config.Config) string {
 	var b strings.Builder
 	for _, srv := range cfg.PostgresServers {
-		host := "?"
-		if u, err := url.Parse(srv.AdminURL.Reveal()); err == nil {
-			host = u.Host
-		}
-		fmt.Fprintf(&b, "%s=%s,", srv.ID, host)
+		fmt.Fprintf(&b, "%s=%s,", srv.ID, urlHost(srv.AdminURL.Reveal()))
 	}
 	return b.String()
 }
