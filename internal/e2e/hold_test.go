@@ -25,11 +25,13 @@ const (
 	testQuiet   = time.Second
 	testRecheck = 500 * time.Millisecond
 	// releaseSlack covers asynq's polling, the jitter and a loaded CI
-	// machine on top of one quiet period and one re-check: 3 s was passed
-	// by up to 1.1 s while 200 instances' revocations ran beside the rest
-	// of the suite on two cores. What the tests tell apart is a release
-	// soon after the use stops from one at the hold's cap, minutes later.
-	releaseSlack = 10 * time.Second
+	// machine on top of one quiet period and one re-check: on two cores,
+	// with the rest of the suite beside it, 3 s was passed by up to 1.1 s
+	// and 10 s by up to 4 s. What the tests tell apart is a release soon
+	// after the use stops from one at the hold's cap, ten minutes later,
+	// so the slack stays far under that cap rather than near the typical
+	// release.
+	releaseSlack = 40 * time.Second
 )
 
 func testHolds(max time.Duration, keep bool) *handlers.HoldPolicy {
@@ -77,7 +79,7 @@ func TestHoldWaitsForDisuse(t *testing.T) {
 		until[id] = time.Now().Add(time.Second)
 		w.sb.Demo.UseUntil(cred, until[id], "203.0.113.4")
 	}
-	w.waitRevoked(time.Minute)
+	w.waitRevoked(2 * time.Minute)
 	var worst time.Duration
 	for _, s := range samples {
 		late := checkHoldOutcome(t, w, s, until[s.ID])
