@@ -102,7 +102,11 @@ func openApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app,
 	pinging.Store(false)
 	if err != nil {
 		_ = a.Close()
-		msg := fmt.Sprintf("connect to REDIS_URL (%s): %s", a.rdb.Options().Addr, a.redact(err.Error()))
+		opt := a.rdb.Options()
+		msg := fmt.Sprintf("connect to REDIS_URL (%s): %s", opt.Addr, a.redact(err.Error()))
+		if hint := health.TLSMismatch(ctx, opt.Addr, opt.TLSConfig != nil); hint != "" {
+			return nil, errors.New(msg + "\n" + hint)
+		}
 		if _, ok := errors.AsType[*net.OpError](err); ok {
 			return nil, &redisDownError{msg: msg}
 		}

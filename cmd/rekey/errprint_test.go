@@ -176,6 +176,26 @@ func TestUnreachableRedisIsOneError(t *testing.T) {
 	}
 }
 
+// A one-shot command whose REDIS_URL's scheme disagrees with the server's
+// TLS says which scheme to use, rather than "EOF" or a timeout.
+func TestRedisURLSchemeThatDisagreesWithTLSSaysWhich(t *testing.T) {
+	plain := redistest.StartServerAt(t, redistest.FreePort(t)).Addr
+	tlsOnly := redistest.StartTLSServer(t)
+	for _, tc := range []struct{ url, want string }{
+		{"redis://" + tlsOnly + "/0", "takes TLS connections only: use rediss://"},
+		// Without retries and with a short dial, as a test can afford.
+		{"rediss://" + plain + "/0?max_retries=-1&dial_timeout=1s&read_timeout=1s", "answers without TLS: use redis://"},
+	} {
+		vars := map[string]string{"REDIS_URL": tc.url, "REKEY_ENCRYPTION_KEYS": base64.StdEncoding.EncodeToString(testKey)}
+		env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+			stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+		err := runCommand(context.Background(), env, "holds", "list")
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "no Redis answered there") {
+			t.Errorf("REDIS_URL %s: err = %v, want %q", tc.url, err, tc.want)
+		}
+	}
+}
+
 // A worker started with REKEY_ENCRYPTION_KEYS that lack the key the
 // fingerprint key was sealed under (a new key set without the old one)
 // would fail every rotation it took: it refuses to start, saying which

@@ -161,10 +161,14 @@ func (r *Redis) record(err error) {
 	}
 }
 
-// downDetail says why a ping failed in an operator's words: Redis answers
+// downDetail says why a ping failed in an operator's words: REDIS_URL's
+// scheme disagrees with the server's TLS (WrongTLSError) or Redis answers
 // but refuses REDIS_URL (URLRefusal), which waiting alone does not mend, or
 // it does not answer.
 func downDetail(err error) string {
+	if wrong, ok := errors.AsType[*WrongTLSError](err); ok {
+		return wrong.Hint
+	}
 	if why := URLRefusal(err); why != "" {
 		return why
 	}

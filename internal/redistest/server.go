@@ -3,10 +3,19 @@ package redistest
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -26,7 +35,7 @@ func startServer() (*source, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr, _, err := runServer(port, privateDatabases)
+	addr, _, err := runServer(port, privateDatabases, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +58,7 @@ func FreePort(t testing.TB) int {
 // starts before Redis needs a real server: t fails without redis-server.
 func StartServerAt(t testing.TB, port int) *Redis {
 	t.Helper()
-	addr, cmd, err := runServer(port, 1)
+	addr, cmd, err := runServer(port, 1, nil)
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
@@ -62,9 +71,65 @@ func StartServerAt(t testing.TB, port int) *Redis {
 	return r
 }
 
-// runServer starts redis-server on a loopback port and waits until it
-// answers. The server is told to die with the test binary (Pdeathsig).
-func runServer(port, databases int) (string, *exec.Cmd, error) {
+// StartTLSServer runs a private redis-server that takes TLS connections
+// only (a self-signed certificate, no client certificate asked), with one
+// database, until t ends, and returns its address.
+func StartTLSServer(t testing.TB) string {
+	t.Helper()
+	port := FreePort(t)
+	dir := t.TempDir()
+	cert, key, err := selfSigned(dir)
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	tlsArgs := &serverTLS{args: []string{"--port", "0", "--tls-port", strconv.Itoa(port), "--tls-cert-file", cert,
+		"--tls-key-file", key, "--tls-ca-cert-file", cert, "--tls-auth-clients", "no"}}
+	addr, cmd, err := runServer(port, 1, tlsArgs)
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return addr
+}
+
+// serverTLS is what runServer adds for a server that speaks TLS only.
+type serverTLS struct{ args []string }
+
+// selfSigned writes a certificate for 127.0.0.1 and its key into dir.
+func selfSigned(dir string) (certFile, keyFile string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "redistest"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, nil
+}
+
+// runServer starts redis-server on a loopback port, plain or (with tlsOnly)
+// TLS only, and waits until it answers. The server is told to die with the
+// test binary (Pdeathsig).
+func runServer(port, databases int, tlsOnly *serverTLS) (string, *exec.Cmd, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return "", nil, fmt.Errorf("redis-server not on PATH")
@@ -77,13 +142,18 @@ func runServer(port, databases int) (string, *exec.Cmd, error) {
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir,
 		"--databases", strconv.Itoa(databases))
+	var tlsCfg *tls.Config
+	if tlsOnly != nil {
+		cmd.Args = append(cmd.Args, tlsOnly.args...)
+		tlsCfg = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // the test's own self-signed server.
+	}
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return "", nil, fmt.Errorf("start redis-server: %w", err)
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	if err := waitReady(addr, 10*time.Second); err != nil {
+	if err := waitReady(addr, tlsCfg, 10*time.Second); err != nil {
 		_ = cmd.Process.Kill()
 		return "", nil, fmt.Errorf("redis-server on %s: %w (output: %s)", addr, err, out.String())
 	}
@@ -99,8 +169,8 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func waitReady(addr string, within time.Duration) error {
-	c := redis.NewClient(&redis.Options{Addr: addr})
+func waitReady(addr string, tlsCfg *tls.Config, within time.Duration) error {
+	c := redis.NewClient(&redis.Options{Addr: addr, TLSConfig: tlsCfg})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
