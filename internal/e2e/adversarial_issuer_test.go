@@ -223,9 +223,11 @@ func TestAdversarialIssuerRedirectOnRevoke(t *testing.T) {
 		n, retried)
 }
 
-// The issuer's app is renamed, so Heroku's router answers every DELETE with
-// its HTML "no such app" 404 page. None is taken for a revocation, and the
-// revocation is retried until the issuer answers again (refusedRevocations).
+// Heroku's router answers every DELETE with its HTML "no such app" 404
+// page (a route of the issuer's app renamed). None is taken for a
+// revocation; the issuer's verify, still answering, says why (the
+// credential works), and the revocation is retried until the issuer
+// answers again (refusedRevocations).
 func TestAdversarialIssuerNotFoundPageOnRevoke(t *testing.T) {
 	t.Parallel()
 	n, _ := refusedRevocations(t, func(rw http.ResponseWriter, _ *http.Request) {
@@ -233,8 +235,35 @@ func TestAdversarialIssuerNotFoundPageOnRevoke(t *testing.T) {
 		rw.WriteHeader(http.StatusNotFound)
 		_, _ = io.WriteString(rw, "<!DOCTYPE html><html><head><title>No such app</title></head>"+
 			"<body><h1>There is nothing here, yet.</h1></body></html>")
-	}, "status 404 ("+issuer.CodeNotFoundPage+")")
+	}, "status 404 ("+issuer.CodeStillWorks+")")
 	t.Logf("%d DELETEs answered with a 404 page and retried; revoked once the issuer answered", n)
+}
+
+// A deploy drops the issuer's DELETE route, so the API gateway in front of
+// it answers every revocation with its own JSON 404 for an unrouted path,
+// or a catch-all route answers 200 with the app's index page saved with a
+// byte-order mark: neither reached the issuer. The issuer's verify, still
+// routed, says the old credential works, so no such answer is taken for a
+// revocation; each is retried until the route is back (refusedRevocations).
+func TestAdversarialIssuerUnroutedDeleteOnRevoke(t *testing.T) {
+	t.Parallel()
+	for name, answer := range map[string]struct {
+		status   int
+		ct, body string
+	}{
+		"gateway 404": {http.StatusNotFound, "application/json", `{"message":"Not Found"}`},
+		"index page":  {http.StatusOK, "text/html", "\ufeff<!DOCTYPE html><html><head><title>App</title></head><body>nothing here</body></html>"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			n, _ := refusedRevocations(t, func(rw http.ResponseWriter, _ *http.Request) {
+				rw.Header().Set("Content-Type", answer.ct)
+				rw.WriteHeader(answer.status)
+				_, _ = io.WriteString(rw, answer.body)
+			}, "("+issuer.CodeStillWorks+")")
+			t.Logf("%d DELETEs answered by something other than the issuer and retried; revoked once the route was back", n)
+		})
+	}
 }
 
 // A firewall in front of the issuer (an allowlist that lost the workers'

@@ -259,13 +259,15 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 	case err != nil:
 		return err
 	case ok2xx(a.status) && a.htmlPage():
-		return &Error{Op: "revoke", Status: a.status, Code: CodePageAnswer}
+		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status,
+			&Error{Op: "revoke", Status: a.status, Code: CodePageAnswer})
 	case ok2xx(a.status):
 		return nil
 	case a.status == http.StatusNotFound && a.page() && !h.pageGone:
-		return &Error{Op: "revoke", Status: a.status, Code: CodeNotFoundPage}
+		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status,
+			&Error{Op: "revoke", Status: a.status, Code: CodeNotFoundPage})
 	case a.status == http.StatusNotFound:
-		return nil
+		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status, nil)
 	case a.status >= 400 && a.status <= 499 && a.htmlPage():
 		// A refusal that came as an HTML page (a firewall's block page, a
 		// proxy's sign-in) is not the issuer's word: the revocation is
@@ -274,6 +276,40 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 		return &Error{Op: "revoke", Status: a.status, Code: CodePageAnswer}
 	}
 	return answerError("revoke", a.status, a.body)
+}
+
+// confirmRevoked asks the issuer's verify about a credential whose DELETE
+// was answered by something that may not be the issuer: a 404 (the
+// issuer's "no such credential", or a gateway's or a framework's answer
+// for a path it has no route for, whose bodies no list covers) or a 2xx
+// page. It returns what the DELETE's answer alone means (nil for revoked,
+// or the page's error), unless verify says otherwise in the issuer's own
+// words:
+//   - 409, 410 or 422, not a page: the credential does not work, so it is
+//     revoked, whatever stood in front of the DELETE;
+//   - a 2xx that is not a page: the credential works, so the DELETE did
+//     not reach the issuer (I3): CodeStillWorks, retried;
+//   - a 5xx, a 3xx or no answer: the question is open, and the revocation
+//     is tried again rather than recorded.
+//
+// A 404 to verify (an issuer without verify, or one that forgets what it
+// revoked), a page and any other answer leave the DELETE's meaning as it
+// was. So an issuer that keeps to the contract loses nothing, and one that
+// answers verify keeps a dropped DELETE route from recording revocations
+// that never happened.
+func (h *HTTP) confirmRevoked(ctx context.Context, u, instanceID, credentialID string, deleteStatus int, otherwise error) error {
+	v, err := h.do(ctx, "revoke", http.MethodPost, u+"/verify", credentialBody(ActionVerify, instanceID, credentialID))
+	switch {
+	case err != nil:
+		return err
+	case doesNotWork(v.status) && !v.page():
+		return nil
+	case ok2xx(v.status) && !v.htmlPage():
+		return &Error{Op: "revoke", Status: deleteStatus, Code: CodeStillWorks}
+	case v.status >= 300 && v.status <= 399, v.status >= 500:
+		return answerError("revoke", v.status, nil)
+	}
+	return otherwise
 }
 
 // credentialBody is the body of verify and revoke. It names the credential
@@ -334,10 +370,28 @@ func (a answer) page() bool {
 // whatever its Content-Type says. A 2xx is judged so, not by page: Express
 // (res.send) and Flask label any text an issuer answers with text/html,
 // while a catch-all route's index or a proxy's sign-in page is HTML.
+//
+// A byte-order mark, an XML prolog (XHTML) or a page that opens with a
+// tag http.DetectContentType does not know (<meta>, for a refresh) hides
+// the page from it: a body that opens with markup and holds one of an
+// HTML page's own tags near its start is a page too.
 func (a answer) htmlPage() bool {
-	mt, _, err := mime.ParseMediaType(http.DetectContentType(bytes.TrimSpace(a.body)))
-	return err == nil && mt == "text/html"
+	body := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(a.body), []byte("\xef\xbb\xbf")))
+	if mt, _, err := mime.ParseMediaType(http.DetectContentType(body)); err == nil && mt == "text/html" {
+		return true
+	}
+	if len(body) == 0 || body[0] != '<' {
+		return false
+	}
+	head := bytes.ToLower(body[:min(len(body), pageTagWindow)])
+	return slices.ContainsFunc(pageTags, func(tag string) bool { return bytes.Contains(head, []byte(tag)) })
 }
+
+// pageTags are tags of an HTML page that no issuer's JSON answer opens
+// with, looked for in a body's first pageTagWindow bytes.
+var pageTags = []string{"<html", "<head", "<body", "<meta", "<title", "<script", "<!doctype html"}
+
+const pageTagWindow = 1024
 
 // defaultNotFound are web frameworks' answers, spaces trimmed, for a path
 // they have no route for: Go's net/http, Starlette and FastAPI, Phoenix's

@@ -157,6 +157,10 @@ func IsPermanent(err error) bool {
 	// So did a page answered to DELETE or to a verify, 2xx or 4xx.
 	case errors.As(err, &e) && e.Code == CodePageAnswer:
 		return false
+	// So did a 404 to DELETE of a credential the issuer's verify says
+	// still works.
+	case errors.As(err, &e) && e.Code == CodeStillWorks:
+		return false
 	case errors.As(err, &e):
 		return permanentStatus(e.Status)
 	}

@@ -1,0 +1,151 @@
+package issuer_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/issuer"
+)
+
+// reply is one scripted answer: a status, a Content-Type and a body.
+type reply struct {
+	status   int
+	ct, body string
+}
+
+// Gateways' and frameworks' answers for a path they have no route for,
+// which no list of known bodies covers: a DELETE route dropped in a
+// deploy answers every revocation with one of them.
+var unroutedNotFound = map[string]reply{
+	"aws api gateway": {404, "application/json", `{"message":"Not Found"}`},
+	"kong":            {404, "application/json; charset=utf-8", `{"message":"no Route matched with those values"}`},
+	"fastify":         {404, "application/json", `{"message":"Route DELETE:/credentials/x not found","error":"Not Found","statusCode":404}`},
+	"koa":             {404, "text/plain; charset=utf-8", "Not Found"},
+	"empty":           {404, "", ""},
+}
+
+// Pages a catch-all route or a proxy answers with 200, which sniffing the
+// Content-Type of the body alone misses.
+var hiddenPages = map[string]reply{
+	"index with a byte-order mark": {200, "text/html; charset=utf-8",
+		"\ufeff<!DOCTYPE html><html><head><title>App</title></head><body><div id=\"root\"></div></body></html>"},
+	"xhtml sign-in page": {200, "text/html", `<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
+		`<html xmlns="http://www.w3.org/1999/xhtml"><head><title>Sign in</title></head><body><form></form></body></html>`},
+	"meta refresh": {200, "text/html", `<meta http-equiv="refresh" content="0; url=/sso/login"><p>Signing in...</p>`},
+}
+
+// revokeAgainst serves DELETE with del and verify with verify, and returns
+// how many verifies were asked and what Revoke made of it.
+func revokeAgainst(t *testing.T, del, verify reply) (int, error) {
+	t.Helper()
+	var verifies atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		a := del
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/verify") {
+			a = verify
+			verifies.Add(1)
+		}
+		if a.ct != "" {
+			w.Header().Set("Content-Type", a.ct)
+		}
+		w.WriteHeader(a.status)
+		_, _ = io.WriteString(w, a.body)
+	}))
+	t.Cleanup(srv.Close)
+	h, err := issuer.NewHTTP(srv.URL, key, issuer.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.Revoke(context.Background(), "inst-1", "cred_1")
+	return int(verifies.Load()), err
+}
+
+// A 404 to DELETE counts as a revocation (the contract's "no such
+// credential") unless the issuer's own verify says the credential still
+// works: then the DELETE never reached the issuer, and it is retried
+// (I3). An issuer without verify, one that forgets what it revoked, and one
+// that says the credential does not work lose nothing.
+func TestRevoke404IsCheckedWithVerify(t *testing.T) {
+	t.Parallel()
+	verifies := map[string]struct {
+		verify  reply
+		revoked bool
+		code    string // when not revoked
+	}{
+		"verify says it works":          {reply{200, "application/json", `{"ok":true}`}, false, issuer.CodeStillWorks},
+		"verify says it works, no body": {reply{204, "", ""}, false, issuer.CodeStillWorks},
+		"verify says it is revoked":     {reply{410, "application/json", `{"error":"credential_revoked"}`}, true, ""},
+		"verify says it does not work":  {reply{422, "application/json", `{"error":"unknown_credential"}`}, true, ""},
+		"verify unsupported":            {reply{404, "application/json", `{"error":"verify_unsupported"}`}, true, ""},
+		"verify answers a page":         {reply{200, "text/html", "<!DOCTYPE html><html><body>hi</body></html>"}, true, ""},
+		"verify refused":                {reply{403, "application/json", `{"error":"forbidden"}`}, true, ""},
+		"verify fails for now":          {reply{503, "text/plain", "down"}, false, "service_unavailable"},
+	}
+	for delName, del := range unroutedNotFound {
+		for verName, v := range verifies {
+			t.Run(delName+", "+verName, func(t *testing.T) {
+				t.Parallel()
+				asked, err := revokeAgainst(t, del, v.verify)
+				if asked != 1 {
+					t.Errorf("%d verifies asked, want 1", asked)
+				}
+				var e *issuer.Error
+				switch {
+				case v.revoked && err != nil:
+					t.Errorf("Revoke = %v, want revoked", err)
+				case !v.revoked && (!errors.As(err, &e) || e.Code != v.code || !issuer.IsTransient(err)):
+					t.Errorf("Revoke = %#v, want a transient %s error", err, v.code)
+				}
+			})
+		}
+	}
+}
+
+// A 2xx page to DELETE is no revocation (page_answer), however the page
+// opens, unless the issuer's own verify says the credential does not
+// work; a verify saying it works says why (still_works).
+func TestRevokePageAnswerIsCheckedWithVerify(t *testing.T) {
+	t.Parallel()
+	for name, page := range hiddenPages {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cases := []struct {
+				verify reply
+				code   string // "" for revoked
+			}{
+				{reply{404, "application/json", `{"error":"verify_unsupported"}`}, issuer.CodePageAnswer},
+				{page, issuer.CodePageAnswer},
+				{reply{200, "application/json", `{}`}, issuer.CodeStillWorks},
+				{reply{410, "application/json", `{"error":"credential_revoked"}`}, ""},
+			}
+			for _, c := range cases {
+				_, err := revokeAgainst(t, page, c.verify)
+				var e *issuer.Error
+				switch {
+				case c.code == "" && err != nil:
+					t.Errorf("verify %d: Revoke = %v, want revoked", c.verify.status, err)
+				case c.code != "" && (!errors.As(err, &e) || e.Code != c.code || !issuer.IsTransient(err)):
+					t.Errorf("verify %d %q: Revoke = %#v, want a transient %s error", c.verify.status, c.verify.body, err, c.code)
+				}
+			}
+		})
+	}
+}
+
+// The issuer's own JSON, XML-free answers to DELETE stay its word: a 2xx
+// that opens with markup but holds no page's tag is no page.
+func TestRevokeMarkupWithoutAPageIsTheIssuers(t *testing.T) {
+	t.Parallel()
+	asked, err := revokeAgainst(t, reply{200, "application/xml", `<revoked id="cred_1"/>`}, reply{200, "application/json", `{}`})
+	if err != nil || asked != 0 {
+		t.Errorf("Revoke = %v after %d verifies, want revoked without asking", err, asked)
+	}
+}
