@@ -55,7 +55,7 @@ not listed; 'rekey batches show ID' still finds them.`,
 			}
 			q := store.BatchQuery{Limit: limit, Running: running, Before: before}
 			return withProducer(c.Context(), env, "batches", func(a *app) error {
-				return listBatches(c.Context(), env.stdout, a.store, q, asJSON)
+				return listBatches(c.Context(), env.stdout, env.stderr, a.store, q, asJSON)
 			})
 		},
 	}
@@ -69,8 +69,9 @@ not listed; 'rekey batches show ID' still finds them.`,
 // maxBatchesListed bounds --limit: the batches are read and printed at once.
 const maxBatchesListed = 10000
 
-// listBatches prints the batches q names as a table, or as a JSON array.
-func listBatches(ctx context.Context, w io.Writer, st *store.Store, q store.BatchQuery, asJSON bool) error {
+// listBatches prints the batches q names as a table, or as a JSON array, on
+// w, and what is said about the list on notes (as listDeadRevocations does).
+func listBatches(ctx context.Context, w, notes io.Writer, st *store.Store, q store.BatchQuery, asJSON bool) error {
 	batches, err := st.Batches(ctx, q)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("--before %s: no such batch in the list (batches are kept 30 days)", printable.Text(q.Before))
@@ -92,7 +93,7 @@ func listBatches(ctx context.Context, w io.Writer, st *store.Store, q store.Batc
 		if q.Before != "" {
 			what += " after " + q.Before
 		}
-		_, err := fmt.Fprintf(w, "%s (batches are kept 30 days)\n", what)
+		_, err := fmt.Fprintf(notes, "%s (batches are kept 30 days)\n", what)
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -108,7 +109,7 @@ func listBatches(ctx context.Context, w io.Writer, st *store.Store, q store.Batc
 		return err
 	}
 	if len(batches) == q.Limit {
-		_, err = fmt.Fprintf(w, "%d batches listed, there may be more: --before %s lists older ones\n",
+		_, err = fmt.Fprintf(notes, "%d batches listed, there may be more: --before %s lists older ones\n",
 			len(batches), batches[len(batches)-1].ID)
 	}
 	return err
@@ -317,13 +318,14 @@ func followBatch(ctx context.Context, env *environ, st *store.Store, id string, 
 }
 
 // watchBatch looks at a batch every interval until it is done and returns
-// it. With progress it shows the progress on a terminal as a bar and
-// otherwise as a line per change (and one every half minute without
+// it. With progress it shows the progress on stderr, as git and curl do,
+// so that stdout holds only what the command reports: on a terminal as a
+// bar, otherwise as a line per change (and one every half minute without
 // change). With pause, it says on stderr when the bulk queue is paused, and
 // why, and when it runs again, while rotations of the batch are in flight.
 func watchBatch(ctx context.Context, env *environ, st *store.Store, id string, interval time.Duration, progress bool,
 	pause *pauseWatch) (store.Batch, error) {
-	tty := progress && isTerminal(env.stdout)
+	tty := progress && isTerminal(env.stderr)
 	var m meter
 	var last store.Batch
 	var printed time.Time
@@ -351,15 +353,15 @@ func watchBatch(ctx context.Context, env *environ, st *store.Store, id string, i
 		switch {
 		case !progress:
 		case tty:
-			m.draw(env.stdout, b)
+			m.draw(env.stderr, b)
 		case progressChanged(last, b) || now.Sub(printed) >= 30*time.Second:
-			fmt.Fprintln(env.stdout, m.line(now, b))
+			fmt.Fprintln(env.stderr, m.line(now, b))
 			printed = now
 		}
 		last = b
 		if b.Done {
 			if tty {
-				fmt.Fprintln(env.stdout)
+				fmt.Fprintln(env.stderr)
 			}
 			return b, nil
 		}
@@ -369,7 +371,7 @@ func watchBatch(ctx context.Context, env *environ, st *store.Store, id string, i
 					continue
 				}
 				if tty {
-					fmt.Fprintln(env.stdout) // leave the bar's line
+					fmt.Fprintln(env.stderr) // leave the bar's line
 					m.width = 0
 				}
 				fmt.Fprintln(env.stderr, line)
@@ -378,7 +380,7 @@ func watchBatch(ctx context.Context, env *environ, st *store.Store, id string, i
 		select {
 		case <-ctx.Done():
 			if tty {
-				fmt.Fprintln(env.stdout)
+				fmt.Fprintln(env.stderr)
 			}
 			return b, stoppedWatching(b, ctx.Err())
 		case <-tick.C:
@@ -460,7 +462,7 @@ func (m *meter) pace(b store.Batch) string {
 // line is the plain progress line.
 func (m *meter) line(now time.Time, b store.Batch) string {
 	return printable.Text(fmt.Sprintf("%s batch %s: %d/%d finished (%d succeeded, %d failed, %d cancelled), %d in flight, %s",
-		now.UTC().Format("15:04:05"), b.ID, finished(b), b.Enqueued, b.Succeeded, b.Failed, b.Cancelled,
+		now.UTC().Format("15:04:05Z"), b.ID, finished(b), b.Enqueued, b.Succeeded, b.Failed, b.Cancelled,
 		b.InFlight, m.pace(b)))
 }
 

@@ -79,28 +79,32 @@ func TestBatchesShowWait(t *testing.T) {
 		name string
 		args []string
 		fail bool
-		// first is printed before any rotation finishes ("" for none).
+		// first is printed on stderr before any rotation finishes ("" for
+		// none).
 		first   string
 		wantErr string
-		want    []string
+		want    []string // on stdout
+		// progress is on stderr at the end; stdout never holds it.
+		progress string
 	}{
-		{"plain lines", []string{"--wait"}, false, "0/3 finished", "", []string{
-			"3/3 finished (3 succeeded, 0 failed, 0 cancelled), 0 in flight", "done       yes"}},
+		{"plain lines", []string{"--wait"}, false, "0/3 finished", "", []string{"done       yes"},
+			"3/3 finished (3 succeeded, 0 failed, 0 cancelled), 0 in flight"},
 		{"failures exit non-zero", []string{"--wait"}, true, "0/3 finished", "1 rotation failed", []string{
-			"failed     1  (push:not_found 1)", "done       yes"}},
-		{"json", []string{"--wait", "--json"}, false, "", "", []string{`"done": true`, `"succeeded": 3`}},
+			"failed     1  (push:not_found 1)", "done       yes"}, "3/3 finished (2 succeeded, 1 failed"},
+		{"json", []string{"--wait", "--json"}, false, "", "", []string{`"done": true`, `"succeeded": 3`}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newCLI(t)
 			id, ids := startBatch(t, c, 3)
 			c.stdout.Reset()
+			c.stderr.Reset()
 			errc := make(chan error, 1)
 			env := c.env()
 			go func() {
 				errc <- runCommand(context.Background(), env, "batches", append([]string{"show", id, "--interval", "10ms"}, tt.args...)...)
 			}()
-			c.waitFor(t, "the first progress line", func() bool { return strings.Contains(c.stdout.String(), tt.first) })
+			c.waitFor(t, "the first progress line", func() bool { return strings.Contains(c.stderr.String(), tt.first) })
 			fail := map[string]bool{}
 			if tt.fail {
 				fail[ids[0]] = true
@@ -119,6 +123,9 @@ func TestBatchesShowWait(t *testing.T) {
 				if !strings.Contains(c.stdout.String(), w) {
 					t.Errorf("output lacks %q:\n%s", w, c.stdout)
 				}
+			}
+			if !strings.Contains(c.stderr.String(), tt.progress) || strings.Contains(c.stdout.String(), "finished (") {
+				t.Errorf("want the progress (%q) on stderr only:\nstdout: %s\nstderr: %s", tt.progress, c.stdout, c.stderr)
 			}
 		})
 	}
@@ -253,15 +260,17 @@ func TestBatchesList(t *testing.T) {
 		}
 	})
 	t.Run("pages", func(t *testing.T) {
+		// The rows alone on stdout, piped on; how to list older ones on
+		// stderr.
 		out := lines(t, "--limit", "1")
-		if len(out) != 3 || !strings.HasPrefix(out[1], second+" ") || !strings.Contains(out[2], "--before "+second) {
-			t.Fatalf("want %s and how to list older ones:\n%s", second, c.stdout)
+		if len(out) != 2 || !strings.HasPrefix(out[1], second+" ") || !strings.Contains(c.stderr.String(), "--before "+second) {
+			t.Fatalf("want %s on stdout and how to list older ones on stderr:\n%s\nstderr: %s", second, c.stdout, c.stderr)
 		}
 		if out := lines(t, "--limit", "1", "--before", second); len(out) < 2 || !strings.HasPrefix(out[1], first+" ") {
 			t.Errorf("want %s:\n%s", first, c.stdout)
 		}
-		if out := lines(t, "--before", first); len(out) != 1 || !strings.Contains(out[0], "no batches after "+first) {
-			t.Errorf("want no batches after the oldest:\n%s", c.stdout)
+		if lines(t, "--before", first); c.stdout.String() != "" || !strings.Contains(c.stderr.String(), "no batches after "+first) {
+			t.Errorf("want nothing on stdout and no batches after the oldest on stderr:\n%s\nstderr: %s", c.stdout, c.stderr)
 		}
 	})
 	t.Run("json", func(t *testing.T) {

@@ -36,7 +36,7 @@ Oldest first; never a secret.`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return withProducer(c.Context(), env, "holds", func(a *app) error {
-				return listHolds(c.Context(), env.stdout, a.store, asJSON)
+				return listHolds(c.Context(), env.stdout, env.stderr, a.store, asJSON)
 			})
 		},
 	}
@@ -84,8 +84,9 @@ fail. Asks on a terminal; needs --confirm off one.`,
 	}, list, release)
 }
 
-// listHolds prints the held revocations, oldest first.
-func listHolds(ctx context.Context, w io.Writer, st *store.Store, asJSON bool) error {
+// listHolds prints the held revocations, oldest first, on w, and what is
+// said about the list on notes (as listDeadRevocations does).
+func listHolds(ctx context.Context, w, notes io.Writer, st *store.Store, asJSON bool) error {
 	holds, err := st.Holds(ctx, holdsListLen)
 	if err != nil {
 		return err
@@ -94,7 +95,7 @@ func listHolds(ctx context.Context, w io.Writer, st *store.Store, asJSON bool) e
 		return writeJSON(w, holds)
 	}
 	if len(holds) == 0 {
-		_, err := fmt.Fprintln(w, "no held revocations")
+		_, err := fmt.Fprintln(notes, "no held revocations")
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -106,8 +107,11 @@ func listHolds(ctx context.Context, w io.Writer, st *store.Store, asJSON bool) e
 			timeOrDash(h.HeldAt), timeOrDash(h.LastUsedAt), printable.Text(dashIfEmpty(h.LastUsedBy)), timeOrDash(h.NextCheckAt),
 			timeOrDash(h.CapAt), h.Capped)
 	}
-	fmt.Fprintf(tw, "%d held revocations\n", len(holds))
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(notes, count(len(holds), "held revocation", "held revocations"))
+	return err
 }
 
 func dashIfEmpty(s string) string {

@@ -106,7 +106,8 @@ func TestCtrlCExits130(t *testing.T) {
 			t.Fatal(err)
 		}
 		id := batchID(t, c.stdout.String())
-		cmd, _, stderr := startRekey(t, c.vars(), printedBatch, "batches", "show", id, "--wait", "--interval", "50ms")
+		watching := func(_, stderr string) bool { return strings.Contains(stderr, "batch "+id+": ") }
+		cmd, _, stderr := startRekey(t, c.vars(), watching, "batches", "show", id, "--wait", "--interval", "50ms")
 		code := signalAndWait(t, cmd, syscall.SIGINT)
 		want := "rekey: interrupted: batch " + id + " was enqueued and keeps running without this command " +
 			"(0 of 1 rotations finished so far); follow it with 'rekey batches show " + id + " --wait'"

@@ -35,7 +35,7 @@ INSTANCE_ID/CREDENTIAL_ID, with its revoke time, when and why it was set aside; 
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return withProducer(c.Context(), env, "revocations", func(a *app) error {
-				return listDeadRevocations(c.Context(), env.stdout, a.store, asJSON)
+				return listDeadRevocations(c.Context(), env.stdout, env.stderr, a.store, asJSON)
 			})
 		},
 	}
@@ -79,8 +79,10 @@ type deadRow struct {
 }
 
 // listDeadRevocations prints every entry of the dead-letter set, oldest
-// first, as a table or as a JSON array.
-func listDeadRevocations(ctx context.Context, w io.Writer, st *store.Store, asJSON bool) error {
+// first, as a table or as a JSON array, on w; what is said about the list
+// (none, how many, what to do) goes to notes, so that the rows piped on
+// (awk, xargs rekey revocations retry) are ids only.
+func listDeadRevocations(ctx context.Context, w, notes io.Writer, st *store.Store, asJSON bool) error {
 	rows := []deadRow{}
 	for offset := int64(0); ; offset += deadListPage {
 		dead, err := st.DeadRevocations(ctx, offset, deadListPage)
@@ -98,7 +100,7 @@ func listDeadRevocations(ctx context.Context, w io.Writer, st *store.Store, asJS
 		return writeJSON(w, rows)
 	}
 	if len(rows) == 0 {
-		_, err := fmt.Fprintln(w, "no dead revocations")
+		_, err := fmt.Fprintln(notes, "no dead revocations")
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -109,8 +111,12 @@ func listDeadRevocations(ctx context.Context, w io.Writer, st *store.Store, asJS
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable.Text(r.ID), printable.Text(r.State), timeOrDash(r.RevokeAt),
 			timeOrDash(r.DeadAt), printable.Text(r.Reason))
 	}
-	fmt.Fprintf(tw, "%d dead revocations: retry them with 'rekey revocations retry ID...' or '--all'\n", len(rows))
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(notes, "%s: retry them with 'rekey revocations retry ID...' or '--all'\n",
+		count(len(rows), "dead revocation", "dead revocations"))
+	return err
 }
 
 func timeOrDash(t time.Time) string {

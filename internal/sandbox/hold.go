@@ -36,7 +36,7 @@ func (s *Sandbox) HoldStory(ctx context.Context, st *store.Store, sm Sample) ([]
 	for i := len(events) - 1; i >= 0; i-- {
 		switch e := events[i]; e.Type {
 		case store.EventRevocationHeld, store.EventHoldRechecked, store.EventHoldReleased, store.EventHoldCapped, store.EventRevoked:
-			out = append(out, fmt.Sprintf("%s %s %s", e.At.Format(time.TimeOnly), e.Type, e.Detail))
+			out = append(out, fmt.Sprintf("%s %s %s", e.At.UTC().Format("15:04:05Z"), e.Type, e.Detail))
 		}
 	}
 	for _, l := range s.Fake.LogLines(s.Fake.AppOf(sm.ID)) {
