@@ -92,9 +92,9 @@ func writeBreakerStatus(w io.Writer, s breaker.Status) {
 	if s.Policy.Threshold == 0 {
 		line("policy", "off (REKEY_BREAKER_THRESHOLD=0): this process's configuration never opens it")
 	} else {
-		line("window now", "%d of %d distinct instances answered 401, 403 or a 2xx that is not Heroku's in the last %s", s.Window.Denied, s.Window.Answered, s.Policy.Window)
+		line("window now", "%d of %d distinct instances answered 401, 403 or a 2xx that is not Heroku's in the last %s", s.Window.Denied, s.Window.Answered, durationText(s.Policy.Window))
 		line("policy", "opens at %d distinct instances answering 401, 403 or a 2xx that is not Heroku's, at least %g of those answered, within %s",
-			s.Policy.Threshold, s.Policy.Fraction, s.Policy.Window)
+			s.Policy.Threshold, s.Policy.Fraction, durationText(s.Policy.Window))
 	}
 	openings := fmt.Sprintf("%d", s.Openings)
 	if s.ResumedAt != nil {
@@ -140,4 +140,14 @@ func resumeBreaker(ctx context.Context, env *environ, b *breaker.Breaker, confir
 func askResume(ctx context.Context, env *environ, s breaker.Status) (bool, error) {
 	return ask(ctx, env, fmt.Sprintf("breaker: %s\nHas Heroku recovered (client secret, partner account)? "+
 		"Resume bulk and scheduled work? [y/N] ", printable.Text(s.Line())), "nothing was done")
+}
+
+// durationText writes a duration --json gives as Go writes it ("5m0s") as
+// printable.Duration does ("5m").
+func durationText(s string) string {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return s
+	}
+	return printable.Duration(d)
 }

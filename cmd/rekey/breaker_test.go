@@ -59,7 +59,7 @@ func TestBreakerStatusAndResume(t *testing.T) {
 	}
 	t.Logf("rekey breaker status:\n%s", out)
 	wantLines(t, out, "breaker:    OPEN since ", reason, resume, "bulk queue: paused", "openings:   1",
-		"policy:     opens at 10 distinct instances answering 401, 403 or a 2xx that is not Heroku's, at least 0.5 of those answered, within 5m0s")
+		"policy:     opens at 10 distinct instances answering 401, 403 or a 2xx that is not Heroku's, at least 0.5 of those answered, within 5m")
 
 	out, err = g.breakerCmd("status", "--json")
 	var s breaker.Status

@@ -193,6 +193,8 @@ func testUsageErrors(t *testing.T, bin binary) {
 		{[]string{"scheduler", "set", "inst-00000"}, 2, "name what to change: --opt-out, --opt-in or --window"},
 		{[]string{"scheduler", "set", "inst-nope", "--window", "25-03"}, 2, "--window: "},
 		{[]string{"holds", "release", "inst-00000"}, 2, `"inst-00000" is not INSTANCE_ID/CREDENTIAL_ID`},
+		{[]string{"revocations", "retry", "3"}, 2, `"3" is not a dead revocation id: use INSTANCE_ID/CREDENTIAL_ID`},
+		{[]string{"instances", "show", "bad id"}, 2, `"bad id" is not an instance id: show takes one, such as inst-123`},
 		{[]string{"batches", "show", "bat_nope"}, 1, "rekey: batch bat_nope not found"},
 		{[]string{"instances", "show", "-json", "inst-nope"}, 1, "rekey: instance inst-nope is not registered"},
 	}

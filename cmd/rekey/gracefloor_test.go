@@ -55,8 +55,8 @@ func TestRotateSaysTheGrace(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{ids[0]}, "grace: each instance's own, else 2h0m0s (REKEY_GRACE; 4h0m0s in a Private Space"},
-		{[]string{"--grace", "3h", ids[1]}, "grace: 3h0m0s (--grace), then the old credentials are revoked"},
+		{[]string{ids[0]}, "grace: each instance's own, else 2h (REKEY_GRACE; 4h in a Private Space"},
+		{[]string{"--grace", "3h", ids[1]}, "grace: 3h (--grace), then the old credentials are revoked"},
 	}
 	for _, tt := range tests {
 		if err := c.run(t, "rotate", tt.args...); err != nil {

@@ -80,14 +80,16 @@ events, newest first. Never a secret.`,
 	return c
 }
 
-// checkShowID refuses an INSTANCE/CREDENTIAL pair, as holds, revocations
-// and events print them, where show takes an instance id: it names the
-// command that shows the instance.
+// checkShowID refuses what is no instance id as a wrong call (exit 2), as
+// rotate does: an INSTANCE/CREDENTIAL pair, as holds, revocations and
+// events print them, gets the command that shows the instance.
 func checkShowID(id string) error {
 	inst, _, ok := strings.Cut(id, "/")
 	switch {
-	case !ok:
+	case !ok && store.ValidID(id):
 		return nil
+	case !ok:
+		return usagef("%q is not an instance id: show takes one, such as inst-123", id)
 	case store.ValidID(inst):
 		return usagef("%q is INSTANCE/CREDENTIAL, but show takes an instance id: rekey instances show %s", id, inst)
 	}

@@ -53,6 +53,14 @@ any ID is not a dead revocation.`,
 			if all == (len(ids) > 0) {
 				return usagef("name dead revocations (INSTANCE_ID/CREDENTIAL_ID), or --all (one of them)")
 			}
+			for _, id := range ids {
+				// What is no INSTANCE_ID/CREDENTIAL_ID is a wrong call
+				// (exit 2), as for holds release; a well-formed id that is
+				// not dead is refused by the retry (exit 1).
+				if _, _, err := store.ParseDeadID(id); err != nil {
+					return usagef("%s", printable.Text(err.Error()))
+				}
+			}
 			return withProducer(c.Context(), env, "revocations", func(a *app) error {
 				p := reconcile.Params{Store: a.store, Enqueuer: a.queue, Inspector: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.log}
 				return retryDeadRevocations(c.Context(), env.stdout, p, ids, all)
@@ -137,7 +145,8 @@ func retryDeadRevocations(ctx context.Context, w io.Writer, p reconcile.Params, 
 	for i, r := range moved {
 		names[i] = r.InstanceID + "/" + r.CredentialID
 	}
-	fmt.Fprintf(w, "%d dead revocations moved back to due and their revoke tasks enqueued", len(moved))
+	fmt.Fprint(w, count(len(moved), "dead revocation moved back to due and its revoke task enqueued",
+		"dead revocations moved back to due and their revoke tasks enqueued"))
 	if len(names) > 0 && len(names) <= 20 {
 		fmt.Fprintf(w, ": %s", printable.Text(strings.Join(names, ", ")))
 	}

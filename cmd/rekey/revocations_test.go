@@ -61,7 +61,7 @@ func TestRevocationsDeadAndRetry(t *testing.T) {
 	if err := c.run(t, "revocations", "retry", "inst-a/cred-0"); err != nil {
 		t.Fatalf("retry: %v\n%s", err, c.stderr)
 	}
-	if !strings.Contains(c.stdout.String(), "1 dead revocations moved back") {
+	if !strings.Contains(c.stdout.String(), "1 dead revocation moved back to due and its revoke task enqueued") {
 		t.Errorf("retry output: %s", c.stdout)
 	}
 	if err := c.run(t, "revocations", "retry", "--all"); err != nil {

@@ -409,7 +409,7 @@ func writeRotated(w io.Writer, res fleet.Result, queue, grace string, took time.
 // says what the running processes announce, when they do.
 func graceText(f rotateFlags, cfg *config.Config, running announcedGraces) string {
 	if f.grace > 0 {
-		return fmt.Sprintf("grace: %s (--grace), then the old credentials are revoked", f.grace)
+		return fmt.Sprintf("grace: %s (--grace), then the old credentials are revoked", printable.Duration(f.grace))
 	}
 	floor, ceiling := cfg.GraceFloor(), cfg.GraceCeiling()
 	clamp := func(d time.Duration) time.Duration { return min(max(d, floor), ceiling) }
@@ -424,7 +424,7 @@ func graceText(f rotateFlags, cfg *config.Config, running announcedGraces) strin
 		grace, private, whose = running.grace, running.private, ", as the running processes have them"
 	}
 	return fmt.Sprintf("grace: each instance's own, else %s (REKEY_GRACE; %s in a Private Space, REKEY_PRIVATE_SPACE_GRACE%s), "+
-		"then the old credentials are revoked", grace, private, whose)
+		"then the old credentials are revoked", printable.Duration(grace), printable.Duration(private), whose)
 }
 
 // announcedGraces are REKEY_GRACE and REKEY_PRIVATE_SPACE_GRACE as the
@@ -554,7 +554,7 @@ func writePlan(w io.Writer, pl fleet.Plan, took time.Duration) {
 	row("Heroku API calls", "%s", calls)
 	row("apps released", "at least %d (one per instance; attached apps release and restart too)", pl.Rotate)
 	row("budget", "%d calls/hour (REKEY_HEROKU_RATE)", pl.PerHour)
-	row("estimated duration", "at least %s, if nothing else spends the budget", roundDuration(pl.Duration))
+	row("estimated duration", "at least %s, if nothing else spends the budget", printable.Duration(roundDuration(pl.Duration)))
 	fmt.Fprint(w, b.String())
 }
 

@@ -35,7 +35,7 @@ func TestRotatePlanAllOnTenThousandChangesNothing(t *testing.T) {
 		"apps released          at least 10000 (one per instance; attached apps release and restart too)",
 		"budget                 4000 calls/hour",
 		// (10,000 - 9 calls of burst) at 0.9 s each.
-		"estimated duration     at least 2h30m0s",
+		"estimated duration     at least 2h30m",
 	} {
 		if !strings.Contains(c.stdout.String(), want) {
 			t.Errorf("plan lacks %q", want)

@@ -110,7 +110,7 @@ func TestSchedulerStatusPauseUnquarantineAndSet(t *testing.T) {
 	out := g.run(t, "status")
 	t.Logf("rekey scheduler status:\n%s", out)
 	wantLines(t, out,
-		"scheduled rotation: every 1h0m0s",
+		"scheduled rotation: every 1h",
 		"state:              never swept",
 		"per-sweep cap:      64 rotations (REKEY_HEROKU_RATE 4000/h × 1m0s − interactive reserve 2)",
 		"maintenance window: 02-05 UTC",
@@ -250,10 +250,13 @@ func TestSchedulerWithAnotherPeriodRefusesUnlessSetPeriod(t *testing.T) {
 	if err == nil {
 		t.Fatal("rekey scheduler with REKEY_ROTATION_PERIOD=1h started while 2160h was published")
 	}
-	for _, want := range []string{"2160h0m0s", "1h0m0s", "rekey scheduler --set-period"} {
+	for _, want := range []string{"2160h (90 days)", "is 1h;", "rekey scheduler --set-period"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the refusal does not say %q: %v", want, err)
 		}
+	}
+	if !strings.HasSuffix(err.Error(), "REKEY_ROTATION_PERIOD=2160h") {
+		t.Errorf("the refusal does not end with the setting as it is set: %v", err)
 	}
 	if p, _ := g.st.SchedulePolicy(ctx); p.Period != 2160*time.Hour {
 		t.Fatalf("published period %s after the refusal, want 2160h", p.Period)

@@ -103,7 +103,7 @@ func (s scheduleStatus) write(w io.Writer) {
 	if s.policy.Period == 0 {
 		line("scheduled rotation", "off (REKEY_ROTATION_PERIOD=0): the scheduler idles")
 	} else {
-		line("scheduled rotation", "every %s", s.policy.Period)
+		line("scheduled rotation", "every %s", printable.Duration(s.policy.Period))
 	}
 	line("state", "%s", s.state())
 	line("breaker", "%s", breaker.Describe(s.breaker))

@@ -29,6 +29,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -231,7 +232,8 @@ func (e *PeriodError) Error() string {
 		"To change the fleet's period to %s, set it on the running clock and restart that, or run `rekey scheduler --set-period` with it: "+
 		"every instance's next scheduled rotation is recomputed and clocks still running with %s enqueue nothing until they restart with the new period. "+
 		"Otherwise set REKEY_ROTATION_PERIOD=%s",
-		store.PeriodText(e.Published), store.PeriodText(e.Own), store.PeriodText(e.Own), store.PeriodText(e.Published), e.Published)
+		store.PeriodText(e.Published), store.PeriodText(e.Own), store.PeriodText(e.Own), store.PeriodText(e.Published),
+		printable.Setting(e.Published))
 }
 
 // Run starts the scheduler and sweeps every interval until ctx is done.

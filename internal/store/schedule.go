@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rekeyhq/rekey/internal/printable"
 )
 
 // Scheduled rotation (docs/design.md; the clock process). The store keeps a due
@@ -155,12 +157,13 @@ func (e *PeriodConflictError) Error() string {
 		PeriodText(e.Published), PeriodText(e.Own))
 }
 
-// PeriodText names a rotation period for people: "2160h0m0s", or "0 (off)".
+// PeriodText names a rotation period for people: "2160h (90 days)", or
+// "0 (off)".
 func PeriodText(d time.Duration) string {
 	if d == 0 {
 		return "0 (off)"
 	}
-	return d.String()
+	return printable.Duration(d)
 }
 
 // PublishSchedulePolicy publishes p unless another period is published

@@ -1,0 +1,33 @@
+package printable
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Duration writes d as an operator sets it, without the zero units Go's
+// String adds ("4h", "1h30m", "5m" rather than "4h0m0s"), and, for whole
+// days from two on, how many ("2160h (90 days)"): the form the
+// environment takes (REKEY_ROTATION_PERIOD=2160h) beside the one people
+// count in.
+func Duration(d time.Duration) string {
+	s := Setting(d)
+	if day := 24 * time.Hour; d >= 2*day && d%day == 0 {
+		s += fmt.Sprintf(" (%d days)", d/day)
+	}
+	return s
+}
+
+// Setting writes d as an operator sets it in the environment, without
+// the zero units of Go's String: "2160h", "1h30m", "5m".
+func Setting(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
