@@ -28,11 +28,22 @@ const (
 	OutcomeRateLimited = "rate_limited"
 )
 
+// Outcomes returns every Outcome constant, for metrics to export each
+// from the start (outcome_test.go fails on one left out).
+func Outcomes() []string {
+	return []string{OutcomeRotated, OutcomeAlreadyDone, OutcomeJoined, OutcomeMoved, OutcomeSkipped,
+		OutcomeRefused, OutcomeFailed, OutcomeRetry, OutcomeRateLimited}
+}
+
 // Outcomes of a revoke task, as Observer.Revocation hears them.
 const (
 	RevocationRevoked = "revoked"
 	RevocationFailed  = "failed"
 )
+
+// RevocationOutcomes returns every Revocation constant, as Outcomes does
+// the Outcome ones.
+func RevocationOutcomes() []string { return []string{RevocationRevoked, RevocationFailed} }
 
 // Steps of a rotation, as they start failure codes ("push:not_found") and
 // error sentences.

@@ -14,11 +14,21 @@ type Inputs interface {
 	LogInput(ctx context.Context, instanceID string) (secret.String, error)
 }
 
-// Counter hears how each write went, for metrics; outcome is "sent" or
-// "failed".
+// Counter hears how each write went, for metrics; outcome is one of the
+// Outcome constants.
 type Counter interface {
 	LogLine(outcome string)
 }
+
+// Outcomes of a write, as Counter hears them. The strings never change.
+const (
+	OutcomeSent   = "sent"
+	OutcomeFailed = "failed"
+)
+
+// Outcomes returns every Outcome constant, for metrics to export each from
+// the start.
+func Outcomes() []string { return []string{OutcomeSent, OutcomeFailed} }
 
 // Notifier writes one line to an instance's app log stream, when the
 // instance registered a log_input_url. It implements handlers.CustomerLog
@@ -43,9 +53,9 @@ func (n *Notifier) Notify(ctx context.Context, instanceID, line string) {
 	if err != nil || u.IsZero() {
 		return
 	}
-	outcome := "sent"
+	outcome := OutcomeSent
 	if err := n.client.Send(ctx, u, line); err != nil {
-		outcome = "failed"
+		outcome = OutcomeFailed
 		n.failed.Add(1)
 		n.log.Warn().Str("instance_id", instanceID).Msg("logplex_write_failed")
 	}

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +31,7 @@ type Source interface {
 
 // Queues is what the Collector reads of asynq (*asynq.Inspector).
 type Queues interface {
+	Queues() ([]string, error)
 	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
 }
 
@@ -129,11 +131,25 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectHolds(ctx, ch)
 }
 
+// collectQueues exports each of rekey's queues, at 0 while asynq does not
+// know it (it never held a task), so that its series exist before its first
+// task (knownCounters says why). Nothing when asynq cannot list its queues,
+// and nothing of a queue whose stats fail, so that a failed read is not "no
+// tasks".
 func (c *Collector) collectQueues(ch chan<- prometheus.Metric) {
+	// GetQueueInfo answers asynq's internal NOT_FOUND, not
+	// ErrQueueNotFound, for a queue asynq does not know yet: ask first.
+	known, err := c.queues.Queues()
+	if err != nil {
+		c.log.Warn().Err(err).Msg("metrics_queues_failed")
+		return
+	}
 	for q := range tasks.Queues() {
-		info, err := c.queues.GetQueueInfo(q)
-		if err != nil {
-			continue // a queue that never held a task does not exist yet
+		info := &asynq.QueueInfo{}
+		if slices.Contains(known, q) {
+			if info, err = c.queues.GetQueueInfo(q); err != nil {
+				continue
+			}
 		}
 		for state, n := range map[string]int{"pending": info.Pending, "active": info.Active,
 			"scheduled": info.Scheduled, "retry": info.Retry, "archived": info.Archived} {
@@ -149,7 +165,7 @@ func (c *Collector) collectCounters(ctx context.Context, ch chan<- prometheus.Me
 		c.log.Warn().Err(err).Msg("metrics_counters_failed")
 		return
 	}
-	for name, v := range counters {
+	for name, v := range withKnownCounters(counters) {
 		parts := strings.Split(name, ":")
 		switch {
 		case parts[0] == "rotations" && len(parts) == 3:

@@ -25,7 +25,7 @@ type HoldSource interface {
 }
 
 // LogLine counts one write to a customer's log stream (logplex.Counter).
-func (r *Recorder) LogLine(outcome string) { r.add("logplex:"+outcome, 1) }
+func (r *Recorder) LogLine(outcome string) { r.add(logLinesField(outcome), 1) }
 
 // collectHolds exports the held revocations and the oldest hold's age.
 func (c *Collector) collectHolds(ctx context.Context, ch chan<- prometheus.Metric) {

@@ -3,8 +3,10 @@ package metrics_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/metrics"
 	"github.com/rekeyhq/rekey/internal/redistest"
@@ -81,6 +84,53 @@ func TestRecorderCountsReachTheCollector(t *testing.T) {
 	for _, w := range want {
 		if !strings.Contains(string(body), w) {
 			t.Errorf("metrics lack %q", w)
+		}
+	}
+}
+
+// TestFreshStoreExportsKnownSeriesAtZero: on a store nothing ran on, with no
+// asynq queue yet, every counter whose labels come from a fixed set is
+// served at 0, and so are the gauges of each of rekey's queues. A reviewer
+// found them missing until their first event, so that
+// increase(rekey_rotations_total{outcome="failed"}[15m]) > 0 missed the
+// first failure: Prometheus takes a new series' first sample for its start.
+func TestFreshStoreExportsKnownSeriesAtZero(t *testing.T) {
+	t.Parallel()
+	r, _, st := newStateStore(t)
+	got := scrape(t, metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler())
+	want := []string{
+		`rekey_revocations_total{outcome="revoked"}`,
+		`rekey_revocations_total{outcome="failed"}`,
+		`rekey_budget_wait_seconds_total{class="interactive"}`,
+		`rekey_budget_wait_seconds_total{class="background"}`,
+		`rekey_logplex_lines_total{outcome="sent"}`,
+		`rekey_logplex_lines_total{outcome="failed"}`,
+	}
+	for q := range tasks.Queues() {
+		for _, state := range []string{"pending", "active", "scheduled", "retry", "archived"} {
+			want = append(want, fmt.Sprintf("rekey_queue_tasks{queue=%q,state=%q}", q, state))
+		}
+		want = append(want, fmt.Sprintf("rekey_queue_latency_seconds{queue=%q}", q))
+		if q == tasks.QueueRevoke {
+			continue // no rotate task runs there
+		}
+		for _, outcome := range handlers.Outcomes() {
+			want = append(want, fmt.Sprintf("rekey_rotations_total{outcome=%q,queue=%q}", outcome, q))
+		}
+	}
+	for _, series := range want {
+		if v, ok := got[series]; !ok {
+			t.Errorf("fresh store: %s not served, want it at 0", series)
+		} else if v != 0 {
+			t.Errorf("fresh store: %s %v, want 0", series, v)
+		}
+	}
+	// No label value is made up: a Heroku call's status is what Heroku
+	// answers, and the revoke queue runs no rotate task.
+	for series := range got {
+		family, _, _ := strings.Cut(series, "{")
+		if (family == "rekey_heroku_calls_total" || family == "rekey_rotations_total") && !slices.Contains(want, series) {
+			t.Errorf("fresh store: %s served, no known combination of labels", series)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 )
@@ -59,15 +60,15 @@ func (r *Recorder) add(name string, d int64) {
 }
 
 // Rotation counts a finished run of a rotate task.
-func (r *Recorder) Rotation(queue, outcome string) { r.add("rotations:"+queue+":"+outcome, 1) }
+func (r *Recorder) Rotation(queue, outcome string) { r.add(rotationsField(queue, outcome), 1) }
 
 // Revocation counts a revocation and, once revoked, how late it ran
 // (rekey_revoke_lag_seconds).
 func (r *Recorder) Revocation(outcome string, lag time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pending["revocations:"+outcome]++
-	if outcome == "revoked" {
+	r.pending[revocationsField(outcome)]++
+	if outcome == handlers.RevocationRevoked {
 		revokeLag.observe(r.pending, lag)
 	}
 }
@@ -130,7 +131,7 @@ func (r *Recorder) addWaits(batch map[string]int64) {
 	for class, cs := range map[ratelimit.Class]ratelimit.ClassStats{
 		ratelimit.Interactive: st.Interactive, ratelimit.Background: st.Background} {
 		if d := cs.Waited - r.waited[class]; d > 0 {
-			batch["budget_wait_ms:"+class.String()] += d.Milliseconds()
+			batch[budgetWaitField(class)] += d.Milliseconds()
 			r.waited[class] = cs.Waited
 		}
 	}

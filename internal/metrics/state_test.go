@@ -22,8 +22,6 @@ import (
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
-// scrapeGauge returns the value of the unlabelled series name on /metrics,
-// and false when the scrape lacks it.
 // newStateStore is a store on a private Redis database, and its sealer.
 func newStateStore(t *testing.T) (*redistest.Redis, *seal.Sealer, *store.Store) {
 	t.Helper()
@@ -35,21 +33,42 @@ func newStateStore(t *testing.T) (*redistest.Redis, *seal.Sealer, *store.Store) 
 	return r, sealer, store.New(r.Client, sealer)
 }
 
+// scrapeGauge returns the value of the series name (with its labels, if
+// any, as /metrics prints them) on /metrics, and false when the scrape
+// lacks it.
 func scrapeGauge(t *testing.T, col http.Handler, name string) (float64, bool) {
+	t.Helper()
+	v, ok := scrape(t, col)[name]
+	return v, ok
+}
+
+// scrape returns every sample /metrics serves, by series as it prints them:
+// the name, then its labels in braces, if any.
+func scrape(t *testing.T, col http.Handler) map[string]float64 {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	col.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", line, err)
-			}
-			return f, true
-		}
+	if rec.Code != http.StatusOK {
+		t.Fatalf("/metrics answered %d: %s", rec.Code, body)
 	}
-	return 0, false
+	samples := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		// A label value may hold a space; the value is after the last.
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			t.Fatalf("%q is not a sample", line)
+		}
+		f, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		samples[line[:i]] = f
+	}
+	return samples
 }
 
 // previousSince makes instance id's credential "<id>-old" a previous one

@@ -20,6 +20,12 @@ const (
 // dispatchOrder is the order in which a process serves its queued callers.
 var dispatchOrder = [numClasses]Class{Interactive, Background}
 
+// Classes returns every Class, in the order a process serves them.
+func Classes() []Class {
+	all := dispatchOrder
+	return all[:]
+}
+
 // String returns the class's name, fit for a metric label.
 func (c Class) String() string {
 	if c == Interactive {

@@ -1,0 +1,69 @@
+package metrics
+
+import (
+	"maps"
+
+	"github.com/rekeyhq/rekey/handlers"
+	"github.com/rekeyhq/rekey/internal/logplex"
+	"github.com/rekeyhq/rekey/internal/ratelimit"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// The fleet-wide counters are the fields of one Redis hash
+// (store.AddCounters), named by family and labels joined with ":", which
+// collectCounters splits back. The Recorder adds to the fields these
+// functions name, and knownCounters lists them.
+
+func rotationsField(queue, outcome string) string { return "rotations:" + queue + ":" + outcome }
+func revocationsField(outcome string) string      { return "revocations:" + outcome }
+func budgetWaitField(c ratelimit.Class) string    { return "budget_wait_ms:" + c.String() }
+func logLinesField(outcome string) string         { return "logplex:" + outcome }
+
+// knownCounters returns the field of every label combination of the
+// counters whose labels come from fixed sets. The Collector exports each
+// from the start, at 0 until its first event: Prometheus takes a new
+// series' first sample for its start, so an alert on
+// increase(rekey_rotations_total{outcome="failed"}[15m]) would miss the
+// first failure of a series that appears with it. rekey_heroku_calls_total
+// is not among them: its status is whatever Heroku answers.
+func knownCounters() []string {
+	var fields []string
+	for _, q := range rotateQueues() {
+		for _, o := range handlers.Outcomes() {
+			fields = append(fields, rotationsField(q, o))
+		}
+	}
+	for _, o := range handlers.RevocationOutcomes() {
+		fields = append(fields, revocationsField(o))
+	}
+	for _, c := range ratelimit.Classes() {
+		fields = append(fields, budgetWaitField(c))
+	}
+	for _, o := range logplex.Outcomes() {
+		fields = append(fields, logLinesField(o))
+	}
+	return fields
+}
+
+// rotateQueues are the queues rotate tasks run on: all of rekey's but the
+// revoke queue, which holds revoke tasks only.
+func rotateQueues() []string {
+	var queues []string
+	for q := range tasks.Queues() {
+		if q != tasks.QueueRevoke {
+			queues = append(queues, q)
+		}
+	}
+	return queues
+}
+
+// withKnownCounters returns counters with each of knownCounters that has
+// no field yet at 0.
+func withKnownCounters(counters map[string]int64) map[string]int64 {
+	all := map[string]int64{}
+	for _, f := range knownCounters() {
+		all[f] = 0
+	}
+	maps.Copy(all, counters)
+	return all
+}
