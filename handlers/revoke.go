@@ -49,8 +49,12 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	}
 	// A discarded credential's revoke_at is its discarding time, unless it
 	// was discarded with a grace (a deprovisioned instance's, failScript).
+	// Until names the revoke time this run read: should it be brought
+	// forward meanwhile (a customer's "revoke now" while this run is
+	// active, which leaves the task to the sweep), the sweep runs the task
+	// rather than leave it waiting for this time (retry.WaitsFor).
 	if wait := c.RevokeAt.Sub(h.deps.now()); wait > 0 {
-		return &RetryLaterError{After: wait, Reason: "revoke time not reached"}
+		return &RetryLaterError{After: wait, Reason: "revoke time not reached", Until: c.RevokeAt}
 	}
 	if err := h.holding(ctx, &c, log); err != nil {
 		return err

@@ -34,6 +34,11 @@ func TestRevokeWaitsForRevokeTime(t *testing.T) {
 	if !errors.As(err, &later) || later.After < grace-time.Minute {
 		t.Fatalf("early revoke: err = %v, want to wait about %s", err, grace)
 	}
+	// It names the revoke time it waits for, which the sweep compares with
+	// the revocation's, should an expedite bring it forward meanwhile.
+	if c, _ := g.st.Credential(ctx, "inst-1", before.CurrentCredential); !later.Until.Equal(c.RevokeAt) {
+		t.Errorf("early revoke waits until %s, want the revoke time %s", later.Until, c.RevokeAt)
+	}
 	if !g.demo.Valid(before.CurrentCredential) {
 		t.Fatal("credential revoked before its revoke_at (I2)")
 	}

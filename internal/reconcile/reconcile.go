@@ -26,6 +26,10 @@
 //     (RetryDead, `rekey revocations retry`): retrying as it is would be
 //     refused again. A rotation ends, unless Heroku may hold its credential.
 //
+// A revoke task in asynq's retry set is run early only when the note its
+// last run left says it waits for a revoke time since brought forward
+// (retry.WaitsFor); one retrying after a failure waits out its back-off.
+//
 // A deprovisioned instance's keys get their expiry once none of its
 // credentials waits for revocation (store.ExpireRetired).
 package reconcile

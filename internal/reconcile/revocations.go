@@ -66,7 +66,7 @@ func (s *Sweeper) revocation(ctx context.Context, r store.Revocation, res *Resul
 		// retries), is not this revocation's, whatever it failed with.
 		return s.replaceRevoke(ctx, r, res)
 	}
-	if info.State == asynq.TaskStateScheduled && info.NextProcessAt.After(r.RevokeAt.Add(s.p.Slack)) {
+	if s.waitsPastRevokeTime(info, r) {
 		return s.expedited(ctx, r, info, res)
 	}
 	switch retry.Classify(info) {
@@ -109,12 +109,41 @@ func ownRevokeTask(info *asynq.TaskInfo, r store.Revocation) bool {
 	return err == nil && p.InstanceID == r.InstanceID && p.CredentialID == r.CredentialID
 }
 
+// waitsPastRevokeTime reports whether r's task waits in asynq, past r's
+// revoke time and the slack, for a time that r's revoke time was before it
+// was brought forward: scheduled for later, or in the retry set after a
+// run that read the old revoke time and asked to wait for it
+// (retry.WaitsFor: a customer's "revoke now" while that run was active,
+// which TryRevokeNow leaves to the sweep). A task retrying after a failure
+// is not: it waits out its back-off, so that an issuer that is down is
+// not asked again for every due revocation at every sweep.
+//
+// The note a not-yet-due run leaves (one write, on that path only) is what
+// tells the two retries apart; asynq's own fields cannot (retry.WaitsFor).
+// Re-reading the revoke time in the handler before it waits would narrow
+// the race, not close it (an expedite between that read and asynq moving
+// the task), and the dashboard cannot wait out a run that may spend
+// seconds at the issuer, as RunRevokeNow does.
+func (s *Sweeper) waitsPastRevokeTime(info *asynq.TaskInfo, r store.Revocation) bool {
+	if !info.NextProcessAt.After(r.RevokeAt.Add(s.p.Slack)) {
+		return false
+	}
+	switch info.State {
+	case asynq.TaskStateScheduled:
+		return true
+	case asynq.TaskStateRetry:
+		return retry.WaitsFor(info).After(r.RevokeAt)
+	}
+	return false
+}
+
 // expedited runs now the task of a due revocation that asynq holds for a
-// later time: its revoke time was brought forward after the task was
-// scheduled (an expedite, from the dashboard or rekey revocations
-// expedite, whose own run of the task failed or was interrupted), and the
-// credential would otherwise stay valid for the rest of its old grace. A
-// held revocation's task waits for its re-check, later than its revoke
+// later time (waitsPastRevokeTime): its revoke time was brought forward
+// after the task was scheduled, or after its run read the old time (an
+// expedite, from the dashboard or rekey revocations expedite, whose own
+// run of the task failed, was interrupted or found the task running), and
+// the credential would otherwise stay valid for the rest of its old grace.
+// A held revocation's task waits for its re-check, later than its revoke
 // time, by design: it is left to wait.
 func (s *Sweeper) expedited(ctx context.Context, r store.Revocation, info *asynq.TaskInfo, res *Result) error {
 	_, held, err := s.p.Store.HoldOf(ctx, r.InstanceID, r.CredentialID)

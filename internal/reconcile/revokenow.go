@@ -26,7 +26,8 @@ const (
 	// RevokeTaskPending: the task was already waiting for a worker.
 	RevokeTaskPending RevokeTask = "pending"
 	// RevokeTaskRunning: the task kept running for runningWait; it revokes
-	// now, or, when it had read the old revoke time, waits for it again.
+	// now, or, when it had read the old revoke time, goes back to wait for
+	// it, and the sweep runs it (Sweeper.expedited).
 	RevokeTaskRunning RevokeTask = "running"
 )
 
@@ -67,7 +68,8 @@ func RunRevokeNow(ctx context.Context, p Params, r store.Revocation) (RevokeTask
 // (a dashboard request): it runs or enqueues r's revoke task, or returns ""
 // when the task is running at that moment or changed state meanwhile; the
 // sweep then runs it once it is past the sweep's slack
-// (Sweeper.expedited). p needs Store, Enqueuer and Inspector.
+// (Sweeper.expedited), in asynq's retry set too should the running task
+// have read the old revoke time. p needs Store, Enqueuer and Inspector.
 func TryRevokeNow(ctx context.Context, p Params, r store.Revocation) (RevokeTask, error) {
 	return New(p).revokeNow(ctx, r, tasks.RevokeTaskID(r.InstanceID, r.CredentialID))
 }

@@ -44,17 +44,31 @@ const markWindow = 30 * time.Second
 
 // Record wraps the server's handler so that every run that asynq will
 // archive leaves a mark saying why (Waited, Exhausted or Refused) in the
-// task's result. Runs that asynq retries or completes write nothing, so the
-// cost is one Redis write per archived run.
+// task's result, and every other run that asks to wait for a time of its
+// own (a Later with Until) notes that time (WaitsFor). Other runs, those
+// that fail and are retried included, write nothing, so the cost is one
+// Redis write per archived run or per such wait.
 func Record(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		err := next.ProcessTask(ctx, t)
-		if why := archivedBecause(ctx, err); why != NotArchived && t.ResultWriter() != nil {
-			b, _ := json.Marshal(mark{Why: why, At: time.Now().UTC()})
-			_, _ = t.ResultWriter().Write(b) // without the mark, Classify falls back on the counts
+		if b := markOf(ctx, err); b != nil && t.ResultWriter() != nil {
+			// Without a mark, Classify falls back on the counts and
+			// WaitsFor says nothing: the task waits as asynq has it.
+			_, _ = t.ResultWriter().Write(b)
 		}
 		return err
 	})
+}
+
+// markOf is what Record writes in the task's result after a run that
+// returned err: why asynq will archive the task, else the time it waits
+// for, else nothing (nil).
+func markOf(ctx context.Context, err error) []byte {
+	if why := archivedBecause(ctx, err); why != NotArchived {
+		b, _ := json.Marshal(mark{Why: why, At: time.Now().UTC()})
+		return b
+	}
+	return waitMark(ctx, err)
 }
 
 // archivedBecause says why asynq will archive the task after a run that

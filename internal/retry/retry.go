@@ -1,7 +1,8 @@
 // Package retry is rekey's retry contract: how a task handler says "run me
 // again later, this is no failure" (Later), how the asynq server counts and
 // delays such runs (IsFailure, Delay), and how the reconcile sweep learns
-// why asynq archived a task (Record, Classify).
+// why asynq archived a task (Record, Classify) and what time a retrying task
+// waits for (Record, WaitsFor).
 //
 // It is a leaf: it imports asynq and the standard library only, so handlers,
 // the worker and the sweep agree on typed values instead of on the text of
@@ -25,6 +26,13 @@ import (
 type Later struct {
 	After  time.Duration
 	Reason string
+	// Until is the time the task waits for when that time is rekey's own
+	// and may be brought forward while the task waits (a revoke time, on
+	// Redis's clock: an expedite moves it to now); zero for any other wait
+	// (Heroku's budget, a hold's re-check). Record notes it in the task's
+	// result for WaitsFor, so that the reconcile sweep can run the task
+	// once the time it waits for has moved earlier.
+	Until time.Time
 }
 
 // Error says how long the task waits and why, for people.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,5 +123,74 @@ func TestRecordMarksWhyATaskWasArchived(t *testing.T) {
 			}
 			<-tick.C
 		}
+	}
+}
+
+// Record notes the time a retried run asked to wait for (a Later with
+// Until), and WaitsFor reads it back from the task, as long as no run
+// failed since: a wait for anything else notes nothing, and a task that
+// waited for its time and then failed waits out its back-off, whatever it
+// waited for before. A real asynq server on real Redis.
+func TestWaitsForReadsTheTimeALaterAskedFor(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	until := time.Now().Add(time.Hour).Truncate(time.Millisecond).UTC()
+	var ran sync.Map // the task types that ran before
+	runs := map[string]func(first bool) error{
+		"waits_for_time":   func(bool) error { return &retry.Later{After: time.Hour, Reason: "not due", Until: until} },
+		"waits_for_budget": func(bool) error { return &retry.Later{After: time.Hour, Reason: "waiting for budget"} },
+		"waits_then_fails": func(first bool) error {
+			if first {
+				return &retry.Later{After: time.Millisecond, Reason: "not due", Until: until}
+			}
+			return errors.New("issuer answered 503")
+		},
+	}
+	want := map[string]time.Time{"waits_for_time": until, "waits_for_budget": {}, "waits_then_fails": {}}
+	srv := asynq.NewServerFromRedisClient(r.Client, asynq.Config{Concurrency: 3, IsFailure: retry.IsFailure,
+		RetryDelayFunc: func(n int, err error, t *asynq.Task) time.Duration {
+			if retry.IsLater(err) {
+				return retry.Delay(n, err, t)
+			}
+			return time.Hour // a back-off the test outlasts
+		}, LogLevel: asynq.FatalLevel, DelayedTaskCheckInterval: 50 * time.Millisecond, TaskCheckInterval: 50 * time.Millisecond})
+	if err := srv.Start(retry.Record(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		_, ranBefore := ran.LoadOrStore(t.Type(), true)
+		return runs[t.Type()](!ranBefore)
+	}))); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	q := asynq.NewClientFromRedisClient(r.Client)
+	insp := asynq.NewInspectorFromRedisClient(r.Client)
+	for typ := range runs {
+		if _, err := q.Enqueue(asynq.NewTask(typ, nil), asynq.TaskID(typ)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for typ, waitsFor := range want {
+		failed := typ == "waits_then_fails"
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			info, err := insp.GetTaskInfo("default", typ)
+			if err == nil && info.State == asynq.TaskStateRetry && (info.Retried > 0) == failed {
+				if got := retry.WaitsFor(info); !got.Equal(waitsFor) {
+					t.Errorf("task %s retrying; WaitsFor = %s, want %s (result %q)", typ, got, waitsFor, info.Result)
+				}
+				if failed && len(info.Result) == 0 {
+					t.Errorf("task %s: the mark of its wait is gone; the test shows nothing", typ)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("task %s not retrying: %+v, %v", typ, info, err)
+			}
+			<-tick.C
+		}
+	}
+	if got := retry.WaitsFor(&asynq.TaskInfo{State: asynq.TaskStateScheduled}); !got.IsZero() {
+		t.Errorf("WaitsFor of a scheduled task = %s, want zero", got)
 	}
 }

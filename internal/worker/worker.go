@@ -141,8 +141,9 @@ func New(p Params) (*Worker, error) {
 	if p.RetryDelay == nil {
 		p.RetryDelay = retry.Delay
 	}
-	// Record leaves, on every run asynq archives, why it did, for the
-	// reconcile sweep (retry.Classify).
+	// Record leaves, on every run asynq archives, why it did, and on a run
+	// that waits for a time of its own, that time, for the reconcile sweep
+	// (retry.Classify, retry.WaitsFor).
 	w := &Worker{handler: retry.Record(p.Handler), log: p.Logger}
 	for _, lane := range Lanes() {
 		w.srvs = append(w.srvs, newServer(p, lane))
