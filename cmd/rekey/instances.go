@@ -32,7 +32,7 @@ instance: its state, credentials waiting for revocation and recent audit events 
 }
 
 func newInstancesImportCmd(env *environ) *cobra.Command {
-	var includeDeprovisioned bool
+	var includeDeprovisioned, asJSON bool
 	c := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Register instances from JSON lines (- for stdin)",
@@ -43,19 +43,24 @@ registered).
 
 An instance rekey knows as deprovisioned is skipped, and counted: a file imported again must not
 bring back add-ons their partner deleted since, with the credentials rekey rotated away since made
-current again. --include-deprovisioned registers them again, as a PUT would.`,
+current again. --include-deprovisioned registers them again, as a PUT would.
+
+--json prints the counts and each refused line (its number, the instance id when it has one, and
+why) as one JSON object; the lines are reported on stderr as well.`,
 		Example: `  rekey instances import instances.jsonl
   echo '{"id":"inst-1","api_version":"v1","heroku_id":"app123@heroku.com","config_vars":["MYADDON_URL"]}' | rekey instances import -
-  rekey instances import --include-deprovisioned reprovisioned.jsonl`,
+  rekey instances import --include-deprovisioned reprovisioned.jsonl
+  rekey instances import instances.jsonl --json | jq '.refused[].line'`,
 		Args: exactArgs(1, "one FILE (- for stdin)"),
 		RunE: func(c *cobra.Command, args []string) error {
 			return withProducer(c.Context(), env, "instances", func(a *app) error {
-				return importInstances(c.Context(), env, a, args[0], includeDeprovisioned)
+				return importInstances(c.Context(), env, a, args[0], includeDeprovisioned, asJSON)
 			})
 		},
 	}
 	c.Flags().BoolVar(&includeDeprovisioned, "include-deprovisioned", false,
 		"register instances rekey knows as deprovisioned again instead of skipping them")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the counts and the refused lines as JSON")
 	return c
 }
 
@@ -99,7 +104,21 @@ func checkShowID(id string) error {
 // importInstances registers one instance per JSON line, reporting each bad
 // line by number; it fails when any line failed. Instances rekey knows as
 // deprovisioned are skipped and counted unless includeDeprovisioned.
-func importInstances(ctx context.Context, env *environ, a *app, path string, includeDeprovisioned bool) error {
+// importOutput is what instances import --json prints.
+type importOutput struct {
+	Registered           int           `json:"registered"`
+	SkippedDeprovisioned int           `json:"skipped_deprovisioned"`
+	Refused              []refusedLine `json:"refused"`
+}
+
+// refusedLine is one line instances import refused.
+type refusedLine struct {
+	Line       int    `json:"line"`
+	InstanceID string `json:"instance_id,omitempty"`
+	Reason     string `json:"reason"`
+}
+
+func importInstances(ctx context.Context, env *environ, a *app, path string, includeDeprovisioned, asJSON bool) error {
 	r, err := openInput(env, path)
 	if err != nil {
 		return err
@@ -113,6 +132,18 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 	sc := bufio.NewScanner(fleet.SkipBOM(r)) // a file saved by a Windows editor starts with one
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	ok, bad, skipped := 0, 0, 0
+	out := importOutput{Refused: []refusedLine{}}
+	refuse := func(n int, id, reason string) {
+		// The file's text (an id, a field name a JSON error quotes) is
+		// escaped on stderr, and kept exact in --json.
+		if id == "" {
+			fmt.Fprintf(env.stderr, "line %d: %s\n", n, printable.Text(reason))
+		} else {
+			fmt.Fprintf(env.stderr, "line %d (%s): %s\n", n, printable.Text(id), printable.Text(reason))
+		}
+		out.Refused = append(out.Refused, refusedLine{Line: n, InstanceID: id, Reason: reason})
+		bad++
+	}
 	for n := 1; sc.Scan(); n++ {
 		if err := ctx.Err(); err != nil {
 			return &stoppedError{done: fmt.Sprintf("%s registered and %s refused before line %d; "+
@@ -126,15 +157,13 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 		dec := json.NewDecoder(strings.NewReader(line))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&in); err != nil {
-			fmt.Fprintf(env.stderr, "line %d: not a JSON instance: %v\n", n, err)
-			bad++
+			refuse(n, "", fmt.Sprintf("not a JSON instance: %v", err))
 			continue
 		}
 		if !includeDeprovisioned {
 			gone, err := deprovisioned(ctx, a, in.ID)
 			if err != nil {
-				fmt.Fprintf(env.stderr, "line %d (%s): %v\n", n, in.ID, err)
-				bad++
+				refuse(n, in.ID, err.Error())
 				continue
 			}
 			if gone {
@@ -143,8 +172,7 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 			}
 		}
 		if err := reg.Put(ctx, in); err != nil {
-			fmt.Fprintf(env.stderr, "line %d (%s): %v\n", n, in.ID, err)
-			bad++
+			refuse(n, in.ID, err.Error())
 			continue
 		}
 		ok++
@@ -152,15 +180,27 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	fmt.Fprintf(env.stdout, "%s registered, %s refused\n", instances(ok), count(bad, "line", "lines"))
-	if skipped > 0 {
-		fmt.Fprintf(env.stdout, "%s skipped (--include-deprovisioned registers them again)\n",
-			count(skipped, "deprovisioned instance", "deprovisioned instances"))
+	out.Registered, out.SkippedDeprovisioned = ok, skipped
+	if asJSON {
+		if err := writeJSON(env.stdout, out); err != nil {
+			return err
+		}
+	} else {
+		writeImported(env.stdout, out)
 	}
 	if bad > 0 {
 		return fmt.Errorf("%s refused", count(bad, "line", "lines"))
 	}
 	return nil
+}
+
+// writeImported prints instances import's counts as text.
+func writeImported(w io.Writer, out importOutput) {
+	fmt.Fprintf(w, "%s registered, %s refused\n", instances(out.Registered), count(len(out.Refused), "line", "lines"))
+	if out.SkippedDeprovisioned > 0 {
+		fmt.Fprintf(w, "%s skipped (--include-deprovisioned registers them again)\n",
+			count(out.SkippedDeprovisioned, "deprovisioned instance", "deprovisioned instances"))
+	}
 }
 
 // deprovisioned reports whether rekey knows id as deprovisioned; an id it

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -158,5 +160,44 @@ func TestShowRefusesInstanceSlashCredential(t *testing.T) {
 	}
 	if err := c.run(t, "instances", "show", "inst-00000"); err != nil {
 		t.Errorf("instances show inst-00000: %v", err)
+	}
+}
+
+// instances import --json reports what a provisioning script needs without
+// reading stderr: how many were registered and skipped, and each refused
+// line's number, instance id and reason. It still exits 1 when a line was
+// refused, and registers the others.
+func TestImportJSONListsRefusedLines(t *testing.T) {
+	c := newCLI(t)
+	good := `{"id":"inst-1","api_version":"v1","heroku_id":"app-1","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}`
+	lines := strings.Join([]string{
+		"# fleet export",
+		good,
+		`{"id":"inst-2","api_version":"v1"`, // cut short
+		`{"id":"inst-3","api_version":"v1","heroku_id":"app-3","config_vars":[],"current_credential_id":"cred-0"}`,
+	}, "\n")
+	err := c.importLines(t, lines, "--json")
+	if err == nil || !strings.Contains(err.Error(), "2 lines refused") {
+		t.Fatalf("import = %v, want 2 lines refused", err)
+	}
+	var out importOutput
+	if err := json.Unmarshal([]byte(c.stdout.String()), &out); err != nil {
+		t.Fatalf("--json output does not parse (%v): %s", err, c.stdout)
+	}
+	lineNumbers := []int{}
+	for _, r := range out.Refused {
+		lineNumbers = append(lineNumbers, r.Line)
+		if r.Reason == "" {
+			t.Errorf("refused line %d without a reason", r.Line)
+		}
+	}
+	if out.Registered != 1 || !reflect.DeepEqual(lineNumbers, []int{3, 4}) || out.Refused[1].InstanceID != "inst-3" {
+		t.Errorf("--json = %+v; want 1 registered, lines 3 and 4 refused, the second naming inst-3", out)
+	}
+	if !strings.Contains(c.stderr.String(), "line 4 (inst-3): ") {
+		t.Errorf("stderr does not report the refused lines:\n%s", c.stderr)
+	}
+	if _, err := c.st.Instance(context.Background(), "inst-1"); err != nil {
+		t.Errorf("the good line was not registered: %v", err)
 	}
 }
