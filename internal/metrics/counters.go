@@ -3,7 +3,6 @@ package metrics
 import (
 	"maps"
 
-	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/logplex"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/tasks"
@@ -29,11 +28,11 @@ func logLinesField(outcome string) string         { return "logplex:" + outcome 
 func knownCounters() []string {
 	var fields []string
 	for _, q := range rotateQueues() {
-		for _, o := range handlers.Outcomes() {
+		for _, o := range rotationOutcomes {
 			fields = append(fields, rotationsField(q, o))
 		}
 	}
-	for _, o := range handlers.RevocationOutcomes() {
+	for _, o := range revocationOutcomes {
 		fields = append(fields, revocationsField(o))
 	}
 	for _, c := range ratelimit.Classes() {
@@ -44,6 +43,18 @@ func knownCounters() []string {
 	}
 	return fields
 }
+
+// rotationOutcomes and revocationOutcomes are the handlers' outcomes
+// (handlers.Outcomes, handlers.RevocationOutcomes), written here since no
+// internal package depends on handlers; a test holds them equal.
+var (
+	rotationOutcomes = []string{"rotated", "already_done", "joined", "moved", "skipped", "refused", "failed",
+		"retry", "rate_limited"}
+	revocationOutcomes = []string{revoked, "failed"}
+)
+
+// revoked is the revocation outcome whose lag the Recorder measures.
+const revoked = "revoked"
 
 // rotateQueues are the queues rotate tasks run on: all of rekey's but the
 // revoke queue, which holds revoke tasks only.

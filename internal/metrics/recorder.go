@@ -16,7 +16,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 )
@@ -68,7 +67,7 @@ func (r *Recorder) Revocation(outcome string, lag time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pending[revocationsField(outcome)]++
-	if outcome == handlers.RevocationRevoked {
+	if outcome == revoked {
 		revokeLag.observe(r.pending, lag)
 	}
 }
