@@ -109,8 +109,8 @@ func listBatches(ctx context.Context, w, notes io.Writer, st *store.Store, q sto
 		return err
 	}
 	if len(batches) == q.Limit {
-		_, err = fmt.Fprintf(notes, "%d batches listed, there may be more: --before %s lists older ones\n",
-			len(batches), batches[len(batches)-1].ID)
+		_, err = fmt.Fprintf(notes, "%s listed, there may be more: --before %s lists older ones\n",
+			count(len(batches), "batch", "batches"), batches[len(batches)-1].ID)
 	}
 	return err
 }

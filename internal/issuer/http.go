@@ -3,6 +3,8 @@ package issuer
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -288,7 +290,8 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 //   - 409, 410 or 422, not a page: the credential does not work, so it is
 //     revoked, whatever stood in front of the DELETE;
 //   - a 2xx that is not a page: the credential works, so the DELETE did
-//     not reach the issuer (I3): CodeStillWorks, retried;
+//     not reach the issuer (I3): CodeStillWorks, retried; unless verify
+//     says the same of a credential that cannot exist (worksForAny);
 //   - a 5xx, a 3xx or no answer: the question is open, and the revocation
 //     is tried again rather than recorded.
 //
@@ -305,11 +308,39 @@ func (h *HTTP) confirmRevoked(ctx context.Context, u, instanceID, credentialID s
 	case doesNotWork(v.status) && !v.page():
 		return nil
 	case ok2xx(v.status) && !v.htmlPage():
+		stub, err := h.worksForAny(ctx, instanceID)
+		switch {
+		case err != nil:
+			return err
+		case stub:
+			return otherwise
+		}
 		return &Error{Op: "revoke", Status: deleteStatus, Code: CodeStillWorks}
 	case v.status >= 300 && v.status <= 399, v.status >= 500:
 		return answerError("revoke", v.status, nil)
 	}
 	return otherwise
+}
+
+// worksForAny asks verify about a credential id that no issuer minted (a
+// random one) and reports whether it says that one works too: then its
+// "works" says nothing (a stub that answers 200 to every verify, which
+// passes every check of a freshly minted credential), and a DELETE's 404
+// keeps the meaning the contract gives it, revoked, rather than be retried
+// for ever. A 5xx, a 3xx or no answer is an error: asked again later.
+func (h *HTTP) worksForAny(ctx context.Context, instanceID string) (bool, error) {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	probe := "rekey_probe_" + hex.EncodeToString(b[:])
+	v, err := h.do(ctx, "revoke", http.MethodPost, h.base+"/credentials/"+probe+"/verify",
+		credentialBody(ActionVerify, instanceID, probe))
+	switch {
+	case err != nil:
+		return false, err
+	case v.status >= 300 && v.status <= 399, v.status >= 500:
+		return false, answerError("revoke", v.status, nil)
+	}
+	return ok2xx(v.status) && !v.htmlPage(), nil
 }
 
 // credentialBody is the body of verify and revoke. It names the credential
@@ -371,27 +402,59 @@ func (a answer) page() bool {
 // (res.send) and Flask label any text an issuer answers with text/html,
 // while a catch-all route's index or a proxy's sign-in page is HTML.
 //
-// A byte-order mark, an XML prolog (XHTML) or a page that opens with a
+// A byte-order mark, an XML prolog (XHTML's) or a page that opens with a
 // tag http.DetectContentType does not know (<meta>, for a refresh) hides
-// the page from it: a body that opens with markup and holds one of an
-// HTML page's own tags near its start is a page too.
+// the page from it: those are looked past. An XML answer of the issuer's
+// own, whose first element is its own (<response>, <Envelope>), is no
+// page, whatever elements it holds.
 func (a answer) htmlPage() bool {
 	body := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(a.body), []byte("\xef\xbb\xbf")))
-	if mt, _, err := mime.ParseMediaType(http.DetectContentType(body)); err == nil && mt == "text/html" {
+	if sniffedHTML(body) {
 		return true
 	}
-	if len(body) == 0 || body[0] != '<' {
-		return false
-	}
-	head := bytes.ToLower(body[:min(len(body), pageTagWindow)])
-	return slices.ContainsFunc(pageTags, func(tag string) bool { return bytes.Contains(head, []byte(tag)) })
+	rest := skipPrologs(body)
+	return sniffedHTML(rest) || opensWithTag(rest, "meta")
 }
 
-// pageTags are tags of an HTML page that no issuer's JSON answer opens
-// with, looked for in a body's first pageTagWindow bytes.
-var pageTags = []string{"<html", "<head", "<body", "<meta", "<title", "<script", "<!doctype html"}
+func sniffedHTML(body []byte) bool {
+	mt, _, err := mime.ParseMediaType(http.DetectContentType(body))
+	return err == nil && mt == "text/html"
+}
 
-const pageTagWindow = 1024
+// skipPrologs returns body past its XML declaration, processing
+// instructions and comments, and the spaces between them.
+func skipPrologs(body []byte) []byte {
+	for {
+		var end []byte
+		switch {
+		case bytes.HasPrefix(body, []byte("<?")):
+			end = []byte("?>")
+		case bytes.HasPrefix(body, []byte("<!--")):
+			end = []byte("-->")
+		default:
+			return body
+		}
+		i := bytes.Index(body, end)
+		if i < 0 {
+			return body
+		}
+		body = bytes.TrimSpace(body[i+len(end):])
+	}
+}
+
+// opensWithTag reports whether body opens with the element name, in any
+// case, followed by a space, '>' or '/' ("<meta " but not "<metadata>").
+func opensWithTag(body []byte, name string) bool {
+	n := len(name) + 1
+	if len(body) <= n || body[0] != '<' || !bytes.EqualFold(body[1:n], []byte(name)) {
+		return false
+	}
+	switch body[n] {
+	case ' ', '\t', '\r', '\n', '>', '/':
+		return true
+	}
+	return false
+}
 
 // defaultNotFound are web frameworks' answers, spaces trimmed, for a path
 // they have no route for: Go's net/http, Starlette and FastAPI, Phoenix's
