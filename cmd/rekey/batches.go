@@ -72,13 +72,18 @@ const maxBatchesListed = 10000
 // listBatches prints the batches q names as a table, or as a JSON array, on
 // w, and what is said about the list on notes (as listDeadRevocations does).
 func listBatches(ctx context.Context, w, notes io.Writer, st *store.Store, q store.BatchQuery, asJSON bool) error {
-	batches, err := st.Batches(ctx, q)
+	// One more than asked says whether older batches are left to list.
+	ask := q
+	ask.Limit++
+	batches, err := st.Batches(ctx, ask)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("--before %s: no such batch in the list (batches are kept 30 days)", printable.Text(q.Before))
 	}
 	if err != nil {
 		return err
 	}
+	more := len(batches) > q.Limit
+	batches = batches[:min(len(batches), q.Limit)]
 	if asJSON {
 		if batches == nil {
 			batches = []store.Batch{}
@@ -108,8 +113,8 @@ func listBatches(ctx context.Context, w, notes io.Writer, st *store.Store, q sto
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if len(batches) == q.Limit {
-		_, err = fmt.Fprintf(notes, "%s listed, there may be more: --before %s lists older ones\n",
+	if more {
+		_, err = fmt.Fprintf(notes, "%s listed, there are more: --before %s lists older ones\n",
 			count(len(batches), "batch", "batches"), batches[len(batches)-1].ID)
 	}
 	return err

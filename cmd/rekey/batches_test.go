@@ -269,6 +269,10 @@ func TestBatchesList(t *testing.T) {
 		if out := lines(t, "--limit", "1", "--before", second); len(out) < 2 || !strings.HasPrefix(out[1], first+" ") {
 			t.Errorf("want %s:\n%s", first, c.stdout)
 		}
+		// A page that ends the list says nothing of more.
+		if out := lines(t, "--limit", "2"); len(out) != 3 || strings.Contains(c.stderr.String(), "--before") {
+			t.Errorf("two batches listed with --limit 2: want both and no hint of more:\n%s\nstderr: %s", c.stdout, c.stderr)
+		}
 		if lines(t, "--before", first); c.stdout.String() != "" || !strings.Contains(c.stderr.String(), "no batches after "+first) {
 			t.Errorf("want nothing on stdout and no batches after the oldest on stderr:\n%s\nstderr: %s", c.stdout, c.stderr)
 		}
