@@ -1,9 +1,13 @@
 package handlers_test
 
 import (
+	"bytes"
 	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -29,6 +33,32 @@ func TestPayloadGraceIsLoweredToTheCeiling(t *testing.T) {
 	g.deps.MaxGrace = 48 * time.Hour
 	if left := revokedIn(t, g, "rot_ceiling", 2562047*time.Hour); left > 48*time.Hour || left < 47*time.Hour {
 		t.Fatalf("old credential revoked in %s, want the ceiling of 48h", left)
+	}
+}
+
+// A grace the worker lowers or raises is said in its log (grace_clamped,
+// with what was asked and what applies): the process that told the
+// operator or the customer the grace asked for may run with other bounds.
+// One within the bounds is not.
+func TestClampedGraceIsLogged(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	g.deps.MaxGrace = 3 * time.Hour
+	var logs bytes.Buffer
+	ctx := zerolog.New(&logs).WithContext(context.Background())
+	for rot, grace := range map[string]time.Duration{"rot_within": 2 * time.Hour, "rot_past": 5 * time.Hour} {
+		task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-1", RotationID: rot, Grace: tasks.Duration(grace)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs.Reset()
+		if err := g.mux.ProcessTask(ctx, task); err != nil {
+			t.Fatalf("rotate %s: %v", rot, err)
+		}
+		clamped := strings.Contains(logs.String(), `"grace_clamped"`)
+		if want := grace > g.deps.MaxGrace; clamped != want || want && !strings.Contains(logs.String(), `"asked":18000000`) {
+			t.Errorf("%s asking %s under a 3h ceiling: grace_clamped logged %v, want %v:\n%s", rot, grace, clamped, want, logs.String())
+		}
 	}
 }
 

@@ -275,6 +275,14 @@ func (h *Rotate) promote(ctx context.Context, r *rotation, credID string) (strin
 		return OutcomeRetry, err
 	}
 	r.marks = 0
+	if asked := h.requestedGrace(r); asked != grace {
+		// The request, the instance's registration or REKEY_GRACE asked
+		// for another grace than this worker's floor and ceiling allow: a
+		// process that told the customer or the operator the grace asked
+		// for may run with other bounds (settings_mismatch says so).
+		r.log.Warn().Dur("asked", asked).Dur("grace", grace).Dur("min_grace", h.deps.MinGrace).Dur("max_grace", h.deps.MaxGrace).
+			Msg("grace_clamped")
+	}
 	r.log.Info().Dur("grace", grace).Msg("rotated")
 	if p.Previous != nil && h.deps.CustomerLog != nil {
 		h.deps.CustomerLog.Notify(ctx, in.ID, fmt.Sprintf("%s rotated; the old credential stays valid until %s",

@@ -409,6 +409,18 @@ func writeRotated(w io.Writer, res fleet.Result, queue, grace string, took time.
 // says what the running processes announce, when they do.
 func graceText(f rotateFlags, cfg *config.Config, running announcedGraces) string {
 	if f.grace > 0 {
+		// The request's own bounds were checked against this command's
+		// environment; the workers hold it to theirs.
+		switch {
+		case running.ceiling > 0 && f.grace > running.ceiling:
+			return fmt.Sprintf("grace: %s asked (--grace), but the running workers' REKEY_MAX_GRACE is %s: they revoke "+
+				"the old credentials after %s", printable.Duration(f.grace), printable.Duration(running.ceiling),
+				printable.Duration(running.ceiling))
+		case f.grace < running.floor:
+			return fmt.Sprintf("grace: %s asked (--grace), but the running workers' REKEY_MIN_GRACE is %s: they revoke "+
+				"the old credentials after %s", printable.Duration(f.grace), printable.Duration(running.floor),
+				printable.Duration(running.floor))
+		}
 		return fmt.Sprintf("grace: %s (--grace), then the old credentials are revoked", printable.Duration(f.grace))
 	}
 	floor, ceiling := cfg.GraceFloor(), cfg.GraceCeiling()
@@ -431,6 +443,9 @@ func graceText(f rotateFlags, cfg *config.Config, running announcedGraces) strin
 // running processes announce them (rekey:shared_settings).
 type announcedGraces struct {
 	grace, private time.Duration
+	// floor and ceiling are REKEY_MIN_GRACE and REKEY_MAX_GRACE as the
+	// workers apply them; zero when not announced.
+	floor, ceiling time.Duration
 	known          bool // every process that announces them gives the same
 	disagree       bool // they give different ones
 }
@@ -444,7 +459,8 @@ func runningGraces(ctx context.Context, st *store.Store) announcedGraces {
 	}
 	var g announcedGraces
 	for _, values := range store.SettingsDisagreements(live) {
-		if name, _, _ := strings.Cut(values[0].Setting, "="); name == "REKEY_GRACE" || name == "REKEY_PRIVATE_SPACE_GRACE" {
+		switch name, _, _ := strings.Cut(values[0].Setting, "="); name {
+		case "REKEY_GRACE", "REKEY_PRIVATE_SPACE_GRACE", "REKEY_MIN_GRACE", "REKEY_MAX_GRACE":
 			return announcedGraces{disagree: true}
 		}
 	}
@@ -458,6 +474,10 @@ func runningGraces(ctx context.Context, st *store.Store) announcedGraces {
 				g.grace, g.known = d, true
 			case name == "REKEY_PRIVATE_SPACE_GRACE":
 				g.private = d
+			case name == "REKEY_MIN_GRACE":
+				g.floor = d
+			case name == "REKEY_MAX_GRACE":
+				g.ceiling = d
 			}
 		}
 	}

@@ -6,6 +6,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rekeyhq/rekey/internal/config"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
 )
 
 // capped registers n instances and rotates the first one REKEY_MAX_PREVIOUS
@@ -115,5 +119,66 @@ func TestRotateSaysTheGraceTheRunningWorkersApply(t *testing.T) {
 	}
 	if !strings.Contains(c.stdout.String(), "the running processes disagree on it, see their settings_mismatch") {
 		t.Errorf("stdout %q does not say the workers disagree", c.stdout)
+	}
+}
+
+// A --grace within this command's REKEY_MAX_GRACE but past the running
+// workers' (a worker started without the line the web process has) is
+// lowered by them: rotate says the grace they apply, not the one asked.
+// Workers that disagree on the ceiling are said to disagree.
+func TestRotateSaysTheRunningWorkersCeiling(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 3)
+	ctx := context.Background()
+	worker := func(name, ceiling string) {
+		settings := "REKEY_HEROKU_RATE=4000 REKEY_RATE_SCOPE=account REKEY_GRACE=2h0m0s REKEY_PRIVATE_SPACE_GRACE=4h0m0s " +
+			"REKEY_MIN_GRACE=10m0s REKEY_MAX_GRACE=" + ceiling
+		if err := c.st.AnnounceSharedSettings(ctx, name, settings, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	worker("worker.1", "5h0m0s")
+	if err := c.run(t, "rotate", ids[0], "--grace", "6h"); err != nil {
+		t.Fatal(err)
+	}
+	want := "grace: 6h asked (--grace), but the running workers' REKEY_MAX_GRACE is 5h: they revoke the old credentials after 5h"
+	if !strings.Contains(c.stdout.String(), want) {
+		t.Errorf("stdout %q lacks %q", c.stdout, want)
+	}
+	if err := c.run(t, "rotate", ids[1], "--grace", "4h"); err != nil || !strings.Contains(c.stdout.String(), "grace: 4h (--grace), then") {
+		t.Errorf("a grace within the workers' ceiling: %v, stdout %q", err, c.stdout)
+	}
+	worker("worker.2", "168h0m0s")
+	if err := c.run(t, "rotate", ids[2], "--grace", "6h"); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := c.st.SharedSettings(ctx); err != nil || len(store.SettingsDisagreements(d)) != 1 {
+		t.Errorf("two ceilings announced: disagreements %v (%v), want one", store.SettingsDisagreements(d), err)
+	}
+}
+
+// Every process announces the grace floor and ceiling it applies, so that
+// a worker holding a grace to another ceiling than the web process's is a
+// settings_mismatch; and one issuer URL written two ways is one issuer.
+func TestSharedSettingsNameTheGraceBoundsAndOneIssuer(t *testing.T) {
+	base := config.Config{HerokuRate: 4000, RateScope: "account", Grace: 2 * time.Hour, PrivateSpaceGrace: 4 * time.Hour,
+		MinGrace: 10 * time.Minute, MaxGrace: 168 * time.Hour, Issuer: config.IssuerHTTP,
+		IssuerURL: "https://issuer.example/rekey", IssuerSecret: secret.New("a secret of the issuer's, long enough")}
+	lower := base
+	lower.MaxGrace = 5 * time.Hour
+	if a, b := sharedSettings(&base), sharedSettings(&lower); a == b || !strings.Contains(b, "REKEY_MAX_GRACE=5h0m0s") {
+		t.Errorf("another REKEY_MAX_GRACE announces alike: %q / %q", a, b)
+	}
+	for _, spelling := range []string{"https://ISSUER.example/rekey", "https://issuer.example:443/rekey", "HTTPS://Issuer.Example:443/rekey"} {
+		other := base
+		other.IssuerURL = spelling
+		if a, b := sharedSettings(&base), sharedSettings(&other); a != b {
+			t.Errorf("%s announces another issuer than https://issuer.example/rekey:\n%s\n%s", spelling, a, b)
+		}
+	}
+	elsewhere := base
+	elsewhere.IssuerURL = "https://issuer.example:8443/rekey"
+	if sharedSettings(&base) == sharedSettings(&elsewhere) {
+		t.Error("another port announces the same issuer")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"sort"
@@ -153,7 +154,9 @@ func (a *app) announceKeys(ctx context.Context, name string) (withdraw func()) {
 
 // sharedSettings names the settings every process of a deployment must
 // share: the Heroku budget's, the graces a worker applies and the web
-// process tells customers, and where credentials are minted and revoked
+// process tells customers, with the floor and ceiling the worker holds
+// them to (as it applies them: REKEY_MIN_GRACE lowered to REKEY_GRACE,
+// REKEY_MAX_GRACE raised to both graces), and where credentials are minted and revoked
 // and pushed. A worker minting from another issuer than the others revokes
 // their credentials at an issuer that does not know them (its 404 counts
 // as revoked, leaving them live) and pushes its own; one pushing to
@@ -162,10 +165,17 @@ func (a *app) announceKeys(ctx context.Context, name string) (withdraw func()) {
 // as its kind, its host and a fingerprint keyed by its secret
 // (issuerIdentity); HEROKU_API_URL, a host without a path, as its host.
 func sharedSettings(cfg *config.Config) string {
-	s := fmt.Sprintf("REKEY_HEROKU_RATE=%d REKEY_RATE_SCOPE=%s REKEY_GRACE=%s REKEY_PRIVATE_SPACE_GRACE=%s",
-		cfg.HerokuRate, cfg.RateScope, cfg.Grace, cfg.PrivateSpaceGrace)
+	s := fmt.Sprintf("REKEY_HEROKU_RATE=%d REKEY_RATE_SCOPE=%s REKEY_GRACE=%s REKEY_PRIVATE_SPACE_GRACE=%s "+
+		"REKEY_MIN_GRACE=%s REKEY_MAX_GRACE=%s",
+		cfg.HerokuRate, cfg.RateScope, cfg.Grace, cfg.PrivateSpaceGrace, cfg.GraceFloor(), cfg.GraceCeiling())
 	if id := issuerIdentity(cfg); id != "" {
 		s += " REKEY_ISSUER=" + id
+	}
+	if cfg.Issuer == config.IssuerPostgres {
+		// Its own setting, so that a mismatch names it: two processes
+		// listing REKEY_ENCRYPTION_KEYS in another order derive other
+		// keys, and one never revokes the roles the other minted.
+		s += " REKEY_POSTGRES_KEY=" + keyedFingerprint(cfg.PostgresDerivationKey(), "postgres issuer key")
 	}
 	if cfg.HerokuAPIURL != "" {
 		s += " HEROKU_API_URL=" + urlHost(cfg.HerokuAPIURL)
@@ -197,9 +207,29 @@ func issuerIdentity(cfg *config.Config) string {
 		// Without its secret (a web or clock process on a VM may lack
 		// REKEY_ISSUER_SECRET) the fingerprint would be a plain hash:
 		// such a process announces no issuer.
-		return "http:" + urlHost(cfg.IssuerURL) + "@" + keyedFingerprint([]byte(cfg.IssuerSecret.Reveal()), cfg.IssuerURL)
+		u := canonicalURL(cfg.IssuerURL)
+		return "http:" + urlHost(u) + "@" + keyedFingerprint([]byte(cfg.IssuerSecret.Reveal()), u)
 	}
 	return ""
+}
+
+// canonicalURL is raw with its scheme and host in lower case and the
+// scheme's default port dropped, so that one issuer written two ways
+// (ISSUER.example, issuer.example:443) is announced alike.
+func canonicalURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	if host, port, err := net.SplitHostPort(u.Host); err == nil &&
+		(u.Scheme == "https" && port == "443" || u.Scheme == "http" && port == "80") {
+		u.Host = host
+		if strings.Contains(host, ":") {
+			u.Host = "[" + host + "]"
+		}
+	}
+	return u.String()
 }
 
 // postgresServers names REKEY_POSTGRES_SERVERS by each server's id and

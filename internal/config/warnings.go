@@ -48,6 +48,9 @@ const (
 	// WarnPostgresWithoutTLS: a PostgreSQL issuer's admin URL to another
 	// machine does not require TLS.
 	WarnPostgresWithoutTLS = "postgres_without_tls"
+	// WarnPostgresKeyFromOrder: the PostgreSQL issuer's key derives from
+	// whichever REKEY_ENCRYPTION_KEYS key is listed first.
+	WarnPostgresKeyFromOrder = "postgres_key_from_key_order"
 )
 
 // HerokuHourlyLimit is about how many calls an hour Heroku's partner API
@@ -91,6 +94,13 @@ func (c *Config) Warnings() []Warning {
 		out = append(out, Warning{Name: WarnPostgresWithoutTLS, Detail: "the admin URL of PostgreSQL server " +
 			strings.Join(ids, ", ") + " (REKEY_POSTGRES_SERVERS) names another machine without sslmode=require, " +
 			"verify-ca or verify-full: its admin password, and every password it sets, may cross the network in clear"})
+	}
+	if c.Issuer == IssuerPostgres && len(c.PostgresKey) == 0 && len(c.EncryptionKeys) > 1 {
+		out = append(out, Warning{Name: WarnPostgresKeyFromOrder, Detail: "REKEY_POSTGRES_KEY is not set, so the " +
+			"PostgreSQL issuer derives role names and passwords from the first key of REKEY_ENCRYPTION_KEYS: a process " +
+			"that lists the keys in another order does not recognise the roles the others minted and never revokes " +
+			"them; set REKEY_POSTGRES_KEY on every process (any 32 random bytes, base64), or list the keys in one " +
+			"order everywhere"})
 	}
 	for _, pair := range c.sharedSecrets() {
 		out = append(out, Warning{Name: WarnSharedSecret, Detail: pair[0] + " and " + pair[1] + " hold the same value: " +

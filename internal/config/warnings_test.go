@@ -1,6 +1,8 @@
 package config_test
 
 import (
+	"bytes"
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -84,6 +86,15 @@ func TestWarnings(t *testing.T) {
 			"REKEY_POSTGRES_SERVERS": `{"main":"postgres://admin:pw-of-admin@db.example/postgres","tls":"postgres://admin:pw@db2.example/postgres?sslmode=require","local":"postgres://admin:pw@127.0.0.1/postgres","pref":"postgres://admin:pw@db3.example/postgres?sslmode=prefer"}`},
 			want: map[string][]string{config.WarnPostgresWithoutTLS: {"PostgreSQL server main, pref (REKEY_POSTGRES_SERVERS)",
 				"may cross the network in clear"}}},
+		{name: "a PostgreSQL issuer keyed by the first of two encryption keys", vars: map[string]string{"REKEY_ISSUER": "postgres",
+			"REKEY_POSTGRES_SERVERS": `{"local":"postgres://admin:pw@127.0.0.1/postgres"}`,
+			"REKEY_ENCRYPTION_KEYS":  goodKey + "," + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))},
+			want: map[string][]string{config.WarnPostgresKeyFromOrder: {"REKEY_POSTGRES_KEY is not set",
+				"lists the keys in another order does not recognise the roles"}}},
+		{name: "a PostgreSQL issuer with its own key", vars: map[string]string{"REKEY_ISSUER": "postgres",
+			"REKEY_POSTGRES_SERVERS": `{"local":"postgres://admin:pw@127.0.0.1/postgres"}`,
+			"REKEY_ENCRYPTION_KEYS":  goodKey + "," + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)),
+			"REKEY_POSTGRES_KEY":     base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))}},
 		{name: "secrets of their own", vars: map[string]string{"REKEY_API_TOKEN": "token-0123456789abcdef",
 			"REKEY_DASHBOARD_PASSWORD": "password-0123456789ab", "REKEY_ISSUER_SECRET": "issuer-0123456789abcdef"}},
 	}
