@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"strings"
 )
@@ -33,6 +34,15 @@ func (d derive) roleName(instanceID, rotationID string) string {
 // in a URL, so the URL and the split vars carry it alike.
 func (d derive) password(instanceID, rotationID string) string {
 	return base64.RawURLEncoding.EncodeToString(d.mac("password", instanceID, rotationID))
+}
+
+// lockKey is the advisory lock key of a role's mints and revokes
+// (locked): the first 8 bytes of an HMAC of its name, as a bigint. A key
+// other roles of the server can compute (hashtext of the name, which
+// pg_roles lists to everyone) is one they can hold, keeping a revocation
+// waiting while the old credential still works.
+func (d derive) lockKey(role string) int64 {
+	return int64(binary.BigEndian.Uint64(d.mac("lock", role)))
 }
 
 func (d derive) mac(purpose string, parts ...string) []byte {

@@ -25,6 +25,7 @@ const (
 	CodeLoginFailed   = "login_failed"         // the credential did not log in
 	CodeNotPermitted  = "not_permitted"        // the admin role lacks a privilege
 	CodeUnavailable   = "server_unavailable"   // the server cannot serve now (starting, shutting down, full)
+	CodeRoleBusy      = "role_busy"            // another mint or revoke of the role held its lock past LockWait
 	CodePostgres      = "postgres_error"       // any other error the server reported
 	CodeBadConfigVar  = "config_var_unmatched" // a registered config var the issuer cannot fill
 )

@@ -37,18 +37,23 @@ type Params struct {
 	MaxConns int32
 	// ConnectTimeout bounds every connection attempt; zero means 10s.
 	ConnectTimeout time.Duration
+	// LockWait bounds the wait for a role's advisory lock while another
+	// mint or revoke of that role holds it (locked); past it the call fails,
+	// transiently, with CodeRoleBusy. Zero means 10s.
+	LockWait time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
 // Issuer is the PostgreSQL issuer.
 type Issuer struct {
-	pools   map[string]*pgxpool.Pool
-	servers map[string]Server
-	locator Locator
-	derive  derive
-	timeout time.Duration
-	now     func() time.Time
+	pools    map[string]*pgxpool.Pool
+	servers  map[string]Server
+	locator  Locator
+	derive   derive
+	timeout  time.Duration
+	lockWait time.Duration
+	now      func() time.Time
 
 	mu       sync.Mutex
 	lastSeen map[string]issuer.Usage // role -> last sessions seen by Usage
@@ -66,9 +71,12 @@ func New(p Params) (*Issuer, error) {
 		return nil, errors.New("pgissuer: servers, a locator and a key of 32 bytes or more are required")
 	}
 	iss := &Issuer{pools: map[string]*pgxpool.Pool{}, servers: map[string]Server{}, locator: p.Locator,
-		derive: derive{key: p.Key}, timeout: p.ConnectTimeout, now: p.Now, lastSeen: map[string]issuer.Usage{}}
+		derive: derive{key: p.Key}, timeout: p.ConnectTimeout, lockWait: p.LockWait, now: p.Now, lastSeen: map[string]issuer.Usage{}}
 	if iss.timeout <= 0 {
 		iss.timeout = 10 * time.Second
+	}
+	if iss.lockWait <= 0 {
+		iss.lockWait = 10 * time.Second
 	}
 	if iss.now == nil {
 		iss.now = time.Now
@@ -143,27 +151,38 @@ func (iss *Issuer) resolve(ctx context.Context, op, instanceID string) (target, 
 }
 
 // find returns the target of the server where role lives, with its
-// comment: the instance's server when the role is there, else the first
-// other configured server, in id order, that has it (the instance may have
-// moved since the role was minted, and roles are cluster-wide, so one
-// query a server). exists is false only when no server has the role; an
-// error from any server asked is returned, never read as "not there".
+// comment (onServers). exists is false only when no server has the role.
 func (iss *Issuer) find(ctx context.Context, t target, role string) (target, string, bool, error) {
-	comment, exists, err := roleComment(ctx, t.pool, role)
-	if err != nil || exists {
-		return t, comment, exists, err
+	var at target
+	var comment string
+	err := iss.onServers(t, func(o target) (bool, error) {
+		c, exists, err := roleComment(ctx, o.pool, role)
+		if exists {
+			at, comment = o, c
+		}
+		return exists, err
+	})
+	return at, comment, at.pool != nil, err
+}
+
+// onServers calls look with the instance's server, then with every other
+// configured server, in id order, until one finds what it looks for: the
+// instance may have moved since a role was minted, and roles are
+// cluster-wide, so one query a server. An error from any server asked is
+// returned, never read as "not there".
+func (iss *Issuer) onServers(t target, look func(target) (bool, error)) error {
+	if found, err := look(t); err != nil || found {
+		return err
 	}
 	for _, id := range iss.Servers() {
 		if id == t.loc.Server {
 			continue
 		}
-		o := t.on(iss, id)
-		comment, exists, err := roleComment(ctx, o.pool, role)
-		if err != nil || exists {
-			return o, comment, exists, err
+		if found, err := look(t.on(iss, id)); err != nil || found {
+			return err
 		}
 	}
-	return target{}, "", false, nil
+	return nil
 }
 
 // on is t moved to the configured server id, the location's database and
@@ -171,29 +190,6 @@ func (iss *Issuer) find(ctx context.Context, t target, role string) (target, str
 func (t target) on(iss *Issuer, id string) target {
 	t.loc.Server, t.server, t.pool = id, iss.servers[id], iss.pools[id]
 	return t
-}
-
-// locked runs fn on one admin connection holding a session advisory lock
-// on the role's name, so that concurrent mints or revokes of one role
-// queue up instead of racing in the catalog.
-func locked(ctx context.Context, t target, op, role string, fn func(*pgxpool.Conn) error) error {
-	conn, err := t.pool.Acquire(ctx)
-	if err != nil {
-		return classify(op, err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtext($1))", role); err != nil {
-		return classify(op, err)
-	}
-	defer func() {
-		// A failed unlock leaves the lock on a pooled connection: drop it.
-		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(c, "SELECT pg_advisory_unlock(hashtext($1))", role); err != nil {
-			_ = conn.Conn().Close(c)
-		}
-	}()
-	return fn(conn)
 }
 
 // sanitize quotes an identifier.

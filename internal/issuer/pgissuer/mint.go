@@ -44,7 +44,7 @@ func (iss *Issuer) Mint(ctx context.Context, instanceID, rotationID string) (iss
 	if err != nil {
 		return issuer.Credential{}, err
 	}
-	err = locked(ctx, t, "mint", role, func(conn *pgxpool.Conn) error {
+	err = iss.locked(ctx, t, "mint", role, func(conn *pgxpool.Conn) error {
 		return createRole(ctx, conn, t.loc, role, password, roleMark(instanceID, rotationID, t.loc), func(comment string) bool {
 			m, ok := parseMark(comment, instanceID)
 			return ok && m.rotation == rotationID

@@ -2,8 +2,10 @@ package pgissuer
 
 import (
 	"context"
+	"errors"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rekeyhq/rekey/internal/issuer"
@@ -13,10 +15,16 @@ import (
 // owns in the database it was minted for to the owner role it acted as,
 // drops its remaining privileges and drops it. The role is looked for on
 // the instance's server and, when it is not there (the instance moved since
-// it was minted), on every other configured server: only a role that no
-// server has is revoked without more ado, and a server that cannot answer
-// fails the revocation (it is retried). A role rekey did not mint for this
-// instance is never touched (a permanent error naming it).
+// it was minted), on every other configured server (find): only a role
+// that no server has is revoked without more ado, and a server that cannot
+// answer fails the revocation (it is retried). A role rekey
+// did not mint for this instance is never touched (a permanent error
+// naming it).
+//
+// The credential stops working before anything is waited for: the lockout
+// and the end of its sessions (cut) come before the role's lock, which a
+// mint or another revoke of the role may hold, and are done again under
+// it.
 func (iss *Issuer) Revoke(ctx context.Context, instanceID, credentialID string) error {
 	if credentialID == "" {
 		return issuer.ErrInvalid
@@ -25,58 +33,114 @@ func (iss *Issuer) Revoke(ctx context.Context, instanceID, credentialID string) 
 	if err != nil {
 		return err
 	}
-	found, err := iss.revokeOn(ctx, t, instanceID, credentialID)
-	if err != nil || found {
+	at, comment, exists, err := iss.find(ctx, t, credentialID)
+	if err != nil {
+		return classify("revoke", err)
+	}
+	if !exists {
+		return nil
+	}
+	if _, err := iss.ours(comment, instanceID, credentialID, credentialID); err != nil {
 		return err
 	}
-	for _, id := range iss.Servers() {
-		if id == t.loc.Server {
-			continue
-		}
-		if found, err := iss.revokeOn(ctx, t.on(iss, id), instanceID, credentialID); err != nil || found {
-			return err
-		}
-	}
-	return nil
+	return iss.revokeRole(ctx, at, instanceID, credentialID, credentialID)
 }
 
-// revokeOn revokes the role on t's server, if it is there, and reports
-// whether it was.
-func (iss *Issuer) revokeOn(ctx context.Context, t target, instanceID, role string) (bool, error) {
-	found := false
-	err := locked(ctx, t, "revoke", role, func(conn *pgxpool.Conn) error {
+// ours reads the rotation from a role's comment and checks that it is the
+// credential's: rekey's mark for the instance, of the rotation whose role
+// name is credentialID. role is the name the role has now.
+func (iss *Issuer) ours(comment, instanceID, credentialID, role string) (mark, error) {
+	m, ok := parseMark(comment, instanceID)
+	if !ok || iss.derive.roleName(instanceID, m.rotation) != credentialID {
+		return mark{}, permanent("revoke", CodeNotRekeys, "role %s was not minted by rekey for instance %s: rekey leaves it alone", role, instanceID)
+	}
+	return m, nil
+}
+
+// revokeRole revokes credentialID's role, named role now, on at's server:
+// it cuts the credential's use, then takes the credential's lock (the one
+// its mints take) and, if the role is still there and still the
+// credential's, drops it.
+func (iss *Issuer) revokeRole(ctx context.Context, at target, instanceID, credentialID, role string) error {
+	if err := cut(ctx, at.pool, role); err != nil {
+		return err
+	}
+	err := iss.locked(ctx, at, "revoke", credentialID, func(conn *pgxpool.Conn) error {
 		comment, exists, err := roleComment(ctx, conn, role)
 		switch {
 		case err != nil:
 			return classify("revoke", err)
-		case !exists:
+		case !exists: // a concurrent revoke dropped it
 			return nil
 		}
-		found = true
-		m, ok := parseMark(comment, instanceID)
-		if !ok || iss.derive.roleName(instanceID, m.rotation) != role {
-			return permanent("revoke", CodeNotRekeys, "role %s was not minted by rekey for instance %s: rekey leaves it alone", role, instanceID)
+		m, err := iss.ours(comment, instanceID, credentialID, role)
+		if err != nil {
+			return err
 		}
-		return iss.dropRole(ctx, conn, m.at(t), role)
+		return iss.dropRole(ctx, conn, m.at(at), role)
 	})
-	return found, err
+	if err == nil {
+		iss.forget(credentialID)
+	}
+	return err
+}
+
+// cut locks the role out and ends its sessions, on any admin connection and
+// without waiting for the role's lock: a lock that anything can hold for
+// long must not keep a leaked credential working. Both are safe to repeat,
+// and dropRole repeats them under the lock. A mint of the same rotation
+// cannot be broken by a cut: under the lock it either creates the role, in
+// a transaction a cut does not see (so nothing is cut, and this revocation
+// drops the role once the mint lets go of the lock), or finds it and
+// changes nothing, returning a credential this revocation is about to drop
+// either way.
+func cut(ctx context.Context, q querier, role string) error {
+	r := sanitize(role)
+	if err := settle(ctx, q, "ALTER ROLE "+r+" NOLOGIN", "SELECT NOT rolcanlogin FROM pg_roles WHERE rolname = $1", role); err != nil {
+		return err
+	}
+	// Ending the role's sessions takes the role's privileges, which an
+	// admin that is no superuser (CREATEROLE) lacks: it grants the role to
+	// itself, and DROP ROLE ends that too.
+	if err := settle(ctx, q, "GRANT "+r+" TO CURRENT_USER", "SELECT pg_has_role(current_user, oid, 'USAGE') FROM pg_roles WHERE rolname = $1", role); err != nil {
+		return err
+	}
+	if _, err := q.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role); err != nil {
+		return classify("revoke", err)
+	}
+	return nil
+}
+
+// settle runs stmt, a change to the role, and when it fails asks held
+// whether what stmt was for holds anyway, the role being gone counting as
+// yes: the same statement of a concurrent revoke, outside the lock (cut),
+// fails one of them ("tuple concurrently updated", a duplicate
+// membership) after doing its work.
+func settle(ctx context.Context, q querier, stmt, held, role string) error {
+	_, err := q.Exec(ctx, stmt)
+	if err == nil {
+		return nil
+	}
+	var ok bool
+	switch qerr := q.QueryRow(ctx, held, role).Scan(&ok); {
+	case errors.Is(qerr, pgx.ErrNoRows), qerr == nil && ok:
+		return nil
+	}
+	return classify("revoke", err)
+}
+
+// querier is a pool or one of its connections.
+type querier interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+	QueryRow(context.Context, string, ...any) pgx.Row
 }
 
 // dropRole runs the revocation's statements; each is safe to run again.
 func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, role string) error {
+	if err := cut(ctx, conn, role); err != nil {
+		return err
+	}
 	r := sanitize(role)
-	if _, err := conn.Exec(ctx, "ALTER ROLE "+r+" NOLOGIN"); err != nil {
-		return classify("revoke", err)
-	}
-	// Ending the role's sessions and handing over what it owns take the
-	// role's privileges, which an admin that is no superuser (CREATEROLE)
-	// lacks: it grants the role to itself, and DROP ROLE ends that too.
-	if _, err := conn.Exec(ctx, "GRANT "+r+" TO CURRENT_USER"); err != nil {
-		return classify("revoke", err)
-	}
-	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role); err != nil {
-		return classify("revoke", err)
-	}
 	// A database dropped since the role was minted holds nothing of it.
 	var dbExists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", t.loc.Database).Scan(&dbExists); err != nil {
@@ -90,7 +154,6 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 	if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+r); err != nil {
 		return classify("revoke", err)
 	}
-	iss.forget(role)
 	return nil
 }
 
