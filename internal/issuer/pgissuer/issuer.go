@@ -3,7 +3,8 @@
 // (group) role and acts as it, so old and new credentials work side by side
 // through the grace; revoking locks the old role out, ends its sessions,
 // hands what it owns to the group role and drops it (README "PostgreSQL
-// issuer"). Only roles rekey created, by name and by comment, are touched.
+// issuer"). Only roles rekey created, by name and by comment, are touched
+// (a role renamed by hand, by its comment).
 //
 // An Issuer holds one connection pool per configured server and is safe for
 // concurrent use; reruns of every step, sequential or concurrent, have the

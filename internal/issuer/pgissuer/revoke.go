@@ -15,9 +15,10 @@ import (
 // owns in the database it was minted for to the owner role it acted as,
 // drops its remaining privileges and drops it. The role is looked for on
 // the instance's server and, when it is not there (the instance moved since
-// it was minted), on every other configured server (find): only a role
-// that no server has is revoked without more ado, and a server that cannot
-// answer fails the revocation (it is retried). A role rekey
+// it was minted), on every other configured server (find); a role renamed
+// since it was minted is found by its comment (renamed). Only a role that
+// no server has under either is revoked without more ado, and a server
+// that cannot answer fails the revocation (it is retried). A role rekey
 // did not mint for this instance is never touched (a permanent error
 // naming it).
 //
@@ -37,13 +38,22 @@ func (iss *Issuer) Revoke(ctx context.Context, instanceID, credentialID string) 
 	if err != nil {
 		return classify("revoke", err)
 	}
-	if !exists {
-		return nil
+	if exists {
+		if _, err := iss.ours(comment, instanceID, credentialID, credentialID); err != nil {
+			return err
+		}
+		return iss.revokeRole(ctx, at, instanceID, credentialID, credentialID)
 	}
-	if _, err := iss.ours(comment, instanceID, credentialID, credentialID); err != nil {
-		return err
+	at, roles, err := iss.renamed(ctx, t, instanceID, credentialID)
+	if err != nil {
+		return classify("revoke", err)
 	}
-	return iss.revokeRole(ctx, at, instanceID, credentialID, credentialID)
+	for _, role := range roles {
+		if err := iss.revokeRole(ctx, at, instanceID, credentialID, role); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ours reads the rotation from a role's comment and checks that it is the
@@ -83,6 +93,38 @@ func (iss *Issuer) revokeRole(ctx context.Context, at target, instanceID, creden
 		iss.forget(credentialID)
 	}
 	return err
+}
+
+// renamed finds the roles of credentialID renamed since (ALTER ROLE ...
+// RENAME keeps a SCRAM password and the comment, so the credential may
+// still log in under the new name): those whose comment is the instance's
+// mark of the rotation whose role name is credentialID, on the first
+// server that has any (onServers).
+func (iss *Issuer) renamed(ctx context.Context, t target, instanceID, credentialID string) (target, []string, error) {
+	var at target
+	var roles []string
+	err := iss.onServers(t, func(o target) (bool, error) {
+		rows, err := o.pool.Query(ctx, `SELECT rolname::text, shobj_description(oid, 'pg_authid') FROM pg_roles
+			WHERE starts_with(shobj_description(oid, 'pg_authid'), $1) ORDER BY oid`, instanceMark(instanceID)+"rotation=")
+		if err != nil {
+			return false, err
+		}
+		for rows.Next() {
+			var name, comment string
+			if err := rows.Scan(&name, &comment); err != nil {
+				return false, err
+			}
+			if _, err := iss.ours(comment, instanceID, credentialID, name); err == nil {
+				roles = append(roles, name)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return false, err
+		}
+		at = o
+		return len(roles) > 0, nil
+	})
+	return at, roles, err
 }
 
 // cut locks the role out and ends its sessions, on any admin connection and
