@@ -22,6 +22,7 @@ const (
 	CodeNoOwner       = "owner_role_missing"   // its owner role does not exist
 	CodeUnsafeOwner   = "owner_role_unsafe"    // its owner role holds powers no customer may have
 	CodeNotRekeys     = "role_not_rekeys"      // a role rekey did not create: never touched
+	CodeKeyMismatch   = "role_key_mismatch"    // rekey's mark, but a name another key derived: never touched
 	CodeLoginFailed   = "login_failed"         // the credential did not log in
 	CodeNotPermitted  = "not_permitted"        // the admin role lacks a privilege
 	CodeUnavailable   = "server_unavailable"   // the server cannot serve now (starting, shutting down, full)

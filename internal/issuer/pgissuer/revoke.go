@@ -58,11 +58,23 @@ func (iss *Issuer) Revoke(ctx context.Context, instanceID, credentialID string) 
 
 // ours reads the rotation from a role's comment and checks that it is the
 // credential's: rekey's mark for the instance, of the rotation whose role
-// name is credentialID. role is the name the role has now.
+// name is credentialID. role is the name the role has now. A role that
+// carries the instance's mark under a name this issuer's key does not
+// derive from the marked rotation was most likely minted by a worker with
+// another key (REKEY_POSTGRES_KEY differs, or, unset, REKEY_ENCRYPTION_KEYS
+// is listed in another order): the error says so, since the cure is the
+// operator's, not the role's.
 func (iss *Issuer) ours(comment, instanceID, credentialID, role string) (mark, error) {
 	m, ok := parseMark(comment, instanceID)
-	if !ok || iss.derive.roleName(instanceID, m.rotation) != credentialID {
+	switch {
+	case !ok:
 		return mark{}, permanent("revoke", CodeNotRekeys, "role %s was not minted by rekey for instance %s: rekey leaves it alone", role, instanceID)
+	case iss.derive.roleName(instanceID, m.rotation) != credentialID:
+		return mark{}, permanent("revoke", CodeKeyMismatch, "role %s carries rekey's mark for instance %s, but this worker's key "+
+			"does not derive its name from the marked rotation: a worker with another PostgreSQL issuer key minted it "+
+			"(every process needs the same REKEY_POSTGRES_KEY, or, without it, REKEY_ENCRYPTION_KEYS in the same order), "+
+			"or the mark was written by hand; rekey leaves it alone until the keys agree (then retry the dead revocation)",
+			role, instanceID)
 	}
 	return m, nil
 }
