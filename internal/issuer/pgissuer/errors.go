@@ -27,6 +27,7 @@ const (
 	CodeNotPermitted  = "not_permitted"        // the admin role lacks a privilege
 	CodeUnavailable   = "server_unavailable"   // the server cannot serve now (starting, shutting down, full)
 	CodeRoleBusy      = "role_busy"            // another mint or revoke of the role held its lock past LockWait
+	CodeObjectsBusy   = "objects_busy"         // the database's sessions held a lock on the role's objects
 	CodePostgres      = "postgres_error"       // any other error the server reported
 	CodeBadConfigVar  = "config_var_unmatched" // a registered config var the issuer cannot fill
 )

@@ -2,12 +2,10 @@ package pgissuer
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rekeyhq/rekey/internal/issuer"
@@ -62,11 +60,10 @@ func (iss *Issuer) lock(ctx context.Context, conn *pgxpool.Conn, op string, key 
 		_, err := tx.Exec(ctx, "SELECT pg_advisory_lock($1)", key)
 		return err
 	})
-	var pg *pgconn.PgError
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &pg) && pg.Code == "55P03": // lock_not_available
+	case lockNotAvailable(err):
 		return &issuer.Error{Op: op, Code: CodeRoleBusy}
 	}
 	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -3,6 +3,9 @@ package pgissuer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -201,7 +204,24 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 		return classify("revoke", err)
 	}
 	if dbExists {
-		if err := iss.reassign(ctx, t, r); err != nil {
+		if err := iss.reassign(ctx, t, t.loc.Database, r); err != nil {
+			return err
+		}
+	}
+	_, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+r)
+	if !dependentsElsewhere(err) {
+		return classify("revoke", err)
+	}
+	// The credential reached other databases of the server (every role may
+	// connect to "postgres" by default) and left objects, grants or default
+	// privileges there: REASSIGN OWNED and DROP OWNED act on one database
+	// at a time, so they run in each, then the role goes.
+	dbs, err := otherDatabases(ctx, conn, role, t.loc.Database)
+	if err != nil {
+		return classify("revoke", err)
+	}
+	for _, db := range dbs {
+		if err := iss.reassign(ctx, t, db, r); err != nil {
 			return err
 		}
 	}
@@ -211,22 +231,54 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 	return nil
 }
 
-// reassign runs REASSIGN OWNED and DROP OWNED in the database the role was
-// minted for (t's), where its objects and grants live; they act on one
-// database only.
-func (iss *Issuer) reassign(ctx context.Context, t target, quotedRole string) error {
+// dependentsElsewhere reports whether err is DROP ROLE refusing because
+// objects or privileges of the role remain (SQLSTATE 2BP01).
+func dependentsElsewhere(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "2BP01"
+}
+
+// otherDatabases lists the databases other than minted, that accept
+// connections, where something depends on role (pg_shdepend).
+func otherDatabases(ctx context.Context, conn *pgxpool.Conn, role, minted string) ([]string, error) {
+	rows, err := conn.Query(ctx, `SELECT DISTINCT d.datname::text FROM pg_shdepend s
+		JOIN pg_database d ON d.oid = s.dbid
+		WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1)
+		AND d.datname <> $2 AND d.datallowconn ORDER BY 1`, role, minted)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// reassignLockWait bounds how long REASSIGN OWNED waits for a table lock
+// that the database's own sessions hold. Changing a table's owner needs
+// its exclusive lock, and while the statement waits for it every new query
+// of the customer's app on that table queues behind it: a few seconds of
+// that is the most a revocation may cost the app. Past it the revocation
+// fails with CodeObjectsBusy and is retried; the credential already cannot
+// log in (cut).
+const reassignLockWait = 2 * time.Second
+
+// reassign runs REASSIGN OWNED and DROP OWNED in database db of t's server
+// (the one the role was minted for, where its objects and grants live, or
+// another it reached), handing what the role owns to the instance's owner
+// role.
+func (iss *Issuer) reassign(ctx context.Context, t target, db, quotedRole string) error {
 	cfg, err := pgx.ParseConfig(t.server.AdminURL.Reveal())
 	if err != nil {
 		return &issuer.Error{Op: "revoke", Code: issuer.CodeRequest}
 	}
-	cfg.Database = t.loc.Database
+	cfg.Database = db
 	cfg.ConnectTimeout = iss.timeout
 	cfg.RuntimeParams["application_name"] = "rekey"
 	// The owner role owns the database and may give it defaults (ALTER
 	// DATABASE ... SET); settings sent at connection win over them, so none
-	// makes this session read-only, short-lived or another role.
+	// makes this session read-only, short-lived or another role, or lets it
+	// wait for a lock longer than reassignLockWait.
 	for name, value := range map[string]string{"role": "none", "default_transaction_read_only": "off",
-		"statement_timeout": "0", "lock_timeout": "0", "idle_in_transaction_session_timeout": "0"} {
+		"statement_timeout": "0", "lock_timeout": strconv.FormatInt(reassignLockWait.Milliseconds(), 10),
+		"idle_in_transaction_session_timeout": "0"} {
 		cfg.RuntimeParams[name] = value
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -240,8 +292,19 @@ func (iss *Issuer) reassign(ctx context.Context, t target, quotedRole string) er
 	}
 	for _, s := range stmts {
 		if _, err := conn.Exec(ctx, s); err != nil {
+			if lockNotAvailable(err) {
+				return fmt.Errorf("role %s: the database's sessions held a lock on its objects for more than %s: %w",
+					quotedRole, reassignLockWait, &issuer.Error{Op: "revoke", Code: CodeObjectsBusy})
+			}
 			return classify("revoke", err)
 		}
 	}
 	return nil
+}
+
+// lockNotAvailable reports whether err is a lock_timeout running out
+// (SQLSTATE 55P03).
+func lockNotAvailable(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "55P03"
 }
