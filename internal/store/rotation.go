@@ -321,7 +321,8 @@ func (s *Store) PromotePushed(ctx context.Context, instanceID, rotationID, credI
 	keys := newPromoteKeys(instanceID, rotationID, credID)
 	args := []any{instanceID, rotationID, credID, ms(s.now()), grace.Milliseconds(),
 		s.eventsPerInstance, s.eventsGlobal, int64(s.finishedTTL.Seconds()), detail,
-		slotHash(instanceID), DefaultRotationPeriod.Milliseconds(), settled, s.pushWindow.Milliseconds()}
+		slotHash(instanceID), DefaultRotationPeriod.Milliseconds(), settled, s.pushWindow.Milliseconds(),
+		s.maxGrace.Milliseconds()}
 	res, err := promoteScript.Run(ctx, s.rdb, keys.list(), args...).StringSlice()
 	if err != nil {
 		return Promoted{}, scriptError("promote", err)

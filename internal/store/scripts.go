@@ -292,7 +292,7 @@ local inflight = inst[3] or ''
 if inflight ~= '' then
   local ikey = KEYS[6] .. inflight
   local cur = redis.call('HMGET', ikey, 'state', 'batch_id', 'queue', 'joined_by', 'started_at', 'moved_at', 'kept_at',
-    'customer_joined')
+    'customer_joined', 'grace_ms', 'join_grace_ms')
   local st = cur[1] or ''
   if unstarted_of_cancelled(ikey, st, cur[2] or '', cur[6], cur[7], cur[4]) then
     -- Joined, this request would end with it, its instance not rotated.
@@ -339,6 +339,15 @@ if inflight ~= '' then
         redis.call('EXPIRE', wkey, ARGV[11])
         set[#set + 1], set[#set + 2] = 'joined_more', '1'
       end
+    end
+    -- A request asking a longer grace than the rotation's lengthens it:
+    -- its client keeps the old credential in use that long (apps that
+    -- restart slowly), and no grace is ever shortened (I2). The promotion
+    -- takes the longest (join_grace_ms); a request that asks none leaves
+    -- the grace as it is.
+    local asked = tonumber(ARGV[10]) or 0
+    if asked > math.max(tonumber(cur[9]) or 0, tonumber(cur[10]) or 0) then
+      set[#set + 1], set[#set + 2] = 'join_grace_ms', ARGV[10]
     end
     -- A customer's join is in its instance's history once a rotation,
     -- and out of the fleet stream: one customer's clicks must push
@@ -504,13 +513,21 @@ return 'saved'
 // instance event cap, fleet event cap, rotation ttl seconds, detail, slot
 // hash, default period ms, push attempts settled (added to the rotation's
 // push_settled first, as settlePushScript would, whatever the outcome; "0":
-// none), the unanswered push window ms (UnansweredPushWindow).
+// none), the unanswered push window ms (UnansweredPushWindow), the grace
+// ceiling ms (WithMaxGrace; 0: none), which bounds a grace a joining
+// request asked (join_grace_ms).
 // Returns {previous credential id or "", revoke_at ms or "", superseded
 // unconfirmed credentials as "revoke_at ms,id,id..." or ""}; repeating a
 // promotion returns the same. Errors: "not_found", "conflict ...".
 var promoteScript = eventScript(luaSchedule, luaConfig, `
-local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id', 'push_settled', 'joined_by')
+local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id', 'push_settled', 'joined_by', 'join_grace_ms')
 local st, batch = rot[1] or '', rot[3] or ''
+-- A request that joined the rotation asking a longer grace lengthens it
+-- (claimScript), up to the ceiling: a grace is never shortened (I2).
+local grace = tonumber(ARGV[5])
+local joined_grace = tonumber(rot[6]) or 0
+if tonumber(ARGV[14]) > 0 then joined_grace = math.min(joined_grace, tonumber(ARGV[14])) end
+if joined_grace > grace then grace = joined_grace end
 -- The settled pushes are added here on the ways out that write nothing
 -- more to the rotation, and with its last HSET on a promotion.
 local settled = (tonumber(rot[4]) or 0) + tonumber(ARGV[12])
@@ -532,7 +549,7 @@ local cur = inst[1] or ''
 local revoke_at = ''
 emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'pushed', ARGV[2], ARGV[3], ARGV[9], ARGV[4])
 if cur ~= '' and cur ~= ARGV[3] then
-  revoke_at = tostring(now + tonumber(ARGV[5]))
+  revoke_at = tostring(now + grace)
   local ckey = KEYS[8] .. cur
   local f = {'state', 'previous', 'superseded_at', ARGV[4], 'revoke_at', revoke_at, 'superseded_by', ARGV[2]}
   if batch ~= '' then f[#f + 1], f[#f + 2] = 'superseded_in_batch', batch end
@@ -543,7 +560,7 @@ end
 redis.call('HSET', KEYS[3], 'state', 'current', 'promoted_at', ARGV[4])
 drop_config(KEYS[17], KEYS[3])
 local stale = {}
-local stale_at = tostring(now + tonumber(ARGV[5]))
+local stale_at = tostring(now + grace)
 for _, id in ipairs(redis.call('ZRANGE', KEYS[15], 0, -1)) do
   local ckey = KEYS[8] .. id
   local urot = get(ckey, 'rotation_id')

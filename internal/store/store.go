@@ -95,6 +95,9 @@ type Store struct {
 	auditRetention time.Duration
 	// pushWindow is UnansweredPushWindow, or a test's.
 	pushWindow time.Duration
+	// maxGrace bounds the grace a request joining a rotation in flight
+	// lengthens it to (WithMaxGrace); 0 means no bound.
+	maxGrace time.Duration
 
 	// fpMu guards fpKeys, the fingerprint key as last read (fingerprint.go).
 	fpMu   sync.Mutex
@@ -114,6 +117,11 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 func WithEventCaps(perInstance, global int64) Option {
 	return func(s *Store) { s.eventsPerInstance, s.eventsGlobal = perInstance, global }
 }
+
+// WithMaxGrace bounds the grace a rotation takes from a request that
+// joined it while in flight (REKEY_MAX_GRACE): the grace the rotation's own
+// task brings is bounded by its worker.
+func WithMaxGrace(d time.Duration) Option { return func(s *Store) { s.maxGrace = d } }
 
 // New returns a Store over rdb. Secrets are sealed with sealer.
 func New(rdb redis.UniversalClient, sealer *seal.Sealer, opts ...Option) *Store {
