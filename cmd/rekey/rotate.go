@@ -117,6 +117,9 @@ func (f *rotateFlags) check() error {
 		// audit trail, the batch list and the customer's dashboard.
 		return usagef("--reason holds a line break, a control or a bidi character: give one line of text")
 	}
+	if err := fleet.CheckReason(f.reason); err != nil {
+		return usagef("--%s", err)
+	}
 	if strings.TrimSpace(f.reason) == "" {
 		f.reason = defaultReason // a script's unset $TICKET; the API, too, takes an empty reason for its default
 	}

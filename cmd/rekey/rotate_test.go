@@ -230,6 +230,8 @@ func TestRotateNamedIDs(t *testing.T) {
 		{"empty reason", []string{"inst-00000", "--reason", " "}, "", map[string]int{"interactive": 1}},
 		{"reason of two lines", []string{"inst-00000", "--reason", "INC-1\n\x1b[31mfake"}, "--reason holds a line break", nil},
 		{"reason too long", []string{"inst-00000", "--reason", strings.Repeat("x", tasks.MaxReasonLen+1)}, "--reason is longer", nil},
+		{"reason the dashboard gives", []string{"inst-00000", "--reason", "customer request"}, "customer's dashboard", nil},
+		{"reason the schedule gives", []string{"inst-00000", "inst-00001", "--reason", "Scheduled"}, "rotation schedule", nil},
 		{"queue flag", []string{"--queue", "bulk", "inst-00000"}, "", map[string]int{"bulk": 1}},
 		{"unknown refused whole", []string{"inst-00000", "nope"}, "1 argument cannot be rotated (above), so nothing is enqueued; " +
 			"fix it, or pass --skip-invalid to rotate the 1 valid one", nil},

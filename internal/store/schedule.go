@@ -34,6 +34,10 @@ import (
 // rotations with this reason count towards quarantine.
 const ReasonScheduled = "scheduled"
 
+// ReasonCustomer is the reason the customer's dashboard gives the
+// rotations its button starts: the customer's timeline says "you" asked.
+const ReasonCustomer = "customer request"
+
 // Defaults used until a scheduler publishes its policy (SetSchedulePolicy).
 const (
 	DefaultRotationPeriod  = 2160 * time.Hour

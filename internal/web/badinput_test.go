@@ -83,6 +83,10 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"reason forging a line", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"reason":"ok\n2026-01-01T00:00:00Z  revoked"}`, 400, "reason"},
 		{"reason with a terminal escape", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"reason":"\u001b[2Jcleared"}`, 400, "reason"},
 		{"reason with a bidi override", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"reason":"\u202egnirotinom"}`, 400, "reason"},
+		// The dashboard would tell the customer they asked; the store would
+		// count a failure towards the schedule's quarantine.
+		{"reason the dashboard gives", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"reason":"Customer request "}`, 400, "customer's dashboard"},
+		{"reason the schedule gives", "POST", "/api/v1/rotations", `{"all":true,"reason":"scheduled"}`, 400, "rotation schedule"},
 		{"10 MB rotation request", "POST", "/api/v1/rotations", `{"instance_ids":["` + strings.Repeat("a", 10<<20) + `"]}`, 413, "larger"},
 		{"100,001 ids", "POST", "/api/v1/rotations", idList("inst", 100_001), 413, "at most 100000"},
 		{"100,000 unknown ids", "POST", "/api/v1/rotations", idList("ghost", 100_000), 422, "100000 unknown"},

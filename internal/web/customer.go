@@ -13,7 +13,7 @@ import (
 // ("INC-4711 leaked key in public gist"). The operators' API keeps both.
 
 // customerReason is the reason the dashboard's button gives its rotations.
-const customerReason = "customer request"
+const customerReason = store.ReasonCustomer
 
 // keepsWorking ends every failure sentence: what matters most to the customer.
 const keepsWorking = " Your current credential keeps working."

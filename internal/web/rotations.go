@@ -109,6 +109,9 @@ func (b rotationsRequest) fleetRequest() (fleet.Request, int, string) {
 		// garbled.
 		return req, http.StatusBadRequest, `"reason" holds a line break, a control or a bidi character: send one line of text`
 	}
+	if err := fleet.CheckReason(b.Reason); err != nil {
+		return req, http.StatusBadRequest, `"reason": ` + err.Error()
+	}
 	for i, id := range b.InstanceIDs {
 		if !store.ValidID(id) {
 			return req, http.StatusBadRequest, fmt.Sprintf(`"instance_ids"[%d] %q is not a valid instance id`, i, clipID(id))
