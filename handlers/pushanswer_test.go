@@ -26,7 +26,8 @@ func (g *rig) useHeroku(t *testing.T, wrap http.Handler, timeout time.Duration) 
 	t.Cleanup(srv.Close)
 	hc, err := heroku.NewClient(heroku.WithAPIURL(srv.URL), heroku.WithIDURL(srv.URL),
 		heroku.WithHTTPClient(&http.Client{Timeout: timeout}),
-		heroku.WithTokenStore(g.st), heroku.WithOAuthClientSecret(secret.New(herokufake.DefaultClientSecret)))
+		heroku.WithTokenStore(g.st), heroku.WithOAuthClientSecret(secret.New(herokufake.DefaultClientSecret)),
+		heroku.WithV1Credentials(herokufake.DefaultManifestID, secret.New(herokufake.DefaultManifestPassword)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -165,8 +165,37 @@ func (c *Client) updateV1(ctx context.Context, t Target, vars []ConfigVar) error
 	if err != nil {
 		return fmt.Errorf("heroku %s: encode body: %w", EndpointV1Put, ErrInvalidRequest)
 	}
-	_, err = c.v1(ctx, t, EndpointV1Put, http.MethodPut, raw, values(vars))
-	return err
+	if _, err := c.v1(ctx, t, EndpointV1Put, http.MethodPut, raw, values(vars)); err != nil {
+		return err
+	}
+	return c.confirmV1(ctx, t, vars)
+}
+
+// confirmV1 reads the app's config back after a 2xx to a V1 PUT, whose
+// answer has no documented body: a 200 "{}", a 202 or a 204 says nothing
+// of what Heroku holds, and something that is not Heroku (a proxy) may
+// have answered. The push counts as landed only when the config read back
+// holds every var of vars with its value; otherwise, or when the read
+// fails, it is ErrUnexpectedAnswer, as V3's unconfirmed answer is: the
+// push may or may not have taken effect, and the caller reads the config
+// back again before it keeps or discards the credential. The read-back
+// does not pass on its own error (a 429 or a 4xx would settle a push that
+// was answered 2xx and may have landed: Refused).
+//
+// It costs one more call of the shared budget per V1 push (two in all):
+// V1 is retired and rare, and a credential promoted on an answer that
+// changed nothing would have the one the apps run on revoked (I1).
+func (c *Client) confirmV1(ctx context.Context, t Target, vars []ConfigVar) error {
+	got, err := c.getV1(ctx, t)
+	if err != nil {
+		return fmt.Errorf("heroku %s: a 2xx whose read-back failed (%s): %w", EndpointV1Put, Classify(err), ErrUnexpectedAnswer)
+	}
+	for _, v := range vars {
+		if w, ok := got[v.Name]; !ok || w.Reveal() != v.Value.Reveal() {
+			return fmt.Errorf("heroku %s: a 2xx whose config, read back, does not hold the vars sent: %w", EndpointV1Put, ErrUnexpectedAnswer)
+		}
+	}
+	return nil
 }
 
 func (c *Client) getV1(ctx context.Context, t Target) (map[string]secret.String, error) {

@@ -238,10 +238,13 @@ func TestUpdateConfigV1RefusesAPage(t *testing.T) {
 	}
 }
 
+// A V1 push costs two calls of the budget: the PUT, and the read-back that
+// confirms it (its answer has no documented body).
 func TestUpdateConfigV1(t *testing.T) {
 	t.Parallel()
 	s := newScript(t)
 	s.on(v1Route, reply{status: 200, body: `{}`})
+	s.on(v1GetRoute, reply{status: 200, body: v1OKApp})
 	lim := &countingLimiter{}
 	c := newClient(t, s, heroku.WithLimiter(lim))
 
@@ -260,8 +263,50 @@ func TestUpdateConfigV1(t *testing.T) {
 	if want := `{"config":{"MYADDON_URL":"` + configValue + `"}}`; reqs[0].body != want {
 		t.Errorf("body = %s, want %s", reqs[0].body, want)
 	}
-	if lim.waits != 1 {
-		t.Errorf("limiter waits = %d, want 1", lim.waits)
+	if got := len(s.requests(v1GetRoute)); got != 1 {
+		t.Errorf("got %d read-backs, want 1", got)
+	}
+	if lim.waits != 2 {
+		t.Errorf("limiter waits = %d, want 2 (the PUT and its read-back)", lim.waits)
+	}
+}
+
+// A 2xx to a V1 PUT counts as a landed push only when the config read back
+// holds every value sent: a 200 "{}", a 202 or a 204 that changed nothing,
+// or a read-back that fails, is ErrUnexpectedAnswer (permanent, not a
+// refusal: the push stays unsettled and the caller reads back again), and
+// never the read-back's own error, which could settle the push.
+func TestUpdateConfigV1UnconfirmedIsUnexpected(t *testing.T) {
+	t.Parallel()
+	oldApp := `{"id":"` + herokuID + `","config":{"MYADDON_URL":"postgres://old@db.myaddon.example/d_1"}}`
+	tests := []struct {
+		name     string
+		put      reply
+		readBack reply
+	}{
+		{"200 that changed nothing", reply{status: 200, body: `{}`}, reply{status: 200, body: oldApp}},
+		{"202 that changed nothing", reply{status: 202, body: `{}`}, reply{status: 200, body: oldApp}},
+		{"204 that changed nothing", reply{status: 204}, reply{status: 200, body: oldApp}},
+		{"var missing", reply{status: 200, body: `{}`}, reply{status: 200, body: `{"config":{}}`}},
+		{"read-back refused", reply{status: 200, body: `{}`}, reply{status: 404, body: `{"id":"not_found"}`}},
+		{"read-back rate limited", reply{status: 200, body: `{}`}, reply{status: 429, body: `{"id":"rate_limit"}`}},
+		{"read-back not an app", reply{status: 200, body: `{}`}, reply{status: 200, body: `[]`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newScript(t)
+			s.on(v1Route, tt.put)
+			s.on(v1GetRoute, tt.readBack)
+			err := newClient(t, s).UpdateConfig(context.Background(), v1Target(), oneVar())
+			if !errors.Is(err, heroku.ErrUnexpectedAnswer) || heroku.Classify(err) != heroku.ClassPermanent || heroku.Refused(err) {
+				t.Errorf("err = %v (class %s, refused %v); want a permanent ErrUnexpectedAnswer that is no refusal",
+					err, heroku.Classify(err), heroku.Refused(err))
+			}
+			if got := len(s.requests(v1GetRoute)); got != 1 {
+				t.Errorf("got %d read-backs, want 1", got)
+			}
+		})
 	}
 }
 

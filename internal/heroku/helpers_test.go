@@ -229,6 +229,8 @@ const (
 	patchRoute = "PATCH /addons/" + addonID + "/config"
 	tokenRoute = "POST /oauth/token"
 	v1Route    = "PUT /vendor/apps/" + escapedHeroku
+	v1GetRoute = "GET /vendor/apps/" + escapedHeroku
+	v1OKApp    = `{"id":"` + herokuID + `","config":{"MYADDON_URL":"` + configValue + `"}}`
 	okConfig   = `[{"name":"MYADDON_URL","value":"` + configValue + `"}]`
 	tokenBody  = `{"access_token":"` + freshAccess + `","expires_in":28799,"refresh_token":"` + refreshToken + `","token_type":"Bearer","user_id":"u1"}`
 )
