@@ -19,16 +19,19 @@ import (
 //     revoked at once;
 //   - a push was attempted and Heroku's config, read back, holds it: the
 //     push took effect after all, and it is promoted;
-//   - read back while no push was unanswered, the config holds other
-//     values, or Heroku reports the add-on deprovisioned (its config left
-//     its apps with it): discarded and revoked, with that proof handed to
-//     the store (store.Failure.NotHeld), which voids it if a push was
+//   - read back while no push was unanswered, the config holds none of
+//     its values, or Heroku reports the add-on deprovisioned (its config
+//     left its apps with it): discarded and revoked, with that proof handed
+//     to the store (store.Failure.NotHeld), which voids it if a push was
 //     attempted since;
-//   - the config cannot be read back (a 403, a token that cannot be had):
-//     nobody can tell, so the store keeps it unconfirmed and unrevoked,
-//     with a "push_unknown" event, until the instance's next rotation
-//     replaces it on Heroku. Discarding it could revoke the credential the
-//     app runs on; keeping it costs one live credential.
+//   - the config holds some of its values but not all (a push Heroku
+//     applied in part), or a push is still unanswered (it may land after
+//     the read), or the config cannot be read back (a 403, a token that
+//     cannot be had): nobody can prove Heroku holds none of it, so the
+//     store keeps it unconfirmed and unrevoked, with a "push_unknown"
+//     event, until the instance's next rotation replaces it on Heroku.
+//     Discarding it could revoke the credential the app runs on; keeping
+//     it costs one live credential.
 //
 // The store checks the same rule itself (failScript), so a run acting on a
 // stale view cannot discard a pushed credential either.
@@ -46,22 +49,28 @@ func (h *Rotate) end(ctx context.Context, r *rotation, step string, err error) (
 			return OutcomeRetry, fmt.Errorf("%s: %w; reading the push attempts: %w", step, err, perr)
 		}
 	}
+	// partly is a config read back holding some of the credential's values:
+	// nothing, not even a "deprovisioned" state, proves it not held then.
+	partly := false
 	if r.pushAttempted && r.config != nil && !isMismatch(err) {
-		held, rerr := h.heldByHeroku(ctx, r)
+		held, rerr := h.readBack(ctx, r)
 		switch {
-		case rerr == nil && held:
+		case rerr == nil && held == holdsAll:
 			r.log.Info().Msg("earlier_push_applied")
 			return h.promote(ctx, r, r.credID)
-		case rerr == nil:
+		case rerr == nil && held == holdsNone:
 			// With a push still unanswered, the config read may predate it.
 			f.NotHeld = f.Attempts == settled
+		case rerr == nil:
+			partly = true
+			r.log.Warn().Msg("push_applied_in_part")
 		case !isPermanent(rerr):
 			return OutcomeRetry, fmt.Errorf("%s: %w; reading Heroku's config back: %w", step, err, rerr)
 		}
 		readErr = rerr
 	}
 	reason, gone := h.setAside(ctx, r, err, readErr)
-	f.NotHeld = f.NotHeld || gone
+	f.NotHeld = !partly && (f.NotHeld || gone)
 	if reason != "" {
 		if _, qerr := h.deps.Store.Quarantine(ctx, r.p.InstanceID, reason); qerr != nil {
 			return OutcomeRetry, fmt.Errorf("%s failed permanently, and quarantining the instance failed: %w", step, qerr)
@@ -91,21 +100,59 @@ func (h *Rotate) record(ctx context.Context, r *rotation, step string, f store.F
 	return OutcomeFailed, permanent(errors.New(f.Cause))
 }
 
+// holding is how much of a rotation's credential Heroku's config holds.
+type holding int
+
+const (
+	// holdsNone: no var of the credential holds any of its values. Only
+	// this may prove that Heroku does not hold the credential.
+	holdsNone holding = iota
+	// holdsSome: some var holds one of its values, not every var its own:
+	// a push Heroku applied in part (one var set, another refused). The
+	// app may run on that part, so the credential must not be revoked.
+	holdsSome
+	// holdsAll: every var holds its value: the push landed.
+	holdsAll
+)
+
 // heldByHeroku reads the add-on's config back and tells whether it holds
-// the rotation's credential. What it reads is scrubbed from any text the
-// run keeps from then on: the app's live values are secrets too.
+// the whole of the rotation's credential.
 func (h *Rotate) heldByHeroku(ctx context.Context, r *rotation) (bool, error) {
+	held, err := h.readBack(ctx, r)
+	return held == holdsAll, err
+}
+
+// readBack reads the add-on's config back and tells how much of the
+// rotation's credential it holds. What it reads is scrubbed from any text
+// the run keeps from then on: the app's live values are secrets too.
+//
+// A value counts wherever it sits among the credential's vars. A
+// credential that repeats a value of the one Heroku holds (a host name
+// that stays the same) therefore never reads as holdsNone: it is kept
+// unconfirmed rather than revoked, which is the safe side of I1.
+func (h *Rotate) readBack(ctx context.Context, r *rotation) (holding, error) {
 	got, err := h.deps.Heroku.GetConfig(h.classed(ctx, r), r.target())
 	if err != nil {
-		return false, err
+		return holdsNone, err
 	}
 	r.remember(got)
-	for name, v := range r.config {
-		if got[name].Reveal() != v.Reveal() {
-			return false, nil
-		}
+	values := make(map[string]bool, len(r.config))
+	for _, v := range r.config {
+		values[v.Reveal()] = true
 	}
-	return true, nil
+	all, some := true, false
+	for name, v := range r.config {
+		g, ok := got[name]
+		all = all && ok && g.Reveal() == v.Reveal()
+		some = some || ok && values[g.Reveal()]
+	}
+	switch {
+	case all:
+		return holdsAll, nil
+	case some:
+		return holdsSome, nil
+	}
+	return holdsNone, nil
 }
 
 // setAside decides whether the failure sets the instance aside, and why,
