@@ -19,17 +19,19 @@ import (
 //     revoked at once;
 //   - a push was attempted and Heroku's config, read back, holds it: the
 //     push took effect after all, and it is promoted;
-//   - read back while no push was unanswered, the config holds none of
-//     its values, or Heroku reports the add-on deprovisioned (its config
-//     left its apps with it): discarded and revoked, with that proof handed
-//     to the store (store.Failure.NotHeld), which voids it if a push was
-//     attempted since;
+//   - every push was answered (none is unanswered) and either the config,
+//     read back, holds none of its values, or Heroku reports the add-on
+//     deprovisioned (its config left its apps with it): discarded and
+//     revoked, with that proof handed to the store (store.Failure.NotHeld),
+//     which voids it if a push was attempted since;
 //   - the config holds some of its values but not all (a push Heroku
 //     applied in part), or a push is still unanswered (it may land after
-//     the read), or the config cannot be read back (a 403, a token that
-//     cannot be had): nobody can prove Heroku holds none of it, so the
-//     store keeps it unconfirmed and unrevoked, with a "push_unknown"
-//     event, until the instance's next rotation replaces it on Heroku.
+//     the read, on an add-on reported deprovisioned by mistake too), or the
+//     config cannot be read back (a 403, a token that cannot be had):
+//     nobody can prove Heroku holds none of it, so the store keeps it
+//     unconfirmed and unrevoked, with a "push_unknown" event, until the
+//     instance's next rotation replaces it on Heroku, or the partner
+//     deprovisions the instance (then it is revoked after the grace).
 //     Discarding it could revoke the credential the app runs on; keeping
 //     it costs one live credential.
 //
@@ -70,7 +72,11 @@ func (h *Rotate) end(ctx context.Context, r *rotation, step string, err error) (
 		readErr = rerr
 	}
 	reason, gone := h.setAside(ctx, r, err, readErr)
-	f.NotHeld = !partly && (f.NotHeld || gone)
+	// A push still unanswered may land after Heroku's answer, and a single
+	// "deprovisioned" may be wrong: only with every push answered does it
+	// prove the config empty. A partner's DELETE, which the deprovisioning
+	// of a real one brings, revokes a credential kept so after the grace.
+	f.NotHeld = !partly && (f.NotHeld || gone && f.Attempts == settled)
 	if reason != "" {
 		if _, qerr := h.deps.Store.Quarantine(ctx, r.p.InstanceID, reason); qerr != nil {
 			return OutcomeRetry, fmt.Errorf("%s failed permanently, and quarantining the instance failed: %w", step, qerr)

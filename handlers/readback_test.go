@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,5 +78,89 @@ func TestPushAppliedInPartKeepsItsCredential(t *testing.T) {
 	}
 	if c.State != store.CredentialUnconfirmed || !g.demo.Valid(c.ID) {
 		t.Errorf("I1: Heroku's MYADDON_URL holds %s, which is %s (valid %v); want unconfirmed and valid", c.ID, c.State, g.demo.Valid(c.ID))
+	}
+}
+
+// A push applied and answered 503 (unanswered), then the next run's push,
+// its read-back and the add-on all answered "gone", the add-on's state
+// "deprovisioned" (a wrong answer: the add-on lives on, its config holds
+// the new credential). That one answer cannot outweigh a push still
+// unanswered: the credential is kept unconfirmed, not revoked (I1).
+func TestDeprovisionedStateDoesNotOverrideAnUnansweredPush(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	var patches atomic.Int32
+	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPatch && patches.Add(1) == 1:
+			g.fake.ServeHTTP(httptest.NewRecorder(), r)
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case r.Method == http.MethodPatch, r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/config"):
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"id":"not_found","message":"Couldn't find that add-on."}`))
+		case r.Method == http.MethodGet && r.URL.Path == "/addons/inst-1":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"id":"inst-1","state":"deprovisioned"}`))
+		default:
+			g.fake.ServeHTTP(w, r)
+		}
+	}), 5*time.Second)
+	t.Logf("run 1 (applied, 503): %v", g.run(rotateTask(t, "inst-1", "rot-1")))
+	if err := g.run(rotateTask(t, "inst-1", "rot-1")); !isPermanent(err) {
+		t.Fatalf("run 2 (404s, deprovisioned): %v, want permanent", err)
+	}
+	rot, _ := g.st.Rotation(ctx, "rot-1")
+	c, _ := g.st.Credential(ctx, "inst-1", rot.CredentialID)
+	g.later.Store(int64(2 * grace))
+	if task := g.enq.get(tasks.RevokeTaskID("inst-1", c.ID)); task != nil {
+		t.Logf("revoke: %v", g.run(task))
+	}
+	if held := g.configCredential(t, "inst-1"); held != c.ID {
+		t.Fatalf("Heroku holds %s, want the new credential %s: the first push did not land", held, c.ID)
+	}
+	c, _ = g.st.Credential(ctx, "inst-1", c.ID)
+	if c.State != store.CredentialUnconfirmed || !g.demo.Valid(c.ID) {
+		t.Fatalf("I1: Heroku's config holds %s, which is %s (valid %v); want unconfirmed and valid", c.ID, c.State, g.demo.Valid(c.ID))
+	}
+	// Were the add-on really gone, the partner's DELETE would follow: the
+	// credential is then revoked after the grace (I3).
+	before := time.Now()
+	if err := g.st.DeprovisionWithGrace(ctx, "inst-1", grace, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = g.st.Credential(ctx, "inst-1", c.ID)
+	if c.State != store.CredentialDiscarded || c.RevokeAt.Before(before.Add(grace).Truncate(time.Second)) {
+		t.Errorf("after the partner's DELETE: %s, revoked at %s; want discarded, due after the grace", c.State, c.RevokeAt)
+	}
+}
+
+// The same "deprovisioned" answer once every push was answered (refused)
+// is proof that Heroku holds none of the credential: it is discarded and
+// revoked at once, as before.
+func TestDeprovisionedStateAfterRefusedPushesDiscards(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPatch, r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/config"):
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"id":"not_found","message":"Couldn't find that add-on."}`))
+		case r.Method == http.MethodGet && r.URL.Path == "/addons/inst-1":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"id":"inst-1","state":"deprovisioned"}`))
+		default:
+			g.fake.ServeHTTP(w, r)
+		}
+	}), 5*time.Second)
+	if err := g.run(rotateTask(t, "inst-1", "rot-1")); !isPermanent(err) {
+		t.Fatalf("err = %v, want permanent", err)
+	}
+	rot, _ := g.st.Rotation(ctx, "rot-1")
+	if c, _ := g.st.Credential(ctx, "inst-1", rot.CredentialID); c.State != store.CredentialDiscarded {
+		t.Errorf("credential %s; want discarded: every push was refused and the add-on is deprovisioned", c.State)
 	}
 }
