@@ -35,6 +35,10 @@ import (
 //     Discarding it could revoke the credential the app runs on; keeping
 //     it costs one live credential.
 //
+// A read-back Heroku answers 429, or the shared budget defers, is retried
+// later without counting a failure, like the push itself (retryLater); the
+// next run pushes again, as after any push that is retried.
+//
 // The store checks the same rule itself (failScript), so a run acting on a
 // stale view cannot discard a pushed credential either.
 func (h *Rotate) end(ctx context.Context, r *rotation, step string, err error) (string, error) {
@@ -66,6 +70,8 @@ func (h *Rotate) end(ctx context.Context, r *rotation, step string, err error) (
 		case rerr == nil:
 			partly = true
 			r.log.Warn().Msg("push_applied_in_part")
+		case retryLater(rerr) != nil:
+			return OutcomeRateLimited, retryLater(rerr)
 		case !isPermanent(rerr):
 			return OutcomeRetry, fmt.Errorf("%s: %w; reading Heroku's config back: %w", step, err, rerr)
 		}

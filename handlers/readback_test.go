@@ -15,6 +15,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/registry"
+	"github.com/rekeyhq/rekey/internal/retry"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
@@ -162,5 +163,32 @@ func TestDeprovisionedStateAfterRefusedPushesDiscards(t *testing.T) {
 	rot, _ := g.st.Rotation(ctx, "rot-1")
 	if c, _ := g.st.Credential(ctx, "inst-1", rot.CredentialID); c.State != store.CredentialDiscarded {
 		t.Errorf("credential %s; want discarded: every push was refused and the add-on is deprovisioned", c.State)
+	}
+}
+
+// A push answered 2xx without its config (so the config is read back), and
+// the read-back answered 429: waiting for the budget is no failure, here
+// as for the push itself, so the run asks to be retried later rather than
+// use up one of the task's retries.
+func TestReadBackRateLimitedIsNoFailure(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	g.fake.Always(herokufake.GetConfig, herokufake.Respond(http.StatusTooManyRequests))
+	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"ok":true}`))
+			return
+		}
+		g.fake.ServeHTTP(w, r)
+	}), 5*time.Second)
+	err := g.run(rotateTask(t, "inst-1", "rot-1"))
+	if !retry.IsLater(err) || retry.IsFailure(err) {
+		t.Fatalf("run: %v (failure %v); want a retry later that is no failure", err, retry.IsFailure(err))
+	}
+	if rot, _ := g.st.Rotation(ctx, "rot-1"); rot.State != store.RotationMinted {
+		t.Errorf("rotation %s; want it still minted, to run again", rot.State)
 	}
 }
