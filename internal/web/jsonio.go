@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"time"
 )
 
@@ -49,7 +50,8 @@ type bodyError struct {
 func (e *bodyError) Error() string { return e.msg }
 
 // decodeBody reads one JSON object of at most limit bytes from r into v,
-// refusing unknown fields, wrong types and trailing data. Errors are
+// refusing unknown fields, wrong types, trailing data, repeated keys and
+// keys that name a field only without case (checkKeys). Errors are
 // *bodyError with a sentence that names the field at fault.
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
@@ -69,6 +71,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &bodyError{http.StatusBadRequest, "request body must hold exactly one JSON object"}
+	}
+	if err := checkKeys(raw, reflect.TypeOf(v)); err != nil {
+		return &bodyError{http.StatusBadRequest, err.Error()}
 	}
 	return nil
 }

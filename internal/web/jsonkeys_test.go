@@ -1,0 +1,56 @@
+package web_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// A body whose meaning depends on which of two keys its reader keeps, or
+// on whether its reader compares keys without case as encoding/json does,
+// is refused (400, naming the key) and changes nothing: {"all":false,
+// "ALL":true} reads as false to every other JSON reader on its way, and
+// must not rotate the fleet.
+func TestRepeatedOrCaseVariantKeysAreRefused(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	f.register("inst-2", "cred-0")
+	f.register("inst-3", "cred-0")
+	const reg = `"api_version":"v3","config_vars":["MYADDON_URL"]`
+	tests := []struct {
+		name, method, path, body string
+		wantIn                   string // the key the error must name
+	}{
+		{"all false then ALL true", "POST", "/api/v1/rotations", `{"all":false,"ALL":true}`, `"ALL"`},
+		{"All alone", "POST", "/api/v1/rotations", `{"All":true}`, `"All"`},
+		{"instance_ids twice", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"instance_ids":["inst-2","inst-3"]}`, `"instance_ids"`},
+		{"grace twice", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"2h","grace":"20h"}`, `"grace"`},
+		{"api_version twice", "PUT", "/api/v1/instances/inst-1", `{` + reg + `,"api_version":"v1"}`, `"api_version"`},
+		{"Config_Vars", "PUT", "/api/v1/instances/inst-1", `{"api_version":"v3","Config_Vars":["MYADDON_URL"]}`, `"Config_Vars"`},
+		{"nested key twice", "PUT", "/api/v1/instances/inst-1", `{` + reg + `,"oauth":{"refresh_token":"r","refresh_token":"s"}}`, `"oauth.refresh_token"`},
+		{"nested key in another case", "PUT", "/api/v1/instances/inst-1", `{` + reg + `,"oauth":{"refresh_token":"r","Refresh_Token":"s"}}`, `"oauth.Refresh_Token"`},
+	}
+	before := redistest.Dump(t, f.r)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := f.api(tt.method, tt.path, tt.body)
+			var e struct{ Error string }
+			resp.json(t, &e)
+			if resp.status != http.StatusBadRequest || !strings.Contains(e.Error, tt.wantIn) {
+				t.Errorf("%s %s %s: got %d %q, want 400 naming %s", tt.method, tt.path, tt.body, resp.status, e.Error, tt.wantIn)
+			}
+		})
+	}
+	if after := redistest.Dump(t, f.r); after != before {
+		t.Errorf("refused requests changed Redis:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	for _, q := range []string{tasks.QueueInteractive, tasks.QueueDefault, tasks.QueueBulk} {
+		if ids := f.queued(q); len(ids) > 0 {
+			t.Errorf("got %v enqueued on %s by refused requests, want nothing", ids, q)
+		}
+	}
+}
