@@ -1,13 +1,19 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/registry"
@@ -281,8 +287,30 @@ func (s *server) writeBodyError(w http.ResponseWriter, err error) {
 	writeError(w, http.StatusBadRequest, "request body could not be read")
 }
 
-// internalError logs err and answers 500 without details, which stay in the log.
+// internalError logs err and answers without details, which stay in the
+// log: 503 with Retry-After when Redis did not answer (a failover, a
+// restart), as a registration that failed in rekey's storage is answered,
+// since the same request may succeed in a moment; 500 otherwise.
 func (s *server) internalError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	s.Logger.Error().Err(err).Str("op", op).Str("route", r.Pattern).Msg("request failed")
+	if redisUnreachable(err) {
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "rekey's storage (Redis) could not be reached; try again (the operators have the details in the log)")
+		return
+	}
 	writeError(w, http.StatusInternalServerError, "internal error; the operators have the details in the log")
+}
+
+// redisUnreachable reports whether err is Redis not answering: a refused,
+// cut or timed-out connection, or no free connection in time. Redis's own
+// answers (redis.Error) and rekey's failures are not.
+func redisUnreachable(err error) bool {
+	var answered interface{ RedisError() }
+	if err == nil || errors.As(err, &answered) {
+		return false
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed)
 }

@@ -15,8 +15,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/metrics"
 	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/internal/web"
 )
@@ -218,5 +220,49 @@ func TestHealthWhenRedisRefusesThePassword(t *testing.T) {
 	}
 	if strings.Contains(resp.body, "wrong-pw") || strings.Contains(resp.body, "right-pw") {
 		t.Errorf("/healthz quotes a password: %s", resp.body)
+	}
+}
+
+// TestAPIWhenRedisGoesDown: with Redis unreachable (a Key-Value Store
+// failover), every API route answers 503 with Retry-After, as a PUT does,
+// so that a client retrying 503s (Heroku's deprovisioning hook in the
+// partner's app calls DELETE) retries, rather than a 500 that reads as a
+// bug in rekey.
+func TestAPIWhenRedisGoesDown(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	relay := newRelay(t, f.r.Addr)
+	client := redis.NewClient(&redis.Options{Addr: relay.addr(), DB: f.r.DB, MaxRetries: -1})
+	t.Cleanup(func() { _ = client.Close() })
+	st := store.New(client, fixtureSealer(t), store.WithClock(f.clock.Now))
+	p := f.params
+	p.Store, p.Producer, p.Registry = st, fleet.NewProducer(st, asynq.NewClientFromRedisClient(client)), registry.New(st, nil)
+	h, err := web.New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv.Config.Handler = h
+	if resp := f.api(http.MethodGet, "/api/v1/instances/inst-1", ""); resp.status != http.StatusOK {
+		t.Fatalf("Redis up: GET got %d %s", resp.status, resp.body)
+	}
+	relay.stop()
+	reg := `{"api_version":"v3","config_vars":["MYADDON_URL"],"oauth":{"refresh_token":"r"}}`
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodPut, "/api/v1/instances/inst-1", reg},
+		{http.MethodGet, "/api/v1/instances/inst-1", ""},
+		{http.MethodDelete, "/api/v1/instances/inst-1", ""},
+		{http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-1"]}`},
+		{http.MethodPost, "/api/v1/rotations", `{"all":true}`},
+		{http.MethodGet, "/api/v1/batches", ""},
+		{http.MethodGet, "/api/v1/batches/bat_1", ""},
+	} {
+		resp := f.api(c.method, c.path, c.body)
+		var e struct{ Error string }
+		resp.json(t, &e)
+		if resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") == "" || e.Error == "" {
+			t.Errorf("Redis down: %s %s got %d (Retry-After %q) %q; want 503 with Retry-After and a sentence",
+				c.method, c.path, resp.status, resp.header.Get("Retry-After"), e.Error)
+		}
 	}
 }

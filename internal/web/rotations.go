@@ -154,9 +154,10 @@ func (s *server) allInstanceIDs(ctx context.Context) ([]string, error) {
 }
 
 // writeRotateResult answers a rotation request: 202, 422 when it named
-// instances that cannot be rotated, or 503 when rekey failed part-way (the
-// batch id then tells what did start; repeating the request is safe,
-// because an instance already rotating joins its rotation).
+// instances that cannot be rotated, or 503 with Retry-After when rekey
+// failed part-way (the batch id then tells what did start; repeating the
+// request is safe, because an instance already rotating joins its
+// rotation).
 func (s *server) writeRotateResult(w http.ResponseWriter, r *http.Request, res fleet.Result, err error) {
 	var unknown *fleet.UnknownError
 	var grace *fleet.GraceError
@@ -176,6 +177,7 @@ func (s *server) writeRotateResult(w http.ResponseWriter, r *http.Request, res f
 		s.internalError(w, r, "request rotations", err)
 	case err != nil:
 		s.Logger.Error().Err(err).Str("batch_id", res.BatchID).Msg("rotation request failed part-way")
+		w.Header().Set("Retry-After", "30")
 		writeJSON(w, http.StatusServiceUnavailable, struct {
 			apiError
 			rotationsResponse
