@@ -229,29 +229,36 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 
 // busy reports whether something is under way that the page should follow:
 // a rotation, or an old credential's revocation that is due. A revocation
-// held while the old credential is in use may wait for hours: the page
-// does not poll for it.
+// held while the old credential is in use may wait for hours, and one
+// dead-lettered waits for an operator: the page does not poll for them.
 func busy(v instanceView, now time.Time) bool {
 	if v.InFlightRotation != nil || v.InFlightRotationID != "" {
 		return true
 	}
-	due, held := revocationsDue(v, now)
-	return due > held
+	due := revocationsDue(v, now)
+	return due.all > due.held+due.dead
 }
 
-// revocationsDue counts the old credentials whose revoke time has passed,
-// and how many of those wait on a hold (in use).
-func revocationsDue(v instanceView, now time.Time) (due, held int) {
+// dueCount counts the old credentials whose revoke time has passed, and
+// how many of those wait on a hold (in use) or on an operator (dead-lettered).
+type dueCount struct{ all, held, dead int }
+
+// revocationsDue counts the revocations of v that are due.
+func revocationsDue(v instanceView, now time.Time) dueCount {
+	var c dueCount
 	for _, p := range v.PreviousCredentials {
 		if p.RevokeAt.After(now) {
 			continue
 		}
-		due++
-		if slices.ContainsFunc(v.Holds, func(h holdView) bool { return h.CredentialID == p.CredentialID }) {
-			held++
+		c.all++
+		switch {
+		case p.Dead:
+			c.dead++
+		case slices.ContainsFunc(v.Holds, func(h holdView) bool { return h.CredentialID == p.CredentialID }):
+			c.held++
 		}
 	}
-	return due, held
+	return c
 }
 
 // statusText is the one sentence the status region shows.
@@ -270,7 +277,10 @@ func statusText(v instanceView, now time.Time) string {
 	case v.LastError != "":
 		return "The last rotation failed. " + lastError(v)
 	}
-	if due, held := revocationsDue(v, now); held > 0 && held == due {
+	switch due := revocationsDue(v, now); {
+	case due.dead > 0 && due.dead+due.held == due.all:
+		return "Rotated. The old credential's revocation needs an operator; your current credential is unaffected."
+	case due.held > 0 && due.held == due.all:
 		return "Rotated. The old credential is still in use, so its revocation waits (below)."
 	}
 	if len(v.PreviousCredentials) > 0 {

@@ -46,3 +46,51 @@ func TestHeldRevocationShown(t *testing.T) {
 		t.Errorf("API holds = %+v", state.Holds)
 	}
 }
+
+// TestDeadRevocationShown: a revocation the issuer refused for good waits
+// in the dead-letter set for an operator, maybe for days. Like a held one,
+// the dashboard does not show it as under way ("Revoking the old
+// credential.") nor poll for it; it says an operator is needed, and the
+// one-rotation-per-grace limit promises no time nor retry. The API marks
+// the credential dead.
+func TestDeadRevocationShown(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, withCustomerLimits(0, true))
+	ctx := context.Background()
+	f.register("inst-1", "cred-0")
+	f.rotate("inst-1", "rot-1", "cred-1", 2*time.Hour)
+	f.clock.Advance(3 * time.Hour)
+	dead, err := f.st.SetRevocationDead(ctx, store.Revocation{InstanceID: "inst-1", CredentialID: "cred-0",
+		RevokeAt: f.clock.Now().Add(-time.Hour)}, store.DeadRefused)
+	if err != nil || !dead {
+		t.Fatalf("set dead: %v %v", dead, err)
+	}
+	session := f.login("inst-1")
+	var st struct {
+		Status string `json:"status"`
+		Busy   bool   `json:"busy"`
+	}
+	f.get("/dashboard/status", session).json(t, &st)
+	if st.Busy || strings.Contains(st.Status, "Revoking") || !strings.Contains(st.Status, "needs an operator") {
+		t.Errorf("status = %+v; want not busy, saying the revocation needs an operator", st)
+	}
+	page := f.get("/dashboard", session).body
+	if strings.Contains(page, `data-busy="true"`) || strings.Contains(page, `http-equiv="refresh"`) {
+		t.Error("the page of a dead-lettered revocation polls for it")
+	}
+	for _, unwanted := range []string{"is being retried", "still in use"} {
+		if strings.Contains(page, unwanted) {
+			t.Errorf("the page says %q of a dead-lettered revocation", unwanted)
+		}
+	}
+	var state struct {
+		Previous []struct {
+			CredentialID string `json:"credential_id"`
+			Dead         bool   `json:"dead"`
+		} `json:"previous_credentials"`
+	}
+	f.api("GET", "/api/v1/instances/inst-1", "").json(t, &state)
+	if len(state.Previous) != 1 || state.Previous[0].CredentialID != "cred-0" || !state.Previous[0].Dead {
+		t.Errorf("API previous_credentials = %+v; want cred-0 marked dead", state.Previous)
+	}
+}

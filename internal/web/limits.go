@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,9 +32,19 @@ func (s *server) customerLimit(ctx context.Context, v instanceView) (customerLim
 		// old credential is revoked (the list is in revoke order).
 		r := &store.Refusal{Reason: store.RefusedPreviousCap, Until: v.PreviousCredentials[0].RevokeAt,
 			Count: len(v.PreviousCredentials)}
+		if v.PreviousCredentials[0].Dead {
+			return customerLimit{Sentence: "Too many old credentials of this add-on still wait to be revoked. You can rotate again once " +
+				"the next one is revoked: its revocation needs an operator. Your current credential is unaffected.", Blocked: true}, nil
+		}
 		return customerLimit{Sentence: refusalSentence(r, lim, s.Now()), Blocked: true}, nil
 	}
 	if lim.OnePerGrace && len(v.PreviousCredentials) > 0 {
+		if slices.ContainsFunc(v.PreviousCredentials, func(p previousView) bool { return p.Dead }) {
+			// Not a wait that ends at a time, nor a retry: the page
+			// must not promise one.
+			return customerLimit{Sentence: "You can rotate again once the previous credential is revoked: its revocation " +
+				"needs an operator. Your current credential is unaffected.", Blocked: true}, nil
+		}
 		last := v.PreviousCredentials[len(v.PreviousCredentials)-1].RevokeAt
 		r := &store.Refusal{Reason: store.RefusedCustomerGrace, Until: last, Count: len(v.PreviousCredentials)}
 		return customerLimit{Sentence: refusalSentence(r, lim, s.Now()), Blocked: true}, nil
@@ -83,9 +94,10 @@ func refusalSentence(r *store.Refusal, lim store.CustomerLimits, now time.Time) 
 	case store.RefusedCustomerGrace:
 		if !r.Until.IsZero() && !r.Until.After(now) {
 			// Its revoke time has passed, but the revocation waits (a
-			// hold while the old credential is still in use, or a retry).
+			// hold while the old credential is still in use, a retry, or
+			// an operator when it was dead-lettered).
 			return "You can rotate again once the previous credential is revoked: its revocation is waiting " +
-				"because the old credential is still in use, or is being retried."
+				"because the old credential is still in use, is being retried, or needs an operator."
 		}
 		return fmt.Sprintf("You can rotate again after %s, when the previous credential is revoked.", hourMinute(r.Until, now))
 	case store.RefusedCustomerDaily:
@@ -93,7 +105,7 @@ func refusalSentence(r *store.Refusal, lim store.CustomerLimits, now time.Time) 
 	case store.RefusedPreviousCap:
 		if !r.Until.IsZero() && !r.Until.After(now) {
 			return "Too many old credentials of this add-on still wait to be revoked. You can rotate again once " +
-				"the next one is revoked: its revocation is waiting because it is still in use, or is being retried."
+				"the next one is revoked: its revocation is waiting because it is still in use, is being retried, or needs an operator."
 		}
 		return fmt.Sprintf("Too many old credentials of this add-on still wait to be revoked. You can rotate again after %s, when the next one is revoked.", hourMinute(r.Until, now))
 	}

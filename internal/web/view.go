@@ -47,6 +47,10 @@ type instanceView struct {
 type previousView struct {
 	CredentialID string    `json:"credential_id"`
 	RevokeAt     time.Time `json:"revoke_at"`
+	// Dead is a revocation the issuer refused for good, set aside in the
+	// dead-letter set until an operator retries it (rekey revocations
+	// retry): it may wait for days.
+	Dead bool `json:"dead,omitempty"`
 }
 
 // rotationView is the rotation in flight.
@@ -73,7 +77,14 @@ func (s *server) loadView(ctx context.Context, id string) (instanceView, error) 
 		return instanceView{}, err
 	}
 	for _, p := range prev {
-		v.PreviousCredentials = append(v.PreviousCredentials, previousView{CredentialID: p.CredentialID, RevokeAt: p.RevokeAt})
+		pv := previousView{CredentialID: p.CredentialID, RevokeAt: p.RevokeAt}
+		// Only a revocation whose time has come can be dead-lettered.
+		if !p.RevokeAt.After(s.Now()) {
+			if pv.Dead, err = s.Store.IsRevocationDead(ctx, id, p.CredentialID); err != nil {
+				return instanceView{}, err
+			}
+		}
+		v.PreviousCredentials = append(v.PreviousCredentials, pv)
 	}
 	if v.InFlightRotation, err = s.inFlight(ctx, in.InFlight); err != nil {
 		return instanceView{}, err
