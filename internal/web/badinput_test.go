@@ -42,6 +42,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"empty body", "PUT", "/api/v1/instances/inst-9", ``, 400, "empty"},
 		{"two objects", "PUT", "/api/v1/instances/inst-9", `{` + reg + `}{}`, 400, "one JSON object"},
 		{"config_vars not a list", "PUT", "/api/v1/instances/inst-9", `{"api_version":"v3","config_vars":"MYADDON_URL"}`, 400, "config_vars"},
+		{"log_input_url not a string", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"oauth":{"refresh_token":"r"},"log_input_url":5}`, 400, "log_input_url"},
 		{"private_space not a bool", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"private_space":"yes"}`, 400, "private_space"},
 		{"access token not a string", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"oauth":{"access_token":5,"refresh_token":"r"}}`, 400, "oauth.access_token"},
 		{"grant code not a string", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"oauth_grant":{"code":{}}}`, 400, "oauth_grant.code"},

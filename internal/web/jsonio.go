@@ -128,11 +128,15 @@ func jsonKind(kind string) string {
 // whose errors encoding/json does not attribute to a field.
 func nonStringField(raw []byte) string {
 	var body struct {
-		OAuthGrant map[string]json.RawMessage `json:"oauth_grant"`
-		OAuth      map[string]json.RawMessage `json:"oauth"`
+		OAuthGrant  map[string]json.RawMessage `json:"oauth_grant"`
+		OAuth       map[string]json.RawMessage `json:"oauth"`
+		LogInputURL json.RawMessage            `json:"log_input_url"`
 	}
 	if json.Unmarshal(raw, &body) != nil {
 		return ""
+	}
+	if v := string(body.LogInputURL); v != "" && v != "null" && v[0] != '"' {
+		return "log_input_url"
 	}
 	check := func(prefix string, m map[string]json.RawMessage, names ...string) string {
 		for _, n := range names {
