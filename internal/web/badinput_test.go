@@ -57,6 +57,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"too many config vars", "PUT", "/api/v1/instances/inst-9", `{"api_version":"v3","config_vars":["` +
 			strings.TrimSuffix(strings.Repeat(`V_X","`, 33), `","`) + `"]}`, 422, "at most 32"},
 		{"bad grace", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"grace":"soon"}`, 422, "grace"},
+		{"grace of zero", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"grace":"0s","oauth":{"refresh_token":"r"}}`, 422, "grace"},
 		{"grace below the floor", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"grace":"1ms","oauth":{"refresh_token":"r"}}`, 422, "floor of 10m0s (REKEY_MIN_GRACE"},
 		{"grace above the ceiling", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"grace":"2000h","oauth":{"refresh_token":"r"}}`, 422, "ceiling of 168h0m0s (REKEY_MAX_GRACE"},
 		{"v3 first registration without oauth", "PUT", "/api/v1/instances/inst-9", `{` + reg + `}`, 422, "oauth_grant"},
@@ -75,7 +76,9 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"ids not a list", "POST", "/api/v1/rotations", `{"instance_ids":"inst-1"}`, 400, "instance_ids"},
 		{"id with path characters", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1","../x"]}`, 400, "../x"},
 		{"id with shell characters", "POST", "/api/v1/rotations", `{"instance_ids":["a;rm -rf /"]}`, 400, "instance_ids"},
-		{"bad rotation grace", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"-1h"}`, 400, "grace"},
+		{"bad rotation grace", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"-1h"}`, 422, "grace"},
+		{"rotation grace of zero", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"0s"}`, 422, "grace"},
+		{"rotation grace not a duration", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"soon"}`, 422, "grace"},
 		{"rotation grace below the floor", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"1ms"}`, 422, "floor of 10m0s (REKEY_MIN_GRACE"},
 		{"fleet grace below the floor", "POST", "/api/v1/rotations", `{"all":true,"grace":"9m59s"}`, 422, "floor"},
 		{"rotation grace above the ceiling", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"2562047h"}`, 422, "ceiling of 168h0m0s (REKEY_MAX_GRACE"},

@@ -120,7 +120,9 @@ func (b rotationsRequest) fleetRequest() (fleet.Request, int, string) {
 	if b.Grace != "" {
 		d, err := time.ParseDuration(b.Grace)
 		if err != nil || d <= 0 {
-			return req, http.StatusBadRequest, fmt.Sprintf(`"grace" %q is not a positive Go duration such as "2h"`, clipID(b.Grace))
+			// 422, as a registration's grace and a grace below the
+			// floor are answered.
+			return req, http.StatusUnprocessableEntity, fmt.Sprintf(`"grace" %q is not a positive Go duration such as "2h"`, clipID(b.Grace))
 		}
 		req.Grace = d
 	}
