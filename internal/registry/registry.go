@@ -183,7 +183,7 @@ func (in Input) Registration() (store.Registration, error) {
 	if in.Grace != "" {
 		d, err := time.ParseDuration(in.Grace)
 		if err != nil || d <= 0 {
-			return r, &InputError{fmt.Errorf("grace %q is not a positive Go duration such as \"2h\"", in.Grace)}
+			return r, &InputError{fmt.Errorf("grace %q is not a positive Go duration such as \"2h\"", secret.Clip(in.Grace, 64))}
 		}
 		r.Grace = d
 	}

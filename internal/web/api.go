@@ -46,7 +46,7 @@ func (s *server) putInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.ID != "" && in.ID != id {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("field \"id\" (%q) does not match the addon_id in the path", in.ID))
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("field \"id\" (%q) does not match the addon_id in the path", clipID(in.ID)))
 		return
 	}
 	in.ID = id
@@ -201,14 +201,14 @@ func (s *server) listBatches(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	for name := range v {
 		if name != "running" && name != "limit" && name != "before" {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q: this list takes running, limit and before", name))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q: this list takes running, limit and before", clipID(name)))
 			return
 		}
 	}
 	if raw := v.Get("running"); raw != "" {
 		running, err := strconv.ParseBool(raw)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("running=%q: want true or false", raw))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("running=%q: want true or false", clipID(raw)))
 			return
 		}
 		q.Running = running
@@ -216,7 +216,7 @@ func (s *server) listBatches(w http.ResponseWriter, r *http.Request) {
 	if raw := v.Get("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > maxBatchesListed {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit=%q: want a whole number from 1 to %d", raw, maxBatchesListed))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit=%q: want a whole number from 1 to %d", clipID(raw), maxBatchesListed))
 			return
 		}
 		q.Limit = n
@@ -225,7 +225,7 @@ func (s *server) listBatches(w http.ResponseWriter, r *http.Request) {
 	batches, err := s.Store.Batches(r.Context(), q)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("before=%q: no such batch in the list (batches are kept for 30 days)", q.Before))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("before=%q: no such batch in the list (batches are kept for 30 days)", clipID(q.Before)))
 		return
 	case err != nil:
 		s.internalError(w, r, "list batches", err)

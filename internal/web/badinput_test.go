@@ -153,3 +153,38 @@ func TestHundredThousandIDsAreHandledInFull(t *testing.T) {
 		t.Errorf("got batch %+v, want %d in flight", batch, n)
 	}
 }
+
+// TestRefusedValuesAreClippedInErrors: an error sentence quotes at most a
+// short piece of the client's value, however long the value, so that a
+// refused request cannot make rekey answer (or log) megabytes.
+func TestRefusedValuesAreClippedInErrors(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	const reg = `"api_version":"v3","config_vars":["MYADDON_URL"],"oauth":{"refresh_token":"r"}`
+	long := strings.Repeat("x", 200_000)
+	tests := []struct{ name, method, path, body string }{
+		{"grace", "PUT", "/api/v1/instances/inst-1", `{` + reg + `,"grace":"` + long + `"}`},
+		{"unknown field", "PUT", "/api/v1/instances/inst-1", `{` + reg + `,"` + long + `":1}`},
+		{"config var name", "PUT", "/api/v1/instances/inst-1", `{"api_version":"v3","config_vars":["` + long + `"]}`},
+		{"api_version", "PUT", "/api/v1/instances/inst-1", `{"api_version":"` + long + `","config_vars":["MYADDON_URL"]}`},
+		{"current_credential_id", "PUT", "/api/v1/instances/inst-1", `{` + reg + `,"current_credential_id":"` + long + `"}`},
+		{"body id", "PUT", "/api/v1/instances/inst-1", `{` + reg + `,"id":"` + long + `"}`},
+		{"rotation grace", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"` + long + `"}`},
+		{"batch list before", "GET", "/api/v1/batches?before=" + long, ``},
+		{"batch list limit", "GET", "/api/v1/batches?limit=" + long, ``},
+		{"batch list running", "GET", "/api/v1/batches?running=" + long, ``},
+		{"batch list parameter", "GET", "/api/v1/batches?" + long + "=1", ``},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := f.api(tt.method, tt.path, tt.body)
+			var e struct{ Error string }
+			resp.json(t, &e)
+			if resp.status < 400 || resp.status > 499 || e.Error == "" || len(resp.body) > 1000 {
+				t.Errorf("%d-byte value: got %d with a %d-byte body %.200q; want a 4xx quoting at most a clipped value",
+					len(long), resp.status, len(resp.body), resp.body)
+			}
+		})
+	}
+}

@@ -94,7 +94,7 @@ func describeJSONError(err error, raw []byte) string {
 	}
 	var unknown string
 	if _, e := fmt.Sscanf(err.Error(), "json: unknown field %q", &unknown); e == nil {
-		return fmt.Sprintf("field %q is not known", unknown)
+		return fmt.Sprintf("field %q is not known", clipID(unknown))
 	}
 	var when *time.ParseError
 	if errors.As(err, &when) {
