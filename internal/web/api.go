@@ -259,18 +259,26 @@ func (s *server) apiFallback(w http.ResponseWriter, r *http.Request) {
 }
 
 // cleanAPIPaths refuses API requests whose path is not canonical (dot
-// segments, doubled slashes, %2e%2e) with a JSON error, after checking the
-// token, instead of letting the mux redirect them somewhere else.
+// segments, doubled slashes, %2e%2e), and /api itself, with a JSON error,
+// after checking the token, instead of letting the mux redirect them
+// somewhere else with a page. A path is an API request when it starts
+// with /api/ or cleans to /api or /api/... (//api/v1/instances/x).
 func (s *server) cleanAPIPaths(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
-		if !strings.HasPrefix(p, "/api/") || path.Clean(p) == strings.TrimSuffix(p, "/") {
+		clean := path.Clean("/" + p)
+		api := strings.HasPrefix(p, "/api/") || clean == "/api" || strings.HasPrefix(clean, "/api/")
+		if !api || (strings.HasPrefix(p, "/api/") && clean == strings.TrimSuffix(p, "/")) {
 			next.ServeHTTP(w, r)
 			return
 		}
 		if !s.bearerOK(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rekey"`)
 			writeError(w, http.StatusUnauthorized, "send the API token as Authorization: Bearer REKEY_API_TOKEN")
+			return
+		}
+		if p == "/api" {
+			writeError(w, http.StatusNotFound, "there is no API endpoint at /api: the endpoints are under /api/v1/")
 			return
 		}
 		writeError(w, http.StatusBadRequest, "the request path has empty or dot segments; ids may not contain '/' and may not be '.' or '..'")

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -264,6 +265,46 @@ func TestAPIErrorsAreJSON(t *testing.T) {
 			resp.json(t, &e)
 			if resp.status != tt.want || e.Error == "" {
 				t.Errorf("got %d %s, want %d with an error sentence", resp.status, resp.body, tt.want)
+			}
+		})
+	}
+}
+
+// TestAPIPathsTheMuxWouldRedirectAreAnsweredInJSON: /api, and paths that
+// clean to /api/... (a doubled slash, dot segments before /api), are API
+// requests: answered in JSON after the token is checked (401 without it),
+// never with the mux's redirect page.
+func TestAPIPathsTheMuxWouldRedirectAreAnsweredInJSON(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	tests := []struct {
+		path string
+		want int // with the token
+	}{
+		{"/api", http.StatusNotFound},
+		{"//api/v1/instances/inst-1", http.StatusBadRequest},
+		{"//api", http.StatusBadRequest},
+		{"/dashboard/../api/v1/batches", http.StatusBadRequest},
+		{"/./api/v1/instances/inst-1", http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			for _, c := range []struct {
+				name   string
+				header http.Header
+				want   int
+			}{
+				{"without the token", http.Header{}, http.StatusUnauthorized},
+				{"with the token", http.Header{"Authorization": {"Bearer " + apiToken}}, tt.want},
+			} {
+				resp := f.do(http.MethodGet, tt.path, nil, c.header)
+				var e struct{ Error string }
+				if !strings.HasPrefix(resp.header.Get("Content-Type"), "application/json") ||
+					json.Unmarshal([]byte(resp.body), &e) != nil || resp.status != c.want || e.Error == "" {
+					t.Errorf("%s: got %d %q Location=%q %q; want %d with a JSON error", c.name, resp.status,
+						resp.header.Get("Content-Type"), resp.header.Get("Location"), strings.TrimSpace(resp.body), c.want)
+				}
 			}
 		})
 	}
