@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -198,7 +199,13 @@ const maxBatchesListed = 1000
 // {"batches": [...]}, each as GET /api/v1/batches/{batch_id} shows it.
 func (s *server) listBatches(w http.ResponseWriter, r *http.Request) {
 	q := store.BatchQuery{Limit: 20}
-	v := r.URL.Query()
+	// r.URL.Query drops the pairs it cannot read without a word, and the
+	// client would read an unfiltered list as the one it asked for.
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("the query string cannot be read (%s): separate parameters with '&', not ';', and percent-encode values", clipID(err.Error())))
+		return
+	}
 	for name := range v {
 		if name != "running" && name != "limit" && name != "before" {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q: this list takes running, limit and before", clipID(name)))

@@ -96,6 +96,8 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"100,000 unknown ids", "POST", "/api/v1/rotations", idList("ghost", 100_000), 422, "100000 unknown"},
 		{"bad batch id", "GET", "/api/v1/batches/a;b", ``, 400, "batch_id"},
 		{"batch list with an unknown parameter", "GET", "/api/v1/batches?runing=true", ``, 400, `"runing"`},
+		{"batch list with ';' separators", "GET", "/api/v1/batches?running=true;limit=5", ``, 400, "query string"},
+		{"batch list with a bad escape", "GET", "/api/v1/batches?before=%zz", ``, 400, "query string"},
 		{"batch list running maybe", "GET", "/api/v1/batches?running=maybe", ``, 400, "running"},
 		{"batch list limit 0", "GET", "/api/v1/batches?limit=0", ``, 400, "limit"},
 		{"batch list limit not a number", "GET", "/api/v1/batches?limit=ten", ``, 400, "limit"},
