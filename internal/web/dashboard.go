@@ -204,7 +204,7 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 	rev, moved, err := s.Store.Expedite(ctx, sess.InstanceID, credID, store.ExpeditedByCustomer)
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
-		s.page(w, r, http.StatusConflict, "Nothing to revoke", "That credential is not waiting to be revoked; it may have been revoked already.")
+		s.nothingToRevoke(w, r, sess.InstanceID, credID)
 		return
 	case err != nil:
 		s.Logger.Error().Err(err).Str("instance_id", sess.InstanceID).Msg("expedite revocation failed")
@@ -225,6 +225,18 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 			Msg("revoke task not run at once; the reconcile sweep runs it")
 	}
 	s.redirectWithNotice(w, r, "revoke")
+}
+
+// nothingToRevoke answers a revoke-now the store refused (409): the
+// instance's current credential is never revoked (I1), and the page says
+// so rather than suggest it was revoked already.
+func (s *server) nothingToRevoke(w http.ResponseWriter, r *http.Request, instanceID, credID string) {
+	if in, err := s.Store.Instance(r.Context(), instanceID); err == nil && in.CurrentCredential == credID {
+		s.page(w, r, http.StatusConflict, "Nothing to revoke", "That is your current credential, which your apps use: it is not revoked. "+
+			"To replace it, rotate, then revoke the old one.")
+		return
+	}
+	s.page(w, r, http.StatusConflict, "Nothing to revoke", "That credential is not waiting to be revoked; it may have been revoked already.")
 }
 
 // busy reports whether something is under way that the page should follow:

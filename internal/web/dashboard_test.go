@@ -162,13 +162,16 @@ func TestDashboardRevokeNow(t *testing.T) {
 		scheduled  bool // the revoke task was scheduled at promotion, as workers do
 		form       url.Values
 		want       int
+		wantIn     string // a sentence the answer must hold
 		wantRevoke bool
 	}{
 		{name: "scheduled task runs now", scheduled: true, form: url.Values{"credential_id": {"cred-0"}, "confirm": {"yes"}}, want: http.StatusSeeOther, wantRevoke: true},
 		{name: "lost task is enqueued", form: url.Values{"credential_id": {"cred-0"}, "confirm": {"yes"}}, want: http.StatusSeeOther, wantRevoke: true},
 		{name: "not confirmed", scheduled: true, form: url.Values{"credential_id": {"cred-0"}}, want: http.StatusBadRequest},
-		{name: "the current credential", scheduled: true, form: url.Values{"credential_id": {"cred-1"}, "confirm": {"yes"}}, want: http.StatusConflict},
-		{name: "another instance's credential", scheduled: true, form: url.Values{"credential_id": {"cred-x"}, "confirm": {"yes"}}, want: http.StatusConflict},
+		{name: "the current credential", scheduled: true, form: url.Values{"credential_id": {"cred-1"}, "confirm": {"yes"}}, want: http.StatusConflict,
+			wantIn: "That is your current credential"},
+		{name: "another instance's credential", scheduled: true, form: url.Values{"credential_id": {"cred-x"}, "confirm": {"yes"}}, want: http.StatusConflict,
+			wantIn: "it may have been revoked already"},
 		{name: "bad credential id", scheduled: true, form: url.Values{"credential_id": {"../x"}, "confirm": {"yes"}}, want: http.StatusBadRequest},
 	}
 	for _, tt := range tests {
@@ -185,8 +188,8 @@ func TestDashboardRevokeNow(t *testing.T) {
 			}
 			session := f.login("inst-1")
 			tt.form.Set("csrf_token", f.csrf(session))
-			if resp := f.postForm("/dashboard/revoke-now", tt.form, session); resp.status != tt.want {
-				t.Fatalf("got status %d, want %d: %s", resp.status, tt.want, resp.body)
+			if resp := f.postForm("/dashboard/revoke-now", tt.form, session); resp.status != tt.want || !strings.Contains(resp.body, tt.wantIn) {
+				t.Fatalf("got status %d, want %d saying %q: %s", resp.status, tt.want, tt.wantIn, resp.body)
 			}
 			cred, _ := f.st.Credential(context.Background(), "inst-1", "cred-0")
 			wantAt := revokeAt
