@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -123,6 +124,10 @@ func sessionFrom(ctx context.Context) session {
 	return sess
 }
 
+// maxDashboardForm bounds the body of a dashboard form; a larger one is
+// refused with 413.
+const maxDashboardForm = 64 << 10
+
 // requireSession lets through requests with a dashboard session, and, when
 // csrf is set, the session's CSRF token in the form field csrf_token.
 func (s *server) requireSession(next http.HandlerFunc, csrf bool) http.Handler {
@@ -143,7 +148,12 @@ func (s *server) requireSession(next http.HandlerFunc, csrf bool) http.Handler {
 			return
 		}
 		if csrf {
-			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+			r.Body = http.MaxBytesReader(w, r.Body, maxDashboardForm)
+			if tooBig := (*http.MaxBytesError)(nil); errors.As(r.ParseForm(), &tooBig) {
+				s.page(w, r.WithContext(withSession(r.Context(), sess)), http.StatusRequestEntityTooLarge, "Form too large",
+					"This form is larger than the dashboard takes. Go back to the dashboard, reload it and try again.")
+				return
+			}
 			if !hexEqual(r.PostFormValue("csrf_token"), s.csrfToken(sess)) {
 				s.page(w, r.WithContext(withSession(r.Context(), sess)), http.StatusForbidden, "Form expired",
 					"This form could not be verified. Go back to the dashboard, reload it and try again.")

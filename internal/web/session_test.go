@@ -264,3 +264,22 @@ func TestDashboardGraceKeepsToTheCeiling(t *testing.T) {
 		t.Errorf("rules read %q, want the ceiling's 168 hours", rules)
 	}
 }
+
+// TestDashboardFormOverTheLimitIs413: a dashboard form larger than the
+// dashboard takes is refused as too large (413), with its own page, not
+// as an expired form (403) whose advice, reload and try again, cannot
+// help; nothing is requested.
+func TestDashboardFormOverTheLimitIs413(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	session := f.login("inst-1")
+	form := url.Values{"csrf_token": {f.csrf(session)}, "padding": {strings.Repeat("x", 100<<10)}}
+	resp := f.postForm("/dashboard/rotate", form, session)
+	if resp.status != http.StatusRequestEntityTooLarge || !strings.Contains(resp.body, "Form too large") {
+		t.Errorf("a 100 KiB form: got %d, want 413 saying the form is too large: %.300s", resp.status, resp.body)
+	}
+	if in, err := f.st.Instance(context.Background(), "inst-1"); err != nil || in.InFlight != "" {
+		t.Errorf("a refused form requested a rotation: %+v %v", in, err)
+	}
+}
