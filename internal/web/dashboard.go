@@ -33,13 +33,16 @@ func (s *server) redirectWithNotice(w http.ResponseWriter, r *http.Request, key 
 }
 
 // takeNotice returns the notice a form's answer left for the dashboard, and
-// clears it.
+// clears it. A HEAD leaves it: it changes nothing, and the GET that
+// follows (a link checker's, a browser's prefetch) still shows it.
 func (s *server) takeNotice(w http.ResponseWriter, r *http.Request) string {
 	c, err := r.Cookie(noticeCookie)
 	if err != nil {
 		return ""
 	}
-	s.setCookie(w, r, noticeCookie, "", 0)
+	if r.Method != http.MethodHead {
+		s.setCookie(w, r, noticeCookie, "", 0)
+	}
 	return notices[c.Value]
 }
 

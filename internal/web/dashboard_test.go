@@ -108,6 +108,12 @@ func TestDashboardRotate(t *testing.T) {
 	if err != nil || rot.Reason != "customer request" || rot.Queue != tasks.QueueInteractive {
 		t.Errorf("got rotation %+v (%v), want a customer request on the interactive queue", rot, err)
 	}
+	// A HEAD changes nothing: the notice waits for the GET.
+	h := http.Header{}
+	addCookies(h, []*http.Cookie{session, notice})
+	if head := f.do(http.MethodHead, "/dashboard", nil, h); head.status != http.StatusOK || noticeOf(head) != nil {
+		t.Errorf("HEAD /dashboard: got %d, notice cookie %v; want 200 leaving the notice alone", head.status, noticeOf(head))
+	}
 	shown := f.get("/dashboard", session, notice)
 	page := shown.body
 	if c := noticeOf(shown); c == nil || c.MaxAge >= 0 {
