@@ -105,7 +105,7 @@ func TestTwoWorkersStayWithinBudget(t *testing.T) {
 		len(calls), last.Sub(first).Round(time.Millisecond), first.Sub(start).Round(time.Millisecond),
 		f.Fake().Stats().RateLimited)
 	for _, w := range []time.Duration{time.Second, 5 * time.Second} {
-		got, bound := f.Fake().MaxInWindow(w, bench.ConfigEndpoints...), bench.Budget(testRate, testBurst, w)
+		got, bound := f.Fake().MaxInWindow(w, bench.BudgetEndpoints...), bench.Budget(testRate, testBurst, w)
 		t.Logf("most calls in any %s window: %d, budget %.0f (%d/s x %s + burst %d)", w, got, bound, testRate, w, testBurst)
 		if float64(got) > bound {
 			t.Errorf("the fake saw %d calls within %s, more than the budget's %.0f", got, w, bound)

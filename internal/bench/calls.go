@@ -9,6 +9,10 @@ import (
 // ConfigEndpoints are the calls that push a credential: one per rotation.
 var ConfigEndpoints = []herokufake.Endpoint{herokufake.PatchConfig, herokufake.V1Put}
 
+// BudgetEndpoints are the calls a rotation spends the budget on: its push,
+// and for a V1 instance the read-back that confirms it.
+var BudgetEndpoints = []herokufake.Endpoint{herokufake.PatchConfig, herokufake.V1Put, herokufake.V1Get}
+
 // ConfigCalls returns every config push the fake saw, in arrival order.
 func ConfigCalls(f *herokufake.Fake) []herokufake.Call {
 	return f.Calls(ConfigEndpoints...)

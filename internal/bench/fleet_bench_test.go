@@ -61,6 +61,9 @@ type fleetRun struct {
 	redis   *redistest.Redis
 	waveIDs []string
 	fresh   string
+	// v1 counts the V1 instances rotated (the wave's and the fresh one),
+	// each of which costs a read-back besides its push.
+	v1 int
 
 	setupTook, provisionTook time.Duration
 	rawRate, enqueueRate     float64
@@ -110,6 +113,7 @@ func (r *fleetRun) setup() {
 	r.fatal(err)
 	r.provisionTook = time.Since(provisioned)
 	r.waveIDs = bench.IDs(samples)
+	r.v1 = countV1(samples)
 	r.w, err = h.StartWorkers(ctx, r.bin, benchWorkers, r.b.TempDir())
 	r.fatal(err)
 	r.fatal(h.Inspector.PauseQueue(tasks.QueueRevoke))
@@ -192,6 +196,7 @@ func (r *fleetRun) interactiveMidWave() {
 	fresh, err := r.h.Provision(ctx, r.n+1, 1, sandbox.DefaultMix)
 	r.fatal(err)
 	r.fresh = fresh[0].ID
+	r.v1 += countV1(fresh)
 	r.fatal(bench.Poll(ctx, 5*time.Minute, "half the wave", func() (bool, error) {
 		return len(bench.ConfigCalls(r.h.Fake())) >= r.n/2, r.w.Exited()
 	}))
@@ -257,4 +262,15 @@ func (r *fleetRun) finish() {
 		r.b.Errorf("%d rotations failed: %v", r.batch.Failed, r.batch.Failures)
 	}
 	fmt.Fprintf(os.Stderr, "BenchmarkFleet: whole run took %s\n", time.Since(r.started).Round(time.Second))
+}
+
+// countV1 counts the V1 instances of samples.
+func countV1(samples []sandbox.Sample) int {
+	n := 0
+	for _, sm := range samples {
+		if sm.APIVersion == store.APIv1 {
+			n++
+		}
+	}
+	return n
 }

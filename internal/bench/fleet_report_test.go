@@ -35,16 +35,18 @@ func (r *fleetRun) report() *bench.Report {
 
 func (r *fleetRun) timing(rep *bench.Report) {
 	makespan := r.lastPush.Sub(r.start)
-	ideal := time.Duration(float64(r.n) / benchPerSecond * float64(time.Second))
+	// The wave needs a push per instance and a read-back per V1 push.
+	needed := r.n + r.v1
+	ideal := time.Duration(float64(needed) / benchPerSecond * float64(time.Second))
 	ratio := makespan.Seconds() / ideal.Seconds()
 	rep.Add(bench.Row{Metric: "makespan (first enqueue -> last push)", Value: fmt.Sprintf("%.1fs", makespan.Seconds()),
-		Target: "", Comment: fmt.Sprintf("ideal %d / %.1f per s = %.1fs", r.n, benchPerSecond, ideal.Seconds())})
+		Target: "", Comment: fmt.Sprintf("ideal (%d + %d V1 read-backs) / %.1f per s = %.1fs", r.n, r.v1, benchPerSecond, ideal.Seconds())})
 	burst := benchPerHour/360 - 2 // the limiter's default burst less the interactive reserve
-	tight := time.Duration(float64(r.n-burst) / benchPerSecond * float64(time.Second))
+	tight := time.Duration(float64(needed-burst) / benchPerSecond * float64(time.Second))
 	rep.Add(bench.Row{Metric: "  makespan / ideal", Value: fmt.Sprintf("%.3f", ratio), Target: "<= 1.05",
 		Verdict: bench.Check(ratio <= 1.05), Comment: fmt.Sprintf("the limiter's burst of %d background calls lets a run beat it", burst)})
 	rep.Add(bench.Row{Metric: "  makespan / ideal after the burst", Value: fmt.Sprintf("%.3f", makespan.Seconds()/tight.Seconds()),
-		Comment: fmt.Sprintf("(%d - %d) / %.1f per s = %.1fs: budget left unused", r.n, burst, benchPerSecond, tight.Seconds())})
+		Comment: fmt.Sprintf("(%d - %d) / %.1f per s = %.1fs: budget left unused", needed, burst, benchPerSecond, tight.Seconds())})
 	ahead := bench.CountAfter(bench.ConfigCalls(r.h.Fake()), r.interactiveAt, bench.InSet(r.waveIDs))
 	rep.Add(bench.Row{Metric: "interactive rotation mid-wave -> Heroku", Value: r.interactive.Round(time.Millisecond).String(),
 		Target: "< 2s", Verdict: bench.Check(r.interactive < 2*time.Second),
@@ -61,15 +63,17 @@ func (r *fleetRun) timing(rep *bench.Report) {
 func (r *fleetRun) heroku(rep *bench.Report) {
 	st := r.h.Fake().Stats()
 	push := st.Calls[herokufake.CallKey{Endpoint: herokufake.PatchConfig, Status: 200}] + st.Calls[herokufake.CallKey{Endpoint: herokufake.V1Put, Status: 200}]
-	calls := len(bench.ConfigCalls(r.h.Fake()))
+	calls := len(r.h.Fake().Calls(bench.BudgetEndpoints...))
 	rotations := r.batch.Succeeded + 1
-	perRotation := float64(calls) / float64(rotations)
+	// Each rotation needs its push, and a V1 one the read-back of it.
+	perRotation := float64(calls) / float64(rotations+int64(r.v1))
 	rep.Add(bench.Row{Metric: "rotations succeeded / failed", Value: fmt.Sprintf("%d / %d", rotations, r.batch.Failed)})
 	rep.Add(bench.Row{Metric: "429s received", Value: fmt.Sprint(st.RateLimited), Target: "0", Verdict: bench.Check(st.RateLimited == 0)})
-	rep.Add(bench.Row{Metric: "Heroku calls per rotation", Value: fmt.Sprintf("%.4f", perRotation), Target: "<= 1.01",
-		Verdict: bench.Check(perRotation <= 1.01), Comment: fmt.Sprintf("%d patch_config + v1_put calls, %d accepted", calls, push)})
-	rep.Add(bench.Row{Metric: "most calls in any 1s / 60s", Value: fmt.Sprintf("%d / %d", r.h.Fake().MaxInWindow(time.Second, bench.ConfigEndpoints...),
-		r.h.Fake().MaxInWindow(time.Minute, bench.ConfigEndpoints...)),
+	rep.Add(bench.Row{Metric: "Heroku calls / calls needed", Value: fmt.Sprintf("%.4f", perRotation), Target: "<= 1.01",
+		Verdict: bench.Check(perRotation <= 1.01), Comment: fmt.Sprintf("%d patch_config + v1_put + v1_get calls, %d pushes accepted; "+
+			"needed: a push per rotation, a read-back per V1 push (%d)", calls, push, r.v1)})
+	rep.Add(bench.Row{Metric: "most calls in any 1s / 60s", Value: fmt.Sprintf("%d / %d", r.h.Fake().MaxInWindow(time.Second, bench.BudgetEndpoints...),
+		r.h.Fake().MaxInWindow(time.Minute, bench.BudgetEndpoints...)),
 		Comment: fmt.Sprintf("budget %.0f / %.0f (rate x window + burst %d)", bench.Budget(benchPerSecond, benchPerHour/360, time.Second),
 			bench.Budget(benchPerSecond, benchPerHour/360, time.Minute), benchPerHour/360)})
 }

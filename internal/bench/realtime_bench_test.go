@@ -101,6 +101,8 @@ type realtimeRun struct {
 	makespan                  time.Duration
 	lastGap                   float64 // in budget intervals
 	calls, failedCalls        int
+	readBacks                 int // V1 read-backs (a V1 push is confirmed by one)
+	v1                        int // V1 instances in the wave
 	returned                  int
 	interactive               time.Duration
 	commands                  float64 // per rotation, idle cost taken out
@@ -161,6 +163,11 @@ func (r *realtimeRun) run() {
 	samples, err := h.Provision(ctx, 1, r.n, sandbox.DefaultMix)
 	r.fatal(err)
 	r.ids = bench.IDs(samples)
+	for _, sm := range samples {
+		if sm.APIVersion == store.APIv1 {
+			r.v1++
+		}
+	}
 	r.mon, err = bench.StartMonitor(rd.URL)
 	r.fatal(err)
 	defer r.mon.Close()
@@ -205,7 +212,7 @@ func (r *realtimeRun) run() {
 		r.fatal(r.w.Kill(0))
 	}
 	r.interactiveMidWave()
-	ideal := time.Duration(r.n-realtimeBurst) * r.interval
+	ideal := time.Duration(r.needed()-realtimeBurst) * r.interval
 	batch, err := h.WaitBatch(ctx, r.w, r.batchID, 2*ideal+3*time.Minute, func(b store.Batch) bool {
 		return b.Succeeded+b.Failed >= int64(r.n)
 	})
@@ -414,6 +421,11 @@ func (r *realtimeRun) measurePushes() {
 		}
 		times = append(times, c.At)
 	}
+	for _, c := range r.h.Fake().Calls(herokufake.V1Get) {
+		if keep(c) {
+			r.readBacks++
+		}
+	}
 	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
 	if len(times) == 0 {
 		return
@@ -427,10 +439,16 @@ func (r *realtimeRun) measurePushes() {
 	r.lastGap = float64(gap) / float64(r.interval)
 }
 
+// needed is the Heroku calls the wave cannot do without: one push per
+// instance, and for a V1 instance the read-back that confirms its push
+// (V1's answer says nothing of what Heroku holds). The ideal makespan is
+// those calls past the burst at the budget's pace.
+func (r *realtimeRun) needed() int { return r.n + r.v1 }
+
 func (r *realtimeRun) report(rep *bench.Report) {
-	ideal := time.Duration(r.n-realtimeBurst) * r.interval
+	ideal := time.Duration(r.needed()-realtimeBurst) * r.interval
 	ratio := float64(r.makespan) / float64(ideal)
-	extra := r.calls - r.n
+	extra := r.calls + r.readBacks - r.needed()
 	// Each extra call (a 503 answered, then retried) takes one more interval.
 	extraIdeal := float64(extra) * float64(r.interval) / float64(ideal)
 	target, ok := "<= 1.03", ratio <= 1.03
@@ -446,15 +464,16 @@ func (r *realtimeRun) report(rep *bench.Report) {
 		verdict = ""
 	}
 	rep.Add(bench.Row{Metric: p + "makespan / ideal", Value: fmt.Sprintf("%.3f", ratio), Target: target, Verdict: verdict,
-		Comment: fmt.Sprintf("%s from starting `rotate --all` (it ran %s) to the last push; ideal (%d - %d) / %.3f per s = %s",
-			r.makespan.Round(100*time.Millisecond), r.enqueued.Round(10*time.Millisecond), r.n, realtimeBurst,
+		Comment: fmt.Sprintf("%s from starting `rotate --all` (it ran %s) to the last push; ideal (%d + %d V1 read-backs - %d) / %.3f per s = %s",
+			r.makespan.Round(100*time.Millisecond), r.enqueued.Round(10*time.Millisecond), r.n, r.v1, realtimeBurst,
 			float64(realtimePerHour)/3600, ideal.Round(100*time.Millisecond))})
 	if r.sc.kill {
 		rep.Add(bench.Row{Metric: p + "  SIGKILL", Value: fmt.Sprintf("%s in", r.killedAt.Sub(r.start).Round(time.Second)),
 			Comment: fmt.Sprintf("worker 1 killed; last push %s after the ideal", (r.makespan - ideal).Round(100*time.Millisecond))})
 	}
 	rep.Add(bench.Row{Metric: p + "config calls / rotations", Value: fmt.Sprintf("%d / %d", r.calls, r.n),
-		Comment: fmt.Sprintf("%d answered 5xx; extra calls are %.3f of the ideal", r.failedCalls, extraIdeal)})
+		Comment: fmt.Sprintf("%d answered 5xx; %d V1 read-backs for %d V1 instances; extra calls are %.3f of the ideal",
+			r.failedCalls, r.readBacks, r.v1, extraIdeal)})
 	rep.Add(bench.Row{Metric: p + "longest gap, last 10 pushes", Value: fmt.Sprintf("%.2f intervals", r.lastGap),
 		Target: "<= 3", Verdict: bench.Check(r.lastGap <= 3), Comment: fmt.Sprintf("interval %s", r.interval)})
 	rep.Add(bench.Row{Metric: p + "tasks returned to asynq for budget", Value: strconv.Itoa(r.returned), Target: "0",

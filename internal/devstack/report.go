@@ -108,7 +108,7 @@ func (r *run) summary(b store.Batch, took time.Duration) report {
 		grace: r.graceLine(), pace: r.paceLine()}
 	for k, n := range st.Calls {
 		switch k.Endpoint {
-		case herokufake.PatchConfig, herokufake.V1Put:
+		case herokufake.PatchConfig, herokufake.V1Put, herokufake.V1Get:
 			rep.calls += n
 		case herokufake.OAuthToken:
 			rep.oauth += n
@@ -148,7 +148,8 @@ func (r *run) paceLine() string {
 	p := ratelimit.Params{PerHour: r.cfg.HerokuRate}.WithDefaults()
 	every := time.Hour / time.Duration(p.PerHour)
 	return fmt.Sprintf("REKEY_HEROKU_RATE=%d Heroku calls an hour, shared by every worker: after a burst of %d, "+
-		"one rotation (one call) every %s, however many workers run; Heroku allows 4500 an hour per account",
+		"one call every %s (a rotation's push; a V1 rotation's read-back of it too), however many workers run; "+
+		"Heroku allows 4500 an hour per account",
 		p.PerHour, p.Burst, every.Round(time.Millisecond))
 }
 
@@ -162,7 +163,7 @@ func (rep report) String() string {
 	fmt.Fprintf(&s, "  rotated                  %d of %d\n", rep.b.Succeeded, rep.b.Total)
 	fmt.Fprintf(&s, "  failed                   %d\n", rep.b.Failed)
 	fmt.Fprintf(&s, "  old credentials revoked  %d\n", rep.b.Revoked)
-	fmt.Fprintf(&s, "  Heroku config calls      %d (%.2f per rotation)\n", rep.calls, perRotation)
+	fmt.Fprintf(&s, "  Heroku config calls      %d (%.2f per rotation: a push each, and a read-back of each V1 push)\n", rep.calls, perRotation)
 	fmt.Fprintf(&s, "  OAuth token calls        %d (grant exchanges at registration, refreshes)\n", rep.oauth)
 	fmt.Fprintf(&s, "  429s from Heroku         %d\n", rep.limited)
 	fmt.Fprintf(&s, "  invariant violations     %d\n", rep.violations)
