@@ -111,13 +111,21 @@ func responseError(resp *http.Response, endpoint string, now time.Time, secrets 
 }
 
 // keepsMessage reports whether an error answer's message may be kept. The
-// request's own secrets are removed from it, but not the app's: a read of
-// the config answers with the app's live credentials, and a 5xx is as
-// often a router's or a proxy's as Heroku's, its text anything it was
-// handed. Heroku's 4xx messages to other calls ("Couldn't find that
-// add-on.") are kept: they tell an operator what to do.
+// request's own secrets are removed from it, but not the app's, and only
+// whole: a read of the config answers with the app's live credentials; a
+// refused change of the config may quote them ("it is now ...") or quote
+// the value sent cut short ("postgres://u:4f2a…"), which no scrubber of
+// whole values finds; and a 5xx is as often a router's or a proxy's as
+// Heroku's, its text anything it was handed. For those the status,
+// Heroku's error id and its request id say what happened. Heroku's 4xx
+// messages to other calls ("Couldn't find that add-on.") are kept: they
+// tell an operator what to do.
 func keepsMessage(status int, endpoint string) bool {
-	return status < 500 && endpoint != EndpointGetConfig && endpoint != EndpointV1Get
+	switch endpoint {
+	case EndpointGetConfig, EndpointV1Get, EndpointPatchConfig, EndpointV1Put:
+		return false
+	}
+	return status < 500
 }
 
 // MaxRetryAfter caps the wait a Retry-After header asks for. Heroku's

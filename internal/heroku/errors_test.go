@@ -180,31 +180,46 @@ func TestRefused(t *testing.T) {
 }
 
 // A read of the config answers with the app's live credentials, which the
-// client was never handed and cannot remove from an error; and a 5xx comes
-// as often from a router or proxy as from Heroku, its text whatever it was
-// handed. Neither answer's message is kept; a 4xx's message to another
-// call is, since it says what to do.
+// client was never handed and cannot remove from an error; a refused change
+// of the config may quote them, or quote the value sent cut short, which no
+// scrubber of whole values finds; and a 5xx comes as often from a router or
+// proxy as from Heroku, its text whatever it was handed. None of these
+// answers' messages is kept, only the status, Heroku's id and request id;
+// a 4xx's message to another call is, since it says what to do.
 func TestErrorMessagesThatMayHoldTheAppsSecretsAreDropped(t *testing.T) {
 	t.Parallel()
 	const live = "postgres://u:live-secret-of-the-app@db/x"
 	echo := `{"id":"internal_server_error","message":"config was DATABASE_URL=` + live + `"}`
 	s := newScript(t)
 	s.on("GET /addons/"+addonID+"/config", reply{status: 503, body: echo}, reply{status: 404, body: echo})
-	s.on(patchRoute, reply{status: 500, body: echo}, reply{status: 404, body: `{"id":"not_found","message":"Couldn't find that add-on."}`})
-	c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+	s.on(patchRoute, reply{status: 500, body: echo},
+		reply{status: 409, body: `{"id":"conflict","message":"MYADDON_URL is now ` + live + `"}`},
+		reply{status: 422, body: `{"id":"invalid_params","message":"cannot change ` + live + `"}`},
+		reply{status: 409, body: `{"id":"conflict","message":"conflicting value postgres://u:live-secret-of-th…"}`})
+	s.on(v1Route, reply{status: 422, body: `{"id":"invalid_params","message":"config was ` + live + `"}`})
+	c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, validToken())),
+		heroku.WithV1Credentials("myaddon", secret.New(v1Password)))
 	ctx := context.Background()
 	var errs []error
 	for range 2 {
 		_, err := c.GetConfig(ctx, v3Target())
 		errs = append(errs, err)
 	}
-	errs = append(errs, c.UpdateConfig(ctx, v3Target(), oneVar()))
+	for range 4 {
+		errs = append(errs, c.UpdateConfig(ctx, v3Target(), oneVar()))
+	}
+	errs = append(errs, c.UpdateConfig(ctx, v1Target(), oneVar()))
 	for i, err := range errs {
 		if err == nil || strings.Contains(fmt.Sprintf("%v %#v", err, err), "live-secret") {
 			t.Errorf("error %d: %v; want one without the echoed config", i, err)
 		}
 	}
-	if err := c.UpdateConfig(ctx, v3Target(), oneVar()); err == nil || !strings.Contains(err.Error(), "Couldn't find that add-on.") {
-		t.Errorf("a 404's message to a push: %v, want it kept", err)
+	if err := errs[3]; !strings.Contains(err.Error(), "status 409 conflict") {
+		t.Errorf("a 409 to a push: %v, want its status and Heroku's id kept", err)
+	}
+
+	s.on("GET /addons/"+addonID, reply{status: 403, body: `{"id":"forbidden","message":"You do not have access to the add-on."}`})
+	if _, err := c.AddonState(ctx, v3Target()); err == nil || !strings.Contains(err.Error(), "You do not have access to the add-on.") {
+		t.Errorf("a 403's message to a read of the add-on: %v, want it kept", err)
 	}
 }
