@@ -51,6 +51,11 @@ var (
 	// a token it cannot open, such as one sealed under an encryption key that
 	// was since dropped. Like ErrNoToken it is permanent.
 	ErrTokenUnreadable = errors.New("heroku: stored oauth token cannot be opened")
+	// ErrNoRefreshToken is ErrNoToken for an add-on whose stored token has
+	// no refresh token: its access token works until it expires (about 8
+	// hours), and nothing can renew it after. Only a registration with new
+	// tokens makes the add-on rotatable again.
+	ErrNoRefreshToken = fmt.Errorf("%w: the stored token has no refresh token to renew it with; register the add-on again with oauth_grant or oauth", ErrNoToken)
 	// ErrTokenRefused means Heroku answered 400 to the refresh of an
 	// add-on's token (invalid_grant): the authorization was revoked, and
 	// only a registration with new tokens makes the add-on rotatable

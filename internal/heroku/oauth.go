@@ -57,19 +57,31 @@ func seconds(raw json.RawMessage) float64 {
 // ExchangeGrant trades the authorization code from a V3 provision request for
 // the add-on's first Token. The code is single use and expires within minutes,
 // so the caller saves the token itself. It does not pass through the Limiter.
+//
+// An answer without a refresh token is refused as unexpected: its access
+// token would work for about 8 hours and nothing could renew it after,
+// while the code that could have been exchanged again is spent. The
+// registration fails at once, when the partner can still act, rather than
+// every rotation after those hours.
 func (c *Client) ExchangeGrant(ctx context.Context, code secret.String) (Token, error) {
 	if code.IsZero() {
 		return Token{}, fmt.Errorf("heroku %s: empty grant code: %w", EndpointOAuthToken, ErrInvalidRequest)
 	}
-	return c.tokenCall(ctx, url.Values{"grant_type": {"authorization_code"}, "code": {code.Reveal()}})
+	t, err := c.tokenCall(ctx, url.Values{"grant_type": {"authorization_code"}, "code": {code.Reveal()}})
+	if err == nil && t.RefreshToken.IsZero() {
+		return Token{}, fmt.Errorf("heroku %s: a 2xx to the grant exchange with no refresh_token: %w",
+			EndpointOAuthToken, ErrUnexpectedAnswer)
+	}
+	return t, err
 }
 
 // Refresh returns a new access token for a refresh token. Heroku reuses the
 // refresh token, so the result carries the old one when Heroku sends none. It
-// does not save the result and does not pass through the Limiter.
+// does not save the result and does not pass through the Limiter. An empty
+// refresh token fails with ErrNoRefreshToken.
 func (c *Client) Refresh(ctx context.Context, refresh secret.String) (Token, error) {
 	if refresh.IsZero() {
-		return Token{}, fmt.Errorf("heroku %s: empty refresh token: %w", EndpointOAuthToken, ErrNoToken)
+		return Token{}, fmt.Errorf("heroku %s: %w", EndpointOAuthToken, ErrNoRefreshToken)
 	}
 	t, err := c.tokenCall(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh.Reveal()}})
 	if err == nil && t.RefreshToken.IsZero() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,6 +73,10 @@ func TestTokenCallFailures(t *testing.T) {
 		// would corrupt the sealed pair it is stored in).
 		{"an access token with a line break", reply{status: 200, body: `{"access_token":"HRKU-x\nEvil: 1"}`}, heroku.ClassPermanent},
 		{"a refresh token with a NUL", reply{status: 200, body: `{"access_token":"HRKU-x","refresh_token":"r\u0000s"}`}, heroku.ClassPermanent},
+		// A grant's token that nothing can renew works for 8 hours, and
+		// the single-use code is spent: the registration must fail now.
+		{"no refresh token", reply{status: 200, body: `{"access_token":"HRKU-x","expires_in":28799,"token_type":"Bearer"}`},
+			heroku.ClassPermanent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,5 +145,24 @@ func TestTokenLifeForms(t *testing.T) {
 		if got := tok.ExpiresAt; (want == 0 && !got.IsZero()) || (want != 0 && !got.Equal(epoch.Add(want))) {
 			t.Errorf("expires_in %s: expires at %v, want %v after the epoch", expiresIn, got, want)
 		}
+	}
+}
+
+// A stored token without a refresh token (an earlier version accepted a
+// grant exchange answered without one) cannot be renewed once its access
+// token expires: the call fails without asking Heroku, with an error that
+// says so and what to do, not that no token is stored.
+func TestStoredTokenWithoutRefreshTokenFailsSayingSo(t *testing.T) {
+	t.Parallel()
+	s := newScript(t)
+	expired := heroku.Token{AccessToken: secret.New(accessToken), ExpiresAt: epoch.Add(-time.Minute)}
+	c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, expired)))
+	err := c.UpdateConfig(context.Background(), v3Target(), oneVar())
+	if !errors.Is(err, heroku.ErrNoRefreshToken) || !errors.Is(err, heroku.ErrNoToken) || !heroku.IsTokenUnusable(err) ||
+		!strings.Contains(err.Error(), "no refresh token") {
+		t.Errorf("UpdateConfig: %v; want ErrNoRefreshToken, unusable, saying there is no refresh token", err)
+	}
+	if n := len(s.requests(tokenRoute)) + len(s.requests(patchRoute)); n != 0 {
+		t.Errorf("%d calls to Heroku, want none", n)
 	}
 }
