@@ -465,6 +465,8 @@ func failureCode(step string, err error) string {
 		return step + ":unexpected_answer"
 	case errors.Is(err, heroku.ErrTokenRefused):
 		return step + ":token_refused"
+	case errors.Is(err, heroku.ErrTokenDenied):
+		return step + ":token_denied"
 	case errors.As(err, &unusable):
 		return step + ":" + unusable.Code()
 	case errors.As(err, &unknown):

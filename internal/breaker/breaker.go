@@ -115,9 +115,14 @@ func (b *Breaker) Observe(ctx context.Context, instanceID string, err error) {
 // answer sorts one push's outcome: whether Heroku answered at all in a way
 // that bears on the account's standing, and whether that answer was a
 // denial (401, which the client returns only after refreshing the token,
-// or 403, or a 2xx that is not Heroku's answer, or a redirect, which
-// Heroku's API never answers: whatever answered may not be Heroku, for
-// every instance alike). 429s and 5xx bear on Heroku's load,
+// or a refresh the token endpoint refused without naming the add-on's
+// grant (heroku.ErrTokenDenied: a client secret Heroku no longer takes
+// answers 400 as well as 401), counted with the 401s as credentials
+// refused; or 403, or a 2xx that is not Heroku's answer, or a redirect,
+// which Heroku's API never answers: whatever answered may not be Heroku,
+// for every instance alike). A refresh refused invalid_grant is that
+// add-on's own authorization revoked: an answer, no denial. 429s and 5xx
+// bear on Heroku's load,
 // not on the account, and calls that got no answer prove nothing: neither
 // is counted, so an outage cannot dilute a run of denials below the
 // fraction.
@@ -128,6 +133,8 @@ func answer(err error) (denied int, ok bool) {
 		return 0, true
 	case errors.Is(err, heroku.ErrUnexpectedAnswer):
 		return store.DeniedUnexpected, true
+	case errors.Is(err, heroku.ErrTokenDenied):
+		return store.DeniedUnauthorized, true
 	case !errors.As(err, &api) || api.Status >= 500:
 		return 0, false
 	case api.Status == store.DeniedUnauthorized || api.Status == store.DeniedForbidden:

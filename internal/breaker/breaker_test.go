@@ -137,6 +137,37 @@ func TestUnexpectedAnswersPauseTheBulkQueue(t *testing.T) {
 	}
 }
 
+// A token refresh refused without naming the add-on's grant
+// (heroku.ErrTokenDenied: a client secret Heroku no longer takes answers
+// 400 as well as 401) counts as a denial, with the 401s: across the fleet
+// it pauses the wave. A refresh refused invalid_grant is one customer's
+// revoked authorization: an answer, never a denial.
+func TestRefusedTokenRefreshesPauseTheBulkQueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t, policy)
+	refresh := func(id string) error {
+		return fmt.Errorf("push: %w: %w", heroku.ErrTokenDenied, &heroku.APIError{Status: 400, ID: id, Endpoint: heroku.EndpointOAuthToken})
+	}
+	for i := range 20 {
+		g.b.Observe(ctx, fmt.Sprintf("revoked-%d", i), fmt.Errorf("push: %w: %w", heroku.ErrTokenRefused,
+			&heroku.APIError{Status: 400, ID: "invalid_grant", Endpoint: heroku.EndpointOAuthToken}))
+	}
+	if s, _ := g.b.Status(ctx); s.Open || s.Window.Denied != 0 || s.Window.Answered != 20 {
+		t.Fatalf("status = %+v, want closed with 20 answers and no denial", s)
+	}
+	for i := range 30 {
+		g.b.Observe(ctx, fmt.Sprintf("i-%d", i), refresh("bad_request"))
+	}
+	s, err := g.b.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Open || !g.paused(t, tasks.QueueBulk) || !strings.HasPrefix(s.Reason, "20 of 40 distinct instances answered 401 unauthorized within ") {
+		t.Fatalf("status = %+v, want open on 20 refused refreshes of 40 answers", s)
+	}
+}
+
 func TestOneCustomersDenialsNeverOpen(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -420,3 +420,36 @@ func TestBreakerOpensOnARotatedClientSecret(t *testing.T) {
 		t.Fatalf("batch %+v: want most of the wave held, not failed", b)
 	}
 }
+
+// TestBreakerOpensOnAFleetWideRefusedTokenRefresh plays the token endpoint
+// answering 400 to every refresh (a client secret Heroku reports as
+// invalid_client with 400, or a proxy in front of the endpoint): the same
+// account-level fault as TestBreakerOpensOnARotatedClientSecret's 401.
+// A 400 that names no add-on's grant (not invalid_grant) says nothing of
+// any one instance: the breaker counts it with the 401s and holds the
+// wave, the runs that got it wait to be retried, and no instance is set
+// aside as if its customer had revoked the authorization.
+func TestBreakerOpensOnAFleetWideRefusedTokenRefresh(t *testing.T) {
+	t.Parallel()
+	const n = 40
+	f := newBreakerFleet(t, n, nil, func(w *world) {
+		w.sb.Fake.Always(herokufake.OAuthToken, herokufake.Respond(400))
+		w.sb.Fake.ExpireAccessTokens()
+	})
+	batch := f.wave(f.ids)
+	f.waitHeld(t)
+	b, _ := f.store.Batch(context.Background(), batch)
+	st := f.breakerState()
+	t.Logf("breaker: %s; batch %d failed, %d succeeded, %d waiting", breaker.Describe(st), b.Failed, b.Succeeded, b.InFlight)
+	if st.Unauthorized < defaultThreshold || st.Forbidden != 0 {
+		t.Fatalf("breaker opened on %+v, want at least %d instances denied by refused refreshes", st, defaultThreshold)
+	}
+	if b.InFlight < n/3 || b.Failed != 0 {
+		t.Fatalf("batch %+v: want most of the wave held and none failed", b)
+	}
+	for _, id := range f.ids {
+		if in, err := f.store.Instance(context.Background(), id); err != nil || in.Quarantined() {
+			t.Errorf("instance %s: quarantined %v (%q), %v; want none set aside", id, in.Quarantined(), in.QuarantineReason, err)
+		}
+	}
+}

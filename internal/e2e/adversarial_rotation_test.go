@@ -396,7 +396,7 @@ func instanceEvents(t *testing.T, w *world, id, kind string) int {
 }
 
 // The customer revoked the add-on's authorization: Heroku answers the push
-// 401 and the token's refresh 400 (invalid_grant). The rotation fails as a
+// 401 and the token's refresh 400 invalid_grant. The rotation fails as a
 // refused token, not as a bad request of rekey's, the instance is set
 // aside at once with what to do (register it again), rather than failing
 // every later rotation the same way, and its credential stays valid.
@@ -407,7 +407,7 @@ func TestAdversarialRefreshRefusedSetsTheInstanceAside(t *testing.T) {
 	s := w.provision(1, sandbox.Mix{})[0]
 	w.startWorker(workerParams{retryDelay: fastRetry})
 	w.sb.Fake.Script(herokufake.PatchConfig, herokufake.Respond(401))
-	w.sb.Fake.Script(herokufake.OAuthToken, herokufake.Respond(400))
+	w.sb.Fake.Script(herokufake.OAuthToken, herokufake.RefuseGrant())
 
 	b := w.waitBatch(w.rotate(s.ID).BatchID, 30*time.Second)
 	if b.Failed != 1 || b.Failures["push:token_refused"] != 1 {

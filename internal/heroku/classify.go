@@ -57,6 +57,11 @@ func Classify(err error) Class {
 	// 429 comes before other statuses: being rate limited is not failing.
 	case errors.As(err, &rate):
 		return ClassRateLimited
+	// A token endpoint's 4xx that names no add-on's grant: every add-on
+	// may get it (a client secret Heroku no longer takes). The breaker
+	// counts it; retried, the rotation goes on once the fault is fixed.
+	case errors.Is(err, ErrTokenDenied):
+		return ClassTransient
 	case errors.As(err, &api):
 		return classifyStatus(api.Status)
 	// Calls rekey could never make succeed as configured.

@@ -56,12 +56,22 @@ var (
 	// hours), and nothing can renew it after. Only a registration with new
 	// tokens makes the add-on rotatable again.
 	ErrNoRefreshToken = fmt.Errorf("%w: the stored token has no refresh token to renew it with; register the add-on again with oauth_grant or oauth", ErrNoToken)
-	// ErrTokenRefused means Heroku answered 400 to the refresh of an
-	// add-on's token (invalid_grant): the authorization was revoked, and
-	// only a registration with new tokens makes the add-on rotatable
-	// again. Like ErrNoToken it is permanent. A 401 there is not it: that
-	// is rekey's client secret refused, for every add-on alike.
+	// ErrTokenRefused means Heroku answered the refresh of an add-on's
+	// token 400 invalid_grant (OAuth's error code, as Heroku's error id or
+	// as OAuth's "error"): that add-on's authorization was revoked, and
+	// only a registration with new tokens makes it rotatable again. Like
+	// ErrNoToken it is permanent. A 401 there is not it: that is rekey's
+	// client secret refused, for every add-on alike.
 	ErrTokenRefused = errors.New("heroku: the add-on's oauth token can no longer be refreshed")
+	// ErrTokenDenied means Heroku's token endpoint refused a refresh with a
+	// 4xx other than 401, 429 and invalid_grant (a 400 bad_request or
+	// invalid_client, a 403): an answer that names no add-on's grant, as
+	// a client secret Heroku no longer takes, or a proxy in front of the
+	// endpoint, gives every add-on alike. Nothing says the add-on's
+	// authorization is gone, so it is transient: the circuit breaker
+	// counts it as a denial, and a run of them across the fleet pauses the
+	// wave instead of failing it.
+	ErrTokenDenied = errors.New("heroku: the token endpoint refused the refresh without naming the add-on's grant")
 	// ErrNotConfigured means the client lacks what a call needs: the OAuth
 	// client secret, the V1 manifest credentials or a TokenStore.
 	ErrNotConfigured = errors.New("heroku: client not configured for this call")

@@ -96,9 +96,16 @@ func responseError(resp *http.Response, endpoint string, now time.Time, secrets 
 	var body struct {
 		ID      string `json:"id"`
 		Message string `json:"message"`
+		// Error is OAuth's error code (RFC 6749, 5.2), such as
+		// "invalid_grant", which a token endpoint may answer instead of
+		// Heroku's id: it stands for the id when there is none.
+		Error string `json:"error"`
 	}
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
 	_ = json.Unmarshal(raw, &body) // a body that is not Heroku's JSON leaves ID and Message empty
+	if body.ID == "" {
+		body.ID = body.Error
+	}
 	id := scrub(body.ID, secrets)
 	if !idPattern.MatchString(id) {
 		id = ""

@@ -158,17 +158,34 @@ func (c *Client) needsRefresh(t Token) bool {
 // call: the refresh token stays valid, so the retry refreshes again.
 func (c *Client) refreshAndSave(ctx context.Context, addonID string, old Token) (Token, error) {
 	t, err := c.Refresh(ctx, old.RefreshToken)
-	if api := (*APIError)(nil); errors.As(err, &api) && api.Status == http.StatusBadRequest {
-		return Token{}, fmt.Errorf("%w: %w", ErrTokenRefused, err)
-	}
 	if err != nil {
-		return Token{}, err
+		return Token{}, refreshError(err)
 	}
 	if err := c.tokens.SaveToken(ctx, addonID, t); err != nil {
 		return Token{}, fmt.Errorf("heroku: save token: %w", err)
 	}
 	return t, nil
 }
+
+// refreshError sorts a refused refresh. Only invalid_grant names the
+// add-on's own authorization (ErrTokenRefused). A 401 is rekey's client
+// secret and a 429 the endpoint's load, both left as they are; any other
+// 4xx is ErrTokenDenied: it proves nothing of this add-on, and the same
+// answer to every add-on is an account-level fault for the breaker.
+func refreshError(err error) error {
+	var api *APIError
+	switch {
+	case !errors.As(err, &api) || api.Status < 400 || api.Status > 499 || api.Status == http.StatusUnauthorized:
+		return err
+	case api.Status == http.StatusBadRequest && api.ID == oauthInvalidGrant:
+		return fmt.Errorf("%w: %w", ErrTokenRefused, err)
+	}
+	return fmt.Errorf("%w: %w", ErrTokenDenied, err)
+}
+
+// oauthInvalidGrant is OAuth's error code (RFC 6749, 5.2) for a grant or
+// refresh token that is invalid, expired or revoked.
+const oauthInvalidGrant = "invalid_grant"
 
 // withToken runs a V3 call built around the add-on's access token. When
 // Heroku answers 401 it refreshes the token once and runs the call once more:

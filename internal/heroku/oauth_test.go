@@ -166,3 +166,40 @@ func TestStoredTokenWithoutRefreshTokenFailsSayingSo(t *testing.T) {
 		t.Errorf("%d calls to Heroku, want none", n)
 	}
 }
+
+// Only invalid_grant names the add-on's own authorization as revoked
+// (ErrTokenRefused: permanent, the add-on cannot be rotated until it is
+// registered again). Another 4xx from the token endpoint names no grant: a
+// client secret Heroku no longer takes answers every add-on alike, so it
+// is ErrTokenDenied, transient, for the breaker to weigh across the fleet.
+func TestRefusedRefreshesAreTokenRefusedOnlyOnInvalidGrant(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		reply   reply
+		refused bool // ErrTokenRefused, else ErrTokenDenied
+		class   heroku.Class
+	}{
+		{"invalid_grant as Heroku's id", reply{status: 400, body: `{"id":"invalid_grant","message":"Invalid OAuth refresh token."}`}, true, heroku.ClassPermanent},
+		{"invalid_grant as OAuth's error", reply{status: 400, body: `{"error":"invalid_grant","error_description":"revoked"}`}, true, heroku.ClassPermanent},
+		{"bad_request", reply{status: 400, body: `{"id":"bad_request","message":"Bad request."}`}, false, heroku.ClassTransient},
+		{"invalid_client", reply{status: 400, body: `{"error":"invalid_client"}`}, false, heroku.ClassTransient},
+		{"no body", reply{status: 400}, false, heroku.ClassTransient},
+		{"403", reply{status: 403, body: `{"id":"forbidden"}`}, false, heroku.ClassTransient},
+		{"invalid_grant with a 403", reply{status: 403, body: `{"error":"invalid_grant"}`}, false, heroku.ClassTransient},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newScript(t)
+			s.on(tokenRoute, tc.reply)
+			expired := heroku.Token{AccessToken: secret.New(accessToken), RefreshToken: secret.New(refreshToken), ExpiresAt: epoch.Add(-time.Minute)}
+			err := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, expired))).UpdateConfig(context.Background(), v3Target(), oneVar())
+			if errors.Is(err, heroku.ErrTokenRefused) != tc.refused || errors.Is(err, heroku.ErrTokenDenied) == tc.refused ||
+				heroku.IsTokenUnusable(err) != tc.refused || heroku.Classify(err) != tc.class {
+				t.Errorf("%v: refused %v, denied %v, unusable %v, class %v; want refused %v, class %v", err,
+					errors.Is(err, heroku.ErrTokenRefused), errors.Is(err, heroku.ErrTokenDenied), heroku.IsTokenUnusable(err),
+					heroku.Classify(err), tc.refused, tc.class)
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 // Fault is one scripted answer, built with Respond, Echo, Hang or Delay.
 type Fault struct {
 	status int
+	id     string // the error id; statusIDs' when empty
 	echo   bool
 	hang   bool
 	delay  time.Duration
@@ -18,6 +19,11 @@ type Fault struct {
 // changing nothing. A status below 400 lets the call through unchanged, so a
 // script can read Respond(429), Respond(500), Respond(200).
 func Respond(status int) Fault { return Fault{status: status} }
+
+// RefuseGrant answers a token call 400 invalid_grant, as the token
+// endpoint answers a refresh token whose authorization was revoked: one
+// add-on's answer, where Respond(400) (bad_request) names no grant.
+func RefuseGrant() Fault { return Fault{status: 400, id: InvalidGrant} }
 
 // Echo answers the call with status (400 or above) and an error body whose
 // message repeats every config value the request carried, as a careless
@@ -58,6 +64,9 @@ func (f *Fake) inject(e Endpoint, x *exchange) bool {
 		return true
 	case fault.echo:
 		x.echo(fault.status)
+		return true
+	case fault.status >= 400 && fault.id != "":
+		x.fail(fault.status, fault.id, "Injected answer.")
 		return true
 	case fault.status >= 400:
 		x.respond(fault.status)

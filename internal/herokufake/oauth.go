@@ -7,6 +7,10 @@ import (
 	"time"
 )
 
+// InvalidGrant is the error id of the token endpoint's 400 to a grant or
+// refresh token it does not take (OAuth's invalid_grant).
+const InvalidGrant = "invalid_grant"
+
 // codeTTL is how long an authorization code can be exchanged after issue.
 const codeTTL = 5 * time.Minute
 
@@ -63,8 +67,10 @@ func (f *Fake) ExpireAccessTokens() {
 // bucket: Heroku documents its limit for the Platform API only.
 //
 // A wrong client secret answers 401 unauthorized. A code that is unknown,
-// used or expired, and an unknown refresh token, answer 400 bad_request, as
-// OAuth's invalid_grant does; rekey treats both as permanent.
+// used or expired, and an unknown refresh token, answer 400 invalid_grant,
+// OAuth's code for them (Heroku does not document its own): rekey treats
+// it as that add-on's authorization revoked. A malformed form or grant
+// type answers 400 bad_request, which names no grant.
 func (f *Fake) token(x *exchange) {
 	if err := x.r.ParseForm(); err != nil {
 		x.fail(http.StatusBadRequest, "bad_request", "The request body is not a valid form.")
@@ -74,9 +80,9 @@ func (f *Fake) token(x *exchange) {
 		x.fail(http.StatusUnauthorized, "unauthorized", "Invalid OAuth client credentials.")
 		return
 	}
-	auth, msg := f.redeem(x.r.PostForm)
+	auth, id, msg := f.redeem(x.r.PostForm)
 	if auth == nil {
-		x.fail(http.StatusBadRequest, "bad_request", msg)
+		x.fail(http.StatusBadRequest, id, msg)
 		return
 	}
 	x.json(http.StatusOK, f.issue(auth))
@@ -92,8 +98,9 @@ func (f *Fake) clientSecretOK(r *http.Request) bool {
 	return equal(secret, f.set.clientSecret)
 }
 
-// redeem turns a grant in form into an authorization, or says why not.
-func (f *Fake) redeem(form map[string][]string) (*authorization, string) {
+// redeem turns a grant in form into an authorization, or says why not:
+// an error id and message.
+func (f *Fake) redeem(form map[string][]string) (*authorization, string, string) {
 	get := func(k string) string {
 		if v := form[k]; len(v) > 0 {
 			return v[0]
@@ -103,16 +110,16 @@ func (f *Fake) redeem(form map[string][]string) (*authorization, string) {
 	switch get("grant_type") {
 	case "authorization_code":
 		if auth := f.exchangeCode(get("code")); auth != nil {
-			return auth, ""
+			return auth, "", ""
 		}
-		return nil, "Invalid OAuth authorization code."
+		return nil, InvalidGrant, "Invalid OAuth authorization code."
 	case "refresh_token":
 		if auth := f.lookupRefresh(get("refresh_token")); auth != nil {
-			return auth, ""
+			return auth, "", ""
 		}
-		return nil, "Invalid OAuth refresh token."
+		return nil, InvalidGrant, "Invalid OAuth refresh token."
 	}
-	return nil, "Unsupported grant_type."
+	return nil, "bad_request", "Unsupported grant_type."
 }
 
 // exchangeCode spends a code and returns a new authorization for its add-on,

@@ -33,21 +33,21 @@ func TestCodeExchange(t *testing.T) {
 		{"expired code", func(e *env, code string) url.Values {
 			e.clock.Advance(5*time.Minute + time.Second)
 			return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "client_secret": {secret}}
-		}, "", 400, "bad_request"},
+		}, "", 400, "invalid_grant"},
 		{"reused code", func(e *env, code string) url.Values {
 			form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "client_secret": {secret}}
 			if r := e.oauth(form); r.status != 200 {
 				e.t.Fatalf("first use: %d", r.status)
 			}
 			return form
-		}, "", 400, "bad_request"},
+		}, "", 400, "invalid_grant"},
 		{"unknown code", func(_ *env, _ string) url.Values {
 			return url.Values{"grant_type": {"authorization_code"}, "code": {"nope"}, "client_secret": {secret}}
-		}, "", 400, "bad_request"},
+		}, "", 400, "invalid_grant"},
 		{"code of an unknown add-on", func(e *env, _ string) url.Values {
 			code := e.fake.GrantCode("no-such-addon")
 			return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "client_secret": {secret}}
-		}, "", 400, "bad_request"},
+		}, "", 400, "invalid_grant"},
 		{"wrong secret", func(_ *env, code string) url.Values {
 			return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "client_secret": {"wrong"}}
 		}, "", 401, "unauthorized"},
@@ -115,7 +115,7 @@ func TestRefresh(t *testing.T) {
 	check(t, "refresh again status", refresh(first.RefreshToken).status, 200)
 	r = refresh("unknown")
 	check(t, "unknown refresh token status", r.status, 400)
-	check(t, "unknown refresh token id", r.err.ID, "bad_request")
+	check(t, "unknown refresh token id", r.err.ID, "invalid_grant")
 }
 
 func TestOAuthTakesNoRateLimitToken(t *testing.T) {
