@@ -38,6 +38,7 @@ type Store interface {
 	MarkPushAttempt(ctx context.Context, rotationID string) error
 	SettlePush(ctx context.Context, rotationID string, n int) error
 	PushAttempts(ctx context.Context, rotationID string) (attempts, settled int64, err error)
+	NoteTokenRateLimited(ctx context.Context, rotationID string) (int, error)
 	Quarantine(ctx context.Context, instanceID, reason string) (bool, error)
 	Credential(ctx context.Context, instanceID, credID string) (store.Credential, error)
 	MarkRevoked(ctx context.Context, instanceID, credID string) error

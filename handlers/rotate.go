@@ -413,7 +413,7 @@ func (h *Rotate) requestedGrace(r *rotation) time.Duration {
 // failure, a permanent error ends the rotation (end), anything else is
 // retried by asynq.
 func (h *Rotate) fail(ctx context.Context, r *rotation, step string, err error) (string, error) {
-	if later := retryLater(err); later != nil {
+	if later := h.retryLater(ctx, r, err); later != nil {
 		return OutcomeRateLimited, later
 	}
 	if !isPermanent(err) {
@@ -497,20 +497,25 @@ func failureCode(step string, err error) string {
 	return step + ":error"
 }
 
-// retryLater turns "wait for the budget" into a RetryLaterError.
-func retryLater(err error) *RetryLaterError {
+// retryLater turns "wait for the budget" into a RetryLaterError, or
+// returns nil when err asks for no wait, or the token endpoint's waits of
+// the rotation are used up (tokenLater).
+func (h *Rotate) retryLater(ctx context.Context, r *rotation, err error) *RetryLaterError {
 	if d, ok := ratelimit.IsDelay(err); ok {
 		return &RetryLaterError{After: d, Reason: "waiting for Heroku API budget"}
 	}
 	var rl *heroku.RateLimitError
-	if errors.As(err, &rl) {
-		after := rl.RetryAfter
-		if after <= 0 {
-			after = 5 * time.Second
-		}
-		return &RetryLaterError{After: after, Reason: "Heroku answered 429 rate_limit"}
+	switch {
+	case !errors.As(err, &rl):
+		return nil
+	case rl.Endpoint == heroku.EndpointOAuthToken:
+		return h.tokenLater(ctx, r, rl)
 	}
-	return nil
+	after := rl.RetryAfter
+	if after <= 0 {
+		after = 5 * time.Second
+	}
+	return &RetryLaterError{After: after, Reason: "Heroku answered 429 rate_limit"}
 }
 
 // configVars orders a credential's config by name, for one PATCH.

@@ -189,7 +189,9 @@ const oauthInvalidGrant = "invalid_grant"
 
 // withToken runs a V3 call built around the add-on's access token. When
 // Heroku answers 401 it refreshes the token once and runs the call once more:
-// the only retry the client makes.
+// the only retry the client makes. When that refresh fails, the stored
+// token is marked expired (expire), so that the next call refreshes first
+// instead of spending a call of the budget on a token Heroku refused.
 func (c *Client) withToken(ctx context.Context, addonID string, build func(access secret.String) call) ([]byte, error) {
 	t, err := c.token(ctx, addonID)
 	if err != nil {
@@ -199,8 +201,24 @@ func (c *Client) withToken(ctx context.Context, addonID string, build func(acces
 	if Classify(err) != ClassUnauthorized {
 		return body, err
 	}
-	if t, err = c.refreshAndSave(ctx, addonID, t); err != nil {
+	fresh, err := c.refreshAndSave(ctx, addonID, t)
+	if err != nil {
+		c.expire(ctx, addonID, t)
 		return nil, err
 	}
-	return c.do(ctx, build(t.AccessToken))
+	return c.do(ctx, build(fresh.AccessToken))
+}
+
+// expire saves t, whose access token Heroku answered 401, as expired now,
+// unless its expiry is past already. Best effort: should the save fail, the
+// next call spends one more 401 before it refreshes. A save that overwrites
+// a token another call refreshed meanwhile costs one refresh more: Heroku
+// reuses the refresh token, so nothing is lost.
+func (c *Client) expire(ctx context.Context, addonID string, t Token) {
+	now := c.now()
+	if !t.ExpiresAt.IsZero() && !t.ExpiresAt.After(now) {
+		return
+	}
+	t.ExpiresAt = now
+	_ = c.tokens.SaveToken(context.WithoutCancel(ctx), addonID, t)
 }

@@ -203,3 +203,29 @@ func TestRefusedRefreshesAreTokenRefusedOnlyOnInvalidGrant(t *testing.T) {
 		})
 	}
 }
+
+// An access token Heroku answered 401, whose refresh then failed (here a
+// 429), is saved as expired: the next call refreshes first instead of
+// spending a Platform API call on a token known to be refused.
+func TestRefusedTokenIsNotUsedAgainAfterAFailedRefresh(t *testing.T) {
+	t.Parallel()
+	s := newScript(t)
+	s.on(patchRoute, reply{status: 401, body: `{"id":"unauthorized"}`})
+	s.on(tokenRoute, reply{status: 429}, reply{status: 429})
+	tokens := newMemTokens(addonID, validToken())
+	c := newClient(t, s, heroku.WithTokenStore(tokens))
+	ctx := context.Background()
+	for i := range 2 {
+		if err := c.UpdateConfig(ctx, v3Target(), oneVar()); !heroku.IsRateLimited(err) {
+			t.Fatalf("call %d: %v; want the token endpoint's 429", i, err)
+		}
+	}
+	if n := len(s.requests(patchRoute)); n != 1 {
+		t.Errorf("%d PATCHes; want 1, none with the token Heroku refused", n)
+	}
+	if got, _ := tokens.get(addonID); got.AccessToken.Reveal() != accessToken || got.RefreshToken.Reveal() != refreshToken ||
+		!got.ExpiresAt.Equal(epoch) {
+		t.Errorf("stored token expires %v (tokens kept: %v); want the same tokens, expired at %v", got.ExpiresAt,
+			got.AccessToken.Reveal() == accessToken && got.RefreshToken.Reveal() == refreshToken, epoch)
+	}
+}
