@@ -70,8 +70,11 @@ func (h *Rotate) end(ctx context.Context, r *rotation, step string, err error) (
 		case rerr == nil:
 			partly = true
 			r.log.Warn().Msg("push_applied_in_part")
-		case retryLater(rerr) != nil:
-			return OutcomeRateLimited, retryLater(rerr)
+		case isRateLimited(rerr):
+			if later := h.retryLater(ctx, r, rerr); later != nil {
+				return OutcomeRateLimited, later
+			}
+			return OutcomeRetry, fmt.Errorf("%s: %w; reading Heroku's config back: %w", step, err, rerr)
 		case !isPermanent(rerr):
 			return OutcomeRetry, fmt.Errorf("%s: %w; reading Heroku's config back: %w", step, err, rerr)
 		}
@@ -182,6 +185,8 @@ func (h *Rotate) setAside(ctx context.Context, r *rotation, errs ...error) (reas
 			return "a stored secret of the instance cannot be opened: check REKEY_ENCRYPTION_KEYS", false
 		case errors.Is(err, heroku.ErrTokenRefused):
 			return "Heroku refused to renew the add-on's OAuth token (its authorization was revoked): register it again with oauth_grant or oauth", false
+		case errors.Is(err, heroku.ErrNoRefreshToken):
+			return "the add-on's stored OAuth token has no refresh token to renew it with: register it again with oauth_grant or oauth", false
 		case heroku.IsTokenUnusable(err):
 			return "no Heroku OAuth token is stored for the add-on: register it again with oauth_grant or oauth", false
 		case heroku.IsGone(err):

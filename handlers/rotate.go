@@ -518,6 +518,14 @@ func (h *Rotate) retryLater(ctx context.Context, r *rotation, err error) *RetryL
 	return &RetryLaterError{After: after, Reason: "Heroku answered 429 rate_limit"}
 }
 
+// isRateLimited reports whether err asks to wait: the shared budget's
+// delay or a 429 from Heroku, which retryLater turns into a wait.
+func isRateLimited(err error) bool {
+	var rl *heroku.RateLimitError
+	_, delayed := ratelimit.IsDelay(err)
+	return delayed || errors.As(err, &rl)
+}
+
 // configVars orders a credential's config by name, for one PATCH.
 func configVars(config map[string]secret.String) []heroku.ConfigVar {
 	vars := make([]heroku.ConfigVar, 0, len(config))
