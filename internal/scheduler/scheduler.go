@@ -96,6 +96,9 @@ const (
 	// the due times no longer follow this scheduler's period and it
 	// enqueues nothing.
 	PeriodMismatch = "period_mismatch"
+	// Failed: the sweep failed part-way (Result.Error says how); what it
+	// enqueued before stays enqueued, and the next sweep goes on.
+	Failed = "failed"
 )
 
 // Result counts what one sweep did.
@@ -119,6 +122,8 @@ type Result struct {
 	// Skipped: entries another sweep, or a rotation that just finished,
 	// moved first.
 	Skipped int
+	// Error is the class of a failed sweep's error (ErrorClass).
+	Error string
 }
 
 // maxScan bounds how many due entries one sweep looks at beyond its
@@ -260,7 +265,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		res, err := s.Sweep(ctx, s.p.Now())
 		switch {
 		case err != nil && ctx.Err() == nil:
-			s.p.Logger.Warn().Err(err).Msg("scheduled_sweep_failed")
+			s.p.Logger.Warn().Err(err).Str("class", res.Error).Msg("scheduled_sweep_failed")
 		case res.Outcome == Paused && last != Paused:
 			s.p.Logger.Info().Msg("scheduler_paused")
 		case res.Outcome == BreakerOpen && last != BreakerOpen:
@@ -300,38 +305,49 @@ func (s *Scheduler) logSweep(res Result) {
 // breaker, another scheduler holds the lock, or the published period is
 // not this scheduler's own (PeriodMismatch), it enqueues the longest-overdue due instances, up to
 // the cap less the scheduled backlog, and defers those outside their
-// maintenance window. Leftovers wait for the next sweep.
+// maintenance window. Leftovers wait for the next sweep. A sweep that
+// fails part-way is recorded as Failed with its ErrorClass, and the last
+// good sweep's time is kept (store.SweepRecord), so that status and
+// /metrics tell a failing scheduler from one that runs.
 func (s *Scheduler) Sweep(ctx context.Context, now time.Time) (Result, error) {
 	if s.p.Period == 0 {
 		return Result{Outcome: Off}, nil
 	}
+	res, err := s.sweep(ctx, now)
+	switch {
+	case err == nil && res.Outcome == Locked:
+		return res, nil
+	case err != nil && ctx.Err() != nil:
+		return res, err // stopping: not a failure of the sweep
+	case err != nil:
+		res.Outcome, res.Error = Failed, ErrorClass(err)
+	}
+	return res, errors.Join(err, s.record(ctx, now, res))
+}
+
+func (s *Scheduler) sweep(ctx context.Context, now time.Time) (Result, error) {
 	held, published, err := s.held(ctx)
 	if err != nil {
-		return Result{}, err
+		return Result{Cap: s.cap}, &stepError{step: "policy", err: err}
 	}
 	if held != "" {
-		res := Result{Outcome: held, Cap: s.cap}
-		if held == PeriodMismatch {
-			res.Published = published
-		}
-		return res, s.record(ctx, now, res)
+		return Result{Outcome: held, Cap: s.cap, Published: published}, nil
 	}
 	if s.lock {
 		ok, err := s.p.Store.LockSweep(ctx, s.token, s.p.Interval)
 		if err != nil || !ok {
-			return Result{Outcome: Locked}, err
+			return Result{Outcome: Locked, Cap: s.cap}, wrapStep("lock", err)
 		}
 		defer func() { _ = s.p.Store.UnlockSweep(context.WithoutCancel(ctx), s.token) }()
 	}
 	res := Result{Outcome: Swept, Cap: s.cap}
 	backlog, err := s.p.Store.ScheduledBacklog(ctx, now.Add(-s.lease))
 	if err != nil {
-		return res, err
+		return res, &stepError{step: "backlog", err: err}
 	}
 	res.Backlog = int(backlog)
 	res.Allowance = max(s.cap-res.Backlog, 0)
-	err = s.drain(ctx, now, &res)
-	return res, errors.Join(err, s.record(ctx, now, res))
+	return res, s.drain(ctx, now, &res)
 }
 
 // held says why no sweep may run now: Paused by an operator, BreakerOpen
@@ -370,7 +386,7 @@ func (s *Scheduler) drain(ctx context.Context, now time.Time, res *Result) error
 	for res.Enqueued < res.Allowance && len(seen) < res.Allowance+maxScan {
 		due, err := s.p.Store.DueInstances(ctx, now, int64(res.Allowance-res.Enqueued))
 		if err != nil {
-			return err
+			return &stepError{step: "due_index", err: err}
 		}
 		fresh := make([]store.Due, 0, len(due))
 		ids := make([]string, 0, len(due))
@@ -385,7 +401,7 @@ func (s *Scheduler) drain(ctx context.Context, now time.Time, res *Result) error
 		}
 		ins, err := s.p.Store.Instances(ctx, ids)
 		if err != nil {
-			return err
+			return &stepError{step: "instances", err: err}
 		}
 		if err := s.handleAll(ctx, now, fresh, ins, res); err != nil {
 			return err
@@ -405,7 +421,7 @@ func (s *Scheduler) handleAll(ctx context.Context, now time.Time, due []store.Du
 	for range min(parallel, len(due)) {
 		wg.Go(func() {
 			for i := range next {
-				errs[i] = s.handle(ctx, now, due[i], ins[i], &parts[i])
+				errs[i] = wrapStep("due_entry", s.handle(ctx, now, due[i], ins[i], &parts[i]))
 			}
 		})
 	}
@@ -473,9 +489,9 @@ func (s *Scheduler) handle(ctx context.Context, now time.Time, d store.Due, in s
 		// Claimed by an earlier sweep of the same due time (an index
 		// rebuilt from old times): its task may have been released and
 		// still wait. Held again, it goes back near its first place.
-		return fleet.Resume(ctx, s.p.Enqueuer, d.At, d.InstanceID, rot, "", store.ReasonScheduled, tasks.QueueBulk, 0)
+		return wrapStep("enqueue", fleet.Resume(ctx, s.p.Enqueuer, d.At, d.InstanceID, rot, "", store.ReasonScheduled, tasks.QueueBulk, 0))
 	}
-	return fleet.Enqueue(ctx, s.p.Enqueuer, d.InstanceID, rot, "", store.ReasonScheduled, tasks.QueueBulk, 0)
+	return wrapStep("enqueue", fleet.Enqueue(ctx, s.p.Enqueuer, d.InstanceID, rot, "", store.ReasonScheduled, tasks.QueueBulk, 0))
 }
 
 // window is the maintenance window that applies to in, or nil.
@@ -502,5 +518,6 @@ func (s *Scheduler) deferTo(ctx context.Context, now time.Time, d store.Due, w s
 
 func (s *Scheduler) record(ctx context.Context, now time.Time, res Result) error {
 	return s.p.Store.RecordSweep(ctx, store.SweepRecord{At: now, Next: now.Add(s.p.Interval), Cap: res.Cap,
-		Allowance: res.Allowance, Enqueued: res.Enqueued, Deferred: res.Deferred, Outcome: res.Outcome})
+		Allowance: res.Allowance, Enqueued: res.Enqueued, Deferred: res.Deferred, Outcome: res.Outcome,
+		Error: res.Error})
 }

@@ -235,7 +235,7 @@ func (s *Store) SchedulePaused(ctx context.Context) (time.Time, string, error) {
 }
 
 // SweepRecord is what the last sweep of any scheduler did, for `rekey
-// scheduler status`.
+// scheduler status` and /metrics.
 type SweepRecord struct {
 	At        time.Time
 	Next      time.Time
@@ -243,15 +243,44 @@ type SweepRecord struct {
 	Allowance int
 	Enqueued  int
 	Deferred  int
-	// Outcome is "swept", "paused", "breaker_open" or "off".
+	// Outcome is "swept", "paused", "breaker_open", "period_mismatch" or,
+	// when Error is set, "failed".
 	Outcome string
+	// Error is the class of a failed sweep's error, in rekey's own words
+	// (never the error's text, which may quote what Redis was sent); ""
+	// when the sweep did not fail. RecordSweep takes a record with an
+	// Error for a failed sweep.
+	Error string
+	// GoodAt is when the last sweep that did not fail ran (LastSweep
+	// only); zero when none did.
+	GoodAt time.Time
+	// FailingSince is when the first of the failed sweeps in a row up to
+	// the last ran (LastSweep only); zero when the last did not fail.
+	FailingSince time.Time
 }
 
-// RecordSweep stores r as the last sweep.
+// Failed reports whether the sweep failed.
+func (r SweepRecord) Failed() bool { return r.Error != "" }
+
+// RecordSweep stores r as the last sweep. A sweep that did not fail is the
+// last good one and ends a run of failures; a failed one leaves the last
+// good one's time as it was and starts a run of failures, or goes on with
+// one.
 func (s *Store) RecordSweep(ctx context.Context, r SweepRecord) error {
-	err := s.rdb.HSet(ctx, scheduleKey(), "sweep_at", ms(r.At), "sweep_next", ms(r.Next), "sweep_cap", r.Cap,
-		"sweep_allowance", r.Allowance, "sweep_enqueued", r.Enqueued, "sweep_deferred", r.Deferred,
-		"sweep_outcome", r.Outcome).Err()
+	k := scheduleKey()
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, k, "sweep_at", ms(r.At), "sweep_next", ms(r.Next), "sweep_cap", r.Cap,
+			"sweep_allowance", r.Allowance, "sweep_enqueued", r.Enqueued, "sweep_deferred", r.Deferred,
+			"sweep_outcome", r.Outcome)
+		if r.Failed() {
+			p.HSet(ctx, k, "sweep_error", r.Error)
+			p.HSetNX(ctx, k, "sweep_failing_since", ms(r.At))
+		} else {
+			p.HSet(ctx, k, "sweep_good_at", ms(r.At))
+			p.HDel(ctx, k, "sweep_error", "sweep_failing_since")
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("record sweep: %w", err)
 	}
@@ -265,7 +294,30 @@ func (s *Store) LastSweep(ctx context.Context) (SweepRecord, error) {
 		return SweepRecord{}, fmt.Errorf("last sweep: %w", err)
 	}
 	n := func(k string) int { v, _ := strconv.Atoi(m[k]); return v }
-	return SweepRecord{At: fromMS(m["sweep_at"]), Next: fromMS(m["sweep_next"]), Cap: n("sweep_cap"),
+	r := SweepRecord{At: fromMS(m["sweep_at"]), Next: fromMS(m["sweep_next"]), Cap: n("sweep_cap"),
 		Allowance: n("sweep_allowance"), Enqueued: n("sweep_enqueued"), Deferred: n("sweep_deferred"),
-		Outcome: m["sweep_outcome"]}, nil
+		Outcome: m["sweep_outcome"], Error: m["sweep_error"], GoodAt: fromMS(m["sweep_good_at"]),
+		FailingSince: fromMS(m["sweep_failing_since"])}
+	if r.GoodAt.IsZero() && !r.At.IsZero() && !r.Failed() {
+		r.GoodAt = r.At // recorded before good sweeps were kept apart
+	}
+	return r, nil
+}
+
+// ClockGrace is how late a clock may be to say again that it runs
+// (ClockAlive) before it counts as stopped, and a planned sweep as
+// overdue.
+const ClockGrace = 2 * time.Minute
+
+// LiveClocks returns how many clocks (rekey scheduler processes that sweep)
+// run as of now: those that said so (ClockAlive) and planned to say so
+// again no more than slack before now. A clock that stopped cleanly
+// (ClockStopped) does not count, nor one idling with scheduled rotation
+// off. It only reads.
+func (s *Store) LiveClocks(ctx context.Context, now time.Time, slack time.Duration) (int64, error) {
+	n, err := s.rdb.ZCount(ctx, clocksKey(), "("+strconv.FormatInt(ms(now.Add(-slack)), 10), "+inf").Result()
+	if err != nil {
+		return 0, fmt.Errorf("live clocks: %w", err)
+	}
+	return n, nil
 }
