@@ -61,7 +61,8 @@ func newSchedulerStatusCmd(env *environ) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "status",
 		Short: "Next sweep, what is due, quarantined instances, the breaker",
-		Long: `Prints scheduled rotation's state: running, paused or held by the circuit breaker; the next sweep
+		Long: `Prints scheduled rotation's state: running, paused, held by the circuit breaker, failing (every
+sweep fails part-way: since when, why, and the last good sweep) or stopped (no clock process runs); the next sweep
 and its cap; how many instances are due now, in the next hour and day; how many scheduled rotations
 are in flight; quarantined instances.`,
 		Example: `  rekey scheduler status

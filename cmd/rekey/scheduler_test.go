@@ -185,6 +185,8 @@ func TestSchedulerRunEnqueuesDueOnTheBulkQueue(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- runCommand(ctx, env, "scheduler", "--interval", "1m") }()
 	waitFor(t, func() bool { last, _ := g.st.LastSweep(context.Background()); return !last.At.IsZero() })
+	wantLines(t, g.run(t, "status"), "state:              running; last sweep ", "enqueued 2",
+		"in flight:          2 scheduled rotations enqueued, not finished")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("rekey scheduler: %v\n%s", err, errOut.String())
@@ -194,8 +196,6 @@ func TestSchedulerRunEnqueuesDueOnTheBulkQueue(t *testing.T) {
 		t.Errorf("%d rotations held for the feeder (%v), want 2", n, err)
 	}
 	wantLines(t, errOut.String(), "schedule_indexed", "scheduled_sweep")
-	wantLines(t, g.run(t, "status"), "state:              running; last sweep ", "enqueued 2",
-		"in flight:          2 scheduled rotations enqueued, not finished")
 }
 
 func TestSchedulerOffIdlesAndSaysSo(t *testing.T) {

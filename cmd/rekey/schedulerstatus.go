@@ -22,6 +22,7 @@ type scheduleStatus struct {
 	pausedBy    string
 	breaker     store.BreakerState
 	last        store.SweepRecord
+	clocks      int64 // clock processes that run (store.LiveClocks)
 	cap         int
 	capNote     string
 	live        int64
@@ -53,6 +54,9 @@ func readScheduleStatus(ctx context.Context, a *app, now time.Time) (scheduleSta
 		return s, err
 	}
 	if s.last, err = a.store.LastSweep(ctx); err != nil {
+		return s, err
+	}
+	if s.clocks, err = a.store.LiveClocks(ctx, now, store.ClockGrace); err != nil {
 		return s, err
 	}
 	if err := s.readCap(a); err != nil {
@@ -136,7 +140,15 @@ func (s scheduleStatus) state() string {
 	if s.last.At.IsZero() {
 		return "never swept: is the clock process (rekey scheduler) running?"
 	}
-	if s.last.Outcome == scheduler.PeriodMismatch && s.now.Sub(s.last.At) <= 2*time.Minute+s.last.Next.Sub(s.last.At) {
+	if s.stopped() {
+		return fmt.Sprintf("no clock process is running (last sweep %s): nothing is enqueued until one starts "+
+			"(rekey scheduler; on Heroku, heroku ps:scale clock=1)", s.last.At.Format(time.RFC3339))
+	}
+	if s.last.Failed() {
+		return fmt.Sprintf("failing since %s: %s; last good sweep %s", s.last.FailingSince.Format(time.RFC3339),
+			s.last.Error, timeOrNone(s.last.GoodAt))
+	}
+	if s.last.Outcome == scheduler.PeriodMismatch && s.now.Sub(s.last.At) <= store.ClockGrace+s.last.Next.Sub(s.last.At) {
 		return fmt.Sprintf("held: a clock runs with a REKEY_ROTATION_PERIOD other than the published %s and enqueues nothing "+
 			"until it restarts with it (last sweep %s)", store.PeriodText(s.policy.Period), s.last.At.Format(time.RFC3339))
 	}
@@ -144,11 +156,17 @@ func (s scheduleStatus) state() string {
 		s.last.Enqueued, s.last.Deferred)
 }
 
+// stopped reports whether scheduled rotation is on but no clock process
+// runs: the last stopped, cleanly or not.
+func (s scheduleStatus) stopped() bool { return s.policy.Period > 0 && s.clocks == 0 }
+
 func (s scheduleStatus) nextSweep() string {
 	switch {
+	case s.stopped() && s.last.Next.IsZero():
+		return "none: no clock process is running"
 	case s.last.Next.IsZero():
 		return "unknown"
-	case s.now.Sub(s.last.Next) > 2*time.Minute:
+	case s.now.Sub(s.last.Next) > store.ClockGrace:
 		return fmt.Sprintf("overdue since %s: is the clock process (rekey scheduler) running?", s.last.Next.Format(time.RFC3339))
 	}
 	return s.last.Next.Format(time.RFC3339)
@@ -169,7 +187,8 @@ func windowText(w *store.Window) string {
 }
 
 // scheduleOutput is `rekey scheduler status --json`: the figures of the
-// text, with the state as a word (running, paused, held, never_swept).
+// text, with the state as a word (running, paused, held, never_swept,
+// stopped: no clock process runs, failing: the last sweep failed).
 type scheduleOutput struct {
 	PeriodSeconds     float64   `json:"period_seconds"`
 	State             string    `json:"state"`
@@ -181,25 +200,40 @@ type scheduleOutput struct {
 	LastSweepAt       time.Time `json:"last_sweep_at,omitzero"`
 	LastSweepEnqueued int       `json:"last_sweep_enqueued"`
 	LastSweepDeferred int       `json:"last_sweep_deferred"`
-	NextSweepAt       time.Time `json:"next_sweep_at,omitzero"`
-	Cap               int       `json:"per_sweep_cap"`
-	CapNote           string    `json:"per_sweep_cap_note"`
-	Window            string    `json:"maintenance_window_utc,omitempty"`
-	Live              int64     `json:"instances_live"`
-	Scheduled         int64     `json:"instances_scheduled"`
-	DueNow            int64     `json:"due_now"`
-	DueHour           int64     `json:"due_next_hour"`
-	DueDay            int64     `json:"due_next_day"`
-	InFlight          int64     `json:"in_flight"`
-	Quarantined       int64     `json:"quarantined"`
-	QuarantinedIDs    []string  `json:"quarantined_ids"`
-	QuarantineAfter   int       `json:"quarantine_after"`
+	// LastSweepOutcome is the last sweep's outcome: swept, paused,
+	// breaker_open, period_mismatch or failed.
+	LastSweepOutcome string `json:"last_sweep_outcome,omitempty"`
+	// LastSweepError is the class of the last sweep's error when it
+	// failed, such as "due_index: redis_error".
+	LastSweepError string `json:"last_sweep_error,omitempty"`
+	// LastGoodSweepAt is when the last sweep that did not fail ran.
+	LastGoodSweepAt time.Time `json:"last_good_sweep_at,omitzero"`
+	// FailingSince is when the first of the failed sweeps in a row up to
+	// the last ran.
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	// ClocksRunning counts the clock processes that run.
+	ClocksRunning   int64     `json:"clocks_running"`
+	NextSweepAt     time.Time `json:"next_sweep_at,omitzero"`
+	Cap             int       `json:"per_sweep_cap"`
+	CapNote         string    `json:"per_sweep_cap_note"`
+	Window          string    `json:"maintenance_window_utc,omitempty"`
+	Live            int64     `json:"instances_live"`
+	Scheduled       int64     `json:"instances_scheduled"`
+	DueNow          int64     `json:"due_now"`
+	DueHour         int64     `json:"due_next_hour"`
+	DueDay          int64     `json:"due_next_day"`
+	InFlight        int64     `json:"in_flight"`
+	Quarantined     int64     `json:"quarantined"`
+	QuarantinedIDs  []string  `json:"quarantined_ids"`
+	QuarantineAfter int       `json:"quarantine_after"`
 }
 
 func (s scheduleStatus) output() scheduleOutput {
 	o := scheduleOutput{PeriodSeconds: s.policy.Period.Seconds(), State: s.stateCode(), StateText: s.state(),
 		PausedAt: s.pausedAt, PausedBy: s.pausedBy, BreakerOpen: s.breaker.Open(), BreakerText: breaker.Describe(s.breaker),
 		LastSweepAt: s.last.At, LastSweepEnqueued: s.last.Enqueued, LastSweepDeferred: s.last.Deferred,
+		LastSweepOutcome: s.last.Outcome, LastSweepError: s.last.Error, LastGoodSweepAt: s.last.GoodAt,
+		FailingSince: s.last.FailingSince, ClocksRunning: s.clocks,
 		NextSweepAt: s.last.Next, Cap: s.cap, CapNote: s.capNote, Live: s.live, Scheduled: s.scheduled,
 		DueNow: s.dueNow, DueHour: s.dueHour, DueDay: s.dueDay, InFlight: s.backlog, Quarantined: s.quarantined,
 		QuarantinedIDs: append([]string{}, s.qIDs...), QuarantineAfter: s.policy.QuarantineAfter}
@@ -218,6 +252,10 @@ func (s scheduleStatus) stateCode() string {
 		return "held"
 	case s.last.At.IsZero():
 		return "never_swept"
+	case s.stopped():
+		return "stopped"
+	case s.last.Failed():
+		return "failing"
 	}
 	return "running"
 }
