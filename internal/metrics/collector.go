@@ -114,7 +114,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueueSize, descQueueLatency, descRotations, descCalls, descWait,
 		descRevocations, descOverdue, descPending, descDead, descInstances, descInFlight,
 		descBreaker, descOpenings, descHeld, descOldestHold, descLogLines, descPacedHeld, descPacedOldest,
-		descSettings} {
+		descSettings, descLastSweep, descSweepFailed, descSchedPaused, descClocks, descWorkers} {
 		ch <- d
 	}
 }
@@ -129,6 +129,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectState(ctx, ch)
 	c.collectBreaker(ctx, ch)
 	c.collectHolds(ctx, ch)
+	c.collectScheduler(ctx, ch)
+	c.collectWorkers(ch)
 }
 
 // collectQueues exports each of rekey's queues, at 0 while asynq does not

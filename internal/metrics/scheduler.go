@@ -1,0 +1,94 @@
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+var (
+	descLastSweep = prometheus.NewDesc("rekey_scheduler_last_sweep_timestamp_seconds",
+		"When the last scheduler sweep that did not fail ran, in Unix seconds (0: none ever did). "+
+			"Stale while no clock process runs or every sweep fails.", nil, nil)
+	descSweepFailed = prometheus.NewDesc("rekey_scheduler_last_sweep_failed",
+		"1 when the last scheduler sweep failed part-way (rekey scheduler status says why), else 0.", nil, nil)
+	descSchedPaused = prometheus.NewDesc("rekey_scheduler_paused",
+		"1 while an operator has paused scheduled rotation (rekey scheduler pause), else 0.", nil, nil)
+	descClocks = prometheus.NewDesc("rekey_scheduler_clocks",
+		"Clock processes (rekey scheduler) that run and sweep; a clock idling with REKEY_ROTATION_PERIOD=0 is not counted.",
+		nil, nil)
+	descWorkers = prometheus.NewDesc("rekey_workers",
+		"Worker processes (asynq servers) that run and take tasks, as their heartbeats in Redis say.", nil, nil)
+)
+
+// ScheduleSource is what the Collector reads of the scheduler's state
+// (*store.Store). A Source that is not one exports no scheduler metrics.
+type ScheduleSource interface {
+	LastSweep(ctx context.Context) (store.SweepRecord, error)
+	SchedulePaused(ctx context.Context) (time.Time, string, error)
+	LiveClocks(ctx context.Context, now time.Time, slack time.Duration) (int64, error)
+}
+
+// Servers is what the Collector reads of asynq's servers
+// (*asynq.Inspector). Queues that are not one export no rekey_workers.
+type Servers interface {
+	Servers() ([]*asynq.ServerInfo, error)
+}
+
+// collectScheduler exports the last good sweep, whether the last failed,
+// the pause and the clocks that run: one hash read and one count, each
+// absent when it cannot be read, so that a failed read is not "stopped".
+func (c *Collector) collectScheduler(ctx context.Context, ch chan<- prometheus.Metric) {
+	src, ok := c.src.(ScheduleSource)
+	if !ok {
+		return
+	}
+	if last, err := src.LastSweep(ctx); err != nil {
+		c.log.Warn().Err(err).Msg("metrics_scheduler_failed")
+	} else {
+		at := 0.0
+		if !last.GoodAt.IsZero() {
+			at = float64(last.GoodAt.UnixMilli()) / 1000
+		}
+		ch <- prometheus.MustNewConstMetric(descLastSweep, prometheus.GaugeValue, at)
+		ch <- prometheus.MustNewConstMetric(descSweepFailed, prometheus.GaugeValue, flag(last.Failed()))
+	}
+	if pausedAt, _, err := src.SchedulePaused(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(descSchedPaused, prometheus.GaugeValue, flag(!pausedAt.IsZero()))
+	}
+	if n, err := src.LiveClocks(ctx, c.now(), store.ClockGrace); err == nil {
+		ch <- prometheus.MustNewConstMetric(descClocks, prometheus.GaugeValue, float64(n))
+	}
+}
+
+// collectWorkers exports the asynq servers that run (status "active"):
+// a few reads per worker process. Nothing when they cannot be read.
+func (c *Collector) collectWorkers(ch chan<- prometheus.Metric) {
+	src, ok := c.queues.(Servers)
+	if !ok {
+		return
+	}
+	servers, err := src.Servers()
+	if err != nil {
+		c.log.Warn().Err(err).Msg("metrics_workers_failed")
+		return
+	}
+	n := 0
+	for _, s := range servers {
+		if s.Status == "active" {
+			n++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descWorkers, prometheus.GaugeValue, float64(n))
+}
+
+func flag(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,105 @@
+package metrics_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/metrics"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// /metrics shows when scheduled rotation has stopped: the last good sweep's
+// time stays put while every sweep fails (rekey_scheduler_last_sweep_failed
+// 1), a pause and the clock and worker processes that run are counted, and
+// each is served at 0 on a store no process ran on, so an alert on them
+// needs no absent().
+func TestSchedulerAndWorkersAreExported(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, _, st := newStateStore(t)
+	col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler()
+	want := func(when string, series map[string]float64) {
+		t.Helper()
+		got := scrape(t, col)
+		for name, v := range series {
+			if g, ok := got[name]; !ok || g != v {
+				t.Errorf("%s: %s %v (served %v), want %v", when, name, g, ok, v)
+			}
+		}
+	}
+	want("fresh store", map[string]float64{"rekey_scheduler_last_sweep_timestamp_seconds": 0,
+		"rekey_scheduler_last_sweep_failed": 0, "rekey_scheduler_paused": 0, "rekey_scheduler_clocks": 0, "rekey_workers": 0})
+
+	now := time.Now().Truncate(time.Second)
+	good := now.Add(-2 * time.Minute)
+	if err := st.ClockAlive(ctx, "clock-1", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RecordSweep(ctx, store.SweepRecord{At: good, Next: good.Add(time.Minute), Outcome: "swept"}); err != nil {
+		t.Fatal(err)
+	}
+	want("a clock that swept", map[string]float64{"rekey_scheduler_last_sweep_timestamp_seconds": float64(good.Unix()),
+		"rekey_scheduler_last_sweep_failed": 0, "rekey_scheduler_clocks": 1})
+
+	failed := store.SweepRecord{At: now.Add(-time.Minute), Next: now, Outcome: "failed", Error: "due_index: redis_error"}
+	if err := st.RecordSweep(ctx, failed); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PauseSchedule(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	want("a failed sweep, then a pause", map[string]float64{
+		"rekey_scheduler_last_sweep_timestamp_seconds": float64(good.Unix()),
+		"rekey_scheduler_last_sweep_failed":            1, "rekey_scheduler_paused": 1})
+
+	if err := st.ClockStopped(ctx, "clock-1", now, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	want("the clock stopped", map[string]float64{"rekey_scheduler_clocks": 0})
+
+	srv := asynq.NewServerFromRedisClient(r.Client, asynq.Config{Concurrency: 1, Queues: map[string]int{"revoke": 1},
+		Logger: nopAsynqLogger{}})
+	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			srv.Shutdown()
+		}
+	})
+	waitGauge(t, col, "rekey_workers", 1)
+	srv.Shutdown()
+	stopped = true
+	waitGauge(t, col, "rekey_workers", 0)
+}
+
+// waitGauge polls /metrics until series reads v, failing t after ten
+// seconds (asynq's heartbeat).
+func waitGauge(t *testing.T, col http.Handler, series string, v float64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		got, ok := scrapeGauge(t, col, series)
+		if ok && got == v {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %v (served %v) after 10s, want %v", series, got, ok, v)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// nopAsynqLogger drops asynq's own log lines.
+type nopAsynqLogger struct{}
+
+func (nopAsynqLogger) Debug(...any) {}
+func (nopAsynqLogger) Info(...any)  {}
+func (nopAsynqLogger) Warn(...any)  {}
+func (nopAsynqLogger) Error(...any) {}
+func (nopAsynqLogger) Fatal(...any) {}
