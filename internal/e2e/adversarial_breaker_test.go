@@ -404,15 +404,7 @@ func TestBreakerIgnoresScattered403s(t *testing.T) {
 func TestBreakerOpensOnARotatedClientSecret(t *testing.T) {
 	t.Parallel()
 	const n = 40
-	f := newBreakerFleet(t, n, nil, func(w *world) {
-		w.sb.Fake.Always(herokufake.OAuthToken, herokufake.Respond(401))
-		w.sb.Fake.ExpireAccessTokens()
-	})
-	batch := f.wave(f.ids)
-	f.waitHeld(t)
-	b, _ := f.store.Batch(context.Background(), batch)
-	st := f.breakerState()
-	t.Logf("breaker: %s; batch %d failed, %d succeeded, %d waiting", breaker.Describe(st), b.Failed, b.Succeeded, b.InFlight)
+	_, b, st := refusedRefreshWave(t, n, 401)
 	if st.Unauthorized < defaultThreshold || st.Forbidden != 0 || !strings.Contains(breaker.Reason(st), "answered 401 unauthorized within") {
 		t.Fatalf("breaker opened on %+v, want at least %d instances denied with 401", st, defaultThreshold)
 	}
@@ -432,15 +424,7 @@ func TestBreakerOpensOnARotatedClientSecret(t *testing.T) {
 func TestBreakerOpensOnAFleetWideRefusedTokenRefresh(t *testing.T) {
 	t.Parallel()
 	const n = 40
-	f := newBreakerFleet(t, n, nil, func(w *world) {
-		w.sb.Fake.Always(herokufake.OAuthToken, herokufake.Respond(400))
-		w.sb.Fake.ExpireAccessTokens()
-	})
-	batch := f.wave(f.ids)
-	f.waitHeld(t)
-	b, _ := f.store.Batch(context.Background(), batch)
-	st := f.breakerState()
-	t.Logf("breaker: %s; batch %d failed, %d succeeded, %d waiting", breaker.Describe(st), b.Failed, b.Succeeded, b.InFlight)
+	f, b, st := refusedRefreshWave(t, n, 400)
 	if st.Unauthorized < defaultThreshold || st.Forbidden != 0 {
 		t.Fatalf("breaker opened on %+v, want at least %d instances denied by refused refreshes", st, defaultThreshold)
 	}
@@ -452,4 +436,22 @@ func TestBreakerOpensOnAFleetWideRefusedTokenRefresh(t *testing.T) {
 			t.Errorf("instance %s: quarantined %v (%q), %v; want none set aside", id, in.Quarantined(), in.QuarantineReason, err)
 		}
 	}
+}
+
+// refusedRefreshWave rotates a wave of n instances whose access tokens
+// have expired while the token endpoint answers every refresh with status,
+// and returns once the breaker holds the wave: the fleet, the wave's batch
+// and the breaker's state.
+func refusedRefreshWave(t *testing.T, n, status int) (*breakerFleet, store.Batch, store.BreakerState) {
+	t.Helper()
+	f := newBreakerFleet(t, n, nil, func(w *world) {
+		w.sb.Fake.Always(herokufake.OAuthToken, herokufake.Respond(status))
+		w.sb.Fake.ExpireAccessTokens()
+	})
+	batch := f.wave(f.ids)
+	f.waitHeld(t)
+	b, _ := f.store.Batch(context.Background(), batch)
+	st := f.breakerState()
+	t.Logf("breaker: %s; batch %d failed, %d succeeded, %d waiting", breaker.Describe(st), b.Failed, b.Succeeded, b.InFlight)
+	return f, b, st
 }
