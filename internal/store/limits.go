@@ -74,8 +74,8 @@ func customerRotationsKey(instanceID string) string {
 // instance in the last 24 hours, and when the oldest of them started.
 func (s *Store) CustomerRotations(ctx context.Context, instanceID string) (int, time.Time, error) {
 	from := strconv.FormatInt(ms(s.now().Add(-customerWindow))+1, 10)
-	zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: customerRotationsKey(instanceID),
-		Start: from, Stop: "+inf", ByScore: true}).Result()
+	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, customerRotationsKey(instanceID),
+		&redis.ZRangeBy{Min: from, Max: "+inf"}).Result()
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("count customer rotations: %w", err)
 	}

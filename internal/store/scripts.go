@@ -448,7 +448,7 @@ end
 if ARGV[10] ~= '' then
   local n = #ARGV[10]
   local since = tonumber(ARGV[5]) - tonumber(ARGV[8]) * 1000
-  for _, m in ipairs(redis.call('ZRANGE', KEYS[11], since, '+inf', 'BYSCORE')) do
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[11], since, '+inf')) do
     if string.sub(m, n + 1) ~= ARGV[1] and held(string.sub(m, 1, n)) then
       return redis.error_reply('config_reused ' .. string.sub(m, n + 1))
     end

@@ -218,8 +218,9 @@ func ms(t time.Time) int64 { return t.UnixMilli() }
 // (a time in milliseconds) is at or before t, earliest first, with their
 // times.
 func (s *Store) dueMembers(ctx context.Context, key string, t time.Time, limit int64) ([]string, []time.Time, error) {
-	zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: key,
-		Start: "-inf", Stop: strconv.FormatInt(ms(t), 10), ByScore: true, Count: limit}).Result()
+	// ZRANGEBYSCORE rather than ZRANGE BYSCORE, which Redis 6.2 added.
+	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, key, &redis.ZRangeBy{Min: "-inf",
+		Max: strconv.FormatInt(ms(t), 10), Count: limit}).Result()
 	if err != nil {
 		return nil, nil, err
 	}
