@@ -58,6 +58,10 @@ type app struct {
 	// withdrawKeys stops announcing this process's keys and withdraws the
 	// announcement (announceKeys); nil outside long-running processes.
 	withdrawKeys func()
+	// serverChecked is closed once openService's check of the server
+	// (checkServer) is done or abandoned; already closed in one-shot
+	// commands, which check it in openApp.
+	serverChecked chan struct{}
 	// unreadable is the start-up check's count of sealed values no key of
 	// REKEY_ENCRYPTION_KEYS opens, -1 until the check has run (service.go).
 	unreadable atomic.Int64
@@ -118,6 +122,11 @@ func openApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app,
 		_ = a.Close()
 		return nil, errors.New(a.redact(err.Error()))
 	}
+	if err := a.checkServer(ctx, false); err != nil {
+		_ = a.Close()
+		return nil, err
+	}
+	close(a.serverChecked)
 	return a, nil
 }
 
@@ -161,7 +170,7 @@ func newAppOn(cfg *config.Config, log zerolog.Logger, local func() time.Time) (*
 		store.WithAuditRetention(cfg.AuditRetention), store.WithMaxPrevious(cfg.MaxPrevious),
 		store.WithMaxGrace(cfg.GraceCeiling())),
 		queue:  pacing.NewClient(asynq.NewClientFromRedisClient(rdb), rdb),
-		redact: redact}
+		redact: redact, serverChecked: make(chan struct{})}
 	a.unreadable.Store(-1)
 	// go-redis logs through zerolog in every command; openService adds
 	// the watcher that quiets it during outages.
@@ -316,7 +325,7 @@ func runWorkerCmd(ctx context.Context, env *environ) error {
 		return err
 	}
 	log := newLogger(env, cfg, "worker", false)
-	a, err := openService(ctx, cfg, log, "worker")
+	a, ctx, err := openService(ctx, cfg, log, "worker")
 	if err != nil {
 		return err
 	}
@@ -325,7 +334,7 @@ func runWorkerCmd(ctx context.Context, env *environ) error {
 	if err != nil {
 		return err
 	}
-	return a.runWorker(ctx, iss, cfg.Concurrency)
+	return refused(ctx, a.runWorker(ctx, iss, cfg.Concurrency))
 }
 
 // feeder builds the pacing feeder that releases held bulk rotations at the

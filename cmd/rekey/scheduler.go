@@ -183,12 +183,12 @@ func runClockCmd(ctx context.Context, env *environ, interval time.Duration, setP
 	if err := cfg.RequireProducer(); err != nil {
 		return err
 	}
-	a, err := openService(ctx, cfg, newLogger(env, cfg, "scheduler", false), "scheduler")
+	a, ctx, err := openService(ctx, cfg, newLogger(env, cfg, "scheduler", false), "scheduler")
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	return runClock(ctx, a, interval, setPeriod)
+	return refused(ctx, runClock(ctx, a, interval, setPeriod))
 }
 
 // runClock sweeps until ctx is done (SIGTERM). With setPeriod it publishes

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -38,8 +39,11 @@ const sealedCheckLimit = 2000
 // command logs the REKEY_ settings rekey does not read (newLogger).
 //
 // role names the process ("web", "worker", "scheduler") in the keys it
-// announces (announceKeys).
-func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, role string) (*app, error) {
+// announces (announceKeys). Once Redis answers it checks the server
+// (checkServer): the context it returns ends, its cause a
+// *health.VersionError, when Redis is too old, and the process then exits
+// with that error (refused).
+func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, role string) (*app, context.Context, error) {
 	for _, w := range cfg.Warnings() {
 		log.Warn().Str("detail", w.Detail).Msg(w.Name)
 	}
@@ -52,7 +56,7 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 	}
 	a, err := newApp(cfg, log)
 	if err != nil {
-		return nil, err
+		return nil, ctx, err
 	}
 	// redis_up and redis_down name the pool's size too, so the first line a
 	// process logs about Redis says how many connections it may open
@@ -63,15 +67,64 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 		Logger: log.With().Str("redis_addr", opt.Addr).Int("redis_pool_size", opt.PoolSize).Logger(), Redact: a.redact})
 	if err != nil {
 		_ = a.Close()
-		return nil, err
+		return nil, ctx, err
 	}
 	redis.SetLogger(logging.GoRedis{L: log, Quiet: w.LibraryError, Redact: a.redact})
 	wctx, cancel := context.WithCancel(ctx)
 	a.health, a.stopWatch = w, cancel
 	go w.Run(wctx)
+	ctx, refuse := context.WithCancelCause(ctx)
+	go func() {
+		defer close(a.serverChecked)
+		if w.Wait(wctx) == nil {
+			if err := a.checkServer(wctx, true); err != nil {
+				refuse(err)
+			}
+		}
+	}()
 	a.keepClock(wctx)
 	a.withdrawKeys = a.announceKeys(wctx, processName(role, cfg.Dyno))
-	return a, nil
+	return a, ctx, nil
+}
+
+// checkServer reads Redis's version and maxmemory-policy from INFO. It
+// returns a *health.VersionError for a Redis older than
+// health.MinRedisVersion, whose commands rekey's would fail on every time.
+// With warnEvict it logs redis_evicts, at error level, when Redis may
+// evict keys to make room: an evicted revocation index leaves old
+// credentials unrevoked for ever (I3). A Redis that refuses INFO (a proxy
+// or a managed service that blocks it) is not refused.
+func (a *app) checkServer(ctx context.Context, warnEvict bool) error {
+	info, err := a.rdb.Info(ctx, "server").Result()
+	if err != nil {
+		a.log.Debug().Str("error", a.redact(err.Error())).Msg("redis_info_failed")
+		return nil
+	}
+	if err := health.ParseInfo(info).CheckVersion(); err != nil {
+		return err
+	}
+	if !warnEvict {
+		return nil
+	}
+	// INFO takes one section before Redis 7.
+	if info, err = a.rdb.Info(ctx, "memory").Result(); err != nil {
+		a.log.Debug().Str("error", a.redact(err.Error())).Msg("redis_info_failed")
+		return nil
+	}
+	s := health.ParseInfo(info)
+	if w := s.EvictionWarning(); w != "" {
+		a.log.Error().Str("policy", s.MaxmemoryPolicy).Str("detail", w).Msg("redis_evicts")
+	}
+	return nil
+}
+
+// refused is err, or the server check's refusal when that is what ended
+// ctx (openService).
+func refused(ctx context.Context, err error) error {
+	if v, ok := errors.AsType[*health.VersionError](context.Cause(ctx)); ok {
+		return v
+	}
+	return err
 }
 
 // keepClock measures the offset of this machine's clock from Redis's once
@@ -91,11 +144,19 @@ func (a *app) keepClock(ctx context.Context) {
 // clockMeasured waits until the app's clock has been measured against
 // Redis's (keepClock), so that a worker writes and checks no revoke time
 // on its machine's clock alone. It fails only when ctx ends first.
+//
+// It also waits for openService's check of the server, so that no task or
+// sweep runs on a Redis that check refuses.
 func (a *app) clockMeasured(ctx context.Context) error {
 	a.keepClock(ctx)
 	select {
 	case <-a.clock.Measured():
-		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-a.serverChecked:
+		return ctx.Err()
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -48,7 +48,7 @@ func runWeb(ctx context.Context, env *environ) error {
 		return err
 	}
 	log := newLogger(env, cfg, "web", false)
-	a, err := openService(ctx, cfg, log, "web")
+	a, ctx, err := openService(ctx, cfg, log, "web")
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,7 @@ func runWeb(ctx context.Context, env *environ) error {
 	}
 	// Serve at once, Redis or not: /healthz and /metrics say when it is down.
 	a.checkSealedWhenUp(ctx)
-	return serve(ctx, a, h)
+	return refused(ctx, serve(ctx, a, h))
 }
 
 // webHandler builds the web process's handler from the app's dependencies.

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/redistest"
+)
+
+// oldRedis serves enough of the Redis protocol to play a Redis 5.0 server
+// (PING, TIME, INFO; every other command answers an error) on loopback
+// until t ends, and returns its redis:// URL.
+func oldRedis(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveOldRedis(conn)
+		}
+	}()
+	return "redis://" + ln.Addr().String() + "/0"
+}
+
+func serveOldRedis(conn net.Conn) {
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	for {
+		args, err := readCommand(r)
+		if err != nil {
+			return
+		}
+		var answer string
+		switch strings.ToUpper(args[0]) {
+		case "PING":
+			answer = "+PONG\r\n"
+		case "TIME":
+			now := time.Now()
+			s, us := strconv.FormatInt(now.Unix(), 10), strconv.Itoa(now.Nanosecond()/1000)
+			answer = fmt.Sprintf("*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(s), s, len(us), us)
+		case "INFO":
+			info := "# Server\r\nredis_version:5.0.7\r\n# Memory\r\nmaxmemory_policy:noeviction\r\n"
+			answer = fmt.Sprintf("$%d\r\n%s\r\n", len(info), info)
+		default:
+			answer = "-ERR unknown command '" + args[0] + "'\r\n"
+		}
+		if _, err := io.WriteString(conn, answer); err != nil {
+			return
+		}
+	}
+}
+
+// readCommand reads one command, an array of bulk strings.
+func readCommand(r *bufio.Reader) ([]string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "*")))
+	if err != nil || n < 1 {
+		return nil, fmt.Errorf("not a command: %q", line)
+	}
+	args := make([]string, n)
+	for i := range args {
+		if line, err = r.ReadString('\n'); err != nil {
+			return nil, err
+		}
+		size, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "$")))
+		if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, size+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		args[i] = string(buf[:size])
+	}
+	return args, nil
+}
+
+// serviceEnv is an environment for a rekey process on redisURL, with its
+// output in stderr.
+func serviceEnv(redisURL string, stderr *syncBuffer) *environ {
+	vars := map[string]string{"REDIS_URL": redisURL, "REKEY_ENCRYPTION_KEYS": base64.StdEncoding.EncodeToString(testKey),
+		"REKEY_HEROKU_RATE": "4000"}
+	return &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: stderr}
+}
+
+// TestRedisOlderThanTheMinimumIsRefused runs a one-shot command and the
+// clock against a Redis 5.0: both refuse it with a sentence naming the
+// version rekey needs, rather than start and fail every sweep.
+func TestRedisOlderThanTheMinimumIsRefused(t *testing.T) {
+	url := oldRedis(t)
+	for _, args := range [][]string{{"batches", "list"}, {"scheduler"}} {
+		t.Run(args[0], func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := runCommand(ctx, serviceEnv(url, &syncBuffer{}), args[0], args[1:]...)
+			if ctx.Err() != nil || err == nil || !strings.Contains(err.Error(), "version 5.0.7") ||
+				!strings.Contains(err.Error(), "Redis 6.0 or later") {
+				t.Errorf("rekey %s on Redis 5.0.7: %v (timed out: %v), want a refusal naming Redis 6.0",
+					strings.Join(args, " "), err, ctx.Err() != nil)
+			}
+		})
+	}
+}
+
+// TestProcessWarnsWhenRedisMayEvict starts the clock on a Redis whose
+// maxmemory-policy evicts keys: it logs redis_evicts at error level,
+// naming the policy and the setting that stops it.
+func TestProcessWarnsWhenRedisMayEvict(t *testing.T) {
+	r := redistest.StartServerAt(t, redistest.FreePort(t))
+	if err := r.Client.ConfigSet(context.Background(), "maxmemory-policy", "allkeys-lru").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runCommand(ctx, serviceEnv(r.URL, &stderr), "scheduler") }()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(stderr.String(), "redis_evicts") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("rekey scheduler: %v", err)
+	}
+	out := stderr.String()
+	var line string
+	for l := range strings.Lines(out) {
+		if strings.Contains(l, "redis_evicts") {
+			line = l
+		}
+	}
+	for _, want := range []string{`"level":"error"`, "allkeys-lru", "--policy noeviction"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("redis_evicts line %q lacks %s; log:\n%s", line, want, out)
+		}
+	}
+}
