@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"sync"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -47,10 +51,15 @@ func (e *signalError) Error() string { return e.sig.String() + " signal received
 
 // notifyContext is signal.NotifyContext, except that the context's cause
 // is a *signalError naming the signal, so run tells Ctrl-C from SIGTERM
-// without reading error text. Signals after the first are ignored until
-// stop.
-func notifyContext(parent context.Context, sigs ...os.Signal) (ctx context.Context, stop func()) {
+// without reading error text. The first signal ends the context, and a
+// process then drains (a worker's running tasks, the web's requests in
+// flight) before it exits. A second signal, before stop, exits at once:
+// one line on stderr says so, and exit gets 128 + the signal's number
+// (130 for SIGINT, 143 for SIGTERM), for an operator who will not wait
+// for the drain.
+func notifyContext(parent context.Context, stderr io.Writer, exit func(int), sigs ...os.Signal) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancelCause(parent)
+	stopped := make(chan struct{})
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, sigs...)
 	go func() {
@@ -58,9 +67,45 @@ func notifyContext(parent context.Context, sigs ...os.Signal) (ctx context.Conte
 		case s := <-ch:
 			cancel(&signalError{sig: s})
 		case <-ctx.Done():
+			return
+		}
+		select {
+		case s := <-ch:
+			fmt.Fprintf(stderr, "rekey: %s again: exiting at once, without waiting for the drain\n", signalName(s))
+			exit(signalStatus(s))
+		case <-stopped:
 		}
 	}()
-	return ctx, func() { signal.Stop(ch); cancel(context.Canceled) }
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			close(stopped)
+			cancel(context.Canceled)
+		})
+	}
+}
+
+// signalName is sig as an operator types it to kill: SIGINT, SIGTERM.
+func signalName(sig os.Signal) string {
+	switch sig {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	}
+	return sig.String()
+}
+
+// signalStatus is the exit status of a process that sig ended: 128 + its
+// number, as shells report it.
+func signalStatus(sig os.Signal) int {
+	if n, ok := sig.(syscall.Signal); ok {
+		return 128 + int(n)
+	}
+	return exitInterrupted
 }
 
 // ctrlC reports whether ctx ended because the process received SIGINT.

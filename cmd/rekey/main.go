@@ -18,7 +18,8 @@
 // (see README.md). Exit status: 0 on success and for --help, 1 when a
 // command fails, 2 when it was called wrongly, 3 when a fleet rotation
 // left instances out at the REKEY_MAX_PREVIOUS cap, 130 when interrupted
-// (Ctrl-C, or any signal at a [y/N] question).
+// (Ctrl-C, or any signal at a [y/N] question), and 128 + the signal's
+// number when a second signal cut a process's drain short.
 package main
 
 import (
@@ -46,7 +47,9 @@ type environ struct {
 }
 
 func main() {
-	ctx, stop := notifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP (a closed terminal or ssh session) stops like SIGTERM: a
+	// worker drains and withdraws its announcements rather than die.
+	ctx, stop := notifyContext(context.Background(), os.Stderr, os.Exit, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	env := &environ{lookup: os.LookupEnv, names: environNames(os.Environ()), stdin: os.Stdin, stdout: os.Stdout,
 		stderr: os.Stderr, terminal: isTerminal(os.Stdin)}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -19,8 +20,9 @@ import (
 )
 
 // shutdownTimeout is how long the web process lets requests in flight
-// finish after SIGTERM; Heroku kills the dyno 30 seconds after it.
-const shutdownTimeout = 20 * time.Second
+// finish after SIGTERM; Heroku kills the dyno 30 seconds after it. A
+// variable so that tests wait less.
+var shutdownTimeout = 20 * time.Second
 
 func newWebCmd(env *environ) *cobra.Command {
 	return &cobra.Command{
@@ -124,7 +126,16 @@ func serveAddr(ctx context.Context, log zerolog.Logger, name, addr string, h htt
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	listening()
+	var open atomic.Int64 // connections not yet closed or hijacked
 	srv := &http.Server{
+		ConnState: func(_ net.Conn, state http.ConnState) {
+			switch state {
+			case http.StateNew:
+				open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				open.Add(-1)
+			}
+		},
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -139,10 +150,18 @@ func serveAddr(ctx context.Context, log zerolog.Logger, name, addr string, h htt
 		return fmt.Errorf("%s: %w", name, err)
 	case <-ctx.Done():
 	}
-	log.Info().Msg(stopping)
+	log.Info().Int64("open_connections", open.Load()).Dur("deadline", shutdownTimeout).
+		Str("detail", "takes no new connection and lets requests in flight finish until the deadline; "+
+			"a second signal exits at once").Msg(stopping)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	if err := srv.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
+		// A slow client is no failure of the process: cut it off and
+		// exit 0, as a stop by SIGTERM does.
+		cut := open.Load()
+		_ = srv.Close()
+		log.Warn().Int64("connections_cut", cut).Dur("deadline", shutdownTimeout).Msg("web_shutdown_forced")
+	} else if err != nil {
 		return fmt.Errorf("%s: shutdown: %w", name, err)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -66,6 +67,9 @@ type Params struct {
 type Worker struct {
 	srvs    []*asynq.Server
 	handler asynq.Handler
+	// running counts the tasks under way, for the line that says what a
+	// shutdown waits for.
+	running atomic.Int64
 	log     zerolog.Logger
 }
 
@@ -144,7 +148,13 @@ func New(p Params) (*Worker, error) {
 	// Record leaves, on every run asynq archives, why it did, and on a run
 	// that waits for a time of its own, that time, for the reconcile sweep
 	// (retry.Classify, retry.WaitsFor).
-	w := &Worker{handler: retry.Record(p.Handler), log: p.Logger}
+	w := &Worker{log: p.Logger}
+	recorded := retry.Record(p.Handler)
+	w.handler = asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		w.running.Add(1)
+		defer w.running.Add(-1)
+		return recorded.ProcessTask(ctx, t)
+	})
 	for _, lane := range Lanes() {
 		w.srvs = append(w.srvs, newServer(p, lane))
 	}
@@ -187,7 +197,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.log.Info().Msg("worker_started")
 	<-ctx.Done()
-	w.log.Info().Msg("worker_stopping")
+	w.log.Info().Int64("running_tasks", w.running.Load()).Dur("deadline", ShutdownTimeout).
+		Str("detail", "takes no new task and waits for the running ones until the deadline; anything cut short "+
+			"runs again later; a second signal exits at once").Msg("worker_stopping")
 	w.shutdown(w.srvs)
 	w.log.Info().Msg("worker_stopped")
 	return nil
