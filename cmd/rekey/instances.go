@@ -124,6 +124,9 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 		return err
 	}
 	defer r.Close()
+	if err := checkProcessesKeys(ctx, a, "nothing was imported"); err != nil {
+		return err
+	}
 	hc, err := a.heroku(nil, nil)
 	if err != nil {
 		return err
@@ -324,4 +327,17 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// checkProcessesKeys refuses, saying that nothing was done, when REKEY_ENCRYPTION_KEYS
+// opens no fingerprint key: this command's keys are not the fleet's, and
+// what it sealed (OAuth tokens) no worker could read.
+func checkProcessesKeys(ctx context.Context, a *app, nothing string) error {
+	err := a.store.CheckSealedByTheFleet(ctx)
+	if errors.Is(err, store.ErrFingerprintKey) {
+		return fmt.Errorf("REKEY_ENCRYPTION_KEYS is not the value rekey's processes use: none of its keys opens the "+
+			"fingerprint key they sealed, so no worker could read what this command stores; %s. Run it with "+
+			"the processes' value (heroku config:get REKEY_ENCRYPTION_KEYS)", nothing)
+	}
+	return err
 }

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 )
@@ -199,5 +202,29 @@ func TestImportJSONListsRefusedLines(t *testing.T) {
 	}
 	if _, err := c.st.Instance(context.Background(), "inst-1"); err != nil {
 		t.Errorf("the good line was not registered: %v", err)
+	}
+}
+
+// An import run with REKEY_ENCRYPTION_KEYS other than the processes'
+// (whose fingerprint key it cannot open) is refused before any line is
+// read, saying to use the processes' value: the OAuth tokens it would seal
+// are tokens no worker could read.
+func TestImportWithAnotherEncryptionKeyIsRefused(t *testing.T) {
+	c := newCLI(t)
+	fleetKey, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.New(c.r.Client, fleetKey).CheckFingerprintKey(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	err = c.importLines(t, `{"id":"inst-1","api_version":"v3","config_vars":["MYADDON_URL"],`+
+		`"oauth":{"access_token":"at-1","refresh_token":"rt-1","expires_at":"2030-01-01T00:00:00Z"}}`+"\n")
+	if err == nil || isUsage(err) || !strings.Contains(err.Error(), "heroku config:get REKEY_ENCRYPTION_KEYS") ||
+		!strings.Contains(err.Error(), "nothing was imported") {
+		t.Errorf("import under another key: %v, want a refusal naming the processes' REKEY_ENCRYPTION_KEYS", err)
+	}
+	if _, err := c.st.Instance(context.Background(), "inst-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("inst-1 after the refused import: %v, want not registered", err)
 	}
 }

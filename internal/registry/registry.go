@@ -229,6 +229,12 @@ func (r *Registry) Put(ctx context.Context, in Input) error {
 	if err := r.checkTokens(ctx, in); err != nil {
 		return err
 	}
+	// Tokens sealed under keys the fleet does not hold are tokens no
+	// worker can read: a process whose REKEY_ENCRYPTION_KEYS opens no
+	// fingerprint key stores none.
+	if err := r.store.CheckSealedByTheFleet(ctx); err != nil {
+		return fmt.Errorf("check REKEY_ENCRYPTION_KEYS: %w", err)
+	}
 	if err := r.store.CheckCurrent(ctx, reg); errors.Is(err, store.ErrCredentialRevoked) {
 		return &InputError{revokedCurrent(in.ID, reg.CurrentCredentialID)}
 	} else if err != nil {

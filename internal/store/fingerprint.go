@@ -97,6 +97,26 @@ func (s *Store) CheckFingerprintKey(ctx context.Context) error {
 	return err
 }
 
+// CheckSealedByTheFleet returns ErrFingerprintKey when Redis holds a
+// fingerprint key that no key of the store's REKEY_ENCRYPTION_KEYS opens:
+// the processes that sealed it hold other keys, and what this store seals
+// they cannot open. Unlike CheckFingerprintKey it writes nothing: with no
+// fingerprint key yet there is nothing to compare, and the first worker
+// makes one.
+func (s *Store) CheckSealedByTheFleet(ctx context.Context) error {
+	v, err := s.rdb.Get(ctx, fingerprintKeyKey()).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the fingerprint key: %w", err)
+	}
+	if _, err := s.sealer.Open(v, fingerprintKeyKey()+"#"); err != nil {
+		return ErrFingerprintKey
+	}
+	return nil
+}
+
 // fingerprintKeys returns the fingerprint key's contents, read again once
 // fingerprintKeyRecheck has passed since the last read.
 func (s *Store) fingerprintKeys(ctx context.Context) (*fingerprintKeys, error) {

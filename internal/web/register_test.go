@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/registry"
+	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/internal/web"
@@ -370,5 +372,28 @@ func TestReprovisionNamingARevokedCredentialIsRefused(t *testing.T) {
 	}
 	if in, _ := f.st.Instance(ctx, "inst-1"); !in.DeprovisionedAt.IsZero() || in.CurrentCredential != "cred-2" {
 		t.Errorf("instance registered again: %+v; want it live with cred-2", in)
+	}
+}
+
+// A PUT to a web process whose REKEY_ENCRYPTION_KEYS opens no fingerprint
+// key (another key than the workers') stores nothing: the OAuth tokens it
+// would seal are tokens no worker could read.
+func TestPutUnderAnotherEncryptionKeyStoresNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	fleetKey, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.New(f.r.Client, fleetKey).CheckFingerprintKey(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rep := f.api(http.MethodPut, "/api/v1/instances/inst-1", `{"api_version":"v3","config_vars":["MYADDON_URL"],`+
+		`"oauth":{"access_token":"at-1","refresh_token":"rt-1","expires_at":"2030-01-01T00:00:00Z"}}`)
+	if rep.status != http.StatusServiceUnavailable || !strings.Contains(rep.body, "nothing was stored") {
+		t.Errorf("PUT under another key: %d %s, want 503 saying nothing was stored", rep.status, rep.body)
+	}
+	if _, err := f.st.Instance(context.Background(), "inst-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("inst-1 after the refused PUT: %v, want not registered", err)
 	}
 }
