@@ -346,7 +346,10 @@ func (c *Config) coreMissing() []error {
 		errs = append(errs, errors.New("REDIS_URL must be set (redis:// or rediss://)"))
 	}
 	if len(c.EncryptionKeys) == 0 {
-		errs = append(errs, errors.New("REKEY_ENCRYPTION_KEYS must be set: comma-separated base64 32-byte keys (make one with: openssl rand -base64 32)"))
+		errs = append(errs, errors.New("REKEY_ENCRYPTION_KEYS must be set: comma-separated base64 32-byte keys. "+
+			"For a command beside running rekey processes, use their value (heroku config:get REKEY_ENCRYPTION_KEYS): "+
+			"a new key reads none of the sealed data; only for a first setup, with nothing stored yet, make one "+
+			"with: openssl rand -base64 32"))
 	}
 	return errs
 }

@@ -291,3 +291,23 @@ func TestURLsRekeyCannotUseNameTheVariable(t *testing.T) {
 		}
 	}
 }
+
+// The sentence for a missing REKEY_ENCRYPTION_KEYS sends a one-shot
+// command's user to the running processes' value, and keeps "make one"
+// for a first setup: a new key reads none of the sealed data.
+func TestMissingEncryptionKeysPointsAtTheProcessesValue(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(env(map[string]string{"REDIS_URL": "redis://localhost:6379"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.RequireProducer()
+	if err == nil {
+		t.Fatal("RequireProducer() accepted no REKEY_ENCRYPTION_KEYS")
+	}
+	for _, want := range []string{"heroku config:get REKEY_ENCRYPTION_KEYS", "only for a first setup", "openssl rand -base64 32"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("RequireProducer() = %q; want it to say %q", err, want)
+		}
+	}
+}

@@ -12,38 +12,77 @@ const settingPrefix = "REKEY_"
 
 // knownSettings are the REKEY_ names Load reads, found once by running it
 // on an empty environment and recording what it asks for.
-var knownSettings = sync.OnceValue(func() []string {
+var knownSettings = sync.OnceValue(func() []string { return readNames(settingPrefix) })
+
+// knownShared are the names outside REKEY_ that Load reads and that a
+// person sets, REDIS_URL and HEROKU_*, for the warning about a misspelt
+// one.
+var knownShared = sync.OnceValue(func() []string {
+	return slices.DeleteFunc(readNames(""), func(name string) bool {
+		return name != "REDIS_URL" && !strings.HasPrefix(name, "HEROKU_")
+	})
+})
+
+// readNames are the names starting with prefix that Load asks for.
+func readNames(prefix string) []string {
 	var names []string
 	_, _ = Load(func(name string) (string, bool) {
-		if strings.HasPrefix(name, settingPrefix) {
+		if strings.HasPrefix(name, prefix) {
 			names = append(names, name)
 		}
 		return "", false
 	})
 	slices.Sort(names)
 	return slices.Compact(names)
-})
+}
+
+// herokuMetadata start the names of the variables Heroku sets on every
+// dyno (dyno metadata, labs runtime-dyno-metadata): never a misspelling.
+var herokuMetadata = []string{"HEROKU_APP_", "HEROKU_DYNO_", "HEROKU_RELEASE_", "HEROKU_SLUG_", "HEROKU_BUILD_"}
 
 // Unknown returns a warning for each name in names (the environment's)
-// that starts with REKEY_ but that rekey does not read, naming the
-// setting it is closest to when one is within two typos. Such a setting is
-// otherwise ignored without a word: REKEY_GRACEE=2h leaves the grace at its
-// default. Names of rekey's test harness (REKEY_TEST_) are left alone.
+// that looks like a setting of rekey's but is not one it reads: a name
+// starting with REKEY_ (in any case) that is not exactly a setting's,
+// naming the setting it is closest to when one is within two typos, and a
+// name within two typos of REDIS_URL or of a HEROKU_ variable rekey reads
+// (HEROKU_API_ULR, redis_url). Such a setting is otherwise ignored without
+// a word: REKEY_GRACEE=2h leaves the grace at its default. Names of rekey's
+// test harness (REKEY_TEST_) and Heroku's dyno metadata are left alone.
 func Unknown(names []string) []string {
-	known := knownSettings()
+	known, shared := knownSettings(), knownShared()
 	var out []string
 	for _, name := range names {
-		if !strings.HasPrefix(name, settingPrefix) || strings.HasPrefix(name, settingPrefix+"TEST_") ||
-			slices.Contains(known, name) {
+		upper := strings.ToUpper(name)
+		if slices.Contains(known, name) || slices.Contains(shared, name) ||
+			strings.HasPrefix(upper, settingPrefix+"TEST_") || metadata(upper) {
+			continue
+		}
+		if !strings.HasPrefix(upper, settingPrefix) {
+			if near := Nearest(upper, shared); near != "" {
+				out = append(out, name+" is not a setting rekey reads; it is ignored"+didYouMean(name, near))
+			}
 			continue
 		}
 		msg := name + " is not a setting rekey reads; it is ignored"
-		if near := Nearest(name, known); near != "" {
-			msg += fmt.Sprintf(" (did you mean %s?)", near)
+		if near := Nearest(upper, known); near != "" {
+			msg += didYouMean(name, near)
 		}
 		out = append(out, msg)
 	}
 	return out
+}
+
+// didYouMean is the hint of a name that is near, saying when only its
+// case differs: names of the environment are case-sensitive.
+func didYouMean(name, near string) string {
+	if strings.EqualFold(name, near) {
+		return fmt.Sprintf(" (names are case-sensitive: did you mean %s?)", near)
+	}
+	return fmt.Sprintf(" (did you mean %s?)", near)
+}
+
+func metadata(upper string) bool {
+	return slices.ContainsFunc(herokuMetadata, func(p string) bool { return strings.HasPrefix(upper, p) })
 }
 
 // Nearest returns the name of known within two edits of name, the closest

@@ -46,3 +46,24 @@ func TestEveryDocumentedSettingIsKnown(t *testing.T) {
 		t.Errorf("documented but unknown: %q", got)
 	}
 }
+
+// A misspelt REDIS_URL or HEROKU_ variable, and a REKEY_ setting in
+// another case, are named too, with the one meant; Heroku's dyno metadata
+// and names far from rekey's are not.
+func TestUnknownNamesMisspeltSharedAndMiscasedSettings(t *testing.T) {
+	t.Parallel()
+	got := config.Unknown([]string{"HEROKU_API_ULR", "HEROKU_API_URL", "rekey_grace", "Rekey_Max_Grce", "REDIS_ULR",
+		"redis_url", "HEROKU_APP_ID", "HEROKU_APP_NAME", "HEROKU_DYNO_ID", "HEROKU_RELEASE_VERSION", "HEROKU_SLUG_COMMIT",
+		"HEROKU_REDIS_MAROON_URL", "DATABASE_URL", "REDIS_TLS_URL", "HEROKU_SSO_SALTT"})
+	want := []string{
+		"HEROKU_API_ULR is not a setting rekey reads; it is ignored (did you mean HEROKU_API_URL?)",
+		"rekey_grace is not a setting rekey reads; it is ignored (names are case-sensitive: did you mean REKEY_GRACE?)",
+		"Rekey_Max_Grce is not a setting rekey reads; it is ignored (did you mean REKEY_MAX_GRACE?)",
+		"REDIS_ULR is not a setting rekey reads; it is ignored (did you mean REDIS_URL?)",
+		"redis_url is not a setting rekey reads; it is ignored (names are case-sensitive: did you mean REDIS_URL?)",
+		"HEROKU_SSO_SALTT is not a setting rekey reads; it is ignored (did you mean HEROKU_SSO_SALT?)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Unknown = %q\nwant %q", got, want)
+	}
+}
