@@ -37,6 +37,9 @@ would take their tasks. Nothing here is for production.`,
 			if err := checkDevDurations(o); err != nil {
 				return err
 			}
+			if err := checkDevModeFlags(c, o); err != nil {
+				return err
+			}
 			if o.Issuer != "demo" && o.Issuer != "postgres" {
 				return usagef("--issuer must be demo or postgres")
 			}
@@ -54,6 +57,19 @@ would take their tasks. Nothing here is for production.`,
 	fl.BoolVar(&o.AllowForeignRedis, "allow-foreign-redis", false, "run on a REDIS_URL that holds data rekey dev did not write (never next to real workers)")
 	fl.BoolVar(&o.AllowLiveWorkers, "allow-live-workers", false, "run on a REDIS_URL where other processes' workers poll rekey's queues (they and dev's workers would take each other's tasks)")
 	return c
+}
+
+// checkDevModeFlags refuses a flag that the run's mode would ignore:
+// --web-addr with --once, which serves no web process, and --timeout
+// without it, which runs until Ctrl-C.
+func checkDevModeFlags(c *cobra.Command, o devstack.Options) error {
+	switch {
+	case o.Once && c.Flags().Changed("web-addr"):
+		return usagef("--web-addr does nothing with --once, which serves no web process")
+	case !o.Once && c.Flags().Changed("timeout"):
+		return usagef("--timeout bounds a run with --once; without it rekey dev runs until Ctrl-C")
+	}
+	return nil
 }
 
 // maxDevInstances bounds --instances: rekey dev holds every sample

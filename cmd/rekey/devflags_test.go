@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +82,64 @@ func TestDurationFlagErrorsShowAnExample(t *testing.T) {
 		if !isUsage(err) || !strings.Contains(err.Error(), "time: ") || !strings.Contains(err.Error(), example) {
 			t.Errorf("rekey %s: %v, want a usage error with Go's reason and %q", strings.Join(args, " "), err, example)
 		}
+	}
+}
+
+// TestDevRefusesAFlagItsModeIgnores: --web-addr with --once (no web
+// process) and --timeout without it (a run until Ctrl-C) are usage errors,
+// exit 2, naming the flag, rather than accepted and ignored.
+func TestDevRefusesAFlagItsModeIgnores(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--once", "--web-addr", "127.0.0.1:8080"}, "--web-addr does nothing with --once"},
+		{[]string{"--timeout", "30s"}, "--timeout bounds a run with --once"},
+	} {
+		env, _, stderr := devEnv()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := runCommand(ctx, env, "dev", append([]string{"--instances", "1"}, tt.args...)...)
+		cancel()
+		var printed bytes.Buffer
+		code := 0
+		if err != nil {
+			code = report(&printed, err)
+		}
+		if code != 2 || !strings.Contains(printed.String(), tt.want) {
+			t.Errorf("rekey dev %s: exit %d, printed %q; want exit 2 and %q\nstderr:\n%s",
+				strings.Join(tt.args, " "), code, printed.String(), tt.want, stderr)
+		}
+	}
+}
+
+// TestDevTakesTheEnvironmentsTuning: rekey dev runs at the environment's
+// REKEY_HEROKU_RATE (its --once timeout follows that pace) and says, once,
+// which settings of the environment it ignores and what to use instead.
+func TestDevTakesTheEnvironmentsTuning(t *testing.T) {
+	vars := map[string]string{"REKEY_HEROKU_RATE": "36", "REKEY_GRACE": "1h", "REKEY_LOG_LEVEL": "error"}
+	stderr := &syncBuffer{}
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+		names: []string{"REKEY_HEROKU_RATE", "REKEY_GRACE", "REKEY_LOG_LEVEL", "PATH"},
+		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: stderr}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- runCommand(ctx, env, "dev", "--once", "--instances", "100", "--grace", "3s", "--restart-delay", "1s")
+	}()
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(stderr.String(), "(--timeout)") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	out := stderr.String()
+	// 200 Heroku calls at 36 an hour take hours; at the default pace,
+	// minutes.
+	if !regexp.MustCompile(`giving up after \d+h`).MatchString(out) {
+		t.Errorf("the run's timeout does not follow REKEY_HEROKU_RATE=36:\n%s", out)
+	}
+	if want := "rekey dev: ignores REKEY_GRACE (use --grace)\n"; strings.Count(out, "rekey dev: ignores") != 1 || !strings.Contains(out, want) {
+		t.Errorf("stderr does not say once %q:\n%s", want, out)
 	}
 }

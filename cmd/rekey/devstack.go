@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/rekeyhq/rekey/internal/config"
 	"github.com/rekeyhq/rekey/internal/devstack"
@@ -21,6 +24,15 @@ func runDevStack(ctx context.Context, env *environ, o devstack.Options) error {
 	}
 	o.RedisURL, o.Stdout, o.Stderr = cfg.RedisURL, env.stdout, env.stderr
 	o.PostgresURL = cfg.DevPostgresURL.Reveal()
+	o.Tuning = map[string]string{}
+	for _, name := range devstack.TuningSettings {
+		if v, ok := env.lookup(name); ok {
+			o.Tuning[name] = v
+		}
+	}
+	if ignored := devIgnored(env.names); len(ignored) > 0 {
+		fmt.Fprintf(env.stderr, "rekey dev: ignores %s\n", strings.Join(ignored, ", "))
+	}
 	o.Open = func(ctx context.Context, cfg *config.Config) (devstack.Stack, error) {
 		a, err := openApp(ctx, cfg, newLogger(env, cfg, "dev", true))
 		if down, ok := errors.AsType[*redisDownError](err); ok {
@@ -38,6 +50,42 @@ func runDevStack(ctx context.Context, env *environ, o devstack.Options) error {
 		return &usageError{msg: live.Error()}
 	}
 	return err
+}
+
+// devReplacements say what rekey dev uses instead of a setting of the
+// environment it ignores.
+var devReplacements = map[string]string{
+	"REKEY_GRACE":               "use --grace",
+	"REKEY_MIN_GRACE":           "--grace is the floor too",
+	"REKEY_PRIVATE_SPACE_GRACE": "use --grace",
+	"REKEY_ISSUER":              "use --issuer",
+	"REKEY_ISSUER_URL":          "dev runs its own issuer",
+	"REKEY_ISSUER_SECRET":       "dev runs its own issuer",
+	"REKEY_ENCRYPTION_KEYS":     "dev makes its own",
+	"REKEY_API_TOKEN":           "dev makes its own and prints it",
+	"REKEY_DASHBOARD_PASSWORD":  "dev makes its own and prints it",
+	"HEROKU_API_URL":            "dev runs a fake Heroku",
+	"HEROKU_ID_URL":             "dev runs a fake Heroku",
+	"HEROKU_SSO_SALT":           "dev makes its own",
+}
+
+// devIgnored names, with what to use instead, the settings set in the
+// environment (names) that rekey dev does not take on: REKEY_ ones but
+// its own (REKEY_DEV_), the tuning ones it takes and the test harness's,
+// and those of devReplacements. It names each once, in order.
+func devIgnored(names []string) []string {
+	var out []string
+	for _, name := range slices.Compact(slices.Sorted(slices.Values(names))) {
+		hint, replaced := devReplacements[name]
+		switch {
+		case replaced:
+			out = append(out, name+" ("+hint+")")
+		case strings.HasPrefix(name, "REKEY_") && !strings.HasPrefix(name, "REKEY_DEV_") &&
+			!strings.HasPrefix(name, "REKEY_TEST_") && !slices.Contains(devstack.TuningSettings, name):
+			out = append(out, name+" (dev sets its own)")
+		}
+	}
+	return out
 }
 
 // devApp is the app as internal/devstack runs it.

@@ -76,6 +76,9 @@ type Options struct {
 	PostgresURL string
 	// Stdout gets the access details and the summary, Stderr the progress.
 	Stdout, Stderr io.Writer
+	// Tuning are the tuning settings of the environment dev runs in
+	// (TuningSettings) that are set, by name: they apply to the run.
+	Tuning map[string]string
 	// Open builds the Stack on cfg, the configuration of this run.
 	Open func(ctx context.Context, cfg *config.Config) (Stack, error)
 }
@@ -220,8 +223,14 @@ func onceTimeout(o Options, perHour int) time.Duration {
 	return max(minOnceTimeout, d.Round(time.Second))
 }
 
-// config is this run's environment: the sandbox's, the short grace, and
-// fresh web credentials.
+// TuningSettings are the settings of the environment that a dev run takes
+// on, as a worker would (Options.Tuning): how fast it goes, how much it
+// says and how many connections it opens. dev sets every other one
+// itself, from its flags and its fakes.
+var TuningSettings = []string{"REKEY_HEROKU_RATE", "REKEY_LOG_LEVEL", "REKEY_CONCURRENCY", "REKEY_REDIS_POOL_SIZE"}
+
+// config is this run's environment: the sandbox's, the short grace, fresh
+// web credentials, and the environment's tuning settings.
 func (r *run) config(redisURL string) (*config.Config, error) {
 	vars := r.sb.Env(redisURL)
 	vars["REKEY_GRACE"] = r.o.Grace.String()
@@ -235,6 +244,11 @@ func (r *run) config(redisURL string) (*config.Config, error) {
 		r.pg.Env(vars)
 	}
 	r.web.addTo(vars)
+	for _, name := range TuningSettings {
+		if v, ok := r.o.Tuning[name]; ok {
+			vars[name] = v
+		}
+	}
 	return config.Load(sandbox.Lookup(vars))
 }
 
