@@ -64,7 +64,7 @@ func main() {
 // an *interruptedError, whatever it returned itself (onCtrlC).
 func run(ctx context.Context, env *environ, args []string) error {
 	root := newRootCmd(env)
-	root.SetArgs(longFlags(root, args))
+	root.SetArgs(helpLast(root, longFlags(root, args)))
 	cmd, err := root.ExecuteContextC(ctx)
 	path := "rekey"
 	if cmd != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -214,6 +215,25 @@ func noArgs(_ *cobra.Command, args []string) error {
 		return usagef("takes no arguments, got %q", args[0])
 	}
 	return nil
+}
+
+// helpLast rewrites `rekey CMD... help [SUB...]` as `rekey help CMD...
+// [SUB...]`, so that help works as a subcommand of every command, as it
+// does of rekey itself: `rekey batches help`, `rekey rotate help` (where
+// help would otherwise be taken for an instance id). Only a help right
+// after command names counts, so an argument or a flag value named help
+// stays one.
+func helpLast(root *cobra.Command, args []string) []string {
+	for i := 1; i < len(args); i++ {
+		cmd, rest, err := root.Find(args[:i])
+		if err != nil || len(rest) > 0 || cmd == root {
+			return args
+		}
+		if args[i] == "help" {
+			return slices.Concat([]string{"help"}, args[:i], args[i+1:])
+		}
+	}
+	return args
 }
 
 // longFlags rewrites the single-dash spelling Go's flag package accepted

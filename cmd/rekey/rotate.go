@@ -108,6 +108,8 @@ func (f *rotateFlags) check() error {
 		return usagef("--interval must be positive")
 	case f.plan && f.wait:
 		return usagef("--plan changes nothing, so there is nothing to --wait for")
+	case f.plan && f.confirm:
+		return usagef("--plan changes nothing, so there is nothing to --confirm")
 	case f.all && f.queue == tasks.QueueInteractive:
 		return errInteractiveFleet("--all")
 	case len(f.reason) > tasks.MaxReasonLen:
@@ -166,11 +168,11 @@ func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
 	if err := fleet.CheckGrace(f.grace, p.MinGrace(), p.MaxGrace()); err != nil {
 		return graceRefused(err) // as the request itself would be refused, plan or not
 	}
-	if f.plan {
-		return errors.Join(printPlan(ctx, env, a, f, ids), refused)
-	}
 	if refused != nil {
-		return refused
+		return refused // refused whole: no plan, since nothing would happen
+	}
+	if f.plan {
+		return printPlan(ctx, env, a, f, ids)
 	}
 	if len(ids) == 0 {
 		return errors.New("no instance to rotate")

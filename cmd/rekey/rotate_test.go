@@ -288,3 +288,52 @@ func TestRotateAllSkipsInFlight(t *testing.T) {
 		t.Errorf("batch %+v", b)
 	}
 }
+
+// TestRotatePlanOfARefusedRequestPrintsNoPlan: --plan of a request that
+// would be refused whole (an unknown id) fails as the request would, and
+// prints no plan of what would not happen, in text or JSON.
+func TestRotatePlanOfARefusedRequestPrintsNoPlan(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 1)
+	for _, args := range [][]string{{"--plan", ids[0], "nosuch-1"}, {"--plan", "--json", ids[0], "nosuch-1"}} {
+		err := c.run(t, "rotate", args...)
+		if err == nil || isUsage(err) {
+			t.Errorf("rotate %s: %v, want the request's refusal", strings.Join(args, " "), err)
+		}
+		if c.stdout.String() != "" {
+			t.Errorf("rotate %s printed a plan of a refused request:\n%s", strings.Join(args, " "), c.stdout)
+		}
+	}
+}
+
+// TestRotatePlanWithConfirmIsAUsageError: --plan changes nothing, so a
+// --confirm beside it is a mistake (exit 2), as --wait is.
+func TestRotatePlanWithConfirmIsAUsageError(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 1)
+	if err := c.run(t, "rotate", ids[0], "--plan", "--confirm"); !isUsage(err) ||
+		!strings.Contains(err.Error(), "nothing to --confirm") {
+		t.Errorf("rotate --plan --confirm: %v, want a usage error naming --confirm", err)
+	}
+}
+
+// TestHelpWorksAsASubcommandEverywhere: `rekey CMD help` prints CMD's help
+// (exit 0), as `rekey help CMD` does, for groups of commands and for
+// commands that take arguments, where help would be an instance id.
+func TestHelpWorksAsASubcommandEverywhere(t *testing.T) {
+	for _, args := range [][]string{{"batches", "help"}, {"scheduler", "help"}, {"rotate", "help"}, {"batches", "help", "show"},
+		{"instances", "help"}} {
+		env, stdout, stderr := devEnv()
+		if err := runCommand(context.Background(), env, args[0], args[1:]...); err != nil {
+			t.Errorf("rekey %s: %v, want its help\nstderr:\n%s", strings.Join(args, " "), err, stderr)
+			continue
+		}
+		want := "rekey " + args[0]
+		if len(args) > 2 {
+			want += " " + args[2]
+		}
+		if !strings.Contains(stdout.String(), "Usage:\n  "+want) {
+			t.Errorf("rekey %s printed no help of %q:\n%s", strings.Join(args, " "), want, stdout)
+		}
+	}
+}
