@@ -59,8 +59,8 @@ type app struct {
 	// announcement (announceKeys); nil outside long-running processes.
 	withdrawKeys func()
 	// serverChecked is closed once openService's check of the server
-	// (checkServer) is done or abandoned; already closed in one-shot
-	// commands, which check it in openApp.
+	// (checkServer) is done or abandoned; nil outside long-running
+	// processes (openApp checks the server before it returns).
 	serverChecked chan struct{}
 	// unreadable is the start-up check's count of sealed values no key of
 	// REKEY_ENCRYPTION_KEYS opens, -1 until the check has run (service.go).
@@ -126,7 +126,6 @@ func openApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app,
 		_ = a.Close()
 		return nil, err
 	}
-	close(a.serverChecked)
 	return a, nil
 }
 
@@ -170,7 +169,7 @@ func newAppOn(cfg *config.Config, log zerolog.Logger, local func() time.Time) (*
 		store.WithAuditRetention(cfg.AuditRetention), store.WithMaxPrevious(cfg.MaxPrevious),
 		store.WithMaxGrace(cfg.GraceCeiling())),
 		queue:  pacing.NewClient(asynq.NewClientFromRedisClient(rdb), rdb),
-		redact: redact, serverChecked: make(chan struct{})}
+		redact: redact}
 	a.unreadable.Store(-1)
 	// go-redis logs through zerolog in every command; openService adds
 	// the watcher that quiets it during outages.

@@ -74,6 +74,7 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 	a.health, a.stopWatch = w, cancel
 	go w.Run(wctx)
 	ctx, refuse := context.WithCancelCause(ctx)
+	a.serverChecked = make(chan struct{})
 	go func() {
 		defer close(a.serverChecked)
 		if w.Wait(wctx) == nil {
@@ -145,14 +146,17 @@ func (a *app) keepClock(ctx context.Context) {
 // Redis's (keepClock), so that a worker writes and checks no revoke time
 // on its machine's clock alone. It fails only when ctx ends first.
 //
-// It also waits for openService's check of the server, so that no task or
-// sweep runs on a Redis that check refuses.
+// It also waits for openService's check of the server, when there is
+// one, so that no task or sweep runs on a Redis that check refuses.
 func (a *app) clockMeasured(ctx context.Context) error {
 	a.keepClock(ctx)
 	select {
 	case <-a.clock.Measured():
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if a.serverChecked == nil {
+		return nil
 	}
 	select {
 	case <-a.serverChecked:
