@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -158,6 +159,12 @@ type Client struct {
 	now          func() time.Time
 	refreshAhead time.Duration
 	observe      func(CallInfo)
+	// refused maps an add-on id to a digest of the access token Heroku
+	// answered 401 and whose refresh failed (withToken): this process
+	// refreshes before it uses that token again. Kept in memory, not in the
+	// token store, where it would overwrite a token saved meanwhile (a
+	// registration again with a new grant).
+	refused sync.Map
 }
 
 // NewClient builds a Client. It fails when an option is given bad input.

@@ -2,6 +2,7 @@ package heroku
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -140,7 +141,7 @@ func (c *Client) token(ctx context.Context, addonID string) (Token, error) {
 	if err != nil {
 		return Token{}, fmt.Errorf("heroku: load token: %w", err)
 	}
-	if !c.needsRefresh(t) {
+	if !c.needsRefresh(t) && !c.wasRefused(addonID, t) {
 		return t, nil
 	}
 	return c.refreshAndSave(ctx, addonID, t)
@@ -189,9 +190,9 @@ const oauthInvalidGrant = "invalid_grant"
 
 // withToken runs a V3 call built around the add-on's access token. When
 // Heroku answers 401 it refreshes the token once and runs the call once more:
-// the only retry the client makes. When that refresh fails, the stored
-// token is marked expired (expire), so that the next call refreshes first
-// instead of spending a call of the budget on a token Heroku refused.
+// the only retry the client makes. When that refresh fails, the process
+// remembers the token as refused (refuse), so that its next call refreshes
+// first instead of spending a call of the budget on a token Heroku refused.
 func (c *Client) withToken(ctx context.Context, addonID string, build func(access secret.String) call) ([]byte, error) {
 	t, err := c.token(ctx, addonID)
 	if err != nil {
@@ -203,22 +204,33 @@ func (c *Client) withToken(ctx context.Context, addonID string, build func(acces
 	}
 	fresh, err := c.refreshAndSave(ctx, addonID, t)
 	if err != nil {
-		c.expire(ctx, addonID, t)
+		c.refuse(addonID, t)
 		return nil, err
 	}
 	return c.do(ctx, build(fresh.AccessToken))
 }
 
-// expire saves t, whose access token Heroku answered 401, as expired now,
-// unless its expiry is past already. Best effort: should the save fail, the
-// next call spends one more 401 before it refreshes. A save that overwrites
-// a token another call refreshed meanwhile costs one refresh more: Heroku
-// reuses the refresh token, so nothing is lost.
-func (c *Client) expire(ctx context.Context, addonID string, t Token) {
-	now := c.now()
-	if !t.ExpiresAt.IsZero() && !t.ExpiresAt.After(now) {
-		return
-	}
-	t.ExpiresAt = now
-	_ = c.tokens.SaveToken(context.WithoutCancel(ctx), addonID, t)
+// refuse remembers t's access token, which Heroku answered 401, as
+// refused for addonID. A token saved since (a refresh, a registration
+// again) has another access token and is used as it is.
+func (c *Client) refuse(addonID string, t Token) {
+	c.refused.Store(addonID, tokenDigest(t))
 }
+
+// wasRefused reports whether t's access token is the one this process
+// last saw refused for addonID; a token that differs ends that memory.
+func (c *Client) wasRefused(addonID string, t Token) bool {
+	d, ok := c.refused.Load(addonID)
+	if !ok {
+		return false
+	}
+	if d == tokenDigest(t) {
+		return true
+	}
+	c.refused.CompareAndDelete(addonID, d)
+	return false
+}
+
+// tokenDigest is a digest of t's access token, so that the memory of
+// refused tokens holds no token.
+func tokenDigest(t Token) [sha256.Size]byte { return sha256.Sum256([]byte(t.AccessToken.Reveal())) }

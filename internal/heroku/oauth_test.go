@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,9 +225,63 @@ func TestRefusedTokenIsNotUsedAgainAfterAFailedRefresh(t *testing.T) {
 	if n := len(s.requests(patchRoute)); n != 1 {
 		t.Errorf("%d PATCHes; want 1, none with the token Heroku refused", n)
 	}
+	// The memory is the process's: the stored token is left as it was.
 	if got, _ := tokens.get(addonID); got.AccessToken.Reveal() != accessToken || got.RefreshToken.Reveal() != refreshToken ||
-		!got.ExpiresAt.Equal(epoch) {
-		t.Errorf("stored token expires %v (tokens kept: %v); want the same tokens, expired at %v", got.ExpiresAt,
-			got.AccessToken.Reveal() == accessToken && got.RefreshToken.Reveal() == refreshToken, epoch)
+		!got.ExpiresAt.Equal(validToken().ExpiresAt) {
+		t.Errorf("stored token changed (expires %v); want it as it was", got.ExpiresAt)
+	}
+}
+
+// reRegistering is a TokenStore whose add-on is registered again (new
+// tokens saved) right after a call loaded the old token.
+type reRegistering struct {
+	mu        sync.Mutex
+	tok, next heroku.Token
+	loaded    bool
+}
+
+func (r *reRegistering) LoadToken(context.Context, string) (heroku.Token, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.tok
+	if !r.loaded {
+		r.loaded, r.tok = true, r.next
+	}
+	return t, nil
+}
+
+func (r *reRegistering) SaveToken(_ context.Context, _ string, t heroku.Token) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tok = t
+	return nil
+}
+
+// The partner registers the add-on again while a call holds its revoked
+// token: the call's 401 and failed refresh leave the new registration's
+// tokens stored, and the next call uses them at once.
+func TestFailedRefreshLeavesATokenSavedMeanwhile(t *testing.T) {
+	t.Parallel()
+	for _, r := range []reply{{status: 400, body: `{"error":"invalid_grant"}`}, {status: 429}, {status: 503, body: "down"}} {
+		t.Run(strconv.Itoa(r.status), func(t *testing.T) {
+			t.Parallel()
+			s := newScript(t)
+			s.on(patchRoute, reply{status: 401, body: `{"id":"unauthorized"}`}, reply{status: 200, body: `[{"name":"MYADDON_URL","value":"v"}]`})
+			s.on(tokenRoute, r)
+			next := heroku.Token{AccessToken: secret.New("HRKU-registered-again"), RefreshToken: secret.New("refresh-registered-again"),
+				ExpiresAt: epoch.Add(8 * time.Hour)}
+			store := &reRegistering{tok: validToken(), next: next}
+			c := newClient(t, s, heroku.WithTokenStore(store))
+			if err := c.UpdateConfig(context.Background(), v3Target(), oneVar()); err == nil {
+				t.Fatal("the call with the revoked token succeeded")
+			}
+			if got := store.tok; got.RefreshToken.Reveal() != "refresh-registered-again" {
+				t.Fatalf("stored refresh token %q after the failed refresh; want the new registration's", got.RefreshToken.Reveal())
+			}
+			_ = c.UpdateConfig(context.Background(), v3Target(), oneVar())
+			if n := len(s.requests(tokenRoute)); n != 1 {
+				t.Errorf("%d token calls; want the new registration's token used without a refresh", n)
+			}
+		})
 	}
 }
