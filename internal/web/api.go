@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -317,15 +318,25 @@ func (s *server) internalError(w http.ResponseWriter, r *http.Request, op string
 }
 
 // redisUnreachable reports whether err is Redis not answering: a refused,
-// cut or timed-out connection, or no free connection in time. Redis's own
-// answers (redis.Error) and rekey's failures are not.
+// cut or timed-out connection, or no free connection in time; or Redis
+// answering that it cannot serve now (unavailableReplies: loading its data
+// after a restart, a replica during a failover, a script running long).
+// Its other answers (redis.Error) and rekey's failures are not.
 func redisUnreachable(err error) bool {
-	var answered interface{ RedisError() }
-	if err == nil || errors.As(err, &answered) {
+	if err == nil {
 		return false
+	}
+	var answered redis.Error
+	if errors.As(err, &answered) {
+		msg := answered.Error()
+		return slices.ContainsFunc(unavailableReplies, func(p string) bool { return strings.HasPrefix(msg, p) })
 	}
 	var netErr net.Error
 	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed)
 }
+
+// unavailableReplies start the error replies with which Redis says it
+// cannot serve now, and may soon: retrying later is the answer.
+var unavailableReplies = []string{"LOADING ", "READONLY ", "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN ", "BUSY "}
