@@ -57,6 +57,11 @@ var (
 	// hours), and nothing can renew it after. Only a registration with new
 	// tokens makes the add-on rotatable again.
 	ErrNoRefreshToken = fmt.Errorf("%w: the stored token has no refresh token to renew it with; register the add-on again with oauth_grant or oauth", ErrNoToken)
+	// ErrGrantWithoutRefreshToken is a grant exchange answered with an
+	// access token but no refresh token: the code is spent (codes are
+	// single use), and the tokens could not be renewed after about 8 hours.
+	// It is an ErrUnexpectedAnswer, but asking again cannot help.
+	ErrGrantWithoutRefreshToken = fmt.Errorf("%w: the grant exchange was answered with no refresh_token", ErrUnexpectedAnswer)
 	// ErrTokenRefused means Heroku answered the refresh of an add-on's
 	// token 400 invalid_grant (OAuth's error code, as Heroku's error id or
 	// as OAuth's "error"): that add-on's authorization was revoked, and

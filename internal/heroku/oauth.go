@@ -70,8 +70,7 @@ func (c *Client) ExchangeGrant(ctx context.Context, code secret.String) (Token, 
 	}
 	t, err := c.tokenCall(ctx, url.Values{"grant_type": {"authorization_code"}, "code": {code.Reveal()}})
 	if err == nil && t.RefreshToken.IsZero() {
-		return Token{}, fmt.Errorf("heroku %s: a 2xx to the grant exchange with no refresh_token: %w",
-			EndpointOAuthToken, ErrUnexpectedAnswer)
+		return Token{}, fmt.Errorf("heroku %s: %w", EndpointOAuthToken, ErrGrantWithoutRefreshToken)
 	}
 	return t, err
 }

@@ -91,6 +91,13 @@ func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err 
 		writeError(w, http.StatusServiceUnavailable, "a registration of this instance with the same oauth_grant is still being stored; nothing was stored by this one, try again")
 		return
 	}
+	if exchange := (*registry.ExchangeError)(nil); errors.As(err, &exchange) && errors.Is(err, heroku.ErrGrantWithoutRefreshToken) {
+		// Heroku took the code: sending it again is refused (invalid_grant).
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("the oauth_grant of %s was exchanged with Heroku, but the answer carried no "+
+			"refresh_token, so its tokens could not be renewed after about 8 hours; nothing was stored and the grant cannot be "+
+			"used again: re-provision the add-on, or send \"oauth\" with tokens you hold", exchange.ID))
+		return
+	}
 	if errors.Is(err, heroku.ErrUnexpectedAnswer) {
 		w.Header().Set("Retry-After", "30")
 		writeError(w, http.StatusServiceUnavailable, "the answer to the oauth_grant exchange was not Heroku's (is HEROKU_ID_URL Heroku's?); nothing was stored, try again")
