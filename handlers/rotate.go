@@ -268,6 +268,7 @@ func (r *rotation) target() heroku.Target {
 func (h *Rotate) promote(ctx context.Context, r *rotation, credID string) (string, error) {
 	in := r.claim.Instance
 	grace := h.grace(r)
+	before := h.deps.now()
 	// The promotion settles this run's push attempts in the same step; if
 	// it fails they stay unsettled, which is safe (settlePush).
 	p, err := h.deps.Store.PromotePushed(ctx, in.ID, r.p.RotationID, credID, grace, "grace "+grace.String(), r.marks)
@@ -282,6 +283,12 @@ func (h *Rotate) promote(ctx context.Context, r *rotation, credID string) (strin
 		// for may run with other bounds (settings_mismatch says so).
 		r.log.Warn().Dur("asked", asked).Dur("grace", grace).Dur("min_grace", h.deps.MinGrace).Dur("max_grace", h.deps.MaxGrace).
 			Msg("grace_clamped")
+	}
+	if p.Previous != nil && p.Previous.RevokeAt.Sub(before) > grace+time.Second {
+		// A request that joined the rotation asked a longer grace
+		// (join_grace_ms), which the promotion took.
+		grace = p.Previous.RevokeAt.Sub(before).Round(time.Second)
+		r.log.Info().Dur("grace", grace).Msg("grace_lengthened_by_join")
 	}
 	r.log.Info().Dur("grace", grace).Msg("rotated")
 	if p.Previous != nil && h.deps.CustomerLog != nil {
