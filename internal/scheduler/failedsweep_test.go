@@ -19,15 +19,15 @@ type refused string
 func (e refused) Error() string { return string(e) }
 func (refused) RedisError()     {}
 
-// refuseByScore makes Redis refuse ZRANGE ... BYSCORE, the due index's
-// read, as a Redis older than 6.2 does, while on is true.
+// refuseByScore makes Redis refuse ZRANGEBYSCORE, the due index's read,
+// while on is true.
 type refuseByScore struct{ on *atomic.Bool }
 
 func (refuseByScore) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h refuseByScore) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if h.on.Load() && strings.EqualFold(cmd.Name(), "zrange") && strings.Contains(strings.ToLower(cmd.String()), "byscore") {
+		if h.on.Load() && strings.EqualFold(cmd.Name(), "zrangebyscore") {
 			err := refused("ERR syntax error near s3cr3t")
 			cmd.SetErr(err)
 			return err
