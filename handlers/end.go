@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -143,8 +144,10 @@ func (h *Rotate) heldByHeroku(ctx context.Context, r *rotation) (bool, error) {
 //
 // A value counts wherever it sits among the credential's vars. A
 // credential that repeats a value of the one Heroku holds (a host name
-// that stays the same) therefore never reads as holdsNone: it is kept
-// unconfirmed rather than revoked, which is the safe side of I1.
+// that stays the same) reads as holdsNone only when the config read back
+// is the current credential's, var for var (its fingerprint: a push
+// applied in part never leaves that); otherwise it is kept unconfirmed
+// rather than revoked, which is the safe side of I1.
 func (h *Rotate) readBack(ctx context.Context, r *rotation) (holding, error) {
 	got, err := h.deps.Heroku.GetConfig(h.classed(ctx, r), r.target())
 	if err != nil {
@@ -164,10 +167,28 @@ func (h *Rotate) readBack(ctx context.Context, r *rotation) (holding, error) {
 	switch {
 	case all:
 		return holdsAll, nil
-	case some:
+	case some && !h.holdsTheCurrent(ctx, r, got):
 		return holdsSome, nil
 	}
 	return holdsNone, nil
+}
+
+// holdsTheCurrent reports whether got, read back from Heroku, is the
+// instance's current credential, var for var. A failed read says no.
+func (h *Rotate) holdsTheCurrent(ctx context.Context, r *rotation, got map[string]secret.String) bool {
+	mine := make(map[string]secret.String, len(r.config))
+	for name := range r.config {
+		v, ok := got[name]
+		if !ok {
+			return false
+		}
+		mine[name] = v
+	}
+	is, err := h.deps.Store.IsCurrentConfig(ctx, r.p.InstanceID, mine)
+	if err != nil {
+		r.log.Warn().Err(err).Msg("read_back_compare_failed")
+	}
+	return is
 }
 
 // setAside decides whether the failure sets the instance aside, and why,

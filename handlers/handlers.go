@@ -41,6 +41,7 @@ type Store interface {
 	NoteTokenRateLimited(ctx context.Context, rotationID string) (int, error)
 	Quarantine(ctx context.Context, instanceID, reason string) (bool, error)
 	Credential(ctx context.Context, instanceID, credID string) (store.Credential, error)
+	IsCurrentConfig(ctx context.Context, instanceID string, config map[string]secret.String) (bool, error)
 	MarkRevoked(ctx context.Context, instanceID, credID string) error
 	ForgetStrayDue(ctx context.Context, instanceID, credID string) (bool, error)
 	AddEvent(ctx context.Context, e store.Event) error

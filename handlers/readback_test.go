@@ -192,3 +192,69 @@ func TestReadBackRateLimitedIsNoFailure(t *testing.T) {
 		t.Errorf("rotation %s; want it still minted, to run again", rot.State)
 	}
 }
+
+// A credential whose MYADDON_HOST is the same in every credential (as a
+// database's host is), and whose push Heroku refuses whole: the config read
+// back holds the new credential's host, which proves nothing, but it is
+// the current credential's config var for var (its fingerprint), so
+// Heroku holds no part of the new one. It is discarded and revoked, not
+// kept valid until a later rotation (I3); the current credential stays.
+func TestRefusedPushOfACredentialSharingAValueIsDiscarded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	names := []string{"MYADDON_HOST", "MYADDON_URL"}
+	g := newRig(t, issuer.WithConfigVars(func(string) []string { return names }),
+		issuer.WithSharedValue("MYADDON_HOST", "db.myaddon.example"))
+	cred, err := g.demo.Mint(ctx, "inst-2", "provision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	initial := map[string]string{}
+	for _, n := range names {
+		initial[n] = cred.Config[n].Reveal()
+	}
+	if err := g.fake.AddAddon(herokufake.AddonSpec{ID: "inst-2", App: "app-inst-2", ConfigVars: names, InitialConfig: initial}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.reg.Put(ctx, registry.Input{ID: "inst-2", APIVersion: store.APIv3, ConfigVars: names,
+		CurrentCredentialID: cred.ID, OAuthGrant: &registry.Grant{Code: secret.New(g.fake.GrantCode("inst-2"))}}); err != nil {
+		t.Fatal(err)
+	}
+	var refuse atomic.Bool
+	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPatch || !refuse.Load() {
+			g.fake.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		_, _ = w.Write([]byte(`{"id":"invalid_params","message":"config refused"}`))
+	}), 5*time.Second)
+	// The first rotation lands: its credential, minted by rekey, is current.
+	if err := g.run(rotateTask(t, "inst-2", "rot-1")); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := g.st.Instance(ctx, "inst-2")
+	current := in.CurrentCredential
+	refuse.Store(true)
+	if err := g.run(rotateTask(t, "inst-2", "rot-2")); !isPermanent(err) {
+		t.Fatalf("err = %v, want permanent", err)
+	}
+	rot, _ := g.st.Rotation(ctx, "rot-2")
+	c, _ := g.st.Credential(ctx, "inst-2", rot.CredentialID)
+	if task := g.enq.get(tasks.RevokeTaskID("inst-2", c.ID)); task != nil {
+		if err := g.run(task); err != nil {
+			t.Fatalf("revoke: %v", err)
+		}
+	}
+	c, _ = g.st.Credential(ctx, "inst-2", rot.CredentialID)
+	if held, _ := g.demo.Lookup(g.fake.Config("inst-2")["MYADDON_URL"]); held != current {
+		t.Fatalf("Heroku's MYADDON_URL is %s's, want the current %s's", held, current)
+	}
+	if c.State == store.CredentialUnconfirmed || g.demo.Valid(c.ID) {
+		t.Errorf("credential %s Heroku never held is %s (valid %v); want discarded and revoked", c.ID, c.State, g.demo.Valid(c.ID))
+	}
+	if !g.demo.Valid(current) {
+		t.Errorf("the current credential %s was revoked", current)
+	}
+}

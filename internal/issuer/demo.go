@@ -23,6 +23,7 @@ const DefaultConfigVar = "MYADDON_URL"
 type Demo struct {
 	now          func() time.Time
 	varNames     func(instanceID string) []string
+	shared       map[string]string // config var -> the value every credential holds (WithSharedValue)
 	beforeRevoke func(instanceID string, c Credential) error
 	mintFault    func(instanceID, rotationID string) error
 	verifyFault  func(instanceID, credentialID string) error
@@ -64,6 +65,17 @@ type DemoOption func(*Demo)
 // (default: DefaultConfigVar only).
 func WithConfigVars(names func(instanceID string) []string) DemoOption {
 	return func(d *Demo) { d.varNames = names }
+}
+
+// WithSharedValue makes every credential hold value in config var name, as
+// a database's host or port is the same in each of its credentials.
+func WithSharedValue(name, value string) DemoOption {
+	return func(d *Demo) {
+		if d.shared == nil {
+			d.shared = map[string]string{}
+		}
+		d.shared[name] = value
+	}
 }
 
 // WithBeforeRevoke sets a hook called before a credential is revoked. If it
@@ -133,10 +145,17 @@ func (d *Demo) Mint(ctx context.Context, instanceID, rotationID string) (Credent
 		return copyCredential(d.creds[id].cred), nil
 	}
 	c := newDemoCredential(instanceID, names)
+	for name, v := range d.shared {
+		if _, ok := c.Config[name]; ok {
+			c.Config[name] = secret.New(v)
+		}
+	}
 	d.creds[c.ID] = &demoCredential{instanceID: instanceID, cred: c}
 	d.byRotation[[2]string{instanceID, rotationID}] = c.ID
-	for _, v := range c.Config {
-		d.byValue[v.Reveal()] = c.ID
+	for name, v := range c.Config {
+		if _, shared := d.shared[name]; !shared {
+			d.byValue[v.Reveal()] = c.ID
+		}
 	}
 	d.stats.Minted++
 	d.stats.MintedPerRotation[rotationID]++

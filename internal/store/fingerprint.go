@@ -88,6 +88,39 @@ func (s *Store) configFingerprints(ctx context.Context, config map[string]secret
 	return string(out[:configFingerprintLen]), string(out), nil
 }
 
+// IsCurrentConfig reports whether config is, var for var, the config of
+// the instance's current credential, by its fingerprint (field "f"): a
+// config read back from Heroku that is the current credential's holds no
+// part of any other credential, whatever values they share. It is false
+// when the current credential has no fingerprint (registered, not minted
+// by rekey).
+func (s *Store) IsCurrentConfig(ctx context.Context, instanceID string, config map[string]secret.String) (bool, error) {
+	cur, err := s.rdb.HGet(ctx, instanceKey(instanceID), "current").Result()
+	if errors.Is(err, redis.Nil) || err == nil && cur == "" {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read the current credential: %w", err)
+	}
+	f, err := s.rdb.HGet(ctx, credentialKey(instanceID, cur), "f").Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read the current credential's fingerprint: %w", err)
+	}
+	_, all, err := s.configFingerprints(ctx, config)
+	if err != nil {
+		return false, err
+	}
+	for i := 0; i+configFingerprintLen <= len(all); i += configFingerprintLen {
+		if all[i:i+configFingerprintLen] == f {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // CheckFingerprintKey reads the fingerprint key, creating it when Redis
 // holds none. The rotate handler calls it before minting, so that a key
 // that cannot be opened (ErrFingerprintKey) fails the rotation before the
