@@ -31,21 +31,7 @@ func TestPushAppliedInPartKeepsItsCredential(t *testing.T) {
 	ctx := context.Background()
 	names := []string{"MYADDON_TOKEN", "MYADDON_URL"}
 	g := newRig(t, issuer.WithConfigVars(func(string) []string { return names }))
-	cred, err := g.demo.Mint(ctx, "inst-2", "provision")
-	if err != nil {
-		t.Fatal(err)
-	}
-	initial := map[string]string{}
-	for _, n := range names {
-		initial[n] = cred.Config[n].Reveal()
-	}
-	if err := g.fake.AddAddon(herokufake.AddonSpec{ID: "inst-2", App: "app-inst-2", ConfigVars: names, InitialConfig: initial}); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.reg.Put(ctx, registry.Input{ID: "inst-2", APIVersion: store.APIv3, ConfigVars: names,
-		CurrentCredentialID: cred.ID, OAuthGrant: &registry.Grant{Code: secret.New(g.fake.GrantCode("inst-2"))}}); err != nil {
-		t.Fatal(err)
-	}
+	provisionWithVars(t, g, "inst-2", names)
 	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPatch {
 			g.fake.ServeHTTP(w, r)
@@ -205,21 +191,7 @@ func TestRefusedPushOfACredentialSharingAValueIsDiscarded(t *testing.T) {
 	names := []string{"MYADDON_HOST", "MYADDON_URL"}
 	g := newRig(t, issuer.WithConfigVars(func(string) []string { return names }),
 		issuer.WithSharedValue("MYADDON_HOST", "db.myaddon.example"))
-	cred, err := g.demo.Mint(ctx, "inst-2", "provision")
-	if err != nil {
-		t.Fatal(err)
-	}
-	initial := map[string]string{}
-	for _, n := range names {
-		initial[n] = cred.Config[n].Reveal()
-	}
-	if err := g.fake.AddAddon(herokufake.AddonSpec{ID: "inst-2", App: "app-inst-2", ConfigVars: names, InitialConfig: initial}); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.reg.Put(ctx, registry.Input{ID: "inst-2", APIVersion: store.APIv3, ConfigVars: names,
-		CurrentCredentialID: cred.ID, OAuthGrant: &registry.Grant{Code: secret.New(g.fake.GrantCode("inst-2"))}}); err != nil {
-		t.Fatal(err)
-	}
+	provisionWithVars(t, g, "inst-2", names)
 	var refuse atomic.Bool
 	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPatch || !refuse.Load() {
@@ -256,5 +228,28 @@ func TestRefusedPushOfACredentialSharingAValueIsDiscarded(t *testing.T) {
 	}
 	if !g.demo.Valid(current) {
 		t.Errorf("the current credential %s was revoked", current)
+	}
+}
+
+// provisionWithVars provisions instance id on the fake Heroku with a
+// credential of the config vars names, minted by the demo issuer, and
+// registers it.
+func provisionWithVars(t *testing.T, g *rig, id string, names []string) {
+	t.Helper()
+	ctx := context.Background()
+	cred, err := g.demo.Mint(ctx, id, "provision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	initial := map[string]string{}
+	for _, n := range names {
+		initial[n] = cred.Config[n].Reveal()
+	}
+	if err := g.fake.AddAddon(herokufake.AddonSpec{ID: id, App: "app-" + id, ConfigVars: names, InitialConfig: initial}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.reg.Put(ctx, registry.Input{ID: id, APIVersion: store.APIv3, ConfigVars: names,
+		CurrentCredentialID: cred.ID, OAuthGrant: &registry.Grant{Code: secret.New(g.fake.GrantCode(id))}}); err != nil {
+		t.Fatal(err)
 	}
 }
