@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/scheduler"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -91,5 +92,31 @@ func TestSchedulerStatusSaysFailingSinceTheFirstFailedSweep(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("--json %s = %v, want %v", k, got[k], v)
 		}
+	}
+}
+
+// A clock whose REKEY_ROTATION_PERIOD differs from the published one
+// enqueues nothing; status says "held" in words and in --json alike,
+// rather than "running" in --json while the text says held.
+func TestSchedulerStatusSaysHeldWhileAClockHasAnotherPeriod(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newSchedulerRig(t)
+	if _, err := g.st.SetSchedulePolicy(ctx, store.SchedulePolicy{Period: time.Hour, QuarantineAfter: 1}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	if err := g.st.ClockAlive(ctx, "clock-1", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.st.RecordSweep(ctx, store.SweepRecord{At: now.Add(-10 * time.Second), Next: now.Add(50 * time.Second),
+		Outcome: scheduler.PeriodMismatch}); err != nil {
+		t.Fatal(err)
+	}
+	out := g.run(t, "status")
+	wantLines(t, out, "state:              held: a clock runs with a REKEY_ROTATION_PERIOD other than the published 1h")
+	if got := g.statusJSON(t); got["state"] != "held" || got["last_sweep_outcome"] != scheduler.PeriodMismatch {
+		t.Errorf("--json state %v, last_sweep_outcome %v; want held, %s", got["state"], got["last_sweep_outcome"],
+			scheduler.PeriodMismatch)
 	}
 }

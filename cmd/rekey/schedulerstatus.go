@@ -131,28 +131,37 @@ func (s scheduleStatus) write(w io.Writer) {
 }
 
 func (s scheduleStatus) state() string {
-	if !s.pausedAt.IsZero() {
-		return fmt.Sprintf("paused since %s by %s (rekey scheduler resume)", s.pausedAt.Format(time.RFC3339), s.pausedBy)
-	}
-	if s.breaker.Open() {
-		return "held: the circuit breaker is open, nothing is enqueued (see below)"
-	}
-	if s.last.At.IsZero() {
-		return "never swept: is the clock process (rekey scheduler) running?"
-	}
-	if s.stopped() {
-		return fmt.Sprintf("no clock process is running (last sweep %s): nothing is enqueued until one starts "+
+	_, text := s.status()
+	return text
+}
+
+// stateCode is state() as one word.
+func (s scheduleStatus) stateCode() string {
+	code, _ := s.status()
+	return code
+}
+
+// status says what the scheduler is doing, as one word for --json and as a
+// sentence for people, from one decision so that the two never disagree.
+func (s scheduleStatus) status() (code, text string) {
+	switch {
+	case !s.pausedAt.IsZero():
+		return "paused", fmt.Sprintf("paused since %s by %s (rekey scheduler resume)", s.pausedAt.Format(time.RFC3339), s.pausedBy)
+	case s.breaker.Open():
+		return "held", "held: the circuit breaker is open, nothing is enqueued (see below)"
+	case s.last.At.IsZero():
+		return "never_swept", "never swept: is the clock process (rekey scheduler) running?"
+	case s.stopped():
+		return "stopped", fmt.Sprintf("no clock process is running (last sweep %s): nothing is enqueued until one starts "+
 			"(rekey scheduler; on Heroku, heroku ps:scale clock=1)", s.last.At.Format(time.RFC3339))
-	}
-	if s.last.Failed() {
-		return fmt.Sprintf("failing since %s: %s; last good sweep %s", s.last.FailingSince.Format(time.RFC3339),
+	case s.last.Failed():
+		return "failing", fmt.Sprintf("failing since %s: %s; last good sweep %s", s.last.FailingSince.Format(time.RFC3339),
 			s.last.Error, timeOrNone(s.last.GoodAt))
-	}
-	if s.last.Outcome == scheduler.PeriodMismatch && s.now.Sub(s.last.At) <= store.ClockGrace+s.last.Next.Sub(s.last.At) {
-		return fmt.Sprintf("held: a clock runs with a REKEY_ROTATION_PERIOD other than the published %s and enqueues nothing "+
+	case s.last.Outcome == scheduler.PeriodMismatch && s.now.Sub(s.last.At) <= store.ClockGrace+s.last.Next.Sub(s.last.At):
+		return "held", fmt.Sprintf("held: a clock runs with a REKEY_ROTATION_PERIOD other than the published %s and enqueues nothing "+
 			"until it restarts with it (last sweep %s)", store.PeriodText(s.policy.Period), s.last.At.Format(time.RFC3339))
 	}
-	return fmt.Sprintf("running; last sweep %s enqueued %d, deferred %d", s.last.At.Format(time.RFC3339),
+	return "running", fmt.Sprintf("running; last sweep %s enqueued %d, deferred %d", s.last.At.Format(time.RFC3339),
 		s.last.Enqueued, s.last.Deferred)
 }
 
@@ -241,21 +250,4 @@ func (s scheduleStatus) output() scheduleOutput {
 		o.Window = s.window.String()
 	}
 	return o
-}
-
-// stateCode is state() as one word.
-func (s scheduleStatus) stateCode() string {
-	switch {
-	case !s.pausedAt.IsZero():
-		return "paused"
-	case s.breaker.Open():
-		return "held"
-	case s.last.At.IsZero():
-		return "never_swept"
-	case s.stopped():
-		return "stopped"
-	case s.last.Failed():
-		return "failing"
-	}
-	return "running"
 }
