@@ -346,14 +346,14 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 	var unusable *issuer.UnusableCredentialError
 	if errors.As(err, &unusable) {
 		// The issuer minted a credential it gave no usable config, or named
-		// in an answer too large to use: it is discarded, and revoked like
+		// in an answer too large to use or broken off: it is discarded, and revoked like
 		// any other (I3), and the rotation ends; unless its id holds a
 		// secret of the config, or cannot be checked for one (I5): then it
 		// is not recorded, as SavePending records no such id, and the
 		// error says to revoke it at the issuer.
 		why := "the issuer's answer gave it no config rekey can use"
 		if unusable.Code() == issuer.CodeUnreadable {
-			why = "the issuer's answer was too large to use"
+			why = "the issuer's answer was too large to use or broke off before its end"
 		}
 		if unusable.ConfigUnchecked {
 			return "", nil, fmt.Errorf("%w (%w): its config could not be read whole to check that the id it names holds "+

@@ -58,13 +58,19 @@ var _ Issuer = (*HTTP)(nil)
 type Option func(*HTTP) error
 
 // WithHTTPClient sets the HTTP client (default: a 30 s timeout). The issuer
-// uses a copy whose CheckRedirect refuses every redirect, whatever c's says.
+// uses a copy whose CheckRedirect refuses every redirect, whatever c's says,
+// and whose Timeout is the default one when c sets none: the timeout bounds
+// reading the answer too, so an answer that never ends cannot hold a worker
+// past its mint's time limit, leaving no time to record what was minted.
 func WithHTTPClient(c *http.Client) Option {
 	return func(h *HTTP) error {
 		if c == nil {
 			return errors.New("http client is nil")
 		}
 		h.client = noRedirects(c)
+		if h.client.Timeout <= 0 {
+			h.client.Timeout = defaultTimeout
+		}
 		return nil
 	}
 }
@@ -484,12 +490,15 @@ func (h *HTTP) do(ctx context.Context, op, method, u string, payload any) (answe
 	return h.exchange(ctx, op, method, u, payload, nil)
 }
 
-// exchange is do, with oversized, when not nil, to look at an answer over
-// maxResponseBytes: it gets the status and the whole body (what was read
-// and the rest, unbounded: oversized bounds it) and returns the error to
-// give instead of the unreadable answer's, or nil to keep that one.
+// exchange is do, with unreadable, when not nil, to look at an answer that
+// cannot be read: it gets the status and what there is of the body, and
+// returns the error to give instead of the unreadable answer's, or nil to
+// keep that one. Of an answer over maxResponseBytes that is the whole body
+// (what was read and the rest, unbounded: unreadable bounds it); of one
+// whose reading failed (it broke off, or never ended within the client's
+// timeout) it is what was read before.
 func (h *HTTP) exchange(ctx context.Context, op, method, u string, payload any,
-	oversized func(status int, body io.Reader) error) (answer, error) {
+	unreadable func(status int, body io.Reader) error) (answer, error) {
 	raw, err := json.Marshal(payload)
 	if err != nil {
 		return answer{}, &Error{Op: op, Code: CodeRequest}
@@ -507,23 +516,29 @@ func (h *HTTP) exchange(ctx context.Context, op, method, u string, payload any,
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-	if err != nil || len(body) > maxResponseBytes {
-		if err == nil && oversized != nil {
-			if err := oversized(resp.StatusCode, io.MultiReader(bytes.NewReader(body), resp.Body)); err != nil {
-				return answer{}, err
-			}
-		}
-		return answer{}, &Error{Op: op, Status: resp.StatusCode, Code: CodeUnreadable}
+	if err == nil && len(body) <= maxResponseBytes {
+		return answer{status: resp.StatusCode, body: body, contentType: resp.Header.Get("Content-Type")}, nil
 	}
-	return answer{status: resp.StatusCode, body: body, contentType: resp.Header.Get("Content-Type")}, nil
+	if unreadable != nil {
+		var rest io.Reader = bytes.NewReader(body)
+		if err == nil {
+			rest = io.MultiReader(rest, resp.Body)
+		}
+		if err := unreadable(resp.StatusCode, rest); err != nil {
+			return answer{}, err
+		}
+	}
+	return answer{}, &Error{Op: op, Status: resp.StatusCode, Code: CodeUnreadable}
 }
 
-// mintedAnyway looks in a 2xx mint answer too large to use, within its
-// first maxScanBytes, for the id of the credential it names: the issuer
-// minted that credential whatever became of its answer, so it must be
-// recorded and revoked rather than left working with nobody knowing of it
-// (I3). It returns an *UnusableCredentialError naming it, or nil when
-// there is none (the answer is then retried).
+// mintedAnyway looks in a 2xx mint answer rekey cannot read, too large to
+// use or broken off before its end, within its first maxScanBytes, for the
+// id of the credential it names: the issuer minted that credential
+// whatever became of its answer, so it must be recorded and revoked rather
+// than left working with nobody knowing of it (I3). It returns an
+// *UnusableCredentialError naming it, or nil when there is none (the
+// answer is then retried). An answer cut short leaves its config
+// unchecked (mintedID), unless what was read holds it whole.
 func mintedAnyway(status int, body io.Reader) error {
 	if !ok2xx(status) {
 		return nil

@@ -445,6 +445,74 @@ func TestMintAnswerTooLargeStillNamesItsCredential(t *testing.T) {
 	}
 }
 
+// A 2xx mint answer that breaks off, or whose body never ends (a proxy
+// holding the connection, a framework streaming), still tells which
+// credential the issuer minted when what was read names one, as an answer
+// too large does: the error is an *UnusableCredentialError naming it, so
+// that it is recorded and revoked (I3) rather than retried with nobody
+// knowing of it. A config read whole lets the id be checked against it;
+// one cut short does not (ConfigUnchecked). The read stops at the client's
+// timeout, whatever the issuer holds open.
+func TestMintAnswerThatNeverEndsStillNamesItsCredential(t *testing.T) {
+	t.Parallel()
+	const whole = `{"credential_id":"cred_streamed","config":{"MYADDON_URL":"postgres://u:` +
+		`0123456789abcdef0123456789abcdef@db.example/d"}}` + "\n"
+	tests := []struct {
+		name      string
+		body      string
+		end       string // "held" keeps the body open, "cut" closes it before its last chunk
+		unchecked bool
+	}{
+		{"whole, then held open", whole, "held", false},
+		{"whole, then cut", whole, "cut", false},
+		{"half, then held open", whole[:60], "held", true},
+		{"half, then cut", whole[:60], "cut", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusOK)
+				_, _ = w.Write([]byte(tt.body))
+				w.(http.Flusher).Flush()
+				if tt.end == "cut" {
+					conn, _, err := http.NewResponseController(w).Hijack()
+					if err == nil {
+						_ = conn.Close() // no terminating chunk
+					}
+					return
+				}
+				select {
+				case <-r.Context().Done():
+				case <-time.After(10 * time.Second):
+				}
+			}))
+			t.Cleanup(srv.Close)
+			h, err := issuer.NewHTTP(srv.URL, key, issuer.WithHTTPClient(&http.Client{Timeout: 200 * time.Millisecond}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = h.Mint(context.Background(), "inst-1", "rot-1")
+			var unusable *issuer.UnusableCredentialError
+			if !errors.As(err, &unusable) || unusable.CredentialID != "cred_streamed" || unusable.Code() != issuer.CodeUnreadable {
+				t.Fatalf("Mint = %v (transient: %v); want an unreadable answer naming cred_streamed so that it is revoked",
+					err, issuer.IsTransient(err))
+			}
+			if unusable.ConfigUnchecked != tt.unchecked {
+				t.Errorf("ConfigUnchecked = %v, want %v", unusable.ConfigUnchecked, tt.unchecked)
+			}
+			if !tt.unchecked && !secret.Holds("0123456789abcdef0123456789abcdef", unusable.Config...) {
+				t.Error("the config read is not kept to check the id against")
+			}
+			if strings.Contains(err.Error(), "cred_") || strings.Contains(fmt.Sprintf("%#v", err), "cred_") ||
+				strings.Contains(err.Error(), "0123456789abcdef") {
+				t.Errorf("the error shows the id or the secret: %v", err)
+			}
+		})
+	}
+}
+
 // An issuer's answer that encoding/json would read as other text than the
 // issuer wrote (bytes that are not UTF-8, half a surrogate pair escaped
 // alone, both read as U+FFFD), or whose vars cannot reach a dyno's

@@ -91,18 +91,20 @@ func (e *Error) Is(target error) bool {
 }
 
 // UnusableCredentialError is a mint answer that names a credential but
-// whose config rekey cannot use (missing, empty, not a map of strings,
-// or too large to read). The issuer minted CredentialID: it must be
-// revoked, never left working with nobody knowing of it. Its text, Err's,
-// never holds the id: the caller decides whether the id itself is one
-// rekey can record, which it cannot if the id holds a secret of Config.
+// whose config rekey cannot use (missing, empty, not a map of strings, or
+// in an answer too large to read or broken off before its end). The
+// issuer minted CredentialID: it must be revoked, never left working with
+// nobody knowing of it. Its text, Err's, never holds the id: the caller
+// decides whether the id itself is one rekey can record, which it cannot
+// if the id holds a secret of Config.
 type UnusableCredentialError struct {
 	CredentialID string
 	// Config is the string values of the answer's config, as far as they
 	// could be read: what the id must not hold.
 	Config []secret.String
 	// ConfigUnchecked says Config is not all of the config's strings
-	// (past mintedID's bounds): the id cannot be checked against them.
+	// (past mintedID's bounds, or an answer broken off within its config):
+	// the id cannot be checked against them.
 	ConfigUnchecked bool
 	Err             *Error
 }
@@ -122,7 +124,7 @@ func (e *UnusableCredentialError) Unwrap() error {
 }
 
 // Code is why the answer cannot be used: CodeMalformed (no usable
-// config) or CodeUnreadable (too large).
+// config) or CodeUnreadable (too large, or broken off).
 func (e *UnusableCredentialError) Code() string {
 	if e.Err == nil {
 		return CodeMalformed
