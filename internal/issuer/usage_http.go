@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 	"unicode"
 
@@ -80,10 +82,12 @@ func ClampUsage(at, now time.Time) time.Time {
 
 // CleanUsedBy keeps a usage hint only when it is short printable text
 // (an address, a client name); anything else is dropped, not shown. So is
-// text that looks like a token (secret.LooksGenerated), since the hint is
-// kept in clear and shown to operators and the customer (I5).
+// text that looks like a token (secret.LooksGenerated) or that may hold a
+// password however it looks (mayHoldPassword), since the hint is kept in
+// clear and shown to operators and the customer while the credential is
+// live (I5).
 func CleanUsedBy(s string) string {
-	if len(s) > maxUsedByLen || secret.LooksGenerated(s) {
+	if len(s) > maxUsedByLen || secret.LooksGenerated(s) || mayHoldPassword(s) {
 		return ""
 	}
 	for _, r := range s {
@@ -92,4 +96,73 @@ func CleanUsedBy(s string) string {
 		}
 	}
 	return s
+}
+
+// mayHoldPassword reports whether a hint may hold a password that
+// LooksGenerated lets pass (a human-chosen one, with dashes): a URL's user
+// information, a password where a URL's port belongs, or a parameter named
+// like a secret. A user alone before a host ("app@10.0.0.5"), an IPv6
+// address and a host's port hold none and are kept.
+func mayHoldPassword(s string) bool {
+	for _, word := range strings.Fields(s) {
+		if userPassword(word) || secretParam(word) {
+			return true
+		}
+	}
+	return false
+}
+
+// userPassword reports whether word holds a user and password before a
+// host ("app:pw@10.0.0.5", "postgres://app:pw@h"), any user information
+// after a scheme ("redis://:pw@h", "postgres://app@h": the ':' of the
+// scheme comes before the '@'), or an authority whose last ':' is followed
+// by no port ("postgres://app:pw", its host cut off).
+func userPassword(word string) bool {
+	if at := strings.LastIndexByte(word, '@'); at >= 0 && strings.Contains(word[:at], ":") {
+		return true
+	}
+	for rest := word; ; {
+		i := strings.Index(rest, "://")
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+3:]
+		auth := rest
+		if end := strings.IndexAny(auth, "/?#"); end >= 0 {
+			auth = auth[:end]
+		}
+		colon := strings.LastIndexByte(auth, ':')
+		if colon >= 0 && !strings.HasSuffix(auth, "]") && strings.Trim(auth[colon+1:], "0123456789") != "" {
+			return true
+		}
+	}
+}
+
+// secretNames are what a parameter's name that holds a secret holds, in
+// lower case: password=, sslpassword=, pwd=, access_token=, api_key=,
+// client_secret=, X-Amz-Signature=, Credential=.
+var secretNames = []string{"pass", "pwd", "secret", "token", "key", "auth", "sig", "cred"}
+
+// secretParam reports whether word sets a parameter named like a secret
+// (secretNames), as a URL's query or a connection string does.
+func secretParam(word string) bool {
+	w := strings.ToLower(word)
+	for i := 0; i < len(w); i++ {
+		if w[i] != '=' {
+			continue
+		}
+		start := i
+		for start > 0 && isNameByte(w[start-1]) {
+			start--
+		}
+		name := w[start:i]
+		if slices.ContainsFunc(secretNames, func(n string) bool { return strings.Contains(name, n) }) {
+			return true
+		}
+	}
+	return false
+}
+
+func isNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
 }

@@ -124,3 +124,71 @@ func errCode(err error) string {
 	}
 	return ""
 }
+
+// A usage hint that is a client's connection string, its password in the
+// URL's user information, is dropped however the password looks (a
+// human-chosen one, with dashes, passes LooksGenerated): the hint is kept
+// in clear in Redis and written into the customer's log stream and
+// dashboard while the credential is live (I5).
+func TestUsageHintWithAURLPasswordIsDropped(t *testing.T) {
+	t.Parallel()
+	const hint = "postgres://app:Hunter2-Pa55-w0rd@10.0.0.5"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"last_used_at":"2020-01-01T00:00:00Z","last_used_by":"` + hint + `"}`))
+	}))
+	t.Cleanup(srv.Close)
+	h, err := issuer.NewHTTP(srv.URL, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := h.Usage(context.Background(), "inst-1", "cred-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.LastUsedBy != "" {
+		t.Fatalf("usage hint kept in clear: %q (CleanUsedBy(%q) = %q)", u.LastUsedBy, hint, issuer.CleanUsedBy(hint))
+	}
+}
+
+// CleanUsedBy keeps an address or a client's name, and drops a hint that
+// may hold a secret however the secret looks: a token's shape, a URL's
+// user information, a password where a port belongs, a parameter named
+// like a secret.
+func TestCleanUsedBy(t *testing.T) {
+	t.Parallel()
+	for hint, kept := range map[string]bool{
+		"web.1":                      true,
+		"worker dyno":                true,
+		"10.0.0.5":                   true,
+		"10.0.0.5:5432":              true,
+		"2001:db8::1 web.1":          true,
+		"[2001:db8::1]:5432":         true,
+		"app@host":                   true,
+		"app@10.0.0.5:5432":          true,
+		"app@[2001:db8::1]":          true,
+		"postgres://10.0.0.5:5432/d": true,
+		"postgres://[2001:db8::1]/d": true,
+		"ip-10-0-12-7.ec2.internal":  true,
+		"psql sslmode=require":       true,
+		"postgres://app:Hunter2-Pa55-w0rd@10.0.0.5": false,
+		"app:Hunter2-Pa55-w0rd@10.0.0.5":            false,
+		"web.1 app:hunter2@db":                      false,
+		"redis://:hunter2@10.0.0.5:6379":            false,
+		"postgres://app@10.0.0.5":                   false,
+		"postgres://app:Hunter2-Pa55-w0rd":          false,
+		"postgres://10.0.0.5/d?password=hunter2":    false,
+		"host=10.0.0.5 user=app password=hunter2":   false,
+		"https://h/?X-Amz-Signature=abc":            false,
+		"sk_live_4eC39HqLyjWDarjtT1zdp7dc":          false,
+		"<script>\n":                                false,
+	} {
+		want := ""
+		if kept {
+			want = hint
+		}
+		if got := issuer.CleanUsedBy(hint); got != want {
+			t.Errorf("CleanUsedBy(%q) = %q, want %q", hint, got, want)
+		}
+	}
+}
