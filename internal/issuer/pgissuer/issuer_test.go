@@ -227,3 +227,30 @@ func TestUsageSeesALiveSession(t *testing.T) {
 		t.Fatalf("usage of a missing role = %+v, %v; want zero", u, err)
 	}
 }
+
+// A client names itself as it likes: one whose application_name holds a
+// connection string with its password gives no usage hint, since the hint
+// is kept in clear and shown to the customer while the role is live (I5).
+func TestUsageDropsAnApplicationNameHoldingAPassword(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	c, err := f.iss.Mint(ctx, "inst-1", "rot-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.iss.Revoke(ctx, "inst-1", c.ID) //nolint:errcheck
+	cfg, _ := pgx.ParseConfig(c.Config["DATABASE_URL"].Reveal())
+	cfg.RuntimeParams["application_name"] = "postgres://app:Hunter2-Pa55-w0rd@10.0.0.5/db"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	u, err := f.iss.Usage(ctx, "inst-1", c.ID)
+	if err != nil || u.LastUsedAt.IsZero() {
+		t.Fatalf("usage with a live session = %+v, %v; want now", u, err)
+	}
+	if strings.Contains(u.LastUsedBy, "Hunter2") {
+		t.Errorf("usage hint kept a password in clear: %q", u.LastUsedBy)
+	}
+}

@@ -40,7 +40,7 @@ func (iss *Issuer) Usage(ctx context.Context, instanceID, credentialID string) (
 	if sessions == 0 {
 		return iss.seen(credentialID), nil
 	}
-	u := issuer.Usage{LastUsedAt: iss.now().UTC(), LastUsedBy: truncate(by, 100)}
+	u := issuer.Usage{LastUsedAt: iss.now().UTC(), LastUsedBy: issuer.CleanUsedBy(truncate(by, 100))}
 	iss.mu.Lock()
 	iss.lastSeen[credentialID] = u
 	iss.mu.Unlock()
