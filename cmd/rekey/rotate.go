@@ -48,8 +48,11 @@ An id list (--from FILE, - for stdin) has one instance id per line, or a JSON ob
 list are skipped. Any malformed, unknown, deprovisioned or repeated line is reported by number, and
 nothing is enqueued unless --skip-invalid is given (--json then lists the lines left out).
 
-Each rotation restarts the customer's app, so --all, and --from with more than 5 ids, show the
-plan's summary and ask on a terminal, and need --confirm off one (nothing is enqueued without it).
+Each rotation restarts the customer's app, so --all, and more than 5 instances however they are
+named (arguments or --from), show the plan's summary and ask on a terminal, and need --confirm off
+one (nothing is enqueued without it). Without --queue, one instance goes on the interactive queue,
+up to 5 on the default queue, and more, or --all, on the bulk queue, which is paced and which the
+circuit breaker pauses.
 --plan prints what would happen and changes nothing.`,
 		Example: `  rekey rotate inst-123 --reason "INC-4711 leaked key"
   rekey rotate --all --plan
@@ -71,7 +74,7 @@ plan's summary and ask on a terminal, and need --confirm off one (nothing is enq
 	fl.StringVar(&f.reason, "reason", defaultReason, "why, for the audit trail")
 	fl.DurationVar(&f.grace, "grace", 0, "grace period before old credentials are revoked (default: each instance's own); "+
 		"rekey revocations expedite revokes them sooner")
-	fl.StringVar(&f.queue, "queue", "", "interactive, default or bulk (default: interactive for one id, bulk for --all and --from, else default); "+
+	fl.StringVar(&f.queue, "queue", "", "interactive, default or bulk (default: interactive for one instance, default for up to 5, bulk for more and for --all); "+
 		"interactive takes at most 10 instances and never --all: it is for customers' own rotations")
 	fl.BoolVar(&f.skipPrevious, "skip-if-previous", false, "skip instances whose previous credential still waits for revocation")
 	fl.BoolVar(&f.plan, "plan", false, "print what would happen and change nothing")
@@ -125,16 +128,22 @@ func (f *rotateFlags) check() error {
 	if strings.TrimSpace(f.reason) == "" {
 		f.reason = defaultReason // a script's unset $TICKET; the API, too, takes an empty reason for its default
 	}
-	if f.queue == "" {
-		f.queue = tasks.QueueDefault
-		switch {
-		case f.all || f.from != "":
-			f.queue = tasks.QueueBulk
-		case len(slices.Compact(slices.Sorted(slices.Values(f.ids)))) == 1: // one id, however often named
-			f.queue = tasks.QueueInteractive
-		}
-	}
 	return nil
+}
+
+// defaultQueue is the queue of a request without --queue, by how many
+// distinct instances it names, however they were given (arguments, --from
+// or --all): interactive for one, default for up to confirmLimit, bulk for
+// more, as a fleet wave, which the pace feeder meters and the circuit
+// breaker pauses.
+func defaultQueue(f rotateFlags, ids int) string {
+	switch {
+	case f.all || ids > confirmLimit:
+		return tasks.QueueBulk
+	case ids == 1:
+		return tasks.QueueInteractive
+	}
+	return tasks.QueueDefault
 }
 
 // interactiveLimit is how many instances one request may put on the
@@ -146,8 +155,8 @@ const interactiveLimit = 10
 // queue, which would take the slots customers' own rotations wait for.
 func errInteractiveFleet(what string) error {
 	return usagef("--queue interactive is for customers' own rotations, not for %s: use --queue bulk "+
-		"(the default for --all and --from); at most %d instances may go on the interactive queue at once",
-		what, interactiveLimit)
+		"(the default for --all and for more than %d instances); at most %d instances may go on the interactive queue at once",
+		what, confirmLimit, interactiveLimit)
 }
 
 func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
@@ -159,6 +168,9 @@ func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
 	ids, problems, err := rotationIDs(ctx, env, a, f)
 	if err != nil {
 		return err
+	}
+	if f.queue == "" {
+		f.queue = defaultQueue(f, len(ids))
 	}
 	if f.queue == tasks.QueueInteractive && len(ids) > interactiveLimit {
 		return errInteractiveFleet(instances(len(ids)))

@@ -169,8 +169,10 @@ func TestRotateFromBadFile(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", p, c.stderr)
 				}
 			}
-			if got := c.pending(t, "bulk"); got != tt.wantEnqueued {
-				t.Errorf("%d tasks pending on bulk, want %d", got, tt.wantEnqueued)
+			// Four instances go on the default queue, as four named
+			// on the command line do; more than five would go on bulk.
+			if got := c.pending(t, "default"); got != tt.wantEnqueued {
+				t.Errorf("%d tasks pending on default, want %d", got, tt.wantEnqueued)
 			}
 			if tt.wantEnqueued == 0 {
 				if keys := c.batchKeys(t); len(keys) > 0 {
@@ -238,7 +240,7 @@ func TestRotateNamedIDs(t *testing.T) {
 		{"malformed pair", []string{"inst-00000/cred_x"}, "1 argument cannot be rotated (above)", nil},
 		{"malformed beside a valid one", []string{"inst-00000", ""}, "1 argument cannot be rotated (above)", nil},
 		{"only unknown", []string{"nope", "nada"}, "2 arguments cannot be rotated (above) and no other is given, so nothing is enqueued", nil},
-		{"unknown skipped", []string{"inst-00000", "nope", "--skip-invalid"}, "", map[string]int{"default": 1}},
+		{"unknown skipped", []string{"inst-00000", "nope", "--skip-invalid"}, "", map[string]int{"interactive": 1}},
 		{"no source", nil, "one of them", nil},
 		{"two sources", []string{"--all", "inst-00000"}, "one of them", nil},
 		{"bad queue", []string{"--queue", "fast", "inst-00000"}, "--queue", nil},

@@ -12,16 +12,19 @@ import (
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
-// confirmLimit is how many ids a --from list may name before rotating
-// them needs a confirmation, as --all always does: each rotation restarts
-// a customer's apps (README "Operator commands").
+// confirmLimit is how many instances a request may name, as arguments or
+// in a --from list, before rotating them needs a confirmation, as --all
+// always does: each rotation restarts a customer's apps (README "Operator
+// commands").
 const confirmLimit = 5
 
 // errDeclined is returned when the operator does not answer y.
 var errDeclined = errors.New("not confirmed: nothing was enqueued")
 
+// needsConfirm reports whether a request for ids distinct instances needs
+// a confirmation; how the ids were given does not matter.
 func needsConfirm(f rotateFlags, ids int) bool {
-	return f.all || f.from != "" && ids > confirmLimit
+	return f.all || ids > confirmLimit
 }
 
 // confirmRotation asks on a terminal, after the plan's one-line summary,

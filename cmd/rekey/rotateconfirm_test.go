@@ -53,3 +53,27 @@ func TestRotateAllAsksOnATerminal(t *testing.T) {
 		t.Fatalf("--confirm asked or failed: %v\n%s", err, c.stderr)
 	}
 }
+
+// TestRotateManyNamedIDsNeedsConfirm: 7 ids named on the command line
+// (`rekey rotate $(cat ids.txt)`) need --confirm off a terminal, as the
+// same ids with --from do, and with it go on the bulk queue, which the
+// pace feeder meters and the circuit breaker pauses.
+func TestRotateManyNamedIDsNeedsConfirm(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 7)
+	before := c.snapshot(t)
+	err := c.run(t, "rotate", ids...)
+	if err == nil || !isUsage(err) {
+		t.Errorf("rotate with %d named ids off a terminal, no --confirm: err = %v, want a usage error asking for --confirm", len(ids), err)
+	}
+	if !maps.Equal(before, c.snapshot(t)) {
+		t.Fatalf("rotate with %d named ids off a terminal, no --confirm, enqueued: default=%d bulk=%d",
+			len(ids), c.pending(t, "default"), c.pending(t, "bulk"))
+	}
+	if err := c.run(t, "rotate", append([]string{"--confirm"}, ids...)...); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.pending(t, "bulk"); got != len(ids) {
+		t.Errorf("%d tasks on bulk after --confirm, want %d (default has %d)", got, len(ids), c.pending(t, "default"))
+	}
+}

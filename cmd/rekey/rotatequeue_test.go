@@ -34,7 +34,7 @@ func TestRotateRefusesFleetOnInteractiveQueue(t *testing.T) {
 	if !maps.Equal(before, c.snapshot(t)) {
 		t.Fatal("a refused request changed Redis")
 	}
-	if err := c.run(t, "rotate", append([]string{"--queue", "interactive"}, ids[:10]...)...); err != nil {
+	if err := c.run(t, "rotate", append([]string{"--queue", "interactive", "--confirm"}, ids[:10]...)...); err != nil {
 		t.Fatalf("10 ids on the interactive queue: %v", err)
 	}
 	if got := c.pending(t, "interactive"); got != 10 {
