@@ -329,3 +329,18 @@ func testConfirmOffTerminal(t *testing.T, c *cli, bin binary) {
 		t.Fatalf("rotate --all --confirm: want 7 enqueued\n%s", r)
 	}
 }
+
+// TestCompletionNeedsAShell: `rekey completion` with no shell, or one it
+// does not know (`rekey completion tcsh > ~/.rekey-completion`), is a
+// usage error (exit 2) with nothing on stdout, as every other group called
+// wrongly is, so the redirect writes no help text into the file and the
+// script sees the failure.
+func TestCompletionNeedsAShell(t *testing.T) {
+	for _, args := range [][]string{{"completion"}, {"completion", "tcsh"}} {
+		c := newCLI(t)
+		err := c.run(t, args[0], args[1:]...)
+		if err == nil || !isUsage(err) || c.stdout.String() != "" {
+			t.Errorf("rekey %s: err = %v, stdout %.60q; want a usage error (exit 2) and nothing on stdout", strings.Join(args, " "), err, c.stdout.String())
+		}
+	}
+}

@@ -57,7 +57,22 @@ environment (see README.md).`,
 		newDemoIssuerCmd(env),
 		newVersionCmd(env),
 	)
+	wrapCompletionCmd(root)
 	return root
+}
+
+// wrapCompletionCmd makes cobra's completion command a group as rekey's
+// own are: alone, or with a shell it does not know, it is a usage error
+// (exit 2) naming the shells, not its help on stdout with exit status 0,
+// which `rekey completion tcsh > file` would write into the file.
+func wrapCompletionCmd(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Args = cobra.ArbitraryArgs
+			c.RunE = unknownSubcommand
+		}
+	}
 }
 
 // flagError is a bad flag's usage error; an unknown --flag within two
