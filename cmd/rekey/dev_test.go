@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -237,6 +238,45 @@ func TestDevServesTheWebProcess(t *testing.T) {
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("after SIGTERM: %v\n%s", err, stderr)
+	}
+}
+
+// TestDevPrintsAReachableURLForAWildcardAddr: `rekey dev --web-addr :8080`
+// (or 0.0.0.0:8080, to reach it from the host of a VM or container)
+// prints its links on 127.0.0.1, since browsers refuse to open the
+// unspecified address (0.0.0.0, [::]), and says that it listens on every
+// interface, where /dev/login signs anyone in.
+func TestDevPrintsAReachableURLForAWildcardAddr(t *testing.T) {
+	r := redistest.New(t)
+	cmd, _, stderr := devProcess(t, r.URL, append([]string{"--web-addr", ":0"}, quickDev...)...)
+	cmd.Stdout = nil
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	access := readAccess(t, out, stderr)
+	login := strings.Fields(accessLine(t, access, "customer dashboard"))[0]
+	u, err := url.Parse(login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsUnspecified() {
+		t.Errorf("dev prints the dashboard link %s, on the unspecified address, which browsers do not open; want a loopback host or the machine's name", login)
+	}
+	if !strings.Contains(access, "every interface") || !strings.Contains(access, "signs anyone in") {
+		t.Errorf("dev listening on every interface does not say so, nor that /dev/login signs anyone in:\n%s", access)
+	}
+	resp, err := http.Get(login)
+	if err != nil {
+		t.Fatalf("the printed link %s does not open: %v", login, err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s: %d, want 200", login, resp.StatusCode)
 	}
 }
 

@@ -57,7 +57,7 @@ func (r *run) serveWeb(ctx context.Context, samples []sandbox.Sample) (func(), e
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
-	fmt.Fprint(r.o.Stdout, r.access("http://"+l.Addr().String(), samples[0].ID))
+	fmt.Fprint(r.o.Stdout, r.access(l.Addr(), samples[0].ID))
 	return func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -68,10 +68,16 @@ func (r *run) serveWeb(ctx context.Context, samples []sandbox.Sample) (func(), e
 }
 
 // access is the text dev prints once: where everything is and how to get in.
-func (r *run) access(base, instanceID string) string {
+func (r *run) access(addr net.Addr, instanceID string) string {
+	base, everywhere := browseBase(addr)
 	token, pass := r.web.apiToken.Reveal(), r.web.password.Reveal()
 	var s strings.Builder
 	fmt.Fprintf(&s, "\nrekey dev serves the web process at %s until Ctrl-C (this run's credentials, made afresh each run):\n", base)
+	if everywhere {
+		fmt.Fprintf(&s, "  it listens on every interface (--web-addr %s), and %s signs anyone in without a password:\n"+
+			"  whoever reaches this machine on the network reaches the dashboard (--web-addr 127.0.0.1:PORT keeps it here)\n",
+			r.o.WebAddr, LoginPath)
+	}
 	fmt.Fprintf(&s, "  customer dashboard  %s%s?instance=%s\n", base, LoginPath, instanceID)
 	fmt.Fprintf(&s, "                      signs in as Heroku's SSO would, with this run's HEROKU_SSO_SALT\n")
 	fmt.Fprintf(&s, "  monitoring          %s/monitoring  (asynqmon; any user name, password %s)\n", base, pass)
@@ -79,6 +85,21 @@ func (r *run) access(base, instanceID string) string {
 	fmt.Fprintf(&s, "  HTTP API            %s/api/v1  (REKEY_API_TOKEN=%s)\n", base, token)
 	fmt.Fprintf(&s, "  try it              curl -sS -H 'Authorization: Bearer %s' %s/api/v1/instances/%s\n\n", token, base, instanceID)
 	return s.String()
+}
+
+// browseBase is the base URL dev prints for the address it listens on.
+// Browsers refuse to open the unspecified address (0.0.0.0, [::]) that
+// --web-addr :8080 listens on, so such a listener is printed as
+// 127.0.0.1, which it serves too; everywhere reports it.
+func browseBase(addr net.Addr) (base string, everywhere bool) {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String(), false
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return "http://" + net.JoinHostPort("127.0.0.1", port), true
+	}
+	return "http://" + net.JoinHostPort(host, port), false
 }
 
 // loginTemplate is the form Heroku's dashboard posts at SSO sign-in.
