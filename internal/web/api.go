@@ -263,6 +263,9 @@ func (s *server) apiFallback(w http.ResponseWriter, r *http.Request) {
 		probe.Method = m
 		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/api/" {
 			allowed = append(allowed, m)
+			if m == http.MethodGet {
+				allowed = append(allowed, http.MethodHead) // the mux serves HEAD wherever it serves GET
+			}
 		}
 	}
 	if len(allowed) > 0 {

@@ -270,6 +270,21 @@ func TestAPIErrorsAreJSON(t *testing.T) {
 	}
 }
 
+// TestAPIMethodNotAllowedNamesHEAD: the API's 405 names every method the
+// path serves, HEAD included wherever GET is, and each of them is served.
+func TestAPIMethodNotAllowedNamesHEAD(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	resp := f.api(http.MethodPost, "/api/v1/instances/inst-1", "")
+	if want := "GET, HEAD, PUT, DELETE"; resp.status != http.StatusMethodNotAllowed || resp.header.Get("Allow") != want {
+		t.Fatalf("POST /api/v1/instances/inst-1: got %d with Allow %q, want 405 with Allow: %s", resp.status, resp.header.Get("Allow"), want)
+	}
+	if head := f.api(http.MethodHead, "/api/v1/instances/inst-1", ""); head.status != http.StatusOK {
+		t.Errorf("HEAD /api/v1/instances/inst-1: got %d, want 200, as the Allow header says", head.status)
+	}
+}
+
 // TestAPIPathsTheMuxWouldRedirectAreAnsweredInJSON: /api, and paths that
 // clean to /api/... (a doubled slash, dot segments before /api), are API
 // requests: answered in JSON after the token is checked (401 without it),

@@ -85,6 +85,7 @@ func fields(kv ...string) string {
 // refused here as well as inside asynqmon.
 func (s *server) serveMonitoring(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD") // RFC 9110 §15.5.6: a 405 names the methods that work
 		http.Error(w, "Monitoring is read only.", http.StatusMethodNotAllowed)
 		return
 	}

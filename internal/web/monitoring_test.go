@@ -46,6 +46,21 @@ func TestMonitoringIsReadOnlyForOperators(t *testing.T) {
 	}
 }
 
+// TestMonitoringMethodNotAllowedNamesAllow: RFC 9110 §15.5.6 says a 405
+// MUST carry an Allow header, so a client (or an operator with curl -i)
+// is told that GET and HEAD work on read-only monitoring.
+func TestMonitoringMethodNotAllowedNamesAllow(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ops := http.Header{"Authorization": {basic("anyone", dashPassword)}}
+	for _, p := range []string{"/monitoring", "/monitoring/api/queues/interactive:pause"} {
+		resp := f.do(http.MethodPost, p, nil, ops)
+		if resp.status != http.StatusMethodNotAllowed || resp.header.Get("Allow") != "GET, HEAD" {
+			t.Errorf("POST %s: got %d with Allow %q, want 405 with Allow: GET, HEAD", p, resp.status, resp.header.Get("Allow"))
+		}
+	}
+}
+
 func TestMonitoringPayloads(t *testing.T) {
 	t.Parallel()
 	rotate, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-1", RotationID: "rot-1", Reason: "secret-ish text"})
