@@ -147,10 +147,20 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 		out.Refused = append(out.Refused, refusedLine{Line: n, InstanceID: id, Reason: reason})
 		bad++
 	}
+	// stop ends an import the context stopped at line n, after printing
+	// what was done (with --json, as its summary on stdout); line says
+	// what became of line n itself.
+	stop := func(n int, line string, err error) error {
+		out.Registered, out.SkippedDeprovisioned = ok, skipped
+		if asJSON {
+			_ = writeJSON(env.stdout, out)
+		}
+		return &stoppedError{done: fmt.Sprintf("%s registered and %s refused before line %d; %s, "+
+			"and those after it were not read", instances(ok), count(bad, "line", "lines"), n, line), err: err}
+	}
 	for n := 1; sc.Scan(); n++ {
 		if err := ctx.Err(); err != nil {
-			return &stoppedError{done: fmt.Sprintf("%s registered and %s refused before line %d; "+
-				"line %d and those after it were not read", instances(ok), count(bad, "line", "lines"), n, n), err: err}
+			return stop(n, fmt.Sprintf("line %d was not registered", n), err)
 		}
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -165,6 +175,9 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 		}
 		if !includeDeprovisioned {
 			gone, err := deprovisioned(ctx, a, in.ID)
+			if err != nil && ctx.Err() != nil {
+				return stop(n, fmt.Sprintf("line %d was not registered", n), err)
+			}
 			if err != nil {
 				refuse(n, in.ID, err.Error())
 				continue
@@ -174,7 +187,13 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 				continue
 			}
 		}
-		if err := reg.Put(ctx, in); err != nil {
+		if err := reg.Put(ctx, in); err != nil && ctx.Err() != nil {
+			// The registration may have been stored before the context
+			// ended, so its error (a read the context cut short) is no
+			// reason to call the line refused.
+			return stop(n, fmt.Sprintf("line %d may or may not have been registered (importing the file again is safe: "+
+				"registering an instance again changes nothing it already has)", n), err)
+		} else if err != nil {
 			refuse(n, in.ID, err.Error())
 			continue
 		}

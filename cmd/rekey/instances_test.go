@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -227,4 +230,54 @@ func TestImportWithAnotherEncryptionKeyIsRefused(t *testing.T) {
 	if _, err := c.st.Instance(context.Background(), "inst-1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("inst-1 after the refused import: %v, want not registered", err)
 	}
+}
+
+// TestImportInterruptedSaysWhatWasDone: Ctrl-C during an import ends it
+// naming how many instances were registered before the line it stopped
+// at, calls no line refused, and with --json still prints the summary of
+// what was done.
+func TestImportInterruptedSaysWhatWasDone(t *testing.T) {
+	c := newCLI(t)
+	var lines []string
+	for i := range 6 {
+		lines = append(lines, fmt.Sprintf(`{"id":"inst-%d","api_version":"v1","heroku_id":"app-%d","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}`, i, i))
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	c.stdin = &interruptingReader{lines: lines, after: 3, interrupt: func() { cancel(&signalError{sig: os.Interrupt}) }}
+	err := runCommand(ctx, c.env(), "instances", "import", "--json", "-")
+	if _, ok := asInterrupted(err); !ok || !strings.Contains(err.Error(), "3 instances registered and 0 lines refused before line 4") {
+		t.Errorf("import interrupted after 3 lines: err = %v, want an interruption naming the 3 registered", err)
+	}
+	var out importOutput
+	if err := json.Unmarshal([]byte(c.stdout.String()), &out); err != nil {
+		t.Fatalf("--json prints no summary when interrupted (%v): %q", err, c.stdout)
+	}
+	if out.Registered != 3 || len(out.Refused) != 0 {
+		t.Errorf("--json = %+v, want 3 registered and none refused", out)
+	}
+	if strings.Contains(c.stderr.String(), "line 4") {
+		t.Errorf("stderr reports line 4 as refused:\n%s", c.stderr)
+	}
+}
+
+// interruptingReader serves lines one a Read, and calls interrupt when
+// asked for the line after the first after, as Ctrl-C would arrive while
+// the import reads on.
+type interruptingReader struct {
+	lines     []string
+	after     int
+	interrupt func()
+	served    int
+}
+
+func (r *interruptingReader) Read(p []byte) (int, error) {
+	if r.served == len(r.lines) {
+		return 0, io.EOF
+	}
+	if r.served == r.after {
+		r.interrupt()
+	}
+	r.served++
+	return copy(p, r.lines[r.served-1]+"\n"), nil
 }
