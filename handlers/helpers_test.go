@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/heroku"
@@ -36,6 +37,8 @@ type rig struct {
 	deps  *handlers.Deps
 	reg   *registry.Registry
 	later atomic.Int64 // nanoseconds added to the handlers' clock
+	rdb   *redis.Client
+	seal  *seal.Sealer
 }
 
 const grace = time.Hour
@@ -48,7 +51,7 @@ func newRig(t *testing.T, demo ...issuer.DemoOption) *rig {
 		t.Fatal(err)
 	}
 	g := &rig{st: store.New(r.Client, sealer), fake: herokufake.New(), demo: issuer.NewDemo(demo...),
-		enq: &recordingEnqueuer{tasks: map[string]*asynq.Task{}}, mux: asynq.NewServeMux()}
+		enq: &recordingEnqueuer{tasks: map[string]*asynq.Task{}}, mux: asynq.NewServeMux(), rdb: r.Client, seal: sealer}
 	srv := httptest.NewServer(g.fake)
 	t.Cleanup(srv.Close)
 	hc, err := heroku.NewClient(heroku.WithAPIURL(srv.URL), heroku.WithIDURL(srv.URL),
@@ -86,6 +89,14 @@ func (g *rig) provision(t *testing.T, id string, reg *registry.Registry) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// storeOnClock is the rig's store read on the handlers' clock, later
+// included, as another process (the web's, registering) reads it: in
+// production every process reads Redis's clock, where g.st keeps the real
+// time while the handlers' clock runs ahead.
+func (g *rig) storeOnClock() *store.Store {
+	return store.New(g.rdb, g.seal, store.WithClock(g.deps.Now))
 }
 
 // run processes task the way a worker would, minus asynq's retries.

@@ -235,10 +235,8 @@ func (r *Registry) Put(ctx context.Context, in Input) error {
 	if err := r.store.CheckSealedByTheFleet(ctx); err != nil {
 		return fmt.Errorf("check REKEY_ENCRYPTION_KEYS: %w", err)
 	}
-	if err := r.store.CheckCurrent(ctx, reg); errors.Is(err, store.ErrCredentialRevoked) {
-		return &InputError{revokedCurrent(in.ID, reg.CurrentCredentialID)}
-	} else if err != nil {
-		return err
+	if err := r.store.CheckCurrent(ctx, reg); err != nil {
+		return refusedCurrent(in.ID, reg.CurrentCredentialID, err)
 	}
 	if in.OAuthGrant != nil {
 		return r.putGrant(ctx, in, reg)
@@ -349,11 +347,20 @@ func (r *Registry) checkTokens(ctx context.Context, in Input) error {
 	return nil
 }
 
-// revokedCurrent is the refusal of a registration that names as current a
-// credential of the instance that was revoked.
-func revokedCurrent(id, credID string) error {
-	return fmt.Errorf("current_credential_id %q names a credential of instance %s that was revoked: an app given it "+
-		"could not connect; send the id of the credential minted for this provisioning", credID, id)
+// refusedCurrent turns the store's refusal of the current credential a
+// registration names (a revoked one, or one whose revocation is due) into
+// the answer's sentence; any other error is returned as it is.
+func refusedCurrent(id, credID string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrCredentialRevoked):
+		return &InputError{fmt.Errorf("current_credential_id %q names a credential of instance %s that was revoked: "+
+			"an app given it could not connect; send the id of the credential minted for this provisioning", credID, id)}
+	case errors.Is(err, store.ErrCredentialRevokeDue):
+		return &InputError{fmt.Errorf("current_credential_id %q names a credential of instance %s whose revocation "+
+			"is due (its revoke time has passed or comes within %s): the issuer may be revoking it now; mint a new "+
+			"credential for this provisioning and send its id", credID, id, store.RevokeDueMargin)}
+	}
+	return err
 }
 
 func tokenRequired(id string) error {
@@ -374,8 +381,8 @@ func (r *Registry) register(ctx context.Context, in Input, register func() error
 			return &InputError{fmt.Errorf("instance %s was deprovisioned and cannot be registered again", id)}
 		case errors.Is(err, store.ErrTokenRequired):
 			return &InputError{tokenRequired(id)}
-		case errors.Is(err, store.ErrCredentialRevoked):
-			return &InputError{revokedCurrent(id, in.CurrentCredentialID)}
+		case errors.Is(err, store.ErrCredentialRevoked), errors.Is(err, store.ErrCredentialRevokeDue):
+			return refusedCurrent(id, in.CurrentCredentialID, err)
 		case !again || attempt >= len(r.storeWaits):
 			return err
 		}

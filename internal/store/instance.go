@@ -184,7 +184,8 @@ func (s *Store) putInstanceArgs(r Registration) ([]string, []any) {
 	keys := newPutInstanceKeys(r.ID, r.CurrentCredentialID).list()
 	args := []any{r.ID, r.APIVersion, strings.Join(r.ConfigVars, ","), r.HerokuID,
 		boolArg(r.PrivateSpace), r.Grace.Milliseconds(), r.CurrentCredentialID, ms(s.now()),
-		s.eventsPerInstance, s.eventsGlobal, slotHash(r.ID), DefaultRotationPeriod.Milliseconds()}
+		s.eventsPerInstance, s.eventsGlobal, slotHash(r.ID), DefaultRotationPeriod.Milliseconds(),
+		RevokeDueMargin.Milliseconds()}
 	return keys, args
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -180,8 +181,24 @@ func isTokenRequired(err error) bool {
 	return strings.TrimPrefix(err.Error(), "ERR ") == "token_required"
 }
 
-// CheckCurrent answers ErrCredentialRevoked when registering r would make
-// current a credential of the instance that was revoked, as the
+// RevokeDueMargin is how near its revoke time a previous or discarded
+// credential can no longer be made current again by a registration
+// (putInstanceScript, CheckCurrent). The revoke task reads the credential
+// once and, its revoke time passed on the task's clock, asks the issuer
+// about usage and revokes it whatever a registration makes of it
+// meanwhile (I1). A registration after that read comes after the revoke
+// time too, however long the task takes to reach its DELETE, so the
+// margin need only cover how far the worker's clock may be ahead of the
+// registering process's. Both read Redis's clock through their own
+// measured offsets (internal/redisclock): what stays between them is a
+// measurement's uncertainty and a clock stepped between two measurements,
+// 30 s apart. A minute covers that with room; it costs a re-provisioning
+// naming such a credential a new one, minted for it.
+const RevokeDueMargin = time.Minute
+
+// CheckCurrent answers ErrCredentialRevoked or ErrCredentialRevokeDue
+// when registering r would make current a credential of the instance that
+// was revoked, or whose revocation is due within RevokeDueMargin, as the
 // registration itself would refuse it (putInstanceScript): the registry
 // asks first, so that such a registration spends no oauth_grant.
 func (s *Store) CheckCurrent(ctx context.Context, r Registration) error {
@@ -190,15 +207,21 @@ func (s *Store) CheckCurrent(ctx context.Context, r Registration) error {
 	}
 	pipe := s.rdb.Pipeline()
 	inst := pipe.HMGet(ctx, instanceKey(r.ID), "deprovisioned_at", "current")
-	cred := pipe.HMGet(ctx, credentialKey(r.ID, r.CurrentCredentialID), "state", "revoked_at")
+	cred := pipe.HMGet(ctx, credentialKey(r.ID, r.CurrentCredentialID), "state", "revoked_at", "revoke_at")
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("read instance %s: %w", r.ID, err)
 	}
 	str := func(v []any, i int) string { x, _ := v[i].(string); return x }
 	i, c := inst.Val(), cred.Val()
-	takes := str(i, 0) != "" || str(i, 1) == ""
-	if takes && (str(c, 0) == "revoked" || str(c, 1) != "") {
+	if takes := str(i, 0) != "" || str(i, 1) == ""; !takes {
+		return nil
+	}
+	switch st := str(c, 0); {
+	case st == CredentialRevoked || str(c, 1) != "":
 		return fmt.Errorf("register %s: %w", r.ID, ErrCredentialRevoked)
+	case (st == CredentialPrevious || st == CredentialDiscarded) &&
+		!fromMS(str(c, 2)).After(s.now().Add(RevokeDueMargin)):
+		return fmt.Errorf("register %s: %w", r.ID, ErrCredentialRevokeDue)
 	}
 	return nil
 }

@@ -206,6 +206,63 @@ func TestRegisteredAgainWithAWaitingCredentialTakesItOutOfTheRevocations(t *test
 	}
 }
 
+// A registration after a deprovisioning that names a credential whose
+// revocation is due, or due within RevokeDueMargin, is refused with
+// nothing written: its revoke task may be at the issuer's DELETE already,
+// and the app would be handed a credential the issuer is revoking (I1). A
+// hold does not move the credential's revoke time, so a held revocation,
+// its revoke time passed, is due too. Further from its revoke time it waits
+// no more (TestRegisteredAgainWithAWaitingCredentialTakesItOutOfTheRevocations).
+func TestRegisteringACredentialDueForRevocationAsCurrentIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		after time.Duration // from the promotion; the grace is an hour
+		held  bool
+	}{
+		{name: "within the margin", after: time.Hour - store.RevokeDueMargin},
+		{name: "revoke time passed", after: time.Hour + time.Second},
+		{name: "held", after: 2 * time.Hour, held: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			f.register(t, "inst-1", "cred-0")
+			f.rotate(t, store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-1"}, "cred-1")
+			c, _ := f.st.Credential(ctx, "inst-1", "cred-0")
+			if tc.held {
+				h := store.Hold{InstanceID: "inst-1", CredentialID: "cred-0", RevokeAt: c.RevokeAt, HeldAt: c.RevokeAt,
+					CapAt: c.RevokeAt.Add(24 * time.Hour), CheckedAt: c.RevokeAt}
+				if err := f.st.SaveHold(ctx, h, store.EventRevocationHeld, "in use"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.now = f.now.Add(tc.after)
+			if err := f.st.Deprovision(ctx, "inst-1"); err != nil {
+				t.Fatal(err)
+			}
+			again := store.Registration{ID: "inst-1", APIVersion: store.APIv3, ConfigVars: []string{"MYADDON_URL"},
+				CurrentCredentialID: "cred-0"}
+			if err := f.st.CheckCurrent(ctx, again); !errors.Is(err, store.ErrCredentialRevokeDue) {
+				t.Errorf("CheckCurrent = %v, want ErrCredentialRevokeDue", err)
+			}
+			if err := f.st.PutInstance(ctx, again); !errors.Is(err, store.ErrCredentialRevokeDue) {
+				t.Errorf("registered again naming the credential due for revocation: %v, want ErrCredentialRevokeDue", err)
+			}
+			in, err := f.st.Instance(ctx, "inst-1")
+			if err != nil || in.DeprovisionedAt.IsZero() || in.CurrentCredential != "cred-1" {
+				t.Errorf("instance after the refusal: %+v, %v; want it deprovisioned with cred-1, untouched", in, err)
+			}
+			after, _ := f.st.Credential(ctx, "inst-1", "cred-0")
+			due, _ := f.st.DueRevocations(ctx, f.now.Add(24*time.Hour), 10)
+			if after.State != store.CredentialPrevious || !after.RevokeAt.Equal(c.RevokeAt) || len(due) != 1 || due[0].CredentialID != "cred-0" {
+				t.Errorf("cred-0 after the refusal: %+v, due %+v; want it previous and due as before", after, due)
+			}
+		})
+	}
+}
+
 // Quarantine sets an instance aside with a reason, once; a deprovisioned
 // instance is left alone; Unquarantine clears the reason.
 func TestQuarantineWithReason(t *testing.T) {

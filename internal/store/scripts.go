@@ -23,17 +23,20 @@ end
 // KEYS: putInstanceKeys (instance.go), one field per key, in order.
 // ARGV: id, api_version, config_vars, heroku_id, private_space, grace_ms,
 // current credential id (may be empty), now ms, instance event cap, fleet
-// event cap, slot hash, default period ms.
+// event cap, slot hash, default period ms, RevokeDueMargin ms.
 // Returns "created" or "updated". Error "revoked": the registration would
 // make current (a new or revived instance, or one with no current
-// credential) a credential of the instance that was revoked; nothing is
-// written.
+// credential) a credential of the instance that was revoked; error
+// "revoke_due": it would make current a previous or discarded credential
+// whose revoke time has passed, or comes within ARGV[13] of now, which the
+// issuer may be revoking already (I1). Nothing is written on an error.
 //
 // A deprovisioned instance is registered again ("created"): Heroku may
 // retry a provisioning, and only the partner's DELETE deprovisions. It is
 // live and scheduled again, its quarantine, failure streak and last error
 // are cleared (its audit history keeps them), and the credential it names
-// becomes its current one (the old add-on's config left its apps with it).
+// becomes its current one (the old add-on's config left its apps with it),
+// unless its revocation is due (error "revoke_due").
 var putInstanceScript = eventScript(luaSchedule, luaRetention, putInstanceLua)
 
 // putInstanceLua is putInstanceScript's body; registerScript (register.go)
@@ -44,8 +47,16 @@ local revived = (was[1] or '') ~= ''
 if ARGV[7] ~= '' and (revived or (was[2] or '') == '') then
   -- An app given a revoked credential could not connect: no such
   -- credential becomes current.
-  local c = redis.call('HMGET', KEYS[3], 'state', 'revoked_at')
+  local c = redis.call('HMGET', KEYS[3], 'state', 'revoked_at', 'revoke_at')
   if c[1] == 'revoked' or (c[2] or '') ~= '' then return redis.error_reply('revoked') end
+  -- Nor does one whose revoke task may be at the issuer's DELETE: the
+  -- task read it as waiting, and revokes it whatever it becomes meanwhile.
+  -- A waiting credential with no revoke time (none is written so) counts
+  -- as due.
+  if (c[1] == 'previous' or c[1] == 'discarded') and
+      (tonumber(c[3]) or 0) <= tonumber(ARGV[8]) + tonumber(ARGV[13]) then
+    return redis.error_reply('revoke_due')
+  end
 end
 if revived then
   -- The old add-on's last failure is no failure of the new one: left, it
@@ -72,8 +83,9 @@ if created then
 end
 if ARGV[7] ~= '' and (revived or (was[2] or '') == '') then
   -- A credential of the instance's earlier life still waiting for its
-  -- revocation, named again (a provisioning answered with the credential
-  -- minted for the first), is the one the app holds now: it waits no more.
+  -- revocation, its revoke time not yet near (above), named again (a
+  -- provisioning answered with the credential minted for the first), is
+  -- the one the app holds now: it waits no more.
   -- Left waiting, its revoke task would be refused (I1) and set aside as
   -- dead, and the instance would list it as previous.
   local st = get(KEYS[3], 'state')

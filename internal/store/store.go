@@ -64,6 +64,11 @@ var (
 	// current credential one of its credentials that was revoked: an app
 	// given it could not connect. Nothing is stored.
 	ErrCredentialRevoked = errors.New("the current credential named was revoked")
+	// ErrCredentialRevokeDue means a registration names as the instance's
+	// current credential a previous or discarded one whose revoke time has
+	// passed or comes within RevokeDueMargin: its revoke task may be
+	// revoking it at the issuer already (I1). Nothing is stored.
+	ErrCredentialRevokeDue = errors.New("the current credential named is due for revocation")
 	// ErrInvalidCredentialID means the issuer answered a mint with an id
 	// rekey cannot use (ValidID). The issuer answers every retry of the
 	// rotation the same, so the rotation cannot go on; the credential it
@@ -257,6 +262,8 @@ func scriptError(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, ErrCredentialReused)
 	case msg == "revoked":
 		return fmt.Errorf("%s: %w", op, ErrCredentialRevoked)
+	case msg == "revoke_due":
+		return fmt.Errorf("%s: %w", op, ErrCredentialRevokeDue)
 	case msg == "reminted":
 		return fmt.Errorf("%s: %w", op, ErrReminted)
 	case strings.HasPrefix(msg, "config_reused"):
