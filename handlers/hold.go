@@ -120,7 +120,12 @@ func (h *Revoke) keep(ctx context.Context, c *store.Credential, next store.Hold,
 			event, detail, next.Capped = store.EventHoldCapped, "cap reached; still held because "+detail, true
 		}
 	}
-	if err := d.HoldStore.SaveHold(ctx, next, event, detail); err != nil {
+	if err := d.HoldStore.SaveHold(ctx, next, event, detail); errors.Is(err, store.ErrConflict) {
+		// Another run of the task revoked the credential meanwhile (I6):
+		// there is nothing left to hold, nor to do.
+		log.Info().Err(err).Msg("hold_not_saved")
+		return nil
+	} else if err != nil {
 		return err
 	}
 	if !wasHeld {

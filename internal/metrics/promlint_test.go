@@ -40,8 +40,9 @@ func TestMetricsPassPromlint(t *testing.T) {
 	rec.LogLine("sent")
 	rec.Flush(ctx)
 	now := time.Now()
-	if err := st.SaveHold(ctx, store.Hold{InstanceID: "i-1", CredentialID: "c-1", RevokeAt: now, HeldAt: now,
-		CapAt: now.Add(time.Hour), LastUsedAt: now, CheckedAt: now}, store.EventRevocationHeld, "was used"); err != nil {
+	held := previousSince(t, r, sealer, "i-held", time.Minute)
+	if err := st.SaveHold(ctx, store.Hold{InstanceID: held.InstanceID, CredentialID: held.CredentialID, RevokeAt: now,
+		HeldAt: now, CapAt: now.Add(time.Hour), LastUsedAt: now, CheckedAt: now}, store.EventRevocationHeld, "was used"); err != nil {
 		t.Fatal(err)
 	}
 	q := asynq.NewClientFromRedisClient(r.Client)

@@ -78,17 +78,20 @@ type markRevokedKeys struct {
 	batchPrefix    string // KEYS[6] -> rekey:batch: (the script appends the superseding batch's id)
 	dead           string // KEYS[7] -> rekey:revoke_dead
 	minted         string // KEYS[8] -> rekey:minted:<instance id>
+	hold           string // KEYS[9] -> rekey:hold:<instance id>:<credential id>
+	holds          string // KEYS[10] -> rekey:holds
 }
 
 func newMarkRevokedKeys(instanceID, credID string) markRevokedKeys {
 	return markRevokedKeys{credential: credentialKey(instanceID, credID), previous: previousKey(instanceID),
 		revokeDue: revokeDueKey(), instanceEvents: historyKey(instanceID), events: eventsKey(),
-		batchPrefix: batchKey(""), dead: deadKey(), minted: mintedKey(instanceID)}
+		batchPrefix: batchKey(""), dead: deadKey(), minted: mintedKey(instanceID),
+		hold: holdKey(instanceID, credID), holds: holdsKey()}
 }
 
 func (k markRevokedKeys) list() []string {
 	return []string{k.credential, k.previous, k.revokeDue, k.instanceEvents, k.events, k.batchPrefix, k.dead,
-		k.minted}
+		k.minted, k.hold, k.holds}
 }
 
 // Previous returns the instance's credentials waiting for revocation,

@@ -63,22 +63,54 @@ func (s *Store) HoldOf(ctx context.Context, instanceID, credID string) (Hold, bo
 
 // SaveHold records h, creating the hold or updating it, and appends an
 // audit event of type event (EventRevocationHeld, EventHoldRechecked or
-// EventHoldCapped) with detail. An operator's pending release is kept.
+// EventHoldCapped) with detail. An operator's pending release is kept. It
+// writes nothing, and answers ErrConflict, once the credential waits for
+// its revocation no more (another run of its revoke task revoked it, or
+// its record is gone): such a hold would be listed for ever.
 func (s *Store) SaveHold(ctx context.Context, h Hold, event, detail string) error {
+	keys := saveHoldKeys{hold: holdKey(h.InstanceID, h.CredentialID), holds: holdsKey(),
+		credential: credentialKey(h.InstanceID, h.CredentialID)}
 	capped := map[bool]string{true: "1", false: "0"}[h.Capped]
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, holdKey(h.InstanceID, h.CredentialID), "revoke_at", ms(h.RevokeAt), "held_at", ms(h.HeldAt),
-			"cap_at", ms(h.CapAt), "last_used_at", ms(h.LastUsedAt), "last_used_by", h.LastUsedBy,
-			"checked_at", ms(h.CheckedAt), "next_check_at", ms(h.NextCheckAt), "checks", h.Checks, "capped", capped)
-		p.ZAddNX(ctx, holdsKey(), redis.Z{Score: float64(ms(h.HeldAt)), Member: holdMember(h.InstanceID, h.CredentialID)})
-		return nil
-	})
+	err := saveHoldScript.Run(ctx, s.rdb, keys.list(), holdMember(h.InstanceID, h.CredentialID),
+		ms(h.RevokeAt), ms(h.HeldAt), ms(h.CapAt), ms(h.LastUsedAt), h.LastUsedBy, ms(h.CheckedAt),
+		ms(h.NextCheckAt), h.Checks, capped).Err()
 	if err != nil {
-		return fmt.Errorf("save hold: %w", err)
+		return scriptError("save hold", err)
 	}
 	return s.AddEvent(ctx, Event{Type: event, InstanceID: h.InstanceID, CredentialID: h.CredentialID,
 		Detail: detail, At: h.CheckedAt})
 }
+
+// saveHoldKeys are the KEYS of saveHoldScript, one field per key, in order.
+type saveHoldKeys struct {
+	hold       string // KEYS[1] -> rekey:hold:<instance id>:<credential id>
+	holds      string // KEYS[2] -> rekey:holds
+	credential string // KEYS[3] -> rekey:cred:<instance id>:<credential id>
+}
+
+func (k saveHoldKeys) list() []string { return []string{k.hold, k.holds, k.credential} }
+
+// saveHoldScript writes a hold while its credential waits for revocation
+// (previous or discarded, not revoked), and marks the credential held
+// (field "held"), so that markRevokedScript, which reads the credential's
+// fields anyway, deletes the hold only when there may be one: a revocation
+// never held costs it no command.
+//
+// KEYS: saveHoldKeys. ARGV[1]: the member "<instance id>/<credential id>";
+// ARGV[2..10]: revoke_at, held_at (the member's score), cap_at,
+// last_used_at, last_used_by, checked_at, next_check_at, checks, capped.
+// Returns "ok"; error "conflict credential is ..." when it waits no more.
+var saveHoldScript = redis.NewScript(`
+local c = redis.call('HMGET', KEYS[3], 'state', 'revoked_at')
+local st = c[1] or 'gone'
+if (c[2] or '') ~= '' then st = 'revoked' end
+if st ~= 'previous' and st ~= 'discarded' then return redis.error_reply('conflict credential is ' .. st) end
+redis.call('HSET', KEYS[1], 'revoke_at', ARGV[2], 'held_at', ARGV[3], 'cap_at', ARGV[4], 'last_used_at', ARGV[5],
+  'last_used_by', ARGV[6], 'checked_at', ARGV[7], 'next_check_at', ARGV[8], 'checks', ARGV[9], 'capped', ARGV[10])
+redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[3], 'held', '1')
+return 'ok'
+`)
 
 // ReleaseHold ends the credential's hold with a hold_released event saying
 // why, and reports whether there was one. Releasing twice is harmless. A
@@ -110,8 +142,9 @@ type releaseHoldKeys struct {
 func (k releaseHoldKeys) list() []string { return []string{k.hold, k.holds, k.credential, k.revokeDue} }
 
 // releaseHoldScript deletes a hold and, when there was one, notes its end
-// on its credential, unless the credential is gone (a HSET would make a
-// hash of one field that never expires), and makes the revocation due
+// on its credential (and that it is held no more), unless the credential
+// is gone (a HSET would make a hash of one field that never expires), and
+// makes the revocation due
 // from its release in the due index: a revocation the issuer then fails
 // is late from the release, not by the whole hold
 // (rekey_revoke_overdue_seconds, as rekey_revoke_lag_seconds counts).
@@ -122,7 +155,10 @@ func (k releaseHoldKeys) list() []string { return []string{k.hold, k.holds, k.cr
 var releaseHoldScript = redis.NewScript(`
 redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
-if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('HSET', KEYS[3], 'hold_released_at', ARGV[2]) end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HSET', KEYS[3], 'hold_released_at', ARGV[2])
+  redis.call('HDEL', KEYS[3], 'held')
+end
 local due = redis.call('ZSCORE', KEYS[4], ARGV[1])
 if due and tonumber(due) < tonumber(ARGV[2]) then redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1]) end
 return 1

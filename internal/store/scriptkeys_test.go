@@ -64,6 +64,8 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"readKeyringsScript", keyringKeys{keyrings: keyringsKey()}, nil},
 		{"releaseHoldScript", releaseHoldKeys{hold: holdKey("inst", "cred"), holds: holdsKey(),
 			credential: credentialKey("inst", "cred"), revokeDue: revokeDueKey()}, nil},
+		{"saveHoldScript", saveHoldKeys{hold: holdKey("inst", "cred"), holds: holdsKey(),
+			credential: credentialKey("inst", "cred")}, nil},
 		{"oldestUnheldScript", oldestUnheldKeys{revokeDue: revokeDueKey(), holds: holdsKey()}, nil},
 	}
 	listed := map[string]bool{"putInstanceScript": true} // its Lua is putInstanceLua

@@ -746,6 +746,10 @@ return {'failed', cred, kept, revoke_at}
 // credential (superseded_by, set by promoteScript), else the one that
 // minted it.
 //
+// A hold left on the credential (a run of its revoke task held it while
+// another revoked it) goes with the revocation: saveHoldScript marks a
+// held credential ("held"), so a revocation never held deletes nothing.
+//
 // KEYS: markRevokedKeys (credential.go), one field per key, in order; a
 // dead revocation an operator ran by hand leaves the dead-letter set.
 // ARGV: instance id, credential id, now ms, instance event cap, fleet event
@@ -754,7 +758,7 @@ return {'failed', cred, kept, revoke_at}
 // the credential is pending or current (it must never be revoked: I1).
 var markRevokedScript = eventScript(`
 local c = redis.call('HMGET', KEYS[1], 'state', 'revoked_at', 'superseded_in_batch', 'rotation_id', 'dead_at',
-  'superseded_by', 'f')
+  'superseded_by', 'f', 'held')
 local st = c[1] or ''
 if st == '' then return redis.error_reply('not_found') end
 if st == 'revoked' or (c[2] or '') ~= '' then return 'already' end
@@ -775,6 +779,11 @@ redis.call('ZREM', KEYS[3], ARGV[1] .. '/' .. ARGV[2])
 if (c[5] or '') ~= '' then
   redis.call('ZREM', KEYS[7], ARGV[1] .. '/' .. ARGV[2])
   redis.call('HDEL', KEYS[1], 'dead_at', 'dead_reason')
+end
+if (c[8] or '') ~= '' then
+  redis.call('DEL', KEYS[9])
+  redis.call('ZREM', KEYS[10], ARGV[1] .. '/' .. ARGV[2])
+  redis.call('HDEL', KEYS[1], 'held')
 end
 -- Its config stays refused under another id for the ttl from now
 -- (mintedKey, which savePendingScript reads): a credential current for months was
