@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/tasks"
@@ -144,6 +146,46 @@ func TestARevocationEndsTheHoldAnotherRunSaved(t *testing.T) {
 	c, _ := g.st.Credential(ctx, "inst-1", old)
 	if !c.Revoked() {
 		t.Fatalf("credential %s not revoked (state %s)", old, c.State)
+	}
+	sum, _ := g.st.HoldStats(ctx)
+	if _, held, _ := g.st.HoldOf(ctx, "inst-1", old); held || sum.Held != 0 {
+		t.Fatalf("credential %s is revoked but its revocation is still listed as held (held %v, holds: %d)", old, held, sum.Held)
+	}
+}
+
+// A hold an earlier version left on a credential revoked meanwhile (it
+// saved holds unconditionally and did not mark them on their credential) is
+// released by the next run of the credential's revoke task, which finds it
+// revoked.
+func TestARunOnARevokedCredentialReleasesALeftoverHold(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	g.deps.HoldStore = g.st
+	g.deps.Holds = handlers.HoldPolicy{Quiet: 15 * time.Minute, Recheck: 10 * time.Minute, Max: 24 * time.Hour}
+	ctx := context.Background()
+	before, _ := g.st.Instance(ctx, "inst-1")
+	old := before.CurrentCredential
+	if err := g.run(rotateTask(t, "inst-1", "rot_leftover")); err != nil {
+		t.Fatal(err)
+	}
+	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", old))
+	if revoke == nil {
+		t.Fatal("no revoke task")
+	}
+	g.later.Store(int64(grace + time.Second))
+	if err := g.run(revoke); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	// What an earlier version's SaveHold wrote, after the revocation.
+	now := time.Now().UnixMilli()
+	if err := g.rdb.HSet(ctx, "rekey:hold:inst-1:"+old, "held_at", now, "checked_at", now).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.rdb.ZAdd(ctx, "rekey:holds", redis.Z{Score: float64(now), Member: "inst-1/" + old}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.run(revoke); err != nil {
+		t.Fatalf("run again: %v", err)
 	}
 	sum, _ := g.st.HoldStats(ctx)
 	if _, held, _ := g.st.HoldOf(ctx, "inst-1", old); held || sum.Held != 0 {

@@ -43,7 +43,7 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	case err != nil:
 		return err
 	case c.Revoked():
-		return nil
+		return h.dropLeftoverHold(ctx, &c)
 	case c.State != store.CredentialPrevious && c.State != store.CredentialDiscarded:
 		return h.stray(ctx, p, fmt.Errorf("credential %s is %s: only previous or discarded credentials are revoked", c.ID, c.State))
 	}
@@ -77,6 +77,19 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 		h.notify(ctx, &c, "your old "+varText(h.deps.varNames(ctx, p.InstanceID))+" credential was revoked")
 	}
 	return nil
+}
+
+// dropLeftoverHold releases a hold left on a credential already revoked,
+// so that it is no longer listed as held. The store keeps none since holds
+// are marked on their credential (markRevokedScript deletes the hold with
+// the revocation); one saved unmarked, by an earlier version while another
+// run revoked the credential, goes when a run of its task comes again.
+func (h *Revoke) dropLeftoverHold(ctx context.Context, c *store.Credential) error {
+	if h.deps.HoldStore == nil {
+		return nil
+	}
+	_, err := h.deps.HoldStore.ReleaseHold(ctx, c.InstanceID, c.ID, "the credential was revoked", h.deps.now())
+	return err
 }
 
 // stray refuses a revoke task that names a credential rekey would not
