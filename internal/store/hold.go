@@ -168,18 +168,25 @@ return 1
 // operator): the next run of its revoke task revokes without asking the
 // issuer. It returns ErrNotFound when the credential is not held.
 func (s *Store) RequestHoldRelease(ctx context.Context, instanceID, credID, by string) error {
-	n, err := s.rdb.Exists(ctx, holdKey(instanceID, credID)).Result()
+	n, err := requestHoldReleaseScript.Run(ctx, s.rdb, []string{holdKey(instanceID, credID)}, by).Int()
 	switch {
 	case err != nil:
 		return fmt.Errorf("release hold: %w", err)
 	case n == 0:
 		return fmt.Errorf("hold of %s/%s: %w", instanceID, credID, ErrNotFound)
 	}
-	if err := s.rdb.HSet(ctx, holdKey(instanceID, credID), "released_by", by).Err(); err != nil {
-		return fmt.Errorf("release hold: %w", err)
-	}
 	return nil
 }
+
+// requestHoldReleaseScript notes who asked for a hold's release, only
+// while the hold exists: a revocation or a release may delete it between a
+// check and a write, and the write would then leave a hold of one field,
+// listed nowhere and never expiring, that HoldOf reports as held.
+var requestHoldReleaseScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'released_by', ARGV[1])
+return 1
+`)
 
 // Holds returns up to limit holds, fleet-wide, the oldest first.
 func (s *Store) Holds(ctx context.Context, limit int64) ([]Hold, error) {
