@@ -168,7 +168,8 @@ return 1
 // operator): the next run of its revoke task revokes without asking the
 // issuer. It returns ErrNotFound when the credential is not held.
 func (s *Store) RequestHoldRelease(ctx context.Context, instanceID, credID, by string) error {
-	n, err := requestHoldReleaseScript.Run(ctx, s.rdb, []string{holdKey(instanceID, credID)}, by).Int()
+	keys := requestHoldReleaseKeys{hold: holdKey(instanceID, credID)}
+	n, err := requestHoldReleaseScript.Run(ctx, s.rdb, keys.list(), by).Int()
 	switch {
 	case err != nil:
 		return fmt.Errorf("release hold: %w", err)
@@ -177,6 +178,13 @@ func (s *Store) RequestHoldRelease(ctx context.Context, instanceID, credID, by s
 	}
 	return nil
 }
+
+// requestHoldReleaseKeys are the KEYS of requestHoldReleaseScript.
+type requestHoldReleaseKeys struct {
+	hold string // KEYS[1] -> rekey:hold:<instance id>:<credential id>
+}
+
+func (k requestHoldReleaseKeys) list() []string { return []string{k.hold} }
 
 // requestHoldReleaseScript notes who asked for a hold's release, only
 // while the hold exists: a revocation or a release may delete it between a

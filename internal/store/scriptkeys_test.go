@@ -64,6 +64,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"readKeyringsScript", keyringKeys{keyrings: keyringsKey()}, nil},
 		{"releaseHoldScript", releaseHoldKeys{hold: holdKey("inst", "cred"), holds: holdsKey(),
 			credential: credentialKey("inst", "cred"), revokeDue: revokeDueKey()}, nil},
+		{"requestHoldReleaseScript", requestHoldReleaseKeys{hold: holdKey("inst", "cred")}, nil},
 		{"saveHoldScript", saveHoldKeys{hold: holdKey("inst", "cred"), holds: holdsKey(),
 			credential: credentialKey("inst", "cred")}, nil},
 		{"oldestUnheldScript", oldestUnheldKeys{revokeDue: revokeDueKey(), holds: holdsKey()}, nil},
