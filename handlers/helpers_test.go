@@ -65,13 +65,16 @@ func newRig(t *testing.T, demo ...issuer.DemoOption) *rig {
 	if err := handlers.Register(g.mux, g.deps); err != nil {
 		t.Fatal(err)
 	}
-	g.reg = registry.New(g.st, hc)
+	// The registry runs in the web process: a store of its own, as the
+	// worker's caches (the fingerprint key) are not the web's.
+	g.reg = registry.New(store.New(r.Client, sealer), hc)
 	g.provision(t, "inst-1", g.reg)
 	return g
 }
 
 // provision creates a V3 add-on on the fake with a credential minted at
-// provisioning, and registers it with its OAuth grant.
+// provisioning, and registers it with its OAuth grant and its config (as
+// `rekey dev` does: no Heroku read is needed to learn its fingerprint).
 func (g *rig) provision(t *testing.T, id string, reg *registry.Registry) {
 	t.Helper()
 	ctx := context.Background()
@@ -85,7 +88,8 @@ func (g *rig) provision(t *testing.T, id string, reg *registry.Registry) {
 		t.Fatal(err)
 	}
 	err = reg.Put(ctx, registry.Input{ID: id, APIVersion: store.APIv3, ConfigVars: []string{issuer.DefaultConfigVar},
-		CurrentCredentialID: cred.ID, OAuthGrant: &registry.Grant{Code: secret.New(g.fake.GrantCode(id))}})
+		CurrentCredentialID: cred.ID, CurrentConfig: map[string]secret.String{issuer.DefaultConfigVar: cred.Config[issuer.DefaultConfigVar]},
+		OAuthGrant: &registry.Grant{Code: secret.New(g.fake.GrantCode(id))}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,12 @@ type Input struct {
 	// Grace is a Go duration such as "2h"; empty means the default.
 	Grace               string `json:"grace,omitempty"`
 	CurrentCredentialID string `json:"current_credential_id,omitempty"`
+	// CurrentConfig is the config the app holds for CurrentCredentialID
+	// (var name -> value), as the partner gave it at provisioning. rekey
+	// keeps only its keyed fingerprint, never the values, so that a first
+	// rotation whose mint answers a new id with that config is refused
+	// (currentconfig.go).
+	CurrentConfig map[string]secret.String `json:"current_config,omitempty"`
 	// OAuthGrant is the provision request's grant, exchanged at once.
 	OAuthGrant *Grant `json:"oauth_grant,omitempty"`
 	// OAuth carries tokens the partner already holds.
@@ -161,7 +167,8 @@ func (e *ExchangeError) Unwrap() error { return e.Err }
 
 // IncompleteError is a registration stored with its tokens (a grant it
 // carried exchanged, and remembered as having registered the instance)
-// whose log_input_url or database location could not be stored after it.
+// whose log_input_url, database location or current_config fingerprint
+// could not be stored after it.
 // The instance is registered; the same registration again stores the rest,
 // without exchanging its grant again.
 type IncompleteError struct {
@@ -170,7 +177,8 @@ type IncompleteError struct {
 }
 
 func (e *IncompleteError) Error() string {
-	return fmt.Sprintf("instance %s and its tokens were stored, but storing its log_input_url or database location failed (%v); "+
+	return fmt.Sprintf("instance %s and its tokens were stored, but storing its log_input_url, database location or "+
+		"current_config fingerprint failed (%v); "+
 		"send the same registration again", e.ID, e.Err)
 }
 
@@ -194,6 +202,9 @@ func (in Input) Registration() (store.Registration, error) {
 		if err := in.Database.Validate(); err != nil {
 			return r, &InputError{err}
 		}
+	}
+	if err := in.checkCurrentConfig(); err != nil {
+		return r, &InputError{err}
 	}
 	switch {
 	case in.OAuthGrant != nil && in.OAuth != nil:
@@ -313,8 +324,9 @@ func (r *Registry) releaseGrant(ctx context.Context, id string, code secret.Stri
 	_ = r.store.ReleaseGrant(context.WithoutCancel(ctx), id, code)
 }
 
-// save stores the registration with register, then the log input URL and
-// the database location; a failure of those is an *IncompleteError, the
+// save stores the registration with register, then the log input URL, the
+// database location and the current config's fingerprint; a failure of
+// those is an *IncompleteError, the
 // instance being registered. again says whether a failure of Redis itself
 // is tried again: when tokens depend on it.
 func (r *Registry) save(ctx context.Context, in Input, register func() error, again bool) error {
@@ -324,6 +336,11 @@ func (r *Registry) save(ctx context.Context, in Input, register func() error, ag
 	err := r.saveLogInput(ctx, in)
 	if err == nil && in.Database != nil {
 		err = r.store.SetDatabase(ctx, in.ID, *in.Database)
+	}
+	if err == nil && len(in.CurrentConfig) > 0 {
+		// After the registration, which putInstanceScript stores alone: the
+		// step writes only while the credential is still current.
+		_, err = r.store.LearnCurrentFingerprint(ctx, in.ID, in.CurrentCredentialID, in.CurrentConfig)
 	}
 	if err != nil {
 		return &IncompleteError{ID: in.ID, Err: err}

@@ -78,8 +78,10 @@ func (s *Sandbox) provision(ctx context.Context, reg *registry.Registry, i int, 
 	if i%3 == 0 {
 		spec.AttachedApps = []string{fmt.Sprintf("app-%d-staging", i)}
 	}
+	// The provisioning's config goes with its credential, as a partner
+	// sends it: rekey learns its fingerprint from it, not from Heroku.
 	in := registry.Input{ID: sm.ID, APIVersion: sm.APIVersion, ConfigVars: spec.ConfigVars,
-		PrivateSpace: sm.PrivateSpace, CurrentCredentialID: cred.ID}
+		PrivateSpace: sm.PrivateSpace, CurrentCredentialID: cred.ID, CurrentConfig: cred.Config}
 	if sm.APIVersion == store.APIv1 {
 		spec.HerokuID = fmt.Sprintf("app%d@heroku.com", i)
 		in.HerokuID = spec.HerokuID

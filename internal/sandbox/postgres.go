@@ -103,8 +103,8 @@ func (p *Postgres) register(ctx context.Context, sb *Sandbox, reg *registry.Regi
 		return err
 	}
 	return reg.Put(ctx, registry.Input{ID: s.ID, APIVersion: store.APIv3, ConfigVars: spec.ConfigVars,
-		CurrentCredentialID: cred.ID, OAuthGrant: &registry.Grant{Code: secret.New(sb.Fake.GrantCode(s.ID))},
-		Database: &store.Database{Server: loc.Server, Name: loc.Database, Owner: loc.Owner}})
+		CurrentCredentialID: cred.ID, CurrentConfig: cred.Config,
+		OAuthGrant: &registry.Grant{Code: secret.New(sb.Fake.GrantCode(s.ID))}, Database: &store.Database{Server: loc.Server, Name: loc.Database, Owner: loc.Owner}})
 }
 
 func (p *Postgres) createDatabase(ctx context.Context, db store.Database) error {

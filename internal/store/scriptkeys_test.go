@@ -28,6 +28,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"claimGrantScript", newClaimGrantKeys("inst"), nil},
 		{"releaseGrantScript", releaseGrantKeys{claim: grantClaimKey("inst")}, nil},
 		{"savePendingScript", newSavePendingKeys("inst", "rot", "cred"), nil},
+		{"learnFingerprintScript", newLearnFingerprintKeys("inst", "cred"), nil},
 		{"promoteScript", newPromoteKeys("inst", "rot", "cred"), nil},
 		{"failScript", newFailKeys("inst", "rot", "cred"), nil},
 		{"markRevokedScript", newMarkRevokedKeys("inst", "cred"), nil},

@@ -77,7 +77,7 @@ func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err 
 	if errors.As(err, &incomplete) {
 		s.Logger.Error().Err(incomplete.Err).Str("instance_id", incomplete.ID).Str("route", r.Pattern).Msg("instance registered, log input or database not stored")
 		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("instance %s and its tokens were stored, but its log_input_url or database location was not; "+
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("instance %s and its tokens were stored, but its log_input_url, database location or current_config fingerprint was not; "+
 			"send the same request again (an oauth_grant it carries is not exchanged again)", incomplete.ID))
 		return
 	}

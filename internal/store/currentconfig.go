@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// A credential registered as current (current_credential_id) was minted
+// at provisioning, out of rekey's sight: rekey holds no fingerprint of its
+// config, so a mint that answers a new id with that config would pass the
+// config_reused check (savePendingScript), change nothing on Heroku, and
+// have the provisioning credential revoked after the grace while the app
+// still runs on it (I1). Its fingerprint is learned once, from the
+// registration's current_config or from the config Heroku holds, before
+// the instance's first rotation mints.
+
+// Learned says what LearnCurrentFingerprint did.
+type Learned string
+
+const (
+	// FingerprintLearned: the credential now carries the config's
+	// fingerprint.
+	FingerprintLearned Learned = "learned"
+	// FingerprintKnown: the credential carried one already (this config's
+	// or another's); it is left as it is.
+	FingerprintKnown Learned = "known"
+	// FingerprintNotCurrent: the instance is unknown or deprovisioned, or
+	// another credential is current; nothing is written.
+	FingerprintNotCurrent Learned = "not_current"
+	// FingerprintMinted: the config is that of a credential rekey minted
+	// for the instance (its minted set), or of a previous or unconfirmed
+	// one: taking it for the current credential's would let a read-back
+	// mistake that credential's config for the current one's
+	// (IsCurrentConfig), so nothing is written.
+	FingerprintMinted Learned = "minted"
+)
+
+// learnFingerprintScript gives the instance's current credential the
+// fingerprint of its config, when it has none. It is conservative: a
+// wrong fingerprint would make IsCurrentConfig take another credential's
+// config for the current one's, and a discarded credential could then be
+// revoked while Heroku holds part of it.
+//
+// KEYS: learnFingerprintKeys, one field per key, in order.
+// ARGV: credential id, the config's fingerprint under the first key, its
+// fingerprints under every key one after the other (configFingerprints),
+// now ms, the minted set's ttl seconds (the rotation ttl, as
+// savePendingScript keeps it).
+// Returns a Learned word: "learned", "known", "not_current" or "minted".
+var learnFingerprintScript = redis.NewScript(`
+local inst = redis.call('HMGET', KEYS[1], 'current', 'deprovisioned_at', 'registered_at')
+if (inst[3] or '') == '' or (inst[2] or '') ~= '' or (inst[1] or '') ~= ARGV[1] then return 'not_current' end
+local c = redis.call('HMGET', KEYS[2], 'state', 'f')
+if c[1] ~= 'current' then return 'not_current' end
+if (c[2] or '') ~= '' then return 'known' end
+local n = #ARGV[2]
+-- held(f): whether f is the config's fingerprint under one of the keys.
+local function held(f)
+  for i = 1, #ARGV[3], n do
+    if string.sub(ARGV[3], i, i + n - 1) == f then return true end
+  end
+  return false
+end
+for _, m in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+  if held(string.sub(m, 1, n)) then return 'minted' end
+end
+local live = redis.call('ZRANGE', KEYS[4], 0, -1)
+for _, id in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do live[#live + 1] = id end
+for _, id in ipairs(live) do
+  local f = redis.call('HGET', KEYS[6] .. id, 'f')
+  if f and f ~= '' and held(f) then return 'minted' end
+end
+redis.call('HSET', KEYS[2], 'f', ARGV[2])
+-- A later mint of this config under another id is refused for the
+-- rotation ttl after the credential is revoked too (markRevokedScript);
+-- until then its "f" refuses it.
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2] .. ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (tonumber(ARGV[4]) - tonumber(ARGV[5]) * 1000))
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+return 'learned'
+`)
+
+// LearnCurrentFingerprint gives credID, when it is the instance's current
+// credential and carries no fingerprint, the fingerprint of config (the
+// config the app holds, the values never stored), and adds it to the
+// instance's minted set, so that a mint answering another id with that
+// config is refused (ErrConfigReused). It writes nothing when credID is
+// not current, has a fingerprint already, or config is one rekey minted
+// for the instance (Learned says which). Safe to repeat and for
+// concurrent use.
+func (s *Store) LearnCurrentFingerprint(ctx context.Context, instanceID, credID string, config map[string]secret.String) (Learned, error) {
+	if !ValidID(credID) || len(config) == 0 {
+		return FingerprintNotCurrent, nil
+	}
+	fp, fps, err := s.configFingerprints(ctx, config)
+	if err != nil {
+		return "", fmt.Errorf("learn the current fingerprint: %w", err)
+	}
+	keys := newLearnFingerprintKeys(instanceID, credID)
+	res, err := learnFingerprintScript.Run(ctx, s.rdb, keys.list(), credID, fp, fps, ms(s.now()),
+		int64(s.finishedTTL.Seconds())).Text()
+	if err != nil {
+		return "", scriptError("learn the current fingerprint", err)
+	}
+	return Learned(res), nil
+}
+
+// NeedsCurrentFingerprint reports whether credID, the instance's current
+// credential as its caller read it, is one registered at provisioning (no
+// rotation minted it) that carries no fingerprint yet: the rotate handler
+// then reads the config Heroku holds once, before the first mint, to
+// learn it. One Redis command.
+func (s *Store) NeedsCurrentFingerprint(ctx context.Context, instanceID, credID string) (bool, error) {
+	if credID == "" {
+		return false, nil
+	}
+	v, err := s.rdb.HMGet(ctx, credentialKey(instanceID, credID), "state", "f", "rotation_id").Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read the current credential: %w", err)
+	}
+	str := func(i int) string { x, _ := v[i].(string); return x }
+	return str(0) == CredentialCurrent && str(1) == "" && str(2) == "", nil
+}
+
+// learnFingerprintKeys are the KEYS of learnFingerprintScript, one field
+// per key, in order.
+type learnFingerprintKeys struct {
+	instance         string // KEYS[1] -> rekey:instance:<instance id>
+	credential       string // KEYS[2] -> rekey:cred:<instance id>:<credential id>
+	minted           string // KEYS[3] -> rekey:minted:<instance id>
+	previous         string // KEYS[4] -> rekey:previous:<instance id>
+	unconfirmed      string // KEYS[5] -> rekey:unconfirmed:<instance id>
+	credentialPrefix string // KEYS[6] -> rekey:cred:<instance id>: (the script appends credential ids)
+}
+
+func newLearnFingerprintKeys(instanceID, credID string) learnFingerprintKeys {
+	return learnFingerprintKeys{instance: instanceKey(instanceID), credential: credentialKey(instanceID, credID),
+		minted: mintedKey(instanceID), previous: previousKey(instanceID), unconfirmed: unconfirmedKey(instanceID),
+		credentialPrefix: credentialKey(instanceID, "")}
+}
+
+func (k learnFingerprintKeys) list() []string {
+	return []string{k.instance, k.credential, k.minted, k.previous, k.unconfirmed, k.credentialPrefix}
+}
