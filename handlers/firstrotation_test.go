@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -47,33 +48,130 @@ func mintFront(edit func(answer map[string]any)) func(demo http.Handler) http.Ha
 // app already holds (an issuer keyed by instance, a cache). Pushed, it
 // would change nothing, the new id would be promoted, and after the grace
 // the provisioning credential, whose values the app still runs on, would
-// be revoked (I1). The registration's current_config gave rekey the
-// provisioning config's fingerprint: the mint is refused (config_reused).
+// be revoked (I1). rekey holds the provisioning config's fingerprint,
+// from the registration's current_config or, without it, from the config
+// Heroku holds, read before the first mint: the mint is refused
+// (config_reused).
 func TestFirstRotationMintedWithTheProvisioningConfigUnderANewID(t *testing.T) {
 	t.Parallel()
-	g := newRig(t)
-	ctx := context.Background()
-	const id = "inst-1"
-	live := g.fake.Config(id)[issuer.DefaultConfigVar]
-	g.overHandler(t, issuer.VerifyAuto, mintFront(func(answer map[string]any) {
-		answer["config"] = map[string]string{issuer.DefaultConfigVar: live}
-	}))
-	before, _ := g.st.Instance(ctx, id)
+	for _, tc := range []struct {
+		name      string
+		provision func(t *testing.T, g *rig, id string)
+	}{
+		{"registered with current_config", func(t *testing.T, g *rig, id string) { g.provision(t, id, g.reg) }},
+		{"registered without current_config", provisionWithoutConfig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := newRig(t)
+			ctx := context.Background()
+			const id = "inst-2"
+			tc.provision(t, g, id)
+			live := g.fake.Config(id)[issuer.DefaultConfigVar]
+			g.overHandler(t, issuer.VerifyAuto, mintFront(func(answer map[string]any) {
+				answer["config"] = map[string]string{issuer.DefaultConfigVar: live}
+			}))
+			before, _ := g.st.Instance(ctx, id)
 
-	err := g.run(rotateTask(t, id, "rot_first"))
-	in, _ := g.st.Instance(ctx, id)
-	t.Logf("rotate: err=%v current=%s (was %s) last error code %q", err, in.CurrentCredential, before.CurrentCredential, in.LastErrorCode)
+			err := g.run(rotateTask(t, id, "rot_first"))
+			in, _ := g.st.Instance(ctx, id)
+			t.Logf("rotate: err=%v current=%s (was %s) last error code %q", err, in.CurrentCredential, before.CurrentCredential, in.LastErrorCode)
 
-	if revoke := g.enq.get(tasks.RevokeTaskID(id, before.CurrentCredential)); revoke != nil {
-		g.later.Store(int64(grace + time.Second))
-		_ = g.run(revoke)
+			if revoke := g.enq.get(tasks.RevokeTaskID(id, before.CurrentCredential)); revoke != nil {
+				g.later.Store(int64(grace + time.Second))
+				_ = g.run(revoke)
+			}
+			if got := g.fake.Config(id)[issuer.DefaultConfigVar]; got == live && !g.demo.Valid(before.CurrentCredential) {
+				t.Fatalf("the app's config still holds the provisioning credential %s's value, and rekey had it revoked (I1); "+
+					"the rotation ended with current %s, last error code %q", before.CurrentCredential, in.CurrentCredential, in.LastErrorCode)
+			}
+			if in.CurrentCredential != before.CurrentCredential || in.LastErrorCode != "mint:config_reused" {
+				t.Errorf("current %s (was %s), last error code %q; want the provisioning credential current and mint:config_reused",
+					in.CurrentCredential, before.CurrentCredential, in.LastErrorCode)
+			}
+		})
 	}
-	if got := g.fake.Config(id)[issuer.DefaultConfigVar]; got == live && !g.demo.Valid(before.CurrentCredential) {
-		t.Fatalf("the app's config still holds the provisioning credential %s's value, and rekey had it revoked (I1); "+
-			"the rotation ended with current %s, last error code %q", before.CurrentCredential, in.CurrentCredential, in.LastErrorCode)
+}
+
+// An instance registered without current_config costs one Heroku config
+// read more on its first rotation, before its mint, and none on any later
+// one; one registered with it (as `rekey dev` and the benchmarks register)
+// costs none.
+func TestFirstRotationReadsTheConfigOnceWithoutCurrentConfig(t *testing.T) {
+	t.Parallel()
+	g := newRig(t) // inst-1 registered with current_config
+	provisionWithoutConfig(t, g, "inst-2")
+	for _, tc := range []struct {
+		id, rot string
+		reads   int
+	}{
+		{"inst-1", "rot-1a", 0},
+		{"inst-1", "rot-1b", 0},
+		{"inst-2", "rot-2a", 1},
+		{"inst-2", "rot-2b", 0},
+	} {
+		before := configReads(g, tc.id)
+		if err := g.run(rotateTask(t, tc.id, tc.rot)); err != nil {
+			t.Fatalf("%s: %v", tc.rot, err)
+		}
+		if n := configReads(g, tc.id) - before; n != tc.reads {
+			t.Errorf("%s of %s: %d config reads, want %d", tc.rot, tc.id, n, tc.reads)
+		}
+		if n := len(g.fake.Calls(herokufake.PatchConfig)); n == 0 {
+			t.Fatalf("%s: no push", tc.rot)
+		}
 	}
-	if in.CurrentCredential != before.CurrentCredential || in.LastErrorCode != "mint:config_reused" {
-		t.Errorf("current %s (was %s), last error code %q; want the provisioning credential current and mint:config_reused",
-			in.CurrentCredential, before.CurrentCredential, in.LastErrorCode)
+}
+
+// A read of the config before the first mint that fails is the run's
+// failure, before anything is minted: retried when transient, the
+// rotation ended when Heroku answers 404 for the add-on, as after a push.
+func TestFirstRotationConfigReadFailure(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		status    int
+		permanent bool
+		code      string
+	}{
+		{"transient", http.StatusServiceUnavailable, false, ""},
+		{"gone", http.StatusNotFound, true, "readback:not_found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := newRig(t)
+			ctx := context.Background()
+			provisionWithoutConfig(t, g, "inst-2")
+			g.fake.Script(herokufake.GetConfig, herokufake.Respond(tc.status))
+			minted := g.demo.Stats().MintCalls
+			err := g.run(rotateTask(t, "inst-2", "rot-2"))
+			if err == nil || isPermanent(err) != tc.permanent {
+				t.Fatalf("rotate = %v, want permanent %v", err, tc.permanent)
+			}
+			if n := g.demo.Stats().MintCalls - minted; n != 0 {
+				t.Errorf("%d mint calls, want none", n)
+			}
+			if in, _ := g.st.Instance(ctx, "inst-2"); in.LastErrorCode != tc.code {
+				t.Errorf("last error code %q, want %q", in.LastErrorCode, tc.code)
+			}
+		})
 	}
+}
+
+// configReads counts the config reads Heroku answered for add-on id.
+func configReads(g *rig, id string) int {
+	n := 0
+	for _, c := range g.fake.Calls(herokufake.GetConfig) {
+		if c.Addon == id {
+			n++
+		}
+	}
+	return n
+}
+
+// provisionWithoutConfig provisions add-on id as provision does, and
+// registers it without current_config, as partners did before it.
+func provisionWithoutConfig(t *testing.T, g *rig, id string) {
+	t.Helper()
+	provisionWithVars(t, g, id, []string{issuer.DefaultConfigVar})
 }

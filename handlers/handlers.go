@@ -42,6 +42,9 @@ type Store interface {
 	Quarantine(ctx context.Context, instanceID, reason string) (bool, error)
 	Credential(ctx context.Context, instanceID, credID string) (store.Credential, error)
 	IsCurrentConfig(ctx context.Context, instanceID string, config map[string]secret.String) (bool, error)
+	NeedsCurrentFingerprint(ctx context.Context, instanceID, credID string) (bool, error)
+	LearnCurrentFingerprint(ctx context.Context, instanceID, credID string, config map[string]secret.String) (store.Learned, error)
+	NoteCurrentConfigIncomplete(ctx context.Context, instanceID, credID string) (store.Learned, error)
 	MarkRevoked(ctx context.Context, instanceID, credID string) error
 	ForgetStrayDue(ctx context.Context, instanceID, credID string) (bool, error)
 	AddEvent(ctx context.Context, e store.Event) error

@@ -51,4 +51,7 @@ const (
 	stepMint   = "mint"
 	stepVerify = "verify"
 	stepPush   = "push"
+	// stepReadBack is a read of the config Heroku holds: before an
+	// instance's first mint (currentconfig.go).
+	stepReadBack = "readback"
 )

@@ -148,6 +148,11 @@ func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err erro
 var errDeprovisionedSince = errors.New("the instance was deprovisioned after the rotation was requested")
 
 func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
+	if r.claim.CredentialID == "" {
+		if err := h.learnCurrent(ctx, r); err != nil {
+			return h.fail(ctx, r, stepReadBack, err)
+		}
+	}
 	credID, config, err := h.credential(ctx, r)
 	if errors.Is(err, store.ErrNotFound) && r.claim.CredentialID != "" || errors.Is(err, store.ErrConflict) {
 		// Another run of the task moved the rotation on meanwhile; the store

@@ -11,12 +11,14 @@ import (
 	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/registry"
+	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
 // provisionV1 creates a V1 add-on on the fake with a credential minted at
-// provisioning, registers it, and returns that credential's id.
+// provisioning, registers it with its config (as provision does), and
+// returns that credential's id.
 func (g *rig) provisionV1(t *testing.T, id, herokuID string) string {
 	t.Helper()
 	ctx := context.Background()
@@ -30,7 +32,8 @@ func (g *rig) provisionV1(t *testing.T, id, herokuID string) string {
 		t.Fatal(err)
 	}
 	if err := g.reg.Put(ctx, registry.Input{ID: id, APIVersion: store.APIv1, HerokuID: herokuID,
-		ConfigVars: []string{issuer.DefaultConfigVar}, CurrentCredentialID: cred.ID}); err != nil {
+		ConfigVars: []string{issuer.DefaultConfigVar}, CurrentCredentialID: cred.ID,
+		CurrentConfig: map[string]secret.String{issuer.DefaultConfigVar: cred.Config[issuer.DefaultConfigVar]}}); err != nil {
 		t.Fatal(err)
 	}
 	return cred.ID

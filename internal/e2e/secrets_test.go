@@ -40,12 +40,15 @@ func TestSecretsNeverLeak(t *testing.T) {
 	const known, refused = "known-tokens-instance", "literal-tokens-instance"
 	cred := w.addAddon(known)
 	code := w.sb.Fake.GrantCode(known)
-	w.registerWithTokens(known, cred, w.exchange(code))
+	// Registered without current_config: its first rotation reads the
+	// config the app holds from Heroku before it mints.
+	w.registerWithTokens(known, cred, w.exchange(code), false)
 	// Tokens Heroku never issued: the call answers 401 and the refresh 400,
-	// so the rotation fails with both tokens in hand.
+	// so the rotation fails at its push with both tokens in hand (its
+	// current_config spares it the read before the mint).
 	literal := registry.Tokens{AccessToken: secret.New("HRKU-known-access-" + randomHex(t)),
 		RefreshToken: secret.New("known-refresh-" + randomHex(t)), ExpiresAt: time.Now().Add(8 * time.Hour)}
-	w.registerWithTokens(refused, w.addAddon(refused), literal)
+	w.registerWithTokens(refused, w.addAddon(refused), literal, true)
 	ids := []string{known, refused}
 	for _, s := range samples {
 		ids = append(ids, s.ID)
@@ -175,11 +178,16 @@ func (w *world) exchange(code string) registry.Tokens {
 }
 
 // registerWithTokens registers a V3 instance with OAuth tokens the partner
-// sends itself (the API's "oauth" field).
-func (w *world) registerWithTokens(id string, cred issuer.Credential, tok registry.Tokens) {
+// sends itself (the API's "oauth" field), and with its current_config when
+// withConfig says so.
+func (w *world) registerWithTokens(id string, cred issuer.Credential, tok registry.Tokens, withConfig bool) {
 	w.t.Helper()
-	err := w.reg.Put(context.Background(), registry.Input{ID: id, APIVersion: store.APIv3,
-		ConfigVars: []string{issuer.DefaultConfigVar}, CurrentCredentialID: cred.ID, OAuth: &tok})
+	in := registry.Input{ID: id, APIVersion: store.APIv3,
+		ConfigVars: []string{issuer.DefaultConfigVar}, CurrentCredentialID: cred.ID, OAuth: &tok}
+	if withConfig {
+		in.CurrentConfig = cred.Config
+	}
+	err := w.reg.Put(context.Background(), in)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -36,8 +36,11 @@ const (
 	// for the instance (its minted set), or of a previous or unconfirmed
 	// one: taking it for the current credential's would let a read-back
 	// mistake that credential's config for the current one's
-	// (IsCurrentConfig), so nothing is written.
+	// (IsCurrentConfig), so no fingerprint is written.
 	FingerprintMinted Learned = "minted"
+	// FingerprintUnknown: the config read was incomplete
+	// (NoteCurrentConfigIncomplete); no fingerprint is written.
+	FingerprintUnknown Learned = "unknown"
 )
 
 // learnFingerprintScript gives the instance's current credential the
@@ -48,16 +51,24 @@ const (
 //
 // KEYS: learnFingerprintKeys, one field per key, in order.
 // ARGV: credential id, the config's fingerprint under the first key, its
-// fingerprints under every key one after the other (configFingerprints),
-// now ms, the minted set's ttl seconds (the rotation ttl, as
-// savePendingScript keeps it).
-// Returns a Learned word: "learned", "known", "not_current" or "minted".
+// fingerprints under every key one after the other (configFingerprints;
+// both "" when no whole config could be read), now ms, the minted set's
+// ttl seconds (the rotation ttl, as savePendingScript keeps it).
+// Returns a Learned word: "learned", "known", "not_current", "minted" or
+// "unknown". Whenever it writes no fingerprint on a current credential
+// without one, it notes the attempt ("f_tried", now ms), so that the
+// rotate handler reads Heroku's config for it once only
+// (NeedsCurrentFingerprint).
 var learnFingerprintScript = redis.NewScript(`
 local inst = redis.call('HMGET', KEYS[1], 'current', 'deprovisioned_at', 'registered_at')
 if (inst[3] or '') == '' or (inst[2] or '') ~= '' or (inst[1] or '') ~= ARGV[1] then return 'not_current' end
 local c = redis.call('HMGET', KEYS[2], 'state', 'f')
 if c[1] ~= 'current' then return 'not_current' end
 if (c[2] or '') ~= '' then return 'known' end
+if ARGV[2] == '' then
+  redis.call('HSET', KEYS[2], 'f_tried', ARGV[4])
+  return 'unknown'
+end
 local n = #ARGV[2]
 -- held(f): whether f is the config's fingerprint under one of the keys.
 local function held(f)
@@ -66,14 +77,18 @@ local function held(f)
   end
   return false
 end
+local function refuse()
+  redis.call('HSET', KEYS[2], 'f_tried', ARGV[4])
+  return 'minted'
+end
 for _, m in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
-  if held(string.sub(m, 1, n)) then return 'minted' end
+  if held(string.sub(m, 1, n)) then return refuse() end
 end
 local live = redis.call('ZRANGE', KEYS[4], 0, -1)
 for _, id in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do live[#live + 1] = id end
 for _, id in ipairs(live) do
   local f = redis.call('HGET', KEYS[6] .. id, 'f')
-  if f and f ~= '' and held(f) then return 'minted' end
+  if f and f ~= '' and held(f) then return refuse() end
 end
 redis.call('HSET', KEYS[2], 'f', ARGV[2])
 -- A later mint of this config under another id is refused for the
@@ -101,6 +116,21 @@ func (s *Store) LearnCurrentFingerprint(ctx context.Context, instanceID, credID 
 	if err != nil {
 		return "", fmt.Errorf("learn the current fingerprint: %w", err)
 	}
+	return s.learnFingerprint(ctx, instanceID, credID, fp, fps)
+}
+
+// NoteCurrentConfigIncomplete records that the config Heroku holds for
+// the instance lacks one of its config vars, so that credID, its current
+// credential without a fingerprint, gets none and Heroku is not read again
+// for it (NeedsCurrentFingerprint). Safe to repeat.
+func (s *Store) NoteCurrentConfigIncomplete(ctx context.Context, instanceID, credID string) (Learned, error) {
+	if !ValidID(credID) {
+		return FingerprintNotCurrent, nil
+	}
+	return s.learnFingerprint(ctx, instanceID, credID, "", "")
+}
+
+func (s *Store) learnFingerprint(ctx context.Context, instanceID, credID, fp, fps string) (Learned, error) {
 	keys := newLearnFingerprintKeys(instanceID, credID)
 	res, err := learnFingerprintScript.Run(ctx, s.rdb, keys.list(), credID, fp, fps, ms(s.now()),
 		int64(s.finishedTTL.Seconds())).Text()
@@ -112,14 +142,14 @@ func (s *Store) LearnCurrentFingerprint(ctx context.Context, instanceID, credID 
 
 // NeedsCurrentFingerprint reports whether credID, the instance's current
 // credential as its caller read it, is one registered at provisioning (no
-// rotation minted it) that carries no fingerprint yet: the rotate handler
-// then reads the config Heroku holds once, before the first mint, to
-// learn it. One Redis command.
+// rotation minted it) that carries no fingerprint yet, nor was ever tried
+// for one: the rotate handler then reads the config Heroku holds, once per
+// instance, before the first mint, to learn it. One Redis command.
 func (s *Store) NeedsCurrentFingerprint(ctx context.Context, instanceID, credID string) (bool, error) {
 	if credID == "" {
 		return false, nil
 	}
-	v, err := s.rdb.HMGet(ctx, credentialKey(instanceID, credID), "state", "f", "rotation_id").Result()
+	v, err := s.rdb.HMGet(ctx, credentialKey(instanceID, credID), "state", "f", "rotation_id", "f_tried").Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
@@ -127,7 +157,7 @@ func (s *Store) NeedsCurrentFingerprint(ctx context.Context, instanceID, credID 
 		return false, fmt.Errorf("read the current credential: %w", err)
 	}
 	str := func(i int) string { x, _ := v[i].(string); return x }
-	return str(0) == CredentialCurrent && str(1) == "" && str(2) == "", nil
+	return str(0) == CredentialCurrent && str(1) == "" && str(2) == "" && str(3) == "", nil
 }
 
 // learnFingerprintKeys are the KEYS of learnFingerprintScript, one field

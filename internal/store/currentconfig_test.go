@@ -95,4 +95,13 @@ func TestLearnCurrentFingerprint(t *testing.T) {
 	if is, _ := s.IsCurrentConfig(ctx, "inst-m", minted); is {
 		t.Error("IsCurrentConfig takes the config rekey minted for k-2 for the current credential k-3's")
 	}
+
+	// A config read without one of the vars gives no fingerprint, and is
+	// not read again.
+	if got, err := s.NoteCurrentConfigIncomplete(ctx, "inst-m", "k-3"); err != nil || got != FingerprintUnknown {
+		t.Errorf("NoteCurrentConfigIncomplete = %q, %v; want %q", got, err, FingerprintUnknown)
+	}
+	if need, err := s.NeedsCurrentFingerprint(ctx, "inst-m", "k-3"); err != nil || need {
+		t.Errorf("NeedsCurrentFingerprint after a refusal and an incomplete read = %v, %v; want false", need, err)
+	}
 }

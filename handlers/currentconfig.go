@@ -1,0 +1,53 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// learnCurrent gives the instance's current credential the fingerprint of
+// the config Heroku holds, before the instance's first mint, when that
+// credential is the one registered at provisioning and its registration
+// carried no current_config: without it, a mint answering a new id with
+// the config the app already holds would pass the config_reused check,
+// the push would change nothing, and the provisioning credential would be
+// revoked after the grace while the app runs on it (I1).
+//
+// It costs one Heroku call of the shared budget, once per instance: the
+// store notes the attempt whatever it learns (store.NeedsCurrentFingerprint).
+// A read that fails is the run's failure: a transient one or a 429 is
+// retried rather than the rotation minting unchecked; a 403, 404 or 410
+// ends it as any step's does (Rotate.end). What is read is scrubbed from
+// any text the run keeps; only the fingerprint is stored.
+func (h *Rotate) learnCurrent(ctx context.Context, r *rotation) error {
+	in := r.claim.Instance
+	need, err := h.deps.Store.NeedsCurrentFingerprint(ctx, in.ID, in.CurrentCredential)
+	if err != nil || !need {
+		return err
+	}
+	got, err := h.deps.Heroku.GetConfig(h.classed(ctx, r), r.target())
+	if err != nil {
+		return fmt.Errorf("read the config the app holds: %w", err)
+	}
+	r.remember(got)
+	mine := make(map[string]secret.String, len(in.ConfigVars))
+	for _, name := range in.ConfigVars {
+		if v, ok := got[name]; ok && !v.IsZero() {
+			mine[name] = v
+		}
+	}
+	var learned store.Learned
+	if len(mine) == len(in.ConfigVars) {
+		learned, err = h.deps.Store.LearnCurrentFingerprint(ctx, in.ID, in.CurrentCredential, mine)
+	} else {
+		learned, err = h.deps.Store.NoteCurrentConfigIncomplete(ctx, in.ID, in.CurrentCredential)
+	}
+	if err != nil {
+		return err
+	}
+	r.log.Info().Str("credential_id", in.CurrentCredential).Str("fingerprint", string(learned)).Msg("current_config_read")
+	return nil
+}
