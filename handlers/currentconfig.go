@@ -48,6 +48,6 @@ func (h *Rotate) learnCurrent(ctx context.Context, r *rotation) error {
 	if err != nil {
 		return err
 	}
-	r.log.Info().Str("credential_id", in.CurrentCredential).Str("fingerprint", string(learned)).Msg("current_config_read")
+	r.log.Info().Str("credential_id", in.CurrentCredential).Str("outcome", string(learned)).Msg("current_config_read")
 	return nil
 }
