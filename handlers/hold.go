@@ -46,6 +46,11 @@ type CustomerLog interface {
 	Notify(ctx context.Context, instanceID, line string)
 }
 
+// errNoLongerWaiting means a hold could not be saved because its
+// credential no longer waits for revocation: the run must not go on to
+// the issuer with what it read before.
+var errNoLongerWaiting = errors.New("the credential no longer waits for revocation")
+
 // holding decides, at a previous credential's revoke time, whether its
 // revocation waits: it returns a *RetryLaterError while the issuer reports
 // the credential used within the quiet period, and nil when the revocation
@@ -112,7 +117,9 @@ func (h *Revoke) keep(ctx context.Context, c *store.Credential, next store.Hold,
 	if !d.now().Before(next.CapAt) {
 		if !d.Holds.KeepAtCap {
 			log.Error().Time("cap_at", next.CapAt).Msg("hold_cap_reached_revoking")
-			_ = d.HoldStore.SaveHold(ctx, next, store.EventHoldCapped, "cap reached; revoking although "+detail)
+			if err := d.HoldStore.SaveHold(ctx, next, store.EventHoldCapped, "cap reached; revoking although "+detail); errors.Is(err, store.ErrConflict) {
+				return errNoLongerWaiting
+			}
 			return h.release(ctx, c, true, "the hold reached its cap")
 		}
 		log.Error().Time("cap_at", next.CapAt).Msg("hold_cap_reached_holding")
@@ -121,10 +128,11 @@ func (h *Revoke) keep(ctx context.Context, c *store.Credential, next store.Hold,
 		}
 	}
 	if err := d.HoldStore.SaveHold(ctx, next, event, detail); errors.Is(err, store.ErrConflict) {
-		// Another run of the task revoked the credential meanwhile (I6):
-		// there is nothing left to hold, nor to do.
+		// The credential no longer waits for revocation: another run of
+		// the task revoked it meanwhile (I6), or a registration made it
+		// current again. The run reads it again (Revoke.process).
 		log.Info().Err(err).Msg("hold_not_saved")
-		return nil
+		return errNoLongerWaiting
 	} else if err != nil {
 		return err
 	}

@@ -56,7 +56,9 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	if wait := c.RevokeAt.Sub(h.deps.now()); wait > 0 {
 		return &RetryLaterError{After: wait, Reason: "revoke time not reached", Until: c.RevokeAt}
 	}
-	if err := h.holding(ctx, &c, log); err != nil {
+	if err := h.holding(ctx, &c, log); errors.Is(err, errNoLongerWaiting) {
+		return h.reread(ctx, p)
+	} else if err != nil {
 		return err
 	}
 	if err := h.deps.Issuer.Revoke(ctx, p.InstanceID, p.CredentialID); err != nil {
@@ -77,6 +79,24 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 		h.notify(ctx, &c, "your old "+varText(h.deps.varNames(ctx, p.InstanceID))+" credential was revoked")
 	}
 	return nil
+}
+
+// reread decides again on a credential that stopped waiting for its
+// revocation while this run held it (another run revoked it, or a
+// registration made it current again): never on to the issuer with the
+// state read before, which would revoke it a second time, or revoke a
+// current credential (I1).
+func (h *Revoke) reread(ctx context.Context, p tasks.RevokePayload) error {
+	c, err := h.deps.Store.Credential(ctx, p.InstanceID, p.CredentialID)
+	switch {
+	case err != nil:
+		return err // retried; a record gone is then the first read's case
+	case c.Revoked():
+		return h.dropLeftoverHold(ctx, &c)
+	case c.State != store.CredentialPrevious && c.State != store.CredentialDiscarded:
+		return h.stray(ctx, p, fmt.Errorf("credential %s is %s: only previous or discarded credentials are revoked", c.ID, c.State))
+	}
+	return fmt.Errorf("revoke %s: %w; retried", c.ID, errNoLongerWaiting)
 }
 
 // dropLeftoverHold releases a hold left on a credential already revoked,

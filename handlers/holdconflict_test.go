@@ -1,0 +1,88 @@
+package handlers_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/handlers"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+type countingLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *countingLog) Notify(_ context.Context, _ string, line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, line)
+}
+
+type revokeCounter struct {
+	*usageRaceIssuer
+	revokes atomic.Int32
+}
+
+func (i *revokeCounter) Revoke(ctx context.Context, instanceID, credID string) error {
+	i.revokes.Add(1)
+	return i.usageRaceIssuer.Revoke(ctx, instanceID, credID)
+}
+
+// A run whose hold cannot be saved because another run revoked the
+// credential meanwhile (I6) stops there: no second DELETE to the issuer,
+// no second revocation counted, no second "was revoked" line in the
+// customer's log stream.
+func TestAHoldThatCannotBeSavedStopsTheRun(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	g.deps.HoldStore = g.st
+	g.deps.Holds = handlers.HoldPolicy{Quiet: 15 * time.Minute, Recheck: 10 * time.Minute, Max: 24 * time.Hour}
+	cl := &countingLog{}
+	g.deps.CustomerLog = cl
+	obs := &lagObserver{}
+	g.deps.Observer = obs
+	ctx := context.Background()
+	before, _ := g.st.Instance(ctx, "inst-1")
+	old := before.CurrentCredential
+	if err := g.run(rotateTask(t, "inst-1", "rot_hold_conflict")); err != nil {
+		t.Fatal(err)
+	}
+	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", old))
+	if revoke == nil {
+		t.Fatal("no revoke task")
+	}
+	iss := &revokeCounter{usageRaceIssuer: &usageRaceIssuer{Issuer: g.demo, entered: make(chan struct{}), release: make(chan struct{})}}
+	g.deps.Issuer = iss
+	g.later.Store(int64(grace + time.Second))
+
+	first := make(chan error, 1)
+	go func() { first <- g.run(revoke) }()
+	<-iss.entered
+	if err := g.run(revoke); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	close(iss.release)
+	if err := <-first; err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	cl.mu.Lock()
+	lines := 0
+	for _, l := range cl.lines {
+		if strings.Contains(l, "was revoked") {
+			lines++
+		}
+	}
+	cl.mu.Unlock()
+	obs.mu.Lock()
+	revoked := len(obs.lags)
+	obs.mu.Unlock()
+	if n := iss.revokes.Load(); n != 1 || revoked != 1 || lines != 1 {
+		t.Errorf("one revocation, two runs: %d DELETEs to the issuer, %d revocations counted, %d \"was revoked\" customer log lines; want 1 each",
+			n, revoked, lines)
+	}
+}
