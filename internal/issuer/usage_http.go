@@ -3,7 +3,9 @@ package issuer
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -100,16 +102,55 @@ func CleanUsedBy(s string) string {
 
 // mayHoldPassword reports whether a hint may hold a password that
 // LooksGenerated lets pass (a human-chosen one, with dashes): a URL's user
-// information, a password where a URL's port belongs, or a parameter named
-// like a secret. A user alone before a host ("app@10.0.0.5"), an IPv6
-// address and a host's port hold none and are kept.
+// information, a password where a URL's port belongs, a user and password
+// without a host ("app:pw"), a parameter named like a secret, or a word
+// that names one anywhere ("password = pw", `{"password":"pw"}`), read as
+// written and percent-decoded. A user alone before a host
+// ("app@10.0.0.5"), an IP address and a host's port hold none and are
+// kept. It errs towards dropping: a hint is a courtesy, a password in it a
+// leak.
 func mayHoldPassword(s string) bool {
-	for _, word := range strings.Fields(s) {
-		if userPassword(word) || secretParam(word) {
+	forms := []string{s}
+	if dec, err := url.PathUnescape(s); err == nil && dec != s {
+		forms = append(forms, dec)
+	}
+	for _, f := range forms {
+		lower := strings.ToLower(f)
+		if slices.ContainsFunc(secretWords, func(w string) bool { return strings.Contains(lower, w) }) {
 			return true
+		}
+		for _, word := range strings.Fields(f) {
+			if userPassword(word) || secretParam(word) || bareUserPassword(word) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// secretWords name a secret wherever they stand in a hint, in lower case.
+var secretWords = []string{"pass", "pwd", "secret", "token", "cred"}
+
+// bareUserPassword reports whether word reads as a user and password
+// without a host ("app:Hunter2"): something after its last ':' that is no
+// port, in a word (after any user and '@') that is no IP address
+// ("2001:db8::1", "[2001:db8::1]:5432").
+func bareUserPassword(word string) bool {
+	if strings.Contains(word, "://") {
+		return false // a URL: userPassword's case
+	}
+	if at := strings.LastIndexByte(word, '@'); at >= 0 {
+		word = word[at+1:] // a user before the host: userPassword's case
+	}
+	colon := strings.LastIndexByte(word, ':')
+	if colon < 0 || strings.Trim(word[colon+1:], "0123456789") == "" {
+		return false
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(word, "["), "]")
+	if h, _, err := net.SplitHostPort(word); err == nil {
+		host = strings.Trim(h, "[]")
+	}
+	return net.ParseIP(host) == nil
 }
 
 // userPassword reports whether word holds a user and password before a
