@@ -311,13 +311,14 @@ func TestStartupCheckNamesTheKeysVariable(t *testing.T) {
 	})
 	out := web.stderr.String()
 	// Each of the 3 instances holds 2 sealed values: its OAuth tokens (one
-	// value) and its log_input_url.
-	if !strings.Contains(out, "REKEY_ENCRYPTION_KEYS") || !strings.Contains(out, `"unreadable":6`) {
+	// value) and its log_input_url; and the fingerprint key, which the
+	// first registration's current_config made, is a seventh.
+	if !strings.Contains(out, "REKEY_ENCRYPTION_KEYS") || !strings.Contains(out, `"unreadable":7`) {
 		t.Fatalf("the start-up check's line does not name the variable and the count:\n%s", out)
 	}
 	waitFor(t, 30*time.Second, "rekey_sealed_unreadable", func() (bool, string) {
 		code, body := opsGet(base + "/metrics")
-		return code == http.StatusOK && strings.Contains(body, "rekey_sealed_unreadable 6"), fmt.Sprint(code)
+		return code == http.StatusOK && strings.Contains(body, "rekey_sealed_unreadable 7"), fmt.Sprint(code)
 	})
 	web.alive("rekey web")
 }

@@ -172,9 +172,12 @@ func (h *pushes) UpdateConfig(_ context.Context, t heroku.Target, _ []heroku.Con
 	return nil
 }
 
-// GetConfig is never needed: every push is accepted.
-func (h *pushes) GetConfig(context.Context, heroku.Target) (map[string]secret.String, error) {
-	return nil, errors.New("pushes: config is not kept")
+// GetConfig answers what an instance's first rotation reads (its
+// registration carried no current_config): the provisioning credential's
+// config, as Heroku holds it until the first push. No push is refused, so
+// no read-back asks.
+func (h *pushes) GetConfig(_ context.Context, t heroku.Target) (map[string]secret.String, error) {
+	return map[string]secret.String{"MYADDON_URL": secret.New("postgres://c0-" + t.AddonID + "@db.example")}, nil
 }
 
 // AddonState is never needed: no push is refused.
