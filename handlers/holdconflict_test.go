@@ -6,10 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/rekeyhq/rekey/handlers"
-	"github.com/rekeyhq/rekey/tasks"
 )
 
 type countingLog struct {
@@ -39,26 +35,13 @@ func (i *revokeCounter) Revoke(ctx context.Context, instanceID, credID string) e
 // customer's log stream.
 func TestAHoldThatCannotBeSavedStopsTheRun(t *testing.T) {
 	t.Parallel()
-	g := newRig(t)
-	g.deps.HoldStore = g.st
-	g.deps.Holds = handlers.HoldPolicy{Quiet: 15 * time.Minute, Recheck: 10 * time.Minute, Max: 24 * time.Hour}
+	g, _, revoke := holdRaceRig(t)
 	cl := &countingLog{}
 	g.deps.CustomerLog = cl
 	obs := &lagObserver{}
 	g.deps.Observer = obs
-	ctx := context.Background()
-	before, _ := g.st.Instance(ctx, "inst-1")
-	old := before.CurrentCredential
-	if err := g.run(rotateTask(t, "inst-1", "rot_hold_conflict")); err != nil {
-		t.Fatal(err)
-	}
-	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", old))
-	if revoke == nil {
-		t.Fatal("no revoke task")
-	}
 	iss := &revokeCounter{usageRaceIssuer: &usageRaceIssuer{Issuer: g.demo, entered: make(chan struct{}), release: make(chan struct{})}}
 	g.deps.Issuer = iss
-	g.later.Store(int64(grace + time.Second))
 
 	first := make(chan error, 1)
 	go func() { first <- g.run(revoke) }()

@@ -6,12 +6,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/tasks"
 )
+
+// holdRaceRig is a rig whose revocations ask the issuer about usage, with
+// the credential the instance held before one rotation, the revoke task
+// of that credential, and the clock past its grace: two runs of that task
+// can then be raced.
+func holdRaceRig(t *testing.T) (g *rig, old string, revoke *asynq.Task) {
+	t.Helper()
+	g = newRig(t)
+	g.deps.HoldStore = g.st
+	g.deps.Holds = handlers.HoldPolicy{Quiet: 15 * time.Minute, Recheck: 10 * time.Minute, Max: 24 * time.Hour}
+	before, _ := g.st.Instance(context.Background(), "inst-1")
+	old = before.CurrentCredential
+	if err := g.run(rotateTask(t, "inst-1", "rot_hold_race")); err != nil {
+		t.Fatal(err)
+	}
+	revoke = g.enq.get(tasks.RevokeTaskID("inst-1", old))
+	if revoke == nil {
+		t.Fatal("no revoke task")
+	}
+	g.later.Store(int64(grace + time.Second))
+	return g, old, revoke
+}
 
 // usageRaceIssuer answers the first usage question "in use", but only once
 // the test lets it go; every later one "not used".
@@ -40,22 +63,10 @@ func (i *usageRaceIssuer) Usage(ctx context.Context, instanceID, credID string) 
 // grows) for a credential that is revoked.
 func TestConcurrentRevokeRunsLeaveNoHoldOnARevokedCredential(t *testing.T) {
 	t.Parallel()
-	g := newRig(t)
-	g.deps.HoldStore = g.st
-	g.deps.Holds = handlers.HoldPolicy{Quiet: 15 * time.Minute, Recheck: 10 * time.Minute, Max: 24 * time.Hour}
+	g, old, revoke := holdRaceRig(t)
 	ctx := context.Background()
-	before, _ := g.st.Instance(ctx, "inst-1")
-	old := before.CurrentCredential
-	if err := g.run(rotateTask(t, "inst-1", "rot_hold_race")); err != nil {
-		t.Fatal(err)
-	}
-	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", old))
-	if revoke == nil {
-		t.Fatal("no revoke task")
-	}
 	iss := &usageRaceIssuer{Issuer: g.demo, entered: make(chan struct{}), release: make(chan struct{})}
 	g.deps.Issuer = iss
-	g.later.Store(int64(grace + time.Second))
 
 	first := make(chan error, 1)
 	go func() { first <- g.run(revoke) }()
@@ -112,22 +123,10 @@ func (i *heldThenRevokedIssuer) Revoke(ctx context.Context, instanceID, credID s
 // credential.
 func TestARevocationEndsTheHoldAnotherRunSaved(t *testing.T) {
 	t.Parallel()
-	g := newRig(t)
-	g.deps.HoldStore = g.st
-	g.deps.Holds = handlers.HoldPolicy{Quiet: 15 * time.Minute, Recheck: 10 * time.Minute, Max: 24 * time.Hour}
+	g, old, revoke := holdRaceRig(t)
 	ctx := context.Background()
-	before, _ := g.st.Instance(ctx, "inst-1")
-	old := before.CurrentCredential
-	if err := g.run(rotateTask(t, "inst-1", "rot_hold_race")); err != nil {
-		t.Fatal(err)
-	}
-	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", old))
-	if revoke == nil {
-		t.Fatal("no revoke task")
-	}
 	iss := &heldThenRevokedIssuer{Issuer: g.demo, entered: make(chan struct{}), release: make(chan struct{})}
 	g.deps.Issuer = iss
-	g.later.Store(int64(grace + time.Second))
 
 	first := make(chan error, 1)
 	go func() { first <- g.run(revoke) }()

@@ -194,9 +194,12 @@ func accessLine(t *testing.T, out, label string) string {
 	return m[1]
 }
 
-func TestDevServesTheWebProcess(t *testing.T) {
+// startDevAccess starts `rekey dev` on webAddr and reads the access lines
+// it prints; the process is killed when the test ends.
+func startDevAccess(t *testing.T, webAddr string) (cmd *exec.Cmd, access string, stderr *syncBuffer) {
+	t.Helper()
 	r := redistest.New(t)
-	cmd, _, stderr := devProcess(t, r.URL, append([]string{"--web-addr", "127.0.0.1:0"}, quickDev...)...)
+	cmd, _, stderr = devProcess(t, r.URL, append([]string{"--web-addr", webAddr}, quickDev...)...)
 	cmd.Stdout = nil
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -205,8 +208,12 @@ func TestDevServesTheWebProcess(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	access := readAccess(t, out, stderr)
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, readAccess(t, out, stderr), stderr
+}
+
+func TestDevServesTheWebProcess(t *testing.T) {
+	cmd, access, stderr := startDevAccess(t, "127.0.0.1:0")
 
 	login := strings.Fields(accessLine(t, access, "customer dashboard"))[0]
 	password := regexp.MustCompile(`password (\S+)\)`).FindStringSubmatch(accessLine(t, access, "monitoring"))[1]
@@ -247,18 +254,7 @@ func TestDevServesTheWebProcess(t *testing.T) {
 // unspecified address (0.0.0.0, [::]), and says that it listens on every
 // interface, where /dev/login signs anyone in.
 func TestDevPrintsAReachableURLForAWildcardAddr(t *testing.T) {
-	r := redistest.New(t)
-	cmd, _, stderr := devProcess(t, r.URL, append([]string{"--web-addr", ":0"}, quickDev...)...)
-	cmd.Stdout = nil
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	access := readAccess(t, out, stderr)
+	_, access, _ := startDevAccess(t, ":0")
 	login := strings.Fields(accessLine(t, access, "customer dashboard"))[0]
 	u, err := url.Parse(login)
 	if err != nil {
