@@ -9,9 +9,12 @@ import (
 // ConfigEndpoints are the calls that push a credential: one per rotation.
 var ConfigEndpoints = []herokufake.Endpoint{herokufake.PatchConfig, herokufake.V1Put}
 
-// BudgetEndpoints are the calls a rotation spends the budget on: its push,
-// and for a V1 instance the read-back that confirms it.
-var BudgetEndpoints = []herokufake.Endpoint{herokufake.PatchConfig, herokufake.V1Put, herokufake.V1Get}
+// BudgetEndpoints are the calls a rotation spends the budget on: its push;
+// for a V1 instance the read-back that confirms it; the read of the config
+// Heroku holds, before the first rotation of an instance registered without
+// current_config, and after pushes Heroku did not answer (V3 GetConfig, V1
+// V1Get).
+var BudgetEndpoints = []herokufake.Endpoint{herokufake.PatchConfig, herokufake.V1Put, herokufake.V1Get, herokufake.GetConfig}
 
 // ConfigCalls returns every config push the fake saw, in arrival order.
 func ConfigCalls(f *herokufake.Fake) []herokufake.Call {
