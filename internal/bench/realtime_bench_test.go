@@ -51,17 +51,29 @@ type realtimeScenario struct {
 	errorRate float64 // share of config pushes answered 503
 	hog       bool    // a busy-loop process per core during the wave
 	kill      bool    // SIGKILL one worker a third into the wave
+	// upgrade registers the instances without current_config, as earlier
+	// versions did: each one's first rotation reads its config from Heroku
+	// before minting.
+	upgrade bool
+}
+
+// mix is the scenario's sample instances.
+func (sc realtimeScenario) mix() sandbox.Mix {
+	m := sandbox.DefaultMix
+	m.WithoutCurrentConfig = sc.upgrade
+	return m
 }
 
 // BenchmarkRealtimeWave rotates a few hundred instances at Heroku's real rate
 // with three `rekey worker` processes, once per scenario, and prints one
 // table: run it with -benchtime 1x (make bench). It takes about five minutes
-// a scenario.
+// a scenario, ten for upgrade, which is why make bench leaves upgrade out.
 func BenchmarkRealtimeWave(b *testing.B) {
 	all := []realtimeScenario{
 		{name: "clean"},
 		{name: "faults", errorRate: 0.05, hog: true},
 		{name: "kill", kill: true},
+		{name: "upgrade", upgrade: true},
 	}
 	rep := &bench.Report{
 		Title: fmt.Sprintf("rekey real-time wave: %d rotations at Heroku's real rate, three worker processes", *realtimeInstances),
@@ -82,6 +94,7 @@ func BenchmarkRealtimeWave(b *testing.B) {
 		fmt.Sprintf("workers: %d `rekey worker` processes, REKEY_CONCURRENCY=%d, REKEY_GRACE=10s (20s in Private Spaces)", benchWorkers, benchConcurrency),
 		"wave: `rekey rotate --all --queue bulk`; one more instance rotated interactively once half the wave reached Heroku",
 		"scenarios: clean; faults = 5% of config pushes answered 503 and a busy-loop process per core; kill = one worker SIGKILLed a third into the wave",
+		"upgrade = clean with every instance registered without current_config, as before this version: each first rotation reads the add-on's config (one more budget call); about ten minutes, so not in the default -realtime-scenarios (make bench)",
 	}
 	fmt.Print("\n", rep.String(), "\n")
 	fmt.Fprintf(os.Stderr, "BenchmarkRealtimeWave: took %s\n", time.Since(started).Round(time.Second))
@@ -103,6 +116,7 @@ type realtimeRun struct {
 	lastCallGap               float64 // the same between the last budget calls, V1 read-backs included
 	calls, failedCalls        int
 	readBacks                 int // V1 read-backs (a V1 push is confirmed by one)
+	reads                     int // reads of the config Heroku holds before an instance's first push
 	v1                        int // V1 instances in the wave
 	returned                  int
 	interactive               time.Duration
@@ -161,7 +175,7 @@ func (r *realtimeRun) run() {
 	r.fatal(err)
 	r.h = h
 	r.b.Cleanup(h.Close)
-	samples, err := h.Provision(ctx, 1, r.n, sandbox.DefaultMix)
+	samples, err := h.Provision(ctx, 1, r.n, r.sc.mix())
 	r.fatal(err)
 	r.ids = bench.IDs(samples)
 	for _, sm := range samples {
@@ -202,7 +216,7 @@ func (r *realtimeRun) run() {
 	watchers.Go(func() { r.watchConnections(done) })
 	// The instance rotated interactively mid-wave is registered after the
 	// wave was requested, so that it is not part of it.
-	fresh, err := h.Provision(ctx, r.n+1, 1, sandbox.DefaultMix)
+	fresh, err := h.Provision(ctx, r.n+1, 1, r.sc.mix())
 	r.fatal(err)
 	r.freshID = fresh[0].ID
 	if r.sc.kill {
@@ -423,11 +437,24 @@ func (r *realtimeRun) measurePushes() {
 		times = append(times, c.At)
 	}
 	spent := slices.Clone(times)
-	for _, c := range r.h.Fake().Calls(herokufake.V1Get) {
-		if keep(c) {
-			r.readBacks++
-			spent = append(spent, c.At)
+	firstPush := map[string]time.Time{}
+	for _, c := range calls {
+		if t, ok := firstPush[c.Addon]; !ok || c.At.Before(t) {
+			firstPush[c.Addon] = c.At
 		}
+	}
+	// A read before the instance's first push is the first rotation's read
+	// of the config Heroku holds; after it, a read-back.
+	for _, c := range r.h.Fake().Calls(herokufake.V1Get, herokufake.GetConfig) {
+		if !keep(c) {
+			continue
+		}
+		if t, ok := firstPush[c.Addon]; !ok || c.At.Before(t) {
+			r.reads++
+		} else {
+			r.readBacks++
+		}
+		spent = append(spent, c.At)
 	}
 	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
 	if len(times) == 0 {
@@ -453,15 +480,25 @@ func (r *realtimeRun) longestGap(times []time.Time) float64 {
 }
 
 // needed is the Heroku calls the wave cannot do without: one push per
-// instance, and for a V1 instance the read-back that confirms its push
-// (V1's answer says nothing of what Heroku holds). The ideal makespan is
+// instance, for a V1 instance the read-back that confirms its push (V1's
+// answer says nothing of what Heroku holds), and in upgrade one read of
+// each instance's config before its first mint. The ideal makespan is
 // those calls past the burst at the budget's pace.
-func (r *realtimeRun) needed() int { return r.n + r.v1 }
+func (r *realtimeRun) needed() int { return r.n + r.v1 + r.firstReads() }
+
+// firstReads is how many reads of the config Heroku holds the wave cannot
+// do without: one an instance registered without current_config.
+func (r *realtimeRun) firstReads() int {
+	if r.sc.upgrade {
+		return r.n
+	}
+	return 0
+}
 
 func (r *realtimeRun) report(rep *bench.Report) {
 	ideal := time.Duration(r.needed()-realtimeBurst) * r.interval
 	ratio := float64(r.makespan) / float64(ideal)
-	extra := r.calls + r.readBacks - r.needed()
+	extra := r.calls + r.readBacks + r.reads - r.needed()
 	// Each extra call (a 503 answered, then retried) takes one more interval.
 	extraIdeal := float64(extra) * float64(r.interval) / float64(ideal)
 	target, ok := "<= 1.03", ratio <= 1.03
@@ -477,8 +514,8 @@ func (r *realtimeRun) report(rep *bench.Report) {
 		verdict = ""
 	}
 	rep.Add(bench.Row{Metric: p + "makespan / ideal", Value: fmt.Sprintf("%.3f", ratio), Target: target, Verdict: verdict,
-		Comment: fmt.Sprintf("%s from starting `rotate --all` (it ran %s) to the last push; ideal (%d + %d V1 read-backs - %d) / %.3f per s = %s",
-			r.makespan.Round(100*time.Millisecond), r.enqueued.Round(10*time.Millisecond), r.n, r.v1, realtimeBurst,
+		Comment: fmt.Sprintf("%s from starting `rotate --all` (it ran %s) to the last push; ideal (%d + %d V1 read-backs + %d first reads - %d) / %.3f per s = %s",
+			r.makespan.Round(100*time.Millisecond), r.enqueued.Round(10*time.Millisecond), r.n, r.v1, r.firstReads(), realtimeBurst,
 			float64(realtimePerHour)/3600, ideal.Round(100*time.Millisecond))})
 	if r.sc.kill {
 		rep.Add(bench.Row{Metric: p + "  SIGKILL", Value: fmt.Sprintf("%s in", r.killedAt.Sub(r.start).Round(time.Second)),
@@ -487,10 +524,14 @@ func (r *realtimeRun) report(rep *bench.Report) {
 	rep.Add(bench.Row{Metric: p + "config calls / rotations", Value: fmt.Sprintf("%d / %d", r.calls, r.n),
 		Comment: fmt.Sprintf("%d answered 5xx; %d V1 read-backs for %d V1 instances; extra calls are %.3f of the ideal",
 			r.failedCalls, r.readBacks, r.v1, extraIdeal)})
+	if r.sc.upgrade {
+		rep.Add(bench.Row{Metric: p + "first-rotation reads", Value: fmt.Sprintf("%d / %d", r.reads, r.firstReads()),
+			Comment: "reads of the add-on's config before an instance's first push (V3 GET /addons/{id}/config, V1 GET /vendor/apps/{id}), of those expected"})
+	}
 	rep.Add(bench.Row{Metric: p + "longest gap, last 10 pushes", Value: fmt.Sprintf("%.2f intervals", r.lastGap),
 		Target: "<= 3", Verdict: bench.Check(r.lastGap <= 3), Comment: fmt.Sprintf("interval %s", r.interval)})
 	rep.Add(bench.Row{Metric: p + "  last 10 budget calls", Value: fmt.Sprintf("%.2f intervals", r.lastCallGap),
-		Comment: "the same between the pushes and the V1 read-backs that spend the budget"})
+		Comment: "the same between the pushes and the reads and read-backs that spend the budget"})
 	rep.Add(bench.Row{Metric: p + "tasks returned to asynq for budget", Value: strconv.Itoa(r.returned), Target: "0",
 		Verdict: bench.Check(r.returned == 0), Comment: "rotate tasks seen in asynq's retry set waiting for budget"})
 	rep.Add(bench.Row{Metric: p + "interactive mid-wave -> Heroku", Value: r.interactive.Round(time.Millisecond).String(),

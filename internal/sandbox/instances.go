@@ -28,6 +28,11 @@ type Sample struct {
 type Mix struct {
 	V1Every      int
 	PrivateEvery int
+	// WithoutCurrentConfig registers the instances without current_config,
+	// as versions of rekey before it did: each instance's first rotation
+	// then reads its config from Heroku before minting (one call of the
+	// budget). False sends it, as a partner does.
+	WithoutCurrentConfig bool
 }
 
 // DefaultMix is mostly V3, one in seven V1, one in six in a Private Space.
@@ -82,6 +87,9 @@ func (s *Sandbox) provision(ctx context.Context, reg *registry.Registry, i int, 
 	// sends it: rekey learns its fingerprint from it, not from Heroku.
 	in := registry.Input{ID: sm.ID, APIVersion: sm.APIVersion, ConfigVars: spec.ConfigVars,
 		PrivateSpace: sm.PrivateSpace, CurrentCredentialID: cred.ID, CurrentConfig: cred.Config}
+	if mix.WithoutCurrentConfig {
+		in.CurrentConfig = nil
+	}
 	if sm.APIVersion == store.APIv1 {
 		spec.HerokuID = fmt.Sprintf("app%d@heroku.com", i)
 		in.HerokuID = spec.HerokuID
