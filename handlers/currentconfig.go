@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -39,6 +40,15 @@ func (h *Rotate) learnCurrent(ctx context.Context, r *rotation) error {
 			mine[name] = v
 		}
 	}
+	if len(mine) == 0 {
+		// Heroku holds none of the vars the instance was registered with
+		// (config_vars naming other vars than the add-on's, or something
+		// not Heroku answering): a push would add vars the apps do not
+		// read, and the credential they run on would be revoked after the
+		// grace (I1). Nothing is minted, and nothing noted: the next
+		// rotation reads again.
+		return &VarsNotHeldError{Names: in.ConfigVars}
+	}
 	var learned store.Learned
 	if len(mine) == len(in.ConfigVars) {
 		learned, err = h.deps.Store.LearnCurrentFingerprint(ctx, in.ID, in.CurrentCredential, mine)
@@ -50,4 +60,16 @@ func (h *Rotate) learnCurrent(ctx context.Context, r *rotation) error {
 	}
 	r.log.Info().Str("credential_id", in.CurrentCredential).Str("outcome", string(learned)).Msg("current_config_read")
 	return nil
+}
+
+// VarsNotHeldError means the config Heroku holds for an add-on holds none
+// of the config vars its instance was registered with: the rotation ends
+// before anything is minted (readback:config_vars_not_held).
+type VarsNotHeldError struct {
+	Names []string // the registered config vars
+}
+
+func (e *VarsNotHeldError) Error() string {
+	return "Heroku holds none of the instance's config vars (" + strings.Join(e.Names, ", ") +
+		"): check the instance's config_vars against the add-on's"
 }

@@ -12,6 +12,9 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/registry"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -174,4 +177,48 @@ func configReads(g *rig, id string) int {
 func provisionWithoutConfig(t *testing.T, g *rig, id string) {
 	t.Helper()
 	provisionWithVars(t, g, id, []string{issuer.DefaultConfigVar})
+}
+
+// An add-on whose config holds none of the vars its instance was
+// registered with (config_vars naming other vars, or a front answering for
+// Heroku with an empty config) is not rotated: the push would add vars the
+// apps do not read, and the credential they run on would be revoked after
+// the grace (I1). Nothing is minted, and the next rotation reads again.
+func TestFirstRotationStopsWhenHerokuHoldsNoneOfTheVars(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	ctx := context.Background()
+	cred, err := g.demo.Mint(ctx, "inst-2", "provision")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{issuer.DefaultConfigVar}
+	if err := g.fake.AddAddon(herokufake.AddonSpec{ID: "inst-2", App: "app-inst-2", ConfigVars: []string{"OTHERADDON_URL"},
+		InitialConfig: map[string]string{"OTHERADDON_URL": cred.Config[issuer.DefaultConfigVar].Reveal()}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.reg.Put(ctx, registry.Input{ID: "inst-2", APIVersion: store.APIv3, ConfigVars: names,
+		CurrentCredentialID: cred.ID, OAuthGrant: &registry.Grant{Code: secret.New(g.fake.GrantCode("inst-2"))}}); err != nil {
+		t.Fatal(err)
+	}
+	minted := g.demo.Stats().MintCalls
+	for i, rot := range []string{"rot-2", "rot-3"} {
+		err := g.run(rotateTask(t, "inst-2", rot))
+		if err == nil || !isPermanent(err) {
+			t.Fatalf("rotate %s = %v, want a permanent failure", rot, err)
+		}
+		if n := configReads(g, "inst-2"); n != i+1 {
+			t.Errorf("after %s: %d config reads, want %d: a read that found none of the vars notes nothing", rot, n, i+1)
+		}
+	}
+	if n := g.demo.Stats().MintCalls - minted; n != 0 {
+		t.Errorf("%d mint calls, want none", n)
+	}
+	in, _ := g.st.Instance(ctx, "inst-2")
+	if in.LastErrorCode != "readback:config_vars_not_held" || in.CurrentCredential != cred.ID {
+		t.Errorf("last error code %q, current %s; want readback:config_vars_not_held, %s", in.LastErrorCode, in.CurrentCredential, cred.ID)
+	}
+	if !g.demo.Valid(cred.ID) {
+		t.Errorf("the credential the app runs on, %s, was revoked (I1)", cred.ID)
+	}
 }

@@ -444,7 +444,8 @@ var errIDUnchecked = errors.New("credential id unchecked")
 func isPermanent(err error) bool {
 	var mismatch *ConfigMismatchError
 	var unusable *issuer.UnusableCredentialError
-	return errors.Is(err, asynq.SkipRetry) || errors.As(err, &unusable) || errors.Is(err, store.ErrConflict) ||
+	var notHeld *VarsNotHeldError
+	return errors.As(err, &notHeld) || errors.Is(err, asynq.SkipRetry) || errors.As(err, &unusable) || errors.Is(err, store.ErrConflict) ||
 		unreadable(err) || errors.Is(err, store.ErrCredentialReused) ||
 		errors.Is(err, store.ErrInvalidCredentialID) || errors.Is(err, store.ErrConfigReused) ||
 		errors.Is(err, store.ErrReminted) || errors.As(err, &mismatch) ||
@@ -468,7 +469,10 @@ func failureCode(step string, err error) string {
 	var mismatch *ConfigMismatchError
 	var unusable *issuer.UnusableCredentialError
 	var unknown *issuer.UnknownCredentialError
+	var notHeld *VarsNotHeldError
 	switch {
+	case errors.As(err, &notHeld):
+		return step + ":config_vars_not_held"
 	case errors.Is(err, errIDUnchecked):
 		return step + ":unchecked_credential_id"
 	case errors.Is(err, errDeprovisionedSince):
