@@ -42,10 +42,8 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 		return permanent(fmt.Errorf("credential %s of instance %s is unknown", p.CredentialID, p.InstanceID))
 	case err != nil:
 		return err
-	case c.Revoked():
-		return h.dropLeftoverHold(ctx, &c)
-	case c.State != store.CredentialPrevious && c.State != store.CredentialDiscarded:
-		return h.stray(ctx, p, fmt.Errorf("credential %s is %s: only previous or discarded credentials are revoked", c.ID, c.State))
+	case c.Revoked() || !waitsForRevocation(c):
+		return h.settled(ctx, p, c)
 	}
 	// A discarded credential's revoke_at is its discarding time, unless it
 	// was discarded with a grace (a deprovisioned instance's, failScript).
@@ -91,12 +89,25 @@ func (h *Revoke) reread(ctx context.Context, p tasks.RevokePayload) error {
 	switch {
 	case err != nil:
 		return err // retried; a record gone is then the first read's case
-	case c.Revoked():
-		return h.dropLeftoverHold(ctx, &c)
-	case c.State != store.CredentialPrevious && c.State != store.CredentialDiscarded:
-		return h.stray(ctx, p, fmt.Errorf("credential %s is %s: only previous or discarded credentials are revoked", c.ID, c.State))
+	case c.Revoked() || !waitsForRevocation(c):
+		return h.settled(ctx, p, c)
 	}
 	return fmt.Errorf("revoke %s: %w; retried", c.ID, errNoLongerWaiting)
+}
+
+// waitsForRevocation reports whether c is a credential rekey revokes:
+// previous or discarded.
+func waitsForRevocation(c store.Credential) bool {
+	return c.State == store.CredentialPrevious || c.State == store.CredentialDiscarded
+}
+
+// settled ends a run on a credential with nothing to revoke: revoked
+// already (a hold left on it goes), or one rekey would not revoke (stray).
+func (h *Revoke) settled(ctx context.Context, p tasks.RevokePayload, c store.Credential) error {
+	if c.Revoked() {
+		return h.dropLeftoverHold(ctx, &c)
+	}
+	return h.stray(ctx, p, fmt.Errorf("credential %s is %s: only previous or discarded credentials are revoked", c.ID, c.State))
 }
 
 // dropLeftoverHold releases a hold left on a credential already revoked,

@@ -59,7 +59,7 @@ const (
 // without one, it notes the attempt ("f_tried", now ms), so that the
 // rotate handler reads Heroku's config for it once only
 // (NeedsCurrentFingerprint).
-var learnFingerprintScript = redis.NewScript(`
+var learnFingerprintScript = redis.NewScript(luaFingerprintIn + `
 local inst = redis.call('HMGET', KEYS[1], 'current', 'deprovisioned_at', 'registered_at')
 if (inst[3] or '') == '' or (inst[2] or '') ~= '' or (inst[1] or '') ~= ARGV[1] then return 'not_current' end
 local c = redis.call('HMGET', KEYS[2], 'state', 'f')
@@ -71,12 +71,7 @@ if ARGV[2] == '' then
 end
 local n = #ARGV[2]
 -- held(f): whether f is the config's fingerprint under one of the keys.
-local function held(f)
-  for i = 1, #ARGV[3], n do
-    if string.sub(ARGV[3], i, i + n - 1) == f then return true end
-  end
-  return false
-end
+local function held(f) return fingerprintIn(ARGV[3], n, f) end
 local function refuse()
   redis.call('HSET', KEYS[2], 'f_tried', ARGV[4])
   return 'minted'

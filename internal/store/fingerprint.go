@@ -203,3 +203,16 @@ func (s *Store) createFingerprintKey(ctx context.Context) (string, error) {
 	}
 	return s.rdb.Get(ctx, k).Result()
 }
+
+// luaFingerprintIn is the scripts' comparison of a stored fingerprint with
+// a config's: fingerprintIn(all, n, f) says whether f is one of the n-byte
+// fingerprints all holds one after the other (configFingerprints' all,
+// the config's fingerprints under every key).
+const luaFingerprintIn = `
+local function fingerprintIn(all, n, f)
+  for i = 1, #all, n do
+    if string.sub(all, i, i + n - 1) == f then return true end
+  end
+  return false
+end
+`

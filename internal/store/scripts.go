@@ -426,17 +426,12 @@ return reply('claimed', ARGV[1], KEYS[2])
 // nothing is recorded, and the rotation fails at mint). A credential that arrives too late to be used (the rotation
 // finished meanwhile, or already has another one) is recorded as discarded
 // and queued for revocation, so it does not outlive the conflict (I3).
-var savePendingScript = eventScript(`
+var savePendingScript = eventScript(luaFingerprintIn, `
 local rot = redis.call('HMGET', KEYS[1], 'state', 'credential_id')
 local st, have = rot[1] or '', rot[2] or ''
 if st == '' then return redis.error_reply('not_found') end
 -- held(f): whether f is the new config's fingerprint under one of the keys.
-local function held(f)
-  for i = 1, #ARGV[11], #ARGV[10] do
-    if string.sub(ARGV[11], i, i + #ARGV[10] - 1) == f then return true end
-  end
-  return false
-end
+local function held(f) return fingerprintIn(ARGV[11], #ARGV[10], f) end
 if have == ARGV[1] then
   -- Another run saved this credential first: it pushes the stored config,
   -- so this run may not push another one under the same id.
