@@ -584,7 +584,14 @@ func writePlan(w io.Writer, pl fleet.Plan, took time.Duration) {
 	if pl.AtCap > 0 {
 		row("refused, at the cap", "%d (REKEY_MAX_PREVIOUS superseded credentials already wait for revocation)", pl.AtCap)
 	}
-	calls := fmt.Sprintf("%d (one config update per instance)", pl.Rotate)
+	calls := fmt.Sprintf("%d (one config update per instance", pl.Calls())
+	if pl.ReadBacks > 0 {
+		calls += ", " + count(pl.ReadBacks, "read-back of a V1 update", "read-backs of V1 updates")
+	}
+	if pl.FirstReads > 0 {
+		calls += ", " + count(pl.FirstReads, "first read", "first reads") + " of the config Heroku holds"
+	}
+	calls += ")"
 	if pl.TokenRefreshes > 0 {
 		calls += fmt.Sprintf(", plus %d OAuth token refreshes", pl.TokenRefreshes)
 	}

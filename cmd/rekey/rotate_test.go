@@ -14,6 +14,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -31,11 +32,13 @@ func TestRotatePlanAllOnTenThousandChangesNothing(t *testing.T) {
 	for _, want := range []string{
 		"plan for 10000 instances",
 		"rotate                 10000, on queue bulk",
-		"Heroku API calls       10000 (one config update per instance), plus 10000 OAuth token refreshes",
+		// Registered without current_config: each first rotation reads the
+		// config Heroku holds before its update.
+		"Heroku API calls       20000 (one config update per instance, 10000 first reads of the config Heroku holds), plus 10000 OAuth token refreshes",
 		"apps released          at least 10000 (one per instance; attached apps release and restart too)",
 		"budget                 4000 calls/hour",
-		// (10,000 - 9 calls of burst) at 0.9 s each.
-		"estimated duration     at least 2h30m",
+		// (20,000 - 9 calls of burst) at 0.9 s each.
+		"estimated duration     at least 5h",
 	} {
 		if !strings.Contains(c.stdout.String(), want) {
 			t.Errorf("plan lacks %q", want)
@@ -49,6 +52,58 @@ func TestRotatePlanAllOnTenThousandChangesNothing(t *testing.T) {
 				t.Errorf("new key %s", k)
 			}
 		}
+	}
+}
+
+// TestRotatePlanCountsEveryHerokuCall checks that a plan counts the calls a
+// rotation makes besides its update, which the budget grants like any
+// other: a V1 update's read-back, and the first read of an instance
+// registered without current_config.
+func TestRotatePlanCountsEveryHerokuCall(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	config := map[string]secret.String{"MYADDON_URL": secret.New("postgres://u:provisioned@db/x")}
+	for _, r := range []struct {
+		id, version string
+		fingerprint bool
+	}{
+		{"inst-v3-known", store.APIv3, true}, {"inst-v3-new", store.APIv3, false},
+		{"inst-v1-known", store.APIv1, true}, {"inst-v1-new", store.APIv1, false},
+	} {
+		reg := store.Registration{ID: r.id, APIVersion: r.version, ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}
+		if r.version == store.APIv1 {
+			reg.HerokuID = "app-" + r.id
+		}
+		if err := c.st.PutInstance(ctx, reg); err != nil {
+			t.Fatal(err)
+		}
+		if r.fingerprint {
+			if got, err := c.st.LearnCurrentFingerprint(ctx, r.id, "cred-0", config); err != nil || got != store.FingerprintLearned {
+				t.Fatalf("LearnCurrentFingerprint(%s) = %q, %v", r.id, got, err)
+			}
+		}
+	}
+	if err := c.run(t, "rotate", "--plan", "--all"); err != nil {
+		t.Fatalf("%v\n%s", err, c.stderr)
+	}
+	want := "Heroku API calls       8 (one config update per instance, 2 read-backs of V1 updates, 2 first reads of the config Heroku holds)"
+	if !strings.Contains(c.stdout.String(), want) {
+		t.Errorf("plan lacks %q:\n%s", want, c.stdout)
+	}
+	if err := c.run(t, "rotate", "--plan", "--all", "--json"); err != nil {
+		t.Fatalf("%v\n%s", err, c.stderr)
+	}
+	var got struct {
+		Rotate     int `json:"rotate"`
+		Calls      int `json:"heroku_api_calls"`
+		ReadBacks  int `json:"v1_read_backs"`
+		FirstReads int `json:"first_reads"`
+	}
+	if err := json.Unmarshal(c.stdout.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, c.stdout)
+	}
+	if got.Rotate != 4 || got.Calls != 8 || got.ReadBacks != 2 || got.FirstReads != 2 {
+		t.Errorf("rotate --plan --json = %+v; want 4 rotations, 8 calls: 2 read-backs, 2 first reads", got)
 	}
 }
 
@@ -87,7 +142,7 @@ func TestRotatePlanCounts(t *testing.T) {
 			"plan for 5 instances", "rotate                 4, on queue default", "skip, in flight        1",
 			"plus 3 OAuth token refreshes", "at least 0s"}},
 		{"skip if previous", []string{"--plan", "--skip-if-previous", ids[2], ids[3]}, []string{
-			"plan for 2 instances", "rotate                 1", "skip, previous waits   1", "Heroku API calls       1 (one config update per instance)\n"}},
+			"plan for 2 instances", "rotate                 1", "skip, previous waits   1", "Heroku API calls       2 (one config update per instance, 1 first read of the config Heroku holds)\n"}},
 		{"one", []string{"--plan", ids[3]}, []string{"plan for 1 instance (", "rotate                 1, on queue interactive"}},
 		{"all", []string{"--plan", "--all"}, []string{
 			"plan for 5 instances", "rotate                 4, on queue bulk", "skip, in flight        1"}},

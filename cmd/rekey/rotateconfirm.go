@@ -73,7 +73,7 @@ func planSummary(pl fleet.Plan) string {
 	skipped := pl.InFlight + pl.Deprovisioned + pl.Unknown + pl.PreviousWaiting + pl.AtCap
 	return fmt.Sprintf("rotate %d of %d instances on queue %s (%d skipped): %d Heroku API calls, "+
 		"at least %d apps released and restarted, at least %s at %d calls/hour",
-		pl.Rotate, pl.Named, pl.Queue, skipped, pl.Rotate, pl.Rotate, roundDuration(pl.Duration), pl.PerHour)
+		pl.Rotate, pl.Named, pl.Queue, skipped, pl.Calls(), pl.Rotate, roundDuration(pl.Duration), pl.PerHour)
 }
 
 // rotateOutput is `rekey rotate --json`: the figures of the text line,
@@ -122,6 +122,8 @@ type planOutput struct {
 	PreviousWaiting  int     `json:"skip_previous_waiting"`
 	AtCap            int     `json:"refused_at_cap"`
 	HerokuCalls      int     `json:"heroku_api_calls"`
+	ReadBacks        int     `json:"v1_read_backs"`
+	FirstReads       int     `json:"first_reads"`
 	TokenRefreshes   int     `json:"oauth_token_refreshes"`
 	AppsReleased     int     `json:"apps_released_at_least"`
 	PerHour          int     `json:"budget_calls_per_hour"`
@@ -131,6 +133,6 @@ type planOutput struct {
 func newPlanOutput(pl fleet.Plan) planOutput {
 	return planOutput{Instances: pl.Named, Rotate: pl.Rotate, Queue: pl.Queue, InFlight: pl.InFlight,
 		Deprovisioned: pl.Deprovisioned, Unknown: pl.Unknown, PreviousWaiting: pl.PreviousWaiting, AtCap: pl.AtCap,
-		HerokuCalls: pl.Rotate, TokenRefreshes: pl.TokenRefreshes, AppsReleased: pl.Rotate, PerHour: pl.PerHour,
+		HerokuCalls: pl.Calls(), ReadBacks: pl.ReadBacks, FirstReads: pl.FirstReads, TokenRefreshes: pl.TokenRefreshes, AppsReleased: pl.Rotate, PerHour: pl.PerHour,
 		EstimatedSeconds: roundDuration(pl.Duration).Seconds()}
 }

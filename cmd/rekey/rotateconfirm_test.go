@@ -26,7 +26,8 @@ func TestRotateAllAsksOnATerminal(t *testing.T) {
 	if !maps.Equal(before, c.snapshot(t)) {
 		t.Fatal("a declined rotation changed Redis")
 	}
-	want := "rotate 7 of 7 instances on queue bulk (0 skipped): 7 Heroku API calls, at least 7 apps released and restarted"
+	// Each update, and the first read of each instance registered without current_config.
+	want := "rotate 7 of 7 instances on queue bulk (0 skipped): 14 Heroku API calls, at least 7 apps released and restarted"
 	if !strings.Contains(c.stderr.String(), want) || !strings.Contains(c.stderr.String(), "[y/N]") {
 		t.Errorf("the question lacks the plan's summary %q:\n%s", want, c.stderr)
 	}

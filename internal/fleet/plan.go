@@ -13,10 +13,17 @@ import (
 type Plan struct {
 	// Named is how many distinct instances the request names.
 	Named int
-	// Rotate is how many rotations would start: one Heroku Platform API
-	// call each, one release of the instance's app and of every app it
-	// is attached to.
+	// Rotate is how many rotations would start: at least one Heroku
+	// Platform API call each (the config update), one release of the
+	// instance's app and of every app it is attached to.
 	Rotate int
+	// ReadBacks is how many of those rotations are of V1 instances, whose
+	// update is confirmed by a second call reading the app's config back.
+	ReadBacks int
+	// FirstReads is how many of those rotations start with a read of the
+	// config Heroku holds, one call each: instances registered without
+	// current_config and not rotated since (store.NeedsCurrentFingerprint).
+	FirstReads int
 	// Instances left out: already rotating (the request would join that
 	// rotation), deprovisioned, unknown, or with a previous credential
 	// still waiting for revocation (only with Request.SkipIfPrevious).
@@ -34,10 +41,15 @@ type Plan struct {
 	Queue string
 	// PerHour is the budget the estimate assumes.
 	PerHour int
-	// Duration is the least time the budget takes to grant the Rotate
-	// calls, if nothing else spends it.
+	// Duration is the least time the budget takes to grant Calls, if
+	// nothing else spends it.
 	Duration time.Duration
 }
+
+// Calls is how many Heroku Platform API calls the rotations take when every
+// call is answered: one update each, a read-back for each V1 instance and
+// a first read where one is needed.
+func (pl Plan) Calls() int { return pl.Rotate + pl.ReadBacks + pl.FirstReads }
 
 // Plan works out what Rotate would do with req under a budget of perHour
 // Heroku calls an hour, without changing anything: no batch, no claim, no
@@ -56,7 +68,7 @@ func (p *Producer) Plan(ctx context.Context, req Request, perHour int) (Plan, er
 			return Plan{}, err
 		}
 	}
-	pl.Duration = Estimate(pl.Rotate, perHour)
+	pl.Duration = Estimate(pl.Calls(), perHour)
 	return pl, nil
 }
 
@@ -74,6 +86,7 @@ func (p *Producer) planPage(ctx context.Context, pl *Plan, ids []string, skipIfP
 		}
 	}
 	var v3 []string
+	var rotate []store.Instance
 	for i, in := range ins {
 		switch {
 		case in.RegisteredAt.IsZero():
@@ -88,11 +101,19 @@ func (p *Producer) planPage(ctx context.Context, pl *Plan, ids []string, skipIfP
 			pl.AtCap++
 		default:
 			pl.Rotate++
+			rotate = append(rotate, in)
 			if in.APIVersion == store.APIv3 {
 				v3 = append(v3, in.ID)
+			} else {
+				pl.ReadBacks++
 			}
 		}
 	}
+	reads, err := p.store.CountFirstReads(ctx, rotate)
+	if err != nil {
+		return err
+	}
+	pl.FirstReads += reads
 	return p.countRefreshes(ctx, pl, v3, now)
 }
 

@@ -144,15 +144,51 @@ func (s *Store) NeedsCurrentFingerprint(ctx context.Context, instanceID, credID 
 	if credID == "" {
 		return false, nil
 	}
-	v, err := s.rdb.HMGet(ctx, credentialKey(instanceID, credID), "state", "f", "rotation_id", "f_tried").Result()
+	v, err := s.rdb.HMGet(ctx, credentialKey(instanceID, credID), needsFingerprintFields...).Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("read the current credential: %w", err)
 	}
+	return needsFingerprint(v), nil
+}
+
+// needsFingerprintFields are the fields of a credential that
+// needsFingerprint reads, in order.
+var needsFingerprintFields = []string{"state", "f", "rotation_id", "f_tried"}
+
+// needsFingerprint reads an HMGET of needsFingerprintFields.
+func needsFingerprint(v []any) bool {
 	str := func(i int) string { x, _ := v[i].(string); return x }
-	return str(0) == CredentialCurrent && str(1) == "" && str(2) == "" && str(3) == "", nil
+	return str(0) == CredentialCurrent && str(1) == "" && str(2) == "" && str(3) == ""
+}
+
+// CountFirstReads counts the instances in ins whose next rotation starts
+// with a read of the config Heroku holds (NeedsCurrentFingerprint), one
+// round trip for them all: a plan counts that read among the rotation's
+// Heroku calls.
+func (s *Store) CountFirstReads(ctx context.Context, ins []Instance) (int, error) {
+	pipe := s.rdb.Pipeline()
+	var cmds []*redis.SliceCmd
+	for _, in := range ins {
+		if in.CurrentCredential != "" {
+			cmds = append(cmds, pipe.HMGet(ctx, credentialKey(in.ID, in.CurrentCredential), needsFingerprintFields...))
+		}
+	}
+	if len(cmds) == 0 {
+		return 0, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("read the current credentials: %w", err)
+	}
+	n := 0
+	for _, c := range cmds {
+		if needsFingerprint(c.Val()) {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // learnFingerprintKeys are the KEYS of learnFingerprintScript, one field
