@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -251,6 +252,9 @@ func (r *realtimeRun) run() {
 	r.sent = (float64(sent) - r.idleSent*elapsed.Seconds()) / float64(r.n+1)
 	r.ran = (float64(ran) - r.idleRan*elapsed.Seconds()) / float64(r.n+1)
 	r.measurePushes()
+	if *realtimeLogs != "" {
+		r.fatal(r.writeCalls(filepath.Join(*realtimeLogs, r.sc.name+"-heroku-calls.tsv")))
+	}
 	_, err = r.w.Stop(25 * time.Second)
 	r.fatal(err)
 	if v := h.Sandbox.Checker.Violations(); len(v) > 0 {
@@ -417,6 +421,19 @@ func (r *realtimeRun) countCommands(c0, c1, o0 map[string]int64, elapsed time.Du
 		top = append(top, fmt.Sprintf("%s %.1f", name, by[name]/rotations))
 	}
 	r.topCommands = strings.Join(top, ", ")
+}
+
+// writeCalls writes every call the fake saw to path, one a line: seconds
+// since the wave started, endpoint, status, add-on id; with -realtime-logs,
+// to tell where a wave left budget unused.
+func (r *realtimeRun) writeCalls(path string) error {
+	var b strings.Builder
+	all := []herokufake.Endpoint{herokufake.GetConfig, herokufake.PatchConfig, herokufake.GetAddon, herokufake.RateLimits,
+		herokufake.OAuthToken, herokufake.V1Put, herokufake.V1Get, herokufake.Unknown}
+	for _, c := range r.h.Fake().Calls(all...) {
+		fmt.Fprintf(&b, "%.3f\t%s\t%d\t%s\n", c.At.Sub(r.start).Seconds(), c.Endpoint, c.Status, c.Addon)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // measurePushes reads the wave's pushes from the fake: makespan, extra
