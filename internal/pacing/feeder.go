@@ -217,16 +217,15 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 		return 0 // all dropped: the next ones at once
 	}
 	if f.p.Budget != nil {
-		err := f.p.Budget.WaitN(ratelimit.WithClass(ctx, ratelimit.Background), "", len(ready))
+		err := f.waitLeading(ctx, len(ready))
 		if d, ok := ratelimit.IsDelay(err); ok {
 			return d // a pause (429, low water) longer than MaxWait
 		}
 		if err != nil {
-			return f.p.Idle
+			return f.p.Idle // a Redis error, or the lease lost in the wait
 		}
-		// A long wait (a 429 pause) can outlast the lease, and a standby
-		// take it and release these same ids: only the feeder that still
-		// leads releases them.
+		// The lease may have been lost as the tokens came (a renewal that
+		// failed): only the feeder that still leads releases these ids.
 		if !f.lead(ctx) {
 			f.unused.Add(int64(len(ready)))
 			return standbyEvery * f.p.Idle
@@ -234,6 +233,40 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 	}
 	f.release(ctx, ready)
 	return 0
+}
+
+// waitLeading waits for n background tokens of the budget, renewing the
+// lease meanwhile, and gives the wait up when the lease is lost. A wait can
+// outlast the lease: a 429's shared pause, or a wave whose rotations take
+// tokens of their own (a V1 read-back, the first read of the config Heroku
+// holds) one at a time while the feeder needs n at once. Without renewals a
+// standby took the lease, read these same ids and waited for tokens too:
+// each such take was spent on ids released already, about a tenth of a
+// wave's budget where every rotation reads first (docs/benchmarks.md).
+func (f *Feeder) waitLeading(ctx context.Context, n int) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		tick := time.NewTicker(renewEvery / 2)
+		defer tick.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-tick.C:
+				if !f.lead(ctx) {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	err := f.p.Budget.WaitN(ratelimit.WithClass(wctx, ratelimit.Background), "", n)
+	cancel()
+	<-renewed // f.leased is the renewals' until here
+	return err
 }
 
 // held is a held rotation and the task its release enqueues.

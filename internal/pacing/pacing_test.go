@@ -464,7 +464,19 @@ func TestFeederResumesSoonAfterAnUnpause(t *testing.T) {
 // standby takes the lease meanwhile. When the pause ends only the standby,
 // now leading, releases: the first gives its tokens up unused, and every
 // released rotation keeps its paid mark.
-func TestFeederThatLostItsLeaseInAWaitReleasesNothing(t *testing.T) {
+// sharedPause sets the account's shared pause, as a 429 answered in another
+// process does, for d.
+func (w *world) sharedPause(t *testing.T, d time.Duration) {
+	t.Helper()
+	if err := w.r.Client.Set(t.Context(), "rekey:ratelimit:{account}:hold", "429", d).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A wait longer than the lease (here a 429's shared pause of 7 s, against a
+// 5 s lease) keeps the lease: the standby feeder never takes it, so it
+// never reads the same ids nor spends tokens on them.
+func TestFeederKeepsItsLeaseThroughALongWait(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, 10, 3)
 	limB, err := ratelimit.New(w.r.Client, ratelimit.Params{PerHour: 10 * 3600, Burst: 3, Reserve: 1})
@@ -473,45 +485,62 @@ func TestFeederThatLostItsLeaseInAWaitReleasesNothing(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = limB.Close() })
 	ids := w.hold(t, 4)
-	// A 429 answered elsewhere: the account's shared pause, 7 s, longer
-	// than the 5 s lease.
-	if err := w.r.Client.Set(t.Context(), "rekey:ratelimit:{account}:hold", "429", 7*time.Second).Err(); err != nil {
-		t.Fatal(err)
-	}
+	w.sharedPause(t, 7*time.Second)
 	feeder := func(lim *ratelimit.Limiter) *pacing.Feeder {
 		p := w.params()
 		p.Budget, p.Idle, p.QueueCheck, p.PauseCheck = lim, 50*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
 		return pacing.NewFeeder(p)
 	}
 	a, b := feeder(w.lim), feeder(limB)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{}, 2)
-	go func() { a.Run(ctx); done <- struct{}{} }()
+	stopA := run(t, a)
 	time.Sleep(200 * time.Millisecond) // a leads
-	go func() { b.Run(ctx); done <- struct{}{} }()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if n, _ := pacing.Held(t.Context(), w.r.Client); n == 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(300 * time.Millisecond) // the other feeder's wait ends too
-	cancel()
-	<-done
-	<-done
+	stopB := run(t, b)
+	until(15*time.Second, func() bool { n, _ := pacing.Held(t.Context(), w.r.Client); return n == 0 })
+	time.Sleep(300 * time.Millisecond)
+	stopB()
+	stopA()
 	sa, sb := a.Stats(), b.Stats()
-	if sa.Released+sa.Dropped > 0 && sb.Released+sb.Dropped > 0 {
-		t.Errorf("both feeders released (first %+v, second %+v): only the one leading may", sa, sb)
+	if sa.Released != int64(len(ids)) || sb.Released+sb.Dropped > 0 {
+		t.Errorf("released by the leader %+v, by the standby %+v; want the %d held by the leader alone", sa, sb, len(ids))
 	}
-	if sa.Released+sb.Released != int64(len(ids)) {
-		t.Errorf("released %d + %d, want the %d held", sa.Released, sb.Released, len(ids))
+	if sa.Unused+sb.Unused > 0 {
+		t.Errorf("tokens taken for nothing: %d by the leader, %d by the standby", sa.Unused, sb.Unused)
+	}
+	if got := limB.Stats().Background.Granted; got > 0 {
+		t.Errorf("the standby was granted %d waits of the budget; want none", got)
 	}
 	paid := pacing.NewPaid(w.r.Client)
 	for _, id := range ids {
 		if !paid.Take(t.Context(), id) {
 			t.Errorf("rotation %s released without its paid mark", id)
 		}
+	}
+}
+
+// A feeder whose lease is taken while it waits (its renewals failed, and
+// another feeder took it) gives the wait up and releases nothing: the
+// other one releases those ids.
+func TestFeederThatLostItsLeaseInAWaitReleasesNothing(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 10, 3)
+	w.hold(t, 4)
+	w.sharedPause(t, 4*time.Second)
+	f := w.feeder()
+	stop := run(t, f)
+	time.Sleep(500 * time.Millisecond) // it leads, and waits for the pause to end
+	if err := w.r.Client.Set(t.Context(), "rekey:pace:feeder", "feeder_other", 20*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second) // the pause is over
+	stop()
+	if n, err := pacing.Held(t.Context(), w.r.Client); err != nil || n != 4 {
+		t.Errorf("held = %d, %v; want the 4 still held", n, err)
+	}
+	if st := f.Stats(); st.Released+st.Dropped+st.Unused > 0 {
+		t.Errorf("the feeder that lost its lease released or spent: %+v", st)
+	}
+	if got := w.lim.Stats().Background.Granted; got > 0 {
+		t.Errorf("the budget granted %d waits; want none", got)
 	}
 }
 
