@@ -68,8 +68,8 @@ type FeederParams struct {
 	// Batch is how many rotations the feeder releases together, on tokens
 	// taken in one request to the budget; 0 means 2, and never more than the
 	// budget's background burst. Pairs halve what the feeder's tokens and
-	// look at the held set cost Redis; the wave's last pushes still follow
-	// each other within about two budget intervals.
+	// look at the held set cost Redis; the last lastOnes rotations of a
+	// wave go one at a time.
 	Batch int
 	// MaxPending stops releases while this many bulk tasks are runnable
 	// and not yet picked up (the workers are busy or gone); 0 means 16, or
@@ -203,10 +203,16 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 		return standbyEvery * f.p.Idle
 	}
 	// The oldest held ids, and their tasks, read before the tokens are
-	// taken: they stay held until their tasks are enqueued.
-	ids, err := f.p.Redis.ZRange(ctx, heldKey, 0, int64(f.p.Batch-1)).Result()
+	// taken: they stay held until their tasks are enqueued. Fewer than
+	// lastOnes held are the end of a wave, released one at a time.
+	ids, err := f.p.Redis.ZRange(ctx, heldKey, 0, int64(max(f.p.Batch, lastOnes)-1)).Result()
 	if err != nil || len(ids) == 0 || f.queueBlocked() {
 		return f.p.Idle
+	}
+	if len(ids) < lastOnes {
+		ids = ids[:1]
+	} else {
+		ids = ids[:min(len(ids), f.p.Batch)]
 	}
 	ready, err := f.tasks(ctx, ids)
 	if err != nil {
@@ -268,6 +274,15 @@ func (f *Feeder) waitLeading(ctx context.Context, n int) error {
 	<-renewed // f.leased is the renewals' until here
 	return err
 }
+
+// lastOnes is how many held rotations, or fewer, the feeder releases one
+// at a time rather than Batch at a time: the end of a wave. Pairs bring
+// pushes two at once and then none for two budget intervals, three when a
+// V1 read-back or a retried push takes a token between two pairs; one at a
+// time, the last pushes of a wave come one an interval, two when such a
+// call comes between. It costs Redis a budget request and a look at the
+// held set more for each of those rotations.
+const lastOnes = 10
 
 // held is a held rotation and the task its release enqueues.
 type held struct {

@@ -237,9 +237,11 @@ func TestFeedersReleaseInOrderAtTheBudgetsPace(t *testing.T) {
 // With room for pairs in the background burst, the feeder releases two
 // rotations per request for tokens, still in the hold order and at the
 // budget's pace, each with its own paid token.
-func TestFeederReleasesInPairs(t *testing.T) {
+// The feeder releases pairs on one request to the budget each, and the
+// last rotations of a wave, fewer than ten held, one at a time.
+func TestFeederReleasesInPairsAndTheLastOnesOneAtATime(t *testing.T) {
 	t.Parallel()
-	const rate, burst, n = 10, 3, 9
+	const rate, burst, n = 10, 3, 19
 	w := newWorld(t, rate, burst)
 	ids := w.hold(t, n)
 	f := w.feeder()
@@ -254,8 +256,12 @@ func TestFeederReleasesInPairs(t *testing.T) {
 	if s := f.Stats(); s.Released != n || s.Unused != 0 {
 		t.Fatalf("feeder stats %+v, want %d released and no token unused", s, n)
 	}
-	// Pairs from a background burst of 2: the first pair at once, then one
-	// pair every two intervals; the last, odd rotation on one token.
+	// 19, 17, 15, 13 and 11 held: five pairs; then 9 held, one by one.
+	if got := w.lim.Stats().Background.Granted; got != 5+9 {
+		t.Errorf("the budget granted %d requests, want 14: 5 pairs, then the last 9 one at a time", got)
+	}
+	// From a background burst of 2: the first pair at once, then one
+	// token an interval.
 	if least := time.Duration(n-1-2) * time.Second / rate; took < least*9/10 {
 		t.Errorf("released %d in %s, faster than the budget allows (%s)", n, took, least)
 	}
@@ -313,7 +319,7 @@ func TestFeederWaitsWhileTheQueueIsPaused(t *testing.T) {
 func TestFeederSeesAPauseOfAnUnknownQueueAfterOneRelease(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, 50, 3)
-	w.hold(t, 6)
+	w.hold(t, 12) // enough for pairs
 	f := w.pausedFeeder(t)
 	time.Sleep(300 * time.Millisecond)
 	if s := f.Stats(); s.Released != 2 {
