@@ -359,11 +359,11 @@ func (f *Feeder) lead(ctx context.Context) bool {
 }
 
 // resign gives the lease up at shutdown, so that another feeder takes over
-// at once instead of after the lease runs out.
+// at once instead of after the lease runs out. It asks whatever this
+// feeder last knew: a renewal cut short by the shutdown may have left the
+// lease this feeder's while f.leased says it was lost, and the script
+// deletes the lease only when it is this feeder's.
 func (f *Feeder) resign() {
-	if f.leased.IsZero() {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = resignScript.Run(ctx, f.p.Redis, []string{leaseKey}, f.id).Err()

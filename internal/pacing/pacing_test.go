@@ -466,10 +466,6 @@ func TestFeederResumesSoonAfterAnUnpause(t *testing.T) {
 	}
 }
 
-// A 429 pause longer than the lease keeps the leading feeder in WaitN; a
-// standby takes the lease meanwhile. When the pause ends only the standby,
-// now leading, releases: the first gives its tokens up unused, and every
-// released rotation keeps its paid mark.
 // sharedPause sets the account's shared pause, as a 429 answered in another
 // process does, for d.
 func (w *world) sharedPause(t *testing.T, d time.Duration) {
