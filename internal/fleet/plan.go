@@ -85,7 +85,6 @@ func (p *Producer) planPage(ctx context.Context, pl *Plan, ids []string, skipIfP
 			return err
 		}
 	}
-	var v3 []string
 	var rotate []store.Instance
 	for i, in := range ins {
 		switch {
@@ -100,28 +99,40 @@ func (p *Producer) planPage(ctx context.Context, pl *Plan, ids []string, skipIfP
 		case limit > 0 && prev[i] >= limit:
 			pl.AtCap++
 		default:
-			pl.Rotate++
 			rotate = append(rotate, in)
-			if in.APIVersion == store.APIv3 {
-				v3 = append(v3, in.ID)
-			} else {
-				pl.ReadBacks++
-			}
 		}
 	}
-	reads, err := p.store.CountFirstReads(ctx, rotate)
+	reads, err := p.store.FirstReads(ctx, rotate)
 	if err != nil {
 		return err
 	}
-	pl.FirstReads += reads
-	return p.countRefreshes(ctx, pl, v3, now)
+	// The call each V3 rotation makes first, counted from the request's
+	// first call: rotations run roughly in request order, each after the
+	// calls of the ones before it.
+	var v3 []string
+	var firstCall []int
+	for i, in := range rotate {
+		calls := pl.Calls()
+		pl.Rotate++
+		if reads[i] {
+			pl.FirstReads++
+		}
+		if in.APIVersion == store.APIv3 {
+			v3 = append(v3, in.ID)
+			firstCall = append(firstCall, calls+1)
+		} else {
+			pl.ReadBacks++
+		}
+	}
+	return p.countRefreshes(ctx, pl, v3, firstCall, now)
 }
 
 // countRefreshes counts the V3 instances whose access token would expire
-// before their call: rotations run roughly in request order, the n-th at
-// about now + Estimate(n) when the budget is the limit, and the Heroku
-// client refreshes a token heroku.DefaultRefreshAhead before it expires.
-func (p *Producer) countRefreshes(ctx context.Context, pl *Plan, v3 []string, now time.Time) error {
+// before their first call: the n-th call of the request comes at about
+// now + Estimate(n) when the budget is the limit (firstCall holds each
+// instance's n), and the Heroku client refreshes a token
+// heroku.DefaultRefreshAhead before it expires.
+func (p *Producer) countRefreshes(ctx context.Context, pl *Plan, v3 []string, firstCall []int, now time.Time) error {
 	if len(v3) == 0 {
 		return nil
 	}
@@ -129,9 +140,8 @@ func (p *Producer) countRefreshes(ctx context.Context, pl *Plan, v3 []string, no
 	if err != nil {
 		return err
 	}
-	first := pl.Rotate - len(v3) // rotations of this page start after the ones counted before
 	for i, e := range exps {
-		callAt := now.Add(Estimate(first+i+1, pl.PerHour))
+		callAt := now.Add(Estimate(firstCall[i], pl.PerHour))
 		stale := !e.ExpiresAt.IsZero() && !callAt.Add(heroku.DefaultRefreshAhead).Before(e.ExpiresAt)
 		if !e.HasAccess || stale {
 			pl.TokenRefreshes++

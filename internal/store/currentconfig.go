@@ -164,31 +164,29 @@ func needsFingerprint(v []any) bool {
 	return str(0) == CredentialCurrent && str(1) == "" && str(2) == "" && str(3) == ""
 }
 
-// CountFirstReads counts the instances in ins whose next rotation starts
-// with a read of the config Heroku holds (NeedsCurrentFingerprint), one
-// round trip for them all: a plan counts that read among the rotation's
-// Heroku calls.
-func (s *Store) CountFirstReads(ctx context.Context, ins []Instance) (int, error) {
+// FirstReads reports, for each instance of ins, whether its next rotation
+// starts with a read of the config Heroku holds (NeedsCurrentFingerprint),
+// one round trip for them all: a plan counts that read among the
+// rotation's Heroku calls.
+func (s *Store) FirstReads(ctx context.Context, ins []Instance) ([]bool, error) {
+	out := make([]bool, len(ins))
 	pipe := s.rdb.Pipeline()
-	var cmds []*redis.SliceCmd
-	for _, in := range ins {
+	cmds := make([]*redis.SliceCmd, len(ins))
+	for i, in := range ins {
 		if in.CurrentCredential != "" {
-			cmds = append(cmds, pipe.HMGet(ctx, credentialKey(in.ID, in.CurrentCredential), needsFingerprintFields...))
+			cmds[i] = pipe.HMGet(ctx, credentialKey(in.ID, in.CurrentCredential), needsFingerprintFields...)
 		}
 	}
-	if len(cmds) == 0 {
-		return 0, nil
+	if pipe.Len() == 0 {
+		return out, nil
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return 0, fmt.Errorf("read the current credentials: %w", err)
+		return nil, fmt.Errorf("read the current credentials: %w", err)
 	}
-	n := 0
-	for _, c := range cmds {
-		if needsFingerprint(c.Val()) {
-			n++
-		}
+	for i, c := range cmds {
+		out[i] = c != nil && needsFingerprint(c.Val())
 	}
-	return n, nil
+	return out, nil
 }
 
 // learnFingerprintKeys are the KEYS of learnFingerprintScript, one field

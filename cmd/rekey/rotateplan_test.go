@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// A plan dates each rotation's first call after every call of the
+// rotations before it, first reads included, when it counts the OAuth
+// tokens that will need a refresh. With 100 V3 instances registered without
+// current_config (200 calls at 0.9 s: about 2m52s) whose access tokens all
+// expire, refresh-ahead included, 2 minutes from now, the rotations from
+// the 72nd on make their first call after that (call 2n-1 at
+// (2n-1-9)*0.9 s >= 120 s): about 29 tokens need a refresh.
+func TestRotatePlanRefreshesFollowTheCallsNotTheRotations(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	ids := c.register(t, 100)
+	exp := time.Now().Add(heroku.DefaultRefreshAhead + 2*time.Minute)
+	for _, id := range ids {
+		tok := heroku.Token{AccessToken: secret.New("access"), RefreshToken: secret.New("refresh"), ExpiresAt: exp}
+		if err := c.st.SaveToken(ctx, id, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.run(t, "rotate", append([]string{"--plan", "--json"}, ids...)...); err != nil {
+		t.Fatalf("%v\n%s", err, c.stderr)
+	}
+	var got struct {
+		Rotate     int     `json:"rotate"`
+		Calls      int     `json:"heroku_api_calls"`
+		FirstReads int     `json:"first_reads"`
+		Refreshes  int     `json:"oauth_token_refreshes"`
+		Seconds    float64 `json:"estimated_seconds_at_least"`
+	}
+	if err := json.Unmarshal(c.stdout.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, c.stdout)
+	}
+	t.Logf("plan: %+v", got)
+	if got.Calls != 200 || got.FirstReads != 100 {
+		t.Fatalf("want 200 calls, 100 first reads: %+v", got)
+	}
+	// Rotation n (1-based) makes its first call, the read, as call 2n-1.
+	want := 0
+	for n := 1; n <= 100; n++ {
+		at := time.Duration(max(0, 2*n-1-9)) * 900 * time.Millisecond
+		if at >= 2*time.Minute {
+			want++
+		}
+	}
+	if got.Refreshes < want-2 || got.Refreshes > want+2 {
+		t.Errorf("plan counts %d OAuth token refreshes; about %d tokens expire before their rotation's first call "+
+			"(the plan's own duration is %.0f s, past the tokens' 120 s)", got.Refreshes, want, got.Seconds)
+	}
+}
+
+// An instance whose current credential rekey minted has no first read; one
+// whose rotation failed after its mint keeps its registered credential, and
+// is counted again.
+func TestRotatePlanNoFirstReadAfterARotation(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 3)
+	for _, id := range ids[:2] {
+		if err := c.run(t, "rotate", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.complete(t, ids[:2], map[string]bool{ids[1]: true})
+	if err := c.run(t, "rotate", append([]string{"--plan", "--json"}, ids...)...); err != nil {
+		t.Fatalf("%v\n%s", err, c.stderr)
+	}
+	var got struct {
+		Rotate     int `json:"rotate"`
+		FirstReads int `json:"first_reads"`
+		ReadBacks  int `json:"v1_read_backs"`
+		Calls      int `json:"heroku_api_calls"`
+	}
+	if err := json.Unmarshal(c.stdout.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, c.stdout)
+	}
+	if got.Rotate != 3 || got.FirstReads != 2 || got.Calls != 5 {
+		t.Errorf("plan %+v; want 3 rotations, 2 first reads (the failed one and the never rotated one), 5 calls", got)
+	}
+}
