@@ -68,8 +68,8 @@ type FeederParams struct {
 	// Batch is how many rotations the feeder releases together, on tokens
 	// taken in one request to the budget; 0 means 2, and never more than the
 	// budget's background burst. Pairs halve what the feeder's tokens and
-	// look at the held set cost Redis; the last lastOnes rotations of a
-	// wave go one at a time.
+	// look at the held set cost Redis; once fewer than lastOnes are held
+	// (a wave's last eight or nine) they go one at a time.
 	Batch int
 	// MaxPending stops releases while this many bulk tasks are runnable
 	// and not yet picked up (the workers are busy or gone); 0 means 16, or
