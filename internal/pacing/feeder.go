@@ -275,8 +275,9 @@ func (f *Feeder) waitLeading(ctx context.Context, n int) error {
 	return err
 }
 
-// lastOnes is how many held rotations, or fewer, the feeder releases one
-// at a time rather than Batch at a time: the end of a wave. Pairs bring
+// lastOnes: while fewer than lastOnes rotations are held, the feeder
+// releases them one at a time rather than Batch at a time (the end of a
+// wave, a trickle of scheduled rotations). Pairs bring
 // pushes two at once and then none for two budget intervals, three when a
 // V1 read-back or a retried push takes a token between two pairs; one at a
 // time, the last pushes of a wave come one an interval, two when such a
