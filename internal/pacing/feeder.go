@@ -100,7 +100,8 @@ type FeederParams struct {
 type Feeder struct {
 	p  FeederParams
 	id string
-	// leased is when this feeder last renewed its lease.
+	// leased is when this feeder last asked for the renewal of its lease
+	// that Redis granted.
 	leased time.Time
 	// queueChecked and blocked are the last look at the bulk queue: paused
 	// or backed up; pauseChecked and paused the last look at its pause;
@@ -345,17 +346,22 @@ return 0
 `)
 
 // lead reports whether this feeder holds the lease, renewing it at most
-// every renewEvery.
+// every renewEvery. A renewal is dated from when it was asked, not from
+// its reply: Redis set the lease's leaseTime somewhere in between, so a
+// reply that comes late (a busy pool, a slow network) does not make the
+// feeder trust a lease that may have run out, and a standby taken over,
+// meanwhile.
 func (f *Feeder) lead(ctx context.Context) bool {
 	if time.Since(f.leased) < renewEvery {
 		return true
 	}
+	asked := time.Now()
 	ok, err := leaseScript.Run(ctx, f.p.Redis, []string{leaseKey}, f.id, leaseTime.Milliseconds()).Int()
 	if err != nil || ok != 1 {
 		f.leased = time.Time{}
 		return false
 	}
-	f.leased = time.Now()
+	f.leased = asked
 	return true
 }
 

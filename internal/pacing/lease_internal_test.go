@@ -1,0 +1,69 @@
+package pacing
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rekeyhq/rekey/internal/redistest"
+)
+
+// lateReply holds back, once armed, the reply to the next script call for
+// a while after Redis ran it: a renewal whose answer comes late.
+type lateReply struct {
+	armed atomic.Bool
+	by    time.Duration
+}
+
+func (*lateReply) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *lateReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		name := strings.ToLower(cmd.Name())
+		if (name == "evalsha" || name == "eval") && h.armed.CompareAndSwap(true, false) {
+			time.Sleep(h.by)
+		}
+		return err
+	}
+}
+func (*lateReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A renewal answered after the lease it set ran out does not let the
+// feeder go on as the leader: a standby may have taken the lease in the
+// meantime, and two leaders would spend the budget twice on the same held
+// rotations.
+func TestALateRenewalIsNotTrustedPastTheLease(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	slow := redis.NewClient(r.Client.Options())
+	t.Cleanup(func() { _ = slow.Close() })
+	hook := &lateReply{by: leaseTime + time.Second}
+	slow.AddHook(hook)
+	a := NewFeeder(FeederParams{Redis: slow})
+	b := NewFeeder(FeederParams{Redis: r.Client})
+	ctx := t.Context()
+	if !a.lead(ctx) {
+		t.Fatal("the first feeder did not take the free lease")
+	}
+	a.leased = time.Time{} // its next look renews
+	hook.armed.Store(true)
+	renewed := make(chan bool, 1)
+	go func() { renewed <- a.lead(ctx) }()
+	time.Sleep(leaseTime + 300*time.Millisecond) // the renewal ran at once; its lease is over
+	if !b.lead(ctx) {
+		t.Fatal("the standby did not take the lease that ran out")
+	}
+	if !<-renewed {
+		t.Fatal("the late renewal was refused; Redis granted it")
+	}
+	if a.lead(ctx) {
+		owner := r.Client.Get(ctx, leaseKey).Val()
+		t.Errorf("the feeder whose renewal came late still leads, while the lease is %q's (the standby is %q)", owner, b.id)
+	}
+}
