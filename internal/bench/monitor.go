@@ -17,7 +17,8 @@ import (
 // Monitor tells the commands clients send Redis from those the Lua scripts
 // they call run, which INFO commandstats counts alike. It follows MONITOR on
 // a connection of its own and counts, by client address, the commands each
-// client sent and the commands its scripts ran.
+// client sent and the commands its scripts ran, and what they were: a
+// script's call and the commands it ran count for the script.
 type Monitor struct {
 	conn net.Conn
 	db   string
@@ -26,12 +27,24 @@ type Monitor struct {
 	mu   sync.Mutex
 	sent map[string]int64 // by client address
 	ran  map[string]int64 // by the address of the client whose script ran them
+	by   map[Source]int64
+	keys map[string]string // script hash -> the first key it was called with, ids as "*"
 	err  error
+}
+
+// Source is who sent a command and what it counts for: a plain command's
+// name ("hget"), or "script " and the hash of the script it is, or ran in.
+type Source struct {
+	Addr, What string
 }
 
 // Tally is what a Monitor counted up to one moment.
 type Tally struct {
 	Sent, Ran map[string]int64
+	By        map[Source]int64
+	// Keys maps a script's hash to the first key of a call of it, its ids
+	// written "*": what the script works on, for scripts with no name.
+	Keys map[string]string
 }
 
 // StartMonitor opens a connection to the server redisURL names and follows
@@ -63,7 +76,7 @@ func StartMonitor(redisURL string) (*Monitor, error) {
 		}
 	}
 	m := &Monitor{conn: conn, db: strconv.Itoa(opt.DB), done: make(chan struct{}),
-		sent: map[string]int64{}, ran: map[string]int64{}}
+		sent: map[string]int64{}, ran: map[string]int64{}, by: map[Source]int64{}, keys: map[string]string{}}
 	go m.follow(rd)
 	return m, nil
 }
@@ -94,7 +107,7 @@ func writeCommand(conn net.Conn, args []string) error {
 // one command at a time and feeds MONITOR in that order.
 func (m *Monitor) follow(rd *bufio.Reader) {
 	defer close(m.done)
-	var caller string
+	var caller, what string
 	for {
 		line, err := rd.ReadString('\n')
 		if err != nil {
@@ -109,7 +122,7 @@ func (m *Monitor) follow(rd *bufio.Reader) {
 		if !ok || !strings.HasPrefix(open, "+") {
 			continue
 		}
-		where, _, ok := strings.Cut(rest, "] ")
+		where, args, ok := strings.Cut(rest, "] ")
 		db, addr, ok2 := strings.Cut(where, " ")
 		if !ok || !ok2 || db != m.db {
 			continue
@@ -120,16 +133,87 @@ func (m *Monitor) follow(rd *bufio.Reader) {
 		} else {
 			caller = addr
 			m.sent[addr]++
+			what = m.source(quoted(args, 4))
 		}
+		m.by[Source{Addr: caller, What: what}]++
 		m.mu.Unlock()
 	}
+}
+
+// source is what a command sent with args (its first ones) counts for,
+// noting the first key of a script's first call.
+func (m *Monitor) source(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	name := strings.ToLower(args[0])
+	if name != "evalsha" || len(args) < 2 {
+		return name
+	}
+	hash := args[1]
+	if _, ok := m.keys[hash]; !ok && len(args) == 4 && args[2] != "0" {
+		m.keys[hash] = KeyPattern(args[3])
+	}
+	return "script " + hash
+}
+
+// quoted returns the first n of MONITOR's quoted arguments in line, their
+// escapes left as they are: names, hashes and keys need none.
+func quoted(line string, n int) []string {
+	var out []string
+	for len(out) < n {
+		start := strings.IndexByte(line, '"')
+		if start < 0 {
+			break
+		}
+		i := start + 1
+		for i < len(line) && line[i] != '"' {
+			if line[i] == '\\' {
+				i++
+			}
+			i++
+		}
+		if i >= len(line) {
+			break
+		}
+		out = append(out, line[start+1:i])
+		line = line[i+1:]
+	}
+	return out
+}
+
+// KeyPattern is key with each part that names one thing (an id, a date:
+// digits among at least 8 characters) written "*".
+func KeyPattern(key string) string {
+	parts := strings.Split(key, ":")
+	for i, p := range parts {
+		if len(p) >= 8 && strings.ContainsAny(p, "0123456789") {
+			parts[i] = "*"
+		}
+	}
+	return strings.Join(parts, ":")
 }
 
 // Tally returns what was counted so far.
 func (m *Monitor) Tally() (Tally, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Tally{Sent: maps.Clone(m.sent), Ran: maps.Clone(m.ran)}, m.err
+	return Tally{Sent: maps.Clone(m.sent), Ran: maps.Clone(m.ran), By: maps.Clone(m.by), Keys: maps.Clone(m.keys)}, m.err
+}
+
+// BySource is what was counted between from and t, leaving out the clients
+// in skip, by what it counts for (Source.What): each script with the
+// commands it ran, each plain command by its name.
+func (t Tally) BySource(from Tally, skip map[string]bool) map[string]int64 {
+	out := map[string]int64{}
+	for src, n := range t.By {
+		if !skip[src.Addr] {
+			if d := n - from.By[src]; d != 0 {
+				out[src.What] += d
+			}
+		}
+	}
+	return out
 }
 
 // Close stops following.
