@@ -347,10 +347,12 @@ return 0
 
 // lead reports whether this feeder holds the lease, renewing it at most
 // every renewEvery. A renewal is dated from when it was asked, not from
-// its reply: Redis set the lease's leaseTime somewhere in between, so a
-// reply that comes late (a busy pool, a slow network) does not make the
-// feeder trust a lease that may have run out, and a standby taken over,
-// meanwhile.
+// its reply: Redis set the lease's leaseTime somewhere in between. A reply
+// that comes more than renewEvery after the ask (the process stalled
+// after Redis answered: a GC pause, a starved CPU; go-redis's 3 s read
+// timeout bounds only the wait on the wire) is not trusted even by the
+// call that gets it: the lease may have run out meanwhile and a standby
+// taken it, and two feeders would release the same held rotations.
 func (f *Feeder) lead(ctx context.Context) bool {
 	if time.Since(f.leased) < renewEvery {
 		return true
@@ -362,7 +364,7 @@ func (f *Feeder) lead(ctx context.Context) bool {
 		return false
 	}
 	f.leased = asked
-	return true
+	return time.Since(asked) < renewEvery
 }
 
 // resign gives the lease up at shutdown, so that another feeder takes over
