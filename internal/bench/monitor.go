@@ -2,6 +2,8 @@ package bench
 
 import (
 	"bufio"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -147,10 +149,16 @@ func (m *Monitor) source(args []string) string {
 		return ""
 	}
 	name := strings.ToLower(args[0])
-	if name != "evalsha" || len(args) < 2 {
+	if name != "evalsha" && name != "eval" || len(args) < 2 {
 		return name
 	}
 	hash := args[1]
+	if name == "eval" {
+		// A script's first call when Redis did not hold it yet
+		// (go-redis's Script.Run after NOSCRIPT): it counts for the script.
+		sum := sha1.Sum([]byte(unquote(args[1])))
+		hash = hex.EncodeToString(sum[:])
+	}
 	if _, ok := m.keys[hash]; !ok && len(args) == 4 && args[2] != "0" {
 		m.keys[hash] = KeyPattern(args[3])
 	}
@@ -180,6 +188,44 @@ func quoted(line string, n int) []string {
 		line = line[i+1:]
 	}
 	return out
+}
+
+// unquote undoes the escapes MONITOR writes inside a quoted argument:
+// \n, \r, \t, \a, \b, \" and \\, and \x followed by two hex digits.
+func unquote(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		switch s[i] {
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'a':
+			b.WriteByte('\a')
+		case 'b':
+			b.WriteByte('\b')
+		case 'x':
+			if v, err := strconv.ParseUint(s[i+1:min(i+3, len(s))], 16, 8); err == nil && i+3 <= len(s) {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+			b.WriteByte('x')
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
 }
 
 // KeyPattern is key with each part that names one thing (an id, a date:

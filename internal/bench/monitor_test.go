@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -99,5 +100,30 @@ func TestMonitorTellsWhereCommandsWent(t *testing.T) {
 	}
 	if got := now.Keys[script.Hash()]; got != "rekey:thing:*" {
 		t.Errorf("the script's key reads %q, want rekey:thing:*", got)
+	}
+
+	// A script Redis does not hold yet: Script.Run's EVALSHA is refused
+	// (NOSCRIPT) and its EVAL, whose body MONITOR shows escaped, runs it.
+	// Redis keeps scripts across databases and runs: the body is this run's own.
+	fresh := redis.NewScript(fmt.Sprintf("-- \"first\" run %d\n\tredis.call('INCR', KEYS[1])\nreturn redis.call('GET', KEYS[1])",
+		time.Now().UnixNano()))
+	before = now
+	if err := fresh.Run(ctx, rd.Client, []string{"rekey:counter:a0de0000-0000-4000-8000-000000000014"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rd.Client.HSet(ctx, "last", "f", "2").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if now, err = mon.Tally(); err != nil {
+			t.Fatal(err)
+		}
+		if by = now.BySource(before, nil); by["hset"] >= 1 {
+			break
+		}
+	}
+	if got := by["script "+fresh.Hash()]; got != 4 || by["eval"] != 0 {
+		t.Errorf("the first run counted %d for its script and %d as a plain EVAL, want 4 and 0: the refused EVALSHA, "+
+			"the EVAL and the two commands it ran (%v)", got, by["eval"], by)
 	}
 }

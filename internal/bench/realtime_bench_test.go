@@ -308,8 +308,9 @@ func anyQueue(key string) string {
 // attribute works out where a rotation's commands went: by each script
 // (its call and the commands it ran) and each plain command, the idle
 // workers' rate of the same taken out, grouped into the store's scripts
-// (by name, store.ScriptNames), asynq's (by the first key they work on)
-// and the rest.
+// (by name, store.ScriptNames), asynq's (by hash, and the first key of
+// the first call seen) and the rest. A source the idle workers used more
+// than the wave did comes out below zero: the idle rate is a 10 s sample.
 func (r *realtimeRun) attribute(by map[string]int64, keys map[string]string, elapsed time.Duration) {
 	names := store.ScriptNames()
 	perRotation := map[string]float64{}
@@ -333,10 +334,12 @@ func (r *realtimeRun) attribute(by map[string]int64, keys map[string]string, ela
 			label = names[hash]
 			ofStore += n
 		case strings.HasPrefix(keys[hash], "asynq:"):
-			label = "asynq on " + anyQueue(keys[hash])
+			// Several of asynq's scripts take the same first key (a task's
+			// hash: enqueue, schedule, retry): the hash tells them apart.
+			label = fmt.Sprintf("asynq %.8s on %s", hash, anyQueue(keys[hash]))
 			ofAsynq += n
 		default:
-			label = "script on " + keys[hash]
+			label = fmt.Sprintf("script %.8s on %s", hash, keys[hash])
 			otherScripts += n
 		}
 		labelled[label] += n

@@ -5,6 +5,7 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -19,6 +20,7 @@ func TestEveryScriptIsNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	declared := map[string]bool{}
+	pairs := map[string]string{} // namedScripts as written: name -> variable
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
 			continue
@@ -38,6 +40,9 @@ func TestEveryScriptIsNamed(t *testing.T) {
 					if i < len(v.Values) && isScriptCall(v.Values[i]) {
 						declared[name.Name] = true
 					}
+					if name.Name == "namedScripts" && i < len(v.Values) {
+						literalPairs(t, v.Values[i], pairs)
+					}
 				}
 			}
 		}
@@ -45,20 +50,46 @@ func TestEveryScriptIsNamed(t *testing.T) {
 	if len(declared) < 40 {
 		t.Fatalf("found %d script declarations; the parse missed some", len(declared))
 	}
-	byVar := map[string]bool{}
-	for name, s := range namedScripts {
-		if s == nil {
-			t.Errorf("script %q is nil", name)
+	// A script built any other way (inside a function, by another helper)
+	// is not found here: the package's scripts are package-level variables
+	// built by redis.NewScript or eventScript.
+	if len(pairs) != len(namedScripts) {
+		t.Fatalf("read %d entries of namedScripts from its source, it has %d", len(pairs), len(namedScripts))
+	}
+	for name, v := range pairs {
+		if v != name+"Script" {
+			t.Errorf("namedScripts names %s %q", v, name)
 		}
-		byVar[name+"Script"] = true
+		if !declared[v] {
+			t.Errorf("namedScripts holds %s, which is no script of the package", v)
+		}
 	}
 	for v := range declared {
-		if !byVar[v] {
+		if pairs[strings.TrimSuffix(v, "Script")] != v {
 			t.Errorf("%s is not in namedScripts", v)
 		}
 	}
 	if got := ScriptNames(); len(got) != len(namedScripts) {
 		t.Errorf("%d hashes for %d scripts: two scripts share one", len(got), len(namedScripts))
+	}
+}
+
+// literalPairs reads the map literal e, "name": variable, into pairs.
+func literalPairs(t *testing.T, e ast.Expr, pairs map[string]string) {
+	t.Helper()
+	lit, ok := e.(*ast.CompositeLit)
+	if !ok {
+		t.Fatalf("namedScripts is not a map literal")
+	}
+	for _, el := range lit.Elts {
+		kv := el.(*ast.KeyValueExpr)
+		k, ok1 := kv.Key.(*ast.BasicLit)
+		v, ok2 := kv.Value.(*ast.Ident)
+		name, err := strconv.Unquote(k.Value)
+		if !ok1 || !ok2 || err != nil {
+			t.Fatalf("namedScripts entry %v: want \"name\": nameScript", kv)
+		}
+		pairs[name] = v.Name
 	}
 }
 
