@@ -347,12 +347,13 @@ return 0
 
 // lead reports whether this feeder holds the lease, renewing it at most
 // every renewEvery. A renewal is dated from when it was asked, not from
-// its reply: Redis set the lease's leaseTime somewhere in between. A reply
-// that comes more than renewEvery after the ask (the process stalled
-// after Redis answered: a GC pause, a starved CPU; go-redis's 3 s read
-// timeout bounds only the wait on the wire) is not trusted even by the
-// call that gets it: the lease may have run out meanwhile and a standby
-// taken it, and two feeders would release the same held rotations.
+// its reply: Redis set the lease's leaseTime somewhere in between, so the
+// lease lasts at least leaseTime from the ask. A reply that comes so late
+// that less than renewEvery of that is left (the process stalled after
+// Redis answered: a GC pause, a starved CPU; go-redis's 3 s read timeout
+// bounds only the wait on the wire) is not trusted even by the call that
+// gets it: the lease may run out, and a standby take it, while this
+// feeder releases, and two feeders would release the same held rotations.
 func (f *Feeder) lead(ctx context.Context) bool {
 	if time.Since(f.leased) < renewEvery {
 		return true
@@ -364,7 +365,7 @@ func (f *Feeder) lead(ctx context.Context) bool {
 		return false
 	}
 	f.leased = asked
-	return time.Since(asked) < renewEvery
+	return time.Since(asked) < leaseTime-renewEvery
 }
 
 // resign gives the lease up at shutdown, so that another feeder takes over

@@ -72,3 +72,27 @@ func TestALateRenewalIsNotTrustedPastTheLease(t *testing.T) {
 		t.Errorf("the feeder whose renewal came late still leads, while the lease is %q's (the standby is %q)", owner, b.id)
 	}
 }
+
+// A renewal answered slowly, with more than renewEvery of its lease left,
+// still leads: a slow Redis slows the feeder down but does not stop it.
+func TestASlowRenewalWithinTheLeaseStillLeads(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	slow := redis.NewClient(r.Client.Options())
+	t.Cleanup(func() { _ = slow.Close() })
+	hook := &lateReply{by: leaseTime - renewEvery - 500*time.Millisecond, ran: make(chan struct{})}
+	slow.AddHook(hook)
+	a := NewFeeder(FeederParams{Redis: slow})
+	ctx := t.Context()
+	if !a.lead(ctx) {
+		t.Fatal("the feeder did not take the free lease")
+	}
+	a.leased = time.Time{}
+	hook.armed.Store(true)
+	if !a.lead(ctx) {
+		t.Errorf("a renewal answered after %s, with its lease still held, says the feeder does not lead", hook.by)
+	}
+	if owner := r.Client.Get(ctx, leaseKey).Val(); owner != a.id {
+		t.Errorf("the lease is %q's, want the feeder's own %q", owner, a.id)
+	}
+}
