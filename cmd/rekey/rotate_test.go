@@ -90,18 +90,7 @@ func TestRotatePlanCountsEveryHerokuCall(t *testing.T) {
 	if !strings.Contains(c.stdout.String(), want) {
 		t.Errorf("plan lacks %q:\n%s", want, c.stdout)
 	}
-	if err := c.run(t, "rotate", "--plan", "--all", "--json"); err != nil {
-		t.Fatalf("%v\n%s", err, c.stderr)
-	}
-	var got struct {
-		Rotate     int `json:"rotate"`
-		Calls      int `json:"heroku_api_calls"`
-		ReadBacks  int `json:"v1_read_backs"`
-		FirstReads int `json:"first_reads"`
-	}
-	if err := json.Unmarshal(c.stdout.Bytes(), &got); err != nil {
-		t.Fatalf("%v: %s", err, c.stdout)
-	}
+	got := c.planJSON(t, "--all")
 	if got.Rotate != 4 || got.Calls != 8 || got.ReadBacks != 2 || got.FirstReads != 2 {
 		t.Errorf("rotate --plan --json = %+v; want 4 rotations, 8 calls: 2 read-backs, 2 first reads", got)
 	}

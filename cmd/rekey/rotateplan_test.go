@@ -10,6 +10,30 @@ import (
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
+// planFigures are the fields of `rekey rotate --plan --json` these tests
+// read, under the names partners' scripts rely on (planOutput).
+type planFigures struct {
+	Rotate     int     `json:"rotate"`
+	Calls      int     `json:"heroku_api_calls"`
+	ReadBacks  int     `json:"v1_read_backs"`
+	FirstReads int     `json:"first_reads"`
+	Refreshes  int     `json:"oauth_token_refreshes"`
+	Seconds    float64 `json:"estimated_seconds_at_least"`
+}
+
+// planJSON runs `rekey rotate --plan --json` with args and reads its figures.
+func (c *cli) planJSON(t *testing.T, args ...string) planFigures {
+	t.Helper()
+	if err := c.run(t, "rotate", append([]string{"--plan", "--json"}, args...)...); err != nil {
+		t.Fatalf("%v\n%s", err, c.stderr)
+	}
+	var got planFigures
+	if err := json.Unmarshal(c.stdout.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, c.stdout)
+	}
+	return got
+}
+
 // A plan dates each rotation's first call after every call of the
 // rotations before it, first reads included, when it counts the OAuth
 // tokens that will need a refresh. With 100 V3 instances registered without
@@ -28,19 +52,7 @@ func TestRotatePlanRefreshesFollowTheCallsNotTheRotations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := c.run(t, "rotate", append([]string{"--plan", "--json"}, ids...)...); err != nil {
-		t.Fatalf("%v\n%s", err, c.stderr)
-	}
-	var got struct {
-		Rotate     int     `json:"rotate"`
-		Calls      int     `json:"heroku_api_calls"`
-		FirstReads int     `json:"first_reads"`
-		Refreshes  int     `json:"oauth_token_refreshes"`
-		Seconds    float64 `json:"estimated_seconds_at_least"`
-	}
-	if err := json.Unmarshal(c.stdout.Bytes(), &got); err != nil {
-		t.Fatalf("%v: %s", err, c.stdout)
-	}
+	got := c.planJSON(t, ids...)
 	t.Logf("plan: %+v", got)
 	if got.Calls != 200 || got.FirstReads != 100 {
 		t.Fatalf("want 200 calls, 100 first reads: %+v", got)
@@ -71,18 +83,7 @@ func TestRotatePlanNoFirstReadAfterARotation(t *testing.T) {
 		}
 	}
 	c.complete(t, ids[:2], map[string]bool{ids[1]: true})
-	if err := c.run(t, "rotate", append([]string{"--plan", "--json"}, ids...)...); err != nil {
-		t.Fatalf("%v\n%s", err, c.stderr)
-	}
-	var got struct {
-		Rotate     int `json:"rotate"`
-		FirstReads int `json:"first_reads"`
-		ReadBacks  int `json:"v1_read_backs"`
-		Calls      int `json:"heroku_api_calls"`
-	}
-	if err := json.Unmarshal(c.stdout.Bytes(), &got); err != nil {
-		t.Fatalf("%v: %s", err, c.stdout)
-	}
+	got := c.planJSON(t, ids...)
 	if got.Rotate != 3 || got.FirstReads != 2 || got.Calls != 5 {
 		t.Errorf("plan %+v; want 3 rotations, 2 first reads (the failed one and the never rotated one), 5 calls", got)
 	}
