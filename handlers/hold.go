@@ -46,9 +46,10 @@ type CustomerLog interface {
 	Notify(ctx context.Context, instanceID, line string)
 }
 
-// errNoLongerWaiting means a hold could not be saved because its
-// credential no longer waits for revocation: the run must not go on to
-// the issuer with what it read before.
+// errNoLongerWaiting means a hold could not be saved: its credential no
+// longer waits for revocation, or no longer waits on the issuer's usage
+// (expedited, or the hold released by an operator, meanwhile). The run
+// must not go on with what it read before (Revoke.reread).
 var errNoLongerWaiting = errors.New("the credential no longer waits for revocation")
 
 // holding decides, at a previous credential's revoke time, whether its
@@ -130,7 +131,8 @@ func (h *Revoke) keep(ctx context.Context, c *store.Credential, next store.Hold,
 	if err := d.HoldStore.SaveHold(ctx, next, event, detail); errors.Is(err, store.ErrConflict) {
 		// The credential no longer waits for revocation: another run of
 		// the task revoked it meanwhile (I6), or a registration made it
-		// current again. The run reads it again (Revoke.process).
+		// current again; or it was expedited, or its hold released, while
+		// the run asked about usage. The run reads it again (Revoke.reread).
 		log.Info().Err(err).Msg("hold_not_saved")
 		return errNoLongerWaiting
 	} else if err != nil {

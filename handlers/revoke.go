@@ -51,11 +51,21 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	// forward meanwhile (a customer's "revoke now" while this run is
 	// active, which leaves the task to the sweep), the sweep runs the task
 	// rather than leave it waiting for this time (retry.WaitsFor).
+	return h.revoke(ctx, p, c, log, true)
+}
+
+// revoke revokes c, a credential that waits for its revocation, once its
+// revoke time has come and no hold keeps it. mayReread lets a hold that
+// could not be saved read the credential again once (reread).
+func (h *Revoke) revoke(ctx context.Context, p tasks.RevokePayload, c store.Credential, log zerolog.Logger, mayReread bool) error {
 	if wait := c.RevokeAt.Sub(h.deps.now()); wait > 0 {
 		return &RetryLaterError{After: wait, Reason: "revoke time not reached", Until: c.RevokeAt}
 	}
 	if err := h.holding(ctx, &c, log); errors.Is(err, errNoLongerWaiting) {
-		return h.reread(ctx, p)
+		if mayReread {
+			return h.reread(ctx, p, log)
+		}
+		return fmt.Errorf("revoke %s: %w; retried", c.ID, err)
 	} else if err != nil {
 		return err
 	}
@@ -79,12 +89,15 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	return nil
 }
 
-// reread decides again on a credential that stopped waiting for its
-// revocation while this run held it (another run revoked it, or a
-// registration made it current again): never on to the issuer with the
-// state read before, which would revoke it a second time, or revoke a
-// current credential (I1).
-func (h *Revoke) reread(ctx context.Context, p tasks.RevokePayload) error {
+// reread decides again on a credential whose hold could not be saved. It
+// stopped waiting for its revocation while this run held it (another run
+// revoked it, or a registration made it current again): the run never
+// goes on to the issuer with the state read before, which would revoke it
+// a second time, or revoke a current credential (I1). Or a "revoke now",
+// or an operator's release of the hold, came while the run asked the
+// issuer about usage: neither is ever held, and the run decides again on
+// what it reads now, which revokes it.
+func (h *Revoke) reread(ctx context.Context, p tasks.RevokePayload, log zerolog.Logger) error {
 	c, err := h.deps.Store.Credential(ctx, p.InstanceID, p.CredentialID)
 	switch {
 	case err != nil:
@@ -92,7 +105,7 @@ func (h *Revoke) reread(ctx context.Context, p tasks.RevokePayload) error {
 	case c.Revoked() || !waitsForRevocation(c):
 		return h.settled(ctx, p, c)
 	}
-	return fmt.Errorf("revoke %s: %w; retried", c.ID, errNoLongerWaiting)
+	return h.revoke(ctx, p, c, log, false)
 }
 
 // waitsForRevocation reports whether c is a credential rekey revokes:

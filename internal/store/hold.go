@@ -66,7 +66,9 @@ func (s *Store) HoldOf(ctx context.Context, instanceID, credID string) (Hold, bo
 // EventHoldCapped) with detail. An operator's pending release is kept. It
 // writes nothing, and answers ErrConflict, once the credential waits for
 // its revocation no more (another run of its revoke task revoked it, or
-// its record is gone): such a hold would be listed for ever.
+// its record is gone): such a hold would be listed for ever; nor once it
+// was expedited or an operator asked for the hold's release, which no hold
+// outlasts (docs/design.md, "Holds").
 func (s *Store) SaveHold(ctx context.Context, h Hold, event, detail string) error {
 	keys := saveHoldKeys{hold: holdKey(h.InstanceID, h.CredentialID), holds: holdsKey(),
 		credential: credentialKey(h.InstanceID, h.CredentialID)}
@@ -99,12 +101,16 @@ func (k saveHoldKeys) list() []string { return []string{k.hold, k.holds, k.crede
 // KEYS: saveHoldKeys. ARGV[1]: the member "<instance id>/<credential id>";
 // ARGV[2..10]: revoke_at, held_at (the member's score), cap_at,
 // last_used_at, last_used_by, checked_at, next_check_at, checks, capped.
-// Returns "ok"; error "conflict credential is ..." when it waits no more.
+// Returns "ok"; error "conflict credential is ..." when it waits no more,
+// or was expedited, and "conflict hold is released" once an operator asked
+// for its release: a "revoke now" or a release that came while the run
+// asked the issuer about usage is never held either.
 var saveHoldScript = redis.NewScript(`
-local c = redis.call('HMGET', KEYS[3], 'state', 'revoked_at')
+local c = redis.call('HMGET', KEYS[3], 'state', 'revoked_at', 'expedited_at')
 local st = c[1] or 'gone'
-if (c[2] or '') ~= '' then st = 'revoked' end
+if (c[2] or '') ~= '' then st = 'revoked' elseif (c[3] or '') ~= '' then st = 'expedited' end
 if st ~= 'previous' and st ~= 'discarded' then return redis.error_reply('conflict credential is ' .. st) end
+if redis.call('HGET', KEYS[1], 'released_by') then return redis.error_reply('conflict hold is released') end
 redis.call('HSET', KEYS[1], 'revoke_at', ARGV[2], 'held_at', ARGV[3], 'cap_at', ARGV[4], 'last_used_at', ARGV[5],
   'last_used_by', ARGV[6], 'checked_at', ARGV[7], 'next_check_at', ARGV[8], 'checks', ARGV[9], 'capped', ARGV[10])
 redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
