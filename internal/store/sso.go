@@ -17,8 +17,9 @@ import (
 // token or the session would have expired anyway. Tokens are stored as
 // hashes, never as sent.
 
-// ssoUsedKey is a STRING ("1") marking one SSO token as spent, named by
-// the SHA-256 of the token.
+// ssoUsedKey is a STRING marking one SSO token as spent, named by the
+// SHA-256 of the token: "1" for a token that signed in, "covered" for a
+// resource token a user-scoped sign-in spent with its own token.
 func ssoUsedKey(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return keyPrefix + "sso_used:" + hex.EncodeToString(sum[:])
@@ -41,19 +42,34 @@ func (k spendSSOKeys) list() []string { return []string{k.token, k.cover} }
 //	KEYS    -> spendSSOKeys: rekey:sso_used:<sha256 of a token>, twice
 //	ARGV[1] -> expiry in milliseconds
 //
-// Returns 0, and changes nothing, when KEYS[1] is already spent; otherwise
+// A token that signed in is spent whatever its mark. A user-scoped sign-in
+// (KEYS[2] another key) is refused too when its resource token signed in
+// on its own: that was this very form, stripped of its user-scoped token,
+// or one indistinguishable from it. A resource token only covered by
+// another user-scoped sign-in does not refuse one: the resource token
+// names the add-on and the second, not the user, so two people of one team
+// signing in within the same second share it, each with a token of their
+// own.
+//
+// Returns 0, and changes nothing, when the sign-in is refused; otherwise
 // marks both keys spent and returns 1.
 var spendSSOScript = redis.NewScript(`
 if redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
+if KEYS[2] == KEYS[1] then
+  redis.call("SET", KEYS[1], "1", "PX", ARGV[1])
+  return 1
+end
+local cover = redis.call("GET", KEYS[2])
+if cover and cover ~= "covered" then return 0 end
 redis.call("SET", KEYS[1], "1", "PX", ARGV[1])
-redis.call("SET", KEYS[2], "1", "PX", ARGV[1])
+redis.call("SET", KEYS[2], "covered", "PX", ARGV[1])
 return 1`)
 
 // SpendSSOToken marks token spent for ttl, together with cover, another
 // token of the same sign-in (a user-scoped sign-in also spends its
 // resource token, so the form cannot be replayed without the user-scoped
 // one); cover may be empty. It reports false, and marks nothing, when token
-// was spent before.
+// was spent before, or cover signed in on its own (spendSSOScript).
 func (s *Store) SpendSSOToken(ctx context.Context, token, cover string, ttl time.Duration) (bool, error) {
 	k := spendSSOKeys{token: ssoUsedKey(token), cover: ssoUsedKey(token)}
 	if cover != "" {

@@ -113,6 +113,50 @@ func TestSSOFormIsAcceptedOnce(t *testing.T) {
 	}
 }
 
+// TestAFormUsedWithoutItsUserTokenIsSpent: a form Heroku sent with a
+// user-scoped token, posted first without it (a copy from a browser's
+// history or a proxy's log, stripped), signs in once; the form as sent is
+// then a replay too. Two people of one team signing in within the same
+// second share the resource token, each with a user-scoped token of their
+// own: both get in.
+func TestAFormUsedWithoutItsUserTokenIsSpent(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	userToken := func(form url.Values, user, email string) string {
+		return sha256Hex("inst-1:" + ssoSalt + ":" + form.Get("timestamp") + ":" + user + ":" + email)
+	}
+
+	form := f.ssoForm("inst-1")
+	if resp := f.postForm("/sso/login", form); resp.status != http.StatusSeeOther {
+		t.Fatalf("the form without its user-scoped token: got %d, want 303", resp.status)
+	}
+	form.Set("user_scoped_resource_token", userToken(form, "user-1", "dev@example.com"))
+	if resp := f.postForm("/sso/login", form); resp.status != http.StatusForbidden ||
+		cookieNamed(resp.header, "rekey_session") != nil {
+		t.Errorf("the same form with its user-scoped token after: got %d, session %v; want 403 and no session",
+			resp.status, cookieNamed(resp.header, "rekey_session") != nil)
+	}
+
+	first := f.ssoForm("inst-1")
+	second := url.Values{}
+	for k, v := range first {
+		second[k] = v
+	}
+	second.Set("user_id", "user-2")
+	second.Set("email", "ops@example.com")
+	first.Set("user_scoped_resource_token", userToken(first, "user-1", "dev@example.com"))
+	second.Set("user_scoped_resource_token", userToken(second, "user-2", "ops@example.com"))
+	for i, form := range []url.Values{first, second} {
+		if resp := f.postForm("/sso/login", form); resp.status != http.StatusSeeOther {
+			t.Errorf("user %d's sign-in in the same second: got %d, want 303: %s", i+1, resp.status, resp.body)
+		}
+	}
+	if resp := f.postForm("/sso/login", second); resp.status != http.StatusForbidden {
+		t.Errorf("user 2's form replayed: got %d, want 403", resp.status)
+	}
+}
+
 // navData is Heroku's nav-data for the fixture's sign-ins.
 func navData(json string) string { return base64.RawURLEncoding.EncodeToString([]byte(json)) }
 
