@@ -55,6 +55,10 @@ func walkObject(dec *json.Decoder, t reflect.Type, path string) error {
 	if t != nil && t.Kind() == reflect.Struct {
 		fields = jsonFields(t)
 	}
+	// A map's keys are the sender's data, not field names: current_config's
+	// are the app's config var names, or its values when a sender swaps
+	// them. An answer never quotes them.
+	isMap := t != nil && t.Kind() == reflect.Map
 	seen := make(map[string]bool)
 	for dec.More() {
 		tok, err := dec.Token()
@@ -63,8 +67,14 @@ func walkObject(dec *json.Decoder, t reflect.Type, path string) error {
 		}
 		key, _ := tok.(string)
 		name := key
-		if path != "" {
+		switch {
+		case isMap:
+			name = path + "[…]"
+		case path != "":
 			name = path + "." + key
+		}
+		if seen[key] && isMap {
+			return fmt.Errorf("a name appears more than once in %q: send each name once", clipID(path))
 		}
 		if seen[key] {
 			return fmt.Errorf("field %q appears more than once in one object: send each field once", clipID(name))
@@ -80,7 +90,7 @@ func walkObject(dec *json.Decoder, t reflect.Type, path string) error {
 				}
 			}
 			child = ft
-		case t != nil && t.Kind() == reflect.Map:
+		case isMap:
 			child = t.Elem()
 		}
 		if err := walkKeys(dec, child, name); err != nil {

@@ -54,3 +54,29 @@ func TestRepeatedOrCaseVariantKeysAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// A sender that swaps current_config's names and values (docs/design.md,
+// "Inputs rekey does not trust") and sends one twice, or with a value of
+// the wrong type, is refused without the app's live credential quoted back
+// in the answer: a map's keys are the sender's data, never quoted.
+func TestASwappedCurrentConfigIsRefusedUnquoted(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const secret = "Hunter2LiveSecret9"
+	const live = "postgres://app:" + secret + "@db.example.com:5432/d1"
+	const reg = `{"api_version":"v3","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0",` +
+		`"oauth":{"refresh_token":"r-1","access_token":"a-1","expires_at":"2030-01-01T00:00:00Z"},`
+	for name, body := range map[string]string{
+		"a swapped name twice": reg + `"current_config":{"` + live + `":"MYADDON_URL","` + live + `":"MYADDON_URL"}}`,
+		"a name twice":         reg + `"current_config":{"MYADDON_URL":"` + live + `","MYADDON_URL":"` + live + `"}}`,
+		"a wrong type":         reg + `"current_config":{"` + live + `":5}}`,
+	} {
+		resp := f.api(http.MethodPut, "/api/v1/instances/inst-cc", body)
+		if resp.status != http.StatusBadRequest || strings.Contains(resp.body, secret) {
+			t.Errorf("%s: got %d %s; want 400 quoting no config value", name, resp.status, resp.body)
+		}
+		if strings.Contains(name, "twice") && !strings.Contains(resp.body, `in \"current_config\"`) {
+			t.Errorf("%s: got %s; want the answer to name current_config", name, resp.body)
+		}
+	}
+}
