@@ -114,7 +114,7 @@ func TestDeprovisionedStateDoesNotOverrideAnUnansweredPush(t *testing.T) {
 	// Were the add-on really gone, the partner's DELETE would follow: the
 	// credential is then revoked after the grace (I3).
 	before := time.Now()
-	if err := g.st.DeprovisionWithGrace(ctx, "inst-1", grace, 0, 0); err != nil {
+	if err := g.st.DeprovisionWithGrace(ctx, "inst-1", store.DeprovisionGrace{Default: grace}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ = g.st.Credential(ctx, "inst-1", c.ID)

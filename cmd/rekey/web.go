@@ -84,6 +84,7 @@ func (a *app) webHandler() (http.Handler, error) {
 		Grace:             a.cfg.Grace,
 		PrivateSpaceGrace: a.cfg.PrivateSpaceGrace,
 		MaxGrace:          a.cfg.GraceCeiling(),
+		MinGrace:          a.cfg.GraceFloor(),
 		CustomerLimits: store.CustomerLimits{PerDay: a.cfg.CustomerRotationsPerDay,
 			OnePerGrace: a.cfg.CustomerOnePerGrace},
 		InsecureCookies: a.cfg.InsecureCookies,

@@ -207,18 +207,28 @@ func (s *Store) Instance(ctx context.Context, id string) (Instance, error) {
 // credentials are discarded, revoked after the instance's grace (or none
 // when it has no grace of its own: see DeprovisionWithGrace).
 func (s *Store) Deprovision(ctx context.Context, id string) error {
-	return s.DeprovisionWithGrace(ctx, id, 0, 0, 0)
+	return s.DeprovisionWithGrace(ctx, id, DeprovisionGrace{})
 }
 
-// DeprovisionWithGrace is Deprovision, the unconfirmed credentials of an
-// instance with no grace of its own revoked after privateSpaceGrace when it
-// runs in a Private Space and that is positive, else after grace
-// (REKEY_GRACE and REKEY_PRIVATE_SPACE_GRACE; deprovisionScript), and
-// never later than maxGrace when that is positive (config.GraceCeiling).
-func (s *Store) DeprovisionWithGrace(ctx context.Context, id string, grace, privateSpaceGrace, maxGrace time.Duration) error {
+// DeprovisionGrace is how long a deprovisioned instance's unconfirmed
+// credentials stay valid (deprovisionScript).
+type DeprovisionGrace struct {
+	// Default and PrivateSpace are REKEY_GRACE and REKEY_PRIVATE_SPACE_GRACE,
+	// for an instance with no grace of its own: PrivateSpace when it runs in
+	// a Private Space and that is positive, else Default.
+	Default, PrivateSpace time.Duration
+	// Min and Max are the floor and the ceiling (config.GraceFloor and
+	// GraceCeiling), applied when positive: an instance registered before
+	// either changed may hold a grace outside them.
+	Min, Max time.Duration
+}
+
+// DeprovisionWithGrace is Deprovision, the unconfirmed credentials revoked
+// after the grace g gives.
+func (s *Store) DeprovisionWithGrace(ctx context.Context, id string, g DeprovisionGrace) error {
 	keys := newDeprovisionKeys(id)
 	err := deprovisionScript.Run(ctx, s.rdb, keys.list(), id, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
-		grace.Milliseconds(), privateSpaceGrace.Milliseconds(), maxGrace.Milliseconds()).Err()
+		g.Default.Milliseconds(), g.PrivateSpace.Milliseconds(), g.Max.Milliseconds(), g.Min.Milliseconds()).Err()
 	return scriptError("deprovision "+id, err)
 }
 

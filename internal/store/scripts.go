@@ -128,8 +128,8 @@ return 'updated'
 // KEYS: deprovisionKeys (instance.go), one field per key, in order.
 // ARGV: id, now ms, instance event cap, fleet event cap, grace ms and
 // Private Space grace ms (for an instance with no grace of its own; 0: none),
-// the grace ceiling ms (0: none; an instance registered before it may hold
-// a longer grace).
+// the grace ceiling ms and the grace floor ms (0: none; an instance
+// registered before either changed may hold a grace outside them).
 // Returns "ok" (also when already deprovisioned); error "not_found".
 var deprovisionScript = eventScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
@@ -138,8 +138,9 @@ redis.call('HSET', KEYS[1], 'deprovisioned_at', ARGV[2])
 local g = tonumber(get(KEYS[1], 'grace_ms')) or 0
 if g <= 0 and get(KEYS[1], 'private_space') == '1' then g = tonumber(ARGV[6]) or 0 end
 if g <= 0 then g = tonumber(ARGV[5]) or 0 end
-local cap = tonumber(ARGV[7]) or 0
+local cap, floor = tonumber(ARGV[7]) or 0, tonumber(ARGV[8]) or 0
 if cap > 0 and g > cap then g = cap end
+if g < floor then g = floor end
 local revoke_at = tostring(tonumber(ARGV[2]) + g)
 for _, id in ipairs(redis.call('ZRANGE', KEYS[9], 0, -1)) do
   local ckey = KEYS[11] .. id

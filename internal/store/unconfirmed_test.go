@@ -101,7 +101,7 @@ func TestDeprovisionDiscardsUnconfirmedCredentialsAfterTheGrace(t *testing.T) {
 	f.register(t, "inst-1", "cred-0")
 	f.keptUnconfirmed(t, "inst-1", "rot-1", "cred-1", 1)
 
-	if err := f.st.DeprovisionWithGrace(ctx, "inst-1", 2*time.Hour, 0, 0); err != nil {
+	if err := f.st.DeprovisionWithGrace(ctx, "inst-1", store.DeprovisionGrace{Default: 2 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := f.st.Credential(ctx, "inst-1", "cred-1")
@@ -132,11 +132,34 @@ func TestDeprovisionKeepsToTheGraceCeiling(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.keptUnconfirmed(t, "inst-g", "rot-1", "cred-1", 1)
-	if err := f.st.DeprovisionWithGrace(ctx, "inst-g", 2*time.Hour, 0, 7*24*time.Hour); err != nil {
+	if err := f.st.DeprovisionWithGrace(ctx, "inst-g", store.DeprovisionGrace{Default: 2 * time.Hour, Max: 7 * 24 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := f.st.Credential(ctx, "inst-g", "cred-1")
 	if c.State != store.CredentialDiscarded || !c.RevokeAt.Equal(f.now.Add(7*24*time.Hour)) {
 		t.Fatalf("cred-1 is %s due %s, want discarded due %s", c.State, c.RevokeAt, f.now.Add(7*24*time.Hour))
+	}
+}
+
+// TestDeprovisionKeepsToTheGraceFloor: an instance registered with a grace
+// of 10 minutes, before REKEY_MIN_GRACE was raised to an hour, keeps its
+// unconfirmed credential valid for the floor when it is deprovisioned, as
+// its rotations would, not for its own shorter grace.
+func TestDeprovisionKeepsToTheGraceFloor(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	if err := f.st.PutInstance(ctx, store.Registration{ID: "inst-f", APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0", Grace: 10 * time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	f.keptUnconfirmed(t, "inst-f", "rot-1", "cred-1", 1)
+	if err := f.st.DeprovisionWithGrace(ctx, "inst-f", store.DeprovisionGrace{Default: 2 * time.Hour,
+		Min: time.Hour, Max: 48 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := f.st.Credential(ctx, "inst-f", "cred-1")
+	if c.State != store.CredentialDiscarded || !c.RevokeAt.Equal(f.now.Add(time.Hour)) {
+		t.Fatalf("cred-1 is %s due %s, want discarded due %s", c.State, c.RevokeAt, f.now.Add(time.Hour))
 	}
 }

@@ -157,7 +157,8 @@ func (s *server) deleteInstance(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	// The grace is for the instance's unconfirmed credentials, which the
 	// store now discards (store.DeprovisionWithGrace).
-	err := s.Store.DeprovisionWithGrace(ctx, id, s.Grace, s.PrivateSpaceGrace, s.MaxGrace)
+	err := s.Store.DeprovisionWithGrace(ctx, id, store.DeprovisionGrace{Default: s.Grace,
+		PrivateSpace: s.PrivateSpaceGrace, Min: s.MinGrace, Max: s.MaxGrace})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("instance %s is not registered", id))

@@ -59,6 +59,9 @@ type Params struct {
 	// instance's unconfirmed credentials are revoked no later than that,
 	// and the dashboard quotes no longer grace.
 	MaxGrace time.Duration
+	// MinGrace is the grace floor (config.GraceFloor): a deprovisioned
+	// instance's unconfirmed credentials are revoked no sooner than that.
+	MinGrace time.Duration
 	// CustomerLimits limit the rotations the dashboard's button starts for
 	// one instance (REKEY_CUSTOMER_ROTATIONS_PER_DAY and
 	// REKEY_CUSTOMER_ONE_PER_GRACE); the store's claim enforces them. The
