@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rekeyhq/rekey/internal/health"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -131,6 +132,11 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// maxRequestIDLen bounds the request id a line quotes: Heroku's router
+// sends a UUID, but anyone may send an X-Request-Id of up to the header
+// limit, and an unauthenticated request is logged too.
+const maxRequestIDLen = 200
+
 // logRequests writes one line per request: method, path, status and
 // duration. Query strings are never logged, and the health check is not
 // logged at all.
@@ -143,6 +149,18 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 			return
 		}
 		s.Logger.Info().Str("method", r.Method).Str("path", r.URL.Path).Int("status", sw.status).
-			Dur("duration_ms", s.Now().Sub(start)).Str("request_id", r.Header.Get("X-Request-Id")).Msg("request")
+			Dur("duration_ms", s.Now().Sub(start)).Str("request_id", clip(r.Header.Get("X-Request-Id"), maxRequestIDLen)).Msg("request")
 	})
+}
+
+// clip cuts s to at most n bytes, on a rune boundary, marking a cut with
+// "...".
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }

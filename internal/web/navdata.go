@@ -27,6 +27,11 @@ type navData struct {
 // cookie carries.
 const maxNameLen = 100
 
+// maxNavDataLen is the longest nav-data set as the heroku-nav-data
+// cookie: Heroku's is a few hundred bytes, and browsers drop a cookie of
+// more than about 4 KB, so a longer one is not set at all.
+const maxNavDataLen = 3000
+
 // parseNavData reads nav-data; a value that does not decode gives nothing,
 // and the page shows what the rest of the form said.
 func parseNavData(raw string) navData {

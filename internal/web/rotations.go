@@ -138,12 +138,7 @@ func (b rotationsRequest) fleetRequest() (fleet.Request, int, string) {
 }
 
 // clipID shortens a bad value quoted back in an error.
-func clipID(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
-	}
-	return s
-}
+func clipID(s string) string { return clip(s, 64) }
 
 // allInstanceIDs reads every live instance id, page by page.
 func (s *server) allInstanceIDs(ctx context.Context) ([]string, error) {

@@ -3,11 +3,14 @@ package web_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/internal/web"
@@ -208,6 +211,58 @@ func TestNavHeaderFromNavData(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOversizedNavDataSetsNoCookie: a sign-in form's nav-data of tens of
+// kilobytes (the form allows 64 KiB) is not set as the heroku-nav-data
+// cookie, which browsers would drop anyway; the sign-in still works, and a
+// nav-data of Heroku's size is set as sent.
+func TestOversizedNavDataSetsNoCookie(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	small := navData(`{"addon":"Rekey","appname":"my-app"}`)
+	for _, tt := range []struct {
+		nav       string
+		wantSaved bool
+	}{{strings.Repeat("A", 40<<10), false}, {small, true}} {
+		form := f.ssoForm("inst-1")
+		form.Set("nav-data", tt.nav)
+		resp := f.postForm("/sso/login", form)
+		if cookieNamed(resp.header, "rekey_session") == nil {
+			t.Fatalf("nav-data of %d bytes: sign-in got %d, no session", len(tt.nav), resp.status)
+		}
+		c := cookieNamed(resp.header, "heroku-nav-data")
+		if got := c != nil && c.Value == tt.nav; got != tt.wantSaved {
+			t.Errorf("nav-data of %d bytes: set as the cookie %v, want %v", len(tt.nav), got, tt.wantSaved)
+		}
+	}
+}
+
+// TestALongRequestIDIsClippedInTheLog: anyone may send an X-Request-Id up to
+// the header limit, and an unauthenticated request is logged too: the line
+// quotes at most 200 bytes of it.
+func TestALongRequestIDIsClippedInTheLog(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	f := newFixture(t, func(p *web.Params) { p.Logger = zerolog.New(&logs) })
+	id := strings.Repeat("r", 100<<10)
+	f.do(http.MethodGet, "/api/v1/instances/inst-1", nil, http.Header{"X-Request-Id": {id}})
+	var line struct {
+		RequestID string `json:"request_id"`
+		Status    int
+	}
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if strings.Contains(l, `"message":"request"`) {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if line.Status != http.StatusUnauthorized || len(line.RequestID) != 203 || !strings.HasSuffix(line.RequestID, "...") {
+		t.Errorf("got a request line with status %d and a request id of %d bytes, want 401 and 200 bytes and \"...\"",
+			line.Status, len(line.RequestID))
 	}
 }
 

@@ -107,7 +107,7 @@ func (s *server) ssoLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nav := parseNavData(f.NavData)
-	if f.NavData != "" {
+	if f.NavData != "" && len(f.NavData) <= maxNavDataLen {
 		s.setCookie(w, r, navDataCookie, f.NavData, sessionTTL)
 	}
 	app := cleanName(f.App)
