@@ -381,6 +381,9 @@ func (c *Config) RedisOptions() (*redis.Options, error) {
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL is not a redis:// or rediss:// URL: %s", scrubRedisError(err))
 	}
+	if err := c.checkRedisTarget(opt); err != nil {
+		return nil, err
+	}
 	if opt.PoolSize < 0 || opt.PoolSize > maxRedisPoolSize {
 		// go-redis would panic making a negative pool; a huge one opens
 		// connections past what a Heroku Key-Value Store plan allows.
@@ -399,6 +402,32 @@ func (c *Config) RedisOptions() (*redis.Options, error) {
 		opt.TLSConfig = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // Heroku KVS uses self-signed certificates.
 	}
 	return opt, nil
+}
+
+// checkRedisTarget refuses a REDIS_URL that go-redis would read as another
+// server than the one meant, and a connection less safe than
+// REKEY_REDIS_VERIFY_TLS asks for. go-redis fills in localhost for a URL
+// with no host (built from a variable left unset: redis://:pw@:6379), and
+// net/url ends a URL at its first '#' (one in a password), so a process
+// would run its commands against whatever Redis answers on its machine.
+// The errors quote no part of the URL, which holds the password.
+func (c *Config) checkRedisTarget(opt *redis.Options) error {
+	if strings.Contains(c.RedisURL, "#") {
+		return errors.New("REDIS_URL holds a '#', where a URL ends: percent-encode it (%23) in the password")
+	}
+	if u, err := url.Parse(c.RedisURL); err == nil && (u.Scheme == "redis" || u.Scheme == "rediss") && u.Hostname() == "" {
+		return errors.New("REDIS_URL names no host (redis://[:password@]host:port/db): was it built from a variable left unset?")
+	}
+	if !c.RedisVerifyTLS {
+		return nil
+	}
+	switch {
+	case opt.TLSConfig == nil:
+		return errors.New("REKEY_REDIS_VERIFY_TLS is true but REDIS_URL is not rediss://: the connection would not use TLS at all")
+	case opt.TLSConfig.InsecureSkipVerify:
+		return errors.New("REKEY_REDIS_VERIFY_TLS is true but REDIS_URL says skip_verify=true: drop one of them")
+	}
+	return nil
 }
 
 // Sealer returns the sealer over REKEY_ENCRYPTION_KEYS.

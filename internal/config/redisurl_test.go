@@ -127,3 +127,50 @@ func TestHerokuURLs(t *testing.T) {
 		}
 	}
 }
+
+// A REDIS_URL that go-redis would read as another server than the one
+// meant is refused, naming no part of it: one built from a variable left
+// unset names no host (go-redis would fill in localhost), and a '#' in a
+// password ends the URL there (the password and the host after it lost).
+func TestRedisURLThatWouldReachAnotherServerIsRefused(t *testing.T) {
+	t.Parallel()
+	for u, want := range map[string]string{
+		"redis://:6379/0":                        "names no host",
+		"redis://:s3cretpw@:6379/0":              "names no host",
+		"rediss://:s3cretpw@:6380":               "names no host",
+		"redis://:1234#s3cretpw@10.1.2.3:6379/0": "'#'",
+	} {
+		_, err := config.Load(env(map[string]string{"REDIS_URL": u}))
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cretpw") {
+			t.Errorf("REDIS_URL=%s: got %v, want an error saying %q that quotes no password", u, err, want)
+		}
+	}
+	for _, u := range []string{"redis://localhost:6379/0", "rediss://:pw@ec2-1-2-3-4.compute-1.amazonaws.com:6380"} {
+		if _, err := config.Load(env(map[string]string{"REDIS_URL": u})); err != nil {
+			t.Errorf("REDIS_URL=%s: %v", u, err)
+		}
+	}
+}
+
+// REKEY_REDIS_VERIFY_TLS=true is not silently undone by REDIS_URL: a
+// skip_verify=true in its query, or a redis:// URL, which has no TLS at all
+// and sends the password in clear, is refused.
+func TestRedisVerifyTLSIsNotUndoneByTheURL(t *testing.T) {
+	t.Parallel()
+	for u, want := range map[string]string{
+		"rediss://:pw@redis.example.com:6380/0?skip_verify=true": "skip_verify",
+		"redis://:pw@redis.example.com:6379/0":                   "not rediss://",
+	} {
+		_, err := config.Load(env(map[string]string{"REDIS_URL": u, "REKEY_REDIS_VERIFY_TLS": "true"}))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("REDIS_URL=%s with REKEY_REDIS_VERIFY_TLS=true: got %v, want an error saying %q", u, err, want)
+		}
+	}
+	c, err := config.Load(env(map[string]string{"REDIS_URL": "rediss://:pw@redis.example.com:6380/0", "REKEY_REDIS_VERIFY_TLS": "true"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opt, err := c.RedisOptions(); err != nil || opt.TLSConfig == nil || opt.TLSConfig.InsecureSkipVerify {
+		t.Errorf("rediss:// with REKEY_REDIS_VERIFY_TLS=true: got %+v, %v; want TLS that verifies", opt, err)
+	}
+}
