@@ -20,27 +20,38 @@ import (
 // releasedBy names the CLI in the "hold_released" audit event.
 const releasedBy = "an operator (rekey holds release)"
 
-// holdsListLen is how many holds list prints at most.
-const holdsListLen = 1000
+// holdsListLen is how many holds list prints by default, and
+// maxHoldsListed the most --limit allows: the holds are read one by one
+// and printed at once.
+const (
+	holdsListLen   = 1000
+	maxHoldsListed = 100000
+)
 
 func newHoldsCmd(env *environ) *cobra.Command {
 	var asJSON bool
+	var limit int
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the revocations held because the old credential is still in use",
 		Long: `Lists the revocations held because the issuer reports the old credential still in use: since
 when, the last use and by whom, the next re-check and the cap (REKEY_HOLD_MAX past the grace).
-Oldest first; never a secret.`,
+Oldest first, the oldest 1000 unless --limit says otherwise; when there are more, stderr says so.
+Never a secret.`,
 		Example: `  rekey holds list
-  rekey holds list --json | jq length`,
+  rekey holds list --json --limit 100000 | jq length`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			if limit < 1 || limit > maxHoldsListed {
+				return usagef("--limit must be between 1 and %d", maxHoldsListed)
+			}
 			return withProducer(c.Context(), env, "holds", func(a *app) error {
-				return listHolds(c.Context(), env.stdout, env.stderr, a.store, asJSON)
+				return listHolds(c.Context(), env.stdout, env.stderr, a.store, limit, asJSON)
 			})
 		},
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print the holds as JSON")
+	list.Flags().IntVar(&limit, "limit", holdsListLen, "list at most this many holds, the oldest first")
 	var confirm bool
 	release := &cobra.Command{
 		Use:   "release INSTANCE_ID/CREDENTIAL_ID",
@@ -84,15 +95,29 @@ fail. Asks on a terminal; needs --confirm off one.`,
 	}, list, release)
 }
 
-// listHolds prints the held revocations, oldest first, on w, and what is
-// said about the list on notes (as listDeadRevocations does).
-func listHolds(ctx context.Context, w, notes io.Writer, st *store.Store, asJSON bool) error {
-	holds, err := st.Holds(ctx, holdsListLen)
+// listHolds prints up to limit held revocations, oldest first, on w, and
+// what is said about the list on notes (as listDeadRevocations does),
+// there are more included, also under --json.
+func listHolds(ctx context.Context, w, notes io.Writer, st *store.Store, limit int, asJSON bool) error {
+	holds, err := st.Holds(ctx, int64(limit)+1)
 	if err != nil {
 		return err
 	}
+	more := len(holds) > limit
+	holds = holds[:min(len(holds), limit)]
+	moreNote := func() error {
+		if !more {
+			return nil
+		}
+		_, err := fmt.Fprintf(notes, "the oldest %s listed, there are more: --limit %d lists more\n",
+			count(len(holds), "held revocation", "held revocations"), min(2*limit, maxHoldsListed))
+		return err
+	}
 	if asJSON {
-		return writeJSON(w, holds)
+		if err := writeJSON(w, holds); err != nil {
+			return err
+		}
+		return moreNote()
 	}
 	if len(holds) == 0 {
 		_, err := fmt.Fprintln(notes, "no held revocations")
@@ -109,6 +134,9 @@ func listHolds(ctx context.Context, w, notes io.Writer, st *store.Store, asJSON 
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if more {
+		return moreNote()
 	}
 	_, err = fmt.Fprintln(notes, count(len(holds), "held revocation", "held revocations"))
 	return err

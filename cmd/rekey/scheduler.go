@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -129,12 +131,7 @@ aside; this puts the instances named, or every quarantined one (--all), back at 
 				if all {
 					return unquarantineAll(c.Context(), env, a)
 				}
-				for _, id := range args {
-					if err := unquarantineInstance(c.Context(), env, a, id); err != nil {
-						return err
-					}
-				}
-				return nil
+				return unquarantineInstances(c.Context(), env, a, args)
 			})
 		},
 	}
@@ -254,11 +251,34 @@ func resumeScheduler(ctx context.Context, env *environ, a *app) error {
 	return nil
 }
 
+// unquarantineInstances puts back the instances named, once every one is
+// known to be registered: a mistyped id among several changes nothing, and
+// the error names every id that is not.
+func unquarantineInstances(ctx context.Context, env *environ, a *app, ids []string) error {
+	var unknown []string
+	for _, id := range ids {
+		if _, err := a.store.Instance(ctx, id); errors.Is(err, store.ErrNotFound) {
+			unknown = append(unknown, strconv.Quote(id))
+		} else if err != nil {
+			return err
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("not registered: %s; nothing was changed", strings.Join(unknown, ", "))
+	}
+	for _, id := range ids {
+		if err := unquarantineInstance(ctx, env, a, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func unquarantineInstance(ctx context.Context, env *environ, a *app, id string) error {
 	ok, err := a.store.Unquarantine(ctx, id, "operator (rekey scheduler unquarantine)")
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("instance %s is not registered", id)
+		return fmt.Errorf("instance %q is not registered", id)
 	case err != nil:
 		return err
 	case !ok:

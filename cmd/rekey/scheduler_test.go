@@ -63,13 +63,22 @@ func newSchedulerRig(t *testing.T) *schedulerRig {
 // run runs `rekey scheduler args...` and returns its standard output.
 func (g *schedulerRig) run(t *testing.T, args ...string) string {
 	t.Helper()
+	out, err := g.runErr(args...)
+	if err != nil {
+		t.Fatalf("rekey scheduler %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// runErr runs `rekey scheduler args...` and returns its stdout and error.
+func (g *schedulerRig) runErr(args ...string) (string, error) {
 	var out, errOut lockedBuffer
 	env := &environ{lookup: func(k string) (string, bool) { v, ok := g.vars[k]; return v, ok },
 		stdin: strings.NewReader(""), stdout: &out, stderr: &errOut}
 	if err := runCommand(context.Background(), env, "scheduler", args...); err != nil {
-		t.Fatalf("rekey scheduler %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+		return out.String(), fmt.Errorf("%w\n%s", err, errOut.String())
 	}
-	return out.String()
+	return out.String(), nil
 }
 
 func (g *schedulerRig) register(t *testing.T, ids ...string) {
@@ -155,6 +164,12 @@ func TestSchedulerUnquarantineSeveralOrAll(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A mistyped id among several changes nothing, and the error names each.
+	out, err := g.runErr("unquarantine", "inst-00", "inst-typo", "inst-01", "inst-typo2")
+	if err == nil || !strings.Contains(err.Error(), `not registered: "inst-typo", "inst-typo2"; nothing was changed`) || out != "" {
+		t.Errorf("unquarantine with two unknown ids: got %q, %v; want nothing done and both named", out, err)
+	}
+	wantLines(t, g.run(t, "status"), "quarantined:        12: ")
 	wantLines(t, g.run(t, "unquarantine", "inst-00", "inst-01"), "inst-00 is no longer quarantined", "inst-01 is no longer quarantined")
 	wantLines(t, g.run(t, "status"), "quarantined:        10: inst-02, inst-03, inst-04, inst-05, inst-06, ...")
 	// Stale entries, sorted first, do not stop the walk.

@@ -229,7 +229,7 @@ func (s *Store) InstanceHolds(ctx context.Context, instanceID string) ([]Hold, e
 	if err != nil {
 		return nil, err
 	}
-	var out []Hold
+	out := []Hold{}
 	for _, p := range prev {
 		h, ok, err := s.HoldOf(ctx, instanceID, p.CredentialID)
 		if err != nil {
