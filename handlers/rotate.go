@@ -409,10 +409,14 @@ func (h *Rotate) grace(r *rotation) time.Duration {
 	return g
 }
 
+// requestedGrace is the grace the rotation's requests asked: the longer of
+// the payload's and the one the rotation was claimed with, so that another
+// app's task naming a rotation a producer claimed with a long grace does
+// not shorten it (I2); without either, the instance's, else REKEY_GRACE's.
 func (h *Rotate) requestedGrace(r *rotation) time.Duration {
 	switch in := r.claim.Instance; {
-	case r.p.Grace > 0:
-		return time.Duration(r.p.Grace)
+	case r.p.Grace > 0 || r.claim.Grace > 0:
+		return max(time.Duration(r.p.Grace), r.claim.Grace)
 	case in.Grace > 0:
 		return in.Grace
 	case in.PrivateSpace && h.deps.PrivateSpaceGrace > 0:

@@ -92,6 +92,9 @@ type Claim struct {
 	// Queue is the queue the rotation's record names ("" for a brief
 	// claim, or a record written before rotations kept it).
 	Queue string
+	// Grace is the grace the rotation was claimed with (grace_ms), as its
+	// first request asked it; 0 when it asked none, and for a brief claim.
+	Grace time.Duration
 	// Moved, with Status Joined, says that this request moved the rotation
 	// it joined to its own queue (RotationRequest.Overtakes): the caller
 	// enqueues the rotation's task there.
@@ -143,7 +146,7 @@ func (s *Store) claimFrom(instanceID string, res []any) (Claim, error) {
 		return Claim{Status: ClaimStatus(str(0)), RotationID: str(1), State: str(2), Moved: len(res) == 4}, nil
 	case 6: // refused by a limit (limits.go)
 		return Claim{Status: ClaimStatus(str(0)), RotationID: str(1), Refused: refusalFrom(res)}, nil
-	case 12:
+	case 13:
 	default:
 		return Claim{}, fmt.Errorf("claim: unexpected reply of %d items", len(res))
 	}
@@ -162,6 +165,9 @@ func (s *Store) claimFrom(instanceID string, res []any) (Claim, error) {
 	c.PushAttempted = str(7) != ""
 	c.Queue, c.Moved = str(8), str(9) != ""
 	c.PushAttempts, c.PushSettled = s.pushCounts(str(10), str(11), str(7))
+	if g, err := strconv.ParseInt(str(12), 10, 64); err == nil && g > 0 {
+		c.Grace = time.Duration(g) * time.Millisecond
+	}
 	return c, nil
 }
 
