@@ -59,11 +59,15 @@ func (s *Sweeper) revocation(ctx context.Context, r store.Revocation, res *Resul
 		// dropped: run it anew.
 		return s.replaceRevoke(ctx, r, res)
 	}
-	if info.State == asynq.TaskStateArchived && !ownRevokeTask(info, r) {
+	if info.State != asynq.TaskStateActive && !ownRevokeTask(info, r) {
 		// A task under this revocation's id that names another
 		// credential, or carries options rekey does not give (another
 		// app's, through the tasks package: a deadline long past, no
-		// retries), is not this revocation's, whatever it failed with.
+		// retries), is not this revocation's, whatever state it is in:
+		// one waiting in the retry set (asynq fails a task past its
+		// deadline before any handler runs, so the handler never drops
+		// it as a stray) would hold the id, and the revocation, for as
+		// long as its own retries last.
 		return s.replaceRevoke(ctx, r, res)
 	}
 	if s.waitsPastRevokeTime(info, r) {

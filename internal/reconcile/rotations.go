@@ -41,23 +41,17 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 	if err != nil {
 		return nil
 	}
+	if rot.Queue == "" {
+		rot.Queue = s.queueOfTask(rot.ID)
+	}
 	info, err := s.p.Inspector.GetTaskInfo(rot.Queue, tasks.RotateTaskID(rot.ID))
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound):
-		if h, ok := s.p.Enqueuer.(reholder); ok && rot.Queue == pacing.Queue {
-			// A held bulk rotation has no task until the feeder releases
-			// it: one missing from the held set (its claim's Hold failed,
-			// or its task was lost) is held again, at its place in line.
-			// The feeder may have released it since the look above found
-			// no task: HoldAgain looks again once the id is in.
-			added, err := h.HoldAgain(ctx, rot.ID, rot.RequestedAt)
-			return reheld(res, added, err)
+		held, err := s.enqueueRotation(ctx, rot, res)
+		if err == nil && !held {
+			res.RotationsEnqueued++
 		}
-		if err := fleet.Enqueue(ctx, s.p.Enqueuer, rot.InstanceID, rot.ID, rot.BatchID, rot.Reason, rot.Queue, rot.Grace); err != nil {
-			return err
-		}
-		res.RotationsEnqueued++
-		return nil
+		return err
 	case err != nil:
 		return fmt.Errorf("inspect rotation %s: %w", rot.ID, err)
 	}
@@ -92,11 +86,46 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 		res.RotationsFailed++
 		return nil
 	}
-	if err := s.p.Inspector.RunTask(rot.Queue, info.ID); err != nil {
+	// A fresh task rather than the archived one run again, as for a
+	// revocation: the archived task carries whatever options its producer
+	// gave it (another app's, through the tasks package: a deadline long
+	// past fails every run before the handler), and would be archived
+	// again at once, the rotation in flight for good.
+	if err := s.p.Inspector.DeleteTask(rot.Queue, info.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		return fmt.Errorf("run rotation %s again: %w", rot.ID, err)
+	}
+	if _, err := s.enqueueRotation(ctx, rot, res); err != nil {
 		return fmt.Errorf("run rotation %s again: %w", rot.ID, err)
 	}
 	res.RotationsResumed++
 	return nil
+}
+
+// enqueueRotation gives rot, whose task is gone, a new one with rekey's
+// options, from its record. A bulk rotation has no task until the feeder
+// releases it: it is held again, at its place in line (its claim's Hold
+// failed, or its task was lost or archived). The feeder may have released
+// it since the caller found no task: HoldAgain looks again once the id is
+// in. It reports whether rot went to the held set rather than to asynq.
+func (s *Sweeper) enqueueRotation(ctx context.Context, rot store.Rotation, res *Result) (held bool, err error) {
+	if h, ok := s.p.Enqueuer.(reholder); ok && rot.Queue == pacing.Queue {
+		added, err := h.HoldAgain(ctx, rot.ID, rot.RequestedAt)
+		return true, reheld(res, added, err)
+	}
+	return false, fleet.Enqueue(ctx, s.p.Enqueuer, rot.InstanceID, rot.ID, rot.BatchID, rot.Reason, rot.Queue, rot.Grace)
+}
+
+// queueOfTask is the queue that holds rotation id's task, for a record
+// written before rotations kept their queue: the default queue when none
+// does, where a task enqueued anew cannot run beside one in another queue
+// (asynq's task ids are unique within a queue only).
+func (s *Sweeper) queueOfTask(id string) string {
+	for _, q := range []string{tasks.QueueInteractive, tasks.QueueDefault, tasks.QueueBulk} {
+		if _, err := s.p.Inspector.GetTaskInfo(q, tasks.RotateTaskID(id)); err == nil {
+			return q
+		}
+	}
+	return tasks.QueueDefault
 }
 
 // reholder is the pacing client (*pacing.Client) the sweep enqueues with.

@@ -1,0 +1,210 @@
+package reconcile_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/reconcile"
+	"github.com/rekeyhq/rekey/internal/retry"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// countingServer runs an asynq server on queues with rekey's retry contract
+// (retry.Record, retry.IsFailure, delay) and a handler that only counts its
+// runs: another app's tasks below never reach it, the sweep's fresh ones do.
+func countingServer(t *testing.T, w *world, delay asynq.RetryDelayFunc, queues ...string) *atomic.Int64 {
+	t.Helper()
+	var runs atomic.Int64
+	qs := map[string]int{}
+	for _, q := range queues {
+		qs[q] = 1
+	}
+	srv := asynq.NewServerFromRedisClient(w.r.Client, asynq.Config{Concurrency: 1, Queues: qs,
+		IsFailure: retry.IsFailure, RetryDelayFunc: delay,
+		TaskCheckInterval: 10 * time.Millisecond, DelayedTaskCheckInterval: 20 * time.Millisecond,
+		LogLevel: asynq.FatalLevel})
+	if err := srv.Start(retry.Record(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+		runs.Add(1)
+		return nil
+	}))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return &runs
+}
+
+func waitState(t *testing.T, w *world, queue, id string, within time.Duration, ok func(*asynq.TaskInfo) bool) *asynq.TaskInfo {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		info, err := w.insp.GetTaskInfo(queue, id)
+		if err == nil && ok(info) {
+			return info
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s: %+v, %v", id, info, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAStrayRevokeTaskPastItsDeadlineDoesNotHoldUpTheRevocation: another
+// app enqueues, through tasks/, a revoke task for an instance's current
+// credential with a deadline that has passed (asynq.Deadline) and the
+// package's default retries. asynq fails it before any handler runs
+// (processor: "already canceled"), so the handler's stray-task rule never
+// drops it: it waits in asynq's retry set under the credential's own revoke
+// task id, and once a rotation supersedes the credential, rekey's revoke
+// task cannot be enqueued (ErrTaskIDConflict, taken for success). The sweep
+// replaces it once the revocation is due, as it replaces an archived one:
+// the credential is not left valid until the stray's retries are spent
+// (about three weeks).
+func TestAStrayRevokeTaskPastItsDeadlineDoesNotHoldUpTheRevocation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	w.sweep = reconcile.New(reconcile.Params{Store: w.st, Enqueuer: w.q, Inspector: w.insp,
+		Logger: zerolog.Nop(), Slack: time.Second, Now: func() time.Time { return w.now }})
+	if err := w.st.PutInstance(ctx, store.Registration{ID: "inst-s", APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	stray, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: "inst-s", CredentialID: "cred-0"}, time.Now(),
+		asynq.Deadline(time.Now().Add(-time.Minute)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.q.Enqueue(stray); err != nil {
+		t.Fatal(err)
+	}
+	runs := countingServer(t, w, retry.Delay, tasks.QueueRevoke)
+	id := tasks.RevokeTaskID("inst-s", "cred-0")
+	// Past rekey's three fast retries, asynq's own back-off applies.
+	waitState(t, w, tasks.QueueRevoke, id, 20*time.Second, func(i *asynq.TaskInfo) bool {
+		return i.State == asynq.TaskStateRetry && i.Retried > retry.FastRetries
+	})
+	// A rotation supersedes cred-0, due at once; the handler's enqueue of
+	// its revoke task is refused as a duplicate, which it takes for success.
+	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-s", RotationID: "rot-s"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.st.SavePending(ctx, "inst-s", "rot-s", "cred-1", map[string]secret.String{"MYADDON_URL": secret.New("v")}); err != nil {
+		t.Fatal(err)
+	}
+	prev, err := w.st.Promote(ctx, "inst-s", "rot-s", "cred-1", time.Millisecond, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, _ := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: prev.InstanceID, CredentialID: prev.CredentialID}, prev.RevokeAt)
+	if _, err := w.q.Enqueue(own); err == nil {
+		t.Fatal("rekey's revoke task was enqueued: the stray did not hold its id")
+	}
+	w.now = time.Now().Add(10 * time.Minute)
+	res, err := w.sweep.Sweep(ctx)
+	if err != nil || res.RevokesEnqueued != 1 {
+		t.Fatalf("Sweep = %+v, %v; want the stray replaced by rekey's revoke task", res, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runs.Load() == 0 {
+		if time.Now().After(deadline) {
+			info, _ := w.insp.GetTaskInfo(tasks.QueueRevoke, id)
+			t.Fatalf("revocation of %s due since %s: no run reached the handler within 10 s; the task under its id: %+v",
+				prev.CredentialID, prev.RevokeAt.Format(time.RFC3339), info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAnArchivedForeignRotateTaskRunsAgainAsRekeys: a rotate task of
+// another app's (tasks/, with asynq.Deadline) whose push was attempted as
+// its deadline passed fails every later run before any handler runs, and
+// asynq archives it. Since Heroku may hold the credential, the sweep runs
+// the rotation again, as a fresh task with rekey's options: run again as it
+// was, with the same past deadline, it would fail at once every hour for
+// ever, the rotation in flight for good (every later request joins it, I4).
+func TestAnArchivedForeignRotateTaskRunsAgainAsRekeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	if err := w.st.PutInstance(ctx, store.Registration{ID: "inst-d", APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	// The task's first run: claim, mint, push attempted, then the deadline.
+	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-d", RotationID: "rot-d", Queue: tasks.QueueDefault}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.st.SavePending(ctx, "inst-d", "rot-d", "cred-1", map[string]secret.String{"MYADDON_URL": secret.New("v")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.st.MarkPushAttempt(ctx, "rot-d"); err != nil {
+		t.Fatal(err)
+	}
+	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-d", RotationID: "rot-d"},
+		asynq.Deadline(time.Now().Add(-time.Second)), asynq.MaxRetry(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.q.Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	runs := countingServer(t, w, func(int, error, *asynq.Task) time.Duration { return 0 }, tasks.QueueDefault)
+	id := tasks.RotateTaskID("rot-d")
+	waitState(t, w, tasks.QueueDefault, id, 20*time.Second, func(i *asynq.TaskInfo) bool { return i.State == asynq.TaskStateArchived })
+	w.now = time.Now().Add(3 * time.Hour)
+	res, err := w.sweep.Sweep(ctx)
+	if err != nil || res.RotationsResumed != 1 {
+		t.Fatalf("Sweep = %+v, %v; want the rotation run again", res, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runs.Load() == 0 {
+		if time.Now().After(deadline) {
+			info, _ := w.insp.GetTaskInfo(tasks.QueueDefault, id)
+			t.Fatalf("no run of rot-d reached the handler within 10 s of the sweep; its task: %+v", info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestARotationWithoutAQueueIsEnqueuedOnTheDefaultQueue: a rotation in
+// flight whose record names no queue (written before rotations kept one)
+// and whose task is in no queue is enqueued on the default queue. It made
+// every sweep fail at it before (asynq refuses an empty queue name), so no
+// rotation behind it in the index was looked at again: one whose task was
+// lost stayed in flight for good (I4: every later request joins it).
+func TestARotationWithoutAQueueIsEnqueuedOnTheDefaultQueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	for _, id := range []string{"inst-a-legacy", "inst-b-lost"} {
+		if err := w.st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3,
+			ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-a-legacy", RotationID: "rot-a"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-b-lost", RotationID: "rot-b", Queue: tasks.QueueDefault}); err != nil {
+		t.Fatal(err)
+	}
+	var errs []error
+	for range 3 {
+		if _, err := w.sweep.Sweep(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, rot := range []string{"rot-a", "rot-b"} {
+		if _, err := w.insp.GetTaskInfo(tasks.QueueDefault, tasks.RotateTaskID(rot)); err != nil {
+			t.Errorf("after 3 sweeps %s's lost task is still not enqueued (%v); sweep errors: %v", rot, err, errs)
+		}
+	}
+}
