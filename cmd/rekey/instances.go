@@ -173,6 +173,10 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 			refuse(n, "", fmt.Sprintf("not a JSON instance: %v", err))
 			continue
 		}
+		if dec.More() {
+			refuse(n, in.ID, "more than the JSON instance on the line: one instance per line")
+			continue
+		}
 		if !includeDeprovisioned {
 			gone, err := deprovisioned(ctx, a, in.ID)
 			if err != nil && ctx.Err() != nil {

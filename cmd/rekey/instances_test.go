@@ -181,10 +181,14 @@ func TestImportJSONListsRefusedLines(t *testing.T) {
 		good,
 		`{"id":"inst-2","api_version":"v1"`, // cut short
 		`{"id":"inst-3","api_version":"v1","heroku_id":"app-3","config_vars":[],"current_credential_id":"cred-0"}`,
+		// Two instances on one line: neither is registered, rather than
+		// the first alone with the second silently dropped.
+		`{"id":"inst-4","api_version":"v1","heroku_id":"app-4","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}` +
+			` {"id":"inst-5","api_version":"v1","heroku_id":"app-5","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}`,
 	}, "\n")
 	err := c.importLines(t, lines, "--json")
-	if err == nil || !strings.Contains(err.Error(), "2 lines refused") {
-		t.Fatalf("import = %v, want 2 lines refused", err)
+	if err == nil || !strings.Contains(err.Error(), "3 lines refused") {
+		t.Fatalf("import = %v, want 3 lines refused", err)
 	}
 	var out importOutput
 	if err := json.Unmarshal([]byte(c.stdout.String()), &out); err != nil {
@@ -197,8 +201,12 @@ func TestImportJSONListsRefusedLines(t *testing.T) {
 			t.Errorf("refused line %d without a reason", r.Line)
 		}
 	}
-	if out.Registered != 1 || !reflect.DeepEqual(lineNumbers, []int{3, 4}) || out.Refused[1].InstanceID != "inst-3" {
-		t.Errorf("--json = %+v; want 1 registered, lines 3 and 4 refused, the second naming inst-3", out)
+	if out.Registered != 1 || !reflect.DeepEqual(lineNumbers, []int{3, 4, 5}) || out.Refused[1].InstanceID != "inst-3" ||
+		!strings.Contains(out.Refused[2].Reason, "one instance per line") {
+		t.Errorf("--json = %+v; want 1 registered, lines 3, 4 and 5 refused, the second naming inst-3, the third saying one instance per line", out)
+	}
+	if _, err := c.st.Instance(context.Background(), "inst-4"); err == nil {
+		t.Errorf("inst-4 was registered from a line holding two instances")
 	}
 	if !strings.Contains(c.stderr.String(), "line 4 (inst-3): ") {
 		t.Errorf("stderr does not report the refused lines:\n%s", c.stderr)
