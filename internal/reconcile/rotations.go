@@ -86,11 +86,21 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 		res.RotationsFailed++
 		return nil
 	}
-	// A fresh task rather than the archived one run again, as for a
-	// revocation: the archived task carries whatever options its producer
-	// gave it (another app's, through the tasks package: a deadline long
-	// past fails every run before the handler), and would be archived
-	// again at once, the rotation in flight for good.
+	if runsAgain(info, rot) {
+		// Run again as it is: its retries stay used, so a rotation whose
+		// pushes keep failing runs once an hour, not a whole round of
+		// retries every hour.
+		if err := s.p.Inspector.RunTask(rot.Queue, info.ID); err != nil {
+			return fmt.Errorf("run rotation %s again: %w", rot.ID, err)
+		}
+		res.RotationsResumed++
+		return nil
+	}
+	// Another app's task (through the tasks package) with a deadline fails
+	// every run past it before the handler: run again as it is, it would
+	// be archived again at once, the rotation in flight for good. It makes
+	// way for rekey's own, from the rotation's record, as a revocation's
+	// does.
 	if err := s.p.Inspector.DeleteTask(rot.Queue, info.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 		return fmt.Errorf("run rotation %s again: %w", rot.ID, err)
 	}
@@ -99,6 +109,18 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 	}
 	res.RotationsResumed++
 	return nil
+}
+
+// runsAgain reports whether the archived task info describes can run
+// rot again as it is: it is a rotate task naming rot, and no deadline
+// (which rekey never gives; another app may, through the tasks package)
+// cuts its runs short.
+func runsAgain(info *asynq.TaskInfo, rot store.Rotation) bool {
+	if info.Type != tasks.TypeRotate || !info.Deadline.IsZero() {
+		return false
+	}
+	p, err := tasks.ParseRotate(asynq.NewTask(info.Type, info.Payload))
+	return err == nil && p.InstanceID == rot.InstanceID && p.RotationID == rot.ID
 }
 
 // enqueueRotation gives rot, whose task is gone, a new one with rekey's
