@@ -57,13 +57,32 @@ func checkConfigNames(config map[string]secret.String, registered []string) erro
 // quoted in errors.
 var configVarName = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
 
+// maxNamePart is the longest run of letters and digits, between
+// underscores, that a quoted name may hold: "POSTGRESQL" and "DATABASE"
+// pass, a base32 secret of 24 letters does not, digits or none.
+const maxNamePart = 16
+
 // clipName is how an extra name an issuer made up appears in errors: quoted
 // when it reads as a config var name, else only its length. An issuer that
 // swapped names and values, or wrote "NAME=value" as a name, has put a
-// secret there, and errors reach logs, events and the dashboard (I5).
+// secret there, and errors reach logs, events and the dashboard (I5): an
+// upper-case one (a base32 or TOTP seed, an AWS key id, upper-case hex) has
+// a config var name's shape, so a name that looks generated, or holds a
+// part longer than any config var name's, is not quoted either.
 func clipName(name string) string {
-	if configVarName.MatchString(name) {
+	if configVarName.MatchString(name) && !secret.LooksGenerated(name) && !hasLongPart(name) {
 		return fmt.Sprintf("%q", name)
 	}
 	return fmt.Sprintf("a name of %d bytes that is no config var name", len(name))
+}
+
+// hasLongPart reports whether name holds a run of more than maxNamePart
+// bytes between underscores.
+func hasLongPart(name string) bool {
+	for part := range strings.SplitSeq(name, "_") {
+		if len(part) > maxNamePart {
+			return true
+		}
+	}
+	return false
 }
