@@ -2,6 +2,7 @@ package heroku_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -69,6 +70,17 @@ func TestAnswersEchoingASecretLeaveNoneInErrors(t *testing.T) {
 	err := c.UpdateConfig(context.Background(), v3Target(), oneVar())
 	if err == nil || strings.Contains(err.Error(), accessToken) || strings.Contains(fmt.Sprintf("%+v", err), accessToken) {
 		t.Errorf("malformed header echoing the token: %v; want an error without it", err)
+	}
+
+	// V1 sends its password only inside the base64 of its Basic
+	// authorization, which no scrubber of the raw password finds: echoed
+	// in a header line Go quotes, it is not kept either.
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("myaddon:"+v1Password))
+	srv = rawServer(t, "HTTP/1.1 200 OK\r\nRequest-Id: 1\r\nAuthorization "+basic+"\r\n\r\n")
+	c = newClientAt(t, srv.URL)
+	err = c.UpdateConfig(context.Background(), v1Target(), oneVar())
+	if err == nil || strings.Contains(err.Error(), basic[len("Basic "):len("Basic ")+12]) {
+		t.Errorf("malformed header echoing V1's Basic authorization: %v; want an error without it", err)
 	}
 
 	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

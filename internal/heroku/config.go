@@ -2,6 +2,7 @@ package heroku
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -230,7 +231,9 @@ func (c *Client) v1(ctx context.Context, t Target, endpoint, method string, body
 		url:      c.apiURL + "/vendor/apps/" + escapeSegment(t.HerokuID),
 		body:     body,
 		addonID:  t.AddonID,
-		secrets:  append(slices.Clip(secrets), c.v1Password.Reveal()),
+		// The password travels as the base64 of "user:password" too.
+		secrets: append(slices.Clip(secrets), c.v1Password.Reveal(),
+			base64.StdEncoding.EncodeToString([]byte(c.v1User+":"+c.v1Password.Reveal()))),
 	}
 	if body != nil {
 		cl.contentType = "application/json"

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/printable"
@@ -55,7 +56,7 @@ type TransportError struct {
 func (e *TransportError) Error() string {
 	text := e.text
 	if text == "" && e.Err != nil {
-		text = secret.Clip(printable.Text(e.Err.Error()), maxMessageLen)
+		text = newTransportError(e.Endpoint, e.Err, nil).text
 	}
 	return fmt.Sprintf("heroku %s: %s", e.Endpoint, text)
 }
@@ -152,10 +153,19 @@ func transportError(ctx context.Context, endpoint string, err error, secrets []s
 }
 
 // newTransportError is err of a call to endpoint, its text made safe to
-// show: the call's secrets removed, printable, clipped.
+// show: the call's secrets removed, printable, clipped. The text of an
+// answer Go's HTTP client could not parse (a malformed status or header
+// line) quotes what the server sent, which may echo what the call sent in
+// a form no scrubber of whole values finds (the V1 password inside the
+// base64 of its Basic authorization, a value JSON- or Go-escaped): it is
+// not kept.
 func newTransportError(endpoint string, err error, secrets []string) *TransportError {
+	text := err.Error()
+	if strings.Contains(text, "malformed") {
+		text = "the answer is not well-formed HTTP (what it said is not kept)"
+	}
 	return &TransportError{Endpoint: endpoint, Err: err,
-		text: secret.Clip(printable.Text(scrub(err.Error(), secrets)), maxMessageLen)}
+		text: secret.Clip(printable.Text(scrub(text, secrets)), maxMessageLen)}
 }
 
 // readBody reads a successful response with a size limit.
