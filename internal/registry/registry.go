@@ -191,7 +191,7 @@ func (in Input) Registration() (store.Registration, error) {
 	if in.Grace != "" {
 		d, err := time.ParseDuration(in.Grace)
 		if err != nil || d <= 0 {
-			return r, &InputError{fmt.Errorf("grace %q is not a positive Go duration such as \"2h\"", secret.Clip(in.Grace, 64))}
+			return r, &InputError{fmt.Errorf("grace %s is not a positive Go duration such as \"2h\"", secret.QuoteInput(in.Grace, 64))}
 		}
 		r.Grace = d
 	}

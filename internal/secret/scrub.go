@@ -2,8 +2,10 @@ package secret
 
 import (
 	"cmp"
+	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -57,4 +59,16 @@ func Clip(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// QuoteInput is how an error names a value that was refused where an id,
+// a name or a setting belongs: quoted, cut to n bytes, when it reads as
+// one; by its length only when it may be a secret sent in the wrong field
+// (names and values swapped): one that looks generated, or holds ':', '@'
+// or '/' as a URL or a "user:password" does.
+func QuoteInput(s string, n int) string {
+	if LooksGenerated(s) || strings.ContainsAny(s, ":@/") {
+		return fmt.Sprintf("(a value of %d bytes, not quoted)", len(s))
+	}
+	return strconv.Quote(Clip(s, n))
 }

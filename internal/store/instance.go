@@ -87,9 +87,9 @@ type Registration struct {
 func (r Registration) Validate() error {
 	switch {
 	case !ValidID(r.ID):
-		return fmt.Errorf("instance id %q is not valid: use 1 to 128 letters, digits, '-', '_', '.', '@', not dots alone", secret.Clip(r.ID, 64))
+		return fmt.Errorf("instance id %s is not valid: use 1 to 128 letters, digits, '-', '_', '.', '@', not dots alone", secret.QuoteInput(r.ID, 64))
 	case r.APIVersion != APIv3 && r.APIVersion != APIv1:
-		return fmt.Errorf("api_version %q is not valid: use %q or %q", secret.Clip(r.APIVersion, 64), APIv3, APIv1)
+		return fmt.Errorf("api_version %s is not valid: use %q or %q", secret.QuoteInput(r.APIVersion, 64), APIv3, APIv1)
 	case r.APIVersion == APIv1 && r.HerokuID == "":
 		return errors.New("heroku_id is required for api_version v1")
 	case len(r.ConfigVars) == 0:
@@ -97,7 +97,7 @@ func (r Registration) Validate() error {
 	case r.Grace < 0:
 		return errors.New("grace must not be negative")
 	case r.CurrentCredentialID != "" && !ValidID(r.CurrentCredentialID):
-		return fmt.Errorf("current_credential_id %q is not valid", secret.Clip(r.CurrentCredentialID, 64))
+		return fmt.Errorf("current_credential_id %s is not valid", secret.QuoteInput(r.CurrentCredentialID, 64))
 	}
 	if len(r.ConfigVars) > MaxConfigVars {
 		return fmt.Errorf("config_vars names %d config vars: at most %d", len(r.ConfigVars), MaxConfigVars)
@@ -105,10 +105,10 @@ func (r Registration) Validate() error {
 	seen := make(map[string]bool, len(r.ConfigVars))
 	for _, name := range r.ConfigVars {
 		if !validVarName(name) {
-			return fmt.Errorf("config var name %q is not valid: use capital letters, digits and '_'", secret.Clip(name, 64))
+			return fmt.Errorf("config var name %s is not valid: use capital letters, digits and '_'", secret.QuoteInput(name, 64))
 		}
 		if seen[name] {
-			return fmt.Errorf("config var name %q is named twice", secret.Clip(name, 64))
+			return fmt.Errorf("config var name %s is named twice", secret.QuoteInput(name, 64))
 		}
 		seen[name] = true
 	}

@@ -80,3 +80,29 @@ func TestASwappedCurrentConfigIsRefusedUnquoted(t *testing.T) {
 		}
 	}
 }
+
+// A registration that carries the credential's value where a name or an id
+// belongs (names and values swapped: config_vars, current_credential_id) is
+// refused without quoting it: the answer names the field and the value's
+// length. A plain bad name is still quoted.
+func TestAValueWhereANameBelongsIsRefusedUnquoted(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const pw = "Hunter2-Pa55-w0rd"
+	const live = "postgres://app:" + pw + "@db.example.com:5432/app"
+	for name, body := range map[string]string{
+		"config_vars": `{"api_version":"v3","config_vars":["` + live + `"],"oauth":{"refresh_token":"r","access_token":"a"}}`,
+		"current_credential_id": `{"api_version":"v3","config_vars":["DATABASE_URL"],"current_credential_id":"` + live +
+			`","oauth":{"refresh_token":"r","access_token":"a"}}`,
+		"grace": `{"api_version":"v3","config_vars":["DATABASE_URL"],"grace":"` + live + `","oauth":{"refresh_token":"r","access_token":"a"}}`,
+	} {
+		rep := f.api(http.MethodPut, "/api/v1/instances/inst-leak", body)
+		if rep.status != http.StatusUnprocessableEntity || strings.Contains(rep.body, pw) || !strings.Contains(rep.body, "not quoted") {
+			t.Errorf("%s: got %d %s; want 422 saying the value is not quoted, without it", name, rep.status, rep.body)
+		}
+	}
+	rep := f.api(http.MethodPut, "/api/v1/instances/inst-leak", `{"api_version":"v3","config_vars":["database_url"],"oauth":{"refresh_token":"r","access_token":"a"}}`)
+	if !strings.Contains(rep.body, `config var name \"database_url\" is not valid`) {
+		t.Errorf("a lower-case name: got %d %s; want it quoted", rep.status, rep.body)
+	}
+}
