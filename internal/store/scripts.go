@@ -555,8 +555,29 @@ local now = tonumber(ARGV[4])
 local inst = redis.call('HMGET', KEYS[1], 'current', 'inflight', 'quarantined_at', 'deprovisioned_at', 'sched_opt_out')
 local cur = inst[1] or ''
 local revoke_at = ''
+-- unanswered(ckey): whether the credential's own rotation has a push
+-- unanswered (more attempted than settled), the last less than the window
+-- ago: that push may still land, after this one, and put it back in the
+-- config (I1). A rotation record that expired counts as settled.
+local function unanswered(ckey)
+  local urot = get(ckey, 'rotation_id')
+  if urot == '' then return false end
+  local rkey = KEYS[16] .. urot
+  return (tonumber(get(rkey, 'push_attempts')) or 0) > (tonumber(get(rkey, 'push_settled')) or 0) and
+    now - (tonumber(get(rkey, 'push_attempted_at')) or 0) < tonumber(ARGV[13])
+end
 emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'pushed', ARGV[2], ARGV[3], ARGV[9], ARGV[4])
-if cur ~= '' and cur ~= ARGV[3] then
+if cur ~= '' and cur ~= ARGV[3] and unanswered(KEYS[8] .. cur) then
+  -- The current credential's own rotation left a push unanswered (a 5xx
+  -- that Heroku may still apply, a timed-out run's request): it is set
+  -- aside as unconfirmed, as a failed rotation's is, never revoked on its
+  -- own; the first promotion after that push settles makes it previous.
+  redis.call('HSET', KEYS[8] .. cur, 'state', 'unconfirmed', 'unconfirmed_at', ARGV[4], 'superseded_by', ARGV[2])
+  redis.call('ZADD', KEYS[15], ARGV[4], cur)
+  emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'push_unknown', ARGV[2], cur,
+    'an earlier push of it is still unanswered: Heroku may put it back, so it is kept unrevoked until a later rotation replaces it', ARGV[4])
+  cur = ''
+elseif cur ~= '' and cur ~= ARGV[3] then
   revoke_at = tostring(now + grace)
   local ckey = KEYS[8] .. cur
   local f = {'state', 'previous', 'superseded_at', ARGV[4], 'revoke_at', revoke_at, 'superseded_by', ARGV[2]}
@@ -571,13 +592,7 @@ local stale = {}
 local stale_at = tostring(now + grace)
 for _, id in ipairs(redis.call('ZRANGE', KEYS[15], 0, -1)) do
   local ckey = KEYS[8] .. id
-  local urot = get(ckey, 'rotation_id')
-  local unsettled = false
-  if urot ~= '' then
-    local rkey = KEYS[16] .. urot
-    unsettled = (tonumber(get(rkey, 'push_attempts')) or 0) > (tonumber(get(rkey, 'push_settled')) or 0) and
-      now - (tonumber(get(rkey, 'push_attempted_at')) or 0) < tonumber(ARGV[13])
-  end
+  local unsettled = unanswered(ckey)
   if id == ARGV[3] or get(ckey, 'state') ~= 'unconfirmed' then
     redis.call('ZREM', KEYS[15], id)
   elseif not unsettled then
