@@ -514,7 +514,9 @@ return 'saved'
 // the window ago): that push may land after this one and put it back in the
 // config (I1), so it stays unconfirmed, and the first promotion after its
 // push settles makes it previous. A rotation record that expired (the
-// rotation ttl) counts as settled too.
+// rotation ttl) counts as settled too. The current credential it supersedes
+// is held to the same rule: one whose own rotation left a push unanswered
+// becomes unconfirmed, not previous, and has no revocation scheduled.
 //
 // KEYS: promoteKeys (rotation.go), one field per key, in order.
 // ARGV: instance id, rotation id, credential id, now ms, grace ms,
