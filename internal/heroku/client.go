@@ -129,6 +129,14 @@ type TokenStore interface {
 	SaveToken(ctx context.Context, addonID string, t Token) error
 }
 
+// RefreshSaver is a TokenStore that saves a refreshed token only while the
+// stored one is still the token refreshed (*store.Store): a registration
+// that stored a new authorization during the refresh keeps it, and the
+// caller uses it instead of the refresh of the old one.
+type RefreshSaver interface {
+	SaveRefreshed(ctx context.Context, addonID string, old, t Token) (Token, error)
+}
+
 // Limiter spends the shared Heroku call budget. Wait runs before every
 // Platform API call (OAuth calls are not counted by Heroku) and Observe after
 // every response to one. Implementations must be safe for concurrent use.

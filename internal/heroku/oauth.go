@@ -155,11 +155,20 @@ func (c *Client) needsRefresh(t Token) bool {
 }
 
 // refreshAndSave refreshes old and saves the result. A failed save fails the
-// call: the refresh token stays valid, so the retry refreshes again.
+// call: the refresh token stays valid, so the retry refreshes again. With a
+// RefreshSaver, a registration's new tokens stored during the refresh win
+// over the refresh of the old ones, and are returned.
 func (c *Client) refreshAndSave(ctx context.Context, addonID string, old Token) (Token, error) {
 	t, err := c.Refresh(ctx, old.RefreshToken)
 	if err != nil {
 		return Token{}, refreshError(err)
+	}
+	if rs, ok := c.tokens.(RefreshSaver); ok {
+		saved, err := rs.SaveRefreshed(ctx, addonID, old, t)
+		if err != nil {
+			return Token{}, fmt.Errorf("heroku: save token: %w", err)
+		}
+		return saved, nil
 	}
 	if err := c.tokens.SaveToken(ctx, addonID, t); err != nil {
 		return Token{}, fmt.Errorf("heroku: save token: %w", err)

@@ -182,6 +182,46 @@ func (s *Store) SaveToken(ctx context.Context, addonID string, t heroku.Token) e
 	return fmt.Errorf("save token of %s: the stored token kept changing", addonID)
 }
 
+// SaveRefreshed stores t, the tokens a refresh of old gave, unless the
+// stored tokens are no longer old's (a registration stored a new
+// authorization while the refresh was under way): then it keeps them and
+// returns them, for the caller to use instead. It implements
+// heroku.RefreshSaver.
+func (s *Store) SaveRefreshed(ctx context.Context, addonID string, old, t heroku.Token) (heroku.Token, error) {
+	expires := strconv.FormatInt(t.ExpiresAt.UnixMilli(), 10)
+	if t.ExpiresAt.IsZero() {
+		expires = "0"
+	}
+	k := newSaveTokenKeys(addonID)
+	for range saveTokenAttempts {
+		held, read, err := s.loadToken(ctx, addonID)
+		if err != nil && !errors.Is(err, heroku.ErrNoToken) {
+			return heroku.Token{}, err
+		}
+		if err == nil && held.RefreshToken.Reveal() != old.RefreshToken.Reveal() {
+			return held, nil
+		}
+		refresh := t.RefreshToken
+		if refresh.IsZero() {
+			refresh = old.RefreshToken
+		}
+		sealed, err := s.sealTokens(addonID, t.AccessToken, refresh)
+		if err != nil {
+			return heroku.Token{}, err
+		}
+		// "1": stored only if the value read is still there.
+		res, err := saveTokenScript.Run(ctx, s.rdb, k.list(), sealed, expires, "1", read).Text()
+		if err != nil {
+			return heroku.Token{}, scriptError("save token of "+addonID, err)
+		}
+		if res == "ok" {
+			t.RefreshToken = refresh
+			return t, nil
+		}
+	}
+	return heroku.Token{}, fmt.Errorf("save token of %s: the stored token kept changing", addonID)
+}
+
 // saveTokenScript replaces an existing instance's sealed OAuth tokens and
 // drops the legacy hash fields.
 //
