@@ -564,9 +564,8 @@ local revoke_at = ''
 local function unanswered(ckey)
   local urot = get(ckey, 'rotation_id')
   if urot == '' then return false end
-  local rkey = KEYS[16] .. urot
-  return (tonumber(get(rkey, 'push_attempts')) or 0) > (tonumber(get(rkey, 'push_settled')) or 0) and
-    now - (tonumber(get(rkey, 'push_attempted_at')) or 0) < tonumber(ARGV[13])
+  local r = redis.call('HMGET', KEYS[16] .. urot, 'push_attempts', 'push_settled', 'push_attempted_at')
+  return (tonumber(r[1]) or 0) > (tonumber(r[2]) or 0) and now - (tonumber(r[3]) or 0) < tonumber(ARGV[13])
 end
 emit(KEYS[6], KEYS[7], ARGV[6], ARGV[7], ARGV[1], 'pushed', ARGV[2], ARGV[3], ARGV[9], ARGV[4])
 if cur ~= '' and cur ~= ARGV[3] and unanswered(KEYS[8] .. cur) then
