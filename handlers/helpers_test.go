@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
@@ -174,3 +175,33 @@ func taskID(task *asynq.Task) (string, error) {
 
 // isPermanent reports whether err tells asynq to archive the task.
 func isPermanent(err error) bool { return errors.Is(err, asynq.SkipRetry) }
+
+// holdFirst puts a front before the fake Heroku that holds the first
+// request match accepts until release is closed, and points the handlers'
+// Heroku client at it: arrived is closed when that request reaches it.
+func (g *rig) holdFirst(t *testing.T, match func(*http.Request) bool) (arrived, release chan struct{}) {
+	t.Helper()
+	arrived, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if match(r) {
+			first := false
+			once.Do(func() { first = true; close(arrived) })
+			if first {
+				<-release
+			}
+		}
+		g.fake.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	hc, err := heroku.NewClient(heroku.WithAPIURL(front.URL), heroku.WithIDURL(front.URL),
+		heroku.WithTokenStore(g.st), heroku.WithOAuthClientSecret(secret.New(herokufake.DefaultClientSecret)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deps.Heroku = hc
+	return arrived, release
+}
+
+// isPatch matches a config push.
+func isPatch(r *http.Request) bool { return r.Method == http.MethodPatch }

@@ -2,15 +2,9 @@ package handlers_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/heroku"
-	"github.com/rekeyhq/rekey/internal/herokufake"
-	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -28,25 +22,7 @@ func TestACurrentCredentialWithAPushStillInFlightIsNotRevoked(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	g := newRig(t)
-	arrived, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	wrap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPatch {
-			first := false
-			once.Do(func() { first = true; close(arrived) })
-			if first {
-				<-release
-			}
-		}
-		g.fake.ServeHTTP(w, r)
-	}))
-	t.Cleanup(wrap.Close)
-	hc, err := heroku.NewClient(heroku.WithAPIURL(wrap.URL), heroku.WithIDURL(wrap.URL),
-		heroku.WithTokenStore(g.st), heroku.WithOAuthClientSecret(secret.New(herokufake.DefaultClientSecret)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.deps.Heroku = hc
+	arrived, release := g.holdFirst(t, isPatch)
 
 	doneA := make(chan error, 1)
 	go func() { doneA <- g.run(rotateTask(t, "inst-1", "rot-1")) }()

@@ -2,15 +2,10 @@ package handlers_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/herokufake"
-	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -30,25 +25,7 @@ func TestUnconfirmedCredentialWithAPushStillInFlightIsNotRevokedOnNextPromotion(
 	g := newRig(t)
 	// The first push to reach this front, run A's, waits here until
 	// released, so the next one reaches Heroku first.
-	arrived, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	wrap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPatch {
-			first := false
-			once.Do(func() { first = true; close(arrived) })
-			if first {
-				<-release
-			}
-		}
-		g.fake.ServeHTTP(w, r)
-	}))
-	t.Cleanup(wrap.Close)
-	hc, err := heroku.NewClient(heroku.WithAPIURL(wrap.URL), heroku.WithIDURL(wrap.URL),
-		heroku.WithTokenStore(g.st), heroku.WithOAuthClientSecret(secret.New(herokufake.DefaultClientSecret)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.deps.Heroku = hc
+	arrived, release := g.holdFirst(t, isPatch)
 	// The first push to reach Heroku, run B's, is refused; run A's, later, lands.
 	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(422))
 
@@ -70,7 +47,7 @@ func TestUnconfirmedCredentialWithAPushStillInFlightIsNotRevokedOnNextPromotion(
 	u := r1.Unconfirmed
 	// The next rotation, R2, goes through while A's push is still on its
 	// way; then A's push lands.
-	err = g.run(rotateTask(t, "inst-1", "rot-2"))
+	err := g.run(rotateTask(t, "inst-1", "rot-2"))
 	close(release)
 	if err != nil {
 		t.Fatalf("R2 = %v", err)

@@ -3,13 +3,9 @@ package handlers_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/heroku"
-	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -31,24 +27,9 @@ func TestARefreshDoesNotOverwriteARegistrationMadeMeanwhile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inRefresh, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	wrap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/oauth/token" {
-			_ = r.ParseForm()
-			if r.PostForm.Get("grant_type") == "refresh_token" {
-				once.Do(func() { close(inRefresh); <-release })
-			}
-		}
-		g.fake.ServeHTTP(w, r)
-	}))
-	t.Cleanup(wrap.Close)
-	hc, err := heroku.NewClient(heroku.WithAPIURL(wrap.URL), heroku.WithIDURL(wrap.URL),
-		heroku.WithTokenStore(g.st), heroku.WithOAuthClientSecret(secret.New(herokufake.DefaultClientSecret)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.deps.Heroku = hc
+	inRefresh, release := g.holdFirst(t, func(r *http.Request) bool {
+		return r.URL.Path == "/oauth/token" && r.ParseForm() == nil && r.PostForm.Get("grant_type") == "refresh_token"
+	})
 	g.fake.ExpireAccessTokens() // the PATCH answers 401: the client refreshes
 
 	done := make(chan error, 1)
