@@ -58,9 +58,10 @@ func checkConfigNames(config map[string]secret.String, registered []string) erro
 var configVarName = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
 
 // maxNamePart is the longest run of letters and digits, between
-// underscores, that a quoted name may hold: "POSTGRESQL" and "DATABASE"
-// pass, a base32 secret of 24 letters does not, digits or none.
-const maxNamePart = 16
+// underscores, that a quoted name may hold: "POSTGRESQL" and
+// "ELASTICSEARCH" pass, a base32 secret of 16 letters (a TOTP seed) does
+// not, digits or none.
+const maxNamePart = 15
 
 // clipName is how an extra name an issuer made up appears in errors: quoted
 // when it reads as a config var name, else only its length. An issuer that

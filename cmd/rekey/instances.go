@@ -173,7 +173,7 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 			refuse(n, "", fmt.Sprintf("not a JSON instance: %v", err))
 			continue
 		}
-		if dec.More() {
+		if rest := strings.TrimSpace(line[dec.InputOffset():]); rest != "" {
 			refuse(n, in.ID, "more than the JSON instance on the line: one instance per line")
 			continue
 		}

@@ -185,10 +185,12 @@ func TestImportJSONListsRefusedLines(t *testing.T) {
 		// the first alone with the second silently dropped.
 		`{"id":"inst-4","api_version":"v1","heroku_id":"app-4","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}` +
 			` {"id":"inst-5","api_version":"v1","heroku_id":"app-5","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}`,
+		`{"id":"inst-6","api_version":"v1","heroku_id":"app-6","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}]` +
+			`{"id":"inst-7","api_version":"v1","heroku_id":"app-7","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}`,
 	}, "\n")
 	err := c.importLines(t, lines, "--json")
-	if err == nil || !strings.Contains(err.Error(), "3 lines refused") {
-		t.Fatalf("import = %v, want 3 lines refused", err)
+	if err == nil || !strings.Contains(err.Error(), "4 lines refused") {
+		t.Fatalf("import = %v, want 4 lines refused", err)
 	}
 	var out importOutput
 	if err := json.Unmarshal([]byte(c.stdout.String()), &out); err != nil {
@@ -201,12 +203,14 @@ func TestImportJSONListsRefusedLines(t *testing.T) {
 			t.Errorf("refused line %d without a reason", r.Line)
 		}
 	}
-	if out.Registered != 1 || !reflect.DeepEqual(lineNumbers, []int{3, 4, 5}) || out.Refused[1].InstanceID != "inst-3" ||
-		!strings.Contains(out.Refused[2].Reason, "one instance per line") {
-		t.Errorf("--json = %+v; want 1 registered, lines 3, 4 and 5 refused, the second naming inst-3, the third saying one instance per line", out)
+	if out.Registered != 1 || !reflect.DeepEqual(lineNumbers, []int{3, 4, 5, 6}) || out.Refused[1].InstanceID != "inst-3" ||
+		!strings.Contains(out.Refused[2].Reason, "one instance per line") || !strings.Contains(out.Refused[3].Reason, "one instance per line") {
+		t.Errorf("--json = %+v; want 1 registered, lines 3 to 6 refused, the second naming inst-3, the last two saying one instance per line", out)
 	}
-	if _, err := c.st.Instance(context.Background(), "inst-4"); err == nil {
-		t.Errorf("inst-4 was registered from a line holding two instances")
+	for _, id := range []string{"inst-4", "inst-6"} {
+		if _, err := c.st.Instance(context.Background(), id); err == nil {
+			t.Errorf("%s was registered from a line holding two instances", id)
+		}
 	}
 	if !strings.Contains(c.stderr.String(), "line 4 (inst-3): ") {
 		t.Errorf("stderr does not report the refused lines:\n%s", c.stderr)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -81,6 +82,20 @@ func TestAnswersEchoingASecretLeaveNoneInErrors(t *testing.T) {
 	err = c.UpdateConfig(context.Background(), v1Target(), oneVar())
 	if err == nil || strings.Contains(err.Error(), basic[len("Basic "):len("Basic ")+12]) {
 		t.Errorf("malformed header echoing V1's Basic authorization: %v; want an error without it", err)
+	}
+
+	// A pushed value echoed where Go quotes it without the word
+	// "malformed" (a Transfer-Encoding or Content-Length it does not take),
+	// Go-escaped, which no scrubber of whole values finds.
+	value := `Hunter2"pa55\w0rd-secret`
+	escaped := strings.Trim(strconv.Quote(value), `"`)
+	for name, header := range map[string]string{"transfer-encoding": "Transfer-Encoding: ", "content-length": "Content-Length: "} {
+		srv := rawServer(t, "HTTP/1.1 200 OK\r\nRequest-Id: 1\r\n"+header+value+"\r\n\r\n")
+		c := newClientAt(t, srv.URL, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+		err := c.UpdateConfig(context.Background(), v3Target(), []heroku.ConfigVar{{Name: "MYADDON_URL", Value: secret.New(value)}})
+		if err == nil || strings.Contains(err.Error(), escaped) || strings.Contains(fmt.Sprintf("%+v", err), escaped) {
+			t.Errorf("%s echoing the pushed value: %v; want an error without it", name, err)
+		}
 	}
 
 	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -155,14 +155,16 @@ func transportError(ctx context.Context, endpoint string, err error, secrets []s
 // newTransportError is err of a call to endpoint, its text made safe to
 // show: the call's secrets removed, printable, clipped. The text of an
 // answer Go's HTTP client could not parse (a malformed status or header
-// line) quotes what the server sent, which may echo what the call sent in
-// a form no scrubber of whole values finds (the V1 password inside the
-// base64 of its Basic authorization, a value JSON- or Go-escaped): it is
-// not kept.
+// line, a Transfer-Encoding or Content-Length it does not take) quotes what
+// the server sent, which may echo what the call sent in a form no scrubber
+// of whole values finds (the V1 password inside the base64 of its Basic
+// authorization, a value Go- or JSON-escaped): no such text is kept. Go
+// quotes what it stumbled on, and a dial, TLS or timeout error quotes
+// nothing, so a text with a quote in it is one of those.
 func newTransportError(endpoint string, err error, secrets []string) *TransportError {
 	text := err.Error()
-	if strings.Contains(text, "malformed") {
-		text = "the answer is not well-formed HTTP (what it said is not kept)"
+	if strings.Contains(text, "malformed") || strings.Contains(text, `"`) {
+		text = "the answer is not HTTP that Go reads (what it said is not kept)"
 	}
 	return &TransportError{Endpoint: endpoint, Err: err,
 		text: secret.Clip(printable.Text(scrub(text, secrets)), maxMessageLen)}

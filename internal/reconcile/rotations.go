@@ -104,10 +104,13 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 	if err := s.p.Inspector.DeleteTask(rot.Queue, info.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 		return fmt.Errorf("run rotation %s again: %w", rot.ID, err)
 	}
-	if _, err := s.enqueueRotation(ctx, rot, res); err != nil {
+	held, err := s.enqueueRotation(ctx, rot, res)
+	if err != nil {
 		return fmt.Errorf("run rotation %s again: %w", rot.ID, err)
 	}
-	res.RotationsResumed++
+	if !held {
+		res.RotationsResumed++
+	}
 	return nil
 }
 

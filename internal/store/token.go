@@ -195,10 +195,14 @@ func (s *Store) SaveRefreshed(ctx context.Context, addonID string, old, t heroku
 	k := newSaveTokenKeys(addonID)
 	for range saveTokenAttempts {
 		held, read, err := s.loadToken(ctx, addonID)
-		if err != nil && !errors.Is(err, heroku.ErrNoToken) {
+		switch {
+		case errors.Is(err, heroku.ErrNoToken):
+			// Removed during the refresh (the add-on deprovisioned): the
+			// tokens are kept only while the instance holds some.
+			return heroku.Token{}, fmt.Errorf("save token of %s: %w: removed during the refresh", addonID, err)
+		case err != nil:
 			return heroku.Token{}, err
-		}
-		if err == nil && held.RefreshToken.Reveal() != old.RefreshToken.Reveal() {
+		case held.RefreshToken.Reveal() != old.RefreshToken.Reveal():
 			return held, nil
 		}
 		refresh := t.RefreshToken
