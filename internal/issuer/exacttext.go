@@ -103,3 +103,37 @@ func namesOnce(raw []byte) bool {
 	}
 	return true
 }
+
+// namedOnceEach reports whether the JSON object raw names each of names at
+// most once, matching keys without case as encoding/json matches a
+// struct's fields: an answer naming "credential_id" twice, or also as
+// "Credential_ID", gave two ids, and encoding/json keeps the last silently,
+// so the credential pushed might be recorded, and later revoked, under an
+// id that is not its own. Text that is no object passes: decoding it fails.
+func namedOnceEach(raw []byte, names ...string) bool {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return true
+	}
+	seen := make(map[string]bool, len(names))
+	for dec.More() {
+		t, err := dec.Token()
+		key, ok := t.(string)
+		if err != nil || !ok {
+			return true
+		}
+		for _, name := range names {
+			if strings.EqualFold(key, name) {
+				if seen[name] {
+					return false
+				}
+				seen[name] = true
+			}
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return true
+		}
+	}
+	return true
+}

@@ -608,8 +608,8 @@ func decodeCredential(status int, body []byte) (Credential, error) {
 	unusable := &UnusableCredentialError{CredentialID: r.CredentialID, Config: scan.config,
 		ConfigUnchecked: scan.unchecked, Err: malformed}
 	var config map[string]string
-	if !readExactly(r.Config) || !namesOnce(r.Config) || json.Unmarshal(r.Config, &config) != nil || !usable(config) ||
-		secret.Holds(r.CredentialID, scan.config...) {
+	if !namedOnceEach(body, "credential_id", "config") || !readExactly(r.Config) || !namesOnce(r.Config) ||
+		json.Unmarshal(r.Config, &config) != nil || !usable(config) || secret.Holds(r.CredentialID, scan.config...) {
 		return Credential{}, unusable
 	}
 	c := Credential{ID: r.CredentialID, Config: make(map[string]secret.String, len(config))}

@@ -1,0 +1,63 @@
+package handlers_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// TestAMintAnswerNamingItsIDOrConfigTwiceIsNotPushed: an issuer whose
+// answer names credential_id twice, or also in another case, gave two ids
+// (encoding/json keeps the last, matching keys without case), and one that
+// names config twice gave two configs: the credential pushed could be
+// recorded, and later revoked, under an id that is not its own, leaving
+// the one the apps run on unrevoked for good. Such an answer is refused
+// before any push; the id encoding/json reads is discarded and revoked, as
+// any unusable answer's.
+func TestAMintAnswerNamingItsIDOrConfigTwiceIsNotPushed(t *testing.T) {
+	t.Parallel()
+	for i, answer := range []string{
+		`{"credential_id":"cred_a1","credential_id":"cred_b1","config":{%q:"postgres://u:p4ssw0rd-a@db/x"}}`,
+		`{"credential_id":"cred_a2","Credential_ID":"cred_b2","config":{%q:"postgres://u:p4ssw0rd-a@db/x"}}`,
+		`{"credential_id":"cred_b3","config":{%q:"postgres://u:p4ssw0rd-a@db/x"},"CONFIG":{"X":"y"}}`,
+	} {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			g := newRig(t)
+			// An issuer without verify (404), which would otherwise find
+			// the id it does not know.
+			g.overHandler(t, issuer.VerifyOptional, func(demo http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if strings.HasSuffix(r.URL.Path, "/verify") {
+						http.NotFound(w, r)
+						return
+					}
+					if r.Method == http.MethodPost && r.URL.Path == "/credentials" {
+						w.Header().Set("Content-Type", "application/json")
+						fmt.Fprintf(w, answer, issuer.DefaultConfigVar)
+						return
+					}
+					demo.ServeHTTP(w, r)
+				})
+			})
+			ctx := context.Background()
+			rotID := fmt.Sprintf("rot-twice-%d", i)
+			if err := g.run(rotateTask(t, "inst-1", rotID)); err == nil {
+				t.Fatal("a rotation whose mint answer names its id or config twice succeeded")
+			}
+			if n := g.fake.ConfigChanges("inst-1"); n != 0 {
+				t.Errorf("the config was pushed %d times, want never", n)
+			}
+			rot, _ := g.st.Rotation(ctx, rotID)
+			id := fmt.Sprintf("cred_b%d", i+1)
+			if c, err := g.st.Credential(ctx, "inst-1", id); err != nil || c.State != store.CredentialDiscarded {
+				t.Errorf("rotation %s (%s), credential %s: %+v, %v; want it discarded", rotID, rot.State, id, c, err)
+			}
+		})
+	}
+}
