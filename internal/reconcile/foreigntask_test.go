@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
 
+	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/internal/retry"
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -206,5 +208,53 @@ func TestARotationWithoutAQueueIsEnqueuedOnTheDefaultQueue(t *testing.T) {
 		if _, err := w.insp.GetTaskInfo(tasks.QueueDefault, tasks.RotateTaskID(rot)); err != nil {
 			t.Errorf("after 3 sweeps %s's lost task is still not enqueued (%v); sweep errors: %v", rot, err, errs)
 		}
+	}
+}
+
+// TestAForeignArchivedBulkTaskIsHeldAgainOnce: on the bulk queue, another
+// app's archived rotate task with a deadline makes way for the feeder: the
+// rotation is held again, at its place in line, and counted once, as held
+// again, not also as resumed.
+func TestAForeignArchivedBulkTaskIsHeldAgainOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	if err := w.st.PutInstance(ctx, store.Registration{ID: "inst-h", APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-h", RotationID: "rot-h", Queue: tasks.QueueBulk}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.st.SavePending(ctx, "inst-h", "rot-h", "cred-1", map[string]secret.String{"MYADDON_URL": secret.New("v")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.st.MarkPushAttempt(ctx, "rot-h"); err != nil {
+		t.Fatal(err)
+	}
+	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-h", RotationID: "rot-h"},
+		asynq.Queue(tasks.QueueBulk), asynq.Deadline(time.Now().Add(-time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := w.q.Enqueue(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.insp.ArchiveTask(tasks.QueueBulk, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	q := pacing.NewClient(w.q, w.r.Client)
+	sweep := reconcile.New(reconcile.Params{Store: w.st, Enqueuer: q, Inspector: w.insp,
+		Logger: zerolog.Nop(), Now: func() time.Time { return time.Now().Add(3 * time.Hour) }})
+	res, err := sweep.Sweep(ctx)
+	if err != nil || res.RotationsReheld != 1 || res.RotationsResumed != 0 || res.RotationsEnqueued != 0 {
+		t.Fatalf("Sweep = %+v, %v; want rot-h held again, counted once", res, err)
+	}
+	if n, err := pacing.Held(ctx, w.r.Client); err != nil || n != 1 {
+		t.Errorf("%d rotations held (%v), want rot-h", n, err)
+	}
+	if _, err := w.insp.GetTaskInfo(tasks.QueueBulk, info.ID); !errors.Is(err, asynq.ErrTaskNotFound) {
+		t.Errorf("the foreign task: %v; want it gone", err)
 	}
 }
