@@ -13,7 +13,6 @@ import (
 	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/internal/retry"
-	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -74,10 +73,7 @@ func TestAStrayRevokeTaskPastItsDeadlineDoesNotHoldUpTheRevocation(t *testing.T)
 	w := newWorld(t)
 	w.sweep = reconcile.New(reconcile.Params{Store: w.st, Enqueuer: w.q, Inspector: w.insp,
 		Logger: zerolog.Nop(), Slack: time.Second, Now: func() time.Time { return w.now }})
-	if err := w.st.PutInstance(ctx, store.Registration{ID: "inst-s", APIVersion: store.APIv3,
-		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
-		t.Fatal(err)
-	}
+	w.register(t, "inst-s")
 	stray, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: "inst-s", CredentialID: "cred-0"}, time.Now(),
 		asynq.Deadline(time.Now().Add(-time.Minute)))
 	if err != nil {
@@ -94,16 +90,7 @@ func TestAStrayRevokeTaskPastItsDeadlineDoesNotHoldUpTheRevocation(t *testing.T)
 	})
 	// A rotation supersedes cred-0, due at once; the handler's enqueue of
 	// its revoke task is refused as a duplicate, which it takes for success.
-	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-s", RotationID: "rot-s"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.st.SavePending(ctx, "inst-s", "rot-s", "cred-1", map[string]secret.String{"MYADDON_URL": secret.New("v")}); err != nil {
-		t.Fatal(err)
-	}
-	prev, err := w.st.Promote(ctx, "inst-s", "rot-s", "cred-1", time.Millisecond, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	prev := w.promoted(t, "inst-s", time.Millisecond)
 	own, _ := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: prev.InstanceID, CredentialID: prev.CredentialID}, prev.RevokeAt)
 	if _, err := w.q.Enqueue(own); err == nil {
 		t.Fatal("rekey's revoke task was enqueued: the stray did not hold its id")
@@ -135,20 +122,8 @@ func TestAnArchivedForeignRotateTaskRunsAgainAsRekeys(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	w := newWorld(t)
-	if err := w.st.PutInstance(ctx, store.Registration{ID: "inst-d", APIVersion: store.APIv3,
-		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
-		t.Fatal(err)
-	}
 	// The task's first run: claim, mint, push attempted, then the deadline.
-	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-d", RotationID: "rot-d", Queue: tasks.QueueDefault}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.st.SavePending(ctx, "inst-d", "rot-d", "cred-1", map[string]secret.String{"MYADDON_URL": secret.New("v")}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.st.MarkPushAttempt(ctx, "rot-d"); err != nil {
-		t.Fatal(err)
-	}
+	w.pushedRotation(t, "inst-d", "rot-d", tasks.QueueDefault, 1, 0)
 	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-d", RotationID: "rot-d"},
 		asynq.Deadline(time.Now().Add(-time.Second)), asynq.MaxRetry(2))
 	if err != nil {
@@ -186,10 +161,7 @@ func TestARotationWithoutAQueueIsEnqueuedOnTheDefaultQueue(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
 	for _, id := range []string{"inst-a-legacy", "inst-b-lost"} {
-		if err := w.st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3,
-			ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
-			t.Fatal(err)
-		}
+		w.register(t, id)
 	}
 	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-a-legacy", RotationID: "rot-a"}); err != nil {
 		t.Fatal(err)
@@ -219,31 +191,7 @@ func TestAForeignArchivedBulkTaskIsHeldAgainOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	w := newWorld(t)
-	if err := w.st.PutInstance(ctx, store.Registration{ID: "inst-h", APIVersion: store.APIv3,
-		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-h", RotationID: "rot-h", Queue: tasks.QueueBulk}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.st.SavePending(ctx, "inst-h", "rot-h", "cred-1", map[string]secret.String{"MYADDON_URL": secret.New("v")}); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.st.MarkPushAttempt(ctx, "rot-h"); err != nil {
-		t.Fatal(err)
-	}
-	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-h", RotationID: "rot-h"},
-		asynq.Queue(tasks.QueueBulk), asynq.Deadline(time.Now().Add(-time.Second)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := w.q.Enqueue(task)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.insp.ArchiveTask(tasks.QueueBulk, info.ID); err != nil {
-		t.Fatal(err)
-	}
+	info := w.archivedPushedRotation(t, "inst-h", "rot-h", 1, 0, asynq.Deadline(time.Now().Add(-time.Second)))
 	q := pacing.NewClient(w.q, w.r.Client)
 	sweep := reconcile.New(reconcile.Params{Store: w.st, Enqueuer: q, Inspector: w.insp,
 		Logger: zerolog.Nop(), Now: func() time.Time { return time.Now().Add(3 * time.Hour) }})

@@ -46,11 +46,25 @@ func newWorld(t *testing.T) *world {
 // leaving its provisioning credential previous, due in an hour.
 func (w *world) rotated(t *testing.T, id string) *store.Revocation {
 	t.Helper()
-	ctx := context.Background()
-	if err := w.st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3,
+	w.register(t, id)
+	return w.promoted(t, id, time.Hour)
+}
+
+// register registers instance id, its current credential cred-0.
+func (w *world) register(t *testing.T, id string) {
+	t.Helper()
+	if err := w.st.PutInstance(context.Background(), store.Registration{ID: id, APIVersion: store.APIv3,
 		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// promoted rotates the registered instance id once through the store
+// (rotation rot-<id>, credential cred-1), leaving cred-0 previous, due
+// after grace.
+func (w *world) promoted(t *testing.T, id string, grace time.Duration) *store.Revocation {
+	t.Helper()
+	ctx := context.Background()
 	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: "rot-" + id}); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +72,7 @@ func (w *world) rotated(t *testing.T, id string) *store.Revocation {
 	if err := w.st.SavePending(ctx, id, "rot-"+id, "cred-1", cfg); err != nil {
 		t.Fatal(err)
 	}
-	prev, err := w.st.Promote(ctx, id, "rot-"+id, "cred-1", time.Hour, "")
+	prev, err := w.st.Promote(ctx, id, "rot-"+id, "cred-1", grace, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,17 +197,31 @@ func TestArchivedRotationWhosePushesWereAllRefusedEnds(t *testing.T) {
 }
 
 // archivedPushedRotation registers instance id with cred-0 and leaves its
-// rotation rot minted with cred-1, attempts pushes attempted of which
-// refused were refused (settled), and its rotate task archived, as asynq
+// bulk rotation rot minted with cred-1, pushes attempted as pushedRotation
+// says, and its rotate task, with opts after rekey's, archived, as asynq
 // leaves a task whose retries ran out.
-func (w *world) archivedPushedRotation(t *testing.T, id, rot string, attempts, refused int) {
+func (w *world) archivedPushedRotation(t *testing.T, id, rot string, attempts, refused int, opts ...asynq.Option) *asynq.TaskInfo {
 	t.Helper()
-	ctx := context.Background()
-	if err := w.st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3,
-		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {
+	w.pushedRotation(t, id, rot, tasks.QueueBulk, attempts, refused)
+	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: id, RotationID: rot}, append([]asynq.Option{asynq.Queue(tasks.QueueBulk)}, opts...)...)
+	info, err := w.q.Enqueue(task)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: rot, Queue: tasks.QueueBulk}); err != nil {
+	if err := w.insp.ArchiveTask(tasks.QueueBulk, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// pushedRotation registers instance id with cred-0 and leaves its rotation
+// rot on queue minted with cred-1, attempts pushes attempted of which
+// refused were refused (settled).
+func (w *world) pushedRotation(t *testing.T, id, rot, queue string, attempts, refused int) {
+	t.Helper()
+	ctx := context.Background()
+	w.register(t, id)
+	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: rot, Queue: queue}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := map[string]secret.String{"MYADDON_URL": secret.New("v")}
@@ -209,14 +237,6 @@ func (w *world) archivedPushedRotation(t *testing.T, id, rot string, attempts, r
 				t.Fatal(err)
 			}
 		}
-	}
-	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: id, RotationID: rot}, asynq.Queue(tasks.QueueBulk))
-	info, err := w.q.Enqueue(task)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.insp.ArchiveTask(tasks.QueueBulk, info.ID); err != nil {
-		t.Fatal(err)
 	}
 }
 
