@@ -81,27 +81,12 @@ func usableVar(name, value string) bool {
 // wrote a var twice gave two values, and which one its credential holds
 // cannot be told. Text that is no object passes: decoding it fails.
 func namesOnce(raw []byte) bool {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return true
-	}
 	seen := map[string]bool{}
-	for dec.More() {
-		t, err := dec.Token()
-		name, ok := t.(string)
-		if err != nil || !ok {
-			return true
-		}
-		if seen[name] {
-			return false
-		}
-		seen[name] = true
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return true
-		}
-	}
-	return true
+	return eachKey(raw, func(key string) bool {
+		again := seen[key]
+		seen[key] = true
+		return !again
+	})
 }
 
 // namedOnceEach reports whether the JSON object raw names each of names at
@@ -111,17 +96,8 @@ func namesOnce(raw []byte) bool {
 // so the credential pushed might be recorded, and later revoked, under an
 // id that is not its own. Text that is no object passes: decoding it fails.
 func namedOnceEach(raw []byte, names ...string) bool {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return true
-	}
 	seen := make(map[string]bool, len(names))
-	for dec.More() {
-		t, err := dec.Token()
-		key, ok := t.(string)
-		if err != nil || !ok {
-			return true
-		}
+	return eachKey(raw, func(key string) bool {
 		for _, name := range names {
 			if strings.EqualFold(key, name) {
 				if seen[name] {
@@ -129,6 +105,27 @@ func namedOnceEach(raw []byte, names ...string) bool {
 				}
 				seen[name] = true
 			}
+		}
+		return true
+	})
+}
+
+// eachKey calls ok with each key of the JSON object raw, in order, and
+// reports false as soon as ok does. Text that is no object, or that stops
+// being JSON, ends the walk with true: decoding it fails.
+func eachKey(raw []byte, ok func(key string) bool) bool {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return true
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		key, isKey := t.(string)
+		if err != nil || !isKey {
+			return true
+		}
+		if !ok(key) {
+			return false
 		}
 		var value json.RawMessage
 		if err := dec.Decode(&value); err != nil {
