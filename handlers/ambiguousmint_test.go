@@ -3,8 +3,6 @@ package handlers_test
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/rekeyhq/rekey/internal/issuer"
@@ -29,22 +27,9 @@ func TestAMintAnswerNamingItsIDOrConfigTwiceIsNotPushed(t *testing.T) {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			t.Parallel()
 			g := newRig(t)
-			// An issuer without verify (404), which would otherwise find
-			// the id it does not know.
-			g.overHandler(t, issuer.VerifyOptional, func(demo http.Handler) http.Handler {
-				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					if strings.HasSuffix(r.URL.Path, "/verify") {
-						http.NotFound(w, r)
-						return
-					}
-					if r.Method == http.MethodPost && r.URL.Path == "/credentials" {
-						w.Header().Set("Content-Type", "application/json")
-						fmt.Fprintf(w, answer, issuer.DefaultConfigVar)
-						return
-					}
-					demo.ServeHTTP(w, r)
-				})
-			})
+			// An issuer without verify, which would otherwise find the id
+			// it does not know.
+			g.mintAnswers(t, fmt.Sprintf(answer, issuer.DefaultConfigVar), false)
 			ctx := context.Background()
 			rotID := fmt.Sprintf("rot-twice-%d", i)
 			if err := g.run(rotateTask(t, "inst-1", rotID)); err == nil {

@@ -3,7 +3,6 @@ package handlers_test
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -30,16 +29,7 @@ func TestAnUpperCaseSecretGivenAsANameIsNotQuoted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			g := newRig(t)
-			g.overHandler(t, issuer.VerifyAuto, func(demo http.Handler) http.Handler {
-				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					if r.Method == http.MethodPost && r.URL.Path == "/credentials" {
-						w.Header().Set("Content-Type", "application/json")
-						fmt.Fprintf(w, `{"credential_id":"cred_swapped_1","config":{%q:%q}}`, tc.name, issuer.DefaultConfigVar)
-						return
-					}
-					demo.ServeHTTP(w, r)
-				})
-			})
+			g.mintAnswers(t, fmt.Sprintf(`{"credential_id":"cred_swapped_1","config":{%q:%q}}`, tc.name, issuer.DefaultConfigVar), true)
 			ctx := context.Background()
 			rotID := fmt.Sprintf("rot-swap-%d", i)
 			err := g.run(rotateTask(t, "inst-1", rotID))

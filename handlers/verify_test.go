@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -202,4 +203,28 @@ func TestRotateWithAnUnreadableFingerprintKeyMintsNothing(t *testing.T) {
 	if n := g.fake.ConfigChanges("inst-1"); n != 0 {
 		t.Errorf("%d config changes on Heroku, want none", n)
 	}
+}
+
+// mintAnswers puts the demo issuer behind a front that answers every mint
+// with answer, as JSON; without verify, verify is answered 404 (an issuer
+// that does not support it), so that nothing checks the id minted.
+func (g *rig) mintAnswers(t *testing.T, answer string, verify bool) {
+	t.Helper()
+	mode := issuer.VerifyAuto
+	if !verify {
+		mode = issuer.VerifyOptional
+	}
+	g.overHandler(t, mode, func(demo http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case !verify && strings.HasSuffix(r.URL.Path, "/verify"):
+				http.NotFound(w, r)
+			case r.Method == http.MethodPost && r.URL.Path == "/credentials":
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, answer)
+			default:
+				demo.ServeHTTP(w, r)
+			}
+		})
+	})
 }
