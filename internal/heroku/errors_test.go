@@ -223,3 +223,45 @@ func TestErrorMessagesThatMayHoldTheAppsSecretsAreDropped(t *testing.T) {
 		t.Errorf("a 403's message to a read of the add-on: %v, want it kept", err)
 	}
 }
+
+// A party that echoes a secret may echo it cut short ("refresh token
+// refresh-7c6b…"), which no search for the whole value finds. The token
+// endpoint's and the add-on read's 4xx messages are kept, so a cut of the
+// request's refresh token, grant code, client secret or access token must
+// not pass through them.
+func TestErrorsKeepNoCutOfTheRequestsSecrets(t *testing.T) {
+	t.Parallel()
+	cut := func(s string) string { return s[:len(s)-3] + "…" }
+	s := newScript(t)
+	s.on(tokenRoute,
+		reply{status: 400, body: `{"error":"invalid_grant","message":"refresh token ` + cut(refreshToken) + ` has expired"}`},
+		reply{status: 400, body: `{"id":"bad_request","message":"code ` + cut(grantCode) + ` for client ` + cut(clientSecret) + `"}`})
+	s.on("GET /addons/"+addonID, reply{status: 403, body: `{"id":"forbidden","message":"token ` + accessToken[3:15] + ` may not read this add-on"}`})
+	c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+	ctx := context.Background()
+
+	var errs []error
+	_, err := c.Refresh(ctx, secret.New(refreshToken))
+	errs = append(errs, err)
+	_, err = c.ExchangeGrant(ctx, secret.New(grantCode))
+	errs = append(errs, err)
+	_, err = c.AddonState(ctx, v3Target())
+	errs = append(errs, err)
+	for i, err := range errs {
+		if err == nil {
+			t.Fatalf("call %d succeeded, want an error", i)
+		}
+		out := fmt.Sprintf("%v %#v", err, err)
+		for _, sec := range allSecrets {
+			for at := 0; at+8 <= len(sec); at++ {
+				if strings.Contains(out, sec[at:at+8]) {
+					t.Errorf("error %d keeps %q of a secret: %s", i, sec[at:at+8], out)
+					break
+				}
+			}
+		}
+		if !strings.Contains(out, "[redacted]") {
+			t.Errorf("error %d: %s; want the message kept with the cut secret redacted", i, out)
+		}
+	}
+}

@@ -32,3 +32,29 @@ func TestClip(t *testing.T) {
 		t.Errorf("Clip of a short text = %q", got)
 	}
 }
+
+func TestScrubRemovesValuesEchoedCutShort(t *testing.T) {
+	t.Parallel()
+	url := secret.New("postgres://u17:pw17-secret-0a1b@db.example/x")
+	token := secret.New("7c6b5a49-3827-1605-aaaa-0123456789ab")
+	accented := secret.New("clé-é-secrète-9a8b7c")
+	keyed := secret.New("https://api.example/v1?key=0f1e2d3c4b5a")
+	name := secret.New("MYADDON_API_KEY")
+	for _, tc := range []struct{ in, want string }{
+		{"refresh token 7c6b5a49-3827… has expired", "refresh token [redacted]… has expired"},
+		{"tokens …5a49-3827-1605 and 89ab", "tokens …[redacted] and 89ab"},
+		{"password pw17-secr… refused", "password [redacted]… refused"},
+		// Its URL's other parts are not the secret: only the password is
+		// looked for in pieces.
+		{"postgres at db.example is down", "postgres at db.example is down"},
+		{"two: 7c6b5a49 then pw17-secret-0a", "two: [redacted] then [redacted]"},
+		{"cut inside a rune: é-secrète…", "cut inside a rune: [redacted]…"},
+		{"seven 7c6b5a4 is too short", "seven 7c6b5a4 is too short"},
+		{"Post \"https://api.example/v2\" refused", "Post \"https://api.example/v2\" refused"},
+		{"extra \"MYADDON_API_URL\"", "extra \"MYADDON_API_URL\""},
+	} {
+		if got := secret.Scrub(tc.in, url, token, accented, keyed, name); got != tc.want {
+			t.Errorf("Scrub(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
