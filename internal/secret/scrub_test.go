@@ -3,6 +3,7 @@ package secret_test
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/rekeyhq/rekey/internal/secret"
 )
@@ -57,4 +58,30 @@ func TestScrubRemovesValuesEchoedCutShort(t *testing.T) {
 			t.Errorf("Scrub(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+}
+
+// FuzzScrubLeavesNoPieceOfASecret: whatever the text and the secret, no
+// run of 8 bytes of a secret that holds a digit is left in what the
+// scrubbed text keeps of the text (between the Redacted marks), and text
+// that was valid UTF-8 stays so when the secret is.
+func FuzzScrubLeavesNoPieceOfASecret(f *testing.F) {
+	f.Add("refresh token 7c6b5a49-3827… has expired", "7c6b5a49-3827-1605-aaaa-0123456789ab")
+	f.Add("é-secrète…é-secr", "clé-é-secrète-9a8b7c")
+	f.Add("aaaaaaaaaaaa1aaaaaaaa", "aaaaaaaa1")
+	f.Fuzz(func(t *testing.T, text, value string) {
+		if !strings.ContainsAny(value, "0123456789") || strings.Contains(value, "://") {
+			return
+		}
+		got := secret.Scrub(text, secret.New(value))
+		for _, kept := range strings.Split(got, secret.Redacted) {
+			for at := 0; at+8 <= len(value); at++ {
+				if piece := value[at : at+8]; strings.Contains(kept, piece) {
+					t.Fatalf("Scrub(%q, %q) = %q keeps %q", text, value, got, piece)
+				}
+			}
+		}
+		if utf8.ValidString(text) && utf8.ValidString(value) && !utf8.ValidString(got) {
+			t.Fatalf("Scrub(%q, %q) = %q, not UTF-8", text, value, got)
+		}
+	})
 }
