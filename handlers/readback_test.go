@@ -253,3 +253,44 @@ func provisionWithVars(t *testing.T, g *rig, id string, names []string) {
 		t.Fatal(err)
 	}
 }
+
+// A config read back that names a var twice, the pushed value first and
+// another after it, is no proof either way: which of the two the apps run
+// on cannot be told (encoding/json keeps the last). Heroku applies a push
+// and answers it 422, as a push applied in part is answered, then answers
+// the read-back so: the credential is kept unconfirmed and valid, not
+// discarded and revoked on the second value's word (I1).
+func TestAReadBackNamingAVarTwiceProvesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		g.fake.ServeHTTP(rec, r)
+		switch {
+		case r.Method == http.MethodPatch:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			_, _ = w.Write([]byte(`{"id":"invalid_params","message":"MYADDON_URL is invalid"}`))
+		case r.URL.Path == "/addons/inst-1/config" && rec.Code == http.StatusOK:
+			var vars []map[string]string
+			_ = json.Unmarshal(rec.Body.Bytes(), &vars)
+			vars = append(vars, map[string]string{"name": issuer.DefaultConfigVar, "value": "postgres://u:stale@db/x"})
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(vars)
+		default:
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+		}
+	}), 5*time.Second)
+	t.Logf("run: %v", g.run(rotateTask(t, "inst-1", "rot-1")))
+	rot, _ := g.st.Rotation(ctx, "rot-1")
+	c, _ := g.st.Credential(ctx, "inst-1", rot.CredentialID)
+	if task := g.enq.get(tasks.RevokeTaskID("inst-1", c.ID)); task != nil {
+		t.Logf("revoke: %v", g.run(task))
+	}
+	if held := g.configCredential(t, "inst-1"); held != c.ID || !g.demo.Valid(held) {
+		t.Errorf("Heroku's config holds %s, the rotation's credential is %s (%s, valid %v); want it held and valid",
+			held, c.ID, c.State, g.demo.Valid(c.ID))
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rekeyhq/rekey/internal/jsonkey"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
@@ -103,6 +104,9 @@ func confirmV3(answer []byte, vars []ConfigVar) error {
 	}
 	held := make(map[string]string, len(got))
 	for _, v := range got {
+		if _, again := held[v.Name]; again {
+			return fmt.Errorf("heroku %s: a 2xx whose config names a var twice: %w", EndpointPatchConfig, ErrUnexpectedAnswer)
+		}
 		if v.Value != nil {
 			held[v.Name] = *v.Value
 		}
@@ -126,6 +130,9 @@ func (c *Client) getV3(ctx context.Context, t Target) (map[string]secret.String,
 	}
 	out := make(map[string]secret.String, len(vars))
 	for _, v := range vars {
+		if _, again := out[v.Name]; again {
+			return nil, fmt.Errorf("heroku %s: a 2xx whose config names a var twice: %w", EndpointGetConfig, ErrUnexpectedAnswer)
+		}
 		out[v.Name] = secret.New(v.Value)
 	}
 	return out, nil
@@ -207,8 +214,17 @@ func (c *Client) getV1(ctx context.Context, t Target) (map[string]secret.String,
 	var app struct {
 		Config map[string]string `json:"config"`
 	}
-	if err := json.Unmarshal(body, &app); err != nil {
+	var raw struct {
+		Config json.RawMessage `json:"config"`
+	}
+	if err := json.Unmarshal(body, &app); err != nil || json.Unmarshal(body, &raw) != nil {
 		return nil, fmt.Errorf("heroku %s: a 2xx whose body is not an app's info: %w", EndpointV1Get, ErrUnexpectedAnswer)
+	}
+	// A config that names a var twice holds two values for it, and which
+	// one the apps run on cannot be told: it proves neither that a push
+	// landed nor that it did not.
+	if !jsonkey.Once(raw.Config) {
+		return nil, fmt.Errorf("heroku %s: a 2xx whose config names a var twice: %w", EndpointV1Get, ErrUnexpectedAnswer)
 	}
 	out := make(map[string]secret.String, len(app.Config))
 	for name, v := range app.Config {

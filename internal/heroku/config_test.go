@@ -314,7 +314,7 @@ func TestGetConfig(t *testing.T) {
 	t.Parallel()
 	s := newScript(t)
 	s.on("GET /addons/"+addonID+"/config", reply{status: 200, body: okConfig})
-	s.on("GET /vendor/apps/"+escapedHeroku, reply{status: 200, body: `{"id":"app123@heroku.com","config":{"MYADDON_URL":"` + configValue + `"}}`})
+	s.on(v1GetRoute, reply{status: 200, body: `{"id":"app123@heroku.com","config":{"MYADDON_URL":"` + configValue + `"}}`})
 	c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
 
 	for _, target := range []heroku.Target{v3Target(), v1Target()} {
@@ -377,5 +377,33 @@ func TestLimiterErrorIsReturnedWrapped(t *testing.T) {
 	}
 	if s.total() != 0 {
 		t.Errorf("sent %d requests, want none", s.total())
+	}
+}
+
+// An answer whose config names a var twice holds two values for it, and
+// which one the apps run on cannot be told: a read of the config, a V3
+// push's answer and a V1 push's read-back that do so are unexpected
+// answers, which prove nothing, whichever value comes last.
+func TestAConfigNamingAVarTwiceIsNoAnswer(t *testing.T) {
+	t.Parallel()
+	sent := oneVar()[0]
+	twice := func(first, last string) string {
+		return `[{"name":"` + sent.Name + `","value":"` + first + `"},{"name":"` + sent.Name + `","value":"` + last + `"}]`
+	}
+	v1Twice := `{"config":{"` + sent.Name + `":"postgres://stale","` + sent.Name + `":"` + sent.Value.Reveal() + `"}}`
+	s := newScript(t)
+	s.on("GET /addons/"+addonID+"/config", reply{status: 200, body: twice(sent.Value.Reveal(), "postgres://stale")})
+	s.on(patchRoute, reply{status: 200, body: twice("postgres://stale", sent.Value.Reveal())})
+	s.on(v1Route, reply{status: 200, body: `{}`})
+	s.on(v1GetRoute, reply{status: 200, body: v1Twice})
+	c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, validToken())),
+		heroku.WithV1Credentials("myaddon", secret.New(v1Password)))
+	ctx := context.Background()
+	_, err := c.GetConfig(ctx, v3Target())
+	errs := []error{err, c.UpdateConfig(ctx, v3Target(), oneVar()), c.UpdateConfig(ctx, v1Target(), oneVar())}
+	for i, err := range errs {
+		if !errors.Is(err, heroku.ErrUnexpectedAnswer) {
+			t.Errorf("call %d: %v, want an unexpected answer", i, err)
+		}
 	}
 }

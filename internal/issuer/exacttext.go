@@ -1,10 +1,10 @@
 package issuer
 
 import (
-	"bytes"
-	"encoding/json"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/rekeyhq/rekey/internal/jsonkey"
 )
 
 // readExactly reports whether encoding/json reads every string of the JSON
@@ -76,19 +76,6 @@ func usableVar(name, value string) bool {
 	return name != "" && value != "" && !strings.ContainsAny(name, "\x00=") && !strings.Contains(value, "\x00")
 }
 
-// namesOnce reports whether the JSON object raw names no key twice.
-// encoding/json keeps the last of a repeated key silently: an issuer that
-// wrote a var twice gave two values, and which one its credential holds
-// cannot be told. Text that is no object passes: decoding it fails.
-func namesOnce(raw []byte) bool {
-	seen := map[string]bool{}
-	return eachKey(raw, func(key string) bool {
-		again := seen[key]
-		seen[key] = true
-		return !again
-	})
-}
-
 // namedOnceEach reports whether the JSON object raw names each of names at
 // most once, matching keys without case as encoding/json matches a
 // struct's fields: an answer naming "credential_id" twice, or also as
@@ -97,7 +84,7 @@ func namesOnce(raw []byte) bool {
 // id that is not its own. Text that is no object passes: decoding it fails.
 func namedOnceEach(raw []byte, names ...string) bool {
 	seen := make(map[string]bool, len(names))
-	return eachKey(raw, func(key string) bool {
+	return jsonkey.Each(raw, func(key string) bool {
 		for _, name := range names {
 			if strings.EqualFold(key, name) {
 				if seen[name] {
@@ -108,29 +95,4 @@ func namedOnceEach(raw []byte, names ...string) bool {
 		}
 		return true
 	})
-}
-
-// eachKey calls ok with each key of the JSON object raw, in order, and
-// reports false as soon as ok does. Text that is no object, or that stops
-// being JSON, ends the walk with true: decoding it fails.
-func eachKey(raw []byte, ok func(key string) bool) bool {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return true
-	}
-	for dec.More() {
-		t, err := dec.Token()
-		key, isKey := t.(string)
-		if err != nil || !isKey {
-			return true
-		}
-		if !ok(key) {
-			return false
-		}
-		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return true
-		}
-	}
-	return true
 }

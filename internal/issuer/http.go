@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/jsonkey"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
@@ -608,7 +609,7 @@ func decodeCredential(status int, body []byte) (Credential, error) {
 	unusable := &UnusableCredentialError{CredentialID: r.CredentialID, Config: scan.config,
 		ConfigUnchecked: scan.unchecked, Err: malformed}
 	var config map[string]string
-	if !namedOnceEach(body, "credential_id", "config") || !readExactly(r.Config) || !namesOnce(r.Config) ||
+	if !namedOnceEach(body, "credential_id", "config") || !readExactly(r.Config) || !jsonkey.Once(r.Config) ||
 		json.Unmarshal(r.Config, &config) != nil || !usable(config) || secret.Holds(r.CredentialID, scan.config...) {
 		return Credential{}, unusable
 	}

@@ -1,0 +1,46 @@
+// Package jsonkey reads the keys of a JSON object as they were sent.
+// encoding/json keeps the last of a repeated key silently, and other
+// readers may keep the first: an answer that names a key twice holds two
+// values for it, and which one its sender meant cannot be told.
+package jsonkey
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// Each calls ok with each key of the JSON object raw, in order, and
+// reports false as soon as ok does. Text that is no object, or that stops
+// being JSON, ends the walk with true: decoding it fails.
+func Each(raw []byte, ok func(key string) bool) bool {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return true
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		key, isKey := t.(string)
+		if err != nil || !isKey {
+			return true
+		}
+		if !ok(key) {
+			return false
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return true
+		}
+	}
+	return true
+}
+
+// Once reports whether the JSON object raw names no key twice. Text that
+// is no object passes: decoding it fails.
+func Once(raw []byte) bool {
+	seen := map[string]bool{}
+	return Each(raw, func(key string) bool {
+		again := seen[key]
+		seen[key] = true
+		return !again
+	})
+}
