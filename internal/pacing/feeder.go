@@ -101,8 +101,9 @@ type Feeder struct {
 	p  FeederParams
 	id string
 	// leased is when this feeder last asked for the renewal of its lease
-	// that Redis granted.
+	// that Redis granted, by now.
 	leased time.Time
+	now    func() time.Time
 	// queueChecked and blocked are the last look at the bulk queue: paused
 	// or backed up; pauseChecked and paused the last look at its pause;
 	// sinceCheck counts the releases since the last look.
@@ -162,7 +163,7 @@ func NewFeeder(p FeederParams) *Feeder {
 	if p.PauseCheck <= 0 {
 		p.PauseCheck = DefaultPauseCheck
 	}
-	return &Feeder{p: p, id: tasks.NewID("feeder")}
+	return &Feeder{p: p, id: tasks.NewID("feeder"), now: time.Now}
 }
 
 // Stats are a feeder's counters since NewFeeder.
@@ -355,18 +356,23 @@ return 0
 // gets it: the lease may run out, and a standby take it, while this
 // feeder releases, and two feeders would release the same held rotations.
 func (f *Feeder) lead(ctx context.Context) bool {
-	if time.Since(f.leased) < renewEvery {
+	if f.now().Sub(f.leased) < renewEvery {
 		return true
 	}
-	asked := time.Now()
+	asked := f.now()
 	ok, err := leaseScript.Run(ctx, f.p.Redis, []string{leaseKey}, f.id, leaseTime.Milliseconds()).Int()
 	if err != nil || ok != 1 {
 		f.leased = time.Time{}
 		return false
 	}
 	f.leased = asked
-	return time.Since(asked) < leaseTime-renewEvery
+	return f.leaseLeft()
 }
+
+// leaseLeft reports whether more than renewEvery is left of the lease this
+// feeder last renewed, by its own clock: less, and a standby may take the
+// lease over before a release that starts now ends.
+func (f *Feeder) leaseLeft() bool { return f.now().Sub(f.leased) < leaseTime-renewEvery }
 
 // resign gives the lease up at shutdown, so that another feeder takes over
 // at once instead of after the lease runs out. It asks whatever this
@@ -461,11 +467,22 @@ func (f *Feeder) backedUp() bool {
 // It takes them out of the held set only once their tasks exist, so a
 // feeder that dies in between leaves them held and the next one releases
 // them; a task enqueued twice that way is refused by asynq the second
-// time, and dropped.
+// time while the first waits or runs, and dropped (a finished one asynq
+// keeps not, and its claim makes a second run a no-op). A feeder that
+// finds at a release that its lease may have run out releases nothing
+// more (releaseOne).
 func (f *Feeder) release(ctx context.Context, rs []held) {
 	var out []any
-	for _, r := range rs {
-		if f.releaseOne(ctx, r) {
+	for i, r := range rs {
+		gone, lost := f.releaseOne(ctx, r)
+		if lost {
+			f.leased = time.Time{}
+			if f.p.Budget != nil {
+				f.unused.Add(int64(len(rs) - i))
+			}
+			break
+		}
+		if gone {
 			out = append(out, r.id)
 		}
 	}
@@ -481,26 +498,41 @@ func (f *Feeder) release(ctx context.Context, rs []held) {
 var errExists = errors.New("the rotation's task exists already")
 
 // releaseOne marks the token of a held rotation paid and enqueues its task.
-// It reports whether the rotation leaves the held set: released, or dropped
-// because its task exists already. One that could not be released stays
-// held, first in line.
-func (f *Feeder) releaseOne(ctx context.Context, r held) bool {
+// It reports whether the rotation leaves the held set (gone): released, or
+// dropped because its task exists already. One that could not be released
+// stays held, first in line.
+//
+// It reports lost, and releases nothing, when the feeder's clock says its
+// lease may have run out: the feeder stalled since its last look at the
+// lease (a GC pause, a starved CPU), a standby may lead now and have
+// released this same rotation, and a rotation whose task ran and finished
+// meanwhile (asynq keeps no finished bulk task) would run a second time.
+// The clock is read after the paid mark is set, just before the enqueue,
+// so that a stall in either Redis call counts; a stall inside the enqueue
+// itself is not seen.
+func (f *Feeder) releaseOne(ctx context.Context, r held) (gone, lost bool) {
 	marked := false
 	if f.p.Budget != nil {
 		// A mark there already is an earlier release's, for a task that
 		// still waits: it stays that task's.
 		ok, err := f.p.Redis.SetNX(ctx, paidKey+r.id, "1", paidFor).Result()
-		if err != nil || !ok {
-			// Released unpaid, the push waits for a token of its own.
-			f.unused.Add(1)
-		}
 		marked = err == nil && ok
+	}
+	if !f.leaseLeft() {
+		if marked {
+			_ = f.p.Redis.Del(ctx, paidKey+r.id).Err()
+		}
+		return false, true
+	}
+	if f.p.Budget != nil && !marked {
+		// Released unpaid, the push waits for a token of its own.
+		f.unused.Add(1)
 	}
 	err := f.enqueue(ctx, r)
 	if err == nil {
 		f.released.Add(1)
 		f.sinceCheck++
-		return true
+		return true, false
 	}
 	// The token goes unused; a mark left behind expires after paidFor.
 	if marked {
@@ -508,10 +540,10 @@ func (f *Feeder) releaseOne(ctx context.Context, r held) bool {
 	}
 	if errors.Is(err, errExists) {
 		f.dropped.Add(1)
-		return true
+		return true, false
 	}
 	f.p.Logger.Warn().Str("rotation_id", r.id).Err(err).Msg("pacing_release_failed")
-	return false
+	return false, false
 }
 
 // enqueue enqueues r's task on the bulk queue. A task of r that exists
