@@ -68,3 +68,68 @@ func TestHoldsListSaysThereAreMore(t *testing.T) {
 		t.Errorf("holds list --limit 0: %v, want a usage error", err)
 	}
 }
+
+// TestHoldsListReadsPastAHoldThatIsGone: an index entry whose hold is gone
+// (released between the index read and the hold's, or deleted outside
+// rekey) is passed over, and the list still fills --limit from the holds
+// after it and still says when there are more: a script releasing what
+// the list names must not take a list cut short for the whole of it.
+func TestHoldsListReadsPastAHoldThatIsGone(t *testing.T) {
+	c := newCLI(t)
+	ctx := context.Background()
+	ids := c.register(t, 6)
+	for _, id := range ids {
+		if _, err := c.st.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: "rot-" + id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.complete(t, ids, nil)
+	now := time.Now()
+	creds := make([]string, len(ids))
+	for i, id := range ids {
+		prev, err := c.st.Previous(ctx, id)
+		if err != nil || len(prev) != 1 {
+			t.Fatalf("%s: previous %v, %v", id, prev, err)
+		}
+		creds[i] = prev[0].CredentialID
+		held := now.Add(time.Duration(i) * time.Second) // ids[0] is the oldest
+		if err := c.st.SaveHold(ctx, store.Hold{InstanceID: id, CredentialID: creds[i],
+			RevokeAt: held, HeldAt: held, CapAt: held.Add(time.Hour), LastUsedAt: held, LastUsedBy: "web.1",
+			CheckedAt: held, NextCheckAt: held.Add(time.Minute)}, store.EventRevocationHeld, "in use"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The two oldest holds are gone; their entries stay in rekey:holds.
+	for _, i := range []int{0, 1} {
+		if err := c.r.Client.Del(ctx, "rekey:hold:"+ids[i]+":"+creds[i]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const more = "the oldest 3 held revocations listed, there are more: --limit 6 lists more\n"
+	for _, args := range [][]string{{"list", "--limit", "3"}, {"list", "--limit", "3", "--json"}} {
+		if err := c.run(t, "holds", args...); err != nil {
+			t.Fatal(err)
+		}
+		var listed []string
+		if args[len(args)-1] == "--json" {
+			var holds []store.Hold
+			if err := json.Unmarshal(c.stdout.Bytes(), &holds); err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range holds {
+				listed = append(listed, h.InstanceID+"/"+h.CredentialID)
+			}
+		} else {
+			for _, row := range strings.Split(strings.TrimSpace(c.stdout.String()), "\n")[1:] {
+				listed = append(listed, strings.Fields(row)[0])
+			}
+		}
+		want := []string{ids[2] + "/" + creds[2], ids[3] + "/" + creds[3], ids[4] + "/" + creds[4]}
+		if strings.Join(listed, " ") != strings.Join(want, " ") {
+			t.Errorf("holds %s: listed %q, want the oldest 3 live holds %q", strings.Join(args, " "), listed, want)
+		}
+		if c.stderr.String() != more {
+			t.Errorf("holds %s with 4 live holds past 2 gone: stderr %q, want %q", strings.Join(args, " "), c.stderr.String(), more)
+		}
+	}
+}

@@ -361,8 +361,13 @@ func setSchedule(ctx context.Context, env *environ, a *app, id string, f schedul
 	return nil
 }
 
+// schedulerStatus reads and prints the status as of now on Redis's clock
+// (a.clock), on which the clocks, the sweeps and the schedule write their
+// times: on the machine's own, a clock minutes off would make a running
+// clock process look stopped, or an overdue sweep look on time.
 func schedulerStatus(ctx context.Context, env *environ, a *app, asJSON bool) error {
-	st, err := readScheduleStatus(ctx, a, time.Now().UTC())
+	now := a.clock.Now().UTC()
+	st, err := readScheduleStatus(ctx, a, now)
 	if err != nil {
 		return err
 	}
@@ -370,5 +375,5 @@ func schedulerStatus(ctx context.Context, env *environ, a *app, asJSON bool) err
 		return writeJSON(env.stdout, st.output())
 	}
 	st.write(env.stdout)
-	return writeHoldStatus(ctx, env.stdout, a.store, time.Now())
+	return writeHoldStatus(ctx, env.stdout, a.store, now)
 }

@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/redisclock"
 	"github.com/rekeyhq/rekey/internal/scheduler"
 	"github.com/rekeyhq/rekey/internal/store"
 )
@@ -119,4 +123,85 @@ func TestSchedulerStatusSaysHeldWhileAClockHasAnotherPeriod(t *testing.T) {
 		t.Errorf("--json state %v, last_sweep_outcome %v; want held, %s", got["state"], got["last_sweep_outcome"],
 			scheduler.PeriodMismatch)
 	}
+}
+
+// `rekey scheduler status` judges the clock processes and the next sweep
+// on Redis's clock, as the clocks write them, not on the machine's it runs
+// on: a laptop five minutes ahead must not report a running clock stopped
+// and its next sweep overdue, nor one five minutes behind a sweep three
+// minutes overdue as on time. The machine's clock is the test's own; the
+// skew is played by Redis's TIME, read through skewedTime.
+func TestSchedulerStatusJudgesOnRedisClockOnASkewedMachine(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		skew      time.Duration // the machine's clock against Redis's
+		next      time.Duration // the planned sweep against Redis's now
+		nextSweep string
+	}{
+		{"machine five minutes ahead, sweep on time", 5 * time.Minute, 50 * time.Second, "next sweep:         20"},
+		{"machine five minutes behind, sweep three minutes late", -5 * time.Minute, -3 * time.Minute,
+			"next sweep:         overdue since "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			g := newSchedulerRig(t)
+			if _, err := g.st.SetSchedulePolicy(ctx, store.SchedulePolicy{Period: time.Hour, QuarantineAfter: 1}); err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut lockedBuffer
+			env := &environ{lookup: func(k string) (string, bool) { v, ok := g.vars[k]; return v, ok },
+				stdin: strings.NewReader(""), stdout: &out, stderr: &errOut}
+			cfg, err := loadConfig(env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := newApp(cfg, zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			if a.clock, err = redisclock.New(redisclock.Params{Redis: skewedTime{a.rdb, -tc.skew}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.clock.Measure(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// A clock process that runs says so on Redis's clock.
+			now := time.Now().Add(-tc.skew)
+			if err := g.st.ClockAlive(ctx, "clock-1", now.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.st.RecordSweep(ctx, store.SweepRecord{At: now.Add(tc.next - time.Minute), Next: now.Add(tc.next),
+				Outcome: "swept"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := schedulerStatus(ctx, env, a, false); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("rekey scheduler status:\n%s", out.String())
+			wantLines(t, out.String(), "state:              running; last sweep ", tc.nextSweep)
+			out.b.Reset()
+			if err := schedulerStatus(ctx, env, a, true); err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got["state"] != "running" || got["clocks_running"] != 1.0 {
+				t.Errorf("--json state %v, clocks_running %v; want running, 1", got["state"], got["clocks_running"])
+			}
+		})
+	}
+}
+
+// skewedTime answers TIME as Redis would with its clock moved by by.
+type skewedTime struct {
+	redisclock.Source
+	by time.Duration
+}
+
+func (s skewedTime) Time(ctx context.Context) *redis.TimeCmd {
+	at, err := s.Source.Time(ctx).Result()
+	return redis.NewTimeCmdResult(at.Add(s.by), err)
 }

@@ -202,22 +202,32 @@ redis.call('HSET', KEYS[1], 'released_by', ARGV[1])
 return 1
 `)
 
-// Holds returns up to limit holds, fleet-wide, the oldest first.
+// Holds returns up to limit holds, fleet-wide, the oldest first. An index
+// entry whose hold is gone (released between the two reads, or deleted
+// outside rekey) is passed over and the entries after it are read in its
+// place: fewer than limit means there are no more.
 func (s *Store) Holds(ctx context.Context, limit int64) ([]Hold, error) {
-	members, err := s.rdb.ZRange(ctx, holdsKey(), 0, limit-1).Result()
-	if err != nil {
-		return nil, fmt.Errorf("list holds: %w", err)
-	}
-	out := make([]Hold, 0, len(members))
-	for _, m := range members {
-		inst, cred, _ := strings.Cut(m, "/")
-		h, ok, err := s.HoldOf(ctx, inst, cred)
+	out := []Hold{}
+	for start := int64(0); int64(len(out)) < limit; {
+		want := limit - int64(len(out))
+		members, err := s.rdb.ZRange(ctx, holdsKey(), start, start+want-1).Result()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("list holds: %w", err)
 		}
-		if ok {
-			out = append(out, h)
+		for _, m := range members {
+			inst, cred, _ := strings.Cut(m, "/")
+			h, ok, err := s.HoldOf(ctx, inst, cred)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out = append(out, h)
+			}
 		}
+		if int64(len(members)) < want {
+			break
+		}
+		start += want
 	}
 	return out, nil
 }
