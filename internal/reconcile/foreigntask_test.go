@@ -206,3 +206,63 @@ func TestAForeignArchivedBulkTaskIsHeldAgainOnce(t *testing.T) {
 		t.Errorf("the foreign task: %v; want it gone", err)
 	}
 }
+
+// TestAForeignTaskThatStartsRunningAsTheSweepReplacesItEndsNoSweep: another
+// app's revoke task (tasks/, with retries rekey does not give) waits under a
+// due revocation's task id, and a worker starts it between the sweep's look
+// at it and the sweep's delete, which asynq refuses for a running task. The
+// sweep leaves that revocation to the next sweep, which finds the task
+// running or gone, and goes on: the revocation due after it, whose task was
+// lost, is enqueued by the same sweep.
+func TestAForeignTaskThatStartsRunningAsTheSweepReplacesItEndsNoSweep(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	w.register(t, "inst-f")
+	first := w.promoted(t, "inst-f", time.Millisecond)
+	time.Sleep(5 * time.Millisecond)
+	w.register(t, "inst-g")
+	later := w.promoted(t, "inst-g", time.Millisecond)
+	foreign, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: first.InstanceID, CredentialID: first.CredentialID},
+		first.RevokeAt, asynq.ProcessIn(0), asynq.MaxRetry(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := w.q.Enqueue(foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A worker whose run of the foreign task lasts until the test ends.
+	release := make(chan struct{})
+	startWorker := func() {
+		srv := asynq.NewServerFromRedisClient(w.r.Client, asynq.Config{Concurrency: 1,
+			Queues: map[string]int{tasks.QueueRevoke: 1}, TaskCheckInterval: 10 * time.Millisecond,
+			LogLevel: asynq.FatalLevel})
+		if err := srv.Start(asynq.HandlerFunc(func(ctx context.Context, _ *asynq.Task) error {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil
+		})); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Shutdown)
+		t.Cleanup(func() { close(release) })
+		waitState(t, w, tasks.QueueRevoke, info.ID, 10*time.Second, func(i *asynq.TaskInfo) bool { return i.State == asynq.TaskStateActive })
+	}
+	sweep := reconcile.New(reconcile.Params{Store: w.st, Enqueuer: w.q,
+		Inspector: &steppedInspector{Inspector: w.insp, id: info.ID, step: startWorker},
+		Logger:    zerolog.Nop(), Now: func() time.Time { return w.now }})
+	res, err := sweep.Sweep(ctx)
+	if err != nil || res.RevokesEnqueued != 1 {
+		t.Fatalf("Sweep = %+v, %v; want the running foreign task left alone and %s's revoke task enqueued",
+			res, err, later.InstanceID)
+	}
+	if _, err := w.insp.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID(later.InstanceID, later.CredentialID)); err != nil {
+		t.Errorf("%s's revoke task: %v; want it enqueued", later.InstanceID, err)
+	}
+	if got, err := w.insp.GetTaskInfo(tasks.QueueRevoke, info.ID); err != nil || got.State != asynq.TaskStateActive {
+		t.Errorf("the foreign task: %+v, %v; want it still running", got, err)
+	}
+}

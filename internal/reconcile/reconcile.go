@@ -5,7 +5,10 @@
 //
 // Every worker process runs a Sweeper; a short Redis lock lets only one
 // sweep at a time, and every action it takes is idempotent (deterministic
-// TaskIDs), so two sweeps at once would still do no harm.
+// TaskIDs), so two sweeps at once would still do no harm. The lock is not
+// renewed: a sweep that outlasts it runs beside another process's, and a
+// task one of them read may be run or started by the time it acts on it,
+// which asynq refuses (Sweeper.busy); the record is left to the next sweep.
 //
 // A sweep walks each index (due revocations, rotations in flight, retiring
 // instances) a page at a time from where the last sweep stopped
@@ -197,6 +200,17 @@ func (s *Sweeper) walk(ctx context.Context, index string,
 		cur = next
 	}
 	return s.p.Store.SaveSweepCursor(ctx, index, cur)
+}
+
+// busy reports whether the task id in queue is running or waiting for a
+// worker. asynq deletes no running task and runs no task that waits already,
+// so a task the sweep read that has started since (a worker took it, or
+// another sweep ran it) refuses what the sweep meant to do with it. It will
+// run, or ran: the next sweep finds it so, and this one goes on rather than
+// stop before every record behind it.
+func (s *Sweeper) busy(queue, id string) bool {
+	info, err := s.p.Inspector.GetTaskInfo(queue, id)
+	return err == nil && (info.State == asynq.TaskStateActive || info.State == asynq.TaskStatePending)
 }
 
 // enqueue reports whether t was enqueued; an existing task is not an error.

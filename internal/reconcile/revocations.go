@@ -93,6 +93,9 @@ func (s *Sweeper) revocation(ctx context.Context, r store.Revocation, res *Resul
 	// app's task for this credential (through the tasks package) may have
 	// a deadline long past or no retries, and so fail every run.
 	if err := s.p.Inspector.DeleteTask(tasks.QueueRevoke, info.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		if s.busy(tasks.QueueRevoke, info.ID) {
+			return nil
+		}
 		return fmt.Errorf("run revocation of %s again: %w", r.CredentialID, err)
 	}
 	if _, err := s.enqueueRevoke(ctx, r, asynq.ProcessIn(0)); err != nil {
@@ -155,8 +158,8 @@ func (s *Sweeper) expedited(ctx context.Context, r store.Revocation, info *asynq
 		return err
 	}
 	if err := s.p.Inspector.RunTask(tasks.QueueRevoke, info.ID); err != nil {
-		if errors.Is(err, asynq.ErrTaskNotFound) {
-			return nil // ran or gone since: the next sweep looks again
+		if errors.Is(err, asynq.ErrTaskNotFound) || s.busy(tasks.QueueRevoke, info.ID) {
+			return nil // runs, ran or gone since: the next sweep looks again
 		}
 		return fmt.Errorf("run expedited revocation of %s: %w", r.CredentialID, err)
 	}
@@ -178,8 +181,12 @@ func (s *Sweeper) enqueueRevoke(ctx context.Context, r store.Revocation, opts ..
 // and enqueues r's own, to run now (the handler still waits for r's revoke
 // time, I2).
 func (s *Sweeper) replaceRevoke(ctx context.Context, r store.Revocation, res *Result) error {
-	err := s.p.Inspector.DeleteTask(tasks.QueueRevoke, tasks.RevokeTaskID(r.InstanceID, r.CredentialID))
+	id := tasks.RevokeTaskID(r.InstanceID, r.CredentialID)
+	err := s.p.Inspector.DeleteTask(tasks.QueueRevoke, id)
 	if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		if s.busy(tasks.QueueRevoke, id) {
+			return nil
+		}
 		return fmt.Errorf("replace revocation of %s: %w", r.CredentialID, err)
 	}
 	enqueued, err := s.enqueueRevoke(ctx, r, asynq.ProcessIn(0))

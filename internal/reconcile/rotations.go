@@ -91,6 +91,9 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 		// pushes keep failing runs once an hour, not a whole round of
 		// retries every hour.
 		if err := s.p.Inspector.RunTask(rot.Queue, info.ID); err != nil {
+			if s.busy(rot.Queue, info.ID) {
+				return nil
+			}
 			return fmt.Errorf("run rotation %s again: %w", rot.ID, err)
 		}
 		res.RotationsResumed++
@@ -102,6 +105,9 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 	// way for rekey's own, from the rotation's record, as a revocation's
 	// does.
 	if err := s.p.Inspector.DeleteTask(rot.Queue, info.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		if s.busy(rot.Queue, info.ID) {
+			return nil
+		}
 		return fmt.Errorf("run rotation %s again: %w", rot.ID, err)
 	}
 	held, err := s.enqueueRotation(ctx, rot, res)
