@@ -452,6 +452,7 @@ func isPermanent(err error) bool {
 	return errors.As(err, &notHeld) || errors.Is(err, asynq.SkipRetry) || errors.As(err, &unusable) || errors.Is(err, store.ErrConflict) ||
 		unreadable(err) || errors.Is(err, store.ErrCredentialReused) ||
 		errors.Is(err, store.ErrInvalidCredentialID) || errors.Is(err, store.ErrConfigReused) ||
+		errors.Is(err, store.ErrConfigLiveElsewhere) ||
 		errors.Is(err, store.ErrReminted) || errors.As(err, &mismatch) ||
 		heroku.IsGone(err) || heroku.IsPermanent(err) || issuer.IsPermanent(err)
 }
@@ -509,6 +510,8 @@ func failureCode(step string, err error) string {
 		return step + ":invalid_credential_id"
 	case errors.Is(err, store.ErrConfigReused):
 		return step + ":config_reused"
+	case errors.Is(err, store.ErrConfigLiveElsewhere):
+		return step + ":config_live_elsewhere"
 	case errors.Is(err, store.ErrReminted):
 		return step + ":config_changed"
 	case errors.Is(err, store.ErrConflict):

@@ -68,7 +68,7 @@ func (w *world) promoted(t *testing.T, id string, grace time.Duration) *store.Re
 	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: "rot-" + id}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := map[string]secret.String{"MYADDON_URL": secret.New("v")}
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New("v-" + id)} // each instance's own
 	if err := w.st.SavePending(ctx, id, "rot-"+id, "cred-1", cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func (w *world) pushedRotation(t *testing.T, id, rot, queue string, attempts, re
 	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: rot, Queue: queue}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := map[string]secret.String{"MYADDON_URL": secret.New("v")}
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New("v-" + id + "-" + rot)}
 	if err := w.st.SavePending(ctx, id, rot, "cred-1", cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -80,18 +80,19 @@ type markRevokedKeys struct {
 	minted         string // KEYS[8] -> rekey:minted:<instance id>
 	hold           string // KEYS[9] -> rekey:hold:<instance id>:<credential id>
 	holds          string // KEYS[10] -> rekey:holds
+	livePrefix     string // KEYS[11] -> rekey:live: (the script appends a fingerprint's first byte, in hex)
 }
 
 func newMarkRevokedKeys(instanceID, credID string) markRevokedKeys {
 	return markRevokedKeys{credential: credentialKey(instanceID, credID), previous: previousKey(instanceID),
 		revokeDue: revokeDueKey(), instanceEvents: historyKey(instanceID), events: eventsKey(),
 		batchPrefix: batchKey(""), dead: deadKey(), minted: mintedKey(instanceID),
-		hold: holdKey(instanceID, credID), holds: holdsKey()}
+		hold: holdKey(instanceID, credID), holds: holdsKey(), livePrefix: livePrefix()}
 }
 
 func (k markRevokedKeys) list() []string {
 	return []string{k.credential, k.previous, k.revokeDue, k.instanceEvents, k.events, k.batchPrefix, k.dead,
-		k.minted, k.hold, k.holds}
+		k.minted, k.hold, k.holds, k.livePrefix}
 }
 
 // Previous returns the instance's credentials waiting for revocation,

@@ -59,7 +59,7 @@ const (
 // without one, it notes the attempt ("f_tried", now ms), so that the
 // rotate handler reads Heroku's config for it once only
 // (NeedsCurrentFingerprint).
-var learnFingerprintScript = redis.NewScript(luaFingerprintIn + `
+var learnFingerprintScript = redis.NewScript(luaFingerprintIn + luaLive + `
 local inst = redis.call('HMGET', KEYS[1], 'current', 'deprovisioned_at', 'registered_at')
 if (inst[3] or '') == '' or (inst[2] or '') ~= '' or (inst[1] or '') ~= ARGV[1] then return 'not_current' end
 local c = redis.call('HMGET', KEYS[2], 'state', 'f')
@@ -86,6 +86,10 @@ for _, id in ipairs(live) do
   if f and f ~= '' and held(f) then return refuse() end
 end
 redis.call('HSET', KEYS[2], 'f', ARGV[2])
+-- Until its revocation the config is in the fleet's index of live configs
+-- (livePrefix), so that no other instance's mint may hand it out.
+local set, m = live_at(KEYS[7], ARGV[2])
+if set then redis.call('SADD', set, m) end
 -- A later mint of this config under another id is refused for the
 -- rotation ttl after the credential is revoked too (markRevokedScript);
 -- until then its "f" refuses it.
@@ -198,14 +202,15 @@ type learnFingerprintKeys struct {
 	previous         string // KEYS[4] -> rekey:previous:<instance id>
 	unconfirmed      string // KEYS[5] -> rekey:unconfirmed:<instance id>
 	credentialPrefix string // KEYS[6] -> rekey:cred:<instance id>: (the script appends credential ids)
+	livePrefix       string // KEYS[7] -> rekey:live: (the script appends a fingerprint's first byte, in hex)
 }
 
 func newLearnFingerprintKeys(instanceID, credID string) learnFingerprintKeys {
 	return learnFingerprintKeys{instance: instanceKey(instanceID), credential: credentialKey(instanceID, credID),
 		minted: mintedKey(instanceID), previous: previousKey(instanceID), unconfirmed: unconfirmedKey(instanceID),
-		credentialPrefix: credentialKey(instanceID, "")}
+		credentialPrefix: credentialKey(instanceID, ""), livePrefix: livePrefix()}
 }
 
 func (k learnFingerprintKeys) list() []string {
-	return []string{k.instance, k.credential, k.minted, k.previous, k.unconfirmed, k.credentialPrefix}
+	return []string{k.instance, k.credential, k.minted, k.previous, k.unconfirmed, k.credentialPrefix, k.livePrefix}
 }

@@ -204,6 +204,35 @@ func (s *Store) createFingerprintKey(ctx context.Context) (string, error) {
 	return s.rdb.Get(ctx, k).Result()
 }
 
+// livePrefix is the prefix of the fleet's index of live configs: the
+// fingerprint (under the fingerprint key) of the config of every
+// credential of any instance that may still work, from the mint that saved
+// it, or the registration or first read that learned the current one's,
+// until its revocation. It lets a mint that answers one instance with the
+// config of another instance's live credential be refused before the push
+// (ErrConfigLiveElsewhere), which would hand that instance's secret to
+// this one's apps. It is 256 SETs, rekey:live:00 to rekey:live:ff, by the
+// fingerprint's first byte, each member the integer its next six bytes
+// make: a SET of at most 512 integers is kept by Redis as an intset, 8 bytes
+// a member, so that 100,000 instances cost about 8 bytes each (131,072
+// before a set grows past 512 and costs about 64 bytes a member; Redis's
+// set-max-intset-entries raises that). A false match, which fails one
+// rotation, comes once in 2^56 comparisons. Credentials saved before the
+// index existed enter it at their instance's next rotation.
+func livePrefix() string { return keyPrefix + "live:" }
+
+// luaLive is where the scripts find a fingerprint in the index of live
+// configs (livePrefix): live_at(prefix, f) returns the SET and the member
+// for the n-byte fingerprint f, or nil for one too short to place.
+const luaLive = `
+local function live_at(prefix, f)
+  if #f < 7 then return nil end
+  local n = 0
+  for i = 2, 7 do n = n * 256 + string.byte(f, i) end
+  return prefix .. string.format('%02x', string.byte(f, 1)), string.format('%.0f', n)
+end
+`
+
 // luaFingerprintIn is the scripts' comparison of a stored fingerprint with
 // a config's: fingerprintIn(all, n, f) says whether f is one of the n-byte
 // fingerprints all holds one after the other (configFingerprints' all,

@@ -47,7 +47,7 @@ func TestJoinAskingALongerGraceLengthensIt(t *testing.T) {
 					t.Fatalf("join asking %s = %+v, %v; want joined", g, c, err)
 				}
 			}
-			cfg := map[string]secret.String{"MYADDON_URL": secret.New("postgres://u:cred-1@db")}
+			cfg := map[string]secret.String{"MYADDON_URL": secret.New("postgres://u:cred-1@db/" + inst)}
 			if err := st.SavePending(ctx, inst, "rot-"+inst, "cred-1", cfg); err != nil {
 				t.Fatal(err)
 			}

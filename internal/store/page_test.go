@@ -22,7 +22,7 @@ func TestDueRevocationsAfterWalksEveryEntry(t *testing.T) {
 		id := fmt.Sprintf("inst-%02d", i)
 		f.register(t, id, "cred-0")
 		mustClaim(t, f.st, id, "rot-"+id)
-		if err := f.st.SavePending(ctx, id, "rot-"+id, "cred-1", map[string]secret.String{"A_URL": secret.New("v")}); err != nil {
+		if err := f.st.SavePending(ctx, id, "rot-"+id, "cred-1", map[string]secret.String{"A_URL": secret.New("v-" + id)}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := f.st.Promote(ctx, id, "rot-"+id, "cred-1", time.Minute, ""); err != nil {

@@ -248,6 +248,8 @@ type savePendingKeys struct {
 	credentialPrefix string
 	unconfirmed      string // KEYS[10] -> rekey:unconfirmed:<instance id>
 	minted           string // KEYS[11] -> rekey:minted:<instance id>
+	// KEYS[12] -> rekey:live: (the script appends a fingerprint's first byte, in hex)
+	livePrefix string
 }
 
 func newSavePendingKeys(instanceID, rotationID, credID string) savePendingKeys {
@@ -255,12 +257,12 @@ func newSavePendingKeys(instanceID, rotationID, credID string) savePendingKeys {
 		instanceEvents: historyKey(instanceID), events: eventsKey(), revokeDue: revokeDueKey(),
 		config: configKey(instanceID, credID), instance: instanceKey(instanceID), previous: previousKey(instanceID),
 		credentialPrefix: credentialKey(instanceID, ""), unconfirmed: unconfirmedKey(instanceID),
-		minted: mintedKey(instanceID)}
+		minted: mintedKey(instanceID), livePrefix: livePrefix()}
 }
 
 func (k savePendingKeys) list() []string {
 	return []string{k.rotation, k.credential, k.instanceEvents, k.events, k.revokeDue, k.config, k.instance,
-		k.previous, k.credentialPrefix, k.unconfirmed, k.minted}
+		k.previous, k.credentialPrefix, k.unconfirmed, k.minted, k.livePrefix}
 }
 
 // PendingConfig returns the config of a pending credential, opened. It is

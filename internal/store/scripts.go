@@ -424,10 +424,16 @@ return reply('claimed', ARGV[1], KEYS[2])
 // ttl, revoked or discarded ones included; pushing it changes nothing,
 // brings back an old one or puts a revoked secret in the apps' config, and
 // revoking either credential would break the apps that hold the config;
-// nothing is recorded, and the rotation fails at mint). A credential that arrives too late to be used (the rotation
+// nothing is recorded, and the rotation fails at mint), "config_live_elsewhere"
+// (the config is, by the fleet's index of live configs (livePrefix), that
+// of a credential of another instance that may still work: pushing it
+// hands that instance's secret to this one's apps, and revoking it breaks
+// that instance's; nothing is recorded, and the rotation fails at mint). A
+// credential saved, pending or discarded, joins that index until its
+// revocation (markRevokedScript). A credential that arrives too late to be used (the rotation
 // finished meanwhile, or already has another one) is recorded as discarded
 // and queued for revocation, so it does not outlive the conflict (I3).
-var savePendingScript = eventScript(luaFingerprintIn, `
+var savePendingScript = eventScript(luaFingerprintIn, luaLive, `
 local rot = redis.call('HMGET', KEYS[1], 'state', 'credential_id')
 local st, have = rot[1] or '', rot[2] or ''
 if st == '' then return redis.error_reply('not_found') end
@@ -469,11 +475,18 @@ if ARGV[10] ~= '' then
     local f = id ~= '' and get(KEYS[9] .. id, 'f') or ''
     if f ~= '' and held(f) then return redis.error_reply('config_reused ' .. id) end
   end
+  for i = 1, #ARGV[11], n do
+    local set, m = live_at(KEYS[12], string.sub(ARGV[11], i, i + n - 1))
+    if set and redis.call('SISMEMBER', set, m) == 1 then return redis.error_reply('config_live_elsewhere') end
+  end
 end
 -- remember(): the config joins KEYS[11], which forgets what is older than
--- the rotation ttl and expires with the last config it holds.
+-- the rotation ttl and expires with the last config it holds, and the
+-- fleet's index of live configs until the credential's revocation.
 local function remember()
   if ARGV[10] == '' then return end
+  local set, m = live_at(KEYS[12], ARGV[10])
+  if set then redis.call('SADD', set, m) end
   redis.call('ZADD', KEYS[11], ARGV[5], ARGV[10] .. ARGV[1])
   redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', '(' .. (tonumber(ARGV[5]) - tonumber(ARGV[8]) * 1000))
   redis.call('EXPIRE', KEYS[11], ARGV[8])
@@ -754,7 +767,8 @@ return {'failed', cred, kept, revoke_at}
 
 // markRevokedScript records that the issuer revoked a previous or discarded
 // credential, and remembers its config for the rotation ttl from now
-// (mintedKey), whenever it was minted. Its event names the rotation that superseded a previous
+// (mintedKey), whenever it was minted; its config leaves the fleet's index
+// of live configs (livePrefix). Its event names the rotation that superseded a previous
 // credential (superseded_by, set by promoteScript), else the one that
 // minted it.
 //
@@ -768,7 +782,7 @@ return {'failed', cred, kept, revoke_at}
 // cap, credential ttl seconds.
 // Returns "revoked" or "already". Errors: "not_found", "conflict ..." when
 // the credential is pending or current (it must never be revoked: I1).
-var markRevokedScript = eventScript(`
+var markRevokedScript = eventScript(luaLive, `
 local c = redis.call('HMGET', KEYS[1], 'state', 'revoked_at', 'superseded_in_batch', 'rotation_id', 'dead_at',
   'superseded_by', 'f', 'held')
 local st = c[1] or ''
@@ -800,9 +814,12 @@ end
 -- Its config stays refused under another id for the ttl from now
 -- (mintedKey, which savePendingScript reads): a credential current for months was
 -- minted, and remembered, long before.
+-- It leaves the fleet's index of live configs (livePrefix).
 if (c[7] or '') ~= '' then
   redis.call('ZADD', KEYS[8], ARGV[3], c[7] .. ARGV[2])
   redis.call('EXPIRE', KEYS[8], ARGV[6])
+  local set, m = live_at(KEYS[11], c[7])
+  if set then redis.call('SREM', set, m) end
 end
 -- The revocation goes to the history entry of the rotation that
 -- superseded the credential, beside its revoke_scheduled event.

@@ -53,6 +53,13 @@ var (
 	// the apps' config, and revoking either credential would break the
 	// apps that hold it: the rotation cannot go on, and nothing is recorded.
 	ErrConfigReused = errors.New("the issuer answered with the config of another credential under another id")
+	// ErrConfigLiveElsewhere means the issuer answered a mint with the
+	// config of a credential of another instance that may still work (the
+	// fleet's index of live configs): an issuer that mixed its tenants up.
+	// Pushing it would hand that instance's secret to this one's apps, and
+	// revoking it would break that instance's: the rotation cannot go on,
+	// and nothing is recorded. The instance it belongs to is not named.
+	ErrConfigLiveElsewhere = errors.New("the issuer answered with the config of another instance's live credential")
 	// ErrReminted means the issuer answered a rotation's mint again with the
 	// credential saved for it but another config: a run that overlapped the
 	// first (a task's short deadline, a lost lease) was answered a password
@@ -266,6 +273,8 @@ func scriptError(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, ErrCredentialRevokeDue)
 	case msg == "reminted":
 		return fmt.Errorf("%s: %w", op, ErrReminted)
+	case msg == "config_live_elsewhere":
+		return fmt.Errorf("%s: %w", op, ErrConfigLiveElsewhere)
 	case strings.HasPrefix(msg, "config_reused"):
 		return fmt.Errorf("%s: %w (credential %s)", op, ErrConfigReused, strings.TrimSpace(strings.TrimPrefix(msg, "config_reused")))
 	case strings.HasPrefix(msg, "conflict"):
