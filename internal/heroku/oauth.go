@@ -38,6 +38,11 @@ const maxTokenLen = 4096
 // bearerToken reports whether s can be used and kept as a token.
 func bearerToken(s string) bool { return len(s) <= maxTokenLen && tokenPattern.MatchString(s) }
 
+// UsableToken reports whether s can be kept as an OAuth token and sent in an
+// Authorization header: at most 4096 bytes of RFC 6750's bearer token
+// characters. A registration's tokens are held to it as Heroku's answers are.
+func UsableToken(s string) bool { return bearerToken(s) }
+
 // seconds reads expires_in as a number of seconds, whole or not, or a
 // string of one; 0 when absent or unreadable (no expiry known: the token
 // is refreshed on a 401).

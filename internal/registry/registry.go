@@ -213,11 +213,22 @@ func (in Input) Registration() (store.Registration, error) {
 		return r, &InputError{errors.New("oauth_grant.code is empty")}
 	case in.OAuth != nil && in.OAuth.RefreshToken.IsZero():
 		return r, &InputError{errors.New("oauth.refresh_token is required")}
+	case in.OAuth != nil && !heroku.UsableToken(in.OAuth.RefreshToken.Reveal()):
+		return r, &InputError{errors.New("oauth.refresh_token " + unusableToken)}
+	case in.OAuth != nil && !in.OAuth.AccessToken.IsZero() && !heroku.UsableToken(in.OAuth.AccessToken.Reveal()):
+		return r, &InputError{errors.New("oauth.access_token " + unusableToken)}
 	case in.APIVersion == store.APIv1 && (in.OAuthGrant != nil || in.OAuth != nil):
 		return r, &InputError{errors.New("oauth is for api_version v3; v1 uses the manifest credentials")}
 	}
 	return r, nil
 }
+
+// unusableToken says why a registration's OAuth token is refused, quoting
+// nothing of it: rekey sends the token in an Authorization header, which
+// cannot hold a line break, a space or a NUL (a token read from a file
+// with its newline), and keeps it sealed for as long as the instance lives.
+const unusableToken = "holds characters no OAuth bearer token has (a line break, a space, a NUL), or is longer " +
+	"than 4096 bytes: send the token exactly as Heroku issued it"
 
 // Put registers or updates one instance and its tokens in one step.
 // Everything that can refuse it is checked before a V3 grant is exchanged:

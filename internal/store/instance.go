@@ -92,6 +92,11 @@ func (r Registration) Validate() error {
 		return fmt.Errorf("api_version %s is not valid: use %q or %q", secret.QuoteInput(r.APIVersion, 64), APIv3, APIv1)
 	case r.APIVersion == APIv1 && r.HerokuID == "":
 		return errors.New("heroku_id is required for api_version v1")
+	case r.HerokuID != "" && !ValidID(r.HerokuID):
+		// Heroku's read "app123@heroku.com"; the id goes into V1's path,
+		// the instance hash every claim reads, the API and the CLI.
+		return fmt.Errorf("heroku_id %s is not valid: Heroku's V1 ids read \"app123@heroku.com\" "+
+			"(1 to 128 letters, digits, '-', '_', '.', '@')", secret.QuoteInput(r.HerokuID, 64))
 	case len(r.ConfigVars) == 0:
 		return errors.New("config_vars must name at least one config var")
 	case r.Grace < 0:
