@@ -127,6 +127,9 @@ func NewRotateTask(p RotatePayload, opts ...asynq.Option) (*asynq.Task, error) {
 	if err := checkIDs(p); err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
+	if err := checkOptions(opts); err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
 	p.Reason = cutReason(p.Reason)
 	if p.RequestedAt.IsZero() {
 		p.RequestedAt = time.Now().UTC()
@@ -152,6 +155,9 @@ func NewRevokeTask(p RevokePayload, revokeAt time.Time, opts ...asynq.Option) (*
 	if err := checkRevokeIDs(p); err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
+	if err := checkOptions(opts); err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("tasks: encode revoke payload: %w", err)
@@ -160,6 +166,30 @@ func NewRevokeTask(p RevokePayload, revokeAt time.Time, opts ...asynq.Option) (*
 		asynq.MaxRetry(RevokeMaxRetry), asynq.TaskID(RevokeTaskID(p.InstanceID, p.CredentialID)),
 		asynq.ProcessAt(wholeSecondAfter(revokeAt))}
 	return asynq.NewTask(TypeRevoke, b, append(defaults, opts...)...), nil
+}
+
+// checkOptions refuses the options that would leave a task where no worker
+// of rekey's ever runs it: a queue that is not one of Queues (rekey's
+// workers serve those only, and asynq takes any name, "Interactive" too),
+// and a group (rekey's workers run no group aggregator, so a grouped task
+// waits in its group for ever). Such a task claims no rotation, so nothing
+// of rekey's (its metrics, its sweeps) would ever see it.
+func checkOptions(opts []asynq.Option) error {
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		switch o.Type() {
+		case asynq.QueueOpt:
+			if q, _ := o.Value().(string); Queues()[q] == 0 {
+				return fmt.Errorf("queue %q is not one of rekey's (%s, %s, %s, %s): no worker would run the task",
+					q, QueueInteractive, QueueDefault, QueueBulk, QueueRevoke)
+			}
+		case asynq.GroupOpt:
+			return errors.New("rekey's workers aggregate no group: a task in one would never run")
+		}
+	}
+	return nil
 }
 
 // wholeSecondAfter rounds t up to a whole second. asynq keeps a scheduled

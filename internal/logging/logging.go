@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/printable"
 )
 
 func init() {
@@ -44,7 +46,8 @@ func New(o Options) zerolog.Logger {
 		out = os.Stderr
 	}
 	if o.Console {
-		out = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000", NoColor: o.NoColor}
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000", NoColor: o.NoColor,
+			FormatMessage: consoleMessage(o.NoColor)}
 	}
 	level, err := zerolog.ParseLevel(o.Level)
 	if err != nil || o.Level == "" {
@@ -55,6 +58,25 @@ func New(o Options) zerolog.Logger {
 		l = l.Str("dyno", dyno)
 	}
 	return l.Logger()
+}
+
+// consoleMessage writes a console line's message with its control and bidi
+// characters as escapes (printable.Text). zerolog quotes a field's value
+// but writes the message as it is, and a message may carry outside text:
+// asynq's messages name the task they are about ("Retry exhausted for task
+// id=%s"), whose id another app's task sets to anything. Messages are
+// bold, as zerolog writes them.
+func consoleMessage(noColor bool) zerolog.Formatter {
+	return func(i any) string {
+		if i == nil || i == "" {
+			return ""
+		}
+		s := printable.Text(fmt.Sprint(i))
+		if noColor {
+			return s
+		}
+		return "\x1b[1m" + s + "\x1b[0m"
+	}
 }
 
 // Asynq adapts a zerolog.Logger to asynq.Logger.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/logging"
 	"github.com/rekeyhq/rekey/internal/retry"
+	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -161,6 +162,14 @@ func New(p Params) (*Worker, error) {
 	return w, nil
 }
 
+// maxLoggedType and maxLoggedError bound what a task_failed line keeps
+// of a task's type and error. rekey's types are a dozen bytes, and the
+// errors its handlers return are scrubbed and capped far below this.
+const (
+	maxLoggedType  = 100
+	maxLoggedError = 1 << 10
+)
+
 // newServer builds the asynq server of one lane.
 func newServer(p Params, lane Lane) *asynq.Server {
 	log := p.Logger
@@ -181,7 +190,11 @@ func newServer(p Params, lane Lane) *asynq.Server {
 			if !retry.IsFailure(err) {
 				return
 			}
-			zerolog.Ctx(ctx).Warn().Str("task_type", t.Type()).Err(err).Msg("task_failed")
+			// Another app's task may be of any type, of any size, and
+			// asynq's error for a type no handler takes quotes it: the
+			// line keeps the start of each.
+			zerolog.Ctx(ctx).Warn().Str("task_type", secret.Clip(t.Type(), maxLoggedType)).
+				Str(zerolog.ErrorFieldName, secret.Clip(err.Error(), maxLoggedError)).Msg("task_failed")
 		}),
 	})
 }
