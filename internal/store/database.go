@@ -8,6 +8,8 @@ import (
 	"regexp"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rekeyhq/rekey/internal/secret"
 )
 
 // Database is where a PostgreSQL-backed instance's database lives, for the
@@ -30,7 +32,7 @@ var databaseServerPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 func (d Database) Validate() error {
 	switch {
 	case !databaseServerPattern.MatchString(d.Server):
-		return fmt.Errorf("database.server %q is not valid: use lowercase letters, digits, '-' and '_'", d.Server)
+		return fmt.Errorf("database.server %s is not valid: use lowercase letters, digits, '-' and '_'", secret.QuoteInput(d.Server, 64))
 	case !validPGName(d.Name):
 		return errors.New("database.name must be 1 to 63 bytes without NUL")
 	case !validPGName(d.Owner):

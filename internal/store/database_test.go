@@ -37,3 +37,13 @@ func TestDatabaseLocationIsKeptPerInstance(t *testing.T) {
 		}
 	}
 }
+
+// A refused database.server is quoted cut short, not echoed whole: a sender
+// may put anything of any size there, and the answer goes back to it.
+func TestARefusedDatabaseServerIsQuotedCutShort(t *testing.T) {
+	t.Parallel()
+	err := store.Database{Server: strings.Repeat("Q", 1<<20), Name: "d", Owner: "o"}.Validate()
+	if err == nil || len(err.Error()) > 200 {
+		t.Fatalf("Validate of a 1 MiB server id: %.80v, want an error under 200 bytes", err)
+	}
+}
