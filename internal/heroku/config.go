@@ -102,11 +102,16 @@ func confirmV3(answer []byte, vars []ConfigVar) error {
 	if err := json.Unmarshal(answer, &got); err != nil {
 		return fmt.Errorf("heroku %s: a 2xx whose body is not a config: %w", EndpointPatchConfig, ErrUnexpectedAnswer)
 	}
+	if !eachVarOnce(answer) {
+		return fmt.Errorf("heroku %s: a 2xx whose config names a var twice: %w", EndpointPatchConfig, ErrUnexpectedAnswer)
+	}
 	held := make(map[string]string, len(got))
+	named := make(map[string]bool, len(got)) // a var listed unset (null) is named too
 	for _, v := range got {
-		if _, again := held[v.Name]; again {
+		if named[v.Name] {
 			return fmt.Errorf("heroku %s: a 2xx whose config names a var twice: %w", EndpointPatchConfig, ErrUnexpectedAnswer)
 		}
+		named[v.Name] = true
 		if v.Value != nil {
 			held[v.Name] = *v.Value
 		}
@@ -119,6 +124,24 @@ func confirmV3(answer []byte, vars []ConfigVar) error {
 	return nil
 }
 
+// eachVarOnce reports whether each var of a V3 config, a JSON array of
+// {"name", "value"} objects, gives its name and its value once:
+// {"name":"A","value":"x","Value":"y"} holds two values for A, and
+// encoding/json keeps the last silently. Text that is no array passes:
+// decoding it fails.
+func eachVarOnce(config []byte) bool {
+	var vars []json.RawMessage
+	if json.Unmarshal(config, &vars) != nil {
+		return true
+	}
+	for _, v := range vars {
+		if !jsonkey.OnceEach(v, "name", "value") {
+			return false
+		}
+	}
+	return true
+}
+
 func (c *Client) getV3(ctx context.Context, t Target) (map[string]secret.String, error) {
 	body, err := c.v3(ctx, t, EndpointGetConfig, http.MethodGet, nil, nil)
 	if err != nil {
@@ -127,6 +150,9 @@ func (c *Client) getV3(ctx context.Context, t Target) (map[string]secret.String,
 	var vars []configVar
 	if err := json.Unmarshal(body, &vars); err != nil {
 		return nil, fmt.Errorf("heroku %s: a 2xx whose body is not a config: %w", EndpointGetConfig, ErrUnexpectedAnswer)
+	}
+	if !eachVarOnce(body) {
+		return nil, fmt.Errorf("heroku %s: a 2xx whose config names a var twice: %w", EndpointGetConfig, ErrUnexpectedAnswer)
 	}
 	out := make(map[string]secret.String, len(vars))
 	for _, v := range vars {
@@ -222,8 +248,10 @@ func (c *Client) getV1(ctx context.Context, t Target) (map[string]secret.String,
 	}
 	// A config that names a var twice holds two values for it, and which
 	// one the apps run on cannot be told: it proves neither that a push
-	// landed nor that it did not.
-	if !jsonkey.Once(raw.Config) {
+	// landed nor that it did not. So does an app's info that carries its
+	// config twice ("config" named twice, in any case: encoding/json folds
+	// both into one map, the last value of a var winning).
+	if !jsonkey.OnceEach(body, "config") || !jsonkey.Once(raw.Config) {
 		return nil, fmt.Errorf("heroku %s: a 2xx whose config names a var twice: %w", EndpointV1Get, ErrUnexpectedAnswer)
 	}
 	out := make(map[string]secret.String, len(app.Config))

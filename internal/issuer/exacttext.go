@@ -3,8 +3,6 @@ package issuer
 import (
 	"strings"
 	"unicode/utf8"
-
-	"github.com/rekeyhq/rekey/internal/jsonkey"
 )
 
 // readExactly reports whether encoding/json reads every string of the JSON
@@ -74,25 +72,4 @@ func hex4(b []byte) (rune, bool) {
 // either would reach the dynos cut short or misnamed.
 func usableVar(name, value string) bool {
 	return name != "" && value != "" && !strings.ContainsAny(name, "\x00=") && !strings.Contains(value, "\x00")
-}
-
-// namedOnceEach reports whether the JSON object raw names each of names at
-// most once, matching keys without case as encoding/json matches a
-// struct's fields: an answer naming "credential_id" twice, or also as
-// "Credential_ID", gave two ids, and encoding/json keeps the last silently,
-// so the credential pushed might be recorded, and later revoked, under an
-// id that is not its own. Text that is no object passes: decoding it fails.
-func namedOnceEach(raw []byte, names ...string) bool {
-	seen := make(map[string]bool, len(names))
-	return jsonkey.Each(raw, func(key string) bool {
-		for _, name := range names {
-			if strings.EqualFold(key, name) {
-				if seen[name] {
-					return false
-				}
-				seen[name] = true
-			}
-		}
-		return true
-	})
 }

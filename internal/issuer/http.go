@@ -608,8 +608,12 @@ func decodeCredential(status int, body []byte) (Credential, error) {
 	scan := mintedID(bytes.NewReader(body))
 	unusable := &UnusableCredentialError{CredentialID: r.CredentialID, Config: scan.config,
 		ConfigUnchecked: scan.unchecked, Err: malformed}
+	// An answer naming credential_id or config twice (also in another
+	// case, as encoding/json matches them) gave two, and encoding/json keeps
+	// the last silently: the credential pushed could be recorded, and later
+	// revoked, under an id not its own.
 	var config map[string]string
-	if !namedOnceEach(body, "credential_id", "config") || !readExactly(r.Config) || !jsonkey.Once(r.Config) ||
+	if !jsonkey.OnceEach(body, "credential_id", "config") || !readExactly(r.Config) || !jsonkey.Once(r.Config) ||
 		json.Unmarshal(r.Config, &config) != nil || !usable(config) || secret.Holds(r.CredentialID, scan.config...) {
 		return Credential{}, unusable
 	}

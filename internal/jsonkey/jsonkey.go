@@ -7,6 +7,7 @@ package jsonkey
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 )
 
 // Each calls ok with each key of the JSON object raw, in order, and
@@ -42,5 +43,24 @@ func Once(raw []byte) bool {
 		again := seen[key]
 		seen[key] = true
 		return !again
+	})
+}
+
+// OnceEach reports whether the JSON object raw names each of names at most
+// once, matching keys without case as encoding/json matches a struct's
+// fields: {"id":1,"ID":2} gave two ids, and encoding/json keeps the last
+// silently. Text that is no object passes: decoding it fails.
+func OnceEach(raw []byte, names ...string) bool {
+	seen := make(map[string]bool, len(names))
+	return Each(raw, func(key string) bool {
+		for _, name := range names {
+			if strings.EqualFold(key, name) {
+				if seen[name] {
+					return false
+				}
+				seen[name] = true
+			}
+		}
+		return true
 	})
 }

@@ -497,6 +497,9 @@ elseif st ~= 'requested' then why = 'rotation is ' .. st end
 if why ~= '' or ARGV[9] ~= '' then
   redis.call('HSET', KEYS[2], 'rotation_id', ARGV[3],
     'state', 'discarded', 'minted_at', ARGV[5], 'discarded_at', ARGV[5], 'revoke_at', ARGV[5])
+  -- Its fingerprint goes with it, so that its revocation takes its config
+  -- out of the index of live configs that remember() puts it in.
+  if ARGV[10] ~= '' then redis.call('HSET', KEYS[2], 'f', ARGV[10]) end
   redis.call('ZADD', KEYS[5], ARGV[5], ARGV[2] .. '/' .. ARGV[1])
   remember()
   emit(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[2], 'discarded', ARGV[3], ARGV[1], why ~= '' and why or ARGV[9], ARGV[5])
