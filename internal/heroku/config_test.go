@@ -407,3 +407,72 @@ func TestAConfigNamingAVarTwiceIsNoAnswer(t *testing.T) {
 		}
 	}
 }
+
+// A push's answer that names the pushed var twice, once without a value
+// (null, a var Heroku lists as unset) and once with the pushed value, holds
+// two answers for one var as surely as two values do: which one the apps
+// run on cannot be told, so it is an unexpected answer, whichever comes
+// first, never a confirmation that the push landed.
+func TestAPushAnswerNamingTheVarTwiceOnceUnsetIsNoConfirmation(t *testing.T) {
+	t.Parallel()
+	sent := oneVar()[0]
+	for _, body := range []string{
+		`[{"name":"` + sent.Name + `","value":null},{"name":"` + sent.Name + `","value":"` + sent.Value.Reveal() + `"}]`,
+		`[{"name":"` + sent.Name + `","value":"` + sent.Value.Reveal() + `"},{"name":"` + sent.Name + `","value":null}]`,
+	} {
+		s := newScript(t)
+		s.on(patchRoute, reply{status: 200, body: body})
+		c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+		if err := c.UpdateConfig(context.Background(), v3Target(), oneVar()); !errors.Is(err, heroku.ErrUnexpectedAnswer) {
+			t.Errorf("answer %s: %v, want an unexpected answer", body, err)
+		}
+	}
+}
+
+// A var of a V3 config that gives its value twice, also in another case as
+// encoding/json matches it, holds two values: a read of the config or a
+// push's answer doing so proves nothing.
+func TestAV3VarGivingItsValueTwiceIsNoAnswer(t *testing.T) {
+	t.Parallel()
+	sent := oneVar()[0]
+	for _, second := range []string{"value", "Value"} {
+		twice := `[{"name":"` + sent.Name + `","value":"` + sent.Value.Reveal() + `","` + second + `":"postgres://stale"}]`
+		s := newScript(t)
+		s.on("GET /addons/"+addonID+"/config", reply{status: 200, body: twice})
+		s.on(patchRoute, reply{status: 200, body: `[{"name":"` + sent.Name + `","` + second + `":"postgres://stale","value":"` + sent.Value.Reveal() + `"}]`})
+		c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+		ctx := context.Background()
+		_, err := c.GetConfig(ctx, v3Target())
+		for i, err := range []error{err, c.UpdateConfig(ctx, v3Target(), oneVar())} {
+			if !errors.Is(err, heroku.ErrUnexpectedAnswer) {
+				t.Errorf("%q given twice, call %d: %v, want an unexpected answer", second, i, err)
+			}
+		}
+	}
+}
+
+// A V1 app's info that carries its config twice (the key "config" named
+// twice, in any case, which encoding/json folds into one map, the last
+// value of a var winning) names the var twice as surely as one config
+// object that lists it twice: which value the apps run on cannot be told,
+// so a read of it is an unexpected answer, not a config that lacks the
+// pushed value (which would discard and revoke a credential Heroku holds).
+func TestAV1AppInfoCarryingItsConfigTwiceIsNoAnswer(t *testing.T) {
+	t.Parallel()
+	sent := oneVar()[0]
+	pushed := `{"` + sent.Name + `":"` + sent.Value.Reveal() + `"}`
+	stale := `{"` + sent.Name + `":"postgres://stale"}`
+	for _, body := range []string{
+		`{"id":"app123@heroku.com","config":` + pushed + `,"config":` + stale + `}`,
+		`{"id":"app123@heroku.com","config":` + pushed + `,"Config":` + stale + `}`,
+	} {
+		s := newScript(t)
+		s.on(v1GetRoute, reply{status: 200, body: body})
+		c := newClient(t, s, heroku.WithV1Credentials("myaddon", secret.New(v1Password)))
+		got, err := c.GetConfig(context.Background(), v1Target())
+		if !errors.Is(err, heroku.ErrUnexpectedAnswer) {
+			t.Errorf("app info %s: read %s = %q, %v; want an unexpected answer",
+				body, sent.Name, got[sent.Name].Reveal(), err)
+		}
+	}
+}
