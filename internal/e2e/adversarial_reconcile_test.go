@@ -18,7 +18,6 @@ import (
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/metrics"
 	"github.com/rekeyhq/rekey/internal/sandbox"
-	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -49,7 +48,7 @@ func rotatedInStore(t *testing.T, w *world, id string) *store.Revocation {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.store.SavePending(ctx, id, rot, c1.ID, map[string]secret.String{issuer.DefaultConfigVar: secret.New("x")}); err != nil {
+	if err := w.store.SavePending(ctx, id, rot, c1.ID, c1.Config); err != nil {
 		t.Fatal(err)
 	}
 	prev, err := w.store.Promote(ctx, id, rot, c1.ID, time.Millisecond, "")
