@@ -180,7 +180,7 @@ func TestSchedulerStatusJudgesOnRedisClockOnASkewedMachine(t *testing.T) {
 			}
 			t.Logf("rekey scheduler status:\n%s", out.String())
 			wantLines(t, out.String(), "state:              running; last sweep ", tc.nextSweep)
-			out.b.Reset()
+			out.Reset()
 			if err := schedulerStatus(ctx, env, a, true); err != nil {
 				t.Fatal(err)
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/internal/testbuf"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -273,23 +274,8 @@ func TestReasonSplitsStatuses(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is a log sink the test's goroutines share.
+type lockedBuffer = testbuf.Buffer
 
 // A HEROKU_API_URL whose host redirects every call (an http:// URL, a
 // parked domain) answers no instance as Heroku would: its 3xx count as

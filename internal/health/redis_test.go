@@ -1,11 +1,9 @@
 package health_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,24 +13,11 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/health"
 	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/testbuf"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is a log sink the test's goroutines share.
+type lockedBuffer = testbuf.Buffer
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()

@@ -3,7 +3,6 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -30,6 +29,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/sandbox"
 	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/internal/testbuf"
 	"github.com/rekeyhq/rekey/internal/web"
 	"github.com/rekeyhq/rekey/internal/worker"
 )
@@ -249,23 +249,8 @@ func (w *browserWorld) dumpLogsOnFailure() {
 	}
 }
 
-// lockedBuffer collects the processes' log lines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// lockedBuffer is a log sink the test's goroutines share.
+type lockedBuffer = testbuf.Buffer
 
 // randomSecret is a fresh secret for one run, long enough for every rule
 // the configuration checks.

@@ -2,10 +2,8 @@ package worker_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,27 +11,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/testbuf"
 	"github.com/rekeyhq/rekey/internal/worker"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
-// lockedBuffer is a log sink the worker's goroutines share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// lockedBuffer is a log sink the test's goroutines share.
+type lockedBuffer = testbuf.Buffer
 
 // maxFailedLine bounds the line a worker writes for a failed task: another
 // app may enqueue a task of any type into rekey's queues (a megabyte of it,
