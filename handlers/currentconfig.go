@@ -58,7 +58,13 @@ func (h *Rotate) learnCurrent(ctx context.Context, r *rotation) error {
 	if err != nil {
 		return err
 	}
-	r.log.Info().Str("credential_id", in.CurrentCredential).Str("outcome", string(learned)).Msg("current_config_read")
+	if learned == store.FingerprintLiveElsewhere {
+		// The partner provisioned this add-on with another instance's live
+		// credential: its apps hold that instance's secret.
+		r.log.Warn().Str("credential_id", in.CurrentCredential).Str("outcome", string(learned)).Msg("current_config_live_elsewhere")
+		return nil
+	}
+		r.log.Info().Str("credential_id", in.CurrentCredential).Str("outcome", string(learned)).Msg("current_config_read")
 	return nil
 }
 

@@ -38,6 +38,11 @@ const (
 	// mistake that credential's config for the current one's
 	// (IsCurrentConfig), so no fingerprint is written.
 	FingerprintMinted Learned = "minted"
+	// FingerprintLiveElsewhere: the config is that of a live credential of
+	// another instance (the fleet's index of live configs): the instance
+	// was provisioned with another's credential, before rekey. No
+	// fingerprint is written, and the index keeps the other's entry only.
+	FingerprintLiveElsewhere Learned = "live_elsewhere"
 	// FingerprintUnknown: the config read was incomplete
 	// (NoteCurrentConfigIncomplete); no fingerprint is written.
 	FingerprintUnknown Learned = "unknown"
@@ -54,8 +59,8 @@ const (
 // fingerprints under every key one after the other (configFingerprints;
 // both "" when no whole config could be read), now ms, the minted set's
 // ttl seconds (the rotation ttl, as savePendingScript keeps it).
-// Returns a Learned word: "learned", "known", "not_current", "minted" or
-// "unknown". Whenever it writes no fingerprint on a current credential
+// Returns a Learned word: "learned", "known", "not_current", "minted",
+// "live_elsewhere" or "unknown". Whenever it writes no fingerprint on a current credential
 // without one, it notes the attempt ("f_tried", now ms), so that the
 // rotate handler reads Heroku's config for it once only
 // (NeedsCurrentFingerprint).
@@ -84,6 +89,18 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do live[#live + 1] = i
 for _, id in ipairs(live) do
   local f = redis.call('HGET', KEYS[6] .. id, 'f')
   if f and f ~= '' and held(f) then return refuse() end
+end
+-- The config of a live credential of another instance (the fleet's index
+-- of live configs): this instance was provisioned with another's
+-- credential, a mix-up before rekey. The index keeps the other's entry
+-- alone, so that no revocation of this instance's takes it out, and no
+-- fingerprint is written.
+for i = 1, #ARGV[3], n do
+  local set, m = live_at(KEYS[7], string.sub(ARGV[3], i, i + n - 1))
+  if set and redis.call('SISMEMBER', set, m) == 1 then
+    redis.call('HSET', KEYS[2], 'f_tried', ARGV[4])
+    return 'live_elsewhere'
+  end
 end
 redis.call('HSET', KEYS[2], 'f', ARGV[2])
 -- Until its revocation the config is in the fleet's index of live configs

@@ -86,3 +86,54 @@ func TestSavePendingRefusesAnotherInstancesLiveConfig(t *testing.T) {
 		}
 	}
 }
+
+// Two instances registered with one current config (the partner provisioned
+// the second with the first's credential, before rekey): the second's is
+// not learned (FingerprintLiveElsewhere), so the index keeps the first's
+// entry alone, and the second's credential, superseded and revoked, does
+// not take out the config the first instance's apps still run on.
+func TestAConfigLiveElsewhereIsNotLearnedTwice(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _, _ := newHistoryStore(t)
+	shared := map[string]secret.String{"A_URL": secret.New("postgres://u:shared-secret-1@db/1")}
+	for _, id := range []string{"inst-a", "inst-b"} {
+		if err := s.PutInstance(ctx, Registration{ID: id, APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+			CurrentCredentialID: id + "-0"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.LearnCurrentFingerprint(ctx, "inst-a", "inst-a-0", shared); err != nil || got != FingerprintLearned {
+		t.Fatalf("inst-a learns its config: %v, %v", got, err)
+	}
+	if got, err := s.LearnCurrentFingerprint(ctx, "inst-b", "inst-b-0", shared); err != nil || got != FingerprintLiveElsewhere {
+		t.Fatalf("inst-b given inst-a's live config: %v, %v; want %s", got, err, FingerprintLiveElsewhere)
+	}
+	// inst-b rotates, and its old credential is revoked.
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-b", RotationID: "rot-b"}); err != nil {
+		t.Fatal(err)
+	}
+	own := map[string]secret.String{"A_URL": secret.New("postgres://u:b-own-1@db/1")}
+	if err := s.SavePending(ctx, "inst-b", "rot-b", "inst-b-1", own); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PromoteRotation(ctx, "inst-b", "rot-b", "inst-b-1", time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkRevoked(ctx, "inst-b", "inst-b-0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-c", RotationID: "rot-c"}); err == nil {
+		t.Fatal("claim for an unregistered instance succeeded")
+	}
+	if err := s.PutInstance(ctx, Registration{ID: "inst-c", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "inst-c-0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-c", RotationID: "rot-c"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePending(ctx, "inst-c", "rot-c", "inst-c-1", shared); !errors.Is(err, ErrConfigLiveElsewhere) {
+		t.Errorf("inst-a's live config minted for inst-c after inst-b's revocation: %v, want ErrConfigLiveElsewhere", err)
+	}
+}
