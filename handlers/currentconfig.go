@@ -64,7 +64,7 @@ func (h *Rotate) learnCurrent(ctx context.Context, r *rotation) error {
 		r.log.Warn().Str("credential_id", in.CurrentCredential).Str("outcome", string(learned)).Msg("current_config_live_elsewhere")
 		return nil
 	}
-		r.log.Info().Str("credential_id", in.CurrentCredential).Str("outcome", string(learned)).Msg("current_config_read")
+	r.log.Info().Str("credential_id", in.CurrentCredential).Str("outcome", string(learned)).Msg("current_config_read")
 	return nil
 }
 

@@ -10,7 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rekeyhq/rekey/internal/breaker"
 	"github.com/rekeyhq/rekey/internal/config"
+	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/internal/scheduler"
 	"github.com/rekeyhq/rekey/internal/store"
 )
@@ -246,6 +248,12 @@ func pauseScheduler(ctx context.Context, env *environ, a *app, by string) error 
 func resumeScheduler(ctx context.Context, env *environ, a *app) error {
 	if err := a.store.ResumeSchedule(ctx); err != nil {
 		return err
+	}
+	// An open breaker holds every scheduler too, whatever the pause says.
+	if st, err := a.store.BreakerState(ctx); err == nil && st.Open() {
+		fmt.Fprintf(env.stdout, "scheduler resumed, but the circuit breaker is %s: no scheduler enqueues until then\n",
+			printable.Text(breaker.Describe(st)))
+		return nil
 	}
 	fmt.Fprintln(env.stdout, "scheduler resumed")
 	return nil

@@ -107,9 +107,33 @@ func (b *Breaker) Observe(ctx context.Context, instanceID string, err error) {
 		zerolog.Ctx(ctx).Warn().Err(oerr).Msg("breaker_observe_failed")
 		return
 	}
-	if v == store.BreakerOpened {
+	switch {
+	case v == store.BreakerOpened:
 		b.opened(ctx)
+	case v == store.BreakerOpen && denied != 0:
+		// Still open, and still denied: a bulk queue that runs anyway (an
+		// operator unpaused it by hand, or the pause at the opening failed)
+		// is paused again, or the rest of the wave meets the same denials
+		// one instance at a time. Only `rekey breaker resume` closes it.
+		b.repause()
 	}
+}
+
+// repause pauses the bulk queue again while the breaker is open, and says
+// so when it was running.
+func (b *Breaker) repause() {
+	paused, err := b.paused()
+	if err == nil && paused {
+		return
+	}
+	if err == nil {
+		err = b.p.Queues.PauseQueue(PausedQueue)
+	}
+	if err != nil {
+		b.p.Logger.Warn().Err(err).Str("paused_queue", PausedQueue).Msg("breaker_repause_failed")
+		return
+	}
+	b.p.Logger.Error().Str("paused_queue", PausedQueue).Str("resume_with", ResumeCommand).Msg("breaker_repaused")
 }
 
 // answer sorts one push's outcome: whether Heroku answered at all in a way
