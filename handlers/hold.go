@@ -72,6 +72,10 @@ func (h *Revoke) holding(ctx context.Context, c *store.Credential, log zerolog.L
 		return h.release(ctx, c, isHeld, "the revocation was expedited (an emergency revoke)")
 	case isHeld && held.ReleasedBy != "":
 		return h.release(ctx, c, isHeld, "released by "+held.ReleasedBy)
+	case c.HoldReleasedBy != "":
+		// An operator released its hold, and the revocation failed since
+		// (an issuer's 5xx): the release stands for the retry.
+		return nil
 	}
 	u, err := askUsage(ctx, rep, c)
 	switch {

@@ -151,11 +151,22 @@ func (s *Sweeper) waitsPastRevokeTime(info *asynq.TaskInfo, r store.Revocation) 
 // run of the task failed, was interrupted or found the task running), and
 // the credential would otherwise stay valid for the rest of its old grace.
 // A held revocation's task waits for its re-check, later than its revoke
-// time, by design: it is left to wait.
+// time, by design: it is left to wait, unless the credential was expedited
+// since the hold was saved (a "revoke now" whose own run of the task found
+// it running or failed), which no hold outlasts.
 func (s *Sweeper) expedited(ctx context.Context, r store.Revocation, info *asynq.TaskInfo, res *Result) error {
 	_, held, err := s.p.Store.HoldOf(ctx, r.InstanceID, r.CredentialID)
-	if err != nil || held {
+	if err != nil {
 		return err
+	}
+	if held {
+		c, err := s.p.Store.Credential(ctx, r.InstanceID, r.CredentialID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil // its record gone: its run is refused, and the sweep sets it aside
+		case err != nil || c.ExpeditedAt.IsZero():
+			return err
+		}
 	}
 	if err := s.p.Inspector.RunTask(tasks.QueueRevoke, info.ID); err != nil {
 		if errors.Is(err, asynq.ErrTaskNotFound) || s.busy(tasks.QueueRevoke, info.ID) {

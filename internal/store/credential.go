@@ -26,6 +26,11 @@ type Credential struct {
 	// (Store.ReleaseHold); the revocation is due from then, if later than
 	// RevokeAt. Zero for a credential never held.
 	HoldReleasedAt time.Time `json:"hold_released_at,omitzero"`
+	// HoldReleasedBy names the operator who released the revocation's
+	// hold (Store.RequestHoldRelease), kept once the hold is gone: such a
+	// revocation is never held again, also when its DELETE fails and the
+	// task runs again (handlers, hold.go).
+	HoldReleasedBy string `json:"hold_released_by,omitempty"`
 }
 
 // Revoked reports whether the issuer has revoked the credential.
@@ -55,7 +60,8 @@ func (s *Store) Credential(ctx context.Context, instanceID, credID string) (Cred
 	return Credential{ID: credID, InstanceID: instanceID, RotationID: m["rotation_id"],
 		State: m["state"], MintedAt: fromMS(m["minted_at"]), PromotedAt: fromMS(m["promoted_at"]),
 		RevokeAt: fromMS(m["revoke_at"]), RevokedAt: fromMS(m["revoked_at"]),
-		ExpeditedAt: fromMS(m["expedited_at"]), HoldReleasedAt: fromMS(m["hold_released_at"])}, nil
+		ExpeditedAt: fromMS(m["expedited_at"]), HoldReleasedAt: fromMS(m["hold_released_at"]),
+		HoldReleasedBy: m["hold_released_by"]}, nil
 }
 
 // MarkRevoked records that the issuer revoked a previous or discarded

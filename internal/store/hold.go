@@ -106,11 +106,11 @@ func (k saveHoldKeys) list() []string { return []string{k.hold, k.holds, k.crede
 // for its release: a "revoke now" or a release that came while the run
 // asked the issuer about usage is never held either.
 var saveHoldScript = redis.NewScript(`
-local c = redis.call('HMGET', KEYS[3], 'state', 'revoked_at', 'expedited_at')
+local c = redis.call('HMGET', KEYS[3], 'state', 'revoked_at', 'expedited_at', 'hold_released_by')
 local st = c[1] or 'gone'
 if (c[2] or '') ~= '' then st = 'revoked' elseif (c[3] or '') ~= '' then st = 'expedited' end
 if st ~= 'previous' and st ~= 'discarded' then return redis.error_reply('conflict credential is ' .. st) end
-if redis.call('HGET', KEYS[1], 'released_by') then return redis.error_reply('conflict hold is released') end
+if (c[4] or '') ~= '' or redis.call('HGET', KEYS[1], 'released_by') then return redis.error_reply('conflict hold is released') end
 redis.call('HSET', KEYS[1], 'revoke_at', ARGV[2], 'held_at', ARGV[3], 'cap_at', ARGV[4], 'last_used_at', ARGV[5],
   'last_used_by', ARGV[6], 'checked_at', ARGV[7], 'next_check_at', ARGV[8], 'checks', ARGV[9], 'capped', ARGV[10])
 redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1])
@@ -148,7 +148,9 @@ type releaseHoldKeys struct {
 func (k releaseHoldKeys) list() []string { return []string{k.hold, k.holds, k.credential, k.revokeDue} }
 
 // releaseHoldScript deletes a hold and, when there was one, notes its end
-// on its credential (and that it is held no more), unless the credential
+// on its credential (and that it is held no more, and who released it when
+// an operator did: the release outlives the hold, so that a retry after a
+// failed DELETE does not hold the credential again), unless the credential
 // is gone (a HSET would make a hash of one field that never expires), and
 // makes the revocation due
 // from its release in the due index: a revocation the issuer then fails
@@ -160,9 +162,11 @@ func (k releaseHoldKeys) list() []string { return []string{k.hold, k.holds, k.cr
 // held, else 0.
 var releaseHoldScript = redis.NewScript(`
 redis.call('ZREM', KEYS[2], ARGV[1])
+local by = redis.call('HGET', KEYS[1], 'released_by')
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('HSET', KEYS[3], 'hold_released_at', ARGV[2])
+  if by then redis.call('HSET', KEYS[3], 'hold_released_by', by) end
   redis.call('HDEL', KEYS[3], 'held')
 end
 local due = redis.call('ZSCORE', KEYS[4], ARGV[1])
