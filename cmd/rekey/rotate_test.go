@@ -62,7 +62,6 @@ func TestRotatePlanAllOnTenThousandChangesNothing(t *testing.T) {
 func TestRotatePlanCountsEveryHerokuCall(t *testing.T) {
 	ctx := context.Background()
 	c := newCLI(t)
-	config := map[string]secret.String{"MYADDON_URL": secret.New("postgres://u:provisioned@db/x")}
 	for _, r := range []struct {
 		id, version string
 		fingerprint bool
@@ -78,6 +77,7 @@ func TestRotatePlanCountsEveryHerokuCall(t *testing.T) {
 			t.Fatal(err)
 		}
 		if r.fingerprint {
+			config := map[string]secret.String{"MYADDON_URL": secret.New("postgres://u:provisioned@db/" + r.id)} // each its own
 			if got, err := c.st.LearnCurrentFingerprint(ctx, r.id, "cred-0", config); err != nil || got != store.FingerprintLearned {
 				t.Fatalf("LearnCurrentFingerprint(%s) = %q, %v", r.id, got, err)
 			}
