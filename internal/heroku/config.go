@@ -106,12 +106,7 @@ func confirmV3(answer []byte, vars []ConfigVar) error {
 		return fmt.Errorf("heroku %s: a 2xx whose config names a var twice: %w", EndpointPatchConfig, ErrUnexpectedAnswer)
 	}
 	held := make(map[string]string, len(got))
-	named := make(map[string]bool, len(got)) // a var listed unset (null) is named too
 	for _, v := range got {
-		if named[v.Name] {
-			return fmt.Errorf("heroku %s: a 2xx whose config names a var twice: %w", EndpointPatchConfig, ErrUnexpectedAnswer)
-		}
-		named[v.Name] = true
 		if v.Value != nil {
 			held[v.Name] = *v.Value
 		}
@@ -124,8 +119,9 @@ func confirmV3(answer []byte, vars []ConfigVar) error {
 	return nil
 }
 
-// eachVarOnce reports whether each var of a V3 config, a JSON array of
-// {"name", "value"} objects, gives its name and its value once:
+// eachVarOnce reports whether a V3 config, a JSON array of {"name",
+// "value"} objects, names each var once (one listed unset, its value null,
+// counts too), and each var gives its name and its value once:
 // {"name":"A","value":"x","Value":"y"} holds two values for A, and
 // encoding/json keeps the last silently. Text that is no array passes:
 // decoding it fails.
@@ -134,10 +130,15 @@ func eachVarOnce(config []byte) bool {
 	if json.Unmarshal(config, &vars) != nil {
 		return true
 	}
+	named := make(map[string]bool, len(vars))
 	for _, v := range vars {
-		if !jsonkey.OnceEach(v, "name", "value") {
+		var nv struct {
+			Name string `json:"name"`
+		}
+		if !jsonkey.OnceEach(v, "name", "value") || json.Unmarshal(v, &nv) != nil || named[nv.Name] {
 			return false
 		}
+		named[nv.Name] = true
 	}
 	return true
 }
@@ -156,9 +157,6 @@ func (c *Client) getV3(ctx context.Context, t Target) (map[string]secret.String,
 	}
 	out := make(map[string]secret.String, len(vars))
 	for _, v := range vars {
-		if _, again := out[v.Name]; again {
-			return nil, fmt.Errorf("heroku %s: a 2xx whose config names a var twice: %w", EndpointGetConfig, ErrUnexpectedAnswer)
-		}
 		out[v.Name] = secret.New(v.Value)
 	}
 	return out, nil
@@ -238,12 +236,10 @@ func (c *Client) getV1(ctx context.Context, t Target) (map[string]secret.String,
 		return nil, err
 	}
 	var app struct {
-		Config map[string]string `json:"config"`
-	}
-	var raw struct {
 		Config json.RawMessage `json:"config"`
 	}
-	if err := json.Unmarshal(body, &app); err != nil || json.Unmarshal(body, &raw) != nil {
+	var config map[string]string
+	if json.Unmarshal(body, &app) != nil || len(app.Config) > 0 && json.Unmarshal(app.Config, &config) != nil {
 		return nil, fmt.Errorf("heroku %s: a 2xx whose body is not an app's info: %w", EndpointV1Get, ErrUnexpectedAnswer)
 	}
 	// A config that names a var twice holds two values for it, and which
@@ -251,11 +247,11 @@ func (c *Client) getV1(ctx context.Context, t Target) (map[string]secret.String,
 	// landed nor that it did not. So does an app's info that carries its
 	// config twice ("config" named twice, in any case: encoding/json folds
 	// both into one map, the last value of a var winning).
-	if !jsonkey.OnceEach(body, "config") || !jsonkey.Once(raw.Config) {
+	if !jsonkey.OnceEach(body, "config") || !jsonkey.Once(app.Config) {
 		return nil, fmt.Errorf("heroku %s: a 2xx whose config names a var twice: %w", EndpointV1Get, ErrUnexpectedAnswer)
 	}
-	out := make(map[string]secret.String, len(app.Config))
-	for name, v := range app.Config {
+	out := make(map[string]secret.String, len(config))
+	for name, v := range config {
 		out[name] = secret.New(v)
 	}
 	return out, nil

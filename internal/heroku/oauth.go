@@ -35,13 +35,11 @@ var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9\-._~+/]+=*$`)
 // maxTokenLen bounds a token's length as kept.
 const maxTokenLen = 4096
 
-// bearerToken reports whether s can be used and kept as a token.
-func bearerToken(s string) bool { return len(s) <= maxTokenLen && tokenPattern.MatchString(s) }
-
 // UsableToken reports whether s can be kept as an OAuth token and sent in an
 // Authorization header: at most 4096 bytes of RFC 6750's bearer token
-// characters. A registration's tokens are held to it as Heroku's answers are.
-func UsableToken(s string) bool { return bearerToken(s) }
+// characters. Heroku's token answers and a registration's tokens are held
+// to it alike.
+func UsableToken(s string) bool { return len(s) <= maxTokenLen && tokenPattern.MatchString(s) }
 
 // seconds reads expires_in as a number of seconds, whole or not, or a
 // string of one; 0 when absent or unreadable (no expiry known: the token
@@ -124,7 +122,7 @@ func (c *Client) parseToken(body []byte) (Token, error) {
 	if err := json.Unmarshal(body, &r); err != nil || r.AccessToken == "" {
 		return Token{}, fmt.Errorf("heroku %s: a 2xx with no access token: %w", EndpointOAuthToken, ErrUnexpectedAnswer)
 	}
-	if !bearerToken(r.AccessToken) || (r.RefreshToken != "" && !bearerToken(r.RefreshToken)) {
+	if !UsableToken(r.AccessToken) || (r.RefreshToken != "" && !UsableToken(r.RefreshToken)) {
 		return Token{}, fmt.Errorf("heroku %s: a 2xx whose token holds characters no bearer token has: %w",
 			EndpointOAuthToken, ErrUnexpectedAnswer)
 	}
