@@ -95,12 +95,9 @@ end
 -- credential, a mix-up before rekey. The index keeps the other's entry
 -- alone, so that no revocation of this instance's takes it out, and no
 -- fingerprint is written.
-for i = 1, #ARGV[3], n do
-  local set, m = live_at(KEYS[7], string.sub(ARGV[3], i, i + n - 1))
-  if set and redis.call('SISMEMBER', set, m) == 1 then
-    redis.call('HSET', KEYS[2], 'f_tried', ARGV[4])
-    return 'live_elsewhere'
-  end
+if live_any(KEYS[7], ARGV[3], n) then
+  redis.call('HSET', KEYS[2], 'f_tried', ARGV[4])
+  return 'live_elsewhere'
 end
 redis.call('HSET', KEYS[2], 'f', ARGV[2])
 -- Until its revocation the config is in the fleet's index of live configs

@@ -223,13 +223,22 @@ func livePrefix() string { return keyPrefix + "live:" }
 
 // luaLive is where the scripts find a fingerprint in the index of live
 // configs (livePrefix): live_at(prefix, f) returns the SET and the member
-// for the n-byte fingerprint f, or nil for one too short to place.
+// for the fingerprint f, or nil for one too short to place;
+// live_any(prefix, all, n) says whether one of the n-byte fingerprints all
+// holds one after the other (configFingerprints' all) is in the index.
 const luaLive = `
 local function live_at(prefix, f)
   if #f < 7 then return nil end
   local n = 0
   for i = 2, 7 do n = n * 256 + string.byte(f, i) end
   return prefix .. string.format('%02x', string.byte(f, 1)), string.format('%.0f', n)
+end
+local function live_any(prefix, all, n)
+  for i = 1, #all, n do
+    local set, m = live_at(prefix, string.sub(all, i, i + n - 1))
+    if set and redis.call('SISMEMBER', set, m) == 1 then return true end
+  end
+  return false
 end
 `
 

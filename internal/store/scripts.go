@@ -475,10 +475,7 @@ if ARGV[10] ~= '' then
     local f = id ~= '' and get(KEYS[9] .. id, 'f') or ''
     if f ~= '' and held(f) then return redis.error_reply('config_reused ' .. id) end
   end
-  for i = 1, #ARGV[11], n do
-    local set, m = live_at(KEYS[12], string.sub(ARGV[11], i, i + n - 1))
-    if set and redis.call('SISMEMBER', set, m) == 1 then return redis.error_reply('config_live_elsewhere') end
-  end
+  if live_any(KEYS[12], ARGV[11], n) then return redis.error_reply('config_live_elsewhere') end
 end
 -- remember(): the config joins KEYS[11], which forgets what is older than
 -- the rotation ttl and expires with the last config it holds, and the
