@@ -28,7 +28,6 @@ func TestHTTPNeverFollowsRedirects(t *testing.T) {
 		_, _ = w.Write([]byte(`{"credential_id":"c","config":{"A":"b"}}`))
 	}))
 	t.Cleanup(target.Close)
-	following := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return nil }}
 	for _, status := range []int{301, 302, 303, 307, 308} {
 		for _, op := range []string{"mint", "verify", "revoke"} {
 			t.Run(fmt.Sprintf("%s %d", op, status), func(t *testing.T) {
@@ -37,6 +36,12 @@ func TestHTTPNeverFollowsRedirects(t *testing.T) {
 					http.Redirect(w, r, target.URL+r.URL.Path, status)
 				}))
 				t.Cleanup(srv.Close)
+				// The client that follows every redirect uses the server's
+				// transport, not http.DefaultTransport: a 3xx to POST or
+				// DELETE has no body, and other tests' server Close would
+				// otherwise break it (TestHTTPCallsSurviveOthersClosingIdleConnections).
+				following := &http.Client{Transport: srv.Client().Transport,
+					CheckRedirect: func(*http.Request, []*http.Request) error { return nil }}
 				for _, opts := range [][]issuer.Option{nil, {issuer.WithHTTPClient(following)}} {
 					h, err := issuer.NewHTTP(srv.URL, key, opts...)
 					if err != nil {

@@ -58,7 +58,9 @@ var _ Issuer = (*HTTP)(nil)
 // Option configures an HTTP issuer and checks its input.
 type Option func(*HTTP) error
 
-// WithHTTPClient sets the HTTP client (default: a 30 s timeout). The issuer
+// WithHTTPClient sets the HTTP client (default: a 30 s timeout, on a
+// transport of the issuer's own rather than http.DefaultTransport; a c
+// without a Transport uses that one, as Go's clients do). The issuer
 // uses a copy whose CheckRedirect refuses every redirect, whatever c's says,
 // and whose Timeout is the default one when c sets none: the timeout bounds
 // reading the answer too, so an answer that never ends cannot hold a worker
@@ -122,8 +124,9 @@ func NewHTTP(baseURL string, key secret.String, opts ...Option) (*HTTP, error) {
 	if key.IsZero() {
 		return nil, errors.New("issuer: signing secret is empty")
 	}
-	h := &HTTP{base: strings.TrimRight(u.String(), "/"), key: key,
-		client: noRedirects(&http.Client{Timeout: defaultTimeout}), now: time.Now, rechecks: slices.Clone(DefaultVerifyRechecks)}
+	h := &HTTP{base: strings.TrimRight(u.String(), "/"), key: key, now: time.Now,
+		client:   noRedirects(&http.Client{Timeout: defaultTimeout, Transport: newTransport()}),
+		rechecks: slices.Clone(DefaultVerifyRechecks)}
 	for _, opt := range opts {
 		if err := opt(h); err != nil {
 			return nil, fmt.Errorf("issuer: %w", err)
@@ -133,6 +136,22 @@ func NewHTTP(baseURL string, key secret.String, opts ...Option) (*HTTP, error) {
 		return nil, errors.New("issuer: base url must be https:// unless its host is loopback or plain http is allowed")
 	}
 	return h, nil
+}
+
+// newTransport returns a transport set up as http.DefaultTransport is
+// (proxy from the environment, dial and TLS timeouts, HTTP/2) but whose
+// connections are the issuer's alone. On a shared transport, code elsewhere
+// in the process could break a call the issuer already answered: net/http
+// puts a connection back in the idle pool before it hands a bodiless answer
+// (the 204 a DELETE gets, an empty 404) to the call waiting for it, and a
+// CloseIdleConnections in that gap closes the connection under the call,
+// which fails as transport_error though the issuer acted. Any library may
+// call that on http.DefaultTransport, and every httptest.Server.Close does.
+func newTransport() http.RoundTripper {
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		return t.Clone()
+	}
+	return http.DefaultTransport // replaced by the program: its choice stands
 }
 
 // IsLoopback reports whether host (without port) names this machine:

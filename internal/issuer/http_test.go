@@ -7,8 +7,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -375,6 +377,41 @@ func TestHTTPTransportErrorsAreTransient(t *testing.T) {
 	if !issuer.IsTransient(err) || strings.Contains(err.Error(), "path-token-123") ||
 		!errors.As(err, &e) || e.Code != issuer.CodeRefused {
 		t.Errorf("Revoke against a closed server = %v, want transient connection_refused without the URL", err)
+	}
+}
+
+// An issuer built without WithHTTPClient keeps its connections to itself,
+// so that no other code in the process can break a call the issuer
+// answered. net/http puts a connection back in its idle pool before it
+// hands a bodiless answer (the 204 a DELETE gets, an empty 404) to the call
+// waiting for it; a CloseIdleConnections on the same transport in that gap
+// closes the connection under the call, which then fails with
+// "CloseIdleConnections called", read as transport_error, though the
+// issuer acted. Every httptest.Server.Close calls it on
+// http.DefaultTransport, and any library may. The trace's PutIdleConn runs
+// in that gap, so the test reaps http.DefaultTransport there, then waits
+// for the call to notice. It is not parallel: other tests' clients use
+// http.DefaultTransport.
+func TestHTTPCallsSurviveOthersClosingIdleConnections(t *testing.T) {
+	h := scriptedIssuer(t, &scripted{status: http.StatusNoContent})
+	var reaped atomic.Int64
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		PutIdleConn: func(err error) {
+			if err != nil {
+				return
+			}
+			http.DefaultTransport.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+			reaped.Add(1)
+			time.Sleep(10 * time.Millisecond)
+		},
+	})
+	for i := range 3 {
+		if err := h.Revoke(ctx, "inst-1", "cred_1"); err != nil {
+			t.Fatalf("revoke #%d answered 204 = %v, want nil", i+1, err)
+		}
+	}
+	if reaped.Load() == 0 {
+		t.Fatal("no connection went back to the idle pool: the test reaped nothing")
 	}
 }
 
