@@ -6,7 +6,9 @@
 //
 // Writing is best effort (docs/design.md, "Holds"): a short timeout, no
 // retry, a counted failure, and an error that never names the URL, whose
-// token is a secret (I5).
+// token is a secret (I5). The URL comes from a partner's registration, so a
+// write never connects to an internal address (IsInternalAddress), whatever
+// the URL's host name resolves to.
 package logplex
 
 import (
@@ -19,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
@@ -32,8 +35,9 @@ const DefaultTimeout = 3 * time.Second
 // maxLine bounds one line; Heroku keeps lines short too.
 const maxLine = 512
 
-// ErrWrite is the only error Send returns: the endpoint's address and answer
-// are never repeated.
+// ErrWrite is every error Send returns: the endpoint's address and answer
+// are never repeated. A write refused before connecting is also
+// ErrRefusedAddress.
 var ErrWrite = errors.New("logplex: write failed")
 
 // Frame returns one octet-counted syslog frame for msg at t, from the
@@ -55,28 +59,38 @@ func Frame(t time.Time, msg string) []byte {
 
 // Client posts lines to log_input_urls. It is safe for concurrent use.
 type Client struct {
-	http      *http.Client
-	userAgent string
-	now       func() time.Time
+	// http refuses internal and loopback addresses; local lets loopback
+	// through, for a URL that names this machine over http.
+	http, local *http.Client
+	userAgent   string
+	now         func() time.Time
 }
 
 // NewClient returns a Client whose requests time out after timeout (0:
-// DefaultTimeout) and never follow a redirect.
+// DefaultTimeout), never follow a redirect, never go through a proxy, and
+// never connect to an internal address (IsInternalAddress) or, unless the
+// URL is http to localhost or a loopback address, to this machine.
 func NewClient(timeout time.Duration) *Client {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
 	return &Client{userAgent: "rekey (logplex notices)", now: time.Now,
-		http: &http.Client{Timeout: timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}}}
+		http: newHTTPClient(timeout, false), local: newHTTPClient(timeout, true)}
 }
 
-// Send posts lines to u in one request. Any failure is ErrWrite.
+// Send posts lines to u in one request. Any failure is ErrWrite; one
+// refused before connecting is ErrRefusedAddress as well.
 func (c *Client) Send(ctx context.Context, u secret.String, lines ...string) error {
 	target, err := url.Parse(u.Reveal())
 	if err != nil || (target.Scheme != "https" && target.Scheme != "http") || target.Host == "" {
 		return ErrWrite
+	}
+	// Loopback is reached only as the registry lets it be named, http to
+	// this machine, which is how tests and rekey dev serve the fake Heroku
+	// (127.0.0.1). A name that merely resolves to loopback is refused.
+	hc := c.http
+	if target.Scheme == "http" && issuer.IsLoopback(target.Hostname()) {
+		hc = c.local
 	}
 	var body bytes.Buffer
 	for _, l := range lines {
@@ -88,7 +102,10 @@ func (c *Client) Send(ctx context.Context, u secret.String, lines ...string) err
 	}
 	req.Header.Set("Content-Type", ContentType)
 	req.Header.Set("User-Agent", c.userAgent)
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
+	if errors.Is(err, ErrRefusedAddress) {
+		return fmt.Errorf("%w: %w", ErrWrite, ErrRefusedAddress)
+	}
 	if err != nil {
 		return ErrWrite
 	}

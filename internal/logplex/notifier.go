@@ -46,8 +46,8 @@ func NewNotifier(inputs Inputs, client *Client, counter Counter, log zerolog.Log
 	return &Notifier{inputs: inputs, client: client, counter: counter, log: log}
 }
 
-// Notify writes line, best effort: a failure is counted and logged without
-// the URL, never returned.
+// Notify writes line, best effort: a failure is counted and logged with
+// Send's error, which never names the URL, and never returned.
 func (n *Notifier) Notify(ctx context.Context, instanceID, line string) {
 	u, err := n.inputs.LogInput(ctx, instanceID)
 	if err != nil || u.IsZero() {
@@ -57,7 +57,7 @@ func (n *Notifier) Notify(ctx context.Context, instanceID, line string) {
 	if err := n.client.Send(ctx, u, line); err != nil {
 		outcome = OutcomeFailed
 		n.failed.Add(1)
-		n.log.Warn().Str("instance_id", instanceID).Msg("logplex_write_failed")
+		n.log.Warn().Str("instance_id", instanceID).Err(err).Msg("logplex_write_failed")
 	}
 	if n.counter != nil {
 		n.counter.LogLine(outcome)

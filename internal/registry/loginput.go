@@ -8,14 +8,19 @@ import (
 	"net/url"
 
 	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/logplex"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
 // checkLogInput refuses a log_input_url that is not an absolute https URL
 // (http only to this machine, for a local Heroku stand-in): Heroku sends
 // https, and the URL carries a token that plain http would show to the
-// network, to a host the workers would post to blindly. The sentence never
-// repeats the value.
+// network, to a host the workers would post to blindly. An IP literal the
+// workers must not post to (logplex.IsInternalAddress) is refused here,
+// where the partner hears why; a host name is not resolved, since what it
+// resolves to is the network's to say later, and the logplex client's
+// dialer refuses the same addresses at every connection. The sentence
+// never repeats the value.
 func checkLogInput(u secret.String) error {
 	if u.IsZero() {
 		return nil
@@ -28,7 +33,7 @@ func checkLogInput(u secret.String) error {
 		return &InputError{errors.New("log_input_url must be an absolute https URL, as Heroku sends it at provisioning " +
 			"(http only to localhost)")}
 	}
-	if internalAddress(p.Hostname()) {
+	if ip, err := netip.ParseAddr(p.Hostname()); err == nil && logplex.IsInternalAddress(ip) {
 		return &InputError{errors.New("log_input_url names a private, link-local, unspecified or multicast address: " +
 			"Heroku's names its logplex host, and a worker would post the URL's token inside the partner's network")}
 	}
@@ -38,23 +43,6 @@ func checkLogInput(u secret.String) error {
 // maxLogInputLen bounds a log_input_url: it is kept sealed for as long as
 // the instance lives and read at every notice.
 const maxLogInputLen = 2048
-
-// internalAddress reports whether host is an IP address a worker must not
-// post to on a registration's word: the cloud metadata address and the
-// rest of link-local, private ranges, the unspecified address (which
-// reaches this machine) and multicast. Loopback is left to the scheme
-// check above, for a local Heroku stand-in. A host name is not resolved
-// here: Heroku's log_input_url names one, and what it resolves to later is
-// the network's to say.
-func internalAddress(host string) bool {
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	ip = ip.Unmap()
-	return ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() ||
-		ip.IsMulticast() || ip.IsInterfaceLocalMulticast()
-}
 
 // saveLogInput stores the instance's log_input_url, sealed (I5). A
 // registration without one keeps the one stored before.

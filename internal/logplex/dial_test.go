@@ -1,0 +1,115 @@
+package logplex_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/logplex"
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// TestSendRefusesInternalAddressesBeforeConnecting posts, over real
+// dialing, to log_input_urls whose host is or resolves to an address a
+// worker must not reach. The registry cannot see what a host name resolves
+// to, so the dialer's Control hook must refuse each address before a
+// connection is made, with ErrRefusedAddress, and the error must not repeat
+// the URL's token. A listener on loopback proves that nothing connected to
+// it: https to localhost (a name resolving to this machine), to 127.0.0.1
+// and to 0.0.0.0 would each reach it.
+func TestSendRefusesInternalAddressesBeforeConnecting(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	port := l.Addr().(*net.TCPAddr).Port
+	const token = "logplex-token-5f3a"
+	cases := []struct{ name, url string }{
+		{"a private address", "https://token:" + token + "@10.255.255.1:9/logs"},
+		{"the metadata address over http", "http://token:" + token + "@169.254.169.254/logs"},
+		{"an IPv4-mapped private address", "https://token:" + token + "@[::ffff:192.168.1.1]:9/logs"},
+		{"the unspecified address", fmt.Sprintf("https://token:%s@0.0.0.0:%d/logs", token, port)},
+		{"a loopback address over https", fmt.Sprintf("https://token:%s@127.0.0.1:%d/logs", token, port)},
+		{"a host name resolving to loopback", fmt.Sprintf("https://token:%s@localhost:%d/logs", token, port)},
+	}
+	c := logplex.NewClient(time.Second)
+	for _, tc := range cases {
+		err := c.Send(context.Background(), secret.New(tc.url), "never sent")
+		if !errors.Is(err, logplex.ErrRefusedAddress) || !errors.Is(err, logplex.ErrWrite) {
+			t.Errorf("%s: Send = %v, want ErrWrite and ErrRefusedAddress", tc.name, err)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, "refused") || strings.Contains(msg, token) {
+			t.Errorf("%s: error %q should say refused and never quote the token", tc.name, msg)
+		}
+	}
+	// A connection made would wait in the listener's backlog, and Accept
+	// returns it at once; the deadline only ends the wait for none.
+	l.(*net.TCPListener).SetDeadline(time.Now().Add(50 * time.Millisecond))
+	if conn, err := l.Accept(); err == nil {
+		conn.Close()
+		t.Error("a refused write connected to this machine")
+	}
+}
+
+// TestSendReachesALocalStandInOverHTTP writes to a fake log endpoint on
+// 127.0.0.1, as tests and `rekey dev` serve the fake Heroku: http to
+// localhost or a loopback address is the one way loopback stays open.
+func TestSendReachesALocalStandInOverHTTP(t *testing.T) {
+	t.Parallel()
+	var got atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+	}))
+	t.Cleanup(srv.Close)
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	c := logplex.NewClient(time.Second)
+	for _, u := range []string{
+		fmt.Sprintf("http://token:t@127.0.0.1:%d/logs", port),
+		fmt.Sprintf("http://token:t@localhost:%d/logs", port),
+	} {
+		if err := c.Send(context.Background(), secret.New(u), "hello"); err != nil {
+			t.Errorf("Send to %s: %v", u, err)
+		}
+	}
+	if n := got.Load(); n != 2 {
+		t.Errorf("the local stand-in got %d writes, want 2", n)
+	}
+}
+
+// TestIsInternalAddressNamesTheRefusedRanges pins the predicate the
+// registry and the dialer share; loopback is left to the URL's scheme.
+func TestIsInternalAddressNamesTheRefusedRanges(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]bool{
+		"169.254.169.254":    true,
+		"10.0.0.5":           true,
+		"172.16.0.1":         true,
+		"192.168.1.1":        true,
+		"fd00::7":            true,
+		"fe80::1":            true,
+		"::ffff:192.168.1.1": true,
+		"0.0.0.0":            true,
+		"::":                 true,
+		"224.0.0.1":          true,
+		"ff02::1":            true,
+		"127.0.0.1":          false,
+		"::1":                false,
+		"54.243.1.2":         false,
+		"2600:1f18::1":       false,
+	} {
+		if got := logplex.IsInternalAddress(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("IsInternalAddress(%s) = %v, want %v", addr, got, want)
+		}
+	}
+}
