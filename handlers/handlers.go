@@ -102,9 +102,11 @@ type Deps struct {
 	Grace             time.Duration
 	PrivateSpaceGrace time.Duration
 	// MinGrace is the grace floor (config.GraceFloor). Producers refuse a
-	// shorter grace; a payload from elsewhere (tasks/, an old instance
-	// setting) that asks for less is raised to it, so no credential is
-	// revoked earlier than the floor. Zero applies no floor.
+	// shorter grace. A payload from elsewhere (an older producer, one
+	// written by hand) that asks for less is not honoured: the instance's
+	// own grace applies, as when it asks none (Rotate.honoured). An old
+	// instance setting below it is raised to it. Either way no credential
+	// is revoked earlier than the floor. Zero applies no floor.
 	MinGrace time.Duration
 	// MaxGrace is the grace ceiling (config.GraceCeiling). Producers refuse
 	// a longer grace; one from elsewhere is lowered to it, so that no old

@@ -45,6 +45,10 @@ type rotation struct {
 	// known is every secret value this run has seen; they are scrubbed
 	// from any text the run keeps or returns (I5).
 	known []secret.String
+	// belowFloor is the longest positive grace the payload or the
+	// rotation's record asked for below the floor, set aside for the
+	// instance's own grace (honoured); zero when none was.
+	belowFloor time.Duration
 }
 
 // remember adds config's values to the secrets the run scrubs.
@@ -66,6 +70,9 @@ func (h *Rotate) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	queue, _ := asynq.GetQueueName(ctx)
 	r := &rotation{p: p, queue: queue,
 		log: zerolog.Ctx(ctx).With().Str("instance_id", p.InstanceID).Str("rotation_id", p.RotationID).Logger()}
+	// Set aside before the claim, so that the rotation's record, which a
+	// rebuilt task and a joining request read, never keeps it.
+	r.p.Grace = tasks.Duration(h.honoured(r, time.Duration(p.Grace)))
 	outcome, err := h.run(ctx, r)
 	h.deps.observeRotation(queue, outcome)
 	// The error becomes the task's last error (/monitoring) and the
@@ -95,6 +102,7 @@ func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err erro
 		return OutcomeRetry, err
 	}
 	r.claim, r.pushAttempted = claim, claim.PushAttempted
+	r.claim.Grace = h.honoured(r, claim.Grace) // a record an older payload left
 	switch claim.Status {
 	case store.Joined:
 		r.log.Info().Str("joined_rotation_id", claim.RotationID).Bool("moved", claim.Moved).Msg("rotation_joined")
@@ -281,6 +289,10 @@ func (h *Rotate) promote(ctx context.Context, r *rotation, credID string) (strin
 		return OutcomeRetry, err
 	}
 	r.marks = 0
+	if r.belowFloor > 0 {
+		r.log.Warn().Dur("asked", r.belowFloor).Dur("grace", grace).Dur("min_grace", h.deps.MinGrace).
+			Msg("grace_below_floor")
+	}
 	if asked := h.requestedGrace(r); asked != grace {
 		// The request, the instance's registration or REKEY_GRACE asked
 		// for another grace than this worker's floor and ceiling allow: a
@@ -405,6 +417,27 @@ func (h *Rotate) grace(r *rotation) time.Duration {
 	g := max(h.requestedGrace(r), h.deps.MinGrace)
 	if h.deps.MaxGrace > 0 {
 		g = min(g, h.deps.MaxGrace)
+	}
+	return g
+}
+
+// honoured is grace g, asked for by the payload or kept in the rotation's
+// record, as this worker honours it: a positive grace below the floor is
+// set aside (zero: the instance's own grace applies, as when none was
+// asked) and noted in r.belowFloor. rekey's producers refuse such a
+// grace, and so does NewRotateTask: one comes from an older producer, a
+// payload written by hand or a process with a lower REKEY_MIN_GRACE
+// (settings_mismatch), and is almost always a unit mistake (Grace: 86400
+// is 86.4µs, not a day). Raised to the floor, as it was until then, it
+// had the old credential revoked the floor after the push (ten minutes by
+// default), which breaks an app whose dynos take longer to restart (a
+// Private Space's); the instance's grace is never shorter than the floor
+// (grace), and is what the producer would have had without the mistake.
+// A longer grace is safe, a shorter one is not.
+func (h *Rotate) honoured(r *rotation, g time.Duration) time.Duration {
+	if g > 0 && g < h.deps.MinGrace {
+		r.belowFloor = max(r.belowFloor, g)
+		return 0
 	}
 	return g
 }

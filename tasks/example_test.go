@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log"
 	"strings"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -25,6 +26,9 @@ func Example() {
 	task, err := tasks.NewRotateTask(tasks.RotatePayload{
 		InstanceID: "01234567-89ab-4def-8123-456789abcdef",
 		Reason:     "customer request",
+		// Optional; zero leaves the instance's own grace. Write the unit:
+		// Grace: 86400 would be 86.4µs, which NewRotateTask refuses.
+		Grace: tasks.Duration(24 * time.Hour),
 	}, asynq.Queue(tasks.QueueInteractive))
 	if err != nil {
 		log.Fatal(err)

@@ -35,8 +35,10 @@ var payloadSeeds = []string{
 
 // FuzzParseRotate decodes arbitrary rotate payloads. Properties: no panic;
 // a refusal wraps ErrInvalidPayload; an accepted payload names an instance
-// and a rotation, survives NewRotateTask and ParseRotate unchanged (but for
-// the request time NewRotateTask fills when the payload has none), and
+// and a rotation, survives NewRotateTaskWithFloor without a floor and
+// ParseRotate unchanged (but for the request time the constructor fills
+// when the payload has none), is refused by NewRotateTask with a
+// *GraceError exactly when its grace is positive and below MinGrace, and
 // holds a grace of the sign the payload gave (a number of seconds too large
 // for a duration is refused, not wrapped round).
 func FuzzParseRotate(f *testing.F) {
@@ -55,9 +57,14 @@ func FuzzParseRotate(f *testing.F) {
 			t.Fatalf("ParseRotate(%q) accepted %+v", payload, p)
 		}
 		checkGraceSign(t, payload, p.Grace)
-		task, err := tasks.NewRotateTask(p)
+		var ge *tasks.GraceError
+		_, err = tasks.NewRotateTask(p)
+		if short := p.Grace > 0 && time.Duration(p.Grace) < tasks.MinGrace; short != errors.As(err, &ge) || !short && err != nil {
+			t.Fatalf("NewRotateTask(%+v) = %v; want a *GraceError only for a positive grace below %s", p, err, tasks.MinGrace)
+		}
+		task, err := tasks.NewRotateTaskWithFloor(p, 0)
 		if err != nil {
-			t.Fatalf("NewRotateTask(%+v): %v", p, err)
+			t.Fatalf("NewRotateTaskWithFloor(%+v, 0): %v", p, err)
 		}
 		again, err := tasks.ParseRotate(task)
 		want := p

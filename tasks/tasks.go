@@ -89,7 +89,12 @@ type RotatePayload struct {
 	BatchID string `json:"batch_id,omitempty"`
 	// Reason is free text for the audit trail ("customer request", "incident").
 	Reason string `json:"reason,omitempty"`
-	// Grace overrides the instance's grace period when positive.
+	// Grace overrides the instance's grace period when positive. It counts
+	// nanoseconds, as a time.Duration does: write its unit
+	// (tasks.Duration(24 * time.Hour)). NewRotateTask refuses a positive
+	// Grace below MinGrace, and a worker gives a rotation whose Grace is
+	// below its floor the instance's own grace. In JSON it is a duration
+	// string ("2h") or a number of seconds.
 	Grace Duration `json:"grace,omitempty"`
 	// SkipIfPrevious declines the rotation while a previous credential of the
 	// instance still waits for revocation.
@@ -117,9 +122,26 @@ func (RevokePayload) TypeName() string { return TypeRevoke }
 // defaults; opts (asynq.Queue(QueueInteractive), asynq.ProcessIn, ...) are
 // applied after them. Its TaskID is "rotate:" + RotationID, so enqueueing
 // the same rotation twice is refused by asynq with ErrTaskIDConflict.
+// A positive Grace below MinGrace is refused with a *GraceError.
 func NewRotateTask(p RotatePayload, opts ...asynq.Option) (*asynq.Task, error) {
+	return NewRotateTaskWithFloor(p, MinGrace, opts...)
+}
+
+// NewRotateTaskWithFloor is NewRotateTask for the workers of a deployment
+// whose grace floor (their REKEY_MIN_GRACE, or REKEY_GRACE when lower) is
+// floor rather than MinGrace: it refuses a positive Grace below floor
+// instead. A floor of zero or less refuses none. rekey's own producers
+// pass zero: they refuse a grace below the deployment's floor when it is
+// asked for (the HTTP API, the CLI), and a rotation rebuilt from its
+// record keeps the grace it was claimed with, which must not stop it from
+// running. A worker never honours a grace below its own floor, whatever
+// built the task.
+func NewRotateTaskWithFloor(p RotatePayload, floor time.Duration, opts ...asynq.Option) (*asynq.Task, error) {
 	if p.InstanceID == "" {
 		return nil, errors.New("tasks: rotate payload needs an instance id")
+	}
+	if err := checkGrace(p.Grace, floor); err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
 	}
 	if p.RotationID == "" {
 		p.RotationID = NewID("rot")
@@ -322,7 +344,8 @@ func NewID(prefix string) string {
 }
 
 // Duration is a time.Duration that encodes as a Go duration string ("2h")
-// in JSON and also decodes a number of seconds.
+// in JSON and also decodes a number of seconds. In Go it counts
+// nanoseconds, as a time.Duration does: Duration(86400) is 86.4µs.
 type Duration time.Duration
 
 // MarshalJSON encodes d as a duration string.

@@ -4,6 +4,9 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/config"
 )
 
 // TestRotateRefusesAGraceBelowTheFloor: `rekey rotate --grace 1ms` is
@@ -65,5 +68,20 @@ func TestRotateSaysTheGrace(t *testing.T) {
 		if !strings.Contains(c.stdout.String(), tt.want) {
 			t.Errorf("rotate %v: stdout lacks %q:\n%s", tt.args, tt.want, c.stdout)
 		}
+	}
+}
+
+// A --grace within this command's floor but below the running workers'
+// (a worker with a higher REKEY_MIN_GRACE) is not honoured by them: they
+// give each rotation the grace it would have without --grace, and rotate
+// says so rather than the floor.
+func TestRotateSaysTheRunningWorkersSetAShortGraceAside(t *testing.T) {
+	cfg := &config.Config{Grace: 2 * time.Hour, PrivateSpaceGrace: 4 * time.Hour, MinGrace: time.Minute, MaxGrace: 168 * time.Hour}
+	running := announcedGraces{grace: 2 * time.Hour, private: 4 * time.Hour, floor: 10 * time.Minute, known: true}
+	got := graceText(rotateFlags{grace: 5 * time.Minute}, cfg, running)
+	want := "grace: 5m asked (--grace), but the running workers' REKEY_MIN_GRACE is 10m: they set it aside for each " +
+		"instance's own, else 2h (REKEY_GRACE; 4h in a Private Space, REKEY_PRIVATE_SPACE_GRACE), then the old credentials are revoked"
+	if got != want {
+		t.Errorf("graceText = %q, want %q", got, want)
 	}
 }

@@ -434,9 +434,13 @@ func graceText(f rotateFlags, cfg *config.Config, running announcedGraces) strin
 				"the old credentials after %s", printable.Duration(f.grace), printable.Duration(running.ceiling),
 				printable.Duration(running.ceiling))
 		case f.grace < running.floor:
-			return fmt.Sprintf("grace: %s asked (--grace), but the running workers' REKEY_MIN_GRACE is %s: they revoke "+
-				"the old credentials after %s", printable.Duration(f.grace), printable.Duration(running.floor),
-				printable.Duration(running.floor))
+			// They do not raise it to their floor but set it aside for
+			// the grace a rotation without --grace gets (handlers.Rotate).
+			asked := f.grace
+			f.grace = 0
+			return fmt.Sprintf("grace: %s asked (--grace), but the running workers' REKEY_MIN_GRACE is %s: they set it "+
+				"aside for %s", printable.Duration(asked), printable.Duration(running.floor),
+				strings.TrimPrefix(graceText(f, cfg, running), "grace: "))
 		}
 		return fmt.Sprintf("grace: %s (--grace), then the old credentials are revoked", printable.Duration(f.grace))
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
 )
 
 // Issuer backends.
@@ -266,8 +267,9 @@ func Load(env Lookup) (*Config, error) {
 	return c, nil
 }
 
-// DefaultMinGrace is REKEY_MIN_GRACE's default.
-const DefaultMinGrace = 10 * time.Minute
+// DefaultMinGrace is REKEY_MIN_GRACE's default: the floor the tasks
+// package checks another app's rotate tasks against (tasks.MinGrace).
+const DefaultMinGrace = tasks.MinGrace
 
 // GraceFloor is the shortest grace rekey accepts or applies: REKEY_MIN_GRACE,
 // or REKEY_GRACE when that is shorter (a deployment that chose a short

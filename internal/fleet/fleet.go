@@ -441,9 +441,15 @@ func Resume(ctx context.Context, q Enqueuer, heldAt time.Time, instanceID, rotat
 	return nil
 }
 
+// enqueueTask builds the task without tasks' floor (MinGrace): a
+// request's grace was checked against this deployment's floor, which may
+// be lower, when it was asked for (CheckGrace), and a grace a record kept
+// from an older payload, below any floor, must not leave its rotation
+// without a task for good. The worker gives such a rotation the
+// instance's own grace, never a shorter one.
 func enqueueTask(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, reason, queue string, grace time.Duration) error {
-	t, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: instanceID, RotationID: rotationID,
-		BatchID: batchID, Reason: reason, Grace: tasks.Duration(grace)}, asynq.Queue(queue))
+	t, err := tasks.NewRotateTaskWithFloor(tasks.RotatePayload{InstanceID: instanceID, RotationID: rotationID,
+		BatchID: batchID, Reason: reason, Grace: tasks.Duration(grace)}, 0, asynq.Queue(queue))
 	if err != nil {
 		return err
 	}
@@ -525,9 +531,11 @@ func (h *HeldTasks) RotateTask(ctx context.Context, rotationID string) (*asynq.T
 			}
 		}
 	}
-	t, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: rot.InstanceID, RotationID: rotationID, BatchID: rot.BatchID,
+	// Without tasks' floor, as enqueueTask: the record's grace was
+	// checked when asked for, or the worker sets it aside.
+	t, err := tasks.NewRotateTaskWithFloor(tasks.RotatePayload{InstanceID: rot.InstanceID, RotationID: rotationID, BatchID: rot.BatchID,
 		Reason: rot.Reason, Grace: tasks.Duration(rot.Grace), RequestedAt: rot.RequestedAt},
-		asynq.Queue(tasks.QueueBulk), asynq.Retention(0))
+		0, asynq.Queue(tasks.QueueBulk), asynq.Retention(0))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", pacing.ErrUnusable, err)
 	}

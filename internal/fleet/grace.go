@@ -3,11 +3,14 @@ package fleet
 import (
 	"fmt"
 	"time"
+
+	"github.com/rekeyhq/rekey/tasks"
 )
 
 // DefaultMinGrace is the grace floor of a Producer built without
-// WithMinGrace: REKEY_MIN_GRACE's default.
-const DefaultMinGrace = 10 * time.Minute
+// WithMinGrace: REKEY_MIN_GRACE's default, which the tasks package checks
+// another app's rotate tasks against.
+const DefaultMinGrace = tasks.MinGrace
 
 // DefaultMaxGrace is the grace ceiling of a Producer built without
 // WithMaxGrace: REKEY_MAX_GRACE's default.

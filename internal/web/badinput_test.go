@@ -80,6 +80,11 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"rotation grace of zero", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"0s"}`, 422, "grace"},
 		{"rotation grace not a duration", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"soon"}`, 422, "grace"},
 		{"rotation grace below the floor", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"1ms"}`, 422, "floor of 10m0s (REKEY_MIN_GRACE"},
+		// A day in seconds, as a tasks/ payload may give it: the API takes
+		// a Go duration only, and says so rather than read a number.
+		{"rotation grace a number of seconds", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":86400}`, 400, `"grace" must be a string`},
+		{"rotation grace without a unit", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"86400"}`, 422, `not a positive Go duration such as "2h"`},
+		{"rotation grace in nanoseconds", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"86400ns"}`, 422, "floor of 10m0s (REKEY_MIN_GRACE"},
 		{"fleet grace below the floor", "POST", "/api/v1/rotations", `{"all":true,"grace":"9m59s"}`, 422, "floor"},
 		{"rotation grace above the ceiling", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"2562047h"}`, 422, "ceiling of 168h0m0s (REKEY_MAX_GRACE"},
 		{"fleet grace above the ceiling", "POST", "/api/v1/rotations", `{"all":true,"grace":"169h"}`, 422, "ceiling"},
