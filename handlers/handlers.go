@@ -46,6 +46,9 @@ type Store interface {
 	LearnCurrentFingerprint(ctx context.Context, instanceID, credID string, config map[string]secret.String) (store.Learned, error)
 	NoteCurrentConfigIncomplete(ctx context.Context, instanceID, credID string) (store.Learned, error)
 	MarkRevoked(ctx context.Context, instanceID, credID string) error
+	// LiveElsewhere reports whether a credential's config is still another
+	// instance's live one (store.Store.LiveElsewhere).
+	LiveElsewhere(ctx context.Context, c store.Credential) (bool, error)
 	ForgetStrayDue(ctx context.Context, instanceID, credID string) (bool, error)
 	AddEvent(ctx context.Context, e store.Event) error
 }

@@ -61,6 +61,9 @@ func (h *Revoke) revoke(ctx context.Context, p tasks.RevokePayload, c store.Cred
 	if wait := c.RevokeAt.Sub(h.deps.now()); wait > 0 {
 		return &RetryLaterError{After: wait, Reason: "revoke time not reached", Until: c.RevokeAt}
 	}
+	if err := h.sharedLive(ctx, p, c); err != nil {
+		return err
+	}
 	if err := h.holding(ctx, &c, log); errors.Is(err, errNoLongerWaiting) {
 		if mayReread {
 			return h.reread(ctx, p, log)
@@ -87,6 +90,29 @@ func (h *Revoke) revoke(ctx context.Context, p tasks.RevokePayload, c store.Cred
 		h.notify(ctx, &c, "your old "+varText(h.deps.varNames(ctx, p.InstanceID))+" credential was revoked")
 	}
 	return nil
+}
+
+// sharedLive refuses, for good, the revocation of a credential the
+// instance was registered with whose config is still another instance's
+// live one (store.LiveElsewhere): the partner provisioned this add-on with
+// that instance's credential. Revoking it here could revoke the other
+// instance's credential too, under an issuer that revokes by value or by an
+// id both were given, and break its apps while its own rotation has not
+// replaced it. The revocation is set aside as dead, for an operator, with
+// an event saying why; once the other instance rotated and its old
+// credential was revoked, retrying it revokes this one.
+func (h *Revoke) sharedLive(ctx context.Context, p tasks.RevokePayload, c store.Credential) error {
+	shared, err := h.deps.Store.LiveElsewhere(ctx, c)
+	if err != nil || !shared {
+		return err
+	}
+	const why = "not revoked: its config is still another instance's live credential (this add-on was provisioned " +
+		"with it), and revoking it could break that instance's apps; rotate the instance whose credential it is, then " +
+		"retry this revocation"
+	_ = h.deps.Store.AddEvent(ctx, store.Event{Type: store.EventRevokeFailed, InstanceID: p.InstanceID,
+		CredentialID: p.CredentialID, Detail: why})
+	h.observe(RevocationFailed, c)
+	return permanent(fmt.Errorf("revoke %s: %s", c.ID, why))
 }
 
 // reread decides again on a credential whose hold could not be saved. It

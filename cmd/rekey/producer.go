@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
+
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/registry"
+	"github.com/rekeyhq/rekey/tasks"
 )
 
 // producer is the one way the commands request rotations: the grace floor
@@ -14,8 +17,28 @@ func (a *app) producer() *fleet.Producer {
 }
 
 // registry registers instances under the same grace floor and ceiling; ex
-// exchanges V3 grant codes.
+// exchanges V3 grant codes. An instance registered with another
+// instance's live credential is rotated at once (rotateShared).
 func (a *app) registry(ex registry.Exchanger) *registry.Registry {
 	return registry.New(a.store, ex, registry.WithMinGrace(a.cfg.GraceFloor()),
-		registry.WithMaxGrace(a.cfg.GraceCeiling()))
+		registry.WithMaxGrace(a.cfg.GraceCeiling()), registry.WithSharedCurrentRotation(a.rotateShared))
+}
+
+// sharedReason is the audit reason of the rotation rotateShared requests.
+const sharedReason = "registered with another instance's live credential"
+
+// rotateShared requests, on the interactive queue, the rotation of an
+// instance whose registration named another instance's live credential as
+// its current one, and logs what became of the request; it names no
+// credential's value.
+func (a *app) rotateShared(ctx context.Context, instanceID string) error {
+	log := a.log.With().Str("instance_id", instanceID).Logger()
+	res, err := a.producer().Rotate(ctx, fleet.Request{InstanceIDs: []string{instanceID}, Reason: sharedReason,
+		Queue: tasks.QueueInteractive})
+	if err != nil {
+		log.Error().Err(err).Msg("shared_current_rotation_not_requested")
+		return err
+	}
+	log.Warn().Str("batch_id", res.BatchID).Msg("shared_current_rotation_requested")
+	return nil
 }

@@ -83,6 +83,10 @@ type Registry struct {
 	// storeWaits are the pauses between attempts to store a registration
 	// whose grant is already exchanged; one attempt more than pauses.
 	storeWaits []time.Duration
+	// rotateShared requests a rotation of an instance registered with
+	// another instance's live credential (WithSharedCurrentRotation); nil
+	// requests none.
+	rotateShared func(ctx context.Context, instanceID string) error
 }
 
 // Option configures a Registry.
@@ -108,6 +112,21 @@ func WithMaxGrace(ceiling time.Duration) Option {
 			r.maxGrace = ceiling
 		}
 	}
+}
+
+// WithSharedCurrentRotation has a registration whose current_config is
+// the config of another instance's live credential (the partner
+// provisioned the add-on with that instance's credential: its apps hold
+// the other's secret) request a rotation of the instance at once, through
+// rotate, so that its apps move to a credential of their own within
+// minutes rather than at its next scheduled rotation. Until they do, the
+// other instance's revocation of that credential would break them; once
+// they have, the shared credential's own revocation waits for the other
+// instance's (handlers, Revoke). A failed request does not fail the
+// registration, which is stored: rotate reports its own failure, and the
+// same PUT again requests the rotation again.
+func WithSharedCurrentRotation(rotate func(ctx context.Context, instanceID string) error) Option {
+	return func(r *Registry) { r.rotateShared = rotate }
 }
 
 // WithStoreRetries sets the pauses between attempts to store a
@@ -348,13 +367,19 @@ func (r *Registry) save(ctx context.Context, in Input, register func() error, ag
 	if err == nil && in.Database != nil {
 		err = r.store.SetDatabase(ctx, in.ID, *in.Database)
 	}
+	learned := store.FingerprintNotCurrent
 	if err == nil && len(in.CurrentConfig) > 0 {
 		// After the registration, which putInstanceScript stores alone: the
 		// step writes only while the credential is still current.
-		_, err = r.store.LearnCurrentFingerprint(ctx, in.ID, in.CurrentCredentialID, in.CurrentConfig)
+		learned, err = r.store.LearnCurrentFingerprint(ctx, in.ID, in.CurrentCredentialID, in.CurrentConfig)
 	}
 	if err != nil {
 		return &IncompleteError{ID: in.ID, Err: err}
+	}
+	if learned == store.FingerprintLiveElsewhere && r.rotateShared != nil {
+		// The registration is stored: a failed request is rotateShared's
+		// to report, and the same PUT again makes it again.
+		_ = r.rotateShared(ctx, in.ID)
 	}
 	return nil
 }

@@ -31,6 +31,11 @@ type Credential struct {
 	// revocation is never held again, also when its DELETE fails and the
 	// task runs again (handlers, hold.go).
 	HoldReleasedBy string `json:"hold_released_by,omitempty"`
+	// elsewhere is the fingerprint of the credential's config when that
+	// config was another instance's live one as this instance's current
+	// credential was learned (FingerprintLiveElsewhere): Store.LiveElsewhere
+	// asks the index of live configs whether it still is.
+	elsewhere string
 }
 
 // Revoked reports whether the issuer has revoked the credential.
@@ -61,7 +66,7 @@ func (s *Store) Credential(ctx context.Context, instanceID, credID string) (Cred
 		State: m["state"], MintedAt: fromMS(m["minted_at"]), PromotedAt: fromMS(m["promoted_at"]),
 		RevokeAt: fromMS(m["revoke_at"]), RevokedAt: fromMS(m["revoked_at"]),
 		ExpeditedAt: fromMS(m["expedited_at"]), HoldReleasedAt: fromMS(m["hold_released_at"]),
-		HoldReleasedBy: m["hold_released_by"]}, nil
+		HoldReleasedBy: m["hold_released_by"], elsewhere: m["f_elsewhere"]}, nil
 }
 
 // MarkRevoked records that the issuer revoked a previous or discarded

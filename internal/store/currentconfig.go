@@ -41,7 +41,9 @@ const (
 	// FingerprintLiveElsewhere: the config is that of a live credential of
 	// another instance (the fleet's index of live configs): the instance
 	// was provisioned with another's credential, before rekey. No
-	// fingerprint is written, and the index keeps the other's entry only.
+	// fingerprint is written, and the index keeps the other's entry only;
+	// the credential's revocation waits until the other instance's
+	// credential is revoked (Store.LiveElsewhere).
 	FingerprintLiveElsewhere Learned = "live_elsewhere"
 	// FingerprintUnknown: the config read was incomplete
 	// (NoteCurrentConfigIncomplete); no fingerprint is written.
@@ -94,9 +96,12 @@ end
 -- of live configs): this instance was provisioned with another's
 -- credential, a mix-up before rekey. The index keeps the other's entry
 -- alone, so that no revocation of this instance's takes it out, and no
--- fingerprint is written.
+-- fingerprint is written. The fingerprint is kept as f_elsewhere instead:
+-- the credential's revocation is refused while the config is still live
+-- elsewhere (Store.LiveElsewhere), as revoking it could break the other
+-- instance's apps.
 if live_any(KEYS[7], ARGV[3], n) then
-  redis.call('HSET', KEYS[2], 'f_tried', ARGV[4])
+  redis.call('HSET', KEYS[2], 'f_tried', ARGV[4], 'f_elsewhere', ARGV[2])
   return 'live_elsewhere'
 end
 redis.call('HSET', KEYS[2], 'f', ARGV[2])

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -220,6 +221,40 @@ func (s *Store) createFingerprintKey(ctx context.Context) (string, error) {
 // rotation, comes once in 2^56 comparisons. Credentials saved before the
 // index existed enter it at their instance's next rotation.
 func livePrefix() string { return keyPrefix + "live:" }
+
+// LiveElsewhere reports whether c, a credential an instance was
+// registered with whose config was then another instance's live one
+// (FingerprintLiveElsewhere), still shares that live config: the index of
+// live configs still holds it, so the other instance's own credential is
+// not revoked yet. Revoking c then could revoke that credential too, under
+// an issuer that revokes by value or by an id the partner gave both
+// instances, and break the other instance's apps. False for every other
+// credential. One Redis command, and only for such a credential.
+func (s *Store) LiveElsewhere(ctx context.Context, c Credential) (bool, error) {
+	set, member, ok := liveAt(c.elsewhere)
+	if !ok {
+		return false, nil
+	}
+	held, err := s.rdb.SIsMember(ctx, set, member).Result()
+	if err != nil {
+		return false, fmt.Errorf("read the index of live configs: %w", err)
+	}
+	return held, nil
+}
+
+// liveAt is luaLive's live_at in Go: the SET of the index of live configs
+// and the member that stand for fingerprint f; ok is false for one too
+// short to place.
+func liveAt(f string) (set, member string, ok bool) {
+	if len(f) < 7 {
+		return "", "", false
+	}
+	var n uint64
+	for i := 1; i < 7; i++ {
+		n = n<<8 | uint64(f[i])
+	}
+	return livePrefix() + fmt.Sprintf("%02x", f[0]), strconv.FormatUint(n, 10), true
+}
 
 // luaLive is where the scripts find a fingerprint in the index of live
 // configs (livePrefix): live_at(prefix, f) returns the SET and the member
