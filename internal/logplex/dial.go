@@ -26,11 +26,33 @@ var ErrRefusedAddress = errors.New("log input host resolves to a private, link-l
 // 127.0.0.1. The registry checks a log_input_url's IP literal with this
 // predicate at registration, and the Client's dialer checks every address a
 // host name resolved to when it connects, so the two cannot drift apart.
+//
+// Two ranges Go's predicates miss count too: the shared address space
+// 100.64.0.0/10 (RFC 6598: carrier-grade NAT, tailnets, and Alibaba Cloud's
+// metadata service at 100.100.100.200), and NAT64: an address in the
+// well-known prefix 64:ff9b::/96, which a NAT64 gateway on an IPv6-only
+// host translates to the IPv4 address it embeds, counts as that address,
+// loopback included (the gateway's own), and the local-use prefix
+// 64:ff9b:1::/48 (RFC 8215), translated only inside the network, counts as
+// internal whatever it embeds.
 func IsInternalAddress(ip netip.Addr) bool {
 	ip = ip.Unmap()
+	if nat64.Contains(ip) {
+		b := ip.As16()
+		v4 := netip.AddrFrom4([4]byte(b[12:]))
+		return v4.IsLoopback() || IsInternalAddress(v4)
+	}
 	return ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() ||
-		ip.IsMulticast() || ip.IsInterfaceLocalMulticast()
+		ip.IsMulticast() || ip.IsInterfaceLocalMulticast() || sharedAddressSpace.Contains(ip) ||
+		localNAT64.Contains(ip)
 }
+
+// sharedAddressSpace is RFC 6598's 100.64.0.0/10.
+var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+// nat64 is the well-known NAT64 prefix (RFC 6052), the IPv4 address in
+// its last 32 bits; localNAT64 is the local-use one (RFC 8215).
+var nat64, localNAT64 = netip.MustParsePrefix("64:ff9b::/96"), netip.MustParsePrefix("64:ff9b:1::/48")
 
 // refuseAddresses returns a net.Dialer Control hook that refuses every
 // internal address, and loopback too unless allowLoopback. The hook runs

@@ -113,3 +113,38 @@ func TestIsInternalAddressNamesTheRefusedRanges(t *testing.T) {
 		}
 	}
 }
+
+// Addresses that IsPrivate and IsLinkLocalUnicast miss still reach inside the
+// worker's network: the shared address space 100.64.0.0/10 (RFC 6598:
+// carrier-grade NAT, Tailscale's tailnet, and Alibaba Cloud's metadata
+// service at 100.100.100.200), and an IPv4 address embedded in a NAT64
+// prefix (64:ff9b::/96, RFC 6052; 64:ff9b:1::/48, RFC 8215), which a NAT64
+// gateway on an IPv6-only host (AWS's NAT gateway, for one) translates to
+// the metadata address or a private one. Each must be refused before any
+// connection, as the IPv4 address itself is.
+func TestSendRefusesSharedAndTranslatedInternalAddresses(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{
+		"100.100.100.200", "100.64.0.1", "100.127.255.254",
+		"64:ff9b::a9fe:a9fe", "64:ff9b::10.0.0.5", "64:ff9b:1::a9fe:a9fe", "64:ff9b::7f00:1",
+	} {
+		if !logplex.IsInternalAddress(netip.MustParseAddr(addr)) {
+			t.Errorf("IsInternalAddress(%s) = false, want true", addr)
+		}
+	}
+	c := logplex.NewClient(500 * time.Millisecond)
+	for _, u := range []string{
+		"https://token:t@100.100.100.200/latest/meta-data/",
+		"https://token:t@[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+	} {
+		if err := c.Send(context.Background(), secret.New(u), "x"); !errors.Is(err, logplex.ErrRefusedAddress) {
+			t.Errorf("Send to an internal address: %v, want ErrRefusedAddress", err)
+		}
+	}
+	// Public addresses, and a NAT64 one embedding a public address, pass.
+	for _, addr := range []string{"100.63.255.255", "100.128.0.1", "64:ff9b::36f3:102"} {
+		if logplex.IsInternalAddress(netip.MustParseAddr(addr)) {
+			t.Errorf("IsInternalAddress(%s) = true, want false", addr)
+		}
+	}
+}
