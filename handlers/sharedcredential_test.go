@@ -48,21 +48,7 @@ func TestACredentialSharedWithAnotherInstanceIsNotRevokedUnderIt(t *testing.T) {
 			if err := g.reg.Put(ctx, in); err != nil {
 				t.Fatal(err)
 			}
-			// An issuer that revokes by credential id alone, whichever
-			// instance the DELETE names.
-			g.overHandler(t, issuer.VerifyAuto, func(demo http.Handler) http.Handler {
-				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					if r.Method == http.MethodDelete && strings.TrimPrefix(r.URL.Path, "/credentials/") == owner {
-						if err := g.demo.Revoke(r.Context(), "inst-1", owner); err != nil {
-							http.Error(w, err.Error(), http.StatusInternalServerError)
-							return
-						}
-						w.WriteHeader(http.StatusNoContent)
-						return
-					}
-					demo.ServeHTTP(w, r)
-				})
-			})
+			g.revokesByID(t, "inst-1", owner)
 
 			if err := g.run(rotateTask(t, "inst-2", "rot-2")); err != nil {
 				t.Fatalf("inst-2's rotation: %v", err)
@@ -124,4 +110,24 @@ func TestACredentialSharedWithAnotherInstanceIsNotRevokedUnderIt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// revokesByID puts the demo issuer behind a front that revokes credID, the
+// credential of instance owner, whichever instance a DELETE names: an
+// issuer that knows credentials by id alone.
+func (g *rig) revokesByID(t *testing.T, owner, credID string) {
+	t.Helper()
+	g.overHandler(t, issuer.VerifyAuto, func(demo http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodDelete && strings.TrimPrefix(r.URL.Path, "/credentials/") == credID {
+				if err := g.demo.Revoke(r.Context(), owner, credID); err != nil {
+					http.Error(w, err.Error(), http.StatusInternalServerError)
+					return
+				}
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			demo.ServeHTTP(w, r)
+		})
+	})
 }

@@ -230,17 +230,49 @@ func livePrefix() string { return keyPrefix + "live:" }
 // an issuer that revokes by value or by an id the partner gave both
 // instances, and break the other instance's apps. False for every other
 // credential. One Redis command, and only for such a credential.
+//
+// An entry whose instance was deprovisioned with it current (liveGoneKey)
+// stays in the index, since rekey does not revoke that credential, but no
+// app of that instance holds it any more: it counts as live only if that
+// instance was registered again since, and c may be revoked otherwise.
 func (s *Store) LiveElsewhere(ctx context.Context, c Credential) (bool, error) {
 	set, member, ok := liveAt(c.elsewhere)
 	if !ok {
 		return false, nil
 	}
-	held, err := s.rdb.SIsMember(ctx, set, member).Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	held := pipe.SIsMember(ctx, set, member)
+	gone := pipe.HGet(ctx, liveGoneKey(), set[len(set)-2:]+":"+member)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return false, fmt.Errorf("read the index of live configs: %w", err)
 	}
-	return held, nil
+	if !held.Val() {
+		return false, nil
+	}
+	owner := gone.Val()
+	if owner == "" {
+		return true, nil
+	}
+	v, err := s.rdb.HMGet(ctx, instanceKey(owner), "registered_at", "deprovisioned_at").Result()
+	if err != nil {
+		return false, fmt.Errorf("read the instance whose config it is: %w", err)
+	}
+	// Deprovisioned still, or its records expired since: gone. Registered
+	// again: its apps may hold the config again.
+	registered, _ := v[0].(string)
+	deprovisioned, _ := v[1].(string)
+	return registered != "" && deprovisioned == "", nil
 }
+
+// liveGoneKey is a HASH of the entries of the index of live configs
+// (livePrefix) whose instance was deprovisioned with that config current:
+// field the entry's set suffix, ":" and member, value the instance's id
+// (deprovisionScript). rekey does not revoke such a credential, so its
+// entry stays in the index, and Store.LiveElsewhere reads here that no
+// app of the instance holds it. About 40 bytes a deprovisioned instance.
+//
+//	rekey:live_gone
+func liveGoneKey() string { return keyPrefix + "live_gone" }
 
 // liveAt is luaLive's live_at in Go: the SET of the index of live configs
 // and the member that stand for fingerprint f; ok is false for one too

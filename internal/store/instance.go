@@ -251,18 +251,20 @@ type deprovisionKeys struct {
 	revokeDue      string // KEYS[10] -> rekey:revoke_due
 	credPrefix     string // KEYS[11] -> rekey:cred:<id>: (the script appends credential ids)
 	oauth          string // KEYS[12] -> rekey:oauth:<id>
+	livePrefix     string // KEYS[13] -> rekey:live: (the script appends a fingerprint's first byte, in hex)
+	liveGone       string // KEYS[14] -> rekey:live_gone
 }
 
 func newDeprovisionKeys(id string) deprovisionKeys {
 	return deprovisionKeys{instance: instanceKey(id), instances: instancesKey(), instanceEvents: historyKey(id),
 		events: eventsKey(), due: dueKey(), quarantined: quarantinedKey(), scheduled: scheduledKey(),
 		retiring: retiringKey(), unconfirmed: unconfirmedKey(id), revokeDue: revokeDueKey(),
-		credPrefix: credentialKey(id, ""), oauth: oauthKey(id)}
+		credPrefix: credentialKey(id, ""), oauth: oauthKey(id), livePrefix: livePrefix(), liveGone: liveGoneKey()}
 }
 
 func (k deprovisionKeys) list() []string {
 	return []string{k.instance, k.instances, k.instanceEvents, k.events, k.due, k.quarantined, k.scheduled,
-		k.retiring, k.unconfirmed, k.revokeDue, k.credPrefix, k.oauth}
+		k.retiring, k.unconfirmed, k.revokeDue, k.credPrefix, k.oauth, k.livePrefix, k.liveGone}
 }
 
 // InstanceIDs calls fn with every live instance id, in registration order,

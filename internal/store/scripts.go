@@ -131,10 +131,22 @@ return 'updated'
 // the grace ceiling ms and the grace floor ms (0: none; an instance
 // registered before either changed may hold a grace outside them).
 // Returns "ok" (also when already deprovisioned); error "not_found".
-var deprovisionScript = eventScript(`
+var deprovisionScript = eventScript(luaLive, `
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'deprovisioned_at') ~= '' then return 'ok' end
 redis.call('HSET', KEYS[1], 'deprovisioned_at', ARGV[2])
+-- The current credential's config stays in the index of live configs
+-- (rekey does not revoke it), but no app of this instance holds it any
+-- more: its entry is noted as this instance's (liveGoneKey), so that
+-- another instance registered with the same credential may have it
+-- revoked (Store.LiveElsewhere).
+local cur = get(KEYS[1], 'current')
+if cur ~= '' then
+  local set, m = live_at(KEYS[13], get(KEYS[11] .. cur, 'f'))
+  if set and redis.call('SISMEMBER', set, m) == 1 then
+    redis.call('HSET', KEYS[14], string.sub(set, -2) .. ':' .. m, ARGV[1])
+  end
+end
 local g = tonumber(get(KEYS[1], 'grace_ms')) or 0
 if g <= 0 and get(KEYS[1], 'private_space') == '1' then g = tonumber(ARGV[6]) or 0 end
 if g <= 0 then g = tonumber(ARGV[5]) or 0 end
