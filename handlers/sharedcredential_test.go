@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/registry"
@@ -34,32 +36,7 @@ func TestACredentialSharedWithAnotherInstanceIsNotRevokedUnderIt(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			g := newRig(t)
-			owner := g.configCredential(t, "inst-1")
-			value := g.fake.Config("inst-1")[issuer.DefaultConfigVar]
-			if err := g.fake.AddAddon(herokufake.AddonSpec{ID: "inst-2", App: "app-inst-2", ConfigVars: []string{issuer.DefaultConfigVar},
-				InitialConfig: map[string]string{issuer.DefaultConfigVar: value}}); err != nil {
-				t.Fatal(err)
-			}
-			in := registry.Input{ID: "inst-2", APIVersion: store.APIv3, ConfigVars: []string{issuer.DefaultConfigVar},
-				CurrentCredentialID: owner, OAuthGrant: &registry.Grant{Code: secret.New(g.fake.GrantCode("inst-2"))}}
-			if withConfig {
-				in.CurrentConfig = map[string]secret.String{issuer.DefaultConfigVar: secret.New(value)}
-			}
-			if err := g.reg.Put(ctx, in); err != nil {
-				t.Fatal(err)
-			}
-			g.revokesByID(t, "inst-1", owner)
-
-			if err := g.run(rotateTask(t, "inst-2", "rot-2")); err != nil {
-				t.Fatalf("inst-2's rotation: %v", err)
-			}
-			if got := g.fake.Config("inst-2")[issuer.DefaultConfigVar]; got == value {
-				t.Fatal("inst-2's config still holds inst-1's secret after its rotation")
-			}
-			revoke := g.enq.get(tasks.RevokeTaskID("inst-2", owner))
-			if revoke == nil {
-				t.Fatal("no revoke task for inst-2's superseded credential")
-			}
+			owner, value, revoke := g.shareAndRotate(t, withConfig)
 			g.later.Store(int64(grace + time.Second))
 			err := g.run(revoke)
 			if !isPermanent(err) {
@@ -130,4 +107,39 @@ func (g *rig) revokesByID(t *testing.T, owner, credID string) {
 			demo.ServeHTTP(w, r)
 		})
 	})
+}
+
+// shareAndRotate provisions inst-2 with inst-1's live credential (its id
+// and config, given as the registration's current_config when withConfig,
+// else learned from Heroku's config), puts the issuer behind revokesByID,
+// and rotates inst-2. It returns the shared credential's id and value and
+// inst-2's revoke task for it.
+func (g *rig) shareAndRotate(t *testing.T, withConfig bool) (owner, value string, revoke *asynq.Task) {
+	t.Helper()
+	ctx := context.Background()
+	owner = g.configCredential(t, "inst-1")
+	value = g.fake.Config("inst-1")[issuer.DefaultConfigVar]
+	if err := g.fake.AddAddon(herokufake.AddonSpec{ID: "inst-2", App: "app-inst-2", ConfigVars: []string{issuer.DefaultConfigVar},
+		InitialConfig: map[string]string{issuer.DefaultConfigVar: value}}); err != nil {
+		t.Fatal(err)
+	}
+	in := registry.Input{ID: "inst-2", APIVersion: store.APIv3, ConfigVars: []string{issuer.DefaultConfigVar},
+		CurrentCredentialID: owner, OAuthGrant: &registry.Grant{Code: secret.New(g.fake.GrantCode("inst-2"))}}
+	if withConfig {
+		in.CurrentConfig = map[string]secret.String{issuer.DefaultConfigVar: secret.New(value)}
+	}
+	if err := g.reg.Put(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	g.revokesByID(t, "inst-1", owner)
+	if err := g.run(rotateTask(t, "inst-2", "rot-2")); err != nil {
+		t.Fatalf("inst-2's rotation: %v", err)
+	}
+	if got := g.fake.Config("inst-2")[issuer.DefaultConfigVar]; got == value {
+		t.Fatal("inst-2's config still holds inst-1's secret after its rotation")
+	}
+	if revoke = g.enq.get(tasks.RevokeTaskID("inst-2", owner)); revoke == nil {
+		t.Fatal("no revoke task for inst-2's superseded credential")
+	}
+	return owner, value, revoke
 }

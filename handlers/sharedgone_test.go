@@ -5,12 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/issuer"
-	"github.com/rekeyhq/rekey/internal/registry"
-	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
-	"github.com/rekeyhq/rekey/tasks"
 )
 
 // inst-2 was provisioned with inst-1's live credential; its rotation moves its apps
@@ -25,25 +21,7 @@ func TestASharedCredentialIsRevokedOnceItsOwnerIsDeprovisioned(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	g := newRig(t)
-	owner := g.configCredential(t, "inst-1")
-	value := g.fake.Config("inst-1")[issuer.DefaultConfigVar]
-	if err := g.fake.AddAddon(herokufake.AddonSpec{ID: "inst-2", App: "app-inst-2", ConfigVars: []string{issuer.DefaultConfigVar},
-		InitialConfig: map[string]string{issuer.DefaultConfigVar: value}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := g.reg.Put(ctx, registry.Input{ID: "inst-2", APIVersion: store.APIv3, ConfigVars: []string{issuer.DefaultConfigVar},
-		CurrentCredentialID: owner, OAuthGrant: &registry.Grant{Code: secret.New(g.fake.GrantCode("inst-2"))},
-		CurrentConfig: map[string]secret.String{issuer.DefaultConfigVar: secret.New(value)}}); err != nil {
-		t.Fatal(err)
-	}
-	g.revokesByID(t, "inst-1", owner)
-	if err := g.run(rotateTask(t, "inst-2", "rot-2")); err != nil {
-		t.Fatalf("inst-2's rotation: %v", err)
-	}
-	revoke := g.enq.get(tasks.RevokeTaskID("inst-2", owner))
-	if revoke == nil {
-		t.Fatal("no revoke task for inst-2's superseded credential")
-	}
+	owner, _, revoke := g.shareAndRotate(t, true)
 	g.later.Store(int64(grace + time.Second))
 	if err := g.run(revoke); !isPermanent(err) {
 		t.Fatalf("inst-2's revocation while inst-1 runs on it: %v, want a permanent refusal", err)
