@@ -360,7 +360,7 @@ func TestAdversarialIssuerReplayedVerifySignature(t *testing.T) {
 		}
 		req, _ := http.NewRequest(http.MethodDelete, adv.url+"/credentials/"+id, bytes.NewReader(verify.body))
 		req.Header.Set(issuer.SignatureHeader, verify.signature)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := ownClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

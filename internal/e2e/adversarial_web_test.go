@@ -83,7 +83,7 @@ func call(t *testing.T, method, u, body string) (int, string) {
 	}
 	req.Header.Set("Authorization", "Bearer "+advAPIToken)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := ownClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

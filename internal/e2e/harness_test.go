@@ -378,3 +378,9 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// ownClient sends the tests' own requests on a transport of its own: an
+// httptest server's Close calls CloseIdleConnections on
+// http.DefaultTransport, which breaks a POST or DELETE answered with no
+// body at that moment (internal/issuer's newTransport says how).
+var ownClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}

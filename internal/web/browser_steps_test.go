@@ -36,7 +36,7 @@ func (w *browserWorld) operatorRotationFails(b *tab) string {
 	}
 	req.Header.Set("Authorization", "Bearer "+w.cfg.APIToken.Reveal())
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := w.web.Client().Do(req)
 	if err != nil {
 		w.t.Fatal(err)
 	}

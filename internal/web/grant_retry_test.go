@@ -169,7 +169,7 @@ func (f *fixture) putWithTimeout(path, body string, timeout time.Duration) (int,
 	}
 	req.Header.Set("Authorization", "Bearer "+apiToken)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := f.srv.Client().Do(req)
 	if err != nil {
 		return 0, err
 	}

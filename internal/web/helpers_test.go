@@ -114,7 +114,10 @@ func newFixtureWithStore(t testing.TB, opts []store.Option, edit ...func(*web.Pa
 	}
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(f.srv.Close)
-	f.http = &http.Client{Timeout: time.Minute,
+	// The server's own transport: other tests' servers closing call
+	// CloseIdleConnections on http.DefaultTransport, which breaks a call
+	// answered with no body (issuer.newTransport says how).
+	f.http = &http.Client{Timeout: time.Minute, Transport: f.srv.Client().Transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return f
 }
