@@ -2,47 +2,48 @@ package handlers_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
 
-	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
-// TestRefusedRepushOfAnAppliedCredentialPromotes covers a push whose first
-// answer was lost although Heroku applied it: when a later push is refused
-// (here 422), the handler reads the config back, finds the credential there
-// and promotes it, instead of discarding and revoking a credential the apps
-// already use (I1).
+// TestRefusedRepushOfAnAppliedCredentialPromotes covers a push whose answer
+// was lost although Heroku applied it (a 500): when the push sent again is
+// refused (here 422), the handler reads the config back, finds the
+// credential there and promotes it, instead of discarding and revoking a
+// credential the apps already use (I1).
 func TestRefusedRepushOfAnAppliedCredentialPromotes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	g := newRig(t)
-	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(500))
-	if err := g.run(rotateTask(t, "inst-1", "rot-1")); err == nil {
-		t.Fatal("first run succeeded, want the scripted 500")
-	}
-	rot, err := g.st.Rotation(ctx, "rot-1")
-	if err != nil || !rot.PushAttempted || rot.State != store.RotationMinted {
-		t.Fatalf("rotation after the 500 = %+v, %v; want minted with a push attempted", rot, err)
-	}
-	// The lost answer: Heroku applied the push all the same.
-	cfg, err := g.st.PendingConfig(ctx, "inst-1", rot.CredentialID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var vars []heroku.ConfigVar
-	for name, v := range cfg {
-		vars = append(vars, heroku.ConfigVar{Name: name, Value: v})
-	}
-	target := heroku.Target{AddonID: "inst-1", APIVersion: store.APIv3}
-	if err := g.deps.Heroku.UpdateConfig(ctx, target, vars); err != nil {
-		t.Fatal(err)
-	}
-	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(422))
+	var patches atomic.Int32
+	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPatch {
+			g.fake.ServeHTTP(w, r)
+			return
+		}
+		switch patches.Add(1) {
+		case 1: // the lost answer: Heroku applied the push all the same
+			g.fake.ServeHTTP(httptest.NewRecorder(), r)
+			w.WriteHeader(http.StatusInternalServerError)
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			_, _ = w.Write([]byte(`{"id":"invalid_params","message":"refused"}`))
+		}
+	}), 5*time.Second)
 	if err := g.run(rotateTask(t, "inst-1", "rot-1")); err != nil {
-		t.Fatalf("rerun after a refused push = %v, want the rotation promoted", err)
+		t.Fatalf("run after a 500 and a refused push = %v, want the rotation promoted", err)
 	}
+	if n := patches.Load(); n != 2 {
+		t.Errorf("%d pushes, want the first and the one sent again", n)
+	}
+	rot, _ := g.st.Rotation(ctx, "rot-1")
 	in, _ := g.st.Instance(ctx, "inst-1")
 	if in.CurrentCredential != rot.CredentialID || g.configCredential(t, "inst-1") != rot.CredentialID {
 		t.Fatalf("current %s, config holds %s; want both %s", in.CurrentCredential, g.configCredential(t, "inst-1"), rot.CredentialID)

@@ -35,7 +35,7 @@ func (g *rig) useHeroku(t *testing.T, wrap http.Handler, timeout time.Duration) 
 }
 
 // A push that timed out on rekey's side may still land: Heroku goes on with
-// a request whose client gave up. A later run's push is refused and the
+// a request whose client gave up. The push sent again is refused and the
 // config read back before the late one lands holds the old values; that
 // proves nothing while the first push is unanswered, so the credential is
 // kept unconfirmed, not discarded and revoked, and the app that gets it a
@@ -52,7 +52,7 @@ func TestPushThatTimedOutKeepsItsCredential(t *testing.T) {
 			late := r.Clone(context.Background())
 			late.Body = io.NopCloser(bytes.NewReader(b))
 			go func() { // Heroku goes on with the request after the client gave up
-				time.Sleep(1500 * time.Millisecond)
+				time.Sleep(3 * time.Second)
 				g.fake.ServeHTTP(httptest.NewRecorder(), late)
 				close(landed)
 			}()
@@ -61,11 +61,15 @@ func TestPushThatTimedOutKeepsItsCredential(t *testing.T) {
 		}
 		g.fake.ServeHTTP(w, r)
 	}), 300*time.Millisecond)
-	err := g.run(rotateTask(t, "inst-1", "rot-1"))
-	t.Logf("run 1 (timed out push): %v", err)
+	// The push sent again, within the run, is refused; the late one comes
+	// seconds after.
 	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(422))
-	err = g.run(rotateTask(t, "inst-1", "rot-1"))
-	t.Logf("run 2 (422): %v", err)
+	if err := g.run(rotateTask(t, "inst-1", "rot-1")); !isPermanent(err) {
+		t.Errorf("run (timed out push, then 422) = %v, want permanent", err)
+	}
+	if pushes := len(g.fake.Calls(herokufake.PatchConfig)); pushes != 1 {
+		t.Errorf("the fake answered %d pushes before the late one, want the one sent again", pushes)
+	}
 	rot, _ := g.st.Rotation(ctx, "rot-1")
 	c, _ := g.st.Credential(ctx, "inst-1", rot.CredentialID)
 	if c.State != store.CredentialUnconfirmed {
@@ -81,20 +85,32 @@ func TestPushThatTimedOutKeepsItsCredential(t *testing.T) {
 	}
 }
 
-// A push applied but answered 503, then one refused, then a read-back with
-// no vars at all: the 503 leaves the first push unsettled, so the
-// read-back proves nothing and the credential Heroku holds is kept (I1).
+// A push applied but answered 503, then the push sent again in the same
+// run refused, then a read-back with no vars at all: the 503 leaves the
+// first push unsettled, and the refusal settles only the push it answered,
+// so the read-back proves nothing and the credential Heroku holds is kept
+// (I1).
 func TestPushAnswered5xxKeepsItsCredential(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	g := newRig(t)
 	var patches atomic.Int32
 	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := int32(0)
+		if r.Method == http.MethodPatch {
+			n = patches.Add(1)
+		}
 		switch {
-		case r.Method == http.MethodPatch && patches.Add(1) == 1:
+		case n == 1:
 			// Applied, but the answer is a 503 (ambiguous).
 			g.fake.ServeHTTP(httptest.NewRecorder(), r)
 			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		case n == 2:
+			// The push sent again is refused.
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			_, _ = w.Write([]byte(`{"id":"invalid_params","message":"refused"}`))
 			return
 		case r.Method == http.MethodGet && r.URL.Path == "/addons/inst-1/config":
 			w.Header().Set("Content-Type", "application/json")
@@ -103,10 +119,11 @@ func TestPushAnswered5xxKeepsItsCredential(t *testing.T) {
 		}
 		g.fake.ServeHTTP(w, r)
 	}), 5*time.Second)
-	t.Logf("run 1 (applied, 503): %v", g.run(rotateTask(t, "inst-1", "rot-1")))
-	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(422))
-	t.Logf("run 2 (422): %v", g.run(rotateTask(t, "inst-1", "rot-1")))
+	t.Logf("run (applied, 503, then 422): %v", g.run(rotateTask(t, "inst-1", "rot-1")))
 	rot, _ := g.st.Rotation(ctx, "rot-1")
+	if a, s, err := g.st.PushAttempts(ctx, "rot-1"); err != nil || a != 2 || s != 1 {
+		t.Errorf("push attempts %d, settled %d (%v); want 2 sent and only the refused one settled", a, s, err)
+	}
 	c, _ := g.st.Credential(ctx, "inst-1", rot.CredentialID)
 	if task := g.enq.get(tasks.RevokeTaskID("inst-1", c.ID)); task != nil {
 		t.Logf("revoke: %v", g.run(task))

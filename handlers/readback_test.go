@@ -68,7 +68,7 @@ func TestPushAppliedInPartKeepsItsCredential(t *testing.T) {
 	}
 }
 
-// A push applied and answered 503 (unanswered), then the next run's push,
+// A push applied and answered 503 (unanswered), then the push sent again,
 // its read-back and the add-on all answered "gone", the add-on's state
 // "deprovisioned" (a wrong answer: the add-on lives on, its config holds
 // the new credential). That one answer cannot outweigh a push still
@@ -94,9 +94,8 @@ func TestDeprovisionedStateDoesNotOverrideAnUnansweredPush(t *testing.T) {
 			g.fake.ServeHTTP(w, r)
 		}
 	}), 5*time.Second)
-	t.Logf("run 1 (applied, 503): %v", g.run(rotateTask(t, "inst-1", "rot-1")))
 	if err := g.run(rotateTask(t, "inst-1", "rot-1")); !isPermanent(err) {
-		t.Fatalf("run 2 (404s, deprovisioned): %v, want permanent", err)
+		t.Fatalf("run (applied, 503, then 404s, deprovisioned): %v, want permanent", err)
 	}
 	rot, _ := g.st.Rotation(ctx, "rot-1")
 	c, _ := g.st.Credential(ctx, "inst-1", rot.CredentialID)

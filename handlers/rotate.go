@@ -15,6 +15,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
+	"github.com/rekeyhq/rekey/internal/retry"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
@@ -222,7 +223,37 @@ func (h *Rotate) landedBefore(ctx context.Context, r *rotation) bool {
 // leave, its token loaded and its budget granted: a push that never left
 // cannot be in Heroku's config, so its credential may still be discarded
 // and revoked if the rotation cannot go on (I1, I3).
+//
+// The rotation's first push that Heroku answers with a 5xx, or does not
+// answer, is sent again within the same run, once, after retry.AgainDelay
+// and under the budget like any call (sendAgain): returned to asynq, the
+// rotation would wait out its retry delay and asynq's polls while the
+// budget idles, which at a wave's end is the wave's tail.
 func (h *Rotate) push(ctx context.Context, r *rotation) (string, error) {
+	err := h.send(ctx, r)
+	if h.sendAgain(ctx, r, err) {
+		r.log.Info().Err(err).Msg("push_sent_again")
+		// The unanswered push stays unsettled, as at the end of a run: it
+		// may still land after the next one, and neither the next one's
+		// refusal nor the promotion settles it (I1).
+		r.marks = 0
+		err = h.send(ctx, r)
+	}
+	if errors.Is(err, store.ErrConflict) {
+		// The store refused to record the attempt, so nothing was sent:
+		// another run ended the rotation meanwhile.
+		return h.finished(ctx, r)
+	}
+	if err != nil {
+		return h.fail(ctx, r, stepPush, err)
+	}
+	h.deps.observePushLanded(r.p.RequestedAt)
+	return h.promote(ctx, r, r.credID)
+}
+
+// send makes one push of the credential and tells the breaker Heroku's
+// answer.
+func (h *Rotate) send(ctx context.Context, r *rotation) error {
 	pctx := heroku.WithBeforeSend(h.classed(ctx, r), func() error { return h.markPush(ctx, r) })
 	err := h.deps.Heroku.UpdateConfig(pctx, r.target(), configVars(r.config))
 	if heroku.Refused(err) {
@@ -235,17 +266,35 @@ func (h *Rotate) push(ctx context.Context, r *rotation) (string, error) {
 		// for Heroku may still hand it the push.
 		h.settlePush(ctx, r)
 	}
-	if errors.Is(err, store.ErrConflict) {
-		// The store refused to record the attempt, so nothing was sent:
-		// another run ended the rotation meanwhile.
-		return h.finished(ctx, r)
+	if !errors.Is(err, store.ErrConflict) {
+		h.deps.observePush(ctx, r.claim.Instance.ID, err)
 	}
-	h.deps.observePush(ctx, r.claim.Instance.ID, err)
-	if err != nil {
-		return h.fail(ctx, r, stepPush, err)
+	return err
+}
+
+// againLeast is how much of a run's time a push sent again needs: the
+// longest wait for the budget (ratelimit.Params.MaxWait's default) and a
+// call's own timeout (heroku.DefaultTimeout).
+const againLeast = 30*time.Second + heroku.DefaultTimeout
+
+// sendAgain reports whether the push that just failed with err is sent
+// again in this run, after retry.AgainDelay: only the rotation's first
+// push left unanswered (a 5xx, a timeout, a reset), which is what a
+// transient fault in the middle of a wave leaves. A second one goes back
+// to asynq (retry.Delay), whose next run reads Heroku's config back before
+// it pushes a third (landedBefore); a persistent outage is thus sent at
+// most twice a run, each under the budget. A run with less than
+// againLeast of its time left (tasks.RotateTimeout) leaves it to asynq: a
+// push cut off by the run's end would be one more unanswered push.
+func (h *Rotate) sendAgain(ctx context.Context, r *rotation, err error) bool {
+	if err == nil || r.marks != 1 || r.claim.PushAttempts > r.claim.PushSettled ||
+		heroku.Refused(err) || heroku.Classify(err) != heroku.ClassTransient {
+		return false
 	}
-	h.deps.observePushLanded(r.p.RequestedAt)
-	return h.promote(ctx, r, r.credID)
+	if end, ok := ctx.Deadline(); ok && time.Until(end) < againLeast {
+		return false
+	}
+	return retry.Sleep(ctx, retry.AgainDelay()) == nil
 }
 
 // markPush records that the push is about to be sent (heroku.BeforeSend).

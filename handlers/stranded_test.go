@@ -9,7 +9,8 @@ import (
 	"github.com/rekeyhq/rekey/tasks"
 )
 
-// A push is attempted and answered 503 (retried); the partner then
+// A push is attempted and answered 503, and so is the run's second
+// (retried); the partner then
 // deprovisions the add-on (DELETE: Heroku removed its config from the
 // apps, rekey dropped its tokens). The rerun cannot push or read back.
 // Keeping the credential unconfirmed "until the next promotion" would keep
@@ -19,7 +20,7 @@ func TestUnconfirmedCredentialOfADeprovisionedInstanceIsRevoked(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	g := newRig(t)
-	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(503))
+	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(503), herokufake.Respond(503))
 	if err := g.run(rotateTask(t, "inst-1", "rot-d")); err == nil || isPermanent(err) {
 		t.Fatalf("first run = %v, want a retryable error", err)
 	}

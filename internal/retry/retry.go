@@ -72,6 +72,17 @@ func FastDelay(n int) time.Duration {
 	return time.Second<<n + time.Duration(rand.Int64N(int64(time.Second)))
 }
 
+// AgainDelay is how long a rotation's run waits before it sends again a
+// push that Heroku answered with a 5xx or did not answer, the rotation's
+// first such push, within the same run: 250 to 750 ms. That is less than
+// one budget interval at the default REKEY_HEROKU_RATE (900 ms), so at a
+// wave's end the push sent again takes the budget's next token instead of
+// leaving it idle while the task waits out FastDelay and asynq's polls; the
+// jitter keeps pushes that failed together from returning together.
+func AgainDelay() time.Duration {
+	return 250*time.Millisecond + time.Duration(rand.Int64N(int64(500*time.Millisecond)))
+}
+
 // Delay is asynq.Config.RetryDelayFunc: a Later's own delay (with up to a
 // tenth more of jitter, so waiting tasks do not return all at once), a
 // second for a task whose worker died, FastDelay for the first FastRetries

@@ -58,6 +58,20 @@ func TestDelayAndIsFailure(t *testing.T) {
 	}
 }
 
+// A push sent again within its run waits less than one budget interval at
+// the default rate (900 ms), jittered.
+func TestAgainDelay(t *testing.T) {
+	t.Parallel()
+	lo, hi := time.Hour, time.Duration(0)
+	for range 1000 {
+		d := retry.AgainDelay()
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if lo < 250*time.Millisecond || hi >= 750*time.Millisecond || hi-lo < 250*time.Millisecond {
+		t.Errorf("AgainDelay ranged over %s to %s, want within 250ms to 750ms and spread", lo, hi)
+	}
+}
+
 // Classify falls back on the counts when a task carries no mark: archived
 // before its retries were used up means refused.
 func TestClassifyWithoutMark(t *testing.T) {

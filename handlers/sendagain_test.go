@@ -1,0 +1,115 @@
+package handlers_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/herokufake"
+	"github.com/rekeyhq/rekey/internal/ratelimit"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// useBudget points the rig's Heroku client at its fake through a limiter
+// of the shared budget, and returns the limiter.
+func (g *rig) useBudget(t *testing.T) *ratelimit.Limiter {
+	t.Helper()
+	lim, err := ratelimit.New(g.rdb, ratelimit.Params{PerHour: 36000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lim.Close() })
+	srv := httptest.NewServer(g.fake)
+	t.Cleanup(srv.Close)
+	hc, err := heroku.NewClient(heroku.WithAPIURL(srv.URL), heroku.WithIDURL(srv.URL), heroku.WithLimiter(lim),
+		heroku.WithTokenStore(g.st), heroku.WithOAuthClientSecret(secret.New(herokufake.DefaultClientSecret)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deps.Heroku = hc
+	return lim
+}
+
+// statuses lists the answers the fake gave to calls of e, in order.
+func (g *rig) statuses(e herokufake.Endpoint) []int {
+	var out []int
+	for _, c := range g.fake.Calls(e) {
+		out = append(out, c.Status)
+	}
+	return out
+}
+
+// A push answered 503 in the middle of a wave is sent again within the
+// run, under the budget, rather than returned to asynq to wait out a retry
+// delay while the budget idles. The unanswered push stays unsettled: it may
+// still land, and the promotion settles only the push that was answered.
+func TestAPushAnswered5xxIsSentAgainWithinTheRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	lim := g.useBudget(t)
+	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(503))
+	before := lim.Stats().Background.Granted
+	if err := g.run(rotateTask(t, "inst-1", "rot-1")); err != nil {
+		t.Fatalf("run with one push answered 503 = %v, want the rotation promoted in the same run", err)
+	}
+	if got := g.statuses(herokufake.PatchConfig); len(got) != 2 || got[0] != 503 || got[1] != 200 {
+		t.Fatalf("pushes answered %v, want [503 200]", got)
+	}
+	if granted := lim.Stats().Background.Granted - before; granted != 2 {
+		t.Errorf("the budget granted %d calls for the run, want one for each push", granted)
+	}
+	rot, _ := g.st.Rotation(ctx, "rot-1")
+	in, _ := g.st.Instance(ctx, "inst-1")
+	if rot.State != store.RotationPromoted || in.CurrentCredential != rot.CredentialID {
+		t.Errorf("rotation %s, current %s; want promoted with %s current", rot.State, in.CurrentCredential, rot.CredentialID)
+	}
+	if a, s, err := g.st.PushAttempts(ctx, "rot-1"); err != nil || a != 2 || s != 1 {
+		t.Errorf("push attempts %d, settled %d (%v); want 2, the one answered 503 unsettled", a, s, err)
+	}
+}
+
+// A push left unanswered twice in one run goes back to asynq: a run sends
+// a push again only after the rotation's first unanswered one, and the
+// next run reads Heroku's config back before it pushes a third time, once.
+// A Heroku that keeps failing gets at most two pushes a run.
+func TestAPushUnansweredTwiceGoesBackToTheQueue(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	g.useBudget(t)
+	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(503), herokufake.Respond(503), herokufake.Respond(503))
+	if err := g.run(rotateTask(t, "inst-1", "rot-1")); err == nil || isPermanent(err) {
+		t.Fatalf("run 1 = %v, want a retryable error", err)
+	}
+	if got := g.statuses(herokufake.PatchConfig); len(got) != 2 {
+		t.Fatalf("run 1 pushed %d times (%v), want 2", len(got), got)
+	}
+	if err := g.run(rotateTask(t, "inst-1", "rot-1")); err == nil || isPermanent(err) {
+		t.Fatalf("run 2 = %v, want a retryable error", err)
+	}
+	if got := g.statuses(herokufake.PatchConfig); len(got) != 3 {
+		t.Errorf("runs 1 and 2 pushed %d times (%v), want 3: run 2 sends no push again", len(got), got)
+	}
+	if reads := len(g.fake.Calls(herokufake.GetConfig)); reads != 1 {
+		t.Errorf("run 2 read the config %d times, want once before its push", reads)
+	}
+}
+
+// A run whose time is nearly up leaves the push to asynq rather than send
+// it again: cut off by the run's end, it would be one more unanswered push.
+func TestAPushIsNotSentAgainAtTheEndOfARun(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(503))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	if err := g.mux.ProcessTask(ctx, rotateTask(t, "inst-1", "rot-1")); err == nil || isPermanent(err) {
+		t.Fatalf("run with 50s left = %v, want a retryable error", err)
+	}
+	if got := g.statuses(herokufake.PatchConfig); len(got) != 1 {
+		t.Errorf("pushes answered %v, want the one answered 503 only", got)
+	}
+}
