@@ -232,7 +232,9 @@ func (h *Rotate) landedBefore(ctx context.Context, r *rotation) bool {
 func (h *Rotate) push(ctx context.Context, r *rotation) (string, error) {
 	err := h.send(ctx, r)
 	if h.sendAgain(ctx, r, err) {
-		r.log.Info().Err(err).Msg("push_sent_again")
+		// Scrubbed: a front's answer may quote a secret the run read
+		// from Heroku (a live config), which the client cannot know (I5).
+		r.log.Info().Str("error", r.scrub(err.Error())).Msg("push_sent_again")
 		// The unanswered push stays unsettled, as at the end of a run: it
 		// may still land after the next one, and neither the next one's
 		// refusal nor the promotion settles it (I1).
@@ -273,9 +275,10 @@ func (h *Rotate) send(ctx context.Context, r *rotation) error {
 }
 
 // againLeast is how much of a run's time a push sent again needs: the
-// longest wait for the budget (ratelimit.Params.MaxWait's default) and a
-// call's own timeout (heroku.DefaultTimeout).
-const againLeast = 30*time.Second + heroku.DefaultTimeout
+// longest wait for the budget (ratelimit.Params.MaxWait's default) and two
+// calls' own timeouts (heroku.DefaultTimeout): a V1 push and its read-back,
+// or a V3 push refused 401 and sent again with a refreshed token.
+const againLeast = 30*time.Second + 2*heroku.DefaultTimeout
 
 // sendAgain reports whether the push that just failed with err is sent
 // again in this run, after retry.AgainDelay: only the rotation's first
@@ -283,7 +286,8 @@ const againLeast = 30*time.Second + heroku.DefaultTimeout
 // transient fault in the middle of a wave leaves. A second one goes back
 // to asynq (retry.Delay), whose next run reads Heroku's config back before
 // it pushes a third (landedBefore); a persistent outage is thus sent at
-// most twice a run, each under the budget. A run with less than
+// most twice a run (three times when the push sent again is refused 401
+// and the client sends it with a refreshed token), each under the budget. A run with less than
 // againLeast of its time left (tasks.RotateTimeout) leaves it to asynq: a
 // push cut off by the run's end would be one more unanswered push.
 func (h *Rotate) sendAgain(ctx context.Context, r *rotation, err error) bool {

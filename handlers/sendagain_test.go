@@ -1,13 +1,21 @@
 package handlers_test
 
 import (
+	"bytes"
 	"context"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/herokufake"
+	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -111,5 +119,47 @@ func TestAPushIsNotSentAgainAtTheEndOfARun(t *testing.T) {
 	}
 	if got := g.statuses(herokufake.PatchConfig); len(got) != 1 {
 		t.Errorf("pushes answered %v, want the one answered 503 only", got)
+	}
+}
+
+// The first rotation of an instance registered without current_config
+// reads the app's live config, so the run knows the live password and
+// scrubs it from any text it keeps (I5). A front that answers the push 503
+// with that password as its Request-Id (which the Heroku client keeps: it
+// is no secret of the request) must not put it in the log line of the push
+// sent again.
+func TestThePushSentAgainLogsNoSecretTheRunRead(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	const id = "inst-2"
+	provisionWithoutConfig(t, g, id)
+	u, err := url.Parse(g.fake.Config(id)[issuer.DefaultConfigVar])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, _ := u.User.Password()
+	if len(pw) < 16 {
+		t.Fatalf("live password %q is too short to tell", pw)
+	}
+	var patches atomic.Int32
+	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch && patches.Add(1) <= 2 {
+			w.Header().Set("Request-Id", pw)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		g.fake.ServeHTTP(w, r)
+	}), 5*time.Second)
+	var logs bytes.Buffer
+	ctx := zerolog.New(&logs).WithContext(context.Background())
+	runErr := g.mux.ProcessTask(ctx, rotateTask(t, id, "rot-1"))
+	if runErr == nil || strings.Contains(runErr.Error(), pw) {
+		t.Fatalf("run = %v, want the second 503 without the live password", runErr)
+	}
+	if !strings.Contains(logs.String(), "push_sent_again") {
+		t.Fatalf("no push_sent_again in the log:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), pw) {
+		t.Errorf("the worker's log holds the app's live password (I5):\n%s", logs.String())
 	}
 }
