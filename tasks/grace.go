@@ -36,7 +36,10 @@ func (e *GraceError) Error() string {
 			msg += "tasks.Duration(2 * time.Hour)"
 		}
 	} else {
-		msg += fmt.Sprintf(": rekey's workers would not honour it and keep the instance's own grace instead; ask for at least %s", e.Floor)
+		msg += fmt.Sprintf(": workers whose REKEY_MIN_GRACE is %s would not honour it and keep the instance's own grace instead; ask for at least %s", e.Floor, e.Floor)
+		if e.Floor == MinGrace {
+			msg += ", or build the task with tasks.NewRotateTaskWithFloor and the deployment's REKEY_MIN_GRACE when it is lower"
+		}
 	}
 	return msg + ", or leave Grace zero for the instance's own grace"
 }

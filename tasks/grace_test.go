@@ -41,10 +41,11 @@ func TestRotateConstructorsCheckTheGrace(t *testing.T) {
 		{name: "two hours in hours", build: newRotateTask, grace: 2, floor: tasks.MinGrace,
 			says: []string{"grace 2ns is below the 10m0s floor", "write the unit, as in tasks.Duration(2 * time.Hour)"}},
 		{name: "a second short of the floor", build: newRotateTask, grace: tasks.Duration(tasks.MinGrace - time.Second), floor: tasks.MinGrace,
-			says: []string{"grace 9m59s is below the 10m0s floor", "keep the instance's own grace", "ask for at least 10m0s"}},
+			says: []string{"grace 9m59s is below the 10m0s floor", "workers whose REKEY_MIN_GRACE is 10m0s would not honour it",
+				"keep the instance's own grace", "ask for at least 10m0s", "tasks.NewRotateTaskWithFloor and the deployment's REKEY_MIN_GRACE"}},
 		{name: "a lower floor's grace", build: withFloor(time.Minute), grace: tasks.Duration(5 * time.Minute)},
 		{name: "below a lower floor", build: withFloor(time.Minute), grace: tasks.Duration(30 * time.Second), floor: time.Minute,
-			says: []string{"grace 30s is below the 1m0s floor"}},
+			says: []string{"grace 30s is below the 1m0s floor", "workers whose REKEY_MIN_GRACE is 1m0s"}},
 		{name: "no floor", build: withFloor(0), grace: 86400},
 	}
 	for _, tt := range tests {
