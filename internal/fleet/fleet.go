@@ -152,7 +152,8 @@ func (p *Producer) Rotate(ctx context.Context, req Request) (Result, error) {
 			return Result{}, err
 		}
 	}
-	if err := p.check(ctx, ids); err != nil {
+	twoCalls, err := p.check(ctx, ids)
+	if err != nil {
 		var unknown *UnknownError
 		if !req.SkipGone || !errors.As(err, &unknown) {
 			return Result{}, err
@@ -166,7 +167,7 @@ func (p *Producer) Rotate(ctx context.Context, req Request) (Result, error) {
 	if err := p.store.CreateBatch(ctx, req.BatchID, req.Reason, len(ids)); err != nil {
 		return Result{}, err
 	}
-	items, err := p.each(ctx, ids, req)
+	items, err := p.twoCallsFirst(ctx, ids, twoCalls, req)
 	res := tally(req.BatchID, append(gone, items...))
 	// Instances that went away between the check and their claim, that a
 	// limit refused, or whose claim failed (the request was interrupted,
@@ -258,14 +259,18 @@ func tally(batchID string, items []Item) Result {
 // checkPage is how many instances one round trip reads.
 const checkPage = 1000
 
-// check refuses the request when any instance is unknown or deprovisioned.
-func (p *Producer) check(ctx context.Context, ids []string) error {
+// check refuses the request when any instance is unknown or deprovisioned
+// (*UnknownError), and returns the live instances whose rotation costs
+// Heroku two calls: V1's, whose push is confirmed by a read of the app's
+// config (twoCallsFirst).
+func (p *Producer) check(ctx context.Context, ids []string) (map[string]bool, error) {
 	var unknown UnknownError
+	twoCalls := map[string]bool{}
 	for start := 0; start < len(ids); start += checkPage {
 		page := ids[start:min(start+checkPage, len(ids))]
 		ps, err := p.store.Presences(ctx, page)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for i, pr := range ps {
 			switch {
@@ -273,13 +278,48 @@ func (p *Producer) check(ctx context.Context, ids []string) error {
 				unknown.Unknown = append(unknown.Unknown, page[i])
 			case pr.Deprovisioned:
 				unknown.Deprovisioned = append(unknown.Deprovisioned, page[i])
+			case pr.APIVersion == store.APIv1:
+				twoCalls[page[i]] = true
 			}
 		}
 	}
 	if len(unknown.Unknown)+len(unknown.Deprovisioned) > 0 {
-		return &unknown
+		return twoCalls, &unknown
 	}
-	return nil
+	return twoCalls, nil
+}
+
+// twoCallsFirst claims and enqueues (or holds) the rotations of the
+// instances in twoCalls before the others', each group in the request's
+// order, and returns the items in the request's order. The feeder releases
+// a wave's held rotations in the order they were held, so the rotations
+// that take two Heroku calls run early in the wave, and its last rotations
+// take one call each: a V1 rotation's read-back no longer comes after the
+// wave's last pushes, between them or behind them (longest first, the
+// classic rule for a short tail).
+func (p *Producer) twoCallsFirst(ctx context.Context, ids []string, twoCalls map[string]bool, req Request) ([]Item, error) {
+	var first, rest []string
+	var firstAt, restAt []int
+	for i, id := range ids {
+		if twoCalls[id] {
+			first, firstAt = append(first, id), append(firstAt, i)
+		} else {
+			rest, restAt = append(rest, id), append(restAt, i)
+		}
+	}
+	if len(first) == 0 || len(rest) == 0 {
+		return p.each(ctx, ids, req)
+	}
+	items := make([]Item, len(ids))
+	a, errA := p.each(ctx, first, req)
+	b, errB := p.each(ctx, rest, req)
+	for k, i := range firstAt {
+		items[i] = a[k]
+	}
+	for k, i := range restAt {
+		items[i] = b[k]
+	}
+	return items, errors.Join(errA, errB)
 }
 
 // claimChunk is how many claims go to Redis in one pipeline.

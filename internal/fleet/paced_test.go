@@ -274,3 +274,45 @@ func TestBulkRotationsAreHeldAChunkAtATime(t *testing.T) {
 		t.Errorf("Rotate again: %d joined, %v; want the 150 rotations still in flight", res.Joined, err)
 	}
 }
+
+// A wave's V1 instances, whose rotation costs Heroku two calls (the push
+// and the read-back that confirms it), are held before the others, so the
+// feeder releases them early and the wave ends on rotations of one call
+// each; the result still lists the items in the request's order.
+func TestAWavesTwoCallRotationsAreHeldFirst(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	ids := f.register(t, 250)
+	v1 := map[string]bool{}
+	for i := 6; i < len(ids); i += 7 { // spread through the request, the last among them
+		err := f.st.PutInstance(ctx, store.Registration{ID: ids[i], APIVersion: store.APIv1,
+			HerokuID: "app" + strconv.Itoa(i) + "@heroku.com", ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v1[ids[i]] = true
+	}
+	p := fleet.NewProducer(f.st, pacing.NewClient(f.queue, f.r.Client))
+	res, err := p.Rotate(ctx, fleet.Request{InstanceIDs: ids, Reason: "test", Queue: tasks.QueueBulk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	instanceOf := map[string]string{}
+	for i, it := range res.Items {
+		if it.InstanceID != ids[i] || it.Status != "enqueued" {
+			t.Fatalf("item %d: %+v; want %s enqueued, in the request's order", i, it, ids[i])
+		}
+		instanceOf[it.RotationID] = it.InstanceID
+	}
+	held, err := f.r.Client.ZRange(ctx, "rekey:pace:held", 0, -1).Result()
+	if err != nil || len(held) != len(ids) {
+		t.Fatalf("%d rotations held (%v), want %d", len(held), err, len(ids))
+	}
+	for k, rot := range held {
+		if want := k < len(v1); v1[instanceOf[rot]] != want {
+			t.Fatalf("held rotation %d of %d is of %s (V1 %t); want the %d V1 instances' first",
+				k+1, len(held), instanceOf[rot], v1[instanceOf[rot]], len(v1))
+		}
+	}
+}

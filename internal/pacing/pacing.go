@@ -24,6 +24,7 @@ package pacing
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -49,6 +50,11 @@ const (
 	paidKey   = "rekey:pace:paid:"
 	paidFor   = 10 * time.Minute // how long a paid token waits for its task
 	leaseTime = 5 * time.Second
+	// heldStep is how far apart in the held set's scores (milliseconds)
+	// two HoldMany calls of a client within one millisecond are: a
+	// thousandth, well above a score's precision at today's dates (about
+	// a quarter of a microsecond).
+	heldStep = 0.001
 )
 
 // Client is an asynq client that can hold bulk rotations for the feeder.
@@ -58,6 +64,9 @@ type Client struct {
 	*asynq.Client
 	rdb  redis.UniversalClient
 	insp *asynq.Inspector
+
+	mu       sync.Mutex
+	lastHeld float64 // the score of the last HoldMany, so that the next is later
 }
 
 // NewClient returns a Client enqueueing with q and holding in rdb, the
@@ -76,12 +85,18 @@ func (c *Client) Hold(ctx context.Context, rotationID string) error {
 }
 
 // HoldMany holds each of the claimed rotations rotationIDs, as Hold does, in
-// one command: `rekey rotate --all` holds a chunk of claims at once.
+// one command: `rekey rotate --all` holds a chunk of claims at once. The
+// rotations of one call share a place in line, after those of the client's
+// earlier calls even within one millisecond (the order a request holds its
+// chunks in is the order the feeder releases them).
 func (c *Client) HoldMany(ctx context.Context, rotationIDs []string) error {
 	if len(rotationIDs) == 0 {
 		return nil
 	}
-	at := float64(time.Now().UnixMilli())
+	c.mu.Lock()
+	at := max(float64(time.Now().UnixMilli()), c.lastHeld+heldStep)
+	c.lastHeld = at
+	c.mu.Unlock()
 	zs := make([]redis.Z, len(rotationIDs))
 	for i, id := range rotationIDs {
 		zs[i] = redis.Z{Score: at, Member: id}

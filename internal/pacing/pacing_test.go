@@ -690,3 +690,25 @@ func TestHoldAgainLeavesOutARotationWhoseTaskWasReleased(t *testing.T) {
 		t.Errorf("held %v, %v; want %v", ids, err, want)
 	}
 }
+
+// A client's HoldMany calls are released in the order they were made, even
+// many within one millisecond: the held set's scores of a later call are
+// greater, never tied (a tie would order the members by their ids).
+func TestHoldManyKeepsTheOrderOfItsCalls(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 10, 5)
+	ctx := context.Background()
+	var want []string
+	for i := range 50 {
+		// Ids that sort backwards, so a tie would show.
+		id := fmt.Sprintf("rot-%03d", 999-i)
+		if err := w.client.HoldMany(ctx, []string{id}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id)
+	}
+	got, err := w.r.Client.ZRange(ctx, "rekey:pace:held", 0, -1).Result()
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("held in the order %v (%v), want the calls' %v", got, err, want)
+	}
+}

@@ -400,16 +400,19 @@ func boolArg(b bool) string {
 type Presence struct {
 	Registered    bool
 	Deprovisioned bool
+	// APIVersion is the instance's Heroku API version, APIv3 when it
+	// registered none.
+	APIVersion string
 }
 
-// Presences reads, for each id in order, whether it is registered and live,
-// with one round trip and no more than two fields an instance: the cheap
-// check a producer makes before claiming anything.
+// Presences reads, for each id in order, whether it is registered and live
+// and its API version, with one round trip and three fields an instance:
+// the cheap check a producer makes before claiming anything.
 func (s *Store) Presences(ctx context.Context, ids []string) ([]Presence, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.HMGet(ctx, instanceKey(id), "registered_at", "deprovisioned_at")
+		cmds[i] = pipe.HMGet(ctx, instanceKey(id), "registered_at", "deprovisioned_at", "api_version")
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("check instances: %w", err)
@@ -419,7 +422,11 @@ func (s *Store) Presences(ctx context.Context, ids []string) ([]Presence, error)
 		v := c.Val()
 		reg, _ := v[0].(string)
 		dep, _ := v[1].(string)
-		out[i] = Presence{Registered: reg != "", Deprovisioned: dep != ""}
+		api, _ := v[2].(string)
+		if api == "" {
+			api = APIv3
+		}
+		out[i] = Presence{Registered: reg != "", Deprovisioned: dep != "", APIVersion: api}
 	}
 	return out, nil
 }
