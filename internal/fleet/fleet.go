@@ -290,8 +290,8 @@ func (p *Producer) check(ctx context.Context, ids []string) (map[string]bool, er
 }
 
 // twoCallsFirst claims and enqueues (or holds) the rotations of the
-// instances in twoCalls before the others', each group in the request's
-// order, and returns the items in the request's order. The feeder releases
+// instances in twoCalls before the others', and returns the items in the
+// request's order. The feeder releases
 // a wave's held rotations in the order they were held, so the rotations
 // that take two Heroku calls run early in the wave, and its last rotations
 // take one call each: a V1 rotation's read-back no longer comes after the
