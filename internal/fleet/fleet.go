@@ -289,15 +289,18 @@ func (p *Producer) check(ctx context.Context, ids []string) (map[string]bool, er
 	return twoCalls, nil
 }
 
-// twoCallsFirst claims and enqueues (or holds) the rotations of the
-// instances in twoCalls before the others', and returns the items in the
-// request's order. The feeder releases
-// a wave's held rotations in the order they were held, so the rotations
-// that take two Heroku calls run early in the wave, and its last rotations
-// take one call each: a V1 rotation's read-back no longer comes after the
-// wave's last pushes, between them or behind them (longest first, the
-// classic rule for a short tail).
+// twoCallsFirst claims and holds the bulk rotations of the instances in
+// twoCalls before the others', and returns the items in the request's
+// order. The feeder releases a wave's held rotations in the order they were
+// held, so the rotations that take two Heroku calls run early in the wave,
+// and its last rotations take one call each: a V1 rotation's read-back no
+// longer comes after the wave's last pushes, between them or behind them
+// (longest first, the classic rule for a short tail). Other queues run at
+// once, in no order that matters: their requests are claimed in one go.
 func (p *Producer) twoCallsFirst(ctx context.Context, ids []string, twoCalls map[string]bool, req Request) ([]Item, error) {
+	if len(twoCalls) == 0 || req.Queue != tasks.QueueBulk {
+		return p.each(ctx, ids, req)
+	}
 	var first, rest []string
 	var firstAt, restAt []int
 	for i, id := range ids {
@@ -307,7 +310,7 @@ func (p *Producer) twoCallsFirst(ctx context.Context, ids []string, twoCalls map
 			rest, restAt = append(rest, id), append(restAt, i)
 		}
 	}
-	if len(first) == 0 || len(rest) == 0 {
+	if len(rest) == 0 {
 		return p.each(ctx, ids, req)
 	}
 	items := make([]Item, len(ids))

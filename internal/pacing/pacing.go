@@ -94,7 +94,12 @@ func (c *Client) HoldMany(ctx context.Context, rotationIDs []string) error {
 		return nil
 	}
 	c.mu.Lock()
-	at := max(float64(time.Now().UnixMilli()), c.lastHeld+heldStep)
+	// Bumped past the last call only within the current millisecond: a
+	// clock stepped back does not keep later holds ahead of real time.
+	at := float64(time.Now().UnixMilli())
+	if c.lastHeld >= at && c.lastHeld < at+1 {
+		at = c.lastHeld + heldStep
+	}
 	c.lastHeld = at
 	c.mu.Unlock()
 	zs := make([]redis.Z, len(rotationIDs))
