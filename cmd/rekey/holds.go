@@ -13,7 +13,7 @@ import (
 func (a *app) withHolds(d *handlers.Deps, rec *metrics.Recorder) {
 	d.HoldStore = a.store
 	d.Holds = holdPolicy(a.cfg)
-	d.CustomerLog = logplex.NewNotifier(a.store, logplex.NewClient(0), rec, a.quietLog())
+	d.CustomerLog = logplex.NewNotifier(a.store, logplex.NewClient(0, logplex.WithLocalStandIn(logplex.LocalStandIn(a.cfg.HerokuAPIURL))), rec, a.quietLog())
 }
 
 // holdPolicy is the handlers' hold policy from the configuration.

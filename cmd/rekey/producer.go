@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/logplex"
 	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -18,10 +19,13 @@ func (a *app) producer() *fleet.Producer {
 
 // registry registers instances under the same grace floor and ceiling; ex
 // exchanges V3 grant codes. An instance registered with another
-// instance's live credential is rotated at once (rotateShared).
+// instance's live credential is rotated at once (rotateShared). A
+// log_input_url may be http only to HEROKU_API_URL's own address, when that
+// is a local stand-in.
 func (a *app) registry(ex registry.Exchanger) *registry.Registry {
 	return registry.New(a.store, ex, registry.WithMinGrace(a.cfg.GraceFloor()),
-		registry.WithMaxGrace(a.cfg.GraceCeiling()), registry.WithSharedCurrentRotation(a.rotateShared))
+		registry.WithMaxGrace(a.cfg.GraceCeiling()), registry.WithSharedCurrentRotation(a.rotateShared),
+		registry.WithLocalStandIn(logplex.LocalStandIn(a.cfg.HerokuAPIURL)))
 }
 
 // sharedReason is the audit reason of the rotation rotateShared requests.

@@ -28,6 +28,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/herokufake"
+	"github.com/rekeyhq/rekey/internal/logplex"
 	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/sandbox"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -194,7 +195,7 @@ func (h *Harness) Provision(ctx context.Context, first, n int, mix sandbox.Mix) 
 	if err != nil {
 		return nil, err
 	}
-	return h.Sandbox.Provision(ctx, registry.New(h.producer, hc), first, n, mix)
+	return h.Sandbox.Provision(ctx, registry.New(h.producer, hc, registry.WithLocalStandIn(logplex.LocalStandIn(cfg.HerokuAPIURL))), first, n, mix)
 }
 
 // StartWorkers runs n `rekey worker` processes of bin on the harness's

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/config"
 	"github.com/rekeyhq/rekey/internal/herokufake"
+	"github.com/rekeyhq/rekey/internal/logplex"
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/sandbox"
@@ -82,7 +83,7 @@ func worldOn(t *testing.T, r *redistest.Redis, sb *sandbox.Sandbox) *world {
 		queue: asynq.NewClientFromRedisClient(r.Client), insp: asynq.NewInspectorFromRedisClient(r.Client)}
 	sb.Checker.UseStore(w.store)
 	w.hc = w.herokuClient(nil, nil)
-	w.reg = registry.New(w.store, w.hc)
+	w.reg = registry.New(w.store, w.hc, registry.WithLocalStandIn(logplex.LocalStandIn(cfg.HerokuAPIURL)))
 	return w
 }
 

@@ -94,7 +94,7 @@ func newWorld(t *testing.T, p worldParams) *world {
 		queue: asynq.NewClientFromRedisClient(r.Client), insp: asynq.NewInspectorFromRedisClient(r.Client)}
 	sb.Checker.UseStore(w.store)
 	w.hc = w.herokuClient(nil, nil)
-	w.reg = registry.New(w.store, w.hc)
+	w.reg = registry.New(w.store, w.hc, registry.WithLocalStandIn(logplex.LocalStandIn(cfg.HerokuAPIURL)))
 	return w
 }
 
@@ -194,7 +194,7 @@ func (w *world) startWorker(p workerParams) *runningWorker {
 		Grace: testGrace, PrivateSpaceGrace: testPrivateGrace}
 	if p.holds != nil {
 		deps.HoldStore, deps.Holds = w.store, *p.holds
-		deps.CustomerLog = logplex.NewNotifier(w.store, logplex.NewClient(0), nil, log)
+		deps.CustomerLog = logplex.NewNotifier(w.store, logplex.NewClient(0, logplex.WithLocalStandIn(logplex.LocalStandIn(w.cfg.HerokuAPIURL))), nil, log)
 	}
 	mux, err := handlers.NewMux(deps)
 	if err != nil {

@@ -36,7 +36,6 @@ func TestSendRefusesInternalAddressesBeforeConnecting(t *testing.T) {
 	const token = "logplex-token-5f3a"
 	cases := []struct{ name, url string }{
 		{"a private address", "https://token:" + token + "@10.255.255.1:9/logs"},
-		{"the metadata address over http", "http://token:" + token + "@169.254.169.254/logs"},
 		{"an IPv4-mapped private address", "https://token:" + token + "@[::ffff:192.168.1.1]:9/logs"},
 		{"the unspecified address", fmt.Sprintf("https://token:%s@0.0.0.0:%d/logs", token, port)},
 		{"a loopback address over https", fmt.Sprintf("https://token:%s@127.0.0.1:%d/logs", token, port)},
@@ -53,18 +52,26 @@ func TestSendRefusesInternalAddressesBeforeConnecting(t *testing.T) {
 			t.Errorf("%s: error %q should say refused and never quote the token", tc.name, msg)
 		}
 	}
-	// A connection made would wait in the listener's backlog, and Accept
-	// returns it at once; the deadline only ends the wait for none.
-	l.(*net.TCPListener).SetDeadline(time.Now().Add(50 * time.Millisecond))
-	if conn, err := l.Accept(); err == nil {
-		conn.Close()
+	if connected(l) {
 		t.Error("a refused write connected to this machine")
 	}
 }
 
+// connected reports whether anything connected to l. A connection made
+// would wait in the listener's backlog, and Accept returns it at once; the
+// deadline only ends the wait for none.
+func connected(l net.Listener) bool {
+	l.(*net.TCPListener).SetDeadline(time.Now().Add(50 * time.Millisecond))
+	conn, err := l.Accept()
+	if err == nil {
+		conn.Close()
+	}
+	return err == nil
+}
+
 // TestSendReachesALocalStandInOverHTTP writes to a fake log endpoint on
-// 127.0.0.1, as tests and `rekey dev` serve the fake Heroku: http to
-// localhost or a loopback address is the one way loopback stays open.
+// 127.0.0.1, as tests and `rekey dev` serve the fake Heroku: http to the
+// stand-in's own address is the one way loopback stays open.
 func TestSendReachesALocalStandInOverHTTP(t *testing.T) {
 	t.Parallel()
 	var got atomic.Int64
@@ -73,7 +80,8 @@ func TestSendReachesALocalStandInOverHTTP(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	port := srv.Listener.Addr().(*net.TCPAddr).Port
-	c := logplex.NewClient(time.Second)
+	c := logplex.NewClient(time.Second, logplex.WithLocalStandIn(logplex.LocalStandIn(srv.URL),
+		logplex.LocalStandIn(fmt.Sprintf("http://LocalHost:%d", port))))
 	for _, u := range []string{
 		fmt.Sprintf("http://token:t@127.0.0.1:%d/logs", port),
 		fmt.Sprintf("http://token:t@localhost:%d/logs", port),
@@ -84,6 +92,79 @@ func TestSendReachesALocalStandInOverHTTP(t *testing.T) {
 	}
 	if n := got.Load(); n != 2 {
 		t.Errorf("the local stand-in got %d writes, want 2", n)
+	}
+}
+
+// TestSendRefusesPlainHTTPBesideTheStandIn plays a registration whose
+// log_input_url names another port of this machine over http (a Redis, an
+// admin endpoint, rekey's own web process), or a public host over http,
+// or was stored before the registry refused such URLs. Only the stand-in's
+// own host:port may be reached over http: every other is refused with
+// ErrPlainHTTP before any connection, the error never quotes the token, and
+// a listener on the other port sees nothing. A Client with no stand-in
+// refuses the stand-in's URL too.
+func TestSendRefusesPlainHTTPBesideTheStandIn(t *testing.T) {
+	t.Parallel()
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	var got atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { got.Add(1) }))
+	t.Cleanup(srv.Close)
+	const token = "logplex-token-77c1"
+	otherPort := other.Addr().(*net.TCPAddr).Port
+	srvPort := srv.Listener.Addr().(*net.TCPAddr).Port
+	withStandIn := logplex.NewClient(time.Second, logplex.WithLocalStandIn(logplex.LocalStandIn(srv.URL)))
+	cases := []struct {
+		name string
+		c    *logplex.Client
+		url  string
+	}{
+		{"another loopback port", withStandIn, fmt.Sprintf("http://token:%s@127.0.0.1:%d/logs", token, otherPort)},
+		{"the stand-in's port by another name", withStandIn, fmt.Sprintf("http://token:%s@localhost:%d/logs", token, srvPort)},
+		{"loopback without a port", withStandIn, "http://token:" + token + "@127.0.0.1/logs"},
+		{"the metadata address", withStandIn, "http://token:" + token + "@169.254.169.254/logs"},
+		{"a public host", withStandIn, "http://token:" + token + "@1.us.logplex.io/logs"},
+		{"the stand-in, to a client with none", logplex.NewClient(time.Second), srv.URL + "/logs"},
+	}
+	for _, tc := range cases {
+		err := tc.c.Send(context.Background(), secret.New(tc.url), "never sent")
+		if !errors.Is(err, logplex.ErrPlainHTTP) || !errors.Is(err, logplex.ErrWrite) {
+			t.Errorf("%s: Send = %v, want ErrWrite and ErrPlainHTTP", tc.name, err)
+			continue
+		}
+		if strings.Contains(err.Error(), token) {
+			t.Errorf("%s: error %q quotes the token", tc.name, err)
+		}
+	}
+	if n := got.Load(); n != 0 {
+		t.Errorf("the stand-in got %d writes from refused URLs", n)
+	}
+	if connected(other) {
+		t.Error("a refused write connected to another port of this machine")
+	}
+}
+
+// TestLocalStandInIsHTTPToLoopbackOnly pins which HEROKU_API_URL makes a
+// stand-in: Heroku's own API, https or a remote host make none.
+func TestLocalStandInIsHTTPToLoopbackOnly(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"http://127.0.0.1:5001":    "127.0.0.1:5001",
+		"http://LOCALHOST:5001/":   "localhost:5001",
+		"http://[::1]:5001":        "[::1]:5001",
+		"http://127.0.0.1":         "127.0.0.1:80",
+		"https://127.0.0.1:5001":   "",
+		"https://api.heroku.com":   "",
+		"http://heroku.example:80": "",
+		"http://10.0.0.5:5001":     "",
+		"::not a url":              "",
+	} {
+		if got := logplex.LocalStandIn(in); got != want {
+			t.Errorf("LocalStandIn(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

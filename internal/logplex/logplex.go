@@ -21,7 +21,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
@@ -37,8 +36,14 @@ const maxLine = 512
 
 // ErrWrite is every error Send returns: the endpoint's address and answer
 // are never repeated. A write refused before connecting is also
-// ErrRefusedAddress.
+// ErrRefusedAddress or ErrPlainHTTP.
 var ErrWrite = errors.New("logplex: write failed")
+
+// ErrPlainHTTP is the reason Send gives, beside ErrWrite, for an http URL
+// that names no local stand-in (WithLocalStandIn): nothing is sent, since
+// the URL's token would cross the network in clear, or reach a port of this
+// machine that is not the stand-in's.
+var ErrPlainHTTP = errors.New("log input URL is http to a host other than the local Heroku stand-in: refused")
 
 // Frame returns one octet-counted syslog frame for msg at t, from the
 // "app[rekey]" source, as Heroku's example shows: "<len> <190>1 time host
@@ -60,22 +65,37 @@ func Frame(t time.Time, msg string) []byte {
 // Client posts lines to log_input_urls. It is safe for concurrent use.
 type Client struct {
 	// http refuses internal and loopback addresses; local lets loopback
-	// through, for a URL that names this machine over http.
+	// through, for a URL that names a local stand-in (standIns) over http.
 	http, local *http.Client
+	standIns    []string
 	userAgent   string
 	now         func() time.Time
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithLocalStandIn lets the Client post over http to each host:port
+// (LocalStandIn's form), a local Heroku stand-in on loopback. Without it
+// every http URL is refused, and no URL reaches this machine.
+func WithLocalStandIn(hostports ...string) Option {
+	return func(c *Client) { c.standIns = append(c.standIns, hostports...) }
 }
 
 // NewClient returns a Client whose requests time out after timeout (0:
 // DefaultTimeout), never follow a redirect, never go through a proxy, and
 // never connect to an internal address (IsInternalAddress) or, unless the
-// URL is http to localhost or a loopback address, to this machine.
-func NewClient(timeout time.Duration) *Client {
+// URL is http to a local stand-in (WithLocalStandIn), to this machine.
+func NewClient(timeout time.Duration, opts ...Option) *Client {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &Client{userAgent: "rekey (logplex notices)", now: time.Now,
+	c := &Client{userAgent: "rekey (logplex notices)", now: time.Now,
 		http: newHTTPClient(timeout, false), local: newHTTPClient(timeout, true)}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Send posts lines to u in one request. Any failure is ErrWrite; one
@@ -85,11 +105,16 @@ func (c *Client) Send(ctx context.Context, u secret.String, lines ...string) err
 	if err != nil || (target.Scheme != "https" && target.Scheme != "http") || target.Host == "" {
 		return ErrWrite
 	}
-	// Loopback is reached only as the registry lets it be named, http to
-	// this machine, which is how tests and rekey dev serve the fake Heroku
-	// (127.0.0.1). A name that merely resolves to loopback is refused.
+	// Loopback is reached only as the registry lets it be named, http to a
+	// local stand-in's address, which is how tests and rekey dev serve the
+	// fake Heroku (127.0.0.1). Any other http URL, one stored before that
+	// rule included, is refused, and a name that merely resolves to
+	// loopback is refused when dialled.
 	hc := c.http
-	if target.Scheme == "http" && issuer.IsLoopback(target.Hostname()) {
+	if target.Scheme == "http" {
+		if !IsLocalStandIn(target, c.standIns) {
+			return fmt.Errorf("%w: %w", ErrWrite, ErrPlainHTTP)
+		}
 		hc = c.local
 	}
 	var body bytes.Buffer

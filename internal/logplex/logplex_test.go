@@ -38,7 +38,8 @@ func TestNotifierWritesToTheFakeLogplex(t *testing.T) {
 	in := inputs{"a-1": secret.New(fake.LogInputURL(srv.URL, "a-1")), "a-2": secret.New(hang.URL + "/logs"),
 		"a-3": secret.New(strings.Replace(fake.LogInputURL(srv.URL, "a-1"), "token:t.", "token:x.", 1))}
 	c := counts{}
-	n := logplex.NewNotifier(in, logplex.NewClient(200*time.Millisecond), c, zerolog.Nop())
+	n := logplex.NewNotifier(in, logplex.NewClient(200*time.Millisecond,
+		logplex.WithLocalStandIn(logplex.LocalStandIn(srv.URL), logplex.LocalStandIn(hang.URL))), c, zerolog.Nop())
 	ctx := context.Background()
 	n.Notify(ctx, "a-1", "MYADDON_URL rotated;\nthe old credential stays valid")
 	start := time.Now()

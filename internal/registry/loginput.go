@@ -7,21 +7,22 @@ import (
 	"net/netip"
 	"net/url"
 
-	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/logplex"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
 // checkLogInput refuses a log_input_url that is not an absolute https URL
-// (http only to this machine, for a local Heroku stand-in): Heroku sends
-// https, and the URL carries a token that plain http would show to the
-// network, to a host the workers would post to blindly. An IP literal the
+// (http only to a local Heroku stand-in's host:port, WithLocalStandIn):
+// Heroku sends https, and the URL carries a token that plain http would
+// show to the network, to a host the workers would post to blindly; over
+// http to another port of this machine, a worker would post to whatever
+// listens there. An IP literal the
 // workers must not post to (logplex.IsInternalAddress) is refused here,
 // where the partner hears why; a host name is not resolved, since what it
 // resolves to is the network's to say later, and the logplex client's
 // dialer refuses the same addresses at every connection. The sentence
 // never repeats the value.
-func checkLogInput(u secret.String) error {
+func (r *Registry) checkLogInput(u secret.String) error {
 	if u.IsZero() {
 		return nil
 	}
@@ -29,9 +30,9 @@ func checkLogInput(u secret.String) error {
 		return &InputError{fmt.Errorf("log_input_url is longer than %d bytes: Heroku's is a logplex URL of about 100", maxLogInputLen)}
 	}
 	p, err := url.Parse(u.Reveal())
-	if err != nil || p.Host == "" || p.Scheme != "https" && (p.Scheme != "http" || !issuer.IsLoopback(p.Hostname())) {
+	if err != nil || p.Host == "" || p.Scheme != "https" && !logplex.IsLocalStandIn(p, r.logStandIns) {
 		return &InputError{errors.New("log_input_url must be an absolute https URL, as Heroku sends it at provisioning " +
-			"(http only to localhost)")}
+			"(http only to the local Heroku stand-in that HEROKU_API_URL names)")}
 	}
 	if ip, err := netip.ParseAddr(p.Hostname()); err == nil && logplex.IsInternalAddress(ip) {
 		return &InputError{errors.New("log_input_url names a private, link-local, unspecified or multicast address: " +

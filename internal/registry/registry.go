@@ -87,6 +87,17 @@ type Registry struct {
 	// another instance's live credential (WithSharedCurrentRotation); nil
 	// requests none.
 	rotateShared func(ctx context.Context, instanceID string) error
+	// logStandIns are the host:ports a log_input_url may name over http
+	// (WithLocalStandIn).
+	logStandIns []string
+}
+
+// WithLocalStandIn lets a log_input_url name each host:port over http
+// (logplex.LocalStandIn's form): a local Heroku stand-in, whose log input
+// `rekey dev` and the tests serve. Without it a log_input_url must be
+// https.
+func WithLocalStandIn(hostports ...string) Option {
+	return func(r *Registry) { r.logStandIns = append(r.logStandIns, hostports...) }
 }
 
 // Option configures a Registry.
@@ -264,7 +275,7 @@ func (r *Registry) Put(ctx context.Context, in Input) error {
 	if err := fleet.CheckGrace(reg.Grace, r.minGrace, r.maxGrace); err != nil {
 		return &InputError{err}
 	}
-	if err := checkLogInput(in.LogInputURL); err != nil {
+	if err := r.checkLogInput(in.LogInputURL); err != nil {
 		return err
 	}
 	if err := r.checkTokens(ctx, in); err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/logging"
+	"github.com/rekeyhq/rekey/internal/logplex"
 	"github.com/rekeyhq/rekey/internal/metrics"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/internal/redistest"
@@ -125,8 +126,8 @@ func (w *browserWorld) config() *config.Config {
 // codes: sample, and the other add-on.
 func (w *browserWorld) provision() {
 	w.t.Helper()
-	samples, err := w.sb.Provision(context.Background(), registry.New(w.st, w.herokuClient(nil, nil)),
-		1, 2, sandbox.Mix{})
+	samples, err := w.sb.Provision(context.Background(), registry.New(w.st, w.herokuClient(nil, nil),
+		registry.WithLocalStandIn(logplex.LocalStandIn(w.sb.HerokuURL))), 1, 2, sandbox.Mix{})
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/herokufake"
+	"github.com/rekeyhq/rekey/internal/logplex"
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/seal"
@@ -99,7 +100,7 @@ func newFixtureWithStore(t testing.TB, opts []store.Option, edit ...func(*web.Pa
 	}
 	queue := asynq.NewClientFromRedisClient(f.r.Client)
 	f.insp = asynq.NewInspectorFromRedisClient(f.r.Client)
-	p := web.Params{Store: f.st, Producer: fleet.NewProducer(f.st, queue), Registry: registry.New(f.st, hc),
+	p := web.Params{Store: f.st, Producer: fleet.NewProducer(f.st, queue), Registry: registry.New(f.st, hc, registry.WithLocalStandIn(logplex.LocalStandIn(heroSrv.URL))),
 		Inspector: f.insp, Enqueuer: queue, APIToken: secret.New(apiToken),
 		DashboardPassword: secret.New(dashPassword), SSOSalt: secret.New(ssoSalt),
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "rekey_up 1\n") }),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -74,14 +75,24 @@ func TestRegistrationRefusesHerokuIDThatIsNoID(t *testing.T) {
 // from inside the partner's network. Heroku's is a logplex host; one naming
 // the cloud metadata address, a private or unspecified address (0.0.0.0
 // reaches this machine) sends that request where the partner's own services
-// listen. Only loopback stays open, for a local fake Heroku.
+// listen. Only the local fake Heroku's own address stays open over http:
+// any other port of this machine (a Redis, rekey's own web process), the
+// fake's port under another name, or a public host over http is refused.
 func TestRegistrationRefusesLogInputURLToInternalAddresses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	logInput := func(u string) string {
 		return `{` + v3Registration + `,"oauth":{"refresh_token":"rt-1"},"log_input_url":"` + u + `"}`
 	}
+	fake, err := url.Parse(f.heroURL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	refusedRegistrations(t, f, []refusedRegistration{
+		{"another port of this machine", logInput("http://t:tok@127.0.0.1:6379/logs"), "log_input_url"},
+		{"rekey's own web process", logInput(f.srv.URL + "/api/v1/instances/inst-1"), "log_input_url"},
+		{"the fake's port by another name", logInput("http://t:tok@localhost:" + fake.Port() + "/logs"), "log_input_url"},
+		{"a public host over http", logInput("http://t:tok@1.us.logplex.io/logs"), "log_input_url"},
 		{"the metadata address", logInput("https://t:tok@169.254.169.254/latest/meta-data"), "log_input_url"},
 		{"a private address", logInput("https://t:tok@10.0.0.7/logs"), "log_input_url"},
 		{"a private IPv6 address", logInput("https://t:tok@[fd00::7]/logs"), "log_input_url"},
