@@ -234,7 +234,12 @@ func (h *Rotate) push(ctx context.Context, r *rotation) (string, error) {
 	if h.sendAgain(ctx, r, err) {
 		// Scrubbed: a front's answer may quote a secret the run read
 		// from Heroku (a live config), which the client cannot know (I5).
-		r.log.Info().Str("error", r.scrub(err.Error())).Msg("push_sent_again")
+		detail := r.scrub(stepPush + ": " + err.Error())
+		r.log.Info().Str("error", detail).Msg("push_sent_again")
+		// The instance's timeline shows the failure, as it shows one
+		// returned to asynq (fail); a failed write loses only that line.
+		_ = h.deps.Store.AddEvent(ctx, store.Event{Type: store.EventRetrying, InstanceID: r.p.InstanceID,
+			RotationID: r.p.RotationID, Detail: detail})
 		// The unanswered push stays unsettled, as at the end of a run: it
 		// may still land after the next one, and neither the next one's
 		// refusal nor the promotion settles it (I1).
@@ -275,10 +280,11 @@ func (h *Rotate) send(ctx context.Context, r *rotation) error {
 }
 
 // againLeast is how much of a run's time a push sent again needs: the
-// longest wait for the budget (ratelimit.Params.MaxWait's default) and two
-// calls' own timeouts (heroku.DefaultTimeout): a V1 push and its read-back,
-// or a V3 push refused 401 and sent again with a refreshed token.
-const againLeast = 30*time.Second + 2*heroku.DefaultTimeout
+// longest wait for the budget (ratelimit.Params.MaxWait's default) and
+// three calls' own timeouts (heroku.DefaultTimeout), the most a push sent
+// again can lead to: a V3 push refused 401, the token's refresh and the
+// push sent with it (a V1 push and its read-back take two).
+const againLeast = 30*time.Second + 3*heroku.DefaultTimeout
 
 // sendAgain reports whether the push that just failed with err is sent
 // again in this run, after retry.AgainDelay: only the rotation's first
@@ -287,9 +293,10 @@ const againLeast = 30*time.Second + 2*heroku.DefaultTimeout
 // to asynq (retry.Delay), whose next run reads Heroku's config back before
 // it pushes a third (landedBefore); a persistent outage is thus sent at
 // most twice a run (three times when the push sent again is refused 401
-// and the client sends it with a refreshed token), each under the budget. A run with less than
-// againLeast of its time left (tasks.RotateTimeout) leaves it to asynq: a
-// push cut off by the run's end would be one more unanswered push.
+// and the client sends it with a refreshed token), each under the budget.
+// A run with less than againLeast of its time left (tasks.RotateTimeout)
+// leaves it to asynq: a push cut off by the run's end would be one more
+// unanswered push.
 func (h *Rotate) sendAgain(ctx context.Context, r *rotation, err error) bool {
 	if err == nil || r.marks != 1 || r.claim.PushAttempts > r.claim.PushSettled ||
 		heroku.Refused(err) || heroku.Classify(err) != heroku.ClassTransient {

@@ -78,6 +78,21 @@ func TestAPushAnswered5xxIsSentAgainWithinTheRun(t *testing.T) {
 	if a, s, err := g.st.PushAttempts(ctx, "rot-1"); err != nil || a != 2 || s != 1 {
 		t.Errorf("push attempts %d, settled %d (%v); want 2, the one answered 503 unsettled", a, s, err)
 	}
+	// The timeline shows the push answered 503, as it shows one
+	// returned to asynq.
+	events, err := g.st.Events(ctx, "inst-1", 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var retried []string
+	for _, e := range events {
+		if e.Type == store.EventRetrying {
+			retried = append(retried, e.Detail)
+		}
+	}
+	if len(retried) != 1 || !strings.HasPrefix(retried[0], "push: ") || !strings.Contains(retried[0], "503") {
+		t.Errorf("retrying events %q, want one naming the push answered 503", retried)
+	}
 }
 
 // A push left unanswered twice in one run goes back to asynq: a run sends
@@ -112,10 +127,13 @@ func TestAPushIsNotSentAgainAtTheEndOfARun(t *testing.T) {
 	t.Parallel()
 	g := newRig(t)
 	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(503))
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	// 110 s: enough for a V1 push and its read-back under the longest
+	// wait for the budget, not for a V3 push refused 401, its token's
+	// refresh and the push sent with the new token.
+	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
 	defer cancel()
 	if err := g.mux.ProcessTask(ctx, rotateTask(t, "inst-1", "rot-1")); err == nil || isPermanent(err) {
-		t.Fatalf("run with 50s left = %v, want a retryable error", err)
+		t.Fatalf("run with 110s left = %v, want a retryable error", err)
 	}
 	if got := g.statuses(herokufake.PatchConfig); len(got) != 1 {
 		t.Errorf("pushes answered %v, want the one answered 503 only", got)
@@ -161,5 +179,21 @@ func TestThePushSentAgainLogsNoSecretTheRunRead(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), pw) {
 		t.Errorf("the worker's log holds the app's live password (I5):\n%s", logs.String())
+	}
+	events, err := g.st.Events(context.Background(), id, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retrying := 0
+	for _, e := range events {
+		if e.Type == store.EventRetrying {
+			retrying++
+		}
+		if strings.Contains(e.Detail, pw) {
+			t.Errorf("the instance's %s event holds the app's live password (I5): %q", e.Type, e.Detail)
+		}
+	}
+	if retrying == 0 {
+		t.Error("no retrying event in the instance's timeline")
 	}
 }
