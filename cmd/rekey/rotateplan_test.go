@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
 )
 
 // planFigures are the fields of `rekey rotate --plan --json` these tests
@@ -86,5 +88,41 @@ func TestRotatePlanNoFirstReadAfterARotation(t *testing.T) {
 	got := c.planJSON(t, ids...)
 	if got.Rotate != 3 || got.FirstReads != 2 || got.Calls != 5 {
 		t.Errorf("plan %+v; want 3 rotations, 2 first reads (the failed one and the never rotated one), 5 calls", got)
+	}
+}
+
+// A bulk request holds its V1 rotations, two calls each, before the others
+// (fleet's twoCallsFirst), so a V3 instance named first makes its first
+// call after every V1 rotation's calls, not first. The plan dates its
+// token on that order: with 100 V1 instances named after it (300 calls,
+// first reads included, about 4m20s at 0.9 s a call) and its access token
+// expiring, refresh-ahead included, a minute from now, it needs a refresh.
+// A plan that followed the request's order would date its call now.
+func TestRotatePlanDatesTokensInTheOrderAWaveRuns(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	ids := []string{"inst-v3-first"}
+	for i := range 100 {
+		ids = append(ids, fmt.Sprintf("inst-v1-%03d", i))
+	}
+	for _, id := range ids {
+		reg := store.Registration{ID: id, APIVersion: store.APIv1, HerokuID: "app-" + id,
+			ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}
+		if id == ids[0] {
+			reg.APIVersion, reg.HerokuID = store.APIv3, ""
+		}
+		if err := c.st.PutInstance(ctx, reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok := heroku.Token{AccessToken: secret.New("access"), RefreshToken: secret.New("refresh"),
+		ExpiresAt: time.Now().Add(heroku.DefaultRefreshAhead + time.Minute)}
+	if err := c.st.SaveToken(ctx, ids[0], tok); err != nil {
+		t.Fatal(err)
+	}
+	got := c.planJSON(t, ids...)
+	if got.Rotate != 101 || got.ReadBacks != 100 || got.Refreshes != 1 {
+		t.Errorf("plan %+v; want 101 rotations, 100 read-backs and the V3 token refreshed: "+
+			"its first call comes after the V1 rotations'", got)
 	}
 }

@@ -3,10 +3,12 @@ package fleet
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
 )
 
 // Plan is what a rotation request would do, worked out from reads only.
@@ -61,28 +63,46 @@ func (p *Producer) Plan(ctx context.Context, req Request, perHour int) (Plan, er
 	}
 	ids := dedupe(req.InstanceIDs)
 	pl := Plan{Named: len(ids), Queue: withDefaults(req, len(ids)).Queue, PerHour: perHour}
-	now := time.Now()
+	var rotations []planned
 	for start := 0; start < len(ids); start += checkPage {
 		page := ids[start:min(start+checkPage, len(ids))]
-		if err := p.planPage(ctx, &pl, page, req.SkipIfPrevious, now); err != nil {
+		got, err := p.planPage(ctx, &pl, page, req.SkipIfPrevious)
+		if err != nil {
 			return Plan{}, err
 		}
+		rotations = append(rotations, got...)
+	}
+	if pl.Queue == tasks.QueueBulk {
+		// As twoCallsFirst holds them, so the feeder releases them.
+		first := slices.DeleteFunc(slices.Clone(rotations), func(r planned) bool { return !r.readBack })
+		rotations = append(first, slices.DeleteFunc(rotations, func(r planned) bool { return r.readBack })...)
+	}
+	if err := p.countRefreshes(ctx, &pl, rotations, time.Now()); err != nil {
+		return Plan{}, err
 	}
 	pl.Duration = Estimate(pl.Calls(), perHour)
 	return pl, nil
 }
 
-// planPage adds one page of instances to pl.
-func (p *Producer) planPage(ctx context.Context, pl *Plan, ids []string, skipIfPrevious bool, now time.Time) error {
+// planned is one rotation a plan counts: readBack for a V1 instance (two
+// calls), firstRead for one whose config is read first (store.FirstReads).
+type planned struct {
+	id                  string
+	readBack, firstRead bool
+}
+
+// planPage counts one page of instances into pl and returns the rotations
+// it would start, in the request's order.
+func (p *Producer) planPage(ctx context.Context, pl *Plan, ids []string, skipIfPrevious bool) ([]planned, error) {
 	ins, err := p.store.Instances(ctx, ids)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var prev []int64
 	limit := int64(p.store.MaxPrevious())
 	if skipIfPrevious || limit > 0 {
 		if prev, err = p.store.PreviousCounts(ctx, ids); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	var rotate []store.Instance
@@ -104,50 +124,68 @@ func (p *Producer) planPage(ctx context.Context, pl *Plan, ids []string, skipIfP
 	}
 	reads, err := p.store.FirstReads(ctx, rotate)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// The call each V3 rotation makes first, counted from the request's
-	// first call: rotations run roughly in request order, each after the
-	// calls of the ones before it.
-	var v3 []string
-	var firstCall []int
+	out := make([]planned, len(rotate))
 	for i, in := range rotate {
-		calls := pl.Calls()
+		out[i] = planned{id: in.ID, readBack: in.APIVersion != store.APIv3, firstRead: reads[i]}
 		pl.Rotate++
 		if reads[i] {
 			pl.FirstReads++
 		}
-		if in.APIVersion == store.APIv3 {
-			v3 = append(v3, in.ID)
-			firstCall = append(firstCall, calls+1)
-		} else {
+		if out[i].readBack {
 			pl.ReadBacks++
 		}
 	}
-	return p.countRefreshes(ctx, pl, v3, firstCall, now)
+	return out, nil
 }
 
 // countRefreshes counts the V3 instances whose access token would expire
-// before their first call: the n-th call of the request comes at about
-// now + Estimate(n) when the budget is the limit (firstCall holds each
-// instance's n), and the Heroku client refreshes a token
-// heroku.DefaultRefreshAhead before it expires.
-func (p *Producer) countRefreshes(ctx context.Context, pl *Plan, v3 []string, firstCall []int, now time.Time) error {
-	if len(v3) == 0 {
+// before their first call. Rotations run roughly in the order given, each
+// after the calls of the ones before it, so the n-th call of the request
+// comes at about now + Estimate(n) when the budget is the limit, and the
+// Heroku client refreshes a token heroku.DefaultRefreshAhead before it
+// expires. Tokens are read a page at a time.
+func (p *Producer) countRefreshes(ctx context.Context, pl *Plan, rotations []planned, now time.Time) error {
+	calls := 0
+	var v3 []string
+	var firstCall []int
+	flush := func() error {
+		if len(v3) == 0 {
+			return nil
+		}
+		exps, err := p.store.TokenExpiries(ctx, v3)
+		if err != nil {
+			return err
+		}
+		for i, e := range exps {
+			callAt := now.Add(Estimate(firstCall[i], pl.PerHour))
+			stale := !e.ExpiresAt.IsZero() && !callAt.Add(heroku.DefaultRefreshAhead).Before(e.ExpiresAt)
+			if !e.HasAccess || stale {
+				pl.TokenRefreshes++
+			}
+		}
+		v3, firstCall = v3[:0], firstCall[:0]
 		return nil
 	}
-	exps, err := p.store.TokenExpiries(ctx, v3)
-	if err != nil {
-		return err
-	}
-	for i, e := range exps {
-		callAt := now.Add(Estimate(firstCall[i], pl.PerHour))
-		stale := !e.ExpiresAt.IsZero() && !callAt.Add(heroku.DefaultRefreshAhead).Before(e.ExpiresAt)
-		if !e.HasAccess || stale {
-			pl.TokenRefreshes++
+	for _, r := range rotations {
+		if !r.readBack {
+			v3, firstCall = append(v3, r.id), append(firstCall, calls+1)
+		}
+		calls++
+		if r.readBack {
+			calls++
+		}
+		if r.firstRead {
+			calls++
+		}
+		if len(v3) == checkPage {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return flush()
 }
 
 // Background burst, as internal/ratelimit sizes it by default: ten seconds
