@@ -279,12 +279,12 @@ func (h *Rotate) send(ctx context.Context, r *rotation) error {
 	return err
 }
 
-// againLeast is how much of a run's time a push sent again needs: the
-// longest wait for the budget (ratelimit.Params.MaxWait's default) and
-// three calls' own timeouts (heroku.DefaultTimeout), the most a push sent
-// again can lead to: a V3 push refused 401, the token's refresh and the
-// push sent with it (a V1 push and its read-back take two).
-const againLeast = 30*time.Second + 3*heroku.DefaultTimeout
+// againLeast is how much of a run's time a push sent again needs, at most:
+// a V3 push refused 401, the token's refresh and the push sent with the new
+// token, three calls' own timeouts (heroku.DefaultTimeout), two of them
+// after the longest wait for the budget (ratelimit.Params.MaxWait's
+// default). A V1 push and its read-back need less.
+const againLeast = 2*30*time.Second + 3*heroku.DefaultTimeout
 
 // sendAgain reports whether the push that just failed with err is sent
 // again in this run, after retry.AgainDelay: only the rotation's first
@@ -302,10 +302,11 @@ func (h *Rotate) sendAgain(ctx context.Context, r *rotation, err error) bool {
 		heroku.Refused(err) || heroku.Classify(err) != heroku.ClassTransient {
 		return false
 	}
-	if end, ok := ctx.Deadline(); ok && time.Until(end) < againLeast {
+	if retry.Sleep(ctx, retry.AgainDelay()) != nil {
 		return false
 	}
-	return retry.Sleep(ctx, retry.AgainDelay()) == nil
+	end, ok := ctx.Deadline()
+	return !ok || time.Until(end) >= againLeast
 }
 
 // markPush records that the push is about to be sent (heroku.BeforeSend).

@@ -127,13 +127,14 @@ func TestAPushIsNotSentAgainAtTheEndOfARun(t *testing.T) {
 	t.Parallel()
 	g := newRig(t)
 	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(503))
-	// 110 s: enough for a V1 push and its read-back under the longest
+	// 140 s: enough for a V1 push and its read-back under the longest
 	// wait for the budget, not for a V3 push refused 401, its token's
-	// refresh and the push sent with the new token.
-	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
+	// refresh and the push sent with the new token, each push after the
+	// longest wait.
+	ctx, cancel := context.WithTimeout(context.Background(), 140*time.Second)
 	defer cancel()
 	if err := g.mux.ProcessTask(ctx, rotateTask(t, "inst-1", "rot-1")); err == nil || isPermanent(err) {
-		t.Fatalf("run with 110s left = %v, want a retryable error", err)
+		t.Fatalf("run with 140s left = %v, want a retryable error", err)
 	}
 	if got := g.statuses(herokufake.PatchConfig); len(got) != 1 {
 		t.Errorf("pushes answered %v, want the one answered 503 only", got)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"strconv"
+	"strings"
 
 	"github.com/rekeyhq/rekey/internal/logplex"
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -38,7 +40,32 @@ func (r *Registry) checkLogInput(u secret.String) error {
 		return &InputError{errors.New("log_input_url names a private, link-local, unspecified or multicast address: " +
 			"Heroku's names its logplex host, and a worker would post the URL's token inside the partner's network")}
 	}
+	if p.Scheme == "https" && namesThisMachine(p.Hostname()) {
+		return &InputError{errors.New("log_input_url names this machine (loopback, localhost, or an IP address written " +
+			"as a number), where no worker posts: Heroku's names its logplex host")}
+	}
 	return nil
+}
+
+// namesThisMachine reports whether host is a loopback address, localhost
+// (or a name under .localhost, RFC 6761), or a numeric form of an IPv4
+// address that only some resolvers read (2130706433, 0x7f000001, 127.1):
+// the logplex dialer refuses each when it connects, so a registration that
+// names one would have every notice fail unseen.
+func namesThisMachine(host string) bool {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap().IsLoopback()
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	for label := range strings.SplitSeq(host, ".") {
+		if _, err := strconv.ParseUint(label, 0, 32); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // maxLogInputLen bounds a log_input_url: it is kept sealed for as long as

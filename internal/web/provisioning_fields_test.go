@@ -93,6 +93,15 @@ func TestRegistrationRefusesLogInputURLToInternalAddresses(t *testing.T) {
 		{"rekey's own web process", logInput(f.srv.URL + "/api/v1/instances/inst-1"), "log_input_url"},
 		{"the fake's port by another name", logInput("http://t:tok@localhost:" + fake.Port() + "/logs"), "log_input_url"},
 		{"a public host over http", logInput("http://t:tok@1.us.logplex.io/logs"), "log_input_url"},
+		// Over https the dialer refuses these when a worker connects: the
+		// registration says so instead of every notice failing unseen.
+		{"loopback over https", logInput("https://t:tok@127.0.0.1:6379/logs"), "this machine"},
+		{"IPv6 loopback over https", logInput("https://t:tok@[::1]:6379/logs"), "this machine"},
+		{"localhost over https", logInput("https://t:tok@LocalHost.:6379/logs"), "this machine"},
+		{"a name under .localhost", logInput("https://t:tok@logs.localhost/logs"), "this machine"},
+		{"loopback as one number", logInput("https://t:tok@2130706433/logs"), "this machine"},
+		{"loopback in hex", logInput("https://t:tok@0x7f000001/logs"), "this machine"},
+		{"loopback shortened", logInput("https://t:tok@127.1/logs"), "this machine"},
 		{"the metadata address", logInput("https://t:tok@169.254.169.254/latest/meta-data"), "log_input_url"},
 		{"a private address", logInput("https://t:tok@10.0.0.7/logs"), "log_input_url"},
 		{"a private IPv6 address", logInput("https://t:tok@[fd00::7]/logs"), "log_input_url"},
