@@ -141,17 +141,36 @@ func TestAPushIsNotSentAgainAtTheEndOfARun(t *testing.T) {
 	}
 }
 
-// The first rotation of an instance registered without current_config
-// reads the app's live config, so the run knows the live password and
-// scrubs it from any text it keeps (I5). A front that answers the push 503
-// with that password as its Request-Id (which the Heroku client keeps: it
-// is no secret of the request) must not put it in the log line of the push
-// sent again.
-func TestThePushSentAgainLogsNoSecretTheRunRead(t *testing.T) {
+// A front that answers the push 503 with the app's live password as its
+// Request-Id must not put it in the log line of the push sent again, the
+// instance's events or the run's error (I5): not when the run read the
+// app's config first (an instance registered without current_config),
+// and so knows the password, nor when it never read it (registered with
+// current_config), where no scrubber could find it.
+func TestThePushSentAgainLogsNoSecretOfTheApps(t *testing.T) {
 	t.Parallel()
-	g := newRig(t)
-	const id = "inst-2"
-	provisionWithoutConfig(t, g, id)
+	for _, tc := range []struct {
+		name      string
+		provision func(*testing.T, *rig, string)
+	}{
+		{"read by the run", provisionWithoutConfig},
+		{"never read", func(t *testing.T, g *rig, id string) { g.provision(t, id, g.reg) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := newRig(t)
+			const id = "inst-2"
+			tc.provision(t, g, id)
+			pushAgainQuotingTheLivePassword(t, g, id)
+		})
+	}
+}
+
+// pushAgainQuotingTheLivePassword runs a rotation of id whose first two
+// pushes a front answers 503 with the app's live password as Request-Id,
+// and checks that nothing the run kept quotes it.
+func pushAgainQuotingTheLivePassword(t *testing.T, g *rig, id string) {
+	t.Helper()
 	u, err := url.Parse(g.fake.Config(id)[issuer.DefaultConfigVar])
 	if err != nil {
 		t.Fatal(err)

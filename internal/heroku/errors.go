@@ -72,7 +72,7 @@ func (e *RateLimitError) Error() string {
 // nil for 2xx, *RateLimitError for 429 and *APIError for anything else. It
 // reads at most maxErrorBodyBytes of the body, and removes the request's
 // secrets from Heroku's message in case Heroku echoes one, and keeps no
-// message where it may hold the app's (keepsMessage). Heroku's id is
+// message or request id where it may hold the app's (quotesTheApp). Heroku's id is
 // kept only when it reads as one (idPattern): it becomes a failure code,
 // which operators group by and see in `rekey instances show`. The message
 // keeps no control character: a line break or a terminal escape in it
@@ -82,8 +82,8 @@ func responseError(resp *http.Response, endpoint string, now time.Time, secrets 
 		return nil
 	}
 	requestID := resp.Header.Get("Request-Id")
-	if !requestIDPattern.MatchString(requestID) || scrub(requestID, secrets) != requestID {
-		requestID = "" // not one of Heroku's: it could carry anything, an echoed token too
+	if !requestIDPattern.MatchString(requestID) || scrub(requestID, secrets) != requestID || quotesTheApp(endpoint) {
+		requestID = "" // not one of Heroku's, or it could carry what the call never held
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		return &RateLimitError{
@@ -111,28 +111,30 @@ func responseError(resp *http.Response, endpoint string, now time.Time, secrets 
 		id = ""
 	}
 	msg := ""
-	if keepsMessage(resp.StatusCode, endpoint) {
+	if !quotesTheApp(endpoint) && resp.StatusCode < 500 {
 		msg = secret.Clip(printable.Text(scrub(body.Message, secrets)), maxMessageLen)
 	}
 	return &APIError{Status: resp.StatusCode, ID: id, Message: msg, RequestID: requestID, Endpoint: endpoint}
 }
 
-// keepsMessage reports whether an error answer's message may be kept. The
-// request's own secrets are removed from it, but not the app's, and only
-// whole: a read of the config answers with the app's live credentials; a
-// refused change of the config may quote them ("it is now ...") or quote
-// the value sent cut short ("postgres://u:4f2a…"), which no scrubber of
-// whole values finds; and a 5xx is as often a router's or a proxy's as
-// Heroku's, its text anything it was handed. For those the status,
-// Heroku's error id and its request id say what happened. Heroku's 4xx
-// messages to other calls ("Couldn't find that add-on.") are kept: they
-// tell an operator what to do.
-func keepsMessage(status int, endpoint string) bool {
+// quotesTheApp reports whether an error answer to endpoint may quote the
+// app's live credentials, which the call was never handed and no scrubber
+// finds: a read of the config answers with them; a refused change of the
+// config may quote them ("it is now ...") or the value sent cut short
+// ("postgres://u:4f2a…"). Neither the message nor the Request-Id of such
+// an answer is kept (a front that saw the app's config can echo it in
+// either); the status and Heroku's error id say what happened. Other
+// calls keep their request id, which Heroku's support finds the call by,
+// and their 4xx message ("Couldn't find that add-on."), which tells an
+// operator what to do; a 5xx's message is not kept anywhere, being as
+// often a router's or a proxy's as Heroku's, its text anything it was
+// handed.
+func quotesTheApp(endpoint string) bool {
 	switch endpoint {
 	case EndpointGetConfig, EndpointV1Get, EndpointPatchConfig, EndpointV1Put:
-		return false
+		return true
 	}
-	return status < 500
+	return false
 }
 
 // MaxRetryAfter caps the wait a Retry-After header asks for. Heroku's

@@ -265,3 +265,96 @@ func TestErrorsKeepNoCutOfTheRequestsSecrets(t *testing.T) {
 		}
 	}
 }
+
+// A front between rekey and Heroku (a proxy, a broken or hostile stand-in)
+// sees every call, so its Request-Id may quote what another call carried:
+// the app's live credentials, which a read of the config answers with and
+// a call to the config endpoints was never handed, or the add-on's tokens
+// from the call before. The config endpoints keep no request id at all;
+// any other call scrubs every token of the add-on's it has held, its
+// refresh token and the access token a refresh replaced included, and keeps
+// a request id that quotes none of them.
+func TestRequestIDsThatMayQuoteWhatTheCallNeverHeldAreDropped(t *testing.T) {
+	t.Parallel()
+	const livePassword = "c41d7e0a-9b2f-4e63-8a15-d07f3b6e92c8" // the app's, shaped as Heroku's ids are
+	const herokus = "7d3e9f20-61b8-4c55-a0e4-2b9c8d7f6a13"
+	// stale is an access token that shares no run of bytes with the
+	// one its refresh brings (freshAccess), so only its own value
+	// scrubs it.
+	const stale = "e8b64f1d27a9c053"
+	staleToken := validToken()
+	staleToken.AccessToken = secret.New(stale)
+	unavailable := func(id string) reply {
+		return reply{status: 503, body: `{"id":"unavailable"}`, header: map[string]string{"Request-Id": id}}
+	}
+	addonRoute := "GET /addons/" + addonID
+	type run func(*heroku.Client) error
+	for _, tc := range []struct {
+		name   string
+		script func(*script)
+		call   run
+		keeps  string // the request id the error keeps, "" for none
+		token  *heroku.Token
+	}{
+		{"v3 read of the config", func(s *script) { s.on("GET /addons/"+addonID+"/config", unavailable(livePassword)) },
+			func(c *heroku.Client) error { _, err := c.GetConfig(context.Background(), v3Target()); return err }, "", nil},
+		{"v3 push", func(s *script) { s.on(patchRoute, unavailable(livePassword)) },
+			func(c *heroku.Client) error { return c.UpdateConfig(context.Background(), v3Target(), oneVar()) }, "", nil},
+		{"v1 read of the config", func(s *script) { s.on(v1GetRoute, unavailable(livePassword)) },
+			func(c *heroku.Client) error { _, err := c.GetConfig(context.Background(), v1Target()); return err }, "", nil},
+		{"v1 push", func(s *script) { s.on(v1Route, unavailable(livePassword)) },
+			func(c *heroku.Client) error { return c.UpdateConfig(context.Background(), v1Target(), oneVar()) }, "", nil},
+		{"a push's request id of Heroku's form", func(s *script) { s.on(patchRoute, unavailable(herokus)) },
+			func(c *heroku.Client) error { return c.UpdateConfig(context.Background(), v3Target(), oneVar()) }, "", nil},
+		{"the add-on's refresh token", func(s *script) { s.on(addonRoute, unavailable(refreshToken)) },
+			func(c *heroku.Client) error { _, err := c.AddonState(context.Background(), v3Target()); return err }, "", nil},
+		{"the access token a refresh replaced", func(s *script) {
+			s.on(addonRoute, reply{status: 401, body: `{"id":"unauthorized"}`}, unavailable(stale))
+			s.on(tokenRoute, reply{status: 200, body: tokenBody})
+		}, func(c *heroku.Client) error { _, err := c.AddonState(context.Background(), v3Target()); return err }, "", &staleToken},
+		{"a read of the add-on", func(s *script) { s.on(addonRoute, unavailable(herokus)) },
+			func(c *heroku.Client) error { _, err := c.AddonState(context.Background(), v3Target()); return err }, herokus, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newScript(t)
+			tc.script(s)
+			token := validToken()
+			if tc.token != nil {
+				token = *tc.token
+			}
+			err := tc.call(newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, token))))
+			var api *heroku.APIError
+			if !errors.As(err, &api) || api.Status != 503 {
+				t.Fatalf("err = %v, want a 503", err)
+			}
+			if api.RequestID != tc.keeps {
+				t.Errorf("request id kept %q, want %q", api.RequestID, tc.keeps)
+			}
+			out := fmt.Sprintf("%v %#v", err, err)
+			for _, sec := range append([]string{livePassword, stale}, allSecrets...) {
+				if strings.Contains(out, sec) {
+					t.Errorf("error quotes %q: %s", sec, out)
+				}
+			}
+		})
+	}
+}
+
+// The token endpoint's 4xx message is kept, to say why a refresh failed;
+// the access token Heroku just refused, which the call before the refresh
+// carried, is scrubbed from it as the refresh token is.
+func TestARefusedRefreshQuotesNotTheTokenItReplaces(t *testing.T) {
+	t.Parallel()
+	s := newScript(t)
+	s.on("GET /addons/"+addonID, reply{status: 401, body: `{"id":"unauthorized"}`})
+	s.on(tokenRoute, reply{status: 400, body: `{"error":"invalid_request","message":"token ` + accessToken + ` was not issued to this client"}`})
+	c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+	_, err := c.AddonState(context.Background(), v3Target())
+	if err == nil || !strings.Contains(err.Error(), "was not issued to this client") {
+		t.Fatalf("err = %v, want the token endpoint's message", err)
+	}
+	if out := fmt.Sprintf("%v %#v", err, err); strings.Contains(out, accessToken) || strings.Contains(out, accessToken[:12]) {
+		t.Errorf("the refused refresh quotes the access token it replaces: %s", out)
+	}
+}

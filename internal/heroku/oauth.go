@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
@@ -83,10 +84,18 @@ func (c *Client) ExchangeGrant(ctx context.Context, code secret.String) (Token, 
 // does not save the result and does not pass through the Limiter. An empty
 // refresh token fails with ErrNoRefreshToken.
 func (c *Client) Refresh(ctx context.Context, refresh secret.String) (Token, error) {
+	return c.refresh(ctx, Token{RefreshToken: refresh})
+}
+
+// refresh is Refresh of old's refresh token. Old's access token, which
+// the calls before it sent, is scrubbed from the answer too.
+func (c *Client) refresh(ctx context.Context, old Token) (Token, error) {
+	refresh := old.RefreshToken
 	if refresh.IsZero() {
 		return Token{}, fmt.Errorf("heroku %s: %w", EndpointOAuthToken, ErrNoRefreshToken)
 	}
-	t, err := c.tokenCall(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh.Reveal()}})
+	t, err := c.tokenCall(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh.Reveal()}},
+		old.AccessToken.Reveal())
 	if err == nil && t.RefreshToken.IsZero() {
 		t.RefreshToken = refresh
 	}
@@ -94,12 +103,13 @@ func (c *Client) Refresh(ctx context.Context, refresh secret.String) (Token, err
 }
 
 // tokenCall posts form to the OAuth token endpoint with the client secret.
-func (c *Client) tokenCall(ctx context.Context, form url.Values) (Token, error) {
+// Held are other secrets of the add-on's the answer is scrubbed of.
+func (c *Client) tokenCall(ctx context.Context, form url.Values, held ...string) (Token, error) {
 	if c.clientSecret.IsZero() {
 		return Token{}, fmt.Errorf("heroku %s: no oauth client secret: %w", EndpointOAuthToken, ErrNotConfigured)
 	}
 	form.Set("client_secret", c.clientSecret.Reveal())
-	secrets := []string{c.clientSecret.Reveal(), form.Get("code"), form.Get("refresh_token")}
+	secrets := append([]string{c.clientSecret.Reveal(), form.Get("code"), form.Get("refresh_token")}, held...)
 	body, err := c.do(ctx, call{
 		endpoint:    EndpointOAuthToken,
 		method:      http.MethodPost,
@@ -162,7 +172,7 @@ func (c *Client) needsRefresh(t Token) bool {
 // RefreshSaver, a registration's new tokens stored during the refresh win
 // over the refresh of the old ones, and are returned.
 func (c *Client) refreshAndSave(ctx context.Context, addonID string, old Token) (Token, error) {
-	t, err := c.Refresh(ctx, old.RefreshToken)
+	t, err := c.refresh(ctx, old)
 	if err != nil {
 		return Token{}, refreshError(err)
 	}
@@ -204,12 +214,15 @@ const oauthInvalidGrant = "invalid_grant"
 // the only retry the client makes. When that refresh fails, the process
 // remembers the token as refused (refuse), so that its next call refreshes
 // first instead of spending a call of the budget on a token Heroku refused.
+// Every token of the add-on's the call has held, its refresh token and
+// the access token a refresh replaced too, is scrubbed from the answer: a
+// front that saw one may echo it in the next.
 func (c *Client) withToken(ctx context.Context, addonID string, build func(access secret.String) call) ([]byte, error) {
 	t, err := c.token(ctx, addonID)
 	if err != nil {
 		return nil, err
 	}
-	body, err := c.do(ctx, build(t.AccessToken))
+	body, err := c.do(ctx, holding(build(t.AccessToken), t))
 	if Classify(err) != ClassUnauthorized {
 		return body, err
 	}
@@ -218,7 +231,15 @@ func (c *Client) withToken(ctx context.Context, addonID string, build func(acces
 		c.refuse(addonID, t)
 		return nil, err
 	}
-	return c.do(ctx, build(fresh.AccessToken))
+	return c.do(ctx, holding(build(fresh.AccessToken), fresh, t))
+}
+
+// holding adds the tokens' values to cl's secrets.
+func holding(cl call, tokens ...Token) call {
+	for _, t := range tokens {
+		cl.secrets = append(slices.Clip(cl.secrets), t.AccessToken.Reveal(), t.RefreshToken.Reveal())
+	}
+	return cl
 }
 
 // refuse remembers t's access token, which Heroku answered 401, as
