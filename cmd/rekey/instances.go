@@ -353,14 +353,22 @@ func orNone(s string) string {
 }
 
 // checkProcessesKeys refuses, saying that nothing was done, when REKEY_ENCRYPTION_KEYS
-// opens no fingerprint key: this command's keys are not the fleet's, and
-// what it sealed (OAuth tokens) no worker could read.
+// opens no fingerprint key, or, before there is one, is not what running
+// processes hold or what stored values were sealed with: this command's
+// keys are not the fleet's, and what it sealed (OAuth tokens) no worker
+// could read.
 func checkProcessesKeys(ctx context.Context, a *app, nothing string) error {
 	err := a.store.CheckSealedByTheFleet(ctx)
-	if errors.Is(err, store.ErrFingerprintKey) {
-		return fmt.Errorf("REKEY_ENCRYPTION_KEYS is not the value rekey's processes use: none of its keys opens the "+
-			"fingerprint key they sealed, so no worker could read what this command stores; %s. Run it with "+
-			"the processes' value (heroku config:get REKEY_ENCRYPTION_KEYS)", nothing)
+	why := ""
+	switch {
+	case errors.Is(err, store.ErrFingerprintKey):
+		why = "none of its keys opens the fingerprint key they sealed"
+	case errors.Is(err, store.ErrNotTheFleetsKeys):
+		why = strings.TrimPrefix(err.Error(), store.ErrNotTheFleetsKeys.Error()+": ")
+	default:
+		return err
 	}
-	return err
+	return fmt.Errorf("REKEY_ENCRYPTION_KEYS is not the value rekey's processes use: %s, so no worker could "+
+		"read what this command stores; %s. Run it with the processes' value (heroku config:get REKEY_ENCRYPTION_KEYS)",
+		why, nothing)
 }

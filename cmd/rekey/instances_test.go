@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -242,6 +243,75 @@ func TestImportWithAnotherEncryptionKeyIsRefused(t *testing.T) {
 	if _, err := c.st.Instance(context.Background(), "inst-1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("inst-1 after the refused import: %v, want not registered", err)
 	}
+}
+
+// Before any worker has made the fingerprint key (a fleet's first
+// migration), an import run with other REKEY_ENCRYPTION_KEYS than the
+// fleet's is still refused: by the OAuth tokens already stored, which none
+// of its keys opens, or by a running process that does not hold the key it
+// would seal under. With nothing stored and nothing running its keys are
+// the fleet's: it makes the fingerprint key, so that a worker started on
+// other keys refuses to take tasks instead of failing on every token.
+func TestImportBeforeTheFingerprintKeyChecksWhatTheFleetHolds(t *testing.T) {
+	ctx := context.Background()
+	line := func(id string) string {
+		return `{"id":"` + id + `","api_version":"v3","config_vars":["MYADDON_URL"],` +
+			`"oauth":{"access_token":"at-1","refresh_token":"rt-1","expires_at":"2030-01-01T00:00:00Z"}}` + "\n"
+	}
+	// importOn runs the import of inst-1 with REKEY_ENCRYPTION_KEYS other
+	// than the fleet's (c.st's).
+	importOn := func(c *cli) error {
+		vars := c.vars()
+		vars["REKEY_ENCRYPTION_KEYS"] = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, seal.KeySize))
+		env := c.env()
+		env.lookup = func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+		env.stdin = strings.NewReader(line("inst-1"))
+		return runCommand(ctx, env, "instances", "import", "-")
+	}
+	for _, tc := range []struct {
+		name  string
+		fleet func(*testing.T, *cli)
+		why   string
+	}{
+		{"tokens stored", func(t *testing.T, c *cli) {
+			// Stored by a release that made no fingerprint key at
+			// registration, or after an operator deleted it.
+			if err := c.importLines(t, line("inst-0")); err != nil {
+				t.Fatal(err)
+			}
+			c.r.Client.Del(ctx, "rekey:fingerprint_key")
+		}, "no stored sealed value opens with its keys (1 tried)"},
+		{"a process running", func(t *testing.T, c *cli) {
+			if err := c.st.AnnounceKeyring(ctx, "worker.1", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}, "worker.1 does not hold key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCLI(t)
+			tc.fleet(t, c)
+			err := importOn(c)
+			if err == nil || isUsage(err) || !strings.Contains(err.Error(), tc.why) ||
+				!strings.Contains(err.Error(), "nothing was imported") {
+				t.Errorf("import under another key: %v, want a refusal saying %q", err, tc.why)
+			}
+			if _, err := c.st.Instance(ctx, "inst-1"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("inst-1 after the refused import: %v, want not registered", err)
+			}
+			if n := c.r.Client.Exists(ctx, "rekey:fingerprint_key").Val(); n != 0 {
+				t.Error("the refused import made the fingerprint key")
+			}
+		})
+	}
+	t.Run("nothing stored", func(t *testing.T) {
+		c := newCLI(t)
+		if err := importOn(c); err != nil {
+			t.Fatalf("import into an empty Redis: %v", err)
+		}
+		if err := c.st.CheckFingerprintKey(ctx); !errors.Is(err, store.ErrFingerprintKey) {
+			t.Errorf("a worker on other keys after the import: %v, want ErrFingerprintKey", err)
+		}
+	})
 }
 
 // TestImportInterruptedSaysWhatWasDone: Ctrl-C during an import ends it

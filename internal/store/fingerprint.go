@@ -131,22 +131,64 @@ func (s *Store) CheckFingerprintKey(ctx context.Context) error {
 	return err
 }
 
+// ErrNotTheFleetsKeys means REKEY_ENCRYPTION_KEYS is not the fleet's while
+// Redis holds no fingerprint key yet: a running process announced keys
+// that do not hold this one's sealing key, or the values rekey already
+// sealed (an instance's OAuth tokens) open with none of its keys.
+var ErrNotTheFleetsKeys = fmt.Errorf("%w: REKEY_ENCRYPTION_KEYS is not the value the values already stored were "+
+	"sealed with, or running processes hold (see 'rekey keys status')", ErrUnreadable)
+
+// fleetSample is how many sealed values CheckSealedByTheFleet tries to
+// open when Redis holds no fingerprint key.
+const fleetSample = 16
+
 // CheckSealedByTheFleet returns ErrFingerprintKey when Redis holds a
 // fingerprint key that no key of the store's REKEY_ENCRYPTION_KEYS opens:
 // the processes that sealed it hold other keys, and what this store seals
-// they cannot open. Unlike CheckFingerprintKey it writes nothing: with no
-// fingerprint key yet there is nothing to compare, and the first worker
-// makes one.
+// they cannot open. With no fingerprint key yet (a fleet whose first
+// worker has not started), what else Redis holds is compared instead: the
+// keys running processes announce (each must hold the key this store
+// seals under) and a sample of the values already sealed (some must open);
+// either failing is ErrNotTheFleetsKeys. When both pass, the fingerprint
+// key is made under this store's keys, so that every later check is the
+// one read, and a worker started later on other keys refuses to take
+// tasks at once instead of failing on every token this store sealed.
 func (s *Store) CheckSealedByTheFleet(ctx context.Context) error {
 	v, err := s.rdb.Get(ctx, fingerprintKeyKey()).Result()
 	if errors.Is(err, redis.Nil) {
-		return nil
+		if err := s.checkKeysWithoutFingerprintKey(ctx); err != nil {
+			return err
+		}
+		return s.CheckFingerprintKey(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("read the fingerprint key: %w", err)
 	}
 	if _, err := s.sealer.Open(v, fingerprintKeyKey()+"#"); err != nil {
 		return ErrFingerprintKey
+	}
+	return nil
+}
+
+// checkKeysWithoutFingerprintKey is CheckSealedByTheFleet's comparison
+// when Redis holds no fingerprint key.
+func (s *Store) checkKeysWithoutFingerprintKey(ctx context.Context) error {
+	seals := s.sealer.KeyIDs()[0]
+	rings, err := s.Keyrings(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range rings {
+		if !slices.Contains(r.KeyIDs, seals) {
+			return fmt.Errorf("%w: %s does not hold key %s, which this process seals under", ErrNotTheFleetsKeys, r.Process, seals)
+		}
+	}
+	st, err := s.SealedStatus(ctx, fleetSample)
+	if err != nil {
+		return err
+	}
+	if st.Values > 0 && st.UnreadableTotal() == st.Values {
+		return fmt.Errorf("%w: no stored sealed value opens with its keys (%d tried)", ErrNotTheFleetsKeys, st.Values)
 	}
 	return nil
 }
