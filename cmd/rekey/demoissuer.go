@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
 
 	"github.com/spf13/cobra"
 
@@ -31,6 +32,11 @@ its credentials grant nothing and are forgotten at exit.`,
 // an issuer for production: its credentials are random strings that grant
 // nothing, and they are forgotten at exit.
 func runDemoIssuer(ctx context.Context, env *environ, addr string) error {
+	if host, _, err := net.SplitHostPort(addr); err != nil || host == "" {
+		// An empty host listens on every interface: a demo issuer whose
+		// credentials grant nothing is still no service for the network.
+		return usagef("--addr %q is not HOST:PORT with a host, such as 127.0.0.1:5002", addr)
+	}
 	cfg, err := loadConfig(env)
 	if err != nil {
 		return err
@@ -39,8 +45,8 @@ func runDemoIssuer(ctx context.Context, env *environ, addr string) error {
 		return errors.New("REKEY_ISSUER_SECRET must be set: the demo issuer accepts only requests signed with it, as the worker signs them")
 	}
 	log := newLogger(env, cfg, "demo-issuer", false)
-	listening := func() {
-		log.Warn().Str("addr", addr).Str("detail", "a demo issuer for local runs, NOT FOR PRODUCTION: "+
+	listening := func(bound net.Addr) {
+		log.Warn().Str("addr", bound.String()).Str("detail", "a demo issuer for local runs, NOT FOR PRODUCTION: "+
 			"its credentials grant nothing and are forgotten at exit").Msg("demo_issuer_listening")
 	}
 	// Revocations are logged (ids only) so a local run shows the end of each rotation.

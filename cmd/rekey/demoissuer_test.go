@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +60,45 @@ func TestDemoIssuerNeedsTheSecret(t *testing.T) {
 	err := runDemoIssuer(context.Background(), env, "127.0.0.1:0")
 	if err == nil || !strings.Contains(err.Error(), "REKEY_ISSUER_SECRET must be set") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// An --addr without a host would listen on every interface, and is
+// refused; one with port 0 listens on a port the system picks, which the
+// log line names.
+func TestDemoIssuerListensWhereItSays(t *testing.T) {
+	env := &environ{lookup: func(k string) (string, bool) {
+		v, ok := map[string]string{"REKEY_ISSUER_SECRET": "local-issuer-secret"}[k]
+		return v, ok
+	}, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	for _, addr := range []string{"", ":5002", "5002"} {
+		if err := runDemoIssuer(context.Background(), env, addr); !isUsage(err) {
+			t.Errorf("--addr %q: %v, want a usage error", addr, err)
+		}
+	}
+	stderr := &syncBuffer{}
+	env.stderr = stderr
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runDemoIssuer(ctx, env, "127.0.0.1:0") }()
+	re := regexp.MustCompile(`"addr":"127\.0\.0\.1:([0-9]+)"`)
+	deadline := time.Now().Add(30 * time.Second)
+	for re.FindStringSubmatch(stderr.String()) == nil && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	m := re.FindStringSubmatch(stderr.String())
+	if m == nil || m[1] == "0" {
+		cancel()
+		t.Fatalf("no bound port in the log:\n%s", stderr)
+	}
+	conn, err := net.Dial("tcp", "127.0.0.1:"+m[1])
+	if err != nil {
+		t.Errorf("the port the log names takes no connection: %v", err)
+	} else {
+		_ = conn.Close()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -101,6 +101,10 @@ func checkShowID(id string) error {
 	return usagef("%q is not an instance id: show takes one, such as inst-123", id)
 }
 
+// maxImportLine is the longest line instances import reads: an instance's
+// JSON, its tokens and current config included, is a few KiB.
+const maxImportLine = 1 << 20
+
 // importInstances registers one instance per JSON line, reporting each bad
 // line by number; it fails when any line failed. Instances rekey knows as
 // deprovisioned are skipped and counted unless includeDeprovisioned.
@@ -133,7 +137,7 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 	}
 	reg := a.registry(hc)
 	sc := bufio.NewScanner(fleet.SkipBOM(r)) // a file saved by a Windows editor starts with one
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sc.Buffer(make([]byte, 64<<10), maxImportLine)
 	ok, bad, skipped := 0, 0, 0
 	out := importOutput{Refused: []refusedLine{}}
 	refuse := func(n int, id, reason string) {
@@ -158,7 +162,8 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 		return &stoppedError{done: fmt.Sprintf("%s registered and %s refused before line %d; %s, "+
 			"and those after it were not read", instances(ok), count(bad, "line", "lines"), n, line), err: err}
 	}
-	for n := 1; sc.Scan(); n++ {
+	n := 1
+	for ; sc.Scan(); n++ {
 		if err := ctx.Err(); err != nil {
 			return stop(n, fmt.Sprintf("line %d was not registered", n), err)
 		}
@@ -203,10 +208,17 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 		}
 		ok++
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
 	out.Registered, out.SkippedDeprovisioned = ok, skipped
+	if err := sc.Err(); err != nil {
+		if asJSON {
+			_ = writeJSON(env.stdout, out)
+		}
+		if errors.Is(err, bufio.ErrTooLong) {
+			err = fmt.Errorf("line %d is longer than %d KiB, which no instance's line is", n, maxImportLine>>10)
+		}
+		return fmt.Errorf("read %s: %w; %s registered and %s refused before it, and it and the lines after it were "+
+			"not read (importing the file again is safe)", path, err, instances(ok), count(bad, "line", "lines"))
+	}
 	if asJSON {
 		if err := writeJSON(env.stdout, out); err != nil {
 			return err

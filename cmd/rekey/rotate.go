@@ -183,11 +183,11 @@ func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
 	if refused != nil {
 		return refused // refused whole: no plan, since nothing would happen
 	}
-	if f.plan {
-		return printPlan(ctx, env, a, f, ids)
-	}
 	if len(ids) == 0 {
-		return errors.New("no instance to rotate")
+		return errors.New("no instance to rotate") // the plan, too: nothing would happen
+	}
+	if f.plan {
+		return printPlan(ctx, env, a, f, ids, problems)
 	}
 	if !f.confirm && needsConfirm(f, len(ids)) {
 		if err := confirmRotation(ctx, env, a, f, ids); err != nil {
@@ -543,14 +543,14 @@ func warnRefused(w io.Writer, res fleet.Result) {
 }
 
 // printPlan prints what the request would do.
-func printPlan(ctx context.Context, env *environ, a *app, f rotateFlags, ids []string) error {
+func printPlan(ctx context.Context, env *environ, a *app, f rotateFlags, ids []string, problems []fleet.Problem) error {
 	start := time.Now()
 	pl, err := plan(ctx, a, f, ids)
 	if err != nil {
 		return err
 	}
 	if f.asJSON {
-		err = writeJSON(env.stdout, newPlanOutput(pl))
+		err = writeJSON(env.stdout, newPlanOutput(pl, problems))
 	} else {
 		writePlan(env.stdout, pl, time.Since(start))
 	}

@@ -261,6 +261,57 @@ func TestRotateSkipInvalidJSONListsLeftOut(t *testing.T) {
 	if out.Enqueued != 2 || !reflect.DeepEqual(out.Invalid, want) {
 		t.Errorf("rotate --json: enqueued %d, invalid %+v; want 2 and %+v", out.Enqueued, out.Invalid, want)
 	}
+	// The plan of the same request lists them alike.
+	if err := c.run(t, "rotate", "--from", path, "--skip-invalid", "--json", "--plan"); err != nil {
+		t.Fatalf("rotate --plan: %v\n%s", err, c.stderr)
+	}
+	var pl planOutput
+	if err := json.Unmarshal(c.stdout.Bytes(), &pl); err != nil {
+		t.Fatalf("rotate --plan --json does not parse (%v): %s", err, c.stdout)
+	}
+	if !reflect.DeepEqual(pl.Invalid, want) {
+		t.Errorf("rotate --plan --json: invalid %+v, want %+v", pl.Invalid, want)
+	}
+}
+
+// A plan exits as the request would: with nothing to rotate (every id
+// left out by --skip-invalid, or an empty fleet's --all), 1 and no plan.
+func TestRotatePlanOfNothingFailsAsTheRequestWould(t *testing.T) {
+	c := newCLI(t)
+	for _, args := range [][]string{{"--all"}, {"--skip-invalid", "no-such-instance"}} {
+		for _, plan := range []bool{false, true} {
+			a := append([]string(nil), args...)
+			if plan {
+				a = append(a, "--plan")
+			}
+			err := c.run(t, "rotate", a...)
+			if err == nil || isUsage(err) || !strings.Contains(err.Error(), "no instance to rotate") {
+				t.Errorf("rotate %v: %v, want \"no instance to rotate\"", a, err)
+			}
+			if strings.Contains(c.stdout.String(), "plan for") {
+				t.Errorf("rotate %v printed a plan:\n%s", a, c.stdout)
+			}
+		}
+	}
+}
+
+// A line past the longest an id list or an import takes is named by its
+// number, and what was done before it is said.
+func TestAnOverlongLineIsNamed(t *testing.T) {
+	c := newCLI(t)
+	c.register(t, 1)
+	long := strings.Repeat("x", 2<<20)
+	c.stdin = strings.NewReader("inst-00000\n" + long + "\n")
+	err := c.run(t, "rotate", "--from", "-")
+	if err == nil || !strings.Contains(err.Error(), "line 2 is longer than 64 KiB") {
+		t.Errorf("rotate --from with a 2 MiB line: %v, want it named", err)
+	}
+	err = c.importLines(t, `{"id":"inst-9","api_version":"v1","heroku_id":"app-9","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}`+
+		"\n"+long+"\n")
+	if err == nil || !strings.Contains(err.Error(), "line 2 is longer than 1024 KiB") ||
+		!strings.Contains(err.Error(), "1 instance registered and 0 lines refused before it") {
+		t.Errorf("import with a 2 MiB line: %v, want it named and the registered one counted", err)
+	}
 }
 
 func TestRotateNamedIDs(t *testing.T) {

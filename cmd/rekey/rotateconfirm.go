@@ -103,10 +103,15 @@ type invalidID struct {
 }
 
 func newRotateOutput(res fleet.Result, queue string, problems []fleet.Problem, b *store.Batch) rotateOutput {
-	out := rotateOutput{BatchID: res.BatchID, Queue: queue, Enqueued: res.Enqueued, Joined: res.Joined,
-		Skipped: res.Skipped, Gone: res.Gone, Refused: res.Refused, Batch: b}
+	return rotateOutput{BatchID: res.BatchID, Queue: queue, Enqueued: res.Enqueued, Joined: res.Joined,
+		Skipped: res.Skipped, Gone: res.Gone, Refused: res.Refused, Invalid: invalidIDs(problems), Batch: b}
+}
+
+// invalidIDs are problems as --json lists them.
+func invalidIDs(problems []fleet.Problem) []invalidID {
+	var out []invalidID
 	for _, p := range problems {
-		out.Invalid = append(out.Invalid, invalidID{Line: p.Line, Kind: p.Kind, Reason: p.Msg})
+		out = append(out, invalidID{Line: p.Line, Kind: p.Kind, Reason: p.Msg})
 	}
 	return out
 }
@@ -128,11 +133,14 @@ type planOutput struct {
 	AppsReleased     int     `json:"apps_released_at_least"`
 	PerHour          int     `json:"budget_calls_per_hour"`
 	EstimatedSeconds float64 `json:"estimated_seconds_at_least"`
+	// Invalid lists what --skip-invalid leaves out, as the request's own
+	// --json does.
+	Invalid []invalidID `json:"invalid,omitempty"`
 }
 
-func newPlanOutput(pl fleet.Plan) planOutput {
+func newPlanOutput(pl fleet.Plan, problems []fleet.Problem) planOutput {
 	return planOutput{Instances: pl.Named, Rotate: pl.Rotate, Queue: pl.Queue, InFlight: pl.InFlight,
 		Deprovisioned: pl.Deprovisioned, Unknown: pl.Unknown, PreviousWaiting: pl.PreviousWaiting, AtCap: pl.AtCap,
 		HerokuCalls: pl.Calls(), ReadBacks: pl.ReadBacks, FirstReads: pl.FirstReads, TokenRefreshes: pl.TokenRefreshes, AppsReleased: pl.Rotate, PerHour: pl.PerHour,
-		EstimatedSeconds: roundDuration(pl.Duration).Seconds()}
+		EstimatedSeconds: roundDuration(pl.Duration).Seconds(), Invalid: invalidIDs(problems)}
 }

@@ -112,21 +112,21 @@ func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
 
 // serve runs h on PORT and shuts down gracefully when ctx is done.
 func serve(ctx context.Context, a *app, h http.Handler) error {
-	listening := func() { a.log.Info().Int("port", a.cfg.Port).Msg("web listening") }
+	listening := func(net.Addr) { a.log.Info().Int("port", a.cfg.Port).Msg("web listening") }
 	return serveAddr(ctx, a.log, fmt.Sprintf("web on PORT %d", a.cfg.Port), net.JoinHostPort("", strconv.Itoa(a.cfg.Port)), h,
 		listening, "web shutting down")
 }
 
 // serveAddr runs h on addr and shuts down gracefully when ctx is done. It
-// calls listening once the address is bound, so that a log line saying so
-// is true, and logs stopping before it shuts down; its errors start with
+// calls listening with the address bound (a port 0 made real), so that a
+// log line saying so is true, and logs stopping before it shuts down; its errors start with
 // name.
-func serveAddr(ctx context.Context, log zerolog.Logger, name, addr string, h http.Handler, listening func(), stopping string) error {
+func serveAddr(ctx context.Context, log zerolog.Logger, name, addr string, h http.Handler, listening func(bound net.Addr), stopping string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	listening()
+	listening(ln.Addr())
 	var open atomic.Int64 // connections not yet closed or hijacked
 	srv := &http.Server{
 		ConnState: func(_ net.Conn, state http.ConnState) {

@@ -407,7 +407,7 @@ func (c *Config) RedisOptions() (*redis.Options, error) {
 }
 
 // checkRedisTarget refuses a REDIS_URL that go-redis would read as another
-// server than the one meant, and a connection less safe than
+// server or database than the one meant, and a connection less safe than
 // REKEY_REDIS_VERIFY_TLS asks for. go-redis fills in localhost for a URL
 // with no host (built from a variable left unset: redis://:pw@:6379), and
 // net/url ends a URL at its first '#' (one in a password), so a process
@@ -419,6 +419,10 @@ func (c *Config) checkRedisTarget(opt *redis.Options) error {
 	}
 	if u, err := url.Parse(c.RedisURL); err == nil && (u.Scheme == "redis" || u.Scheme == "rediss") && u.Hostname() == "" {
 		return errors.New("REDIS_URL names no host (redis://[:password@]host:port/db): was it built from a variable left unset?")
+	}
+	if opt.DB < 0 {
+		// go-redis selects no database below 1: /-1 would run on database 0.
+		return fmt.Errorf("REDIS_URL's database number must be 0 or more, got %d", opt.DB)
 	}
 	if !c.RedisVerifyTLS {
 		return nil

@@ -131,7 +131,8 @@ func TestHerokuURLs(t *testing.T) {
 // A REDIS_URL that go-redis would read as another server than the one
 // meant is refused, naming no part of it: one built from a variable left
 // unset names no host (go-redis would fill in localhost), and a '#' in a
-// password ends the URL there (the password and the host after it lost).
+// password ends the URL there (the password and the host after it lost),
+// and a negative database number would run on database 0.
 func TestRedisURLThatWouldReachAnotherServerIsRefused(t *testing.T) {
 	t.Parallel()
 	for u, want := range map[string]string{
@@ -139,6 +140,7 @@ func TestRedisURLThatWouldReachAnotherServerIsRefused(t *testing.T) {
 		"redis://:s3cretpw@:6379/0":              "names no host",
 		"rediss://:s3cretpw@:6380":               "names no host",
 		"redis://:1234#s3cretpw@10.1.2.3:6379/0": "'#'",
+		"redis://:s3cretpw@10.1.2.3:6379/-1":     "database number must be 0 or more",
 	} {
 		_, err := config.Load(env(map[string]string{"REDIS_URL": u}))
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cretpw") {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -69,7 +70,8 @@ func ReadIDs(r io.Reader) ([]Line, []Problem, error) {
 	sc.Buffer(make([]byte, 4096), maxLine)
 	var lines []Line
 	var problems []Problem
-	for n := 1; sc.Scan(); n++ {
+	n := 1
+	for ; sc.Scan(); n++ {
 		text := strings.TrimSpace(sc.Text())
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
@@ -81,7 +83,9 @@ func ReadIDs(r io.Reader) ([]Line, []Problem, error) {
 		}
 		lines = append(lines, Line{N: n, ID: id})
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return nil, nil, fmt.Errorf("read id list: line %d is longer than %d KiB, which no line naming an id is", n, maxLine>>10)
+	} else if err != nil {
 		return nil, nil, fmt.Errorf("read id list: %w", err)
 	}
 	return lines, problems, nil
