@@ -40,7 +40,7 @@ func (c *Client) AddonState(ctx context.Context, t Target) (string, error) {
 		return "", fmt.Errorf("heroku %s: empty add-on id: %w", EndpointGetAddon, ErrInvalidRequest)
 	}
 	u := c.apiURL + "/addons/" + escapeSegment(t.AddonID)
-	body, err := c.withToken(ctx, t.AddonID, func(access secret.String) call {
+	body, err := c.withToken(ctx, t.AddonID, EndpointGetAddon, func(access secret.String) call {
 		return call{endpoint: EndpointGetAddon, method: http.MethodGet, url: u, addonID: t.AddonID,
 			authorize: v3Authorize(access), secrets: []string{access.Reveal()}}
 	})

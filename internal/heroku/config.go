@@ -168,7 +168,7 @@ func (c *Client) v3(ctx context.Context, t Target, endpoint, method string, body
 		return nil, fmt.Errorf("heroku %s: empty add-on id: %w", endpoint, ErrInvalidRequest)
 	}
 	u := c.apiURL + "/addons/" + escapeSegment(t.AddonID) + "/config"
-	return c.withToken(ctx, t.AddonID, func(access secret.String) call {
+	return c.withToken(ctx, t.AddonID, endpoint, func(access secret.String) call {
 		cl := call{endpoint: endpoint, method: method, url: u, body: body, addonID: t.AddonID}
 		if body != nil {
 			cl.contentType = "application/json"

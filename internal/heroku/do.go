@@ -3,10 +3,12 @@ package heroku
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -38,6 +40,12 @@ type call struct {
 	// client's own secrets, are scrubbed from any text of Heroku's that
 	// reaches an error.
 	secrets []string
+	// opaque keeps no text of the answer's in an error: no message, no
+	// request id, no text of Go's about the connection, and only an error
+	// id Heroku is known to send. A call to the config endpoints is always
+	// opaque (quotesTheApp), and so is a token refresh made for one: a
+	// front that saw an app's live config may quote it in any of them.
+	opaque bool
 }
 
 // TransportError is a call that got no HTTP response: a connection error, or
@@ -56,7 +64,7 @@ type TransportError struct {
 func (e *TransportError) Error() string {
 	text := e.text
 	if text == "" && e.Err != nil {
-		text = newTransportError(e.Endpoint, e.Err, nil).text
+		text = newTransportError(e.Endpoint, e.Err, nil, false).text
 	}
 	return fmt.Sprintf("heroku %s: %s", e.Endpoint, text)
 }
@@ -78,10 +86,11 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 	}
 	start := time.Now()
 	secrets := slices.Concat(cl.secrets, []string{c.clientSecret.Reveal(), c.v1Password.Reveal()})
+	opaque := cl.opaque || quotesTheApp(cl.endpoint)
 	resp, err := c.send(ctx, cl)
 	if err != nil {
 		c.report(cl, 0, -1, start)
-		return nil, transportError(ctx, cl.endpoint, err, secrets)
+		return nil, transportError(ctx, cl.endpoint, err, secrets, opaque)
 	}
 	defer drainClose(resp.Body)
 	remaining := parseRemaining(resp.Header)
@@ -89,7 +98,7 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 	if cl.addonID != "" && c.limiter != nil {
 		c.limiter.Observe(cl.addonID, remaining, resp.StatusCode)
 	}
-	if err := responseError(resp, cl.endpoint, c.now(), secrets); err != nil {
+	if err := responseError(resp, cl.endpoint, opaque, c.now(), secrets); err != nil {
 		return nil, err
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" || mt == "application/xhtml+xml" {
@@ -98,7 +107,7 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 		// its status.
 		return nil, fmt.Errorf("heroku %s: a 2xx page (%s): %w", cl.endpoint, mt, ErrUnexpectedAnswer)
 	}
-	b, err := readBody(resp, cl.endpoint, secrets)
+	b, err := readBody(resp, cl.endpoint, secrets, opaque)
 	if err != nil && (cl.endpoint == EndpointPatchConfig || cl.endpoint == EndpointV1Put) {
 		// A 2xx to a change whose body cannot be read (the connection
 		// reset halfway, a body past the limit) proves nothing of the
@@ -141,7 +150,7 @@ func (c *Client) report(cl call, status, remaining int, start time.Time) {
 // the context's error is returned (wrapped) instead, so Classify can tell a
 // call that timed out from a caller that gave up. The URL is dropped: only
 // the endpoint name identifies the call.
-func transportError(ctx context.Context, endpoint string, err error, secrets []string) error {
+func transportError(ctx context.Context, endpoint string, err error, secrets []string, opaque bool) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("heroku %s: %w", endpoint, ctxErr)
 	}
@@ -149,7 +158,7 @@ func transportError(ctx context.Context, endpoint string, err error, secrets []s
 	if errors.As(err, &uerr) {
 		err = uerr.Err
 	}
-	return newTransportError(endpoint, err, secrets)
+	return newTransportError(endpoint, err, secrets, opaque)
 }
 
 // newTransportError is err of a call to endpoint, its text made safe to
@@ -160,8 +169,15 @@ func transportError(ctx context.Context, endpoint string, err error, secrets []s
 // of whole values finds (the V1 password inside the base64 of its Basic
 // authorization, a value Go- or JSON-escaped): no such text is kept. Go
 // quotes what it stumbled on, and a dial, TLS or timeout error quotes
-// nothing, so a text with a quote in it is one of those.
-func newTransportError(endpoint string, err error, secrets []string) *TransportError {
+// nothing, so a text with a quote in it is one of those. An opaque call's
+// error keeps none of Go's text, which may still quote the server
+// unquoted (the names a TLS certificate is valid for, a proxy's answer to
+// CONNECT): only what kind of failure it was (opaqueCause).
+func newTransportError(endpoint string, err error, secrets []string, opaque bool) *TransportError {
+	if opaque {
+		cause := newOpaqueCause(err)
+		return &TransportError{Endpoint: endpoint, Err: cause, text: cause.Error()}
+	}
 	text := err.Error()
 	if strings.Contains(text, "malformed") || strings.Contains(text, `"`) {
 		text = "the answer is not HTTP that Go reads (what it said is not kept)"
@@ -171,10 +187,10 @@ func newTransportError(endpoint string, err error, secrets []string) *TransportE
 }
 
 // readBody reads a successful response with a size limit.
-func readBody(resp *http.Response, endpoint string, secrets []string) ([]byte, error) {
+func readBody(resp *http.Response, endpoint string, secrets []string, opaque bool) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	if err != nil {
-		return nil, newTransportError(endpoint, err, secrets)
+		return nil, newTransportError(endpoint, err, secrets, opaque)
 	}
 	if len(b) > maxBodyBytes {
 		return nil, fmt.Errorf("heroku %s: response body exceeds %d bytes", endpoint, maxBodyBytes)
@@ -197,3 +213,39 @@ func parseRemaining(h http.Header) int {
 	}
 	return n
 }
+
+// opaqueCause is an opaque call's failed send: the kind of failure, none
+// of its text. It is a timeout, for errors.Is and net.Error's Timeout,
+// when the send's was.
+type opaqueCause struct {
+	kind    string
+	timeout bool
+}
+
+func newOpaqueCause(err error) *opaqueCause {
+	var netErr net.Error
+	timeout := errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout()
+	var op *net.OpError
+	var cert *tls.CertificateVerificationError
+	var rec tls.RecordHeaderError
+	var alert tls.AlertError
+	kind := "the connection failed"
+	switch {
+	case timeout:
+		kind = "no answer within the call's timeout"
+	case errors.As(err, &cert), errors.As(err, &rec), errors.As(err, &alert):
+		kind = "the TLS handshake failed"
+	case errors.As(err, &op) && op.Op == "dial":
+		kind = "could not connect"
+	}
+	return &opaqueCause{kind: kind + " (what it said is not kept: an answer to a config call may quote an app's)", timeout: timeout}
+}
+
+func (e *opaqueCause) Error() string { return e.kind }
+
+// Timeout reports whether the send timed out, as net.Error does.
+func (e *opaqueCause) Timeout() bool { return e.timeout }
+
+// Is makes a timed-out send context.DeadlineExceeded, as the send's own
+// error was.
+func (e *opaqueCause) Is(target error) bool { return e.timeout && target == context.DeadlineExceeded }

@@ -72,17 +72,18 @@ func (e *RateLimitError) Error() string {
 // nil for 2xx, *RateLimitError for 429 and *APIError for anything else. It
 // reads at most maxErrorBodyBytes of the body, and removes the request's
 // secrets from Heroku's message in case Heroku echoes one, and keeps no
-// message or request id where it may hold the app's (quotesTheApp). Heroku's id is
+// message or request id where it may hold an app's (an opaque call: see
+// call.opaque), nor an error id Heroku is not known to send. Heroku's id is
 // kept only when it reads as one (idPattern): it becomes a failure code,
 // which operators group by and see in `rekey instances show`. The message
 // keeps no control character: a line break or a terminal escape in it
 // would forge lines, or drive the terminal, wherever it is printed.
-func responseError(resp *http.Response, endpoint string, now time.Time, secrets []string) error {
+func responseError(resp *http.Response, endpoint string, opaque bool, now time.Time, secrets []string) error {
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		return nil
 	}
 	requestID := resp.Header.Get("Request-Id")
-	if !requestIDPattern.MatchString(requestID) || scrub(requestID, secrets) != requestID || quotesTheApp(endpoint) {
+	if !requestIDPattern.MatchString(requestID) || scrub(requestID, secrets) != requestID || opaque {
 		requestID = "" // not one of Heroku's, or it could carry what the call never held
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {
@@ -107,11 +108,11 @@ func responseError(resp *http.Response, endpoint string, now time.Time, secrets 
 		body.ID = body.Error
 	}
 	id := scrub(body.ID, secrets)
-	if !idPattern.MatchString(id) {
+	if !idPattern.MatchString(id) || opaque && !knownIDs[id] {
 		id = ""
 	}
 	msg := ""
-	if !quotesTheApp(endpoint) && resp.StatusCode < 500 {
+	if !opaque && resp.StatusCode < 500 {
 		msg = secret.Clip(printable.Text(scrub(body.Message, secrets)), maxMessageLen)
 	}
 	return &APIError{Status: resp.StatusCode, ID: id, Message: msg, RequestID: requestID, Endpoint: endpoint}
@@ -147,6 +148,18 @@ const MaxRetryAfter = 15 * time.Minute
 // requestIDPattern is what a request id may look like to be kept in an
 // error: Heroku's are UUIDs, sometimes with a suffix.
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+
+// knownIDs are the error ids an opaque call's error keeps: Heroku's
+// Platform API's and OAuth's (RFC 6749, 5.2). Any other word could be an
+// app's password of lower-case letters, or a piece of one.
+var knownIDs = map[string]bool{
+	"bad_request": true, "conflict": true, "delinquent": true, "forbidden": true, "internal_server_error": true,
+	"invalid_params": true, "not_acceptable": true, "not_found": true, "payment_required": true,
+	"precondition_failed": true, "rate_limit": true, "service_unavailable": true, "suspended": true,
+	"unauthorized": true, "unavailable": true, "unprocessable_entity": true,
+	"invalid_request": true, "invalid_client": true, "invalid_grant": true, "unauthorized_client": true,
+	"unsupported_grant_type": true, "invalid_scope": true,
+}
 
 // idPattern is what Heroku's error ids look like ("not_found",
 // "invalid_params"): lowercase letters and underscores.

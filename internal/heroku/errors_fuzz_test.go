@@ -48,7 +48,7 @@ func FuzzResponseError(f *testing.F) {
 		body = bytes.ReplaceAll(body, []byte(planted), []byte(sec))
 		resp := &http.Response{StatusCode: st, Header: http.Header{"Request-Id": {"req-1"}},
 			Body: io.NopCloser(bytes.NewReader(body))}
-		err := responseError(resp, "config", time.Unix(1700000000, 0), []string{"", sec})
+		err := responseError(resp, "config", false, time.Unix(1700000000, 0), []string{"", sec})
 		checkResponseError(t, st, err)
 		if err != nil && strings.Contains(fmt.Sprintf("%v %+v %#v", err, err, err), sec) {
 			t.Fatalf("error on %d leaks the request's secret: %v", st, err)

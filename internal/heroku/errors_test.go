@@ -2,9 +2,15 @@ package heroku_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -356,5 +362,121 @@ func TestARefusedRefreshQuotesNotTheTokenItReplaces(t *testing.T) {
 	}
 	if out := fmt.Sprintf("%v %#v", err, err); strings.Contains(out, accessToken) || strings.Contains(out, accessToken[:12]) {
 		t.Errorf("the refused refresh quotes the access token it replaces: %s", out)
+	}
+}
+
+// A call to the config endpoints that gets no answer keeps none of Go's
+// text about the connection: a TLS front that saw the app's config can
+// present a certificate valid for a name that is the app's live password,
+// which Go's verification error names unquoted. The error says what kind
+// of failure it was, and a timeout stays one.
+func TestAConfigCallWithoutAnAnswerQuotesNothingOfTheServer(t *testing.T) {
+	t.Parallel()
+	const live = "c41d7e0a-9b2f-4e63-8a15-d07f3b6e92c8"
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), DNSNames: []string{live},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewUnstartedServer(http.NotFoundHandler())
+	front.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	front.StartTLS()
+	t.Cleanup(front.Close)
+	roots := x509.NewCertPool()
+	cert, _ := x509.ParseCertificate(der)
+	roots.AddCert(cert)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	u := strings.Replace(front.URL, "127.0.0.1", "localhost", 1)
+	c, err := heroku.NewClient(heroku.WithAPIURL(u), heroku.WithIDURL(u), heroku.WithHTTPClient(hc),
+		heroku.WithClock(func() time.Time { return epoch }), heroku.WithOAuthClientSecret(secret.New(clientSecret)),
+		heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.GetConfig(context.Background(), v3Target())
+	if out := fmt.Sprintf("%v %+v", err, err); err == nil || strings.Contains(out, live) || !strings.Contains(out, "TLS handshake failed") {
+		t.Errorf("a read of the config through the front: %s; want the TLS failure without the certificate's name", out)
+	}
+	if heroku.Classify(err) != heroku.ClassTransient {
+		t.Errorf("class %v, want transient", heroku.Classify(err))
+	}
+	// The same front answering a call that is no config call keeps Go's
+	// text, which names what was wrong.
+	if _, err := c.AddonState(context.Background(), v3Target()); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a read of the add-on through the front: %v, want Go's text kept", err)
+	}
+
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(500 * time.Millisecond)
+	}))
+	t.Cleanup(slow.Close)
+	c, err = heroku.NewClient(heroku.WithAPIURL(slow.URL), heroku.WithIDURL(slow.URL),
+		heroku.WithHTTPClient(&http.Client{Timeout: 50 * time.Millisecond}),
+		heroku.WithClock(func() time.Time { return epoch }), heroku.WithOAuthClientSecret(secret.New(clientSecret)),
+		heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.UpdateConfig(context.Background(), v3Target(), oneVar())
+	if !errors.Is(err, context.DeadlineExceeded) || heroku.Classify(err) != heroku.ClassTransient ||
+		!strings.Contains(err.Error(), "timeout") {
+		t.Errorf("a push that timed out: %v (class %v), want a transient timeout", err, heroku.Classify(err))
+	}
+}
+
+// The token refresh a call to the config endpoints makes first (its token
+// about to expire, or refused 401) is that call's: its error keeps no
+// message, request id or unknown error id either, since the push or read
+// returns it as its own.
+func TestARefreshForAConfigCallQuotesNothing(t *testing.T) {
+	t.Parallel()
+	const live = "c41d7e0a-9b2f-4e63-8a15-d07f3b6e92c8"
+	expiring := validToken()
+	expiring.ExpiresAt = epoch.Add(-time.Minute)
+	for name, rep := range map[string]reply{
+		"a 4xx message": {status: 400, body: `{"error":"invalid_request","message":"seen ` + live + `"}`},
+		"a 5xx":         {status: 503, body: `{}`, header: map[string]string{"Request-Id": live}},
+		"a 429":         {status: 429, body: `{}`, header: map[string]string{"Request-Id": live}},
+		"an unknown id": {status: 400, body: `{"error":"hunter","message":"x"}`},
+		"invalid_grant": {status: 400, body: `{"error":"invalid_grant","message":"seen ` + live + `"}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := newScript(t)
+			s.on(tokenRoute, rep)
+			c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, expiring)))
+			err := c.UpdateConfig(context.Background(), v3Target(), oneVar())
+			out := fmt.Sprintf("%v %+v", err, err)
+			if err == nil || strings.Contains(out, live) || strings.Contains(out, "hunter") {
+				t.Errorf("the push's error: %s; want one quoting nothing of the token endpoint's", out)
+			}
+			if name == "invalid_grant" && !errors.Is(err, heroku.ErrTokenRefused) {
+				t.Errorf("invalid_grant: %v, want ErrTokenRefused: the error id is kept", err)
+			}
+		})
+	}
+}
+
+// A token refreshed ahead of its expiry is scrubbed from the call made
+// with the new one, as one refreshed after a 401 is.
+func TestARefreshAheadOfExpiryScrubsTheTokenItReplaced(t *testing.T) {
+	t.Parallel()
+	const stale = "e8b64f1d27a9c053"
+	old := validToken()
+	old.AccessToken, old.ExpiresAt = secret.New(stale), epoch.Add(-time.Minute)
+	s := newScript(t)
+	s.on(tokenRoute, reply{status: 200, body: tokenBody})
+	s.on("GET /addons/"+addonID, reply{status: 503, body: `{"id":"unavailable"}`, header: map[string]string{"Request-Id": stale}})
+	c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, old)))
+	_, err := c.AddonState(context.Background(), v3Target())
+	if err == nil || strings.Contains(fmt.Sprintf("%v %#v", err, err), stale) {
+		t.Errorf("the read after a refresh ahead of expiry: %v; want a 503 without the replaced token", err)
 	}
 }

@@ -72,7 +72,7 @@ func (c *Client) ExchangeGrant(ctx context.Context, code secret.String) (Token, 
 	if code.IsZero() {
 		return Token{}, fmt.Errorf("heroku %s: empty grant code: %w", EndpointOAuthToken, ErrInvalidRequest)
 	}
-	t, err := c.tokenCall(ctx, url.Values{"grant_type": {"authorization_code"}, "code": {code.Reveal()}})
+	t, err := c.tokenCall(ctx, url.Values{"grant_type": {"authorization_code"}, "code": {code.Reveal()}}, false)
 	if err == nil && t.RefreshToken.IsZero() {
 		return Token{}, fmt.Errorf("heroku %s: %w", EndpointOAuthToken, ErrGrantWithoutRefreshToken)
 	}
@@ -84,18 +84,20 @@ func (c *Client) ExchangeGrant(ctx context.Context, code secret.String) (Token, 
 // does not save the result and does not pass through the Limiter. An empty
 // refresh token fails with ErrNoRefreshToken.
 func (c *Client) Refresh(ctx context.Context, refresh secret.String) (Token, error) {
-	return c.refresh(ctx, Token{RefreshToken: refresh})
+	return c.refresh(ctx, Token{RefreshToken: refresh}, false)
 }
 
 // refresh is Refresh of old's refresh token. Old's access token, which
-// the calls before it sent, is scrubbed from the answer too.
-func (c *Client) refresh(ctx context.Context, old Token) (Token, error) {
+// the calls before it sent, is scrubbed from the answer too. Opaque keeps
+// no text of the answer's (call.opaque): a refresh made for a call to the
+// config endpoints.
+func (c *Client) refresh(ctx context.Context, old Token, opaque bool) (Token, error) {
 	refresh := old.RefreshToken
 	if refresh.IsZero() {
 		return Token{}, fmt.Errorf("heroku %s: %w", EndpointOAuthToken, ErrNoRefreshToken)
 	}
 	t, err := c.tokenCall(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh.Reveal()}},
-		old.AccessToken.Reveal())
+		opaque, old.AccessToken.Reveal())
 	if err == nil && t.RefreshToken.IsZero() {
 		t.RefreshToken = refresh
 	}
@@ -103,8 +105,9 @@ func (c *Client) refresh(ctx context.Context, old Token) (Token, error) {
 }
 
 // tokenCall posts form to the OAuth token endpoint with the client secret.
-// Held are other secrets of the add-on's the answer is scrubbed of.
-func (c *Client) tokenCall(ctx context.Context, form url.Values, held ...string) (Token, error) {
+// Held are other secrets of the add-on's the answer is scrubbed of;
+// opaque is the call's (call.opaque).
+func (c *Client) tokenCall(ctx context.Context, form url.Values, opaque bool, held ...string) (Token, error) {
 	if c.clientSecret.IsZero() {
 		return Token{}, fmt.Errorf("heroku %s: no oauth client secret: %w", EndpointOAuthToken, ErrNotConfigured)
 	}
@@ -118,6 +121,7 @@ func (c *Client) tokenCall(ctx context.Context, form url.Values, held ...string)
 		contentType: "application/x-www-form-urlencoded",
 		authorize:   func(r *http.Request) { r.Header.Set("Accept", "application/json") },
 		secrets:     secrets,
+		opaque:      opaque,
 	})
 	if err != nil {
 		return Token{}, err
@@ -144,19 +148,22 @@ func (c *Client) parseToken(body []byte) (Token, error) {
 }
 
 // token returns a usable access token for the add-on, refreshing and saving
-// it first when it is missing or expires within the refresh-ahead window.
-func (c *Client) token(ctx context.Context, addonID string) (Token, error) {
+// it first when it is missing or expires within the refresh-ahead window;
+// stored is the token as loaded, which the refresh replaced (t itself when
+// none was made). Opaque is the refresh's (refresh).
+func (c *Client) token(ctx context.Context, addonID string, opaque bool) (t, stored Token, err error) {
 	if c.tokens == nil {
-		return Token{}, fmt.Errorf("heroku: no token store: %w", ErrNotConfigured)
+		return Token{}, Token{}, fmt.Errorf("heroku: no token store: %w", ErrNotConfigured)
 	}
-	t, err := c.tokens.LoadToken(ctx, addonID)
+	stored, err = c.tokens.LoadToken(ctx, addonID)
 	if err != nil {
-		return Token{}, fmt.Errorf("heroku: load token: %w", err)
+		return Token{}, Token{}, fmt.Errorf("heroku: load token: %w", err)
 	}
-	if !c.needsRefresh(t) && !c.wasRefused(addonID, t) {
-		return t, nil
+	if !c.needsRefresh(stored) && !c.wasRefused(addonID, stored) {
+		return stored, stored, nil
 	}
-	return c.refreshAndSave(ctx, addonID, t)
+	t, err = c.refreshAndSave(ctx, addonID, stored, opaque)
+	return t, stored, err
 }
 
 // needsRefresh reports whether t is missing or too close to expiry to use.
@@ -171,8 +178,8 @@ func (c *Client) needsRefresh(t Token) bool {
 // call: the refresh token stays valid, so the retry refreshes again. With a
 // RefreshSaver, a registration's new tokens stored during the refresh win
 // over the refresh of the old ones, and are returned.
-func (c *Client) refreshAndSave(ctx context.Context, addonID string, old Token) (Token, error) {
-	t, err := c.refresh(ctx, old)
+func (c *Client) refreshAndSave(ctx context.Context, addonID string, old Token, opaque bool) (Token, error) {
+	t, err := c.refresh(ctx, old, opaque)
 	if err != nil {
 		return Token{}, refreshError(err)
 	}
@@ -215,23 +222,26 @@ const oauthInvalidGrant = "invalid_grant"
 // remembers the token as refused (refuse), so that its next call refreshes
 // first instead of spending a call of the budget on a token Heroku refused.
 // Every token of the add-on's the call has held, its refresh token and
-// the access token a refresh replaced too, is scrubbed from the answer: a
-// front that saw one may echo it in the next.
-func (c *Client) withToken(ctx context.Context, addonID string, build func(access secret.String) call) ([]byte, error) {
-	t, err := c.token(ctx, addonID)
+// the access tokens a refresh replaced too, is scrubbed from the answer: a
+// front that saw one may echo it in the next. A refresh made for a call
+// to endpoint keeps what that call keeps of its answer: nothing, for the
+// config endpoints (quotesTheApp).
+func (c *Client) withToken(ctx context.Context, addonID, endpoint string, build func(access secret.String) call) ([]byte, error) {
+	opaque := quotesTheApp(endpoint)
+	t, stored, err := c.token(ctx, addonID, opaque)
 	if err != nil {
 		return nil, err
 	}
-	body, err := c.do(ctx, holding(build(t.AccessToken), t))
+	body, err := c.do(ctx, holding(build(t.AccessToken), t, stored))
 	if Classify(err) != ClassUnauthorized {
 		return body, err
 	}
-	fresh, err := c.refreshAndSave(ctx, addonID, t)
+	fresh, err := c.refreshAndSave(ctx, addonID, t, opaque)
 	if err != nil {
 		c.refuse(addonID, t)
 		return nil, err
 	}
-	return c.do(ctx, holding(build(fresh.AccessToken), fresh, t))
+	return c.do(ctx, holding(build(fresh.AccessToken), fresh, t, stored))
 }
 
 // holding adds the tokens' values to cl's secrets.
