@@ -32,10 +32,11 @@ its credentials grant nothing and are forgotten at exit.`,
 // an issuer for production: its credentials are random strings that grant
 // nothing, and they are forgotten at exit.
 func runDemoIssuer(ctx context.Context, env *environ, addr string) error {
-	if host, _, err := net.SplitHostPort(addr); err != nil || host == "" {
-		// An empty host listens on every interface: a demo issuer whose
-		// credentials grant nothing is still no service for the network.
-		return usagef("--addr %q is not HOST:PORT with a host, such as 127.0.0.1:5002", addr)
+	if host, _, err := net.SplitHostPort(addr); err != nil || host == "" || net.ParseIP(host).IsUnspecified() {
+		// An empty host, 0.0.0.0 or :: listens on every interface: a demo
+		// issuer whose credentials grant nothing is still no service for
+		// the network.
+		return usagef("--addr %q is not HOST:PORT with one host, such as 127.0.0.1:5002", addr)
 	}
 	cfg, err := loadConfig(env)
 	if err != nil {

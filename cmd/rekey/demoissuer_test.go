@@ -63,15 +63,15 @@ func TestDemoIssuerNeedsTheSecret(t *testing.T) {
 	}
 }
 
-// An --addr without a host would listen on every interface, and is
-// refused; one with port 0 listens on a port the system picks, which the
+// An --addr without a host, or with 0.0.0.0 or ::, would listen on every
+// interface, and is refused; one with port 0 listens on a port the system picks, which the
 // log line names.
 func TestDemoIssuerListensWhereItSays(t *testing.T) {
 	env := &environ{lookup: func(k string) (string, bool) {
 		v, ok := map[string]string{"REKEY_ISSUER_SECRET": "local-issuer-secret"}[k]
 		return v, ok
 	}, stdout: &syncBuffer{}, stderr: &syncBuffer{}}
-	for _, addr := range []string{"", ":5002", "5002"} {
+	for _, addr := range []string{"", ":5002", "5002", "0.0.0.0:5002", "[::]:5002"} {
 		if err := runDemoIssuer(context.Background(), env, addr); !isUsage(err) {
 			t.Errorf("--addr %q: %v, want a usage error", addr, err)
 		}

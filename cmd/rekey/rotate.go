@@ -184,6 +184,13 @@ func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
 		return refused // refused whole: no plan, since nothing would happen
 	}
 	if len(ids) == 0 {
+		if f.asJSON && len(problems) > 0 { // every id left out by --skip-invalid: --json still lists them
+			out := any(newRotateOutput(fleet.Result{}, f.queue, problems, nil))
+			if f.plan {
+				out = newPlanOutput(fleet.Plan{Queue: f.queue}, problems)
+			}
+			_ = writeJSON(env.stdout, out)
+		}
 		return errors.New("no instance to rotate") // the plan, too: nothing would happen
 	}
 	if f.plan {

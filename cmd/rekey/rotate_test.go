@@ -293,6 +293,21 @@ func TestRotatePlanOfNothingFailsAsTheRequestWould(t *testing.T) {
 			}
 		}
 	}
+	// --json lists what --skip-invalid left out even then.
+	for _, plan := range []bool{false, true} {
+		a := []string{"--skip-invalid", "--json", "no-such-instance"}
+		if plan {
+			a = append(a, "--plan")
+		}
+		err := c.run(t, "rotate", a...)
+		var out struct {
+			Invalid []invalidID `json:"invalid"`
+		}
+		if jerr := json.Unmarshal(c.stdout.Bytes(), &out); err == nil || jerr != nil || len(out.Invalid) != 1 ||
+			out.Invalid[0].Kind != fleet.ProblemUnknown {
+			t.Errorf("rotate %v: %v, stdout %q; want an error and the unknown id listed", a, err, c.stdout)
+		}
+	}
 }
 
 // A line past the longest an id list or an import takes is named by its

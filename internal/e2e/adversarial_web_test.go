@@ -292,6 +292,12 @@ func TestAdversarialFailedTokenSave(t *testing.T) {
 		return call(t, http.MethodPut, srv.URL+"/api/v1/instances/"+id, body)
 	}
 
+	// The fingerprint key exists, as once a worker has started: a
+	// registration before that makes it, a script call the counts below
+	// leave out.
+	if err := w.store.CheckFingerprintKey(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	w.addAddon("lost-grant")
 	code := w.sb.Fake.GrantCode("lost-grant")
 	// The grant's claim passes, the three attempts to store fail, the

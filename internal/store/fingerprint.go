@@ -146,20 +146,16 @@ const fleetSample = 16
 // fingerprint key that no key of the store's REKEY_ENCRYPTION_KEYS opens:
 // the processes that sealed it hold other keys, and what this store seals
 // they cannot open. With no fingerprint key yet (a fleet whose first
-// worker has not started), what else Redis holds is compared instead: the
-// keys running processes announce (each must hold the key this store
-// seals under) and a sample of the values already sealed (some must open);
-// either failing is ErrNotTheFleetsKeys. When both pass, the fingerprint
-// key is made under this store's keys, so that every later check is the
-// one read, and a worker started later on other keys refuses to take
-// tasks at once instead of failing on every token this store sealed.
+// worker has not started), what else Redis holds is compared instead
+// (checkKeysWithoutFingerprintKey), and when that shows the fleet can open
+// what this store seals, the fingerprint key is made under this store's
+// keys: every later check is then the one read, and a worker started on
+// other keys refuses to take tasks at once instead of failing on every
+// token this store sealed.
 func (s *Store) CheckSealedByTheFleet(ctx context.Context) error {
 	v, err := s.rdb.Get(ctx, fingerprintKeyKey()).Result()
 	if errors.Is(err, redis.Nil) {
-		if err := s.checkKeysWithoutFingerprintKey(ctx); err != nil {
-			return err
-		}
-		return s.CheckFingerprintKey(ctx)
+		return s.checkKeysWithoutFingerprintKey(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("read the fingerprint key: %w", err)
@@ -171,7 +167,16 @@ func (s *Store) CheckSealedByTheFleet(ctx context.Context) error {
 }
 
 // checkKeysWithoutFingerprintKey is CheckSealedByTheFleet's comparison
-// when Redis holds no fingerprint key.
+// when Redis holds no fingerprint key. Every running process must hold the
+// key this store seals under, and some of the values already sealed
+// (fleetSample of them at most) must open with this store's keys; either
+// failing is ErrNotTheFleetsKeys. Stored values that open only under its
+// later keys, with no process running to vouch for its first, are refused
+// too: what it sealed, the processes that sealed them may not open (an
+// operator who put a new key first before the fleet's processes had it),
+// and `rekey keys reseal` is the step that moves them. It makes the
+// fingerprint key when a running process holds this store's sealing key,
+// when Redis holds no sealed value, or when one opened under that key.
 func (s *Store) checkKeysWithoutFingerprintKey(ctx context.Context) error {
 	seals := s.sealer.KeyIDs()[0]
 	rings, err := s.Keyrings(ctx)
@@ -187,10 +192,15 @@ func (s *Store) checkKeysWithoutFingerprintKey(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if st.Values > 0 && st.UnreadableTotal() == st.Values {
+	switch {
+	case st.Values > 0 && st.UnreadableTotal() == st.Values:
 		return fmt.Errorf("%w: no stored sealed value opens with its keys (%d tried)", ErrNotTheFleetsKeys, st.Values)
+	case len(rings) == 0 && st.Values > 0 && st.ByKey[0] == 0:
+		return fmt.Errorf("%w: the stored sealed values open only under its later keys, not under key %s, which this "+
+			"process seals under, and no running process holds it (run 'rekey keys reseal' first if the fleet moves to it)",
+			ErrNotTheFleetsKeys, seals)
 	}
-	return nil
+	return s.CheckFingerprintKey(ctx)
 }
 
 // fingerprintKeys returns the fingerprint key's contents, read again once

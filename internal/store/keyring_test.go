@@ -2,11 +2,14 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -56,5 +59,49 @@ func TestKeyrings(t *testing.T) {
 	}
 	if rings, err = oldKeys.Keyrings(ctx); err != nil || len(rings) != 1 || rings[0].Process != "worker.2" {
 		t.Fatalf("keyrings = %+v (%v), want worker.2 alone once worker.1 withdrew", rings, err)
+	}
+}
+
+// Before any worker made the fingerprint key, a process that would seal
+// under a key the fleet does not hold is refused by what the fleet left:
+// values sealed only under its later keys (an operator who put a new key
+// first before the fleet had it) with no running process holding its
+// first, or a running process without it. It makes no fingerprint key
+// then, which would stop every worker of the fleet; a process whose first
+// key opens what is stored makes it, and the fleet's workers open it.
+func TestTheFleetsKeysBeforeTheFingerprintKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := redistest.New(t)
+	fleet := store.New(r.Client, sealer(t, 1))
+	if err := fleet.PutInstance(ctx, store.Registration{ID: "inst-1", APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fleet.SaveToken(ctx, "inst-1", heroku.Token{AccessToken: secret.New("access-1"), RefreshToken: secret.New("refresh-1")}); err != nil {
+		t.Fatal(err)
+	}
+	hasKey := func() bool { return r.Client.Exists(ctx, "rekey:fingerprint_key").Val() == 1 }
+
+	operator := store.New(r.Client, sealer(t, 2, 1))
+	if err := operator.CheckSealedByTheFleet(ctx); !errors.Is(err, store.ErrNotTheFleetsKeys) || hasKey() {
+		t.Fatalf("a new key put first, the fleet's second: %v (fingerprint key made: %v); want ErrNotTheFleetsKeys and none made",
+			err, hasKey())
+	}
+	if err := store.New(r.Client, sealer(t, 3)).AnnounceKeyring(ctx, "worker.9", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := fleet.CheckSealedByTheFleet(ctx); !errors.Is(err, store.ErrNotTheFleetsKeys) || hasKey() {
+		t.Fatalf("a running process without the sealing key: %v; want ErrNotTheFleetsKeys and no fingerprint key", err)
+	}
+	if err := fleet.WithdrawKeyring(ctx, "worker.9"); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := store.New(r.Client, sealer(t, 1, 2)).CheckSealedByTheFleet(ctx); err != nil || !hasKey() {
+		t.Fatalf("the fleet's key first: %v (fingerprint key made: %v); want it passed and made", err, hasKey())
+	}
+	if err := fleet.CheckFingerprintKey(ctx); err != nil {
+		t.Errorf("a worker of the fleet after the check: %v", err)
 	}
 }
