@@ -246,6 +246,9 @@ func (e *opaqueCause) Error() string { return e.kind }
 // Timeout reports whether the send timed out, as net.Error does.
 func (e *opaqueCause) Timeout() bool { return e.timeout }
 
+// Temporary is net.Error's deprecated half: false, as Go's own errors say.
+func (e *opaqueCause) Temporary() bool { return false }
+
 // Is makes a timed-out send context.DeadlineExceeded, as the send's own
 // error was.
 func (e *opaqueCause) Is(target error) bool { return e.timeout && target == context.DeadlineExceeded }

@@ -153,10 +153,10 @@ var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 // Platform API's and OAuth's (RFC 6749, 5.2). Any other word could be an
 // app's password of lower-case letters, or a piece of one.
 var knownIDs = map[string]bool{
-	"bad_request": true, "conflict": true, "delinquent": true, "forbidden": true, "internal_server_error": true,
+	"bad_request": true, "conflict": true, "delinquent": true, "forbidden": true, "gone": true, "internal_server_error": true,
 	"invalid_params": true, "not_acceptable": true, "not_found": true, "payment_required": true,
 	"precondition_failed": true, "rate_limit": true, "service_unavailable": true, "suspended": true,
-	"unauthorized": true, "unavailable": true, "unprocessable_entity": true,
+	"two_factor": true, "unauthorized": true, "unavailable": true, "unprocessable_entity": true, "verification_needed": true,
 	"invalid_request": true, "invalid_client": true, "invalid_grant": true, "unauthorized_client": true,
 	"unsupported_grant_type": true, "invalid_scope": true,
 }

@@ -465,18 +465,50 @@ func TestARefreshForAConfigCallQuotesNothing(t *testing.T) {
 }
 
 // A token refreshed ahead of its expiry is scrubbed from the call made
-// with the new one, as one refreshed after a 401 is.
+// with the new one, as one refreshed after a 401 is, and from a second
+// refresh's answer when that call is refused 401: it is still good until
+// it expires.
 func TestARefreshAheadOfExpiryScrubsTheTokenItReplaced(t *testing.T) {
 	t.Parallel()
 	const stale = "e8b64f1d27a9c053"
-	old := validToken()
-	old.AccessToken, old.ExpiresAt = secret.New(stale), epoch.Add(-time.Minute)
-	s := newScript(t)
-	s.on(tokenRoute, reply{status: 200, body: tokenBody})
-	s.on("GET /addons/"+addonID, reply{status: 503, body: `{"id":"unavailable"}`, header: map[string]string{"Request-Id": stale}})
-	c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, old)))
-	_, err := c.AddonState(context.Background(), v3Target())
-	if err == nil || strings.Contains(fmt.Sprintf("%v %#v", err, err), stale) {
-		t.Errorf("the read after a refresh ahead of expiry: %v; want a 503 without the replaced token", err)
+	for name, tc := range map[string]struct {
+		addon, token []reply
+		want         string
+	}{
+		"the call": {[]reply{{status: 503, body: `{"id":"unavailable"}`, header: map[string]string{"Request-Id": stale}}},
+			[]reply{{status: 200, body: tokenBody}}, "status 503"},
+		"a second refresh": {[]reply{{status: 401, body: `{"id":"unauthorized"}`}},
+			[]reply{{status: 200, body: tokenBody},
+				{status: 400, body: `{"error":"invalid_request","message":"token ` + stale + ` was not issued to this client"}`}},
+			"was not issued"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			old := validToken()
+			old.AccessToken, old.ExpiresAt = secret.New(stale), epoch.Add(-time.Minute)
+			s := newScript(t)
+			s.on(tokenRoute, tc.token...)
+			s.on("GET /addons/"+addonID, tc.addon...)
+			c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, old)))
+			_, err := c.AddonState(context.Background(), v3Target())
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(fmt.Sprintf("%v %#v", err, err), stale) {
+				t.Errorf("%v; want %q without the token the refresh replaced", err, tc.want)
+			}
+		})
+	}
+}
+
+// The error ids Heroku sends to a push are kept on the config endpoints,
+// where an unknown word is not: they make the failure code.
+func TestAPushKeepsHerokusErrorIDs(t *testing.T) {
+	t.Parallel()
+	for _, id := range []string{"gone", "conflict", "invalid_params", "not_found", "forbidden"} {
+		s := newScript(t)
+		s.on(patchRoute, reply{status: 410, body: `{"id":"` + id + `","message":"x"}`})
+		err := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, validToken()))).UpdateConfig(context.Background(), v3Target(), oneVar())
+		var api *heroku.APIError
+		if !errors.As(err, &api) || api.ID != id {
+			t.Errorf("a push answered %q: %v, want the id kept", id, err)
+		}
 	}
 }

@@ -88,16 +88,21 @@ func (c *Client) Refresh(ctx context.Context, refresh secret.String) (Token, err
 }
 
 // refresh is Refresh of old's refresh token. Old's access token, which
-// the calls before it sent, is scrubbed from the answer too. Opaque keeps
-// no text of the answer's (call.opaque): a refresh made for a call to the
-// config endpoints.
-func (c *Client) refresh(ctx context.Context, old Token, opaque bool) (Token, error) {
+// the calls before it sent, is scrubbed from the answer too, and so are
+// earlier's tokens (one an earlier refresh replaced). Opaque keeps no text
+// of the answer's (call.opaque): a refresh made for a call to the config
+// endpoints.
+func (c *Client) refresh(ctx context.Context, old Token, opaque bool, earlier ...Token) (Token, error) {
 	refresh := old.RefreshToken
 	if refresh.IsZero() {
 		return Token{}, fmt.Errorf("heroku %s: %w", EndpointOAuthToken, ErrNoRefreshToken)
 	}
+	held := []string{old.AccessToken.Reveal()}
+	for _, e := range earlier {
+		held = append(held, e.AccessToken.Reveal(), e.RefreshToken.Reveal())
+	}
 	t, err := c.tokenCall(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh.Reveal()}},
-		opaque, old.AccessToken.Reveal())
+		opaque, held...)
 	if err == nil && t.RefreshToken.IsZero() {
 		t.RefreshToken = refresh
 	}
@@ -178,8 +183,8 @@ func (c *Client) needsRefresh(t Token) bool {
 // call: the refresh token stays valid, so the retry refreshes again. With a
 // RefreshSaver, a registration's new tokens stored during the refresh win
 // over the refresh of the old ones, and are returned.
-func (c *Client) refreshAndSave(ctx context.Context, addonID string, old Token, opaque bool) (Token, error) {
-	t, err := c.refresh(ctx, old, opaque)
+func (c *Client) refreshAndSave(ctx context.Context, addonID string, old Token, opaque bool, earlier ...Token) (Token, error) {
+	t, err := c.refresh(ctx, old, opaque, earlier...)
 	if err != nil {
 		return Token{}, refreshError(err)
 	}
@@ -236,7 +241,7 @@ func (c *Client) withToken(ctx context.Context, addonID, endpoint string, build 
 	if Classify(err) != ClassUnauthorized {
 		return body, err
 	}
-	fresh, err := c.refreshAndSave(ctx, addonID, t, opaque)
+	fresh, err := c.refreshAndSave(ctx, addonID, t, opaque, stored)
 	if err != nil {
 		c.refuse(addonID, t)
 		return nil, err

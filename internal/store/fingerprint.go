@@ -171,12 +171,13 @@ func (s *Store) CheckSealedByTheFleet(ctx context.Context) error {
 // key this store seals under, and some of the values already sealed
 // (fleetSample of them at most) must open with this store's keys; either
 // failing is ErrNotTheFleetsKeys. Stored values that open only under its
-// later keys, with no process running to vouch for its first, are refused
-// too: what it sealed, the processes that sealed them may not open (an
-// operator who put a new key first before the fleet's processes had it),
-// and `rekey keys reseal` is the step that moves them. It makes the
-// fingerprint key when a running process holds this store's sealing key,
-// when Redis holds no sealed value, or when one opened under that key.
+// later keys are refused too: what it seals, the processes that sealed
+// them may not open (an operator who put a new key first before the
+// fleet's processes had it), and `rekey keys reseal` is the step that
+// moves them. A running process that holds its first key proves nothing
+// here: it may be this one (a web process announces its own keys). It
+// makes the fingerprint key when Redis holds no sealed value, or when one
+// opened under this store's sealing key.
 func (s *Store) checkKeysWithoutFingerprintKey(ctx context.Context) error {
 	seals := s.sealer.KeyIDs()[0]
 	rings, err := s.Keyrings(ctx)
@@ -195,10 +196,9 @@ func (s *Store) checkKeysWithoutFingerprintKey(ctx context.Context) error {
 	switch {
 	case st.Values > 0 && st.UnreadableTotal() == st.Values:
 		return fmt.Errorf("%w: no stored sealed value opens with its keys (%d tried)", ErrNotTheFleetsKeys, st.Values)
-	case len(rings) == 0 && st.Values > 0 && st.ByKey[0] == 0:
+	case st.Values > 0 && st.ByKey[0] == 0:
 		return fmt.Errorf("%w: the stored sealed values open only under its later keys, not under key %s, which this "+
-			"process seals under, and no running process holds it (run 'rekey keys reseal' first if the fleet moves to it)",
-			ErrNotTheFleetsKeys, seals)
+			"process seals under (run 'rekey keys reseal' first if the fleet moves to it)", ErrNotTheFleetsKeys, seals)
 	}
 	return s.CheckFingerprintKey(ctx)
 }

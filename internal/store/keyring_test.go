@@ -65,8 +65,8 @@ func TestKeyrings(t *testing.T) {
 // Before any worker made the fingerprint key, a process that would seal
 // under a key the fleet does not hold is refused by what the fleet left:
 // values sealed only under its later keys (an operator who put a new key
-// first before the fleet had it) with no running process holding its
-// first, or a running process without it. It makes no fingerprint key
+// first before the fleet had it), even with itself announcing its keys,
+// or a running process without it. It makes no fingerprint key
 // then, which would stop every worker of the fleet; a process whose first
 // key opens what is stored makes it, and the fleet's workers open it.
 func TestTheFleetsKeysBeforeTheFingerprintKey(t *testing.T) {
@@ -87,6 +87,18 @@ func TestTheFleetsKeysBeforeTheFingerprintKey(t *testing.T) {
 	if err := operator.CheckSealedByTheFleet(ctx); !errors.Is(err, store.ErrNotTheFleetsKeys) || hasKey() {
 		t.Fatalf("a new key put first, the fleet's second: %v (fingerprint key made: %v); want ErrNotTheFleetsKeys and none made",
 			err, hasKey())
+	}
+	// A web process announces its own keys before it registers: they
+	// vouch for nothing.
+	if err := operator.AnnounceKeyring(ctx, "web.1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := operator.CheckSealedByTheFleet(ctx); !errors.Is(err, store.ErrNotTheFleetsKeys) || hasKey() {
+		t.Fatalf("the same, announcing itself: %v (fingerprint key made: %v); want ErrNotTheFleetsKeys and none made",
+			err, hasKey())
+	}
+	if err := operator.WithdrawKeyring(ctx, "web.1"); err != nil {
+		t.Fatal(err)
 	}
 	if err := store.New(r.Client, sealer(t, 3)).AnnounceKeyring(ctx, "worker.9", time.Minute); err != nil {
 		t.Fatal(err)
