@@ -119,8 +119,8 @@ func serve(ctx context.Context, a *app, h http.Handler) error {
 
 // serveAddr runs h on addr and shuts down gracefully when ctx is done. It
 // calls listening with the address bound (a port 0 made real), so that a
-// log line saying so is true, and logs stopping before it shuts down; its errors start with
-// name.
+// log line saying so is true, and logs stopping before it shuts down; its
+// errors start with name.
 func serveAddr(ctx context.Context, log zerolog.Logger, name, addr string, h http.Handler, listening func(bound net.Addr), stopping string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

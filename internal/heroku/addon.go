@@ -42,7 +42,7 @@ func (c *Client) AddonState(ctx context.Context, t Target) (string, error) {
 	u := c.apiURL + "/addons/" + escapeSegment(t.AddonID)
 	body, err := c.withToken(ctx, t.AddonID, EndpointGetAddon, func(access secret.String) call {
 		return call{endpoint: EndpointGetAddon, method: http.MethodGet, url: u, addonID: t.AddonID,
-			authorize: v3Authorize(access), secrets: []string{access.Reveal()}}
+			authorize: v3Authorize(access)} // withToken adds the tokens to its secrets (holding)
 	})
 	if status := apiStatus(err); status == http.StatusNotFound || status == http.StatusGone {
 		return AddonMissing, nil

@@ -174,7 +174,7 @@ func (c *Client) v3(ctx context.Context, t Target, endpoint, method string, body
 			cl.contentType = "application/json"
 		}
 		cl.authorize = v3Authorize(access)
-		cl.secrets = append(slices.Clip(secrets), access.Reveal())
+		cl.secrets = secrets // withToken adds the tokens (holding)
 		return cl
 	})
 }
