@@ -246,10 +246,14 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 		return nil // SIGTERM before Redis ever told its time
 	}
 	go a.checkSealed(ctx)
-	if err := a.store.CheckFingerprintKey(ctx); errors.Is(err, store.ErrFingerprintKey) {
-		// Every mint needs the key (a config reused under another id is
-		// refused by it): a worker without it would fail every rotation it
-		// took, none of them the instance's fault.
+	// Every mint needs the fingerprint key (a config reused under another
+	// id is refused by it): a worker that cannot open it would fail every
+	// rotation it took, none of them the instance's fault. The first worker
+	// makes it, and makes it only under the keys the fleet's stored values
+	// and running processes show are the fleet's: made under other keys, it
+	// would lock every other process out instead.
+	if err := a.store.CheckSealedByTheFleet(ctx); errors.Is(err, store.ErrFingerprintKey) ||
+		errors.Is(err, store.ErrNotTheFleetsKeys) {
 		return fmt.Errorf("this worker takes no task: %w", err)
 	}
 	lim, err := a.limiter()

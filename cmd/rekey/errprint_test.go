@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/seal"
+	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -202,24 +204,105 @@ func TestRedisURLSchemeThatDisagreesWithTLSSaysWhich(t *testing.T) {
 // variable to fix, rather than take the fleet's tasks.
 func TestWorkerWithoutTheFingerprintKeyRefusesToStart(t *testing.T) {
 	c := newCLI(t)
-	other, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
-	if err != nil {
+	if err := store.New(c.r.Client, otherSealer(t)).CheckFingerprintKey(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.New(c.r.Client, other).CheckFingerprintKey(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	vars := c.vars()
-	maps.Copy(vars, map[string]string{"REKEY_ISSUER_URL": "http://127.0.0.1:1", "REKEY_ISSUER_SECRET": "issuer-secret-of-the-test",
-		"HEROKU_OAUTH_CLIENT_SECRET": "oauth-client-secret-of-the-test"})
-	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
-		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err = runCommand(ctx, env, "worker")
+	err := runWorkerCommand(ctx, c)
 	if ctx.Err() != nil || err == nil || !strings.Contains(err.Error(), "takes no task") ||
 		!strings.Contains(err.Error(), "REKEY_ENCRYPTION_KEYS") {
 		t.Errorf("rekey worker without the fingerprint key's key: %v (timed out: %v), want a refusal naming REKEY_ENCRYPTION_KEYS",
 			err, ctx.Err() != nil)
 	}
+}
+
+// The first worker of a fleet makes the fingerprint key, under its own
+// keys. Started with keys other than the fleet's (what a web process
+// registered instances under, or what a running process holds), it would
+// make the key the rest of the fleet cannot open, and every other worker
+// would refuse to start: it refuses itself instead, and makes nothing.
+// With nothing stored yet, it starts and makes the key.
+func TestTheFirstWorkerChecksItsKeysAreTheFleets(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		fleet func(*testing.T, *store.Store)
+		why   string
+	}{
+		{"instances registered under other keys", func(t *testing.T, web *store.Store) {
+			tok := &heroku.Token{AccessToken: secret.New("at-1"), RefreshToken: secret.New("rt-1"),
+				ExpiresAt: time.Now().Add(time.Hour)}
+			if err := web.Register(ctx, store.Registration{ID: "inst-1", APIVersion: store.APIv3,
+				ConfigVars: []string{"MYADDON_URL"}}, tok); err != nil {
+				t.Fatal(err)
+			}
+		}, "no stored sealed value opens with its keys (1 tried)"},
+		{"a process running on other keys", func(t *testing.T, web *store.Store) {
+			if err := web.AnnounceKeyring(ctx, "web.1", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}, "web.1 does not hold key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCLI(t)
+			tc.fleet(t, store.New(c.r.Client, otherSealer(t)))
+			if n := c.r.Client.Exists(ctx, "rekey:fingerprint_key").Val(); n != 0 {
+				t.Fatal("the fleet made the fingerprint key: the case tests nothing")
+			}
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			err := runWorkerCommand(ctx, c)
+			if ctx.Err() != nil || err == nil || !strings.Contains(err.Error(), "takes no task") ||
+				!strings.Contains(err.Error(), tc.why) {
+				t.Errorf("rekey worker on keys other than the fleet's: %v (timed out: %v), want a refusal saying %q",
+					err, ctx.Err() != nil, tc.why)
+			}
+			if n := c.r.Client.Exists(ctx, "rekey:fingerprint_key").Val(); n != 0 {
+				t.Error("the refused worker made the fingerprint key")
+			}
+		})
+	}
+	t.Run("nothing stored", func(t *testing.T) {
+		c := newCLI(t)
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- runWorkerCommand(ctx, c) }()
+		for c.r.Client.Exists(ctx, "rekey:fingerprint_key").Val() == 0 && ctx.Err() == nil {
+			select {
+			case err := <-done:
+				t.Fatalf("rekey worker on an empty Redis stopped: %v", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("rekey worker on an empty Redis: %v", err)
+		}
+		if err := c.st.CheckFingerprintKey(context.Background()); err != nil {
+			t.Errorf("the fingerprint key the worker made: %v, want one its keys open", err)
+		}
+	})
+}
+
+// otherSealer seals under a key other than testKey.
+func otherSealer(t *testing.T) *seal.Sealer {
+	t.Helper()
+	other, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return other
+}
+
+// runWorkerCommand runs `rekey worker` on c's Redis and keys until ctx ends
+// or it stops.
+func runWorkerCommand(ctx context.Context, c *cli) error {
+	vars := c.vars()
+	maps.Copy(vars, map[string]string{"REKEY_ISSUER_URL": "http://127.0.0.1:1", "REKEY_ISSUER_SECRET": "issuer-secret-of-the-test",
+		"HEROKU_OAUTH_CLIENT_SECRET": "oauth-client-secret-of-the-test"})
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	return runCommand(ctx, env, "worker")
 }

@@ -144,9 +144,9 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 		// The file's text (an id, a field name a JSON error quotes) is
 		// escaped on stderr, and kept exact in --json.
 		if id == "" {
-			fmt.Fprintf(env.stderr, "line %d: %s\n", n, printable.Text(reason))
+			fmt.Fprintf(env.stderr, "rekey: line %d: %s\n", n, printable.Text(reason))
 		} else {
-			fmt.Fprintf(env.stderr, "line %d (%s): %s\n", n, printable.Text(id), printable.Text(reason))
+			fmt.Fprintf(env.stderr, "rekey: line %d (%s): %s\n", n, printable.Text(id), printable.Text(reason))
 		}
 		out.Refused = append(out.Refused, refusedLine{Line: n, InstanceID: id, Reason: reason})
 		bad++

@@ -213,7 +213,7 @@ func TestImportJSONListsRefusedLines(t *testing.T) {
 			t.Errorf("%s was registered from a line holding two instances", id)
 		}
 	}
-	if !strings.Contains(c.stderr.String(), "line 4 (inst-3): ") {
+	if !strings.Contains(c.stderr.String(), "rekey: line 4 (inst-3): ") {
 		t.Errorf("stderr does not report the refused lines:\n%s", c.stderr)
 	}
 	if _, err := c.st.Instance(context.Background(), "inst-1"); err != nil {

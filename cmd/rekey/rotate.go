@@ -309,14 +309,14 @@ func reportProblems(w io.Writer, f rotateFlags, problems []fleet.Problem, valid 
 		where = "argument"
 	}
 	for _, p := range problems {
-		fmt.Fprintf(w, "%s %d: %s\n", where, p.Line, p.Msg)
+		fmt.Fprintf(w, "rekey: %s %d: %s\n", where, p.Line, p.Msg)
 	}
 	if len(problems) == 0 {
 		return nil
 	}
 	n := count(len(problems), where, where+"s")
 	if f.skipInvalid {
-		fmt.Fprintf(w, "%s left out (--skip-invalid)\n", n)
+		fmt.Fprintf(w, "rekey: %s left out (--skip-invalid)\n", n)
 		return nil
 	}
 	var err error

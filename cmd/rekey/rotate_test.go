@@ -169,11 +169,11 @@ inst-00004
 
 func TestRotateFromBadFile(t *testing.T) {
 	wantProblems := []string{
-		`line 6: "not an id!" is not a valid instance id`,
-		"line 7: unknown instance no-such-instance",
-		"line 8: deprovisioned instance inst-00003",
-		"line 9: duplicate of line 2",
-		`line 10: not a JSON object with "instance_id" or "id"`,
+		"rekey: line 6: \"not an id!\" is not a valid instance id\n",
+		"rekey: line 7: unknown instance no-such-instance\n",
+		"rekey: line 8: deprovisioned instance inst-00003\n",
+		"rekey: line 9: duplicate of line 2\n",
+		`rekey: line 10: not a JSON object with "instance_id" or "id"`,
 	}
 	tests := []struct {
 		name         string
