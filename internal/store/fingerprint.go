@@ -81,7 +81,15 @@ func (s *Store) configFingerprints(ctx context.Context, config map[string]secret
 		b = append(binary.AppendUvarint(b, uint64(len(v))), v...)
 	}
 	var out []byte
+	var seen [][]byte
 	for _, k := range append(append([][]byte{keys.key}, keys.legacy...), s.sealer.MACKeys()...) {
+		// The legacy keys are those of the encryption keys held when the
+		// fingerprint key was made, mostly the ones held now: each key's
+		// fingerprint is listed once, so a script checks it once.
+		if slices.ContainsFunc(seen, func(o []byte) bool { return bytes.Equal(o, k) }) {
+			continue
+		}
+		seen = append(seen, k)
 		m := hmac.New(sha256.New, k)
 		m.Write(b)
 		out = append(out, m.Sum(nil)[:configFingerprintLen]...)
