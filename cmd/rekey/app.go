@@ -235,6 +235,52 @@ func (a *app) issuer() (issuer.Issuer, error) {
 	return issuer.NewHTTP(a.cfg.IssuerURL, a.cfg.IssuerSecret, a.cfg.IssuerOptions(a.store)...)
 }
 
+// keysRecheck is how long a worker whose keys are not the fleet's waits
+// before it compares them again (keysChecked); tests shorten it.
+var keysRecheck atomic.Int64
+
+func init() { keysRecheck.Store(int64(30 * time.Second)) }
+
+// keysChecked returns once the worker may take tasks. Every mint needs the
+// fingerprint key (a config reused under another id is refused by it): a
+// worker that cannot open it would fail every rotation it took, none of
+// them the instance's fault, so it refuses to start. While Redis holds
+// none, the first worker makes it, and only under the keys the fleet's
+// stored values and running processes show are the fleet's
+// (store.CheckSealedByTheFleet): made under other keys, it would lock
+// every other process out. Until then the worker takes no task and
+// compares again every keysRecheck, saying why at each: what keeps it
+// waiting may pass on its own (a dead process's announcement expires
+// within three minutes; `rekey keys reseal` moves values sealed under a
+// later key). A Redis error is no verdict: the comparison is made again,
+// after a second doubling to keysRecheck. It returns nil when ctx ends
+// first.
+func (a *app) keysChecked(ctx context.Context) error {
+	wait := time.Second
+	for {
+		err := a.store.CheckSealedByTheFleet(ctx)
+		switch {
+		case err == nil || ctx.Err() != nil:
+			return nil
+		case errors.Is(err, store.ErrFingerprintKey):
+			return fmt.Errorf("this worker takes no task: %w", err)
+		case errors.Is(err, store.ErrNotTheFleetsKeys):
+			wait = time.Duration(keysRecheck.Load())
+			a.log.Error().Str("detail", "this worker takes no task until REKEY_ENCRYPTION_KEYS is the fleet's: "+err.Error()).
+				Dur("recheck_in", wait).Msg("keys_not_the_fleets")
+		default:
+			wait = min(2*wait, time.Duration(keysRecheck.Load()))
+			log := a.quietLog()
+			log.Warn().Str("error", a.redact(err.Error())).Dur("recheck_in", wait).Msg("keys_check_failed")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
 // runWorker runs the worker and the reconcile sweep until ctx is done. It
 // starts them once Redis answers; asynq then rides out later outages on
 // its own.
@@ -246,15 +292,8 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 		return nil // SIGTERM before Redis ever told its time
 	}
 	go a.checkSealed(ctx)
-	// Every mint needs the fingerprint key (a config reused under another
-	// id is refused by it): a worker that cannot open it would fail every
-	// rotation it took, none of them the instance's fault. The first worker
-	// makes it, and makes it only under the keys the fleet's stored values
-	// and running processes show are the fleet's: made under other keys, it
-	// would lock every other process out instead.
-	if err := a.store.CheckSealedByTheFleet(ctx); errors.Is(err, store.ErrFingerprintKey) ||
-		errors.Is(err, store.ErrNotTheFleetsKeys) {
-		return fmt.Errorf("this worker takes no task: %w", err)
+	if err := a.keysChecked(ctx); err != nil || ctx.Err() != nil {
+		return err
 	}
 	lim, err := a.limiter()
 	if err != nil {

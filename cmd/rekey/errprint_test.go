@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"maps"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -221,69 +222,161 @@ func TestWorkerWithoutTheFingerprintKeyRefusesToStart(t *testing.T) {
 // keys. Started with keys other than the fleet's (what a web process
 // registered instances under, or what a running process holds), it would
 // make the key the rest of the fleet cannot open, and every other worker
-// would refuse to start: it refuses itself instead, and makes nothing.
+// would refuse to start: it takes no task and makes nothing, saying why,
+// and compares again, so that it starts once what kept it waiting is gone
+// (here: the values re-registered under its keys, the process stopped).
 // With nothing stored yet, it starts and makes the key.
 func TestTheFirstWorkerChecksItsKeysAreTheFleets(t *testing.T) {
+	keysRecheck.Store(int64(200 * time.Millisecond))
 	ctx := context.Background()
+	register := func(t *testing.T, st *store.Store) {
+		t.Helper()
+		tok := &heroku.Token{AccessToken: secret.New("at-1"), RefreshToken: secret.New("rt-1"), ExpiresAt: time.Now().Add(time.Hour)}
+		if err := st.Register(ctx, store.Registration{ID: "inst-1", APIVersion: store.APIv3,
+			ConfigVars: []string{"MYADDON_URL"}}, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
-		name  string
-		fleet func(*testing.T, *store.Store)
-		why   string
+		name         string
+		fleet, clear func(*testing.T, *cli, *store.Store)
+		why          string
 	}{
-		{"instances registered under other keys", func(t *testing.T, web *store.Store) {
-			tok := &heroku.Token{AccessToken: secret.New("at-1"), RefreshToken: secret.New("rt-1"),
-				ExpiresAt: time.Now().Add(time.Hour)}
-			if err := web.Register(ctx, store.Registration{ID: "inst-1", APIVersion: store.APIv3,
-				ConfigVars: []string{"MYADDON_URL"}}, tok); err != nil {
-				t.Fatal(err)
-			}
-		}, "no stored sealed value opens with its keys (1 tried)"},
-		{"a process running on other keys", func(t *testing.T, web *store.Store) {
-			if err := web.AnnounceKeyring(ctx, "web.1", time.Minute); err != nil {
-				t.Fatal(err)
-			}
-		}, "web.1 does not hold key"},
+		{"instances registered under other keys",
+			func(t *testing.T, _ *cli, web *store.Store) { register(t, web) },
+			func(t *testing.T, c *cli, _ *store.Store) { register(t, c.st) },
+			"no stored sealed value opens with its keys (1 tried)"},
+		{"a process running on other keys",
+			func(t *testing.T, _ *cli, web *store.Store) {
+				if err := web.AnnounceKeyring(ctx, "web.1", time.Minute); err != nil {
+					t.Fatal(err)
+				}
+			},
+			func(t *testing.T, _ *cli, web *store.Store) {
+				if err := web.WithdrawKeyring(ctx, "web.1"); err != nil {
+					t.Fatal(err)
+				}
+			},
+			"web.1 does not hold key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCLI(t)
-			tc.fleet(t, store.New(c.r.Client, otherSealer(t)))
+			web := store.New(c.r.Client, otherSealer(t))
+			tc.fleet(t, c, web)
+			w := startWorkerCommand(t, c, c.vars())
+			w.waitLog(t, `"keys_not_the_fleets"`, tc.why)
 			if n := c.r.Client.Exists(ctx, "rekey:fingerprint_key").Val(); n != 0 {
-				t.Fatal("the fleet made the fingerprint key: the case tests nothing")
+				t.Fatal("the waiting worker made the fingerprint key")
 			}
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			err := runWorkerCommand(ctx, c)
-			if ctx.Err() != nil || err == nil || !strings.Contains(err.Error(), "takes no task") ||
-				!strings.Contains(err.Error(), tc.why) {
-				t.Errorf("rekey worker on keys other than the fleet's: %v (timed out: %v), want a refusal saying %q",
-					err, ctx.Err() != nil, tc.why)
-			}
-			if n := c.r.Client.Exists(ctx, "rekey:fingerprint_key").Val(); n != 0 {
-				t.Error("the refused worker made the fingerprint key")
-			}
+			tc.clear(t, c, web)
+			w.waitFingerprintKey(t, c)
 		})
 	}
-	t.Run("nothing stored", func(t *testing.T) {
+	t.Run("Redis refuses the comparison", func(t *testing.T) {
+		// A Redis error is no verdict: the worker takes no task and makes
+		// no key until a comparison is made.
 		c := newCLI(t)
-		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		done := make(chan error, 1)
-		go func() { done <- runWorkerCommand(ctx, c) }()
-		for c.r.Client.Exists(ctx, "rekey:fingerprint_key").Val() == 0 && ctx.Err() == nil {
-			select {
-			case err := <-done:
-				t.Fatalf("rekey worker on an empty Redis stopped: %v", err)
-			case <-time.After(50 * time.Millisecond):
-			}
+		register(t, store.New(c.r.Client, otherSealer(t)))
+		if err := c.r.Client.Do(ctx, "ACL", "SETUSER", "noscan", "on", ">pw", "~*", "&*", "+@all", "-scan").Err(); err != nil {
+			t.Fatal(err)
 		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("rekey worker on an empty Redis: %v", err)
+		t.Cleanup(func() { c.r.Client.Do(context.Background(), "ACL", "DELUSER", "noscan") })
+		u, err := url.Parse(c.r.URL)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if err := c.st.CheckFingerprintKey(context.Background()); err != nil {
-			t.Errorf("the fingerprint key the worker made: %v, want one its keys open", err)
+		u.User = url.UserPassword("noscan", "pw")
+		vars := c.vars()
+		vars["REDIS_URL"] = u.String()
+		w := startWorkerCommand(t, c, vars)
+		w.waitLog(t, `"keys_check_failed"`, "")
+		w.waitLog(t, `"keys_check_failed"`, "") // and again
+		if n := c.r.Client.Exists(ctx, "rekey:fingerprint_key").Val(); n != 0 {
+			t.Error("a worker whose comparison failed made the fingerprint key")
+		}
+		if strings.Contains(w.stderr.String(), `"task_`) {
+			t.Errorf("a worker whose comparison failed ran a task:\n%s", w.stderr)
 		}
 	})
+	t.Run("nothing stored", func(t *testing.T) {
+		c := newCLI(t)
+		startWorkerCommand(t, c, c.vars()).waitFingerprintKey(t, c)
+	})
+}
+
+// workerCommand is a `rekey worker` a test started.
+type workerCommand struct {
+	stderr *syncBuffer
+	done   chan error
+}
+
+// startWorkerCommand starts `rekey worker` with vars and the issuer and
+// OAuth settings it needs; it is stopped when the test ends.
+func startWorkerCommand(t *testing.T, c *cli, vars map[string]string) *workerCommand {
+	t.Helper()
+	maps.Copy(vars, map[string]string{"REKEY_ISSUER_URL": "http://127.0.0.1:1", "REKEY_ISSUER_SECRET": "issuer-secret-of-the-test",
+		"HEROKU_OAUTH_CLIENT_SECRET": "oauth-client-secret-of-the-test"})
+	w := &workerCommand{stderr: &syncBuffer{}, done: make(chan error, 1)}
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: w.stderr}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { w.done <- runCommand(ctx, env, "worker") }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-w.done; err != nil {
+			t.Errorf("rekey worker stopped: %v", err)
+		}
+	})
+	return w
+}
+
+// waitLog waits until the worker has logged one more line holding event
+// and want than it had when called, and fails the test if it stops first.
+func (w *workerCommand) waitLog(t *testing.T, event, want string) {
+	t.Helper()
+	count := func() int {
+		n := 0
+		for _, line := range strings.Split(w.stderr.String(), "\n") {
+			if strings.Contains(line, event) && strings.Contains(line, want) {
+				n++
+			}
+		}
+		return n
+	}
+	before := count()
+	deadline := time.Now().Add(30 * time.Second)
+	for count() == before {
+		select {
+		case err := <-w.done:
+			w.done <- err
+			t.Fatalf("rekey worker stopped (%v) before logging %s %q:\n%s", err, event, want, w.stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rekey worker logged no %s %q in 30 s:\n%s", event, want, w.stderr)
+		}
+	}
+}
+
+// waitFingerprintKey waits until the worker has made a fingerprint key c's
+// keys open, and fails the test if it stops first.
+func (w *workerCommand) waitFingerprintKey(t *testing.T, c *cli) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for c.r.Client.Exists(context.Background(), "rekey:fingerprint_key").Val() == 0 {
+		select {
+		case err := <-w.done:
+			w.done <- err
+			t.Fatalf("rekey worker stopped (%v) before making the fingerprint key:\n%s", err, w.stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rekey worker made no fingerprint key in 30 s:\n%s", w.stderr)
+		}
+	}
+	if err := c.st.CheckFingerprintKey(context.Background()); err != nil {
+		t.Errorf("the fingerprint key the worker made: %v, want one its keys open", err)
+	}
 }
 
 // otherSealer seals under a key other than testKey.

@@ -28,7 +28,9 @@ import (
 // `rekey keys reseal` moves it to a new first key like any sealed value,
 // so dropping an old key of REKEY_ENCRYPTION_KEYS after the reseal leaves
 // every fingerprint comparable, those of earlier versions included. The
-// first process that needs it creates it.
+// first worker to start creates it, or a registration or import before
+// that, each once its keys pass CheckSealedByTheFleet; a mint creates it
+// again should it be deleted while workers run.
 func fingerprintKeyKey() string { return keyPrefix + "fingerprint_key" }
 
 // fingerprintKeySize is the length in bytes of each key it holds.
@@ -171,14 +173,16 @@ func (s *Store) CheckSealedByTheFleet(ctx context.Context) error {
 	if _, err := s.sealer.Open(v, fingerprintKeyKey()+"#"); err != nil {
 		return ErrFingerprintKey
 	}
-	return nil
+	// Opened, it must also hold keys (fingerprintKeys checks their length).
+	return s.CheckFingerprintKey(ctx)
 }
 
 // checkKeysWithoutFingerprintKey is CheckSealedByTheFleet's comparison
 // when Redis holds no fingerprint key. Every running process must hold the
 // key this store seals under, and some of the values already sealed
 // (fleetSample of them at most) must open with this store's keys; either
-// failing is ErrNotTheFleetsKeys. Stored values that open only under its
+// failing is ErrNotTheFleetsKeys, and so is a sample in which as many
+// values open with none of its keys as under its sealing key. Stored values that open only under its
 // later keys are refused too: what it seals, the processes that sealed
 // them may not open (an operator who put a new key first before the
 // fleet's processes had it), and `rekey keys reseal` is the step that
@@ -204,6 +208,11 @@ func (s *Store) checkKeysWithoutFingerprintKey(ctx context.Context) error {
 	switch {
 	case st.Values > 0 && st.UnreadableTotal() == st.Values:
 		return fmt.Errorf("%w: no stored sealed value opens with its keys (%d tried)", ErrNotTheFleetsKeys, st.Values)
+	case st.UnreadableTotal() >= st.ByKey[0] && st.ByKey[0] > 0:
+		// A straggler under a retired key is no reason to refuse; as many
+		// values sealed under keys this store lacks as under its own is.
+		return fmt.Errorf("%w: of the stored sealed values tried, %d open with none of its keys and %d under key %s, "+
+			"which this process seals under", ErrNotTheFleetsKeys, st.UnreadableTotal(), st.ByKey[0], seals)
 	case st.Values > 0 && st.ByKey[0] == 0:
 		return fmt.Errorf("%w: the stored sealed values open only under its later keys, not under key %s, which this "+
 			"process seals under (run 'rekey keys reseal' first if the fleet moves to it)", ErrNotTheFleetsKeys, seals)

@@ -3,7 +3,9 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +117,52 @@ func TestTheFleetsKeysBeforeTheFingerprintKey(t *testing.T) {
 	}
 	if err := fleet.CheckFingerprintKey(ctx); err != nil {
 		t.Errorf("a worker of the fleet after the check: %v", err)
+	}
+}
+
+// Before the fingerprint key exists, a sample in which as many stored
+// values open with none of a process's keys as under its sealing key
+// refuses it: a process left with a retired key, which opens one
+// straggler, would otherwise make the key the fleet cannot open. One
+// straggler under a retired key does not refuse the fleet's own. Once the
+// key exists, one that opens but holds no keys refuses as the worker's
+// every mint would.
+func TestTheFleetsKeysOutnumberAStraggler(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := redistest.New(t)
+	save := func(st *store.Store, id string) {
+		t.Helper()
+		if err := st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3,
+			ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SaveToken(ctx, id, heroku.Token{AccessToken: secret.New("access-" + id),
+			RefreshToken: secret.New("refresh-" + id)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fleet, retired := store.New(r.Client, sealer(t, 1)), store.New(r.Client, sealer(t, 2))
+	for i := range 5 {
+		save(fleet, fmt.Sprintf("inst-%d", i))
+	}
+	save(retired, "straggler")
+	hasKey := func() bool { return r.Client.Exists(ctx, "rekey:fingerprint_key").Val() == 1 }
+	if err := retired.CheckSealedByTheFleet(ctx); !errors.Is(err, store.ErrNotTheFleetsKeys) || hasKey() ||
+		!strings.Contains(err.Error(), "5 open with none of its keys and 1 under key") {
+		t.Fatalf("the retired key alone: %v (fingerprint key made: %v); want ErrNotTheFleetsKeys counting both and none made",
+			err, hasKey())
+	}
+	if err := fleet.CheckSealedByTheFleet(ctx); err != nil || !hasKey() {
+		t.Fatalf("the fleet's key, a straggler under another: %v (fingerprint key made: %v); want it passed and made", err, hasKey())
+	}
+
+	hollow, err := sealer(t, 1).SealBinary(secret.New("short"), "rekey:fingerprint_key#")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Client.Set(ctx, "rekey:fingerprint_key", hollow, 0)
+	if err := store.New(r.Client, sealer(t, 1)).CheckSealedByTheFleet(ctx); !errors.Is(err, store.ErrFingerprintKey) {
+		t.Errorf("a fingerprint key that opens but holds no key: %v, want ErrFingerprintKey", err)
 	}
 }
