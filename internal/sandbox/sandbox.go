@@ -162,16 +162,28 @@ func randomKey() string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// errJoin joins non-nil errors into one sentence.
+// errJoin joins the non-nil errors of the sample instances into one
+// sentence, each text once, with how many instances it failed when more
+// than one: a refusal every registration meets (keys that are not the
+// fleet's) reads once, not once an instance.
 func errJoin(errs []error) error {
 	var msgs []string
+	times := map[string]int{}
 	for _, e := range errs {
-		if e != nil {
+		if e == nil {
+			continue
+		}
+		if times[e.Error()]++; times[e.Error()] == 1 {
 			msgs = append(msgs, e.Error())
 		}
 	}
 	if len(msgs) == 0 {
 		return nil
+	}
+	for i, m := range msgs {
+		if n := times[m]; n > 1 {
+			msgs[i] = fmt.Sprintf("%s (%d instances)", m, n)
+		}
 	}
 	return errors.New(strings.Join(msgs, "; "))
 }
