@@ -276,7 +276,9 @@ func doesNotWork(status int) bool {
 // it revoked (I3). It is retried like a 5xx. So is a 2xx whose body is an
 // HTML page (answer.htmlPage): a catch-all route (a single-page app's
 // index, served for every path and method) or a proxy's sign-in page
-// answered, not the issuer.
+// answered, not the issuer. A 410 that is not a page is revoked when
+// verify says the credential does not work (confirmRevoked), and a
+// refusal otherwise, as any other 4xx.
 func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) error {
 	u, err := h.credentialURL("revoke", instanceID, credentialID)
 	if err != nil {
@@ -296,6 +298,12 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 			&Error{Op: "revoke", Status: a.status, Code: CodeNotFoundPage})
 	case a.status == http.StatusNotFound:
 		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status, nil)
+	case a.status == http.StatusGone && !a.page():
+		// "Gone" to a DELETE is how many APIs answer a second one: the
+		// first revoked the credential and its answer was lost. Verify's
+		// 409, 410 or 422 records it revoked; without that word it stays
+		// the refusal it reads as, set aside for an operator.
+		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status, answerError("revoke", a.status, a.body))
 	case a.status >= 400 && a.status <= 499 && a.htmlPage():
 		// A refusal that came as an HTML page (a firewall's block page, a
 		// proxy's sign-in) is not the issuer's word: the revocation is
@@ -309,8 +317,9 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 // confirmRevoked asks the issuer's verify about a credential whose DELETE
 // was answered by something that may not be the issuer: a 404 (the
 // issuer's "no such credential", or a gateway's or a framework's answer
-// for a path it has no route for, whose bodies no list covers) or a 2xx
-// page. It returns what the DELETE's answer alone means (nil for revoked,
+// for a path it has no route for, whose bodies no list covers), a 2xx
+// page, or a 410 (gone: revoked by an earlier DELETE whose answer was
+// lost, or a refusal). It returns what the DELETE's answer alone means (nil for revoked,
 // or the page's error), unless verify says otherwise in the issuer's own
 // words:
 //   - 409, 410 or 422, not a page: the credential does not work, so it is
@@ -318,8 +327,10 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 //   - a 2xx that is not a page: the credential works, so the DELETE did
 //     not reach the issuer (I3): CodeStillWorks, retried; unless verify
 //     says the same of a credential that cannot exist (worksForAny);
-//   - a 5xx, a 3xx or no answer: the question is open, and the revocation
-//     is tried again rather than recorded.
+//   - a 5xx, a 3xx, a 408, 425 or 429 (come back later: a gateway that
+//     throttles verify while it answers the DELETE 404), or no answer: the
+//     question is open, and the revocation is tried again rather than
+//     recorded.
 //
 // A 404 to verify (an issuer without verify, or one that forgets what it
 // revoked), a page and any other answer leave the DELETE's meaning as it
@@ -342,7 +353,7 @@ func (h *HTTP) confirmRevoked(ctx context.Context, u, instanceID, credentialID s
 			return otherwise
 		}
 		return &Error{Op: "revoke", Status: deleteStatus, Code: CodeStillWorks}
-	case v.status >= 300 && v.status <= 399, v.status >= 500:
+	case v.status >= 300 && v.status <= 399, v.status >= 500, v.status >= 400 && !permanentStatus(v.status):
 		return answerError("revoke", v.status, nil)
 	}
 	return otherwise

@@ -117,6 +117,11 @@ func TestRevoke404IsCheckedWithVerify(t *testing.T) {
 		"verify answers a page":         {reply{200, "text/html", "<!DOCTYPE html><html><body>hi</body></html>"}, true, ""},
 		"verify refused":                {reply{403, "application/json", `{"error":"forbidden"}`}, true, ""},
 		"verify fails for now":          {reply{503, "text/plain", "down"}, false, "service_unavailable"},
+		// A gateway that answers the DELETE 404 may throttle verify too:
+		// come back later is no answer.
+		"verify throttled":      {reply{429, "application/json", `{"message":"Too Many Requests"}`}, false, "too_many_requests"},
+		"verify timed out":      {reply{408, "text/plain", "Request Timeout"}, false, "request_timeout"},
+		"verify asked too soon": {reply{425, "", ""}, false, "too_early"},
 	}
 	for delName, del := range unroutedNotFound {
 		for verName, v := range verifies {
@@ -190,5 +195,42 @@ func TestRevokeXMLOfTheIssuersIsNoPage(t *testing.T) {
 		reply{404, "", ""})
 	if !issuer.IsPermanent(err) {
 		t.Errorf("an XML 403 of the issuer's = %v, want permanent", err)
+	}
+}
+
+// A 410 to DELETE is how many APIs answer a second DELETE, the first one's
+// answer lost: verify's word that the credential does not work records it
+// revoked, rather than set aside as a refusal no retry can clear. Without
+// that word it stays a refusal; a verify that says it works, or cannot say
+// yet, leaves it to be tried again.
+func TestRevoke410IsCheckedWithVerify(t *testing.T) {
+	t.Parallel()
+	gone := reply{410, "application/json", `{"error":"credential_revoked"}`}
+	for name, c := range map[string]struct {
+		verify    reply
+		revoked   bool
+		permanent bool
+		code      string
+	}{
+		"verify says it is revoked": {reply{410, "application/json", `{"error":"credential_revoked"}`}, true, false, ""},
+		"verify says unknown":       {reply{422, "application/json", `{"error":"unknown_credential"}`}, true, false, ""},
+		"verify unsupported":        {reply{404, "application/json", `{"error":"verify_unsupported"}`}, false, true, "credential_revoked"},
+		"verify says it works":      {reply{200, "application/json", `{"ok":true}`}, false, false, issuer.CodeStillWorks},
+		"verify throttled":          {reply{429, "", ""}, false, false, "too_many_requests"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			asked, err := revokeAgainst(t, gone, c.verify)
+			if asked != 1 {
+				t.Errorf("%d verifies asked, want 1", asked)
+			}
+			var e *issuer.Error
+			switch {
+			case c.revoked && err != nil:
+				t.Errorf("Revoke = %v, want revoked", err)
+			case !c.revoked && (!errors.As(err, &e) || e.Code != c.code || issuer.IsPermanent(err) != c.permanent):
+				t.Errorf("Revoke = %#v, want a %s error, permanent %v", err, c.code, c.permanent)
+			}
+		})
 	}
 }

@@ -103,8 +103,9 @@ func CleanUsedBy(s string) string {
 // mayHoldPassword reports whether a hint may hold a password that
 // LooksGenerated lets pass (a human-chosen one, with dashes): a URL's user
 // information, a password where a URL's port belongs, a user and password
-// without a host ("app:pw"), a parameter named like a secret, or a word
-// that names one anywhere ("password = pw", `{"password":"pw"}`), read as
+// without a host ("app:pw"), or with a slash ("app/pw@db"), a client's
+// -p flag ("-ppw"), a parameter named like a secret, or a word that names
+// one anywhere ("password = pw", `{"password":"pw"}`, "Bearer pw"), read as
 // written and percent-decoded. A user alone before a host
 // ("app@10.0.0.5"), an IP address and a host's port hold none and are
 // kept. It errs towards dropping: a hint is a courtesy, a password in it a
@@ -120,7 +121,7 @@ func mayHoldPassword(s string) bool {
 			return true
 		}
 		for _, word := range strings.Fields(f) {
-			if userPassword(word) || secretParam(word) || bareUserPassword(word) {
+			if userPassword(word) || secretParam(word) || bareUserPassword(word) || slashPassword(word) || flagPassword(word) {
 				return true
 			}
 		}
@@ -129,7 +130,7 @@ func mayHoldPassword(s string) bool {
 }
 
 // secretWords name a secret wherever they stand in a hint, in lower case.
-var secretWords = []string{"pass", "pwd", "secret", "token", "cred"}
+var secretWords = []string{"pass", "pwd", "secret", "token", "cred", "bearer", "authorization"}
 
 // bareUserPassword reports whether word reads as a user and password
 // without a host ("app:Hunter2"): something after its last ':' that is no
@@ -179,9 +180,24 @@ func userPassword(word string) bool {
 	}
 }
 
+// slashPassword reports whether word reads as a user and password written
+// with a slash before a host ("app/Hunter2@db", as Oracle's clients take
+// them): a '/' before the last '@', with no scheme.
+func slashPassword(word string) bool {
+	at := strings.LastIndexByte(word, '@')
+	return at >= 0 && !strings.Contains(word, "://") && strings.Contains(word[:at], "/")
+}
+
+// flagPassword reports whether word is a password given as a client's
+// -p flag ("-pHunter2", as mysql takes it); psql's -p takes a port, and a
+// port is kept ("-p5432").
+func flagPassword(word string) bool {
+	return strings.HasPrefix(word, "-p") && strings.Trim(word[2:], "0123456789") != ""
+}
+
 // secretNames are what a parameter's name that holds a secret holds, in
 // lower case: password=, sslpassword=, pwd=, access_token=, api_key=,
-// client_secret=, X-Amz-Signature=, Credential=.
+// client_secret=, X-Amz-Signature=, Credential=; and pw= and p=, whole.
 var secretNames = []string{"pass", "pwd", "secret", "token", "key", "auth", "sig", "cred"}
 
 // secretParam reports whether word sets a parameter named like a secret
@@ -197,7 +213,7 @@ func secretParam(word string) bool {
 			start--
 		}
 		name := w[start:i]
-		if slices.ContainsFunc(secretNames, func(n string) bool { return strings.Contains(name, n) }) {
+		if name == "pw" || name == "p" || slices.ContainsFunc(secretNames, func(n string) bool { return strings.Contains(name, n) }) {
 			return true
 		}
 	}

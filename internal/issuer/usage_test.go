@@ -189,6 +189,13 @@ func TestCleanUsedBy(t *testing.T) {
 		"app:Hunter2-Pa55-w0rd":                               false,
 		"postgres%3A%2F%2Fapp%3AHunter2-Pa55-w0rd%4010.0.0.5": false,
 		"web.1 pwd Hunter2":                                   false,
+		"app pw=Xk9#mP2$vL":                                   false,
+		"app p=Xk9mP2vL":                                      false,
+		"app/Xk9#mP2$vL@10.0.0.5":                             false,
+		"mysql -pXk9mP2vL":                                    false,
+		"psql -p5432":                                         true,
+		"Bearer Xk9mP2vL-q7":                                  false,
+		"Authorization: Basic Xk9mP2vL":                       false,
 		"12:30:45 web.1":                                      true,
 		"web.1:":                                              true,
 	} {
