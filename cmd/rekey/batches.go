@@ -222,6 +222,19 @@ func cancelBatch(ctx context.Context, env *environ, a *app, id string) error {
 		return batchError(id, err)
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			// fleet.Cancel marks the batch cancelled first: its rotations
+			// not yet started end when their tasks run, and running the
+			// cancel again removes the tasks left.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			done := fmt.Sprintf("batch %s may not be cancelled: run 'rekey batches cancel %s' again", id, id)
+			if b, berr := a.store.Batch(rctx, id); berr == nil && !b.CancelledAt.IsZero() {
+				done = fmt.Sprintf("batch %s is marked cancelled, but not every task of it was removed: "+
+					"run 'rekey batches cancel %s' again", id, id)
+			}
+			return &stoppedError{done: done, err: err}
+		}
 		return err
 	}
 	fmt.Fprintf(env.stdout, "batch %s cancelled: %s not yet started cancelled and their tasks removed; "+

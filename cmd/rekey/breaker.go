@@ -40,7 +40,13 @@ runs and the scheduler enqueues again. Asks on a terminal; needs --confirm off o
   rekey breaker resume --confirm --by alice`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return withBreaker(c.Context(), env, func(b *breaker.Breaker) error { return resumeBreaker(c.Context(), env, b, confirm, by) })
+			return withProducer(c.Context(), env, "breaker", func(a *app) error {
+				b, err := a.breaker()
+				if err != nil {
+					return err
+				}
+				return resumeBreaker(c.Context(), env, b, confirm, by, a.store.SchedulePaused)
+			})
 		},
 	}
 	resume.Flags().BoolVar(&confirm, "confirm", false, "resume without asking (required when not on a terminal)")
@@ -107,7 +113,11 @@ func writeBreakerStatus(w io.Writer, s breaker.Status) {
 // terminal; off a terminal, a missing --confirm is a usage error.
 var errNotConfirmed = errors.New("breaker not resumed: answer y, or pass --confirm")
 
-func resumeBreaker(ctx context.Context, env *environ, b *breaker.Breaker, confirm bool, by string) error {
+// resumeBreaker closes the breaker; schedulePaused says whether an
+// operator's pause still holds the scheduler, which the breaker's resume
+// leaves as it is.
+func resumeBreaker(ctx context.Context, env *environ, b *breaker.Breaker, confirm bool, by string,
+	schedulePaused func(context.Context) (time.Time, string, error)) error {
 	s, err := b.Status(ctx)
 	if err != nil {
 		return err
@@ -131,6 +141,11 @@ func resumeBreaker(ctx context.Context, env *environ, b *breaker.Breaker, confir
 	}
 	if _, err := b.Resume(ctx, by); err != nil {
 		return err
+	}
+	if at, who, err := schedulePaused(ctx); err == nil && !at.IsZero() {
+		fmt.Fprintf(env.stdout, "breaker resumed: the bulk queue runs; the scheduler stays paused (by %s since %s): "+
+			"'rekey scheduler resume'\n", printable.Text(who), at.UTC().Format(time.RFC3339))
+		return nil
 	}
 	fmt.Fprintln(env.stdout, "breaker resumed: the bulk queue runs and the scheduler enqueues again")
 	return nil

@@ -195,6 +195,10 @@ func testUsageErrors(t *testing.T, bin binary) {
 		{[]string{"holds", "release", "inst-00000"}, 2, `"inst-00000" is not INSTANCE_ID/CREDENTIAL_ID`},
 		{[]string{"revocations", "retry", "3"}, 2, `"3" is not a dead revocation id: use INSTANCE_ID/CREDENTIAL_ID`},
 		{[]string{"instances", "show", "bad id"}, 2, `"bad id" is not an instance id: show takes one, such as inst-123`},
+		{[]string{"scheduler", "set", "inst-00000/cred-1", "--opt-out"}, 2,
+			`"inst-00000/cred-1" is INSTANCE/CREDENTIAL, but set takes an instance id: rekey scheduler set inst-00000`},
+		{[]string{"scheduler", "unquarantine", "inst-00000", "bad id"}, 2,
+			`"bad id" is not an instance id: unquarantine takes one, such as inst-123`},
 		{[]string{"batches", "show", "bat_nope"}, 1, "rekey: batch bat_nope not found"},
 		{[]string{"instances", "show", "-json", "inst-nope"}, 1, "rekey: instance inst-nope is not registered"},
 	}

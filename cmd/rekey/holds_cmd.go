@@ -62,24 +62,31 @@ fail. Asks on a terminal; needs --confirm off one.`,
   rekey holds release inst-123/cred-9 --confirm`,
 		Args: exactArgs(1, "one INSTANCE_ID/CREDENTIAL_ID"),
 		RunE: func(c *cobra.Command, args []string) error {
-			if inst, cred, ok := strings.Cut(args[0], "/"); !ok || !store.ValidID(inst) || !store.ValidID(cred) {
+			inst, cred, ok := strings.Cut(args[0], "/")
+			if !ok || !store.ValidID(inst) || !store.ValidID(cred) {
 				return usagef("%q is not INSTANCE_ID/CREDENTIAL_ID (as 'rekey holds list' shows them)", args[0])
 			}
-			switch {
-			case confirm:
-			case !env.terminal:
+			if !confirm && !env.terminal {
 				return usagef("%s not released: pass --confirm when not on a terminal", args[0])
-			default:
-				yes, err := ask(c.Context(), env, fmt.Sprintf("Releasing %s revokes it now and breaks whoever still uses it. Release? [y/N] ", args[0]),
-					"nothing was done")
-				if err != nil {
-					return err
-				}
-				if !yes {
-					return fmt.Errorf("%s not released: answer y, or pass --confirm", args[0])
-				}
 			}
 			return withProducer(c.Context(), env, "holds", func(a *app) error {
+				// A mistyped id is said to be no hold before anyone is
+				// asked to break whoever uses it.
+				if _, held, err := a.store.HoldOf(c.Context(), inst, cred); err != nil {
+					return err
+				} else if !held {
+					return fmt.Errorf("%s is not held", args[0])
+				}
+				if !confirm {
+					yes, err := ask(c.Context(), env, fmt.Sprintf("Releasing %s revokes it now and breaks whoever still uses it. Release? [y/N] ", args[0]),
+						"nothing was done")
+					if err != nil {
+						return err
+					}
+					if !yes {
+						return fmt.Errorf("%s not released: answer y, or pass --confirm", args[0])
+					}
+				}
 				return releaseHold(c.Context(), env.stdout, a.store, asynq.NewInspectorFromRedisClient(a.rdb), args[0])
 			})
 		},

@@ -88,17 +88,21 @@ events, newest first. Never a secret.`,
 // checkShowID refuses what is no instance id as a wrong call (exit 2), as
 // rotate does: an INSTANCE/CREDENTIAL pair, as holds, revocations and
 // events print them, gets the command that shows the instance.
-func checkShowID(id string) error {
+func checkShowID(id string) error { return checkInstanceArg("rekey instances show", id) }
+
+// checkInstanceArg refuses, as a wrong call (exit 2), an argument of the
+// command cmd ("rekey instances show") that is no instance id, naming the
+// instance when it is an INSTANCE/CREDENTIAL pair.
+func checkInstanceArg(cmd, id string) error {
+	verb := cmd[strings.LastIndexByte(cmd, ' ')+1:]
 	inst, _, ok := strings.Cut(id, "/")
 	switch {
 	case !ok && store.ValidID(id):
 		return nil
-	case !ok:
-		return usagef("%q is not an instance id: show takes one, such as inst-123", id)
-	case store.ValidID(inst):
-		return usagef("%q is INSTANCE/CREDENTIAL, but show takes an instance id: rekey instances show %s", id, inst)
+	case ok && store.ValidID(inst):
+		return usagef("%q is INSTANCE/CREDENTIAL, but %s takes an instance id: %s %s", id, verb, cmd, inst)
 	}
-	return usagef("%q is not an instance id: show takes one, such as inst-123", id)
+	return usagef("%q is not an instance id: %s takes one, such as inst-123", id, verb)
 }
 
 // maxImportLine is the longest line instances import reads: an instance's

@@ -8,10 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -362,4 +366,53 @@ func (r *interruptingReader) Read(p []byte) (int, error) {
 	}
 	r.served++
 	return copy(p, r.lines[r.served-1]+"\n"), nil
+}
+
+// Ctrl-C while Heroku answers the exchange of a line's oauth_grant: the
+// code is spent (Heroku takes one once), so the tokens it bought are
+// stored all the same, and importing the file again, as the interruption
+// advises, finds the instance registered rather than the code refused.
+func TestImportInterruptedDuringAGrantExchangeKeepsItsTokens(t *testing.T) {
+	c := newCLI(t)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	var exchanges atomic.Int64
+	heroku := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if exchanges.Add(1) > 1 {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"id":"invalid_grant","message":"grant code already used"}`)
+			return
+		}
+		cancel(&signalError{sig: os.Interrupt})
+		fmt.Fprint(w, `{"access_token":"4e1c3a1d-0000-4000-8000-000000000001","expires_in":28800,`+
+			`"refresh_token":"4e1c3a1d-0000-4000-8000-000000000002","token_type":"Bearer","user_id":"u"}`)
+	}))
+	defer heroku.Close()
+	vars := c.vars()
+	maps.Copy(vars, map[string]string{"HEROKU_ID_URL": heroku.URL, "HEROKU_API_URL": heroku.URL,
+		"HEROKU_OAUTH_CLIENT_SECRET": "oauth-client-secret-of-the-test"})
+	env := c.env()
+	env.lookup = func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	line := `{"id":"inst-g","api_version":"v3","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0",` +
+		`"oauth_grant":{"code":"01234567-89ab-4cde-8f01-23456789abcd"}}` + "\n"
+	env.stdin = strings.NewReader(line)
+	// The line's registration finishes; whether the run then says it
+	// was interrupted or, with no line left, that it is done, it may not
+	// fail otherwise.
+	if err := runCommand(ctx, env, "instances", "import", "-"); err != nil {
+		if _, ok := asInterrupted(err); !ok {
+			t.Fatalf("import interrupted during the exchange: %v, want done or an interruption", err)
+		}
+	}
+	if need, err := c.st.NeedsToken(context.Background(), "inst-g"); err != nil || need {
+		t.Fatalf("inst-g after the interrupted import: needs tokens %v (%v), want the exchanged ones stored", need, err)
+	}
+	env.stdin = strings.NewReader(line)
+	if err := runCommand(context.Background(), env, "instances", "import", "-"); err != nil {
+		t.Errorf("importing the file again: %v, want the instance found registered", err)
+	}
+	if n := exchanges.Load(); n != 1 {
+		t.Errorf("%d exchanges of the one code, want 1", n)
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rekeyhq/rekey/internal/store"
 )
 
 // interruptAtQuestion runs `rekey args...` on a terminal whose operator
@@ -71,8 +73,9 @@ func TestCtrlCAtRotateQuestion(t *testing.T) {
 // Ctrl-C at it releases nothing and exits 130.
 func TestCtrlCAtHoldsReleaseQuestion(t *testing.T) {
 	c := newCLI(t)
+	held := c.heldCredential(t)
 	before := c.snapshot(t)
-	err, stdout, _ := interruptAtQuestion(t, c.vars(), "holds", "release", "inst-00000/cred-0")
+	err, stdout, _ := interruptAtQuestion(t, c.vars(), "holds", "release", held)
 	wantInterrupted(t, err, stdout, "interrupted: nothing was done")
 	if !maps.Equal(before, c.snapshot(t)) {
 		t.Error("an interrupted release changed Redis")
@@ -101,18 +104,48 @@ func TestAnsweredQuestionsLeaveStdoutClean(t *testing.T) {
 	g := newSchedulerRig(t)
 	g.openBreaker(t)
 	for _, tt := range []struct {
-		args []string
-		out  string
+		args  []string
+		out   string
+		asked bool
 	}{
-		{[]string{"breaker", "resume"}, "breaker resumed: the bulk queue runs and the scheduler enqueues again\n"},
-		{[]string{"holds", "release", "inst-00000/cred-0"}, ""}, // not held: an error, and nothing on stdout
+		{[]string{"breaker", "resume"}, "breaker resumed: the bulk queue runs and the scheduler enqueues again\n", true},
+		// Not held: an error before any question, and nothing on stdout.
+		{[]string{"holds", "release", "inst-00000/cred-0"}, "", false},
 	} {
 		var out, errOut syncBuffer
 		env := &environ{lookup: func(k string) (string, bool) { v, ok := g.vars[k]; return v, ok },
 			stdin: strings.NewReader("y\n"), stdout: &out, stderr: &errOut, terminal: true}
 		err := run(context.Background(), env, tt.args)
-		if out.String() != tt.out || !strings.Contains(errOut.String(), "[y/N]") {
-			t.Errorf("rekey %s (%v): stdout %q, want %q; stderr:\n%s", strings.Join(tt.args, " "), err, out.String(), tt.out, errOut.String())
+		if out.String() != tt.out || strings.Contains(errOut.String(), "[y/N]") != tt.asked {
+			t.Errorf("rekey %s (%v): stdout %q, want %q; asked %v; stderr:\n%s", strings.Join(tt.args, " "), err,
+				out.String(), tt.out, tt.asked, errOut.String())
+		}
+		if !tt.asked && (err == nil || !strings.Contains(err.Error(), "is not held")) {
+			t.Errorf("rekey %s: %v, want it to say the credential is not held", strings.Join(tt.args, " "), err)
 		}
 	}
+}
+
+// heldCredential registers an instance, rotates it and holds the
+// revocation of its previous credential, and returns the hold's
+// INSTANCE_ID/CREDENTIAL_ID.
+func (c *cli) heldCredential(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	ids := c.register(t, 1)
+	if _, err := c.st.Claim(ctx, store.RotationRequest{InstanceID: ids[0], RotationID: "rot-" + ids[0]}); err != nil {
+		t.Fatal(err)
+	}
+	c.complete(t, ids, nil)
+	prev, err := c.st.Previous(ctx, ids[0])
+	if err != nil || len(prev) != 1 {
+		t.Fatalf("previous credentials %v, %v", prev, err)
+	}
+	now := time.Now()
+	if err := c.st.SaveHold(ctx, store.Hold{InstanceID: ids[0], CredentialID: prev[0].CredentialID,
+		RevokeAt: now, HeldAt: now, CapAt: now.Add(time.Hour), LastUsedAt: now, LastUsedBy: "web.1",
+		CheckedAt: now, NextCheckAt: now.Add(time.Minute)}, store.EventRevocationHeld, "in use"); err != nil {
+		t.Fatal(err)
+	}
+	return ids[0] + "/" + prev[0].CredentialID
 }

@@ -139,6 +139,15 @@ func timeOrDash(t time.Time) string {
 func retryDeadRevocations(ctx context.Context, w io.Writer, p reconcile.Params, ids []string, all bool) error {
 	moved, err := reconcile.RetryDead(ctx, p, ids, all, retriedBy)
 	if err != nil {
+		// Those moved before the error stay moved: said, so that the
+		// operator knows running it again finishes the rest.
+		done := count(len(moved), "dead revocation", "dead revocations") + " moved back to due; run it again for the rest"
+		if ctx.Err() != nil {
+			return &stoppedError{done: done, err: err}
+		}
+		if len(moved) > 0 {
+			return fmt.Errorf("%s, then: %w", done, err)
+		}
 		return err
 	}
 	names := make([]string, len(moved))

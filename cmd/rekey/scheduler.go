@@ -129,6 +129,11 @@ aside; this puts the instances named, or every quarantined one (--all), back at 
 			return nil
 		},
 		RunE: func(c *cobra.Command, args []string) error {
+			for _, id := range args {
+				if err := checkInstanceArg("rekey scheduler unquarantine", id); err != nil {
+					return err
+				}
+			}
 			return withProducer(c.Context(), env, "scheduler", func(a *app) error {
 				if all {
 					return unquarantineAll(c.Context(), env, a)
@@ -152,6 +157,9 @@ func newSchedulerSetCmd(env *environ) *cobra.Command {
   rekey scheduler set inst-123 --window default`,
 		Args: exactArgs(1, "one instance ID"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkInstanceArg("rekey scheduler set", args[0]); err != nil {
+				return err
+			}
 			if f.optOut && f.optIn {
 				return usagef("--opt-out and --opt-in contradict each other")
 			}
@@ -238,6 +246,17 @@ func globalWindow(cfg *config.Config) (*store.Window, error) {
 }
 
 func pauseScheduler(ctx context.Context, env *environ, a *app, by string) error {
+	// A second pause would take the first one's name and time, which the
+	// status shows as who to ask before resuming.
+	at, who, err := a.store.SchedulePaused(ctx)
+	if err != nil {
+		return err
+	}
+	if !at.IsZero() {
+		fmt.Fprintf(env.stdout, "scheduler already paused (by %s since %s): left as it is\n",
+			printable.Text(who), at.UTC().Format(time.RFC3339))
+		return nil
+	}
 	if err := a.store.PauseSchedule(ctx, by); err != nil {
 		return err
 	}
@@ -246,16 +265,24 @@ func pauseScheduler(ctx context.Context, env *environ, a *app, by string) error 
 }
 
 func resumeScheduler(ctx context.Context, env *environ, a *app) error {
+	at, _, err := a.store.SchedulePaused(ctx)
+	if err != nil {
+		return err
+	}
 	if err := a.store.ResumeSchedule(ctx); err != nil {
 		return err
 	}
+	resumed := "scheduler resumed"
+	if at.IsZero() {
+		resumed = "the scheduler was not paused"
+	}
 	// An open breaker holds every scheduler too, whatever the pause says.
 	if st, err := a.store.BreakerState(ctx); err == nil && st.Open() {
-		fmt.Fprintf(env.stdout, "scheduler resumed, but the circuit breaker is %s: no scheduler enqueues until then\n",
-			printable.Text(breaker.Describe(st)))
+		fmt.Fprintf(env.stdout, "%s, but the circuit breaker is %s: no scheduler enqueues until then\n",
+			resumed, printable.Text(breaker.Describe(st)))
 		return nil
 	}
-	fmt.Fprintln(env.stdout, "scheduler resumed")
+	fmt.Fprintln(env.stdout, resumed)
 	return nil
 }
 
@@ -321,6 +348,9 @@ func unquarantineAll(ctx context.Context, env *environ, a *app) error {
 	for _, id := range ids {
 		ok, err := a.store.Unquarantine(ctx, id, "operator (rekey scheduler unquarantine --all)")
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			if ctx.Err() != nil {
+				return &stoppedError{done: instances(n) + " unquarantined; run it again for the rest", err: err}
+			}
 			return fmt.Errorf("%s unquarantined, then: %w", instances(n), err)
 		}
 		if ok {

@@ -115,11 +115,14 @@ func TestSchedulerStatusPauseUnquarantineAndSet(t *testing.T) {
 			"(after 1 failed rotations in a row, or one that cannot go on)")
 
 	wantLines(t, g.run(t, "pause", "--by", "alice"), "scheduler paused")
+	// A second pause keeps who paused first: the one to ask.
+	wantLines(t, g.run(t, "pause", "--by", "bob"), "scheduler already paused (by alice since ", "left as it is")
 	wantLines(t, g.run(t, "status"), "state:              paused since ", "by alice")
-	g.run(t, "resume")
+	wantLines(t, g.run(t, "resume"), "scheduler resumed")
 	if strings.Contains(g.run(t, "status"), "paused") {
 		t.Error("still paused after resume")
 	}
+	wantLines(t, g.run(t, "resume"), "the scheduler was not paused")
 
 	wantLines(t, g.run(t, "unquarantine", "inst-q"), "inst-q is no longer quarantined; next scheduled rotation 20")
 	wantLines(t, g.run(t, "unquarantine", "inst-q"), "inst-q was not quarantined")

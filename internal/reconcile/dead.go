@@ -20,7 +20,8 @@ var ErrNotDead = errors.New("not in the dead-letter set")
 // their revoke tasks again: those named by ids ("instance_id/credential_id"),
 // or every one when all is set. by names who asked, for the audit events.
 // Named ids are checked first: if any is malformed or not dead, nothing is
-// moved and the error names them. It returns the revocations it moved.
+// moved and the error names them. It returns the revocations it moved,
+// those it moved before an error included.
 // p needs Store, Enqueuer and Inspector.
 func RetryDead(ctx context.Context, p Params, ids []string, all bool, by string) ([]store.Revocation, error) {
 	s := New(p)
@@ -34,11 +35,11 @@ func RetryDead(ctx context.Context, p Params, ids []string, all bool, by string)
 	var out []store.Revocation
 	for _, r := range refs {
 		moved, err := s.retryDead(ctx, r, by)
+		if moved != nil {
+			out = append(out, *moved) // moved back to due, even when its task failed: the sweep enqueues it
+		}
 		if err != nil {
 			return out, err
-		}
-		if moved != nil {
-			out = append(out, *moved)
 		}
 	}
 	return out, nil
@@ -79,12 +80,12 @@ func (s *Sweeper) retryAllDead(ctx context.Context, by string) ([]store.Revocati
 		moved := 0
 		for _, d := range dead {
 			r, err := s.retryDead(ctx, store.Revocation{InstanceID: d.InstanceID, CredentialID: d.CredentialID}, by)
+			if r != nil {
+				out = append(out, *r) // moved back to due, even when its task failed: the sweep enqueues it
+				moved++
+			}
 			if err != nil {
 				return out, err
-			}
-			if r != nil {
-				out = append(out, *r)
-				moved++
 			}
 		}
 		if moved == 0 {

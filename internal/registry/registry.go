@@ -317,12 +317,23 @@ func (r *Registry) putGrant(ctx context.Context, in Input, reg store.Registratio
 	if claim == store.GrantAlreadyRegistered {
 		return r.save(ctx, in, func() error { return r.store.Register(ctx, reg, nil) }, false)
 	}
-	tok, err := r.oauth.ExchangeGrant(ctx, code)
+	// Once asked, Heroku spends the code whether or not its answer is
+	// read: the exchange and the storing of the tokens it bought go on when
+	// the caller stops waiting (a client that hung up, Ctrl-C on an
+	// import), within grantSaveTimeout. Dropped, the tokens would leave an
+	// add-on that cannot be rotated until it is provisioned again.
+	if err := ctx.Err(); err != nil {
+		r.releaseGrant(ctx, in.ID, code)
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grantSaveTimeout)
+	defer cancel()
+	tok, err := r.oauth.ExchangeGrant(sctx, code)
 	if err != nil {
 		r.releaseGrant(ctx, in.ID, code)
 		return &ExchangeError{ID: in.ID, Err: err}
 	}
-	err = r.save(ctx, in, func() error { return r.store.RegisterGrant(ctx, reg, tok, code) }, true)
+	err = r.save(sctx, in, func() error { return r.store.RegisterGrant(sctx, reg, tok, code) }, true)
 	var incomplete *IncompleteError
 	if errors.As(err, &incomplete) {
 		return err // registered: the grant is remembered, not lost
@@ -348,6 +359,11 @@ func (r *Registry) claimGrant(ctx context.Context, id string, code secret.String
 		}
 	}
 }
+
+// grantSaveTimeout bounds a grant's exchange and the storing of the tokens
+// it bought, which go on when the caller stops waiting: long enough for
+// the exchange and every attempt storeWaits allows.
+const grantSaveTimeout = time.Minute
 
 // grantPoll is how often a registration asks again whether another one
 // with the same grant code has finished.
