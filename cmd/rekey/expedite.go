@@ -244,12 +244,25 @@ func expediteTargets(ctx context.Context, st *store.Store, n expediteName) ([]st
 		return nil, err
 	}
 	var out []store.Revocation
+	var dead []string
 	for _, w := range waiting {
-		if c, err := st.Credential(ctx, n.instance, w.CredentialID); err == nil && expeditable(c) {
-			out = append(out, store.Revocation{InstanceID: n.instance, CredentialID: w.CredentialID, RevokeAt: c.RevokeAt})
-		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		c, err := st.Credential(ctx, n.instance, w.CredentialID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
+		if err != nil || !expeditable(c) {
+			continue
+		}
+		if isDead, err := st.IsRevocationDead(ctx, n.instance, w.CredentialID); err != nil {
+			return nil, err
+		} else if isDead {
+			dead = append(dead, n.instance+"/"+w.CredentialID)
+			continue
+		}
+		out = append(out, store.Revocation{InstanceID: n.instance, CredentialID: w.CredentialID, RevokeAt: c.RevokeAt})
+	}
+	if len(out) == 0 && len(dead) > 0 {
+		return nil, refusef("%s: %s", n, deadNotExpedited(strings.Join(dead, " ")))
 	}
 	if len(out) == 0 {
 		return nil, refusef("%s: %s has no previous credential waiting for revocation (its current credential, %s, is never revoked)",
@@ -268,11 +281,25 @@ func expediteCredential(ctx context.Context, st *store.Store, in store.Instance,
 	case err != nil:
 		return store.Revocation{}, err
 	case expeditable(c):
+		if dead, err := st.IsRevocationDead(ctx, in.ID, cred); err != nil {
+			return store.Revocation{}, err
+		} else if dead {
+			return store.Revocation{}, refusef("%s: %s", id, deadNotExpedited(id))
+		}
 		return store.Revocation{InstanceID: in.ID, CredentialID: cred, RevokeAt: c.RevokeAt}, nil
 	case c.Revoked():
 		return store.Revocation{}, refusef("%s: already revoked, at %s", id, timeOrDash(c.RevokedAt))
 	}
 	return store.Revocation{}, refusef("%s: the credential is %s: %s", id, c.State, notExpeditable(c.State))
+}
+
+// deadNotExpedited says why revocations the issuer refused for good (the
+// dead-letter set) are not expedited: their revoke time has passed, and
+// what they wait for is the issuer's fix and an operator's retry, which
+// records who retried.
+func deadNotExpedited(ids string) string {
+	return "the issuer refused its revocation and it was set aside (rekey revocations dead): " +
+		"fix the issuer, then 'rekey revocations retry " + ids + "'"
 }
 
 // expeditable reports whether c waits for its revocation after a grace,

@@ -153,3 +153,26 @@ func TestCtrlCAtExpediteQuestion(t *testing.T) {
 		t.Error("an interrupted expedite changed Redis")
 	}
 }
+
+// A revocation the issuer refused for good (the dead-letter set) is not
+// expedited, by its credential or by its instance: it waits for the
+// issuer's fix and `revocations retry`, which takes it out of that set;
+// expedited, it would run again while still listed there. Nothing changes.
+func TestExpediteRefusesADeadRevocation(t *testing.T) {
+	c := newCLI(t)
+	c.deadRevocation(t, "inst-a")
+	before := c.snapshot(t)
+	for _, name := range []string{"inst-a/cred-0", "inst-a"} {
+		err := c.run(t, "revocations", "expedite", name, "--confirm")
+		if err == nil || !strings.Contains(err.Error(), "set aside (rekey revocations dead)") ||
+			!strings.Contains(err.Error(), "'rekey revocations retry inst-a/cred-0'") {
+			t.Errorf("expedite %s of a dead revocation: %v, want a refusal naming revocations retry", name, err)
+		}
+	}
+	if !maps.Equal(before, c.snapshot(t)) {
+		t.Error("a refused expedite changed Redis")
+	}
+	if n, err := c.st.CountDeadRevocations(context.Background()); err != nil || n != 1 {
+		t.Errorf("%d dead revocations (%v), want the one still there", n, err)
+	}
+}

@@ -301,14 +301,17 @@ func showInstance(ctx context.Context, env *environ, a *app, id string, asJSON b
 	if asJSON {
 		return writeJSON(env.stdout, v)
 	}
-	writeInstance(env.stdout, v)
+	global, _ := globalWindow(a.cfg) // a bad value is the scheduler's to refuse
+	writeInstance(env.stdout, v, global)
 	return nil
 }
 
 // writeInstance prints an instance for people: one field a line, then its
 // previous credentials and its events. Stored text (an error, a reason, an
 // event's detail) is outside text and passes printable.Text.
-func writeInstance(w io.Writer, v instanceView) {
+// global is REKEY_MAINTENANCE_WINDOW's window, which an instance without
+// one of its own rotates in.
+func writeInstance(w io.Writer, v instanceView, global *store.Window) {
 	row := func(label, format string, a ...any) {
 		fmt.Fprintf(w, "%-21s %s\n", label+":", printable.Text(fmt.Sprintf(format, a...)))
 	}
@@ -329,7 +332,7 @@ func writeInstance(w io.Writer, v instanceView) {
 		row("last error", "%s at %s: %s", v.LastErrorCode, timeOrNone(v.LastErrorAt), v.LastError)
 	}
 	row("schedule", "%s, window %s, next rotation %s", map[bool]string{true: "opted out", false: "scheduled"}[v.ScheduleOptOut],
-		windowText(v.Window), timeOrNone(v.NextRotationAt))
+		instanceWindowText(v.Window, global), timeOrNone(v.NextRotationAt))
 	if !v.QuarantinedAt.IsZero() {
 		row("quarantined", "since %s: %s", timeOrNone(v.QuarantinedAt), v.QuarantineReason)
 	}

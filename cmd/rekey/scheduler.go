@@ -394,8 +394,14 @@ func setSchedule(ctx context.Context, env *environ, a *app, id string, f schedul
 	if in, err = a.store.Instance(ctx, id); err != nil {
 		return err
 	}
+	global, _ := globalWindow(a.cfg) // a bad value is the scheduler's to refuse
 	fmt.Fprintf(env.stdout, "%s: %s, window %s, next scheduled rotation %s\n", id,
-		map[bool]string{true: "opted out", false: "scheduled"}[in.ScheduleOptOut], windowText(in.Window), timeOrNone(in.NextRotationAt))
+		map[bool]string{true: "opted out", false: "scheduled"}[in.ScheduleOptOut], instanceWindowText(in.Window, global),
+		timeOrNone(in.NextRotationAt))
+	if !in.QuarantinedAt.IsZero() {
+		fmt.Fprintf(env.stdout, "%s is quarantined since %s, and no scheduler rotates it until 'rekey scheduler unquarantine %s'\n",
+			id, in.QuarantinedAt.UTC().Format(time.RFC3339), id)
+	}
 	return nil
 }
 

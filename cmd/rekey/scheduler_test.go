@@ -124,9 +124,14 @@ func TestSchedulerStatusPauseUnquarantineAndSet(t *testing.T) {
 	}
 	wantLines(t, g.run(t, "resume"), "the scheduler was not paused")
 
+	// Its window set, a quarantined instance is still set aside: said.
+	wantLines(t, g.run(t, "set", "inst-q", "--window", "default"),
+		"inst-q: scheduled, window default (02-05 UTC, REKEY_MAINTENANCE_WINDOW), next scheduled rotation none",
+		"inst-q is quarantined since ", "until 'rekey scheduler unquarantine inst-q'")
 	wantLines(t, g.run(t, "unquarantine", "inst-q"), "inst-q is no longer quarantined; next scheduled rotation 20")
 	wantLines(t, g.run(t, "unquarantine", "inst-q"), "inst-q was not quarantined")
-	wantLines(t, g.run(t, "set", "inst-a", "--opt-out"), "inst-a: opted out, window any time, next scheduled rotation none")
+	wantLines(t, g.run(t, "set", "inst-a", "--opt-out"),
+		"inst-a: opted out, window default (02-05 UTC, REKEY_MAINTENANCE_WINDOW), next scheduled rotation none")
 	wantLines(t, g.run(t, "set", "--window", "22-04", "inst-b"), "inst-b: scheduled, window 22-04 UTC")
 	// inst-a left the schedule, inst-q came back at its first slot.
 	wantLines(t, g.run(t, "status"), "instances:          4 live, 3 scheduled", "due in next hour:   3", "quarantined:        0 ")

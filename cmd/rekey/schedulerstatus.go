@@ -195,6 +195,16 @@ func windowText(w *store.Window) string {
 	return w.String() + " UTC"
 }
 
+// instanceWindowText is an instance's maintenance window: its own, else
+// the fleet's (REKEY_MAINTENANCE_WINDOW, global), which the scheduler
+// falls back to.
+func instanceWindowText(own, global *store.Window) string {
+	if own == nil && global != nil {
+		return "default (" + windowText(global) + ", REKEY_MAINTENANCE_WINDOW)"
+	}
+	return windowText(own)
+}
+
 // scheduleOutput is `rekey scheduler status --json`: the figures of the
 // text, with the state as a word (running, paused, held, never_swept,
 // stopped: no clock process runs, failing: the last sweep failed).
