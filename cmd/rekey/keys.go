@@ -284,7 +284,9 @@ func checkProcessKeys(ctx context.Context, src sealedValues, stderr io.Writer, f
 // sealingElsewhere lists the running processes that seal under another
 // key than ids' first, each with what it lacks. When every running process
 // seals under one key that ids hold further down, and holds ids' first
-// too, the list here is likely the wrong way round: reversed then says so.
+// too, the list here is likely the wrong way round: reversed then says so;
+// when that key is not in ids at all, ids are out of date, and reversed
+// says that instead.
 func sealingElsewhere(rings []store.Keyring, ids []string) (behind []string, reversed string) {
 	first := ids[0]
 	agreed := ""
@@ -304,6 +306,14 @@ func sealingElsewhere(rings []store.Keyring, ids []string) (behind []string, rev
 		behind = append(behind, r.Process+" ("+what+")")
 	}
 	pos := slices.Index(ids, agreed)
+	if len(behind) == len(rings) && agreed != "-" && pos < 0 {
+		// The fleet agrees on a key this shell lacks: this shell's value
+		// is out of date, not the processes' (and --force would reseal
+		// the fleet's values back under an older key).
+		return behind, fmt.Sprintf("Every running process seals under key %s, which REKEY_ENCRYPTION_KEYS here does not "+
+			"hold: this shell's value is not the fleet's; run reseal with the processes' value "+
+			"(heroku config:get REKEY_ENCRYPTION_KEYS)", agreed)
+	}
 	if len(behind) == len(rings) && pos > 0 && !slices.ContainsFunc(rings, func(r store.Keyring) bool {
 		return !slices.Contains(r.KeyIDs, first)
 	}) {

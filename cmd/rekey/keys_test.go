@@ -252,6 +252,28 @@ func TestKeysResealNamesAReversedList(t *testing.T) {
 	}
 }
 
+// A shell whose REKEY_ENCRYPTION_KEYS is out of date (OLD, while every
+// process runs NEW,OLD) is told so, and not offered --force, which would
+// reseal the fleet's values back under the old key.
+func TestKeysResealNamesAStaleList(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	newKey := bytes.Repeat([]byte{14}, seal.KeySize)
+	sealer, err := seal.New(newKey, testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.New(c.r.Client, sealer).AnnounceKeyring(ctx, "web.1 #aaaaaa", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	err = runCommand(ctx, c.withKeys(testKey), "keys", "reseal")
+	want := "Every running process seals under key " + keyIDOf(t, newKey) + ", which REKEY_ENCRYPTION_KEYS here does not hold"
+	if !errors.Is(err, errProcessKeys) || !strings.Contains(err.Error(), want) ||
+		!strings.Contains(err.Error(), "heroku config:get REKEY_ENCRYPTION_KEYS") || strings.Contains(err.Error(), "--force") {
+		t.Fatalf("reseal with a stale list = %v, want a refusal containing %q and no --force", err, want)
+	}
+}
+
 // startsAProcess is a store whose Reseal sees a process on the old keys
 // start while it runs.
 type startsAProcess struct {
