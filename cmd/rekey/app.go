@@ -263,6 +263,13 @@ func (a *app) keysChecked(ctx context.Context) error {
 		case err == nil || ctx.Err() != nil:
 			return nil
 		case errors.Is(err, store.ErrFingerprintKey):
+			if m, derr := a.store.DevMark(ctx); derr == nil && m.Claimed {
+				// No key of the fleet's opens what `rekey dev` sealed under
+				// a key of its own: the advice to add the key back cannot
+				// be followed.
+				return fmt.Errorf("this worker takes no task: %w; this database holds a 'rekey dev' run's data "+
+					"(rekey:dev), sealed under dev's own key: run the fleet on a database of its own, or flush this one first", err)
+			}
 			return fmt.Errorf("this worker takes no task: %w", err)
 		case errors.Is(err, store.ErrNotTheFleetsKeys):
 			wait = time.Duration(keysRecheck.Load())

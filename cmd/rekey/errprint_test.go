@@ -218,6 +218,27 @@ func TestWorkerWithoutTheFingerprintKeyRefusesToStart(t *testing.T) {
 	}
 }
 
+// A database a `rekey dev` run used holds a fingerprint key sealed under
+// dev's own key: a worker of the fleet started there says so, since the
+// usual advice (add back the key it was sealed under) cannot be followed.
+func TestWorkerOnADevDatabaseSaysSo(t *testing.T) {
+	c := newCLI(t)
+	dev := store.New(c.r.Client, otherSealer(t))
+	if err := dev.MarkDev(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.CheckFingerprintKey(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := runWorkerCommand(ctx, c)
+	if ctx.Err() != nil || err == nil || !strings.Contains(err.Error(), "holds a 'rekey dev' run's data") {
+		t.Errorf("rekey worker on a database rekey dev used: %v (timed out: %v), want a refusal naming rekey dev",
+			err, ctx.Err() != nil)
+	}
+}
+
 // The first worker of a fleet makes the fingerprint key, under its own
 // keys. Started with keys other than the fleet's (what a web process
 // registered instances under, or what a running process holds), it would
