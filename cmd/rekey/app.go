@@ -58,6 +58,10 @@ type app struct {
 	// withdrawKeys stops announcing this process's keys and withdraws the
 	// announcement (announceKeys); nil outside long-running processes.
 	withdrawKeys func()
+	// announce starts a worker's announcement of its keys, once they
+	// passed keysChecked (openService); nil in other processes, which
+	// announce from the start.
+	announce func()
 	// serverChecked is closed once openService's check of the server
 	// (checkServer) is done or abandoned; nil outside long-running
 	// processes (openApp checks the server before it returns).
@@ -256,7 +260,7 @@ func init() { keysRecheck.Store(int64(30 * time.Second)) }
 // after a second doubling to keysRecheck. It returns nil when ctx ends
 // first.
 func (a *app) keysChecked(ctx context.Context) error {
-	wait := time.Second
+	wait := time.Second / 2 // doubled before the first wait
 	for {
 		err := a.store.CheckSealedByTheFleet(ctx)
 		switch {
@@ -301,6 +305,9 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	go a.checkSealed(ctx)
 	if err := a.keysChecked(ctx); err != nil || ctx.Err() != nil {
 		return err
+	}
+	if a.announce != nil {
+		a.announce()
 	}
 	lim, err := a.limiter()
 	if err != nil {

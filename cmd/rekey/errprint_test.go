@@ -249,6 +249,7 @@ func TestWorkerOnADevDatabaseSaysSo(t *testing.T) {
 // With nothing stored yet, it starts and makes the key.
 func TestTheFirstWorkerChecksItsKeysAreTheFleets(t *testing.T) {
 	keysRecheck.Store(int64(200 * time.Millisecond))
+	t.Cleanup(func() { keysRecheck.Store(int64(30 * time.Second)) })
 	ctx := context.Background()
 	register := func(t *testing.T, st *store.Store) {
 		t.Helper()
@@ -286,11 +287,24 @@ func TestTheFirstWorkerChecksItsKeysAreTheFleets(t *testing.T) {
 			tc.fleet(t, c, web)
 			w := startWorkerCommand(t, c, c.vars())
 			w.waitLog(t, `"keys_not_the_fleets"`, tc.why)
+			w.waitLog(t, `"keys_not_the_fleets"`, tc.why) // and again, announcing nothing meanwhile
 			if n := c.r.Client.Exists(ctx, "rekey:fingerprint_key").Val(); n != 0 {
 				t.Fatal("the waiting worker made the fingerprint key")
 			}
+			// Announced, its keys would fail the fleet's own processes'
+			// comparison: the web's PUTs, a worker of the fleet starting.
+			if announced(t, c, "worker on ") {
+				t.Fatal("the waiting worker announced its keys")
+			}
 			tc.clear(t, c, web)
 			w.waitFingerprintKey(t, c)
+			deadline := time.Now().Add(30 * time.Second)
+			for !announced(t, c, "worker on ") {
+				if time.Now().After(deadline) {
+					t.Fatal("the worker announced no keys once they passed")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 		})
 	}
 	t.Run("Redis refuses the comparison", func(t *testing.T) {
@@ -323,6 +337,22 @@ func TestTheFirstWorkerChecksItsKeysAreTheFleets(t *testing.T) {
 		c := newCLI(t)
 		startWorkerCommand(t, c, c.vars()).waitFingerprintKey(t, c)
 	})
+}
+
+// announced reports whether a process whose name starts with prefix
+// announces its keys.
+func announced(t *testing.T, c *cli, prefix string) bool {
+	t.Helper()
+	rings, err := c.st.Keyrings(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rings {
+		if strings.HasPrefix(r.Process, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // workerCommand is a `rekey worker` a test started.

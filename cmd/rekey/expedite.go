@@ -99,9 +99,14 @@ type expedited struct {
 // expedite plans, asks, then moves each planned revocation's time to now
 // and runs its revoke task.
 func expedite(ctx context.Context, env *environ, p reconcile.Params, names []expediteName, confirm, asJSON bool) error {
-	plan, err := planExpedite(ctx, p.Store, names)
+	plan, dead, err := planExpedite(ctx, p.Store, names)
 	if err != nil {
 		return err
+	}
+	if len(dead) > 0 {
+		// Left out, and said: in an incident those old credentials still
+		// work, and only the issuer's fix and a retry revoke them.
+		fmt.Fprintf(env.stderr, "not expedited: %s: %s\n", strings.Join(dead, ", "), deadNotExpedited(strings.Join(dead, " ")))
 	}
 	if !confirm {
 		yes, err := ask(ctx, env, expediteQuestion(plan), "nothing was expedited")
@@ -191,17 +196,16 @@ func writeExpedited(w io.Writer, done []expedited, asJSON bool) error {
 // planExpedite resolves names to the previous credentials they stand for,
 // each once. It refuses, naming every one, a name that stands for none:
 // nothing is expedited unless every name can be.
-func planExpedite(ctx context.Context, st *store.Store, names []expediteName) ([]store.Revocation, error) {
-	var plan []store.Revocation
+func planExpedite(ctx context.Context, st *store.Store, names []expediteName) (plan []store.Revocation, dead []string, err error) {
 	var refused []error
 	for _, n := range names {
-		revs, err := expediteTargets(ctx, st, n)
+		revs, err := expediteTargets(ctx, st, n, &dead)
 		var why *refusal
 		switch {
 		case errors.As(err, &why):
 			refused = append(refused, err)
 		case err != nil:
-			return nil, err
+			return nil, nil, err
 		}
 		for _, r := range revs {
 			if !slices.ContainsFunc(plan, func(q store.Revocation) bool { return q.CredentialID == r.CredentialID && q.InstanceID == r.InstanceID }) {
@@ -210,9 +214,9 @@ func planExpedite(ctx context.Context, st *store.Store, names []expediteName) ([
 		}
 	}
 	if len(refused) > 0 {
-		return nil, errors.Join(append(refused, errors.New("nothing was expedited"))...)
+		return nil, nil, errors.Join(append(refused, errors.New("nothing was expedited"))...)
 	}
-	return plan, nil
+	return plan, dead, nil
 }
 
 // refusal is a name `revocations expedite` refuses, and why.
@@ -223,8 +227,9 @@ func (r *refusal) Error() string { return r.msg }
 func refusef(format string, a ...any) error { return &refusal{fmt.Sprintf(format, a...)} }
 
 // expediteTargets returns the previous credentials n stands for: the one it
-// names, or every one its instance has waiting. A *refusal says why none.
-func expediteTargets(ctx context.Context, st *store.Store, n expediteName) ([]store.Revocation, error) {
+// names, or every one its instance has waiting, less those the issuer
+// refused for good, which it adds to dead. A *refusal says why none.
+func expediteTargets(ctx context.Context, st *store.Store, n expediteName, dead *[]string) ([]store.Revocation, error) {
 	in, err := st.Instance(ctx, n.instance)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, refusef("%s: instance %s is not registered", n, n.instance)
@@ -244,7 +249,7 @@ func expediteTargets(ctx context.Context, st *store.Store, n expediteName) ([]st
 		return nil, err
 	}
 	var out []store.Revocation
-	var dead []string
+	var deadOnes []string
 	for _, w := range waiting {
 		c, err := st.Credential(ctx, n.instance, w.CredentialID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -256,14 +261,15 @@ func expediteTargets(ctx context.Context, st *store.Store, n expediteName) ([]st
 		if isDead, err := st.IsRevocationDead(ctx, n.instance, w.CredentialID); err != nil {
 			return nil, err
 		} else if isDead {
-			dead = append(dead, n.instance+"/"+w.CredentialID)
+			deadOnes = append(deadOnes, n.instance+"/"+w.CredentialID)
 			continue
 		}
 		out = append(out, store.Revocation{InstanceID: n.instance, CredentialID: w.CredentialID, RevokeAt: c.RevokeAt})
 	}
-	if len(out) == 0 && len(dead) > 0 {
-		return nil, refusef("%s: %s", n, deadNotExpedited(strings.Join(dead, " ")))
+	if len(out) == 0 && len(deadOnes) > 0 {
+		return nil, refusef("%s: %s", n, deadNotExpedited(strings.Join(deadOnes, " ")))
 	}
+	*dead = append(*dead, deadOnes...)
 	if len(out) == 0 {
 		return nil, refusef("%s: %s has no previous credential waiting for revocation (its current credential, %s, is never revoked)",
 			n, describeInstance(in), dashIfEmpty(in.CurrentCredential))

@@ -175,4 +175,26 @@ func TestExpediteRefusesADeadRevocation(t *testing.T) {
 	if n, err := c.st.CountDeadRevocations(context.Background()); err != nil || n != 1 {
 		t.Errorf("%d dead revocations (%v), want the one still there", n, err)
 	}
+
+	// With another previous credential waiting, the instance's expedite
+	// runs that one and says which it left out, and why.
+	ctx := context.Background()
+	if _, err := c.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-a", RotationID: "rot-2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.st.SavePending(ctx, "inst-a", "rot-2", "cred-2", map[string]secret.String{"MYADDON_URL": secret.New("postgres://2")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.st.Promote(ctx, "inst-a", "rot-2", "cred-2", time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(t, "revocations", "expedite", "inst-a", "--confirm"); err != nil {
+		t.Fatalf("expedite of an instance with one dead and one waiting: %v", err)
+	}
+	if !strings.Contains(c.stdout.String(), "inst-a/cred-1") || strings.Contains(c.stdout.String(), "cred-0") {
+		t.Errorf("expedited:\n%s\nwant inst-a/cred-1 alone", c.stdout)
+	}
+	if want := "not expedited: inst-a/cred-0: the issuer refused its revocation"; !strings.Contains(c.stderr.String(), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, c.stderr)
+	}
 }

@@ -59,6 +59,35 @@ func TestCtrlCMidwaySaysWhatWasDone(t *testing.T) {
 			t.Errorf("retry --all interrupted with %d left: %v, want %q", left, err, want)
 		}
 	})
+	t.Run("revocations retry ID...", func(t *testing.T) {
+		c := newCLI(t)
+		const n = 300
+		args := []string{"revocations", "retry"}
+		for i := range n {
+			c.deadRevocation(t, instanceID(i))
+			args = append(args, instanceID(i)+"/cred-0")
+		}
+		err, interrupted := interruptWhen(t, c.env(), func() bool {
+			k, _ := c.st.CountDeadRevocations(ctx)
+			return k < n-5
+		}, args...)
+		left, _ := c.st.CountDeadRevocations(ctx)
+		if !interrupted || err == nil {
+			t.Skipf("the command finished before the Ctrl-C (err %v): nothing to check", err)
+		}
+		// The ids named again are those still dead: a retry of them runs.
+		rest := "rekey revocations retry " + strings.Join(args[2+n-int(left):], " ")
+		want := "interrupted: " + count(n-int(left), "dead revocation", "dead revocations") + " moved back to due; the rest: " + rest
+		if _, ok := asInterrupted(err); !ok || err.Error() != want {
+			t.Fatalf("retry of %d named interrupted with %d left: %v, want %q", n, left, err, want)
+		}
+		if err := c.run(t, strings.Fields(rest)[1], strings.Fields(rest)[2:]...); err != nil {
+			t.Errorf("%s: %v", rest, err)
+		}
+		if k, _ := c.st.CountDeadRevocations(ctx); k != 0 {
+			t.Errorf("%d dead revocations left after retrying the rest", k)
+		}
+	})
 	t.Run("scheduler unquarantine --all", func(t *testing.T) {
 		g := newSchedulerRig(t)
 		if _, err := g.st.SetSchedulePolicy(ctx, store.SchedulePolicy{Period: time.Hour, QuarantineAfter: 1}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -142,6 +143,15 @@ func retryDeadRevocations(ctx context.Context, w io.Writer, p reconcile.Params, 
 		// Those moved before the error stay moved: said, so that the
 		// operator knows running it again finishes the rest.
 		done := count(len(moved), "dead revocation", "dead revocations") + " moved back to due; run it again for the rest"
+		if !all {
+			// Named ids already moved are no longer dead, and a retry
+			// naming them again is refused: name those left.
+			left := slices.DeleteFunc(slices.Clone(ids), func(id string) bool {
+				return slices.ContainsFunc(moved, func(r store.Revocation) bool { return r.InstanceID+"/"+r.CredentialID == id })
+			})
+			done = count(len(moved), "dead revocation", "dead revocations") + " moved back to due; the rest: rekey revocations retry " +
+				strings.Join(left, " ")
+		}
 		if ctx.Err() != nil {
 			return &stoppedError{done: done, err: err}
 		}

@@ -84,7 +84,16 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 		}
 	}()
 	a.keepClock(wctx)
-	a.withdrawKeys = a.announceKeys(wctx, processName(role, cfg.Dyno))
+	name := processName(role, cfg.Dyno)
+	if role == "worker" {
+		// A worker announces its keys once they pass its start-up
+		// comparison (keysChecked): a worker on other keys, waiting,
+		// would otherwise make every process of the fleet fail the same
+		// comparison, itself included.
+		a.announce = func() { a.withdrawKeys = a.announceKeys(wctx, name) }
+	} else {
+		a.withdrawKeys = a.announceKeys(wctx, name)
+	}
 	return a, ctx, nil
 }
 

@@ -363,7 +363,7 @@ func (r *Registry) claimGrant(ctx context.Context, id string, code secret.String
 // grantSaveTimeout bounds a grant's exchange and the storing of the tokens
 // it bought, which go on when the caller stops waiting: long enough for
 // the exchange and every attempt storeWaits allows.
-const grantSaveTimeout = time.Minute
+const grantSaveTimeout = 45 * time.Second
 
 // grantPoll is how often a registration asks again whether another one
 // with the same grant code has finished.

@@ -177,12 +177,21 @@ func (s *Store) CheckSealedByTheFleet(ctx context.Context) error {
 	return s.CheckFingerprintKey(ctx)
 }
 
+// readable is how many of the values st tried open with one of the keys.
+func readable(st SealedStatus) int64 {
+	var n int64
+	for _, k := range st.ByKey {
+		n += k
+	}
+	return n
+}
+
 // checkKeysWithoutFingerprintKey is CheckSealedByTheFleet's comparison
 // when Redis holds no fingerprint key. Every running process must hold the
 // key this store seals under, and some of the values already sealed
 // (fleetSample of them at most) must open with this store's keys; either
-// failing is ErrNotTheFleetsKeys, and so is a sample in which as many
-// values open with none of its keys as under its sealing key. Stored values that open only under its
+// failing is ErrNotTheFleetsKeys, and so is a sample in which more values
+// open with none of its keys than with them. Stored values that open only under its
 // later keys are refused too: what it seals, the processes that sealed
 // them may not open (an operator who put a new key first before the
 // fleet's processes had it), and `rekey keys reseal` is the step that
@@ -208,11 +217,11 @@ func (s *Store) checkKeysWithoutFingerprintKey(ctx context.Context) error {
 	switch {
 	case st.Values > 0 && st.UnreadableTotal() == st.Values:
 		return fmt.Errorf("%w: no stored sealed value opens with its keys (%d tried)", ErrNotTheFleetsKeys, st.Values)
-	case st.UnreadableTotal() >= st.ByKey[0] && st.ByKey[0] > 0:
-		// A straggler under a retired key is no reason to refuse; as many
-		// values sealed under keys this store lacks as under its own is.
-		return fmt.Errorf("%w: of the stored sealed values tried, %d open with none of its keys and %d under key %s, "+
-			"which this process seals under", ErrNotTheFleetsKeys, st.UnreadableTotal(), st.ByKey[0], seals)
+	case st.UnreadableTotal() > readable(st) && readable(st) > 0:
+		// A straggler under a retired key is no reason to refuse; more
+		// values sealed under keys this store lacks than under its own is.
+		return fmt.Errorf("%w: of the stored sealed values tried, %d open with none of its keys and %d with them",
+			ErrNotTheFleetsKeys, st.UnreadableTotal(), readable(st))
 	case st.Values > 0 && st.ByKey[0] == 0:
 		return fmt.Errorf("%w: the stored sealed values open only under its later keys, not under key %s, which this "+
 			"process seals under (run 'rekey keys reseal' first if the fleet moves to it)", ErrNotTheFleetsKeys, seals)

@@ -120,11 +120,12 @@ func TestTheFleetsKeysBeforeTheFingerprintKey(t *testing.T) {
 	}
 }
 
-// Before the fingerprint key exists, a sample in which as many stored
-// values open with none of a process's keys as under its sealing key
-// refuses it: a process left with a retired key, which opens one
-// straggler, would otherwise make the key the fleet cannot open. One
-// straggler under a retired key does not refuse the fleet's own. Once the
+// Before the fingerprint key exists, a sample in which more stored values
+// open with none of a process's keys than with them refuses it: a process
+// left with a retired key, which opens one straggler, would otherwise make
+// the key the fleet cannot open. One straggler under a retired key does
+// not refuse the fleet's own, nor one in the middle of a key change, its
+// values under its first key and its second. Once the
 // key exists, one that opens but holds no keys refuses as the worker's
 // every mint would.
 func TestTheFleetsKeysOutnumberAStraggler(t *testing.T) {
@@ -149,10 +150,19 @@ func TestTheFleetsKeysOutnumberAStraggler(t *testing.T) {
 	save(retired, "straggler")
 	hasKey := func() bool { return r.Client.Exists(ctx, "rekey:fingerprint_key").Val() == 1 }
 	if err := retired.CheckSealedByTheFleet(ctx); !errors.Is(err, store.ErrNotTheFleetsKeys) || hasKey() ||
-		!strings.Contains(err.Error(), "5 open with none of its keys and 1 under key") {
+		!strings.Contains(err.Error(), "5 open with none of its keys and 1 with them") {
 		t.Fatalf("the retired key alone: %v (fingerprint key made: %v); want ErrNotTheFleetsKeys counting both and none made",
 			err, hasKey())
 	}
+	// Mid key change: a new key first, one value under it, the fleet's
+	// five under the second, the straggler under neither.
+	changing := store.New(r.Client, sealer(t, 3, 1))
+	save(changing, "new-1")
+	if err := store.New(r.Client, sealer(t, 3, 1)).CheckSealedByTheFleet(ctx); err != nil || !hasKey() {
+		t.Fatalf("mid key change, a straggler under another: %v (fingerprint key made: %v); want it passed and made",
+			err, hasKey())
+	}
+	r.Client.Del(ctx, "rekey:fingerprint_key")
 	if err := fleet.CheckSealedByTheFleet(ctx); err != nil || !hasKey() {
 		t.Fatalf("the fleet's key, a straggler under another: %v (fingerprint key made: %v); want it passed and made", err, hasKey())
 	}
