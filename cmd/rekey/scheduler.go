@@ -92,7 +92,7 @@ func newSchedulerPauseCmd(env *environ) *cobra.Command {
 			return withProducer(c.Context(), env, "scheduler", func(a *app) error { return pauseScheduler(c.Context(), env, a, by) })
 		},
 	}
-	c.Flags().StringVar(&by, "by", "operator", "who pauses, for the status and the audit trail")
+	c.Flags().StringVar(&by, "by", "operator", "who pauses, shown by 'rekey scheduler status' (no audit event is written)")
 	return c
 }
 
