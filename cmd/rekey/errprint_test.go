@@ -298,13 +298,7 @@ func TestTheFirstWorkerChecksItsKeysAreTheFleets(t *testing.T) {
 			}
 			tc.clear(t, c, web)
 			w.waitFingerprintKey(t, c)
-			deadline := time.Now().Add(30 * time.Second)
-			for !announced(t, c, "worker on ") {
-				if time.Now().After(deadline) {
-					t.Fatal("the worker announced no keys once they passed")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			w.waitFor(t, "announcing its keys once they passed", func() bool { return announced(t, c, "worker on ") })
 		})
 	}
 	t.Run("Redis refuses the comparison", func(t *testing.T) {
@@ -365,11 +359,8 @@ type workerCommand struct {
 // OAuth settings it needs; it is stopped when the test ends.
 func startWorkerCommand(t *testing.T, c *cli, vars map[string]string) *workerCommand {
 	t.Helper()
-	maps.Copy(vars, map[string]string{"REKEY_ISSUER_URL": "http://127.0.0.1:1", "REKEY_ISSUER_SECRET": "issuer-secret-of-the-test",
-		"HEROKU_OAUTH_CLIENT_SECRET": "oauth-client-secret-of-the-test"})
-	w := &workerCommand{stderr: &syncBuffer{}, done: make(chan error, 1)}
-	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
-		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: w.stderr}
+	env, stderr := workerEnv(vars)
+	w := &workerCommand{stderr: stderr, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { w.done <- runCommand(ctx, env, "worker") }()
 	t.Cleanup(func() {
@@ -395,38 +386,36 @@ func (w *workerCommand) waitLog(t *testing.T, event, want string) {
 		return n
 	}
 	before := count()
-	deadline := time.Now().Add(30 * time.Second)
-	for count() == before {
-		select {
-		case err := <-w.done:
-			w.done <- err
-			t.Fatalf("rekey worker stopped (%v) before logging %s %q:\n%s", err, event, want, w.stderr)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rekey worker logged no %s %q in 30 s:\n%s", event, want, w.stderr)
-		}
-	}
+	w.waitFor(t, fmt.Sprintf("logging %s %q", event, want), func() bool { return count() > before })
 }
 
 // waitFingerprintKey waits until the worker has made a fingerprint key c's
 // keys open, and fails the test if it stops first.
 func (w *workerCommand) waitFingerprintKey(t *testing.T, c *cli) {
 	t.Helper()
+	w.waitFor(t, "making the fingerprint key", func() bool {
+		return c.r.Client.Exists(context.Background(), "rekey:fingerprint_key").Val() == 1
+	})
+	if err := c.st.CheckFingerprintKey(context.Background()); err != nil {
+		t.Errorf("the fingerprint key the worker made: %v, want one its keys open", err)
+	}
+}
+
+// waitFor polls done for up to 30 s, and fails the test if the worker
+// stops first or done never holds.
+func (w *workerCommand) waitFor(t *testing.T, what string, done func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for c.r.Client.Exists(context.Background(), "rekey:fingerprint_key").Val() == 0 {
+	for !done() {
 		select {
 		case err := <-w.done:
 			w.done <- err
-			t.Fatalf("rekey worker stopped (%v) before making the fingerprint key:\n%s", err, w.stderr)
+			t.Fatalf("rekey worker stopped (%v) before %s:\n%s", err, what, w.stderr)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rekey worker made no fingerprint key in 30 s:\n%s", w.stderr)
+			t.Fatalf("rekey worker was not done %s in 30 s:\n%s", what, w.stderr)
 		}
-	}
-	if err := c.st.CheckFingerprintKey(context.Background()); err != nil {
-		t.Errorf("the fingerprint key the worker made: %v, want one its keys open", err)
 	}
 }
 
@@ -443,10 +432,16 @@ func otherSealer(t *testing.T) *seal.Sealer {
 // runWorkerCommand runs `rekey worker` on c's Redis and keys until ctx ends
 // or it stops.
 func runWorkerCommand(ctx context.Context, c *cli) error {
-	vars := c.vars()
+	env, _ := workerEnv(c.vars())
+	return runCommand(ctx, env, "worker")
+}
+
+// workerEnv is the environment of a `rekey worker` on vars and the issuer
+// and OAuth settings it needs, and the buffer its stderr goes to.
+func workerEnv(vars map[string]string) (*environ, *syncBuffer) {
 	maps.Copy(vars, map[string]string{"REKEY_ISSUER_URL": "http://127.0.0.1:1", "REKEY_ISSUER_SECRET": "issuer-secret-of-the-test",
 		"HEROKU_OAUTH_CLIENT_SECRET": "oauth-client-secret-of-the-test"})
-	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
-		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
-	return runCommand(ctx, env, "worker")
+	stderr := &syncBuffer{}
+	return &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: stderr}, stderr
 }

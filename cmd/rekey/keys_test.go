@@ -235,17 +235,8 @@ func TestKeysResealForce(t *testing.T) {
 func TestKeysResealNamesAReversedList(t *testing.T) {
 	ctx := context.Background()
 	c := newCLI(t)
-	newKey := bytes.Repeat([]byte{14}, seal.KeySize)
-	sealer, err := seal.New(newKey, testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{"web.1 #aaaaaa", "worker.1 #bbbbbb"} {
-		if err := store.New(c.r.Client, sealer).AnnounceKeyring(ctx, p, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-	}
-	err = runCommand(ctx, c.withKeys(testKey, newKey), "keys", "reseal")
+	newKey := c.fleetOnANewKey(t, "web.1 #aaaaaa", "worker.1 #bbbbbb")
+	err := runCommand(ctx, c.withKeys(testKey, newKey), "keys", "reseal")
 	want := "Every running process seals under key " + keyIDOf(t, newKey) + ", which REKEY_ENCRYPTION_KEYS here lists as key 2"
 	if !errors.Is(err, errProcessKeys) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "wrong way round") {
 		t.Fatalf("reseal with the list reversed = %v, want a refusal containing %q", err, want)
@@ -258,20 +249,30 @@ func TestKeysResealNamesAReversedList(t *testing.T) {
 func TestKeysResealNamesAStaleList(t *testing.T) {
 	ctx := context.Background()
 	c := newCLI(t)
-	newKey := bytes.Repeat([]byte{14}, seal.KeySize)
-	sealer, err := seal.New(newKey, testKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.New(c.r.Client, sealer).AnnounceKeyring(ctx, "web.1 #aaaaaa", time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	err = runCommand(ctx, c.withKeys(testKey), "keys", "reseal")
+	newKey := c.fleetOnANewKey(t, "web.1 #aaaaaa")
+	err := runCommand(ctx, c.withKeys(testKey), "keys", "reseal")
 	want := "Every running process seals under key " + keyIDOf(t, newKey) + ", which REKEY_ENCRYPTION_KEYS here does not hold"
 	if !errors.Is(err, errProcessKeys) || !strings.Contains(err.Error(), want) ||
 		!strings.Contains(err.Error(), "heroku config:get REKEY_ENCRYPTION_KEYS") || strings.Contains(err.Error(), "--force") {
 		t.Fatalf("reseal with a stale list = %v, want a refusal containing %q and no --force", err, want)
 	}
+}
+
+// fleetOnANewKey announces processes running NEW,OLD (OLD being testKey)
+// and returns NEW.
+func (c *cli) fleetOnANewKey(t *testing.T, processes ...string) []byte {
+	t.Helper()
+	newKey := bytes.Repeat([]byte{14}, seal.KeySize)
+	sealer, err := seal.New(newKey, testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range processes {
+		if err := store.New(c.r.Client, sealer).AnnounceKeyring(context.Background(), p, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return newKey
 }
 
 // startsAProcess is a store whose Reseal sees a process on the old keys
