@@ -34,7 +34,9 @@
 // (retry.WaitsFor); one retrying after a failure waits out its back-off.
 //
 // A deprovisioned instance's keys get their expiry once none of its
-// credentials waits for revocation (store.ExpireRetired).
+// credentials waits for revocation (store.ExpireRetired); once they have
+// expired, its entry in the index of live configs goes too
+// (store.PruneLiveGoneAfter).
 package reconcile
 
 import (
@@ -104,6 +106,9 @@ type Result struct {
 	// InstancesExpiring counts deprovisioned instances whose keys were
 	// given their expiry.
 	InstancesExpiring int
+	// LiveConfigsPruned counts entries of the index of live configs whose
+	// deprovisioned instance's records had expired, removed.
+	LiveConfigsPruned int
 }
 
 // lockKey is the STRING that lets one process sweep at a time.
@@ -157,7 +162,8 @@ func (s *Sweeper) Run(ctx context.Context) error {
 				Int("revocations_dead", res.RevocationsDead).Int("rotations", res.RotationsEnqueued).
 				Int("rotations_resumed", res.RotationsResumed).Int("rotations_failed", res.RotationsFailed).
 				Int("rotations_reheld", res.RotationsReheld).
-				Int("instances_expiring", res.InstancesExpiring).Msg("reconciled")
+				Int("instances_expiring", res.InstancesExpiring).
+				Int("live_configs_pruned", res.LiveConfigsPruned).Msg("reconciled")
 		}
 	}
 }
@@ -172,7 +178,10 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 	if err := s.rotations(ctx, cutoff, &res); err != nil {
 		return res, err
 	}
-	err := s.retire(ctx, &res)
+	if err := s.retire(ctx, &res); err != nil {
+		return res, err
+	}
+	err := s.pruneLiveGone(ctx, &res)
 	return res, err
 }
 

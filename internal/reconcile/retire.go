@@ -27,3 +27,14 @@ func (s *Sweeper) retire(ctx context.Context, res *Result) error {
 		return len(ids), next, done, nil
 	})
 }
+
+// pruneLiveGone walks the index of live configs' entries of deprovisioned
+// instances and removes those whose instance's records have expired
+// (store.PruneLiveGoneAfter): nothing else would.
+func (s *Sweeper) pruneLiveGone(ctx context.Context, res *Result) error {
+	return s.walk(ctx, store.CursorLiveGone, func(after store.Cursor) (int, store.Cursor, bool, error) {
+		seen, pruned, next, done, err := s.p.Store.PruneLiveGoneAfter(ctx, after, page)
+		res.LiveConfigsPruned += pruned
+		return seen, next, done, err
+	})
+}

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -351,6 +352,81 @@ func (s *Store) LiveElsewhere(ctx context.Context, c Credential) (bool, error) {
 //
 //	rekey:live_gone
 func liveGoneKey() string { return keyPrefix + "live_gone" }
+
+// PruneLiveGoneAfter looks at about limit entries of liveGoneKey after c
+// (the reconcile sweep's cursor: HSCAN's, in its Member) and removes those
+// whose instance's records have expired, with their entry in the index of
+// live configs. Until then Store.LiveElsewhere reads the instance to say
+// the config is no live one; after, nothing would ever remove either, and
+// both would stay for good, about 50 bytes a deprovisioned instance. An
+// instance registered again, or still in its audit retention, keeps its
+// entry. It returns how many entries it looked at and removed, the cursor
+// to go on from, and whether the hash was walked to its end.
+func (s *Store) PruneLiveGoneAfter(ctx context.Context, c Cursor, limit int64) (seen, pruned int, next Cursor, done bool, err error) {
+	var at uint64
+	if c.Member != "" {
+		if at, err = strconv.ParseUint(c.Member, 10, 64); err != nil {
+			at = 0 // a cursor no HSCAN gave: start again from the head
+		}
+	}
+	kv, nextAt, err := s.rdb.HScan(ctx, liveGoneKey(), at, "", limit).Result()
+	if err != nil {
+		return 0, 0, c, false, fmt.Errorf("read the gone entries of the index of live configs: %w", err)
+	}
+	type entry struct{ field, owner string }
+	entries := make([]entry, 0, len(kv)/2)
+	pipe := s.rdb.Pipeline()
+	exists := make([]*redis.IntCmd, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		entries = append(entries, entry{kv[i], kv[i+1]})
+		exists = append(exists, pipe.Exists(ctx, instanceKey(kv[i+1])))
+	}
+	if len(exists) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return 0, 0, c, false, fmt.Errorf("read the instances of the gone entries: %w", err)
+		}
+	}
+	for i, e := range entries {
+		suffix, member, ok := strings.Cut(e.field, ":")
+		if exists[i].Val() != 0 || !ok {
+			continue
+		}
+		keys := pruneLiveGoneKeys{liveGone: liveGoneKey(), instance: instanceKey(e.owner), set: livePrefix() + suffix}
+		n, err := pruneLiveGoneScript.Run(ctx, s.rdb, keys.list(), e.field, e.owner, member).Int()
+		if err != nil {
+			return len(entries), pruned, c, false, scriptError("prune the gone entry of "+e.owner, err)
+		}
+		pruned += n
+	}
+	if nextAt == 0 {
+		return len(entries), pruned, Cursor{}, true, nil
+	}
+	return len(entries), pruned, Cursor{Member: strconv.FormatUint(nextAt, 10)}, false, nil
+}
+
+// pruneLiveGoneScript removes one entry of liveGoneKey, and its entry in
+// the index of live configs, while its instance's records are still gone:
+// a registration of the instance since keeps both.
+//
+// KEYS: pruneLiveGoneKeys, one field per key, in order.
+// ARGV: the entry's field, its instance's id, its member of the index.
+// Returns 1 when it removed the entry, 0 when it kept it.
+var pruneLiveGoneScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[3])
+return 1
+`)
+
+// pruneLiveGoneKeys are the KEYS of pruneLiveGoneScript, one field per key,
+// in order.
+type pruneLiveGoneKeys struct {
+	liveGone string // KEYS[1] -> rekey:live_gone
+	instance string // KEYS[2] -> rekey:instance:<id>
+	set      string // KEYS[3] -> rekey:live:<nn>
+}
+
+func (k pruneLiveGoneKeys) list() []string { return []string{k.liveGone, k.instance, k.set} }
 
 // liveAt is luaLive's live_at in Go: the SET of the index of live configs
 // and the member that stand for fingerprint f; ok is false for one too

@@ -28,7 +28,8 @@ func (c Cursor) IsZero() bool { return c.Member == "" }
 
 // reconcileKey is a HASH of the reconcile sweep's cursors, one field per
 // index it walks ("revocations", "rotations", "retiring"), each
-// "<score ms> <member>".
+// "<score ms> <member>", and where its HSCAN of liveGoneKey stopped
+// ("live_gone", "0 <HSCAN cursor>").
 func reconcileKey() string { return keyPrefix + "reconcile" }
 
 // Cursors the reconcile sweep keeps, by index.
@@ -36,6 +37,7 @@ const (
 	CursorRevocations = "revocations"
 	CursorRotations   = "rotations"
 	CursorRetiring    = "retiring"
+	CursorLiveGone    = "live_gone"
 )
 
 // SweepCursor returns where the reconcile sweep's walk of index stopped

@@ -68,6 +68,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"requestHoldReleaseScript", requestHoldReleaseKeys{hold: holdKey("inst", "cred")}, nil},
 		{"saveHoldScript", saveHoldKeys{hold: holdKey("inst", "cred"), holds: holdsKey(),
 			credential: credentialKey("inst", "cred")}, nil},
+		{"pruneLiveGoneScript", pruneLiveGoneKeys{liveGone: liveGoneKey(), instance: instanceKey("inst"), set: livePrefix() + "00"}, nil},
 		{"oldestUnheldScript", oldestUnheldKeys{revokeDue: revokeDueKey(), holds: holdsKey()}, nil},
 	}
 	listed := map[string]bool{"putInstanceScript": true} // its Lua is putInstanceLua

@@ -40,6 +40,7 @@ var namedScripts = map[string]*redis.Script{
 	"oldestUnheld":         oldestUnheldScript,
 	"publishPolicy":        publishPolicyScript,
 	"promote":              promoteScript,
+	"pruneLiveGone":        pruneLiveGoneScript,
 	"putInstance":          putInstanceScript,
 	"quarantine":           quarantineScript,
 	"readKeyrings":         readKeyringsScript,
