@@ -38,7 +38,11 @@ import (
 //
 // A read-back Heroku answers 429, or the shared budget defers, is retried
 // later without counting a failure, like the push itself (retryLater); the
-// next run pushes again, as after any push that is retried.
+// next run pushes again, as after any push that is retried. Only
+// maxReadBackWaits times: then the failure is recorded without the read,
+// the credential kept unconfirmed, so that a read put off for good (a
+// front answering 429 to reads, a budget paused by Heroku's low
+// RateLimit-Remaining) does not push again for ever.
 //
 // The store checks the same rule itself (failScript), so a run acting on a
 // stale view cannot discard a pushed credential either.
@@ -72,10 +76,11 @@ func (h *Rotate) end(ctx context.Context, r *rotation, step string, err error) (
 			partly = true
 			r.log.Warn().Msg("push_applied_in_part")
 		case isRateLimited(rerr):
-			if later := h.retryLater(ctx, r, rerr); later != nil {
+			if later := h.readBackLater(ctx, r, rerr); later != nil {
 				return OutcomeRateLimited, later
 			}
-			return OutcomeRetry, fmt.Errorf("%s: %w; reading Heroku's config back: %w", step, err, rerr)
+			// Put off too often: recorded unread, the credential kept
+			// unconfirmed, rather than pushed again for ever.
 		case !isPermanent(rerr):
 			return OutcomeRetry, fmt.Errorf("%s: %w; reading Heroku's config back: %w", step, err, rerr)
 		}

@@ -38,7 +38,7 @@ type Store interface {
 	MarkPushAttempt(ctx context.Context, rotationID string) error
 	SettlePush(ctx context.Context, rotationID string, n int) error
 	PushAttempts(ctx context.Context, rotationID string) (attempts, settled int64, err error)
-	NoteTokenRateLimited(ctx context.Context, rotationID string) (int, error)
+	NoteWait(ctx context.Context, rotationID string, kind store.RotationWait) (int, error)
 	Quarantine(ctx context.Context, instanceID, reason string) (bool, error)
 	Credential(ctx context.Context, instanceID, credID string) (store.Credential, error)
 	IsCurrentConfig(ctx context.Context, instanceID string, config map[string]secret.String) (bool, error)

@@ -615,8 +615,9 @@ func failureCode(step string, err error) string {
 }
 
 // retryLater turns "wait for the budget" into a RetryLaterError, or
-// returns nil when err asks for no wait, or the token endpoint's waits of
-// the rotation are used up (tokenLater).
+// returns nil when err asks for no wait, or the rotation's waits for the
+// token endpoint (tokenLater) or the Platform API (platformLater) are used
+// up.
 func (h *Rotate) retryLater(ctx context.Context, r *rotation, err error) *RetryLaterError {
 	if d, ok := ratelimit.IsDelay(err); ok {
 		return &RetryLaterError{After: d, Reason: "waiting for Heroku API budget"}
@@ -628,11 +629,7 @@ func (h *Rotate) retryLater(ctx context.Context, r *rotation, err error) *RetryL
 	case rl.Endpoint == heroku.EndpointOAuthToken:
 		return h.tokenLater(ctx, r, rl)
 	}
-	after := rl.RetryAfter
-	if after <= 0 {
-		after = 5 * time.Second
-	}
-	return &RetryLaterError{After: after, Reason: "Heroku answered 429 rate_limit"}
+	return h.platformLater(ctx, r, rl)
 }
 
 // isRateLimited reports whether err asks to wait: the shared budget's

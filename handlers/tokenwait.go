@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/store"
 )
 
 // Waits after Heroku's token endpoint answered 429 to the refresh a run of
@@ -42,10 +43,55 @@ func tokenWait(n int) time.Duration {
 // they cannot be counted (Redis failing): the run then fails as transient,
 // so no rotation waits without end.
 func (h *Rotate) tokenLater(ctx context.Context, r *rotation, rl *heroku.RateLimitError) *RetryLaterError {
-	n, err := h.deps.Store.NoteTokenRateLimited(ctx, r.p.RotationID)
+	n, err := h.deps.Store.NoteWait(ctx, r.p.RotationID, store.WaitToken)
 	if err != nil || n < 1 || n > maxTokenWaits {
 		r.log.Warn().Int("token_429", n).Msg("token_rate_limited_too_long")
 		return nil
 	}
 	return &RetryLaterError{After: max(tokenWait(n), rl.RetryAfter), Reason: "Heroku's token endpoint answered 429 rate_limit"}
+}
+
+// maxPlatformWaits is how many of the Platform API's 429s one rotation
+// waits out, each for its Retry-After (5 s without one), before the next
+// fails the run like any transient error. The shared budget pauses every
+// process after a 429 (internal/ratelimit), so a rotation meets few of
+// them while Heroku recovers; one that meets more is refused by something
+// that does not recover (a front answering 429 to one add-on for good),
+// and waiting on would keep the rotation in flight, and every request for
+// the instance joined to it (I4), for ever.
+const maxPlatformWaits = 10
+
+// platformLater counts the Platform API's 429 against the rotation and
+// returns its wait, or nil once the rotation's waits are used up or cannot
+// be counted.
+func (h *Rotate) platformLater(ctx context.Context, r *rotation, rl *heroku.RateLimitError) *RetryLaterError {
+	n, err := h.deps.Store.NoteWait(ctx, r.p.RotationID, store.WaitPlatform)
+	if err != nil || n < 1 || n > maxPlatformWaits {
+		r.log.Warn().Int("api_429", n).Msg("heroku_rate_limited_too_long")
+		return nil
+	}
+	after := rl.RetryAfter
+	if after <= 0 {
+		after = 5 * time.Second
+	}
+	return &RetryLaterError{After: after, Reason: "Heroku answered 429 rate_limit"}
+}
+
+// maxReadBackWaits is how many times a rotation that failed after a push
+// puts off reading Heroku's config back because of a 429 or the shared
+// budget (end). Each wait ends in a run from the start, which pushes
+// again: a read-back put off for good would push for ever, every push of
+// an accepted config a release of the app. After these the failure is
+// recorded without the read, the credential kept unconfirmed (I1).
+const maxReadBackWaits = 3
+
+// readBackLater returns the wait for a read-back put off by err, or nil
+// once the rotation's read-back waits are used up or cannot be counted.
+func (h *Rotate) readBackLater(ctx context.Context, r *rotation, err error) *RetryLaterError {
+	n, nerr := h.deps.Store.NoteWait(ctx, r.p.RotationID, store.WaitReadBack)
+	if nerr != nil || n < 1 || n > maxReadBackWaits {
+		r.log.Warn().Int("readback_waits", n).Msg("read_back_put_off_too_long")
+		return nil
+	}
+	return h.retryLater(ctx, r, err)
 }

@@ -35,7 +35,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"expediteScript", newExpediteKeys("inst", "cred"), nil},
 		{"markPushScript", rotationOnlyKeys{rotation: rotationKey("rot")}, nil},
 		{"settlePushScript", rotationOnlyKeys{rotation: rotationKey("rot")}, nil},
-		{"noteTokenRateLimitedScript", rotationOnlyKeys{rotation: rotationKey("rot")}, nil},
+		{"noteWaitScript", rotationOnlyKeys{rotation: rotationKey("rot")}, nil},
 		{"deprovisionScript", newDeprovisionKeys("inst"), nil},
 		{"quarantineScript", newQuarantineKeys("inst"), nil},
 		{"deadScript", newDeadKeys("inst", "cred"), nil},

@@ -1,0 +1,137 @@
+package handlers_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/retry"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// answer429 answers w as Heroku does when its budget is spent, asking to
+// come back after retryAfter seconds.
+func answer429(w http.ResponseWriter, retryAfter string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", retryAfter)
+	w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = w.Write([]byte(`{"id":"rate_limit","message":"Your account reached the API rate limit"}`))
+}
+
+// A rotation that failed after a push reads Heroku's config back, and a
+// read answered 429 is put off, the run to come back later. Each run comes
+// back from the start and pushes again, so a read answered 429 for good (a
+// front that throttles reads, an account another client drains) used to
+// push for ever, no failure counted, every push of an applied config a
+// release of the app's dynos. Now the read is put off three times; then
+// the failure is recorded without it, the credential kept unconfirmed and
+// unrevoked, since Heroku may hold it (I1).
+func TestAReadBackPutOffForGoodEndsTheRotation(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		push func(g *rig, w http.ResponseWriter, r *http.Request)
+	}{
+		{"push applied, answered 204 by a front", func(g *rig, w http.ResponseWriter, r *http.Request) {
+			g.fake.ServeHTTP(httptest.NewRecorder(), r)
+			w.WriteHeader(http.StatusNoContent)
+		}},
+		{"push refused", func(_ *rig, w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			_, _ = w.Write([]byte(`{"id":"invalid_params","message":"refused"}`))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			g := newRig(t)
+			var pushes, reads atomic.Int32
+			g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.Method == http.MethodPatch:
+					pushes.Add(1)
+					tc.push(g, w, r)
+				case r.Method == http.MethodGet && r.URL.Path == "/addons/inst-1/config":
+					reads.Add(1)
+					answer429(w, "1")
+				default:
+					g.fake.ServeHTTP(w, r)
+				}
+			}), 0)
+			task := rotateTask(t, "inst-1", "rot-1")
+			runs, put := 0, 0
+			var err error
+			for runs < 10 {
+				runs++
+				if err = g.run(task); err == nil || isPermanent(err) {
+					break
+				}
+				if retry.IsFailure(err) {
+					t.Fatalf("run %d: %v, a failure; want the read put off or the rotation ended", runs, err)
+				}
+				put++
+			}
+			if !isPermanent(err) {
+				t.Fatalf("after %d runs, %d pushes: %v; want the rotation ended", runs, pushes.Load(), err)
+			}
+			// A rerun after two pushes without a settling answer reads
+			// before it pushes (landedBefore): up to two reads a run.
+			if put != 3 || pushes.Load() != 4 || reads.Load() < 4 {
+				t.Errorf("%d runs put off, %d pushes, %d reads; want 3 put off, 4 pushes, a read each", put, pushes.Load(), reads.Load())
+			}
+			rot, err := g.st.Rotation(ctx, "rot-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rot.State != store.RotationFailed {
+				t.Errorf("rotation %s, want failed", rot.State)
+			}
+			c, err := g.st.Credential(ctx, "inst-1", rot.CredentialID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.State != store.CredentialUnconfirmed {
+				t.Errorf("credential %s, want it kept unconfirmed: nothing proved Heroku holds none of it", c.State)
+			}
+			if task := g.enq.get(tasks.RevokeTaskID("inst-1", c.ID)); task != nil || !g.demo.Valid(c.ID) {
+				t.Errorf("the credential Heroku may hold is revoked or due (task %v, valid %v): I1", task != nil, g.demo.Valid(c.ID))
+			}
+		})
+	}
+}
+
+// A front that answers 429 to every push of one add-on, asking each time
+// for 15 minutes: the rotation used to wait for ever, no failure counted,
+// in flight for good with every later request for the instance joined to
+// it. Ten waits, then the run fails as transient, so that asynq's retries,
+// their back-off and their limit end it.
+func TestPushesAnswered429ForGoodFailTheRun(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	var pushes atomic.Int32
+	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch {
+			pushes.Add(1)
+			answer429(w, "900")
+			return
+		}
+		g.fake.ServeHTTP(w, r)
+	}), 0)
+	task := rotateTask(t, "inst-1", "rot-1")
+	for run := 1; run <= 11; run++ {
+		err := g.run(task)
+		switch {
+		case run <= 10 && (err == nil || retry.IsFailure(err)):
+			t.Fatalf("run %d: %v; want a wait for the Retry-After, no failure", run, err)
+		case run == 11 && (!retry.IsFailure(err) || isPermanent(err)):
+			t.Fatalf("run 11: %v; want a transient failure, asynq's retries to end it", err)
+		}
+	}
+	if n := pushes.Load(); n != 11 {
+		t.Errorf("%d pushes in 11 runs, want one each", n)
+	}
+}
