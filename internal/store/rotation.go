@@ -175,10 +175,10 @@ func (s *Store) claimFrom(instanceID string, res []any) (Claim, error) {
 // config sealed. Saving the same credential again is a no-op; a different
 // credential for the same rotation is ErrConflict; an id the instance
 // already uses for another credential is ErrCredentialReused, one that
-// ValidID refuses, or that holds a secret of its config (idHoldsSecret),
+// ValidID refuses, or that holds a secret of its config (IDHoldsSecret),
 // ErrInvalidCredentialID.
 func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID string, config map[string]secret.String) error {
-	if !ValidID(credID) || idHoldsSecret(credID, config) {
+	if !ValidID(credID) || IDHoldsSecret(credID, config) {
 		return invalidCredentialID("save pending", credID)
 	}
 	sealed, err := s.sealConfig(instanceID, credID, config)
@@ -195,12 +195,14 @@ func (s *Store) SavePending(ctx context.Context, instanceID, rotationID, credID 
 	return scriptError("save pending", savePendingScript.Run(ctx, s.rdb, keys.list(), args...).Err())
 }
 
-// idHoldsSecret reports whether credID holds a secret of config (a value
+// IDHoldsSecret reports whether credID holds a secret of config (a value
 // that looks generated, or a URL's password: secret.Holds), in a value or
 // in a name (an issuer that swapped them). An issuer that names a
 // credential by its secret would put the secret in Redis key names, task
-// payloads, logs and the audit history, which only ever carry ids (I5).
-func idHoldsSecret(credID string, config map[string]secret.String) bool {
+// payloads, logs and the audit history, which only ever carry ids (I5);
+// so would a registration whose current_credential_id is its
+// current_config's secret (registry).
+func IDHoldsSecret(credID string, config map[string]secret.String) bool {
 	known := slices.Collect(maps.Values(config))
 	for name := range config {
 		known = append(known, secret.New(name))

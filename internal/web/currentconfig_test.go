@@ -15,7 +15,8 @@ import (
 )
 
 // A registration's current_config must name exactly its config_vars, and
-// only goes with current_credential_id: anything else is refused (422)
+// only goes with current_credential_id, which must not be one of its
+// secrets: anything else is refused (422)
 // before anything is stored, and the answer quotes none of the values, nor
 // a name config_vars does not hold (a value sent where a name belongs).
 func TestCurrentConfigWithWrongNamesIsRefused(t *testing.T) {
@@ -29,6 +30,12 @@ func TestCurrentConfigWithWrongNamesIsRefused(t *testing.T) {
 			`","MYADDON_HOST":"db","` + value + `":"x"}}`},
 		{"a var empty", start + `,"current_credential_id":"cred-0","current_config":{"MYADDON_URL":"","MYADDON_HOST":"` + value + `"}}`},
 		{"empty", start + `,"current_credential_id":"cred-0","current_config":{}}`},
+		// An id that is the credential's secret would be written in the
+		// clear wherever ids go (I5).
+		{"an id that is the URL's password", start + `,"current_credential_id":"current-config-secret-6b1f",` +
+			`"current_config":{"MYADDON_URL":"` + value + `","MYADDON_HOST":"db"}}`},
+		{"an id that is an API key", start + `,"current_credential_id":"sk_live_current-config-secret_4eC39HqLyjWDarjtT1zdp7dc",` +
+			`"current_config":{"MYADDON_URL":"` + value + `","MYADDON_HOST":"sk_live_current-config-secret_4eC39HqLyjWDarjtT1zdp7dc"}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
