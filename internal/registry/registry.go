@@ -272,6 +272,11 @@ func (r *Registry) Put(ctx context.Context, in Input) error {
 	if err != nil {
 		return err
 	}
+	// Before anything that waits (the grant's exchange above all): a
+	// DELETE answered from here on is not undone by this registration.
+	if reg.Deletes, err = r.store.DeleteMark(ctx, in.ID); err != nil {
+		return err
+	}
 	if err := fleet.CheckGrace(reg.Grace, r.minGrace, r.maxGrace); err != nil {
 		return &InputError{err}
 	}
@@ -463,6 +468,9 @@ func (r *Registry) register(ctx context.Context, in Input, register func() error
 			return &InputError{tokenRequired(id)}
 		case errors.Is(err, store.ErrCredentialRevoked), errors.Is(err, store.ErrCredentialRevokeDue):
 			return refusedCurrent(id, in.CurrentCredentialID, err)
+		case errors.Is(err, store.ErrDeletedSince):
+			return &InputError{fmt.Errorf("instance %s was deprovisioned (DELETE) while this registration was under way, "+
+				"so it was not registered; send the PUT again if the add-on is provisioned again", id)}
 		case !again || attempt >= len(r.storeWaits):
 			return err
 		}

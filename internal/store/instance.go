@@ -81,6 +81,10 @@ type Registration struct {
 	// CurrentCredentialID names the credential the app holds now (minted at
 	// provisioning), so the first rotation revokes it after the grace.
 	CurrentCredentialID string
+	// Deletes is what the registration saw of the instance's DELETEs as it
+	// began (Store.DeleteMark): one since refuses it (ErrDeletedSince).
+	// The zero value checks nothing.
+	Deletes DeleteMark
 }
 
 // Validate checks a registration, naming the first bad field.
@@ -170,18 +174,21 @@ type putInstanceKeys struct {
 	legacyEvents     string // KEYS[10] -> rekey:events:<id> (the stream of earlier versions)
 	previous         string // KEYS[11] -> rekey:previous:<id>
 	revokeDue        string // KEYS[12] -> rekey:revoke_due
+	deletes          string // KEYS[13] -> rekey:deletes:<id>
+	unconfirmed      string // KEYS[14] -> rekey:unconfirmed:<id>
 }
 
 func newPutInstanceKeys(id, currentCredID string) putInstanceKeys {
 	return putInstanceKeys{instance: instanceKey(id), instances: instancesKey(),
 		current: credentialKey(id, currentCredID), instanceEvents: historyKey(id), events: eventsKey(),
 		due: dueKey(), schedule: scheduleKey(), credentialPrefix: credentialKey(id, ""), retiring: retiringKey(),
-		legacyEvents: legacyEventsKey(id), previous: previousKey(id), revokeDue: revokeDueKey()}
+		legacyEvents: legacyEventsKey(id), previous: previousKey(id), revokeDue: revokeDueKey(),
+		deletes: deletesKey(id), unconfirmed: unconfirmedKey(id)}
 }
 
 func (k putInstanceKeys) list() []string {
 	return []string{k.instance, k.instances, k.current, k.instanceEvents, k.events, k.due, k.schedule,
-		k.credentialPrefix, k.retiring, k.legacyEvents, k.previous, k.revokeDue}
+		k.credentialPrefix, k.retiring, k.legacyEvents, k.previous, k.revokeDue, k.deletes, k.unconfirmed}
 }
 
 // putInstanceArgs returns the KEYS and ARGV of putInstanceScript for r.
@@ -190,8 +197,41 @@ func (s *Store) putInstanceArgs(r Registration) ([]string, []any) {
 	args := []any{r.ID, r.APIVersion, strings.Join(r.ConfigVars, ","), r.HerokuID,
 		boolArg(r.PrivateSpace), r.Grace.Milliseconds(), r.CurrentCredentialID, ms(s.now()),
 		s.eventsPerInstance, s.eventsGlobal, slotHash(r.ID), DefaultRotationPeriod.Milliseconds(),
-		RevokeDueMargin.Milliseconds()}
+		RevokeDueMargin.Milliseconds(), r.Deletes.seen}
 	return keys, args
+}
+
+// deletesKey is a STRING: how many DELETEs of the instance there have been
+// (deprovisionScript), of one not registered too, kept deleteMemory after
+// the last. A registration reads it as it begins (Store.DeleteMark) and
+// is refused when a DELETE came meanwhile (putInstanceScript): a DELETE
+// answered while the registration's oauth_grant was being exchanged, even
+// after its client gave up, would otherwise be undone by it, the add-on
+// registered and rotated after Heroku and the partner deprovisioned it.
+//
+//	rekey:deletes:<id>
+func deletesKey(id string) string { return keyPrefix + "deletes:" + id }
+
+// deleteMemory is how long the count of an instance's DELETEs is kept
+// after the last: far longer than any registration takes (an oauth_grant's
+// exchange and storing are bounded to 45 s).
+const deleteMemory = 24 * time.Hour
+
+// DeleteMark is what a registration saw of its instance's DELETEs as it
+// began (Store.DeleteMark); the zero DeleteMark checks nothing.
+type DeleteMark struct{ seen string }
+
+// DeleteMark reads how many DELETEs of instance id there have been, for a
+// registration about to begin (Registration.Deletes).
+func (s *Store) DeleteMark(ctx context.Context, id string) (DeleteMark, error) {
+	n, err := s.rdb.Get(ctx, deletesKey(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return DeleteMark{seen: "0"}, nil
+	}
+	if err != nil {
+		return DeleteMark{}, fmt.Errorf("read the DELETEs of %s: %w", id, err)
+	}
+	return DeleteMark{seen: n}, nil
 }
 
 // Instance returns the instance with id, or ErrNotFound.
@@ -233,7 +273,8 @@ type DeprovisionGrace struct {
 func (s *Store) DeprovisionWithGrace(ctx context.Context, id string, g DeprovisionGrace) error {
 	keys := newDeprovisionKeys(id)
 	err := deprovisionScript.Run(ctx, s.rdb, keys.list(), id, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
-		g.Default.Milliseconds(), g.PrivateSpace.Milliseconds(), g.Max.Milliseconds(), g.Min.Milliseconds()).Err()
+		g.Default.Milliseconds(), g.PrivateSpace.Milliseconds(), g.Max.Milliseconds(), g.Min.Milliseconds(),
+		deleteMemory.Milliseconds()).Err()
 	return scriptError("deprovision "+id, err)
 }
 
@@ -253,18 +294,20 @@ type deprovisionKeys struct {
 	oauth          string // KEYS[12] -> rekey:oauth:<id>
 	livePrefix     string // KEYS[13] -> rekey:live: (the script appends a fingerprint's first byte, in hex)
 	liveGone       string // KEYS[14] -> rekey:live_gone
+	deletes        string // KEYS[15] -> rekey:deletes:<id>
 }
 
 func newDeprovisionKeys(id string) deprovisionKeys {
 	return deprovisionKeys{instance: instanceKey(id), instances: instancesKey(), instanceEvents: historyKey(id),
 		events: eventsKey(), due: dueKey(), quarantined: quarantinedKey(), scheduled: scheduledKey(),
 		retiring: retiringKey(), unconfirmed: unconfirmedKey(id), revokeDue: revokeDueKey(),
-		credPrefix: credentialKey(id, ""), oauth: oauthKey(id), livePrefix: livePrefix(), liveGone: liveGoneKey()}
+		credPrefix: credentialKey(id, ""), oauth: oauthKey(id), livePrefix: livePrefix(), liveGone: liveGoneKey(),
+		deletes: deletesKey(id)}
 }
 
 func (k deprovisionKeys) list() []string {
 	return []string{k.instance, k.instances, k.instanceEvents, k.events, k.due, k.quarantined, k.scheduled,
-		k.retiring, k.unconfirmed, k.revokeDue, k.credPrefix, k.oauth, k.livePrefix, k.liveGone}
+		k.retiring, k.unconfirmed, k.revokeDue, k.credPrefix, k.oauth, k.livePrefix, k.liveGone, k.deletes}
 }
 
 // InstanceIDs calls fn with every live instance id, in registration order,

@@ -44,7 +44,7 @@ local grant, grantTTL = ARGV[n-4], ARGV[n-3]
 local need, tokens, expires = ARGV[n-2], ARGV[n-1], ARGV[n]
 if need == '1' and tokens == '' then
   local live = redis.call('EXISTS', KEYS[1]) == 1 and get(KEYS[1], 'deprovisioned_at') == ''
-  local held = redis.call('EXISTS', KEYS[13]) == 1 or get(KEYS[1], 'oauth_refresh') ~= '' or
+  local held = redis.call('EXISTS', KEYS[15]) == 1 or get(KEYS[1], 'oauth_refresh') ~= '' or
     get(KEYS[1], 'oauth_access') ~= ''
   if not (live and held) then return redis.error_reply('token_required') end
 end
@@ -54,15 +54,15 @@ end
 local res = put_instance()
 if type(res) == 'table' and res.err then return res end
 if tokens ~= '' then
-  redis.call('SET', KEYS[13], tokens)
+  redis.call('SET', KEYS[15], tokens)
   redis.call('HSET', KEYS[1], 'oauth_expires_at', expires)
   redis.call('HDEL', KEYS[1], 'oauth_access', 'oauth_refresh')
   if grant ~= '' then
-    redis.call('SET', KEYS[14], grant, 'PX', grantTTL)
+    redis.call('SET', KEYS[16], grant, 'PX', grantTTL)
     -- The code's exchange is over: a registration waiting for it now finds it registered.
-    redis.call('DEL', KEYS[15])
+    redis.call('DEL', KEYS[17])
   else
-    redis.call('DEL', KEYS[14])
+    redis.call('DEL', KEYS[16])
   end
 end
 return res
@@ -144,9 +144,11 @@ type registerKeys struct {
 	legacyEvents     string // KEYS[10] -> rekey:events:<id> (the stream of earlier versions)
 	previous         string // KEYS[11] -> rekey:previous:<id>
 	revokeDue        string // KEYS[12] -> rekey:revoke_due
-	oauth            string // KEYS[13] -> rekey:oauth:<id>
-	grant            string // KEYS[14] -> rekey:grant:<id>
-	grantClaim       string // KEYS[15] -> rekey:grant_claim:<id>
+	deletes          string // KEYS[13] -> rekey:deletes:<id>
+	unconfirmed      string // KEYS[14] -> rekey:unconfirmed:<id>
+	oauth            string // KEYS[15] -> rekey:oauth:<id>
+	grant            string // KEYS[16] -> rekey:grant:<id>
+	grantClaim       string // KEYS[17] -> rekey:grant_claim:<id>
 }
 
 func newRegisterKeys(id, currentCredID string) registerKeys {
@@ -154,12 +156,14 @@ func newRegisterKeys(id, currentCredID string) registerKeys {
 	return registerKeys{instance: p.instance, instances: p.instances, current: p.current,
 		instanceEvents: p.instanceEvents, events: p.events, due: p.due, schedule: p.schedule,
 		credentialPrefix: p.credentialPrefix, retiring: p.retiring, legacyEvents: p.legacyEvents,
-		previous: p.previous, revokeDue: p.revokeDue, oauth: oauthKey(id), grant: grantKey(id), grantClaim: grantClaimKey(id)}
+		previous: p.previous, revokeDue: p.revokeDue, deletes: p.deletes, unconfirmed: p.unconfirmed,
+		oauth: oauthKey(id), grant: grantKey(id), grantClaim: grantClaimKey(id)}
 }
 
 func (k registerKeys) list() []string {
 	return []string{k.instance, k.instances, k.current, k.instanceEvents, k.events, k.due, k.schedule,
-		k.credentialPrefix, k.retiring, k.legacyEvents, k.previous, k.revokeDue, k.oauth, k.grant, k.grantClaim}
+		k.credentialPrefix, k.retiring, k.legacyEvents, k.previous, k.revokeDue, k.deletes, k.unconfirmed,
+		k.oauth, k.grant, k.grantClaim}
 }
 
 // NeedsToken reports whether a V3 registration of id must carry OAuth

@@ -23,8 +23,11 @@ end
 // KEYS: putInstanceKeys (instance.go), one field per key, in order.
 // ARGV: id, api_version, config_vars, heroku_id, private_space, grace_ms,
 // current credential id (may be empty), now ms, instance event cap, fleet
-// event cap, slot hash, default period ms, RevokeDueMargin ms.
-// Returns "created" or "updated". Error "revoked": the registration would
+// event cap, slot hash, default period ms, RevokeDueMargin ms, the count
+// of the instance's DELETEs the registration saw when it began ("": do
+// not check).
+// Returns "created" or "updated". Error "deleted_since": a DELETE of the
+// instance came after the registration began. Error "revoked": the registration would
 // make current (a new or revived instance, or one with no current
 // credential) a credential of the instance that was revoked; error
 // "revoke_due": it would make current a previous or discarded credential
@@ -36,13 +39,21 @@ end
 // live and scheduled again, its quarantine, failure streak and last error
 // are cleared (its audit history keeps them), and the credential it names
 // becomes its current one (the old add-on's config left its apps with it),
-// unless its revocation is due (error "revoke_due").
+// unless its revocation is due (error "revoke_due"). The credentials the
+// deprovisioning discarded with their push outcome unknown, and the one
+// current before it when another is named, are kept unconfirmed: the
+// DELETE may have been a mistake, and the app may hold any of them.
 var putInstanceScript = eventScript(luaSchedule, luaRetention, putInstanceLua)
 
 // putInstanceLua is putInstanceScript's body; registerScript (register.go)
 // runs it too, with the instance's tokens, in one step.
 const putInstanceLua = `
-local was = redis.call('HMGET', KEYS[1], 'deprovisioned_at', 'current')
+-- A DELETE since the registration began (ARGV[14] is the count of DELETEs
+-- it saw then; '' checks nothing) deprovisioned what it would register.
+if ARGV[14] ~= '' and (redis.call('GET', KEYS[13]) or '0') ~= ARGV[14] then
+  return redis.error_reply('deleted_since')
+end
+local was = redis.call('HMGET', KEYS[1], 'deprovisioned_at', 'current', 'deprovision_discarded')
 local revived = (was[1] or '') ~= ''
 if ARGV[7] ~= '' and (revived or (was[2] or '') == '') then
   -- An app given a revoked credential could not connect: no such
@@ -62,7 +73,7 @@ if revived then
   -- The old add-on's last failure is no failure of the new one: left, it
   -- would greet the new registration and its customer as one.
   redis.call('HDEL', KEYS[1], 'deprovisioned_at', 'quarantined_at', 'quarantine_reason', 'fail_streak',
-    'last_error', 'last_error_at', 'last_error_code')
+    'last_error', 'last_error_at', 'last_error_code', 'deprovision_discarded')
   redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
   emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'registered', '', ARGV[7], 'registered again after deprovisioning', ARGV[8])
 end
@@ -102,6 +113,37 @@ if ARGV[7] ~= '' and (revived or (was[2] or '') == '') then
     redis.call('HSET', KEYS[1], 'current', ARGV[7], 'current_since', ARGV[8])
   end
 end
+if revived then
+  -- The deprovisioning discarded the credentials whose push had an
+  -- unknown outcome, to be revoked after the grace, since the add-on's
+  -- config had left its apps. Registered again (a DELETE by mistake, a
+  -- provisioning retried late), the app may still hold one: each goes back
+  -- to unconfirmed, unrevoked until a later rotation replaces it on
+  -- Heroku (I1), unless its revoke task may be at the issuer already.
+  for id in string.gmatch(was[3] or '', '[^,]+') do
+    local ckey = KEYS[8] .. id
+    local c = redis.call('HMGET', ckey, 'state', 'revoked_at', 'revoke_at')
+    if c[1] == 'discarded' and (c[2] or '') == '' and
+        (tonumber(c[3]) or 0) > tonumber(ARGV[8]) + tonumber(ARGV[13]) then
+      redis.call('HSET', ckey, 'state', 'unconfirmed', 'unconfirmed_at', ARGV[8])
+      redis.call('HDEL', ckey, 'discarded_at', 'revoke_at')
+      redis.call('ZREM', KEYS[12], ARGV[1] .. '/' .. id)
+      redis.call('ZADD', KEYS[14], ARGV[8], id)
+      emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'push_unknown', '', id,
+        'registered again: its push outcome is unknown, so it is kept unrevoked until a later rotation replaces it', ARGV[8])
+    end
+  end
+  -- The credential current before the deprovisioning, when the
+  -- registration names another: the app may hold either, so it is kept
+  -- the same way, rather than left current of nothing, never revoked.
+  local old = was[2] or ''
+  if ARGV[7] ~= '' and old ~= '' and old ~= ARGV[7] and get(KEYS[8] .. old, 'state') == 'current' then
+    redis.call('HSET', KEYS[8] .. old, 'state', 'unconfirmed', 'unconfirmed_at', ARGV[8])
+    redis.call('ZADD', KEYS[14], ARGV[8], old)
+    emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'push_unknown', '', old,
+      'current before the deprovisioning, and the registration names another: kept unrevoked until a later rotation replaces it', ARGV[8])
+  end
+end
 local p = sched_period(KEYS[7], ARGV[12])
 if p > 0 and schedulable(KEYS[1]) then
   redis.call('ZADD', KEYS[6], 'NX', score(next_slot(tonumber(ARGV[11]), p, tonumber(ARGV[8]))), ARGV[1])
@@ -129,9 +171,15 @@ return 'updated'
 // ARGV: id, now ms, instance event cap, fleet event cap, grace ms and
 // Private Space grace ms (for an instance with no grace of its own; 0: none),
 // the grace ceiling ms and the grace floor ms (0: none; an instance
-// registered before either changed may hold a grace outside them).
+// registered before either changed may hold a grace outside them), how
+// long to keep the count of DELETEs (deleteMemory) in ms.
 // Returns "ok" (also when already deprovisioned); error "not_found".
 var deprovisionScript = eventScript(luaLive, `
+-- Every DELETE counts, of an instance not registered yet too: a
+-- registration under way (an oauth_grant being exchanged) that began
+-- before it is refused (putInstanceScript).
+redis.call('INCR', KEYS[15])
+redis.call('PEXPIRE', KEYS[15], ARGV[9])
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'deprovisioned_at') ~= '' then return 'ok' end
 redis.call('HSET', KEYS[1], 'deprovisioned_at', ARGV[2])
@@ -154,9 +202,11 @@ local cap, floor = tonumber(ARGV[7]) or 0, tonumber(ARGV[8]) or 0
 if cap > 0 and g > cap then g = cap end
 if g < floor then g = floor end
 local revoke_at = tostring(tonumber(ARGV[2]) + g)
+local discarded = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[9], 0, -1)) do
   local ckey = KEYS[11] .. id
   if get(ckey, 'state') == 'unconfirmed' then
+    discarded[#discarded + 1] = id
     redis.call('HSET', ckey, 'state', 'discarded', 'discarded_at', ARGV[2], 'revoke_at', revoke_at)
     redis.call('ZADD', KEYS[10], revoke_at, ARGV[1] .. '/' .. id)
     emit(KEYS[3], KEYS[4], ARGV[3], ARGV[4], ARGV[1], 'discarded', get(ckey, 'rotation_id'), id,
@@ -164,6 +214,8 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[9], 0, -1)) do
   end
 end
 redis.call('DEL', KEYS[9])
+-- Kept unconfirmed again if the instance is registered again (putInstanceScript).
+if #discarded > 0 then redis.call('HSET', KEYS[1], 'deprovision_discarded', table.concat(discarded, ',')) end
 -- The add-on is gone: its OAuth tokens are no longer needed.
 redis.call('DEL', KEYS[12])
 redis.call('HDEL', KEYS[1], 'oauth_access', 'oauth_refresh', 'oauth_expires_at')
@@ -728,6 +780,9 @@ else
     if g <= 0 then g = tonumber(get(KEYS[1], 'grace_ms')) or 0 end
     revoke_at = tostring(tonumber(ARGV[3]) + g)
     why = 'push outcome unknown, but the instance is deprovisioned: revoked after the grace'
+    -- Kept unconfirmed again if the instance is registered again (putInstanceScript).
+    local d = get(KEYS[1], 'deprovision_discarded')
+    redis.call('HSET', KEYS[1], 'deprovision_discarded', d == '' and cred or d .. ',' .. cred)
   end
   redis.call('HSET', KEYS[3], 'state', 'discarded', 'discarded_at', ARGV[3], 'revoke_at', revoke_at)
   drop_config(KEYS[14], KEYS[3])

@@ -76,6 +76,10 @@ var (
 	// passed or comes within RevokeDueMargin: its revoke task may be
 	// revoking it at the issuer already (I1). Nothing is stored.
 	ErrCredentialRevokeDue = errors.New("the current credential named is due for revocation")
+	// ErrDeletedSince refuses a registration that began before a DELETE of
+	// its instance (Registration.Deletes): the partner deprovisioned the
+	// add-on meanwhile. Nothing is stored.
+	ErrDeletedSince = errors.New("the instance was deprovisioned (DELETE) after the registration began")
 	// ErrInvalidCredentialID means the issuer answered a mint with an id
 	// rekey cannot use (ValidID). The issuer answers every retry of the
 	// rotation the same, so the rotation cannot go on; the credential it
@@ -271,6 +275,8 @@ func scriptError(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, ErrCredentialRevoked)
 	case msg == "revoke_due":
 		return fmt.Errorf("%s: %w", op, ErrCredentialRevokeDue)
+	case msg == "deleted_since":
+		return fmt.Errorf("%s: %w", op, ErrDeletedSince)
 	case msg == "reminted":
 		return fmt.Errorf("%s: %w", op, ErrReminted)
 	case msg == "config_live_elsewhere":
