@@ -66,3 +66,51 @@ func TestValidID(t *testing.T) {
 		}
 	}
 }
+
+// A registration that began before a DELETE of its instance is refused; one
+// that began after it, or whose DELETE count expired meanwhile (a day after
+// the last DELETE, so none came since), is not.
+func TestARegistrationBeforeADeleteIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	reg := store.Registration{ID: "inst-1", APIVersion: store.APIv1, HerokuID: "app1@heroku.com",
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}
+	mark := func() store.DeleteMark {
+		m, err := f.st.DeleteMark(ctx, "inst-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	reg.Deletes = mark()
+	if err := f.st.Deprovision(ctx, "inst-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DELETE of an instance not registered yet: %v, want ErrNotFound", err)
+	}
+	if err := f.st.PutInstance(ctx, reg); !errors.Is(err, store.ErrDeletedSince) {
+		t.Fatalf("registration begun before the DELETE: %v, want ErrDeletedSince", err)
+	}
+	if _, err := f.st.Instance(ctx, "inst-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused registration stored the instance (%v)", err)
+	}
+	reg.Deletes = mark()
+	if err := f.st.PutInstance(ctx, reg); err != nil {
+		t.Fatalf("registration begun after the DELETE: %v", err)
+	}
+	reg.Deletes = mark()
+	if err := f.st.Deprovision(ctx, "inst-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Register(ctx, reg, nil); !errors.Is(err, store.ErrDeletedSince) {
+		t.Fatalf("registration again begun before a second DELETE: %v, want ErrDeletedSince", err)
+	}
+	reg.Deletes = mark()
+	f.r.Client.Del(ctx, "rekey:deletes:inst-1") // the count expires
+	if err := f.st.Register(ctx, reg, nil); err != nil {
+		t.Fatalf("registration whose DELETE count expired meanwhile: %v", err)
+	}
+	if err := f.st.PutInstance(ctx, store.Registration{ID: "inst-1", APIVersion: store.APIv1, HerokuID: "app1@heroku.com",
+		ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+		t.Fatalf("a registration that reads no count (the zero DeleteMark): %v", err)
+	}
+}

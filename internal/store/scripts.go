@@ -50,7 +50,9 @@ var putInstanceScript = eventScript(luaSchedule, luaRetention, putInstanceLua)
 const putInstanceLua = `
 -- A DELETE since the registration began (ARGV[14] is the count of DELETEs
 -- it saw then; '' checks nothing) deprovisioned what it would register.
-if ARGV[14] ~= '' and (redis.call('GET', KEYS[13]) or '0') ~= ARGV[14] then
+-- A count gone since expired a day after the last DELETE: none came since.
+local deletes = redis.call('GET', KEYS[13])
+if ARGV[14] ~= '' and deletes and deletes ~= ARGV[14] then
   return redis.error_reply('deleted_since')
 end
 local was = redis.call('HMGET', KEYS[1], 'deprovisioned_at', 'current', 'deprovision_discarded')
