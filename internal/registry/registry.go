@@ -333,7 +333,7 @@ func (r *Registry) putGrant(ctx context.Context, in Input, reg store.Registratio
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grantSaveTimeout)
 	defer cancel()
-	tok, err := r.oauth.ExchangeGrant(sctx, code)
+	tok, err := r.exchange(sctx, in.ID, code)
 	if err != nil {
 		r.releaseGrant(ctx, in.ID, code)
 		return &ExchangeError{ID: in.ID, Err: err}
@@ -343,11 +343,29 @@ func (r *Registry) putGrant(ctx context.Context, in Input, reg store.Registratio
 	if errors.As(err, &incomplete) {
 		return err // registered: the grant is remembered, not lost
 	}
+	if errors.Is(err, store.ErrDeletedSince) {
+		// The same PUT sent after the DELETE, waiting for this claim,
+		// registers with these tokens: the code is spent.
+		if kerr := r.store.KeepGrantTokens(sctx, in.ID, code, tok); kerr != nil {
+			err = errors.Join(err, kerr)
+		}
+	}
 	if err != nil {
 		r.releaseGrant(ctx, in.ID, code)
 		return &GrantSpentError{ID: in.ID, Err: err}
 	}
 	return nil
+}
+
+// exchange returns the tokens grant code buys: those a registration with
+// the same code, refused for a DELETE that came while it was under way,
+// kept (store.KeepGrantTokens), else Heroku's for it.
+func (r *Registry) exchange(ctx context.Context, id string, code secret.String) (heroku.Token, error) {
+	tok, kept, err := r.store.TakeGrantTokens(ctx, id, code)
+	if err != nil || kept {
+		return tok, err
+	}
+	return r.oauth.ExchangeGrant(ctx, code)
 }
 
 // claimGrant asks the store whether to exchange code, waiting while
@@ -469,8 +487,8 @@ func (r *Registry) register(ctx context.Context, in Input, register func() error
 		case errors.Is(err, store.ErrCredentialRevoked), errors.Is(err, store.ErrCredentialRevokeDue):
 			return refusedCurrent(id, in.CurrentCredentialID, err)
 		case errors.Is(err, store.ErrDeletedSince):
-			return &InputError{fmt.Errorf("instance %s was deprovisioned (DELETE) while this registration was under way, "+
-				"so it was not registered; send the PUT again if the add-on is provisioned again", id)}
+			return &InputError{fmt.Errorf("instance %s: %w, so it was not registered; send the PUT again if the add-on "+
+				"is provisioned again (with the same oauth_grant within two minutes)", id, store.ErrDeletedSince)}
 		case !again || attempt >= len(r.storeWaits):
 			return err
 		}

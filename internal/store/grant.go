@@ -2,11 +2,16 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
@@ -181,4 +186,76 @@ func (s *Store) grantFingerprints(id string, code secret.String) (fp, all string
 		out = append(out, f[:grantFingerprintLen]...)
 	}
 	return string(out[:grantFingerprintLen]), string(out)
+}
+
+// grantTokensKey is a STRING: the tokens that a registration refused
+// because a DELETE of its instance came while it was under way
+// (ErrDeletedSince) had exchanged its grant code for, sealed as the
+// instance's own are, after the code's fingerprint and the expiry in ms,
+// kept as long as a claim lasts (grantClaimTTL). Heroku exchanges a code
+// once: the same PUT sent again after the DELETE, which waited for the
+// refused one's claim, registers with these rather than exchange the spent
+// code, which Heroku would refuse.
+//
+//	rekey:grant_tokens:<instance id>
+func grantTokensKey(instanceID string) string { return keyPrefix + "grant_tokens:" + instanceID }
+
+// KeepGrantTokens keeps the tokens tok that grant code of instance id was
+// exchanged for, for a registration with the same code to take
+// (TakeGrantTokens) within grantClaimTTL.
+func (s *Store) KeepGrantTokens(ctx context.Context, id string, code secret.String, tok heroku.Token) error {
+	fp, _ := s.grantFingerprints(id, code)
+	sealed, err := s.sealTokens(id, tok.AccessToken, tok.RefreshToken)
+	if err != nil {
+		return err
+	}
+	expires := int64(0)
+	if !tok.ExpiresAt.IsZero() {
+		expires = tok.ExpiresAt.UnixMilli()
+	}
+	v := fp + strconv.FormatInt(expires, 10) + ":" + sealed
+	if err := s.rdb.Set(ctx, grantTokensKey(id), v, grantClaimTTL).Err(); err != nil {
+		return fmt.Errorf("keep the tokens of the oauth grant of %s: %w", id, err)
+	}
+	return nil
+}
+
+// TakeGrantTokens returns, and forgets, the tokens that grant code of
+// instance id was exchanged for by a registration refused since
+// (KeepGrantTokens); ok is false when none are kept for that code.
+func (s *Store) TakeGrantTokens(ctx context.Context, id string, code secret.String) (tok heroku.Token, ok bool, err error) {
+	var get *redis.StringCmd
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, grantTokensKey(id))
+		p.Del(ctx, grantTokensKey(id))
+		return nil
+	})
+	if errors.Is(err, redis.Nil) {
+		return tok, false, nil
+	}
+	if err != nil {
+		return tok, false, fmt.Errorf("read the tokens of the oauth grant of %s: %w", id, err)
+	}
+	v := get.Val()
+	_, all := s.grantFingerprints(id, code)
+	if len(v) < grantFingerprintLen || !slices.Contains(chunks(all, grantFingerprintLen), v[:grantFingerprintLen]) {
+		return tok, false, nil // another code's
+	}
+	expires, sealed, _ := strings.Cut(v[grantFingerprintLen:], ":")
+	if tok.AccessToken, tok.RefreshToken, err = s.openTokens(id, sealed); err != nil {
+		return heroku.Token{}, false, fmt.Errorf("open the tokens of the oauth grant of %s: %w", id, err)
+	}
+	if ms, _ := strconv.ParseInt(expires, 10, 64); ms > 0 {
+		tok.ExpiresAt = time.UnixMilli(ms).UTC()
+	}
+	return tok, true, nil
+}
+
+// chunks cuts s into pieces of n bytes.
+func chunks(s string, n int) []string {
+	var out []string
+	for len(s) >= n {
+		out, s = append(out, s[:n]), s[n:]
+	}
+	return out
 }

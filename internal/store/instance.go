@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -201,10 +203,13 @@ func (s *Store) putInstanceArgs(r Registration) ([]string, []any) {
 	return keys, args
 }
 
-// deletesKey is a STRING: how many DELETEs of the instance there have been
-// (deprovisionScript), of one not registered too, kept deleteMemory after
-// the last. A registration reads it as it begins (Store.DeleteMark) and
-// is refused when a DELETE came meanwhile (putInstanceScript): a DELETE
+// deletesKey is a STRING: a random mark that each DELETE of the instance
+// writes anew (deprovisionScript), of one not registered too, kept
+// deleteMemory after the last. A registration reads it as it begins
+// (Store.DeleteMark) and is refused when another is there by then
+// (putInstanceScript); gone by then, it expired with no DELETE since. A
+// random mark rather than a count: a count that expired and started
+// again could read as it did before the DELETE. A DELETE
 // answered while the registration's oauth_grant was being exchanged, even
 // after its client gave up, would otherwise be undone by it, the add-on
 // registered and rotated after Heroku and the partner deprovisioned it.
@@ -221,12 +226,19 @@ const deleteMemory = 24 * time.Hour
 // began (Store.DeleteMark); the zero DeleteMark checks nothing.
 type DeleteMark struct{ seen string }
 
-// DeleteMark reads how many DELETEs of instance id there have been, for a
+// newDeleteMark is the mark of one DELETE: 8 random bytes, in hex.
+func newDeleteMark() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // crypto/rand: never fails
+	return hex.EncodeToString(b)
+}
+
+// DeleteMark reads the mark of the last DELETE of instance id, for a
 // registration about to begin (Registration.Deletes).
 func (s *Store) DeleteMark(ctx context.Context, id string) (DeleteMark, error) {
 	n, err := s.rdb.Get(ctx, deletesKey(id)).Result()
 	if errors.Is(err, redis.Nil) {
-		return DeleteMark{seen: "0"}, nil
+		return DeleteMark{seen: "-"}, nil
 	}
 	if err != nil {
 		return DeleteMark{}, fmt.Errorf("read the DELETEs of %s: %w", id, err)
@@ -274,7 +286,7 @@ func (s *Store) DeprovisionWithGrace(ctx context.Context, id string, g Deprovisi
 	keys := newDeprovisionKeys(id)
 	err := deprovisionScript.Run(ctx, s.rdb, keys.list(), id, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
 		g.Default.Milliseconds(), g.PrivateSpace.Milliseconds(), g.Max.Milliseconds(), g.Min.Milliseconds(),
-		deleteMemory.Milliseconds()).Err()
+		deleteMemory.Milliseconds(), newDeleteMark()).Err()
 	return scriptError("deprovision "+id, err)
 }
 

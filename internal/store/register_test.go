@@ -68,14 +68,13 @@ func TestValidID(t *testing.T) {
 }
 
 // A registration that began before a DELETE of its instance is refused; one
-// that began after it, or whose DELETE count expired meanwhile (a day after
+// that began after it, or whose DELETE mark expired meanwhile (a day after
 // the last DELETE, so none came since), is not.
 func TestARegistrationBeforeADeleteIsRefused(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
-	reg := store.Registration{ID: "inst-1", APIVersion: store.APIv1, HerokuID: "app1@heroku.com",
-		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}
+	reg := v1Registration("cred-0")
 	mark := func() store.DeleteMark {
 		m, err := f.st.DeleteMark(ctx, "inst-1")
 		if err != nil {
@@ -105,12 +104,54 @@ func TestARegistrationBeforeADeleteIsRefused(t *testing.T) {
 		t.Fatalf("registration again begun before a second DELETE: %v, want ErrDeletedSince", err)
 	}
 	reg.Deletes = mark()
-	f.r.Client.Del(ctx, "rekey:deletes:inst-1") // the count expires
+	f.r.Client.Del(ctx, "rekey:deletes:inst-1") // the mark expires
 	if err := f.st.Register(ctx, reg, nil); err != nil {
-		t.Fatalf("registration whose DELETE count expired meanwhile: %v", err)
+		t.Fatalf("registration whose DELETE mark expired meanwhile: %v", err)
 	}
-	if err := f.st.PutInstance(ctx, store.Registration{ID: "inst-1", APIVersion: store.APIv1, HerokuID: "app1@heroku.com",
-		ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+	if err := f.st.PutInstance(ctx, v1Registration("")); err != nil {
 		t.Fatalf("a registration that reads no count (the zero DeleteMark): %v", err)
 	}
+}
+
+// An instance deprovisioned with nothing waiting gets the audit retention
+// as the expiry of its keys, its current credential's record with them.
+// Registered again naming another credential, it keeps the one current
+// before as unconfirmed, whose record must then stay: expired, it would be
+// dropped from the unconfirmed set unrevoked, while the app may hold it.
+func TestTheCredentialKeptAtARegistrationAgainOutlivesTheRetention(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	reg := v1Registration("c0")
+	if err := f.st.PutInstance(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Deprovision(ctx, "inst-1"); err != nil {
+		t.Fatal(err)
+	}
+	if expiring, err := f.st.ExpireRetired(ctx, "inst-1"); err != nil || !expiring {
+		t.Fatalf("ExpireRetired = %v, %v; want the instance's keys given their expiry", expiring, err)
+	}
+	if ttl := f.r.Client.TTL(ctx, "rekey:cred:inst-1:c0").Val(); ttl <= 0 {
+		t.Fatalf("c0's record has no expiry (%v) after ExpireRetired", ttl)
+	}
+	reg.CurrentCredentialID = "c9"
+	if err := f.st.PutInstance(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := f.st.Credential(ctx, "inst-1", "c0"); err != nil || c.State != store.CredentialUnconfirmed {
+		t.Fatalf("c0 after the registration again: %+v, %v; want unconfirmed", c, err)
+	}
+	for _, k := range []string{"rekey:cred:inst-1:c0", "rekey:instance:inst-1"} {
+		if ttl := f.r.Client.TTL(ctx, k).Val(); ttl != -1 {
+			t.Errorf("%s expires in %v after the registration again, want no expiry", k, ttl)
+		}
+	}
+}
+
+// v1Registration is a V1 registration of inst-1 (no tokens needed) naming
+// cred as its current credential ("" for none).
+func v1Registration(cred string) store.Registration {
+	return store.Registration{ID: "inst-1", APIVersion: store.APIv1, HerokuID: "app1@heroku.com",
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: cred}
 }

@@ -23,9 +23,9 @@ end
 // KEYS: putInstanceKeys (instance.go), one field per key, in order.
 // ARGV: id, api_version, config_vars, heroku_id, private_space, grace_ms,
 // current credential id (may be empty), now ms, instance event cap, fleet
-// event cap, slot hash, default period ms, RevokeDueMargin ms, the count
-// of the instance's DELETEs the registration saw when it began ("": do
-// not check).
+// event cap, slot hash, default period ms, RevokeDueMargin ms, the mark
+// of the instance's last DELETE the registration saw when it began ("-":
+// none; "": do not check).
 // Returns "created" or "updated". Error "deleted_since": a DELETE of the
 // instance came after the registration began. Error "revoked": the registration would
 // make current (a new or revived instance, or one with no current
@@ -48,9 +48,10 @@ var putInstanceScript = eventScript(luaSchedule, luaRetention, putInstanceLua)
 // putInstanceLua is putInstanceScript's body; registerScript (register.go)
 // runs it too, with the instance's tokens, in one step.
 const putInstanceLua = `
--- A DELETE since the registration began (ARGV[14] is the count of DELETEs
--- it saw then; '' checks nothing) deprovisioned what it would register.
--- A count gone since expired a day after the last DELETE: none came since.
+-- A DELETE since the registration began (ARGV[14] is the mark of the last
+-- DELETE it saw then, '-' for none; '' checks nothing) deprovisioned what
+-- it would register. Every DELETE writes a new mark; one gone since
+-- expired a day after the last DELETE: none came since.
 local deletes = redis.call('GET', KEYS[13])
 if ARGV[14] ~= '' and deletes and deletes ~= ARGV[14] then
   return redis.error_reply('deleted_since')
@@ -129,6 +130,7 @@ if revived then
         (tonumber(c[3]) or 0) > tonumber(ARGV[8]) + tonumber(ARGV[13]) then
       redis.call('HSET', ckey, 'state', 'unconfirmed', 'unconfirmed_at', ARGV[8])
       redis.call('HDEL', ckey, 'discarded_at', 'revoke_at')
+      redis.call('PERSIST', ckey)
       redis.call('ZREM', KEYS[12], ARGV[1] .. '/' .. id)
       redis.call('ZADD', KEYS[14], ARGV[8], id)
       emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'push_unknown', '', id,
@@ -141,6 +143,8 @@ if revived then
   local old = was[2] or ''
   if ARGV[7] ~= '' and old ~= '' and old ~= ARGV[7] and get(KEYS[8] .. old, 'state') == 'current' then
     redis.call('HSET', KEYS[8] .. old, 'state', 'unconfirmed', 'unconfirmed_at', ARGV[8])
+    -- Its record was given the instance's expiry with it (ExpireRetired).
+    redis.call('PERSIST', KEYS[8] .. old)
     redis.call('ZADD', KEYS[14], ARGV[8], old)
     emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'push_unknown', '', old,
       'current before the deprovisioning, and the registration names another: kept unrevoked until a later rotation replaces it', ARGV[8])
@@ -174,14 +178,13 @@ return 'updated'
 // Private Space grace ms (for an instance with no grace of its own; 0: none),
 // the grace ceiling ms and the grace floor ms (0: none; an instance
 // registered before either changed may hold a grace outside them), how
-// long to keep the count of DELETEs (deleteMemory) in ms.
+// long to keep the DELETE's mark (deleteMemory) in ms, the mark (random).
 // Returns "ok" (also when already deprovisioned); error "not_found".
 var deprovisionScript = eventScript(luaLive, `
--- Every DELETE counts, of an instance not registered yet too: a
--- registration under way (an oauth_grant being exchanged) that began
--- before it is refused (putInstanceScript).
-redis.call('INCR', KEYS[15])
-redis.call('PEXPIRE', KEYS[15], ARGV[9])
+-- Every DELETE leaves a mark of its own, of an instance not registered
+-- yet too: a registration under way (an oauth_grant being exchanged) that
+-- began before it is refused (putInstanceScript).
+redis.call('SET', KEYS[15], ARGV[10], 'PX', ARGV[9])
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'deprovisioned_at') ~= '' then return 'ok' end
 redis.call('HSET', KEYS[1], 'deprovisioned_at', ARGV[2])

@@ -132,6 +132,11 @@ func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err 
 func (s *server) writeGrantSpent(w http.ResponseWriter, r *http.Request, spent *registry.GrantSpentError) {
 	const lost = "; nothing was stored and the grant cannot be used again: re-provision the add-on, or send \"oauth\" with tokens you hold"
 	var input *registry.InputError
+	if errors.As(spent.Err, &input) && errors.Is(input, store.ErrDeletedSince) {
+		// Its tokens are kept a while for the same PUT sent again.
+		writeError(w, http.StatusConflict, fmt.Sprintf("the oauth_grant of %s was exchanged with Heroku, but %s", spent.ID, input.Error()))
+		return
+	}
 	if errors.As(spent.Err, &input) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("the oauth_grant of %s was exchanged with Heroku, but the registration was refused (%s)%s", spent.ID, input.Error(), lost))
 		return

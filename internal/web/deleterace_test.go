@@ -79,6 +79,39 @@ func TestAnAbandonedRegistrationDoesNotOutliveItsDelete(t *testing.T) {
 	f.wantDeprovisioned(t, "inst-1", false)
 }
 
+// The same PUT sent again after that DELETE (the partner's client retries
+// it, or Heroku provisions the add-on again with the code it still has)
+// registers the instance: it waits for the first one's exchange, and takes
+// the tokens that one bought and could not register with, since Heroku
+// refuses a code it exchanged already.
+func TestTheSamePutAfterTheDeleteRegisters(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if err := f.fake.AddAddon(herokufake.AddonSpec{ID: "inst-1", App: "app-1", ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.fake.Script(herokufake.OAuthToken, herokufake.Delay(time.Second))
+	code := f.fake.GrantCode("inst-1")
+	if _, err := f.putWithTimeout("/api/v1/instances/inst-1", grantBody(code), 300*time.Millisecond); err == nil {
+		t.Fatal("the PUT did not time out")
+	}
+	if del := f.api(http.MethodDelete, "/api/v1/instances/inst-1", ""); del.status != http.StatusNotFound {
+		t.Fatalf("DELETE: %d %s, want 404", del.status, del.body)
+	}
+	if put := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(code)); put.status != http.StatusOK {
+		t.Fatalf("the same PUT after the DELETE: %d %s, want 200", put.status, put.body)
+	}
+	if n := len(f.fake.Calls(herokufake.OAuthToken)); n != 1 {
+		t.Errorf("Heroku was asked to exchange the code %d times, want once", n)
+	}
+	if tok, err := f.st.LoadToken(context.Background(), "inst-1"); err != nil || tok.RefreshToken.IsZero() {
+		t.Errorf("no OAuth tokens stored for the registered instance: %v", err)
+	}
+	if n := f.r.Client.Exists(context.Background(), "rekey:grant_tokens:inst-1").Val(); n != 0 {
+		t.Error("the exchanged tokens are still kept aside after the registration took them")
+	}
+}
+
 // wantDeprovisioned checks that instance id is deprovisioned (registered
 // says it was registered before) or not registered, and that no OAuth
 // token of it is stored.
