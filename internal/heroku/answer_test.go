@@ -1,6 +1,7 @@
 package heroku_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -57,6 +59,46 @@ func TestAnUnreadable2xxToAPushIsNoTransientFailure(t *testing.T) {
 	c := newClientAt(t, srv.URL, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
 	if _, err := c.GetConfig(context.Background(), v3Target()); heroku.Classify(err) != heroku.ClassTransient {
 		t.Errorf("read-back reset halfway: %v (class %s); want transient", err, heroku.Classify(err))
+	}
+}
+
+// A front answering "101 Switching Protocols" and holding the connection
+// open: Go hands the connection over as the answer's body, which neither
+// the client's timeout nor the caller's context ended, so a push or a read
+// hung for good, a worker's goroutine and socket with it. It is no answer
+// now: transient, and for a push no refusal, so the push stays unsettled.
+func TestAnAnswerSwitchingProtocolsIsNoAnswer(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = buf.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		_ = buf.Flush()
+		_, _ = bufio.NewReader(conn).ReadByte() // until the client closes it
+	}))
+	t.Cleanup(srv.Close)
+	c := newClientAt(t, srv.URL, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+	for name, call := range map[string]func(context.Context) error{
+		"V3 push": func(ctx context.Context) error { return c.UpdateConfig(ctx, v3Target(), oneVar()) },
+		"V1 push": func(ctx context.Context) error { return c.UpdateConfig(ctx, v1Target(), oneVar()) },
+		"read":    func(ctx context.Context) error { _, err := c.GetConfig(ctx, v3Target()); return err },
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		done := make(chan error, 1)
+		go func() { done <- call(ctx) }()
+		select {
+		case err := <-done:
+			if heroku.Classify(err) != heroku.ClassTransient || heroku.Refused(err) {
+				t.Errorf("%s answered 101: %v (class %s, refused %v); want no answer: transient, not refused",
+					name, err, heroku.Classify(err), heroku.Refused(err))
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("%s answered 101 still waits 20 s on, past its 5 s context", name)
+		}
+		cancel()
 	}
 }
 

@@ -88,10 +88,19 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 	secrets := slices.Concat(cl.secrets, []string{c.clientSecret.Reveal(), c.v1Password.Reveal()})
 	opaque := cl.opaque || quotesTheApp(cl.endpoint)
 	resp, err := c.send(ctx, cl)
+	if err == nil && resp.StatusCode < 200 {
+		// "101 Switching Protocols": Go hands the connection itself over as
+		// the body, which neither the client's timeout nor ctx ends. No
+		// answer of Heroku's: a change it may or may not have applied.
+		_ = resp.Body.Close()
+		err = errSwitchedProtocols
+	}
 	if err != nil {
 		c.report(cl, 0, -1, start)
 		return nil, transportError(ctx, cl.endpoint, err, secrets, opaque)
 	}
+	// Reading the body ends with ctx too, whatever the transport does.
+	defer context.AfterFunc(ctx, func() { _ = resp.Body.Close() })()
 	defer drainClose(resp.Body)
 	remaining := parseRemaining(resp.Header)
 	c.report(cl, resp.StatusCode, remaining, start)
@@ -117,6 +126,9 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 	}
 	return b, err
 }
+
+// errSwitchedProtocols is a 1xx final answer, which no Heroku API gives.
+var errSwitchedProtocols = errors.New("an informational (1xx) answer, switching protocols, instead of an HTTP answer")
 
 // send builds and sends the request.
 func (c *Client) send(ctx context.Context, cl call) (*http.Response, error) {

@@ -546,6 +546,14 @@ func (h *HTTP) exchange(ctx context.Context, op, method, u string, payload any,
 		return answer{}, &Error{Op: op, Code: transportCode(err)}
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode < 200 {
+		// "101 Switching Protocols": Go hands the connection itself over as
+		// the body, which neither the client's timeout nor ctx ends. No
+		// answer of the contract, read as no answer: retried.
+		return answer{}, &Error{Op: op, Status: resp.StatusCode, Code: CodeUnreadable}
+	}
+	// Reading the body ends with ctx too, whatever the transport does.
+	defer context.AfterFunc(ctx, func() { resp.Body.Close() })()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err == nil && len(body) <= maxResponseBytes {
 		return answer{status: resp.StatusCode, body: body, contentType: resp.Header.Get("Content-Type")}, nil
