@@ -97,6 +97,11 @@ func checkMinted(t *testing.T, st int, body []byte, c issuer.Credential, err err
 		if strings.ContainsRune(text, 0) || strings.ContainsRune(name, '=') || strings.ContainsRune(text, utf8.RuneError) && !written {
 			t.Fatalf("config var %q was accepted with a NUL, an '=' in its name or a U+FFFD the issuer did not write", name)
 		}
+		value := v.Reveal()
+		if strings.TrimSpace(value) == "" ||
+			!strings.Contains(strings.TrimRight(value, "\r\n"), "\n") && strings.TrimSpace(value) != value {
+			t.Fatalf("config var %q was accepted blank, or on one line with white space around it", name)
+		}
 	}
 }
 

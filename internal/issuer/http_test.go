@@ -554,9 +554,11 @@ func TestMintAnswerThatNeverEndsStillNamesItsCredential(t *testing.T) {
 // issuer wrote (bytes that are not UTF-8, half a surrogate pair escaped
 // alone, both read as U+FFFD), or whose vars cannot reach a dyno's
 // environment as written (a NUL, an '=' in a name), or names a var twice
-// (encoding/json keeps the last value silently), names a credential
-// whose config no app could use: it is refused as unusable, so that it is
-// revoked, never pushed. What encoding/json reads exactly passes as it is.
+// (encoding/json keeps the last value silently), or is blank or, on one
+// line, has white space around it, names a credential whose config no app
+// could use: it is refused as unusable, so that it is revoked, never
+// pushed. What encoding/json reads exactly passes as it is, a value of
+// several lines ending with its newline too.
 func TestMintAnswerReadOtherwiseThanWrittenIsUnusable(t *testing.T) {
 	t.Parallel()
 	answer := func(config string) string { return `{"credential_id":"cred_9","config":{` + config + `}}` }
@@ -573,6 +575,12 @@ func TestMintAnswerReadOtherwiseThanWrittenIsUnusable(t *testing.T) {
 		"one good var, one bad var":  `"MYADDON_URL":"postgres://u:p@h/d","MYADDON_KEY":"k\udfff"`,
 		"a var named twice":          `"MYADDON_URL":"postgres://u:one@h/d","MYADDON_URL":"postgres://u:two@h/d"`,
 		"a var named twice, escaped": `"MYADDON_URL":"postgres://u:one@h/d","MYADDON\u005fURL":"postgres://u:two@h/d"`,
+		// Pushed, the apps would restart on a URL or key they cannot use.
+		"a value of spaces":  `"MYADDON_URL":"   "`,
+		"a trailing newline": `"MYADDON_URL":"postgres://u:p@h/d\n"`,
+		"a carriage return":  `"MYADDON_URL":"postgres://u:p@h/d\r\n"`,
+		"a leading space":    `"MYADDON_URL":" postgres://u:p@h/d"`,
+		"a trailing tab":     `"MYADDON_URL":"sk_live_0123456789\t"`,
 	}
 	for name, config := range refused {
 		t.Run(name, func(t *testing.T) {
