@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/rekeyhq/rekey/internal/issuer"
@@ -44,5 +45,32 @@ func TestAMintAnswerNamingItsIDOrConfigTwiceIsNotPushed(t *testing.T) {
 				t.Errorf("rotation %s (%s), credential %s: %+v, %v; want it discarded", rotID, rot.State, id, c, err)
 			}
 		})
+	}
+}
+
+// TestAMintAnswerWithANumericIDIsRevokedAtOnce: an issuer that writes
+// credential_id as a number minted that credential all the same. Its
+// answer was retried as malformed until the retries ran out, a working
+// credential left at the issuer for each, recorded nowhere. Now the first
+// run records it as discarded, due for revocation at once, and the
+// rotation fails saying why.
+func TestAMintAnswerWithANumericIDIsRevokedAtOnce(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	g.mintAnswers(t, fmt.Sprintf(`{"credential_id":4217,"config":{%q:"postgres://u:p4ssw0rd-n@db/x"}}`, issuer.DefaultConfigVar), false)
+	ctx := context.Background()
+	err := g.run(rotateTask(t, "inst-1", "rot-number"))
+	if !isPermanent(err) {
+		t.Fatalf("run = %v, want the rotation ended", err)
+	}
+	if n := g.fake.ConfigChanges("inst-1"); n != 0 {
+		t.Errorf("the config was pushed %d times, want never", n)
+	}
+	rot, _ := g.st.Rotation(ctx, "rot-number")
+	if c, err := g.st.Credential(ctx, "inst-1", "4217"); err != nil || c.State != store.CredentialDiscarded || c.RevokeAt.IsZero() {
+		t.Errorf("credential 4217: %+v, %v; want it discarded, due for revocation", c, err)
+	}
+	if rot.State != store.RotationFailed || !strings.Contains(rot.Error, issuer.CodeIDNotString) {
+		t.Errorf("rotation %s, error %q; want failed, naming %s", rot.State, rot.Error, issuer.CodeIDNotString)
 	}
 }

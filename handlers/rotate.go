@@ -430,8 +430,11 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 		// is not recorded, as SavePending records no such id, and the
 		// error says to revoke it at the issuer.
 		why := "the issuer's answer gave it no config rekey can use"
-		if unusable.Code() == issuer.CodeUnreadable {
+		switch unusable.Code() {
+		case issuer.CodeUnreadable:
 			why = "the issuer's answer was too large to use or broke off before its end"
+		case issuer.CodeIDNotString:
+			why = "the issuer's answer wrote credential_id as a number; the contract has it a string"
 		}
 		if unusable.ConfigUnchecked {
 			return "", nil, fmt.Errorf("%w (%w): its config could not be read whole to check that the id it names holds "+

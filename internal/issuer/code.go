@@ -18,21 +18,22 @@ import (
 // of its own, or when no answer arrived. They never change once released:
 // batch reports and dashboards group failures by them.
 const (
-	CodeRedirect       = "redirect"           // a 3xx answer; rekey never follows one
-	CodeUnreadable     = "unreadable_answer"  // the body could not be read, or passed maxResponseBytes
-	CodeMalformed      = "malformed_response" // a 2xx mint answer without credential_id or config
-	CodeTimeout        = "timeout"            // the call's own timeout or the caller's deadline
-	CodeCanceled       = "canceled"           // the caller gave up
-	CodeRefused        = "connection_refused" // nothing listens at REKEY_ISSUER_URL
-	CodeReset          = "connection_reset"   // the connection broke mid-call
-	CodeDNS            = "dns_error"          // the issuer's host name did not resolve
-	CodeTLS            = "tls_error"          // the TLS handshake or the certificate failed
-	CodeTransport      = "transport_error"    // any other failure before an answer
-	CodeRequest        = "request_error"      // rekey could not build the request
-	CodeNotFoundPage   = "not_found_page"     // a 404 that came as a page, on DELETE or to a verify that must answer: not the issuer's word
-	CodePageAnswer     = "page_answer"        // a 2xx or 4xx page to DELETE, or a 2xx page to a verify the issuer must answer: not the issuer's word
-	CodeStillWorks     = "still_works"        // a 404 or a page to DELETE while the issuer's verify says the credential works
-	codeStatusFallback = "status_"            // prefix for a status Go has no name for
+	CodeRedirect       = "redirect"                 // a 3xx answer; rekey never follows one
+	CodeUnreadable     = "unreadable_answer"        // the body could not be read, or passed maxResponseBytes
+	CodeMalformed      = "malformed_response"       // a 2xx mint answer without credential_id or config
+	CodeIDNotString    = "credential_id_not_string" // a 2xx mint answer whose credential_id is a number
+	CodeTimeout        = "timeout"                  // the call's own timeout or the caller's deadline
+	CodeCanceled       = "canceled"                 // the caller gave up
+	CodeRefused        = "connection_refused"       // nothing listens at REKEY_ISSUER_URL
+	CodeReset          = "connection_reset"         // the connection broke mid-call
+	CodeDNS            = "dns_error"                // the issuer's host name did not resolve
+	CodeTLS            = "tls_error"                // the TLS handshake or the certificate failed
+	CodeTransport      = "transport_error"          // any other failure before an answer
+	CodeRequest        = "request_error"            // rekey could not build the request
+	CodeNotFoundPage   = "not_found_page"           // a 404 that came as a page, on DELETE or to a verify that must answer: not the issuer's word
+	CodePageAnswer     = "page_answer"              // a 2xx or 4xx page to DELETE, or a 2xx page to a verify the issuer must answer: not the issuer's word
+	CodeStillWorks     = "still_works"              // a 404 or a page to DELETE while the issuer's verify says the credential works
+	codeStatusFallback = "status_"                  // prefix for a status Go has no name for
 )
 
 // codePattern is what an issuer's own code must look like to be kept:
@@ -45,7 +46,7 @@ var codePattern = regexp.MustCompile(`^[a-z][a-z_]{0,39}$`)
 // report: an issuer's answer naming one is not taken at its word, since
 // rekey decides retries and errors.Is by them.
 var reservedCodes = map[string]bool{
-	CodeRedirect: true, CodeUnreadable: true, CodeMalformed: true, CodeTimeout: true, CodeCanceled: true,
+	CodeRedirect: true, CodeUnreadable: true, CodeMalformed: true, CodeIDNotString: true, CodeTimeout: true, CodeCanceled: true,
 	CodeRefused: true, CodeReset: true, CodeDNS: true, CodeTLS: true, CodeTransport: true, CodeRequest: true,
 	CodeNotFoundPage: true, CodePageAnswer: true, CodeStillWorks: true,
 }

@@ -625,6 +625,23 @@ func answerError(op string, status int, body []byte) error {
 	return &Error{Op: op, Status: status, Code: code}
 }
 
+// numericID returns the text of an answer's credential_id written as a
+// JSON number, a whole one (digits only: 1e3 or 4.0 could name another
+// credential than their text), when it is named once.
+func numericID(body []byte) (string, bool) {
+	var r struct {
+		CredentialID json.RawMessage `json:"credential_id"`
+	}
+	if json.Unmarshal(body, &r) != nil || !jsonkey.OnceEach(body, "credential_id") {
+		return "", false
+	}
+	id := string(r.CredentialID)
+	if len(id) == 0 || len(id) > 20 || strings.Trim(id, "0123456789") != "" {
+		return "", false
+	}
+	return id, true
+}
+
 // decodeCredential reads a mint answer. An answer without an id or config is
 // the issuer's bug; it is reported without the body, which holds secrets.
 // Without an id it stays retryable, in case the issuer is fixed. With one,
@@ -637,12 +654,22 @@ func decodeCredential(status int, body []byte) (Credential, error) {
 		Config       json.RawMessage `json:"config"`
 	}
 	malformed := &Error{Op: "mint", Status: status, Code: CodeMalformed}
-	if err := json.Unmarshal(body, &r); err != nil || r.CredentialID == "" {
-		return Credential{}, malformed
-	}
 	// The scan finds the strings of every "config" the answer holds, where
 	// encoding/json reads the last: an id holding a secret of any of them
 	// is refused, as an unusable answer's is (store.DiscardMinted).
+	if err := json.Unmarshal(body, &r); err != nil || r.CredentialID == "" {
+		if id, ok := numericID(body); ok {
+			// An id written as a number (a database's key): the answer is
+			// the contract's but for that, the credential minted. Retried,
+			// each answer would leave one more working credential nobody
+			// knows of; named, it is recorded and revoked, and the
+			// rotation fails, saying so.
+			scan := mintedID(bytes.NewReader(body))
+			return Credential{}, &UnusableCredentialError{CredentialID: id, Config: scan.config,
+				ConfigUnchecked: scan.unchecked, Err: &Error{Op: "mint", Status: status, Code: CodeIDNotString}}
+		}
+		return Credential{}, malformed
+	}
 	scan := mintedID(bytes.NewReader(body))
 	unusable := &UnusableCredentialError{CredentialID: r.CredentialID, Config: scan.config,
 		ConfigUnchecked: scan.unchecked, Err: malformed}

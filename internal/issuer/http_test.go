@@ -614,3 +614,32 @@ func TestMintAnswerReadOtherwiseThanWrittenIsUnusable(t *testing.T) {
 		})
 	}
 }
+
+// An issuer that writes credential_id as a number (a database's key) minted
+// that credential all the same. Read as malformed and retried, each answer
+// left one more working credential nobody knew of; now the answer names
+// it, by the number's text, as unusable, so that it is recorded and revoked.
+// A number that is not whole, or an id named twice, names nothing.
+func TestMintAnswerWithANumericIDNamesItsCredential(t *testing.T) {
+	t.Parallel()
+	const config = `"config":{"MYADDON_URL":"postgres://u:0123456789abcdef@h/d"}`
+	for body, want := range map[string]string{
+		`{"credential_id":4217,` + config + `}`:                       "4217",
+		`{` + config + `,"credential_id":90071992547409930}`:          "90071992547409930",
+		`{"credential_id":4.2e3,` + config + `}`:                      "",
+		`{"credential_id":-7,` + config + `}`:                         "",
+		`{"credential_id":1,"credential_id":"cred_1",` + config + `}`: "",
+	} {
+		_, err := scriptedIssuer(t, &scripted{status: 201, body: body}).Mint(context.Background(), "inst-1", "rot_1")
+		var unusable *issuer.UnusableCredentialError
+		switch {
+		case want == "" && errors.As(err, &unusable):
+			t.Errorf("%s: names credential %q, want nothing named", body, unusable.CredentialID)
+		case want == "" && !issuer.IsTransient(err):
+			t.Errorf("%s: %v, want a malformed answer, retried", body, err)
+		case want != "" && (!errors.As(err, &unusable) || unusable.CredentialID != want ||
+			unusable.Code() != issuer.CodeIDNotString || unusable.ConfigUnchecked):
+			t.Errorf("%s: %v, want credential %s named as unusable, its config checked", body, err, want)
+		}
+	}
+}
