@@ -224,8 +224,10 @@ func (s *Store) KeepGrantTokens(ctx context.Context, id string, code secret.Stri
 // instance id was exchanged for by a registration refused since
 // (KeepGrantTokens); ok is false when none are kept for that code.
 func (s *Store) TakeGrantTokens(ctx context.Context, id string, code secret.String) (tok heroku.Token, ok bool, err error) {
+	// Only the registration that holds the code's claim takes them
+	// (ClaimGrant): the read and the delete need no transaction.
 	var get *redis.StringCmd
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.Get(ctx, grantTokensKey(id))
 		p.Del(ctx, grantTokensKey(id))
 		return nil
