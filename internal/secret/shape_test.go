@@ -34,6 +34,12 @@ func TestHolds(t *testing.T) {
 		secret.New("postgres://u_cred_1:s3cretpass@db.example:5432/app"),
 		secret.New("us-east-1"),
 		secret.New("tok_9f8e7d6c5b4a39281706"),
+		// A DSN's key is its user, with no password; an ingest URL's is a
+		// query parameter; a user beside a password that looks generated
+		// is still the credential's name.
+		secret.New("https://9F8E7D6C5B4A39281726354ABCDEF012@ingest.example/42"),
+		secret.New("https://ingest.example/v1?api_key=k3yk3yk3y-0001&region=eu1"),
+		secret.New("mysql://cred8f3a9b2c1d4e5f:Pw-77aa-99bb@db.example/app"),
 	}
 	for text, want := range map[string]bool{
 		"cred_1":                           false,
@@ -42,6 +48,11 @@ func TestHolds(t *testing.T) {
 		"id-tok_9f8e7d6c5b4a39281706":      true,  // a generated value
 		"u_cred_1":                         false, // a URL's user is no secret
 		"postgres://u_cred_1:s3cretpass@d": true,
+		"9f8e7d6c5b4a39281726354abcdef012": true,  // a DSN's key, in another case
+		"k3yk3yk3y-0001":                   true,  // a query's api_key
+		"eu1":                              false, // a query parameter of no secret's name
+		"cred8f3a9b2c1d4e5f":               false, // a URL's user beside a password
+		"pw-77aa-99bb":                     true,  // its password, in another case
 	} {
 		if got := secret.Holds(text, known...); got != want {
 			t.Errorf("Holds(%q) = %v, want %v", text, got, want)
