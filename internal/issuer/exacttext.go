@@ -70,16 +70,17 @@ func hex4(b []byte) (rune, bool) {
 // the apps as written: a name with no NUL or '=' and a value with no NUL.
 // A process's environment is NUL-terminated strings of NAME=value, so
 // either would reach the dynos cut short or misnamed. Nor may the value be
-// blank, or, written on one line, begin or end with white space (a
-// trailing newline, a carriage return): a URL or a key so is unusable
-// (Go's url.Parse refuses the control character), and pushed, the apps
-// would restart on it and the credential that worked would be revoked. A
-// value of several lines (a PEM key) may end with its newline.
+// blank, nor a URL begin or end with white space (a trailing newline, a
+// carriage return): Go's url.Parse refuses the control character, and
+// pushed, the apps would restart on a URL they cannot use and the
+// credential that worked would be revoked. Other values may (a password
+// with a space at its end, JSON ending with its newline).
 func usableVar(name, value string) bool {
 	if name == "" || strings.ContainsAny(name, "\x00=") || strings.Contains(value, "\x00") {
 		return false
 	}
-	trimmed := strings.TrimSpace(value)
-	oneLine := !strings.Contains(strings.TrimRight(value, "\r\n"), "\n")
-	return trimmed != "" && (!oneLine || trimmed == value)
+	if strings.TrimSpace(value) == "" {
+		return false
+	}
+	return !strings.Contains(value, "://") || strings.Trim(value, " \t\r\n\v\f") == value
 }

@@ -554,11 +554,11 @@ func TestMintAnswerThatNeverEndsStillNamesItsCredential(t *testing.T) {
 // issuer wrote (bytes that are not UTF-8, half a surrogate pair escaped
 // alone, both read as U+FFFD), or whose vars cannot reach a dyno's
 // environment as written (a NUL, an '=' in a name), or names a var twice
-// (encoding/json keeps the last value silently), or is blank or, on one
-// line, has white space around it, names a credential whose config no app
-// could use: it is refused as unusable, so that it is revoked, never
-// pushed. What encoding/json reads exactly passes as it is, a value of
-// several lines ending with its newline too.
+// (encoding/json keeps the last value silently), or is blank, or a URL
+// with white space around it, names a credential whose config no app could
+// use: it is refused as unusable, so that it is revoked, never pushed. What
+// encoding/json reads exactly passes as it is, a value of several lines,
+// or another value ending with a space or a newline, too.
 func TestMintAnswerReadOtherwiseThanWrittenIsUnusable(t *testing.T) {
 	t.Parallel()
 	answer := func(config string) string { return `{"credential_id":"cred_9","config":{` + config + `}}` }
@@ -580,7 +580,7 @@ func TestMintAnswerReadOtherwiseThanWrittenIsUnusable(t *testing.T) {
 		"a trailing newline": `"MYADDON_URL":"postgres://u:p@h/d\n"`,
 		"a carriage return":  `"MYADDON_URL":"postgres://u:p@h/d\r\n"`,
 		"a leading space":    `"MYADDON_URL":" postgres://u:p@h/d"`,
-		"a trailing tab":     `"MYADDON_URL":"sk_live_0123456789\t"`,
+		"a trailing tab":     `"MYADDON_URL":"https://h/d?k=sk_live_0123456789\t"`,
 	}
 	for name, config := range refused {
 		t.Run(name, func(t *testing.T) {
@@ -593,13 +593,15 @@ func TestMintAnswerReadOtherwiseThanWrittenIsUnusable(t *testing.T) {
 		})
 	}
 	accepted := map[string]struct{ config, want string }{
-		"a pair escaped":          {`"MYADDON_URL":"pw-\ud83d\ude00"`, "pw-\U0001F600"},
-		"U+FFFD written":          {`"MYADDON_URL":"pw-` + "\uFFFD" + `"`, "pw-\uFFFD"},
-		"U+FFFD escaped":          {`"MYADDON_URL":"pw-\ufffd"`, "pw-\uFFFD"},
-		"a backslash, then text":  {`"MYADDON_URL":"pw-\\ud800"`, `pw-\ud800`},
-		"a certificate's lines":   {`"MYADDON_URL":"-----BEGIN-----\nMIIB\n-----END-----\n"`, "-----BEGIN-----\nMIIB\n-----END-----\n"},
-		"an '=' in a value":       {`"MYADDON_URL":"https://h/?a=b"`, "https://h/?a=b"},
-		"escaped quote and slash": {`"MYADDON_URL":"p\"w\/x\\"`, `p"w/x\`},
+		"a pair escaped":           {`"MYADDON_URL":"pw-\ud83d\ude00"`, "pw-\U0001F600"},
+		"U+FFFD written":           {`"MYADDON_URL":"pw-` + "\uFFFD" + `"`, "pw-\uFFFD"},
+		"U+FFFD escaped":           {`"MYADDON_URL":"pw-\ufffd"`, "pw-\uFFFD"},
+		"a backslash, then text":   {`"MYADDON_URL":"pw-\\ud800"`, `pw-\ud800`},
+		"a certificate's lines":    {`"MYADDON_URL":"-----BEGIN-----\nMIIB\n-----END-----\n"`, "-----BEGIN-----\nMIIB\n-----END-----\n"},
+		"an '=' in a value":        {`"MYADDON_URL":"https://h/?a=b"`, "https://h/?a=b"},
+		"escaped quote and slash":  {`"MYADDON_URL":"p\"w\/x\\"`, `p"w/x\`},
+		"a password, a space last": {`"MYADDON_URL":"Zq9 x!4 "`, "Zq9 x!4 "},
+		"JSON, its newline last":   {`"MYADDON_URL":"{\"k\":1}\n"`, "{\"k\":1}\n"},
 	}
 	for name, tt := range accepted {
 		t.Run(name, func(t *testing.T) {

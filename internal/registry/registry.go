@@ -347,7 +347,8 @@ func (r *Registry) putGrant(ctx context.Context, in Input, reg store.Registratio
 		// The same PUT sent after the DELETE, waiting for this claim,
 		// registers with these tokens: the code is spent.
 		if kerr := r.store.KeepGrantTokens(sctx, in.ID, code, tok); kerr != nil {
-			err = errors.Join(err, kerr)
+			err = &InputError{fmt.Errorf("instance %s was deprovisioned (DELETE) while this registration was under way, "+
+				"so it was not registered, and keeping the tokens its oauth_grant bought failed (%w)", in.ID, kerr)}
 		}
 	}
 	if err != nil {

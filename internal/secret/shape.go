@@ -34,11 +34,13 @@ func LooksGenerated(s string) bool {
 
 // Holds reports whether text holds one of known's values that
 // LooksGenerated, or a secret of a URL among them of 8 bytes or more (its
-// password; its user when it has no password and the user LooksGenerated,
-// as a DSN's key is written; a query parameter named like a secret,
-// api_key= or token=), in any case: a secret, whatever else the value
-// holds. A URL's user beside a password is no secret: an issuer may name
-// the credential by it.
+// password; the user of an http(s) URL when it has no password and looks
+// generated, as a DSN's key is written; a query parameter whose name ends
+// like a secret's, api_key= or access_token=), in any case: a secret,
+// whatever else the value holds. A URL's user is otherwise no secret (a
+// database role, logged in with a password given apart or a client
+// certificate), nor is a parameter named like an id (access_key_id=):
+// issuers name credentials by them.
 func Holds(text string, known ...String) bool {
 	lower := strings.ToLower(text)
 	for _, k := range known {
@@ -54,9 +56,13 @@ func Holds(text string, known ...String) bool {
 	return false
 }
 
-// secretParams are what the name of a URL's query parameter that holds a
-// secret holds, in lower case (api_key, access_token, sslpassword, sig).
-var secretParams = []string{"pass", "pwd", "secret", "token", "key", "auth", "sig"}
+// secretParams are how the name of a URL's query parameter that holds a
+// secret ends, in lower case (api_key, access_token, sslpassword, sig);
+// notSecretParams are such names that hold a file's path.
+var (
+	secretParams    = []string{"password", "passwd", "pwd", "secret", "token", "key", "sig", "signature"}
+	notSecretParams = []string{"sslkey", "sslcert", "sslrootcert"}
+)
 
 // urlSecrets returns the secrets of v when it is a URL (Holds).
 func urlSecrets(v string) []string {
@@ -69,15 +75,19 @@ func urlSecrets(v string) []string {
 	}
 	var out []string
 	if u.User != nil {
-		if pw, ok := u.User.Password(); ok {
+		pw, ok := u.User.Password()
+		web := strings.EqualFold(u.Scheme, "https") || strings.EqualFold(u.Scheme, "http")
+		switch {
+		case ok:
 			out = append(out, pw)
-		} else if LooksGenerated(u.User.Username()) {
+		case web && LooksGenerated(u.User.Username()):
 			out = append(out, u.User.Username())
 		}
 	}
 	for name, vals := range u.Query() {
 		name = strings.ToLower(name)
-		if slices.ContainsFunc(secretParams, func(p string) bool { return strings.Contains(name, p) }) {
+		if !slices.Contains(notSecretParams, name) &&
+			slices.ContainsFunc(secretParams, func(p string) bool { return strings.HasSuffix(name, p) }) {
 			out = append(out, vals...)
 		}
 	}

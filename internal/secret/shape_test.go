@@ -40,6 +40,9 @@ func TestHolds(t *testing.T) {
 		secret.New("https://9F8E7D6C5B4A39281726354ABCDEF012@ingest.example/42"),
 		secret.New("https://ingest.example/v1?api_key=k3yk3yk3y-0001&region=eu1"),
 		secret.New("mysql://cred8f3a9b2c1d4e5f:Pw-77aa-99bb@db.example/app"),
+		secret.New("postgres://rk1a2b3c4d5e6f7a8b9c@db.example/app?sslmode=verify-full&sslkey=/etc/k"),
+		secret.New("s3://b/?access_key_id=AKIAIOSFODNN7EXAMPLE&secret_access_key=wJalrXUtnFEMIK7MDENG"),
+		secret.New("mongodb://u:pw-long-enough@h/app?authSource=tenant-db-primary"),
 	}
 	for text, want := range map[string]bool{
 		"cred_1":                           false,
@@ -53,6 +56,11 @@ func TestHolds(t *testing.T) {
 		"eu1":                              false, // a query parameter of no secret's name
 		"cred8f3a9b2c1d4e5f":               false, // a URL's user beside a password
 		"pw-77aa-99bb":                     true,  // its password, in another case
+		// A database role logged in otherwise, a public key id, a source.
+		"rk1a2b3c4d5e6f7a8b9c": false,
+		"AKIAIOSFODNN7EXAMPLE": false,
+		"tenant-db-primary":    false,
+		"wJalrXUtnFEMIK7MDENG": true, // its secret_access_key
 	} {
 		if got := secret.Holds(text, known...); got != want {
 			t.Errorf("Holds(%q) = %v, want %v", text, got, want)

@@ -107,3 +107,39 @@ func TestClaimGrantAcrossKeyRotation(t *testing.T) {
 		t.Fatalf("ClaimGrant after the key rotation = %v, %v; want GrantAlreadyRegistered", got, err)
 	}
 }
+
+// The tokens a registration refused for a DELETE kept for the same PUT
+// sent again are taken once, by a registration of that instance with that
+// code; one with another code, a mistaken or hostile one, or of another
+// instance, neither gets them nor makes the right one lose them.
+func TestKeptGrantTokensGoToTheirCodeAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	codeA, codeB := secret.New("grant-code-a-0001"), secret.New("grant-code-b-0002")
+	kept := heroku.Token{AccessToken: secret.New("access-kept-0001"), RefreshToken: secret.New("refresh-kept-0001"),
+		ExpiresAt: time.Date(2026, 1, 2, 11, 4, 5, 0, time.UTC)}
+	if err := f.st.KeepGrantTokens(ctx, "inst-1", codeA, kept); err != nil {
+		t.Fatal(err)
+	}
+	if dump := redistest.Dump(t, f.r); strings.Contains(dump, "access-kept") || strings.Contains(dump, "refresh-kept") ||
+		!strings.Contains(dump, "rekey:grant_tokens:inst-1") {
+		t.Error("the kept tokens are not in Redis, or are there in the clear")
+	}
+	for _, other := range []struct {
+		id   string
+		code secret.String
+	}{{"inst-1", codeB}, {"inst-2", codeA}} {
+		if _, ok, err := f.st.TakeGrantTokens(ctx, other.id, other.code); err != nil || ok {
+			t.Fatalf("%s with another code or instance took the kept tokens (%v, %v)", other.id, ok, err)
+		}
+	}
+	tok, ok, err := f.st.TakeGrantTokens(ctx, "inst-1", codeA)
+	if err != nil || !ok || tok.AccessToken.Reveal() != "access-kept-0001" || tok.RefreshToken.Reveal() != "refresh-kept-0001" ||
+		!tok.ExpiresAt.Equal(kept.ExpiresAt) {
+		t.Fatalf("the code's own registration: %v, %v; want the kept tokens", ok, err)
+	}
+	if _, ok, err := f.st.TakeGrantTokens(ctx, "inst-1", codeA); err != nil || ok {
+		t.Errorf("the tokens were taken twice (%v, %v)", ok, err)
+	}
+}

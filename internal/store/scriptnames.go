@@ -58,6 +58,7 @@ var namedScripts = map[string]*redis.Script{
 	"settlePush":         settlePushScript,
 	"spendSSO":           spendSSOScript,
 	"swapField":          swapFieldScript,
+	"takeGrantTokens":    takeGrantTokensScript,
 	"unlock":             unlockScript,
 	"unquarantine":       unquarantineScript,
 }
