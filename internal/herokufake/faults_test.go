@@ -49,7 +49,9 @@ func TestHangEndsWithClientContext(t *testing.T) {
 	token := e.exchange(addonA).AccessToken
 	e.fake.Script(herokufake.PatchConfig, herokufake.Hang())
 
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	// Long enough for the call to reach the fake on a loaded machine: one
+	// the client gave up on before it arrived never hangs there.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
 	req := e.request(http.MethodPatch, "/addons/"+addonA+"/config", `{"config":[{"name":"MYADDON_URL","value":"x"}]}`)
 	req.Header.Set("Accept", "application/vnd.heroku+json; version=3")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -223,14 +224,22 @@ func (s *Store) KeepGrantTokens(ctx context.Context, id string, code secret.Stri
 // instance id was exchanged for by a registration refused since
 // (KeepGrantTokens); ok is false when none are kept for that code.
 func (s *Store) TakeGrantTokens(ctx context.Context, id string, code secret.String) (tok heroku.Token, ok bool, err error) {
-	_, all := s.grantFingerprints(id, code)
-	keys := takeGrantTokensKeys{tokens: grantTokensKey(id)}
-	v, err := takeGrantTokensScript.Run(ctx, s.rdb, keys.list(), all, grantFingerprintLen).Text()
+	v, err := s.rdb.Get(ctx, grantTokensKey(id)).Result()
 	if errors.Is(err, redis.Nil) {
 		return tok, false, nil
 	}
 	if err != nil {
 		return tok, false, fmt.Errorf("read the tokens of the oauth grant of %s: %w", id, err)
+	}
+	// Another code's stay, so that a PUT with a mistaken or hostile code
+	// cannot make the right one lose them. Only a registration holding the
+	// code's claim asks (ClaimGrant), so two never take the same tokens.
+	_, all := s.grantFingerprints(id, code)
+	if len(v) < grantFingerprintLen || !slices.Contains(chunks(all, grantFingerprintLen), v[:grantFingerprintLen]) {
+		return tok, false, nil
+	}
+	if err := s.rdb.Del(ctx, grantTokensKey(id)).Err(); err != nil {
+		return tok, false, fmt.Errorf("take the tokens of the oauth grant of %s: %w", id, err)
 	}
 	expires, sealed, _ := strings.Cut(v[grantFingerprintLen:], ":")
 	if tok.AccessToken, tok.RefreshToken, err = s.openTokens(id, sealed); err != nil {
@@ -242,31 +251,11 @@ func (s *Store) TakeGrantTokens(ctx context.Context, id string, code secret.Stri
 	return tok, true, nil
 }
 
-// takeGrantTokensScript returns and deletes the tokens kept for a grant
-// code (grantTokensKey) when they are that code's; another code's stay,
-// so that a PUT with a mistaken or hostile code cannot make the right one
-// lose them.
-//
-// KEYS: takeGrantTokensKeys. ARGV[1] the code's fingerprints under every
-// key, one after the other, ARGV[2] their length.
-// Returns the kept value, or nil.
-var takeGrantTokensScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if not v then return false end
-local n = tonumber(ARGV[2])
-local fp = string.sub(v, 1, n)
-for i = 1, #ARGV[1], n do
-  if #fp == n and string.sub(ARGV[1], i, i + n - 1) == fp then
-    redis.call('DEL', KEYS[1])
-    return v
-  end
-end
-return false
-`)
-
-// takeGrantTokensKeys are the KEYS of takeGrantTokensScript.
-type takeGrantTokensKeys struct {
-	tokens string // KEYS[1] -> rekey:grant_tokens:<id>
+// chunks cuts s into pieces of n bytes.
+func chunks(s string, n int) []string {
+	var out []string
+	for len(s) >= n {
+		out, s = append(out, s[:n]), s[n:]
+	}
+	return out
 }
-
-func (k takeGrantTokensKeys) list() []string { return []string{k.tokens} }

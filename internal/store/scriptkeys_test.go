@@ -69,7 +69,6 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"saveHoldScript", saveHoldKeys{hold: holdKey("inst", "cred"), holds: holdsKey(),
 			credential: credentialKey("inst", "cred")}, nil},
 		{"pruneLiveGoneScript", pruneLiveGoneKeys{liveGone: liveGoneKey(), instance: instanceKey("inst"), set: livePrefix() + "00"}, nil},
-		{"takeGrantTokensScript", takeGrantTokensKeys{tokens: grantTokensKey("inst")}, nil},
 		{"oldestUnheldScript", oldestUnheldKeys{revokeDue: revokeDueKey(), holds: holdsKey()}, nil},
 	}
 	listed := map[string]bool{"putInstanceScript": true} // its Lua is putInstanceLua

@@ -58,7 +58,6 @@ var namedScripts = map[string]*redis.Script{
 	"settlePush":         settlePushScript,
 	"spendSSO":           spendSSOScript,
 	"swapField":          swapFieldScript,
-	"takeGrantTokens":    takeGrantTokensScript,
 	"unlock":             unlockScript,
 	"unquarantine":       unquarantineScript,
 }
