@@ -274,7 +274,10 @@ func openInput(env *environ, path string) (io.ReadCloser, error) {
 type instanceView struct {
 	store.Instance
 	Previous []store.Revocation `json:"previous"`
-	Events   []store.Event      `json:"events"`
+	// Unconfirmed are credentials of failed rotations whose push had no
+	// known outcome, kept valid until a later rotation replaces them.
+	Unconfirmed []store.UnconfirmedCredential `json:"unconfirmed"`
+	Events      []store.Event                 `json:"events"`
 	// Holds are the previous credentials whose revocation waits because
 	// they are still in use (rekey holds list).
 	Holds []store.Hold `json:"holds"`
@@ -290,6 +293,9 @@ func showInstance(ctx context.Context, env *environ, a *app, id string, asJSON b
 	}
 	v := instanceView{Instance: in}
 	if v.Previous, err = a.store.Previous(ctx, id); err != nil {
+		return err
+	}
+	if v.Unconfirmed, err = a.store.Unconfirmed(ctx, id); err != nil {
 		return err
 	}
 	if v.Events, err = a.store.Events(ctx, id, 20); err != nil {
@@ -342,6 +348,14 @@ func writeInstance(w io.Writer, v instanceView, global *store.Window) {
 	// held or dead-lettered.
 	for _, p := range v.Previous {
 		fmt.Fprintf(w, "  %s revoke due at %s\n", printable.Text(p.CredentialID), timeOrNone(p.RevokeAt))
+	}
+	if len(v.Unconfirmed) > 0 {
+		// Heroku may hold these (a push of each went unanswered): never
+		// revoked until a later rotation has replaced them (I1).
+		row("kept unconfirmed", "%d (valid until a later rotation succeeds, then revoked after its grace)", len(v.Unconfirmed))
+		for _, u := range v.Unconfirmed {
+			fmt.Fprintf(w, "  %s since %s, rotation %s\n", printable.Text(u.CredentialID), timeOrNone(u.Since), printable.Text(orNone(u.RotationID)))
+		}
 	}
 	row("recent events", "%d", len(v.Events))
 	for _, e := range v.Events {

@@ -144,6 +144,56 @@ func TestShowPreviousSaysRevokeDue(t *testing.T) {
 	}
 }
 
+// TestShowListsUnconfirmedCredentials: a credential a failed rotation kept
+// because its push went unanswered is valid and may be in the app's
+// config; instances show lists it, in text and in --json, so that an
+// operator can see every credential rekey leaves valid.
+func TestShowListsUnconfirmedCredentials(t *testing.T) {
+	c := newCLI(t)
+	ctx := context.Background()
+	ids := c.register(t, 1)
+	if err := c.run(t, "rotate", ids[0]); err != nil {
+		t.Fatalf("rotate: %v\n%s", err, c.stderr)
+	}
+	in, err := c.st.Instance(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := "cred-" + in.InFlight
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New("postgres://new-" + cred)}
+	if err := c.st.SavePending(ctx, ids[0], in.InFlight, cred, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.st.MarkPushAttempt(ctx, in.InFlight); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.st.FailRotation(ctx, ids[0], in.InFlight, store.Failure{Code: "push:timeout", Cause: "push: no answer"})
+	if err != nil || res.Unconfirmed != cred {
+		t.Fatalf("FailRotation = %+v, %v; want %s kept unconfirmed", res, err, cred)
+	}
+
+	if err := c.run(t, "instances", "show", ids[0]); err != nil {
+		t.Fatalf("instances show: %v\n%s", err, c.stderr)
+	}
+	out := c.stdout.String()
+	for _, want := range []string{"kept unconfirmed:     1 ", "  " + cred + " since ", ", rotation " + in.InFlight + "\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("instances show lacks %q:\n%s", want, out)
+		}
+	}
+	c.stdout.Reset()
+	if err := c.run(t, "instances", "show", ids[0], "--json"); err != nil {
+		t.Fatalf("instances show --json: %v\n%s", err, c.stderr)
+	}
+	var v struct {
+		Unconfirmed []store.UnconfirmedCredential `json:"unconfirmed"`
+	}
+	if err := json.Unmarshal(c.stdout.Bytes(), &v); err != nil || len(v.Unconfirmed) != 1 ||
+		v.Unconfirmed[0].CredentialID != cred || v.Unconfirmed[0].RotationID != in.InFlight {
+		t.Errorf("--json unconfirmed = %+v (%v), want %s of %s:\n%s", v.Unconfirmed, err, cred, in.InFlight, c.stdout.String())
+	}
+}
+
 // TestImportSkipsAByteOrderMark: a file a Windows editor saved as UTF-8
 // starts with a byte order mark, which the import skips rather than
 // refusing the first line as not JSON.

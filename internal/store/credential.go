@@ -230,3 +230,48 @@ func (s *Store) ForgetStrayDue(ctx context.Context, instanceID, credID string) (
 	}
 	return n == 1, nil
 }
+
+// UnconfirmedCredential is a credential kept unrevoked because a push of it
+// had no known outcome (CredentialUnconfirmed): Heroku may hold it, so it
+// is revoked only after a later rotation has replaced it on Heroku, or
+// after the grace once the instance is deprovisioned (I1).
+type UnconfirmedCredential struct {
+	CredentialID string `json:"credential_id"`
+	// RotationID is the rotation that minted it.
+	RotationID string `json:"rotation_id,omitempty"`
+	// Since is when it was set aside.
+	Since time.Time `json:"since"`
+}
+
+// Unconfirmed returns the instance's unconfirmed credentials, oldest
+// first. The index may still name one a promotion has since made previous
+// or discarded (promoteScript prunes it lazily): only those whose record
+// says unconfirmed are listed.
+func (s *Store) Unconfirmed(ctx context.Context, instanceID string) ([]UnconfirmedCredential, error) {
+	zs, err := s.rdb.ZRangeWithScores(ctx, unconfirmedKey(instanceID), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("unconfirmed credentials: %w", err)
+	}
+	if len(zs) == 0 {
+		return []UnconfirmedCredential{}, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(zs))
+	for i, z := range zs {
+		cmds[i] = pipe.HMGet(ctx, credentialKey(instanceID, z.Member.(string)), "state", "rotation_id")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("unconfirmed credentials: %w", err)
+	}
+	out := make([]UnconfirmedCredential, 0, len(zs))
+	for i, z := range zs {
+		v := cmds[i].Val()
+		if state, _ := v[0].(string); state != CredentialUnconfirmed {
+			continue
+		}
+		rot, _ := v[1].(string)
+		out = append(out, UnconfirmedCredential{CredentialID: z.Member.(string), RotationID: rot,
+			Since: time.UnixMilli(int64(z.Score)).UTC()})
+	}
+	return out, nil
+}

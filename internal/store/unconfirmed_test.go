@@ -163,3 +163,30 @@ func TestDeprovisionKeepsToTheGraceFloor(t *testing.T) {
 		t.Fatalf("cred-1 is %s due %s, want discarded due %s", c.State, c.RevokeAt, f.now.Add(time.Hour))
 	}
 }
+
+// Unconfirmed lists what the instance keeps unrevoked for want of a known
+// push outcome, with the rotation that minted it and since when, and stops
+// listing it once a promotion has made it previous.
+func TestUnconfirmedListsWhatIsKeptUntilAPromotionSupersedesIt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register(t, "inst-1", "cred-0")
+	if got, err := f.st.Unconfirmed(ctx, "inst-1"); err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("Unconfirmed before any failure = %#v, %v; want an empty list", got, err)
+	}
+	f.keptUnconfirmed(t, "inst-1", "rot-1", "cred-1", 1)
+	got, err := f.st.Unconfirmed(ctx, "inst-1")
+	want := store.UnconfirmedCredential{CredentialID: "cred-1", RotationID: "rot-1", Since: f.now}
+	if err != nil || len(got) != 1 || got[0] != want {
+		t.Fatalf("Unconfirmed = %+v, %v; want [%+v]", got, err, want)
+	}
+
+	f.minted(t, "inst-1", "rot-2", "cred-2")
+	if _, err := f.st.PromoteRotation(ctx, "inst-1", "rot-2", "cred-2", time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.st.Unconfirmed(ctx, "inst-1"); err != nil || len(got) != 0 {
+		t.Fatalf("Unconfirmed after the promotion = %+v, %v; want none (cred-1 is previous now)", got, err)
+	}
+}

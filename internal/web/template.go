@@ -78,6 +78,9 @@ type dashboardPage struct {
 	Deprovisioned bool
 	CSRF          string
 	Previous      []previousView
+	// Unconfirmed are credentials of rotations that failed with their push
+	// unanswered: still valid, revoked after a later rotation succeeds.
+	Unconfirmed []store.UnconfirmedCredential
 	// Holds are the customer's sentences for old credentials whose
 	// revocation waits because they are still in use.
 	Holds []string
@@ -95,7 +98,7 @@ func (s *server) dashboardData(sess session, v instanceView, events []store.Even
 		CurrentAge: age(now, v.CurrentSince), InFlightID: v.InFlightRotationID,
 		LastError: lastError(v), LastErrorAt: v.LastErrorAt, NextRotation: nextRotation(v),
 		Grace: s.graceText(v), Rules: s.rules(v), Limit: limit, Deprovisioned: !v.DeprovisionedAt.IsZero(),
-		CSRF: csrf, Previous: v.PreviousCredentials, Timeline: timeline(events),
+		CSRF: csrf, Previous: v.PreviousCredentials, Unconfirmed: v.UnconfirmedCredentials, Timeline: timeline(events),
 		Style: template.CSS(dashboardCSS), Script: template.JS(dashboardJS)}
 	if r := v.InFlightRotation; r != nil {
 		p.InFlightID, p.InFlightAt = r.RotationID, r.RequestedAt

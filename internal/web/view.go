@@ -25,12 +25,16 @@ type instanceView struct {
 	CurrentSince        time.Time `json:"current_since,omitzero"`
 	// PreviousCredentials wait for revocation, soonest first.
 	PreviousCredentials []previousView `json:"previous_credentials"`
-	InFlightRotationID  string         `json:"in_flight_rotation_id,omitempty"`
-	InFlightRotation    *rotationView  `json:"in_flight_rotation,omitempty"`
-	LastRotatedAt       time.Time      `json:"last_rotated_at,omitzero"`
-	LastError           string         `json:"last_error,omitempty"`
-	LastErrorAt         time.Time      `json:"last_error_at,omitzero"`
-	LastErrorCode       string         `json:"last_error_code,omitempty"`
+	// UnconfirmedCredentials are credentials of failed rotations whose push
+	// had no known outcome: Heroku may hold them, so they stay valid until
+	// a later rotation replaces them on Heroku (store.Unconfirmed).
+	UnconfirmedCredentials []store.UnconfirmedCredential `json:"unconfirmed_credentials"`
+	InFlightRotationID     string                        `json:"in_flight_rotation_id,omitempty"`
+	InFlightRotation       *rotationView                 `json:"in_flight_rotation,omitempty"`
+	LastRotatedAt          time.Time                     `json:"last_rotated_at,omitzero"`
+	LastError              string                        `json:"last_error,omitempty"`
+	LastErrorAt            time.Time                     `json:"last_error_at,omitzero"`
+	LastErrorCode          string                        `json:"last_error_code,omitempty"`
 	// NextRotationAt is when the scheduler next rotates the instance; left
 	// out when it is not scheduled.
 	NextRotationAt time.Time `json:"next_rotation_at,omitzero"`
@@ -85,6 +89,9 @@ func (s *server) loadView(ctx context.Context, id string) (instanceView, error) 
 			}
 		}
 		v.PreviousCredentials = append(v.PreviousCredentials, pv)
+	}
+	if v.UnconfirmedCredentials, err = s.Store.Unconfirmed(ctx, id); err != nil {
+		return instanceView{}, err
 	}
 	if v.InFlightRotation, err = s.inFlight(ctx, in.InFlight); err != nil {
 		return instanceView{}, err
