@@ -38,10 +38,10 @@ import (
 //
 // A read-back Heroku answers 429, or the shared budget defers, is retried
 // later without counting a failure, like the push itself (retryLater); the
-// next run pushes again, as after any push that is retried. Only
-// maxReadBackWaits times: then the failure is recorded without the read,
-// the credential kept unconfirmed, so that a read put off for good (a
-// front answering 429 to reads, a budget paused by Heroku's low
+// next run resumes at the read (landedBefore). Only maxReadBackWaits
+// times: then the run pushes once more and the failure is recorded without
+// the read, the credential kept unconfirmed, so that a read put off for
+// good (a front answering 429 to reads, a budget paused by Heroku's low
 // RateLimit-Remaining) does not push again for ever.
 //
 // The store checks the same rule itself (failScript), so a run acting on a

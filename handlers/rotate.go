@@ -187,7 +187,9 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 		if err := h.deps.Issuer.Verify(ctx, r.p.InstanceID, credID); err != nil && !errors.Is(err, issuer.ErrVerifyUnsupported) {
 			return h.fail(ctx, r, stepVerify, err)
 		}
-	} else if h.landedBefore(ctx, r) {
+	} else if landed, later := h.landedBefore(ctx, r); later != nil {
+		return OutcomeRateLimited, later
+	} else if landed {
 		r.log.Info().Msg("earlier_push_applied")
 		return h.promote(ctx, r, credID)
 	}
@@ -209,13 +211,24 @@ const readBackAfter = 2
 // again, as it would anyway: one read-back per 5xx would cost a wave
 // under Heroku's 5xx a call per retry. A read-back that fails proves
 // nothing, and the run pushes.
-func (h *Rotate) landedBefore(ctx context.Context, r *rotation) bool {
+//
+// A rerun of a rotation whose read-back after a failed push an earlier run
+// put off (end, readBackLater) resumes at that read, whatever its pushes'
+// answers: pushing first would release the app again for a config Heroku
+// may hold already. A read put off again is put off without a push (later),
+// until the rotation's read-back waits are used up: then the run pushes,
+// and its failure is recorded without the read.
+func (h *Rotate) landedBefore(ctx context.Context, r *rotation) (landed bool, later *RetryLaterError) {
 	// As the claim read them: no command more on a rerun.
-	if r.claim.PushAttempts-r.claim.PushSettled < readBackAfter {
-		return false
+	resume := r.claim.ReadBackWaits > 0
+	if !resume && r.claim.PushAttempts-r.claim.PushSettled < readBackAfter {
+		return false, nil
 	}
 	held, err := h.heldByHeroku(ctx, r)
-	return err == nil && held
+	if resume && isRateLimited(err) {
+		return false, h.readBackLater(ctx, r, err)
+	}
+	return err == nil && held, nil
 }
 
 // push sets the credential's config vars on Heroku in one call and

@@ -79,10 +79,10 @@ func (h *Rotate) platformLater(ctx context.Context, r *rotation, rl *heroku.Rate
 
 // maxReadBackWaits is how many times a rotation that failed after a push
 // puts off reading Heroku's config back because of a 429 or the shared
-// budget (end). Each wait ends in a run from the start, which pushes
-// again: a read-back put off for good would push for ever, every push of
-// an accepted config a release of the app. After these the failure is
-// recorded without the read, the credential kept unconfirmed (I1).
+// budget (end, and a rerun resuming at the read: landedBefore). A read-back
+// put off for good would otherwise keep the rotation in flight for ever.
+// After these the run pushes once more and the failure is recorded without
+// the read, the credential kept unconfirmed (I1).
 const maxReadBackWaits = 3
 
 // readBackLater returns the wait for a read-back put off by err, or nil

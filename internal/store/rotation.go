@@ -86,6 +86,10 @@ type Claim struct {
 	// settled them (a refusal, or an hour gone by), as PushAttempts reads
 	// them, at the claim.
 	PushAttempts, PushSettled int64
+	// ReadBackWaits counts the times a run put off reading Heroku's config
+	// back after a failed push (WaitReadBack), at the claim: a rerun reads
+	// before it pushes again.
+	ReadBackWaits int
 	// Refused, with Status Skipped, says which limit refused the request
 	// (limits.go); nil for any other outcome.
 	Refused *Refusal
@@ -146,7 +150,7 @@ func (s *Store) claimFrom(instanceID string, res []any) (Claim, error) {
 		return Claim{Status: ClaimStatus(str(0)), RotationID: str(1), State: str(2), Moved: len(res) == 4}, nil
 	case 6: // refused by a limit (limits.go)
 		return Claim{Status: ClaimStatus(str(0)), RotationID: str(1), Refused: refusalFrom(res)}, nil
-	case 13:
+	case 14:
 	default:
 		return Claim{}, fmt.Errorf("claim: unexpected reply of %d items", len(res))
 	}
@@ -168,6 +172,7 @@ func (s *Store) claimFrom(instanceID string, res []any) (Claim, error) {
 	if g, err := strconv.ParseInt(str(12), 10, 64); err == nil && g > 0 {
 		c.Grace = time.Duration(g) * time.Millisecond
 	}
+	c.ReadBackWaits, _ = strconv.Atoi(str(13))
 	return c, nil
 }
 
