@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -22,11 +23,11 @@ func answer429(w http.ResponseWriter, retryAfter string) {
 }
 
 // frontedRig is a rig whose Heroku sits behind a front: push answers every
-// config push, and throttled(n) says whether the n-th read of inst-1's
-// config is answered 429; everything else reaches the fake Heroku. It
+// config push, and read may answer the n-th read of inst-1's config itself
+// (it says whether it did); everything else reaches the fake Heroku. It
 // returns the pushes and reads the front saw.
 func frontedRig(t *testing.T, push func(g *rig, w http.ResponseWriter, r *http.Request),
-	throttled func(n int32) bool) (g *rig, pushes, reads *atomic.Int32) {
+	read func(n int32, w http.ResponseWriter) bool) (g *rig, pushes, reads *atomic.Int32) {
 	g = newRig(t)
 	pushes, reads = new(atomic.Int32), new(atomic.Int32)
 	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -34,13 +35,24 @@ func frontedRig(t *testing.T, push func(g *rig, w http.ResponseWriter, r *http.R
 		case r.Method == http.MethodPatch:
 			pushes.Add(1)
 			push(g, w, r)
-		case r.Method == http.MethodGet && r.URL.Path == "/addons/inst-1/config" && throttled(reads.Add(1)):
-			answer429(w, "1")
+		case r.Method == http.MethodGet && r.URL.Path == "/addons/inst-1/config" && read(reads.Add(1), w):
 		default:
 			g.fake.ServeHTTP(w, r)
 		}
 	}), 0)
 	return g, pushes, reads
+}
+
+// throttled answers a read 429 when n is one of the reads listed, or
+// every read when none is.
+func throttled(reads ...int32) func(n int32, w http.ResponseWriter) bool {
+	return func(n int32, w http.ResponseWriter) bool {
+		if len(reads) > 0 && !slices.Contains(reads, n) {
+			return false
+		}
+		answer429(w, "1")
+		return true
+	}
 }
 
 // appliedAnswered204 hands the push to Heroku and answers 204, which
@@ -74,7 +86,7 @@ func TestAReadBackPutOffForGoodEndsTheRotation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			g, pushes, reads := frontedRig(t, tc.push, func(int32) bool { return true })
+			g, pushes, reads := frontedRig(t, tc.push, throttled())
 			task := rotateTask(t, "inst-1", "rot-1")
 			runs, put := 0, 0
 			var err error
@@ -126,7 +138,7 @@ func TestAReadBackPutOffForGoodEndsTheRotation(t *testing.T) {
 func TestARerunResumesAtThePutOffReadBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	g, pushes, reads := frontedRig(t, appliedAnswered204, func(n int32) bool { return n == 1 })
+	g, pushes, reads := frontedRig(t, appliedAnswered204, throttled(1))
 	task := rotateTask(t, "inst-1", "rot-1")
 	if err := g.run(task); err == nil || retry.IsFailure(err) {
 		t.Fatalf("first run: %v; want the read-back put off", err)
@@ -139,6 +151,42 @@ func TestARerunResumesAtThePutOffReadBack(t *testing.T) {
 	}
 	rot, err := g.st.Rotation(ctx, "rot-1")
 	if err != nil || rot.State != store.RotationPromoted {
+		t.Errorf("rotation %+v (%v), want promoted", rot.State, err)
+	}
+}
+
+// A rerun that resumes at a put-off read whose read then fails with a 5xx
+// goes back to asynq rather than push a config Heroku may hold: the run
+// after it reads again, finds the config, and promotes with one push in
+// all.
+func TestAResumedReadThatFailsIsRetriedNotPushed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g, pushes, reads := frontedRig(t, appliedAnswered204, func(n int32, w http.ResponseWriter) bool {
+		switch n {
+		case 1:
+			answer429(w, "1")
+		case 2:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		default:
+			return false
+		}
+		return true
+	})
+	task := rotateTask(t, "inst-1", "rot-1")
+	if err := g.run(task); err == nil || retry.IsFailure(err) {
+		t.Fatalf("first run: %v; want the read-back put off", err)
+	}
+	if err := g.run(task); !retry.IsFailure(err) || isPermanent(err) {
+		t.Fatalf("second run: %v; want a transient failure, retried", err)
+	}
+	if err := g.run(task); err != nil {
+		t.Fatalf("third run: %v; want the rotation promoted", err)
+	}
+	if pushes.Load() != 1 || reads.Load() != 3 {
+		t.Errorf("%d pushes, %d reads; want 1 push, 3 reads", pushes.Load(), reads.Load())
+	}
+	if rot, err := g.st.Rotation(ctx, "rot-1"); err != nil || rot.State != store.RotationPromoted {
 		t.Errorf("rotation %+v (%v), want promoted", rot.State, err)
 	}
 }

@@ -187,8 +187,12 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 		if err := h.deps.Issuer.Verify(ctx, r.p.InstanceID, credID); err != nil && !errors.Is(err, issuer.ErrVerifyUnsupported) {
 			return h.fail(ctx, r, stepVerify, err)
 		}
-	} else if landed, later := h.landedBefore(ctx, r); later != nil {
-		return OutcomeRateLimited, later
+	} else if landed, err := h.landedBefore(ctx, r); err != nil {
+		var later *RetryLaterError
+		if errors.As(err, &later) {
+			return OutcomeRateLimited, later
+		}
+		return OutcomeRetry, err
 	} else if landed {
 		r.log.Info().Msg("earlier_push_applied")
 		return h.promote(ctx, r, credID)
@@ -215,20 +219,32 @@ const readBackAfter = 2
 // A rerun of a rotation whose read-back after a failed push an earlier run
 // put off (end, readBackLater) resumes at that read, whatever its pushes'
 // answers: pushing first would release the app again for a config Heroku
-// may hold already. A read put off again is put off without a push (later),
-// until the rotation's read-back waits are used up: then the run pushes,
-// and its failure is recorded without the read.
-func (h *Rotate) landedBefore(ctx context.Context, r *rotation) (landed bool, later *RetryLaterError) {
+// may hold already. A read put off again is put off without a push (a
+// *RetryLaterError), until the rotation's read-back waits are used up:
+// then the run pushes, and its failure is recorded without the read. A read
+// that failed otherwise but may succeed later (a 5xx, no answer) is retried
+// with the run (the error), under asynq's retry limit; one that cannot (a
+// 403), or a config holding none or only part of the credential, leads to
+// a push, as on any rerun.
+func (h *Rotate) landedBefore(ctx context.Context, r *rotation) (landed bool, err error) {
 	// As the claim read them: no command more on a rerun.
 	resume := r.claim.ReadBackWaits > 0
 	if !resume && r.claim.PushAttempts-r.claim.PushSettled < readBackAfter {
 		return false, nil
 	}
 	held, err := h.heldByHeroku(ctx, r)
-	if resume && isRateLimited(err) {
-		return false, h.readBackLater(ctx, r, err)
+	switch {
+	case !resume || err == nil:
+		return err == nil && held, nil
+	case isRateLimited(err):
+		if later := h.readBackLater(ctx, r, err); later != nil {
+			return false, later
+		}
+		return false, nil
+	case !isPermanent(err):
+		return false, fmt.Errorf("%s: reading Heroku's config back before pushing again: %w", stepReadBack, err)
 	}
-	return err == nil && held, nil
+	return false, nil
 }
 
 // push sets the credential's config vars on Heroku in one call and

@@ -274,8 +274,8 @@ func openInput(env *environ, path string) (io.ReadCloser, error) {
 type instanceView struct {
 	store.Instance
 	Previous []store.Revocation `json:"previous"`
-	// Unconfirmed are credentials of failed rotations whose push had no
-	// known outcome, kept valid until a later rotation replaces them.
+	// Unconfirmed are credentials kept valid because a push of each had no
+	// clear answer (store.Unconfirmed).
 	Unconfirmed []store.UnconfirmedCredential `json:"unconfirmed"`
 	Events      []store.Event                 `json:"events"`
 	// Holds are the previous credentials whose revocation waits because
@@ -352,7 +352,7 @@ func writeInstance(w io.Writer, v instanceView, global *store.Window) {
 	if len(v.Unconfirmed) > 0 {
 		// Heroku may hold these (a push of each went unanswered): never
 		// revoked until a later rotation has replaced them (I1).
-		row("kept unconfirmed", "%d (valid until a later rotation succeeds, then revoked after its grace)", len(v.Unconfirmed))
+		row("kept unconfirmed", "%d (Heroku may hold them: revoked after the grace once a later rotation replaces them)", len(v.Unconfirmed))
 		for _, u := range v.Unconfirmed {
 			fmt.Fprintf(w, "  %s since %s, rotation %s\n", printable.Text(u.CredentialID), timeOrNone(u.Since), printable.Text(orNone(u.RotationID)))
 		}

@@ -232,9 +232,11 @@ func (s *Store) ForgetStrayDue(ctx context.Context, instanceID, credID string) (
 }
 
 // UnconfirmedCredential is a credential kept unrevoked because a push of it
-// had no known outcome (CredentialUnconfirmed): Heroku may hold it, so it
-// is revoked only after a later rotation has replaced it on Heroku, or
-// after the grace once the instance is deprovisioned (I1).
+// had no clear answer (CredentialUnconfirmed): a failed rotation's, a
+// current one a promotion set aside while its own push was unanswered, or
+// one an instance registered again after a DELETE had. Heroku may hold it,
+// so it is revoked only after the grace once a rotation has replaced it on
+// Heroku with its push settled, or once the instance is deprovisioned (I1).
 type UnconfirmedCredential struct {
 	CredentialID string `json:"credential_id"`
 	// RotationID is the rotation that minted it.

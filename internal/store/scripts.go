@@ -265,7 +265,7 @@ return 'ok'
 // credential id (for a failed rotation: its discarded one), revoke_at ms,
 // instance hash as a flat list, push attempted at ms or "", the rotation's
 // queue, "1" when the request moved it or "", push attempts, pushes
-// settled}, or {status, rotation id,
+// settled, grace_ms, read-back waits (readback_wait)}, or {status, rotation id,
 // rotation state} when brief, with "1" after it when the request moved the
 // rotation it joined; status
 // is one of claimed, resumed, joined, done, skipped. A request the limits

@@ -78,8 +78,8 @@ type dashboardPage struct {
 	Deprovisioned bool
 	CSRF          string
 	Previous      []previousView
-	// Unconfirmed are credentials of rotations that failed with their push
-	// unanswered: still valid, revoked after a later rotation succeeds.
+	// Unconfirmed are credentials kept valid because Heroku may hold them
+	// (store.Unconfirmed).
 	Unconfirmed []store.UnconfirmedCredential
 	// Holds are the customer's sentences for old credentials whose
 	// revocation waits because they are still in use.

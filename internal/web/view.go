@@ -25,9 +25,8 @@ type instanceView struct {
 	CurrentSince        time.Time `json:"current_since,omitzero"`
 	// PreviousCredentials wait for revocation, soonest first.
 	PreviousCredentials []previousView `json:"previous_credentials"`
-	// UnconfirmedCredentials are credentials of failed rotations whose push
-	// had no known outcome: Heroku may hold them, so they stay valid until
-	// a later rotation replaces them on Heroku (store.Unconfirmed).
+	// UnconfirmedCredentials are credentials kept valid because a push of
+	// each had no clear answer: Heroku may hold them (store.Unconfirmed).
 	UnconfirmedCredentials []store.UnconfirmedCredential `json:"unconfirmed_credentials"`
 	InFlightRotationID     string                        `json:"in_flight_rotation_id,omitempty"`
 	InFlightRotation       *rotationView                 `json:"in_flight_rotation,omitempty"`
