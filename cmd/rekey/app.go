@@ -28,6 +28,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/internal/redisclock"
+	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/internal/worker"
@@ -69,6 +70,9 @@ type app struct {
 	// unreadable is the start-up check's count of sealed values no key of
 	// REKEY_ENCRYPTION_KEYS opens, -1 until the check has run (service.go).
 	unreadable atomic.Int64
+	// webRegistry registers instances for the web process's API
+	// (webHandler); runWeb waits for its grants before it exits.
+	webRegistry *registry.Registry
 }
 
 // loadConfig reads the environment.

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -155,5 +158,79 @@ func TestSIGHUPStopsAProcessLikeSIGTERM(t *testing.T) {
 	}
 	if len(keyrings) != 0 {
 		t.Errorf("announcements left after SIGHUP: %v", keyrings)
+	}
+}
+
+// TestWebStoppedMidGrantStoresItsTokens stops `rekey web` while Heroku
+// takes longer than the shutdown's deadline to answer the exchange of a
+// PUT's oauth_grant. The shutdown cuts the PUT's connection off, but the
+// process waits for the exchange and stores the tokens it bought before it
+// exits: Heroku spent the code, and the add-on, registered, can be rotated.
+func TestWebStoppedMidGrantStoresItsTokens(t *testing.T) {
+	defer func(d time.Duration) { shutdownTimeout = d }(shutdownTimeout)
+	shutdownTimeout = 300 * time.Millisecond
+	c := newCLI(t)
+	asked, answer := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	heroku := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/oauth/token" {
+			http.NotFound(w, r)
+			return
+		}
+		once.Do(func() { close(asked) })
+		<-answer
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"4e1c3a1d-0000-4000-8000-000000000001","expires_in":28800,`+
+			`"refresh_token":"4e1c3a1d-0000-4000-8000-000000000002","token_type":"Bearer","user_id":"u"}`)
+	}))
+	defer heroku.Close()
+	release := sync.OnceFunc(func() { close(answer) })
+	defer release() // before Close, which waits for the exchange's handler
+	vars, port := webVars(t, c)
+	maps.Copy(vars, map[string]string{"HEROKU_ID_URL": heroku.URL, "HEROKU_API_URL": heroku.URL,
+		"HEROKU_OAUTH_CLIENT_SECRET": "oauth-client-secret-of-the-test"})
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
+		stdin: strings.NewReader(""), stdout: c.stdout, stderr: c.stderr}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- runCommand(ctx, env, "web") }()
+	c.waitFor(t, "web listening", func() bool { return strings.Contains(c.stderr.String(), "web listening") })
+
+	body := `{"api_version":"v3","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0",` +
+		`"oauth_grant":{"code":"01234567-89ab-4cde-8f01-23456789abcd"}}`
+	req, err := http.NewRequest(http.MethodPut, "http://127.0.0.1:"+port+"/api/v1/instances/inst-g", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+vars["REKEY_API_TOKEN"])
+	req.Header.Set("Content-Type", "application/json")
+	go func() {
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-asked
+	cancel()
+	c.waitFor(t, "web_shutdown_forced", func() bool { return strings.Contains(c.stderr.String(), "web_shutdown_forced") })
+	select {
+	case err := <-done:
+		t.Fatalf("rekey web exited (%v) with a grant's exchange under way", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	release()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("rekey web stopped mid-grant: %v, want no error", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("rekey web still runs 20s after the exchange was answered")
+	}
+	if need, err := c.st.NeedsToken(context.Background(), "inst-g"); err != nil || need {
+		t.Errorf("inst-g after the stop: needs tokens %v (%v), want the exchanged ones stored", need, err)
+	}
+	if strings.Contains(c.stderr.String(), "web_exit_with_grant_in_flight") {
+		t.Errorf("the process says it left a grant behind:\n%s", c.stderr.String())
 	}
 }

@@ -24,6 +24,12 @@ import (
 // variable so that tests wait less.
 var shutdownTimeout = 20 * time.Second
 
+// grantDrain is how much longer the web process waits, once its shutdown
+// cut off the requests still in flight, for an oauth_grant being exchanged
+// and stored: their handlers go on (registry.WaitGrants). With
+// shutdownTimeout it stays within the 30 seconds Heroku gives a dyno.
+var grantDrain = 8 * time.Second
+
 func newWebCmd(env *environ) *cobra.Command {
 	return &cobra.Command{
 		Use:         "web",
@@ -61,7 +67,23 @@ func runWeb(ctx context.Context, env *environ) error {
 	}
 	// Serve at once, Redis or not: /healthz and /metrics say when it is down.
 	a.checkSealedWhenUp(ctx)
-	return refused(ctx, serve(ctx, a, h))
+	err = serve(ctx, a, h)
+	a.waitGrants()
+	return refused(ctx, err)
+}
+
+// waitGrants waits up to grantDrain for the grants the web process's
+// registry is still exchanging or storing, and logs one it leaves behind.
+func (a *app) waitGrants() {
+	if a.webRegistry == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), grantDrain)
+	defer cancel()
+	if a.webRegistry.WaitGrants(ctx) != nil {
+		a.log.Warn().Dur("waited", grantDrain).Str("detail", "an oauth_grant's exchange or the storing of its tokens "+
+			"was still under way: its PUT answered nothing, and the add-on may need provisioning again").Msg("web_exit_with_grant_in_flight")
+	}
 }
 
 // webHandler builds the web process's handler from the app's dependencies.
@@ -71,10 +93,11 @@ func (a *app) webHandler() (http.Handler, error) {
 		return nil, err
 	}
 	inspector := asynq.NewInspectorFromRedisClient(a.rdb)
+	a.webRegistry = a.registry(hc)
 	return web.New(web.Params{
 		Store:             a.store,
 		Producer:          a.producer(),
-		Registry:          a.registry(hc),
+		Registry:          a.webRegistry,
 		Inspector:         inspector,
 		Metrics:           a.metricsHandler(inspector),
 		Enqueuer:          a.queue,

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
@@ -90,6 +91,27 @@ type Registry struct {
 	// logStandIns are the host:ports a log_input_url may name over http
 	// (WithLocalStandIn).
 	logStandIns []string
+	// grants counts the grants being exchanged and stored (WaitGrants).
+	grants sync.WaitGroup
+}
+
+// WaitGrants waits until no grant is being exchanged or its tokens stored,
+// or until ctx is done (its error then). A process that stops waits for
+// them before it exits: Heroku spends a code once asked, whether or not its
+// answer is read, and tokens dropped leave an add-on that cannot be rotated
+// until it is provisioned again.
+func (r *Registry) WaitGrants(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		r.grants.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // WithLocalStandIn lets a log_input_url name each host:port over http
@@ -331,6 +353,8 @@ func (r *Registry) putGrant(ctx context.Context, in Input, reg store.Registratio
 		r.releaseGrant(ctx, in.ID, code)
 		return err
 	}
+	r.grants.Add(1)
+	defer r.grants.Done()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grantSaveTimeout)
 	defer cancel()
 	tok, err := r.exchange(sctx, in.ID, code)
