@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -205,12 +206,24 @@ func TestWebStoppedMidGrantStoresItsTokens(t *testing.T) {
 	}
 	req.Header.Set("Authorization", "Bearer "+vars["REKEY_API_TOKEN"])
 	req.Header.Set("Content-Type", "application/json")
+	answered := make(chan string, 1)
 	go func() {
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- err.Error()
+			return
 		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		answered <- fmt.Sprintf("%d %s", resp.StatusCode, b)
 	}()
-	<-asked
+	select {
+	case <-asked:
+	case a := <-answered:
+		t.Fatalf("the PUT was answered before its grant's exchange: %s", a)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exchange of the PUT's grant within 10s")
+	}
 	cancel()
 	c.waitFor(t, "web_shutdown_forced", func() bool { return strings.Contains(c.stderr.String(), "web_shutdown_forced") })
 	select {
@@ -230,7 +243,9 @@ func TestWebStoppedMidGrantStoresItsTokens(t *testing.T) {
 	if need, err := c.st.NeedsToken(context.Background(), "inst-g"); err != nil || need {
 		t.Errorf("inst-g after the stop: needs tokens %v (%v), want the exchanged ones stored", need, err)
 	}
-	if strings.Contains(c.stderr.String(), "web_exit_with_grant_in_flight") {
-		t.Errorf("the process says it left a grant behind:\n%s", c.stderr.String())
+	log := c.stderr.String()
+	if strings.Contains(log, "web_exit_with_grant_in_flight") || !strings.Contains(log, `"grants":1`) ||
+		!strings.Contains(log, "web_waiting_for_grants") {
+		t.Errorf("want a web_waiting_for_grants line for one grant and none saying one was left behind:\n%s", log)
 	}
 }

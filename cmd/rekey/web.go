@@ -27,8 +27,9 @@ var shutdownTimeout = 20 * time.Second
 // grantDrain is how much longer the web process waits, once its shutdown
 // cut off the requests still in flight, for an oauth_grant being exchanged
 // and stored: their handlers go on (registry.WaitGrants). With
-// shutdownTimeout it stays within the 30 seconds Heroku gives a dyno.
-var grantDrain = 8 * time.Second
+// shutdownTimeout and the 2 s a closing process may take to withdraw its
+// keys' announcement, it stays within the 30 seconds Heroku gives a dyno.
+var grantDrain = 6 * time.Second
 
 func newWebCmd(env *environ) *cobra.Command {
 	return &cobra.Command{
@@ -77,6 +78,10 @@ func runWeb(ctx context.Context, env *environ) error {
 func (a *app) waitGrants() {
 	if a.webRegistry == nil {
 		return
+	}
+	if n := a.webRegistry.GrantsInFlight(); n > 0 {
+		a.log.Info().Int64("grants", n).Dur("deadline", grantDrain).Str("detail", "oauth_grant exchanges under way "+
+			"when the shutdown cut their requests off; Heroku spent their codes, so their tokens are stored first").Msg("web_waiting_for_grants")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), grantDrain)
 	defer cancel()

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
@@ -91,16 +92,53 @@ type Registry struct {
 	// logStandIns are the host:ports a log_input_url may name over http
 	// (WithLocalStandIn).
 	logStandIns []string
-	// grants counts the grants being exchanged and stored (WaitGrants).
-	grants sync.WaitGroup
+	// grants counts the grants being exchanged and stored (WaitGrants),
+	// inFlight the same for logs. grantsMu orders each rise of grants from
+	// zero before WaitGrants's Wait, as sync.WaitGroup requires, and
+	// stopping refuses grants from then on.
+	grantsMu sync.Mutex
+	stopping bool
+	grants   sync.WaitGroup
+	inFlight atomic.Int64
 }
 
-// WaitGrants waits until no grant is being exchanged or its tokens stored,
-// or until ctx is done (its error then). A process that stops waits for
-// them before it exits: Heroku spends a code once asked, whether or not its
-// answer is read, and tokens dropped leave an add-on that cannot be rotated
-// until it is provisioned again.
+// ErrStopping is a registration with an oauth_grant that came as the
+// process stopped (WaitGrants): its code was not exchanged, so the same
+// PUT sent again, to another process, registers the instance.
+var ErrStopping = errors.New("this rekey process is stopping: the oauth_grant was not exchanged")
+
+// startGrant counts one more grant under way, or refuses it (false) once
+// WaitGrants has begun.
+func (r *Registry) startGrant() bool {
+	r.grantsMu.Lock()
+	defer r.grantsMu.Unlock()
+	if r.stopping {
+		return false
+	}
+	r.grants.Add(1)
+	r.inFlight.Add(1)
+	return true
+}
+
+// endGrant counts a grant started by startGrant as over.
+func (r *Registry) endGrant() {
+	r.inFlight.Add(-1)
+	r.grants.Done()
+}
+
+// GrantsInFlight is how many grants are being exchanged or stored.
+func (r *Registry) GrantsInFlight() int64 { return r.inFlight.Load() }
+
+// WaitGrants refuses grants from now on (ErrStopping) and waits until none
+// is being exchanged or its tokens stored, or until ctx is done (its error
+// then). A process that stops waits for them before it exits: Heroku
+// spends a code once asked, whether or not its answer is read, and tokens
+// dropped leave an add-on that cannot be rotated until it is provisioned
+// again.
 func (r *Registry) WaitGrants(ctx context.Context) error {
+	r.grantsMu.Lock()
+	r.stopping = true
+	r.grantsMu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		r.grants.Wait()
@@ -353,8 +391,11 @@ func (r *Registry) putGrant(ctx context.Context, in Input, reg store.Registratio
 		r.releaseGrant(ctx, in.ID, code)
 		return err
 	}
-	r.grants.Add(1)
-	defer r.grants.Done()
+	if !r.startGrant() {
+		r.releaseGrant(ctx, in.ID, code)
+		return ErrStopping
+	}
+	defer r.endGrant()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grantSaveTimeout)
 	defer cancel()
 	tok, err := r.exchange(sctx, in.ID, code)

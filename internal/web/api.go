@@ -86,6 +86,11 @@ func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err 
 		writeError(w, http.StatusUnprocessableEntity, input.Error()+"; nothing was stored")
 		return
 	}
+	if errors.Is(err, registry.ErrStopping) {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "rekey is restarting: the oauth_grant was not exchanged and nothing was stored, send the same request again")
+		return
+	}
 	if errors.Is(err, registry.ErrGrantBusy) {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, "a registration of this instance with the same oauth_grant is still being stored; nothing was stored by this one, try again")

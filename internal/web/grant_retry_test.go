@@ -177,3 +177,30 @@ func (f *fixture) putWithTimeout(path, body string, timeout time.Duration) (int,
 	_, err = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, err
 }
+
+// A PUT with an oauth_grant that reaches the registry once its process has
+// begun to stop (registry.WaitGrants) is refused with 503 and its code is
+// not sent to Heroku: the process would exit before it stored the tokens
+// the spent code bought, where unspent the code registers the instance
+// through another process.
+func TestGrantRefusedUnexchangedOnceStopping(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if err := f.fake.AddAddon(herokufake.AddonSpec{ID: "inst-1", App: "app-1", ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+		t.Fatal(err)
+	}
+	code := f.fake.GrantCode("inst-1")
+	if err := f.params.Registry.WaitGrants(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(code))
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(r.body, "not exchanged") {
+		t.Errorf("PUT while stopping = %d %s; want 503 with Retry-After, saying the grant was not exchanged", r.status, r.body)
+	}
+	if n := len(f.fake.Calls(herokufake.OAuthToken)); n != 0 {
+		t.Errorf("%d calls to Heroku's token endpoint, want the code left unspent", n)
+	}
+	if _, err := f.st.Instance(context.Background(), "inst-1"); err == nil {
+		t.Error("inst-1 is registered by a PUT refused as the process stopped")
+	}
+}
