@@ -122,7 +122,7 @@ func (h *Revoke) keep(ctx context.Context, c *store.Credential, next store.Hold,
 	if !d.now().Before(next.CapAt) {
 		if !d.Holds.KeepAtCap {
 			log.Error().Time("cap_at", next.CapAt).Msg("hold_cap_reached_revoking")
-			if err := d.HoldStore.SaveHold(ctx, next, store.EventHoldCapped, "cap reached; revoking although "+detail); errors.Is(err, store.ErrConflict) {
+			if err := d.HoldStore.SaveHold(ctx, next, store.EventHoldCapped, "cap reached; revoking although it "+detail); errors.Is(err, store.ErrConflict) {
 				return errNoLongerWaiting
 			}
 			return h.release(ctx, c, true, "the hold reached its cap")

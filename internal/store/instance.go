@@ -233,8 +233,20 @@ func newDeleteMark() string {
 	return hex.EncodeToString(b)
 }
 
+// Same reports whether m and o saw the same DELETEs: none since the
+// earlier of them was read.
+func (m DeleteMark) Same(o DeleteMark) bool { return m.seen == o.seen }
+
+// String is the mark as it can be kept elsewhere (a signed session) and
+// read back with ParseDeleteMark. It is random, and no secret.
+func (m DeleteMark) String() string { return m.seen }
+
+// ParseDeleteMark reads back a mark written by DeleteMark.String.
+func ParseDeleteMark(s string) DeleteMark { return DeleteMark{seen: s} }
+
 // DeleteMark reads the mark of the last DELETE of instance id, for a
-// registration about to begin (Registration.Deletes).
+// registration about to begin (Registration.Deletes) or a dashboard
+// session.
 func (s *Store) DeleteMark(ctx context.Context, id string) (DeleteMark, error) {
 	n, err := s.rdb.Get(ctx, deletesKey(id)).Result()
 	if errors.Is(err, redis.Nil) {

@@ -234,12 +234,25 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 // instance's current credential is never revoked (I1), and the page says
 // so rather than suggest it was revoked already.
 func (s *server) nothingToRevoke(w http.ResponseWriter, r *http.Request, instanceID, credID string) {
+	state := ""
 	if in, err := s.Store.Instance(r.Context(), instanceID); err == nil && in.CurrentCredential == credID {
+		state = store.CredentialCurrent
+	} else if c, err := s.Store.Credential(r.Context(), instanceID, credID); err == nil {
+		state = c.State // the session's own instance's only: no other add-on's credential is looked up
+	}
+	switch state {
+	case store.CredentialCurrent:
 		s.page(w, r, http.StatusConflict, "Nothing to revoke", "That is your current credential, which your apps use: it is not revoked. "+
 			"To replace it, rotate, then revoke the old one.")
-		return
+	case store.CredentialPending:
+		s.page(w, r, http.StatusConflict, "Nothing to revoke", "That is the new credential of the rotation in progress, "+
+			"which is being given to your apps: it is not revoked.")
+	case store.CredentialUnconfirmed:
+		s.page(w, r, http.StatusConflict, "Nothing to revoke", "Heroku gave no clear answer when that credential was sent to your app, "+
+			"so your app may be using it: it stays valid. Rotate to replace it; it is revoked after the grace period that follows.")
+	default:
+		s.page(w, r, http.StatusConflict, "Nothing to revoke", "That credential is not waiting to be revoked; it may have been revoked already.")
 	}
-	s.page(w, r, http.StatusConflict, "Nothing to revoke", "That credential is not waiting to be revoked; it may have been revoked already.")
 }
 
 // busy reports whether something is under way that the page should follow:

@@ -56,6 +56,10 @@ func holdEventText(e store.Event) string {
 	case store.EventHoldRechecked:
 		return "Old credential checked again: it " + e.Detail + credential(e)
 	case store.EventHoldReleased:
+		if strings.HasPrefix(e.Detail, "released by ") {
+			// Who released it, in the operators' words, is theirs.
+			return "Old credential no longer held: released by the add-on's operators" + credential(e)
+		}
 		return "Old credential no longer held: " + e.Detail + credential(e)
 	case store.EventHoldCapped:
 		return "Old credential reached the longest hold: " + e.Detail + credential(e)

@@ -45,6 +45,17 @@ func TestHeldRevocationShown(t *testing.T) {
 	if len(state.Holds) != 1 || state.Holds[0].CredentialID != "cred-0" || !strings.HasPrefix(state.Holds[0].Sentence, sentence) {
 		t.Errorf("API holds = %+v", state.Holds)
 	}
+
+	// An operator's release reads in the customer's words, not the CLI's.
+	if err := f.st.AddEvent(context.Background(), store.Event{Type: store.EventHoldReleased, InstanceID: "inst-1",
+		CredentialID: "cred-0", Detail: "released by an operator (rekey holds release)"}); err != nil {
+		t.Fatal(err)
+	}
+	page = f.get("/dashboard", f.login("inst-1")).body
+	if !strings.Contains(page, "Old credential no longer held: released by the add-on&#39;s operators (cred-0)") ||
+		strings.Contains(page, "rekey holds release") {
+		t.Errorf("the timeline does not tell the release in the customer's words:\n%s", page)
+	}
 }
 
 // TestDeadRevocationShown: a revocation the issuer refused for good waits

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/rekeyhq/rekey/internal/store"
 )
 
 // Dashboard sessions live in a signed cookie, so the web process keeps no
@@ -35,14 +37,19 @@ type session struct {
 	Expires int64  `json:"e"`
 	// Nonce makes every sign-in's CSRF token different.
 	Nonce string `json:"n"`
+	// Deletes is the instance's DELETE mark at sign-in
+	// (store.DeleteMark): a DELETE since ends the session, so that it
+	// does not open the add-on registered again under the same id.
+	Deletes string `json:"x"`
 }
 
-// newSession starts a session for an instance.
-func (s *server) newSession(instanceID, app, addon string) session {
+// newSession starts a session for an instance whose DELETEs so far
+// deletes marks.
+func (s *server) newSession(instanceID, app, addon string, deletes store.DeleteMark) session {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return session{InstanceID: instanceID, App: app, Addon: addon, Expires: s.Now().Add(sessionTTL).Unix(),
-		Nonce: hex.EncodeToString(b[:])}
+		Nonce: hex.EncodeToString(b[:]), Deletes: deletes.String()}
 }
 
 // left is how long the session has to run.
@@ -128,13 +135,34 @@ func sessionFrom(ctx context.Context) session {
 // refused with 413.
 const maxDashboardForm = 64 << 10
 
+// sessionEnded reports whether sess was signed out, or its instance
+// deleted since it signed in (the mark is kept a day, a session lasts an
+// hour) and registered again: an add-on id registered again after a
+// DELETE is opened by a new sign-in only. Deleted and not registered
+// again, the session goes on showing the add-on deprovisioned.
+func (s *server) sessionEnded(ctx context.Context, sess session) (bool, error) {
+	ended, err := s.Store.SessionEnded(ctx, sess.Nonce)
+	if err != nil || ended {
+		return ended, err
+	}
+	mark, err := s.Store.DeleteMark(ctx, sess.InstanceID)
+	if err != nil || mark.Same(store.ParseDeleteMark(sess.Deletes)) {
+		return false, err
+	}
+	in, err := s.Store.Instance(ctx, sess.InstanceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil // the page says so
+	}
+	return err == nil && !in.Deprovisioned(), err
+}
+
 // requireSession lets through requests with a dashboard session, and, when
 // csrf is set, the session's CSRF token in the form field csrf_token.
 func (s *server) requireSession(next http.HandlerFunc, csrf bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess, ok := s.readSession(r)
 		if ok {
-			ended, err := s.Store.SessionEnded(r.Context(), sess.Nonce)
+			ended, err := s.sessionEnded(r.Context(), sess)
 			if err != nil {
 				s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
 				s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")

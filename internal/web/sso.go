@@ -13,6 +13,10 @@ import (
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
+// ssoMarkMargin is how much longer than the form's own life a used SSO
+// form, and a signed-out session, stay marked.
+const ssoMarkMargin = time.Minute
+
 // ssoMaxSkew is how far an SSO timestamp may be from now, either way.
 // Heroku's test tool requires that a 6-minute-old one is refused.
 const ssoMaxSkew = 5 * time.Minute
@@ -99,6 +103,13 @@ func (s *server) ssoLogin(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, http.StatusNotFound, "Add-on not found", "This add-on is not known to the credential service.")
 		return
 	}
+	// Read before the instance: a DELETE between the two ends the session.
+	deletes, err := s.Store.DeleteMark(r.Context(), f.ID)
+	if err != nil {
+		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
+		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
+		return
+	}
 	if _, err := s.Store.Instance(r.Context(), f.ID); err != nil {
 		s.instanceMissing(w, r, err)
 		return
@@ -114,7 +125,7 @@ func (s *server) ssoLogin(w http.ResponseWriter, r *http.Request) {
 	if app == "" {
 		app = nav.AppName
 	}
-	s.setCookie(w, r, sessionCookie, s.sign(s.newSession(f.ID, app, nav.Addon)), sessionTTL)
+	s.setCookie(w, r, sessionCookie, s.sign(s.newSession(f.ID, app, nav.Addon, deletes)), sessionTTL)
 	s.Logger.Info().Str("instance_id", f.ID).Bool("user_scoped", f.userContext).Msg("sso signed in")
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 }
@@ -126,7 +137,10 @@ func (s *server) spend(w http.ResponseWriter, r *http.Request, f ssoForm, tokens
 	if len(tokens) > 1 {
 		cover = tokens[1]
 	}
-	first, err := s.Store.SpendSSOToken(r.Context(), tokens[0], cover, valid+time.Second)
+	// Kept past the form's life by the widest skew two processes' clocks
+	// may have (each reads Redis's, within a measured offset), and then
+	// some: a process a little behind must still find the form used.
+	first, err := s.Store.SpendSSOToken(r.Context(), tokens[0], cover, valid+ssoMarkMargin)
 	switch {
 	case err != nil:
 		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
@@ -152,7 +166,7 @@ func (s *server) spend(w http.ResponseWriter, r *http.Request, f ssoForm, tokens
 // cookie stops working too, and both cookies are removed.
 func (s *server) logout(w http.ResponseWriter, r *http.Request) {
 	sess := sessionFrom(r.Context())
-	if err := s.Store.EndSession(r.Context(), sess.Nonce, s.left(sess)); err != nil {
+	if err := s.Store.EndSession(r.Context(), sess.Nonce, s.left(sess)+ssoMarkMargin); err != nil {
 		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
 		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "You are still signed in. Please try again in a minute.")
 		return

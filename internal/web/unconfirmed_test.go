@@ -2,6 +2,8 @@ package web_test
 
 import (
 	"context"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +55,15 @@ func TestUnconfirmedCredentialsAreShown(t *testing.T) {
 	if !strings.Contains(page, `id="unconfirmed"`) || !strings.Contains(page, "<code>cred-1</code>, kept since") {
 		t.Errorf("the dashboard does not list cred-1 as still valid:\n%s", page)
 	}
+	// Revoking it now is refused, saying why: the app may run on it (I1).
+	form := url.Values{"csrf_token": {f.csrf(session)}, "confirm": {"yes"}, "credential_id": {"cred-1"}}
+	refused := f.postForm("/dashboard/revoke-now", form, session)
+	if refused.status != http.StatusConflict || !strings.Contains(refused.body, "stays valid") || strings.Contains(refused.body, "revoked already") {
+		t.Errorf("revoke-now of cred-1 = %d %s; want 409 saying it stays valid", refused.status, refused.body)
+	}
+	if c, err := f.st.Credential(ctx, "inst-1", "cred-1"); err != nil || c.State != store.CredentialUnconfirmed {
+		t.Errorf("cred-1 after revoke-now: %+v (%v); want it kept unconfirmed", c.State, err)
+	}
 	for _, body := range []string{r.body, page} {
 		if strings.Contains(body, pendingSecret) {
 			t.Fatal("a page or answer holds the credential's secret")
@@ -71,5 +82,31 @@ func TestUnconfirmedCredentialsAreShown(t *testing.T) {
 	}
 	if page := f.get("/dashboard", session).body; strings.Contains(page, `id="unconfirmed"`) {
 		t.Error("the dashboard still lists an unconfirmed credential after a later rotation superseded it")
+	}
+}
+
+// The new credential of a rotation under way is named in the customer's
+// timeline; asked to revoke it now, the dashboard refuses and says it is
+// the one being given to the apps, not that it may be revoked already.
+func TestRevokeNowOfThePendingCredentialSaysWhatItIs(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	f.register("inst-1", "cred-0")
+	if _, err := f.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-1", Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New(pendingSecret + "?cred=cred-1")}
+	if err := f.st.SavePending(ctx, "inst-1", "rot-1", "cred-1", cfg); err != nil {
+		t.Fatal(err)
+	}
+	session := f.login("inst-1")
+	form := url.Values{"csrf_token": {f.csrf(session)}, "confirm": {"yes"}, "credential_id": {"cred-1"}}
+	r := f.postForm("/dashboard/revoke-now", form, session)
+	if r.status != http.StatusConflict || !strings.Contains(r.body, "rotation in progress") || strings.Contains(r.body, "revoked already") {
+		t.Errorf("revoke-now of the pending cred-1 = %d %s; want 409 naming the rotation in progress", r.status, r.body)
+	}
+	if c, err := f.st.Credential(ctx, "inst-1", "cred-1"); err != nil || c.State != store.CredentialPending {
+		t.Errorf("cred-1 after revoke-now: %+v (%v); want it pending", c.State, err)
 	}
 }
