@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/jsonkey"
 	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -127,7 +129,7 @@ type refusedLine struct {
 }
 
 func importInstances(ctx context.Context, env *environ, a *app, path string, includeDeprovisioned, asJSON bool) error {
-	r, err := openInput(env, path)
+	r, err := openInput(ctx, env, path)
 	if err != nil {
 		return err
 	}
@@ -186,6 +188,13 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 			refuse(n, in.ID, "more than the JSON instance on the line: one instance per line")
 			continue
 		}
+		// As the API refuses them: a repeated key, or one that names a
+		// field only without case, means one thing to encoding/json (the
+		// last, the field) and another to the tool that wrote the file.
+		if err := jsonkey.Check([]byte(line), reflect.TypeOf(in)); err != nil {
+			refuse(n, "", err.Error()) // which id the line names is what is in doubt
+			continue
+		}
 		if !includeDeprovisioned {
 			gone, err := deprovisioned(ctx, a, in.ID)
 			if err != nil && ctx.Err() != nil {
@@ -213,7 +222,9 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 		ok++
 	}
 	out.Registered, out.SkippedDeprovisioned = ok, skipped
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); err != nil && ctx.Err() != nil {
+		return stop(n, fmt.Sprintf("line %d was not read", n), err)
+	} else if err != nil {
 		if asJSON {
 			_ = writeJSON(env.stdout, out)
 		}
@@ -258,8 +269,36 @@ func deprovisioned(ctx context.Context, a *app, id string) (bool, error) {
 	return err == nil && in.Deprovisioned(), err
 }
 
-func openInput(env *environ, path string) (io.ReadCloser, error) {
+// stdinUntil reads r, a terminal, until ctx ends, then fails with ctx's
+// cause: reading a terminal (`rekey rotate --from -` typed without a pipe)
+// does not end on a signal, so Ctrl-C would wait for Enter or ^D. What was
+// typed but not yet read is dropped; the read left waiting on r ends with
+// the process.
+func stdinUntil(ctx context.Context, r io.Reader) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, r)
+		pw.CloseWithError(err)
+	}()
+	stop := context.AfterFunc(ctx, func() { pw.CloseWithError(context.Cause(ctx)) })
+	return readCloser{Reader: pr, close: func() error { stop(); return pr.Close() }}
+}
+
+// readCloser is a Reader with its own Close.
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r readCloser) Close() error { return r.close() }
+
+func openInput(ctx context.Context, env *environ, path string) (io.ReadCloser, error) {
+	if path == "-" && env.terminal {
+		return stdinUntil(ctx, env.stdin), nil
+	}
 	if path == "-" {
+		// A pipe or a file: read as it comes, so that what was read
+		// before Ctrl-C is what the command did.
 		return io.NopCloser(env.stdin), nil
 	}
 	f, err := os.Open(path)

@@ -466,3 +466,36 @@ func TestImportInterruptedDuringAGrantExchangeKeepsItsTokens(t *testing.T) {
 		t.Errorf("%d exchanges of the one code, want 1", n)
 	}
 }
+
+// TestImportRefusesAmbiguousKeys: a line whose meaning depends on which of
+// two keys its reader keeps, or on reading keys without case, is refused
+// as the API refuses it, and changes nothing: encoding/json alone would
+// have taken the last "id" and pointed that instance at the line's app.
+func TestImportRefusesAmbiguousKeys(t *testing.T) {
+	c := newCLI(t)
+	ctx := context.Background()
+	const first = `{"id":"inst-1","api_version":"v1","heroku_id":"app1@heroku.com","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}`
+	if err := c.importLines(t, first+"\n"); err != nil {
+		t.Fatalf("import: %v\n%s", err, c.stderr)
+	}
+	lines := `{"id":"inst-77","api_version":"v1","heroku_id":"app77@heroku.com","config_vars":["MYADDON_URL"],"current_credential_id":"c","id":"inst-1"}` + "\n" +
+		`{"ID":"inst-4","API_VERSION":"v1","Heroku_Id":"app4@heroku.com","config_vars":["MYADDON_URL"],"current_credential_id":"c"}` + "\n"
+	err := c.importLines(t, lines, "--json")
+	var out importOutput
+	if jerr := json.Unmarshal(c.stdout.Bytes(), &out); jerr != nil || err == nil || out.Registered != 0 || len(out.Refused) != 2 {
+		t.Fatalf("import = %v, %+v (%v); want both lines refused", err, out, jerr)
+	}
+	for i, want := range []string{`field "id" appears more than once`, `field "ID" is not known: field names are case-sensitive, send "id"`} {
+		if !strings.Contains(out.Refused[i].Reason, want) {
+			t.Errorf("line %d refused for %q, want %q", out.Refused[i].Line, out.Refused[i].Reason, want)
+		}
+	}
+	if in, err := c.st.Instance(ctx, "inst-1"); err != nil || in.HerokuID != "app1@heroku.com" {
+		t.Errorf("inst-1 after the refused lines: %+v (%v); want heroku id app1@heroku.com as registered", in.HerokuID, err)
+	}
+	for _, id := range []string{"inst-77", "inst-4"} {
+		if _, err := c.st.Instance(ctx, id); err == nil {
+			t.Errorf("%s registered by a refused line", id)
+		}
+	}
+}

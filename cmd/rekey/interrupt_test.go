@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -188,5 +189,33 @@ func TestAWatchStoppedAtItsFirstLookNamesTheBatch(t *testing.T) {
 	want := "batch " + id + " was enqueued and keeps running without this command (0 of 2 rotations finished so far)"
 	if !errors.As(err, &s) || !strings.HasPrefix(s.done, want) {
 		t.Errorf("watch stopped at its first look: %v; want it to say %q", err, want)
+	}
+}
+
+// TestCtrlCEndsAReadOfStdin: `rekey rotate --from -` and `rekey instances
+// import -` typed without a pipe read the terminal, whose read does not end
+// on a signal: Ctrl-C waited for Enter or ^D. It now ends the command at
+// once, interrupted, with nothing enqueued or registered.
+func TestCtrlCEndsAReadOfStdin(t *testing.T) {
+	for _, args := range [][]string{{"rotate", "--from", "-"}, {"instances", "import", "-"}} {
+		t.Run(args[0], func(t *testing.T) {
+			c := newCLI(t)
+			stdin, typing := io.Pipe() // a terminal nobody types into
+			defer typing.Close()
+			env := c.env()
+			env.stdin, env.terminal = stdin, true
+			ctx, cancel := context.WithCancelCause(context.Background())
+			time.AfterFunc(200*time.Millisecond, func() { cancel(&signalError{sig: os.Interrupt}) })
+			done := make(chan error, 1)
+			go func() { done <- runCommand(ctx, env, args[0], args[1:]...) }()
+			select {
+			case err := <-done:
+				if _, ok := asInterrupted(err); !ok {
+					t.Errorf("%v: %v, want an interruption", args, err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%v still reads stdin 5s after Ctrl-C", args)
+			}
+		})
 	}
 }

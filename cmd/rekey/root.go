@@ -39,6 +39,7 @@ environment (see README.md).`,
 	root.SetVersionTemplate("rekey {{.Version}}\n")
 	root.SetHelpCommand(newHelpCmd())
 	root.SetFlagErrorFunc(flagError)
+	root.PersistentPreRunE = noFlagAsValue
 	root.SetIn(env.stdin)
 	root.SetOut(env.stdout)
 	root.SetErr(env.stderr)
@@ -314,4 +315,26 @@ func version() string {
 		}
 	}
 	return fmt.Sprintf("%s, %s, %s", bi.Main.Version, vcs, bi.GoVersion)
+}
+
+// noFlagAsValue refuses (exit 2) a string flag whose value is another of
+// the command's flags: in `rekey rotate inst-1 --reason --plan` the flag
+// library takes "--plan" as the reason, and the rotation went out at once
+// where a plan was asked. A value that only begins with a dash passes.
+func noFlagAsValue(c *cobra.Command, _ []string) error {
+	var err error
+	c.Flags().Visit(func(f *pflag.Flag) {
+		v := f.Value.String()
+		if err != nil || f.Value.Type() != "string" || !strings.HasPrefix(v, "-") {
+			return
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(v, "-"), "=")
+		named := strings.HasPrefix(v, "--") && c.Flags().Lookup(name) != nil
+		short := len(v) == 2 && c.Flags().ShorthandLookup(v[1:]) != nil
+		if named || short {
+			err = usagef("--%s took %q, another of its flags, as its value: give --%s its value first (--%s \"...\" %s)",
+				f.Name, v, f.Name, f.Name, v)
+		}
+	})
+	return err
 }

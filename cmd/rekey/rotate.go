@@ -266,12 +266,15 @@ func rotationIDs(ctx context.Context, env *environ, a *app, f rotateFlags) ([]st
 }
 
 func idsFromFile(ctx context.Context, env *environ, st *store.Store, path string) ([]string, []fleet.Problem, error) {
-	r, err := openInput(env, path)
+	r, err := openInput(ctx, env, path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer r.Close()
 	lines, malformed, err := fleet.ReadIDs(r)
+	if err != nil && ctx.Err() != nil {
+		return nil, nil, &interruptedError{msg: "interrupted: " + path + " was not read whole, and nothing was enqueued"}
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -449,3 +449,23 @@ func TestHelpWorksAsASubcommandEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestAFlagTakenAsAValueIsRefused: `--reason --plan`, the reason's text
+// forgotten, made the flag library take "--plan" as the reason, and the
+// rotation went out at once where a plan was asked. It is a usage error
+// (exit 2) now, and nothing is enqueued; a value that only begins with a
+// dash, written with '=', still passes.
+func TestAFlagTakenAsAValueIsRefused(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 1)
+	err := c.run(t, "rotate", ids[0], "--reason", "--plan")
+	if !isUsage(err) || !strings.Contains(err.Error(), `--reason took "--plan", another of its flags, as its value`) {
+		t.Fatalf("rotate --reason --plan: %v; want a usage error naming --reason and --plan", err)
+	}
+	if in, err := c.st.Instance(context.Background(), ids[0]); err != nil || in.InFlight != "" {
+		t.Fatalf("%s after the refused call: in flight %q (%v); want nothing requested", ids[0], in.InFlight, err)
+	}
+	if err := c.run(t, "rotate", ids[0], "--reason=-dash-first", "--plan"); err != nil {
+		t.Errorf("rotate --reason=-dash-first --plan: %v, want the plan", err)
+	}
+}

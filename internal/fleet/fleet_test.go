@@ -33,6 +33,11 @@ func TestReadIDs(t *testing.T) {
 			`line 4: not a JSON object with "instance_id" or "id"`,
 			`line 5: "` + strings.Repeat("x", 64) + `..." is not a valid instance id`,
 		}},
+		{"a key twice, or in two cases", `{"instance_id":"a","instance_id":"b"}` + "\n" + `{"id":"a","ID":"b"}` + "\n" +
+			`{"instance_id":"c","id":"d","name":"x","name":"y"}`, []fleet.Line{{3, "c"}}, []string{
+			`line 1: JSON object names "instance_id" or "id" more than once (in any case): name the instance once`,
+			`line 2: JSON object names "instance_id" or "id" more than once (in any case): name the instance once`,
+		}},
 		{"crlf", "a\r\nb\r\n", []fleet.Line{{1, "a"}, {2, "b"}}, nil},
 		{"byte order mark", "\ufeffa\r\nb\r\n", []fleet.Line{{1, "a"}, {2, "b"}}, nil},
 		{"byte order mark before json", "\ufeff" + `{"instance_id":"a"}`, []fleet.Line{{1, "a"}}, nil},

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/rekeyhq/rekey/internal/jsonkey"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -94,6 +95,12 @@ func ReadIDs(r io.Reader) ([]Line, []Problem, error) {
 // parseLine returns the id a line names, or why it names none.
 func parseLine(text string) (id, problem string) {
 	if strings.HasPrefix(text, "{") {
+		// encoding/json keeps the last of a repeated key, matched without
+		// case: {"instance_id":"a","instance_id":"b"} would rotate b, where
+		// other readers of the same line see a.
+		if !jsonkey.OnceEach([]byte(text), "instance_id", "id") {
+			return "", "JSON object names \"instance_id\" or \"id\" more than once (in any case): name the instance once"
+		}
 		var obj struct {
 			InstanceID *string `json:"instance_id"`
 			ID         *string `json:"id"`

@@ -1,4 +1,4 @@
-package web
+package jsonkey
 
 import (
 	"encoding"
@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 )
 
-// checkKeys refuses a JSON document whose meaning depends on how its reader
+// Check refuses a JSON document whose meaning depends on how its reader
 // treats keys: an object (at any depth) holding the same key twice, where
 // encoding/json keeps the last and other readers may keep the first, or a
 // key that names a field of t only when compared without case, which
@@ -16,7 +17,7 @@ import (
 // "ALL":true} reads as false to a gateway's policy or an audit log and as
 // true to encoding/json. raw must be valid JSON; the error is a sentence
 // naming the key.
-func checkKeys(raw []byte, t reflect.Type) error {
+func Check(raw []byte, t reflect.Type) error {
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.UseNumber()
 	return walkKeys(dec, t, "")
@@ -74,10 +75,10 @@ func walkObject(dec *json.Decoder, t reflect.Type, path string) error {
 			name = path + "." + key
 		}
 		if seen[key] && isMap {
-			return fmt.Errorf("a name appears more than once in %q: send each name once", clipID(path))
+			return fmt.Errorf("a name appears more than once in %q: send each name once", clipped(path))
 		}
 		if seen[key] {
-			return fmt.Errorf("field %q appears more than once in one object: send each field once", clipID(name))
+			return fmt.Errorf("field %q appears more than once in one object: send each field once", clipped(name))
 		}
 		seen[key] = true
 		var child reflect.Type
@@ -86,7 +87,7 @@ func walkObject(dec *json.Decoder, t reflect.Type, path string) error {
 			ft, ok := fields[key]
 			if !ok {
 				if exact := foldedField(fields, key); exact != "" {
-					return fmt.Errorf("field %q is not known: field names are case-sensitive, send %q", clipID(name), exact)
+					return fmt.Errorf("field %q is not known: field names are case-sensitive, send %q", clipped(name), exact)
 				}
 			}
 			child = ft
@@ -157,4 +158,16 @@ func foldedField(fields map[string]reflect.Type, key string) string {
 		}
 	}
 	return ""
+}
+
+// clipped is s cut to 64 bytes, on a rune boundary, for an error to quote.
+func clipped(s string) string {
+	n := 64
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }

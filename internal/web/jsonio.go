@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"reflect"
 	"time"
+
+	"github.com/rekeyhq/rekey/internal/jsonkey"
 )
 
 // Request body limits. A body over its limit is refused with 413 before
@@ -72,7 +74,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &bodyError{http.StatusBadRequest, "request body must hold exactly one JSON object"}
 	}
-	if err := checkKeys(raw, reflect.TypeOf(v)); err != nil {
+	if err := jsonkey.Check(raw, reflect.TypeOf(v)); err != nil {
 		return &bodyError{http.StatusBadRequest, err.Error()}
 	}
 	return nil
