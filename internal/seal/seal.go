@@ -124,6 +124,11 @@ func ParseKeys(list string) ([][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("key %d is not base64", i+1)
 		}
+		if _, herr := hex.DecodeString(part); herr == nil && len(part) == 2*KeySize {
+			// `openssl rand -hex 32` is the habit of other tools' keys.
+			return nil, fmt.Errorf("key %d is %d hex digits, which rekey reads as base64 (%d bytes, want %d): "+
+				"make keys with openssl rand -base64 %d", i+1, len(part), len(k), KeySize, KeySize)
+		}
 		if len(k) != KeySize {
 			return nil, fmt.Errorf("key %d is %d bytes, want %d", i+1, len(k), KeySize)
 		}

@@ -3,6 +3,7 @@ package seal_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -78,6 +79,8 @@ func TestParseKeys(t *testing.T) {
 		{"empty", "", 0, "no key"},
 		{"not base64", "!!!", 0, "key 1 is not base64"},
 		{"short", base64.StdEncoding.EncodeToString([]byte("short")), 0, "key 1 is 5 bytes"},
+		{"hex, as openssl rand -hex 32 makes it", good + "," + hex.EncodeToString(key(5)), 0,
+			"key 2 is 64 hex digits, which rekey reads as base64 (48 bytes, want 32): make keys with openssl rand -base64 32"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
