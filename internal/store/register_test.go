@@ -155,3 +155,45 @@ func v1Registration(cred string) store.Registration {
 	return store.Registration{ID: "inst-1", APIVersion: store.APIv1, HerokuID: "app1@heroku.com",
 		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: cred}
 }
+
+// A live instance registered again with another app, API version or config
+// vars is pushed there from its next rotation: its history says what
+// changed, where it said nothing (an import whose line named another
+// instance's id pointed that instance at another customer's app without a
+// trace). The same registration again writes nothing.
+func TestARegistrationThatChangesWhereRotationsGoIsRecorded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	reg := store.Registration{ID: "inst-1", APIVersion: store.APIv1, HerokuID: "app1@heroku.com",
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}
+	for range 2 {
+		if err := f.st.PutInstance(ctx, reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changes := func() []string {
+		t.Helper()
+		events, err := f.st.Events(ctx, "inst-1", 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range events {
+			if e.Type == store.EventRegistered && strings.HasPrefix(e.Detail, "registration changed") {
+				out = append(out, e.Detail)
+			}
+		}
+		return out
+	}
+	if got := changes(); len(got) != 0 {
+		t.Fatalf("the same registration twice recorded changes: %q", got)
+	}
+	reg.HerokuID, reg.ConfigVars = "app77@heroku.com", []string{"MYADDON_URL", "MYADDON_TOKEN"}
+	if err := f.st.PutInstance(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	if got := changes(); len(got) != 1 || got[0] != "registration changed: heroku_id, config_vars" {
+		t.Errorf("changes recorded = %q, want one naming heroku_id and config_vars", got)
+	}
+}

@@ -56,7 +56,8 @@ local deletes = redis.call('GET', KEYS[13])
 if ARGV[14] ~= '' and deletes and deletes ~= ARGV[14] then
   return redis.error_reply('deleted_since')
 end
-local was = redis.call('HMGET', KEYS[1], 'deprovisioned_at', 'current', 'deprovision_discarded')
+local was = redis.call('HMGET', KEYS[1], 'deprovisioned_at', 'current', 'deprovision_discarded', 'api_version', 'heroku_id',
+  'config_vars')
 local revived = (was[1] or '') ~= ''
 if ARGV[7] ~= '' and (revived or (was[2] or '') == '') then
   -- An app given a revoked credential could not connect: no such
@@ -87,6 +88,18 @@ local set, unset = {'config_vars', ARGV[3]}, {}
 for _, f in ipairs({{'api_version', ARGV[2], '` + APIv3 + `'}, {'heroku_id', ARGV[4], ''}, {'private_space', ARGV[5], '0'},
     {'grace_ms', ARGV[6], '0'}}) do
   if f[2] == f[3] then unset[#unset + 1] = f[1] else set[#set + 1], set[#set + 2] = f[1], f[2] end
+end
+-- A live instance registered again with another app or other vars is
+-- pushed there from now on: the history says so, whoever sent it.
+if not created and not revived then
+  local changed = {}
+  if (was[4] or '` + APIv3 + `') ~= ARGV[2] then changed[#changed + 1] = 'api_version' end
+  if (was[5] or '') ~= ARGV[4] then changed[#changed + 1] = 'heroku_id' end
+  if (was[6] or '') ~= ARGV[3] then changed[#changed + 1] = 'config_vars' end
+  if #changed > 0 then
+    emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'registered', '', ARGV[7],
+      'registration changed: ' .. table.concat(changed, ', '), ARGV[8])
+  end
 end
 redis.call('HSET', KEYS[1], unpack(set))
 redis.call('HDEL', KEYS[1], 'id', unpack(unset))
