@@ -417,8 +417,16 @@ func (c *Config) checkRedisTarget(opt *redis.Options) error {
 	if strings.Contains(c.RedisURL, "#") {
 		return errors.New("REDIS_URL holds a '#', where a URL ends: percent-encode it (%23) in the password")
 	}
-	if u, err := url.Parse(c.RedisURL); err == nil && (u.Scheme == "redis" || u.Scheme == "rediss") && u.Hostname() == "" {
+	u, err := url.Parse(c.RedisURL)
+	if err == nil && (u.Scheme == "redis" || u.Scheme == "rediss") && u.Hostname() == "" {
 		return errors.New("REDIS_URL names no host (redis://[:password@]host:port/db): was it built from a variable left unset?")
+	}
+	// go-redis takes ?db= over the path's number without a word: /13?db=2
+	// runs on database 2.
+	if err == nil {
+		if path, query := strings.Trim(u.Path, "/"), u.Query().Get("db"); path != "" && query != "" && path != query {
+			return fmt.Errorf("REDIS_URL names database %s in its path and %s in ?db=: name one", clipDB(path), clipDB(query))
+		}
 	}
 	if opt.DB < 0 {
 		// go-redis selects no database below 1: /-1 would run on database 0.
@@ -667,4 +675,13 @@ func (p *parser) keys(name string) [][]byte {
 		p.fail(fmt.Errorf("%s: %w", name, err))
 	}
 	return keys
+}
+
+// clipDB is a database number as REDIS_URL wrote it, cut short: it is no
+// secret, but it is outside text.
+func clipDB(s string) string {
+	if len(s) > 8 {
+		return strconv.Quote(s[:8]) + "..."
+	}
+	return strconv.Quote(s)
 }

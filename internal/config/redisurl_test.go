@@ -136,11 +136,12 @@ func TestHerokuURLs(t *testing.T) {
 func TestRedisURLThatWouldReachAnotherServerIsRefused(t *testing.T) {
 	t.Parallel()
 	for u, want := range map[string]string{
-		"redis://:6379/0":                        "names no host",
-		"redis://:s3cretpw@:6379/0":              "names no host",
-		"rediss://:s3cretpw@:6380":               "names no host",
-		"redis://:1234#s3cretpw@10.1.2.3:6379/0": "'#'",
-		"redis://:s3cretpw@10.1.2.3:6379/-1":     "database number must be 0 or more",
+		"redis://:6379/0":                         "names no host",
+		"redis://:s3cretpw@:6379/0":               "names no host",
+		"rediss://:s3cretpw@:6380":                "names no host",
+		"redis://:1234#s3cretpw@10.1.2.3:6379/0":  "'#'",
+		"redis://:s3cretpw@10.1.2.3:6379/-1":      "database number must be 0 or more",
+		"redis://:s3cretpw@10.1.2.3:6379/13?db=2": `names database "13" in its path and "2" in ?db=: name one`,
 	} {
 		_, err := config.Load(env(map[string]string{"REDIS_URL": u}))
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cretpw") {
