@@ -187,7 +187,7 @@ func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
 		if f.asJSON && len(problems) > 0 { // every id left out by --skip-invalid: --json still lists them
 			out := any(newRotateOutput(fleet.Result{}, f.queue, problems, nil))
 			if f.plan {
-				out = newPlanOutput(fleet.Plan{Queue: f.queue}, problems)
+				out = newPlanOutput(fleet.Plan{Queue: f.queue}, f.grace, problems)
 			}
 			_ = writeJSON(env.stdout, out)
 		}
@@ -560,9 +560,9 @@ func printPlan(ctx context.Context, env *environ, a *app, f rotateFlags, ids []s
 		return err
 	}
 	if f.asJSON {
-		err = writeJSON(env.stdout, newPlanOutput(pl, problems))
+		err = writeJSON(env.stdout, newPlanOutput(pl, f.grace, problems))
 	} else {
-		writePlan(env.stdout, pl, time.Since(start))
+		writePlan(env.stdout, pl, graceText(f, a.cfg, runningGraces(ctx, a.store)), time.Since(start))
 	}
 	if err == nil && pl.AtCap > 0 && !skipsGone(f) {
 		err = fmt.Errorf("%s already have as many superseded credentials waiting as REKEY_MAX_PREVIOUS allows, so "+
@@ -580,7 +580,9 @@ func plan(ctx context.Context, a *app, f rotateFlags, ids []string) (fleet.Plan,
 		Queue: f.queue, SkipIfPrevious: f.skipPrevious}, a.cfg.HerokuRate)
 }
 
-func writePlan(w io.Writer, pl fleet.Plan, took time.Duration) {
+// writePlan prints the plan, with grace (graceText) on its own line: how
+// long the old credentials stay valid matters as much as what is rotated.
+func writePlan(w io.Writer, pl fleet.Plan, grace string, took time.Duration) {
 	var b strings.Builder
 	row := func(label string, format string, v ...any) {
 		fmt.Fprintf(&b, "  %-22s %s\n", label, fmt.Sprintf(format, v...))
@@ -613,6 +615,7 @@ func writePlan(w io.Writer, pl fleet.Plan, took time.Duration) {
 	row("apps released", "at least %d (one per instance; attached apps release and restart too)", pl.Rotate)
 	row("budget", "%d calls/hour (REKEY_HEROKU_RATE)", pl.PerHour)
 	row("estimated duration", "at least %s, if nothing else spends the budget", printable.Duration(roundDuration(pl.Duration)))
+	b.WriteString(grace + "\n")
 	fmt.Fprint(w, b.String())
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -40,7 +41,8 @@ func confirmRotation(ctx context.Context, env *environ, a *app, f rotateFlags, i
 	if err != nil {
 		return err
 	}
-	yes, err := ask(ctx, env, planSummary(pl)+"\nRotate them now? [y/N] ", "nothing was enqueued")
+	grace := graceText(f, a.cfg, runningGraces(ctx, a.store))
+	yes, err := ask(ctx, env, planSummary(pl)+"\n"+grace+"\nRotate them now? [y/N] ", "nothing was enqueued")
 	if err != nil {
 		return err
 	}
@@ -133,14 +135,18 @@ type planOutput struct {
 	AppsReleased     int     `json:"apps_released_at_least"`
 	PerHour          int     `json:"budget_calls_per_hour"`
 	EstimatedSeconds float64 `json:"estimated_seconds_at_least"`
+	// GraceSeconds is the grace --grace asks for the old credentials;
+	// omitted without it: each instance's own, else REKEY_GRACE (the text
+	// plan's grace line says which, as the running workers apply it).
+	GraceSeconds float64 `json:"grace_seconds,omitempty"`
 	// Invalid lists what --skip-invalid leaves out, as the request's own
 	// --json does.
 	Invalid []invalidID `json:"invalid,omitempty"`
 }
 
-func newPlanOutput(pl fleet.Plan, problems []fleet.Problem) planOutput {
+func newPlanOutput(pl fleet.Plan, grace time.Duration, problems []fleet.Problem) planOutput {
 	return planOutput{Instances: pl.Named, Rotate: pl.Rotate, Queue: pl.Queue, InFlight: pl.InFlight,
 		Deprovisioned: pl.Deprovisioned, Unknown: pl.Unknown, PreviousWaiting: pl.PreviousWaiting, AtCap: pl.AtCap,
 		HerokuCalls: pl.Calls(), ReadBacks: pl.ReadBacks, FirstReads: pl.FirstReads, TokenRefreshes: pl.TokenRefreshes, AppsReleased: pl.Rotate, PerHour: pl.PerHour,
-		EstimatedSeconds: roundDuration(pl.Duration).Seconds(), Invalid: invalidIDs(problems)}
+		EstimatedSeconds: roundDuration(pl.Duration).Seconds(), GraceSeconds: grace.Seconds(), Invalid: invalidIDs(problems)}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,5 +125,42 @@ func TestRotatePlanDatesTokensInTheOrderAWaveRuns(t *testing.T) {
 	if got.Rotate != 101 || got.ReadBacks != 100 || got.Refreshes != 1 {
 		t.Errorf("plan %+v; want 101 rotations, 100 read-backs and the V3 token refreshed: "+
 			"its first call comes after the V1 rotations'", got)
+	}
+}
+
+// A plan says how long the old credentials stay valid, as the request's
+// own output does: the --grace asked, else each instance's own and
+// REKEY_GRACE's. An operator who typed --grace 5h where 5m was meant sees
+// it before anything is enqueued.
+func TestRotatePlanSaysTheGrace(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 2)
+	if err := c.run(t, "rotate", append([]string{"--plan", "--grace", "5h"}, ids...)...); err != nil {
+		t.Fatalf("%v\n%s", err, c.stderr)
+	}
+	if want := "grace: 5h (--grace), then the old credentials are revoked"; !strings.Contains(c.stdout.String(), want) {
+		t.Errorf("plan with --grace 5h does not say %q:\n%s", want, c.stdout)
+	}
+	if err := c.run(t, "rotate", append([]string{"--plan"}, ids...)...); err != nil {
+		t.Fatalf("%v\n%s", err, c.stderr)
+	}
+	if want := "grace: each instance's own, else "; !strings.Contains(c.stdout.String(), want) {
+		t.Errorf("plan without --grace does not say %q:\n%s", want, c.stdout)
+	}
+	for _, tc := range []struct {
+		args []string
+		want float64
+	}{{[]string{"--grace", "5h"}, 5 * 3600}, {nil, 0}} {
+		if err := c.run(t, "rotate", append(append([]string{"--plan", "--json"}, tc.args...), ids...)...); err != nil {
+			t.Fatalf("%v\n%s", err, c.stderr)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(c.stdout.Bytes(), &got); err != nil {
+			t.Fatalf("%v: %s", err, c.stdout)
+		}
+		g, _ := got["grace_seconds"].(float64)
+		if _, present := got["grace_seconds"]; g != tc.want || (tc.want == 0 && present) {
+			t.Errorf("--plan --json %v: grace_seconds %v (present %v), want %v (absent for 0)", tc.args, got["grace_seconds"], present, tc.want)
+		}
 	}
 }
