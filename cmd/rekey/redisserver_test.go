@@ -154,3 +154,56 @@ func TestProcessWarnsWhenRedisMayEvict(t *testing.T) {
 		}
 	}
 }
+
+// TestProcessWarnsWhenAnotherAppSharesTheDatabase starts the clock on a
+// Redis whose database also holds another app's keys: it logs
+// redis_shared at warn level, naming the database but no key. On a
+// database holding rekey's keys alone it says nothing.
+func TestProcessWarnsWhenAnotherAppSharesTheDatabase(t *testing.T) {
+	r := redistest.StartServerAt(t, redistest.FreePort(t))
+	ctx := context.Background()
+	for _, k := range []string{"rekey:own", "asynq:{default}:pending", "rate:rekey:ratelimit:{account}"} {
+		if err := r.Client.Set(ctx, k, "1", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scheduler := func() string {
+		t.Helper()
+		var stderr syncBuffer
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- runCommand(ctx, serviceEnv(r.URL, &stderr), "scheduler") }()
+		// The scheduler indexes the schedule once the server check is done
+		// (clockMeasured waits for it).
+		deadline := time.Now().Add(15 * time.Second)
+		for !strings.Contains(stderr.String(), "schedule_indexed") && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("rekey scheduler: %v", err)
+		}
+		return stderr.String()
+	}
+	if out := scheduler(); strings.Contains(out, "redis_shared") {
+		t.Errorf("redis_shared logged on a database holding rekey's keys alone:\n%s", out)
+	}
+	if err := r.Client.Set(ctx, "sess:7f3a9c", "someone else's", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	out := scheduler()
+	var line string
+	for l := range strings.Lines(out) {
+		if strings.Contains(l, "redis_shared") {
+			line = l
+		}
+	}
+	for _, want := range []string{`"level":"warn"`, `"redis_db":0`, "database of its own"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("redis_shared line %q lacks %s; log:\n%s", line, want, out)
+		}
+	}
+	if strings.Contains(out, "sess:7f3a9c") {
+		t.Errorf("the log names another app's key:\n%s", out)
+	}
+}

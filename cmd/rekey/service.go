@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -125,7 +126,45 @@ func (a *app) checkServer(ctx context.Context, warnEvict bool) error {
 	if w := s.EvictionWarning(); w != "" {
 		a.log.Error().Str("policy", s.MaxmemoryPolicy).Str("detail", w).Msg("redis_evicts")
 	}
+	a.warnShared(ctx)
 	return nil
+}
+
+// ownKeyPrefixes are the prefixes of every key rekey's processes write:
+// the store's, asynq's and the rate limiter's (redis_rate adds "rate:").
+var ownKeyPrefixes = []string{"rekey:", "asynq:", "rate:rekey:"}
+
+// sharedScanLimit bounds how many SCAN calls warnShared makes: a few
+// thousand keys looked at, a few milliseconds of Redis's time.
+const sharedScanLimit = 8
+
+// warnShared logs redis_shared, at warn level, when REDIS_URL's database
+// holds a key that is not rekey's: another app shares it, and its FLUSHDB,
+// its own eviction settings or a clashing key would wipe or corrupt the
+// revocations rekey owes (I3). It names no key (another app's key names
+// may be its session ids); it looks at a bounded part of a large database.
+func (a *app) warnShared(ctx context.Context) {
+	var cursor uint64
+	for range sharedScanLimit {
+		keys, next, err := a.rdb.Scan(ctx, cursor, "", 1000).Result()
+		if err != nil {
+			a.log.Debug().Str("error", a.redact(err.Error())).Msg("redis_scan_failed")
+			return
+		}
+		for _, k := range keys {
+			if !slices.ContainsFunc(ownKeyPrefixes, func(p string) bool { return strings.HasPrefix(k, p) }) {
+				a.log.Warn().Int("redis_db", a.rdb.Options().DB).Str("detail", fmt.Sprintf("REDIS_URL's database %d "+
+					"holds keys that are neither rekey's nor asynq's: another app shares it, and its FLUSHDB, its "+
+					"eviction or a key of the same name would wipe or corrupt what rekey keeps (credentials waiting "+
+					"for revocation among it); give rekey a Redis of its own, or at least a database of its own "+
+					"(REDIS_URL ending in /1 or another number)", a.rdb.Options().DB)).Msg("redis_shared")
+				return
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return
+		}
+	}
 }
 
 // refused is err, or the server check's refusal when that is what ended
