@@ -91,7 +91,8 @@ func (l *Limiter) lowWaterPause(remaining int) time.Duration {
 }
 
 // hold runs one of the hold scripts, counts the pause in set when the script
-// set it, and applies the pause in force to this process at once; other
+// set it, and applies the pause in force to this process at once, to every
+// budget it pauses (with ScopeInstance every instance's: keysFor); other
 // processes see it within HoldRefresh.
 func (l *Limiter) hold(keys scopeKeys, s *redis.Script, set *atomic.Uint64, args ...any) {
 	res, err := s.Run(l.ctx, l.rdb, []string{keys.hold, keys.backoff}, args...).Int64Slice()
@@ -105,12 +106,17 @@ func (l *Limiter) hold(keys scopeKeys, s *redis.Script, set *atomic.Uint64, args
 	until := time.Now().Add(time.Duration(res[0]) * time.Millisecond)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if b := l.buckets[keys.rate]; b != nil {
-		b.extendHold(until)
-		b.nudge() // its waiters may now have to be told to come back later
-	} else if m, ok := l.memos[keys.rate]; ok && until.After(m.holdUntil) {
-		m.holdUntil = until // the next caller must not trust a fresh holdChecked alone
-		l.memos[keys.rate] = m
+	for _, b := range l.buckets {
+		if b.keys.hold == keys.hold {
+			b.extendHold(until)
+			b.nudge() // its waiters may now have to be told to come back later
+		}
+	}
+	for rate, m := range l.memos {
+		if m.hold == keys.hold && until.After(m.holdUntil) {
+			m.holdUntil = until // the next caller must not trust a fresh holdChecked alone
+			l.memos[rate] = m
+		}
 	}
 }
 
@@ -119,11 +125,11 @@ func (l *Limiter) hold(keys scopeKeys, s *redis.Script, set *atomic.Uint64, args
 func (l *Limiter) setStreak(keys scopeKeys, on bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	was := l.streaks[keys.rate]
+	was := l.streaks[keys.hold]
 	if on {
-		l.streaks[keys.rate] = true
+		l.streaks[keys.hold] = true
 	} else {
-		delete(l.streaks, keys.rate)
+		delete(l.streaks, keys.hold)
 	}
 	return was
 }

@@ -17,17 +17,24 @@ type scopeKeys struct {
 //	rekey:ratelimit:{account}:hold    string "429" or "low", PX = pause left
 //	rekey:ratelimit:{account}:backoff last 429 pause in ms, PX = twice that
 //
-// and with ScopeInstance "addon:{<add-on id>}" takes the place of "{account}".
-// The braces are a Redis Cluster hash tag: one budget's keys share a slot, so
-// a Lua script may touch several of them.
+// and with ScopeInstance "addon:{<add-on id>}" takes the place of "{account}"
+// in the GCRA key alone: the pause stays the account's. Heroku does not say
+// whether a partner token's budget is the account's or the authorization's
+// (ScopeInstance is a bet on the latter), and a 429 or a low
+// RateLimit-Remaining is what says so: when the bet is wrong, one instance's
+// 429 is the whole account's, and every instance must pause, or each would
+// earn its own 429 before it paused. When the bet is right, an instance's
+// own budget seldom runs low from rekey's few calls, and a pause costs
+// little. The braces are a Redis Cluster hash tag: the keys a Lua script
+// touches together (the hold and the backoff) share a slot.
 func keysFor(s Scope, addonID string) (scopeKeys, error) {
-	tag := "{account}"
+	const account = "rekey:ratelimit:{account}"
+	keys := scopeKeys{rate: account, hold: account + ":hold", backoff: account + ":backoff"}
 	if s == ScopeInstance {
 		if addonID == "" {
 			return scopeKeys{}, errors.New("ratelimit: empty add-on id with a per-instance budget")
 		}
-		tag = "addon:{" + addonID + "}"
+		keys.rate = "rekey:ratelimit:addon:{" + addonID + "}"
 	}
-	base := "rekey:ratelimit:" + tag
-	return scopeKeys{rate: base, hold: base + ":hold", backoff: base + ":backoff"}, nil
+	return keys, nil
 }

@@ -16,7 +16,7 @@ func TestKeysFor(t *testing.T) {
 			"rekey:ratelimit:{account}", "rekey:ratelimit:{account}:hold", "rekey:ratelimit:{account}:backoff",
 		}},
 		{ScopeInstance, "a1", scopeKeys{
-			"rekey:ratelimit:addon:{a1}", "rekey:ratelimit:addon:{a1}:hold", "rekey:ratelimit:addon:{a1}:backoff",
+			"rekey:ratelimit:addon:{a1}", "rekey:ratelimit:{account}:hold", "rekey:ratelimit:{account}:backoff",
 		}},
 	}
 	for _, tt := range tests {

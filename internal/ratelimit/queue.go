@@ -27,6 +27,7 @@ type bucket struct {
 // the shared pause, before asking again at the right time.
 type bucketMemo struct {
 	tat, holdUntil, holdChecked time.Time
+	hold                        string // the budget's hold key (scopeKeys.hold)
 }
 
 // maxMemos bounds Limiter.memos; with ScopeInstance a key per instance
@@ -43,7 +44,7 @@ func (l *Limiter) remember(b *bucket, now time.Time) {
 		}
 	}
 	if len(l.memos) < maxMemos {
-		l.memos[b.keys.rate] = bucketMemo{tat: b.tat, holdUntil: b.holdUntil, holdChecked: b.holdChecked}
+		l.memos[b.keys.rate] = bucketMemo{tat: b.tat, hold: b.keys.hold, holdUntil: b.holdUntil, holdChecked: b.holdChecked}
 	}
 }
 

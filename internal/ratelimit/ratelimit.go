@@ -43,7 +43,7 @@ type Limiter struct {
 	closed  bool
 	buckets map[string]*bucket    // by scopeKeys.rate, only while callers wait
 	memos   map[string]bucketMemo // by scopeKeys.rate, once nobody waits
-	streaks map[string]bool       // keys whose last answer seen here was a 429
+	streaks map[string]bool       // hold keys whose last answer seen here was a 429
 
 	stats counters
 }
