@@ -499,3 +499,26 @@ func TestImportRefusesAmbiguousKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestImportRefusesASecondInstanceOfOneV1App: an import file whose line
+// repeats another live V1 instance's heroku_id (copied and edited by hand)
+// is refused at that line, naming the instance that holds it; the lines
+// around it register.
+func TestImportRefusesASecondInstanceOfOneV1App(t *testing.T) {
+	c := newCLI(t)
+	ctx := context.Background()
+	line := func(id, app string) string {
+		return `{"id":"` + id + `","api_version":"v1","heroku_id":"` + app + `","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}` + "\n"
+	}
+	err := c.importLines(t, line("inst-1", "app1@heroku.com")+line("inst-2", "app1@heroku.com")+line("inst-3", "app3@heroku.com"), "--json")
+	var out importOutput
+	if jerr := json.Unmarshal(c.stdout.Bytes(), &out); jerr != nil || err == nil || out.Registered != 2 || len(out.Refused) != 1 {
+		t.Fatalf("import = %v, %+v (%v); want line 2 refused, the others registered", err, out, jerr)
+	}
+	if r := out.Refused[0]; r.Line != 2 || !strings.Contains(r.Reason, `heroku_id "app1@heroku.com"`) || !strings.Contains(r.Reason, "inst-1") {
+		t.Errorf("refused line %d for %q; want line 2, naming app1@heroku.com and inst-1", r.Line, r.Reason)
+	}
+	if _, err := c.st.Instance(ctx, "inst-2"); err == nil {
+		t.Error("inst-2 registered under inst-1's heroku_id")
+	}
+}

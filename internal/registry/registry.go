@@ -532,6 +532,18 @@ func refusedCurrent(id, credID string, err error) error {
 	return err
 }
 
+// herokuIDTaken is the answer's sentence for a V1 registration whose
+// heroku_id another live V1 instance holds; err names that instance.
+func herokuIDTaken(herokuID string, err error) error {
+	holder := "another live v1 instance"
+	if taken, ok := errors.AsType[*store.HerokuIDTakenError](err); ok {
+		holder = "live v1 instance " + taken.Holder
+	}
+	return fmt.Errorf("heroku_id %q is that of %s: Heroku's v1 calls name the app alone, so each rotation of "+
+		"either would put its credential in the other's app; nothing was stored. Check the heroku_id; if the "+
+		"add-on really moved, deprovision the other instance first", herokuID, holder)
+}
+
 func tokenRequired(id string) error {
 	return fmt.Errorf("instance %s is api_version v3 and holds no OAuth tokens: send \"oauth_grant\" (from Heroku's provisioning request) or \"oauth\"; without them it could never be rotated", id)
 }
@@ -552,6 +564,8 @@ func (r *Registry) register(ctx context.Context, in Input, register func() error
 			return &InputError{tokenRequired(id)}
 		case errors.Is(err, store.ErrCredentialRevoked), errors.Is(err, store.ErrCredentialRevokeDue):
 			return refusedCurrent(id, in.CurrentCredentialID, err)
+		case errors.Is(err, store.ErrHerokuIDTaken):
+			return &InputError{herokuIDTaken(in.HerokuID, err)}
 		case errors.Is(err, store.ErrDeletedSince):
 			return &InputError{fmt.Errorf("instance %s: %w, so it was not registered; send the PUT again if the add-on "+
 				"is provisioned again (with the same oauth_grant within two minutes)", id, store.ErrDeletedSince)}

@@ -178,6 +178,7 @@ type putInstanceKeys struct {
 	revokeDue        string // KEYS[12] -> rekey:revoke_due
 	deletes          string // KEYS[13] -> rekey:deletes:<id>
 	unconfirmed      string // KEYS[14] -> rekey:unconfirmed:<id>
+	v1Apps           string // KEYS[15] -> rekey:v1_apps
 }
 
 func newPutInstanceKeys(id, currentCredID string) putInstanceKeys {
@@ -185,12 +186,12 @@ func newPutInstanceKeys(id, currentCredID string) putInstanceKeys {
 		current: credentialKey(id, currentCredID), instanceEvents: historyKey(id), events: eventsKey(),
 		due: dueKey(), schedule: scheduleKey(), credentialPrefix: credentialKey(id, ""), retiring: retiringKey(),
 		legacyEvents: legacyEventsKey(id), previous: previousKey(id), revokeDue: revokeDueKey(),
-		deletes: deletesKey(id), unconfirmed: unconfirmedKey(id)}
+		deletes: deletesKey(id), unconfirmed: unconfirmedKey(id), v1Apps: v1AppsKey()}
 }
 
 func (k putInstanceKeys) list() []string {
 	return []string{k.instance, k.instances, k.current, k.instanceEvents, k.events, k.due, k.schedule,
-		k.credentialPrefix, k.retiring, k.legacyEvents, k.previous, k.revokeDue, k.deletes, k.unconfirmed}
+		k.credentialPrefix, k.retiring, k.legacyEvents, k.previous, k.revokeDue, k.deletes, k.unconfirmed, k.v1Apps}
 }
 
 // putInstanceArgs returns the KEYS and ARGV of putInstanceScript for r.
@@ -319,6 +320,7 @@ type deprovisionKeys struct {
 	livePrefix     string // KEYS[13] -> rekey:live: (the script appends a fingerprint's first byte, in hex)
 	liveGone       string // KEYS[14] -> rekey:live_gone
 	deletes        string // KEYS[15] -> rekey:deletes:<id>
+	v1Apps         string // KEYS[16] -> rekey:v1_apps
 }
 
 func newDeprovisionKeys(id string) deprovisionKeys {
@@ -326,12 +328,12 @@ func newDeprovisionKeys(id string) deprovisionKeys {
 		events: eventsKey(), due: dueKey(), quarantined: quarantinedKey(), scheduled: scheduledKey(),
 		retiring: retiringKey(), unconfirmed: unconfirmedKey(id), revokeDue: revokeDueKey(),
 		credPrefix: credentialKey(id, ""), oauth: oauthKey(id), livePrefix: livePrefix(), liveGone: liveGoneKey(),
-		deletes: deletesKey(id)}
+		deletes: deletesKey(id), v1Apps: v1AppsKey()}
 }
 
 func (k deprovisionKeys) list() []string {
 	return []string{k.instance, k.instances, k.instanceEvents, k.events, k.due, k.quarantined, k.scheduled,
-		k.retiring, k.unconfirmed, k.revokeDue, k.credPrefix, k.oauth, k.livePrefix, k.liveGone, k.deletes}
+		k.retiring, k.unconfirmed, k.revokeDue, k.credPrefix, k.oauth, k.livePrefix, k.liveGone, k.deletes, k.v1Apps}
 }
 
 // InstanceIDs calls fn with every live instance id, in registration order,

@@ -27,8 +27,10 @@ var ErrTokenRequired = errors.New("a v3 instance needs oauth tokens")
 // Tokens written remember the grant they were exchanged from (grantKey),
 // or forget the grant remembered when they came without one.
 //
-// KEYS: registerKeys, putInstanceScript's, then the tokens' key, the
-// grant's and the grant's claim (dropped once the grant registered).
+// KEYS: registerKeys, putInstanceScript's but its last (rekey:v1_apps),
+// then the tokens' key, the grant's and the grant's claim (dropped once the
+// grant registered), then rekey:v1_apps, which putInstanceLua reads as
+// V1APPS wherever it sits.
 // ARGV: those of putInstanceScript, then five more, read from the end so
 // that putInstanceScript may grow: the grant's record ('=' and its
 // fingerprint, grantKey; "" when the tokens came without a grant) and how
@@ -48,6 +50,7 @@ if need == '1' and tokens == '' then
     get(KEYS[1], 'oauth_access') ~= ''
   if not (live and held) then return redis.error_reply('token_required') end
 end
+local V1APPS = KEYS[18]
 local function put_instance()
 `+putInstanceLua+`
 end
@@ -149,6 +152,7 @@ type registerKeys struct {
 	oauth            string // KEYS[15] -> rekey:oauth:<id>
 	grant            string // KEYS[16] -> rekey:grant:<id>
 	grantClaim       string // KEYS[17] -> rekey:grant_claim:<id>
+	v1Apps           string // KEYS[18] -> rekey:v1_apps (putInstanceScript's KEYS[15], V1APPS)
 }
 
 func newRegisterKeys(id, currentCredID string) registerKeys {
@@ -157,13 +161,13 @@ func newRegisterKeys(id, currentCredID string) registerKeys {
 		instanceEvents: p.instanceEvents, events: p.events, due: p.due, schedule: p.schedule,
 		credentialPrefix: p.credentialPrefix, retiring: p.retiring, legacyEvents: p.legacyEvents,
 		previous: p.previous, revokeDue: p.revokeDue, deletes: p.deletes, unconfirmed: p.unconfirmed,
-		oauth: oauthKey(id), grant: grantKey(id), grantClaim: grantClaimKey(id)}
+		oauth: oauthKey(id), grant: grantKey(id), grantClaim: grantClaimKey(id), v1Apps: p.v1Apps}
 }
 
 func (k registerKeys) list() []string {
 	return []string{k.instance, k.instances, k.current, k.instanceEvents, k.events, k.due, k.schedule,
 		k.credentialPrefix, k.retiring, k.legacyEvents, k.previous, k.revokeDue, k.deletes, k.unconfirmed,
-		k.oauth, k.grant, k.grantClaim}
+		k.oauth, k.grant, k.grantClaim, k.v1Apps}
 }
 
 // NeedsToken reports whether a V3 registration of id must carry OAuth

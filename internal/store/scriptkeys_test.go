@@ -23,7 +23,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 		more   []string // Lua the script includes that reads its KEYS too
 	}{
 		{"claimScript", newClaimKeys("inst", "rot"), []string{"luaLimits"}},
-		{"putInstanceLua", newPutInstanceKeys("inst", "cred"), nil},
+		{"putInstanceLua", newPutInstanceKeys("inst", "cred"), []string{"putInstanceScript"}},
 		{"registerScript", newRegisterKeys("inst", "cred"), []string{"putInstanceLua"}},
 		{"claimGrantScript", newClaimGrantKeys("inst"), nil},
 		{"releaseGrantScript", releaseGrantKeys{claim: grantClaimKey("inst")}, nil},
@@ -47,7 +47,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 			instanceEvents: historyKey("inst"), events: eventsKey()}, nil},
 		{"unquarantineScript", unquarantineKeys{instance: instanceKey("inst"), due: dueKey(), schedule: scheduleKey(),
 			quarantined: quarantinedKey(), instanceEvents: historyKey("inst"), events: eventsKey()}, nil},
-		{"reindexScript", reindexKeys{instance: instanceKey("inst"), due: dueKey(), schedule: scheduleKey()}, nil},
+		{"reindexScript", reindexKeys{instance: instanceKey("inst"), due: dueKey(), schedule: scheduleKey(), v1Apps: v1AppsKey()}, nil},
 		{"addEventScript", addEventKeys{history: historyKey("inst"), events: eventsKey()}, nil},
 		{"migrateHistoryScript", migrateHistoryKeys{legacy: legacyEventsKey("inst"), history: historyKey("inst")}, nil},
 		{"saveTokenScript", newSaveTokenKeys("inst"), nil},

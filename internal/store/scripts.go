@@ -43,10 +43,11 @@ end
 // deprovisioning discarded with their push outcome unknown, and the one
 // current before it when another is named, are kept unconfirmed: the
 // DELETE may have been a mistake, and the app may hold any of them.
-var putInstanceScript = eventScript(luaSchedule, luaRetention, putInstanceLua)
+var putInstanceScript = eventScript(luaSchedule, luaRetention, `local V1APPS = KEYS[15]`+"\n"+putInstanceLua)
 
 // putInstanceLua is putInstanceScript's body; registerScript (register.go)
-// runs it too, with the instance's tokens, in one step.
+// runs it too, with the instance's tokens, in one step. Each names the
+// key of the live V1 instances' heroku_ids (v1AppsKey) V1APPS first.
 const putInstanceLua = `
 -- A DELETE since the registration began (ARGV[14] is the mark of the last
 -- DELETE it saw then, '-' for none; '' checks nothing) deprovisioned what
@@ -59,6 +60,22 @@ end
 local was = redis.call('HMGET', KEYS[1], 'deprovisioned_at', 'current', 'deprovision_discarded', 'api_version', 'heroku_id',
   'config_vars')
 local revived = (was[1] or '') ~= ''
+-- A V1 push names the app by its heroku_id alone: a second live V1
+-- instance under one would push its credentials into the other's app (a
+-- customer's secret handed to another) and never into its own. The field
+-- of an instance deprovisioned, or registered again under another
+-- heroku_id or as V3, no longer counts.
+local v1 = ARGV[2] == 'v1' and ARGV[4] ~= ''
+if v1 then
+  local owner = redis.call('HGET', V1APPS, ARGV[4])
+  if owner and owner ~= ARGV[1] then
+    local o = redis.call('HMGET', string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1]) .. owner, 'api_version', 'heroku_id',
+      'deprovisioned_at')
+    if o[1] == 'v1' and o[2] == ARGV[4] and (o[3] or '') == '' then
+      return redis.error_reply('heroku_id_taken ' .. owner)
+    end
+  end
+end
 if ARGV[7] ~= '' and (revived or (was[2] or '') == '') then
   -- An app given a revoked credential could not connect: no such
   -- credential becomes current.
@@ -103,6 +120,10 @@ if not created and not revived then
 end
 redis.call('HSET', KEYS[1], unpack(set))
 redis.call('HDEL', KEYS[1], 'id', unpack(unset))
+if v1 then redis.call('HSET', V1APPS, ARGV[4], ARGV[1]) end
+if (was[5] or '') ~= '' and (was[5] ~= ARGV[4] or not v1) and redis.call('HGET', V1APPS, was[5]) == ARGV[1] then
+  redis.call('HDEL', V1APPS, was[5])
+end
 if created then
   redis.call('HSET', KEYS[1], 'registered_at', ARGV[8])
   redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
@@ -201,6 +222,8 @@ redis.call('SET', KEYS[15], ARGV[10], 'PX', ARGV[9])
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'deprovisioned_at') ~= '' then return 'ok' end
 redis.call('HSET', KEYS[1], 'deprovisioned_at', ARGV[2])
+local app = get(KEYS[1], 'heroku_id')
+if app ~= '' and redis.call('HGET', KEYS[16], app) == ARGV[1] then redis.call('HDEL', KEYS[16], app) end
 -- The current credential's config stays in the index of live configs
 -- (rekey does not revoke it), but no app of this instance holds it any
 -- more: its entry is noted as this instance's (liveGoneKey), so that

@@ -80,6 +80,11 @@ var (
 	// its instance (Registration.Deletes): the partner deprovisioned the
 	// add-on meanwhile. Nothing is stored.
 	ErrDeletedSince = errors.New("the instance was deprovisioned (DELETE) after the registration began")
+	// ErrHerokuIDTaken refuses a V1 registration whose heroku_id another
+	// live V1 instance holds (v1AppsKey): Heroku's V1 calls name the app
+	// alone, so each instance's pushes would land in the other's app.
+	// Nothing is stored; the error names the other instance.
+	ErrHerokuIDTaken = errors.New("another live v1 instance has this heroku_id")
 	// ErrInvalidCredentialID means the issuer answered a mint with an id
 	// rekey cannot use (ValidID). The issuer answers every retry of the
 	// rotation the same, so the rotation cannot go on; the credential it
@@ -167,6 +172,26 @@ const keyPrefix = "rekey:"
 
 // instanceKey is a HASH of one instance's registration and rotation state.
 func instanceKey(id string) string { return keyPrefix + "instance:" + id }
+
+// HerokuIDTakenError is ErrHerokuIDTaken with the instance that holds the
+// heroku_id.
+type HerokuIDTakenError struct{ Holder string }
+
+func (e *HerokuIDTakenError) Error() string {
+	return fmt.Sprintf("%s (instance %s)", ErrHerokuIDTaken, e.Holder)
+}
+
+// Is makes errors.Is(err, ErrHerokuIDTaken) hold.
+func (e *HerokuIDTakenError) Is(target error) bool { return target == ErrHerokuIDTaken }
+
+// v1AppsKey is a HASH: the heroku_id of each live V1 instance, and the
+// instance's id. A V1 push names the app by its heroku_id alone, so no two
+// live V1 instances may share one (putInstanceScript); a deprovisioning
+// drops the instance's field, and the clock's Reindex adds those of
+// instances registered before the index existed.
+//
+//	rekey:v1_apps
+func v1AppsKey() string { return keyPrefix + "v1_apps" }
 
 // instancesKey is a ZSET of every live (not deprovisioned) instance id,
 // scored by registration time in milliseconds.
@@ -277,6 +302,8 @@ func scriptError(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, ErrCredentialRevokeDue)
 	case msg == "deleted_since":
 		return fmt.Errorf("%s: %w", op, ErrDeletedSince)
+	case strings.HasPrefix(msg, "heroku_id_taken"):
+		return fmt.Errorf("%s: %w", op, &HerokuIDTakenError{Holder: strings.TrimSpace(strings.TrimPrefix(msg, "heroku_id_taken"))})
 	case msg == "reminted":
 		return fmt.Errorf("%s: %w", op, ErrReminted)
 	case msg == "config_live_elsewhere":

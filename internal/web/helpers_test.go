@@ -318,9 +318,10 @@ func (f *fixture) registerWithGrant(id string) (string, heroku.Token) {
 	return code, tok
 }
 
-// v1Instance is a V1 registration.
+// v1Instance is a V1 registration, of an app of its own (one heroku_id
+// per live V1 instance).
 func v1Instance(id string) store.Registration {
-	return store.Registration{ID: id, APIVersion: store.APIv1, HerokuID: "app123@heroku.com", ConfigVars: []string{"MYADDON_URL"}}
+	return store.Registration{ID: id, APIVersion: store.APIv1, HerokuID: "app-" + id + "@heroku.com", ConfigVars: []string{"MYADDON_URL"}}
 }
 
 // signedV3 is a V3 sign-in for id at the Unix time ts, correctly signed.
