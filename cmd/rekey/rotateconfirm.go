@@ -135,10 +135,11 @@ type planOutput struct {
 	AppsReleased     int     `json:"apps_released_at_least"`
 	PerHour          int     `json:"budget_calls_per_hour"`
 	EstimatedSeconds float64 `json:"estimated_seconds_at_least"`
-	// GraceSeconds is the grace --grace asks for the old credentials;
-	// omitted without it: each instance's own, else REKEY_GRACE (the text
-	// plan's grace line says which, as the running workers apply it).
-	GraceSeconds float64 `json:"grace_seconds,omitempty"`
+	// GraceAskedSeconds is the grace --grace asks for the old
+	// credentials; omitted without it: each instance's own, else
+	// REKEY_GRACE. The running workers hold it to their REKEY_MIN_GRACE and
+	// REKEY_MAX_GRACE, which the text plan's grace line applies.
+	GraceAskedSeconds float64 `json:"grace_asked_seconds,omitempty"`
 	// Invalid lists what --skip-invalid leaves out, as the request's own
 	// --json does.
 	Invalid []invalidID `json:"invalid,omitempty"`
@@ -148,5 +149,5 @@ func newPlanOutput(pl fleet.Plan, grace time.Duration, problems []fleet.Problem)
 	return planOutput{Instances: pl.Named, Rotate: pl.Rotate, Queue: pl.Queue, InFlight: pl.InFlight,
 		Deprovisioned: pl.Deprovisioned, Unknown: pl.Unknown, PreviousWaiting: pl.PreviousWaiting, AtCap: pl.AtCap,
 		HerokuCalls: pl.Calls(), ReadBacks: pl.ReadBacks, FirstReads: pl.FirstReads, TokenRefreshes: pl.TokenRefreshes, AppsReleased: pl.Rotate, PerHour: pl.PerHour,
-		EstimatedSeconds: roundDuration(pl.Duration).Seconds(), GraceSeconds: grace.Seconds(), Invalid: invalidIDs(problems)}
+		EstimatedSeconds: roundDuration(pl.Duration).Seconds(), GraceAskedSeconds: grace.Seconds(), Invalid: invalidIDs(problems)}
 }

@@ -158,9 +158,9 @@ func TestRotatePlanSaysTheGrace(t *testing.T) {
 		if err := json.Unmarshal(c.stdout.Bytes(), &got); err != nil {
 			t.Fatalf("%v: %s", err, c.stdout)
 		}
-		g, _ := got["grace_seconds"].(float64)
-		if _, present := got["grace_seconds"]; g != tc.want || (tc.want == 0 && present) {
-			t.Errorf("--plan --json %v: grace_seconds %v (present %v), want %v (absent for 0)", tc.args, got["grace_seconds"], present, tc.want)
+		g, _ := got["grace_asked_seconds"].(float64)
+		if _, present := got["grace_asked_seconds"]; g != tc.want || (tc.want == 0 && present) {
+			t.Errorf("--plan --json %v: grace_asked_seconds %v (present %v), want %v (absent for 0)", tc.args, got["grace_asked_seconds"], present, tc.want)
 		}
 	}
 }

@@ -81,7 +81,9 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 		if w.Wait(wctx) == nil {
 			if err := a.checkServer(wctx, true); err != nil {
 				refuse(err)
+				return
 			}
+			a.warnShared(wctx) // a proxy that refuses INFO may still answer SCAN
 		}
 	}()
 	a.keepClock(wctx)
@@ -126,7 +128,6 @@ func (a *app) checkServer(ctx context.Context, warnEvict bool) error {
 	if w := s.EvictionWarning(); w != "" {
 		a.log.Error().Str("policy", s.MaxmemoryPolicy).Str("detail", w).Msg("redis_evicts")
 	}
-	a.warnShared(ctx)
 	return nil
 }
 

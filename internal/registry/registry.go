@@ -533,15 +533,17 @@ func refusedCurrent(id, credID string, err error) error {
 }
 
 // herokuIDTaken is the answer's sentence for a V1 registration whose
-// heroku_id another live V1 instance holds; err names that instance.
+// heroku_id another live V1 instance holds with a var of the same name;
+// err names that instance and the var.
 func herokuIDTaken(herokuID string, err error) error {
-	holder := "another live v1 instance"
+	holder, name := "another live v1 instance", "a config var"
 	if taken, ok := errors.AsType[*store.HerokuIDTakenError](err); ok {
-		holder = "live v1 instance " + taken.Holder
+		holder, name = "live v1 instance "+taken.Holder, taken.ConfigVar
 	}
-	return fmt.Errorf("heroku_id %q is that of %s: Heroku's v1 calls name the app alone, so each rotation of "+
-		"either would put its credential in the other's app; nothing was stored. Check the heroku_id; if the "+
-		"add-on really moved, deprovision the other instance first", herokuID, holder)
+	return fmt.Errorf("heroku_id %q is that of %s, which sets %s too: Heroku's v1 calls name the app alone, so "+
+		"each rotation of either would put its credential in the other's config; nothing was stored. Check the "+
+		"heroku_id (a second install of the add-on on one app has config vars of other names); if the add-on "+
+		"really moved, deprovision the other instance first", herokuID, holder, name)
 }
 
 func tokenRequired(id string) error {

@@ -212,7 +212,10 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	if errors.As(err, &conflict) {
 		return &PeriodError{Published: conflict.Published, Own: conflict.Own}
 	}
-	if err != nil || s.p.Period == 0 {
+	if err != nil {
+		return err
+	}
+	if err := s.indexV1Apps(ctx); err != nil || s.p.Period == 0 {
 		return err
 	}
 	n, err := s.p.Store.Reindex(ctx, changed)
@@ -221,6 +224,25 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	}
 	s.p.Logger.Info().Bool("period_changed", changed).Int("entries", n).Dur("period", s.p.Period).
 		Int("cap", s.cap).Msg("schedule_indexed")
+	return nil
+}
+
+// indexV1Apps fills the index of V1 apps for instances registered before
+// it existed (store.IndexV1Apps), scheduled rotation on or off, and logs
+// each pair of live V1 instances that already set a var of one app:
+// every push of either lands in the config both apps' dynos read, which no
+// registration can undo; the partner must deprovision the wrong one.
+func (s *Scheduler) indexV1Apps(ctx context.Context) error {
+	shared, err := s.p.Store.IndexV1Apps(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sh := range shared {
+		s.p.Logger.Error().Str("heroku_id", sh.HerokuID).Str("config_var", sh.ConfigVar).
+			Strs("instances", sh.Instances[:]).Str("detail", "two live v1 instances set this config var of one app: "+
+			"each rotation of either puts its credential in that app's config, so one customer's secret reaches "+
+			"the other's app; deprovision the instance registered with the wrong heroku_id").Msg("v1_app_shared")
+	}
 	return nil
 }
 

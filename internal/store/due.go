@@ -156,15 +156,14 @@ type reindexKeys struct {
 	instance string // KEYS[1] -> rekey:instance:<id>
 	due      string // KEYS[2] -> rekey:due
 	schedule string // KEYS[3] -> rekey:schedule
-	v1Apps   string // KEYS[4] -> rekey:v1_apps
 }
 
-func (k reindexKeys) list() []string { return []string{k.instance, k.due, k.schedule, k.v1Apps} }
+func (k reindexKeys) list() []string { return []string{k.instance, k.due, k.schedule} }
 
 // reindexPage runs reindexScript for ids in one pipeline.
 func (s *Store) reindexPage(ctx context.Context, ids []string, mode string) (int, error) {
 	keys := func(id string) []string {
-		return reindexKeys{instance: instanceKey(id), due: dueKey(), schedule: scheduleKey(), v1Apps: v1AppsKey()}.list()
+		return reindexKeys{instance: instanceKey(id), due: dueKey(), schedule: scheduleKey()}.list()
 	}
 	args := func(id string) []any { return []any{id, slotHash(id), DefaultRotationPeriod.Milliseconds(), mode} }
 	pipe := s.rdb.Pipeline()

@@ -146,18 +146,12 @@ return 'ok'
 // reindexScript puts one instance's due entry right: removed when the
 // instance is not schedulable, otherwise set to first_due. With mode
 // "missing" an existing entry is kept (backfill); with "all" it is
-// recomputed (the period changed). A live V1 instance's heroku_id joins the
-// index of V1 apps (v1AppsKey) unless another instance holds it there: one
-// registered before the index existed.
+// recomputed (the period changed).
 //
 // KEYS: reindexKeys (due.go), one field per key, in order.
 // ARGV: instance id, slot hash, default period ms, mode.
 // Returns 1 when the entry was written or removed, 0 when left alone.
 var reindexScript = eventScript(luaSchedule, `
-local v = redis.call('HMGET', KEYS[1], 'api_version', 'heroku_id', 'deprovisioned_at')
-if v[1] == 'v1' and (v[2] or '') ~= '' and (v[3] or '') == '' then
-  redis.call('HSETNX', KEYS[4], v[2], ARGV[1])
-end
 if not schedulable(KEYS[1]) then return redis.call('ZREM', KEYS[2], ARGV[1]) end
 local p = sched_period(KEYS[3], ARGV[3])
 if p <= 0 then return 0 end

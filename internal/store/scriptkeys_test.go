@@ -23,8 +23,8 @@ func TestScriptKeysInOrder(t *testing.T) {
 		more   []string // Lua the script includes that reads its KEYS too
 	}{
 		{"claimScript", newClaimKeys("inst", "rot"), []string{"luaLimits"}},
-		{"putInstanceLua", newPutInstanceKeys("inst", "cred"), []string{"putInstanceScript"}},
-		{"registerScript", newRegisterKeys("inst", "cred"), []string{"putInstanceLua"}},
+		{"putInstanceLua", newPutInstanceKeys("inst", "cred"), []string{"putInstanceScript", "luaV1Apps"}},
+		{"registerScript", newRegisterKeys("inst", "cred"), []string{"putInstanceLua", "luaV1Apps"}},
 		{"claimGrantScript", newClaimGrantKeys("inst"), nil},
 		{"releaseGrantScript", releaseGrantKeys{claim: grantClaimKey("inst")}, nil},
 		{"savePendingScript", newSavePendingKeys("inst", "rot", "cred"), nil},
@@ -47,7 +47,8 @@ func TestScriptKeysInOrder(t *testing.T) {
 			instanceEvents: historyKey("inst"), events: eventsKey()}, nil},
 		{"unquarantineScript", unquarantineKeys{instance: instanceKey("inst"), due: dueKey(), schedule: scheduleKey(),
 			quarantined: quarantinedKey(), instanceEvents: historyKey("inst"), events: eventsKey()}, nil},
-		{"reindexScript", reindexKeys{instance: instanceKey("inst"), due: dueKey(), schedule: scheduleKey(), v1Apps: v1AppsKey()}, nil},
+		{"reindexScript", reindexKeys{instance: instanceKey("inst"), due: dueKey(), schedule: scheduleKey()}, nil},
+		{"indexV1Script", indexV1Keys{instance: instanceKey("inst"), v1Apps: v1AppsKey()}, []string{"luaV1Apps"}},
 		{"addEventScript", addEventKeys{history: historyKey("inst"), events: eventsKey()}, nil},
 		{"migrateHistoryScript", migrateHistoryKeys{legacy: legacyEventsKey("inst"), history: historyKey("inst")}, nil},
 		{"saveTokenScript", newSaveTokenKeys("inst"), nil},

@@ -28,6 +28,7 @@ var namedScripts = map[string]*redis.Script{
 	"expireRetired":      expireRetiredScript,
 	"fail":               failScript,
 	"forgetStrayDue":     forgetStrayDueScript,
+	"indexV1":            indexV1Script,
 	"learnFingerprint":   learnFingerprintScript,
 	"markPush":           markPushScript,
 	"markRevoked":        markRevokedScript,

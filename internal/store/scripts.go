@@ -43,7 +43,7 @@ end
 // deprovisioning discarded with their push outcome unknown, and the one
 // current before it when another is named, are kept unconfirmed: the
 // DELETE may have been a mistake, and the app may hold any of them.
-var putInstanceScript = eventScript(luaSchedule, luaRetention, `local V1APPS = KEYS[15]`+"\n"+putInstanceLua)
+var putInstanceScript = eventScript(luaSchedule, luaRetention, luaV1Apps, `local V1APPS = KEYS[15]`+"\n"+putInstanceLua)
 
 // putInstanceLua is putInstanceScript's body; registerScript (register.go)
 // runs it too, with the instance's tokens, in one step. Each names the
@@ -61,18 +61,18 @@ local was = redis.call('HMGET', KEYS[1], 'deprovisioned_at', 'current', 'deprovi
   'config_vars')
 local revived = (was[1] or '') ~= ''
 -- A V1 push names the app by its heroku_id alone: a second live V1
--- instance under one would push its credentials into the other's app (a
--- customer's secret handed to another) and never into its own. The field
--- of an instance deprovisioned, or registered again under another
--- heroku_id or as V3, no longer counts.
+-- instance of the app setting a var of the same name would push its
+-- credentials into the other's config (a customer's secret handed to
+-- another) and never into its own (v1AppsKey). Installs of one add-on on
+-- one app (many_per_app) set vars of their own names.
 local v1 = ARGV[2] == 'v1' and ARGV[4] ~= ''
+local app = string.lower(ARGV[4])
 if v1 then
-  local owner = redis.call('HGET', V1APPS, ARGV[4])
-  if owner and owner ~= ARGV[1] then
-    local o = redis.call('HMGET', string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1]) .. owner, 'api_version', 'heroku_id',
-      'deprovisioned_at')
-    if o[1] == 'v1' and o[2] == ARGV[4] and (o[3] or '') == '' then
-      return redis.error_reply('heroku_id_taken ' .. owner)
+  local prefix = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1])
+  for name in string.gmatch(ARGV[3], '[^,]+') do
+    local owner = redis.call('HGET', V1APPS, app .. '/' .. name)
+    if owner and owner ~= ARGV[1] and v1_sets(prefix .. owner, app, name) then
+      return redis.error_reply('heroku_id_taken ' .. owner .. ' ' .. name)
     end
   end
 end
@@ -120,9 +120,22 @@ if not created and not revived then
 end
 redis.call('HSET', KEYS[1], unpack(set))
 redis.call('HDEL', KEYS[1], 'id', unpack(unset))
-if v1 then redis.call('HSET', V1APPS, ARGV[4], ARGV[1]) end
-if (was[5] or '') ~= '' and (was[5] ~= ARGV[4] or not v1) and redis.call('HGET', V1APPS, was[5]) == ARGV[1] then
-  redis.call('HDEL', V1APPS, was[5])
+-- The index follows the registration: the fields of the app and vars it
+-- had go, unless it keeps them, and those it has now are its own.
+local fields = {}
+if v1 then
+  for name in string.gmatch(ARGV[3], '[^,]+') do fields[app .. '/' .. name] = true end
+end
+if was[4] == 'v1' and (was[5] or '') ~= '' then
+  for name in string.gmatch(was[6] or '', '[^,]+') do
+    local f = string.lower(was[5]) .. '/' .. name
+    if not fields[f] and redis.call('HGET', V1APPS, f) == ARGV[1] then redis.call('HDEL', V1APPS, f) end
+  end
+end
+if v1 then
+  local fv = {}
+  for f in pairs(fields) do fv[#fv + 1], fv[#fv + 2] = f, ARGV[1] end
+  redis.call('HSET', V1APPS, unpack(fv))
 end
 if created then
   redis.call('HSET', KEYS[1], 'registered_at', ARGV[8])
@@ -222,8 +235,14 @@ redis.call('SET', KEYS[15], ARGV[10], 'PX', ARGV[9])
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'deprovisioned_at') ~= '' then return 'ok' end
 redis.call('HSET', KEYS[1], 'deprovisioned_at', ARGV[2])
-local app = get(KEYS[1], 'heroku_id')
-if app ~= '' and redis.call('HGET', KEYS[16], app) == ARGV[1] then redis.call('HDEL', KEYS[16], app) end
+-- Its fields in the index of V1 apps go (v1AppsKey).
+local v = redis.call('HMGET', KEYS[1], 'api_version', 'heroku_id', 'config_vars')
+if v[1] == 'v1' and (v[2] or '') ~= '' then
+  for name in string.gmatch(v[3] or '', '[^,]+') do
+    local f = string.lower(v[2]) .. '/' .. name
+    if redis.call('HGET', KEYS[16], f) == ARGV[1] then redis.call('HDEL', KEYS[16], f) end
+  end
+end
 -- The current credential's config stays in the index of live configs
 -- (rekey does not revoke it), but no app of this instance holds it any
 -- more: its entry is noted as this instance's (liveGoneKey), so that

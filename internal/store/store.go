@@ -81,10 +81,11 @@ var (
 	// add-on meanwhile. Nothing is stored.
 	ErrDeletedSince = errors.New("the instance was deprovisioned (DELETE) after the registration began")
 	// ErrHerokuIDTaken refuses a V1 registration whose heroku_id another
-	// live V1 instance holds (v1AppsKey): Heroku's V1 calls name the app
-	// alone, so each instance's pushes would land in the other's app.
-	// Nothing is stored; the error names the other instance.
-	ErrHerokuIDTaken = errors.New("another live v1 instance has this heroku_id")
+	// live V1 instance holds with a config var of the same name
+	// (v1AppsKey): Heroku's V1 calls name the app alone, so each
+	// instance's pushes would land in the other's config. Nothing is
+	// stored; the error names the other instance and the var.
+	ErrHerokuIDTaken = errors.New("another live v1 instance of this heroku_id sets a config var of the same name")
 	// ErrInvalidCredentialID means the issuer answered a mint with an id
 	// rekey cannot use (ValidID). The issuer answers every retry of the
 	// rotation the same, so the rotation cannot go on; the credential it
@@ -174,21 +175,24 @@ const keyPrefix = "rekey:"
 func instanceKey(id string) string { return keyPrefix + "instance:" + id }
 
 // HerokuIDTakenError is ErrHerokuIDTaken with the instance that holds the
-// heroku_id.
-type HerokuIDTakenError struct{ Holder string }
+// heroku_id and the config var both would set.
+type HerokuIDTakenError struct{ Holder, ConfigVar string }
 
 func (e *HerokuIDTakenError) Error() string {
-	return fmt.Sprintf("%s (instance %s)", ErrHerokuIDTaken, e.Holder)
+	return fmt.Sprintf("%s (instance %s, %s)", ErrHerokuIDTaken, e.Holder, e.ConfigVar)
 }
 
 // Is makes errors.Is(err, ErrHerokuIDTaken) hold.
 func (e *HerokuIDTakenError) Is(target error) bool { return target == ErrHerokuIDTaken }
 
-// v1AppsKey is a HASH: the heroku_id of each live V1 instance, and the
-// instance's id. A V1 push names the app by its heroku_id alone, so no two
-// live V1 instances may share one (putInstanceScript); a deprovisioning
-// drops the instance's field, and the clock's Reindex adds those of
-// instances registered before the index existed.
+// v1AppsKey is a HASH: for each config var of each live V1 instance, the
+// instance's id under its heroku_id (in lower case) and the var's name,
+// "app123@heroku.com/MYADDON_URL". A V1 push names the app by its
+// heroku_id alone, so no two live V1 instances of one app may set a var
+// of the same name (putInstanceScript); installs of one add-on on one app
+// (Heroku's many_per_app) have vars of their own names. A deprovisioning
+// drops the instance's fields, and the clock adds those of instances
+// registered before the index existed (IndexV1Apps).
 //
 //	rekey:v1_apps
 func v1AppsKey() string { return keyPrefix + "v1_apps" }
@@ -303,7 +307,8 @@ func scriptError(op string, err error) error {
 	case msg == "deleted_since":
 		return fmt.Errorf("%s: %w", op, ErrDeletedSince)
 	case strings.HasPrefix(msg, "heroku_id_taken"):
-		return fmt.Errorf("%s: %w", op, &HerokuIDTakenError{Holder: strings.TrimSpace(strings.TrimPrefix(msg, "heroku_id_taken"))})
+		holder, name, _ := strings.Cut(strings.TrimSpace(strings.TrimPrefix(msg, "heroku_id_taken")), " ")
+		return fmt.Errorf("%s: %w", op, &HerokuIDTakenError{Holder: holder, ConfigVar: name})
 	case msg == "reminted":
 		return fmt.Errorf("%s: %w", op, ErrReminted)
 	case msg == "config_live_elsewhere":

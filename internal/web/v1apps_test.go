@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,19 +11,25 @@ import (
 )
 
 // A V1 instance registered with the heroku_id of another live V1 instance
-// (an import file's line copied and edited by hand, a partner's script
-// reading the wrong column) is refused with 422 naming the other instance,
-// and nothing is stored: Heroku's V1 calls name the app alone, so its
-// rotations would have put its credentials into the other customer's app.
-// A live instance registered again under another's heroku_id is refused
-// too, and keeps its own. Once the first is deprovisioned, or registered
-// under another heroku_id, its old one is free.
+// and a config var of the same name (an import file's line copied and
+// edited by hand, a partner's script reading the wrong column) is refused
+// with 422 naming the other instance and the var, and nothing is stored:
+// Heroku's V1 calls name the app alone, so its rotations would have put
+// its credentials into the other customer's config. The heroku_id is
+// compared without case. A second install of the add-on on one app
+// (many_per_app), whose vars have other names, registers. A live instance
+// registered again under another's heroku_id is refused too, and keeps its
+// own. Once the first is deprovisioned, or registered under another
+// heroku_id, its old one is free.
 func TestV1HerokuIDOfAnotherLiveInstanceIsRefused(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	v1 := func(app string) string {
-		return `{"api_version":"v1","heroku_id":"` + app + `","config_vars":["MYADDON_URL"]}`
+	v1 := func(app string, vars ...string) string {
+		if len(vars) == 0 {
+			vars = []string{"MYADDON_URL"}
+		}
+		return `{"api_version":"v1","heroku_id":"` + app + `","config_vars":["` + strings.Join(vars, `","`) + `"]}`
 	}
 	put := func(id, body string) reply {
 		t.Helper()
@@ -34,13 +41,19 @@ func TestV1HerokuIDOfAnotherLiveInstanceIsRefused(t *testing.T) {
 	if resp := put("inst-a", v1("app1@heroku.com")); resp.status >= 300 {
 		t.Fatalf("PUT inst-a again, unchanged: %d %s", resp.status, resp.body)
 	}
-	resp := put("inst-b", v1("app1@heroku.com"))
-	if resp.status != http.StatusUnprocessableEntity || !strings.Contains(resp.body, "inst-a") ||
-		!strings.Contains(resp.body, "heroku_id") {
-		t.Errorf("PUT inst-b with inst-a's heroku_id: %d %s, want 422 naming heroku_id and inst-a", resp.status, resp.body)
+	for _, body := range []string{v1("app1@heroku.com"), v1("APP1@Heroku.com", "MYADDON_HOST", "MYADDON_URL")} {
+		resp := put("inst-b", body)
+		if resp.status != http.StatusUnprocessableEntity || !strings.Contains(resp.body, "inst-a") ||
+			!strings.Contains(resp.body, "heroku_id") || !strings.Contains(resp.body, "MYADDON_URL") {
+			t.Errorf("PUT inst-b %s: %d %s, want 422 naming heroku_id, inst-a and MYADDON_URL", body, resp.status, resp.body)
+		}
+		if _, err := f.st.Instance(ctx, "inst-b"); err == nil {
+			t.Fatalf("inst-b was stored under inst-a's heroku_id by %s", body)
+		}
 	}
-	if _, err := f.st.Instance(ctx, "inst-b"); err == nil {
-		t.Error("inst-b was stored under inst-a's heroku_id")
+	// A second install on app1, its vars named after its attachment.
+	if resp := put("inst-blue", v1("app1@heroku.com", "MYADDON_BLUE_URL")); resp.status >= 300 {
+		t.Errorf("PUT a second install of app1 with vars of its own: %d %s, want it registered", resp.status, resp.body)
 	}
 	if resp := put("inst-b", v1("app2@heroku.com")); resp.status >= 300 {
 		t.Fatalf("PUT inst-b: %d %s", resp.status, resp.body)
@@ -71,8 +84,9 @@ func TestV1HerokuIDOfAnotherLiveInstanceIsRefused(t *testing.T) {
 	if resp := put("inst-d", v1("app3@heroku.com")); resp.status >= 300 {
 		t.Errorf("PUT inst-d with the heroku_id of deprovisioned inst-a: %d %s", resp.status, resp.body)
 	}
-	if err := f.st.PutInstance(ctx, store.Registration{ID: "inst-e", APIVersion: store.APIv1, HerokuID: "app3@heroku.com",
-		ConfigVars: []string{"MYADDON_URL"}}); err == nil || !strings.Contains(err.Error(), "inst-d") {
-		t.Errorf("store.PutInstance of inst-e with inst-d's heroku_id: %v, want it refused naming inst-d", err)
+	err := f.st.PutInstance(ctx, store.Registration{ID: "inst-e", APIVersion: store.APIv1, HerokuID: "app3@heroku.com",
+		ConfigVars: []string{"MYADDON_URL"}})
+	if taken, ok := errors.AsType[*store.HerokuIDTakenError](err); !ok || taken.Holder != "inst-d" || taken.ConfigVar != "MYADDON_URL" {
+		t.Errorf("store.PutInstance of inst-e with inst-d's heroku_id: %v, want it refused naming inst-d and MYADDON_URL", err)
 	}
 }
