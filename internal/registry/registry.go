@@ -542,8 +542,9 @@ func herokuIDTaken(herokuID string, err error) error {
 	}
 	return fmt.Errorf("heroku_id %q is that of %s, which sets %s too: Heroku's v1 calls name the app alone, so "+
 		"each rotation of either would put its credential in the other's config; nothing was stored. Check the "+
-		"heroku_id (a second install of the add-on on one app has config vars of other names); if the add-on "+
-		"really moved, deprovision the other instance first", herokuID, holder, name)
+		"heroku_id; a second install of the add-on on one app cannot be told apart over v1: register it as v3 "+
+		"(its calls name the add-on); if the add-on really moved, deprovision the other instance first",
+		herokuID, holder, name)
 }
 
 func tokenRequired(id string) error {

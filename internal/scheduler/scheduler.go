@@ -215,15 +215,15 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.indexV1Apps(ctx); err != nil || s.p.Period == 0 {
-		return err
+	if s.p.Period != 0 {
+		n, err := s.p.Store.Reindex(ctx, changed)
+		if err != nil {
+			return err
+		}
+		s.p.Logger.Info().Bool("period_changed", changed).Int("entries", n).Dur("period", s.p.Period).
+			Int("cap", s.cap).Msg("schedule_indexed")
 	}
-	n, err := s.p.Store.Reindex(ctx, changed)
-	if err != nil {
-		return err
-	}
-	s.p.Logger.Info().Bool("period_changed", changed).Int("entries", n).Dur("period", s.p.Period).
-		Int("cap", s.cap).Msg("schedule_indexed")
+	s.indexV1Apps(ctx)
 	return nil
 }
 
@@ -231,11 +231,13 @@ func (s *Scheduler) Start(ctx context.Context) error {
 // it existed (store.IndexV1Apps), scheduled rotation on or off, and logs
 // each pair of live V1 instances that already set a var of one app:
 // every push of either lands in the config both apps' dynos read, which no
-// registration can undo; the partner must deprovision the wrong one.
-func (s *Scheduler) indexV1Apps(ctx context.Context) error {
+// registration can undo; the partner must deprovision the wrong one. It
+// runs after the schedule's index, and a failure is logged, not returned:
+// registrations check the index as they are, and the next start fills it.
+func (s *Scheduler) indexV1Apps(ctx context.Context) {
 	shared, err := s.p.Store.IndexV1Apps(ctx)
 	if err != nil {
-		return err
+		s.p.Logger.Warn().Str("error", err.Error()).Msg("v1_apps_index_failed")
 	}
 	for _, sh := range shared {
 		s.p.Logger.Error().Str("heroku_id", sh.HerokuID).Str("config_var", sh.ConfigVar).
@@ -243,7 +245,6 @@ func (s *Scheduler) indexV1Apps(ctx context.Context) error {
 			"each rotation of either puts its credential in that app's config, so one customer's secret reaches "+
 			"the other's app; deprovision the instance registered with the wrong heroku_id").Msg("v1_app_shared")
 	}
-	return nil
 }
 
 // PeriodError is a scheduler that will not start or sweep because its

@@ -63,8 +63,8 @@ local revived = (was[1] or '') ~= ''
 -- A V1 push names the app by its heroku_id alone: a second live V1
 -- instance of the app setting a var of the same name would push its
 -- credentials into the other's config (a customer's secret handed to
--- another) and never into its own (v1AppsKey). Installs of one add-on on
--- one app (many_per_app) set vars of their own names.
+-- another) and never into its own (v1AppsKey). Instances of one app that
+-- set vars of other names register.
 local v1 = ARGV[2] == 'v1' and ARGV[4] ~= ''
 local app = string.lower(ARGV[4])
 if v1 then

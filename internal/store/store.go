@@ -189,8 +189,10 @@ func (e *HerokuIDTakenError) Is(target error) bool { return target == ErrHerokuI
 // instance's id under its heroku_id (in lower case) and the var's name,
 // "app123@heroku.com/MYADDON_URL". A V1 push names the app by its
 // heroku_id alone, so no two live V1 instances of one app may set a var
-// of the same name (putInstanceScript); installs of one add-on on one app
-// (Heroku's many_per_app) have vars of their own names. A deprovisioning
+// of the same name (putInstanceScript). Heroku's many_per_app installs of
+// one add-on on one app are sent the same names (Heroku prefixes them on
+// the app's side), and no V1 call addresses one install of several: such
+// an install registers as V3, whose calls name the add-on. A deprovisioning
 // drops the instance's fields, and the clock adds those of instances
 // registered before the index existed (IndexV1Apps).
 //

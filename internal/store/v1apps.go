@@ -26,14 +26,15 @@ end
 // holds for the same var stays that instance's, and is returned.
 //
 // KEYS: indexV1Keys, one field per key, in order. ARGV: instance id.
-// Returns {holder, var, holder, var...}: the other live instances that set
-// a var of the instance's app, one pair a var; empty when none.
+// Returns {heroku_id, holder, var, holder, var...}: the instance's
+// heroku_id, then the other live instances that set a var of its app, one
+// pair a var; empty when none.
 var indexV1Script = redis.NewScript(luaV1Apps + `
 local v = redis.call('HMGET', KEYS[1], 'api_version', 'heroku_id', 'deprovisioned_at', 'config_vars')
 if v[1] ~= 'v1' or (v[2] or '') == '' or (v[3] or '') ~= '' then return {} end
 local app = string.lower(v[2])
 local prefix = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1])
-local shared = {}
+local shared = {v[2]}
 for name in string.gmatch(v[4] or '', '[^,]+') do
   local f = app .. '/' .. name
   local owner = redis.call('HGET', KEYS[2], f)
@@ -43,6 +44,7 @@ for name in string.gmatch(v[4] or '', '[^,]+') do
     redis.call('HSET', KEYS[2], f, ARGV[1])
   end
 end
+if #shared == 1 then return {} end
 return shared
 `)
 
@@ -87,20 +89,13 @@ func (s *Store) IndexV1Apps(ctx context.Context) ([]V1AppShared, error) {
 			if err := c.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
 				c = indexV1Script.Run(ctx, s.rdb, keys(ids[i]), ids[i]) // the script cache was flushed
 			}
-			pairs, err := c.StringSlice()
+			res, err := c.StringSlice()
 			if err != nil {
 				return fmt.Errorf("index v1 app of %s: %w", ids[i], err)
 			}
-			if len(pairs) == 0 {
-				continue
-			}
-			in, err := s.Instance(ctx, ids[i])
-			if err != nil {
-				return err
-			}
-			for j := 0; j+1 < len(pairs); j += 2 {
-				shared = append(shared, V1AppShared{HerokuID: in.HerokuID, ConfigVar: pairs[j+1],
-					Instances: [2]string{pairs[j], ids[i]}})
+			for j := 1; j+1 < len(res); j += 2 {
+				shared = append(shared, V1AppShared{HerokuID: res[0], ConfigVar: res[j+1],
+					Instances: [2]string{res[j], ids[i]}})
 			}
 		}
 		return nil

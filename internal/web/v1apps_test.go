@@ -16,8 +16,8 @@ import (
 // with 422 naming the other instance and the var, and nothing is stored:
 // Heroku's V1 calls name the app alone, so its rotations would have put
 // its credentials into the other customer's config. The heroku_id is
-// compared without case. A second install of the add-on on one app
-// (many_per_app), whose vars have other names, registers. A live instance
+// compared without case. An instance of the app that sets vars of other
+// names registers. A live instance
 // registered again under another's heroku_id is refused too, and keeps its
 // own. Once the first is deprovisioned, or registered under another
 // heroku_id, its old one is free.
@@ -51,9 +51,9 @@ func TestV1HerokuIDOfAnotherLiveInstanceIsRefused(t *testing.T) {
 			t.Fatalf("inst-b was stored under inst-a's heroku_id by %s", body)
 		}
 	}
-	// A second install on app1, its vars named after its attachment.
+	// Another instance of app1, setting other vars.
 	if resp := put("inst-blue", v1("app1@heroku.com", "MYADDON_BLUE_URL")); resp.status >= 300 {
-		t.Errorf("PUT a second install of app1 with vars of its own: %d %s, want it registered", resp.status, resp.body)
+		t.Errorf("PUT another instance of app1 with vars of its own: %d %s, want it registered", resp.status, resp.body)
 	}
 	if resp := put("inst-b", v1("app2@heroku.com")); resp.status >= 300 {
 		t.Fatalf("PUT inst-b: %d %s", resp.status, resp.body)
