@@ -189,6 +189,7 @@ func testUsageErrors(t *testing.T, bin binary) {
 		{[]string{"rotate", "--al", "--plan"}, 2, "unknown flag: --al; did you mean --all?"},
 		{[]string{"batches", "show", "bat_1", "--wiat"}, 2, "unknown flag: --wiat; did you mean --wait?"},
 		{[]string{"rotate", "--queue", "fast", "inst-00000"}, 2, `--queue "fast"`},
+		{[]string{"rotate", "--grace", "3d", "inst-00000"}, 2, "use a Go duration such as 2h or 90m (Go durations have no days: 3d is 72h)"},
 		{[]string{"scheduler", "--interval", "1ms"}, 2, "--interval must be at least 1s"},
 		{[]string{"scheduler", "set", "inst-00000"}, 2, "name what to change: --opt-out, --opt-in or --window"},
 		{[]string{"scheduler", "set", "inst-nope", "--window", "25-03"}, 2, "--window: "},

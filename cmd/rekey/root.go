@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rekeyhq/rekey/internal/config"
+	"github.com/rekeyhq/rekey/internal/printable"
 )
 
 // newRootCmd builds rekey's command tree. Each command's constructor lives
@@ -84,7 +85,7 @@ func flagError(c *cobra.Command, err error) error {
 	msg := err.Error()
 	var invalid *pflag.InvalidValueError
 	if errors.As(err, &invalid) && invalid.GetFlag() != nil && invalid.GetFlag().Value.Type() == "duration" {
-		msg += "; use a Go duration such as 2h or 90m (units ns, us, ms, s, m and h, in lower case; 90 days is 2160h)"
+		msg += "; use a Go duration such as 2h or 90m (" + printable.DurationHint(invalid.GetValue()) + ")"
 	}
 	if name, ok := strings.CutPrefix(msg, "unknown flag: --"); ok {
 		var known []string

@@ -21,6 +21,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/issuer/pgissuer"
+	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -545,7 +546,11 @@ func (p *parser) duration(name string, def, lo time.Duration) time.Duration {
 		return def
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil || d < lo || d < 0 {
+	switch {
+	case err != nil:
+		p.fail(fmt.Errorf("%s must be a duration such as 2h or 90m (at least %s), got %q (%s)", name, lo, v,
+			printable.DurationHint(v)))
+	case d < lo || d < 0:
 		p.fail(fmt.Errorf("%s must be a duration such as 2h or 90m (at least %s), got %q", name, lo, v))
 	}
 	return d

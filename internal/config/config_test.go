@@ -311,3 +311,18 @@ func TestMissingEncryptionKeysPointsAtTheProcessesValue(t *testing.T) {
 		}
 	}
 }
+
+// A period or grace written in days, as people count them, is refused with
+// its value in hours: Go durations have no days.
+func TestADurationInDaysIsGivenBackInHours(t *testing.T) {
+	t.Parallel()
+	for name, want := range map[string]string{
+		"REKEY_ROTATION_PERIOD": "Go durations have no days: 90d is 2160h",
+		"REKEY_GRACE":           "Go durations have no days: 90d is 2160h",
+	} {
+		_, err := config.Load(env(map[string]string{name: "90d"}))
+		if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s=90d: %v, want it refused saying %q", name, err, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package printable
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -30,4 +31,22 @@ func Setting(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// DurationHint says, for a value time.ParseDuration refused, how to write
+// it: Go durations have no days nor weeks, which is what people reach for
+// ("90d", "2w"), so such a value is given back in hours; any other is
+// reminded of the units Go takes.
+func DurationHint(v string) string {
+	v = strings.TrimSpace(v)
+	for _, u := range []struct {
+		suffix, name string
+		hours        int
+	}{{"d", "days", 24}, {"w", "weeks", 24 * 7}} {
+		n, ok := strings.CutSuffix(strings.ToLower(v), u.suffix)
+		if count, err := strconv.Atoi(n); ok && err == nil && count > 0 && count <= 100000 {
+			return fmt.Sprintf("Go durations have no %s: %s is %dh", u.name, v, count*u.hours)
+		}
+	}
+	return "units ns, us, ms, s, m and h, in lower case; 90 days is 2160h"
 }

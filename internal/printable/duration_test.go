@@ -27,3 +27,18 @@ func TestDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestDurationHint(t *testing.T) {
+	for v, want := range map[string]string{
+		"90d":  "Go durations have no days: 90d is 2160h",
+		"2W":   "Go durations have no weeks: 2W is 336h",
+		"2H":   "units ns, us, ms, s, m and h, in lower case; 90 days is 2160h",
+		"1.5d": "units ns, us, ms, s, m and h, in lower case; 90 days is 2160h",
+		"-3d":  "units ns, us, ms, s, m and h, in lower case; 90 days is 2160h",
+		"soon": "units ns, us, ms, s, m and h, in lower case; 90 days is 2160h",
+	} {
+		if got := printable.DurationHint(v); got != want {
+			t.Errorf("DurationHint(%q) = %q, want %q", v, got, want)
+		}
+	}
+}

@@ -84,6 +84,9 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		// a Go duration only, and says so rather than read a number.
 		{"rotation grace a number of seconds", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":86400}`, 400, `"grace" must be a string`},
 		{"rotation grace without a unit", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"86400"}`, 422, `not a positive Go duration such as "2h"`},
+		// Days, as people count a grace: the answer gives it in hours.
+		{"rotation grace in days", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"2d"}`, 422, `Go durations have no days: 2d is 48h`},
+		{"registration grace in days", "PUT", "/api/v1/instances/inst-9", `{` + reg + `,"oauth":{"refresh_token":"r"},"grace":"3d"}`, 422, `Go durations have no days: 3d is 72h`},
 		{"rotation grace in nanoseconds", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"86400ns"}`, 422, "floor of 10m0s (REKEY_MIN_GRACE"},
 		{"fleet grace below the floor", "POST", "/api/v1/rotations", `{"all":true,"grace":"9m59s"}`, 422, "floor"},
 		{"rotation grace above the ceiling", "POST", "/api/v1/rotations", `{"instance_ids":["inst-1"],"grace":"2562047h"}`, 422, "ceiling of 168h0m0s (REKEY_MAX_GRACE"},
