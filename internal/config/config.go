@@ -546,12 +546,9 @@ func (p *parser) duration(name string, def, lo time.Duration) time.Duration {
 		return def
 	}
 	d, err := time.ParseDuration(v)
-	switch {
-	case err != nil:
-		p.fail(fmt.Errorf("%s must be a duration such as 2h or 90m (at least %s), got %q (%s)", name, lo, v,
-			printable.DurationHint(v)))
-	case d < lo || d < 0:
-		p.fail(fmt.Errorf("%s must be a duration such as 2h or 90m (at least %s), got %q", name, lo, v))
+	if err != nil || d < lo || d < 0 {
+		p.fail(fmt.Errorf("%s must be a duration such as 2h or 90m (at least %s), got %q%s", name, lo, v,
+			printable.RefusedDurationHint(err, v)))
 	}
 	return d
 }

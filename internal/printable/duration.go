@@ -50,3 +50,13 @@ func DurationHint(v string) string {
 	}
 	return "units ns, us, ms, s, m and h, in lower case; 90 days is 2160h"
 }
+
+// RefusedDurationHint is DurationHint(v) in parentheses after a space when
+// time.ParseDuration refused v (err), for the end of a sentence; "" when it
+// did not (a value refused for its size, not its form).
+func RefusedDurationHint(err error, v string) string {
+	if err == nil {
+		return ""
+	}
+	return " (" + DurationHint(v) + ")"
+}

@@ -283,7 +283,7 @@ func (in Input) Registration() (store.Registration, error) {
 		d, err := time.ParseDuration(in.Grace)
 		if err != nil || d <= 0 {
 			return r, &InputError{fmt.Errorf("grace %s is not a positive Go duration such as \"2h\"%s",
-				secret.QuoteInput(in.Grace, 64), unitHint(err, in.Grace))}
+				secret.QuoteInput(in.Grace, 64), printable.RefusedDurationHint(err, in.Grace))}
 		}
 		r.Grace = d
 	}
@@ -532,15 +532,6 @@ func refusedCurrent(id, credID string, err error) error {
 			"credential for this provisioning and send its id", credID, id, store.RevokeDueMargin)}
 	}
 	return err
-}
-
-// unitHint is, after a grace time.ParseDuration refused (err), how to
-// write it (printable.DurationHint), in parentheses; "" otherwise.
-func unitHint(err error, v string) string {
-	if err == nil {
-		return ""
-	}
-	return " (" + printable.DurationHint(v) + ")"
 }
 
 // herokuIDTaken is the answer's sentence for a V1 registration whose

@@ -102,6 +102,26 @@ func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
+// evalEach runs script once for each of ids, with the KEYS and ARGV keys
+// and args give it, in one pipeline, and returns the replies in the order
+// of ids. The caller loads the script first; one the script cache lost
+// meanwhile (NOSCRIPT) is run again alone, which loads it.
+func (s *Store) evalEach(ctx context.Context, script *redis.Script, ids []string,
+	keys func(string) []string, args func(string) []any) []*redis.Cmd {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = script.EvalSha(ctx, pipe, keys(id), args(id)...)
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command
+	for i, c := range cmds {
+		if isNoScript(c.Err()) {
+			cmds[i] = script.Run(ctx, s.rdb, keys(ids[i]), args(ids[i])...)
+		}
+	}
+	return cmds
+}
+
 // TokenExpiry says when an instance's stored OAuth access token expires,
 // without opening it.
 type TokenExpiry struct {

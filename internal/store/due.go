@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -166,18 +165,8 @@ func (s *Store) reindexPage(ctx context.Context, ids []string, mode string) (int
 		return reindexKeys{instance: instanceKey(id), due: dueKey(), schedule: scheduleKey()}.list()
 	}
 	args := func(id string) []any { return []any{id, slotHash(id), DefaultRotationPeriod.Milliseconds(), mode} }
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(ids))
-	for i, id := range ids {
-		cmds[i] = reindexScript.EvalSha(ctx, pipe, keys(id), args(id)...)
-	}
-	_, _ = pipe.Exec(ctx) // errors are read per command below
 	changed := 0
-	for i, c := range cmds {
-		if err := c.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			// The script cache was flushed: Run loads the script again.
-			c = reindexScript.Run(ctx, s.rdb, keys(ids[i]), args(ids[i])...)
-		}
+	for i, c := range s.evalEach(ctx, reindexScript, ids, keys, args) {
 		n, err := c.Int()
 		if err != nil {
 			return changed, fmt.Errorf("reindex %s: %w", ids[i], err)

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -78,17 +77,9 @@ func (s *Store) IndexV1Apps(ctx context.Context) ([]V1AppShared, error) {
 	}
 	var shared []V1AppShared
 	err := s.InstanceIDs(ctx, 500, func(ids []string) error {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(ids))
 		keys := func(id string) []string { return indexV1Keys{instance: instanceKey(id), v1Apps: v1AppsKey()}.list() }
-		for i, id := range ids {
-			cmds[i] = indexV1Script.EvalSha(ctx, pipe, keys(id), id)
-		}
-		_, _ = pipe.Exec(ctx) // errors are read per command below
-		for i, c := range cmds {
-			if err := c.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-				c = indexV1Script.Run(ctx, s.rdb, keys(ids[i]), ids[i]) // the script cache was flushed
-			}
+		args := func(id string) []any { return []any{id} }
+		for i, c := range s.evalEach(ctx, indexV1Script, ids, keys, args) {
 			res, err := c.StringSlice()
 			if err != nil {
 				return fmt.Errorf("index v1 app of %s: %w", ids[i], err)

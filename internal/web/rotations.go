@@ -122,11 +122,8 @@ func (b rotationsRequest) fleetRequest() (fleet.Request, int, string) {
 		if err != nil || d <= 0 {
 			// 422, as a registration's grace and a grace below the
 			// floor are answered.
-			msg := fmt.Sprintf(`"grace" %q is not a positive Go duration such as "2h"`, clipID(b.Grace))
-			if err != nil {
-				msg += " (" + printable.DurationHint(b.Grace) + ")"
-			}
-			return req, http.StatusUnprocessableEntity, msg
+			return req, http.StatusUnprocessableEntity, fmt.Sprintf(`"grace" %q is not a positive Go duration such as "2h"%s`,
+				clipID(b.Grace), printable.RefusedDurationHint(err, b.Grace))
 		}
 		req.Grace = d
 	}
