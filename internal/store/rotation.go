@@ -668,11 +668,11 @@ func (k rotationOnlyKeys) list() []string { return []string{k.rotation} }
 // Returns "ok". Errors: "not_found", "conflict ..." when the rotation is
 // not minted.
 var markPushScript = eventScript(`
-local st = get(KEYS[1], 'state')
+local r = redis.call('HMGET', KEYS[1], 'state', 'push_attempts')
+local st = r[1] or ''
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'minted' then return redis.error_reply('conflict rotation is ' .. st) end
-redis.call('HSET', KEYS[1], 'push_attempted_at', ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'push_attempts', 1)
+redis.call('HSET', KEYS[1], 'push_attempted_at', ARGV[1], 'push_attempts', (tonumber(r[2]) or 0) + 1)
 return 'ok'
 `)
 

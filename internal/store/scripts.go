@@ -583,11 +583,19 @@ end
 -- became of its credential since (revoked and discarded ones included), as
 -- its fingerprint followed by the credential's id; the live credentials
 -- are read for those minted before that.
+local since = tonumber(ARGV[5]) - tonumber(ARGV[8]) * 1000
+-- stale: whether KEYS[11] holds a config older than the rotation ttl,
+-- which remember() then trims (it rarely does: the key expires with its
+-- newest config).
+local stale = false
 if ARGV[10] ~= '' then
   local n = #ARGV[10]
-  local since = tonumber(ARGV[5]) - tonumber(ARGV[8]) * 1000
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[11], since, '+inf')) do
-    if string.sub(m, n + 1) ~= ARGV[1] and held(string.sub(m, 1, n)) then
+  local minted = redis.call('ZRANGE', KEYS[11], 0, -1, 'WITHSCORES')
+  for i = 1, #minted, 2 do
+    local m = minted[i]
+    if tonumber(minted[i + 1]) < since then
+      stale = true
+    elseif string.sub(m, n + 1) ~= ARGV[1] and held(string.sub(m, 1, n)) then
       return redis.error_reply('config_reused ' .. string.sub(m, n + 1))
     end
   end
@@ -609,7 +617,7 @@ local function remember()
   local set, m = live_at(KEYS[12], ARGV[10])
   if set then redis.call('SADD', set, m) end
   redis.call('ZADD', KEYS[11], ARGV[5], ARGV[10] .. ARGV[1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', '(' .. (tonumber(ARGV[5]) - tonumber(ARGV[8]) * 1000))
+  if stale then redis.call('ZREMRANGEBYSCORE', KEYS[11], '-inf', '(' .. since) end
   redis.call('EXPIRE', KEYS[11], ARGV[8])
 end
 local why = ''
