@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -562,7 +563,7 @@ func printPlan(ctx context.Context, env *environ, a *app, f rotateFlags, ids []s
 	if f.asJSON {
 		err = writeJSON(env.stdout, newPlanOutput(pl, f.grace, problems))
 	} else {
-		writePlan(env.stdout, pl, graceText(f, a.cfg, runningGraces(ctx, a.store)), time.Since(start))
+		writePlan(env.stdout, pl, rateNote(a, pl.PerHour), graceText(f, a.cfg, runningGraces(ctx, a.store)), time.Since(start))
 	}
 	if err == nil && pl.AtCap > 0 && !skipsGone(f) {
 		err = fmt.Errorf("%s already have as many superseded credentials waiting as REKEY_MAX_PREVIOUS allows, so "+
@@ -577,12 +578,55 @@ func skipsGone(f rotateFlags) bool { return f.all || f.skipInvalid }
 
 func plan(ctx context.Context, a *app, f rotateFlags, ids []string) (fleet.Plan, error) {
 	return a.producer().Plan(ctx, fleet.Request{InstanceIDs: ids,
-		Queue: f.queue, SkipIfPrevious: f.skipPrevious}, a.cfg.HerokuRate)
+		Queue: f.queue, SkipIfPrevious: f.skipPrevious}, planRate(ctx, a))
+}
+
+// planRate is the budget a plan's duration is worked out at: REKEY_HEROKU_RATE
+// as the running processes announce it, which is the rate the workers
+// spend, else this command's own.
+func planRate(ctx context.Context, a *app) int {
+	if r := runningRate(ctx, a.store); r > 0 {
+		return r
+	}
+	return a.cfg.HerokuRate
+}
+
+// runningRate is REKEY_HEROKU_RATE as every running process that announces
+// it has it (rekey:shared_settings); 0 when none does, when they disagree
+// (their settings_mismatch lines say so) or when it cannot be read.
+func runningRate(ctx context.Context, st *store.Store) int {
+	live, err := st.SharedSettings(ctx)
+	if err != nil {
+		return 0
+	}
+	for _, values := range store.SettingsDisagreements(live) {
+		if name, _, _ := strings.Cut(values[0].Setting, "="); name == "REKEY_HEROKU_RATE" {
+			return 0
+		}
+	}
+	for _, an := range live {
+		for _, word := range strings.Fields(an.Settings) {
+			if v, ok := strings.CutPrefix(word, "REKEY_HEROKU_RATE="); ok {
+				if n, err := strconv.Atoi(v); err == nil && n > 0 {
+					return n
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// rateNote says where a plan's rate comes from, for its budget line.
+func rateNote(a *app, perHour int) string {
+	if perHour != a.cfg.HerokuRate {
+		return fmt.Sprintf("REKEY_HEROKU_RATE as the running processes have it; %d here", a.cfg.HerokuRate)
+	}
+	return "REKEY_HEROKU_RATE"
 }
 
 // writePlan prints the plan, with grace (graceText) on its own line: how
 // long the old credentials stay valid matters as much as what is rotated.
-func writePlan(w io.Writer, pl fleet.Plan, grace string, took time.Duration) {
+func writePlan(w io.Writer, pl fleet.Plan, rate, grace string, took time.Duration) {
 	var b strings.Builder
 	row := func(label string, format string, v ...any) {
 		fmt.Fprintf(&b, "  %-22s %s\n", label, fmt.Sprintf(format, v...))
@@ -613,7 +657,7 @@ func writePlan(w io.Writer, pl fleet.Plan, grace string, took time.Duration) {
 	}
 	row("Heroku API calls", "%s", calls)
 	row("apps released", "at least %d (one per instance; attached apps release and restart too)", pl.Rotate)
-	row("budget", "%d calls/hour (REKEY_HEROKU_RATE)", pl.PerHour)
+	row("budget", "%d calls/hour (%s)", pl.PerHour, rate)
 	row("estimated duration", "at least %s, if nothing else spends the budget", printable.Duration(roundDuration(pl.Duration)))
 	b.WriteString(grace + "\n")
 	fmt.Fprint(w, b.String())

@@ -164,3 +164,45 @@ func TestRotatePlanSaysTheGrace(t *testing.T) {
 		}
 	}
 }
+
+// A plan's duration is worked out at the rate the running workers spend
+// (their announced REKEY_HEROKU_RATE), not at the operator's shell's: a
+// fleet at 1000 calls an hour takes four times what the default 4000
+// would promise, and an operator deciding whether to rotate after a leak
+// reads that figure.
+func TestRotatePlanUsesTheRunningWorkersRate(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 100)
+	ctx := context.Background()
+	estimate := func() time.Duration {
+		t.Helper()
+		if err := c.run(t, "rotate", append([]string{"--plan"}, ids...)...); err != nil {
+			t.Fatalf("%v\n%s", err, c.stderr)
+		}
+		_, rest, _ := strings.Cut(c.stdout.String(), "estimated duration")
+		d, err := time.ParseDuration(strings.TrimSuffix(strings.Fields(strings.TrimPrefix(strings.TrimSpace(rest), "at least"))[0], ","))
+		if err != nil {
+			t.Fatalf("no duration in the plan: %v\n%s", err, c.stdout)
+		}
+		return d
+	}
+	own := estimate()
+	const settings = " REKEY_GRACE=2h0m0s REKEY_PRIVATE_SPACE_GRACE=4h0m0s"
+	if err := c.st.AnnounceSharedSettings(ctx, "worker.1", "REKEY_HEROKU_RATE=1000"+settings, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	running := estimate()
+	if want := "1000 calls/hour (REKEY_HEROKU_RATE as the running processes have it; 4000 here)"; !strings.Contains(c.stdout.String(), want) {
+		t.Errorf("plan under workers at 1000 calls an hour does not say %q:\n%s", want, c.stdout)
+	}
+	if running < 3*own {
+		t.Errorf("plan estimates %v at the workers' 1000 calls an hour, %v at this command's 4000: want about four times as long", running, own)
+	}
+	// Processes that disagree leave the plan at this command's rate.
+	if err := c.st.AnnounceSharedSettings(ctx, "worker.2", "REKEY_HEROKU_RATE=2000"+settings, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if d := estimate(); d != own || !strings.Contains(c.stdout.String(), "4000 calls/hour (REKEY_HEROKU_RATE)\n") {
+		t.Errorf("plan under disagreeing workers estimates %v (want %v, this command's rate):\n%s", d, own, c.stdout)
+	}
+}
