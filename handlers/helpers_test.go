@@ -194,13 +194,20 @@ func (g *rig) holdFirst(t *testing.T, match func(*http.Request) bool) (arrived, 
 		g.fake.ServeHTTP(w, r)
 	}))
 	t.Cleanup(front.Close)
+	g.callThrough(t, front)
+	return arrived, release
+}
+
+// callThrough has the handlers call Heroku through front, a server before
+// the fake.
+func (g *rig) callThrough(t *testing.T, front *httptest.Server) {
+	t.Helper()
 	hc, err := heroku.NewClient(heroku.WithAPIURL(front.URL), heroku.WithIDURL(front.URL),
 		heroku.WithTokenStore(g.st), heroku.WithOAuthClientSecret(secret.New(herokufake.DefaultClientSecret)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	g.deps.Heroku = hc
-	return arrived, release
 }
 
 // isPatch matches a config push.

@@ -375,6 +375,9 @@ func (h *Rotate) promote(ctx context.Context, r *rotation, credID string) (strin
 	// The promotion settles this run's push attempts in the same step; if
 	// it fails they stay unsettled, which is safe (settlePush).
 	p, err := h.deps.Store.PromotePushed(ctx, in.ID, r.p.RotationID, credID, grace, "grace "+grace.String(), r.marks)
+	if errors.Is(err, store.ErrDeprovisioned) {
+		return h.deprovisionedMidway(ctx, r)
+	}
 	if err != nil {
 		return OutcomeRetry, err
 	}
@@ -408,6 +411,19 @@ func (h *Rotate) promote(ctx context.Context, r *rotation, credID string) (strin
 		}
 	}
 	return OutcomeRotated, h.deps.enqueueRevoke(ctx, p.Previous)
+}
+
+// deprovisionedMidway ends a rotation whose instance was deprovisioned
+// while it pushed (store.ErrDeprovisioned from the promotion): never
+// promoted, it is recorded failed with no proof that Heroku holds none of
+// its credential. The store then discards that credential, revoked after
+// the grace, while the instance stays deprovisioned, or keeps it
+// unconfirmed beside the current credential a registration since named:
+// the push may have landed on the new add-on after that credential, and
+// the next rotation replaces both (I1).
+func (h *Rotate) deprovisionedMidway(ctx context.Context, r *rotation) (string, error) {
+	return h.record(ctx, r, "push", store.Failure{Code: "push:deprovisioned", Grace: h.grace(r),
+		Cause: "push: the instance was deprovisioned while this rotation pushed its credential"})
 }
 
 // finished handles a rotation that another run of the task, at the same

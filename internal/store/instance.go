@@ -321,6 +321,7 @@ type deprovisionKeys struct {
 	liveGone       string // KEYS[14] -> rekey:live_gone
 	deletes        string // KEYS[15] -> rekey:deletes:<id>
 	v1Apps         string // KEYS[16] -> rekey:v1_apps
+	rotationPrefix string // KEYS[17] -> rekey:rotation: (the script appends the in-flight rotation's id)
 }
 
 func newDeprovisionKeys(id string) deprovisionKeys {
@@ -328,12 +329,13 @@ func newDeprovisionKeys(id string) deprovisionKeys {
 		events: eventsKey(), due: dueKey(), quarantined: quarantinedKey(), scheduled: scheduledKey(),
 		retiring: retiringKey(), unconfirmed: unconfirmedKey(id), revokeDue: revokeDueKey(),
 		credPrefix: credentialKey(id, ""), oauth: oauthKey(id), livePrefix: livePrefix(), liveGone: liveGoneKey(),
-		deletes: deletesKey(id), v1Apps: v1AppsKey()}
+		deletes: deletesKey(id), v1Apps: v1AppsKey(), rotationPrefix: rotationKey("")}
 }
 
 func (k deprovisionKeys) list() []string {
 	return []string{k.instance, k.instances, k.instanceEvents, k.events, k.due, k.quarantined, k.scheduled,
-		k.retiring, k.unconfirmed, k.revokeDue, k.credPrefix, k.oauth, k.livePrefix, k.liveGone, k.deletes, k.v1Apps}
+		k.retiring, k.unconfirmed, k.revokeDue, k.credPrefix, k.oauth, k.livePrefix, k.liveGone, k.deletes, k.v1Apps,
+		k.rotationPrefix}
 }
 
 // InstanceIDs calls fn with every live instance id, in registration order,

@@ -220,6 +220,9 @@ return 'updated'
 // for dynos still running on the config they started with: it joins the
 // revoke-due index, from which the reconcile sweep enqueues its revoke.
 //
+// The rotation in flight, if any, is marked (deprovisioned_at): it is
+// never promoted, whatever its push's answer (promoteScript).
+//
 // KEYS: deprovisionKeys (instance.go), one field per key, in order.
 // ARGV: id, now ms, instance event cap, fleet event cap, grace ms and
 // Private Space grace ms (for an instance with no grace of its own; 0: none),
@@ -235,6 +238,13 @@ redis.call('SET', KEYS[15], ARGV[10], 'PX', ARGV[9])
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'deprovisioned_at') ~= '' then return 'ok' end
 redis.call('HSET', KEYS[1], 'deprovisioned_at', ARGV[2])
+-- The rotation in flight pushes to the add-on this DELETE ends: it is
+-- never promoted (promoteScript), even once a registration revives the
+-- instance with the credential the new add-on was provisioned with.
+local inflight = get(KEYS[1], 'inflight')
+if inflight ~= '' and redis.call('EXISTS', KEYS[17] .. inflight) == 1 then
+  redis.call('HSET', KEYS[17] .. inflight, 'deprovisioned_at', ARGV[2])
+end
 -- Its fields in the index of V1 apps go (v1AppsKey).
 local v = redis.call('HMGET', KEYS[1], 'api_version', 'heroku_id', 'config_vars')
 if v[1] == 'v1' and (v[2] or '') ~= '' then
@@ -673,9 +683,12 @@ return 'saved'
 // request asked (join_grace_ms).
 // Returns {previous credential id or "", revoke_at ms or "", superseded
 // unconfirmed credentials as "revoke_at ms,id,id..." or ""}; repeating a
-// promotion returns the same. Errors: "not_found", "conflict ...".
+// promotion returns the same. Errors: "not_found", "conflict ...",
+// "deprovisioned ..." (the instance was deprovisioned while the rotation
+// ran, registered again since or not: see the script).
 var promoteScript = eventScript(luaSchedule, luaConfig, `
-local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id', 'push_settled', 'joined_by', 'join_grace_ms')
+local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id', 'push_settled', 'joined_by', 'join_grace_ms',
+  'deprovisioned_at')
 local st, batch = rot[1] or '', rot[3] or ''
 -- A request that joined the rotation asking a longer grace lengthens it
 -- (claimScript), up to the ceiling: a grace is never shortened (I2).
@@ -697,6 +710,15 @@ if st == '' then return redis.error_reply('not_found') end
 if st ~= 'minted' or (rot[2] or '') ~= ARGV[3] then
   settle()
   return redis.error_reply('conflict rotation is ' .. st)
+end
+-- The instance was deprovisioned while the rotation ran (deprovisionScript):
+-- its push went to an add-on that is gone, or, registered again since,
+-- raced the new add-on's own credential, which the registration made
+-- current and the apps may hold. Promoted, the rotation would supersede
+-- that credential and revoke it (I1); the caller ends it as failed instead.
+if (rot[7] or '') ~= '' then
+  settle()
+  return redis.error_reply('deprovisioned the instance was deprovisioned while this rotation pushed')
 end
 local now = tonumber(ARGV[4])
 local inst = redis.call('HMGET', KEYS[1], 'current', 'inflight', 'quarantined_at', 'deprovisioned_at', 'sched_opt_out')
