@@ -74,3 +74,39 @@ func TestAMintAnswerWithANumericIDIsRevokedAtOnce(t *testing.T) {
 		t.Errorf("rotation %s, error %q; want failed, naming %s", rot.State, rot.Error, issuer.CodeIDNotString)
 	}
 }
+
+// A 2xx mint answer that is not exactly JSON but names its credential (a
+// second write after the contract's object, as Go's http.Error after an
+// encoder's write leaves; a byte-order mark before it, as .NET and PHP
+// write) ends the rotation with that credential discarded and due for
+// revocation, never pushed: retried as merely malformed, each answer left
+// one more working credential that rekey never recorded (I3).
+func TestAMintAnswerAroundTheContractsObjectIsRevokedAtOnce(t *testing.T) {
+	t.Parallel()
+	object := fmt.Sprintf(`{"credential_id":"cred-around","config":{%q:"postgres://u:p4ssw0rd-n@db/x"}}`, issuer.DefaultConfigVar)
+	for name, answer := range map[string]string{
+		"a second write after it": object + "\n" + `{"error":"audit_log_unavailable"}` + "\n",
+		"a byte-order mark":       "\xef\xbb\xbf" + object,
+		"both":                    "\xef\xbb\xbf" + object + "Internal Server Error\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			g := newRig(t)
+			g.mintAnswers(t, answer, false)
+			ctx := context.Background()
+			if err := g.run(rotateTask(t, "inst-1", "rot-around")); !isPermanent(err) {
+				t.Fatalf("run = %v, want the rotation ended", err)
+			}
+			if n := g.fake.ConfigChanges("inst-1"); n != 0 {
+				t.Errorf("the config was pushed %d times, want never", n)
+			}
+			if c, err := g.st.Credential(ctx, "inst-1", "cred-around"); err != nil || c.State != store.CredentialDiscarded || c.RevokeAt.IsZero() {
+				t.Errorf("credential cred-around: %+v, %v; want it discarded, due for revocation", c, err)
+			}
+			rot, _ := g.st.Rotation(ctx, "rot-around")
+			if rot.State != store.RotationFailed || !strings.Contains(rot.Error, issuer.CodeMalformed) {
+				t.Errorf("rotation %s, error %q; want failed, naming %s", rot.State, rot.Error, issuer.CodeMalformed)
+			}
+		})
+	}
+}

@@ -648,6 +648,22 @@ func numericID(body []byte) (string, bool) {
 // the issuer minted that credential: the answer is an
 // *UnusableCredentialError naming it, so that it is recorded and revoked
 // rather than left working at the issuer with nobody knowing of it.
+// utf8BOM is the byte-order mark some frameworks write before a UTF-8 body.
+var utf8BOM = []byte("\xef\xbb\xbf")
+
+// scanLeniently is mintedID over an answer that is not exactly JSON: its
+// first JSON value when there is one whole (a byte-order mark before it,
+// anything after it), so that its config counts as read whole, else what
+// there is of it.
+func scanLeniently(body []byte) mintAnswer {
+	body = bytes.TrimPrefix(body, utf8BOM)
+	var first json.RawMessage
+	if json.NewDecoder(bytes.NewReader(body)).Decode(&first) == nil {
+		body = first
+	}
+	return mintedID(bytes.NewReader(body))
+}
+
 func decodeCredential(status int, body []byte) (Credential, error) {
 	var r struct {
 		CredentialID string          `json:"credential_id"`
@@ -667,6 +683,17 @@ func decodeCredential(status int, body []byte) (Credential, error) {
 			scan := mintedID(bytes.NewReader(body))
 			return Credential{}, &UnusableCredentialError{CredentialID: id, Config: scan.config,
 				ConfigUnchecked: scan.unchecked, Err: &Error{Op: "mint", Status: status, Code: CodeIDNotString}}
+		}
+		// Not exactly JSON, but naming an id: the contract's object with a
+		// second write after it (an error page a middleware added), a
+		// byte-order mark before it, or a body sent without a length and
+		// cut short by a closed connection, which reads as a clean end.
+		// The issuer minted that credential; retried, each answer would
+		// leave one more working credential nobody knows of, so it is
+		// named, as an answer broken off mid-read is (mintedAnyway).
+		if scan := scanLeniently(body); scan.id != "" {
+			return Credential{}, &UnusableCredentialError{CredentialID: scan.id, Config: scan.config,
+				ConfigUnchecked: scan.unchecked, Err: malformed}
 		}
 		return Credential{}, malformed
 	}
