@@ -544,8 +544,10 @@ return reply('claimed', ARGV[1], KEYS[2])
 // the config's fingerprint under the first key and its fingerprints under
 // every key, one after the other (configFingerprints; "" for none).
 // Returns "saved" or "exists" (the same credential was saved before), or
-// "discarded" (the reason given, or the same credential discarded for this
-// rotation before).
+// "discarded" (the reason given, the same credential discarded for this
+// rotation before, or the rotation's credential revoked since and answered
+// again: an issuer that mints by rotation id made it anew, and it is due
+// for revocation again at once).
 // Errors: "not_found", "conflict ..." (rotation finished, or another
 // credential), "reminted" (this credential saved before with another
 // config: the issuer answered the rotation's id twice with two configs,
@@ -576,9 +578,25 @@ local function held(f) return fingerprintIn(ARGV[11], #ARGV[10], f) end
 if have == ARGV[1] then
   -- Another run saved this credential first: it pushes the stored config,
   -- so this run may not push another one under the same id.
-  local f = get(KEYS[2], 'f')
+  local c = redis.call('HMGET', KEYS[2], 'f', 'revoked_at')
+  local f = c[1] or ''
   if ARGV[10] ~= '' and f ~= '' and not held(f) then
     return redis.error_reply('reminted')
+  end
+  if (c[2] or '') ~= '' then
+    -- Revoked since, and answered again: an issuer that mints by rotation
+    -- id made it anew for a late run (I6), and it works again. Its
+    -- rotation is over, so it is discarded, due for revocation at once
+    -- (I3), and its config is live again until then.
+    redis.call('HSET', KEYS[2], 'state', 'discarded', 'discarded_at', ARGV[5], 'revoke_at', ARGV[5])
+    redis.call('HDEL', KEYS[2], 'revoked_at')
+    redis.call('PERSIST', KEYS[2])
+    redis.call('ZADD', KEYS[5], ARGV[5], ARGV[2] .. '/' .. ARGV[1])
+    local set, m = live_at(KEYS[12], f)
+    if set then redis.call('SADD', set, m) end
+    emit(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[2], 'discarded', ARGV[3], ARGV[1],
+      'minted again after its revocation', ARGV[5])
+    return 'discarded'
   end
   return 'exists'
 end
