@@ -22,7 +22,8 @@ var (
 		"Clock processes (rekey scheduler) that run and sweep; a clock idling with REKEY_ROTATION_PERIOD=0 is not counted.",
 		nil, nil)
 	descWorkers = prometheus.NewDesc("rekey_workers",
-		"Worker processes (asynq servers) that run and take tasks, as their heartbeats in Redis say.", nil, nil)
+		"Worker processes that run and take tasks, as the heartbeats of their asynq servers in Redis say "+
+			"(a process runs one server a lane, and counts once).", nil, nil)
 )
 
 // ScheduleSource is what the Collector reads of the scheduler's state
@@ -65,8 +66,10 @@ func (c *Collector) collectScheduler(ctx context.Context, ch chan<- prometheus.M
 	}
 }
 
-// collectWorkers exports the asynq servers that run (status "active"):
-// a few reads per worker process. Nothing when they cannot be read.
+// collectWorkers exports the worker processes whose asynq servers run
+// (status "active"), each process once however many lanes it serves (one
+// server a lane: a host and pid): a few reads per worker process. Nothing
+// when they cannot be read.
 func (c *Collector) collectWorkers(ch chan<- prometheus.Metric) {
 	src, ok := c.queues.(Servers)
 	if !ok {
@@ -77,13 +80,17 @@ func (c *Collector) collectWorkers(ch chan<- prometheus.Metric) {
 		c.log.Warn().Err(err).Msg("metrics_workers_failed")
 		return
 	}
-	n := 0
+	type process struct {
+		host string
+		pid  int
+	}
+	running := map[process]bool{}
 	for _, s := range servers {
 		if s.Status == "active" {
-			n++
+			running[process{s.Host, s.PID}] = true
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(descWorkers, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(descWorkers, prometheus.GaugeValue, float64(len(running)))
 }
 
 func flag(b bool) float64 {

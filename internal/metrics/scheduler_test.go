@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/internal/metrics"
@@ -62,20 +63,31 @@ func TestSchedulerAndWorkersAreExported(t *testing.T) {
 	}
 	want("the clock stopped", map[string]float64{"rekey_scheduler_clocks": 0})
 
-	srv := asynq.NewServerFromRedisClient(r.Client, asynq.Config{Concurrency: 1, Queues: map[string]int{"revoke": 1},
-		Logger: nopAsynqLogger{}})
-	if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })); err != nil {
-		t.Fatal(err)
+	// One worker process runs an asynq server a lane: it counts once.
+	var lanes []*asynq.Server
+	for _, q := range []string{"interactive", "bulk", "revoke"} {
+		srv := asynq.NewServerFromRedisClient(r.Client, asynq.Config{Concurrency: 1, Queues: map[string]int{q: 1},
+			Logger: nopAsynqLogger{}})
+		if err := srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })); err != nil {
+			t.Fatal(err)
+		}
+		lanes = append(lanes, srv)
 	}
 	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
+	stop := func() {
+		for _, srv := range lanes {
 			srv.Shutdown()
 		}
+		stopped = true
+	}
+	t.Cleanup(func() {
+		if !stopped {
+			stop()
+		}
 	})
+	waitServers(t, r.Client, len(lanes))
 	waitGauge(t, col, "rekey_workers", 1)
-	srv.Shutdown()
-	stopped = true
+	stop()
 	waitGauge(t, col, "rekey_workers", 0)
 }
 
@@ -103,3 +115,19 @@ func (nopAsynqLogger) Info(...any)  {}
 func (nopAsynqLogger) Warn(...any)  {}
 func (nopAsynqLogger) Error(...any) {}
 func (nopAsynqLogger) Fatal(...any) {}
+
+// waitServers waits until n asynq servers have written their heartbeats,
+// so that a gauge of 1 counts them all, not the first alone.
+func waitServers(t *testing.T, rdb redis.UniversalClient, n int) {
+	t.Helper()
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		servers, err := insp.Servers()
+		if err == nil && len(servers) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d asynq servers' heartbeats after 10 s (%v), want %d", len(servers), err, n)
+		}
+	}
+}
