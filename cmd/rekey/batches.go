@@ -84,11 +84,24 @@ func listBatches(ctx context.Context, w, notes io.Writer, st *store.Store, q sto
 	}
 	more := len(batches) > q.Limit
 	batches = batches[:min(len(batches), q.Limit)]
+	// Stderr says there are more under --json too, as for holds list: a
+	// script filtering the list would miss the older batches unawares.
+	moreNote := func() error {
+		if !more {
+			return nil
+		}
+		_, err := fmt.Fprintf(notes, "%s listed, there are more: --before %s lists older ones\n",
+			count(len(batches), "batch", "batches"), batches[len(batches)-1].ID)
+		return err
+	}
 	if asJSON {
 		if batches == nil {
 			batches = []store.Batch{}
 		}
-		return writeJSON(w, batches)
+		if err := writeJSON(w, batches); err != nil {
+			return err
+		}
+		return moreNote()
 	}
 	if len(batches) == 0 {
 		what := "no batches"
@@ -113,11 +126,7 @@ func listBatches(ctx context.Context, w, notes io.Writer, st *store.Store, q sto
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if more {
-		_, err = fmt.Fprintf(notes, "%s listed, there are more: --before %s lists older ones\n",
-			count(len(batches), "batch", "batches"), batches[len(batches)-1].ID)
-	}
-	return err
+	return moreNote()
 }
 
 // batchState names where batch b stands, as 'rekey batches list' prints it.

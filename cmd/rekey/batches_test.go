@@ -288,6 +288,17 @@ func TestBatchesList(t *testing.T) {
 		if len(bs) != 2 || bs[0].ID != second || bs[1].ID != first || bs[1].Failed != 1 || !bs[1].Done {
 			t.Errorf("batches %+v", bs)
 		}
+		if c.stderr.String() != "" {
+			t.Errorf("the whole list under --json, yet stderr says %q", c.stderr)
+		}
+		// A page under --json says on stderr that there are more, as the
+		// table does: a script filtering it would miss the older ones.
+		if err := c.run(t, "batches", "list", "--json", "--limit", "1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(c.stdout.Bytes(), &bs); err != nil || len(bs) != 1 || !strings.Contains(c.stderr.String(), "--before "+second) {
+			t.Errorf("--json --limit 1 of 2: %d listed (%v), stderr %q; want 1 and how to list older ones", len(bs), err, c.stderr)
+		}
 	})
 	t.Run("refusals", func(t *testing.T) {
 		if err := c.run(t, "batches", "list", "--limit", "0"); !isUsage(err) {
