@@ -340,8 +340,21 @@ func followBatch(ctx context.Context, env *environ, st *store.Store, id string, 
 		}
 	} else {
 		writeBatch(env.stdout, b)
+		noteOldCredentials(env.stderr, b)
 	}
 	return batchFailed(b)
+}
+
+// noteOldCredentials says, once a batch is done, that the credentials its
+// rotations superseded still work until their grace ends: "done" is not
+// "the leaked credential is dead", which an operator rotating after a leak
+// must not read into it.
+func noteOldCredentials(w io.Writer, b store.Batch) {
+	if !b.Done || b.Succeeded <= b.Revoked {
+		return
+	}
+	fmt.Fprintf(w, "the old credentials this batch replaced stay valid until each one's grace ends, then they are "+
+		"revoked (%d so far); 'rekey revocations expedite INSTANCE_ID' revokes an instance's now\n", b.Revoked)
 }
 
 // watchBatch looks at a batch every interval until it is done and returns

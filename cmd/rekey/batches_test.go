@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +127,12 @@ func TestBatchesShowWait(t *testing.T) {
 			}
 			if !strings.Contains(c.stderr.String(), tt.progress) || strings.Contains(c.stdout.String(), "finished (") {
 				t.Errorf("want the progress (%q) on stderr only:\nstdout: %s\nstderr: %s", tt.progress, c.stdout, c.stderr)
+			}
+			// Done is not "the old credentials are dead": the text says
+			// they stay valid until their grace ends.
+			const note = "the old credentials this batch replaced stay valid until each one's grace ends, then they are revoked (0 so far)"
+			if strings.Contains(c.stderr.String(), note) == slices.Contains(tt.args, "--json") {
+				t.Errorf("stderr says of the old credentials (want it unless --json %v):\n%s", tt.args, c.stderr)
 			}
 		})
 	}
