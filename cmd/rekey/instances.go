@@ -330,6 +330,8 @@ func showInstance(ctx context.Context, env *environ, a *app, id string, asJSON b
 	if err != nil {
 		return err
 	}
+	global, _ := globalWindow(a.cfg) // a bad value is the scheduler's to refuse
+	in.NextRotationAt = in.NextRotation(global)
 	v := instanceView{Instance: in}
 	if v.Previous, err = a.store.Previous(ctx, id); err != nil {
 		return err
@@ -346,7 +348,6 @@ func showInstance(ctx context.Context, env *environ, a *app, id string, asJSON b
 	if asJSON {
 		return writeJSON(env.stdout, v)
 	}
-	global, _ := globalWindow(a.cfg) // a bad value is the scheduler's to refuse
 	writeInstance(env.stdout, v, global)
 	return nil
 }

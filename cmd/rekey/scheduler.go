@@ -324,7 +324,8 @@ func unquarantineInstance(ctx context.Context, env *environ, a *app, id string) 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "%s is no longer quarantined; next scheduled rotation %s\n", id, timeOrNone(in.NextRotationAt))
+	global, _ := globalWindow(a.cfg) // a bad value is the scheduler's to refuse
+	fmt.Fprintf(env.stdout, "%s is no longer quarantined; next scheduled rotation %s\n", id, timeOrNone(in.NextRotation(global)))
 	return nil
 }
 
@@ -397,7 +398,7 @@ func setSchedule(ctx context.Context, env *environ, a *app, id string, f schedul
 	global, _ := globalWindow(a.cfg) // a bad value is the scheduler's to refuse
 	fmt.Fprintf(env.stdout, "%s: %s, window %s, next scheduled rotation %s\n", id,
 		map[bool]string{true: "opted out", false: "scheduled"}[in.ScheduleOptOut], instanceWindowText(in.Window, global),
-		timeOrNone(in.NextRotationAt))
+		timeOrNone(in.NextRotation(global)))
 	if !in.QuarantinedAt.IsZero() {
 		fmt.Fprintf(env.stdout, "%s is quarantined since %s, and no scheduler rotates it until 'rekey scheduler unquarantine %s'\n",
 			id, in.QuarantinedAt.UTC().Format(time.RFC3339), id)

@@ -97,6 +97,10 @@ func (a *app) webHandler() (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	window, err := globalWindow(a.cfg)
+	if err != nil {
+		return nil, err
+	}
 	inspector := asynq.NewInspectorFromRedisClient(a.rdb)
 	a.webRegistry = a.registry(hc)
 	return web.New(web.Params{
@@ -113,6 +117,7 @@ func (a *app) webHandler() (http.Handler, error) {
 		PrivateSpaceGrace: a.cfg.PrivateSpaceGrace,
 		MaxGrace:          a.cfg.GraceCeiling(),
 		MinGrace:          a.cfg.GraceFloor(),
+		Window:            window,
 		CustomerLimits: store.CustomerLimits{PerDay: a.cfg.CustomerRotationsPerDay,
 			OnePerGrace: a.cfg.CustomerOnePerGrace},
 		InsecureCookies: a.cfg.InsecureCookies,

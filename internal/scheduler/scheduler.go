@@ -529,7 +529,7 @@ func (s *Scheduler) window(in store.Instance) *store.Window {
 // within the window, so deferred instances do not all start at its first
 // minute.
 func (s *Scheduler) deferTo(ctx context.Context, now time.Time, d store.Due, w store.Window, res *Result) error {
-	to := w.NextStart(now).Add(store.Slot(d.InstanceID, w.Length()))
+	to := w.RotatesAt(now, d.InstanceID)
 	ok, err := s.p.Store.Defer(ctx, d, to, now, "outside maintenance window "+w.String()+" UTC")
 	if ok {
 		res.Deferred++

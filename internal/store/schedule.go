@@ -330,6 +330,30 @@ func (w Window) NextStart(t time.Time) time.Time {
 	return start
 }
 
+// RotatesAt is when a scheduled rotation due at due runs under w: at due
+// when due falls inside the window; else the scheduler defers it to the
+// instance's slot within the window's next opening.
+func (w Window) RotatesAt(due time.Time, instanceID string) time.Time {
+	if w.Contains(due) {
+		return due
+	}
+	return w.NextStart(due).Add(Slot(instanceID, w.Length()))
+}
+
+// NextRotation is when in's next scheduled rotation runs: NextRotationAt
+// moved into its maintenance window, its own or else global (nil: none).
+// Zero when it is not scheduled.
+func (in Instance) NextRotation(global *Window) time.Time {
+	w := in.Window
+	if w == nil {
+		w = global
+	}
+	if w == nil || in.NextRotationAt.IsZero() {
+		return in.NextRotationAt
+	}
+	return w.RotatesAt(in.NextRotationAt, in.ID)
+}
+
 // Schedule is an instance's own scheduling: whether it takes part, and the
 // maintenance window it must rotate in (nil: the global one, if any).
 type Schedule struct {

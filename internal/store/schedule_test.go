@@ -260,6 +260,34 @@ func TestWindow(t *testing.T) {
 	}
 }
 
+// The next rotation an instance is told of is where the scheduler runs
+// it: inside its maintenance window, its own before the fleet's, at its
+// slot in the window's next opening when the due time falls outside.
+func TestNextRotationFallsInTheWindow(t *testing.T) {
+	t.Parallel()
+	due := time.Date(2027, 4, 13, 21, 56, 58, 0, time.UTC)
+	night, _ := store.ParseWindow("02-04")
+	evening, _ := store.ParseWindow("20-23")
+	slot := store.Slot("inst-1", 2*time.Hour)
+	cases := []struct {
+		name        string
+		own, global *store.Window
+		due, want   time.Time
+	}{
+		{"no window", nil, nil, due, due},
+		{"own window, due outside", &night, nil, due, time.Date(2027, 4, 14, 2, 0, 0, 0, time.UTC).Add(slot)},
+		{"fleet's window, due outside", nil, &night, due, time.Date(2027, 4, 14, 2, 0, 0, 0, time.UTC).Add(slot)},
+		{"own window before the fleet's, due inside", &evening, &night, due, due},
+		{"not scheduled", &night, nil, time.Time{}, time.Time{}},
+	}
+	for _, c := range cases {
+		in := store.Instance{ID: "inst-1", Window: c.own, NextRotationAt: c.due}
+		if got := in.NextRotation(c.global); !got.Equal(c.want) {
+			t.Errorf("%s: next rotation %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
 func TestScheduledRotationIDFitsValidID(t *testing.T) {
 	t.Parallel()
 	due := time.UnixMilli(1767225600123)

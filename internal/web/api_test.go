@@ -107,6 +107,28 @@ func TestNextRotation(t *testing.T) {
 		{"inst-1", true},
 		{"inst-2", false},
 	}
+	// An instance with a maintenance window is told the time the scheduler
+	// runs its rotation, inside the window, and the window itself.
+	t.Run("window", func(t *testing.T) {
+		f.register("inst-3", "cred-0")
+		in, err := f.st.Instance(ctx, "inst-3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := store.ParseWindow(map[bool]string{true: "14-15", false: "02-03"}[in.NextRotationAt.Hour() < 12])
+		if err := f.st.SetSchedule(ctx, "inst-3", store.Schedule{Window: &w}); err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			NextRotationAt time.Time `json:"next_rotation_at"`
+			Window         string    `json:"maintenance_window"`
+		}
+		f.api(http.MethodGet, "/api/v1/instances/inst-3", "").json(t, &got)
+		if !w.Contains(got.NextRotationAt) || got.NextRotationAt.Before(in.NextRotationAt) || got.Window != w.String() {
+			t.Errorf("next_rotation_at %v, maintenance_window %q; want a time in %s after %v, and the window",
+				got.NextRotationAt, got.Window, w, in.NextRotationAt)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
 			in, err := f.st.Instance(ctx, tt.id)

@@ -34,11 +34,14 @@ type instanceView struct {
 	LastError              string                        `json:"last_error,omitempty"`
 	LastErrorAt            time.Time                     `json:"last_error_at,omitzero"`
 	LastErrorCode          string                        `json:"last_error_code,omitempty"`
-	// NextRotationAt is when the scheduler next rotates the instance; left
-	// out when it is not scheduled.
+	// NextRotationAt is when the scheduler next rotates the instance, in
+	// its maintenance window; left out when it is not scheduled.
 	NextRotationAt time.Time `json:"next_rotation_at,omitzero"`
 	ScheduleOptOut bool      `json:"schedule_opt_out,omitempty"`
-	QuarantinedAt  time.Time `json:"quarantined_at,omitzero"`
+	// MaintenanceWindow is the instance's own window ("02-04", hours UTC);
+	// left out when it rotates in the fleet's, or at any hour.
+	MaintenanceWindow *store.Window `json:"maintenance_window,omitempty"`
+	QuarantinedAt     time.Time     `json:"quarantined_at,omitzero"`
 	// QuarantineReason says why the instance was set aside (operators only).
 	QuarantineReason string `json:"quarantine_reason,omitempty"`
 	// Holds are old credentials whose revocation waits because they are
@@ -74,6 +77,7 @@ func (s *server) loadView(ctx context.Context, id string) (instanceView, error) 
 	if err != nil {
 		return instanceView{}, err
 	}
+	in.NextRotationAt = in.NextRotation(s.Window)
 	v := newView(in)
 	prev, err := s.Store.Previous(ctx, id)
 	if err != nil {
@@ -107,7 +111,8 @@ func newView(in store.Instance) instanceView {
 		CurrentCredentialID: in.CurrentCredential, CurrentSince: in.CurrentSince,
 		PreviousCredentials: []previousView{}, InFlightRotationID: in.InFlight,
 		LastRotatedAt: in.LastRotatedAt, LastError: in.LastError, LastErrorAt: in.LastErrorAt, LastErrorCode: in.LastErrorCode,
-		NextRotationAt: in.NextRotationAt, ScheduleOptOut: in.ScheduleOptOut, QuarantinedAt: in.QuarantinedAt,
+		NextRotationAt: in.NextRotationAt, ScheduleOptOut: in.ScheduleOptOut, MaintenanceWindow: in.Window,
+		QuarantinedAt:    in.QuarantinedAt,
 		QuarantineReason: in.QuarantineReason}
 	if in.Grace > 0 {
 		v.Grace = in.Grace.String()

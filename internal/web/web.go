@@ -62,6 +62,10 @@ type Params struct {
 	// MinGrace is the grace floor (config.GraceFloor): a deprovisioned
 	// instance's unconfirmed credentials are revoked no sooner than that.
 	MinGrace time.Duration
+	// Window is REKEY_MAINTENANCE_WINDOW's window (nil: none), in which an
+	// instance without one of its own rotates: the next rotation the API
+	// and the dashboard tell is moved into it, as the scheduler moves it.
+	Window *store.Window
 	// CustomerLimits limit the rotations the dashboard's button starts for
 	// one instance (REKEY_CUSTOMER_ROTATIONS_PER_DAY and
 	// REKEY_CUSTOMER_ONE_PER_GRACE); the store's claim enforces them. The
