@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -61,13 +63,23 @@ would take their tasks. Nothing here is for production.`,
 
 // checkDevModeFlags refuses a flag that the run's mode would ignore:
 // --web-addr with --once, which serves no web process, and --timeout
-// without it, which runs until Ctrl-C.
+// without it, which runs until Ctrl-C; and a --web-addr that names no
+// host and port.
 func checkDevModeFlags(c *cobra.Command, o devstack.Options) error {
 	switch {
 	case o.Once && c.Flags().Changed("web-addr"):
 		return usagef("--web-addr does nothing with --once, which serves no web process")
 	case !o.Once && c.Flags().Changed("timeout"):
 		return usagef("--timeout bounds a run with --once; without it rekey dev runs until Ctrl-C")
+	case !o.Once:
+		// Checked before anything starts: a web address the listener
+		// refuses would end the run only after the instances are
+		// provisioned and rotating.
+		if _, port, err := net.SplitHostPort(o.WebAddr); err != nil {
+			return usagef("--web-addr %q: %v (write host:port, as 127.0.0.1:5000, or :0 for any free port)", o.WebAddr, err)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return usagef("--web-addr %q: port %q is no port number (0 to 65535)", o.WebAddr, port)
+		}
 	}
 	return nil
 }

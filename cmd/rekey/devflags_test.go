@@ -87,7 +87,8 @@ func TestDurationFlagErrorsShowAnExample(t *testing.T) {
 
 // TestDevRefusesAFlagItsModeIgnores: --web-addr with --once (no web
 // process) and --timeout without it (a run until Ctrl-C) are usage errors,
-// exit 2, naming the flag, rather than accepted and ignored.
+// exit 2, naming the flag, rather than accepted and ignored; so is a
+// --web-addr the web process could not listen on.
 func TestDevRefusesAFlagItsModeIgnores(t *testing.T) {
 	for _, tt := range []struct {
 		args []string
@@ -95,6 +96,9 @@ func TestDevRefusesAFlagItsModeIgnores(t *testing.T) {
 	}{
 		{[]string{"--once", "--web-addr", "127.0.0.1:8080"}, "--web-addr does nothing with --once"},
 		{[]string{"--timeout", "30s"}, "--timeout bounds a run with --once"},
+		// Refused before any instance is provisioned, not once they rotate.
+		{[]string{"--web-addr", "127.0.0.1"}, `--web-addr "127.0.0.1": address 127.0.0.1: missing port in address`},
+		{[]string{"--web-addr", "127.0.0.1:99999"}, `--web-addr "127.0.0.1:99999": port "99999" is no port number`},
 	} {
 		env, _, stderr := devEnv()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
