@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +146,17 @@ func TestDevTakesTheEnvironmentsTuning(t *testing.T) {
 	}
 	if want := "rekey dev: ignores REKEY_GRACE (use --grace)\n"; strings.Count(out, "rekey dev: ignores") != 1 || !strings.Contains(out, want) {
 		t.Errorf("stderr does not say once %q:\n%s", want, out)
+	}
+}
+
+// TestDevIgnoredNamesOnlySettings: rekey dev says which of rekey's settings
+// it ignores, and with what to replace them; a name that is no setting at
+// all (a typo) is not said to be one dev "sets its own": the
+// unknown_setting warning names the setting it is near.
+func TestDevIgnoredNamesOnlySettings(t *testing.T) {
+	got := devIgnored([]string{"REKEY_GRAEC", "REKEY_GRACE", "REKEY_QUARANTINE_AFTER", "REKEY_DEV_X", "REKEY_TEST_REDIS_URL", "PATH"})
+	want := []string{"REKEY_GRACE (use --grace)", "REKEY_QUARANTINE_AFTER (dev sets its own)"}
+	if !slices.Equal(got, want) {
+		t.Errorf("devIgnored = %q, want %q", got, want)
 	}
 }

@@ -72,7 +72,9 @@ var devReplacements = map[string]string{
 // devIgnored names, with what to use instead, the settings set in the
 // environment (names) that rekey dev does not take on: REKEY_ ones but
 // its own (REKEY_DEV_), the tuning ones it takes and the test harness's,
-// and those of devReplacements. It names each once, in order.
+// and those of devReplacements. It names each once, in order. A name that
+// is no setting at all (REKEY_GRAEC) is not among them: the unknown_setting
+// warning says so, with the setting it is near.
 func devIgnored(names []string) []string {
 	var out []string
 	for _, name := range slices.Compact(slices.Sorted(slices.Values(names))) {
@@ -81,7 +83,7 @@ func devIgnored(names []string) []string {
 		case replaced:
 			out = append(out, name+" ("+hint+")")
 		case strings.HasPrefix(name, "REKEY_") && !strings.HasPrefix(name, "REKEY_DEV_") &&
-			!strings.HasPrefix(name, "REKEY_TEST_") && !slices.Contains(devstack.TuningSettings, name):
+			!strings.HasPrefix(name, "REKEY_TEST_") && !slices.Contains(devstack.TuningSettings, name) && config.IsSetting(name):
 			out = append(out, name+" (dev sets its own)")
 		}
 	}

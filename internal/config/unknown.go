@@ -72,6 +72,12 @@ func Unknown(names []string) []string {
 	return out
 }
 
+// IsSetting reports whether name is exactly a setting rekey reads; Unknown
+// warns of a name that looks like one and is not.
+func IsSetting(name string) bool {
+	return slices.Contains(knownSettings(), name) || slices.Contains(knownShared(), name)
+}
+
 // didYouMean is the hint of a name that is near, saying when only its
 // case differs: names of the environment are case-sensitive.
 func didYouMean(name, near string) string {
