@@ -240,6 +240,34 @@ func TestDevServesTheWebProcess(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", line, err, res)
 		}
 	})
+	t.Run("CLI line", func(t *testing.T) {
+		// The operator commands reach this run's Redis with its keys, and
+		// quote the grace dev's worker announces (3s), not their default.
+		line := strings.Replace(accessLine(t, access, "CLI"), " rekey ", " "+rekeyBinary(t)+" ", 1)
+		sh := func(command string) string {
+			c := exec.Command("sh", "-c", command)
+			c.Env = cmd.Env // REDIS_URL, which the line names
+			res, err := c.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", command, err, res)
+			}
+			return string(res)
+		}
+		if out := sh(line); !strings.Contains(out, "current credential:") {
+			t.Errorf("%s printed no instance:\n%s", line, out)
+		}
+		// The worker announces itself as it starts, beside the access text.
+		plan := strings.Replace(line, " instances show ", " rotate --plan ", 1)
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			out := sh(plan)
+			if strings.Contains(out, "else 3s (REKEY_GRACE") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not quote dev's grace:\n%s", plan, out)
+			}
+		}
+	})
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +324,7 @@ func readAccess(t *testing.T, out io.Reader, stderr *syncBuffer) string {
 				t.Fatalf("dev ended before printing its access details:\n%s\nstderr:\n%s", b.String(), stderr)
 			}
 			b.WriteString(l + "\n")
-			if strings.HasPrefix(l, "  try it") {
+			if strings.HasPrefix(l, "  CLI") {
 				go func() { // keep reading, so dev never blocks on a full pipe
 					for range lines {
 					}

@@ -108,11 +108,15 @@ func (d devApp) Registry() (*registry.Registry, error) {
 }
 
 // RunWorker runs the worker against the run's issuer: the sandbox's demo
-// issuer over HTTP, or the PostgreSQL issuer.
+// issuer over HTTP, or the PostgreSQL issuer. It announces its keys and
+// settings as a worker does, so that the operator commands run beside it
+// (its access text prints how) quote dev's grace and rate, not their own
+// environment's defaults.
 func (d devApp) RunWorker(ctx context.Context) error {
 	iss, err := d.issuer()
 	if err != nil {
 		return err
 	}
+	defer d.announceKeys(ctx, "dev")()
 	return d.runWorker(ctx, iss, d.cfg.Concurrency)
 }

@@ -83,7 +83,15 @@ func (r *run) access(addr net.Addr, instanceID string) string {
 	fmt.Fprintf(&s, "  monitoring          %s/monitoring  (asynqmon; any user name, password %s)\n", base, pass)
 	fmt.Fprintf(&s, "  metrics             %s/metrics  (Authorization: Bearer %s)\n", base, token)
 	fmt.Fprintf(&s, "  HTTP API            %s/api/v1  (REKEY_API_TOKEN=%s)\n", base, token)
-	fmt.Fprintf(&s, "  try it              curl -sS -H 'Authorization: Bearer %s' %s/api/v1/instances/%s\n\n", token, base, instanceID)
+	fmt.Fprintf(&s, "  try it              curl -sS -H 'Authorization: Bearer %s' %s/api/v1/instances/%s\n", token, base, instanceID)
+	// The operator commands need this run's Redis and keys; a REDIS_URL of
+	// the environment (which may hold a password) is named, not printed.
+	redisURL := `"$REDIS_URL"`
+	if r.o.RedisURL == "" {
+		redisURL = r.cfg.RedisURL
+	}
+	fmt.Fprintf(&s, "  CLI                 REDIS_URL=%s REKEY_ENCRYPTION_KEYS=%s rekey instances show %s\n\n",
+		redisURL, r.sb.EncryptionKey.Reveal(), instanceID)
 	return s.String()
 }
 
