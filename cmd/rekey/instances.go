@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,12 +26,117 @@ import (
 func newInstancesCmd(env *environ) *cobra.Command {
 	return newGroupCmd(&cobra.Command{
 		Use:   "instances",
-		Short: "Import or show instances",
-		Long: `Registers instances in bulk from JSON lines (as the API's PUT body, plus "id"), or shows one
-instance: its state, credentials waiting for revocation and recent audit events (never a secret).`,
+		Short: "Import, list or show instances",
+		Long: `Registers instances in bulk from JSON lines (as the API's PUT body, plus "id"), lists the live
+instances a page at a time, or shows one instance: its state, credentials waiting for revocation
+and recent audit events (never a secret).`,
 		Example: `  rekey instances import instances.jsonl
+  rekey instances list
   rekey instances show inst-123 --json`,
-	}, newInstancesImportCmd(env), newInstancesShowCmd(env))
+	}, newInstancesImportCmd(env), newInstancesListCmd(env), newInstancesShowCmd(env))
+}
+
+func newInstancesListCmd(env *environ) *cobra.Command {
+	var asJSON bool
+	var limit int
+	var after string
+	c := &cobra.Command{
+		Use:   "list",
+		Short: "List the live instances, in registration order",
+		Long: `Lists the live instances in the order they were registered, one a line: id, API version, when
+it was registered and last rotated, its next scheduled rotation (in its maintenance window) and
+where it stands (rotating, quarantined, opted out, scheduled, or unscheduled when scheduled
+rotation is off). --after ID pages on from the last line; stderr says how many there are and how to
+list the next page. Deprovisioned instances are not listed; 'rekey instances show ID' still shows them.`,
+		Example: `  rekey instances list
+  rekey instances list --limit 1000 --after inst-123
+  rekey instances list --json --limit 10000 | jq -r '.[] | select(.quarantined_at) | .id'`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if limit < 1 || limit > maxInstancesListed {
+				return usagef("--limit must be between 1 and %d", maxInstancesListed)
+			}
+			if after != "" {
+				if err := checkInstanceArg("rekey instances list --after", after); err != nil {
+					return err
+				}
+			}
+			return withProducer(c.Context(), env, "instances", func(a *app) error {
+				return listInstances(c.Context(), env, a, after, limit, asJSON)
+			})
+		},
+	}
+	c.Flags().IntVar(&limit, "limit", 100, "list at most this many instances")
+	c.Flags().StringVar(&after, "after", "", "list the instances after this one (the last line of a page)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the instances as a JSON array")
+	return c
+}
+
+// maxInstancesListed bounds --limit: a page is read and printed at once.
+const maxInstancesListed = 10000
+
+// listInstances prints a page of the live instances as a table, or as a
+// JSON array, on stdout; how many there are, and how to list the next
+// page, on stderr.
+func listInstances(ctx context.Context, env *environ, a *app, after string, limit int, asJSON bool) error {
+	page, err := a.store.InstancesAfter(ctx, after, int64(limit))
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("--after %s: no live instance has that id (deprovisioned since, or never registered)", printable.Text(after))
+	}
+	if err != nil {
+		return err
+	}
+	global, _ := globalWindow(a.cfg) // a bad value is the scheduler's to refuse
+	for i := range page.Instances {
+		page.Instances[i].NextRotationAt = page.Instances[i].NextRotation(global)
+	}
+	if asJSON {
+		list := page.Instances
+		if list == nil {
+			list = []store.Instance{}
+		}
+		if err := writeJSON(env.stdout, list); err != nil {
+			return err
+		}
+	} else if len(page.Instances) > 0 {
+		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "INSTANCE\tAPI\tREGISTERED\tLAST ROTATED\tNEXT ROTATION\tSTATE")
+		for _, in := range page.Instances {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.APIVersion, timeOrNone(in.RegisteredAt),
+				timeOrNone(in.LastRotatedAt), timeOrNone(in.NextRotationAt), instanceState(in))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	switch {
+	case page.Total == 0:
+		fmt.Fprintln(env.stderr, "no live instance is registered")
+	case len(page.Instances) == 0:
+		fmt.Fprintf(env.stderr, "no live instance after %s (%s in all)\n", after, instances(int(page.Total)))
+	case page.More:
+		fmt.Fprintf(env.stderr, "%d of %s listed, there are more: --after %s lists the next ones\n",
+			len(page.Instances), instances(int(page.Total)), page.Instances[len(page.Instances)-1].ID)
+	default:
+		fmt.Fprintf(env.stderr, "%d of %s listed\n", len(page.Instances), instances(int(page.Total)))
+	}
+	return nil
+}
+
+// instanceState is where a live instance stands, as instances list
+// prints it.
+func instanceState(in store.Instance) string {
+	switch {
+	case in.InFlight != "":
+		return "rotating"
+	case !in.QuarantinedAt.IsZero():
+		return "quarantined"
+	case in.ScheduleOptOut:
+		return "opted out"
+	case in.NextRotationAt.IsZero():
+		return "unscheduled"
+	}
+	return "scheduled"
 }
 
 func newInstancesImportCmd(env *environ) *cobra.Command {

@@ -29,6 +29,7 @@ var namedScripts = map[string]*redis.Script{
 	"fail":               failScript,
 	"forgetStrayDue":     forgetStrayDueScript,
 	"indexV1":            indexV1Script,
+	"instancePage":       instancePageScript,
 	"learnFingerprint":   learnFingerprintScript,
 	"markPush":           markPushScript,
 	"markRevoked":        markRevokedScript,

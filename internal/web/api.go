@@ -209,8 +209,8 @@ func (s *server) getBatch(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// maxBatchesListed bounds GET /api/v1/batches' limit.
-const maxBatchesListed = 1000
+// maxListed bounds the limit of GET /api/v1/batches and /api/v1/instances.
+const maxListed = 1000
 
 // listBatches lists batches newest first: GET /api/v1/batches, with
 // running=true for only those not done, limit (20 by default) and before
@@ -218,18 +218,9 @@ const maxBatchesListed = 1000
 // {"batches": [...]}, each as GET /api/v1/batches/{batch_id} shows it.
 func (s *server) listBatches(w http.ResponseWriter, r *http.Request) {
 	q := store.BatchQuery{Limit: 20}
-	// r.URL.Query drops the pairs it cannot read without a word, and the
-	// client would read an unfiltered list as the one it asked for.
-	v, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("the query string cannot be read (%s): separate parameters with '&', not ';', and percent-encode values", clipID(err.Error())))
+	v, ok := listQuery(w, r, "running", "limit", "before")
+	if !ok {
 		return
-	}
-	for name := range v {
-		if name != "running" && name != "limit" && name != "before" {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q: this list takes running, limit and before", clipID(name)))
-			return
-		}
 	}
 	if raw := v.Get("running"); raw != "" {
 		running, err := strconv.ParseBool(raw)
@@ -239,13 +230,8 @@ func (s *server) listBatches(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Running = running
 	}
-	if raw := v.Get("limit"); raw != "" {
-		n, err := strconv.Atoi(raw)
-		if err != nil || n < 1 || n > maxBatchesListed {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit=%q: want a whole number from 1 to %d", clipID(raw), maxBatchesListed))
-			return
-		}
-		q.Limit = n
+	if q.Limit, ok = listLimit(w, v, q.Limit); !ok {
+		return
 	}
 	q.Before = v.Get("before")
 	batches, err := s.Store.Batches(r.Context(), q)
@@ -263,6 +249,98 @@ func (s *server) listBatches(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		Batches []store.Batch `json:"batches"`
 	}{batches})
+}
+
+// listQuery reads a list's query string, answering 400 for one it cannot
+// read or a parameter it does not take (allowed): r.URL.Query drops the
+// pairs it cannot read without a word, and the client would read an
+// unfiltered list as the one it asked for.
+func listQuery(w http.ResponseWriter, r *http.Request, allowed ...string) (url.Values, bool) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("the query string cannot be read (%s): separate parameters with '&', not ';', and percent-encode values", clipID(err.Error())))
+		return nil, false
+	}
+	for name := range v {
+		if !slices.Contains(allowed, name) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q: this list takes %s", clipID(name),
+				strings.Join(allowed[:len(allowed)-1], ", ")+" and "+allowed[len(allowed)-1]))
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// listLimit reads a list's limit, def when absent, answering 400 for one
+// that is not from 1 to maxListed.
+func listLimit(w http.ResponseWriter, v url.Values, def int) (int, bool) {
+	raw := v.Get("limit")
+	if raw == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > maxListed {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("limit=%q: want a whole number from 1 to %d", clipID(raw), maxListed))
+		return 0, false
+	}
+	return n, true
+}
+
+// instanceListView is a live instance as GET /api/v1/instances lists it:
+// what GET /api/v1/instances/{id} says of it without reading its
+// credentials, rotation or holds.
+type instanceListView struct {
+	ID                  string        `json:"id"`
+	APIVersion          string        `json:"api_version"`
+	HerokuID            string        `json:"heroku_id,omitempty"`
+	RegisteredAt        time.Time     `json:"registered_at"`
+	CurrentCredentialID string        `json:"current_credential_id,omitempty"`
+	InFlightRotationID  string        `json:"in_flight_rotation_id,omitempty"`
+	LastRotatedAt       time.Time     `json:"last_rotated_at,omitzero"`
+	LastErrorCode       string        `json:"last_error_code,omitempty"`
+	NextRotationAt      time.Time     `json:"next_rotation_at,omitzero"`
+	ScheduleOptOut      bool          `json:"schedule_opt_out,omitempty"`
+	MaintenanceWindow   *store.Window `json:"maintenance_window,omitempty"`
+	QuarantinedAt       time.Time     `json:"quarantined_at,omitzero"`
+}
+
+// listInstances answers GET /api/v1/instances: the live instances in
+// registration order, a page at a time.
+func (s *server) listInstances(w http.ResponseWriter, r *http.Request) {
+	v, ok := listQuery(w, r, "limit", "after")
+	if !ok {
+		return
+	}
+	limit, ok := listLimit(w, v, 100)
+	if !ok {
+		return
+	}
+	after := v.Get("after")
+	page, err := s.Store.InstancesAfter(r.Context(), after, int64(limit))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("after=%q: no live instance has that id", clipID(after)))
+		return
+	case err != nil:
+		s.internalError(w, r, "list instances", err)
+		return
+	}
+	out := struct {
+		Instances []instanceListView `json:"instances"`
+		Total     int64              `json:"total"`
+		// NextAfter is the after of the next page; absent on the last.
+		NextAfter string `json:"next_after,omitempty"`
+	}{Instances: make([]instanceListView, len(page.Instances)), Total: page.Total}
+	for i, in := range page.Instances {
+		out.Instances[i] = instanceListView{ID: in.ID, APIVersion: in.APIVersion, HerokuID: in.HerokuID,
+			RegisteredAt: in.RegisteredAt, CurrentCredentialID: in.CurrentCredential, InFlightRotationID: in.InFlight,
+			LastRotatedAt: in.LastRotatedAt, LastErrorCode: in.LastErrorCode, NextRotationAt: in.NextRotation(s.Window),
+			ScheduleOptOut: in.ScheduleOptOut, MaintenanceWindow: in.Window, QuarantinedAt: in.QuarantinedAt}
+	}
+	if page.More {
+		out.NextAfter = page.Instances[len(page.Instances)-1].ID
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // apiFallback answers API paths no route matched: 405 naming the methods

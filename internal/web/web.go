@@ -171,6 +171,7 @@ func (s *server) routes() []route {
 		{"GET /healthz", accessOpen, s.healthz},
 		{"GET /metrics", accessMetrics, s.metrics},
 
+		{"GET /api/v1/instances", accessAPI, s.listInstances},
 		{"PUT /api/v1/instances/{addon_id}", accessAPI, s.putInstance},
 		{"GET /api/v1/instances/{addon_id}", accessAPI, s.getInstance},
 		{"DELETE /api/v1/instances/{addon_id}", accessAPI, s.deleteInstance},
