@@ -48,14 +48,14 @@ func (g *rig) answerLate(t *testing.T) (applied chan struct{}, release func()) {
 	return applied, release
 }
 
-// A push whose answer comes back after the partner's DELETE is never
-// promoted. Registered again meanwhile (Heroku provisioned the add-on
-// anew, with credential Z in its config), the instance keeps Z current,
-// and the pushed credential, which may have landed on the new add-on after
-// Z, is kept unconfirmed: promoted, it would have made Z previous and
-// revoked it under the apps (I1). Left deprovisioned, the pushed
-// credential is discarded and revoked after the grace (I3), and the
-// credential current at the DELETE is not superseded.
+// A push whose answer comes back after the partner's DELETE and a
+// registration again (Heroku provisioned the add-on anew, with credential
+// Z in its config) is never promoted: the instance keeps Z current, and
+// the pushed credential, which may have landed on the new add-on after Z,
+// is kept unconfirmed; promoted, it would have made Z previous and revoked
+// it under the apps (I1). Left deprovisioned (a DELETE by mistake leaves
+// the add-on and the config the push changed), the rotation is promoted as
+// before: the credential the config holds stays valid.
 func TestAPushAnsweredAfterTheDeprovisioningIsNotPromoted(t *testing.T) {
 	for _, again := range []bool{true, false} {
 		name := map[bool]string{true: "registered again", false: "left deprovisioned"}[again]
@@ -74,7 +74,7 @@ func TestAPushAnsweredAfterTheDeprovisioningIsNotPromoted(t *testing.T) {
 				t.Fatal("the rotation's push never reached Heroku")
 			}
 			pushed := g.configCredential(t, "inst-1")
-			current := before.CurrentCredential
+			current := pushed // left deprovisioned, the promotion makes it current
 			var z issuer.Credential
 			if again {
 				// Heroku provisions the add-on anew with the partner's new
@@ -103,40 +103,70 @@ func TestAPushAnsweredAfterTheDeprovisioningIsNotPromoted(t *testing.T) {
 				}
 			}
 			release()
-			if err := <-done; !isPermanent(err) {
-				t.Fatalf("rotation = %v, want it failed for good", err)
+			err := <-done
+			if again != isPermanent(err) {
+				t.Fatalf("rotation = %v, want it failed for good only when registered again", err)
 			}
 
 			in, _ := g.st.Instance(ctx, "inst-1")
 			if in.CurrentCredential != current {
-				t.Errorf("current credential %s, want %s: the late push was promoted", in.CurrentCredential, current)
-			}
-			cur, _ := g.st.Credential(ctx, "inst-1", current)
-			if cur.State != store.CredentialCurrent {
-				t.Errorf("credential %s is %s, want current", current, cur.State)
+				t.Errorf("current credential %s, want %s", in.CurrentCredential, current)
 			}
 			r, _ := g.st.Rotation(ctx, "rot-late")
 			p, _ := g.st.Credential(ctx, "inst-1", pushed)
 			g.later.Store(int64(2 * grace))
-			for _, id := range []string{current, pushed} {
+			for _, id := range []string{current, pushed, before.CurrentCredential} {
 				if task := g.enq.get(tasks.RevokeTaskID("inst-1", id)); task != nil {
 					_ = g.run(task)
 				}
 			}
-			if !g.demo.Valid(current) {
-				t.Errorf("credential %s, current (the add-on's config holds it), was revoked", current)
+			if !g.demo.Valid(current) || !g.demo.Valid(g.configCredential(t, "inst-1")) {
+				t.Errorf("credential %s, current, or the one the add-on's config holds, was revoked", current)
 			}
 			switch {
-			case r.State != store.RotationFailed:
+			case again && r.State != store.RotationFailed:
 				t.Errorf("rotation is %s, want failed", r.State)
 			case again && (p.State != store.CredentialUnconfirmed || !g.demo.Valid(pushed)):
 				t.Errorf("pushed credential is %s (valid %v), want unconfirmed and valid: the new add-on may hold it",
 					p.State, g.demo.Valid(pushed))
-			case !again && (p.State != store.CredentialDiscarded || p.RevokeAt.Before(time.Now().Add(grace-time.Minute))):
-				t.Errorf("pushed credential is %s, revoke at %v, want discarded and revoked after the grace", p.State, p.RevokeAt)
-			case !again && g.demo.Valid(pushed):
-				t.Errorf("pushed credential %s still valid past the grace, with its instance deprovisioned (I3)", pushed)
+			case !again && r.State != store.RotationPromoted:
+				t.Errorf("rotation is %s, want promoted", r.State)
 			}
 		})
+	}
+}
+
+// A rotation that had pushed nothing when the partner's DELETE came, and
+// runs once the instance is registered again, pushes to the new add-on
+// and is promoted: its whole push belongs to the new registration, and
+// Heroku's config holds what it pushed.
+func TestARotationThatPushedNothingBeforeTheDeleteRunsOnTheNewRegistration(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	ctx := context.Background()
+	if _, err := g.st.ClaimBrief(ctx, store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-req",
+		Reason: store.ReasonScheduled, Queue: "bulk"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.st.Deprovision(ctx, "inst-1"); err != nil {
+		t.Fatal(err)
+	}
+	z, err := g.demo.Mint(ctx, "inst-1", "provision-again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.reg.Put(ctx, registry.Input{ID: "inst-1", APIVersion: store.APIv3, ConfigVars: []string{issuer.DefaultConfigVar},
+		CurrentCredentialID: z.ID, CurrentConfig: map[string]secret.String{issuer.DefaultConfigVar: z.Config[issuer.DefaultConfigVar]},
+		OAuthGrant: &registry.Grant{Code: secret.New(g.fake.GrantCode("inst-1"))}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.run(rotateTask(t, "inst-1", "rot-req")); err != nil {
+		t.Fatalf("rotation = %v", err)
+	}
+	r, _ := g.st.Rotation(ctx, "rot-req")
+	in, _ := g.st.Instance(ctx, "inst-1")
+	if r.State != store.RotationPromoted || in.CurrentCredential != g.configCredential(t, "inst-1") || in.FailStreak != 0 {
+		t.Errorf("rotation %s, current %s, config holds %s, fail streak %d; want it promoted to what the config holds",
+			r.State, in.CurrentCredential, g.configCredential(t, "inst-1"), in.FailStreak)
 	}
 }

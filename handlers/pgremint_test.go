@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -54,18 +55,10 @@ func (g *gatedMint) Mint(ctx context.Context, instanceID, rotationID string) (is
 	return c, err
 }
 
-// Two runs of one rotation (I6: a timed-out run's mint goes on; asynq's
-// retry runs beside it). The retry mints the role, Heroku refuses the push
-// (422), the credential is discarded and revoked: the role is dropped. The
-// first run's mint then reaches the server, and rekey's PostgreSQL issuer,
-// which mints by rotation, creates the role again under the same name and
-// password. The store, answered a credential it recorded revoked, makes it
-// due for revocation again at once (savePendingScript), and its revocation
-// drops the role again: it was recorded revoked while it worked for good
-// (I3).
-func TestALateMintOfARevokedCredentialIsRevokedAgain(t *testing.T) {
-	t.Parallel()
-	g := newRig(t)
+// gatedPostgres has g's workers mint and revoke with rekey's PostgreSQL
+// issuer on a database of their own, its first Mint held (gatedMint).
+func gatedPostgres(t *testing.T, g *rig) *gatedMint {
+	t.Helper()
 	db := pgtest.New(t)
 	ctx := context.Background()
 	owner := db.Name + "_owner"
@@ -90,6 +83,23 @@ func TestALateMintOfARevokedCredentialIsRevokedAgain(t *testing.T) {
 	t.Cleanup(pg.Close)
 	gate := &gatedMint{Issuer: pg, held: make(chan struct{}), release: make(chan struct{})}
 	g.deps.Issuer = gate
+	return gate
+}
+
+// Two runs of one rotation (I6: a timed-out run's mint goes on; asynq's
+// retry runs beside it). The retry mints the role, Heroku refuses the push
+// (422), the credential is discarded and revoked: the role is dropped. The
+// first run's mint then reaches the server, and rekey's PostgreSQL issuer,
+// which mints by rotation, creates the role again under the same name and
+// password. The store, answered a credential it recorded revoked, makes it
+// due for revocation again at once (savePendingScript), and its revocation
+// drops the role again: it was recorded revoked while it worked for good
+// (I3).
+func TestALateMintOfARevokedCredentialIsRevokedAgain(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	ctx := context.Background()
+	gate := gatedPostgres(t, g)
 
 	const rotID = "rot-late-pg"
 	// Run 1: claims the rotation and is slow to reach the server.
@@ -146,6 +156,79 @@ func TestALateMintOfARevokedCredentialIsRevokedAgain(t *testing.T) {
 	if err := g.run(again); err != nil {
 		t.Fatalf("revoke again: %v", err)
 	}
+	if conn, err := pgx.Connect(ctx, url); err == nil {
+		conn.Close(ctx)
+		t.Errorf("credential %s revoked again, and its role still logs in", c.ID)
+	}
+	if c, _ = g.st.Credential(ctx, "inst-1", c.ID); c.RevokedAt.IsZero() {
+		t.Errorf("credential %s is %s, not recorded revoked after its second revocation", c.ID, c.State)
+	}
+}
+
+// slowMark holds a Revoke's return (the issuer has dropped the role; the
+// task has not yet recorded it) until release is closed; dropped is
+// closed once the first Revoke returned from the issuer.
+type slowMark struct {
+	*gatedMint
+	dropped, release chan struct{}
+	once             sync.Once
+}
+
+func (s *slowMark) Revoke(ctx context.Context, instanceID, credID string) error {
+	err := s.gatedMint.Revoke(ctx, instanceID, credID)
+	s.once.Do(func() { close(s.dropped) })
+	<-s.release
+	return err
+}
+
+// The same late mint, saved between the issuer's DROP ROLE and the revoke
+// task's record of it: the mint found the credential still waiting, and
+// marked it (reminted_at), so the task's record leaves it due again
+// (store.ErrMintedAgain, the task retried) instead of recording revoked a
+// role the mint made anew; the next run drops it and records it (I3).
+func TestALateMintDuringTheRevocationIsRevokedAgain(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	ctx := context.Background()
+	gate := gatedPostgres(t, g)
+	iss := &slowMark{gatedMint: gate, dropped: make(chan struct{}), release: make(chan struct{})}
+	g.deps.Issuer = iss
+
+	const rotID = "rot-late-pg-race"
+	first := make(chan error, 1)
+	go func() { first <- g.run(rotateTask(t, "inst-1", rotID)) }()
+	<-gate.held
+	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(422))
+	if err := g.run(rotateTask(t, "inst-1", rotID)); !isPermanent(err) {
+		t.Fatalf("run 2 = %v, want the rotation ended", err)
+	}
+	rot, _ := g.st.Rotation(ctx, rotID)
+	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", rot.CredentialID))
+	revoked := make(chan error, 1)
+	go func() { revoked <- g.run(revoke) }()
+	<-iss.dropped // the role is dropped, not yet recorded
+	close(gate.release)
+	select {
+	case err := <-first:
+		t.Logf("run 1: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("run 1 never ended")
+	}
+	close(iss.release)
+	if err := <-revoked; !errors.Is(err, store.ErrMintedAgain) {
+		t.Fatalf("revoke = %v, want it retried as minted again", err)
+	}
+	c, _ := g.st.Credential(ctx, "inst-1", rot.CredentialID)
+	due, _ := g.st.DueRevocations(ctx, time.Now().Add(time.Minute), 10)
+	if !c.RevokedAt.IsZero() || len(due) != 1 {
+		t.Fatalf("credential %s: %s, revoked at %v, %d revocations due; want it due again", c.ID, c.State, c.RevokedAt, len(due))
+	}
+	if err := g.run(revoke); err != nil {
+		t.Fatalf("revoke again: %v", err)
+	}
+	gate.mu.Lock()
+	url := gate.urls[0]
+	gate.mu.Unlock()
 	if conn, err := pgx.Connect(ctx, url); err == nil {
 		conn.Close(ctx)
 		t.Errorf("credential %s revoked again, and its role still logs in", c.ID)

@@ -414,16 +414,15 @@ func (h *Rotate) promote(ctx context.Context, r *rotation, credID string) (strin
 }
 
 // deprovisionedMidway ends a rotation whose instance was deprovisioned
-// while it pushed (store.ErrDeprovisioned from the promotion): never
-// promoted, it is recorded failed with no proof that Heroku holds none of
-// its credential. The store then discards that credential, revoked after
-// the grace, while the instance stays deprovisioned, or keeps it
-// unconfirmed beside the current credential a registration since named:
-// the push may have landed on the new add-on after that credential, and
-// the next rotation replaces both (I1).
+// while its push was on its way and registered again since
+// (store.ErrDeprovisioned from the promotion): never promoted, it is
+// recorded failed with no proof that Heroku holds none of its credential,
+// so the store keeps that credential unconfirmed beside the current one
+// the registration named: the push may have landed on the new add-on after
+// it, and the next rotation replaces both (I1).
 func (h *Rotate) deprovisionedMidway(ctx context.Context, r *rotation) (string, error) {
 	return h.record(ctx, r, "push", store.Failure{Code: "push:deprovisioned", Grace: h.grace(r),
-		Cause: "push: the instance was deprovisioned while this rotation pushed its credential"})
+		Cause: "push: the instance was deprovisioned, and registered again, while this rotation pushed its credential"})
 }
 
 // finished handles a rotation that another run of the task, at the same

@@ -642,12 +642,6 @@ func numericID(body []byte) (string, bool) {
 	return id, true
 }
 
-// decodeCredential reads a mint answer. An answer without an id or config is
-// the issuer's bug; it is reported without the body, which holds secrets.
-// Without an id it stays retryable, in case the issuer is fixed. With one,
-// the issuer minted that credential: the answer is an
-// *UnusableCredentialError naming it, so that it is recorded and revoked
-// rather than left working at the issuer with nobody knowing of it.
 // utf8BOM is the byte-order mark some frameworks write before a UTF-8 body.
 var utf8BOM = []byte("\xef\xbb\xbf")
 
@@ -664,6 +658,12 @@ func scanLeniently(body []byte) mintAnswer {
 	return mintedID(bytes.NewReader(body))
 }
 
+// decodeCredential reads a mint answer. An answer without an id or config is
+// the issuer's bug; it is reported without the body, which holds secrets.
+// Without an id it stays retryable, in case the issuer is fixed. With one,
+// the issuer minted that credential: the answer is an
+// *UnusableCredentialError naming it, so that it is recorded and revoked
+// rather than left working at the issuer with nobody knowing of it.
 func decodeCredential(status int, body []byte) (Credential, error) {
 	var r struct {
 		CredentialID string          `json:"credential_id"`

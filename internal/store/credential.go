@@ -71,12 +71,21 @@ func (s *Store) Credential(ctx context.Context, instanceID, credID string) (Cred
 
 // MarkRevoked records that the issuer revoked a previous or discarded
 // credential. It is idempotent. It refuses (ErrConflict) a pending or
-// current credential, which must never be revoked (I1).
+// current credential, which must never be revoked (I1). ErrMintedAgain
+// says a mint answered the credential again while it waited: it is due
+// again at once instead, for its revocation to run again.
 func (s *Store) MarkRevoked(ctx context.Context, instanceID, credID string) error {
 	keys := newMarkRevokedKeys(instanceID, credID)
 	args := []any{instanceID, credID, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
 		int64(s.finishedTTL.Seconds())}
-	return scriptError("mark revoked", markRevokedScript.Run(ctx, s.rdb, keys.list(), args...).Err())
+	res, err := markRevokedScript.Run(ctx, s.rdb, keys.list(), args...).Text()
+	if err != nil {
+		return scriptError("mark revoked", err)
+	}
+	if res == "again" {
+		return fmt.Errorf("mark revoked %s: %w", credID, ErrMintedAgain)
+	}
+	return nil
 }
 
 // markRevokedKeys are the KEYS of markRevokedScript, one field per key, in order.

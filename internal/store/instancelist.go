@@ -26,7 +26,7 @@ func (s *Store) InstancesAfter(ctx context.Context, after string, limit int64) (
 	if limit < 1 {
 		return InstancePage{}, fmt.Errorf("list instances: limit %d", limit)
 	}
-	res, err := instancePageScript.Run(ctx, s.rdb, []string{instancesKey()}, after, limit).Slice()
+	res, err := instancePageScript.Run(ctx, s.rdb, instancePageKeys{instances: instancesKey()}.list(), after, limit).Slice()
 	if err != nil {
 		return InstancePage{}, scriptError("list instances", err)
 	}
@@ -45,9 +45,16 @@ func (s *Store) InstancesAfter(ctx context.Context, after string, limit int64) (
 	return page, nil
 }
 
+// instancePageKeys are the KEYS of instancePageScript.
+type instancePageKeys struct {
+	instances string // KEYS[1] -> rekey:instances
+}
+
+func (k instancePageKeys) list() []string { return []string{k.instances} }
+
 // instancePageScript reads a page of the live instances' index.
 //
-// KEYS: rekey:instances. ARGV: the id to start after ("": the first), the
+// KEYS: instancePageKeys. ARGV: the id to start after ("": the first), the
 // page's length. Returns {count of live instances, then up to length + 1
 // ids}. Error: "not_found" when the id is not in the index.
 var instancePageScript = redis.NewScript(`

@@ -71,6 +71,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 			credential: credentialKey("inst", "cred")}, nil},
 		{"pruneLiveGoneScript", pruneLiveGoneKeys{liveGone: liveGoneKey(), instance: instanceKey("inst"), set: livePrefix() + "00"}, nil},
 		{"oldestUnheldScript", oldestUnheldKeys{revokeDue: revokeDueKey(), holds: holdsKey()}, nil},
+		{"instancePageScript", instancePageKeys{instances: instancesKey()}, nil},
 	}
 	listed := map[string]bool{"putInstanceScript": true} // its Lua is putInstanceLua
 	for _, c := range cases {

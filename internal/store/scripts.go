@@ -238,11 +238,13 @@ redis.call('SET', KEYS[15], ARGV[10], 'PX', ARGV[9])
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('not_found') end
 if get(KEYS[1], 'deprovisioned_at') ~= '' then return 'ok' end
 redis.call('HSET', KEYS[1], 'deprovisioned_at', ARGV[2])
--- The rotation in flight pushes to the add-on this DELETE ends: it is
--- never promoted (promoteScript), even once a registration revives the
--- instance with the credential the new add-on was provisioned with.
+-- The rotation in flight that pushed to the add-on this DELETE ends: its
+-- push may be answered, or land, only once a registration revived the
+-- instance with the credential the new add-on was provisioned with, and
+-- it is then never promoted (promoteScript). One that pushed nothing yet
+-- pushes, if ever, to the registration it finds.
 local inflight = get(KEYS[1], 'inflight')
-if inflight ~= '' and redis.call('EXISTS', KEYS[17] .. inflight) == 1 then
+if inflight ~= '' and get(KEYS[17] .. inflight, 'push_attempted_at') ~= '' then
   redis.call('HSET', KEYS[17] .. inflight, 'deprovisioned_at', ARGV[2])
 end
 -- Its fields in the index of V1 apps go (v1AppsKey).
@@ -578,10 +580,16 @@ local function held(f) return fingerprintIn(ARGV[11], #ARGV[10], f) end
 if have == ARGV[1] then
   -- Another run saved this credential first: it pushes the stored config,
   -- so this run may not push another one under the same id.
-  local c = redis.call('HMGET', KEYS[2], 'f', 'revoked_at')
+  local c = redis.call('HMGET', KEYS[2], 'f', 'revoked_at', 'state')
   local f = c[1] or ''
   if ARGV[10] ~= '' and f ~= '' and not held(f) then
     return redis.error_reply('reminted')
+  end
+  if (c[2] or '') == '' and (c[3] == 'discarded' or c[3] == 'previous') then
+    -- Waiting for its revocation, whose run may be at the issuer now: the
+    -- mark has that run's record (markRevokedScript) leave it due again,
+    -- should this answer have made it anew after the run revoked it.
+    redis.call('HSET', KEYS[2], 'reminted_at', ARGV[5])
   end
   if (c[2] or '') ~= '' then
     -- Revoked since, and answered again: an issuer that mints by rotation
@@ -729,17 +737,19 @@ if st ~= 'minted' or (rot[2] or '') ~= ARGV[3] then
   settle()
   return redis.error_reply('conflict rotation is ' .. st)
 end
--- The instance was deprovisioned while the rotation ran (deprovisionScript):
--- its push went to an add-on that is gone, or, registered again since,
--- raced the new add-on's own credential, which the registration made
--- current and the apps may hold. Promoted, the rotation would supersede
--- that credential and revoke it (I1); the caller ends it as failed instead.
-if (rot[7] or '') ~= '' then
-  settle()
-  return redis.error_reply('deprovisioned the instance was deprovisioned while this rotation pushed')
-end
 local now = tonumber(ARGV[4])
 local inst = redis.call('HMGET', KEYS[1], 'current', 'inflight', 'quarantined_at', 'deprovisioned_at', 'sched_opt_out')
+-- The instance was deprovisioned while the rotation's push was on its way
+-- (deprovisionScript), and registered again since: the push raced the new
+-- add-on's own credential, which the registration made current and the
+-- apps may hold. Promoted, the rotation would supersede that credential
+-- and revoke it (I1); the caller ends it as failed instead. Still
+-- deprovisioned (a DELETE by mistake leaves the add-on and the config the
+-- push changed), it is promoted as before.
+if (rot[7] or '') ~= '' and (inst[4] or '') == '' then
+  settle()
+  return redis.error_reply('deprovisioned the instance was deprovisioned and registered again while this rotation pushed')
+end
 local cur = inst[1] or ''
 local revoke_at = ''
 -- unanswered(ckey): whether the credential's own rotation has a push
@@ -955,16 +965,33 @@ return {'failed', cred, kept, revoke_at}
 // dead revocation an operator ran by hand leaves the dead-letter set.
 // ARGV: instance id, credential id, now ms, instance event cap, fleet event
 // cap, credential ttl seconds.
-// Returns "revoked" or "already". Errors: "not_found", "conflict ..." when
-// the credential is pending or current (it must never be revoked: I1).
+// Returns "revoked" or "already", or "again" when a mint answered the
+// credential again while it waited (reminted_at, savePendingScript): it is
+// then due again at once, not recorded revoked. Errors: "not_found",
+// "conflict ..." when the credential is pending or current (it must never
+// be revoked: I1).
 var markRevokedScript = eventScript(luaLive, `
 local c = redis.call('HMGET', KEYS[1], 'state', 'revoked_at', 'superseded_in_batch', 'rotation_id', 'dead_at',
-  'superseded_by', 'f', 'held')
+  'superseded_by', 'f', 'held', 'reminted_at')
 local st = c[1] or ''
 if st == '' then return redis.error_reply('not_found') end
 if st == 'revoked' or (c[2] or '') ~= '' then return 'already' end
 if st ~= 'previous' and st ~= 'discarded' then
   return redis.error_reply('conflict credential is ' .. st)
+end
+-- A mint answered it again while it waited (savePendingScript): an issuer
+-- that mints by rotation may have made it anew after this revocation
+-- reached the issuer, so it is due again at once rather than recorded
+-- revoked, and its next revocation is recorded (I3).
+if (c[9] or '') ~= '' then
+  redis.call('HDEL', KEYS[1], 'reminted_at')
+  redis.call('HSET', KEYS[1], 'revoke_at', ARGV[3])
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1] .. '/' .. ARGV[2])
+  if st == 'previous' then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2]) end
+  local rot = c[6] or ''
+  if rot == '' then rot = c[4] or '' end
+  emit(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[1], 'revoke_scheduled', rot, ARGV[2], ARGV[3], ARGV[3])
+  return 'again'
 end
 if st == 'previous' then
   redis.call('HSET', KEYS[1], 'state', 'revoked', 'revoked_at', ARGV[3])

@@ -67,6 +67,12 @@ var (
 	// may be pushed: the rotation fails, and the credential, not pushed,
 	// is discarded and revoked.
 	ErrReminted = errors.New("the issuer answered the rotation again with the same credential and another config")
+	// ErrMintedAgain means a revocation reached the issuer while a mint
+	// answered the same credential again (a late run of its rotation,
+	// under an issuer that mints by rotation): the issuer may have made it
+	// anew after revoking it, so it is not recorded revoked but due again
+	// at once, and the revocation is to run again.
+	ErrMintedAgain = errors.New("a mint answered the credential again while it was being revoked: it is revoked again")
 	// ErrCredentialRevoked means a registration names as the instance's
 	// current credential one of its credentials that was revoked: an app
 	// given it could not connect. Nothing is stored.
