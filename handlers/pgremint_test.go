@@ -86,6 +86,28 @@ func gatedPostgres(t *testing.T, g *rig) *gatedMint {
 	return gate
 }
 
+// lateRunBesideAFailedRetry starts run 1 of rotation rotID, whose mint is
+// held (slow to reach the server), then runs run 2 (asynq's retry): it
+// mints, Heroku refuses the push (422), and the credential is discarded,
+// due for revocation. It returns run 1's outcome, to come once gate is
+// released, and the rotation.
+func lateRunBesideAFailedRetry(t *testing.T, g *rig, gate *gatedMint, rotID string) (<-chan error, store.Rotation) {
+	t.Helper()
+	first := make(chan error, 1)
+	go func() { first <- g.run(rotateTask(t, "inst-1", rotID)) }()
+	select {
+	case <-gate.held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("run 1 never minted")
+	}
+	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(422))
+	if err := g.run(rotateTask(t, "inst-1", rotID)); !isPermanent(err) {
+		t.Fatalf("run 2 = %v, want the rotation ended", err)
+	}
+	rot, _ := g.st.Rotation(context.Background(), rotID)
+	return first, rot
+}
+
 // Two runs of one rotation (I6: a timed-out run's mint goes on; asynq's
 // retry runs beside it). The retry mints the role, Heroku refuses the push
 // (422), the credential is discarded and revoked: the role is dropped. The
@@ -101,22 +123,7 @@ func TestALateMintOfARevokedCredentialIsRevokedAgain(t *testing.T) {
 	ctx := context.Background()
 	gate := gatedPostgres(t, g)
 
-	const rotID = "rot-late-pg"
-	// Run 1: claims the rotation and is slow to reach the server.
-	first := make(chan error, 1)
-	go func() { first <- g.run(rotateTask(t, "inst-1", rotID)) }()
-	select {
-	case <-gate.held:
-	case <-time.After(10 * time.Second):
-		t.Fatal("run 1 never minted")
-	}
-	// Run 2 (asynq's retry): mints, Heroku refuses the push, the credential
-	// is discarded and revoked at once.
-	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(422))
-	if err := g.run(rotateTask(t, "inst-1", rotID)); !isPermanent(err) {
-		t.Fatalf("run 2 = %v, want the rotation ended", err)
-	}
-	rot, _ := g.st.Rotation(ctx, rotID)
+	first, rot := lateRunBesideAFailedRetry(t, g, gate, "rot-late-pg")
 	c, err := g.st.Credential(ctx, "inst-1", rot.CredentialID)
 	if err != nil || c.State != store.CredentialDiscarded {
 		t.Fatalf("credential %+v, %v: want it discarded", c, err)
@@ -194,15 +201,7 @@ func TestALateMintDuringTheRevocationIsRevokedAgain(t *testing.T) {
 	iss := &slowMark{gatedMint: gate, dropped: make(chan struct{}), release: make(chan struct{})}
 	g.deps.Issuer = iss
 
-	const rotID = "rot-late-pg-race"
-	first := make(chan error, 1)
-	go func() { first <- g.run(rotateTask(t, "inst-1", rotID)) }()
-	<-gate.held
-	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(422))
-	if err := g.run(rotateTask(t, "inst-1", rotID)); !isPermanent(err) {
-		t.Fatalf("run 2 = %v, want the rotation ended", err)
-	}
-	rot, _ := g.st.Rotation(ctx, rotID)
+	first, rot := lateRunBesideAFailedRetry(t, g, gate, "rot-late-pg-race")
 	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", rot.CredentialID))
 	revoked := make(chan error, 1)
 	go func() { revoked <- g.run(revoke) }()
