@@ -325,8 +325,8 @@ type Promoted struct {
 // rotation still has a push unanswered (promoteScript). Promoting twice returns
 // the same. It also schedules the instance's next rotation one period on
 // and ends any quarantine (schedule.go). A rotation whose instance was
-// deprovisioned while it ran is refused with ErrDeprovisioned, also once
-// the instance is registered again: its push raced the new add-on's
+// deprovisioned while its push was on its way, and registered again
+// since, is refused with ErrDeprovisioned: its push raced the new add-on's
 // credential, which the registration made current.
 func (s *Store) PromoteRotation(ctx context.Context, instanceID, rotationID, credID string, grace time.Duration, detail string) (Promoted, error) {
 	return s.PromotePushed(ctx, instanceID, rotationID, credID, grace, detail, 0)

@@ -220,8 +220,9 @@ return 'updated'
 // for dynos still running on the config they started with: it joins the
 // revoke-due index, from which the reconcile sweep enqueues its revoke.
 //
-// The rotation in flight, if any, is marked (deprovisioned_at): it is
-// never promoted, whatever its push's answer (promoteScript).
+// The rotation in flight, if it attempted a push, is marked
+// (deprovisioned_at): once the instance is registered again it is never
+// promoted, whatever its push's answer (promoteScript).
 //
 // KEYS: deprovisionKeys (instance.go), one field per key, in order.
 // ARGV: id, now ms, instance event cap, fleet event cap, grace ms and
@@ -710,8 +711,8 @@ return 'saved'
 // Returns {previous credential id or "", revoke_at ms or "", superseded
 // unconfirmed credentials as "revoke_at ms,id,id..." or ""}; repeating a
 // promotion returns the same. Errors: "not_found", "conflict ...",
-// "deprovisioned ..." (the instance was deprovisioned while the rotation
-// ran, registered again since or not: see the script).
+// "deprovisioned ..." (the instance was deprovisioned while the
+// rotation's push was on its way, and registered again since).
 var promoteScript = eventScript(luaSchedule, luaConfig, `
 local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id', 'push_settled', 'joined_by', 'join_grace_ms',
   'deprovisioned_at')
