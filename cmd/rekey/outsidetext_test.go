@@ -76,6 +76,7 @@ func TestOutsideTextIsEscapedInTextOutput(t *testing.T) {
 	c.seedHostile(t)
 	runs := map[string][]string{ // a command's path: its arguments
 		"instances show":       {"inst-hostile"},
+		"instances list":       nil,
 		"instances import":     {"-"},
 		"batches show":         {"bat_hostile"},
 		"batches list":         nil,
