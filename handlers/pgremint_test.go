@@ -108,6 +108,19 @@ func lateRunBesideAFailedRetry(t *testing.T, g *rig, gate *gatedMint, rotID stri
 	return first, rot
 }
 
+// finishLateRun lets run 1's held mint reach the server and waits for the
+// run to end.
+func finishLateRun(t *testing.T, gate *gatedMint, first <-chan error) {
+	t.Helper()
+	close(gate.release)
+	select {
+	case err := <-first:
+		t.Logf("run 1: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("run 1 never ended")
+	}
+}
+
 // Two runs of one rotation (I6: a timed-out run's mint goes on; asynq's
 // retry runs beside it). The retry mints the role, Heroku refuses the push
 // (422), the credential is discarded and revoked: the role is dropped. The
@@ -136,13 +149,7 @@ func TestALateMintOfARevokedCredentialIsRevokedAgain(t *testing.T) {
 		t.Fatalf("revoke: %v", err)
 	}
 	// Run 1's mint reaches the server now.
-	close(gate.release)
-	select {
-	case err := <-first:
-		t.Logf("run 1: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("run 1 never ended")
-	}
+	finishLateRun(t, gate, first)
 	c, _ = g.st.Credential(ctx, "inst-1", c.ID)
 	gate.mu.Lock()
 	url := gate.urls[0] // run 2's mint, whose role was revoked
@@ -206,13 +213,7 @@ func TestALateMintDuringTheRevocationIsRevokedAgain(t *testing.T) {
 	revoked := make(chan error, 1)
 	go func() { revoked <- g.run(revoke) }()
 	<-iss.dropped // the role is dropped, not yet recorded
-	close(gate.release)
-	select {
-	case err := <-first:
-		t.Logf("run 1: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("run 1 never ended")
-	}
+	finishLateRun(t, gate, first)
 	close(iss.release)
 	if err := <-revoked; !errors.Is(err, store.ErrMintedAgain) {
 		t.Fatalf("revoke = %v, want it retried as minted again", err)

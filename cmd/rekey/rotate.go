@@ -370,7 +370,7 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 func requestAndFollow(ctx context.Context, env *environ, a *app, f rotateFlags, res fleet.Result, err error,
 	problems []fleet.Problem, start time.Time) error {
 	if !f.asJSON {
-		writeRotated(env.stdout, res, f.queue, graceText(f, a.cfg, runningGraces(ctx, a.store)), time.Since(start))
+		writeRotated(env.stdout, res, f.queue, graceText(f, a.cfg, readRunning(ctx, a.store).graces()), time.Since(start))
 	}
 	warnRefused(env.stderr, res)
 	var pause *pauseWatch
@@ -482,38 +482,64 @@ type announcedGraces struct {
 	disagree       bool // they give different ones
 }
 
-// runningGraces reads the graces the running processes announce. None
-// announced, or unreadable, leaves both false.
-func runningGraces(ctx context.Context, st *store.Store) announcedGraces {
+// runningSettings are the shared settings the running processes announce
+// (rekey:shared_settings), read once for what a command says of them;
+// none when they cannot be read.
+type runningSettings []store.SettingsAnnouncement
+
+func readRunning(ctx context.Context, st *store.Store) runningSettings {
 	live, err := st.SharedSettings(ctx)
 	if err != nil {
-		return announcedGraces{}
+		return nil
 	}
-	var g announcedGraces
-	for _, values := range store.SettingsDisagreements(live) {
-		switch name, _, _ := strings.Cut(values[0].Setting, "="); name {
-		case "REKEY_GRACE", "REKEY_PRIVATE_SPACE_GRACE", "REKEY_MIN_GRACE", "REKEY_MAX_GRACE":
+	return live
+}
+
+// value is setting name as every running process that announces it has
+// it: found false when none does, disagree true when they differ (their
+// settings_mismatch lines say so).
+func (rs runningSettings) value(name string) (v string, found, disagree bool) {
+	for _, a := range rs {
+		for _, word := range strings.Fields(a.Settings) {
+			val, ok := strings.CutPrefix(word, name+"=")
+			if !ok {
+				continue
+			}
+			if found && val != v {
+				return "", false, true
+			}
+			v, found = val, true
+		}
+	}
+	return v, found, false
+}
+
+// graces are the graces the running processes announce. None announced
+// leaves known and disagree false.
+func (rs runningSettings) graces() announcedGraces {
+	names := []string{"REKEY_GRACE", "REKEY_PRIVATE_SPACE_GRACE", "REKEY_MIN_GRACE", "REKEY_MAX_GRACE"}
+	d := make([]time.Duration, len(names))
+	var known bool
+	for i, name := range names {
+		v, found, disagree := rs.value(name)
+		if disagree {
 			return announcedGraces{disagree: true}
 		}
-	}
-	for _, a := range live {
-		for _, word := range strings.Fields(a.Settings) {
-			name, value, _ := strings.Cut(word, "=")
-			d, err := time.ParseDuration(value)
-			switch {
-			case err != nil:
-			case name == "REKEY_GRACE":
-				g.grace, g.known = d, true
-			case name == "REKEY_PRIVATE_SPACE_GRACE":
-				g.private = d
-			case name == "REKEY_MIN_GRACE":
-				g.floor = d
-			case name == "REKEY_MAX_GRACE":
-				g.ceiling = d
-			}
+		if dur, err := time.ParseDuration(v); found && err == nil {
+			d[i], known = dur, known || i == 0
 		}
 	}
-	return g
+	return announcedGraces{grace: d[0], private: d[1], floor: d[2], ceiling: d[3], known: known}
+}
+
+// rate is REKEY_HEROKU_RATE as every running process that announces it has
+// it; 0 when none does or they disagree.
+func (rs runningSettings) rate() int {
+	v, _, _ := rs.value("REKEY_HEROKU_RATE")
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		return n
+	}
+	return 0
 }
 
 // exitLeftOut is the exit status of a fleet request that left instances
@@ -556,14 +582,15 @@ func warnRefused(w io.Writer, res fleet.Result) {
 // printPlan prints what the request would do.
 func printPlan(ctx context.Context, env *environ, a *app, f rotateFlags, ids []string, problems []fleet.Problem) error {
 	start := time.Now()
-	pl, err := plan(ctx, a, f, ids)
+	running := readRunning(ctx, a.store)
+	pl, err := plan(ctx, a, f, ids, running)
 	if err != nil {
 		return err
 	}
 	if f.asJSON {
 		err = writeJSON(env.stdout, newPlanOutput(pl, f.grace, problems))
 	} else {
-		writePlan(env.stdout, pl, rateNote(a, pl.PerHour), graceText(f, a.cfg, runningGraces(ctx, a.store)), time.Since(start))
+		writePlan(env.stdout, pl, rateNote(a, pl.PerHour), graceText(f, a.cfg, running.graces()), time.Since(start))
 	}
 	if err == nil && pl.AtCap > 0 && !skipsGone(f) {
 		err = fmt.Errorf("%s already have as many superseded credentials waiting as REKEY_MAX_PREVIOUS allows, so "+
@@ -576,44 +603,19 @@ func printPlan(ctx context.Context, env *environ, a *app, f rotateFlags, ids []s
 // rotate rather than being refused whole (fleet.Request.SkipGone).
 func skipsGone(f rotateFlags) bool { return f.all || f.skipInvalid }
 
-func plan(ctx context.Context, a *app, f rotateFlags, ids []string) (fleet.Plan, error) {
+func plan(ctx context.Context, a *app, f rotateFlags, ids []string, running runningSettings) (fleet.Plan, error) {
 	return a.producer().Plan(ctx, fleet.Request{InstanceIDs: ids,
-		Queue: f.queue, SkipIfPrevious: f.skipPrevious}, planRate(ctx, a))
+		Queue: f.queue, SkipIfPrevious: f.skipPrevious}, planRate(a, running))
 }
 
 // planRate is the budget a plan's duration is worked out at: REKEY_HEROKU_RATE
 // as the running processes announce it, which is the rate the workers
 // spend, else this command's own.
-func planRate(ctx context.Context, a *app) int {
-	if r := runningRate(ctx, a.store); r > 0 {
+func planRate(a *app, running runningSettings) int {
+	if r := running.rate(); r > 0 {
 		return r
 	}
 	return a.cfg.HerokuRate
-}
-
-// runningRate is REKEY_HEROKU_RATE as every running process that announces
-// it has it (rekey:shared_settings); 0 when none does, when they disagree
-// (their settings_mismatch lines say so) or when it cannot be read.
-func runningRate(ctx context.Context, st *store.Store) int {
-	live, err := st.SharedSettings(ctx)
-	if err != nil {
-		return 0
-	}
-	for _, values := range store.SettingsDisagreements(live) {
-		if name, _, _ := strings.Cut(values[0].Setting, "="); name == "REKEY_HEROKU_RATE" {
-			return 0
-		}
-	}
-	for _, an := range live {
-		for _, word := range strings.Fields(an.Settings) {
-			if v, ok := strings.CutPrefix(word, "REKEY_HEROKU_RATE="); ok {
-				if n, err := strconv.Atoi(v); err == nil && n > 0 {
-					return n
-				}
-			}
-		}
-	}
-	return 0
 }
 
 // rateNote says where a plan's rate comes from, for its budget line.

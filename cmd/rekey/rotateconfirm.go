@@ -37,11 +37,12 @@ func confirmRotation(ctx context.Context, env *environ, a *app, f rotateFlags, i
 		return usagef("rotating %s restarts customers' apps, so it needs --confirm when not run from a terminal; "+
 			"nothing was enqueued (add --confirm to go ahead, or --plan to see what would happen)", instances(len(ids)))
 	}
-	pl, err := plan(ctx, a, f, ids)
+	running := readRunning(ctx, a.store)
+	pl, err := plan(ctx, a, f, ids, running)
 	if err != nil {
 		return err
 	}
-	grace := graceText(f, a.cfg, runningGraces(ctx, a.store))
+	grace := graceText(f, a.cfg, running.graces())
 	yes, err := ask(ctx, env, planSummary(pl)+"\n"+grace+"\nRotate them now? [y/N] ", "nothing was enqueued")
 	if err != nil {
 		return err
