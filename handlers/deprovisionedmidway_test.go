@@ -17,17 +17,17 @@ import (
 )
 
 // answerLate puts a front before the fake Heroku that applies the first
-// config push at once but holds its answer until release is called (or
-// the test ends), as a slow answer on its way back (the call waits up to
-// 30 s) does; applied is closed once the push took effect.
-func (g *rig) answerLate(t *testing.T) (applied chan struct{}, release func()) {
+// request push matches at once but holds its answer until release is
+// called (or the test ends), as a slow answer on its way back (the call
+// waits up to 30 s) does; applied is closed once the push took effect.
+func (g *rig) answerLate(t *testing.T, push func(*http.Request) bool) (applied chan struct{}, release func()) {
 	t.Helper()
 	applied, answer := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	release = func() { once.Do(func() { close(answer) }) }
 	first := true
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPatch || !first {
+		if !push(r) || !first {
 			g.fake.ServeHTTP(w, r)
 			return
 		}
@@ -65,7 +65,7 @@ func TestAPushAnsweredAfterTheDeprovisioningIsNotPromoted(t *testing.T) {
 			ctx := context.Background()
 			before, _ := g.st.Instance(ctx, "inst-1")
 			direct := g.deps.Heroku
-			applied, release := g.answerLate(t)
+			applied, release := g.answerLate(t, isPatch)
 			done := make(chan error, 1)
 			go func() { done <- g.run(rotateTask(t, "inst-1", "rot-late")) }()
 			select {
@@ -168,5 +168,93 @@ func TestARotationThatPushedNothingBeforeTheDeleteRunsOnTheNewRegistration(t *te
 	if r.State != store.RotationPromoted || in.CurrentCredential != g.configCredential(t, "inst-1") || in.FailStreak != 0 {
 		t.Errorf("rotation %s, current %s, config holds %s, fail streak %d; want it promoted to what the config holds",
 			r.State, in.CurrentCredential, g.configCredential(t, "inst-1"), in.FailStreak)
+	}
+}
+
+// deletedBeforePush deprovisions the instance, as the partner's DELETE
+// would, just before the run records its push attempt: the push starts
+// after the DELETE, which found no push to mark.
+type deletedBeforePush struct{ *store.Store }
+
+func (s *deletedBeforePush) MarkPushAttempt(ctx context.Context, rotationID string) error {
+	if err := s.Deprovision(ctx, "inst-v1"); err != nil {
+		return err
+	}
+	return s.Store.MarkPushAttempt(ctx, rotationID)
+}
+
+// isV1Put matches a V1 config push.
+func isV1Put(r *http.Request) bool { return r.Method == http.MethodPut }
+
+// A V1 push that starts after the partner's DELETE and is answered after
+// a registration again (Heroku provisioned the add-on anew, with
+// credential Z in its config) is promoted only when the config read back
+// holds it. Landed before Z, it is not: Z stays current and valid, as the
+// apps run on it. Landed after Z, it is promoted and Z revoked after the
+// grace: the config, and the apps once restarted, hold the pushed
+// credential, which stays valid (I1).
+func TestAV1PushStartedAfterTheDeleteIsPromotedOnlyAsReadBack(t *testing.T) {
+	for _, after := range []bool{false, true} {
+		name := map[bool]string{false: "landed before the new add-on's config", true: "landed after it"}[after]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			g := newRig(t)
+			ctx := context.Background()
+			direct := g.deps.Heroku
+			old := g.provisionV1(t, "inst-v1", "app9@heroku.com")
+			g.deps.Store = &deletedBeforePush{Store: g.st}
+			var reached <-chan struct{}
+			var release func()
+			if after {
+				arrived, hold := g.holdFirst(t, isV1Put)
+				reached, release = arrived, func() { close(hold) }
+			} else {
+				reached, release = g.answerLate(t, isV1Put)
+			}
+			done := make(chan error, 1)
+			go func() { done <- g.run(rotateTask(t, "inst-v1", "rot-late")) }()
+			select {
+			case <-reached:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the rotation's push never reached Heroku")
+			}
+			z, err := g.demo.Mint(ctx, "inst-v1", "provision-again")
+			if err != nil {
+				t.Fatal(err)
+			}
+			target := heroku.Target{AddonID: "inst-v1", APIVersion: heroku.APIVersionV1, HerokuID: "app9@heroku.com"}
+			if err := direct.UpdateConfig(ctx, target,
+				[]heroku.ConfigVar{{Name: issuer.DefaultConfigVar, Value: z.Config[issuer.DefaultConfigVar]}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.reg.Put(ctx, registry.Input{ID: "inst-v1", APIVersion: store.APIv1, HerokuID: "app9@heroku.com",
+				ConfigVars: []string{issuer.DefaultConfigVar}, CurrentCredentialID: z.ID,
+				CurrentConfig: map[string]secret.String{issuer.DefaultConfigVar: z.Config[issuer.DefaultConfigVar]}}); err != nil {
+				t.Fatal(err)
+			}
+			release()
+			runErr := <-done
+
+			held := g.configCredential(t, "inst-v1")
+			r, _ := g.st.Rotation(ctx, "rot-late")
+			g.later.Store(int64(2 * grace))
+			for _, id := range []string{z.ID, r.CredentialID, old} {
+				if task := g.enq.get(tasks.RevokeTaskID("inst-v1", id)); task != nil {
+					_ = g.run(task)
+				}
+			}
+			in, _ := g.st.Instance(ctx, "inst-v1")
+			if in.CurrentCredential != held || !g.demo.Valid(held) {
+				t.Errorf("current credential %s, the config holds %s (valid %v); want the one the config holds, valid",
+					in.CurrentCredential, held, g.demo.Valid(held))
+			}
+			want := map[bool]string{false: z.ID, true: r.CredentialID}[after]
+			if held != want {
+				t.Errorf("config holds %s, want %s", held, want)
+			}
+			if promoted := r.State == store.RotationPromoted; promoted != after {
+				t.Errorf("rotation is %s (run: %v); want it promoted only when the push landed after Z", r.State, runErr)
+			}
+		})
 	}
 }

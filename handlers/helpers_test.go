@@ -203,7 +203,8 @@ func (g *rig) holdFirst(t *testing.T, match func(*http.Request) bool) (arrived, 
 func (g *rig) callThrough(t *testing.T, front *httptest.Server) {
 	t.Helper()
 	hc, err := heroku.NewClient(heroku.WithAPIURL(front.URL), heroku.WithIDURL(front.URL),
-		heroku.WithTokenStore(g.st), heroku.WithOAuthClientSecret(secret.New(herokufake.DefaultClientSecret)))
+		heroku.WithTokenStore(g.st), heroku.WithOAuthClientSecret(secret.New(herokufake.DefaultClientSecret)),
+		heroku.WithV1Credentials(herokufake.DefaultManifestID, secret.New(herokufake.DefaultManifestPassword)))
 	if err != nil {
 		t.Fatal(err)
 	}
