@@ -41,15 +41,19 @@ type session struct {
 	// (store.DeleteMark): a DELETE since ends the session, so that it
 	// does not open the add-on registered again under the same id.
 	Deletes string `json:"x"`
+	// Gone says the instance was deprovisioned at sign-in: registered
+	// again under the same id, with the same DELETE mark, it is another
+	// add-on, which this session does not open.
+	Gone bool `json:"g,omitempty"`
 }
 
 // newSession starts a session for an instance whose DELETEs so far
-// deletes marks.
-func (s *server) newSession(instanceID, app, addon string, deletes store.DeleteMark) session {
+// deletes marks, deprovisioned at sign-in when gone.
+func (s *server) newSession(instanceID, app, addon string, deletes store.DeleteMark, gone bool) session {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return session{InstanceID: instanceID, App: app, Addon: addon, Expires: s.Now().Add(sessionTTL).Unix(),
-		Nonce: hex.EncodeToString(b[:]), Deletes: deletes.String()}
+		Nonce: hex.EncodeToString(b[:]), Deletes: deletes.String(), Gone: gone}
 }
 
 // left is how long the session has to run.
@@ -137,16 +141,17 @@ const maxDashboardForm = 64 << 10
 
 // sessionEnded reports whether sess was signed out, or its instance
 // deleted since it signed in (the mark is kept a day, a session lasts an
-// hour) and registered again: an add-on id registered again after a
-// DELETE is opened by a new sign-in only. Deleted and not registered
-// again, the session goes on showing the add-on deprovisioned.
+// hour), or deprovisioned when it signed in, and registered again: an
+// add-on id registered again after a DELETE is opened by a new sign-in
+// only. Deleted and not registered again, the session goes on showing the
+// add-on deprovisioned.
 func (s *server) sessionEnded(ctx context.Context, sess session) (bool, error) {
 	ended, err := s.Store.SessionEnded(ctx, sess.Nonce)
 	if err != nil || ended {
 		return ended, err
 	}
 	mark, err := s.Store.DeleteMark(ctx, sess.InstanceID)
-	if err != nil || mark.Same(store.ParseDeleteMark(sess.Deletes)) {
+	if err != nil || (mark.Same(store.ParseDeleteMark(sess.Deletes)) && !sess.Gone) {
 		return false, err
 	}
 	in, err := s.Store.Instance(ctx, sess.InstanceID)

@@ -387,27 +387,44 @@ func TestDashboardFormOverTheLimitIs413(t *testing.T) {
 // A dashboard session outlives neither a DELETE of its add-on nor, above
 // all, the registration of the same id that may follow (a partner that
 // reuses a V1 id for another customer): the old cookie then opens nothing,
-// and a new sign-in opens the add-on as registered again.
+// and a new sign-in opens the add-on as registered again. So does a
+// session signed in while the add-on was deprovisioned (a form Heroku
+// signed just before the DELETE is good for minutes): it shows the add-on
+// deprovisioned, but not the one registered again after it.
 func TestSessionEndsWithADeleteOfItsAddon(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	f.register("inst-1", "cred-0")
-	old := f.login("inst-1")
-	form := url.Values{"csrf_token": {f.csrf(old)}}
-	if r := f.api(http.MethodDelete, "/api/v1/instances/inst-1", ""); r.status != http.StatusOK {
-		t.Fatalf("DELETE = %d %s", r.status, r.body)
-	}
-	f.register("inst-1", "cred-9")
-	if r := f.get("/dashboard", old); r.status != http.StatusUnauthorized {
-		t.Errorf("GET /dashboard with the session of before the DELETE = %d, want 401", r.status)
-	}
-	if r := f.postForm("/dashboard/rotate", form, old); r.status != http.StatusUnauthorized {
-		t.Errorf("POST /dashboard/rotate with the session of before the DELETE = %d, want 401", r.status)
-	}
-	if in, _ := f.st.Instance(context.Background(), "inst-1"); in.InFlight != "" {
-		t.Errorf("the old session started rotation %s of the add-on registered again", in.InFlight)
-	}
-	if r := f.get("/dashboard", f.login("inst-1")); r.status != http.StatusOK {
-		t.Errorf("GET /dashboard after a new sign-in = %d, want 200", r.status)
+	for _, afterDelete := range []bool{false, true} {
+		name := map[bool]string{false: "signed in before the DELETE", true: "signed in after it"}[afterDelete]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			f.register("inst-1", "cred-0")
+			var old *http.Cookie
+			if !afterDelete {
+				old = f.login("inst-1")
+			}
+			if r := f.api(http.MethodDelete, "/api/v1/instances/inst-1", ""); r.status != http.StatusOK {
+				t.Fatalf("DELETE = %d %s", r.status, r.body)
+			}
+			if afterDelete {
+				old = f.login("inst-1")
+			}
+			if r := f.get("/dashboard", old); r.status != http.StatusOK || !strings.Contains(r.body, "deprovisioned") {
+				t.Errorf("GET /dashboard while deprovisioned = %d, want 200 saying so:\n%s", r.status, r.body)
+			}
+			form := url.Values{"csrf_token": {f.csrf(old)}}
+			f.register("inst-1", "cred-9")
+			if r := f.get("/dashboard", old); r.status != http.StatusUnauthorized {
+				t.Errorf("GET /dashboard with the old session = %d, want 401", r.status)
+			}
+			if r := f.postForm("/dashboard/rotate", form, old); r.status != http.StatusUnauthorized {
+				t.Errorf("POST /dashboard/rotate with the old session = %d, want 401", r.status)
+			}
+			if in, _ := f.st.Instance(context.Background(), "inst-1"); in.InFlight != "" {
+				t.Errorf("the old session started rotation %s of the add-on registered again", in.InFlight)
+			}
+			if r := f.get("/dashboard", f.login("inst-1")); r.status != http.StatusOK {
+				t.Errorf("GET /dashboard after a new sign-in = %d, want 200", r.status)
+			}
+		})
 	}
 }

@@ -110,7 +110,8 @@ func (s *server) ssoLogin(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
 		return
 	}
-	if _, err := s.Store.Instance(r.Context(), f.ID); err != nil {
+	in, err := s.Store.Instance(r.Context(), f.ID)
+	if err != nil {
 		s.instanceMissing(w, r, err)
 		return
 	}
@@ -125,7 +126,7 @@ func (s *server) ssoLogin(w http.ResponseWriter, r *http.Request) {
 	if app == "" {
 		app = nav.AppName
 	}
-	s.setCookie(w, r, sessionCookie, s.sign(s.newSession(f.ID, app, nav.Addon, deletes)), sessionTTL)
+	s.setCookie(w, r, sessionCookie, s.sign(s.newSession(f.ID, app, nav.Addon, deletes, in.Deprovisioned())), sessionTTL)
 	s.Logger.Info().Str("instance_id", f.ID).Bool("user_scoped", f.userContext).Msg("sso signed in")
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 }
