@@ -4,11 +4,15 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -171,90 +175,172 @@ func TestARotationThatPushedNothingBeforeTheDeleteRunsOnTheNewRegistration(t *te
 	}
 }
 
-// deletedBeforePush deprovisions the instance, as the partner's DELETE
-// would, just before the run records its push attempt: the push starts
-// after the DELETE, which found no push to mark.
-type deletedBeforePush struct{ *store.Store }
-
-func (s *deletedBeforePush) MarkPushAttempt(ctx context.Context, rotationID string) error {
-	if err := s.Deprovision(ctx, "inst-v1"); err != nil {
-		return err
-	}
-	return s.Store.MarkPushAttempt(ctx, rotationID)
+// beforePush runs do once, just before the run records its first push
+// attempt: after the run's claim (and, for V3, after its token was loaded
+// while it waits for the budget), before the push leaves.
+type beforePush struct {
+	*store.Store
+	once sync.Once
+	do   func()
 }
 
-// isV1Put matches a V1 config push.
-func isV1Put(r *http.Request) bool { return r.Method == http.MethodPut }
+func (s *beforePush) MarkPushAttempt(ctx context.Context, rotationID string, to store.PushTarget) error {
+	s.once.Do(s.do)
+	return s.Store.MarkPushAttempt(ctx, rotationID, to)
+}
 
-// A V1 push that starts after the partner's DELETE and is answered after
-// a registration again (Heroku provisioned the add-on anew, with
-// credential Z in its config) is promoted only when the config read back
-// holds it. Landed before Z, it is not: Z stays current and valid, as the
-// apps run on it. Landed after Z, it is promoted and Z revoked after the
-// grace: the config, and the apps once restarted, hold the pushed
-// credential, which stays valid (I1).
-func TestAV1PushStartedAfterTheDeleteIsPromotedOnlyAsReadBack(t *testing.T) {
-	for _, after := range []bool{false, true} {
-		name := map[bool]string{false: "landed before the new add-on's config", true: "landed after it"}[after]
-		t.Run(name, func(t *testing.T) {
+// pushes counts the config pushes that reached the fake Heroku.
+func (g *rig) pushes() int {
+	return len(g.fake.Calls(herokufake.PatchConfig)) + len(g.fake.Calls(herokufake.V1Put))
+}
+
+// A push whose instance the partner's DELETE deprovisioned after the run's
+// claim is never sent: the add-on it would go to is gone, and a
+// registration again (Heroku provisioning the add-on anew with credential
+// Z) would otherwise have it land on the new add-on and be promoted over
+// Z, which the apps run on (I1). The rotation fails (push:deprovisioned),
+// its credential, never pushed, is revoked, and Z stays current and valid.
+func TestAPushAfterTheDeleteIsNotSent(t *testing.T) {
+	for _, v1 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "v3", true: "v1"}[v1], func(t *testing.T) {
 			t.Parallel()
 			g := newRig(t)
 			ctx := context.Background()
 			direct := g.deps.Heroku
-			old := g.provisionV1(t, "inst-v1", "app9@heroku.com")
-			g.deps.Store = &deletedBeforePush{Store: g.st}
-			var reached <-chan struct{}
-			var release func()
-			if after {
-				arrived, hold := g.holdFirst(t, isV1Put)
-				reached, release = arrived, func() { close(hold) }
-			} else {
-				reached, release = g.answerLate(t, isV1Put)
+			id, in := "inst-1", registry.Input{ID: "inst-1", APIVersion: store.APIv3}
+			target := heroku.Target{AddonID: id, APIVersion: heroku.APIVersionV3}
+			if v1 {
+				id = "inst-v1"
+				g.provisionV1(t, id, "app9@heroku.com")
+				in = registry.Input{ID: id, APIVersion: store.APIv1, HerokuID: "app9@heroku.com"}
+				target = heroku.Target{AddonID: id, APIVersion: heroku.APIVersionV1, HerokuID: "app9@heroku.com"}
 			}
-			done := make(chan error, 1)
-			go func() { done <- g.run(rotateTask(t, "inst-v1", "rot-late")) }()
-			select {
-			case <-reached:
-			case <-time.After(10 * time.Second):
-				t.Fatal("the rotation's push never reached Heroku")
+			g.deps.Store = &beforePush{Store: g.st, do: func() {
+				if err := g.st.Deprovision(ctx, id); err != nil {
+					t.Error(err)
+				}
+			}}
+			err := g.run(rotateTask(t, id, "rot-late"))
+			if !isPermanent(err) {
+				t.Fatalf("rotation = %v, want it failed for good", err)
 			}
-			z, err := g.demo.Mint(ctx, "inst-v1", "provision-again")
+			r, _ := g.st.Rotation(ctx, "rot-late")
+			if n := g.pushes(); n != 0 || r.State != store.RotationFailed || !strings.Contains(r.Error, "deprovisioned") {
+				t.Errorf("%d pushes reached Heroku; rotation %s (%s); want none, failed as deprovisioned", n, r.State, r.Error)
+			}
+			// Heroku provisions the add-on anew with Z, which the partner
+			// registers (the fake keeps the add-on: its config becomes Z's).
+			z, err := g.demo.Mint(ctx, id, "provision-again")
 			if err != nil {
 				t.Fatal(err)
 			}
-			target := heroku.Target{AddonID: "inst-v1", APIVersion: heroku.APIVersionV1, HerokuID: "app9@heroku.com"}
+			in.ConfigVars, in.CurrentCredentialID = []string{issuer.DefaultConfigVar}, z.ID
+			in.CurrentConfig = map[string]secret.String{issuer.DefaultConfigVar: z.Config[issuer.DefaultConfigVar]}
+			if !v1 {
+				in.OAuthGrant = &registry.Grant{Code: secret.New(g.fake.GrantCode(id))}
+			}
+			if err := g.reg.Put(ctx, in); err != nil {
+				t.Fatal(err)
+			}
 			if err := direct.UpdateConfig(ctx, target,
 				[]heroku.ConfigVar{{Name: issuer.DefaultConfigVar, Value: z.Config[issuer.DefaultConfigVar]}}); err != nil {
 				t.Fatal(err)
 			}
-			if err := g.reg.Put(ctx, registry.Input{ID: "inst-v1", APIVersion: store.APIv1, HerokuID: "app9@heroku.com",
-				ConfigVars: []string{issuer.DefaultConfigVar}, CurrentCredentialID: z.ID,
-				CurrentConfig: map[string]secret.String{issuer.DefaultConfigVar: z.Config[issuer.DefaultConfigVar]}}); err != nil {
-				t.Fatal(err)
-			}
-			release()
-			runErr := <-done
-
-			held := g.configCredential(t, "inst-v1")
-			r, _ := g.st.Rotation(ctx, "rot-late")
 			g.later.Store(int64(2 * grace))
-			for _, id := range []string{z.ID, r.CredentialID, old} {
-				if task := g.enq.get(tasks.RevokeTaskID("inst-v1", id)); task != nil {
-					_ = g.run(task)
-				}
+			if task := g.enq.get(tasks.RevokeTaskID(id, r.CredentialID)); task != nil {
+				_ = g.run(task)
 			}
-			in, _ := g.st.Instance(ctx, "inst-v1")
-			if in.CurrentCredential != held || !g.demo.Valid(held) {
-				t.Errorf("current credential %s, the config holds %s (valid %v); want the one the config holds, valid",
-					in.CurrentCredential, held, g.demo.Valid(held))
+			now, _ := g.st.Instance(ctx, id)
+			if now.CurrentCredential != z.ID || !g.demo.Valid(z.ID) || g.configCredential(t, id) != z.ID {
+				t.Errorf("current %s, config holds %s, Z %s valid %v; want Z current, held and valid",
+					now.CurrentCredential, g.configCredential(t, id), z.ID, g.demo.Valid(z.ID))
 			}
-			want := map[bool]string{false: z.ID, true: r.CredentialID}[after]
-			if held != want {
-				t.Errorf("config holds %s, want %s", held, want)
-			}
-			if promoted := r.State == store.RotationPromoted; promoted != after {
-				t.Errorf("rotation is %s (run: %v); want it promoted only when the push landed after Z", r.State, runErr)
+			if g.demo.Valid(r.CredentialID) {
+				t.Errorf("the rotation's credential %s, never pushed, is still valid", r.CredentialID)
 			}
 		})
+	}
+}
+
+// Heroku's V1 calls name the app alone. A V1 push whose instance A the
+// partner deprovisioned after the run's claim would land in the next
+// install of an add-on on that app: instance B, which registers under the
+// same heroku_id once A's DELETE freed it. B's apps would run on A's
+// secret, B's own credential gone from their config. The push is never
+// sent: B's config keeps B's credential.
+func TestAV1PushAfterTheDeleteNeverReachesTheAppsNextInstall(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	const app, alias = "app5@heroku.com", "app5-b@heroku.com"
+	// The fake keeps heroku_ids apart: B's add-on is kept under an alias,
+	// which the app's V1 id reaches once A is gone, as on Heroku.
+	var moved atomic.Bool
+	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if moved.Load() && strings.HasPrefix(r.URL.Path, "/vendor/apps/") {
+			r.URL.Path, r.URL.RawPath = "/vendor/apps/"+alias, "/vendor/apps/"+url.PathEscape(alias)
+			r.RequestURI = r.URL.RequestURI()
+			r.SetPathValue("heroku_id", alias)
+		}
+		g.fake.ServeHTTP(w, r)
+	}), 5*time.Second)
+	g.provisionV1(t, "inst-a", app)
+	var b issuer.Credential
+	g.deps.Store = &beforePush{Store: g.st, do: func() {
+		if err := g.st.Deprovision(ctx, "inst-a"); err != nil {
+			t.Error(err)
+		}
+		g.fake.Deprovision("inst-a")
+		var err error
+		if b, err = g.demo.Mint(ctx, "inst-b", "provision"); err != nil {
+			t.Error(err)
+			return
+		}
+		if err := g.fake.AddAddon(herokufake.AddonSpec{ID: "inst-b", App: "app-inst-a", HerokuID: alias,
+			ConfigVars:    []string{issuer.DefaultConfigVar},
+			InitialConfig: map[string]string{issuer.DefaultConfigVar: b.Config[issuer.DefaultConfigVar].Reveal()}}); err != nil {
+			t.Error(err)
+		}
+		moved.Store(true)
+		if err := g.reg.Put(ctx, registry.Input{ID: "inst-b", APIVersion: store.APIv1, HerokuID: app,
+			ConfigVars: []string{issuer.DefaultConfigVar}, CurrentCredentialID: b.ID,
+			CurrentConfig: map[string]secret.String{issuer.DefaultConfigVar: b.Config[issuer.DefaultConfigVar]}}); err != nil {
+			t.Errorf("registering B: %v", err)
+		}
+	}}
+	err := g.run(rotateTask(t, "inst-a", "rot-a"))
+	r, _ := g.st.Rotation(ctx, "rot-a")
+	held, _ := g.demo.Lookup(g.fake.Config("inst-b")[issuer.DefaultConfigVar])
+	if held != b.ID || g.pushes() != 0 {
+		t.Errorf("A's rotation: %v, %s; B's config holds %s (A's rotation minted %s), want B's own %s; %d pushes sent, want none",
+			err, r.State, held, r.CredentialID, b.ID, g.pushes())
+	}
+}
+
+// A V1 push whose instance was registered again under another heroku_id
+// (a partner correcting the app) after the run's claim is not sent to the
+// app the claim named, which may be another customer's by now: the
+// rotation fails (push:registration_changed) and the next one pushes to
+// the app the registration names.
+func TestAPushAfterARegistrationNamingAnotherAppIsNotSent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	old := g.provisionV1(t, "inst-v1", "app9@heroku.com")
+	cfg := map[string]secret.String{issuer.DefaultConfigVar: secret.New(g.fake.Config("inst-v1")[issuer.DefaultConfigVar])}
+	g.deps.Store = &beforePush{Store: g.st, do: func() {
+		if err := g.reg.Put(ctx, registry.Input{ID: "inst-v1", APIVersion: store.APIv1, HerokuID: "app10@heroku.com",
+			ConfigVars: []string{issuer.DefaultConfigVar}, CurrentCredentialID: old, CurrentConfig: cfg}); err != nil {
+			t.Errorf("registering again: %v", err)
+		}
+	}}
+	err := g.run(rotateTask(t, "inst-v1", "rot-moved"))
+	r, _ := g.st.Rotation(ctx, "rot-moved")
+	if !isPermanent(err) || g.pushes() != 0 || !strings.Contains(r.Error, "another app") {
+		t.Errorf("rotation: %v (%s: %s), %d pushes sent; want it failed for good, naming the new registration, nothing sent",
+			err, r.State, r.Error, g.pushes())
+	}
+	if in, _ := g.st.Instance(ctx, "inst-v1"); in.CurrentCredential != old || !g.demo.Valid(old) {
+		t.Errorf("current %s (valid %v), want %s still current and valid", in.CurrentCredential, g.demo.Valid(old), old)
 	}
 }

@@ -259,11 +259,11 @@ func TestRotationOfAnInstanceDeprovisionedMeanwhileEnds(t *testing.T) {
 // before this run records its push attempt.
 type endedMeanwhile struct{ *store.Store }
 
-func (s *endedMeanwhile) MarkPushAttempt(ctx context.Context, rotationID string) error {
+func (s *endedMeanwhile) MarkPushAttempt(ctx context.Context, rotationID string, to store.PushTarget) error {
 	if _, err := s.Store.Fail(ctx, "inst-1", rotationID, "verify:issuer_422", "verify: refused"); err != nil {
 		return err
 	}
-	return s.Store.MarkPushAttempt(ctx, rotationID)
+	return s.Store.MarkPushAttempt(ctx, rotationID, to)
 }
 
 // A push whose rotation another run ended meanwhile is never sent: the

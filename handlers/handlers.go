@@ -35,7 +35,7 @@ type Store interface {
 	PendingConfig(ctx context.Context, instanceID, credID string) (map[string]secret.String, error)
 	PromotePushed(ctx context.Context, instanceID, rotationID, credID string, grace time.Duration, detail string, settled int) (store.Promoted, error)
 	FailRotation(ctx context.Context, instanceID, rotationID string, f store.Failure) (store.Failed, error)
-	MarkPushAttempt(ctx context.Context, rotationID string) error
+	MarkPushAttempt(ctx context.Context, rotationID string, to store.PushTarget) error
 	SettlePush(ctx context.Context, rotationID string, n int) error
 	PushAttempts(ctx context.Context, rotationID string) (attempts, settled int64, err error)
 	NoteWait(ctx context.Context, rotationID string, kind store.RotationWait) (int, error)

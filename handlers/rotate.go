@@ -275,10 +275,13 @@ func (h *Rotate) push(ctx context.Context, r *rotation) (string, error) {
 		r.marks = 0
 		err = h.send(ctx, r)
 	}
-	if errors.Is(err, store.ErrConflict) {
+	switch {
+	case errors.Is(err, store.ErrConflict):
 		// The store refused to record the attempt, so nothing was sent:
 		// another run ended the rotation meanwhile.
 		return h.finished(ctx, r)
+	case errors.Is(err, store.ErrDeprovisioned), errors.Is(err, store.ErrRegistrationChanged):
+		return h.registrationGone(ctx, r, err)
 	}
 	if err != nil {
 		return h.fail(ctx, r, stepPush, err)
@@ -302,7 +305,7 @@ func (h *Rotate) send(ctx context.Context, r *rotation) error {
 		// for Heroku may still hand it the push.
 		h.settlePush(ctx, r)
 	}
-	if !errors.Is(err, store.ErrConflict) {
+	if !refusedByStore(err) {
 		h.deps.observePush(ctx, r.claim.Instance.ID, err)
 	}
 	return err
@@ -340,7 +343,7 @@ func (h *Rotate) sendAgain(ctx context.Context, r *rotation, err error) bool {
 
 // markPush records that the push is about to be sent (heroku.BeforeSend).
 func (h *Rotate) markPush(ctx context.Context, r *rotation) error {
-	if err := h.deps.Store.MarkPushAttempt(ctx, r.p.RotationID); err != nil {
+	if err := h.deps.Store.MarkPushAttempt(ctx, r.p.RotationID, r.claim.Instance.Target()); err != nil {
 		return err
 	}
 	r.pushAttempted, r.marks = true, r.marks+1
@@ -423,6 +426,31 @@ func (h *Rotate) promote(ctx context.Context, r *rotation, credID string) (strin
 func (h *Rotate) deprovisionedMidway(ctx context.Context, r *rotation) (string, error) {
 	return h.record(ctx, r, "push", store.Failure{Code: "push:deprovisioned", Grace: h.grace(r),
 		Cause: "push: the instance was deprovisioned, and registered again, while this rotation pushed its credential"})
+}
+
+// registrationGone ends a rotation whose push the store refused to
+// record, so nothing was sent: the instance was deprovisioned since the
+// run's claim (store.ErrDeprovisioned), or registered again under another
+// app or API version (store.ErrRegistrationChanged). The target the run
+// holds is no longer the instance's add-on: a V1 push names the app alone,
+// and the app may have another customer's add-on installed by now. Its
+// credential is discarded when no push of it was ever attempted, and kept
+// otherwise as a failure keeps it (failScript).
+func (h *Rotate) registrationGone(ctx context.Context, r *rotation, err error) (string, error) {
+	f := store.Failure{Code: "push:deprovisioned", Grace: h.grace(r),
+		Cause: "push: the instance was deprovisioned before this rotation's push left; nothing was sent"}
+	if errors.Is(err, store.ErrRegistrationChanged) {
+		f.Code = "push:registration_changed"
+		f.Cause = "push: the instance was registered again under another app or API version before this rotation's push left; nothing was sent"
+	}
+	return h.record(ctx, r, stepPush, f)
+}
+
+// refusedByStore reports whether err is the store's refusal to record a
+// push attempt (markPush): no request left, Heroku answered nothing.
+func refusedByStore(err error) bool {
+	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrDeprovisioned) ||
+		errors.Is(err, store.ErrRegistrationChanged)
 }
 
 // finished handles a rotation that another run of the task, at the same

@@ -164,7 +164,7 @@ func TestShowListsUnconfirmedCredentials(t *testing.T) {
 	if err := c.st.SavePending(ctx, ids[0], in.InFlight, cred, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.st.MarkPushAttempt(ctx, in.InFlight); err != nil {
+	if err := c.st.MarkPushAttempt(ctx, in.InFlight, in.Target()); err != nil {
 		t.Fatal(err)
 	}
 	res, err := c.st.FailRotation(ctx, ids[0], in.InFlight, store.Failure{Code: "push:timeout", Cause: "push: no answer"})

@@ -229,7 +229,7 @@ func (w *world) pushedRotation(t *testing.T, id, rot, queue string, attempts, re
 		t.Fatal(err)
 	}
 	for i := range attempts {
-		if err := w.st.MarkPushAttempt(ctx, rot); err != nil {
+		if err := w.st.MarkPushAttempt(ctx, rot, store.PushTarget{InstanceID: id}); err != nil {
 			t.Fatal(err)
 		}
 		if i < refused {

@@ -167,7 +167,7 @@ func TestUnconfirmedConfigUnderANewIDIsRefused(t *testing.T) {
 	if err := s.SavePending(ctx, "inst-u", "rot-1", "k-a", reuseConfig("X")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkPushAttempt(ctx, "rot-1"); err != nil {
+	if err := s.MarkPushAttempt(ctx, "rot-1", PushTarget{InstanceID: "inst-u"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SettlePush(ctx, "rot-1", 1); err != nil {

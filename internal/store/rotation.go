@@ -645,36 +645,75 @@ func (s *Store) StaleRotations(ctx context.Context, t time.Time, limit int64) ([
 }
 
 // MarkPushAttempt records, just before the call, that a rotation's
-// credential is being sent to Heroku. From then on the credential may be in
-// the app's config whatever the call's answer, so it is never discarded
+// credential is being sent to Heroku under the registration to, the one
+// the run claimed the rotation under. From then on the credential may be
+// in the app's config whatever the call's answer, so it is never discarded
 // blindly (I1). It refuses (ErrConflict) a rotation that is no longer
 // minted: a run that failed or promoted it meanwhile may have discarded the
-// credential, which must then not be sent.
-func (s *Store) MarkPushAttempt(ctx context.Context, rotationID string) error {
-	keys := rotationOnlyKeys{rotation: rotationKey(rotationID)}
-	err := markPushScript.Run(ctx, s.rdb, keys.list(), ms(s.now())).Err()
+// credential, which must then not be sent. It refuses (ErrDeprovisioned)
+// a push to an instance deprovisioned since the claim, and
+// (ErrRegistrationChanged) one whose registration now names another API
+// version or heroku_id: the push would go to an add-on or an app that is
+// no longer the instance's, maybe another customer's (the DELETE frees a
+// V1 heroku_id, and so does a registration naming another).
+func (s *Store) MarkPushAttempt(ctx context.Context, rotationID string, to PushTarget) error {
+	apiVersion := to.APIVersion
+	if apiVersion == "" {
+		apiVersion = APIv3
+	}
+	keys := markPushKeys{rotation: rotationKey(rotationID), instance: instanceKey(to.InstanceID)}
+	err := markPushScript.Run(ctx, s.rdb, keys.list(), ms(s.now()), apiVersion, to.HerokuID).Err()
 	return scriptError("mark push attempt", err)
 }
 
-// rotationOnlyKeys are the KEYS of markPushScript and settlePushScript.
+// PushTarget is the registration a run pushes under, as its claim read it
+// (Instance.Target).
+type PushTarget struct {
+	InstanceID string
+	APIVersion string // APIv3 when empty
+	HerokuID   string // a V1 instance's app
+}
+
+// Target is the registration a push to the instance goes under.
+func (in Instance) Target() PushTarget {
+	return PushTarget{InstanceID: in.ID, APIVersion: in.APIVersion, HerokuID: in.HerokuID}
+}
+
+// markPushKeys are the KEYS of markPushScript, one field per key, in order.
+type markPushKeys struct {
+	rotation string // KEYS[1] -> rekey:rotation:<rotation id>
+	instance string // KEYS[2] -> rekey:instance:<instance id>
+}
+
+func (k markPushKeys) list() []string { return []string{k.rotation, k.instance} }
+
+// rotationOnlyKeys are the KEYS of the scripts that touch a rotation alone.
 type rotationOnlyKeys struct {
 	rotation string // KEYS[1] -> rekey:rotation:<rotation id>
 }
 
 func (k rotationOnlyKeys) list() []string { return []string{k.rotation} }
 
-// markPushScript records a push attempt on a minted rotation; the fail
-// script reads it, so that of the two, run at once, either the push is
-// refused or the credential is kept (failScript).
+// markPushScript records a push attempt on a minted rotation of a live
+// instance registered as the run's claim read it; the fail script reads
+// the attempt, so that of the two, run at once, either the push is refused
+// or the credential is kept (failScript). Of the partner's DELETE and this
+// script, the first to run decides: the DELETE marks a rotation that
+// attempted a push (deprovisionScript), and no push is attempted after it.
 //
-// KEYS: rotationOnlyKeys. ARGV: now ms.
+// KEYS: markPushKeys. ARGV: now ms, the claim's API version and heroku_id.
 // Returns "ok". Errors: "not_found", "conflict ..." when the rotation is
-// not minted.
+// not minted, "deprovisioned", "registration_changed".
 var markPushScript = eventScript(`
 local r = redis.call('HMGET', KEYS[1], 'state', 'push_attempts')
 local st = r[1] or ''
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'minted' then return redis.error_reply('conflict rotation is ' .. st) end
+local inst = redis.call('HMGET', KEYS[2], 'registered_at', 'deprovisioned_at', 'api_version', 'heroku_id')
+if not inst[1] or (inst[2] or '') ~= '' then return redis.error_reply('deprovisioned') end
+local api = inst[3] or ''
+if api == '' then api = 'v3' end
+if api ~= ARGV[2] or (inst[4] or '') ~= ARGV[3] then return redis.error_reply('registration_changed') end
 redis.call('HSET', KEYS[1], 'push_attempted_at', ARGV[1], 'push_attempts', (tonumber(r[2]) or 0) + 1)
 return 'ok'
 `)

@@ -33,7 +33,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"failScript", newFailKeys("inst", "rot", "cred"), nil},
 		{"markRevokedScript", newMarkRevokedKeys("inst", "cred"), nil},
 		{"expediteScript", newExpediteKeys("inst", "cred"), nil},
-		{"markPushScript", rotationOnlyKeys{rotation: rotationKey("rot")}, nil},
+		{"markPushScript", markPushKeys{rotation: rotationKey("rot"), instance: instanceKey("inst")}, nil},
 		{"settlePushScript", rotationOnlyKeys{rotation: rotationKey("rot")}, nil},
 		{"noteWaitScript", rotationOnlyKeys{rotation: rotationKey("rot")}, nil},
 		{"deprovisionScript", newDeprovisionKeys("inst"), nil},

@@ -34,6 +34,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrDeprovisioned means the instance was deprovisioned: no further rotations.
 	ErrDeprovisioned = errors.New("instance is deprovisioned")
+	// ErrRegistrationChanged means the instance was registered again, since
+	// a rotation's claim, under another API version or heroku_id: a push
+	// under the claim's would go to what is no longer the instance's add-on.
+	ErrRegistrationChanged = errors.New("instance registered again under another app or API version")
 	// ErrConflict means a step does not fit the rotation's state, for example
 	// an issuer returning a second credential for one rotation.
 	ErrConflict = errors.New("conflict with the stored state")
@@ -308,6 +312,8 @@ func scriptError(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, ErrDeprovisioned)
 	case strings.HasPrefix(msg, "reused"):
 		return fmt.Errorf("%s: %w", op, ErrCredentialReused)
+	case msg == "registration_changed":
+		return fmt.Errorf("%s: %w", op, ErrRegistrationChanged)
 	case msg == "revoked":
 		return fmt.Errorf("%s: %w", op, ErrCredentialRevoked)
 	case msg == "revoke_due":
