@@ -357,6 +357,11 @@ func (r *Registry) Put(ctx context.Context, in Input) error {
 	if err := r.store.CheckCurrent(ctx, reg); err != nil {
 		return refusedCurrent(in.ID, reg.CurrentCredentialID, err)
 	}
+	if in.Database != nil {
+		if err := r.store.CheckDatabase(ctx, in.ID, *in.Database); err != nil {
+			return databaseTaken(err)
+		}
+	}
 	if in.OAuthGrant != nil {
 		return r.putGrant(ctx, in, reg)
 	}
@@ -547,6 +552,20 @@ func herokuIDTaken(herokuID string, err error) error {
 		"heroku_id; a second install of the add-on on one app cannot be told apart over v1: register it as v3 "+
 		"(its calls name the add-on); if the add-on really moved, deprovision the other instance first",
 		herokuID, holder, name)
+}
+
+// databaseTaken is the answer to a registration whose database location
+// another live instance registered (store.DatabaseTakenError): every
+// credential the PostgreSQL issuer minted for either would open the
+// other's data.
+func databaseTaken(err error) error {
+	taken, ok := errors.AsType[*store.DatabaseTakenError](err)
+	if !ok {
+		return err
+	}
+	return &InputError{fmt.Errorf("database: the %s is that of live instance %s on the same server: each credential "+
+		"minted for either would open the other's data; nothing was stored. Check the database location; if the "+
+		"database really moved, deprovision the other instance first", taken.What, taken.Holder)}
 }
 
 func tokenRequired(id string) error {

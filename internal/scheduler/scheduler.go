@@ -224,6 +224,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 			Int("cap", s.cap).Msg("schedule_indexed")
 	}
 	s.indexV1Apps(ctx)
+	s.indexDatabases(ctx)
 	return nil
 }
 
@@ -244,6 +245,25 @@ func (s *Scheduler) indexV1Apps(ctx context.Context) {
 			Strs("instances", sh.Instances[:]).Str("detail", "two live v1 instances set this config var of one app: "+
 			"each rotation of either puts its credential in that app's config, so one customer's secret reaches "+
 			"the other's app; deprovision the instance registered with the wrong heroku_id").Msg("v1_app_shared")
+	}
+}
+
+// indexDatabases fills the index of live database locations for
+// instances registered before it existed (store.IndexDatabases), and logs
+// each pair of live instances that already share a database or an owner
+// role on one server: the PostgreSQL issuer's credentials of either open
+// the other's data, which no registration can undo. Like indexV1Apps, a
+// failure is logged, not returned.
+func (s *Scheduler) indexDatabases(ctx context.Context) {
+	shared, err := s.p.Store.IndexDatabases(ctx)
+	if err != nil {
+		s.p.Logger.Warn().Str("error", err.Error()).Msg("databases_index_failed")
+	}
+	for _, sh := range shared {
+		s.p.Logger.Error().Str("shared", sh.What).Strs("instances", sh.Instances[:]).Str("detail",
+			"two live instances were registered with one "+sh.What+" on a server: the credentials minted for either "+
+				"open the other's data; register the one with the wrong location again with its own, or deprovision it").
+			Msg("database_shared")
 	}
 }
 

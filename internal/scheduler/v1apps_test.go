@@ -26,6 +26,20 @@ func newStore(t *testing.T) (*redistest.Redis, *store.Store) {
 	return r, store.New(r.Client, sealer)
 }
 
+// startLogged starts a clock on st and returns what it logged.
+func startLogged(t *testing.T, st *store.Store) string {
+	t.Helper()
+	var logs bytes.Buffer
+	s, err := scheduler.New(scheduler.Params{Store: st, Enqueuer: &queue{seen: map[string]bool{}}, Logger: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return logs.String()
+}
+
 // A clock started with scheduled rotation off still fills the index of V1
 // apps, and logs v1_app_shared at error level for two live V1 instances
 // registered before it that set a var of one app, naming both.
@@ -44,15 +58,7 @@ func TestStartIndexesV1AppsWithSchedulingOff(t *testing.T) {
 	if err := r.Client.Del(ctx, "rekey:v1_apps").Err(); err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	s, err := scheduler.New(scheduler.Params{Store: st, Enqueuer: &queue{seen: map[string]bool{}}, Logger: zerolog.New(&logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	out := logs.String()
+	out := startLogged(t, st)
 	for _, want := range []string{`"level":"error"`, `"message":"v1_app_shared"`, `"instances":["inst-1","inst-2"]`,
 		`"heroku_id":"app1@heroku.com"`, `"config_var":"MYADDON_URL"`} {
 		if !strings.Contains(out, want) {
@@ -91,5 +97,34 @@ func TestStartSurvivesAFailedV1AppsIndex(t *testing.T) {
 	indexed, failed := strings.Index(out, "schedule_indexed"), strings.Index(out, "v1_apps_index_failed")
 	if indexed < 0 || failed < indexed {
 		t.Errorf("want schedule_indexed, then v1_apps_index_failed:\n%s", out)
+	}
+}
+
+// A clock fills the index of live database locations at start too, and
+// logs database_shared at error level for two live instances registered
+// before it with one owner role on a server, naming both.
+func TestStartIndexesDatabases(t *testing.T) {
+	ctx := context.Background()
+	r, st := newStore(t)
+	for _, id := range []string{"inst-1", "inst-2"} {
+		if err := st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3, ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetDatabase(ctx, id, store.Database{Server: "main", Name: "db-" + id, Owner: "shared_owner"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Client.Del(ctx, "rekey:databases").Err(); err != nil { // as before the index existed
+			t.Fatal(err)
+		}
+	}
+	out := startLogged(t, st)
+	for _, want := range []string{`"level":"error"`, `"message":"database_shared"`, `"instances":["inst-1","inst-2"]`,
+		`"shared":"owner role"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+	if holder, err := r.Client.HGet(ctx, "rekey:databases", "owner:main/shared_owner").Result(); err != nil || holder != "inst-1" {
+		t.Errorf("index holds the owner role for %q (%v), want inst-1", holder, err)
 	}
 }

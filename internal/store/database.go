@@ -56,18 +56,109 @@ func validPGName(s string) bool {
 // databaseKey is a STRING of one instance's Database as JSON.
 func databaseKey(id string) string { return keyPrefix + "database:" + id }
 
-// SetDatabase records where the instance's database lives. It is
-// idempotent; a later call replaces the location.
+// databasesKey is a HASH naming, for each database location a live
+// instance registered, the instance: field "owner:<server>/<owner role>"
+// and field "name:<server>/<database name>". A credential the PostgreSQL
+// issuer mints is a member of the owner role, and its URL names the
+// database: two instances registered with one of them would each open the
+// other's data.
+func databasesKey() string { return keyPrefix + "databases" }
+
+// ErrDatabaseTaken means a registration named the database, or the owner
+// role, of another live instance on the same server (DatabaseTakenError).
+var ErrDatabaseTaken = errors.New("database location is another live instance's")
+
+// DatabaseTakenError is ErrDatabaseTaken with the instance that holds the
+// location and what they share ("owner role", "database").
+type DatabaseTakenError struct{ Holder, What string }
+
+func (e *DatabaseTakenError) Error() string {
+	return fmt.Sprintf("%s (instance %s, the same %s)", ErrDatabaseTaken, e.Holder, e.What)
+}
+
+// Is makes errors.Is(err, ErrDatabaseTaken) hold.
+func (e *DatabaseTakenError) Is(target error) bool { return target == ErrDatabaseTaken }
+
+// CheckDatabase refuses (*DatabaseTakenError) a location whose database or
+// owner role another live instance registered on the same server. It
+// writes nothing: a registration asks before it stores anything, and
+// SetDatabase asks again as it writes.
+func (s *Store) CheckDatabase(ctx context.Context, instanceID string, d Database) error {
+	return s.runDatabase(ctx, instanceID, d, nil)
+}
+
+// SetDatabase records where the instance's database lives, replacing an
+// earlier location, unless another live instance registered its database
+// or its owner role on the same server (*DatabaseTakenError).
 func (s *Store) SetDatabase(ctx context.Context, instanceID string, d Database) error {
-	if err := d.Validate(); err != nil {
-		return err
-	}
 	b, err := json.Marshal(d)
 	if err != nil {
 		return err
 	}
-	return s.rdb.Set(ctx, databaseKey(instanceID), b, 0).Err()
+	return s.runDatabase(ctx, instanceID, d, b)
 }
+
+// runDatabase runs setDatabaseScript; a nil location JSON only checks.
+func (s *Store) runDatabase(ctx context.Context, instanceID string, d Database, location []byte) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	keys := setDatabaseKeys{database: databaseKey(instanceID), databases: databasesKey(), instancePrefix: instanceKey("")}
+	err := setDatabaseScript.Run(ctx, s.rdb, keys.list(), instanceID, d.Server, d.Name, d.Owner, string(location)).Err()
+	return scriptError("database of instance "+instanceID, err)
+}
+
+// setDatabaseKeys are the KEYS of setDatabaseScript, one field per key, in order.
+type setDatabaseKeys struct {
+	database       string // KEYS[1] -> rekey:database:<id>
+	databases      string // KEYS[2] -> rekey:databases
+	instancePrefix string // KEYS[3] -> rekey:instance: (the script appends a holder's id)
+}
+
+func (k setDatabaseKeys) list() []string { return []string{k.database, k.databases, k.instancePrefix} }
+
+// luaDatabaseFields gives the fields of databasesKey of a location:
+// database_fields(server, name, owner).
+const luaDatabaseFields = `
+local function database_fields(server, name, owner)
+  return {'owner:' .. server .. '/' .. owner, 'name:' .. server .. '/' .. name}
+end
+-- forget_database removes the instance id's fields of the location
+-- stored as JSON in key, if any and still its own.
+local function forget_database(key, databases, id)
+  local old = redis.call('GET', key)
+  if not old then return end
+  local ok, d = pcall(cjson.decode, old)
+  if not ok or type(d) ~= 'table' then return end
+  for _, f in ipairs(database_fields(tostring(d.server), tostring(d.name), tostring(d.owner_role))) do
+    if redis.call('HGET', databases, f) == id then redis.call('HDEL', databases, f) end
+  end
+end
+`
+
+// setDatabaseScript checks a location against the live instances' and,
+// given its JSON, stores it: the instance's earlier location frees its
+// fields. A field held by an instance deprovisioned since is taken over.
+//
+// KEYS: setDatabaseKeys. ARGV: id, server, name, owner role, the
+// location's JSON ("": check only). Returns "ok". Errors:
+// "database_taken <holder> <owner role|database>".
+var setDatabaseScript = redis.NewScript(luaDatabaseFields + `
+local fields = database_fields(ARGV[2], ARGV[3], ARGV[4])
+local what = {'owner role', 'database'}
+for i, f in ipairs(fields) do
+  local holder = redis.call('HGET', KEYS[2], f)
+  if holder and holder ~= ARGV[1] then
+    local h = redis.call('HMGET', KEYS[3] .. holder, 'registered_at', 'deprovisioned_at')
+    if h[1] and (h[2] or '') == '' then return redis.error_reply('database_taken ' .. holder .. ' ' .. what[i]) end
+  end
+end
+if ARGV[5] == '' then return 'ok' end
+forget_database(KEYS[1], KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[2], fields[1], ARGV[1], fields[2], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[5])
+return 'ok'
+`)
 
 // Database returns where the instance's database lives, or ErrNotFound
 // when it was registered without one.
@@ -84,4 +175,86 @@ func (s *Store) Database(ctx context.Context, instanceID string) (Database, erro
 		return Database{}, fmt.Errorf("database of instance %s: %w", instanceID, err)
 	}
 	return d, nil
+}
+
+// indexDatabaseScript puts one live instance's database location in the
+// index of live ones, for an instance registered before the index existed:
+// a field no live instance holds becomes the instance's; one another live
+// instance holds stays that instance's, and is returned.
+//
+// KEYS: indexDatabaseKeys, one field per key, in order. ARGV: instance id.
+// Returns {holder, what, holder, what...}: the other live instances that
+// registered the instance's owner role or database; empty when none.
+var indexDatabaseScript = redis.NewScript(luaDatabaseFields + `
+local dep = redis.call('HMGET', KEYS[1], 'registered_at', 'deprovisioned_at')
+if not dep[1] or (dep[2] or '') ~= '' then return {} end
+local loc = redis.call('GET', KEYS[2])
+if not loc then return {} end
+local ok, d = pcall(cjson.decode, loc)
+if not ok or type(d) ~= 'table' then return {} end
+local prefix = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1])
+local what, shared = {'owner role', 'database'}, {}
+for i, f in ipairs(database_fields(tostring(d.server), tostring(d.name), tostring(d.owner_role))) do
+  local holder = redis.call('HGET', KEYS[3], f)
+  local live = false
+  if holder and holder ~= ARGV[1] then
+    local h = redis.call('HMGET', prefix .. holder, 'registered_at', 'deprovisioned_at')
+    live = h[1] and (h[2] or '') == ''
+  end
+  if live then
+    shared[#shared + 1], shared[#shared + 2] = holder, what[i]
+  elseif holder ~= ARGV[1] then
+    redis.call('HSET', KEYS[3], f, ARGV[1])
+  end
+end
+return shared
+`)
+
+// indexDatabaseKeys are the KEYS of indexDatabaseScript, one field per key, in order.
+type indexDatabaseKeys struct {
+	instance  string // KEYS[1] -> rekey:instance:<id>
+	database  string // KEYS[2] -> rekey:database:<id>
+	databases string // KEYS[3] -> rekey:databases
+}
+
+func (k indexDatabaseKeys) list() []string { return []string{k.instance, k.database, k.databases} }
+
+// DatabaseShared is two live instances registered with one database, or
+// one owner role, on a server: the PostgreSQL issuer's credentials of
+// either open the other's data. IndexDatabases reports them; a
+// registration would now refuse the second (ErrDatabaseTaken).
+type DatabaseShared struct {
+	What string // "owner role" or "database"
+	// Instances are the one the index holds the location for, then the other.
+	Instances [2]string
+}
+
+// IndexDatabases puts every live instance's database location in the index
+// of live ones (databasesKey), for instances registered before it existed
+// or while a process of an earlier version ran; a field whose holder is no
+// longer live is taken over. It returns the pairs of live instances that
+// already share a database or an owner role, which no registration can
+// undo. The clock runs it at start.
+func (s *Store) IndexDatabases(ctx context.Context) ([]DatabaseShared, error) {
+	if err := indexDatabaseScript.Load(ctx, s.rdb).Err(); err != nil {
+		return nil, fmt.Errorf("index databases: %w", err)
+	}
+	var shared []DatabaseShared
+	err := s.InstanceIDs(ctx, 500, func(ids []string) error {
+		keys := func(id string) []string {
+			return indexDatabaseKeys{instance: instanceKey(id), database: databaseKey(id), databases: databasesKey()}.list()
+		}
+		args := func(id string) []any { return []any{id} }
+		for i, c := range s.evalEach(ctx, indexDatabaseScript, ids, keys, args) {
+			res, err := c.StringSlice()
+			if err != nil {
+				return fmt.Errorf("index database of %s: %w", ids[i], err)
+			}
+			for j := 0; j+1 < len(res); j += 2 {
+				shared = append(shared, DatabaseShared{What: res[j+1], Instances: [2]string{res[j], ids[i]}})
+			}
+		}
+		return nil
+	})
+	return shared, err
 }

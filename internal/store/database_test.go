@@ -47,3 +47,49 @@ func TestARefusedDatabaseServerIsQuotedCutShort(t *testing.T) {
 		t.Fatalf("Validate of a 1 MiB server id: %.80v, want an error under 200 bytes", err)
 	}
 }
+
+// Locations registered before the index of live databases existed join it
+// when the clock starts (IndexDatabases): a registration naming one is
+// refused from then on, naming its instance. A field whose holder was
+// deprovisioned since is taken over, and two live instances that already
+// share a database or an owner role are reported, the index keeping the
+// first.
+func TestIndexDatabasesFillsTheIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	locs := map[string]store.Database{
+		"inst-1": {Server: "main", Name: "d1", Owner: "o1"},
+		"inst-2": {Server: "main", Name: "d2", Owner: "o2"},
+		"inst-3": {Server: "main", Name: "d3", Owner: "o2"},  // inst-2's owner role
+		"inst-4": {Server: "other", Name: "d1", Owner: "o1"}, // another server
+	}
+	for _, id := range []string{"inst-1", "inst-2", "inst-3", "inst-4"} {
+		if err := f.st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3, ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.SetDatabase(ctx, id, locs[id]); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.r.Client.Del(ctx, "rekey:databases").Err(); err != nil { // as before the index existed
+			t.Fatal(err)
+		}
+	}
+	// A field left to an instance deprovisioned since.
+	if err := f.r.Client.HSet(ctx, "rekey:databases", "name:main/d1", "ghost").Err(); err != nil {
+		t.Fatal(err)
+	}
+	shared, err := f.st.IndexDatabases(ctx)
+	want := store.DatabaseShared{What: "owner role", Instances: [2]string{"inst-2", "inst-3"}}
+	if err != nil || len(shared) != 1 || shared[0] != want {
+		t.Fatalf("IndexDatabases = %+v, %v; want inst-2 and inst-3 reported sharing an owner role", shared, err)
+	}
+	err = f.st.CheckDatabase(ctx, "inst-5", store.Database{Server: "main", Name: "d1", Owner: "o9"})
+	var taken *store.DatabaseTakenError
+	if !errors.As(err, &taken) || taken.Holder != "inst-1" || taken.What != "database" {
+		t.Errorf("a location naming inst-1's database after the reindex: %v, want DatabaseTakenError naming inst-1", err)
+	}
+	if err := f.st.CheckDatabase(ctx, "inst-5", store.Database{Server: "third", Name: "d1", Owner: "o1"}); err != nil {
+		t.Errorf("a location on another server: %v, want it free", err)
+	}
+}

@@ -322,6 +322,8 @@ type deprovisionKeys struct {
 	deletes        string // KEYS[15] -> rekey:deletes:<id>
 	v1Apps         string // KEYS[16] -> rekey:v1_apps
 	rotationPrefix string // KEYS[17] -> rekey:rotation: (the script appends the in-flight rotation's id)
+	database       string // KEYS[18] -> rekey:database:<id>
+	databases      string // KEYS[19] -> rekey:databases
 }
 
 func newDeprovisionKeys(id string) deprovisionKeys {
@@ -329,13 +331,14 @@ func newDeprovisionKeys(id string) deprovisionKeys {
 		events: eventsKey(), due: dueKey(), quarantined: quarantinedKey(), scheduled: scheduledKey(),
 		retiring: retiringKey(), unconfirmed: unconfirmedKey(id), revokeDue: revokeDueKey(),
 		credPrefix: credentialKey(id, ""), oauth: oauthKey(id), livePrefix: livePrefix(), liveGone: liveGoneKey(),
-		deletes: deletesKey(id), v1Apps: v1AppsKey(), rotationPrefix: rotationKey("")}
+		deletes: deletesKey(id), v1Apps: v1AppsKey(), rotationPrefix: rotationKey(""), database: databaseKey(id),
+		databases: databasesKey()}
 }
 
 func (k deprovisionKeys) list() []string {
 	return []string{k.instance, k.instances, k.instanceEvents, k.events, k.due, k.quarantined, k.scheduled,
 		k.retiring, k.unconfirmed, k.revokeDue, k.credPrefix, k.oauth, k.livePrefix, k.liveGone, k.deletes, k.v1Apps,
-		k.rotationPrefix}
+		k.rotationPrefix, k.database, k.databases}
 }
 
 // InstanceIDs calls fn with every live instance id, in registration order,

@@ -31,6 +31,8 @@ var namedScripts = map[string]*redis.Script{
 	"indexV1":            indexV1Script,
 	"instancePage":       instancePageScript,
 	"learnFingerprint":   learnFingerprintScript,
+	"setDatabase":        setDatabaseScript,
+	"indexDatabase":      indexDatabaseScript,
 	"markPush":           markPushScript,
 	"markRevoked":        markRevokedScript,
 	"migrateHistory":     migrateHistoryScript,

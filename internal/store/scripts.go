@@ -231,7 +231,7 @@ return 'updated'
 // registered before either changed may hold a grace outside them), how
 // long to keep the DELETE's mark (deleteMemory) in ms, the mark (random).
 // Returns "ok" (also when already deprovisioned); error "not_found".
-var deprovisionScript = eventScript(luaLive, `
+var deprovisionScript = eventScript(luaLive, luaDatabaseFields, `
 -- Every DELETE leaves a mark of its own, of an instance not registered
 -- yet too: a registration under way (an oauth_grant being exchanged) that
 -- began before it is refused (putInstanceScript).
@@ -248,6 +248,8 @@ local inflight = get(KEYS[1], 'inflight')
 if inflight ~= '' and get(KEYS[17] .. inflight, 'push_attempted_at') ~= '' then
   redis.call('HSET', KEYS[17] .. inflight, 'deprovisioned_at', ARGV[2])
 end
+-- Its database location leaves the index of live ones (databasesKey).
+forget_database(KEYS[18], KEYS[19], ARGV[1])
 -- Its fields in the index of V1 apps go (v1AppsKey).
 local v = redis.call('HMGET', KEYS[1], 'api_version', 'heroku_id', 'config_vars')
 if v[1] == 'v1' and (v[2] or '') ~= '' then

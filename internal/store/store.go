@@ -323,6 +323,9 @@ func scriptError(op string, err error) error {
 	case strings.HasPrefix(msg, "heroku_id_taken"):
 		holder, name, _ := strings.Cut(strings.TrimSpace(strings.TrimPrefix(msg, "heroku_id_taken")), " ")
 		return fmt.Errorf("%s: %w", op, &HerokuIDTakenError{Holder: holder, ConfigVar: name})
+	case strings.HasPrefix(msg, "database_taken"):
+		holder, what, _ := strings.Cut(strings.TrimSpace(strings.TrimPrefix(msg, "database_taken")), " ")
+		return fmt.Errorf("%s: %w", op, &DatabaseTakenError{Holder: holder, What: what})
 	case msg == "reminted":
 		return fmt.Errorf("%s: %w", op, ErrReminted)
 	case msg == "config_live_elsewhere":
