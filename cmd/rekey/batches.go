@@ -155,8 +155,8 @@ rate and ETA on a terminal, a line per change otherwise) and exits 1 when any ro
   rekey batches show bat_01J... --json | jq .in_flight`,
 		Args: exactArgs(1, "one BATCH_ID"),
 		RunE: func(c *cobra.Command, args []string) error {
-			if interval <= 0 {
-				return usagef("--interval must be positive")
+			if err := checkWaitInterval(interval); err != nil {
+				return err
 			}
 			return withProducer(c.Context(), env, "batches", func(a *app) error {
 				return showBatch(c.Context(), env, a, args[0], wait, asJSON, interval)
@@ -183,6 +183,25 @@ that is already done is refused (exit 1) and left as it is: there is nothing of 
 			return withProducer(c.Context(), env, "batches", func(a *app) error { return cancelBatch(c.Context(), env, a, args[0]) })
 		},
 	}
+}
+
+// minWaitInterval is the shortest --interval a --wait takes: each look
+// reads the Redis every rotation and revocation of the fleet depends on,
+// and a unit typo (2ms for 2s) would read it hundreds of times a second
+// from each terminal following a wave.
+const minWaitInterval = 500 * time.Millisecond
+
+// checkWaitInterval refuses a --wait --interval below minWaitInterval,
+// guessing the unit meant.
+func checkWaitInterval(d time.Duration) error {
+	if d >= minWaitInterval {
+		return nil
+	}
+	guess := ""
+	if d > 0 && d%time.Millisecond == 0 {
+		guess = fmt.Sprintf(" (did you mean %s?)", d/time.Millisecond*time.Second)
+	}
+	return usagef("--interval %s is under %s: each look reads the Redis the whole fleet uses%s", d, minWaitInterval, guess)
 }
 
 func showBatch(ctx context.Context, env *environ, a *app, id string, wait, asJSON bool, interval time.Duration) error {

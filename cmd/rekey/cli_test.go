@@ -191,6 +191,8 @@ func testUsageErrors(t *testing.T, bin binary) {
 		{[]string{"rotate", "--queue", "fast", "inst-00000"}, 2, `--queue "fast"`},
 		{[]string{"rotate", "--grace", "3d", "inst-00000"}, 2, "use a Go duration such as 2h or 90m (Go durations have no days: 3d is 72h)"},
 		{[]string{"scheduler", "--interval", "1ms"}, 2, "--interval must be at least 1s"},
+		{[]string{"batches", "show", "bat_1", "--wait", "--interval", "2ms"}, 2, "--interval 2ms is under 500ms: each look reads the Redis the whole fleet uses (did you mean 2s?)"},
+		{[]string{"rotate", "--wait", "--interval", "0s", "inst-00000"}, 2, "--interval 0s is under 500ms"},
 		{[]string{"scheduler", "set", "inst-00000"}, 2, "name what to change: --opt-out, --opt-in or --window"},
 		{[]string{"scheduler", "set", "inst-nope", "--window", "25-03"}, 2, "--window: "},
 		{[]string{"holds", "release", "inst-00000"}, 2, `"inst-00000" is not INSTANCE_ID/CREDENTIAL_ID`},

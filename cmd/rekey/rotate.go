@@ -108,8 +108,8 @@ func (f *rotateFlags) check() error {
 	case f.graceSet && f.grace == 0:
 		return usagef("--grace 0 would not revoke the old credentials at once but leave each instance its own grace; " +
 			"leave --grace out for that, or revoke them now, after the rotation, with 'rekey revocations expedite INSTANCE_ID'")
-	case f.interval <= 0:
-		return usagef("--interval must be positive")
+	case checkWaitInterval(f.interval) != nil:
+		return checkWaitInterval(f.interval)
 	case f.plan && f.wait:
 		return usagef("--plan changes nothing, so there is nothing to --wait for")
 	case f.plan && f.confirm:
