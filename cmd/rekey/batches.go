@@ -189,7 +189,7 @@ that is already done is refused (exit 1) and left as it is: there is nothing of 
 // reads the Redis every rotation and revocation of the fleet depends on,
 // and a unit typo (2ms for 2s) would read it hundreds of times a second
 // from each terminal following a wave.
-const minWaitInterval = 500 * time.Millisecond
+const minWaitInterval = 100 * time.Millisecond
 
 // checkWaitInterval refuses a --wait --interval below minWaitInterval,
 // guessing the unit meant.

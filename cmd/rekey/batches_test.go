@@ -103,7 +103,7 @@ func TestBatchesShowWait(t *testing.T) {
 			errc := make(chan error, 1)
 			env := c.env()
 			go func() {
-				errc <- runCommand(context.Background(), env, "batches", append([]string{"show", id, "--interval", "10ms"}, tt.args...)...)
+				errc <- runCommand(context.Background(), env, "batches", append([]string{"show", id, "--interval", "100ms"}, tt.args...)...)
 			}()
 			c.waitFor(t, "the first progress line", func() bool { return strings.Contains(c.stderr.String(), tt.first) })
 			fail := map[string]bool{}

@@ -45,7 +45,11 @@ runs and the scheduler enqueues again. Asks on a terminal; needs --confirm off o
 				if err != nil {
 					return err
 				}
-				return resumeBreaker(c.Context(), env, b, confirm, by, a.store.SchedulePaused)
+				if err := resumeBreaker(c.Context(), env, b, confirm, by, a.store.SchedulePaused); err != nil {
+					return err
+				}
+				warnIfNoProcess(c.Context(), env, a)
+				return nil
 			})
 		},
 	}

@@ -80,7 +80,7 @@ func TestCtrlCExits130(t *testing.T) {
 	printedBatch := func(stdout, _ string) bool { return strings.Contains(stdout, "batch bat_") }
 
 	t.Run("rotate --wait", func(t *testing.T) {
-		cmd, stdout, stderr := startRekey(t, c.vars(), printedBatch, "rotate", ids[0], ids[1], "--wait", "--interval", "50ms")
+		cmd, stdout, stderr := startRekey(t, c.vars(), printedBatch, "rotate", ids[0], ids[1], "--wait", "--interval", "100ms")
 		code := signalAndWait(t, cmd, syscall.SIGINT)
 		id := batchID(t, stdout.String())
 		want := "rekey: interrupted: batch " + id + " was enqueued and keeps running without this command " +
@@ -93,7 +93,7 @@ func TestCtrlCExits130(t *testing.T) {
 		}
 	})
 	t.Run("rotate --wait, SIGTERM", func(t *testing.T) {
-		cmd, stdout, stderr := startRekey(t, c.vars(), printedBatch, "rotate", ids[0], "--wait", "--interval", "50ms")
+		cmd, stdout, stderr := startRekey(t, c.vars(), printedBatch, "rotate", ids[0], "--wait", "--interval", "100ms")
 		code := signalAndWait(t, cmd, syscall.SIGTERM)
 		id := batchID(t, stdout.String())
 		want := "rekey: stopped before it finished: batch " + id + " was enqueued and keeps running without this command"
@@ -108,7 +108,7 @@ func TestCtrlCExits130(t *testing.T) {
 		}
 		id := batchID(t, c.stdout.String())
 		watching := func(_, stderr string) bool { return strings.Contains(stderr, "batch "+id+": ") }
-		cmd, _, stderr := startRekey(t, c.vars(), watching, "batches", "show", id, "--wait", "--interval", "50ms")
+		cmd, _, stderr := startRekey(t, c.vars(), watching, "batches", "show", id, "--wait", "--interval", "100ms")
 		code := signalAndWait(t, cmd, syscall.SIGINT)
 		want := "rekey: interrupted: batch " + id + " was enqueued and keeps running without this command " +
 			"(0 of 1 rotations finished so far); follow it with 'rekey batches show " + id + " --wait'"

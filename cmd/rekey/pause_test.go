@@ -84,7 +84,7 @@ func TestRotateWaitSaysItWaitsForThePause(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- runCommand(ctx, c.env(), "rotate", "--all", "--confirm", "--wait", "--interval", "10ms")
+		done <- runCommand(ctx, c.env(), "rotate", "--all", "--confirm", "--wait", "--interval", "100ms")
 	}()
 	c.waitFor(t, "the waiting line", func() bool {
 		return strings.Contains(c.stderr.String(), "waiting: the bulk queue is paused, so its rotations do not start: the circuit breaker is OPEN since")
@@ -112,7 +112,7 @@ func TestRotateWaitSaysNoWorkerRuns(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- runCommand(ctx, c.env(), "rotate", ids[0], "--wait", "--interval", "10ms")
+		done <- runCommand(ctx, c.env(), "rotate", ids[0], "--wait", "--interval", "100ms")
 	}()
 	const noWorker = "no `rekey worker` is running: asynq lists no worker polling rekey's queues"
 	deadline := time.Now().Add(3 * workerCheckAfter)

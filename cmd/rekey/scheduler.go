@@ -261,7 +261,23 @@ func pauseScheduler(ctx context.Context, env *environ, a *app, by string) error 
 		return err
 	}
 	fmt.Fprintln(env.stdout, "scheduler paused: no scheduler enqueues rotations until 'rekey scheduler resume'")
+	warnIfNoProcess(ctx, env, a)
 	return nil
+}
+
+// warnIfNoProcess says on stderr when no running rekey process announces
+// itself on this Redis database (every web, worker and clock does, every
+// minute): a command that changes what the running processes do (a pause,
+// a resume) then changed a database none of them reads, most likely one
+// REDIS_URL names by mistake, and the fleet goes on as before.
+func warnIfNoProcess(ctx context.Context, env *environ, a *app) {
+	live, err := a.store.SharedSettings(ctx)
+	if err != nil || len(live) > 0 {
+		return
+	}
+	o := a.rdb.Options()
+	fmt.Fprintf(env.stderr, "rekey: no running rekey process announces itself on this Redis (%s, database %d): "+
+		"if the fleet runs, check that REDIS_URL names its database\n", o.Addr, o.DB)
 }
 
 func resumeScheduler(ctx context.Context, env *environ, a *app) error {
@@ -276,6 +292,7 @@ func resumeScheduler(ctx context.Context, env *environ, a *app) error {
 	if at.IsZero() {
 		resumed = "the scheduler was not paused"
 	}
+	defer warnIfNoProcess(ctx, env, a)
 	// An open breaker holds every scheduler too, whatever the pause says.
 	if st, err := a.store.BreakerState(ctx); err == nil && st.Open() {
 		fmt.Fprintf(env.stdout, "%s, but the circuit breaker is %s: no scheduler enqueues until then\n",

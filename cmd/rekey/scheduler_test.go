@@ -55,15 +55,55 @@ func (g *schedulerRig) run(t *testing.T, args ...string) string {
 	return out
 }
 
+// runBoth runs `rekey scheduler args...` and returns its stdout and stderr.
+func (g *schedulerRig) runBoth(t *testing.T, args ...string) (stdout, stderr string) {
+	t.Helper()
+	stdout, stderr, err := g.exec(args...)
+	if err != nil {
+		t.Fatalf("rekey scheduler %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return stdout, stderr
+}
+
+// A pause or a resume on a Redis database no rekey process announces
+// itself on (REDIS_URL naming the wrong one) says so on stderr: the fleet
+// goes on as before. With a process announced, it says nothing more.
+func TestPauseOnADatabaseNoProcessReadsSaysSo(t *testing.T) {
+	t.Parallel()
+	g := newSchedulerRig(t)
+	for _, cmd := range []string{"pause", "resume"} {
+		out, errOut := g.runBoth(t, cmd)
+		if !strings.Contains(out, "scheduler") || !strings.Contains(errOut, "no running rekey process announces itself on this Redis") ||
+			!strings.Contains(errOut, "check that REDIS_URL names its database") {
+			t.Errorf("rekey scheduler %s on a database no process reads: stdout %q, stderr %q; want the warning", cmd, out, errOut)
+		}
+	}
+	if err := g.st.AnnounceSharedSettings(context.Background(), "clock.1", "REKEY_HEROKU_RATE=4000", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"pause", "resume"} {
+		if _, errOut := g.runBoth(t, cmd); errOut != "" {
+			t.Errorf("rekey scheduler %s beside a running clock wrote on stderr: %q", cmd, errOut)
+		}
+	}
+}
+
 // runErr runs `rekey scheduler args...` and returns its stdout and error.
 func (g *schedulerRig) runErr(args ...string) (string, error) {
+	out, errOut, err := g.exec(args...)
+	if err != nil {
+		return out, fmt.Errorf("%w\n%s", err, errOut)
+	}
+	return out, nil
+}
+
+// exec runs `rekey scheduler args...`.
+func (g *schedulerRig) exec(args ...string) (stdout, stderr string, err error) {
 	var out, errOut lockedBuffer
 	env := &environ{lookup: func(k string) (string, bool) { v, ok := g.vars[k]; return v, ok },
 		stdin: strings.NewReader(""), stdout: &out, stderr: &errOut}
-	if err := runCommand(context.Background(), env, "scheduler", args...); err != nil {
-		return out.String(), fmt.Errorf("%w\n%s", err, errOut.String())
-	}
-	return out.String(), nil
+	err = runCommand(context.Background(), env, "scheduler", args...)
+	return out.String(), errOut.String(), err
 }
 
 func (g *schedulerRig) register(t *testing.T, ids ...string) {
