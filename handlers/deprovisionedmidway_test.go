@@ -344,3 +344,55 @@ func TestAPushAfterARegistrationNamingAnotherAppIsNotSent(t *testing.T) {
 		t.Errorf("current %s (valid %v), want %s still current and valid", in.CurrentCredential, g.demo.Valid(old), old)
 	}
 }
+
+// A registration update between the run's claim and its push stops the
+// push only when it changes where the push goes or what it sets: other
+// config vars (the apps read the new ones, still holding the old
+// credential, which the promotion would revoke after the grace; a V1 app's
+// old var may be another customer's add-on's by then) stop it; a V3
+// instance now naming a heroku_id (a V3 push names the add-on) or a V1 app
+// named in another case (the same app) do not.
+func TestARegistrationUpdateStopsThePushOnlyWhenItMovesIt(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		v1       bool
+		again    registry.Input
+		promoted bool
+	}{
+		{"v3 now naming a heroku_id", false, registry.Input{APIVersion: store.APIv3, HerokuID: "app1@heroku.com",
+			ConfigVars: []string{issuer.DefaultConfigVar}}, true},
+		{"v1 app in another case", true, registry.Input{APIVersion: store.APIv1, HerokuID: "APP9@heroku.com",
+			ConfigVars: []string{issuer.DefaultConfigVar}}, true},
+		{"other config vars", true, registry.Input{APIVersion: store.APIv1, HerokuID: "app9@heroku.com",
+			ConfigVars: []string{"OTHER_URL"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			g := newRig(t)
+			id := "inst-1"
+			if tc.v1 {
+				id = "inst-v1"
+				g.provisionV1(t, id, "app9@heroku.com")
+			}
+			before, _ := g.st.Instance(ctx, id)
+			tc.again.ID = id
+			g.deps.Store = &beforePush{Store: g.st, do: func() {
+				if err := g.reg.Put(ctx, tc.again); err != nil {
+					t.Errorf("registering again: %v", err)
+				}
+			}}
+			err := g.run(rotateTask(t, id, "rot-1"))
+			r, _ := g.st.Rotation(ctx, "rot-1")
+			in, _ := g.st.Instance(ctx, id)
+			switch {
+			case tc.promoted && (err != nil || r.State != store.RotationPromoted):
+				t.Errorf("rotation: %v, %s (%s); want it promoted", err, r.State, r.Error)
+			case !tc.promoted && (!isPermanent(err) || g.pushes() != 0 || !strings.Contains(r.Error, "config vars")):
+				t.Errorf("rotation: %v, %s (%s), %d pushes sent; want it failed, nothing sent", err, r.State, r.Error, g.pushes())
+			case !tc.promoted && (in.CurrentCredential != before.CurrentCredential || !g.demo.Valid(before.CurrentCredential)):
+				t.Errorf("current %s, want %s still current and valid", in.CurrentCredential, before.CurrentCredential)
+			}
+		})
+	}
+}

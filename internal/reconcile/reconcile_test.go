@@ -228,8 +228,12 @@ func (w *world) pushedRotation(t *testing.T, id, rot, queue string, attempts, re
 	if err := w.st.SavePending(ctx, id, rot, "cred-1", cfg); err != nil {
 		t.Fatal(err)
 	}
+	in, err := w.st.Instance(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range attempts {
-		if err := w.st.MarkPushAttempt(ctx, rot, store.PushTarget{InstanceID: id}); err != nil {
+		if err := w.st.MarkPushAttempt(ctx, rot, in.Target()); err != nil {
 			t.Fatal(err)
 		}
 		if i < refused {

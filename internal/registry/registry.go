@@ -258,8 +258,8 @@ func (e *ExchangeError) Unwrap() error { return e.Err }
 
 // IncompleteError is a registration stored with its tokens (a grant it
 // carried exchanged, and remembered as having registered the instance)
-// whose log_input_url, database location or current_config fingerprint
-// could not be stored after it.
+// whose log_input_url or current_config fingerprint could not be stored
+// after it.
 // The instance is registered; the same registration again stores the rest,
 // without exchanging its grant again.
 type IncompleteError struct {
@@ -268,7 +268,7 @@ type IncompleteError struct {
 }
 
 func (e *IncompleteError) Error() string {
-	return fmt.Sprintf("instance %s and its tokens were stored, but storing its log_input_url, database location or "+
+	return fmt.Sprintf("instance %s and its tokens were stored, but storing its log_input_url or "+
 		"current_config fingerprint failed (%v); "+
 		"send the same registration again", e.ID, e.Err)
 }
@@ -278,7 +278,8 @@ func (e *IncompleteError) Unwrap() error { return e.Err }
 // Registration checks in and returns the store's registration for it.
 func (in Input) Registration() (store.Registration, error) {
 	r := store.Registration{ID: in.ID, APIVersion: in.APIVersion, ConfigVars: in.ConfigVars,
-		HerokuID: in.HerokuID, PrivateSpace: in.PrivateSpace, CurrentCredentialID: in.CurrentCredentialID}
+		HerokuID: in.HerokuID, PrivateSpace: in.PrivateSpace, CurrentCredentialID: in.CurrentCredentialID,
+		Database: in.Database}
 	if in.Grace != "" {
 		d, err := time.ParseDuration(in.Grace)
 		if err != nil || d <= 0 {
@@ -289,11 +290,6 @@ func (in Input) Registration() (store.Registration, error) {
 	}
 	if err := r.Validate(); err != nil {
 		return r, &InputError{err}
-	}
-	if in.Database != nil {
-		if err := in.Database.Validate(); err != nil {
-			return r, &InputError{err}
-		}
 	}
 	if err := in.checkCurrentConfig(); err != nil {
 		return r, &InputError{err}
@@ -477,19 +473,15 @@ func (r *Registry) releaseGrant(ctx context.Context, id string, code secret.Stri
 	_ = r.store.ReleaseGrant(context.WithoutCancel(ctx), id, code)
 }
 
-// save stores the registration with register, then the log input URL, the
-// database location and the current config's fingerprint; a failure of
-// those is an *IncompleteError, the
-// instance being registered. again says whether a failure of Redis itself
+// save stores the registration with register (the database location with
+// it), then the log input URL and the current config's fingerprint; a
+// failure of those is an *IncompleteError, the instance being registered. again says whether a failure of Redis itself
 // is tried again: when tokens depend on it.
 func (r *Registry) save(ctx context.Context, in Input, register func() error, again bool) error {
 	if err := r.register(ctx, in, register, again); err != nil {
 		return err
 	}
 	err := r.saveLogInput(ctx, in)
-	if err == nil && in.Database != nil {
-		err = r.store.SetDatabase(ctx, in.ID, *in.Database)
-	}
 	learned := store.FingerprintNotCurrent
 	if err == nil && len(in.CurrentConfig) > 0 {
 		// After the registration, which putInstanceScript stores alone: the
@@ -590,6 +582,8 @@ func (r *Registry) register(ctx context.Context, in Input, register func() error
 			return refusedCurrent(id, in.CurrentCredentialID, err)
 		case errors.Is(err, store.ErrHerokuIDTaken):
 			return &InputError{herokuIDTaken(in.HerokuID, err)}
+		case errors.Is(err, store.ErrDatabaseTaken):
+			return databaseTaken(err)
 		case errors.Is(err, store.ErrDeletedSince):
 			return &InputError{fmt.Errorf("instance %s: %w, so it was not registered; send the PUT again if the add-on "+
 				"is provisioned again (with the same oauth_grant within two minutes)", id, store.ErrDeletedSince)}

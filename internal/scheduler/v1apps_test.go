@@ -107,10 +107,8 @@ func TestStartIndexesDatabases(t *testing.T) {
 	ctx := context.Background()
 	r, st := newStore(t)
 	for _, id := range []string{"inst-1", "inst-2"} {
-		if err := st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3, ConfigVars: []string{"MYADDON_URL"}}); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.SetDatabase(ctx, id, store.Database{Server: "main", Name: "db-" + id, Owner: "shared_owner"}); err != nil {
+		if err := st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3, ConfigVars: []string{"MYADDON_URL"},
+			Database: &store.Database{Server: "main", Name: "db-" + id, Owner: "shared_owner"}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := r.Client.Del(ctx, "rekey:databases").Err(); err != nil { // as before the index existed

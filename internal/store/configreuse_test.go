@@ -167,7 +167,7 @@ func TestUnconfirmedConfigUnderANewIDIsRefused(t *testing.T) {
 	if err := s.SavePending(ctx, "inst-u", "rot-1", "k-a", reuseConfig("X")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkPushAttempt(ctx, "rot-1", PushTarget{InstanceID: "inst-u"}); err != nil {
+	if err := s.MarkPushAttempt(ctx, "rot-1", pushTargetOf(t, s, "inst-u")); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SettlePush(ctx, "rot-1", 1); err != nil {
@@ -513,4 +513,15 @@ func rotateWith(t *testing.T, st *Store, inst, rot, cred, v string) error {
 	}
 	_, err := st.PromoteRotation(ctx, inst, rot, cred, time.Hour, "")
 	return err
+}
+
+// pushTargetOf is the registration a run that claimed a rotation of id now
+// would push under.
+func pushTargetOf(t testing.TB, s *Store, id string) PushTarget {
+	t.Helper()
+	in, err := s.Instance(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in.Target()
 }

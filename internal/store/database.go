@@ -81,82 +81,75 @@ func (e *DatabaseTakenError) Is(target error) bool { return target == ErrDatabas
 
 // CheckDatabase refuses (*DatabaseTakenError) a location whose database or
 // owner role another live instance registered on the same server. It
-// writes nothing: a registration asks before it stores anything, and
-// SetDatabase asks again as it writes.
+// writes nothing: a registration asks before it spends anything (an
+// oauth_grant's exchange), and the registration's script asks again as
+// it stores the instance and its location in one step (putInstanceLua).
 func (s *Store) CheckDatabase(ctx context.Context, instanceID string, d Database) error {
-	return s.runDatabase(ctx, instanceID, d, nil)
-}
-
-// SetDatabase records where the instance's database lives, replacing an
-// earlier location, unless another live instance registered its database
-// or its owner role on the same server (*DatabaseTakenError).
-func (s *Store) SetDatabase(ctx context.Context, instanceID string, d Database) error {
-	b, err := json.Marshal(d)
-	if err != nil {
-		return err
-	}
-	return s.runDatabase(ctx, instanceID, d, b)
-}
-
-// runDatabase runs setDatabaseScript; a nil location JSON only checks.
-func (s *Store) runDatabase(ctx context.Context, instanceID string, d Database, location []byte) error {
 	if err := d.Validate(); err != nil {
 		return err
 	}
-	keys := setDatabaseKeys{database: databaseKey(instanceID), databases: databasesKey(), instancePrefix: instanceKey("")}
-	err := setDatabaseScript.Run(ctx, s.rdb, keys.list(), instanceID, d.Server, d.Name, d.Owner, string(location)).Err()
+	keys := checkDatabaseKeys{databases: databasesKey(), instancePrefix: instanceKey("")}
+	err := checkDatabaseScript.Run(ctx, s.rdb, keys.list(), instanceID, d.Server, d.Name, d.Owner).Err()
 	return scriptError("database of instance "+instanceID, err)
 }
 
-// setDatabaseKeys are the KEYS of setDatabaseScript, one field per key, in order.
-type setDatabaseKeys struct {
-	database       string // KEYS[1] -> rekey:database:<id>
-	databases      string // KEYS[2] -> rekey:databases
-	instancePrefix string // KEYS[3] -> rekey:instance: (the script appends a holder's id)
+// checkDatabaseKeys are the KEYS of checkDatabaseScript, one field per key, in order.
+type checkDatabaseKeys struct {
+	databases      string // KEYS[1] -> rekey:databases
+	instancePrefix string // KEYS[2] -> rekey:instance: (the script appends a holder's id)
 }
 
-func (k setDatabaseKeys) list() []string { return []string{k.database, k.databases, k.instancePrefix} }
+func (k checkDatabaseKeys) list() []string { return []string{k.databases, k.instancePrefix} }
 
-// luaDatabaseFields gives the fields of databasesKey of a location:
-// database_fields(server, name, owner).
+// luaDatabaseFields is what the scripts that keep the index of live
+// database locations (databasesKey) share.
 const luaDatabaseFields = `
+-- database_fields(server, name, owner): a location's fields in the index.
 local function database_fields(server, name, owner)
   return {'owner:' .. server .. '/' .. owner, 'name:' .. server .. '/' .. name}
 end
--- forget_database removes the instance id's fields of the location
--- stored as JSON in key, if any and still its own.
+-- stored_database_fields(key): the fields of the location stored as JSON
+-- at key (databaseKey), nil when none can be read.
+local function stored_database_fields(key)
+  local loc = redis.call('GET', key)
+  if not loc then return nil end
+  local ok, d = pcall(cjson.decode, loc)
+  if not ok or type(d) ~= 'table' then return nil end
+  return database_fields(tostring(d.server), tostring(d.name), tostring(d.owner_role))
+end
+-- database_holder(databases, prefix, fields, id): the live instance other
+-- than id that holds one of fields, and what it holds ('owner role',
+-- 'database'); nil when none. prefix is the instance key's, which the
+-- holder's id ends. A field held by an instance no longer live is free.
+local function database_holder(databases, prefix, fields, id)
+  for _, f in ipairs(fields) do
+    local holder = redis.call('HGET', databases, f)
+    if holder and holder ~= id then
+      local h = redis.call('HMGET', prefix .. holder, 'registered_at', 'deprovisioned_at')
+      if h[1] and (h[2] or '') == '' then
+        return holder, string.sub(f, 1, 5) == 'name:' and 'database' or 'owner role'
+      end
+    end
+  end
+  return nil
+end
+-- forget_database(key, databases, id): the index forgets the fields of
+-- the location stored at key that still name id.
 local function forget_database(key, databases, id)
-  local old = redis.call('GET', key)
-  if not old then return end
-  local ok, d = pcall(cjson.decode, old)
-  if not ok or type(d) ~= 'table' then return end
-  for _, f in ipairs(database_fields(tostring(d.server), tostring(d.name), tostring(d.owner_role))) do
+  for _, f in ipairs(stored_database_fields(key) or {}) do
     if redis.call('HGET', databases, f) == id then redis.call('HDEL', databases, f) end
   end
 end
 `
 
-// setDatabaseScript checks a location against the live instances' and,
-// given its JSON, stores it: the instance's earlier location frees its
-// fields. A field held by an instance deprovisioned since is taken over.
+// checkDatabaseScript tells whether another live instance holds a
+// location's database or owner role.
 //
-// KEYS: setDatabaseKeys. ARGV: id, server, name, owner role, the
-// location's JSON ("": check only). Returns "ok". Errors:
-// "database_taken <holder> <owner role|database>".
-var setDatabaseScript = redis.NewScript(luaDatabaseFields + `
-local fields = database_fields(ARGV[2], ARGV[3], ARGV[4])
-local what = {'owner role', 'database'}
-for i, f in ipairs(fields) do
-  local holder = redis.call('HGET', KEYS[2], f)
-  if holder and holder ~= ARGV[1] then
-    local h = redis.call('HMGET', KEYS[3] .. holder, 'registered_at', 'deprovisioned_at')
-    if h[1] and (h[2] or '') == '' then return redis.error_reply('database_taken ' .. holder .. ' ' .. what[i]) end
-  end
-end
-if ARGV[5] == '' then return 'ok' end
-forget_database(KEYS[1], KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[2], fields[1], ARGV[1], fields[2], ARGV[1])
-redis.call('SET', KEYS[1], ARGV[5])
+// KEYS: checkDatabaseKeys. ARGV: id, server, name, owner role. Returns
+// "ok". Errors: "database_taken <holder> <owner role|database>".
+var checkDatabaseScript = redis.NewScript(luaDatabaseFields + `
+local holder, what = database_holder(KEYS[1], KEYS[2], database_fields(ARGV[2], ARGV[3], ARGV[4]), ARGV[1])
+if holder then return redis.error_reply('database_taken ' .. holder .. ' ' .. what) end
 return 'ok'
 `)
 
@@ -188,22 +181,15 @@ func (s *Store) Database(ctx context.Context, instanceID string) (Database, erro
 var indexDatabaseScript = redis.NewScript(luaDatabaseFields + `
 local dep = redis.call('HMGET', KEYS[1], 'registered_at', 'deprovisioned_at')
 if not dep[1] or (dep[2] or '') ~= '' then return {} end
-local loc = redis.call('GET', KEYS[2])
-if not loc then return {} end
-local ok, d = pcall(cjson.decode, loc)
-if not ok or type(d) ~= 'table' then return {} end
+local fields = stored_database_fields(KEYS[2])
+if not fields then return {} end
 local prefix = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1])
-local what, shared = {'owner role', 'database'}, {}
-for i, f in ipairs(database_fields(tostring(d.server), tostring(d.name), tostring(d.owner_role))) do
-  local holder = redis.call('HGET', KEYS[3], f)
-  local live = false
-  if holder and holder ~= ARGV[1] then
-    local h = redis.call('HMGET', prefix .. holder, 'registered_at', 'deprovisioned_at')
-    live = h[1] and (h[2] or '') == ''
-  end
-  if live then
-    shared[#shared + 1], shared[#shared + 2] = holder, what[i]
-  elseif holder ~= ARGV[1] then
+local shared = {}
+for _, f in ipairs(fields) do
+  local holder, what = database_holder(KEYS[3], prefix, {f}, ARGV[1])
+  if holder then
+    shared[#shared + 1], shared[#shared + 2] = holder, what
+  elseif redis.call('HGET', KEYS[3], f) ~= ARGV[1] then
     redis.call('HSET', KEYS[3], f, ARGV[1])
   end
 end

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/redistest"
+	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -17,7 +21,7 @@ func TestDatabaseLocationIsKeptPerInstance(t *testing.T) {
 		t.Fatalf("Database of an instance without one = %v, want ErrNotFound", err)
 	}
 	want := store.Database{Server: "main", Name: `odd "name"`, Owner: "inst_1_owner"}
-	if err := f.st.SetDatabase(ctx, "inst-1", want); err != nil {
+	if err := f.st.PutInstance(ctx, withDatabase("inst-1", want)); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := f.st.Database(ctx, "inst-1"); err != nil || got != want {
@@ -32,10 +36,15 @@ func TestDatabaseLocationIsKeptPerInstance(t *testing.T) {
 		{store.Database{Server: "main", Name: "d", Owner: strings.Repeat("o", 64)}, "database.owner_role"},
 		{store.Database{Server: "main", Name: "d\x00", Owner: "o"}, "database.name"},
 	} {
-		if err := f.st.SetDatabase(ctx, "inst-2", tc.db); err == nil || !strings.Contains(err.Error(), tc.names) {
-			t.Errorf("SetDatabase(%+v) = %v, want an error naming %s", tc.db, err, tc.names)
+		if err := f.st.PutInstance(ctx, withDatabase("inst-2", tc.db)); err == nil || !strings.Contains(err.Error(), tc.names) {
+			t.Errorf("PutInstance with database %+v = %v, want an error naming %s", tc.db, err, tc.names)
 		}
 	}
+}
+
+// withDatabase is a V3 registration of id with its database location d.
+func withDatabase(id string, d store.Database) store.Registration {
+	return store.Registration{ID: id, APIVersion: store.APIv3, ConfigVars: []string{"MYADDON_URL"}, Database: &d}
 }
 
 // A refused database.server is quoted cut short, not echoed whole: a sender
@@ -65,10 +74,7 @@ func TestIndexDatabasesFillsTheIndex(t *testing.T) {
 		"inst-4": {Server: "other", Name: "d1", Owner: "o1"}, // another server
 	}
 	for _, id := range []string{"inst-1", "inst-2", "inst-3", "inst-4"} {
-		if err := f.st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3, ConfigVars: []string{"MYADDON_URL"}}); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.st.SetDatabase(ctx, id, locs[id]); err != nil {
+		if err := f.st.PutInstance(ctx, withDatabase(id, locs[id])); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.r.Client.Del(ctx, "rekey:databases").Err(); err != nil { // as before the index existed
@@ -91,5 +97,33 @@ func TestIndexDatabasesFillsTheIndex(t *testing.T) {
 	}
 	if err := f.st.CheckDatabase(ctx, "inst-5", store.Database{Server: "third", Name: "d1", Owner: "o1"}); err != nil {
 		t.Errorf("a location on another server: %v, want it free", err)
+	}
+}
+
+// The registration's own script checks the location as it stores the
+// instance and its tokens, in one step: a registration whose location
+// another instance took after the web process's check (its oauth_grant
+// being exchanged meanwhile) is refused with nothing stored, rather than
+// left registered without it.
+func TestARegistrationFindingItsDatabaseTakenStoresNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	d := store.Database{Server: "main", Name: "d1", Owner: "o1"}
+	if err := f.st.CheckDatabase(ctx, "inst-b", d); err != nil {
+		t.Fatalf("the check before inst-a registers: %v", err)
+	}
+	if err := f.st.PutInstance(ctx, withDatabase("inst-a", d)); err != nil {
+		t.Fatal(err)
+	}
+	before := redistest.Dump(t, f.r)
+	err := f.st.Register(ctx, withDatabase("inst-b", d), &heroku.Token{AccessToken: secret.New("a-tok"),
+		RefreshToken: secret.New("r-tok"), ExpiresAt: time.Now().Add(time.Hour)})
+	var taken *store.DatabaseTakenError
+	if !errors.As(err, &taken) || taken.Holder != "inst-a" {
+		t.Fatalf("Register of inst-b on inst-a's location = %v, want DatabaseTakenError naming inst-a", err)
+	}
+	if after := redistest.Dump(t, f.r); after != before {
+		t.Errorf("the refused registration changed Redis:\n%s", after)
 	}
 }

@@ -50,7 +50,7 @@ func realisticHistory(t *testing.T) (*Store, *redistest.Redis, *time.Time, strin
 		if err := s.SavePending(ctx, id, rot, cred, cfg); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.MarkPushAttempt(ctx, rot, PushTarget{InstanceID: id}); err != nil {
+		if err := s.MarkPushAttempt(ctx, rot, pushTargetOf(t, s, id)); err != nil {
 			t.Fatal(err)
 		}
 		p, err := s.PromotePushed(ctx, id, rot, cred, grace, "grace "+grace.String(), 1)

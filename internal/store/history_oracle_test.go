@@ -86,7 +86,7 @@ func historyAgainstFleet(t *testing.T, seed uint64) {
 				discarded = append(discarded, d.CredentialID)
 			}
 		case 1: // failed after a push: unconfirmed until the next promotion
-			if err := s.MarkPushAttempt(ctx, rot, PushTarget{InstanceID: inst}); err != nil {
+			if err := s.MarkPushAttempt(ctx, rot, pushTargetOf(t, s, inst)); err != nil {
 				t.Fatal(err)
 			}
 			jitter()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -87,6 +88,12 @@ type Registration struct {
 	// began (Store.DeleteMark): one since refuses it (ErrDeletedSince).
 	// The zero value checks nothing.
 	Deletes DeleteMark
+	// Database is where the instance's database lives, for the PostgreSQL
+	// issuer; nil leaves the one stored, if any, as it is. It is stored
+	// with the registration, in the same step, and refused
+	// (*DatabaseTakenError) when another live instance holds its database
+	// or owner role.
+	Database *Database
 }
 
 // Validate checks a registration, naming the first bad field.
@@ -109,6 +116,11 @@ func (r Registration) Validate() error {
 		return errors.New("grace must not be negative")
 	case r.CurrentCredentialID != "" && !ValidID(r.CurrentCredentialID):
 		return fmt.Errorf("current_credential_id %s is not valid", secret.QuoteInput(r.CurrentCredentialID, 64))
+	}
+	if r.Database != nil {
+		if err := r.Database.Validate(); err != nil {
+			return err
+		}
 	}
 	if len(r.ConfigVars) > MaxConfigVars {
 		return fmt.Errorf("config_vars names %d config vars: at most %d", len(r.ConfigVars), MaxConfigVars)
@@ -157,7 +169,10 @@ func (s *Store) PutInstance(ctx context.Context, r Registration) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	keys, args := s.putInstanceArgs(r)
+	keys, args, err := s.putInstanceArgs(r)
+	if err != nil {
+		return err
+	}
 	return scriptError("put instance", putInstanceScript.Run(ctx, s.rdb, keys, args...).Err())
 }
 
@@ -179,6 +194,8 @@ type putInstanceKeys struct {
 	deletes          string // KEYS[13] -> rekey:deletes:<id>
 	unconfirmed      string // KEYS[14] -> rekey:unconfirmed:<id>
 	v1Apps           string // KEYS[15] -> rekey:v1_apps
+	database         string // KEYS[16] -> rekey:database:<id>
+	databases        string // KEYS[17] -> rekey:databases
 }
 
 func newPutInstanceKeys(id, currentCredID string) putInstanceKeys {
@@ -186,22 +203,33 @@ func newPutInstanceKeys(id, currentCredID string) putInstanceKeys {
 		current: credentialKey(id, currentCredID), instanceEvents: historyKey(id), events: eventsKey(),
 		due: dueKey(), schedule: scheduleKey(), credentialPrefix: credentialKey(id, ""), retiring: retiringKey(),
 		legacyEvents: legacyEventsKey(id), previous: previousKey(id), revokeDue: revokeDueKey(),
-		deletes: deletesKey(id), unconfirmed: unconfirmedKey(id), v1Apps: v1AppsKey()}
+		deletes: deletesKey(id), unconfirmed: unconfirmedKey(id), v1Apps: v1AppsKey(), database: databaseKey(id),
+		databases: databasesKey()}
 }
 
 func (k putInstanceKeys) list() []string {
 	return []string{k.instance, k.instances, k.current, k.instanceEvents, k.events, k.due, k.schedule,
-		k.credentialPrefix, k.retiring, k.legacyEvents, k.previous, k.revokeDue, k.deletes, k.unconfirmed, k.v1Apps}
+		k.credentialPrefix, k.retiring, k.legacyEvents, k.previous, k.revokeDue, k.deletes, k.unconfirmed, k.v1Apps,
+		k.database, k.databases}
 }
 
 // putInstanceArgs returns the KEYS and ARGV of putInstanceScript for r.
-func (s *Store) putInstanceArgs(r Registration) ([]string, []any) {
+func (s *Store) putInstanceArgs(r Registration) ([]string, []any, error) {
 	keys := newPutInstanceKeys(r.ID, r.CurrentCredentialID).list()
+	var db Database
+	var location []byte
+	if r.Database != nil {
+		db = *r.Database
+		var err error
+		if location, err = json.Marshal(db); err != nil {
+			return nil, nil, err
+		}
+	}
 	args := []any{r.ID, r.APIVersion, strings.Join(r.ConfigVars, ","), r.HerokuID,
 		boolArg(r.PrivateSpace), r.Grace.Milliseconds(), r.CurrentCredentialID, ms(s.now()),
 		s.eventsPerInstance, s.eventsGlobal, slotHash(r.ID), DefaultRotationPeriod.Milliseconds(),
-		RevokeDueMargin.Milliseconds(), r.Deletes.seen}
-	return keys, args
+		RevokeDueMargin.Milliseconds(), r.Deletes.seen, db.Server, db.Name, db.Owner, string(location)}
+	return keys, args, nil
 }
 
 // deletesKey is a STRING: a random mark that each DELETE of the instance

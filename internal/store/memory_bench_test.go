@@ -244,7 +244,7 @@ func rotateForMemory(ctx context.Context, st *store.Store, id, cred string) (*st
 	if err := st.SavePending(ctx, id, rot, cred, cfg); err != nil {
 		return nil, err
 	}
-	if err := st.MarkPushAttempt(ctx, rot, store.PushTarget{InstanceID: id}); err != nil {
+	if err := st.MarkPushAttempt(ctx, rot, store.PushTarget{InstanceID: id, ConfigVars: []string{"MYADDON_URL"}}); err != nil {
 		return nil, err
 	}
 	p, err := st.PromotePushed(ctx, id, rot, cred, memoryGrace, "grace "+memoryGrace.String(), 1)

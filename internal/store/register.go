@@ -40,7 +40,7 @@ var ErrTokenRequired = errors.New("a v3 instance needs oauth tokens")
 // this request".
 // Returns what putInstanceScript returns; error "token_required" when a
 // token is required and missing, or putInstanceScript's errors.
-var registerScript = eventScript(luaSchedule, luaRetention, luaV1Apps, `
+var registerScript = eventScript(luaSchedule, luaRetention, luaV1Apps, luaDatabaseFields, `
 local n = #ARGV
 local grant, grantTTL = ARGV[n-4], ARGV[n-3]
 local need, tokens, expires = ARGV[n-2], ARGV[n-1], ARGV[n]
@@ -50,7 +50,7 @@ if need == '1' and tokens == '' then
     get(KEYS[1], 'oauth_access') ~= ''
   if not (live and held) then return redis.error_reply('token_required') end
 end
-local V1APPS = KEYS[18]
+local V1APPS, DATABASE, DATABASES = KEYS[18], KEYS[19], KEYS[20]
 local function put_instance()
 `+putInstanceLua+`
 end
@@ -93,7 +93,10 @@ func (s *Store) register(ctx context.Context, r Registration, tok *heroku.Token,
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	_, args := s.putInstanceArgs(r)
+	_, args, err := s.putInstanceArgs(r)
+	if err != nil {
+		return err
+	}
 	keys := newRegisterKeys(r.ID, r.CurrentCredentialID).list()
 	tokens, expires, err := s.registrationTokens(ctx, r.ID, tok)
 	if err != nil {
@@ -153,6 +156,8 @@ type registerKeys struct {
 	grant            string // KEYS[16] -> rekey:grant:<id>
 	grantClaim       string // KEYS[17] -> rekey:grant_claim:<id>
 	v1Apps           string // KEYS[18] -> rekey:v1_apps (putInstanceScript's KEYS[15], V1APPS)
+	database         string // KEYS[19] -> rekey:database:<id> (putInstanceScript's KEYS[16], DATABASE)
+	databases        string // KEYS[20] -> rekey:databases (putInstanceScript's KEYS[17], DATABASES)
 }
 
 func newRegisterKeys(id, currentCredID string) registerKeys {
@@ -161,13 +166,14 @@ func newRegisterKeys(id, currentCredID string) registerKeys {
 		instanceEvents: p.instanceEvents, events: p.events, due: p.due, schedule: p.schedule,
 		credentialPrefix: p.credentialPrefix, retiring: p.retiring, legacyEvents: p.legacyEvents,
 		previous: p.previous, revokeDue: p.revokeDue, deletes: p.deletes, unconfirmed: p.unconfirmed,
-		oauth: oauthKey(id), grant: grantKey(id), grantClaim: grantClaimKey(id), v1Apps: p.v1Apps}
+		oauth: oauthKey(id), grant: grantKey(id), grantClaim: grantClaimKey(id), v1Apps: p.v1Apps,
+		database: p.database, databases: p.databases}
 }
 
 func (k registerKeys) list() []string {
 	return []string{k.instance, k.instances, k.current, k.instanceEvents, k.events, k.due, k.schedule,
 		k.credentialPrefix, k.retiring, k.legacyEvents, k.previous, k.revokeDue, k.deletes, k.unconfirmed,
-		k.oauth, k.grant, k.grantClaim, k.v1Apps}
+		k.oauth, k.grant, k.grantClaim, k.v1Apps, k.database, k.databases}
 }
 
 // NeedsToken reports whether a V3 registration of id must carry OAuth

@@ -138,12 +138,11 @@ func TestSideKeysExpireWithTheInstance(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t)
-	f.register(t, "inst-s", "cred-0")
 	db := store.Database{Server: "main", Name: "d1", Owner: "d1_owner"}
-	if err := f.st.SaveLogInput(ctx, "inst-s", secret.New("https://token@logs.example/logs")); err != nil {
+	if err := f.st.PutInstance(ctx, withDatabase("inst-s", db)); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.st.SetDatabase(ctx, "inst-s", db); err != nil {
+	if err := f.st.SaveLogInput(ctx, "inst-s", secret.New("https://token@logs.example/logs")); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.st.Deprovision(ctx, "inst-s"); err != nil {
@@ -160,7 +159,8 @@ func TestSideKeysExpireWithTheInstance(t *testing.T) {
 	if err := f.st.SaveLogInput(ctx, "inst-s", secret.New("https://token2@logs.example/logs")); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.st.SetDatabase(ctx, "inst-s", db); err != nil {
+	// Registered again without its location, the instance keeps it.
+	if err := f.st.PutInstance(ctx, store.Registration{ID: "inst-s", APIVersion: store.APIv3, ConfigVars: []string{"MYADDON_URL"}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"rekey:loginput:inst-s", "rekey:database:inst-s"} {

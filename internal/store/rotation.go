@@ -653,16 +653,19 @@ func (s *Store) StaleRotations(ctx context.Context, t time.Time, limit int64) ([
 // credential, which must then not be sent. It refuses (ErrDeprovisioned)
 // a push to an instance deprovisioned since the claim, and
 // (ErrRegistrationChanged) one whose registration now names another API
-// version or heroku_id: the push would go to an add-on or an app that is
-// no longer the instance's, maybe another customer's (the DELETE frees a
-// V1 heroku_id, and so does a registration naming another).
+// version, other config vars or, for V1, another heroku_id (compared
+// without case): the push would set vars the apps no longer read, or go
+// to an app that is no longer the instance's, maybe another customer's
+// (the DELETE frees a V1 app's vars, and so does a registration naming
+// another app or other vars).
 func (s *Store) MarkPushAttempt(ctx context.Context, rotationID string, to PushTarget) error {
 	apiVersion := to.APIVersion
 	if apiVersion == "" {
 		apiVersion = APIv3
 	}
 	keys := markPushKeys{rotation: rotationKey(rotationID), instance: instanceKey(to.InstanceID)}
-	err := markPushScript.Run(ctx, s.rdb, keys.list(), ms(s.now()), apiVersion, to.HerokuID).Err()
+	err := markPushScript.Run(ctx, s.rdb, keys.list(), ms(s.now()), apiVersion, to.HerokuID,
+		strings.Join(to.ConfigVars, ",")).Err()
 	return scriptError("mark push attempt", err)
 }
 
@@ -670,13 +673,14 @@ func (s *Store) MarkPushAttempt(ctx context.Context, rotationID string, to PushT
 // (Instance.Target).
 type PushTarget struct {
 	InstanceID string
-	APIVersion string // APIv3 when empty
-	HerokuID   string // a V1 instance's app
+	APIVersion string   // APIv3 when empty
+	HerokuID   string   // a V1 instance's app
+	ConfigVars []string // the vars the push sets
 }
 
 // Target is the registration a push to the instance goes under.
 func (in Instance) Target() PushTarget {
-	return PushTarget{InstanceID: in.ID, APIVersion: in.APIVersion, HerokuID: in.HerokuID}
+	return PushTarget{InstanceID: in.ID, APIVersion: in.APIVersion, HerokuID: in.HerokuID, ConfigVars: in.ConfigVars}
 }
 
 // markPushKeys are the KEYS of markPushScript, one field per key, in order.
@@ -701,7 +705,8 @@ func (k rotationOnlyKeys) list() []string { return []string{k.rotation} }
 // script, the first to run decides: the DELETE marks a rotation that
 // attempted a push (deprovisionScript), and no push is attempted after it.
 //
-// KEYS: markPushKeys. ARGV: now ms, the claim's API version and heroku_id.
+// KEYS: markPushKeys. ARGV: now ms, the claim's API version, heroku_id and
+// config vars (comma-separated, as stored).
 // Returns "ok". Errors: "not_found", "conflict ..." when the rotation is
 // not minted, "deprovisioned", "registration_changed".
 var markPushScript = eventScript(`
@@ -709,11 +714,15 @@ local r = redis.call('HMGET', KEYS[1], 'state', 'push_attempts')
 local st = r[1] or ''
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'minted' then return redis.error_reply('conflict rotation is ' .. st) end
-local inst = redis.call('HMGET', KEYS[2], 'registered_at', 'deprovisioned_at', 'api_version', 'heroku_id')
+local inst = redis.call('HMGET', KEYS[2], 'registered_at', 'deprovisioned_at', 'api_version', 'heroku_id', 'config_vars')
 if not inst[1] or (inst[2] or '') ~= '' then return redis.error_reply('deprovisioned') end
 local api = inst[3] or ''
-if api == '' then api = 'v3' end
-if api ~= ARGV[2] or (inst[4] or '') ~= ARGV[3] then return redis.error_reply('registration_changed') end
+if api == '' then api = '` + APIv3 + `' end
+-- A V3 push names the add-on, a V1 push the app: only V1 reads heroku_id.
+if api ~= ARGV[2] or (inst[5] or '') ~= ARGV[4] or
+    (api == '` + APIv1 + `' and string.lower(inst[4] or '') ~= string.lower(ARGV[3])) then
+  return redis.error_reply('registration_changed')
+end
 redis.call('HSET', KEYS[1], 'push_attempted_at', ARGV[1], 'push_attempts', (tonumber(r[2]) or 0) + 1)
 return 'ok'
 `)

@@ -46,7 +46,7 @@ func TestFailKeepsAPushedCredentialWithoutProof(t *testing.T) {
 	f := newFixture(t)
 	f.register(t, "inst-1", "cred-0")
 	f.minted(t, "inst-1", "rot-1", "cred-1")
-	if err := f.st.MarkPushAttempt(ctx, "rot-1", store.PushTarget{InstanceID: "inst-1"}); err != nil {
+	if err := f.st.MarkPushAttempt(ctx, "rot-1", pushTarget(t, f.st, "inst-1")); err != nil {
 		t.Fatal(err)
 	}
 	// The push was answered (403): no attempt is left on its way.
@@ -89,7 +89,7 @@ func TestFailDiscardsAPushedCredentialWithProof(t *testing.T) {
 	f := newFixture(t)
 	f.register(t, "inst-1", "cred-0")
 	f.minted(t, "inst-1", "rot-1", "cred-1")
-	if err := f.st.MarkPushAttempt(ctx, "rot-1", store.PushTarget{InstanceID: "inst-1"}); err != nil {
+	if err := f.st.MarkPushAttempt(ctx, "rot-1", pushTarget(t, f.st, "inst-1")); err != nil {
 		t.Fatal(err)
 	}
 	res, err := f.st.FailRotation(ctx, "inst-1", "rot-1", store.Failure{Code: "push:invalid_params", NotHeld: true, Attempts: 1})
@@ -109,7 +109,7 @@ func TestMarkPushAttemptRefusesAFinishedRotation(t *testing.T) {
 	if _, err := f.st.Fail(ctx, "inst-1", "rot-1", "verify:issuer_422", "verify: 422"); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.st.MarkPushAttempt(ctx, "rot-1", store.PushTarget{InstanceID: "inst-1"}); !errors.Is(err, store.ErrConflict) {
+	if err := f.st.MarkPushAttempt(ctx, "rot-1", pushTarget(t, f.st, "inst-1")); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("MarkPushAttempt after a failure = %v, want ErrConflict", err)
 	}
 }
@@ -130,7 +130,7 @@ func TestConcurrentRunsNeverDiscardAPushedCredential(t *testing.T) {
 		var res store.Failed
 		var wg sync.WaitGroup
 		wg.Add(2)
-		go func() { defer wg.Done(); markErr = f.st.MarkPushAttempt(ctx, rot, store.PushTarget{InstanceID: inst}) }()
+		go func() { defer wg.Done(); markErr = f.st.MarkPushAttempt(ctx, rot, pushTarget(t, f.st, inst)) }()
 		go func() {
 			defer wg.Done()
 			res, failErr = f.st.FailRotation(ctx, inst, rot, store.Failure{Code: "verify:issuer_422", Cause: "verify: 422"})
@@ -308,7 +308,7 @@ func TestProofIsVoidAfterAnotherPushAttempt(t *testing.T) {
 	f := newFixture(t)
 	f.register(t, "inst-1", "cred-0")
 	f.minted(t, "inst-1", "rot-1", "cred-1")
-	if err := f.st.MarkPushAttempt(ctx, "rot-1", store.PushTarget{InstanceID: "inst-1"}); err != nil {
+	if err := f.st.MarkPushAttempt(ctx, "rot-1", pushTarget(t, f.st, "inst-1")); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.st.SettlePush(ctx, "rot-1", 1); err != nil {
@@ -319,7 +319,7 @@ func TestProofIsVoidAfterAnotherPushAttempt(t *testing.T) {
 		t.Fatalf("PushAttempts = %d, %d, %v; want 1, 1", attempts, settled, err)
 	}
 	// Another run attempts a push after the snapshot, before the failure.
-	if err := f.st.MarkPushAttempt(ctx, "rot-1", store.PushTarget{InstanceID: "inst-1"}); err != nil {
+	if err := f.st.MarkPushAttempt(ctx, "rot-1", pushTarget(t, f.st, "inst-1")); err != nil {
 		t.Fatal(err)
 	}
 	res, err := f.st.FailRotation(ctx, "inst-1", "rot-1", store.Failure{Code: "push:invalid_params", NotHeld: true, Attempts: attempts})

@@ -34,7 +34,7 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"markRevokedScript", newMarkRevokedKeys("inst", "cred"), nil},
 		{"expediteScript", newExpediteKeys("inst", "cred"), nil},
 		{"markPushScript", markPushKeys{rotation: rotationKey("rot"), instance: instanceKey("inst")}, nil},
-		{"setDatabaseScript", setDatabaseKeys{database: databaseKey("inst"), databases: databasesKey(), instancePrefix: instanceKey("")}, nil},
+		{"checkDatabaseScript", checkDatabaseKeys{databases: databasesKey(), instancePrefix: instanceKey("")}, nil},
 		{"indexDatabaseScript", indexDatabaseKeys{instance: instanceKey("inst"), database: databaseKey("inst"), databases: databasesKey()}, nil},
 		{"settlePushScript", rotationOnlyKeys{rotation: rotationKey("rot")}, nil},
 		{"noteWaitScript", rotationOnlyKeys{rotation: rotationKey("rot")}, nil},

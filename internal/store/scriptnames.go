@@ -31,7 +31,7 @@ var namedScripts = map[string]*redis.Script{
 	"indexV1":            indexV1Script,
 	"instancePage":       instancePageScript,
 	"learnFingerprint":   learnFingerprintScript,
-	"setDatabase":        setDatabaseScript,
+	"checkDatabase":      checkDatabaseScript,
 	"indexDatabase":      indexDatabaseScript,
 	"markPush":           markPushScript,
 	"markRevoked":        markRevokedScript,

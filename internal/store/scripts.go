@@ -43,11 +43,14 @@ end
 // deprovisioning discarded with their push outcome unknown, and the one
 // current before it when another is named, are kept unconfirmed: the
 // DELETE may have been a mistake, and the app may hold any of them.
-var putInstanceScript = eventScript(luaSchedule, luaRetention, luaV1Apps, `local V1APPS = KEYS[15]`+"\n"+putInstanceLua)
+var putInstanceScript = eventScript(luaSchedule, luaRetention, luaV1Apps, luaDatabaseFields,
+	`local V1APPS, DATABASE, DATABASES = KEYS[15], KEYS[16], KEYS[17]`+"\n"+putInstanceLua)
 
 // putInstanceLua is putInstanceScript's body; registerScript (register.go)
 // runs it too, with the instance's tokens, in one step. Each names the
-// key of the live V1 instances' heroku_ids (v1AppsKey) V1APPS first.
+// key of the live V1 instances' heroku_ids (v1AppsKey) V1APPS, the
+// instance's database location (databaseKey) DATABASE and the index of
+// live locations (databasesKey) DATABASES first.
 const putInstanceLua = `
 -- A DELETE since the registration began (ARGV[14] is the mark of the last
 -- DELETE it saw then, '-' for none; '' checks nothing) deprovisioned what
@@ -89,6 +92,22 @@ if ARGV[7] ~= '' and (revived or (was[2] or '') == '') then
       (tonumber(c[3]) or 0) <= tonumber(ARGV[8]) + tonumber(ARGV[13]) then
     return redis.error_reply('revoke_due')
   end
+end
+-- The database location the PostgreSQL issuer mints for (ARGV[18], its
+-- JSON, and its parts; '' when the registration names none) is another
+-- live instance's when its owner role or database is: each instance's
+-- credentials would open the other's data. An instance registered again
+-- without one goes on with the location it kept, which another instance
+-- may have taken since its deprovisioning freed it.
+local db_fields = nil
+if ARGV[18] ~= '' then
+  db_fields = database_fields(ARGV[15], ARGV[16], ARGV[17])
+elseif revived then
+  db_fields = stored_database_fields(DATABASE)
+end
+if db_fields then
+  local holder, what = database_holder(DATABASES, string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1]), db_fields, ARGV[1])
+  if holder then return redis.error_reply('database_taken ' .. holder .. ' ' .. what) end
 end
 if revived then
   -- The old add-on's last failure is no failure of the new one: left, it
@@ -196,6 +215,16 @@ if revived then
     emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'push_unknown', '', old,
       'current before the deprovisioning, and the registration names another: kept unrevoked until a later rotation replaces it', ARGV[8])
   end
+end
+if db_fields then
+  if ARGV[18] ~= '' then
+    forget_database(DATABASE, DATABASES, ARGV[1])
+    redis.call('SET', DATABASE, ARGV[18])
+  else
+    -- Kept since the deprovisioning, it was given the retention's expiry.
+    redis.call('PERSIST', DATABASE)
+  end
+  redis.call('HSET', DATABASES, db_fields[1], ARGV[1], db_fields[2], ARGV[1])
 end
 local p = sched_period(KEYS[7], ARGV[12])
 if p > 0 and schedulable(KEYS[1]) then

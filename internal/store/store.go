@@ -35,9 +35,10 @@ var (
 	// ErrDeprovisioned means the instance was deprovisioned: no further rotations.
 	ErrDeprovisioned = errors.New("instance is deprovisioned")
 	// ErrRegistrationChanged means the instance was registered again, since
-	// a rotation's claim, under another API version or heroku_id: a push
-	// under the claim's would go to what is no longer the instance's add-on.
-	ErrRegistrationChanged = errors.New("instance registered again under another app or API version")
+	// a rotation's claim, under another API version, config vars or V1
+	// heroku_id: a push under the claim's would set what the apps no longer
+	// read, or go to what is no longer the instance's app.
+	ErrRegistrationChanged = errors.New("instance registered again under another app, config vars or API version")
 	// ErrConflict means a step does not fit the rotation's state, for example
 	// an issuer returning a second credential for one rotation.
 	ErrConflict = errors.New("conflict with the stored state")

@@ -257,3 +257,14 @@ func TestConfigVars(t *testing.T) {
 		t.Errorf("ConfigVars of an unknown instance: %v, want ErrNotFound", err)
 	}
 }
+
+// pushTarget is the registration a run that claimed a rotation of id now
+// would push under.
+func pushTarget(t testing.TB, st *store.Store, id string) store.PushTarget {
+	t.Helper()
+	in, err := st.Instance(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in.Target()
+}

@@ -14,7 +14,7 @@ func (f *fixture) keptUnconfirmed(t *testing.T, inst, rot, cred string, settled 
 	t.Helper()
 	ctx := context.Background()
 	f.minted(t, inst, rot, cred)
-	if err := f.st.MarkPushAttempt(ctx, rot, store.PushTarget{InstanceID: inst}); err != nil {
+	if err := f.st.MarkPushAttempt(ctx, rot, pushTarget(t, f.st, inst)); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.st.SettlePush(ctx, rot, settled); err != nil {

@@ -67,3 +67,54 @@ func TestARegistrationOnAnotherLiveInstancesDatabaseIsRefused(t *testing.T) {
 		t.Errorf("index of live databases holds %d fields, want 4 (inst-b's and inst-c's)", n)
 	}
 }
+
+// An instance registered again without its database location goes on with
+// the one it kept: that location counts as its own again, so no other
+// instance registers it; and if another live instance took it meanwhile
+// (its DELETE had freed it), the registration is refused, nothing stored.
+func TestARegistrationAgainKeepsItsDatabaseOnlyIfFree(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	const tokens = `"oauth":{"access_token":"a-tok","refresh_token":"r-tok","expires_at":"2030-01-01T00:00:00Z"}`
+	put := func(id, database string) reply {
+		t.Helper()
+		body := `{"api_version":"v3","config_vars":["MYADDON_URL"],` + tokens
+		if database != "" {
+			body += `,"database":{"server":"main","name":"` + database + `","owner_role":"` + database + `_owner"}`
+		}
+		return f.api(http.MethodPut, "/api/v1/instances/"+id, body+"}")
+	}
+	del := func(id string) {
+		t.Helper()
+		if r := f.api(http.MethodDelete, "/api/v1/instances/"+id, ""); r.status != http.StatusOK {
+			t.Fatalf("DELETE %s = %d %s", id, r.status, r.body)
+		}
+	}
+	for _, id := range []string{"inst-a", "inst-c"} {
+		if r := put(id, "db_"+id); r.status != http.StatusOK {
+			t.Fatalf("PUT %s = %d %s", id, r.status, r.body)
+		}
+		del(id)
+	}
+	// inst-a comes back without naming its location: it is its own again.
+	if r := put("inst-a", ""); r.status != http.StatusOK {
+		t.Fatalf("PUT inst-a again = %d %s", r.status, r.body)
+	}
+	if r := put("inst-b", "db_inst-a"); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "inst-a") {
+		t.Errorf("PUT inst-b on the location inst-a kept = %d %s, want 422 naming inst-a", r.status, r.body)
+	}
+	// inst-c's location went to inst-d while inst-c was deprovisioned.
+	if r := put("inst-d", "db_inst-c"); r.status != http.StatusOK {
+		t.Fatalf("PUT inst-d on deprovisioned inst-c's location = %d %s", r.status, r.body)
+	}
+	r := put("inst-c", "")
+	in, err := f.st.Instance(ctx, "inst-c")
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "inst-d") || err != nil || !in.Deprovisioned() {
+		t.Errorf("PUT inst-c again without a location = %d %s (deprovisioned %v, %v); want 422 naming inst-d, inst-c left deprovisioned",
+			r.status, r.body, in.Deprovisioned(), err)
+	}
+	if r := put("inst-c", "db_inst-c2"); r.status != http.StatusOK {
+		t.Errorf("PUT inst-c again on a location of its own = %d %s, want 200", r.status, r.body)
+	}
+}

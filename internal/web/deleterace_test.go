@@ -163,7 +163,8 @@ func TestRegisteredAgainKeepsWhatTheAppMayHold(t *testing.T) {
 	if err := f.st.SavePending(ctx, "inst-1", "rot-2", "c2", cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.st.MarkPushAttempt(ctx, "rot-2", store.PushTarget{InstanceID: "inst-1"}); err != nil {
+	in, _ := f.st.Instance(ctx, "inst-1")
+	if err := f.st.MarkPushAttempt(ctx, "rot-2", in.Target()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.st.Fail(ctx, "inst-1", "rot-2", "push:heroku_503", "Heroku answered 503"); err != nil {

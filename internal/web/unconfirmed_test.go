@@ -37,7 +37,8 @@ func TestUnconfirmedCredentialsAreShown(t *testing.T) {
 	if err := f.st.SavePending(ctx, "inst-1", "rot-1", "cred-1", cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.st.MarkPushAttempt(ctx, "rot-1", store.PushTarget{InstanceID: "inst-1"}); err != nil {
+	in, _ := f.st.Instance(ctx, "inst-1")
+	if err := f.st.MarkPushAttempt(ctx, "rot-1", in.Target()); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := f.st.FailRotation(ctx, "inst-1", "rot-1", store.Failure{Code: "push:timeout", Cause: "no answer"}); err != nil || res.Unconfirmed != "cred-1" {
