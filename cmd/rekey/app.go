@@ -41,6 +41,10 @@ type app struct {
 	log   zerolog.Logger
 	rdb   *redis.Client
 	store *store.Store
+	// schedules says the process is a clock: it announces its maintenance
+	// window with its settings, which the operator commands quote
+	// (fleetWindow).
+	schedules bool
 	// clock is Redis's time as this process reads it: the store, the
 	// handlers, the sweep and the scheduler read it, so that every process
 	// writes and checks revoke times on one clock (I2). keepClock keeps it

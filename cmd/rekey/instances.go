@@ -86,7 +86,7 @@ func listInstances(ctx context.Context, env *environ, a *app, after string, limi
 	if err != nil {
 		return err
 	}
-	global, _ := globalWindow(a.cfg) // a bad value is the scheduler's to refuse
+	global, _ := fleetWindow(ctx, a) // a bad value is the scheduler's to refuse
 	for i := range page.Instances {
 		page.Instances[i].NextRotationAt = page.Instances[i].NextRotation(global)
 	}
@@ -436,7 +436,7 @@ func showInstance(ctx context.Context, env *environ, a *app, id string, asJSON b
 	if err != nil {
 		return err
 	}
-	global, _ := globalWindow(a.cfg) // a bad value is the scheduler's to refuse
+	global, _ := fleetWindow(ctx, a) // a bad value is the scheduler's to refuse
 	in.NextRotationAt = in.NextRotation(global)
 	v := instanceView{Instance: in}
 	if v.Previous, err = a.store.Previous(ctx, id); err != nil {

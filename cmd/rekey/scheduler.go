@@ -234,11 +234,34 @@ func schedulerParams(a *app, interval time.Duration) (scheduler.Params, error) {
 		Interval: interval, Now: a.clock.Now}, nil
 }
 
+// globalWindow is this process's REKEY_MAINTENANCE_WINDOW.
 func globalWindow(cfg *config.Config) (*store.Window, error) {
-	if cfg.MaintenanceWindow == "" {
+	return parseWindowSetting(cfg.MaintenanceWindow)
+}
+
+// fleetWindow is the maintenance window the fleet's scheduled rotations
+// keep to: REKEY_MAINTENANCE_WINDOW as the running clocks announce it
+// with their settings (announceKeys), else as this command has it. A one-off command need not
+// be run with the clock's settings; the times it prints must be the
+// clock's all the same.
+func fleetWindow(ctx context.Context, a *app) (*store.Window, error) {
+	if v, found, _ := readRunning(ctx, a.store).value(windowSettingName); found {
+		if w, err := parseWindowSetting(v); err == nil {
+			return w, nil
+		}
+	}
+	return globalWindow(a.cfg)
+}
+
+// windowSettingName is the setting a clock announces its window as.
+const windowSettingName = "REKEY_MAINTENANCE_WINDOW"
+
+// parseWindowSetting reads a REKEY_MAINTENANCE_WINDOW value; "" is none.
+func parseWindowSetting(v string) (*store.Window, error) {
+	if v == "" {
 		return nil, nil
 	}
-	w, err := store.ParseWindow(cfg.MaintenanceWindow)
+	w, err := store.ParseWindow(v)
 	if err != nil {
 		return nil, fmt.Errorf("REKEY_MAINTENANCE_WINDOW: %w", err)
 	}
@@ -341,7 +364,7 @@ func unquarantineInstance(ctx context.Context, env *environ, a *app, id string) 
 	if err != nil {
 		return err
 	}
-	global, _ := globalWindow(a.cfg) // a bad value is the scheduler's to refuse
+	global, _ := fleetWindow(ctx, a) // a bad value is the scheduler's to refuse
 	fmt.Fprintf(env.stdout, "%s is no longer quarantined; next scheduled rotation %s\n", id, timeOrNone(in.NextRotation(global)))
 	return nil
 }
@@ -412,7 +435,7 @@ func setSchedule(ctx context.Context, env *environ, a *app, id string, f schedul
 	if in, err = a.store.Instance(ctx, id); err != nil {
 		return err
 	}
-	global, _ := globalWindow(a.cfg) // a bad value is the scheduler's to refuse
+	global, _ := fleetWindow(ctx, a) // a bad value is the scheduler's to refuse
 	fmt.Fprintf(env.stdout, "%s: %s, window %s, next scheduled rotation %s\n", id,
 		map[bool]string{true: "opted out", false: "scheduled"}[in.ScheduleOptOut], instanceWindowText(in.Window, global),
 		timeOrNone(in.NextRotation(global)))

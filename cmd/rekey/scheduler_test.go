@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/rekeyhq/rekey/internal/config"
 	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/seal"
@@ -318,5 +319,37 @@ func TestSchedulerWithAnotherPeriodRefusesUnlessSetPeriod(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("rekey scheduler --set-period: %v\n%s", err, errOut.String())
+	}
+}
+
+// A clock announces its maintenance window with its settings, and a web or
+// worker process does not (without the setting, it would read as
+// disagreeing); the operator commands run without REKEY_MAINTENANCE_WINDOW
+// quote the next scheduled rotation in the window the clock keeps to.
+func TestNextRotationTimesKeepToTheClocksWindow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newSchedulerRig(t)
+	cfg := &config.Config{HerokuRate: 4000, MaintenanceWindow: "02-05"}
+	clock := (&app{cfg: cfg, schedules: true}).announcedSettings()
+	if !strings.Contains(clock, " REKEY_MAINTENANCE_WINDOW=02-05") {
+		t.Errorf("a clock announces %q, want its window in it", clock)
+	}
+	if worker := (&app{cfg: cfg}).announcedSettings(); strings.Contains(worker, "REKEY_MAINTENANCE_WINDOW") {
+		t.Errorf("a worker announces %q, want no window", worker)
+	}
+	if _, err := g.st.SetSchedulePolicy(ctx, store.SchedulePolicy{Period: 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	g.register(t, "inst-a")
+	delete(g.vars, "REKEY_MAINTENANCE_WINDOW") // the operator's shell
+	if err := g.st.AnnounceSharedSettings(ctx, "clock.1", clock, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	out := g.run(t, "set", "inst-a", "--opt-in")
+	wantLines(t, out, "inst-a: scheduled, window default (02-05 UTC, REKEY_MAINTENANCE_WINDOW), next scheduled rotation ")
+	at, err := time.Parse(time.RFC3339, strings.TrimSpace(out[strings.LastIndex(out, " ")+1:]))
+	if err != nil || at.UTC().Hour() < 2 || at.UTC().Hour() >= 5 {
+		t.Errorf("next scheduled rotation %v (%v), want it in the clock's window 02-05 UTC:\n%s", at, err, out)
 	}
 }

@@ -44,7 +44,7 @@ func readScheduleStatus(ctx context.Context, a *app, now time.Time) (scheduleSta
 	if !s.policy.Published {
 		s.policy = store.SchedulePolicy{Period: a.cfg.RotationPeriod, QuarantineAfter: a.cfg.QuarantineAfter}
 	}
-	if s.window, err = globalWindow(a.cfg); err != nil {
+	if s.window, err = fleetWindow(ctx, a); err != nil {
 		return s, err
 	}
 	if s.pausedAt, s.pausedBy, err = a.store.SchedulePaused(ctx); err != nil {

@@ -88,6 +88,7 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 	}()
 	a.keepClock(wctx)
 	name := processName(role, cfg.Dyno)
+	a.schedules = role == "scheduler"
 	if role == "worker" {
 		// A worker announces its keys once they pass its start-up
 		// comparison (keysChecked): a worker on other keys, waiting,
@@ -238,7 +239,7 @@ func (a *app) announceKeys(ctx context.Context, name string) (withdraw func()) {
 		}
 		t := time.NewTicker(keyringRenew)
 		defer t.Stop()
-		settings := sharedSettings(a.cfg)
+		settings := a.announcedSettings()
 		disagreement := ""
 		for {
 			if err := a.store.AnnounceKeyring(ctx, name, keyringTTL); err != nil && ctx.Err() == nil {
@@ -264,6 +265,21 @@ func (a *app) announceKeys(ctx context.Context, name string) (withdraw func()) {
 			_ = a.store.WithdrawSharedSettings(wctx, name)
 		})
 	}
+}
+
+// announcedSettings are the settings the process announces: the shared
+// ones, and a clock's maintenance window. Only clocks schedule: a web or
+// worker process without the setting would read as disagreeing with them.
+func (a *app) announcedSettings() string {
+	s := sharedSettings(a.cfg)
+	if w, err := globalWindow(a.cfg); a.schedules && err == nil {
+		text := ""
+		if w != nil {
+			text = w.String()
+		}
+		s += " " + windowSettingName + "=" + text
+	}
+	return s
 }
 
 // sharedSettings names the settings every process of a deployment must
