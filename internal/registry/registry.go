@@ -353,10 +353,8 @@ func (r *Registry) Put(ctx context.Context, in Input) error {
 	if err := r.store.CheckCurrent(ctx, reg); err != nil {
 		return refusedCurrent(in.ID, reg.CurrentCredentialID, err)
 	}
-	if in.Database != nil {
-		if err := r.store.CheckDatabase(ctx, in.ID, *in.Database); err != nil {
-			return databaseTaken(err)
-		}
+	if err := r.checkDatabase(ctx, in); err != nil {
+		return err
 	}
 	if in.OAuthGrant != nil {
 		return r.putGrant(ctx, in, reg)
@@ -544,6 +542,29 @@ func herokuIDTaken(herokuID string, err error) error {
 		"heroku_id; a second install of the add-on on one app cannot be told apart over v1: register it as v3 "+
 		"(its calls name the add-on); if the add-on really moved, deprovision the other instance first",
 		herokuID, holder, name)
+}
+
+// checkDatabase refuses, before any grant is exchanged, a registration
+// whose database location another live instance holds: the one it names,
+// else the one the instance kept (registered again after a deprovisioning,
+// it goes on with it). The registration's script checks again as it
+// stores.
+func (r *Registry) checkDatabase(ctx context.Context, in Input) error {
+	loc := in.Database
+	if loc == nil {
+		kept, err := r.store.Database(ctx, in.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound), err == nil && kept.Validate() != nil:
+			return nil // none, or none the index can hold
+		case err != nil:
+			return err
+		}
+		loc = &kept
+	}
+	if err := r.store.CheckDatabase(ctx, in.ID, *loc); err != nil {
+		return databaseTaken(err)
+	}
+	return nil
 }
 
 // databaseTaken is the answer to a registration whose database location

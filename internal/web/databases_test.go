@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rekeyhq/rekey/internal/herokufake"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -108,11 +109,20 @@ func TestARegistrationAgainKeepsItsDatabaseOnlyIfFree(t *testing.T) {
 	if r := put("inst-d", "db_inst-c"); r.status != http.StatusOK {
 		t.Fatalf("PUT inst-d on deprovisioned inst-c's location = %d %s", r.status, r.body)
 	}
-	r := put("inst-c", "")
+	// Refused before its oauth_grant is exchanged: Heroku takes a code once.
+	if err := f.fake.AddAddon(herokufake.AddonSpec{ID: "inst-c", App: "app-inst-c", ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+		t.Fatal(err)
+	}
+	exchanges := len(f.fake.Calls(herokufake.OAuthToken))
+	r := f.api(http.MethodPut, "/api/v1/instances/inst-c",
+		`{"api_version":"v3","config_vars":["MYADDON_URL"],"oauth_grant":{"code":"`+f.fake.GrantCode("inst-c")+`"}}`)
 	in, err := f.st.Instance(ctx, "inst-c")
 	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "inst-d") || err != nil || !in.Deprovisioned() {
 		t.Errorf("PUT inst-c again without a location = %d %s (deprovisioned %v, %v); want 422 naming inst-d, inst-c left deprovisioned",
 			r.status, r.body, in.Deprovisioned(), err)
+	}
+	if n := len(f.fake.Calls(herokufake.OAuthToken)) - exchanges; n != 0 {
+		t.Errorf("the refused registration exchanged its oauth_grant (%d calls), want it refused before", n)
 	}
 	if r := put("inst-c", "db_inst-c2"); r.status != http.StatusOK {
 		t.Errorf("PUT inst-c again on a location of its own = %d %s, want 200", r.status, r.body)
