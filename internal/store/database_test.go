@@ -127,3 +127,27 @@ func TestARegistrationFindingItsDatabaseTakenStoresNothing(t *testing.T) {
 		t.Errorf("the refused registration changed Redis:\n%s", after)
 	}
 }
+
+// A location left behind by an instance whose records expired (its side
+// keys not given their expiry: a failed write) is not carried over to a
+// new instance registered under the same id without one.
+func TestANewInstanceDoesNotInheritALeftoverDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	if err := f.r.Client.Set(ctx, "rekey:database:inst-z", `{"server":"main","name":"old","owner_role":"old_owner"}`, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.r.Client.HSet(ctx, "rekey:databases", "owner:main/old_owner", "inst-z", "name:main/old", "inst-z").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.PutInstance(ctx, store.Registration{ID: "inst-z", APIVersion: store.APIv3, ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := f.st.Database(ctx, "inst-z"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the new inst-z's database: %+v, %v; want none", d, err)
+	}
+	if n, _ := f.r.Client.HLen(ctx, "rekey:databases").Result(); n != 0 {
+		t.Errorf("the index still holds %d fields of the leftover location", n)
+	}
+}

@@ -134,9 +134,10 @@ func (s *Store) ExpireRetired(ctx context.Context, id string) (bool, error) {
 // registration (its sealed log_input_url, its database's location, and
 // its OAuth tokens should deprovisioning not have deleted them), the
 // same retention. A registration writes them again without an expiry
-// (SaveLogInput, SetDatabase). A failure here leaves them until the next
-// sweep finds nothing to do for the instance; they hold no live secret of
-// a revoked credential.
+// (SaveLogInput; putInstanceScript, which also drops a location left from
+// an instance of the same id that expired before it). A failure here
+// leaves them until the next sweep finds nothing to do for the instance;
+// they hold no live secret of a revoked credential.
 func (s *Store) expireSideKeys(ctx context.Context, id string) error {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Expire(ctx, logInputKey(id), s.auditRetention)

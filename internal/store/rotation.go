@@ -710,6 +710,14 @@ func (k rotationOnlyKeys) list() []string { return []string{k.rotation} }
 // Returns "ok". Errors: "not_found", "conflict ..." when the rotation is
 // not minted, "deprovisioned", "registration_changed".
 var markPushScript = eventScript(`
+-- The vars the push sets, as a set: a registration sending them in
+-- another order changes nothing the push does.
+local function sorted_names(s)
+  local t = {}
+  for name in string.gmatch(s or '', '[^,]+') do t[#t + 1] = name end
+  table.sort(t)
+  return table.concat(t, ',')
+end
 local r = redis.call('HMGET', KEYS[1], 'state', 'push_attempts')
 local st = r[1] or ''
 if st == '' then return redis.error_reply('not_found') end
@@ -719,7 +727,7 @@ if not inst[1] or (inst[2] or '') ~= '' then return redis.error_reply('deprovisi
 local api = inst[3] or ''
 if api == '' then api = '` + APIv3 + `' end
 -- A V3 push names the add-on, a V1 push the app: only V1 reads heroku_id.
-if api ~= ARGV[2] or (inst[5] or '') ~= ARGV[4] or
+if api ~= ARGV[2] or sorted_names(inst[5]) ~= sorted_names(ARGV[4]) or
     (api == '` + APIv1 + `' and string.lower(inst[4] or '') ~= string.lower(ARGV[3])) then
   return redis.error_reply('registration_changed')
 end

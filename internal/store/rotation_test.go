@@ -376,3 +376,31 @@ func TestRegisteringARevokedCredentialAsCurrentIsRefused(t *testing.T) {
 		t.Errorf("instance registered again: %+v; want it live with cred-new", in)
 	}
 }
+
+// A registration sending the same config vars in another order changes
+// nothing a push sets: the push is recorded and goes on.
+func TestTheSameVarsInAnotherOrderLetThePushGoOn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	reg := func(vars ...string) store.Registration {
+		return store.Registration{ID: "inst-1", APIVersion: store.APIv3, ConfigVars: vars}
+	}
+	if err := f.st.PutInstance(ctx, reg("A_URL", "B_URL")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-1"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]secret.String{"A_URL": secret.New("a-1"), "B_URL": secret.New("b-1")}
+	if err := f.st.SavePending(ctx, "inst-1", "rot-1", "cred-1", cfg); err != nil {
+		t.Fatal(err)
+	}
+	claimed := pushTarget(t, f.st, "inst-1")
+	if err := f.st.PutInstance(ctx, reg("B_URL", "A_URL")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.MarkPushAttempt(ctx, "rot-1", claimed); err != nil {
+		t.Errorf("push after the same vars were sent in another order: %v, want it recorded", err)
+	}
+}

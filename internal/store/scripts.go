@@ -216,6 +216,12 @@ if revived then
       'current before the deprovisioning, and the registration names another: kept unrevoked until a later rotation replaces it', ARGV[8])
   end
 end
+if created and not db_fields then
+  -- A location left behind by an instance of the same id whose records
+  -- expired is not this new instance's.
+  forget_database(DATABASE, DATABASES, ARGV[1])
+  redis.call('DEL', DATABASE)
+end
 if db_fields then
   if ARGV[18] ~= '' then
     forget_database(DATABASE, DATABASES, ARGV[1])
