@@ -25,9 +25,12 @@ end
 // current credential id (may be empty), now ms, instance event cap, fleet
 // event cap, slot hash, default period ms, RevokeDueMargin ms, the mark
 // of the instance's last DELETE the registration saw when it began ("-":
-// none; "": do not check).
+// none; "": do not check), the database location's server, name, owner
+// role and JSON ("" each when the registration names none).
 // Returns "created" or "updated". Error "deleted_since": a DELETE of the
-// instance came after the registration began. Error "revoked": the registration would
+// instance came after the registration began. Error "database_taken
+// <holder> <owner role|database>": another live instance holds the
+// location's owner role or database. Error "revoked": the registration would
 // make current (a new or revived instance, or one with no current
 // credential) a credential of the instance that was revoked; error
 // "revoke_due": it would make current a previous or discarded credential
