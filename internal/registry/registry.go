@@ -473,8 +473,9 @@ func (r *Registry) releaseGrant(ctx context.Context, id string, code secret.Stri
 
 // save stores the registration with register (the database location with
 // it), then the log input URL and the current config's fingerprint; a
-// failure of those is an *IncompleteError, the instance being registered. again says whether a failure of Redis itself
-// is tried again: when tokens depend on it.
+// failure of those is an *IncompleteError, the instance being registered.
+// again says whether a failure of Redis itself is tried again: when tokens
+// depend on it.
 func (r *Registry) save(ctx context.Context, in Input, register func() error, again bool) error {
 	if err := r.register(ctx, in, register, again); err != nil {
 		return err
@@ -546,12 +547,20 @@ func herokuIDTaken(herokuID string, err error) error {
 
 // checkDatabase refuses, before any grant is exchanged, a registration
 // whose database location another live instance holds: the one it names,
-// else the one the instance kept (registered again after a deprovisioning,
-// it goes on with it). The registration's script checks again as it
-// stores.
+// else, for a deprovisioned instance registered again, the one it kept and
+// goes on with. The registration's script checks again as it stores.
 func (r *Registry) checkDatabase(ctx context.Context, in Input) error {
 	loc := in.Database
 	if loc == nil {
+		inst, err := r.store.Instance(ctx, in.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		case !inst.Deprovisioned():
+			return nil
+		}
 		kept, err := r.store.Database(ctx, in.ID)
 		switch {
 		case errors.Is(err, store.ErrNotFound), err == nil && kept.Validate() != nil:
