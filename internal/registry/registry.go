@@ -562,11 +562,10 @@ func (r *Registry) checkDatabase(ctx context.Context, in Input) error {
 			return nil
 		}
 		kept, err := r.store.Database(ctx, in.ID)
-		switch {
-		case errors.Is(err, store.ErrNotFound), err == nil && kept.Validate() != nil:
-			return nil // none, or none the index can hold
-		case err != nil:
-			return err
+		if err != nil || kept.Validate() != nil {
+			// None, or none read whole: the registration's script, which
+			// reads it its own way, decides.
+			return nil
 		}
 		loc = &kept
 	}

@@ -40,7 +40,7 @@ var ErrTokenRequired = errors.New("a v3 instance needs oauth tokens")
 // this request".
 // Returns what putInstanceScript returns; error "token_required" when a
 // token is required and missing, or putInstanceScript's errors.
-var registerScript = eventScript(luaSchedule, luaRetention, luaV1Apps, luaDatabaseFields, `
+var registerScript = eventScript(luaSchedule, luaRetention, luaV1Apps, luaDatabaseFields, luaSortedNames, `
 local n = #ARGV
 local grant, grantTTL = ARGV[n-4], ARGV[n-3]
 local need, tokens, expires = ARGV[n-2], ARGV[n-1], ARGV[n]

@@ -683,6 +683,17 @@ func (in Instance) Target() PushTarget {
 	return PushTarget{InstanceID: in.ID, APIVersion: in.APIVersion, HerokuID: in.HerokuID, ConfigVars: in.ConfigVars}
 }
 
+// luaSortedNames holds sorted_names(s): a comma-separated list of config
+// var names in one order, so that two lists of the same vars compare equal.
+const luaSortedNames = `
+local function sorted_names(s)
+  local t = {}
+  for name in string.gmatch(s or '', '[^,]+') do t[#t + 1] = name end
+  table.sort(t)
+  return table.concat(t, ',')
+end
+`
+
 // markPushKeys are the KEYS of markPushScript, one field per key, in order.
 type markPushKeys struct {
 	rotation string // KEYS[1] -> rekey:rotation:<rotation id>
@@ -709,15 +720,7 @@ func (k rotationOnlyKeys) list() []string { return []string{k.rotation} }
 // config vars (comma-separated, as stored).
 // Returns "ok". Errors: "not_found", "conflict ..." when the rotation is
 // not minted, "deprovisioned", "registration_changed".
-var markPushScript = eventScript(`
--- The vars the push sets, as a set: a registration sending them in
--- another order changes nothing the push does.
-local function sorted_names(s)
-  local t = {}
-  for name in string.gmatch(s or '', '[^,]+') do t[#t + 1] = name end
-  table.sort(t)
-  return table.concat(t, ',')
-end
+var markPushScript = eventScript(luaSortedNames, `
 local r = redis.call('HMGET', KEYS[1], 'state', 'push_attempts')
 local st = r[1] or ''
 if st == '' then return redis.error_reply('not_found') end
@@ -725,10 +728,11 @@ if st ~= 'minted' then return redis.error_reply('conflict rotation is ' .. st) e
 local inst = redis.call('HMGET', KEYS[2], 'registered_at', 'deprovisioned_at', 'api_version', 'heroku_id', 'config_vars')
 if not inst[1] or (inst[2] or '') ~= '' then return redis.error_reply('deprovisioned') end
 local api = inst[3] or ''
-if api == '' then api = '` + APIv3 + `' end
+if api == '' then api = '`+APIv3+`' end
 -- A V3 push names the add-on, a V1 push the app: only V1 reads heroku_id.
+-- The vars as a set: the same vars in another order change nothing it does.
 if api ~= ARGV[2] or sorted_names(inst[5]) ~= sorted_names(ARGV[4]) or
-    (api == '` + APIv1 + `' and string.lower(inst[4] or '') ~= string.lower(ARGV[3])) then
+    (api == '`+APIv1+`' and string.lower(inst[4] or '') ~= string.lower(ARGV[3])) then
   return redis.error_reply('registration_changed')
 end
 redis.call('HSET', KEYS[1], 'push_attempted_at', ARGV[1], 'push_attempts', (tonumber(r[2]) or 0) + 1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -402,5 +403,14 @@ func TestTheSameVarsInAnotherOrderLetThePushGoOn(t *testing.T) {
 	}
 	if err := f.st.MarkPushAttempt(ctx, "rot-1", claimed); err != nil {
 		t.Errorf("push after the same vars were sent in another order: %v, want it recorded", err)
+	}
+	events, err := f.st.Events(ctx, "inst-1", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if strings.Contains(e.Detail, "registration changed") {
+			t.Errorf("the history says %q for the same vars in another order", e.Detail)
+		}
 	}
 }

@@ -46,7 +46,7 @@ end
 // deprovisioning discarded with their push outcome unknown, and the one
 // current before it when another is named, are kept unconfirmed: the
 // DELETE may have been a mistake, and the app may hold any of them.
-var putInstanceScript = eventScript(luaSchedule, luaRetention, luaV1Apps, luaDatabaseFields,
+var putInstanceScript = eventScript(luaSchedule, luaRetention, luaV1Apps, luaDatabaseFields, luaSortedNames,
 	`local V1APPS, DATABASE, DATABASES = KEYS[15], KEYS[16], KEYS[17]`+"\n"+putInstanceLua)
 
 // putInstanceLua is putInstanceScript's body; registerScript (register.go)
@@ -134,7 +134,7 @@ if not created and not revived then
   local changed = {}
   if (was[4] or '` + APIv3 + `') ~= ARGV[2] then changed[#changed + 1] = 'api_version' end
   if (was[5] or '') ~= ARGV[4] then changed[#changed + 1] = 'heroku_id' end
-  if (was[6] or '') ~= ARGV[3] then changed[#changed + 1] = 'config_vars' end
+  if sorted_names(was[6]) ~= sorted_names(ARGV[3]) then changed[#changed + 1] = 'config_vars' end
   if #changed > 0 then
     emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'registered', '', ARGV[7],
       'registration changed: ' .. table.concat(changed, ', '), ARGV[8])

@@ -128,3 +128,28 @@ func TestARegistrationAgainKeepsItsDatabaseOnlyIfFree(t *testing.T) {
 		t.Errorf("PUT inst-c again on a location of its own = %d %s, want 200", r.status, r.body)
 	}
 }
+
+// A deprovisioned instance whose kept location cannot be read (damaged, or
+// written by something else) registers again without one, as the
+// registration's own script reads it: as none.
+func TestARegistrationAgainOverAnUnreadableKeptLocationRegisters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const body = `{"api_version":"v3","config_vars":["MYADDON_URL"],` +
+		`"oauth":{"access_token":"a-tok","refresh_token":"r-tok","expires_at":"2030-01-01T00:00:00Z"}}`
+	for _, raw := range []string{`not json`, `{"server":"main","name":7,"owner_role":"o"}`} {
+		f := newFixture(t)
+		if r := f.api(http.MethodPut, "/api/v1/instances/inst-a", body); r.status != http.StatusOK {
+			t.Fatalf("PUT = %d %s", r.status, r.body)
+		}
+		if r := f.api(http.MethodDelete, "/api/v1/instances/inst-a", ""); r.status != http.StatusOK {
+			t.Fatalf("DELETE = %d %s", r.status, r.body)
+		}
+		if err := f.r.Client.Set(ctx, "rekey:database:inst-a", raw, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if r := f.api(http.MethodPut, "/api/v1/instances/inst-a", body); r.status != http.StatusOK {
+			t.Errorf("PUT again over the kept location %q = %d %s, want 200", raw, r.status, r.body)
+		}
+	}
+}
