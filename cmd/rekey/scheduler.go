@@ -341,15 +341,18 @@ func unquarantineInstances(ctx context.Context, env *environ, a *app, ids []stri
 	if len(unknown) > 0 {
 		return fmt.Errorf("not registered: %s; nothing was changed", strings.Join(unknown, ", "))
 	}
+	global, _ := fleetWindow(ctx, a) // read once; a bad value is the scheduler's to refuse
 	for _, id := range ids {
-		if err := unquarantineInstance(ctx, env, a, id); err != nil {
+		if err := unquarantineInstance(ctx, env, a, id, global); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func unquarantineInstance(ctx context.Context, env *environ, a *app, id string) error {
+// unquarantineInstance puts id back at its next slot, which global, the
+// fleet's window, may defer.
+func unquarantineInstance(ctx context.Context, env *environ, a *app, id string, global *store.Window) error {
 	ok, err := a.store.Unquarantine(ctx, id, "operator (rekey scheduler unquarantine)")
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -364,7 +367,6 @@ func unquarantineInstance(ctx context.Context, env *environ, a *app, id string) 
 	if err != nil {
 		return err
 	}
-	global, _ := fleetWindow(ctx, a) // a bad value is the scheduler's to refuse
 	fmt.Fprintf(env.stdout, "%s is no longer quarantined; next scheduled rotation %s\n", id, timeOrNone(in.NextRotation(global)))
 	return nil
 }
