@@ -396,3 +396,83 @@ func TestARegistrationUpdateStopsThePushOnlyWhenItMovesIt(t *testing.T) {
 		})
 	}
 }
+
+// A registration that moves the instance to another database location
+// (its database, or its owner role, whose member every credential the
+// PostgreSQL issuer mints is) between the mint and the push stops the
+// push: the credential opens the old location, which the partner may give
+// another customer once the instance left it. The rotation fails
+// (push:registration_changed) and the history names the move. The same
+// location named again moves nothing; nor does a move before the task's
+// run began (a wave's rotation requested earlier): that run mints on the
+// new location.
+func TestAPushAfterARegistrationMovingTheDatabaseIsNotSent(t *testing.T) {
+	a := store.Database{Server: "main", Name: "db_a", Owner: "owner_a"}
+	for _, tc := range []struct {
+		name      string
+		to        store.Database
+		beforeRun bool
+		promoted  bool
+	}{
+		{"another database", store.Database{Server: "main", Name: "db_b", Owner: "owner_a"}, false, false},
+		{"another owner role", store.Database{Server: "main", Name: "db_a", Owner: "owner_b"}, false, false},
+		{"another server", store.Database{Server: "other", Name: "db_a", Owner: "owner_a"}, false, false},
+		{"the same location", a, false, true},
+		{"moved before the run began", store.Database{Server: "main", Name: "db_b", Owner: "owner_b"}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			g := newRig(t)
+			in := registry.Input{ID: "inst-1", APIVersion: store.APIv3, ConfigVars: []string{issuer.DefaultConfigVar}}
+			register := func(d store.Database) {
+				in.Database = &d
+				if err := g.reg.Put(ctx, in); err != nil {
+					t.Errorf("registering on %+v: %v", d, err)
+				}
+			}
+			register(a)
+			before, _ := g.st.Instance(ctx, "inst-1")
+			if tc.beforeRun {
+				if _, err := g.st.ClaimBrief(ctx, store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-1",
+					Reason: store.ReasonScheduled, Queue: "bulk"}); err != nil {
+					t.Fatal(err)
+				}
+				register(tc.to)
+			} else {
+				g.deps.Store = &beforePush{Store: g.st, do: func() { register(tc.to) }}
+			}
+			err := g.run(rotateTask(t, "inst-1", "rot-1"))
+			r, _ := g.st.Rotation(ctx, "rot-1")
+			now, _ := g.st.Instance(ctx, "inst-1")
+			if tc.promoted {
+				if err != nil || r.State != store.RotationPromoted || g.pushes() != 1 {
+					t.Errorf("rotation: %v, %s (%s), %d pushes; want it promoted", err, r.State, r.Error, g.pushes())
+				}
+				return
+			}
+			if !isPermanent(err) || g.pushes() != 0 || r.Error == "" || !strings.Contains(r.Error, "database") {
+				t.Errorf("rotation: %v, %s (%s), %d pushes sent; want it failed naming the database, nothing sent",
+					err, r.State, r.Error, g.pushes())
+			}
+			if now.CurrentCredential != before.CurrentCredential || !g.demo.Valid(before.CurrentCredential) {
+				t.Errorf("current %s, want %s still current and valid", now.CurrentCredential, before.CurrentCredential)
+			}
+			g.later.Store(int64(2 * grace))
+			if task := g.enq.get(tasks.RevokeTaskID("inst-1", r.CredentialID)); task != nil {
+				_ = g.run(task)
+			}
+			if g.demo.Valid(r.CredentialID) {
+				t.Errorf("the rotation's credential %s, minted on the old location and never pushed, is still valid", r.CredentialID)
+			}
+			events, _ := g.st.Events(ctx, "inst-1", 50)
+			var noted bool
+			for _, e := range events {
+				noted = noted || (e.Type == "registered" && strings.Contains(e.Detail, "registration changed: database"))
+			}
+			if !noted {
+				t.Errorf("no registered event says the registration changed its database: %+v", events)
+			}
+		})
+	}
+}

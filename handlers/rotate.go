@@ -431,17 +431,18 @@ func (h *Rotate) deprovisionedMidway(ctx context.Context, r *rotation) (string, 
 // registrationGone ends a rotation whose push the store refused to
 // record, so it was not sent: the instance was deprovisioned since the
 // run's claim (store.ErrDeprovisioned), or registered again under another
-// app, config vars or API version (store.ErrRegistrationChanged). What the
-// run would push to, or set, is no longer the instance's: a V1 push names
-// the app alone, and the app may have another customer's add-on installed
-// by now. Its credential is discarded when no push of it was ever
+// app, config vars, API version or database (store.ErrRegistrationChanged).
+// What the run would push to, or set, is no longer the instance's: a V1
+// push names the app alone, and the app may have another customer's add-on
+// installed by now; a credential minted on the database the instance left
+// opens what the partner may give another customer. Its credential is discarded when no push of it was ever
 // attempted, and kept otherwise as a failure keeps it (failScript).
 func (h *Rotate) registrationGone(ctx context.Context, r *rotation, err error) (string, error) {
 	f := store.Failure{Code: "push:deprovisioned", Grace: h.grace(r),
 		Cause: "push: the instance was deprovisioned since this rotation began; no push was sent after that"}
 	if errors.Is(err, store.ErrRegistrationChanged) {
 		f.Code = "push:registration_changed"
-		f.Cause = "push: the instance was registered again under another app, config vars or API version since this rotation began; " +
+		f.Cause = "push: the instance was registered again under another app, config vars, API version or database since this rotation began; " +
 			"no push was sent after that"
 	}
 	return h.record(ctx, r, stepPush, f)

@@ -657,7 +657,11 @@ func (s *Store) StaleRotations(ctx context.Context, t time.Time, limit int64) ([
 // without case): the push would set vars the apps no longer read, or go
 // to an app that is no longer the instance's, maybe another customer's
 // (the DELETE frees a V1 app's vars, and so does a registration naming
-// another app or other vars).
+// another app or other vars). It refuses (ErrRegistrationChanged) too a
+// push after a registration moved the instance to another database
+// location (README "PostgreSQL issuer") since the run that minted claimed
+// the rotation: the credential opens the old location, which the partner
+// may give another customer.
 func (s *Store) MarkPushAttempt(ctx context.Context, rotationID string, to PushTarget) error {
 	apiVersion := to.APIVersion
 	if apiVersion == "" {
@@ -721,11 +725,12 @@ func (k rotationOnlyKeys) list() []string { return []string{k.rotation} }
 // Returns "ok". Errors: "not_found", "conflict ..." when the rotation is
 // not minted, "deprovisioned", "registration_changed".
 var markPushScript = eventScript(luaSortedNames, `
-local r = redis.call('HMGET', KEYS[1], 'state', 'push_attempts')
+local r = redis.call('HMGET', KEYS[1], 'state', 'push_attempts', 'database_moves')
 local st = r[1] or ''
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'minted' then return redis.error_reply('conflict rotation is ' .. st) end
-local inst = redis.call('HMGET', KEYS[2], 'registered_at', 'deprovisioned_at', 'api_version', 'heroku_id', 'config_vars')
+local inst = redis.call('HMGET', KEYS[2], 'registered_at', 'deprovisioned_at', 'api_version', 'heroku_id', 'config_vars',
+  'database_moves')
 if not inst[1] or (inst[2] or '') ~= '' then return redis.error_reply('deprovisioned') end
 local api = inst[3] or ''
 if api == '' then api = '`+APIv3+`' end
@@ -735,6 +740,11 @@ if api ~= ARGV[2] or sorted_names(inst[5]) ~= sorted_names(ARGV[4]) or
     (api == '`+APIv1+`' and string.lower(inst[4] or '') ~= string.lower(ARGV[3])) then
   return redis.error_reply('registration_changed')
 end
+-- A registration that moved the instance to another database location
+-- since the run that minted claimed the rotation (claimScript notes the
+-- count): the credential opens the old location, which the partner may
+-- hand to another customer.
+if (inst[6] or '') ~= (r[3] or '') then return redis.error_reply('registration_changed') end
 redis.call('HSET', KEYS[1], 'push_attempted_at', ARGV[1], 'push_attempts', (tonumber(r[2]) or 0) + 1)
 return 'ok'
 `)

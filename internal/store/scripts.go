@@ -102,9 +102,14 @@ end
 -- credentials would open the other's data. An instance registered again
 -- without one goes on with the location it kept, which another instance
 -- may have taken since its deprovisioning freed it.
-local db_fields = nil
+local db_fields, moved = nil, false
 if ARGV[18] ~= '' then
   db_fields = database_fields(ARGV[15], ARGV[16], ARGV[17])
+  -- Another location than the one stored (or none stored) moves the
+  -- instance: a credential minted on the old location is not pushed to
+  -- its apps (database_moves, markPushScript).
+  local had = stored_database_fields(DATABASE)
+  moved = not had or had[1] ~= db_fields[1] or had[2] ~= db_fields[2]
 elseif revived then
   db_fields = stored_database_fields(DATABASE)
 end
@@ -135,6 +140,7 @@ if not created and not revived then
   if (was[4] or '` + APIv3 + `') ~= ARGV[2] then changed[#changed + 1] = 'api_version' end
   if (was[5] or '') ~= ARGV[4] then changed[#changed + 1] = 'heroku_id' end
   if sorted_names(was[6]) ~= sorted_names(ARGV[3]) then changed[#changed + 1] = 'config_vars' end
+  if moved then changed[#changed + 1] = 'database' end
   if #changed > 0 then
     emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'registered', '', ARGV[7],
       'registration changed: ' .. table.concat(changed, ', '), ARGV[8])
@@ -227,6 +233,7 @@ if created and not db_fields then
 end
 if db_fields then
   if ARGV[18] ~= '' then
+    if moved and not created then redis.call('HINCRBY', KEYS[1], 'database_moves', 1) end
     forget_database(DATABASE, DATABASES, ARGV[1])
     redis.call('SET', DATABASE, ARGV[18])
   else
@@ -366,6 +373,10 @@ return 'ok'
 // is over; a request that joins it then notes it (kept_at), so that its
 // batch's cancel does not end it. A brief claim that resumes one (a
 // producer asking again, the feeder's look, a cancel's) notes nothing.
+// A task's claim of a rotation that has minted nothing yet (requested)
+// notes on it the instance's database_moves, how often a registration
+// moved it to another database location: the credential that run mints
+// is pushed only if the instance has not moved since (markPushScript).
 // Only a brief claim puts a rotation in its batch: a task's claim that
 // starts or joins one is another app's task, and counts into no batch
 // (task_claim_batch).
@@ -384,8 +395,9 @@ var claimScript = eventScript(luaLimits, `
 -- The fields reply reads of a rotation, in its order; the requested
 -- rotation's are read once, with its batch, up front.
 local rotation_fields = {'state', 'previous', 'revoke_at', 'discarded', 'finished_at', 'credential_id', 'push_attempted_at', 'queue',
-  'push_attempts', 'push_settled', 'grace_ms', 'readback_wait'}
-local function reply(status, rot, rkey, r, moved)
+  'push_attempts', 'push_settled', 'grace_ms', 'readback_wait', 'database_moves'}
+-- reply's instance hash is h when the caller read it already.
+local function reply(status, rot, rkey, r, moved, h)
   moved = moved and '1' or ''
   if status == 'claimed' then
     -- Just written: nothing to read back.
@@ -400,7 +412,7 @@ local function reply(status, rot, rkey, r, moved)
   r = r or redis.call('HMGET', rkey, unpack(rotation_fields))
   local st, prev, at = r[1] or '', r[2] or '', r[3] or ''
   if st == 'failed' then prev, at = r[4] or '', r[5] or '' end
-  return {status, rot, st, r[6] or '', prev, at, redis.call('HGETALL', KEYS[1]), r[7] or '', r[8] or '', moved,
+  return {status, rot, st, r[6] or '', prev, at, h or redis.call('HGETALL', KEYS[1]), r[7] or '', r[8] or '', moved,
     r[9] or '', r[10] or '', r[11] or '', r[12] or ''}
 end
 -- unstarted_of_cancelled: whether a rotation in state st of batch batch
@@ -470,12 +482,23 @@ if own[6] then -- the rotation exists: every rotation has a state
   -- mints, still requested, until the issuer answers. A request that joins
   -- it now does not move it, which would run it a second time beside this.
   -- A producer's claim (brief) and the feeder's look run nothing.
-  if ARGV[12] ~= '1' and st == 'requested' and (r[8] or '') == ARGV[6] then
-    redis.call('HSET', KEYS[2], 'started_at', ARGV[3])
+  if ARGV[12] ~= '1' and st == 'requested' then
+    local set, h = {}, redis.call('HGETALL', KEYS[1])
+    if (r[8] or '') == ARGV[6] then set[1], set[2] = 'started_at', ARGV[3] end
+    -- The run may mint, on the database location the instance has now:
+    -- the rotation notes how often the instance had moved (database_moves
+    -- of the instance, "" for never), which its push checks (markPushScript).
+    local n = ''
+    for i = 1, #h, 2 do
+      if h[i] == 'database_moves' then n = h[i + 1] end
+    end
+    if n ~= (r[13] or '') then set[#set + 1], set[#set + 2] = 'database_moves', n end
+    if #set > 0 then redis.call('HSET', KEYS[2], unpack(set)) end
+    return reply('resumed', ARGV[1], KEYS[2], r, false, h)
   end
   return reply('resumed', ARGV[1], KEYS[2], r)
 end
-local inst = redis.call('HMGET', KEYS[1], 'registered_at', 'deprovisioned_at', 'inflight')
+local inst = redis.call('HMGET', KEYS[1], 'registered_at', 'deprovisioned_at', 'inflight', 'database_moves')
 if not inst[1] then return redis.error_reply('not_found') end
 if inst[2] and inst[2] ~= '' then return redis.error_reply('deprovisioned') end
 local inflight = inst[3] or ''
@@ -569,6 +592,7 @@ local rec = {'id', ARGV[1], 'instance_id', ARGV[2], 'state', 'requested',
 -- A task's claim (not brief) runs the rotation it starts at once: like one
 -- it resumes, the rotation does not move before that run is over.
 if ARGV[12] ~= '1' then rec[#rec + 1], rec[#rec + 2] = 'started_at', ARGV[3] end
+if ARGV[12] ~= '1' and inst[4] then rec[#rec + 1], rec[#rec + 2] = 'database_moves', inst[4] end
 redis.call('HSET', KEYS[2], unpack(rec))
 redis.call('HSET', KEYS[1], 'inflight', ARGV[1], 'inflight_at', ARGV[3])
 redis.call('ZADD', KEYS[7], ARGV[3], ARGV[2] .. '/' .. ARGV[1])

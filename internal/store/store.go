@@ -35,10 +35,11 @@ var (
 	// ErrDeprovisioned means the instance was deprovisioned: no further rotations.
 	ErrDeprovisioned = errors.New("instance is deprovisioned")
 	// ErrRegistrationChanged means the instance was registered again, since
-	// a rotation's claim, under another API version, config vars or V1
-	// heroku_id: a push under the claim's would set what the apps no longer
-	// read, or go to what is no longer the instance's app.
-	ErrRegistrationChanged = errors.New("instance registered again under another app, config vars or API version")
+	// a rotation's claim, under another API version, config vars, V1
+	// heroku_id or database location: a push under the claim's would set
+	// what the apps no longer read, go to what is no longer the instance's
+	// app, or hand the apps a credential to a database no longer theirs.
+	ErrRegistrationChanged = errors.New("instance registered again under another app, config vars, API version or database")
 	// ErrConflict means a step does not fit the rotation's state, for example
 	// an issuer returning a second credential for one rotation.
 	ErrConflict = errors.New("conflict with the stored state")
