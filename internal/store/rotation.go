@@ -659,8 +659,8 @@ func (s *Store) StaleRotations(ctx context.Context, t time.Time, limit int64) ([
 // (the DELETE frees a V1 app's vars, and so does a registration naming
 // another app or other vars). It refuses (ErrRegistrationChanged) too a
 // push after a registration moved the instance to another database
-// location (README "PostgreSQL issuer") since the run that minted claimed
-// the rotation: the credential opens the old location, which the partner
+// location (README "PostgreSQL issuer") since the rotation's first run
+// claimed it: the credential may open the old location, which the partner
 // may give another customer.
 func (s *Store) MarkPushAttempt(ctx context.Context, rotationID string, to PushTarget) error {
 	apiVersion := to.APIVersion
@@ -741,10 +741,10 @@ if api ~= ARGV[2] or sorted_names(inst[5]) ~= sorted_names(ARGV[4]) or
   return redis.error_reply('registration_changed')
 end
 -- A registration that moved the instance to another database location
--- since the run that minted claimed the rotation (claimScript notes the
--- count): the credential opens the old location, which the partner may
--- hand to another customer.
-if (inst[6] or '') ~= (r[3] or '') then return redis.error_reply('registration_changed') end
+-- since the rotation's first run claimed it (claimScript notes the count;
+-- none noted, a rotation older than the count, is 0): the credential may
+-- open the old location, which the partner may hand to another customer.
+if (tonumber(inst[6]) or 0) ~= (tonumber(r[3]) or 0) then return redis.error_reply('registration_changed') end
 redis.call('HSET', KEYS[1], 'push_attempted_at', ARGV[1], 'push_attempts', (tonumber(r[2]) or 0) + 1)
 return 'ok'
 `)

@@ -373,10 +373,13 @@ return 'ok'
 // is over; a request that joins it then notes it (kept_at), so that its
 // batch's cancel does not end it. A brief claim that resumes one (a
 // producer asking again, the feeder's look, a cancel's) notes nothing.
-// A task's claim of a rotation that has minted nothing yet (requested)
-// notes on it the instance's database_moves, how often a registration
-// moved it to another database location: the credential that run mints
-// is pushed only if the instance has not moved since (markPushScript).
+// The first task's claim of a rotation (its first run) notes on it the
+// instance's database_moves, how often a registration moved it to another
+// database location ("0" for never): its credential is pushed only if the
+// instance has not moved since (markPushScript). Later claims keep the
+// count: a rotation still requested may have minted already (an answer
+// lost, a run still at the issuer), and an issuer that mints by rotation
+// id answers a retry with that credential, made on the old location.
 // Only a brief claim puts a rotation in its batch: a task's claim that
 // starts or joins one is another app's task, and counts into no batch
 // (task_claim_batch).
@@ -485,14 +488,13 @@ if own[6] then -- the rotation exists: every rotation has a state
   if ARGV[12] ~= '1' and st == 'requested' then
     local set, h = {}, redis.call('HGETALL', KEYS[1])
     if (r[8] or '') == ARGV[6] then set[1], set[2] = 'started_at', ARGV[3] end
-    -- The run may mint, on the database location the instance has now:
-    -- the rotation notes how often the instance had moved (database_moves
-    -- of the instance, "" for never), which its push checks (markPushScript).
+    -- The first run notes how often the instance had moved (database_moves),
+    -- which the push checks (markPushScript); later ones keep that count.
     local n = ''
     for i = 1, #h, 2 do
       if h[i] == 'database_moves' then n = h[i + 1] end
     end
-    if n ~= (r[13] or '') then set[#set + 1], set[#set + 2] = 'database_moves', n end
+    if not r[13] then set[#set + 1], set[#set + 2] = 'database_moves', n == '' and '0' or n end
     if #set > 0 then redis.call('HSET', KEYS[2], unpack(set)) end
     return reply('resumed', ARGV[1], KEYS[2], r, false, h)
   end
@@ -592,7 +594,7 @@ local rec = {'id', ARGV[1], 'instance_id', ARGV[2], 'state', 'requested',
 -- A task's claim (not brief) runs the rotation it starts at once: like one
 -- it resumes, the rotation does not move before that run is over.
 if ARGV[12] ~= '1' then rec[#rec + 1], rec[#rec + 2] = 'started_at', ARGV[3] end
-if ARGV[12] ~= '1' and inst[4] then rec[#rec + 1], rec[#rec + 2] = 'database_moves', inst[4] end
+if ARGV[12] ~= '1' then rec[#rec + 1], rec[#rec + 2] = 'database_moves', inst[4] or '0' end
 redis.call('HSET', KEYS[2], unpack(rec))
 redis.call('HSET', KEYS[1], 'inflight', ARGV[1], 'inflight_at', ARGV[3])
 redis.call('ZADD', KEYS[7], ARGV[3], ARGV[2] .. '/' .. ARGV[1])
