@@ -499,19 +499,7 @@ func readRunning(ctx context.Context, st *store.Store) runningSettings {
 // it: found false when none does, disagree true when they differ (their
 // settings_mismatch lines say so).
 func (rs runningSettings) value(name string) (v string, found, disagree bool) {
-	for _, a := range rs {
-		for _, word := range strings.Fields(a.Settings) {
-			val, ok := strings.CutPrefix(word, name+"=")
-			if !ok {
-				continue
-			}
-			if found && val != v {
-				return "", false, true
-			}
-			v, found = val, true
-		}
-	}
-	return v, found, false
+	return store.AnnouncedValue(rs, name)
 }
 
 // graces are the graces the running processes announce. None announced

@@ -245,16 +245,11 @@ func globalWindow(cfg *config.Config) (*store.Window, error) {
 // be run with the clock's settings; the times it prints must be the
 // clock's all the same.
 func fleetWindow(ctx context.Context, a *app) (*store.Window, error) {
-	if v, found, _ := readRunning(ctx, a.store).value(windowSettingName); found {
-		if w, err := parseWindowSetting(v); err == nil {
-			return w, nil
-		}
+	if w, ok := store.AnnouncedWindow(readRunning(ctx, a.store)); ok {
+		return w, nil
 	}
 	return globalWindow(a.cfg)
 }
-
-// windowSettingName is the setting a clock announces its window as.
-const windowSettingName = "REKEY_MAINTENANCE_WINDOW"
 
 // parseWindowSetting reads a REKEY_MAINTENANCE_WINDOW value; "" is none.
 func parseWindowSetting(v string) (*store.Window, error) {

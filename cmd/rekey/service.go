@@ -277,7 +277,7 @@ func (a *app) announcedSettings() string {
 		if w != nil {
 			text = w.String()
 		}
-		s += " " + windowSettingName + "=" + text
+		s += " " + store.WindowSetting + "=" + text
 	}
 	return s
 }

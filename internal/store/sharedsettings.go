@@ -101,3 +101,44 @@ func SettingsDisagreements(live []SettingsAnnouncement) [][]SettingValue {
 	slices.SortFunc(out, func(a, b []SettingValue) int { return strings.Compare(a[0].Setting, b[0].Setting) })
 	return out
 }
+
+// AnnouncedValue is setting name as every announcement in live that gives
+// it has it: found false when none does, disagree true when they differ.
+func AnnouncedValue(live []SettingsAnnouncement, name string) (v string, found, disagree bool) {
+	for _, a := range live {
+		for _, word := range strings.Fields(a.Settings) {
+			val, ok := strings.CutPrefix(word, name+"=")
+			if !ok {
+				continue
+			}
+			if found && val != v {
+				return "", false, true
+			}
+			v, found = val, true
+		}
+	}
+	return v, found, false
+}
+
+// WindowSetting is the setting a clock announces its maintenance window
+// as, with the shared ones: only clocks schedule.
+const WindowSetting = "REKEY_MAINTENANCE_WINDOW"
+
+// AnnouncedWindow is the maintenance window the running clocks in live
+// announce (nil: none), and ok when they announce one they agree on and
+// that reads as a window. The next rotation times a process tells keep to
+// it, as the clocks schedule them.
+func AnnouncedWindow(live []SettingsAnnouncement) (w *Window, ok bool) {
+	v, found, _ := AnnouncedValue(live, WindowSetting)
+	switch {
+	case !found:
+		return nil, false
+	case v == "":
+		return nil, true
+	}
+	parsed, err := ParseWindow(v)
+	if err != nil {
+		return nil, false
+	}
+	return &parsed, true
+}

@@ -331,10 +331,11 @@ func (s *server) listInstances(w http.ResponseWriter, r *http.Request) {
 		// NextAfter is the after of the next page; absent on the last.
 		NextAfter string `json:"next_after,omitempty"`
 	}{Instances: make([]instanceListView, len(page.Instances)), Total: page.Total}
+	window := s.fleetWindow(r.Context())
 	for i, in := range page.Instances {
 		out.Instances[i] = instanceListView{ID: in.ID, APIVersion: in.APIVersion, HerokuID: in.HerokuID,
 			RegisteredAt: in.RegisteredAt, CurrentCredentialID: in.CurrentCredential, InFlightRotationID: in.InFlight,
-			LastRotatedAt: in.LastRotatedAt, LastErrorCode: in.LastErrorCode, NextRotationAt: in.NextRotation(s.Window),
+			LastRotatedAt: in.LastRotatedAt, LastErrorCode: in.LastErrorCode, NextRotationAt: in.NextRotation(window),
 			ScheduleOptOut: in.ScheduleOptOut, MaintenanceWindow: in.Window, QuarantinedAt: in.QuarantinedAt}
 	}
 	if page.More {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/internal/web"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -141,6 +142,45 @@ func TestNextRotation(t *testing.T) {
 				t.Errorf("got next_rotation_at %v, want %v (shown: %v)", got.NextRotationAt, in.NextRotationAt, tt.want)
 			}
 		})
+	}
+}
+
+// The next rotation an instance without a window of its own is told keeps
+// to the window the running clocks announce, as they schedule it, not to
+// the web process's own REKEY_MAINTENANCE_WINDOW, which an operator may
+// have left unset or stale there.
+func TestNextRotationKeepsToTheClocksWindow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	own := new(store.Window) // the web process's, set below
+	f := newFixture(t, func(p *web.Params) { p.Window = own })
+	f.register("inst-1", "cred-0")
+	in, err := f.st.Instance(ctx, "inst-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The clock's window and the web process's are both away from the
+	// time the next rotation falls at without one.
+	early := in.NextRotationAt.Hour() >= 12
+	clock, _ := store.ParseWindow(map[bool]string{true: "02-03", false: "14-15"}[early])
+	*own, _ = store.ParseWindow(map[bool]string{true: "05-06", false: "17-18"}[early])
+	if err := f.st.AnnounceSharedSettings(ctx, "clock.1",
+		"REKEY_HEROKU_RATE=4000 "+store.WindowSetting+"="+clock.String(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var one struct {
+		NextRotationAt time.Time `json:"next_rotation_at"`
+	}
+	f.api(http.MethodGet, "/api/v1/instances/inst-1", "").json(t, &one)
+	var list struct {
+		Instances []struct {
+			NextRotationAt time.Time `json:"next_rotation_at"`
+		} `json:"instances"`
+	}
+	f.api(http.MethodGet, "/api/v1/instances", "").json(t, &list)
+	if !clock.Contains(one.NextRotationAt) || len(list.Instances) != 1 || !list.Instances[0].NextRotationAt.Equal(one.NextRotationAt) {
+		t.Errorf("next_rotation_at %v, listed %+v; want a time in the clock's window %s (the web process has %s)",
+			one.NextRotationAt, list.Instances, clock, *own)
 	}
 }
 

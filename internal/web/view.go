@@ -77,7 +77,7 @@ func (s *server) loadView(ctx context.Context, id string) (instanceView, error) 
 	if err != nil {
 		return instanceView{}, err
 	}
-	in.NextRotationAt = in.NextRotation(s.Window)
+	in.NextRotationAt = in.NextRotation(s.fleetWindow(ctx))
 	v := newView(in)
 	prev, err := s.Store.Previous(ctx, id)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -65,6 +66,7 @@ type Params struct {
 	// Window is REKEY_MAINTENANCE_WINDOW's window (nil: none), in which an
 	// instance without one of its own rotates: the next rotation the API
 	// and the dashboard tell is moved into it, as the scheduler moves it.
+	// The window the running clocks announce goes before it (fleetWindow).
 	Window *store.Window
 	// CustomerLimits limit the rotations the dashboard's button starts for
 	// one instance (REKEY_CUSTOMER_ROTATIONS_PER_DAY and
@@ -90,6 +92,37 @@ type server struct {
 	sessionKey []byte
 	monitoring http.Handler
 	health     *healthCheck
+	window     windowCache
+}
+
+// windowCache is the fleet's maintenance window as last read.
+type windowCache struct {
+	mu sync.Mutex
+	w  *store.Window
+	at time.Time // when read; zero: never
+}
+
+// windowReadEvery is how often the web process reads again the window the
+// clocks announce: they renew their announcements every minute.
+const windowReadEvery = 30 * time.Second
+
+// fleetWindow is the window the next rotations the API and the dashboard
+// tell keep to: the one the running clocks announce with their settings
+// (store.AnnouncedWindow), as they schedule in it, read at most every
+// windowReadEvery; else this process's own REKEY_MAINTENANCE_WINDOW.
+func (s *server) fleetWindow(ctx context.Context) *store.Window {
+	c := &s.window
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || time.Since(c.at) >= windowReadEvery {
+		live, err := s.Store.SharedSettings(ctx)
+		w, ok := store.AnnouncedWindow(live)
+		if err != nil || !ok {
+			w = s.Window
+		}
+		c.w, c.at = w, time.Now()
+	}
+	return c.w
 }
 
 // New checks p and returns the web process's handler: every route of the
