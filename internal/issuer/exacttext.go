@@ -70,11 +70,12 @@ func hex4(b []byte) (rune, bool) {
 // the apps as written: a name with no NUL or '=' and a value with no NUL.
 // A process's environment is NUL-terminated strings of NAME=value, so
 // either would reach the dynos cut short or misnamed. Nor may the value be
-// blank, nor a URL begin or end with white space (a trailing newline, a
-// carriage return): Go's url.Parse refuses the control character, and
-// pushed, the apps would restart on a URL they cannot use and the
-// credential that worked would be revoked. Other values may (a password
-// with a space at its end, JSON ending with its newline).
+// blank, nor a URL begin or end with white space, nor hold a control
+// character anywhere (a trailing newline, a password from a base64 encoder
+// that wraps its lines, a tab): Go's url.Parse refuses an ASCII control
+// character, and pushed, the apps would restart on a URL they cannot use
+// and the credential that worked would be revoked. Other values may (a
+// password with a space at its end, JSON ending with its newline).
 func usableVar(name, value string) bool {
 	if name == "" || strings.ContainsAny(name, "\x00=") || strings.Contains(value, "\x00") {
 		return false
@@ -82,5 +83,9 @@ func usableVar(name, value string) bool {
 	if strings.TrimSpace(value) == "" {
 		return false
 	}
-	return !strings.Contains(value, "://") || strings.Trim(value, " \t\r\n\v\f") == value
+	if !strings.Contains(value, "://") {
+		return true
+	}
+	control := func(r rune) bool { return r < 0x20 || r == 0x7f }
+	return strings.Trim(value, " ") == value && !strings.ContainsFunc(value, control)
 }

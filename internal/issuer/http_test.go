@@ -555,10 +555,11 @@ func TestMintAnswerThatNeverEndsStillNamesItsCredential(t *testing.T) {
 // alone, both read as U+FFFD), or whose vars cannot reach a dyno's
 // environment as written (a NUL, an '=' in a name), or names a var twice
 // (encoding/json keeps the last value silently), or is blank, or a URL
-// with white space around it, names a credential whose config no app could
-// use: it is refused as unusable, so that it is revoked, never pushed. What
-// encoding/json reads exactly passes as it is, a value of several lines,
-// or another value ending with a space or a newline, too.
+// with white space around it or a control character inside, names a
+// credential whose config no app could use: it is refused as unusable, so
+// that it is revoked, never pushed. What encoding/json reads exactly
+// passes as it is, a value of several lines, or another value ending with
+// a space or a newline, too.
 func TestMintAnswerReadOtherwiseThanWrittenIsUnusable(t *testing.T) {
 	t.Parallel()
 	answer := func(config string) string { return `{"credential_id":"cred_9","config":{` + config + `}}` }
@@ -581,6 +582,12 @@ func TestMintAnswerReadOtherwiseThanWrittenIsUnusable(t *testing.T) {
 		"a carriage return":  `"MYADDON_URL":"postgres://u:p@h/d\r\n"`,
 		"a leading space":    `"MYADDON_URL":" postgres://u:p@h/d"`,
 		"a trailing tab":     `"MYADDON_URL":"https://h/d?k=sk_live_0123456789\t"`,
+		// A password from a base64 encoder that wraps its lines (Python's
+		// encodebytes, Java's MIME encoder), or another control character
+		// inside: url.Parse refuses the URL.
+		"a wrapped password": `"MYADDON_URL":"postgres://u:QUFB\nQkJD@h/d"`,
+		"a tab inside":       `"MYADDON_URL":"postgres://u:QUFB\tQkJD@h/d"`,
+		"a DEL inside":       `"MYADDON_URL":"postgres://u:QUFB\u007fQkJD@h/d"`,
 	}
 	for name, config := range refused {
 		t.Run(name, func(t *testing.T) {
@@ -602,6 +609,7 @@ func TestMintAnswerReadOtherwiseThanWrittenIsUnusable(t *testing.T) {
 		"escaped quote and slash":  {`"MYADDON_URL":"p\"w\/x\\"`, `p"w/x\`},
 		"a password, a space last": {`"MYADDON_URL":"Zq9 x!4 "`, "Zq9 x!4 "},
 		"JSON, its newline last":   {`"MYADDON_URL":"{\"k\":1}\n"`, "{\"k\":1}\n"},
+		"a URL of several hosts":   {`"MYADDON_URL":"postgres://u:p@h1:5432,h2:5432/d"`, "postgres://u:p@h1:5432,h2:5432/d"},
 	}
 	for name, tt := range accepted {
 		t.Run(name, func(t *testing.T) {
