@@ -525,3 +525,52 @@ func pushTargetOf(t testing.TB, s *Store, id string) PushTarget {
 	}
 	return in.Target()
 }
+
+// An id that differs from another credential of the instance only in case
+// names that credential at an issuer whose ids ignore case: a discarded
+// one still waiting for its revocation, or the current one. Recorded as a
+// credential of its own, the revocation of either would revoke the other.
+// It is refused as reused, whether saved or discarded, and nothing is
+// recorded under it.
+func TestAnIdInAnotherCaseOfTheInstancesCredentialIsReused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _, _ := newHistoryStore(t)
+	if err := s.PutInstance(ctx, Registration{ID: "inst-f", APIVersion: APIv3, ConfigVars: []string{"A_URL"},
+		CurrentCredentialID: "k-cur"}); err != nil {
+		t.Fatal(err)
+	}
+	// k-gone: minted, never pushed, discarded when its rotation failed.
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-f", RotationID: "rot-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SavePending(ctx, "inst-f", "rot-1", "k-gone", reuseConfig("one")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Fail(ctx, "inst-f", "rot-1", "verify:refused", "refused"); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.Credential(ctx, "inst-f", "k-gone"); err != nil || c.State != CredentialDiscarded {
+		t.Fatalf("k-gone %+v (%v), want it discarded", c, err)
+	}
+	if _, err := s.Claim(ctx, RotationRequest{InstanceID: "inst-f", RotationID: "rot-2"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"K-GONE", "K-Cur"} {
+		if err := s.SavePending(ctx, "inst-f", "rot-2", id, reuseConfig(id)); !errors.Is(err, ErrCredentialReused) {
+			t.Errorf("SavePending of %s = %v, want ErrCredentialReused", id, err)
+		}
+		if _, err := s.Credential(ctx, "inst-f", id); err == nil {
+			t.Errorf("%s is recorded", id)
+		}
+	}
+	if err := s.DiscardMinted(ctx, "inst-f", "rot-2", "K-CUR", "no config", nil); !errors.Is(err, ErrCredentialReused) {
+		t.Errorf("DiscardMinted of K-CUR = %v, want ErrCredentialReused", err)
+	}
+	if c, err := s.Credential(ctx, "inst-f", "k-cur"); err != nil || c.State != CredentialCurrent {
+		t.Errorf("k-cur %+v (%v), want it current", c, err)
+	}
+	if err := s.SavePending(ctx, "inst-f", "rot-2", "k-2", reuseConfig("two")); err != nil {
+		t.Errorf("SavePending of an id of its own = %v", err)
+	}
+}

@@ -620,9 +620,11 @@ return reply('claimed', ARGV[1], KEYS[2])
 // Errors: "not_found", "conflict ..." (rotation finished, or another
 // credential), "reminted" (this credential saved before with another
 // config: the issuer answered the rotation's id twice with two configs,
-// and either may be the one it keeps, so neither is pushed), "reused ..." (the id names a credential the instance already
-// has: nothing is recorded under it, since revoking by that id would hit the
-// other credential; the rotation fails at mint), "config_reused ..." (the
+// and either may be the one it keeps, so neither is pushed), "reused ..."
+// (the id names a credential the instance already has, or has in another
+// case a live one or one minted within the rotation ttl: nothing is
+// recorded under it, since revoking by that id would hit the other
+// credential; the rotation fails at mint), "config_reused ..." (the
 // config is that of another credential of the instance under another id:
 // the current one, a previous one, an unconfirmed one (Heroku may hold
 // it), the rotation's own pending one, or any minted within the rotation
@@ -680,6 +682,21 @@ if c[1] then
   if ARGV[9] ~= '' and c[1] == 'discarded' and c[2] == ARGV[3] then return 'discarded' end
   return redis.error_reply('reused issuer reused a credential id')
 end
+-- The instance's live credentials: previous, unconfirmed, current, and the
+-- rotation's own.
+local live = redis.call('ZRANGE', KEYS[8], 0, -1)
+for _, id in ipairs(redis.call('ZRANGE', KEYS[10], 0, -1)) do live[#live + 1] = id end
+live[#live + 1] = get(KEYS[7], 'current')
+live[#live + 1] = have
+-- An id that one of them, or a credential minted within the rotation ttl
+-- (below), has in another case is reused too: an issuer whose ids ignore
+-- case (a case-insensitive column, a UUID written in upper case) revokes
+-- both with either's revocation, and would revoke the one the apps run on.
+local lower = string.lower(ARGV[1])
+local function other_case(id) return id ~= '' and id ~= ARGV[1] and string.lower(id) == lower end
+for _, id in ipairs(live) do
+  if other_case(id) then return redis.error_reply('reused issuer reused credential ' .. id .. ' in another case') end
+end
 -- Another credential's config under this id: nothing is recorded, not even
 -- as discarded (revoking this id could revoke that config). KEYS[11] holds
 -- every config minted for the instance within the rotation ttl, whatever
@@ -698,14 +715,12 @@ if ARGV[10] ~= '' then
     local m = minted[i]
     if tonumber(minted[i + 1]) < since then
       stale = true
+    elseif other_case(string.sub(m, n + 1)) then
+      return redis.error_reply('reused issuer reused credential ' .. string.sub(m, n + 1) .. ' in another case')
     elseif string.sub(m, n + 1) ~= ARGV[1] and held(string.sub(m, 1, n)) then
       return redis.error_reply('config_reused ' .. string.sub(m, n + 1))
     end
   end
-  local live = redis.call('ZRANGE', KEYS[8], 0, -1)
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[10], 0, -1)) do live[#live + 1] = id end
-  live[#live + 1] = get(KEYS[7], 'current')
-  live[#live + 1] = have
   for _, id in ipairs(live) do
     local f = id ~= '' and get(KEYS[9] .. id, 'f') or ''
     if f ~= '' and held(f) then return redis.error_reply('config_reused ' .. id) end
