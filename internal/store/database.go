@@ -133,10 +133,11 @@ local function database_holder(databases, prefix, fields, id)
   end
   return nil
 end
--- forget_database(key, databases, id): the index forgets the fields of
--- the location stored at key that still name id.
-local function forget_database(key, databases, id)
-  for _, f in ipairs(stored_database_fields(key) or {}) do
+-- forget_database(key, databases, id, fields): the index forgets the
+-- fields of the location stored at key that still name id; fields, when
+-- given, are that location's, read already.
+local function forget_database(key, databases, id, fields)
+  for _, f in ipairs(fields or stored_database_fields(key) or {}) do
     if redis.call('HGET', databases, f) == id then redis.call('HDEL', databases, f) end
   end
 end

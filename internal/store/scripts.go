@@ -102,13 +102,13 @@ end
 -- credentials would open the other's data. An instance registered again
 -- without one goes on with the location it kept, which another instance
 -- may have taken since its deprovisioning freed it.
-local db_fields, moved = nil, false
+local db_fields, moved, had = nil, false, nil
 if ARGV[18] ~= '' then
   db_fields = database_fields(ARGV[15], ARGV[16], ARGV[17])
   -- Another location than the one stored (or none stored) moves the
   -- instance: a credential minted on the old location is not pushed to
   -- its apps (database_moves, markPushScript).
-  local had = stored_database_fields(DATABASE)
+  had = stored_database_fields(DATABASE)
   moved = not had or had[1] ~= db_fields[1] or had[2] ~= db_fields[2]
 elseif revived then
   db_fields = stored_database_fields(DATABASE)
@@ -234,7 +234,7 @@ end
 if db_fields then
   if ARGV[18] ~= '' then
     if moved and not created then redis.call('HINCRBY', KEYS[1], 'database_moves', 1) end
-    forget_database(DATABASE, DATABASES, ARGV[1])
+    forget_database(DATABASE, DATABASES, ARGV[1], had or {})
     redis.call('SET', DATABASE, ARGV[18])
   else
     -- Kept since the deprovisioning, it was given the retention's expiry.
