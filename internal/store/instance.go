@@ -34,6 +34,10 @@ type Instance struct {
 
 	RegisteredAt    time.Time `json:"registered_at"`
 	DeprovisionedAt time.Time `json:"deprovisioned_at,omitzero"`
+	// RegisteredAgainAt is when the instance was last registered again
+	// after a deprovisioning (zero: never): from then on its id names
+	// another add-on, which may be another customer's, than before.
+	RegisteredAgainAt time.Time `json:"-"`
 
 	// CurrentCredential is the issuer's id of the credential in the app's config.
 	CurrentCredential string    `json:"current_credential_id,omitempty"`
@@ -445,6 +449,7 @@ func instanceFrom(id string, m map[string]string) Instance {
 		Grace:             time.Duration(grace) * time.Millisecond,
 		RegisteredAt:      fromMS(m["registered_at"]),
 		DeprovisionedAt:   fromMS(m["deprovisioned_at"]),
+		RegisteredAgainAt: fromMS(m["revived_at"]),
 		CurrentCredential: m["current"],
 		CurrentSince:      fromMS(m["current_since"]),
 		InFlight:          m["inflight"],

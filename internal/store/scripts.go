@@ -129,6 +129,9 @@ local created = redis.call('EXISTS', KEYS[1]) == 0
 -- The key names the instance; fields at their default ("v3", "", "0") are
 -- left out (instanceFrom).
 local set, unset = {'config_vars', ARGV[3]}, {}
+-- A dashboard session, or a sign-in form, from before it does not open
+-- the add-on registered again (Instance.RegisteredAgainAt).
+if revived then set[#set + 1], set[#set + 2] = 'revived_at', ARGV[8] end
 for _, f in ipairs({{'api_version', ARGV[2], '` + APIv3 + `'}, {'heroku_id', ARGV[4], ''}, {'private_space', ARGV[5], '0'},
     {'grace_ms', ARGV[6], '0'}}) do
   if f[2] == f[3] then unset[#unset + 1] = f[1] else set[#set + 1], set[#set + 2] = f[1], f[2] end

@@ -45,15 +45,26 @@ type session struct {
 	// again under the same id, with the same DELETE mark, it is another
 	// add-on, which this session does not open.
 	Gone bool `json:"g,omitempty"`
+	// Again is when the instance had last been registered again after a
+	// deprovisioning, at sign-in (Unix ms, 0: never): once it is registered
+	// again since, deprovisioned again or not, the add-on is another one.
+	Again int64 `json:"r,omitempty"`
 }
 
-// newSession starts a session for an instance whose DELETEs so far
-// deletes marks, deprovisioned at sign-in when gone.
-func (s *server) newSession(instanceID, app, addon string, deletes store.DeleteMark, gone bool) session {
+// newSession starts a session for in, whose DELETEs so far deletes marks.
+func (s *server) newSession(in store.Instance, app, addon string, deletes store.DeleteMark) session {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return session{InstanceID: instanceID, App: app, Addon: addon, Expires: s.Now().Add(sessionTTL).Unix(),
-		Nonce: hex.EncodeToString(b[:]), Deletes: deletes.String(), Gone: gone}
+	return session{InstanceID: in.ID, App: app, Addon: addon, Expires: s.Now().Add(sessionTTL).Unix(),
+		Nonce: hex.EncodeToString(b[:]), Deletes: deletes.String(), Gone: in.Deprovisioned(), Again: unixMS(in.RegisteredAgainAt)}
+}
+
+// unixMS is t in Unix milliseconds, 0 for the zero time.
+func unixMS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
 }
 
 // left is how long the session has to run.
@@ -143,8 +154,8 @@ const maxDashboardForm = 64 << 10
 // deleted since it signed in (the mark is kept a day, a session lasts an
 // hour), or deprovisioned when it signed in, and registered again: an
 // add-on id registered again after a DELETE is opened by a new sign-in
-// only. Deleted and not registered again, the session goes on showing the
-// add-on deprovisioned.
+// only, and so is it once deprovisioned again. Deleted and not registered
+// again, the session goes on showing the add-on deprovisioned.
 func (s *server) sessionEnded(ctx context.Context, sess session) (bool, error) {
 	ended, err := s.Store.SessionEnded(ctx, sess.Nonce)
 	if err != nil || ended {
@@ -158,7 +169,7 @@ func (s *server) sessionEnded(ctx context.Context, sess session) (bool, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil // the page says so
 	}
-	return err == nil && !in.Deprovisioned(), err
+	return err == nil && (!in.Deprovisioned() || unixMS(in.RegisteredAgainAt) != sess.Again), err
 }
 
 // requireSession lets through requests with a dashboard session, and, when

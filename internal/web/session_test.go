@@ -422,9 +422,51 @@ func TestSessionEndsWithADeleteOfItsAddon(t *testing.T) {
 			if in, _ := f.st.Instance(context.Background(), "inst-1"); in.InFlight != "" {
 				t.Errorf("the old session started rotation %s of the add-on registered again", in.InFlight)
 			}
+			f.clock.Advance(time.Minute) // Heroku signs the next form after the registration
 			if r := f.get("/dashboard", f.login("inst-1")); r.status != http.StatusOK {
 				t.Errorf("GET /dashboard after a new sign-in = %d, want 200", r.status)
 			}
+			// The add-on registered again rotates and is deprovisioned in
+			// turn: the old session does not open it either, nor revoke
+			// its old credential inside the grace.
+			f.rotate("inst-1", "rot-9", "cred-10", 2*time.Hour)
+			if r := f.api(http.MethodDelete, "/api/v1/instances/inst-1", ""); r.status != http.StatusOK {
+				t.Fatalf("second DELETE = %d %s", r.status, r.body)
+			}
+			if r := f.get("/dashboard", old); r.status != http.StatusUnauthorized {
+				t.Errorf("GET /dashboard with the old session, the next add-on deprovisioned = %d, want 401", r.status)
+			}
+			form.Set("credential_id", "cred-9")
+			form.Set("confirm", "yes")
+			r := f.postForm("/dashboard/revoke-now", form, old)
+			if c, _ := f.st.Credential(context.Background(), "inst-1", "cred-9"); r.status != http.StatusUnauthorized || !c.ExpeditedAt.IsZero() {
+				t.Errorf("revoke-now of the next add-on's credential with the old session = %d, expedited at %v; want 401, nothing",
+					r.status, c.ExpeditedAt)
+			}
 		})
+	}
+}
+
+// A sign-in form Heroku signed before the add-on's DELETE (kept unposted:
+// a saved page) does not open the add-on registered again under the same
+// id, maybe another customer's; a form signed since does.
+func TestAFormSignedBeforeTheRegistrationAgainSignsNothingIn(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	kept := signedV3("inst-1", itoa(f.clock.Now().Unix()-60))
+	if r := f.api(http.MethodDelete, "/api/v1/instances/inst-1", ""); r.status != http.StatusOK {
+		t.Fatalf("DELETE = %d %s", r.status, r.body)
+	}
+	f.clock.Advance(10 * time.Second)
+	f.register("inst-1", "cred-9")
+	f.rotate("inst-1", "rot-9", "cred-10", 2*time.Hour)
+	f.clock.Advance(time.Minute)
+	r := f.postForm("/sso/login", kept)
+	if r.status != http.StatusForbidden || cookieNamed(r.header, "rekey_session") != nil {
+		t.Errorf("a form signed before the DELETE, posted after the registration again = %d, want 403 and no session", r.status)
+	}
+	if r := f.get("/dashboard", f.login("inst-1")); r.status != http.StatusOK || !strings.Contains(r.body, "cred-10") {
+		t.Errorf("GET /dashboard after a sign-in from a form signed now = %d, want 200 with the add-on", r.status)
 	}
 }

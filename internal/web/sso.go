@@ -115,6 +115,14 @@ func (s *server) ssoLogin(w http.ResponseWriter, r *http.Request) {
 		s.instanceMissing(w, r, err)
 		return
 	}
+	if signedBefore(f, in.RegisteredAgainAt) {
+		// Heroku signed the form for the add-on this id named before its
+		// DELETE, maybe another customer's: it does not open this one.
+		s.Logger.Warn().Str("instance_id", f.ID).Msg("sso form older than the registration")
+		s.page(w, r, http.StatusForbidden, "Sign-in refused",
+			"This sign-in link was made before this add-on was registered again. Open the dashboard again from your add-on's page in the Heroku Dashboard.")
+		return
+	}
 	if !s.spend(w, r, f, tokens, valid) {
 		return
 	}
@@ -126,9 +134,17 @@ func (s *server) ssoLogin(w http.ResponseWriter, r *http.Request) {
 	if app == "" {
 		app = nav.AppName
 	}
-	s.setCookie(w, r, sessionCookie, s.sign(s.newSession(f.ID, app, nav.Addon, deletes, in.Deprovisioned())), sessionTTL)
+	s.setCookie(w, r, sessionCookie, s.sign(s.newSession(in, app, nav.Addon, deletes)), sessionTTL)
 	s.Logger.Info().Str("instance_id", f.ID).Bool("user_scoped", f.userContext).Msg("sso signed in")
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+}
+
+// signedBefore reports whether Heroku signed form f in a second before the
+// one its instance was registered again in (again; zero: never). A form
+// signed in that second passes: the timestamp has no finer grain.
+func signedBefore(f ssoForm, again time.Time) bool {
+	ts, err := strconv.ParseInt(f.Timestamp, 10, 64)
+	return !again.IsZero() && err == nil && ts < again.Unix()
 }
 
 // spend marks the sign-in's tokens used until the form would expire, and
