@@ -459,12 +459,21 @@ func stoppedWatching(b store.Batch, err error) error {
 		b.ID, finished(b), b.Enqueued, b.ID), err: err}
 }
 
-// batchFailed is the error of a finished batch in which rotations failed.
+// batchFailed is the error of a finished batch in which rotations failed
+// or were cancelled: their instances keep the credential the batch was
+// to replace, which a script that waited on it must not read as done.
 func batchFailed(b store.Batch) error {
+	var parts []string
 	if b.Failed > 0 {
-		return fmt.Errorf("batch %s: %s failed", b.ID, count(int(b.Failed), "rotation", "rotations"))
+		parts = append(parts, count(int(b.Failed), "rotation", "rotations")+" failed")
 	}
-	return nil
+	if b.Cancelled > 0 {
+		parts = append(parts, count(int(b.Cancelled), "rotation", "rotations")+" cancelled")
+	}
+	if len(parts) == 0 {
+		return nil
+	}
+	return fmt.Errorf("batch %s: %s: those instances keep their current credential", b.ID, strings.Join(parts, ", "))
 }
 
 // finished counts a batch's rotations that have ended.

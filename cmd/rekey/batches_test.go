@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -336,5 +337,43 @@ func TestProgressBar(t *testing.T) {
 	want := "\r[###############...............]  50% 50/100, 2 failed, 5.0/s, ETA 10s "
 	if out.String() != want {
 		t.Errorf("bar = %q, want %q", out.String(), want)
+	}
+}
+
+// A script waits on `rotate --wait` to know the credentials were replaced.
+// A batch cancelled meanwhile (another operator's `batches cancel`) leaves
+// every instance on its credential: the wait ends in failure (exit 1)
+// naming the cancelled rotations, as it does for failed ones.
+func TestRotateWaitFailsWhenItsBatchIsCancelled(t *testing.T) {
+	c := newCLI(t)
+	c.register(t, 3)
+	done := make(chan error, 1)
+	c.stdout.Reset()
+	c.stderr.Reset()
+	go func() {
+		done <- runCommand(context.Background(), c.env(), "rotate", instanceID(0), instanceID(1), instanceID(2),
+			"--wait", "--interval", "100ms", "--reason", "INC-3 leak")
+	}()
+	var id string
+	c.waitFor(t, "the batch id", func() bool {
+		if out := c.stdout.String(); strings.Contains(out, "bat_") {
+			id = batchID(t, out)
+			return true
+		}
+		return false
+	})
+	other := c.env()
+	other.stdout, other.stderr = &syncBuffer{}, &syncBuffer{}
+	if err := runCommand(context.Background(), other, "batches", "cancel", id); err != nil {
+		t.Fatalf("batches cancel: %v\n%s", err, other.stderr)
+	}
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("rotate --wait did not end")
+	}
+	if err == nil || report(io.Discard, err) != 1 || !strings.Contains(err.Error(), "3 rotations cancelled") {
+		t.Errorf("rotate --wait on a batch cancelled whole = %v, want exit status 1 naming the 3 cancelled", err)
 	}
 }
