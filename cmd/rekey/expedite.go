@@ -99,14 +99,19 @@ type expedited struct {
 // expedite plans, asks, then moves each planned revocation's time to now
 // and runs its revoke task.
 func expedite(ctx context.Context, env *environ, p reconcile.Params, names []expediteName, confirm, asJSON bool) error {
-	plan, dead, err := planExpedite(ctx, p.Store, names)
+	plan, left, err := planExpedite(ctx, p.Store, names)
 	if err != nil {
 		return err
 	}
-	if len(dead) > 0 {
+	if len(left.dead) > 0 {
 		// Left out, and said: in an incident those old credentials still
 		// work, and only the issuer's fix and a retry revoke them.
-		fmt.Fprintf(env.stderr, "not expedited: %s: %s\n", strings.Join(dead, ", "), deadNotExpedited(strings.Join(dead, " ")))
+		fmt.Fprintf(env.stderr, "not expedited: %s: %s\n", strings.Join(left.dead, ", "), deadNotExpedited(strings.Join(left.dead, " ")))
+	}
+	for _, r := range left.rotating {
+		// The credential an incident is about is often the current one,
+		// which the rotation in flight makes previous only once it is done.
+		fmt.Fprintf(env.stderr, "not expedited: %s\n", r)
 	}
 	if !confirm {
 		yes, err := ask(ctx, env, expediteQuestion(plan), "nothing was expedited")
@@ -193,19 +198,25 @@ func writeExpedited(w io.Writer, done []expedited, asJSON bool) error {
 	return err
 }
 
+// leftOut is what `revocations expedite` leaves out of its plan, and says:
+// revocations the issuer refused for good (dead), and, for each instance
+// named whole with a rotation in flight, the current credential that
+// rotation makes previous only once it is done (rotating).
+type leftOut struct{ dead, rotating []string }
+
 // planExpedite resolves names to the previous credentials they stand for,
 // each once. It refuses, naming every one, a name that stands for none:
 // nothing is expedited unless every name can be.
-func planExpedite(ctx context.Context, st *store.Store, names []expediteName) (plan []store.Revocation, dead []string, err error) {
+func planExpedite(ctx context.Context, st *store.Store, names []expediteName) (plan []store.Revocation, left leftOut, err error) {
 	var refused []error
 	for _, n := range names {
-		revs, err := expediteTargets(ctx, st, n, &dead)
+		revs, err := expediteTargets(ctx, st, n, &left)
 		var why *refusal
 		switch {
 		case errors.As(err, &why):
 			refused = append(refused, err)
 		case err != nil:
-			return nil, nil, err
+			return nil, leftOut{}, err
 		}
 		for _, r := range revs {
 			if !slices.ContainsFunc(plan, func(q store.Revocation) bool { return q.CredentialID == r.CredentialID && q.InstanceID == r.InstanceID }) {
@@ -214,9 +225,9 @@ func planExpedite(ctx context.Context, st *store.Store, names []expediteName) (p
 		}
 	}
 	if len(refused) > 0 {
-		return nil, nil, errors.Join(append(refused, errors.New("nothing was expedited"))...)
+		return nil, leftOut{}, errors.Join(append(refused, errors.New("nothing was expedited"))...)
 	}
-	return plan, dead, nil
+	return plan, left, nil
 }
 
 // refusal is a name `revocations expedite` refuses, and why.
@@ -228,8 +239,10 @@ func refusef(format string, a ...any) error { return &refusal{fmt.Sprintf(format
 
 // expediteTargets returns the previous credentials n stands for: the one it
 // names, or every one its instance has waiting, less those the issuer
-// refused for good, which it adds to dead. A *refusal says why none.
-func expediteTargets(ctx context.Context, st *store.Store, n expediteName, dead *[]string) ([]store.Revocation, error) {
+// refused for good, which it adds to left.dead; an instance named whole
+// with a rotation in flight is noted in left.rotating. A *refusal says why
+// none.
+func expediteTargets(ctx context.Context, st *store.Store, n expediteName, left *leftOut) ([]store.Revocation, error) {
 	in, err := st.Instance(ctx, n.instance)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, refusef("%s: instance %s is not registered", n, n.instance)
@@ -247,6 +260,12 @@ func expediteTargets(ctx context.Context, st *store.Store, n expediteName, dead 
 	waiting, err := st.Previous(ctx, n.instance)
 	if err != nil {
 		return nil, err
+	}
+	rotating := ""
+	if in.InFlight != "" {
+		rotating = fmt.Sprintf("rotation %s of %s is in flight: its current credential, %s, becomes previous once that "+
+			"rotation is done, with its grace; run 'rekey revocations expedite %s' again then to revoke it now "+
+			"('rekey instances show %s' says when)", in.InFlight, n.instance, dashIfEmpty(in.CurrentCredential), n.instance, n.instance)
 	}
 	var out []store.Revocation
 	var deadOnes []string
@@ -269,10 +288,16 @@ func expediteTargets(ctx context.Context, st *store.Store, n expediteName, dead 
 	if len(out) == 0 && len(deadOnes) > 0 {
 		return nil, refusef("%s: %s", n, deadNotExpedited(strings.Join(deadOnes, " ")))
 	}
-	*dead = append(*dead, deadOnes...)
+	left.dead = append(left.dead, deadOnes...)
+	if len(out) == 0 && rotating != "" {
+		return nil, refusef("%s: %s has no previous credential waiting for revocation; %s", n, describeInstance(in), rotating)
+	}
 	if len(out) == 0 {
 		return nil, refusef("%s: %s has no previous credential waiting for revocation (its current credential, %s, is never revoked)",
 			n, describeInstance(in), dashIfEmpty(in.CurrentCredential))
+	}
+	if rotating != "" {
+		left.rotating = append(left.rotating, rotating)
 	}
 	return out, nil
 }

@@ -198,3 +198,45 @@ func TestExpediteRefusesADeadRevocation(t *testing.T) {
 		t.Errorf("stderr lacks %q:\n%s", want, c.stderr)
 	}
 }
+
+// In an incident the leaked credential is often the current one: an
+// operator rotates the instance, then expedites "the old credential"
+// before that rotation is done. The credentials already waiting are
+// expedited, and stderr says that the current one, which the rotation in
+// flight makes previous only once it is done, is not, and what to run
+// then; with none waiting, the refusal says the same.
+func TestExpediteDuringARotationNamesTheCurrentCredentialItLeaves(t *testing.T) {
+	for _, older := range []bool{true, false} {
+		t.Run(map[bool]string{true: "an older one waiting", false: "none waiting"}[older], func(t *testing.T) {
+			c := newCLI(t)
+			ctx := context.Background()
+			if older {
+				c.rotated(t, "inst-a", true) // cred-0 previous, cred-1 current
+			} else {
+				c.register(t, 1)
+			}
+			id := map[bool]string{true: "inst-a", false: instanceID(0)}[older]
+			if err := c.run(t, "rotate", id, "--reason", "INC-1 leaked"); err != nil {
+				t.Fatalf("rotate: %v\n%s", err, c.stderr)
+			}
+			in, err := c.st.Instance(ctx, id)
+			if err != nil || in.InFlight == "" {
+				t.Fatalf("%s after rotate: %+v (%v); want a rotation in flight", id, in, err)
+			}
+			c.stdout.Reset()
+			c.stderr.Reset()
+			err = c.run(t, "revocations", "expedite", id, "--confirm")
+			if older != (err == nil) {
+				t.Errorf("expedite = %v, want it to succeed only with an older credential waiting", err)
+			}
+			said := c.stderr.String()
+			if err != nil {
+				said += err.Error()
+			}
+			want := "rotation " + in.InFlight + " of " + id + " is in flight: its current credential, " + in.CurrentCredential
+			if !strings.Contains(said, want) || !strings.Contains(said, "rekey revocations expedite "+id+"' again") {
+				t.Errorf("expedite says:\n%s\nwant it to name the rotation in flight and the current credential (%q)", said, want)
+			}
+		})
+	}
+}
