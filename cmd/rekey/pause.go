@@ -11,6 +11,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/breaker"
 	"github.com/rekeyhq/rekey/internal/devstack"
 	"github.com/rekeyhq/rekey/internal/printable"
+	"github.com/rekeyhq/rekey/tasks"
 )
 
 // bulkPause says why the bulk queue is paused, or "" while it runs or
@@ -43,6 +44,26 @@ func warnBulkPaused(ctx context.Context, w io.Writer, a *app, n int) {
 		fmt.Fprintf(w, "warning: the bulk queue is paused, so none of these %s starts until it is resumed: %s\n",
 			rotations(n), why)
 	}
+}
+
+// warnUnpaced warns, on stderr, that n rotations just enqueued on the
+// default queue, more than a handful, go as a wave would not: the pacing
+// feeder does not meter them, the circuit breaker does not pause them
+// (it is said when it is open), and they share the lane revocations run
+// in. An operator may have read --queue default as "the default queue".
+func warnUnpaced(ctx context.Context, w io.Writer, a *app, queue string, n int) {
+	if queue != tasks.QueueDefault || n <= confirmLimit {
+		return
+	}
+	open := ""
+	if b, err := a.breaker(); err == nil {
+		if s, err := b.Status(ctx); err == nil && s.Open {
+			open = "; the circuit breaker is " + printable.Text(s.Line()) + ", and these run all the same"
+		}
+	}
+	fmt.Fprintf(w, "warning: %s on the default queue: the pacing feeder does not meter them (they take Heroku's budget "+
+		"as it comes, ahead of waves), the circuit breaker does not pause them, and they share the lane revocations "+
+		"run in; a fleet goes on --queue bulk (the default for more than %d instances)%s\n", rotations(n), confirmLimit, open)
 }
 
 // rotations is "1 rotation" or "n rotations".

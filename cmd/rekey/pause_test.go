@@ -136,3 +136,40 @@ func TestRotateWaitSaysNoWorkerRuns(t *testing.T) {
 		t.Errorf("the no-worker line is repeated:\n%s", c.stderr)
 	}
 }
+
+// `rotate --all --queue default` (an operator reading "default" as "the
+// usual choice") puts the fleet where the pacing feeder does not meter it
+// and the circuit breaker does not pause it: it is enqueued, as asked, with
+// a warning saying so, and naming the open breaker. A handful of ids on
+// the default queue, where they go without --queue, draws no warning.
+func TestAFleetOnTheDefaultQueueIsWarnedOf(t *testing.T) {
+	c := newCLI(t)
+	ctx := context.Background()
+	c.register(t, 20)
+	p := store.BreakerPolicy{Threshold: 4, Fraction: 0.5, Window: time.Minute}
+	for i, status := range []int{store.DeniedForbidden, store.DeniedForbidden, store.DeniedUnauthorized, store.DeniedForbidden} {
+		if _, err := c.st.ObserveBreaker(ctx, instanceID(100+i), status, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := asynq.NewInspectorFromRedisClient(c.r.Client).PauseQueue(tasks.QueueBulk); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(t, "rotate", instanceID(0), instanceID(1), instanceID(2), "--reason", "INC-2"); err != nil {
+		t.Fatalf("rotate 3 ids: %v\n%s", err, c.stderr)
+	}
+	if strings.Contains(c.stderr.String(), "default queue") {
+		t.Errorf("3 ids on the default queue drew a warning:\n%s", c.stderr)
+	}
+	c.stderr.Reset()
+	if err := c.run(t, "rotate", "--all", "--queue", "default", "--confirm", "--reason", "INC-2"); err != nil {
+		t.Fatalf("rotate --all --queue default: %v\n%s", err, c.stderr)
+	}
+	said := c.stderr.String()
+	for _, want := range []string{"warning: 17 rotations on the default queue", "the circuit breaker does not pause them",
+		"--queue bulk", "the circuit breaker is OPEN"} {
+		if !strings.Contains(said, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, said)
+		}
+	}
+}

@@ -373,6 +373,7 @@ func requestAndFollow(ctx context.Context, env *environ, a *app, f rotateFlags, 
 		writeRotated(env.stdout, res, f.queue, graceText(f, a.cfg, readRunning(ctx, a.store).graces()), time.Since(start))
 	}
 	warnRefused(env.stderr, res)
+	warnUnpaced(ctx, env.stderr, a, f.queue, res.Enqueued)
 	var pause *pauseWatch
 	switch {
 	case f.queue != tasks.QueueBulk:
