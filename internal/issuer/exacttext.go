@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -75,7 +76,8 @@ func hex4(b []byte) (rune, bool) {
 // that wraps its lines, a tab): Go's url.Parse refuses an ASCII control
 // character, and pushed, the apps would restart on a URL they cannot use
 // and the credential that worked would be revoked. Other values may (a
-// password with a space at its end, JSON ending with its newline).
+// password with a space at its end, JSON ending with its newline, a key
+// file of several lines that holds a URL).
 func usableVar(name, value string) bool {
 	if name == "" || strings.ContainsAny(name, "\x00=") || strings.Contains(value, "\x00") {
 		return false
@@ -83,9 +85,14 @@ func usableVar(name, value string) bool {
 	if strings.TrimSpace(value) == "" {
 		return false
 	}
-	if !strings.Contains(value, "://") {
+	if !urlValue.MatchString(value) {
 		return true
 	}
 	control := func(r rune) bool { return r < 0x20 || r == 0x7f }
 	return strings.Trim(value, " ") == value && !strings.ContainsFunc(value, control)
 }
+
+// urlValue matches a value that is a URL, white space before its scheme
+// aside: not one that only holds one (JSON of several lines with a
+// token_uri, an INI file with a url line), whose lines are its own.
+var urlValue = regexp.MustCompile(`^[ \t\r\n\v\f]*[A-Za-z][A-Za-z0-9+.-]*://`)

@@ -610,6 +610,10 @@ func TestMintAnswerReadOtherwiseThanWrittenIsUnusable(t *testing.T) {
 		"a password, a space last": {`"MYADDON_URL":"Zq9 x!4 "`, "Zq9 x!4 "},
 		"JSON, its newline last":   {`"MYADDON_URL":"{\"k\":1}\n"`, "{\"k\":1}\n"},
 		"a URL of several hosts":   {`"MYADDON_URL":"postgres://u:p@h1:5432,h2:5432/d"`, "postgres://u:p@h1:5432,h2:5432/d"},
+		// Values of several lines that hold a URL, but are none.
+		"a key file holding a URL": {`"MYADDON_URL":"{\n  \"type\": \"service_account\",\n  \"token_uri\": \"https://oauth2.googleapis.com/token\"\n}\n"`,
+			"{\n  \"type\": \"service_account\",\n  \"token_uri\": \"https://oauth2.googleapis.com/token\"\n}\n"},
+		"an INI file holding a URL": {`"MYADDON_URL":"[db]\nurl = postgres://u:p@h/d\nuser = u"`, "[db]\nurl = postgres://u:p@h/d\nuser = u"},
 	}
 	for name, tt := range accepted {
 		t.Run(name, func(t *testing.T) {
