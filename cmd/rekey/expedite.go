@@ -286,7 +286,11 @@ func expediteTargets(ctx context.Context, st *store.Store, n expediteName, left 
 		out = append(out, store.Revocation{InstanceID: n.instance, CredentialID: w.CredentialID, RevokeAt: c.RevokeAt})
 	}
 	if len(out) == 0 && len(deadOnes) > 0 {
-		return nil, refusef("%s: %s", n, deadNotExpedited(strings.Join(deadOnes, " ")))
+		why := deadNotExpedited(strings.Join(deadOnes, " "))
+		if rotating != "" {
+			why += "; " + rotating
+		}
+		return nil, refusef("%s: %s", n, why)
 	}
 	left.dead = append(left.dead, deadOnes...)
 	if len(out) == 0 && rotating != "" {

@@ -206,16 +206,21 @@ func TestExpediteRefusesADeadRevocation(t *testing.T) {
 // flight makes previous only once it is done, is not, and what to run
 // then; with none waiting, the refusal says the same.
 func TestExpediteDuringARotationNamesTheCurrentCredentialItLeaves(t *testing.T) {
-	for _, older := range []bool{true, false} {
-		t.Run(map[bool]string{true: "an older one waiting", false: "none waiting"}[older], func(t *testing.T) {
+	for _, waiting := range []string{"an older one", "none", "a dead one only"} {
+		t.Run(waiting, func(t *testing.T) {
 			c := newCLI(t)
 			ctx := context.Background()
-			if older {
-				c.rotated(t, "inst-a", true) // cred-0 previous, cred-1 current
-			} else {
+			older := waiting == "an older one"
+			id := "inst-a"
+			switch waiting {
+			case "an older one":
+				c.rotated(t, id, true) // cred-0 previous, cred-1 current
+			case "a dead one only":
+				c.deadRevocation(t, id) // cred-0 previous and set aside as dead
+			default:
 				c.register(t, 1)
+				id = instanceID(0)
 			}
-			id := map[bool]string{true: "inst-a", false: instanceID(0)}[older]
 			if err := c.run(t, "rotate", id, "--reason", "INC-1 leaked"); err != nil {
 				t.Fatalf("rotate: %v\n%s", err, c.stderr)
 			}
