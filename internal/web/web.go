@@ -99,7 +99,7 @@ type server struct {
 type windowCache struct {
 	mu sync.Mutex
 	w  *store.Window
-	at time.Time // when read; zero: never
+	at time.Time // when read; zero: never read
 }
 
 // windowReadEvery is how often the web process reads again the window the
@@ -110,19 +110,31 @@ const windowReadEvery = 30 * time.Second
 // tell keep to: the one the running clocks announce with their settings
 // (store.AnnouncedWindow), as they schedule in it, read at most every
 // windowReadEvery; else this process's own REKEY_MAINTENANCE_WINDOW.
+// A read that fails (Redis slow, the client gone) keeps the window last
+// read, and is made again by the next request.
 func (s *server) fleetWindow(ctx context.Context) *store.Window {
 	c := &s.window
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.at.IsZero() || time.Since(c.at) >= windowReadEvery {
-		live, err := s.Store.SharedSettings(ctx)
-		w, ok := store.AnnouncedWindow(live)
-		if err != nil || !ok {
-			w = s.Window
-		}
-		c.w, c.at = w, time.Now()
+	w, at := c.w, c.at
+	c.mu.Unlock()
+	if !at.IsZero() && time.Since(at) < windowReadEvery {
+		return w
 	}
-	return c.w
+	live, err := s.Store.SharedSettings(ctx)
+	if err != nil {
+		if at.IsZero() {
+			return s.Window
+		}
+		return w
+	}
+	w, ok := store.AnnouncedWindow(live)
+	if !ok {
+		w = s.Window
+	}
+	c.mu.Lock()
+	c.w, c.at = w, time.Now()
+	c.mu.Unlock()
+	return w
 }
 
 // New checks p and returns the web process's handler: every route of the
