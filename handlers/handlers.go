@@ -46,6 +46,10 @@ type Store interface {
 	LearnCurrentFingerprint(ctx context.Context, instanceID, credID string, config map[string]secret.String) (store.Learned, error)
 	NoteCurrentConfigIncomplete(ctx context.Context, instanceID, credID string) (store.Learned, error)
 	MarkRevoked(ctx context.Context, instanceID, credID string) error
+	// Durable returns once Redis's replicas hold every write acknowledged
+	// before it, as REKEY_REDIS_WAIT_REPLICAS asks (store.ErrNotDurable
+	// when they do not): called before each step no retry can undo.
+	Durable(ctx context.Context) error
 	// LiveElsewhere reports whether a credential's config is still another
 	// instance's live one (store.Store.LiveElsewhere).
 	LiveElsewhere(ctx context.Context, c store.Credential) (bool, error)

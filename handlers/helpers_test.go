@@ -46,12 +46,17 @@ const grace = time.Hour
 
 func newRig(t *testing.T, demo ...issuer.DemoOption) *rig {
 	t.Helper()
-	r := redistest.New(t)
+	return newRigOn(t, redistest.New(t), nil, demo...)
+}
+
+// newRigOn is newRig on r, the handlers' store made with opts.
+func newRigOn(t *testing.T, r *redistest.Redis, opts []store.Option, demo ...issuer.DemoOption) *rig {
+	t.Helper()
 	sealer, err := seal.New(bytes.Repeat([]byte{3}, seal.KeySize))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &rig{st: store.New(r.Client, sealer), fake: herokufake.New(), demo: issuer.NewDemo(demo...),
+	g := &rig{st: store.New(r.Client, sealer, opts...), fake: herokufake.New(), demo: issuer.NewDemo(demo...),
 		enq: &recordingEnqueuer{tasks: map[string]*asynq.Task{}}, mux: asynq.NewServeMux(), rdb: r.Client, seal: sealer}
 	srv := httptest.NewServer(g.fake)
 	t.Cleanup(srv.Close)

@@ -72,6 +72,13 @@ func (h *Revoke) revoke(ctx context.Context, p tasks.RevokePayload, c store.Cred
 	} else if err != nil {
 		return err
 	}
+	// What made the credential revocable (its discard, a promotion past
+	// it) reaches Redis's replicas first (store.Durable): a failover that
+	// lost a discard would bring its rotation back and push the credential
+	// revoked here (I1).
+	if err := h.deps.Store.Durable(ctx); err != nil {
+		return fmt.Errorf("revoke %s: %w", c.ID, err)
+	}
 	if err := h.deps.Issuer.Revoke(ctx, p.InstanceID, p.CredentialID); err != nil {
 		if issuer.IsPermanent(err) {
 			_ = h.deps.Store.AddEvent(ctx, store.Event{Type: store.EventRevokeFailed, InstanceID: p.InstanceID,

@@ -341,12 +341,21 @@ func (h *Rotate) sendAgain(ctx context.Context, r *rotation, err error) bool {
 	return !ok || time.Until(end) >= againLeast
 }
 
-// markPush records that the push is about to be sent (heroku.BeforeSend).
+// markPush records that the push is about to be sent (heroku.BeforeSend),
+// and waits for the record to reach Redis's replicas (store.Durable): a
+// failover that lost it would bring back the rotation as if no push had
+// left, and its credential, which Heroku may hold, would be discarded and
+// revoked (I1). A push whose record the replicas did not acknowledge is
+// not sent, and its attempt is settled, since it never left.
 func (h *Rotate) markPush(ctx context.Context, r *rotation) error {
 	if err := h.deps.Store.MarkPushAttempt(ctx, r.p.RotationID, r.claim.Instance.Target()); err != nil {
 		return err
 	}
 	r.pushAttempted, r.marks = true, r.marks+1
+	if err := h.deps.Store.Durable(ctx); err != nil {
+		h.settlePush(ctx, r)
+		return err
+	}
 	return nil
 }
 
@@ -449,10 +458,11 @@ func (h *Rotate) registrationGone(ctx context.Context, r *rotation, err error) (
 }
 
 // refusedByStore reports whether err is the store's refusal to record a
-// push attempt (markPush): no request left, Heroku answered nothing.
+// push attempt, or to vouch for the record (markPush): no request left,
+// Heroku answered nothing.
 func refusedByStore(err error) bool {
 	return errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrDeprovisioned) ||
-		errors.Is(err, store.ErrRegistrationChanged)
+		errors.Is(err, store.ErrRegistrationChanged) || errors.Is(err, store.ErrNotDurable)
 }
 
 // finished handles a rotation that another run of the task, at the same
@@ -481,6 +491,12 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 	// A credential is minted only when it can be saved: checked for a
 	// config reused under another id, which needs the fingerprint key.
 	if err := h.deps.Store.CheckFingerprintKey(ctx); err != nil {
+		return "", nil, err
+	}
+	// The claim that records the rotation reaches Redis's replicas before
+	// the issuer mints (store.Durable): a rotation a failover lost would
+	// leave its credential valid, unknown to rekey (I3).
+	if err := h.deps.Store.Durable(ctx); err != nil {
 		return "", nil, err
 	}
 	// The issuer may have minted by the time the task's deadline passes

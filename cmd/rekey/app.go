@@ -179,7 +179,7 @@ func newAppOn(cfg *config.Config, log zerolog.Logger, local func() time.Time) (*
 	}
 	a := &app{cfg: cfg, log: log, rdb: rdb, clock: clock, store: store.New(rdb, sealer, store.WithClock(clock.Now),
 		store.WithAuditRetention(cfg.AuditRetention), store.WithMaxPrevious(cfg.MaxPrevious),
-		store.WithMaxGrace(cfg.GraceCeiling())),
+		store.WithMaxGrace(cfg.GraceCeiling()), store.WithDurability(cfg.RedisWaitReplicas)),
 		queue:  pacing.NewClient(asynq.NewClientFromRedisClient(rdb), rdb),
 		redact: redact}
 	a.unreadable.Store(-1)

@@ -106,7 +106,10 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 // health.MinRedisVersion, whose commands rekey's would fail on every time.
 // With warnEvict it logs redis_evicts, at error level, when Redis may
 // evict keys to make room: an evicted revocation index leaves old
-// credentials unrevoked for ever (I3). A Redis that refuses INFO (a proxy
+// credentials unrevoked for ever (I3); and redis_replicas_missing, at
+// error level, when fewer replicas are connected than
+// REKEY_REDIS_WAIT_REPLICAS waits for: the workers would mint, push and
+// revoke nothing. A Redis that refuses INFO (a proxy
 // or a managed service that blocks it) is not refused.
 func (a *app) checkServer(ctx context.Context, warnEvict bool) error {
 	info, err := a.rdb.Info(ctx, "server").Result()
@@ -128,6 +131,16 @@ func (a *app) checkServer(ctx context.Context, warnEvict bool) error {
 	s := health.ParseInfo(info)
 	if w := s.EvictionWarning(); w != "" {
 		a.log.Error().Str("policy", s.MaxmemoryPolicy).Str("detail", w).Msg("redis_evicts")
+	}
+	if want := a.cfg.RedisWaitReplicas; want > 0 {
+		if info, err = a.rdb.Info(ctx, "replication").Result(); err != nil {
+			a.log.Debug().Str("error", a.redact(err.Error())).Msg("redis_info_failed")
+			return nil
+		}
+		s = health.ParseInfo(info)
+		if w := s.ReplicasWarning(want); w != "" {
+			a.log.Error().Int("replicas", s.ConnectedReplicas).Int("wait_for", want).Str("detail", w).Msg("redis_replicas_missing")
+		}
 	}
 	return nil
 }

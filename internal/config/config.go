@@ -52,6 +52,10 @@ type Config struct {
 	// A worker holds one more per lane for asynq's cancellations
 	// (RedisOptions).
 	RedisPoolSize int
+	// RedisWaitReplicas is REKEY_REDIS_WAIT_REPLICAS, how many of Redis's
+	// replicas must acknowledge rekey's writes before a worker mints, pushes
+	// or revokes (store.WithDurability). Default 0: no wait.
+	RedisWaitReplicas int
 	// Dyno is DYNO, the dyno's name Heroku gives the process ("worker.1");
 	// empty elsewhere.
 	Dyno string
@@ -209,6 +213,7 @@ func Load(env Lookup) (*Config, error) {
 		RedisURL:                p.str("REDIS_URL", ""),
 		RedisVerifyTLS:          p.boolean("REKEY_REDIS_VERIFY_TLS", false),
 		RedisPoolSize:           p.integer("REKEY_REDIS_POOL_SIZE", DefaultRedisPoolSize, 2, maxRedisPoolSize),
+		RedisWaitReplicas:       p.integer("REKEY_REDIS_WAIT_REPLICAS", 0, 0, 16),
 		Dyno:                    p.str("DYNO", ""),
 		Port:                    p.integer("PORT", 5000, 1, 65535),
 		HerokuAPIURL:            p.herokuURL("HEROKU_API_URL", "https://api.heroku.com"),

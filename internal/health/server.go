@@ -24,12 +24,15 @@ type Server struct {
 	// MaxmemoryPolicy is INFO memory's maxmemory_policy, "" when INFO did
 	// not say.
 	MaxmemoryPolicy string
+	// ConnectedReplicas is INFO replication's connected_slaves, -1 when
+	// INFO did not say.
+	ConnectedReplicas int
 }
 
 // ParseInfo reads a Server from the text of INFO (any sections; fields it
 // does not know are ignored).
 func ParseInfo(info string) Server {
-	var s Server
+	s := Server{ConnectedReplicas: -1}
 	for line := range strings.Lines(info) {
 		name, value, ok := strings.Cut(strings.TrimSpace(line), ":")
 		if !ok {
@@ -40,6 +43,10 @@ func ParseInfo(info string) Server {
 			s.Version = value
 		case "maxmemory_policy":
 			s.MaxmemoryPolicy = value
+		case "connected_slaves":
+			if n, err := strconv.Atoi(value); err == nil {
+				s.ConnectedReplicas = n
+			}
 		}
 	}
 	return s
@@ -75,6 +82,19 @@ func (s Server) EvictionWarning() string {
 		"records, among them the index of old credentials waiting for revocation, which are then never revoked; " +
 		"set it to noeviction (Heroku Key-Value Store: `heroku redis:maxmemory REDIS --policy noeviction`; " +
 		"elsewhere: maxmemory-policy noeviction in redis.conf)"
+}
+
+// ReplicasWarning says, when fewer replicas are connected to Redis than
+// REKEY_REDIS_WAIT_REPLICAS (want) asks to acknowledge rekey's writes, that
+// workers will not mint, push or revoke until they are; "" when enough
+// are, or when INFO did not say.
+func (s Server) ReplicasWarning(want int) string {
+	if want == 0 || s.ConnectedReplicas < 0 || s.ConnectedReplicas >= want {
+		return ""
+	}
+	return fmt.Sprintf("REKEY_REDIS_WAIT_REPLICAS is %d but Redis has %d replicas connected: workers mint, push and "+
+		"revoke only once that many acknowledge rekey's writes, and retry until then; lower the setting, or connect "+
+		"the replicas", want, s.ConnectedReplicas)
 }
 
 // older reports whether dotted version a is before b, comparing numbers

@@ -35,3 +35,23 @@ func TestEvictionWarningOnlyForPoliciesThatEvict(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicasWarningWhenFewerAreConnectedThanWaitedFor warns only when
+// REKEY_REDIS_WAIT_REPLICAS asks for more replicas than INFO replication
+// counts, naming both; a Redis whose INFO does not say is not warned of.
+func TestReplicasWarningWhenFewerAreConnectedThanWaitedFor(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		info  string
+		want  int
+		warns bool
+	}{
+		{"connected_slaves:0", 0, false}, {"connected_slaves:0", 1, true}, {"connected_slaves:1", 1, false},
+		{"connected_slaves:1", 2, true}, {"connected_slaves:3", 2, false}, {"role:master", 1, false},
+	} {
+		w := health.ParseInfo("# Replication\r\n" + c.info + "\r\n").ReplicasWarning(c.want)
+		if (w != "") != c.warns || c.warns && !strings.Contains(w, "REKEY_REDIS_WAIT_REPLICAS") {
+			t.Errorf("%s, waiting for %d: warning %q, want one: %v", c.info, c.want, w, c.warns)
+		}
+	}
+}

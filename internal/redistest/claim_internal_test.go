@@ -9,7 +9,7 @@ import (
 // another, which would flush it under the first's test; one freed is
 // handed out again.
 func TestASharedServersDatabaseIsHeldByOneTestBinaryAtATime(t *testing.T) {
-	addr, cmd, err := runServer(FreePort(t), 4, nil)
+	addr, cmd, err := runServer(FreePort(t), 4, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func startServer() (*source, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr, _, err := runServer(port, privateDatabases, nil)
+	addr, _, err := runServer(port, privateDatabases, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +59,14 @@ func FreePort(t testing.TB) int {
 // starts before Redis needs a real server: t fails without redis-server.
 func StartServerAt(t testing.TB, port int) *Redis {
 	t.Helper()
-	addr, cmd, err := runServer(port, 1, nil)
+	return startOne(t, port)
+}
+
+// startOne runs a private redis-server on 127.0.0.1:port with one database
+// and args, until t ends.
+func startOne(t testing.TB, port int, args ...string) *Redis {
+	t.Helper()
+	addr, cmd, err := runServer(port, 1, args, nil)
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
@@ -69,6 +77,43 @@ func StartServerAt(t testing.TB, port int) *Redis {
 		_ = cmd.Wait()
 	})
 	return r
+}
+
+// StartReplicated runs a private redis-server and a replica of it, each
+// with one database, until t ends, and returns both once the replica is in
+// sync. A test detaches the replica with REPLICAOF NO ONE, and attaches it
+// again with AttachReplica.
+func StartReplicated(t testing.TB) (primary, replica *Redis) {
+	t.Helper()
+	// A replica syncs at once, not after the 5 s Redis 7 waits by default
+	// for more replicas to share a diskless sync.
+	primary = startOne(t, FreePort(t), "--repl-diskless-sync-delay", "0")
+	replica = startOne(t, FreePort(t))
+	AttachReplica(t, primary, replica)
+	return primary, replica
+}
+
+// AttachReplica makes replica a replica of primary and waits until its
+// link is up and primary counts it.
+func AttachReplica(t testing.TB, primary, replica *Redis) {
+	t.Helper()
+	ctx := context.Background()
+	host, port, _ := net.SplitHostPort(primary.Addr)
+	if err := replica.Client.Do(ctx, "replicaof", host, port).Err(); err != nil {
+		t.Fatalf("redistest: replicaof: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, _ := replica.Client.Info(ctx, "replication").Result()
+		p, _ := primary.Client.Info(ctx, "replication").Result()
+		if strings.Contains(r, "master_link_status:up") && !strings.Contains(p, "connected_slaves:0") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redistest: replica of %s not in sync within 10s", primary.Addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // StartTLSServer runs a private redis-server that takes TLS connections
@@ -82,9 +127,10 @@ func StartTLSServer(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
-	tlsArgs := &serverTLS{args: []string{"--port", "0", "--tls-port", strconv.Itoa(port), "--tls-cert-file", cert,
-		"--tls-key-file", key, "--tls-ca-cert-file", cert, "--tls-auth-clients", "no"}}
-	addr, cmd, err := runServer(port, 1, tlsArgs)
+	tlsOnly := []string{"--port", "0", "--tls-port", strconv.Itoa(port), "--tls-cert-file", cert,
+		"--tls-key-file", key, "--tls-ca-cert-file", cert, "--tls-auth-clients", "no"}
+	selfSignedOK := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // the test's own self-signed server.
+	addr, cmd, err := runServer(port, 1, tlsOnly, selfSignedOK)
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
@@ -94,9 +140,6 @@ func StartTLSServer(t testing.TB) string {
 	})
 	return addr
 }
-
-// serverTLS is what runServer adds for a server that speaks TLS only.
-type serverTLS struct{ args []string }
 
 // selfSigned writes a certificate for 127.0.0.1 and its key into dir.
 func selfSigned(dir string) (certFile, keyFile string, err error) {
@@ -126,10 +169,11 @@ func selfSigned(dir string) (certFile, keyFile string, err error) {
 	return certFile, keyFile, nil
 }
 
-// runServer starts redis-server on a loopback port, plain or (with tlsOnly)
-// TLS only, and waits until it answers. The server is told to die with the
-// test binary (Pdeathsig).
-func runServer(port, databases int, tlsOnly *serverTLS) (string, *exec.Cmd, error) {
+// runServer starts redis-server on a loopback port with args added, and
+// waits until it answers, over TLS when tlsCfg is set (args making it
+// serve TLS only). The server is told to die with the test binary
+// (Pdeathsig).
+func runServer(port, databases int, args []string, tlsCfg *tls.Config) (string, *exec.Cmd, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return "", nil, fmt.Errorf("redis-server not on PATH")
@@ -142,11 +186,7 @@ func runServer(port, databases int, tlsOnly *serverTLS) (string, *exec.Cmd, erro
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir,
 		"--databases", strconv.Itoa(databases))
-	var tlsCfg *tls.Config
-	if tlsOnly != nil {
-		cmd.Args = append(cmd.Args, tlsOnly.args...)
-		tlsCfg = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // the test's own self-signed server.
-	}
+	cmd.Args = append(cmd.Args, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

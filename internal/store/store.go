@@ -132,6 +132,9 @@ type Store struct {
 	// maxGrace bounds the grace a request joining a rotation in flight
 	// lengthens it to (WithMaxGrace); 0 means no bound.
 	maxGrace time.Duration
+	// waitReplicas is how many replicas Durable waits for
+	// (WithDurability); 0 means it does not wait.
+	waitReplicas int
 
 	// fpMu guards fpKeys, the fingerprint key as last read (fingerprint.go).
 	fpMu   sync.Mutex
