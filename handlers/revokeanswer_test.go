@@ -169,3 +169,23 @@ func TestVerifyAnswered2xxWithAPageByAVerifyingIssuerIsRetried(t *testing.T) {
 		})
 	}
 }
+
+// A DELETE answered 2xx whose JSON body says it failed (an issuer, or a
+// gateway in front of it, that answers every call 200 and puts its error
+// in the body, as Slack-style APIs do) did not revoke the credential:
+// recorded revoked, it would stay valid at the issuer with nobody told
+// (I3). It is retried like a 2xx page, and revoked once the issuer
+// answers plainly.
+func TestRevokeAnswered2xxWithAnErrorBodyIsRetried(t *testing.T) {
+	t.Parallel()
+	for name, answer := range map[string]frontAnswer{
+		"ok false":      {http.StatusOK, "application/json", `{"ok":false,"error":"credential_locked"}`},
+		"error object":  {http.StatusOK, "application/json", `{"error":{"code":"internal","message":"try again"}}`},
+		"revoked false": {http.StatusAccepted, "application/json", `{"revoked":false}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			revokeThroughFront(t, answer)
+		})
+	}
+}

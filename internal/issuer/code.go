@@ -33,6 +33,7 @@ const (
 	CodeNotFoundPage   = "not_found_page"           // a 404 that came as a page, on DELETE or to a verify that must answer: not the issuer's word
 	CodePageAnswer     = "page_answer"              // a 2xx or 4xx page to DELETE, or a 2xx page to a verify the issuer must answer: not the issuer's word
 	CodeStillWorks     = "still_works"              // a 404 or a page to DELETE while the issuer's verify says the credential works
+	CodeErrorAnswer    = "error_answer"             // a 2xx to DELETE whose JSON body says it failed (an error, "ok": false)
 	codeStatusFallback = "status_"                  // prefix for a status Go has no name for
 )
 
@@ -48,7 +49,7 @@ var codePattern = regexp.MustCompile(`^[a-z][a-z_]{0,39}$`)
 var reservedCodes = map[string]bool{
 	CodeRedirect: true, CodeUnreadable: true, CodeMalformed: true, CodeIDNotString: true, CodeTimeout: true, CodeCanceled: true,
 	CodeRefused: true, CodeReset: true, CodeDNS: true, CodeTLS: true, CodeTransport: true, CodeRequest: true,
-	CodeNotFoundPage: true, CodePageAnswer: true, CodeStillWorks: true,
+	CodeNotFoundPage: true, CodePageAnswer: true, CodeStillWorks: true, CodeErrorAnswer: true,
 }
 
 // ValidCode reports whether s may be kept as an issuer's failure code: it

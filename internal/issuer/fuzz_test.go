@@ -71,8 +71,8 @@ func FuzzIssuerAnswer(f *testing.F) {
 		checkMinted(t, st, body, c, mintErr)
 		verifyErr := h.Verify(ctx, "inst-1", "cred_1")
 		revokeErr := h.Revoke(ctx, "inst-1", "cred_1")
-		checkOutcome(t, "verify", st, verifyErr, st == http.StatusNotFound)
-		checkOutcome(t, "revoke", st, revokeErr, false)
+		checkOutcome(t, "verify", st, body, verifyErr, st == http.StatusNotFound)
+		checkOutcome(t, "revoke", st, body, revokeErr, false)
 		for op, err := range map[string]error{"mint": mintErr, "verify": verifyErr, "revoke": revokeErr} {
 			checkErrorText(t, op, st, body, err, sec)
 		}
@@ -109,11 +109,17 @@ func checkMinted(t *testing.T, st int, body []byte, c issuer.Credential, err err
 // error; a 3xx is never success and never permanent. A 410 to revoke is
 // either: revoked when verify, answered the same here, says the credential
 // does not work and neither answer is a page, which this check does not
-// tell apart, and an error otherwise.
-func checkOutcome(t *testing.T, op string, st int, err error, unsupported bool) {
+// tell apart, and an error otherwise. A 2xx to revoke whose JSON body says
+// it failed is a transient error_answer.
+func checkOutcome(t *testing.T, op string, st int, body []byte, err error, unsupported bool) {
 	okStatus := st >= 200 && st <= 299 || (op == "revoke" && st == http.StatusNotFound)
+	var e *issuer.Error
 	switch {
 	case op == "revoke" && st == http.StatusGone:
+	case op == "revoke" && st >= 200 && st <= 299 && errors.As(err, &e) && e.Code == issuer.CodeErrorAnswer:
+		if !issuer.IsTransient(err) || !saysFailed(body) {
+			t.Fatalf("%s on %d = %v, want transient and a body that says it failed", op, st, err)
+		}
 	case unsupported:
 		if !errors.Is(err, issuer.ErrVerifyUnsupported) {
 			t.Fatalf("%s on %d = %v, want unsupported", op, st, err)
@@ -137,6 +143,7 @@ func checkErrorText(t *testing.T, op string, st int, body []byte, err error, sec
 		t.Fatalf("%s error %q, want %q", op, err, want)
 	}
 	if e.Code != issuer.StatusCode(st) && e.Code != issuer.CodeMalformed && e.Code != issuer.CodeUnreadable &&
+		(e.Code != issuer.CodeErrorAnswer || op != "revoke" || !saysFailed(body)) &&
 		(e.Code != issuer.CodeIDNotString || op != "mint" || !numericIDIn(body)) &&
 		(!issuer.ValidCode(e.Code) || !bodyNames(body, e.Code)) {
 		t.Fatalf("%s error code %q comes from neither the status nor the body's code", op, e.Code)
@@ -156,6 +163,21 @@ func bodyNames(body []byte, code string) bool {
 	}
 	_ = json.Unmarshal(body, &b)
 	return b.Code == code || b.Error == code
+}
+
+// saysFailed reports whether body is a JSON object with an error, errors,
+// ok, success or revoked field (what a revoke's error_answer reads).
+func saysFailed(body []byte) bool {
+	var v map[string]json.RawMessage
+	if json.Unmarshal(bytes.TrimPrefix(bytes.TrimSpace(body), []byte("\xef\xbb\xbf")), &v) != nil {
+		return false
+	}
+	for _, k := range []string{"error", "errors", "ok", "success", "revoked"} {
+		if _, ok := v[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // numericIDIn reports whether a mint answer's body writes credential_id as

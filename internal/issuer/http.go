@@ -291,6 +291,12 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 	case ok2xx(a.status) && a.htmlPage():
 		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status,
 			&Error{Op: "revoke", Status: a.status, Code: CodePageAnswer})
+	case ok2xx(a.status) && a.saysFailed():
+		// A 2xx whose body says it failed (an API that answers every call
+		// 200 and puts its error in the body): not a revocation, unless
+		// verify says the credential no longer works.
+		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status,
+			&Error{Op: "revoke", Status: a.status, Code: CodeErrorAnswer})
 	case ok2xx(a.status):
 		return nil
 	case a.status == http.StatusNotFound && a.page() && !h.pageGone:
@@ -432,6 +438,31 @@ func (a answer) page() bool {
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && (mt == "text/html" || mt == "application/xhtml+xml")
+}
+
+// saysFailed reports whether the answer's body is a JSON object that says
+// the call failed: an "error" or "errors" that is not empty, or "ok",
+// "success" or "revoked" set to false. A 2xx is the contract's "revoked";
+// a body that says otherwise makes it ambiguous, and rekey never records a
+// revocation on an ambiguous answer (I3).
+func (a answer) saysFailed() bool {
+	var v map[string]json.RawMessage
+	if json.Unmarshal(bytes.TrimPrefix(bytes.TrimSpace(a.body), utf8BOM), &v) != nil {
+		return false
+	}
+	for _, k := range []string{"error", "errors"} {
+		switch string(bytes.TrimSpace(v[k])) {
+		case "", "null", "false", `""`, "[]", "{}":
+		default:
+			return true
+		}
+	}
+	for _, k := range []string{"ok", "success", "revoked"} {
+		if string(bytes.TrimSpace(v[k])) == "false" {
+			return true
+		}
+	}
+	return false
 }
 
 // htmlPage reports whether the answer's body itself reads as an HTML page,
