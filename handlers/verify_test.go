@@ -228,3 +228,25 @@ func (g *rig) mintAnswers(t *testing.T, answer string, verify bool) {
 		})
 	})
 }
+
+// A verify answered 2xx whose JSON body says the credential failed (an
+// issuer that answers every call 200 and puts its error in the body) is no
+// word that the credential works: pushed on it, the apps would get a
+// credential the issuer says does not work. The rotation is retried, the
+// instance keeps its credential, and nothing is pushed.
+func TestRotateWithAVerifyAnswered2xxWithAnErrorBodyPushesNothing(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	var front atomic.Pointer[frontAnswer]
+	front.Store(&frontAnswer{http.StatusOK, "application/json", `{"ok":false,"error":"invalid_credential"}`})
+	g.overFront(t, issuer.VerifyAuto, http.MethodPost, "/verify", &front)
+	ctx := context.Background()
+	before, _ := g.st.Instance(ctx, "inst-1")
+
+	err := g.run(rotateTask(t, "inst-1", "rot_e"))
+	in, _ := g.st.Instance(ctx, "inst-1")
+	if err == nil || g.fake.ConfigChanges("inst-1") != 0 || in.CurrentCredential != before.CurrentCredential {
+		t.Fatalf("rotate = %v, %d config changes, current %s (was %s); want an error, nothing pushed",
+			err, g.fake.ConfigChanges("inst-1"), in.CurrentCredential, before.CurrentCredential)
+	}
+}

@@ -245,6 +245,10 @@ func (h *HTTP) verifyOnce(ctx context.Context, u, instanceID, credentialID strin
 		return err
 	case ok2xx(a.status) && a.htmlPage() && (again || !errors.Is(h.verified.notFound(ctx, h.now()), ErrVerifyUnsupported)):
 		return &Error{Op: "verify", Status: a.status, Code: CodePageAnswer}
+	case ok2xx(a.status) && a.saysFailed():
+		// A 2xx whose body says it failed is no word that the credential
+		// works: never pushed on it, asked again later.
+		return &Error{Op: "verify", Status: a.status, Code: CodeErrorAnswer}
 	case ok2xx(a.status):
 		// A page (a catch-all route's, a router's) is no verify answer
 		// of the issuer's: it is not remembered as one.
