@@ -3,12 +3,17 @@ package handlers_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -48,5 +53,62 @@ func TestHoldRecheckNeverPassesTheCap(t *testing.T) {
 	}
 	if !g.demo.Valid(before.CurrentCredential) {
 		t.Fatal("a credential in use was revoked at its grace")
+	}
+}
+
+// A usage answer 2xx whose JSON body says it failed (an issuer that
+// answers every call 200 and puts its error in the body: {"error":
+// "rate_limited"}) carries no last_used_at, which read as "never used"
+// released a hold at once and revoked a credential the issuer had just
+// reported in use. It is no evidence either way: the hold keeps its last.
+func TestUsageAnswered2xxWithAnErrorBodyKeepsTheHold(t *testing.T) {
+	t.Parallel()
+	var later atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(later.Load())) }
+	g := newRig(t, issuer.WithDemoClock(clock))
+	var front atomic.Pointer[frontAnswer]
+	key := secret.New("issuer-signing-secret")
+	demo := issuer.NewDemoServer(g.demo, key)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a := front.Load(); a != nil && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/usage") {
+			w.Header().Set("Content-Type", a.contentType)
+			w.WriteHeader(a.status)
+			_, _ = io.WriteString(w, a.body)
+			return
+		}
+		demo.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	h, err := issuer.NewHTTP(srv.URL, key, issuer.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deps.Issuer = h
+	g.deps.HoldStore = g.st
+	g.deps.Holds = handlers.HoldPolicy{Quiet: 15 * time.Minute, Recheck: 5 * time.Minute, Max: 24 * time.Hour}
+	ctx := context.Background()
+	before, _ := g.st.Instance(ctx, "inst-1")
+	if err := g.run(rotateTask(t, "inst-1", "rot_u")); err != nil {
+		t.Fatal(err)
+	}
+	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
+	if revoke == nil {
+		t.Fatal("no revoke task")
+	}
+	g.demo.UseUntil(before.CurrentCredential, time.Now().Add(10000*time.Hour), "web.1")
+	step := int64(grace + time.Second)
+	g.later.Store(step)
+	later.Store(step)
+	var wait *handlers.RetryLaterError
+	if err := g.run(revoke); !errors.As(err, &wait) {
+		t.Fatalf("revoke of a credential in use: %v, want it held", err)
+	}
+
+	front.Store(&frontAnswer{http.StatusOK, "application/json", `{"error":"rate_limited"}`})
+	g.later.Add(int64(6 * time.Minute))
+	later.Add(int64(6 * time.Minute))
+	err = g.run(revoke)
+	if !errors.As(err, &wait) || !g.demo.Valid(before.CurrentCredential) {
+		t.Fatalf("re-check answered 200 with an error = %v, valid %v; want still held", err, g.demo.Valid(before.CurrentCredential))
 	}
 }

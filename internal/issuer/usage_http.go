@@ -46,6 +46,11 @@ func (h *HTTP) Usage(ctx context.Context, instanceID, credentialID string) (Usag
 		return Usage{}, ErrUsageUnsupported
 	case !ok2xx(a.status):
 		return Usage{}, answerError("usage", a.status, a.body)
+	case a.saysFailed():
+		// A 2xx whose body says it failed carries no last_used_at, which
+		// would read as "never used": no evidence either way, so a hold
+		// keeps its last.
+		return Usage{}, &Error{Op: "usage", Status: a.status, Code: CodeErrorAnswer}
 	}
 	return decodeUsage(a.status, a.body, h.now())
 }
