@@ -250,3 +250,18 @@ func TestRotateWithAVerifyAnswered2xxWithAnErrorBodyPushesNothing(t *testing.T) 
 			err, g.fake.ConfigChanges("inst-1"), in.CurrentCredential, before.CurrentCredential)
 	}
 }
+
+// A verify answered 2xx with a body describing the credential as not
+// revoked ("revoked": false, as an issuer that answers with the
+// credential's state writes it) says it works: the rotation pushes. Only
+// a DELETE's "revoked": false says the call failed.
+func TestRotateWithAVerifyAnsweredNotRevokedPushes(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	var front atomic.Pointer[frontAnswer]
+	front.Store(&frontAnswer{http.StatusOK, "application/json", `{"credential_id":"x","revoked":false,"errors":[]}`})
+	g.overFront(t, issuer.VerifyAuto, http.MethodPost, "/verify", &front)
+	if err := g.run(rotateTask(t, "inst-1", "rot_e")); err != nil || g.fake.ConfigChanges("inst-1") != 1 {
+		t.Fatalf("rotate = %v, %d config changes; want it pushed once", err, g.fake.ConfigChanges("inst-1"))
+	}
+}

@@ -295,7 +295,7 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 	case ok2xx(a.status) && a.htmlPage():
 		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status,
 			&Error{Op: "revoke", Status: a.status, Code: CodePageAnswer})
-	case ok2xx(a.status) && a.saysFailed():
+	case ok2xx(a.status) && a.saysFailed("revoked"):
 		// A 2xx whose body says it failed (an API that answers every call
 		// 200 and puts its error in the body): not a revocation, unless
 		// verify says the credential no longer works.
@@ -446,10 +446,12 @@ func (a answer) page() bool {
 
 // saysFailed reports whether the answer's body is a JSON object that says
 // the call failed: an "error" or "errors" that is not empty, or "ok",
-// "success" or "revoked" set to false. A 2xx is the contract's "revoked";
-// a body that says otherwise makes it ambiguous, and rekey never records a
-// revocation on an ambiguous answer (I3).
-func (a answer) saysFailed() bool {
+// "success" or one of also set to false. A 2xx is the contract's "revoked"
+// (or "works"); a body that says otherwise makes it ambiguous, and rekey
+// never records a revocation, nor pushes, on an ambiguous answer (I1, I3).
+// A DELETE's answer is also asked for "revoked": to verify, "revoked":
+// false says the credential works.
+func (a answer) saysFailed(also ...string) bool {
 	var v map[string]json.RawMessage
 	if json.Unmarshal(bytes.TrimPrefix(bytes.TrimSpace(a.body), utf8BOM), &v) != nil {
 		return false
@@ -461,7 +463,7 @@ func (a answer) saysFailed() bool {
 			return true
 		}
 	}
-	for _, k := range []string{"ok", "success", "revoked"} {
+	for _, k := range append([]string{"ok", "success"}, also...) {
 		if string(bytes.TrimSpace(v[k])) == "false" {
 			return true
 		}
