@@ -66,16 +66,16 @@ fail. Asks on a terminal; needs --confirm off one.`,
 			if !ok || !store.ValidID(inst) || !store.ValidID(cred) {
 				return usagef("%q is not INSTANCE_ID/CREDENTIAL_ID (as 'rekey holds list' shows them)", args[0])
 			}
-			if !confirm && !env.terminal {
-				return usagef("%s not released: pass --confirm when not on a terminal", args[0])
-			}
 			return withProducer(c.Context(), env, "holds", func(a *app) error {
 				// A mistyped id is said to be no hold before anyone is
-				// asked to break whoever uses it.
+				// asked to break whoever uses it, or asked for --confirm.
 				if _, held, err := a.store.HoldOf(c.Context(), inst, cred); err != nil {
 					return err
 				} else if !held {
 					return fmt.Errorf("%s is not held", args[0])
+				}
+				if !confirm && !env.terminal {
+					return usagef("%s not released: pass --confirm when not on a terminal", args[0])
 				}
 				if !confirm {
 					yes, err := ask(c.Context(), env, fmt.Sprintf("Releasing %s revokes it now and breaks whoever still uses it. Release? [y/N] ", args[0]),

@@ -149,3 +149,24 @@ func (c *cli) heldCredential(t *testing.T) string {
 	}
 	return ids[0] + "/" + prev[0].CredentialID
 }
+
+// TestHoldsReleaseOffTerminalSaysNotHeldFirst: off a terminal without
+// --confirm, as on one, a credential that is not held is said so (exit 1)
+// before --confirm is asked for, as the README says ("once it has found
+// the hold"); a held one still needs --confirm (exit 2) and stays held.
+func TestHoldsReleaseOffTerminalSaysNotHeldFirst(t *testing.T) {
+	c := newCLI(t)
+	held := c.heldCredential(t)
+	inst, _, _ := strings.Cut(held, "/")
+	err := c.run(t, "holds", "release", inst+"/cred-not-held")
+	if err == nil || isUsage(err) || !strings.Contains(err.Error(), "is not held") {
+		t.Errorf("holds release of a credential not held, off a terminal: %v, want exit 1 saying it is not held", err)
+	}
+	err = c.run(t, "holds", "release", held)
+	if !isUsage(err) || !strings.Contains(err.Error(), "--confirm") {
+		t.Errorf("holds release of a held credential off a terminal without --confirm: %v, want a usage error naming --confirm", err)
+	}
+	if _, still, err := c.st.HoldOf(context.Background(), inst, strings.TrimPrefix(held, inst+"/")); err != nil || !still {
+		t.Errorf("hold after an unconfirmed release: held %v, %v", still, err)
+	}
+}
