@@ -160,3 +160,51 @@ func TestDevIgnoredNamesOnlySettings(t *testing.T) {
 		t.Errorf("devIgnored = %q, want %q", got, want)
 	}
 }
+
+// TestDevIgnoresTheValuesOfSettingsItIgnores: rekey dev sets its own
+// Heroku, issuer, keys and grace, so a value of those in the environment
+// that a worker would refuse (a docker-compose .env's
+// HEROKU_API_URL=http://fakeheroku:5001, REKEY_ISSUER_URL=http://issuer:5002)
+// does not stop it: it says it ignores them, and runs.
+func TestDevIgnoresTheValuesOfSettingsItIgnores(t *testing.T) {
+	vars := map[string]string{"HEROKU_API_URL": "http://fakeheroku:5001", "REKEY_ISSUER_URL": "http://issuer:5002",
+		"REKEY_ENCRYPTION_KEYS": "not-a-key", "REKEY_GRACE": "3d", "REKEY_LOG_LEVEL": "error"}
+	names := []string{"PATH"}
+	for k := range vars {
+		names = append(names, k)
+	}
+	stderr := &syncBuffer{}
+	env := &environ{lookup: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, names: names,
+		stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: stderr}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- runCommand(ctx, env, "dev", "--once", "--instances", "1", "--grace", "3s", "--restart-delay", "1s")
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-func() chan struct{} {
+		c := make(chan struct{})
+		go func() {
+			for !strings.Contains(stderr.String(), "(--timeout)") && ctx.Err() == nil {
+				time.Sleep(20 * time.Millisecond)
+			}
+			close(c)
+		}()
+		return c
+	}():
+		cancel()
+		err = <-done
+	}
+	out := stderr.String()
+	if !strings.Contains(out, "(--timeout)") {
+		t.Fatalf("rekey dev did not start with settings it ignores set (%v):\n%s", err, out)
+	}
+	for _, name := range []string{"HEROKU_API_URL", "REKEY_ISSUER_URL", "REKEY_ENCRYPTION_KEYS", "REKEY_GRACE"} {
+		if !strings.Contains(out, name+" (") {
+			t.Errorf("stderr does not say rekey dev ignores %s:\n%s", name, out)
+		}
+	}
+}

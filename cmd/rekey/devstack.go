@@ -18,7 +18,15 @@ import (
 // runDevStack runs `rekey dev` with o, on REDIS_URL when it is set, and
 // with the same wiring as `rekey worker` and `rekey web`.
 func runDevStack(ctx context.Context, env *environ, o devstack.Options) error {
-	cfg, err := loadConfig(env)
+	// The settings dev sets itself are not read, so that a value a
+	// worker would refuse (a compose file's http:// HEROKU_API_URL) does
+	// not stop a run that ignores it.
+	cfg, err := config.Load(func(k string) (string, bool) {
+		if len(devIgnored([]string{k})) > 0 {
+			return "", false
+		}
+		return env.lookup(k)
+	})
 	if err != nil {
 		return err
 	}
