@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/logplex"
@@ -39,6 +40,9 @@ func (a *app) rotateShared(ctx context.Context, instanceID string) error {
 	log := a.log.With().Str("instance_id", instanceID).Logger()
 	res, err := a.producer().Rotate(ctx, fleet.Request{InstanceIDs: []string{instanceID}, Reason: sharedReason,
 		Queue: tasks.QueueInteractive})
+	if err == nil && res.Gone > 0 {
+		err = fmt.Errorf("instance %s was deprovisioned meanwhile", instanceID)
+	}
 	if err != nil {
 		log.Error().Err(err).Msg("shared_current_rotation_not_requested")
 		return err

@@ -89,7 +89,10 @@ type Result struct {
 	Enqueued int
 	Joined   int
 	Skipped  int
-	// Gone counts the instances SkipGone left out.
+	// Gone counts the instances SkipGone left out, and those deprovisioned
+	// (or gone) between the check and their claim, whatever SkipGone says:
+	// the check passed, so the request is not refused, and their rotations
+	// would have been ended by the DELETE anyway.
 	Gone int
 	// Refused counts the instances a limit refused at their claim
 	// (Item.Refused says which).
@@ -365,7 +368,7 @@ func (p *Producer) chunk(ctx context.Context, ids []string, req Request, items [
 	holdMany = holdMany && req.Queue == tasks.QueueBulk
 	var held []int // the chunk's new rotations, when they are held together
 	for i, c := range p.store.ClaimMany(ctx, reqs) {
-		item, err := claimItem(reqs[i], c, req.SkipGone)
+		item, err := claimItem(reqs[i], c)
 		items[i], errs[i] = item, err
 		switch {
 		case err == nil && c.Claim.Moved:
@@ -405,10 +408,12 @@ type batchHolder interface {
 
 // claimItem turns a claim into an item: "enqueued" for a rotation whose
 // task the caller must now enqueue (or hold).
-func claimItem(r store.RotationRequest, c store.ClaimOutcome, skipGone bool) (Item, error) {
+func claimItem(r store.RotationRequest, c store.ClaimOutcome) (Item, error) {
 	id := r.InstanceID
 	switch {
-	case c.Err != nil && skipGone && (errors.Is(c.Err, store.ErrNotFound) || errors.Is(c.Err, store.ErrDeprovisioned)):
+	case c.Err != nil && (errors.Is(c.Err, store.ErrNotFound) || errors.Is(c.Err, store.ErrDeprovisioned)):
+		// Deprovisioned since the check (the request passed it): not a
+		// failure of rekey's, which the caller would retry.
 		return Item{InstanceID: id, Status: "gone"}, nil
 	case c.Err != nil:
 		return Item{InstanceID: id}, fmt.Errorf("claim %s: %w", id, c.Err)

@@ -149,8 +149,7 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 	case err == nil && res.Refused > 0:
 		s.page(w, r, http.StatusTooManyRequests, "Rotation not available yet", refusalSentence(res.Items[0].Refused, limits, s.Now()))
 		return
-	case err != nil && res.Enqueued+res.Joined == 0 &&
-		(errors.Is(err, store.ErrDeprovisioned) || errors.Is(err, store.ErrNotFound)):
+	case res.Gone > 0 && res.Enqueued+res.Joined == 0:
 		// Deprovisioned between the check and the claim.
 		s.page(w, r, http.StatusConflict, "Rotation not possible", "This add-on is deprovisioned, so its credentials are no longer rotated.")
 		return

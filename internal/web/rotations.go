@@ -46,7 +46,8 @@ type rotationsResponse struct {
 	Enqueued int    `json:"enqueued"`
 	Joined   int    `json:"joined"`
 	Skipped  int    `json:"skipped"`
-	// Gone counts instances of {"all":true} deprovisioned meanwhile.
+	// Gone counts instances deprovisioned meanwhile: of {"all":true}, or
+	// named ones deprovisioned after the request's check.
 	Gone int `json:"gone,omitempty"`
 	// Refused counts instances of {"all":true} left out because they
 	// already have REKEY_MAX_PREVIOUS superseded credentials waiting.
@@ -169,7 +170,7 @@ func (s *server) writeRotateResult(w http.ResponseWriter, r *http.Request, res f
 		writeError(w, http.StatusConflict, fmt.Sprintf("rotation refused, nothing enqueued: every instance already has the most superseded credentials waiting for revocation that REKEY_MAX_PREVIOUS allows (batch %s)", res.BatchID))
 	case errors.As(err, &grace):
 		writeError(w, http.StatusUnprocessableEntity, "rotation refused, nothing enqueued: "+grace.Error())
-	case err != nil && res.BatchID == "" && res.Gone > 0:
+	case err != nil && res.BatchID == "" && res.Gone > 0, err == nil && res.Gone > 0 && res.Gone == len(res.Items):
 		writeError(w, http.StatusUnprocessableEntity, "every instance was deprovisioned meanwhile; nothing to rotate")
 	case err != nil && res.BatchID == "":
 		s.internalError(w, r, "request rotations", err)
