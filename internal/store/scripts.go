@@ -122,7 +122,9 @@ if revived then
   -- would greet the new registration and its customer as one.
   redis.call('HDEL', KEYS[1], 'deprovisioned_at', 'quarantined_at', 'quarantine_reason', 'fail_streak',
     'last_error', 'last_error_at', 'last_error_code', 'deprovision_discarded')
-  redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
+  -- Back in its place: registered_at stays, and a client paging the list
+  -- with after=<this id> goes on from there, not from the end.
+  redis.call('ZADD', KEYS[2], tonumber(redis.call('HGET', KEYS[1], 'registered_at')) or ARGV[8], ARGV[1])
   emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'registered', '', ARGV[7], 'registered again after deprovisioning', ARGV[8])
 end
 local created = redis.call('EXISTS', KEYS[1]) == 0
