@@ -253,13 +253,14 @@ func (a *app) announceKeys(ctx context.Context, name string) (withdraw func()) {
 		t := time.NewTicker(keyringRenew)
 		defer t.Stop()
 		settings := a.announcedSettings()
-		disagreement := ""
+		disagreement, epoch := "", ""
 		for {
 			if err := a.store.AnnounceKeyring(ctx, name, keyringTTL); err != nil && ctx.Err() == nil {
 				log := a.quietLog()
 				log.Warn().Str("error", a.redact(err.Error())).Msg("keys_announce_failed")
 			}
 			disagreement = a.announceSettings(ctx, name, settings, disagreement)
+			epoch = a.watchEpoch(ctx, epoch)
 			select {
 			case <-ctx.Done():
 				return
@@ -278,6 +279,31 @@ func (a *app) announceKeys(ctx context.Context, name string) (withdraw func()) {
 			_ = a.store.WithdrawSharedSettings(wctx, name)
 		})
 	}
+}
+
+// watchEpoch reads Redis's epoch mark (store.Epoch), and logs
+// redis_data_lost, at error level, when it is not the one seen, the mark
+// this process read before: Redis came back without rekey's data
+// (restarted without persistence, flushed, or REDIS_URL naming another
+// Redis), and every revocation it owed is forgotten (I3), every instance's
+// registration too, without another word from anything. It returns the
+// mark to compare with next time; a failed read keeps seen.
+func (a *app) watchEpoch(ctx context.Context, seen string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	mark := time.Now().UTC().Format(time.RFC3339) + "/" + hex.EncodeToString(b[:])
+	got, err := a.store.Epoch(ctx, mark)
+	if err != nil {
+		return seen
+	}
+	if seen != "" && got != seen {
+		since, _, _ := strings.Cut(seen, "/")
+		a.log.Error().Str("since", since).Str("detail", "Redis no longer holds the mark rekey wrote there at "+since+
+			": it restarted without persistence, was flushed, or REDIS_URL names another Redis; the instances and the "+
+			"revocations it held are forgotten. Restore Redis from a backup, or register the fleet again (rekey instances "+
+			"import) and revoke at the issuer the credentials no instance holds").Msg("redis_data_lost")
+	}
+	return got
 }
 
 // announcedSettings are the settings the process announces: the shared
