@@ -445,7 +445,8 @@ func (a answer) page() bool {
 }
 
 // saysFailed reports whether the answer's body is a JSON object that says
-// the call failed: an "error" or "errors" that is not empty, or "ok",
+// the call failed: an "error" or "errors" that is not empty (nor the
+// number 0, a count or code of none), or "ok",
 // "success" or one of also set to false. A 2xx is the contract's "revoked"
 // (or "works"); a body that says otherwise makes it ambiguous, and rekey
 // never records a revocation, nor pushes, on an ambiguous answer (I1, I3).
@@ -457,9 +458,16 @@ func (a answer) saysFailed(also ...string) bool {
 		return false
 	}
 	for _, k := range []string{"error", "errors"} {
-		switch string(bytes.TrimSpace(v[k])) {
+		raw := bytes.TrimSpace(v[k])
+		var n float64
+		switch string(raw) {
 		case "", "null", "false", `""`, "[]", "{}":
 		default:
+			// A count or code of none ("errors": 0, "error": 0) says
+			// the call succeeded.
+			if json.Unmarshal(raw, &n) == nil && n == 0 {
+				continue
+			}
 			return true
 		}
 	}
