@@ -91,8 +91,9 @@ type Result struct {
 	Skipped  int
 	// Gone counts the instances SkipGone left out, and those deprovisioned
 	// (or gone) between the check and their claim, whatever SkipGone says:
-	// the check passed, so the request is not refused, and their rotations
-	// would have been ended by the DELETE anyway.
+	// the check passed, so the request is not refused (unless every
+	// instance went so: then it fails, and leaves no batch), and their
+	// rotations would have been ended by the DELETE anyway.
 	Gone int
 	// Refused counts the instances a limit refused at their claim
 	// (Item.Refused says which).
@@ -196,6 +197,18 @@ func (p *Producer) Rotate(ctx context.Context, req Request) (Result, error) {
 			err = errors.Join(err, derr)
 		}
 		return res, err
+	}
+	if len(res.Items) > 0 && res.Gone == len(res.Items) {
+		// Every instance named went between the check and its claim (a
+		// DELETE racing the request): nothing was requested, and, as when
+		// the check finds them gone, the request fails and leaves no batch.
+		// A caller told otherwise (rekey rotate's exit 0) would take the
+		// rotations for requested.
+		if derr := p.store.DropBatch(cctx, req.BatchID); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		return Result{Gone: res.Gone, Items: res.Items},
+			errors.Join(errors.New("rotation refused: every instance named was deprovisioned meanwhile"), err)
 	}
 	if cerr := p.store.CountBatch(cctx, req.BatchID, res.Enqueued, res.Joined,
 		res.Skipped+res.Refused+res.Gone-len(gone)+unclaimed); cerr != nil {
