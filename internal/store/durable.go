@@ -11,8 +11,8 @@ import (
 
 // DurableTimeout is how long Durable waits for the replicas to acknowledge:
 // a replica that keeps up answers within milliseconds, and the wait stays
-// well inside go-redis's read timeout (3 s), which a pipeline applies to
-// WAIT too.
+// well inside go-redis's default read timeout (3 s), which a pipeline
+// applies to WAIT too (a shorter one shortens the wait: waitTimeout).
 const DurableTimeout = time.Second
 
 // ErrNotDurable means fewer replicas than WithDurability asks acknowledged
@@ -47,17 +47,33 @@ func (s *Store) Durable(ctx context.Context) error {
 	if s.waitReplicas == 0 {
 		return nil
 	}
+	timeout := s.waitTimeout()
 	var wait *redis.Cmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Incr(ctx, durableKey())
-		wait = p.Do(ctx, "wait", s.waitReplicas, DurableTimeout.Milliseconds())
+		wait = p.Do(ctx, "wait", s.waitReplicas, timeout.Milliseconds())
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("wait for redis replicas: %w", err)
 	}
 	if n, _ := wait.Int64(); n < int64(s.waitReplicas) {
-		return fmt.Errorf("%w: %d of %d within %s", ErrNotDurable, n, s.waitReplicas, DurableTimeout)
+		return fmt.Errorf("%w: %d of %d within %s", ErrNotDurable, n, s.waitReplicas, timeout)
 	}
 	return nil
+}
+
+// waitTimeout is how long WAIT may block: DurableTimeout, or half the
+// client's read timeout when that is shorter (a REDIS_URL's
+// ?read_timeout=): a pipeline reads WAIT's answer under the read timeout,
+// and one cut off is an i/o timeout, its connection dropped and the
+// pipeline sent again, never ErrNotDurable.
+func (s *Store) waitTimeout() time.Duration {
+	d := DurableTimeout
+	if c, ok := s.rdb.(interface{ Options() *redis.Options }); ok {
+		if rt := c.Options().ReadTimeout; rt > 0 && rt/2 < d {
+			d = rt / 2
+		}
+	}
+	return max(d, time.Millisecond)
 }
