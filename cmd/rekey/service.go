@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -106,43 +107,56 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 // health.MinRedisVersion, whose commands rekey's would fail on every time.
 // With warnEvict it logs redis_evicts, at error level, when Redis may
 // evict keys to make room: an evicted revocation index leaves old
-// credentials unrevoked for ever (I3); and redis_replicas_missing, at
-// error level, when fewer replicas are connected than
-// REKEY_REDIS_WAIT_REPLICAS waits for: the workers would mint, push and
-// revoke nothing. A Redis that refuses INFO (a proxy
+// credentials unrevoked for ever (I3); and what keeps the workers from
+// waiting for the replicas REKEY_REDIS_WAIT_REPLICAS asks for
+// (checkReplicas). A Redis that refuses INFO (a proxy
 // or a managed service that blocks it) is not refused.
 func (a *app) checkServer(ctx context.Context, warnEvict bool) error {
 	info, err := a.rdb.Info(ctx, "server").Result()
+	if err == nil {
+		if err := health.ParseInfo(info).CheckVersion(); err != nil {
+			return err
+		}
+		// INFO takes one section before Redis 7.
+		if warnEvict {
+			info, err = a.rdb.Info(ctx, "memory").Result()
+		}
+	}
 	if err != nil {
 		a.log.Debug().Str("error", a.redact(err.Error())).Msg("redis_info_failed")
-		return nil
-	}
-	if err := health.ParseInfo(info).CheckVersion(); err != nil {
-		return err
 	}
 	if !warnEvict {
 		return nil
 	}
-	// INFO takes one section before Redis 7.
-	if info, err = a.rdb.Info(ctx, "memory").Result(); err != nil {
-		a.log.Debug().Str("error", a.redact(err.Error())).Msg("redis_info_failed")
-		return nil
+	if s := health.ParseInfo(info); err == nil && s.EvictionWarning() != "" {
+		a.log.Error().Str("policy", s.MaxmemoryPolicy).Str("detail", s.EvictionWarning()).Msg("redis_evicts")
 	}
-	s := health.ParseInfo(info)
-	if w := s.EvictionWarning(); w != "" {
-		a.log.Error().Str("policy", s.MaxmemoryPolicy).Str("detail", w).Msg("redis_evicts")
+	a.checkReplicas(ctx)
+	return nil
+}
+
+// checkReplicas logs, at error level, why the workers would mint, push
+// and revoke nothing under REKEY_REDIS_WAIT_REPLICAS: fewer replicas
+// connected than it asks (redis_replicas_missing), or a wait that fails
+// (redis_wait_failed: a proxy or a managed Redis that refuses WAIT, which
+// may refuse INFO too).
+func (a *app) checkReplicas(ctx context.Context) {
+	want := a.cfg.RedisWaitReplicas
+	if want == 0 {
+		return
 	}
-	if want := a.cfg.RedisWaitReplicas; want > 0 {
-		if info, err = a.rdb.Info(ctx, "replication").Result(); err != nil {
-			a.log.Debug().Str("error", a.redact(err.Error())).Msg("redis_info_failed")
-			return nil
-		}
-		s = health.ParseInfo(info)
+	if info, err := a.rdb.Info(ctx, "replication").Result(); err == nil {
+		s := health.ParseInfo(info)
 		if w := s.ReplicasWarning(want); w != "" {
 			a.log.Error().Int("replicas", s.ConnectedReplicas).Int("wait_for", want).Str("detail", w).Msg("redis_replicas_missing")
+			return
 		}
 	}
-	return nil
+	if err := a.store.Durable(ctx); err != nil {
+		a.log.Error().Int("wait_for", want).Str("error", a.redact(err.Error())).Str("detail", "REKEY_REDIS_WAIT_REPLICAS is "+
+			strconv.Itoa(want)+" but waiting for the replicas failed: workers mint, push and revoke only once they "+
+			"acknowledge rekey's writes, and retry until then; lower the setting to 0 if this Redis cannot WAIT").Msg("redis_wait_failed")
+	}
 }
 
 // ownKeyPrefixes are the prefixes of every key rekey's processes write:
@@ -334,9 +348,11 @@ func (a *app) announcedSettings() string {
 // as its kind, its host and a fingerprint keyed by its secret
 // (issuerIdentity); HEROKU_API_URL, a host without a path, as its host.
 func sharedSettings(cfg *config.Config) string {
+	// A worker without REKEY_REDIS_WAIT_REPLICAS beside others with it
+	// would push and revoke without the wait the operator asked for.
 	s := fmt.Sprintf("REKEY_HEROKU_RATE=%d REKEY_RATE_SCOPE=%s REKEY_GRACE=%s REKEY_PRIVATE_SPACE_GRACE=%s "+
-		"REKEY_MIN_GRACE=%s REKEY_MAX_GRACE=%s",
-		cfg.HerokuRate, cfg.RateScope, cfg.Grace, cfg.PrivateSpaceGrace, cfg.GraceFloor(), cfg.GraceCeiling())
+		"REKEY_MIN_GRACE=%s REKEY_MAX_GRACE=%s REKEY_REDIS_WAIT_REPLICAS=%d",
+		cfg.HerokuRate, cfg.RateScope, cfg.Grace, cfg.PrivateSpaceGrace, cfg.GraceFloor(), cfg.GraceCeiling(), cfg.RedisWaitReplicas)
 	if id := issuerIdentity(cfg); id != "" {
 		s += " REKEY_ISSUER=" + id
 	}
