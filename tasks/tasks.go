@@ -149,7 +149,7 @@ func NewRotateTaskWithFloor(p RotatePayload, floor time.Duration, opts ...asynq.
 	if err := checkIDs(p); err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
-	if err := checkOptions(opts); err != nil {
+	if err := checkOptions(opts, time.Now()); err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
 	p.Reason = cutReason(p.Reason)
@@ -177,7 +177,7 @@ func NewRevokeTask(p RevokePayload, revokeAt time.Time, opts ...asynq.Option) (*
 	if err := checkRevokeIDs(p); err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
-	if err := checkOptions(opts); err != nil {
+	if err := checkOptions(opts, wholeSecondAfter(revokeAt)); err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
 	b, err := json.Marshal(p)
@@ -193,10 +193,40 @@ func NewRevokeTask(p RevokePayload, revokeAt time.Time, opts ...asynq.Option) (*
 // checkOptions refuses the options that would leave a task where no worker
 // of rekey's ever runs it: a queue that is not one of Queues (rekey's
 // workers serve those only, and asynq takes any name, "Interactive" too),
-// and a group (rekey's workers run no group aggregator, so a grouped task
-// waits in its group for ever). Such a task claims no rotation, so nothing
-// of rekey's (its metrics, its sweeps) would ever see it.
-func checkOptions(opts []asynq.Option) error {
+// a group (rekey's workers run no group aggregator, so a grouped task
+// waits in its group for ever), and a deadline at or before the task's
+// first run (firstRun unless opts schedule it otherwise): asynq fails such
+// a task before any handler runs it, at every retry, until it archives it.
+// Such a task claims no rotation, so nothing of rekey's (its metrics, its
+// sweeps) would ever see it.
+func checkOptions(opts []asynq.Option, firstRun time.Time) error {
+	var deadline time.Time
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		switch o.Type() {
+		case asynq.ProcessAtOpt:
+			if at, ok := o.Value().(time.Time); ok {
+				firstRun = at
+			}
+		case asynq.ProcessInOpt:
+			if in, ok := o.Value().(time.Duration); ok {
+				firstRun = time.Now().Add(in)
+			}
+		case asynq.DeadlineOpt:
+			if d, ok := o.Value().(time.Time); ok {
+				deadline = d
+			}
+		}
+	}
+	if now := time.Now(); firstRun.Before(now) {
+		firstRun = now
+	}
+	if !deadline.IsZero() && !deadline.After(firstRun) {
+		return fmt.Errorf("deadline %s is not after the task's first run (%s): asynq would fail it before any worker runs it",
+			deadline.UTC().Format(time.RFC3339), firstRun.UTC().Format(time.RFC3339))
+	}
 	for _, o := range opts {
 		if o == nil {
 			continue

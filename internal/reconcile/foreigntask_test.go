@@ -74,12 +74,12 @@ func TestAStrayRevokeTaskPastItsDeadlineDoesNotHoldUpTheRevocation(t *testing.T)
 	w.sweep = reconcile.New(reconcile.Params{Store: w.st, Enqueuer: w.q, Inspector: w.insp,
 		Logger: zerolog.Nop(), Slack: time.Second, Now: func() time.Time { return w.now }})
 	w.register(t, "inst-s")
-	stray, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: "inst-s", CredentialID: "cred-0"}, time.Now(),
-		asynq.Deadline(time.Now().Add(-time.Minute)))
+	stray, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: "inst-s", CredentialID: "cred-0"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.q.Enqueue(stray); err != nil {
+	// The deadline at the enqueue (the constructor refuses one already past).
+	if _, err := w.q.Enqueue(stray, asynq.Deadline(time.Now().Add(-time.Minute))); err != nil {
 		t.Fatal(err)
 	}
 	runs := countingServer(t, w, retry.Delay, tasks.QueueRevoke)
@@ -124,12 +124,12 @@ func TestAnArchivedForeignRotateTaskRunsAgainAsRekeys(t *testing.T) {
 	w := newWorld(t)
 	// The task's first run: claim, mint, push attempted, then the deadline.
 	w.pushedRotation(t, "inst-d", "rot-d", tasks.QueueDefault, 1, 0)
-	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-d", RotationID: "rot-d"},
-		asynq.Deadline(time.Now().Add(-time.Second)), asynq.MaxRetry(2))
+	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-d", RotationID: "rot-d"}, asynq.MaxRetry(2))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.q.Enqueue(task); err != nil {
+	// The deadline at the enqueue (the constructor refuses one already past).
+	if _, err := w.q.Enqueue(task, asynq.Deadline(time.Now().Add(-time.Second))); err != nil {
 		t.Fatal(err)
 	}
 	runs := countingServer(t, w, func(int, error, *asynq.Task) time.Duration { return 0 }, tasks.QueueDefault)

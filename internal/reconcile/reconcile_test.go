@@ -203,8 +203,13 @@ func TestArchivedRotationWhosePushesWereAllRefusedEnds(t *testing.T) {
 func (w *world) archivedPushedRotation(t *testing.T, id, rot string, attempts, refused int, opts ...asynq.Option) *asynq.TaskInfo {
 	t.Helper()
 	w.pushedRotation(t, id, rot, tasks.QueueBulk, attempts, refused)
-	task, _ := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: id, RotationID: rot}, append([]asynq.Option{asynq.Queue(tasks.QueueBulk)}, opts...)...)
-	info, err := w.q.Enqueue(task)
+	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: id, RotationID: rot}, asynq.Queue(tasks.QueueBulk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// opts at the enqueue, as an app's own client may pass them (the
+	// constructor refuses a deadline already past).
+	info, err := w.q.Enqueue(task, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
