@@ -66,7 +66,9 @@ func (r *rotation) scrub(text string) string { return scrubText(text, maxStoredT
 func (h *Rotate) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	p, err := tasks.ParseRotate(t)
 	if err != nil {
-		return permanent(err)
+		// Capped like every error the handlers return: it quotes a
+		// payload another app may have written by hand.
+		return scrubError(permanent(err), nil)
 	}
 	queue, _ := asynq.GetQueueName(ctx)
 	r := &rotation{p: p, queue: queue,

@@ -361,7 +361,17 @@ func decode(t *asynq.Task, typ string, v any) error {
 		return fmt.Errorf("%w: task type %q, want %q", ErrInvalidPayload, t.Type(), typ)
 	}
 	if err := json.Unmarshal(t.Payload(), v); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrInvalidPayload, typ, err)
+		var typeErr *json.UnmarshalTypeError
+		var syntaxErr *json.SyntaxError
+		if errors.As(err, &typeErr) || errors.As(err, &syntaxErr) {
+			return fmt.Errorf("%w: %s: %v", ErrInvalidPayload, typ, err) // names no value
+		}
+		// A field's own parser (a grace, a request time) quotes the value
+		// it refused, which may be anything of any size and would be kept
+		// as the task's last error (/monitoring) and logged: as checkID,
+		// say what was wrong, never the value.
+		return fmt.Errorf("%w: %s: a value does not parse (a grace that is neither a Go duration nor a number of seconds, "+
+			"or a requested_at that is no RFC 3339 time)", ErrInvalidPayload, typ)
 	}
 	return nil
 }
