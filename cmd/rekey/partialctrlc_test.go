@@ -97,7 +97,7 @@ func TestCtrlCMidwaySaysWhatWasDone(t *testing.T) {
 		for i := range n {
 			id := instanceID(i)
 			g.register(t, id)
-			if _, err := g.st.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: "sch-" + id, Reason: store.ReasonScheduled}); err != nil {
+			if _, err := g.st.ClaimBrief(ctx, store.RotationRequest{InstanceID: id, RotationID: "sch-" + id, Reason: store.ReasonScheduled}); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := g.st.Fail(ctx, id, "sch-"+id, "mint:issuer_422", "issuer mint: status 422"); err != nil {

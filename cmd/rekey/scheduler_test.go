@@ -135,7 +135,7 @@ func TestSchedulerStatusPauseUnquarantineAndSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.register(t, "inst-a", "inst-b", "inst-c", "inst-q")
-	if _, err := g.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-q", RotationID: "sch-1", Reason: store.ReasonScheduled}); err != nil {
+	if _, err := g.st.ClaimBrief(ctx, store.RotationRequest{InstanceID: "inst-q", RotationID: "sch-1", Reason: store.ReasonScheduled}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := g.st.Fail(ctx, "inst-q", "sch-1", "mint:issuer_422", "issuer mint: status 422"); err != nil {

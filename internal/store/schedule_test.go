@@ -32,7 +32,14 @@ func instance(t *testing.T, f *fixture, id string) store.Instance {
 func rotate(t *testing.T, f *fixture, id, rot, reason, cause string) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := f.st.Claim(ctx, store.RotationRequest{InstanceID: id, RotationID: rot, Reason: reason}); err != nil {
+	req := store.RotationRequest{InstanceID: id, RotationID: rot, Reason: reason}
+	if reason == store.ReasonScheduled {
+		// As the scheduler does: a producer's claim before its task's.
+		if _, err := f.st.ClaimBrief(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.st.Claim(ctx, req); err != nil {
 		t.Fatal(err)
 	}
 	if cause != "" {

@@ -596,6 +596,13 @@ count_customer()
 local rec = {'id', ARGV[1], 'instance_id', ARGV[2], 'state', 'requested',
   'requested_at', ARGV[3], 'batch_id', task_claim_batch(ARGV[4]), 'reason', ARGV[5], 'queue', ARGV[6],
   'grace_ms', ARGV[10]}
+-- rekey's scheduler claims each of its rotations (brief) before its task
+-- exists: a task's own claim that starts a rotation of reason 'scheduled'
+-- is another app's (tasks/), whose failures are no failures of rekey's
+-- schedule and must not quarantine the instance (failScript).
+if ARGV[12] ~= '1' and ARGV[5] == 'scheduled' then
+  rec[#rec + 1], rec[#rec + 2] = 'not_scheduler', '1'
+end
 -- A task's claim (not brief) runs the rotation it starts at once: like one
 -- it resumes, the rotation does not move before that run is over.
 if ARGV[12] ~= '1' then rec[#rec + 1], rec[#rec + 2] = 'started_at', ARGV[3] end
@@ -940,8 +947,9 @@ return {cur, revoke_at, superseded}
 // deprovisionScript does the same with the instance's earlier unconfirmed
 // credentials.
 //
-// A failed scheduled rotation (reason "scheduled") adds one to the
-// instance's failure streak. When the streak reaches the published
+// A failed scheduled rotation (reason "scheduled", claimed by the
+// scheduler: not one another app's task started, not_scheduler) adds one
+// to the instance's failure streak. When the streak reaches the published
 // quarantine limit the instance is quarantined: out of the due index, in
 // the quarantined zset, with a "quarantined" event. Otherwise it is due
 // again after RetryAfterFailure (schedule.go).
@@ -1019,7 +1027,7 @@ if kept ~= '' then
     'push outcome unknown: Heroku may hold this credential, so it is kept unrevoked until the next rotation replaces it', ARGV[3])
 end
 redis.call('ZREM', KEYS[12], ARGV[1])
-if get(KEYS[2], 'reason') == 'scheduled' and schedulable(KEYS[1]) then
+if get(KEYS[2], 'reason') == 'scheduled' and get(KEYS[2], 'not_scheduler') == '' and schedulable(KEYS[1]) then
   local streak = redis.call('HINCRBY', KEYS[1], 'fail_streak', 1)
   local limit = sched_quarantine_after(KEYS[10], ARGV[10])
   local p = sched_period(KEYS[10], ARGV[9])

@@ -1,0 +1,47 @@
+package handlers_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// "scheduled" is the reason rekey's scheduler gives its rotations, and a
+// failure of one counts towards quarantining the instance's schedule; the
+// HTTP API and the CLI refuse it for that reason (fleet.CheckReason). Another
+// app's own cron, enqueuing through tasks/ with Reason "scheduled", is no
+// schedule of rekey's: its failures (an issuer that refuses the instance)
+// must not quarantine the instance, which would stop rekey's scheduled
+// rotations of it until an operator clears it.
+func TestAnotherAppsScheduledReasonDoesNotQuarantine(t *testing.T) {
+	t.Parallel()
+	g := newRig(t, issuer.WithMintFault(func(_, rotationID string) error {
+		if rotationID == "provision" {
+			return nil
+		}
+		return &issuer.Error{Op: "mint", Status: 422, Code: "refused_by_the_test"}
+	}))
+	ctx := context.Background()
+	for i := range store.DefaultQuarantineAfter {
+		task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-1",
+			RotationID: fmt.Sprintf("rot_cron_%d", i), Reason: store.ReasonScheduled})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.run(task); !isPermanent(err) {
+			t.Fatalf("rotation %d: err = %v, want the issuer's refusal to end it", i, err)
+		}
+	}
+	in, err := g.st.Instance(ctx, "inst-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Quarantined() {
+		t.Errorf("inst-1 quarantined (%s) by another app's tasks with reason %q: rekey's schedule of it stopped",
+			in.QuarantineReason, store.ReasonScheduled)
+	}
+}
