@@ -512,7 +512,7 @@ local inflight = inst[3] or ''
 if inflight ~= '' then
   local ikey = KEYS[6] .. inflight
   local cur = redis.call('HMGET', ikey, 'state', 'batch_id', 'queue', 'joined_by', 'started_at', 'moved_at', 'kept_at',
-    'customer_joined', 'grace_ms', 'join_grace_ms')
+    'customer_joined', 'grace_ms', 'join_grace_ms', 'task_joined')
   local st = cur[1] or ''
   if unstarted_of_cancelled(ikey, st, cur[2] or '', cur[6], cur[7], cur[4]) then
     -- Joined, this request would end with it, its instance not rotated.
@@ -576,6 +576,13 @@ if inflight ~= '' then
     if ARGV[14] == '1' then
       gkey, note = '', not cur[8]
       if note then set[#set + 1], set[#set + 2] = 'customer_joined', ARGV[3] end
+    elseif ARGV[12] ~= '1' then
+      -- A task's own claim (another app's, through tasks/) that joins is
+      -- noted once a rotation too: an app enqueuing a task per webhook or
+      -- in a retry loop must not push other tenants' events out of the
+      -- fleet stream's cap.
+      note = not cur[11]
+      if note then set[#set + 1], set[#set + 2] = 'task_joined', ARGV[3] end
     end
     if #set > 0 then redis.call('HSET', ikey, unpack(set)) end
     if note then emit(KEYS[4], gkey, ARGV[8], ARGV[9], ARGV[2], 'joined', inflight, '', ARGV[5], ARGV[3]) end
