@@ -80,7 +80,12 @@ func (h *Revoke) revoke(ctx context.Context, p tasks.RevokePayload, c store.Cred
 		return fmt.Errorf("revoke %s: %w", c.ID, err)
 	}
 	if err := h.deps.Issuer.Revoke(ctx, p.InstanceID, p.CredentialID); err != nil {
-		if issuer.IsPermanent(err) {
+		// A 401 refuses rekey, not the credential: a REKEY_ISSUER_SECRET
+		// changed on one side only, or a clock skewed past the issuer's
+		// window, answers every revocation so. Set aside as dead, each
+		// would wait for an operator's retry; retried, each happens once
+		// the secret or the clock is mended (I3), overdue meanwhile.
+		if issuer.IsPermanent(err) && !issuer.RefusesRekey(err) {
 			_ = h.deps.Store.AddEvent(ctx, store.Event{Type: store.EventRevokeFailed, InstanceID: p.InstanceID,
 				CredentialID: p.CredentialID, Detail: scrubText(err.Error(), maxStoredText, nil)})
 			h.observe(RevocationFailed, c)

@@ -189,3 +189,13 @@ func TestRevokeAnswered2xxWithAnErrorBodyIsRetried(t *testing.T) {
 		})
 	}
 }
+
+// A DELETE answered 401 refuses rekey's signature, not the credential: a
+// REKEY_ISSUER_SECRET changed at the issuer and not in rekey (or the other
+// way round) answers every revocation of the fleet so. Set aside as dead,
+// each waited for an operator's retry; it is retried, the credential kept
+// previous, and revoked once the issuer takes rekey's signature again.
+func TestRevokeAnswered401IsRetried(t *testing.T) {
+	t.Parallel()
+	revokeThroughFront(t, frontAnswer{http.StatusUnauthorized, "application/json", `{"error":"bad_signature"}`})
+}

@@ -169,6 +169,14 @@ func IsPermanent(err error) bool {
 	return false
 }
 
+// RefusesRekey reports whether err is the issuer's 401: it did not take
+// rekey's signature (another REKEY_ISSUER_SECRET, a clock outside its
+// window), which says nothing of the credential the call named.
+func RefusesRekey(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusUnauthorized
+}
+
 // IsTransient reports whether err is worth retrying later: 5xx, 3xx (rekey
 // never follows a redirect), timeouts, connection errors and anything not
 // known to be permanent.
