@@ -67,3 +67,36 @@ func TestTaskConstructorsRefuseADeadlineBeforeTheFirstRun(t *testing.T) {
 		t.Errorf("NewRotateTask with a deadline an hour ahead: %v", err)
 	}
 }
+
+// asynq keeps a task's deadline in whole seconds, cutting the fraction off
+// (and its scheduled time too), so a deadline a fraction of a second after
+// the first run, within that second, is stored at or before it: asynq fails
+// the task before any worker runs it, as it does one whose deadline is at
+// its first run. The constructors refuse it as they refuse that one.
+func TestTaskConstructorsRefuseADeadlineWithinTheFirstRunsSecond(t *testing.T) {
+	c, insp := newClient(t)
+	at := time.Now().Truncate(time.Second).Add(time.Hour)
+	cred := tasks.NewID("cred")
+	revoke, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: "inst-deadline-second", CredentialID: cred}, at,
+		asynq.Deadline(at.Add(500*time.Millisecond)))
+	if err == nil {
+		if _, err := c.Enqueue(revoke); err != nil {
+			t.Fatal(err)
+		}
+		info, err := insp.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID("inst-deadline-second", cred))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf("NewRevokeTask to run at %s with a deadline 500ms later: no error, and asynq keeps its deadline at %s, "+
+			"not after its run at %s", at.UTC().Format(time.RFC3339Nano), info.Deadline.UTC().Format(time.RFC3339Nano),
+			info.NextProcessAt.UTC().Format(time.RFC3339Nano))
+	}
+	if _, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-deadline-second", RotationID: tasks.NewID("rot")},
+		asynq.ProcessAt(at.Add(200*time.Millisecond)), asynq.Deadline(at.Add(800*time.Millisecond))); err == nil {
+		t.Error("NewRotateTask to run at .2s with a deadline at .8s of the same second: no error")
+	}
+	if _, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: "inst-deadline-second", CredentialID: cred}, at,
+		asynq.Deadline(at.Add(time.Second))); err != nil {
+		t.Errorf("NewRevokeTask with a deadline a second after its run: %v", err)
+	}
+}

@@ -195,7 +195,7 @@ func NewRevokeTask(p RevokePayload, revokeAt time.Time, opts ...asynq.Option) (*
 // workers serve those only, and asynq takes any name, "Interactive" too),
 // a group (rekey's workers run no group aggregator, so a grouped task
 // waits in its group for ever), and a deadline at or before the task's
-// first run (firstRun unless opts schedule it otherwise): asynq fails such
+// first run once cut to the whole second asynq keeps it in (firstRun unless opts schedule it otherwise): asynq fails such
 // a task before any handler runs it, at every retry, until it archives it.
 // Such a task claims no rotation, so nothing of rekey's (its metrics, its
 // sweeps) would ever see it.
@@ -223,9 +223,12 @@ func checkOptions(opts []asynq.Option, firstRun time.Time) error {
 	if now := time.Now(); firstRun.Before(now) {
 		firstRun = now
 	}
-	if !deadline.IsZero() && !deadline.After(firstRun) {
-		return fmt.Errorf("deadline %s is not after the task's first run (%s): asynq would fail it before any worker runs it",
-			deadline.UTC().Format(time.RFC3339), firstRun.UTC().Format(time.RFC3339))
+	// asynq keeps the deadline in whole seconds, its fraction cut off: one
+	// within the first run's second is kept at or before that run.
+	if !deadline.IsZero() && !time.Unix(deadline.Unix(), 0).After(firstRun) {
+		return fmt.Errorf("deadline %s is not after the task's first run (%s), in the whole seconds asynq keeps it in: "+
+			"asynq would fail it before any worker runs it",
+			deadline.UTC().Format(time.RFC3339Nano), firstRun.UTC().Format(time.RFC3339Nano))
 	}
 	for _, o := range opts {
 		if o == nil {
