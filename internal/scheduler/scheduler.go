@@ -547,9 +547,15 @@ func (s *Scheduler) window(in store.Instance) *store.Window {
 
 // deferTo moves d into the next opening of w, at the instance's slot
 // within the window, so deferred instances do not all start at its first
-// minute.
+// minute. An entry that was due inside an opening and missed it (its slot
+// fell after the opening's last sweep, or the cap left it over) goes to
+// the next opening's start instead: at its slot again it would miss every
+// opening the same way, and would queue behind the entries newly due.
 func (s *Scheduler) deferTo(ctx context.Context, now time.Time, d store.Due, w store.Window, res *Result) error {
 	to := w.RotatesAt(now, d.InstanceID)
+	if w.Contains(d.At) {
+		to = w.NextStart(now)
+	}
 	ok, err := s.p.Store.Defer(ctx, d, to, now, "outside maintenance window "+w.String()+" UTC")
 	if ok {
 		res.Deferred++
