@@ -290,13 +290,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
-	if s.p.Period == 0 {
-		s.p.Logger.Info().Msg("scheduled_rotation_off")
-		<-ctx.Done()
-		return nil
-	}
 	t := time.NewTicker(s.p.Interval)
 	defer t.Stop()
+	if s.p.Period == 0 {
+		s.p.Logger.Info().Msg("scheduled_rotation_off")
+		return s.idle(ctx, t)
+	}
 	last := ""
 	for {
 		// Said before every sweep, whether this clock sweeps or another
@@ -331,6 +330,29 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			// Stopped cleanly (a restart, a deploy): a clock started next
 			// with another period may publish it.
 			if err := s.p.Store.ClockStopped(context.WithoutCancel(ctx), s.token, s.p.Now(), s.p.Interval); err != nil {
+				s.p.Logger.Warn().Err(err).Msg("clock_stop_not_recorded")
+			}
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// idle runs a clock with scheduled rotation off until ctx is done. It
+// says every interval that it runs (as an idle clock, which the count of
+// clocks that sweep leaves out), so that "off" is a published period like
+// any other: a clock started with a period meanwhile (a shell with another
+// environment) refuses to start rather than turn scheduled rotation back
+// on for the whole fleet.
+func (s *Scheduler) idle(ctx context.Context, t *time.Ticker) error {
+	token := store.IdleClockPrefix + s.token
+	for {
+		if err := s.p.Store.ClockAlive(ctx, token, s.p.Now().Add(s.p.Interval)); err != nil && ctx.Err() == nil {
+			s.p.Logger.Warn().Err(err).Msg("clock_alive_not_recorded")
+		}
+		select {
+		case <-ctx.Done():
+			if err := s.p.Store.ClockStopped(context.WithoutCancel(ctx), token, s.p.Now(), s.p.Interval); err != nil {
 				s.p.Logger.Warn().Err(err).Msg("clock_stop_not_recorded")
 			}
 			return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -304,9 +305,21 @@ const ClockGrace = 2 * time.Minute
 // (ClockStopped) does not count, nor one idling with scheduled rotation
 // off. It only reads.
 func (s *Store) LiveClocks(ctx context.Context, now time.Time, slack time.Duration) (int64, error) {
-	n, err := s.rdb.ZCount(ctx, clocksKey(), "("+strconv.FormatInt(ms(now.Add(-slack)), 10), "+inf").Result()
+	ids, err := s.rdb.ZRangeByScore(ctx, clocksKey(), &redis.ZRangeBy{
+		Min: "(" + strconv.FormatInt(ms(now.Add(-slack)), 10), Max: "+inf"}).Result()
 	if err != nil {
 		return 0, fmt.Errorf("live clocks: %w", err)
 	}
+	var n int64
+	for _, id := range ids {
+		if !strings.HasPrefix(id, IdleClockPrefix) {
+			n++
+		}
+	}
 	return n, nil
 }
+
+// IdleClockPrefix starts the token of a clock that runs with scheduled
+// rotation off (ClockAlive): it guards the published period "off" like a
+// sweeping clock guards its own, but LiveClocks does not count it.
+const IdleClockPrefix = "idle:"
