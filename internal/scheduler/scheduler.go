@@ -210,7 +210,8 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	}
 	var conflict *store.PeriodConflictError
 	if errors.As(err, &conflict) {
-		return &PeriodError{Published: conflict.Published, Own: conflict.Own}
+		return &PeriodError{Published: conflict.Published, Own: conflict.Own,
+			PublishedQuarantine: conflict.PublishedQuarantine, OwnQuarantine: conflict.OwnQuarantine}
 	}
 	if err != nil {
 		return err
@@ -268,13 +269,26 @@ func (s *Scheduler) indexDatabases(ctx context.Context) {
 }
 
 // PeriodError is a scheduler that will not start or sweep because its
-// REKEY_ROTATION_PERIOD is not the period published for the fleet.
+// REKEY_ROTATION_PERIOD is not the period published for the fleet, or, at
+// start, its REKEY_QUARANTINE_AFTER is not the published limit while
+// another clock runs.
 type PeriodError struct {
 	// Published is the fleet's period in Redis; Own is this scheduler's.
 	Published, Own time.Duration
+	// PublishedQuarantine and OwnQuarantine are the fleet's and this
+	// scheduler's REKEY_QUARANTINE_AFTER: with the periods alike, the
+	// limits differ.
+	PublishedQuarantine, OwnQuarantine int
 }
 
 func (e *PeriodError) Error() string {
+	if e.Published == e.Own {
+		return fmt.Sprintf("the fleet's quarantine limit is %d, published by a clock that still runs, but this clock's REKEY_QUARANTINE_AFTER is %d; "+
+			"nothing was changed and this clock does not start (is this the environment you meant?). "+
+			"To change the fleet's limit, set it on the running clock and restart that, or run `rekey scheduler --set-period` with it. "+
+			"Otherwise set REKEY_QUARANTINE_AFTER=%d",
+			e.PublishedQuarantine, e.OwnQuarantine, e.PublishedQuarantine)
+	}
 	return fmt.Sprintf("the fleet's rotation period is %s, published by a clock that still runs, but this clock's REKEY_ROTATION_PERIOD is %s; "+
 		"nothing was changed and this clock does not start (is this the environment you meant?). "+
 		"To change the fleet's period to %s, set it on the running clock and restart that, or run `rekey scheduler --set-period` with it: "+

@@ -154,9 +154,17 @@ type SchedulePolicy struct {
 type PeriodConflictError struct {
 	// Published is the period in Redis; Own is the one refused.
 	Published, Own time.Duration
+	// PublishedQuarantine is the quarantine limit in Redis, OwnQuarantine
+	// the one refused: a clock with the fleet's period but another limit
+	// is refused too.
+	PublishedQuarantine, OwnQuarantine int
 }
 
 func (e *PeriodConflictError) Error() string {
+	if e.Published == e.Own {
+		return fmt.Sprintf("the fleet's quarantine limit is %d (published by a clock that still runs), not this clock's REKEY_QUARANTINE_AFTER %d",
+			e.PublishedQuarantine, e.OwnQuarantine)
+	}
 	return fmt.Sprintf("the fleet's rotation period is %s (published by a clock that still runs), not this clock's REKEY_ROTATION_PERIOD %s",
 		PeriodText(e.Published), PeriodText(e.Own))
 }
@@ -229,7 +237,7 @@ func (s *Store) publishSchedulePolicy(ctx context.Context, p SchedulePolicy, rep
 	published, old := res[0] == 1, res[1]
 	if res[2] == 0 {
 		return false, &PeriodConflictError{Published: time.Duration(old) * time.Millisecond,
-			Own: p.Period.Truncate(time.Millisecond)}
+			Own: p.Period.Truncate(time.Millisecond), PublishedQuarantine: int(res[3]), OwnQuarantine: p.QuarantineAfter}
 	}
 	return !published || old != own, nil
 }

@@ -169,21 +169,28 @@ return 1
 //
 // KEYS: publishPolicyKeys (schedule.go). ARGV: period ms, quarantine
 // limit, replace ("1": publish over a different period), now ms, slack ms.
+// The quarantine limit is guarded the same way: a clock whose limit differs
+// from the published one is refused while another runs, since the scripts
+// that fail scheduled rotations read the published limit long after the
+// clock that published it stopped.
 // Returns {published before (1 or 0), the period ms published before (0
-// when none), written (1, or 0 when refused)}.
+// when none), written (1, or 0 when refused), the quarantine limit
+// published before (-1 when none)}.
 var publishPolicyScript = redis.NewScript(`
 local old = redis.call('HGET', KEYS[1], 'period_ms')
+local oldq = tonumber(redis.call('HGET', KEYS[1], 'quarantine_after')) or -1
 local published = 0
 if old then published = 1 end
 old = tonumber(old) or 0
-if published == 1 and old ~= tonumber(ARGV[1]) and ARGV[3] ~= '1' then
+local differs = old ~= tonumber(ARGV[1]) or (oldq >= 0 and oldq ~= tonumber(ARGV[2]))
+if published == 1 and differs and ARGV[3] ~= '1' then
   local since = tonumber(ARGV[4]) - tonumber(ARGV[5])
   local nxt = tonumber(redis.call('HGET', KEYS[1], 'sweep_next')) or 0
-  if nxt > 0 and since < nxt then return {published, old, 0} end
-  if redis.call('ZCOUNT', KEYS[2], '(' .. since, '+inf') > 0 then return {published, old, 0} end
+  if nxt > 0 and since < nxt then return {published, old, 0, oldq} end
+  if redis.call('ZCOUNT', KEYS[2], '(' .. since, '+inf') > 0 then return {published, old, 0, oldq} end
 end
 redis.call('HSET', KEYS[1], 'period_ms', ARGV[1], 'quarantine_after', ARGV[2])
-return {published, old, 1}
+return {published, old, 1, oldq}
 `)
 
 // clockStoppedScript takes a clock that stopped cleanly off the clocks
