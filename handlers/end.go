@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
 )
@@ -49,7 +50,9 @@ import (
 func (h *Rotate) end(ctx context.Context, r *rotation, step string, err error) (string, error) {
 	// Grace: a credential of a deprovisioned instance whose push outcome
 	// is unknown is discarded, but revoked only after it (failScript).
-	f := store.Failure{Code: failureCode(step, err), Grace: h.grace(r)}
+	// An issuer refusing rekey's signature (a REKEY_ISSUER_SECRET changed on
+	// one side only) fails every instance alike: no instance's quarantine.
+	f := store.Failure{Code: failureCode(step, err), Grace: h.grace(r), Fleetwide: issuer.RefusesRekey(err)}
 	var readErr error
 	var settled int64
 	if r.pushAttempted {

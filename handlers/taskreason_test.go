@@ -45,3 +45,46 @@ func TestAnotherAppsScheduledReasonDoesNotQuarantine(t *testing.T) {
 			in.QuarantineReason, store.ReasonScheduled)
 	}
 }
+
+// An issuer that refuses rekey's signature (401: a REKEY_ISSUER_SECRET
+// changed on one side only) fails every instance's scheduled rotation
+// alike: those failures say nothing of the instance and do not quarantine
+// it, which would stop its scheduled rotations until an operator clears
+// each instance of the fleet. Another refusal (422) still counts.
+func TestAnIssuerRefusingRekeysSignatureQuarantinesNoInstance(t *testing.T) {
+	t.Parallel()
+	for status, quarantines := range map[int]bool{401: false, 422: true} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			t.Parallel()
+			g := newRig(t, issuer.WithMintFault(func(_, rotationID string) error {
+				if rotationID == "provision" {
+					return nil
+				}
+				return &issuer.Error{Op: "mint", Status: status, Code: "refused_by_the_test"}
+			}))
+			ctx := context.Background()
+			for i := range store.DefaultQuarantineAfter {
+				req := store.RotationRequest{InstanceID: "inst-1", RotationID: fmt.Sprintf("rot_sched_%d", i), Reason: store.ReasonScheduled}
+				if _, err := g.st.ClaimBrief(ctx, req); err != nil { // as the scheduler claims
+					t.Fatal(err)
+				}
+				task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-1", RotationID: req.RotationID,
+					Reason: store.ReasonScheduled})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := g.run(task); !isPermanent(err) {
+					t.Fatalf("rotation %d: err = %v, want the issuer's refusal to end it", i, err)
+				}
+			}
+			in, err := g.st.Instance(ctx, "inst-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in.Quarantined() != quarantines {
+				t.Errorf("after %d scheduled rotations refused %d: quarantined %v (%s), want %v",
+					store.DefaultQuarantineAfter, status, in.Quarantined(), in.QuarantineReason, quarantines)
+			}
+		})
+	}
+}

@@ -415,6 +415,11 @@ type Failure struct {
 	// deprovisioned waits before its revocation (failScript); zero means
 	// the instance's own grace.
 	Grace time.Duration
+	// Fleetwide says the failure is no fault of the instance's, one every
+	// instance meets alike (the issuer refusing rekey's signature): a
+	// scheduled rotation that fails so does not count towards the
+	// instance's quarantine.
+	Fleetwide bool
 }
 
 // Failed is what FailRotation did with the rotation's pending credential.
@@ -439,13 +444,16 @@ func (s *Store) FailRotation(ctx context.Context, instanceID, rotationID string,
 	credID, _ := s.rdb.HGet(ctx, rotationKey(rotationID), "credential_id").Result()
 	keys := newFailKeys(instanceID, rotationID, credID)
 	now := s.now()
-	notHeld := ""
+	notHeld, fleetwide := "", ""
 	if f.NotHeld {
 		notHeld = "1"
 	}
+	if f.Fleetwide {
+		fleetwide = "1"
+	}
 	args := []any{instanceID, rotationID, ms(now), f.Cause, s.eventsPerInstance, s.eventsGlobal,
 		int64(s.finishedTTL.Seconds()), f.Code, DefaultRotationPeriod.Milliseconds(), DefaultQuarantineAfter, notHeld,
-		f.Attempts, f.Grace.Milliseconds()}
+		f.Attempts, f.Grace.Milliseconds(), fleetwide}
 	res, err := failScript.Run(ctx, s.rdb, keys.list(), args...).StringSlice()
 	if err != nil {
 		return Failed{}, scriptError("fail rotation", err)

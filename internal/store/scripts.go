@@ -956,7 +956,9 @@ return {cur, revoke_at, superseded}
 //
 // A failed scheduled rotation (reason "scheduled", claimed by the
 // scheduler: not one another app's task started, not_scheduler) adds one
-// to the instance's failure streak. When the streak reaches the published
+// to the instance's failure streak, unless its failure says nothing of the
+// instance (Failure.Fleetwide: the issuer refused rekey's signature, as it
+// would every instance's). When the streak reaches the published
 // quarantine limit the instance is quarantined: out of the due index, in
 // the quarantined zset, with a "quarantined" event. Otherwise it is due
 // again after RetryAfterFailure (schedule.go).
@@ -969,7 +971,8 @@ return {cur, revoke_at, superseded}
 // attempt and does not hold the credential; "" otherwise), the push attempt
 // count read before that read-back (the proof is void if an attempt was
 // made since), grace ms for a credential discarded because the instance is
-// deprovisioned (0: the instance's grace).
+// deprovisioned (0: the instance's grace), fleet-wide ("1": the failure
+// does not count towards the instance's quarantine).
 // Returns {outcome, discarded credential id or "", unconfirmed credential id
 // or "", the discarded credential's revoke_at ms or ""}; outcome is
 // "failed", "already" (failed before) or "promoted" (too late to fail:
@@ -1034,7 +1037,7 @@ if kept ~= '' then
     'push outcome unknown: Heroku may hold this credential, so it is kept unrevoked until the next rotation replaces it', ARGV[3])
 end
 redis.call('ZREM', KEYS[12], ARGV[1])
-if get(KEYS[2], 'reason') == 'scheduled' and get(KEYS[2], 'not_scheduler') == '' and schedulable(KEYS[1]) then
+if get(KEYS[2], 'reason') == 'scheduled' and get(KEYS[2], 'not_scheduler') == '' and ARGV[14] ~= '1' and schedulable(KEYS[1]) then
   local streak = redis.call('HINCRBY', KEYS[1], 'fail_streak', 1)
   local limit = sched_quarantine_after(KEYS[10], ARGV[10])
   local p = sched_period(KEYS[10], ARGV[9])
