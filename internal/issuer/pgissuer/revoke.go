@@ -151,18 +151,53 @@ func (iss *Issuer) renamed(ctx context.Context, t target, instanceID, credential
 // drops the role once the mint lets go of the lock), or finds it and
 // changes nothing, returning a credential this revocation is about to drop
 // either way.
+//
+// Any role may change its own password, so a session of the credential
+// itself can hold its role's catalog row (ALTER ROLE CURRENT_USER PASSWORD
+// left uncommitted), and ALTER ROLE ... NOLOGIN would wait behind it for as
+// long as that session likes, the credential working on: its sessions are
+// ended first too, the lockout's wait is bounded (cutLockWait), and a
+// lockout that times out ends the sessions again and tries once more, then
+// fails (CodeRoleBusy, retried).
 func cut(ctx context.Context, q querier, role string) error {
 	r := sanitize(role)
-	if err := settle(ctx, q, "ALTER ROLE "+r+" NOLOGIN", "SELECT NOT rolcanlogin FROM pg_roles WHERE rolname = $1", role); err != nil {
-		return err
-	}
 	// Ending the role's sessions takes the role's privileges, which an
 	// admin that is no superuser (CREATEROLE) lacks: it grants the role to
 	// itself, and DROP ROLE ends that too.
 	if err := settle(ctx, q, "GRANT "+r+" TO CURRENT_USER", "SELECT pg_has_role(current_user, oid, 'USAGE') FROM pg_roles WHERE rolname = $1", role); err != nil {
 		return err
 	}
-	if _, err := q.Exec(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role); err != nil {
+	lockout := "SELECT pg_catalog.set_config('lock_timeout', '" + strconv.FormatInt(cutLockWait.Milliseconds(), 10) +
+		"', true); ALTER ROLE " + r + " NOLOGIN"
+	for attempt := 1; ; attempt++ {
+		if err := terminate(ctx, q, role); err != nil {
+			return err
+		}
+		err := settle(ctx, q, lockout, "SELECT NOT rolcanlogin FROM pg_roles WHERE rolname = $1", role)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errRowBusy) {
+			return err
+		}
+		if attempt == 2 {
+			return fmt.Errorf("role %s: a session held its catalog row for more than %s: %w", r, cutLockWait,
+				&issuer.Error{Op: "revoke", Code: CodeRoleBusy})
+		}
+	}
+	return terminate(ctx, q, role)
+}
+
+// cutLockWait bounds the wait of cut's ALTER ROLE ... NOLOGIN for the
+// role's catalog row.
+const cutLockWait = time.Second
+
+// errRowBusy is settle's answer when its statement's lock_timeout ran out.
+var errRowBusy = errors.New("lock_timeout")
+
+// terminate ends the role's sessions.
+func terminate(ctx context.Context, q querier, role string) error {
+	if _, err := q.Exec(ctx, "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = $1", role); err != nil {
 		return classify("revoke", err)
 	}
 	return nil
@@ -182,6 +217,9 @@ func settle(ctx context.Context, q querier, stmt, held, role string) error {
 	switch qerr := q.QueryRow(ctx, held, role).Scan(&ok); {
 	case errors.Is(qerr, pgx.ErrNoRows), qerr == nil && ok:
 		return nil
+	}
+	if lockNotAvailable(err) {
+		return errRowBusy
 	}
 	return classify("revoke", err)
 }
