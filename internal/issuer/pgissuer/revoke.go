@@ -246,7 +246,7 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 			return err
 		}
 	}
-	_, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+r)
+	err := dropIfExists(ctx, conn, r)
 	if !dependentsElsewhere(err) {
 		return classify("revoke", err)
 	}
@@ -263,10 +263,23 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 			return err
 		}
 	}
-	if _, err := conn.Exec(ctx, "DROP ROLE IF EXISTS "+r); err != nil {
-		return classify("revoke", err)
+	return classify("revoke", dropIfExists(ctx, conn, r))
+}
+
+// dropIfExists drops the role, waiting at most reassignLockWait for a lock
+// on it: a session that adds a dependency on the role (the customer's app,
+// acting as the owner role, granting it a privilege) holds one until its
+// transaction ends, and DROP ROLE would wait for it, holding one of the
+// pool's connections, for the whole task. Past the wait it fails with
+// CodeObjectsBusy and is retried; the credential already cannot log in.
+func dropIfExists(ctx context.Context, conn *pgxpool.Conn, quotedRole string) error {
+	_, err := conn.Exec(ctx, "SELECT pg_catalog.set_config('lock_timeout', '"+
+		strconv.FormatInt(reassignLockWait.Milliseconds(), 10)+"', true); DROP ROLE IF EXISTS "+quotedRole)
+	if lockNotAvailable(err) {
+		return fmt.Errorf("role %s: a session held a lock on it for more than %s: %w",
+			quotedRole, reassignLockWait, &issuer.Error{Op: "revoke", Code: CodeObjectsBusy})
 	}
-	return nil
+	return err
 }
 
 // dependentsElsewhere reports whether err is DROP ROLE refusing because
