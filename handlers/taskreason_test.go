@@ -19,27 +19,7 @@ import (
 // rotations of it until an operator clears it.
 func TestAnotherAppsScheduledReasonDoesNotQuarantine(t *testing.T) {
 	t.Parallel()
-	g := newRig(t, issuer.WithMintFault(func(_, rotationID string) error {
-		if rotationID == "provision" {
-			return nil
-		}
-		return &issuer.Error{Op: "mint", Status: 422, Code: "refused_by_the_test"}
-	}))
-	ctx := context.Background()
-	for i := range store.DefaultQuarantineAfter {
-		task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-1",
-			RotationID: fmt.Sprintf("rot_cron_%d", i), Reason: store.ReasonScheduled})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := g.run(task); !isPermanent(err) {
-			t.Fatalf("rotation %d: err = %v, want the issuer's refusal to end it", i, err)
-		}
-	}
-	in, err := g.st.Instance(ctx, "inst-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	in := failScheduled(t, 422, false)
 	if in.Quarantined() {
 		t.Errorf("inst-1 quarantined (%s) by another app's tasks with reason %q: rekey's schedule of it stopped",
 			in.QuarantineReason, store.ReasonScheduled)
@@ -56,35 +36,48 @@ func TestAnIssuerRefusingRekeysSignatureQuarantinesNoInstance(t *testing.T) {
 	for status, quarantines := range map[int]bool{401: false, 422: true} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
 			t.Parallel()
-			g := newRig(t, issuer.WithMintFault(func(_, rotationID string) error {
-				if rotationID == "provision" {
-					return nil
-				}
-				return &issuer.Error{Op: "mint", Status: status, Code: "refused_by_the_test"}
-			}))
-			ctx := context.Background()
-			for i := range store.DefaultQuarantineAfter {
-				req := store.RotationRequest{InstanceID: "inst-1", RotationID: fmt.Sprintf("rot_sched_%d", i), Reason: store.ReasonScheduled}
-				if _, err := g.st.ClaimBrief(ctx, req); err != nil { // as the scheduler claims
-					t.Fatal(err)
-				}
-				task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-1", RotationID: req.RotationID,
-					Reason: store.ReasonScheduled})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := g.run(task); !isPermanent(err) {
-					t.Fatalf("rotation %d: err = %v, want the issuer's refusal to end it", i, err)
-				}
-			}
-			in, err := g.st.Instance(ctx, "inst-1")
-			if err != nil {
-				t.Fatal(err)
-			}
+			in := failScheduled(t, status, true)
 			if in.Quarantined() != quarantines {
 				t.Errorf("after %d scheduled rotations refused %d: quarantined %v (%s), want %v",
 					store.DefaultQuarantineAfter, status, in.Quarantined(), in.QuarantineReason, quarantines)
 			}
 		})
 	}
+}
+
+// failScheduled runs store.DefaultQuarantineAfter rotate tasks of reason
+// "scheduled" for the rig's instance, each refused by the issuer's mint
+// with status, and returns the instance after them. byScheduler claims
+// each rotation first, as rekey's scheduler does; without it, each is
+// another app's task's own.
+func failScheduled(t *testing.T, status int, byScheduler bool) store.Instance {
+	t.Helper()
+	g := newRig(t, issuer.WithMintFault(func(_, rotationID string) error {
+		if rotationID == "provision" {
+			return nil
+		}
+		return &issuer.Error{Op: "mint", Status: status, Code: "refused_by_the_test"}
+	}))
+	ctx := context.Background()
+	for i := range store.DefaultQuarantineAfter {
+		req := store.RotationRequest{InstanceID: "inst-1", RotationID: fmt.Sprintf("rot_sched_%d", i), Reason: store.ReasonScheduled}
+		if byScheduler {
+			if _, err := g.st.ClaimBrief(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-1", RotationID: req.RotationID,
+			Reason: store.ReasonScheduled})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.run(task); !isPermanent(err) {
+			t.Fatalf("rotation %d: err = %v, want the issuer's refusal to end it", i, err)
+		}
+	}
+	in, err := g.st.Instance(ctx, "inst-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
 }

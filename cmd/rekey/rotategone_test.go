@@ -2,35 +2,10 @@ package main
 
 import (
 	"context"
-	"strings"
-	"sync/atomic"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/rekeyhq/rekey/internal/redistest"
 )
-
-// deprovisionBeforeClaim runs run once, just before the first pipeline
-// that sends a script naming id (the producer's claims) reaches Redis.
-type deprovisionBeforeClaim struct {
-	id   string
-	done atomic.Bool
-	run  func()
-}
-
-func (h *deprovisionBeforeClaim) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (h *deprovisionBeforeClaim) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (h *deprovisionBeforeClaim) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			if n := strings.ToLower(c.Name()); (n == "evalsha" || n == "eval") && strings.Contains(c.String(), h.id) &&
-				h.done.CompareAndSwap(false, true) {
-				h.run()
-				break
-			}
-		}
-		return next(ctx, cmds)
-	}
-}
 
 // `rekey rotate ID` whose only instance a DELETE deprovisions between the
 // request's check and its claim rotated nothing: it fails (exit 1), as
@@ -47,7 +22,7 @@ func TestRotateOfAnInstanceDeprovisionedBeforeItsClaimFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	a.rdb.AddHook(&deprovisionBeforeClaim{id: ids[0], run: func() {
+	a.rdb.AddHook(&redistest.BeforeScriptNaming{ID: ids[0], Run: func() {
 		if err := c.st.Deprovision(ctx, ids[0]); err != nil {
 			t.Errorf("deprovision: %v", err)
 		}

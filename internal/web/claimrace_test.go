@@ -1,37 +1,11 @@
 package web_test
 
 import (
-	"context"
 	"net/http"
-	"strings"
-	"sync/atomic"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/rekeyhq/rekey/internal/redistest"
 )
-
-// beforeClaimOf runs run once, just before the first pipeline that sends
-// a script naming id (the producer's claims) reaches Redis.
-type beforeClaimOf struct {
-	id   string
-	done atomic.Bool
-	run  func()
-}
-
-func (h *beforeClaimOf) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (h *beforeClaimOf) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (h *beforeClaimOf) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			if n := strings.ToLower(c.Name()); (n == "evalsha" || n == "eval") && strings.Contains(c.String(), h.id) &&
-				h.done.CompareAndSwap(false, true) {
-				h.run()
-				break
-			}
-		}
-		return next(ctx, cmds)
-	}
-}
 
 // A partner's DELETE of one instance that lands between a rotation
 // request's check of the instances it names and their claims (its
@@ -48,13 +22,11 @@ func TestAnInstanceDeprovisionedBeforeItsClaimIsGoneNotAFailure(t *testing.T) {
 		f.register(id, "cred-0")
 	}
 	deleteBeforeClaim := func(id string) {
-		h := &beforeClaimOf{id: id}
-		h.run = func() {
+		f.r.Client.AddHook(&redistest.BeforeScriptNaming{ID: id, Run: func() {
 			if r := f.api(http.MethodDelete, "/api/v1/instances/"+id, ""); r.status != http.StatusOK {
 				t.Errorf("DELETE %s: %d %s", id, r.status, r.body)
 			}
-		}
-		f.r.Client.AddHook(h)
+		}})
 	}
 
 	deleteBeforeClaim("inst-2")
