@@ -3,10 +3,13 @@ package scheduler_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/scheduler"
+	"github.com/rekeyhq/rekey/internal/store"
 )
 
 // An operator turns scheduled rotation off (REKEY_ROTATION_PERIOD=0 on
@@ -29,12 +32,18 @@ func TestClockStartedWhileAnIdleOffClockRunsChangesNothing(t *testing.T) {
 			t.Error(err)
 		}
 	}()
+	// The idle clock runs once it has published "off" and said that it
+	// runs (rekey:clocks, a member of its own), which it does right after.
+	idling := func() bool {
+		members, _ := w.st.Redis().ZRange(context.Background(), "rekey:clocks", 0, -1).Result()
+		return slices.ContainsFunc(members, func(m string) bool { return strings.HasPrefix(m, store.IdleClockPrefix) })
+	}
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		if p, _ := w.st.SchedulePolicy(context.Background()); p.Published && p.Period == 0 {
+		if p, _ := w.st.SchedulePolicy(context.Background()); p.Published && p.Period == 0 && idling() {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the idle clock published no policy")
+			t.Fatal("the idle clock published no policy, or did not say that it runs")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
