@@ -33,7 +33,8 @@ The rotation period is fleet-wide: the clock publishes it in Redis, where every 
 clock whose REKEY_ROTATION_PERIOD differs from the published one refuses to start and changes
 nothing; --set-period makes it publish its own on purpose, which recomputes every instance's next
 scheduled rotation (a clock still running with the old period then enqueues nothing until it
-restarts with the new one).`,
+restarts with the new one). So is REKEY_QUARANTINE_AFTER, how many scheduled rotations failing in a
+row set an instance aside: a clock with another limit refuses to start too.`,
 		Example: `  rekey scheduler
   REKEY_ROTATION_PERIOD=720h rekey scheduler --set-period
   rekey scheduler status --json
@@ -54,7 +55,7 @@ restarts with the new one).`,
 	}
 	c.Flags().DurationVar(&interval, "interval", time.Minute, "time between sweeps")
 	c.Flags().BoolVar(&setPeriod, "set-period", false,
-		"publish REKEY_ROTATION_PERIOD as the fleet's period even when another clock published a different one")
+		"publish REKEY_ROTATION_PERIOD and REKEY_QUARANTINE_AFTER as the fleet's even when another clock published others")
 	c.AddCommand(newSchedulerStatusCmd(env), newSchedulerPauseCmd(env), newSchedulerResumeCmd(env),
 		newSchedulerUnquarantineCmd(env), newSchedulerSetCmd(env))
 	return c

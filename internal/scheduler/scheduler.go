@@ -285,8 +285,9 @@ func (e *PeriodError) Error() string {
 	if e.Published == e.Own {
 		return fmt.Sprintf("the fleet's quarantine limit is %d, published by a clock that still runs, but this clock's REKEY_QUARANTINE_AFTER is %d; "+
 			"nothing was changed and this clock does not start (is this the environment you meant?). "+
-			"To change the fleet's limit, set it on the running clock and restart that, or run `rekey scheduler --set-period` with it. "+
-			"Otherwise set REKEY_QUARANTINE_AFTER=%d",
+			"To change the fleet's limit, set it in the running clock's environment (on Heroku, `heroku config:set` restarts the clock with it); "+
+			"`rekey scheduler --set-period` publishes this clock's limit at once, but a clock still running with the other one publishes "+
+			"its own again when it restarts. Otherwise set REKEY_QUARANTINE_AFTER=%d",
 			e.PublishedQuarantine, e.OwnQuarantine, e.PublishedQuarantine)
 	}
 	return fmt.Sprintf("the fleet's rotation period is %s, published by a clock that still runs, but this clock's REKEY_ROTATION_PERIOD is %s; "+
