@@ -45,4 +45,18 @@ func TestAProcessSaysWhenRedisLostRekeysData(t *testing.T) {
 	if again := a.watchEpoch(ctx, after); again != after || strings.Count(logs.String(), "redis_data_lost") != 1 {
 		t.Errorf("the loss was logged again: %s", logs.String())
 	}
+
+	// A mark another writer put in rekey:epoch is never quoted.
+	const foreign = "postgres://app:Hunter2@db.example/x"
+	if err := c.r.Client.Set(ctx, "rekey:epoch", foreign, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	seen := a.watchEpoch(ctx, after) // the mark changed again: a second loss said, and the foreign mark read
+	if err := c.r.Client.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	a.watchEpoch(ctx, seen)
+	if strings.Contains(logs.String(), "Hunter2") || !strings.Contains(logs.String(), "an unknown time") {
+		t.Errorf("a foreign mark was quoted, or its loss not said: %s", logs.String())
+	}
 }

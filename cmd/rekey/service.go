@@ -311,7 +311,14 @@ func (a *app) watchEpoch(ctx context.Context, seen string) string {
 		return seen
 	}
 	if seen != "" && got != seen {
-		since, _, _ := strings.Cut(seen, "/")
+		// The mark is read from Redis, where anything may have written
+		// it: only a time it holds is quoted, never the text.
+		since := "an unknown time"
+		if at, _, _ := strings.Cut(seen, "/"); at != "" {
+			if t, err := time.Parse(time.RFC3339, at); err == nil {
+				since = t.UTC().Format(time.RFC3339)
+			}
+		}
 		a.log.Error().Str("since", since).Str("detail", "Redis no longer holds the mark rekey wrote there at "+since+
 			": it restarted without persistence, was flushed, or REDIS_URL names another Redis; the instances and the "+
 			"revocations it held are forgotten. Restore Redis from a backup, or register the fleet again (rekey instances "+
