@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -28,26 +31,8 @@ func TestHoldRecheckNeverPassesTheCap(t *testing.T) {
 	clock := func() time.Time { return time.Now().Add(time.Duration(later.Load())) }
 	g := newRig(t, issuer.WithDemoClock(clock))
 	const holdMax = 24 * time.Hour
-	g.deps.HoldStore = g.st
-	g.deps.Holds = handlers.HoldPolicy{Quiet: 15 * time.Minute, Recheck: 720 * time.Hour, Max: holdMax}
-	ctx := context.Background()
-	before, _ := g.st.Instance(ctx, "inst-1")
-	if err := g.run(rotateTask(t, "inst-1", "rot_h")); err != nil {
-		t.Fatal(err)
-	}
-	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
-	if revoke == nil {
-		t.Fatal("no revoke task")
-	}
-	g.demo.UseUntil(before.CurrentCredential, time.Now().Add(10000*time.Hour), "one-off dyno run.1")
-	step := int64(grace + time.Second)
-	g.later.Store(step)
-	later.Store(step)
-	err := g.run(revoke)
-	var wait *handlers.RetryLaterError
-	if !errors.As(err, &wait) {
-		t.Fatalf("revoke of a credential in use: %v, want it held", err)
-	}
+	before, _, wait := g.holdInUse(t, &later, handlers.HoldPolicy{Quiet: 15 * time.Minute, Recheck: 720 * time.Hour, Max: holdMax},
+		"one-off dyno run.1")
 	if wait.After > holdMax {
 		t.Errorf("held revocation asks again in %s, past its cap %s after the grace", wait.After, holdMax)
 	}
@@ -84,25 +69,8 @@ func TestUsageAnswered2xxWithAnErrorBodyKeepsTheHold(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.deps.Issuer = h
-	g.deps.HoldStore = g.st
-	g.deps.Holds = handlers.HoldPolicy{Quiet: 15 * time.Minute, Recheck: 5 * time.Minute, Max: 24 * time.Hour}
-	ctx := context.Background()
-	before, _ := g.st.Instance(ctx, "inst-1")
-	if err := g.run(rotateTask(t, "inst-1", "rot_u")); err != nil {
-		t.Fatal(err)
-	}
-	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
-	if revoke == nil {
-		t.Fatal("no revoke task")
-	}
-	g.demo.UseUntil(before.CurrentCredential, time.Now().Add(10000*time.Hour), "web.1")
-	step := int64(grace + time.Second)
-	g.later.Store(step)
-	later.Store(step)
-	var wait *handlers.RetryLaterError
-	if err := g.run(revoke); !errors.As(err, &wait) {
-		t.Fatalf("revoke of a credential in use: %v, want it held", err)
-	}
+	before, revoke, wait := g.holdInUse(t, &later, handlers.HoldPolicy{Quiet: 15 * time.Minute, Recheck: 5 * time.Minute, Max: 24 * time.Hour},
+		"web.1")
 
 	front.Store(&frontAnswer{http.StatusOK, "application/json", `{"error":"rate_limited"}`})
 	g.later.Add(int64(6 * time.Minute))
@@ -111,4 +79,32 @@ func TestUsageAnswered2xxWithAnErrorBodyKeepsTheHold(t *testing.T) {
 	if !errors.As(err, &wait) || !g.demo.Valid(before.CurrentCredential) {
 		t.Fatalf("re-check answered 200 with an error = %v, valid %v; want still held", err, g.demo.Valid(before.CurrentCredential))
 	}
+}
+
+// holdInUse rotates the rig's instance under policy, has its old
+// credential used by by for good, moves the handlers' and the issuer's
+// clocks (later) past the grace, and runs the old credential's
+// revocation, which must be held. It returns the instance as it was
+// before the rotation, the revoke task and its wait.
+func (g *rig) holdInUse(t *testing.T, later *atomic.Int64, policy handlers.HoldPolicy, by string) (store.Instance, *asynq.Task, *handlers.RetryLaterError) {
+	t.Helper()
+	g.deps.HoldStore = g.st
+	g.deps.Holds = policy
+	before, _ := g.st.Instance(context.Background(), "inst-1")
+	if err := g.run(rotateTask(t, "inst-1", "rot_hold")); err != nil {
+		t.Fatal(err)
+	}
+	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
+	if revoke == nil {
+		t.Fatal("no revoke task")
+	}
+	g.demo.UseUntil(before.CurrentCredential, time.Now().Add(10000*time.Hour), by)
+	step := int64(grace + time.Second)
+	g.later.Store(step)
+	later.Store(step)
+	var wait *handlers.RetryLaterError
+	if err := g.run(revoke); !errors.As(err, &wait) {
+		t.Fatalf("revoke of a credential in use: %v, want it held", err)
+	}
+	return before, revoke, wait
 }
