@@ -303,21 +303,14 @@ func (a *app) announceKeys(ctx context.Context, name string) (withdraw func()) {
 // registration too, without another word from anything. It returns the
 // mark to compare with next time; a failed read keeps seen.
 func (a *app) watchEpoch(ctx context.Context, seen string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	mark := time.Now().UTC().Format(time.RFC3339) + "/" + hex.EncodeToString(b[:])
-	got, err := a.store.Epoch(ctx, mark)
+	got, err := a.store.Epoch(ctx, store.NewEpochMark(time.Now()))
 	if err != nil {
 		return seen
 	}
 	if seen != "" && got != seen {
-		// The mark is read from Redis, where anything may have written
-		// it: only a time it holds is quoted, never the text.
 		since := "an unknown time"
-		if at, _, _ := strings.Cut(seen, "/"); at != "" {
-			if t, err := time.Parse(time.RFC3339, at); err == nil {
-				since = t.UTC().Format(time.RFC3339)
-			}
+		if t, ok := store.EpochSince(seen); ok {
+			since = t.Format(time.RFC3339)
 		}
 		a.log.Error().Str("since", since).Str("detail", "Redis no longer holds the mark rekey wrote there at "+since+
 			": it restarted without persistence, was flushed, or REDIS_URL names another Redis; the instances and the "+

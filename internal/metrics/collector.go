@@ -27,6 +27,7 @@ type Source interface {
 	InFlightCount(ctx context.Context) (int64, error)
 	BreakerState(ctx context.Context) (store.BreakerState, error)
 	SharedSettings(ctx context.Context) ([]store.SettingsAnnouncement, error)
+	EpochStarted(ctx context.Context) (time.Time, bool, error)
 }
 
 // Queues is what the Collector reads of asynq (*asynq.Inspector).
@@ -102,6 +103,11 @@ var (
 			"REKEY_RATE_SCOPE, REKEY_GRACE, REKEY_PRIVATE_SPACE_GRACE, the issuer, HEROKU_API_URL) the running web, "+
 			"worker and clock processes announce, the most of any: 1 when they agree, more while one runs with "+
 			"others (their logs say settings_mismatch).", nil, nil)
+	descDataStart = prometheus.NewDesc("rekey_redis_data_start_time_seconds",
+		"When this Redis began to hold rekey's data, in Unix seconds: the first rekey process to find it without "+
+			"rekey's mark writes one. A change means Redis lost rekey's data, its instances and the revocations it "+
+			"owed (restarted without persistence, flushed, or REDIS_URL naming another Redis): alert on "+
+			"changes(rekey_redis_data_start_time_seconds[1h]) > 0. Each process also logs redis_data_lost.", nil, nil)
 	descOpenings = prometheus.NewDesc("rekey_breaker_openings_total",
 		"Times the circuit breaker opened on a run of Heroku 401/403 answers across instances.", nil, nil)
 )
@@ -114,7 +120,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueueSize, descQueueLatency, descRotations, descCalls, descWait,
 		descRevocations, descOverdue, descPending, descDead, descInstances, descInFlight,
 		descBreaker, descOpenings, descHeld, descOldestHold, descLogLines, descPacedHeld, descPacedOldest,
-		descSettings, descLastSweep, descSweepFailed, descSchedPaused, descClocks, descWorkers} {
+		descSettings, descDataStart, descLastSweep, descSweepFailed, descSchedPaused, descClocks, descWorkers} {
 		ch <- d
 	}
 }
@@ -198,6 +204,9 @@ func (c *Collector) collectState(ctx context.Context, ch chan<- prometheus.Metri
 	gauge(descInstances, c.src.CountInstances)
 	gauge(descInFlight, c.src.InFlightCount)
 	c.collectOverdue(ctx, ch)
+	if at, ok, err := c.src.EpochStarted(ctx); err == nil && ok {
+		ch <- prometheus.MustNewConstMetric(descDataStart, prometheus.GaugeValue, float64(at.Unix()))
+	}
 	if live, err := c.src.SharedSettings(ctx); err == nil && len(live) > 0 {
 		variants := 1
 		for _, values := range store.SettingsDisagreements(live) {

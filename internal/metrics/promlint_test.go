@@ -56,6 +56,9 @@ func TestMetricsPassPromlint(t *testing.T) {
 	if err := st.AnnounceSharedSettings(ctx, "worker.1", "REKEY_HEROKU_RATE=4000", time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := st.Epoch(ctx, store.NewEpochMark(now)); err != nil {
+		t.Fatal(err)
+	}
 	col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop(),
 		metrics.WithPacedBacklog(r.Client))
 	h := metrics.NewHandler(metrics.HandlerParams{Collector: col,
@@ -70,7 +73,8 @@ func TestMetricsPassPromlint(t *testing.T) {
 		"rekey_build_info{", "rekey_rotations_total", "rekey_queue_tasks", "rekey_revocations_held 1",
 		"rekey_revocation_oldest_hold_seconds", "rekey_logplex_lines_total{outcome=\"sent\"} 1",
 		"rekey_revoke_overdue_seconds", "rekey_pace_held_rotations 1", "rekey_pace_oldest_held_seconds",
-		"rekey_settings_variants 1", "rekey_redis_writable 1", "rekey_clock_offset_seconds -1.5"} {
+		"rekey_settings_variants 1", "rekey_redis_writable 1", "rekey_clock_offset_seconds -1.5",
+		"rekey_redis_data_start_time_seconds"} {
 		if !strings.Contains(string(body), family) {
 			t.Fatalf("/metrics lacks %s, so the lint would not cover it:\n%s", family, body)
 		}

@@ -232,3 +232,47 @@ func TestSettingsVariantsAreExported(t *testing.T) {
 		t.Errorf("a worker with another issuer: rekey_settings_variants %v (%v), want 2", v, ok)
 	}
 }
+
+// TestDataStartChangesWhenRedisLosesRekeysData: an operator alerting from
+// /metrics alone learns that Redis came back without rekey's data (its
+// instances and the revocations it owed forgotten) from
+// rekey_redis_data_start_time_seconds changing, as process_start_time_seconds
+// changes at a restart. A mark without a time, which another writer may
+// have left, is not shown at all.
+func TestDataStartChangesWhenRedisLosesRekeysData(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, _, st := newStateStore(t)
+	col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler()
+	const name = "rekey_redis_data_start_time_seconds"
+	if v, ok := scrapeGauge(t, col, name); ok {
+		t.Fatalf("%s %v before any process marked Redis, want none", name, v)
+	}
+	first := time.Date(2026, 11, 2, 3, 4, 5, 0, time.UTC)
+	for _, at := range []time.Time{first, first.Add(time.Hour)} { // the second finds the first's mark
+		if _, err := st.Epoch(ctx, store.NewEpochMark(at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, ok := scrapeGauge(t, col, name); !ok || v != float64(first.Unix()) {
+		t.Fatalf("%s %v (present %v), want %d", name, v, ok, first.Unix())
+	}
+
+	if err := r.Client.FlushDB(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	later := first.Add(48 * time.Hour)
+	if _, err := st.Epoch(ctx, store.NewEpochMark(later)); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := scrapeGauge(t, col, name); v != float64(later.Unix()) {
+		t.Fatalf("%s %v after Redis lost rekey's data, want %d", name, v, later.Unix())
+	}
+
+	if err := r.Client.Set(ctx, "rekey:epoch", "1700000000/not-a-time", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := scrapeGauge(t, col, name); ok {
+		t.Errorf("%s %v from a mark without a time, want none", name, v)
+	}
+}
