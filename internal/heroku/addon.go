@@ -3,6 +3,7 @@ package heroku
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -30,7 +31,8 @@ func AddonGone(state string) bool { return state == AddonDeprovisioned || state 
 // means something else (a suspended partner account, a revoked
 // authorization): only the first sets an instance aside. A 404 or 410 on
 // the add-on is AddonMissing, not an error; any other failure is returned
-// as the typed error every call returns. V1 add-ons have no such call:
+// as the typed error every call returns, and so is a 404 or 410 without
+// Heroku's error id (herokusOwn). V1 add-ons have no such call:
 // ErrNotConfigured.
 func (c *Client) AddonState(ctx context.Context, t Target) (string, error) {
 	if t.APIVersion != APIVersionV3 {
@@ -44,7 +46,7 @@ func (c *Client) AddonState(ctx context.Context, t Target) (string, error) {
 		return call{endpoint: EndpointGetAddon, method: http.MethodGet, url: u, addonID: t.AddonID,
 			authorize: v3Authorize(access)} // withToken adds the tokens to its secrets (holding)
 	})
-	if status := apiStatus(err); status == http.StatusNotFound || status == http.StatusGone {
+	if status := apiStatus(err); (status == http.StatusNotFound || status == http.StatusGone) && herokusOwn(err) {
 		return AddonMissing, nil
 	}
 	if err != nil {
@@ -57,4 +59,16 @@ func (c *Client) AddonState(ctx context.Context, t Target) (string, error) {
 		return "", fmt.Errorf("heroku %s: malformed response body", EndpointGetAddon)
 	}
 	return info.State, nil
+}
+
+// herokusOwn reports whether err, an answer to GET /addons/{id}, carries
+// Heroku's error id ("not_found"), as every answer of the Platform API
+// does. A 404 without one is a proxy's in front of it (HEROKU_API_URL
+// naming an egress proxy: its page for a route it does not pass on, Go's
+// "404 page not found", a gateway's {"message":"Not Found"}) and says
+// nothing of the add-on: taken for Heroku's, it would set aside every
+// instance of the fleet that rotated through that proxy.
+func herokusOwn(err error) bool {
+	var api *APIError
+	return errors.As(err, &api) && api.ID != ""
 }

@@ -77,6 +77,10 @@ func TestAddonState(t *testing.T) {
 		{"404", reply{status: 404, body: `{"id":"not_found","message":"Couldn't find that add-on."}`}, heroku.AddonMissing, false},
 		{"410", reply{status: 410, body: `{"id":"gone"}`}, heroku.AddonMissing, false},
 		{"403", reply{status: 403, body: `{"id":"forbidden"}`}, "", true},
+		// A proxy's 404, without Heroku's error id, says nothing of the add-on.
+		{"404 page", reply{status: 404, body: `<html><h1>404 Not Found</h1></html>`, header: map[string]string{"Content-Type": "text/html"}}, "", true},
+		{"404 gateway", reply{status: 404, body: `{"message":"Not Found"}`}, "", true},
+		{"410 empty", reply{status: 410}, "", true},
 		{"malformed", reply{status: 200, body: `{}`}, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
