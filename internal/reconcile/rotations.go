@@ -191,15 +191,22 @@ const codeRetriesExhausted = "retries_exhausted"
 // giveUp ends a rotation whose task asynq archived. The cause is a sentence
 // of rekey's own: the task's last error may hold a party's text, which is
 // never stored as is.
+//
+// Retries used up by transient failures (an issuer or Heroku down for
+// longer than the task's retries) say nothing of the instance, and every
+// scheduled rotation of those hours meets them alike: such an end does not
+// count towards the instance's quarantine (store.Failure.Fleetwide), which
+// would otherwise stop the schedule of every instance until an operator
+// cleared it. A task refused permanently still counts.
 func (s *Sweeper) giveUp(ctx context.Context, rot store.Rotation, info *asynq.TaskInfo) error {
-	cause := fmt.Sprintf("gave up after %d retries", info.Retried)
+	f := store.Failure{Code: codeRetriesExhausted, Cause: fmt.Sprintf("gave up after %d retries", info.Retried), Fleetwide: true}
 	if retry.Classify(info) == retry.Refused {
-		cause = "gave up: the rotation's task was refused permanently"
+		f.Cause, f.Fleetwide = "gave up: the rotation's task was refused permanently", false
 	}
-	discarded, err := s.p.Store.Fail(ctx, rot.InstanceID, rot.ID, codeRetriesExhausted, cause)
-	if err != nil || discarded == nil {
+	res, err := s.p.Store.FailRotation(ctx, rot.InstanceID, rot.ID, f)
+	if err != nil || res.Discarded == nil {
 		return err
 	}
-	_, err = s.enqueueRevoke(ctx, *discarded)
+	_, err = s.enqueueRevoke(ctx, *res.Discarded)
 	return err
 }

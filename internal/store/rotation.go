@@ -416,9 +416,9 @@ type Failure struct {
 	// the instance's own grace.
 	Grace time.Duration
 	// Fleetwide says the failure is no fault of the instance's, one every
-	// instance meets alike (the issuer refusing rekey's signature): a
-	// scheduled rotation that fails so does not count towards the
-	// instance's quarantine.
+	// instance meets alike (the issuer refusing rekey's signature, retries
+	// used up by an outage): a scheduled rotation that fails so does not
+	// count towards the instance's quarantine.
 	Fleetwide bool
 }
 

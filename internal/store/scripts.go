@@ -958,7 +958,8 @@ return {cur, revoke_at, superseded}
 // scheduler: not one another app's task started, not_scheduler) adds one
 // to the instance's failure streak, unless its failure says nothing of the
 // instance (Failure.Fleetwide: the issuer refused rekey's signature, as it
-// would every instance's). When the streak reaches the published
+// would every instance's, or the task's retries ran out on transient
+// failures, an outage's). When the streak reaches the published
 // quarantine limit the instance is quarantined: out of the due index, in
 // the quarantined zset, with a "quarantined" event. Otherwise it is due
 // again after RetryAfterFailure (schedule.go).
