@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -27,6 +28,13 @@ func TestScheduledRotationsWhoseRetriesRanOutQuarantineNoInstance(t *testing.T) 
 			w := newWorld(t)
 			w.register(t, "inst-1")
 			for i := range store.DefaultQuarantineAfter {
+				// The scheduler took the entry under a lease (at most 6 h),
+				// which the task's retries (about 7 h) outlast: the entry is
+				// overdue again when the sweep ends the rotation.
+				due := dueEntry(t, w, "inst-1")
+				if ok, err := w.st.TakeDue(ctx, due, time.Now().Add(-time.Minute), time.Now()); err != nil || !ok {
+					t.Fatalf("take due entry: %v, %v", ok, err)
+				}
 				rot := fmt.Sprintf("rot_sched_%d", i)
 				if _, err := w.st.ClaimBrief(ctx, store.RotationRequest{InstanceID: "inst-1", RotationID: rot,
 					Reason: store.ReasonScheduled, Queue: tasks.QueueBulk}); err != nil {
@@ -53,6 +61,16 @@ func TestScheduledRotationsWhoseRetriesRanOutQuarantineNoInstance(t *testing.T) 
 				if res, err := w.sweep.Sweep(ctx); err != nil || res.RotationsFailed != 1 {
 					t.Fatalf("sweep %d = %+v, %v; want the rotation ended", i, res, err)
 				}
+				if i == store.DefaultQuarantineAfter-1 && !exhausted {
+					break // quarantined: out of the due index
+				}
+				// Due again a retry interval later, as after any failure: not
+				// at once, which would start another round of retries
+				// against the issuer still down at the next minute's sweep.
+				retryAt := time.Now().Add(store.RetryAfterFailure(store.DefaultRotationPeriod) - time.Minute)
+				if at := dueEntry(t, w, "inst-1").At; at.Before(retryAt) {
+					t.Fatalf("after failure %d the instance is due at %s, want after %s", i, at, retryAt)
+				}
 			}
 			in, err := w.st.Instance(ctx, "inst-1")
 			if err != nil {
@@ -64,4 +82,20 @@ func TestScheduledRotationsWhoseRetriesRanOutQuarantineNoInstance(t *testing.T) 
 			}
 		})
 	}
+}
+
+// dueEntry is the due index's entry of instance id.
+func dueEntry(t *testing.T, w *world, id string) store.Due {
+	t.Helper()
+	due, err := w.st.DueInstances(context.Background(), time.Now().Add(10000*time.Hour), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range due {
+		if d.InstanceID == id {
+			return d
+		}
+	}
+	t.Fatalf("%s is not in the due index", id)
+	return store.Due{}
 }

@@ -961,8 +961,8 @@ return {cur, revoke_at, superseded}
 // would every instance's, or the task's retries ran out on transient
 // failures, an outage's). When the streak reaches the published
 // quarantine limit the instance is quarantined: out of the due index, in
-// the quarantined zset, with a "quarantined" event. Otherwise it is due
-// again after RetryAfterFailure (schedule.go).
+// the quarantined zset, with a "quarantined" event. Otherwise, fleet-wide
+// failures included, it is due again after RetryAfterFailure (schedule.go).
 //
 // KEYS: failKeys (rotation.go), one field per key, in order.
 // ARGV: instance id, rotation id, now ms, error sentence, instance event cap,
@@ -1038,8 +1038,12 @@ if kept ~= '' then
     'push outcome unknown: Heroku may hold this credential, so it is kept unrevoked until the next rotation replaces it', ARGV[3])
 end
 redis.call('ZREM', KEYS[12], ARGV[1])
-if get(KEYS[2], 'reason') == 'scheduled' and get(KEYS[2], 'not_scheduler') == '' and ARGV[14] ~= '1' and schedulable(KEYS[1]) then
-  local streak = redis.call('HINCRBY', KEYS[1], 'fail_streak', 1)
+if get(KEYS[2], 'reason') == 'scheduled' and get(KEYS[2], 'not_scheduler') == '' and schedulable(KEYS[1]) then
+  -- A fleet-wide failure counts no streak, but is due again after the same
+  -- wait: left where the sweep's lease put it, it would be claimed again at
+  -- the next sweep once an outage outlasted the lease.
+  local streak = 0
+  if ARGV[14] ~= '1' then streak = redis.call('HINCRBY', KEYS[1], 'fail_streak', 1) end
   local limit = sched_quarantine_after(KEYS[10], ARGV[10])
   local p = sched_period(KEYS[10], ARGV[9])
   if limit > 0 and streak >= limit then
