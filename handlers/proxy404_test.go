@@ -2,10 +2,17 @@ package handlers_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/breaker"
+	"github.com/rekeyhq/rekey/internal/store"
 )
 
 // An egress proxy named by HEROKU_API_URL that answers a route it does not
@@ -42,5 +49,43 @@ func TestAProxys404SetsNoInstanceAside(t *testing.T) {
 					name, in.Quarantined(), in.QuarantineReason, in.Deprovisioned())
 			}
 		})
+	}
+}
+
+// The same proxy answering every push of the fleet with its own 404 page
+// is no customer's add-on gone but a HEROKU_API_URL that does not reach
+// Heroku: across instances it opens the breaker, which pauses the wave and
+// the schedule, where each rotation would fail alone and, cycle after
+// cycle, count towards its instance's quarantine.
+func TestAProxyAnsweringEveryPushOpensTheBreaker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch || strings.HasPrefix(r.URL.Path, "/addons/") {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte("<html><body><h1>404 Not Found</h1></body></html>"))
+			return
+		}
+		g.fake.ServeHTTP(w, r)
+	}), 5*time.Second)
+	b, err := breaker.New(breaker.Params{Store: g.st, Queues: asynq.NewInspectorFromRedisClient(g.rdb), Logger: zerolog.Nop(),
+		Policy: store.BreakerPolicy{Threshold: 3, Fraction: 0.5, Window: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deps.Breaker = b
+	for i := range 3 {
+		id := fmt.Sprintf("inst-p%d", i)
+		g.provision(t, id, g.reg)
+		_ = g.run(rotateTask(t, id, "rot-"+id))
+	}
+	s, err := b.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Open || !strings.Contains(s.Reason, "3 of 3 distinct instances answered in ways Heroku never does") {
+		t.Fatalf("breaker after three pushes answered by a proxy's 404 page: %+v; want open, naming answers not Heroku's", s)
 	}
 }

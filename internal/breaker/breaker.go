@@ -143,11 +143,12 @@ func (b *Breaker) repause() {
 // grant (heroku.ErrTokenDenied: a client secret Heroku no longer takes
 // answers 400 as well as 401), counted with the 401s as credentials
 // refused; or 403, or a 2xx that is not Heroku's answer, or a redirect,
-// which Heroku's API never answers: whatever answered may not be Heroku,
-// for every instance alike). A refresh refused invalid_grant is that
-// add-on's own authorization revoked: an answer, no denial. 429s and 5xx
-// bear on Heroku's load,
-// not on the account, and calls that got no answer prove nothing: neither
+// which Heroku's API never answers, or a 4xx without the error id every
+// 4xx of Heroku's carries, such as an egress proxy's own 404 page for a
+// route it does not pass on: whatever answered may not be Heroku, for
+// every instance alike). A refresh refused invalid_grant is that add-on's
+// own authorization revoked: an answer, no denial. 429s and 5xx bear on
+// Heroku's load, not on the account, and calls that got no answer prove nothing: neither
 // is counted, so an outage cannot dilute a run of denials below the
 // fraction.
 func answer(err error) (denied int, ok bool) {
@@ -164,6 +165,8 @@ func answer(err error) (denied int, ok bool) {
 	case api.Status == store.DeniedUnauthorized || api.Status == store.DeniedForbidden:
 		return api.Status, true
 	case api.Status >= 300 && api.Status <= 399:
+		return store.DeniedUnexpected, true
+	case api.ID == "":
 		return store.DeniedUnexpected, true
 	}
 	return 0, true

@@ -128,8 +128,8 @@ func TestUnexpectedAnswersPauseTheBulkQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "10 of 10 distinct instances answered 401 unauthorized (1) or 2xx or redirects that are not Heroku's answers " +
-		"(is HEROKU_API_URL or HEROKU_ID_URL Heroku's?) (9) within "
+	want := "10 of 10 distinct instances answered 401 unauthorized (1) or in ways Heroku never does (2xx without a config, " +
+		"redirects, 4xx without Heroku's error id: is HEROKU_API_URL or HEROKU_ID_URL Heroku's?) (9) within "
 	if !s.Open || !g.paused(t, tasks.QueueBulk) || !strings.HasPrefix(s.Reason, want) {
 		t.Fatalf("status = %+v, want open with reason %q", s, want)
 	}
@@ -195,7 +195,7 @@ func TestAnswersThatSayNothingOfTheAccountAreNotCounted(t *testing.T) {
 	} {
 		g.b.Observe(ctx, fmt.Sprintf("i-%d", i), err)
 	}
-	g.b.Observe(ctx, "gone", &heroku.APIError{Status: 404})
+	g.b.Observe(ctx, "gone", &heroku.APIError{Status: 404, ID: "not_found"})
 	if s, _ := g.b.Status(ctx); s.Window.Answered != 1 || s.Window.Denied != 0 {
 		t.Fatalf("window = %+v, want only the 404 counted, as an answer", s.Window)
 	}
@@ -264,8 +264,9 @@ func TestReasonSplitsStatuses(t *testing.T) {
 		t.Fatalf("Describe = %q\nwant       %q", got, want)
 	}
 	st = store.BreakerState{OpenedAt: at, FirstDeniedAt: at.Add(-42 * time.Second), Denied: 12, Answered: 12, Unexpected: 12}
-	want = "OPEN since 2026-03-01T12:00:00Z, reason: 12 of 12 distinct instances answered 2xx or redirects that are not Heroku's " +
-		"answers (is HEROKU_API_URL or HEROKU_ID_URL Heroku's?) within 42s; resume with `rekey breaker resume`"
+	want = "OPEN since 2026-03-01T12:00:00Z, reason: 12 of 12 distinct instances answered in ways Heroku never does " +
+		"(2xx without a config, redirects, 4xx without Heroku's error id: is HEROKU_API_URL or HEROKU_ID_URL Heroku's?) " +
+		"within 42s; resume with `rekey breaker resume`"
 	if got := breaker.Describe(st); got != want {
 		t.Fatalf("Describe = %q\nwant       %q", got, want)
 	}

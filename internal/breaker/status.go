@@ -74,7 +74,7 @@ func Reason(st store.BreakerState) string {
 	}
 	var seen []kind
 	for _, k := range []kind{{st.Unauthorized, "401 unauthorized"}, {st.Forbidden, "403 forbidden"},
-		{st.Unexpected, "2xx or redirects that are not Heroku's answers (is HEROKU_API_URL or HEROKU_ID_URL Heroku's?)"}} {
+		{st.Unexpected, "in ways Heroku never does (2xx without a config, redirects, 4xx without Heroku's error id: is HEROKU_API_URL or HEROKU_ID_URL Heroku's?)"}} {
 		if k.n > 0 {
 			seen = append(seen, k)
 		}

@@ -320,7 +320,7 @@ func TestBreakerHoldsAWaveOnAHerokuURLThatIsNotHeroku(t *testing.T) {
 		t.Errorf("breaker opened on %+v; want only unexpected answers, at least %d", st, defaultThreshold)
 	}
 	code, out := f.rekeyCmd("breaker", "status")
-	if code != 0 || !strings.Contains(out, "2xx or redirects that are not Heroku's answers (is HEROKU_API_URL or HEROKU_ID_URL Heroku's?)") {
+	if code != 0 || !strings.Contains(out, "in ways Heroku never does (2xx without a config, redirects, 4xx without Heroku's error id: is HEROKU_API_URL or HEROKU_ID_URL Heroku's?)") {
 		t.Errorf("rekey breaker status: exit %d, want the reason naming HEROKU_API_URL\n%s", code, out)
 	}
 	unconfirmed := 0
