@@ -127,6 +127,10 @@ func (s *Store) Batch(ctx context.Context, id string) (Batch, error) {
 	return b[0], nil
 }
 
+// waitsPage is how many members of a batch's waits set (batchWaitsKey)
+// one SSCAN asks for.
+const waitsPage = 500
+
 // addWaits counts into each batch of bs not cancelled (its hash in ms, in
 // the same order) the rotations it noted it joined (batchWaitsKey) that are
 // still in flight. Only a batch that joined a rotation many batches had
@@ -142,28 +146,43 @@ func (s *Store) addWaits(ctx context.Context, bs []Batch, ms []map[string]string
 	if len(at) == 0 {
 		return nil
 	}
-	pipe := s.rdb.Pipeline()
-	sets := make([]*redis.StringSliceCmd, len(at))
-	for k, i := range at {
-		sets[k] = pipe.SMembers(ctx, batchWaitsKey(bs[i].ID))
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("read batch waits: %w", err)
-	}
-	pipe = s.rdb.Pipeline()
-	states := make([][]*redis.StringCmd, len(at))
-	for k := range at {
-		for _, rot := range sets[k].Val() {
-			states[k] = append(states[k], pipe.HGet(ctx, rotationKey(rot), "state"))
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("read batch waits: %w", err)
-	}
-	for k, i := range at {
-		for _, st := range states[k] {
-			if v := st.Val(); v != "" && v != RotationPromoted && v != RotationFailed && v != RotationCancelled {
-				bs[i].InFlight++
+	// The set holds up to one rotation per instance of the batch (a fleet
+	// wave's: 100,000): it is read a page at a time (SSCAN), each page's
+	// states in one pipeline, so that no single command walks the whole
+	// set while every process waits on Redis.
+	// SSCAN may return a member twice (a set rehashed meanwhile): seen
+	// counts each rotation once.
+	for _, i := range at {
+		var cursor uint64
+		seen := map[string]bool{}
+		for {
+			rots, next, err := s.rdb.SScan(ctx, batchWaitsKey(bs[i].ID), cursor, "", waitsPage).Result()
+			if err != nil {
+				return fmt.Errorf("read batch waits: %w", err)
+			}
+			if len(rots) > 0 {
+				pipe := s.rdb.Pipeline()
+				states := make([]*redis.StringCmd, len(rots))
+				for k, rot := range rots {
+					if !seen[rot] {
+						seen[rot] = true
+						states[k] = pipe.HGet(ctx, rotationKey(rot), "state")
+					}
+				}
+				if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+					return fmt.Errorf("read batch waits: %w", err)
+				}
+				for _, st := range states {
+					if st == nil {
+						continue
+					}
+					if v := st.Val(); v != "" && v != RotationPromoted && v != RotationFailed && v != RotationCancelled {
+						bs[i].InFlight++
+					}
+				}
+			}
+			if cursor = next; cursor == 0 {
+				break
 			}
 		}
 		bs[i].Done = bs[i].Done && bs[i].InFlight == 0
