@@ -24,6 +24,7 @@ package pacing
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -153,17 +154,29 @@ func (c *Client) HoldAgain(ctx context.Context, rotationID string, heldAt time.T
 	return false, nil
 }
 
+// unholdPage is how many ids one ZREM of Unhold names.
+const unholdPage = 500
+
 // Unhold takes rotation ids out of the held set: a cancelled batch's, so
-// that the feeder spends no token on them.
+// that the feeder spends no token on them. A cancelled fleet wave holds up
+// to one id per instance (100,000): they go in ZREMs of unholdPage ids, in
+// one pipeline, so that no single command holds Redis, and every worker
+// and the web process waiting on it, for the whole wave.
 func Unhold(ctx context.Context, rdb redis.UniversalClient, rotationIDs ...string) error {
 	if len(rotationIDs) == 0 {
 		return nil
 	}
-	members := make([]any, len(rotationIDs))
-	for i, id := range rotationIDs {
-		members[i] = id
-	}
-	if err := rdb.ZRem(ctx, heldKey, members...).Err(); err != nil {
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for chunk := range slices.Chunk(rotationIDs, unholdPage) {
+			members := make([]any, len(chunk))
+			for i, id := range chunk {
+				members[i] = id
+			}
+			p.ZRem(ctx, heldKey, members...)
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("unhold %d rotations: %w", len(rotationIDs), err)
 	}
 	return nil
