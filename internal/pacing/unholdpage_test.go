@@ -12,27 +12,11 @@ import (
 	"github.com/rekeyhq/rekey/internal/redistest"
 )
 
-// zremSizes is a go-redis hook that keeps how many members the largest
-// ZREM named: how many entries one command made Redis remove.
+// zremSizes keeps how many members the largest ZREM named: how many
+// entries one command made Redis remove.
 type zremSizes struct {
 	mu   sync.Mutex
 	most int
-}
-
-func (h *zremSizes) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *zremSizes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.note(cmd)
-		return next(ctx, cmd)
-	}
-}
-func (h *zremSizes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, c := range cmds {
-			h.note(c)
-		}
-		return next(ctx, cmds)
-	}
 }
 
 func (h *zremSizes) note(cmd redis.Cmder) {
@@ -64,7 +48,7 @@ func TestUnholdingAWaveRemovesItsIDsInPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &zremSizes{}
-	r.Client.AddHook(h)
+	r.Client.AddHook(redistest.OnCommand{Note: h.note})
 	if err := pacing.Unhold(ctx, r.Client, ids...); err != nil {
 		t.Fatal(err)
 	}

@@ -37,3 +37,30 @@ func (h *BeforeScriptNaming) ProcessPipelineHook(next redis.ProcessPipelineHook)
 		return next(ctx, cmds)
 	}
 }
+
+// OnCommand is a go-redis hook that calls Note with every command the
+// client sends, alone or in a pipeline, before it reaches Redis: a test's
+// way to bound what one command asks of Redis, or how many are sent.
+// Note may be called from several goroutines at once.
+type OnCommand struct{ Note func(redis.Cmder) }
+
+// DialHook implements redis.Hook.
+func (h OnCommand) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook implements redis.Hook.
+func (h OnCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.Note(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+// ProcessPipelineHook implements redis.Hook.
+func (h OnCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			h.Note(c)
+		}
+		return next(ctx, cmds)
+	}
+}
