@@ -15,14 +15,10 @@ func (s *Sweeper) retire(ctx context.Context, res *Result) error {
 		if err != nil {
 			return 0, after, false, err
 		}
-		for _, id := range ids {
-			expiring, err := s.p.Store.ExpireRetired(ctx, id)
-			if err != nil {
-				return 0, after, false, err
-			}
-			if expiring {
-				res.InstancesExpiring++
-			}
+		expiring, err := s.p.Store.ExpireRetiredPage(ctx, ids)
+		res.InstancesExpiring += expiring
+		if err != nil {
+			return 0, after, false, err
 		}
 		return len(ids), next, done, nil
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -113,10 +114,76 @@ func (s *Store) RetiringAfter(ctx context.Context, c Cursor, limit int64) ([]str
 // did. Revocations still waiting go on as usual; the instance is looked at
 // again on the next sweep.
 func (s *Store) ExpireRetired(ctx context.Context, id string) (bool, error) {
-	waits, err := s.credentialsWait(ctx, id)
-	if err != nil || waits {
-		return false, err
+	n, err := s.ExpireRetiredPage(ctx, []string{id})
+	return n == 1, err
+}
+
+// ExpireRetiredPage is ExpireRetired for each of ids, a page of the
+// retiring set, and returns how many it gave an expiry. The fleet-wide
+// sets that discarded and dead-lettered credentials wait in are scanned at
+// most once for the whole page, and only when an instance of it has nothing
+// else waiting: scanned once an instance, they cost a sweep the size of the
+// revoke-due index times the page's.
+func (s *Store) ExpireRetiredPage(ctx context.Context, ids []string) (int, error) {
+	candidates, err := s.mayExpire(ctx, ids)
+	if err != nil || len(candidates) == 0 {
+		return 0, err
 	}
+	waiting, err := s.credentialsWait(ctx, candidates)
+	if err != nil {
+		return 0, err
+	}
+	expired := 0
+	for _, id := range candidates {
+		if waiting[id] {
+			continue
+		}
+		ok, err := s.expireRetired(ctx, id)
+		if err != nil {
+			return expired, err
+		}
+		if ok {
+			expired++
+		}
+	}
+	return expired, nil
+}
+
+// mayExpire returns the ids expireRetiredScript would not answer "waiting"
+// on its own (a rotation in flight, a previous or an unconfirmed
+// credential), read in one pipeline: only those need the fleet-wide scan.
+// The script checks the same again, atomically.
+func (s *Store) mayExpire(ctx context.Context, ids []string) ([]string, error) {
+	type reads struct {
+		inst       *redis.SliceCmd
+		prev, unco *redis.IntCmd
+	}
+	r := make([]reads, len(ids))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			r[i] = reads{p.HMGet(ctx, instanceKey(id), "deprovisioned_at", "inflight"),
+				p.ZCard(ctx, previousKey(id)), p.ZCard(ctx, unconfirmedKey(id))}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("retiring instances: %w", err)
+	}
+	var out []string
+	for i, id := range ids {
+		f := r[i].inst.Val()
+		deprovisioned, inflight := f[0] != nil && f[0] != "", f[1] != nil && f[1] != ""
+		if deprovisioned && (inflight || r[i].prev.Val() > 0 || r[i].unco.Val() > 0) {
+			continue
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// expireRetired runs expireRetiredScript for id, whose credentials the
+// caller found none waiting of, and expires its side keys with it.
+func (s *Store) expireRetired(ctx context.Context, id string) (bool, error) {
 	keys := newExpireRetiredKeys(id).list()
 	args := []any{id, ms(s.now()), int64(s.auditRetention.Seconds()), s.eventsPerInstance, s.eventsGlobal,
 		"kept " + s.auditRetention.String() + " after the last revocation"}
@@ -175,28 +242,40 @@ func (k expireRetiredKeys) list() []string {
 		k.unconfirmed, k.legacyEvents}
 }
 
-// credentialsWait reports whether any credential of the instance is in the
+// credentialsWait returns which of ids have a credential in the
 // revoke-due index or the dead-letter set. Discarded credentials are in no
-// per-instance index, so both fleet-wide sets are scanned for the
-// instance's prefix; this runs only for deprovisioned instances with
-// nothing else left, so rarely and briefly.
-func (s *Store) credentialsWait(ctx context.Context, id string) (bool, error) {
+// per-instance index, so both fleet-wide sets are scanned: for one id with
+// its prefix (MATCH, filtered in Redis), for more once each, whole, every
+// member's instance looked up among ids.
+func (s *Store) credentialsWait(ctx context.Context, ids []string) (map[string]bool, error) {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	match := ""
+	if len(ids) == 1 {
+		match = ids[0] + "/*"
+	}
+	waiting := map[string]bool{}
 	for _, key := range []string{revokeDueKey(), deadKey()} {
 		var cursor uint64
 		for {
-			members, next, err := s.rdb.ZScan(ctx, key, cursor, id+"/*", 500).Result()
+			// ZSCAN answers each member followed by its score.
+			pairs, next, err := s.rdb.ZScan(ctx, key, cursor, match, 1000).Result()
 			if err != nil && !errors.Is(err, redis.Nil) {
-				return false, fmt.Errorf("credentials of %s: %w", id, err)
+				return nil, fmt.Errorf("credentials waiting: %w", err)
 			}
-			if len(members) > 0 {
-				return true, nil
+			for i := 0; i < len(pairs); i += 2 {
+				if id, _, ok := strings.Cut(pairs[i], "/"); ok && want[id] {
+					waiting[id] = true
+				}
 			}
 			if cursor = next; cursor == 0 {
 				break
 			}
 		}
 	}
-	return false, nil
+	return waiting, nil
 }
 
 // InstanceExpiry returns how long the keys of instance id have left: zero
