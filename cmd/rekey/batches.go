@@ -24,12 +24,14 @@ func newBatchesCmd(env *environ) *cobra.Command {
 		Use:   "batches",
 		Short: "Show or cancel a batch of rotations",
 		Long: `A batch is what one 'rekey rotate' (or one API request, or one click on the customer dashboard)
-enqueued. 'list' prints the newest batches, 'show' one batch's counts and '--wait' follows it; 'cancel'
-stops the rotations that have not started. Batches are kept 30 days.`,
+enqueued. 'list' prints the newest batches, 'show' one batch's counts and '--wait' follows it; 'failed'
+lists the instances whose rotation failed, for 'rekey rotate --from -'; 'cancel' stops the rotations
+that have not started. Batches are kept 30 days.`,
 		Example: `  rekey batches list --running
   rekey batches show bat_01J... --wait
+  rekey batches failed bat_01J... | rekey rotate --from - --confirm
   rekey batches cancel bat_01J...`,
-	}, newBatchesListCmd(env), newBatchesShowCmd(env), newBatchesCancelCmd(env))
+	}, newBatchesListCmd(env), newBatchesShowCmd(env), newBatchesFailedCmd(env), newBatchesCancelCmd(env))
 }
 
 func newBatchesListCmd(env *environ) *cobra.Command {

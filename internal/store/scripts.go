@@ -1024,6 +1024,9 @@ local batch = fin[1] or ''
 if bump(KEYS[8], batch, 'failed') then
   redis.call('HINCRBY', KEYS[8] .. batch .. ':failures', ARGV[8], 1)
   redis.call('EXPIRE', KEYS[8] .. batch .. ':failures', ARGV[7])
+  -- Which instances failed, for rotating them again (batchFailedKey).
+  redis.call('HSET', KEYS[8] .. batch .. ':failed', ARGV[1], ARGV[8])
+  redis.call('EXPIRE', KEYS[8] .. batch .. ':failed', ARGV[7])
 end
 bump_joined(KEYS[8], fin[2])
 if redis.call('EXISTS', KEYS[1]) == 1 then

@@ -252,7 +252,8 @@ func revokeDueKey() string { return keyPrefix + "revoke_due" }
 func inflightKey() string { return keyPrefix + "inflight" }
 
 // batchKey is a HASH of one batch's counters; batchKey(id)+":failures" is
-// a HASH of its failures counted by failure code.
+// a HASH of its failures counted by failure code (batchFailedKey names
+// the instances).
 func batchKey(batchID string) string { return keyPrefix + "batch:" + batchID }
 
 // batchWaitsKey is a SET of the rotations batch batchID joined after each
@@ -260,6 +261,11 @@ func batchKey(batchID string) string { return keyPrefix + "batch:" + batchID }
 // done while any of them is in flight (claimScript, Batch). It expires with
 // the batch.
 func batchWaitsKey(batchID string) string { return batchKey(batchID) + ":waits" }
+
+// batchFailedKey is a HASH of the instances whose rotation of batch
+// batchID failed, each to its failure code (failScript): what `rekey
+// batches failed` lists for rotating again. It expires with the batch.
+func batchFailedKey(batchID string) string { return batchKey(batchID) + ":failed" }
 
 // batchesKey is a ZSET of batch ids scored by their created_at in
 // milliseconds: the list `rekey batches list` and GET /api/v1/batches read.

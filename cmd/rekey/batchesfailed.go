@@ -1,0 +1,94 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rekeyhq/rekey/internal/printable"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+func newBatchesFailedCmd(env *environ) *cobra.Command {
+	var asJSON bool
+	var codes []string
+	c := &cobra.Command{
+		Use:   "failed BATCH_ID",
+		Short: "List the instances whose rotation of a batch failed, to rotate them again",
+		Long: `Lists the instances whose rotation of the batch failed, one id a line, grouped under a comment
+line naming each failure code and how many failed with it; 'rekey rotate --from -' reads that list as
+it is (it skips the comment lines), so a wave's failures can be rotated again once their cause is
+fixed. --code keeps only the failures with that code (repeat it for more). --json prints an array of
+{"instance_id", "code"}. Only the batch's own rotations are listed, not those of other batches it
+joined. An instance deprovisioned since is still listed: 'rekey rotate --from - --skip-invalid' leaves
+it out. Batches created by rekey versions before this list was kept list none.`,
+		Example: `  rekey batches failed bat_01J...
+  rekey batches failed bat_01J... --code retries_exhausted | rekey rotate --from - --confirm
+  rekey batches failed bat_01J... --json | jq -r '.[] | select(.code | startswith("push:")) | .instance_id'`,
+		Args: exactArgs(1, "one BATCH_ID"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return withProducer(c.Context(), env, "batches", func(a *app) error {
+				return listBatchFailed(c.Context(), env.stdout, env.stderr, a.store, args[0], codes, asJSON)
+			})
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print the failed instances as a JSON array")
+	c.Flags().StringArrayVar(&codes, "code", nil, "list only the failures with this code (repeatable)")
+	return c
+}
+
+// listBatchFailed prints the instances whose rotation of batch id failed
+// (with one of codes, when any is given), grouped by code, codes and ids
+// in order; what is said about the list goes to notes.
+func listBatchFailed(ctx context.Context, w, notes io.Writer, st *store.Store, id string, codes []string, asJSON bool) error {
+	failed, err := st.BatchFailed(ctx, id)
+	if err != nil {
+		return batchError(id, err)
+	}
+	failed = slices.DeleteFunc(failed, func(f store.FailedInstance) bool {
+		return len(codes) > 0 && !slices.Contains(codes, f.Code)
+	})
+	slices.SortFunc(failed, func(a, b store.FailedInstance) int {
+		return cmp.Or(strings.Compare(a.Code, b.Code), strings.Compare(a.InstanceID, b.InstanceID))
+	})
+	if asJSON {
+		if failed == nil {
+			failed = []store.FailedInstance{}
+		}
+		return writeJSON(w, failed)
+	}
+	if len(failed) == 0 {
+		_, err := fmt.Fprintf(notes, "no failed rotation of batch %s is listed%s\n", id, codesNote(codes))
+		return err
+	}
+	for i, f := range failed {
+		if i == 0 || f.Code != failed[i-1].Code {
+			n := 1
+			for n < len(failed)-i && failed[i+n].Code == f.Code {
+				n++
+			}
+			// The code comes from the store, which keeps rekey's own codes,
+			// but a comment line stays one line whatever it holds.
+			if _, err := fmt.Fprintf(w, "# %s (%d)\n", printable.Text(f.Code), n); err != nil {
+				return err
+			}
+		}
+		if _, err := fmt.Fprintln(w, f.InstanceID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// codesNote says which codes --code kept, for the note on an empty list.
+func codesNote(codes []string) string {
+	if len(codes) == 0 {
+		return ""
+	}
+	return " with code " + printable.Text(strings.Join(codes, " or "))
+}

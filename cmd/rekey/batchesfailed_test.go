@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// After a wave, the operator lists the instances whose rotation failed,
+// grouped by failure code, and feeds that list, as printed, to
+// `rekey rotate --from`, which rotates exactly those again; --code keeps one
+// cause's failures, --json an array.
+func TestBatchesFailedListsWhatToRotateAgain(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	id, ids := startBatch(t, c, 5)
+	c.complete(t, ids[:4], map[string]bool{ids[1]: true, ids[2]: true})
+	in, err := c.st.Instance(ctx, ids[4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.st.Fail(ctx, ids[4], in.InFlight, "mint:issuer_422", "issuer mint: status 422"); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := c.run(t, "batches", "failed", id); err != nil {
+		t.Fatalf("%v\n%s", err, c.stderr)
+	}
+	pushed := []string{ids[1], ids[2]}
+	slices.Sort(pushed)
+	want := strings.Join(append([]string{"# mint:issuer_422 (1)", ids[4], "# push:not_found (2)"}, pushed...), "\n") + "\n"
+	if got := c.stdout.String(); got != want {
+		t.Fatalf("batches failed printed\n%s\nwant\n%s", got, want)
+	}
+	list := filepath.Join(t.TempDir(), "failed")
+	if err := os.WriteFile(list, c.stdout.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(t, "rotate", "--from", list, "--confirm"); err != nil {
+		t.Fatalf("rotate --from the failed list: %v\n%s", err, c.stderr)
+	}
+	again, err := c.st.Batch(ctx, batchID(t, c.stdout.String()))
+	if err != nil || again.Total != 3 || again.Enqueued != 3 {
+		t.Fatalf("the batch rotating the failed list again: %+v, %v; want its 3 instances enqueued", again, err)
+	}
+	for _, i := range []string{ids[1], ids[2], ids[4]} {
+		if in, _ := c.st.Instance(ctx, i); in.InFlight == "" {
+			t.Errorf("%s, which failed, is not rotating again", i)
+		}
+	}
+	if in, _ := c.st.Instance(ctx, ids[0]); in.InFlight != "" {
+		t.Errorf("%s, which succeeded, is rotating again", ids[0])
+	}
+
+	if err := c.run(t, "batches", "failed", id, "--code", "push:not_found"); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.stdout.String(); strings.Contains(got, ids[4]) || !strings.Contains(got, pushed[0]) {
+		t.Errorf("--code push:not_found printed\n%s", got)
+	}
+	if err := c.run(t, "batches", "failed", id, "--json"); err != nil {
+		t.Fatal(err)
+	}
+	var failed []store.FailedInstance
+	if err := json.Unmarshal(c.stdout.Bytes(), &failed); err != nil || len(failed) != 3 ||
+		failed[0] != (store.FailedInstance{InstanceID: ids[4], Code: "mint:issuer_422"}) {
+		t.Errorf("--json printed %s (%v); want 3 entries, the mint failure first", c.stdout, err)
+	}
+	if err := c.run(t, "batches", "failed", id, "--code", "nope"); err != nil || c.stdout.String() != "" ||
+		!strings.Contains(c.stderr.String(), "no failed rotation of batch "+id+" is listed with code nope") {
+		t.Errorf("--code nope: %v, stdout %q, stderr %q", err, c.stdout, c.stderr)
+	}
+	if err := c.run(t, "batches", "failed", "bat_nope"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("an unknown batch: %v, want not found", err)
+	}
+}

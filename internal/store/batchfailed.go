@@ -1,0 +1,52 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// FailedInstance is an instance whose rotation of a batch failed, and its
+// failure code ("push:heroku_404", "retries_exhausted").
+type FailedInstance struct {
+	InstanceID string `json:"instance_id"`
+	Code       string `json:"code"`
+}
+
+// failedPage is how many entries of a batch's failed instances one HSCAN
+// asks for.
+const failedPage = 1000
+
+// BatchFailed returns the instances whose rotation of batch id failed,
+// read a page at a time: the batch's own rotations, not those of other
+// batches it joined, which count in theirs. ErrNotFound when the batch is
+// not known (never created, or expired). A batch created by a version
+// before the list was kept has failures but lists none.
+func (s *Store) BatchFailed(ctx context.Context, id string) ([]FailedInstance, error) {
+	n, err := s.rdb.Exists(ctx, batchKey(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read batch %s: %w", id, err)
+	}
+	if n == 0 {
+		return nil, ErrNotFound
+	}
+	var out []FailedInstance
+	seen := map[string]bool{}
+	var cursor uint64
+	for {
+		pairs, next, err := s.rdb.HScan(ctx, batchFailedKey(id), cursor, "", failedPage).Result()
+		if err != nil {
+			return nil, fmt.Errorf("read the failed instances of batch %s: %w", id, err)
+		}
+		// HSCAN answers each field followed by its value, and may answer
+		// a field twice (a hash rehashed meanwhile).
+		for i := 0; i+1 < len(pairs); i += 2 {
+			if !seen[pairs[i]] {
+				seen[pairs[i]] = true
+				out = append(out, FailedInstance{InstanceID: pairs[i], Code: pairs[i+1]})
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return out, nil
+		}
+	}
+}
