@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -52,9 +51,6 @@ func listBatchFailed(ctx context.Context, w, notes io.Writer, st *store.Store, i
 	}
 	failed = slices.DeleteFunc(failed, func(f store.FailedInstance) bool {
 		return len(codes) > 0 && !slices.Contains(codes, f.Code)
-	})
-	slices.SortFunc(failed, func(a, b store.FailedInstance) int {
-		return cmp.Or(strings.Compare(a.Code, b.Code), strings.Compare(a.InstanceID, b.InstanceID))
 	})
 	if asJSON {
 		if failed == nil {

@@ -1,8 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // FailedInstance is an instance whose rotation of a batch failed, and its
@@ -17,7 +20,8 @@ type FailedInstance struct {
 const failedPage = 1000
 
 // BatchFailed returns the instances whose rotation of batch id failed,
-// read a page at a time: the batch's own rotations, not those of other
+// by code, then by instance id, read a page at a time: the batch's own
+// rotations, not those of other
 // batches it joined, which count in theirs. ErrNotFound when the batch is
 // not known (never created, or expired). A batch created by a version
 // before the list was kept has failures but lists none.
@@ -46,7 +50,11 @@ func (s *Store) BatchFailed(ctx context.Context, id string) ([]FailedInstance, e
 			}
 		}
 		if cursor = next; cursor == 0 {
-			return out, nil
+			break
 		}
 	}
+	slices.SortFunc(out, func(a, b FailedInstance) int {
+		return cmp.Or(strings.Compare(a.Code, b.Code), strings.Compare(a.InstanceID, b.InstanceID))
+	})
+	return out, nil
 }

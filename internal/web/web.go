@@ -223,6 +223,7 @@ func (s *server) routes() []route {
 		{"POST /api/v1/rotations", accessAPI, s.postRotations},
 		{"GET /api/v1/batches", accessAPI, s.listBatches},
 		{"GET /api/v1/batches/{batch_id}", accessAPI, s.getBatch},
+		{"GET /api/v1/batches/{batch_id}/failed", accessAPI, s.getBatchFailed},
 		{"/api/", accessAPI, s.apiFallback},
 
 		{"POST /sso/login", accessSSO, s.ssoLogin},

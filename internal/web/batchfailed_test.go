@@ -1,0 +1,57 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/store"
+)
+
+// A partner's code that rotated its fleet through the API finds the
+// instances whose rotation failed, with each one's code, to send them to
+// POST /api/v1/rotations again; the batch's own rotations only, none of
+// the succeeded, by code and instance.
+func TestBatchFailedListsTheInstancesToRotateAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	for _, id := range []string{"inst-1", "inst-2", "inst-3"} {
+		f.register(id, "cred-0")
+	}
+	var batch batchJSON
+	f.api(http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-1","inst-2","inst-3"]}`).json(t, &batch)
+	end := map[string]string{"inst-1": "push:heroku_404", "inst-2": "", "inst-3": "mint:issuer_422"}
+	for id, code := range end {
+		in, err := f.st.Instance(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.SavePending(ctx, id, in.InFlight, "cred-1", map[string]secret.String{"MYADDON_URL": secret.New("v-" + id)}); err != nil {
+			t.Fatal(err)
+		}
+		if code == "" {
+			_, err = f.st.Promote(ctx, id, in.InFlight, "cred-1", time.Hour, "")
+		} else {
+			_, err = f.st.Fail(ctx, id, in.InFlight, code, "failed")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got struct {
+		BatchID string                 `json:"batch_id"`
+		Failed  []store.FailedInstance `json:"failed"`
+	}
+	resp := f.api(http.MethodGet, "/api/v1/batches/"+batch.BatchID+"/failed", "")
+	resp.json(t, &got)
+	want := []store.FailedInstance{{InstanceID: "inst-3", Code: "mint:issuer_422"}, {InstanceID: "inst-1", Code: "push:heroku_404"}}
+	if resp.status != http.StatusOK || got.BatchID != batch.BatchID || len(got.Failed) != 2 || got.Failed[0] != want[0] || got.Failed[1] != want[1] {
+		t.Fatalf("GET failed: %d %s; want 200 listing %+v", resp.status, resp.body, want)
+	}
+	if resp := f.api(http.MethodGet, "/api/v1/batches/bat_unknown/failed", ""); resp.status != http.StatusNotFound {
+		t.Errorf("an unknown batch: %d %s, want 404", resp.status, resp.body)
+	}
+}
