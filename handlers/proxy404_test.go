@@ -89,3 +89,42 @@ func TestAProxyAnsweringEveryPushOpensTheBreaker(t *testing.T) {
 		t.Fatalf("breaker after three pushes answered by a proxy's 404 page: %+v; want open, naming answers not Heroku's", s)
 	}
 }
+
+// Heroku refusing the pushes of several customers' add-ons with an error
+// id of its own that rekey does not list (a push's answer keeps only the
+// ids it lists: any other word could be an app's password) is still
+// Heroku's answer, each add-on's own: it counts as one, and never opens
+// the breaker, as a 422 invalid_params does not.
+func TestHerokusRefusalWithAnUnlistedIDOpensNoBreaker(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Request-Id", "01234567-89ab-cdef-0123-456789abcdef")
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			_, _ = w.Write([]byte(`{"id":"config_vars_locked","message":"This app's config vars are locked."}`))
+			return
+		}
+		g.fake.ServeHTTP(w, r)
+	}), 5*time.Second)
+	b, err := breaker.New(breaker.Params{Store: g.st, Queues: asynq.NewInspectorFromRedisClient(g.rdb), Logger: zerolog.Nop(),
+		Policy: store.BreakerPolicy{Threshold: 3, Fraction: 0.5, Window: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.deps.Breaker = b
+	for i := range 3 {
+		id := fmt.Sprintf("inst-u%d", i)
+		g.provision(t, id, g.reg)
+		_ = g.run(rotateTask(t, id, "rot-"+id))
+	}
+	s, err := b.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Open || s.Window.Denied != 0 {
+		t.Fatalf("breaker after three pushes Heroku refused 422 config_vars_locked: %+v; want closed, no denial", s)
+	}
+}

@@ -144,9 +144,10 @@ func (b *Breaker) repause() {
 // answers 400 as well as 401), counted with the 401s as credentials
 // refused; or 403, or a 2xx that is not Heroku's answer, or a redirect,
 // which Heroku's API never answers, or a 4xx without the error id every
-// 4xx of Heroku's carries, such as an egress proxy's own 404 page for a
-// route it does not pass on: whatever answered may not be Heroku, for
-// every instance alike). A refresh refused invalid_grant is that add-on's
+// 4xx of Heroku's carries (APIError.CarriesID: an id rekey does not list,
+// which a push's error does not keep, is still Heroku's), such as an
+// egress proxy's own 404 page for a route it does not pass on: whatever
+// answered may not be Heroku, for every instance alike). A refresh refused invalid_grant is that add-on's
 // own authorization revoked: an answer, no denial. 429s and 5xx bear on
 // Heroku's load, not on the account, and calls that got no answer prove nothing: neither
 // is counted, so an outage cannot dilute a run of denials below the
@@ -166,7 +167,7 @@ func answer(err error) (denied int, ok bool) {
 		return api.Status, true
 	case api.Status >= 300 && api.Status <= 399:
 		return store.DeniedUnexpected, true
-	case api.ID == "":
+	case !api.CarriesID():
 		return store.DeniedUnexpected, true
 	}
 	return 0, true

@@ -70,5 +70,5 @@ func (c *Client) AddonState(ctx context.Context, t Target) (string, error) {
 // instance of the fleet that rotated through that proxy.
 func herokusOwn(err error) bool {
 	var api *APIError
-	return errors.As(err, &api) && api.ID != ""
+	return errors.As(err, &api) && api.CarriesID()
 }

@@ -28,7 +28,16 @@ type APIError struct {
 	Message   string // Heroku's message, with any secret of the request removed
 	RequestID string // Heroku's Request-Id header
 	Endpoint  string // one of the Endpoint constants
+	// IDWithheld says the answer carried an error id of Heroku's form that
+	// ID does not keep: an opaque call keeps only the ids knownIDs lists.
+	IDWithheld bool
 }
+
+// CarriesID reports whether the answer carried an error id of Heroku's
+// form, kept in ID or withheld, as every 4xx of Heroku's does: a proxy's
+// own page (an egress proxy's 404 for a route it does not pass on) does
+// not. An id rekey does not list is still Heroku's.
+func (e *APIError) CarriesID() bool { return e.ID != "" || e.IDWithheld }
 
 // Error names the endpoint, status, Heroku's id and message and request id.
 func (e *APIError) Error() string {
@@ -107,15 +116,18 @@ func responseError(resp *http.Response, endpoint string, opaque bool, now time.T
 	if body.ID == "" {
 		body.ID = body.Error
 	}
-	id := scrub(body.ID, secrets)
-	if !idPattern.MatchString(id) || opaque && !knownIDs[id] {
+	id, withheld := scrub(body.ID, secrets), false
+	if !idPattern.MatchString(id) {
 		id = ""
+	} else if opaque && !knownIDs[id] {
+		id, withheld = "", true
 	}
 	msg := ""
 	if !opaque && resp.StatusCode < 500 {
 		msg = secret.Clip(printable.Text(scrub(body.Message, secrets)), maxMessageLen)
 	}
-	return &APIError{Status: resp.StatusCode, ID: id, Message: msg, RequestID: requestID, Endpoint: endpoint}
+	return &APIError{Status: resp.StatusCode, ID: id, Message: msg, RequestID: requestID, Endpoint: endpoint,
+		IDWithheld: withheld}
 }
 
 // quotesTheApp reports whether an error answer to endpoint may quote the
