@@ -138,20 +138,20 @@ func (b *Breaker) repause() {
 
 // answer sorts one push's outcome: whether Heroku answered at all in a way
 // that bears on the account's standing, and whether that answer was a
-// denial (401, which the client returns only after refreshing the token,
-// or a refresh the token endpoint refused without naming the add-on's
-// grant (heroku.ErrTokenDenied: a client secret Heroku no longer takes
-// answers 400 as well as 401), counted with the 401s as credentials
-// refused; or 403, or a 2xx that is not Heroku's answer, or a redirect,
-// which Heroku's API never answers, or a 4xx without the error id every
-// 4xx of Heroku's carries (APIError.CarriesID: an id rekey does not list,
-// which a push's error does not keep, is still Heroku's), such as an
-// egress proxy's own 404 page for a route it does not pass on: whatever
-// answered may not be Heroku, for every instance alike). A refresh refused invalid_grant is that add-on's
-// own authorization revoked: an answer, no denial. 429s and 5xx bear on
-// Heroku's load, not on the account, and calls that got no answer prove nothing: neither
-// is counted, so an outage cannot dilute a run of denials below the
-// fraction.
+// denial. Denials are a 401, which the client returns only after
+// refreshing the token, and a refresh the token endpoint refused without
+// naming the add-on's grant (heroku.ErrTokenDenied: a client secret Heroku
+// no longer takes answers 400 as well as 401), counted together as
+// credentials refused; a 403; and answers not Heroku's, for every instance
+// alike: a 2xx without the config, a redirect, which Heroku's API never
+// answers, and a 4xx without the error id every 4xx of Heroku's carries
+// (APIError.CarriesID; an id rekey does not list, which a push's error
+// does not keep, is still Heroku's), such as an egress proxy's own 404
+// page for a route it does not pass on. A refresh refused invalid_grant is
+// that add-on's own authorization revoked: an answer, no denial. 429s and
+// 5xx bear on Heroku's load, not on the account, and calls that got no
+// answer prove nothing: neither is counted, so an outage cannot dilute a
+// run of denials below the fraction.
 func answer(err error) (denied int, ok bool) {
 	var api *heroku.APIError
 	switch {
