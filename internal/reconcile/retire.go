@@ -8,10 +8,13 @@ import (
 
 // retire walks the deprovisioned instances whose keys have no expiry yet and
 // gives them one once none of their credentials waits for revocation (case
-// 14 of issue 8). Instances still waiting stay for a later sweep.
+// 14 of issue 8). Instances still waiting stay for a later sweep. The
+// sweep's whole share is read at once: whether a discarded credential
+// waits is a scan of the fleet's revoke-due index, made once for all of
+// them (store.ExpireRetiredPage).
 func (s *Sweeper) retire(ctx context.Context, res *Result) error {
 	return s.walk(ctx, store.CursorRetiring, func(after store.Cursor) (int, store.Cursor, bool, error) {
-		ids, next, done, err := s.p.Store.RetiringAfter(ctx, after, page)
+		ids, next, done, err := s.p.Store.RetiringAfter(ctx, after, int64(s.p.PerSweep))
 		if err != nil {
 			return 0, after, false, err
 		}

@@ -118,12 +118,12 @@ func (s *Store) ExpireRetired(ctx context.Context, id string) (bool, error) {
 	return n == 1, err
 }
 
-// ExpireRetiredPage is ExpireRetired for each of ids, a page of the
+// ExpireRetiredPage is ExpireRetired for each of ids, a share of the
 // retiring set, and returns how many it gave an expiry. The fleet-wide
 // sets that discarded and dead-lettered credentials wait in are scanned at
-// most once for the whole page, and only when an instance of it has nothing
-// else waiting: scanned once an instance, they cost a sweep the size of the
-// revoke-due index times the page's.
+// most once for all of ids, and only when one of them has nothing else
+// waiting: scanned once an instance, they cost a sweep the size of the
+// revoke-due index times the number of instances.
 func (s *Store) ExpireRetiredPage(ctx context.Context, ids []string) (int, error) {
 	candidates, err := s.mayExpire(ctx, ids)
 	if err != nil || len(candidates) == 0 {
