@@ -120,7 +120,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueueSize, descQueueLatency, descRotations, descCalls, descWait,
 		descRevocations, descOverdue, descPending, descDead, descInstances, descInFlight,
 		descBreaker, descOpenings, descHeld, descOldestHold, descLogLines, descPacedHeld, descPacedOldest,
-		descSettings, descDataStart, descLastSweep, descSweepFailed, descSchedPaused, descClocks, descWorkers} {
+		descSettings, descDataStart, descLastSweep, descSweepFailed, descSchedPaused, descClocks, descQuarantined,
+		descWorkers} {
 		ch <- d
 	}
 }

@@ -21,6 +21,10 @@ var (
 	descClocks = prometheus.NewDesc("rekey_scheduler_clocks",
 		"Clock processes (rekey scheduler) that run and sweep; a clock idling with REKEY_ROTATION_PERIOD=0 is not counted.",
 		nil, nil)
+	descQuarantined = prometheus.NewDesc("rekey_instances_quarantined",
+		"Instances set aside from scheduled rotation (failing every cycle, add-on gone, tokens that cannot be "+
+			"opened) until an operator runs rekey scheduler unquarantine or a rotation succeeds: they are rotated "+
+			"no more, so their failures stop counting. Alert on > 0 (rekey scheduler status names them).", nil, nil)
 	descWorkers = prometheus.NewDesc("rekey_workers",
 		"Worker processes that run and take tasks, as the heartbeats of their asynq servers in Redis say "+
 			"(a process runs one server a lane, and counts once).", nil, nil)
@@ -32,6 +36,7 @@ type ScheduleSource interface {
 	LastSweep(ctx context.Context) (store.SweepRecord, error)
 	SchedulePaused(ctx context.Context) (time.Time, string, error)
 	LiveClocks(ctx context.Context, now time.Time, slack time.Duration) (int64, error)
+	CountQuarantined(ctx context.Context) (int64, error)
 }
 
 // Servers is what the Collector reads of asynq's servers
@@ -41,8 +46,9 @@ type Servers interface {
 }
 
 // collectScheduler exports the last good sweep, whether the last failed,
-// the pause and the clocks that run: one hash read and one count, each
-// absent when it cannot be read, so that a failed read is not "stopped".
+// the pause, the clocks that run and the quarantined instances: one hash
+// read and a few counts, each absent when it cannot be read, so that a
+// failed read is not "stopped".
 func (c *Collector) collectScheduler(ctx context.Context, ch chan<- prometheus.Metric) {
 	src, ok := c.src.(ScheduleSource)
 	if !ok {
@@ -63,6 +69,9 @@ func (c *Collector) collectScheduler(ctx context.Context, ch chan<- prometheus.M
 	}
 	if n, err := src.LiveClocks(ctx, c.now(), store.ClockGrace); err == nil {
 		ch <- prometheus.MustNewConstMetric(descClocks, prometheus.GaugeValue, float64(n))
+	}
+	if n, err := src.CountQuarantined(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(descQuarantined, prometheus.GaugeValue, float64(n))
 	}
 }
 

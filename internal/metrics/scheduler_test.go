@@ -131,3 +131,43 @@ func waitServers(t *testing.T, rdb redis.UniversalClient, n int) {
 		}
 	}
 }
+
+// TestQuarantinedInstancesAreExported: an instance set aside (its scheduled
+// rotation failing cycle after cycle, its add-on gone, a token that cannot be
+// opened) is rotated no more, so its failures stop and an alert on
+// rekey_rotations_total{outcome="failed"} resolves while the instance goes
+// unrotated. rekey_instances_quarantined counts such instances, at 0 on a
+// store where none ever was, and back to 0 when the quarantine ends.
+func TestQuarantinedInstancesAreExported(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, _, st := newStateStore(t)
+	col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler()
+	quarantined := func() (float64, bool) {
+		t.Helper()
+		return scrapeGauge(t, col, "rekey_instances_quarantined")
+	}
+	if v, ok := quarantined(); !ok || v != 0 {
+		t.Fatalf("fresh store: rekey_instances_quarantined %v (served %v), want 0", v, ok)
+	}
+	for _, id := range []string{"i-1", "i-2"} {
+		if err := st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3,
+			ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := st.Quarantine(ctx, id, "Heroku reports the add-on deprovisioned"); !ok || err != nil {
+			t.Fatalf("quarantine %s: %v, %v", id, ok, err)
+		}
+	}
+	if v, ok := quarantined(); !ok || v != 2 {
+		t.Fatalf("two quarantined: rekey_instances_quarantined %v (served %v), want 2", v, ok)
+	}
+	for _, id := range []string{"i-1", "i-2"} {
+		if _, err := st.Unquarantine(ctx, id, "alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, ok := quarantined(); !ok || v != 0 {
+		t.Fatalf("unquarantined: rekey_instances_quarantined %v (served %v), want 0", v, ok)
+	}
+}

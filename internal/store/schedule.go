@@ -441,6 +441,16 @@ func (s *Store) Quarantined(ctx context.Context, limit int64) ([]string, int64, 
 	return s.QuarantinedFrom(ctx, 0, limit)
 }
 
+// CountQuarantined returns how many instances are quarantined: the count
+// Quarantined returns, in one command, for /metrics.
+func (s *Store) CountQuarantined(ctx context.Context) (int64, error) {
+	n, err := s.rdb.ZCard(ctx, quarantinedKey()).Result()
+	if err != nil {
+		return 0, fmt.Errorf("quarantined instances: %w", err)
+	}
+	return n, nil
+}
+
 // QuarantinedFrom is Quarantined from the offset-th quarantined instance
 // on, in the set's order, for a walk of the whole set.
 func (s *Store) QuarantinedFrom(ctx context.Context, offset, limit int64) ([]string, int64, error) {
