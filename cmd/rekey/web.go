@@ -127,7 +127,8 @@ func (a *app) webHandler() (http.Handler, error) {
 }
 
 // metricsHandler serves /metrics: rekey_redis_up from a ping per scrape,
-// rekey_redis_writable from a write,
+// rekey_redis_writable from a write, rekey_redis_replicated from a wait
+// for the replicas REKEY_REDIS_WAIT_REPLICAS asks for,
 // the start-up check's rekey_sealed_unreadable, and, while Redis answers,
 // what the Collector reads from it.
 func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
@@ -135,6 +136,7 @@ func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
 		Collector:  metrics.NewCollector(a.store, inspector, a.log, metrics.WithPacedBacklog(a.rdb)),
 		Ping:       func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
 		Write:      a.store.CheckWritable,
+		Durable:    a.store.Durable,
 		Unreadable: a.unreadableCount,
 		ClockOffset: func() (time.Duration, bool) {
 			s, ok := a.clock.Offset()

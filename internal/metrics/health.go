@@ -18,6 +18,10 @@ var (
 	descRedisWritable = prometheus.NewDesc("rekey_redis_writable",
 		"1 when Redis took this scrape's write, 0 when it answered but refused it (full under noeviction, read-only, "+
 			"too few replicas): nothing is rotated or revoked then. Absent while Redis does not answer.", nil, nil)
+	descRedisReplicated = prometheus.NewDesc("rekey_redis_replicated",
+		"1 when the replicas REKEY_REDIS_WAIT_REPLICAS asks for acknowledged this scrape's write within a second (always "+
+			"while it is 0), 0 when fewer did or WAIT failed: workers then mint, push and revoke nothing, retrying, while "+
+			"rekey_redis_writable reads 1. Absent while Redis does not answer or refuses writes.", nil, nil)
 	descUnreadable = prometheus.NewDesc("rekey_sealed_unreadable",
 		"Stored sealed values that no key of REKEY_ENCRYPTION_KEYS opens, as the web process's start-up check counted them.",
 		nil, nil)
@@ -36,6 +40,10 @@ type HandlerParams struct {
 	// Write asks Redis to take a write (store.Store.CheckWritable) once
 	// it answers a ping; nil omits rekey_redis_writable.
 	Write func(context.Context) error
+	// Durable asks Redis's replicas to acknowledge rekey's writes
+	// (store.Store.Durable, REKEY_REDIS_WAIT_REPLICAS) once Redis took the
+	// write; nil omits rekey_redis_replicated.
+	Durable func(context.Context) error
 	// Unreadable returns the start-up check's count of sealed values no
 	// configured key opens, and whether the check has run; nil omits the
 	// metric.
@@ -63,6 +71,13 @@ func NewHandler(p HandlerParams) http.Handler {
 			own.writable = &writable
 		}
 		cancel()
+		if up && p.Durable != nil && (own.writable == nil || *own.writable) {
+			// A context of its own: WAIT may take its whole second.
+			ctx, cancel := context.WithTimeout(r.Context(), healthPingTimeout)
+			replicated := p.Durable(ctx) == nil
+			own.replicated = &replicated
+			cancel()
+		}
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(own)
 		var g prometheus.Gatherer = reg
@@ -77,6 +92,7 @@ func NewHandler(p HandlerParams) http.Handler {
 type health struct {
 	up         bool
 	writable   *bool // nil: not asked
+	replicated *bool // nil: not asked
 	unreadable func() (int64, bool)
 	// clockOffset is served whether Redis answers or not: a process
 	// keeps the last offset through an outage.
@@ -87,6 +103,7 @@ type health struct {
 func (h health) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRedisUp
 	ch <- descRedisWritable
+	ch <- descRedisReplicated
 	ch <- descUnreadable
 	ch <- descBuildInfo
 	ch <- descClockOffset
@@ -101,6 +118,9 @@ func (h health) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRedisUp, prometheus.GaugeValue, v)
 	if h.writable != nil {
 		ch <- prometheus.MustNewConstMetric(descRedisWritable, prometheus.GaugeValue, map[bool]float64{true: 1}[*h.writable])
+	}
+	if h.replicated != nil {
+		ch <- prometheus.MustNewConstMetric(descRedisReplicated, prometheus.GaugeValue, flag(*h.replicated))
 	}
 	ch <- buildInfoMetric()
 	if h.clockOffset != nil {

@@ -64,6 +64,7 @@ func TestMetricsPassPromlint(t *testing.T) {
 	h := metrics.NewHandler(metrics.HandlerParams{Collector: col,
 		Ping:        func(ctx context.Context) error { return r.Client.Ping(ctx).Err() },
 		Write:       st.CheckWritable,
+		Durable:     st.Durable,
 		Unreadable:  func() (int64, bool) { return 0, true },
 		ClockOffset: func() (time.Duration, bool) { return -1500 * time.Millisecond, true }})
 	w := httptest.NewRecorder()
@@ -73,7 +74,7 @@ func TestMetricsPassPromlint(t *testing.T) {
 		"rekey_build_info{", "rekey_rotations_total", "rekey_queue_tasks", "rekey_revocations_held 1",
 		"rekey_revocation_oldest_hold_seconds", "rekey_logplex_lines_total{outcome=\"sent\"} 1",
 		"rekey_revoke_overdue_seconds", "rekey_pace_held_rotations 1", "rekey_pace_oldest_held_seconds",
-		"rekey_settings_variants 1", "rekey_redis_writable 1", "rekey_clock_offset_seconds -1.5",
+		"rekey_settings_variants 1", "rekey_redis_writable 1", "rekey_redis_replicated 1", "rekey_clock_offset_seconds -1.5",
 		"rekey_redis_data_start_time_seconds", "rekey_instances_quarantined 0"} {
 		if !strings.Contains(string(body), family) {
 			t.Fatalf("/metrics lacks %s, so the lint would not cover it:\n%s", family, body)
