@@ -42,6 +42,11 @@ const (
 	EndpointOAuthToken  = "oauth_token"
 )
 
+// Endpoints returns every endpoint name, in the order above.
+func Endpoints() []string {
+	return []string{EndpointPatchConfig, EndpointGetConfig, EndpointGetAddon, EndpointV1Put, EndpointV1Get, EndpointOAuthToken}
+}
+
 // Sentinel errors. Classify treats each of them as permanent.
 var (
 	// ErrNoToken is what a TokenStore returns from LoadToken when it holds no

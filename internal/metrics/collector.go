@@ -157,6 +157,7 @@ func (c *Collector) collectQueues(ch chan<- prometheus.Metric) {
 		info := &asynq.QueueInfo{}
 		if slices.Contains(known, q) {
 			if info, err = c.queues.GetQueueInfo(q); err != nil {
+				c.log.Warn().Err(err).Str("queue", q).Msg("metrics_queue_failed")
 				continue
 			}
 		}

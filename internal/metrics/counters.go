@@ -2,7 +2,9 @@ package metrics
 
 import (
 	"maps"
+	"strconv"
 
+	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/logplex"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/tasks"
@@ -17,6 +19,15 @@ func rotationsField(queue, outcome string) string { return "rotations:" + queue 
 func revocationsField(outcome string) string      { return "revocations:" + outcome }
 func budgetWaitField(c ratelimit.Class) string    { return "budget_wait_ms:" + c.String() }
 func logLinesField(outcome string) string         { return "logplex:" + outcome }
+func herokuCallsField(endpoint string, status int) string {
+	return "heroku_calls:" + endpoint + ":" + strconv.Itoa(status)
+}
+
+// alertStatuses are the statuses of Heroku's answers that rekey_heroku_calls_total
+// serves from the start, at 0: 429 (the account's budget spent), 500 and 503
+// (Heroku's own errors, as its documentation names them) and 0 (no answer: a
+// timeout, a connection refused), the ones an alert on their increase watches.
+var alertStatuses = []int{0, 429, 500, 503}
 
 // knownCounters returns the field of every label combination of the
 // counters whose labels come from fixed sets. The Collector exports each
@@ -24,9 +35,15 @@ func logLinesField(outcome string) string         { return "logplex:" + outcome 
 // series' first sample for its start, so an alert on
 // increase(rekey_rotations_total{outcome="failed"}[15m]) would miss the
 // first failure of a series that appears with it. rekey_heroku_calls_total
-// is not among them: its status is whatever Heroku answers.
+// has the statuses an alert watches for each endpoint (alertStatuses); any
+// other appears with its first call, its status whatever Heroku answers.
 func knownCounters() []string {
 	var fields []string
+	for _, e := range heroku.Endpoints() {
+		for _, status := range alertStatuses {
+			fields = append(fields, herokuCallsField(e, status))
+		}
+	}
 	for _, q := range rotateQueues() {
 		for _, o := range rotationOutcomes {
 			fields = append(fields, rotationsField(q, o))

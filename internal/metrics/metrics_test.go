@@ -94,6 +94,8 @@ func TestRecorderCountsReachTheCollector(t *testing.T) {
 // found them missing until their first event, so that
 // increase(rekey_rotations_total{outcome="failed"}[15m]) > 0 missed the
 // first failure: Prometheus takes a new series' first sample for its start.
+// So are the Heroku calls answered 429, 500 or 503, or not answered, of
+// each endpoint: an alert on their increase misses no first burst.
 func TestFreshStoreExportsKnownSeriesAtZero(t *testing.T) {
 	t.Parallel()
 	r, _, st := newStateStore(t)
@@ -105,6 +107,11 @@ func TestFreshStoreExportsKnownSeriesAtZero(t *testing.T) {
 		`rekey_budget_wait_seconds_total{class="background"}`,
 		`rekey_logplex_lines_total{outcome="sent"}`,
 		`rekey_logplex_lines_total{outcome="failed"}`,
+	}
+	for _, e := range heroku.Endpoints() {
+		for _, status := range []string{"0", "429", "500", "503"} {
+			want = append(want, fmt.Sprintf("rekey_heroku_calls_total{endpoint=%q,status=%q}", e, status))
+		}
 	}
 	for q := range tasks.Queues() {
 		for _, state := range []string{"pending", "active", "scheduled", "retry", "archived"} {
@@ -125,8 +132,8 @@ func TestFreshStoreExportsKnownSeriesAtZero(t *testing.T) {
 			t.Errorf("fresh store: %s %v, want 0", series, v)
 		}
 	}
-	// No label value is made up: a Heroku call's status is what Heroku
-	// answers, and the revoke queue runs no rotate task.
+	// No other label value is made up: a Heroku call's other statuses are
+	// what Heroku answers, and the revoke queue runs no rotate task.
 	for series := range got {
 		family, _, _ := strings.Cut(series, "{")
 		if (family == "rekey_heroku_calls_total" || family == "rekey_rotations_total") && !slices.Contains(want, series) {

@@ -10,7 +10,6 @@ package metrics
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"time"
 
@@ -83,7 +82,7 @@ func (r *Recorder) PushLanded(sinceRequest time.Duration) {
 
 // HerokuCall counts a call to Heroku; pass it to heroku.WithObserver.
 func (r *Recorder) HerokuCall(c heroku.CallInfo) {
-	r.add("heroku_calls:"+c.Endpoint+":"+strconv.Itoa(c.Status), 1)
+	r.add(herokuCallsField(c.Endpoint, c.Status), 1)
 }
 
 // Run flushes every interval until ctx is done, then once more.
