@@ -92,6 +92,13 @@ type PushObserver interface {
 	PushLanded(sinceRequest time.Duration)
 }
 
+// IssuerObserver is an Observer that also hears how each call to the
+// issuer ended: op is "mint", "verify", "revoke" or "usage", err nil for an
+// answer that worked. Optional, as PushObserver is.
+type IssuerObserver interface {
+	IssuerCall(op string, err error)
+}
+
 // Deps are the handlers' dependencies. Store, Heroku, Issuer and Enqueuer
 // are required.
 type Deps struct {
@@ -159,6 +166,13 @@ func (d *Deps) observeRotation(queue, outcome string) {
 func (d *Deps) observePushLanded(requestedAt time.Time) {
 	if o, ok := d.Observer.(PushObserver); ok && !requestedAt.IsZero() {
 		o.PushLanded(d.now().Sub(requestedAt))
+	}
+}
+
+// observeIssuer tells an IssuerObserver how a call to the issuer ended.
+func (d *Deps) observeIssuer(op string, err error) {
+	if o, ok := d.Observer.(IssuerObserver); ok {
+		o.IssuerCall(op, err)
 	}
 }
 

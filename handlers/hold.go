@@ -78,6 +78,7 @@ func (h *Revoke) holding(ctx context.Context, c *store.Credential, log zerolog.L
 		return nil
 	}
 	u, err := askUsage(ctx, rep, c)
+	h.deps.observeIssuer(issuer.OpUsage, err)
 	switch {
 	case errors.Is(err, issuer.ErrUsageUnsupported):
 		return h.release(ctx, c, isHeld, "the issuer does not report usage")

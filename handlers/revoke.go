@@ -79,7 +79,9 @@ func (h *Revoke) revoke(ctx context.Context, p tasks.RevokePayload, c store.Cred
 	if err := h.deps.Store.Durable(ctx); err != nil {
 		return fmt.Errorf("revoke %s: %w", c.ID, err)
 	}
-	if err := h.deps.Issuer.Revoke(ctx, p.InstanceID, p.CredentialID); err != nil {
+	err := h.deps.Issuer.Revoke(ctx, p.InstanceID, p.CredentialID)
+	h.deps.observeIssuer(issuer.OpRevoke, err)
+	if err != nil {
 		// A 401 refuses rekey, not the credential: a REKEY_ISSUER_SECRET
 		// changed on one side only, or a clock skewed past the issuer's
 		// window, answers every revocation so. Set aside as dead, each

@@ -186,7 +186,9 @@ func (h *Rotate) rotate(ctx context.Context, r *rotation) (string, error) {
 	// "unsupported" or a credential the issuer does not know, as
 	// REKEY_ISSUER_VERIFY says (issuer.WithVerify).
 	if !r.pushAttempted {
-		if err := h.deps.Issuer.Verify(ctx, r.p.InstanceID, credID); err != nil && !errors.Is(err, issuer.ErrVerifyUnsupported) {
+		err := h.deps.Issuer.Verify(ctx, r.p.InstanceID, credID)
+		h.deps.observeIssuer(issuer.OpVerify, err)
+		if err != nil && !errors.Is(err, issuer.ErrVerifyUnsupported) {
 			return h.fail(ctx, r, stepVerify, err)
 		}
 	} else if landed, err := h.landedBefore(ctx, r); err != nil {
@@ -513,6 +515,7 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mintTimeout)
 	defer cancel()
 	cred, err := h.deps.Issuer.Mint(ctx, r.p.InstanceID, r.p.RotationID)
+	h.deps.observeIssuer(issuer.OpMint, err)
 	var unusable *issuer.UnusableCredentialError
 	if errors.As(err, &unusable) {
 		// The issuer minted a credential it gave no usable config, or named

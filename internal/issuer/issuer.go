@@ -40,6 +40,17 @@ type Issuer interface {
 	Revoke(ctx context.Context, instanceID, credentialID string) error
 }
 
+// The operations of an issuer, as Error.Op and metrics name them.
+const (
+	OpMint   = "mint"
+	OpVerify = "verify"
+	OpRevoke = "revoke"
+	OpUsage  = "usage"
+)
+
+// Ops returns every operation, in the order above.
+func Ops() []string { return []string{OpMint, OpVerify, OpRevoke, OpUsage} }
+
 var (
 	// ErrVerifyUnsupported means the backend cannot verify credentials; the
 	// rotation goes on without that step. It is not a failure.

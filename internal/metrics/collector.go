@@ -83,6 +83,11 @@ var (
 		[]string{"queue", "outcome"}, nil)
 	descCalls = prometheus.NewDesc("rekey_heroku_calls_total",
 		"Calls to Heroku by endpoint and HTTP status (0: no response).", []string{"endpoint", "status"}, nil)
+	descIssuerCalls = prometheus.NewDesc("rekey_issuer_calls_total",
+		"Calls to the issuer by operation (mint, verify, revoke, usage) and how they ended: ok (answered as the contract "+
+			"says), refused (an answer taken as final) or failed (no usable answer: a 5xx, a timeout, no connection; "+
+			"retried). Alert on increase(rekey_issuer_calls_total{outcome=\"failed\"}[10m]) > 0: the issuer's "+
+			"trouble, where rekey_heroku_calls_total is Heroku's.", []string{"op", "outcome"}, nil)
 	descWait = prometheus.NewDesc("rekey_budget_wait_seconds_total",
 		"Time rotations spent waiting for Heroku API budget, by class.", []string{"class"}, nil)
 	descRevocations = prometheus.NewDesc("rekey_revocations_total",
@@ -117,7 +122,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, h := range histograms {
 		ch <- h.desc
 	}
-	for _, d := range []*prometheus.Desc{descQueueSize, descQueueLatency, descRotations, descCalls, descWait,
+	for _, d := range []*prometheus.Desc{descQueueSize, descQueueLatency, descRotations, descCalls, descIssuerCalls, descWait,
 		descRevocations, descOverdue, descPending, descDead, descInstances, descInFlight,
 		descBreaker, descOpenings, descHeld, descOldestHold, descLogLines, descPacedHeld, descPacedOldest,
 		descSettings, descDataStart, descLastSweep, descSweepFailed, descSchedPaused, descClocks, descQuarantined,
@@ -180,6 +185,8 @@ func (c *Collector) collectCounters(ctx context.Context, ch chan<- prometheus.Me
 		switch {
 		case parts[0] == "rotations" && len(parts) == 3:
 			ch <- prometheus.MustNewConstMetric(descRotations, prometheus.CounterValue, float64(v), parts[1], parts[2])
+		case parts[0] == "issuer_calls" && len(parts) == 3:
+			ch <- prometheus.MustNewConstMetric(descIssuerCalls, prometheus.CounterValue, float64(v), parts[1], parts[2])
 		case parts[0] == "heroku_calls" && len(parts) == 3:
 			ch <- prometheus.MustNewConstMetric(descCalls, prometheus.CounterValue, float64(v), parts[1], parts[2])
 		case parts[0] == "budget_wait_ms" && len(parts) == 2:

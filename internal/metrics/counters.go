@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/logplex"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/tasks"
@@ -19,6 +20,7 @@ func rotationsField(queue, outcome string) string { return "rotations:" + queue 
 func revocationsField(outcome string) string      { return "revocations:" + outcome }
 func budgetWaitField(c ratelimit.Class) string    { return "budget_wait_ms:" + c.String() }
 func logLinesField(outcome string) string         { return "logplex:" + outcome }
+func issuerCallsField(op, outcome string) string  { return "issuer_calls:" + op + ":" + outcome }
 func herokuCallsField(endpoint string, status int) string {
 	return "heroku_calls:" + endpoint + ":" + strconv.Itoa(status)
 }
@@ -49,6 +51,11 @@ func knownCounters() []string {
 			fields = append(fields, rotationsField(q, o))
 		}
 	}
+	for _, op := range issuer.Ops() {
+		for _, o := range issuerOutcomes {
+			fields = append(fields, issuerCallsField(op, o))
+		}
+	}
 	for _, o := range revocationOutcomes {
 		fields = append(fields, revocationsField(o))
 	}
@@ -68,6 +75,21 @@ var (
 	rotationOutcomes = []string{"rotated", "already_done", "joined", "moved", "skipped", "refused", "failed",
 		"retry", "rate_limited"}
 	revocationOutcomes = []string{revoked, "failed"}
+)
+
+// issuerOutcomes are how a call to the issuer ends (Recorder.IssuerCall).
+var issuerOutcomes = []string{issuerOK, issuerRefused, issuerFailed}
+
+const (
+	// issuerOK: the issuer answered as the contract says, "unsupported"
+	// (a 404 to verify or usage) included.
+	issuerOK = "ok"
+	// issuerRefused: an answer the rotation or revocation takes as final
+	// (issuer.IsPermanent: a 4xx, a malformed mint).
+	issuerRefused = "refused"
+	// issuerFailed: no usable answer, retried (a 5xx, a timeout, no
+	// connection, an answer that cannot be read): the issuer's trouble.
+	issuerFailed = "failed"
 )
 
 // revoked is the revocation outcome whose lag the Recorder measures.

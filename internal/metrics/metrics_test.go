@@ -16,6 +16,7 @@ import (
 
 	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/metrics"
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/seal"
@@ -107,6 +108,11 @@ func TestFreshStoreExportsKnownSeriesAtZero(t *testing.T) {
 		`rekey_budget_wait_seconds_total{class="background"}`,
 		`rekey_logplex_lines_total{outcome="sent"}`,
 		`rekey_logplex_lines_total{outcome="failed"}`,
+	}
+	for _, op := range issuer.Ops() {
+		for _, outcome := range []string{"ok", "refused", "failed"} {
+			want = append(want, fmt.Sprintf("rekey_issuer_calls_total{op=%q,outcome=%q}", op, outcome))
+		}
 	}
 	for _, e := range heroku.Endpoints() {
 		for _, status := range []string{"0", "429", "500", "503"} {

@@ -10,12 +10,14 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 )
 
@@ -78,6 +80,20 @@ func (r *Recorder) PushLanded(sinceRequest time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	requestToHeroku.observe(r.pending, sinceRequest)
+}
+
+// IssuerCall counts a call to the issuer by how it ended
+// (rekey_issuer_calls_total); it implements handlers.IssuerObserver.
+func (r *Recorder) IssuerCall(op string, err error) {
+	outcome := issuerOK
+	switch {
+	case err == nil || errors.Is(err, issuer.ErrVerifyUnsupported) || errors.Is(err, issuer.ErrUsageUnsupported):
+	case issuer.IsPermanent(err):
+		outcome = issuerRefused
+	default:
+		outcome = issuerFailed
+	}
+	r.add(issuerCallsField(op, outcome), 1)
 }
 
 // HerokuCall counts a call to Heroku; pass it to heroku.WithObserver.

@@ -1,0 +1,66 @@
+package metrics_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/handlers"
+	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/metrics"
+	"github.com/rekeyhq/rekey/internal/secret"
+)
+
+// The recorder is what the workers give handlers as their Observer.
+var _ handlers.IssuerObserver = (*metrics.Recorder)(nil)
+
+// An SRE tells the issuer's trouble from Heroku's: each call the webhook
+// issuer makes, over real HTTP, is counted by how it ended, a 5xx or a
+// timeout as failed, a 4xx the contract takes as final as refused, an
+// answer that works or says "unsupported" as ok.
+func TestIssuerCallsAreCountedByHowTheyEnded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, _, st := newStateStore(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		switch {
+		case req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/verify"):
+			w.WriteHeader(http.StatusNotFound) // verify not supported
+		case req.Method == http.MethodPost && strings.Contains(req.URL.Path, "rot-503"):
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case req.Method == http.MethodDelete:
+			w.WriteHeader(http.StatusUnprocessableEntity)
+		default:
+			http.Error(w, "no", http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	iss, err := issuer.NewHTTP(srv.URL, secret.New("issuer-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := metrics.NewRecorder(st, nil, zerolog.Nop())
+	_, err = iss.Mint(ctx, "inst-1", "rot-503")
+	rec.IssuerCall(issuer.OpMint, err)
+	rec.IssuerCall(issuer.OpVerify, iss.Verify(ctx, "inst-1", "cred-1"))
+	rec.IssuerCall(issuer.OpRevoke, iss.Revoke(ctx, "inst-1", "cred-0"))
+	rec.Flush(ctx)
+
+	got := scrape(t, metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler())
+	for series, want := range map[string]float64{
+		`rekey_issuer_calls_total{op="mint",outcome="failed"}`:    1,
+		`rekey_issuer_calls_total{op="mint",outcome="ok"}`:        0,
+		`rekey_issuer_calls_total{op="verify",outcome="ok"}`:      1,
+		`rekey_issuer_calls_total{op="revoke",outcome="refused"}`: 1,
+		`rekey_issuer_calls_total{op="usage",outcome="failed"}`:   0,
+	} {
+		if v, ok := got[series]; !ok || v != want {
+			t.Errorf("%s = %v (served %v), want %v", series, v, ok, want)
+		}
+	}
+}
