@@ -144,10 +144,10 @@ func (b *Breaker) repause() {
 // no longer takes answers 400 as well as 401), counted together as
 // credentials refused; a 403; and answers not Heroku's, for every instance
 // alike: a 2xx without the config, a redirect, which Heroku's API never
-// answers, and a 4xx without the error id every 4xx of Heroku's carries
-// (APIError.CarriesID; an id rekey does not list, which a push's error
-// does not keep, is still Heroku's), such as an egress proxy's own 404
-// page for a route it does not pass on. A refresh refused invalid_grant is
+// answers, and a 4xx of the Platform API without the error id its every
+// 4xx carries (APIError.CarriesID; an id rekey does not list, which a
+// push's error does not keep, is still Heroku's), such as an egress
+// proxy's own 404 page for a route it does not pass on. A refresh refused invalid_grant is
 // that add-on's own authorization revoked: an answer, no denial. 429s and
 // 5xx bear on Heroku's load, not on the account, and calls that got no
 // answer prove nothing: neither is counted, so an outage cannot dilute a
@@ -167,10 +167,17 @@ func answer(err error) (denied int, ok bool) {
 		return api.Status, true
 	case api.Status >= 300 && api.Status <= 399:
 		return store.DeniedUnexpected, true
-	case !api.CarriesID():
+	case !api.CarriesID() && !v1(api.Endpoint):
 		return store.DeniedUnexpected, true
 	}
 	return 0, true
+}
+
+// v1 reports whether endpoint is the legacy vendor API's, whose error
+// bodies Heroku does not document: a 4xx of it without an error id may be
+// Heroku's own, a stale app's 404 in a V1 fleet.
+func v1(endpoint string) bool {
+	return endpoint == heroku.EndpointV1Put || endpoint == heroku.EndpointV1Get
 }
 
 // opened pauses the bulk queue and writes the opening's one log line.
