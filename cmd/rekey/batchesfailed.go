@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -25,7 +26,8 @@ it is (it skips the comment lines), so a wave's failures can be rotated again on
 fixed. --code keeps only the failures with that code (repeat it for more). --json prints an array of
 {"instance_id", "code"}. Only the batch's own rotations are listed, not those of other batches it
 joined. An instance deprovisioned since is still listed: 'rekey rotate --from - --skip-invalid' leaves
-it out. Batches created by rekey versions before this list was kept list none.`,
+it out. Failures a rekey version before this list was kept recorded are not listed: stderr
+says how many, by code.`,
 		Example: `  rekey batches failed bat_01J...
   rekey batches failed bat_01J... --code retries_exhausted | rekey rotate --from - --confirm
   rekey batches failed bat_01J... --json | jq -r '.[] | select(.code | startswith("push:")) | .instance_id'`,
@@ -45,20 +47,26 @@ it out. Batches created by rekey versions before this list was kept list none.`,
 // (with one of codes, when any is given), grouped by code, codes and ids
 // in order; what is said about the list goes to notes.
 func listBatchFailed(ctx context.Context, w, notes io.Writer, st *store.Store, id string, codes []string, asJSON bool) error {
-	failed, err := st.BatchFailed(ctx, id)
+	failed, unlisted, err := st.BatchFailed(ctx, id)
 	if err != nil {
 		return batchError(id, err)
 	}
 	failed = slices.DeleteFunc(failed, func(f store.FailedInstance) bool {
 		return len(codes) > 0 && !slices.Contains(codes, f.Code)
 	})
+	maps.DeleteFunc(unlisted, func(code string, _ int64) bool {
+		return len(codes) > 0 && !slices.Contains(codes, code)
+	})
+	if err := unlistedNote(notes, id, unlisted); err != nil {
+		return err
+	}
 	if asJSON {
 		if failed == nil {
 			failed = []store.FailedInstance{}
 		}
 		return writeJSON(w, failed)
 	}
-	if len(failed) == 0 {
+	if len(failed) == 0 && len(unlisted) == 0 {
 		_, err := fmt.Fprintf(notes, "no failed rotation of batch %s is listed%s\n", id, codesNote(codes))
 		return err
 	}
@@ -79,6 +87,25 @@ func listBatchFailed(ctx context.Context, w, notes io.Writer, st *store.Store, i
 		}
 	}
 	return nil
+}
+
+// unlistedNote says how many failures, by code, the batch counts that its
+// list does not hold (store.BatchFailed): a short or empty list is then
+// not read as all that failed.
+func unlistedNote(w io.Writer, id string, unlisted map[string]int64) error {
+	if len(unlisted) == 0 {
+		return nil
+	}
+	var n int64
+	by := make([]string, 0, len(unlisted))
+	for _, code := range slices.Sorted(maps.Keys(unlisted)) {
+		n += unlisted[code]
+		by = append(by, fmt.Sprintf("%s %d", printable.Text(code), unlisted[code]))
+	}
+	_, err := fmt.Fprintf(w, "rekey: batch %s counts %s not listed here (%s): a rekey version before this list "+
+		"was kept recorded them\n",
+		id, count(int(n), "failed rotation", "failed rotations"), strings.Join(by, ", "))
+	return err
 }
 
 // codesNote says which codes --code kept, for the note on an empty list.

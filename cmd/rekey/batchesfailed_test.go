@@ -80,3 +80,46 @@ func TestBatchesFailedListsWhatToRotateAgain(t *testing.T) {
 		t.Errorf("an unknown batch: %v, want not found", err)
 	}
 }
+
+// A batch whose failures a worker of an earlier rekey version recorded (a
+// wave that ran across the upgrade, or one from before it) counts failures
+// the list does not hold: the operator is told how many, by code, rather
+// than read an empty or short list as all that failed.
+func TestBatchesFailedSaysWhatTheListDoesNotHold(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	id, ids := startBatch(t, c, 4)
+	c.complete(t, ids, map[string]bool{ids[0]: true, ids[1]: true, ids[2]: true})
+	// ids[0]'s failure was recorded before the list was kept.
+	if err := c.r.Client.HDel(ctx, "rekey:batch:"+id+":failed", ids[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(t, "batches", "failed", id); err != nil {
+		t.Fatalf("%v\n%s", err, c.stderr)
+	}
+	if got := c.stderr.String(); !strings.Contains(got, "1 failed rotation") || !strings.Contains(got, "push:not_found") ||
+		!strings.Contains(got, "not listed") {
+		t.Errorf("stderr %q; want it to say 1 failed rotation (push:not_found) is not listed", got)
+	}
+	if got := c.stdout.String(); strings.Contains(got, ids[0]) || !strings.Contains(got, "# push:not_found (2)") {
+		t.Errorf("stdout %q", got)
+	}
+
+	// None listed at all: not "no failed rotation".
+	if err := c.r.Client.Del(ctx, "rekey:batch:"+id+":failed").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(t, "batches", "failed", id); err != nil {
+		t.Fatalf("%v\n%s", err, c.stderr)
+	}
+	if got := c.stderr.String(); strings.Contains(got, "no failed rotation") || !strings.Contains(got, "3 failed rotations") {
+		t.Errorf("stderr %q; want it to say the batch's 3 failed rotations are not listed", got)
+	}
+	// --code keeps the note to those codes.
+	if err := c.run(t, "batches", "failed", id, "--code", "mint:other"); err != nil {
+		t.Fatalf("%v\n%s", err, c.stderr)
+	}
+	if got := c.stderr.String(); !strings.Contains(got, "no failed rotation") || strings.Contains(got, "not listed") {
+		t.Errorf("--code mint:other: stderr %q; want only that none is listed", got)
+	}
+}

@@ -211,14 +211,14 @@ func (s *server) getBatch(w http.ResponseWriter, r *http.Request) {
 
 // getBatchFailed lists the instances whose rotation of a batch failed:
 // GET /api/v1/batches/{batch_id}/failed -> {"batch_id", "failed":
-// [{"instance_id", "code"}]}, by code, then instance id; the ids to send
+// [{"instance_id", "code"}], "unlisted"}, by code, then instance id; the ids to send
 // to POST /api/v1/rotations again once the failures' cause is fixed.
 func (s *server) getBatchFailed(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r, "batch_id")
 	if !ok {
 		return
 	}
-	failed, err := s.Store.BatchFailed(r.Context(), id)
+	failed, unlisted, err := s.Store.BatchFailed(r.Context(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("batch %s does not exist (batches are kept for 30 days)", id))
@@ -230,10 +230,18 @@ func (s *server) getBatchFailed(w http.ResponseWriter, r *http.Request) {
 	if failed == nil {
 		failed = []store.FailedInstance{}
 	}
+	var n int64
+	for _, c := range unlisted {
+		n += c
+	}
 	writeJSON(w, http.StatusOK, struct {
 		BatchID string                 `json:"batch_id"`
 		Failed  []store.FailedInstance `json:"failed"`
-	}{id, failed})
+		// Unlisted counts the batch's failures the list does not hold
+		// (store.BatchFailed): an empty list with failures unlisted is not
+		// "nothing failed".
+		Unlisted int64 `json:"unlisted"`
+	}{id, failed, n})
 }
 
 // maxListed bounds the limit of GET /api/v1/batches and /api/v1/instances.

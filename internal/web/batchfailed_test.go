@@ -55,3 +55,40 @@ func TestBatchFailedListsTheInstancesToRotateAgain(t *testing.T) {
 		t.Errorf("an unknown batch: %d %s, want 404", resp.status, resp.body)
 	}
 }
+
+// A batch whose failures a worker of an earlier rekey version recorded (a
+// wave that ran across the upgrade) counts failures the list does not
+// hold: the answer says how many, so a partner's code does not take a
+// short or empty list for all that failed.
+func TestBatchFailedCountsTheFailuresItDoesNotList(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	for _, id := range []string{"inst-1", "inst-2"} {
+		f.register(id, "cred-0")
+	}
+	var batch batchJSON
+	f.api(http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-1","inst-2"]}`).json(t, &batch)
+	for _, id := range []string{"inst-1", "inst-2"} {
+		in, err := f.st.Instance(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.st.Fail(ctx, id, in.InFlight, "push:heroku_404", "failed"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// inst-1's failure was recorded before the list was kept.
+	if err := f.r.Client.HDel(ctx, "rekey:batch:"+batch.BatchID+":failed", "inst-1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Failed   []store.FailedInstance `json:"failed"`
+		Unlisted *int64                 `json:"unlisted"`
+	}
+	resp := f.api(http.MethodGet, "/api/v1/batches/"+batch.BatchID+"/failed", "")
+	resp.json(t, &got)
+	if resp.status != http.StatusOK || len(got.Failed) != 1 || got.Unlisted == nil || *got.Unlisted != 1 {
+		t.Fatalf("GET failed: %d %s; want inst-2 listed and \"unlisted\": 1", resp.status, resp.body)
+	}
+}
