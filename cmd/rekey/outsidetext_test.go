@@ -80,6 +80,7 @@ func TestOutsideTextIsEscapedInTextOutput(t *testing.T) {
 		"instances import":     {"-"},
 		"batches show":         {"bat_hostile"},
 		"batches list":         nil,
+		"batches failed":       {"bat_hostile"},
 		"holds list":           nil,
 		"revocations dead":     nil,
 		"revocations expedite": {"inst-hostile", "--confirm"},
@@ -89,7 +90,7 @@ func TestOutsideTextIsEscapedInTextOutput(t *testing.T) {
 		"rotate":               {"--plan", "inst-hostile"},
 	}
 	// shows names the commands that show the hostile text itself.
-	shows := []string{"instances show", "batches show", "batches list", "holds list", "revocations dead", "scheduler status", "keys status"}
+	shows := []string{"instances show", "batches show", "batches list", "batches failed", "holds list", "revocations dead", "scheduler status", "keys status"}
 	for _, path := range commandPaths(t) {
 		name := strings.Join(path, " ")
 		if cmd, _, err := newRootCmd(c.env()).Find(path); err == nil && cmd.Flags().Lookup("json") != nil {
