@@ -146,48 +146,52 @@ func (s *Store) addWaits(ctx context.Context, bs []Batch, ms []map[string]string
 	if len(at) == 0 {
 		return nil
 	}
-	// The set holds up to one rotation per instance of the batch (a fleet
-	// wave's: 100,000): it is read a page at a time (SSCAN), each page's
-	// states in one pipeline, so that no single command walks the whole
-	// set while every process waits on Redis.
-	// SSCAN may return a member twice (a set rehashed meanwhile): seen
-	// counts each rotation once.
 	for _, i := range at {
-		var cursor uint64
-		seen := map[string]bool{}
-		for {
-			rots, next, err := s.rdb.SScan(ctx, batchWaitsKey(bs[i].ID), cursor, "", waitsPage).Result()
-			if err != nil {
-				return fmt.Errorf("read batch waits: %w", err)
-			}
-			if len(rots) > 0 {
-				pipe := s.rdb.Pipeline()
-				states := make([]*redis.StringCmd, len(rots))
-				for k, rot := range rots {
-					if !seen[rot] {
-						seen[rot] = true
-						states[k] = pipe.HGet(ctx, rotationKey(rot), "state")
-					}
-				}
-				if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-					return fmt.Errorf("read batch waits: %w", err)
-				}
-				for _, st := range states {
-					if st == nil {
-						continue
-					}
-					if v := st.Val(); v != "" && v != RotationPromoted && v != RotationFailed && v != RotationCancelled {
-						bs[i].InFlight++
-					}
-				}
-			}
-			if cursor = next; cursor == 0 {
-				break
-			}
+		n, err := s.waitsInFlight(ctx, bs[i].ID)
+		if err != nil {
+			return err
 		}
+		bs[i].InFlight += n
 		bs[i].Done = bs[i].Done && bs[i].InFlight == 0
 	}
 	return nil
+}
+
+// waitsInFlight counts the rotations in batch id's waits set that are
+// still in flight. The set holds up to one rotation per instance of the
+// batch (a fleet wave's: 100,000): it is read a page at a time (SSCAN),
+// each page's states in one pipeline, so that no single command walks the
+// whole set while every process waits on Redis. SSCAN may return a member
+// twice (a set rehashed meanwhile): each rotation counts once.
+func (s *Store) waitsInFlight(ctx context.Context, id string) (int64, error) {
+	var n int64
+	var cursor uint64
+	seen := map[string]bool{}
+	for {
+		rots, next, err := s.rdb.SScan(ctx, batchWaitsKey(id), cursor, "", waitsPage).Result()
+		if err != nil {
+			return 0, fmt.Errorf("read batch waits: %w", err)
+		}
+		pipe := s.rdb.Pipeline()
+		var states []*redis.StringCmd
+		for _, rot := range rots {
+			if !seen[rot] {
+				seen[rot] = true
+				states = append(states, pipe.HGet(ctx, rotationKey(rot), "state"))
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return 0, fmt.Errorf("read batch waits: %w", err)
+		}
+		for _, st := range states {
+			if v := st.Val(); v != "" && v != RotationPromoted && v != RotationFailed && v != RotationCancelled {
+				n++
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return n, nil
+		}
+	}
 }
 
 // parseBatch reads batch id from its hash m and its failures hash f.
