@@ -85,7 +85,8 @@ const (
 	// (a 404 to verify or usage) included.
 	issuerOK = "ok"
 	// issuerRefused: an answer the rotation or revocation takes as final
-	// (issuer.IsPermanent: a 4xx, a malformed mint).
+	// (issuer.IsPermanent: a 4xx; a mint answer naming a credential without
+	// a config rekey can use, issuer.UnusableCredentialError).
 	issuerRefused = "refused"
 	// issuerFailed: no usable answer, retried (a 5xx, a timeout, no
 	// connection, an answer that cannot be read): the issuer's trouble.

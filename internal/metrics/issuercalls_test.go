@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -61,6 +62,42 @@ func TestIssuerCallsAreCountedByHowTheyEnded(t *testing.T) {
 	} {
 		if v, ok := got[series]; !ok || v != want {
 			t.Errorf("%s = %v (served %v), want %v", series, v, ok, want)
+		}
+	}
+}
+
+// A mint answered 200 that names a credential without a config rekey can
+// use (issuer.UnusableCredentialError) ends the rotation for good, its
+// credential discarded and revoked: the issuer's answer is taken as final,
+// refused, not a failure the rotation retries.
+func TestAnUnusableMintIsCountedRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, _, st := newStateStore(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"credential_id":"cred-9"}`)) // no config
+	}))
+	t.Cleanup(srv.Close)
+	iss, err := issuer.NewHTTP(srv.URL, secret.New("issuer-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = iss.Mint(ctx, "inst-1", "rot-1")
+	var unusable *issuer.UnusableCredentialError
+	if !errors.As(err, &unusable) {
+		t.Fatalf("mint: %v, want an unusable credential", err)
+	}
+	rec := metrics.NewRecorder(st, nil, zerolog.Nop())
+	rec.IssuerCall(issuer.OpMint, err)
+	rec.Flush(ctx)
+	got := scrape(t, metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler())
+	for series, want := range map[string]float64{
+		`rekey_issuer_calls_total{op="mint",outcome="refused"}`: 1,
+		`rekey_issuer_calls_total{op="mint",outcome="failed"}`:  0,
+	} {
+		if v := got[series]; v != want {
+			t.Errorf("%s = %v, want %v", series, v, want)
 		}
 	}
 }

@@ -86,9 +86,12 @@ func (r *Recorder) PushLanded(sinceRequest time.Duration) {
 // (rekey_issuer_calls_total); it implements handlers.IssuerObserver.
 func (r *Recorder) IssuerCall(op string, err error) {
 	outcome := issuerOK
+	var unusable *issuer.UnusableCredentialError
 	switch {
 	case err == nil || errors.Is(err, issuer.ErrVerifyUnsupported) || errors.Is(err, issuer.ErrUsageUnsupported):
-	case issuer.IsPermanent(err):
+	// A mint answer naming a credential rekey cannot use ends the rotation
+	// (its credential discarded and revoked), whatever its 2xx status.
+	case issuer.IsPermanent(err) || errors.As(err, &unusable):
 		outcome = issuerRefused
 	default:
 		outcome = issuerFailed
