@@ -89,7 +89,8 @@ const (
 	// a config rekey can use, issuer.UnusableCredentialError).
 	issuerRefused = "refused"
 	// issuerFailed: no usable answer, retried (a 5xx, a timeout, no
-	// connection, an answer that cannot be read): the issuer's trouble.
+	// connection, an answer that cannot be read; a revocation's 401):
+	// the issuer's trouble.
 	issuerFailed = "failed"
 )
 

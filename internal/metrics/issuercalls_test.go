@@ -101,3 +101,38 @@ func TestAnUnusableMintIsCountedRefused(t *testing.T) {
 		}
 	}
 }
+
+// An issuer that no longer takes rekey's signature (REKEY_ISSUER_SECRET
+// changed on one side only) answers every revocation 401, which the revoke
+// handler retries until the secret is mended, every revocation overdue
+// meanwhile: the issuer's trouble, counted failed so that the alert on
+// failed calls fires, not refused as a revocation set aside for good is.
+func TestARevocationRefusingRekeysSignatureIsCountedFailed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, _, st := newStateStore(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(srv.Close)
+	iss, err := issuer.NewHTTP(srv.URL, secret.New("issuer-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = iss.Revoke(ctx, "inst-1", "cred-0")
+	if !issuer.RefusesRekey(err) {
+		t.Fatalf("revoke: %v, want the issuer's 401", err)
+	}
+	rec := metrics.NewRecorder(st, nil, zerolog.Nop())
+	rec.IssuerCall(issuer.OpRevoke, err)
+	rec.Flush(ctx)
+	got := scrape(t, metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler())
+	for series, want := range map[string]float64{
+		`rekey_issuer_calls_total{op="revoke",outcome="failed"}`:  1,
+		`rekey_issuer_calls_total{op="revoke",outcome="refused"}`: 0,
+	} {
+		if v := got[series]; v != want {
+			t.Errorf("%s = %v, want %v", series, v, want)
+		}
+	}
+}

@@ -89,6 +89,12 @@ func (r *Recorder) IssuerCall(op string, err error) {
 	var unusable *issuer.UnusableCredentialError
 	switch {
 	case err == nil || errors.Is(err, issuer.ErrVerifyUnsupported) || errors.Is(err, issuer.ErrUsageUnsupported):
+	// A revocation the issuer refuses with a 401 (rekey's signature not
+	// taken: REKEY_ISSUER_SECRET changed on one side only, a clock skewed)
+	// is retried until that is mended (handlers.Revoke), every revocation
+	// overdue meanwhile: the issuer's trouble, not an answer taken as final.
+	case op == issuer.OpRevoke && issuer.RefusesRekey(err):
+		outcome = issuerFailed
 	// A mint answer naming a credential rekey cannot use ends the rotation
 	// (its credential discarded and revoked), whatever its 2xx status.
 	case issuer.IsPermanent(err) || errors.As(err, &unusable):
