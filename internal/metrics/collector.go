@@ -86,8 +86,9 @@ var (
 	descIssuerCalls = prometheus.NewDesc("rekey_issuer_calls_total",
 		"Calls to the issuer by operation (mint, verify, revoke, usage) and how they ended: ok (answered as the contract "+
 			"says), refused (an answer taken as final) or failed (no usable answer: a 5xx, a timeout, no connection; "+
-			"retried). Alert on increase(rekey_issuer_calls_total{outcome=\"failed\"}[10m]) > 0: the issuer's "+
-			"trouble, where rekey_heroku_calls_total is Heroku's.", []string{"op", "outcome"}, nil)
+			"retried; a call rekey cancelled, a worker stopping, is not counted). Alert on "+
+			"increase(rekey_issuer_calls_total{outcome=\"failed\"}[10m]) > 0: the issuer's trouble, where "+
+			"rekey_heroku_calls_total is Heroku's.", []string{"op", "outcome"}, nil)
 	descWait = prometheus.NewDesc("rekey_budget_wait_seconds_total",
 		"Time rotations spent waiting for Heroku API budget, by class.", []string{"class"}, nil)
 	descRevocations = prometheus.NewDesc("rekey_revocations_total",

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
@@ -134,5 +135,39 @@ func TestARevocationRefusingRekeysSignatureIsCountedFailed(t *testing.T) {
 		if v := got[series]; v != want {
 			t.Errorf("%s = %v, want %v", series, v, want)
 		}
+	}
+}
+
+// A call rekey itself stopped (a worker stopping cancels its tasks, on
+// every deploy and every daily dyno restart) says nothing of the issuer:
+// it is not counted failed, or the alert on failed calls would fire at
+// each restart that finds a revocation or a verify in flight.
+func TestACallRekeyCancelledIsNotCountedFailed(t *testing.T) {
+	t.Parallel()
+	r, _, st := newStateStore(t)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		select {
+		case <-release:
+		case <-req.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	iss, err := issuer.NewHTTP(srv.URL, secret.New("issuer-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	err = iss.Revoke(ctx, "inst-1", "cred-0")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("revoke: %v, want it cancelled", err)
+	}
+	rec := metrics.NewRecorder(st, nil, zerolog.Nop())
+	rec.IssuerCall(issuer.OpRevoke, err)
+	rec.Flush(context.Background())
+	got := scrape(t, metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler())
+	if v := got[`rekey_issuer_calls_total{op="revoke",outcome="failed"}`]; v != 0 {
+		t.Errorf(`rekey_issuer_calls_total{op="revoke",outcome="failed"} = %v after a call rekey cancelled, want 0`, v)
 	}
 }

@@ -83,8 +83,15 @@ func (r *Recorder) PushLanded(sinceRequest time.Duration) {
 }
 
 // IssuerCall counts a call to the issuer by how it ended
-// (rekey_issuer_calls_total); it implements handlers.IssuerObserver.
+// (rekey_issuer_calls_total); it implements handlers.IssuerObserver. A
+// call rekey cancelled is not counted: a worker stopping (a deploy, a
+// dyno's daily restart) cancels the calls its tasks had in flight, which
+// says nothing of the issuer, and counted failed each would fire the alert
+// on failed calls. The task runs again, and its call is counted then.
 func (r *Recorder) IssuerCall(op string, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
 	outcome := issuerOK
 	var unusable *issuer.UnusableCredentialError
 	switch {
