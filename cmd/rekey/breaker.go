@@ -89,6 +89,10 @@ func breakerStatus(ctx context.Context, env *environ, b *breaker.Breaker, asJSON
 	return nil
 }
 
+// denials names the answers the breaker counts as denials (breaker.answer):
+// an operator reading a window full of them learns each kind it may be.
+const denials = "401, 403 or not as Heroku answers (a 2xx without the config, a redirect, a 4xx without Heroku's error id)"
+
 func writeBreakerStatus(w io.Writer, s breaker.Status) {
 	line := func(label, format string, args ...any) {
 		fmt.Fprintf(w, "%-11s %s\n", label+":", printable.Text(fmt.Sprintf(format, args...)))
@@ -102,9 +106,10 @@ func writeBreakerStatus(w io.Writer, s breaker.Status) {
 	if s.Policy.Threshold == 0 {
 		line("policy", "off (REKEY_BREAKER_THRESHOLD=0): this process's configuration never opens it")
 	} else {
-		line("window now", "%d of %d distinct instances answered 401, 403 or a 2xx that is not Heroku's in the last %s", s.Window.Denied, s.Window.Answered, durationText(s.Policy.Window))
-		line("policy", "opens at %d distinct instances answering 401, 403 or a 2xx that is not Heroku's, at least %g of those answered, within %s",
-			s.Policy.Threshold, s.Policy.Fraction, durationText(s.Policy.Window))
+		line("window now", "%d of %d distinct instances answered %s in the last %s", s.Window.Denied, s.Window.Answered,
+			denials, durationText(s.Policy.Window))
+		line("policy", "opens at %d distinct instances answering %s, at least %g of those answered, within %s",
+			s.Policy.Threshold, denials, s.Policy.Fraction, durationText(s.Policy.Window))
 	}
 	openings := fmt.Sprintf("%d", s.Openings)
 	if s.ResumedAt != nil {

@@ -59,7 +59,7 @@ func TestBreakerStatusAndResume(t *testing.T) {
 	}
 	t.Logf("rekey breaker status:\n%s", out)
 	wantLines(t, out, "breaker:    OPEN since ", reason, resume, "bulk queue: paused", "openings:   1",
-		"policy:     opens at 10 distinct instances answering 401, 403 or a 2xx that is not Heroku's, at least 0.5 of those answered, within 5m")
+		"policy:     opens at 10 distinct instances answering 401, 403 or not as Heroku answers (a 2xx without the config, a redirect, a 4xx without Heroku's error id), at least 0.5 of those answered, within 5m")
 
 	out, err = g.breakerCmd("status", "--json")
 	var s breaker.Status
@@ -89,5 +89,30 @@ func TestBreakerStatusAndResume(t *testing.T) {
 	wantLines(t, g.run(t, "status"), "breaker:            closed")
 	if out, err := g.breakerCmd("resume"); err != nil || !strings.Contains(out, "nothing to resume") {
 		t.Fatalf("resume of a closed breaker = %v\n%s", err, out)
+	}
+}
+
+// TestBreakerStatusNamesEveryDenial checks that the window and policy lines
+// of rekey breaker status name every answer the breaker counts as a denial:
+// a redirect and a 4xx without Heroku's error id (an egress proxy's 404
+// page) count with the 401s, 403s and 2xx without a config, so a window
+// filling with them is not read as unexplained.
+func TestBreakerStatusNamesEveryDenial(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	writeBreakerStatus(&out, breaker.Status{Window: breaker.WindowStatus{Denied: 3, Answered: 4},
+		Policy: breaker.PolicyStatus{Threshold: 10, Fraction: 0.5, Window: "5m0s"}})
+	for _, label := range []string{"window now:", "policy:"} {
+		var line string
+		for l := range strings.Lines(out.String()) {
+			if strings.HasPrefix(l, label) {
+				line = l
+			}
+		}
+		for _, want := range []string{"401", "403", "2xx", "redirect", "4xx without Heroku's error id"} {
+			if !strings.Contains(line, want) {
+				t.Errorf("the %q line does not name %q:\n%s", label, want, out.String())
+			}
+		}
 	}
 }

@@ -18,7 +18,9 @@ import (
 //
 //	rekey:breaker:answers  ZSET  instance id -> 4 x ms of its latest answer
 //	                             + 0 (no denial), 1 (401), 2 (403) or 3
-//	                             (a 2xx that is not Heroku's answer)
+//	                             (an answer not Heroku's: a 2xx without the
+//	                             config, a redirect, a 4xx without Heroku's
+//	                             error id)
 //	rekey:breaker          HASH  opened_at, what opened it, openings,
 //	                             resumed_at, resumed_by
 //
