@@ -47,7 +47,7 @@ const (
 	// RotateTimeout bounds one run of a rotate task, waiting for budget included.
 	RotateTimeout = 3 * time.Minute
 	// RotateMaxRetry is how often a rotation is retried after transient failures
-	// (about 7 hours with asynq's default back-off). Waiting for budget is not a
+	// (about 4.5 hours of back-off, retry.Delay). Waiting for budget is not a
 	// failure and does not count.
 	RotateMaxRetry = 10
 	// RevokeTimeout bounds one run of a revoke task.

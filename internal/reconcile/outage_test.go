@@ -12,8 +12,8 @@ import (
 	"github.com/rekeyhq/rekey/tasks"
 )
 
-// An issuer down for longer than a rotate task's retries (about 7 hours of
-// asynq's back-off) leaves every scheduled rotation of those hours to the
+// An issuer down for longer than a rotate task's retries (about 4.5 hours of
+// back-off) leaves every scheduled rotation of those hours to the
 // sweep, which ends it as retries_exhausted. Those failures were transient,
 // every instance's alike: they must not count towards the instance's
 // quarantine, which would stop the scheduled rotations of the whole fleet,

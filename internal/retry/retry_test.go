@@ -12,6 +12,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/retry"
+	"github.com/rekeyhq/rekey/tasks"
 )
 
 func TestDelayAndIsFailure(t *testing.T) {
@@ -206,5 +207,24 @@ func TestWaitsForReadsTheTimeALaterAskedFor(t *testing.T) {
 	}
 	if got := retry.WaitsFor(&asynq.TaskInfo{State: asynq.TaskStateScheduled}); !got.IsZero() {
 		t.Errorf("WaitsFor of a scheduled task = %s, want zero", got)
+	}
+}
+
+// TestRotateRetriesLastAboutFourAndAHalfHours pins the span docs/design.md
+// ("Inputs rekey does not trust", the outage row) and tasks.RotateMaxRetry
+// give a rotate task's retries of transient failures: the back-off alone,
+// before each run's own time, is 4h17m to 4h41m, so an outage shorter than
+// that ends no rotation as retries_exhausted.
+func TestRotateRetriesLastAboutFourAndAHalfHours(t *testing.T) {
+	t.Parallel()
+	task := asynq.NewTask("t", nil)
+	for range 20 {
+		var total time.Duration
+		for n := range tasks.RotateMaxRetry {
+			total += retry.Delay(n, errors.New("issuer down"), task)
+		}
+		if total < 4*time.Hour+15*time.Minute || total > 4*time.Hour+45*time.Minute {
+			t.Fatalf("a rotate task's %d retries wait %v in all, not about 4.5 hours", tasks.RotateMaxRetry, total)
+		}
 	}
 }
