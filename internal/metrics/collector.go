@@ -115,7 +115,7 @@ var (
 			"owed (restarted without persistence, flushed, or REDIS_URL naming another Redis): alert on "+
 			"changes(rekey_redis_data_start_time_seconds[1h]) > 0. Each process also logs redis_data_lost.", nil, nil)
 	descOpenings = prometheus.NewDesc("rekey_breaker_openings_total",
-		"Times the circuit breaker opened on a run of Heroku 401/403 answers across instances.", nil, nil)
+		"Times the circuit breaker opened on a run of denials across instances: Heroku's 401 or 403, or answers not Heroku's (rekey breaker status names them).", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
