@@ -71,12 +71,15 @@ func (w *world) startWeb(extra map[string]string) string {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, resp.Status
 	})
-	// Its announcements (keys, then shared settings) are written once Redis
+	// Its announcements (keys, then shared settings, then the epoch mark it
+	// reads, writing it when Redis holds none) are written once Redis
 	// answers, which may be after /healthz does: a test that compares Redis
 	// before and after its requests starts once they are there.
 	waitFor(w.t, time.Minute, "rekey web announces its settings", func() (bool, string) {
-		n, err := w.redis.Client.HLen(context.Background(), "rekey:shared_settings").Result()
-		return err == nil && n > 0, fmt.Sprint(n, err)
+		ctx := context.Background()
+		n, err := w.redis.Client.HLen(ctx, "rekey:shared_settings").Result()
+		marked, merr := w.redis.Client.Exists(ctx, "rekey:epoch").Result()
+		return err == nil && merr == nil && n > 0 && marked == 1, fmt.Sprint(n, marked, err, merr)
 	})
 	return base
 }
