@@ -52,23 +52,16 @@ func TestAProxys404SetsNoInstanceAside(t *testing.T) {
 	}
 }
 
-// The same proxy answering every push of the fleet with its own 404 page
-// is no customer's add-on gone but a HEROKU_API_URL that does not reach
-// Heroku: across instances it opens the breaker, which pauses the wave and
-// the schedule, where each rotation would fail alone and, cycle after
-// cycle, count towards its instance's quarantine.
-func TestAProxyAnsweringEveryPushOpensTheBreaker(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
+// breakerAfterThreePushes rotates three new instances, each push answered
+// by heroku (what it does not answer goes to the fake Heroku), with a real
+// breaker that opens at three distinct instances, and returns its status.
+func breakerAfterThreePushes(t *testing.T, prefix string, heroku func(w http.ResponseWriter, r *http.Request) bool) breaker.Status {
+	t.Helper()
 	g := newRig(t)
 	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPatch || strings.HasPrefix(r.URL.Path, "/addons/") {
-			w.Header().Set("Content-Type", "text/html")
-			w.WriteHeader(http.StatusNotFound)
-			_, _ = w.Write([]byte("<html><body><h1>404 Not Found</h1></body></html>"))
-			return
+		if !heroku(w, r) {
+			g.fake.ServeHTTP(w, r)
 		}
-		g.fake.ServeHTTP(w, r)
 	}), 5*time.Second)
 	b, err := breaker.New(breaker.Params{Store: g.st, Queues: asynq.NewInspectorFromRedisClient(g.rdb), Logger: zerolog.Nop(),
 		Policy: store.BreakerPolicy{Threshold: 3, Fraction: 0.5, Window: time.Minute}})
@@ -77,14 +70,33 @@ func TestAProxyAnsweringEveryPushOpensTheBreaker(t *testing.T) {
 	}
 	g.deps.Breaker = b
 	for i := range 3 {
-		id := fmt.Sprintf("inst-p%d", i)
+		id := fmt.Sprintf("inst-%s%d", prefix, i)
 		g.provision(t, id, g.reg)
 		_ = g.run(rotateTask(t, id, "rot-"+id))
 	}
-	s, err := b.Status(ctx)
+	s, err := b.Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// The same proxy answering every push of the fleet with its own 404 page
+// is no customer's add-on gone but a HEROKU_API_URL that does not reach
+// Heroku: across instances it opens the breaker, which pauses the wave and
+// the schedule, where each rotation would fail alone and, cycle after
+// cycle, count towards its instance's quarantine.
+func TestAProxyAnsweringEveryPushOpensTheBreaker(t *testing.T) {
+	t.Parallel()
+	s := breakerAfterThreePushes(t, "p", func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPatch && !strings.HasPrefix(r.URL.Path, "/addons/") {
+			return false
+		}
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte("<html><body><h1>404 Not Found</h1></body></html>"))
+		return true
+	})
 	if !s.Open || !strings.Contains(s.Reason, "3 of 3 distinct instances answered in ways Heroku never does") {
 		t.Fatalf("breaker after three pushes answered by a proxy's 404 page: %+v; want open, naming answers not Heroku's", s)
 	}
@@ -97,33 +109,16 @@ func TestAProxyAnsweringEveryPushOpensTheBreaker(t *testing.T) {
 // the breaker, as a 422 invalid_params does not.
 func TestHerokusRefusalWithAnUnlistedIDOpensNoBreaker(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	g := newRig(t)
-	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPatch {
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Request-Id", "01234567-89ab-cdef-0123-456789abcdef")
-			w.WriteHeader(http.StatusUnprocessableEntity)
-			_, _ = w.Write([]byte(`{"id":"config_vars_locked","message":"This app's config vars are locked."}`))
-			return
+	s := breakerAfterThreePushes(t, "u", func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPatch {
+			return false
 		}
-		g.fake.ServeHTTP(w, r)
-	}), 5*time.Second)
-	b, err := breaker.New(breaker.Params{Store: g.st, Queues: asynq.NewInspectorFromRedisClient(g.rdb), Logger: zerolog.Nop(),
-		Policy: store.BreakerPolicy{Threshold: 3, Fraction: 0.5, Window: time.Minute}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.deps.Breaker = b
-	for i := range 3 {
-		id := fmt.Sprintf("inst-u%d", i)
-		g.provision(t, id, g.reg)
-		_ = g.run(rotateTask(t, id, "rot-"+id))
-	}
-	s, err := b.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Request-Id", "01234567-89ab-cdef-0123-456789abcdef")
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		_, _ = w.Write([]byte(`{"id":"config_vars_locked","message":"This app's config vars are locked."}`))
+		return true
+	})
 	if s.Open || s.Window.Denied != 0 {
 		t.Fatalf("breaker after three pushes Heroku refused 422 config_vars_locked: %+v; want closed, no denial", s)
 	}

@@ -21,6 +21,48 @@ import (
 // The recorder is what the workers give handlers as their Observer.
 var _ handlers.IssuerObserver = (*metrics.Recorder)(nil)
 
+// webhookIssuer is the webhook issuer over real HTTP to an issuer that
+// answers with h.
+func webhookIssuer(t *testing.T, h http.HandlerFunc) *issuer.HTTP {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	iss, err := issuer.NewHTTP(srv.URL, secret.New("issuer-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return iss
+}
+
+// issuerCall is one call to the issuer and how it ended.
+type issuerCall struct {
+	op  string
+	err error
+}
+
+// issuerCallSamples has a Recorder count calls, flushes it to a fresh
+// store and returns what /metrics then serves.
+func issuerCallSamples(t *testing.T, calls ...issuerCall) map[string]float64 {
+	t.Helper()
+	r, _, st := newStateStore(t)
+	rec := metrics.NewRecorder(st, nil, zerolog.Nop())
+	for _, c := range calls {
+		rec.IssuerCall(c.op, c.err)
+	}
+	rec.Flush(context.Background())
+	return scrape(t, metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler())
+}
+
+// wantSamples checks each series of want against got, served or not.
+func wantSamples(t *testing.T, got, want map[string]float64) {
+	t.Helper()
+	for series, w := range want {
+		if v, ok := got[series]; !ok || v != w {
+			t.Errorf("%s = %v (served %v), want %v", series, v, ok, w)
+		}
+	}
+}
+
 // An SRE tells the issuer's trouble from Heroku's: each call the webhook
 // issuer makes, over real HTTP, is counted by how it ended, a 5xx or a
 // timeout as failed, a 4xx the contract takes as final as refused, an
@@ -28,8 +70,7 @@ var _ handlers.IssuerObserver = (*metrics.Recorder)(nil)
 func TestIssuerCallsAreCountedByHowTheyEnded(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r, _, st := newStateStore(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	iss := webhookIssuer(t, func(w http.ResponseWriter, req *http.Request) {
 		switch {
 		case req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/verify"):
 			w.WriteHeader(http.StatusNotFound) // verify not supported
@@ -40,31 +81,18 @@ func TestIssuerCallsAreCountedByHowTheyEnded(t *testing.T) {
 		default:
 			http.Error(w, "no", http.StatusServiceUnavailable)
 		}
-	}))
-	t.Cleanup(srv.Close)
-	iss, err := issuer.NewHTTP(srv.URL, secret.New("issuer-secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := metrics.NewRecorder(st, nil, zerolog.Nop())
-	_, err = iss.Mint(ctx, "inst-1", "rot-503")
-	rec.IssuerCall(issuer.OpMint, err)
-	rec.IssuerCall(issuer.OpVerify, iss.Verify(ctx, "inst-1", "cred-1"))
-	rec.IssuerCall(issuer.OpRevoke, iss.Revoke(ctx, "inst-1", "cred-0"))
-	rec.Flush(ctx)
-
-	got := scrape(t, metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler())
-	for series, want := range map[string]float64{
+	})
+	_, err := iss.Mint(ctx, "inst-1", "rot-503")
+	got := issuerCallSamples(t, issuerCall{issuer.OpMint, err},
+		issuerCall{issuer.OpVerify, iss.Verify(ctx, "inst-1", "cred-1")},
+		issuerCall{issuer.OpRevoke, iss.Revoke(ctx, "inst-1", "cred-0")})
+	wantSamples(t, got, map[string]float64{
 		`rekey_issuer_calls_total{op="mint",outcome="failed"}`:    1,
 		`rekey_issuer_calls_total{op="mint",outcome="ok"}`:        0,
 		`rekey_issuer_calls_total{op="verify",outcome="ok"}`:      1,
 		`rekey_issuer_calls_total{op="revoke",outcome="refused"}`: 1,
 		`rekey_issuer_calls_total{op="usage",outcome="failed"}`:   0,
-	} {
-		if v, ok := got[series]; !ok || v != want {
-			t.Errorf("%s = %v (served %v), want %v", series, v, ok, want)
-		}
-	}
+	})
 }
 
 // A mint answered 200 that names a credential without a config rekey can
@@ -73,34 +101,19 @@ func TestIssuerCallsAreCountedByHowTheyEnded(t *testing.T) {
 // refused, not a failure the rotation retries.
 func TestAnUnusableMintIsCountedRefused(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	r, _, st := newStateStore(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	iss := webhookIssuer(t, func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"credential_id":"cred-9"}`)) // no config
-	}))
-	t.Cleanup(srv.Close)
-	iss, err := issuer.NewHTTP(srv.URL, secret.New("issuer-secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = iss.Mint(ctx, "inst-1", "rot-1")
+	})
+	_, err := iss.Mint(context.Background(), "inst-1", "rot-1")
 	var unusable *issuer.UnusableCredentialError
 	if !errors.As(err, &unusable) {
 		t.Fatalf("mint: %v, want an unusable credential", err)
 	}
-	rec := metrics.NewRecorder(st, nil, zerolog.Nop())
-	rec.IssuerCall(issuer.OpMint, err)
-	rec.Flush(ctx)
-	got := scrape(t, metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler())
-	for series, want := range map[string]float64{
+	wantSamples(t, issuerCallSamples(t, issuerCall{issuer.OpMint, err}), map[string]float64{
 		`rekey_issuer_calls_total{op="mint",outcome="refused"}`: 1,
 		`rekey_issuer_calls_total{op="mint",outcome="failed"}`:  0,
-	} {
-		if v := got[series]; v != want {
-			t.Errorf("%s = %v, want %v", series, v, want)
-		}
-	}
+	})
 }
 
 // An issuer that no longer takes rekey's signature (REKEY_ISSUER_SECRET
@@ -110,32 +123,17 @@ func TestAnUnusableMintIsCountedRefused(t *testing.T) {
 // failed calls fires, not refused as a revocation set aside for good is.
 func TestARevocationRefusingRekeysSignatureIsCountedFailed(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	r, _, st := newStateStore(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	iss := webhookIssuer(t, func(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
-	}))
-	t.Cleanup(srv.Close)
-	iss, err := issuer.NewHTTP(srv.URL, secret.New("issuer-secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = iss.Revoke(ctx, "inst-1", "cred-0")
+	})
+	err := iss.Revoke(context.Background(), "inst-1", "cred-0")
 	if !issuer.RefusesRekey(err) {
 		t.Fatalf("revoke: %v, want the issuer's 401", err)
 	}
-	rec := metrics.NewRecorder(st, nil, zerolog.Nop())
-	rec.IssuerCall(issuer.OpRevoke, err)
-	rec.Flush(ctx)
-	got := scrape(t, metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler())
-	for series, want := range map[string]float64{
+	wantSamples(t, issuerCallSamples(t, issuerCall{issuer.OpRevoke, err}), map[string]float64{
 		`rekey_issuer_calls_total{op="revoke",outcome="failed"}`:  1,
 		`rekey_issuer_calls_total{op="revoke",outcome="refused"}`: 0,
-	} {
-		if v := got[series]; v != want {
-			t.Errorf("%s = %v, want %v", series, v, want)
-		}
-	}
+	})
 }
 
 // A call rekey itself stopped (a worker stopping cancels its tasks, on
@@ -144,30 +142,21 @@ func TestARevocationRefusingRekeysSignatureIsCountedFailed(t *testing.T) {
 // each restart that finds a revocation or a verify in flight.
 func TestACallRekeyCancelledIsNotCountedFailed(t *testing.T) {
 	t.Parallel()
-	r, _, st := newStateStore(t)
 	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	iss := webhookIssuer(t, func(w http.ResponseWriter, req *http.Request) {
 		select {
 		case <-release:
 		case <-req.Context().Done():
 		}
-	}))
-	t.Cleanup(func() { close(release); srv.Close() })
-	iss, err := issuer.NewHTTP(srv.URL, secret.New("issuer-secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
+	t.Cleanup(func() { close(release) }) // before the server closes: no answer is held then
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
-	err = iss.Revoke(ctx, "inst-1", "cred-0")
+	err := iss.Revoke(ctx, "inst-1", "cred-0")
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("revoke: %v, want it cancelled", err)
 	}
-	rec := metrics.NewRecorder(st, nil, zerolog.Nop())
-	rec.IssuerCall(issuer.OpRevoke, err)
-	rec.Flush(context.Background())
-	got := scrape(t, metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop()).Handler())
-	if v := got[`rekey_issuer_calls_total{op="revoke",outcome="failed"}`]; v != 0 {
-		t.Errorf(`rekey_issuer_calls_total{op="revoke",outcome="failed"} = %v after a call rekey cancelled, want 0`, v)
-	}
+	wantSamples(t, issuerCallSamples(t, issuerCall{issuer.OpRevoke, err}), map[string]float64{
+		`rekey_issuer_calls_total{op="revoke",outcome="failed"}`: 0,
+	})
 }
