@@ -139,6 +139,16 @@ type Deps struct {
 	// Paid says whether the pacing feeder already took the budget's token
 	// for a bulk rotation's push (*pacing.Paid); nil means never.
 	Paid Paid
+	// Wave hears how each run of a bulk rotation ended, so that the
+	// pacing feeder slows a wave whose rotations all fail
+	// (*pacing.Outcomes); nil means nobody.
+	Wave Wave
+}
+
+// Wave records how a run of a bulk rotation ended: rotated, or failed for a
+// retry (docs/design.md, "Pacing a wave").
+type Wave interface {
+	Record(ctx context.Context, rotated bool)
 }
 
 // Paid reports, once, whether a rotation's push token was paid when its
@@ -154,9 +164,15 @@ func (d *Deps) now() time.Time {
 	return time.Now()
 }
 
-func (d *Deps) observeRotation(queue, outcome string) {
+func (d *Deps) observeRotation(ctx context.Context, queue, outcome string) {
 	if d.Observer != nil {
 		d.Observer.Rotation(queue, outcome)
+	}
+	// Only a rotation and a failure that asynq retries say anything of
+	// the issuer's and Heroku's health: a wait for the budget, a join or a
+	// permanent failure (one instance's) do not.
+	if d.Wave != nil && queue == tasks.QueueBulk && (outcome == OutcomeRotated || outcome == OutcomeRetry) {
+		d.Wave.Record(ctx, outcome == OutcomeRotated)
 	}
 }
 

@@ -77,7 +77,7 @@ func (h *Rotate) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	// rebuilt task and a joining request read, never keeps it.
 	r.p.Grace = tasks.Duration(h.honoured(r, time.Duration(p.Grace)))
 	outcome, err := h.run(ctx, r)
-	h.deps.observeRotation(queue, outcome)
+	h.deps.observeRotation(ctx, queue, outcome)
 	// The error becomes the task's last error (/monitoring) and the
 	// worker's log line: it passes the scrubber like every kept text.
 	return scrubError(err, r.known)

@@ -361,7 +361,8 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 func (a *app) handlerDeps(hc handlers.Heroku, iss issuer.Issuer, obs handlers.Observer, br handlers.Breaker) *handlers.Deps {
 	return &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: obs,
 		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace, Breaker: br,
-		MinGrace: a.cfg.GraceFloor(), MaxGrace: a.cfg.GraceCeiling(), Paid: pacing.NewPaid(a.rdb), Now: a.clock.Now}
+		MinGrace: a.cfg.GraceFloor(), MaxGrace: a.cfg.GraceCeiling(), Paid: pacing.NewPaid(a.rdb),
+		Wave: pacing.NewOutcomes(a.rdb, a.clock.Now), Now: a.clock.Now}
 }
 
 func newWorkerCmd(env *environ) *cobra.Command {
@@ -406,7 +407,7 @@ func runWorkerCmd(ctx context.Context, env *environ) error {
 // a wave's calls do not compete, so it releases them without tokens.
 func (a *app) feeder(lim *ratelimit.Limiter) *pacing.Feeder {
 	p := pacing.FeederParams{Redis: a.rdb, Tasks: &fleet.HeldTasks{Store: a.store}, Client: a.queue,
-		Queues: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.quietLog()}
+		Queues: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.quietLog(), Now: a.clock.Now}
 	if lim.Params().Scope == ratelimit.ScopeAccount {
 		p.Budget = lim
 	}

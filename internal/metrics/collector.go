@@ -125,7 +125,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	for _, d := range []*prometheus.Desc{descQueueSize, descQueueLatency, descRotations, descCalls, descIssuerCalls, descWait,
 		descRevocations, descOverdue, descPending, descDead, descInstances, descInFlight,
-		descBreaker, descOpenings, descHeld, descOldestHold, descLogLines, descPacedHeld, descPacedOldest,
+		descBreaker, descOpenings, descHeld, descOldestHold, descLogLines, descPacedHeld, descPacedOldest, descPacedSlowed,
 		descSettings, descDataStart, descLastSweep, descSweepFailed, descSchedPaused, descClocks, descQuarantined,
 		descWorkers} {
 		ch <- d

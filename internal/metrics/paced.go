@@ -16,6 +16,11 @@ var (
 	descPacedOldest = prometheus.NewDesc("rekey_pace_oldest_held_seconds",
 		"How long the oldest rotation in rekey's paced holding set has waited for the feeder (0 when none waits).",
 		nil, nil)
+	descPacedSlowed = prometheus.NewDesc("rekey_pace_slowed",
+		"1 while the feeder releases one held rotation every 15 s instead of at the budget's pace, because at "+
+			"least 10 runs of bulk rotations failed for a retry (the issuer or Heroku failing: 5xx, no answer) and none "+
+			"rotated in the last minute; the first that rotates sets the wave going again. 0 otherwise.",
+		nil, nil)
 )
 
 // collectPaced exports the paced holding set (WithPacedBacklog); nothing
@@ -35,4 +40,14 @@ func (c *Collector) collectPaced(ctx context.Context, ch chan<- prometheus.Metri
 	}
 	ch <- prometheus.MustNewConstMetric(descPacedHeld, prometheus.GaugeValue, float64(b.Held))
 	ch <- prometheus.MustNewConstMetric(descPacedOldest, prometheus.GaugeValue, oldest)
+	h, err := pacing.ReadWaveHealth(ctx, c.paced, c.now())
+	if err != nil {
+		c.log.Warn().Err(err).Msg("metrics_paced_failed")
+		return
+	}
+	slowed := 0.0
+	if h.Failing() {
+		slowed = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descPacedSlowed, prometheus.GaugeValue, slowed)
 }

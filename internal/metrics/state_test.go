@@ -152,17 +152,7 @@ func TestOverdueLeavesHeldRevocationsOut(t *testing.T) {
 func TestPacedBacklogIsExported(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	r, _, st := newStateStore(t)
-	col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client),
-		zerolog.Nop(), metrics.WithPacedBacklog(r.Client)).Handler()
-	gauge := func(name string) float64 {
-		t.Helper()
-		v, ok := scrapeGauge(t, col, name)
-		if !ok {
-			t.Fatalf("/metrics lacks %s", name)
-		}
-		return v
-	}
+	r, gauge := pacedGauges(t)
 	if n, age := gauge("rekey_pace_held_rotations"), gauge("rekey_pace_oldest_held_seconds"); n != 0 || age != 0 {
 		t.Errorf("no wave: held %v, oldest %v s; want 0 and 0", n, age)
 	}
@@ -183,6 +173,46 @@ func TestPacedBacklogIsExported(t *testing.T) {
 	}
 	if age := gauge("rekey_pace_oldest_held_seconds"); age < 3600 || age > 3660 {
 		t.Errorf("rekey_pace_oldest_held_seconds %v, want about 3600", age)
+	}
+}
+
+// pacedGauges returns a Redis and a reader of the gauges of a collector
+// that exports the paced backlog (WithPacedBacklog) from it.
+func pacedGauges(t *testing.T) (*redistest.Redis, func(name string) float64) {
+	t.Helper()
+	r, _, st := newStateStore(t)
+	col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client),
+		zerolog.Nop(), metrics.WithPacedBacklog(r.Client)).Handler()
+	return r, func(name string) float64 {
+		t.Helper()
+		v, ok := scrapeGauge(t, col, name)
+		if !ok {
+			t.Fatalf("/metrics lacks %s", name)
+		}
+		return v
+	}
+}
+
+// rekey_pace_slowed is 1 while the wave's runs fail and none rotates (the
+// feeder releases a probe at a time), 0 before and once one rotates.
+func TestSlowedWaveIsExported(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, gauge := pacedGauges(t)
+	slowed := func() float64 { t.Helper(); return gauge("rekey_pace_slowed") }
+	if v := slowed(); v != 0 {
+		t.Errorf("no wave: rekey_pace_slowed %v, want 0", v)
+	}
+	outcomes := pacing.NewOutcomes(r.Client, nil)
+	for range pacing.FailingAfter {
+		outcomes.Record(ctx, false)
+	}
+	if v := slowed(); v != 1 {
+		t.Errorf("after %d failed runs: rekey_pace_slowed %v, want 1", pacing.FailingAfter, v)
+	}
+	outcomes.Record(ctx, true)
+	if v := slowed(); v != 0 {
+		t.Errorf("after a rotation: rekey_pace_slowed %v, want 0", v)
 	}
 }
 

@@ -89,6 +89,9 @@ type FeederParams struct {
 	// it looks every PausedCheck at most, so that a wave resumes within
 	// seconds of the unpause.
 	PauseCheck time.Duration
+	// Now is the clock the wave's outcomes are dated by (Outcomes), shared
+	// by every process: Redis's (internal/redisclock). nil means time.Now.
+	Now func() time.Time
 	// Logger receives the feeder's rare warnings.
 	Logger zerolog.Logger
 }
@@ -113,6 +116,10 @@ type Feeder struct {
 	// statsFailing is set while asynq's queue stats fail, so that the
 	// warning is logged once.
 	statsFailing bool
+	// failingChecked and slowed are the last look at the wave's outcomes
+	// (failing); probed is when the slowed wave last released a rotation.
+	failingChecked, probed time.Time
+	slowed                 bool
 
 	released, dropped, unused atomic.Int64
 }
@@ -163,6 +170,9 @@ func NewFeeder(p FeederParams) *Feeder {
 	if p.PauseCheck <= 0 {
 		p.PauseCheck = DefaultPauseCheck
 	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
 	return &Feeder{p: p, id: tasks.NewID("feeder"), now: time.Now}
 }
 
@@ -211,7 +221,11 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 	if err != nil || len(ids) == 0 || f.queueBlocked() {
 		return f.p.Idle
 	}
-	if len(ids) < lastOnes {
+	slowed := f.failing(ctx)
+	if wait := ProbeEvery - f.now().Sub(f.probed); slowed && wait > 0 {
+		return min(wait, f.p.Idle)
+	}
+	if slowed || len(ids) < lastOnes {
 		ids = ids[:1]
 	} else {
 		ids = ids[:min(len(ids), f.p.Batch)]
@@ -240,7 +254,36 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 		}
 	}
 	f.release(ctx, ready)
+	if slowed {
+		f.probed = f.now()
+	}
 	return 0
+}
+
+// failing reports whether the wave's rotations are failing, with none
+// rotating (WaveHealth.Failing), by a look at most FailingCheck old, and
+// says so when the wave slows down and when it goes on. A look that fails
+// keeps the last.
+func (f *Feeder) failing(ctx context.Context) bool {
+	now := f.now()
+	if now.Sub(f.failingChecked) < FailingCheck {
+		return f.slowed
+	}
+	f.failingChecked = now
+	h, err := ReadWaveHealth(ctx, f.p.Redis, f.p.Now())
+	if err != nil {
+		return f.slowed
+	}
+	failing := h.Failing()
+	switch {
+	case failing && !f.slowed:
+		f.p.Logger.Warn().Int64("failed", h.Failed).Dur("window", FailingWindow).Dur("probe_every", ProbeEvery).
+			Msg("pacing_wave_slowed")
+	case !failing && f.slowed:
+		f.p.Logger.Info().Int64("failed", h.Failed).Int64("rotated", h.Rotated).Msg("pacing_wave_resumed")
+	}
+	f.slowed = failing
+	return failing
 }
 
 // waitLeading waits for n background tokens of the budget, renewing the

@@ -19,6 +19,12 @@
 //	rekey:pace:held             sorted set: rotation id -> hold time in ms
 //	rekey:pace:feeder           string: the feeder's lease, PX = lease left
 //	rekey:pace:paid:<rotation>  string "1": the rotation's token is paid, PX
+//	rekey:pace:outcome:<bucket>:rotated|failed
+//	                            string: runs of bulk rotations of a 10 s bucket
+//	                            that rotated or failed for a retry (Outcomes), EX
+//
+// A wave whose every run fails (the issuer or Heroku down) is released one
+// rotation every ProbeEvery until one rotates (Outcomes, Feeder.failing).
 package pacing
 
 import (

@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rekeyhq/rekey/internal/pacing"
+	"github.com/rekeyhq/rekey/internal/sandbox"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// A partner's issuer that goes down mid-wave, answering every mint 503,
+// under a real `rekey worker` at Heroku's real pace. Released at the
+// budget's pace, every rotation of the wave would fail at its mint and wait
+// out asynq's back-off, which grows to hours, so that the wave would end
+// hours after the issuer came back. Once ten runs have failed and none
+// rotated, the feeder must release one rotation every 15 s and keep the
+// rest held; once the issuer answers again, the probe rotates and the held
+// rest goes at the budget's pace.
+func TestAnIssuerDownMidWaveSlowsTheWaveToAProbe(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldParams{})
+	samples := w.provision(60, sandbox.Mix{})
+	a := newAdversary(t, w)
+	var mu sync.Mutex
+	down := true
+	failed := 0                       // mints answered 503
+	reached := map[string]time.Time{} // instances whose mint reached the issuer while it was down, and when first
+	a.set(func(rw http.ResponseWriter, r *http.Request, body []byte) bool {
+		if r.Method != http.MethodPost || r.URL.Path != "/credentials" {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !down {
+			return false
+		}
+		var req struct {
+			InstanceID string `json:"instance_id"`
+		}
+		_ = json.Unmarshal(body, &req)
+		if _, ok := reached[req.InstanceID]; !ok {
+			reached[req.InstanceID] = time.Now()
+		}
+		failed++
+		rw.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	})
+	state := func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return failed, len(reached)
+	}
+	env := w.processEnv()
+	env["REKEY_ISSUER_URL"] = a.url
+	env["REKEY_HEROKU_RATE"] = "4000"
+	env["REKEY_LOG_LEVEL"] = "info" // pacing_wave_resumed
+	worker := startRekey(t, env, "worker")
+
+	var wave []string
+	for _, s := range samples {
+		wave = append(wave, s.ID)
+	}
+	runRekey(t, env, append([]string{"rotate", "--queue", tasks.QueueBulk, "--confirm", "--reason", "wave"}, wave...)...)
+	waitFor(t, 60*time.Second, "the feeder to slow the failing wave", func() (bool, string) {
+		return strings.Contains(worker.stderr.String(), "pacing_wave_slowed"), fmt.Sprint(state())
+	})
+	// Tasks released before the feeder's look reach the issuer within a
+	// worker's poll or two.
+	time.Sleep(5 * time.Second)
+	_, before := state()
+	time.Sleep(30 * time.Second) // 33 of the budget's intervals
+	_, after := state()
+	// Two probes, and one more should a probe come just after the look.
+	if probes := after - before; probes > 3 {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("%d more instances reached the down issuer in 30 s of the slowed wave, want at most 3 "+
+			"(a probe every %v): %v", probes, pacing.ProbeEvery, reached)
+	}
+	held, err := pacing.Held(t.Context(), w.redis.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(held) < len(wave)-after {
+		t.Fatalf("%d rotations held, want the %d that never reached the issuer", held, len(wave)-after)
+	}
+
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	pushed := func() int {
+		n := 0
+		for _, id := range wave {
+			if w.sb.Fake.ConfigWrites(id) > 0 {
+				n++
+			}
+		}
+		return n
+	}
+	// A probe within 15 s, its rotation seen within 5 s, then 20 rotations
+	// at 1.1 a second.
+	waitFor(t, time.Minute, "the wave to go at the budget's pace again", func() (bool, string) {
+		return pushed() >= 20, fmt.Sprintf("%d pushed", pushed())
+	})
+	if !strings.Contains(worker.stderr.String(), "pacing_wave_resumed") {
+		t.Errorf("the worker did not say the wave resumed:\n%s", worker.stderr.String())
+	}
+	t.Logf("issuer down: %d instances reached it in 30 s of the slowed wave (%d before); up again: %d pushed",
+		after-before, before, pushed())
+}
