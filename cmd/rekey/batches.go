@@ -383,7 +383,8 @@ func noteOldCredentials(w io.Writer, b store.Batch) {
 // so that stdout holds only what the command reports: on a terminal as a
 // bar, otherwise as a line per change (and one every half minute without
 // change). With pause, it says on stderr when the bulk queue is paused, and
-// why, and when it runs again, while rotations of the batch are in flight.
+// why, and when it runs again, and when the wave slows to a probe at a time
+// and goes on, while rotations of the batch are in flight.
 func watchBatch(ctx context.Context, env *environ, st *store.Store, id string, interval time.Duration, progress bool,
 	pause *pauseWatch) (store.Batch, error) {
 	tty := progress && isTerminal(env.stderr)
@@ -427,7 +428,7 @@ func watchBatch(ctx context.Context, env *environ, st *store.Store, id string, i
 			return b, nil
 		}
 		if b.InFlight > 0 {
-			for _, line := range []string{pause.look(ctx), pause.idle(now, finished(b))} {
+			for _, line := range []string{pause.look(ctx), pause.slowedLine(ctx), pause.idle(now, finished(b))} {
 				if line == "" {
 					continue
 				}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/breaker"
 	"github.com/rekeyhq/rekey/internal/devstack"
+	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -83,13 +84,43 @@ type pauseWatch struct {
 	lastLook  time.Time
 	lastCount int64
 	noWorker  bool
+	// failing reads whether the wave's rotations all fail, so that the
+	// feeder releases a probe at a time (pacing.WaveHealth); nil looks
+	// for none. slowed is its last answer.
+	failing func(context.Context) (bool, error)
+	slowed  bool
 }
 
 // newPauseWatch watches a's bulk queue and its workers.
 func newPauseWatch(a *app) *pauseWatch {
 	w := newWorkerWatch(a)
 	w.check = func(ctx context.Context) string { return bulkPause(ctx, a) }
+	w.failing = func(ctx context.Context) (bool, error) {
+		h, err := pacing.ReadWaveHealth(ctx, a.rdb, a.clock.Now())
+		return h.Failing(), err
+	}
 	return w
+}
+
+// slowedLine returns a line when the wave's rotations start failing, every
+// one of them, so that the feeder releases one every pacing.ProbeEvery
+// (docs/design.md, "Pacing a wave"), and one when a rotation goes through
+// again; else "".
+func (p *pauseWatch) slowedLine(ctx context.Context) string {
+	if p == nil || p.failing == nil {
+		return ""
+	}
+	failing, err := p.failing(ctx)
+	if err != nil || failing == p.slowed {
+		return ""
+	}
+	p.slowed = failing
+	if !failing {
+		return "a rotation went through: the wave goes at the budget's pace again"
+	}
+	return fmt.Sprintf("slowed: %d or more runs of the wave's rotations failed in the last minute and none rotated (the issuer "+
+		"or Heroku failing: rekey_issuer_calls_total and rekey_heroku_calls_total in /metrics say which), so one is "+
+		"released every %v until one rotates", pacing.FailingAfter, pacing.ProbeEvery)
 }
 
 // newWorkerWatch watches only whether a worker runs: for a batch on a

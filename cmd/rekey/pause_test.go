@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -100,6 +101,37 @@ func TestRotateWaitSaysItWaitsForThePause(t *testing.T) {
 		t.Errorf("the waiting line is repeated:\n%s", c.stderr)
 	}
 	t.Logf("stderr:\n%s", c.stderr)
+}
+
+// TestRotateWaitSaysWhenTheWaveIsSlowed: rotate --all --wait says when the
+// wave's rotations all fail, so that the feeder releases a probe at a time,
+// and when one goes through again, rather than show a bar that stands still.
+func TestRotateWaitSaysWhenTheWaveIsSlowed(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 3)
+	outcomes := pacing.NewOutcomes(c.r.Client, nil)
+	for range pacing.FailingAfter {
+		outcomes.Record(t.Context(), false)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- runCommand(ctx, c.env(), "rotate", "--all", "--confirm", "--wait", "--interval", "100ms")
+	}()
+	c.waitFor(t, "the slowed line", func() bool {
+		return strings.Contains(c.stderr.String(), "slowed: 10 or more runs of the wave's rotations failed in the last minute "+
+			"and none rotated (the issuer or Heroku failing")
+	})
+	outcomes.Record(t.Context(), true)
+	c.waitFor(t, "the going line", func() bool {
+		return strings.Contains(c.stderr.String(), "a rotation went through: the wave goes at the budget's pace again")
+	})
+	c.complete(t, ids, nil)
+	c.waitEnded(t, done)
+	if strings.Count(c.stderr.String(), "slowed:") != 1 {
+		t.Errorf("the slowed line is repeated:\n%s", c.stderr)
+	}
 }
 
 // TestRotateWaitSaysNoWorkerRuns: rotate --wait with no `rekey worker`
