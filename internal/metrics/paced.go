@@ -17,9 +17,9 @@ var (
 		"How long the oldest rotation in rekey's paced holding set has waited for the feeder (0 when none waits).",
 		nil, nil)
 	descPacedSlowed = prometheus.NewDesc("rekey_pace_slowed",
-		"1 while the feeder releases one held rotation every 15 s instead of at the budget's pace, because at "+
-			"least 10 runs of bulk rotations failed for a retry (the issuer or Heroku failing: 5xx, no answer) and none "+
-			"rotated in the last minute; the first that rotates sets the wave going again. 0 otherwise.",
+		"1 while at least 10 runs of bulk rotations failed for a retry (the issuer or Heroku failing: 5xx, no answer) "+
+			"and none rotated in the last minute: the feeder then releases held rotations one every 15 s instead of at "+
+			"the budget's pace, until one rotates. 0 otherwise.",
 		nil, nil)
 )
 
