@@ -146,9 +146,10 @@ type Deps struct {
 }
 
 // Wave records how a run of a bulk rotation ended: rotated, or failed for a
-// retry (docs/design.md, "Pacing a wave").
+// retry; retried says the run is a retry of asynq's, not its task's first
+// (docs/design.md, "Pacing a wave").
 type Wave interface {
-	Record(ctx context.Context, rotated bool)
+	Record(ctx context.Context, rotated, retried bool)
 }
 
 // Paid reports, once, whether a rotation's push token was paid when its
@@ -172,7 +173,8 @@ func (d *Deps) observeRotation(ctx context.Context, queue, outcome string) {
 	// the issuer's and Heroku's health: a wait for the budget, a join or a
 	// permanent failure (one instance's) do not.
 	if d.Wave != nil && queue == tasks.QueueBulk && (outcome == OutcomeRotated || outcome == OutcomeRetry) {
-		d.Wave.Record(ctx, outcome == OutcomeRotated)
+		n, _ := asynq.GetRetryCount(ctx)
+		d.Wave.Record(ctx, outcome == OutcomeRotated, n > 0)
 	}
 }
 

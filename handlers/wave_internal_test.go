@@ -10,7 +10,7 @@ import (
 
 type waveFunc func(ctx context.Context, rotated bool)
 
-func (f waveFunc) Record(ctx context.Context, rotated bool) { f(ctx, rotated) }
+func (f waveFunc) Record(ctx context.Context, rotated, _ bool) { f(ctx, rotated) }
 
 // Only a bulk run that rotated or failed for a retry tells the feeder of
 // the issuer's and Heroku's health: a permanent failure is one instance's,

@@ -87,7 +87,7 @@ type pauseWatch struct {
 	// failing reads whether the wave's rotations all fail, so that the
 	// feeder releases a probe at a time (pacing.WaveHealth); nil looks
 	// for none. slowed is its last answer.
-	failing func(context.Context) (bool, error)
+	failing func(context.Context) (pacing.WaveHealth, error)
 	slowed  bool
 }
 
@@ -95,9 +95,8 @@ type pauseWatch struct {
 func newPauseWatch(a *app) *pauseWatch {
 	w := newWorkerWatch(a)
 	w.check = func(ctx context.Context) string { return bulkPause(ctx, a) }
-	w.failing = func(ctx context.Context) (bool, error) {
-		h, err := pacing.ReadWaveHealth(ctx, a.rdb, a.clock.Now())
-		return h.Failing(), err
+	w.failing = func(ctx context.Context) (pacing.WaveHealth, error) {
+		return pacing.ReadWaveHealth(ctx, a.rdb, a.clock.Now())
 	}
 	return w
 }
@@ -110,13 +109,18 @@ func (p *pauseWatch) slowedLine(ctx context.Context) string {
 	if p == nil || p.failing == nil {
 		return ""
 	}
-	failing, err := p.failing(ctx)
-	if err != nil || failing == p.slowed {
+	h, err := p.failing(ctx)
+	if err != nil || h.Failing() == p.slowed {
 		return ""
 	}
-	p.slowed = failing
-	if !failing {
+	p.slowed = h.Failing()
+	if !p.slowed {
 		return "a rotation went through: the wave goes at the budget's pace again"
+	}
+	if h.Rotated > 0 {
+		return fmt.Sprintf("slowed: the first runs of %d of the wave's rotations failed one after the other, none rotating (the issuer "+
+			"or Heroku failing: rekey_issuer_calls_total and rekey_heroku_calls_total in /metrics say which), so one is "+
+			"released every %v until one rotates", h.Streak, pacing.ProbeEvery)
 	}
 	return fmt.Sprintf("slowed: %d or more runs of the wave's rotations failed in the last minute and none rotated (the issuer "+
 		"or Heroku failing: rekey_issuer_calls_total and rekey_heroku_calls_total in /metrics say which), so one is "+

@@ -111,7 +111,7 @@ func TestRotateWaitSaysWhenTheWaveIsSlowed(t *testing.T) {
 	ids := c.register(t, 3)
 	outcomes := pacing.NewOutcomes(c.r.Client, nil)
 	for range pacing.FailingAfter {
-		outcomes.Record(t.Context(), false)
+		outcomes.Record(t.Context(), false, false)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -123,7 +123,7 @@ func TestRotateWaitSaysWhenTheWaveIsSlowed(t *testing.T) {
 		return strings.Contains(c.stderr.String(), "slowed: 10 or more runs of the wave's rotations failed in the last minute "+
 			"and none rotated (the issuer or Heroku failing")
 	})
-	outcomes.Record(t.Context(), true)
+	outcomes.Record(t.Context(), true, false)
 	c.waitFor(t, "the going line", func() bool {
 		return strings.Contains(c.stderr.String(), "a rotation went through: the wave goes at the budget's pace again")
 	})

@@ -18,8 +18,8 @@ var (
 		nil, nil)
 	descPacedSlowed = prometheus.NewDesc("rekey_pace_slowed",
 		"1 while at least 10 runs of bulk rotations failed for a retry (the issuer or Heroku failing: 5xx, no answer) "+
-			"and none rotated in the last minute: the feeder then releases held rotations one every 15 s instead of at "+
-			"the budget's pace, until one rotates. 0 otherwise.",
+			"and none rotated in the last minute, or the first runs of 20 rotations failed one after the other: the feeder "+
+			"then releases held rotations one every 15 s instead of at the budget's pace, until one rotates. 0 otherwise.",
 		nil, nil)
 )
 

@@ -205,12 +205,12 @@ func TestSlowedWaveIsExported(t *testing.T) {
 	}
 	outcomes := pacing.NewOutcomes(r.Client, nil)
 	for range pacing.FailingAfter {
-		outcomes.Record(ctx, false)
+		outcomes.Record(ctx, false, false)
 	}
 	if v := slowed(); v != 1 {
 		t.Errorf("after %d failed runs: rekey_pace_slowed %v, want 1", pacing.FailingAfter, v)
 	}
-	outcomes.Record(ctx, true)
+	outcomes.Record(ctx, true, false)
 	if v := slowed(); v != 0 {
 		t.Errorf("after a rotation: rekey_pace_slowed %v, want 0", v)
 	}

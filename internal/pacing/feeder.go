@@ -117,9 +117,11 @@ type Feeder struct {
 	// warning is logged once.
 	statsFailing bool
 	// failingChecked and slowed are the last look at the wave's outcomes
-	// (failing); probed is when the slowed wave last released a rotation.
+	// (failing), releasedChecked the releases then; probed is when the
+	// slowed wave last released a rotation.
 	failingChecked, probed time.Time
 	slowed                 bool
+	releasedChecked        int64
 
 	released, dropped, unused atomic.Int64
 }
@@ -261,15 +263,15 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 }
 
 // failing reports whether the wave's rotations are failing, with none
-// rotating (WaveHealth.Failing), by a look at most FailingCheck old, and
-// says so when the wave slows down and when it goes on. A look that fails
-// keeps the last.
+// rotating (WaveHealth.Failing), by a look at most FailingCheck old and
+// failingReleases releases old, and says so when the wave slows down and
+// when it goes on. A look that fails keeps the last.
 func (f *Feeder) failing(ctx context.Context) bool {
-	now := f.now()
-	if now.Sub(f.failingChecked) < FailingCheck {
+	now, released := f.now(), f.released.Load()
+	if now.Sub(f.failingChecked) < FailingCheck && released-f.releasedChecked < failingReleases {
 		return f.slowed
 	}
-	f.failingChecked = now
+	f.failingChecked, f.releasedChecked = now, released
 	h, err := ReadWaveHealth(ctx, f.p.Redis, f.p.Now())
 	if err != nil {
 		return f.slowed
@@ -277,8 +279,8 @@ func (f *Feeder) failing(ctx context.Context) bool {
 	failing := h.Failing()
 	switch {
 	case failing && !f.slowed:
-		f.p.Logger.Warn().Int64("failed", h.Failed).Dur("window", FailingWindow).Dur("probe_every", ProbeEvery).
-			Msg("pacing_wave_slowed")
+		f.p.Logger.Warn().Int64("failed", h.Failed).Int64("rotated", h.Rotated).Int64("failed_in_a_row", h.Streak).
+			Dur("window", FailingWindow).Dur("probe_every", ProbeEvery).Msg("pacing_wave_slowed")
 	case !failing && f.slowed:
 		f.p.Logger.Info().Int64("failed", h.Failed).Int64("rotated", h.Rotated).Msg("pacing_wave_resumed")
 	}

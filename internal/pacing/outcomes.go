@@ -19,11 +19,25 @@ import (
 // held, costing nothing, and the first probe that rotates, or any other
 // bulk run that does, sets the wave going at the budget's pace again. The
 // counts are kept in buckets of outcomeBucket, one string key per bucket
-// and kind (the package's key list), that expire after outcomesKept.
+// and kind (the package's key list), that expire after outcomesKept, beside
+// the streak: the first runs of rotations (no retry of asynq's) that failed
+// since the last run that rotated. A wave released faster than a minute's
+// look can follow (REKEY_RATE_SCOPE=instance releases as fast as the
+// workers take it) slows on the streak, before a minute has passed without
+// a rotation. Retries are left out of it: in a partial outage (one issuer
+// shard of two down) the retries of the failed half, a dozen each over
+// asynq's hours of back-off, outnumber the rotations many times and would
+// make streaks of any length.
 const (
 	// FailingAfter is how many runs of bulk rotations must have failed,
 	// with none rotating, within FailingWindow for the wave to slow down.
 	FailingAfter = 10
+	// FailingStreak is how many first runs of bulk rotations failing one
+	// after the other, with no run rotating between them, slow the wave
+	// down whatever rotated earlier in the window: a partial outage (every
+	// other rotation failing) makes such a streak about once in a million
+	// rotations, and the next run that rotates ends it.
+	FailingStreak = 20
 	// FailingWindow is how far back the feeder looks at the outcomes:
 	// longer than the mint's and the push's timeouts, so that a run a slow
 	// issuer keeps waiting does not make the window look empty.
@@ -31,10 +45,15 @@ const (
 	// ProbeEvery is how often a slowed feeder releases one rotation.
 	ProbeEvery = 15 * time.Second
 	// FailingCheck is how often the leading feeder reads the outcomes:
-	// one MGET.
-	FailingCheck = 5 * time.Second
+	// one MGET. It reads them too after every failingReleases releases,
+	// so that a wave released faster than one every FailingCheck/16 (one
+	// without tokens, REKEY_RATE_SCOPE=instance) slows within a few dozen
+	// failed rotations.
+	FailingCheck    = 5 * time.Second
+	failingReleases = 16
 
 	outcomeKey    = "rekey:pace:outcome:"
+	streakKey     = outcomeKey + "streak"
 	outcomeBucket = 10 * time.Second
 	outcomesKept  = 2 * FailingWindow
 )
@@ -56,17 +75,31 @@ func NewOutcomes(rdb redis.UniversalClient, now func() time.Time) *Outcomes {
 }
 
 // Record counts one run of a bulk rotation: rotated, or failed for a retry.
-// It costs one INCR, and an EXPIRE for the first run of a bucket. Errors
-// are dropped: a run Redis cannot count only makes the wave look healthier,
+// It costs one round trip: an INCR of the bucket, and the streak's DEL
+// (rotated) or, for a failed first run of its task (not retried), its INCR
+// and EXPIRE; and an EXPIRE for the first run of a bucket. Errors are
+// dropped: a run Redis cannot count only makes the wave look healthier,
 // which is how rekey paced before it counted.
-func (o *Outcomes) Record(ctx context.Context, rotated bool) {
+func (o *Outcomes) Record(ctx context.Context, rotated, retried bool) {
 	kind := "failed"
 	if rotated {
 		kind = "rotated"
 	}
 	key := outcomeKey + strconv.FormatInt(bucketOf(o.now()), 10) + ":" + kind
 	ctx = context.WithoutCancel(ctx)
-	if n, err := o.rdb.Incr(ctx, key).Result(); err == nil && n == 1 {
+	var n *redis.IntCmd
+	_, err := o.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		n = p.Incr(ctx, key)
+		switch {
+		case rotated:
+			p.Del(ctx, streakKey)
+		case !retried:
+			p.Incr(ctx, streakKey)
+			p.Expire(ctx, streakKey, outcomesKept)
+		}
+		return nil
+	})
+	if err == nil && n.Val() == 1 {
 		_ = o.rdb.Expire(ctx, key, outcomesKept).Err()
 	}
 }
@@ -80,23 +113,30 @@ type WaveHealth struct {
 	// a retry and that rotated, in the current bucket and those of the
 	// FailingWindow before it.
 	Failed, Rotated int64
+	// Streak counts the first runs of rotations that failed for a retry
+	// since the last run that rotated (within outcomesKept of the last).
+	Streak int64
 }
 
 // Failing reports whether the wave should slow to a probe: FailingAfter
-// runs or more failed and none rotated.
-func (h WaveHealth) Failing() bool { return h.Failed >= FailingAfter && h.Rotated == 0 }
+// runs or more failed and none rotated, or FailingStreak first runs or more
+// failed since the last run that rotated, with as many runs failed in the
+// window (a streak of failures older than the window is not the wave's now).
+func (h WaveHealth) Failing() bool {
+	return h.Failed >= FailingAfter && h.Rotated == 0 || min(h.Streak, h.Failed) >= FailingStreak
+}
 
-// ReadWaveHealth reads the outcomes of the window ending at now, in one
-// MGET.
+// ReadWaveHealth reads the outcomes of the window ending at now, and the
+// streak, in one MGET.
 func ReadWaveHealth(ctx context.Context, rdb redis.UniversalClient, now time.Time) (WaveHealth, error) {
 	last := bucketOf(now)
 	n := int64(FailingWindow / outcomeBucket)
-	keys := make([]string, 0, 2*(n+1))
+	keys := make([]string, 0, 2*(n+1)+1)
 	for b := last - n; b <= last; b++ {
 		prefix := outcomeKey + strconv.FormatInt(b, 10)
 		keys = append(keys, prefix+":failed", prefix+":rotated")
 	}
-	vals, err := rdb.MGet(ctx, keys...).Result()
+	vals, err := rdb.MGet(ctx, append(keys, streakKey)...).Result()
 	if err != nil {
 		return WaveHealth{}, fmt.Errorf("read the wave's outcomes: %w", err)
 	}
@@ -104,9 +144,12 @@ func ReadWaveHealth(ctx context.Context, rdb redis.UniversalClient, now time.Tim
 	for i, v := range vals {
 		s, _ := v.(string)
 		c, _ := strconv.ParseInt(s, 10, 64)
-		if i%2 == 0 {
+		switch {
+		case i == len(keys):
+			h.Streak = c
+		case i%2 == 0:
 			h.Failed += c
-		} else {
+		default:
 			h.Rotated += c
 		}
 	}

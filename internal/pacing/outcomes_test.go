@@ -1,8 +1,11 @@
 package pacing_test
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/rekeyhq/rekey/internal/pacing"
 )
@@ -26,22 +29,22 @@ func TestTheWaveFailsOnlyWhenNothingRotates(t *testing.T) {
 
 	old := pacing.NewOutcomes(w.r.Client, at(now.Add(-pacing.FailingWindow-20*time.Second)))
 	for range pacing.FailingAfter * 2 {
-		old.Record(ctx, false)
+		old.Record(ctx, false, false)
 	}
 	recent := pacing.NewOutcomes(w.r.Client, at(now.Add(-pacing.FailingWindow+5*time.Second)))
 	for range pacing.FailingAfter - 1 {
-		recent.Record(ctx, false)
+		recent.Record(ctx, false, false)
 	}
 	if h := health(); h.Failed != pacing.FailingAfter-1 || h.Failing() {
 		t.Fatalf("after %d failures in the window and more before it: %+v failing %v, want %d failed, not failing",
 			pacing.FailingAfter-1, h, h.Failing(), pacing.FailingAfter-1)
 	}
 	current := pacing.NewOutcomes(w.r.Client, at(now))
-	current.Record(ctx, false)
+	current.Record(ctx, false, false)
 	if h := health(); !h.Failing() {
 		t.Fatalf("after %d failures and no rotation: %+v, want failing", pacing.FailingAfter, h)
 	}
-	recent.Record(ctx, true)
+	recent.Record(ctx, true, false)
 	if h := health(); h.Rotated != 1 || h.Failing() {
 		t.Fatalf("after a rotation: %+v failing %v, want one rotated, not failing", h, h.Failing())
 	}
@@ -67,7 +70,7 @@ func TestAFailingWaveIsReleasedAProbeAtATime(t *testing.T) {
 	ctx := t.Context()
 	outcomes := pacing.NewOutcomes(w.r.Client, nil)
 	for range pacing.FailingAfter {
-		outcomes.Record(ctx, false)
+		outcomes.Record(ctx, false, false)
 	}
 	f := w.feeder()
 	t.Cleanup(run(t, f))
@@ -76,9 +79,77 @@ func TestAFailingWaveIsReleasedAProbeAtATime(t *testing.T) {
 	if got := f.Stats().Released; got != 1 {
 		t.Fatalf("released %d rotations in 2 s of a failing wave, want 1: a probe", got)
 	}
-	outcomes.Record(ctx, true)
+	outcomes.Record(ctx, true, false)
 	until(pacing.FailingCheck+2*time.Second, func() bool { return f.Stats().Released >= 16 })
 	if got := f.Stats().Released; got < 16 {
 		t.Fatalf("released %d rotations after one rotated, want the wave going again (16, the bulk queue's backlog cap)", got)
+	}
+}
+
+// failingWorkers stands for workers whose every run of a released rotation
+// fails at once for a retry (an issuer answering 503 to every mint): each
+// release is a failed run counted in the wave's outcomes, and nothing waits
+// in the bulk queue.
+type failingWorkers struct{ outcomes *pacing.Outcomes }
+
+func (w failingWorkers) EnqueueContext(ctx context.Context, task *asynq.Task, _ ...asynq.Option) (*asynq.TaskInfo, error) {
+	w.outcomes.Record(ctx, false, false)
+	return &asynq.TaskInfo{Queue: pacing.Queue}, nil
+}
+
+// A wave released without tokens (REKEY_RATE_SCOPE=instance) goes as fast
+// as the workers take it: when the issuer goes down just after a rotation
+// went through, its rotations fail as fast as they are released. The
+// feeder must slow it once a run of failures with none rotated says so,
+// not a minute after the last rotation, by when thousands of the wave's
+// rotations would wait out asynq's back-off of hours.
+func TestAWaveWithoutTokensSlowsSoonAfterItsRotationsStartFailing(t *testing.T) {
+	w := newWorld(t, 100, 2)
+	w.knowQueue(t)
+	w.hold(t, 1000)
+	ctx := t.Context()
+	outcomes := pacing.NewOutcomes(w.r.Client, nil)
+	outcomes.Record(ctx, true, false) // the wave was healthy until now
+	p := w.params()
+	p.Budget, p.Client = nil, failingWorkers{outcomes}
+	p.Idle, p.QueueCheck, p.PauseCheck = 50*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+	f := pacing.NewFeeder(p)
+	t.Cleanup(run(t, f))
+
+	time.Sleep(3 * time.Second)
+	if got := f.Stats().Released; got > 100 {
+		t.Fatalf("released %d of 1000 rotations in 3 s, every one of them failing, want the wave slowed within about %d failed runs",
+			got, pacing.FailingStreak)
+	}
+	outcomes.Record(ctx, true, false)
+	if h, err := pacing.ReadWaveHealth(ctx, w.r.Client, time.Now()); err != nil || h.Streak != 0 || h.Failing() {
+		t.Fatalf("after a rotation: %+v failing %v (%v), want no streak, not failing", h, h.Failing(), err)
+	}
+}
+
+// One issuer shard of two down: every other rotation fails, and each
+// failure is run again a dozen times over asynq's back-off, so that failed
+// runs outnumber rotations many times over. That is no outage of the whole
+// wave: it must keep the budget's pace, the retries making no streak.
+func TestAPartialOutageWithItsRetriesIsNoStreak(t *testing.T) {
+	w := newWorld(t, 10, 2)
+	ctx := t.Context()
+	outcomes := pacing.NewOutcomes(w.r.Client, nil)
+	for i := range 40 {
+		if i%3 == 0 {
+			outcomes.Record(ctx, true, false)
+			continue
+		}
+		outcomes.Record(ctx, false, false)
+		for range 12 {
+			outcomes.Record(ctx, false, true)
+		}
+	}
+	h, err := pacing.ReadWaveHealth(ctx, w.r.Client, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Failing() {
+		t.Fatalf("a partial outage, a rotation every 2 failures and their retries: %+v failing, want the budget's pace", h)
 	}
 }

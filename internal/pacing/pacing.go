@@ -22,6 +22,8 @@
 //	rekey:pace:outcome:<bucket>:rotated|failed
 //	                            string: runs of bulk rotations of a 10 s bucket
 //	                            that rotated or failed for a retry (Outcomes), EX
+//	rekey:pace:outcome:streak   string: runs of bulk rotations failed for a retry
+//	                            since the last that rotated (Outcomes), EX
 //
 // A wave whose every run fails (the issuer or Heroku down) is released one
 // rotation every ProbeEvery until one rotates (Outcomes, Feeder.failing).
