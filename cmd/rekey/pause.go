@@ -104,7 +104,7 @@ func newPauseWatch(a *app) *pauseWatch {
 // slowedLine returns a line when the wave's rotations start failing, every
 // one of them, so that the feeder releases one every pacing.ProbeEvery
 // (docs/design.md, "Pacing a wave"), and one when a rotation goes through
-// again; else "".
+// again, or the failures stop with none rotated; else "".
 func (p *pauseWatch) slowedLine(ctx context.Context) string {
 	if p == nil || p.failing == nil {
 		return ""
@@ -114,8 +114,15 @@ func (p *pauseWatch) slowedLine(ctx context.Context) string {
 		return ""
 	}
 	p.slowed = h.Failing()
-	if !p.slowed {
+	switch {
+	case !p.slowed && h.Rotated > 0:
 		return "a rotation went through: the wave goes at the budget's pace again"
+	case !p.slowed:
+		// The failures stopped with no rotation: nothing ran (the bulk
+		// queue paused, no worker, nothing left to release), which says
+		// nothing of the issuer's or Heroku's recovery.
+		return "no longer slowed, but no rotation went through: none of the wave's rotations ran lately; " +
+			"the next to run says whether the issuer and Heroku answer again"
 	}
 	if h.Rotated > 0 {
 		return fmt.Sprintf("slowed: the first runs of %d of the wave's rotations failed one after the other, none rotating (the issuer "+

@@ -205,3 +205,27 @@ func TestAFleetOnTheDefaultQueueIsWarnedOf(t *testing.T) {
 		}
 	}
 }
+
+// The slowed wave's --wait line says a rotation went through only when one
+// did: failures that merely stopped (the bulk queue paused, the workers
+// gone, the wave's last rotation released) say nothing of the issuer's or
+// Heroku's recovery, and an operator reading "went through" would take the
+// outage for over.
+func TestSlowedLineSaysARotationWentThroughOnlyWhenOneDid(t *testing.T) {
+	h := pacing.WaveHealth{Failed: pacing.FailingAfter}
+	w := &pauseWatch{failing: func(context.Context) (pacing.WaveHealth, error) { return h, nil }}
+	if line := w.slowedLine(t.Context()); !strings.HasPrefix(line, "slowed:") {
+		t.Fatalf("failing: %q, want the slowed line", line)
+	}
+	h = pacing.WaveHealth{} // two minutes without a failed run, nor a rotation
+	line := w.slowedLine(t.Context())
+	if line == "" || strings.Contains(line, "a rotation went through") {
+		t.Errorf("no rotation and no failure: %q, want a line that claims no rotation went through", line)
+	}
+	h = pacing.WaveHealth{Failed: pacing.FailingAfter}
+	_ = w.slowedLine(t.Context())
+	h = pacing.WaveHealth{Failed: pacing.FailingAfter, Rotated: 1}
+	if line := w.slowedLine(t.Context()); !strings.Contains(line, "a rotation went through") {
+		t.Errorf("after a rotation: %q, want it to say a rotation went through", line)
+	}
+}
