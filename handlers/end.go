@@ -53,6 +53,7 @@ func (h *Rotate) end(ctx context.Context, r *rotation, step string, err error) (
 	// An issuer refusing rekey's signature (a REKEY_ISSUER_SECRET changed on
 	// one side only) fails every instance alike: no instance's quarantine.
 	f := store.Failure{Code: failureCode(step, err), Grace: h.grace(r), Fleetwide: issuer.RefusesRekey(err)}
+	r.fleetwide = f.Fleetwide
 	var readErr error
 	var settled int64
 	if r.pushAttempted {

@@ -165,14 +165,17 @@ func (d *Deps) now() time.Time {
 	return time.Now()
 }
 
-func (d *Deps) observeRotation(ctx context.Context, queue, outcome string) {
+func (d *Deps) observeRotation(ctx context.Context, queue, outcome string, fleetwide bool) {
 	if d.Observer != nil {
 		d.Observer.Rotation(queue, outcome)
 	}
-	// Only a rotation and a failure that asynq retries say anything of
-	// the issuer's and Heroku's health: a wait for the budget, a join or a
-	// permanent failure (one instance's) do not.
-	if d.Wave != nil && queue == tasks.QueueBulk && (outcome == OutcomeRotated || outcome == OutcomeRetry) {
+	// Only a rotation, a failure that asynq retries and a permanent one
+	// every instance meets alike (the issuer refusing rekey's signature:
+	// the rest of the wave would fail so one by one) say anything of the
+	// issuer's and Heroku's health: a wait for the budget, a join or any
+	// other permanent failure (one instance's) do not.
+	failed := outcome == OutcomeRetry || outcome == OutcomeFailed && fleetwide
+	if d.Wave != nil && queue == tasks.QueueBulk && (outcome == OutcomeRotated || failed) {
 		n, _ := asynq.GetRetryCount(ctx)
 		d.Wave.Record(ctx, outcome == OutcomeRotated, n > 0)
 	}

@@ -50,6 +50,10 @@ type rotation struct {
 	// rotation's record asked for below the floor, set aside for the
 	// instance's own grace (honoured); zero when none was.
 	belowFloor time.Duration
+	// fleetwide is set when the run ended the rotation for a reason every
+	// instance meets alike (store.Failure.Fleetwide: the issuer refusing
+	// rekey's signature).
+	fleetwide bool
 }
 
 // remember adds config's values to the secrets the run scrubs.
@@ -77,7 +81,7 @@ func (h *Rotate) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	// rebuilt task and a joining request read, never keeps it.
 	r.p.Grace = tasks.Duration(h.honoured(r, time.Duration(p.Grace)))
 	outcome, err := h.run(ctx, r)
-	h.deps.observeRotation(ctx, queue, outcome)
+	h.deps.observeRotation(ctx, queue, outcome, r.fleetwide)
 	// The error becomes the task's last error (/monitoring) and the
 	// worker's log line: it passes the scrubber like every kept text.
 	return scrubError(err, r.known)

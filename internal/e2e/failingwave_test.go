@@ -24,12 +24,28 @@ import (
 // rest goes at the budget's pace.
 func TestAnIssuerDownMidWaveSlowsTheWaveToAProbe(t *testing.T) {
 	t.Parallel()
+	issuerRefusesTheWave(t, http.StatusServiceUnavailable)
+}
+
+// The same with an issuer that answers every mint 401, refusing rekey's
+// signature (REKEY_ISSUER_SECRET changed at the issuer only): each rotation
+// so refused fails for good, so that a wave released at the budget's pace
+// failed whole, one instance after the other, until an operator stopped
+// it. It must slow as for an outage, and go on once the secrets agree.
+func TestAnIssuerRefusingRekeysSignatureSlowsTheWave(t *testing.T) {
+	t.Parallel()
+	issuerRefusesTheWave(t, http.StatusUnauthorized)
+}
+
+// issuerRefusesTheWave runs a 60-instance wave under a real worker whose
+// issuer answers every mint status until the wave has been slowed for 35 s.
+func issuerRefusesTheWave(t *testing.T, status int) {
 	w := newWorld(t, worldParams{})
 	samples := w.provision(60, sandbox.Mix{})
 	a := newAdversary(t, w)
 	var mu sync.Mutex
 	down := true
-	failed := 0                       // mints answered 503
+	failed := 0                       // mints answered status
 	reached := map[string]time.Time{} // instances whose mint reached the issuer while it was down, and when first
 	a.set(func(rw http.ResponseWriter, r *http.Request, body []byte) bool {
 		if r.Method != http.MethodPost || r.URL.Path != "/credentials" {
@@ -48,7 +64,7 @@ func TestAnIssuerDownMidWaveSlowsTheWaveToAProbe(t *testing.T) {
 			reached[req.InstanceID] = time.Now()
 		}
 		failed++
-		rw.WriteHeader(http.StatusServiceUnavailable)
+		rw.WriteHeader(status)
 		return true
 	})
 	state := func() (int, int) {
