@@ -17,7 +17,8 @@ var (
 		"How long the oldest rotation in rekey's paced holding set has waited for the feeder (0 when none waits).",
 		nil, nil)
 	descPacedSlowed = prometheus.NewDesc("rekey_pace_slowed",
-		"1 while at least 10 runs of bulk rotations failed for a retry (the issuer or Heroku failing: 5xx, no answer) "+
+		"1 while at least 10 runs of bulk rotations failed for a retry (the issuer or Heroku failing: 5xx, no answer) or "+
+			"because the issuer refused rekey's signature (401) "+
 			"and none rotated in the last minute, or the first runs of 20 rotations failed one after the other: the feeder "+
 			"then releases held rotations one every 15 s instead of at the budget's pace, until one rotates. 0 otherwise.",
 		nil, nil)
