@@ -133,7 +133,8 @@ func (a *app) webHandler() (http.Handler, error) {
 // what the Collector reads from it.
 func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
 	return metrics.NewHandler(metrics.HandlerParams{
-		Collector:  metrics.NewCollector(a.store, inspector, a.log, metrics.WithPacedBacklog(a.rdb)),
+		Collector: metrics.NewCollector(a.store, inspector, a.log, metrics.WithPacedBacklog(a.rdb),
+			metrics.WithClock(a.clock.Now)),
 		Ping:       func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
 		Write:      a.store.CheckWritable,
 		Durable:    a.store.Durable,

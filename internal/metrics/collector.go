@@ -57,6 +57,17 @@ func WithPacedBacklog(rdb redis.UniversalClient) CollectorOption {
 	return func(c *Collector) { c.paced = rdb }
 }
 
+// WithClock has the Collector read the time from now: the process's
+// reading of Redis's clock (internal/redisclock), on which the workers date
+// revoke times, holds and the wave's outcomes. nil keeps time.Now.
+func WithClock(now func() time.Time) CollectorOption {
+	return func(c *Collector) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
 // NewCollector returns a Collector over src and queues.
 func NewCollector(src Source, queues Queues, log zerolog.Logger, opts ...CollectorOption) *Collector {
 	c := &Collector{src: src, queues: queues, log: log, now: time.Now}

@@ -193,6 +193,32 @@ func pacedGauges(t *testing.T) (*redistest.Redis, func(name string) float64) {
 	}
 }
 
+// A web process whose machine's clock is off reads the wave's outcomes,
+// which workers date on Redis's clock, on Redis's clock too (WithClock).
+func TestSlowedWaveIsReadOnTheClockGiven(t *testing.T) {
+	t.Parallel()
+	r, _, st := newStateStore(t)
+	redisNow := func() time.Time { return time.Now().Add(-10 * time.Minute) }
+	outcomes := pacing.NewOutcomes(r.Client, redisNow)
+	for range pacing.FailingAfter {
+		outcomes.Record(context.Background(), false, false)
+	}
+	for _, tt := range []struct {
+		name string
+		opts []metrics.CollectorOption
+		want float64
+	}{
+		{"the machine's clock", nil, 0},
+		{"Redis's clock", []metrics.CollectorOption{metrics.WithClock(redisNow)}, 1},
+	} {
+		col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop(),
+			append([]metrics.CollectorOption{metrics.WithPacedBacklog(r.Client)}, tt.opts...)...).Handler()
+		if v, ok := scrapeGauge(t, col, "rekey_pace_slowed"); !ok || v != tt.want {
+			t.Errorf("on %s: rekey_pace_slowed %v (%v), want %v", tt.name, v, ok, tt.want)
+		}
+	}
+}
+
 // rekey_pace_slowed is 1 while the wave's runs fail and none rotates (the
 // feeder releases a probe at a time), 0 before and once one rotates.
 func TestSlowedWaveIsExported(t *testing.T) {
