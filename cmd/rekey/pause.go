@@ -124,7 +124,7 @@ func (p *pauseWatch) slowedLine(ctx context.Context) string {
 		return "no longer slowed, but no rotation went through: none of the wave's rotations ran lately; " +
 			"the next to run says whether the issuer and Heroku answer again"
 	}
-	if h.Rotated > 0 {
+	if h.Rotated > 0 || h.Failed < pacing.FailingAfter {
 		return fmt.Sprintf("slowed: the first runs of %d of the wave's rotations failed one after the other, none rotating (the issuer "+
 			"or Heroku failing: rekey_issuer_calls_total and rekey_heroku_calls_total in /metrics say which), so one is "+
 			"released every %v until one rotates", h.Streak, pacing.ProbeEvery)

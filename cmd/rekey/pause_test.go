@@ -229,3 +229,18 @@ func TestSlowedLineSaysARotationWentThroughOnlyWhenOneDid(t *testing.T) {
 		t.Errorf("after a rotation: %q, want it to say a rotation went through", line)
 	}
 }
+
+// A wave kept slowed by its probes failing one after the other (fewer than
+// FailingAfter runs in the minute) is said to be so, not to have had ten
+// runs fail in the last minute.
+func TestSlowedLineOfAStreakCountsTheStreak(t *testing.T) {
+	h := pacing.WaveHealth{Failed: 3, Streak: 14}
+	if !h.Failing() {
+		t.Fatalf("%+v is not failing", h)
+	}
+	w := &pauseWatch{failing: func(context.Context) (pacing.WaveHealth, error) { return h, nil }}
+	line := w.slowedLine(t.Context())
+	if !strings.Contains(line, "the first runs of 14 of the wave's rotations failed one after the other") {
+		t.Errorf("a streak of 14 with 3 failed runs in the minute: %q, want the streak named", line)
+	}
+}

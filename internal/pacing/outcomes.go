@@ -122,8 +122,15 @@ type WaveHealth struct {
 // runs or more failed and none rotated, or FailingStreak first runs or more
 // failed since the last run that rotated, with as many runs failed in the
 // window (a streak of failures older than the window is not the wave's now).
+// A wave so slowed stays slowed while none rotates and the streak, of
+// FailingAfter first runs or more, goes on in the window: its probes, four
+// a minute, are all that runs of it, and when they fail for good (the
+// issuer's 401, which asynq does not retry) nothing else fails in the
+// window; the wave would otherwise go back to the budget's pace about a
+// minute after it slowed, into the same failures.
 func (h WaveHealth) Failing() bool {
-	return h.Failed >= FailingAfter && h.Rotated == 0 || min(h.Streak, h.Failed) >= FailingStreak
+	return h.Rotated == 0 && (h.Failed >= FailingAfter || h.Failed > 0 && h.Streak >= FailingAfter) ||
+		min(h.Streak, h.Failed) >= FailingStreak
 }
 
 // ReadWaveHealth reads the outcomes of the window ending at now, and the

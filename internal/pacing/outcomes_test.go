@@ -2,6 +2,7 @@ package pacing_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,9 +28,12 @@ func TestTheWaveFailsOnlyWhenNothingRotates(t *testing.T) {
 		return h
 	}
 
+	// Retries, which make no streak: first runs failing before the window,
+	// and on into it with none rotating, are a streak that keeps the wave
+	// slowed (TestASlowedWaveStaysSlowedWhileOnlyItsProbesFail).
 	old := pacing.NewOutcomes(w.r.Client, at(now.Add(-pacing.FailingWindow-20*time.Second)))
 	for range pacing.FailingAfter * 2 {
-		old.Record(ctx, false, false)
+		old.Record(ctx, false, true)
 	}
 	recent := pacing.NewOutcomes(w.r.Client, at(now.Add(-pacing.FailingWindow+5*time.Second)))
 	for range pacing.FailingAfter - 1 {
@@ -151,5 +155,52 @@ func TestAPartialOutageWithItsRetriesIsNoStreak(t *testing.T) {
 	}
 	if h.Failing() {
 		t.Fatalf("a partial outage, a rotation every 2 failures and their retries: %+v failing, want the budget's pace", h)
+	}
+}
+
+// A wave slowed because its rotations fail for good at their first run (the
+// issuer refusing rekey's signature: no retry of asynq's follows) sees only
+// its probes fail once the failures that slowed it have left the window:
+// four a minute, fewer than FailingAfter. It must stay slowed until one
+// rotates, not go back to the budget's pace, into the same failures, about
+// every minute.
+func TestASlowedWaveStaysSlowedWhileOnlyItsProbesFail(t *testing.T) {
+	w := newWorld(t, 100, 2)
+	w.knowQueue(t)
+	w.hold(t, 100)
+	ctx := t.Context()
+	var ahead atomic.Int64 // how far the shared clock is ahead of the machine's
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	outcomes := pacing.NewOutcomes(w.r.Client, clock)
+	for range pacing.FailingAfter {
+		outcomes.Record(ctx, false, false)
+	}
+	p := w.params()
+	p.Client, p.Now = failingWorkers{outcomes}, clock
+	p.Idle, p.QueueCheck, p.PauseCheck = 50*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+	f := pacing.NewFeeder(p)
+	t.Cleanup(run(t, f))
+	until(2*time.Second, func() bool { return f.Stats().Released >= 1 })
+	if got := f.Stats().Released; got != 1 {
+		t.Fatalf("released %d rotations of a failing wave, want 1: a probe", got)
+	}
+
+	// A minute and a half later: the failures that slowed the wave are out
+	// of the window, the probes of the last minute failed in it.
+	ahead.Store(int64(pacing.FailingWindow + 30*time.Second))
+	for range 3 {
+		outcomes.Record(ctx, false, false)
+	}
+	if h, err := pacing.ReadWaveHealth(ctx, w.r.Client, clock()); err != nil || !h.Failing() {
+		t.Errorf("only the probes failing, none rotating: %+v failing %v (%v), want failing", h, h.Failing(), err)
+	}
+	time.Sleep(pacing.FailingCheck + 2*time.Second)
+	if got := f.Stats().Released; got != 1 {
+		t.Fatalf("released %d rotations while only the probes failed and none rotated, want the one probe", got)
+	}
+	outcomes.Record(ctx, true, false)
+	until(pacing.FailingCheck+2*time.Second, func() bool { return f.Stats().Released >= 10 })
+	if got := f.Stats().Released; got < 10 {
+		t.Fatalf("released %d rotations after one rotated, want the wave going again", got)
 	}
 }
