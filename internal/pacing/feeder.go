@@ -255,8 +255,11 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 			return standbyEvery * f.p.Idle
 		}
 	}
+	released := f.released.Load()
 	f.release(ctx, ready)
-	if slowed {
+	// Only a rotation released is a probe: one dropped (its task exists
+	// already) or that could not be enqueued leaves the next to probe.
+	if slowed && f.released.Load() > released {
 		f.probed = f.now()
 	}
 	return 0

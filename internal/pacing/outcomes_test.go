@@ -204,3 +204,26 @@ func TestASlowedWaveStaysSlowedWhileOnlyItsProbesFail(t *testing.T) {
 		t.Fatalf("released %d rotations after one rotated, want the wave going again", got)
 	}
 }
+
+// A slowed wave whose next held rotation turns out released already (its
+// task exists: a feeder died before it took the id out) drops it and
+// releases the next as the probe: a drop is no probe, and the wave must not
+// wait another ProbeEvery for one.
+func TestASlowedWaveProbesPastARotationReleasedAlready(t *testing.T) {
+	w := newWorld(t, 100, 2)
+	w.knowQueue(t)
+	ids := w.hold(t, 3)
+	w.enqueue(t, ids[0])
+	ctx := t.Context()
+	outcomes := pacing.NewOutcomes(w.r.Client, nil)
+	for range pacing.FailingAfter {
+		outcomes.Record(ctx, false, false)
+	}
+	f := w.feeder()
+	t.Cleanup(run(t, f))
+	until(3*time.Second, func() bool { return f.Stats().Released >= 1 })
+	if s := f.Stats(); s.Dropped != 1 || s.Released != 1 {
+		t.Fatalf("feeder stats %+v 3 s into a slowed wave whose first held rotation was released already, "+
+			"want it dropped and the next released as the probe", s)
+	}
+}
