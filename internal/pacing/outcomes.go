@@ -75,11 +75,12 @@ func NewOutcomes(rdb redis.UniversalClient, now func() time.Time) *Outcomes {
 }
 
 // Record counts one run of a bulk rotation: rotated, or failed for a retry.
-// It costs one round trip: an INCR of the bucket, and the streak's DEL
-// (rotated) or, for a failed first run of its task (not retried), its INCR
-// and EXPIRE; and an EXPIRE for the first run of a bucket. Errors are
-// dropped: a run Redis cannot count only makes the wave look healthier,
-// which is how rekey paced before it counted.
+// It costs one round trip: an INCR and an EXPIRE of the bucket, and the
+// streak's DEL (rotated) or, for a failed first run of its task (not
+// retried), its INCR and EXPIRE. Each key's EXPIRE goes with its INCR, so
+// that a reply lost after Redis ran them (a read timeout) leaves no key
+// without one. Errors are dropped: a run Redis cannot count only makes the
+// wave look healthier, which is how rekey paced before it counted.
 func (o *Outcomes) Record(ctx context.Context, rotated, retried bool) {
 	kind := "failed"
 	if rotated {
@@ -87,9 +88,9 @@ func (o *Outcomes) Record(ctx context.Context, rotated, retried bool) {
 	}
 	key := outcomeKey + strconv.FormatInt(bucketOf(o.now()), 10) + ":" + kind
 	ctx = context.WithoutCancel(ctx)
-	var n *redis.IntCmd
-	_, err := o.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		n = p.Incr(ctx, key)
+	_, _ = o.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Incr(ctx, key)
+		p.Expire(ctx, key, outcomesKept)
 		switch {
 		case rotated:
 			p.Del(ctx, streakKey)
@@ -99,9 +100,6 @@ func (o *Outcomes) Record(ctx context.Context, rotated, retried bool) {
 		}
 		return nil
 	})
-	if err == nil && n.Val() == 1 {
-		_ = o.rdb.Expire(ctx, key, outcomesKept).Err()
-	}
 }
 
 // bucketOf is the bucket t falls in.

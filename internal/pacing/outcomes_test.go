@@ -2,11 +2,13 @@ package pacing_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rekeyhq/rekey/internal/pacing"
 )
@@ -225,5 +227,52 @@ func TestASlowedWaveProbesPastARotationReleasedAlready(t *testing.T) {
 	if s := f.Stats(); s.Dropped != 1 || s.Released != 1 {
 		t.Fatalf("feeder stats %+v 3 s into a slowed wave whose first held rotation was released already, "+
 			"want it dropped and the next released as the probe", s)
+	}
+}
+
+// lostPipelineReply fails, once armed, every pipeline after Redis ran it:
+// the reply lost on the wire (a read timeout), the commands applied.
+type lostPipelineReply struct{ armed atomic.Bool }
+
+func (*lostPipelineReply) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (*lostPipelineReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *lostPipelineReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if err == nil && h.armed.Load() {
+			return errors.New("i/o timeout")
+		}
+		return err
+	}
+}
+
+// A run counted whose reply Redis lost still leaves keys that expire: a
+// bucket or a streak kept for ever would be a key a bucket leaked, and a
+// streak no time ends.
+func TestOutcomesWhoseReplyIsLostStillExpire(t *testing.T) {
+	w := newWorld(t, 10, 2)
+	ctx := t.Context()
+	lossy := redis.NewClient(w.r.Client.Options())
+	t.Cleanup(func() { _ = lossy.Close() })
+	lost := &lostPipelineReply{}
+	lossy.AddHook(lost)
+	if err := lossy.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	lost.armed.Store(true)
+	outcomes := pacing.NewOutcomes(lossy, nil)
+	outcomes.Record(ctx, false, false)
+	outcomes.Record(ctx, true, false)
+	keys, err := w.r.Client.Keys(ctx, "rekey:pace:outcome:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) == 0 {
+		t.Fatal("no run counted")
+	}
+	for _, k := range keys {
+		if ttl := w.r.Client.TTL(ctx, k).Val(); ttl <= 0 || ttl > 2*pacing.FailingWindow {
+			t.Errorf("%s expires in %v, want within %v", k, ttl, 2*pacing.FailingWindow)
+		}
 	}
 }
