@@ -146,7 +146,8 @@ type Deps struct {
 }
 
 // Wave records how a run of a bulk rotation ended: rotated, or failed for a
-// retry; retried says the run is a retry of asynq's, not its task's first
+// retry or for a reason every instance meets alike (the issuer's 401);
+// retried says the run is a retry of asynq's, not its task's first
 // (docs/design.md, "Pacing a wave").
 type Wave interface {
 	Record(ctx context.Context, rotated, retried bool)

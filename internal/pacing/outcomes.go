@@ -74,7 +74,8 @@ func NewOutcomes(rdb redis.UniversalClient, now func() time.Time) *Outcomes {
 	return &Outcomes{rdb: rdb, now: now}
 }
 
-// Record counts one run of a bulk rotation: rotated, or failed for a retry.
+// Record counts one run of a bulk rotation: rotated, or failed (for a
+// retry, or for good as every instance would: the issuer's 401).
 // It costs one round trip: an INCR and an EXPIRE of the bucket, and the
 // streak's DEL (rotated) or, for a failed first run of its task (not
 // retried), its INCR and EXPIRE. Each key's EXPIRE goes with its INCR, so
@@ -107,12 +108,13 @@ func bucketOf(t time.Time) int64 { return t.UnixMilli() / outcomeBucket.Millisec
 
 // WaveHealth is what the outcomes of the last FailingWindow say.
 type WaveHealth struct {
-	// Failed and Rotated count the runs of bulk rotations that failed for
-	// a retry and that rotated, in the current bucket and those of the
+	// Failed and Rotated count the runs of bulk rotations that failed
+	// (Record) and that rotated, in the current bucket and those of the
 	// FailingWindow before it.
 	Failed, Rotated int64
-	// Streak counts the first runs of rotations that failed for a retry
-	// since the last run that rotated (within outcomesKept of the last).
+	// Streak counts the first runs of rotations (no retry of asynq's) that
+	// failed since the last run that rotated (within outcomesKept of the
+	// last).
 	Streak int64
 }
 

@@ -21,9 +21,10 @@
 //	rekey:pace:paid:<rotation>  string "1": the rotation's token is paid, PX
 //	rekey:pace:outcome:<bucket>:rotated|failed
 //	                            string: runs of bulk rotations of a 10 s bucket
-//	                            that rotated or failed for a retry (Outcomes), EX
-//	rekey:pace:outcome:streak   string: runs of bulk rotations failed for a retry
-//	                            since the last that rotated (Outcomes), EX
+//	                            that rotated or failed (Outcomes.Record), EX
+//	rekey:pace:outcome:streak   string: first runs of bulk rotations (no retry of
+//	                            asynq's) failed since the last run that rotated
+//	                            (Outcomes), EX
 //
 // A wave whose every run fails (the issuer or Heroku down) is released one
 // rotation every ProbeEvery until one rotates (Outcomes, Feeder.failing).
