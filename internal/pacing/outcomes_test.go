@@ -66,6 +66,17 @@ func TestTheWaveFailsOnlyWhenNothingRotates(t *testing.T) {
 	}
 }
 
+// failedRuns records n failed first runs of the wave, now, and returns the
+// Outcomes that recorded them.
+func (w *world) failedRuns(t *testing.T, n int) *pacing.Outcomes {
+	t.Helper()
+	outcomes := pacing.NewOutcomes(w.r.Client, nil)
+	for range n {
+		outcomes.Record(t.Context(), false, false)
+	}
+	return outcomes
+}
+
 // While the wave's rotations all fail (the issuer or Heroku down), the
 // feeder releases one rotation every ProbeEvery rather than at the budget's
 // pace; once one rotates, the rest go at the budget's pace again.
@@ -74,10 +85,7 @@ func TestAFailingWaveIsReleasedAProbeAtATime(t *testing.T) {
 	w.knowQueue(t)
 	w.hold(t, 30)
 	ctx := t.Context()
-	outcomes := pacing.NewOutcomes(w.r.Client, nil)
-	for range pacing.FailingAfter {
-		outcomes.Record(ctx, false, false)
-	}
+	outcomes := w.failedRuns(t, pacing.FailingAfter)
 	f := w.feeder()
 	t.Cleanup(run(t, f))
 
@@ -216,11 +224,7 @@ func TestASlowedWaveProbesPastARotationReleasedAlready(t *testing.T) {
 	w.knowQueue(t)
 	ids := w.hold(t, 3)
 	w.enqueue(t, ids[0])
-	ctx := t.Context()
-	outcomes := pacing.NewOutcomes(w.r.Client, nil)
-	for range pacing.FailingAfter {
-		outcomes.Record(ctx, false, false)
-	}
+	w.failedRuns(t, pacing.FailingAfter)
 	f := w.feeder()
 	t.Cleanup(run(t, f))
 	until(3*time.Second, func() bool { return f.Stats().Released >= 1 })
