@@ -24,7 +24,7 @@ import (
 // rest goes at the budget's pace.
 func TestAnIssuerDownMidWaveSlowsTheWaveToAProbe(t *testing.T) {
 	t.Parallel()
-	issuerRefusesTheWave(t, http.StatusServiceUnavailable)
+	issuerRefusesTheWave(t, http.StatusServiceUnavailable, "")
 }
 
 // The same with an issuer that answers every mint 401, refusing rekey's
@@ -34,12 +34,23 @@ func TestAnIssuerDownMidWaveSlowsTheWaveToAProbe(t *testing.T) {
 // it. It must slow as for an outage, and go on once the secrets agree.
 func TestAnIssuerRefusingRekeysSignatureSlowsTheWave(t *testing.T) {
 	t.Parallel()
-	issuerRefusesTheWave(t, http.StatusUnauthorized)
+	issuerRefusesTheWave(t, http.StatusUnauthorized, "")
+}
+
+// The same with a firewall in front of the issuer answering every mint with
+// its 403 block page: no answer of the issuer's, so each mint is asked
+// again rather than its rotation failed for good, and the wave slows as for
+// an outage.
+func TestAFirewallPageToEveryMintSlowsTheWave(t *testing.T) {
+	t.Parallel()
+	issuerRefusesTheWave(t, http.StatusForbidden,
+		"<!DOCTYPE html><html><head><title>Access denied</title></head><body>Request blocked</body></html>")
 }
 
 // issuerRefusesTheWave runs a 60-instance wave under a real worker whose
-// issuer answers every mint status until the wave has been slowed for 35 s.
-func issuerRefusesTheWave(t *testing.T, status int) {
+// issuer answers every mint status and page until the wave has been slowed
+// for 35 s.
+func issuerRefusesTheWave(t *testing.T, status int, page string) {
 	w := newWorld(t, worldParams{})
 	samples := w.provision(60, sandbox.Mix{})
 	a := newAdversary(t, w)
@@ -65,6 +76,7 @@ func issuerRefusesTheWave(t *testing.T, status int) {
 		}
 		failed++
 		rw.WriteHeader(status)
+		_, _ = rw.Write([]byte(page))
 		return true
 	})
 	state := func() (int, int) {

@@ -183,7 +183,15 @@ func (h *HTTP) Mint(ctx context.Context, instanceID, rotationID string) (Credent
 	if err != nil {
 		return Credential{}, err
 	}
-	if !ok2xx(a.status) {
+	switch {
+	case a.status >= 400 && a.status <= 499 && a.htmlPage():
+		// A refusal that came as an HTML page (a firewall's block page, a
+		// proxy's sign-in, the router's page for an issuer app renamed)
+		// is not the issuer's word: the mint, keyed by the rotation, is
+		// asked again, rather than the rotation failed for good, and with
+		// it every rotation of a wave, one after the other.
+		return Credential{}, &Error{Op: "mint", Status: a.status, Code: CodePageAnswer}
+	case !ok2xx(a.status):
 		return Credential{}, answerError("mint", a.status, a.body)
 	}
 	return decodeCredential(a.status, a.body)

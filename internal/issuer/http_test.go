@@ -196,6 +196,13 @@ func TestHTTPClassifiesStatuses(t *testing.T) {
 		{"mint", 429, ``, "transient"},
 		{"mint", 500, ``, "transient"},
 		{"mint", 503, `<html>down</html>`, "transient"},
+		{"mint", 403, `{"error":"forbidden"}`, "permanent"},
+		// A firewall's block page, a proxy's sign-in, the router's page for
+		// an issuer app renamed: the mint, keyed by its rotation, is asked
+		// again rather than the rotation failed for good.
+		{"mint", 403, `<!DOCTYPE html><html><head><title>Access denied</title></head><body>Request blocked</body></html>`, "transient"},
+		{"mint", 401, `<html><body>Sign in</body></html>`, "transient"},
+		{"mint", 404, `<!DOCTYPE html><html><body>There's nothing here, yet.</body></html>`, "transient"},
 		{"verify", 200, ``, "ok"},
 		{"verify", 204, ``, "ok"},
 		{"verify", 404, ``, "unsupported"},
