@@ -124,14 +124,12 @@ func (p *pauseWatch) slowedLine(ctx context.Context) string {
 		return "no longer slowed, but no rotation went through: none of the wave's rotations ran lately; " +
 			"the next to run says whether the issuer and Heroku answer again"
 	}
+	why := fmt.Sprintf("%d or more runs of the wave's rotations failed in the last minute and none rotated", pacing.FailingAfter)
 	if h.Rotated > 0 || h.Failed < pacing.FailingAfter {
-		return fmt.Sprintf("slowed: the first runs of %d of the wave's rotations failed one after the other, none rotating (the issuer "+
-			"or Heroku failing: rekey_issuer_calls_total and rekey_heroku_calls_total in /metrics say which), so one is "+
-			"released every %v until one rotates", h.Streak, pacing.ProbeEvery)
+		why = fmt.Sprintf("the first runs of %d of the wave's rotations failed one after the other, none rotating", h.Streak)
 	}
-	return fmt.Sprintf("slowed: %d or more runs of the wave's rotations failed in the last minute and none rotated (the issuer "+
-		"or Heroku failing: rekey_issuer_calls_total and rekey_heroku_calls_total in /metrics say which), so one is "+
-		"released every %v until one rotates", pacing.FailingAfter, pacing.ProbeEvery)
+	return fmt.Sprintf("slowed: %s (the issuer or Heroku failing: rekey_issuer_calls_total and rekey_heroku_calls_total "+
+		"in /metrics say which), so one is released every %v until one rotates", why, pacing.ProbeEvery)
 }
 
 // newWorkerWatch watches only whether a worker runs: for a batch on a
