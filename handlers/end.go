@@ -11,6 +11,21 @@ import (
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
+// waveFailure reports whether a rotation that failed for good at step for
+// err may have failed for a reason the rest of its wave meets too, so that
+// the pacing feeder counts it (Deps.observeRotation): any permanent failure
+// at the issuer's steps, mint and verify. An issuer that answers every mint
+// with its own 4xx (a 403 for a suspended tenant, a 400 after a change of
+// its contract), or mints credentials rekey refuses (vars other than the
+// registered ones, an id seen before), fails every instance alike, and a
+// wave released at the budget's pace would fail whole, one instance after
+// the other. One instance's such failure slows nothing: the feeder needs
+// ten failed runs and none rotated. A rotation found deprovisioned ends at
+// the mint step too, and is its instance's alone.
+func waveFailure(step string, err error) bool {
+	return (step == stepMint || step == stepVerify) && !errors.Is(err, errDeprovisionedSince)
+}
+
 // end ends a rotation that failed permanently at step. The instance keeps
 // its current credential, its registration and its OAuth tokens: rekey
 // never deprovisions an instance on its own, whatever Heroku answers.
@@ -53,7 +68,7 @@ func (h *Rotate) end(ctx context.Context, r *rotation, step string, err error) (
 	// An issuer refusing rekey's signature (a REKEY_ISSUER_SECRET changed on
 	// one side only) fails every instance alike: no instance's quarantine.
 	f := store.Failure{Code: failureCode(step, err), Grace: h.grace(r), Fleetwide: issuer.RefusesRekey(err)}
-	r.fleetwide = f.Fleetwide
+	r.waveFailed = f.Fleetwide || waveFailure(step, err)
 	var readErr error
 	var settled int64
 	if r.pushAttempted {

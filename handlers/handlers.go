@@ -146,7 +146,8 @@ type Deps struct {
 }
 
 // Wave records how a run of a bulk rotation ended: rotated, or failed for a
-// retry or for a reason every instance meets alike (the issuer's 401);
+// retry or for good for a reason that may be the whole wave's (the
+// issuer's 401, its refusal to mint: waveFailure);
 // retried says the run is a retry of asynq's, not its task's first
 // (docs/design.md, "Pacing a wave").
 type Wave interface {
@@ -166,16 +167,17 @@ func (d *Deps) now() time.Time {
 	return time.Now()
 }
 
-func (d *Deps) observeRotation(ctx context.Context, queue, outcome string, fleetwide bool) {
+func (d *Deps) observeRotation(ctx context.Context, queue, outcome string, waveFailed bool) {
 	if d.Observer != nil {
 		d.Observer.Rotation(queue, outcome)
 	}
 	// Only a rotation, a failure that asynq retries and a permanent one
-	// every instance meets alike (the issuer refusing rekey's signature:
-	// the rest of the wave would fail so one by one) say anything of the
-	// issuer's and Heroku's health: a wait for the budget, a join or any
-	// other permanent failure (one instance's) do not.
-	failed := outcome == OutcomeRetry || outcome == OutcomeFailed && fleetwide
+	// that may be the whole wave's (waveFailure: the issuer refusing
+	// rekey's signature or refusing to mint, where the rest of the wave
+	// would fail so one by one) say anything of the issuer's and Heroku's
+	// health: a wait for the budget, a join or any other permanent failure
+	// (one instance's) do not.
+	failed := outcome == OutcomeRetry || outcome == OutcomeFailed && waveFailed
 	if d.Wave != nil && queue == tasks.QueueBulk && (outcome == OutcomeRotated || failed) {
 		n, _ := asynq.GetRetryCount(ctx)
 		d.Wave.Record(ctx, outcome == OutcomeRotated, n > 0)

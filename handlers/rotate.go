@@ -50,10 +50,11 @@ type rotation struct {
 	// rotation's record asked for below the floor, set aside for the
 	// instance's own grace (honoured); zero when none was.
 	belowFloor time.Duration
-	// fleetwide is set when the run ended the rotation for a reason every
-	// instance meets alike (store.Failure.Fleetwide: the issuer refusing
-	// rekey's signature).
-	fleetwide bool
+	// waveFailed is set when the run ended the rotation for good for a
+	// reason that may be the whole wave's, not this instance's: the issuer
+	// refusing rekey's signature (store.Failure.Fleetwide), or any other
+	// permanent failure at the issuer's steps (waveFailure).
+	waveFailed bool
 }
 
 // remember adds config's values to the secrets the run scrubs.
@@ -81,7 +82,7 @@ func (h *Rotate) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	// rebuilt task and a joining request read, never keeps it.
 	r.p.Grace = tasks.Duration(h.honoured(r, time.Duration(p.Grace)))
 	outcome, err := h.run(ctx, r)
-	h.deps.observeRotation(ctx, queue, outcome, r.fleetwide)
+	h.deps.observeRotation(ctx, queue, outcome, r.waveFailed)
 	// The error becomes the task's last error (/monitoring) and the
 	// worker's log line: it passes the scrubber like every kept text.
 	return scrubError(err, r.known)

@@ -47,9 +47,20 @@ func TestAFirewallPageToEveryMintSlowsTheWave(t *testing.T) {
 		"<!DOCTYPE html><html><head><title>Access denied</title></head><body>Request blocked</body></html>")
 }
 
+// The same with an issuer that answers every mint with a 4xx of its own
+// (JSON: a tenant suspended at the issuer, a contract changed): each
+// rotation so refused fails for good, so that a wave released at the
+// budget's pace failed whole, one instance after the other. It must slow,
+// its probes failing for good one every 15 s, and go on once the issuer
+// mints again.
+func TestAnIssuerRefusingEveryMintSlowsTheWave(t *testing.T) {
+	t.Parallel()
+	issuerRefusesTheWave(t, http.StatusForbidden, `{"error":"tenant_suspended"}`)
+}
+
 // issuerRefusesTheWave runs a 60-instance wave under a real worker whose
-// issuer answers every mint status and page until the wave has been slowed
-// for 35 s.
+// issuer answers every mint status and page (JSON when it starts with "{")
+// until the wave has been slowed for 35 s.
 func issuerRefusesTheWave(t *testing.T, status int, page string) {
 	w := newWorld(t, worldParams{})
 	samples := w.provision(60, sandbox.Mix{})
@@ -75,6 +86,9 @@ func issuerRefusesTheWave(t *testing.T, status int, page string) {
 			reached[req.InstanceID] = time.Now()
 		}
 		failed++
+		if strings.HasPrefix(page, "{") {
+			rw.Header().Set("Content-Type", "application/json")
+		}
 		rw.WriteHeader(status)
 		_, _ = rw.Write([]byte(page))
 		return true

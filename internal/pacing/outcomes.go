@@ -75,7 +75,8 @@ func NewOutcomes(rdb redis.UniversalClient, now func() time.Time) *Outcomes {
 }
 
 // Record counts one run of a bulk rotation: rotated, or failed (for a
-// retry, or for good as every instance would: the issuer's 401).
+// retry, or for good as the whole wave may: the issuer's 401 or its 4xx to
+// a mint, handlers.waveFailure).
 // It costs one round trip: an INCR and an EXPIRE of the bucket, and the
 // streak's DEL (rotated) or, for a failed first run of its task (not
 // retried), its INCR and EXPIRE. Each key's EXPIRE goes with its INCR, so
@@ -125,7 +126,7 @@ type WaveHealth struct {
 // A wave so slowed stays slowed while none rotates and the streak, of
 // FailingAfter first runs or more, goes on in the window: its probes, four
 // a minute, are all that runs of it, and when they fail for good (the
-// issuer's 401, which asynq does not retry) nothing else fails in the
+// issuer's 401 or its 4xx, which asynq does not retry) nothing else fails in the
 // window; the wave would otherwise go back to the budget's pace about a
 // minute after it slowed, into the same failures.
 func (h WaveHealth) Failing() bool {
