@@ -136,6 +136,7 @@ func issuerRefusesTheWave(t *testing.T, status int, page string) {
 	mu.Lock()
 	down = false
 	mu.Unlock()
+	up := time.Now()
 	pushed := func() int {
 		n := 0
 		for _, id := range wave {
@@ -152,6 +153,16 @@ func issuerRefusesTheWave(t *testing.T, status int, page string) {
 	})
 	if !strings.Contains(worker.stderr.String(), "pacing_wave_resumed") {
 		t.Errorf("the worker did not say the wave resumed:\n%s", worker.stderr.String())
+	}
+	if status >= http.StatusInternalServerError {
+		// The rotations that failed before the wave slowed, and its
+		// probes, wait out asynq's back-off (96 to 212 s by their fourth
+		// failure) unless brought forward once a probe rotates. About 60 s
+		// of budget for the wave, 15 s for the probe.
+		waitFor(t, 2*time.Minute, "every rotation of the wave to reach Heroku once the issuer is up", func() (bool, string) {
+			return pushed() == len(wave), fmt.Sprintf("%d of %d pushed", pushed(), len(wave))
+		})
+		t.Logf("the whole wave reached Heroku %v after the issuer came up", time.Since(up).Round(time.Second))
 	}
 	t.Logf("issuer down: %d instances reached it in 30 s of the slowed wave (%d before); up again: %d pushed",
 		after-before, before, pushed())

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/internal/ratelimit"
+	"github.com/rekeyhq/rekey/internal/retry"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -47,6 +48,7 @@ type Queues interface {
 	Queues() ([]string, error)
 	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
 	ListPendingTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+	ListRetryTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
 }
 
 // FeederParams build a Feeder.
@@ -122,6 +124,10 @@ type Feeder struct {
 	failingChecked, probed time.Time
 	slowed                 bool
 	releasedChecked        int64
+	// owed is set while the wave is slowed, and until a run of it rotates
+	// after: then forward asks the next step to bring the wave's rotations
+	// waiting out asynq's back-off forward (bringForward).
+	owed, forward bool
 
 	released, dropped, unused atomic.Int64
 }
@@ -219,7 +225,15 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 	// The oldest held ids, and their tasks, read before the tokens are
 	// taken: they stay held until their tasks are enqueued. Fewer than
 	// lastOnes held are the end of a wave, released one at a time.
+	if f.forward {
+		f.bringForward(ctx)
+	}
 	ids, err := f.p.Redis.ZRange(ctx, heldKey, 0, int64(max(f.p.Batch, lastOnes)-1)).Result()
+	if err == nil && len(ids) == 0 && f.owed {
+		// Every rotation of a slowed wave may wait out its back-off, none
+		// held: a run that rotates is still looked for.
+		f.failing(ctx)
+	}
 	if err != nil || len(ids) == 0 || f.queueBlocked() {
 		return f.p.Idle
 	}
@@ -288,7 +302,62 @@ func (f *Feeder) failing(ctx context.Context) bool {
 		f.p.Logger.Info().Int64("failed", h.Failed).Int64("rotated", h.Rotated).Msg("pacing_wave_resumed")
 	}
 	f.slowed = failing
+	f.owed = failing || f.owed
+	if f.owed && !failing && h.Rotated > 0 {
+		f.owed, f.forward = false, true
+	}
 	return failing
+}
+
+// forwardPages and forwardPage bound what bringForward reads of the bulk
+// queue's retry set: 10,000 tasks at most, a page of asynq's at a time.
+const (
+	forwardPages = 10
+	forwardPage  = 1000
+)
+
+// bringForward holds again, first in line, the rotations of the bulk queue
+// whose tasks wait out asynq's back-off after failures (FastRetries or
+// more) and would run later than ProbeEvery from now. It runs once a run
+// rotates after the wave was slowed: those rotations failed in the outage
+// that slowed it (released before it slowed, or as its probes), and their
+// back-off, minutes to hours by then, would make them the wave's tail
+// while the budget sat idle. Released at the budget's pace like the rest,
+// with a paid token, their tasks run at once (enqueue: RunTask); a task
+// that ran meanwhile leaves the held set unreleased. A run so brought
+// forward counts as one of the task's retries, once per outage ended.
+func (f *Feeder) bringForward(ctx context.Context) {
+	f.forward = false
+	after := f.now().Add(ProbeEvery)
+	var zs []redis.Z
+	for page := 1; page <= forwardPages; page++ {
+		infos, err := f.p.Queues.ListRetryTasks(Queue, asynq.Page(page), asynq.PageSize(forwardPage))
+		if err != nil {
+			f.p.Logger.Warn().Err(err).Msg("pacing_read_failed")
+			break
+		}
+		for _, info := range infos {
+			if info.Type != tasks.TypeRotate || info.Retried < retry.FastRetries || info.NextProcessAt.Before(after) {
+				continue
+			}
+			p, err := tasks.ParseRotate(asynq.NewTask(info.Type, info.Payload))
+			if err != nil {
+				continue
+			}
+			zs = append(zs, redis.Z{Score: float64(p.RequestedAt.UnixMilli()), Member: p.RotationID})
+		}
+		if len(infos) < forwardPage {
+			break
+		}
+	}
+	if len(zs) == 0 {
+		return
+	}
+	if err := f.p.Redis.ZAddNX(ctx, heldKey, zs...).Err(); err != nil {
+		f.p.Logger.Warn().Err(err).Msg("pacing_read_failed")
+		return
+	}
+	f.p.Logger.Info().Int("rotations", len(zs)).Msg("pacing_retries_brought_forward")
 }
 
 // waitLeading waits for n background tokens of the budget, renewing the
@@ -595,15 +664,16 @@ func (f *Feeder) releaseOne(ctx context.Context, r held) (gone, lost bool) {
 }
 
 // enqueue enqueues r's task on the bulk queue. A task of r that exists
-// already is one an earlier version held, scheduled HoldFor ahead, which it
-// runs now, or one released already (errExists).
+// already and waits in asynq is one an earlier version held, scheduled
+// HoldFor ahead, or one waiting out its back-off that bringForward held
+// again: it runs now. Any other is one released already (errExists).
 func (f *Feeder) enqueue(ctx context.Context, r held) error {
 	_, err := f.p.Client.EnqueueContext(ctx, r.task, asynq.Queue(Queue))
 	if !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return err
 	}
 	taskID := tasks.RotateTaskID(r.id)
-	if !f.stillScheduled(taskID) {
+	if !f.waiting(taskID) {
 		return errExists
 	}
 	err = f.p.Queues.RunTask(Queue, taskID)
@@ -613,13 +683,14 @@ func (f *Feeder) enqueue(ctx context.Context, r held) error {
 	return err
 }
 
-// stillScheduled reports whether the task is still held by asynq, or
-// cannot be looked at (then it is safer to hold it again: a second release
-// of a task that already runs fails harmlessly).
-func (f *Feeder) stillScheduled(taskID string) bool {
+// waiting reports whether the task still waits in asynq to run later
+// (scheduled, or retrying), or cannot be looked at (then it is safer to
+// hold it again: a second release of a task that already runs fails
+// harmlessly).
+func (f *Feeder) waiting(taskID string) bool {
 	info, err := f.p.Queues.GetTaskInfo(Queue, taskID)
 	if errors.Is(err, asynq.ErrTaskNotFound) {
 		return false
 	}
-	return err != nil || info.State == asynq.TaskStateScheduled
+	return err != nil || info.State == asynq.TaskStateScheduled || info.State == asynq.TaskStateRetry
 }

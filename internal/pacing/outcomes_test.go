@@ -3,6 +3,7 @@ package pacing_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rekeyhq/rekey/internal/pacing"
+	"github.com/rekeyhq/rekey/internal/retry"
+	"github.com/rekeyhq/rekey/tasks"
 )
 
 // A wave fails when FailingAfter runs failed and none rotated within the
@@ -278,5 +281,86 @@ func TestOutcomesWhoseReplyIsLostStillExpire(t *testing.T) {
 		if ttl := w.r.Client.TTL(ctx, k).Val(); ttl <= 0 || ttl > 2*pacing.FailingWindow {
 			t.Errorf("%s expires in %v, want within %v", k, ttl, 2*pacing.FailingWindow)
 		}
+	}
+}
+
+// retrying runs the tasks of rotations ids through a worker whose every
+// run fails, until each waits in asynq's retry set an hour ahead after
+// failures[i] failed runs, the earlier ones a millisecond apart.
+func (w *world) retrying(t *testing.T, ids []string, failures []int) {
+	t.Helper()
+	want := map[string]int{}
+	for i, id := range ids {
+		want[id] = failures[i]
+		w.enqueue(t, id)
+	}
+	srv := asynq.NewServerFromRedisClient(w.r.Client, asynq.Config{
+		Queues: map[string]int{pacing.Queue: 1}, DelayedTaskCheckInterval: 20 * time.Millisecond,
+		LogLevel: asynq.FatalLevel,
+		RetryDelayFunc: func(n int, _ error, task *asynq.Task) time.Duration {
+			if p, _ := tasks.ParseRotate(task); n+1 < want[p.RotationID] {
+				return time.Millisecond
+			}
+			return time.Hour
+		},
+	})
+	fail := asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return errors.New("issuer mint: status 503") })
+	if err := srv.Start(fail); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	until(10*time.Second, func() bool {
+		for _, id := range ids {
+			info, err := w.insp.GetTaskInfo(pacing.Queue, tasks.RotateTaskID(id))
+			if err != nil || info.State != asynq.TaskStateRetry || info.Retried != want[id] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// When the first run of a slowed wave rotates, the rotations the outage
+// left waiting out asynq's back-off are held again, first in line, and
+// released with a paid token: they run at once instead of an hour later.
+// A task still in its quick retries is left to asynq.
+func TestAResumedWaveBringsTheOutagesRotationsForward(t *testing.T) {
+	w := newWorld(t, 100, 2)
+	w.knowQueue(t)
+	backedOff, quick := tasks.NewID("rot"), tasks.NewID("rot")
+	w.retrying(t, []string{backedOff, quick}, []int{retry.FastRetries + 1, retry.FastRetries - 1})
+	w.hold(t, 30)
+	ctx := t.Context()
+	outcomes := w.failedRuns(t, pacing.FailingAfter)
+	f := w.feeder()
+	t.Cleanup(run(t, f))
+	time.Sleep(time.Second)
+	if got := f.Stats().Released; got != 1 {
+		t.Fatalf("released %d rotations in 1 s of a failing wave, want 1: a probe", got)
+	}
+
+	outcomes.Record(ctx, true, false)
+	state := func(id string) asynq.TaskState {
+		info, err := w.insp.GetTaskInfo(pacing.Queue, tasks.RotateTaskID(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State
+	}
+	until(pacing.FailingCheck+2*time.Second, func() bool { return state(backedOff) == asynq.TaskStatePending })
+	if got := state(backedOff); got != asynq.TaskStatePending {
+		t.Fatalf("the rotation in asynq's back-off is %v once the wave rotates again, want pending", got)
+	}
+	// The probe, the rotation released on the look that found the wave
+	// healthy (one at a time: a background burst of one), then the one
+	// brought forward, first in line.
+	if got := w.pendingOrder(t); slices.Index(got, backedOff) != 2 {
+		t.Errorf("pending %v, want %s third: after the probe and the release with the look", got, backedOff)
+	}
+	if !pacing.NewPaid(w.r.Client).Take(ctx, backedOff) {
+		t.Errorf("the rotation brought forward was released without a paid token")
+	}
+	if got := state(quick); got != asynq.TaskStateRetry {
+		t.Errorf("the rotation in its quick retries is %v, want left to asynq (retry)", got)
 	}
 }
