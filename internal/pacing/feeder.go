@@ -350,6 +350,11 @@ func (f *Feeder) bringForward(ctx context.Context) {
 			break
 		}
 	}
+	zs, err := f.forwardOnce(ctx, zs)
+	if err != nil {
+		f.p.Logger.Warn().Err(err).Msg("pacing_read_failed")
+		return
+	}
 	if len(zs) == 0 {
 		return
 	}
@@ -358,6 +363,40 @@ func (f *Feeder) bringForward(ctx context.Context) {
 		return
 	}
 	f.p.Logger.Info().Int("rotations", len(zs)).Msg("pacing_retries_brought_forward")
+}
+
+// forwardedFor is how long a rotation bringForward held again is not held
+// again by it: longer than a rotate task's retries last (about 4.5 hours of
+// asynq's back-off).
+const forwardedFor = 6 * time.Hour
+
+// forwardOnce keeps, of the rotations zs, those bringForward did not hold
+// again within forwardedFor, and marks them (forwardedKey). An outage that
+// lets a run through now and then (an issuer flapping, a partial outage)
+// slows and resumes a wave again and again: brought forward at every
+// resume, each rotation would spend one of its retries each time, and the
+// back-off meant to outlast hours of outage would run out within minutes.
+func (f *Feeder) forwardOnce(ctx context.Context, zs []redis.Z) ([]redis.Z, error) {
+	if len(zs) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.BoolCmd, len(zs))
+	_, err := f.p.Redis.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, z := range zs {
+			cmds[i] = p.SetNX(ctx, forwardedKey+z.Member.(string), "1", forwardedFor)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []redis.Z
+	for i, c := range cmds {
+		if c.Val() {
+			out = append(out, zs[i])
+		}
+	}
+	return out, nil
 }
 
 // waitLeading waits for n background tokens of the budget, renewing the

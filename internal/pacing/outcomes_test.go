@@ -364,3 +364,52 @@ func TestAResumedWaveBringsTheOutagesRotationsForward(t *testing.T) {
 		t.Errorf("the rotation in its quick retries is %v, want left to asynq (retry)", got)
 	}
 }
+
+// An outage that lets a run through now and then (an issuer flapping, a
+// partial Heroku outage) slows and resumes the wave again and again. A
+// rotation waiting out asynq's back-off is brought forward once, not at
+// every resume: each run brought forward spends one of its retries
+// (tasks.RotateMaxRetry), and the back-off meant to outlast hours of
+// outage would run out within minutes.
+func TestAFlappingOutageBringsARotationForwardOnce(t *testing.T) {
+	w := newWorld(t, 2, 2)
+	w.knowQueue(t)
+	backedOff := tasks.NewID("rot")
+	w.retrying(t, []string{backedOff}, []int{retry.FastRetries + 1})
+	w.hold(t, 200)
+	ctx := t.Context()
+	// Workers whose every run fails, each task then waiting an hour.
+	srv := asynq.NewServerFromRedisClient(w.r.Client, asynq.Config{
+		Queues: map[string]int{pacing.Queue: 1}, DelayedTaskCheckInterval: 20 * time.Millisecond,
+		LogLevel:       asynq.FatalLevel,
+		RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return time.Hour },
+	})
+	fail := asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return errors.New("issuer mint: status 503") })
+	if err := srv.Start(fail); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	retried := func() int {
+		info, err := w.insp.GetTaskInfo(pacing.Queue, tasks.RotateTaskID(backedOff))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Retried
+	}
+	outcomes := w.failedRuns(t, pacing.FailingStreak)
+	f := w.feeder()
+	t.Cleanup(run(t, f))
+	time.Sleep(time.Second)
+	for cycle := 1; cycle <= 2; cycle++ {
+		outcomes.Record(ctx, true, false) // a run goes through: the wave resumes
+		until(pacing.FailingCheck+3*time.Second, func() bool { return retried() > retry.FastRetries+1 })
+		w.failedRuns(t, pacing.FailingStreak) // and fails again: the wave slows
+		time.Sleep(pacing.FailingCheck + time.Second)
+	}
+	outcomes.Record(ctx, true, false)
+	time.Sleep(pacing.FailingCheck + 2*time.Second)
+	if got, want := retried(), retry.FastRetries+2; got != want {
+		t.Errorf("the rotation in asynq's back-off failed %d times after the wave resumed three times, want %d: "+
+			"brought forward once", got, want)
+	}
+}

@@ -19,6 +19,9 @@
 //	rekey:pace:held             sorted set: rotation id -> hold time in ms
 //	rekey:pace:feeder           string: the feeder's lease, PX = lease left
 //	rekey:pace:paid:<rotation>  string "1": the rotation's token is paid, PX
+//	rekey:pace:forwarded:<rotation>
+//	                            string "1": Feeder.bringForward held the rotation
+//	                            again after an outage, EX (not again meanwhile)
 //	rekey:pace:outcome:<bucket>:rotated|failed
 //	                            string: runs of bulk rotations of a 10 s bucket
 //	                            that rotated or failed (Outcomes.Record), EX
@@ -55,11 +58,13 @@ const Queue = tasks.QueueBulk
 const HoldFor = 7 * 24 * time.Hour
 
 const (
-	heldKey   = "rekey:pace:held"
-	leaseKey  = "rekey:pace:feeder"
-	paidKey   = "rekey:pace:paid:"
-	paidFor   = 10 * time.Minute // how long a paid token waits for its task
-	leaseTime = 5 * time.Second
+	heldKey  = "rekey:pace:held"
+	leaseKey = "rekey:pace:feeder"
+	paidKey  = "rekey:pace:paid:"
+	// forwardedKey marks a rotation Feeder.bringForward held again.
+	forwardedKey = "rekey:pace:forwarded:"
+	paidFor      = 10 * time.Minute // how long a paid token waits for its task
+	leaseTime    = 5 * time.Second
 	// heldStep is how far apart in the held set's scores (milliseconds)
 	// two HoldMany calls of a client within one millisecond are: a
 	// thousandth, well above a score's precision at today's dates (about
