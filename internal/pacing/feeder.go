@@ -716,7 +716,10 @@ func (f *Feeder) enqueue(ctx context.Context, r held) error {
 		return errExists
 	}
 	err = f.p.Queues.RunTask(Queue, taskID)
-	if errors.Is(err, asynq.ErrTaskNotFound) {
+	// A task that came due and was taken up since the look (asynq refuses
+	// to run a pending or active one, an error of its own) was released
+	// already: held again, it would cost a warning and a token more.
+	if errors.Is(err, asynq.ErrTaskNotFound) || err != nil && !f.waiting(taskID) {
 		return errExists
 	}
 	return err

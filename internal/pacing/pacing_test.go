@@ -1,6 +1,7 @@
 package pacing_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
@@ -711,4 +713,58 @@ func TestHoldManyKeepsTheOrderOfItsCalls(t *testing.T) {
 	if err != nil || !slices.Equal(got, want) {
 		t.Errorf("held in the order %v (%v), want the calls' %v", got, err, want)
 	}
+}
+
+// runsMeanwhile is an inspector under which a held rotation's task, seen
+// waiting (scheduled, or in asynq's retry set), comes due and is taken up just before the
+// feeder runs it: asynq refuses to run it again (a FailedPrecondition of
+// its own, not ErrTaskNotFound).
+type runsMeanwhile struct{ *asynq.Inspector }
+
+func (r runsMeanwhile) RunTask(queue, id string) error {
+	if err := r.Inspector.RunTask(queue, id); err != nil {
+		return err
+	}
+	return r.Inspector.RunTask(queue, id)
+}
+
+// A held rotation whose waiting task runs meanwhile, between the feeder's
+// look and its RunTask, is released already: it leaves the held set at
+// once, with no warning and no second token spent on it.
+func TestFeederDropsARotationWhoseTaskRunsMeanwhile(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 50, 3)
+	w.knowQueue(t)
+	id := tasks.NewID("rot")
+	w.enqueue(t, id, asynq.ProcessIn(pacing.HoldFor))
+	if _, err := w.client.HoldAgain(t.Context(), id, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	p := w.params()
+	p.Idle, p.QueueCheck, p.PauseCheck = 50*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+	p.Queues, p.Logger = runsMeanwhile{w.insp}, zerolog.New(&syncWriter{w: &log})
+	f := pacing.NewFeeder(p)
+	stop := run(t, f)
+	until(3*time.Second, func() bool { return f.Stats().Dropped > 0 })
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	if s := f.Stats(); s.Dropped != 1 || s.Released != 0 {
+		t.Errorf("feeder stats %+v, want the rotation dropped", s)
+	}
+	if strings.Contains(log.String(), "pacing_release_failed") {
+		t.Errorf("the feeder warned of a rotation whose task runs:\n%s", log.String())
+	}
+}
+
+// syncWriter serialises a logger's writes for the test to read.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }
