@@ -340,8 +340,11 @@ func (f *Feeder) bringForward(ctx context.Context) {
 			if info.Type != tasks.TypeRotate || info.Retried < retry.FastRetries || info.NextProcessAt.Before(after) {
 				continue
 			}
+			// Only rekey's own task of the rotation: another app's rotate
+			// task under an id of its choosing is left to asynq (the
+			// feeder would enqueue a second task, under rekey's id).
 			p, err := tasks.ParseRotate(asynq.NewTask(info.Type, info.Payload))
-			if err != nil {
+			if err != nil || info.ID != tasks.RotateTaskID(p.RotationID) {
 				continue
 			}
 			zs = append(zs, redis.Z{Score: float64(p.RequestedAt.UnixMilli()), Member: p.RotationID})

@@ -286,13 +286,18 @@ func TestOutcomesWhoseReplyIsLostStillExpire(t *testing.T) {
 
 // retrying runs the tasks of rotations ids through a worker whose every
 // run fails, until each waits in asynq's retry set an hour ahead after
-// failures[i] failed runs, the earlier ones a millisecond apart.
-func (w *world) retrying(t *testing.T, ids []string, failures []int) {
+// failures[i] failed runs, the earlier ones a millisecond apart. The tasks
+// of the rotations foreign names are another app's: under an id of its own.
+func (w *world) retrying(t *testing.T, ids []string, failures []int, foreign ...string) {
 	t.Helper()
 	want := map[string]int{}
+	taskIDs := map[string]string{}
 	for i, id := range ids {
-		want[id] = failures[i]
-		w.enqueue(t, id)
+		want[id], taskIDs[id] = failures[i], tasks.RotateTaskID(id)
+		if slices.Contains(foreign, id) {
+			taskIDs[id] = "partner:" + id
+		}
+		w.enqueue(t, id, asynq.TaskID(taskIDs[id]))
 	}
 	srv := asynq.NewServerFromRedisClient(w.r.Client, asynq.Config{
 		Queues: map[string]int{pacing.Queue: 1}, DelayedTaskCheckInterval: 20 * time.Millisecond,
@@ -311,7 +316,7 @@ func (w *world) retrying(t *testing.T, ids []string, failures []int) {
 	defer srv.Shutdown()
 	until(10*time.Second, func() bool {
 		for _, id := range ids {
-			info, err := w.insp.GetTaskInfo(pacing.Queue, tasks.RotateTaskID(id))
+			info, err := w.insp.GetTaskInfo(pacing.Queue, taskIDs[id])
 			if err != nil || info.State != asynq.TaskStateRetry || info.Retried != want[id] {
 				return false
 			}
@@ -327,8 +332,9 @@ func (w *world) retrying(t *testing.T, ids []string, failures []int) {
 func TestAResumedWaveBringsTheOutagesRotationsForward(t *testing.T) {
 	w := newWorld(t, 100, 2)
 	w.knowQueue(t)
-	backedOff, quick := tasks.NewID("rot"), tasks.NewID("rot")
-	w.retrying(t, []string{backedOff, quick}, []int{retry.FastRetries + 1, retry.FastRetries - 1})
+	backedOff, quick, foreign := tasks.NewID("rot"), tasks.NewID("rot"), tasks.NewID("rot")
+	w.retrying(t, []string{backedOff, quick, foreign},
+		[]int{retry.FastRetries + 1, retry.FastRetries - 1, retry.FastRetries + 1}, foreign)
 	w.hold(t, 30)
 	ctx := t.Context()
 	outcomes := w.failedRuns(t, pacing.FailingAfter)
@@ -362,6 +368,10 @@ func TestAResumedWaveBringsTheOutagesRotationsForward(t *testing.T) {
 	}
 	if got := state(quick); got != asynq.TaskStateRetry {
 		t.Errorf("the rotation in its quick retries is %v, want left to asynq (retry)", got)
+	}
+	time.Sleep(time.Second) // releases past the one brought forward
+	if slices.Contains(w.pendingOrder(t), foreign) {
+		t.Errorf("another app's rotate task under its own id was brought forward: a second task of its rotation runs")
 	}
 }
 
