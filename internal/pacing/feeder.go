@@ -124,10 +124,10 @@ type Feeder struct {
 	failingChecked, probed time.Time
 	slowed                 bool
 	releasedChecked        int64
-	// owed is set while the wave is slowed, and until a run of it rotates
-	// after: then forward asks the next step to bring the wave's rotations
-	// waiting out asynq's back-off forward (bringForward).
-	owed, forward bool
+	// forward asks the next step to bring the rotations an outage left
+	// waiting out asynq's back-off forward (bringForward): a run rotated
+	// since the outage's mark was set (outageKey).
+	forward bool
 
 	released, dropped, unused atomic.Int64
 }
@@ -229,9 +229,11 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 		f.bringForward(ctx)
 	}
 	ids, err := f.p.Redis.ZRange(ctx, heldKey, 0, int64(max(f.p.Batch, lastOnes)-1)).Result()
-	if err == nil && len(ids) == 0 && f.owed {
-		// Every rotation of a slowed wave may wait out its back-off, none
-		// held: a run that rotates is still looked for.
+	if err == nil && len(ids) == 0 {
+		// Every rotation of a failing wave may wait out its back-off,
+		// none held (released whole before its failures showed, or
+		// probed one by one): its outage, and the run that ends it, are
+		// still looked for.
 		f.failing(ctx)
 	}
 	if err != nil || len(ids) == 0 || f.queueBlocked() {
@@ -283,6 +285,13 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 // rotating (WaveHealth.Failing), by a look at most FailingCheck old and
 // failingReleases releases old, and says so when the wave slows down and
 // when it goes on. A look that fails keeps the last.
+//
+// A look that finds the wave failing marks the outage in Redis (outageKey)
+// unless it is marked; the first look after it that finds a run rotated
+// and the wave no longer failing deletes the mark and, the one feeder
+// whose DEL took it, asks for bringForward. The mark outlives the lease:
+// a feeder that leads after the outage, a standby taking over from one
+// killed in it, still brings its rotations forward.
 func (f *Feeder) failing(ctx context.Context) bool {
 	now, released := f.now(), f.released.Load()
 	if now.Sub(f.failingChecked) < FailingCheck && released-f.releasedChecked < failingReleases {
@@ -302,9 +311,12 @@ func (f *Feeder) failing(ctx context.Context) bool {
 		f.p.Logger.Info().Int64("failed", h.Failed).Int64("rotated", h.Rotated).Msg("pacing_wave_resumed")
 	}
 	f.slowed = failing
-	f.owed = failing || f.owed
-	if f.owed && !failing && h.Rotated > 0 {
-		f.owed, f.forward = false, true
+	switch {
+	case failing && !h.Outage:
+		_ = f.p.Redis.Set(ctx, outageKey, "1", outageKept).Err()
+	case h.Outage && !failing && h.Rotated > 0:
+		n, err := f.p.Redis.Del(ctx, outageKey).Result()
+		f.forward = err == nil && n == 1
 	}
 	return failing
 }

@@ -52,8 +52,13 @@ const (
 	FailingCheck    = 5 * time.Second
 	failingReleases = 16
 
-	outcomeKey    = "rekey:pace:outcome:"
-	streakKey     = outcomeKey + "streak"
+	outcomeKey = "rekey:pace:outcome:"
+	streakKey  = outcomeKey + "streak"
+	outageKey  = outcomeKey + "outage"
+	// outageKept is how long an outage's mark stays without a look that
+	// finds the wave failing: longer than a rotate task's retries last
+	// (about 4.5 hours of asynq's back-off).
+	outageKept    = 6 * time.Hour
 	outcomeBucket = 10 * time.Second
 	outcomesKept  = 2 * FailingWindow
 )
@@ -117,6 +122,9 @@ type WaveHealth struct {
 	// failed since the last run that rotated (within outcomesKept of the
 	// last).
 	Streak int64
+	// Outage is set from a look of the leading feeder that found the wave
+	// failing until one finds a run rotated since (Feeder.failing).
+	Outage bool
 }
 
 // Failing reports whether the wave should slow to a probe: FailingAfter
@@ -134,8 +142,8 @@ func (h WaveHealth) Failing() bool {
 		min(h.Streak, h.Failed) >= FailingStreak
 }
 
-// ReadWaveHealth reads the outcomes of the window ending at now, and the
-// streak, in one MGET.
+// ReadWaveHealth reads the outcomes of the window ending at now, the
+// streak and the outage's mark, in one MGET.
 func ReadWaveHealth(ctx context.Context, rdb redis.UniversalClient, now time.Time) (WaveHealth, error) {
 	last := bucketOf(now)
 	n := int64(FailingWindow / outcomeBucket)
@@ -144,7 +152,7 @@ func ReadWaveHealth(ctx context.Context, rdb redis.UniversalClient, now time.Tim
 		prefix := outcomeKey + strconv.FormatInt(b, 10)
 		keys = append(keys, prefix+":failed", prefix+":rotated")
 	}
-	vals, err := rdb.MGet(ctx, append(keys, streakKey)...).Result()
+	vals, err := rdb.MGet(ctx, append(keys, streakKey, outageKey)...).Result()
 	if err != nil {
 		return WaveHealth{}, fmt.Errorf("read the wave's outcomes: %w", err)
 	}
@@ -153,6 +161,8 @@ func ReadWaveHealth(ctx context.Context, rdb redis.UniversalClient, now time.Tim
 		s, _ := v.(string)
 		c, _ := strconv.ParseInt(s, 10, 64)
 		switch {
+		case i == len(keys)+1:
+			h.Outage = s != ""
 		case i == len(keys):
 			h.Streak = c
 		case i%2 == 0:

@@ -423,3 +423,32 @@ func TestAFlappingOutageBringsARotationForwardOnce(t *testing.T) {
 			"brought forward once", got, want)
 	}
 }
+
+// A wave released whole before its failures showed holds nothing to slow,
+// and the feeder that saw the outage may not lead when it ends (killed in
+// it, a standby taking over): the outage is marked in Redis, so that the
+// feeder leading when a run rotates again still brings the rotations the
+// outage left in asynq's back-off forward.
+func TestTheFeederLeadingAfterTheOutageBringsItsRotationsForward(t *testing.T) {
+	w := newWorld(t, 100, 2)
+	w.knowQueue(t)
+	backedOff := tasks.NewID("rot")
+	w.retrying(t, []string{backedOff}, []int{retry.FastRetries + 1})
+	ctx := t.Context()
+	outcomes := w.failedRuns(t, pacing.FailingAfter)
+	stop := run(t, w.feeder())
+	until(2*time.Second, func() bool { return w.r.Client.Exists(ctx, "rekey:pace:outcome:outage").Val() == 1 })
+	stop()
+
+	f := w.feeder()
+	t.Cleanup(run(t, f))
+	outcomes.Record(ctx, true, false)
+	until(pacing.FailingCheck+2*time.Second, func() bool { return f.Stats().Released == 1 })
+	info, err := w.insp.GetTaskInfo(pacing.Queue, tasks.RotateTaskID(backedOff))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != asynq.TaskStatePending {
+		t.Errorf("the rotation in asynq's back-off is %v once a run rotates under the next feeder, want pending", info.State)
+	}
+}

@@ -28,6 +28,8 @@
 //	rekey:pace:outcome:streak   string: first runs of bulk rotations (no retry of
 //	                            asynq's) failed since the last run that rotated
 //	                            (Outcomes), EX
+//	rekey:pace:outcome:outage   string "1": the leading feeder found the wave
+//	                            failing, and no run rotated since (Feeder.failing), EX
 //
 // A wave whose every run fails (the issuer or Heroku down) is released one
 // rotation every ProbeEvery until one rotates (Outcomes, Feeder.failing).
