@@ -126,7 +126,8 @@ type Feeder struct {
 	releasedChecked        int64
 	// forward asks the next step to bring the rotations an outage left
 	// waiting out asynq's back-off forward (bringForward): a run rotated
-	// since the outage's mark was set (outageKey).
+	// since the outage's mark was set (outageKey). A step that finds the
+	// lease lost forgets it: the mark stays for the feeder that leads.
 	forward bool
 
 	released, dropped, unused atomic.Int64
@@ -220,6 +221,7 @@ func (f *Feeder) Run(ctx context.Context) {
 // before the next step.
 func (f *Feeder) step(ctx context.Context) time.Duration {
 	if !f.lead(ctx) {
+		f.forward = false
 		return standbyEvery * f.p.Idle
 	}
 	// The oldest held ids, and their tasks, read before the tokens are
@@ -287,11 +289,12 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 // when it goes on. A look that fails keeps the last.
 //
 // A look that finds the wave failing marks the outage in Redis (outageKey)
-// unless it is marked; the first look after it that finds a run rotated
-// and the wave no longer failing deletes the mark and, the one feeder
-// whose DEL took it, asks for bringForward. The mark outlives the lease:
-// a feeder that leads after the outage, a standby taking over from one
-// killed in it, still brings its rotations forward.
+// unless it is marked; a look after it that finds a run rotated and the
+// wave no longer failing asks the next step for bringForward, which takes
+// the mark. The mark outlives the lease and stays until its rotations are
+// brought forward: a feeder that leads after the outage (a standby taking
+// over from one killed in it, or from one that lost the lease between its
+// look and the next step) still brings them forward.
 func (f *Feeder) failing(ctx context.Context) bool {
 	now, released := f.now(), f.released.Load()
 	if now.Sub(f.failingChecked) < FailingCheck && released-f.releasedChecked < failingReleases {
@@ -315,8 +318,7 @@ func (f *Feeder) failing(ctx context.Context) bool {
 	case failing && !h.Outage:
 		_ = f.p.Redis.Set(ctx, outageKey, "1", outageKept).Err()
 	case h.Outage && !failing && h.Rotated > 0:
-		n, err := f.p.Redis.Del(ctx, outageKey).Result()
-		f.forward = err == nil && n == 1
+		f.forward = true
 	}
 	return failing
 }
@@ -338,14 +340,36 @@ const (
 // with a paid token, their tasks run at once (enqueue: RunTask); a task
 // that ran meanwhile leaves the held set unreleased. A run so brought
 // forward counts as one of the task's retries, once per outage ended.
+//
+// It takes the outage's mark (outageKey) first: of feeders that both saw
+// the outage end (one that lost the lease in between), only the one whose
+// DEL removed it brings forward. A read of the retry set or a hold that
+// fails marks the outage again, so that the next look that finds a run
+// rotated tries again rather than leaving them to hours of back-off.
 func (f *Feeder) bringForward(ctx context.Context) {
 	f.forward = false
+	if n, err := f.p.Redis.Del(ctx, outageKey).Result(); err != nil || n == 0 {
+		return
+	}
+	if !f.holdRetrying(ctx) {
+		_ = f.p.Redis.SetNX(ctx, outageKey, "1", outageKept).Err()
+	}
+}
+
+// holdRetrying holds again the rotations bringForward brings forward, and
+// reports whether it read the whole retry set and held them all.
+func (f *Feeder) holdRetrying(ctx context.Context) bool {
 	after := f.now().Add(ProbeEvery)
+	whole := true
 	var zs []redis.Z
 	for page := 1; page <= forwardPages; page++ {
 		infos, err := f.p.Queues.ListRetryTasks(Queue, asynq.Page(page), asynq.PageSize(forwardPage))
+		if errors.Is(err, asynq.ErrQueueNotFound) {
+			break // no bulk task yet: none waits out a back-off
+		}
 		if err != nil {
 			f.p.Logger.Warn().Err(err).Msg("pacing_read_failed")
+			whole = false
 			break
 		}
 		for _, info := range infos {
@@ -368,16 +392,23 @@ func (f *Feeder) bringForward(ctx context.Context) {
 	zs, err := f.forwardOnce(ctx, zs)
 	if err != nil {
 		f.p.Logger.Warn().Err(err).Msg("pacing_read_failed")
-		return
+		return false
 	}
 	if len(zs) == 0 {
-		return
+		return whole
 	}
 	if err := f.p.Redis.ZAddNX(ctx, heldKey, zs...).Err(); err != nil {
 		f.p.Logger.Warn().Err(err).Msg("pacing_read_failed")
-		return
+		// Not held: their marks would keep the next try from holding them.
+		keys := make([]string, len(zs))
+		for i, z := range zs {
+			keys[i] = forwardedKey + z.Member.(string)
+		}
+		_ = f.p.Redis.Del(ctx, keys...).Err()
+		return false
 	}
 	f.p.Logger.Info().Int("rotations", len(zs)).Msg("pacing_retries_brought_forward")
+	return whole
 }
 
 // forwardedFor is how long a rotation bringForward held again is not held

@@ -452,3 +452,52 @@ func TestTheFeederLeadingAfterTheOutageBringsItsRotationsForward(t *testing.T) {
 		t.Errorf("the rotation in asynq's back-off is %v once a run rotates under the next feeder, want pending", info.State)
 	}
 }
+
+// retryReadFails is asynq's inspector whose listing of the retry set fails
+// its first fails times (a Redis blip).
+type retryReadFails struct {
+	*asynq.Inspector
+	fails atomic.Int32
+}
+
+func (q *retryReadFails) ListRetryTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error) {
+	if q.fails.Add(-1) >= 0 {
+		return nil, errors.New("read tcp: i/o timeout")
+	}
+	return q.Inspector.ListRetryTasks(queue, opts...)
+}
+
+// The outage's mark stays until its rotations are brought forward: a
+// failed read of asynq's retry set when a run rotates again leaves it for
+// the next look, which brings them forward, instead of losing them to
+// hours of back-off.
+func TestAFailedLookAtTheRetrySetBringsTheOutagesRotationsForwardLater(t *testing.T) {
+	w := newWorld(t, 100, 2)
+	w.knowQueue(t)
+	backedOff := tasks.NewID("rot")
+	w.retrying(t, []string{backedOff}, []int{retry.FastRetries + 1})
+	ctx := t.Context()
+	outcomes := w.failedRuns(t, pacing.FailingAfter)
+	q := &retryReadFails{Inspector: w.insp}
+	q.fails.Store(1)
+	p := w.params()
+	p.Queues = q
+	p.Idle, p.QueueCheck, p.PauseCheck = 50*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+	f := pacing.NewFeeder(p)
+	t.Cleanup(run(t, f))
+	until(2*time.Second, func() bool { return w.r.Client.Exists(ctx, "rekey:pace:outcome:outage").Val() == 1 })
+
+	outcomes.Record(ctx, true, false)
+	until(2*pacing.FailingCheck+2*time.Second, func() bool { return f.Stats().Released == 1 })
+	if q.fails.Load() == 1 {
+		t.Fatal("the feeder never read asynq's retry set")
+	}
+	info, err := w.insp.GetTaskInfo(pacing.Queue, tasks.RotateTaskID(backedOff))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != asynq.TaskStatePending {
+		t.Errorf("the rotation in asynq's back-off is %v after a failed read of the retry set and a run rotated, "+
+			"want pending: brought forward by the next look", info.State)
+	}
+}
