@@ -315,7 +315,11 @@ func (f *Feeder) failing(ctx context.Context) bool {
 	}
 	f.slowed = failing
 	switch {
-	case failing && !h.Outage:
+	case failing && !h.Outage && f.leaseLeft():
+		// A feeder that stalled after its look past what was left of its
+		// lease marks nothing: the feeder leading meanwhile may have seen
+		// the outage end, and the mark would stay for a later run that
+		// rotates (a stall inside the SET itself is not seen).
 		_ = f.p.Redis.Set(ctx, outageKey, "1", outageKept).Err()
 	case h.Outage && !failing && h.Rotated > 0:
 		f.forward = true
