@@ -128,7 +128,10 @@ type Feeder struct {
 	// waiting out asynq's back-off forward (bringForward): a run rotated
 	// since the outage's mark was set (outageKey). A step that finds the
 	// lease lost forgets it: the mark stays for the feeder that leads.
-	forward bool
+	// broughtForward is when this feeder last brought an outage's
+	// rotations forward (forwardEvery).
+	forward        bool
+	broughtForward time.Time
 
 	released, dropped, unused atomic.Int64
 }
@@ -227,7 +230,7 @@ func (f *Feeder) step(ctx context.Context) time.Duration {
 	// The oldest held ids, and their tasks, read before the tokens are
 	// taken: they stay held until their tasks are enqueued. Fewer than
 	// lastOnes held are the end of a wave, released one at a time.
-	if f.forward {
+	if f.forward && f.now().Sub(f.broughtForward) >= forwardEvery {
 		f.bringForward(ctx)
 	}
 	ids, err := f.p.Redis.ZRange(ctx, heldKey, 0, int64(max(f.p.Batch, lastOnes)-1)).Result()
@@ -329,9 +332,15 @@ func (f *Feeder) failing(ctx context.Context) bool {
 
 // forwardPages and forwardPage bound what bringForward reads of the bulk
 // queue's retry set: 10,000 tasks at most, a page of asynq's at a time.
+// forwardEvery is how long a feeder waits between two: a partial outage
+// on a quiet fleet (an issuer shard down, a trickle of scheduled
+// rotations) may mark an outage and see it end every minute or two, and
+// each read of 10,000 tasks costs Redis tens of thousands of commands.
+// The mark waits meanwhile.
 const (
 	forwardPages = 10
 	forwardPage  = 1000
+	forwardEvery = 5 * time.Minute
 )
 
 // bringForward holds again, first in line, the rotations of the bulk queue
@@ -357,7 +366,9 @@ func (f *Feeder) bringForward(ctx context.Context) {
 	}
 	if !f.holdRetrying(ctx) {
 		_ = f.p.Redis.SetNX(ctx, outageKey, "1", outageKept).Err()
+		return
 	}
+	f.broughtForward = f.now()
 }
 
 // holdRetrying holds again the rotations bringForward brings forward, and

@@ -407,7 +407,10 @@ func TestAFlappingOutageBringsARotationForwardOnce(t *testing.T) {
 		return info.Retried
 	}
 	outcomes := w.failedRuns(t, pacing.FailingStreak)
-	f := w.feeder()
+	p := w.params()
+	scans := &retryScans{Inspector: w.insp}
+	p.Queues = scans
+	f := pacing.NewFeeder(p)
 	t.Cleanup(run(t, f))
 	time.Sleep(time.Second)
 	for cycle := 1; cycle <= 2; cycle++ {
@@ -421,6 +424,11 @@ func TestAFlappingOutageBringsARotationForwardOnce(t *testing.T) {
 	if got, want := retried(), retry.FastRetries+2; got != want {
 		t.Errorf("the rotation in asynq's back-off failed %d times after the wave resumed three times, want %d: "+
 			"brought forward once", got, want)
+	}
+	// Each read of the retry set costs Redis a few commands a task: one a
+	// five minutes at most however often the outage ends.
+	if n := scans.n.Load(); n != 1 {
+		t.Errorf("the retry set was read %d times in three ends of the outage within a minute, want 1", n)
 	}
 }
 
@@ -500,4 +508,15 @@ func TestAFailedLookAtTheRetrySetBringsTheOutagesRotationsForwardLater(t *testin
 		t.Errorf("the rotation in asynq's back-off is %v after a failed read of the retry set and a run rotated, "+
 			"want pending: brought forward by the next look", info.State)
 	}
+}
+
+// retryScans counts the reads of asynq's retry set.
+type retryScans struct {
+	*asynq.Inspector
+	n atomic.Int64
+}
+
+func (q *retryScans) ListRetryTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error) {
+	q.n.Add(1)
+	return q.Inspector.ListRetryTasks(queue, opts...)
 }
