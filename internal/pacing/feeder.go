@@ -352,7 +352,8 @@ const (
 // while the budget sat idle. Released at the budget's pace like the rest,
 // with a paid token, their tasks run at once (enqueue: RunTask); a task
 // that ran meanwhile leaves the held set unreleased. A run so brought
-// forward counts as one of the task's retries, once per outage ended.
+// forward counts as one of the task's retries: a rotation is brought
+// forward once in forwardedFor at most (forwardOnce).
 //
 // It takes the outage's mark (outageKey) first: of feeders that both saw
 // the outage end (one that lost the lease in between), only the one whose
