@@ -152,6 +152,9 @@ type Deps struct {
 // (docs/design.md, "Pacing a wave").
 type Wave interface {
 	Record(ctx context.Context, rotated, retried bool)
+	// Outage reports whether the feeder found the wave's rotations all
+	// failing and none rotated since (handlers.Rotate.outlastsOutage).
+	Outage(ctx context.Context) bool
 }
 
 // Paid reports, once, whether a rotation's push token was paid when its

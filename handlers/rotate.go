@@ -624,17 +624,40 @@ func (h *Rotate) requestedGrace(r *rotation) time.Duration {
 
 // fail sorts a step's error: waiting for budget is retried later without a
 // failure, a permanent error ends the rotation (end), anything else is
-// retried by asynq.
+// retried by asynq, and so is the issuer's refusal of a bulk rotation during
+// an outage of its wave (outlastsOutage).
 func (h *Rotate) fail(ctx context.Context, r *rotation, step string, err error) (string, error) {
 	if later := h.retryLater(ctx, r, err); later != nil {
 		return OutcomeRateLimited, later
 	}
-	if !isPermanent(err) {
+	if outlasts := h.outlastsOutage(ctx, r, step, err); !isPermanent(err) || outlasts {
+		if outlasts {
+			err = fmt.Errorf("%w; retried: every rotation of the wave fails", err)
+		}
 		_ = h.deps.Store.AddEvent(ctx, store.Event{Type: store.EventRetrying, InstanceID: r.p.InstanceID,
 			RotationID: r.p.RotationID, Detail: r.scrub(step + ": " + err.Error())})
 		return OutcomeRetry, fmt.Errorf("%s: %w", step, err)
 	}
 	return h.end(ctx, r, step, err)
+}
+
+// outlastsOutage reports whether the issuer's refusal err at step, which
+// would end the rotation for good, is retried instead: the rotation is a
+// bulk one, the refusal is the issuer's own answer to a mint or a verify
+// (its 401 to rekey's signature, a 4xx of its own), and the wave is in an
+// outage (Wave.Outage: the feeder found its rotations all failing, and none
+// rotated since). Such a refusal is then the whole wave's (a secret
+// changed on one side only, a tenant suspended), and a slowed wave's probes
+// would otherwise each fail for good, four a minute for as long as it
+// lasts. Retried, the rotation waits out asynq's back-off (its retries are
+// about 4.5 hours of it) and is brought forward once a run rotates again
+// (docs/design.md, "Pacing a wave"). Nothing reached Heroku: the mint is
+// keyed by its rotation (I6).
+func (h *Rotate) outlastsOutage(ctx context.Context, r *rotation, step string, err error) bool {
+	var refused *issuer.Error
+	return r.queue == tasks.QueueBulk && (step == stepMint || step == stepVerify) && !r.pushAttempted &&
+		errors.As(err, &refused) && issuer.IsPermanent(err) && !errors.Is(err, asynq.SkipRetry) &&
+		h.deps.Wave != nil && h.deps.Wave.Outage(ctx)
 }
 
 // errIDUnchecked is a credential id named in a mint answer whose config

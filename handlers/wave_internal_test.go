@@ -16,6 +16,8 @@ type waveFunc func(ctx context.Context, rotated, retried bool)
 
 func (f waveFunc) Record(ctx context.Context, rotated, retried bool) { f(ctx, rotated, retried) }
 
+func (waveFunc) Outage(context.Context) bool { return false }
+
 // Only a bulk run that rotated, failed for a retry, or failed for good for
 // a reason the whole wave may meet (waveFailure) tells the feeder of the issuer's and Heroku's health: any
 // other permanent failure is one instance's, a join or a wait for the

@@ -116,6 +116,7 @@ func issuerRefusesTheWave(t *testing.T, status int, page string) {
 	// worker's poll or two.
 	time.Sleep(5 * time.Second)
 	_, before := state()
+	probesFrom := time.Now()
 	time.Sleep(30 * time.Second) // 33 of the budget's intervals
 	_, after := state()
 	// Two probes, and one more should a probe come just after the look.
@@ -153,6 +154,32 @@ func issuerRefusesTheWave(t *testing.T, status int, page string) {
 	})
 	if !strings.Contains(worker.stderr.String(), "pacing_wave_resumed") {
 		t.Errorf("the worker did not say the wave resumed:\n%s", worker.stderr.String())
+	}
+	if status < http.StatusInternalServerError && (page == "" || strings.HasPrefix(page, "{")) {
+		// The issuer's own refusal: the rotations it refused before the
+		// wave slowed failed for good, but the probes it refused while the
+		// wave was slowed are retried, and brought forward once one
+		// rotates.
+		mu.Lock()
+		var probes []string
+		for id, at := range reached {
+			if at.After(probesFrom) {
+				probes = append(probes, id)
+			}
+		}
+		mu.Unlock()
+		waitFor(t, 45*time.Second, "the probes refused while the wave was slowed to reach Heroku", func() (bool, string) {
+			var missing []string
+			for _, id := range probes {
+				if w.sb.Fake.ConfigWrites(id) == 0 {
+					missing = append(missing, id)
+				}
+			}
+			return len(missing) == 0, fmt.Sprintf("%d of the %d probes not pushed: %v", len(missing), len(probes), missing)
+		})
+		if len(probes) == 0 {
+			t.Errorf("no probe reached the issuer while the wave was slowed")
+		}
 	}
 	if status >= http.StatusInternalServerError {
 		// The rotations that failed before the wave slowed, and its

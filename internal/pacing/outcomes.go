@@ -109,6 +109,14 @@ func (o *Outcomes) Record(ctx context.Context, rotated, retried bool) {
 	})
 }
 
+// Outage reports whether the outage's mark is set: the leading feeder
+// found the wave failing, and no run rotated since (Feeder.failing). One
+// EXISTS; a Redis error reads as no outage.
+func (o *Outcomes) Outage(ctx context.Context) bool {
+	n, err := o.rdb.Exists(ctx, outageKey).Result()
+	return err == nil && n == 1
+}
+
 // bucketOf is the bucket t falls in.
 func bucketOf(t time.Time) int64 { return t.UnixMilli() / outcomeBucket.Milliseconds() }
 

@@ -330,6 +330,7 @@ func (w *world) retrying(t *testing.T, ids []string, failures []int, foreign ...
 // released with a paid token: they run at once instead of an hour later.
 // A task still in its quick retries is left to asynq.
 func TestAResumedWaveBringsTheOutagesRotationsForward(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 100, 2)
 	w.knowQueue(t)
 	backedOff, quick, foreign := tasks.NewID("rot"), tasks.NewID("rot"), tasks.NewID("rot")
@@ -382,6 +383,7 @@ func TestAResumedWaveBringsTheOutagesRotationsForward(t *testing.T) {
 // (tasks.RotateMaxRetry), and the back-off meant to outlast hours of
 // outage would run out within minutes.
 func TestAFlappingOutageBringsARotationForwardOnce(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 2, 2)
 	w.knowQueue(t)
 	backedOff := tasks.NewID("rot")
@@ -438,6 +440,7 @@ func TestAFlappingOutageBringsARotationForwardOnce(t *testing.T) {
 // feeder leading when a run rotates again still brings the rotations the
 // outage left in asynq's back-off forward.
 func TestTheFeederLeadingAfterTheOutageBringsItsRotationsForward(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 100, 2)
 	w.knowQueue(t)
 	backedOff := tasks.NewID("rot")
@@ -480,6 +483,7 @@ func (q *retryReadFails) ListRetryTasks(queue string, opts ...asynq.ListOption) 
 // the next look, which brings them forward, instead of losing them to
 // hours of back-off.
 func TestAFailedLookAtTheRetrySetBringsTheOutagesRotationsForwardLater(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 100, 2)
 	w.knowQueue(t)
 	backedOff := tasks.NewID("rot")
