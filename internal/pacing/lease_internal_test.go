@@ -44,10 +44,8 @@ func (*lateReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 func TestALateRenewalIsNotTrustedPastTheLease(t *testing.T) {
 	t.Parallel()
 	r := redistest.New(t)
-	slow := redis.NewClient(r.Client.Options())
-	t.Cleanup(func() { _ = slow.Close() })
 	hook := &lateReply{by: leaseTime + time.Second, ran: make(chan struct{})}
-	slow.AddHook(hook)
+	slow := hooked(t, r, hook)
 	a := NewFeeder(FeederParams{Redis: slow})
 	b := NewFeeder(FeederParams{Redis: r.Client})
 	ctx := t.Context()
@@ -78,10 +76,8 @@ func TestALateRenewalIsNotTrustedPastTheLease(t *testing.T) {
 func TestASlowRenewalWithinTheLeaseStillLeads(t *testing.T) {
 	t.Parallel()
 	r := redistest.New(t)
-	slow := redis.NewClient(r.Client.Options())
-	t.Cleanup(func() { _ = slow.Close() })
 	hook := &lateReply{by: leaseTime - renewEvery - 500*time.Millisecond, ran: make(chan struct{})}
-	slow.AddHook(hook)
+	slow := hooked(t, r, hook)
 	a := NewFeeder(FeederParams{Redis: slow})
 	ctx := t.Context()
 	if !a.lead(ctx) {
@@ -95,4 +91,14 @@ func TestASlowRenewalWithinTheLeaseStillLeads(t *testing.T) {
 	if owner := r.Client.Get(ctx, leaseKey).Val(); owner != a.id {
 		t.Errorf("the lease is %q's, want the feeder's own %q", owner, a.id)
 	}
+}
+
+// hooked is a second client of r's database whose commands pass hook, closed
+// when the test ends.
+func hooked(t *testing.T, r *redistest.Redis, hook redis.Hook) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(r.Client.Options())
+	t.Cleanup(func() { _ = c.Close() })
+	c.AddHook(hook)
+	return c
 }

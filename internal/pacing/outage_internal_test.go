@@ -102,10 +102,8 @@ func TestAFeederThatStalledPastItsLeaseDoesNotMarkTheOutage(t *testing.T) {
 	t.Parallel()
 	r := redistest.New(t)
 	ctx := t.Context()
-	stalling := redis.NewClient(r.Client.Options())
-	t.Cleanup(func() { _ = stalling.Close() })
 	hook := &stallAfterLook{}
-	stalling.AddHook(hook)
+	stalling := hooked(t, r, hook)
 	params := func(rdb redis.UniversalClient) FeederParams {
 		return FeederParams{Redis: rdb, Tasks: &bulkTasks{}, Client: asynq.NewClientFromRedisClient(r.Client),
 			Queues: asynq.NewInspectorFromRedisClient(r.Client)}

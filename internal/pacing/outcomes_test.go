@@ -325,6 +325,30 @@ func (w *world) retrying(t *testing.T, ids []string, failures []int, foreign ...
 	})
 }
 
+// backedOff returns a new rotation whose task waits in asynq's retry set an
+// hour ahead after FastRetries+1 failed runs: past its quick retries.
+func (w *world) backedOff(t *testing.T) string {
+	t.Helper()
+	id := tasks.NewID("rot")
+	w.retrying(t, []string{id}, []int{retry.FastRetries + 1})
+	return id
+}
+
+// task is asynq's info on rotation id's task.
+func (w *world) task(t *testing.T, id string) *asynq.TaskInfo {
+	t.Helper()
+	info, err := w.insp.GetTaskInfo(pacing.Queue, tasks.RotateTaskID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+// outageMarked reports whether a feeder marked the wave's outage.
+func (w *world) outageMarked(ctx context.Context) bool {
+	return w.r.Client.Exists(ctx, "rekey:pace:outcome:outage").Val() == 1
+}
+
 // When the first run of a slowed wave rotates, the rotations the outage
 // left waiting out asynq's back-off are held again, first in line, and
 // released with a paid token: they run at once instead of an hour later.
@@ -347,13 +371,7 @@ func TestAResumedWaveBringsTheOutagesRotationsForward(t *testing.T) {
 	}
 
 	outcomes.Record(ctx, true, false)
-	state := func(id string) asynq.TaskState {
-		info, err := w.insp.GetTaskInfo(pacing.Queue, tasks.RotateTaskID(id))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State
-	}
+	state := func(id string) asynq.TaskState { return w.task(t, id).State }
 	until(pacing.FailingCheck+2*time.Second, func() bool { return state(backedOff) == asynq.TaskStatePending })
 	if got := state(backedOff); got != asynq.TaskStatePending {
 		t.Fatalf("the rotation in asynq's back-off is %v once the wave rotates again, want pending", got)
@@ -386,8 +404,7 @@ func TestAFlappingOutageBringsARotationForwardOnce(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, 2, 2)
 	w.knowQueue(t)
-	backedOff := tasks.NewID("rot")
-	w.retrying(t, []string{backedOff}, []int{retry.FastRetries + 1})
+	backedOff := w.backedOff(t)
 	w.hold(t, 200)
 	ctx := t.Context()
 	// Workers whose every run fails, each task then waiting an hour.
@@ -401,13 +418,7 @@ func TestAFlappingOutageBringsARotationForwardOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	retried := func() int {
-		info, err := w.insp.GetTaskInfo(pacing.Queue, tasks.RotateTaskID(backedOff))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.Retried
-	}
+	retried := func() int { return w.task(t, backedOff).Retried }
 	outcomes := w.failedRuns(t, pacing.FailingStreak)
 	p := w.params()
 	scans := &retryScans{Inspector: w.insp}
@@ -443,23 +454,18 @@ func TestTheFeederLeadingAfterTheOutageBringsItsRotationsForward(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, 100, 2)
 	w.knowQueue(t)
-	backedOff := tasks.NewID("rot")
-	w.retrying(t, []string{backedOff}, []int{retry.FastRetries + 1})
+	backedOff := w.backedOff(t)
 	ctx := t.Context()
 	outcomes := w.failedRuns(t, pacing.FailingAfter)
 	stop := run(t, w.feeder())
-	until(2*time.Second, func() bool { return w.r.Client.Exists(ctx, "rekey:pace:outcome:outage").Val() == 1 })
+	until(2*time.Second, func() bool { return w.outageMarked(ctx) })
 	stop()
 
 	f := w.feeder()
 	t.Cleanup(run(t, f))
 	outcomes.Record(ctx, true, false)
 	until(pacing.FailingCheck+2*time.Second, func() bool { return f.Stats().Released == 1 })
-	info, err := w.insp.GetTaskInfo(pacing.Queue, tasks.RotateTaskID(backedOff))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State != asynq.TaskStatePending {
+	if info := w.task(t, backedOff); info.State != asynq.TaskStatePending {
 		t.Errorf("the rotation in asynq's back-off is %v once a run rotates under the next feeder, want pending", info.State)
 	}
 }
@@ -486,8 +492,7 @@ func TestAFailedLookAtTheRetrySetBringsTheOutagesRotationsForwardLater(t *testin
 	t.Parallel()
 	w := newWorld(t, 100, 2)
 	w.knowQueue(t)
-	backedOff := tasks.NewID("rot")
-	w.retrying(t, []string{backedOff}, []int{retry.FastRetries + 1})
+	backedOff := w.backedOff(t)
 	ctx := t.Context()
 	outcomes := w.failedRuns(t, pacing.FailingAfter)
 	q := &retryReadFails{Inspector: w.insp}
@@ -497,18 +502,14 @@ func TestAFailedLookAtTheRetrySetBringsTheOutagesRotationsForwardLater(t *testin
 	p.Idle, p.QueueCheck, p.PauseCheck = 50*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
 	f := pacing.NewFeeder(p)
 	t.Cleanup(run(t, f))
-	until(2*time.Second, func() bool { return w.r.Client.Exists(ctx, "rekey:pace:outcome:outage").Val() == 1 })
+	until(2*time.Second, func() bool { return w.outageMarked(ctx) })
 
 	outcomes.Record(ctx, true, false)
 	until(2*pacing.FailingCheck+2*time.Second, func() bool { return f.Stats().Released == 1 })
 	if q.fails.Load() == 1 {
 		t.Fatal("the feeder never read asynq's retry set")
 	}
-	info, err := w.insp.GetTaskInfo(pacing.Queue, tasks.RotateTaskID(backedOff))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State != asynq.TaskStatePending {
+	if info := w.task(t, backedOff); info.State != asynq.TaskStatePending {
 		t.Errorf("the rotation in asynq's back-off is %v after a failed read of the retry set and a run rotated, "+
 			"want pending: brought forward by the next look", info.State)
 	}

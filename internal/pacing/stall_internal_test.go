@@ -77,10 +77,8 @@ func TestFeederThatStalledPastItsLeaseReleasesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stalling := redis.NewClient(r.Client.Options())
-	t.Cleanup(func() { _ = stalling.Close() })
 	hook := &stallAtRelease{}
-	stalling.AddHook(hook)
+	stalling := hooked(t, r, hook)
 	a := NewFeeder(FeederParams{Redis: stalling, Tasks: src, Client: q, Queues: insp, Budget: lim})
 	b := NewFeeder(FeederParams{Redis: r.Client, Tasks: src, Client: q, Queues: insp, Budget: lim})
 	var stalled atomic.Int64 // how far the stall moved a's clock
