@@ -153,7 +153,7 @@ type Deps struct {
 type Wave interface {
 	Record(ctx context.Context, rotated, retried bool)
 	// Outage reports whether the feeder found the wave's rotations all
-	// failing and none rotated since (handlers.Rotate.outlastsOutage).
+	// failing and none rotated since (handlers.Rotate.wavesRefusal).
 	Outage(ctx context.Context) bool
 }
 

@@ -624,40 +624,60 @@ func (h *Rotate) requestedGrace(r *rotation) time.Duration {
 
 // fail sorts a step's error: waiting for budget is retried later without a
 // failure, a permanent error ends the rotation (end), anything else is
-// retried by asynq, and so is the issuer's refusal of a bulk rotation during
-// an outage of its wave (outlastsOutage).
+// retried by asynq, and so is the issuer's own refusal of a bulk rotation
+// during an outage of its wave, or on the rotation's first run
+// (wavesRefusal).
 func (h *Rotate) fail(ctx context.Context, r *rotation, step string, err error) (string, error) {
 	if later := h.retryLater(ctx, r, err); later != nil {
 		return OutcomeRateLimited, later
 	}
-	if outlasts := h.outlastsOutage(ctx, r, step, err); !isPermanent(err) || outlasts {
-		if outlasts {
-			err = fmt.Errorf("%w; retried: every rotation of the wave fails", err)
+	if isPermanent(err) {
+		again := h.wavesRefusal(ctx, r, step, err)
+		if again == nil {
+			return h.end(ctx, r, step, err)
 		}
-		_ = h.deps.Store.AddEvent(ctx, store.Event{Type: store.EventRetrying, InstanceID: r.p.InstanceID,
-			RotationID: r.p.RotationID, Detail: r.scrub(step + ": " + err.Error())})
-		return OutcomeRetry, fmt.Errorf("%s: %w", step, err)
+		err = again
 	}
-	return h.end(ctx, r, step, err)
+	_ = h.deps.Store.AddEvent(ctx, store.Event{Type: store.EventRetrying, InstanceID: r.p.InstanceID,
+		RotationID: r.p.RotationID, Detail: r.scrub(step + ": " + err.Error())})
+	return OutcomeRetry, fmt.Errorf("%s: %w", step, err)
 }
 
-// outlastsOutage reports whether the issuer's refusal err at step, which
-// would end the rotation for good, is retried instead: the rotation is a
-// bulk one, the refusal is the issuer's own answer to a mint or a verify
-// (its 401 to rekey's signature, a 4xx of its own), and the wave is in an
-// outage (Wave.Outage: the feeder found its rotations all failing, and none
-// rotated since). Such a refusal is then the whole wave's (a secret
-// changed on one side only, a tenant suspended), and a slowed wave's probes
-// would otherwise each fail for good, four a minute for as long as it
-// lasts. Retried, the rotation waits out asynq's back-off (its retries are
-// about 4.5 hours of it) and is brought forward once a run rotates again
-// (docs/design.md, "Pacing a wave"). Nothing reached Heroku: the mint is
+// wavesRefusal returns the error to retry the rotation with when the
+// issuer's refusal err at step, which would end it for good, may be its
+// whole wave's, or nil to end it. That is the issuer's own answer to a
+// bulk rotation's mint or verify (its 401 to rekey's signature, a 4xx of
+// its own), with nothing pushed, and either:
+//   - the wave is in an outage (Wave.Outage: the feeder found its rotations
+//     all failing, and none rotated since). The refusal is then the whole
+//     wave's (a secret changed on one side only, a tenant suspended), and a
+//     slowed wave's probes would otherwise each fail for good, four a
+//     minute for as long as it lasts. Retried, the rotation waits out
+//     asynq's back-off (its retries are about 4.5 hours of it) and is
+//     brought forward once a run rotates again;
+//   - or this is the task's first run: it is asked again once,
+//     retry.ConfirmAfter later (retry.ErrConfirm). The rotations of a wave
+//     released before the feeder saw every mint refused would otherwise
+//     each fail for good, a dozen or more at Heroku's pace, to be rotated
+//     again by hand; asked again, they find the outage marked. One
+//     instance's own refusal ends at the second answer, a minute later.
+//
+// (docs/design.md, "Pacing a wave".) Nothing reached Heroku: the mint is
 // keyed by its rotation (I6).
-func (h *Rotate) outlastsOutage(ctx context.Context, r *rotation, step string, err error) bool {
+func (h *Rotate) wavesRefusal(ctx context.Context, r *rotation, step string, err error) error {
 	var refused *issuer.Error
-	return r.queue == tasks.QueueBulk && (step == stepMint || step == stepVerify) && !r.pushAttempted &&
-		errors.As(err, &refused) && issuer.IsPermanent(err) && !errors.Is(err, asynq.SkipRetry) &&
-		h.deps.Wave != nil && h.deps.Wave.Outage(ctx)
+	if r.queue != tasks.QueueBulk || step != stepMint && step != stepVerify || r.pushAttempted ||
+		!errors.As(err, &refused) || !issuer.IsPermanent(err) || errors.Is(err, asynq.SkipRetry) || h.deps.Wave == nil {
+		return nil
+	}
+	if h.deps.Wave.Outage(ctx) {
+		return fmt.Errorf("%w; retried: every rotation of the wave fails", err)
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	if maxRetry, ok := asynq.GetMaxRetry(ctx); ok && retried == 0 && maxRetry > 0 {
+		return fmt.Errorf("%w; %w", err, retry.ErrConfirm)
+	}
+	return nil
 }
 
 // errIDUnchecked is a credential id named in a mint answer whose config

@@ -35,6 +35,8 @@ func TestDelayAndIsFailure(t *testing.T) {
 		{later, false, 2 * time.Second, 2200 * time.Millisecond},
 		{asynq.ErrLeaseExpired, false, 0, 2 * time.Second},
 		{retry.Permanent(errors.New("refused")), true, time.Second, 2 * time.Second},
+		// A refusal asked again waits the minute, a failure all the same.
+		{fmt.Errorf("mint: refused; %w", retry.ErrConfirm), true, retry.ConfirmAfter, retry.ConfirmAfter * 7 / 6},
 	} {
 		if got := retry.IsFailure(tc.err); got != tc.failure {
 			t.Errorf("IsFailure(%v) = %v, want %v", tc.err, got, tc.failure)
