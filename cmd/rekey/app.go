@@ -180,7 +180,7 @@ func newAppOn(cfg *config.Config, log zerolog.Logger, local func() time.Time) (*
 	a := &app{cfg: cfg, log: log, rdb: rdb, clock: clock, store: store.New(rdb, sealer, store.WithClock(clock.Now),
 		store.WithAuditRetention(cfg.AuditRetention), store.WithMaxPrevious(cfg.MaxPrevious),
 		store.WithMaxGrace(cfg.GraceCeiling()), store.WithDurability(cfg.RedisWaitReplicas)),
-		queue:  pacing.NewClient(asynq.NewClientFromRedisClient(rdb), rdb),
+		queue:  pacing.NewClient(asynq.NewClientFromRedisClient(rdb), rdb, clock.Now),
 		redact: redact}
 	a.unreadable.Store(-1)
 	// go-redis logs through zerolog in every command; openService adds

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -156,4 +158,56 @@ func promoteOn(t *testing.T, st *store.Store, old, next issuer.Credential, grace
 		t.Fatalf("the promotion superseded %+v, want %s", prev, old.ID)
 	}
 	return *prev
+}
+
+// An operator's laptop an hour behind Redis's clock holds a wave after a
+// worker on the right clock held a scheduled rotation: the wave goes after
+// it in the feeder's line, and the oldest held rotation is seconds old,
+// not an hour (rekey_pace_oldest_held_seconds), both read on Redis's
+// clock, as the production wiring (newAppOn) builds them.
+func TestAWaveHeldFromASkewedMachineTakesItsPlaceOnRedissClock(t *testing.T) {
+	c := newCLI(t)
+	ctx := t.Context()
+	cfg, err := loadConfig(c.env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps := map[time.Duration]*app{}
+	for _, skew := range []time.Duration{0, -time.Hour} {
+		a, err := newAppOn(cfg, zerolog.Nop(), func() time.Time { return time.Now().Add(skew) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		if err := a.clockMeasured(ctx); err != nil {
+			t.Fatal(err)
+		}
+		apps[skew] = a
+	}
+	if err := apps[0].queue.Hold(ctx, "rot-scheduled"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if err := apps[-time.Hour].queue.HoldMany(ctx, []string{"rot-wave-1", "rot-wave-2"}); err != nil {
+		t.Fatal(err)
+	}
+	rdb := apps[0].rdb
+	ids, err := rdb.ZRange(ctx, "rekey:pace:held", 0, -1).Result() // the feeder's line, first first
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"rot-scheduled", "rot-wave-1", "rot-wave-2"}; !slices.Equal(ids, want) {
+		t.Errorf("held in the order %v, want %v: the wave held last goes last", ids, want)
+	}
+	b, err := pacing.ReadBacklog(ctx, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redisNow, err := rdb.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if age := redisNow.Sub(b.Oldest); age < 0 || age > 5*time.Second {
+		t.Errorf("the oldest held rotation is %v old on Redis's clock, want a few milliseconds", age)
+	}
 }

@@ -26,7 +26,7 @@ func TestAGraceUnderTasksFloorRunsUnderALowerFloor(t *testing.T) {
 	ctx := context.Background()
 	ids := f.register(t, 3)
 	const asked = 5 * time.Minute
-	p := fleet.NewProducer(f.st, pacing.NewClient(f.queue, f.r.Client), fleet.WithMinGrace(time.Minute))
+	p := fleet.NewProducer(f.st, pacing.NewClient(f.queue, f.r.Client, nil), fleet.WithMinGrace(time.Minute))
 	res, err := p.Rotate(ctx, fleet.Request{InstanceIDs: ids[:2], Reason: "test", Grace: asked})
 	if err != nil || res.Enqueued != 2 {
 		t.Fatalf("Rotate with a %s grace under a 1m floor = %+v, %v; want both enqueued", asked, res, err)

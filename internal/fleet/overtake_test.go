@@ -26,7 +26,7 @@ func TestARequestOvertakesTheWaveItJoins(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	ids := f.register(t, 5)
-	p := fleet.NewProducer(f.st, pacing.NewClient(f.queue, f.r.Client))
+	p := fleet.NewProducer(f.st, pacing.NewClient(f.queue, f.r.Client, nil))
 	wave, err := p.Rotate(ctx, fleet.Request{InstanceIDs: ids, Reason: "wave", Queue: tasks.QueueBulk, Grace: time.Hour})
 	if err != nil || wave.Enqueued != 5 {
 		t.Fatalf("wave: %+v, %v", wave, err)
@@ -140,7 +140,7 @@ func TestTheFeederReleasesAKeptRotationOfACancelledWave(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	ids := f.register(t, 1)
-	pc := pacing.NewClient(f.queue, f.r.Client)
+	pc := pacing.NewClient(f.queue, f.r.Client, nil)
 	p := fleet.NewProducer(f.st, pc)
 	wave, err := p.Rotate(ctx, fleet.Request{InstanceIDs: ids, Reason: "wave", Queue: tasks.QueueBulk})
 	if err != nil || wave.Enqueued != 1 {

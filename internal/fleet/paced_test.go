@@ -29,7 +29,7 @@ func TestBulkRotationsAreHeldAndCancelRemovesThem(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	ids := f.register(t, 20)
-	p := fleet.NewProducer(f.st, pacing.NewClient(f.queue, f.r.Client))
+	p := fleet.NewProducer(f.st, pacing.NewClient(f.queue, f.r.Client, nil))
 	res, err := p.Rotate(ctx, fleet.Request{InstanceIDs: ids, Reason: "test", Queue: tasks.QueueBulk, Grace: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +107,7 @@ func BenchmarkProducerRotatePaced(b *testing.B) {
 	n := *pacedFleet
 	f := newFixture(b)
 	ctx := context.Background()
-	p := fleet.NewProducer(f.st, pacing.NewClient(f.queue, f.r.Client))
+	p := fleet.NewProducer(f.st, pacing.NewClient(f.queue, f.r.Client, nil))
 	for range b.N {
 		b.StopTimer()
 		if err := f.r.Client.FlushDB(ctx).Err(); err != nil {
@@ -162,7 +162,7 @@ func TestHeldTasksDropsCancelledAndRefusesUnusableRotations(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	ids := f.register(t, 3)
-	pc := pacing.NewClient(f.queue, f.r.Client)
+	pc := pacing.NewClient(f.queue, f.r.Client, nil)
 	res, err := fleet.NewProducer(f.st, pc).Rotate(ctx, fleet.Request{InstanceIDs: ids[:1], Reason: "test", Queue: tasks.QueueBulk})
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +246,7 @@ func TestBulkRotationsAreHeldAChunkAtATime(t *testing.T) {
 		held := redis.NewClient(&redis.Options{Addr: f.r.Addr, DB: f.r.DB})
 		t.Cleanup(func() { _ = held.Close() })
 		held.AddHook(hook)
-		res, err := fleet.NewProducer(f.st, pacing.NewClient(f.queue, held)).Rotate(ctx,
+		res, err := fleet.NewProducer(f.st, pacing.NewClient(f.queue, held, nil)).Rotate(ctx,
 			fleet.Request{InstanceIDs: ids, Reason: "test", Queue: tasks.QueueBulk})
 		return res, hook, err
 	}
@@ -293,7 +293,7 @@ func TestAWavesTwoCallRotationsAreHeldFirst(t *testing.T) {
 		}
 		v1[ids[i]] = true
 	}
-	p := fleet.NewProducer(f.st, pacing.NewClient(f.queue, f.r.Client))
+	p := fleet.NewProducer(f.st, pacing.NewClient(f.queue, f.r.Client, nil))
 	res, err := p.Rotate(ctx, fleet.Request{InstanceIDs: ids, Reason: "test", Queue: tasks.QueueBulk})
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ var (
 		nil, nil)
 	descPacedSlowed = prometheus.NewDesc("rekey_pace_slowed",
 		"1 while at least 10 runs of bulk rotations failed for a retry (the issuer or Heroku failing: 5xx, no answer) or "+
-			"because the issuer refused rekey's signature (401) "+
+			"because the issuer refused to mint (its 401 to rekey's signature, a 4xx of its own) "+
 			"and none rotated in the last minute, or the first runs of 20 rotations failed one after the other: the feeder "+
 			"then releases held rotations one every 15 s instead of at the budget's pace, until one rotates (it stays 1 "+
 			"while none rotated in the last minute, a run failed in it, and the first runs of 10 or more rotations "+

@@ -50,7 +50,7 @@ func TestMetricsPassPromlint(t *testing.T) {
 	if _, err := q.Enqueue(task); err != nil {
 		t.Fatal(err)
 	}
-	if err := pacing.NewClient(q, r.Client).HoldMany(ctx, []string{"rot-held"}); err != nil {
+	if err := pacing.NewClient(q, r.Client, nil).HoldMany(ctx, []string{"rot-held"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.AnnounceSharedSettings(ctx, "worker.1", "REKEY_HEROKU_RATE=4000", time.Minute); err != nil {

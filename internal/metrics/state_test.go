@@ -156,7 +156,7 @@ func TestPacedBacklogIsExported(t *testing.T) {
 	if n, age := gauge("rekey_pace_held_rotations"), gauge("rekey_pace_oldest_held_seconds"); n != 0 || age != 0 {
 		t.Errorf("no wave: held %v, oldest %v s; want 0 and 0", n, age)
 	}
-	client := pacing.NewClient(asynq.NewClientFromRedisClient(r.Client), r.Client)
+	client := pacing.NewClient(asynq.NewClientFromRedisClient(r.Client), r.Client, nil)
 	// The sweep puts a rotation back at its place in line: an hour ago.
 	if _, err := client.HoldAgain(ctx, "rot-first", time.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)

@@ -81,15 +81,24 @@ type Client struct {
 	*asynq.Client
 	rdb  redis.UniversalClient
 	insp *asynq.Inspector
+	now  func() time.Time
 
 	mu       sync.Mutex
 	lastHeld float64 // the score of the last HoldMany, so that the next is later
 }
 
 // NewClient returns a Client enqueueing with q and holding in rdb, the
-// Redis of q's queues.
-func NewClient(q *asynq.Client, rdb redis.UniversalClient) *Client {
-	return &Client{Client: q, rdb: rdb, insp: asynq.NewInspectorFromRedisClient(rdb)}
+// Redis of q's queues, dating its holds by now (nil: time.Now). Every
+// process should hold on one clock, Redis's (internal/redisclock): a hold
+// time is a rotation's place in line among every producer's, and
+// rekey_pace_oldest_held_seconds reads it against Redis's clock, so that
+// an operator's laptop an hour behind would otherwise put its wave ahead
+// of an hour of held rotations, and show it an hour old at once.
+func NewClient(q *asynq.Client, rdb redis.UniversalClient, now func() time.Time) *Client {
+	if now == nil {
+		now = time.Now
+	}
+	return &Client{Client: q, rdb: rdb, insp: asynq.NewInspectorFromRedisClient(rdb), now: now}
 }
 
 // Hold adds the claimed rotation rotationID to the held set, at the end of
@@ -97,7 +106,7 @@ func NewClient(q *asynq.Client, rdb redis.UniversalClient) *Client {
 // feeder releases it: a held rotation costs Redis one entry of the held
 // set beside its claim, and a wave of 100,000 no asynq task until its turn.
 func (c *Client) Hold(ctx context.Context, rotationID string) error {
-	_, err := c.addHeld(ctx, rotationID, time.Now())
+	_, err := c.addHeld(ctx, rotationID, c.now())
 	return err
 }
 
@@ -113,7 +122,7 @@ func (c *Client) HoldMany(ctx context.Context, rotationIDs []string) error {
 	c.mu.Lock()
 	// Bumped past the last call only within the current millisecond: a
 	// clock stepped back does not keep later holds ahead of real time.
-	at := float64(time.Now().UnixMilli())
+	at := float64(c.now().UnixMilli())
 	if c.lastHeld >= at && c.lastHeld < at+1 {
 		at = c.lastHeld + heldStep
 	}

@@ -54,7 +54,7 @@ func newWorld(t *testing.T, perSecond, burst int) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = lim.Close() })
-	return &world{r: r, client: pacing.NewClient(q, r.Client), insp: asynq.NewInspectorFromRedisClient(r.Client), lim: lim,
+	return &world{r: r, client: pacing.NewClient(q, r.Client, nil), insp: asynq.NewInspectorFromRedisClient(r.Client), lim: lim,
 		src: &source{}}
 }
 
@@ -575,7 +575,7 @@ func TestHoldAgainHoldsARotationWhoseIdWasNotAdded(t *testing.T) {
 	t.Cleanup(func() { _ = bad.Close() })
 	bad.AddHook(failZAdd{})
 	id := tasks.NewID("rot")
-	if err := pacing.NewClient(asynq.NewClientFromRedisClient(bad), bad).Hold(t.Context(), id); err == nil {
+	if err := pacing.NewClient(asynq.NewClientFromRedisClient(bad), bad, nil).Hold(t.Context(), id); err == nil {
 		t.Fatal("Hold succeeded with every ZADD failing")
 	}
 	if n, _ := pacing.Held(t.Context(), w.r.Client); n != 1 {

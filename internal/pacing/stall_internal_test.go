@@ -73,7 +73,7 @@ func TestFeederThatStalledPastItsLeaseReleasesNothing(t *testing.T) {
 	insp := asynq.NewInspectorFromRedisClient(r.Client)
 	src := &bulkTasks{}
 	const id = "rot_stalled"
-	if err := NewClient(q, r.Client).Hold(ctx, id); err != nil {
+	if err := NewClient(q, r.Client, nil).Hold(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 

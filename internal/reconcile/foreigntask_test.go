@@ -192,7 +192,7 @@ func TestAForeignArchivedBulkTaskIsHeldAgainOnce(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
 	info := w.archivedPushedRotation(t, "inst-h", "rot-h", 1, 0, asynq.Deadline(time.Now().Add(-time.Second)))
-	q := pacing.NewClient(w.q, w.r.Client)
+	q := pacing.NewClient(w.q, w.r.Client, nil)
 	sweep := reconcile.New(reconcile.Params{Store: w.st, Enqueuer: q, Inspector: w.insp,
 		Logger: zerolog.Nop(), Now: func() time.Time { return time.Now().Add(3 * time.Hour) }})
 	res, err := sweep.Sweep(ctx)

@@ -259,7 +259,7 @@ func TestSweepHoldsAgainAHeldRotationMissingFromTheHeldSet(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
 	st := w.st
-	q := pacing.NewClient(w.q, w.r.Client)
+	q := pacing.NewClient(w.q, w.r.Client, nil)
 	for _, id := range []string{"inst", "older"} {
 		if err := st.PutInstance(ctx, store.Registration{ID: id, APIVersion: store.APIv3,
 			ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"}); err != nil {

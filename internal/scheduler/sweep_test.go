@@ -295,7 +295,7 @@ func TestResumedClaimHoldsOnlyAnUnreleasedRotation(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, simStart)
 	rdb := w.st.Redis()
-	paced := pacing.NewClient(asynq.NewClientFromRedisClient(rdb), rdb)
+	paced := pacing.NewClient(asynq.NewClientFromRedisClient(rdb), rdb, nil)
 	p := simParams()
 	p.Store, p.Enqueuer, p.Logger = w.st, paced, zerolog.Nop()
 	s, err := scheduler.New(p)
