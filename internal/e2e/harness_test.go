@@ -20,6 +20,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/logging"
 	"github.com/rekeyhq/rekey/internal/logplex"
+	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/internal/redistest"
@@ -150,6 +151,9 @@ type workerParams struct {
 	holds *handlers.HoldPolicy
 	// issuerURL replaces the sandbox's issuer (a hostile one).
 	issuerURL string
+	// wave counts the bulk runs' outcomes for the pacing feeder, as `rekey
+	// worker` does (handlers.Deps.Wave).
+	wave bool
 }
 
 // runningWorker is an in-process worker; its logs collect in log.
@@ -192,6 +196,9 @@ func (w *world) startWorker(p workerParams) *runningWorker {
 	}
 	deps := &handlers.Deps{Store: w.store, Heroku: hc, Issuer: iss, Enqueuer: w.queue,
 		Grace: testGrace, PrivateSpaceGrace: testPrivateGrace}
+	if p.wave {
+		deps.Wave = pacing.NewOutcomes(w.redis.Client, nil)
+	}
 	if p.holds != nil {
 		deps.HoldStore, deps.Holds = w.store, *p.holds
 		deps.CustomerLog = logplex.NewNotifier(w.store, logplex.NewClient(0, logplex.WithLocalStandIn(logplex.LocalStandIn(w.cfg.HerokuAPIURL))), nil, log)
