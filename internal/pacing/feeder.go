@@ -375,7 +375,7 @@ func (f *Feeder) bringForward(ctx context.Context) {
 // holdRetrying holds again the rotations bringForward brings forward, and
 // reports whether it read the whole retry set and held them all.
 func (f *Feeder) holdRetrying(ctx context.Context) bool {
-	after := f.now().Add(ProbeEvery)
+	after, now := f.now().Add(ProbeEvery), f.p.Now()
 	whole := true
 	var zs []redis.Z
 	for page := 1; page <= forwardPages; page++ {
@@ -399,7 +399,14 @@ func (f *Feeder) holdRetrying(ctx context.Context) bool {
 			if err != nil || info.ID != tasks.RotateTaskID(p.RotationID) {
 				continue
 			}
-			zs = append(zs, redis.Z{Score: float64(p.RequestedAt.UnixMilli()), Member: p.RotationID})
+			// In line at its request time, which its producer dated: one
+			// without it (a task built by hand) or ahead of Redis's clock
+			// goes in line now, not before every wave or behind them.
+			at := p.RequestedAt
+			if at.IsZero() || at.After(now) {
+				at = now
+			}
+			zs = append(zs, redis.Z{Score: float64(at.UnixMilli()), Member: p.RotationID})
 		}
 		if len(infos) < forwardPage {
 			break

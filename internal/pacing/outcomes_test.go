@@ -297,6 +297,9 @@ func (w *world) retrying(t *testing.T, ids []string, failures []int, foreign ...
 		if slices.Contains(foreign, id) {
 			taskIDs[id] = "partner:" + id
 		}
+		if _, err := w.insp.GetTaskInfo(pacing.Queue, taskIDs[id]); err == nil {
+			continue // the test enqueued a task of its own
+		}
 		w.enqueue(t, id, asynq.TaskID(taskIDs[id]))
 	}
 	srv := asynq.NewServerFromRedisClient(w.r.Client, asynq.Config{
@@ -524,4 +527,51 @@ type retryScans struct {
 func (q *retryScans) ListRetryTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error) {
 	q.n.Add(1)
 	return q.Inspector.ListRetryTasks(queue, opts...)
+}
+
+// Another app's rotate task under rekey's id whose payload holds no request
+// time (built by hand, not by tasks.NewRotateTask), or one its producer's
+// clock dated a day ahead, is brought forward in line at the feeder's time,
+// on Redis's clock: not at the Unix epoch, ahead of every wave and shown 56
+// years old by rekey_pace_oldest_held_seconds, nor behind a day of waves.
+func TestARotationBroughtForwardWithoutItsRequestTimeTakesTheFeedersTime(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, 1, 2)
+	w.knowQueue(t)
+	ctx := t.Context()
+	undated, ahead := tasks.NewID("rot"), tasks.NewID("rot")
+	for id, payload := range map[string]string{
+		undated: `{"instance_id":"inst-1","rotation_id":"` + undated + `"}`,
+		ahead:   `{"instance_id":"inst-2","rotation_id":"` + ahead + `","requested_at":"` + time.Now().Add(24*time.Hour).UTC().Format(time.RFC3339) + `"}`,
+	} {
+		task := asynq.NewTask(tasks.TypeRotate, []byte(payload))
+		if _, err := w.client.Enqueue(task, asynq.Queue(pacing.Queue), asynq.TaskID(tasks.RotateTaskID(id))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.retrying(t, []string{undated, ahead}, []int{retry.FastRetries + 1, retry.FastRetries + 1})
+	w.hold(t, 30) // a wave at one release a second: the rest stays held
+	outcomes := w.failedRuns(t, pacing.FailingAfter)
+	t.Cleanup(run(t, w.feeder()))
+	time.Sleep(time.Second)
+	outcomes.Record(ctx, true, false) // a run goes through: the wave resumes
+	scores := map[string]float64{}
+	until(pacing.FailingCheck+3*time.Second, func() bool {
+		for _, id := range []string{undated, ahead} {
+			if s, err := w.r.Client.ZScore(ctx, "rekey:pace:held", id).Result(); err == nil {
+				scores[id] = s
+			}
+		}
+		return len(scores) == 2
+	})
+	now, err := w.r.Client.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{undated, ahead} {
+		s, ok := scores[id]
+		if at := time.UnixMilli(int64(s)); !ok || now.Sub(at).Abs() > 10*time.Second {
+			t.Errorf("%s brought forward at %v in line (held %v), want about now, %v", id, at, ok, now)
+		}
+	}
 }

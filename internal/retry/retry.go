@@ -74,7 +74,7 @@ func FastDelay(n int) time.Duration {
 
 // ErrConfirm marks the error of a run that the issuer refused and that is
 // asked again once, ConfirmAfter later, before its rotation fails for good
-// (handlers.Rotate.confirmsRefusal): an issuer refusing every mint of a
+// (handlers.Rotate.wavesRefusal): an issuer refusing every mint of a
 // wave must first be seen by the pacing feeder, which slows the wave, and
 // a refusal of one instance's ends at the second answer.
 var ErrConfirm = errors.New("asked again in a minute, in case the issuer refuses the whole wave")
