@@ -55,6 +55,9 @@ not listed; 'rekey batches show ID' still finds them.`,
 			if limit < 1 || limit > maxBatchesListed {
 				return usagef("--limit must be between 1 and %d", maxBatchesListed)
 			}
+			if before != "" && !store.ValidID(before) {
+				return usagef("--before %q is not a batch id: write it as 'rekey batches list' prints it, such as bat_01J...", before)
+			}
 			q := store.BatchQuery{Limit: limit, Running: running, Before: before}
 			return withProducer(c.Context(), env, "batches", func(a *app) error {
 				return listBatches(c.Context(), env.stdout, env.stderr, a.store, q, asJSON)
@@ -157,6 +160,9 @@ rate and ETA on a terminal, a line per change otherwise) and exits 1 when any ro
   rekey batches show bat_01J... --json | jq .in_flight`,
 		Args: exactArgs(1, "one BATCH_ID"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkBatchArg("show", args[0]); err != nil {
+				return err
+			}
 			if err := checkWaitInterval(interval); err != nil {
 				return err
 			}
@@ -182,6 +188,9 @@ that is already done is refused (exit 1) and left as it is: there is nothing of 
 		Example: `  rekey batches cancel bat_01J...`,
 		Args:    exactArgs(1, "one BATCH_ID"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkBatchArg("cancel", args[0]); err != nil {
+				return err
+			}
 			return withProducer(c.Context(), env, "batches", func(a *app) error { return cancelBatch(c.Context(), env, a, args[0]) })
 		},
 	}
@@ -219,6 +228,17 @@ func showBatch(ctx context.Context, env *environ, a *app, id string, wait, asJSO
 	}
 	writeBatch(env.stdout, b)
 	return nil
+}
+
+// checkBatchArg refuses, as a wrong call (exit 2), an argument of
+// 'rekey batches VERB' that is no batch id: one pasted with a space, a
+// line break or a carriage return would otherwise be looked up and
+// reported as a batch not found, as if it had expired.
+func checkBatchArg(verb, id string) error {
+	if store.ValidID(id) {
+		return nil
+	}
+	return usagef("%q is not a batch id: %s takes one, such as bat_01J...", id, verb)
 }
 
 func batchError(id string, err error) error {

@@ -33,6 +33,9 @@ says how many, by code.`,
   rekey batches failed bat_01J... --json | jq -r '.[] | select(.code | startswith("push:")) | .instance_id'`,
 		Args: exactArgs(1, "one BATCH_ID"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkBatchArg("failed", args[0]); err != nil {
+				return err
+			}
 			return withProducer(c.Context(), env, "batches", func(a *app) error {
 				return listBatchFailed(c.Context(), env.stdout, env.stderr, a.store, args[0], codes, asJSON)
 			})

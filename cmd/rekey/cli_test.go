@@ -203,6 +203,12 @@ func testUsageErrors(t *testing.T, bin binary) {
 		{[]string{"scheduler", "unquarantine", "inst-00000", "bad id"}, 2,
 			`"bad id" is not an instance id: unquarantine takes one, such as inst-123`},
 		{[]string{"batches", "show", "bat_nope"}, 1, "rekey: batch bat_nope not found"},
+		// A batch id pasted with what followed it is no batch id, not a
+		// batch that expired.
+		{[]string{"batches", "show", "bat_1 "}, 2, `"bat_1 " is not a batch id: show takes one, such as bat_01J...`},
+		{[]string{"batches", "failed", "bat_1\r"}, 2, `"bat_1\r" is not a batch id: failed takes one`},
+		{[]string{"batches", "cancel", "bat_1\n"}, 2, `"bat_1\n" is not a batch id: cancel takes one`},
+		{[]string{"batches", "list", "--before", " bat_1"}, 2, `--before " bat_1" is not a batch id`},
 		{[]string{"instances", "show", "-json", "inst-nope"}, 1, "rekey: instance inst-nope is not registered"},
 	}
 	for _, tt := range tests {
