@@ -208,3 +208,31 @@ func TestDevIgnoresTheValuesOfSettingsItIgnores(t *testing.T) {
 		}
 	}
 }
+
+// TestDevPostgresURLNotAURLSaysSo: a REKEY_DEV_POSTGRES_URL that is no
+// postgres:// URL (the host-only form "postgres@127.0.0.1:5433") is named
+// as such, with the form to write, not taken for a PostgreSQL that did
+// not answer and needs installing.
+func TestDevPostgresURLNotAURLSaysSo(t *testing.T) {
+	env, _, stderr := devEnv()
+	env.lookup = func(name string) (string, bool) {
+		if name == "REKEY_DEV_POSTGRES_URL" {
+			return "postgres@127.0.0.1:5433", true
+		}
+		return "", false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := runCommand(ctx, env, "dev", "--once", "--issuer", "postgres", "--instances", "1", "--grace", "7s", "--restart-delay", "1s")
+	var printed bytes.Buffer
+	code := 0
+	if err != nil {
+		code = report(&printed, err)
+	}
+	msg := printed.String()
+	if code != 1 || !strings.Contains(msg, "REKEY_DEV_POSTGRES_URL is not a postgres:// URL") ||
+		!strings.Contains(msg, "postgres://postgres@127.0.0.1:5432/postgres") || strings.Contains(msg, "install one") {
+		t.Errorf("exit %d, printed %q; want exit 1 naming REKEY_DEV_POSTGRES_URL as no postgres:// URL, with the form to write\nstderr:\n%s",
+			code, msg, stderr)
+	}
+}

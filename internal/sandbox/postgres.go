@@ -40,6 +40,12 @@ func StartPostgres(ctx context.Context, adminURL string) (*Postgres, error) {
 	if adminURL == "" {
 		adminURL = DefaultDevPostgresURL
 	}
+	if _, err := pgx.ParseConfig(adminURL); err != nil {
+		// Not a PostgreSQL that did not answer: the parser's error may
+		// echo the value, password included, so it is not quoted.
+		return nil, fmt.Errorf("REKEY_DEV_POSTGRES_URL is not a postgres:// URL rekey can read: write it as %s, "+
+			"with a superuser and the host and port of your local PostgreSQL", DefaultDevPostgresURL)
+	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(cctx, adminURL)
