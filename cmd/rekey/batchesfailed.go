@@ -23,7 +23,8 @@ func newBatchesFailedCmd(env *environ) *cobra.Command {
 		Long: `Lists the instances whose rotation of the batch failed, one id a line, grouped under a comment
 line naming each failure code and how many failed with it; 'rekey rotate --from -' reads that list as
 it is (it skips the comment lines), so a wave's failures can be rotated again once their cause is
-fixed. --code keeps only the failures with that code (repeat it for more). --json prints an array of
+fixed. --code keeps only the failures with that code (repeat it for more); when it keeps none, stderr
+names the codes the batch's failures have. --json prints an array of
 {"instance_id", "code"}. Only the batch's own rotations are listed, not those of other batches it
 joined. An instance deprovisioned since is still listed: 'rekey rotate --from - --skip-invalid' leaves
 it out. Failures a rekey version before this list was kept recorded are not listed: stderr
@@ -54,7 +55,8 @@ func listBatchFailed(ctx context.Context, w, notes io.Writer, st *store.Store, i
 	if err != nil {
 		return batchError(id, err)
 	}
-	failed = slices.DeleteFunc(failed, func(f store.FailedInstance) bool {
+	all := failed
+	failed = slices.DeleteFunc(slices.Clone(failed), func(f store.FailedInstance) bool {
 		return len(codes) > 0 && !slices.Contains(codes, f.Code)
 	})
 	maps.DeleteFunc(unlisted, func(code string, _ int64) bool {
@@ -70,7 +72,7 @@ func listBatchFailed(ctx context.Context, w, notes io.Writer, st *store.Store, i
 		return writeJSON(w, failed)
 	}
 	if len(failed) == 0 && len(unlisted) == 0 {
-		_, err := fmt.Fprintf(notes, "no failed rotation of batch %s is listed%s\n", id, codesNote(codes))
+		_, err := fmt.Fprintf(notes, "no failed rotation of batch %s is listed%s%s\n", id, codesNote(codes), otherCodes(all))
 		return err
 	}
 	for i, f := range failed {
@@ -112,6 +114,22 @@ func unlistedNote(w io.Writer, id string, unlisted map[string]int64) error {
 }
 
 // codesNote says which codes --code kept, for the note on an empty list.
+// otherCodes names the codes of a batch's listed failures (sorted by code)
+// when --code kept none of them, so that a mistyped code is told from a
+// batch without such failures: "; its failures' codes: a, b".
+func otherCodes(failed []store.FailedInstance) string {
+	var codes []string
+	for i, f := range failed {
+		if i == 0 || f.Code != failed[i-1].Code {
+			codes = append(codes, f.Code)
+		}
+	}
+	if len(codes) == 0 {
+		return ""
+	}
+	return "; its failures' codes: " + printable.Text(strings.Join(codes, ", "))
+}
+
 func codesNote(codes []string) string {
 	if len(codes) == 0 {
 		return ""
