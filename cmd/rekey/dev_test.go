@@ -33,6 +33,16 @@ var (
 	binErr  error
 )
 
+// TestMain removes the binary rekeyBinary built, 50 MB in the temporary
+// directory, once the package's tests end.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // rekeyBinary builds cmd/rekey once per test run, so the tests below run
 // `rekey dev` as the real process a user starts.
 func rekeyBinary(t *testing.T) string {
