@@ -64,8 +64,9 @@ func newProcess(tb testing.TB, r *redistest.Redis, p ratelimit.Params) process {
 }
 
 // hammer runs n goroutines per process that call Wait in ctx's class until ctx
-// ends. It returns how many tokens were granted and when the last one was.
-func hammer(ctx context.Context, procs []process, n int) (granted int64, last time.Time) {
+// ends. It returns how many tokens were granted, and when the first and the
+// last one were.
+func hammer(ctx context.Context, procs []process, n int) (granted int64, first, last time.Time) {
 	var (
 		count atomic.Int64
 		mu    sync.Mutex
@@ -78,13 +79,16 @@ func hammer(ctx context.Context, procs []process, n int) (granted int64, last ti
 					count.Add(1)
 					mu.Lock()
 					last = time.Now()
+					if first.IsZero() {
+						first = last
+					}
 					mu.Unlock()
 				}
 			})
 		}
 	}
 	wg.Wait()
-	return count.Load(), last
+	return count.Load(), first, last
 }
 
 // eventually polls cond until it holds or d passes.
