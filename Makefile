@@ -5,13 +5,14 @@ PKGS := ./...
 .PHONY: test check vet fmt tidy race build bench fuzz
 
 ## test: static checks, then every test with the race detector against real Redis.
-## Six tests of a package at once, not one a CPU: the end-to-end tests mostly
-## wait (on real processes, graces, asynq's recovery of a killed worker's
-## tasks, a wave at Heroku's real pace). On two cores the e2e package took
-## 306 to 338 s with four at once, 239 s with six (make test 711 to 754 s,
-## 682 s).
+## Four packages and six tests of a package at once, not one a CPU: the
+## slowest tests mostly wait (on real processes, graces, asynq's recovery of
+## a killed worker's tasks, a wave at Heroku's real pace), and so do the
+## packages that hold them (e2e, cmd/rekey, the PostgreSQL issuer, the
+## scheduler, web). On two cores `go test` took about 11 minutes with two
+## packages at once (its default there) and 5 minutes with four.
 test: check
-	$(GO) test -race -count=1 -parallel 6 -timeout 12m $(PKGS)
+	$(GO) test -race -count=1 -p 4 -parallel 6 -timeout 12m $(PKGS)
 
 ## check: gofmt, go vet and go mod tidy must all be clean.
 check: fmt vet tidy
