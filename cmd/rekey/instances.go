@@ -505,9 +505,23 @@ func writeInstance(w io.Writer, v instanceView, global *store.Window) {
 	}
 	row("recent events", "%d", len(v.Events))
 	for _, e := range v.Events {
-		line := fmt.Sprintf("  %s  %-22s %s %s", timeOrNone(e.At), e.Type, e.RotationID, eventDetail(e))
-		fmt.Fprintln(w, printable.Text(strings.TrimRight(line, " ")))
+		fmt.Fprintln(w, printable.Text(eventLine(e)))
 	}
+}
+
+// eventLine is one line of an instance's recent events: its time, its type
+// in a column, then its rotation and its detail, each only when it has one,
+// so that an event of no rotation (revoke_expedited) starts its detail where
+// the others start their rotation id.
+func eventLine(e store.Event) string {
+	var rest []string
+	for _, f := range []string{e.RotationID, eventDetail(e)} {
+		if f != "" {
+			rest = append(rest, f)
+		}
+	}
+	line := fmt.Sprintf("  %s  %-22s %s", timeOrNone(e.At), e.Type, strings.Join(rest, " "))
+	return strings.TrimRight(line, " ")
 }
 
 // eventDetail is an event's detail as the text shows it: revoke_scheduled's

@@ -121,6 +121,21 @@ func TestEventDetailShowsRevokeTime(t *testing.T) {
 	}
 }
 
+// TestEventLinesAlignWithoutARotation: an event of no rotation
+// (revoke_expedited) starts its detail in the column where the others start
+// their rotation id.
+func TestEventLinesAlignWithoutARotation(t *testing.T) {
+	at := time.Date(2026, 12, 2, 6, 53, 23, 0, time.UTC)
+	promoted := eventLine(store.Event{At: at, Type: store.EventPromoted, RotationID: "rot_1", Detail: "cred-1"})
+	expedited := eventLine(store.Event{At: at, Type: store.EventRevokeExpedited, Detail: "cli"})
+	if col, want := strings.Index(expedited, "cli"), strings.Index(promoted, "rot_1"); col != want {
+		t.Errorf("the detail of an event of no rotation starts at column %d, want %d:\n%s\n%s", col, want, promoted, expedited)
+	}
+	if got := eventLine(store.Event{At: at, Type: store.EventPromoted}); strings.HasSuffix(got, " ") {
+		t.Errorf("an event of neither rotation nor detail ends in spaces: %q", got)
+	}
+}
+
 // TestShowPreviousSaysRevokeDue: instances show prints a previous
 // credential that still waits for revocation as "revoke due at", never as
 // "revoked at" a time that has not come.
