@@ -454,8 +454,9 @@ func (a answer) page() bool {
 
 // saysFailed reports whether the answer's body is a JSON object that says
 // the call failed: an "error" or "errors" that is not empty (nor the
-// number 0, a count or code of none), or "ok",
-// "success" or one of also set to false. A 2xx is the contract's "revoked"
+// number 0, a count or code of none), "ok", "success" or one of also set
+// to false, or a "status" of "error", "fail", "failed" or "failure"
+// (JSend's, in any case). A 2xx is the contract's "revoked"
 // (or "works"); a body that says otherwise makes it ambiguous, and rekey
 // never records a revocation, nor pushes, on an ambiguous answer (I1, I3).
 // A DELETE's answer is also asked for "revoked": to verify, "revoked":
@@ -481,6 +482,15 @@ func (a answer) saysFailed(also ...string) bool {
 	}
 	for _, k := range append([]string{"ok", "success"}, also...) {
 		if string(bytes.TrimSpace(v[k])) == "false" {
+			return true
+		}
+	}
+	// JSend and APIs like it answer 200 and say in "status" that the call
+	// failed.
+	var status string
+	if json.Unmarshal(v["status"], &status) == nil {
+		switch strings.ToLower(strings.TrimSpace(status)) {
+		case "error", "fail", "failed", "failure":
 			return true
 		}
 	}
