@@ -166,13 +166,13 @@ func bodyNames(body []byte, code string) bool {
 }
 
 // saysFailed reports whether body is a JSON object with an error, errors,
-// ok, success, revoked or status field (what a revoke's error_answer reads).
+// ok, success, revoked, status, valid or works field (what a revoke's error_answer reads).
 func saysFailed(body []byte) bool {
 	var v map[string]json.RawMessage
 	if json.Unmarshal(bytes.TrimPrefix(bytes.TrimSpace(body), []byte("\xef\xbb\xbf")), &v) != nil {
 		return false
 	}
-	for _, k := range []string{"error", "errors", "ok", "success", "revoked", "status"} {
+	for _, k := range []string{"error", "errors", "ok", "success", "revoked", "status", "valid", "works"} {
 		if _, ok := v[k]; ok {
 			return true
 		}

@@ -253,9 +253,11 @@ func (h *HTTP) verifyOnce(ctx context.Context, u, instanceID, credentialID strin
 		return err
 	case ok2xx(a.status) && a.htmlPage() && (again || !errors.Is(h.verified.notFound(ctx, h.now()), ErrVerifyUnsupported)):
 		return &Error{Op: "verify", Status: a.status, Code: CodePageAnswer}
-	case ok2xx(a.status) && a.saysFailed():
-		// A 2xx whose body says it failed is no word that the credential
-		// works: never pushed on it, asked again later.
+	case ok2xx(a.status) && (a.saysFailed("valid", "works") || a.saysTrue("revoked")):
+		// A 2xx whose body says it failed, or that the credential does
+		// not work (an issuer answering the credential's state: "valid"
+		// or "works" false, "revoked" true), is no word that it works:
+		// never pushed on it, asked again later.
 		return &Error{Op: "verify", Status: a.status, Code: CodeErrorAnswer}
 	case ok2xx(a.status):
 		// A page (a catch-all route's, a router's) is no verify answer
@@ -495,6 +497,16 @@ func (a answer) saysFailed(also ...string) bool {
 		}
 	}
 	return false
+}
+
+// saysTrue reports whether the answer's body is a JSON object whose key
+// is set to true.
+func (a answer) saysTrue(key string) bool {
+	var v map[string]json.RawMessage
+	if json.Unmarshal(bytes.TrimPrefix(bytes.TrimSpace(a.body), utf8BOM), &v) != nil {
+		return false
+	}
+	return string(bytes.TrimSpace(v[key])) == "true"
 }
 
 // htmlPage reports whether the answer's body itself reads as an HTML page,

@@ -1,0 +1,36 @@
+package issuer_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/issuer"
+)
+
+// A verify answered 200 whose JSON says the credential does not work
+// ({"valid": false}, {"works": false}, {"revoked": true}: an issuer that
+// answers its credential's state rather than a status) is no word that it
+// works: pushed on it, every app of the instance restarts on a credential
+// that does not work. It is an error_answer, asked again later, and
+// nothing is pushed. The same keys saying it works are the contract's 2xx.
+func TestVerifyAnsweredThatTheCredentialDoesNotWorkIsNoYes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, body := range []string{`{"valid":false}`, `{"credential_id":"cred_1","works":false}`,
+		`{"credential_id":"cred_1","revoked":true}`} {
+		s := &scripted{status: http.StatusOK, body: body, header: "application/json"}
+		var e *issuer.Error
+		err := scriptedIssuer(t, s).Verify(ctx, "inst-1", "cred_1")
+		if !errors.As(err, &e) || e.Code != issuer.CodeErrorAnswer || !issuer.IsTransient(err) {
+			t.Errorf("verify answered 200 %s: %v, want a transient error_answer", body, err)
+		}
+	}
+	for _, body := range []string{`{"valid":true}`, `{"works":true}`, `{"revoked":false}`, `{"valid":"yes"}`} {
+		s := &scripted{status: http.StatusOK, body: body, header: "application/json"}
+		if err := scriptedIssuer(t, s).Verify(ctx, "inst-1", "cred_1"); err != nil {
+			t.Errorf("verify answered 200 %s: %v, want it works", body, err)
+		}
+	}
+}
