@@ -287,7 +287,7 @@ func (s *server) listBatches(w http.ResponseWriter, r *http.Request) {
 }
 
 // listQuery reads a list's query string, answering 400 for one it cannot
-// read or a parameter it does not take (allowed): r.URL.Query drops the
+// read, a parameter it does not take (allowed) or one given twice: r.URL.Query drops the
 // pairs it cannot read without a word, and the client would read an
 // unfiltered list as the one it asked for.
 func listQuery(w http.ResponseWriter, r *http.Request, allowed ...string) (url.Values, bool) {
@@ -300,6 +300,13 @@ func listQuery(w http.ResponseWriter, r *http.Request, allowed ...string) (url.V
 		if !slices.Contains(allowed, name) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q: this list takes %s", clipID(name),
 				strings.Join(allowed[:len(allowed)-1], ", ")+" and "+allowed[len(allowed)-1]))
+			return nil, false
+		}
+		if len(v[name]) > 1 {
+			// Readers disagree on which of two values counts (Go's takes
+			// the first, many the last): answering with one would be a
+			// list the client may not have asked for.
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("query parameter %q is given %d times: give it once", name, len(v[name])))
 			return nil, false
 		}
 	}
