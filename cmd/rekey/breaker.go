@@ -40,6 +40,10 @@ runs and the scheduler enqueues again. Asks on a terminal; needs --confirm off o
   rekey breaker resume --confirm --by alice`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			by, err := operatorName(by)
+			if err != nil {
+				return err
+			}
 			return withProducer(c.Context(), env, "breaker", func(a *app) error {
 				b, err := a.breaker()
 				if err != nil {

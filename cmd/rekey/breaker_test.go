@@ -75,6 +75,13 @@ func TestBreakerStatusAndResume(t *testing.T) {
 	if st, _ := g.st.BreakerState(context.Background()); !st.Open() {
 		t.Fatal("an unconfirmed resume closed the breaker")
 	}
+	// --by is a name: one with a line break is refused before anything changes.
+	if _, err := g.breakerCmd("resume", "--confirm", "--by", "alice\nbob"); !isUsage(err) || !strings.Contains(err.Error(), "--by") {
+		t.Fatalf("resume --by with a line break = %v, want it refused", err)
+	}
+	if st, _ := g.st.BreakerState(context.Background()); !st.Open() {
+		t.Fatal("a resume refused for its --by closed the breaker")
+	}
 	// An operator's pause of the scheduler outlives the breaker: the
 	// resume says so rather than that the scheduler enqueues again.
 	g.run(t, "pause", "--by", "carol")

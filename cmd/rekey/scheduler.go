@@ -90,7 +90,11 @@ func newSchedulerPauseCmd(env *environ) *cobra.Command {
 		Example: `  rekey scheduler pause --by alice`,
 		Args:    noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return withProducer(c.Context(), env, "scheduler", func(a *app) error { return pauseScheduler(c.Context(), env, a, by) })
+			name, err := operatorName(by)
+			if err != nil {
+				return err
+			}
+			return withProducer(c.Context(), env, "scheduler", func(a *app) error { return pauseScheduler(c.Context(), env, a, name) })
 		},
 	}
 	c.Flags().StringVar(&by, "by", "operator", "who pauses, shown by 'rekey scheduler status' (no audit event is written)")
@@ -262,6 +266,25 @@ func parseWindowSetting(v string) (*store.Window, error) {
 		return nil, fmt.Errorf("REKEY_MAINTENANCE_WINDOW: %w", err)
 	}
 	return &w, nil
+}
+
+// maxOperatorName bounds --by: a person's or a script's name.
+const maxOperatorName = 128
+
+// operatorName checks --by, the name the status shows as who to ask: an
+// empty or blank one (a script's unset $USER) stands for "operator", as an
+// empty --reason stands for its default, and one that is not a short line
+// of text is refused (exit 2) before anything changes.
+func operatorName(by string) (string, error) {
+	switch {
+	case strings.TrimSpace(by) == "":
+		return "operator", nil
+	case len(by) > maxOperatorName:
+		return "", usagef("--by is longer than %d bytes: give a name", maxOperatorName)
+	case strings.ContainsFunc(by, printable.Unsafe):
+		return "", usagef("--by holds a line break, a control or a bidi character: give a name")
+	}
+	return by, nil
 }
 
 func pauseScheduler(ctx context.Context, env *environ, a *app, by string) error {
