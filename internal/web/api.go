@@ -36,8 +36,27 @@ func pathID(w http.ResponseWriter, r *http.Request, name string) (string, bool) 
 	return id, true
 }
 
+// noQuery answers 400 for a request that changes something and carries
+// a query string: those routes read no parameter, and one dropped without
+// a word (?dry_run=true) would have the request applied in full.
+func noQuery(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.RawQuery == "" {
+		return true
+	}
+	name, _, _ := strings.Cut(r.URL.RawQuery, "=")
+	if n, err := url.QueryUnescape(name); err == nil {
+		name = n
+	}
+	writeError(w, http.StatusBadRequest, fmt.Sprintf("%s %s takes no query parameters (got %q): send its fields in the JSON body; nothing was changed",
+		r.Method, r.URL.Path, clipID(name)))
+	return false
+}
+
 // putInstance registers or updates an instance: PUT /api/v1/instances/{addon_id}.
 func (s *server) putInstance(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
 	id, ok := pathID(w, r, "addon_id")
 	if !ok {
 		return
@@ -159,6 +178,9 @@ func (s *server) getInstance(w http.ResponseWriter, r *http.Request) {
 
 // deleteInstance marks an instance deprovisioned: DELETE /api/v1/instances/{addon_id}.
 func (s *server) deleteInstance(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
 	id, ok := pathID(w, r, "addon_id")
 	if !ok {
 		return

@@ -57,6 +57,9 @@ type rotationsResponse struct {
 // postRotations requests rotations: POST /api/v1/rotations. A request
 // naming any unknown or deprovisioned instance is refused whole.
 func (s *server) postRotations(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
 	var body rotationsRequest
 	if err := decodeBody(w, r, maxRotationsBody, &body); err != nil {
 		s.writeBodyError(w, err)
