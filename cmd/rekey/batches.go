@@ -163,6 +163,9 @@ rate and ETA on a terminal, a line per change otherwise) and exits 1 when any ro
 			if err := checkBatchArg("show", args[0]); err != nil {
 				return err
 			}
+			if c.Flags().Changed("interval") && !wait {
+				return errIntervalWithoutWait()
+			}
 			if err := checkWaitInterval(interval); err != nil {
 				return err
 			}
@@ -201,6 +204,12 @@ that is already done is refused (exit 1) and left as it is: there is nothing of 
 // and a unit typo (2ms for 2s) would read it hundreds of times a second
 // from each terminal following a wave.
 const minWaitInterval = 100 * time.Millisecond
+
+// errIntervalWithoutWait refuses an --interval without --wait, which
+// would be ignored: the command prints once and exits.
+func errIntervalWithoutWait() error {
+	return usagef("--interval says how often --wait looks at the batch: add --wait, or leave --interval out")
+}
 
 // checkWaitInterval refuses a --wait --interval below minWaitInterval,
 // guessing the unit meant.

@@ -32,6 +32,7 @@ type rotateFlags struct {
 	skipInvalid  bool
 	wait         bool
 	interval     time.Duration
+	intervalSet  bool // --interval given
 	asJSON       bool
 	confirm      bool
 	ids          []string
@@ -63,6 +64,7 @@ circuit breaker pauses.
 		RunE: func(c *cobra.Command, ids []string) error {
 			f.ids = ids
 			f.graceSet = c.Flags().Changed("grace")
+			f.intervalSet = c.Flags().Changed("interval")
 			if err := f.check(); err != nil {
 				return err
 			}
@@ -108,6 +110,8 @@ func (f *rotateFlags) check() error {
 	case f.graceSet && f.grace == 0:
 		return usagef("--grace 0 would not revoke the old credentials at once but leave each instance its own grace; " +
 			"leave --grace out for that, or revoke them now, after the rotation, with 'rekey revocations expedite INSTANCE_ID'")
+	case f.intervalSet && !f.wait:
+		return errIntervalWithoutWait()
 	case checkWaitInterval(f.interval) != nil:
 		return checkWaitInterval(f.interval)
 	case f.plan && f.wait:
