@@ -36,19 +36,24 @@ func pathID(w http.ResponseWriter, r *http.Request, name string) (string, bool) 
 	return id, true
 }
 
-// noQuery answers 400 for a request that changes something and carries
-// a query string: those routes read no parameter, and one dropped without
-// a word (?dry_run=true) would have the request applied in full.
+// noQuery answers 400 for a request to a route that reads no query
+// parameter and carries one: dropped without a word, a ?dry_run=true
+// would have a change applied in full, and a ?code=... filter a list
+// answered whole, as the lists refuse a parameter they do not take.
 func noQuery(w http.ResponseWriter, r *http.Request) bool {
 	if r.URL.RawQuery == "" {
 		return true
 	}
-	name, _, _ := strings.Cut(r.URL.RawQuery, "=")
+	name, _, _ := strings.Cut(r.URL.RawQuery, "&")
+	name, _, _ = strings.Cut(name, "=")
 	if n, err := url.QueryUnescape(name); err == nil {
 		name = n
 	}
-	writeError(w, http.StatusBadRequest, fmt.Sprintf("%s %s takes no query parameters (got %q): send its fields in the JSON body; nothing was changed",
-		r.Method, r.URL.Path, clipID(name)))
+	after := ": send its fields in the JSON body; nothing was changed"
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		after = ""
+	}
+	writeError(w, http.StatusBadRequest, fmt.Sprintf("%s %s takes no query parameters (got %q)%s", r.Method, r.URL.Path, clipID(name), after))
 	return false
 }
 
@@ -171,6 +176,9 @@ func (s *server) writeGrantSpent(w http.ResponseWriter, r *http.Request, spent *
 
 // getInstance shows an instance's state: GET /api/v1/instances/{addon_id}.
 func (s *server) getInstance(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
 	if id, ok := pathID(w, r, "addon_id"); ok {
 		s.writeInstance(w, r, id)
 	}
@@ -216,6 +224,9 @@ func (s *server) writeInstance(w http.ResponseWriter, r *http.Request, id string
 
 // getBatch shows a batch's progress: GET /api/v1/batches/{batch_id}.
 func (s *server) getBatch(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
 	id, ok := pathID(w, r, "batch_id")
 	if !ok {
 		return
@@ -236,6 +247,9 @@ func (s *server) getBatch(w http.ResponseWriter, r *http.Request) {
 // [{"instance_id", "code"}], "unlisted"}, by code, then instance id; the ids to send
 // to POST /api/v1/rotations again once the failures' cause is fixed.
 func (s *server) getBatchFailed(w http.ResponseWriter, r *http.Request) {
+	if !noQuery(w, r) {
+		return
+	}
 	id, ok := pathID(w, r, "batch_id")
 	if !ok {
 		return

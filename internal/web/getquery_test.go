@@ -1,0 +1,37 @@
+package web_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// GET /api/v1/batches/{id}/failed, /api/v1/batches/{id} and
+// /api/v1/instances/{id} take no query parameter, and refuse one (400,
+// naming it) as the lists refuse one they do not take: a client filtering
+// the failures by ?code=retries_exhausted, as rekey batches failed --code
+// does, would otherwise get every failure and send them all to
+// POST /api/v1/rotations again.
+func TestSingleResourceRoutesRefuseQuery(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	var res struct {
+		BatchID string `json:"batch_id"`
+	}
+	f.api(http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-1"]}`).json(t, &res)
+	for _, path := range []string{
+		"/api/v1/batches/" + res.BatchID + "/failed?code=retries_exhausted",
+		"/api/v1/batches/" + res.BatchID + "?running=true",
+		"/api/v1/instances/inst-1?fields=id",
+	} {
+		resp := f.api(http.MethodGet, path, "")
+		name := path[strings.Index(path, "?")+1 : strings.Index(path, "=")]
+		if resp.status != http.StatusBadRequest || !strings.Contains(resp.body, `\"`+name+`\"`) {
+			t.Errorf("GET %s: %d %s, want 400 naming %q", path, resp.status, resp.body, name)
+		}
+	}
+	if resp := f.api(http.MethodGet, "/api/v1/batches/"+res.BatchID+"/failed", ""); resp.status != http.StatusOK {
+		t.Errorf("GET without a query: %d %s", resp.status, resp.body)
+	}
+}
