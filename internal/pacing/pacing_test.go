@@ -112,6 +112,15 @@ func (w *world) enqueue(t *testing.T, id string, opts ...asynq.Option) {
 }
 
 // until waits up to within for done.
+// releasedAndUnheld reports whether f released n rotations and nothing is
+// held any more. A release is counted when its task is enqueued, before its
+// id leaves the held set: a feeder stopped between the two leaves it held,
+// as a crash would, for the next feeder to drop.
+func releasedAndUnheld(t *testing.T, w *world, f *pacing.Feeder, n int64) bool {
+	held, _ := pacing.Held(t.Context(), w.r.Client)
+	return f.Stats().Released >= n && held == 0
+}
+
 func until(within time.Duration, done func() bool) {
 	for deadline := time.Now().Add(within); !done() && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
@@ -299,10 +308,7 @@ func TestFeederWaitsWhileTheQueueIsPaused(t *testing.T) {
 	if err := w.insp.UnpauseQueue(pacing.Queue); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for f.Stats().Released < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	until(5*time.Second, func() bool { return releasedAndUnheld(t, w, f, 2) })
 	stop()
 	if s := f.Stats(); s.Released != 2 || s.Dropped != 1 {
 		t.Errorf("after unpausing: %+v, want 2 released and the finished rotation's id dropped", s)
@@ -399,7 +405,7 @@ func TestFeederDropsAnIdReleasedBeforeACrash(t *testing.T) {
 	w.enqueue(t, ids[0])
 	f := w.feeder()
 	stop := run(t, f)
-	until(5*time.Second, func() bool { return f.Stats().Released >= 2 })
+	until(5*time.Second, func() bool { return releasedAndUnheld(t, w, f, 2) })
 	stop()
 	if s := f.Stats(); s.Released != 2 || s.Dropped != 1 {
 		t.Errorf("feeder stats %+v, want 2 released and the id released before dropped", s)
