@@ -41,11 +41,13 @@ func (r result) String() string {
 	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 }
 
-// buildRekey builds cmd/rekey with go build into dir.
+// buildRekey builds cmd/rekey with go build into dir, as a Heroku build
+// dyno does: without VCS information (no .git there), the commit set with
+// -ldflags instead.
 func buildRekey(t *testing.T, dir string) string {
 	t.Helper()
 	path := filepath.Join(dir, "rekey")
-	out, err := exec.Command("go", "build", "-ldflags", "-X main.commit="+testCommit, "-o", path, ".").CombinedOutput()
+	out, err := exec.Command("go", "build", "-buildvcs=false", "-ldflags", "-X main.commit="+testCommit, "-o", path, ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build ./cmd/rekey: %v\n%s", err, out)
 	}
