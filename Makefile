@@ -2,6 +2,13 @@
 GO ?= go
 PKGS := ./...
 
+# -trimpath: a package compiles to the same thing whatever directory the
+# repository is in, so a second clone (CI's, a worktree), and the copy the
+# README's Procfile test builds in, reuse what the build cache holds instead
+# of compiling the whole module again; the go commands tests run inherit it.
+# Added to the flags go env already holds, which the variable would replace.
+export GOFLAGS := $(strip $(shell $(GO) env GOFLAGS) -trimpath)
+
 .PHONY: test check vet fmt tidy race build bench fuzz
 
 ## test: static checks, then every test with the race detector against real Redis.
