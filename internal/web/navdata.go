@@ -74,6 +74,9 @@ type navHeader struct {
 	AppURL string
 	// CSRF, when set, adds the sign-out button, whose form needs it.
 	CSRF string
+	// InstanceID is the session's add-on, which the sign-out form names
+	// (formAddonField).
+	InstanceID string
 }
 
 // herokuDashboard is where the header's Heroku links lead.

@@ -146,6 +146,11 @@ func sessionFrom(ctx context.Context) session {
 	return sess
 }
 
+// formAddonField names, in every dashboard form, the add-on the page was
+// drawn for. It is only compared with the session's: a form is applied to
+// the session's add-on, which its CSRF token binds.
+const formAddonField = "addon_id"
+
 // maxDashboardForm bounds the body of a dashboard form; a larger one is
 // refused with 413.
 const maxDashboardForm = 64 << 10
@@ -199,6 +204,16 @@ func (s *server) requireSession(next http.HandlerFunc, csrf bool) http.Handler {
 				return
 			}
 			if !hexEqual(r.PostFormValue("csrf_token"), s.csrfToken(sess)) {
+				if id := r.PostFormValue(formAddonField); id != "" && id != sess.InstanceID {
+					// The page was drawn for another add-on than the one
+					// this browser signed in to since (another tab): the
+					// dashboard a reload shows is that other one's, so the
+					// page leads back to Heroku, not to it.
+					s.page(w, r, http.StatusForbidden, "Signed in to another add-on",
+						"Since this page was opened, this browser signed in to another add-on's dashboard, so nothing was changed. "+
+							"To act on this add-on, open its dashboard again from its page in the Heroku Dashboard.")
+					return
+				}
 				s.page(w, r.WithContext(withSession(r.Context(), sess)), http.StatusForbidden, "Form expired",
 					"This form could not be verified. Go back to the dashboard, reload it and try again.")
 				return

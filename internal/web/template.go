@@ -112,7 +112,7 @@ func (s *server) dashboardData(sess session, v instanceView, events []store.Even
 // nav is the navigation header of a signed-in page, with its sign-out button.
 func (s *server) nav(sess session, csrf string) navHeader {
 	h := newNavHeader(sess.Addon, sess.App)
-	h.CSRF = csrf
+	h.CSRF, h.InstanceID = csrf, sess.InstanceID
 	return h
 }
 
