@@ -489,6 +489,22 @@ type parser struct {
 
 func (p *parser) fail(err error) { p.errs = append(p.errs, err) }
 
+// maxShown is the longest refused value an error quotes.
+const maxShown = 64
+
+// shown is a refused value as its error quotes it, or a word saying why
+// it does not: a URL, a user@ or a password, a generated-looking token or
+// key pasted into the wrong variable (REKEY_ISSUER=postgres://admin:pw@…
+// for REKEY_POSTGRES_SERVERS, a secret for its neighbour) is a secret, and
+// start-up errors go to the dyno's log and every drain of it.
+func shown(v string) string {
+	if len(v) > maxShown || strings.Contains(v, "://") || strings.Contains(v, "@") || secret.LooksGenerated(v) {
+		return fmt.Sprintf("a value of %d bytes not quoted here, since it looks like a URL or a secret "+
+			"(was it meant for another variable?)", len(v))
+	}
+	return strconv.Quote(v)
+}
+
 func (p *parser) str(name, def string) string {
 	if v, ok := p.env(name); ok && strings.TrimSpace(v) != "" {
 		return strings.TrimSpace(v)
@@ -505,7 +521,7 @@ func (p *parser) integer(name string, def, lo, hi int) int {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
-		p.fail(fmt.Errorf("%s must be a whole number from %d to %d, got %q", name, lo, hi, v))
+		p.fail(fmt.Errorf("%s must be a whole number from %d to %d, got %s", name, lo, hi, shown(v)))
 	}
 	return n
 }
@@ -528,7 +544,7 @@ func (p *parser) fraction(name string, def float64) float64 {
 	}
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil || !(f > 0 && f <= 1) {
-		p.fail(fmt.Errorf("%s must be a fraction above 0 and at most 1, such as 0.5, got %q", name, v))
+		p.fail(fmt.Errorf("%s must be a fraction above 0 and at most 1, such as 0.5, got %s", name, shown(v)))
 	}
 	return f
 }
@@ -540,7 +556,7 @@ func (p *parser) boolean(name string, def bool) bool {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		p.fail(fmt.Errorf("%s must be true or false, got %q", name, v))
+		p.fail(fmt.Errorf("%s must be true or false, got %s", name, shown(v)))
 	}
 	return b
 }
@@ -552,7 +568,7 @@ func (p *parser) duration(name string, def, lo time.Duration) time.Duration {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < lo || d < 0 {
-		p.fail(fmt.Errorf("%s must be a duration such as 2h or 90m (at least %s), got %q%s", name, lo, v,
+		p.fail(fmt.Errorf("%s must be a duration such as 2h or 90m (at least %s), got %s%s", name, lo, shown(v),
 			printable.RefusedDurationHint(err, v)))
 	}
 	return d
@@ -565,7 +581,7 @@ func (p *parser) oneOf(name, def string, allowed ...string) string {
 			return v
 		}
 	}
-	p.fail(fmt.Errorf("%s must be one of %s, got %q", name, strings.Join(allowed, ", "), v))
+	p.fail(fmt.Errorf("%s must be one of %s, got %s", name, strings.Join(allowed, ", "), shown(v)))
 	return def
 }
 
@@ -592,7 +608,7 @@ func (p *parser) verifyRechecks(name string) []time.Duration {
 	for f := range strings.SplitSeq(v, ",") {
 		d, err := time.ParseDuration(strings.TrimSpace(f))
 		if err != nil || d <= 0 {
-			p.fail(fmt.Errorf("%s must be positive durations separated by commas, such as 1s,2s, or none; got %q", name, v))
+			p.fail(fmt.Errorf("%s must be positive durations separated by commas, such as 1s,2s, or none; got %s", name, shown(v)))
 			return slices.Clone(def)
 		}
 		if d > MaxVerifyRecheckTime-total { // compared so, the sum cannot overflow
@@ -602,7 +618,7 @@ func (p *parser) verifyRechecks(name string) []time.Duration {
 		out, total = append(out, d), total+d
 	}
 	if len(out) > MaxVerifyRechecks || total > MaxVerifyRecheckTime {
-		p.fail(fmt.Errorf("%s must be at most %d waits of %s in all, got %q", name, MaxVerifyRechecks, MaxVerifyRecheckTime, v))
+		p.fail(fmt.Errorf("%s must be at most %d waits of %s in all, got %s", name, MaxVerifyRechecks, MaxVerifyRecheckTime, shown(v)))
 		return slices.Clone(def)
 	}
 	return out
@@ -629,7 +645,7 @@ func (p *parser) hourWindow(name string) string {
 	end, err2 := strconv.Atoi(b)
 	if !ok || err1 != nil || err2 != nil || start < 0 || start > 23 || end < 1 || end > 24 ||
 		start == end || start == 0 && end == 24 {
-		p.fail(fmt.Errorf("%s must be hours of the day in UTC as HH-HH, such as 02-05 (22-04 spans midnight), got %q", name, v))
+		p.fail(fmt.Errorf("%s must be hours of the day in UTC as HH-HH, such as 02-05 (22-04 spans midnight), got %s", name, shown(v)))
 		return ""
 	}
 	return fmt.Sprintf("%02d-%02d", start, end)
