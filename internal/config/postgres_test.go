@@ -16,11 +16,16 @@ func TestPostgresVariablesAreNamedAndNeverEchoed(t *testing.T) {
 		"REKEY_POSTGRES_SERVERS":      {"REKEY_POSTGRES_SERVERS": `{"main":"mysql://admin:` + password + `@db"}`},
 		"REKEY_POSTGRES_SERVERS_FILE": {"REKEY_POSTGRES_SERVERS_FILE": filepath.Join(t.TempDir(), "missing.json")},
 		"REKEY_POSTGRES_KEY":          {"REKEY_POSTGRES_KEY": "c2hvcnQ="},
+		// The id and the URL written the wrong way round.
+		"REKEY_POSTGRES_SERVERS swapped": {"REKEY_POSTGRES_SERVERS": `{"postgres://admin:` + password + `@db/postgres":"main"}`},
+		"REKEY_POSTGRES_SERVERS swapped object": {"REKEY_POSTGRES_SERVERS": `{"postgres://admin:` + password +
+			`@db/postgres":{"admin_url":"main"}}`},
 	}
 	for name, vars := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			_, err := config.Load(env(vars))
+			name, _, _ := strings.Cut(name, " ")
 			if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), password) {
 				t.Fatalf("Load() = %v, want an error naming %s without the password", err, name)
 			}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/rekeyhq/rekey/internal/secret"
 )
@@ -71,6 +72,13 @@ func ParseServers(data []byte) ([]Server, error) {
 
 func newServer(id string, e serverEntry) (Server, error) {
 	if !serverIDPattern.MatchString(id) {
+		if strings.ContainsAny(id, ":@/") || secret.LooksGenerated(id) {
+			// A URL where the id goes, the JSON written the wrong way
+			// round ({"postgres://admin:pw@host/db": "main"}): its
+			// password is not quoted.
+			return Server{}, errors.New("has a server id that looks like a URL or a secret (not quoted here): " +
+				"write it as {\"ID\": \"postgres://user:password@host/db\"}, the id first, in lowercase letters, digits, '-' and '_'")
+		}
 		return Server{}, fmt.Errorf("server id %q is not valid: use lowercase letters, digits, '-' and '_'", id)
 	}
 	u, err := url.Parse(e.AdminURL)
