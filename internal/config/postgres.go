@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/rekeyhq/rekey/internal/issuer/pgissuer"
 )
@@ -25,9 +26,16 @@ func (p *parser) postgresServers() []pgissuer.Server {
 		p.fail(errors.New("set REKEY_POSTGRES_SERVERS or REKEY_POSTGRES_SERVERS_FILE, not both"))
 		return nil
 	case file != "":
+		if strings.HasPrefix(file, "{") || strings.Contains(file, "://") {
+			// The servers themselves, given where their file's path goes:
+			// not quoted, they hold admin passwords.
+			p.fail(errors.New("REKEY_POSTGRES_SERVERS_FILE names a file holding the servers' JSON, and this value " +
+				"(not quoted here: it may hold a password) is the JSON or a URL itself: set it as REKEY_POSTGRES_SERVERS instead"))
+			return nil
+		}
 		b, err := os.ReadFile(file)
 		if err != nil {
-			p.fail(fmt.Errorf("REKEY_POSTGRES_SERVERS_FILE: cannot read %s", file))
+			p.fail(fmt.Errorf("REKEY_POSTGRES_SERVERS_FILE: cannot read %s", shown(file)))
 			return nil
 		}
 		name, data = "REKEY_POSTGRES_SERVERS_FILE", b

@@ -16,6 +16,9 @@ func TestPostgresVariablesAreNamedAndNeverEchoed(t *testing.T) {
 		"REKEY_POSTGRES_SERVERS":      {"REKEY_POSTGRES_SERVERS": `{"main":"mysql://admin:` + password + `@db"}`},
 		"REKEY_POSTGRES_SERVERS_FILE": {"REKEY_POSTGRES_SERVERS_FILE": filepath.Join(t.TempDir(), "missing.json")},
 		"REKEY_POSTGRES_KEY":          {"REKEY_POSTGRES_KEY": "c2hvcnQ="},
+		// The JSON given where its file's path goes.
+		"REKEY_POSTGRES_SERVERS_FILE inline": {"REKEY_POSTGRES_SERVERS_FILE": `{"main":"postgres://admin:` + password + `@db/postgres"}`},
+		"REKEY_POSTGRES_SERVERS_FILE url":    {"REKEY_POSTGRES_SERVERS_FILE": "postgres://admin:" + password + "@db/postgres"},
 		// The id and the URL written the wrong way round.
 		"REKEY_POSTGRES_SERVERS swapped": {"REKEY_POSTGRES_SERVERS": `{"postgres://admin:` + password + `@db/postgres":"main"}`},
 		"REKEY_POSTGRES_SERVERS swapped object": {"REKEY_POSTGRES_SERVERS": `{"postgres://admin:` + password +
