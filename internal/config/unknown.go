@@ -44,8 +44,8 @@ var herokuMetadata = []string{"HEROKU_APP_", "HEROKU_DYNO_", "HEROKU_RELEASE_", 
 // that looks like a setting of rekey's but is not one it reads: a name
 // starting with REKEY_ (in any case) that is not exactly a setting's,
 // naming the setting it is closest to when one is within two typos, and a
-// name within two typos of REDIS_URL or of a HEROKU_ variable rekey reads
-// (HEROKU_API_ULR, redis_url). Such a setting is otherwise ignored without
+// name within two typos of REDIS_URL, of a HEROKU_ variable rekey reads
+// (HEROKU_API_ULR, redis_url) or of a REKEY_ setting (REKY_MAX_GRACE). Such a setting is otherwise ignored without
 // a word: REKEY_GRACEE=2h leaves the grace at its default. Names of rekey's
 // test harness (REKEY_TEST_) and Heroku's dyno metadata are left alone.
 func Unknown(names []string) []string {
@@ -58,7 +58,13 @@ func Unknown(names []string) []string {
 			continue
 		}
 		if !strings.HasPrefix(upper, settingPrefix) {
-			if near := Nearest(upper, shared); near != "" {
+			// A REKEY_ setting with its prefix misspelt (REKY_MAX_GRACE)
+			// is as ignored as one misspelt after it.
+			near := Nearest(upper, shared)
+			if near == "" {
+				near = Nearest(upper, known)
+			}
+			if near != "" {
 				out = append(out, name+" is not a setting rekey reads; it is ignored"+didYouMean(name, near))
 			}
 			continue

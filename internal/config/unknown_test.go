@@ -67,3 +67,17 @@ func TestUnknownNamesMisspeltSharedAndMiscasedSettings(t *testing.T) {
 		t.Errorf("Unknown = %q\nwant %q", got, want)
 	}
 }
+
+// A REKEY_ setting whose prefix is misspelt (REKY_MAX_GRACE, REKEYGRACE)
+// is ignored like any other misspelling, and named as one.
+func TestUnknownNamesSettingsWithAMisspeltPrefix(t *testing.T) {
+	t.Parallel()
+	got := config.Unknown([]string{"REKY_MAX_GRACE", "REKEYGRACE", "REKEY_GRACE", "KEY_GRACE_X", "PATH", "DATABASE_URL"})
+	want := []string{
+		"REKY_MAX_GRACE is not a setting rekey reads; it is ignored (did you mean REKEY_MAX_GRACE?)",
+		"REKEYGRACE is not a setting rekey reads; it is ignored (did you mean REKEY_GRACE?)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Unknown = %q\nwant %q", got, want)
+	}
+}
