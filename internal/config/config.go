@@ -321,6 +321,12 @@ func (c *Config) RequireWorker() error {
 	if !c.AddonPassword.IsZero() && c.AddonID == "" {
 		errs = append(errs, errors.New("HEROKU_ADDON_ID must be set with HEROKU_ADDON_PASSWORD"))
 	}
+	if c.AddonID != "" && c.AddonPassword.IsZero() {
+		// The worker has no V1 credentials then, and every V1 instance's
+		// push fails, rotation after rotation.
+		errs = append(errs, errors.New("HEROKU_ADDON_PASSWORD must be set with HEROKU_ADDON_ID (V1): without it "+
+			"every V1 instance's rotation fails; unset HEROKU_ADDON_ID if no instance is V1"))
+	}
 	if c.Issuer == IssuerHTTP && (c.IssuerURL == "" || c.IssuerSecret.IsZero()) {
 		errs = append(errs, errors.New("REKEY_ISSUER_URL and REKEY_ISSUER_SECRET must be set when REKEY_ISSUER is http"))
 	}

@@ -104,6 +104,11 @@ func TestRequireNamesWhatIsMissing(t *testing.T) {
 		{"worker without heroku credentials", with(nil), (*config.Config).RequireWorker, "HEROKU_OAUTH_CLIENT_SECRET"},
 		{"worker without issuer url", with(map[string]string{"HEROKU_OAUTH_CLIENT_SECRET": "s"}), (*config.Config).RequireWorker, "REKEY_ISSUER_URL"},
 		{"web without token", with(nil), (*config.Config).RequireWeb, "REKEY_API_TOKEN"},
+		// V1's pair with its password missing (misspelt, or left out): with
+		// an OAuth secret the worker would start and fail every V1 push.
+		{"worker with a V1 id and no password", with(map[string]string{"HEROKU_OAUTH_CLIENT_SECRET": "s",
+			"REKEY_ISSUER_URL": "https://issuer.example.com", "REKEY_ISSUER_SECRET": "0123456789abcdef0123",
+			"HEROKU_ADDON_ID": "myaddon"}), (*config.Config).RequireWorker, "HEROKU_ADDON_PASSWORD"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
