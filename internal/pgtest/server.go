@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/rekeyhq/rekey/internal/testdirs"
 )
 
 // adminRole is the superuser of a private server.
@@ -59,7 +61,7 @@ func startPrivate() (*source, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "pgtest-")
+	dir, err := testdirs.Make("pgtest-")
 	if err != nil {
 		return nil, err
 	}

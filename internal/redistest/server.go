@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rekeyhq/rekey/internal/testdirs"
 )
 
 // privateDatabases is how many databases the private server offers, so that
@@ -178,7 +180,7 @@ func runServer(port, databases int, args []string, tlsCfg *tls.Config) (string, 
 	if err != nil {
 		return "", nil, fmt.Errorf("redis-server not on PATH")
 	}
-	dir, err := os.MkdirTemp("", "redistest-")
+	dir, err := testdirs.Make("redistest-")
 	if err != nil {
 		return "", nil, err
 	}
