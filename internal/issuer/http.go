@@ -253,7 +253,7 @@ func (h *HTTP) verifyOnce(ctx context.Context, u, instanceID, credentialID strin
 		return err
 	case ok2xx(a.status) && a.htmlPage() && (again || !errors.Is(h.verified.notFound(ctx, h.now()), ErrVerifyUnsupported)):
 		return &Error{Op: "verify", Status: a.status, Code: CodePageAnswer}
-	case ok2xx(a.status) && (a.saysFailed("valid", "works") || a.saysTrue("revoked")):
+	case ok2xx(a.status) && a.fields().saysNotWorking():
 		// A 2xx whose body says it failed, or that the credential does
 		// not work (an issuer answering the credential's state: "valid"
 		// or "works" false, "revoked" true), is no word that it works:
@@ -305,7 +305,7 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 	case ok2xx(a.status) && a.htmlPage():
 		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status,
 			&Error{Op: "revoke", Status: a.status, Code: CodePageAnswer})
-	case ok2xx(a.status) && a.saysFailed("revoked"):
+	case ok2xx(a.status) && a.fields().saysFailed("revoked"):
 		// A 2xx whose body says it failed (an API that answers every call
 		// 200 and puts its error in the body): not a revocation, unless
 		// verify says the credential no longer works.
@@ -454,22 +454,52 @@ func (a answer) page() bool {
 	return err == nil && (mt == "text/html" || mt == "application/xhtml+xml")
 }
 
-// saysFailed reports whether the answer's body is a JSON object that says
-// the call failed: an "error" or "errors" that is not empty (nor the
-// number 0, a count or code of none), "ok", "success" or one of also set
-// to false, or a "status" of "error", "fail", "failed" or "failure"
-// (JSend's, in any case). A 2xx is the contract's "revoked"
-// (or "works"); a body that says otherwise makes it ambiguous, and rekey
-// never records a revocation, nor pushes, on an ambiguous answer (I1, I3).
-// A DELETE's answer is also asked for "revoked": to verify, "revoked":
-// false says the credential works.
-func (a answer) saysFailed(also ...string) bool {
-	var v map[string]json.RawMessage
+// fields is an answer's body read as a JSON object (a byte-order mark
+// before it looked past), its values as written; nil when it is none.
+type fields map[string]json.RawMessage
+
+// fields reads the answer's body once, for saysFailed and saysTrue.
+func (a answer) fields() fields {
+	var v fields
 	if json.Unmarshal(bytes.TrimPrefix(bytes.TrimSpace(a.body), utf8BOM), &v) != nil {
+		return nil
+	}
+	return v
+}
+
+// flag reads key as a boolean: JSON's true and false, or the strings
+// "true" and "false" in any case, spaces trimmed, as issuers that write
+// every value as a string answer. ok is false for any other value, or none.
+func (f fields) flag(key string) (value, ok bool) {
+	raw := bytes.TrimSpace(f[key])
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		raw = []byte(strings.ToLower(strings.TrimSpace(s)))
+	}
+	switch string(raw) {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	return false, false
+}
+
+// saysFailed reports whether the body is a JSON object that says the call
+// failed: an "error" or "errors" that is not empty (nor the number 0, a
+// count or code of none), "ok", "success" or one of also set to false
+// (flag: "false" too), or a "status" of "error", "fail", "failed" or
+// "failure" (JSend's, in any case). A 2xx is the contract's "revoked" (or
+// "works"); a body that says otherwise makes it ambiguous, and rekey never
+// records a revocation, nor pushes, on an ambiguous answer (I1, I3). A
+// DELETE's answer is also asked for "revoked": to verify, "revoked": false
+// says the credential works.
+func (f fields) saysFailed(also ...string) bool {
+	if f == nil {
 		return false
 	}
 	for _, k := range []string{"error", "errors"} {
-		raw := bytes.TrimSpace(v[k])
+		raw := bytes.TrimSpace(f[k])
 		var n float64
 		switch string(raw) {
 		case "", "null", "false", `""`, "[]", "{}":
@@ -483,14 +513,14 @@ func (a answer) saysFailed(also ...string) bool {
 		}
 	}
 	for _, k := range append([]string{"ok", "success"}, also...) {
-		if string(bytes.TrimSpace(v[k])) == "false" {
+		if v, ok := f.flag(k); ok && !v {
 			return true
 		}
 	}
 	// JSend and APIs like it answer 200 and say in "status" that the call
 	// failed.
 	var status string
-	if json.Unmarshal(v["status"], &status) == nil {
+	if json.Unmarshal(f["status"], &status) == nil {
 		switch strings.ToLower(strings.TrimSpace(status)) {
 		case "error", "fail", "failed", "failure":
 			return true
@@ -499,14 +529,18 @@ func (a answer) saysFailed(also ...string) bool {
 	return false
 }
 
-// saysTrue reports whether the answer's body is a JSON object whose key
-// is set to true.
-func (a answer) saysTrue(key string) bool {
-	var v map[string]json.RawMessage
-	if json.Unmarshal(bytes.TrimPrefix(bytes.TrimSpace(a.body), utf8BOM), &v) != nil {
-		return false
-	}
-	return string(bytes.TrimSpace(v[key])) == "true"
+// saysTrue reports whether the body is a JSON object whose key is set to
+// true (flag: "true" too).
+func (f fields) saysTrue(key string) bool {
+	v, ok := f.flag(key)
+	return ok && v
+}
+
+// saysNotWorking reports whether a verify answer's body says the call
+// failed, or that the credential does not work: "valid" or "works" false,
+// "revoked" true (an issuer answering the credential's state).
+func (f fields) saysNotWorking() bool {
+	return f.saysFailed("valid", "works") || f.saysTrue("revoked")
 }
 
 // htmlPage reports whether the answer's body itself reads as an HTML page,

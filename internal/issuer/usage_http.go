@@ -46,7 +46,7 @@ func (h *HTTP) Usage(ctx context.Context, instanceID, credentialID string) (Usag
 		return Usage{}, ErrUsageUnsupported
 	case !ok2xx(a.status):
 		return Usage{}, answerError("usage", a.status, a.body)
-	case a.saysFailed():
+	case a.fields().saysFailed():
 		// A 2xx whose body says it failed carries no last_used_at, which
 		// would read as "never used": no evidence either way, so a hold
 		// keeps its last.
