@@ -33,7 +33,7 @@ const (
 	CodeNotFoundPage   = "not_found_page"           // a 404 that came as a page, on DELETE or to a verify that must answer: not the issuer's word
 	CodePageAnswer     = "page_answer"              // a 2xx or 4xx page to DELETE, a 4xx page to a mint, or a 2xx page to a verify the issuer must answer: not the issuer's word
 	CodeStillWorks     = "still_works"              // a 404 or a page to DELETE while the issuer's verify says the credential works
-	CodeErrorAnswer    = "error_answer"             // a 2xx to DELETE, verify or usage whose JSON body says it failed (an error, "ok": false)
+	CodeErrorAnswer    = "error_answer"             // a 2xx to DELETE, verify or usage whose JSON body says it failed (an error, "ok": false), or to DELETE a text naming a failure
 	codeStatusFallback = "status_"                  // prefix for a status Go has no name for
 )
 

@@ -305,10 +305,11 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 	case ok2xx(a.status) && a.htmlPage():
 		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status,
 			&Error{Op: "revoke", Status: a.status, Code: CodePageAnswer})
-	case ok2xx(a.status) && a.fields().saysFailed("revoked"):
+	case ok2xx(a.status) && (a.fields().saysFailed("revoked") || a.errorText()):
 		// A 2xx whose body says it failed (an API that answers every call
-		// 200 and puts its error in the body): not a revocation, unless
-		// verify says the credential no longer works.
+		// 200 and puts its error in the body, as JSON or as a text naming
+		// a failure): not a revocation, unless verify says the credential
+		// no longer works.
 		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status,
 			&Error{Op: "revoke", Status: a.status, Code: CodeErrorAnswer})
 	case ok2xx(a.status):
@@ -542,6 +543,53 @@ func (f fields) saysTrue(key string) bool {
 func (f fields) saysNotWorking() bool {
 	return f.saysFailed("valid", "works") || f.saysTrue("revoked")
 }
+
+// errorText reports whether the answer's body, not JSON but for a JSON
+// string, is a text naming a failure as a whole: one of failureTexts, in
+// any case, spaces collapsed and a closing '.' or '!' dropped, maybe after
+// an error status ("500 Internal Server Error") and maybe followed by ':'
+// and a reason ("Error: credential locked"). A framework or proxy answering
+// every call 200 writes its error so. The rule is narrow on purpose: a
+// text that names no failure as its first words ("OK", "revoked",
+// "credential revoked, no error"), or an empty body, is the contract's 2xx.
+func (a answer) errorText() bool {
+	body := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(a.body), utf8BOM))
+	if len(body) == 0 || len(body) > 1024 {
+		return false
+	}
+	text := string(body)
+	if json.Valid(body) {
+		if json.Unmarshal(body, &text) != nil {
+			return false // JSON, but no string: saysFailed's to read
+		}
+	}
+	text = strings.ToLower(strings.Join(strings.Fields(text), " "))
+	if code, rest, ok := strings.Cut(text, " "); ok && len(code) == 3 && code >= "400" && code <= "599" &&
+		strings.Trim(code, "0123456789") == "" {
+		text = rest
+	}
+	if head, _, ok := strings.Cut(text, ":"); ok {
+		text = head
+	}
+	text = strings.TrimRight(text, ".! ")
+	return slices.Contains(failureTexts, text)
+}
+
+// failureTexts are the texts errorText reads as a failure: plain words, and
+// the reason phrases of 4xx and 5xx statuses (but "not found" and "gone",
+// which name a credential the issuer does not have: the contract's
+// revoked).
+var failureTexts = func() []string {
+	t := []string{"error", "err", "failed", "fail", "failure", "not ok", "server error", "not authorized",
+		"not authorised", "unauthorised", "access denied", "permission denied", "denied", "invalid signature",
+		"bad signature", "invalid request", "timeout", "timed out"}
+	for code := 400; code <= 599; code++ {
+		if p := strings.ToLower(http.StatusText(code)); p != "" && code != http.StatusNotFound && code != http.StatusGone {
+			t = append(t, p)
+		}
+	}
+	return t
+}()
 
 // htmlPage reports whether the answer's body itself reads as an HTML page,
 // whatever its Content-Type says. A 2xx is judged so, not by page: Express
