@@ -345,7 +345,9 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 // words:
 //   - 409, 410 or 422, not a page: the credential does not work, so it is
 //     revoked, whatever stood in front of the DELETE;
-//   - a 2xx that is not a page: the credential works, so the DELETE did
+//   - a 2xx that is not a page whose body says the credential does not
+//     work, and nothing else (fields.saysGone): revoked, as above;
+//   - any other 2xx that is not a page: the credential works, so the DELETE did
 //     not reach the issuer (I3): CodeStillWorks, retried; unless verify
 //     says the same of a credential that cannot exist (worksForAny);
 //   - a 5xx, a 3xx, a 408, 425 or 429 (come back later: a gateway that
@@ -364,6 +366,12 @@ func (h *HTTP) confirmRevoked(ctx context.Context, u, instanceID, credentialID s
 	case err != nil:
 		return err
 	case doesNotWork(v.status) && !v.page():
+		return nil
+	case ok2xx(v.status) && !v.htmlPage() && v.fields().saysGone():
+		// The issuer's 2xx answering the credential's state ("valid":
+		// false): its word that the credential does not work, as a 409,
+		// 410 or 422 is. Read as "works", the revocation stayed
+		// still_works for ever, whatever the issuer said.
 		return nil
 	case ok2xx(v.status) && !v.htmlPage():
 		stub, err := h.worksForAny(ctx, instanceID)
@@ -590,6 +598,35 @@ var failureTexts = func() []string {
 	}
 	return t
 }()
+
+// saysGone reports whether a verify answer's body says, in the issuer's
+// own words, that the credential does not work: "valid" or "works" false,
+// or "revoked" true (flag), with no key saying it works ("valid" or
+// "works" true, "revoked" false) or unread as a boolean, and no failure of the call (saysFailed:
+// an "error", "ok" false, a "status" of "error"). Such an answer says what
+// a 409, 410 or 422 says; one that says both, or that the call failed, is
+// ambiguous: no word on the credential.
+func (f fields) saysGone() bool {
+	if f.saysFailed() {
+		return false
+	}
+	gone := false
+	for _, k := range []string{"valid", "works", "revoked"} {
+		v, ok := f.flag(k)
+		switch _, present := f[k]; {
+		case !present:
+			continue
+		case !ok: // "valid": "yes", null: no reading it
+			return false
+		}
+		if v == (k == "revoked") {
+			gone = true
+		} else {
+			return false
+		}
+	}
+	return gone
+}
 
 // htmlPage reports whether the answer's body itself reads as an HTML page,
 // whatever its Content-Type says. A 2xx is judged so, not by page: Express
