@@ -349,7 +349,8 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 //     work, and nothing else (fields.saysGone): revoked, as above;
 //   - any other 2xx that is not a page: the credential works, so the DELETE did
 //     not reach the issuer (I3): CodeStillWorks, retried; unless verify
-//     says the same of a credential that cannot exist (worksForAny);
+//     says the same of a credential that cannot exist (worksForAny: a
+//     probe saying that one does not work is no stub's answer);
 //   - a 5xx, a 3xx, a 408, 425 or 429 (come back later: a gateway that
 //     throttles verify while it answers the DELETE 404), or no answer: the
 //     question is open, and the revocation is tried again rather than
@@ -374,7 +375,7 @@ func (h *HTTP) confirmRevoked(ctx context.Context, u, instanceID, credentialID s
 		// still_works for ever, whatever the issuer said.
 		return nil
 	case ok2xx(v.status) && !v.htmlPage():
-		stub, err := h.worksForAny(ctx, instanceID)
+		stub, err := h.worksForAny(ctx, instanceID, v.fields().saysNotWorking())
 		switch {
 		case err != nil:
 			return err
@@ -389,12 +390,17 @@ func (h *HTTP) confirmRevoked(ctx context.Context, u, instanceID, credentialID s
 }
 
 // worksForAny asks verify about a credential id that no issuer minted (a
-// random one) and reports whether it says that one works too: then its
-// "works" says nothing (a stub that answers 200 to every verify, which
-// passes every check of a freshly minted credential), and a DELETE's 404
-// keeps the meaning the contract gives it, revoked, rather than be retried
-// for ever. A 5xx, a 3xx or no answer is an error: asked again later.
-func (h *HTTP) worksForAny(ctx context.Context, instanceID string) (bool, error) {
+// random one) and reports whether it answers that one as it answered the
+// credential: a 2xx that is no page, whose body says the call failed or
+// the credential does not work (fields.saysNotWorking) if, and only if,
+// the credential's did (failed). Then its answer says nothing (a stub that
+// answers 200 to every verify, which passes every check of a freshly
+// minted credential), and a DELETE's 404 keeps the meaning the contract
+// gives it, revoked, rather than be retried for ever. A probe answered
+// {"valid": false} or with an error where the credential's answer said it
+// works is an issuer telling credentials apart, no stub: its "works"
+// stands. A 5xx, a 3xx or no answer is an error: asked again later.
+func (h *HTTP) worksForAny(ctx context.Context, instanceID string, failed bool) (bool, error) {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	probe := "rekey_probe_" + hex.EncodeToString(b[:])
@@ -406,7 +412,7 @@ func (h *HTTP) worksForAny(ctx context.Context, instanceID string) (bool, error)
 	case v.status >= 300 && v.status <= 399, v.status >= 500:
 		return false, answerError("revoke", v.status, nil)
 	}
-	return ok2xx(v.status) && !v.htmlPage(), nil
+	return ok2xx(v.status) && !v.htmlPage() && v.fields().saysNotWorking() == failed, nil
 }
 
 // credentialBody is the body of verify and revoke. It names the credential

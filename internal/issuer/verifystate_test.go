@@ -72,3 +72,30 @@ func TestRevokeConfirmedByAVerifySayingTheCredentialDoesNotWork(t *testing.T) {
 		}
 	}
 }
+
+// The random id's probe (a stub's check) answered 2xx saying that id does
+// not work ({"valid": false}, or an error in the body), while verify said
+// cred_1 works: the issuer tells credentials apart, and its "works" for
+// cred_1 stands: the DELETE's 404 never reached it, retried (still_works).
+// It was read as the stub's "works for any", and the 404 recorded a
+// revocation while the credential kept working (I3).
+func TestRevoke404WithAProbeAnswered2xxThatItDoesNotWork(t *testing.T) {
+	t.Parallel()
+	del := reply{404, "application/json", `{"message":"Not Found"}`}
+	works := reply{200, "application/json", `{"credential_id":"cred_1","valid":true}`}
+	for _, probe := range []reply{
+		{200, "application/json", `{"valid":false}`},
+		{200, "application/json", `{"revoked":"true"}`},
+		{200, "application/json", `{"ok":false,"error":"unknown_credential"}`},
+	} {
+		_, err := revokeAgainstProbed(t, del, works, probe)
+		var e *issuer.Error
+		if !errors.As(err, &e) || e.Code != issuer.CodeStillWorks || !issuer.IsTransient(err) {
+			t.Errorf("probe answered 200 %s: Revoke = %v, want a transient still_works", probe.body, err)
+		}
+	}
+	// The same answer for every id is a stub's, as before.
+	if _, err := revokeAgainstProbed(t, del, works, works); err != nil {
+		t.Errorf("probe answered as cred_1: Revoke = %v, want revoked", err)
+	}
+}
