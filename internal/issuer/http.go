@@ -253,11 +253,12 @@ func (h *HTTP) verifyOnce(ctx context.Context, u, instanceID, credentialID strin
 		return err
 	case ok2xx(a.status) && a.htmlPage() && (again || !errors.Is(h.verified.notFound(ctx, h.now()), ErrVerifyUnsupported)):
 		return &Error{Op: "verify", Status: a.status, Code: CodePageAnswer}
-	case ok2xx(a.status) && a.fields().saysNotWorking():
-		// A 2xx whose body says it failed, or that the credential does
-		// not work (an issuer answering the credential's state: "valid"
-		// or "works" false, "revoked" true), is no word that it works:
-		// never pushed on it, asked again later.
+	case ok2xx(a.status) && a.saysNotWorking():
+		// A 2xx whose body says it failed (as JSON or as a text naming a
+		// failure), or that the credential does not work (an issuer
+		// answering the credential's state: "valid" or "works" false,
+		// "revoked" true), is no word that it works: never pushed on it,
+		// asked again later.
 		return &Error{Op: "verify", Status: a.status, Code: CodeErrorAnswer}
 	case ok2xx(a.status):
 		// A page (a catch-all route's, a router's) is no verify answer
@@ -375,7 +376,7 @@ func (h *HTTP) confirmRevoked(ctx context.Context, u, instanceID, credentialID s
 		// still_works for ever, whatever the issuer said.
 		return nil
 	case ok2xx(v.status) && !v.htmlPage():
-		stub, err := h.worksForAny(ctx, instanceID, v.fields().saysNotWorking())
+		stub, err := h.worksForAny(ctx, instanceID, v.saysNotWorking())
 		switch {
 		case err != nil:
 			return err
@@ -392,7 +393,7 @@ func (h *HTTP) confirmRevoked(ctx context.Context, u, instanceID, credentialID s
 // worksForAny asks verify about a credential id that no issuer minted (a
 // random one) and reports whether it answers that one as it answered the
 // credential: a 2xx that is no page, whose body says the call failed or
-// the credential does not work (fields.saysNotWorking) if, and only if,
+// the credential does not work (answer.saysNotWorking) if, and only if,
 // the credential's did (failed). Then its answer says nothing (a stub that
 // answers 200 to every verify, which passes every check of a freshly
 // minted credential), and a DELETE's 404 keeps the meaning the contract
@@ -412,7 +413,7 @@ func (h *HTTP) worksForAny(ctx context.Context, instanceID string, failed bool) 
 	case v.status >= 300 && v.status <= 399, v.status >= 500:
 		return false, answerError("revoke", v.status, nil)
 	}
-	return ok2xx(v.status) && !v.htmlPage() && v.fields().saysNotWorking() == failed, nil
+	return ok2xx(v.status) && !v.htmlPage() && v.saysNotWorking() == failed, nil
 }
 
 // credentialBody is the body of verify and revoke. It names the credential
@@ -552,10 +553,12 @@ func (f fields) saysTrue(key string) bool {
 }
 
 // saysNotWorking reports whether a verify answer's body says the call
-// failed, or that the credential does not work: "valid" or "works" false,
-// "revoked" true (an issuer answering the credential's state).
-func (f fields) saysNotWorking() bool {
-	return f.saysFailed("valid", "works") || f.saysTrue("revoked")
+// failed, as JSON or as a text naming a failure (errorText), or that the
+// credential does not work: "valid" or "works" false, "revoked" true (an
+// issuer answering the credential's state).
+func (a answer) saysNotWorking() bool {
+	f := a.fields()
+	return f.saysFailed("valid", "works") || f.saysTrue("revoked") || (f == nil && a.errorText())
 }
 
 // errorText reports whether the answer's body, not JSON but for a JSON

@@ -34,3 +34,26 @@ func TestVerifyAnsweredThatTheCredentialDoesNotWorkIsNoYes(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyAnsweredAnErrorTextIsNoYes: a verify answered 2xx with a text
+// naming a failure (a framework answering every call 200 and writing its
+// error as text) says nothing about the credential: rekey never pushes on
+// it, as it pushes on no JSON body saying the call failed.
+func TestVerifyAnsweredAnErrorTextIsNoYes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, body := range []string{"Internal Server Error", "error", "500 Internal Server Error\n", "Error: issuer database down"} {
+		s := &scripted{status: http.StatusOK, body: body, header: "text/plain"}
+		var e *issuer.Error
+		err := scriptedIssuer(t, s).Verify(ctx, "inst-1", "cred_1")
+		if !errors.As(err, &e) || e.Code != issuer.CodeErrorAnswer || !issuer.IsTransient(err) {
+			t.Errorf("verify answered 200 %q: %v, want a transient error_answer", body, err)
+		}
+	}
+	for _, body := range []string{"OK", "valid", ""} {
+		s := &scripted{status: http.StatusOK, body: body, header: "text/plain"}
+		if err := scriptedIssuer(t, s).Verify(ctx, "inst-1", "cred_1"); err != nil {
+			t.Errorf("verify answered 200 %q: %v, want it works", body, err)
+		}
+	}
+}
