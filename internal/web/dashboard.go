@@ -57,6 +57,10 @@ var notices = map[string]string{
 func (s *server) dashboard(w http.ResponseWriter, r *http.Request) {
 	sess := sessionFrom(r.Context())
 	v, err := s.loadView(r.Context(), sess.InstanceID)
+	if errors.Is(err, store.ErrNotFound) {
+		s.page(w, r, http.StatusNotFound, "Add-on no longer known", goneSentence)
+		return
+	}
 	if err != nil {
 		s.instanceMissing(w, r, err)
 		return
@@ -87,12 +91,27 @@ type statusJSON struct {
 	Timeline            []entry           `json:"timeline"`
 }
 
+// goneSentence is the status of an add-on the session signed in to whose
+// record is gone: deprovisioned, its records expired after the audit
+// retention.
+const goneSentence = "This add-on is no longer known to the credential service: it was deprovisioned and its records were removed. Nothing more happens to its credentials here."
+
+// goneJSON answers the status poll of an add-on whose record is gone:
+// Gone tells the page's script to show Status and stop polling.
+type goneJSON struct {
+	Error  string `json:"error"`
+	Gone   bool   `json:"gone"`
+	Status string `json:"status"`
+	Busy   bool   `json:"busy"`
+}
+
 // dashboardStatus answers the progress as JSON: GET /dashboard/status.
 func (s *server) dashboardStatus(w http.ResponseWriter, r *http.Request) {
 	sess := sessionFrom(r.Context())
 	v, err := s.loadView(r.Context(), sess.InstanceID)
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "this add-on is not registered")
+		// The session proves it was registered when the customer signed in.
+		writeJSON(w, http.StatusNotFound, goneJSON{Error: "this add-on is not registered", Gone: true, Status: goneSentence})
 		return
 	}
 	if err != nil {

@@ -21,6 +21,14 @@
           text.textContent = "Your session has ended. Open this add-on again from your Heroku dashboard to follow the rotation.";
           return null;
         }
+        // The add-on's record is gone (deprovisioned, then removed):
+        // nothing more will change, so the page says so and stops.
+        if (r.status === 404) {
+          return r.json().then(function (d) {
+            text.textContent = d.status || "This add-on is no longer known to the credential service.";
+            return null;
+          });
+        }
         if (!r.ok) { throw new Error("status " + r.status); }
         return r.json();
       })
