@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,14 +50,29 @@ type session struct {
 	// deprovisioning, at sign-in (Unix ms, 0: never): once it is registered
 	// again since, deprovisioned again or not, the add-on is another one.
 	Again int64 `json:"r,omitempty"`
+	// User is a keyed digest of the Heroku user the sign-in's
+	// user_scoped_resource_token verified (userKey), empty when the form
+	// had none (V1, or a V3 form without it): a form drawn under an
+	// earlier sign-in of the same user to the same add-on is accepted
+	// (checkCSRF).
+	User string `json:"u,omitempty"`
 }
 
-// newSession starts a session for in, whose DELETEs so far deletes marks.
-func (s *server) newSession(in store.Instance, app, addon string, deletes store.DeleteMark) session {
+// newSession starts a session for in, whose DELETEs so far deletes marks,
+// signed in by user (userKey; empty: no verified user).
+func (s *server) newSession(in store.Instance, app, addon, user string, deletes store.DeleteMark) session {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return session{InstanceID: in.ID, App: app, Addon: addon, Expires: s.Now().Add(sessionTTL).Unix(),
-		Nonce: hex.EncodeToString(b[:]), Deletes: deletes.String(), Gone: in.Deprovisioned(), Again: unixMS(in.RegisteredAgainAt)}
+		Nonce: hex.EncodeToString(b[:]), Deletes: deletes.String(), Gone: in.Deprovisioned(), Again: unixMS(in.RegisteredAgainAt),
+		User: user}
+}
+
+// userKey is what a session keeps of the Heroku user id a sign-in's
+// user_scoped_resource_token verified: a keyed digest, so that the cookie
+// names no user.
+func (s *server) userKey(userID string) string {
+	return hex.EncodeToString(s.mac("user", userID)[:16])
 }
 
 // unixMS is t in Unix milliseconds, 0 for the zero time.
@@ -105,9 +121,61 @@ func (s *server) readSession(r *http.Request) (session, bool) {
 	return sess, s.Now().Unix() < sess.Expires
 }
 
-// csrfToken is the session's token for forms and state-changing requests.
+// csrfToken is the session's token for forms and state-changing requests:
+// the sign-in's nonce, its expiry, and a MAC binding them to the add-on,
+// the add-on's registration as the sign-in saw it (a DELETE and a
+// registration again make it another add-on) and the Heroku user.
 func (s *server) csrfToken(sess session) string {
-	return hex.EncodeToString(s.mac("csrf", sess.Nonce+"\x00"+sess.InstanceID))
+	exp := strconv.FormatInt(sess.Expires, 10)
+	gone := strconv.FormatBool(sess.Gone)
+	again := strconv.FormatInt(sess.Again, 10)
+	msg := strings.Join([]string{sess.Nonce, exp, sess.InstanceID, sess.Deletes, gone, again, sess.User}, "\x00")
+	return sess.Nonce + "." + exp + "." + hex.EncodeToString(s.mac("csrf", msg))
+}
+
+// csrfCheck is what checkCSRF found of a form's token.
+type csrfCheck int
+
+const (
+	csrfRefused csrfCheck = iota
+	csrfOK
+	// csrfEarlier: a token of an earlier sign-in to the same add-on, which
+	// is not accepted (signed out, past its hour, or no verified user).
+	csrfEarlier
+)
+
+// checkCSRF checks a form's token against sess. The session's own token
+// passes. So does one drawn under an earlier sign-in of the same Heroku
+// user (verified by user_scoped_resource_token) to the same add-on, in
+// the same registration, while that sign-in's hour runs and it was not
+// signed out: two tabs of one add-on, the second opened from Heroku, both
+// act. Its MAC binds all of that, so no other site, no page of another
+// add-on or user, and no page older than its sign-in's hour makes one.
+func (s *server) checkCSRF(ctx context.Context, sess session, token string) (csrfCheck, error) {
+	if hexEqual(token, s.csrfToken(sess)) {
+		return csrfOK, nil
+	}
+	nonce, rest, ok := strings.Cut(strings.ToLower(token), ".")
+	exp, _, ok2 := strings.Cut(rest, ".")
+	if _, err := hex.DecodeString(nonce); !ok || !ok2 || err != nil || len(nonce) != 32 || nonce == sess.Nonce {
+		return csrfRefused, nil
+	}
+	earlier := sess
+	earlier.Nonce = nonce
+	var err error
+	if earlier.Expires, err = strconv.ParseInt(exp, 10, 64); err != nil || !hexEqual(token, s.csrfToken(earlier)) {
+		return csrfRefused, nil
+	}
+	if sess.User == "" || s.Now().Unix() >= earlier.Expires {
+		return csrfEarlier, nil
+	}
+	switch ended, err := s.Store.SessionEnded(ctx, nonce); {
+	case err != nil:
+		return csrfRefused, err
+	case ended:
+		return csrfEarlier, nil
+	}
+	return csrfOK, nil
 }
 
 // overHTTPS reports whether r reached rekey over https: directly, or
@@ -203,7 +271,13 @@ func (s *server) requireSession(next http.HandlerFunc, csrf bool) http.Handler {
 					"This form is larger than the dashboard takes. Go back to the dashboard, reload it and try again.")
 				return
 			}
-			if !hexEqual(r.PostFormValue("csrf_token"), s.csrfToken(sess)) {
+			check, err := s.checkCSRF(r.Context(), sess, r.PostFormValue("csrf_token"))
+			if err != nil {
+				s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
+				s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Nothing was changed. Please try again in a minute.")
+				return
+			}
+			if check != csrfOK {
 				if id := r.PostFormValue(formAddonField); id != "" && id != sess.InstanceID {
 					// The page was drawn for another add-on than the one
 					// this browser signed in to since (another tab): the
@@ -212,6 +286,12 @@ func (s *server) requireSession(next http.HandlerFunc, csrf bool) http.Handler {
 					s.page(w, r, http.StatusForbidden, "Signed in to another add-on",
 						"Since this page was opened, this browser signed in to another add-on's dashboard, so nothing was changed. "+
 							"To act on this add-on, open its dashboard again from its page in the Heroku Dashboard.")
+					return
+				}
+				if check == csrfEarlier {
+					s.page(w, r.WithContext(withSession(r.Context(), sess)), http.StatusForbidden, "Signed in again",
+						"Since this page was opened, this browser signed in again to this add-on's dashboard (in another tab, "+
+							"or from Heroku), so this form no longer applies and nothing was changed. Go back to the dashboard, reload it and try again.")
 					return
 				}
 				s.page(w, r.WithContext(withSession(r.Context(), sess)), http.StatusForbidden, "Form expired",

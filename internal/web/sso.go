@@ -134,7 +134,11 @@ func (s *server) ssoLogin(w http.ResponseWriter, r *http.Request) {
 	if app == "" {
 		app = nav.AppName
 	}
-	s.setCookie(w, r, sessionCookie, s.sign(s.newSession(in, app, nav.Addon, deletes)), sessionTTL)
+	user := ""
+	if f.userContext {
+		user = s.userKey(f.UserID) // verified with the email by user_scoped_resource_token
+	}
+	s.setCookie(w, r, sessionCookie, s.sign(s.newSession(in, app, nav.Addon, user, deletes)), sessionTTL)
 	s.Logger.Info().Str("instance_id", f.ID).Bool("user_scoped", f.userContext).Msg("sso signed in")
 	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 }
