@@ -251,6 +251,7 @@ func (w *browserWorld) otherAddonWhileFollowing(b *tab) []string {
 	if rec.Addon != w.sample.ID || rec.ID != w.sample.ID {
 		w.t.Errorf("the first tab names add-on %q (%q), want %s", rec.Addon, rec.ID, w.sample.ID)
 	}
+	pages = append(pages, w.recordGoneWhileFollowing(other)...)
 	page := b.html()
 	for name, s := range map[string]string{"status": otherStatus, "id": w.other.ID, "credential": w.other.Provisioned} {
 		for _, shown := range append(rec.Seen, page) {
@@ -284,4 +285,30 @@ func (w *browserWorld) checkCustomerText(pages []string, internal string) {
 			}
 		}
 	}
+}
+
+// recordGoneWhileFollowing: the other add-on's tab follows a rotation in
+// flight while the add-on is deprovisioned and its record removed (the
+// audit retention ended). The tab must say that the add-on is no longer
+// known and stop polling, not poll on under the old status. It returns
+// the page it saw.
+func (w *browserWorld) recordGoneWhileFollowing(b *tab) []string {
+	w.t.Helper()
+	ctx := context.Background()
+	if _, err := w.st.Claim(ctx, store.RotationRequest{InstanceID: w.other.ID, RotationID: tasks.NewID("rot"),
+		Reason: operatorReason, Queue: tasks.QueueDefault}); err != nil {
+		w.t.Fatal(err)
+	}
+	b.do("reload the other add-on's dashboard", chromedp.Navigate(w.web.URL+"/dashboard"))
+	if !value(b, "read data-busy", chromedp.Evaluate[bool](`document.body.dataset.busy === "true"`)) {
+		w.t.Fatal("the other add-on's dashboard does not follow its rotation in flight")
+	}
+	polls := w.statusPolls.Load()
+	if err := w.redis.Client.Del(ctx, "rekey:instance:"+w.other.ID).Err(); err != nil {
+		w.t.Fatal(err)
+	}
+	const gone = "This add-on is no longer known to the credential service: it was deprovisioned and its records " +
+		"were removed. Nothing more happens to its credentials here."
+	w.saysAndStopsPolling(b, polls, "the add-on's record is gone", gone, "dashboard-addon-gone.png")
+	return []string{b.html()}
 }
