@@ -37,7 +37,7 @@ and recent audit events (never a secret).`,
 }
 
 func newInstancesListCmd(env *environ) *cobra.Command {
-	var asJSON bool
+	var asJSON, quiet bool
 	var limit int
 	var after string
 	c := &cobra.Command{
@@ -47,8 +47,10 @@ func newInstancesListCmd(env *environ) *cobra.Command {
 it was registered and last rotated, its next scheduled rotation (in its maintenance window) and
 where it stands (rotating, quarantined, opted out, scheduled, or unscheduled when scheduled
 rotation is off). --after ID pages on from the last line; stderr says how many there are and how to
-list the next page. Deprovisioned instances are not listed; 'rekey instances show ID' still shows them.`,
+list the next page. Deprovisioned instances are not listed; 'rekey instances show ID' still shows them.
+-q (--quiet) prints the ids alone, one a line, as 'rekey rotate --from -' reads them.`,
 		Example: `  rekey instances list
+  rekey instances list -q --limit 10000 | rekey rotate --from - --plan
   rekey instances list --limit 1000 --after inst-123
   rekey instances list --json --limit 10000 | jq -r '.[] | select(.quarantined_at) | .id'`,
 		Args: noArgs,
@@ -56,29 +58,33 @@ list the next page. Deprovisioned instances are not listed; 'rekey instances sho
 			if limit < 1 || limit > maxInstancesListed {
 				return usagef("--limit must be between 1 and %d", maxInstancesListed)
 			}
+			if quiet && asJSON {
+				return usagef("--quiet prints ids alone and --json an array: give one of them")
+			}
 			if after != "" {
 				if err := checkInstanceArg("rekey instances list --after", after); err != nil {
 					return err
 				}
 			}
 			return withProducer(c.Context(), env, "instances", func(a *app) error {
-				return listInstances(c.Context(), env, a, after, limit, asJSON)
+				return listInstances(c.Context(), env, a, after, limit, asJSON, quiet)
 			})
 		},
 	}
 	c.Flags().IntVar(&limit, "limit", 100, "list at most this many instances")
 	c.Flags().StringVar(&after, "after", "", "list the instances after this one (the last line of a page)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the instances as a JSON array")
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the instance ids only, one a line")
 	return c
 }
 
 // maxInstancesListed bounds --limit: a page is read and printed at once.
 const maxInstancesListed = 10000
 
-// listInstances prints a page of the live instances as a table, or as a
-// JSON array, on stdout; how many there are, and how to list the next
-// page, on stderr.
-func listInstances(ctx context.Context, env *environ, a *app, after string, limit int, asJSON bool) error {
+// listInstances prints a page of the live instances as a table, as a
+// JSON array or (quiet) as their ids alone, on stdout; how many there are,
+// and how to list the next page, on stderr.
+func listInstances(ctx context.Context, env *environ, a *app, after string, limit int, asJSON, quiet bool) error {
 	page, err := a.store.InstancesAfter(ctx, after, int64(limit))
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("--after %s: no live instance has that id (deprovisioned since, or never registered)", printable.Text(after))
@@ -96,6 +102,14 @@ func listInstances(ctx context.Context, env *environ, a *app, after string, limi
 			list = []store.Instance{}
 		}
 		if err := writeJSON(env.stdout, list); err != nil {
+			return err
+		}
+	} else if quiet {
+		var ids strings.Builder
+		for _, in := range page.Instances {
+			ids.WriteString(in.ID + "\n")
+		}
+		if _, err := io.WriteString(env.stdout, ids.String()); err != nil {
 			return err
 		}
 	} else if len(page.Instances) > 0 {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -276,7 +278,14 @@ func idsFromFile(ctx context.Context, env *environ, st *store.Store, path string
 		return nil, nil, err
 	}
 	defer r.Close()
-	lines, malformed, err := fleet.ReadIDs(r)
+	in, err := refuseTable(path, r)
+	if err != nil && ctx.Err() != nil {
+		return nil, nil, &interruptedError{msg: "interrupted: " + path + " was not read whole, and nothing was enqueued"}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	lines, malformed, err := fleet.ReadIDs(in)
 	if err != nil && ctx.Err() != nil {
 		return nil, nil, &interruptedError{msg: "interrupted: " + path + " was not read whole, and nothing was enqueued"}
 	}
@@ -287,6 +296,24 @@ func idsFromFile(ctx context.Context, env *environ, st *store.Store, path string
 	problems = append(malformed, problems...)
 	fleet.SortProblems(problems)
 	return ids, problems, err
+}
+
+// refuseTable reads the first line of an id list and refuses the list
+// (exit 2) when it is the header of the table 'rekey instances list' prints,
+// which would otherwise be refused line by line, every row holding more than an
+// id. It returns a reader of the whole list, that line included.
+func refuseTable(path string, r io.Reader) (io.Reader, error) {
+	br := bufio.NewReaderSize(fleet.SkipBOM(r), 4096)
+	first, err := br.ReadSlice('\n')
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+		return nil, fmt.Errorf("%s: read id list: %w", path, err)
+	}
+	if f := strings.Fields(string(first)); len(f) > 1 && f[0] == "INSTANCE" && f[1] == "API" {
+		return nil, usagef("--from %s: its first line is the header of the table 'rekey instances list' prints, "+
+			"whose lines are not ids alone: 'rekey instances list -q' prints the ids alone, one a line, as --from reads them",
+			printable.Text(path))
+	}
+	return io.MultiReader(bytes.NewReader(bytes.Clone(first)), br), nil
 }
 
 func withoutDuplicates(ps []fleet.Problem) []fleet.Problem {
