@@ -120,6 +120,12 @@ func openApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app,
 		_ = a.Close()
 		opt := a.rdb.Options()
 		msg := fmt.Sprintf("connect to REDIS_URL (%s): %s", opt.Addr, a.redact(err.Error()))
+		if health.NoSuchDB(err) {
+			// Redis's own words name neither the number nor where it is.
+			return nil, fmt.Errorf("REDIS_URL names database %d, which the Redis at %s does not have "+
+				"(a Redis has databases 0 to 15 unless its databases setting says more): "+
+				"fix the number after the port in REDIS_URL", opt.DB, opt.Addr)
+		}
 		if hint := health.TLSMismatch(ctx, opt.Addr, opt.TLSConfig != nil); hint != "" {
 			return nil, errors.New(msg + "\n" + hint)
 		}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -391,6 +392,9 @@ const maxRedisPoolSize = 1000
 // take one more each: a worker holds one per lane (worker.Lanes), where
 // asynq listens for cancellations.
 func (c *Config) RedisOptions() (*redis.Options, error) {
+	if err := checkRedisScheme(c.RedisURL); err != nil {
+		return nil, err
+	}
 	opt, err := redis.ParseURL(c.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL is not a redis:// or rediss:// URL: %s", scrubRedisError(err))
@@ -417,6 +421,30 @@ func (c *Config) RedisOptions() (*redis.Options, error) {
 	}
 	return opt, nil
 }
+
+// checkRedisScheme refuses a REDIS_URL that does not start with redis://
+// or rediss:// (or go-redis's unix:) in rekey's words: a ':' or a '/'
+// left out (redis//host, redis:/host), a bare host:port, another scheme.
+// go-redis's own "invalid URL scheme" names only what it took for one. It
+// names the scheme written only when it reads as one, since what precedes
+// a ':' may be a user name or a password.
+func checkRedisScheme(raw string) error {
+	scheme, _, found := strings.Cut(raw, "://")
+	switch s := strings.ToLower(scheme); {
+	case found && (s == "redis" || s == "rediss"),
+		strings.HasPrefix(strings.ToLower(raw), "unix:"): // unix:/path/redis.sock too
+		return nil
+	}
+	if found && len(scheme) <= 16 && schemeWord.MatchString(scheme) {
+		return fmt.Errorf("REDIS_URL starts with %s://, not redis:// or rediss://: write it redis://[user:password@]host:port/db "+
+			"(rediss:// for TLS)", scheme)
+	}
+	return errors.New("REDIS_URL does not start with redis:// or rediss://: write it redis://[user:password@]host:port/db " +
+		"(rediss:// for TLS); is a ':' or a '/' missing after redis?")
+}
+
+// schemeWord is what a URL's scheme is made of (RFC 3986).
+var schemeWord = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
 
 // checkRedisTarget refuses a REDIS_URL that go-redis would read as another
 // server or database than the one meant, and a connection less safe than

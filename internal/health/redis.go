@@ -192,10 +192,17 @@ func URLRefusal(err error) string {
 	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOAUTH"), strings.Contains(msg, "invalid password"),
 		strings.Contains(msg, "invalid username-password"):
 		return "Redis answers but refuses REDIS_URL's user or password: check REDIS_URL (on Heroku, the add-on's current one)"
-	case strings.Contains(msg, "DB index is out of range"):
+	case NoSuchDB(err):
 		return "Redis answers but has no database of REDIS_URL's number (the path after the port): check REDIS_URL"
 	}
 	return ""
+}
+
+// NoSuchDB reports whether err is Redis refusing REDIS_URL's database
+// number, which it does not have.
+func NoSuchDB(err error) bool {
+	var answered interface{ RedisError() }
+	return err != nil && errors.As(err, &answered) && strings.Contains(err.Error(), "DB index is out of range")
 }
 
 // Up reports whether the last ping was answered. It is false until the
