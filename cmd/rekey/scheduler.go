@@ -168,6 +168,11 @@ func newSchedulerSetCmd(env *environ) *cobra.Command {
 			if f.optOut && f.optIn {
 				return usagef("--opt-out and --opt-in contradict each other")
 			}
+			if c.Flags().Changed("window") && strings.TrimSpace(f.window) == "" {
+				// A script's unset $WINDOW: taken for no --window, the rest
+				// of the command went ahead and the window stayed as it was.
+				return usagef("--window is empty (a variable left unset?): give HH-HH in UTC, or default for the fleet's window")
+			}
 			if !f.optOut && !f.optIn && f.window == "" {
 				return usagef("name what to change: --opt-out, --opt-in or --window")
 			}
