@@ -3,6 +3,7 @@ package issuer
 import (
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -71,13 +72,16 @@ func hex4(b []byte) (rune, bool) {
 // the apps as written: a name with no NUL or '=' and a value with no NUL.
 // A process's environment is NUL-terminated strings of NAME=value, so
 // either would reach the dynos cut short or misnamed. Nor may the value be
-// blank, nor a URL begin or end with white space, nor hold a control
-// character anywhere (a trailing newline, a password from a base64 encoder
-// that wraps its lines, a tab): Go's url.Parse refuses an ASCII control
-// character, and pushed, the apps would restart on a URL they cannot use
-// and the credential that worked would be revoked. Other values may (a
-// password with a space at its end, JSON ending with its newline, a key
-// file of several lines that holds a URL).
+// blank, nor a URL begin or end with white space, Unicode's included (a
+// no-break space, a line separator) or an invisible format character (a
+// byte-order mark, a zero-width space), nor hold a control character
+// anywhere, C1's included (a trailing newline, a password from a base64
+// encoder that wraps its lines, a tab): Go's url.Parse refuses an ASCII
+// control character and a URL behind a byte-order mark, the others name a
+// host, port or database that does not exist, and pushed, the apps would
+// restart on a URL they cannot use and the credential that worked would
+// be revoked. Other values may (a password with a space at its end, JSON
+// ending with its newline, a key file of several lines that holds a URL).
 func usableVar(name, value string) bool {
 	if name == "" || strings.ContainsAny(name, "\x00=") || strings.Contains(value, "\x00") {
 		return false
@@ -88,11 +92,16 @@ func usableVar(name, value string) bool {
 	if !urlValue.MatchString(value) {
 		return true
 	}
-	control := func(r rune) bool { return r < 0x20 || r == 0x7f }
-	return strings.Trim(value, " ") == value && !strings.ContainsFunc(value, control)
+	return strings.TrimFunc(value, urlEdge) == value && !strings.ContainsFunc(value, unicode.IsControl)
 }
 
-// urlValue matches a value that is a URL, white space before its scheme
-// aside: not one that only holds one (JSON of several lines with a
-// token_uri, an INI file with a url line), whose lines are its own.
-var urlValue = regexp.MustCompile(`^[ \t\r\n\v\f]*[A-Za-z][A-Za-z0-9+.-]*://`)
+// urlValue matches a value that is a URL, white space or a format
+// character (urlEdge) before its scheme aside: not one that only holds one
+// (JSON of several lines with a token_uri, an INI file with a url line),
+// whose lines are its own.
+var urlValue = regexp.MustCompile(`^[\p{Z}\p{Cf}\t\r\n\v\f\x{85}]*[A-Za-z][A-Za-z0-9+.-]*://`)
+
+// urlEdge reports whether r may not begin or end a URL value: white space
+// (unicode.IsSpace) or an invisible format character (Unicode's Cf: a
+// byte-order mark, a zero-width space, a direction mark).
+func urlEdge(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) }

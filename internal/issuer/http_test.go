@@ -664,3 +664,41 @@ func TestMintAnswerWithANumericIDNamesItsCredential(t *testing.T) {
 		}
 	}
 }
+
+// A URL whose issuer pasted it with Unicode white space around it (a
+// no-break space, a line separator, NEL), a byte-order mark before it, or
+// a C1 control character inside, is no URL an app can use: Go's url.Parse
+// refuses one that starts with the mark, and the others name a database,
+// host or port that does not exist. It is refused as unusable, so that it
+// is revoked, never pushed. A URL with a host of other letters than ASCII
+// passes.
+func TestMintAnswerURLWithUnicodeSpaceIsUnusable(t *testing.T) {
+	t.Parallel()
+	answer := func(value string) string {
+		return `{"credential_id":"cred_9","config":{"MYADDON_URL":"` + value + `"}}`
+	}
+	refused := map[string]string{
+		"a no-break space last":  `postgres://u:p@h/d\u00a0`,
+		"a no-break space first": `\u00a0postgres://u:p@h/d`,
+		"a NEL last":             `postgres://u:p@h/d\u0085`,
+		"a line separator last":  `postgres://u:p@h/d\u2028`,
+		"an ideographic space":   `https://h/d?k=sk_live_0123456789\u3000`,
+		"a byte-order mark":      `\ufeffpostgres://u:p@h/d`,
+		"a zero-width space":     `postgres://u:p@h/d\u200b`,
+		"a C1 control inside":    `postgres://u:p\u0090x@h/d`,
+	}
+	for name, value := range refused {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := scriptedIssuer(t, &scripted{status: 201, body: answer(value)}).Mint(context.Background(), "inst-1", "rot_1")
+			var unusable *issuer.UnusableCredentialError
+			if !errors.As(err, &unusable) || unusable.CredentialID != "cred_9" || unusable.Code() != issuer.CodeMalformed {
+				t.Fatalf("Mint = %v, want the credential named as unusable", err)
+			}
+		})
+	}
+	c, err := scriptedIssuer(t, &scripted{status: 201, body: answer(`https://u:p@b\u00fccher.example/d`)}).Mint(context.Background(), "inst-1", "rot_1")
+	if err != nil || c.Config["MYADDON_URL"].Reveal() != "https://u:p@bücher.example/d" {
+		t.Fatalf("Mint of a URL with a host of other letters = %v, want it accepted as written", err)
+	}
+}
