@@ -424,7 +424,11 @@ local function reply(status, rot, rkey, r, moved, h)
     r[9] or '', r[10] or '', r[11] or '', r[12] or ''}
 end
 -- unstarted_of_cancelled: whether a rotation in state st of batch batch
--- is one of a cancelled batch that has not started (nothing minted). A
+-- is one of a cancelled batch that has not started (nothing minted). One
+-- a task's run started (started_at) is under way, still requested: that
+-- run may have reached the issuer, whose answer was lost or not saved, and
+-- only the rotation's own mint, answered again, records that credential;
+-- cancelled, it would stay valid at the issuer, known to nobody (I3). A
 -- rotation a request on another queue moved off the batch's queue
 -- (moved_at), or joined while a task of it ran there (kept_at), is that
 -- request's too, and the batch's cancel does not end it; so is one that a
@@ -439,7 +443,8 @@ end
 -- way to be wrong.
 local function unstarted_of_cancelled(rkey, st, batch, moved_at, kept_at, joined_by)
   if st ~= 'requested' or batch == '' or (moved_at or '') ~= '' or (kept_at or '') ~= '' or
-      get(KEYS[8] .. batch, 'cancelled_at') == '' or get(rkey, 'joined_more') ~= '' then
+      get(KEYS[8] .. batch, 'cancelled_at') == '' or get(rkey, 'joined_more') ~= '' or
+      get(rkey, 'started_at') ~= '' then
     return false
   end
   for by in string.gmatch(joined_by or '', '[^,]+') do
