@@ -278,19 +278,19 @@ func idsFromFile(ctx context.Context, env *environ, st *store.Store, path string
 		return nil, nil, err
 	}
 	defer r.Close()
+	var lines []fleet.Line
+	var malformed []fleet.Problem
 	in, err := refuseTable(path, r)
+	if err == nil {
+		if lines, malformed, err = fleet.ReadIDs(in); err != nil {
+			err = fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	if err != nil && ctx.Err() != nil {
 		return nil, nil, &interruptedError{msg: "interrupted: " + path + " was not read whole, and nothing was enqueued"}
 	}
 	if err != nil {
 		return nil, nil, err
-	}
-	lines, malformed, err := fleet.ReadIDs(in)
-	if err != nil && ctx.Err() != nil {
-		return nil, nil, &interruptedError{msg: "interrupted: " + path + " was not read whole, and nothing was enqueued"}
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	ids, problems, err := fleet.Screen(ctx, st, lines)
 	problems = append(malformed, problems...)
