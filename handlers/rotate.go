@@ -153,10 +153,88 @@ func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err erro
 		step := stepMint
 		if claim.CredentialID != "" {
 			step = stepPush
+		} else if claim.StartedBefore {
+			return h.mintLost(ctx, r)
 		}
 		return h.end(ctx, r, step, permanent(errDeprovisionedSince))
 	}
 	return h.rotate(ctx, r)
+}
+
+// codeAnswerLost is the failure code of a rotation that ended while the
+// issuer may hold a credential minted for it that rekey never received.
+const codeAnswerLost = "mint:answer_lost"
+
+// AnswerLostCause is the sentence a rotation's failure (its "failed"
+// event and its error) says when the issuer may hold a credential minted
+// for rotation id that rekey never received: no record of rekey's names
+// it, so nothing revokes it unless the partner does, at the issuer. It
+// names the rotation only, never a secret.
+func AnswerLostCause(rotationID string) string {
+	return "the issuer may hold a credential minted for rotation " + rotationID +
+		" that rekey never received (a mint's answer lost): revoke it at the issuer"
+}
+
+// mintLost ends a rotation, found deprovisioned, that an earlier run
+// started but recorded no credential for: that run may have reached the
+// issuer, which minted with its answer lost (a gateway's 504 after the
+// issuer's write, a timeout). Only the rotation's own mint, answered
+// again (I6), can name that credential: it is asked once more, and a
+// credential it answers is recorded discarded, due for revocation at once,
+// never pushed (Heroku never had it: no push was attempted). If the issuer
+// answers no credential, the task is retried while it has retries left;
+// then the rotation ends mint:answer_lost, its failure saying that the
+// issuer may hold a credential minted for it (AnswerLostCause).
+func (h *Rotate) mintLost(ctx context.Context, r *rotation) (string, error) {
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mintTimeout)
+	defer cancel()
+	cred, err := h.deps.Issuer.Mint(mctx, r.p.InstanceID, r.p.RotationID)
+	h.deps.observeIssuer(issuer.OpMint, err)
+	id, values := cred.ID, []secret.String(nil)
+	var unusable *issuer.UnusableCredentialError
+	switch {
+	case err == nil:
+		r.remember(cred.Config)
+		for _, v := range cred.Config {
+			values = append(values, v)
+		}
+	case errors.As(err, &unusable) && !unusable.ConfigUnchecked:
+		id, values = unusable.CredentialID, unusable.Config
+		r.known = append(r.known, values...)
+	default:
+		id = ""
+	}
+	if id != "" {
+		why := "the instance was deprovisioned before the rotation received its credential; never pushed"
+		derr := h.deps.Store.DiscardMinted(mctx, r.p.InstanceID, r.p.RotationID, id, why, values)
+		switch {
+		case derr == nil || errors.Is(derr, store.ErrConflict):
+			rev := &store.Revocation{InstanceID: r.p.InstanceID, CredentialID: id, RevokeAt: h.deps.now()}
+			if err := h.deps.enqueueRevoke(ctx, rev); err != nil {
+				// The sweep enqueues a due revocation whose task is missing.
+				r.log.Warn().Msg("revoke_not_enqueued")
+			}
+			return h.end(ctx, r, stepMint, permanent(errDeprovisionedSince))
+		case !isPermanent(derr):
+			return OutcomeRetry, fmt.Errorf("%s: recording the credential minted for a deprovisioned instance: %w", stepMint, derr)
+		}
+		err = derr
+	}
+	if err != nil && !isPermanent(err) {
+		retried, _ := asynq.GetRetryCount(ctx)
+		if maxRetry, ok := asynq.GetMaxRetry(ctx); ok && retried < maxRetry {
+			return OutcomeRetry, fmt.Errorf("%s: asking the issuer again for the credential of a rotation whose instance "+
+				"was deprovisioned: %w", stepMint, err)
+		}
+	}
+	detail := "no answer"
+	if err != nil {
+		detail = err.Error()
+	}
+	f := store.Failure{Code: codeAnswerLost, Grace: h.grace(r),
+		Cause: r.scrub(fmt.Sprintf("%s: %v; %s; asked again, the issuer answered: %s",
+			stepMint, errDeprovisionedSince, AnswerLostCause(r.p.RotationID), detail))}
+	return h.record(ctx, r, stepMint, f)
 }
 
 // errDeprovisionedSince ends a rotation whose instance was deprovisioned

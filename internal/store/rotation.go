@@ -103,6 +103,11 @@ type Claim struct {
 	// it joined to its own queue (RotationRequest.Overtakes): the caller
 	// enqueues the rotation's task there.
 	Moved bool
+	// StartedBefore is true when a run of a task had started the rotation
+	// before this claim (started_at, as the claim read it): that run may
+	// have reached the issuer, which may have minted the rotation's
+	// credential with its answer lost; false for a claim that starts it.
+	StartedBefore bool
 }
 
 // Revocation names a credential waiting to be revoked and when.
@@ -150,7 +155,7 @@ func (s *Store) claimFrom(instanceID string, res []any) (Claim, error) {
 		return Claim{Status: ClaimStatus(str(0)), RotationID: str(1), State: str(2), Moved: len(res) == 4}, nil
 	case 6: // refused by a limit (limits.go)
 		return Claim{Status: ClaimStatus(str(0)), RotationID: str(1), Refused: refusalFrom(res)}, nil
-	case 14:
+	case 15:
 	default:
 		return Claim{}, fmt.Errorf("claim: unexpected reply of %d items", len(res))
 	}
@@ -173,6 +178,7 @@ func (s *Store) claimFrom(instanceID string, res []any) (Claim, error) {
 		c.Grace = time.Duration(g) * time.Millisecond
 	}
 	c.ReadBackWaits, _ = strconv.Atoi(str(13))
+	c.StartedBefore = str(14) != ""
 	return c, nil
 }
 

@@ -403,14 +403,14 @@ var claimScript = eventScript(luaLimits, `
 -- The fields reply reads of a rotation, in its order; the requested
 -- rotation's are read once, with its batch, up front.
 local rotation_fields = {'state', 'previous', 'revoke_at', 'discarded', 'finished_at', 'credential_id', 'push_attempted_at', 'queue',
-  'push_attempts', 'push_settled', 'grace_ms', 'readback_wait', 'database_moves'}
+  'push_attempts', 'push_settled', 'grace_ms', 'readback_wait', 'database_moves', 'started_at'}
 -- reply's instance hash is h when the caller read it already.
 local function reply(status, rot, rkey, r, moved, h)
   moved = moved and '1' or ''
   if status == 'claimed' then
     -- Just written: nothing to read back.
     if ARGV[12] == '1' then return {status, rot, 'requested'} end
-    return {status, rot, 'requested', '', '', '', redis.call('HGETALL', KEYS[1]), '', ARGV[6], '', '', '', ARGV[10], ''}
+    return {status, rot, 'requested', '', '', '', redis.call('HGETALL', KEYS[1]), '', ARGV[6], '', '', '', ARGV[10], '', ''}
   end
   if ARGV[12] == '1' then
     local st = r and (r[1] or '') or get(rkey, 'state')
@@ -421,7 +421,7 @@ local function reply(status, rot, rkey, r, moved, h)
   local st, prev, at = r[1] or '', r[2] or '', r[3] or ''
   if st == 'failed' then prev, at = r[4] or '', r[5] or '' end
   return {status, rot, st, r[6] or '', prev, at, h or redis.call('HGETALL', KEYS[1]), r[7] or '', r[8] or '', moved,
-    r[9] or '', r[10] or '', r[11] or '', r[12] or ''}
+    r[9] or '', r[10] or '', r[11] or '', r[12] or '', r[14] or ''}
 end
 -- unstarted_of_cancelled: whether a rotation in state st of batch batch
 -- is one of a cancelled batch that has not started (nothing minted). One
