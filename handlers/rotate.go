@@ -165,16 +165,6 @@ func (h *Rotate) run(ctx context.Context, r *rotation) (outcome string, err erro
 // issuer may hold a credential minted for it that rekey never received.
 const codeAnswerLost = "mint:answer_lost"
 
-// AnswerLostCause is the sentence a rotation's failure (its "failed"
-// event and its error) says when the issuer may hold a credential minted
-// for rotation id that rekey never received: no record of rekey's names
-// it, so nothing revokes it unless the partner does, at the issuer. It
-// names the rotation only, never a secret.
-func AnswerLostCause(rotationID string) string {
-	return "the issuer may hold a credential minted for rotation " + rotationID +
-		" that rekey never received (a mint's answer lost): revoke it at the issuer"
-}
-
 // mintLost ends a rotation, found deprovisioned, that an earlier run
 // started but recorded no credential for: that run may have reached the
 // issuer, which minted with its answer lost (a gateway's 504 after the
@@ -184,7 +174,7 @@ func AnswerLostCause(rotationID string) string {
 // never pushed (Heroku never had it: no push was attempted). If the issuer
 // answers no credential, the task is retried while it has retries left;
 // then the rotation ends mint:answer_lost, its failure saying that the
-// issuer may hold a credential minted for it (AnswerLostCause).
+// issuer may hold a credential minted for it (store.AnswerLostCause).
 func (h *Rotate) mintLost(ctx context.Context, r *rotation) (string, error) {
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mintTimeout)
 	defer cancel()
@@ -233,7 +223,7 @@ func (h *Rotate) mintLost(ctx context.Context, r *rotation) (string, error) {
 	}
 	f := store.Failure{Code: codeAnswerLost, Grace: h.grace(r),
 		Cause: r.scrub(fmt.Sprintf("%s: %v; %s; asked again, the issuer answered: %s",
-			stepMint, errDeprovisionedSince, AnswerLostCause(r.p.RotationID), detail))}
+			stepMint, errDeprovisionedSince, store.AnswerLostCause(r.p.RotationID), detail))}
 	return h.record(ctx, r, stepMint, f)
 }
 

@@ -198,10 +198,24 @@ const codeRetriesExhausted = "retries_exhausted"
 // count towards the instance's quarantine (store.Failure.Fleetwide), which
 // would otherwise stop the schedule of every instance until an operator
 // cleared it. A task refused permanently still counts.
+//
+// A rotation a run started (StartedAt) with no credential recorded may
+// have had its mint written by the issuer and its answer lost (a gateway's
+// 504 after the issuer's write, a timeout), every retry's answer lost too:
+// the issuer may hold a valid credential minted for it that no record
+// names, which nothing revokes. The sweep cannot ask the issuer again (it
+// is, most often, the party that was down for the task's retries), so the
+// failure says so (store.AnswerLostCause), on the rotation's "failed"
+// event and the instance's last error, naming the rotation only; the
+// code stays retries_exhausted, which rekey batches failed selects to
+// rotate again.
 func (s *Sweeper) giveUp(ctx context.Context, rot store.Rotation, info *asynq.TaskInfo) error {
 	f := store.Failure{Code: codeRetriesExhausted, Cause: fmt.Sprintf("gave up after %d retries", info.Retried), Fleetwide: true}
 	if retry.Classify(info) == retry.Refused {
 		f.Cause, f.Fleetwide = "gave up: the rotation's task was refused permanently", false
+	}
+	if rot.CredentialID == "" && !rot.StartedAt.IsZero() && rot.State == store.RotationRequested {
+		f.Cause += "; " + store.AnswerLostCause(rot.ID)
 	}
 	res, err := s.p.Store.FailRotation(ctx, rot.InstanceID, rot.ID, f)
 	if err != nil || res.Discarded == nil {

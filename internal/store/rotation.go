@@ -528,7 +528,10 @@ type Rotation struct {
 	Grace        time.Duration `json:"-"`
 	RequestedAt  time.Time     `json:"requested_at,omitzero"`
 	FinishedAt   time.Time     `json:"finished_at,omitzero"`
-	Error        string        `json:"error,omitempty"`
+	// StartedAt is when a run of a task first started the rotation (zero
+	// until one did): from then on a run may have reached the issuer.
+	StartedAt time.Time `json:"-"`
+	Error     string    `json:"error,omitempty"`
 	// PushAttempted is true once a run sent the credential to Heroku.
 	PushAttempted bool `json:"push_attempted"`
 	// Unconfirmed is the credential a failed rotation kept unrevoked
@@ -550,7 +553,8 @@ func (s *Store) Rotation(ctx context.Context, id string) (Rotation, error) {
 	return Rotation{ID: m["id"], Grace: time.Duration(grace) * time.Millisecond, InstanceID: m["instance_id"], State: m["state"],
 		CredentialID: m["credential_id"], BatchID: m["batch_id"], Reason: m["reason"], Queue: m["queue"],
 		PushAttempted: m["push_attempted_at"] != "", Unconfirmed: m["unconfirmed"],
-		RequestedAt: fromMS(m["requested_at"]), FinishedAt: fromMS(m["finished_at"]), Error: m["error"]}, nil
+		RequestedAt: fromMS(m["requested_at"]), FinishedAt: fromMS(m["finished_at"]), StartedAt: fromMS(m["started_at"]),
+		Error: m["error"]}, nil
 }
 
 // RotationsOfBatch returns, of the rotations ids, those of batch batchID

@@ -133,3 +133,13 @@ const (
 	// what rekey does (revoke, or keep holding).
 	EventHoldCapped = "hold_capped"
 )
+
+// AnswerLostCause is what a rotation's failure (its "failed" event and its
+// error) says when the issuer may hold a credential minted for rotation
+// rotationID that rekey never received (a mint's answer lost): no record
+// of rekey's names it, so nothing revokes it unless the partner does, at
+// the issuer. It names the rotation only, never a secret.
+func AnswerLostCause(rotationID string) string {
+	return "the issuer may hold a credential minted for rotation " + rotationID +
+		" that rekey never received (a mint's answer lost): revoke it at the issuer"
+}
