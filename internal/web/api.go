@@ -41,7 +41,7 @@ func pathID(w http.ResponseWriter, r *http.Request, name string) (string, bool) 
 // would have a change applied in full, and a ?code=... filter a list
 // answered whole, as the lists refuse a parameter they do not take.
 func noQuery(w http.ResponseWriter, r *http.Request) bool {
-	if r.URL.RawQuery == "" {
+	if r.URL.RawQuery == "" || cacheBusterOnly(r) {
 		return true
 	}
 	name, _, _ := strings.Cut(r.URL.RawQuery, "&")
@@ -322,6 +322,24 @@ func (s *server) listBatches(w http.ResponseWriter, r *http.Request) {
 	}{batches})
 }
 
+// cacheBuster is the parameter browsers' HTTP libraries add to a GET so
+// that no cache answers it (jQuery's cache: false, and others: "_=" and a
+// timestamp). It asks for nothing: a GET carrying it once is answered as
+// one without it, on every route; any other request still refuses it.
+const cacheBuster = "_"
+
+// cacheBusting reports whether r is a read, which may carry cacheBuster.
+func cacheBusting(r *http.Request) bool {
+	return r.Method == http.MethodGet || r.Method == http.MethodHead
+}
+
+// cacheBusterOnly reports whether r is a read whose query string holds
+// cacheBuster once and nothing else.
+func cacheBusterOnly(r *http.Request) bool {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	return err == nil && cacheBusting(r) && len(v) == 1 && len(v[cacheBuster]) == 1
+}
+
 // listQuery reads a list's query string, answering 400 for one it cannot
 // read, a parameter it does not take (allowed) or one given twice: r.URL.Query drops the
 // pairs it cannot read without a word, and the client would read an
@@ -331,6 +349,9 @@ func listQuery(w http.ResponseWriter, r *http.Request, allowed ...string) (url.V
 	if err != nil {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("the query string cannot be read (%s): separate parameters with '&', not ';', and percent-encode values", clipID(err.Error())))
 		return nil, false
+	}
+	if cacheBusting(r) && len(v[cacheBuster]) == 1 {
+		delete(v, cacheBuster)
 	}
 	for name := range v {
 		if !slices.Contains(allowed, name) {
