@@ -14,15 +14,10 @@ import (
 // POST /api/v1/rotations again.
 func TestSingleResourceRoutesRefuseQuery(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	f.register("inst-1", "cred-0")
-	var res struct {
-		BatchID string `json:"batch_id"`
-	}
-	f.api(http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-1"]}`).json(t, &res)
+	f, batchID := fixtureWithABatch(t)
 	for _, path := range []string{
-		"/api/v1/batches/" + res.BatchID + "/failed?code=retries_exhausted",
-		"/api/v1/batches/" + res.BatchID + "?running=true",
+		"/api/v1/batches/" + batchID + "/failed?code=retries_exhausted",
+		"/api/v1/batches/" + batchID + "?running=true",
 		"/api/v1/instances/inst-1?fields=id",
 	} {
 		resp := f.api(http.MethodGet, path, "")
@@ -31,7 +26,7 @@ func TestSingleResourceRoutesRefuseQuery(t *testing.T) {
 			t.Errorf("GET %s: %d %s, want 400 naming %q", path, resp.status, resp.body, name)
 		}
 	}
-	if resp := f.api(http.MethodGet, "/api/v1/batches/"+res.BatchID+"/failed", ""); resp.status != http.StatusOK {
+	if resp := f.api(http.MethodGet, "/api/v1/batches/"+batchID+"/failed", ""); resp.status != http.StatusOK {
 		t.Errorf("GET without a query: %d %s", resp.status, resp.body)
 	}
 }
@@ -43,15 +38,10 @@ func TestSingleResourceRoutesRefuseQuery(t *testing.T) {
 // stays refused on a request that changes something, and given twice.
 func TestGetsTakeTheCacheBuster(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	f.register("inst-1", "cred-0")
-	var res struct {
-		BatchID string `json:"batch_id"`
-	}
-	f.api(http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-1"]}`).json(t, &res)
+	f, batchID := fixtureWithABatch(t)
 	for _, path := range []string{
-		"/api/v1/batches/" + res.BatchID + "/failed?_=1764979200000",
-		"/api/v1/batches/" + res.BatchID + "?_=1764979200000",
+		"/api/v1/batches/" + batchID + "/failed?_=1764979200000",
+		"/api/v1/batches/" + batchID + "?_=1764979200000",
 		"/api/v1/instances/inst-1?_=1764979200000",
 		"/api/v1/instances?_=1764979200000",
 		"/api/v1/instances?limit=5&_=1764979200000",
@@ -74,4 +64,16 @@ func TestGetsTakeTheCacheBuster(t *testing.T) {
 	if r := f.api(http.MethodGet, "/api/v1/instances/inst-1", ""); r.status != http.StatusOK || strings.Contains(r.body, `"deprovisioned_at"`) {
 		t.Errorf("the instance after the refused DELETE: %d %s, want it live", r.status, r.body)
 	}
+}
+
+// fixtureWithABatch is a fixture with the instance inst-1 registered and
+// a batch rotating it, whose id it returns.
+func fixtureWithABatch(t *testing.T) (*fixture, string) {
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	var res struct {
+		BatchID string `json:"batch_id"`
+	}
+	f.api(http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-1"]}`).json(t, &res)
+	return f, res.BatchID
 }
