@@ -555,10 +555,12 @@ func (f fields) saysTrue(key string) bool {
 // saysNotWorking reports whether a verify answer's body says the call
 // failed, as JSON or as a text naming a failure (errorText), or that the
 // credential does not work: "valid" or "works" false, "revoked" true (an
-// issuer answering the credential's state).
+// issuer answering the credential's state), or a text naming a 404 or a
+// 410 ("Not Found", "410 Gone": goneText), which to verify says the
+// credential is unknown or gone, never that it works.
 func (a answer) saysNotWorking() bool {
 	f := a.fields()
-	return f.saysFailed("valid", "works") || f.saysTrue("revoked") || (f == nil && a.errorText())
+	return f.saysFailed("valid", "works") || f.saysTrue("revoked") || (f == nil && (a.errorText() || a.goneText()))
 }
 
 // errorText reports whether the answer's body, not JSON but for a JSON
@@ -570,14 +572,32 @@ func (a answer) saysNotWorking() bool {
 // text that names no failure as its first words ("OK", "revoked",
 // "credential revoked, no error"), or an empty body, is the contract's 2xx.
 func (a answer) errorText() bool {
+	text, ok := a.shortText()
+	return ok && slices.Contains(failureTexts, text)
+}
+
+// goneText reports whether the answer's body, read as errorText reads it,
+// is "not found" or "gone" (maybe after their status, "404 Not Found"):
+// to DELETE the contract's revoked, to verify a credential the issuer does
+// not have, which does not work.
+func (a answer) goneText() bool {
+	text, ok := a.shortText()
+	return ok && (text == "not found" || text == "gone")
+}
+
+// shortText is the answer's body as errorText compares it: not JSON but
+// for a JSON string, in lower case, spaces collapsed, an error status
+// before it and a ':' and reason after it dropped, and a closing '.' or
+// '!'. ok is false for an empty body, a long one or other JSON.
+func (a answer) shortText() (text string, ok bool) {
 	body := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(a.body), utf8BOM))
 	if len(body) == 0 || len(body) > 1024 {
-		return false
+		return "", false
 	}
-	text := string(body)
+	text = string(body)
 	if json.Valid(body) {
 		if json.Unmarshal(body, &text) != nil {
-			return false // JSON, but no string: saysFailed's to read
+			return "", false // JSON, but no string: saysFailed's to read
 		}
 	}
 	text = strings.ToLower(strings.Join(strings.Fields(text), " "))
@@ -588,8 +608,7 @@ func (a answer) errorText() bool {
 	if head, _, ok := strings.Cut(text, ":"); ok {
 		text = head
 	}
-	text = strings.TrimRight(text, ".! ")
-	return slices.Contains(failureTexts, text)
+	return strings.TrimRight(text, ".! "), true
 }
 
 // failureTexts are the texts errorText reads as a failure: plain words, and

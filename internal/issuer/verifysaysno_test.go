@@ -57,3 +57,22 @@ func TestVerifyAnsweredAnErrorTextIsNoYes(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyAnsweredANotFoundTextIsNoYes: a verify answered 2xx with the
+// text of a 404 or a 410 ("Not Found", "404 Not Found", "Gone": a catch-all
+// or a framework answering 200 with the status it meant as text) says the
+// credential is unknown or gone, as the 410 it names does: never "works",
+// so nothing is pushed on it.
+func TestVerifyAnsweredANotFoundTextIsNoYes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, body := range []string{"Not Found", "404 Not Found\n", "Gone", "410 Gone", "not found.", `"Not Found"`,
+		"Not Found: no such credential"} {
+		s := &scripted{status: http.StatusOK, body: body, header: "text/plain"}
+		var e *issuer.Error
+		err := scriptedIssuer(t, s).Verify(ctx, "inst-1", "cred_1")
+		if !errors.As(err, &e) || e.Code != issuer.CodeErrorAnswer || !issuer.IsTransient(err) {
+			t.Errorf("verify answered 200 %q: %v, want a transient error_answer", body, err)
+		}
+	}
+}
