@@ -33,6 +33,10 @@ func TestRevokeAnswered2xxWithAnErrorTextIsChecked(t *testing.T) {
 		{202, "text/plain", "Error: credential locked"},
 		{200, "application/json", `"error"`},
 		{200, "text/plain", "  FAILURE  "},
+		{200, "text/plain", "HTTP/1.1 500 Internal Server Error"},
+		{200, "text/plain", "500"},
+		{200, "text/plain", "Error 500"},
+		{200, "text/plain", "error 503: try later"},
 	} {
 		for _, c := range []struct {
 			verify reply
@@ -61,7 +65,8 @@ func TestRevokeAnswered2xxWithAnErrorTextIsChecked(t *testing.T) {
 		{200, "text/html; charset=utf-8", "Deleted"},
 		{200, "text/plain", "credential revoked, no error"},
 		{200, "text/plain", "errors: 0"},
-		{200, "text/plain", "Not Found"},
+		{200, "text/plain", "200"},
+		{200, "text/plain", "HTTP/1.1 200 OK"},
 		{204, "", ""},
 		{200, "application/json", `{"revoked":true}`},
 		{200, "application/json", `{"error":null,"status":"ok"}`},
@@ -71,6 +76,32 @@ func TestRevokeAnswered2xxWithAnErrorTextIsChecked(t *testing.T) {
 		asked, err := revokeAgainst(t, del, works)
 		if err != nil || asked != 0 {
 			t.Errorf("DELETE %d %q: Revoke = %v after %d verifies, want revoked without asking", del.status, del.body, err, asked)
+		}
+	}
+}
+
+// A 2xx to DELETE whose whole body is the text of a 404 or a 410 ("Not
+// Found", "404 Not Found", "Gone": a catch-all route's answer, or a proxy
+// that answers every call 200) is checked with verify as a 404 is: revoked
+// unless verify says the credential works, when the DELETE never reached
+// the issuer (still_works). It was recorded revoked without asking.
+func TestRevokeAnswered2xxWithANotFoundTextIsChecked(t *testing.T) {
+	t.Parallel()
+	unsupported := reply{404, "application/json", `{"error":"verify_unsupported"}`}
+	works := reply{200, "application/json", `{"valid":true}`}
+	for _, del := range []reply{
+		{200, "text/plain", "Not Found"},
+		{200, "text/plain", "404 Not Found"},
+		{200, "text/plain", "404"},
+		{200, "text/html; charset=utf-8", "Gone"},
+	} {
+		if asked, err := revokeAgainst(t, del, unsupported); err != nil || asked != 1 {
+			t.Errorf("DELETE %d %q, no verify: Revoke = %v after %d verifies, want revoked after asking once", del.status, del.body, err, asked)
+		}
+		asked, err := revokeAgainst(t, del, works)
+		var e *issuer.Error
+		if asked < 1 || !errors.As(err, &e) || e.Code != issuer.CodeStillWorks {
+			t.Errorf("DELETE %d %q, verify works: Revoke = %v after %d verifies, want still_works", del.status, del.body, err, asked)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -313,6 +314,12 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 		// no longer works.
 		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status,
 			&Error{Op: "revoke", Status: a.status, Code: CodeErrorAnswer})
+	case ok2xx(a.status) && a.goneText():
+		// The text of a 404 or a 410 ("Not Found", "404 Not Found", "Gone")
+		// answered 200 (a catch-all route's, a proxy's that answers every
+		// call 200) is checked as a 404 is: revoked unless verify says the
+		// credential works, when the DELETE never reached the issuer.
+		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status, nil)
 	case ok2xx(a.status):
 		return nil
 	case a.status == http.StatusNotFound && a.page() && !h.pageGone:
@@ -586,29 +593,55 @@ func (a answer) goneText() bool {
 }
 
 // shortText is the answer's body as errorText compares it: not JSON but
-// for a JSON string, in lower case, spaces collapsed, an error status
-// before it and a ':' and reason after it dropped, and a closing '.' or
-// '!'. ok is false for an empty body, a long one or other JSON.
+// for a JSON string (or a status alone, "500", which is JSON too), in lower
+// case, spaces collapsed, a ':' and reason after it and a closing '.' or
+// '!' dropped, and an error status before it ("500 Internal Server Error",
+// after "HTTP/1.1" too) or after "error" ("Error 500") read as its reason
+// or "error". ok is false for an empty body, a long one or other JSON.
 func (a answer) shortText() (text string, ok bool) {
 	body := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(a.body), utf8BOM))
 	if len(body) == 0 || len(body) > 1024 {
 		return "", false
 	}
 	text = string(body)
-	if json.Valid(body) {
+	if json.Valid(body) && !errorStatus(text) { // a status alone ("500") is JSON too
 		if json.Unmarshal(body, &text) != nil {
 			return "", false // JSON, but no string: saysFailed's to read
 		}
 	}
 	text = strings.ToLower(strings.Join(strings.Fields(text), " "))
-	if code, rest, ok := strings.Cut(text, " "); ok && len(code) == 3 && code >= "400" && code <= "599" &&
-		strings.Trim(code, "0123456789") == "" {
-		text = rest
-	}
 	if head, _, ok := strings.Cut(text, ":"); ok {
 		text = head
 	}
-	return strings.TrimRight(text, ".! "), true
+	text = strings.TrimRight(text, ".! ")
+	// A status line ("HTTP/1.1 500 Internal Server Error") reads as its
+	// status and reason.
+	if version, rest, ok := strings.Cut(text, " "); ok && strings.HasPrefix(version, "http/") {
+		text = rest
+	}
+	first, rest, _ := strings.Cut(text, " ")
+	switch {
+	case errorStatus(first) && rest == "":
+		// A status alone ("500") reads as its reason.
+		text = strings.ToLower(http.StatusText(atoi(first)))
+	case errorStatus(first):
+		text = rest
+	case first == "error" && errorStatus(rest):
+		// "Error 500".
+		text = first
+	}
+	return text, true
+}
+
+// errorStatus reports whether s is a 4xx or 5xx status code written out.
+func errorStatus(s string) bool {
+	return len(s) == 3 && s >= "400" && s <= "599" && strings.Trim(s, "0123456789") == "" && http.StatusText(atoi(s)) != ""
+}
+
+// atoi is s as a number, 0 when it is none.
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
 
 // failureTexts are the texts errorText reads as a failure: plain words, and
