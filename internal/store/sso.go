@@ -4,17 +4,21 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// This file holds the dashboard's two short-lived marks (README "Customer
+// This file holds the dashboard's short-lived marks (README "Customer
 // dashboard"): Heroku single sign-on tokens already spent, so a sign-in
-// form is accepted once, and sessions signed out, so a copied session
-// cookie stops working at logout. Both keys expire on their own when the
-// token or the session would have expired anyway. Tokens are stored as
+// form is accepted once; sessions signed out, so a copied session cookie
+// stops working at logout; and a user's last sign-out of an add-on, so
+// that the forms of their earlier sign-ins stop acting too. Each key
+// expires on its own when the token or the sessions would have expired
+// anyway. Tokens are stored as
 // hashes, never as sent.
 
 // ssoUsedKey is a STRING marking one SSO token as spent, named by the
@@ -28,6 +32,13 @@ func ssoUsedKey(token string) string {
 // sessionEndedKey is a STRING ("1") marking one dashboard session, named
 // by its nonce, as signed out.
 func sessionEndedKey(nonce string) string { return keyPrefix + "session_ended:" + nonce }
+
+// signInsEndedKey is a STRING: when (Unix ms) the Heroku user who (a keyed
+// digest of the user id, never the id) last signed out of instanceID's
+// dashboard. Every sign-in of theirs to it until then has ended with it.
+func signInsEndedKey(instanceID, who string) string {
+	return keyPrefix + "sign_ins_ended:" + instanceID + ":" + who
+}
 
 // spendSSOKeys are the keys of spendSSOScript.
 type spendSSOKeys struct {
@@ -98,4 +109,35 @@ func (s *Store) SessionEnded(ctx context.Context, nonce string) (bool, error) {
 		return false, fmt.Errorf("read session: %w", err)
 	}
 	return n == 1, nil
+}
+
+// EndSignIns marks every dashboard sign-in of who (a keyed digest of a
+// Heroku user) to instanceID made until at as ended, for ttl, the longest
+// such a sign-in lasts: a sign-out ends the user's earlier sign-ins to the
+// add-on too, whose pages may still be open in other tabs.
+func (s *Store) EndSignIns(ctx context.Context, instanceID, who string, at time.Time, ttl time.Duration) error {
+	err := s.rdb.Set(ctx, signInsEndedKey(instanceID, who), strconv.FormatInt(at.UnixMilli(), 10), max(ttl, time.Millisecond)).Err()
+	if err != nil {
+		return fmt.Errorf("end sign-ins: %w", err)
+	}
+	return nil
+}
+
+// SignInsEnded returns when who last signed out of instanceID's dashboard
+// (EndSignIns), and false when they did not within the mark's life.
+func (s *Store) SignInsEnded(ctx context.Context, instanceID, who string) (time.Time, bool, error) {
+	v, err := s.rdb.Get(ctx, signInsEndedKey(instanceID, who)).Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read sign-ins: %w", err)
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		// Written by something else than EndSignIns: read as a sign-out
+		// after every sign-in (the safe side).
+		return time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), true, nil
+	}
+	return time.UnixMilli(ms), true, nil
 }

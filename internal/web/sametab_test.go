@@ -84,6 +84,30 @@ func TestAFormOfTheSameAddonAndUserWorksAfterASignInAgain(t *testing.T) {
 			t.Errorf("rotate from a page of a signed-out session = %d, rotation in flight %v; want 403 and none", r.status, rotated(f))
 		}
 	})
+	// Signing out in a second tab ends every sign-in of that user to the
+	// add-on before it, not only the one that tab held: the first tab's
+	// form stays refused after the customer signs in again.
+	t.Run("a later sign-in signed out since", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		f.register("inst-1", "cred-0")
+		page := f.get("/dashboard", f.userLogin("inst-1", "user-1")).body
+		f.clock.Advance(time.Minute)
+		second := f.userLogin("inst-1", "user-1")
+		secondPage := f.get("/dashboard", second).body
+		if r := f.postForm("/dashboard/logout", formFields(t, secondPage, "/dashboard/logout"), second); r.status != http.StatusOK {
+			t.Fatalf("logout = %d", r.status)
+		}
+		f.clock.Advance(time.Minute)
+		third := f.userLogin("inst-1", "user-1")
+		if r := rotate(f, page, third); r.status != http.StatusForbidden || rotated(f) {
+			t.Errorf("rotate from a page of a sign-in before a sign-out = %d, rotation in flight %v; want 403 and none", r.status, rotated(f))
+		}
+		thirdPage := f.get("/dashboard", third).body
+		if r := rotate(f, thirdPage, third); r.status != http.StatusSeeOther || !rotated(f) {
+			t.Errorf("rotate from the page of the sign-in after the sign-out = %d; want 303 and a rotation:\n%s", r.status, r.body)
+		}
+	})
 	t.Run("past its sign-in's hour", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)

@@ -147,8 +147,9 @@ const (
 // checkCSRF checks a form's token against sess. The session's own token
 // passes. So does one drawn under an earlier sign-in of the same Heroku
 // user (verified by user_scoped_resource_token) to the same add-on, in
-// the same registration, while that sign-in's hour runs and it was not
-// signed out: two tabs of one add-on, the second opened from Heroku, both
+// the same registration, while that sign-in's hour runs and neither it
+// nor a later sign-in of the user's to the add-on was signed out
+// (EndSignIns): two tabs of one add-on, the second opened from Heroku, both
 // act. Its MAC binds all of that, so no other site, no page of another
 // add-on or user, and no page older than its sign-in's hour makes one.
 func (s *server) checkCSRF(ctx context.Context, sess session, token string) (csrfCheck, error) {
@@ -173,6 +174,14 @@ func (s *server) checkCSRF(ctx context.Context, sess session, token string) (csr
 	case err != nil:
 		return csrfRefused, err
 	case ended:
+		return csrfEarlier, nil
+	}
+	// The user signed out since that sign-in (in another tab), and signed
+	// in again: the sign-out ended it too.
+	switch out, ok, err := s.Store.SignInsEnded(ctx, sess.InstanceID, sess.User); {
+	case err != nil:
+		return csrfRefused, err
+	case ok && earlier.Expires-int64(sessionTTL/time.Second) <= out.Unix():
 		return csrfEarlier, nil
 	}
 	return csrfOK, nil

@@ -187,7 +187,13 @@ func (s *server) spend(w http.ResponseWriter, r *http.Request, f ssoForm, tokens
 // cookie stops working too, and both cookies are removed.
 func (s *server) logout(w http.ResponseWriter, r *http.Request) {
 	sess := sessionFrom(r.Context())
-	if err := s.Store.EndSession(r.Context(), sess.Nonce, s.left(sess)+ssoMarkMargin); err != nil {
+	err := s.Store.EndSession(r.Context(), sess.Nonce, s.left(sess)+ssoMarkMargin)
+	if err == nil && sess.User != "" {
+		// The forms of the user's earlier sign-ins to the add-on, open in
+		// other tabs, stop acting too (checkCSRF).
+		err = s.Store.EndSignIns(r.Context(), sess.InstanceID, sess.User, s.Now(), sessionTTL+ssoMarkMargin)
+	}
+	if err != nil {
 		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
 		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "You are still signed in. Please try again in a minute.")
 		return
