@@ -241,7 +241,8 @@ func schedulerParams(a *app, interval time.Duration) (scheduler.Params, error) {
 	_ = lim.Close()
 	return scheduler.Params{Store: a.store, Enqueuer: a.queue, Logger: a.log, Period: a.cfg.RotationPeriod,
 		QuarantineAfter: a.cfg.QuarantineAfter, Window: window, PerHour: a.cfg.HerokuRate, Reserve: reserve,
-		Interval: interval, Now: a.clock.Now}, nil
+		Interval: interval, Now: a.clock.Now,
+		Measure: func(ctx context.Context) error { _, err := a.clock.Measure(ctx); return err }}, nil
 }
 
 // globalWindow is this process's REKEY_MAINTENANCE_WINDOW.

@@ -64,6 +64,10 @@ type Params struct {
 	// Now is the clock of Run; nil means time.Now. Sweep takes its time as
 	// an argument.
 	Now func() time.Time
+	// Measure, when set, brings Now onto Redis's clock before each sweep
+	// of Run (redisclock.Clock.Measure): a machine clock stepped by hours
+	// (an NTP correction, a VM resumed) is then never read as it is.
+	Measure func(context.Context) error
 }
 
 // Scheduler sweeps the due index. It is safe for concurrent use, and any
@@ -313,6 +317,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	last := ""
 	for {
+		if s.p.Measure != nil {
+			// A failed measurement keeps the last offset: Redis is most
+			// likely out of reach, and the sweep says so.
+			_ = s.p.Measure(ctx)
+		}
 		// Said before every sweep, whether this clock sweeps or another
 		// holds the lock: while it runs, no clock started with another
 		// period replaces the fleet's.
