@@ -154,9 +154,18 @@ func (b *Breaker) repause() {
 // run of denials below the fraction.
 func answer(err error) (denied int, ok bool) {
 	var api *heroku.APIError
+	var unconfirmed *heroku.UnconfirmedError
 	switch {
 	case err == nil:
 		return 0, true
+	// A V1 push answered 2xx whose read-back did not confirm it: the read's
+	// own answer is what counts. Heroku's config without the vars sent (a
+	// read lagging behind the write) is an answer; a 5xx or no answer to
+	// the read is not counted; a page is not Heroku's.
+	case errors.As(err, &unconfirmed) && unconfirmed.Read == nil:
+		return 0, true
+	case errors.As(err, &unconfirmed):
+		return answer(unconfirmed.Read)
 	case errors.Is(err, heroku.ErrUnexpectedAnswer):
 		return store.DeniedUnexpected, true
 	case errors.Is(err, heroku.ErrTokenDenied):

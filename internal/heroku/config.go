@@ -220,15 +220,37 @@ func (c *Client) updateV1(ctx context.Context, t Target, vars []ConfigVar) error
 func (c *Client) confirmV1(ctx context.Context, t Target, vars []ConfigVar) error {
 	got, err := c.getV1(ctx, t)
 	if err != nil {
-		return fmt.Errorf("heroku %s: a 2xx whose read-back failed (%s): %w", EndpointV1Put, Classify(err), ErrUnexpectedAnswer)
+		return &UnconfirmedError{Read: err,
+			msg: fmt.Sprintf("heroku %s: a 2xx whose read-back failed (%s)", EndpointV1Put, Classify(err))}
 	}
 	for _, v := range vars {
 		if w, ok := got[v.Name]; !ok || w.Reveal() != v.Value.Reveal() {
-			return fmt.Errorf("heroku %s: a 2xx whose config, read back, does not hold the vars sent: %w", EndpointV1Put, ErrUnexpectedAnswer)
+			return &UnconfirmedError{msg: fmt.Sprintf("heroku %s: a 2xx whose config, read back, does not hold the vars sent", EndpointV1Put)}
 		}
 	}
 	return nil
 }
+
+// UnconfirmedError is a V1 push answered 2xx that the app's config, read
+// back, did not confirm (confirmV1). It is ErrUnexpectedAnswer to every
+// caller that asks (errors.Is), and to Classify and Refused alike: the
+// push may or may not have landed. Read tells why, for the breaker: the
+// read-back's own error (a 5xx, a 429, no answer: Heroku's trouble, not a
+// sign that something else answers for it; a page: not Heroku's answer),
+// or nil when Heroku answered an app's config without the vars sent (a
+// read lagging behind the write, or a push not applied), which is an
+// answer of Heroku's.
+type UnconfirmedError struct {
+	Read error // the read-back's error; nil when it answered a config
+	msg  string
+}
+
+func (e *UnconfirmedError) Error() string { return e.msg + ": " + ErrUnexpectedAnswer.Error() }
+
+// Unwrap returns ErrUnexpectedAnswer alone: the read-back's status must
+// not read as the push's (a 404 or a 429 to the read would settle a push
+// that was answered 2xx and may have landed, Refused).
+func (e *UnconfirmedError) Unwrap() error { return ErrUnexpectedAnswer }
 
 func (c *Client) getV1(ctx context.Context, t Target) (map[string]secret.String, error) {
 	body, err := c.v1(ctx, t, EndpointV1Get, http.MethodGet, nil, nil)
