@@ -33,7 +33,7 @@ func (h *Rotate) learnCurrent(ctx context.Context, r *rotation) error {
 	if err != nil {
 		return fmt.Errorf("read the config the app holds: %w", err)
 	}
-	r.remember(got)
+	r.rememberRead(got)
 	mine := make(map[string]secret.String, len(in.ConfigVars))
 	for _, name := range in.ConfigVars {
 		if v, ok := got[name]; ok && !v.IsZero() {

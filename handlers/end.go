@@ -177,7 +177,7 @@ func (h *Rotate) readBack(ctx context.Context, r *rotation) (holding, error) {
 	if err != nil {
 		return holdsNone, err
 	}
-	r.remember(got)
+	r.rememberRead(got)
 	values := make(map[string]bool, len(r.config))
 	for _, v := range r.config {
 		values[v.Reveal()] = true

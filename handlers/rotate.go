@@ -64,6 +64,29 @@ func (r *rotation) remember(config map[string]secret.String) {
 	}
 }
 
+// minOtherSecret is the shortest value of a var not the instance's, read
+// back from Heroku, that the run scrubs as a secret.
+const minOtherSecret = 8
+
+// rememberRead adds the values of a config read from Heroku to the secrets
+// the run scrubs: every value of the instance's own vars, and those of the
+// app's other vars (a V1 read-back answers the app's whole config: its
+// other add-ons' and its own settings) that may be a secret, of
+// minOtherSecret bytes or more. A setting's short value ("2", "on",
+// "true") is no secret, and scrubbed it made every text the run keeps
+// unreadable ("a [redacted]xx whose c[redacted]fig").
+func (r *rotation) rememberRead(got map[string]secret.String) {
+	own := make(map[string]bool, len(r.claim.Instance.ConfigVars))
+	for _, name := range r.claim.Instance.ConfigVars {
+		own[name] = true
+	}
+	for name, v := range got {
+		if own[name] || len(v.Reveal()) >= minOtherSecret {
+			r.known = append(r.known, v)
+		}
+	}
+}
+
 // scrub makes outside text fit to keep: secrets removed, length capped.
 func (r *rotation) scrub(text string) string { return scrubText(text, maxStoredText, r.known) }
 
