@@ -423,6 +423,10 @@ func (a *app) feeder(lim *ratelimit.Limiter) *pacing.Feeder {
 // postgresIssuer builds the built-in PostgreSQL issuer over the servers of
 // REKEY_POSTGRES_SERVERS; instances' databases come from their registration.
 func (a *app) postgresIssuer() (issuer.Issuer, error) {
+	// A usage seen longer ago than the quiet period and a re-check after it
+	// releases the hold whether remembered or not; kept twice that, a late
+	// re-check still says when the credential was last used.
+	memory := max(pgissuer.DefaultUsageMemory, 2*(a.cfg.HoldQuiet+a.cfg.HoldRecheck))
 	return pgissuer.New(pgissuer.Params{Servers: a.cfg.PostgresServers, Locator: pgissuer.StoreLocator(a.store),
-		Key: a.cfg.PostgresDerivationKey()})
+		Key: a.cfg.PostgresDerivationKey(), UsageMemory: memory})
 }

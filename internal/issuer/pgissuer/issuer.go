@@ -44,7 +44,14 @@ type Params struct {
 	LockWait time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// UsageMemory is how long Usage remembers a session it saw once the
+	// role has none: past it the role reads as never used, as after a
+	// restart, and is forgotten. Zero means DefaultUsageMemory.
+	UsageMemory time.Duration
 }
+
+// DefaultUsageMemory is Params.UsageMemory's default.
+const DefaultUsageMemory = time.Hour
 
 // Issuer is the PostgreSQL issuer.
 type Issuer struct {
@@ -57,7 +64,9 @@ type Issuer struct {
 	now      func() time.Time
 
 	mu       sync.Mutex
-	lastSeen map[string]issuer.Usage // role -> last sessions seen by Usage
+	lastSeen map[string]issuer.Usage // role -> last sessions seen by Usage, within memory
+	memory   time.Duration
+	swept    time.Time // when lastSeen was last swept of what is past memory
 }
 
 var (
@@ -72,7 +81,11 @@ func New(p Params) (*Issuer, error) {
 		return nil, errors.New("pgissuer: servers, a locator and a key of 32 bytes or more are required")
 	}
 	iss := &Issuer{pools: map[string]*pgxpool.Pool{}, servers: map[string]Server{}, locator: p.Locator,
-		derive: derive{key: p.Key}, timeout: p.ConnectTimeout, lockWait: p.LockWait, now: p.Now, lastSeen: map[string]issuer.Usage{}}
+		derive: derive{key: p.Key}, timeout: p.ConnectTimeout, lockWait: p.LockWait, now: p.Now, lastSeen: map[string]issuer.Usage{},
+		memory: p.UsageMemory}
+	if iss.memory <= 0 {
+		iss.memory = DefaultUsageMemory
+	}
 	if iss.timeout <= 0 {
 		iss.timeout = 10 * time.Second
 	}

@@ -11,7 +11,8 @@ import (
 // instance moved; find): a role with a session now was used
 // now, by the newest session's client address or application name. With
 // no session, the last time this process saw one (zero when it never did,
-// or after a restart: only live sessions are evidence PostgreSQL keeps).
+// when that is longer ago than Params.UsageMemory, or after a restart: only
+// live sessions are evidence PostgreSQL keeps).
 // A role that does not exist was never used.
 func (iss *Issuer) Usage(ctx context.Context, instanceID, credentialID string) (issuer.Usage, error) {
 	if credentialID == "" {
@@ -41,16 +42,40 @@ func (iss *Issuer) Usage(ctx context.Context, instanceID, credentialID string) (
 		return iss.seen(credentialID), nil
 	}
 	u := issuer.Usage{LastUsedAt: iss.now().UTC(), LastUsedBy: issuer.CleanUsedBy(truncate(by, 100))}
-	iss.mu.Lock()
-	iss.lastSeen[credentialID] = u
-	iss.mu.Unlock()
+	iss.remember(credentialID, u)
 	return u, nil
 }
 
+// remember keeps u as role's last usage, and forgets every role seen
+// longer ago than the memory, at most every half of it: a role revoked by
+// another process, or whose revocation went dead, is never revoked here,
+// and a day of waves would otherwise keep each for good.
+func (iss *Issuer) remember(role string, u issuer.Usage) {
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	iss.lastSeen[role] = u
+	now := u.LastUsedAt
+	if now.Sub(iss.swept) < iss.memory/2 && !now.Before(iss.swept) {
+		return
+	}
+	iss.swept = now
+	for r, seen := range iss.lastSeen {
+		if now.Sub(seen.LastUsedAt) >= iss.memory {
+			delete(iss.lastSeen, r)
+		}
+	}
+}
+
+// seen is role's usage as last seen within the memory; zero otherwise.
 func (iss *Issuer) seen(role string) issuer.Usage {
 	iss.mu.Lock()
 	defer iss.mu.Unlock()
-	return iss.lastSeen[role]
+	u, ok := iss.lastSeen[role]
+	if ok && iss.now().Sub(u.LastUsedAt) >= iss.memory {
+		delete(iss.lastSeen, role)
+		return issuer.Usage{}
+	}
+	return u
 }
 
 func (iss *Issuer) forget(role string) {
