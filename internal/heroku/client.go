@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -181,8 +180,9 @@ type Client struct {
 	// answered 401 and whose refresh failed (withToken): this process
 	// refreshes before it uses that token again. Kept in memory, not in the
 	// token store, where it would overwrite a token saved meanwhile (a
-	// registration again with a new grant).
-	refused sync.Map
+	// registration again with a new grant). It keeps the latest
+	// maxRefused.
+	refused refusedTokens
 }
 
 // NewClient builds a Client. It fails when an option is given bad input.

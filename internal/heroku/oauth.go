@@ -1,6 +1,7 @@
 package heroku
 
 import (
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -261,20 +263,68 @@ func holding(cl call, tokens ...Token) call {
 // refused for addonID. A token saved since (a refresh, a registration
 // again) has another access token and is used as it is.
 func (c *Client) refuse(addonID string, t Token) {
-	c.refused.Store(addonID, tokenDigest(t))
+	c.refused.store(addonID, tokenDigest(t))
 }
 
 // wasRefused reports whether t's access token is the one this process
 // last saw refused for addonID; a token that differs ends that memory.
 func (c *Client) wasRefused(addonID string, t Token) bool {
-	d, ok := c.refused.Load(addonID)
-	if !ok {
-		return false
+	return c.refused.is(addonID, tokenDigest(t))
+}
+
+// maxRefused bounds the memory of refused tokens: an add-on whose grant
+// was revoked and that is then deprovisioned never has a newer token to
+// end its memory, and a process meets thousands over the days it runs.
+// Past the bound the oldest refusal is forgotten; its add-on's next call
+// spends one call on the token, as a process that just started does.
+const maxRefused = 1024
+
+// refusedTokens is the latest maxRefused refused tokens' digests by
+// add-on id, safe for concurrent use. Its zero value is empty.
+type refusedTokens struct {
+	mu    sync.Mutex
+	byID  map[string]*list.Element // of refusal
+	order list.List                // oldest first
+}
+
+type refusal struct {
+	addonID string
+	digest  [sha256.Size]byte
+}
+
+func (r *refusedTokens) store(addonID string, d [sha256.Size]byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.byID[addonID]; ok {
+		e.Value.(*refusal).digest = d
+		r.order.MoveToBack(e)
+		return
 	}
-	if d == tokenDigest(t) {
+	if r.byID == nil {
+		r.byID = map[string]*list.Element{}
+	}
+	r.byID[addonID] = r.order.PushBack(&refusal{addonID: addonID, digest: d})
+	for r.order.Len() > maxRefused {
+		oldest := r.order.Front()
+		r.order.Remove(oldest)
+		delete(r.byID, oldest.Value.(*refusal).addonID)
+	}
+}
+
+// is reports whether d is the digest remembered for addonID, and forgets
+// the add-on's when it is not.
+func (r *refusedTokens) is(addonID string, d [sha256.Size]byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.byID[addonID]
+	switch {
+	case !ok:
+		return false
+	case e.Value.(*refusal).digest == d:
 		return true
 	}
-	c.refused.CompareAndDelete(addonID, d)
+	r.order.Remove(e)
+	delete(r.byID, addonID)
 	return false
 }
 
