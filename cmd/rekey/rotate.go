@@ -404,6 +404,7 @@ func requestAndFollow(ctx context.Context, env *environ, a *app, f rotateFlags, 
 		writeRotated(env.stdout, res, f.queue, graceText(f, a.cfg, readRunning(ctx, a.store).graces()), time.Since(start))
 	}
 	warnRefused(env.stderr, res)
+	warnJoinedGrace(env.stderr, f, res)
 	warnUnpaced(ctx, env.stderr, a, f.queue, res.Enqueued)
 	var pause *pauseWatch
 	switch {
@@ -597,6 +598,21 @@ func warnRefused(w io.Writer, res fleet.Result) {
 	fmt.Fprintf(w, "warning: %s not rotated and keeping their current credential: each already has as many superseded "+
 		"credentials waiting for revocation as REKEY_MAX_PREVIOUS allows; rotate them once those are revoked "+
 		"(rekey revocations expedite revokes them now): %s\n", instances(len(ids)), shown)
+}
+
+// warnJoinedGrace warns, on stderr, that the rotations in flight a request
+// with --grace joined keep their own grace where it is longer: a join
+// lengthens a grace, never shortens one (store.Claim), so a second wave
+// asking a shorter --grace than the first does not bring the revocations
+// of the first's rotations forward, whatever the grace line says.
+func warnJoinedGrace(w io.Writer, f rotateFlags, res fleet.Result) {
+	if f.grace <= 0 || res.Joined == 0 {
+		return
+	}
+	fmt.Fprintf(w, "warning: the %s in flight this request joined keep their own grace where it is longer than %s "+
+		"(a grace is never shortened); to revoke their old credentials sooner, run "+
+		"'rekey revocations expedite INSTANCE_ID' once they are done\n",
+		count(res.Joined, "rotation", "rotations"), printable.Duration(f.grace))
 }
 
 // printPlan prints what the request would do.
