@@ -487,8 +487,20 @@ const lastLook = 2 * time.Second
 // far they got and how to follow them again.
 func stoppedWatching(b store.Batch, err error) error {
 	return &stoppedError{done: fmt.Sprintf("batch %s was enqueued and keeps running without this command "+
-		"(%d of %d rotations finished so far); follow it with 'rekey batches show %s --wait'",
-		b.ID, finished(b), b.Enqueued, b.ID), err: err}
+		"(%d of %d rotations finished so far%s); follow it with 'rekey batches show %s --wait'",
+		b.ID, finished(b), b.Enqueued, joinedInFlight(b), b.ID), err: err}
+}
+
+// joinedInFlight says, of a batch that joined rotations in flight (a second
+// wave asked during the first), how many of its rotations are still in
+// flight, those it joined included, which its own counts leave out: a batch
+// that joined a whole wave started none, and "0 of 0 finished" alone read
+// as nothing left to follow.
+func joinedInFlight(b store.Batch) string {
+	if b.Joined == 0 || b.InFlight == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d still in flight, the rotations in flight it joined included", b.InFlight)
 }
 
 // batchFailed is the error of a finished batch in which rotations failed
@@ -572,12 +584,16 @@ const barWidth = 30
 // draw redraws the progress bar in place.
 func (m *meter) draw(w io.Writer, b store.Batch) {
 	frac := 1.0
-	if b.Enqueued > 0 {
+	switch {
+	case b.Enqueued > 0:
 		frac = float64(finished(b)) / float64(b.Enqueued)
+	case !b.Done:
+		frac = 0 // it started none, and waits for the rotations it joined
 	}
 	cells := int(frac * barWidth)
 	bar := strings.Repeat("#", cells) + strings.Repeat(".", barWidth-cells)
-	text := fmt.Sprintf("[%s] %3.0f%% %d/%d, %d failed, %s", bar, frac*100, finished(b), b.Enqueued, b.Failed, m.pace(b))
+	text := fmt.Sprintf("[%s] %3.0f%% %d/%d, %d failed%s, %s", bar, frac*100, finished(b), b.Enqueued, b.Failed,
+		joinedInFlight(b), m.pace(b))
 	pad := max(0, m.width-len(text))
 	m.width = len(text)
 	fmt.Fprintf(w, "\r%s%s", text, strings.Repeat(" ", pad))
