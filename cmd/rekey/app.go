@@ -351,12 +351,17 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 	sweep := reconcile.New(reconcile.Params{Store: a.store, Enqueuer: a.queue,
 		Inspector: asynq.NewInspectorFromRedisClient(a.rdb), Logger: a.quietLog(), Now: a.clock.Now})
 	feeder := a.feeder(lim)
+	// The recorder flushes for the last time once the worker has drained:
+	// what the tasks finished after SIGTERM did is counted too.
+	rctx, drained := context.WithCancel(context.WithoutCancel(ctx))
+	defer drained()
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); feeder.Run(ctx) }()
 	go func() { defer wg.Done(); _ = sweep.Run(ctx) }()
-	go func() { defer wg.Done(); rec.Run(ctx, metrics.FlushInterval) }()
+	go func() { defer wg.Done(); rec.Run(rctx, metrics.FlushInterval) }()
 	err = w.Run(ctx)
+	drained()
 	wg.Wait()
 	return err
 }
