@@ -35,3 +35,31 @@ func TestSchedulerPauseBy(t *testing.T) {
 		}
 	}
 }
+
+// Pausing the scheduler stops the schedule only: a wave an operator or
+// the API requested goes on. With rotations in flight, pause says so on
+// stderr and names 'rekey batches cancel', the command that stops a wave,
+// so that an operator mid-incident does not take the pause for a stop.
+func TestSchedulerPauseMidWaveSaysTheWaveGoesOn(t *testing.T) {
+	c := newCLI(t)
+	if err := c.run(t, "scheduler", "pause"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(c.stderr.String(), "batches cancel") {
+		t.Errorf("pause with nothing in flight names batches cancel:\n%s", c.stderr.String())
+	}
+	if err := c.run(t, "scheduler", "resume"); err != nil {
+		t.Fatal(err)
+	}
+	c.register(t, 3)
+	if err := c.run(t, "rotate", "--all", "--confirm", "--reason", "incident"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(t, "scheduler", "pause"); err != nil {
+		t.Fatal(err)
+	}
+	if errText := c.stderr.String(); !strings.Contains(errText, "3 rotations are in flight") ||
+		!strings.Contains(errText, "rekey batches cancel") || !strings.Contains(errText, "rekey batches list --running") {
+		t.Errorf("pause with a wave in flight, stderr:\n%s\nwant it to say 3 rotations are in flight and go on, naming batches cancel and batches list --running", errText)
+	}
+}

@@ -309,8 +309,22 @@ func pauseScheduler(ctx context.Context, env *environ, a *app, by string) error 
 		return err
 	}
 	fmt.Fprintln(env.stdout, "scheduler paused: no scheduler enqueues rotations until 'rekey scheduler resume'")
+	warnWaveGoesOn(ctx, env, a)
 	warnIfNoProcess(ctx, env, a)
 	return nil
+}
+
+// warnWaveGoesOn says on stderr, when rotations are in flight, that a
+// pause stops the schedule only: a wave an operator or the API requested
+// goes on, and 'rekey batches cancel' is what stops one.
+func warnWaveGoesOn(ctx context.Context, env *environ, a *app) {
+	n, err := a.store.InFlightCount(ctx)
+	if err != nil || n == 0 {
+		return
+	}
+	fmt.Fprintf(env.stderr, "rekey: %s in flight; a pause stops the schedule only, not a wave: "+
+		"'rekey batches list --running' names the running batches and 'rekey batches cancel ID' stops one\n",
+		count(int(n), "rotation is", "rotations are"))
 }
 
 // warnIfNoProcess says on stderr when no running rekey process announces
