@@ -25,8 +25,10 @@ line naming each failure code and how many failed with it; 'rekey rotate --from 
 it is (it skips the comment lines), so a wave's failures can be rotated again once their cause is
 fixed. --code keeps only the failures with that code (repeat it for more); when it keeps none, stderr
 names the codes the batch's failures have. --json prints an array of
-{"instance_id", "code"}. Only the batch's own rotations are listed, not those of other batches it
-joined. An instance deprovisioned since is still listed: 'rekey rotate --from - --skip-invalid' leaves
+{"instance_id", "code"}, with "joined": true on a rotation the batch joined. The batch's own
+rotations are listed and those it joined, in flight when it was requested (another batch's, a
+scheduled one), each instance once: the failures of a wave that 'rotate --all' joined during an
+incident are rotated again with the batch's. An instance deprovisioned since is still listed: 'rekey rotate --from - --skip-invalid' leaves
 it out. Failures a rekey version before this list was kept recorded are not listed: stderr
 says how many, by code.`,
 		Example: `  rekey batches failed bat_01J...

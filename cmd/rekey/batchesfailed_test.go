@@ -125,3 +125,98 @@ func TestBatchesFailedSaysWhatTheListDoesNotHold(t *testing.T) {
 		t.Errorf("--code mint:other: stderr %q; want only that none is listed", got)
 	}
 }
+
+// During an incident the operator runs `rotate --all` while a wave is in
+// flight: the new batch joins the wave's rotations. Its failed list is
+// what the operator rotates again, so it must hold the failures of the
+// rotations it joined too, with their code, each instance once, beside
+// those of its own rotations; the output is read as before (--json adds
+// "joined": true to a joined rotation's entry).
+func TestBatchesFailedListsTheRotationsItJoined(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	first, ids := startBatch(t, c, 4)
+	ids = c.register(t, 5) // ids[4] is new: the second batch starts its rotation
+	if err := c.run(t, "rotate", "--all", "--confirm", "--reason", "incident"); err != nil {
+		t.Fatalf("rotate: %v\n%s", err, c.stderr)
+	}
+	if !strings.Contains(c.stdout.String(), "4 joined") {
+		t.Fatalf("the second rotate --all joined no rotation in flight: %s", c.stdout)
+	}
+	second := batchID(t, c.stdout.String())
+	c.complete(t, ids[:4], map[string]bool{ids[1]: true, ids[2]: true})
+	in, err := c.st.Instance(ctx, ids[4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.st.Fail(ctx, ids[4], in.InFlight, "mint:issuer_422", "issuer mint: status 422"); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := c.run(t, "batches", "failed", second); err != nil {
+		t.Fatalf("%v\n%s", err, c.stderr)
+	}
+	joined := []string{ids[1], ids[2]}
+	slices.Sort(joined)
+	want := strings.Join(append([]string{"# mint:issuer_422 (1)", ids[4], "# push:not_found (2)"}, joined...), "\n") + "\n"
+	if got := c.stdout.String(); got != want || c.stderr.String() != "" {
+		t.Fatalf("batches failed of the batch that joined the wave printed\n%s\nwant\n%s\nstderr: %s", got, want, c.stderr)
+	}
+	if err := c.run(t, "batches", "failed", second, "--code", "push:not_found"); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.stdout.String(); got != "# push:not_found (2)\n"+strings.Join(joined, "\n")+"\n" {
+		t.Errorf("--code push:not_found printed\n%s", got)
+	}
+	if err := c.run(t, "batches", "failed", second, "--json"); err != nil {
+		t.Fatal(err)
+	}
+	var failed []map[string]any
+	if err := json.Unmarshal(c.stdout.Bytes(), &failed); err != nil || len(failed) != 3 {
+		t.Fatalf("--json printed %s (%v); want 3 entries", c.stdout, err)
+	}
+	for i, w := range []map[string]any{
+		{"instance_id": ids[4], "code": "mint:issuer_422"},
+		{"instance_id": joined[0], "code": "push:not_found", "joined": true},
+		{"instance_id": joined[1], "code": "push:not_found", "joined": true},
+	} {
+		if len(failed[i]) != len(w) {
+			t.Errorf("--json entry %d: %v, want %v", i, failed[i], w)
+			continue
+		}
+		for k, v := range w {
+			if failed[i][k] != v {
+				t.Errorf("--json entry %d: %v, want %v", i, failed[i], w)
+			}
+		}
+	}
+	// The wave's own batch lists its own failures, as before, and not the
+	// rotation the second batch started.
+	if err := c.run(t, "batches", "failed", first); err != nil {
+		t.Fatalf("%v\n%s", err, c.stderr)
+	}
+	if got := c.stdout.String(); got != "# push:not_found (2)\n"+strings.Join(joined, "\n")+"\n" {
+		t.Errorf("batches failed of the wave printed\n%s", got)
+	}
+	// The counts stay each batch's own: the joined failures count in the wave's.
+	if b, err := c.st.Batch(ctx, second); err != nil || b.Failed != 1 {
+		t.Errorf("the second batch: %+v, %v; want 1 failed", b, err)
+	}
+
+	// Rotating the list again rotates every failure, the joined ones too.
+	if err := c.run(t, "batches", "failed", second); err != nil {
+		t.Fatal(err)
+	}
+	list := filepath.Join(t.TempDir(), "failed")
+	if err := os.WriteFile(list, c.stdout.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(t, "rotate", "--from", list, "--confirm"); err != nil {
+		t.Fatalf("rotate --from the failed list: %v\n%s", err, c.stderr)
+	}
+	for _, i := range []string{ids[1], ids[2], ids[4]} {
+		if in, _ := c.st.Instance(ctx, i); in.InFlight == "" {
+			t.Errorf("%s, which failed, is not rotating again", i)
+		}
+	}
+}

@@ -58,7 +58,8 @@ func (s *Store) CreateBatch(ctx context.Context, id, reason string, total int) e
 // into: its hash, its failures and waits, and its place in the list.
 func (s *Store) DropBatch(ctx context.Context, id string) error {
 	pipe := s.rdb.TxPipeline()
-	pipe.Del(ctx, batchKey(id), batchKey(id)+":failures", batchWaitsKey(id), batchFailedKey(id))
+	pipe.Del(ctx, batchKey(id), batchKey(id)+":failures", batchWaitsKey(id), batchFailedKey(id),
+		batchFailedJoinedKey(id))
 	pipe.ZRem(ctx, batchesKey(), id)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("drop batch: %w", err)

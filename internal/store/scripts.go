@@ -1018,7 +1018,7 @@ else
   redis.call('ZADD', KEYS[4], revoke_at, ARGV[1] .. '/' .. cred)
 end
 redis.call('HSET', KEYS[2], 'id', ARGV[2], 'instance_id', ARGV[1], 'state', 'failed',
-  'finished_at', ARGV[3], 'error', ARGV[4], 'discarded', cred, 'unconfirmed', kept)
+  'finished_at', ARGV[3], 'error', ARGV[4], 'error_code', ARGV[8], 'discarded', cred, 'unconfirmed', kept)
 redis.call('EXPIRE', KEYS[2], ARGV[7])
 if get(KEYS[1], 'inflight') == ARGV[2] then redis.call('HDEL', KEYS[1], 'inflight', 'inflight_at') end
 redis.call('ZREM', KEYS[7], ARGV[1] .. '/' .. ARGV[2])
@@ -1033,7 +1033,17 @@ if bump(KEYS[8], batch, 'failed') then
   redis.call('HSET', KEYS[8] .. batch .. ':failed', ARGV[1], ARGV[8])
   redis.call('EXPIRE', KEYS[8] .. batch .. ':failed', ARGV[7])
 end
-bump_joined(KEYS[8], fin[2])
+-- The batches that joined it count it finished (bump_joined) and list it
+-- among their failures, apart from their own (batchFailedJoinedKey): an
+-- operator rotating a batch's failures again rotates those it joined too.
+-- Those past joined_by's cap read it in their waits set (BatchFailed),
+-- by the rotation's error_code.
+for by in string.gmatch(fin[2] or '', '[^,]+') do
+  if bump(KEYS[8], by, 'joined_finished') then
+    redis.call('HSET', KEYS[8] .. by .. ':failed_joined', ARGV[1], ARGV[8])
+    redis.call('EXPIRE', KEYS[8] .. by .. ':failed_joined', ARGV[7])
+  end
+end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('HSET', KEYS[1], 'last_error', ARGV[4], 'last_error_at', ARGV[3], 'last_error_code', ARGV[8])
 end

@@ -267,6 +267,11 @@ func batchWaitsKey(batchID string) string { return batchKey(batchID) + ":waits" 
 // batches failed` lists for rotating again. It expires with the batch.
 func batchFailedKey(batchID string) string { return batchKey(batchID) + ":failed" }
 
+// batchFailedJoinedKey is a HASH of the instances whose rotation of
+// another batch, which batch batchID joined (joined_by), failed, each to
+// its failure code (failScript). It expires with the batch.
+func batchFailedJoinedKey(batchID string) string { return batchKey(batchID) + ":failed_joined" }
+
 // batchesKey is a ZSET of batch ids scored by their created_at in
 // milliseconds: the list `rekey batches list` and GET /api/v1/batches read.
 // Creating a batch trims the members older than finishedTTL, whose hashes

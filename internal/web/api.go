@@ -244,7 +244,8 @@ func (s *server) getBatch(w http.ResponseWriter, r *http.Request) {
 
 // getBatchFailed lists the instances whose rotation of a batch failed:
 // GET /api/v1/batches/{batch_id}/failed -> {"batch_id", "failed":
-// [{"instance_id", "code"}], "unlisted"}, by code, then instance id; the ids to send
+// [{"instance_id", "code", "joined"}], "unlisted"}, by code, then instance id
+// (its own rotations' failures and those of the rotations it joined); the ids to send
 // to POST /api/v1/rotations again once the failures' cause is fixed.
 func (s *server) getBatchFailed(w http.ResponseWriter, r *http.Request) {
 	if !noQuery(w, r) {

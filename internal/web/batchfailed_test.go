@@ -92,3 +92,53 @@ func TestBatchFailedCountsTheFailuresItDoesNotList(t *testing.T) {
 		t.Fatalf("GET failed: %d %s; want inst-2 listed and \"unlisted\": 1", resp.status, resp.body)
 	}
 }
+
+// A partner's code that rotates its fleet again while a wave is in flight
+// (its batches join the wave's rotations) sends the failures of its own
+// batch to POST /api/v1/rotations again: those of the rotations it joined
+// must be among them, with their code and "joined": true, however many
+// batches joined the same rotation before it.
+func TestBatchFailedListsTheRotationsItJoined(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	var wave batchJSON
+	f.api(http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-1"]}`).json(t, &wave)
+	// More batches join the rotation than it notes (joined_by): the last
+	// ones note it in their own set instead.
+	var joins []string
+	for range 40 {
+		var b batchJSON
+		resp := f.api(http.MethodPost, "/api/v1/rotations", `{"instance_ids":["inst-1"]}`)
+		resp.json(t, &b)
+		if b.Joined != 1 {
+			t.Fatalf("POST again: %d %s; want the rotation in flight joined", resp.status, resp.body)
+		}
+		joins = append(joins, b.BatchID)
+	}
+	in, err := f.st.Instance(ctx, "inst-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Fail(ctx, "inst-1", in.InFlight, "retries_exhausted", "failed"); err != nil {
+		t.Fatal(err)
+	}
+	type failedJSON struct {
+		InstanceID string `json:"instance_id"`
+		Code       string `json:"code"`
+		Joined     bool   `json:"joined"`
+	}
+	for _, id := range append([]string{wave.BatchID}, joins[0], joins[len(joins)-1]) {
+		var got struct {
+			Failed   []failedJSON `json:"failed"`
+			Unlisted *int64       `json:"unlisted"`
+		}
+		resp := f.api(http.MethodGet, "/api/v1/batches/"+id+"/failed", "")
+		resp.json(t, &got)
+		want := failedJSON{InstanceID: "inst-1", Code: "retries_exhausted", Joined: id != wave.BatchID}
+		if resp.status != http.StatusOK || len(got.Failed) != 1 || got.Failed[0] != want || got.Unlisted == nil || *got.Unlisted != 0 {
+			t.Errorf("GET failed of %s: %d %s; want %+v alone, none unlisted", id, resp.status, resp.body, want)
+		}
+	}
+}
