@@ -186,10 +186,10 @@ func writeHoldStatus(ctx context.Context, w io.Writer, st *store.Store, now time
 		return err
 	}
 	if sum.Held == 0 {
-		_, err = fmt.Fprintln(w, "held revocations: none")
+		_, err = fmt.Fprintln(w, "held revocations:   none")
 		return err
 	}
-	_, err = fmt.Fprintf(w, "held revocations: %d, the oldest held for %s (rekey holds list)\n",
+	_, err = fmt.Fprintf(w, "held revocations:   %d, the oldest held for %s (rekey holds list)\n",
 		sum.Held, now.Sub(sum.Oldest).Round(time.Second))
 	return err
 }
