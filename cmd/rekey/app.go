@@ -77,6 +77,11 @@ type app struct {
 	// webRegistry registers instances for the web process's API
 	// (webHandler); runWeb waits for its grants before it exits.
 	webRegistry *registry.Registry
+	// webCalls counts the web process's own calls to Heroku (its
+	// registrations' grant exchanges) for rekey_heroku_calls_total; each
+	// scrape of /metrics flushes it first, and runWeb flushes it every
+	// metrics.FlushInterval and once more before it exits.
+	webCalls *metrics.Recorder
 }
 
 // loadConfig reads the environment.

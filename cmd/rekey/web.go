@@ -68,8 +68,12 @@ func runWeb(ctx context.Context, env *environ) error {
 	}
 	// Serve at once, Redis or not: /healthz and /metrics say when it is down.
 	a.checkSealedWhenUp(ctx)
+	go a.webCalls.Run(ctx, metrics.FlushInterval)
 	err = serve(ctx, a, h)
 	a.waitGrants()
+	flushCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	a.webCalls.Flush(flushCtx)
+	cancel()
 	return refused(ctx, err)
 }
 
@@ -93,7 +97,8 @@ func (a *app) waitGrants() {
 
 // webHandler builds the web process's handler from the app's dependencies.
 func (a *app) webHandler() (http.Handler, error) {
-	hc, err := a.heroku(nil, nil)
+	a.webCalls = metrics.NewRecorder(a.store, nil, a.quietLog())
+	hc, err := a.heroku(nil, a.webCalls.HerokuCall)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +137,7 @@ func (a *app) webHandler() (http.Handler, error) {
 // the start-up check's rekey_sealed_unreadable, and, while Redis answers,
 // what the Collector reads from it.
 func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
-	return metrics.NewHandler(metrics.HandlerParams{
+	h := metrics.NewHandler(metrics.HandlerParams{
 		Collector: metrics.NewCollector(a.store, inspector, a.log, metrics.WithPacedBacklog(a.rdb),
 			metrics.WithClock(a.clock.Now)),
 		Ping:       func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
@@ -143,6 +148,12 @@ func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
 			s, ok := a.clock.Offset()
 			return s.Offset, ok
 		},
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.webCalls != nil {
+			a.webCalls.Flush(r.Context())
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 
