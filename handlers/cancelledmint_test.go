@@ -2,14 +2,9 @@ package handlers_test
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
-	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -26,26 +21,7 @@ func TestACancelAfterAMintWhoseAnswerWasLostLeavesNoCredentialUnknown(t *testing
 	t.Parallel()
 	ctx := context.Background()
 	g := newRig(t)
-	var lost atomic.Value // the id the issuer minted, whose answer was lost
-	var mints atomic.Int32
-	g.overHandler(t, issuer.VerifyAuto, func(demo http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method != http.MethodPost || r.URL.Path != "/credentials" || mints.Add(1) > 1 {
-				demo.ServeHTTP(w, r)
-				return
-			}
-			rec := httptest.NewRecorder()
-			demo.ServeHTTP(rec, r)
-			var answer struct {
-				ID string `json:"credential_id"`
-			}
-			if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil || answer.ID == "" {
-				t.Errorf("the issuer's mint answered %d %v", rec.Code, err)
-			}
-			lost.Store(answer.ID)
-			http.Error(w, "gateway timeout", http.StatusGatewayTimeout)
-		})
-	})
+	lost, _ := lostMints(t, g, false) // the id the issuer minted, whose answer was lost
 	if err := g.st.CreateBatch(ctx, "bat-c", "wave", 1); err != nil {
 		t.Fatal(err)
 	}

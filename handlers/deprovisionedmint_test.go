@@ -14,16 +14,16 @@ import (
 	"github.com/rekeyhq/rekey/tasks"
 )
 
-// lostFirstMint puts an issuer over HTTP in front of the rig's demo issuer
-// that mints the first credential asked for and answers that mint 504, as
-// a gateway does after the issuer's write; it returns the minted id and
-// the count of mints asked for.
-func lostFirstMint(t *testing.T, g *rig) (lost *atomic.Value, mints *atomic.Int32) {
+// lostMints puts an issuer over HTTP in front of the rig's demo issuer
+// that mints the credentials asked for and answers those mints 504, as a
+// gateway does after the issuer's write: the first mint only, or every
+// one (all); it returns the minted id and the count of mints asked for.
+func lostMints(t *testing.T, g *rig, all bool) (lost *atomic.Value, mints *atomic.Int32) {
 	t.Helper()
 	lost, mints = &atomic.Value{}, &atomic.Int32{}
 	g.overHandler(t, issuer.VerifyAuto, func(demo http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method != http.MethodPost || r.URL.Path != "/credentials" || mints.Add(1) > 1 {
+			if r.Method != http.MethodPost || r.URL.Path != "/credentials" || (mints.Add(1) > 1 && !all) {
 				demo.ServeHTTP(w, r)
 				return
 			}
@@ -55,7 +55,7 @@ func TestADeprovisioningAfterAMintWhoseAnswerWasLostLeavesNoCredentialUnknown(t 
 	t.Parallel()
 	ctx := context.Background()
 	g := newRig(t)
-	lost, _ := lostFirstMint(t, g)
+	lost, _ := lostMints(t, g, false)
 	task := rotateTask(t, "inst-1", "rot-d")
 	if err := g.run(task); err == nil || isPermanent(err) {
 		t.Fatalf("first run = %v, want a retryable error", err)
@@ -101,23 +101,7 @@ func TestADeprovisioningAfterAMintWhoseAnswerIsLostAgainSaysSo(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	g := newRig(t)
-	var lost atomic.Value
-	g.overHandler(t, issuer.VerifyAuto, func(demo http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method != http.MethodPost || r.URL.Path != "/credentials" {
-				demo.ServeHTTP(w, r)
-				return
-			}
-			rec := httptest.NewRecorder()
-			demo.ServeHTTP(rec, r)
-			var answer struct {
-				ID string `json:"credential_id"`
-			}
-			_ = json.Unmarshal(rec.Body.Bytes(), &answer)
-			lost.Store(answer.ID)
-			http.Error(w, "gateway timeout", http.StatusGatewayTimeout)
-		})
-	})
+	lost, _ := lostMints(t, g, true)
 	task := rotateTask(t, "inst-1", "rot-e")
 	if err := g.run(task); err == nil || isPermanent(err) {
 		t.Fatalf("first run = %v, want a retryable error", err)

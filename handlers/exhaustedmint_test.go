@@ -39,7 +39,7 @@ func TestRetriesRunOutAfterAMintWhoseAnswerWasLostSaySo(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	g := newRig(t)
-	lost, _ := lostFirstMint(t, g)
+	lost, _ := lostMints(t, g, false)
 	task := rotateTask(t, "inst-1", "rot-x")
 	if err := g.run(task); err == nil || isPermanent(err) {
 		t.Fatalf("first run = %v, want a retryable error", err)

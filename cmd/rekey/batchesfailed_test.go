@@ -20,14 +20,7 @@ func TestBatchesFailedListsWhatToRotateAgain(t *testing.T) {
 	ctx := context.Background()
 	c := newCLI(t)
 	id, ids := startBatch(t, c, 5)
-	c.complete(t, ids[:4], map[string]bool{ids[1]: true, ids[2]: true})
-	in, err := c.st.Instance(ctx, ids[4])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.st.Fail(ctx, ids[4], in.InFlight, "mint:issuer_422", "issuer mint: status 422"); err != nil {
-		t.Fatal(err)
-	}
+	failTwoPushesAndAMint(ctx, t, c, ids)
 
 	if err := c.run(t, "batches", "failed", id); err != nil {
 		t.Fatalf("%v\n%s", err, c.stderr)
@@ -144,14 +137,7 @@ func TestBatchesFailedListsTheRotationsItJoined(t *testing.T) {
 		t.Fatalf("the second rotate --all joined no rotation in flight: %s", c.stdout)
 	}
 	second := batchID(t, c.stdout.String())
-	c.complete(t, ids[:4], map[string]bool{ids[1]: true, ids[2]: true})
-	in, err := c.st.Instance(ctx, ids[4])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.st.Fail(ctx, ids[4], in.InFlight, "mint:issuer_422", "issuer mint: status 422"); err != nil {
-		t.Fatal(err)
-	}
+	failTwoPushesAndAMint(ctx, t, c, ids)
 
 	if err := c.run(t, "batches", "failed", second); err != nil {
 		t.Fatalf("%v\n%s", err, c.stderr)
@@ -218,5 +204,20 @@ func TestBatchesFailedListsTheRotationsItJoined(t *testing.T) {
 		if in, _ := c.st.Instance(ctx, i); in.InFlight == "" {
 			t.Errorf("%s, which failed, is not rotating again", i)
 		}
+	}
+}
+
+// failTwoPushesAndAMint ends the rotations in flight of ids, five
+// instances: the first four's promoted, but ids[1]'s and ids[2]'s failed
+// with push:not_found, and ids[4]'s failed with mint:issuer_422.
+func failTwoPushesAndAMint(ctx context.Context, t *testing.T, c *cli, ids []string) {
+	t.Helper()
+	c.complete(t, ids[:4], map[string]bool{ids[1]: true, ids[2]: true})
+	in, err := c.st.Instance(ctx, ids[4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.st.Fail(ctx, ids[4], in.InFlight, "mint:issuer_422", "issuer mint: status 422"); err != nil {
+		t.Fatal(err)
 	}
 }
