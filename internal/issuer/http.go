@@ -376,14 +376,16 @@ func (h *HTTP) confirmRevoked(ctx context.Context, u, instanceID, credentialID s
 		return err
 	case doesNotWork(v.status) && !v.page():
 		return nil
-	case ok2xx(v.status) && !v.htmlPage() && v.fields().saysGone():
-		// The issuer's 2xx answering the credential's state ("valid":
-		// false): its word that the credential does not work, as a 409,
-		// 410 or 422 is. Read as "works", the revocation stayed
-		// still_works for ever, whatever the issuer said.
-		return nil
 	case ok2xx(v.status) && !v.htmlPage():
-		stub, err := h.worksForAny(ctx, instanceID, v.saysNotWorking())
+		f := v.fields()
+		if f.saysGone() {
+			// The issuer's 2xx answering the credential's state ("valid":
+			// false): its word that the credential does not work, as a 409,
+			// 410 or 422 is. Read as "works", the revocation stayed
+			// still_works for ever, whatever the issuer said.
+			return nil
+		}
+		stub, err := h.worksForAny(ctx, instanceID, v.notWorking(f))
 		switch {
 		case err != nil:
 			return err
@@ -565,8 +567,10 @@ func (f fields) saysTrue(key string) bool {
 // issuer answering the credential's state), or a text naming a 404 or a
 // 410 ("Not Found", "410 Gone": goneText), which to verify says the
 // credential is unknown or gone, never that it works.
-func (a answer) saysNotWorking() bool {
-	f := a.fields()
+func (a answer) saysNotWorking() bool { return a.notWorking(a.fields()) }
+
+// notWorking is saysNotWorking of the answer whose body reads as f.
+func (a answer) notWorking(f fields) bool {
 	return f.saysFailed("valid", "works") || f.saysTrue("revoked") || (f == nil && (a.errorText() || a.goneText()))
 }
 
