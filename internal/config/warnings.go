@@ -32,6 +32,9 @@ const (
 	// WarnShortPeriod: scheduled rotations come round faster than the
 	// grace, so instances keep more than one old credential waiting.
 	WarnShortPeriod = "short_rotation_period"
+	// WarnLongPeriod: scheduled rotations come round less than once a
+	// year.
+	WarnLongPeriod = "long_rotation_period"
 	// WarnLongGrace: REKEY_GRACE or REKEY_PRIVATE_SPACE_GRACE is longer
 	// than REKEY_MAX_GRACE, and so raises the grace ceiling.
 	WarnLongGrace = "long_grace"
@@ -84,6 +87,11 @@ func (c *Config) Warnings() []Warning {
 	}
 	if d := c.shortPeriod(); d != "" {
 		out = append(out, Warning{Name: WarnShortPeriod, Detail: d})
+	}
+	if c.RotationPeriod > LongPeriodCeiling {
+		out = append(out, Warning{Name: WarnLongPeriod, Detail: fmt.Sprintf("REKEY_ROTATION_PERIOD (%s) is longer "+
+			"than a year: an instance's credential is rotated on schedule once every %.0f days; the default, 2160h, "+
+			"is 90 days", c.RotationPeriod, c.RotationPeriod.Hours()/24)})
 	}
 	if c.HerokuRate > HerokuHourlyLimit {
 		out = append(out, Warning{Name: WarnRateAboveHeroku, Detail: fmt.Sprintf("REKEY_HEROKU_RATE (%d calls an hour) "+
@@ -183,6 +191,12 @@ func (c *Config) shortFloor() string {
 // period of hours or days is most often one typed in minutes (2160m for
 // 2160h).
 const ShortPeriodFloor = 7 * 24 * time.Hour
+
+// LongPeriodCeiling is the rotation period over which Warnings warns:
+// credential policies rotate yearly at the least, and a period of years is
+// most often one typed with a digit too many (21600h for 2160h), which
+// leaves every credential in use that long.
+const LongPeriodCeiling = 366 * 24 * time.Hour
 
 // shortPeriod says when REKEY_ROTATION_PERIOD is shorter than a default
 // grace, which no deployment means (a period typed in minutes for hours):

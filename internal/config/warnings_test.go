@@ -63,6 +63,10 @@ func TestWarnings(t *testing.T) {
 			want: map[string][]string{config.WarnShortPeriod: {"(4h0m0s) is shorter than a week", "at most 16000 instances"}}},
 		{name: "a period of a week", vars: map[string]string{"REKEY_ROTATION_PERIOD": "168h"}},
 		{name: "a monthly period", vars: map[string]string{"REKEY_ROTATION_PERIOD": "720h"}},
+		{name: "a period with a digit too many", vars: map[string]string{"REKEY_ROTATION_PERIOD": "21600h"},
+			want: map[string][]string{config.WarnLongPeriod: {"REKEY_ROTATION_PERIOD (21600h0m0s) is longer than a year",
+				"once every 900 days", "2160h, is 90 days"}}},
+		{name: "a yearly period", vars: map[string]string{"REKEY_ROTATION_PERIOD": "8760h"}},
 		{name: "scheduled rotation off", vars: map[string]string{"REKEY_ROTATION_PERIOD": "0"}},
 		{name: "a grace above the default ceiling", vars: map[string]string{"REKEY_GRACE": "2000h",
 			"REKEY_PRIVATE_SPACE_GRACE": "2000h", "REKEY_HOLD_MAX": "0"}, want: map[string][]string{
