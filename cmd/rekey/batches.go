@@ -398,13 +398,26 @@ func followBatch(ctx context.Context, env *environ, st *store.Store, id string, 
 // noteOldCredentials says, once a batch is done, that the credentials its
 // rotations superseded still work until their grace ends: "done" is not
 // "the leaked credential is dead", which an operator rotating after a leak
-// must not read into it.
+// must not read into it. The rotations a batch joined count their
+// revocations in the batches that started them, so of theirs it says how
+// many rotations, not how many revoked.
 func noteOldCredentials(w io.Writer, b store.Batch) {
-	if !b.Done || b.Succeeded <= b.Revoked {
+	if !b.Done {
 		return
 	}
-	fmt.Fprintf(w, "the old credentials this batch replaced stay valid until each one's grace ends, then they are "+
-		"revoked (%d so far); 'rekey revocations expedite INSTANCE_ID' revokes an instance's now\n", b.Revoked)
+	const expedite = "; 'rekey revocations expedite INSTANCE_ID' revokes an instance's now\n"
+	own := b.Succeeded > b.Revoked
+	switch {
+	case own && b.Joined > 0:
+		fmt.Fprintf(w, "the old credentials this batch replaced, and those the %d rotations it joined replaced, stay "+
+			"valid until each one's grace ends, then they are revoked (%d of this batch's so far)"+expedite, b.Joined, b.Revoked)
+	case own:
+		fmt.Fprintf(w, "the old credentials this batch replaced stay valid until each one's grace ends, then they are "+
+			"revoked (%d so far)"+expedite, b.Revoked)
+	case b.Joined > 0:
+		fmt.Fprintf(w, "the old credentials the %d rotations this batch joined replaced stay valid until each one's "+
+			"grace ends, then they are revoked"+expedite, b.Joined)
+	}
 }
 
 // watchBatch looks at a batch every interval until it is done and returns

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,5 +53,33 @@ func TestProgressBarOfABatchThatJoinedAWave(t *testing.T) {
 	want := "[..............................]   0% 0/0, 0 failed, 8 still in flight, the rotations in flight it joined included"
 	if !strings.Contains(out.String(), want) {
 		t.Errorf("bar = %q, want %q", out.String(), want)
+	}
+}
+
+// TestAWaitThatOnlyJoinedAWaveSaysTheOldCredentialsStayValid: a batch that
+// joined every rotation of a wave in flight, and started none, said nothing
+// when its --wait ended of the old credentials those rotations replaced,
+// which stay valid until their grace ends, as a batch of its own says of
+// its rotations': an operator rotating after a leak read "done" as "the
+// leaked credentials are dead".
+func TestAWaitThatOnlyJoinedAWaveSaysTheOldCredentialsStayValid(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 3)
+	if err := c.run(t, "rotate", "--all", "--confirm"); err != nil {
+		t.Fatalf("first wave: %v\n%s", err, c.stderr)
+	}
+	c.stdout.Reset()
+	c.stderr.Reset()
+	errc := make(chan error, 1)
+	env := c.env()
+	go func() {
+		errc <- runCommand(context.Background(), env, "rotate", "--all", "--confirm", "--wait", "--interval", "100ms")
+	}()
+	c.waitFor(t, "the joining request", func() bool { return strings.Contains(c.stdout.String(), "3 joined a rotation in flight") })
+	c.complete(t, ids, nil)
+	c.waitEnded(t, errc)
+	const note = "the old credentials the 3 rotations this batch joined replaced stay valid until each one's grace ends"
+	if !strings.Contains(c.stderr.String(), note) {
+		t.Errorf("stderr lacks %q:\n%s", note, c.stderr)
 	}
 }
