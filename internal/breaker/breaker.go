@@ -150,11 +150,13 @@ func (b *Breaker) repause() {
 // proxy's own 404 page for a route it does not pass on. A refresh refused invalid_grant is
 // that add-on's own authorization revoked: an answer, no denial. 429s and
 // 5xx bear on Heroku's load, not on the account, and calls that got no
-// answer prove nothing: neither is counted, so an outage cannot dilute a
-// run of denials below the fraction.
+// answer, or a 2xx whose body was lost on the way, prove nothing: neither
+// is counted, so an outage cannot dilute a run of denials below the
+// fraction.
 func answer(err error) (denied int, ok bool) {
 	var api *heroku.APIError
 	var unconfirmed *heroku.UnconfirmedError
+	var transport *heroku.TransportError
 	switch {
 	case err == nil:
 		return 0, true
@@ -166,6 +168,13 @@ func answer(err error) (denied int, ok bool) {
 		return 0, true
 	case errors.As(err, &unconfirmed):
 		return answer(unconfirmed.Read)
+	// A 2xx whose body broke off on the way (the connection reset halfway,
+	// the body trickling past the client's timeout) is an answer lost in
+	// transit, as one cut before its status line is: no sign that
+	// something else answers for Heroku, and an incident on the way would
+	// otherwise open the breaker for the wave it meets.
+	case errors.Is(err, heroku.ErrUnexpectedAnswer) && errors.As(err, &transport):
+		return 0, false
 	case errors.Is(err, heroku.ErrUnexpectedAnswer):
 		return store.DeniedUnexpected, true
 	case errors.Is(err, heroku.ErrTokenDenied):
