@@ -19,12 +19,19 @@ import (
 // option on the owner role), as the README allows.
 func withCreateRoleAdmin(t *testing.T, f *fixture) {
 	t.Helper()
+	withAdmin(t, f, "CREATEROLE")
+}
+
+// withAdmin gives the fixture an issuer whose admin role has attributes
+// attrs, and the ADMIN option on the owner role.
+func withAdmin(t *testing.T, f *fixture, attrs string) {
+	t.Helper()
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	admin := "admin_" + hex.EncodeToString(suffix)
 	password := hex.EncodeToString(suffix) + "-pw"
 	a := pgx.Identifier{admin}.Sanitize()
-	mustExec(t, f.db.ServerURL, "CREATE ROLE "+a+" LOGIN CREATEROLE PASSWORD '"+password+"'")
+	mustExec(t, f.db.ServerURL, "CREATE ROLE "+a+" LOGIN "+attrs+" PASSWORD '"+password+"'")
 	mustExec(t, f.db.ServerURL, "GRANT "+pgx.Identifier{f.loc.Owner}.Sanitize()+" TO "+a+" WITH ADMIN OPTION")
 	t.Cleanup(func() {
 		ctx := context.Background()

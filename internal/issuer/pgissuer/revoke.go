@@ -170,10 +170,16 @@ func cut(ctx context.Context, q querier, role string) error {
 	lockout := "SELECT pg_catalog.set_config('lock_timeout', '" + strconv.FormatInt(cutLockWait.Milliseconds(), 10) +
 		"', true); ALTER ROLE " + r + " NOLOGIN"
 	for attempt := 1; ; attempt++ {
-		if err := terminate(ctx, q, role); err != nil {
-			return err
-		}
+		// A refused end of the sessions (an admin role that does not
+		// inherit the role's privileges may not signal its backends) is
+		// returned once the role is locked out, never before: the
+		// revocation is retried, and meanwhile the credential must not
+		// log in anew.
+		ended := terminate(ctx, q, role)
 		err := settle(ctx, q, lockout, "SELECT NOT rolcanlogin FROM pg_roles WHERE rolname = $1", role)
+		if err == nil && ended != nil {
+			return ended
+		}
 		if err == nil {
 			break
 		}
