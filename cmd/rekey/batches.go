@@ -235,8 +235,7 @@ func showBatch(ctx context.Context, env *environ, a *app, id string, wait, asJSO
 	if asJSON {
 		return writeJSON(env.stdout, b)
 	}
-	writeBatch(env.stdout, b)
-	return nil
+	return writeBatch(env.stdout, b)
 }
 
 // checkBatchArg refuses, as a wrong call (exit 2), an argument of
@@ -296,14 +295,15 @@ func cancelBatch(ctx context.Context, env *environ, a *app, id string) error {
 		}
 		return err
 	}
-	fmt.Fprintf(env.stdout, "batch %s cancelled: %s not yet started cancelled and their tasks removed; "+
+	if _, err := fmt.Fprintf(env.stdout, "batch %s cancelled: %s not yet started cancelled and their tasks removed; "+
 		"any others not yet started are cancelled when their task runs; rotations under way finish, and so do those "+
-		"another request or batch joined\n", id, count(int(removed), "rotation", "rotations"))
+		"another request or batch joined\n", id, count(int(removed), "rotation", "rotations")); err != nil {
+		return err
+	}
 	if b, err = a.store.Batch(ctx, id); err != nil {
 		return batchError(id, err)
 	}
-	writeBatch(env.stdout, b)
-	return nil
+	return writeBatch(env.stdout, b)
 }
 
 // doneBatchError refuses to cancel done batch b, and says how many
@@ -326,10 +326,11 @@ func doneBatchError(ctx context.Context, st *store.Store, b store.Batch) error {
 		"still running", msg, count(int(n), "rotation is", "rotations are"))
 }
 
-// writeBatch prints a batch's counts, one per line. Its reason and its
+// writeBatch prints a batch's counts, one per line, in one write whose
+// error it returns. Its reason and its
 // failure codes are outside text (the API, the tasks package, Heroku and
 // the issuer) and pass printable.Text.
-func writeBatch(w io.Writer, b store.Batch) {
+func writeBatch(w io.Writer, b store.Batch) error {
 	var s strings.Builder
 	row := func(label, value string) { fmt.Fprintf(&s, "%-10s %s\n", label, printable.Text(value)) }
 	num := func(label string, n int64) { row(label, fmt.Sprint(n)) }
@@ -351,7 +352,8 @@ func writeBatch(w io.Writer, b store.Batch) {
 	num("in flight", b.InFlight)
 	num("revoked", b.Revoked)
 	row("done", map[bool]string{true: "yes", false: "no"}[b.Done])
-	fmt.Fprint(w, s.String())
+	_, err := io.WriteString(w, s.String())
+	return err
 }
 
 // failureSummary groups failures by code, most frequent first:
@@ -389,7 +391,9 @@ func followBatch(ctx context.Context, env *environ, st *store.Store, id string, 
 			return err
 		}
 	} else {
-		writeBatch(env.stdout, b)
+		if err := writeBatch(env.stdout, b); err != nil {
+			return err
+		}
 		noteOldCredentials(env.stderr, b)
 	}
 	return batchFailed(b)

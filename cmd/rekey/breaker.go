@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -89,17 +90,19 @@ func breakerStatus(ctx context.Context, env *environ, b *breaker.Breaker, asJSON
 	if asJSON {
 		return writeJSON(env.stdout, s)
 	}
-	writeBreakerStatus(env.stdout, s)
-	return nil
+	return writeBreakerStatus(env.stdout, s)
 }
 
 // denials names the answers the breaker counts as denials (breaker.answer):
 // an operator reading a window full of them learns each kind it may be.
 const denials = "401, 403 or not as Heroku answers (a 2xx without the config, a redirect, a 4xx without Heroku's error id)"
 
-func writeBreakerStatus(w io.Writer, s breaker.Status) {
+// writeBreakerStatus prints the status in one write, and returns its error:
+// a status that could not be printed is no status read.
+func writeBreakerStatus(w io.Writer, s breaker.Status) error {
+	var b strings.Builder
 	line := func(label, format string, args ...any) {
-		fmt.Fprintf(w, "%-11s %s\n", label+":", printable.Text(fmt.Sprintf(format, args...)))
+		fmt.Fprintf(&b, "%-11s %s\n", label+":", printable.Text(fmt.Sprintf(format, args...)))
 	}
 	line("breaker", "%s", s.Line())
 	if s.BulkPaused {
@@ -120,6 +123,8 @@ func writeBreakerStatus(w io.Writer, s breaker.Status) {
 		openings += fmt.Sprintf("; last resumed %s by %s", s.ResumedAt.UTC().Format(time.RFC3339), s.ResumedBy)
 	}
 	line("openings", "%s", openings)
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // errNotConfirmed refuses a resume the operator did not confirm at the

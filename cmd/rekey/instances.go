@@ -358,8 +358,8 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 		if err := writeJSON(env.stdout, out); err != nil {
 			return err
 		}
-	} else {
-		writeImported(env.stdout, out)
+	} else if err := writeImported(env.stdout, out); err != nil {
+		return err
 	}
 	if bad > 0 {
 		return fmt.Errorf("%s refused", count(bad, "line", "lines"))
@@ -367,13 +367,16 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 	return nil
 }
 
-// writeImported prints instances import's counts as text.
-func writeImported(w io.Writer, out importOutput) {
-	fmt.Fprintf(w, "%s registered, %s refused\n", instances(out.Registered), count(len(out.Refused), "line", "lines"))
+// writeImported prints instances import's counts as text, in one write
+// whose error it returns.
+func writeImported(w io.Writer, out importOutput) error {
+	text := fmt.Sprintf("%s registered, %s refused\n", instances(out.Registered), count(len(out.Refused), "line", "lines"))
 	if out.SkippedDeprovisioned > 0 {
-		fmt.Fprintf(w, "%s skipped (--include-deprovisioned registers them again)\n",
+		text += fmt.Sprintf("%s skipped (--include-deprovisioned registers them again)\n",
 			count(out.SkippedDeprovisioned, "deprovisioned instance", "deprovisioned instances"))
 	}
+	_, err := io.WriteString(w, text)
+	return err
 }
 
 // deprovisioned reports whether rekey knows id as deprovisioned; an id it
@@ -468,16 +471,16 @@ func showInstance(ctx context.Context, env *environ, a *app, id string, asJSON b
 	if asJSON {
 		return writeJSON(env.stdout, v)
 	}
-	writeInstance(env.stdout, v, global)
-	return nil
+	return writeInstance(env.stdout, v, global)
 }
 
 // writeInstance prints an instance for people: one field a line, then its
 // previous credentials and its events. Stored text (an error, a reason, an
 // event's detail) is outside text and passes printable.Text.
 // global is REKEY_MAINTENANCE_WINDOW's window, which an instance without
-// one of its own rotates in.
-func writeInstance(w io.Writer, v instanceView, global *store.Window) {
+// one of its own rotates in. It prints in one write, and returns its error.
+func writeInstance(out io.Writer, v instanceView, global *store.Window) error {
+	w := &strings.Builder{}
 	row := func(label, format string, a ...any) {
 		fmt.Fprintf(w, "%-21s %s\n", label+":", printable.Text(fmt.Sprintf(format, a...)))
 	}
@@ -521,6 +524,8 @@ func writeInstance(w io.Writer, v instanceView, global *store.Window) {
 	for _, e := range v.Events {
 		fmt.Fprintln(w, printable.Text(eventLine(e)))
 	}
+	_, err := io.WriteString(out, w.String())
+	return err
 }
 
 // eventLine is one line of an instance's recent events: its time, its type

@@ -97,8 +97,12 @@ func keysStatus(ctx context.Context, src sealedValues, w io.Writer, asJSON bool)
 	if asJSON {
 		err = writeKeysJSON(w, st, rings)
 	} else {
-		writeKeysText(w, st)
-		writeProcessKeys(w, st.KeyIDs, rings)
+		// In one write, whose error is the command's: counts that could
+		// not be printed are no counts read.
+		var b strings.Builder
+		writeKeysText(&b, st)
+		writeProcessKeys(&b, st.KeyIDs, rings)
+		_, err = io.WriteString(w, b.String())
 	}
 	if err == nil && st.UnreadableTotal() > 0 {
 		err = fmt.Errorf("%w: %d values", errUnreadable, st.UnreadableTotal())

@@ -400,8 +400,9 @@ func rotate(ctx context.Context, env *environ, a *app, f rotateFlags, ids []stri
 // follows its batch; err is the request's own failure, if any.
 func requestAndFollow(ctx context.Context, env *environ, a *app, f rotateFlags, res fleet.Result, err error,
 	problems []fleet.Problem, start time.Time) error {
+	var printErr error
 	if !f.asJSON {
-		writeRotated(env.stdout, res, f.queue, graceText(f, a.cfg, readRunning(ctx, a.store).graces()), time.Since(start))
+		printErr = writeRotated(env.stdout, res, f.queue, graceText(f, a.cfg, readRunning(ctx, a.store).graces()), time.Since(start))
 	}
 	warnRefused(env.stderr, res)
 	warnJoinedGrace(env.stderr, f, res)
@@ -427,6 +428,11 @@ func requestAndFollow(ctx context.Context, env *environ, a *app, f rotateFlags, 
 		}
 		return fmt.Errorf("batch %s is incomplete; requesting the same instances again is safe: %w", res.BatchID, err)
 	}
+	if printErr != nil {
+		// The rotations are enqueued, and the line that names their
+		// batch is lost: the error names it, on stderr.
+		return fmt.Errorf("batch %s is enqueued, but its line could not be printed: %w", res.BatchID, printErr)
+	}
 	switch {
 	case f.asJSON && f.wait:
 		b, err := watchBatch(ctx, env, a.store, res.BatchID, f.interval, false, pause)
@@ -447,8 +453,8 @@ func requestAndFollow(ctx context.Context, env *environ, a *app, f rotateFlags, 
 }
 
 // writeRotated prints the outcome of a rotation request on one line, and
-// the grace on the next, in one write.
-func writeRotated(w io.Writer, res fleet.Result, queue, grace string, took time.Duration) {
+// the grace on the next, in one write whose error it returns.
+func writeRotated(w io.Writer, res fleet.Result, queue, grace string, took time.Duration) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "batch %s: %d enqueued on %s, %d joined a rotation in flight, %d skipped",
 		res.BatchID, res.Enqueued, queue, res.Joined, res.Skipped)
@@ -459,7 +465,8 @@ func writeRotated(w io.Writer, res fleet.Result, queue, grace string, took time.
 		fmt.Fprintf(&b, ", %d refused", res.Refused)
 	}
 	fmt.Fprintf(&b, " (%s)\n%s\n", took.Round(time.Millisecond), grace)
-	fmt.Fprint(w, b.String())
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // graceText says, on one line, the grace the rotations' old credentials
@@ -626,7 +633,7 @@ func printPlan(ctx context.Context, env *environ, a *app, f rotateFlags, ids []s
 	if f.asJSON {
 		err = writeJSON(env.stdout, newPlanOutput(pl, f.grace, problems))
 	} else {
-		writePlan(env.stdout, pl, rateNote(a, pl.PerHour), graceText(f, a.cfg, running.graces()), time.Since(start))
+		err = writePlan(env.stdout, pl, rateNote(a, pl.PerHour), graceText(f, a.cfg, running.graces()), time.Since(start))
 	}
 	if err == nil && pl.AtCap > 0 && !skipsGone(f) {
 		err = fmt.Errorf("%s already have as many superseded credentials waiting as REKEY_MAX_PREVIOUS allows, so "+
@@ -664,7 +671,8 @@ func rateNote(a *app, perHour int) string {
 
 // writePlan prints the plan, with grace (graceText) on its own line: how
 // long the old credentials stay valid matters as much as what is rotated.
-func writePlan(w io.Writer, pl fleet.Plan, rate, grace string, took time.Duration) {
+// It prints in one write, and returns its error.
+func writePlan(w io.Writer, pl fleet.Plan, rate, grace string, took time.Duration) error {
 	var b strings.Builder
 	row := func(label string, format string, v ...any) {
 		fmt.Fprintf(&b, "  %-22s %s\n", label, fmt.Sprintf(format, v...))
@@ -698,7 +706,8 @@ func writePlan(w io.Writer, pl fleet.Plan, rate, grace string, took time.Duratio
 	row("budget", "%d calls/hour (%s)", pl.PerHour, rate)
 	row("estimated duration", "at least %s, if nothing else spends the budget", printable.Duration(roundDuration(pl.Duration)))
 	b.WriteString(grace + "\n")
-	fmt.Fprint(w, b.String())
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // roundDuration rounds d for people: to the minute past an hour, to the
