@@ -100,3 +100,37 @@ func TestTaskConstructorsRefuseADeadlineWithinTheFirstRunsSecond(t *testing.T) {
 		t.Errorf("NewRevokeTask with a deadline a second after its run: %v", err)
 	}
 }
+
+// asynq keeps a task's timeout in whole seconds and, for a task without a
+// deadline, ends each run that long after it starts: a negative timeout (an
+// asynq.Timeout(time.Until(cutoff)) whose cutoff has passed) ends every run
+// before it starts, and asynq fails the task before any worker runs it, at
+// every retry, until it archives it, as it does a task whose deadline has
+// passed. The rotation is never claimed, so nothing of rekey's sees it. The
+// constructors refuse such a timeout as they refuse that deadline.
+func TestTaskConstructorsRefuseANegativeTimeout(t *testing.T) {
+	c, insp := newClient(t)
+	rot := tasks.NewID("rot")
+	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-timeout", RotationID: rot},
+		asynq.Timeout(-time.Minute))
+	if err == nil {
+		if _, err := c.Enqueue(task); err != nil {
+			t.Fatal(err)
+		}
+		info, err := insp.GetTaskInfo(tasks.QueueDefault, tasks.RotateTaskID(rot))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf("NewRotateTask with a timeout of -1m: no error, and asynq keeps the timeout %s with deadline %v: "+
+			"every run ends before it starts", info.Timeout, info.Deadline)
+	}
+	if _, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: "inst-timeout", CredentialID: tasks.NewID("cred")},
+		time.Now(), asynq.Timeout(-time.Second)); err == nil {
+		t.Error("NewRevokeTask with a timeout of -1s: no error")
+	}
+	for _, d := range []time.Duration{time.Minute, tasks.RotateTimeout} {
+		if _, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-timeout"}, asynq.Timeout(d)); err != nil {
+			t.Errorf("NewRotateTask with a timeout of %s: %v", d, err)
+		}
+	}
+}

@@ -194,7 +194,7 @@ func NewRevokeTask(p RevokePayload, revokeAt time.Time, opts ...asynq.Option) (*
 // of rekey's ever runs it: a queue that is not one of Queues (rekey's
 // workers serve those only, and asynq takes any name, "Interactive" too),
 // a group (rekey's workers run no group aggregator, so a grouped task
-// waits in its group for ever), and a deadline at or before the task's
+// waits in its group for ever), a negative timeout, and a deadline at or before the task's
 // first run once cut to the whole second asynq keeps it in (firstRun unless opts schedule it otherwise): asynq fails such
 // a task before any handler runs it, at every retry, until it archives it.
 // Such a task claims no rotation, so nothing of rekey's (its metrics, its
@@ -242,6 +242,14 @@ func checkOptions(opts []asynq.Option, firstRun time.Time) error {
 			}
 		case asynq.GroupOpt:
 			return errors.New("rekey's workers aggregate no group: a task in one would never run")
+		case asynq.TimeoutOpt:
+			// asynq ends each run its timeout after it starts: a negative
+			// one (a time.Until whose time has passed) ends every run
+			// before it starts, as a deadline already past does.
+			if d, ok := o.Value().(time.Duration); ok && d < 0 {
+				return fmt.Errorf("timeout %s is negative: asynq would fail the task before any worker runs it; "+
+					"leave it out for rekey's own", d)
+			}
 		}
 	}
 	return nil
