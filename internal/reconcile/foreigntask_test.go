@@ -266,3 +266,63 @@ func TestAForeignTaskThatStartsRunningAsTheSweepReplacesItEndsNoSweep(t *testing
 		t.Errorf("the foreign task: %+v, %v; want it still running", got, err)
 	}
 }
+
+// TestAnArchivedForeignRotateTaskWithAShortTimeoutRunsAgainAsRekeys: another
+// app's rotate task (tasks/, with asynq.Timeout(time.Second)) whose push was
+// attempted is archived. Heroku may hold the credential, so the sweep runs
+// the rotation again; run again as it was, every run is cut off after its
+// one second, before a run of rekey's (a push to a Heroku that is slow to
+// answer, a wait for the shared budget) can end, and it is archived again:
+// the rotation would run hourly for ever without promoting, in flight for
+// good (every later request joins it, I4). It makes way for rekey's own
+// task, whose runs have tasks.RotateTimeout.
+func TestAnArchivedForeignRotateTaskWithAShortTimeoutRunsAgainAsRekeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	w.pushedRotation(t, "inst-t", "rot-t", tasks.QueueDefault, 1, 0)
+	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-t", RotationID: "rot-t"},
+		asynq.Timeout(time.Second), asynq.MaxRetry(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := w.q.Enqueue(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.insp.ArchiveTask(tasks.QueueDefault, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	// A run takes two seconds, as a push to a slow Heroku does.
+	var finished atomic.Int64
+	srv := asynq.NewServerFromRedisClient(w.r.Client, asynq.Config{Concurrency: 1,
+		Queues: map[string]int{tasks.QueueDefault: 1}, IsFailure: retry.IsFailure,
+		RetryDelayFunc:    func(int, error, *asynq.Task) time.Duration { return 0 },
+		TaskCheckInterval: 10 * time.Millisecond, DelayedTaskCheckInterval: 20 * time.Millisecond,
+		LogLevel: asynq.FatalLevel})
+	if err := srv.Start(retry.Record(asynq.HandlerFunc(func(ctx context.Context, _ *asynq.Task) error {
+		select {
+		case <-time.After(2 * time.Second):
+			finished.Add(1)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	res, err := w.sweep.Sweep(ctx)
+	if err != nil || res.RotationsResumed != 1 {
+		t.Fatalf("Sweep = %+v, %v; want the rotation run again", res, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for finished.Load() == 0 {
+		if time.Now().After(deadline) {
+			info, _ := w.insp.GetTaskInfo(tasks.QueueDefault, tasks.RotateTaskID("rot-t"))
+			t.Fatalf("no run of rot-t ended within 10 s of the sweep; its task: state %s, timeout %s, retried %d",
+				info.State, info.Timeout, info.Retried)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

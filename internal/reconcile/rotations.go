@@ -100,10 +100,10 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 		return nil
 	}
 	// Another app's task (through the tasks package) with a deadline fails
-	// every run past it before the handler: run again as it is, it would
-	// be archived again at once, the rotation in flight for good. It makes
-	// way for rekey's own, from the rotation's record, as a revocation's
-	// does.
+	// every run past it before the handler, and one with a short timeout
+	// cuts every run off: run again as it is, it would be archived again,
+	// the rotation in flight for good. It makes way for rekey's own, from
+	// the rotation's record, as a revocation's does.
 	if err := s.p.Inspector.DeleteTask(rot.Queue, info.ID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 		if s.busy(rot.Queue, info.ID) {
 			return nil
@@ -121,11 +121,13 @@ func (s *Sweeper) rotation(ctx context.Context, ref store.RotationRef, res *Resu
 }
 
 // runsAgain reports whether the archived task info describes can run
-// rot again as it is: it is a rotate task naming rot, and no deadline
-// (which rekey never gives; another app may, through the tasks package)
-// cuts its runs short.
+// rot again as it is: it is a rotate task naming rot, and no deadline nor
+// timeout shorter than tasks.RotateTimeout (which rekey never gives;
+// another app may, through the tasks package) cuts its runs short. A run
+// cut off before it can end (a slow push, a wait for Heroku's budget)
+// would be archived again, hourly, the rotation never promoted.
 func runsAgain(info *asynq.TaskInfo, rot store.Rotation) bool {
-	if info.Type != tasks.TypeRotate || !info.Deadline.IsZero() {
+	if info.Type != tasks.TypeRotate || !info.Deadline.IsZero() || info.Timeout < tasks.RotateTimeout {
 		return false
 	}
 	p, err := tasks.ParseRotate(asynq.NewTask(info.Type, info.Payload))
