@@ -70,13 +70,21 @@ func (s *server) postRotations(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, msg)
 		return
 	}
+	ctx, cancel := requestContext(r, rotationsTimeout)
+	defer cancel()
+	idem, ok := s.beginIdempotent(w, r, body)
+	if !ok {
+		return
+	}
+	if idem != nil {
+		w = idem
+		defer idem.finish(ctx)
+	}
 	if err := fleet.CheckGrace(req.Grace, s.Producer.MinGrace(), s.Producer.MaxGrace()); err != nil {
 		// Refused before listing the fleet for {"all":true}.
 		s.writeRotateResult(w, r, fleet.Result{}, err)
 		return
 	}
-	ctx, cancel := requestContext(r, rotationsTimeout)
-	defer cancel()
 	if body.All {
 		ids, err := s.allInstanceIDs(ctx)
 		if err != nil {
