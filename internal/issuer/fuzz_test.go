@@ -110,7 +110,8 @@ func checkMinted(t *testing.T, st int, body []byte, c issuer.Credential, err err
 // either: revoked when verify, answered the same here, says the credential
 // does not work and neither answer is a page, which this check does not
 // tell apart, and an error otherwise. A 2xx to verify or revoke whose JSON
-// body says it failed is a transient error_answer.
+// body says it failed is a transient error_answer, and one whose JSON breaks
+// off before its end a transient unreadable_answer.
 func checkOutcome(t *testing.T, op string, st int, body []byte, err error, unsupported bool) {
 	okStatus := st >= 200 && st <= 299 || (op == "revoke" && st == http.StatusNotFound)
 	var e *issuer.Error
@@ -119,6 +120,10 @@ func checkOutcome(t *testing.T, op string, st int, body []byte, err error, unsup
 	case st >= 200 && st <= 299 && errors.As(err, &e) && e.Code == issuer.CodeErrorAnswer:
 		if !issuer.IsTransient(err) || !saysFailed(body) {
 			t.Fatalf("%s on %d = %v, want transient and a body that says it failed", op, st, err)
+		}
+	case st >= 200 && st <= 299 && errors.As(err, &e) && e.Code == issuer.CodeUnreadable:
+		if !issuer.IsTransient(err) || !cutShort(body) {
+			t.Fatalf("%s on %d = %v, want transient and a body whose JSON breaks off", op, st, err)
 		}
 	case unsupported:
 		if !errors.Is(err, issuer.ErrVerifyUnsupported) {
@@ -191,4 +196,15 @@ func numericIDIn(body []byte) bool {
 		id = string(r.CredentialID)
 	}
 	return id != "" && strings.Trim(id, "0123456789") == ""
+}
+
+// cutShort reports whether body, spaces and a byte-order mark trimmed,
+// opens a JSON object or array that ends before it closes.
+func cutShort(body []byte) bool {
+	body = bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(body), []byte("\xef\xbb\xbf")))
+	if len(body) == 0 || body[0] != '{' && body[0] != '[' {
+		return false
+	}
+	var v json.RawMessage
+	return errors.Is(json.NewDecoder(bytes.NewReader(body)).Decode(&v), io.ErrUnexpectedEOF)
 }

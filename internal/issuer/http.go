@@ -776,8 +776,36 @@ func statusNotFoundJSON(body []byte) bool {
 // with a size limit. A call that got no answer returns an *Error with the
 // failure's kind only: the transport's text names the URL, whose path may
 // hold a secret of the partner's.
+//
+// A 2xx whose JSON breaks off before its end is no answer either: the body
+// framed by the connection's end (no Content-Length, not chunked) whose
+// connection closed mid-body, or one longer than the Content-Length a proxy
+// sent, reads as a clean, short body, and what is missing may be the part
+// that said the call failed or that the credential does not work
+// ({"valid":false}, {"ok":false,"error":...}). Read as the contract's bare
+// 2xx, a verify pushed a credential that does not work to every app, and a
+// DELETE recorded a revocation while the credential kept working (I3). A
+// usage answer is read as exact JSON (decodeUsage): one cut short is
+// malformed there, no evidence either way, as before.
 func (h *HTTP) do(ctx context.Context, op, method, u string, payload any) (answer, error) {
-	return h.exchange(ctx, op, method, u, payload, nil)
+	a, err := h.exchange(ctx, op, method, u, payload, nil)
+	if err == nil && op != OpUsage && ok2xx(a.status) && a.cutShort() {
+		return answer{}, &Error{Op: op, Status: a.status, Code: CodeUnreadable}
+	}
+	return a, err
+}
+
+// cutShort reports whether the answer's body opens a JSON object or array
+// (a byte-order mark and spaces before it looked past) that ends before it
+// closes. A body malformed otherwise, or whole JSON with more after it, is
+// left to the readings of a 2xx as before.
+func (a answer) cutShort() bool {
+	body := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(a.body), utf8BOM))
+	if len(body) == 0 || body[0] != '{' && body[0] != '[' {
+		return false
+	}
+	var v json.RawMessage
+	return errors.Is(json.NewDecoder(bytes.NewReader(body)).Decode(&v), io.ErrUnexpectedEOF)
 }
 
 // exchange is do, with unreadable, when not nil, to look at an answer that
