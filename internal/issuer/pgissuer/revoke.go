@@ -163,18 +163,28 @@ func cut(ctx context.Context, q querier, role string) error {
 	r := sanitize(role)
 	// Ending the role's sessions takes the role's privileges, which an
 	// admin that is no superuser (CREATEROLE) lacks: it grants the role to
-	// itself, and DROP ROLE ends that too.
-	if err := settle(ctx, q, "GRANT "+r+" TO CURRENT_USER", "SELECT pg_has_role(current_user, oid, 'USAGE') FROM pg_roles WHERE rolname = $1", role); err != nil {
+	// itself, and DROP ROLE ends that too. From PostgreSQL 16 the grant
+	// says it inherits them and may act as the role, whatever the admin's
+	// own INHERIT; before, a NOINHERIT admin may only act as the role
+	// (terminate, reassign).
+	grant := "GRANT " + r + " TO CURRENT_USER"
+	var v16 bool
+	if err := q.QueryRow(ctx, "SELECT current_setting('server_version_num')::int >= 160000").Scan(&v16); err != nil {
+		return classify("revoke", err)
+	}
+	if v16 {
+		grant += " WITH INHERIT TRUE, SET TRUE"
+	}
+	if err := settle(ctx, q, grant, "SELECT pg_has_role(current_user, oid, 'USAGE') FROM pg_roles WHERE rolname = $1", role); err != nil {
 		return err
 	}
 	lockout := "SELECT pg_catalog.set_config('lock_timeout', '" + strconv.FormatInt(cutLockWait.Milliseconds(), 10) +
 		"', true); ALTER ROLE " + r + " NOLOGIN"
 	for attempt := 1; ; attempt++ {
-		// A refused end of the sessions (an admin role that does not
-		// inherit the role's privileges may not signal its backends) is
-		// returned once the role is locked out, never before: the
-		// revocation is retried, and meanwhile the credential must not
-		// log in anew.
+		// A refused end of the sessions (terminate could not end them,
+		// even as the role) is returned once the role is locked out,
+		// never before: the revocation is retried, and meanwhile the
+		// credential must not log in anew.
 		ended := terminate(ctx, q, role)
 		err := settle(ctx, q, lockout, "SELECT NOT rolcanlogin FROM pg_roles WHERE rolname = $1", role)
 		if err == nil && ended != nil {
@@ -201,12 +211,26 @@ const cutLockWait = time.Second
 // errRowBusy is settle's answer when its statement's lock_timeout ran out.
 var errRowBusy = errors.New("lock_timeout")
 
-// terminate ends the role's sessions.
+// terminate ends the role's sessions. An admin role that does not inherit
+// the privileges of the roles granted to it (NOINHERIT, on a server older
+// than PostgreSQL 16) may not signal their backends, but may act as a
+// role it is a member of (SET ROLE), and any role may end its own
+// sessions: refused, it ends them as the role, on one connection and for
+// one transaction only (SET LOCAL), so that no pooled connection is left
+// acting as the credential.
 func terminate(ctx context.Context, q querier, role string) error {
-	if _, err := q.Exec(ctx, "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = $1", role); err != nil {
-		return classify("revoke", err)
+	const stmt = "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = $1"
+	_, err := q.Exec(ctx, stmt, role)
+	if insufficientPrivilege(err) {
+		err = pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+sanitize(role)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, stmt, role)
+			return err
+		})
 	}
-	return nil
+	return classify("revoke", err)
 }
 
 // settle runs stmt, a change to the role, and when it fails asks held
@@ -234,6 +258,7 @@ func settle(ctx context.Context, q querier, stmt, held, role string) error {
 type querier interface {
 	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
 	QueryRow(context.Context, string, ...any) pgx.Row
+	Begin(context.Context) (pgx.Tx, error)
 }
 
 // dropRole runs the revocation's statements; each is safe to run again.
@@ -347,16 +372,34 @@ func (iss *Issuer) reassign(ctx context.Context, t target, db, quotedRole string
 		"REASSIGN OWNED BY " + quotedRole + " TO " + sanitize(t.loc.Owner),
 		"DROP OWNED BY " + quotedRole,
 	}
-	for _, s := range stmts {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			if lockNotAvailable(err) {
-				return fmt.Errorf("role %s: the database's sessions held a lock on its objects for more than %s: %w",
-					quotedRole, reassignLockWait, &issuer.Error{Op: "revoke", Code: CodeObjectsBusy})
+	run := func(q querier) error {
+		for _, s := range stmts {
+			if _, err := q.Exec(ctx, s); err != nil {
+				return err
 			}
-			return classify("revoke", err)
 		}
+		return nil
 	}
-	return nil
+	err = run(conn)
+	if insufficientPrivilege(err) {
+		// Both statements take the privileges of the role and of the
+		// owner role, which an admin role that does not inherit them
+		// (NOINHERIT) lacks; the role has both (it is a member of the
+		// owner role and inherits), and the admin may act as it (cut
+		// granted it the role): they run as the role, for one
+		// transaction.
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+quotedRole); err != nil {
+				return err
+			}
+			return run(tx)
+		})
+	}
+	if lockNotAvailable(err) {
+		return fmt.Errorf("role %s: the database's sessions held a lock on its objects for more than %s: %w",
+			quotedRole, reassignLockWait, &issuer.Error{Op: "revoke", Code: CodeObjectsBusy})
+	}
+	return classify("revoke", err)
 }
 
 // lockNotAvailable reports whether err is a lock_timeout running out
@@ -364,4 +407,11 @@ func (iss *Issuer) reassign(ctx context.Context, t target, db, quotedRole string
 func lockNotAvailable(err error) bool {
 	var pg *pgconn.PgError
 	return errors.As(err, &pg) && pg.Code == "55P03"
+}
+
+// insufficientPrivilege reports whether err is the server refusing a
+// statement to the role running it (SQLSTATE 42501).
+func insufficientPrivilege(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "42501"
 }
