@@ -520,8 +520,9 @@ func (s *server) internalError(w http.ResponseWriter, r *http.Request, op string
 // redisUnreachable reports whether err is Redis not answering: a refused,
 // cut or timed-out connection, or no free connection in time; or Redis
 // answering that it cannot serve now (unavailableReplies: loading its data
-// after a restart, a replica during a failover, a script running long).
-// Its other answers (redis.Error) and rekey's failures are not.
+// after a restart, a replica during a failover, a script running long),
+// also when a script's call got it. Its other answers (redis.Error) and
+// rekey's failures are not.
 func redisUnreachable(err error) bool {
 	if err == nil {
 		return false
@@ -529,7 +530,14 @@ func redisUnreachable(err error) bool {
 	var answered redis.Error
 	if errors.As(err, &answered) {
 		msg := answered.Error()
-		return slices.ContainsFunc(unavailableReplies, func(p string) bool { return strings.HasPrefix(msg, p) })
+		// Before Redis 7, a write a script's redis.call was refused comes
+		// back wrapped: "ERR Error running script (call to f_…): @user_script:
+		// 4: -READONLY You can't write …", the old primary of a failover
+		// refusing every script that writes.
+		script := strings.HasPrefix(msg, "ERR Error running script ")
+		return slices.ContainsFunc(unavailableReplies, func(p string) bool {
+			return strings.HasPrefix(msg, p) || script && strings.Contains(msg, ": -"+p)
+		})
 	}
 	var netErr net.Error
 	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
