@@ -131,7 +131,19 @@ func (a *app) webHandler() (http.Handler, error) {
 	})
 }
 
+// memoryInfo reads Redis's INFO memory and stats sections, one call each
+// (INFO takes one section before Redis 7).
+func (a *app) memoryInfo(ctx context.Context) (string, error) {
+	memory, err := a.rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return "", err
+	}
+	stats, err := a.rdb.Info(ctx, "stats").Result()
+	return memory + stats, err
+}
+
 // metricsHandler serves /metrics: rekey_redis_up from a ping per scrape,
+// rekey_redis_may_evict and rekey_redis_evicted_keys_total from INFO,
 // rekey_redis_writable from a write, rekey_redis_replicated from a wait
 // for the replicas REKEY_REDIS_WAIT_REPLICAS asks for,
 // the start-up check's rekey_sealed_unreadable, and, while Redis answers,
@@ -141,6 +153,7 @@ func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
 		Collector: metrics.NewCollector(a.store, inspector, a.log, metrics.WithPacedBacklog(a.rdb),
 			metrics.WithClock(a.clock.Now)),
 		Ping:       func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() },
+		Info:       a.memoryInfo,
 		Write:      a.store.CheckWritable,
 		Durable:    a.store.Durable,
 		Unreadable: a.unreadableCount,

@@ -24,6 +24,9 @@ type Server struct {
 	// MaxmemoryPolicy is INFO memory's maxmemory_policy, "" when INFO did
 	// not say.
 	MaxmemoryPolicy string
+	// EvictedKeys is INFO stats' evicted_keys: how many keys Redis has
+	// evicted since it started; -1 when INFO did not say.
+	EvictedKeys int64
 	// ConnectedReplicas is INFO replication's connected_slaves, -1 when
 	// INFO did not say.
 	ConnectedReplicas int
@@ -32,7 +35,7 @@ type Server struct {
 // ParseInfo reads a Server from the text of INFO (any sections; fields it
 // does not know are ignored).
 func ParseInfo(info string) Server {
-	s := Server{ConnectedReplicas: -1}
+	s := Server{ConnectedReplicas: -1, EvictedKeys: -1}
 	for line := range strings.Lines(info) {
 		name, value, ok := strings.Cut(strings.TrimSpace(line), ":")
 		if !ok {
@@ -43,6 +46,10 @@ func ParseInfo(info string) Server {
 			s.Version = value
 		case "maxmemory_policy":
 			s.MaxmemoryPolicy = value
+		case "evicted_keys":
+			if n, err := strconv.ParseInt(value, 10, 64); err == nil {
+				s.EvictedKeys = n
+			}
 		case "connected_slaves":
 			if n, err := strconv.Atoi(value); err == nil {
 				s.ConnectedReplicas = n

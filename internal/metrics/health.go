@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	redishealth "github.com/rekeyhq/rekey/internal/health"
 )
 
 // healthPingTimeout bounds the Redis check of one scrape.
@@ -25,6 +27,13 @@ var (
 	descUnreadable = prometheus.NewDesc("rekey_sealed_unreadable",
 		"Stored sealed values that no key of REKEY_ENCRYPTION_KEYS opens, as the web process's start-up check counted them.",
 		nil, nil)
+	descMayEvict = prometheus.NewDesc("rekey_redis_may_evict",
+		"1 when Redis's maxmemory-policy lets it evict keys to make room (anything but noeviction), 0 under noeviction: "+
+			"an evicted record of rekey's may be an old credential's revocation, never made then. Read every scrape, so a "+
+			"policy changed while rekey runs shows; absent while Redis does not answer or refuses INFO.", nil, nil)
+	descEvictedKeys = prometheus.NewDesc("rekey_redis_evicted_keys_total",
+		"Keys Redis evicted since it started (INFO stats' evicted_keys), rekey's or not: alert on "+
+			"increase(rekey_redis_evicted_keys_total[1h]) > 0.", nil, nil)
 	descClockOffset = prometheus.NewDesc("rekey_clock_offset_seconds",
 		"How far Redis's clock is ahead of this web process's machine's (negative: behind), as last measured with TIME. "+
 			"Every rekey process reads time on Redis's clock, corrected by its own offset; each logs clock_skew past 2 s.",
@@ -48,6 +57,10 @@ type HandlerParams struct {
 	// configured key opens, and whether the check has run; nil omits the
 	// metric.
 	Unreadable func() (int64, bool)
+	// Info returns the text of Redis's INFO memory and stats sections;
+	// nil, or an error, omits rekey_redis_may_evict and
+	// rekey_redis_evicted_keys_total.
+	Info func(context.Context) (string, error)
 	// ClockOffset returns how far Redis's clock is ahead of this
 	// process's (redisclock.Clock.Offset), and whether it has been
 	// measured; nil omits rekey_clock_offset_seconds.
@@ -66,6 +79,12 @@ func NewHandler(p HandlerParams) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), healthPingTimeout)
 		up := p.Ping(ctx) == nil
 		own := health{up: up, unreadable: p.Unreadable, clockOffset: p.ClockOffset}
+		if up && p.Info != nil {
+			if info, err := p.Info(ctx); err == nil {
+				s := redishealth.ParseInfo(info)
+				own.server = &s
+			}
+		}
 		if up && p.Write != nil {
 			writable := p.Write(ctx) == nil
 			own.writable = &writable
@@ -91,8 +110,9 @@ func NewHandler(p HandlerParams) http.Handler {
 // health is the handler's own metrics, computed per scrape.
 type health struct {
 	up         bool
-	writable   *bool // nil: not asked
-	replicated *bool // nil: not asked
+	writable   *bool               // nil: not asked
+	replicated *bool               // nil: not asked
+	server     *redishealth.Server // nil: not asked, or INFO refused
 	unreadable func() (int64, bool)
 	// clockOffset is served whether Redis answers or not: a process
 	// keeps the last offset through an outage.
@@ -107,6 +127,8 @@ func (h health) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descUnreadable
 	ch <- descBuildInfo
 	ch <- descClockOffset
+	ch <- descMayEvict
+	ch <- descEvictedKeys
 }
 
 // Collect implements prometheus.Collector.
@@ -121,6 +143,14 @@ func (h health) Collect(ch chan<- prometheus.Metric) {
 	}
 	if h.replicated != nil {
 		ch <- prometheus.MustNewConstMetric(descRedisReplicated, prometheus.GaugeValue, flag(*h.replicated))
+	}
+	if s := h.server; s != nil {
+		if s.MaxmemoryPolicy != "" {
+			ch <- prometheus.MustNewConstMetric(descMayEvict, prometheus.GaugeValue, flag(s.MaxmemoryPolicy != redishealth.NoEviction))
+		}
+		if s.EvictedKeys >= 0 {
+			ch <- prometheus.MustNewConstMetric(descEvictedKeys, prometheus.CounterValue, float64(s.EvictedKeys))
+		}
 	}
 	ch <- buildInfoMetric()
 	if h.clockOffset != nil {
