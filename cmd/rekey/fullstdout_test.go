@@ -13,7 +13,8 @@ import (
 // stdout on /dev/full, where every write fails as on a full disk: each must
 // fail (exit 1, the error on stderr), as --json and the lists do, rather
 // than exit 0 having printed nothing, which a script redirecting to a file
-// would take for the output.
+// would take for the output. A command that changed something first (a
+// pause) fails too: its line is what a script reads to learn it did.
 func TestTextOutputToAFullDiskFails(t *testing.T) {
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
 	if err != nil {
@@ -40,6 +41,12 @@ func TestTextOutputToAFullDiskFails(t *testing.T) {
 		{"breaker", "status"},
 		{"keys", "status"},
 		{"batches", "cancel", bat},
+		{"scheduler", "pause"},
+		{"scheduler", "pause"}, // already paused
+		{"scheduler", "resume"},
+		{"scheduler", "set", ids[2], "--opt-out"},
+		{"scheduler", "unquarantine", ids[2]},
+		{"scheduler", "unquarantine", "--all"},
 	} {
 		env := c.env()
 		env.stdout = full

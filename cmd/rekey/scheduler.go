@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -301,17 +302,17 @@ func pauseScheduler(ctx context.Context, env *environ, a *app, by string) error 
 		return err
 	}
 	if !at.IsZero() {
-		fmt.Fprintf(env.stdout, "scheduler already paused (by %s since %s): left as it is\n",
+		_, err := fmt.Fprintf(env.stdout, "scheduler already paused (by %s since %s): left as it is\n",
 			printable.Text(who), at.UTC().Format(time.RFC3339))
-		return nil
+		return err
 	}
 	if err := a.store.PauseSchedule(ctx, by); err != nil {
 		return err
 	}
-	fmt.Fprintln(env.stdout, "scheduler paused: no scheduler enqueues rotations until 'rekey scheduler resume'")
+	_, err = fmt.Fprintln(env.stdout, "scheduler paused: no scheduler enqueues rotations until 'rekey scheduler resume'")
 	warnWaveGoesOn(ctx, env, a)
 	warnIfNoProcess(ctx, env, a)
-	return nil
+	return err
 }
 
 // warnWaveGoesOn says on stderr, when rotations are in flight, that a
@@ -357,12 +358,12 @@ func resumeScheduler(ctx context.Context, env *environ, a *app) error {
 	defer warnIfNoProcess(ctx, env, a)
 	// An open breaker holds every scheduler too, whatever the pause says.
 	if st, err := a.store.BreakerState(ctx); err == nil && st.Open() {
-		fmt.Fprintf(env.stdout, "%s, but the circuit breaker is %s: no scheduler enqueues until then\n",
+		_, err := fmt.Fprintf(env.stdout, "%s, but the circuit breaker is %s: no scheduler enqueues until then\n",
 			resumed, printable.Text(breaker.Describe(st)))
-		return nil
+		return err
 	}
-	fmt.Fprintln(env.stdout, resumed)
-	return nil
+	_, err = fmt.Fprintln(env.stdout, resumed)
+	return err
 }
 
 // unquarantineInstances puts back the instances named, once every one is
@@ -399,15 +400,15 @@ func unquarantineInstance(ctx context.Context, env *environ, a *app, id string, 
 	case err != nil:
 		return err
 	case !ok:
-		fmt.Fprintf(env.stdout, "%s was not quarantined\n", id)
-		return nil
+		_, err := fmt.Fprintf(env.stdout, "%s was not quarantined\n", id)
+		return err
 	}
 	in, err := a.store.Instance(ctx, id)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "%s is no longer quarantined; next scheduled rotation %s\n", id, timeOrNone(in.NextRotation(global)))
-	return nil
+	_, err = fmt.Fprintf(env.stdout, "%s is no longer quarantined; next scheduled rotation %s\n", id, timeOrNone(in.NextRotation(global)))
+	return err
 }
 
 // unquarantineAll puts back every instance quarantined when it starts
@@ -439,8 +440,8 @@ func unquarantineAll(ctx context.Context, env *environ, a *app) error {
 			n++
 		}
 	}
-	fmt.Fprintf(env.stdout, "%s no longer quarantined; each is back at its next scheduled slot\n", instances(n))
-	return nil
+	_, err := fmt.Fprintf(env.stdout, "%s no longer quarantined; each is back at its next scheduled slot\n", instances(n))
+	return err
 }
 
 // scheduleFlags are `rekey scheduler set`'s flags.
@@ -477,14 +478,15 @@ func setSchedule(ctx context.Context, env *environ, a *app, id string, f schedul
 		return err
 	}
 	global, _ := fleetWindow(ctx, a) // a bad value is the scheduler's to refuse
-	fmt.Fprintf(env.stdout, "%s: %s, window %s, next scheduled rotation %s\n", id,
+	text := fmt.Sprintf("%s: %s, window %s, next scheduled rotation %s\n", id,
 		map[bool]string{true: "opted out", false: "scheduled"}[in.ScheduleOptOut], instanceWindowText(in.Window, global),
 		timeOrNone(in.NextRotation(global)))
 	if !in.QuarantinedAt.IsZero() {
-		fmt.Fprintf(env.stdout, "%s is quarantined since %s, and no scheduler rotates it until 'rekey scheduler unquarantine %s'\n",
+		text += fmt.Sprintf("%s is quarantined since %s, and no scheduler rotates it until 'rekey scheduler unquarantine %s'\n",
 			id, in.QuarantinedAt.UTC().Format(time.RFC3339), id)
 	}
-	return nil
+	_, err = io.WriteString(env.stdout, text)
+	return err
 }
 
 // schedulerStatus reads and prints the status as of now on Redis's clock
