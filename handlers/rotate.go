@@ -233,9 +233,8 @@ func (h *Rotate) mintLost(ctx context.Context, r *rotation) (string, error) {
 		}
 		err = derr
 	}
-	if err != nil && !isPermanent(err) {
-		retried, _ := asynq.GetRetryCount(ctx)
-		if maxRetry, ok := asynq.GetMaxRetry(ctx); ok && retried < maxRetry {
+	if err != nil && (!isPermanent(err) || brokenOff(err)) {
+		if retriesLeft(ctx) {
 			return OutcomeRetry, fmt.Errorf("%s: asking the issuer again for the credential of a rotation whose instance "+
 				"was deprovisioned: %w", stepMint, err)
 		}
@@ -248,6 +247,22 @@ func (h *Rotate) mintLost(ctx context.Context, r *rotation) (string, error) {
 		Cause: r.scrub(fmt.Sprintf("%s: %v; %s; asked again, the issuer answered: %s",
 			stepMint, errDeprovisionedSince, store.AnswerLostCause(r.p.RotationID), detail))}
 	return h.record(ctx, r, stepMint, f)
+}
+
+// retriesLeft reports whether asynq runs the task again should this run
+// fail (false for a run outside asynq).
+func retriesLeft(ctx context.Context) bool {
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, ok := asynq.GetMaxRetry(ctx)
+	return ok && retried < maxRetry
+}
+
+// brokenOff reports whether err is a mint answer that broke off inside
+// its config, naming a credential it could not check: asked again, the
+// issuer answers it again (I6).
+func brokenOff(err error) bool {
+	var unusable *issuer.UnusableCredentialError
+	return errors.As(err, &unusable) && unusable.ConfigUnchecked && unusable.BrokenOff
 }
 
 // errDeprovisionedSince ends a rotation whose instance was deprovisioned
@@ -626,6 +641,16 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 			why = "the issuer's answer was too large to use or broke off before its end"
 		case issuer.CodeIDNotString:
 			why = "the issuer's answer wrote credential_id as a number; the contract has it a string"
+		}
+		if brokenOff(err) && retriesLeft(ctx) {
+			// The answer broke off inside its config (a connection reset,
+			// a proxy restarting): a fault of the network's, not the
+			// issuer's answer. The task is retried, and its mint, keyed by
+			// the rotation, is answered the same credential again (I6),
+			// whole once the fault has passed; only once the retries run
+			// out is it left for the issuer to revoke, as below.
+			return "", nil, fmt.Errorf("the issuer's answer broke off before its config ended, the mint is asked again: %w",
+				unusable.Err)
 		}
 		if unusable.ConfigUnchecked {
 			return "", nil, fmt.Errorf("%w (%w): its config could not be read whole to check that the id it names holds "+

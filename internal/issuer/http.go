@@ -814,9 +814,9 @@ func (a answer) cutShort() bool {
 // keep that one. Of an answer over maxResponseBytes that is the whole body
 // (what was read and the rest, unbounded: unreadable bounds it); of one
 // whose reading failed (it broke off, or never ended within the client's
-// timeout) it is what was read before.
+// timeout) it is what was read before, and brokenOff is true.
 func (h *HTTP) exchange(ctx context.Context, op, method, u string, payload any,
-	unreadable func(status int, body io.Reader) error) (answer, error) {
+	unreadable func(status int, body io.Reader, brokenOff bool) error) (answer, error) {
 	raw, err := json.Marshal(payload)
 	if err != nil {
 		return answer{}, &Error{Op: op, Code: CodeRequest}
@@ -850,7 +850,7 @@ func (h *HTTP) exchange(ctx context.Context, op, method, u string, payload any,
 		if err == nil {
 			rest = io.MultiReader(rest, resp.Body)
 		}
-		if err := unreadable(resp.StatusCode, rest); err != nil {
+		if err := unreadable(resp.StatusCode, rest, err != nil); err != nil {
 			return answer{}, err
 		}
 	}
@@ -864,8 +864,10 @@ func (h *HTTP) exchange(ctx context.Context, op, method, u string, payload any,
 // than left working with nobody knowing of it (I3). It returns an
 // *UnusableCredentialError naming it, or nil when there is none (the
 // answer is then retried). An answer cut short leaves its config
-// unchecked (mintedID), unless what was read holds it whole.
-func mintedAnyway(status int, body io.Reader) error {
+// unchecked (mintedID), unless what was read holds it whole; brokenOff
+// (UnusableCredentialError.BrokenOff) says the answer was cut, not too
+// large: asked again, the issuer answers it again (I6), maybe whole.
+func mintedAnyway(status int, body io.Reader, brokenOff bool) error {
 	if !ok2xx(status) {
 		return nil
 	}
@@ -874,7 +876,7 @@ func mintedAnyway(status int, body io.Reader) error {
 		return nil
 	}
 	return &UnusableCredentialError{CredentialID: a.id, Config: a.config, ConfigUnchecked: a.unchecked,
-		Err: &Error{Op: "mint", Status: status, Code: CodeUnreadable}}
+		BrokenOff: brokenOff, Err: &Error{Op: "mint", Status: status, Code: CodeUnreadable}}
 }
 
 // usable reports whether config names at least one var and every var can

@@ -482,6 +482,9 @@ func TestMintAnswerTooLargeStillNamesItsCredential(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("credential named %q, want %q", got, tt.want)
 			}
+			if got != "" && unusable.BrokenOff {
+				t.Error("BrokenOff = true for an answer read to its end: too large, it would be too large again")
+			}
 			if strings.Contains(err.Error(), "cred_") || strings.Contains(fmt.Sprintf("%#v", err), "cred_") {
 				t.Errorf("the error shows the id: %v", err)
 			}
@@ -496,7 +499,8 @@ func TestMintAnswerTooLargeStillNamesItsCredential(t *testing.T) {
 // that it is recorded and revoked (I3) rather than retried with nobody
 // knowing of it. A config read whole lets the id be checked against it;
 // one cut short does not (ConfigUnchecked). The read stops at the client's
-// timeout, whatever the issuer holds open.
+// timeout, whatever the issuer holds open. Either way the answer is
+// BrokenOff, where one too large is not: the rotation asks the mint again.
 func TestMintAnswerThatNeverEndsStillNamesItsCredential(t *testing.T) {
 	t.Parallel()
 	const whole = `{"credential_id":"cred_streamed","config":{"MYADDON_URL":"postgres://u:` +
@@ -545,6 +549,9 @@ func TestMintAnswerThatNeverEndsStillNamesItsCredential(t *testing.T) {
 			}
 			if unusable.ConfigUnchecked != tt.unchecked {
 				t.Errorf("ConfigUnchecked = %v, want %v", unusable.ConfigUnchecked, tt.unchecked)
+			}
+			if !unusable.BrokenOff {
+				t.Error("BrokenOff = false, want true: the answer's reading failed, the mint may be asked again")
 			}
 			if !tt.unchecked && !secret.Holds("0123456789abcdef0123456789abcdef", unusable.Config...) {
 				t.Error("the config read is not kept to check the id against")

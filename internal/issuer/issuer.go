@@ -117,7 +117,14 @@ type UnusableCredentialError struct {
 	// (past mintedID's bounds, or an answer broken off within its config):
 	// the id cannot be checked against them.
 	ConfigUnchecked bool
-	Err             *Error
+	// BrokenOff says the answer's reading failed before its end (the
+	// connection broke, or the answer never ended within the client's
+	// timeout), where one too large was read to its end: a passing fault
+	// of the network, not the issuer's answer. The mint, keyed by its
+	// rotation, answers the same credential again (I6), whole if the
+	// fault has passed.
+	BrokenOff bool
+	Err       *Error
 }
 
 func (e *UnusableCredentialError) Error() string {

@@ -116,6 +116,31 @@ func TestAnUnusableMintIsCountedRefused(t *testing.T) {
 	})
 }
 
+// A mint answered 200 whose connection broke inside its config, after the
+// credential id, is asked again (the mint is keyed by its rotation): a
+// failed call, the network's trouble, not the issuer's answer taken as
+// final.
+func TestAMintCutInsideItsConfigIsCountedFailed(t *testing.T) {
+	t.Parallel()
+	iss := webhookIssuer(t, func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"credential_id":"cred-9","config":{"MYADDON_URL":"postgres://u:01234`))
+		w.(http.Flusher).Flush()
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			_ = conn.Close() // no terminating chunk
+		}
+	})
+	_, err := iss.Mint(context.Background(), "inst-1", "rot-1")
+	var unusable *issuer.UnusableCredentialError
+	if !errors.As(err, &unusable) || !unusable.BrokenOff {
+		t.Fatalf("mint: %v, want an answer broken off", err)
+	}
+	wantSamples(t, issuerCallSamples(t, issuerCall{issuer.OpMint, err}), map[string]float64{
+		`rekey_issuer_calls_total{op="mint",outcome="failed"}`:  1,
+		`rekey_issuer_calls_total{op="mint",outcome="refused"}`: 0,
+	})
+}
+
 // An issuer that no longer takes rekey's signature (REKEY_ISSUER_SECRET
 // changed on one side only) answers every revocation 401, which the revoke
 // handler retries until the secret is mended, every revocation overdue

@@ -103,8 +103,10 @@ func (r *Recorder) IssuerCall(op string, err error) {
 	case op == issuer.OpRevoke && issuer.RefusesRekey(err):
 		outcome = issuerFailed
 	// A mint answer naming a credential rekey cannot use ends the rotation
-	// (its credential discarded and revoked), whatever its 2xx status.
-	case issuer.IsPermanent(err) || errors.As(err, &unusable):
+	// (its credential discarded and revoked), whatever its 2xx status; but
+	// one that broke off inside its config is asked again (the network's
+	// trouble, or the issuer's), failed.
+	case issuer.IsPermanent(err) || errors.As(err, &unusable) && !(unusable.ConfigUnchecked && unusable.BrokenOff):
 		outcome = issuerRefused
 	default:
 		outcome = issuerFailed
