@@ -26,6 +26,12 @@ import (
 // The mints after them are answered whole. It returns the ids the cut
 // answers named.
 func cutMints(t *testing.T, g *rig, cuts int32) (named *atomic.Value, mints *atomic.Int32) {
+	return cutMintsAt(t, g, cuts, false)
+}
+
+// cutMintsAt is cutMints, the answer cut after its whole JSON when whole
+// (only the terminating chunk missing).
+func cutMintsAt(t *testing.T, g *rig, cuts int32, whole bool) (named *atomic.Value, mints *atomic.Int32) {
 	t.Helper()
 	named, mints = &atomic.Value{}, &atomic.Int32{}
 	g.overHandler(t, issuer.VerifyAuto, func(demo http.Handler) http.Handler {
@@ -47,6 +53,9 @@ func cutMints(t *testing.T, g *rig, cuts int32) (named *atomic.Value, mints *ato
 			id, _ := json.Marshal(answer.ID)
 			config, _ := json.Marshal(answer.Config)
 			body := `{"credential_id":` + string(id) + `,"config":` + string(config[:len(config)/2])
+			if whole {
+				body = `{"credential_id":` + string(id) + `,"config":` + string(config) + "}\n"
+			}
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)
 			_, _ = w.Write([]byte(body))
@@ -139,4 +148,26 @@ func TestAMintAnswerCutInsideItsConfigIsMintedAgain(t *testing.T) {
 			t.Error("the add-on's config changed")
 		}
 	})
+}
+
+// TestAMintAnswerWholeThenCutIsUsed: the issuer's mint answer arrived
+// whole and its connection closed before the chunked body's last chunk.
+// The answer was taken for one broken off: its good credential discarded
+// and revoked, the rotation failed for good. Its whole JSON is the answer:
+// the credential is saved, pushed and promoted on the first run.
+func TestAMintAnswerWholeThenCutIsUsed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	g := newRig(t)
+	named, _ := cutMintsAt(t, g, 1, true)
+	err := g.run(rotateTask(t, "inst-1", "rot-whole"))
+	rot, _ := g.st.Rotation(ctx, "rot-whole")
+	id, _ := named.Load().(string)
+	if err != nil || rot.State != store.RotationPromoted || id == "" || rot.CredentialID != id || g.configCredential(t, "inst-1") != id {
+		in, _ := g.st.Instance(ctx, "inst-1")
+		t.Fatalf("run = %v, rotation %s with %q (%s); want promoted with %q", err, rot.State, rot.CredentialID, in.LastErrorCode, id)
+	}
+	if !g.demo.Valid(id) {
+		t.Errorf("credential %s revoked", id)
+	}
 }

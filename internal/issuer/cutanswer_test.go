@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -105,5 +106,129 @@ func TestVerifyOrRevokeAnsweredJSONCutShortIsNoAnswer(t *testing.T) {
 		if err := cutIssuer(t, body, 0).Revoke(ctx, "inst-1", "cred_1"); err != nil {
 			t.Errorf("revoke answered 200 %q whole: %v, want it revoked", body, err)
 		}
+	}
+}
+
+// unendedIssuer answers every request 200 with body in one chunk of a
+// chunked body, or, when declared is positive, under a Content-Length of
+// declared bytes, more than body, and closes the connection without the
+// terminating chunk or the bytes missing: the body's framing never ends,
+// and the client's read fails where the body stops.
+func unendedIssuer(t *testing.T, body string, declared int) *issuer.HTTP {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+				req, err := http.ReadRequest(bufio.NewReader(conn))
+				if err != nil {
+					return
+				}
+				_ = req.Body.Close()
+				head := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				if declared > 0 {
+					head += "Content-Length: " + strconv.Itoa(declared) + "\r\n\r\n" + body
+				} else {
+					head += "Transfer-Encoding: chunked\r\n\r\n" + fmt.Sprintf("%x\r\n%s\r\n", len(body), body)
+				}
+				_, _ = conn.Write([]byte(head))
+			}()
+		}
+	}()
+	h, err := issuer.NewHTTP("http://"+ln.Addr().String(), key, issuer.WithVerifyRechecks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// An answer whose JSON arrived whole and whose connection closed before
+// the body's framing ended (the last chunk of a chunked body missing, or
+// fewer bytes than the Content-Length) is the issuer's whole answer: a
+// complete JSON value says all it says. A mint so answered was taken for
+// one broken off, its good credential discarded and revoked and the
+// rotation failed for good; a verify, DELETE or usage so answered was
+// retried for nothing. It is read as the answer. One cut inside its JSON
+// stays unreadable: retried, or, for a mint naming its credential, that
+// credential named (BrokenOff).
+func TestAnswerWholeThenCutIsTheAnswer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const mint = `{"credential_id":"cred_whole","config":{"MYADDON_URL":"postgres://u:0123456789abcdef@db.example/d"}}`
+	for _, declared := range []int{0, len(mint) + 40} {
+		t.Run(fmt.Sprintf("declared %d", declared), func(t *testing.T) {
+			t.Parallel()
+			c, err := unendedIssuer(t, mint+"\n", declared).Mint(ctx, "inst-1", "rot-1")
+			if err != nil || c.ID != "cred_whole" || c.Config["MYADDON_URL"].Reveal() != "postgres://u:0123456789abcdef@db.example/d" {
+				t.Errorf("mint answered whole, then cut: %+v, %v; want the credential", c.ID, err)
+			}
+			if err := unendedIssuer(t, `{"valid":true}`, declared).Verify(ctx, "inst-1", "cred_1"); err != nil {
+				t.Errorf("verify answered {\"valid\":true}, then cut: %v, want it works", err)
+			}
+			if err := unendedIssuer(t, `{"valid":false}`, declared).Verify(ctx, "inst-1", "cred_1"); err == nil {
+				t.Error("verify answered {\"valid\":false}, then cut: works, want no yes")
+			}
+			if err := unendedIssuer(t, `{"ok":true}`, declared).Revoke(ctx, "inst-1", "cred_1"); err != nil {
+				t.Errorf("revoke answered {\"ok\":true}, then cut: %v, want it revoked", err)
+			}
+			u, err := unendedIssuer(t, `{"last_used_at":"2024-01-02T03:04:05Z"}`, declared).Usage(ctx, "inst-1", "cred_1")
+			if err != nil || !u.LastUsedAt.Equal(time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)) {
+				t.Errorf("usage answered whole, then cut: %+v, %v; want its time", u, err)
+			}
+			// Cut inside the JSON: unreadable as before.
+			_, err = unendedIssuer(t, mint[:70], declared).Mint(ctx, "inst-1", "rot-1")
+			var unusable *issuer.UnusableCredentialError
+			if !errors.As(err, &unusable) || unusable.CredentialID != "cred_whole" || !unusable.BrokenOff || !unusable.ConfigUnchecked {
+				t.Errorf("mint cut inside its config: %v, want the credential named, broken off", err)
+			}
+			for _, body := range []string{`{"valid":true`, `{"valid":true}{`, `{"valid":true} x`, `OK`, `tru`, `12`} {
+				err := unendedIssuer(t, body, declared).Verify(ctx, "inst-1", "cred_1")
+				var e *issuer.Error
+				if !errors.As(err, &e) || e.Code != issuer.CodeUnreadable || !issuer.IsTransient(err) {
+					t.Errorf("verify answered %q, then cut: %v, want a transient unreadable_answer", body, err)
+				}
+				err = unendedIssuer(t, body, declared).Revoke(ctx, "inst-1", "cred_1")
+				if !errors.As(err, &e) || e.Code != issuer.CodeUnreadable || !issuer.IsTransient(err) {
+					t.Errorf("revoke answered %q, then cut: %v, want a transient unreadable_answer", body, err)
+				}
+			}
+		})
+	}
+}
+
+// A mint answered 200 whose JSON breaks off inside its config under a
+// framing that reads as a clean end (the body framed by the connection's
+// end, or a Content-Length shorter than what the issuer wrote) is cut as
+// one whose reading failed is: unreadable, its credential named, its
+// config unchecked and BrokenOff, so that the rotation asks the mint again
+// rather than end for good, the credential left for an operator to revoke
+// at the issuer. As verify's and DELETE's (cutShort).
+func TestMintAnsweredJSONCutShortIsBrokenOff(t *testing.T) {
+	t.Parallel()
+	const whole = `{"credential_id":"cred_short","config":{"MYADDON_URL":"postgres://u:0123456789abcdef@db.example/d"}}`
+	for name, h := range map[string]*issuer.HTTP{
+		"connection closed mid-body": cutIssuer(t, whole[:70], 0),
+		"Content-Length short":       cutIssuer(t, whole, 70),
+	} {
+		_, err := h.Mint(context.Background(), "inst-1", "rot-1")
+		var unusable *issuer.UnusableCredentialError
+		if !errors.As(err, &unusable) || unusable.CredentialID != "cred_short" || unusable.Code() != issuer.CodeUnreadable ||
+			!unusable.ConfigUnchecked || !unusable.BrokenOff {
+			t.Errorf("%s: Mint = %v (%+v), want an unreadable answer naming cred_short, broken off", name, err, unusable)
+		}
+	}
+	// Whole, framed the same way: the credential.
+	if c, err := cutIssuer(t, whole, 0).Mint(context.Background(), "inst-1", "rot-1"); err != nil || c.ID != "cred_short" {
+		t.Errorf("Mint of a whole answer = %q, %v; want the credential", c.ID, err)
 	}
 }

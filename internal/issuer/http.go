@@ -194,6 +194,15 @@ func (h *HTTP) Mint(ctx context.Context, instanceID, rotationID string) (Credent
 		return Credential{}, &Error{Op: "mint", Status: a.status, Code: CodePageAnswer}
 	case !ok2xx(a.status):
 		return Credential{}, answerError("mint", a.status, a.body)
+	case a.cutShort():
+		// JSON that breaks off under a framing that reads as a clean end
+		// (a body framed by the connection's end, a Content-Length shorter
+		// than the body) is cut as one whose reading failed is, and named
+		// so: asked again, the issuer answers it again (I6).
+		if err := mintedAnyway(a.status, bytes.NewReader(a.body), true); err != nil {
+			return Credential{}, err
+		}
+		return Credential{}, &Error{Op: "mint", Status: a.status, Code: CodeUnreadable}
 	}
 	return decodeCredential(a.status, a.body)
 }
@@ -808,13 +817,28 @@ func (a answer) cutShort() bool {
 	return errors.Is(json.NewDecoder(bytes.NewReader(body)).Decode(&v), io.ErrUnexpectedEOF)
 }
 
+// wholeJSON reports whether body (a byte-order mark and spaces around it
+// looked past) is one JSON object or array, whole, and nothing after it.
+// A number or a word is never taken for whole: more of it may have been
+// on the way.
+func wholeJSON(body []byte) bool {
+	body = bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(body), utf8BOM))
+	if len(body) == 0 || body[0] != '{' && body[0] != '[' {
+		return false
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	var v json.RawMessage
+	return d.Decode(&v) == nil && d.InputOffset() == int64(len(body))
+}
+
 // exchange is do, with unreadable, when not nil, to look at an answer that
 // cannot be read: it gets the status and what there is of the body, and
 // returns the error to give instead of the unreadable answer's, or nil to
 // keep that one. Of an answer over maxResponseBytes that is the whole body
 // (what was read and the rest, unbounded: unreadable bounds it); of one
 // whose reading failed (it broke off, or never ended within the client's
-// timeout) it is what was read before, and brokenOff is true.
+// timeout) before its JSON ended it is what was read before, and brokenOff
+// is true.
 func (h *HTTP) exchange(ctx context.Context, op, method, u string, payload any,
 	unreadable func(status int, body io.Reader, brokenOff bool) error) (answer, error) {
 	raw, err := json.Marshal(payload)
@@ -842,7 +866,14 @@ func (h *HTTP) exchange(ctx context.Context, op, method, u string, payload any,
 	// Reading the body ends with ctx too, whatever the transport does.
 	defer context.AfterFunc(ctx, func() { resp.Body.Close() })()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-	if err == nil && len(body) <= maxResponseBytes {
+	// A body whose reading failed once its JSON had ended (the connection
+	// closed before a chunked body's last chunk, or short of its
+	// Content-Length, or held open past the client's timeout) holds the
+	// issuer's whole answer: a complete JSON object or array says all it
+	// says, where a body cut inside its JSON stays unreadable. Taken for
+	// one broken off, a mint's good credential was discarded and revoked
+	// and its rotation failed for good.
+	if len(body) <= maxResponseBytes && (err == nil || wholeJSON(body)) {
 		return answer{status: resp.StatusCode, body: body, contentType: resp.Header.Get("Content-Type")}, nil
 	}
 	if unreadable != nil {
@@ -863,8 +894,9 @@ func (h *HTTP) exchange(ctx context.Context, op, method, u string, payload any,
 // whatever became of its answer, so it must be recorded and revoked rather
 // than left working with nobody knowing of it (I3). It returns an
 // *UnusableCredentialError naming it, or nil when there is none (the
-// answer is then retried). An answer cut short leaves its config
-// unchecked (mintedID), unless what was read holds it whole; brokenOff
+// answer is then retried). An answer cut short (one whose JSON ended is
+// read as the answer: exchange) leaves its config unchecked (mintedID),
+// unless what was read holds it whole; brokenOff
 // (UnusableCredentialError.BrokenOff) says the answer was cut, not too
 // large: asked again, the issuer answers it again (I6), maybe whole.
 func mintedAnyway(status int, body io.Reader, brokenOff bool) error {
@@ -974,9 +1006,9 @@ func decodeCredential(status int, body []byte) (Credential, error) {
 				ConfigUnchecked: scan.unchecked, Err: &Error{Op: "mint", Status: status, Code: CodeIDNotString}}
 		}
 		// Not exactly JSON, but naming an id: the contract's object with a
-		// second write after it (an error page a middleware added), a
-		// byte-order mark before it, or a body sent without a length and
-		// cut short by a closed connection, which reads as a clean end.
+		// second write after it (an error page a middleware added), or a
+		// byte-order mark before it. (One cut short, under a framing that
+		// reads as a clean end, is unreadable: Mint.)
 		// The issuer minted that credential; retried, each answer would
 		// leave one more working credential nobody knows of, so it is
 		// named, as an answer broken off mid-read is (mintedAnyway).
