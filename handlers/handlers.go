@@ -128,6 +128,9 @@ type Deps struct {
 	MaxGrace time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Local is this machine's own clock, where Now is Redis's clock
+	// corrected by a measured offset (redisclock); nil checks Now alone.
+	Local func() time.Time
 	// HoldStore and Holds make a revocation wait while its credential is
 	// still in use (hold.go); a nil HoldStore or a zero Holds.Quiet turns
 	// holds off.
@@ -168,6 +171,24 @@ func (d *Deps) now() time.Time {
 		return d.Now()
 	}
 	return time.Now()
+}
+
+// untilRevokeAt is how long c's revocation must still wait: until its
+// revoke time has passed on Redis's clock (Now) and on this machine's own
+// (Local) both. Redis's clock stepped ahead (a wrong NTP source, a
+// failover to a replica whose clock is off) is followed at the next
+// measurement, and every revoke time within the step then read as passed:
+// credentials whose grace had not ended were revoked under the apps still
+// running on them. A machine's clock behind Redis's only makes the
+// revocation late, by as much as asynq, forwarding by that clock, already
+// does (I2). An expedited revoke time is Redis's "now" by a customer's or
+// an operator's choice, and waits for no machine's clock.
+func (d *Deps) untilRevokeAt(c store.Credential) time.Duration {
+	wait := c.RevokeAt.Sub(d.now())
+	if d.Local != nil && c.ExpeditedAt.IsZero() {
+		wait = max(wait, c.RevokeAt.Sub(d.Local()))
+	}
+	return wait
 }
 
 func (d *Deps) observeRotation(ctx context.Context, queue, outcome string, waveFailed bool) {

@@ -49,7 +49,10 @@ type app struct {
 	// handlers, the sweep and the scheduler read it, so that every process
 	// writes and checks revoke times on one clock (I2). keepClock keeps it
 	// measured in the long-running processes; openApp measures it once.
-	clock     *redisclock.Clock
+	clock *redisclock.Clock
+	// local is this machine's own clock, which a revocation's time must
+	// have passed too (handlers.Deps.Local).
+	local     func() time.Time
 	clockOnce sync.Once
 	// queue holds bulk rotate tasks for the pacing feeder (internal/pacing).
 	queue *pacing.Client
@@ -188,7 +191,7 @@ func newAppOn(cfg *config.Config, log zerolog.Logger, local func() time.Time) (*
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, rdb: rdb, clock: clock, store: store.New(rdb, sealer, store.WithClock(clock.Now),
+	a := &app{cfg: cfg, log: log, rdb: rdb, clock: clock, local: local, store: store.New(rdb, sealer, store.WithClock(clock.Now),
 		store.WithAuditRetention(cfg.AuditRetention), store.WithMaxPrevious(cfg.MaxPrevious),
 		store.WithMaxGrace(cfg.GraceCeiling()), store.WithDurability(cfg.RedisWaitReplicas)),
 		queue:  pacing.NewClient(asynq.NewClientFromRedisClient(rdb), rdb, clock.Now),
@@ -378,7 +381,7 @@ func (a *app) handlerDeps(hc handlers.Heroku, iss issuer.Issuer, obs handlers.Ob
 	return &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: obs,
 		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace, Breaker: br,
 		MinGrace: a.cfg.GraceFloor(), MaxGrace: a.cfg.GraceCeiling(), Paid: pacing.NewPaid(a.rdb),
-		Wave: pacing.NewOutcomes(a.rdb, a.clock.Now), Now: a.clock.Now}
+		Wave: pacing.NewOutcomes(a.rdb, a.clock.Now), Now: a.clock.Now, Local: a.local}
 }
 
 func newWorkerCmd(env *environ) *cobra.Command {

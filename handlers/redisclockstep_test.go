@@ -1,0 +1,120 @@
+package handlers_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rekeyhq/rekey/handlers"
+	"github.com/rekeyhq/rekey/internal/redisclock"
+	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/tasks"
+)
+
+// steppedRedis answers TIME as the real Redis does, step later: the host
+// of Redis had its clock stepped ahead (a wrong NTP source, a failover to
+// a replica whose clock is off) after the revoke times were written.
+type steppedRedis struct {
+	rdb  *redis.Client
+	step time.Duration
+}
+
+func (s steppedRedis) Time(ctx context.Context) *redis.TimeCmd {
+	at, err := s.rdb.Time(ctx).Result()
+	return redis.NewTimeCmdResult(at.Add(s.step), err)
+}
+
+// Redis's clock steps an hour and a minute ahead once a rotation has set
+// its previous credential's revoke time an hour on. The worker, whose own
+// machine keeps the right time, measures Redis's clock again (as it does
+// every 30 s) and takes the revoke task, which the sweep enqueues as due by
+// the corrected clock: the credential, which the customer's apps may still
+// run on for the hour of grace left, must not be revoked until the
+// worker's own clock has passed the revoke time too (I2).
+func TestRevokeWaitsOutARedisClockSteppedAhead(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	ctx := context.Background()
+	before, _ := g.st.Instance(ctx, "inst-1")
+	if err := g.run(rotateTask(t, "inst-1", "rot_step")); err != nil {
+		t.Fatal(err)
+	}
+	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
+	if revoke == nil {
+		t.Fatal("no revoke task")
+	}
+	old, err := g.st.Credential(ctx, "inst-1", before.CurrentCredential)
+	if err != nil || old.State != store.CredentialPrevious {
+		t.Fatalf("old credential %q (%v), want previous", old.State, err)
+	}
+
+	step := grace + time.Minute
+	clock, err := redisclock.New(redisclock.Params{Redis: steppedRedis{rdb: g.rdb, step: step}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clock.Measure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g.deps.Now, g.deps.Local = clock.Now, time.Now
+
+	err = g.run(revoke)
+	var later *handlers.RetryLaterError
+	if !errors.As(err, &later) || handlers.IsFailure(err) {
+		t.Fatalf("revoke task on a Redis clock stepped %s ahead returned %v, want a RetryLaterError that is no failure", step, err)
+	}
+	if want := old.RevokeAt.Sub(time.Now()); later.After < want-time.Minute || later.After > want+time.Second {
+		t.Errorf("the task waits %s more, want about %s, until revoke_at on this machine's clock", later.After, want)
+	}
+	if !g.demo.Valid(old.ID) {
+		t.Fatalf("old credential revoked %s before its revoke_at, on a Redis clock stepped %s ahead (I2)",
+			old.RevokeAt.Sub(time.Now()).Round(time.Second), step)
+	}
+
+	// Once the machine's clock too has passed the revoke time, it goes.
+	g.deps.Local = func() time.Time { return time.Now().Add(step) }
+	if err := g.run(revoke); err != nil {
+		t.Fatalf("revoke once both clocks passed revoke_at: %v", err)
+	}
+	if g.demo.Valid(old.ID) {
+		t.Fatal("old credential still valid once both clocks passed its revoke_at")
+	}
+}
+
+// A "revoke now" on a Redis clock stepped ahead moves the revoke time to
+// Redis's now, ahead of this machine's clock: it is revoked at once, not
+// when the machine's clock catches up with the step.
+func TestAnExpediteOnARedisClockSteppedAheadRevokesAtOnce(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	ctx := context.Background()
+	before, _ := g.st.Instance(ctx, "inst-1")
+	if err := g.run(rotateTask(t, "inst-1", "rot_step")); err != nil {
+		t.Fatal(err)
+	}
+	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
+	if revoke == nil {
+		t.Fatal("no revoke task")
+	}
+	clock, err := redisclock.New(redisclock.Params{Redis: steppedRedis{rdb: g.rdb, step: grace + time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clock.Measure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g.deps.Now, g.deps.Local = clock.Now, time.Now
+	web := store.New(g.rdb, g.seal, store.WithClock(clock.Now))
+	if _, err := web.ExpediteRevocation(ctx, "inst-1", before.CurrentCredential, store.ExpeditedByCustomer); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.run(revoke); err != nil {
+		t.Fatalf("expedited revoke on a Redis clock stepped ahead: %v", err)
+	}
+	if g.demo.Valid(before.CurrentCredential) {
+		t.Fatal("expedited credential still valid")
+	}
+}
