@@ -131,6 +131,9 @@ type Deps struct {
 	// Local is this machine's own clock, where Now is Redis's clock
 	// corrected by a measured offset (redisclock); nil checks Now alone.
 	Local func() time.Time
+	// Measure, when set, brings Now onto Redis's clock again
+	// (redisclock.Clock.Measure) before a revocation is found due.
+	Measure func(context.Context) error
 	// HoldStore and Holds make a revocation wait while its credential is
 	// still in use (hold.go); a nil HoldStore or a zero Holds.Quiet turns
 	// holds off.
@@ -183,7 +186,25 @@ func (d *Deps) now() time.Time {
 // revocation late, by as much as asynq, forwarding by that clock, already
 // does (I2). An expedited revoke time is Redis's "now" by a customer's or
 // an operator's choice, and waits for no machine's clock.
-func (d *Deps) untilRevokeAt(c store.Credential) time.Duration {
+//
+// Found due, Redis's clock is measured once more (Measure): the machine's
+// clock stepped ahead since the last measurement, up to 30 s before, had
+// both clocks read the revoke time as passed, and asynq, forwarding by
+// that clock, hands the worker every revocation within the step. One TIME
+// a revocation, beside the issuer's DELETE; a failed one is retried, not
+// guessed past.
+func (d *Deps) untilRevokeAt(ctx context.Context, c store.Credential) (time.Duration, error) {
+	wait := d.waitFor(c)
+	if wait > 0 || d.Measure == nil {
+		return wait, nil
+	}
+	if err := d.Measure(ctx); err != nil {
+		return 0, fmt.Errorf("revoke %s: %w", c.ID, err)
+	}
+	return d.waitFor(c), nil
+}
+
+func (d *Deps) waitFor(c store.Credential) time.Duration {
 	wait := c.RevokeAt.Sub(d.now())
 	if d.Local != nil && c.ExpeditedAt.IsZero() {
 		wait = max(wait, c.RevokeAt.Sub(d.Local()))

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,5 +117,48 @@ func TestAnExpediteOnARedisClockSteppedAheadRevokesAtOnce(t *testing.T) {
 	}
 	if g.demo.Valid(before.CurrentCredential) {
 		t.Fatal("expedited credential still valid")
+	}
+}
+
+// The worker's own machine has its clock stepped an hour and a minute
+// ahead (a wrong NTP source) between two measurements of Redis's clock.
+// asynq, forwarding by that clock, hands the worker the revoke task an
+// hour early, and both the machine's clock and the corrected one (the
+// machine's plus the offset measured before the step) read its revoke time
+// as passed until the next measurement, up to 30 s on. The worker measures
+// Redis's clock again before it revokes, and waits (I2).
+func TestRevokeWaitsOutTheMachinesClockSteppedAheadBetweenMeasurements(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	ctx := context.Background()
+	before, _ := g.st.Instance(ctx, "inst-1")
+	if err := g.run(rotateTask(t, "inst-1", "rot_step")); err != nil {
+		t.Fatal(err)
+	}
+	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
+	if revoke == nil {
+		t.Fatal("no revoke task")
+	}
+	var step atomic.Int64
+	local := func() time.Time { return time.Now().Add(time.Duration(step.Load())) }
+	clock, err := redisclock.New(redisclock.Params{Redis: g.rdb, Local: local})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clock.Measure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g.deps.Now, g.deps.Local = clock.Now, local
+	g.deps.Measure = func(ctx context.Context) error { _, err := clock.Measure(ctx); return err }
+	step.Store(int64(grace + time.Minute)) // before the next measurement
+
+	err = g.run(revoke)
+	var later *handlers.RetryLaterError
+	if !errors.As(err, &later) || handlers.IsFailure(err) {
+		t.Fatalf("revoke task on a machine clock stepped %s ahead returned %v, want a RetryLaterError that is no failure",
+			time.Duration(step.Load()), err)
+	}
+	if !g.demo.Valid(before.CurrentCredential) {
+		t.Fatal("old credential revoked an hour before its revoke_at, on a machine clock stepped ahead (I2)")
 	}
 }

@@ -58,7 +58,9 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 // revoke time has come and no hold keeps it. mayReread lets a hold that
 // could not be saved read the credential again once (reread).
 func (h *Revoke) revoke(ctx context.Context, p tasks.RevokePayload, c store.Credential, log zerolog.Logger, mayReread bool) error {
-	if wait := h.deps.untilRevokeAt(c); wait > 0 {
+	if wait, err := h.deps.untilRevokeAt(ctx, c); err != nil {
+		return err
+	} else if wait > 0 {
 		return &RetryLaterError{After: wait, Reason: "revoke time not reached", Until: c.RevokeAt}
 	}
 	if err := h.sharedLive(ctx, p, c); err != nil {

@@ -381,7 +381,8 @@ func (a *app) handlerDeps(hc handlers.Heroku, iss issuer.Issuer, obs handlers.Ob
 	return &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: obs,
 		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace, Breaker: br,
 		MinGrace: a.cfg.GraceFloor(), MaxGrace: a.cfg.GraceCeiling(), Paid: pacing.NewPaid(a.rdb),
-		Wave: pacing.NewOutcomes(a.rdb, a.clock.Now), Now: a.clock.Now, Local: a.local}
+		Wave: pacing.NewOutcomes(a.rdb, a.clock.Now), Now: a.clock.Now, Local: a.local,
+		Measure: func(ctx context.Context) error { _, err := a.clock.Measure(ctx); return err }}
 }
 
 func newWorkerCmd(env *environ) *cobra.Command {
