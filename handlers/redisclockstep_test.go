@@ -11,6 +11,7 @@ import (
 
 	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/redisclock"
+	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
@@ -160,5 +161,43 @@ func TestRevokeWaitsOutTheMachinesClockSteppedAheadBetweenMeasurements(t *testin
 	}
 	if !g.demo.Valid(before.CurrentCredential) {
 		t.Fatal("old credential revoked an hour before its revoke_at, on a machine clock stepped ahead (I2)")
+	}
+}
+
+// The worker's own machine has its clock stepped an hour back (NTP
+// correcting a clock that ran ahead) between two measurements of Redis's
+// clock, and a rotation promotes meanwhile: the corrected clock reads an
+// hour behind Redis's until the next measurement, and the revoke time
+// written from it, now + grace, fell an hour early, when every other
+// worker revoked the old credential. The worker measures Redis's clock
+// again before it promotes.
+func TestPromoteOnTheMachinesClockSteppedBackKeepsTheGrace(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	ctx := context.Background()
+	var step atomic.Int64
+	local := func() time.Time { return time.Now().Add(time.Duration(step.Load())) }
+	clock, err := redisclock.New(redisclock.Params{Redis: r.Client, Local: local})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clock.Measure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g := newRigOn(t, r, []store.Option{store.WithClock(clock.Now)})
+	g.deps.Now, g.deps.Local = clock.Now, local
+	g.deps.Measure = func(ctx context.Context) error { _, err := clock.Measure(ctx); return err }
+	before, _ := g.st.Instance(ctx, "inst-1")
+	step.Store(int64(-time.Hour)) // before the next measurement
+
+	if err := g.run(rotateTask(t, "inst-1", "rot_back")); err != nil {
+		t.Fatal(err)
+	}
+	old, err := g.st.Credential(ctx, "inst-1", before.CurrentCredential)
+	if err != nil || old.State != store.CredentialPrevious {
+		t.Fatalf("old credential %q (%v), want previous", old.State, err)
+	}
+	if left := old.RevokeAt.Sub(time.Now()); left < grace-time.Minute {
+		t.Fatalf("revoke_at is %s from now on Redis's clock, want the grace of %s (I2)", left.Round(time.Second), grace)
 	}
 }

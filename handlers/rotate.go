@@ -498,6 +498,15 @@ func (r *rotation) target() heroku.Target {
 func (h *Rotate) promote(ctx context.Context, r *rotation, credID string) (string, error) {
 	in := r.claim.Instance
 	grace := h.grace(r)
+	// The revoke time is now + grace on Redis's clock as this worker reads
+	// it: its machine's clock stepped back since the last measurement, up
+	// to 30 s before, would write it early by the step, and every worker
+	// would revoke the old credential then (I2). One TIME a promotion.
+	if h.deps.Measure != nil {
+		if err := h.deps.Measure(ctx); err != nil {
+			return OutcomeRetry, fmt.Errorf("promote: %w", err)
+		}
+	}
 	before := h.deps.now()
 	// The promotion settles this run's push attempts in the same step; if
 	// it fails they stay unsettled, which is safe (settlePush).
