@@ -263,12 +263,13 @@ func (h *HTTP) verifyOnce(ctx context.Context, u, instanceID, credentialID strin
 		return err
 	case ok2xx(a.status) && a.htmlPage() && (again || !errors.Is(h.verified.notFound(ctx, h.now()), ErrVerifyUnsupported)):
 		return &Error{Op: "verify", Status: a.status, Code: CodePageAnswer}
-	case ok2xx(a.status) && a.saysNotWorking():
+	case ok2xx(a.status) && (a.saysNotWorking() || a.moreAfterJSON()):
 		// A 2xx whose body says it failed (as JSON or as a text naming a
 		// failure), or that the credential does not work (an issuer
 		// answering the credential's state: "valid" or "works" false,
 		// "revoked" true), is no word that it works: never pushed on it,
-		// asked again later.
+		// asked again later. So is one whose JSON has more after it,
+		// which says two things.
 		return &Error{Op: "verify", Status: a.status, Code: CodeErrorAnswer}
 	case ok2xx(a.status):
 		// A page (a catch-all route's, a router's) is no verify answer
@@ -316,11 +317,11 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 	case ok2xx(a.status) && a.htmlPage():
 		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status,
 			&Error{Op: "revoke", Status: a.status, Code: CodePageAnswer})
-	case ok2xx(a.status) && (a.fields().saysFailed("revoked") || a.errorText()):
+	case ok2xx(a.status) && (a.fields().saysFailed("revoked") || a.errorText() || a.moreAfterJSON()):
 		// A 2xx whose body says it failed (an API that answers every call
 		// 200 and puts its error in the body, as JSON or as a text naming
-		// a failure): not a revocation, unless verify says the credential
-		// no longer works.
+		// a failure), or whose JSON has more after it: not a revocation,
+		// unless verify says the credential no longer works.
 		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status,
 			&Error{Op: "revoke", Status: a.status, Code: CodeErrorAnswer})
 	case ok2xx(a.status) && a.goneText():
@@ -815,6 +816,25 @@ func (a answer) cutShort() bool {
 	}
 	var v json.RawMessage
 	return errors.Is(json.NewDecoder(bytes.NewReader(body)).Decode(&v), io.ErrUnexpectedEOF)
+}
+
+// moreAfterJSON reports whether the answer's body (a byte-order mark and
+// spaces around it looked past) opens with a whole JSON object or array
+// and has more after it: a handler that wrote its answer and then an error
+// (Go's http.Error adds its text to a body already begun, under the status
+// already sent), or a middleware's second write. fields reads no such body,
+// and read as the contract's bare 2xx, a verify answered {"valid":false}
+// and an error text pushed a credential that does not work, and a DELETE
+// answered {"ok":false,...} and an error text was recorded revoked while
+// the credential kept working (I3).
+func (a answer) moreAfterJSON() bool {
+	body := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(a.body), utf8BOM))
+	if len(body) == 0 || body[0] != '{' && body[0] != '[' {
+		return false
+	}
+	d := json.NewDecoder(bytes.NewReader(body))
+	var v json.RawMessage
+	return d.Decode(&v) == nil && d.InputOffset() < int64(len(body))
 }
 
 // wholeJSON reports whether body (a byte-order mark and spaces around it
