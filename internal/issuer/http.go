@@ -613,7 +613,7 @@ func (a answer) goneText() bool {
 // after "HTTP/1.1" too) or after "error" ("Error 500") read as its reason
 // or "error". ok is false for an empty body, a long one or other JSON.
 func (a answer) shortText() (text string, ok bool) {
-	body := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(a.body), utf8BOM))
+	body := trimmed(a.body)
 	if len(body) == 0 || len(body) > 1024 {
 		return "", false
 	}
@@ -714,7 +714,7 @@ func (f fields) saysGone() bool {
 // own, whose first element is its own (<response>, <Envelope>), is no
 // page, whatever elements it holds.
 func (a answer) htmlPage() bool {
-	body := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(a.body), []byte("\xef\xbb\xbf")))
+	body := trimmed(a.body)
 	if sniffedHTML(body) {
 		return true
 	}
@@ -810,12 +810,8 @@ func (h *HTTP) do(ctx context.Context, op, method, u string, payload any) (answe
 // closes. A body malformed otherwise, or whole JSON with more after it, is
 // left to the readings of a 2xx as before.
 func (a answer) cutShort() bool {
-	body := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(a.body), utf8BOM))
-	if len(body) == 0 || body[0] != '{' && body[0] != '[' {
-		return false
-	}
-	var v json.RawMessage
-	return errors.Is(json.NewDecoder(bytes.NewReader(body)).Decode(&v), io.ErrUnexpectedEOF)
+	opens, _, err := jsonHead(a.body)
+	return opens && errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // moreAfterJSON reports whether the answer's body (a byte-order mark and
@@ -828,13 +824,8 @@ func (a answer) cutShort() bool {
 // answered {"ok":false,...} and an error text was recorded revoked while
 // the credential kept working (I3).
 func (a answer) moreAfterJSON() bool {
-	body := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(a.body), utf8BOM))
-	if len(body) == 0 || body[0] != '{' && body[0] != '[' {
-		return false
-	}
-	d := json.NewDecoder(bytes.NewReader(body))
-	var v json.RawMessage
-	return d.Decode(&v) == nil && d.InputOffset() < int64(len(body))
+	opens, rest, err := jsonHead(a.body)
+	return opens && err == nil && rest > 0
 }
 
 // wholeJSON reports whether body (a byte-order mark and spaces around it
@@ -842,13 +833,27 @@ func (a answer) moreAfterJSON() bool {
 // A number or a word is never taken for whole: more of it may have been
 // on the way.
 func wholeJSON(body []byte) bool {
-	body = bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(body), utf8BOM))
+	opens, rest, err := jsonHead(body)
+	return opens && err == nil && rest == 0
+}
+
+// jsonHead decodes the JSON object or array body opens with, a byte-order
+// mark and spaces around it looked past: whether it opens with one, how
+// many bytes come after what was decoded, and the decoding's error.
+func jsonHead(body []byte) (opens bool, rest int64, err error) {
+	body = trimmed(body)
 	if len(body) == 0 || body[0] != '{' && body[0] != '[' {
-		return false
+		return false, 0, nil
 	}
 	d := json.NewDecoder(bytes.NewReader(body))
 	var v json.RawMessage
-	return d.Decode(&v) == nil && d.InputOffset() == int64(len(body))
+	err = d.Decode(&v)
+	return true, int64(len(body)) - d.InputOffset(), err
+}
+
+// trimmed is body without the spaces and the byte-order mark around it.
+func trimmed(body []byte) []byte {
+	return bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(body), utf8BOM))
 }
 
 // exchange is do, with unreadable, when not nil, to look at an answer that
