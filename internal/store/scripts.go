@@ -735,6 +735,12 @@ local stale = false
 if ARGV[10] ~= '' then
   local n = #ARGV[10]
   local minted = redis.call('ZRANGE', KEYS[11], 0, -1, 'WITHSCORES')
+  -- checked: the credentials whose fingerprint an entry of KEYS[11] within
+  -- the ttl gave, compared just now. A credential's "f" is written once,
+  -- and always with such an entry of it (remember(), learnFingerprintScript),
+  -- which markRevokedScript writes again: a live credential with one holds
+  -- no other "f", and reading it again would compare the same value.
+  local checked = {}
   for i = 1, #minted, 2 do
     local m = minted[i]
     if tonumber(minted[i + 1]) < since then
@@ -743,10 +749,12 @@ if ARGV[10] ~= '' then
       return redis.error_reply('reused issuer reused credential ' .. string.sub(m, n + 1) .. ' in another case')
     elseif string.sub(m, n + 1) ~= ARGV[1] and held(string.sub(m, 1, n)) then
       return redis.error_reply('config_reused ' .. string.sub(m, n + 1))
+    else
+      checked[string.sub(m, n + 1)] = true
     end
   end
   for _, id in ipairs(live) do
-    local f = id ~= '' and get(KEYS[9] .. id, 'f') or ''
+    local f = id ~= '' and not checked[id] and get(KEYS[9] .. id, 'f') or ''
     if f ~= '' and held(f) then return redis.error_reply('config_reused ' .. id) end
   end
   if live_any(KEYS[12], ARGV[11], n) then return redis.error_reply('config_live_elsewhere') end
