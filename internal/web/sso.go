@@ -187,11 +187,16 @@ func (s *server) spend(w http.ResponseWriter, r *http.Request, f ssoForm, tokens
 // cookie stops working too, and both cookies are removed.
 func (s *server) logout(w http.ResponseWriter, r *http.Request) {
 	sess := sessionFrom(r.Context())
-	err := s.Store.EndSession(r.Context(), sess.Nonce, s.left(sess)+ssoMarkMargin)
+	// A browser closed at once after the click, or Heroku's router giving
+	// up on a slow Redis, must not leave the sign-out undone or half done:
+	// that browser never sees its cookie removed, and stays signed in.
+	ctx, cancel := requestContext(r, dashboardTimeout)
+	defer cancel()
+	err := s.Store.EndSession(ctx, sess.Nonce, s.left(sess)+ssoMarkMargin)
 	if err == nil && sess.User != "" {
 		// The forms of the user's earlier sign-ins to the add-on, open in
 		// other tabs, stop acting too (checkCSRF).
-		err = s.Store.EndSignIns(r.Context(), sess.InstanceID, sess.User, s.Now(), sessionTTL+ssoMarkMargin)
+		err = s.Store.EndSignIns(ctx, sess.InstanceID, sess.User, s.Now(), sessionTTL+ssoMarkMargin)
 	}
 	if err != nil {
 		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
