@@ -27,9 +27,11 @@ var shutdownTimeout = 20 * time.Second
 // grantDrain is how much longer the web process waits, once its shutdown
 // cut off the requests still in flight, for an oauth_grant being exchanged
 // and stored: their handlers go on (registry.WaitGrants). With
-// shutdownTimeout and the 2 s a closing process may take to withdraw its
-// keys' announcement, it stays within the 30 seconds Heroku gives a dyno.
-var grantDrain = 6 * time.Second
+// shutdownTimeout, the 2 s the last flush of its Heroku call counts may
+// take and the 2 s a closing process may take to withdraw its keys'
+// announcement, it ends 2 s within the 30 seconds Heroku gives a dyno,
+// whose end cuts what is still under way (R12).
+var grantDrain = 4 * time.Second
 
 func newWebCmd(env *environ) *cobra.Command {
 	return &cobra.Command{
