@@ -28,10 +28,14 @@ const maxIdempotencyKeyLen = 255
 const idempotentKeep = 24 * time.Hour
 
 // idempotentPending bounds how long a request sent with an Idempotency-Key
-// marks the key as being handled: longer than its work may take
-// (rotationsTimeout), so that a process that died mid-request frees the
-// key soon after.
-const idempotentPending = rotationsTimeout + time.Minute
+// marks the key as being handled, so that a request cut off (a web process
+// stopped mid-request, Redis refusing the mark's removal) holds the key
+// only that long, where its sender is told to send it again (409). The
+// work of a request takes seconds, even {"all":true} at 100,000
+// instances; one that outlives the mark is answered as it ends, and the
+// same request sent meanwhile is handled anew, which is safe (an instance
+// already rotating joins its rotation).
+const idempotentPending = 2 * time.Minute
 
 // idempotent is a rotation request sent with an Idempotency-Key, being
 // handled: it writes the answer through and keeps a copy, to be given
