@@ -65,6 +65,20 @@ func (s *Store) BeginIdempotent(ctx context.Context, key, request string, pendin
 	return nil, errors.New("the request's idempotency key changed three times while it was read")
 }
 
+// RenewIdempotent marks the request whose digest is request as handled
+// under key for pendingFor again, from now, while its process handles it:
+// the mark's time bounds how long a request cut off (its process stopped)
+// holds the key, not how long a live one may take. A key that no longer
+// marks that request as being handled is left as it is.
+func (s *Store) RenewIdempotent(ctx context.Context, key, request string, pendingFor time.Duration) error {
+	if err := s.whilePending(ctx, key, request, func(p redis.Pipeliner, k string) {
+		p.PExpire(ctx, k, pendingFor)
+	}); err != nil {
+		return fmt.Errorf("renew the request's idempotency key: %w", err)
+	}
+	return nil
+}
+
 // parseIdempotent reads an idempotencyKey's value.
 func parseIdempotent(v string) (*IdempotentAnswer, error) {
 	if req, ok := strings.CutPrefix(v, "p:"); ok {
@@ -98,6 +112,16 @@ func (s *Store) FinishIdempotent(ctx context.Context, key, request string, statu
 // marks that request as being handled (its mark expired, and another
 // request took the key) is left as it is.
 func (s *Store) DropIdempotent(ctx context.Context, key, request string) error {
+	if err := s.whilePending(ctx, key, request, func(p redis.Pipeliner, k string) { p.Del(ctx, k) }); err != nil {
+		return fmt.Errorf("free the request's idempotency key: %w", err)
+	}
+	return nil
+}
+
+// whilePending runs change on key's idempotencyKey in one transaction,
+// only while it marks the request whose digest is request as being
+// handled (optimistic: WATCH, then the check, then MULTI).
+func (s *Store) whilePending(ctx context.Context, key, request string, change func(p redis.Pipeliner, k string)) error {
 	k := idempotencyKey(key)
 	err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
 		v, err := tx.Get(ctx, k).Result()
@@ -107,11 +131,14 @@ func (s *Store) DropIdempotent(ctx context.Context, key, request string) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error { return p.Del(ctx, k).Err() })
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			change(p, k)
+			return nil
+		})
 		return err
 	}, k)
-	if err != nil && !errors.Is(err, redis.TxFailedErr) {
-		return fmt.Errorf("free the request's idempotency key: %w", err)
+	if errors.Is(err, redis.TxFailedErr) {
+		return nil
 	}
-	return nil
+	return err
 }

@@ -28,13 +28,14 @@ const maxIdempotencyKeyLen = 255
 const idempotentKeep = 24 * time.Hour
 
 // idempotentPending bounds how long a request sent with an Idempotency-Key
-// marks the key as being handled, so that a request cut off (a web process
-// stopped mid-request, Redis refusing the mark's removal) holds the key
-// only that long, where its sender is told to send it again (409). The
-// work of a request takes seconds, even {"all":true} at 100,000
-// instances; one that outlives the mark is answered as it ends, and the
-// same request sent meanwhile is handled anew, which is safe (an instance
-// already rotating joins its rotation).
+// marks the key as being handled past the last renewal of the mark, so
+// that a request cut off (a web process stopped mid-request, Redis
+// refusing the mark's removal) holds the key only that long, where its
+// sender is told to send it again (409). The process handling it renews
+// the mark every third of that time (renewIdempotent) until it answers:
+// the work may take up to rotationsTimeout on a slow Redis, and the same
+// request handled anew meanwhile rotated again every instance whose
+// rotation the first had started and that had finished.
 const idempotentPending = 2 * time.Minute
 
 // idempotent is a rotation request sent with an Idempotency-Key, being
@@ -47,6 +48,8 @@ type idempotent struct {
 	w       http.ResponseWriter
 	status  int
 	body    bytes.Buffer
+	// stop ends the mark's renewals (renewIdempotent).
+	stop func()
 }
 
 func (i *idempotent) Header() http.Header { return i.w.Header() }
@@ -88,13 +91,15 @@ func (s *server) beginIdempotent(w http.ResponseWriter, r *http.Request, body ro
 	}
 	sum := sha256.Sum256(b)
 	request := hex.EncodeToString(sum[:16])
-	prev, err := s.Store.BeginIdempotent(r.Context(), key, request, idempotentPending)
+	prev, err := s.Store.BeginIdempotent(r.Context(), key, request, s.IdempotentPending)
 	switch {
 	case err != nil:
 		s.internalError(w, r, "mark the request's idempotency key", err)
 		return nil, false
 	case prev == nil:
-		return &idempotent{s: s, key: key, request: request, w: w}, true
+		i := &idempotent{s: s, key: key, request: request, w: w}
+		i.stop = s.renewIdempotent(key, request)
+		return i, true
 	case prev.Pending:
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusConflict, "the request sent earlier with this Idempotency-Key is still being handled: "+
@@ -117,6 +122,7 @@ func (s *server) beginIdempotent(w http.ResponseWriter, r *http.Request, body ro
 // part-way, is handled anew when sent again, which is safe (an instance
 // already rotating joins its rotation).
 func (i *idempotent) finish(ctx context.Context) {
+	i.stop()
 	var err error
 	if i.status == http.StatusAccepted {
 		err = i.s.Store.FinishIdempotent(ctx, i.key, i.request, i.status, i.body.Bytes(), idempotentKeep)
@@ -126,4 +132,28 @@ func (i *idempotent) finish(ctx context.Context) {
 	if err != nil {
 		i.s.Logger.Warn().Err(err).Msg("idempotency_key_not_kept")
 	}
+}
+
+// renewIdempotent renews key's pending mark of request every third of its
+// time until the returned stop is called, and returns once the renewals
+// have ended. A renewal that fails is logged and tried again at the next.
+func (s *server) renewIdempotent(key, request string) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(max(s.IdempotentPending/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := s.Store.RenewIdempotent(ctx, key, request, s.IdempotentPending); err != nil && ctx.Err() == nil {
+				s.Logger.Warn().Err(err).Msg("idempotency_key_not_renewed")
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }

@@ -2,12 +2,16 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/web"
 )
 
 // TestARotationRequestSentAgainWithItsIdempotencyKeyRotatesNothingMore:
@@ -95,4 +99,69 @@ func TestARotationRequestSentAgainWithItsIdempotencyKeyRotatesNothingMore(t *tes
 			t.Errorf("a request without a key: %d %s, want a new batch enqueuing one rotation", resp.status, resp.body)
 		}
 	})
+}
+
+// slowClaims delays the rotation scripts that name inst-1: the request's
+// claims take longer than the Idempotency-Key's pending mark (a Redis slow
+// to answer, a long list of instances).
+type slowClaims struct{ delay time.Duration }
+
+func (s slowClaims) slow(cmd redis.Cmder) {
+	if n := cmd.Name(); (n == "evalsha" || n == "eval") && strings.Contains(fmt.Sprint(cmd.Args()), "inst-1") {
+		time.Sleep(s.delay)
+	}
+}
+
+func (slowClaims) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (s slowClaims) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		s.slow(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (s slowClaims) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			s.slow(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestARequestLongerThanItsKeysMarkKeepsTheKey: a rotation request whose
+// work outlasts the Idempotency-Key's pending mark, in a web process that
+// is alive, keeps the key marked until it is answered. Its client, cut off
+// by its own timeout or Heroku's router, sends the request again meanwhile:
+// it was handled anew once the mark expired, and every instance whose
+// rotation the first request had started and finished meanwhile was
+// rotated again, the apps restarted once more, which the key is there to
+// prevent.
+func TestARequestLongerThanItsKeysMarkKeepsTheKey(t *testing.T) {
+	t.Parallel()
+	const pending = time.Second
+	f := newFixture(t, func(p *web.Params) { p.IdempotentPending = pending })
+	f.register("inst-1", "cred-0")
+	f.r.Client.AddHook(slowClaims{delay: 3 * pending})
+	post := func() reply {
+		h := http.Header{"Authorization": {"Bearer " + apiToken}, "Content-Type": {"application/json"},
+			"Idempotency-Key": {"order-slow"}}
+		return f.do(http.MethodPost, "/api/v1/rotations", strings.NewReader(`{"instance_ids":["inst-1"],"reason":"customer asked"}`), h)
+	}
+	first := make(chan reply, 1)
+	go func() { first <- post() }()
+	time.Sleep(pending + pending/2)
+	select {
+	case r := <-first:
+		t.Fatalf("the first request was answered (%d) before the mark's time: the claims were not slowed", r.status)
+	default:
+	}
+	if again := post(); again.status != http.StatusConflict {
+		t.Errorf("the request sent again while the first is handled, past the mark's time: %d %s, want 409", again.status, again.body)
+	}
+	if r := <-first; r.status != http.StatusAccepted {
+		t.Fatalf("first request: %d %s", r.status, r.body)
+	}
+	if got := f.queued("interactive"); len(got) != 1 {
+		t.Errorf("%d tasks queued, want the first request's one: %v", len(got), got)
+	}
 }

@@ -77,6 +77,11 @@ type Params struct {
 	Logger zerolog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// IdempotentPending is how long a rotation request sent with an
+	// Idempotency-Key marks the key as being handled past the last sign
+	// of life of the process handling it; 0 means 2 minutes (tests
+	// shorten it).
+	IdempotentPending time.Duration
 	// InsecureCookies is REKEY_INSECURE_COOKIES: it lets the dashboard's
 	// cookies go without the Secure attribute on requests that came over
 	// plain http, for a browser on a local http:// address. The zero
@@ -145,6 +150,9 @@ func (s *server) fleetWindow(ctx context.Context) *store.Window {
 func New(p Params) (http.Handler, error) {
 	if err := p.check(); err != nil {
 		return nil, err
+	}
+	if p.IdempotentPending <= 0 {
+		p.IdempotentPending = idempotentPending
 	}
 	if p.Now == nil {
 		p.Now = time.Now
