@@ -50,8 +50,17 @@ const (
 	// (about 4.5 hours of back-off, retry.Delay). Waiting for budget is not a
 	// failure and does not count.
 	RotateMaxRetry = 10
-	// RevokeTimeout bounds one run of a revoke task.
-	RevokeTimeout = time.Minute
+	// RevokeTimeout bounds one run of a revoke task. A run may ask the
+	// issuer four times, each call 30 s at most: DELETE; after a 404 or an
+	// answer that does not say revoked, verify and a probe's verify; and,
+	// before any of them while holds are on, whether the credential is
+	// still in use (10 s). At a minute, an issuer answering in 20 s had
+	// every such run cut off, retried until its revocation went dead.
+	RevokeTimeout = 2 * time.Minute
+	// LegacyRevokeTimeout is RevokeTimeout as rekey versions before this
+	// one gave their revoke tasks: such a task, still waiting in asynq, is
+	// rekey's own.
+	LegacyRevokeTimeout = time.Minute
 	// RevokeMaxRetry keeps a revocation going for weeks of issuer outage.
 	RevokeMaxRetry = 25
 	// Retention keeps finished rotate tasks visible in asynqmon for a day.

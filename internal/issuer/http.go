@@ -30,9 +30,11 @@ const (
 	// Heroku holds at most 32 KB of config vars per app: an answer this
 	// large is broken whatever it holds.
 	maxScanBytes = 1 << 20
-	// defaultTimeout bounds one webhook call; the caller's context too.
-	defaultTimeout = 30 * time.Second
 )
+
+// CallTimeout bounds one webhook call; the caller's context too. A revoke
+// task's run, which may make four (tasks.RevokeTimeout), outlasts them.
+const CallTimeout = 30 * time.Second
 
 // HTTP is the issuer that calls the partner's webhook service, as README.md
 // specifies it, signing every request. It never follows a redirect: a 3xx
@@ -73,7 +75,7 @@ func WithHTTPClient(c *http.Client) Option {
 		}
 		h.client = noRedirects(c)
 		if h.client.Timeout <= 0 {
-			h.client.Timeout = defaultTimeout
+			h.client.Timeout = CallTimeout
 		}
 		return nil
 	}
@@ -126,7 +128,7 @@ func NewHTTP(baseURL string, key secret.String, opts ...Option) (*HTTP, error) {
 		return nil, errors.New("issuer: signing secret is empty")
 	}
 	h := &HTTP{base: strings.TrimRight(u.String(), "/"), key: key, now: time.Now,
-		client:   noRedirects(&http.Client{Timeout: defaultTimeout, Transport: newTransport()}),
+		client:   noRedirects(&http.Client{Timeout: CallTimeout, Transport: newTransport()}),
 		rechecks: slices.Clone(DefaultVerifyRechecks)}
 	for _, opt := range opts {
 		if err := opt(h); err != nil {

@@ -106,9 +106,11 @@ func (s *Sweeper) revocation(ctx context.Context, r store.Revocation, res *Resul
 }
 
 // ownRevokeTask reports whether the task info describes is r's revoke task
-// as rekey enqueues it: it names r's credential and has rekey's options.
+// as rekey enqueues it: it names r's credential and has rekey's options
+// (an earlier version's timeout included).
 func ownRevokeTask(info *asynq.TaskInfo, r store.Revocation) bool {
-	if info.Type != tasks.TypeRevoke || info.MaxRetry != tasks.RevokeMaxRetry || info.Timeout != tasks.RevokeTimeout ||
+	if info.Type != tasks.TypeRevoke || info.MaxRetry != tasks.RevokeMaxRetry ||
+		info.Timeout != tasks.RevokeTimeout && info.Timeout != tasks.LegacyRevokeTimeout ||
 		!info.Deadline.IsZero() || info.Retention != 0 {
 		return false
 	}
