@@ -890,6 +890,14 @@ func (h *HTTP) exchange(ctx context.Context, op, method, u string, payload any,
 		// answer of the contract, read as no answer: retried.
 		return answer{}, &Error{Op: op, Status: resp.StatusCode, Code: CodeUnreadable}
 	}
+	if enc := resp.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		// An encoding the transport did not undo (it asks for gzip alone,
+		// and decodes that): br, deflate, a proxy's own. Its bytes, read as
+		// they are, hold neither JSON nor a text, and a 2xx would read as
+		// the contract's bare 2xx, a verify's "works" or a DELETE's
+		// "revoked": no answer, retried.
+		return answer{}, &Error{Op: op, Status: resp.StatusCode, Code: CodeUnreadable}
+	}
 	// Reading the body ends with ctx too, whatever the transport does.
 	defer context.AfterFunc(ctx, func() { resp.Body.Close() })()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
