@@ -17,8 +17,10 @@ import (
 
 // bulkPause says why the bulk queue is paused, or "" while it runs or
 // when that cannot be read: the circuit breaker opened (README "Circuit
-// breaker"), or someone paused it (asynq's Inspector, /monitoring). Paused,
-// the pacing feeder releases none of its rotations: a wave waits.
+// breaker"), or someone paused it (asynq's CLI or Inspector). Paused, the
+// pacing feeder releases none of its rotations: a wave waits. /monitoring
+// is read only (rekey web answers 405 to its pause and resume), so the one
+// way named to resume is rekey's own command.
 func bulkPause(ctx context.Context, a *app) string {
 	b, err := a.breaker()
 	if err != nil {
@@ -31,8 +33,8 @@ func bulkPause(ctx context.Context, a *app) string {
 	case s.Open:
 		return "the circuit breaker is " + printable.Text(s.Line())
 	}
-	return fmt.Sprintf("it was paused by hand (asynq, /monitoring), the circuit breaker being closed; resume it with `%s` "+
-		"or from /monitoring", breaker.ResumeCommand)
+	return fmt.Sprintf("it was paused by hand (asynq), the circuit breaker being closed; resume it with `%s`",
+		breaker.ResumeCommand)
 }
 
 // warnBulkPaused warns, on stderr, that n rotations just enqueued on the

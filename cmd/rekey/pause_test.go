@@ -14,7 +14,7 @@ import (
 )
 
 // pauseBulk pauses the bulk queue, as an opening breaker does when open,
-// else as an operator does from /monitoring. asynq pauses only a queue it
+// else as an operator does with asynq's CLI. asynq pauses only a queue it
 // knows, one that held a task: a worker's earlier wave left one.
 func (c *cli) pauseBulk(t *testing.T, open bool) {
 	t.Helper()
@@ -242,5 +242,29 @@ func TestSlowedLineOfAStreakCountsTheStreak(t *testing.T) {
 	line := w.slowedLine(t.Context())
 	if !strings.Contains(line, "the first runs of 14 of the wave's rotations failed one after the other") {
 		t.Errorf("a streak of 14 with 3 failed runs in the minute: %q, want the streak named", line)
+	}
+}
+
+// TestAHandPausedBulkQueueIsResumedByTheCommandOnly: /monitoring is read
+// only (rekey web answers 405 to its pause and resume, as to every other
+// change), so the warning on a bulk queue paused by hand names the one way
+// that works, `rekey breaker resume`, and does not send an operator in the
+// middle of a wave to /monitoring to resume it.
+func TestAHandPausedBulkQueueIsResumedByTheCommandOnly(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 3)
+	if err := c.run(t, "rotate", "--all", "--confirm"); err != nil {
+		t.Fatal(err)
+	}
+	c.complete(t, ids, nil)
+	c.pauseBulk(t, false)
+	if err := c.run(t, "rotate", "--all", "--confirm"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.stderr.String(), "resume it with `rekey breaker resume`") {
+		t.Errorf("stderr does not name rekey breaker resume:\n%s", c.stderr)
+	}
+	if strings.Contains(c.stderr.String(), "/monitoring") {
+		t.Errorf("stderr names /monitoring, which cannot resume a queue:\n%s", c.stderr)
 	}
 }

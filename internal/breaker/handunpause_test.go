@@ -11,7 +11,7 @@ import (
 )
 
 // An open breaker stays open until `rekey breaker resume`. When the bulk
-// queue runs meanwhile anyway (an operator unpaused it from /monitoring, or
+// queue runs meanwhile anyway (an operator unpaused it with asynq's CLI, or
 // the pause at the opening failed on a Redis blip), the wave's next
 // denials must pause it again: otherwise the rest of the wave runs into
 // the same 401s, one instance at a time, while `rekey scheduler status`
