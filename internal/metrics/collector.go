@@ -89,6 +89,10 @@ var (
 		[]string{"queue", "state"}, nil)
 	descQueueLatency = prometheus.NewDesc("rekey_queue_latency_seconds",
 		"Age of the oldest pending task of a queue.", []string{"queue"}, nil)
+	descQueuePaused = prometheus.NewDesc("rekey_queue_paused",
+		"1 while asynq holds a queue paused, else 0: the bulk queue by the circuit breaker or by hand, any queue by "+
+			"asynq's CLI or Inspector. A paused revoke queue revokes nothing, which shows elsewhere only once a "+
+			"revocation is overdue: alert on rekey_queue_paused{queue!=\"bulk\"} == 1.", []string{"queue"}, nil)
 	descRotations = prometheus.NewDesc("rekey_rotations_total",
 		"Runs of rotate tasks by queue and outcome (rotated, already_done, joined, moved, skipped, refused, failed, retry, rate_limited).",
 		[]string{"queue", "outcome"}, nil)
@@ -134,7 +138,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, h := range histograms {
 		ch <- h.desc
 	}
-	for _, d := range []*prometheus.Desc{descQueueSize, descQueueLatency, descRotations, descCalls, descIssuerCalls, descWait,
+	for _, d := range []*prometheus.Desc{descQueueSize, descQueueLatency, descQueuePaused, descRotations, descCalls, descIssuerCalls, descWait,
 		descRevocations, descOverdue, descPending, descDead, descInstances, descInFlight,
 		descBreaker, descOpenings, descHeld, descOldestHold, descLogLines, descPacedHeld, descPacedOldest, descPacedSlowed,
 		descSettings, descDataStart, descLastSweep, descSweepFailed, descSchedPaused, descClocks, descQuarantined,
@@ -183,6 +187,7 @@ func (c *Collector) collectQueues(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descQueueSize, prometheus.GaugeValue, float64(n), q, state)
 		}
 		ch <- prometheus.MustNewConstMetric(descQueueLatency, prometheus.GaugeValue, info.Latency.Seconds(), q)
+		ch <- prometheus.MustNewConstMetric(descQueuePaused, prometheus.GaugeValue, flag(info.Paused), q)
 	}
 }
 

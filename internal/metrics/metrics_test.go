@@ -52,7 +52,17 @@ func TestRecorderCountsReachTheCollector(t *testing.T) {
 	if _, err := q.Enqueue(task); err != nil {
 		t.Fatal(err)
 	}
-	col := metrics.NewCollector(st, asynq.NewInspectorFromRedisClient(r.Client), zerolog.Nop())
+	// A revoke queue paused by hand (asynq's CLI) showed nowhere until a
+	// revocation was overdue.
+	insp := asynq.NewInspectorFromRedisClient(r.Client)
+	revoke, _ := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: "i-1", CredentialID: "c-1"}, time.Now().Add(time.Hour))
+	if _, err := q.Enqueue(revoke); err != nil {
+		t.Fatal(err)
+	}
+	if err := insp.PauseQueue(tasks.QueueRevoke); err != nil {
+		t.Fatal(err)
+	}
+	col := metrics.NewCollector(st, insp, zerolog.Nop())
 	srv := httptest.NewServer(col.Handler())
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL)
@@ -77,6 +87,8 @@ func TestRecorderCountsReachTheCollector(t *testing.T) {
 		`rekey_request_to_heroku_seconds_sum 42`,
 		`rekey_request_to_heroku_seconds_count 1`,
 		`rekey_queue_tasks{queue="bulk",state="pending"} 1`,
+		`rekey_queue_paused{queue="revoke"} 1`,
+		`rekey_queue_paused{queue="bulk"} 0`,
 		`rekey_revocations_pending 0`,
 		`rekey_revocations_dead 0`,
 		`rekey_breaker_open 1`,
@@ -123,7 +135,8 @@ func TestFreshStoreExportsKnownSeriesAtZero(t *testing.T) {
 		for _, state := range []string{"pending", "active", "scheduled", "retry", "archived"} {
 			want = append(want, fmt.Sprintf("rekey_queue_tasks{queue=%q,state=%q}", q, state))
 		}
-		want = append(want, fmt.Sprintf("rekey_queue_latency_seconds{queue=%q}", q))
+		want = append(want, fmt.Sprintf("rekey_queue_latency_seconds{queue=%q}", q),
+			fmt.Sprintf("rekey_queue_paused{queue=%q}", q))
 		if q == tasks.QueueRevoke {
 			continue // no rotate task runs there
 		}
