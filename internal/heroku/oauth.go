@@ -188,7 +188,7 @@ func (c *Client) needsRefresh(t Token) bool {
 func (c *Client) refreshAndSave(ctx context.Context, addonID string, old Token, opaque bool, earlier ...Token) (Token, error) {
 	t, err := c.refresh(ctx, old, opaque, earlier...)
 	if err != nil {
-		return Token{}, refreshError(err)
+		return Token{}, c.refreshError(ctx, addonID, old, err)
 	}
 	if rs, ok := c.tokens.(RefreshSaver); ok {
 		saved, err := rs.SaveRefreshed(ctx, addonID, old, t)
@@ -203,12 +203,37 @@ func (c *Client) refreshAndSave(ctx context.Context, addonID string, old Token, 
 	return t, nil
 }
 
-// refreshError sorts a refused refresh. Only invalid_grant names the
+// errTokenReplaced is an invalid_grant to the refresh of a refresh token
+// that the store no longer holds. Unclassified, it is transient.
+var errTokenReplaced = errors.New("heroku: the refresh token refused was replaced meanwhile; the next call uses the one stored")
+
+// refreshError sorts the failed refresh of old, the add-on's token as
+// loaded. An invalid_grant to a refresh token the store still holds is
+// the add-on's authorization revoked (ErrTokenRefused). One the store no
+// longer holds was replaced during the refresh: another process refreshed
+// it first from an endpoint that rotates refresh tokens and refuses the
+// old one after, or the partner registered the add-on again. That says
+// nothing of the token stored, and the call fails as transient: read as
+// revoked, the rotation failed for good and the instance was set aside
+// with "register it again" while its token worked.
+func (c *Client) refreshError(ctx context.Context, addonID string, old Token, err error) error {
+	err = sortRefreshError(err)
+	if !errors.Is(err, ErrTokenRefused) {
+		return err
+	}
+	now, lerr := c.tokens.LoadToken(ctx, addonID)
+	if lerr != nil || now.RefreshToken.IsZero() || now.RefreshToken.Reveal() == old.RefreshToken.Reveal() {
+		return err
+	}
+	return fmt.Errorf("heroku %s: status 400 %s: %w", EndpointOAuthToken, oauthInvalidGrant, errTokenReplaced)
+}
+
+// sortRefreshError sorts a refused refresh. Only invalid_grant names the
 // add-on's own authorization (ErrTokenRefused). A 401 is rekey's client
 // secret and a 429 the endpoint's load, both left as they are; any other
 // 4xx is ErrTokenDenied: it proves nothing of this add-on, and the same
 // answer to every add-on is an account-level fault for the breaker.
-func refreshError(err error) error {
+func sortRefreshError(err error) error {
 	var api *APIError
 	switch {
 	case !errors.As(err, &api) || api.Status < 400 || api.Status > 499 || api.Status == http.StatusUnauthorized:

@@ -285,3 +285,79 @@ func TestFailedRefreshLeavesATokenSavedMeanwhile(t *testing.T) {
 		})
 	}
 }
+
+// beforeFirstLoad is a TokenStore that runs then once, right after its
+// first load: another process's call made while this one holds the token
+// it loaded.
+type beforeFirstLoad struct {
+	*memTokens
+	once sync.Once
+	then func()
+}
+
+func (b *beforeFirstLoad) LoadToken(ctx context.Context, id string) (heroku.Token, error) {
+	t, err := b.memTokens.LoadToken(ctx, id)
+	b.once.Do(b.then)
+	return t, err
+}
+
+// A refresh token replaced while a call refreshed it is no revoked
+// authorization: Heroku's invalid_grant to it says only that the token
+// refreshed is no longer good. Another process refreshed it first from a
+// token endpoint that rotates refresh tokens (and refuses the old one
+// after), or the partner registered the add-on again with a new grant.
+// The call fails as transient and the next one uses the token stored;
+// read as ErrTokenRefused, the rotation failed for good and its instance
+// was set aside with "register it again", its token good.
+func TestRefusedRefreshOfATokenReplacedMeanwhileIsNoRevocation(t *testing.T) {
+	t.Parallel()
+	expired := heroku.Token{AccessToken: secret.New(accessToken), RefreshToken: secret.New(refreshToken), ExpiresAt: epoch.Add(-time.Minute)}
+	refused := reply{status: 400, body: `{"error":"invalid_grant","error_description":"refresh token already used"}`}
+	check := func(t *testing.T, err error, tokens heroku.TokenStore, s *script) {
+		t.Helper()
+		if err == nil || errors.Is(err, heroku.ErrTokenRefused) || heroku.IsTokenUnusable(err) || !heroku.IsTransient(err) {
+			t.Fatalf("%v: refused %v, unusable %v, class %v; want a transient failure", err,
+				errors.Is(err, heroku.ErrTokenRefused), heroku.IsTokenUnusable(err), heroku.Classify(err))
+		}
+		for _, sec := range append(allSecrets, "refresh-rotated-1", "HRKU-registered-again") {
+			if strings.Contains(err.Error(), sec) {
+				t.Errorf("error holds a token: %v", err)
+			}
+		}
+		// The next call uses the token stored, without a refresh.
+		before := len(s.requests(tokenRoute))
+		s.on(patchRoute, reply{status: 200, body: okConfig})
+		c := newClient(t, s, heroku.WithTokenStore(tokens))
+		if err := c.UpdateConfig(context.Background(), v3Target(), oneVar()); err != nil {
+			t.Fatalf("next call: %v", err)
+		}
+		if n := len(s.requests(tokenRoute)); n != before {
+			t.Errorf("%d token calls more; want the stored token used", n-before)
+		}
+	}
+	t.Run("refreshed by another process", func(t *testing.T) {
+		t.Parallel()
+		s := newScript(t)
+		s.on(tokenRoute, reply{status: 200, body: `{"access_token":"` + freshAccess + `","expires_in":28799,"refresh_token":"refresh-rotated-1"}`}, refused)
+		s.on(patchRoute, reply{status: 200, body: okConfig})
+		shared := newMemTokens(addonID, expired)
+		other := newClient(t, s, heroku.WithTokenStore(shared))
+		tokens := &beforeFirstLoad{memTokens: shared, then: func() {
+			if err := other.UpdateConfig(context.Background(), v3Target(), oneVar()); err != nil {
+				t.Errorf("the other process's call: %v", err)
+			}
+		}}
+		err := newClient(t, s, heroku.WithTokenStore(tokens)).UpdateConfig(context.Background(), v3Target(), oneVar())
+		check(t, err, shared, s)
+	})
+	t.Run("registered again", func(t *testing.T) {
+		t.Parallel()
+		s := newScript(t)
+		s.on(tokenRoute, refused)
+		next := heroku.Token{AccessToken: secret.New("HRKU-registered-again"), RefreshToken: secret.New("refresh-registered-again"),
+			ExpiresAt: epoch.Add(8 * time.Hour)}
+		tokens := &reRegistering{tok: expired, next: next}
+		err := newClient(t, s, heroku.WithTokenStore(tokens)).UpdateConfig(context.Background(), v3Target(), oneVar())
+		check(t, err, tokens, s)
+	})
+}
