@@ -229,11 +229,11 @@ func (h *Rotate) setAside(ctx context.Context, r *rotation, errs ...error) (reas
 		case errors.Is(err, heroku.ErrTokenUnreadable), unreadable(err):
 			return "a stored secret of the instance cannot be opened: check REKEY_ENCRYPTION_KEYS", false
 		case errors.Is(err, heroku.ErrTokenRefused):
-			return "Heroku refused to renew the add-on's OAuth token (its authorization was revoked): register it again with oauth_grant or oauth", false
+			return "Heroku refused to renew the add-on's OAuth token (its authorization was revoked): " + store.RegisterAgain, false
 		case errors.Is(err, heroku.ErrNoRefreshToken):
-			return "the add-on's stored OAuth token has no refresh token to renew it with: register it again with oauth_grant or oauth", false
+			return "the add-on's stored OAuth token has no refresh token to renew it with: " + store.RegisterAgain, false
 		case heroku.IsTokenUnusable(err):
-			return "no Heroku OAuth token is stored for the add-on: register it again with oauth_grant or oauth", false
+			return "no Heroku OAuth token is stored for the add-on: " + store.RegisterAgain, false
 		case heroku.IsGone(err):
 			return h.confirmGone(ctx, r)
 		}

@@ -8,7 +8,9 @@ import (
 // the due index, in the quarantined zset, with a "quarantined" event, like
 // a scheduled-failure quarantine (schedule.go). The instance stays
 // registered, keeps its tokens and can still be rotated on request; a
-// successful rotation or Unquarantine ends the quarantine. It reports
+// successful rotation or Unquarantine ends the quarantine, and so does a
+// registration storing new tokens when reason ends with RegisterAgain
+// (registerScript). It reports
 // whether the instance was newly quarantined: false when it already was, or
 // is deprovisioned (nothing to set aside). Error: ErrNotFound.
 func (s *Store) Quarantine(ctx context.Context, id, reason string) (bool, error) {

@@ -27,10 +27,15 @@ var ErrTokenRequired = errors.New("a v3 instance needs oauth tokens")
 // Tokens written remember the grant they were exchanged from (grantKey),
 // or forget the grant remembered when they came without one.
 //
+// Tokens written end a quarantine whose reason asks for them
+// (RegisterAgain): the instance is scheduled again, as an unquarantine
+// would. Left set aside, it was never rotated on schedule again, though
+// the partner did what the reason asked.
+//
 // KEYS: registerKeys, putInstanceScript's but its last (rekey:v1_apps),
 // then the tokens' key, the grant's and the grant's claim (dropped once the
 // grant registered), then rekey:v1_apps, which putInstanceLua reads as
-// V1APPS wherever it sits.
+// V1APPS wherever it sits, its database keys, then rekey:quarantined.
 // ARGV: those of putInstanceScript, then five more, read from the end so
 // that putInstanceScript may grow: the grant's record ('=' and its
 // fingerprint, grantKey; "" when the tokens came without a grant) and how
@@ -67,9 +72,23 @@ if tokens ~= '' then
   else
     redis.call('DEL', KEYS[16])
   end
+  if get(KEYS[1], 'quarantined_at') ~= '' and
+      string.find(get(KEYS[1], 'quarantine_reason'), '`+RegisterAgain+`', 1, true) then
+    redis.call('HDEL', KEYS[1], 'quarantined_at', 'quarantine_reason', 'fail_streak')
+    redis.call('ZREM', KEYS[21], ARGV[1])
+    local p = sched_period(KEYS[7], ARGV[12])
+    if p > 0 and schedulable(KEYS[1]) then
+      redis.call('ZADD', KEYS[6], score(math.max(first_due(KEYS[1], tonumber(ARGV[11]), p), tonumber(ARGV[8]))), ARGV[1])
+    end
+    emit(KEYS[4], KEYS[5], ARGV[9], ARGV[10], ARGV[1], 'unquarantined', '', '', 'registration with new OAuth tokens', ARGV[8])
+  end
 end
 return res
 `)
+
+// RegisterAgain ends the reason of a quarantine that only new OAuth
+// tokens end: a registration that stores some ends it (registerScript).
+const RegisterAgain = "register it again with oauth_grant or oauth"
 
 // Register registers or updates an instance and stores its OAuth tokens
 // (tok, when not nil) in one atomic step: a failure stores neither. A V3
@@ -158,6 +177,7 @@ type registerKeys struct {
 	v1Apps           string // KEYS[18] -> rekey:v1_apps (putInstanceScript's KEYS[15], V1APPS)
 	database         string // KEYS[19] -> rekey:database:<id> (putInstanceScript's KEYS[16], DATABASE)
 	databases        string // KEYS[20] -> rekey:databases (putInstanceScript's KEYS[17], DATABASES)
+	quarantined      string // KEYS[21] -> rekey:quarantined
 }
 
 func newRegisterKeys(id, currentCredID string) registerKeys {
@@ -167,13 +187,13 @@ func newRegisterKeys(id, currentCredID string) registerKeys {
 		credentialPrefix: p.credentialPrefix, retiring: p.retiring, legacyEvents: p.legacyEvents,
 		previous: p.previous, revokeDue: p.revokeDue, deletes: p.deletes, unconfirmed: p.unconfirmed,
 		oauth: oauthKey(id), grant: grantKey(id), grantClaim: grantClaimKey(id), v1Apps: p.v1Apps,
-		database: p.database, databases: p.databases}
+		database: p.database, databases: p.databases, quarantined: quarantinedKey()}
 }
 
 func (k registerKeys) list() []string {
 	return []string{k.instance, k.instances, k.current, k.instanceEvents, k.events, k.due, k.schedule,
 		k.credentialPrefix, k.retiring, k.legacyEvents, k.previous, k.revokeDue, k.deletes, k.unconfirmed,
-		k.oauth, k.grant, k.grantClaim, k.v1Apps, k.database, k.databases}
+		k.oauth, k.grant, k.grantClaim, k.v1Apps, k.database, k.databases, k.quarantined}
 }
 
 // NeedsToken reports whether a V3 registration of id must carry OAuth

@@ -197,3 +197,51 @@ func TestARegistrationThatChangesWhereRotationsGoIsRecorded(t *testing.T) {
 		t.Errorf("changes recorded = %q, want one naming heroku_id and config_vars", got)
 	}
 }
+
+// An instance set aside because its OAuth tokens cannot be used ("register
+// it again with oauth_grant or oauth") is back in scheduled rotation once a
+// registration stores new tokens: set aside still, it was never rotated
+// again on schedule although the partner did what the reason asked. A
+// registration without tokens, and a quarantine for another reason, leave
+// it set aside.
+func TestARegistrationWithNewTokensEndsAQuarantineThatAskedForThem(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	tok := heroku.Token{AccessToken: secret.New("access-1"), RefreshToken: secret.New("refresh-1"), ExpiresAt: f.now.Add(time.Hour)}
+	refused := "Heroku refused to renew the add-on's OAuth token (its authorization was revoked): register it again with oauth_grant or oauth"
+	for id, reason := range map[string]string{"inst-1": refused, "inst-2": "Heroku reports the add-on suspended; rekey keeps the registration until the partner deprovisions it"} {
+		reg := store.Registration{ID: id, APIVersion: store.APIv3, ConfigVars: []string{"MYADDON_URL"}}
+		if err := f.st.Register(ctx, reg, &tok); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := f.st.Quarantine(ctx, id, reason); !ok || err != nil {
+			t.Fatalf("Quarantine(%s) = %v, %v", id, ok, err)
+		}
+		// An update without tokens changes nothing of the tokens.
+		if err := f.st.Register(ctx, reg, nil); err != nil {
+			t.Fatal(err)
+		}
+		if in, _ := f.st.Instance(ctx, id); !in.Quarantined() {
+			t.Fatalf("%s: a registration without tokens ended the quarantine", id)
+		}
+		again := heroku.Token{AccessToken: secret.New("access-2"), RefreshToken: secret.New("refresh-2"), ExpiresAt: f.now.Add(time.Hour)}
+		if err := f.st.Register(ctx, reg, &again); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in, _ := f.st.Instance(ctx, "inst-1")
+	if in.Quarantined() || in.QuarantineReason != "" || in.NextRotationAt.IsZero() {
+		t.Errorf("inst-1 registered again with new tokens: quarantined %v (%q), next rotation %v; want scheduled again",
+			in.Quarantined(), in.QuarantineReason, in.NextRotationAt)
+	}
+	if !eventSet(t, f.st, "inst-1")[store.EventUnquarantined] {
+		t.Error("inst-1: no unquarantined event")
+	}
+	if in, _ := f.st.Instance(ctx, "inst-2"); !in.Quarantined() || !in.NextRotationAt.IsZero() {
+		t.Errorf("inst-2, set aside for another reason: quarantined %v, next rotation %v; want it set aside still", in.Quarantined(), in.NextRotationAt)
+	}
+	if ids, n, _ := f.st.Quarantined(ctx, 10); n != 1 || ids[0] != "inst-2" {
+		t.Errorf("quarantined %v (%d); want inst-2 alone", ids, n)
+	}
+}
