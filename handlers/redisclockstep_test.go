@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rekeyhq/rekey/handlers"
@@ -39,28 +40,14 @@ func (s steppedRedis) Time(ctx context.Context) *redis.TimeCmd {
 func TestRevokeWaitsOutARedisClockSteppedAhead(t *testing.T) {
 	t.Parallel()
 	g := newRig(t)
-	ctx := context.Background()
-	before, _ := g.st.Instance(ctx, "inst-1")
-	if err := g.run(rotateTask(t, "inst-1", "rot_step")); err != nil {
-		t.Fatal(err)
-	}
-	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
-	if revoke == nil {
-		t.Fatal("no revoke task")
-	}
-	old, err := g.st.Credential(ctx, "inst-1", before.CurrentCredential)
+	oldID, revoke := rotatedWithRevoke(t, g)
+	old, err := g.st.Credential(context.Background(), "inst-1", oldID)
 	if err != nil || old.State != store.CredentialPrevious {
 		t.Fatalf("old credential %q (%v), want previous", old.State, err)
 	}
 
 	step := grace + time.Minute
-	clock, err := redisclock.New(redisclock.Params{Redis: steppedRedis{rdb: g.rdb, step: step}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := clock.Measure(ctx); err != nil {
-		t.Fatal(err)
-	}
+	clock := measuredClock(t, steppedRedis{rdb: g.rdb, step: step}, nil)
 	g.deps.Now, g.deps.Local = clock.Now, time.Now
 
 	err = g.run(revoke)
@@ -92,31 +79,17 @@ func TestRevokeWaitsOutARedisClockSteppedAhead(t *testing.T) {
 func TestAnExpediteOnARedisClockSteppedAheadRevokesAtOnce(t *testing.T) {
 	t.Parallel()
 	g := newRig(t)
-	ctx := context.Background()
-	before, _ := g.st.Instance(ctx, "inst-1")
-	if err := g.run(rotateTask(t, "inst-1", "rot_step")); err != nil {
-		t.Fatal(err)
-	}
-	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
-	if revoke == nil {
-		t.Fatal("no revoke task")
-	}
-	clock, err := redisclock.New(redisclock.Params{Redis: steppedRedis{rdb: g.rdb, step: grace + time.Minute}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := clock.Measure(ctx); err != nil {
-		t.Fatal(err)
-	}
+	oldID, revoke := rotatedWithRevoke(t, g)
+	clock := measuredClock(t, steppedRedis{rdb: g.rdb, step: grace + time.Minute}, nil)
 	g.deps.Now, g.deps.Local = clock.Now, time.Now
 	web := store.New(g.rdb, g.seal, store.WithClock(clock.Now))
-	if _, err := web.ExpediteRevocation(ctx, "inst-1", before.CurrentCredential, store.ExpeditedByCustomer); err != nil {
+	if _, err := web.ExpediteRevocation(context.Background(), "inst-1", oldID, store.ExpeditedByCustomer); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.run(revoke); err != nil {
 		t.Fatalf("expedited revoke on a Redis clock stepped ahead: %v", err)
 	}
-	if g.demo.Valid(before.CurrentCredential) {
+	if g.demo.Valid(oldID) {
 		t.Fatal("expedited credential still valid")
 	}
 }
@@ -131,35 +104,21 @@ func TestAnExpediteOnARedisClockSteppedAheadRevokesAtOnce(t *testing.T) {
 func TestRevokeWaitsOutTheMachinesClockSteppedAheadBetweenMeasurements(t *testing.T) {
 	t.Parallel()
 	g := newRig(t)
-	ctx := context.Background()
-	before, _ := g.st.Instance(ctx, "inst-1")
-	if err := g.run(rotateTask(t, "inst-1", "rot_step")); err != nil {
-		t.Fatal(err)
-	}
-	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
-	if revoke == nil {
-		t.Fatal("no revoke task")
-	}
+	oldID, revoke := rotatedWithRevoke(t, g)
 	var step atomic.Int64
 	local := func() time.Time { return time.Now().Add(time.Duration(step.Load())) }
-	clock, err := redisclock.New(redisclock.Params{Redis: g.rdb, Local: local})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := clock.Measure(ctx); err != nil {
-		t.Fatal(err)
-	}
+	clock := measuredClock(t, g.rdb, local)
 	g.deps.Now, g.deps.Local = clock.Now, local
 	g.deps.Measure = func(ctx context.Context) error { _, err := clock.Measure(ctx); return err }
 	step.Store(int64(grace + time.Minute)) // before the next measurement
 
-	err = g.run(revoke)
+	err := g.run(revoke)
 	var later *handlers.RetryLaterError
 	if !errors.As(err, &later) || handlers.IsFailure(err) {
 		t.Fatalf("revoke task on a machine clock stepped %s ahead returned %v, want a RetryLaterError that is no failure",
 			time.Duration(step.Load()), err)
 	}
-	if !g.demo.Valid(before.CurrentCredential) {
+	if !g.demo.Valid(oldID) {
 		t.Fatal("old credential revoked an hour before its revoke_at, on a machine clock stepped ahead (I2)")
 	}
 }
@@ -177,13 +136,7 @@ func TestPromoteOnTheMachinesClockSteppedBackKeepsTheGrace(t *testing.T) {
 	ctx := context.Background()
 	var step atomic.Int64
 	local := func() time.Time { return time.Now().Add(time.Duration(step.Load())) }
-	clock, err := redisclock.New(redisclock.Params{Redis: r.Client, Local: local})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := clock.Measure(ctx); err != nil {
-		t.Fatal(err)
-	}
+	clock := measuredClock(t, r.Client, local)
 	g := newRigOn(t, r, []store.Option{store.WithClock(clock.Now)})
 	g.deps.Now, g.deps.Local = clock.Now, local
 	g.deps.Measure = func(ctx context.Context) error { _, err := clock.Measure(ctx); return err }
@@ -200,4 +153,33 @@ func TestPromoteOnTheMachinesClockSteppedBackKeepsTheGrace(t *testing.T) {
 	if left := old.RevokeAt.Sub(time.Now()); left < grace-time.Minute {
 		t.Fatalf("revoke_at is %s from now on Redis's clock, want the grace of %s (I2)", left.Round(time.Second), grace)
 	}
+}
+
+// rotatedWithRevoke runs a rotation of inst-1 on g and returns the id of
+// the credential it superseded and that credential's revoke task.
+func rotatedWithRevoke(t *testing.T, g *rig) (string, *asynq.Task) {
+	t.Helper()
+	before, _ := g.st.Instance(context.Background(), "inst-1")
+	if err := g.run(rotateTask(t, "inst-1", "rot_step")); err != nil {
+		t.Fatal(err)
+	}
+	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
+	if revoke == nil {
+		t.Fatal("no revoke task")
+	}
+	return before.CurrentCredential, revoke
+}
+
+// measuredClock is a clock on src's TIME, read by local (nil: time.Now),
+// measured once.
+func measuredClock(t *testing.T, src redisclock.Source, local func() time.Time) *redisclock.Clock {
+	t.Helper()
+	clock, err := redisclock.New(redisclock.Params{Redis: src, Local: local})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clock.Measure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return clock
 }

@@ -24,38 +24,11 @@ import (
 // bytes and stops, a clean end too.
 func cutIssuer(t *testing.T, body string, declared int) *issuer.HTTP {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	head := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+	if declared > 0 {
+		head += "Content-Length: " + strconv.Itoa(declared) + "\r\n"
 	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-				req, err := http.ReadRequest(bufio.NewReader(conn))
-				if err != nil {
-					return
-				}
-				_ = req.Body.Close()
-				head := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-				if declared > 0 {
-					head += "Content-Length: " + strconv.Itoa(declared) + "\r\n"
-				}
-				_, _ = conn.Write([]byte(head + "\r\n" + body))
-			}()
-		}
-	}()
-	h, err := issuer.NewHTTP("http://"+ln.Addr().String(), key, issuer.WithVerifyRechecks())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
+	return rawIssuer(t, head+"\r\n"+body)
 }
 
 // A verify or DELETE answered 200 whose JSON broke off before its end (the
@@ -116,6 +89,17 @@ func TestVerifyOrRevokeAnsweredJSONCutShortIsNoAnswer(t *testing.T) {
 // and the client's read fails where the body stops.
 func unendedIssuer(t *testing.T, body string, declared int) *issuer.HTTP {
 	t.Helper()
+	head := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+	if declared > 0 {
+		return rawIssuer(t, head+"Content-Length: "+strconv.Itoa(declared)+"\r\n\r\n"+body)
+	}
+	return rawIssuer(t, head+"Transfer-Encoding: chunked\r\n\r\n"+fmt.Sprintf("%x\r\n%s\r\n", len(body), body))
+}
+
+// rawIssuer answers every request with answer, written as it is on the
+// connection, which it then closes.
+func rawIssuer(t *testing.T, answer string) *issuer.HTTP {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -135,13 +119,7 @@ func unendedIssuer(t *testing.T, body string, declared int) *issuer.HTTP {
 					return
 				}
 				_ = req.Body.Close()
-				head := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-				if declared > 0 {
-					head += "Content-Length: " + strconv.Itoa(declared) + "\r\n\r\n" + body
-				} else {
-					head += "Transfer-Encoding: chunked\r\n\r\n" + fmt.Sprintf("%x\r\n%s\r\n", len(body), body)
-				}
-				_, _ = conn.Write([]byte(head))
+				_, _ = conn.Write([]byte(answer))
 			}()
 		}
 	}()
