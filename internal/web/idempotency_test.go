@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/web"
 )
@@ -104,28 +105,12 @@ func TestARotationRequestSentAgainWithItsIdempotencyKeyRotatesNothingMore(t *tes
 // slowClaims delays the rotation scripts that name inst-1: the request's
 // claims take longer than the Idempotency-Key's pending mark (a Redis slow
 // to answer, a long list of instances).
-type slowClaims struct{ delay time.Duration }
-
-func (s slowClaims) slow(cmd redis.Cmder) {
-	if n := cmd.Name(); (n == "evalsha" || n == "eval") && strings.Contains(fmt.Sprint(cmd.Args()), "inst-1") {
-		time.Sleep(s.delay)
-	}
-}
-
-func (slowClaims) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (s slowClaims) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		s.slow(cmd)
-		return next(ctx, cmd)
-	}
-}
-func (s slowClaims) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			s.slow(cmd)
+func slowClaims(delay time.Duration) redistest.OnCommand {
+	return redistest.OnCommand{Note: func(cmd redis.Cmder) {
+		if n := cmd.Name(); (n == "evalsha" || n == "eval") && strings.Contains(fmt.Sprint(cmd.Args()), "inst-1") {
+			time.Sleep(delay)
 		}
-		return next(ctx, cmds)
-	}
+	}}
 }
 
 // TestARequestLongerThanItsKeysMarkKeepsTheKey: a rotation request whose
@@ -141,7 +126,7 @@ func TestARequestLongerThanItsKeysMarkKeepsTheKey(t *testing.T) {
 	const pending = time.Second
 	f := newFixture(t, func(p *web.Params) { p.IdempotentPending = pending })
 	f.register("inst-1", "cred-0")
-	f.r.Client.AddHook(slowClaims{delay: 3 * pending})
+	f.r.Client.AddHook(slowClaims(3 * pending))
 	post := func() reply {
 		h := http.Header{"Authorization": {"Bearer " + apiToken}, "Content-Type": {"application/json"},
 			"Idempotency-Key": {"order-slow"}}
