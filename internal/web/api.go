@@ -480,7 +480,11 @@ func (s *server) cleanAPIPaths(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		if s.throttled(w, r, true) {
+			return
+		}
 		if !s.bearerOK(r) {
+			s.countFailure(r)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rekey"`)
 			writeError(w, http.StatusUnauthorized, "send the API token as Authorization: Bearer REKEY_API_TOKEN")
 			return

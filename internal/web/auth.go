@@ -55,7 +55,11 @@ func (s *server) operatorOK(r *http.Request) bool {
 // requireAPI lets through requests with the API token.
 func (s *server) requireAPI(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.throttled(w, r, true) {
+			return
+		}
 		if !s.bearerOK(r) {
+			s.countFailure(r)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="rekey"`)
 			writeError(w, http.StatusUnauthorized, "send the API token as Authorization: Bearer REKEY_API_TOKEN")
 			return
@@ -67,7 +71,11 @@ func (s *server) requireAPI(next http.HandlerFunc) http.Handler {
 // requireOperator lets through requests with the operators' Basic password.
 func (s *server) requireOperator(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.throttled(w, r, false) {
+			return
+		}
 		if !s.operatorOK(r) {
+			s.countFailure(r)
 			w.Header().Set("WWW-Authenticate", `Basic realm="rekey operators", charset="UTF-8"`)
 			http.Error(w, "Operator sign-in required.", http.StatusUnauthorized)
 			return
@@ -79,11 +87,39 @@ func (s *server) requireOperator(next http.HandlerFunc) http.Handler {
 // requireMetrics lets through the API token or the operators' password.
 func (s *server) requireMetrics(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.throttled(w, r, false) {
+			return
+		}
 		if !s.bearerOK(r) && !s.operatorOK(r) {
+			s.countFailure(r)
 			w.Header().Set("WWW-Authenticate", `Basic realm="rekey operators", charset="UTF-8"`)
 			http.Error(w, "Operator sign-in required.", http.StatusUnauthorized)
 			return
 		}
 		next(w, r)
 	})
+}
+
+// throttled answers 429 with Retry-After to a client refused for its
+// failed sign-ins (throttle.go), in JSON for the API, and reports whether
+// it did.
+func (s *server) throttled(w http.ResponseWriter, r *http.Request, api bool) bool {
+	wait := s.failures.wait(clientAddr(r))
+	if wait <= 0 {
+		return false
+	}
+	w.Header().Set("Retry-After", retryAfter(wait))
+	if api {
+		writeError(w, http.StatusTooManyRequests, throttledText)
+	} else {
+		http.Error(w, throttledText, http.StatusTooManyRequests)
+	}
+	return true
+}
+
+// countFailure counts a refused request that presented a credential.
+func (s *server) countFailure(r *http.Request) {
+	if r.Header.Get("Authorization") != "" {
+		s.failures.fail(clientAddr(r))
+	}
 }

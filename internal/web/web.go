@@ -98,6 +98,7 @@ type server struct {
 	monitoring http.Handler
 	health     *healthCheck
 	window     windowCache
+	failures   *failures
 }
 
 // windowCache is the fleet's maintenance window as last read.
@@ -158,7 +159,7 @@ func New(p Params) (http.Handler, error) {
 		p.Now = time.Now
 	}
 	s := &server{Params: p, mux: http.NewServeMux(), sessionKey: deriveKey(p.SSOSalt, "rekey dashboard session v1"),
-		health: &healthCheck{write: p.Store.CheckWritable, now: time.Now}}
+		health: &healthCheck{write: p.Store.CheckWritable, now: time.Now}, failures: newFailures(p.Now)}
 	s.monitoring = p.Monitoring
 	if s.monitoring == nil {
 		s.monitoring = newMonitoring(p.Store.Redis())

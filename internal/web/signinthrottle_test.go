@@ -1,0 +1,61 @@
+package web_test
+
+import (
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// guess sends one request to path with auth, from the client Heroku's
+// router names in X-Forwarded-For (after whatever the client sent itself).
+func (f *fixture) guess(path, auth, from string) reply {
+	f.t.Helper()
+	return f.do(http.MethodGet, path, nil, http.Header{"Authorization": {auth}, "X-Forwarded-For": {"10.9.9.9, " + from}})
+}
+
+// TestWrongPasswordsFromOneClientAreThrottled plays an attacker guessing
+// the operators' password, and the API token, at full speed: after a few
+// failures within the window, every guess from its address is answered 429
+// with Retry-After, the right password included (else the 429 would say
+// which guesses were wrong), while operators elsewhere still sign in; once
+// the window passes, the attacker is answered as anyone.
+func TestWrongPasswordsFromOneClientAreThrottled(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const attacker, operator = "198.51.100.7", "203.0.113.5"
+	for _, tc := range []struct {
+		path, wrong, right string
+		wantRight          int
+	}{
+		{"/monitoring/api/queues", basic("ops", "guess-000"), basic("ops", dashPassword), http.StatusOK},
+		{"/metrics", basic("ops", "guess-000"), basic("ops", dashPassword), http.StatusOK},
+		{"/api/v1/instances", "Bearer guess-0000000000", "Bearer " + apiToken, http.StatusOK},
+		// A path the API refuses after checking the token checks it too.
+		{"/api/v1//instances", "Bearer guess-0000000000", "Bearer " + apiToken, http.StatusBadRequest},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			from := attacker + tc.path // a client of its own per path
+			var throttled reply
+			for i := 0; i < 50; i++ {
+				if throttled = f.guess(tc.path, tc.wrong, from); throttled.status != http.StatusUnauthorized {
+					break
+				}
+			}
+			secs, err := strconv.Atoi(throttled.header.Get("Retry-After"))
+			if throttled.status != http.StatusTooManyRequests || err != nil || secs <= 0 {
+				t.Fatalf("50 wrong guesses from one client: last got %d Retry-After %q, want 429 with Retry-After", throttled.status, throttled.header.Get("Retry-After"))
+			}
+			if r := f.guess(tc.path, tc.right, from); r.status != http.StatusTooManyRequests {
+				t.Errorf("right credential from the throttled client: got %d, want 429", r.status)
+			}
+			if r := f.guess(tc.path, tc.right, operator); r.status != tc.wantRight {
+				t.Errorf("right credential from another client: got %d %.200s, want %d", r.status, r.body, tc.wantRight)
+			}
+		})
+	}
+	f.clock.Advance(2 * time.Minute)
+	if r := f.guess("/metrics", basic("ops", dashPassword), attacker+"/metrics"); r.status != http.StatusOK {
+		t.Errorf("right password after the window passed: got %d, want 200", r.status)
+	}
+}
