@@ -12,10 +12,12 @@ import (
 // its token in the clear learns to use https rather than being served.
 // Answers over https carry HSTS (securityHeaders). A request without
 // X-Forwarded-Proto reached the dyno directly (rekey dev on this machine,
-// a scrape on a private network) and is served as it came.
-func requireHTTPS(next http.Handler) http.Handler {
+// a scrape on a private network) and is served as it came. So is every
+// request when REKEY_INSECURE_COOKIES says plain http is meant (a local
+// proxy without TLS in front of rekey web, which says http).
+func (s *server) requireHTTPS(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS != nil || !strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "http") {
+		if s.InsecureCookies || r.TLS != nil || !strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "http") {
 			next.ServeHTTP(w, r)
 			return
 		}

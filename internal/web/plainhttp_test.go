@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/rekeyhq/rekey/internal/web"
 )
 
 // TestPlainHTTPThroughHerokusRouterIsNotServed plays a client that reaches
@@ -55,5 +57,18 @@ func TestPlainHTTPWithoutARouterIsServed(t *testing.T) {
 	}
 	if r := f.do(http.MethodGet, "/metrics", nil, http.Header{"Authorization": {basic("ops", dashPassword)}}); r.status != http.StatusOK {
 		t.Errorf("GET /metrics: got %d, want 200", r.status)
+	}
+}
+
+// TestPlainHTTPIsServedWhenInsecureCookiesSaySo: REKEY_INSECURE_COOKIES
+// says plain http is meant, as behind a local proxy without TLS that sets
+// X-Forwarded-Proto: http; its requests are served, not redirected.
+func TestPlainHTTPIsServedWhenInsecureCookiesSaySo(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(p *web.Params) { p.InsecureCookies = true })
+	f.register("inst-1", "cred-0")
+	h := http.Header{"X-Forwarded-Proto": {"http"}, "Authorization": {"Bearer " + apiToken}}
+	if r := f.do(http.MethodGet, "/api/v1/instances/inst-1", nil, h); r.status != http.StatusOK {
+		t.Errorf("GET over plain http with REKEY_INSECURE_COOKIES: got %d %.200s, want 200", r.status, r.body)
 	}
 }

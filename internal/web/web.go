@@ -167,7 +167,7 @@ func New(p Params) (http.Handler, error) {
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.pattern, s.guard(rt))
 	}
-	return s.logRequests(securityHeaders(requireHTTPS(s.cleanAPIPaths(s.mux)))), nil
+	return s.logRequests(securityHeaders(s.requireHTTPS(s.cleanAPIPaths(s.mux)))), nil
 }
 
 func (p Params) check() error {
