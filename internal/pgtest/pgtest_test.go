@@ -49,3 +49,28 @@ func TestPasswordsAreChecked(t *testing.T) {
 		t.Fatal("a wrong password logged in: the private server must check passwords")
 	}
 }
+
+func TestWithStandbyReplaysThePrimaryUntilPaused(t *testing.T) {
+	primary, standby := WithStandby(t)
+	ctx := context.Background()
+	var inRecovery bool
+	if err := queryRow(ctx, standby.URL, "SELECT pg_is_in_recovery()", &inRecovery); err != nil || !inRecovery {
+		t.Fatalf("the standby is in recovery: %v (%v), want true", inRecovery, err)
+	}
+	if err := Exec(ctx, primary.URL, "CREATE TABLE replayed (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	CatchUp(t, primary, standby)
+	PauseReplay(t, standby)
+	if err := Exec(ctx, primary.URL, "CREATE TABLE unseen (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := queryRow(ctx, standby.URL, "SELECT count(*) FROM pg_tables WHERE tablename IN ('replayed', 'unseen')", &n); err != nil || n != 1 {
+		t.Fatalf("the paused standby has %d of the two tables (%v), want the one made before the pause", n, err)
+	}
+	CatchUp(t, primary, standby)
+	if err := queryRow(ctx, standby.URL, "SELECT count(*) FROM pg_tables WHERE tablename IN ('replayed', 'unseen')", &n); err != nil || n != 2 {
+		t.Fatalf("the caught-up standby has %d of the two tables (%v), want both", n, err)
+	}
+}

@@ -75,8 +75,16 @@ func startPrivate() (*source, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
+	return serve(bin, dir, password, cred)
+}
+
+// serve runs postgres on dir's data directory, on a free loopback port, and
+// waits until it takes connections as the admin role; stop ends it and
+// removes dir.
+func serve(bin, dir, password string, cred *syscall.Credential) (*source, error) {
 	port, err := freePort()
 	if err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	cmd, out, err := postgres(bin, dir, port, cred)
