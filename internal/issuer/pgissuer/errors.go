@@ -26,6 +26,7 @@ const (
 	CodeLoginFailed   = "login_failed"         // the credential did not log in
 	CodeNotPermitted  = "not_permitted"        // the admin role lacks a privilege
 	CodeUnavailable   = "server_unavailable"   // the server cannot serve now (starting, shutting down, full)
+	CodeInRecovery    = "server_in_recovery"   // the admin URL reached a standby, not the primary
 	CodeRoleBusy      = "role_busy"            // another mint or revoke of the role held its lock past LockWait
 	CodeObjectsBusy   = "objects_busy"         // the database's sessions held a lock on the role's objects
 	CodePostgres      = "postgres_error"       // any other error the server reported
@@ -49,6 +50,9 @@ func classify(op string, err error) error {
 	var ie *issuer.Error
 	if errors.As(err, &ie) {
 		return err
+	}
+	if errors.Is(err, errInRecovery) {
+		return inRecovery(op)
 	}
 	return &issuer.Error{Op: op, Code: code(err)}
 }

@@ -49,13 +49,19 @@ type fixture struct {
 	iss  *pgissuer.Issuer
 	locs *locations
 	loc  pgissuer.Location
+	key  []byte
 }
 
 // newFixture creates a database owned by a NOLOGIN group role, registered
 // as instance "inst-1" with DATABASE_URL and split vars.
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	db := pgtest.New(t)
+	return fixtureOn(t, pgtest.New(t))
+}
+
+// fixtureOn is newFixture on db.
+func fixtureOn(t testing.TB, db *pgtest.DB) *fixture {
+	t.Helper()
 	owner := db.Name + "_owner"
 	ctx := context.Background()
 	mustExec(t, db.ServerURL, "CREATE ROLE "+pgx.Identifier{owner}.Sanitize()+" NOLOGIN")
@@ -79,7 +85,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(iss.Close)
-	return &fixture{db: db, iss: iss, locs: locs, loc: loc}
+	return &fixture{db: db, iss: iss, locs: locs, loc: loc, key: key}
 }
 
 func mustExec(t testing.TB, dsn, sql string, args ...any) {

@@ -118,6 +118,7 @@ func newPool(s Server, maxConns int32, timeout time.Duration) (*pgxpool.Pool, er
 	cfg.MaxConnIdleTime = time.Minute
 	cfg.ConnConfig.ConnectTimeout = timeout
 	cfg.ConnConfig.RuntimeParams["application_name"] = "rekey"
+	primaryOnly(&cfg.ConnConfig.Config)
 	return pgxpool.NewWithConfig(context.Background(), cfg)
 }
 

@@ -354,6 +354,7 @@ func (iss *Issuer) reassign(ctx context.Context, t target, db, quotedRole string
 	cfg.Database = db
 	cfg.ConnectTimeout = iss.timeout
 	cfg.RuntimeParams["application_name"] = "rekey"
+	primaryOnly(&cfg.Config)
 	// The owner role owns the database and may give it defaults (ALTER
 	// DATABASE ... SET); settings sent at connection win over them, so none
 	// makes this session read-only, short-lived or another role, or lets it
