@@ -416,3 +416,19 @@ func TestDevSummaryOfAHoldTheRunDidNotReach(t *testing.T) {
 		t.Errorf("summary of a whole run:\n%s", stdout)
 	}
 }
+
+// TestDevServesItsBaseURL: the first URL `rekey dev` prints, the web
+// process's base, opens the customer dashboard's sign-in rather than
+// answering 404 to whoever opens it first.
+func TestDevServesItsBaseURL(t *testing.T) {
+	_, access, _ := startDevAccess(t, "127.0.0.1:0")
+	m := regexp.MustCompile(`serves the web process at (\S+) until`).FindStringSubmatch(access)
+	if m == nil {
+		t.Fatalf("no base URL in:\n%s", access)
+	}
+	body := get(t, m[1], nil, http.StatusOK)
+	if !strings.Contains(body, `action="/sso/login"`) {
+		t.Errorf("GET %s is not the dashboard's sign-in:\n%.500s", m[1], body)
+	}
+	get(t, m[1]+"/", nil, http.StatusOK)
+}

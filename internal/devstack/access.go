@@ -41,7 +41,8 @@ func (w webSecrets) addTo(vars map[string]string) {
 	vars["HEROKU_SSO_SALT"] = w.ssoSalt.Reveal()
 }
 
-// serveWeb serves the web process, and LoginPath, on WebAddr, prints how
+// serveWeb serves the web process, and LoginPath (also at /, the base URL
+// it prints, which the web process answers 404), on WebAddr, prints how
 // to reach them, and returns a function that stops the server.
 func (r *run) serveWeb(ctx context.Context, samples []sandbox.Sample) (func(), error) {
 	h, err := r.st.WebHandler()
@@ -50,6 +51,9 @@ func (r *run) serveWeb(ctx context.Context, samples []sandbox.Sample) (func(), e
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET "+LoginPath, r.loginPage(samples))
+	// The base URL is the first one dev prints, and the one a browser is
+	// pointed at first; the web process itself serves nothing there.
+	mux.Handle("GET /{$}", http.RedirectHandler(LoginPath, http.StatusFound))
 	mux.Handle("/", h)
 	l, err := net.Listen("tcp", r.o.WebAddr)
 	if err != nil {
