@@ -105,7 +105,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 			select {
 			case code := <-exited:
 				t.Fatalf("exited %d at the first signal", code)
-			case <-time.After(50 * time.Millisecond):
+			case <-time.After(echoWindow + 50*time.Millisecond):
 			}
 			if err := syscall.Kill(os.Getpid(), sig); err != nil {
 				t.Fatal(err)
@@ -123,6 +123,44 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 }
 
+// TestASignalDeliveredTwiceIsOneStop plays GNU timeout, which sends its
+// signal to the process and then to its process group: the same signal
+// twice within microseconds is one stop, and the drain goes on; the same
+// signal once more, later, is an operator's second and exits at once.
+func TestASignalDeliveredTwiceIsOneStop(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(signalName(sig), func(t *testing.T) {
+			var stderr syncBuffer
+			exited := make(chan int, 1)
+			ctx, stop := notifyContext(context.Background(), &stderr, func(code int) { exited <- code }, sig)
+			defer stop()
+			if err := syscall.Kill(os.Getpid(), sig); err != nil {
+				t.Fatal(err)
+			}
+			<-ctx.Done()
+			if err := syscall.Kill(os.Getpid(), sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case code := <-exited:
+				t.Fatalf("exited %d at the signal's second delivery, stderr %q: want the drain to go on", code, stderr.String())
+			case <-time.After(echoWindow + 100*time.Millisecond):
+			}
+			if err := syscall.Kill(os.Getpid(), sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case code := <-exited:
+				if code != signalStatus(sig) {
+					t.Errorf("exit %d at the operator's second signal, want %d", code, signalStatus(sig))
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no exit 10s after the operator's second signal")
+			}
+		})
+	}
+}
+
 // TestSecondSIGTERMEndsADrainingWeb sends SIGTERM twice to the real binary
 // serving a slow client: the second ends the drain at once, with status
 // 143, where the first alone would wait up to the shutdown's deadline.
@@ -135,6 +173,7 @@ func TestSecondSIGTERMEndsADrainingWeb(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitFor(t, "web shutting down", func() bool { return strings.Contains(stderr.String(), "web shutting down") })
+	time.Sleep(echoWindow) // a second SIGTERM sooner is the first's echo
 	start := time.Now()
 	code := signalAndWait(t, cmd, syscall.SIGTERM)
 	if code != 143 || time.Since(start) > 10*time.Second ||

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -56,24 +57,34 @@ func (e *signalError) Error() string { return e.sig.String() + " signal received
 // flight) before it exits. A second signal, before stop, exits at once:
 // one line on stderr says so, and exit gets 128 + the signal's number
 // (130 for SIGINT, 143 for SIGTERM), for an operator who will not wait
-// for the drain.
+// for the drain. The same signal again within echoWindow of the first is
+// the first delivered twice, not a second request (echo).
 func notifyContext(parent context.Context, stderr io.Writer, exit func(int), sigs ...os.Signal) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancelCause(parent)
 	stopped := make(chan struct{})
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, sigs...)
 	go func() {
+		var first os.Signal
 		select {
-		case s := <-ch:
-			cancel(&signalError{sig: s})
+		case first = <-ch:
+			cancel(&signalError{sig: first})
 		case <-ctx.Done():
 			return
 		}
-		select {
-		case s := <-ch:
-			fmt.Fprintf(stderr, "rekey: %s again: exiting at once, without waiting for the drain\n", signalName(s))
-			exit(signalStatus(s))
-		case <-stopped:
+		at := time.Now()
+		for {
+			select {
+			case s := <-ch:
+				if echo(first, at, s, time.Now()) {
+					continue
+				}
+				fmt.Fprintf(stderr, "rekey: %s again: exiting at once, without waiting for the drain\n", signalName(s))
+				exit(signalStatus(s))
+				return
+			case <-stopped:
+				return
+			}
 		}
 	}()
 	var once sync.Once
@@ -84,6 +95,19 @@ func notifyContext(parent context.Context, stderr io.Writer, exit func(int), sig
 			cancel(context.Canceled)
 		})
 	}
+}
+
+// echoWindow is how soon after a first signal the same signal is taken for
+// a second delivery of it. GNU timeout, and other supervisors, send their
+// signal to the process and then to its whole process group, so a process
+// that leads its group receives it twice within microseconds; an operator
+// pressing Ctrl-C again, or a second kill, comes far later than this.
+const echoWindow = 100 * time.Millisecond
+
+// echo reports whether s, received at now, is the first signal, received
+// at firstAt, delivered twice.
+func echo(first os.Signal, firstAt time.Time, s os.Signal, now time.Time) bool {
+	return s == first && now.Sub(firstAt) < echoWindow
 }
 
 // signalName is sig as an operator types it to kill: SIGINT, SIGTERM.
