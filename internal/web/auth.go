@@ -120,6 +120,6 @@ func (s *server) throttled(w http.ResponseWriter, r *http.Request, api bool) boo
 // countFailure counts a refused request that presented a credential.
 func (s *server) countFailure(r *http.Request) {
 	if r.Header.Get("Authorization") != "" {
-		s.failures.fail(clientAddr(r))
+		s.failures.add(clientAddr(r))
 	}
 }

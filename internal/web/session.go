@@ -260,6 +260,10 @@ func (s *server) requireSession(next http.HandlerFunc, csrf bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess, ok := s.readSession(r)
 		if ok {
+			if wait := s.polls.take(sess); wait > 0 {
+				s.tooManyRequests(w, r, wait)
+				return
+			}
 			ended, err := s.sessionEnded(r.Context(), sess)
 			if err != nil {
 				s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")

@@ -26,77 +26,107 @@ import (
 const (
 	maxFailures = 10
 	failWindow  = time.Minute
-	// maxThrottled bounds the clients remembered (about 100 bytes each),
-	// against an attacker rotating addresses.
+	// maxThrottled bounds the keys a windowLimit remembers (about 100
+	// bytes each), against an attacker rotating addresses or sessions.
 	maxThrottled = 10000
 )
 
-// failures counts failed sign-ins per client address.
-type failures struct {
-	now func() time.Time
+// windowLimit counts events per key, each key in a window that begins at
+// its first event: a key with max events within its window is refused
+// until that window ends. Failed sign-ins per client address are counted
+// so (newFailures), and a dashboard session's requests (sessionthrottle.go).
+type windowLimit struct {
+	now    func() time.Time
+	max    int
+	window time.Duration
 
-	mu       sync.Mutex
-	byClient map[string]failCount
+	mu    sync.Mutex
+	byKey map[string]windowCount
 }
 
-// failCount is one client's failures since its window began.
-type failCount struct {
+// windowCount is one key's events since its window began.
+type windowCount struct {
 	n     int
 	since time.Time
 }
 
-func newFailures(now func() time.Time) *failures {
-	return &failures{now: now, byClient: make(map[string]failCount)}
+func newWindowLimit(now func() time.Time, maxEvents int, window time.Duration) *windowLimit {
+	return &windowLimit{now: now, max: maxEvents, window: window, byKey: make(map[string]windowCount)}
 }
 
-// wait says how long client is refused; 0 when it is not.
-func (f *failures) wait(client string) time.Duration {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c, ok := f.byClient[client]
-	if !ok || c.n < maxFailures {
+// newFailures counts failed sign-ins per client address.
+func newFailures(now func() time.Time) *windowLimit {
+	return newWindowLimit(now, maxFailures, failWindow)
+}
+
+// wait says how long key is refused; 0 when it is not.
+func (l *windowLimit) wait(key string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.waitLocked(key, l.now())
+}
+
+// add counts an event of key.
+func (l *windowLimit) add(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.addLocked(key, l.now())
+}
+
+// take counts an event of key unless key is refused, and says how long it
+// is refused; 0 when the event was counted.
+func (l *windowLimit) take(key string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if d := l.waitLocked(key, now); d > 0 {
+		return d
+	}
+	l.addLocked(key, now)
+	return 0
+}
+
+func (l *windowLimit) waitLocked(key string, now time.Time) time.Duration {
+	c, ok := l.byKey[key]
+	if !ok || c.n < l.max {
 		return 0
 	}
-	return max(c.since.Add(failWindow).Sub(f.now()), 0)
+	return max(c.since.Add(l.window).Sub(now), 0)
 }
 
-// fail counts a failed sign-in from client.
-func (f *failures) fail(client string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	now := f.now()
-	c, ok := f.byClient[client]
-	if !ok || !now.Before(c.since.Add(failWindow)) || now.Before(c.since) {
-		c = failCount{since: now}
-		if !ok && len(f.byClient) >= maxThrottled {
-			f.evict(now)
+func (l *windowLimit) addLocked(key string, now time.Time) {
+	c, ok := l.byKey[key]
+	if !ok || !now.Before(c.since.Add(l.window)) || now.Before(c.since) {
+		c = windowCount{since: now}
+		if !ok && len(l.byKey) >= maxThrottled {
+			l.evict(now)
 		}
 	}
 	c.n++
-	f.byClient[client] = c
+	l.byKey[key] = c
 }
 
-// evict forgets one client to make room: one whose window has passed or
+// evict forgets one key to make room: one whose window has passed or
 // that is not refused yet, else any. Map order is random, so an attacker
-// cannot choose which; a refused client is forgotten only when every
-// client kept is refused.
-func (f *failures) evict(now time.Time) {
+// cannot choose which; a refused key is forgotten only when every key
+// kept is refused.
+func (l *windowLimit) evict(now time.Time) {
 	victim := ""
-	for k, c := range f.byClient {
-		if c.n < maxFailures || !now.Before(c.since.Add(failWindow)) {
-			delete(f.byClient, k)
+	for k, c := range l.byKey {
+		if c.n < l.max || !now.Before(c.since.Add(l.window)) {
+			delete(l.byKey, k)
 			return
 		}
 		victim = k
 	}
-	delete(f.byClient, victim)
+	delete(l.byKey, victim)
 }
 
-// size is how many clients are kept.
-func (f *failures) size() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.byClient)
+// size is how many keys are kept.
+func (l *windowLimit) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.byKey)
 }
 
 // clientAddr is the address r came from: on Heroku, the last entry of

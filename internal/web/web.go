@@ -98,7 +98,8 @@ type server struct {
 	monitoring http.Handler
 	health     *healthCheck
 	window     windowCache
-	failures   *failures
+	failures   *windowLimit
+	polls      sessionLimits
 }
 
 // windowCache is the fleet's maintenance window as last read.
@@ -159,7 +160,8 @@ func New(p Params) (http.Handler, error) {
 		p.Now = time.Now
 	}
 	s := &server{Params: p, mux: http.NewServeMux(), sessionKey: deriveKey(p.SSOSalt, "rekey dashboard session v1"),
-		health: &healthCheck{write: p.Store.CheckWritable, now: time.Now}, failures: newFailures(p.Now)}
+		health: &healthCheck{write: p.Store.CheckWritable, now: time.Now}, failures: newFailures(p.Now),
+		polls: newSessionLimits(p.Now)}
 	s.monitoring = p.Monitoring
 	if s.monitoring == nil {
 		s.monitoring = newMonitoring(p.Store.Redis())
@@ -219,6 +221,9 @@ type route struct {
 	handler http.HandlerFunc
 }
 
+// statusPath is the dashboard's status poll, answered in JSON.
+const statusPath = "/dashboard/status"
+
 // routes is the one table of everything the web process serves.
 func (s *server) routes() []route {
 	return []route{
@@ -237,7 +242,7 @@ func (s *server) routes() []route {
 
 		{"POST /sso/login", accessSSO, s.ssoLogin},
 		{"GET /dashboard", accessSession, s.dashboard},
-		{"GET /dashboard/status", accessSession, s.dashboardStatus},
+		{"GET " + statusPath, accessSession, s.dashboardStatus},
 		{"POST /dashboard/rotate", accessSessionCSRF, s.dashboardRotate},
 		{"POST /dashboard/revoke-now", accessSessionCSRF, s.dashboardRevokeNow},
 		{"POST /dashboard/logout", accessSessionCSRF, s.logout},

@@ -29,6 +29,12 @@
             return null;
           });
         }
+        // Polled faster than a tab does (other tabs, a script): wait as
+        // long as the answer says.
+        if (r.status === 429) {
+          setTimeout(poll, 1000 * (parseInt(r.headers.get("Retry-After"), 10) || 60));
+          return null;
+        }
         if (!r.ok) { throw new Error("status " + r.status); }
         return r.json();
       })
