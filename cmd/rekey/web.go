@@ -118,6 +118,7 @@ func (a *app) webHandler() (http.Handler, error) {
 		Metrics:           a.metricsHandler(inspector),
 		Enqueuer:          a.queue,
 		APIToken:          a.cfg.APIToken,
+		APITokenPrevious:  a.cfg.APITokenPrevious,
 		DashboardPassword: a.cfg.DashboardPassword,
 		SSOSalt:           a.cfg.SSOSalt,
 		Grace:             a.cfg.Grace,

@@ -77,6 +77,9 @@ type Config struct {
 	SSOSalt secret.String
 	// APIToken is REKEY_API_TOKEN, the bearer token of the HTTP API.
 	APIToken secret.String
+	// APITokenPrevious is REKEY_API_TOKEN_PREVIOUS, the token REKEY_API_TOKEN
+	// replaced, still taken while the producers move to the new one.
+	APITokenPrevious secret.String
 	// DashboardPassword is REKEY_DASHBOARD_PASSWORD, the operators' password
 	// for /monitoring.
 	DashboardPassword secret.String
@@ -224,6 +227,7 @@ func Load(env Lookup) (*Config, error) {
 		AddonPassword:           p.secret("HEROKU_ADDON_PASSWORD"),
 		SSOSalt:                 p.secret("HEROKU_SSO_SALT"),
 		APIToken:                p.secret("REKEY_API_TOKEN"),
+		APITokenPrevious:        p.secret("REKEY_API_TOKEN_PREVIOUS"),
 		DashboardPassword:       p.secret("REKEY_DASHBOARD_PASSWORD"),
 		EncryptionKeys:          p.keys("REKEY_ENCRYPTION_KEYS"),
 		Grace:                   p.duration("REKEY_GRACE", 2*time.Hour, time.Second),
@@ -344,6 +348,9 @@ func (c *Config) RequireWeb() error {
 	errs := c.coreMissing()
 	if len(c.APIToken.Reveal()) < 16 {
 		errs = append(errs, errors.New("REKEY_API_TOKEN must be set, at least 16 characters"))
+	}
+	if n := len(c.APITokenPrevious.Reveal()); n > 0 && n < 16 {
+		errs = append(errs, errors.New("REKEY_API_TOKEN_PREVIOUS must be at least 16 characters, or unset"))
 	}
 	if len(c.DashboardPassword.Reveal()) < 8 {
 		errs = append(errs, errors.New("REKEY_DASHBOARD_PASSWORD must be set, at least 8 characters"))

@@ -104,6 +104,9 @@ func TestRequireNamesWhatIsMissing(t *testing.T) {
 		{"worker without heroku credentials", with(nil), (*config.Config).RequireWorker, "HEROKU_OAUTH_CLIENT_SECRET"},
 		{"worker without issuer url", with(map[string]string{"HEROKU_OAUTH_CLIENT_SECRET": "s"}), (*config.Config).RequireWorker, "REKEY_ISSUER_URL"},
 		{"web without token", with(nil), (*config.Config).RequireWeb, "REKEY_API_TOKEN"},
+		{"web with a short previous token", with(map[string]string{"REKEY_API_TOKEN": "0123456789abcdef0123",
+			"REKEY_DASHBOARD_PASSWORD": "password", "HEROKU_SSO_SALT": "salt", "REKEY_API_TOKEN_PREVIOUS": "old"}),
+			(*config.Config).RequireWeb, "REKEY_API_TOKEN_PREVIOUS must be at least 16 characters"},
 		// V1's pair with its password missing (misspelt, or left out): with
 		// an OAuth secret the worker would start and fail every V1 push.
 		{"worker with a V1 id and no password", with(map[string]string{"HEROKU_OAUTH_CLIENT_SECRET": "s",

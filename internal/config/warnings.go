@@ -276,7 +276,8 @@ func (c *Config) sharedSecrets() [][2]string {
 		name  string
 		value string
 	}{
-		{"REKEY_API_TOKEN", c.APIToken.Reveal()}, {"REKEY_DASHBOARD_PASSWORD", c.DashboardPassword.Reveal()},
+		{"REKEY_API_TOKEN", c.APIToken.Reveal()}, {"REKEY_API_TOKEN_PREVIOUS", c.APITokenPrevious.Reveal()},
+		{"REKEY_DASHBOARD_PASSWORD", c.DashboardPassword.Reveal()},
 		{"REKEY_ISSUER_SECRET", c.IssuerSecret.Reveal()}, {"HEROKU_SSO_SALT", c.SSOSalt.Reveal()},
 		{"HEROKU_OAUTH_CLIENT_SECRET", c.OAuthClientSecret.Reveal()}, {"HEROKU_ADDON_PASSWORD", c.AddonPassword.Reveal()},
 	}

@@ -6,6 +6,10 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/internal/secret"
 )
@@ -39,10 +43,47 @@ func deriveKey(from secret.String, purpose string) []byte {
 	return m.Sum(nil)
 }
 
-// bearerOK reports whether r carries Authorization: Bearer with the API token.
+// bearerOK reports whether r carries Authorization: Bearer with the API
+// token, or with the token it replaced while REKEY_API_TOKEN_PREVIOUS
+// holds it.
 func (s *server) bearerOK(r *http.Request) bool {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	return ok && strings.EqualFold(scheme, "Bearer") && secretEqual(strings.TrimSpace(token), s.APIToken)
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	token = strings.TrimSpace(token)
+	if secretEqual(token, s.APIToken) {
+		return true
+	}
+	if !secretEqual(token, s.APITokenPrevious) {
+		return false
+	}
+	s.previous.used(s.Logger, clientAddr(r), s.Now())
+	return true
+}
+
+// previousToken counts the requests that came with REKEY_API_TOKEN_PREVIOUS
+// and logs them, at most once a minute a process, so that the operator
+// rotating the token sees which producers still send the old one and when
+// none does: then REKEY_API_TOKEN_PREVIOUS can go.
+type previousToken struct {
+	mu     sync.Mutex
+	n      int
+	logged time.Time
+}
+
+// used counts one request with the previous token, from client, and logs
+// the count and the client when the last line is a minute old.
+func (p *previousToken) used(log zerolog.Logger, client string, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n++
+	if now.Sub(p.logged) < time.Minute && !now.Before(p.logged) {
+		return
+	}
+	log.Warn().Int("requests", p.n).Str("last_client", client).Str("unset_when_unused", "REKEY_API_TOKEN_PREVIOUS").
+		Msg("api_token_previous_used")
+	p.n, p.logged = 0, now
 }
 
 // operatorOK reports whether r carries HTTP Basic with the dashboard

@@ -41,6 +41,10 @@ type Params struct {
 	Enqueuer fleet.Enqueuer
 	// APIToken is REKEY_API_TOKEN, the bearer token of the API and /metrics. Required.
 	APIToken secret.String
+	// APITokenPrevious is REKEY_API_TOKEN_PREVIOUS: the token APIToken
+	// replaced, taken as well while the producers move to the new one
+	// (each use logged, previousToken); zero takes none.
+	APITokenPrevious secret.String
 	// DashboardPassword is REKEY_DASHBOARD_PASSWORD, the operators' HTTP
 	// Basic password for /monitoring and /metrics. Required.
 	DashboardPassword secret.String
@@ -99,6 +103,7 @@ type server struct {
 	health     *healthCheck
 	window     windowCache
 	failures   *windowLimit
+	previous   previousToken
 	polls      sessionLimits
 }
 
