@@ -59,3 +59,28 @@ func TestWrongPasswordsFromOneClientAreThrottled(t *testing.T) {
 		t.Errorf("right password after the window passed: got %d, want 200", r.status)
 	}
 }
+
+// TestOneClientWrittenManyWaysIsThrottledOnce plays an attacker whose
+// address reaches X-Forwarded-For in more than one form: with a port a
+// proxy added, IPv4-mapped IPv6, IPv6 spelled differently, or a fresh
+// address of the IPv6 /64 one machine is given. Each form is the one
+// client, throttled after maxFailures guesses in all, not per spelling.
+func TestOneClientWrittenManyWaysIsThrottledOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for name, forms := range map[string][]string{
+		"ipv4 with ports": {"198.51.100.7:40001", "198.51.100.7:40002", "198.51.100.7", "[::ffff:198.51.100.7]:1", "::ffff:198.51.100.7"},
+		"ipv6 spellings":  {"2001:db8::1", "2001:DB8:0:0:0:0:0:1", "[2001:db8::1]:443", "2001:0db8::0001"},
+		"one ipv6 /64":    {"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3", "2001:db8:1:2:abcd:1:2:3"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var last reply
+			for i := 0; i < 4*len(forms); i++ {
+				last = f.guess("/metrics", basic("ops", "guess-000"), forms[i%len(forms)])
+			}
+			if last.status != http.StatusTooManyRequests {
+				t.Errorf("%d wrong guesses from one client written as %q: last got %d, want 429", 4*len(forms), forms, last.status)
+			}
+		})
+	}
+}

@@ -1,8 +1,8 @@
 package web
 
 import (
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,11 +129,11 @@ func (l *windowLimit) size() int {
 	return len(l.byKey)
 }
 
-// clientAddr is the address r came from: on Heroku, the last entry of
+// clientAddr is the client r came from: on Heroku, the last entry of
 // X-Forwarded-For, which the router appends (entries before it are the
 // client's to write); without one, the connection's peer. Like
 // X-Forwarded-Proto (overHTTPS), the header is trusted as Heroku's router
-// sets it.
+// sets it. The address is written one way whatever its form (clientKey).
 func clientAddr(r *http.Request) string {
 	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
 		last := xff[len(xff)-1]
@@ -141,14 +141,33 @@ func clientAddr(r *http.Request) string {
 			last = last[i+1:]
 		}
 		if last = strings.TrimSpace(last); last != "" {
-			return last
+			return clientKey(last)
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	return clientKey(r.RemoteAddr)
+}
+
+// clientKey writes one client's address one way, so that it is counted
+// once however it is written: without a port (some proxies add the
+// client's), IPv4-mapped IPv6 as IPv4, IPv6 in its canonical spelling and
+// cut to its /64, since one machine is commonly given a whole /64 and
+// could otherwise guess from each of its addresses in turn. Anything that
+// is no address is kept as written.
+func clientKey(addr string) string {
+	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"))
 	if err != nil {
-		return r.RemoteAddr
+		ap, perr := netip.ParseAddrPort(addr)
+		if perr != nil {
+			return addr
+		}
+		ip = ap.Addr()
 	}
-	return host
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, _ := ip.Prefix(64) // cannot fail: 64 is within IPv6's 128 bits
+	return p.String()
 }
 
 // retryAfter is the Retry-After value for d: whole seconds, at least 1.
