@@ -84,3 +84,33 @@ func TestOneClientWrittenManyWaysIsThrottledOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestSeveralForwardedForHeadersDoNotEscapeTheThrottle plays an attacker
+// sending X-Forwarded-For twice, with a fresh address in the second:
+// Heroku's router appends the client's address to the first and passes the
+// second on as the client wrote it, so the last entry of the last header
+// is the attacker's to choose. The attacker is throttled all the same, and
+// the address it writes there (an operator's) is not.
+func TestSeveralForwardedForHeadersDoNotEscapeTheThrottle(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const attacker, operator = "198.51.100.7", "203.0.113.5"
+	var last reply
+	for i := 0; i < 50; i++ {
+		written := operator
+		if i%2 == 1 {
+			written = "192.0.2." + strconv.Itoa(i)
+		}
+		last = f.do(http.MethodGet, "/metrics", nil, http.Header{"Authorization": {basic("ops", "guess-000")},
+			"X-Forwarded-For": {"10.9.9.9, " + attacker, written}})
+		if last.status != http.StatusUnauthorized {
+			break
+		}
+	}
+	if last.status != http.StatusTooManyRequests {
+		t.Errorf("50 wrong guesses with a second X-Forwarded-For: last got %d, want 429", last.status)
+	}
+	if r := f.guess("/metrics", basic("ops", dashPassword), operator); r.status != http.StatusOK {
+		t.Errorf("the operator whose address the attacker wrote: got %d, want 200", r.status)
+	}
+}

@@ -134,9 +134,19 @@ func (l *windowLimit) size() int {
 // client's to write); without one, the connection's peer. Like
 // X-Forwarded-Proto (overHTTPS), the header is trusted as Heroku's router
 // sets it. The address is written one way whatever its form (clientKey).
+//
+// A request with X-Forwarded-For more than once was written so by its
+// client: Heroku's router appends to the first and passes the others on
+// as they came, so the last entry of the last is the client's to choose,
+// and taking it would let one client guess under fresh addresses, or
+// charge its failures to someone else's. Such requests are counted
+// together, as one client: no browser, producer or scraper sends them.
 func clientAddr(r *http.Request) string {
 	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-		last := xff[len(xff)-1]
+		if len(xff) > 1 {
+			return severalForwardedFor
+		}
+		last := xff[0]
 		if i := strings.LastIndexByte(last, ','); i >= 0 {
 			last = last[i+1:]
 		}
@@ -146,6 +156,10 @@ func clientAddr(r *http.Request) string {
 	}
 	return clientKey(r.RemoteAddr)
 }
+
+// severalForwardedFor is the one client of every request that sends
+// X-Forwarded-For more than once.
+const severalForwardedFor = "several X-Forwarded-For headers"
 
 // clientKey writes one client's address one way, so that it is counted
 // once however it is written: without a port (some proxies add the
