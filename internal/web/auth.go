@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"hash/maphash"
 	"net/http"
 	"strings"
 	"sync"
@@ -158,9 +159,14 @@ func (s *server) throttled(w http.ResponseWriter, r *http.Request, api bool) boo
 	return true
 }
 
-// countFailure counts a refused request that presented a credential.
+// countFailure counts a refused request that presented a credential, once
+// per credential a window (throttle.go). The credential is known by a hash
+// with this process's own random seed, kept in memory only.
 func (s *server) countFailure(r *http.Request) {
-	if r.Header.Get("Authorization") != "" {
-		s.failures.add(clientAddr(r))
+	if presented := r.Header.Get("Authorization"); presented != "" {
+		s.failures.addOnce(clientAddr(r), maphash.String(credentialSeed, presented))
 	}
 }
+
+// credentialSeed seeds the hashes countFailure tells credentials apart by.
+var credentialSeed = maphash.MakeSeed()

@@ -13,11 +13,11 @@ import (
 func TestThrottleMemoryIsBounded(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	f := newFailures(func() time.Time { return now })
-	for range maxFailures {
-		f.add("198.51.100.9")
+	for i := range maxFailures {
+		f.addOnce("198.51.100.9", uint64(i))
 	}
 	for i := range 3 * maxThrottled {
-		f.add(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
+		f.addOnce(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), 0)
 	}
 	if n := f.size(); n > maxThrottled {
 		t.Errorf("after %d addresses: the throttle keeps %d clients, want at most %d", 3*maxThrottled, n, maxThrottled)

@@ -7,6 +7,11 @@ import (
 	"time"
 )
 
+// password is the i-th of an attacker's guesses at a password, and bearer
+// at the API token: each guess differs, as a guesser's do.
+func password(i int) string { return basic("ops", "guess-"+strconv.Itoa(i)) }
+func bearer(i int) string   { return "Bearer guess-" + strconv.Itoa(i) + "-0123456789" }
+
 // guess sends one request to path with auth, from the client Heroku's
 // router names in X-Forwarded-For (after whatever the client sent itself).
 func (f *fixture) guess(path, auth, from string) reply {
@@ -25,20 +30,22 @@ func TestWrongPasswordsFromOneClientAreThrottled(t *testing.T) {
 	f := newFixture(t)
 	const attacker, operator = "198.51.100.7", "203.0.113.5"
 	for _, tc := range []struct {
-		path, wrong, right string
-		wantRight          int
+		path      string
+		wrong     func(int) string
+		right     string
+		wantRight int
 	}{
-		{"/monitoring/api/queues", basic("ops", "guess-000"), basic("ops", dashPassword), http.StatusOK},
-		{"/metrics", basic("ops", "guess-000"), basic("ops", dashPassword), http.StatusOK},
-		{"/api/v1/instances", "Bearer guess-0000000000", "Bearer " + apiToken, http.StatusOK},
+		{"/monitoring/api/queues", password, basic("ops", dashPassword), http.StatusOK},
+		{"/metrics", password, basic("ops", dashPassword), http.StatusOK},
+		{"/api/v1/instances", bearer, "Bearer " + apiToken, http.StatusOK},
 		// A path the API refuses after checking the token checks it too.
-		{"/api/v1//instances", "Bearer guess-0000000000", "Bearer " + apiToken, http.StatusBadRequest},
+		{"/api/v1//instances", bearer, "Bearer " + apiToken, http.StatusBadRequest},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			from := attacker + tc.path // a client of its own per path
 			var throttled reply
 			for i := 0; i < 50; i++ {
-				if throttled = f.guess(tc.path, tc.wrong, from); throttled.status != http.StatusUnauthorized {
+				if throttled = f.guess(tc.path, tc.wrong(i), from); throttled.status != http.StatusUnauthorized {
 					break
 				}
 			}
@@ -76,7 +83,7 @@ func TestOneClientWrittenManyWaysIsThrottledOnce(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var last reply
 			for i := 0; i < 4*len(forms); i++ {
-				last = f.guess("/metrics", basic("ops", "guess-000"), forms[i%len(forms)])
+				last = f.guess("/metrics", password(i), forms[i%len(forms)])
 			}
 			if last.status != http.StatusTooManyRequests {
 				t.Errorf("%d wrong guesses from one client written as %q: last got %d, want 429", 4*len(forms), forms, last.status)
@@ -101,7 +108,7 @@ func TestSeveralForwardedForHeadersDoNotEscapeTheThrottle(t *testing.T) {
 		if i%2 == 1 {
 			written = "192.0.2." + strconv.Itoa(i)
 		}
-		last = f.do(http.MethodGet, "/metrics", nil, http.Header{"Authorization": {basic("ops", "guess-000")},
+		last = f.do(http.MethodGet, "/metrics", nil, http.Header{"Authorization": {password(i)},
 			"X-Forwarded-For": {"10.9.9.9, " + attacker, written}})
 		if last.status != http.StatusUnauthorized {
 			break
@@ -112,5 +119,34 @@ func TestSeveralForwardedForHeadersDoNotEscapeTheThrottle(t *testing.T) {
 	}
 	if r := f.guess("/metrics", basic("ops", dashPassword), operator); r.status != http.StatusOK {
 		t.Errorf("the operator whose address the attacker wrote: got %d, want 200", r.status)
+	}
+}
+
+// TestAStaleCredentialRepeatedDoesNotLockItsAddressOut plays a producer
+// left on an API token that was just rotated, sending it again and again
+// from an address it shares with producers that have the new one (Heroku's
+// dynos share egress addresses): the one wrong token is refused each time
+// (401), never counted as more than one guess, and the right token from
+// the same address is served. Different wrong tokens from that address
+// are still guesses, and are throttled.
+func TestAStaleCredentialRepeatedDoesNotLockItsAddressOut(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	from := func(token string) reply { return f.guess("/api/v1/instances/inst-1", "Bearer "+token, "198.51.100.20") }
+	for i := range 3 * 10 {
+		if r := from("stale-api-token-0123456789"); r.status != http.StatusUnauthorized {
+			t.Fatalf("the stale token, request %d: %d, want 401", i+1, r.status)
+		}
+	}
+	if r := from(apiToken); r.status != http.StatusOK {
+		t.Fatalf("the right token from the stale producer's address: %d %.200s, want 200", r.status, r.body)
+	}
+	var last reply
+	for i := range 10 {
+		last = f.guess("/api/v1/instances/inst-1", bearer(i), "198.51.100.20")
+	}
+	if last.status != http.StatusTooManyRequests {
+		t.Errorf("ten different wrong tokens: the last answered %d, want 429", last.status)
 	}
 }

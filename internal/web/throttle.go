@@ -3,14 +3,15 @@ package web
 import (
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
 
-// A client that presents a wrong API token or operators' password
-// maxFailures times within failWindow of its first failure is answered 429
+// A client that presents maxFailures different wrong API tokens or
+// operators' passwords within failWindow of its first failure is answered 429
 // with Retry-After, whatever it presents, until that window ends: the
 // operators' password may be as short as 8 characters, and without a
 // limit it could be guessed as fast as the dyno answers. Refusing the
@@ -18,6 +19,11 @@ import (
 // The count is per client address, so an attacker cannot lock out
 // operators elsewhere. Requests without credentials are not counted: a
 // browser asks once without them before it shows the password prompt.
+// Nor is the same wrong credential sent again: a guess is a new one each
+// time, whereas a producer or a browser tab left on a token or password
+// that was just rotated repeats one, and would otherwise lock out every
+// client sharing its address (Heroku's dynos share egress addresses) with
+// the right one.
 //
 // The counts live in this process's memory, not Redis: a limit per dyno
 // still bounds guessing to maxFailures a window per address and dyno, a
@@ -48,6 +54,8 @@ type windowLimit struct {
 type windowCount struct {
 	n     int
 	since time.Time
+	// tags are the tags of the events addOnce counted in the window.
+	tags []uint64
 }
 
 func newWindowLimit(now func() time.Time, maxEvents int, window time.Duration) *windowLimit {
@@ -66,11 +74,18 @@ func (l *windowLimit) wait(key string) time.Duration {
 	return l.waitLocked(key, l.now())
 }
 
-// add counts an event of key.
-func (l *windowLimit) add(key string) {
+// addOnce counts an event of key unless one with the same tag was counted
+// in key's window already.
+func (l *windowLimit) addOnce(key string, tag uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.addLocked(key, l.now())
+	now := l.now()
+	if c, ok := l.byKey[key]; ok && l.current(c, now) && slices.Contains(c.tags, tag) {
+		return
+	}
+	c := l.addLocked(key, now)
+	c.tags = append(c.tags, tag)
+	l.byKey[key] = c
 }
 
 // take counts an event of key unless key is refused, and says how long it
@@ -94,9 +109,10 @@ func (l *windowLimit) waitLocked(key string, now time.Time) time.Duration {
 	return max(c.since.Add(l.window).Sub(now), 0)
 }
 
-func (l *windowLimit) addLocked(key string, now time.Time) {
+// addLocked counts an event of key, and returns key's count.
+func (l *windowLimit) addLocked(key string, now time.Time) windowCount {
 	c, ok := l.byKey[key]
-	if !ok || !now.Before(c.since.Add(l.window)) || now.Before(c.since) {
+	if !ok || !l.current(c, now) {
 		c = windowCount{since: now}
 		if !ok && len(l.byKey) >= maxThrottled {
 			l.evict(now)
@@ -104,6 +120,13 @@ func (l *windowLimit) addLocked(key string, now time.Time) {
 	}
 	c.n++
 	l.byKey[key] = c
+	return c
+}
+
+// current reports whether c's window still runs at now (a clock set back
+// before its start ends it).
+func (l *windowLimit) current(c windowCount, now time.Time) bool {
+	return now.Before(c.since.Add(l.window)) && !now.Before(c.since)
 }
 
 // evict forgets one key to make room: one whose window has passed or
