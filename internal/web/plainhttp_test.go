@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -8,31 +9,53 @@ import (
 	"github.com/rekeyhq/rekey/internal/web"
 )
 
-// TestPlainHTTPThroughHerokusRouterIsNotServed plays a client that reaches
+// TestPlainHTTPThroughHerokusRouterIsNotServed plays clients that reach
 // the dyno over plain http through Heroku's router (X-Forwarded-Proto:
-// http): a GET or HEAD is redirected to the same https URL; a request that
-// would change something is refused without being handled, saying to use
-// https, so the token it sent in the clear is not honoured either.
+// http): a browser's first GET or HEAD, without credentials, is redirected
+// to the same https URL; the API, and any request that sent a credential
+// in the clear, is refused without being handled, saying to use https
+// (a redirect would be followed, and the token sent in the clear again
+// with every request); the health check is served.
 func TestPlainHTTPThroughHerokusRouterIsNotServed(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.register("inst-1", "cred-0")
 	viaHTTP := func(auth string) http.Header {
-		return http.Header{"X-Forwarded-Proto": {"http"}, "Authorization": {auth}, "Content-Type": {"application/json"}}
+		h := http.Header{"X-Forwarded-Proto": {"http"}, "Content-Type": {"application/json"}}
+		if auth != "" {
+			h.Set("Authorization", auth)
+		}
+		return h
 	}
+	host := strings.TrimPrefix(f.srv.URL, "http://")
 	for _, m := range []string{http.MethodGet, http.MethodHead} {
-		r := f.do(m, "/api/v1/instances/inst-1?x=1", nil, viaHTTP("Bearer "+apiToken))
-		want := "https://" + strings.TrimPrefix(f.srv.URL, "http://") + "/api/v1/instances/inst-1?x=1"
-		if r.status != http.StatusMovedPermanently && r.status != http.StatusPermanentRedirect || r.header.Get("Location") != want {
-			t.Errorf("%s over plain http: got %d Location %q, want 301 or 308 to %s", m, r.status, r.header.Get("Location"), want)
+		r := f.do(m, "/monitoring/?x=1", nil, viaHTTP(""))
+		if want := "https://" + host + "/monitoring/?x=1"; r.status != http.StatusMovedPermanently || r.header.Get("Location") != want {
+			t.Errorf("%s /monitoring/ over plain http: got %d Location %q, want 301 to %s", m, r.status, r.header.Get("Location"), want)
 		}
 	}
-	r := f.do(http.MethodPost, "/api/v1/rotations", strings.NewReader(`{"instance_ids":["inst-1"]}`), viaHTTP("Bearer "+apiToken))
-	if r.status != http.StatusForbidden || !strings.Contains(r.body, "https://") {
-		t.Errorf("POST over plain http: got %d %.200s, want 403 saying to use https://", r.status, r.body)
+	for _, tc := range []struct{ method, path, auth string }{
+		{http.MethodGet, "/api/v1/instances/inst-1", "Bearer " + apiToken},
+		{http.MethodGet, "/api/v1/instances/inst-1", ""},
+		{http.MethodPost, "/api/v1/rotations", "Bearer " + apiToken},
+		{http.MethodGet, "/metrics", basic("ops", dashPassword)},
+		{http.MethodGet, "/monitoring/", basic("ops", dashPassword)},
+	} {
+		var body io.Reader
+		if tc.method == http.MethodPost {
+			body = strings.NewReader(`{"instance_ids":["inst-1"]}`)
+		}
+		r := f.do(tc.method, tc.path, body, viaHTTP(tc.auth))
+		if r.status != http.StatusForbidden || !strings.Contains(r.body, "https://"+host+tc.path) || r.header.Get("Location") != "" {
+			t.Errorf("%s %s over plain http (credential %t): got %d %.200s, want 403 saying to use https", tc.method, tc.path,
+				tc.auth != "", r.status, r.body)
+		}
 	}
 	if in, err := f.st.Instance(t.Context(), "inst-1"); err != nil || in.InFlight != "" {
 		t.Errorf("a rotation was requested over plain http: %+v, %v", in, err)
+	}
+	if r := f.do(http.MethodGet, "/healthz", nil, viaHTTP("")); r.status != http.StatusOK {
+		t.Errorf("GET /healthz over plain http: got %d, want 200", r.status)
 	}
 	// Over https through the router: served, with HSTS.
 	h := viaHTTP("Bearer " + apiToken)

@@ -226,13 +226,16 @@ type route struct {
 	handler http.HandlerFunc
 }
 
+// healthPath is the open health check.
+const healthPath = "/healthz"
+
 // statusPath is the dashboard's status poll, answered in JSON.
 const statusPath = "/dashboard/status"
 
 // routes is the one table of everything the web process serves.
 func (s *server) routes() []route {
 	return []route{
-		{"GET /healthz", accessOpen, s.healthz},
+		{"GET " + healthPath, accessOpen, s.healthz},
 		{"GET /metrics", accessMetrics, s.metrics},
 
 		{"GET /api/v1/instances", accessAPI, s.listInstances},
