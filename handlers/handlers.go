@@ -250,7 +250,7 @@ func Register(mux *asynq.ServeMux, d *Deps) error {
 	if d.Store == nil || d.Heroku == nil || d.Issuer == nil || d.Enqueuer == nil {
 		return errors.New("handlers: Store, Heroku, Issuer and Enqueuer are required")
 	}
-	mux.Use(Logging)
+	mux.Use(Logging, rekeyTypesOnly)
 	mux.Handle(tasks.TypeRotate, &Rotate{deps: d})
 	mux.Handle(tasks.TypeRevoke, &Revoke{deps: d})
 	return nil

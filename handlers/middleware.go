@@ -2,10 +2,14 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
+
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/tasks"
 )
 
 // Logging puts a logger with the task's fields into the context and logs
@@ -23,5 +27,24 @@ func Logging(next asynq.Handler) asynq.Handler {
 		// Failures are logged once, by the server's error handler.
 		log.Debug().Bool("ok", err == nil).Dur("took", time.Since(start)).Msg("task_done")
 		return err
+	})
+}
+
+// rekeyTypesOnly fails a task of a type no rekey handler takes with an
+// error that says what to change, in place of asynq's "handler not found":
+// rekey's workers serve the queues of the tasks package, asynq's default
+// queue among them, so another app sharing the Redis and putting its own
+// tasks there has some of them taken, failed and retried by rekey. The
+// error quotes the start of the type alone (it may be of any size), never
+// the payload.
+func rekeyTypesOnly(next asynq.Handler) asynq.Handler {
+	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		if t.Type() != tasks.TypeRotate && t.Type() != tasks.TypeRevoke {
+			return fmt.Errorf("task type %q is not rekey's: rekey's workers serve the queues %s, %s, %s and %s on this "+
+				"Redis and take every task there; give your own tasks a queue of their own (asynq.Queue) or another "+
+				"Redis database", secret.Clip(t.Type(), 100), tasks.QueueInteractive, tasks.QueueDefault, tasks.QueueBulk,
+				tasks.QueueRevoke)
+		}
+		return next.ProcessTask(ctx, t)
 	})
 }
