@@ -74,3 +74,28 @@ func TestWithStandbyReplaysThePrimaryUntilPaused(t *testing.T) {
 		t.Fatalf("the caught-up standby has %d of the two tables (%v), want both", n, err)
 	}
 }
+
+// The private servers commit without waiting for the WAL to be written
+// (synchronous_commit=off): a commit just made may still be in the
+// primary's WAL buffers, behind pg_current_wal_lsn(), and CatchUp must wait
+// for it all the same.
+func TestCatchUpWaitsForACommitNotYetWritten(t *testing.T) {
+	primary, standby := WithStandby(t)
+	ctx := context.Background()
+	PauseReplay(t, standby)
+	if err := Exec(ctx, primary.URL, "CREATE TABLE written (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if i > 0 {
+			if err := Exec(ctx, primary.URL, "INSERT INTO written SELECT $1", i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		CatchUp(t, primary, standby)
+		var n int
+		if err := queryRow(ctx, standby.URL, "SELECT count(*) FROM written", &n); err != nil || n != i {
+			t.Fatalf("after CatchUp the standby has %d of the %d rows committed (%v)", n, i, err)
+		}
+	}
+}

@@ -53,13 +53,16 @@ func PauseReplay(t testing.TB, standby *DB) {
 }
 
 // CatchUp resumes the standby's replay and waits until it has replayed all
-// the primary had written when CatchUp was called.
+// the primary had committed when CatchUp was called. The private servers
+// run with synchronous_commit=off, so a commit may still be in the
+// primary's WAL buffers, past pg_current_wal_lsn (what is written): the
+// wait is for the insert position.
 func CatchUp(t testing.TB, primary, standby *DB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var lsn string
-	if err := queryRow(ctx, primary.ServerURL, "SELECT pg_catalog.pg_current_wal_lsn()::text", &lsn); err != nil {
+	if err := queryRow(ctx, primary.ServerURL, "SELECT pg_catalog.pg_current_wal_insert_lsn()::text", &lsn); err != nil {
 		t.Fatalf("pgtest: read the primary's position: %v", err)
 	}
 	if err := Exec(ctx, standby.ServerURL, "SELECT pg_catalog.pg_wal_replay_resume() WHERE pg_catalog.pg_is_wal_replay_paused()"); err != nil {
