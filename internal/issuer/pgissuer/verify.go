@@ -2,21 +2,26 @@ package pgissuer
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/rekeyhq/rekey/internal/issuer"
 )
 
 // Verify logs in as the credential over a new connection to the database it
 // was minted for (on the server where its role lives, should the instance
-// have moved since), as the customer's app will, and checks who it is. A refused
-// login is permanent (it does not work); an unreachable server is
-// transient. The credential's id names its role; the password is derived
-// again, never read back.
+// have moved since), as the customer's app will, and checks who it is. A
+// login refused there and by the primary is permanent (it does not work);
+// one refused there that the primary accepts is transient (lagged); an
+// unreachable server is transient. The credential's id names its role; the
+// password is derived again, never read back.
 func (iss *Issuer) Verify(ctx context.Context, instanceID, credentialID string) error {
 	if credentialID == "" {
 		return issuer.ErrInvalid
@@ -46,17 +51,109 @@ func (iss *Issuer) login(ctx context.Context, t target, role, password string) e
 	}
 	cfg.ConnectTimeout = iss.timeout
 	cfg.RuntimeParams["application_name"] = "rekey-verify"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	err = connectAs(ctx, cfg, role)
 	if isLoginFailure(err) {
+		return iss.refused(ctx, t, role, password)
+	}
+	return classify("verify", err)
+}
+
+// refused says what the app URL's server refusing role's login means. The
+// app URL may reach a read replica (alone, or listed before the primary:
+// pgx, as libpq, tries no further host once a password is refused), and a
+// standby refuses a role it has not replayed yet, though the primary
+// accepts it; a permanent login_failed there failed the rotation and
+// counted towards the instance's quarantine.
+//
+// So the role logs in on the primary too, through the admin URL's hosts
+// (the server its role was just read on): refused there as well, the
+// credential does not work (permanent); accepted, the refusal was lag, and
+// the verify fails transiently, to pass once the replica has replayed it.
+// A login on the primary is never the verify's success: the customer's app
+// logs in over the app URL, and would be refused as rekey was. Waiting
+// here for the replica to replay would hold a worker for a lag with no
+// bound (asynq's retry waits instead), and sending the login to whichever
+// listed host is not in recovery would pass a credential the app's first
+// host still refuses.
+func (iss *Issuer) refused(ctx context.Context, t target, role, password string) error {
+	err := iss.loginOnPrimary(ctx, t, role, password)
+	switch {
+	case err == nil:
+		return fmt.Errorf("role %s logs in on the primary, but the app URL's server refused it: a replica that "+
+			"has not replayed the role yet (retried), or an app_url that reaches another server: %w",
+			role, &issuer.Error{Op: "verify", Code: CodeLoginLagging})
+	case isLoginFailure(err):
 		return permanent("verify", CodeLoginFailed, "role %s could not log in to database %q", role, t.loc.Database)
 	}
+	return classify("verify", err)
+}
+
+// loginOnPrimary logs in as role through the admin URL, on a server not in
+// recovery. Each host listed is tried in turn, since pgx gives up at the
+// first that refuses the password (a standby listed first): nil when one
+// not in recovery accepts the login; a refusal when every host answered
+// with a refusal or its recovery; otherwise the error of a host that did
+// neither, which may have been the primary. A host answers once for all
+// its attempts (sslmode=prefer tries it with TLS, then without).
+func (iss *Issuer) loginOnPrimary(ctx context.Context, t target, role, password string) error {
+	cfg, err := pgx.ParseConfig(t.server.AdminURL.Reveal())
 	if err != nil {
-		return classify("verify", err)
+		return &issuer.Error{Op: "verify", Code: issuer.CodeRequest}
+	}
+	cfg.User, cfg.Password, cfg.Database = role, password, t.loc.Database
+	cfg.ConnectTimeout = iss.timeout
+	cfg.RuntimeParams["application_name"] = "rekey-verify"
+	primaryOnly(&cfg.Config)
+	var refusal error
+	answered, unanswered := map[string]bool{}, map[string]error{}
+	for _, c := range eachHost(cfg) {
+		host := net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port)))
+		switch err := connectAs(ctx, c, role); {
+		case err == nil:
+			return nil
+		case isLoginFailure(err):
+			refusal, answered[host] = err, true
+		case errors.Is(err, errInRecovery):
+			answered[host] = true
+		default:
+			unanswered[host] = err
+		}
+	}
+	for host, err := range unanswered {
+		if !answered[host] {
+			return err
+		}
+	}
+	if refusal != nil {
+		return refusal
+	}
+	return errInRecovery
+}
+
+// eachHost is cfg once for each host it lists, with no fallback.
+func eachHost(cfg *pgx.ConnConfig) []*pgx.ConnConfig {
+	hosts := append([]*pgconn.FallbackConfig{{Host: cfg.Host, Port: cfg.Port, TLSConfig: cfg.TLSConfig}}, cfg.Fallbacks...)
+	out := make([]*pgx.ConnConfig, 0, len(hosts))
+	for _, h := range hosts {
+		c := cfg.Copy()
+		c.Host, c.Port, c.TLSConfig, c.Fallbacks = h.Host, h.Port, h.TLSConfig, nil
+		out = append(out, c)
+	}
+	return out
+}
+
+// connectAs connects with cfg and checks that the session is role's: the
+// driver's error as it is, or a permanent login_failed for a session of
+// another role.
+func connectAs(ctx context.Context, cfg *pgx.ConnConfig, role string) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
 	}
 	defer conn.Close(context.Background())
 	var session string
 	if err := conn.QueryRow(ctx, "SELECT session_user::text").Scan(&session); err != nil {
-		return classify("verify", err)
+		return err
 	}
 	if session != role {
 		return permanent("verify", CodeLoginFailed, "a login as role %s ran as %s", role, session)
