@@ -53,21 +53,28 @@ func isFile(p string) bool {
 	return err == nil && !st.IsDir()
 }
 
+// prepare finds the server's binaries and makes a directory for a private
+// server, owned by the user the server runs as (cred).
+func prepare(prefix string) (bin, dir string, cred *syscall.Credential, err error) {
+	if bin, err = binDir(); err != nil {
+		return "", "", nil, err
+	}
+	if dir, err = testdirs.Make(prefix); err != nil {
+		return "", "", nil, err
+	}
+	if cred, err = runAs(dir); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", "", nil, err
+	}
+	return bin, dir, cred, nil
+}
+
 // startPrivate runs initdb and postgres on a free loopback port. Password
 // authentication (scram-sha-256) is on for TCP, as on a real server, so a
 // wrong password fails a login in the tests too.
 func startPrivate() (*source, error) {
-	bin, err := binDir()
+	bin, dir, cred, err := prepare("pgtest-")
 	if err != nil {
-		return nil, err
-	}
-	dir, err := testdirs.Make("pgtest-")
-	if err != nil {
-		return nil, err
-	}
-	cred, err := runAs(dir)
-	if err != nil {
-		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	password := randomHex(16)

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/rekeyhq/rekey/internal/testdirs"
 )
 
 // WithStandby starts a private server for t, as Another does, and a
@@ -89,17 +87,8 @@ func CatchUp(t testing.TB, primary, standby *DB) {
 // defaults (wal_level replica, max_wal_senders 10, hot_standby on) are
 // what streaming replication needs.
 func startStandby(primary *DB) (*source, error) {
-	bin, err := binDir()
+	bin, dir, cred, err := prepare("pgtest-standby-")
 	if err != nil {
-		return nil, err
-	}
-	dir, err := testdirs.Make("pgtest-standby-")
-	if err != nil {
-		return nil, err
-	}
-	cred, err := runAs(dir)
-	if err != nil {
-		_ = os.RemoveAll(dir)
 		return nil, err
 	}
 	password := parsePassword(primary.ServerURL)

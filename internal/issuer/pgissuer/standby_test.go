@@ -12,6 +12,15 @@ import (
 	"github.com/rekeyhq/rekey/internal/pgtest"
 )
 
+// lagging is a fixture on a private primary whose streaming standby has
+// stopped replaying (as under replication lag), with both servers.
+func lagging(t *testing.T) (f *fixture, primary, standby *pgtest.DB) {
+	t.Helper()
+	primary, standby = pgtest.WithStandby(t)
+	pgtest.PauseReplay(t, standby)
+	return fixtureOn(t, primary), primary, standby
+}
+
 // An admin URL that reaches a hot standby, lagging behind its primary,
 // finds none of the roles minted since: a revocation there must not read
 // "no such role" as "revoked" while the primary still lets the credential
@@ -19,9 +28,7 @@ import (
 // answer from it. Each fails transiently, naming the cure; a URL listing
 // the standby before the primary reaches the primary.
 func TestAnAdminURLReachingAStandbyNeverAnswersForThePrimary(t *testing.T) {
-	primary, standby := pgtest.WithStandby(t)
-	pgtest.PauseReplay(t, standby)
-	f := fixtureOn(t, primary)
+	f, primary, standby := lagging(t)
 	ctx := context.Background()
 	old, err := f.iss.Mint(ctx, "inst-1", "rot-1")
 	if err != nil {

@@ -20,9 +20,7 @@ import (
 // replayed the role. A credential the primary refuses too still fails for
 // good (login_failed).
 func TestAVerifyOverALaggingStandbyIsNotALoginFailure(t *testing.T) {
-	primary, standby := pgtest.WithStandby(t)
-	pgtest.PauseReplay(t, standby)
-	f := fixtureOn(t, primary)
+	f, primary, standby := lagging(t)
 	ctx := context.Background()
 	both := mustParse(t, standby.ServerURL)
 	both.Host = standby.Host + ":" + standby.Port + "," + primary.Host + ":" + primary.Port
