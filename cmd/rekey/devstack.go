@@ -63,18 +63,19 @@ func runDevStack(ctx context.Context, env *environ, o devstack.Options) error {
 // devReplacements say what rekey dev uses instead of a setting of the
 // environment it ignores.
 var devReplacements = map[string]string{
-	"REKEY_GRACE":               "use --grace",
-	"REKEY_MIN_GRACE":           "--grace is the floor too",
-	"REKEY_PRIVATE_SPACE_GRACE": "use --grace",
-	"REKEY_ISSUER":              "use --issuer",
-	"REKEY_ISSUER_URL":          "dev runs its own issuer",
-	"REKEY_ISSUER_SECRET":       "dev runs its own issuer",
-	"REKEY_ENCRYPTION_KEYS":     "dev makes its own",
-	"REKEY_API_TOKEN":           "dev makes its own and prints it",
-	"REKEY_DASHBOARD_PASSWORD":  "dev makes its own and prints it",
-	"HEROKU_API_URL":            "dev runs a fake Heroku",
-	"HEROKU_ID_URL":             "dev runs a fake Heroku",
-	"HEROKU_SSO_SALT":           "dev makes its own",
+	"REKEY_GRACE":                  "use --grace",
+	"REKEY_MIN_GRACE":              "--grace is the floor too",
+	"REKEY_PRIVATE_SPACE_GRACE":    "use --grace",
+	"REKEY_ISSUER":                 "use --issuer",
+	"REKEY_ISSUER_URL":             "dev runs its own issuer",
+	"REKEY_ISSUER_SECRET":          "dev runs its own issuer",
+	"REKEY_ISSUER_SECRET_PREVIOUS": "dev runs its own issuer",
+	"REKEY_ENCRYPTION_KEYS":        "dev makes its own",
+	"REKEY_API_TOKEN":              "dev makes its own and prints it",
+	"REKEY_DASHBOARD_PASSWORD":     "dev makes its own and prints it",
+	"HEROKU_API_URL":               "dev runs a fake Heroku",
+	"HEROKU_ID_URL":                "dev runs a fake Heroku",
+	"HEROKU_SSO_SALT":              "dev makes its own",
 }
 
 // devIgnored names, with what to use instead, the settings set in the

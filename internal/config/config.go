@@ -154,6 +154,11 @@ type Config struct {
 	IssuerURL string
 	// IssuerSecret is REKEY_ISSUER_SECRET, the webhook signing secret.
 	IssuerSecret secret.String
+	// IssuerSecretPrevious is REKEY_ISSUER_SECRET_PREVIOUS, the secret
+	// REKEY_ISSUER_SECRET replaced: while it is set every webhook request is
+	// signed with both, so the issuer takes rekey's requests whether it has
+	// switched to the new secret yet or not (issuer.WithPreviousSecret).
+	IssuerSecretPrevious secret.String
 	// IssuerAllowHTTP is REKEY_ISSUER_ALLOW_HTTP: accept a plain http://
 	// REKEY_ISSUER_URL to a host that is not loopback. Default false: minted
 	// credentials travel in the issuer's answers, so only https://, or
@@ -249,6 +254,7 @@ func Load(env Lookup) (*Config, error) {
 		Issuer:                  p.oneOf("REKEY_ISSUER", IssuerHTTP, IssuerHTTP, IssuerPostgres),
 		IssuerURL:               p.httpURL("REKEY_ISSUER_URL", ""),
 		IssuerSecret:            p.secret("REKEY_ISSUER_SECRET"),
+		IssuerSecretPrevious:    p.secret("REKEY_ISSUER_SECRET_PREVIOUS"),
 		IssuerAllowHTTP:         p.boolean("REKEY_ISSUER_ALLOW_HTTP", false),
 		Issuer404PageRevoked:    p.boolean("REKEY_ISSUER_404_PAGE_REVOKED", false),
 		IssuerVerify:            p.verifyMode("REKEY_ISSUER_VERIFY"),
@@ -309,7 +315,8 @@ func (c *Config) checkIssuerURL() error {
 // the issuer's verify answers for every process (the store).
 func (c *Config) IssuerOptions(mem issuer.VerifyMemory) []issuer.Option {
 	opts := []issuer.Option{issuer.WithAllowHTTP(c.IssuerAllowHTTP),
-		issuer.WithNotFoundPageRevoked(c.Issuer404PageRevoked), issuer.WithVerify(c.IssuerVerify, mem)}
+		issuer.WithNotFoundPageRevoked(c.Issuer404PageRevoked), issuer.WithVerify(c.IssuerVerify, mem),
+		issuer.WithPreviousSecret(c.IssuerSecretPrevious)}
 	if c.IssuerVerifyRechecks != nil { // nil: a Config not from Load keeps the default
 		opts = append(opts, issuer.WithVerifyRechecks(c.IssuerVerifyRechecks...))
 	}

@@ -133,3 +133,92 @@ func TestIssuerVerifyRechecksRefusesOtherValues(t *testing.T) {
 		}
 	}
 }
+
+// REKEY_ISSUER_SECRET_PREVIOUS reaches the webhook issuer through
+// IssuerOptions: while it holds the old secret, an issuer still holding
+// that one takes mint, verify and revoke over real HTTP; unset, the same
+// issuer refuses rekey signed with the new secret alone.
+func TestIssuerSecretPreviousSignsTheWebhookRequestsToo(t *testing.T) {
+	t.Parallel()
+	const oldSecret, newSecret = "old-issuer-secret-2f6b9c1e", "new-issuer-secret-7a0d4e8b"
+	d := issuer.NewDemo()
+	srv := httptest.NewServer(issuer.NewDemoServer(d, secret.New(oldSecret)))
+	t.Cleanup(srv.Close)
+	issuerFor := func(vars map[string]string) *issuer.HTTP {
+		t.Helper()
+		vars["REKEY_ISSUER_URL"], vars["REKEY_ISSUER_SECRET"] = srv.URL, newSecret
+		c, err := config.Load(env(vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := issuer.NewHTTP(c.IssuerURL, c.IssuerSecret, c.IssuerOptions(&memory{})...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	ctx := context.Background()
+
+	h := issuerFor(map[string]string{"REKEY_ISSUER_SECRET_PREVIOUS": oldSecret})
+	cred, err := h.Mint(ctx, "inst-1", "rot-1")
+	if err != nil {
+		t.Fatalf("mint with REKEY_ISSUER_SECRET_PREVIOUS set: %v", err)
+	}
+	if err := h.Verify(ctx, "inst-1", cred.ID); err != nil {
+		t.Fatalf("verify with REKEY_ISSUER_SECRET_PREVIOUS set: %v", err)
+	}
+	if err := h.Revoke(ctx, "inst-1", cred.ID); err != nil {
+		t.Fatalf("revoke with REKEY_ISSUER_SECRET_PREVIOUS set: %v", err)
+	}
+
+	_, err = issuerFor(map[string]string{}).Mint(ctx, "inst-1", "rot-2")
+	var e *issuer.Error
+	if !errors.As(err, &e) || e.Status != http.StatusUnauthorized {
+		t.Fatalf("mint without REKEY_ISSUER_SECRET_PREVIOUS = %v, want the old-secret issuer's 401", err)
+	}
+	if st := d.Stats(); st.Minted != 1 || st.Revoked != 1 {
+		t.Errorf("issuer stats = %+v, want one credential minted and revoked", st)
+	}
+}
+
+// REKEY_ISSUER_SECRET_PREVIOUS is warned of as REKEY_ISSUER_SECRET is:
+// shorter than 16 bytes (weak_issuer_secret, naming it, never quoting it)
+// and when another secret variable holds its value (shared_secret).
+func TestIssuerSecretPreviousWarnings(t *testing.T) {
+	t.Parallel()
+	const strong = "local-issuer-secret-0123456789"
+	for _, tt := range []struct {
+		vars map[string]string
+		name string
+		want string
+	}{
+		{map[string]string{"REKEY_ISSUER_SECRET_PREVIOUS": "hunter2"}, config.WarnWeakIssuerSecret,
+			"REKEY_ISSUER_SECRET_PREVIOUS is shorter than 16 bytes"},
+		{map[string]string{"REKEY_ISSUER_SECRET_PREVIOUS": "salt-0123456789abcdef", "HEROKU_SSO_SALT": "salt-0123456789abcdef"},
+			config.WarnSharedSecret, "REKEY_ISSUER_SECRET_PREVIOUS and HEROKU_SSO_SALT hold the same value"},
+		{map[string]string{"REKEY_ISSUER_SECRET_PREVIOUS": strong}, config.WarnSharedSecret,
+			"REKEY_ISSUER_SECRET and REKEY_ISSUER_SECRET_PREVIOUS hold the same value"},
+	} {
+		if tt.vars["REKEY_ISSUER_SECRET"] == "" {
+			tt.vars["REKEY_ISSUER_SECRET"] = strong
+		}
+		c, err := config.Load(env(tt.vars))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var details []string
+		for _, w := range c.Warnings() {
+			if w.Name == tt.name {
+				details = append(details, w.Detail)
+			}
+		}
+		if len(details) != 1 || !strings.Contains(details[0], tt.want) {
+			t.Errorf("%v: %s warnings %q, want one saying %q", tt.vars, tt.name, details, tt.want)
+		}
+		for _, d := range details {
+			if previous := tt.vars["REKEY_ISSUER_SECRET_PREVIOUS"]; strings.Contains(d, previous) {
+				t.Errorf("%v: the detail quotes the secret: %q", tt.vars, d)
+			}
+		}
+	}
+}

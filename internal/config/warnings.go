@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/secret"
 )
 
 // Warning is a setting Load accepts but that an operator must hear of:
@@ -80,10 +81,10 @@ func (c *Config) Warnings() []Warning {
 	if d := c.longGrace(); d != "" {
 		out = append(out, Warning{Name: WarnLongGrace, Detail: d})
 	}
-	if c.weakIssuerSecret() {
-		out = append(out, Warning{Name: WarnWeakIssuerSecret, Detail: fmt.Sprintf("REKEY_ISSUER_SECRET is shorter "+
+	for _, name := range c.weakIssuerSecrets() {
+		out = append(out, Warning{Name: WarnWeakIssuerSecret, Detail: fmt.Sprintf("%s is shorter "+
 			"than %d bytes: it signs every request to the issuer webhook, and one signed request lets anyone who "+
-			"sees it guess a short secret offline; make one with: openssl rand -hex 32", MinIssuerSecretLen)})
+			"sees it guess a short secret offline; make one with: openssl rand -hex 32", name, MinIssuerSecretLen)})
 	}
 	if d := c.shortPeriod(); d != "" {
 		out = append(out, Warning{Name: WarnShortPeriod, Detail: d})
@@ -259,12 +260,26 @@ func (c *Config) longGrace() string {
 		"set REKEY_MAX_GRACE to %s if that is meant", strings.Join(parts, " and "), verb, c.MaxGrace, ceiling, ceiling, ceiling)
 }
 
-// weakIssuerSecret reports a REKEY_ISSUER_SECRET set for the webhook
-// issuer but shorter than MinIssuerSecretLen. It says no more: its detail
-// names the variable and the bound, never the value or its length.
-func (c *Config) weakIssuerSecret() bool {
-	n := len(c.IssuerSecret.Reveal())
-	return c.Issuer == IssuerHTTP && n > 0 && n < MinIssuerSecretLen
+// weakIssuerSecrets names REKEY_ISSUER_SECRET and
+// REKEY_ISSUER_SECRET_PREVIOUS when set for the webhook issuer but shorter
+// than MinIssuerSecretLen: while PREVIOUS is set, a request carries its
+// signatures too, and a short one is guessed from them as well. It says
+// no more: the detail names the variable and the bound, never the value
+// or its length.
+func (c *Config) weakIssuerSecrets() []string {
+	if c.Issuer != IssuerHTTP {
+		return nil
+	}
+	var out []string
+	for _, v := range []struct {
+		name  string
+		value secret.String
+	}{{"REKEY_ISSUER_SECRET", c.IssuerSecret}, {"REKEY_ISSUER_SECRET_PREVIOUS", c.IssuerSecretPrevious}} {
+		if n := len(v.value.Reveal()); n > 0 && n < MinIssuerSecretLen {
+			out = append(out, v.name)
+		}
+	}
+	return out
 }
 
 // sharedSecrets lists the pairs of secret variables set to one value, by
@@ -278,7 +293,8 @@ func (c *Config) sharedSecrets() [][2]string {
 	}{
 		{"REKEY_API_TOKEN", c.APIToken.Reveal()}, {"REKEY_API_TOKEN_PREVIOUS", c.APITokenPrevious.Reveal()},
 		{"REKEY_DASHBOARD_PASSWORD", c.DashboardPassword.Reveal()},
-		{"REKEY_ISSUER_SECRET", c.IssuerSecret.Reveal()}, {"HEROKU_SSO_SALT", c.SSOSalt.Reveal()},
+		{"REKEY_ISSUER_SECRET", c.IssuerSecret.Reveal()}, {"REKEY_ISSUER_SECRET_PREVIOUS", c.IssuerSecretPrevious.Reveal()},
+		{"HEROKU_SSO_SALT", c.SSOSalt.Reveal()},
 		{"HEROKU_OAUTH_CLIENT_SECRET", c.OAuthClientSecret.Reveal()}, {"HEROKU_ADDON_PASSWORD", c.AddonPassword.Reveal()},
 	}
 	var out [][2]string

@@ -42,8 +42,11 @@ const CallTimeout = 30 * time.Second
 // other than REKEY_ISSUER_URL's and a redirected DELETE is never taken for a
 // revocation. It is safe for concurrent use.
 type HTTP struct {
-	base      string
-	key       secret.String
+	base string
+	key  secret.String
+	// previous is the secret key replaced, whose signatures follow key's
+	// while the issuer may still hold it (WithPreviousSecret).
+	previous  secret.String
 	client    *http.Client
 	now       func() time.Time
 	allowHTTP bool
@@ -112,6 +115,18 @@ func WithAllowHTTP(allow bool) Option {
 func WithNotFoundPageRevoked(revoked bool) Option {
 	return func(h *HTTP) error {
 		h.pageGone = revoked
+		return nil
+	}
+}
+
+// WithPreviousSecret signs every request with previous too
+// (REKEY_ISSUER_SECRET_PREVIOUS, the secret REKEY_ISSUER_SECRET replaced),
+// after the current secret's signatures (SignRequestRotating), so the
+// issuer takes rekey's requests whether it still holds the old secret or
+// holds the new one already. An empty previous changes nothing.
+func WithPreviousSecret(previous secret.String) Option {
+	return func(h *HTTP) error {
+		h.previous = previous
 		return nil
 	}
 }
@@ -878,7 +893,7 @@ func (h *HTTP) exchange(ctx context.Context, op, method, u string, payload any,
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set(SignatureHeader, SignRequest(h.key, h.now(), method, req.URL.EscapedPath(), raw))
+	req.Header.Set(SignatureHeader, SignRequestRotating(h.key, h.previous, h.now(), method, req.URL.EscapedPath(), raw))
 	resp, err := h.client.Do(req)
 	if err != nil {
 		return answer{}, &Error{Op: op, Code: transportCode(err)}

@@ -55,6 +55,27 @@ func SignRequest(key secret.String, t time.Time, method, path string, body []byt
 	return Sign(key, t, body) + "," + schemeV2 + "=" + hex.EncodeToString(macV2(key, ts, method, path, body))
 }
 
+// SignRequestRotating returns SignRequest's value for key followed, when
+// previous is set and differs from key, by the v1 and v2 signatures made
+// with previous under the same timestamp:
+// "t=<unix>,v1=<key's>,v2=<key's>,v1=<previous's>,v2=<previous's>". It is
+// how REKEY_ISSUER_SECRET rotates without a window where rekey and the
+// issuer disagree: while REKEY_ISSUER_SECRET_PREVIOUS holds the old secret,
+// an issuer holding either finds one signature of its scheme that matches.
+// That asks of the receiver what VerifySignature and VerifySignatureV2 do:
+// accept any matching signature among several of one scheme, not only the
+// first or the last. With previous unset the value is SignRequest's, byte
+// for byte.
+func SignRequestRotating(key, previous secret.String, t time.Time, method, path string, body []byte) string {
+	header := SignRequest(key, t, method, path, body)
+	if previous.IsZero() || previous.Reveal() == key.Reveal() {
+		return header
+	}
+	ts := strconv.FormatInt(t.Unix(), 10)
+	return header + "," + schemeV1 + "=" + hex.EncodeToString(macV1(previous, ts, body)) +
+		"," + schemeV2 + "=" + hex.EncodeToString(macV2(previous, ts, method, path, body))
+}
+
 func macV1(key secret.String, ts string, body []byte) []byte {
 	return mac(key, []byte(ts), body)
 }
