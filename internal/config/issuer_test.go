@@ -196,8 +196,8 @@ func TestIssuerSecretPreviousWarnings(t *testing.T) {
 			"REKEY_ISSUER_SECRET_PREVIOUS is shorter than 16 bytes"},
 		{map[string]string{"REKEY_ISSUER_SECRET_PREVIOUS": "salt-0123456789abcdef", "HEROKU_SSO_SALT": "salt-0123456789abcdef"},
 			config.WarnSharedSecret, "REKEY_ISSUER_SECRET_PREVIOUS and HEROKU_SSO_SALT hold the same value"},
-		{map[string]string{"REKEY_ISSUER_SECRET_PREVIOUS": strong}, config.WarnSharedSecret,
-			"REKEY_ISSUER_SECRET and REKEY_ISSUER_SECRET_PREVIOUS hold the same value"},
+		{map[string]string{"REKEY_ISSUER_SECRET_PREVIOUS": strong}, config.WarnPreviousUnchanged,
+			"REKEY_ISSUER_SECRET_PREVIOUS holds REKEY_ISSUER_SECRET's value, so it adds nothing"},
 	} {
 		if tt.vars["REKEY_ISSUER_SECRET"] == "" {
 			tt.vars["REKEY_ISSUER_SECRET"] = strong

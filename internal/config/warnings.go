@@ -46,6 +46,9 @@ const (
 	// whoever holds one (an operator with the monitoring password, the
 	// issuer's owner, Heroku) holds the other.
 	WarnSharedSecret = "shared_secret"
+	// WarnPreviousUnchanged: a *_PREVIOUS variable holds the value of the
+	// one it stands behind, so it takes nothing more during a rotation.
+	WarnPreviousUnchanged = "previous_unchanged"
 	// WarnRateAboveHeroku: REKEY_HEROKU_RATE is above what Heroku allows
 	// an account in an hour.
 	WarnRateAboveHeroku = "rate_above_heroku"
@@ -112,6 +115,12 @@ func (c *Config) Warnings() []Warning {
 			"order everywhere"})
 	}
 	for _, pair := range c.sharedSecrets() {
+		if pair[1] == pair[0]+"_PREVIOUS" {
+			out = append(out, Warning{Name: WarnPreviousUnchanged, Detail: pair[1] + " holds " + pair[0] + "'s value, " +
+				"so it adds nothing: set it to the value " + pair[0] + " replaced while the other side moves to the new " +
+				"one, or unset it"})
+			continue
+		}
 		out = append(out, Warning{Name: WarnSharedSecret, Detail: pair[0] + " and " + pair[1] + " hold the same value: " +
 			"each grants its own access (or is given to another party), so whoever holds one holds both; " +
 			"give each its own, such as from: openssl rand -hex 32"})

@@ -80,6 +80,9 @@ func TestWarnings(t *testing.T) {
 		{name: "the monitoring password is the API token", vars: map[string]string{"REKEY_API_TOKEN": "same-value-0123456789",
 			"REKEY_DASHBOARD_PASSWORD": "same-value-0123456789"}, want: map[string][]string{
 			config.WarnSharedSecret: {"REKEY_API_TOKEN and REKEY_DASHBOARD_PASSWORD hold the same value", "whoever holds one holds both"}}},
+		{name: "the previous API token is the token", vars: map[string]string{"REKEY_API_TOKEN": "same-value-0123456789",
+			"REKEY_API_TOKEN_PREVIOUS": "same-value-0123456789"}, want: map[string][]string{
+			config.WarnPreviousUnchanged: {"REKEY_API_TOKEN_PREVIOUS holds REKEY_API_TOKEN's value, so it adds nothing"}}},
 		{name: "a Heroku secret signs the issuer's requests", vars: map[string]string{"HEROKU_SSO_SALT": "salt-0123456789abcdef",
 			"REKEY_ISSUER_SECRET": "salt-0123456789abcdef"}, want: map[string][]string{
 			config.WarnSharedSecret: {"REKEY_ISSUER_SECRET and HEROKU_SSO_SALT hold the same value"}}},
