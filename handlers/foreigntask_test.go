@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -33,5 +34,33 @@ func TestAnotherAppsTaskOnRekeysQueuesSaysWhatToDo(t *testing.T) {
 		if strings.Contains(msg, "sk_live") || len(msg) > 600 {
 			t.Errorf("type %.40q: the error quotes the payload or the whole type (%d bytes): %.300s", typ, len(msg), msg)
 		}
+	}
+}
+
+// TestRegisterLeavesTheCallersOwnTasksAlone plays a Go app that serves
+// rekey's task types beside its own on one asynq.ServeMux (Register wires
+// rekey's into the mux it is given): its own types, registered before or
+// after Register, still reach its handlers, and only a type no handler
+// takes gets the error saying it is not rekey's.
+func TestRegisterLeavesTheCallersOwnTasksAlone(t *testing.T) {
+	t.Parallel()
+	g := newRig(t)
+	var got []string
+	own := asynq.HandlerFunc(func(_ context.Context, task *asynq.Task) error {
+		got = append(got, task.Type())
+		return nil
+	})
+	g.mux.Handle("email:deliver", own)
+	g.mux.Handle("billing:", own)
+	for _, typ := range []string{"email:deliver", "billing:invoice"} {
+		if err := g.run(asynq.NewTask(typ, []byte(`{}`))); err != nil {
+			t.Errorf("the app's own task %s: %v, want its handler's nil", typ, err)
+		}
+	}
+	if len(got) != 2 {
+		t.Errorf("the app's handlers ran for %q, want both of its tasks", got)
+	}
+	if err := g.run(asynq.NewTask("nobody:s", nil)); err == nil || !strings.Contains(err.Error(), "is not rekey's") {
+		t.Errorf("a type no handler takes: %v, want the error saying it is not rekey's", err)
 	}
 }

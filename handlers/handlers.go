@@ -245,12 +245,13 @@ func (d *Deps) observeIssuer(op string, err error) {
 	}
 }
 
-// Register wires every task type into mux, behind the logging middleware.
+// Register wires every task type into mux, behind the logging middleware;
+// the mux's own other types still reach their handlers (rekeyTypesOnly).
 func Register(mux *asynq.ServeMux, d *Deps) error {
 	if d.Store == nil || d.Heroku == nil || d.Issuer == nil || d.Enqueuer == nil {
 		return errors.New("handlers: Store, Heroku, Issuer and Enqueuer are required")
 	}
-	mux.Use(Logging, rekeyTypesOnly)
+	mux.Use(Logging, rekeyTypesOnly(mux))
 	mux.Handle(tasks.TypeRotate, &Rotate{deps: d})
 	mux.Handle(tasks.TypeRevoke, &Revoke{deps: d})
 	return nil
