@@ -24,7 +24,7 @@ const (
 	CodeNotRekeys     = "role_not_rekeys"      // a role rekey did not create: never touched
 	CodeKeyMismatch   = "role_key_mismatch"    // rekey's mark, but a name another key derived: never touched
 	CodeLoginFailed   = "login_failed"         // the credential did not log in
-	CodeLoginLagging  = "login_lagging"        // the app URL's server refused a login the primary accepts
+	CodeLoginLagging  = "login_lagging"        // the app URL's standby has not replayed a role the primary accepts
 	CodeNotPermitted  = "not_permitted"        // the admin role lacks a privilege
 	CodeUnavailable   = "server_unavailable"   // the server cannot serve now (starting, shutting down, full)
 	CodeInRecovery    = "server_in_recovery"   // the admin URL reached a standby, not the primary

@@ -3,9 +3,7 @@ package pgissuer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -18,9 +16,10 @@ import (
 // Verify logs in as the credential over a new connection to the database it
 // was minted for (on the server where its role lives, should the instance
 // have moved since), as the customer's app will, and checks who it is. A
-// login refused there and by the primary is permanent (it does not work);
-// one refused there that the primary accepts is transient (lagged); an
-// unreachable server is transient. The credential's id names its role; the
+// refused login is permanent (it does not work), but for one the primary
+// accepts and the app URL's server, a standby of the primary's cluster,
+// refused for not having replayed the role yet: that is transient (lag),
+// as an unreachable server is. The credential's id names its role; the
 // password is derived again, never read back.
 func (iss *Issuer) Verify(ctx context.Context, instanceID, credentialID string) error {
 	if credentialID == "" {
@@ -42,20 +41,30 @@ func (iss *Issuer) Verify(ctx context.Context, instanceID, credentialID string) 
 
 // login connects as role and checks that the session is role's.
 func (iss *Issuer) login(ctx context.Context, t target, role, password string) error {
-	u := *t.server.appBase()
-	u.User = url.UserPassword(role, password)
-	u.Path = "/" + t.loc.Database
-	cfg, err := pgx.ParseConfig(u.String())
+	cfg, err := iss.appConfig(t, role, password)
 	if err != nil {
-		return &issuer.Error{Op: "verify", Code: issuer.CodeRequest}
+		return err
 	}
-	cfg.ConnectTimeout = iss.timeout
-	cfg.RuntimeParams["application_name"] = "rekey-verify"
 	err = connectAs(ctx, cfg, role)
 	if isLoginFailure(err) {
 		return iss.refused(ctx, t, role, password)
 	}
 	return classify("verify", err)
+}
+
+// appConfig is a connection as user to the database t names over the app
+// URL, as the customer's app makes it.
+func (iss *Issuer) appConfig(t target, user, password string) (*pgx.ConnConfig, error) {
+	u := *t.server.appBase()
+	u.Path = "/" + t.loc.Database
+	cfg, err := pgx.ParseConfig(u.String())
+	if err != nil {
+		return nil, &issuer.Error{Op: "verify", Code: issuer.CodeRequest}
+	}
+	cfg.User, cfg.Password = user, password
+	cfg.ConnectTimeout = iss.timeout
+	cfg.RuntimeParams["application_name"] = "rekey-verify"
+	return cfg, nil
 }
 
 // refused says what the app URL's server refusing role's login means. The
@@ -67,8 +76,8 @@ func (iss *Issuer) login(ctx context.Context, t target, role, password string) e
 //
 // So the role logs in on the primary too, through the admin URL's hosts
 // (the server its role was just read on): refused there as well, the
-// credential does not work (permanent); accepted, the refusal was lag, and
-// the verify fails transiently, to pass once the replica has replayed it.
+// credential does not work (permanent); accepted, the app URL's server is
+// asked whether the refusal was lag (lagged).
 // A login on the primary is never the verify's success: the customer's app
 // logs in over the app URL, and would be refused as rekey was. Waiting
 // here for the replica to replay would hold a worker for a lag with no
@@ -79,9 +88,7 @@ func (iss *Issuer) refused(ctx context.Context, t target, role, password string)
 	err := iss.loginOnPrimary(ctx, t, role, password)
 	switch {
 	case err == nil:
-		return fmt.Errorf("role %s logs in on the primary, but the app URL's server refused it: a replica that "+
-			"has not replayed the role yet (retried), or an app_url that reaches another server: %w",
-			role, &issuer.Error{Op: "verify", Code: CodeLoginLagging})
+		return iss.lagged(ctx, t, role, password)
 	case isLoginFailure(err):
 		return permanent("verify", CodeLoginFailed, "role %s could not log in to database %q", role, t.loc.Database)
 	}

@@ -3,6 +3,8 @@ package pgissuer_test
 import (
 	"context"
 	"errors"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -77,3 +79,62 @@ func (f *fixture) issuerWithApp(t testing.TB, adminURL, appURL string) *pgissuer
 	t.Cleanup(iss.Close)
 	return iss
 }
+
+// An app URL's server that refuses a role the primary accepts is lag only
+// when it is a standby of the primary's cluster that has not replayed the
+// role yet. Another server (another cluster, or a pooler whose auth file
+// lacks the role) will refuse the customer's app for ever: the verify
+// fails for good at once (login_failed), saying so, rather than being
+// retried for hours as login_lagging while the rotation stays in flight.
+func TestAVerifyOverAServerOfAnotherClusterIsALoginFailure(t *testing.T) {
+	f, primary, _ := lagging(t)
+	ctx := context.Background()
+	adminPassword, _ := mustParse(t, primary.ServerURL).User.Password()
+
+	// Another cluster, which refuses admin_url's role too.
+	strange := pgtest.Another(t)
+	// Another cluster that lets admin_url's role in, not in recovery: as a
+	// pooler passing the admin role through to the primary would.
+	open := pgtest.Another(t)
+	mustExec(t, open.ServerURL, "CREATE DATABASE "+pgx.Identifier{primary.Name}.Sanitize())
+	mustExec(t, open.ServerURL, "ALTER ROLE rekey_admin PASSWORD "+sqlString(adminPassword))
+	// A standby of another cluster, which lets admin_url's role in and has
+	// not the role: in recovery, as a lagging standby of this cluster is.
+	otherPrimary, otherStandby := pgtest.WithStandby(t)
+	mustExec(t, otherPrimary.ServerURL, "CREATE DATABASE "+pgx.Identifier{primary.Name}.Sanitize())
+	pgtest.CatchUp(t, otherPrimary, otherStandby)
+	mustExec(t, otherPrimary.ServerURL, "ALTER ROLE rekey_admin PASSWORD "+sqlString(adminPassword))
+	replayed := mustParse(t, otherStandby.URL)
+	replayed.User = url.UserPassword("rekey_admin", adminPassword)
+	waitFor(t, func() bool { return logsIn(ctx, replayed.String()) })
+
+	for _, tc := range []struct {
+		name, rotation string
+		server         *pgtest.DB
+		says           string
+	}{
+		{"a server refusing the admin role", "rot-1", strange, "refused admin_url's role"},
+		{"a server not in recovery", "rot-2", open, "not in recovery"},
+		{"a standby of another cluster", "rot-3", otherStandby, "another cluster"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			iss := f.issuerWithApp(t, primary.ServerURL, "postgres://"+tc.server.Host+":"+tc.server.Port+"/?sslmode=disable")
+			cred, err := iss.Mint(ctx, "inst-1", tc.rotation)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = iss.Verify(ctx, "inst-1", cred.ID)
+			var ie *issuer.Error
+			if !issuer.IsPermanent(err) || !errors.As(err, &ie) || ie.Code != pgissuer.CodeLoginFailed {
+				t.Fatalf("verify over %s = %v, want a permanent %s", tc.name, err, pgissuer.CodeLoginFailed)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "not a standby of this cluster") || !strings.Contains(msg, tc.says) ||
+				strings.Contains(msg, adminPassword) {
+				t.Fatalf("verify over %s says %q: it must say the app URL's server is not a standby of this cluster (%s), and never the admin password", tc.name, msg, tc.says)
+			}
+		})
+	}
+}
+
+// sqlString is s as an SQL string literal.
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
