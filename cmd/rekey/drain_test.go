@@ -84,20 +84,34 @@ func TestWebStoppedWithASlowClientExitsCleanly(t *testing.T) {
 	}
 }
 
+// stoppedBy watches sig as a command does (notifyContext), sends it once
+// and waits for the context to end; exited gets the status a second
+// signal exits with, and stderr what it says.
+func stoppedBy(t *testing.T, sig syscall.Signal) (ctx context.Context, exited chan int, stderr *syncBuffer) {
+	t.Helper()
+	stderr, exited = &syncBuffer{}, make(chan int, 1)
+	ctx, stop := notifyContext(context.Background(), stderr, func(code int) { exited <- code }, sig)
+	t.Cleanup(stop)
+	signalSelf(t, sig)
+	<-ctx.Done()
+	return ctx, exited, stderr
+}
+
+// signalSelf sends sig to this process.
+func signalSelf(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := syscall.Kill(os.Getpid(), sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestSecondSignalExitsAtOnce sends each signal rekey stops on twice: the
 // first ends the context, naming the signal; the second exits at once
 // with 128 + its number and one line saying so.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
 	for sig, want := range map[syscall.Signal]int{syscall.SIGINT: 130, syscall.SIGTERM: 143, syscall.SIGHUP: 129} {
 		t.Run(signalName(sig), func(t *testing.T) {
-			var stderr syncBuffer
-			exited := make(chan int, 1)
-			ctx, stop := notifyContext(context.Background(), &stderr, func(code int) { exited <- code }, sig)
-			defer stop()
-			if err := syscall.Kill(os.Getpid(), sig); err != nil {
-				t.Fatal(err)
-			}
-			<-ctx.Done()
+			ctx, exited, stderr := stoppedBy(t, sig)
 			var s *signalError
 			if !errors.As(context.Cause(ctx), &s) || s.sig != sig {
 				t.Fatalf("cause %v, want the signal %s", context.Cause(ctx), sig)
@@ -107,9 +121,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 				t.Fatalf("exited %d at the first signal", code)
 			case <-time.After(echoWindow + 50*time.Millisecond):
 			}
-			if err := syscall.Kill(os.Getpid(), sig); err != nil {
-				t.Fatal(err)
-			}
+			signalSelf(t, sig)
 			select {
 			case code := <-exited:
 				line := "rekey: " + signalName(sig) + " again: exiting at once, without waiting for the drain\n"
@@ -130,25 +142,14 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 func TestASignalDeliveredTwiceIsOneStop(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(signalName(sig), func(t *testing.T) {
-			var stderr syncBuffer
-			exited := make(chan int, 1)
-			ctx, stop := notifyContext(context.Background(), &stderr, func(code int) { exited <- code }, sig)
-			defer stop()
-			if err := syscall.Kill(os.Getpid(), sig); err != nil {
-				t.Fatal(err)
-			}
-			<-ctx.Done()
-			if err := syscall.Kill(os.Getpid(), sig); err != nil {
-				t.Fatal(err)
-			}
+			_, exited, stderr := stoppedBy(t, sig)
+			signalSelf(t, sig)
 			select {
 			case code := <-exited:
 				t.Fatalf("exited %d at the signal's second delivery, stderr %q: want the drain to go on", code, stderr.String())
 			case <-time.After(echoWindow + 100*time.Millisecond):
 			}
-			if err := syscall.Kill(os.Getpid(), sig); err != nil {
-				t.Fatal(err)
-			}
+			signalSelf(t, sig)
 			select {
 			case code := <-exited:
 				if code != signalStatus(sig) {

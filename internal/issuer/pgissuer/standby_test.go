@@ -75,7 +75,14 @@ func TestAnAdminURLReachingAStandbyNeverAnswersForThePrimary(t *testing.T) {
 // reached with adminURL.
 func (f *fixture) issuerAt(t testing.TB, adminURL string) *pgissuer.Issuer {
 	t.Helper()
-	servers, err := pgissuer.ParseServers([]byte(`{"main":"` + adminURL + `"}`))
+	return f.issuerOf(t, `{"main":"`+adminURL+`"}`)
+}
+
+// issuerOf is an issuer on the fixture's locations and key, with the
+// servers of REKEY_POSTGRES_SERVERS's JSON servers.
+func (f *fixture) issuerOf(t testing.TB, serversJSON string) *pgissuer.Issuer {
+	t.Helper()
+	servers, err := pgissuer.ParseServers([]byte(serversJSON))
 	if err != nil {
 		t.Fatal(err)
 	}

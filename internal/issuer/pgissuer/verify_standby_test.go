@@ -68,16 +68,7 @@ func TestAVerifyOverALaggingStandbyIsNotALoginFailure(t *testing.T) {
 // is administered through adminURL and reached by apps through appURL.
 func (f *fixture) issuerWithApp(t testing.TB, adminURL, appURL string) *pgissuer.Issuer {
 	t.Helper()
-	servers, err := pgissuer.ParseServers([]byte(`{"main":{"admin_url":"` + adminURL + `","app_url":"` + appURL + `"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss, err := pgissuer.New(pgissuer.Params{Servers: servers, Locator: f.locs, Key: f.key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(iss.Close)
-	return iss
+	return f.issuerOf(t, `{"main":{"admin_url":"`+adminURL+`","app_url":"`+appURL+`"}}`)
 }
 
 // An app URL's server that refuses a role the primary accepts is lag only
