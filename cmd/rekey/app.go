@@ -137,6 +137,9 @@ func openApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app,
 		if hint := health.TLSMismatch(ctx, opt.Addr, opt.TLSConfig != nil); hint != "" {
 			return nil, errors.New(msg + "\n" + hint)
 		}
+		if hint := health.MaxClientsHint(ctx, opt.Addr, opt.TLSConfig != nil); hint != "" {
+			return nil, errors.New(msg + "\n" + hint)
+		}
 		if _, ok := errors.AsType[*net.OpError](err); ok {
 			return nil, &redisDownError{msg: msg}
 		}

@@ -162,12 +162,16 @@ func (r *Redis) record(err error) {
 }
 
 // downDetail says why a ping failed in an operator's words: REDIS_URL's
-// scheme disagrees with the server's TLS (WrongTLSError) or Redis answers
+// scheme disagrees with the server's TLS (WrongTLSError), Redis is at its
+// maxclients (MaxClientsError), or Redis answers
 // but refuses REDIS_URL (URLRefusal), which waiting alone does not mend, or
 // it does not answer.
 func downDetail(err error) string {
 	if wrong, ok := errors.AsType[*WrongTLSError](err); ok {
 		return wrong.Hint
+	}
+	if full, ok := errors.AsType[*MaxClientsError](err); ok {
+		return full.Hint
 	}
 	if why := URLRefusal(err); why != "" {
 		return why

@@ -87,7 +87,8 @@ func (e *WrongTLSError) Error() string { return e.Err.Error() }
 func (e *WrongTLSError) Unwrap() error { return e.Err }
 
 // PingTLSChecked wraps a ping so that a failure against a server whose TLS
-// REDIS_URL's scheme disagrees with comes back as a *WrongTLSError.
+// REDIS_URL's scheme disagrees with comes back as a *WrongTLSError, and one
+// against a server at its maxclients as a *MaxClientsError.
 func PingTLSChecked(ping func(context.Context) error, addr string, tlsAsked bool) func(context.Context) error {
 	return func(ctx context.Context) error {
 		err := ping(ctx)
@@ -96,6 +97,9 @@ func PingTLSChecked(ping func(context.Context) error, addr string, tlsAsked bool
 		}
 		if hint := TLSMismatch(ctx, addr, tlsAsked); hint != "" {
 			return &WrongTLSError{Err: err, Hint: hint}
+		}
+		if hint := MaxClientsHint(ctx, addr, tlsAsked); hint != "" {
+			return &MaxClientsError{Err: err, Hint: hint}
 		}
 		return err
 	}
