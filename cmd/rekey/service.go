@@ -65,7 +65,8 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 	// (REKEY_REDIS_POOL_SIZE, or REDIS_URL's pool_size).
 	opt := a.rdb.Options()
 	ping := health.PingTLSChecked(func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() }, opt.Addr, opt.TLSConfig != nil)
-	w, err := health.NewRedis(health.Params{Ping: ping,
+	full := func(ctx context.Context) string { return health.MaxClientsHint(ctx, opt.Addr, opt.TLSConfig != nil) }
+	w, err := health.NewRedis(health.Params{Ping: ping, Full: full,
 		Logger: log.With().Str("redis_addr", opt.Addr).Int("redis_pool_size", opt.PoolSize).Logger(), Redact: a.redact})
 	if err != nil {
 		_ = a.Close()

@@ -3,10 +3,12 @@ package e2e
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/herokufake"
+	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/sandbox"
 	"github.com/rekeyhq/rekey/internal/worker"
 )
@@ -80,4 +82,54 @@ func TestWorkerKeepsToItsRedisConnections(t *testing.T) {
 		t.Errorf("the worker held at most %d connections, want its pool full at some point (%d): the test did not reach the cap", most, ceiling)
 	}
 	t.Logf("the worker held at most %d connections to Redis (ceiling %d) through %d rotations", most, ceiling, n)
+}
+
+// TestAWorkerShortOfConnectionsSaysSo runs a `rekey worker` process on a
+// Redis whose maxclients leaves it one connection: its ping answers, so
+// it starts, but Redis refuses each of its lanes' subscriptions (asynq
+// logs "broken pipe" every few seconds, and a cancellation never reaches
+// the worker). Within seconds the worker logs redis_full at error level,
+// naming maxclients and REKEY_REDIS_POOL_SIZE, once however often asynq
+// fails, and stays up.
+func TestAWorkerShortOfConnectionsSaysSo(t *testing.T) {
+	t.Parallel()
+	sb, err := sandbox.Start(sandbox.Params{Fake: []herokufake.Option{herokufake.WithRestartDelay(restartDelay, privateRestart)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Close)
+	r := redistest.StartServerAt(t, redistest.FreePort(t))
+	env := worldOn(t, r, sb).processEnv()
+	env["REKEY_LOG_LEVEL"] = "info"
+	ctx := context.Background()
+	list, err := r.Client.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := strings.Count(list, "\n")
+	if err := r.Client.ConfigSet(ctx, "maxclients", strconv.Itoa(open+1)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p := startRekey(t, env, "worker")
+	waitFor(t, 20*time.Second, "the worker to say Redis is full", func() (bool, string) {
+		return strings.Contains(p.stderr.String(), `"redis_full"`), ""
+	})
+	// asynq retries each subscription every 5 s: another round of
+	// failures does not repeat the line.
+	time.Sleep(6 * time.Second)
+	p.alive("rekey worker")
+	var lines []string
+	for l := range strings.Lines(p.stderr.String()) {
+		if strings.Contains(l, `"redis_full"`) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 {
+		t.Fatalf("the worker logged redis_full %d times, want once:\n%s", len(lines), p.stderr)
+	}
+	for _, want := range []string{`"level":"error"`, "maxclients", "REKEY_REDIS_POOL_SIZE"} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("redis_full line %q lacks %s", lines[0], want)
+		}
+	}
 }

@@ -45,7 +45,15 @@ type Params struct {
 	// Interval is the wait between pings while Redis answers; zero means
 	// DefaultInterval.
 	Interval time.Duration
+	// Full says, when Redis refuses new connections for having reached
+	// its maxclients, what to lower (MaxClientsHint on the process's
+	// Redis); "" otherwise. nil never asks.
+	Full func(context.Context) string
 }
+
+// fullRepeat is how often redis_full is logged again while Redis stays at
+// its maxclients: asynq retries a refused subscription every few seconds.
+const fullRepeat = 10 * time.Minute
 
 // Redis tracks whether Redis answers. Its methods are safe for concurrent
 // use, and a nil *Redis reports Redis as up (for processes that checked
@@ -63,6 +71,9 @@ type Redis struct {
 	suspect atomic.Bool
 	// wake asks Run to ping at once.
 	wake chan struct{}
+	// fullSaid is when redis_full was last logged; zero once Redis took
+	// a new connection again. Guarded by mu.
+	fullSaid time.Time
 }
 
 type state int
@@ -133,8 +144,33 @@ func (r *Redis) Check(ctx context.Context) bool {
 		return r.Up() // shutting down: the answer says nothing about Redis
 	}
 	r.record(err)
-	r.suspect.Store(false)
+	if r.suspect.Swap(false) && err == nil {
+		r.checkFull(ctx)
+	}
 	return err == nil
+}
+
+// checkFull asks, after a library's error on a Redis that still answers
+// the pool's ping, whether Redis refuses new connections for having
+// reached its maxclients, and logs redis_full when it does, at most once
+// every fullRepeat. The ping travels over a connection the pool already
+// holds, so it answers while every new connection (a subscription, a
+// pool's growth) is refused: without this the process ran on short of
+// connections with no word of why but the library's "broken pipe".
+func (r *Redis) checkFull(ctx context.Context) {
+	if r.p.Full == nil {
+		return
+	}
+	hint := r.p.Full(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case hint == "":
+		r.fullSaid = time.Time{}
+	case r.fullSaid.IsZero() || time.Since(r.fullSaid) >= fullRepeat:
+		r.p.Logger.Error().Str("detail", hint).Msg("redis_full")
+		r.fullSaid = time.Now()
+	}
 }
 
 func (r *Redis) record(err error) {
