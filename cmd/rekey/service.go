@@ -65,8 +65,7 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 	// (REKEY_REDIS_POOL_SIZE, or REDIS_URL's pool_size).
 	opt := a.rdb.Options()
 	ping := health.PingTLSChecked(func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() }, opt.Addr, opt.TLSConfig != nil)
-	full := func(ctx context.Context) string { return health.MaxClientsHint(ctx, opt.Addr, opt.TLSConfig != nil) }
-	w, err := health.NewRedis(health.Params{Ping: ping, Full: full,
+	w, err := health.NewRedis(health.Params{Ping: ping, Full: a.redisFull,
 		Logger: log.With().Str("redis_addr", opt.Addr).Int("redis_pool_size", opt.PoolSize).Logger(), Redact: a.redact})
 	if err != nil {
 		_ = a.Close()
@@ -101,6 +100,14 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 		a.withdrawKeys = a.announceKeys(wctx, name)
 	}
 	return a, ctx, nil
+}
+
+// redisFull says whether the Redis at REDIS_URL refuses new connections
+// for having reached its maxclients, and what to lower; "" when it does
+// not (health.MaxClientsHint).
+func (a *app) redisFull(ctx context.Context) string {
+	opt := a.rdb.Options()
+	return health.MaxClientsHint(ctx, opt.Addr, opt.TLSConfig != nil)
 }
 
 // checkServer reads Redis's version and maxmemory-policy from INFO. It

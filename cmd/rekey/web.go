@@ -131,6 +131,7 @@ func (a *app) webHandler() (http.Handler, error) {
 		InsecureCookies: a.cfg.InsecureCookies,
 		Logger:          a.log,
 		Now:             a.clock.Now,
+		RedisFull:       a.redisFull,
 	})
 }
 

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -131,5 +133,44 @@ func TestAWorkerShortOfConnectionsSaysSo(t *testing.T) {
 		if !strings.Contains(lines[0], want) {
 			t.Errorf("redis_full line %q lacks %s", lines[0], want)
 		}
+	}
+}
+
+// TestHealthzOnAFullRedisSaysSo starts `rekey web` on a Redis at its
+// maxclients, which refuses every connection the process opens: /healthz
+// answers 503 saying Redis refuses new connections at its maxclients and
+// naming REKEY_REDIS_POOL_SIZE, where it said Redis was unreachable.
+func TestHealthzOnAFullRedisSaysSo(t *testing.T) {
+	t.Parallel()
+	sb, err := sandbox.Start(sandbox.Params{Fake: []herokufake.Option{herokufake.WithRestartDelay(restartDelay, privateRestart)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Close)
+	r := redistest.StartServerAt(t, redistest.FreePort(t))
+	env := worldOn(t, r, sb).processEnv()
+	ctx := context.Background()
+	list, err := r.Client.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Client.ConfigSet(ctx, "maxclients", strconv.Itoa(strings.Count(list, "\n"))).Err(); err != nil {
+		t.Fatal(err)
+	}
+	base := webEnv(t, env)
+	p := startRekey(t, env, "web")
+	waitFor(t, 30*time.Second, "/healthz to answer 503", func() (bool, string) {
+		code, body := opsGet(base + "/healthz")
+		return code == http.StatusServiceUnavailable, fmt.Sprint(code, body)
+	})
+	p.alive("rekey web")
+	_, body := opsGet(base + "/healthz")
+	for _, want := range []string{"maxclients", "REKEY_REDIS_POOL_SIZE"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/healthz on a full Redis = %s, want it to name %s", body, want)
+		}
+	}
+	if strings.Contains(body, r.Addr) {
+		t.Errorf("/healthz, which is open, names Redis's address: %s", body)
 	}
 }

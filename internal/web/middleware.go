@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -27,6 +28,11 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 	case health.URLRefusal(err) != "":
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable",
 			"error": "Redis refuses REDIS_URL's user, password or database number: check REDIS_URL"})
+	case errors.Is(err, errRedisFull):
+		// Open: the address and the hint's words stay in the logs.
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable",
+			"error": "Redis refuses new connections: it has reached its maxclients (on Heroku Key-Value Store, the plan's " +
+				"connection limit); lower REKEY_REDIS_POOL_SIZE or run fewer processes (README, \"Redis connections\")"})
 	case errors.Is(err, store.ErrRedisRefusesWrites):
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable",
 			"error": "Redis refuses writes (full, read-only or short of replicas): nothing can be rotated or revoked until it takes them"})
@@ -35,6 +41,28 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 			"error": "Redis is unreachable; rekey keeps retrying"})
 	default:
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}
+}
+
+// errRedisFull is the health check's failure on a Redis that refuses new
+// connections for having reached its maxclients (fullChecked).
+var errRedisFull = errors.New("redis refuses new connections: maxclients reached")
+
+// fullChecked wraps the health check's write so that a failure to reach
+// a Redis at its maxclients comes back as errRedisFull: go-redis reads
+// Redis's reason as "write: broken pipe", which /healthz took for Redis
+// being unreachable. A failure that is Redis's own answer is not probed.
+func fullChecked(write func(context.Context) error, full func(context.Context) string) func(context.Context) error {
+	if full == nil {
+		return write
+	}
+	return func(ctx context.Context) error {
+		err := write(ctx)
+		var answered interface{ RedisError() }
+		if err == nil || errors.As(err, &answered) || full(ctx) == "" {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errRedisFull, err)
 	}
 }
 

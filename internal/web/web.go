@@ -81,6 +81,11 @@ type Params struct {
 	Logger zerolog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// RedisFull says, after the health check could not reach Redis,
+	// whether Redis refuses new connections for having reached its
+	// maxclients (health.MaxClientsHint on REDIS_URL's address): /healthz
+	// then says so rather than that Redis is unreachable. nil never asks.
+	RedisFull func(context.Context) string
 	// IdempotentPending is how long a rotation request sent with an
 	// Idempotency-Key marks the key as being handled past the last sign
 	// of life of the process handling it; 0 means 2 minutes (tests
@@ -165,7 +170,7 @@ func New(p Params) (http.Handler, error) {
 		p.Now = time.Now
 	}
 	s := &server{Params: p, mux: http.NewServeMux(), sessionKey: deriveKey(p.SSOSalt, "rekey dashboard session v1"),
-		health: &healthCheck{write: p.Store.CheckWritable, now: time.Now}, failures: newFailures(p.Now),
+		health: &healthCheck{write: fullChecked(p.Store.CheckWritable, p.RedisFull), now: time.Now}, failures: newFailures(p.Now),
 		polls: newSessionLimits(p.Now)}
 	s.monitoring = p.Monitoring
 	if s.monitoring == nil {
