@@ -72,7 +72,11 @@ func saysFull(ctx context.Context, addr string, tlsAsked bool) fullness {
 		_ = conn.SetDeadline(deadline)
 	}
 	if tlsAsked {
-		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // nothing is sent: the probe only reads what the server says first.
+		// The server's name goes in the hello, as go-redis's tls.Dial sends
+		// it: a TLS front routing by name (one port for many databases)
+		// closes a hello without one, which read as maxclients.
+		host, _, _ := net.SplitHostPort(addr)
+		tc := tls.Client(conn, &tls.Config{ServerName: host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // nothing is sent: the probe only reads what the server says first.
 		err := tc.HandshakeContext(ctx)
 		if header, ok := errors.AsType[tls.RecordHeaderError](err); ok && bytes.Equal(header.RecordHeader[:], fullReply[:5]) {
 			return full // a server that writes its reason in the clear
