@@ -124,3 +124,34 @@ func TestTheMaxclientsProbeSendsTheServerName(t *testing.T) {
 		}
 	})
 }
+
+// A Redis that hovers at its maxclients (the formation's pools holding
+// all but the odd connection that closes and is taken again) refuses the
+// probe one time and takes it the next. redis_full is said once, then at
+// most every 10 minutes: a probe that got in between once made the next
+// refusal a new first one, and a flood of library errors logged
+// redis_full at every other ping.
+func TestRedisFullIsSaidOnceWhileRedisHoversAtItsMaxclients(t *testing.T) {
+	own := redistest.StartServerAt(t, redistest.FreePort(t))
+	ctx := context.Background()
+	var logs lockedBuffer
+	w, err := health.NewRedis(health.Params{Ping: func(ctx context.Context) error { return own.Client.Ping(ctx).Err() },
+		Full:   func(ctx context.Context) string { return health.MaxClientsHint(ctx, own.Addr, false) },
+		Logger: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		room := []string{"1", "10000"}[i%2] // full (below the connections open), then room, and so on
+		if err := own.Client.ConfigSet(ctx, "maxclients", room).Err(); err != nil {
+			t.Fatal(err)
+		}
+		w.LibraryError() // asynq: "cannot subscribe to cancelation channel: write: broken pipe"
+		if !w.Check(ctx) {
+			t.Fatalf("the ping over the held connection failed: %s", logs.String())
+		}
+	}
+	if n := strings.Count(logs.String(), `"redis_full"`); n != 1 {
+		t.Errorf("redis_full was logged %d times over refusals a second apart, want once:\n%s", n, logs.String())
+	}
+}

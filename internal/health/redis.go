@@ -71,8 +71,10 @@ type Redis struct {
 	suspect atomic.Bool
 	// wake asks Run to ping at once.
 	wake chan struct{}
-	// fullSaid is when redis_full was last logged; zero once Redis took
-	// a new connection again. Guarded by mu.
+	// fullSaid is when redis_full was last logged. A probe Redis takes
+	// does not clear it: a Redis at its maxclients takes the odd one
+	// whenever a connection closes, and each refusal after it would be
+	// logged as a first one. Guarded by mu.
 	fullSaid time.Time
 }
 
@@ -164,10 +166,7 @@ func (r *Redis) checkFull(ctx context.Context) {
 	hint := r.p.Full(ctx)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch {
-	case hint == "":
-		r.fullSaid = time.Time{}
-	case r.fullSaid.IsZero() || time.Since(r.fullSaid) >= fullRepeat:
+	if hint != "" && (r.fullSaid.IsZero() || time.Since(r.fullSaid) >= fullRepeat) {
 		r.p.Logger.Error().Str("detail", hint).Msg("redis_full")
 		r.fullSaid = time.Now()
 	}
