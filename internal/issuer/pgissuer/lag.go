@@ -84,6 +84,8 @@ func (iss *Issuer) askAppServer(ctx context.Context, t target, role string) (app
 		return appServer{}, err
 	}
 	defer conn.Close(context.Background())
+	ctx, cancel := answerWithin(ctx, cfg)
+	defer cancel()
 	var s appServer
 	err = conn.QueryRow(ctx, appServerQuery, role).Scan(&s.inRecovery, &s.system, &s.hasRole)
 	return s, err

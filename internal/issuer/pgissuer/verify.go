@@ -158,6 +158,8 @@ func connectAs(ctx context.Context, cfg *pgx.ConnConfig, role string) error {
 		return err
 	}
 	defer conn.Close(context.Background())
+	ctx, cancel := answerWithin(ctx, cfg)
+	defer cancel()
 	var session string
 	if err := conn.QueryRow(ctx, "SELECT session_user::text").Scan(&session); err != nil {
 		return err
@@ -166,6 +168,18 @@ func connectAs(ctx context.Context, cfg *pgx.ConnConfig, role string) error {
 		return permanent("verify", CodeLoginFailed, "a login as role %s ran as %s", role, session)
 	}
 	return nil
+}
+
+// answerWithin bounds a question to a server that let a login in by cfg's
+// connect timeout, the issuer's: such a server answers a one-row question
+// at once, and one that does not (a pooler with no server connection to
+// give, a hung proxy) is waited for no longer than one that does not
+// answer the connection, not until the task's own deadline.
+func answerWithin(ctx context.Context, cfg *pgx.ConnConfig) (context.Context, context.CancelFunc) {
+	if cfg.ConnectTimeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, cfg.ConnectTimeout)
 }
 
 // rotationOf finds the role where it lives (find) and reads the rotation id
