@@ -31,7 +31,7 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, errRedisFull):
 		// Open: the address and the hint's words stay in the logs.
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable",
-			"error": "Redis refuses new connections: it has reached its maxclients (on Heroku Key-Value Store, the plan's " +
+			"error": "Redis refuses new connections, most often for having reached its maxclients (on Heroku Key-Value Store, the plan's " +
 				"connection limit); lower REKEY_REDIS_POOL_SIZE or run fewer processes (README, \"Redis connections\")"})
 	case errors.Is(err, store.ErrRedisRefusesWrites):
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable",
