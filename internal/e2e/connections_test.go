@@ -86,6 +86,19 @@ func TestWorkerKeepsToItsRedisConnections(t *testing.T) {
 	t.Logf("the worker held at most %d connections to Redis (ceiling %d) through %d rotations", most, ceiling, n)
 }
 
+// ownRedisWorld is a sandbox and the environment of rekey's processes on
+// a private redis-server of the test's own, whose maxclients it may set.
+func ownRedisWorld(t *testing.T) (*redistest.Redis, map[string]string) {
+	t.Helper()
+	sb, err := sandbox.Start(sandbox.Params{Fake: []herokufake.Option{herokufake.WithRestartDelay(restartDelay, privateRestart)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Close)
+	r := redistest.StartServerAt(t, redistest.FreePort(t))
+	return r, worldOn(t, r, sb).processEnv()
+}
+
 // TestAWorkerShortOfConnectionsSaysSo runs a `rekey worker` process on a
 // Redis whose maxclients leaves it one connection: its ping answers, so
 // it starts, but Redis refuses each of its lanes' subscriptions (asynq
@@ -95,13 +108,7 @@ func TestWorkerKeepsToItsRedisConnections(t *testing.T) {
 // fails, and stays up.
 func TestAWorkerShortOfConnectionsSaysSo(t *testing.T) {
 	t.Parallel()
-	sb, err := sandbox.Start(sandbox.Params{Fake: []herokufake.Option{herokufake.WithRestartDelay(restartDelay, privateRestart)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sb.Close)
-	r := redistest.StartServerAt(t, redistest.FreePort(t))
-	env := worldOn(t, r, sb).processEnv()
+	r, env := ownRedisWorld(t)
 	env["REKEY_LOG_LEVEL"] = "info"
 	ctx := context.Background()
 	list, err := r.Client.ClientList(ctx).Result()
@@ -142,13 +149,7 @@ func TestAWorkerShortOfConnectionsSaysSo(t *testing.T) {
 // naming REKEY_REDIS_POOL_SIZE, where it said Redis was unreachable.
 func TestHealthzOnAFullRedisSaysSo(t *testing.T) {
 	t.Parallel()
-	sb, err := sandbox.Start(sandbox.Params{Fake: []herokufake.Option{herokufake.WithRestartDelay(restartDelay, privateRestart)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sb.Close)
-	r := redistest.StartServerAt(t, redistest.FreePort(t))
-	env := worldOn(t, r, sb).processEnv()
+	r, env := ownRedisWorld(t)
 	ctx := context.Background()
 	list, err := r.Client.ClientList(ctx).Result()
 	if err != nil {
