@@ -59,7 +59,7 @@ const (
 	RevokeTimeout = 2 * time.Minute
 	// LegacyRevokeTimeout is RevokeTimeout as rekey versions before this
 	// one gave their revoke tasks: such a task, still waiting in asynq, is
-	// rekey's own.
+	// rekey's own, and the sweep replaces it once it waits to be retried.
 	LegacyRevokeTimeout = time.Minute
 	// RevokeMaxRetry keeps a revocation going for weeks of issuer outage.
 	RevokeMaxRetry = 25

@@ -73,6 +73,16 @@ func (s *Sweeper) revocation(ctx context.Context, r store.Revocation, res *Resul
 	if s.waitsPastRevokeTime(info, r) {
 		return s.expedited(ctx, r, info, res)
 	}
+	if info.State == asynq.TaskStateRetry && info.Timeout == tasks.LegacyRevokeTimeout {
+		// An earlier version's task keeps its minute through every retry,
+		// which an issuer slow to answer cut off at each run until the
+		// retries ran out, weeks with the credential valid. Once it waits
+		// to be retried (after a failure, or a hold's re-check) it is
+		// replaced by rekey's own (tasks.RevokeTimeout), run now: one
+		// scheduled for its back-off would read as waiting for a revoke
+		// time since brought forward, and be run now anyway.
+		return s.replaceRevoke(ctx, r, res)
+	}
 	switch retry.Classify(info) {
 	case retry.Refused:
 		dead, err := s.p.Store.SetRevocationDead(ctx, r, store.DeadRefused)
