@@ -33,7 +33,9 @@ const (
 
 // runningWait is how long RunRevokeNow waits for a running revoke task to
 // end: a revocation or usage call to the issuer, which its HTTP client
-// bounds.
+// bounds. A run may take longer (a DELETE answered 404 asks verify and a
+// probe, up to tasks.RevokeTimeout in all): RunRevokeNow then answers
+// RevokeTaskRunning, and the sweep runs the task if it went back to wait.
 const runningWait = 30 * time.Second
 
 // runningPoll is how often RunRevokeNow looks at a running revoke task.
