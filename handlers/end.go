@@ -19,11 +19,16 @@ import (
 // its contract), or mints credentials rekey refuses (vars other than the
 // registered ones, an id seen before), fails every instance alike, and a
 // wave released at the budget's pace would fail whole, one instance after
-// the other. One instance's such failure slows nothing: the feeder needs
+// the other. So does a push answered in a way that is not Heroku's
+// (heroku.ErrUnexpectedAnswer: a 2xx whose body never came, a page, a
+// config without the vars sent), which a front before Heroku gives every
+// push alike; each would end its rotation with a credential kept
+// unconfirmed. One instance's such failure slows nothing: the feeder needs
 // ten failed runs and none rotated. A rotation found deprovisioned ends at
 // the mint step too, and is its instance's alone.
 func waveFailure(step string, err error) bool {
-	return (step == stepMint || step == stepVerify) && !errors.Is(err, errDeprovisionedSince)
+	return (step == stepMint || step == stepVerify) && !errors.Is(err, errDeprovisionedSince) ||
+		step == stepPush && errors.Is(err, heroku.ErrUnexpectedAnswer)
 }
 
 // end ends a rotation that failed permanently at step. The instance keeps

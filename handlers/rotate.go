@@ -52,8 +52,9 @@ type rotation struct {
 	belowFloor time.Duration
 	// waveFailed is set when the run ended the rotation for good for a
 	// reason that may be the whole wave's, not this instance's: the issuer
-	// refusing rekey's signature (store.Failure.Fleetwide), or any other
-	// permanent failure at the issuer's steps (waveFailure).
+	// refusing rekey's signature (store.Failure.Fleetwide), any other
+	// permanent failure at the issuer's steps, or a push answered in a way
+	// that is not Heroku's (waveFailure).
 	waveFailed bool
 }
 

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
@@ -44,8 +45,9 @@ func TestOnlyBulkRunsThatRotateOrFailForAllReachTheWave(t *testing.T) {
 }
 
 // Every permanent failure at the issuer's steps may be the whole wave's (an
-// issuer refusing every mint); one at Heroku's, or an instance found
-// deprovisioned, is its instance's.
+// issuer refusing every mint), and so may a push answered in a way that is
+// not Heroku's (a front before it); Heroku's own refusal, or an instance
+// found deprovisioned, is its instance's.
 func TestWaveFailureIsAnIssuerStepsPermanentFailure(t *testing.T) {
 	refused := &issuer.Error{Op: "mint", Status: http.StatusForbidden, Code: "tenant_suspended"}
 	for _, c := range []struct {
@@ -60,6 +62,7 @@ func TestWaveFailureIsAnIssuerStepsPermanentFailure(t *testing.T) {
 		{stepMint, permanent(errDeprovisionedSince), false},
 		{stepPush, permanent(errDeprovisionedSince), false},
 		{stepPush, &heroku.APIError{Status: http.StatusNotFound, ID: "not_found"}, false},
+		{stepPush, fmt.Errorf("heroku patch_config: a 2xx page (text/html): %w", heroku.ErrUnexpectedAnswer), true},
 		{stepReadBack, &heroku.APIError{Status: http.StatusForbidden, ID: "forbidden"}, false},
 	} {
 		if got := waveFailure(c.step, c.err); got != c.want {
