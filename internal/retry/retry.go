@@ -53,6 +53,14 @@ func IsFailure(err error) bool {
 	return !IsLater(err) && !errors.Is(err, asynq.ErrLeaseExpired)
 }
 
+// untilJitter bounds the jitter of a wait for a time of rekey's own
+// (Later.Until, a revoke time). The time is when the work is due, and a
+// task run by hand hours before it (asynq's "Run now" on a scheduled revoke
+// task) waits all those hours: a tenth of them would keep the credential
+// valid that long past its grace, and the sweep leaves a task waiting for
+// its revocation's own time alone (WaitsFor).
+const untilJitter = time.Second
+
 // leaseExpiredDelay is how soon a task whose worker died runs again. asynq
 // recovers it only after its lease has been expired for 30 s, so there is
 // nothing more to wait for.
@@ -98,17 +106,21 @@ func AgainDelay() time.Duration {
 }
 
 // Delay is asynq.Config.RetryDelayFunc: a Later's own delay (with up to a
-// tenth more of jitter, so waiting tasks do not return all at once), a
-// second for a task whose worker died, ConfirmAfter for a refusal asked
-// again (ErrConfirm), FastDelay for the first FastRetries failures of a
-// task, else asynq's exponential back-off. n is how many
-// times asynq has retried the task after failures.
+// tenth more of jitter, so waiting tasks do not return all at once, and at
+// most untilJitter more for a wait for a time of rekey's own), a second for
+// a task whose worker died, ConfirmAfter for a refusal asked again
+// (ErrConfirm), FastDelay for the first FastRetries failures of a task,
+// else asynq's exponential back-off. n is how many times asynq has retried
+// the task after failures.
 func Delay(n int, err error, t *asynq.Task) time.Duration {
 	var later *Later
 	switch {
 	case errors.As(err, &later):
-		jitter := time.Duration(rand.Int64N(int64(later.After/10) + 1))
-		return later.After + jitter
+		spread := later.After / 10
+		if !later.Until.IsZero() {
+			spread = min(spread, untilJitter)
+		}
+		return later.After + time.Duration(rand.Int64N(int64(spread)+1))
 	case errors.Is(err, asynq.ErrLeaseExpired):
 		return leaseExpiredDelay
 	case errors.Is(err, ErrConfirm):
