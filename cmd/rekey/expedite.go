@@ -130,6 +130,13 @@ func expedite(ctx context.Context, env *environ, p reconcile.Params, names []exp
 		}
 		done = append(done, e)
 	}
+	waiting := 0
+	for _, e := range done {
+		if e.Task != store.CredentialRevoked {
+			waiting++
+		}
+	}
+	warnRevokePaused(env.stderr, p.Inspector, waiting)
 	return writeExpedited(env.stdout, done, asJSON)
 }
 

@@ -245,3 +245,52 @@ func TestExpediteDuringARotationNamesTheCurrentCredentialItLeaves(t *testing.T) 
 		})
 	}
 }
+
+// TestExpediteWarnsOfAPausedRevokeQueue: the revoke queue paused by hand
+// (asynq's CLI or Inspector; nothing of rekey's pauses it) and forgotten
+// revokes nothing, so an expedite after an incident that said "its revoke
+// task runs now" and nothing more left the leaked credential valid while
+// the operator believed it revoked. The expedite still moves the revoke
+// time, and says on stderr that the revocations wait for the queue and how
+// to resume it; a running queue gets no warning. A hold's release, whose
+// task "runs now" too, says so as well.
+func TestExpediteWarnsOfAPausedRevokeQueue(t *testing.T) {
+	c := newCLI(t)
+	c.rotated(t, "inst-a", true)
+	c.rotated(t, "inst-b", true)
+	if err := c.run(t, "revocations", "expedite", "inst-a", "--confirm"); err != nil || strings.Contains(c.stderr.String(), "warning") {
+		t.Fatalf("expedite on a running revoke queue = %v; stderr:\n%s", err, c.stderr)
+	}
+	if err := asynq.NewInspectorFromRedisClient(c.r.Client).PauseQueue(tasks.QueueRevoke); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(t, "revocations", "expedite", "inst-b", "--confirm"); err != nil {
+		t.Fatalf("expedite on a paused revoke queue: %v\n%s", err, c.stderr)
+	}
+	if cred, err := c.st.Credential(context.Background(), "inst-b", "cred-0"); err != nil || cred.ExpeditedAt.IsZero() {
+		t.Errorf("inst-b/cred-0 after expedite: %+v (%v); want expedited", cred, err)
+	}
+	for _, want := range []string{"warning: the revoke queue is paused, so this revocation waits until it is resumed",
+		"asynq queue unpause revoke"} {
+		if !strings.Contains(c.stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, c.stderr)
+		}
+	}
+
+	held := c.heldCredential(t)
+	inst, cred, _ := strings.Cut(held, "/")
+	rt, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: inst, CredentialID: cred}, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asynq.NewClientFromRedisClient(c.r.Client).Enqueue(rt); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(t, "holds", "release", held, "--confirm"); err != nil {
+		t.Fatalf("holds release on a paused revoke queue: %v\n%s", err, c.stderr)
+	}
+	if !strings.Contains(c.stdout.String(), "released; its revoke task runs now") ||
+		!strings.Contains(c.stderr.String(), "warning: the revoke queue is paused, so this revocation waits") {
+		t.Errorf("holds release on a paused revoke queue: stdout %q, stderr:\n%s", c.stdout, c.stderr)
+	}
+}

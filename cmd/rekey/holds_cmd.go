@@ -87,7 +87,7 @@ fail. Asks on a terminal; needs --confirm off one.`,
 						return fmt.Errorf("%s not released: answer y, or pass --confirm", args[0])
 					}
 				}
-				return releaseHold(c.Context(), env.stdout, a.store, asynq.NewInspectorFromRedisClient(a.rdb), args[0])
+				return releaseHold(c.Context(), env, a.store, asynq.NewInspectorFromRedisClient(a.rdb), args[0])
 			})
 		},
 	}
@@ -157,8 +157,9 @@ func dashIfEmpty(s string) string {
 }
 
 // releaseHold marks the hold released and runs its revoke task now; the
-// task revokes without asking the issuer and records the release.
-func releaseHold(ctx context.Context, w io.Writer, st *store.Store, insp *asynq.Inspector, id string) error {
+// task revokes without asking the issuer and records the release. It warns
+// on stderr when the revoke queue is paused.
+func releaseHold(ctx context.Context, env *environ, st *store.Store, insp *asynq.Inspector, id string) error {
 	inst, cred, ok := strings.Cut(id, "/")
 	if !ok || !store.ValidID(inst) || !store.ValidID(cred) {
 		return fmt.Errorf("%q is not INSTANCE_ID/CREDENTIAL_ID", id)
@@ -171,11 +172,12 @@ func releaseHold(ctx context.Context, w io.Writer, st *store.Store, insp *asynq.
 	}
 	// The revoke task of a held credential waits in asynq's retry set;
 	// when it cannot be run now, the next re-check sees the release.
+	when := "now"
 	if err := insp.RunTask(tasks.QueueRevoke, tasks.RevokeTaskID(inst, cred)); err != nil {
-		_, err = fmt.Fprintf(w, "%s released; its revoke task runs at its next re-check\n", id)
-		return err
+		when = "at its next re-check"
 	}
-	_, err := fmt.Fprintf(w, "%s released; its revoke task runs now\n", id)
+	warnRevokePaused(env.stderr, insp, 1)
+	_, err := fmt.Fprintf(env.stdout, "%s released; its revoke task runs %s\n", id, when)
 	return err
 }
 
