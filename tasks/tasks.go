@@ -94,7 +94,10 @@ type RotatePayload struct {
 	// claim every rotation of a batch before its task exists; a task whose
 	// own claim starts or joins a rotation (one another app enqueued) counts
 	// into no batch, and the rotation keeps its BatchID only when no batch
-	// of rekey's has that id (another app's correlation id).
+	// of rekey's has that id (another app's correlation id). It is 1 to
+	// MaxBatchIDLen printable ASCII characters (UsableBatchID):
+	// NewRotateTask refuses another, and ParseRotate drops one a payload
+	// written by hand carries.
 	BatchID string `json:"batch_id,omitempty"`
 	// Reason is free text for the audit trail ("customer request", "incident").
 	Reason string `json:"reason,omitempty"`
@@ -131,7 +134,8 @@ func (RevokePayload) TypeName() string { return TypeRevoke }
 // defaults; opts (asynq.Queue(QueueInteractive), asynq.ProcessIn, ...) are
 // applied after them. Its TaskID is "rotate:" + RotationID, so enqueueing
 // the same rotation twice is refused by asynq with ErrTaskIDConflict.
-// A positive Grace below MinGrace is refused with a *GraceError.
+// A positive Grace below MinGrace is refused with a *GraceError; a BatchID
+// UsableBatchID refuses is refused too.
 func NewRotateTask(p RotatePayload, opts ...asynq.Option) (*asynq.Task, error) {
 	return NewRotateTaskWithFloor(p, MinGrace, opts...)
 }
@@ -157,6 +161,10 @@ func NewRotateTaskWithFloor(p RotatePayload, floor time.Duration, opts ...asynq.
 	}
 	if err := checkIDs(p); err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
+	}
+	if p.BatchID != "" && !UsableBatchID(p.BatchID) {
+		return nil, fmt.Errorf("tasks: batch_id of %d bytes is not a usable correlation id (1 to %d printable ASCII characters)",
+			len(p.BatchID), MaxBatchIDLen)
 	}
 	if err := checkOptions(opts, time.Now()); err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
@@ -296,6 +304,9 @@ func ParseRotate(t *asynq.Task) (RotatePayload, error) {
 		return p, fmt.Errorf("%w: %w", ErrInvalidPayload, err)
 	}
 	p.Reason = cutReason(p.Reason) // a producer that did not use NewRotateTask
+	if !UsableBatchID(p.BatchID) {
+		p.BatchID = ""
+	}
 	if !p.RequestedAt.IsZero() {
 		p.RequestedAt = p.RequestedAt.UTC() // one form whatever offset the producer wrote
 	}
@@ -328,6 +339,27 @@ func checkIDs(p RotatePayload) error {
 		return err
 	}
 	return checkID("rotation_id", p.RotationID)
+}
+
+// MaxBatchIDLen bounds a rotate task's BatchID, in bytes.
+const MaxBatchIDLen = 128
+
+// UsableBatchID reports whether b is usable as a rotate task's BatchID:
+// 1 to MaxBatchIDLen printable ASCII characters. A batch id names no key
+// of the rotation's (the store counts into a batch only under an id
+// ValidID takes), so another app's correlation id may hold a space or a
+// colon; the rotation's record keeps it for 30 days and operators read it,
+// so not a megabyte of text, line breaks or terminal escapes.
+func UsableBatchID(b string) bool {
+	if b == "" || len(b) > MaxBatchIDLen {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] < ' ' || b[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // checkRevokeIDs refuses a revocation whose ids ValidID refuses.

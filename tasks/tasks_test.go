@@ -217,3 +217,39 @@ func TestRotateReasonIsCut(t *testing.T) {
 		}
 	}
 }
+
+// A batch id another app gives its rotate task is kept in the rotation's
+// record and shown to operators: one of more than 128 bytes or with bytes
+// outside printable ASCII (a megabyte of text, line breaks, terminal
+// escapes) is refused when the task is built, the error naming the field
+// and its length, not its text; written by hand into a payload, it is
+// dropped, and the rotation runs in no batch. A correlation id with a
+// space or a colon is kept, as it always was.
+func TestRotateTaskRefusesAnUnusableBatchID(t *testing.T) {
+	for _, batch := range []string{"corr\r\n\x1b[31m", "caf\u00e9", strings.Repeat("b", 129), strings.Repeat("b", 1<<20)} {
+		p := tasks.RotatePayload{InstanceID: "inst-1", RotationID: "rot_1", BatchID: batch}
+		_, err := tasks.NewRotateTask(p)
+		if err == nil || !strings.Contains(err.Error(), "batch_id of") || len(err.Error()) > 200 ||
+			strings.ContainsAny(err.Error(), "\r\n\x1b") {
+			t.Errorf("NewRotateTask with batch id %.40q: err = %.300v, want one naming batch_id, not its text", batch, err)
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := tasks.ParseRotate(asynq.NewTask(tasks.TypeRotate, b)); err != nil || got.BatchID != "" {
+			t.Errorf("ParseRotate with batch id %.40q = %.40q, %v; want it dropped", batch, got.BatchID, err)
+		}
+	}
+	for _, batch := range []string{"corr_42.a-b@c", "order 42", "jira:ABC-1", strings.Repeat("b", 128)} {
+		p := tasks.RotatePayload{InstanceID: "inst-1", RotationID: "rot_1", BatchID: batch}
+		task, err := tasks.NewRotateTask(p)
+		if err != nil {
+			t.Errorf("NewRotateTask with batch id %.40q: %v", batch, err)
+			continue
+		}
+		if got, err := tasks.ParseRotate(task); err != nil || got.BatchID != batch {
+			t.Errorf("ParseRotate with batch id %.40q = %.40q, %v; want it kept", batch, got.BatchID, err)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/tasks"
 )
 
 // ClaimStatus says what a claim found.
@@ -551,10 +552,21 @@ func (s *Store) Rotation(ctx context.Context, id string) (Rotation, error) {
 	}
 	grace, _ := strconv.ParseInt(m["grace_ms"], 10, 64)
 	return Rotation{ID: m["id"], Grace: time.Duration(grace) * time.Millisecond, InstanceID: m["instance_id"], State: m["state"],
-		CredentialID: m["credential_id"], BatchID: m["batch_id"], Reason: m["reason"], Queue: m["queue"],
+		CredentialID: m["credential_id"], BatchID: recordedBatchID(m["batch_id"]), Reason: m["reason"], Queue: m["queue"],
 		PushAttempted: m["push_attempted_at"] != "", Unconfirmed: m["unconfirmed"],
 		RequestedAt: fromMS(m["requested_at"]), FinishedAt: fromMS(m["finished_at"]), StartedAt: fromMS(m["started_at"]),
 		Error: m["error"]}, nil
+}
+
+// recordedBatchID is a rotation record's batch id, or "" for one
+// tasks.UsableBatchID refuses, which a rekey version before this one kept
+// from another app's task: the task rebuilt from the record would be
+// refused (tasks.NewRotateTask).
+func recordedBatchID(b string) string {
+	if !tasks.UsableBatchID(b) {
+		return ""
+	}
+	return b
 }
 
 // RotationsOfBatch returns, of the rotations ids, those of batch batchID
