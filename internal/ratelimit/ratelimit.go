@@ -77,8 +77,9 @@ func New(rdb redis.UniversalClient, p Params) (*Limiter, error) {
 // Wait blocks until the budget grants one Heroku call for addonID, in the
 // class ClassFrom(ctx) gives. It returns ctx's error when ctx ends first, and
 // a *DelayError as soon as it expects the grant to take longer than
-// Params.MaxWait, or than ctx's deadline leaves (maxWait). With ScopeAccount addonID is ignored. Safe for concurrent
-// use: however many goroutines wait, one dispatcher per budget talks to Redis.
+// Params.MaxWait, or than ctx's deadline leaves (maxWait). With
+// ScopeAccount addonID is ignored. Safe for concurrent use: however many
+// goroutines wait, one dispatcher per budget talks to Redis.
 func (l *Limiter) Wait(ctx context.Context, addonID string) error {
 	keys, err := keysFor(l.p.Scope, addonID)
 	if err != nil {
