@@ -78,14 +78,23 @@ func wrapCompletionCmd(root *cobra.Command) {
 }
 
 // flagError is a bad flag's usage error; an unknown --flag within two
-// edits of one the command takes names it, as an unknown command does, and
-// a bad duration shows how one is written, since Go's own error ("missing
-// unit", "unknown unit \"d\"") does not.
+// edits of one the command takes names it, as an unknown command does, a
+// bad duration shows how one is written, since Go's own error ("missing
+// unit", "unknown unit \"d\"") does not, and a value given to a flag that
+// takes none (--confirm=yes, --set-period=90d) is said to be one, where
+// strconv.ParseBool's error named none.
 func flagError(c *cobra.Command, err error) error {
 	msg := err.Error()
 	var invalid *pflag.InvalidValueError
-	if errors.As(err, &invalid) && invalid.GetFlag() != nil && invalid.GetFlag().Value.Type() == "duration" {
-		msg += "; use a Go duration such as 2h or 90m (" + printable.DurationHint(invalid.GetValue()) + ")"
+	if errors.As(err, &invalid) && invalid.GetFlag() != nil {
+		switch f := invalid.GetFlag(); {
+		case f.Name == "set-period":
+			return setPeriodValueError(invalid.GetValue())
+		case f.Value.Type() == "bool":
+			msg = fmt.Sprintf("--%s takes no value, got %q: give --%s alone", f.Name, invalid.GetValue(), f.Name)
+		case f.Value.Type() == "duration":
+			msg += "; use a Go duration such as 2h or 90m (" + printable.DurationHint(invalid.GetValue()) + ")"
+		}
 	}
 	if name, ok := strings.CutPrefix(msg, "unknown flag: --"); ok {
 		var known []string

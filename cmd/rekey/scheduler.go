@@ -42,6 +42,9 @@ row set an instance aside: a clock with another limit refuses to start too.`,
   rekey scheduler pause --by alice
   rekey scheduler set inst-123 --window 22-04`,
 		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 && setPeriod && args[0] != "" && args[0][0] >= '0' && args[0][0] <= '9' {
+				return setPeriodValueError(args[0]) // --set-period 2160h
+			}
 			if len(args) > 0 {
 				return unknownSubcommand(c, args)
 			}
@@ -60,6 +63,22 @@ row set an instance aside: a clock with another limit refuses to start too.`,
 	c.AddCommand(newSchedulerStatusCmd(env), newSchedulerPauseCmd(env), newSchedulerResumeCmd(env),
 		newSchedulerUnquarantineCmd(env), newSchedulerSetCmd(env))
 	return c
+}
+
+// setPeriodValueError refuses a value given to --set-period, which takes
+// none: the period it publishes is the process's REKEY_ROTATION_PERIOD. It
+// says how to set that, with the value when it is a duration or a count of
+// days, and else with 90 days.
+func setPeriodValueError(v string) error {
+	period, hint := v, ""
+	if _, err := time.ParseDuration(v); err != nil {
+		period, hint = "2160h", " ("+printable.DurationHint(v)+")"
+		if days, err := strconv.Atoi(strings.TrimSuffix(v, "d")); err == nil && days > 0 && days <= 100000 && v != strconv.Itoa(days) {
+			period = strconv.Itoa(days*24) + "h"
+		}
+	}
+	return usagef("--set-period takes no value, got %q: it publishes this process's REKEY_ROTATION_PERIOD, so set the "+
+		"period there: REKEY_ROTATION_PERIOD=%s rekey scheduler --set-period%s", v, period, hint)
 }
 
 func newSchedulerStatusCmd(env *environ) *cobra.Command {

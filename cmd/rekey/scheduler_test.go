@@ -353,3 +353,35 @@ func TestNextRotationTimesKeepToTheClocksWindow(t *testing.T) {
 		t.Errorf("next scheduled rotation %v (%v), want it in the clock's window 02-05 UTC:\n%s", at, err, out)
 	}
 }
+
+// --set-period takes no value: the period it publishes is the process's
+// REKEY_ROTATION_PERIOD. Given one (`--set-period 2160h`, `--set-period=90d`),
+// the command is a usage error that says so and how to set the period,
+// where it was an unknown command "2160h" or strconv.ParseBool's error, and
+// the published period is left alone.
+func TestSetPeriodGivenAValueSaysHowToSetThePeriod(t *testing.T) {
+	ctx := context.Background()
+	g := newSchedulerRig(t)
+	if _, err := g.st.PublishSchedulePolicy(ctx, store.SchedulePolicy{Period: 2160 * time.Hour, QuarantineAfter: 1},
+		time.Now(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"--set-period", "720h"}, {"--set-period=90d"}, {"--set-period", "90"}} {
+		_, err := g.runErr(args...)
+		if !isUsage(err) {
+			t.Fatalf("rekey scheduler %s = %v, want a usage error", strings.Join(args, " "), err)
+		}
+		for _, want := range []string{"--set-period takes no value", "REKEY_ROTATION_PERIOD=", "rekey scheduler --set-period"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("rekey scheduler %s: the refusal does not say %q: %v", strings.Join(args, " "), want, err)
+			}
+		}
+	}
+	// A count of days is set as its hours, not as the example's 90 days.
+	if _, err := g.runErr("--set-period=30d"); err == nil || !strings.Contains(err.Error(), "REKEY_ROTATION_PERIOD=720h rekey") {
+		t.Errorf("rekey scheduler --set-period=30d = %v, want the period set as 720h", err)
+	}
+	if p, _ := g.st.SchedulePolicy(ctx); p.Period != 2160*time.Hour {
+		t.Fatalf("published period %s after the refusals, want 2160h", p.Period)
+	}
+}
