@@ -251,7 +251,7 @@ func checkBatchArg(verb, id string) error {
 
 func batchError(id string, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("batch %s not found (batches are kept 30 days)", id)
+		return fmt.Errorf("batch %s not found (batches are kept 30 days; 'rekey batches list' lists them)", id)
 	}
 	return err
 }

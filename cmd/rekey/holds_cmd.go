@@ -72,7 +72,7 @@ fail. Asks on a terminal; needs --confirm off one.`,
 				if _, held, err := a.store.HoldOf(c.Context(), inst, cred); err != nil {
 					return err
 				} else if !held {
-					return fmt.Errorf("%s is not held", args[0])
+					return notHeld(args[0])
 				}
 				if !confirm && !env.terminal {
 					return usagef("%s not released: pass --confirm when not on a terminal", args[0])
@@ -156,6 +156,12 @@ func dashIfEmpty(s string) string {
 	return s
 }
 
+// notHeld refuses to release id, which is not held, and says where the
+// held ones are listed.
+func notHeld(id string) error {
+	return fmt.Errorf("%s is not held ('rekey holds list' lists the held revocations)", id)
+}
+
 // releaseHold marks the hold released and runs its revoke task now; the
 // task revokes without asking the issuer and records the release. It warns
 // on stderr when the revoke queue is paused.
@@ -166,7 +172,7 @@ func releaseHold(ctx context.Context, env *environ, st *store.Store, insp *asynq
 	}
 	if err := st.RequestHoldRelease(ctx, inst, cred, releasedBy); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%s is not held", id)
+			return notHeld(id) // released or revoked since the look
 		}
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -157,6 +158,9 @@ func retryDeadRevocations(ctx context.Context, w io.Writer, p reconcile.Params, 
 		}
 		if len(moved) > 0 {
 			return fmt.Errorf("%s, then: %w", done, err)
+		}
+		if errors.Is(err, reconcile.ErrNotDead) {
+			return fmt.Errorf("%w ('rekey revocations dead' lists the dead revocations)", err)
 		}
 		return err
 	}
