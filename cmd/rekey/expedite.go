@@ -252,7 +252,7 @@ func refusef(format string, a ...any) error { return &refusal{fmt.Sprintf(format
 func expediteTargets(ctx context.Context, st *store.Store, n expediteName, left *leftOut) ([]store.Revocation, error) {
 	in, err := st.Instance(ctx, n.instance)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, refusef("%s: instance %s is not registered", n, n.instance)
+		return nil, refusef("%s: instance %s is not registered%s", n, n.instance, timeNotTaken(n))
 	}
 	if err != nil {
 		return nil, err
@@ -311,6 +311,18 @@ func expediteTargets(ctx context.Context, st *store.Store, n expediteName, left 
 		left.rotating = append(left.rotating, rotating)
 	}
 	return out, nil
+}
+
+// timeNotTaken says, of an unknown instance named by what reads as a time
+// or a grace (2h, 0, 2d, now), that expedite takes none: an operator who
+// typed one meant a sooner revocation, which expedite is, at once.
+func timeNotTaken(n expediteName) string {
+	v := strings.TrimRight(n.instance, "smhdw")
+	if n.credential != "" || n.instance != "now" && (v == "" || strings.Trim(v, "0123456789.") != "") {
+		return ""
+	}
+	return " (expedite takes no time or grace: it revokes the previous credentials of the instances named now; " +
+		"name INSTANCE_ID or INSTANCE_ID/CREDENTIAL_ID only)"
 }
 
 // expediteCredential checks that credential cred of in may be revoked now.

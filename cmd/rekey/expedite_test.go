@@ -294,3 +294,24 @@ func TestExpediteWarnsOfAPausedRevokeQueue(t *testing.T) {
 		t.Errorf("holds release on a paused revoke queue: stdout %q, stderr:\n%s", c.stdout, c.stderr)
 	}
 }
+
+// A time typed after the instance (expedite inst-a 2h, meaning a shorter
+// grace, or 0, or now) is refused with the whole command, as an unknown
+// instance is, and the refusal says that expedite takes no time: it
+// revokes now. Nothing is expedited.
+func TestExpediteGivenATimeSaysItTakesNone(t *testing.T) {
+	c := newCLI(t)
+	c.rotated(t, "inst-a", true)
+	before := c.snapshot(t)
+	for _, when := range []string{"2h", "30m", "0", "now", "2d"} {
+		err := c.run(t, "revocations", "expedite", "inst-a", when, "--confirm")
+		for _, want := range []string{"instance " + when + " is not registered", "expedite takes no time", "nothing was expedited"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("expedite inst-a %s = %v; want %q", when, err, want)
+			}
+		}
+	}
+	if !maps.Equal(before, c.snapshot(t)) {
+		t.Fatal("a refused expedite changed Redis")
+	}
+}
