@@ -160,10 +160,15 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// maxRequestIDLen bounds the request id a line quotes: Heroku's router
-// sends a UUID, but anyone may send an X-Request-Id of up to the header
-// limit, and an unauthenticated request is logged too.
-const maxRequestIDLen = 200
+// maxQuotedLen bounds what a request line quotes of the request: its
+// method, its path and its request id. Heroku's router sends a UUID for the
+// id, and rekey's paths are short, but anyone may send a method, a path or
+// an X-Request-Id of up to the header limit, and an unauthenticated request
+// is logged too. A path's control bytes, sent percent-encoded (3 bytes),
+// are 6 in the line ("\u0001"): a path within Heroku's 8 KB request line
+// would make a line longer than logplex keeps whole (10 KB), cut into lines
+// that are not JSON.
+const maxQuotedLen = 200
 
 // logRequests writes one line per request: method, path, status and
 // duration. Query strings are never logged, and the health check is not
@@ -176,8 +181,8 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 		if r.URL.Path == "/healthz" && sw.status == http.StatusOK {
 			return
 		}
-		s.Logger.Info().Str("method", r.Method).Str("path", r.URL.Path).Int("status", sw.status).
-			Dur("duration_ms", s.Now().Sub(start)).Str("request_id", clip(r.Header.Get("X-Request-Id"), maxRequestIDLen)).Msg("request")
+		s.Logger.Info().Str("method", clip(r.Method, maxQuotedLen)).Str("path", clip(r.URL.Path, maxQuotedLen)).Int("status", sw.status).
+			Dur("duration_ms", s.Now().Sub(start)).Str("request_id", clip(r.Header.Get("X-Request-Id"), maxQuotedLen)).Msg("request")
 	})
 }
 

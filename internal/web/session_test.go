@@ -470,3 +470,46 @@ func TestAFormSignedBeforeTheRegistrationAgainSignsNothingIn(t *testing.T) {
 		t.Errorf("GET /dashboard after a sign-in from a form signed now = %d, want 200 with the add-on", r.status)
 	}
 }
+
+// TestALongPathIsClippedInTheLog: anyone may request a path up to the
+// header limit, and an unauthenticated request is logged too. Each control
+// byte sent percent-encoded ("%01", three bytes) is six in the JSON line
+// ("\u0001"), so a path within Heroku's 8 KB request line made a line past
+// what logplex keeps whole (10 KB), cut into lines that are not JSON. The
+// line quotes at most 200 bytes of the path, and of the method, which
+// may be as long.
+func TestALongPathIsClippedInTheLog(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	f := newFixture(t, func(p *web.Params) { p.Logger = zerolog.New(&logs) })
+	f.do(http.MethodGet, "/api/v1/instances/"+strings.Repeat("%01", 2700), nil, nil)
+	f.do(strings.Repeat("M", 10<<10), "/api/v1/instances/inst-1", nil, nil)
+	type request struct {
+		Method, Path string
+		Status       int
+	}
+	var lines []request
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if strings.Contains(l, `"message":"request"`) {
+			if len(l) > 2000 {
+				t.Errorf("a request line is %d bytes long", len(l))
+			}
+			var r request
+			if err := json.Unmarshal([]byte(l), &r); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, r)
+		}
+	}
+	if len(lines) != 2 {
+		t.Fatalf("got %d request lines, want 2", len(lines))
+	}
+	if p := lines[0].Path; lines[0].Status != http.StatusUnauthorized || len(p) != 203 ||
+		!strings.HasPrefix(p, "/api/v1/instances/\x01") || !strings.HasSuffix(p, "...") {
+		t.Errorf("got a request line with status %d and a path of %d bytes, want 401 and 200 bytes and \"...\"",
+			lines[0].Status, len(p))
+	}
+	if m := lines[1].Method; len(m) != 203 || !strings.HasSuffix(m, "...") {
+		t.Errorf("got a request line with a method of %d bytes, want 200 bytes and \"...\"", len(m))
+	}
+}
