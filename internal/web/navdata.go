@@ -47,6 +47,17 @@ func parseNavData(raw string) navData {
 	return navData{Addon: cleanName(nd.Addon), AppName: cleanName(nd.AppName)}
 }
 
+// base64Text reports whether s is written in base64's letters (standard
+// or URL alphabet, padding included), as Heroku's nav-data is: only such
+// nav-data is set as the heroku-nav-data cookie. The token does not cover
+// nav-data, so the customer's browser may post anything in it, and a byte
+// no cookie value may hold ('"', ';', '\\', a space, a control) made Go's
+// net/http log a line of its own, outside rekey's JSON lines, and set
+// what was left.
+func base64Text(s string) bool {
+	return strings.Trim(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=") == ""
+}
+
 // cleanName keeps a name printable and short.
 func cleanName(s string) string {
 	s = strings.Map(func(r rune) rune {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"log"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -238,6 +240,47 @@ func TestOversizedNavDataSetsNoCookie(t *testing.T) {
 		if got := c != nil && c.Value == tt.nav; got != tt.wantSaved {
 			t.Errorf("nav-data of %d bytes: set as the cookie %v, want %v", len(tt.nav), got, tt.wantSaved)
 		}
+	}
+}
+
+// TestNavDataThatIsNotBase64SetsNoCookie: nav-data is not covered by the
+// sign-in's token, so the customer's browser may post any text in it. One
+// with bytes no cookie value may hold ('"', ';', '\\', a space, a control)
+// is not set as the heroku-nav-data cookie: Go's net/http wrote a line of
+// its own, not JSON, to the process's log for each such sign-in and set
+// what was left of it. Heroku's nav-data, base64, is set as sent. Not
+// parallel: it reads the standard logger's output.
+func TestNavDataThatIsNotBase64SetsNoCookie(t *testing.T) {
+	var stdlog syncBuffer
+	log.SetOutput(&stdlog)
+	t.Cleanup(func() { log.SetOutput(os.Stderr) })
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	for _, tt := range []struct {
+		nav       string
+		wantSaved bool
+	}{
+		{"x\"; Path=/; Domain=evil.example \\ \x1b[2J", false},
+		{"eyJhcHBuYW1lIjoibXktYXBwIn0 trailing", false},
+		{base64.StdEncoding.EncodeToString([]byte(`{"addon":"Rekey","appname":"my-app","x":"\u00ff\u00fe"}`)), true},
+		{navData(`{"addon":"Rekey","appname":"my-app"}`), true},
+	} {
+		form := f.ssoForm("inst-1")
+		form.Set("nav-data", tt.nav)
+		resp := f.postForm("/sso/login", form)
+		if cookieNamed(resp.header, "rekey_session") == nil {
+			t.Fatalf("nav-data %q: sign-in got %d, no session", tt.nav, resp.status)
+		}
+		c := cookieNamed(resp.header, "heroku-nav-data")
+		if c != nil && c.Value != tt.nav {
+			t.Errorf("nav-data %q: set as the cookie %q", tt.nav, c.Value)
+		}
+		if got := c != nil; got != tt.wantSaved {
+			t.Errorf("nav-data %q: set as the cookie %v, want %v", tt.nav, got, tt.wantSaved)
+		}
+	}
+	if stdlog.String() != "" {
+		t.Errorf("the sign-ins wrote to the standard logger:\n%s", stdlog.String())
 	}
 }
 

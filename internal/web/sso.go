@@ -127,7 +127,7 @@ func (s *server) ssoLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nav := parseNavData(f.NavData)
-	if f.NavData != "" && len(f.NavData) <= maxNavDataLen {
+	if f.NavData != "" && len(f.NavData) <= maxNavDataLen && base64Text(f.NavData) {
 		s.setCookie(w, r, navDataCookie, f.NavData, sessionTTL)
 	}
 	app := cleanName(f.App)
