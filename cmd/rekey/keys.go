@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -142,9 +141,7 @@ func writeKeysJSON(w io.Writer, st store.SealedStatus, rings []store.Keyring) er
 		KeysExamined    int64            `json:"keys_examined"`
 		Processes       []processKeys    `json:"processes"`
 	}{keys, st.Unreadable, st.UnreadableTotal(), st.Values, st.Keys, procs}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return writeJSON(w, out)
 }
 
 func writeKeysText(w io.Writer, st store.SealedStatus) {

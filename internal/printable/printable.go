@@ -9,8 +9,7 @@
 // than it is stored. Text escapes all of them, visibly, and is the one
 // helper every place that shows such text calls: the CLI's human-readable
 // output, and the Heroku client before it keeps a message. JSON output
-// needs none of it: the encoder escapes what it must, and a script reads
-// the text exactly.
+// keeps the text exact for a script, and is as safe on a terminal (JSON).
 package printable
 
 import (
@@ -57,6 +56,35 @@ func Text(s string) string {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// JSON returns the encoding of a JSON value, as encoding/json writes it,
+// with every Unsafe rune it left as it is (C1 controls, bidi formatting
+// characters) written as JSON's \uXXXX escape instead: the same text to
+// whatever decodes it, nothing a terminal acts on. encoding/json already
+// escapes C0 controls and DEL inside strings, and what is outside them is
+// ASCII (the whitespace of an indented encoding among it), so only runes
+// past ASCII are looked at.
+func JSON(b []byte) []byte {
+	var out []byte
+	last := 0
+	for i := 0; i < len(b); {
+		if b[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		if Unsafe(r) {
+			out = append(out, b[last:i]...)
+			out = append(out, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
+			last = i + size
+		}
+		i += size
+	}
+	if out == nil {
+		return b
+	}
+	return append(out, b[last:]...)
+}
 
 // needsEscape reports whether s holds an Unsafe rune or a byte that is
 // not UTF-8.

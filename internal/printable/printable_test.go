@@ -1,6 +1,8 @@
 package printable_test
 
 import (
+	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -46,4 +48,31 @@ func FuzzText(f *testing.F) {
 			t.Fatalf("Text(%q) = %q", s, got)
 		}
 	})
+}
+
+// JSON writes the runes encoding/json leaves raw and a terminal acts on
+// (C1 controls, bidi formatting) as \u escapes, keeps other text as it is,
+// and decodes back to the very same value.
+func TestJSONEscapesWhatTheEncoderLeavesRaw(t *testing.T) {
+	in := map[string]string{"reason": "caf\u00e9 \u009b31m \u202eRTL\u2066 \u2028 ok \U0001F511", "plain": "inst-1"}
+	raw, err := json.MarshalIndent(in, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := printable.JSON(raw)
+	if i := strings.IndexFunc(string(out), func(r rune) bool { return r != '\n' && printable.Unsafe(r) }); i >= 0 {
+		t.Errorf("JSON left %q raw:\n%s", []rune(string(out[i:]))[0], out)
+	}
+	for _, want := range []string{`\u009b31m`, `\u202eRTL\u2066`, "caf\u00e9", "\U0001F511", "\n  \"plain\""} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("JSON lacks %q:\n%s", want, out)
+		}
+	}
+	var back map[string]string
+	if err := json.Unmarshal(out, &back); err != nil || !maps.Equal(back, in) {
+		t.Errorf("JSON decodes to %q (%v), want %q", back, err, in)
+	}
+	if plain := []byte(`{"a":"b"}`); &printable.JSON(plain)[0] != &plain[0] {
+		t.Error("JSON copied an encoding that needed no escape")
+	}
 }
