@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/jsonkey"
+	"github.com/rekeyhq/rekey/internal/printable"
 )
 
 // Request body limits. A body over its limit is refused with 413 before
@@ -24,13 +25,16 @@ const (
 	maxRotationsBody = 8 << 20
 )
 
-// writeJSON writes v with status.
+// writeJSON writes v with status, safe on the terminal of an operator
+// reading the API with curl (printable.JSON).
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(true)
 	_ = enc.Encode(v)
+	_, _ = w.Write(printable.JSON(b.Bytes()))
 }
 
 // apiError is the body of every API error: one sentence naming what was wrong.
