@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/health"
 	"github.com/rekeyhq/rekey/internal/jsonkey"
 	"github.com/rekeyhq/rekey/internal/printable"
 	"github.com/rekeyhq/rekey/internal/registry"
@@ -288,6 +289,18 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 		return &stoppedError{done: fmt.Sprintf("%s registered and %s refused before line %d; %s, "+
 			"and those after it were not read", instances(ok), count(bad, "line", "lines"), n, line), err: err}
 	}
+	// unreachable ends an import whose storage failed at line n: each line
+	// after it would fail the same way, after go-redis's retries and dial
+	// timeouts, and be called refused for it.
+	unreachable := func(n int, line string, err error) error {
+		out.Registered, out.SkippedDeprovisioned = ok, skipped
+		if asJSON {
+			_ = writeJSON(env.stdout, out)
+		}
+		return fmt.Errorf("line %d: rekey's storage (Redis) could not be reached (%w); %s registered and %s refused before "+
+			"line %d; %s, and those after it were not read (importing the file again once Redis answers is safe)",
+			n, err, instances(ok), count(bad, "line", "lines"), n, line)
+	}
 	n := 1
 	for ; sc.Scan(); n++ {
 		if err := ctx.Err(); err != nil {
@@ -320,6 +333,9 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 			if err != nil && ctx.Err() != nil {
 				return stop(n, fmt.Sprintf("line %d was not registered", n), err)
 			}
+			if health.RedisUnreachable(err) {
+				return unreachable(n, fmt.Sprintf("line %d was not registered", n), err)
+			}
 			if err != nil {
 				refuse(n, in.ID, err.Error())
 				continue
@@ -335,6 +351,10 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 			// reason to call the line refused.
 			return stop(n, fmt.Sprintf("line %d may or may not have been registered (importing the file again is safe: "+
 				"registering an instance again changes nothing it already has)", n), err)
+		} else if _, exchange := errors.AsType[*registry.ExchangeError](err); health.RedisUnreachable(err) && !exchange {
+			// Heroku's OAuth endpoint out of reach is the line's grant
+			// refused; Redis out of reach is every line's.
+			return unreachable(n, fmt.Sprintf("line %d may or may not have been registered", n), err)
 		} else if err != nil {
 			refuse(n, in.ID, err.Error())
 			continue

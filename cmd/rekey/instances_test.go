@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/secret"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -535,5 +536,38 @@ func TestImportRefusesASecondInstanceOfOneV1App(t *testing.T) {
 	}
 	if _, err := c.st.Instance(ctx, "inst-2"); err == nil {
 		t.Error("inst-2 registered under inst-1's heroku_id")
+	}
+}
+
+// TestImportStopsWhenRedisGoesAway: Redis stopping part-way through an
+// import ends it at the first line Redis failed, naming how many instances
+// were registered before it and that importing the file again is safe,
+// rather than calling that line and every one after it refused, one
+// failed connection (retries, dial timeouts) after the other.
+func TestImportStopsWhenRedisGoesAway(t *testing.T) {
+	r := redistest.StartServerAt(t, redistest.FreePort(t))
+	c := newCLI(t)
+	c.r = r
+	var lines []string
+	for i := range 40 {
+		lines = append(lines, fmt.Sprintf(`{"id":"inst-%d","api_version":"v1","heroku_id":"app-%d","config_vars":["MYADDON_URL"],"current_credential_id":"cred-0"}`, i, i))
+	}
+	c.stdin = &interruptingReader{lines: lines, after: 3, interrupt: func() {
+		_ = r.Client.Do(context.Background(), "SHUTDOWN", "NOSAVE").Err()
+	}}
+	err := runCommand(context.Background(), c.env(), "instances", "import", "--json", "-")
+	if err == nil || !strings.Contains(err.Error(), "3 instances registered and 0 lines refused before line 4") ||
+		!strings.Contains(err.Error(), "Redis") {
+		t.Errorf("import with Redis gone after 3 lines: err = %v, want it to stop at line 4 naming Redis and the 3 registered", err)
+	}
+	var out importOutput
+	if err := json.Unmarshal([]byte(c.stdout.String()), &out); err != nil {
+		t.Fatalf("--json prints no summary (%v): %q", err, c.stdout)
+	}
+	if out.Registered != 3 || len(out.Refused) != 0 {
+		t.Errorf("--json = %+v, want 3 registered and none refused", out)
+	}
+	if strings.Contains(c.stderr.String(), "line 5") {
+		t.Errorf("stderr reports the lines after Redis went as refused:\n%s", c.stderr)
 	}
 }

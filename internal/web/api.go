@@ -1,22 +1,17 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
+	"github.com/rekeyhq/rekey/internal/health"
 	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/registry"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -513,42 +508,10 @@ func (s *server) writeBodyError(w http.ResponseWriter, err error) {
 // since the same request may succeed in a moment; 500 otherwise.
 func (s *server) internalError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	s.Logger.Error().Err(err).Str("op", op).Str("route", r.Pattern).Msg("request failed")
-	if redisUnreachable(err) {
+	if health.RedisUnreachable(err) {
 		w.Header().Set("Retry-After", "30")
 		writeError(w, http.StatusServiceUnavailable, "rekey's storage (Redis) could not be reached; try again (the operators have the details in the log)")
 		return
 	}
 	writeError(w, http.StatusInternalServerError, "internal error; the operators have the details in the log")
 }
-
-// redisUnreachable reports whether err is Redis not answering: a refused,
-// cut or timed-out connection, or no free connection in time; or Redis
-// answering that it cannot serve now (unavailableReplies: loading its data
-// after a restart, a replica during a failover, a script running long),
-// also when a script's call got it. Its other answers (redis.Error) and
-// rekey's failures are not.
-func redisUnreachable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var answered redis.Error
-	if errors.As(err, &answered) {
-		msg := answered.Error()
-		// Before Redis 7, a write a script's redis.call was refused comes
-		// back wrapped: "ERR Error running script (call to f_…): @user_script:
-		// 4: -READONLY You can't write …", the old primary of a failover
-		// refusing every script that writes.
-		script := strings.HasPrefix(msg, "ERR Error running script ")
-		return slices.ContainsFunc(unavailableReplies, func(p string) bool {
-			return strings.HasPrefix(msg, p) || script && strings.Contains(msg, ": -"+p)
-		})
-	}
-	var netErr net.Error
-	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed)
-}
-
-// unavailableReplies start the error replies with which Redis says it
-// cannot serve now, and may soon: retrying later is the answer.
-var unavailableReplies = []string{"LOADING ", "READONLY ", "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN ", "BUSY "}

@@ -1,4 +1,4 @@
-package web
+package health
 
 import (
 	"fmt"
@@ -25,7 +25,7 @@ func TestRedisRepliesThatMeanTryLaterAreUnreachable(t *testing.T) {
 		"ERR unknown command": false,
 	} {
 		err := fmt.Errorf("claim: %w", replyError(reply))
-		if got := redisUnreachable(err); got != want {
+		if got := RedisUnreachable(err); got != want {
 			t.Errorf("%q: unreachable %v, want %v", reply, got, want)
 		}
 	}
