@@ -23,8 +23,8 @@ func withCreateRoleAdmin(t *testing.T, f *fixture) {
 }
 
 // withAdmin gives the fixture an issuer whose admin role has attributes
-// attrs, and the ADMIN option on the owner role.
-func withAdmin(t *testing.T, f *fixture, attrs string) {
+// attrs, and the ADMIN option on the owner role, and returns its name.
+func withAdmin(t *testing.T, f *fixture, attrs string) string {
 	t.Helper()
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
@@ -46,6 +46,7 @@ func withAdmin(t *testing.T, f *fixture, attrs string) {
 	}
 	u.User = url.UserPassword(admin, password)
 	f.useServers(t, `{"main":"`+u.String()+`"}`)
+	return admin
 }
 
 // useServers replaces f's issuer with one on the servers of

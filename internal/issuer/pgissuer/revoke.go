@@ -175,18 +175,28 @@ func cut(ctx context.Context, q querier, role string) error {
 	if v16 {
 		grant += " WITH INHERIT TRUE, SET TRUE"
 	}
-	if err := settle(ctx, q, grant, "SELECT pg_has_role(current_user, oid, 'USAGE') FROM pg_roles WHERE rolname = $1", role); err != nil {
-		return err
+	wait := "SELECT pg_catalog.set_config('lock_timeout', '" + strconv.FormatInt(cutLockWait.Milliseconds(), 10) + "', true); "
+	// The grant waits behind a session holding the same membership (a
+	// grant of the role by hand, left uncommitted) as long as the lockout
+	// would behind its catalog row: bounded too, and the lockout, which
+	// needs no grant, is done all the same before the call fails.
+	granted := settle(ctx, q, wait+grant, "SELECT pg_has_role(current_user, oid, 'USAGE') FROM pg_roles WHERE rolname = $1", role)
+	if granted != nil && !errors.Is(granted, errRowBusy) {
+		return granted
 	}
-	lockout := "SELECT pg_catalog.set_config('lock_timeout', '" + strconv.FormatInt(cutLockWait.Milliseconds(), 10) +
-		"', true); ALTER ROLE " + r + " NOLOGIN"
+	lockout := wait + "ALTER ROLE " + r + " NOLOGIN"
 	for attempt := 1; ; attempt++ {
 		// A refused end of the sessions (terminate could not end them,
-		// even as the role) is returned once the role is locked out,
-		// never before: the revocation is retried, and meanwhile the
-		// credential must not log in anew.
+		// even as the role), or a grant that waited too long, is
+		// returned once the role is locked out, never before: the
+		// revocation is retried, and meanwhile the credential must not
+		// log in anew.
 		ended := terminate(ctx, q, role)
 		err := settle(ctx, q, lockout, "SELECT NOT rolcanlogin FROM pg_roles WHERE rolname = $1", role)
+		if err == nil && granted != nil {
+			return fmt.Errorf("role %s: a session held a grant of it (pg_auth_members), uncommitted, for more than %s: %w",
+				r, cutLockWait, &issuer.Error{Op: "revoke", Code: CodeRoleBusy})
+		}
 		if err == nil && ended != nil {
 			return ended
 		}
