@@ -107,7 +107,6 @@ func TestAFrontStallingEveryPushsBodySlowsTheWave(t *testing.T) {
 // are what stop the fleet's rotations meanwhile.
 func TestAFrontAnsweringPushesWithAPageQuarantinesNoInstance(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	g := newRig(t)
 	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPatch {
@@ -117,24 +116,7 @@ func TestAFrontAnsweringPushesWithAPageQuarantinesNoInstance(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html")
 		_, _ = w.Write([]byte("<html><body>Please sign in to the corporate proxy</body></html>"))
 	}), 5*time.Second)
-	for i := range store.DefaultQuarantineAfter {
-		req := store.RotationRequest{InstanceID: "inst-1", RotationID: fmt.Sprintf("rot_sched_%d", i), Reason: store.ReasonScheduled}
-		if _, err := g.st.ClaimBrief(ctx, req); err != nil {
-			t.Fatal(err)
-		}
-		task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-1", RotationID: req.RotationID,
-			Reason: store.ReasonScheduled})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := g.run(task); !isPermanent(err) {
-			t.Fatalf("rotation %d: err = %v, want the page to end it", i, err)
-		}
-	}
-	in, err := g.st.Instance(ctx, "inst-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	in := g.failScheduled(t, true)
 	if in.LastErrorCode != "push:unexpected_answer" || in.Quarantined() || in.FailStreak != 0 {
 		t.Errorf("after %d scheduled rotations whose pushes a proxy answered with its page: last error %s, quarantined %v (%s), "+
 			"failure streak %d; want push:unexpected_answer, not quarantined, no streak",
