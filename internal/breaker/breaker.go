@@ -177,14 +177,16 @@ func answer(err error) (denied int, ok bool) {
 		return 0, false
 	case errors.Is(err, heroku.ErrUnexpectedAnswer):
 		return store.DeniedUnexpected, true
+	// A redirect of the token endpoint's is ErrTokenDenied too: not
+	// Heroku's answer, rather than a client secret refused.
+	case errors.As(err, &api) && api.Status >= 300 && api.Status <= 399:
+		return store.DeniedUnexpected, true
 	case errors.Is(err, heroku.ErrTokenDenied):
 		return store.DeniedUnauthorized, true
 	case !errors.As(err, &api) || api.Status >= 500:
 		return 0, false
 	case api.Status == store.DeniedUnauthorized || api.Status == store.DeniedForbidden:
 		return api.Status, true
-	case api.Status >= 300 && api.Status <= 399:
-		return store.DeniedUnexpected, true
 	case !api.CarriesID() && !v1(api.Endpoint):
 		return store.DeniedUnexpected, true
 	}

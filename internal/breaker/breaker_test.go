@@ -284,7 +284,9 @@ type lockedBuffer = testbuf.Buffer
 // A HEROKU_API_URL whose host redirects every call (an http:// URL, a
 // parked domain) answers no instance as Heroku would: its 3xx count as
 // answers that are not Heroku's, and a run of them pauses the wave, rather
-// than dilute the denials as ordinary answers.
+// than dilute the denials as ordinary answers. So does a HEROKU_ID_URL's:
+// a token refresh redirected (heroku.ErrTokenDenied) is not Heroku's
+// answer either, rather than a client secret refused.
 func TestRedirectsPauseTheBulkQueue(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -298,5 +300,13 @@ func TestRedirectsPauseTheBulkQueue(t *testing.T) {
 	}
 	if !s.Open || !g.paused(t, tasks.QueueBulk) || s.Window.Denied != 10 {
 		t.Fatalf("status = %+v, want open with 10 instances denied", s)
+	}
+	g = newRig(t, policy)
+	for i := range 10 {
+		g.b.Observe(ctx, fmt.Sprintf("i-%d", i), fmt.Errorf("push: %w: %w", heroku.ErrTokenDenied,
+			&heroku.APIError{Status: 302, Endpoint: heroku.EndpointOAuthToken}))
+	}
+	if s, _ := g.b.Status(ctx); !s.Open || s.Window.Denied != 10 || strings.Contains(s.Reason, "401") {
+		t.Fatalf("status = %+v, want open with 10 instances denied, none of them a 401", s)
 	}
 }

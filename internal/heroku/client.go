@@ -75,12 +75,13 @@ var (
 	ErrTokenRefused = errors.New("heroku: the add-on's oauth token can no longer be refreshed")
 	// ErrTokenDenied means Heroku's token endpoint refused a refresh with a
 	// 4xx other than 401, 429 and invalid_grant (a 400 bad_request or
-	// invalid_client, a 403): an answer that names no add-on's grant, as
-	// a client secret Heroku no longer takes, or a proxy in front of the
-	// endpoint, gives every add-on alike. Nothing says the add-on's
-	// authorization is gone, so it is transient: the circuit breaker
-	// counts it as a denial, and a run of them across the fleet pauses the
-	// wave instead of failing it.
+	// invalid_client, a 403), or answered it with what is not its answer
+	// (a redirect, or a 2xx without a token, then ErrUnexpectedAnswer
+	// too): an answer that names no add-on's grant, as a client secret
+	// Heroku no longer takes, or a proxy in front of the endpoint, gives
+	// every add-on alike. Nothing says the add-on's authorization is gone,
+	// so it is transient: the circuit breaker counts it as a denial, and a
+	// run of them across the fleet pauses the wave instead of failing it.
 	ErrTokenDenied = errors.New("heroku: the token endpoint refused the refresh without naming the add-on's grant")
 	// ErrNotConfigured means the client lacks what a call needs: the OAuth
 	// client secret, the V1 manifest credentials or a TokenStore.

@@ -232,10 +232,17 @@ func (c *Client) refreshError(ctx context.Context, addonID string, old Token, er
 // add-on's own authorization (ErrTokenRefused). A 401 is rekey's client
 // secret and a 429 the endpoint's load, both left as they are; any other
 // 4xx is ErrTokenDenied: it proves nothing of this add-on, and the same
-// answer to every add-on is an account-level fault for the breaker.
+// answer to every add-on is an account-level fault for the breaker. So is
+// an answer that is not the token endpoint's, a redirect or a 2xx without
+// a token (ErrUnexpectedAnswer): a proxy before it, or a HEROKU_ID_URL
+// naming another host, gives it to every add-on alike, and the refresh
+// token, which Heroku keeps, works once that is fixed. The grant's
+// exchange, whose code is spent, is not sorted so.
 func sortRefreshError(err error) error {
 	var api *APIError
 	switch {
+	case errors.Is(err, ErrUnexpectedAnswer), errors.As(err, &api) && api.Status >= 300 && api.Status <= 399:
+		return fmt.Errorf("%w: %w", ErrTokenDenied, err)
 	case !errors.As(err, &api) || api.Status < 400 || api.Status > 499 || api.Status == http.StatusUnauthorized:
 		return err
 	case api.Status == http.StatusBadRequest && api.ID == oauthInvalidGrant:

@@ -189,6 +189,9 @@ func TestRefusedRefreshesAreTokenRefusedOnlyOnInvalidGrant(t *testing.T) {
 		{"no body", reply{status: 400}, false, heroku.ClassTransient},
 		{"403", reply{status: 403, body: `{"id":"forbidden"}`}, false, heroku.ClassTransient},
 		{"invalid_grant with a 403", reply{status: 403, body: `{"error":"invalid_grant"}`}, false, heroku.ClassTransient},
+		// Not the token endpoint's answer: a proxy's, every add-on's alike.
+		{"a redirect", reply{status: 302}, false, heroku.ClassTransient},
+		{"a 200 without a token", reply{status: 200, body: `{"expires_in":28799}`}, false, heroku.ClassTransient},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
