@@ -69,13 +69,19 @@ func seconds(raw json.RawMessage) float64 {
 // token would work for about 8 hours and nothing could renew it after,
 // while the code that could have been exchanged again is spent. The
 // registration fails at once, when the partner can still act, rather than
-// every rotation after those hours.
+// every rotation after those hours. A redirect is ErrUnexpectedAnswer, as
+// a page answered 200 is: the token endpoint never redirects, so what
+// answered is not Heroku's (a HEROKU_ID_URL of http://, a sign-in page),
+// and the code, which did not reach Heroku, is no more refused than spent.
 func (c *Client) ExchangeGrant(ctx context.Context, code secret.String) (Token, error) {
 	if code.IsZero() {
 		return Token{}, fmt.Errorf("heroku %s: empty grant code: %w", EndpointOAuthToken, ErrInvalidRequest)
 	}
 	t, err := c.tokenCall(ctx, url.Values{"grant_type": {"authorization_code"}, "code": {code.Reveal()}}, false)
-	if err == nil && t.RefreshToken.IsZero() {
+	switch status := apiStatus(err); {
+	case status >= 300 && status <= 399:
+		return Token{}, fmt.Errorf("%w: %w", ErrUnexpectedAnswer, err)
+	case err == nil && t.RefreshToken.IsZero():
 		return Token{}, fmt.Errorf("heroku %s: %w", EndpointOAuthToken, ErrGrantWithoutRefreshToken)
 	}
 	return t, err

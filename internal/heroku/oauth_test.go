@@ -79,6 +79,8 @@ func TestTokenCallFailures(t *testing.T) {
 		// the single-use code is spent: the registration must fail now.
 		{"no refresh token", reply{status: 200, body: `{"access_token":"HRKU-x","expires_in":28799,"token_type":"Bearer"}`},
 			heroku.ClassPermanent},
+		// The token endpoint never redirects: what answered is not Heroku.
+		{"a redirect", reply{status: 302}, heroku.ClassPermanent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,8 +91,8 @@ func TestTokenCallFailures(t *testing.T) {
 			if got := heroku.Classify(err); got != tt.want {
 				t.Errorf("class %v (%v), want %v", got, err, tt.want)
 			}
-			if unexpected := errors.Is(err, heroku.ErrUnexpectedAnswer); unexpected != (tt.reply.status == 200) {
-				t.Errorf("%v: ErrUnexpectedAnswer %v, want it for a 2xx only", err, unexpected)
+			if unexpected := errors.Is(err, heroku.ErrUnexpectedAnswer); unexpected != (tt.reply.status < 400) {
+				t.Errorf("%v: ErrUnexpectedAnswer %v, want it for a 2xx or a 3xx only", err, unexpected)
 			}
 		})
 	}

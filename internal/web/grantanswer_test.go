@@ -1,0 +1,62 @@
+package web_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/rekeyhq/rekey/internal/heroku"
+	"github.com/rekeyhq/rekey/internal/herokufake"
+	"github.com/rekeyhq/rekey/internal/logplex"
+	"github.com/rekeyhq/rekey/internal/registry"
+	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/web"
+)
+
+// A grant's exchange redirected (a HEROKU_ID_URL of http://, a host that
+// sends every request to a sign-in page) never reached Heroku's token
+// endpoint, and its code is still good: the registration is answered 503
+// "not Heroku's answer, try again", as a page answered 200 is, not 422
+// "Heroku refused the oauth_grant", which sends the partner to
+// re-provision the add-on. The same PUT goes through once the redirect
+// stops.
+func TestAGrantExchangeRedirectedIsNotHerokusRefusal(t *testing.T) {
+	t.Parallel()
+	var redirect atomic.Bool
+	redirect.Store(true)
+	var fake atomic.Pointer[herokufake.Fake]
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/oauth/token" && redirect.Load() {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Location", "https://sso.example.com/login")
+			w.WriteHeader(http.StatusMovedPermanently)
+			return
+		}
+		fake.Load().ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	f := newFixture(t, func(p *web.Params) {
+		hc, err := heroku.NewClient(heroku.WithAPIURL(front.URL), heroku.WithIDURL(front.URL),
+			heroku.WithOAuthClientSecret(secret.New(clientSecret)), heroku.WithTokenStore(p.Store))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Registry = registry.New(p.Store, hc, registry.WithLocalStandIn(logplex.LocalStandIn(front.URL)))
+	})
+	fake.Store(f.fake)
+	if err := f.fake.AddAddon(herokufake.AddonSpec{ID: "inst-1", App: "app-1", ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+		t.Fatal(err)
+	}
+	code := f.fake.GrantCode("inst-1")
+	resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(code))
+	if resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") == "" || !strings.Contains(resp.body, "not Heroku's") {
+		t.Fatalf("PUT with the exchange redirected: %d %s; want 503 with Retry-After, saying the answer was not Heroku's", resp.status, resp.body)
+	}
+	redirect.Store(false)
+	if resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(code)); resp.status != http.StatusOK {
+		t.Fatalf("the same PUT once the redirect stopped: %d %s; want 200", resp.status, resp.body)
+	}
+}
