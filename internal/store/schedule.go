@@ -193,10 +193,21 @@ func (s *Store) PublishSchedulePolicy(ctx context.Context, p SchedulePolicy, now
 	return s.publishSchedulePolicy(ctx, p, false, now, slack)
 }
 
+// clockMemory is how long the clocks set keeps a clock silent since it
+// planned to say it runs again: one that died without stopping cleanly
+// (killed, or Redis out of reach as it stopped) is forgotten by the next
+// clock that says it runs or stops (clockStoppedScript's 86400000).
+const clockMemory = 24 * time.Hour
+
 // ClockAlive records that the clock of token runs and will say so again
-// before next.
+// before next, and forgets the clocks silent for clockMemory before next.
 func (s *Store) ClockAlive(ctx context.Context, token string, next time.Time) error {
-	if err := s.rdb.ZAdd(ctx, clocksKey(), redis.Z{Score: float64(ms(next)), Member: token}).Err(); err != nil {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, clocksKey(), redis.Z{Score: float64(ms(next)), Member: token})
+		p.ZRemRangeByScore(ctx, clocksKey(), "-inf", "("+strconv.FormatInt(ms(next.Add(-clockMemory)), 10))
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("clock alive: %w", err)
 	}
 	return nil

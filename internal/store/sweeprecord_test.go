@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -49,5 +51,35 @@ func TestLiveClocksLeavesOutStoppedAndSilentClocks(t *testing.T) {
 	n, err := f.st.LiveClocks(ctx, now, store.ClockGrace)
 	if err != nil || n != 2 {
 		t.Errorf("LiveClocks = %d, %v; want 2 (running and late)", n, err)
+	}
+}
+
+// A clock that dies without stopping cleanly (killed, crashed, Redis out
+// of reach as it stopped) leaves its token in the clocks set; a clock that
+// runs forgets those silent for a day as it says it runs, so that months
+// of scheduler processes that never stopped cleanly, one random token
+// each, do not pile up in Redis.
+func TestClocksThatDiedAreForgottenByAClockThatRuns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	const days = 60
+	for d := range days {
+		now := start.Add(time.Duration(d) * 24 * time.Hour)
+		if err := f.st.ClockAlive(ctx, "died-"+strconv.Itoa(d), now.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.ClockAlive(ctx, "running", now.Add(time.Hour).Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clocks, err := f.r.Client.ZRange(ctx, "rekey:clocks", 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"died-" + strconv.Itoa(days-1), "running"}
+	if !slices.Equal(clocks, want) {
+		t.Errorf("after %d days of clocks that died, rekey:clocks holds %d: %v; want %v", days, len(clocks), clocks[:min(len(clocks), 5)], want)
 	}
 }
