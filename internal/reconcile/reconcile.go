@@ -37,12 +37,16 @@
 // credentials waits for revocation (store.ExpireRetired); once they have
 // expired, its entry in the index of live configs goes too
 // (store.PruneLiveGoneAfter).
+//
+// Once an hour the sweep lists asynq's servers, which drops the heartbeat
+// entries that worker processes dead without shutting down left behind.
 package reconcile
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -59,6 +63,19 @@ type Inspector interface {
 	RunTask(queue, id string) error
 	DeleteTask(queue, id string) error
 }
+
+// serverLister is the part of an *asynq.Inspector that lists the asynq
+// servers that run. Listing them drops the heartbeat entries of those whose
+// heartbeat lapsed (asynq:servers, asynq:workers): a worker process that
+// died without shutting down (killed, out of memory) leaves one of each a
+// lane, which nothing else removes.
+type serverLister interface {
+	Servers() ([]*asynq.ServerInfo, error)
+}
+
+// serversEvery is how often a sweeper lists the asynq servers, to drop the
+// heartbeat entries of dead processes (serverLister).
+const serversEvery = time.Hour
 
 // Params build a Sweeper.
 type Params struct {
@@ -82,6 +99,9 @@ type Params struct {
 type Sweeper struct {
 	p   Params
 	rdb redis.UniversalClient
+	// serversAt is when the sweeper last listed the asynq servers, in
+	// Unix nanoseconds (forgetDeadServers).
+	serversAt atomic.Int64
 }
 
 // Result counts what one sweep did.
@@ -181,8 +201,31 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 	if err := s.retire(ctx, &res); err != nil {
 		return res, err
 	}
-	err := s.pruneLiveGone(ctx, &res)
-	return res, err
+	if err := s.pruneLiveGone(ctx, &res); err != nil {
+		return res, err
+	}
+	return res, s.forgetDeadServers()
+}
+
+// forgetDeadServers lists the asynq servers, at most once every
+// serversEvery, so that the heartbeat entries of worker processes that
+// died without shutting down are dropped though nothing scrapes /metrics
+// (which lists them too).
+func (s *Sweeper) forgetDeadServers() error {
+	l, ok := s.p.Inspector.(serverLister)
+	if !ok {
+		return nil
+	}
+	// The process's own clock, not Params.Now: asynq dates the heartbeats
+	// by it, and this only spaces the listings.
+	now, last := time.Now(), s.serversAt.Load()
+	if last != 0 && now.Sub(time.Unix(0, last)) < serversEvery || !s.serversAt.CompareAndSwap(last, now.UnixNano()) {
+		return nil
+	}
+	if _, err := l.Servers(); err != nil {
+		return fmt.Errorf("list the asynq servers: %w", err)
+	}
+	return nil
 }
 
 // walk runs one sweep's share of the walk through an index: from the
