@@ -189,6 +189,7 @@ func newAppOn(cfg *config.Config, log zerolog.Logger, local func() time.Time) (*
 	}
 	password := secret.New(opt.Password)
 	rdb := redis.NewClient(opt)
+	rdb.AddHook(logging.RedactErrors{Secrets: []secret.String{password}})
 	redact := func(s string) string { return logging.Redact(s, password) }
 	clock, err := redisclock.New(redisclock.Params{Redis: rdb, Local: local, Logger: log, Redact: redact})
 	if err != nil {

@@ -2,10 +2,12 @@ package logging
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/internal/secret"
@@ -66,3 +68,64 @@ func QuietWhile(l zerolog.Logger, quiet func() bool) zerolog.Logger {
 		}
 	}))
 }
+
+// RedactErrors is a go-redis hook that removes secrets (REDIS_URL's
+// password) from the errors of commands, for every caller at once: the
+// store's, asynq's, asynqmon's answers, the lines that log them. Redis
+// quotes a command's arguments in some errors ("unknown command 'auth',
+// with args beginning with: 'pw'", from a server with AUTH renamed away,
+// or a proxy), and go-redis's connecting sends the password, so its error
+// reaches every command run on that connection. An error without a secret
+// in it is returned as it is; one with is replaced by its redacted text,
+// still a Redis error (redis.Error) when it was one.
+type RedactErrors struct {
+	Secrets []secret.String
+}
+
+// DialHook leaves dialling as it is: a dial's error holds no password.
+func (h RedactErrors) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook redacts the command's error.
+func (h RedactErrors) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		return h.redact(cmd, next(ctx, cmd))
+	}
+}
+
+// ProcessPipelineHook redacts the pipeline's error and each command's.
+func (h RedactErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			h.redact(cmd, cmd.Err())
+		}
+		return h.redact(nil, err)
+	}
+}
+
+// redact returns err with its secrets removed, and sets it as cmd's error
+// when it changed.
+func (h RedactErrors) redact(cmd redis.Cmder, err error) error {
+	if err == nil {
+		return nil
+	}
+	text := err.Error()
+	clean := Redact(text, h.Secrets...)
+	if clean == text {
+		return err
+	}
+	var redacted error = errors.New(clean)
+	if _, ok := errors.AsType[redis.Error](err); ok {
+		redacted = redactedRedisError{redacted}
+	}
+	if cmd != nil {
+		cmd.SetErr(redacted)
+	}
+	return redacted
+}
+
+// redactedRedisError is a Redis error with its secrets removed.
+type redactedRedisError struct{ error }
+
+// RedisError marks it a Redis error, as the one it replaces.
+func (redactedRedisError) RedisError() {}
