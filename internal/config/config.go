@@ -540,11 +540,45 @@ func (p *parser) fail(err error) { p.errs = append(p.errs, err) }
 // maxShown is the longest refused value an error quotes.
 const maxShown = 64
 
+// secretNames are the variables holding secrets, besides the URLs shown
+// never quotes.
+var secretNames = []string{"REKEY_API_TOKEN", "REKEY_API_TOKEN_PREVIOUS", "REKEY_DASHBOARD_PASSWORD",
+	"HEROKU_SSO_SALT", "HEROKU_ADDON_PASSWORD", "HEROKU_OAUTH_CLIENT_SECRET", "REKEY_ISSUER_SECRET",
+	"REKEY_ISSUER_SECRET_PREVIOUS", "REKEY_ENCRYPTION_KEYS", "REKEY_POSTGRES_KEY"}
+
 // shown is a refused value as its error quotes it, or a word saying why
 // it does not: a URL, a user@ or a password, a generated-looking token or
 // key pasted into the wrong variable (REKEY_ISSUER=postgres://admin:pw@…
 // for REKEY_POSTGRES_SERVERS, a secret for its neighbour) is a secret, and
-// start-up errors go to the dyno's log and every drain of it.
+// start-up errors go to the dyno's log and every drain of it. A value
+// holding one of secretNames' values is not quoted either, whatever it
+// looks like: a password a person chose ("Harbor-Sunflower-1987") reads as
+// words, and the operator pasting REKEY_DASHBOARD_PASSWORD into the
+// variable below it had it quoted.
+func (p *parser) shown(v string) string {
+	if p.holdsSecret(v) {
+		return fmt.Sprintf("a value of %d bytes not quoted here, since it holds the value of a secret "+
+			"(was it meant for another variable?)", len(v))
+	}
+	return shown(v)
+}
+
+// holdsSecret reports whether v holds the value of one of secretNames (of
+// one of its comma-separated parts, for a list of keys), in any case: some
+// values are quoted in lower case.
+func (p *parser) holdsSecret(v string) bool {
+	for _, name := range secretNames {
+		for part := range strings.SplitSeq(p.str(name, ""), ",") {
+			if part = strings.TrimSpace(part); part != "" && strings.Contains(strings.ToLower(v), strings.ToLower(part)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// shown is a refused value as its error quotes it, or a word saying why
+// it does not, when it looks like a URL or a secret (parser.shown).
 func shown(v string) string {
 	if len(v) > maxShown || strings.Contains(v, "://") || strings.Contains(v, "@") || secret.LooksGenerated(v) {
 		return fmt.Sprintf("a value of %d bytes not quoted here, since it looks like a URL or a secret "+
@@ -569,7 +603,7 @@ func (p *parser) integer(name string, def, lo, hi int) int {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
-		p.fail(fmt.Errorf("%s must be a whole number from %d to %d, got %s", name, lo, hi, shown(v)))
+		p.fail(fmt.Errorf("%s must be a whole number from %d to %d, got %s", name, lo, hi, p.shown(v)))
 	}
 	return n
 }
@@ -592,7 +626,7 @@ func (p *parser) fraction(name string, def float64) float64 {
 	}
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil || !(f > 0 && f <= 1) {
-		p.fail(fmt.Errorf("%s must be a fraction above 0 and at most 1, such as 0.5, got %s", name, shown(v)))
+		p.fail(fmt.Errorf("%s must be a fraction above 0 and at most 1, such as 0.5, got %s", name, p.shown(v)))
 	}
 	return f
 }
@@ -604,7 +638,7 @@ func (p *parser) boolean(name string, def bool) bool {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		p.fail(fmt.Errorf("%s must be true or false, got %s", name, shown(v)))
+		p.fail(fmt.Errorf("%s must be true or false, got %s", name, p.shown(v)))
 	}
 	return b
 }
@@ -616,7 +650,7 @@ func (p *parser) duration(name string, def, lo time.Duration) time.Duration {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < lo || d < 0 {
-		p.fail(fmt.Errorf("%s must be a duration such as 2h or 90m (at least %s), got %s%s", name, lo, shown(v),
+		p.fail(fmt.Errorf("%s must be a duration such as 2h or 90m (at least %s), got %s%s", name, lo, p.shown(v),
 			printable.RefusedDurationHint(err, v)))
 	}
 	return d
@@ -629,7 +663,7 @@ func (p *parser) oneOf(name, def string, allowed ...string) string {
 			return v
 		}
 	}
-	p.fail(fmt.Errorf("%s must be one of %s, got %s", name, strings.Join(allowed, ", "), shown(v)))
+	p.fail(fmt.Errorf("%s must be one of %s, got %s", name, strings.Join(allowed, ", "), p.shown(v)))
 	return def
 }
 
@@ -656,7 +690,7 @@ func (p *parser) verifyRechecks(name string) []time.Duration {
 	for f := range strings.SplitSeq(v, ",") {
 		d, err := time.ParseDuration(strings.TrimSpace(f))
 		if err != nil || d <= 0 {
-			p.fail(fmt.Errorf("%s must be positive durations separated by commas, such as 1s,2s, or none; got %s", name, shown(v)))
+			p.fail(fmt.Errorf("%s must be positive durations separated by commas, such as 1s,2s, or none; got %s", name, p.shown(v)))
 			return slices.Clone(def)
 		}
 		if d > MaxVerifyRecheckTime-total { // compared so, the sum cannot overflow
@@ -666,7 +700,7 @@ func (p *parser) verifyRechecks(name string) []time.Duration {
 		out, total = append(out, d), total+d
 	}
 	if len(out) > MaxVerifyRechecks || total > MaxVerifyRecheckTime {
-		p.fail(fmt.Errorf("%s must be at most %d waits of %s in all, got %s", name, MaxVerifyRechecks, MaxVerifyRecheckTime, shown(v)))
+		p.fail(fmt.Errorf("%s must be at most %d waits of %s in all, got %s", name, MaxVerifyRechecks, MaxVerifyRecheckTime, p.shown(v)))
 		return slices.Clone(def)
 	}
 	return out
@@ -693,7 +727,7 @@ func (p *parser) hourWindow(name string) string {
 	end, err2 := strconv.Atoi(b)
 	if !ok || err1 != nil || err2 != nil || start < 0 || start > 23 || end < 1 || end > 24 ||
 		start == end || start == 0 && end == 24 {
-		p.fail(fmt.Errorf("%s must be hours of the day in UTC as HH-HH, such as 02-05 (22-04 spans midnight), got %s", name, shown(v)))
+		p.fail(fmt.Errorf("%s must be hours of the day in UTC as HH-HH, such as 02-05 (22-04 spans midnight), got %s", name, p.shown(v)))
 		return ""
 	}
 	return fmt.Sprintf("%02d-%02d", start, end)

@@ -46,3 +46,27 @@ func TestRefusedValuesThatLookSecretAreNotQuoted(t *testing.T) {
 		}
 	}
 }
+
+// A secret's value pasted into another variable is not quoted in that
+// variable's refusal, even when it reads as words, as a password a person
+// chose does: REKEY_DASHBOARD_PASSWORD's value in REKEY_HOLD_MAX was
+// quoted whole, and HEROKU_SSO_SALT's in REKEY_LOG_LEVEL in lower case.
+func TestRefusedValuesHoldingASecretsValueAreNotQuoted(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ secretName, secretValue, name, value string }{
+		{"REKEY_DASHBOARD_PASSWORD", "Harbor-Sunflower-Teapot", "REKEY_HOLD_MAX", "Harbor-Sunflower-Teapot"},
+		{"HEROKU_SSO_SALT", "QuietOrchardLantern", "REKEY_LOG_LEVEL", "QuietOrchardLantern"},
+		{"REKEY_API_TOKEN", "purple-monkey-dishwasher-token", "REKEY_HEROKU_RATE", " purple-monkey-dishwasher-token"},
+		{"HEROKU_ADDON_PASSWORD", "correcthorsebattery", "REKEY_MAINTENANCE_WINDOW", "02-05 correcthorsebattery"},
+		{"REKEY_ISSUER_SECRET_PREVIOUS", "old-issuer-words-kept", "REKEY_INSECURE_COOKIES", "old-issuer-words-kept"},
+	}
+	for _, tc := range cases {
+		_, err := config.Load(env(map[string]string{tc.secretName: tc.secretValue, tc.name: tc.value}))
+		if err == nil || !strings.Contains(err.Error(), tc.name) {
+			t.Fatalf("%s=%s: error %v, want one naming it", tc.name, tc.value, err)
+		}
+		if strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tc.secretValue)) {
+			t.Errorf("%s holding %s's value: error quotes it: %v", tc.name, tc.secretName, err)
+		}
+	}
+}

@@ -35,7 +35,7 @@ func (p *parser) postgresServers() []pgissuer.Server {
 		}
 		b, err := os.ReadFile(file)
 		if err != nil {
-			p.fail(fmt.Errorf("REKEY_POSTGRES_SERVERS_FILE: cannot read %s", shown(file)))
+			p.fail(fmt.Errorf("REKEY_POSTGRES_SERVERS_FILE: cannot read %s", p.shown(file)))
 			return nil
 		}
 		name, data = "REKEY_POSTGRES_SERVERS_FILE", b
