@@ -110,7 +110,9 @@ func (h RedactErrors) redact(cmd redis.Cmder, err error) error {
 		return nil
 	}
 	text := err.Error()
-	clean := Redact(text, h.Secrets...)
+	// Redis quotes at most 128 bytes of a command's arguments: a long
+	// password comes back cut short, which secret.Scrub finds too.
+	clean := Redact(secret.Scrub(text, h.Secrets...))
 	if clean == text {
 		return err
 	}

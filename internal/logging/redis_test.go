@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -77,5 +79,31 @@ func TestQuietWhileDropsWarningsOnlyWhileQuiet(t *testing.T) {
 	l.Warn().Msg("kept too")
 	if got := out.String(); strings.Contains(got, "dropped") || strings.Count(got, "kept") != 2 {
 		t.Fatalf("log = %s", got)
+	}
+}
+
+// quotingRedisError is a Redis error reply, as go-redis returns one.
+type quotingRedisError string
+
+func (e quotingRedisError) Error() string { return string(e) }
+func (quotingRedisError) RedisError()     {}
+
+// Redis quotes at most 128 bytes of a command's arguments in "unknown
+// command" errors, so a long REDIS_URL password comes back cut short:
+// RedactErrors removes what of it the error holds, whole or cut, and the
+// error is still a Redis error.
+func TestRedactErrorsRemovesAPasswordCutShort(t *testing.T) {
+	password := "p4ss-" + strings.Repeat("0123456789abcdef", 10)
+	h := logging.RedactErrors{Secrets: []secret.String{secret.New(password)}}
+	for _, quoted := range []string{password, password[:123]} {
+		reply := quotingRedisError("ERR unknown command 'auth', with args beginning with: '" + quoted + "' ")
+		cmd := redis.NewStatusCmd(context.Background(), "auth", "x")
+		err := h.ProcessHook(func(context.Context, redis.Cmder) error { return reply })(context.Background(), cmd)
+		if err == nil || strings.Contains(err.Error(), quoted[:20]) || strings.Contains(fmt.Sprint(cmd.Err()), quoted[:20]) {
+			t.Errorf("a password of %d bytes quoted: err %v, cmd's %v; want it removed", len(quoted), err, cmd.Err())
+		}
+		if _, ok := errors.AsType[redis.Error](err); !ok || !strings.Contains(err.Error(), "unknown command 'auth'") {
+			t.Errorf("the redacted error %v is not the Redis error it was", err)
+		}
 	}
 }
