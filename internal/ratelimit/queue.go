@@ -61,15 +61,14 @@ type waiter struct {
 	class    Class
 	need     int // tokens, granted together
 	keys     scopeKeys
-	deadline time.Time     // when its wait runs out (Limiter.maxWait)
+	deadline time.Time     // when MaxWait runs out
 	elem     *list.Element // nil once finished
 	done     chan error    // receives the outcome once; buffered
 }
 
-// enqueue queues a caller of class c, who waits maxWait at most, starting
-// the key's dispatcher if none runs. It returns a *DelayError instead when
-// the wait already looks longer.
-func (l *Limiter) enqueue(keys scopeKeys, c Class, need int, now time.Time, maxWait time.Duration) (*waiter, error) {
+// enqueue queues a caller of class c, starting the key's dispatcher if none
+// runs. It returns a *DelayError instead when the wait already looks too long.
+func (l *Limiter) enqueue(keys scopeKeys, c Class, need int, now time.Time) (*waiter, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -83,10 +82,10 @@ func (l *Limiter) enqueue(keys scopeKeys, c Class, need int, now time.Time, maxW
 		l.wg.Add(1)
 		go l.dispatch(b)
 	}
-	if eta := l.eta(b, c, b.ahead(c)+need-1, now); eta > maxWait {
+	if eta := l.eta(b, c, b.ahead(c)+need-1, now); eta > l.p.MaxWait {
 		return nil, l.delay(eta)
 	}
-	w := &waiter{class: c, need: need, keys: keys, deadline: now.Add(maxWait), done: make(chan error, 1)}
+	w := &waiter{class: c, need: need, keys: keys, deadline: now.Add(l.p.MaxWait), done: make(chan error, 1)}
 	w.elem = b.queues[c].PushBack(w)
 	if c == Interactive {
 		b.nudge() // it may take the reserve while the dispatcher sleeps
@@ -139,7 +138,7 @@ func (l *Limiter) finish(b *bucket, w *waiter, err error) {
 }
 
 // expel gives a *DelayError to every waiter of b that cannot expect a token
-// before its wait runs out.
+// before its MaxWait runs out.
 func (l *Limiter) expel(b *bucket, now time.Time) {
 	pos := 0
 	for _, c := range dispatchOrder {

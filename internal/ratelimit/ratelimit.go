@@ -77,9 +77,8 @@ func New(rdb redis.UniversalClient, p Params) (*Limiter, error) {
 // Wait blocks until the budget grants one Heroku call for addonID, in the
 // class ClassFrom(ctx) gives. It returns ctx's error when ctx ends first, and
 // a *DelayError as soon as it expects the grant to take longer than
-// Params.MaxWait, or than ctx's deadline leaves (maxWait). With
-// ScopeAccount addonID is ignored. Safe for concurrent use: however many
-// goroutines wait, one dispatcher per budget talks to Redis.
+// Params.MaxWait. With ScopeAccount addonID is ignored. Safe for concurrent
+// use: however many goroutines wait, one dispatcher per budget talks to Redis.
 func (l *Limiter) Wait(ctx context.Context, addonID string) error {
 	keys, err := keysFor(l.p.Scope, addonID)
 	if err != nil {
@@ -95,7 +94,7 @@ func (l *Limiter) Wait(ctx context.Context, addonID string) error {
 		l.stats.prepaid.Add(1)
 		return nil
 	}
-	w, err := l.enqueue(keys, class, 1, start, l.maxWait(ctx, start))
+	w, err := l.enqueue(keys, class, 1, start)
 	if w != nil {
 		err = l.await(ctx, w)
 	}
@@ -122,7 +121,7 @@ func (l *Limiter) WaitN(ctx context.Context, addonID string, n int) error {
 		l.stats.record(class, err, 0)
 		return err
 	}
-	w, err := l.enqueue(keys, class, n, start, l.maxWait(ctx, start))
+	w, err := l.enqueue(keys, class, n, start)
 	if w != nil {
 		err = l.await(ctx, w)
 	}
@@ -130,26 +129,9 @@ func (l *Limiter) WaitN(ctx context.Context, addonID string, n int) error {
 	return err
 }
 
-// deadlineMargin is how long before its context's deadline a caller is
-// told to come back (*DelayError) instead of waiting on: asynq takes a run
-// whose deadline passed for a failure, whatever its handler returns then,
-// and the handler needs a moment to return the delay.
-const deadlineMargin = 250 * time.Millisecond
-
-// maxWait is how long a caller with ctx waits at most, from now: MaxWait,
-// or less when ctx's deadline comes sooner (another app's task with a
-// short asynq.Timeout or Deadline), so that its wait for the budget ends
-// as a delay, not as its deadline.
-func (l *Limiter) maxWait(ctx context.Context, now time.Time) time.Duration {
-	if d, ok := ctx.Deadline(); ok {
-		return max(0, min(l.p.MaxWait, d.Sub(now)-deadlineMargin))
-	}
-	return l.p.MaxWait
-}
-
-// await blocks until w is finished, ctx ends or w's wait runs out.
+// await blocks until w is finished, ctx ends or MaxWait passes.
 func (l *Limiter) await(ctx context.Context, w *waiter) error {
-	timer := time.NewTimer(time.Until(w.deadline))
+	timer := time.NewTimer(l.p.MaxWait)
 	defer timer.Stop()
 	select {
 	case err := <-w.done:
