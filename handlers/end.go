@@ -27,15 +27,8 @@ import (
 // ten failed runs and none rotated. A rotation found deprovisioned ends at
 // the mint step too, and is its instance's alone.
 func waveFailure(step string, err error) bool {
-	return (step == stepMint || step == stepVerify) && !errors.Is(err, errDeprovisionedSince) || notHerokus(step, err)
-}
-
-// notHerokus reports whether err is a push answered in a way Heroku never
-// answers (heroku.ErrUnexpectedAnswer): a front before Heroku's, which
-// answers every instance's push alike, so the failure says nothing of the
-// instance and counts towards no quarantine (store.Failure.Fleetwide).
-func notHerokus(step string, err error) bool {
-	return step == stepPush && errors.Is(err, heroku.ErrUnexpectedAnswer)
+	return (step == stepMint || step == stepVerify) && !errors.Is(err, errDeprovisionedSince) ||
+		step == stepPush && errors.Is(err, heroku.ErrUnexpectedAnswer)
 }
 
 // end ends a rotation that failed permanently at step. The instance keeps
@@ -78,10 +71,8 @@ func (h *Rotate) end(ctx context.Context, r *rotation, step string, err error) (
 	// Grace: a credential of a deprovisioned instance whose push outcome
 	// is unknown is discarded, but revoked only after it (failScript).
 	// An issuer refusing rekey's signature (a REKEY_ISSUER_SECRET changed on
-	// one side only), or a front before Heroku answering pushes itself,
-	// fails every instance alike: no instance's quarantine.
-	f := store.Failure{Code: failureCode(step, err), Grace: h.grace(r),
-		Fleetwide: issuer.RefusesRekey(err) || notHerokus(step, err)}
+	// one side only) fails every instance alike: no instance's quarantine.
+	f := store.Failure{Code: failureCode(step, err), Grace: h.grace(r), Fleetwide: issuer.RefusesRekey(err)}
 	r.waveFailed = f.Fleetwide || waveFailure(step, err)
 	var readErr error
 	var settled int64

@@ -97,29 +97,3 @@ func TestAFrontStallingEveryPushsBodySlowsTheWave(t *testing.T) {
 			len(ids), h)
 	}
 }
-
-// The same front answering the scheduled rotations of an instance says
-// nothing of the instance: every instance of the fleet meets it alike, and
-// counted towards each one's quarantine, three cycles of it (three days
-// at a 90-day period) set the whole fleet aside, each instance to be
-// cleared by hand. Such a failure counts for no instance, as an issuer
-// refusing rekey's signature does not; the breaker and the wave's brake
-// are what stop the fleet's rotations meanwhile.
-func TestAFrontAnsweringPushesWithAPageQuarantinesNoInstance(t *testing.T) {
-	t.Parallel()
-	g := newRig(t)
-	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPatch {
-			g.fake.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/html")
-		_, _ = w.Write([]byte("<html><body>Please sign in to the corporate proxy</body></html>"))
-	}), 5*time.Second)
-	in := g.failScheduled(t, true)
-	if in.LastErrorCode != "push:unexpected_answer" || in.Quarantined() || in.FailStreak != 0 {
-		t.Errorf("after %d scheduled rotations whose pushes a proxy answered with its page: last error %s, quarantined %v (%s), "+
-			"failure streak %d; want push:unexpected_answer, not quarantined, no streak",
-			store.DefaultQuarantineAfter, in.LastErrorCode, in.Quarantined(), in.QuarantineReason, in.FailStreak)
-	}
-}

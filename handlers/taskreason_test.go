@@ -58,14 +58,6 @@ func failScheduled(t *testing.T, status int, byScheduler bool) store.Instance {
 		}
 		return &issuer.Error{Op: "mint", Status: status, Code: "refused_by_the_test"}
 	}))
-	return g.failScheduled(t, byScheduler)
-}
-
-// failScheduled runs store.DefaultQuarantineAfter rotate tasks of reason
-// "scheduled" for inst-1, each of which must fail for good, and returns
-// the instance after them; byScheduler as failScheduled's.
-func (g *rig) failScheduled(t *testing.T, byScheduler bool) store.Instance {
-	t.Helper()
 	ctx := context.Background()
 	for i := range store.DefaultQuarantineAfter {
 		req := store.RotationRequest{InstanceID: "inst-1", RotationID: fmt.Sprintf("rot_sched_%d", i), Reason: store.ReasonScheduled}
@@ -80,7 +72,7 @@ func (g *rig) failScheduled(t *testing.T, byScheduler bool) store.Instance {
 			t.Fatal(err)
 		}
 		if err := g.run(task); !isPermanent(err) {
-			t.Fatalf("rotation %d: err = %v, want it ended for good", i, err)
+			t.Fatalf("rotation %d: err = %v, want the issuer's refusal to end it", i, err)
 		}
 	}
 	in, err := g.st.Instance(ctx, "inst-1")
