@@ -118,24 +118,8 @@ func newPool(s Server, maxConns int32, timeout time.Duration) (*pgxpool.Pool, er
 	cfg.MaxConnIdleTime = time.Minute
 	cfg.ConnConfig.ConnectTimeout = timeout
 	cfg.ConnConfig.RuntimeParams["application_name"] = "rekey"
-	ownSession(cfg.ConnConfig.RuntimeParams)
 	primaryOnly(&cfg.ConnConfig.Config)
 	return pgxpool.NewWithConfig(context.Background(), cfg)
-}
-
-// ownSession sets the run-time settings an admin connection sends as it
-// opens. Settings sent at connection win over the defaults a role or a
-// database was given (ALTER ROLE or ALTER DATABASE ... SET: the admin
-// role's, by an administrator for people's sessions, or the instance
-// database's, by its owner, the tenant), so none makes rekey's session
-// read-only, cuts its statements or transactions short, or makes it act
-// as another role; every wait of rekey's is bounded by its own
-// lock_timeout and the call's deadline.
-func ownSession(params map[string]string) {
-	for name, value := range map[string]string{"role": "none", "default_transaction_read_only": "off",
-		"statement_timeout": "0", "idle_in_transaction_session_timeout": "0"} {
-		params[name] = value
-	}
 }
 
 // Close closes every pool.

@@ -366,11 +366,14 @@ func (iss *Issuer) reassign(ctx context.Context, t target, db, quotedRole string
 	cfg.RuntimeParams["application_name"] = "rekey"
 	primaryOnly(&cfg.Config)
 	// The owner role owns the database and may give it defaults (ALTER
-	// DATABASE ... SET): none makes this session read-only, short-lived or
-	// another role (ownSession), or lets it wait for a lock longer than
-	// reassignLockWait.
-	ownSession(cfg.RuntimeParams)
-	cfg.RuntimeParams["lock_timeout"] = strconv.FormatInt(reassignLockWait.Milliseconds(), 10)
+	// DATABASE ... SET); settings sent at connection win over them, so none
+	// makes this session read-only, short-lived or another role, or lets it
+	// wait for a lock longer than reassignLockWait.
+	for name, value := range map[string]string{"role": "none", "default_transaction_read_only": "off",
+		"statement_timeout": "0", "lock_timeout": strconv.FormatInt(reassignLockWait.Milliseconds(), 10),
+		"idle_in_transaction_session_timeout": "0"} {
+		cfg.RuntimeParams[name] = value
+	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return classify("revoke", err)
