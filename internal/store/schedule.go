@@ -200,11 +200,14 @@ func (s *Store) PublishSchedulePolicy(ctx context.Context, p SchedulePolicy, now
 const clockMemory = 24 * time.Hour
 
 // ClockAlive records that the clock of token runs and will say so again
-// before next, and forgets the clocks silent for clockMemory before next.
+// before next, and forgets the clocks silent for clockMemory: those whose
+// own next is that long past. Measured from now, not from next, so that a
+// clock with a long interval (--interval over a day) does not forget
+// clocks that still run.
 func (s *Store) ClockAlive(ctx context.Context, token string, next time.Time) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZAdd(ctx, clocksKey(), redis.Z{Score: float64(ms(next)), Member: token})
-		p.ZRemRangeByScore(ctx, clocksKey(), "-inf", "("+strconv.FormatInt(ms(next.Add(-clockMemory)), 10))
+		p.ZRemRangeByScore(ctx, clocksKey(), "-inf", "("+strconv.FormatInt(ms(s.now().Add(-clockMemory)), 10))
 		return nil
 	})
 	if err != nil {

@@ -67,6 +67,7 @@ func TestClocksThatDiedAreForgottenByAClockThatRuns(t *testing.T) {
 	const days = 60
 	for d := range days {
 		now := start.Add(time.Duration(d) * 24 * time.Hour)
+		f.now = now
 		if err := f.st.ClockAlive(ctx, "died-"+strconv.Itoa(d), now.Add(time.Minute)); err != nil {
 			t.Fatal(err)
 		}
@@ -78,8 +79,21 @@ func TestClocksThatDiedAreForgottenByAClockThatRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"died-" + strconv.Itoa(days-1), "running"}
+	// The clock that died a day less a minute ago is not silent for a day yet.
+	want := []string{"died-" + strconv.Itoa(days-2), "died-" + strconv.Itoa(days-1), "running"}
 	if !slices.Equal(clocks, want) {
 		t.Errorf("after %d days of clocks that died, rekey:clocks holds %d: %v; want %v", days, len(clocks), clocks[:min(len(clocks), 5)], want)
+	}
+	// A clock that will say it runs two days from now forgets none of
+	// those that run.
+	if err := f.st.ClockAlive(ctx, "slow", f.now.Add(48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	clocks, err = f.r.Client.ZRange(ctx, "rekey:clocks", 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(want, "slow"); !slices.Equal(clocks, want) {
+		t.Errorf("after a clock with a 48h interval said it runs, rekey:clocks holds %v; want %v", clocks, want)
 	}
 }
