@@ -24,6 +24,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/config"
 	"github.com/rekeyhq/rekey/internal/health"
 	"github.com/rekeyhq/rekey/internal/logging"
+	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -169,7 +170,7 @@ func (a *app) checkReplicas(ctx context.Context) {
 
 // ownKeyPrefixes are the prefixes of every key rekey's processes write:
 // the store's, asynq's and the rate limiter's (redis_rate adds "rate:").
-var ownKeyPrefixes = []string{"rekey:", "asynq:", "rate:rekey:"}
+var ownKeyPrefixes = []string{"rekey:", "asynq:", ratelimit.KeyPrefix}
 
 // sharedScanLimit bounds how many SCAN calls warnShared makes: a few
 // thousand keys looked at, a few milliseconds of Redis's time.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -137,11 +138,13 @@ func asynqQueues(ctx context.Context, rdb redis.UniversalClient) []string {
 	return qs
 }
 
-// otherKeys returns the keys neither rekey nor asynq own, sorted.
+// otherKeys returns the keys neither rekey nor asynq own, sorted: the
+// Heroku budget's key (ratelimit.KeyPrefix) is rekey's, and outlives a run
+// cut short by a few seconds.
 func otherKeys(keys []string) []string {
 	var out []string
 	for _, k := range keys {
-		if !store.IsKey(k) && !strings.HasPrefix(k, asynqPrefix) {
+		if !store.IsKey(k) && !strings.HasPrefix(k, ratelimit.KeyPrefix) && !strings.HasPrefix(k, asynqPrefix) {
 			out = append(out, k)
 		}
 	}

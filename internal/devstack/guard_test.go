@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -56,6 +57,20 @@ func TestClaimRedis(t *testing.T) {
 			}
 			register(t, st, "dev-1")
 			r.Client.SAdd(ctx, "asynq:queues", "default")
+		}, cleared: true},
+		{name: "an earlier dev run cut short while its Heroku budget's key lives", setup: func(t *testing.T, r *redistest.Redis, st *store.Store) {
+			if err := st.MarkDev(ctx, "dev-1"); err != nil {
+				t.Fatal(err)
+			}
+			register(t, st, "dev-1")
+			lim, err := ratelimit.New(r.Client, ratelimit.Params{PerHour: 4000, Burst: 11, Reserve: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lim.Close()
+			if err := lim.Wait(ctx, "dev-1"); err != nil {
+				t.Fatal(err)
+			}
 		}, cleared: true},
 		{name: "an earlier dev run, then a stranger", setup: func(t *testing.T, r *redistest.Redis, st *store.Store) {
 			if err := st.MarkDev(ctx, "dev-1"); err != nil {

@@ -2,6 +2,12 @@ package ratelimit
 
 import "errors"
 
+// KeyPrefix starts the GCRA keys redis_rate writes for rekey's budgets: it
+// adds "rate:" to the "rekey:" keys keysFor names. A key of it is rekey's,
+// written by any process that calls Heroku, and expires once the budget
+// has refilled.
+const KeyPrefix = "rate:rekey:"
+
 // scopeKeys are the Redis keys of one budget.
 type scopeKeys struct {
 	rate    string // GCRA state, handed to redis_rate
