@@ -267,9 +267,11 @@ func (r *run) start(ctx context.Context, redisURL string) error {
 	}
 	defer st.Close()
 	r.st = st
-	if err := claimRedis(ctx, st.Store(), r.o); err != nil {
+	release, err := claimRedis(ctx, st.Store(), r.o)
+	if err != nil {
 		return err
 	}
+	defer release()
 	r.sb.Checker.UseStore(st.Store())
 	samples, err := r.provision(ctx)
 	if err != nil {

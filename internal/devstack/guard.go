@@ -3,8 +3,11 @@ package devstack
 import (
 	"context"
 	"fmt"
+	"os"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -43,10 +46,55 @@ func (e *ForeignRedisError) Error() string {
 // empty, or holding only what earlier dev runs wrote, which it then clears
 // so the run starts afresh. Anything else is a *ForeignRedisError unless
 // o.AllowForeignRedis, in which case dev leaves the data alone. Either
-// way, asynq servers of other processes polling rekey's queues are a
-// *LiveWorkersError unless o.AllowLiveWorkers: data dev may share, or an
-// earlier dev run's that it would clear, is no reason to share workers.
-func claimRedis(ctx context.Context, st *store.Store, o Options) error {
+// way, asynq servers of other processes polling rekey's queues, or another
+// dev run on the database (store.ClaimDevRun), are a *LiveWorkersError
+// unless o.AllowLiveWorkers: data dev may share, or an earlier dev run's
+// that it would clear, is no reason to share workers. It returns what ends
+// the run's lease on the database, which it renews until then.
+func claimRedis(ctx context.Context, st *store.Store, o Options) (func(), error) {
+	owner := runOwner()
+	other, err := st.ClaimDevRun(ctx, owner, devRunLease)
+	if err != nil {
+		return nil, err
+	}
+	release := func() { _ = st.ReleaseDevRun(context.WithoutCancel(ctx), owner) }
+	if err := claimData(ctx, st, o, owner, other); err != nil {
+		release()
+		return nil, err
+	}
+	renew, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(devRunLease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-renew.Done():
+				return
+			case <-t.C:
+				_ = st.RenewDevRun(renew, owner, devRunLease)
+			}
+		}
+	}()
+	return func() { stop(); <-done; release() }, nil
+}
+
+// devRunLease is how long a dev run's claim on the database outlives its
+// last renewal: a run killed without ending holds it that long, as its
+// asynq servers' heartbeats do.
+const devRunLease = 10 * time.Second
+
+// runOwner names this run in its claim on the database: its process, and
+// a random tag that tells it from another run of the process.
+func runOwner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s pid %d (run %s)", host, os.Getpid(), randomHex(4))
+}
+
+// claimData is claimRedis's look at the data for owner's run, other being
+// the dev run that holds the database's lease, if any.
+func claimData(ctx context.Context, st *store.Store, o Options, owner, other string) error {
 	rdb := st.Redis()
 	found, n, err := foreignData(ctx, rdb, st)
 	if err != nil {
@@ -55,7 +103,7 @@ func claimRedis(ctx context.Context, st *store.Store, o Options) error {
 	if len(found) > 0 && !o.AllowForeignRedis {
 		return &ForeignRedisError{Addr: addrOf(rdb), Found: found}
 	}
-	shared, err := checkLiveWorkers(rdb, len(found) > 0, o.AllowLiveWorkers, o.Stderr)
+	shared, err := checkLiveWorkers(rdb, len(found) > 0, other, o.AllowLiveWorkers, o.Stderr)
 	if err != nil {
 		return err
 	}
@@ -72,6 +120,9 @@ func claimRedis(ctx context.Context, st *store.Store, o Options) error {
 		if err := rdb.FlushDB(ctx).Err(); err != nil {
 			return fmt.Errorf("clear the earlier rekey dev run's data: %w", err)
 		}
+		if err := st.RenewDevRun(ctx, owner, devRunLease); err != nil {
+			return fmt.Errorf("claim the database for this rekey dev run: %w", err)
+		}
 	}
 	return st.MarkDev(ctx)
 }
@@ -85,6 +136,7 @@ func foreignData(ctx context.Context, rdb redis.UniversalClient, st *store.Store
 	if err != nil {
 		return nil, 0, err
 	}
+	keys = slices.DeleteFunc(keys, func(k string) bool { return k == store.DevRunKey() })
 	if len(keys) == 0 {
 		return nil, 0, nil
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -86,7 +88,7 @@ func TestClaimRedis(t *testing.T) {
 			tt.setup(t, r, st)
 			before := redistest.Dump(t, r)
 			var log bytes.Buffer
-			err := claimRedis(ctx, st, Options{Stderr: &log})
+			release, err := claimRedis(ctx, st, Options{Stderr: &log})
 			if len(tt.found) > 0 {
 				var f *ForeignRedisError
 				if !errors.As(err, &f) {
@@ -105,6 +107,7 @@ func TestClaimRedis(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer release()
 			mark, err := st.DevMark(ctx)
 			if err != nil || !mark.Claimed {
 				t.Fatalf("not claimed: %+v, %v", mark, err)
@@ -121,9 +124,11 @@ func TestClaimRedisAllowForeignLeavesTheDataAlone(t *testing.T) {
 	_, st := newStore(t)
 	register(t, st, "real-1")
 	var log bytes.Buffer
-	if err := claimRedis(ctx, st, Options{AllowForeignRedis: true, Stderr: &log}); err != nil {
+	release, err := claimRedis(ctx, st, Options{AllowForeignRedis: true, Stderr: &log})
+	if err != nil {
 		t.Fatal(err)
 	}
+	release()
 	if ids, _ := st.CountInstances(ctx); ids != 1 {
 		t.Fatalf("%d instances, want the foreign one kept", ids)
 	}
@@ -131,7 +136,57 @@ func TestClaimRedisAllowForeignLeavesTheDataAlone(t *testing.T) {
 		t.Errorf("log: %q", log.String())
 	}
 	// The mark names no foreign instance, so a later run without the flag still refuses.
-	if err := claimRedis(ctx, st, Options{Stderr: &log}); err == nil {
-		t.Fatal("a later run without the flag was let in")
+	if _, err := claimRedis(ctx, st, Options{Stderr: &log}); !errors.As(err, new(*ForeignRedisError)) {
+		t.Fatalf("a later run without the flag: %v, want a refusal of the foreign data", err)
+	}
+}
+
+// TestClaimRedisRefusesAnotherDevRunStarting: two rekey dev started at once
+// on one REDIS_URL. The second looks at the database once the first has
+// claimed it and registered its instances, before the first's workers
+// announce themselves to asynq: it must neither clear the first run's data
+// nor run beside it, but say another rekey dev runs there. Once the first
+// has ended, the next run clears its data and claims the database.
+func TestClaimRedisRefusesAnotherDevRunStarting(t *testing.T) {
+	ctx := context.Background()
+	r, st := newStore(t)
+	release, err := claimRedis(ctx, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MarkDev(ctx, "dev-1"); err != nil {
+		t.Fatal(err)
+	}
+	register(t, st, "dev-1")
+	before := redistest.Dump(t, r)
+	var log bytes.Buffer
+	_, err = claimRedis(ctx, st, Options{Stderr: &log})
+	var live *LiveWorkersError
+	host, _ := os.Hostname()
+	if !errors.As(err, &live) || !strings.Contains(err.Error(), fmt.Sprintf("another rekey dev running on it, in %s pid %d (run ", host, os.Getpid())) {
+		t.Fatalf("err = %v, want a refusal naming the other run; log %q", err, log.String())
+	}
+	if after := redistest.Dump(t, r); after != before {
+		t.Errorf("the refused run changed the database:\nbefore %s\nafter  %s", before, after)
+	}
+	if _, err := claimRedis(ctx, st, Options{AllowLiveWorkers: true, Stderr: &log}); err != nil {
+		t.Fatalf("with %s: %v", AllowLiveWorkersFlag, err)
+	}
+	if n, _ := st.CountInstances(ctx); n != 1 {
+		t.Errorf("%d instances beside the first run, want its 1 kept", n)
+	}
+
+	release()
+	log.Reset()
+	release, err = claimRedis(ctx, st, Options{Stderr: &log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if n, _ := st.CountInstances(ctx); n != 0 || !strings.Contains(log.String(), "clearing") {
+		t.Errorf("%d instances once the first run ended, want its data cleared; log %q", n, log.String())
+	}
+	if _, err := claimRedis(ctx, st, Options{}); !errors.As(err, &live) {
+		t.Errorf("a run beside the one that cleared: %v, want a refusal", err)
 	}
 }

@@ -36,6 +36,9 @@ type LiveWorkersError struct {
 	// Tasks counts the tasks waiting in rekey's queues of a database that
 	// holds data dev did not write.
 	Tasks int
+	// Dev names the process of another dev run on the database, which
+	// may not have started its workers yet (store.ClaimDevRun).
+	Dev string
 }
 
 func (e *LiveWorkersError) Error() string {
@@ -50,6 +53,9 @@ func (e *LiveWorkersError) found() string {
 	var found []string
 	if len(e.Servers) > 0 {
 		found = append(found, count(len(e.Servers), "live asynq server")+" polling rekey's queues, in "+processes(e.Servers))
+	}
+	if e.Dev != "" {
+		found = append(found, "another rekey dev running on it, in "+e.Dev)
 	}
 	if e.Tasks > 0 {
 		found = append(found, count(e.Tasks, "task")+" waiting in rekey's queues beside data rekey dev did not write")
@@ -67,13 +73,13 @@ func (e *LiveWorkersError) found() string {
 // With foreign (the database holds data dev did not write), the tasks
 // waiting in rekey's queues count too (LiveWorkersError). It reports
 // whether it found anything, so that claimRedis clears nothing then.
-func checkLiveWorkers(rdb redis.UniversalClient, foreign, allow bool, log io.Writer) (bool, error) {
+func checkLiveWorkers(rdb redis.UniversalClient, foreign bool, dev string, allow bool, log io.Writer) (bool, error) {
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	all, err := insp.Servers()
 	if err != nil {
 		return false, fmt.Errorf("list the asynq servers on REDIS_URL: %w", err)
 	}
-	e := &LiveWorkersError{Addr: addrOf(rdb)}
+	e := &LiveWorkersError{Addr: addrOf(rdb), Dev: dev}
 	for _, s := range all {
 		if PollsRekeyQueues(s) {
 			e.Servers = append(e.Servers, s)
@@ -85,7 +91,7 @@ func checkLiveWorkers(rdb redis.UniversalClient, foreign, allow bool, log io.Wri
 		}
 	}
 	switch {
-	case len(e.Servers) == 0 && e.Tasks == 0:
+	case len(e.Servers) == 0 && e.Tasks == 0 && e.Dev == "":
 		return false, nil
 	case allow:
 		fmt.Fprintf(log, "rekey dev: REDIS_URL has %s; running beside them anyway (%s)\n", e.found(), AllowLiveWorkersFlag)

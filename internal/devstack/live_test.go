@@ -77,11 +77,12 @@ func TestClaimRedisRefusesLiveWorkers(t *testing.T) {
 			startServer(t, r, tt.queues...)
 			var log bytes.Buffer
 			tt.o.Stderr = &log
-			err := claimRedis(ctx, st, tt.o)
+			release, err := claimRedis(ctx, st, tt.o)
 			if tt.refused == 0 {
 				if err != nil {
 					t.Fatal(err)
 				}
+				release()
 				if tt.o.AllowLiveWorkers && !strings.Contains(log.String(), "REDIS_URL has 1 live asynq server polling rekey's queues, in "+process+"; running beside them anyway") {
 					t.Errorf("dev did not say it runs beside live workers: %q", log.String())
 				}
@@ -123,14 +124,16 @@ func TestClaimRedisRefusesForeignTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
-	err = claimRedis(ctx, st, Options{AllowForeignRedis: true, Stderr: &log})
+	_, err = claimRedis(ctx, st, Options{AllowForeignRedis: true, Stderr: &log})
 	var live *LiveWorkersError
 	if !errors.As(err, &live) || live.Tasks != 1 || !strings.Contains(err.Error(), "1 task waiting in rekey's queues") {
 		t.Fatalf("err = %v, want a refusal naming the waiting task", err)
 	}
-	if err := claimRedis(ctx, st, Options{AllowForeignRedis: true, AllowLiveWorkers: true, Stderr: &log}); err != nil {
+	release, err := claimRedis(ctx, st, Options{AllowForeignRedis: true, AllowLiveWorkers: true, Stderr: &log})
+	if err != nil {
 		t.Fatalf("with %s: %v", AllowLiveWorkersFlag, err)
 	}
+	release()
 
 	// Another dev run's data, its workers live: left as it is.
 	r2, st2 := newStore(t)
@@ -140,9 +143,11 @@ func TestClaimRedisRefusesForeignTasks(t *testing.T) {
 	register(t, st2, "dev-1")
 	startServer(t, r2, tasks.QueueDefault)
 	log.Reset()
-	if err := claimRedis(ctx, st2, Options{AllowLiveWorkers: true, Stderr: &log}); err != nil {
+	release, err = claimRedis(ctx, st2, Options{AllowLiveWorkers: true, Stderr: &log})
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer release()
 	if n, _ := st2.CountInstances(ctx); n != 1 || !strings.Contains(log.String(), "leaving it") {
 		t.Errorf("%d instances after the claim (want the other run's 1 kept); log %q", n, log.String())
 	}

@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // devKey is the hash by which `rekey dev` knows a database as its own:
@@ -62,3 +65,58 @@ func (s *Store) DevMark(ctx context.Context) (DevMark, error) {
 
 // IsKey reports whether key is one of rekey's own keys (under its prefix).
 func IsKey(key string) bool { return strings.HasPrefix(key, keyPrefix) }
+
+// devRunKey names the `rekey dev` running on the database now:
+//
+//	rekey:dev:run -> "<host> pid <pid>", PX = the lease left
+//
+// A run takes it before it reads the database and renews it while it
+// runs, so that a second run started at the same moment, before the
+// first's workers announce themselves to asynq, finds it.
+func devRunKey() string { return keyPrefix + "dev:run" }
+
+// DevRunKey is devRunKey, which `rekey dev` leaves out of what it finds in
+// the database: it is the run's own.
+func DevRunKey() string { return devRunKey() }
+
+// ClaimDevRun records owner as the `rekey dev` running on the database for
+// ttl, and returns "", unless another run holds it: then it changes
+// nothing and returns that run's owner.
+func (s *Store) ClaimDevRun(ctx context.Context, owner string, ttl time.Duration) (string, error) {
+	held, err := claimDevRun.Run(ctx, s.rdb, []string{devRunKey()}, owner, ttl.Milliseconds()).Text()
+	if err != nil {
+		return "", fmt.Errorf("claim the database for this rekey dev run: %w", err)
+	}
+	return held, nil
+}
+
+// claimDevRun takes the lease unless another run holds it, renewDevRun
+// extends owner's (or takes it again once lapsed or cleared), and
+// releaseDevRun ends owner's.
+var (
+	claimDevRun = redis.NewScript(`local held = redis.call("GET", KEYS[1])
+if held then return held end
+redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+return ""`)
+	renewDevRun = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then
+  return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end
+return redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2], "NX")`)
+	releaseDevRun = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then
+  return redis.call("DEL", KEYS[1]) end
+return 0`)
+)
+
+// RenewDevRun extends owner's lease on the database to ttl, taking it again
+// when it lapsed or was cleared (ClaimDevRun).
+func (s *Store) RenewDevRun(ctx context.Context, owner string, ttl time.Duration) error {
+	err := renewDevRun.Run(ctx, s.rdb, []string{devRunKey()}, owner, ttl.Milliseconds()).Err()
+	if errors.Is(err, redis.Nil) {
+		return nil // another run took it once lapsed: this one runs on
+	}
+	return err
+}
+
+// ReleaseDevRun ends owner's lease on the database, if it still holds it.
+func (s *Store) ReleaseDevRun(ctx context.Context, owner string) error {
+	return releaseDevRun.Run(ctx, s.rdb, []string{devRunKey()}, owner).Err()
+}
