@@ -165,10 +165,13 @@ func TestDevIgnoredNamesOnlySettings(t *testing.T) {
 // Heroku, issuer, keys and grace, so a value of those in the environment
 // that a worker would refuse (a docker-compose .env's
 // HEROKU_API_URL=http://fakeheroku:5001, REKEY_ISSUER_URL=http://issuer:5002)
-// does not stop it: it says it ignores them, and runs.
+// does not stop it: it says it ignores them, and runs. So with the real
+// app's PORT (dev serves on --web-addr), even one a worker would refuse,
+// and the real add-on's secrets.
 func TestDevIgnoresTheValuesOfSettingsItIgnores(t *testing.T) {
 	vars := map[string]string{"HEROKU_API_URL": "http://fakeheroku:5001", "REKEY_ISSUER_URL": "http://issuer:5002",
-		"REKEY_ENCRYPTION_KEYS": "not-a-key", "REKEY_GRACE": "3d", "REKEY_LOG_LEVEL": "error"}
+		"REKEY_ENCRYPTION_KEYS": "not-a-key", "REKEY_GRACE": "3d", "REKEY_LOG_LEVEL": "error", "PORT": "80800",
+		"HEROKU_OAUTH_CLIENT_SECRET": "real-secret", "HEROKU_ADDON_PASSWORD": "real-password"}
 	names := []string{"PATH"}
 	for k := range vars {
 		names = append(names, k)
@@ -202,7 +205,8 @@ func TestDevIgnoresTheValuesOfSettingsItIgnores(t *testing.T) {
 	if !strings.Contains(out, "(--timeout)") {
 		t.Fatalf("rekey dev did not start with settings it ignores set (%v):\n%s", err, out)
 	}
-	for _, name := range []string{"HEROKU_API_URL", "REKEY_ISSUER_URL", "REKEY_ENCRYPTION_KEYS", "REKEY_GRACE"} {
+	for _, name := range []string{"HEROKU_API_URL", "REKEY_ISSUER_URL", "REKEY_ENCRYPTION_KEYS", "REKEY_GRACE", "PORT",
+		"HEROKU_OAUTH_CLIENT_SECRET", "HEROKU_ADDON_PASSWORD"} {
 		if !strings.Contains(out, name+" (") {
 			t.Errorf("stderr does not say rekey dev ignores %s:\n%s", name, out)
 		}

@@ -76,6 +76,10 @@ var devReplacements = map[string]string{
 	"HEROKU_API_URL":               "dev runs a fake Heroku",
 	"HEROKU_ID_URL":                "dev runs a fake Heroku",
 	"HEROKU_SSO_SALT":              "dev makes its own",
+	"HEROKU_OAUTH_CLIENT_SECRET":   "dev runs a fake Heroku",
+	"HEROKU_ADDON_ID":              "dev runs a fake Heroku",
+	"HEROKU_ADDON_PASSWORD":        "dev runs a fake Heroku",
+	"PORT":                         "use --web-addr",
 }
 
 // devIgnored names, with what to use instead, the settings set in the
