@@ -188,6 +188,12 @@ func TestDevOnceTwiceOnOneRedis(t *testing.T) {
 		if !strings.Contains(stdout.String(), "rotated                  3 of 3") {
 			t.Fatalf("run %d: summary:\n%s", run, stdout)
 		}
+		// It names the Redis it uses, which may be the one of a real app
+		// the shell exported REDIS_URL for, but never its password.
+		if opt := r.Client.Options(); !strings.Contains(stderr.String(), fmt.Sprintf("rekey dev: using REDIS_URL (%s/%d)", opt.Addr, opt.DB)) ||
+			(opt.Password != "" && strings.Contains(stderr.String(), opt.Password)) {
+			t.Errorf("run %d did not name the Redis of REDIS_URL, or named its password:\n%s", run, stderr)
+		}
 		if run == 2 && !strings.Contains(stderr.String(), "holds only an earlier rekey dev run's data") {
 			t.Errorf("run 2 did not say it cleared the earlier run:\n%s", stderr)
 		}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rekeyhq/rekey/internal/config"
 	"github.com/rekeyhq/rekey/internal/fleet"
@@ -167,7 +168,13 @@ func (e stoppedError) Unwrap() error { return e.ctx.Err() }
 // redis returns REDIS_URL, or starts an embedded Redis when it is unset.
 func (o Options) redis() (string, func(), error) {
 	if o.RedisURL != "" {
-		fmt.Fprintln(o.Stderr, "rekey dev: using REDIS_URL")
+		// Named, without its password: the shell may have exported REDIS_URL
+		// for a real app.
+		where := "REDIS_URL"
+		if opt, err := redis.ParseURL(o.RedisURL); err == nil {
+			where = fmt.Sprintf("REDIS_URL (%s/%d)", opt.Addr, opt.DB)
+		}
+		fmt.Fprintf(o.Stderr, "rekey dev: using %s, not an embedded Redis\n", where)
 		return o.RedisURL, func() {}, nil
 	}
 	m := miniredis.NewMiniRedis()
