@@ -438,3 +438,27 @@ func TestDevServesItsBaseURL(t *testing.T) {
 	}
 	get(t, m[1]+"/", nil, http.StatusOK)
 }
+
+// TestDevWebAddrTakenChangesNothing: the --web-addr port is taken (the
+// real app's web process on it). rekey dev says so and exits 1 before it
+// writes to REDIS_URL or starts anything, not once its sample instances
+// are provisioned there.
+func TestDevWebAddrTakenChangesNothing(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	r := redistest.New(t)
+	cmd, _, stderr := devProcess(t, r.URL, append([]string{"--web-addr", taken.Addr().String()}, quickDev...)...)
+	err = cmd.Run()
+	if code := exitCode(err); code != 1 || !strings.Contains(stderr.String(), "web: listen on "+taken.Addr().String()+" (choose another with --web-addr)") {
+		t.Fatalf("exit %d, want 1 naming the taken address:\n%s", code, stderr)
+	}
+	if strings.Contains(stderr.String(), "provisioned") {
+		t.Errorf("dev provisioned its instances before finding the address taken:\n%s", stderr)
+	}
+	if dump := redistest.Dump(t, r); dump != "" {
+		t.Errorf("REDIS_URL changed:\n%s", dump)
+	}
+}

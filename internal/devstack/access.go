@@ -42,8 +42,9 @@ func (w webSecrets) addTo(vars map[string]string) {
 }
 
 // serveWeb serves the web process, and LoginPath (also at /, the base URL
-// it prints, which the web process answers 404), on WebAddr, prints how
-// to reach them, and returns a function that stops the server.
+// it prints, which the web process answers 404), on WebAddr (r.lis, taken
+// before the run started anything), prints how to reach them, and returns
+// a function that stops the server.
 func (r *run) serveWeb(ctx context.Context, samples []sandbox.Sample) (func(), error) {
 	h, err := r.st.WebHandler()
 	if err != nil {
@@ -55,10 +56,7 @@ func (r *run) serveWeb(ctx context.Context, samples []sandbox.Sample) (func(), e
 	// pointed at first; the web process itself serves nothing there.
 	mux.Handle("GET /{$}", http.RedirectHandler(LoginPath, http.StatusFound))
 	mux.Handle("/", h)
-	l, err := net.Listen("tcp", r.o.WebAddr)
-	if err != nil {
-		return nil, fmt.Errorf("web: listen on %s (choose another with --web-addr): %w", r.o.WebAddr, err)
-	}
+	l := r.lis
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	fmt.Fprint(r.o.Stdout, r.access(l.Addr(), samples[0].ID))

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -123,6 +124,17 @@ func Run(ctx context.Context, o Options) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
+	// The web address first: taken (the real app's web process on it),
+	// the run ends before it writes to REDIS_URL or starts anything.
+	var lis net.Listener
+	if !o.Once {
+		l, err := net.Listen("tcp", o.WebAddr)
+		if err != nil {
+			return fmt.Errorf("web: listen on %s (choose another with --web-addr): %w", o.WebAddr, err)
+		}
+		defer l.Close()
+		lis = l
+	}
 	redisURL, stopRedis, err := o.redis()
 	if err != nil {
 		return err
@@ -145,7 +157,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer sb.Close()
-	r := &run{o: o, sb: sb, ids: ids, web: newWebSecrets(), pg: pg}
+	r := &run{o: o, sb: sb, ids: ids, web: newWebSecrets(), lis: lis, pg: pg}
 	err = r.start(ctx, redisURL)
 	if err != nil && ctx.Err() != nil {
 		// Stopped (Ctrl-C, SIGTERM): whatever failed on the way failed for
@@ -191,6 +203,8 @@ type run struct {
 	sb  *sandbox.Sandbox
 	ids []string
 	web webSecrets
+	// lis is where the web process listens, without Once.
+	lis net.Listener
 	cfg *config.Config
 	st  Stack
 	// pg is the local PostgreSQL with Issuer "postgres"; held is the
