@@ -1,10 +1,13 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/reconcile"
@@ -51,6 +54,10 @@ var notices = map[string]string{
 	"rotate": "Rotation requested. Progress shows below.",
 	"joined": "A rotation was already in progress; your request joined it.",
 	"revoke": "The old credential is being revoked now.",
+	// The revoke queue paused by hand: the customer is told the
+	// revocation waits, not why in the operator's terms.
+	"revoke-paused": "The old credential's revocation is queued, but it waits for the service's operator: " +
+		"revocations are on hold for now. The old credential stays valid until they resume; nothing more is needed from you.",
 }
 
 // dashboard shows the signed-in instance: GET /dashboard.
@@ -234,8 +241,9 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 	}
 	if !moved {
 		// Expedited by an earlier click: its revoke task was run then, or
-		// the reconcile sweep runs it. A click again writes nothing.
-		s.redirectWithNotice(w, r, "revoke")
+		// the reconcile sweep runs it. A click again writes nothing, and
+		// logs nothing: the first click warned of a paused queue.
+		s.redirectWithNotice(w, r, s.revokeNotice(ctx))
 		return
 	}
 	// The revocation is due now in the store: if its task cannot be run
@@ -245,7 +253,34 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 		s.Logger.Warn().Err(err).Str("instance_id", sess.InstanceID).Str("credential_id", credID).
 			Msg("revoke task not run at once; the reconcile sweep runs it")
 	}
-	s.redirectWithNotice(w, r, "revoke")
+	notice := s.revokeNotice(ctx)
+	if notice == "revoke-paused" {
+		s.Logger.Warn().Str("queue", tasks.QueueRevoke).Str("instance_id", sess.InstanceID).Str("credential_id", credID).
+			Msg("customer's revoke now waits: the revoke queue is paused (by hand: asynq's CLI or Inspector); " +
+				"resume it with `asynq queue unpause " + tasks.QueueRevoke + "`")
+	}
+	s.redirectWithNotice(w, r, notice)
+}
+
+// queueInfo is the part of an *asynq.Inspector that says whether a queue
+// is paused.
+type queueInfo interface {
+	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
+}
+
+// revokeNotice is the notice of a revoke now: "revoke-paused" while the
+// revoke queue is paused, which nothing of rekey's does (someone did with
+// asynq's CLI or Inspector) and which revokes nothing until it is resumed;
+// else "revoke", also when the Inspector cannot tell.
+func (s *server) revokeNotice(ctx context.Context) string {
+	q, ok := s.Inspector.(queueInfo)
+	if !ok || ctx.Err() != nil {
+		return "revoke"
+	}
+	if info, err := q.GetQueueInfo(tasks.QueueRevoke); err == nil && info.Paused {
+		return "revoke-paused"
+	}
+	return "revoke"
 }
 
 // nothingToRevoke answers a revoke-now the store refused (409): the
