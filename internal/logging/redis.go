@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -106,8 +107,8 @@ func (h RedactErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 // redact returns err with its secrets removed, and sets it as cmd's error
 // when it changed.
 func (h RedactErrors) redact(cmd redis.Cmder, err error) error {
-	if err == nil {
-		return nil
+	if err == nil || slices.Contains(ownErrors, err) {
+		return err
 	}
 	text := err.Error()
 	// Redis quotes at most 128 bytes of a command's arguments: a long
@@ -125,6 +126,13 @@ func (h RedactErrors) redact(cmd redis.Cmder, err error) error {
 	}
 	return redacted
 }
+
+// ownErrors are go-redis's and context's own errors: their text is the
+// library's and quotes nothing Redis was sent, and callers tell them by
+// identity (asynq's dequeue compares err == redis.Nil), so a password that
+// is a word of it ("redis", "nil") must not replace them.
+var ownErrors = []error{redis.Nil, redis.TxFailedErr, redis.ErrClosed, redis.ErrPoolTimeout,
+	context.Canceled, context.DeadlineExceeded}
 
 // redactedRedisError is a Redis error with its secrets removed.
 type redactedRedisError struct{ error }

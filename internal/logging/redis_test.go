@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/rekeyhq/rekey/internal/logging"
+	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
@@ -104,6 +105,46 @@ func TestRedactErrorsRemovesAPasswordCutShort(t *testing.T) {
 		}
 		if _, ok := errors.AsType[redis.Error](err); !ok || !strings.Contains(err.Error(), "unknown command 'auth'") {
 			t.Errorf("the redacted error %v is not the Redis error it was", err)
+		}
+	}
+}
+
+// A REDIS_URL password that is a word of go-redis's own errors ("redis",
+// "nil") leaves them as they are, on real Redis: callers tell them by
+// identity (asynq's dequeue compares err == redis.Nil, the store asks
+// errors.Is for a watched key's change), and their text quotes nothing
+// Redis was sent. Replaced, an empty queue was a dequeue error each poll
+// and a missing key a failure.
+func TestRedactErrorsLeavesGoRedisOwnErrorsAsTheyAre(t *testing.T) {
+	r := redistest.New(t)
+	ctx := context.Background()
+	for _, password := range []string{"redis", "nil", "transaction"} {
+		opt, err := redis.ParseURL(r.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := redis.NewClient(opt)
+		defer c.Close()
+		c.AddHook(logging.RedactErrors{Secrets: []secret.String{secret.New(password)}})
+		if err := c.Get(ctx, "missing").Err(); err != redis.Nil {
+			t.Errorf("password %q: GET of a missing key = %v, want redis.Nil itself", password, err)
+		}
+		if err := c.Eval(ctx, "return false", nil).Err(); err != redis.Nil {
+			t.Errorf("password %q: a script answering nil = %v, want redis.Nil itself", password, err)
+		}
+		cmds, _ := c.Pipelined(ctx, func(p redis.Pipeliner) error { p.Get(ctx, "missing"); return nil })
+		if err := cmds[0].Err(); err != redis.Nil {
+			t.Errorf("password %q: a pipeline's GET of a missing key = %v, want redis.Nil itself", password, err)
+		}
+		err = c.Watch(ctx, func(tx *redis.Tx) error {
+			if err := r.Client.Set(ctx, "watched", password, 0).Err(); err != nil {
+				return err
+			}
+			_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error { p.Set(ctx, "watched", "x", 0); return nil })
+			return err
+		}, "watched")
+		if err != redis.TxFailedErr {
+			t.Errorf("password %q: a transaction on a changed key = %v, want redis.TxFailedErr itself", password, err)
 		}
 	}
 }
