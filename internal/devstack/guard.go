@@ -120,8 +120,14 @@ func claimData(ctx context.Context, st *store.Store, o Options, owner, other str
 		if err := rdb.FlushDB(ctx).Err(); err != nil {
 			return fmt.Errorf("clear the earlier rekey dev run's data: %w", err)
 		}
-		if err := st.RenewDevRun(ctx, owner, devRunLease); err != nil {
-			return fmt.Errorf("claim the database for this rekey dev run: %w", err)
+		// FLUSHDB cleared this run's lease too: a run that started
+		// meanwhile took it, found the database empty and runs.
+		other, err := st.ClaimDevRun(ctx, owner, devRunLease)
+		if err != nil {
+			return err
+		}
+		if other != "" && other != owner {
+			return &LiveWorkersError{Addr: addrOf(rdb), Dev: other}
 		}
 	}
 	return st.MarkDev(ctx)

@@ -5,9 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rekeyhq/rekey/internal/ratelimit"
 	"github.com/rekeyhq/rekey/internal/redistest"
@@ -188,5 +192,70 @@ func TestClaimRedisRefusesAnotherDevRunStarting(t *testing.T) {
 	}
 	if _, err := claimRedis(ctx, st, Options{}); !errors.As(err, &live) {
 		t.Errorf("a run beside the one that cleared: %v, want a refusal", err)
+	}
+}
+
+// afterCommand is a go-redis hook that calls do once, after the first
+// command named name has been answered.
+type afterCommand struct {
+	name string
+	do   func()
+	once *sync.Once
+}
+
+func (h afterCommand) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h afterCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if strings.EqualFold(cmd.Name(), h.name) {
+			h.once.Do(h.do)
+		}
+		return err
+	}
+}
+
+func (h afterCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A run that clears an earlier run's data clears its own lease with it
+// (FLUSHDB): a second run starting in that moment takes the lease and
+// finds an empty database, and the first must then be refused, not run on
+// beside it, each taking the other's instances for its own.
+func TestClaimRedisThatClearsIsNotJoinedByARunStartingMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	r, st := newStore(t)
+	if err := st.MarkDev(ctx, "dev-1"); err != nil {
+		t.Fatal(err)
+	}
+	register(t, st, "dev-1") // an earlier run's data, which the first run clears
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := redis.NewClient(opt)
+	t.Cleanup(func() { _ = first.Close() })
+	var second error
+	var releaseSecond func()
+	first.AddHook(afterCommand{name: "flushdb", once: &sync.Once{}, do: func() {
+		releaseSecond, second = claimRedis(ctx, st, Options{Stderr: io.Discard})
+	}})
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	releaseFirst, err := claimRedis(ctx, store.New(first, sealer), Options{Stderr: io.Discard})
+	if second != nil {
+		t.Fatalf("the run started while the first cleared: %v, want it to run", second)
+	}
+	defer releaseSecond()
+	if err == nil {
+		releaseFirst()
+		t.Fatal("the run whose lease a second run took while it cleared runs on beside it")
+	}
+	var live *LiveWorkersError
+	if !errors.As(err, &live) {
+		t.Fatalf("err = %v, want a refusal naming the other run", err)
 	}
 }
