@@ -76,9 +76,10 @@ func QuietWhile(l zerolog.Logger, quiet func() bool) zerolog.Logger {
 // quotes a command's arguments in some errors ("unknown command 'auth',
 // with args beginning with: 'pw'", from a server with AUTH renamed away,
 // or a proxy), and go-redis's connecting sends the password, so its error
-// reaches every command run on that connection. An error without a secret
-// in it is returned as it is; one with is replaced by its redacted text,
-// still a Redis error (redis.Error) when it was one.
+// reaches every command run on that connection. Only Redis's error
+// replies (redis.Error) are looked at: one quoting a secret is replaced by
+// its redacted text, its first word (the reply's code) kept, still a Redis
+// error; any other error is returned as it is.
 type RedactErrors struct {
 	Secrets []secret.String
 }
@@ -110,17 +111,22 @@ func (h RedactErrors) redact(cmd redis.Cmder, err error) error {
 	if err == nil || slices.Contains(ownErrors, err) {
 		return err
 	}
-	text := err.Error()
+	// Only Redis's error replies quote what was sent; other errors (a
+	// dial's, a timeout) are returned as they are, their types intact for
+	// go-redis's retries and health.RedisUnreachable.
+	if _, ok := errors.AsType[redis.Error](err); !ok {
+		return err
+	}
+	// The reply's first word, its code, is kept whatever the password:
+	// go-redis and its callers read it (NOSCRIPT, LOADING, BUSY).
+	code, text, _ := strings.Cut(err.Error(), " ")
 	// Redis quotes at most 128 bytes of a command's arguments: a long
 	// password comes back cut short, which secret.Scrub finds too.
 	clean := Redact(secret.Scrub(text, h.Secrets...))
 	if clean == text {
 		return err
 	}
-	var redacted error = errors.New(clean)
-	if _, ok := errors.AsType[redis.Error](err); ok {
-		redacted = redactedRedisError{redacted}
-	}
+	redacted := redactedRedisError{errors.New(code + " " + clean)}
 	if cmd != nil {
 		cmd.SetErr(redacted)
 	}

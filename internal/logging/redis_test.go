@@ -148,3 +148,25 @@ func TestRedactErrorsLeavesGoRedisOwnErrorsAsTheyAre(t *testing.T) {
 		}
 	}
 }
+
+// Only Redis's own error replies quote what was sent, and go-redis and
+// Redis's clients read the first word of a reply (NOSCRIPT sends EVAL
+// after EVALSHA, LOADING and BUSY say to retry): a short password that is
+// part of that word leaves it as it is, and an error that is no reply (a
+// dial's, naming the address) is returned as it is, whatever it holds.
+func TestRedactErrorsKeepsTheReplysCodeAndOtherErrors(t *testing.T) {
+	h := logging.RedactErrors{Secrets: []secret.String{secret.New("NO"), secret.New("127")}}
+	run := func(e error) (error, redis.Cmder) {
+		cmd := redis.NewStatusCmd(context.Background(), "evalsha", "x")
+		return h.ProcessHook(func(context.Context, redis.Cmder) error { return e })(context.Background(), cmd), cmd
+	}
+	err, _ := run(quotingRedisError("NOSCRIPT No matching script. Please use EVAL."))
+	if err == nil || !strings.HasPrefix(err.Error(), "NOSCRIPT ") {
+		t.Errorf("a NOSCRIPT reply with the password NO came back as %v; want its code kept", err)
+	}
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused"),
+		Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 6379}}
+	if err, _ := run(dial); err != error(dial) {
+		t.Errorf("a dial's error came back as %v (%T); want it as it was", err, err)
+	}
+}
