@@ -58,22 +58,21 @@ func Text(s string) string {
 const hexDigits = "0123456789abcdef"
 
 // JSON returns the encoding of a JSON value, as encoding/json writes it,
-// with every Unsafe rune it left as it is (C1 controls, bidi formatting
-// characters) written as JSON's \uXXXX escape instead: the same text to
-// whatever decodes it, nothing a terminal acts on. encoding/json already
-// escapes C0 controls and DEL inside strings, and what is outside them is
-// ASCII (the whitespace of an indented encoding among it), so only runes
-// past ASCII are looked at.
+// with every Unsafe rune it left as it is (DEL, C1 controls, bidi
+// formatting characters) written as JSON's \uXXXX escape instead: the same
+// text to whatever decodes it, nothing a terminal acts on. encoding/json
+// already escapes the C0 controls inside strings, and what is outside them
+// is ASCII without DEL (the whitespace of an indented encoding among it),
+// so only DEL and the runes past ASCII are looked at.
 func JSON(b []byte) []byte {
 	var out []byte
 	last := 0
 	for i := 0; i < len(b); {
-		if b[i] < utf8.RuneSelf {
-			i++
-			continue
+		r, size := rune(b[i]), 1
+		if r >= utf8.RuneSelf {
+			r, size = utf8.DecodeRune(b[i:])
 		}
-		r, size := utf8.DecodeRune(b[i:])
-		if Unsafe(r) {
+		if r == 0x7f || r >= utf8.RuneSelf && Unsafe(r) {
 			out = append(out, b[last:i]...)
 			out = append(out, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
 			last = i + size

@@ -54,7 +54,7 @@ func FuzzText(f *testing.F) {
 // (C1 controls, bidi formatting) as \u escapes, keeps other text as it is,
 // and decodes back to the very same value.
 func TestJSONEscapesWhatTheEncoderLeavesRaw(t *testing.T) {
-	in := map[string]string{"reason": "caf\u00e9 \u009b31m \u202eRTL\u2066 \u2028 ok \U0001F511", "plain": "inst-1"}
+	in := map[string]string{"reason": "caf\u00e9 \x7f \u009b31m \u202eRTL\u2066 \u2028 ok \U0001F511", "plain": "inst-1"}
 	raw, err := json.MarshalIndent(in, "", "  ")
 	if err != nil {
 		t.Fatal(err)
