@@ -20,38 +20,26 @@ import (
 // redis:// URL with password in it.
 func echoingRedis(t *testing.T, password string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				r := bufio.NewReader(conn)
-				for {
-					args, err := readCommand(r)
-					if err != nil {
-						return
-					}
-					answer := "+PONG\r\n"
-					if !strings.EqualFold(args[0], "PING") {
-						answer = "-ERR unknown command '" + strings.ToLower(args[0]) + "', with args beginning with: '" +
-							strings.Join(args[1:], "' '") + "'\r\n"
-					}
-					if _, err := io.WriteString(conn, answer); err != nil {
-						return
-					}
-				}
-			}()
+	return "redis://:" + password + "@" + fakeRedis(t, serveEchoingRedis) + "/0"
+}
+
+func serveEchoingRedis(conn net.Conn) {
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	for {
+		args, err := readCommand(r)
+		if err != nil {
+			return
 		}
-	}()
-	return "redis://:" + password + "@" + ln.Addr().String() + "/0"
+		answer := "+PONG\r\n"
+		if !strings.EqualFold(args[0], "PING") {
+			answer = "-ERR unknown command '" + strings.ToLower(args[0]) + "', with args beginning with: '" +
+				strings.Join(args[1:], "' '") + "'\r\n"
+		}
+		if _, err := io.WriteString(conn, answer); err != nil {
+			return
+		}
+	}
 }
 
 // TestARedisQuotingThePasswordLeavesItInNoLineOrAnswer runs `rekey web`

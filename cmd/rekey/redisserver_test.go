@@ -20,6 +20,13 @@ import (
 // until t ends, and returns its redis:// URL.
 func oldRedis(t *testing.T) string {
 	t.Helper()
+	return "redis://" + fakeRedis(t, serveOldRedis) + "/0"
+}
+
+// fakeRedis accepts connections on loopback until t ends, serving each
+// with serve in a goroutine of its own, and returns its address.
+func fakeRedis(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -31,10 +38,10 @@ func oldRedis(t *testing.T) string {
 			if err != nil {
 				return
 			}
-			go serveOldRedis(conn)
+			go serve(conn)
 		}
 	}()
-	return "redis://" + ln.Addr().String() + "/0"
+	return ln.Addr().String()
 }
 
 func serveOldRedis(conn net.Conn) {
