@@ -188,7 +188,9 @@ func newBatchesCancelCmd(env *environ) *cobra.Command {
 		Long: `Stops the batch's rotations that have not started and takes their tasks off the queues; rotations
 under way finish, and so do those a customer's or an operator's own request joined and moved ahead of
 the batch (they are that request's rotations too). Prints the batch's counts afterwards. A batch
-that is already done is refused (exit 1) and left as it is: there is nothing of it to stop.`,
+that is already done is refused (exit 1) and left as it is: there is nothing of it to stop. Run again on
+a batch still cancelling, it removes the tasks an interrupted cancel left and says when the batch was
+cancelled and how many more it removed.`,
 		Example: `  rekey batches cancel bat_01J...`,
 		Args:    exactArgs(1, "one BATCH_ID"),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -274,7 +276,9 @@ func writeJSON(w io.Writer, v any) error {
 // done batch is refused and left as it is: cancelling it would stop
 // nothing, and an operator who named the wrong batch would believe the
 // running wave stopped. A batch that finishes between the look and the
-// cancel is marked cancelled with nothing left to cancel.
+// cancel is marked cancelled with nothing left to cancel. A batch already
+// cancelled but not done is cancelled again, removing the tasks an
+// interrupted cancel left, and the output says when it was cancelled.
 func cancelBatch(ctx context.Context, env *environ, a *app, id string) error {
 	b, err := a.store.Batch(ctx, id)
 	if err != nil {
@@ -303,9 +307,16 @@ func cancelBatch(ctx context.Context, env *environ, a *app, id string) error {
 		}
 		return err
 	}
-	if _, err := fmt.Fprintf(env.stdout, "batch %s cancelled: %s not yet started cancelled and their tasks removed; "+
-		"any others not yet started are cancelled when their task runs; rotations under way finish, and so do those "+
-		"another request or batch joined\n", id, count(int(removed), "rotation", "rotations")); err != nil {
+	what := fmt.Sprintf("batch %s cancelled: %s not yet started cancelled and their tasks removed", id,
+		count(int(removed), "rotation", "rotations"))
+	if !b.CancelledAt.IsZero() {
+		// Run again: the batch is still cancelling, and this run removes
+		// what an earlier, interrupted cancel left.
+		what = fmt.Sprintf("batch %s was already cancelled at %s: this run removed the tasks of %s not yet started", id,
+			b.CancelledAt.UTC().Format(time.RFC3339), count(int(removed), "rotation", "rotations"))
+	}
+	if _, err := fmt.Fprintf(env.stdout, "%s; any others not yet started are cancelled when their task runs; "+
+		"rotations under way finish, and so do those another request or batch joined\n", what); err != nil {
 		return err
 	}
 	if b, err = a.store.Batch(ctx, id); err != nil {

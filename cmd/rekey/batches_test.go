@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -375,5 +376,60 @@ func TestRotateWaitFailsWhenItsBatchIsCancelled(t *testing.T) {
 	}
 	if err == nil || report(io.Discard, err) != 1 || !strings.Contains(err.Error(), "3 rotations cancelled") {
 		t.Errorf("rotate --wait on a batch cancelled whole = %v, want exit status 1 naming the 3 cancelled", err)
+	}
+}
+
+// TestBatchesCancelAgainSaysWhenItWasCancelled: a cancel run again on a
+// batch that is still cancelling (an earlier cancel was interrupted after
+// marking it, and a rotation under way keeps it not done) removes the
+// tasks left, and says the batch was already cancelled, when, and how
+// many more this run removed, not as if it were the first cancel.
+func TestBatchesCancelAgainSaysWhenItWasCancelled(t *testing.T) {
+	c := newCLI(t)
+	ctx := context.Background()
+	id, _ := startBatch(t, c, 4)
+	// One rotation under way: the pacing feeder released it and a worker
+	// took it.
+	held, err := pacing.HeldIDs(ctx, c.r.Client)
+	if err != nil || len(held) != 4 {
+		t.Fatalf("held rotations: %d (%v), want 4", len(held), err)
+	}
+	if err := pacing.Unhold(ctx, c.r.Client, held[0]); err != nil {
+		t.Fatal(err)
+	}
+	// An earlier cancel marked the batch and was interrupted before it
+	// removed any task.
+	if err := c.st.CancelBatch(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.st.Batch(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := b.CancelledAt.UTC().Format(time.RFC3339)
+
+	for _, tt := range []struct{ name, removed string }{
+		{"tasks left", "this run removed the tasks of 3 rotations not yet started"},
+		{"nothing left", "this run removed the tasks of 0 rotations not yet started"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c.stdout.Reset()
+			if err := c.run(t, "batches", "cancel", id); err != nil {
+				t.Fatalf("cancel again: %v\n%s", err, c.stderr)
+			}
+			out := c.stdout.String()
+			for _, w := range []string{"batch " + id + " was already cancelled at " + at, tt.removed,
+				"cancelled  3", "in flight  1", "done       no"} {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if strings.Contains(out, "batch "+id+" cancelled:") {
+				t.Errorf("output speaks of a first cancel:\n%s", out)
+			}
+		})
+	}
+	if got := c.pending(t, "bulk"); got != 0 {
+		t.Errorf("%d tasks pending on bulk, want 0", got)
 	}
 }
