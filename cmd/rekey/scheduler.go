@@ -385,6 +385,12 @@ func resumeScheduler(ctx context.Context, env *environ, a *app) error {
 	return err
 }
 
+// quarantinedWhere names where the quarantined instances are listed, for
+// an unquarantine naming an instance that is not registered or not
+// quarantined.
+const quarantinedWhere = "'rekey scheduler status' lists the quarantined instances, the first five; " +
+	"'rekey instances list' gives every instance's state"
+
 // unquarantineInstances puts back the instances named, once every one is
 // known to be registered: a mistyped id among several changes nothing, and
 // the error names every id that is not.
@@ -398,7 +404,7 @@ func unquarantineInstances(ctx context.Context, env *environ, a *app, ids []stri
 		}
 	}
 	if len(unknown) > 0 {
-		return fmt.Errorf("not registered: %s; nothing was changed", strings.Join(unknown, ", "))
+		return fmt.Errorf("not registered: %s; nothing was changed (%s)", strings.Join(unknown, ", "), quarantinedWhere)
 	}
 	global, _ := fleetWindow(ctx, a) // read once; a bad value is the scheduler's to refuse
 	for _, id := range ids {
@@ -419,7 +425,7 @@ func unquarantineInstance(ctx context.Context, env *environ, a *app, id string, 
 	case err != nil:
 		return err
 	case !ok:
-		_, err := fmt.Fprintf(env.stdout, "%s was not quarantined\n", id)
+		_, err := fmt.Fprintf(env.stdout, "%s was not quarantined (%s)\n", id, quarantinedWhere)
 		return err
 	}
 	in, err := a.store.Instance(ctx, id)

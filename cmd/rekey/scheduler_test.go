@@ -385,3 +385,21 @@ func TestSetPeriodGivenAValueSaysHowToSetThePeriod(t *testing.T) {
 		t.Fatalf("published period %s after the refusals, want 2160h", p.Period)
 	}
 }
+
+// TestSchedulerUnquarantineNamesWhereQuarantinedAreListed: an id that is
+// not registered is refused naming the command that lists the quarantined
+// instances, and so is a registered one that was not quarantined: an
+// operator who mistyped an id or took it from an old note learns where
+// to find the right one.
+func TestSchedulerUnquarantineNamesWhereQuarantinedAreListed(t *testing.T) {
+	t.Parallel()
+	g := newSchedulerRig(t)
+	g.register(t, "inst-a")
+	const where = "'rekey scheduler status' lists the quarantined instances"
+	_, err := g.runErr("unquarantine", "inst-x")
+	if err == nil || !strings.Contains(err.Error(), `not registered: "inst-x"; nothing was changed`) ||
+		!strings.Contains(err.Error(), where) {
+		t.Errorf("unquarantine of an unknown id: %v; want the refusal naming %q", err, where)
+	}
+	wantLines(t, g.run(t, "unquarantine", "inst-a"), "inst-a was not quarantined ("+where)
+}
