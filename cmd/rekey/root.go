@@ -60,7 +60,34 @@ environment (see README.md).`,
 		newVersionCmd(env),
 	)
 	wrapCompletionCmd(root)
+	trimNumberFlags(root)
 	return root
+}
+
+// trimmedValue is a flag value that ignores white space around what it is
+// given.
+type trimmedValue struct{ pflag.Value }
+
+func (v trimmedValue) Set(s string) error { return v.Value.Set(strings.TrimSpace(s)) }
+
+// trimNumberFlags makes every duration and number flag of c and its
+// subcommands ignore white space around its value (--grace "2h "), as
+// the settings do (REKEY_GRACE="2h "): pflag refused it, with Go's
+// "unknown unit \"h \"", where the same value in the environment was
+// taken. White space inside a value is still refused (flagError says so
+// of a duration).
+func trimNumberFlags(c *cobra.Command) {
+	wrap := func(f *pflag.Flag) {
+		switch f.Value.Type() {
+		case "duration", "int", "int64", "uint", "uint64", "float64":
+			f.Value = trimmedValue{f.Value}
+		}
+	}
+	c.Flags().VisitAll(wrap)
+	c.PersistentFlags().VisitAll(wrap)
+	for _, sub := range c.Commands() {
+		trimNumberFlags(sub)
+	}
 }
 
 // wrapCompletionCmd makes cobra's completion command a group as rekey's

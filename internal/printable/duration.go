@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Duration writes d as an operator sets it, without the zero units Go's
@@ -36,9 +37,18 @@ func Setting(d time.Duration) string {
 // DurationHint says, for a value time.ParseDuration refused, how to write
 // it: Go durations have no days nor weeks, which is what people reach for
 // ("90d", "2w"), so such a value is given back in hours; any other is
-// reminded of the units Go takes.
+// reminded of the units Go takes. White space around v is no matter, as
+// the settings and flags that take a duration ignore it; white space
+// inside it is named as what is wrong.
 func DurationHint(v string) string {
 	v = strings.TrimSpace(v)
+	if strings.ContainsFunc(v, unicode.IsSpace) {
+		joined := strings.Join(strings.Fields(v), "")
+		if _, err := time.ParseDuration(joined); err == nil {
+			return fmt.Sprintf("no space inside a duration: %q is %s", v, joined)
+		}
+		return "no space inside a duration; units ns, us, ms, s, m and h, in lower case; 90 days is 2160h"
+	}
 	for _, u := range []struct {
 		suffix, name string
 		hours        int
