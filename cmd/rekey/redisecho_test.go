@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -20,26 +18,13 @@ import (
 // redis:// URL with password in it.
 func echoingRedis(t *testing.T, password string) string {
 	t.Helper()
-	return "redis://:" + password + "@" + fakeRedis(t, serveEchoingRedis) + "/0"
-}
-
-func serveEchoingRedis(conn net.Conn) {
-	defer conn.Close()
-	r := bufio.NewReader(conn)
-	for {
-		args, err := readCommand(r)
-		if err != nil {
-			return
+	return "redis://:" + password + "@" + fakeRedis(t, func(args []string) string {
+		if strings.EqualFold(args[0], "PING") {
+			return "+PONG\r\n"
 		}
-		answer := "+PONG\r\n"
-		if !strings.EqualFold(args[0], "PING") {
-			answer = "-ERR unknown command '" + strings.ToLower(args[0]) + "', with args beginning with: '" +
-				strings.Join(args[1:], "' '") + "'\r\n"
-		}
-		if _, err := io.WriteString(conn, answer); err != nil {
-			return
-		}
-	}
+		return "-ERR unknown command '" + strings.ToLower(args[0]) + "', with args beginning with: '" +
+			strings.Join(args[1:], "' '") + "'\r\n"
+	}) + "/0"
 }
 
 // TestARedisQuotingThePasswordLeavesItInNoLineOrAnswer runs `rekey web`

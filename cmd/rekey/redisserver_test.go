@@ -20,12 +20,13 @@ import (
 // until t ends, and returns its redis:// URL.
 func oldRedis(t *testing.T) string {
 	t.Helper()
-	return "redis://" + fakeRedis(t, serveOldRedis) + "/0"
+	return "redis://" + fakeRedis(t, answerAsOldRedis) + "/0"
 }
 
-// fakeRedis accepts connections on loopback until t ends, serving each
-// with serve in a goroutine of its own, and returns its address.
-func fakeRedis(t *testing.T, serve func(net.Conn)) string {
+// fakeRedis accepts connections on loopback until t ends, reads each
+// connection's commands and writes what answer returns for each (a reply
+// in the Redis protocol), and returns its address.
+func fakeRedis(t *testing.T, answer func(args []string) string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -38,38 +39,39 @@ func fakeRedis(t *testing.T, serve func(net.Conn)) string {
 			if err != nil {
 				return
 			}
-			go serve(conn)
+			go func() {
+				defer conn.Close()
+				r := bufio.NewReader(conn)
+				for {
+					args, err := readCommand(r)
+					if err != nil {
+						return
+					}
+					if _, err := io.WriteString(conn, answer(args)); err != nil {
+						return
+					}
+				}
+			}()
 		}
 	}()
 	return ln.Addr().String()
 }
 
-func serveOldRedis(conn net.Conn) {
-	defer conn.Close()
-	r := bufio.NewReader(conn)
-	for {
-		args, err := readCommand(r)
-		if err != nil {
-			return
-		}
-		var answer string
-		switch strings.ToUpper(args[0]) {
-		case "PING":
-			answer = "+PONG\r\n"
-		case "TIME":
-			now := time.Now()
-			s, us := strconv.FormatInt(now.Unix(), 10), strconv.Itoa(now.Nanosecond()/1000)
-			answer = fmt.Sprintf("*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(s), s, len(us), us)
-		case "INFO":
-			info := "# Server\r\nredis_version:5.0.7\r\n# Memory\r\nmaxmemory_policy:noeviction\r\n"
-			answer = fmt.Sprintf("$%d\r\n%s\r\n", len(info), info)
-		default:
-			answer = "-ERR unknown command '" + args[0] + "'\r\n"
-		}
-		if _, err := io.WriteString(conn, answer); err != nil {
-			return
-		}
+// answerAsOldRedis answers as a Redis 5.0 server would PING, TIME and
+// INFO, and every other command with an error.
+func answerAsOldRedis(args []string) string {
+	switch strings.ToUpper(args[0]) {
+	case "PING":
+		return "+PONG\r\n"
+	case "TIME":
+		now := time.Now()
+		s, us := strconv.FormatInt(now.Unix(), 10), strconv.Itoa(now.Nanosecond()/1000)
+		return fmt.Sprintf("*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(s), s, len(us), us)
+	case "INFO":
+		info := "# Server\r\nredis_version:5.0.7\r\n# Memory\r\nmaxmemory_policy:noeviction\r\n"
+		return fmt.Sprintf("$%d\r\n%s\r\n", len(info), info)
 	}
+	return "-ERR unknown command '" + args[0] + "'\r\n"
 }
 
 // readCommand reads one command, an array of bulk strings.
