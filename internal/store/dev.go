@@ -75,6 +75,13 @@ func IsKey(key string) bool { return strings.HasPrefix(key, keyPrefix) }
 // first's workers announce themselves to asynq, finds it.
 func devRunKey() string { return keyPrefix + "dev:run" }
 
+// devRunKeys are the KEYS of the dev run's scripts.
+type devRunKeys struct {
+	run string // KEYS[1] -> rekey:dev:run
+}
+
+func (k devRunKeys) list() []string { return []string{k.run} }
+
 // DevRunKey is devRunKey, which `rekey dev` leaves out of what it finds in
 // the database: it is the run's own.
 func DevRunKey() string { return devRunKey() }
@@ -83,25 +90,25 @@ func DevRunKey() string { return devRunKey() }
 // ttl, and returns "", unless another run holds it: then it changes
 // nothing and returns that run's owner.
 func (s *Store) ClaimDevRun(ctx context.Context, owner string, ttl time.Duration) (string, error) {
-	held, err := claimDevRun.Run(ctx, s.rdb, []string{devRunKey()}, owner, ttl.Milliseconds()).Text()
+	held, err := claimDevRunScript.Run(ctx, s.rdb, devRunKeys{run: devRunKey()}.list(), owner, ttl.Milliseconds()).Text()
 	if err != nil {
 		return "", fmt.Errorf("claim the database for this rekey dev run: %w", err)
 	}
 	return held, nil
 }
 
-// claimDevRun takes the lease unless another run holds it, renewDevRun
-// extends owner's (or takes it again once lapsed or cleared), and
-// releaseDevRun ends owner's.
+// claimDevRunScript takes the lease unless another run holds it,
+// renewDevRunScript extends owner's (or takes it again once lapsed or
+// cleared), and releaseDevRunScript ends owner's. KEYS: devRunKeys.
 var (
-	claimDevRun = redis.NewScript(`local held = redis.call("GET", KEYS[1])
+	claimDevRunScript = redis.NewScript(`local held = redis.call("GET", KEYS[1])
 if held then return held end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
 return ""`)
-	renewDevRun = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then
+	renewDevRunScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then
   return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end
 return redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2], "NX")`)
-	releaseDevRun = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then
+	releaseDevRunScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then
   return redis.call("DEL", KEYS[1]) end
 return 0`)
 )
@@ -109,7 +116,7 @@ return 0`)
 // RenewDevRun extends owner's lease on the database to ttl, taking it again
 // when it lapsed or was cleared (ClaimDevRun).
 func (s *Store) RenewDevRun(ctx context.Context, owner string, ttl time.Duration) error {
-	err := renewDevRun.Run(ctx, s.rdb, []string{devRunKey()}, owner, ttl.Milliseconds()).Err()
+	err := renewDevRunScript.Run(ctx, s.rdb, devRunKeys{run: devRunKey()}.list(), owner, ttl.Milliseconds()).Err()
 	if errors.Is(err, redis.Nil) {
 		return nil // another run took it once lapsed: this one runs on
 	}
@@ -118,5 +125,5 @@ func (s *Store) RenewDevRun(ctx context.Context, owner string, ttl time.Duration
 
 // ReleaseDevRun ends owner's lease on the database, if it still holds it.
 func (s *Store) ReleaseDevRun(ctx context.Context, owner string) error {
-	return releaseDevRun.Run(ctx, s.rdb, []string{devRunKey()}, owner).Err()
+	return releaseDevRunScript.Run(ctx, s.rdb, devRunKeys{run: devRunKey()}.list(), owner).Err()
 }

@@ -74,6 +74,9 @@ func TestScriptKeysInOrder(t *testing.T) {
 		{"pruneLiveGoneScript", pruneLiveGoneKeys{liveGone: liveGoneKey(), instance: instanceKey("inst"), set: livePrefix() + "00"}, nil},
 		{"oldestUnheldScript", oldestUnheldKeys{revokeDue: revokeDueKey(), holds: holdsKey()}, nil},
 		{"instancePageScript", instancePageKeys{instances: instancesKey()}, nil},
+		{"claimDevRunScript", devRunKeys{run: devRunKey()}, nil},
+		{"renewDevRunScript", devRunKeys{run: devRunKey()}, nil},
+		{"releaseDevRunScript", devRunKeys{run: devRunKey()}, nil},
 	}
 	listed := map[string]bool{"putInstanceScript": true} // its Lua is putInstanceLua
 	for _, c := range cases {
