@@ -12,6 +12,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/devstack"
 	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/printable"
+	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -49,31 +50,21 @@ func warnBulkPaused(ctx context.Context, w io.Writer, a *app, n int) {
 	}
 }
 
-// queueInfo is what warnRevokePaused needs of an *asynq.Inspector.
-type queueInfo interface {
-	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
-}
-
 // warnRevokePaused warns, on stderr, that the n revocations just run or
-// enqueued wait while the revoke queue is paused, and how to resume it.
-// Nothing of rekey's pauses it (the circuit breaker pauses the bulk queue
-// only, and /monitoring is read only): someone did with asynq's CLI or
-// Inspector, and a forgotten pause revokes nothing, which rekey_queue_paused
-// shows but a command saying the task "runs now" did not. Nothing is said
-// when insp cannot tell.
+// enqueued wait while the revoke queue is paused by hand
+// (reconcile.RevokeQueuePaused), which rekey_queue_paused shows but a
+// command saying the task "runs now" did not, and how to resume it.
+// Nothing is said when insp cannot tell.
 func warnRevokePaused(w io.Writer, insp any, n int) {
-	q, ok := insp.(queueInfo)
-	if !ok || n == 0 {
+	if n == 0 || !reconcile.RevokeQueuePaused(insp) {
 		return
 	}
-	if info, err := q.GetQueueInfo(tasks.QueueRevoke); err == nil && info.Paused {
-		waits := "this revocation waits"
-		if n > 1 {
-			waits = fmt.Sprintf("these %d revocations wait", n)
-		}
-		fmt.Fprintf(w, "warning: the revoke queue is paused, so %s until it is resumed: it was paused by hand "+
-			"(asynq's CLI or Inspector); resume it with `asynq queue unpause %s`\n", waits, tasks.QueueRevoke)
+	waits := "this revocation waits"
+	if n > 1 {
+		waits = fmt.Sprintf("these %d revocations wait", n)
 	}
+	fmt.Fprintf(w, "warning: the revoke queue is paused, so %s until it is resumed: it was paused by hand "+
+		"(asynq's CLI or Inspector); resume it with `asynq queue unpause %s`\n", waits, tasks.QueueRevoke)
 }
 
 // warnUnpaced warns, on stderr, that n rotations just enqueued on the

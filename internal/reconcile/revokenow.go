@@ -104,3 +104,23 @@ func (s *Sweeper) revokeNow(ctx context.Context, r store.Revocation, id string) 
 	}
 	return RevokeTaskRun, nil
 }
+
+// queueInfo is the part of an *asynq.Inspector that says whether a queue
+// is paused.
+type queueInfo interface {
+	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
+}
+
+// RevokeQueuePaused reports whether the revoke queue is paused, which
+// nothing of rekey's does (the circuit breaker pauses the bulk queue only,
+// and /monitoring is read only): someone did with asynq's CLI or
+// Inspector, and a forgotten pause revokes nothing until it is resumed.
+// It is false when insp cannot tell.
+func RevokeQueuePaused(insp any) bool {
+	q, ok := insp.(queueInfo)
+	if !ok {
+		return false
+	}
+	info, err := q.GetQueueInfo(tasks.QueueRevoke)
+	return err == nil && info.Paused
+}

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/reconcile"
 	"github.com/rekeyhq/rekey/internal/store"
@@ -262,22 +260,12 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 	s.redirectWithNotice(w, r, notice)
 }
 
-// queueInfo is the part of an *asynq.Inspector that says whether a queue
-// is paused.
-type queueInfo interface {
-	GetQueueInfo(queue string) (*asynq.QueueInfo, error)
-}
-
 // revokeNotice is the notice of a revoke now: "revoke-paused" while the
-// revoke queue is paused, which nothing of rekey's does (someone did with
-// asynq's CLI or Inspector) and which revokes nothing until it is resumed;
-// else "revoke", also when the Inspector cannot tell.
+// revoke queue is paused by hand (reconcile.RevokeQueuePaused), which
+// revokes nothing until it is resumed; else "revoke", also when the
+// Inspector cannot tell.
 func (s *server) revokeNotice(ctx context.Context) string {
-	q, ok := s.Inspector.(queueInfo)
-	if !ok || ctx.Err() != nil {
-		return "revoke"
-	}
-	if info, err := q.GetQueueInfo(tasks.QueueRevoke); err == nil && info.Paused {
+	if ctx.Err() == nil && reconcile.RevokeQueuePaused(s.Inspector) {
 		return "revoke-paused"
 	}
 	return "revoke"
