@@ -171,7 +171,7 @@ func (iss *Issuer) find(ctx context.Context, t target, role string) (target, str
 	var at target
 	var comment string
 	err := iss.onServers(t, func(o target) (bool, error) {
-		c, exists, err := roleComment(ctx, admin(o.pool), role)
+		c, exists, err := roleComment(ctx, o.pool, role)
 		if exists {
 			at, comment = o, c
 		}

@@ -45,7 +45,7 @@ type appServer struct {
 // admin_url's role, over the app URL's hosts as the role's login went.
 func (iss *Issuer) lagged(ctx context.Context, t target, role, password string) error {
 	var primary string
-	if err := admin(t.pool).QueryRow(ctx, systemIDQuery).Scan(&primary); err != nil {
+	if err := t.pool.QueryRow(ctx, systemIDQuery).Scan(&primary); err != nil {
 		return classify("verify", err)
 	}
 	s, err := iss.askAppServer(ctx, t, role)
@@ -87,7 +87,7 @@ func (iss *Issuer) askAppServer(ctx context.Context, t target, role string) (app
 	ctx, cancel := answerWithin(ctx, cfg)
 	defer cancel()
 	var s appServer
-	err = own{b: conn, opts: readTx}.QueryRow(ctx, appServerQuery, role).Scan(&s.inRecovery, &s.system, &s.hasRole)
+	err = conn.QueryRow(ctx, appServerQuery, role).Scan(&s.inRecovery, &s.system, &s.hasRole)
 	return s, err
 }
 

@@ -34,7 +34,7 @@ func (iss *Issuer) locked(ctx context.Context, t target, op, role string, fn fun
 		// A failed unlock leaves the lock on a pooled connection: drop it.
 		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if _, err := admin(conn).Exec(c, "SELECT pg_advisory_unlock($1)", key); err != nil {
+		if _, err := conn.Exec(c, "SELECT pg_advisory_unlock($1)", key); err != nil {
 			_ = conn.Conn().Close(c)
 		}
 	}()
@@ -53,7 +53,7 @@ func (iss *Issuer) lock(ctx context.Context, conn *pgxpool.Conn, op string, key 
 	}
 	// lock_timeout 0 would mean no bound at all.
 	ms := strconv.FormatInt(max(wait.Milliseconds(), 1), 10)
-	err := pgx.BeginFunc(ctx, admin(conn), func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", ms); err != nil {
 			return err
 		}

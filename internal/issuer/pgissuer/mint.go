@@ -64,7 +64,7 @@ func createRole(ctx context.Context, conn *pgxpool.Conn, loc Location, role, pas
 	if err := checkLocation(ctx, conn, loc); err != nil {
 		return err
 	}
-	comment, exists, err := roleComment(ctx, admin(conn), role)
+	comment, exists, err := roleComment(ctx, conn, role)
 	switch {
 	case err != nil:
 		return classify("mint", err)
@@ -73,7 +73,7 @@ func createRole(ctx context.Context, conn *pgxpool.Conn, loc Location, role, pas
 	case exists:
 		return permanent("mint", CodeNotRekeys, "role %s exists and was not created by rekey for this rotation", role)
 	}
-	tx, err := admin(conn).Begin(ctx)
+	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return classify("mint", err)
 	}
@@ -105,7 +105,7 @@ func createRole(ctx context.Context, conn *pgxpool.Conn, loc Location, role, pas
 func checkLocation(ctx context.Context, conn *pgxpool.Conn, loc Location) error {
 	var db, owner bool
 	var powers string
-	err := admin(conn).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1), r.oid IS NOT NULL,
+	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1), r.oid IS NOT NULL,
 		coalesce((SELECT string_agg(m.rolname, ', ' ORDER BY m.rolname) FROM pg_roles m
 			WHERE pg_has_role(r.oid, m.oid, 'MEMBER') AND (m.rolsuper OR m.rolcreaterole OR m.rolcreatedb
 				OR m.rolreplication OR m.rolbypassrls OR m.rolname = current_user

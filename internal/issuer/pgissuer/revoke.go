@@ -87,11 +87,11 @@ func (iss *Issuer) ours(comment, instanceID, credentialID, role string) (mark, e
 // its mints take) and, if the role is still there and still the
 // credential's, drops it.
 func (iss *Issuer) revokeRole(ctx context.Context, at target, instanceID, credentialID, role string) error {
-	if err := cut(ctx, admin(at.pool), role); err != nil {
+	if err := cut(ctx, at.pool, role); err != nil {
 		return err
 	}
 	err := iss.locked(ctx, at, "revoke", credentialID, func(conn *pgxpool.Conn) error {
-		comment, exists, err := roleComment(ctx, admin(conn), role)
+		comment, exists, err := roleComment(ctx, conn, role)
 		switch {
 		case err != nil:
 			return classify("revoke", err)
@@ -119,24 +119,21 @@ func (iss *Issuer) renamed(ctx context.Context, t target, instanceID, credential
 	var at target
 	var roles []string
 	err := iss.onServers(t, func(o target) (bool, error) {
-		err := pgx.BeginFunc(ctx, admin(o.pool), func(tx pgx.Tx) error {
-			rows, err := tx.Query(ctx, `SELECT rolname::text, shobj_description(oid, 'pg_authid') FROM pg_roles
-				WHERE starts_with(shobj_description(oid, 'pg_authid'), $1) ORDER BY oid`, instanceMark(instanceID)+"rotation=")
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				var name, comment string
-				if err := rows.Scan(&name, &comment); err != nil {
-					return err
-				}
-				if _, err := iss.ours(comment, instanceID, credentialID, name); err == nil {
-					roles = append(roles, name)
-				}
-			}
-			return rows.Err()
-		})
+		rows, err := o.pool.Query(ctx, `SELECT rolname::text, shobj_description(oid, 'pg_authid') FROM pg_roles
+			WHERE starts_with(shobj_description(oid, 'pg_authid'), $1) ORDER BY oid`, instanceMark(instanceID)+"rotation=")
 		if err != nil {
+			return false, err
+		}
+		for rows.Next() {
+			var name, comment string
+			if err := rows.Scan(&name, &comment); err != nil {
+				return false, err
+			}
+			if _, err := iss.ours(comment, instanceID, credentialID, name); err == nil {
+				roles = append(roles, name)
+			}
+		}
+		if err := rows.Err(); err != nil {
 			return false, err
 		}
 		at = o
@@ -267,7 +264,7 @@ func settle(ctx context.Context, q querier, stmt, held, role string) error {
 	return classify("revoke", err)
 }
 
-// querier runs rekey's admin statements (own).
+// querier is a pool or one of its connections.
 type querier interface {
 	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
 	QueryRow(context.Context, string, ...any) pgx.Row
@@ -276,14 +273,13 @@ type querier interface {
 
 // dropRole runs the revocation's statements; each is safe to run again.
 func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, role string) error {
-	q := admin(conn)
-	if err := cut(ctx, q, role); err != nil {
+	if err := cut(ctx, conn, role); err != nil {
 		return err
 	}
 	r := sanitize(role)
 	// A database dropped since the role was minted holds nothing of it.
 	var dbExists bool
-	if err := q.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", t.loc.Database).Scan(&dbExists); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", t.loc.Database).Scan(&dbExists); err != nil {
 		return classify("revoke", err)
 	}
 	if dbExists {
@@ -291,7 +287,7 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 			return err
 		}
 	}
-	err := dropIfExists(ctx, q, r)
+	err := dropIfExists(ctx, conn, r)
 	if !dependentsElsewhere(err) {
 		return classify("revoke", err)
 	}
@@ -299,7 +295,7 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 	// connect to "postgres" by default) and left objects, grants or default
 	// privileges there: REASSIGN OWNED and DROP OWNED act on one database
 	// at a time, so they run in each, then the role goes.
-	dbs, err := otherDatabases(ctx, q, role, t.loc.Database)
+	dbs, err := otherDatabases(ctx, conn, role, t.loc.Database)
 	if err != nil {
 		return classify("revoke", err)
 	}
@@ -308,7 +304,7 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 			return err
 		}
 	}
-	return classify("revoke", dropIfExists(ctx, q, r))
+	return classify("revoke", dropIfExists(ctx, conn, r))
 }
 
 // dropIfExists drops the role, waiting at most reassignLockWait for a lock
@@ -317,8 +313,8 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 // transaction ends, and DROP ROLE would wait for it, holding one of the
 // pool's connections, for the whole task. Past the wait it fails with
 // CodeObjectsBusy and is retried; the credential already cannot log in.
-func dropIfExists(ctx context.Context, q querier, quotedRole string) error {
-	_, err := q.Exec(ctx, "SELECT pg_catalog.set_config('lock_timeout', '"+
+func dropIfExists(ctx context.Context, conn *pgxpool.Conn, quotedRole string) error {
+	_, err := conn.Exec(ctx, "SELECT pg_catalog.set_config('lock_timeout', '"+
 		strconv.FormatInt(reassignLockWait.Milliseconds(), 10)+"', true); DROP ROLE IF EXISTS "+quotedRole)
 	if lockNotAvailable(err) {
 		return fmt.Errorf("role %s: a session held a lock on it for more than %s: %w",
@@ -336,20 +332,15 @@ func dependentsElsewhere(err error) bool {
 
 // otherDatabases lists the databases other than minted, that accept
 // connections, where something depends on role (pg_shdepend).
-func otherDatabases(ctx context.Context, q querier, role, minted string) ([]string, error) {
-	var dbs []string
-	err := pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT DISTINCT d.datname::text FROM pg_shdepend s
-			JOIN pg_database d ON d.oid = s.dbid
-			WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1)
-			AND d.datname <> $2 AND d.datallowconn ORDER BY 1`, role, minted)
-		if err != nil {
-			return err
-		}
-		dbs, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		return err
-	})
-	return dbs, err
+func otherDatabases(ctx context.Context, conn *pgxpool.Conn, role, minted string) ([]string, error) {
+	rows, err := conn.Query(ctx, `SELECT DISTINCT d.datname::text FROM pg_shdepend s
+		JOIN pg_database d ON d.oid = s.dbid
+		WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1)
+		AND d.datname <> $2 AND d.datallowconn ORDER BY 1`, role, minted)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // reassignLockWait bounds how long REASSIGN OWNED waits for a table lock
@@ -374,35 +365,33 @@ func (iss *Issuer) reassign(ctx context.Context, t target, db, quotedRole string
 	cfg.ConnectTimeout = iss.timeout
 	cfg.RuntimeParams["application_name"] = "rekey"
 	primaryOnly(&cfg.Config)
+	// The owner role owns the database and may give it defaults (ALTER
+	// DATABASE ... SET); settings sent at connection win over them, so none
+	// makes this session read-only, short-lived or another role, or lets it
+	// wait for a lock longer than reassignLockWait.
+	for name, value := range map[string]string{"role": "none", "default_transaction_read_only": "off",
+		"statement_timeout": "0", "lock_timeout": strconv.FormatInt(reassignLockWait.Milliseconds(), 10),
+		"idle_in_transaction_session_timeout": "0"} {
+		cfg.RuntimeParams[name] = value
+	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return classify("revoke", err)
 	}
 	defer conn.Close(context.Background())
-	// The owner role owns the database and may give it defaults (ALTER
-	// DATABASE ... SET): the transaction undoes them (admin), and waits for
-	// a lock no longer than reassignLockWait.
 	stmts := []string{
-		"SET LOCAL lock_timeout = " + strconv.FormatInt(reassignLockWait.Milliseconds(), 10),
 		"REASSIGN OWNED BY " + quotedRole + " TO " + sanitize(t.loc.Owner),
 		"DROP OWNED BY " + quotedRole,
 	}
-	run := func(as string) error {
-		return pgx.BeginFunc(ctx, admin(conn), func(tx pgx.Tx) error {
-			if as != "" {
-				if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+as); err != nil {
-					return err
-				}
+	run := func(q querier) error {
+		for _, s := range stmts {
+			if _, err := q.Exec(ctx, s); err != nil {
+				return err
 			}
-			for _, s := range stmts {
-				if _, err := tx.Exec(ctx, s); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		}
+		return nil
 	}
-	err = run("")
+	err = run(conn)
 	if insufficientPrivilege(err) {
 		// Both statements take the privileges of the role and of the
 		// owner role, which an admin role that does not inherit them
@@ -410,7 +399,12 @@ func (iss *Issuer) reassign(ctx context.Context, t target, db, quotedRole string
 		// owner role and inherits), and the admin may act as it (cut
 		// granted it the role): they run as the role, for one
 		// transaction.
-		err = run(quotedRole)
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+quotedRole); err != nil {
+				return err
+			}
+			return run(tx)
+		})
 	}
 	if lockNotAvailable(err) {
 		return fmt.Errorf("role %s: the database's sessions held a lock on its objects for more than %s: %w",

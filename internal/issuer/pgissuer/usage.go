@@ -31,7 +31,7 @@ func (iss *Issuer) Usage(ctx context.Context, instanceID, credentialID string) (
 	}
 	var sessions int
 	var by string
-	err = admin(at.pool).QueryRow(ctx, `SELECT count(*),
+	err = at.pool.QueryRow(ctx, `SELECT count(*),
 		coalesce((SELECT coalesce(host(client_addr), '') || CASE WHEN application_name <> '' THEN ' ' || application_name ELSE '' END
 			FROM pg_stat_activity WHERE usename = $1 ORDER BY backend_start DESC LIMIT 1), '')
 		FROM pg_stat_activity WHERE usename = $1`, credentialID).Scan(&sessions, &by)
