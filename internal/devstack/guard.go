@@ -3,6 +3,7 @@ package devstack
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"sort"
@@ -57,7 +58,13 @@ func claimRedis(ctx context.Context, st *store.Store, o Options) (func(), error)
 	if err != nil {
 		return nil, err
 	}
-	release := func() { _ = st.ReleaseDevRun(context.WithoutCancel(ctx), owner) }
+	release := func() {
+		// With Redis gone, go-redis would retry for many seconds after the
+		// developer's Ctrl-C; the lease lapses on its own anyway.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer cancel()
+		_ = st.ReleaseDevRun(ctx, owner)
+	}
 	if err := claimData(ctx, st, o, owner, other); err != nil {
 		release()
 		return nil, err
@@ -66,24 +73,71 @@ func claimRedis(ctx context.Context, st *store.Store, o Options) (func(), error)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(devRunLease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-renew.Done():
-				return
-			case <-t.C:
-				_ = st.RenewDevRun(renew, owner, devRunLease)
+		keepLease(renew, st, owner, devRunLease/3, o.Stderr)
+	}()
+	return func() {
+		stop()
+		// A renewal under way when Redis stopped answering ends at
+		// go-redis's read timeout, not at stop: past releaseTimeout the
+		// lease is left to lapse. Released while a renewal may still
+		// land, it would be taken again for a lease's length.
+		select {
+		case <-done:
+			release()
+		case <-time.After(releaseTimeout):
+		}
+	}, nil
+}
+
+// keepLease renews owner's lease every interval until ctx ends, saying on
+// stderr, once each time it happens, that the lease could not be renewed
+// (Redis slow or gone: once it lapses, another dev run may start on the
+// database and clear it) or that another run took it meanwhile (a laptop
+// asleep past the lease: both runs now take each other's instances for
+// their own).
+func keepLease(ctx context.Context, st *store.Store, owner string, interval time.Duration, stderr io.Writer) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	const renewed, failing, taken = 0, 1, 2
+	state := renewed
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		other, err := st.RenewDevRun(ctx, owner, devRunLease)
+		if ctx.Err() != nil {
+			return
+		}
+		was := state
+		switch {
+		case err != nil:
+			state = failing
+			if was != failing {
+				fmt.Fprintf(stderr, "rekey dev: could not renew this run's claim on REDIS_URL (%v): once it lapses, another rekey dev may start there and clear this run's data\n", err)
+			}
+		case other != "":
+			state = taken
+			if was != taken {
+				fmt.Fprintf(stderr, "rekey dev: another rekey dev (%s) took REDIS_URL after this run's claim lapsed: both now run on the same data and take each other's instances for their own; stop one of them\n", other)
+			}
+		default:
+			state = renewed
+			if was != renewed {
+				fmt.Fprintln(stderr, "rekey dev: this run's claim on REDIS_URL is renewed again")
 			}
 		}
-	}()
-	return func() { stop(); <-done; release() }, nil
+	}
 }
 
 // devRunLease is how long a dev run's claim on the database outlives its
 // last renewal: a run killed without ending holds it that long, as its
 // asynq servers' heartbeats do.
 const devRunLease = 10 * time.Second
+
+// releaseTimeout bounds the release of a dev run's lease at its end.
+const releaseTimeout = 2 * time.Second
 
 // runOwner names this run in its claim on the database: its process, and
 // a random tag that tells it from another run of the process.

@@ -9,7 +9,9 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/redistest"
 	"github.com/rekeyhq/rekey/internal/seal"
 	"github.com/rekeyhq/rekey/internal/store"
+	"github.com/rekeyhq/rekey/internal/testbuf"
 )
 
 func newStore(t *testing.T) (*redistest.Redis, *store.Store) {
@@ -257,5 +260,116 @@ func TestClaimRedisThatClearsIsNotJoinedByARunStartingMeanwhile(t *testing.T) {
 	var live *LiveWorkersError
 	if !errors.As(err, &live) {
 		t.Fatalf("err = %v, want a refusal naming the other run", err)
+	}
+}
+
+// failWhile is a go-redis hook that fails every command while down is set,
+// as a Redis gone away does.
+type failWhile struct{ down *atomic.Bool }
+
+func (h failWhile) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h failWhile) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.down.Load() {
+			err := errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h failWhile) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A run whose lease cannot be renewed, or that another run took once it
+// lapsed, says so once, and says when it holds it again: it went on
+// without a word, two runs then clearing and taking each other's data.
+func TestKeepLeaseSaysWhenTheClaimLapsesOrIsTaken(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r, _ := newStore(t)
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := redis.NewClient(opt)
+	t.Cleanup(func() { _ = client.Close() })
+	var down atomic.Bool
+	client.AddHook(failWhile{down: &down})
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(client, sealer)
+	if other, err := st.ClaimDevRun(ctx, "run-1", devRunLease); err != nil || other != "" {
+		t.Fatalf("claim: %q, %v", other, err)
+	}
+	var log testbuf.Buffer
+	done := make(chan struct{})
+	go func() { defer close(done); keepLease(ctx, st, "run-1", 20*time.Millisecond, &log) }()
+	waitFor := func(what string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for strings.Count(log.String(), what) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q (%d) in %q", what, n, log.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	down.Store(true)
+	waitFor("could not renew this run's claim on REDIS_URL", 1)
+	time.Sleep(100 * time.Millisecond) // several more failed renewals
+	down.Store(false)
+	waitFor("renewed again", 1)
+
+	// The lease lapsed meanwhile and another run took it.
+	r.Client.Set(ctx, store.DevRunKey(), "laptop pid 7 (run b)", devRunLease)
+	waitFor("another rekey dev (laptop pid 7 (run b)) took REDIS_URL", 1)
+	time.Sleep(100 * time.Millisecond)
+	r.Client.Del(ctx, store.DevRunKey())
+	waitFor("renewed again", 2)
+	if held := r.Client.Get(ctx, store.DevRunKey()).Val(); held != "run-1" {
+		t.Errorf("lease held by %q once the other run ended, want run-1's taken again", held)
+	}
+	cancel()
+	<-done
+	for _, line := range []string{"could not renew", "took REDIS_URL"} {
+		if n := strings.Count(log.String(), line); n != 1 {
+			t.Errorf("%q said %d times, want once each time it happens:\n%s", line, n, log.String())
+		}
+	}
+}
+
+// The lease's release at the end of a run does not wait out go-redis's
+// retries (a renewal under way, then four reads of 3 s each) when Redis
+// stopped answering.
+func TestReleaseWithRedisNotAnsweringIsBounded(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newStore(t)
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := redistest.NewRelay(t, opt.Addr)
+	opt.Addr = relay.Addr()
+	client := redis.NewClient(opt)
+	t.Cleanup(func() { _ = client.Close() })
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release, err := claimRedis(ctx, store.New(client, sealer), Options{Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay.Stall(true)
+	start := time.Now()
+	release()
+	if took, bound := time.Since(start), releaseTimeout+client.Options().ReadTimeout+time.Second; took > bound {
+		t.Errorf("release took %s with Redis not answering, want at most %s", took, bound)
 	}
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -105,22 +104,21 @@ var (
 if held then return held end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
 return ""`)
-	renewDevRunScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then
-  return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end
-return redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2], "NX")`)
+	renewDevRunScript = redis.NewScript(`local held = redis.call("GET", KEYS[1])
+if held == ARGV[1] then redis.call("PEXPIRE", KEYS[1], ARGV[2]) return "" end
+if held then return held end
+redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+return ""`)
 	releaseDevRunScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then
   return redis.call("DEL", KEYS[1]) end
 return 0`)
 )
 
 // RenewDevRun extends owner's lease on the database to ttl, taking it again
-// when it lapsed or was cleared (ClaimDevRun).
-func (s *Store) RenewDevRun(ctx context.Context, owner string, ttl time.Duration) error {
-	err := renewDevRunScript.Run(ctx, s.rdb, devRunKeys{run: devRunKey()}.list(), owner, ttl.Milliseconds()).Err()
-	if errors.Is(err, redis.Nil) {
-		return nil // another run took it once lapsed: this one runs on
-	}
-	return err
+// when it lapsed or was cleared (ClaimDevRun), and returns "", unless
+// another run took it once it lapsed: then it returns that run's owner.
+func (s *Store) RenewDevRun(ctx context.Context, owner string, ttl time.Duration) (string, error) {
+	return renewDevRunScript.Run(ctx, s.rdb, devRunKeys{run: devRunKey()}.list(), owner, ttl.Milliseconds()).Text()
 }
 
 // ReleaseDevRun ends owner's lease on the database, if it still holds it.

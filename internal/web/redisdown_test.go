@@ -2,12 +2,9 @@ package web_test
 
 import (
 	"context"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,8 +30,8 @@ import (
 func TestMetricsWhenRedisGoesDown(t *testing.T) {
 	t.Parallel()
 	live := redistest.New(t)
-	relay := newRelay(t, live.Addr)
-	client := redis.NewClient(&redis.Options{Addr: relay.addr(), DB: live.DB, MaxRetries: -1})
+	relay := redistest.NewRelay(t, live.Addr)
+	client := redis.NewClient(&redis.Options{Addr: relay.Addr(), DB: live.DB, MaxRetries: -1})
 	t.Cleanup(func() { _ = client.Close() })
 	st := store.New(client, fixtureSealer(t))
 	handler := metrics.NewHandler(metrics.HandlerParams{
@@ -51,7 +48,7 @@ func TestMetricsWhenRedisGoesDown(t *testing.T) {
 		t.Fatalf("Redis up: got %d:\n%s\nwant 200 with rekey_redis_up 1 and what Redis holds", status, body)
 	}
 
-	relay.stop()
+	relay.Stop()
 	status, body := scrape()
 	if status != http.StatusOK || !hasSample(body, "rekey_redis_up", "0") {
 		t.Fatalf("Redis down: got %d:\n%s\nwant 200 with rekey_redis_up 0", status, body)
@@ -62,55 +59,6 @@ func TestMetricsWhenRedisGoesDown(t *testing.T) {
 	if resp := f.get("/healthz"); resp.status != http.StatusServiceUnavailable {
 		t.Errorf("Redis down: /healthz got %d, want 503", resp.status)
 	}
-}
-
-// relay copies TCP connections to a Redis server until stop.
-type relay struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newRelay(t *testing.T, target string) *relay {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &relay{ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			r.mu.Lock()
-			r.conns = append(r.conns, c, up)
-			r.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
-			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
-		}
-	}()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *relay) addr() string { return r.ln.Addr().String() }
-
-// stop refuses new connections and cuts the open ones.
-func (r *relay) stop() {
-	_ = r.ln.Close()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.conns {
-		_ = c.Close()
-	}
-	r.conns = nil
 }
 
 // hasSample reports whether the exposition holds the sample name (without
@@ -232,8 +180,8 @@ func TestAPIWhenRedisGoesDown(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.register("inst-1", "cred-0")
-	relay := newRelay(t, f.r.Addr)
-	client := redis.NewClient(&redis.Options{Addr: relay.addr(), DB: f.r.DB, MaxRetries: -1})
+	relay := redistest.NewRelay(t, f.r.Addr)
+	client := redis.NewClient(&redis.Options{Addr: relay.Addr(), DB: f.r.DB, MaxRetries: -1})
 	t.Cleanup(func() { _ = client.Close() })
 	st := store.New(client, fixtureSealer(t), store.WithClock(f.clock.Now))
 	p := f.params
@@ -246,7 +194,7 @@ func TestAPIWhenRedisGoesDown(t *testing.T) {
 	if resp := f.api(http.MethodGet, "/api/v1/instances/inst-1", ""); resp.status != http.StatusOK {
 		t.Fatalf("Redis up: GET got %d %s", resp.status, resp.body)
 	}
-	relay.stop()
+	relay.Stop()
 	reg := `{"api_version":"v3","config_vars":["MYADDON_URL"],"oauth":{"refresh_token":"r"}}`
 	for _, c := range []struct{ method, path, body string }{
 		{http.MethodPut, "/api/v1/instances/inst-1", reg},
