@@ -97,7 +97,8 @@ var (
 		"Runs of rotate tasks by queue and outcome (rotated, already_done, joined, moved, skipped, refused, failed, retry, rate_limited).",
 		[]string{"queue", "outcome"}, nil)
 	descCalls = prometheus.NewDesc("rekey_heroku_calls_total",
-		"Calls to Heroku by endpoint and HTTP status (0: no response).", []string{"endpoint", "status"}, nil)
+		"Calls to Heroku by endpoint and HTTP status (0: no response; other: a status HTTP does not name, "+
+			"from whatever answered for Heroku).", []string{"endpoint", "status"}, nil)
 	descIssuerCalls = prometheus.NewDesc("rekey_issuer_calls_total",
 		"Calls to the issuer by operation (mint, verify, revoke, usage) and how they ended: ok (answered as the contract "+
 			"says), refused (an answer taken as final) or failed (no usable answer: a 5xx, a timeout, no connection; "+
@@ -197,15 +198,18 @@ func (c *Collector) collectCounters(ctx context.Context, ch chan<- prometheus.Me
 		c.log.Warn().Err(err).Msg("metrics_counters_failed")
 		return
 	}
+	// A field an earlier version wrote for a status HTTP does not name
+	// adds to its endpoint's "other".
+	calls := map[[2]string]int64{}
 	for name, v := range withKnownCounters(counters) {
 		parts := strings.Split(name, ":")
 		switch {
+		case parts[0] == "heroku_calls" && len(parts) == 3:
+			calls[[2]string{parts[1], herokuStatusLabel(parts[2])}] += v
 		case parts[0] == "rotations" && len(parts) == 3:
 			ch <- prometheus.MustNewConstMetric(descRotations, prometheus.CounterValue, float64(v), parts[1], parts[2])
 		case parts[0] == "issuer_calls" && len(parts) == 3:
 			ch <- prometheus.MustNewConstMetric(descIssuerCalls, prometheus.CounterValue, float64(v), parts[1], parts[2])
-		case parts[0] == "heroku_calls" && len(parts) == 3:
-			ch <- prometheus.MustNewConstMetric(descCalls, prometheus.CounterValue, float64(v), parts[1], parts[2])
 		case parts[0] == "budget_wait_ms" && len(parts) == 2:
 			ch <- prometheus.MustNewConstMetric(descWait, prometheus.CounterValue, float64(v)/1000, parts[1])
 		case parts[0] == "revocations" && len(parts) == 2:
@@ -213,6 +217,9 @@ func (c *Collector) collectCounters(ctx context.Context, ch chan<- prometheus.Me
 		case parts[0] == "logplex" && len(parts) == 2:
 			ch <- prometheus.MustNewConstMetric(descLogLines, prometheus.CounterValue, float64(v), parts[1])
 		}
+	}
+	for k, v := range calls {
+		ch <- prometheus.MustNewConstMetric(descCalls, prometheus.CounterValue, float64(v), k[0], k[1])
 	}
 	for _, h := range histograms {
 		ch <- h.metric(counters)

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"maps"
+	"net/http"
 	"strconv"
 
 	"github.com/rekeyhq/rekey/internal/heroku"
@@ -22,7 +23,25 @@ func budgetWaitField(c ratelimit.Class) string    { return "budget_wait_ms:" + c
 func logLinesField(outcome string) string         { return "logplex:" + outcome }
 func issuerCallsField(op, outcome string) string  { return "issuer_calls:" + op + ":" + outcome }
 func herokuCallsField(endpoint string, status int) string {
-	return "heroku_calls:" + endpoint + ":" + strconv.Itoa(status)
+	return "heroku_calls:" + endpoint + ":" + herokuStatusLabel(strconv.Itoa(status))
+}
+
+// otherStatus is the status label of every answer whose status HTTP does
+// not name.
+const otherStatus = "other"
+
+// herokuStatusLabel is the status label of an answer with status, as its
+// counter's field spells it: 0 (no answer) and every status net/http names
+// (200, 418, 429, 503...) as they are, any other "other". Whatever answers
+// for Heroku chooses the status (a proxy before it, a firewall), and the
+// Go client takes any three digits: one series each would let it add up to
+// 900 series to every endpoint, and as many fields to the counters' hash.
+func herokuStatusLabel(status string) string {
+	n, err := strconv.Atoi(status)
+	if status == "0" || err == nil && status == strconv.Itoa(n) && http.StatusText(n) != "" {
+		return status
+	}
+	return otherStatus
 }
 
 // alertStatuses are the statuses of Heroku's answers that rekey_heroku_calls_total
