@@ -169,3 +169,39 @@ func holdsString(v any, s string) bool {
 	}
 	return false
 }
+
+// invisible is outside text whose characters show as nothing: a zero-width
+// space, non-joiner and joiner, a word joiner and an invisible operator, a
+// byte order mark, a soft hyphen, a Hangul filler and, in tag characters,
+// a copy of "rm" that no terminal draws.
+const invisible = "inc\u200bident\u200c\u200d 4\u20602\u2062 \ufeff\u00ad\u3164\U000E0072\U000E006D"
+
+// Outside text that shows as nothing on a terminal is as escaped as text a
+// terminal acts on: two reasons (or issuer messages) that look the same on
+// screen differed, and tag characters carried text no one saw. Accents and
+// other scripts stay as they are; --json keeps the text exact.
+func TestInvisibleOutsideTextIsEscaped(t *testing.T) {
+	c := newCLI(t)
+	reason := "caf\u00e9 鍵 " + invisible
+	if err := c.st.CreateBatch(context.Background(), "bat_invisible", reason, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.run(t, "batches", "show", "bat_invisible"); err != nil {
+		t.Fatal(err)
+	}
+	want := `caf` + "\u00e9" + ` 鍵 inc\u200bident\u200c\u200d 4\u20602\u2062 \ufeff\u00ad\u3164\U000e0072\U000e006d`
+	if out := c.stdout.String(); !strings.Contains(out, want) {
+		t.Errorf("rekey batches show does not show the invisible characters escaped, want %q in:\n%q", want, out)
+	}
+	if err := c.run(t, "batches", "show", "bat_invisible", "--json"); err != nil {
+		t.Fatal(err)
+	}
+	out := c.stdout.String()
+	if i := strings.IndexFunc(out, printable.Invisible); i >= 0 {
+		t.Errorf("rekey batches show --json holds %q raw:\n%q", []rune(out[i:])[0], out)
+	}
+	var v any
+	if err := json.Unmarshal(c.stdout.Bytes(), &v); err != nil || !holdsString(v, reason) {
+		t.Errorf("rekey batches show --json does not keep the reason exact (%v):\n%q", err, out)
+	}
+}

@@ -28,14 +28,16 @@ func TestText(t *testing.T) {
 		{"\u2066iso\u2069 \u200e\u200f \u061c", `\u2066iso\u2069 \u200e\u200f \u061c`},
 		{"line\u2028sep\u2029", `line\u2028sep\u2029`},
 		{"bad \xff\x9b byte", `bad \xff\x9b byte`},
+		{"inst\u200b-1 \u200c\u200d\u2060\u2063\ufeff\u00ad\u3164\u034f\U000E0041", `inst\u200b-1 \u200c\u200d\u2060\u2063\ufeff\u00ad\u3164\u034f\U000e0041`},
+		{"\U0001F469\u200d\U0001F4BB \u26a0\ufe0f \U0001F511", `` + "\U0001F469" + `\u200d` + "\U0001F4BB \u26a0" + `\ufe0f` + " \U0001F511"},
 	}
 	for _, c := range cases {
 		got := printable.Text(c.in)
 		if got != c.want {
 			t.Errorf("Text(%q) = %q, want %q", c.in, got, c.want)
 		}
-		if !utf8.ValidString(got) || strings.ContainsFunc(got, printable.Unsafe) {
-			t.Errorf("Text(%q) = %q still holds what a terminal acts on", c.in, got)
+		if !utf8.ValidString(got) || strings.ContainsFunc(got, printable.Unsafe) || strings.ContainsFunc(got, printable.Invisible) {
+			t.Errorf("Text(%q) = %q still holds what a terminal acts on or hides", c.in, got)
 		}
 	}
 }
@@ -44,7 +46,7 @@ func FuzzText(f *testing.F) {
 	f.Add("a\x1b[31mb\u202ec\n\xff")
 	f.Fuzz(func(t *testing.T, s string) {
 		got := printable.Text(s)
-		if !utf8.ValidString(got) || strings.ContainsFunc(got, printable.Unsafe) {
+		if !utf8.ValidString(got) || strings.ContainsFunc(got, printable.Unsafe) || strings.ContainsFunc(got, printable.Invisible) {
 			t.Fatalf("Text(%q) = %q", s, got)
 		}
 	})

@@ -37,3 +37,31 @@ func TestAPIAnswersAreSafeOnATerminal(t *testing.T) {
 		t.Errorf("the answer's reason decodes to %q (%v), want %q", b.Reason, err, reason)
 	}
 }
+
+// A reason whose characters show as nothing (zero-width space and joiner,
+// byte order mark, soft hyphen, tag characters) is answered with those as
+// \u escapes, so that two reasons that differ do not look the same in a
+// terminal; accents and other scripts are left as they are.
+func TestAPIAnswersShowInvisibleCharacters(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	reason := "caf\u00e9 鍵 inc\u200bident\u200d \ufeff\u00ad\U000E0072"
+	if err := f.st.CreateBatch(context.Background(), "bat_invisible", reason, 1); err != nil {
+		t.Fatal(err)
+	}
+	resp := f.api(http.MethodGet, "/api/v1/batches/bat_invisible", "")
+	if resp.status != http.StatusOK {
+		t.Fatalf("GET the batch: %d %s", resp.status, resp.body)
+	}
+	for _, want := range []string{`inc\u200bident\u200d \ufeff\u00ad\udb40\udc72`, "caf\u00e9 鍵"} {
+		if !strings.Contains(resp.body, want) {
+			t.Errorf("the answer lacks %q:\n%q", want, resp.body)
+		}
+	}
+	var b struct {
+		Reason string `json:"reason"`
+	}
+	if err := json.Unmarshal([]byte(resp.body), &b); err != nil || b.Reason != reason {
+		t.Errorf("the answer's reason decodes to %q (%v), want %q", b.Reason, err, reason)
+	}
+}
