@@ -1,6 +1,7 @@
 package tasks_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -31,12 +32,12 @@ func TestTaskConstructorsRefuseOptionsNoWorkerWouldRun(t *testing.T) {
 		}
 	}
 	for q := range tasks.Queues() {
-		if _, err := tasks.NewRotateTask(rotate, asynq.Queue(q)); err != nil {
+		if _, err := tasks.NewRotateTask(rotate, asynq.Queue(q)); err != nil && q != tasks.QueueRevoke {
 			t.Errorf("NewRotateTask on rekey's queue %q: %v", q, err)
 		}
-		if _, err := tasks.NewRevokeTask(revoke, time.Now(), asynq.Queue(q)); err != nil {
-			t.Errorf("NewRevokeTask on rekey's queue %q: %v", q, err)
-		}
+	}
+	if _, err := tasks.NewRevokeTask(revoke, time.Now(), asynq.Queue(tasks.QueueRevoke)); err != nil {
+		t.Errorf("NewRevokeTask on rekey's revoke queue: %v", err)
 	}
 }
 
@@ -132,5 +133,45 @@ func TestTaskConstructorsRefuseANegativeTimeout(t *testing.T) {
 		if _, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: "inst-timeout"}, asynq.Timeout(d)); err != nil {
 			t.Errorf("NewRotateTask with a timeout of %s: %v", d, err)
 		}
+	}
+}
+
+// The revoke queue is for revocations: rekey's workers serve it beside the
+// default queue, weighted for revocations due now, and a revoke task
+// elsewhere is one rekey's sweeps and "revoke now" never find (they look
+// for it on the revoke queue). Another app's rotations put there would wait
+// in line before the revocations, each holding a slot for minutes, and
+// revocations would run past their revoke time. The constructors refuse a
+// rotate task on the revoke queue and a revoke task on any other queue,
+// naming the queues each belongs on.
+func TestTaskConstructorsKeepTheRevokeQueueForRevocations(t *testing.T) {
+	t.Parallel()
+	rotate := tasks.RotatePayload{InstanceID: "inst-revoke-queue", RotationID: "rot_revoke_queue"}
+	revoke := tasks.RevokePayload{InstanceID: "inst-revoke-queue", CredentialID: "cred_revoke_queue"}
+	_, err := tasks.NewRotateTask(rotate, asynq.Queue(tasks.QueueRevoke))
+	if err == nil {
+		t.Error("NewRotateTask on the revoke queue: no error")
+	} else {
+		for _, want := range []string{`"revoke"`, tasks.QueueInteractive, tasks.QueueDefault, tasks.QueueBulk} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("NewRotateTask on the revoke queue: error %q does not name %s", err, want)
+			}
+		}
+	}
+	if _, err := tasks.NewRotateTaskWithFloor(rotate, 0, asynq.Queue("revoke")); err == nil {
+		t.Error(`NewRotateTaskWithFloor on queue "revoke": no error`)
+	}
+	for _, q := range []string{tasks.QueueInteractive, tasks.QueueDefault, tasks.QueueBulk} {
+		_, err := tasks.NewRevokeTask(revoke, time.Now(), asynq.Queue(q))
+		if err == nil {
+			t.Errorf("NewRevokeTask on queue %q: no error", q)
+			continue
+		}
+		if !strings.Contains(err.Error(), `"revoke"`) {
+			t.Errorf("NewRevokeTask on queue %q: error %q does not name the revoke queue", q, err)
+		}
+	}
+	if _, err := tasks.NewRevokeTask(revoke, time.Now(), asynq.Queue(tasks.QueueRevoke)); err != nil {
+		t.Errorf("NewRevokeTask on the revoke queue: %v", err)
 	}
 }

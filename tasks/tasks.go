@@ -166,7 +166,7 @@ func NewRotateTaskWithFloor(p RotatePayload, floor time.Duration, opts ...asynq.
 		return nil, fmt.Errorf("tasks: batch_id of %d bytes is not a usable correlation id (1 to %d printable ASCII characters)",
 			len(p.BatchID), MaxBatchIDLen)
 	}
-	if err := checkOptions(opts, time.Now()); err != nil {
+	if err := checkOptions(TypeRotate, opts, time.Now()); err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
 	p.Reason = cutReason(p.Reason)
@@ -194,7 +194,7 @@ func NewRevokeTask(p RevokePayload, revokeAt time.Time, opts ...asynq.Option) (*
 	if err := checkRevokeIDs(p); err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
-	if err := checkOptions(opts, wholeSecondAfter(revokeAt)); err != nil {
+	if err := checkOptions(TypeRevoke, opts, wholeSecondAfter(revokeAt)); err != nil {
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
 	b, err := json.Marshal(p)
@@ -207,16 +207,20 @@ func NewRevokeTask(p RevokePayload, revokeAt time.Time, opts ...asynq.Option) (*
 	return asynq.NewTask(TypeRevoke, b, append(defaults, opts...)...), nil
 }
 
-// checkOptions refuses the options that would leave a task where no worker
-// of rekey's ever runs it: a queue that is not one of Queues (rekey's
-// workers serve those only, and asynq takes any name, "Interactive" too),
+// checkOptions refuses the options that would leave a task of type typ
+// where no worker of rekey's ever runs it: a queue that is not one of
+// Queues (rekey's workers serve those only, and asynq takes any name,
+// "Interactive" too), or not one of typ's: a rotation on the revoke queue
+// would wait in line before the revocations due, holding a slot of theirs
+// for minutes, and run them past their revoke time; a revocation on
+// another queue is one the sweeps and "revoke now" never find there;
 // a group (rekey's workers run no group aggregator, so a grouped task
 // waits in its group for ever), a negative timeout, and a deadline at or before the task's
 // first run once cut to the whole second asynq keeps it in (firstRun unless opts schedule it otherwise): asynq fails such
 // a task before any handler runs it, at every retry, until it archives it.
 // Such a task claims no rotation, so nothing of rekey's (its metrics, its
 // sweeps) would ever see it.
-func checkOptions(opts []asynq.Option, firstRun time.Time) error {
+func checkOptions(typ string, opts []asynq.Option, firstRun time.Time) error {
 	var deadline time.Time
 	for _, o := range opts {
 		if o == nil {
@@ -253,9 +257,13 @@ func checkOptions(opts []asynq.Option, firstRun time.Time) error {
 		}
 		switch o.Type() {
 		case asynq.QueueOpt:
-			if q, _ := o.Value().(string); Queues()[q] == 0 {
+			q, _ := o.Value().(string)
+			if Queues()[q] == 0 {
 				return fmt.Errorf("queue %q is not one of rekey's (%s, %s, %s, %s): no worker would run the task",
 					q, QueueInteractive, QueueDefault, QueueBulk, QueueRevoke)
+			}
+			if err := checkQueue(typ, q); err != nil {
+				return err
 			}
 		case asynq.GroupOpt:
 			return errors.New("rekey's workers aggregate no group: a task in one would never run")
@@ -268,6 +276,21 @@ func checkOptions(opts []asynq.Option, firstRun time.Time) error {
 					"leave it out for rekey's own", d)
 			}
 		}
+	}
+	return nil
+}
+
+// checkQueue refuses rekey's queue q for a task of type typ when it is not
+// one of typ's: the revoke queue holds revocations only, and they go there
+// only.
+func checkQueue(typ, q string) error {
+	switch {
+	case typ == TypeRotate && q == QueueRevoke:
+		return fmt.Errorf("queue %q is for revocations only: a rotation there would delay the revocations due; "+
+			"use %s, %s or %s", q, QueueInteractive, QueueDefault, QueueBulk)
+	case typ == TypeRevoke && q != QueueRevoke:
+		return fmt.Errorf("queue %q does not take revocations: a revoke task goes on the %q queue, "+
+			"where rekey's sweeps look for it; leave the queue out for it", q, QueueRevoke)
 	}
 	return nil
 }

@@ -508,7 +508,15 @@ func Resume(ctx context.Context, q Enqueuer, heldAt time.Time, instanceID, rotat
 // from an older payload, below any floor, must not leave its rotation
 // without a task for good. The worker gives such a rotation the
 // instance's own grace, never a shorter one.
+//
+// A rotation whose record names the revoke queue (claimed by a rotate task
+// another app put there, which workers before this version ran there) gets
+// its task on the default queue: the tasks package refuses a rotation on
+// the revoke queue, which is for revocations.
 func enqueueTask(ctx context.Context, q Enqueuer, instanceID, rotationID, batchID, reason, queue string, grace time.Duration) error {
+	if queue == tasks.QueueRevoke {
+		queue = tasks.QueueDefault
+	}
 	t, err := tasks.NewRotateTaskWithFloor(tasks.RotatePayload{InstanceID: instanceID, RotationID: rotationID,
 		BatchID: batchID, Reason: reason, Grace: tasks.Duration(grace)}, 0, asynq.Queue(queue))
 	if err != nil {
