@@ -100,6 +100,9 @@ func (h *Rotate) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return scrubError(permanent(err), nil)
 	}
 	queue, _ := asynq.GetQueueName(ctx)
+	if queue == tasks.QueueRevoke {
+		return h.moveOffRevokeQueue(ctx, p)
+	}
 	r := &rotation{p: p, queue: queue,
 		log: zerolog.Ctx(ctx).With().Str("instance_id", p.InstanceID).Str("rotation_id", p.RotationID).Logger()}
 	// Set aside before the claim, so that the rotation's record, which a
@@ -110,6 +113,30 @@ func (h *Rotate) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	// The error becomes the task's last error (/monitoring) and the
 	// worker's log line: it passes the scrubber like every kept text.
 	return scrubError(err, r.known)
+}
+
+// moveOffRevokeQueue enqueues the rotation of a rotate task found on the
+// revoke queue on the default queue, with rekey's options, before anything
+// is claimed, and ends the task found there. The tasks package refuses a
+// rotation on the revoke queue, but another app's asynq client, or an older
+// version of the package, may put one there: run there, each would hold a
+// slot of the revocations due for minutes, and a flood of them would run
+// revocations past their revoke time. A task of the rotation already on
+// the default queue is as good as the one enqueued.
+func (h *Rotate) moveOffRevokeQueue(ctx context.Context, p tasks.RotatePayload) error {
+	// No floor: the worker that runs it sets a grace below its own aside.
+	t, err := tasks.NewRotateTaskWithFloor(p, 0, asynq.Queue(tasks.QueueDefault))
+	if err != nil {
+		return permanent(err)
+	}
+	if _, err := h.deps.Enqueuer.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("move rotation %s off the %s queue, which is for revocations: %w",
+			p.RotationID, tasks.QueueRevoke, err)
+	}
+	zerolog.Ctx(ctx).Warn().Str("instance_id", p.InstanceID).Str("rotation_id", p.RotationID).
+		Str("moved_to", tasks.QueueDefault).Str("detail", "a rotate task on the revoke queue, which is for "+
+		"revocations: give rotations the interactive, default or bulk queue").Msg("rotation_moved_off_revoke_queue")
+	return nil
 }
 
 // request is the claim a run of the task makes.

@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/rekeyhq/rekey/internal/sandbox"
+	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
 )
 
@@ -77,5 +78,56 @@ func TestAdversarialStrayRevokeTaskForTheCurrentCredential(t *testing.T) {
 		if dead, err := w.store.IsRevocationDead(ctx, id, current[id]); err != nil || dead {
 			t.Errorf("%s: revocation set aside as dead (%v): the stray task's refusal is not the issuer's", id, err)
 		}
+	}
+}
+
+// Another app puts rotate tasks on the revoke queue with its own asynq
+// client, past the tasks package's constructors (an older version of it,
+// asynq.Queue given to Enqueue), and an older worker claimed a rotation on
+// that queue whose task was lost since. A worker moves such a task to the
+// default queue before it claims anything, so that no rotation runs on the
+// revoke queue, holding a slot the revocations due wait for; the rotation
+// runs there, and the sweep gives the older worker's rotation its task on
+// the default queue too. Both instances rotate.
+func TestAdversarialRotateTaskOnTheRevokeQueueMovesToTheDefaultQueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t, worldParams{})
+	samples := w.provision(2, sandbox.Mix{})
+	byApp, old := samples[0].ID, samples[1].ID
+	task, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: byApp, Reason: "on the revoke queue"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := w.queue.EnqueueContext(ctx, task, asynq.Queue(tasks.QueueRevoke))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tasks.ParseRotate(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRot := tasks.NewID("rot")
+	if _, err := w.store.Claim(ctx, store.RotationRequest{InstanceID: old, RotationID: oldRot,
+		Queue: tasks.QueueRevoke}); err != nil {
+		t.Fatal(err)
+	}
+	w.startWorker(workerParams{sweep: true})
+	for id, rot := range map[string]string{byApp: p.RotationID, old: oldRot} {
+		waitFor(t, 30*time.Second, "rotation of "+id, func() (bool, string) {
+			r, err := w.store.Rotation(ctx, rot)
+			return err == nil && r.State == store.RotationPromoted, fmt.Sprintf("%+v, %v", r, err)
+		})
+		got, err := w.insp.GetTaskInfo(tasks.QueueDefault, tasks.RotateTaskID(rot))
+		if err != nil || got.State != asynq.TaskStateCompleted {
+			t.Errorf("%s: rotation %s has no completed task on the default queue (%v): it ran elsewhere", id, rot, err)
+		}
+	}
+	moved, err := w.insp.GetTaskInfo(tasks.QueueRevoke, info.ID)
+	if err != nil || moved.State != asynq.TaskStateCompleted {
+		t.Errorf("the app's task on the revoke queue: %+v, %v; want it completed once moved", moved, err)
+	}
+	if r, err := w.store.Rotation(ctx, p.RotationID); err != nil || r.Queue != tasks.QueueDefault || r.Reason != "on the revoke queue" {
+		t.Errorf("the app's rotation: queue %q, reason %q (%v); want the default queue and the task's reason", r.Queue, r.Reason, err)
 	}
 }
