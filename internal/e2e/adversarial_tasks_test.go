@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,4 +131,61 @@ func TestAdversarialRotateTaskOnTheRevokeQueueMovesToTheDefaultQueue(t *testing.
 	if r, err := w.store.Rotation(ctx, p.RotationID); err != nil || r.Queue != tasks.QueueDefault || r.Reason != "on the revoke queue" {
 		t.Errorf("the app's rotation: queue %q, reason %q (%v); want the default queue and the task's reason", r.Queue, r.Reason, err)
 	}
+}
+
+// A rotate task asked for more than 30 days ago, whose rotation rekey no
+// longer knows, is an archived task run again by hand (asynq keeps
+// archived tasks for 90 days, rekey a finished rotation's record for 30):
+// an operator clicking "run" on an old task in asynqmon. Run, it started a
+// new rotation of the instance at once, on the bulk queue outside the
+// feeder's pace, restarting the customer's app; and under a rotation id the
+// issuer may have minted for before, whose credential is revoked by then.
+// The worker archives it instead, saying to rotate afresh, and the instance
+// keeps its credential. A task as old whose rotation is still recorded (in
+// flight for weeks, its archived task run again by the sweep) still runs.
+func TestAdversarialStaleRotateTaskRunAgainByHandDoesNotRotate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t, worldParams{})
+	samples := w.provision(2, sandbox.Mix{})
+	stale, known := samples[0].ID, samples[1].ID
+	before := w.current(stale)
+	long := time.Now().Add(-31 * 24 * time.Hour)
+	staleTask, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: stale, Reason: "weeks ago", RequestedAt: long})
+	if err != nil {
+		t.Fatal(err)
+	}
+	staleP, _ := tasks.ParseRotate(staleTask)
+	if _, err := w.queue.EnqueueContext(ctx, staleTask, asynq.Queue(tasks.QueueBulk)); err != nil {
+		t.Fatal(err)
+	}
+	knownRot := tasks.NewID("rot")
+	if _, err := w.store.Claim(ctx, store.RotationRequest{InstanceID: known, RotationID: knownRot,
+		Queue: tasks.QueueDefault}); err != nil {
+		t.Fatal(err)
+	}
+	knownTask, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: known, RotationID: knownRot, RequestedAt: long})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.queue.EnqueueContext(ctx, knownTask); err != nil {
+		t.Fatal(err)
+	}
+	w.startWorker(workerParams{})
+	info := w.waitTask(tasks.QueueBulk, tasks.RotateTaskID(staleP.RotationID), 30*time.Second)
+	if info.State != asynq.TaskStateArchived || !strings.Contains(info.LastErr, "stale_task") ||
+		!strings.Contains(info.LastErr, "new rotate task") {
+		t.Errorf("the stale task: %s, last error %q; want archived, saying stale_task and to enqueue a new rotate task",
+			info.State, info.LastErr)
+	}
+	if got := w.current(stale); got != before {
+		t.Errorf("the stale task rotated %s: its credential %s is now %s", stale, before, got)
+	}
+	if r, err := w.store.Rotation(ctx, staleP.RotationID); err == nil {
+		t.Errorf("the stale task started rotation %s: %+v", staleP.RotationID, r)
+	}
+	waitFor(t, 30*time.Second, "the known rotation", func() (bool, string) {
+		r, err := w.store.Rotation(ctx, knownRot)
+		return err == nil && r.State == store.RotationPromoted, fmt.Sprintf("%+v, %v", r, err)
+	})
 }

@@ -141,6 +141,11 @@ type Store struct {
 	fpKeys *fingerprintKeys
 }
 
+// FinishedRetention is how long a finished (or cancelled) rotation's record
+// and a revoked credential's stay: past it, rekey no longer knows the
+// rotation id.
+const FinishedRetention = 30 * 24 * time.Hour
+
 // Option configures a Store.
 type Option func(*Store)
 
@@ -168,7 +173,7 @@ func New(rdb redis.UniversalClient, sealer *seal.Sealer, opts ...Option) *Store 
 		now:               time.Now,
 		eventsPerInstance: DefaultHistoryEntries,
 		eventsGlobal:      100_000,
-		finishedTTL:       30 * 24 * time.Hour,
+		finishedTTL:       FinishedRetention,
 		auditRetention:    DefaultAuditRetention,
 		pushWindow:        UnansweredPushWindow,
 	}
