@@ -175,3 +175,37 @@ func TestTaskConstructorsKeepTheRevokeQueueForRevocations(t *testing.T) {
 		t.Errorf("NewRevokeTask on the revoke queue: %v", err)
 	}
 }
+
+// A rotation scheduled ahead is asked for at its first run, not when its
+// task was built: a worker refuses a task asked for more than 30 days
+// before it runs (an archived one run again by hand), and a rotation
+// another app schedules 60 days ahead must still run.
+func TestRotateTaskScheduledAheadIsAskedForAtItsFirstRun(t *testing.T) {
+	ahead := 60 * 24 * time.Hour
+	at := time.Now().Add(ahead)
+	given := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		p    tasks.RotatePayload
+		opts []asynq.Option
+		want time.Time
+	}{
+		{"ProcessIn", tasks.RotatePayload{InstanceID: "inst-1"}, []asynq.Option{asynq.ProcessIn(ahead)}, at},
+		{"ProcessAt", tasks.RotatePayload{InstanceID: "inst-1"}, []asynq.Option{asynq.ProcessAt(at)}, at},
+		{"now", tasks.RotatePayload{InstanceID: "inst-1"}, nil, time.Now()},
+		{"ProcessAt in the past", tasks.RotatePayload{InstanceID: "inst-1"}, []asynq.Option{asynq.ProcessAt(time.Now().Add(-time.Hour))}, time.Now()},
+		{"given", tasks.RotatePayload{InstanceID: "inst-1", RequestedAt: given}, []asynq.Option{asynq.ProcessIn(ahead)}, given},
+	} {
+		task, err := tasks.NewRotateTask(c.p, c.opts...)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		p, err := tasks.ParseRotate(task)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if d := p.RequestedAt.Sub(c.want); d < -5*time.Second || d > 5*time.Second {
+			t.Errorf("%s: requested_at %s, want %s", c.name, p.RequestedAt, c.want)
+		}
+	}
+}

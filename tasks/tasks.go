@@ -112,8 +112,12 @@ type RotatePayload struct {
 	// instance still waits for revocation.
 	SkipIfPrevious bool `json:"skip_if_previous,omitempty"`
 	// RequestedAt is when the rotation was asked for; NewRotateTask fills
-	// it when zero. The worker measures rekey_request_to_heroku_seconds
-	// from it; a task without it is measured not at all.
+	// it when zero, with the task's first run when it is scheduled ahead
+	// (asynq.ProcessAt, asynq.ProcessIn). The worker measures
+	// rekey_request_to_heroku_seconds from it; a task without it is
+	// measured not at all. A worker refuses a task asked for more than 30
+	// days ago whose rotation it no longer knows (an archived task run
+	// again by hand), with the code stale_task.
 	RequestedAt time.Time `json:"requested_at,omitzero"`
 }
 
@@ -171,7 +175,10 @@ func NewRotateTaskWithFloor(p RotatePayload, floor time.Duration, opts ...asynq.
 	}
 	p.Reason = cutReason(p.Reason)
 	if p.RequestedAt.IsZero() {
-		p.RequestedAt = time.Now().UTC()
+		// A rotation scheduled ahead (asynq.ProcessIn) is asked for at its
+		// first run: a worker refuses a task asked for more than 30 days
+		// before it runs as an archived one run again by hand.
+		p.RequestedAt = firstRunOf(opts, time.Now()).UTC()
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -221,28 +228,14 @@ func NewRevokeTask(p RevokePayload, revokeAt time.Time, opts ...asynq.Option) (*
 // Such a task claims no rotation, so nothing of rekey's (its metrics, its
 // sweeps) would ever see it.
 func checkOptions(typ string, opts []asynq.Option, firstRun time.Time) error {
+	firstRun = firstRunOf(opts, firstRun)
 	var deadline time.Time
 	for _, o := range opts {
-		if o == nil {
-			continue
-		}
-		switch o.Type() {
-		case asynq.ProcessAtOpt:
-			if at, ok := o.Value().(time.Time); ok {
-				firstRun = at
-			}
-		case asynq.ProcessInOpt:
-			if in, ok := o.Value().(time.Duration); ok {
-				firstRun = time.Now().Add(in)
-			}
-		case asynq.DeadlineOpt:
+		if o != nil && o.Type() == asynq.DeadlineOpt {
 			if d, ok := o.Value().(time.Time); ok {
 				deadline = d
 			}
 		}
-	}
-	if now := time.Now(); firstRun.Before(now) {
-		firstRun = now
 	}
 	// asynq keeps the deadline in whole seconds, its fraction cut off: one
 	// within the first run's second is kept at or before that run.
@@ -278,6 +271,35 @@ func checkOptions(typ string, opts []asynq.Option, firstRun time.Time) error {
 		}
 	}
 	return nil
+}
+
+// firstRunOf is when a task built with opts first runs: at the time its
+// ProcessAt or ProcessIn option gives, else at firstRun, and not before now.
+func firstRunOf(opts []asynq.Option, firstRun time.Time) time.Time {
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		switch o.Type() {
+		case asynq.ProcessAtOpt:
+			if at, ok := o.Value().(time.Time); ok {
+				firstRun = at
+			}
+		case asynq.ProcessInOpt:
+			if in, ok := o.Value().(time.Duration); ok {
+				firstRun = time.Now().Add(in)
+			}
+		}
+	}
+	return later(firstRun, time.Now())
+}
+
+// later is the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // checkQueue refuses rekey's queue q for a task of type typ when it is not
