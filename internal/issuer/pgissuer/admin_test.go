@@ -26,6 +26,16 @@ func withCreateRoleAdmin(t *testing.T, f *fixture) {
 // attrs, and the ADMIN option on the owner role, and returns its name.
 func withAdmin(t *testing.T, f *fixture, attrs string) string {
 	t.Helper()
+	admin, adminURL := newAdmin(t, f, attrs)
+	f.useServers(t, `{"main":"`+adminURL+`"}`)
+	return admin
+}
+
+// newAdmin creates a login role with attributes attrs and the ADMIN option
+// on f's owner role, dropped at the test's end, and returns its name and
+// an admin URL that logs in as it.
+func newAdmin(t *testing.T, f *fixture, attrs string) (string, string) {
+	t.Helper()
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	admin := "admin_" + hex.EncodeToString(suffix)
@@ -45,8 +55,7 @@ func withAdmin(t *testing.T, f *fixture, attrs string) string {
 		t.Fatal(err)
 	}
 	u.User = url.UserPassword(admin, password)
-	f.useServers(t, `{"main":"`+u.String()+`"}`)
-	return admin
+	return admin, u.String()
 }
 
 // useServers replaces f's issuer with one on the servers of

@@ -10,3 +10,8 @@ func (iss *Issuer) UsageRemembered() int {
 	defer iss.mu.Unlock()
 	return len(iss.lastSeen)
 }
+
+// RoleName is the role a mint of the rotation creates.
+func (iss *Issuer) RoleName(instanceID, rotationID string) string {
+	return iss.derive.roleName(instanceID, rotationID)
+}

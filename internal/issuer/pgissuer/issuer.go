@@ -167,15 +167,19 @@ func (iss *Issuer) resolve(ctx context.Context, op, instanceID string) (target, 
 
 // find returns the target of the server where role lives, with its
 // comment (onServers). exists is false only when no server has the role.
-func (iss *Issuer) find(ctx context.Context, t target, role string) (target, string, bool, error) {
+// A server's error is op's, explained on its pool (explain).
+func (iss *Issuer) find(ctx context.Context, t target, op, role string) (target, string, bool, error) {
 	var at target
 	var comment string
 	err := iss.onServers(t, func(o target) (bool, error) {
 		c, exists, err := roleComment(ctx, o.pool, role)
+		if err != nil {
+			return false, explain(ctx, o.pool, op, err)
+		}
 		if exists {
 			at, comment = o, c
 		}
-		return exists, err
+		return exists, nil
 	})
 	return at, comment, at.pool != nil, err
 }

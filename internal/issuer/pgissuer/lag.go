@@ -46,7 +46,7 @@ type appServer struct {
 func (iss *Issuer) lagged(ctx context.Context, t target, role, password string) error {
 	var primary string
 	if err := t.pool.QueryRow(ctx, systemIDQuery).Scan(&primary); err != nil {
-		return classify("verify", err)
+		return explain(ctx, t.pool, "verify", err)
 	}
 	s, err := iss.askAppServer(ctx, t, role)
 	switch {

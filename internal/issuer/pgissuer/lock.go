@@ -66,8 +66,9 @@ func (iss *Issuer) lock(ctx context.Context, conn *pgxpool.Conn, op string, key 
 	case lockNotAvailable(err):
 		return &issuer.Error{Op: op, Code: CodeRoleBusy}
 	}
+	err = explain(ctx, conn, op, err)
 	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = conn.Conn().Close(c)
-	return classify(op, err)
+	return err
 }

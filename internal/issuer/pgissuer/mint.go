@@ -67,7 +67,7 @@ func createRole(ctx context.Context, conn *pgxpool.Conn, loc Location, role, pas
 	comment, exists, err := roleComment(ctx, conn, role)
 	switch {
 	case err != nil:
-		return classify("mint", err)
+		return explain(ctx, conn, "mint", err)
 	case exists && ours(comment):
 		return nil
 	case exists:
@@ -75,7 +75,7 @@ func createRole(ctx context.Context, conn *pgxpool.Conn, loc Location, role, pas
 	}
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return classify("mint", err)
+		return explain(ctx, conn, "mint", err)
 	}
 	defer tx.Rollback(context.Background()) //nolint:errcheck // a no-op after Commit
 	r, owner := sanitize(role), sanitize(loc.Owner)
@@ -87,10 +87,14 @@ func createRole(ctx context.Context, conn *pgxpool.Conn, loc Location, role, pas
 	}
 	for _, s := range stmts {
 		if _, err := tx.Exec(ctx, s); err != nil {
-			return classify("mint", err)
+			_ = tx.Rollback(ctx) // explain asks on the connection
+			return explain(ctx, conn, "mint", err)
 		}
 	}
-	return classify("mint", tx.Commit(ctx))
+	if err := tx.Commit(ctx); err != nil {
+		return explain(ctx, conn, "mint", err)
+	}
+	return nil
 }
 
 // checkLocation names a missing database or owner role in a permanent
@@ -113,7 +117,7 @@ func checkLocation(ctx context.Context, conn *pgxpool.Conn, loc Location) error 
 		FROM (SELECT 1) AS one LEFT JOIN pg_roles r ON r.rolname = $2`, loc.Database, loc.Owner).Scan(&db, &owner, &powers)
 	switch {
 	case err != nil:
-		return classify("mint", err)
+		return explain(ctx, conn, "mint", err)
 	case !db:
 		return permanent("mint", CodeNoDatabase, "database %q does not exist on server %s", loc.Database, loc.Server)
 	case !owner:

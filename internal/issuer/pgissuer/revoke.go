@@ -37,7 +37,7 @@ func (iss *Issuer) Revoke(ctx context.Context, instanceID, credentialID string) 
 	if err != nil {
 		return err
 	}
-	at, comment, exists, err := iss.find(ctx, t, credentialID)
+	at, comment, exists, err := iss.find(ctx, t, "revoke", credentialID)
 	if err != nil {
 		return classify("revoke", err)
 	}
@@ -94,7 +94,7 @@ func (iss *Issuer) revokeRole(ctx context.Context, at target, instanceID, creden
 		comment, exists, err := roleComment(ctx, conn, role)
 		switch {
 		case err != nil:
-			return classify("revoke", err)
+			return explain(ctx, conn, "revoke", err)
 		case !exists: // a concurrent revoke dropped it
 			return nil
 		}
@@ -122,7 +122,7 @@ func (iss *Issuer) renamed(ctx context.Context, t target, instanceID, credential
 		rows, err := o.pool.Query(ctx, `SELECT rolname::text, shobj_description(oid, 'pg_authid') FROM pg_roles
 			WHERE starts_with(shobj_description(oid, 'pg_authid'), $1) ORDER BY oid`, instanceMark(instanceID)+"rotation=")
 		if err != nil {
-			return false, err
+			return false, explain(ctx, o.pool, "revoke", err)
 		}
 		for rows.Next() {
 			var name, comment string
@@ -134,7 +134,7 @@ func (iss *Issuer) renamed(ctx context.Context, t target, instanceID, credential
 			}
 		}
 		if err := rows.Err(); err != nil {
-			return false, err
+			return false, explain(ctx, o.pool, "revoke", err)
 		}
 		at = o
 		return len(roles) > 0, nil
@@ -170,7 +170,7 @@ func cut(ctx context.Context, q querier, role string) error {
 	grant := "GRANT " + r + " TO CURRENT_USER"
 	var v16 bool
 	if err := q.QueryRow(ctx, "SELECT current_setting('server_version_num')::int >= 160000").Scan(&v16); err != nil {
-		return classify("revoke", err)
+		return explain(ctx, q, "revoke", err)
 	}
 	if v16 {
 		grant += " WITH INHERIT TRUE, SET TRUE"
@@ -240,7 +240,7 @@ func terminate(ctx context.Context, q querier, role string) error {
 			return err
 		})
 	}
-	return classify("revoke", err)
+	return explain(ctx, q, "revoke", err)
 }
 
 // settle runs stmt, a change to the role, and when it fails asks held
@@ -261,7 +261,7 @@ func settle(ctx context.Context, q querier, stmt, held, role string) error {
 	if lockNotAvailable(err) {
 		return errRowBusy
 	}
-	return classify("revoke", err)
+	return explain(ctx, q, "revoke", err)
 }
 
 // querier is a pool or one of its connections.
@@ -280,7 +280,7 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 	// A database dropped since the role was minted holds nothing of it.
 	var dbExists bool
 	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", t.loc.Database).Scan(&dbExists); err != nil {
-		return classify("revoke", err)
+		return explain(ctx, conn, "revoke", err)
 	}
 	if dbExists {
 		if err := iss.reassign(ctx, t, t.loc.Database, r); err != nil {
@@ -289,7 +289,7 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 	}
 	err := dropIfExists(ctx, conn, r)
 	if !dependentsElsewhere(err) {
-		return classify("revoke", err)
+		return explain(ctx, conn, "revoke", err)
 	}
 	// The credential reached other databases of the server (every role may
 	// connect to "postgres" by default) and left objects, grants or default
@@ -297,14 +297,17 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 	// at a time, so they run in each, then the role goes.
 	dbs, err := otherDatabases(ctx, conn, role, t.loc.Database)
 	if err != nil {
-		return classify("revoke", err)
+		return explain(ctx, conn, "revoke", err)
 	}
 	for _, db := range dbs {
 		if err := iss.reassign(ctx, t, db, r); err != nil {
 			return err
 		}
 	}
-	return classify("revoke", dropIfExists(ctx, conn, r))
+	if err := dropIfExists(ctx, conn, r); err != nil {
+		return explain(ctx, conn, "revoke", err)
+	}
+	return nil
 }
 
 // dropIfExists drops the role, waiting at most reassignLockWait for a lock

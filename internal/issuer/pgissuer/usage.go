@@ -22,7 +22,7 @@ func (iss *Issuer) Usage(ctx context.Context, instanceID, credentialID string) (
 	if err != nil {
 		return issuer.Usage{}, err
 	}
-	at, _, exists, err := iss.find(ctx, t, credentialID)
+	at, _, exists, err := iss.find(ctx, t, "usage", credentialID)
 	switch {
 	case err != nil:
 		return issuer.Usage{}, classify("usage", err)
@@ -36,7 +36,7 @@ func (iss *Issuer) Usage(ctx context.Context, instanceID, credentialID string) (
 			FROM pg_stat_activity WHERE usename = $1 ORDER BY backend_start DESC LIMIT 1), '')
 		FROM pg_stat_activity WHERE usename = $1`, credentialID).Scan(&sessions, &by)
 	if err != nil {
-		return issuer.Usage{}, classify("usage", err)
+		return issuer.Usage{}, explain(ctx, at.pool, "usage", err)
 	}
 	if sessions == 0 {
 		return iss.seen(credentialID), nil

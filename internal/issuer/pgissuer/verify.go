@@ -186,7 +186,7 @@ func answerWithin(ctx context.Context, cfg *pgx.ConnConfig) (context.Context, co
 // from its mark; it reports whether the role exists and is rekey's for the
 // instance, and the target of the database the role was minted for.
 func (iss *Issuer) rotationOf(ctx context.Context, t target, instanceID, role string) (string, target, bool, error) {
-	at, comment, exists, err := iss.find(ctx, t, role)
+	at, comment, exists, err := iss.find(ctx, t, "verify", role)
 	if err != nil || !exists {
 		return "", target{}, false, err
 	}

@@ -1,0 +1,163 @@
+package pgissuer_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rekeyhq/rekey/internal/issuer"
+	"github.com/rekeyhq/rekey/internal/issuer/pgissuer"
+	"github.com/rekeyhq/rekey/internal/pgtest"
+)
+
+// adminIssuer is an issuer on f's server as the admin of adminURL, under
+// f's key, with pools of its own: a default given to the admin role
+// since f's issuer connected applies to its sessions.
+func adminIssuer(t *testing.T, f *fixture, adminURL string) *pgissuer.Issuer {
+	t.Helper()
+	servers, err := pgissuer.ParseServers([]byte(`{"main":"` + adminURL + `"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := pgissuer.New(pgissuer.Params{Servers: servers, Locator: f.locs, Key: f.key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(iss.Close)
+	return iss
+}
+
+// wantNamed fails t unless err is a transient issuer error of code whose
+// text holds every one of want and not the admin URL's password.
+func wantNamed(t *testing.T, err error, code, adminURL string, want ...string) {
+	t.Helper()
+	var ie *issuer.Error
+	if err == nil || !issuer.IsTransient(err) || !errors.As(err, &ie) || ie.Code != code {
+		t.Fatalf("err = %v, want a transient %s", err, code)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("err = %q, want it to say %q", err, w)
+		}
+	}
+	u, _ := url.Parse(adminURL)
+	if password, _ := u.User.Password(); strings.Contains(err.Error(), password) {
+		t.Errorf("err = %q quotes the admin password", err)
+	}
+}
+
+// A read-only default given to rekey's admin role fails its mints and
+// revocations as before (postgres_error, retried), and the error says so,
+// naming the role and what undoes it; once reset, both work again.
+func TestAdminRoleReadOnlyIsNamed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	admin, adminURL := newAdmin(t, f, "CREATEROLE")
+	old, err := adminIssuer(t, f, adminURL).Mint(ctx, "inst-1", "rot-1")
+	if err != nil {
+		t.Fatalf("mint: %v", err)
+	}
+	a := pgx.Identifier{admin}.Sanitize()
+	mustExec(t, f.db.ServerURL, "ALTER ROLE "+a+" SET default_transaction_read_only = on")
+	ro := adminIssuer(t, f, adminURL)
+	want := []string{"rekey's admin role runs read-only (default_transaction_read_only is on for role " + a + ")",
+		"ALTER ROLE " + a + " RESET default_transaction_read_only"}
+	_, err = ro.Mint(ctx, "inst-1", "rot-2")
+	wantNamed(t, err, pgissuer.CodePostgres, adminURL, want...)
+	err = ro.Revoke(ctx, "inst-1", old.ID)
+	wantNamed(t, err, pgissuer.CodePostgres, adminURL, want...)
+
+	mustExec(t, f.db.ServerURL, "ALTER ROLE "+a+" RESET default_transaction_read_only")
+	rw := adminIssuer(t, f, adminURL)
+	if err := rw.Revoke(ctx, "inst-1", old.ID); err != nil {
+		t.Fatalf("revoke once reset: %v", err)
+	}
+	c, err := rw.Mint(ctx, "inst-1", "rot-2")
+	if err != nil {
+		t.Fatalf("mint once reset: %v", err)
+	}
+	if err := rw.Revoke(ctx, "inst-1", c.ID); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+}
+
+// A statement_timeout given to the admin role cuts a mint's wait for the
+// role's lock short (server_unavailable, retried, as before), and the error
+// names it, its value and what undoes it; a mint with nothing to wait for
+// works under it.
+func TestAdminRoleStatementTimeoutIsNamed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	admin, adminURL := newAdmin(t, f, "CREATEROLE")
+	a := pgx.Identifier{admin}.Sanitize()
+	mustExec(t, f.db.ServerURL, "ALTER ROLE "+a+" SET statement_timeout = '300ms'")
+	iss := adminIssuer(t, f, adminURL)
+	holder := connect(t, f.db.ServerURL)
+	key := iss.LockKey(iss.RoleName("inst-1", "rot-1"))
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
+		t.Fatal(err)
+	}
+	_, err := iss.Mint(ctx, "inst-1", "rot-1")
+	wantNamed(t, err, pgissuer.CodeUnavailable, adminURL,
+		"a statement of rekey's admin role ran past statement_timeout (300ms for role "+a+")",
+		"ALTER ROLE "+a+" RESET statement_timeout")
+
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", key); err != nil {
+		t.Fatal(err)
+	}
+	c, err := iss.Mint(ctx, "inst-1", "rot-1")
+	if err != nil {
+		t.Fatalf("mint with the lock free: %v", err)
+	}
+	if err := iss.Revoke(ctx, "inst-1", c.ID); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+}
+
+// An admin role whose sessions act as another role (ALTER ROLE ... SET
+// role) is refused CREATE ROLE as before (not_permitted), and the error
+// names both roles and what undoes it.
+func TestAdminRoleActingAsAnotherRoleIsNamed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	admin, adminURL := newAdmin(t, f, "CREATEROLE")
+	a := pgx.Identifier{admin}.Sanitize()
+	other := pgx.Identifier{admin + "_other"}.Sanitize()
+	mustExec(t, f.db.ServerURL, "CREATE ROLE "+other+" NOLOGIN")
+	t.Cleanup(func() { _ = pgtest.Exec(ctx, f.db.ServerURL, "DROP ROLE IF EXISTS "+other) })
+	mustExec(t, f.db.ServerURL, "GRANT "+other+" TO "+a)
+	mustExec(t, f.db.ServerURL, "ALTER ROLE "+a+" SET role TO "+other)
+	_, err := adminIssuer(t, f, adminURL).Mint(ctx, "inst-1", "rot-1")
+	wantNamed(t, err, pgissuer.CodeNotPermitted, adminURL,
+		"rekey's admin role "+a+" acts as role "+other+", which may not do this (role is set to "+other+" for role "+a+")",
+		"ALTER ROLE "+a+" RESET role")
+}
+
+// A lock_timeout given to the admin role fails a mint whose CREATE ROLE
+// waits for the catalog (postgres_error, retried, as before), and the
+// error names it.
+func TestAdminRoleLockTimeoutIsNamed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	admin, adminURL := newAdmin(t, f, "CREATEROLE")
+	a := pgx.Identifier{admin}.Sanitize()
+	mustExec(t, f.db.ServerURL, "ALTER ROLE "+a+" SET lock_timeout = '200ms'")
+	iss := adminIssuer(t, f, adminURL)
+	holder := connect(t, f.db.ServerURL)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if _, err := tx.Exec(ctx, "LOCK TABLE pg_catalog.pg_authid IN SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = iss.Mint(ctx, "inst-1", "rot-1")
+	wantNamed(t, err, pgissuer.CodePostgres, adminURL,
+		"a statement of rekey's admin role waited for a lock past lock_timeout (200ms for role "+a+")",
+		"ALTER ROLE "+a+" RESET lock_timeout")
+}
