@@ -423,7 +423,21 @@ func runWorkerCmd(ctx context.Context, env *environ) error {
 	if err != nil {
 		return err
 	}
+	if pg, ok := iss.(*pgissuer.Issuer); ok {
+		go a.warnAdminSettings(ctx, pg)
+	}
 	return refused(ctx, a.runWorker(ctx, iss, cfg.Concurrency))
+}
+
+// warnAdminSettings logs, once, a warning for each default of the
+// PostgreSQL admin role's that fails mints or revocations
+// (pgissuer.Issuer.AdminSettings), naming what undoes it; the failures
+// name it too. It does not hold up the start: a server down now is asked
+// no more.
+func (a *app) warnAdminSettings(ctx context.Context, pg *pgissuer.Issuer) {
+	for _, w := range pg.AdminSettings(ctx) {
+		a.log.Warn().Str("detail", w).Msg("postgres_admin_setting")
+	}
 }
 
 // feeder builds the pacing feeder that releases held bulk rotations at the

@@ -161,3 +161,33 @@ func TestAdminRoleLockTimeoutIsNamed(t *testing.T) {
 		"a statement of rekey's admin role waited for a lock past lock_timeout (200ms for role "+a+")",
 		"ALTER ROLE "+a+" RESET lock_timeout")
 }
+
+// AdminSettings, which a worker reads once at its start, names each
+// default of the admin role's that fails rekey's statements, with what
+// undoes it, and nothing for an admin role without them.
+func TestAdminSettingsNamesTheAdminRolesDefaults(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	admin, adminURL := newAdmin(t, f, "CREATEROLE")
+	if got := adminIssuer(t, f, adminURL).AdminSettings(ctx); len(got) != 0 {
+		t.Fatalf("AdminSettings = %q, want none", got)
+	}
+	a := pgx.Identifier{admin}.Sanitize()
+	mustExec(t, f.db.ServerURL, "ALTER ROLE "+a+" SET default_transaction_read_only = on")
+	mustExec(t, f.db.ServerURL, "ALTER ROLE "+a+" SET statement_timeout = '300ms'")
+	mustExec(t, f.db.ServerURL, "ALTER ROLE "+a+" SET idle_in_transaction_session_timeout = '20s'")
+	got := adminIssuer(t, f, adminURL).AdminSettings(ctx)
+	text := strings.Join(got, "\n")
+	if len(got) != 2 {
+		t.Fatalf("AdminSettings = %q, want the read-only default and the statement_timeout", got)
+	}
+	for _, want := range []string{
+		"server main: rekey's admin role runs read-only (default_transaction_read_only is on for role " + a + "): every mint and revocation fails; ALTER ROLE " + a + " RESET default_transaction_read_only",
+		"server main: statement_timeout is 300ms for role " + a,
+		"ALTER ROLE " + a + " RESET statement_timeout",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("AdminSettings = %q, want it to say %q", got, want)
+		}
+	}
+}
