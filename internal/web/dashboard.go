@@ -52,6 +52,9 @@ var notices = map[string]string{
 	"rotate": "Rotation requested. Progress shows below.",
 	"joined": "A rotation was already in progress; your request joined it.",
 	"revoke": "The old credential is being revoked now.",
+	// Revoke now sent again once the revocation is done (a double-click,
+	// a second tab): what the customer asked for has happened.
+	"revoked": "That old credential is revoked; nothing more is needed from you.",
 	// The revoke queue paused by hand: the customer is told the
 	// revocation waits, not why in the operator's terms.
 	"revoke-paused": "The old credential's revocation is queued, but it waits for the service's operator: " +
@@ -273,7 +276,9 @@ func (s *server) revokeNotice(ctx context.Context) string {
 
 // nothingToRevoke answers a revoke-now the store refused (409): the
 // instance's current credential is never revoked (I1), and the page says
-// so rather than suggest it was revoked already.
+// so rather than suggest it was revoked already. A credential revoked
+// already is what the customer asked for: the answer is the dashboard,
+// saying so, as to the first click.
 func (s *server) nothingToRevoke(w http.ResponseWriter, r *http.Request, instanceID, credID string) {
 	state := ""
 	if in, err := s.Store.Instance(r.Context(), instanceID); err == nil && in.CurrentCredential == credID {
@@ -282,6 +287,8 @@ func (s *server) nothingToRevoke(w http.ResponseWriter, r *http.Request, instanc
 		state = c.State // the session's own instance's only: no other add-on's credential is looked up
 	}
 	switch state {
+	case store.CredentialRevoked:
+		s.redirectWithNotice(w, r, "revoked")
 	case store.CredentialCurrent:
 		s.page(w, r, http.StatusConflict, "Nothing to revoke", "That is your current credential, which your apps use: it is not revoked. "+
 			"To replace it, rotate, then revoke the old one.")
