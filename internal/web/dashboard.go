@@ -360,7 +360,8 @@ func statusText(v instanceView, now time.Time) string {
 		return "Rotated. The old credential is still in use, so its revocation waits (below)."
 	}
 	if len(v.PreviousCredentials) > 0 {
-		return "Rotated. The old credential stays valid until " + clock(v.PreviousCredentials[0].RevokeAt) + " while your apps restart."
+		at := v.PreviousCredentials[0].RevokeAt
+		return "Rotated. The old credential stays valid until " + clock(at) + " (" + fromNow(now, at) + ") while your apps restart."
 	}
 	return "Up to date."
 }

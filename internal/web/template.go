@@ -23,6 +23,7 @@ var (
 	dashboardJS  = mustRead("assets/dashboard.js")
 	templates    = template.Must(template.New("").Funcs(template.FuncMap{
 		"clock":   clock,
+		"fromNow": fromNow,
 		"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	}).ParseFS(assets, "assets/*.html"))
 
@@ -88,6 +89,8 @@ type dashboardPage struct {
 	Timeline []entry
 	Style    template.CSS
 	Script   template.JS
+	// Now is when the page was drawn, for the times it says from now.
+	Now time.Time
 }
 
 func (s *server) dashboardData(sess session, v instanceView, events []store.Event, notice string, limit customerLimit) dashboardPage {
@@ -99,7 +102,7 @@ func (s *server) dashboardData(sess session, v instanceView, events []store.Even
 		LastError: lastError(v), LastErrorAt: v.LastErrorAt, NextRotation: nextRotation(v),
 		Grace: s.graceText(v), Rules: s.rules(v), Limit: limit, Deprovisioned: !v.DeprovisionedAt.IsZero(),
 		CSRF: csrf, Previous: v.PreviousCredentials, Unconfirmed: v.UnconfirmedCredentials, Timeline: timeline(events),
-		Style: template.CSS(dashboardCSS), Script: template.JS(dashboardJS)}
+		Style: template.CSS(dashboardCSS), Script: template.JS(dashboardJS), Now: now}
 	if r := v.InFlightRotation; r != nil {
 		p.InFlightID, p.InFlightAt = r.RotationID, r.RequestedAt
 	}

@@ -115,6 +115,25 @@ func clock(t time.Time) string {
 	return t.UTC().Format("2 Jan 2006 15:04:05 UTC")
 }
 
+// fromNow says how long from now t is, to the minute, cut down rather than
+// rounded up, so an old credential is never promised more time than it
+// has: "in 1 hour 29 minutes". Beside the time clock writes, it spares a
+// customer not on UTC the arithmetic.
+func fromNow(now, t time.Time) string {
+	switch d := t.Sub(now); {
+	case t.IsZero():
+		return "at an unknown time"
+	case d <= 0:
+		return "due now"
+	case d < time.Minute:
+		return "in less than a minute"
+	case d < 48*time.Hour:
+		return "in " + plainDuration(d.Truncate(time.Minute))
+	default:
+		return "in " + plural(int(d/(24*time.Hour)), "day")
+	}
+}
+
 // age says how long ago t was, roughly.
 func age(now, t time.Time) string {
 	d := now.Sub(t)
