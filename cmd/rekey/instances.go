@@ -73,7 +73,7 @@ list the next page. Deprovisioned instances are not listed; 'rekey instances sho
 		},
 	}
 	c.Flags().IntVar(&limit, "limit", 100, "list at most this many instances")
-	c.Flags().StringVar(&after, "after", "", "list the instances after this one (the last line of a page)")
+	c.Flags().StringVar(&after, "after", "", "list the instances after this one (the last line of a page); empty lists the first page, as a paging loop starting with none passes it")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the instances as a JSON array")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the instance ids only, one a line")
 	return c

@@ -13,7 +13,8 @@ import (
 // rekey instances list pages through the live instances as batches list
 // does: rows on stdout, the count and how to list the next page on
 // stderr, --json an array; a deprovisioned instance is not listed, and
-// --after naming one is refused rather than started over.
+// --after naming one is refused rather than started over; --after "" is
+// the first page.
 func TestInstancesListPagesTheLiveInstances(t *testing.T) {
 	c := newCLI(t)
 	ids := c.register(t, 5)
@@ -21,7 +22,7 @@ func TestInstancesListPagesTheLiveInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	var listed []string
-	after := []string{}
+	after := []string{"--after", ""} // a paging loop starts with no id: the first page
 	for page := 0; page < 3; page++ {
 		if err := c.run(t, "instances", append([]string{"list", "--limit", "2"}, after...)...); err != nil {
 			t.Fatalf("%v\n%s", err, c.stderr)
