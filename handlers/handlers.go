@@ -71,6 +71,11 @@ type Enqueuer interface {
 	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
+// TaskInfos reads asynq's record of a task (an *asynq.Inspector).
+type TaskInfos interface {
+	GetTaskInfo(queue, id string) (*asynq.TaskInfo, error)
+}
+
 // Observer hears how rotations and revocations end, for metrics. Methods
 // must be fast and safe for concurrent use.
 type Observer interface {
@@ -106,6 +111,11 @@ type Deps struct {
 	Heroku   Heroku
 	Issuer   issuer.Issuer
 	Enqueuer Enqueuer
+	// Tasks reads asynq's record of a rotate task asked for more than 30
+	// days ago whose rotation is not recorded, to tell an archived task run
+	// again by hand, which is refused, from one that never ran; nil lets
+	// every such task run.
+	Tasks TaskInfos
 	// Observer hears outcomes; nil means none.
 	Observer Observer
 	// Breaker hears Heroku's answer to every push; nil means none.

@@ -144,31 +144,42 @@ const codeStaleTask = "stale_task"
 
 // checkNotStale refuses a task asked for longer ago than rekey keeps a
 // finished rotation's record (store.FinishedRetention) whose rotation
-// rekey no longer knows: an archived task, which asynq keeps for 90 days,
-// run again by hand (asynqmon's "run", asynq's CLI). Claimed, it would
-// start a new rotation at once, a bulk one outside the feeder's pace,
-// restarting the customer's app for a request weeks old, under a rotation
-// id the issuer may have minted a credential for that is revoked by now
-// (tasks.RotatePayload.RotationID). A task as old whose rotation is
-// still recorded (in flight for weeks, run again by the sweep) runs; one
-// without a request time (an older producer's) cannot be told apart and
-// runs as before.
+// rekey no longer knows and that ran before: an archived task, which asynq
+// keeps for 90 days, run again by hand (asynqmon's "run", asynq's CLI).
+// Claimed, it would start a new rotation at once, a bulk one outside the
+// feeder's pace, restarting the customer's app for a request weeks old,
+// under a rotation id the issuer may have minted a credential for that is
+// revoked by now (tasks.RotatePayload.RotationID). A task as old whose
+// rotation is still recorded (in flight for weeks, run again by the sweep)
+// runs, and so does one that never ran (asynq's record of it holds no
+// failure and no retry): another app's rotation scheduled weeks ahead, its
+// RequestedAt the day it was built. One without a request time (an older
+// producer's) cannot be told apart and runs as before, as does every task
+// when Deps.Tasks is nil.
 func (h *Rotate) checkNotStale(ctx context.Context, r *rotation) error {
 	at := r.p.RequestedAt
-	if at.IsZero() || h.deps.now().Sub(at) <= store.FinishedRetention {
+	if h.deps.Tasks == nil || at.IsZero() || h.deps.now().Sub(at) <= store.FinishedRetention {
 		return nil
 	}
 	_, err := h.deps.Store.Rotation(ctx, r.p.RotationID)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return permanent(fmt.Errorf("%s: rotate task asked for at %s, more than %d days ago, for rotation %s, which rekey no "+
-			"longer knows (an archived task run again): it does not rotate the instance now; enqueue a new rotate task "+
-			"(a new rotation id) to rotate it", codeStaleTask, at.UTC().Format(time.RFC3339), store.FinishedRetention/(24*time.Hour),
-			r.p.RotationID))
-	case err != nil:
+	case err == nil:
+		return nil
+	case !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("look up rotation %s, asked for at %s: %w", r.p.RotationID, at.UTC().Format(time.RFC3339), err)
 	}
-	return nil
+	id, _ := asynq.GetTaskID(ctx)
+	info, err := h.deps.Tasks.GetTaskInfo(r.queue, id)
+	if err != nil {
+		return fmt.Errorf("read rotate task %s, asked for at %s: %w", id, at.UTC().Format(time.RFC3339), err)
+	}
+	if info.LastFailedAt.IsZero() && info.Retried == 0 {
+		return nil // its first run
+	}
+	return permanent(fmt.Errorf("%s: rotate task asked for at %s, more than %d days ago, for rotation %s, which rekey no "+
+		"longer knows (an archived task run again): it does not rotate the instance now; enqueue a new rotate task "+
+		"(a new rotation id) to rotate it", codeStaleTask, at.UTC().Format(time.RFC3339), store.FinishedRetention/(24*time.Hour),
+		r.p.RotationID))
 }
 
 // request is the claim a run of the task makes.

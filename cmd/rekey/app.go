@@ -383,6 +383,7 @@ func (a *app) runWorker(ctx context.Context, iss issuer.Issuer, concurrency int)
 // revoke task on another against the same clock, Redis's (I2).
 func (a *app) handlerDeps(hc handlers.Heroku, iss issuer.Issuer, obs handlers.Observer, br handlers.Breaker) *handlers.Deps {
 	return &handlers.Deps{Store: a.store, Heroku: hc, Issuer: iss, Enqueuer: a.queue, Observer: obs,
+		Tasks: asynq.NewInspectorFromRedisClient(a.rdb),
 		Grace: a.cfg.Grace, PrivateSpaceGrace: a.cfg.PrivateSpaceGrace, Breaker: br,
 		MinGrace: a.cfg.GraceFloor(), MaxGrace: a.cfg.GraceCeiling(), Paid: pacing.NewPaid(a.rdb),
 		Wave: pacing.NewOutcomes(a.rdb, a.clock.Now), Now: a.clock.Now, Local: a.local,

@@ -134,21 +134,24 @@ func TestAdversarialRotateTaskOnTheRevokeQueueMovesToTheDefaultQueue(t *testing.
 }
 
 // A rotate task asked for more than 30 days ago, whose rotation rekey no
-// longer knows, is an archived task run again by hand (asynq keeps
-// archived tasks for 90 days, rekey a finished rotation's record for 30):
-// an operator clicking "run" on an old task in asynqmon. Run, it started a
-// new rotation of the instance at once, on the bulk queue outside the
-// feeder's pace, restarting the customer's app; and under a rotation id the
-// issuer may have minted for before, whose credential is revoked by then.
-// The worker archives it instead, saying to rotate afresh, and the instance
-// keeps its credential. A task as old whose rotation is still recorded (in
-// flight for weeks, its archived task run again by the sweep) still runs.
+// longer knows and that ran before, is an archived task run again by hand
+// (asynq keeps archived tasks for 90 days, rekey a finished rotation's
+// record for 30): an operator clicking "run" on an old task in asynqmon.
+// Run, it started a new rotation of the instance at once, on the bulk
+// queue outside the feeder's pace, restarting the customer's app; and
+// under a rotation id the issuer may have minted for before, whose
+// credential is revoked by then. The worker archives it instead, saying to
+// rotate afresh, and the instance keeps its credential. A task as old
+// whose rotation is still recorded (in flight for weeks, its archived task
+// run again by the sweep) still runs, and so does one as old that never
+// ran: another app's rotation enqueued weeks ahead (asynq.ProcessIn given
+// to Enqueue), its requested_at the day it was built.
 func TestAdversarialStaleRotateTaskRunAgainByHandDoesNotRotate(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	w := newWorld(t, worldParams{})
-	samples := w.provision(2, sandbox.Mix{})
-	stale, known := samples[0].ID, samples[1].ID
+	samples := w.provision(3, sandbox.Mix{})
+	stale, known, ahead := samples[0].ID, samples[1].ID, samples[2].ID
 	before := w.current(stale)
 	long := time.Now().Add(-31 * 24 * time.Hour)
 	staleTask, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: stale, Reason: "weeks ago", RequestedAt: long})
@@ -159,6 +162,24 @@ func TestAdversarialStaleRotateTaskRunAgainByHandDoesNotRotate(t *testing.T) {
 	if _, err := w.queue.EnqueueContext(ctx, staleTask, asynq.Queue(tasks.QueueBulk)); err != nil {
 		t.Fatal(err)
 	}
+	// Weeks ago its run failed for good and asynq archived it.
+	failing := asynq.NewServerFromRedisClient(w.redis.Client, asynq.Config{Concurrency: 1,
+		Queues: map[string]int{tasks.QueueBulk: 1}, LogLevel: asynq.FatalLevel})
+	if err := failing.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+		return fmt.Errorf("refused weeks ago: %w", asynq.SkipRetry)
+	})); err != nil {
+		t.Fatal(err)
+	}
+	w.waitTask(tasks.QueueBulk, tasks.RotateTaskID(staleP.RotationID), 30*time.Second)
+	waitFor(t, 30*time.Second, "the stale task archived", func() (bool, string) {
+		info, err := w.insp.GetTaskInfo(tasks.QueueBulk, tasks.RotateTaskID(staleP.RotationID))
+		return err == nil && info.State == asynq.TaskStateArchived, fmt.Sprintf("%+v, %v", info, err)
+	})
+	failing.Shutdown()
+	if err := w.insp.RunTask(tasks.QueueBulk, tasks.RotateTaskID(staleP.RotationID)); err != nil {
+		t.Fatal(err)
+	}
+
 	knownRot := tasks.NewID("rot")
 	if _, err := w.store.Claim(ctx, store.RotationRequest{InstanceID: known, RotationID: knownRot,
 		Queue: tasks.QueueDefault}); err != nil {
@@ -171,12 +192,23 @@ func TestAdversarialStaleRotateTaskRunAgainByHandDoesNotRotate(t *testing.T) {
 	if _, err := w.queue.EnqueueContext(ctx, knownTask); err != nil {
 		t.Fatal(err)
 	}
+	aheadTask, err := tasks.NewRotateTask(tasks.RotatePayload{InstanceID: ahead, Reason: "scheduled weeks ahead", RequestedAt: long})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aheadP, _ := tasks.ParseRotate(aheadTask)
+	if _, err := w.queue.EnqueueContext(ctx, aheadTask); err != nil {
+		t.Fatal(err)
+	}
 	w.startWorker(workerParams{})
 	info := w.waitTask(tasks.QueueBulk, tasks.RotateTaskID(staleP.RotationID), 30*time.Second)
-	if info.State != asynq.TaskStateArchived || !strings.Contains(info.LastErr, "stale_task") ||
-		!strings.Contains(info.LastErr, "new rotate task") {
-		t.Errorf("the stale task: %s, last error %q; want archived, saying stale_task and to enqueue a new rotate task",
-			info.State, info.LastErr)
+	waitFor(t, 30*time.Second, "the stale task archived again", func() (bool, string) {
+		info, err = w.insp.GetTaskInfo(tasks.QueueBulk, tasks.RotateTaskID(staleP.RotationID))
+		return err == nil && info.State == asynq.TaskStateArchived && strings.Contains(info.LastErr, "stale_task"),
+			fmt.Sprintf("%+v, %v", info, err)
+	})
+	if !strings.Contains(info.LastErr, "new rotate task") {
+		t.Errorf("the stale task's last error %q does not say to enqueue a new rotate task", info.LastErr)
 	}
 	if got := w.current(stale); got != before {
 		t.Errorf("the stale task rotated %s: its credential %s is now %s", stale, before, got)
@@ -184,8 +216,10 @@ func TestAdversarialStaleRotateTaskRunAgainByHandDoesNotRotate(t *testing.T) {
 	if r, err := w.store.Rotation(ctx, staleP.RotationID); err == nil {
 		t.Errorf("the stale task started rotation %s: %+v", staleP.RotationID, r)
 	}
-	waitFor(t, 30*time.Second, "the known rotation", func() (bool, string) {
-		r, err := w.store.Rotation(ctx, knownRot)
-		return err == nil && r.State == store.RotationPromoted, fmt.Sprintf("%+v, %v", r, err)
-	})
+	for what, id := range map[string]string{"the known rotation": knownRot, "the rotation enqueued weeks ahead": aheadP.RotationID} {
+		waitFor(t, 30*time.Second, what, func() (bool, string) {
+			r, err := w.store.Rotation(ctx, id)
+			return err == nil && r.State == store.RotationPromoted, fmt.Sprintf("%+v, %v", r, err)
+		})
+	}
 }

@@ -194,7 +194,7 @@ func (w *world) startWorker(p workerParams) *runningWorker {
 	if p.wrapHeroku != nil {
 		hc = p.wrapHeroku(hc)
 	}
-	deps := &handlers.Deps{Store: w.store, Heroku: hc, Issuer: iss, Enqueuer: w.queue,
+	deps := &handlers.Deps{Store: w.store, Heroku: hc, Issuer: iss, Enqueuer: w.queue, Tasks: w.insp,
 		Grace: testGrace, PrivateSpaceGrace: testPrivateGrace}
 	if p.wave {
 		deps.Wave = pacing.NewOutcomes(w.redis.Client, nil)
