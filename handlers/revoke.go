@@ -45,6 +45,9 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	case c.Revoked() || !waitsForRevocation(c):
 		return h.settled(ctx, p, c)
 	}
+	if queue, ok := asynq.GetQueueName(ctx); ok && queue != tasks.QueueRevoke {
+		return h.moveToRevokeQueue(ctx, p, c, queue)
+	}
 	// A discarded credential's revoke_at is its discarding time, unless it
 	// was discarded with a grace (a deprovisioned instance's, failScript).
 	// Until names the revoke time this run read: should it be brought
@@ -52,6 +55,31 @@ func (h *Revoke) process(ctx context.Context, t *asynq.Task) error {
 	// active, which leaves the task to the sweep), the sweep runs the task
 	// rather than leave it waiting for this time (retry.WaitsFor).
 	return h.revoke(ctx, p, c, log, true)
+}
+
+// moveToRevokeQueue schedules the revocation of a revoke task found on
+// another of rekey's queues on the revoke queue, at c's revoke time, with
+// rekey's options, and ends the task found there. The tasks package
+// refuses another queue for a revocation, but another app's asynq client,
+// or an older version of the package, may put one there: the sweeps,
+// `rekey revocations expedite` and "revoke now" look for it on the revoke
+// queue only, and one whose revoke time is hours away would wait in that
+// queue's retry set. The task on the revoke queue revokes at the revoke
+// time, not before (I2); one of the credential already there (rekey's own)
+// is as good as the one scheduled.
+func (h *Revoke) moveToRevokeQueue(ctx context.Context, p tasks.RevokePayload, c store.Credential, queue string) error {
+	t, err := tasks.NewRevokeTask(p, c.RevokeAt)
+	if err != nil {
+		return permanent(err)
+	}
+	if _, err := h.deps.Enqueuer.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("move revocation of %s to the %s queue, from the %s queue: %w", p.CredentialID, tasks.QueueRevoke, queue, err)
+	}
+	zerolog.Ctx(ctx).Warn().Str("instance_id", p.InstanceID).Str("credential_id", p.CredentialID).
+		Str("moved_to", tasks.QueueRevoke).Time("revoke_at", c.RevokeAt).Str("detail", "a revoke task on the "+queue+
+		" queue, where rekey's sweeps do not look for it: revoke tasks go on the revoke queue").
+		Msg("revocation_moved_to_revoke_queue")
+	return nil
 }
 
 // revoke revokes c, a credential that waits for its revocation, once its

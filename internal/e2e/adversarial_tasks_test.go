@@ -9,6 +9,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/rekeyhq/rekey/internal/fleet"
 	"github.com/rekeyhq/rekey/internal/sandbox"
 	"github.com/rekeyhq/rekey/internal/store"
 	"github.com/rekeyhq/rekey/tasks"
@@ -221,5 +222,102 @@ func TestAdversarialStaleRotateTaskRunAgainByHandDoesNotRotate(t *testing.T) {
 			r, err := w.store.Rotation(ctx, id)
 			return err == nil && r.State == store.RotationPromoted, fmt.Sprintf("%+v, %v", r, err)
 		})
+	}
+}
+
+// Another app puts revoke tasks on the rotation queues with its own asynq
+// client, past the tasks package's constructor (an older version of it,
+// asynq.Queue given to Enqueue): there the sweeps, `rekey revocations
+// expedite` and the dashboard's "revoke now" never find them, and one whose
+// revoke time is hours away waits in that queue's retry set. A worker
+// schedules such a revocation on the revoke queue at the credential's
+// revoke time, with rekey's options, and ends the task found elsewhere:
+//   - far: revoke time two hours away, rekey's own task lost; a task on the
+//     revoke queue waits for that time, the credential still valid;
+//   - kept: revoke time two hours away, rekey's own task there; it stays as
+//     it was, scheduled for that time;
+//   - near: revoke time seconds away, rekey's own task lost; the credential
+//     is revoked at its time, not before (I2), and not lost (I3).
+//
+// Each stray task runs once and ends; none waits or retries where it is.
+func TestAdversarialRevokeTaskOnARotationQueueMovesToTheRevokeQueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t, worldParams{})
+	samples := w.provision(3, sandbox.Mix{})
+	far, kept, near := samples[0], samples[1], samples[2]
+	first := w.startWorker(workerParams{})
+	producer := fleet.NewProducer(w.store, w.queue, fleet.WithMinGrace(time.Second))
+	for id, grace := range map[string]time.Duration{far.ID: 2 * time.Hour, kept.ID: 2 * time.Hour, near.ID: 20 * time.Second} {
+		res, err := producer.Rotate(ctx, fleet.Request{InstanceIDs: []string{id}, Reason: "e2e",
+			Queue: tasks.QueueDefault, Grace: grace})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := w.waitBatch(res.BatchID, 30*time.Second); b.Succeeded != 1 {
+			t.Fatalf("%s: batch %+v", id, b)
+		}
+	}
+	first.stop()
+	strays := map[string]string{far.ID: tasks.QueueDefault, kept.ID: tasks.QueueInteractive, near.ID: tasks.QueueBulk}
+	revokeAt := map[string]time.Time{}
+	for _, s := range samples {
+		c, err := w.store.Credential(ctx, s.ID, s.Provisioned)
+		if err != nil || c.State != store.CredentialPrevious {
+			t.Fatalf("%s: old credential %+v, %v; want it previous", s.ID, c, err)
+		}
+		revokeAt[s.ID] = c.RevokeAt
+		if s.ID != kept.ID {
+			if err := w.insp.DeleteTask(tasks.QueueRevoke, tasks.RevokeTaskID(s.ID, s.Provisioned)); err != nil {
+				t.Fatalf("%s: delete rekey's revoke task: %v", s.ID, err)
+			}
+		}
+		task, err := tasks.NewRevokeTask(tasks.RevokePayload{InstanceID: s.ID, CredentialID: s.Provisioned}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.queue.EnqueueContext(ctx, task, asynq.Queue(strays[s.ID])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := w.startWorker(workerParams{sweep: true})
+	for _, s := range samples {
+		id := tasks.RevokeTaskID(s.ID, s.Provisioned)
+		waitFor(t, 20*time.Second, "stray revoke task of "+s.ID, func() (bool, string) {
+			info, err := w.insp.GetTaskInfo(strays[s.ID], id)
+			if err != nil {
+				return true, "" // dropped
+			}
+			return info.State == asynq.TaskStateCompleted, fmt.Sprintf("state %s, retried %d, last error %q",
+				info.State, info.Retried, info.LastErr)
+		})
+	}
+	for _, s := range []sandbox.Sample{far, kept} {
+		info, err := w.insp.GetTaskInfo(tasks.QueueRevoke, tasks.RevokeTaskID(s.ID, s.Provisioned))
+		if err != nil || info.State != asynq.TaskStateScheduled || info.NextProcessAt.Before(revokeAt[s.ID]) {
+			t.Errorf("%s: revoke task on the revoke queue %+v (%v); want one scheduled for its revoke time %s",
+				s.ID, info, err, revokeAt[s.ID])
+			continue
+		}
+		if info.MaxRetry != tasks.RevokeMaxRetry || info.Timeout != tasks.RevokeTimeout ||
+			!info.Deadline.IsZero() || info.Retention != 0 {
+			t.Errorf("%s: revoke task with options not rekey's: %+v", s.ID, info)
+		}
+		if !w.sb.Demo.Valid(s.Provisioned) {
+			t.Errorf("%s: old credential revoked two hours before its revoke time (I2)", s.ID)
+		}
+	}
+	waitFor(t, 40*time.Second, "revocation of "+near.ID, func() (bool, string) {
+		_, ok := w.sb.Demo.RevokedAt(near.Provisioned)
+		return ok, "still valid"
+	})
+	if at, _ := w.sb.Demo.RevokedAt(near.Provisioned); at.Before(revokeAt[near.ID]) {
+		t.Errorf("%s: revoked at %s, before its revoke time %s (I2)", near.ID, at, revokeAt[near.ID])
+	}
+	if n := strings.Count(second.log.String(), "revocation_moved_to_revoke_queue"); n != 3 {
+		t.Errorf("%d revocation_moved_to_revoke_queue warnings, want one for each stray task", n)
+	}
+	if v := w.sb.Checker.Violations(); len(v) > 0 {
+		t.Errorf("invariant violations: %v", v)
 	}
 }
