@@ -41,7 +41,7 @@ func TestClicksWhileARotationRunsWriteNothing(t *testing.T) {
 	}
 	before := redistest.Dump(t, f.r)
 	for i := range 40 {
-		if resp := clickRotate(t, f, session, token, "joined", fmt.Sprintf("click %d while the rotation runs", i+2)); resp.status != http.StatusSeeOther {
+		if resp := clickRotate(t, f, session, token, "joined-own", fmt.Sprintf("click %d while the rotation runs", i+2)); resp.status != http.StatusSeeOther {
 			t.Fatalf("click %d while the rotation runs: %d, want 303", i+2, resp.status)
 		}
 	}
@@ -157,7 +157,7 @@ func TestClicksOnARequestedRotationJoinOnce(t *testing.T) {
 	token := f.csrf(session)
 	clickRotate(t, f, session, token, "rotate", "first click")
 	for i := range 30 {
-		if resp := clickRotate(t, f, session, token, "joined", fmt.Sprintf("click %d on the requested rotation", i+2)); resp.status != http.StatusSeeOther {
+		if resp := clickRotate(t, f, session, token, "joined-own", fmt.Sprintf("click %d on the requested rotation", i+2)); resp.status != http.StatusSeeOther {
 			t.Fatalf("click %d on the requested rotation: %d %s, want 303", i+2, resp.status, resp.body)
 		}
 	}

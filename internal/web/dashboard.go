@@ -2,9 +2,13 @@ package web
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/fleet"
@@ -51,7 +55,11 @@ func (s *server) takeNotice(w http.ResponseWriter, r *http.Request) string {
 var notices = map[string]string{
 	"rotate": "Rotation requested. Progress shows below.",
 	"joined": "A rotation was already in progress; your request joined it.",
-	"revoke": "The old credential is being revoked now.",
+	// The click joined a rotation a click of the same sign-in or Heroku
+	// user asked for (ownRotation): a double-click, whose browser shows
+	// the answer to the second click.
+	"joined-own": "Your rotation is in progress. Progress shows below.",
+	"revoke":     "The old credential is being revoked now.",
 	// Revoke now sent again once the revocation is done (a double-click,
 	// a second tab): what the customer asked for has happened.
 	"revoked": "That old credential is revoked; nothing more is needed from you.",
@@ -151,7 +159,7 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 	if err == nil && underWay(v) {
 		// Answered from the instance's state, with nothing written: a
 		// customer clicking on while the rotation runs costs a read.
-		s.redirectWithNotice(w, r, "joined")
+		s.redirectWithNotice(w, r, s.joinedNotice(sess, v.InFlightRotation.rotation))
 		return
 	}
 	if err == nil && (v.InFlightRotationID == "" || !v.DeprovisionedAt.IsZero()) {
@@ -162,7 +170,7 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res, err := s.Producer.Rotate(ctx, fleet.Request{InstanceIDs: []string{sess.InstanceID},
+	res, err := s.Producer.Rotate(ctx, fleet.Request{InstanceIDs: []string{sess.InstanceID}, BatchID: s.customerBatchID(sess),
 		Reason: customerReason, Queue: tasks.QueueInteractive, Customer: &limits})
 	var unknown *fleet.UnknownError
 	var capped *fleet.CapError
@@ -193,8 +201,58 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 	done := "rotate"
 	if res.Joined > 0 {
 		done = "joined"
+		if rot, err := s.Store.Rotation(ctx, res.Items[0].RotationID); err == nil {
+			done = s.joinedNotice(sess, rot)
+		}
 	}
 	s.redirectWithNotice(w, r, done)
+}
+
+// customerBatchID is the batch id a customer's click asks its rotation
+// under: "bat_" and 24 hex digits, as tasks.NewID's, the last 8 of them a
+// MAC (clickMAC) of the 16 random ones before. The rotation's record keeps
+// it, so a later click tells that the rotation is its own customer's
+// (ownRotation) from the record alone: nothing is written for it.
+func (s *server) customerBatchID(sess session) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	return customerBatchPrefix + id + s.clickMAC(sess, id)
+}
+
+// customerBatchPrefix begins every batch id, tasks.NewID's too.
+const customerBatchPrefix = "bat_"
+
+// clickMAC binds the random part id of a customer's batch id to the
+// add-on and to who clicked: the Heroku user when the sign-in verified
+// one (userKey), else the sign-in. 32 bits: a match by chance only
+// changes a notice's words.
+func (s *server) clickMAC(sess session, id string) string {
+	who := "sign-in\x00" + sess.Nonce
+	if sess.User != "" {
+		who = "user\x00" + sess.User
+	}
+	return hex.EncodeToString(s.mac("rotation asked by", sess.InstanceID+"\x00"+who+"\x00"+id)[:4])
+}
+
+// ownRotation reports whether rot is a rotation a click of the same
+// sign-in, or of another sign-in of the same Heroku user, asked for.
+func (s *server) ownRotation(sess session, rot store.Rotation) bool {
+	id, ok := strings.CutPrefix(rot.BatchID, customerBatchPrefix)
+	if !ok || len(id) != 24 || rot.Reason != customerReason || rot.InstanceID != sess.InstanceID {
+		return false
+	}
+	return hmac.Equal([]byte(id[16:]), []byte(s.clickMAC(sess, id[:16])))
+}
+
+// joinedNotice is the notice of a click that joined rot: "joined-own"
+// when the customer's own click asked for it moments ago (a
+// double-click), else "joined".
+func (s *server) joinedNotice(sess session, rot store.Rotation) string {
+	if s.ownRotation(sess, rot) {
+		return "joined-own"
+	}
+	return "joined"
 }
 
 // underWay reports whether the live instance v has a rotation in flight

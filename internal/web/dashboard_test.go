@@ -134,8 +134,8 @@ func TestDashboardRotate(t *testing.T) {
 		t.Errorf("got status %+v, want busy with the request last in the timeline, oldest first", status)
 	}
 	resp = f.postForm("/dashboard/rotate", url.Values{"csrf_token": {f.csrf(session)}}, session)
-	if c := noticeOf(resp); resp.header.Get("Location") != "/dashboard" || c == nil || c.Value != "joined" {
-		t.Errorf("second press: got Location %q, notice %v; want the joined notice", resp.header.Get("Location"), c)
+	if c := noticeOf(resp); resp.header.Get("Location") != "/dashboard" || c == nil || c.Value != "joined-own" {
+		t.Errorf("second press: got Location %q, notice %v; want the notice that the rotation is the customer's own", resp.header.Get("Location"), c)
 	}
 	// A link to the dashboard (from anywhere) shows no notice of its own.
 	if page := f.get("/dashboard?done=revoke", session).body; strings.Contains(page, notices["revoke"]) ||

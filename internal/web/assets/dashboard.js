@@ -55,4 +55,14 @@
       .catch(function () { setTimeout(poll, 5000); });
   }
   if (busy) { setTimeout(poll, 2000); }
+  // Once the rotate form is sent, its button is disabled, so that a
+  // double-click posts it once; without the script, the answer to the
+  // second click says the rotation is the customer's own. A page the
+  // browser shows again on "Back" gets the button as it was drawn.
+  var rotate = document.getElementById("rotate");
+  if (rotate && rotate.form) {
+    var drawn = rotate.disabled;
+    rotate.form.addEventListener("submit", function () { rotate.disabled = true; });
+    window.addEventListener("pageshow", function (e) { if (e.persisted) { rotate.disabled = drawn; } });
+  }
 })();
