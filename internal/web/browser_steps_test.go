@@ -144,14 +144,18 @@ func (w *browserWorld) saysAndStopsPolling(b *tab, polls int64, why, sentence, s
 	w.checkText(b, "status-text", sentence)
 }
 
-// signOut clicks "Sign out", and checks that the dashboard then asks the
-// customer to sign in through Heroku again. It returns the pages it saw.
+// signOut clicks "Sign out", checks that the page it leads to says so
+// again when reloaded, and that the dashboard then asks the customer to
+// sign in through Heroku again. It returns the pages it saw.
 func (w *browserWorld) signOut(b *tab) []string {
 	w.t.Helper()
 	b.do("click Sign out", chromedp.Click(chromedp.ID("logout")))
 	b.waitUntil("the signed-out page", `document.querySelector("h1") && document.querySelector("h1").innerText === "Signed out"`)
 	out := b.html()
 	b.screenshot("signed-out.png")
+	// The sign-out's answer is a redirect: a reload asks for the page again.
+	b.do("reload the signed-out page", chromedp.Reload())
+	b.waitUntil("the signed-out page reloaded", `document.querySelector("h1") && document.querySelector("h1").innerText === "Signed out"`)
 	b.do("open the dashboard after signing out", chromedp.Navigate(w.web.URL+"/dashboard"))
 	if h := value(b, "read the heading", chromedp.Text(chromedp.CSS("h1"))); h != "Sign in through Heroku" {
 		w.t.Errorf("after signing out the dashboard shows %q, want Sign in through Heroku", h)

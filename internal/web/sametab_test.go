@@ -76,7 +76,7 @@ func TestAFormOfTheSameAddonAndUserWorksAfterASignInAgain(t *testing.T) {
 		f.register("inst-1", "cred-0")
 		first := f.userLogin("inst-1", "user-1")
 		page := f.get("/dashboard", first).body
-		if r := f.postForm("/dashboard/logout", formFields(t, page, "/dashboard/logout"), first); r.status != http.StatusOK {
+		if r := f.postForm("/dashboard/logout", formFields(t, page, "/dashboard/logout"), first); r.status != http.StatusSeeOther {
 			t.Fatalf("logout = %d", r.status)
 		}
 		second := f.userLogin("inst-1", "user-1")
@@ -95,7 +95,7 @@ func TestAFormOfTheSameAddonAndUserWorksAfterASignInAgain(t *testing.T) {
 		f.clock.Advance(time.Minute)
 		second := f.userLogin("inst-1", "user-1")
 		secondPage := f.get("/dashboard", second).body
-		if r := f.postForm("/dashboard/logout", formFields(t, secondPage, "/dashboard/logout"), second); r.status != http.StatusOK {
+		if r := f.postForm("/dashboard/logout", formFields(t, secondPage, "/dashboard/logout"), second); r.status != http.StatusSeeOther {
 			t.Fatalf("logout = %d", r.status)
 		}
 		f.clock.Advance(time.Minute)

@@ -15,8 +15,9 @@ import (
 )
 
 // openRoutes are the only routes anyone may call without credentials:
-// the health check, and the SSO login, which checks Heroku's token itself.
-var openRoutes = map[string]string{"GET /healthz": "open", "POST /sso/login": "sso"}
+// the health check, the page a sign-out leads to, which holds fixed
+// sentences, and the SSO login, which checks Heroku's token itself.
+var openRoutes = map[string]string{"GET /healthz": "open", "GET /dashboard/signed-out": "open", "POST /sso/login": "sso"}
 
 // concrete turns a route pattern into a method and a path to request.
 func concrete(pattern string) (method, path string) {

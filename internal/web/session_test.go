@@ -31,8 +31,8 @@ func TestLogoutEndsTheSession(t *testing.T) {
 		t.Fatalf("a refused logout ended the session: got %d", resp.status)
 	}
 	resp := f.postForm("/dashboard/logout", url.Values{"csrf_token": {token}}, session)
-	if resp.status != http.StatusOK || !strings.Contains(resp.body, "You are signed out") {
-		t.Fatalf("logout: got %d: %s", resp.status, resp.body)
+	if resp.status != http.StatusSeeOther || resp.header.Get("Location") != "/dashboard/signed-out" {
+		t.Fatalf("logout: got %d to %q: %s", resp.status, resp.header.Get("Location"), resp.body)
 	}
 	for _, name := range []string{"rekey_session", "heroku-nav-data"} {
 		if c := cookieNamed(resp.header, name); c == nil || c.MaxAge >= 0 || c.Value != "" || !c.Secure {

@@ -1,13 +1,17 @@
 package web
 
 import (
+	"crypto/hmac"
 	"crypto/sha1" //nolint:gosec // Heroku's SSO protocol defines its tokens as SHA-1.
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"html/template"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/store"
@@ -184,7 +188,8 @@ func (s *server) spend(w http.ResponseWriter, r *http.Request, f ssoForm, tokens
 
 // logout signs the customer out: POST /dashboard/logout. The session is
 // marked ended in Redis until it would have expired, so a copy of the
-// cookie stops working too, and both cookies are removed.
+// cookie stops working too, both cookies are removed, and the browser is
+// sent to the signed-out page.
 func (s *server) logout(w http.ResponseWriter, r *http.Request) {
 	sess := sessionFrom(r.Context())
 	// A browser closed at once after the click, or Heroku's router giving
@@ -205,10 +210,67 @@ func (s *server) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	s.setCookie(w, r, sessionCookie, "", 0)
 	s.setCookie(w, r, navDataCookie, "", 0)
+	s.setCookie(w, r, signedOutCookie, s.signNames(sess), sessionTTL)
 	s.Logger.Info().Str("instance_id", sess.InstanceID).Msg("sso signed out")
+	// Post/Redirect/Get: reloading the page the browser shows asks for it
+	// again, not to send the sign-out's form again, which the ended
+	// session refuses.
+	http.Redirect(w, r, signedOutPath, http.StatusSeeOther)
+}
+
+// signedOutPath is the page a sign-out leads to.
+const signedOutPath = "/dashboard/signed-out"
+
+// signedOutCookie keeps, for the signed-out page, the app's and the
+// add-on's names of the session signed out, for its navigation header;
+// signed, so that nothing but a sign-out sets the names it shows.
+const signedOutCookie = "rekey_signed_out"
+
+// signNames encodes the session's app and add-on names as payload.mac.
+func (s *server) signNames(sess session) string {
+	payload, _ := json.Marshal([2]string{sess.App, sess.Addon})
+	p := base64.RawURLEncoding.EncodeToString(payload)
+	return p + "." + base64.RawURLEncoding.EncodeToString(s.mac("signed out", p))
+}
+
+// signedOutNames returns the names signNames encoded in the request's
+// signedOutCookie, or none.
+func (s *server) signedOutNames(r *http.Request) (app, addon string) {
+	c, err := r.Cookie(signedOutCookie)
+	if err != nil {
+		return "", ""
+	}
+	p, sig, ok := strings.Cut(c.Value, ".")
+	mac, err := base64.RawURLEncoding.DecodeString(sig)
+	if !ok || err != nil || !hmac.Equal(mac, s.mac("signed out", p)) {
+		return "", ""
+	}
+	var names [2]string
+	if payload, err := base64.RawURLEncoding.DecodeString(p); err != nil || json.Unmarshal(payload, &names) != nil {
+		return "", ""
+	}
+	return names[0], names[1]
+}
+
+// signedOut says the customer is signed out: GET /dashboard/signed-out,
+// where a sign-out leads, as often as it is reloaded. A browser signed in
+// (again, or never signed out: a link to this page) is sent to the
+// dashboard instead, rather than told it is signed out.
+func (s *server) signedOut(w http.ResponseWriter, r *http.Request) {
+	if sess, ok := s.readSession(r); ok {
+		if wait := s.polls.take(sess); wait > 0 {
+			s.tooManyRequests(w, r, wait)
+			return
+		}
+		if ended, err := s.sessionEnded(r.Context(), sess); err == nil && !ended {
+			http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+			return
+		}
+	}
+	app, addon := s.signedOutNames(r)
 	s.writeHTML(w, http.StatusOK, "page.html", pageData{Title: "Signed out",
 		Message: "You are signed out of the credentials dashboard. To come back, open it again from your add-on's page in the Heroku Dashboard.",
-		Nav:     newNavHeader(sess.Addon, sess.App), Style: template.CSS(dashboardCSS)})
+		Nav:     newNavHeader(addon, app), Style: template.CSS(dashboardCSS)})
 }
 
 // instanceMissing answers a lookup of the signed-in instance that failed.

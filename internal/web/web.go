@@ -259,6 +259,7 @@ func (s *server) routes() []route {
 		{"POST /dashboard/rotate", accessSessionCSRF, s.dashboardRotate},
 		{"POST /dashboard/revoke-now", accessSessionCSRF, s.dashboardRevokeNow},
 		{"POST /dashboard/logout", accessSessionCSRF, s.logout},
+		{"GET " + signedOutPath, accessOpen, s.signedOut},
 
 		{"/monitoring", accessOperator, s.serveMonitoring},
 		{"/monitoring/", accessOperator, s.serveMonitoring},
