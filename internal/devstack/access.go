@@ -50,14 +50,8 @@ func (r *run) serveWeb(ctx context.Context, samples []sandbox.Sample) (func(), e
 	if err != nil {
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET "+LoginPath, r.loginPage(samples))
-	// The base URL is the first one dev prints, and the one a browser is
-	// pointed at first; the web process itself serves nothing there.
-	mux.Handle("GET /{$}", http.RedirectHandler(LoginPath, http.StatusFound))
-	mux.Handle("/", h)
 	l := r.lis
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: withLogin(h, r.loginPage(samples)), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	fmt.Fprint(r.o.Stdout, r.access(l.Addr(), samples[0].ID))
 	return func() {
@@ -67,6 +61,26 @@ func (r *run) serveWeb(ctx context.Context, samples []sandbox.Sample) (func(), e
 			fmt.Fprintf(r.o.Stderr, "rekey dev: web: shutdown: %v\n", err)
 		}
 	}, nil
+}
+
+// withLogin serves login at LoginPath and sends the base URL there (the
+// first URL dev prints, and the one a browser is pointed at first; the
+// web process itself serves nothing there). Every other request reaches
+// web as it came: a ServeMux in front would answer a path with empty or
+// dot segments (//api/v1/...) with a redirect of its own, where the web
+// process answers the API's JSON.
+func withLogin(web, login http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		get := r.Method == http.MethodGet || r.Method == http.MethodHead
+		switch {
+		case get && r.URL.Path == LoginPath:
+			login.ServeHTTP(w, r)
+		case get && r.URL.Path == "/":
+			http.Redirect(w, r, LoginPath, http.StatusFound)
+		default:
+			web.ServeHTTP(w, r)
+		}
+	})
 }
 
 // access is the text dev prints once: where everything is and how to get in.
