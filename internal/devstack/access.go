@@ -16,6 +16,7 @@ import (
 
 	"github.com/rekeyhq/rekey/internal/sandbox"
 	"github.com/rekeyhq/rekey/internal/secret"
+	"github.com/rekeyhq/rekey/internal/web"
 )
 
 // LoginPath is dev's stand-in for Heroku's side of the SSO sign-in: it
@@ -65,21 +66,27 @@ func (r *run) serveWeb(ctx context.Context, samples []sandbox.Sample) (func(), e
 
 // withLogin serves login at LoginPath and sends the base URL there (the
 // first URL dev prints, and the one a browser is pointed at first; the
-// web process itself serves nothing there). Every other request reaches
-// web as it came: a ServeMux in front would answer a path with empty or
-// dot segments (//api/v1/...) with a redirect of its own, where the web
-// process answers the API's JSON.
-func withLogin(web, login http.Handler) http.Handler {
+// web process itself serves nothing there), both with the headers every
+// answer of the web process carries (no framing, no caching: the page
+// holds this run's dashboard password). Every other request reaches
+// webProcess as it came: a ServeMux in front would answer a path with
+// empty or dot segments (//api/v1/...) with a redirect of its own, where
+// the web process answers the API's JSON.
+func withLogin(webProcess, login http.Handler) http.Handler {
+	own := web.SecurityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == LoginPath {
+			login.ServeHTTP(w, r)
+			return
+		}
+		http.Redirect(w, r, LoginPath, http.StatusFound)
+	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		get := r.Method == http.MethodGet || r.Method == http.MethodHead
-		switch {
-		case get && r.URL.Path == LoginPath:
-			login.ServeHTTP(w, r)
-		case get && r.URL.Path == "/":
-			http.Redirect(w, r, LoginPath, http.StatusFound)
-		default:
-			web.ServeHTTP(w, r)
+		if get && (r.URL.Path == LoginPath || r.URL.Path == "/") {
+			own.ServeHTTP(w, r)
+			return
 		}
+		webProcess.ServeHTTP(w, r)
 	})
 }
 

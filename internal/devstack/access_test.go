@@ -21,6 +21,7 @@ func TestDevWebPassesAPIPathsAsTheyCame(t *testing.T) {
 	srv := httptest.NewServer(withLogin(web, login))
 	defer srv.Close()
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var header http.Header
 	get := func(path string) (int, string) {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodGet, srv.URL, nil)
@@ -34,6 +35,7 @@ func TestDevWebPassesAPIPathsAsTheyCame(t *testing.T) {
 		}
 		defer res.Body.Close()
 		body, _ := io.ReadAll(res.Body)
+		header = res.Header
 		return res.StatusCode, string(body)
 	}
 	for _, path := range []string{"//api/v1/instances/x", "/x/../api/v1/instances/x", "/api//v1/batches", "/api/v1/./batches"} {
@@ -45,8 +47,13 @@ func TestDevWebPassesAPIPathsAsTheyCame(t *testing.T) {
 	if code, body := get(LoginPath); code != http.StatusOK || body != "login" {
 		t.Errorf("GET %s: %d %s, want dev's sign-in", LoginPath, code, body)
 	}
-	if code, _ := get("/"); code != http.StatusFound {
-		t.Errorf("GET /: %d, want 302 to %s", code, LoginPath)
+	// The sign-in page holds the run's dashboard password: neither framed
+	// nor cached, as every answer of the web process.
+	if header.Get("X-Frame-Options") != "DENY" || header.Get("Cache-Control") != "no-store" {
+		t.Errorf("GET %s: headers %v, want X-Frame-Options DENY and Cache-Control no-store", LoginPath, header)
+	}
+	if code, _ := get("/"); code != http.StatusFound || header.Get("X-Frame-Options") != "DENY" {
+		t.Errorf("GET /: %d %v, want 302 to %s, not framed", code, header, LoginPath)
 	}
 	if code, body := get("/api/v1/instances"); code != http.StatusOK || body != `{"path":"/api/v1/instances"}` {
 		t.Errorf("GET /api/v1/instances: %d %s", code, body)

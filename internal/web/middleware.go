@@ -107,6 +107,10 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 // this host only (the partner's other hosts are not rekey's to decide).
 const hsts = "max-age=31536000"
 
+// SecurityHeaders is securityHeaders, for the pages `rekey dev` serves
+// beside the web process (its sign-in stand-in), which carry them too.
+func SecurityHeaders(next http.Handler) http.Handler { return securityHeaders(next) }
+
 // securityHeaders sets the headers every answer carries, and HSTS on those
 // that came over https (browsers ignore it over plain http, and a local
 // http:// rekey must stay reachable). No answer may be framed (clickjacking
