@@ -96,7 +96,8 @@ fail. Asks on a terminal; needs --confirm off one.`,
 		Use:   "holds",
 		Short: "Revocations held while the old credential is still in use",
 		Long: `A previous credential's revocation waits past its grace while the issuer reports it in use
-(README.md, "Holds"); 'list' shows the holds and 'release' revokes one now.`,
+(README.md, "Holds: revocation that waits for disuse"); 'list' shows the holds and 'release' revokes
+one now.`,
 		Example: `  rekey holds list
   rekey holds release inst-123/cred-9 --confirm`,
 	}, list, release)

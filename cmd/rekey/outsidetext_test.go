@@ -65,8 +65,8 @@ func (c *cli) seedHostile(t *testing.T) {
 	must(c.st.AnnounceKeyring(ctx, hostile, time.Minute))
 }
 
-// Every command that reports (those that take --json, README "Operator
-// commands") shows outside text escaped in its text output, on stdout and
+// Every command that reports (those that take --json, README
+// "Processes") shows outside text escaped in its text output, on stdout and
 // stderr alike: no control character but the line breaks it writes
 // itself, no bidi control, no line another party wrote. Its --json output
 // keeps the text exact. A reporting command added later fails this test

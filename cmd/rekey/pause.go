@@ -17,7 +17,7 @@ import (
 )
 
 // bulkPause says why the bulk queue is paused, or "" while it runs or
-// when that cannot be read: the circuit breaker opened (README "Circuit
+// when that cannot be read: the circuit breaker opened (README "The circuit
 // breaker"), or someone paused it (asynq's CLI or Inspector). Paused, the
 // pacing feeder releases none of its rotations: a wave waits. /monitoring
 // is read only (rekey web answers 405 to its pause and resume), so the one

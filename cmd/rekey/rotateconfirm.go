@@ -15,8 +15,8 @@ import (
 
 // confirmLimit is how many instances a request may name, as arguments or
 // in a --from list, before rotating them needs a confirmation, as --all
-// always does: each rotation restarts a customer's apps (README "Operator
-// commands").
+// always does: each rotation restarts a customer's apps (README
+// "Processes", its operator commands).
 const confirmLimit = 5
 
 // errDeclined is returned when the operator does not answer y.

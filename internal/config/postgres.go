@@ -16,7 +16,7 @@ import (
 const IssuerPostgres = "postgres"
 
 // postgresServers reads REKEY_POSTGRES_SERVERS, or the file named by
-// REKEY_POSTGRES_SERVERS_FILE (README "PostgreSQL issuer"). Its errors never
+// REKEY_POSTGRES_SERVERS_FILE (README "The PostgreSQL issuer"). Its errors never
 // quote the value: it holds admin passwords.
 func (p *parser) postgresServers() []pgissuer.Server {
 	inline, file := p.str("REKEY_POSTGRES_SERVERS", ""), p.str("REKEY_POSTGRES_SERVERS_FILE", "")

@@ -4,11 +4,11 @@
 // an HTTP POST of octet-counted RFC 5424 syslog frames, Content-Type
 // application/logplex-1, the URL's token as basic auth.
 //
-// Writing is best effort (docs/design.md, "Holds"): a short timeout, no
-// retry, a counted failure, and an error that never names the URL, whose
-// token is a secret (I5). The URL comes from a partner's registration, so a
-// write never connects to an internal address (IsInternalAddress), whatever
-// the URL's host name resolves to.
+// Writing is best effort (README, "Holds: revocation that waits for
+// disuse"): a short timeout, no retry, a counted failure, and an error that
+// never names the URL, whose token is a secret (I5). The URL comes from a
+// partner's registration, so a write never connects to an internal address
+// (IsInternalAddress), whatever the URL's host name resolves to.
 package logplex
 
 import (

@@ -251,7 +251,7 @@ func (c *Collector) collectState(ctx context.Context, ch chan<- prometheus.Metri
 
 // collectOverdue exports how late the oldest due revocation is, leaving out
 // held ones: a hold lengthens the grace while the credential is in use
-// (README "Holds"), and its revoke-due entry stays at its revoke time. Nothing
+// (docs/design.md, "Holds"), and its revoke-due entry stays at its revoke time. Nothing
 // when it cannot be read, so that a failed read is not "none overdue".
 func (c *Collector) collectOverdue(ctx context.Context, ch chan<- prometheus.Metric) {
 	now := c.now()

@@ -20,7 +20,7 @@ import (
 // (retries exhausted), so the instance is free to rotate again and the
 // pending credential is revoked. A task archived while it was only waiting
 // for Heroku's budget runs again instead: being rate limited must not use
-// up a rotation's retries (docs/design.md).
+// up a rotation's retries (docs/design.md, "Where the rules live").
 func (s *Sweeper) rotations(ctx context.Context, cutoff time.Time, res *Result) error {
 	return s.walk(ctx, store.CursorRotations, func(after store.Cursor) (int, store.Cursor, bool, error) {
 		stale, next, done, err := s.p.Store.StaleRotationsAfter(ctx, cutoff, after, page)

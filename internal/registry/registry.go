@@ -55,7 +55,7 @@ type Input struct {
 	// is kept sealed (loginput.go).
 	LogInputURL secret.String `json:"log_input_url,omitzero"`
 	// Database is where the instance's database lives, for
-	// REKEY_ISSUER=postgres (README "PostgreSQL issuer").
+	// REKEY_ISSUER=postgres (README "The PostgreSQL issuer").
 	Database *store.Database `json:"database,omitempty"`
 }
 

@@ -13,7 +13,7 @@ import (
 )
 
 // Database is where a PostgreSQL-backed instance's database lives, for the
-// built-in PostgreSQL issuer (README "PostgreSQL issuer"): a server id the
+// built-in PostgreSQL issuer (README "The PostgreSQL issuer"): a server id the
 // partner configured, the database's name and the group role that owns it.
 // It holds no secret: the admin connection stays in rekey's configuration.
 type Database struct {

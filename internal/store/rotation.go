@@ -689,7 +689,7 @@ func (s *Store) StaleRotations(ctx context.Context, t time.Time, limit int64) ([
 // (the DELETE frees a V1 app's vars, and so does a registration naming
 // another app or other vars). It refuses (ErrRegistrationChanged) too a
 // push after a registration moved the instance to another database
-// location (README "PostgreSQL issuer") since the rotation's first run
+// location (README "The PostgreSQL issuer") since the rotation's first run
 // claimed it: the credential may open the old location, which the partner
 // may give another customer.
 func (s *Store) MarkPushAttempt(ctx context.Context, rotationID string, to PushTarget) error {

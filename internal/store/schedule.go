@@ -16,7 +16,7 @@ import (
 	"github.com/rekeyhq/rekey/internal/printable"
 )
 
-// Scheduled rotation (docs/design.md; the clock process). The store keeps a due
+// Scheduled rotation (README "Scheduled rotation"; the clock process). The store keeps a due
 // index, a ZSET of every schedulable instance scored by when its next
 // scheduled rotation is due, and keeps it current in the same scripts
 // that change an instance: registration adds the instance at its first

@@ -38,17 +38,24 @@ const (
 	// CredentialPrevious: superseded by a promotion, revoked at its
 	// revoke_at, after the grace (I3).
 	CredentialPrevious = "previous"
-	// CredentialRevoked: a previous credential the issuer revoked. Final.
+	// CredentialRevoked: a previous credential the issuer revoked. Final,
+	// but for a mint that answers it again (savePendingScript), which makes
+	// it discarded, due again at once.
 	CredentialRevoked = "revoked"
 	// CredentialDiscarded: a pending credential that was never published
 	// (its rotation failed before any push, or it came too late); revoked
-	// at once. Its state stays discarded after the revocation; revoked_at
+	// at once. Also an unconfirmed credential, or a pending one whose push
+	// had an unknown outcome, of a deprovisioned instance: revoked after
+	// the grace. Its state stays discarded after the revocation; revoked_at
 	// records it.
 	CredentialDiscarded = "discarded"
 	// CredentialUnconfirmed is a credential of a failed rotation whose push
 	// was attempted with an unknown outcome: Heroku may hold it, so it is
-	// never revoked on its own (I1). The instance's next promotion, which
-	// replaces its config vars on Heroku, makes it previous (promote).
+	// never revoked on its own (I1). A promotion sets the current credential
+	// aside so too while a push of it is unanswered, and a registration
+	// again after a DELETE the credentials Heroku may still hold. The
+	// instance's next promotion, which replaces its config vars on Heroku,
+	// makes it previous (promote).
 	CredentialUnconfirmed = "unconfirmed"
 )
 

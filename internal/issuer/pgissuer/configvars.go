@@ -9,7 +9,7 @@ import (
 )
 
 // configVars fills the instance's registered config vars (README
-// "PostgreSQL issuer"): a name ending in _URL gets the postgres:// URL, with
+// "The PostgreSQL issuer"): a name ending in _URL gets the postgres:// URL, with
 // user and password escaped by net/url; _USER, _USERNAME, _PASSWORD,
 // _HOST, _PORT and _DATABASE (or _NAME, _DB) get their part. Any other name
 // is a permanent failure before anything is created: rekey would otherwise

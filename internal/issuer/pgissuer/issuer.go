@@ -2,7 +2,7 @@
 // each rotation mints a login role that is a member of the instance's owner
 // (group) role and acts as it, so old and new credentials work side by side
 // through the grace; revoking locks the old role out, ends its sessions,
-// hands what it owns to the group role and drops it (README "PostgreSQL
+// hands what it owns to the group role and drops it (README "The PostgreSQL
 // issuer"). Only roles rekey created, by name and by comment, are touched
 // (a role renamed by hand, by its comment).
 //

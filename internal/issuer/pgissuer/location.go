@@ -6,7 +6,7 @@ import (
 )
 
 // Location is where an instance's database lives, as its registration says
-// (README "PostgreSQL issuer"). It holds no secret: the admin credentials
+// (README "The PostgreSQL issuer"). It holds no secret: the admin credentials
 // stay in the server's configuration.
 type Location struct {
 	// Server is the id of a configured server.

@@ -13,7 +13,7 @@ import (
 )
 
 // Server is one PostgreSQL server rekey administers, as the partner
-// configures it in REKEY_POSTGRES_SERVERS (README "PostgreSQL issuer").
+// configures it in REKEY_POSTGRES_SERVERS (README "The PostgreSQL issuer").
 type Server struct {
 	// ID names the server in registrations ("database": {"server": ID}).
 	ID string
