@@ -122,7 +122,9 @@ var (
 		"1 while the circuit breaker holds bulk and scheduled work (rekey breaker status), else 0.", nil, nil)
 	descSettings = prometheus.NewDesc("rekey_settings_variants",
 		"How many different values of one of the settings every process must share (REKEY_HEROKU_RATE, "+
-			"REKEY_RATE_SCOPE, REKEY_GRACE, REKEY_PRIVATE_SPACE_GRACE, the issuer, HEROKU_API_URL) the running web, "+
+			"REKEY_RATE_SCOPE, REKEY_GRACE, REKEY_PRIVATE_SPACE_GRACE, REKEY_MIN_GRACE, REKEY_MAX_GRACE, "+
+			"REKEY_REDIS_WAIT_REPLICAS, the issuer: REKEY_ISSUER, with REKEY_POSTGRES_KEY under the PostgreSQL issuer; "+
+			"HEROKU_API_URL) the running web, "+
 			"worker and clock processes announce, the most of any: 1 when they agree, more while one runs with "+
 			"others (their logs say settings_mismatch).", nil, nil)
 	descDataStart = prometheus.NewDesc("rekey_redis_data_start_time_seconds",
