@@ -81,6 +81,16 @@ func TestRoutesRefuseUnauthenticatedRequests(t *testing.T) {
 					addCookies(h, []*http.Cookie{a.cookie})
 				}
 				resp := f.do(method, path+a.query, strings.NewReader(`{"all":true}`), h)
+				if rt.Access == "sign-out" {
+					// Not signed in is signed out: the page it leads
+					// to says so, and nothing is set or changed.
+					if resp.status != http.StatusSeeOther || resp.header.Get("Location") != "/dashboard/signed-out" ||
+						len(resp.header.Values("Set-Cookie")) > 0 {
+						t.Errorf("got status %d to %q setting %q, want 303 to /dashboard/signed-out setting nothing: %s",
+							resp.status, resp.header.Get("Location"), resp.header.Values("Set-Cookie"), resp.body)
+					}
+					return
+				}
 				if resp.status != http.StatusUnauthorized {
 					t.Errorf("got status %d, want 401: %s", resp.status, resp.body)
 				}

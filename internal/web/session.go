@@ -254,9 +254,12 @@ func (s *server) sessionEnded(ctx context.Context, sess session) (bool, error) {
 	return err == nil && (!in.Deprovisioned() || unixMS(in.RegisteredAgainAt) != sess.Again), err
 }
 
-// requireSession lets through requests with a dashboard session, and, when
-// csrf is set, the session's CSRF token in the form field csrf_token.
-func (s *server) requireSession(next http.HandlerFunc, csrf bool) http.Handler {
+// requireSession lets through requests with a dashboard session, and,
+// under accessSessionCSRF and accessSignOut, the session's CSRF token in
+// the form field csrf_token. Under accessSignOut a request without a live
+// session is sent to the signed-out page (alreadySignedOut).
+func (s *server) requireSession(next http.HandlerFunc, rule access) http.Handler {
+	csrf := rule != accessSession
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess, ok := s.readSession(r)
 		if ok {
@@ -271,6 +274,10 @@ func (s *server) requireSession(next http.HandlerFunc, csrf bool) http.Handler {
 				return
 			}
 			ok = !ended
+		}
+		if !ok && rule == accessSignOut {
+			s.alreadySignedOut(w, r, sess)
+			return
 		}
 		if !ok {
 			s.page(w, r, http.StatusUnauthorized, "Sign in through Heroku",

@@ -218,6 +218,25 @@ func (s *server) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, signedOutPath, http.StatusSeeOther)
 }
 
+// alreadySignedOut answers a sign-out without a live session: the second
+// post of a double-click, whose cookie is the session the first ended, or
+// another tab's once the cookie is gone. The customer is signed out, so
+// the browser is sent to the signed-out page, as the first post's is. A
+// session of rekey's that ended or expired (sess, read with a valid MAC)
+// has its cookies removed and its names kept for the page, as a sign-out
+// does: the browser may have dropped the first answer. Without one (no
+// cookie, as a cross-site post comes under SameSite=Lax) no cookie is
+// set, so that such a post signs nothing out; the page sends a browser
+// whose session lives on to the dashboard.
+func (s *server) alreadySignedOut(w http.ResponseWriter, r *http.Request, sess session) {
+	if sess.InstanceID != "" {
+		s.setCookie(w, r, sessionCookie, "", 0)
+		s.setCookie(w, r, navDataCookie, "", 0)
+		s.setCookie(w, r, signedOutCookie, s.signNames(sess), sessionTTL)
+	}
+	http.Redirect(w, r, signedOutPath, http.StatusSeeOther)
+}
+
 // signedOutPath is the page a sign-out leads to.
 const signedOutPath = "/dashboard/signed-out"
 

@@ -217,9 +217,13 @@ const (
 	accessSession
 	// accessSessionCSRF: a dashboard session and its CSRF token (forms).
 	accessSessionCSRF
+	// accessSignOut: as accessSessionCSRF while the session lives; a
+	// request without a live session (signed out already: a double-click,
+	// another tab) is sent to the signed-out page, and nothing changes.
+	accessSignOut
 )
 
-var accessNames = [...]string{"open", "sso", "api", "operator", "metrics", "session", "session+csrf"}
+var accessNames = [...]string{"open", "sso", "api", "operator", "metrics", "session", "session+csrf", "sign-out"}
 
 // String names the rule, for tests and logs.
 func (a access) String() string { return accessNames[a] }
@@ -258,7 +262,7 @@ func (s *server) routes() []route {
 		{"GET " + statusPath, accessSession, s.dashboardStatus},
 		{"POST /dashboard/rotate", accessSessionCSRF, s.dashboardRotate},
 		{"POST /dashboard/revoke-now", accessSessionCSRF, s.dashboardRevokeNow},
-		{"POST /dashboard/logout", accessSessionCSRF, s.logout},
+		{"POST /dashboard/logout", accessSignOut, s.logout},
 		{"GET " + signedOutPath, accessOpen, s.signedOut},
 
 		{"/monitoring", accessOperator, s.serveMonitoring},
@@ -275,10 +279,8 @@ func (s *server) guard(rt route) http.Handler {
 		return s.requireOperator(rt.handler)
 	case accessMetrics:
 		return s.requireMetrics(rt.handler)
-	case accessSession:
-		return s.requireSession(rt.handler, false)
-	case accessSessionCSRF:
-		return s.requireSession(rt.handler, true)
+	case accessSession, accessSessionCSRF, accessSignOut:
+		return s.requireSession(rt.handler, rt.access)
 	}
 	return rt.handler
 }
