@@ -214,3 +214,46 @@ func TestAPIWhenRedisGoesDown(t *testing.T) {
 		}
 	}
 }
+
+// TestSignedOutPageWhenRedisGoesDown: the signed-out page, asked for with
+// a session cookie while Redis cannot be read, cannot tell whether that
+// session was signed out (a link to the page, the back button to it after
+// signing in again): it answers as the dashboard does then, rather than
+// tell a customer who may be signed in that they are signed out. Without
+// a session cookie, as a sign-out leaves the browser, it needs no Redis
+// and says the customer is signed out.
+func TestSignedOutPageWhenRedisGoesDown(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	relay := redistest.NewRelay(t, f.r.Addr)
+	client := redis.NewClient(&redis.Options{Addr: relay.Addr(), DB: f.r.DB, MaxRetries: -1})
+	t.Cleanup(func() { _ = client.Close() })
+	st := store.New(client, fixtureSealer(t), store.WithClock(f.clock.Now))
+	p := f.params
+	p.Store, p.Producer, p.Registry = st, fleet.NewProducer(st, asynq.NewClientFromRedisClient(client)), registry.New(st, nil)
+	h, err := web.New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv.Config.Handler = h
+	session := f.userLogin("inst-1", "user-1")
+	if r := f.get("/dashboard/signed-out", session); r.status != http.StatusSeeOther || r.header.Get("Location") != "/dashboard" {
+		t.Fatalf("Redis up: the signed-out page for a live session = %d to %q, want 303 to /dashboard", r.status, r.header.Get("Location"))
+	}
+	relay.Stop()
+	dashboard := f.get("/dashboard", session)
+	if dashboard.status == http.StatusOK {
+		t.Fatalf("Redis down: the dashboard = 200:\n%s", dashboard.body)
+	}
+	r := f.get("/dashboard/signed-out", session)
+	if r.status != dashboard.status || r.body != dashboard.body {
+		t.Errorf("Redis down: the signed-out page with a session cookie = %d:\n%s\nwant the dashboard's %d:\n%s", r.status, r.body, dashboard.status, dashboard.body)
+	}
+	if strings.Contains(r.body, "signed out") {
+		t.Errorf("Redis down: the signed-out page says the customer is signed out:\n%s", r.body)
+	}
+	if r := f.get("/dashboard/signed-out"); r.status != http.StatusOK || !strings.Contains(r.body, "You are signed out of the credentials dashboard.") {
+		t.Errorf("Redis down: the signed-out page without a session cookie = %d, want 200 saying so:\n%s", r.status, r.body)
+	}
+}

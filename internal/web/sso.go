@@ -274,14 +274,22 @@ func (s *server) signedOutNames(r *http.Request) (app, addon string) {
 // signedOut says the customer is signed out: GET /dashboard/signed-out,
 // where a sign-out leads, as often as it is reloaded. A browser signed in
 // (again, or never signed out: a link to this page) is sent to the
-// dashboard instead, rather than told it is signed out.
+// dashboard instead, rather than told it is signed out. Whether its
+// session ended is read from Redis: when that fails, the page answers as
+// the dashboard does then, and tells nothing it does not know.
 func (s *server) signedOut(w http.ResponseWriter, r *http.Request) {
 	if sess, ok := s.readSession(r); ok {
 		if wait := s.polls.take(sess); wait > 0 {
 			s.tooManyRequests(w, r, wait)
 			return
 		}
-		if ended, err := s.sessionEnded(r.Context(), sess); err == nil && !ended {
+		ended, err := s.sessionEnded(r.Context(), sess)
+		if err != nil {
+			s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
+			s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
+			return
+		}
+		if !ended {
 			http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 			return
 		}
