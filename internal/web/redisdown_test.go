@@ -180,17 +180,7 @@ func TestAPIWhenRedisGoesDown(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.register("inst-1", "cred-0")
-	relay := redistest.NewRelay(t, f.r.Addr)
-	client := redis.NewClient(&redis.Options{Addr: relay.Addr(), DB: f.r.DB, MaxRetries: -1})
-	t.Cleanup(func() { _ = client.Close() })
-	st := store.New(client, fixtureSealer(t), store.WithClock(f.clock.Now))
-	p := f.params
-	p.Store, p.Producer, p.Registry = st, fleet.NewProducer(st, asynq.NewClientFromRedisClient(client)), registry.New(st, nil)
-	h, err := web.New(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.srv.Config.Handler = h
+	relay := f.throughRelay(t)
 	if resp := f.api(http.MethodGet, "/api/v1/instances/inst-1", ""); resp.status != http.StatusOK {
 		t.Fatalf("Redis up: GET got %d %s", resp.status, resp.body)
 	}
@@ -226,17 +216,7 @@ func TestSignedOutPageWhenRedisGoesDown(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.register("inst-1", "cred-0")
-	relay := redistest.NewRelay(t, f.r.Addr)
-	client := redis.NewClient(&redis.Options{Addr: relay.Addr(), DB: f.r.DB, MaxRetries: -1})
-	t.Cleanup(func() { _ = client.Close() })
-	st := store.New(client, fixtureSealer(t), store.WithClock(f.clock.Now))
-	p := f.params
-	p.Store, p.Producer, p.Registry = st, fleet.NewProducer(st, asynq.NewClientFromRedisClient(client)), registry.New(st, nil)
-	h, err := web.New(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.srv.Config.Handler = h
+	relay := f.throughRelay(t)
 	session := f.userLogin("inst-1", "user-1")
 	if r := f.get("/dashboard/signed-out", session); r.status != http.StatusSeeOther || r.header.Get("Location") != "/dashboard" {
 		t.Fatalf("Redis up: the signed-out page for a live session = %d to %q, want 303 to /dashboard", r.status, r.header.Get("Location"))
@@ -256,4 +236,23 @@ func TestSignedOutPageWhenRedisGoesDown(t *testing.T) {
 	if r := f.get("/dashboard/signed-out"); r.status != http.StatusOK || !strings.Contains(r.body, "You are signed out of the credentials dashboard.") {
 		t.Errorf("Redis down: the signed-out page without a session cookie = %d, want 200 saying so:\n%s", r.status, r.body)
 	}
+}
+
+// throughRelay serves f's web handler on a store, producer and registry
+// that reach f's Redis through a relay, which the test stops to play
+// Redis going away.
+func (f *fixture) throughRelay(t *testing.T) *redistest.Relay {
+	t.Helper()
+	relay := redistest.NewRelay(t, f.r.Addr)
+	client := redis.NewClient(&redis.Options{Addr: relay.Addr(), DB: f.r.DB, MaxRetries: -1})
+	t.Cleanup(func() { _ = client.Close() })
+	st := store.New(client, fixtureSealer(t), store.WithClock(f.clock.Now))
+	p := f.params
+	p.Store, p.Producer, p.Registry = st, fleet.NewProducer(st, asynq.NewClientFromRedisClient(client)), registry.New(st, nil)
+	h, err := web.New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv.Config.Handler = h
+	return relay
 }

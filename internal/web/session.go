@@ -254,6 +254,24 @@ func (s *server) sessionEnded(ctx context.Context, sess session) (bool, error) {
 	return err == nil && (!in.Deprovisioned() || unixMS(in.RegisteredAgainAt) != sess.Again), err
 }
 
+// sessionLives reports whether sess, read from the request's cookie, has
+// not ended. It answers the request itself, and says so, when it may not
+// look: too many requests of the session (429), or Redis unreadable (500,
+// as every dashboard page answers then).
+func (s *server) sessionLives(w http.ResponseWriter, r *http.Request, sess session) (lives, answered bool) {
+	if wait := s.polls.take(sess); wait > 0 {
+		s.tooManyRequests(w, r, wait)
+		return false, true
+	}
+	ended, err := s.sessionEnded(r.Context(), sess)
+	if err != nil {
+		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
+		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
+		return false, true
+	}
+	return !ended, false
+}
+
 // requireSession lets through requests with a dashboard session, and,
 // under accessSessionCSRF and accessSignOut, the session's CSRF token in
 // the form field csrf_token. Under accessSignOut a request without a live
@@ -263,17 +281,11 @@ func (s *server) requireSession(next http.HandlerFunc, rule access) http.Handler
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess, ok := s.readSession(r)
 		if ok {
-			if wait := s.polls.take(sess); wait > 0 {
-				s.tooManyRequests(w, r, wait)
+			lives, answered := s.sessionLives(w, r, sess)
+			if answered {
 				return
 			}
-			ended, err := s.sessionEnded(r.Context(), sess)
-			if err != nil {
-				s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
-				s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
-				return
-			}
-			ok = !ended
+			ok = lives
 		}
 		if !ok && rule == accessSignOut {
 			s.alreadySignedOut(w, r, sess)

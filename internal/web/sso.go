@@ -279,17 +279,11 @@ func (s *server) signedOutNames(r *http.Request) (app, addon string) {
 // the dashboard does then, and tells nothing it does not know.
 func (s *server) signedOut(w http.ResponseWriter, r *http.Request) {
 	if sess, ok := s.readSession(r); ok {
-		if wait := s.polls.take(sess); wait > 0 {
-			s.tooManyRequests(w, r, wait)
+		lives, answered := s.sessionLives(w, r, sess)
+		if answered {
 			return
 		}
-		ended, err := s.sessionEnded(r.Context(), sess)
-		if err != nil {
-			s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
-			s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
-			return
-		}
-		if !ended {
+		if lives {
 			http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
 			return
 		}
