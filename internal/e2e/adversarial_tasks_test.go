@@ -120,15 +120,17 @@ func TestAdversarialRotateTaskOnTheRevokeQueueMovesToTheDefaultQueue(t *testing.
 			r, err := w.store.Rotation(ctx, rot)
 			return err == nil && r.State == store.RotationPromoted, fmt.Sprintf("%+v, %v", r, err)
 		})
-		got, err := w.insp.GetTaskInfo(tasks.QueueDefault, tasks.RotateTaskID(rot))
-		if err != nil || got.State != asynq.TaskStateCompleted {
-			t.Errorf("%s: rotation %s has no completed task on the default queue (%v): it ran elsewhere", id, rot, err)
-		}
+		// asynq marks a task completed a moment after its handler, which
+		// promoted the rotation, returned.
+		waitFor(t, 10*time.Second, "rotation "+rot+"'s task completed on the default queue (not run elsewhere)", func() (bool, string) {
+			got, err := w.insp.GetTaskInfo(tasks.QueueDefault, tasks.RotateTaskID(rot))
+			return err == nil && got.State == asynq.TaskStateCompleted, fmt.Sprintf("%+v, %v", got, err)
+		})
 	}
-	moved, err := w.insp.GetTaskInfo(tasks.QueueRevoke, info.ID)
-	if err != nil || moved.State != asynq.TaskStateCompleted {
-		t.Errorf("the app's task on the revoke queue: %+v, %v; want it completed once moved", moved, err)
-	}
+	waitFor(t, 10*time.Second, "the app's task on the revoke queue completed once moved", func() (bool, string) {
+		moved, err := w.insp.GetTaskInfo(tasks.QueueRevoke, info.ID)
+		return err == nil && moved.State == asynq.TaskStateCompleted, fmt.Sprintf("%+v, %v", moved, err)
+	})
 	if r, err := w.store.Rotation(ctx, p.RotationID); err != nil || r.Queue != tasks.QueueDefault || r.Reason != "on the revoke queue" {
 		t.Errorf("the app's rotation: queue %q, reason %q (%v); want the default queue and the task's reason", r.Queue, r.Reason, err)
 	}
