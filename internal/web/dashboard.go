@@ -192,7 +192,7 @@ func (s *server) dashboardRotate(w http.ResponseWriter, r *http.Request) {
 		// Nothing was claimed (Redis failed): the page must not say a
 		// rotation was requested.
 		s.Logger.Error().Err(err).Str("instance_id", sess.InstanceID).Msg("customer rotation failed")
-		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "The rotation could not be requested. Please try again in a minute.")
+		s.failedPage(w, r, err, "The rotation could not be requested. Please try again in a minute.")
 		return
 	case err != nil:
 		// Claimed but not enqueued: the reconcile sweep enqueues it.
@@ -295,7 +295,7 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		s.Logger.Error().Err(err).Str("instance_id", sess.InstanceID).Msg("expedite revocation failed")
-		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "The credential could not be revoked. Please try again in a minute.")
+		s.failedPage(w, r, err, "The credential could not be revoked. Please try again in a minute.")
 		return
 	}
 	if !moved {

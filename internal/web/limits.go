@@ -150,7 +150,7 @@ func (s *server) refusedByLimits(ctx context.Context, v instanceView) (string, e
 func (s *server) refuseClick(w http.ResponseWriter, r *http.Request, sentence string, err error) {
 	if err != nil {
 		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("check customer limits failed")
-		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "The rotation could not be requested. Please try again in a minute.")
+		s.failedPage(w, r, err, "The rotation could not be requested. Please try again in a minute.")
 		return
 	}
 	s.page(w, r, http.StatusTooManyRequests, "Rotation not available yet", sentence)

@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -255,4 +256,42 @@ func (f *fixture) throughRelay(t *testing.T) *redistest.Relay {
 	}
 	f.srv.Config.Handler = h
 	return relay
+}
+
+// TestDashboardWhenRedisGoesDown: with Redis unreachable, every dashboard
+// page a customer can reach answers 503 with Retry-After, as the API does,
+// saying to try again: the customer's request may succeed in a moment,
+// and a 500 reads as a bug in rekey to the browser, to Heroku's router
+// metrics and to the partner's monitoring.
+func TestDashboardWhenRedisGoesDown(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	relay := f.throughRelay(t)
+	session := f.userLogin("inst-1", "user-1")
+	token := f.csrf(session)
+	relay.Stop()
+	for _, c := range []struct {
+		name string
+		do   func() reply
+	}{
+		{"GET /dashboard", func() reply { return f.get("/dashboard", session) }},
+		{"POST /dashboard/rotate", func() reply {
+			return f.postForm("/dashboard/rotate", url.Values{"csrf_token": {token}}, session)
+		}},
+		{"POST /dashboard/revoke-now", func() reply {
+			return f.postForm("/dashboard/revoke-now", url.Values{"csrf_token": {token}, "credential_id": {"cred-0"}}, session)
+		}},
+		{"POST /dashboard/logout", func() reply {
+			return f.postForm("/dashboard/logout", url.Values{"csrf_token": {token}}, session)
+		}},
+		{"POST /sso/login", func() reply { return f.postForm("/sso/login", f.ssoForm("inst-1")) }},
+	} {
+		r := c.do()
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" ||
+			!strings.Contains(r.body, "Please try again in a minute.") {
+			t.Errorf("Redis down: %s = %d (Retry-After %q), want 503 with Retry-After saying to try again:\n%.400s",
+				c.name, r.status, r.header.Get("Retry-After"), r.body)
+		}
+	}
 }

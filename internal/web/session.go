@@ -256,8 +256,8 @@ func (s *server) sessionEnded(ctx context.Context, sess session) (bool, error) {
 
 // sessionLives reports whether sess, read from the request's cookie, has
 // not ended. It answers the request itself, and says so, when it may not
-// look: too many requests of the session (429), or Redis unreadable (500,
-// as every dashboard page answers then).
+// look: too many requests of the session (429), or Redis unreadable (503,
+// as every dashboard page answers then: failed).
 func (s *server) sessionLives(w http.ResponseWriter, r *http.Request, sess session) (lives, answered bool) {
 	if wait := s.polls.take(sess); wait > 0 {
 		s.tooManyRequests(w, r, wait)
@@ -265,8 +265,7 @@ func (s *server) sessionLives(w http.ResponseWriter, r *http.Request, sess sessi
 	}
 	ended, err := s.sessionEnded(r.Context(), sess)
 	if err != nil {
-		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
-		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
+		s.failed(w, r, err, "Please try again in a minute.")
 		return false, true
 	}
 	return !ended, false
@@ -305,8 +304,7 @@ func (s *server) requireSession(next http.HandlerFunc, rule access) http.Handler
 			}
 			check, err := s.checkCSRF(r.Context(), sess, r.PostFormValue("csrf_token"))
 			if err != nil {
-				s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
-				s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Nothing was changed. Please try again in a minute.")
+				s.failed(w, r, err, "Nothing was changed. Please try again in a minute.")
 				return
 			}
 			if check != csrfOK {

@@ -110,8 +110,7 @@ func (s *server) ssoLogin(w http.ResponseWriter, r *http.Request) {
 	// Read before the instance: a DELETE between the two ends the session.
 	deletes, err := s.Store.DeleteMark(r.Context(), f.ID)
 	if err != nil {
-		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
-		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
+		s.failed(w, r, err, "Please try again in a minute.")
 		return
 	}
 	in, err := s.Store.Instance(r.Context(), f.ID)
@@ -168,8 +167,7 @@ func (s *server) spend(w http.ResponseWriter, r *http.Request, f ssoForm, tokens
 	first, err := s.Store.SpendSSOToken(r.Context(), tokens[0], cover, valid+ssoMarkMargin)
 	switch {
 	case err != nil:
-		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
-		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
+		s.failed(w, r, err, "Please try again in a minute.")
 		return false
 	case !first:
 		s.Logger.Warn().Str("instance_id", f.ID).Msg("sso token replayed")
@@ -204,8 +202,7 @@ func (s *server) logout(w http.ResponseWriter, r *http.Request) {
 		err = s.Store.EndSignIns(ctx, sess.InstanceID, sess.User, s.Now(), sessionTTL+ssoMarkMargin)
 	}
 	if err != nil {
-		s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
-		s.page(w, r, http.StatusInternalServerError, "Something went wrong", "You are still signed in. Please try again in a minute.")
+		s.failed(w, r, err, "You are still signed in. Please try again in a minute.")
 		return
 	}
 	s.setCookie(w, r, sessionCookie, "", 0)
@@ -301,6 +298,5 @@ func (s *server) instanceMissing(w http.ResponseWriter, r *http.Request, err err
 			"This add-on is not registered with the credential service yet. Try again in a few minutes.")
 		return
 	}
-	s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
-	s.page(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again in a minute.")
+	s.failed(w, r, err, "Please try again in a minute.")
 }

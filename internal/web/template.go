@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rekeyhq/rekey/internal/health"
 	"github.com/rekeyhq/rekey/internal/store"
 )
 
@@ -206,6 +207,26 @@ func (s *server) page(w http.ResponseWriter, r *http.Request, status int, title,
 		p.Back, p.Nav = true, s.nav(sess, s.csrfToken(sess))
 	}
 	s.writeHTML(w, status, "page.html", p)
+}
+
+// failed logs err, which kept rekey from serving a dashboard request, and
+// answers with failedPage.
+func (s *server) failed(w http.ResponseWriter, r *http.Request, err error, message string) {
+	s.Logger.Error().Err(err).Str("route", r.Pattern).Msg("request failed")
+	s.failedPage(w, r, err, message)
+}
+
+// failedPage answers a dashboard request that err kept rekey from serving
+// with a page saying message: 503 with Retry-After when Redis did not
+// answer (a failover, a restart: the same request may succeed in a
+// moment, and the API answers so then), 500 otherwise.
+func (s *server) failedPage(w http.ResponseWriter, r *http.Request, err error, message string) {
+	status := http.StatusInternalServerError
+	if health.RedisUnreachable(err) {
+		w.Header().Set("Retry-After", "30")
+		status = http.StatusServiceUnavailable
+	}
+	s.page(w, r, status, "Something went wrong", message)
 }
 
 func (s *server) writeHTML(w http.ResponseWriter, status int, name string, data any) {
