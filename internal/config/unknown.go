@@ -1,10 +1,13 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"unicode"
 )
 
 // settingPrefix starts the name of every setting of rekey's own.
@@ -48,34 +51,63 @@ var herokuMetadata = []string{"HEROKU_APP_", "HEROKU_DYNO_", "HEROKU_RELEASE_", 
 // (HEROKU_API_ULR, redis_url) or of a REKEY_ setting (REKY_MAX_GRACE). Such a setting is otherwise ignored without
 // a word: REKEY_GRACEE=2h leaves the grace at its default. Names of rekey's
 // test harness (REKEY_TEST_) and Heroku's dyno metadata are left alone.
+//
+// A name holding invisible characters (a byte order mark, which a file
+// saved on Windows starts with, ahead of its first line's name) is matched
+// without them and quoted so that they show: it is as ignored as a typo,
+// and more than two bytes away from the setting meant.
 func Unknown(names []string) []string {
 	known, shared := knownSettings(), knownShared()
 	var out []string
 	for _, name := range names {
-		upper := strings.ToUpper(name)
-		if slices.Contains(known, name) || slices.Contains(shared, name) ||
+		seen := visible(name)
+		upper := strings.ToUpper(seen)
+		if seen == name && (slices.Contains(known, name) || slices.Contains(shared, name)) ||
 			strings.HasPrefix(upper, settingPrefix+"TEST_") || metadata(upper) {
 			continue
 		}
+		var near string
 		if !strings.HasPrefix(upper, settingPrefix) {
 			// A REKEY_ setting with its prefix misspelt (REKY_MAX_GRACE)
 			// is as ignored as one misspelt after it.
-			near := Nearest(upper, shared)
-			if near == "" {
-				near = Nearest(upper, known)
+			if near = cmp.Or(Nearest(upper, shared), Nearest(upper, known)); near == "" {
+				continue
 			}
-			if near != "" {
-				out = append(out, name+" is not a setting rekey reads; it is ignored"+didYouMean(name, near))
-			}
-			continue
+		} else {
+			near = Nearest(upper, known)
 		}
-		msg := name + " is not a setting rekey reads; it is ignored"
-		if near := Nearest(upper, known); near != "" {
-			msg += didYouMean(name, near)
-		}
-		out = append(out, msg)
+		out = append(out, unknownName(name, seen, near))
 	}
 	return out
+}
+
+// unknownName is Unknown's warning of name, which reads as seen once its
+// invisible characters are dropped, naming near when it is not "".
+func unknownName(name, seen, near string) string {
+	if seen != name {
+		msg := strconv.Quote(name) + " is not a setting rekey reads; it is ignored (its name holds invisible characters, " +
+			"such as the byte order mark a file saved on Windows starts with"
+		if near != "" {
+			msg += ": did you mean " + near + "?"
+		}
+		return msg + ")"
+	}
+	msg := name + " is not a setting rekey reads; it is ignored"
+	if near != "" {
+		msg += didYouMean(name, near)
+	}
+	return msg
+}
+
+// visible is name without its invisible characters (Unicode's format
+// characters: a byte order mark, a zero-width space or joiner).
+func visible(name string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, name)
 }
 
 // IsSetting reports whether name is exactly a setting rekey reads; Unknown

@@ -81,3 +81,26 @@ func TestUnknownNamesSettingsWithAMisspeltPrefix(t *testing.T) {
 		t.Errorf("Unknown = %q\nwant %q", got, want)
 	}
 }
+
+// A setting whose name carries invisible characters (the byte order mark
+// a file saved on Windows starts with, ahead of its first line's name; a
+// zero-width space pasted with it) is named, quoted so they show, with the
+// setting meant: the process ignores it, and a REKEY_GRACE=30m on the
+// first line of such a file left the grace at its default without a word.
+func TestUnknownNamesSettingsWithInvisibleCharacters(t *testing.T) {
+	t.Parallel()
+	got := config.Unknown([]string{"\ufeffREKEY_GRACE", "REKEY_\u200bMAX_GRACE", "\ufeffREDIS_URL", "\ufeffPATH", "\ufeffREKEY_SOMETHING_ELSE_ENTIRELY", "REKEY_GRACE"})
+	want := []string{
+		`"\ufeffREKEY_GRACE" is not a setting rekey reads; it is ignored (its name holds invisible characters, ` +
+			`such as the byte order mark a file saved on Windows starts with: did you mean REKEY_GRACE?)`,
+		`"REKEY_\u200bMAX_GRACE" is not a setting rekey reads; it is ignored (its name holds invisible characters, ` +
+			`such as the byte order mark a file saved on Windows starts with: did you mean REKEY_MAX_GRACE?)`,
+		`"\ufeffREDIS_URL" is not a setting rekey reads; it is ignored (its name holds invisible characters, ` +
+			`such as the byte order mark a file saved on Windows starts with: did you mean REDIS_URL?)`,
+		`"\ufeffREKEY_SOMETHING_ELSE_ENTIRELY" is not a setting rekey reads; it is ignored (its name holds invisible ` +
+			`characters, such as the byte order mark a file saved on Windows starts with)`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Unknown = %q\nwant %q", got, want)
+	}
+}
