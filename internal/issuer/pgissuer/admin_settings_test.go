@@ -191,3 +191,31 @@ func TestAdminSettingsNamesTheAdminRolesDefaults(t *testing.T) {
 		}
 	}
 }
+
+// An admin role whose sessions act as the instance's owner role (ALTER
+// ROLE ... SET role TO the owner) is not taken for an owner role that is
+// rekey's admin role: the mint fails as any role default of the admin's
+// does (not_permitted, retried, CREATE ROLE being the owner's to refuse),
+// naming the default and what undoes it; once reset, the mint works.
+func TestAdminRoleActingAsTheOwnerRoleIsNamed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	admin, adminURL := newAdmin(t, f, "CREATEROLE")
+	a := pgx.Identifier{admin}.Sanitize()
+	owner := pgx.Identifier{f.loc.Owner}.Sanitize()
+	mustExec(t, f.db.ServerURL, "ALTER ROLE "+a+" SET role TO "+owner)
+	_, err := adminIssuer(t, f, adminURL).Mint(ctx, "inst-1", "rot-1")
+	wantNamed(t, err, pgissuer.CodeNotPermitted, adminURL,
+		"rekey's admin role "+a+" acts as role "+owner+", which may not do this (role is set to "+owner+" for role "+a+")",
+		"ALTER ROLE "+a+" RESET role")
+
+	mustExec(t, f.db.ServerURL, "ALTER ROLE "+a+" RESET role")
+	iss := adminIssuer(t, f, adminURL)
+	c, err := iss.Mint(ctx, "inst-1", "rot-1")
+	if err != nil {
+		t.Fatalf("mint once reset: %v", err)
+	}
+	if err := iss.Revoke(ctx, "inst-1", c.ID); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+}

@@ -105,14 +105,17 @@ func createRole(ctx context.Context, conn *pgxpool.Conn, loc Location, role, pas
 // server's files, running programs on it, ...) or rekey's admin role, or a
 // member of any of those. A registration that names one (a partner's
 // provisioning bug) would otherwise hand every customer of the server a
-// way out of their own database.
+// way out of their own database. rekey's admin role is session_user: an
+// admin whose sessions act as the owner (a role default, ALTER ROLE ...
+// SET role) makes current_user the owner, which its statements then fail
+// as, and explain names the default.
 func checkLocation(ctx context.Context, conn *pgxpool.Conn, loc Location) error {
 	var db, owner bool
 	var powers string
 	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1), r.oid IS NOT NULL,
 		coalesce((SELECT string_agg(m.rolname, ', ' ORDER BY m.rolname) FROM pg_roles m
 			WHERE pg_has_role(r.oid, m.oid, 'MEMBER') AND (m.rolsuper OR m.rolcreaterole OR m.rolcreatedb
-				OR m.rolreplication OR m.rolbypassrls OR m.rolname = current_user
+				OR m.rolreplication OR m.rolbypassrls OR m.rolname = session_user
 				OR (starts_with(m.rolname, 'pg_') AND m.rolname <> 'pg_database_owner'))), '')
 		FROM (SELECT 1) AS one LEFT JOIN pg_roles r ON r.rolname = $2`, loc.Database, loc.Owner).Scan(&db, &owner, &powers)
 	switch {
