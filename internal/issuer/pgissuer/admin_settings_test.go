@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -218,4 +220,50 @@ func TestAdminRoleActingAsTheOwnerRoleIsNamed(t *testing.T) {
 	if err := iss.Revoke(ctx, "inst-1", c.ID); err != nil {
 		t.Fatalf("revoke: %v", err)
 	}
+}
+
+// A lock_timeout given to the admin role fails a mint that waits for a
+// lock of the catalog, and the question that names it reads the same
+// catalog: it waits without the admin's lock_timeout, and the error
+// names the role's setting, not the question's own. Here a session holds
+// pg_db_role_setting, which the mint's ALTER ROLE ... SET and the question
+// both need, for a second and a half; the issuer's connection is made
+// before (a new session reads that catalog to start), and every wait has
+// a deadline.
+func TestAdminRoleLockTimeoutIsNamedWhenTheCatalogIsHeld(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, adminURL := newAdmin(t, f, "CREATEROLE")
+	a := pgx.Identifier{admin}.Sanitize()
+	mustExec(t, f.db.ServerURL, "ALTER ROLE "+a+" SET lock_timeout = '200ms'")
+	iss := adminIssuer(t, f, adminURL)
+	if _, err := iss.Mint(ctx, "inst-1", "rot-0"); err != nil {
+		t.Fatalf("mint with the catalog free: %v", err)
+	}
+	holder := connect(t, f.db.ServerURL)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan struct{})
+	release := sync.OnceFunc(func() {
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tx.Rollback(c)
+		close(released)
+	})
+	t.Cleanup(release)
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '5s'; LOCK TABLE pg_catalog.pg_db_role_setting IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(1500*time.Millisecond, release)
+	defer timer.Stop()
+	mctx, mcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer mcancel()
+	_, err = iss.Mint(mctx, "inst-1", "rot-1")
+	<-released
+	wantNamed(t, err, pgissuer.CodePostgres, adminURL,
+		"a statement of rekey's admin role waited for a lock past lock_timeout (200ms for role "+a+")",
+		"ALTER ROLE "+a+" RESET lock_timeout")
 }

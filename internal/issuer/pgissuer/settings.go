@@ -45,9 +45,9 @@ func settingBehind(err error) string {
 // it must not hold up.
 const explainWait = 5 * time.Second
 
-// rowQuerier is a pool, one of its connections or a transaction.
-type rowQuerier interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
+// beginner is a pool, one of its connections or a querier.
+type beginner interface {
+	Begin(context.Context) (pgx.Tx, error)
 }
 
 // explain is classify(op, err) whose text, when err is the doing of a
@@ -56,7 +56,7 @@ type rowQuerier interface {
 // the connection that failed or one like it, and only then. The code, and
 // so the retries, stay classify's. A setting rekey gave the transaction
 // itself (source "session": its bounded lock waits) is no one's to undo.
-func explain(ctx context.Context, q rowQuerier, op string, err error) error {
+func explain(ctx context.Context, q beginner, op string, err error) error {
 	c := classify(op, err)
 	name := settingBehind(err)
 	if name == "" || ctx.Err() != nil {
@@ -79,16 +79,20 @@ func explain(ctx context.Context, q rowQuerier, op string, err error) error {
 	return c
 }
 
-// settingQuery reads setting $1 of the session: its value (with its unit), and
-// where it was set (pg_settings' source; role, which pg_settings does not
-// list, is looked for among the session user's defaults).
+// settingQuery reads setting $1 as the session has it: its value (with its
+// unit), and where it was set (pg_settings' source; "" for role, which
+// pg_settings does not list). It reads no table, so no lock held on the
+// catalog keeps it waiting.
 const settingQuery = `SELECT session_user::text, current_user::text, current_database()::text,
-	current_setting($1), coalesce((SELECT source FROM pg_catalog.pg_settings WHERE name = $1),
-		(SELECT CASE WHEN d.setdatabase = 0 THEN 'user' ELSE 'database user' END
-			FROM pg_catalog.pg_db_role_setting d, unnest(d.setconfig) c
-			WHERE d.setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
-			AND d.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()))
-			AND starts_with(c, $1 || '=') ORDER BY d.setdatabase DESC LIMIT 1), '')`
+	current_setting($1), coalesce((SELECT source FROM pg_catalog.pg_settings WHERE name = $1), '')`
+
+// roleDefaultQuery says where setting $1 was given to the session user, among
+// its defaults, the one for its database first: pg_settings' source.
+const roleDefaultQuery = `SELECT CASE WHEN d.setdatabase = 0 THEN 'user' ELSE 'database user' END
+	FROM pg_catalog.pg_db_role_setting d, unnest(d.setconfig) c
+	WHERE d.setrole = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = session_user)
+	AND d.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()))
+	AND starts_with(c, $1 || '=') ORDER BY d.setdatabase DESC LIMIT 1`
 
 // setting is one session setting of the admin role's, as settingQuery
 // reads it.
@@ -97,9 +101,33 @@ type setting struct {
 	session, current, database string // session_user, current_user, current_database()
 }
 
-func readSetting(ctx context.Context, q rowQuerier, name string) (setting, error) {
+// readSetting reads setting name of a session of q's, in a transaction of
+// its own. The defaults that failed a statement would fail a question that
+// reads the catalog too (a lock of it held past lock_timeout, a
+// statement_timeout shorter than the wait): settingQuery reads none and
+// runs under them, so that pg_settings names the admin role's value and
+// where it was set; the catalog's answer for role comes after both are
+// lifted for the transaction (SET LOCAL).
+func readSetting(ctx context.Context, q beginner, name string) (setting, error) {
 	s := setting{name: name}
-	err := q.QueryRow(ctx, settingQuery, name).Scan(&s.session, &s.current, &s.database, &s.value, &s.source)
+	tx, err := q.Begin(ctx)
+	if err != nil {
+		return s, err
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // it only read
+	if err := tx.QueryRow(ctx, settingQuery, name).Scan(&s.session, &s.current, &s.database, &s.value, &s.source); err != nil {
+		return s, err
+	}
+	if s.source != "" {
+		return s, nil
+	}
+	if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0"); err != nil {
+		return s, err
+	}
+	err = tx.QueryRow(ctx, roleDefaultQuery, name).Scan(&s.source)
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = nil
+	}
 	return s, err
 }
 
