@@ -227,9 +227,9 @@ func TestAdminRoleActingAsTheOwnerRoleIsNamed(t *testing.T) {
 // catalog: it waits without the admin's lock_timeout, and the error
 // names the role's setting, not the question's own. Here a session holds
 // pg_db_role_setting, which the mint's ALTER ROLE ... SET and the question
-// both need, for a second and a half; the issuer's connection is made
-// before (a new session reads that catalog to start), and every wait has
-// a deadline.
+// both need, until the mint answers (a second and a half at most); the
+// issuer's connection is made before (a new session reads that catalog to
+// start), and every wait has a deadline.
 func TestAdminRoleLockTimeoutIsNamedWhenTheCatalogIsHeld(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -262,6 +262,9 @@ func TestAdminRoleLockTimeoutIsNamedWhenTheCatalogIsHeld(t *testing.T) {
 	mctx, mcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer mcancel()
 	_, err = iss.Mint(mctx, "inst-1", "rot-1")
+	// Every new session of the server waits while the catalog is held:
+	// the lock goes as soon as the mint has answered.
+	release()
 	<-released
 	wantNamed(t, err, pgissuer.CodePostgres, adminURL,
 		"a statement of rekey's admin role waited for a lock past lock_timeout (200ms for role "+a+")",
