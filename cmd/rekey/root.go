@@ -61,7 +61,20 @@ environment (see README.md).`,
 	)
 	wrapCompletionCmd(root)
 	trimNumberFlags(root)
+	defineHelpFlags(root)
 	return root
+}
+
+// defineHelpFlags gives c and its subcommands their --help and -h before
+// the arguments are parsed. cobra defines them only on the command it
+// runs, so while it looked for that command it took the --help of `rekey
+// --help rotate` (as `git --help commit` is typed) for a flag with a
+// value, skipped "rotate" as that value and printed rekey's own help.
+func defineHelpFlags(c *cobra.Command) {
+	c.InitDefaultHelpFlag()
+	for _, sub := range c.Commands() {
+		defineHelpFlags(sub)
+	}
 }
 
 // trimmedValue is a flag value that ignores white space around what it is
