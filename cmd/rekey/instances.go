@@ -412,37 +412,55 @@ func deprovisioned(ctx context.Context, a *app, id string) (bool, error) {
 	return err == nil && in.Deprovisioned(), err
 }
 
-// stdinUntil reads r, a terminal, until ctx ends, then fails with ctx's
-// cause: reading a terminal (`rekey rotate --from -` typed without a pipe)
-// does not end on a signal, so Ctrl-C would wait for Enter or ^D. What was
-// typed but not yet read is dropped; the read left waiting on r ends with
-// the process.
-func stdinUntil(ctx context.Context, r io.Reader) io.ReadCloser {
-	pr, pw := io.Pipe()
-	go func() {
-		_, err := io.Copy(pw, r)
-		pw.CloseWithError(err)
-	}()
-	stop := context.AfterFunc(ctx, func() { pw.CloseWithError(context.Cause(ctx)) })
-	return readCloser{Reader: pr, close: func() error { stop(); return pr.Close() }}
+// stdinUntil reads r until ctx ends, then fails with ctx's cause: reading
+// a terminal (`rekey rotate --from -` typed without a pipe) or a pipe does
+// not end on a signal, so Ctrl-C would wait for Enter or ^D, or for the
+// producer to close the pipe, which one that outlives the signal (another
+// process group's, or a process sent `kill -INT` alone) never did. It reads
+// r only when asked, as r itself would be read, so a line is taken when
+// the command reaches it, not ahead of it; what a read left waiting on r
+// would have returned is dropped, and that read ends with the process.
+func stdinUntil(ctx context.Context, r io.Reader) io.Reader {
+	return &ctxReader{ctx: ctx, r: r}
 }
 
-// readCloser is a Reader with its own Close.
-type readCloser struct {
-	io.Reader
-	close func() error
+// ctxReader is stdinUntil's reader. It is not safe for concurrent use.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+	// pending is the result of a read of r still under way, nil when none.
+	pending chan readResult
 }
 
-func (r readCloser) Close() error { return r.close() }
+type readResult struct {
+	b   []byte
+	err error
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if c.ctx.Err() != nil {
+		return 0, context.Cause(c.ctx)
+	}
+	if c.pending == nil {
+		c.pending = make(chan readResult, 1)
+		buf := make([]byte, len(p))
+		go func(done chan<- readResult) {
+			n, err := c.r.Read(buf)
+			done <- readResult{b: buf[:n], err: err}
+		}(c.pending)
+	}
+	select {
+	case res := <-c.pending:
+		c.pending = nil
+		return copy(p, res.b), res.err
+	case <-c.ctx.Done():
+		return 0, context.Cause(c.ctx)
+	}
+}
 
 func openInput(ctx context.Context, env *environ, path string) (io.ReadCloser, error) {
-	if path == "-" && env.terminal {
-		return stdinUntil(ctx, env.stdin), nil
-	}
 	if path == "-" {
-		// A pipe or a file: read as it comes, so that what was read
-		// before Ctrl-C is what the command did.
-		return io.NopCloser(env.stdin), nil
+		return io.NopCloser(stdinUntil(ctx, env.stdin)), nil
 	}
 	f, err := os.Open(path)
 	if err != nil {

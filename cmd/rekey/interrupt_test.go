@@ -219,3 +219,33 @@ func TestCtrlCEndsAReadOfStdin(t *testing.T) {
 		})
 	}
 }
+
+// TestCtrlCEndsAReadOfAPipe: `producer | rekey instances import -` and
+// `producer | rekey rotate --from -` read the pipe until the producer
+// closed it, so while a producer that outlives the signal (another process
+// group's, or a process given `kill -INT` alone) held the pipe open, Ctrl-C
+// did nothing and only a second one ended rekey. The first now ends the
+// command, interrupted, with nothing enqueued or registered after it.
+func TestCtrlCEndsAReadOfAPipe(t *testing.T) {
+	for _, args := range [][]string{{"rotate", "--from", "-", "--confirm"}, {"instances", "import", "-"}} {
+		t.Run(args[0], func(t *testing.T) {
+			c := newCLI(t)
+			stdin, producer := io.Pipe() // a producer that writes nothing more and stays
+			defer producer.Close()
+			env := c.env()
+			env.stdin = stdin
+			ctx, cancel := context.WithCancelCause(context.Background())
+			time.AfterFunc(200*time.Millisecond, func() { cancel(&signalError{sig: os.Interrupt}) })
+			done := make(chan error, 1)
+			go func() { done <- runCommand(ctx, env, args[0], args[1:]...) }()
+			select {
+			case err := <-done:
+				if _, ok := asInterrupted(err); !ok {
+					t.Errorf("%v: %v, want an interruption", args, err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%v still reads its pipe 5s after Ctrl-C", args)
+			}
+		})
+	}
+}
