@@ -445,8 +445,8 @@ func (h *Rotate) landedBefore(ctx context.Context, r *rotation) (landed bool, er
 // cannot be in Heroku's config, so its credential may still be discarded
 // and revoked if the rotation cannot go on (I1, I3).
 //
-// The rotation's first push that Heroku answers with a 5xx, or does not
-// answer, is sent again within the same run, once, after retry.AgainDelay
+// The rotation's first push that Heroku answers with a 5xx or a 408, or
+// does not answer, is sent again within the same run, once, after retry.AgainDelay
 // and under the budget like any call (sendAgain): returned to asynq, the
 // rotation would wait out its retry delay and asynq's polls while the
 // budget idles, which at a wave's end is the wave's tail.
@@ -489,8 +489,8 @@ func (h *Rotate) send(ctx context.Context, r *rotation) error {
 	err := h.deps.Heroku.UpdateConfig(pctx, r.target(), configVars(r.config))
 	if heroku.Refused(err) {
 		// Refused, the push cannot land any more. One that landed has its
-		// attempts settled by the promotion. One answered 5xx, or not at
-		// all, may still land, or may have landed already: it stays
+		// attempts settled by the promotion. One answered 5xx or 408, or
+		// not at all, may still land, or may have landed already: it stays
 		// unsettled, so that no read-back taken before it lands can prove
 		// its credential absent (I1). So does one answered 2xx by what may
 		// not be Heroku (heroku.ErrUnexpectedAnswer): a proxy that answered
@@ -512,7 +512,7 @@ const againLeast = 2*30*time.Second + 3*heroku.DefaultTimeout
 
 // sendAgain reports whether the push that just failed with err is sent
 // again in this run, after retry.AgainDelay: only the rotation's first
-// push left unanswered (a 5xx, a timeout, a reset), which is what a
+// push left unanswered (a 5xx, a 408, a timeout, a reset), which is what a
 // transient fault in the middle of a wave leaves. A second one goes back
 // to asynq (retry.Delay), whose next run reads Heroku's config back before
 // it pushes a third (landedBefore); a persistent outage is thus sent at

@@ -134,11 +134,13 @@ func IsPermanent(err error) bool {
 // included: it refused the request, which took no effect. A 2xx took
 // effect; a 5xx or no answer at all (a timeout, a reset) leaves it unknown,
 // since Heroku may have applied the request before its answer failed or
-// may still apply it.
+// may still apply it. So does a 408: a front built on Envoy answers it
+// when its stream idle timeout fires before the upstream's answer, after
+// it passed the request on to Heroku.
 func Refused(err error) bool {
 	var limited *RateLimitError
 	status := apiStatus(err)
-	return errors.As(err, &limited) || (status >= 400 && status <= 499)
+	return errors.As(err, &limited) || (status >= 400 && status <= 499 && status != http.StatusRequestTimeout)
 }
 
 // apiStatus returns the status of err's *APIError, or 0.

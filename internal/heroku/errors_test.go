@@ -159,7 +159,8 @@ func TestErrorsNeverContainSecrets(t *testing.T) {
 }
 
 // Only a 4xx, a 429 included, shows that a push took no effect; a 5xx, a
-// redirect or no answer leaves it unknown.
+// 408 (a front's timeout after passing the push on), a redirect or no
+// answer leaves it unknown.
 func TestRefused(t *testing.T) {
 	t.Parallel()
 	api := func(status int) error { return &heroku.APIError{Status: status, Endpoint: heroku.EndpointPatchConfig} }
@@ -174,6 +175,7 @@ func TestRefused(t *testing.T) {
 		{"429", &heroku.RateLimitError{}, true},
 		{"500", api(500), false},
 		{"503", api(503), false},
+		{"408", api(408), false},
 		{"302", api(302), false},
 		{"call timeout", &heroku.TransportError{Endpoint: "v3_patch", Err: context.DeadlineExceeded}, false},
 		{"reset", &heroku.TransportError{Endpoint: "v3_patch", Err: errors.New("connection reset by peer")}, false},

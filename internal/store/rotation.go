@@ -826,8 +826,8 @@ func (s *Store) pushCounts(attemptsField, settledField, lastField string) (attem
 	return attempts, settled
 }
 
-// UnansweredPushWindow is how long after a push that got no answer, or a
-// 5xx, Heroku might still apply it (heroku.Refused): until then the push
+// UnansweredPushWindow is how long after a push that got no answer, a 5xx
+// or a 408, Heroku might still apply it (heroku.Refused): until then the push
 // counts as unsettled, and its credential is kept rather than revoked on
 // the strength of a read-back (I1). Heroku's router gives up on a request
 // after 30 s; an hour leaves room for whatever runs behind it.
