@@ -70,3 +70,23 @@ func TestAPush408AfterItWasPassedOnKeepsItsCredential(t *testing.T) {
 		t.Errorf("I1 broken: Heroku's config holds %s, which rekey revoked (state %s)", held, c.State)
 	}
 }
+
+// A slow Heroku behind such a front answers every push of a wave 408
+// "stream timeout", without Heroku's error id: no answer in time, as a 504
+// is, which bears on Heroku's load and not on the account. It is no
+// denial, and never opens the breaker, which only an operator closes.
+func TestPushesAnswered408ByAFrontOpenNoBreaker(t *testing.T) {
+	t.Parallel()
+	s := breakerAfterThreePushes(t, "t", func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPatch {
+			return false
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusRequestTimeout)
+		_, _ = w.Write([]byte("stream timeout"))
+		return true
+	})
+	if s.Open || s.Window.Denied != 0 {
+		t.Fatalf("breaker after three instances' pushes answered 408 by a front: %+v; want closed, no denial", s)
+	}
+}

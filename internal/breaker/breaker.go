@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"time"
 
@@ -152,7 +153,9 @@ func (b *Breaker) repause() {
 // 5xx bear on Heroku's load, not on the account, and calls that got no
 // answer, or a 2xx whose body was lost on the way, prove nothing: neither
 // is counted, so an outage cannot dilute a run of denials below the
-// fraction.
+// fraction. A 408 is no answer in time either: a front built on Envoy
+// answers it, without Heroku's error id, when Heroku is slow to answer a
+// push it passed on, as others answer 504.
 func answer(err error) (denied int, ok bool) {
 	var api *heroku.APIError
 	var unconfirmed *heroku.UnconfirmedError
@@ -183,7 +186,7 @@ func answer(err error) (denied int, ok bool) {
 		return store.DeniedUnexpected, true
 	case errors.Is(err, heroku.ErrTokenDenied):
 		return store.DeniedUnauthorized, true
-	case !errors.As(err, &api) || api.Status >= 500:
+	case !errors.As(err, &api) || api.Status >= 500 || api.Status == http.StatusRequestTimeout:
 		return 0, false
 	case api.Status == store.DeniedUnauthorized || api.Status == store.DeniedForbidden:
 		return api.Status, true
