@@ -90,3 +90,28 @@ func TestPushesAnswered408ByAFrontOpenNoBreaker(t *testing.T) {
 		t.Fatalf("breaker after three instances' pushes answered 408 by a front: %+v; want closed, no denial", s)
 	}
 }
+
+// So is a 408 to the token refresh a push needs after Heroku's 401: no
+// answer in time from the token endpoint, which names no client secret
+// refused, and no denial for the breaker.
+func TestRefreshesAnswered408ByAFrontOpenNoBreaker(t *testing.T) {
+	t.Parallel()
+	s := breakerAfterThreePushes(t, "r", func(w http.ResponseWriter, r *http.Request) bool {
+		switch {
+		case r.Method == http.MethodPatch:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"id":"unauthorized","message":"Invalid credentials provided."}`))
+		case r.URL.Path == "/oauth/token":
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusRequestTimeout)
+			_, _ = w.Write([]byte("stream timeout"))
+		default:
+			return false
+		}
+		return true
+	})
+	if s.Open || s.Window.Denied != 0 {
+		t.Fatalf("breaker after three instances' token refreshes answered 408 by a front: %+v; want closed, no denial", s)
+	}
+}

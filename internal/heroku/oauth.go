@@ -236,7 +236,9 @@ func (c *Client) refreshError(ctx context.Context, addonID string, old Token, er
 
 // sortRefreshError sorts a refused refresh. Only invalid_grant names the
 // add-on's own authorization (ErrTokenRefused). A 401 is rekey's client
-// secret and a 429 the endpoint's load, both left as they are; any other
+// secret, a 429 the endpoint's load and a 408 no answer in time (a front
+// built on Envoy answers it when the endpoint is slow), all left as they
+// are; any other
 // 4xx is ErrTokenDenied: it proves nothing of this add-on, and the same
 // answer to every add-on is an account-level fault for the breaker. So is
 // an answer that is not the token endpoint's, a redirect or a 2xx without
@@ -249,7 +251,8 @@ func sortRefreshError(err error) error {
 	switch {
 	case errors.Is(err, ErrUnexpectedAnswer), errors.As(err, &api) && api.Status >= 300 && api.Status <= 399:
 		return fmt.Errorf("%w: %w", ErrTokenDenied, err)
-	case !errors.As(err, &api) || api.Status < 400 || api.Status > 499 || api.Status == http.StatusUnauthorized:
+	case !errors.As(err, &api) || api.Status < 400 || api.Status > 499 || api.Status == http.StatusUnauthorized ||
+		api.Status == http.StatusRequestTimeout:
 		return err
 	case api.Status == http.StatusBadRequest && api.ID == oauthInvalidGrant:
 		return fmt.Errorf("%w: %w", ErrTokenRefused, err)
