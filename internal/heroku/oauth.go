@@ -238,9 +238,9 @@ func (c *Client) refreshError(ctx context.Context, addonID string, old Token, er
 // add-on's own authorization (ErrTokenRefused). A 401 is rekey's client
 // secret, a 429 the endpoint's load and a 408 no answer in time (a front
 // built on Envoy answers it when the endpoint is slow), all left as they
-// are; any other
-// 4xx is ErrTokenDenied: it proves nothing of this add-on, and the same
-// answer to every add-on is an account-level fault for the breaker. So is
+// are; any other 4xx is ErrTokenDenied: it proves nothing of this add-on,
+// and the same answer to every add-on is an account-level fault for the
+// breaker. So is
 // an answer that is not the token endpoint's, a redirect or a 2xx without
 // a token (ErrUnexpectedAnswer): a proxy before it, or a HEROKU_ID_URL
 // naming another host, gives it to every add-on alike, and the refresh
