@@ -507,17 +507,50 @@ func (a answer) page() bool {
 }
 
 // fields is an answer's body read as a JSON object (a byte-order mark
-// before it looked past), its values as written; nil when it is none.
+// before it looked past), its keys in lower case and its values as written;
+// nil when it is none. A key named twice, in any case, with two values
+// holds namedTwice instead (fields.twice).
 type fields map[string]json.RawMessage
 
-// fields reads the answer's body once, for saysFailed and saysTrue.
+// namedTwice is what fields holds for a key the answer names more than once with
+// different values ({"ok":false,"ok":true}, {"Error":"locked","error":""}):
+// no JSON text, so that no reading of a value takes it for one.
+var namedTwice = json.RawMessage("\x00twice")
+
+// fields reads the answer's body once, for saysFailed and saysTrue. Keys
+// are matched without case, as encoding/json matches a struct's fields: an
+// issuer whose serializer writes "Success" or "Error" (ASP.NET's) says what
+// "success" and "error" say, and read as the bare 2xx such an answer
+// recorded a revocation that failed (I3).
 func (a answer) fields() fields {
-	var v fields
-	if json.Unmarshal(bytes.TrimPrefix(bytes.TrimSpace(a.body), utf8BOM), &v) != nil {
+	body := bytes.TrimPrefix(bytes.TrimSpace(a.body), utf8BOM)
+	if !json.Valid(body) {
 		return nil
 	}
-	return v
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	f := fields{}
+	for dec.More() {
+		t, _ := dec.Token()
+		key, _ := t.(string)
+		var v json.RawMessage
+		if dec.Decode(&v) != nil {
+			return nil
+		}
+		key = strings.ToLower(key)
+		if old, seen := f[key]; seen && !bytes.Equal(old, bytes.TrimSpace(v)) {
+			v = namedTwice
+		}
+		f[key] = bytes.TrimSpace(v)
+	}
+	return f
 }
+
+// twice reports whether the answer names key more than once with different
+// values: it says two things, and neither is its word.
+func (f fields) twice(key string) bool { return bytes.Equal(f[key], namedTwice) }
 
 // flag reads key as a boolean: JSON's true and false, or the strings
 // "true" and "false" in any case, spaces trimmed, as issuers that write
@@ -549,6 +582,12 @@ func (f fields) flag(key string) (value, ok bool) {
 func (f fields) saysFailed(also ...string) bool {
 	if f == nil {
 		return false
+	}
+	// A key the answer names twice, one value saying it failed and the
+	// other not ({"ok":false,"ok":true}), is read as a failure: rekey never
+	// records a revocation, nor pushes, on an ambiguous answer.
+	if slices.ContainsFunc(append([]string{"error", "errors", "ok", "success", "status"}, also...), f.twice) {
+		return true
 	}
 	for _, k := range []string{"error", "errors"} {
 		raw := bytes.TrimSpace(f[k])
@@ -598,7 +637,8 @@ func (a answer) saysNotWorking() bool { return a.notWorking(a.fields()) }
 
 // notWorking is saysNotWorking of the answer whose body reads as f.
 func (a answer) notWorking(f fields) bool {
-	return f.saysFailed("valid", "works") || f.saysTrue("revoked") || (f == nil && (a.errorText() || a.goneText()))
+	return f.saysFailed("valid", "works") || f.saysTrue("revoked") || f.twice("revoked") ||
+		(f == nil && (a.errorText() || a.goneText()))
 }
 
 // errorText reports whether the answer's body, not JSON but for a JSON
