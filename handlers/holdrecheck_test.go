@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -48,6 +49,38 @@ func TestHoldRecheckNeverPassesTheCap(t *testing.T) {
 // reported in use. It is no evidence either way: the hold keeps its last.
 func TestUsageAnswered2xxWithAnErrorBodyKeepsTheHold(t *testing.T) {
 	t.Parallel()
+	recheckAnswered(t, func(time.Time) frontAnswer {
+		return frontAnswer{http.StatusOK, "application/json", `{"error":"rate_limited"}`}
+	})
+}
+
+// A usage answer naming last_used_at twice, a recent use and null (or two
+// times), in one case or two, says two things: encoding/json kept the
+// last, and a null there read as "never used" released the hold at once,
+// revoking a credential the same answer reported in use. It is no evidence
+// either way: the hold keeps its last.
+func TestUsageAnsweredLastUsedAtTwiceKeepsTheHold(t *testing.T) {
+	t.Parallel()
+	for name, body := range map[string]string{
+		"then null":          `{"last_used_at":%q,"last_used_at":null}`,
+		"then null, cased":   `{"last_used_at":%q,"Last_Used_At":null}`,
+		"then an older time": `{"last_used_at":%q,"last_used_at":"2020-01-01T00:00:00Z"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			recheckAnswered(t, func(now time.Time) frontAnswer {
+				return frontAnswer{http.StatusOK, "application/json", fmt.Sprintf(body, now.Format(time.RFC3339))}
+			})
+		})
+	}
+}
+
+// recheckAnswered holds the rig's old credential, in use, then has a
+// front answer the hold's re-check with answer (given the issuer's clock
+// then) in the issuer's place: the hold must be kept, the credential
+// valid.
+func recheckAnswered(t *testing.T, answer func(now time.Time) frontAnswer) {
+	t.Helper()
 	var later atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(later.Load())) }
 	g := newRig(t, issuer.WithDemoClock(clock))
@@ -72,12 +105,13 @@ func TestUsageAnswered2xxWithAnErrorBodyKeepsTheHold(t *testing.T) {
 	before, revoke, wait := g.holdInUse(t, &later, handlers.HoldPolicy{Quiet: 15 * time.Minute, Recheck: 5 * time.Minute, Max: 24 * time.Hour},
 		"web.1")
 
-	front.Store(&frontAnswer{http.StatusOK, "application/json", `{"error":"rate_limited"}`})
 	g.later.Add(int64(6 * time.Minute))
 	later.Add(int64(6 * time.Minute))
+	a := answer(clock())
+	front.Store(&a)
 	err = g.run(revoke)
 	if !errors.As(err, &wait) || !g.demo.Valid(before.CurrentCredential) {
-		t.Fatalf("re-check answered 200 with an error = %v, valid %v; want still held", err, g.demo.Valid(before.CurrentCredential))
+		t.Fatalf("re-check answered %d %s = %v, valid %v; want still held", a.status, a.body, err, g.demo.Valid(before.CurrentCredential))
 	}
 }
 

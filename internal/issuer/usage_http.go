@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/rekeyhq/rekey/internal/jsonkey"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
@@ -63,7 +64,11 @@ func decodeUsage(status int, body []byte, now time.Time) (Usage, error) {
 		LastUsedBy string  `json:"last_used_by"`
 	}
 	malformed := &Error{Op: "usage", Status: status, Code: CodeMalformed}
-	if err := json.Unmarshal(body, &r); err != nil {
+	// An answer naming last_used_at twice (also in another case, as
+	// encoding/json matches it) gave two, and encoding/json keeps the last
+	// silently: a recent use then null read as "never used", which released
+	// a hold on a credential the same answer reported in use.
+	if err := json.Unmarshal(body, &r); err != nil || !jsonkey.OnceEach(body, "last_used_at") {
 		return Usage{}, malformed
 	}
 	var u Usage
