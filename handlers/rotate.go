@@ -727,6 +727,8 @@ func (h *Rotate) credential(ctx context.Context, r *rotation) (string, map[strin
 			why = "the issuer's answer was too large to use or broke off before its end"
 		case issuer.CodeIDNotString:
 			why = "the issuer's answer wrote credential_id as a number; the contract has it a string"
+		case issuer.CodeErrorAnswer:
+			why = "the issuer's answer named it but said the mint failed"
 		}
 		if brokenOff(err) && retriesLeft(ctx) {
 			// The answer broke off inside its config (a connection reset,

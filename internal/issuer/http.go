@@ -220,8 +220,27 @@ func (h *HTTP) Mint(ctx context.Context, instanceID, rotationID string) (Credent
 			return Credential{}, err
 		}
 		return Credential{}, &Error{Op: "mint", Status: a.status, Code: CodeUnreadable}
+	case a.fields().saysFailed():
+		return Credential{}, failedMint(a.status, a.body)
 	}
 	return decodeCredential(a.status, a.body)
+}
+
+// failedMint is the error of a 2xx mint answer whose JSON also says the
+// mint failed (saysFailed: an "error", "success" false, a "status" of
+// "error"): a role created but its grants, or its copy to the read
+// replicas, failed. Pushed, it could restart every app on a credential
+// that does not work, under an issuer without verify, and the one that
+// worked would be revoked after the grace (I1). A credential it names is
+// an *UnusableCredentialError, recorded discarded and revoked (I3), never
+// pushed; without one the answer is retried, as one without an id is.
+func failedMint(status int, body []byte) error {
+	failed := &Error{Op: "mint", Status: status, Code: CodeErrorAnswer}
+	scan := mintedID(bytes.NewReader(body))
+	if scan.id == "" {
+		return failed
+	}
+	return &UnusableCredentialError{CredentialID: scan.id, Config: scan.config, ConfigUnchecked: scan.unchecked, Err: failed}
 }
 
 // Verify calls POST {base}/credentials/{id}/verify: 2xx works; 409, 410
