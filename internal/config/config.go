@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -208,6 +209,10 @@ type Config struct {
 	AuditRetention time.Duration
 	// Holds are REKEY_HOLD_* (holds.go).
 	Holds
+
+	// quoted names the variables Load took with the quotes wrapped around
+	// their value (quoted.go).
+	quoted []string
 }
 
 // Lookup reads one variable, like os.LookupEnv.
@@ -278,6 +283,8 @@ func Load(env Lookup) (*Config, error) {
 	if err := c.checkIssuerURL(); err != nil {
 		p.fail(err)
 	}
+	p.noteQuotes()
+	c.quoted = slices.Sorted(maps.Keys(p.quoted))
 	if err := errors.Join(p.errs...); err != nil {
 		return nil, err
 	}
@@ -533,6 +540,8 @@ func scrubRedisError(err error) string {
 type parser struct {
 	env  Lookup
 	errs []error
+	// quoted holds the names whose value was wrapped in quotes.
+	quoted map[string]bool
 }
 
 func (p *parser) fail(err error) { p.errs = append(p.errs, err) }
@@ -589,7 +598,11 @@ func shown(v string) string {
 
 func (p *parser) str(name, def string) string {
 	if v, ok := p.env(name); ok && strings.TrimSpace(v) != "" {
-		return strings.TrimSpace(v)
+		v = strings.TrimSpace(v)
+		if isQuoted(v) {
+			p.markQuoted(name)
+		}
+		return v
 	}
 	return def
 }
@@ -650,8 +663,11 @@ func (p *parser) duration(name string, def, lo time.Duration) time.Duration {
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < lo || d < 0 {
-		p.fail(fmt.Errorf("%s must be a duration such as 2h or 90m (at least %s), got %s%s", name, lo, p.shown(v),
-			printable.RefusedDurationHint(err, v)))
+		hint := printable.RefusedDurationHint(err, v)
+		if isQuoted(v) {
+			hint = "" // noteQuotes says what is wrong
+		}
+		p.fail(fmt.Errorf("%s must be a duration such as 2h or 90m (at least %s), got %s%s", name, lo, p.shown(v), hint))
 	}
 	return d
 }

@@ -58,6 +58,9 @@ const (
 	// WarnPostgresKeyFromOrder: the PostgreSQL issuer's key derives from
 	// whichever REKEY_ENCRYPTION_KEYS key is listed first.
 	WarnPostgresKeyFromOrder = "postgres_key_from_key_order"
+	// WarnQuotedValue: a variable's value is wrapped in quotes, which
+	// rekey takes as part of it.
+	WarnQuotedValue = "quoted_value"
 )
 
 // HerokuHourlyLimit is about how many calls an hour Heroku's partner API
@@ -77,7 +80,7 @@ const ShortGraceFloor = 5 * time.Minute
 // Warnings lists what in c may make revocations early, holds long,
 // scheduled rotations pile up or the issuer's signatures weak.
 func (c *Config) Warnings() []Warning {
-	var out []Warning
+	out := c.quotedWarnings()
 	if d := c.shortGrace(); d != "" {
 		out = append(out, Warning{Name: WarnShortGrace, Detail: d})
 	}
