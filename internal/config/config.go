@@ -213,6 +213,9 @@ type Config struct {
 	// quoted names the variables Load took with the quotes wrapped around
 	// their value (quoted.go).
 	quoted []string
+	// postgresSet names the PostgreSQL issuer's variables that are set,
+	// whatever REKEY_ISSUER is (postgresIgnored).
+	postgresSet []string
 }
 
 // Lookup reads one variable, like os.LookupEnv.
@@ -272,6 +275,7 @@ func Load(env Lookup) (*Config, error) {
 		AuditRetention:          p.duration("REKEY_AUDIT_RETENTION", store.DefaultAuditRetention, time.Hour),
 	}
 	c.Holds = p.holds()
+	c.postgresSet = p.set("REKEY_POSTGRES_SERVERS", "REKEY_POSTGRES_SERVERS_FILE", "REKEY_POSTGRES_KEY")
 	if err := c.checkHoldMax(p.str("REKEY_HOLD_MAX", "")); err != nil {
 		p.fail(err)
 	}
@@ -347,7 +351,12 @@ func (c *Config) RequireWorker() error {
 			"every V1 instance's rotation fails; unset HEROKU_ADDON_ID if no instance is V1"))
 	}
 	if c.Issuer == IssuerHTTP && (c.IssuerURL == "" || c.IssuerSecret.IsZero()) {
-		errs = append(errs, errors.New("REKEY_ISSUER_URL and REKEY_ISSUER_SECRET must be set when REKEY_ISSUER is http"))
+		msg := "REKEY_ISSUER_URL and REKEY_ISSUER_SECRET must be set when REKEY_ISSUER is http"
+		if len(c.postgresSet) > 0 {
+			msg += " (its default), though " + c.postgresSetPhrase() + " for the PostgreSQL issuer: " +
+				"is REKEY_ISSUER=postgres missing?"
+		}
+		errs = append(errs, errors.New(msg))
 	}
 	errs = append(errs, c.postgresMissing()...)
 	return errors.Join(errs...)
@@ -605,6 +614,17 @@ func (p *parser) str(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// set are those of names that are set, in their order.
+func (p *parser) set(names ...string) []string {
+	var out []string
+	for _, name := range names {
+		if p.str(name, "") != "" {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func (p *parser) secret(name string) secret.String { return secret.New(p.str(name, "")) }

@@ -85,3 +85,24 @@ func (c *Config) postgresMissing() []error {
 	}
 	return []error{errors.New("REKEY_POSTGRES_SERVERS or REKEY_POSTGRES_SERVERS_FILE must be set when REKEY_ISSUER is postgres")}
 }
+
+// postgresIgnored says which of the PostgreSQL issuer's variables are set
+// while REKEY_ISSUER is http, which ignores them, or "" when none is: an
+// operator who set the servers and left REKEY_ISSUER at its default has
+// the webhook mint, or a worker that refuses to start for want of it.
+func (c *Config) postgresIgnored() string {
+	if c.Issuer != IssuerHTTP || len(c.postgresSet) == 0 {
+		return ""
+	}
+	return c.postgresSetPhrase() + " but REKEY_ISSUER is http (its default), which ignores them: credentials are " +
+		"minted by the webhook at REKEY_ISSUER_URL; set REKEY_ISSUER=postgres for the PostgreSQL issuer, or unset them"
+}
+
+// postgresSetPhrase says which of the PostgreSQL issuer's variables are
+// set: "REKEY_POSTGRES_SERVERS is set".
+func (c *Config) postgresSetPhrase() string {
+	if len(c.postgresSet) > 1 {
+		return strings.Join(c.postgresSet, " and ") + " are set"
+	}
+	return strings.Join(c.postgresSet, "") + " is set"
+}

@@ -61,6 +61,9 @@ const (
 	// WarnQuotedValue: a variable's value is wrapped in quotes, which
 	// rekey takes as part of it.
 	WarnQuotedValue = "quoted_value"
+	// WarnPostgresIgnored: the PostgreSQL issuer's settings are set while
+	// REKEY_ISSUER is http, which ignores them.
+	WarnPostgresIgnored = "postgres_settings_ignored"
 )
 
 // HerokuHourlyLimit is about how many calls an hour Heroku's partner API
@@ -109,6 +112,9 @@ func (c *Config) Warnings() []Warning {
 		out = append(out, Warning{Name: WarnPostgresWithoutTLS, Detail: "the admin URL of PostgreSQL server " +
 			strings.Join(ids, ", ") + " (REKEY_POSTGRES_SERVERS) names another machine without sslmode=require, " +
 			"verify-ca or verify-full: its admin password, and every password it sets, may cross the network in clear"})
+	}
+	if d := c.postgresIgnored(); d != "" {
+		out = append(out, Warning{Name: WarnPostgresIgnored, Detail: d})
 	}
 	if c.Issuer == IssuerPostgres && len(c.PostgresKey) == 0 && len(c.EncryptionKeys) > 1 {
 		out = append(out, Warning{Name: WarnPostgresKeyFromOrder, Detail: "REKEY_POSTGRES_KEY is not set, so the " +
