@@ -64,6 +64,9 @@ const (
 	// WarnPostgresIgnored: the PostgreSQL issuer's settings are set while
 	// REKEY_ISSUER is http, which ignores them.
 	WarnPostgresIgnored = "postgres_settings_ignored"
+	// WarnCustomerUncapped: REKEY_CUSTOMER_ROTATIONS_PER_DAY is 0, no daily
+	// cap on the dashboard's button.
+	WarnCustomerUncapped = "customer_rotations_uncapped"
 )
 
 // HerokuHourlyLimit is about how many calls an hour Heroku's partner API
@@ -122,6 +125,9 @@ func (c *Config) Warnings() []Warning {
 			"that lists the keys in another order does not recognise the roles the others minted and never revokes " +
 			"them; set REKEY_POSTGRES_KEY on every process (any 32 random bytes, base64), or list the keys in one " +
 			"order everywhere"})
+	}
+	if d := c.customerUncapped(); d != "" {
+		out = append(out, Warning{Name: WarnCustomerUncapped, Detail: d})
 	}
 	for _, pair := range c.sharedSecrets() {
 		if pair[1] == pair[0]+"_PREVIOUS" {
@@ -346,4 +352,20 @@ func (c *Config) postgresWithoutTLS() []string {
 		}
 	}
 	return ids
+}
+
+// customerUncapped says what REKEY_CUSTOMER_ROTATIONS_PER_DAY=0 does, or ""
+// when it is not 0: no daily cap (the documented contract), where an
+// operator may have set 0 to switch the dashboard's button off, which no
+// setting does.
+func (c *Config) customerUncapped() string {
+	if c.CustomerRotationsPerDay != 0 {
+		return ""
+	}
+	msg := "REKEY_CUSTOMER_ROTATIONS_PER_DAY is 0, which means no daily cap: a customer may start any number of " +
+		"rotations a day from the dashboard, each restarting their apps"
+	if c.CustomerOnePerGrace {
+		msg += ", one at a time while an old credential waits for revocation (REKEY_CUSTOMER_ONE_PER_GRACE)"
+	}
+	return msg + "; no setting switches the button off: 1 is the fewest, one rotation a day"
 }
