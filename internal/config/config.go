@@ -497,6 +497,12 @@ func (c *Config) checkRedisTarget(opt *redis.Options) error {
 		if path, query := strings.Trim(u.Path, "/"), u.Query().Get("db"); path != "" && query != "" && path != query {
 			return fmt.Errorf("REDIS_URL names database %s in its path and %s in ?db=: name one", clipDB(path), clipDB(query))
 		}
+		// go-redis reads a path of slashes alone as database 0: //, what
+		// /${DB}/ becomes with DB unset. A single / names none, as ever.
+		if len(u.Path) > 1 && strings.Trim(u.Path, "/") == "" && !u.Query().Has("db") {
+			return errors.New("REDIS_URL's path names no database, only slashes, which would select database 0: " +
+				"end it with /0, the database's number, or a single /")
+		}
 	}
 	if opt.DB < 0 {
 		// go-redis selects no database below 1: /-1 would run on database 0.
