@@ -573,7 +573,11 @@ func (f fields) twice(key string) bool { return bytes.Equal(f[key], namedTwice) 
 
 // flag reads key as a boolean: JSON's true and false, or the strings
 // "true" and "false" in any case, spaces trimmed, as issuers that write
-// every value as a string answer. ok is false for any other value, or none.
+// every value as a string answer. False is also written as PHP, MySQL and
+// PostgreSQL write it: the number 0, or "0", "no", "n", "off" or "f" (a
+// verify's {"valid": 0} says the credential does not work, and read as no
+// flag at all it was the bare 2xx, "works"). Their true spellings (1,
+// "yes") stay unread, as before: ok is false for any other value, or none.
 func (f fields) flag(key string) (value, ok bool) {
 	raw := bytes.TrimSpace(f[key])
 	var s string
@@ -583,8 +587,11 @@ func (f fields) flag(key string) (value, ok bool) {
 	switch string(raw) {
 	case "true":
 		return true, true
-	case "false":
+	case "false", "0", "no", "n", "off", "f":
 		return false, true
+	}
+	if n, err := strconv.ParseFloat(string(raw), 64); err == nil && n == 0 {
+		return false, true // 0.0, -0, 0e0
 	}
 	return false, false
 }

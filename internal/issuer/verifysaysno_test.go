@@ -14,12 +14,15 @@ import (
 // answers its credential's state rather than a status) is no word that it
 // works: pushed on it, every app of the instance restarts on a credential
 // that does not work. It is an error_answer, asked again later, and
-// nothing is pushed. The same keys saying it works are the contract's 2xx.
+// nothing is pushed; so does false written as PHP, MySQL or PostgreSQL
+// write it (0, "0", "no", "n", "off", "f"). The same keys saying it works
+// are the contract's 2xx, 1 and "yes" included.
 func TestVerifyAnsweredThatTheCredentialDoesNotWorkIsNoYes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	for _, body := range []string{`{"valid":false}`, `{"credential_id":"cred_1","works":false}`,
-		`{"credential_id":"cred_1","revoked":true}`} {
+		`{"credential_id":"cred_1","revoked":true}`, `{"valid":0}`, `{"valid":"0"}`, `{"valid":"No"}`, `{"works":"off"}`,
+		`{"valid":"n"}`, `{"valid":"f"}`, `{"valid":-0.0}`} {
 		s := &scripted{status: http.StatusOK, body: body, header: "application/json"}
 		var e *issuer.Error
 		err := scriptedIssuer(t, s).Verify(ctx, "inst-1", "cred_1")
@@ -27,7 +30,8 @@ func TestVerifyAnsweredThatTheCredentialDoesNotWorkIsNoYes(t *testing.T) {
 			t.Errorf("verify answered 200 %s: %v, want a transient error_answer", body, err)
 		}
 	}
-	for _, body := range []string{`{"valid":true}`, `{"works":true}`, `{"revoked":false}`, `{"valid":"yes"}`} {
+	for _, body := range []string{`{"valid":true}`, `{"works":true}`, `{"revoked":false}`, `{"valid":"yes"}`, `{"valid":1}`, `{"valid":"1"}`,
+		`{"revoked":0}`, `{"revoked":"no"}`} {
 		s := &scripted{status: http.StatusOK, body: body, header: "application/json"}
 		if err := scriptedIssuer(t, s).Verify(ctx, "inst-1", "cred_1"); err != nil {
 			t.Errorf("verify answered 200 %s: %v, want it works", body, err)
