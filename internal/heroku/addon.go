@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/rekeyhq/rekey/internal/jsonkey"
 	"github.com/rekeyhq/rekey/internal/secret"
 )
 
@@ -57,6 +58,12 @@ func (c *Client) AddonState(ctx context.Context, t Target) (string, error) {
 	}
 	if err := json.Unmarshal(body, &info); err != nil || info.State == "" {
 		return "", fmt.Errorf("heroku %s: malformed response body", EndpointGetAddon)
+	}
+	// A state named twice, in one case or two, holds two states, and
+	// encoding/json keeps the last silently: read as "deprovisioned", it
+	// would set the instance aside and prove its config empty.
+	if !jsonkey.OnceEach(body, "state") {
+		return "", fmt.Errorf("heroku %s: a 2xx whose add-on names its state twice: %w", EndpointGetAddon, ErrUnexpectedAnswer)
 	}
 	return info.State, nil
 }

@@ -82,6 +82,8 @@ func TestAddonState(t *testing.T) {
 		{"404 gateway", reply{status: 404, body: `{"message":"Not Found"}`}, "", true},
 		{"410 empty", reply{status: 410}, "", true},
 		{"malformed", reply{status: 200, body: `{}`}, "", true},
+		{"state named twice", reply{status: 200, body: `{"state":"provisioned","state":"deprovisioned"}`}, "", true},
+		{"state named in two cases", reply{status: 200, body: `{"state":"provisioned","STATE":"deprovisioned"}`}, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
