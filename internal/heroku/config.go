@@ -148,8 +148,10 @@ func (c *Client) getV3(ctx context.Context, t Target) (map[string]secret.String,
 	if err != nil {
 		return nil, err
 	}
+	// Heroku answers an add-on without config vars with an empty array: a
+	// null is no config, and read as one it would say Heroku holds nothing.
 	var vars []configVar
-	if err := json.Unmarshal(body, &vars); err != nil {
+	if err := json.Unmarshal(body, &vars); err != nil || vars == nil {
 		return nil, fmt.Errorf("heroku %s: a 2xx whose body is not a config: %w", EndpointGetConfig, ErrUnexpectedAnswer)
 	}
 	if !eachVarOnce(body) {
@@ -260,8 +262,11 @@ func (c *Client) getV1(ctx context.Context, t Target) (map[string]secret.String,
 	var app struct {
 		Config json.RawMessage `json:"config"`
 	}
+	// An app's info always carries its config, an object even when it
+	// holds no var: without one, or with a null one, it is no app's info,
+	// and read as one it would say Heroku holds nothing.
 	var config map[string]string
-	if json.Unmarshal(body, &app) != nil || len(app.Config) > 0 && json.Unmarshal(app.Config, &config) != nil {
+	if json.Unmarshal(body, &app) != nil || json.Unmarshal(app.Config, &config) != nil || config == nil {
 		return nil, fmt.Errorf("heroku %s: a 2xx whose body is not an app's info: %w", EndpointV1Get, ErrUnexpectedAnswer)
 	}
 	// A config that names a var twice holds two values for it, and which

@@ -476,3 +476,36 @@ func TestAV1AppInfoCarryingItsConfigTwiceIsNoAnswer(t *testing.T) {
 		}
 	}
 }
+
+// Heroku answers a config read of an add-on without vars with an empty
+// config: `[]` on V3, an app's info whose config is `{}` on V1. A V3
+// `null`, or a V1 info without its config or with a null one, is no
+// config: ErrUnexpectedAnswer, never "Heroku holds nothing".
+func TestAConfigAnsweredNullIsNoAnswer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		target heroku.Target
+		route  string
+		body   string
+		want   error
+	}{
+		{"v3 null", v3Target(), "GET /addons/" + addonID + "/config", `null`, heroku.ErrUnexpectedAnswer},
+		{"v3 empty", v3Target(), "GET /addons/" + addonID + "/config", `[]`, nil},
+		{"v1 no config", v1Target(), v1GetRoute, `{"id":"` + herokuID + `"}`, heroku.ErrUnexpectedAnswer},
+		{"v1 empty object", v1Target(), v1GetRoute, `{}`, heroku.ErrUnexpectedAnswer},
+		{"v1 null config", v1Target(), v1GetRoute, `{"id":"` + herokuID + `","config":null}`, heroku.ErrUnexpectedAnswer},
+		{"v1 empty config", v1Target(), v1GetRoute, `{"id":"` + herokuID + `","config":{}}`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newScript(t)
+			s.on(tc.route, reply{status: 200, body: tc.body})
+			c := newClient(t, s, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+			got, err := c.GetConfig(context.Background(), tc.target)
+			if tc.want == nil && (err != nil || got == nil || len(got) != 0) || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Errorf("GetConfig answered %s = %v, %v; want an empty config or %v", tc.body, got, err, tc.want)
+			}
+		})
+	}
+}
