@@ -166,3 +166,45 @@ func newClientAt(t *testing.T, url string, opts ...heroku.Option) *heroku.Client
 	}
 	return c
 }
+
+// A 2xx whose body has no Content-Length and no chunks ends where the
+// connection closes: one closed in the middle of its JSON was read whole,
+// and taken for an answer that is not Heroku's (a read ended for good). It
+// is an answer lost on the way, as one cut short of its Content-Length is:
+// a read is transient, and a push stays ErrUnexpectedAnswer, never
+// refused. JSON that ends whole, and a page, are read as before.
+func TestA2xxClosedMidJSONIsCutShort(t *testing.T) {
+	t.Parallel()
+	const head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+	get := func(target heroku.Target) func(*heroku.Client) error {
+		return func(c *heroku.Client) error { _, err := c.GetConfig(context.Background(), target); return err }
+	}
+	state := func(c *heroku.Client) error { _, err := c.AddonState(context.Background(), v3Target()); return err }
+	for _, tc := range []struct {
+		name string
+		body string
+		call func(*heroku.Client) error
+		want heroku.Class
+	}{
+		{"v3 read", `[{"name":"MYADDON_URL","value":"postgres://u:p@h/d"},{"name":"MYADDON_`, get(v3Target()), heroku.ClassTransient},
+		{"v1 read", `{"id":"` + herokuID + `","config":{"MYADDON_URL":"postgres://u:p@`, get(v1Target()), heroku.ClassTransient},
+		{"add-on state", `{"id":"x","state":"provis`, state, heroku.ClassTransient},
+		{"v3 read whole", `[{"name":"MYADDON_URL","value":"postgres://u:p@h/d"}]`, get(v3Target()), heroku.ClassNone},
+		{"v3 read not json", `<html>`, get(v3Target()), heroku.ClassPermanent},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := rawServer(t, head+tc.body)
+			c := newClientAt(t, srv.URL, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+			if err := tc.call(c); heroku.Classify(err) != tc.want {
+				t.Errorf("answer %q: %v (class %s); want %s", tc.body, err, heroku.Classify(err), tc.want)
+			}
+		})
+	}
+	srv := rawServer(t, head+`[{"name":"MYADDON_URL","val`)
+	c := newClientAt(t, srv.URL, heroku.WithTokenStore(newMemTokens(addonID, validToken())))
+	err := c.UpdateConfig(context.Background(), v3Target(), oneVar())
+	if !errors.Is(err, heroku.ErrUnexpectedAnswer) || heroku.Refused(err) {
+		t.Errorf("push answered 2xx cut short: %v (refused %v); want ErrUnexpectedAnswer, not refused", err, heroku.Refused(err))
+	}
+}

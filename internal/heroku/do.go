@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -207,7 +208,25 @@ func readBody(resp *http.Response, endpoint string, secrets []string, opaque boo
 	if len(b) > maxBodyBytes {
 		return nil, fmt.Errorf("heroku %s: response body exceeds %d bytes", endpoint, maxBodyBytes)
 	}
+	if cutShort(resp, b) {
+		return nil, newTransportError(endpoint, io.ErrUnexpectedEOF, secrets, opaque)
+	}
 	return b, nil
+}
+
+// cutShort reports whether b, resp's whole body, is JSON the connection
+// closed in the middle of. An HTTP/1 answer with neither a Content-Length
+// nor chunks ends where its connection closes, so Go reads one cut short
+// as whole, where a Content-Length or a chunk left unfinished says it was
+// cut (io.ErrUnexpectedEOF). Every answer of Heroku's is JSON: one that
+// stops within a value is an answer lost on the way, as one reset halfway
+// is, not an answer that is not Heroku's.
+func cutShort(resp *http.Response, b []byte) bool {
+	if resp.ProtoMajor != 1 || resp.ContentLength >= 0 || len(resp.TransferEncoding) > 0 || resp.Uncompressed {
+		return false
+	}
+	var v json.RawMessage
+	return errors.Is(json.NewDecoder(bytes.NewReader(b)).Decode(&v), io.ErrUnexpectedEOF)
 }
 
 // drainClose reads a little of what is left so the connection can be
