@@ -101,8 +101,10 @@ var (
 			"from whatever answered for Heroku).", []string{"endpoint", "status"}, nil)
 	descIssuerCalls = prometheus.NewDesc("rekey_issuer_calls_total",
 		"Calls to the issuer by operation (mint, verify, revoke, usage) and how they ended: ok (answered as the contract "+
-			"says), refused (an answer taken as final) or failed (no usable answer: a 5xx, a timeout, no connection; "+
-			"retried; a call rekey cancelled, a worker stopping, is not counted). Alert on "+
+			"says, unsupported included), refused (an answer taken as final: the issuer's own 4xx, a mint naming a "+
+			"credential without a config rekey can use) or failed (no usable answer: a 5xx, a timeout, no connection, "+
+			"or a revocation answered 401; retried; a call rekey cancelled, a worker stopping, is not counted). "+
+			"A mint whose credential rekey refuses once it checks it counts ok. Alert on "+
 			"increase(rekey_issuer_calls_total{outcome=\"failed\"}[10m]) > 0: the issuer's trouble, where "+
 			"rekey_heroku_calls_total is Heroku's.", []string{"op", "outcome"}, nil)
 	descWait = prometheus.NewDesc("rekey_budget_wait_seconds_total",

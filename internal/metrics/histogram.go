@@ -34,7 +34,8 @@ var (
 var (
 	revokeLag = histogram{field: "revoke_lag", bounds: revokeLagBounds,
 		desc: prometheus.NewDesc("rekey_revoke_lag_seconds",
-			"How late revocations ran against their revoke time.", nil, nil)}
+			"How late revocations ran against when they were due: the revoke time, or for a credential held while in use "+
+				"the hold's release (a revocation that failed and ran again later counts from the same time).", nil, nil)}
 	requestToHeroku = histogram{field: "request_to_heroku", bounds: requestToHerokuBounds,
 		desc: prometheus.NewDesc("rekey_request_to_heroku_seconds",
 			"Time from a rotation's request to its push reaching Heroku.", nil, nil)}

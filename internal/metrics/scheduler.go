@@ -23,7 +23,8 @@ var (
 		nil, nil)
 	descQuarantined = prometheus.NewDesc("rekey_instances_quarantined",
 		"Instances set aside from scheduled rotation (failing every cycle, add-on gone, tokens that cannot be "+
-			"opened) until an operator runs rekey scheduler unquarantine or a rotation succeeds: they are rotated "+
+			"opened, a grant Heroku refused) until an operator runs rekey scheduler unquarantine, a rotation "+
+			"succeeds, the add-on is deprovisioned or, where the reason asks it, registered again with new tokens: they are rotated "+
 			"no more, so their failures stop counting. Alert on > 0 (rekey scheduler status names them).", nil, nil)
 	descWorkers = prometheus.NewDesc("rekey_workers",
 		"Worker processes that run and take tasks, as the heartbeats of their asynq servers in Redis say "+
