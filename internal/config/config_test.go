@@ -14,6 +14,22 @@ func env(m map[string]string) config.Lookup {
 	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
+// warningsNamed loads vars and returns the warnings named name.
+func warningsNamed(t *testing.T, vars map[string]string, name string) []config.Warning {
+	t.Helper()
+	cfg, err := config.Load(env(vars))
+	if err != nil {
+		t.Fatalf("%v: %v", vars, err)
+	}
+	var out []config.Warning
+	for _, w := range cfg.Warnings() {
+		if w.Name == name {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 var goodKey = base64.StdEncoding.EncodeToString(make([]byte, 32))
 
 func TestDefaults(t *testing.T) {

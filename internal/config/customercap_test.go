@@ -25,16 +25,7 @@ func TestCustomerRotationsPerDayZeroIsWarnedOf(t *testing.T) {
 		{nil, nil},
 	}
 	for _, c := range cases {
-		cfg, err := config.Load(env(c.vars))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []config.Warning
-		for _, w := range cfg.Warnings() {
-			if w.Name == config.WarnCustomerUncapped {
-				got = append(got, w)
-			}
-		}
+		got := warningsNamed(t, c.vars, config.WarnCustomerUncapped)
 		if len(got) != min(len(c.want), 1) {
 			t.Errorf("%v: customer_rotations_uncapped warnings %q, want %d", c.vars, got, min(len(c.want), 1))
 			continue

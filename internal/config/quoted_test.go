@@ -16,16 +16,7 @@ func TestQuotedSecretIsWarnedOfByName(t *testing.T) {
 	for _, name := range []string{"REKEY_API_TOKEN", "REKEY_ISSUER_SECRET", "REKEY_DASHBOARD_PASSWORD", "HEROKU_SSO_SALT",
 		"HEROKU_OAUTH_CLIENT_SECRET", "HEROKU_ADDON_PASSWORD", "HEROKU_ADDON_ID"} {
 		for _, v := range []string{`"tok-0123456789abcdef"`, `'tok-0123456789abcdef'`, ` "tok-0123456789abcdef" `} {
-			cfg, err := config.Load(env(map[string]string{name: v}))
-			if err != nil {
-				t.Fatalf("%s=%s: %v", name, v, err)
-			}
-			var got []config.Warning
-			for _, w := range cfg.Warnings() {
-				if w.Name == config.WarnQuotedValue {
-					got = append(got, w)
-				}
-			}
+			got := warningsNamed(t, map[string]string{name: v}, config.WarnQuotedValue)
 			if len(got) != 1 || !strings.Contains(got[0].Detail, name+"'s value is wrapped in quotes") {
 				t.Errorf("%s=%s: quoted_value warnings %q, want one naming %s", name, v, got, name)
 			}
@@ -37,14 +28,8 @@ func TestQuotedSecretIsWarnedOfByName(t *testing.T) {
 		}
 	}
 	for _, v := range []string{"tok-0123456789abcdef", `"tok-0123456789abcdef`, `tok-"0123456789abcdef"`, `"`, `'tok"`} {
-		cfg, err := config.Load(env(map[string]string{"REKEY_API_TOKEN": v}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, w := range cfg.Warnings() {
-			if w.Name == config.WarnQuotedValue {
-				t.Errorf("REKEY_API_TOKEN=%s: unexpected warning %q", v, w.Detail)
-			}
+		for _, w := range warningsNamed(t, map[string]string{"REKEY_API_TOKEN": v}, config.WarnQuotedValue) {
+			t.Errorf("REKEY_API_TOKEN=%s: unexpected warning %q", v, w.Detail)
 		}
 	}
 }

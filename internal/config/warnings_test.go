@@ -176,16 +176,7 @@ func TestWeakIssuerSecret(t *testing.T) {
 		{nil, false}, // unset: the worker refuses to start (RequireWorker)
 	}
 	for _, c := range cases {
-		cfg, err := config.Load(env(c.vars))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []config.Warning
-		for _, w := range cfg.Warnings() {
-			if w.Name == config.WarnWeakIssuerSecret {
-				got = append(got, w)
-			}
-		}
+		got := warningsNamed(t, c.vars, config.WarnWeakIssuerSecret)
 		if (len(got) == 1) != c.want || len(got) > 1 {
 			t.Errorf("%v: weak_issuer_secret warnings %q, want %v", c.vars, got, c.want)
 		}
