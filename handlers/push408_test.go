@@ -1,18 +1,11 @@
 package handlers_test
 
 import (
-	"bytes"
-	"context"
-	"io"
 	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rekeyhq/rekey/internal/herokufake"
-	"github.com/rekeyhq/rekey/internal/store"
-	"github.com/rekeyhq/rekey/tasks"
 )
 
 // A front before Heroku built on Envoy (an egress gateway, a service mesh)
@@ -24,27 +17,12 @@ import (
 // revoked (I1).
 func TestAPush408AfterItWasPassedOnKeepsItsCredential(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	g := newRig(t)
-	var first atomic.Bool
-	landed := make(chan struct{})
-	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPatch && first.CompareAndSwap(false, true) {
-			b, _ := io.ReadAll(r.Body)
-			late := r.Clone(context.Background())
-			late.Body = io.NopCloser(bytes.NewReader(b))
-			go func() { // Heroku, slow, applies the push the front passed on
-				time.Sleep(3 * time.Second)
-				g.fake.ServeHTTP(httptest.NewRecorder(), late)
-				close(landed)
-			}()
-			w.Header().Set("Content-Type", "text/plain")
-			w.WriteHeader(http.StatusRequestTimeout)
-			_, _ = w.Write([]byte("stream timeout"))
-			return
-		}
-		g.fake.ServeHTTP(w, r)
-	}), 5*time.Second)
+	landed := g.firstPushLandsLate(t, 5*time.Second, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusRequestTimeout)
+		_, _ = w.Write([]byte("stream timeout"))
+	})
 	// The next push is refused; the first lands seconds later.
 	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(422))
 	var err error
@@ -57,18 +35,7 @@ func TestAPush408AfterItWasPassedOnKeepsItsCredential(t *testing.T) {
 	if !isPermanent(err) {
 		t.Fatalf("runs (408, then 422) = %v, want a permanent failure", err)
 	}
-	rot, _ := g.st.Rotation(ctx, "rot-1")
-	c, _ := g.st.Credential(ctx, "inst-1", rot.CredentialID)
-	if c.State != store.CredentialUnconfirmed {
-		t.Errorf("rotation %s, credential %s %s; want it kept unconfirmed while the push answered 408 may land", rot.State, c.ID, c.State)
-	}
-	if task := g.enq.get(tasks.RevokeTaskID("inst-1", c.ID)); task != nil {
-		t.Logf("revoke: %v", g.run(task))
-	}
-	<-landed
-	if held := g.configCredential(t, "inst-1"); held == c.ID && !g.demo.Valid(held) {
-		t.Errorf("I1 broken: Heroku's config holds %s, which rekey revoked (state %s)", held, c.State)
-	}
+	g.keptUntilTheLatePushLands(t, "rot-1", landed)
 }
 
 // A slow Heroku behind such a front answers every push of a wave 408

@@ -42,25 +42,10 @@ func (g *rig) useHeroku(t *testing.T, wrap http.Handler, timeout time.Duration) 
 // moment later keeps working (I1).
 func TestPushThatTimedOutKeepsItsCredential(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	g := newRig(t)
-	var first atomic.Bool
-	landed := make(chan struct{})
-	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPatch && first.CompareAndSwap(false, true) {
-			b, _ := io.ReadAll(r.Body)
-			late := r.Clone(context.Background())
-			late.Body = io.NopCloser(bytes.NewReader(b))
-			go func() { // Heroku goes on with the request after the client gave up
-				time.Sleep(3 * time.Second)
-				g.fake.ServeHTTP(httptest.NewRecorder(), late)
-				close(landed)
-			}()
-			<-r.Context().Done()
-			return
-		}
-		g.fake.ServeHTTP(w, r)
-	}), 300*time.Millisecond)
+	landed := g.firstPushLandsLate(t, 300*time.Millisecond, func(_ http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // no answer before rekey's client gives up
+	})
 	// The push sent again, within the run, is refused; the late one comes
 	// seconds after.
 	g.fake.Script(herokufake.PatchConfig, herokufake.Respond(422))
@@ -70,17 +55,53 @@ func TestPushThatTimedOutKeepsItsCredential(t *testing.T) {
 	if pushes := len(g.fake.Calls(herokufake.PatchConfig)); pushes != 1 {
 		t.Errorf("the fake answered %d pushes before the late one, want the one sent again", pushes)
 	}
-	rot, _ := g.st.Rotation(ctx, "rot-1")
-	c, _ := g.st.Credential(ctx, "inst-1", rot.CredentialID)
+	g.keptUntilTheLatePushLands(t, "rot-1", landed)
+}
+
+// firstPushLandsLate serves the rig's Heroku through the fake, behind a
+// client whose timeout is timeout, but for the first push, which answer
+// answers and the fake applies 3 s later, as Heroku goes on with a request
+// whatever its client or a front before it was answered; landed closes
+// once it has.
+func (g *rig) firstPushLandsLate(t *testing.T, timeout time.Duration, answer http.HandlerFunc) (landed <-chan struct{}) {
+	t.Helper()
+	var first atomic.Bool
+	done := make(chan struct{})
+	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch && first.CompareAndSwap(false, true) {
+			b, _ := io.ReadAll(r.Body)
+			late := r.Clone(context.Background())
+			late.Body = io.NopCloser(bytes.NewReader(b))
+			go func() {
+				time.Sleep(3 * time.Second)
+				g.fake.ServeHTTP(httptest.NewRecorder(), late)
+				close(done)
+			}()
+			answer(w, r)
+			return
+		}
+		g.fake.ServeHTTP(w, r)
+	}), timeout)
+	return done
+}
+
+// keptUntilTheLatePushLands checks that the credential of rotation rot is
+// kept unconfirmed while its first push may land, runs its revoke task if
+// one was enqueued, and, once that push has landed, that Heroku's config
+// holds no credential rekey revoked (I1).
+func (g *rig) keptUntilTheLatePushLands(t *testing.T, rot string, landed <-chan struct{}) {
+	t.Helper()
+	ctx := context.Background()
+	r, _ := g.st.Rotation(ctx, rot)
+	c, _ := g.st.Credential(ctx, "inst-1", r.CredentialID)
 	if c.State != store.CredentialUnconfirmed {
-		t.Errorf("rotation %s, credential %s %s; want it kept unconfirmed while the first push is unanswered", rot.State, c.ID, c.State)
+		t.Errorf("rotation %s, credential %s %s; want it kept unconfirmed while the first push is unanswered", r.State, c.ID, c.State)
 	}
 	if task := g.enq.get(tasks.RevokeTaskID("inst-1", c.ID)); task != nil {
 		t.Logf("revoke: %v", g.run(task))
 	}
 	<-landed
-	held := g.configCredential(t, "inst-1")
-	if held == c.ID && !g.demo.Valid(held) {
+	if held := g.configCredential(t, "inst-1"); held == c.ID && !g.demo.Valid(held) {
 		t.Errorf("I1 broken: Heroku's config holds %s, which rekey revoked (state %s)", held, c.State)
 	}
 }
