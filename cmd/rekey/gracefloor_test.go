@@ -85,3 +85,30 @@ func TestRotateSaysTheRunningWorkersSetAShortGraceAside(t *testing.T) {
 		t.Errorf("graceText = %q, want %q", got, want)
 	}
 }
+
+// TestRotateGraceOutOfRangeIsAUsageError: a --grace above REKEY_MAX_GRACE
+// or below REKEY_MIN_GRACE is refused before anything is read or enqueued,
+// as a negative --grace or --grace 0 is, so it is a usage error (exit 2)
+// like them, with the plan, and changes nothing.
+func TestRotateGraceOutOfRangeIsAUsageError(t *testing.T) {
+	c := newCLI(t)
+	ids := c.register(t, 1)
+	before := c.snapshot(t)
+	for _, args := range [][]string{
+		{"--grace", "2000h", ids[0]},
+		{"--grace", "1ms", ids[0]},
+		{"--grace", "2000h", "--plan", ids[0]},
+		{"--grace", "2000h", "inst-unknown"},
+	} {
+		err := c.run(t, "rotate", args...)
+		if !isUsage(err) || !strings.Contains(err.Error(), "REKEY_M") {
+			t.Errorf("rotate %v: %v, want a usage error naming the floor or the ceiling", args, err)
+		}
+		if strings.Contains(err.Error(), "\n") {
+			t.Errorf("rotate %v: %q, want one hint line", args, err)
+		}
+	}
+	if after := c.snapshot(t); !maps.Equal(before, after) {
+		t.Error("a refused rotation changed Redis")
+	}
+}

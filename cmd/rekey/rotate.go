@@ -172,6 +172,10 @@ func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
 		return err
 	}
 	defer a.Close()
+	p := a.producer()
+	if err := fleet.CheckGrace(f.grace, p.MinGrace(), p.MaxGrace()); err != nil {
+		return graceRefused(err) // as the request itself would be refused, plan or not
+	}
 	ids, problems, err := rotationIDs(ctx, env, a, f)
 	if err != nil {
 		return err
@@ -183,10 +187,6 @@ func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
 		return errInteractiveFleet(instances(len(ids)))
 	}
 	refused := reportProblems(env.stderr, f, problems, len(ids))
-	p := a.producer()
-	if err := fleet.CheckGrace(f.grace, p.MinGrace(), p.MaxGrace()); err != nil {
-		return graceRefused(err) // as the request itself would be refused, plan or not
-	}
 	if refused != nil {
 		return refused // refused whole: no plan, since nothing would happen
 	}
@@ -212,15 +212,17 @@ func runRotate(ctx context.Context, env *environ, f rotateFlags) error {
 }
 
 // graceRefused is the refusal of a --grace outside the floor and the
-// ceiling. Below the floor, it adds the way to revoke old credentials
-// sooner than the floor allows.
+// ceiling: a usage error (exit 2), as a negative --grace or --grace 0 is,
+// since it is refused before anything is read or enqueued. Below the
+// floor, it adds the way to revoke old credentials sooner than the floor
+// allows.
 func graceRefused(err error) error {
 	var ge *fleet.GraceError
 	if errors.As(err, &ge) && ge.Grace < ge.Floor {
-		return fmt.Errorf("%w\nto revoke old credentials sooner, rotate without --grace, then revoke them now with "+
+		return usagef("--%s; to revoke old credentials sooner, rotate without --grace, then revoke them now with "+
 			"'rekey revocations expedite INSTANCE_ID'", err)
 	}
-	return err
+	return usagef("--%s", err)
 }
 
 // openProducer opens what a command that only reads and enqueues needs.
