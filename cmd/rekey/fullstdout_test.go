@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -54,5 +55,37 @@ func TestTextOutputToAFullDiskFails(t *testing.T) {
 		if !errors.Is(err, syscall.ENOSPC) {
 			t.Errorf("rekey %v with stdout on a full disk: err = %v, want the failed write", args, err)
 		}
+	}
+}
+
+// TestHelpToAFullDiskFails: help written to a stdout that refuses it
+// (`rekey --help > /dev/full`) fails (exit 1, the error on stderr), as
+// --version and every other command do, rather than exit 0 having
+// printed nothing.
+func TestHelpToAFullDiskFails(t *testing.T) {
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	c := newCLI(t)
+	for _, args := range [][]string{
+		{"--help"},
+		{"help"},
+		{"help", "rotate"},
+		{"rotate", "--help"},
+		{"rotate", "help"},
+		{"scheduler", "status", "-h"},
+	} {
+		env := c.env()
+		env.stdout = full
+		err := run(context.Background(), env, args)
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("rekey %v with stdout on a full disk: err = %v, want the failed write", args, err)
+		}
+	}
+	// Help on a stdout that takes it still succeeds.
+	if err := c.run(t, "help", "rotate"); err != nil || !strings.Contains(c.stdout.String(), "rekey rotate") {
+		t.Errorf("rekey help rotate: %v, stdout %q", err, c.stdout)
 	}
 }

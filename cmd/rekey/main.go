@@ -64,8 +64,16 @@ func main() {
 // an *interruptedError, whatever it returned itself (onCtrlC).
 func run(ctx context.Context, env *environ, args []string) error {
 	root := newRootCmd(env)
+	// cobra prints help (--help, rekey help CMD) to its out and drops the
+	// write's error: out keeps it, so help that could not be written fails
+	// as any other output does.
+	out := &writeErrKeeper{w: env.stdout}
+	root.SetOut(out)
 	root.SetArgs(helpLast(root, longFlags(root, args)))
 	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		err = out.err
+	}
 	path := "rekey"
 	if cmd != nil {
 		path = cmd.CommandPath()
@@ -74,6 +82,20 @@ func run(ctx context.Context, env *environ, args []string) error {
 		u.path = path
 	}
 	return onCtrlC(ctx, cmd, path, err)
+}
+
+// writeErrKeeper is a writer that keeps the first error of a write to w.
+type writeErrKeeper struct {
+	w   io.Writer
+	err error
+}
+
+func (k *writeErrKeeper) Write(p []byte) (int, error) {
+	n, err := k.w.Write(p)
+	if err != nil && k.err == nil {
+		k.err = err
+	}
+	return n, err
 }
 
 // report prints err and returns the exit status: 2 and a one-line hint for
