@@ -462,3 +462,18 @@ func TestDevWebAddrTakenChangesNothing(t *testing.T) {
 		t.Errorf("REDIS_URL changed:\n%s", dump)
 	}
 }
+
+// TestDevOfOneInstanceSaysOne: `rekey dev --instances 1` says "1
+// instance" and "1 rotation", not "1 instances" and "1 rotations".
+func TestDevOfOneInstanceSaysOne(t *testing.T) {
+	r := redistest.New(t)
+	cmd, stdout, stderr := devProcess(t, r.URL, "--once", "--instances", "1", "--grace", "3s", "--restart-delay", "1s")
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	for _, want := range []string{"rekey dev: provisioned 1 instance (1 V3, 0 V1, 0 in Private Spaces)\n", ": 1 rotation enqueued, grace 3s"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}

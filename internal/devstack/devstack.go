@@ -368,7 +368,8 @@ func describe(samples []sandbox.Sample) string {
 			private++
 		}
 	}
-	return fmt.Sprintf("%d instances (%d V3, %d V1, %d in Private Spaces)", len(samples), len(samples)-v1, v1, private)
+	return fmt.Sprintf("%s (%d V3, %d V1, %d in Private Spaces)", count(len(samples), "instance"),
+		len(samples)-v1, v1, private)
 }
 
 func orInt(v, def int) int {

@@ -28,7 +28,8 @@ func (r *run) rotate(ctx context.Context, samples []sandbox.Sample) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(r.o.Stderr, "rekey dev: batch %s: %d rotations enqueued, grace %s", res.BatchID, res.Enqueued, r.o.Grace)
+	fmt.Fprintf(r.o.Stderr, "rekey dev: batch %s: %s enqueued, grace %s", res.BatchID,
+		count(res.Enqueued, "rotation"), r.o.Grace)
 	if r.o.Once {
 		fmt.Fprintf(r.o.Stderr, "; giving up after %s (--timeout)", r.o.Timeout)
 	}
@@ -40,9 +41,9 @@ func (r *run) rotate(ctx context.Context, samples []sandbox.Sample) error {
 	case err != nil:
 		return err
 	case summary.violations > 0:
-		return fmt.Errorf("%d invariant violations", summary.violations)
+		return fmt.Errorf("%s", count(summary.violations, "invariant violation"))
 	case b.Failed > 0:
-		return fmt.Errorf("%d rotations failed", b.Failed)
+		return fmt.Errorf("%s failed", count(int(b.Failed), "rotation"))
 	case !r.o.Once && ctx.Err() == nil:
 		fmt.Fprintln(r.o.Stderr, "rekey dev: all done; still serving, Ctrl-C to stop")
 		<-ctx.Done()
