@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -465,6 +467,12 @@ func openInput(ctx context.Context, env *environ, path string) (io.ReadCloser, e
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
+	}
+	// A directory opens, and its first read fails with an error naming
+	// it, which the caller's own "read PATH" named a second time.
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		_ = f.Close()
+		return nil, &fs.PathError{Op: "read", Path: path, Err: syscall.EISDIR}
 	}
 	return f, nil
 }

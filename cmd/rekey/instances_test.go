@@ -571,3 +571,30 @@ func TestImportStopsWhenRedisGoesAway(t *testing.T) {
 		t.Errorf("stderr reports the lines after Redis went as refused:\n%s", c.stderr)
 	}
 }
+
+// TestReadingADirectoryNamesItOnce: `rekey instances import DIR` and
+// `rekey rotate --from DIR` fail (exit 1) with "read DIR: is a directory",
+// naming the directory once, as `cat DIR` does, and change nothing.
+func TestReadingADirectoryNamesItOnce(t *testing.T) {
+	c := newCLI(t)
+	c.register(t, 1)
+	dir := t.TempDir()
+	before := c.snapshot(t)
+	for _, args := range [][]string{
+		{"instances", "import", dir},
+		{"instances", "import", "--json", dir},
+		{"rotate", "--from", dir},
+		{"rotate", "--from", dir, "--plan"},
+	} {
+		err := c.run(t, args[0], args[1:]...)
+		if err == nil || isUsage(err) || err.Error() != "read "+dir+": is a directory" {
+			t.Errorf("rekey %v: %v, want \"read %s: is a directory\" (exit 1)", args, err, dir)
+		}
+		if c.stdout.String() != "" {
+			t.Errorf("rekey %v printed %q", args, c.stdout)
+		}
+	}
+	if after := c.snapshot(t); !maps.Equal(before, after) {
+		t.Error("reading a directory changed Redis")
+	}
+}
