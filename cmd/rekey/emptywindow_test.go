@@ -37,3 +37,23 @@ func TestSchedulerSetRefusesAnEmptyWindow(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowOfOneHourTwiceSaysSo: `--window 4-4` is refused (exit 2)
+// saying its start and end are the same hour, and `--window 00-24`
+// saying a whole day is no window, where both got the bare "use HH-HH"
+// that 4-4 and 00-24 already follow.
+func TestWindowOfOneHourTwiceSaysSo(t *testing.T) {
+	c := newCLI(t)
+	id := c.register(t, 1)[0]
+	for window, want := range map[string]string{
+		"4-4":   "start and end are the same hour",
+		"22-22": "start and end are the same hour",
+		"00-24": "a whole day is no window",
+		"25-02": "use HH-HH in UTC",
+	} {
+		err := c.run(t, "scheduler", "set", id, "--window", window)
+		if !isUsage(err) || !strings.Contains(err.Error(), want) {
+			t.Errorf("scheduler set --window %s: %v, want a usage error saying %q", window, err, want)
+		}
+	}
+}

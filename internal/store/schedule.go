@@ -303,7 +303,17 @@ func ParseWindow(s string) (Window, error) {
 	end, err2 := strconv.Atoi(b)
 	w := Window{Start: start, End: end}
 	if !ok || err1 != nil || err2 != nil || w.validate() != nil {
-		return Window{}, fmt.Errorf("maintenance window %q is not valid: use HH-HH in UTC, such as 02-05 (22-04 spans midnight)", s)
+		why := "use HH-HH in UTC, such as 02-05 (22-04 spans midnight)"
+		switch {
+		case !ok || err1 != nil || err2 != nil || start < 0 || start > 23 || end < 1 || end > 24:
+		case start == end:
+			// A window runs from its start up to, not including, its end.
+			why = fmt.Sprintf("start and end are the same hour, which leaves no hour in it: "+
+				"a window runs from its start hour up to its end hour, such as %02d-%02d for the hour from %02d:00", start, start+1, start)
+		default: // 0-24
+			why = "a whole day is no window: set none to let scheduled rotations start at any hour"
+		}
+		return Window{}, fmt.Errorf("maintenance window %q is not valid: %s", s, why)
 	}
 	return w, nil
 }
