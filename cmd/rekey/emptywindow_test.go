@@ -57,3 +57,19 @@ func TestWindowOfOneHourTwiceSaysSo(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyCommandNameSuggestsNone: `rekey "$CMD"` with CMD unset is an
+// unknown command suggesting none, where every command begins with "" and
+// each was suggested.
+func TestEmptyCommandNameSuggestsNone(t *testing.T) {
+	c := newCLI(t)
+	for _, args := range [][]string{{""}, {" "}, {"scheduler", ""}} {
+		err := run(context.Background(), c.env(), args)
+		if !isUsage(err) || strings.Contains(err.Error(), "did you mean") || !strings.Contains(err.Error(), "empty") {
+			t.Errorf("rekey %q: %v, want a usage error saying the command name is empty, suggesting none", args, err)
+		}
+	}
+	if err := run(context.Background(), c.env(), []string{"rotat"}); err == nil || !strings.Contains(err.Error(), "did you mean rotate?") {
+		t.Errorf("rekey rotat: %v, want a suggestion", err)
+	}
+}

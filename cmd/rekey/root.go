@@ -231,6 +231,11 @@ func unknownSubcommand(c *cobra.Command, args []string) error {
 		return usagef("name a command: %s", strings.Join(names, ", "))
 	}
 	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+	if strings.TrimSpace(args[0]) == "" {
+		// Every name begins with "" (a script's unset variable), so
+		// cobra suggested each one.
+		return usagef("%s: the command name is empty", msg)
+	}
 	if c.SuggestionsMinimumDistance <= 0 {
 		// cobra sets its default (2 edits) on the root alone.
 		c.SuggestionsMinimumDistance = 2
