@@ -63,14 +63,20 @@ would take their tasks. Nothing here is for production.`,
 
 // checkDevModeFlags refuses a flag that the run's mode would ignore:
 // --web-addr with --once, which serves no web process, and --timeout
-// without it, which runs until Ctrl-C; and a --web-addr that names no
-// host and port.
+// without it, which runs until Ctrl-C; a --timeout the run could never
+// finish within; and a --web-addr that names no host and port.
 func checkDevModeFlags(c *cobra.Command, o devstack.Options) error {
 	switch {
 	case o.Once && c.Flags().Changed("web-addr"):
 		return usagef("--web-addr does nothing with --once, which serves no web process")
 	case !o.Once && c.Flags().Changed("timeout"):
 		return usagef("--timeout bounds a run with --once; without it rekey dev runs until Ctrl-C")
+	case o.Timeout > 0 && o.Timeout <= o.Grace:
+		// The run ends once every old credential is revoked, which is
+		// after the grace: it would give up every time, having rotated.
+		return usagef("--timeout %s is no longer than --grace %s: a run with --once ends once every old credential "+
+			"is revoked, after the grace, so it could never finish; give --timeout more than the grace, or leave it "+
+			"out for a timeout that fits the run", o.Timeout, o.Grace)
 	case !o.Once:
 		// Checked before anything starts: a web address the listener
 		// refuses would end the run only after the instances are

@@ -57,11 +57,12 @@ func TestDevTimeoutNamesTheFlag(t *testing.T) {
 	env, _, stderr := devEnv()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	err := runCommand(ctx, env, "dev", "--once", "--instances", "2", "--grace", "3s", "--restart-delay", "1s", "--timeout", "10ms")
-	if err == nil || !strings.Contains(err.Error(), "not finished after 10ms") || !strings.Contains(err.Error(), "give it longer with --timeout") {
+	// Past the grace, but not past the held sample's use beyond it.
+	err := runCommand(ctx, env, "dev", "--once", "--instances", "2", "--grace", "3s", "--restart-delay", "1s", "--timeout", "3500ms")
+	if err == nil || !strings.Contains(err.Error(), "not finished after 3.5s") || !strings.Contains(err.Error(), "give it longer with --timeout") {
 		t.Fatalf("err = %v, want it to name --timeout\nstderr:\n%s", err, stderr)
 	}
-	if !strings.Contains(stderr.String(), "giving up after 10ms (--timeout)") {
+	if !strings.Contains(stderr.String(), "giving up after 3.5s (--timeout)") {
 		t.Errorf("the run did not say when it gives up:\n%s", stderr)
 	}
 }
@@ -100,6 +101,11 @@ func TestDevRefusesAFlagItsModeIgnores(t *testing.T) {
 		// Refused before any instance is provisioned, not once they rotate.
 		{[]string{"--web-addr", "127.0.0.1"}, `--web-addr "127.0.0.1": address 127.0.0.1: missing port in address`},
 		{[]string{"--web-addr", "127.0.0.1:99999"}, `--web-addr "127.0.0.1:99999": port "99999" is no port number`},
+		// A run with --once ends once every old credential is revoked,
+		// after the grace: a --timeout no longer could never see it.
+		{[]string{"--once", "--timeout", "10s"}, "--timeout 10s is no longer than --grace 30s"},
+		{[]string{"--once", "--timeout", "1m", "--grace", "2m"}, "--timeout 1m0s is no longer than --grace 2m0s"},
+		{[]string{"--once", "--timeout", "5s", "--grace", "5s", "--restart-delay", "1s"}, "--timeout 5s is no longer than --grace 5s"},
 	} {
 		env, _, stderr := devEnv()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
