@@ -598,7 +598,7 @@ func (f fields) flag(key string) (value, ok bool) {
 
 // saysFailed reports whether the body is a JSON object that says the call
 // failed: an "error" or "errors" that is not empty (nor the number 0, a
-// count or code of none), "ok", "success" or one of also set to false
+// count or code of none, nor false as flag reads it), "ok", "success" or one of also set to false
 // (flag: "false" too), or a "status" of "error", "fail", "failed" or
 // "failure" (JSend's, in any case). A 2xx is the contract's "revoked" (or
 // "works"); a body that says otherwise makes it ambiguous, and rekey never
@@ -618,6 +618,11 @@ func (f fields) saysFailed(also ...string) bool {
 	for _, k := range []string{"error", "errors"} {
 		raw := bytes.TrimSpace(f[k])
 		var n float64
+		// False written as flag reads it ("false", "0", "no": an issuer
+		// writing every value as a string) says no error, as false does.
+		if v, ok := f.flag(k); ok && !v {
+			continue
+		}
 		switch string(raw) {
 		case "", "null", "false", `""`, "[]", "{}":
 		default:
