@@ -527,12 +527,13 @@ func (a answer) page() bool {
 
 // fields is an answer's body read as a JSON object (a byte-order mark
 // before it looked past), its keys in lower case and its values as written;
-// nil when it is none. A key named twice, in any case, with two values
-// holds namedTwice instead (fields.twice).
+// nil when it is none. A key named twice, in any case, with values that
+// say two things holds namedTwice instead (fields.twice); with values that
+// say the same (sameWord), its first.
 type fields map[string]json.RawMessage
 
 // namedTwice is what fields holds for a key the answer names more than once with
-// different values ({"ok":false,"ok":true}, {"Error":"locked","error":""}):
+// values that say two things ({"ok":false,"ok":true}, {"Error":"locked","error":""}):
 // no JSON text, so that no reading of a value takes it for one.
 var namedTwice = json.RawMessage("\x00twice")
 
@@ -558,17 +559,33 @@ func (a answer) fields() fields {
 		if dec.Decode(&v) != nil {
 			return nil
 		}
-		key = strings.ToLower(key)
-		if old, seen := f[key]; seen && !bytes.Equal(old, bytes.TrimSpace(v)) {
+		key, v = strings.ToLower(key), bytes.TrimSpace(v)
+		if old, seen := f[key]; seen {
+			if sameWord(key, old, v) {
+				continue // the first, which says the same
+			}
 			v = namedTwice
 		}
-		f[key] = bytes.TrimSpace(v)
+		f[key] = v
 	}
 	return f
 }
 
-// twice reports whether the answer names key more than once with different
-// values: it says two things, and neither is its word.
+// sameWord reports whether a and b, two values of key, say the same as
+// flag and saysFailed read them, however written: null and "", "ok" and
+// "OK", true and "true" ({"error":null,"Error":""} says no error once).
+func sameWord(key string, a, b json.RawMessage) bool {
+	if bytes.Equal(a, namedTwice) {
+		return false
+	}
+	fa, fb := fields{key: a}, fields{key: b}
+	va, oka := fa.flag(key)
+	vb, okb := fb.flag(key)
+	return va == vb && oka == okb && fa.saysFailed(key) == fb.saysFailed(key)
+}
+
+// twice reports whether the answer names key more than once with values
+// that say two things (sameWord): neither is its word.
 func (f fields) twice(key string) bool { return bytes.Equal(f[key], namedTwice) }
 
 // flag reads key as a boolean: JSON's true and false, or the strings
