@@ -28,7 +28,7 @@ func (p *parser) noteQuotes() {
 	for i, err := range p.errs {
 		for name := range p.quoted {
 			if rest, ok := strings.CutPrefix(err.Error(), name); ok && !startsWithNameByte(rest) {
-				p.errs[i] = fmt.Errorf("%w; %s", err, quotedSentence(name))
+				p.errs[i] = fmt.Errorf("%w; %s: set it without them", err, quotedSentence(name))
 				break
 			}
 		}
@@ -48,7 +48,7 @@ func startsWithNameByte(s string) bool {
 // quotedSentence says name's value is wrapped in quotes, never quoting it.
 func quotedSentence(name string) string {
 	return name + "'s value is wrapped in quotes, which rekey takes as part of it (a .env file's quotes, or quotes " +
-		"given to heroku config:set, reach the environment as they are): set it without them"
+		"given to heroku config:set, reach the environment as they are)"
 }
 
 // quotedWarnings warn of each variable Load took with its quotes: a
@@ -58,8 +58,9 @@ func quotedSentence(name string) string {
 func (c *Config) quotedWarnings() []Warning {
 	out := make([]Warning, 0, len(c.quoted))
 	for _, name := range c.quoted {
-		out = append(out, Warning{Name: WarnQuotedValue, Detail: quotedSentence(name) + "; a token, password, salt " +
-			"or secret taken with them matches no other party's copy, which shows as 401s or signature failures"})
+		out = append(out, Warning{Name: WarnQuotedValue, Detail: quotedSentence(name) + ": unless they are part of " +
+			"it, set it without them; a token, password, salt or secret taken with them matches no other party's " +
+			"copy, which shows as 401s or signature failures"})
 	}
 	return out
 }
