@@ -70,6 +70,11 @@ type browserWorld struct {
 	ssoURL string
 	// statusPolls counts the requests for /dashboard/status, the page's poll.
 	statusPolls atomic.Int64
+	// rotatePosts counts the POSTs of the rotate form.
+	rotatePosts atomic.Int64
+	// rotateGate, when set, holds every POST of the rotate form until it
+	// is closed: the browser waits for its answer, as on a slow network.
+	rotateGate atomic.Pointer[chan struct{}]
 }
 
 func newBrowserWorld(t *testing.T) *browserWorld {
@@ -216,6 +221,12 @@ func (w *browserWorld) startWeb() {
 	w.web = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/dashboard/status" {
 			w.statusPolls.Add(1)
+		}
+		if r.URL.Path == "/dashboard/rotate" && r.Method == http.MethodPost {
+			w.rotatePosts.Add(1)
+			if gate := w.rotateGate.Load(); gate != nil {
+				<-*gate
+			}
 		}
 		h.ServeHTTP(rw, r)
 	}))
