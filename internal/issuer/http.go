@@ -574,14 +574,25 @@ func (a answer) fields() fields {
 // sameWord reports whether a and b, two values of key, say the same as
 // flag and saysFailed read them, however written: null and "", "ok" and
 // "OK", true and "true" ({"error":null,"Error":""} says no error once).
+// A key that is no flag is compared as its reader reads it (sameReading).
 func sameWord(key string, a, b json.RawMessage) bool {
 	if bytes.Equal(a, namedTwice) {
 		return false
+	}
+	if same, ok := sameReading[key]; ok {
+		return same(a, b)
 	}
 	fa, fb := fields{key: a}, fields{key: b}
 	va, oka := fa.flag(key)
 	vb, okb := fb.flag(key)
 	return va == vb && oka == okb && fa.saysFailed(key) == fb.saysFailed(key)
+}
+
+// sameReading compares the values of a key that is no flag, by what its
+// reader makes of them: two times are alike when they are one instant,
+// however written, not whenever neither is a flag.
+var sameReading = map[string]func(a, b json.RawMessage) bool{
+	"last_used_at": sameLastUse,
 }
 
 // twice reports whether the answer names key more than once with values

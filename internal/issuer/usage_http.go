@@ -64,11 +64,7 @@ func decodeUsage(status int, body []byte, now time.Time) (Usage, error) {
 		LastUsedBy string  `json:"last_used_by"`
 	}
 	malformed := &Error{Op: "usage", Status: status, Code: CodeMalformed}
-	// An answer naming last_used_at twice (also in another case, as
-	// encoding/json matches it) gave two, and encoding/json keeps the last
-	// silently: a recent use then null read as "never used", which released
-	// a hold on a credential the same answer reported in use.
-	if err := json.Unmarshal(body, &r); err != nil || !jsonkey.OnceEach(body, "last_used_at") {
+	if err := json.Unmarshal(body, &r); err != nil || !oneLastUse(body) {
 		return Usage{}, malformed
 	}
 	var u Usage
@@ -81,6 +77,37 @@ func decodeUsage(status int, body []byte, now time.Time) (Usage, error) {
 	}
 	u.LastUsedBy = CleanUsedBy(r.LastUsedBy)
 	return u, nil
+}
+
+// oneLastUse reports whether every last_used_at the answer names (also in
+// another case, as encoding/json matches it) says the same as the first
+// (sameWord: one instant however written, or null each time).
+// encoding/json keeps the last silently: a recent use then null read as
+// "never used", which released a hold on a credential the same answer
+// reported in use.
+func oneLastUse(body []byte) bool {
+	vs := jsonkey.Values(body, "last_used_at")
+	for _, v := range vs[min(1, len(vs)):] {
+		if !sameWord("last_used_at", vs[0], v) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameLastUse reports whether two last_used_at values say the same as
+// decodeUsage reads them: null both, or one instant.
+func sameLastUse(a, b json.RawMessage) bool {
+	var sa, sb *string
+	if json.Unmarshal(a, &sa) != nil || json.Unmarshal(b, &sb) != nil || (sa == nil) != (sb == nil) {
+		return false
+	}
+	if sa == nil {
+		return true
+	}
+	ta, errA := time.Parse(time.RFC3339Nano, *sa)
+	tb, errB := time.Parse(time.RFC3339Nano, *sb)
+	return errA == nil && errB == nil && ta.Equal(tb)
 }
 
 // ClampUsage returns at, or now when at is later: a credential is never

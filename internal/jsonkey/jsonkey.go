@@ -46,6 +46,31 @@ func Once(raw []byte) bool {
 	})
 }
 
+// Values returns the value of each key of the JSON object raw named name,
+// matching without case as encoding/json matches a struct's fields, in
+// the order sent: more than one when the object names it twice, for the
+// reader to tell whether they say the same. Text that is no object, or
+// that stops being JSON, gives what was read before: decoding it fails.
+func Values(raw []byte, name string) []json.RawMessage {
+	var out []json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		key, isKey := t.(string)
+		var value json.RawMessage
+		if err != nil || !isKey || dec.Decode(&value) != nil {
+			return out
+		}
+		if strings.EqualFold(key, name) {
+			out = append(out, bytes.TrimSpace(value))
+		}
+	}
+	return out
+}
+
 // OnceEach reports whether the JSON object raw names each of names at most
 // once, matching keys without case as encoding/json matches a struct's
 // fields: {"id":1,"ID":2} gave two ids, and encoding/json keeps the last
