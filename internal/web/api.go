@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -137,17 +138,44 @@ func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err 
 	if exchange := (*registry.ExchangeError)(nil); errors.As(err, &exchange) {
 		class = heroku.Classify(exchange.Err)
 	}
-	switch class {
-	case heroku.ClassPermanent, heroku.ClassUnauthorized, heroku.ClassGone:
-		writeError(w, http.StatusUnprocessableEntity, "Heroku refused the oauth_grant (codes are single use and expire after about 5 minutes): "+err.Error())
-	case heroku.ClassRateLimited, heroku.ClassTransient:
+	switch {
+	case class == heroku.ClassPermanent, class == heroku.ClassUnauthorized, class == heroku.ClassGone:
+		writeError(w, http.StatusUnprocessableEntity, "Heroku refused the oauth_grant: "+err.Error()+"; nothing was stored. "+
+			"Codes are single use (one already exchanged, or sent again after an answer was lost, is refused) and expire "+
+			"about 5 minutes after they are issued, so this one cannot be used again: re-provision the add-on for a new grant, "+
+			"or send \"oauth\" with tokens you hold (an instance already registered keeps its own)")
+	case class == heroku.ClassRateLimited, class == heroku.ClassTransient && heroku.Refused(err):
 		w.Header().Set("Retry-After", "30")
 		writeError(w, http.StatusServiceUnavailable, "Heroku could not be reached to exchange the oauth_grant; nothing was stored, try again")
+	case class != heroku.ClassNone && answerLost(err):
+		// A 408, a 5xx, an answer cut short or none: Heroku may have
+		// taken the code before its answer was lost, and takes it once.
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "Heroku's answer to the oauth_grant exchange was lost (a timeout, a server error, "+
+			"an answer cut short or no connection); nothing was stored. Send the same request again now, before the code expires "+
+			"(about 5 minutes after it was issued); but the code may already have been used at Heroku, which takes a code once: "+
+			"if Heroku then refuses it, re-provision the add-on for a new grant, or send \"oauth\" with tokens you hold")
 	default:
 		s.Logger.Error().Err(err).Str("op", "register instance").Str("route", r.Pattern).Msg("request failed")
 		w.Header().Set("Retry-After", "30")
 		writeError(w, http.StatusServiceUnavailable, "rekey could not complete the registration; nothing was stored, try again (the operators have the details in the log)")
 	}
+}
+
+// answerLost reports whether a call reached, or may have reached, Heroku
+// without rekey reading its answer: a 408 or a 5xx (heroku.Refused), no
+// answer or one cut short, or the wait for it given up. What the call
+// asked may have been done.
+func answerLost(err error) bool {
+	var api *heroku.APIError
+	var transport *heroku.TransportError
+	switch {
+	case heroku.Refused(err):
+		return false
+	case errors.As(err, &api), errors.As(err, &transport):
+		return true
+	}
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // writeGrantSpent answers a registration whose grant Heroku exchanged but
