@@ -322,6 +322,15 @@ func (h *HTTP) verifyOnce(ctx context.Context, u, instanceID, credentialID strin
 	return answerError("verify", a.status, a.body)
 }
 
+// revokedNothing reports whether a DELETE's 2xx JSON says it revoked
+// nothing ("revoked" false, or 0 as a count of none) and nothing else says
+// the call failed.
+func (a answer) revokedNothing() bool {
+	f := a.fields()
+	v, ok := f.flag("revoked")
+	return ok && !v && !f.saysFailed() && !a.moreAfterJSON()
+}
+
 // doesNotWork reports whether status is the contract's answer to verify
 // for a credential that does not work.
 func doesNotWork(status int) bool {
@@ -351,34 +360,42 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 	case err != nil:
 		return err
 	case ok2xx(a.status) && a.htmlPage():
-		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status,
+		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status, false,
 			&Error{Op: "revoke", Status: a.status, Code: CodePageAnswer})
+	case ok2xx(a.status) && a.revokedNothing():
+		// {"revoked": 0} or false, nothing else saying the call failed:
+		// false, or a count of none, as an issuer that deletes what it
+		// revokes answers a second DELETE once the first's answer was
+		// lost. Verify decides, and its 404 may be the issuer's "no such
+		// credential" too.
+		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status, true,
+			&Error{Op: "revoke", Status: a.status, Code: CodeErrorAnswer})
 	case ok2xx(a.status) && (a.fields().saysFailed("revoked") || a.errorText() || a.moreAfterJSON()):
 		// A 2xx whose body says it failed (an API that answers every call
 		// 200 and puts its error in the body, as JSON or as a text naming
 		// a failure), or whose JSON has more after it: not a revocation,
 		// unless verify says the credential no longer works.
-		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status,
+		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status, false,
 			&Error{Op: "revoke", Status: a.status, Code: CodeErrorAnswer})
 	case ok2xx(a.status) && a.goneText():
 		// The text of a 404 or a 410 ("Not Found", "404 Not Found", "Gone")
 		// answered 200 (a catch-all route's, a proxy's that answers every
 		// call 200) is checked as a 404 is: revoked unless verify says the
 		// credential works, when the DELETE never reached the issuer.
-		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status, nil)
+		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status, false, nil)
 	case ok2xx(a.status):
 		return nil
 	case a.status == http.StatusNotFound && a.page() && !h.pageGone:
-		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status,
+		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status, false,
 			&Error{Op: "revoke", Status: a.status, Code: CodeNotFoundPage})
 	case a.status == http.StatusNotFound:
-		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status, nil)
+		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status, false, nil)
 	case a.status == http.StatusGone && !a.page():
 		// "Gone" to a DELETE is how many APIs answer a second one: the
 		// first revoked the credential and its answer was lost. Verify's
 		// 409, 410 or 422 records it revoked; without that word it stays
 		// the refusal it reads as, set aside for an operator.
-		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status, answerError("revoke", a.status, a.body))
+		return h.confirmRevoked(ctx, u, instanceID, credentialID, a.status, false, answerError("revoke", a.status, a.body))
 	case a.status >= 400 && a.status <= 499 && a.htmlPage():
 		// A refusal that came as an HTML page (a firewall's block page, a
 		// proxy's sign-in) is not the issuer's word: the revocation is
@@ -412,16 +429,31 @@ func (h *HTTP) Revoke(ctx context.Context, instanceID, credentialID string) erro
 //
 // A 404 to verify (an issuer without verify, or one that forgets what it
 // revoked), a page and any other answer leave the DELETE's meaning as it
-// was. So an issuer that keeps to the contract loses nothing, and one that
+// was; but after a DELETE answered that it revoked nothing (unknownGone),
+// a 404 that is no page, from an issuer whose 404 says it does not know
+// the credential (REKEY_ISSUER_VERIFY, verifyHistory.notFound), is its
+// word that the credential does not work: the contract lets verify
+// answer a revoked credential so. Read as the DELETE's failure, the
+// revocation was retried until it went dead, though nothing was left to
+// revoke. So an issuer that keeps to the contract loses nothing, and one that
 // answers verify keeps a dropped DELETE route from recording revocations
 // that never happened.
-func (h *HTTP) confirmRevoked(ctx context.Context, u, instanceID, credentialID string, deleteStatus int, otherwise error) error {
+func (h *HTTP) confirmRevoked(ctx context.Context, u, instanceID, credentialID string, deleteStatus int, unknownGone bool, otherwise error) error {
 	v, err := h.do(ctx, "revoke", http.MethodPost, u+"/verify", credentialBody(ActionVerify, instanceID, credentialID))
 	switch {
 	case err != nil:
 		return err
 	case doesNotWork(v.status) && !v.page():
 		return nil
+	case unknownGone && v.status == http.StatusNotFound && !v.page():
+		var unknown *UnknownCredentialError
+		switch err := h.verified.notFound(ctx, h.now()); {
+		case errors.As(err, &unknown):
+			return nil
+		case !errors.Is(err, ErrVerifyUnsupported):
+			return err // whether the issuer verifies could not be read: retried
+		}
+		return otherwise
 	case ok2xx(v.status) && !v.htmlPage():
 		f := v.fields()
 		if f.saysGone() {
