@@ -27,30 +27,15 @@ func TestAGrantExchangeRedirectedIsNotHerokusRefusal(t *testing.T) {
 	t.Parallel()
 	var redirect atomic.Bool
 	redirect.Store(true)
-	var fake atomic.Pointer[herokufake.Fake]
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/oauth/token" && redirect.Load() {
-			_, _ = io.Copy(io.Discard, r.Body)
-			w.Header().Set("Location", "https://sso.example.com/login")
-			w.WriteHeader(http.StatusMovedPermanently)
-			return
+	f, code := grantBehindFront(t, func(w http.ResponseWriter, r *http.Request, _ *herokufake.Fake) bool {
+		if r.URL.Path != "/oauth/token" || !redirect.Load() {
+			return false
 		}
-		fake.Load().ServeHTTP(w, r)
-	}))
-	t.Cleanup(front.Close)
-	f := newFixture(t, func(p *web.Params) {
-		hc, err := heroku.NewClient(heroku.WithAPIURL(front.URL), heroku.WithIDURL(front.URL),
-			heroku.WithOAuthClientSecret(secret.New(clientSecret)), heroku.WithTokenStore(p.Store))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Registry = registry.New(p.Store, hc, registry.WithLocalStandIn(logplex.LocalStandIn(front.URL)))
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Location", "https://sso.example.com/login")
+		w.WriteHeader(http.StatusMovedPermanently)
+		return true
 	})
-	fake.Store(f.fake)
-	if err := f.fake.AddAddon(herokufake.AddonSpec{ID: "inst-1", App: "app-1", ConfigVars: []string{"MYADDON_URL"}}); err != nil {
-		t.Fatal(err)
-	}
-	code := f.fake.GrantCode("inst-1")
 	resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(code))
 	if resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") == "" || !strings.Contains(resp.body, "not Heroku's") {
 		t.Fatalf("PUT with the exchange redirected: %d %s; want 503 with Retry-After, saying the answer was not Heroku's", resp.status, resp.body)
@@ -59,4 +44,32 @@ func TestAGrantExchangeRedirectedIsNotHerokusRefusal(t *testing.T) {
 	if resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(code)); resp.status != http.StatusOK {
 		t.Fatalf("the same PUT once the redirect stopped: %d %s; want 200", resp.status, resp.body)
 	}
+}
+
+// grantBehindFront is a fixture whose Heroku client reaches its fake
+// through front, which answers a request itself (answered) or leaves it to
+// the fake, with add-on inst-1 added; it returns the fixture and inst-1's
+// grant code, not yet exchanged.
+func grantBehindFront(t *testing.T, front func(w http.ResponseWriter, r *http.Request, fake *herokufake.Fake) (answered bool)) (*fixture, string) {
+	t.Helper()
+	var fake atomic.Pointer[herokufake.Fake]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !front(w, r, fake.Load()) {
+			fake.Load().ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	f := newFixture(t, func(p *web.Params) {
+		hc, err := heroku.NewClient(heroku.WithAPIURL(srv.URL), heroku.WithIDURL(srv.URL),
+			heroku.WithOAuthClientSecret(secret.New(clientSecret)), heroku.WithTokenStore(p.Store))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Registry = registry.New(p.Store, hc, registry.WithLocalStandIn(logplex.LocalStandIn(srv.URL)))
+	})
+	fake.Store(f.fake)
+	if err := f.fake.AddAddon(herokufake.AddonSpec{ID: "inst-1", App: "app-1", ConfigVars: []string{"MYADDON_URL"}}); err != nil {
+		t.Fatal(err)
+	}
+	return f, f.fake.GrantCode("inst-1")
 }

@@ -8,12 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/rekeyhq/rekey/internal/heroku"
 	"github.com/rekeyhq/rekey/internal/herokufake"
-	"github.com/rekeyhq/rekey/internal/logplex"
-	"github.com/rekeyhq/rekey/internal/registry"
-	"github.com/rekeyhq/rekey/internal/secret"
-	"github.com/rekeyhq/rekey/internal/web"
 )
 
 // A grant's exchange that Heroku's token endpoint took, but whose answer
@@ -31,14 +26,12 @@ func TestAGrantExchangeAnswerLostSaysTheCodeMayBeSpent(t *testing.T) {
 			t.Parallel()
 			var losing atomic.Bool
 			losing.Store(true)
-			var fake atomic.Pointer[herokufake.Fake]
-			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f, code := grantBehindFront(t, func(w http.ResponseWriter, r *http.Request, fake *herokufake.Fake) bool {
 				if r.URL.Path != "/oauth/token" || !losing.Load() {
-					fake.Load().ServeHTTP(w, r)
-					return
+					return false
 				}
 				rec := httptest.NewRecorder()
-				fake.Load().ServeHTTP(rec, r) // Heroku takes the code.
+				fake.ServeHTTP(rec, r) // Heroku takes the code.
 				switch lose {
 				case "cut":
 					body := rec.Body.Bytes()
@@ -50,21 +43,8 @@ func TestAGrantExchangeAnswerLostSaysTheCodeMayBeSpent(t *testing.T) {
 					status, _ := strconv.Atoi(lose)
 					w.WriteHeader(status)
 				}
-			}))
-			t.Cleanup(front.Close)
-			f := newFixture(t, func(p *web.Params) {
-				hc, err := heroku.NewClient(heroku.WithAPIURL(front.URL), heroku.WithIDURL(front.URL),
-					heroku.WithOAuthClientSecret(secret.New(clientSecret)), heroku.WithTokenStore(p.Store))
-				if err != nil {
-					t.Fatal(err)
-				}
-				p.Registry = registry.New(p.Store, hc, registry.WithLocalStandIn(logplex.LocalStandIn(front.URL)))
+				return true
 			})
-			fake.Store(f.fake)
-			if err := f.fake.AddAddon(herokufake.AddonSpec{ID: "inst-1", App: "app-1", ConfigVars: []string{"MYADDON_URL"}}); err != nil {
-				t.Fatal(err)
-			}
-			code := f.fake.GrantCode("inst-1")
 			resp := f.api(http.MethodPut, "/api/v1/instances/inst-1", grantBody(code))
 			if resp.status != http.StatusServiceUnavailable || resp.header.Get("Retry-After") == "" ||
 				!strings.Contains(resp.body, "may already have been used") || !strings.Contains(resp.body, "re-provision the add-on") {
