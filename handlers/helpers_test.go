@@ -109,6 +109,23 @@ func (g *rig) storeOnClock() *store.Store {
 	return store.New(g.rdb, g.seal, store.WithClock(g.deps.Now))
 }
 
+// rotatedPastGrace rotates inst-1 in rotation rot and lets its grace pass:
+// it returns the credential the rotation superseded and that credential's
+// revoke task, now due.
+func (g *rig) rotatedPastGrace(t *testing.T, rot string) (old string, revoke *asynq.Task) {
+	t.Helper()
+	before, _ := g.st.Instance(context.Background(), "inst-1")
+	if err := g.run(rotateTask(t, "inst-1", rot)); err != nil {
+		t.Fatal(err)
+	}
+	revoke = g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
+	if revoke == nil {
+		t.Fatal("no revoke task")
+	}
+	g.later.Store(int64(grace + time.Second))
+	return before.CurrentCredential, revoke
+}
+
 // run processes task the way a worker would, minus asynq's retries.
 func (g *rig) run(task *asynq.Task) error {
 	return g.mux.ProcessTask(context.Background(), task)

@@ -162,16 +162,7 @@ func TestARunOnARevokedCredentialReleasesALeftoverHold(t *testing.T) {
 	g.deps.HoldStore = g.st
 	g.deps.Holds = handlers.HoldPolicy{Quiet: 15 * time.Minute, Recheck: 10 * time.Minute, Max: 24 * time.Hour}
 	ctx := context.Background()
-	before, _ := g.st.Instance(ctx, "inst-1")
-	old := before.CurrentCredential
-	if err := g.run(rotateTask(t, "inst-1", "rot_leftover")); err != nil {
-		t.Fatal(err)
-	}
-	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", old))
-	if revoke == nil {
-		t.Fatal("no revoke task")
-	}
-	g.later.Store(int64(grace + time.Second))
+	old, revoke := g.rotatedPastGrace(t, "rot_leftover")
 	if err := g.run(revoke); err != nil {
 		t.Fatalf("revoke: %v", err)
 	}

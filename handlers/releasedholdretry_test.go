@@ -10,7 +10,6 @@ import (
 
 	"github.com/rekeyhq/rekey/handlers"
 	"github.com/rekeyhq/rekey/internal/issuer"
-	"github.com/rekeyhq/rekey/tasks"
 )
 
 // An operator releases a hold (`rekey holds release`): the next run of the
@@ -26,16 +25,7 @@ func TestReleasedHoldStaysReleasedAfterAFailedRevoke(t *testing.T) {
 	var answer atomic.Pointer[frontAnswer]
 	g.overFront(t, issuer.VerifyAuto, http.MethodDelete, "", &answer)
 	ctx := context.Background()
-	before, _ := g.st.Instance(ctx, "inst-1")
-	old := before.CurrentCredential
-	if err := g.run(rotateTask(t, "inst-1", "rot_release_retry")); err != nil {
-		t.Fatal(err)
-	}
-	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", old))
-	if revoke == nil {
-		t.Fatal("no revoke task")
-	}
-	g.later.Store(int64(grace + time.Second))
+	old, revoke := g.rotatedPastGrace(t, "rot_release_retry")
 	g.demo.UseUntil(old, time.Now().Add(100*time.Hour), "web.1")
 
 	var wait *handlers.RetryLaterError

@@ -7,11 +7,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/store"
-	"github.com/rekeyhq/rekey/tasks"
 )
 
 // frontAnswer is what stands in front of the issuer answers instead of it.
@@ -74,23 +72,15 @@ func revokeThroughFront(t *testing.T, answer frontAnswer) {
 	var front atomic.Pointer[frontAnswer]
 	g.overFront(t, issuer.VerifyAuto, http.MethodDelete, "", &front)
 	ctx := context.Background()
-	before, _ := g.st.Instance(ctx, "inst-1")
-	if err := g.run(rotateTask(t, "inst-1", "rot_f")); err != nil {
-		t.Fatal(err)
-	}
-	revoke := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
-	if revoke == nil {
-		t.Fatal("no revoke task")
-	}
-	g.later.Store(int64(grace + time.Second))
+	old, revoke := g.rotatedPastGrace(t, "rot_f")
 
 	front.Store(&answer)
 	err := g.run(revoke)
-	c, _ := g.st.Credential(ctx, "inst-1", before.CurrentCredential)
+	c, _ := g.st.Credential(ctx, "inst-1", old)
 	if err == nil || isPermanent(err) || c.State != store.CredentialPrevious {
 		t.Fatalf("revoke answered by the front = %v, credential %s; want a retried error, previous", err, c.State)
 	}
-	if !g.demo.Valid(before.CurrentCredential) {
+	if !g.demo.Valid(old) {
 		t.Fatal("the front revoked the credential")
 	}
 	if n, _ := g.st.PendingRevocations(ctx); n != 1 {
@@ -101,7 +91,7 @@ func revokeThroughFront(t *testing.T, answer frontAnswer) {
 	if err := g.run(revoke); err != nil {
 		t.Fatalf("revoke answered by the issuer: %v", err)
 	}
-	c, _ = g.st.Credential(ctx, "inst-1", before.CurrentCredential)
+	c, _ = g.st.Credential(ctx, "inst-1", old)
 	if g.demo.Valid(c.ID) || c.State != store.CredentialRevoked {
 		t.Errorf("after the issuer answered: valid %v, state %s; want revoked", g.demo.Valid(c.ID), c.State)
 	}

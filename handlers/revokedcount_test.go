@@ -8,11 +8,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/rekeyhq/rekey/internal/issuer"
 	"github.com/rekeyhq/rekey/internal/store"
-	"github.com/rekeyhq/rekey/tasks"
 )
 
 // A DELETE answered 2xx {"revoked": 0} reads as "revoked": false, since 0 is
@@ -72,18 +70,10 @@ func TestRevokeAnsweredRevokedZeroIsCheckedWithVerify(t *testing.T) {
 				})
 			})
 			ctx := context.Background()
-			before, _ := g.st.Instance(ctx, "inst-1")
-			if err := g.run(rotateTask(t, "inst-1", "rot_z")); err != nil {
-				t.Fatal(err)
-			}
-			revoke := g.enq.get(tasks.RevokeTaskID("inst-1", before.CurrentCredential))
-			if revoke == nil {
-				t.Fatal("no revoke task")
-			}
-			g.later.Store(int64(grace + time.Second))
+			old, revoke := g.rotatedPastGrace(t, "rot_z")
 			zero.Store(true)
 			err := g.run(revoke)
-			c, _ := g.st.Credential(ctx, "inst-1", before.CurrentCredential)
+			c, _ := g.st.Credential(ctx, "inst-1", old)
 			switch {
 			case tc.wantRevoked && (err != nil || c.State != store.CredentialRevoked):
 				t.Fatalf("DELETE answered {\"revoked\":0}: %v, %s; want recorded revoked", err, c.State)
