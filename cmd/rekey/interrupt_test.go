@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -194,58 +195,34 @@ func TestAWatchStoppedAtItsFirstLookNamesTheBatch(t *testing.T) {
 
 // TestCtrlCEndsAReadOfStdin: `rekey rotate --from -` and `rekey instances
 // import -` typed without a pipe read the terminal, whose read does not end
-// on a signal: Ctrl-C waited for Enter or ^D. It now ends the command at
-// once, interrupted, with nothing enqueued or registered.
+// on a signal: Ctrl-C waited for Enter or ^D. Fed by a pipe, they read it
+// until the producer closed it, so while a producer that outlives the
+// signal (another process group's, or a process given `kill -INT` alone)
+// held it open, Ctrl-C did nothing and only a second one ended rekey. The
+// first now ends the command at once, interrupted, with nothing enqueued
+// or registered after it.
 func TestCtrlCEndsAReadOfStdin(t *testing.T) {
-	for _, args := range [][]string{{"rotate", "--from", "-"}, {"instances", "import", "-"}} {
-		t.Run(args[0], func(t *testing.T) {
-			c := newCLI(t)
-			stdin, typing := io.Pipe() // a terminal nobody types into
-			defer typing.Close()
-			env := c.env()
-			env.stdin, env.terminal = stdin, true
-			ctx, cancel := context.WithCancelCause(context.Background())
-			time.AfterFunc(200*time.Millisecond, func() { cancel(&signalError{sig: os.Interrupt}) })
-			done := make(chan error, 1)
-			go func() { done <- runCommand(ctx, env, args[0], args[1:]...) }()
-			select {
-			case err := <-done:
-				if _, ok := asInterrupted(err); !ok {
-					t.Errorf("%v: %v, want an interruption", args, err)
+	for _, terminal := range []bool{true, false} {
+		for _, args := range [][]string{{"rotate", "--from", "-", "--confirm"}, {"instances", "import", "-"}} {
+			t.Run(fmt.Sprintf("%s/terminal=%v", args[0], terminal), func(t *testing.T) {
+				c := newCLI(t)
+				stdin, writer := io.Pipe() // nobody types, or a producer that writes nothing more and stays
+				defer writer.Close()
+				env := c.env()
+				env.stdin, env.terminal = stdin, terminal
+				ctx, cancel := context.WithCancelCause(context.Background())
+				time.AfterFunc(200*time.Millisecond, func() { cancel(&signalError{sig: os.Interrupt}) })
+				done := make(chan error, 1)
+				go func() { done <- runCommand(ctx, env, args[0], args[1:]...) }()
+				select {
+				case err := <-done:
+					if _, ok := asInterrupted(err); !ok {
+						t.Errorf("%v: %v, want an interruption", args, err)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("%v still reads stdin 5s after Ctrl-C", args)
 				}
-			case <-time.After(5 * time.Second):
-				t.Fatalf("%v still reads stdin 5s after Ctrl-C", args)
-			}
-		})
-	}
-}
-
-// TestCtrlCEndsAReadOfAPipe: `producer | rekey instances import -` and
-// `producer | rekey rotate --from -` read the pipe until the producer
-// closed it, so while a producer that outlives the signal (another process
-// group's, or a process given `kill -INT` alone) held the pipe open, Ctrl-C
-// did nothing and only a second one ended rekey. The first now ends the
-// command, interrupted, with nothing enqueued or registered after it.
-func TestCtrlCEndsAReadOfAPipe(t *testing.T) {
-	for _, args := range [][]string{{"rotate", "--from", "-", "--confirm"}, {"instances", "import", "-"}} {
-		t.Run(args[0], func(t *testing.T) {
-			c := newCLI(t)
-			stdin, producer := io.Pipe() // a producer that writes nothing more and stays
-			defer producer.Close()
-			env := c.env()
-			env.stdin = stdin
-			ctx, cancel := context.WithCancelCause(context.Background())
-			time.AfterFunc(200*time.Millisecond, func() { cancel(&signalError{sig: os.Interrupt}) })
-			done := make(chan error, 1)
-			go func() { done <- runCommand(ctx, env, args[0], args[1:]...) }()
-			select {
-			case err := <-done:
-				if _, ok := asInterrupted(err); !ok {
-					t.Errorf("%v: %v, want an interruption", args, err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatalf("%v still reads its pipe 5s after Ctrl-C", args)
-			}
-		})
+			})
+		}
 	}
 }
