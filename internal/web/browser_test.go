@@ -57,7 +57,12 @@ func TestBrowserDashboardAndMonitoring(t *testing.T) {
 	after := w.snapshot()
 	w.checkRotated(before, after)
 
-	pages = append(pages, w.secondRotationRefused(customer)...)
+	// The second click is tried in another tab of the same browser: this
+	// one stays on the dashboard drawn after the rotation, which counts
+	// down to the old credential's revocation.
+	other := customer.sameBrowserTab()
+	other.do("open the dashboard in a second tab", chromedp.Navigate(w.web.URL+"/dashboard"))
+	pages = append(pages, w.secondRotationRefused(other)...)
 
 	w.checkRevoked(customer, before)
 	pages = append(pages, customer.html())
@@ -203,14 +208,33 @@ func (w *browserWorld) checkRotated(before, after snapshot) {
 }
 
 // checkRevoked waits for the worker to revoke the old credential after
-// the grace, then reloads the dashboard and finds it in the timeline.
+// the grace, and for the dashboard, left open since the rotation, to show
+// it by itself: at the revoke time it counted down to, the page follows the
+// revocation as it follows a rotation, rather than go on showing the old
+// credential as valid "in less than a minute".
 func (w *browserWorld) checkRevoked(b *tab, before snapshot) {
 	w.t.Helper()
+	// The page counts down each second: once due, a count reads "due now"
+	// until the page follows the revocation. Noted in sessionStorage,
+	// which outlives the page's reloads.
+	counting := value(b, "watch the counts", chromedp.Evaluate[bool](`(() => {
+  sessionStorage.setItem("rekeyDueNow", "no");
+  const seen = () => {
+    if ([...document.querySelectorAll("[data-until]")].some(c => c.textContent === "due now")) {
+      sessionStorage.setItem("rekeyDueNow", "yes");
+    }
+  };
+  new MutationObserver(seen).observe(document.body, {subtree: true, childList: true, characterData: true});
+  return [...document.querySelectorAll("[data-until]")].some(c => Date.parse(c.dataset.until) > Date.now() + 1000);
+})()`))
 	w.waitStore("the old credential to be revoked", func(store.Instance) bool {
 		c, err := w.st.Credential(context.Background(), w.sample.ID, before.credentialID)
 		return err == nil && c.State == store.CredentialRevoked
 	})
-	b.do("reload the dashboard", chromedp.Navigate(w.web.URL+"/dashboard"))
+	b.waitUntil("the open dashboard to show the revocation", `document.getElementById("previous-none") !== null`)
+	if due := value(b, "read what the counts said", chromedp.Evaluate[string](`sessionStorage.getItem("rekeyDueNow")`)); counting && due != "yes" {
+		w.t.Errorf("the dashboard's count of the revoke time never read \"due now\" (%q)", due)
+	}
 	w.checkText(b, "timeline", "Old credential revoked ("+before.credentialID+")")
 	w.checkText(b, "previous-none", "None.")
 	if w.sb.Demo.Valid(before.credentialID) {

@@ -397,29 +397,36 @@ func revocationsDue(v instanceView, now time.Time) dueCount {
 
 // statusText is the one sentence the status region shows.
 func statusText(v instanceView, now time.Time) string {
+	text, _ := status(v, now)
+	return text
+}
+
+// status is statusText, and the time its sentence counts down to ("(in 1
+// hour 29 minutes)", fromNow), zero when it names none.
+func status(v instanceView, now time.Time) (text string, until time.Time) {
 	switch {
 	case !v.DeprovisionedAt.IsZero():
-		return "This add-on is deprovisioned; its credentials are no longer rotated."
+		return "This add-on is deprovisioned; its credentials are no longer rotated.", time.Time{}
 	case v.InFlightRotation != nil && v.InFlightRotation.State == store.RotationMinted:
-		return "Rotation in progress: a new credential is minted and being set in your app's config vars."
+		return "Rotation in progress: a new credential is minted and being set in your app's config vars.", time.Time{}
 	case v.InFlightRotationID != "":
-		return "Rotation in progress: minting a new credential."
+		return "Rotation in progress: minting a new credential.", time.Time{}
 	case busy(v, now):
-		return "Revoking the old credential."
+		return "Revoking the old credential.", time.Time{}
 	// A rotation's success clears the last error: one shown is newer than
 	// the last rotation that succeeded.
 	case v.LastError != "":
-		return "The last rotation failed. " + lastError(v)
+		return "The last rotation failed. " + lastError(v), time.Time{}
 	}
 	switch due := revocationsDue(v, now); {
 	case due.dead > 0 && due.dead+due.held == due.all:
-		return "Rotated. The old credential's revocation needs an operator; your current credential is unaffected."
+		return "Rotated. The old credential's revocation needs an operator; your current credential is unaffected.", time.Time{}
 	case due.held > 0 && due.held == due.all:
-		return "Rotated. The old credential is still in use, so its revocation waits (below)."
+		return "Rotated. The old credential is still in use, so its revocation waits (below).", time.Time{}
 	}
 	if len(v.PreviousCredentials) > 0 {
 		at := v.PreviousCredentials[0].RevokeAt
-		return "Rotated. The old credential stays valid until " + clock(at) + " (" + fromNow(now, at) + ") while your apps restart."
+		return "Rotated. The old credential stays valid until " + clock(at) + " (" + fromNow(now, at) + ") while your apps restart.", at
 	}
-	return "Up to date."
+	return "Up to date.", time.Time{}
 }

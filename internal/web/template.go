@@ -63,6 +63,11 @@ type dashboardPage struct {
 	Busy       bool
 	CurrentID  string
 	CurrentAge string
+	// StatusUntil is the time Status counts down to, zero when it names
+	// none; StatusBefore and StatusAfter are Status around the count
+	// (fromNow), which the page's script keeps current (data-until).
+	StatusUntil               time.Time
+	StatusBefore, StatusAfter string
 	// InFlightID and InFlightAt are the rotation under way, if any.
 	InFlightID string
 	InFlightAt time.Time
@@ -106,6 +111,11 @@ func (s *server) dashboardData(sess session, v instanceView, events []store.Even
 		Style: template.CSS(dashboardCSS), Script: template.JS(dashboardJS), Now: now}
 	if r := v.InFlightRotation; r != nil {
 		p.InFlightID, p.InFlightAt = r.RotationID, r.RequestedAt
+	}
+	if text, until := status(v, now); !until.IsZero() {
+		if before, after, ok := strings.Cut(text, fromNow(now, until)); ok {
+			p.StatusUntil, p.StatusBefore, p.StatusAfter = until, before, after
+		}
 	}
 	for _, h := range v.Holds {
 		p.Holds = append(p.Holds, h.Sentence)

@@ -55,6 +55,39 @@
       .catch(function () { setTimeout(poll, 5000); });
   }
   if (busy) { setTimeout(poll, 2000); }
+  // The counts the page was drawn with ("in 1 hour 29 minutes") are
+  // counted again each second, by the server's rules (fromNow: cut down to
+  // the minute, so no credential is promised more time than it has) and on
+  // the server's clock as the page was drawn (data-now). When the first
+  // one still to come is due, the page asks for the status: the
+  // revocation has begun or is over, and the page follows it as it
+  // follows a rotation, rather than show the time it was drawn at.
+  var skew = Date.parse(document.body.getAttribute("data-now")) - Date.now();
+  var counts = document.querySelectorAll("[data-until]");
+  function plural(n, unit) { return n + " " + unit + (n === 1 ? "" : "s"); }
+  function fromNow(until) {
+    var d = until - (Date.now() + skew);
+    if (d <= 0) { return "due now"; }
+    if (d < 60000) { return "in less than a minute"; }
+    if (d < 48 * 3600000) {
+      var m = Math.floor(d / 60000), parts = [];
+      if (m >= 60) { parts.push(plural(Math.floor(m / 60), "hour")); }
+      if (m % 60 > 0) { parts.push(plural(m % 60, "minute")); }
+      return "in " + parts.join(" ");
+    }
+    return "in " + plural(Math.floor(d / 86400000), "day");
+  }
+  var next = Infinity;
+  counts.forEach(function (c) {
+    var until = Date.parse(c.getAttribute("data-until"));
+    if (until > Date.now() + skew) { next = Math.min(next, until); }
+  });
+  if (counts.length) {
+    setInterval(function () {
+      counts.forEach(function (c) { c.textContent = fromNow(Date.parse(c.getAttribute("data-until"))); });
+    }, 1000);
+  }
+  if (!busy && next !== Infinity) { setTimeout(poll, next - (Date.now() + skew) + 1000); }
   // Once the rotate form is sent, its button is disabled, so that a
   // double-click posts it once; without the script, the answer to the
   // second click says the rotation is the customer's own. A page the
