@@ -109,6 +109,25 @@ func newLogger(env *environ, cfg *config.Config, service string, console bool) z
 	return log
 }
 
+// noSuchDBError says that the Redis of opt has no database of REDIS_URL's
+// number: Redis's own words name neither the number nor where it is.
+func noSuchDBError(opt *redis.Options) error {
+	return fmt.Errorf("REDIS_URL names database %d, which the Redis at %s does not have "+
+		"(a Redis has databases 0 to 15 unless its databases setting says more): "+
+		"fix the number after the port in REDIS_URL", opt.DB, opt.Addr)
+}
+
+// redisRefused says, in one line, that Redis refused REDIS_URL before it
+// ever answered it, in a way no waiting mends (health.RefusedError), and
+// what to fix.
+func (a *app) redisRefused(r *health.RefusedError) error {
+	opt := a.rdb.Options()
+	if health.NoSuchDB(r) {
+		return noSuchDBError(opt)
+	}
+	return fmt.Errorf("connect to REDIS_URL (%s): %s", opt.Addr, r)
+}
+
 // openApp connects to Redis and builds the store and the queue client. It
 // fails at once when Redis does not answer: it serves the one-shot
 // commands; the processes that must outlive Redis use openService.
@@ -129,10 +148,7 @@ func openApp(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*app,
 		opt := a.rdb.Options()
 		msg := fmt.Sprintf("connect to REDIS_URL (%s): %s", opt.Addr, a.redact(err.Error()))
 		if health.NoSuchDB(err) {
-			// Redis's own words name neither the number nor where it is.
-			return nil, fmt.Errorf("REDIS_URL names database %d, which the Redis at %s does not have "+
-				"(a Redis has databases 0 to 15 unless its databases setting says more): "+
-				"fix the number after the port in REDIS_URL", opt.DB, opt.Addr)
+			return nil, noSuchDBError(opt)
 		}
 		if hint := health.TLSMismatch(ctx, opt.Addr, opt.TLSConfig != nil); hint != "" {
 			return nil, errors.New(msg + "\n" + hint)
@@ -427,7 +443,7 @@ func runWorkerCmd(ctx context.Context, env *environ) error {
 	if pg, ok := iss.(*pgissuer.Issuer); ok {
 		go a.warnAdminSettings(ctx, pg)
 	}
-	return refused(ctx, a.runWorker(ctx, iss, cfg.Concurrency))
+	return a.refused(ctx, a.runWorker(ctx, iss, cfg.Concurrency))
 }
 
 // warnAdminSettings logs, once, a warning for each default of the

@@ -225,7 +225,7 @@ func runClockCmd(ctx context.Context, env *environ, interval time.Duration, setP
 		return err
 	}
 	defer a.Close()
-	return refused(ctx, runClock(ctx, a, interval, setPeriod))
+	return a.refused(ctx, runClock(ctx, a, interval, setPeriod))
 }
 
 // runClock sweeps until ctx is done (SIGTERM). With setPeriod it publishes

@@ -45,7 +45,10 @@ const sealedCheckLimit = 2000
 // announces (announceKeys). Once Redis answers it checks the server
 // (checkServer): the context it returns ends, its cause a
 // *health.VersionError, when Redis is too old, and the process then exits
-// with that error (refused).
+// with that error (refused). It ends too, the watcher holding a
+// *health.RefusedError, when Redis refuses REDIS_URL before it ever
+// answered it in a way no waiting mends (a wrong password, a database it
+// does not have, TLS the server does not speak).
 func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, role string) (*app, context.Context, error) {
 	for _, w := range cfg.Warnings() {
 		log.Warn().Str("detail", w.Detail).Msg(w.Name)
@@ -80,7 +83,12 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 	a.serverChecked = make(chan struct{})
 	go func() {
 		defer close(a.serverChecked)
-		if w.Wait(wctx) == nil {
+		err := w.Wait(wctx)
+		if _, ok := errors.AsType[*health.RefusedError](err); ok {
+			refuse(err) // a.refused says it in an operator's words
+			return
+		}
+		if err == nil {
 			if err := a.checkServer(wctx, true); err != nil {
 				refuse(err)
 				return
@@ -205,11 +213,16 @@ func (a *app) warnShared(ctx context.Context) {
 	}
 }
 
-// refused is err, or the server check's refusal when that is what ended
-// ctx (openService).
-func refused(ctx context.Context, err error) error {
+// refused is err, or what refused the process at start when that is what
+// ended ctx (openService): the server check's refusal, or Redis's refusal
+// of REDIS_URL before it ever answered (health.RefusedError), which the
+// watcher holds as soon as Wait returns it.
+func (a *app) refused(ctx context.Context, err error) error {
 	if v, ok := errors.AsType[*health.VersionError](context.Cause(ctx)); ok {
 		return v
+	}
+	if r := a.health.Refusal(); r != nil {
+		return a.redisRefused(r)
 	}
 	return err
 }

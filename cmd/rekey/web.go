@@ -76,7 +76,7 @@ func runWeb(ctx context.Context, env *environ) error {
 	flushCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	a.webCalls.Flush(flushCtx)
 	cancel()
-	return refused(ctx, err)
+	return a.refused(ctx, err)
 }
 
 // waitGrants waits up to grantDrain for the grants the web process's

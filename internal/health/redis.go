@@ -66,6 +66,12 @@ type Redis struct {
 	since time.Time
 	// upc is closed while Redis is up, and replaced when it goes down.
 	upc chan struct{}
+	// answered is set once a ping has been answered.
+	answered bool
+	// refusal is set, and refusedc closed, when Redis refused REDIS_URL
+	// for good before it ever answered it (refuses).
+	refusal  *RefusedError
+	refusedc chan struct{}
 	// suspect is set when a library reported an error while Redis was up,
 	// until the next ping says whether Redis is down.
 	suspect atomic.Bool
@@ -103,7 +109,51 @@ func NewRedis(p Params) (*Redis, error) {
 	if p.Redact == nil {
 		p.Redact = func(s string) string { return s }
 	}
-	return &Redis{p: p, upc: make(chan struct{}), wake: make(chan struct{}, 1)}, nil
+	return &Redis{p: p, upc: make(chan struct{}), refusedc: make(chan struct{}), wake: make(chan struct{}, 1)}, nil
+}
+
+// RefusedError is Redis refusing REDIS_URL before it ever answered it, in
+// a way no waiting mends: a wrong user or password, none where one is
+// needed, a database it does not have (URLRefusal), TLS where the server
+// speaks none or the other way round (WrongTLSError). Wait returns it, so
+// a process exits with it at start rather than wait for ever as it does
+// through an outage. Once Redis has answered, the watcher waits through
+// any error: a password rotated under a running process is the
+// operator's to roll out.
+type RefusedError struct {
+	err  error
+	text string
+	// Detail says what to fix, as the redis_down line does.
+	Detail string
+}
+
+// Error is Redis's answer, without REDIS_URL's password, and Detail.
+func (e *RefusedError) Error() string { return strings.TrimSuffix(e.text, ".") + "; " + e.Detail }
+
+// Unwrap is the failed ping's error, for NoSuchDB and the like: its text
+// may hold a secret, which Error does not.
+func (e *RefusedError) Unwrap() error { return e.err }
+
+// refuses reports whether err, a failed ping's, is one that no waiting
+// mends. LOADING, READONLY, MASTERDOWN, a refused or timed-out connection
+// and a Redis at its maxclients are what a restart, a failover or a busy
+// moment answer, and are not.
+func refuses(err error) bool {
+	if _, ok := errors.AsType[*WrongTLSError](err); ok {
+		return true
+	}
+	return URLRefusal(err) != ""
+}
+
+// Refusal is Redis's refusal of REDIS_URL before it ever answered it
+// (RefusedError), nil when it answered or has not refused so.
+func (r *Redis) Refusal() *RefusedError {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refusal
 }
 
 // Run pings Redis until ctx is done: every Interval while it answers, and
@@ -114,6 +164,8 @@ func (r *Redis) Run(ctx context.Context) {
 		wait := r.p.Interval
 		if r.Check(ctx) {
 			backoff = r.p.MinBackoff
+		} else if r.Refusal() != nil {
+			return // Wait returns the refusal: the process exits
 		} else {
 			wait = jitter(backoff)
 			backoff = min(2*backoff, r.p.MaxBackoff)
@@ -176,6 +228,10 @@ func (r *Redis) record(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
+	if err != nil && !r.answered && r.refusal == nil && refuses(err) {
+		r.refuse(err)
+		return
+	}
 	switch {
 	case err == nil && r.state != up:
 		ev := r.p.Logger.Info()
@@ -183,7 +239,7 @@ func (r *Redis) record(err error) {
 			ev = ev.Dur("down_for", now.Sub(r.since).Round(time.Millisecond))
 		}
 		ev.Msg("redis_up")
-		r.state, r.since = up, now
+		r.state, r.since, r.answered = up, now, true
 		close(r.upc)
 	case err != nil && r.state != down:
 		r.p.Logger.Error().Str("error", r.p.Redact(err.Error())).Dur("max_backoff", r.p.MaxBackoff).
@@ -194,6 +250,19 @@ func (r *Redis) record(err error) {
 		}
 		r.state, r.since = down, now
 	}
+}
+
+// refuse records err as Redis's refusal of REDIS_URL (RefusedError) and
+// logs it as redis_down, unless a line said Redis was down already.
+// Guarded by mu.
+func (r *Redis) refuse(err error) {
+	r.refusal = &RefusedError{err: err, text: r.p.Redact(err.Error()), Detail: downDetail(err)}
+	close(r.refusedc)
+	if r.state != down {
+		r.p.Logger.Error().Str("error", r.refusal.text).
+			Str("detail", r.refusal.Detail+"; exiting, since waiting does not mend it").Msg("redis_down")
+	}
+	r.state, r.since = down, time.Now()
 }
 
 // downDetail says why a ping failed in an operator's words: REDIS_URL's
@@ -281,7 +350,9 @@ func (r *Redis) LibraryError() (quiet bool) {
 }
 
 // Wait blocks until Redis answers or ctx is done, and returns ctx's error
-// in the second case. Run must be running for it to return nil later.
+// in the second case, and the *RefusedError when Redis refused REDIS_URL
+// before it ever answered (Refusal). Run must be running for it to return
+// nil later.
 func (r *Redis) Wait(ctx context.Context) error {
 	if r == nil {
 		return nil
@@ -292,6 +363,8 @@ func (r *Redis) Wait(ctx context.Context) error {
 	select {
 	case <-c:
 		return nil
+	case <-r.refusedc:
+		return r.Refusal()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
