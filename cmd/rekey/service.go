@@ -93,6 +93,10 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 				refuse(err)
 				return
 			}
+			if err := a.checkPermitted(wctx); err != nil {
+				refuse(err)
+				return
+			}
 			a.warnShared(wctx) // a proxy that refuses INFO may still answer SCAN
 		}
 	}()
@@ -109,6 +113,27 @@ func openService(ctx context.Context, cfg *config.Config, log zerolog.Logger, ro
 		a.withdrawKeys = a.announceKeys(wctx, name)
 	}
 	return a, ctx, nil
+}
+
+// permissionError is Redis refusing REDIS_URL's user a command rekey
+// needs (checkPermitted).
+type permissionError struct{ msg string }
+
+func (e *permissionError) Error() string { return e.msg }
+
+// checkPermitted reads the running processes' announcements, a Lua script
+// as most of rekey's commands are, and returns a *permissionError when
+// Redis refuses REDIS_URL's user that (NOPERM): an ACL no waiting mends,
+// under which every request, rotation and sweep would fail. Any other
+// error is no verdict.
+func (a *app) checkPermitted(ctx context.Context) error {
+	_, err := a.store.Keyrings(ctx)
+	if !health.NoPermission(err) {
+		return nil
+	}
+	return &permissionError{msg: fmt.Sprintf("the Redis at %s refuses REDIS_URL's user a command rekey needs (%s): "+
+		"give that user every command (+@all, the scripting ones among them) and every key (~*) of rekey's database",
+		a.rdb.Options().Addr, a.redact(err.Error()))}
 }
 
 // redisFull says whether the Redis at REDIS_URL refuses new connections
@@ -214,12 +239,16 @@ func (a *app) warnShared(ctx context.Context) {
 }
 
 // refused is err, or what refused the process at start when that is what
-// ended ctx (openService): the server check's refusal, or Redis's refusal
+// ended ctx (openService): the server check's refusal, Redis refusing
+// REDIS_URL's user a command (checkPermitted), or Redis's refusal
 // of REDIS_URL before it ever answered (health.RefusedError), which the
 // watcher holds as soon as Wait returns it.
 func (a *app) refused(ctx context.Context, err error) error {
 	if v, ok := errors.AsType[*health.VersionError](context.Cause(ctx)); ok {
 		return v
+	}
+	if p, ok := errors.AsType[*permissionError](context.Cause(ctx)); ok {
+		return p
 	}
 	if r := a.health.Refusal(); r != nil {
 		return a.redisRefused(r)

@@ -101,6 +101,33 @@ func waitExit(t *testing.T, cmd *exec.Cmd, d time.Duration) int {
 	}
 }
 
+// TestAProcessWhoseRedisUserMayNotRunScriptsExits starts the web, worker
+// and clock processes, as the real binary, with a REDIS_URL user whose
+// ACL refuses the scripts rekey runs (NOPERM): each exits 1 with one
+// "rekey:" line naming the refusal and the ACL to give, where the worker
+// compared its keys again and again for ever and the web process served
+// requests that all failed.
+func TestAProcessWhoseRedisUserMayNotRunScriptsExits(t *testing.T) {
+	t.Parallel()
+	r := redistest.StartServerAt(t, redistest.FreePort(t))
+	if err := r.Client.Do(context.Background(), "acl", "setuser", "noscripts", "on", ">noscripts-password",
+		"~*", "&*", "+@all", "-@scripting").Err(); err != nil {
+		t.Fatal(err)
+	}
+	url := "redis://noscripts:noscripts-password@" + r.Addr + "/0"
+	for _, process := range []string{"web", "worker", "scheduler"} {
+		t.Run(process, func(t *testing.T) {
+			t.Parallel()
+			cmd, _, stderr := startRekey(t, processVars(t, url), func(string, string) bool { return true }, process)
+			code := waitExit(t, cmd, 30*time.Second)
+			lines := rekeyLines(stderr.String())
+			if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], "NOPERM") || !strings.Contains(lines[0], "+@all") {
+				t.Fatalf("rekey %s: exit %d, lines %q; want exit 1 and one line naming NOPERM and +@all\n%s", process, code, lines, stderr)
+			}
+		})
+	}
+}
+
 // TestAProcessWaitsOutARefusalAfterRedisAnswered starts the clock on a
 // Redis without a password, then gives that Redis one and drops its
 // connections, as a password rotated under a running process does: the

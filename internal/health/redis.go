@@ -313,6 +313,16 @@ func NoSuchDB(err error) bool {
 	return err != nil && errors.As(err, &answered) && strings.Contains(err.Error(), "DB index is out of range")
 }
 
+// NoPermission reports whether err is Redis refusing REDIS_URL's user a
+// command its ACL does not allow (NOPERM), which no waiting mends.
+func NoPermission(err error) bool {
+	var answered interface {
+		error
+		RedisError()
+	}
+	return errors.As(err, &answered) && strings.HasPrefix(answered.Error(), "NOPERM")
+}
+
 // Up reports whether the last ping was answered. It is false until the
 // first ping answers.
 func (r *Redis) Up() bool {
