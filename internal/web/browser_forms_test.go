@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/hibiken/asynq"
+
+	"github.com/rekeyhq/rekey/internal/fleet"
+	"github.com/rekeyhq/rekey/internal/store"
 )
 
 // TestBrowserRotateClickedTwicePostsOnce clicks "Rotate credentials" a
@@ -114,4 +118,33 @@ func TestBrowserBackAfterSignOut(t *testing.T) {
 	} else if in.InFlight != "" {
 		t.Errorf("the form posted after signing out started rotation %s", in.InFlight)
 	}
+}
+
+// TestBrowserDashboardOfARevocationWeeksAwayStaysPut opens the dashboard of
+// an instance whose old credential is revoked 30 days after its rotation
+// (REKEY_MAX_GRACE allows graces that long): the page asks for the status
+// once that time comes, and a wait longer than a browser's timer holds
+// (about 24.8 days) must not fire at once, which reloaded the page on
+// every answer. It polls nothing while it waits.
+func TestBrowserDashboardOfARevocationWeeksAwayStaysPut(t *testing.T) {
+	requireChromium(t)
+	w := newBrowserWorld(t)
+	b := startBrowser(t)
+	ctx := context.Background()
+	w.signIn(b)
+	producer := fleet.NewProducer(w.st, asynq.NewClientFromRedisClient(w.redis.Client), fleet.WithMaxGrace(60*24*time.Hour))
+	if _, err := producer.Rotate(ctx, fleet.Request{InstanceIDs: []string{w.sample.ID}, Reason: "weeks of grace",
+		Grace: 30 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	w.waitStore("the rotation to finish", func(in store.Instance) bool { return in.InFlight == "" })
+	b.do("open the dashboard", chromedp.Navigate(w.web.URL+"/dashboard"))
+	// 30 days less the seconds since, cut down to whole days.
+	w.checkText(b, "status-text", "(in 29 days)")
+	polls := w.statusPolls.Load()
+	time.Sleep(3 * time.Second)
+	if n := w.statusPolls.Load() - polls; n != 0 {
+		t.Errorf("the dashboard of a revocation 30 days away asked for the status %d times in 3s, want none", n)
+	}
+	w.checkText(b, "status-text", "(in 29 days)")
 }

@@ -87,7 +87,10 @@
       counts.forEach(function (c) { c.textContent = fromNow(Date.parse(c.getAttribute("data-until"))); });
     }, 1000);
   }
-  if (!busy && next !== Infinity) { setTimeout(poll, next - (Date.now() + skew) + 1000); }
+  // A browser's timer holds at most about 24.8 days, and fires at once
+  // past that: a count further off is asked about again in a day, when
+  // the page, drawn anew, waits again.
+  if (!busy && next !== Infinity) { setTimeout(poll, Math.min(next - (Date.now() + skew) + 1000, 86400000)); }
   // Once the rotate form is sent, its button is disabled, so that a
   // double-click posts it once; without the script, the answer to the
   // second click says the rotation is the customer's own. A page the
