@@ -264,6 +264,18 @@ func sortRefreshError(err error) error {
 // refresh token that is invalid, expired or revoked.
 const oauthInvalidGrant = "invalid_grant"
 
+// ClientRefused reports whether the token endpoint refused rekey's OAuth
+// client itself rather than a grant: OAuth's invalid_client (the client
+// secret, HEROKU_OAUTH_CLIENT_SECRET, is not the add-on's) or
+// unauthorized_client (RFC 6749, 5.2). The grant or refresh token sent
+// with it was not looked at, so it is neither spent nor refused, and every
+// add-on gets the same answer until the secret is fixed.
+func ClientRefused(err error) bool {
+	var api *APIError
+	return errors.As(err, &api) && api.Endpoint == EndpointOAuthToken &&
+		(api.ID == "invalid_client" || api.ID == "unauthorized_client")
+}
+
 // withToken runs a V3 call built around the add-on's access token. When
 // Heroku answers 401 it refreshes the token once and runs the call once more:
 // the only retry the client makes. When that refresh fails, the process

@@ -132,6 +132,18 @@ func (s *server) writeRegistryError(w http.ResponseWriter, r *http.Request, err 
 		writeError(w, http.StatusServiceUnavailable, "the web process cannot exchange oauth_grant codes: HEROKU_OAUTH_CLIENT_SECRET is not set; nothing was stored")
 		return
 	}
+	// A wrong client secret is refused before the code is looked at: the
+	// code is still good, and re-provisioning would meet the same refusal.
+	if exchange := (*registry.ExchangeError)(nil); errors.As(err, &exchange) && heroku.ClientRefused(exchange.Err) {
+		s.Logger.Error().Err(err).Str("route", r.Pattern).
+			Str("fix", "set HEROKU_OAUTH_CLIENT_SECRET to the add-on's OAuth client secret").Msg("oauth_client_refused")
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, "Heroku refused rekey's OAuth client, not the oauth_grant: "+err.Error()+
+			"; the code was not used and nothing was stored. rekey's HEROKU_OAUTH_CLIENT_SECRET is not the add-on's client "+
+			"secret: once its operators fix it, send the same request again before the code expires (about 5 minutes after "+
+			"it was issued)")
+		return
+	}
 	// Only the exchange's own answer is Heroku's: anything else is rekey's
 	// storage failing before or after it.
 	class := heroku.ClassNone
