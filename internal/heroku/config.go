@@ -123,8 +123,10 @@ func confirmV3(answer []byte, vars []ConfigVar) error {
 // "value"} objects, names each var once (one listed unset, its value null,
 // counts too), and each var gives its name and its value once:
 // {"name":"A","value":"x","Value":"y"} holds two values for A, and
-// encoding/json keeps the last silently. Text that is no array passes:
-// decoding it fails.
+// encoding/json keeps the last silently. An entry that names no var (null,
+// {}, a name null or empty) is no var of Heroku's: decoded, it would read
+// as a var of no name, and the config as one that does not hold the vars
+// rekey pushed. Text that is no array passes: decoding it fails.
 func eachVarOnce(config []byte) bool {
 	var vars []json.RawMessage
 	if json.Unmarshal(config, &vars) != nil {
@@ -132,13 +134,14 @@ func eachVarOnce(config []byte) bool {
 	}
 	named := make(map[string]bool, len(vars))
 	for _, v := range vars {
-		var nv struct {
-			Name string `json:"name"`
+		var nv *struct {
+			Name *string `json:"name"`
 		}
-		if !jsonkey.OnceEach(v, "name", "value") || json.Unmarshal(v, &nv) != nil || named[nv.Name] {
+		if !jsonkey.OnceEach(v, "name", "value") || json.Unmarshal(v, &nv) != nil || nv == nil || nv.Name == nil ||
+			*nv.Name == "" || named[*nv.Name] {
 			return false
 		}
-		named[nv.Name] = true
+		named[*nv.Name] = true
 	}
 	return true
 }
@@ -155,7 +158,7 @@ func (c *Client) getV3(ctx context.Context, t Target) (map[string]secret.String,
 		return nil, fmt.Errorf("heroku %s: a 2xx whose body is not a config: %w", EndpointGetConfig, ErrUnexpectedAnswer)
 	}
 	if !eachVarOnce(body) {
-		return nil, fmt.Errorf("heroku %s: a 2xx whose config names a var twice: %w", EndpointGetConfig, ErrUnexpectedAnswer)
+		return nil, fmt.Errorf("heroku %s: a 2xx whose config names a var twice, or none: %w", EndpointGetConfig, ErrUnexpectedAnswer)
 	}
 	out := make(map[string]secret.String, len(vars))
 	for _, v := range vars {

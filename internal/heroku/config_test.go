@@ -480,7 +480,9 @@ func TestAV1AppInfoCarryingItsConfigTwiceIsNoAnswer(t *testing.T) {
 // Heroku answers a config read of an add-on without vars with an empty
 // config: `[]` on V3, an app's info whose config is `{}` on V1. A V3
 // `null`, or a V1 info without its config or with a null one, is no
-// config: ErrUnexpectedAnswer, never "Heroku holds nothing".
+// config: ErrUnexpectedAnswer, never "Heroku holds nothing". Nor is a V3
+// config holding an entry that names no var (`[null]`, `[{}]`, a name null
+// or empty), which would read as not holding the vars rekey pushed.
 func TestAConfigAnsweredNullIsNoAnswer(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -492,6 +494,10 @@ func TestAConfigAnsweredNullIsNoAnswer(t *testing.T) {
 	}{
 		{"v3 null", v3Target(), "GET /addons/" + addonID + "/config", `null`, heroku.ErrUnexpectedAnswer},
 		{"v3 empty", v3Target(), "GET /addons/" + addonID + "/config", `[]`, nil},
+		{"v3 null entry", v3Target(), "GET /addons/" + addonID + "/config", `[null]`, heroku.ErrUnexpectedAnswer},
+		{"v3 empty entry", v3Target(), "GET /addons/" + addonID + "/config", `[{}]`, heroku.ErrUnexpectedAnswer},
+		{"v3 entry named null", v3Target(), "GET /addons/" + addonID + "/config", `[{"name":null,"value":"x"}]`, heroku.ErrUnexpectedAnswer},
+		{"v3 entry named empty", v3Target(), "GET /addons/" + addonID + "/config", `[{"name":"","value":"x"}]`, heroku.ErrUnexpectedAnswer},
 		{"v1 no config", v1Target(), v1GetRoute, `{"id":"` + herokuID + `"}`, heroku.ErrUnexpectedAnswer},
 		{"v1 empty object", v1Target(), v1GetRoute, `{}`, heroku.ErrUnexpectedAnswer},
 		{"v1 null config", v1Target(), v1GetRoute, `{"id":"` + herokuID + `","config":null}`, heroku.ErrUnexpectedAnswer},
