@@ -329,7 +329,10 @@ func (s *server) listBatches(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if raw := v.Get("running"); raw != "" {
+	// running given without a value (?running, running=) is no "false":
+	// read so, the client would take every batch for the running ones.
+	if _, given := v["running"]; given {
+		raw := v.Get("running")
 		running, err := strconv.ParseBool(raw)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("running=%q: want true or false", clipID(raw)))
@@ -498,6 +501,18 @@ func (s *server) apiFallback(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s: use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
 		return
 	}
+	// A route with a slash after it is no endpoint, but no "not found"
+	// either: a DELETE answered 404 reads as "rekey holds no such instance",
+	// which a deprovisioning takes as done.
+	if trimmed := strings.TrimRight(r.URL.Path, "/"); trimmed != r.URL.Path {
+		probe := r.Clone(r.Context())
+		probe.URL.Path, probe.URL.RawPath = trimmed, ""
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != "/api/" {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("there is no API endpoint at %s: send the request to %s, "+
+				"without the slash after it", r.URL.Path, trimmed))
+			return
+		}
+	}
 	writeError(w, http.StatusNotFound, fmt.Sprintf("there is no API endpoint at %s", r.URL.Path))
 }
 
@@ -509,9 +524,7 @@ func (s *server) apiFallback(w http.ResponseWriter, r *http.Request) {
 func (s *server) cleanAPIPaths(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
-		clean := path.Clean("/" + p)
-		api := strings.HasPrefix(p, "/api/") || clean == "/api" || strings.HasPrefix(clean, "/api/")
-		if !api || (strings.HasPrefix(p, "/api/") && clean == strings.TrimSuffix(p, "/")) {
+		if !isAPIPath(p) || (strings.HasPrefix(p, "/api/") && path.Clean(p) == strings.TrimSuffix(p, "/")) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -332,6 +332,34 @@ func TestAPIErrorsAreJSON(t *testing.T) {
 	}
 }
 
+// A route with a slash after it (a base URL joined with a trailing slash)
+// is answered 400 naming the route, never 404: a DELETE's 404 says rekey
+// holds no such instance, which a deprovisioning takes as done while the
+// instance stays live and rotating.
+func TestAPIRouteWithATrailingSlashIsNoNotFound(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.register("inst-1", "cred-0")
+	for _, c := range []struct{ method, path string }{
+		{http.MethodDelete, "/api/v1/instances/inst-1/"},
+		{http.MethodPost, "/api/v1/rotations/"},
+		{http.MethodGet, "/api/v1/instances/"},
+	} {
+		resp := f.api(c.method, c.path, "")
+		var e struct{ Error string }
+		resp.json(t, &e)
+		if resp.status != http.StatusBadRequest || !strings.Contains(e.Error, "without the slash") {
+			t.Errorf("%s %s: got %d %s; want 400 naming the route without the slash", c.method, c.path, resp.status, resp.body)
+		}
+	}
+	var got instanceJSON
+	if resp := f.api(http.MethodGet, "/api/v1/instances/inst-1", ""); resp.status != http.StatusOK {
+		t.Fatalf("GET inst-1: %d %s", resp.status, resp.body)
+	} else if resp.json(t, &got); !got.DeprovisionedAt.IsZero() {
+		t.Fatalf("inst-1 after the DELETE with a slash: %s; want it live", resp.body)
+	}
+}
+
 // TestAPIMethodNotAllowedNamesHEAD: the API's 405 names every method the
 // path serves, HEAD included wherever GET is, and each of them is served.
 func TestAPIMethodNotAllowedNamesHEAD(t *testing.T) {

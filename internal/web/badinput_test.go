@@ -108,6 +108,10 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{"batch list with ';' separators", "GET", "/api/v1/batches?running=true;limit=5", ``, 400, "query string"},
 		{"batch list with a bad escape", "GET", "/api/v1/batches?before=%zz", ``, 400, "query string"},
 		{"batch list running maybe", "GET", "/api/v1/batches?running=maybe", ``, 400, "running"},
+		// Without a value, running is no filter the client can have meant
+		// as "every batch".
+		{"batch list running without a value", "GET", "/api/v1/batches?running", ``, 400, "running"},
+		{"batch list running empty", "GET", "/api/v1/batches?running=", ``, 400, "running"},
 		{"batch list limit 0", "GET", "/api/v1/batches?limit=0", ``, 400, "limit"},
 		{"batch list limit not a number", "GET", "/api/v1/batches?limit=ten", ``, 400, "limit"},
 		{"batch list limit too large", "GET", "/api/v1/batches?limit=1001", ``, 400, "1000"},

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"path"
 	"strings"
 )
 
@@ -44,5 +45,11 @@ func (s *server) requireHTTPS(next http.Handler) http.Handler {
 	})
 }
 
-// isAPIPath reports whether path is the HTTP API's, whose answers are JSON.
-func isAPIPath(path string) bool { return strings.HasPrefix(path, "/api/") }
+// isAPIPath reports whether p is the HTTP API's, whose answers are JSON:
+// it starts with /api/, or cleans to /api or /api/... (/api itself, and
+// //api/v1/instances/x, what a base URL ending in a slash joined with an
+// API path gives).
+func isAPIPath(p string) bool {
+	clean := path.Clean("/" + p)
+	return strings.HasPrefix(p, "/api/") || clean == "/api" || strings.HasPrefix(clean, "/api/")
+}

@@ -38,6 +38,11 @@ func TestPlainHTTPThroughHerokusRouterIsNotServed(t *testing.T) {
 		{http.MethodGet, "/api/v1/instances/inst-1", "Bearer " + apiToken},
 		{http.MethodGet, "/api/v1/instances/inst-1", ""},
 		{http.MethodPost, "/api/v1/rotations", "Bearer " + apiToken},
+		// Paths that clean to the API's (a base URL ending in a slash) are
+		// the API's too: refused in JSON, never redirected.
+		{http.MethodGet, "/api", ""},
+		{http.MethodGet, "//api/v1/instances/inst-1", ""},
+		{http.MethodGet, "//api/v1/instances/inst-1", "Bearer " + apiToken},
 		{http.MethodGet, "/metrics", basic("ops", dashPassword)},
 		{http.MethodGet, "/monitoring/", basic("ops", dashPassword)},
 	} {
@@ -49,6 +54,9 @@ func TestPlainHTTPThroughHerokusRouterIsNotServed(t *testing.T) {
 		if r.status != http.StatusForbidden || !strings.Contains(r.body, "https://"+host+tc.path) || r.header.Get("Location") != "" {
 			t.Errorf("%s %s over plain http (credential %t): got %d %.200s, want 403 saying to use https", tc.method, tc.path,
 				tc.auth != "", r.status, r.body)
+		}
+		if strings.Contains(tc.path, "api") && !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s %s over plain http: answered %q, want the API's JSON error", tc.method, tc.path, r.header.Get("Content-Type"))
 		}
 	}
 	if in, err := f.st.Instance(t.Context(), "inst-1"); err != nil || in.InFlight != "" {
