@@ -33,7 +33,8 @@ func LooksGenerated(s string) bool {
 }
 
 // Holds reports whether text holds one of known's values that
-// LooksGenerated, or a secret of a URL among them of 8 bytes or more (its
+// LooksGenerated or is a key written in groups (KeyInGroups), or a secret
+// of a URL among them of 8 bytes or more (its
 // password; the user of an http(s) URL when it has no password and looks
 // generated, as a DSN's key is written; a query parameter whose name ends
 // like a secret's, api_key= or access_token=), in any case: a secret,
@@ -44,7 +45,7 @@ func LooksGenerated(s string) bool {
 func Holds(text string, known ...String) bool {
 	lower := strings.ToLower(text)
 	for _, k := range known {
-		if LooksGenerated(k.v) && strings.Contains(text, k.v) {
+		if (LooksGenerated(k.v) || KeyInGroups(k.v)) && strings.Contains(text, k.v) {
 			return true
 		}
 		for _, s := range urlSecrets(k.v) {
@@ -54,6 +55,29 @@ func Holds(text string, known ...String) bool {
 		}
 	}
 	return false
+}
+
+// KeyInGroups reports whether s is a generated key written in groups of
+// ASCII letters and digits joined by dashes, as a UUID is
+// ("3f2a9c1e-7b4d-4e8a-9c2f-1a6b5d8e0f47") and many services write their
+// API keys ("k9Xq-2mPv-7LwR-4zTy-8NcB"): two groups or more that,
+// joined, are a run LooksGenerated takes for a secret. No group of it need
+// be one, so LooksGenerated lets the whole pass. A value holding anything
+// else (a host's dots, a space) is not one: "ip-10-0-12-7" is too short,
+// "db-1.example.com" has a dot.
+func KeyInGroups(s string) bool {
+	groups := strings.Split(s, "-")
+	if len(groups) < 2 {
+		return false
+	}
+	for _, g := range groups {
+		if g == "" || strings.IndexFunc(g, func(r rune) bool {
+			return r > unicode.MaxASCII || !unicode.IsLetter(r) && !unicode.IsDigit(r)
+		}) >= 0 {
+			return false
+		}
+	}
+	return LooksGenerated(strings.Join(groups, ""))
 }
 
 // secretParams are how the name of a URL's query parameter that holds a

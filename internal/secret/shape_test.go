@@ -67,3 +67,24 @@ func TestHolds(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyInGroups(t *testing.T) {
+	t.Parallel()
+	for s, want := range map[string]bool{
+		"3f2a9c1e-7b4d-4e8a-9c2f-1a6b5d8e0f47": true,
+		"k9Xq-2mPv-7LwR-4zTy-8NcB":             true,
+		"us-east-1":                            false,
+		"ip-10-0-12-7":                         false, // too short joined
+		"db-1.example.com":                     false, // a host's dot
+		"correct-horse-battery-staple":         false, // no digit: words
+		"3f2a9c1e7b4d4e8a9c2f1a6b5d8e0f47":     false, // one run: LooksGenerated's
+		"k9Xq--2mPv-7LwR-4zTy":                 false,
+	} {
+		if got := secret.KeyInGroups(s); got != want {
+			t.Errorf("KeyInGroups(%q) = %v, want %v", s, got, want)
+		}
+	}
+	if !secret.Holds("id-3f2a9c1e-7b4d-4e8a-9c2f-1a6b5d8e0f47", secret.New("3f2a9c1e-7b4d-4e8a-9c2f-1a6b5d8e0f47")) {
+		t.Error("Holds misses a UUID key in an id")
+	}
+}
