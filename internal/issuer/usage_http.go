@@ -124,9 +124,11 @@ func ClampUsage(at, now time.Time) time.Time {
 // text that looks like a token (secret.LooksGenerated) or that may hold a
 // password however it looks (mayHoldPassword), since the hint is kept in
 // clear and shown to operators and the customer while the credential is
-// live (I5).
+// live (I5). So is one holding a key written in groups (a UUID,
+// secret.KeyInGroups), which LooksGenerated lets pass: an issuer whose
+// credentials are such keys may echo the one asked about.
 func CleanUsedBy(s string) string {
-	if len(s) > maxUsedByLen || secret.LooksGenerated(s) || mayHoldPassword(s) {
+	if len(s) > maxUsedByLen || secret.LooksGenerated(s) || holdsKeyInGroups(s) || mayHoldPassword(s) {
 		return ""
 	}
 	for _, r := range s {
@@ -135,6 +137,16 @@ func CleanUsedBy(s string) string {
 		}
 	}
 	return s
+}
+
+// holdsKeyInGroups reports whether s holds a key written in groups
+// (secret.KeyInGroups) between any characters that are neither letters,
+// digits nor dashes.
+func holdsKeyInGroups(s string) bool {
+	words := strings.FieldsFunc(s, func(r rune) bool {
+		return r != '-' && (r > unicode.MaxASCII || !unicode.IsLetter(r) && !unicode.IsDigit(r))
+	})
+	return slices.ContainsFunc(words, secret.KeyInGroups)
 }
 
 // mayHoldPassword reports whether a hint may hold a password that

@@ -198,6 +198,9 @@ func TestCleanUsedBy(t *testing.T) {
 		"Authorization: Basic Xk9mP2vL":                       false,
 		"12:30:45 web.1":                                      true,
 		"web.1:":                                              true,
+		"3f2a9c1e-7b4d-4e8a-9c2f-1a6b5d8e0f47":                false,
+		"web.1 (3f2a9c1e-7b4d-4e8a-9c2f-1a6b5d8e0f47)":        false,
+		"key k9Xq-2mPv-7LwR-4zTy-8NcB":                        false,
 	} {
 		want := ""
 		if kept {
