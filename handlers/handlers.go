@@ -230,9 +230,10 @@ func (d *Deps) observeRotation(ctx context.Context, queue, outcome string, waveF
 	// that may be the whole wave's (waveFailure: the issuer refusing
 	// rekey's signature or refusing to mint, where the rest of the wave
 	// would fail so one by one) say anything of the issuer's and Heroku's
-	// health: a wait for the budget, a join or any other permanent failure
-	// (one instance's) do not.
-	failed := outcome == OutcomeRetry || outcome == OutcomeFailed && waveFailed
+	// health, and so does a run put off by the token endpoint's 429, which
+	// no shared pause covers: a wait for the budget, a join or any other
+	// permanent failure (one instance's) do not.
+	failed := outcome == OutcomeRetry || (outcome == OutcomeFailed || outcome == OutcomeRateLimited) && waveFailed
 	if d.Wave != nil && queue == tasks.QueueBulk && (outcome == OutcomeRotated || failed) {
 		n, _ := asynq.GetRetryCount(ctx)
 		d.Wave.Record(ctx, outcome == OutcomeRotated, n > 0)

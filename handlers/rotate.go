@@ -54,7 +54,9 @@ type rotation struct {
 	// reason that may be the whole wave's, not this instance's: the issuer
 	// refusing rekey's signature (store.Failure.Fleetwide), any other
 	// permanent failure at the issuer's steps, or a push answered in a way
-	// that is not Heroku's (waveFailure).
+	// that is not Heroku's (waveFailure); or when the run was put off by
+	// Heroku's token endpoint answering 429 (tokenLater), which no shared
+	// pause covers, as the Platform API's budget covers its own 429s.
 	waveFailed bool
 }
 

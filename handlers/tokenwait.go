@@ -19,7 +19,9 @@ import (
 // maxTokenWaits of them, about 26 minutes of waiting, the 429 fails the
 // run like any transient error: asynq's retries, with their back-off and
 // their limit, take over, and an endpoint that never recovers ends the
-// rotation.
+// rotation. A bulk run so put off counts as the wave's failed run
+// (Deps.observeRotation), so that a token endpoint turning the whole wave
+// away slows it to a probe.
 const (
 	tokenWaitFirst = 5 * time.Second
 	tokenWaitMax   = 5 * time.Minute
@@ -48,6 +50,10 @@ func (h *Rotate) tokenLater(ctx context.Context, r *rotation, rl *heroku.RateLim
 		r.log.Warn().Int("token_429", n).Msg("token_rate_limited_too_long")
 		return nil
 	}
+	// The wave's failure: the feeder slows a wave whose refreshes are all
+	// turned away rather than release the rest into them at the budget's
+	// pace, each one more rotation asking the token endpoint again.
+	r.waveFailed = true
 	return &RetryLaterError{After: max(tokenWait(n), rl.RetryAfter), Reason: "Heroku's token endpoint answered 429 rate_limit"}
 }
 

@@ -19,8 +19,9 @@ func (f waveFunc) Record(ctx context.Context, rotated, retried bool) { f(ctx, ro
 
 func (waveFunc) Outage(context.Context) bool { return false }
 
-// Only a bulk run that rotated, failed for a retry, or failed for good for
-// a reason the whole wave may meet (waveFailure) tells the feeder of the issuer's and Heroku's health: any
+// Only a bulk run that rotated, failed for a retry, failed for good for
+// a reason the whole wave may meet (waveFailure), or was put off by the
+// token endpoint's 429 (tokenLater) tells the feeder of the issuer's and Heroku's health: any
 // other permanent failure is one instance's, a join or a wait for the
 // budget says nothing, and interactive and default work is not the wave's.
 func TestOnlyBulkRunsThatRotateOrFailForAllReachTheWave(t *testing.T) {
@@ -33,14 +34,15 @@ func TestOnlyBulkRunsThatRotateOrFailForAllReachTheWave(t *testing.T) {
 		{tasks.QueueBulk, OutcomeRotated, false}, {tasks.QueueBulk, OutcomeRetry, false},
 		{tasks.QueueBulk, OutcomeFailed, false}, {tasks.QueueBulk, OutcomeFailed, true},
 		{tasks.QueueBulk, OutcomeJoined, false}, {tasks.QueueBulk, OutcomeRateLimited, false},
+		{tasks.QueueBulk, OutcomeRateLimited, true},
 		{tasks.QueueBulk, OutcomeSkipped, false}, {tasks.QueueInteractive, OutcomeRetry, false},
 		{tasks.QueueInteractive, OutcomeFailed, true}, {tasks.QueueDefault, OutcomeRotated, false},
 	} {
 		d.observeRotation(t.Context(), run.queue, run.outcome, run.waveFailed)
 	}
-	if want := []bool{true, false, false}; !slices.Equal(got, want) {
+	if want := []bool{true, false, false, false}; !slices.Equal(got, want) {
 		t.Errorf("the wave heard %v, want %v: the bulk run that rotated, the one that failed for a retry, "+
-			"the one that failed for good for the wave's reason", got, want)
+			"the one that failed for good for the wave's reason, the one the token endpoint's 429 put off", got, want)
 	}
 }
 
