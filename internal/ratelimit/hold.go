@@ -114,6 +114,24 @@ func (l *Limiter) Observe(addonID string, remaining int, status int) {
 	}
 }
 
+// ObserveRetryAfter tells the Limiter that Heroku's 429 to a call for
+// addonID, which Observe has seen, asked for d before the next call (its
+// Retry-After: Heroku documents none, a front before it may send one).
+// The budget's pause is lengthened to d, at most MaxBackoff, and the
+// budget left empty for its end (empty), so that no process calls again
+// sooner than asked, each 429 that follows a shorter pause one more
+// rotation's wait spent. A pause already longer is kept. Safe for
+// concurrent use.
+func (l *Limiter) ObserveRetryAfter(addonID string, d time.Duration) {
+	keys, err := keysFor(l.p.Scope, addonID)
+	if err != nil || l.ctx.Err() != nil || d <= 0 {
+		return
+	}
+	if until, set := l.hold(keys, slowScript, new(atomic.Uint64), min(d, l.p.MaxBackoff).Milliseconds(), 0); set {
+		l.empty(keys, until)
+	}
+}
+
 // lowWaterPause is how long Heroku takes to refill the tokens missing below
 // the low-water mark, at most MaxBackoff.
 func (l *Limiter) lowWaterPause(remaining int) time.Duration {
