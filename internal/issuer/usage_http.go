@@ -141,12 +141,21 @@ func CleanUsedBy(s string) string {
 
 // holdsKeyInGroups reports whether s holds a key written in groups
 // (secret.KeyInGroups) between any characters that are neither letters,
-// digits nor dashes.
+// digits nor dashes, or dashes that join no group: a dash at either end of
+// a word, or two or more together ("client--<key>", "<key>-"), which
+// KeyInGroups reads as an empty group, no key.
 func holdsKeyInGroups(s string) bool {
 	words := strings.FieldsFunc(s, func(r rune) bool {
 		return r != '-' && (r > unicode.MaxASCII || !unicode.IsLetter(r) && !unicode.IsDigit(r))
 	})
-	return slices.ContainsFunc(words, secret.KeyInGroups)
+	for _, w := range words {
+		if slices.ContainsFunc(strings.Split(w, "--"), func(part string) bool {
+			return secret.KeyInGroups(strings.Trim(part, "-"))
+		}) {
+			return true
+		}
+	}
+	return false
 }
 
 // mayHoldPassword reports whether a hint may hold a password that
