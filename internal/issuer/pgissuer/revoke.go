@@ -370,11 +370,13 @@ func (iss *Issuer) reassign(ctx context.Context, t target, db, quotedRole string
 	primaryOnly(&cfg.Config)
 	// The owner role owns the database and may give it defaults (ALTER
 	// DATABASE ... SET); settings sent at connection win over them, so none
-	// makes this session read-only, short-lived or another role, or lets it
-	// wait for a lock longer than reassignLockWait.
+	// makes this session read-only, short-lived or another role, lets it
+	// wait for a lock longer than reassignLockWait, or fails it as it opens
+	// (local_preload_libraries naming a library that is not there, which
+	// the tenant's own apps may send empty to work on).
 	for name, value := range map[string]string{"role": "none", "default_transaction_read_only": "off",
 		"statement_timeout": "0", "lock_timeout": strconv.FormatInt(reassignLockWait.Milliseconds(), 10),
-		"idle_in_transaction_session_timeout": "0"} {
+		"idle_in_transaction_session_timeout": "0", "local_preload_libraries": ""} {
 		cfg.RuntimeParams[name] = value
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
