@@ -277,12 +277,17 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 		return err
 	}
 	r := sanitize(role)
-	// A database dropped since the role was minted holds nothing of it.
-	var dbExists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", t.loc.Database).Scan(&dbExists); err != nil {
+	// A database dropped since the role was minted holds nothing of it,
+	// and one where nothing depends on the role (it acted as the owner
+	// role, whose objects and grants they are) needs no connection: the
+	// database's owner may limit its connections (CONNECTION LIMIT, which
+	// binds an admin that is no superuser) and its app hold them all.
+	// Privileges on shared objects (dbid 0) go with DROP OWNED there too.
+	var owns bool
+	if err := conn.QueryRow(ctx, ownsInQuery, role, t.loc.Database).Scan(&owns); err != nil {
 		return explain(ctx, conn, "revoke", err)
 	}
-	if dbExists {
+	if owns {
 		if err := iss.reassign(ctx, t, t.loc.Database, r); err != nil {
 			return err
 		}
@@ -309,6 +314,14 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 	}
 	return nil
 }
+
+// ownsInQuery says whether anything depends on role $1 (pg_shdepend: what
+// it owns, privileges and default privileges granted to it, policies naming
+// it) in database $2, if it exists, or on a shared object.
+const ownsInQuery = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_shdepend s
+	JOIN pg_catalog.pg_database d ON d.datname = $2 AND s.dbid IN (0, d.oid)
+	WHERE s.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
+	AND s.refobjid = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1))`
 
 // dropIfExists drops the role, waiting at most reassignLockWait for a lock
 // on it: a session that adds a dependency on the role (the customer's app,
