@@ -125,6 +125,11 @@ func expedite(ctx context.Context, env *environ, p reconcile.Params, names []exp
 	done := make([]expedited, 0, len(plan))
 	for _, r := range plan {
 		e, err := expediteOne(ctx, p, r)
+		if errors.Is(err, store.ErrRevocationDead) {
+			// Set aside since the plan read it: it waits for an operator's retry.
+			fmt.Fprintf(env.stderr, "not expedited: %s: %s\n", e.ID, deadNotExpedited(e.ID))
+			continue
+		}
 		if err != nil {
 			return errors.Join(err, writeExpedited(env.stdout, done, asJSON))
 		}
@@ -145,6 +150,9 @@ func expediteOne(ctx context.Context, p reconcile.Params, r store.Revocation) (e
 	e := expedited{ID: r.InstanceID + "/" + r.CredentialID, InstanceID: r.InstanceID, CredentialID: r.CredentialID,
 		WasRevokeAt: r.RevokeAt}
 	now, err := p.Store.ExpediteRevocation(ctx, r.InstanceID, r.CredentialID, expeditedBy)
+	if errors.Is(err, store.ErrRevocationDead) {
+		return e, err // set aside since the plan read it
+	}
 	if errors.Is(err, store.ErrConflict) {
 		// Checked previous a moment ago: only a revocation makes it leave that state.
 		e.Task = store.CredentialRevoked

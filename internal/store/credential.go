@@ -160,7 +160,9 @@ func (s *Store) PendingRevocations(ctx context.Context) (int64, error) {
 // emergency "revoke the old credential now", for when it is known to have
 // leaked. Apps that have not restarted since the rotation will fail. It
 // returns the revocation to run, and ErrConflict unless the credential is
-// previous and not yet revoked.
+// previous and not yet revoked; ErrRevocationDead, an ErrConflict, when
+// its revocation is in the dead-letter set (it waits for
+// RetryDeadRevocation).
 func (s *Store) ExpediteRevocation(ctx context.Context, instanceID, credID, by string) (Revocation, error) {
 	r, _, err := s.Expedite(ctx, instanceID, credID, by)
 	return r, err

@@ -1176,15 +1176,22 @@ return 'revoked'
 // and the fleet stream (a customer revoking a credential is an event
 // operators watch for), is written once.
 //
+// A credential whose revocation the issuer refused for good (deadScript
+// set dead_at) is refused: only an operator brings it back
+// (RetryDeadRevocation), and moved to the revocations due it would sit in
+// both sets, overdue and retried by every sweep.
+//
 // KEYS: expediteKeys (credential.go), one field per key, in order.
 // ARGV: instance id, credential id, now ms, instance event cap, fleet event
 // cap, who asked. Returns {"ok" or "already", the revoke time ms}. Errors:
-// "not_found", "conflict ...".
+// "not_found", "conflict ..." ("conflict revocation is dead" for one in the
+// dead-letter set: ErrRevocationDead).
 var expediteScript = eventScript(`
-local c = redis.call('HMGET', KEYS[1], 'state', 'expedited_at', 'revoke_at')
+local c = redis.call('HMGET', KEYS[1], 'state', 'expedited_at', 'revoke_at', 'dead_at')
 local st = c[1] or ''
 if st == '' then return redis.error_reply('not_found') end
 if st ~= 'previous' then return redis.error_reply('conflict credential is ' .. st) end
+if (c[4] or '') ~= '' then return redis.error_reply('conflict revocation is dead') end
 if (c[2] or '') ~= '' and (tonumber(c[3]) or 0) <= tonumber(ARGV[3]) then return {'already', c[3]} end
 redis.call('HSET', KEYS[1], 'revoke_at', ARGV[3], 'expedited_at', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])

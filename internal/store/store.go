@@ -43,6 +43,10 @@ var (
 	// ErrConflict means a step does not fit the rotation's state, for example
 	// an issuer returning a second credential for one rotation.
 	ErrConflict = errors.New("conflict with the stored state")
+	// ErrRevocationDead means a revocation the issuer refused for good,
+	// set aside in the dead-letter set, was asked to run now: only an
+	// operator brings it back (RetryDeadRevocation). It is an ErrConflict.
+	ErrRevocationDead = fmt.Errorf("%w: the revocation is dead-lettered", ErrConflict)
 	// ErrUnreadable means a sealed value in Redis cannot be opened (a key
 	// that was dropped from REKEY_ENCRYPTION_KEYS, a damaged value). It does
 	// not go away by retrying.
@@ -353,6 +357,8 @@ func scriptError(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, ErrConfigLiveElsewhere)
 	case strings.HasPrefix(msg, "config_reused"):
 		return fmt.Errorf("%s: %w (credential %s)", op, ErrConfigReused, strings.TrimSpace(strings.TrimPrefix(msg, "config_reused")))
+	case msg == "conflict revocation is dead":
+		return fmt.Errorf("%s: %w", op, ErrRevocationDead)
 	case strings.HasPrefix(msg, "conflict"):
 		return fmt.Errorf("%s: %w: %s", op, ErrConflict, strings.TrimSpace(strings.TrimPrefix(msg, "conflict")))
 	}

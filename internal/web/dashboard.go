@@ -290,6 +290,11 @@ func (s *server) dashboardRevokeNow(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	rev, moved, err := s.Store.Expedite(ctx, sess.InstanceID, credID, store.ExpeditedByCustomer)
 	switch {
+	case errors.Is(err, store.ErrRevocationDead):
+		// Set aside for an operator: a click does not bring it back.
+		s.page(w, r, http.StatusConflict, "Revocation needs an operator", "The credential service refused to revoke that old "+
+			"credential, so its revocation needs an operator and was not started again. Your current credential is unaffected.")
+		return
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
 		s.nothingToRevoke(w, r, sess.InstanceID, credID)
 		return
