@@ -36,8 +36,9 @@ func newKeysCmd(env *environ) *cobra.Command {
 		Short: "How many stored sealed values each key of REKEY_ENCRYPTION_KEYS opens",
 		Long: `Counts every stored sealed value (OAuth tokens, pending credentials' config, the fingerprint
 key) by the key of REKEY_ENCRYPTION_KEYS that opens it, and how many none opens, then lists the
-running processes and the key each seals under. Exits 1 when some cannot be opened, so a script
-does not drop a key on its word.`,
+running processes and the key each seals under. Exits 1 when some cannot be opened, or when every
+value is under the first key but a running process seals under another, so a script does not drop a
+key on its word.`,
 		Example: `  rekey keys status
   rekey keys status --json | jq .unreadable_total`,
 		Args: noArgs,
@@ -83,7 +84,10 @@ nothing under the old key, then drop it.`,
 }
 
 // keysStatus counts every stored sealed value by the key that opens it and
-// prints the count. It returns errUnreadable when some cannot be opened.
+// prints the count. It returns errUnreadable when some cannot be opened,
+// and errProcessKeys when every value is under the first key but a running
+// process seals under another: what it writes from then on is under that
+// key, which must not be dropped yet.
 func keysStatus(ctx context.Context, src sealedValues, w io.Writer, asJSON bool) error {
 	st, err := src.SealedStatus(ctx, 0)
 	if err != nil {
@@ -93,18 +97,26 @@ func keysStatus(ctx context.Context, src sealedValues, w io.Writer, asJSON bool)
 	if err != nil {
 		return err
 	}
+	behind, _ := sealingElsewhere(rings, st.KeyIDs)
 	if asJSON {
 		err = writeKeysJSON(w, st, rings)
 	} else {
 		// In one write, whose error is the command's: counts that could
 		// not be printed are no counts read.
 		var b strings.Builder
-		writeKeysText(&b, st)
+		writeKeysText(&b, st, behind)
 		writeProcessKeys(&b, st.KeyIDs, rings)
 		_, err = io.WriteString(w, b.String())
 	}
-	if err == nil && st.UnreadableTotal() > 0 {
+	switch {
+	case err != nil:
+	case st.UnreadableTotal() > 0:
 		err = fmt.Errorf("%w: %d values", errUnreadable, st.UnreadableTotal())
+	case len(behind) > 0 && st.ByKey[0] == st.Values:
+		// Every value under key 1 would clear the other keys for
+		// dropping; while values remain under another key the counts
+		// already say not to.
+		err = fmt.Errorf("%w (key %s): %s", errProcessKeys, st.KeyIDs[0], printable.Text(strings.Join(behind, "; ")))
 	}
 	return err
 }
@@ -144,7 +156,10 @@ func writeKeysJSON(w io.Writer, st store.SealedStatus, rings []store.Keyring) er
 	return writeJSON(w, out)
 }
 
-func writeKeysText(w io.Writer, st store.SealedStatus) {
+// writeKeysText prints the counts; behind lists the running processes
+// that seal under another key than the first (sealingElsewhere), which
+// keep writing under a key the counts alone would clear for dropping.
+func writeKeysText(w io.Writer, st store.SealedStatus, behind []string) {
 	fmt.Fprintf(w, "%s in %s; REKEY_ENCRYPTION_KEYS holds %s "+
 		"(ids are the first 8 hex digits of SHA-256 of each key):\n", count(int(st.Values), "sealed value", "sealed values"),
 		count(int(st.Keys), "Redis key", "Redis keys"), count(len(st.KeyIDs), "key", "keys"))
@@ -161,9 +176,20 @@ func writeKeysText(w io.Writer, st store.SealedStatus) {
 	if older := st.Values - st.UnreadableTotal() - st.ByKey[0]; older > 0 {
 		fmt.Fprintf(w, "%s still under an older key: run 'rekey keys reseal' before dropping it\n",
 			count(int(older), "value is", "values are"))
+	} else if len(behind) > 0 {
+		fmt.Fprintf(w, "every value is under key 1, but %s under another key: restart %s with key 1 first, "+
+			"then run 'rekey keys reseal' again before dropping any key\n",
+			count(len(behind), "running process still seals", "running processes still seal"), pronoun(len(behind)))
 	} else if len(st.KeyIDs) > 1 && st.UnreadableTotal() == 0 {
 		fmt.Fprintln(w, "every value is under key 1: the other keys can be dropped from REKEY_ENCRYPTION_KEYS")
 	}
+}
+
+func pronoun(n int) string {
+	if n == 1 {
+		return "it"
+	}
+	return "them"
 }
 
 // writeProcessKeys says which key each running process seals under, by

@@ -120,7 +120,7 @@ func keyIDOf(t *testing.T, k []byte) string {
 func TestKeysStatusPrintout(t *testing.T) {
 	var b bytes.Buffer
 	writeKeysText(&b, store.SealedStatus{KeyIDs: []string{"aaaa1111", "bbbb2222"}, ByKey: []int64{5, 2},
-		Unreadable: map[string]int64{"cccc3333": 1, "aaaa1111": 1}, Values: 9, Keys: 4})
+		Unreadable: map[string]int64{"cccc3333": 1, "aaaa1111": 1}, Values: 9, Keys: 4}, nil)
 	t.Log("\n" + b.String())
 	for _, want := range []string{"key 1  aaaa1111 (seals) 5 values", "key 2  bbbb2222", "cannot be opened  2 values",
 		"1 sealed under key aaaa1111, key 1, yet they do not open", "1 sealed under key cccc3333, which REKEY_ENCRYPTION_KEYS does not hold",
@@ -307,5 +307,46 @@ func TestKeysResealReportsAProcessThatStartedMeanwhile(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "resealed under key 1") {
 		t.Errorf("stdout lacks the counts: %s", stdout.String())
+	}
+}
+
+// A process that still seals under the old key after the reseal (one left
+// out of the restart, started again with the old list) writes what it
+// seals from then on under that key: status does not say the old key can
+// be dropped, and fails naming the process, so a script does not drop it
+// on its word.
+func TestKeysStatusDoesNotClearAKeyARunningProcessSealsUnder(t *testing.T) {
+	ctx := context.Background()
+	c := newCLI(t)
+	for _, id := range c.register(t, 2) {
+		if err := c.st.SaveToken(ctx, id, heroku.Token{AccessToken: secret.New("a-" + id),
+			RefreshToken: secret.New("r-" + id), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newKey := bytes.Repeat([]byte{16}, seal.KeySize)
+	if err := runCommand(ctx, c.withKeys(newKey, testKey), "keys", "reseal"); err != nil {
+		t.Fatalf("reseal: %v\n%s", err, c.stderr.String())
+	}
+	indexed := func(_, stderr string) bool { return strings.Contains(stderr, "schedule_indexed") }
+	clock, _, _ := startRekey(t, c.vars(), indexed, "scheduler") // REKEY_ENCRYPTION_KEYS: the old key alone
+	defer signalAndWait(t, clock, syscall.SIGTERM)
+	c.waitFor(t, "the scheduler to announce its keys", func() bool {
+		rings, err := c.st.Keyrings(ctx)
+		return err == nil && len(rings) == 1
+	})
+
+	c.stdout.Reset()
+	err := runCommand(ctx, c.withKeys(newKey, testKey), "keys", "status")
+	if !errors.Is(err, errProcessKeys) || !strings.Contains(err.Error(), "seals under key "+keyIDOf(t, testKey)) {
+		t.Errorf("status beside a process sealing under the old key = %v, want errProcessKeys naming it", err)
+	}
+	if out := c.stdout.String(); strings.Contains(out, "can be dropped") ||
+		!strings.Contains(out, "every value is under key 1, but 1 running process still seals under another key: restart it") {
+		t.Errorf("status clears the old key while a process seals under it:\n%s", c.stdout.String())
+	}
+	c.stdout.Reset()
+	if err := runCommand(ctx, c.withKeys(newKey, testKey), "keys", "status", "--json"); !errors.Is(err, errProcessKeys) {
+		t.Errorf("status --json beside a process sealing under the old key = %v, want errProcessKeys", err)
 	}
 }
