@@ -164,7 +164,8 @@ func newInstancesImportCmd(env *environ) *cobra.Command {
 		Long: `Registers one instance per JSON line of FILE (- for stdin), each like the API's PUT body plus "id".
 Blank lines, lines starting with # and a byte order mark at the start of FILE are skipped. Each bad
 line is reported by number; the command exits 1 when any line was refused (the others are
-registered).
+registered). A line naming an instance an earlier line registered, with other values or with its id
+in another case, is refused, naming that line; one repeating it exactly registers again.
 
 An instance rekey knows as deprovisioned is skipped, and counted: a file imported again must not
 bring back add-ons their partner deleted since, with the credentials rekey rotated away since made
@@ -268,6 +269,7 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 	sc := bufio.NewScanner(fleet.SkipBOM(r)) // a file saved by a Windows editor starts with one
 	sc.Buffer(make([]byte, 64<<10), maxImportLine)
 	ok, bad, skipped := 0, 0, 0
+	imported := importedLines{}
 	out := importOutput{Refused: []refusedLine{}}
 	refuse := func(n int, id, reason string) {
 		// The file's text (an id, a field name a JSON error quotes) is
@@ -330,6 +332,10 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 			refuse(n, "", err.Error()) // which id the line names is what is in doubt
 			continue
 		}
+		if why := imported.conflict(n, in); why != "" {
+			refuse(n, in.ID, why)
+			continue
+		}
 		if !includeDeprovisioned {
 			gone, err := deprovisioned(ctx, a, in.ID)
 			if err != nil && ctx.Err() != nil {
@@ -361,6 +367,7 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 			refuse(n, in.ID, err.Error())
 			continue
 		}
+		imported.add(n, in)
 		ok++
 	}
 	out.Registered, out.SkippedDeprovisioned = ok, skipped

@@ -598,3 +598,49 @@ func TestReadingADirectoryNamesItOnce(t *testing.T) {
 		t.Error("reading a directory changed Redis")
 	}
 }
+
+// TestImportRefusesTheSameInstanceTwiceWithOtherValues: a file exported
+// from a spreadsheet that names one instance on two lines with other
+// values (a stale row with another current credential), or with its id in
+// another case, has its later line refused, naming the line that was
+// registered: the later line's current credential was left alone as a
+// repeat registration leaves it, and its case variant registered a second
+// instance for one add-on, each counted registered. A line repeating one
+// exactly registers as before.
+func TestImportRefusesTheSameInstanceTwiceWithOtherValues(t *testing.T) {
+	c := newCLI(t)
+	ctx := context.Background()
+	line := func(id, cred string) string {
+		return `{"id":"` + id + `","api_version":"v3","config_vars":["MYADDON_URL"],"current_credential_id":"` + cred +
+			`","oauth":{"refresh_token":"rt-` + id + `","access_token":"at-` + id + `","expires_at":"2030-01-01T00:00:00Z"}}`
+	}
+	lines := strings.Join([]string{
+		line("inst-1", "cred-a"),
+		line("inst-1", "cred-a"),
+		line("inst-1", "cred-b"),
+		line("INST-1", "cred-a"),
+		line("inst-2", "cred-a"),
+	}, "\r\n")
+	err := c.importLines(t, lines, "--json")
+	var out importOutput
+	if jerr := json.Unmarshal(c.stdout.Bytes(), &out); jerr != nil || err == nil || !strings.Contains(err.Error(), "2 lines refused") {
+		t.Fatalf("import = %v, %s (%v); want 2 lines refused", err, c.stdout, jerr)
+	}
+	if out.Registered != 3 || len(out.Refused) != 2 || out.Refused[0].Line != 3 || out.Refused[1].Line != 4 {
+		t.Fatalf("--json = %+v; want lines 1, 2 and 5 registered, lines 3 and 4 refused", out)
+	}
+	for _, r := range out.Refused {
+		if !strings.Contains(r.Reason, "line 1") {
+			t.Errorf("line %d refused for %q, which does not name line 1, where the instance was registered", r.Line, r.Reason)
+		}
+	}
+	if in, err := c.st.Instance(ctx, "inst-1"); err != nil || in.CurrentCredential != "cred-a" {
+		t.Errorf("inst-1 = %+v (%v); want cred-a current, as line 1 registered it", in, err)
+	}
+	if _, err := c.st.Instance(ctx, "INST-1"); err == nil {
+		t.Error("INST-1 registered as a second instance beside inst-1")
+	}
+	if !strings.Contains(c.stderr.String(), "rekey: line 3 (inst-1): ") {
+		t.Errorf("stderr does not report line 3:\n%s", c.stderr)
+	}
+}
