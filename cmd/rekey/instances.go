@@ -171,8 +171,13 @@ An instance rekey knows as deprovisioned is skipped, and counted: a file importe
 bring back add-ons their partner deleted since, with the credentials rekey rotated away since made
 current again. --include-deprovisioned registers them again, as a PUT would.
 
---json prints the counts and each refused line (its number, the instance id when it has one, and
-why) as one JSON object; the lines are reported on stderr as well.`,
+A line naming, for a live instance, another current_credential_id than the one rekey holds (and
+never held for it) is registered, its current credential left as it is, as a registration leaves
+it: stderr says so, naming the one kept, which the instance's first rotation revokes after the grace.
+
+--json prints the counts, each refused line (its number, the instance id when it has one, and why)
+and each line whose current credential was kept ("current_kept") as one JSON object; the lines are
+reported on stderr as well.`,
 		Example: `  rekey instances import instances.jsonl
   echo '{"id":"inst-1","api_version":"v1","heroku_id":"app123@heroku.com","config_vars":["MYADDON_URL"]}' | rekey instances import -
   rekey instances import --include-deprovisioned reprovisioned.jsonl
@@ -243,6 +248,19 @@ type importOutput struct {
 	Registered           int           `json:"registered"`
 	SkippedDeprovisioned int           `json:"skipped_deprovisioned"`
 	Refused              []refusedLine `json:"refused"`
+	// CurrentKept are the registered lines naming, for a live instance,
+	// another current credential than the one rekey keeps.
+	CurrentKept []keptLine `json:"current_kept"`
+}
+
+// keptLine is a line instances import registered without the current
+// credential it named: the instance is live, and a registration leaves its
+// current credential (current) alone whatever it names. The id the line
+// named is not repeated: it may be a secret pasted in the wrong column.
+type keptLine struct {
+	Line       int    `json:"line"`
+	InstanceID string `json:"instance_id"`
+	Current    string `json:"current"`
 }
 
 // refusedLine is one line instances import refused.
@@ -270,7 +288,7 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 	sc.Buffer(make([]byte, 64<<10), maxImportLine)
 	ok, bad, skipped := 0, 0, 0
 	imported := importedLines{}
-	out := importOutput{Refused: []refusedLine{}}
+	out := importOutput{Refused: []refusedLine{}, CurrentKept: []keptLine{}}
 	refuse := func(n int, id, reason string) {
 		// The file's text (an id, a field name a JSON error quotes) is
 		// escaped on stderr, and kept exact in --json.
@@ -353,6 +371,7 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 				continue
 			}
 		}
+		kept := keptCurrent(ctx, a, in)
 		if err := reg.Put(ctx, in); err != nil && ctx.Err() != nil {
 			// The registration may have been stored before the context
 			// ended, so its error (a read the context cut short) is no
@@ -369,6 +388,13 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 		}
 		imported.add(n, in)
 		ok++
+		if kept != "" {
+			fmt.Fprintf(env.stderr, "rekey: line %d (%s): its current_credential_id was not taken: the instance is registered "+
+				"already, with current credential %s, which a registration leaves alone (a rotation replaces it, and revokes it "+
+				"after the grace); if its apps do not hold %s, make sure nothing else does before it rotates\n",
+				n, in.ID, kept, kept)
+			out.CurrentKept = append(out.CurrentKept, keptLine{Line: n, InstanceID: in.ID, Current: kept})
+		}
 	}
 	out.Registered, out.SkippedDeprovisioned = ok, skipped
 	if err := sc.Err(); err != nil && ctx.Err() != nil {
@@ -400,12 +426,35 @@ func importInstances(ctx context.Context, env *environ, a *app, path string, inc
 // whose error it returns.
 func writeImported(w io.Writer, out importOutput) error {
 	text := fmt.Sprintf("%s registered, %s refused\n", instances(out.Registered), count(len(out.Refused), "line", "lines"))
+	if len(out.CurrentKept) > 0 {
+		text += fmt.Sprintf("%s another current credential than the one rekey holds, which was kept (said above)\n",
+			count(len(out.CurrentKept), "line named", "lines named"))
+	}
 	if out.SkippedDeprovisioned > 0 {
 		text += fmt.Sprintf("%s skipped (--include-deprovisioned registers them again)\n",
 			count(out.SkippedDeprovisioned, "deprovisioned instance", "deprovisioned instances"))
 	}
 	_, err := io.WriteString(w, text)
 	return err
+}
+
+// keptCurrent returns the current credential rekey keeps for in's live
+// instance when in names another that rekey has never known for it (a
+// corrected file: one it knew is one rotated away since, and the file a
+// stale one); "" otherwise, also when it cannot tell. The registration
+// leaves a live instance's current credential alone.
+func keptCurrent(ctx context.Context, a *app, in registry.Input) string {
+	if in.CurrentCredentialID == "" || !store.ValidID(in.ID) || !store.ValidID(in.CurrentCredentialID) {
+		return ""
+	}
+	inst, err := a.store.Instance(ctx, in.ID)
+	if err != nil || inst.Deprovisioned() || inst.CurrentCredential == "" || inst.CurrentCredential == in.CurrentCredentialID {
+		return ""
+	}
+	if _, err := a.store.Credential(ctx, in.ID, in.CurrentCredentialID); !errors.Is(err, store.ErrNotFound) {
+		return ""
+	}
+	return inst.CurrentCredential
 }
 
 // deprovisioned reports whether rekey knows id as deprovisioned; an id it

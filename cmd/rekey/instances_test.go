@@ -644,3 +644,67 @@ func TestImportRefusesTheSameInstanceTwiceWithOtherValues(t *testing.T) {
 		t.Errorf("stderr does not report line 3:\n%s", c.stderr)
 	}
 }
+
+// TestImportSaysWhenItKeepsAnotherCurrentCredential: a file imported again
+// after its current_credential_id column was corrected (the first import
+// took a password or a neighbour's credential id for it) said "1 instance
+// registered" while rekey kept the first import's credential, which the
+// instance's first rotation revokes after the grace; it now says so on
+// stderr and in --json's "current_kept". A file imported again after a
+// rotation, naming the credential rotated away, says nothing.
+func TestImportSaysWhenItKeepsAnotherCurrentCredential(t *testing.T) {
+	c := newCLI(t)
+	ctx := context.Background()
+	line := func(cred string) string {
+		return `{"id":"inst-1","api_version":"v1","heroku_id":"app1@heroku.com","config_vars":["MYADDON_URL"],"current_credential_id":"` + cred + `"}` + "\n"
+	}
+	if err := c.importLines(t, line("cred-wrong")); err != nil {
+		t.Fatalf("first import: %v\n%s", err, c.stderr)
+	}
+	if err := c.importLines(t, line("cred-right"), "--json"); err != nil {
+		t.Fatalf("corrected import: %v\n%s", err, c.stderr)
+	}
+	var out struct {
+		importOutput
+		CurrentKept []map[string]any `json:"current_kept"`
+	}
+	if err := json.Unmarshal(c.stdout.Bytes(), &out); err != nil {
+		t.Fatalf("--json does not parse (%v): %s", err, c.stdout)
+	}
+	if len(out.CurrentKept) != 1 || out.CurrentKept[0]["line"] != float64(1) || out.CurrentKept[0]["current"] != "cred-wrong" {
+		t.Errorf("--json current_kept = %v; want line 1, cred-wrong kept", out.CurrentKept)
+	}
+	if s := c.stderr.String(); !strings.Contains(s, "line 1 (inst-1): its current_credential_id was not taken") || !strings.Contains(s, "cred-wrong") {
+		t.Errorf("stderr does not say the named credential was not taken:\n%s", s)
+	}
+	// The id the line named may be a secret pasted in the wrong column:
+	// it is not repeated.
+	if strings.Contains(c.stderr.String()+c.stdout.String(), "cred-right") {
+		t.Errorf("the output repeats the id the line named:\n%s\n%s", c.stderr, c.stdout)
+	}
+	if err := c.importLines(t, line("cred-right")); err != nil || !strings.Contains(c.stdout.String(), "1 line named another current credential than the one rekey holds, which was kept") {
+		t.Errorf("text import = %v, stdout %q; want it to count the instance that kept its credential", err, c.stdout)
+	}
+	if in, _ := c.st.Instance(ctx, "inst-1"); in.CurrentCredential != "cred-wrong" {
+		t.Fatalf("current credential = %s, want cred-wrong kept", in.CurrentCredential)
+	}
+
+	// Rotated since, the file naming the credential rotated away is a
+	// stale file, imported again as it is safe to: nothing to say.
+	if _, err := c.st.Claim(ctx, store.RotationRequest{InstanceID: "inst-1", RotationID: "rot-1"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New("postgres://u:n3w@db/1")}
+	if err := c.st.SavePending(ctx, "inst-1", "rot-1", "cred-1", cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.st.Promote(ctx, "inst-1", "rot-1", "cred-1", time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.importLines(t, line("cred-wrong")); err != nil {
+		t.Fatalf("import after the rotation: %v\n%s", err, c.stderr)
+	}
+	if s := c.stderr.String(); s != "" {
+		t.Errorf("import after the rotation, naming the credential rotated away, wrote on stderr:\n%s", s)
+	}
+}
