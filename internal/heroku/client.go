@@ -154,12 +154,6 @@ type Limiter interface {
 	Observe(addonID string, remaining int, status int)
 }
 
-// RetryAfterObserver is a Limiter that also hears the wait a 429's
-// Retry-After asks for, after Observe has seen the 429.
-type RetryAfterObserver interface {
-	ObserveRetryAfter(addonID string, d time.Duration)
-}
-
 // CallInfo describes one finished HTTP call, for metrics. It holds no secret.
 type CallInfo struct {
 	Endpoint  string        // one of the Endpoint constants

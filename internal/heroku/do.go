@@ -107,11 +107,6 @@ func (c *Client) do(ctx context.Context, cl call) ([]byte, error) {
 	c.report(cl, resp.StatusCode, remaining, start)
 	if cl.addonID != "" && c.limiter != nil {
 		c.limiter.Observe(cl.addonID, remaining, resp.StatusCode)
-		if o, ok := c.limiter.(RetryAfterObserver); ok && resp.StatusCode == http.StatusTooManyRequests {
-			if d := parseRetryAfter(resp.Header.Get("Retry-After"), c.now()); d > 0 {
-				o.ObserveRetryAfter(cl.addonID, d)
-			}
-		}
 	}
 	if err := responseError(resp, cl.endpoint, opaque, c.now(), secrets); err != nil {
 		return nil, err

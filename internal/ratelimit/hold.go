@@ -55,33 +55,6 @@ redis.call("SET", KEYS[1], kind, "PX", ms)
 return {ms, 1}
 `)
 
-// emptyScript leaves a budget without tokens when a 429 pause ends, so
-// that the calls after it go at the budget's rate, one first, rather than
-// as the burst the budget saved up while paused: Heroku said by its 429
-// that its own bucket was empty, and a burst into it, from every process
-// at once, is a burst of 429s after each pause, each one a rotation's
-// wait spent.
-//
-// KEYS[1] is the budget's GCRA key, as redis_rate names it ("rate:" and
-// scopeKeys.rate), whose value is redis_rate's theoretical arrival time in
-// seconds since 2017-01-01 by Redis's clock. ARGV[1] is the pause left in
-// ms; ARGV[2] is how far the arrival time stands past the moment one
-// background token is free, in seconds (the background burst less one, in
-// intervals). A later arrival time is kept.
-//
-// It returns 1 if it moved the arrival time, else 0.
-var emptyScript = redis.NewScript(`
-local t = redis.call("TIME")
-local now = (t[1] - 1483228800) + (t[2] / 1000000)
-local tat = now + tonumber(ARGV[1]) / 1000 + tonumber(ARGV[2])
-local was = tonumber(redis.call("GET", KEYS[1]))
-if was and was >= tat then
-  return 0
-end
-redis.call("SET", KEYS[1], string.format("%.6f", tat), "EX", math.ceil(tat - now))
-return 1
-`)
-
 // Observe tells the Limiter how Heroku answered a call for addonID: its HTTP
 // status and RateLimit-Remaining header (negative when absent). A 429 pauses
 // every process on the budget, for longer after each 429 that follows a
@@ -97,10 +70,7 @@ func (l *Limiter) Observe(addonID string, remaining int, status int) {
 	switch {
 	case status == http.StatusTooManyRequests:
 		l.setStreak(keys, true)
-		if until, set := l.hold(keys, backoffScript, &l.stats.backoffs, l.p.Backoff.Milliseconds(),
-			l.p.MaxBackoff.Milliseconds()); set {
-			l.empty(keys, until)
-		}
+		l.hold(keys, backoffScript, &l.stats.backoffs, l.p.Backoff.Milliseconds(), l.p.MaxBackoff.Milliseconds())
 	case remaining >= 0 && remaining < l.p.LowWater:
 		reset := 0
 		if ok && l.setStreak(keys, false) {
@@ -114,24 +84,6 @@ func (l *Limiter) Observe(addonID string, remaining int, status int) {
 	}
 }
 
-// ObserveRetryAfter tells the Limiter that Heroku's 429 to a call for
-// addonID, which Observe has seen, asked for d before the next call (its
-// Retry-After: Heroku documents none, a front before it may send one).
-// The budget's pause is lengthened to d, at most MaxBackoff, and the
-// budget left empty for its end (empty), so that no process calls again
-// sooner than asked, each 429 that follows a shorter pause one more
-// rotation's wait spent. A pause already longer is kept. Safe for
-// concurrent use.
-func (l *Limiter) ObserveRetryAfter(addonID string, d time.Duration) {
-	keys, err := keysFor(l.p.Scope, addonID)
-	if err != nil || l.ctx.Err() != nil || d <= 0 {
-		return
-	}
-	if until, set := l.hold(keys, slowScript, new(atomic.Uint64), min(d, l.p.MaxBackoff).Milliseconds(), 0); set {
-		l.empty(keys, until)
-	}
-}
-
 // lowWaterPause is how long Heroku takes to refill the tokens missing below
 // the low-water mark, at most MaxBackoff.
 func (l *Limiter) lowWaterPause(remaining int) time.Duration {
@@ -141,13 +93,12 @@ func (l *Limiter) lowWaterPause(remaining int) time.Duration {
 // hold runs one of the hold scripts, counts the pause in set when the script
 // set it, and applies the pause in force to this process at once, to every
 // budget it pauses (with ScopeInstance every instance's: keysFor); other
-// processes see it within HoldRefresh. It returns when the pause in force
-// ends and whether this call set it.
-func (l *Limiter) hold(keys scopeKeys, s *redis.Script, set *atomic.Uint64, args ...any) (time.Time, bool) {
+// processes see it within HoldRefresh.
+func (l *Limiter) hold(keys scopeKeys, s *redis.Script, set *atomic.Uint64, args ...any) {
 	res, err := s.Run(l.ctx, l.rdb, []string{keys.hold, keys.backoff}, args...).Int64Slice()
 	if err != nil || len(res) != 2 {
 		l.stats.errors.Add(1)
-		return time.Time{}, false
+		return
 	}
 	if res[1] == 1 {
 		set.Add(1)
@@ -166,30 +117,6 @@ func (l *Limiter) hold(keys scopeKeys, s *redis.Script, set *atomic.Uint64, args
 			m.holdUntil = until // the next caller must not trust a fresh holdChecked alone
 			l.memos[rate] = m
 		}
-	}
-	return until, res[1] == 1
-}
-
-// empty leaves the budget keys.rate names with one background token free
-// when the pause ending at until ends, and none before (emptyScript), in
-// Redis and in this process's view of it; other processes learn it from
-// their next refusal.
-func (l *Limiter) empty(keys scopeKeys, until time.Time) {
-	ahead := time.Duration(l.burst(Background)-1) * l.interval
-	if err := emptyScript.Run(l.ctx, l.rdb, []string{"rate:" + keys.rate},
-		max(time.Until(until), 0).Milliseconds(), ahead.Seconds()).Err(); err != nil {
-		l.stats.errors.Add(1)
-		return
-	}
-	tat := until.Add(ahead)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if b := l.buckets[keys.rate]; b != nil && tat.After(b.tat) {
-		b.tat = tat
-	}
-	if m, ok := l.memos[keys.rate]; ok && tat.After(m.tat) {
-		m.tat = tat
-		l.memos[keys.rate] = m
 	}
 }
 

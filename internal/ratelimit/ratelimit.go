@@ -52,7 +52,6 @@ type Limiter struct {
 var _ interface {
 	Wait(ctx context.Context, addonID string) error
 	Observe(addonID string, remaining int, status int)
-	ObserveRetryAfter(addonID string, d time.Duration)
 } = (*Limiter)(nil)
 
 // New returns a Limiter spending the budget p describes in rdb. It fails with
