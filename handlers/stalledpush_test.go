@@ -33,13 +33,7 @@ func TestAFrontStallingEveryPushsBodySlowsTheWave(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	g := newRig(t)
-	g.deps.Wave = pacing.NewOutcomes(g.rdb, nil)
-	ids := []string{"inst-1"}
-	for n := 2; n <= pacing.FailingAfter; n++ {
-		id := fmt.Sprintf("inst-%d", n)
-		g.provision(t, id, g.reg)
-		ids = append(ids, id)
-	}
+	ids := g.waveOfFailingAfter(t)
 	g.useHeroku(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPatch {
 			g.fake.ServeHTTP(w, r)
@@ -52,20 +46,7 @@ func TestAFrontStallingEveryPushsBodySlowsTheWave(t *testing.T) {
 		<-r.Context().Done()
 	}), 300*time.Millisecond)
 
-	srv := asynq.NewServerFromRedisClient(g.rdb, asynq.Config{Concurrency: 5, IsFailure: retry.IsFailure,
-		Queues:         map[string]int{tasks.QueueBulk: 1},
-		RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return 10 * time.Millisecond },
-		LogLevel:       asynq.FatalLevel, DelayedTaskCheckInterval: 50 * time.Millisecond, TaskCheckInterval: 50 * time.Millisecond})
-	if err := srv.Start(g.mux); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	client := asynq.NewClientFromRedisClient(g.rdb)
-	for _, id := range ids {
-		if _, err := client.Enqueue(rotateTask(t, id, "rot-"+id), asynq.Queue(tasks.QueueBulk)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	g.runOnBulk(t, ids, func(int, error, *asynq.Task) time.Duration { return 10 * time.Millisecond })
 	for _, id := range ids {
 		var rot store.Rotation
 		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -95,5 +76,40 @@ func TestAFrontStallingEveryPushsBodySlowsTheWave(t *testing.T) {
 	if !h.Failing() {
 		t.Fatalf("wave health after %d pushes answered 200 and never their body: %+v; want failing, the wave slowed to a probe",
 			len(ids), h)
+	}
+}
+
+// waveOfFailingAfter provisions a wave of pacing.FailingAfter instances,
+// inst-1 (the rig's) and more, whose bulk runs report their outcomes to the
+// wave's health (Deps.Wave), and returns their ids.
+func (g *rig) waveOfFailingAfter(t *testing.T) []string {
+	t.Helper()
+	g.deps.Wave = pacing.NewOutcomes(g.rdb, nil)
+	ids := []string{"inst-1"}
+	for n := 2; n <= pacing.FailingAfter; n++ {
+		id := fmt.Sprintf("inst-%d", n)
+		g.provision(t, id, g.reg)
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// runOnBulk serves the bulk queue with the rig's handlers until the test
+// ends, retrying after delay, and enqueues a rotate task there for each of
+// ids (rotation rot-<id>).
+func (g *rig) runOnBulk(t *testing.T, ids []string, delay asynq.RetryDelayFunc) {
+	t.Helper()
+	srv := asynq.NewServerFromRedisClient(g.rdb, asynq.Config{Concurrency: 5, IsFailure: retry.IsFailure,
+		Queues: map[string]int{tasks.QueueBulk: 1}, RetryDelayFunc: delay,
+		LogLevel: asynq.FatalLevel, DelayedTaskCheckInterval: 50 * time.Millisecond, TaskCheckInterval: 50 * time.Millisecond})
+	if err := srv.Start(g.mux); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	client := asynq.NewClientFromRedisClient(g.rdb)
+	for _, id := range ids {
+		if _, err := client.Enqueue(rotateTask(t, id, "rot-"+id), asynq.Queue(tasks.QueueBulk)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

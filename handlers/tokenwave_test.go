@@ -2,15 +2,11 @@ package handlers_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/rekeyhq/rekey/internal/pacing"
 	"github.com/rekeyhq/rekey/internal/retry"
-	"github.com/rekeyhq/rekey/tasks"
 )
 
 // Heroku's token endpoint answers 429 to every refresh of a wave's expired
@@ -28,31 +24,12 @@ func TestTokenEndpoint429sToAWaveSlowTheWave(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	g := newRig(t)
-	g.deps.Wave = pacing.NewOutcomes(g.rdb, nil)
-	ids := []string{"inst-1"}
-	for n := 2; n <= pacing.FailingAfter; n++ {
-		id := fmt.Sprintf("inst-%d", n)
-		g.provision(t, id, g.reg)
-		ids = append(ids, id)
-	}
+	ids := g.waveOfFailingAfter(t)
 	h := &tokenEndpoint429{g: g}
 	g.useHeroku(t, h, 5*time.Second)
 	g.fake.ExpireAccessTokens()
 
-	srv := asynq.NewServerFromRedisClient(g.rdb, asynq.Config{Concurrency: 5, IsFailure: retry.IsFailure,
-		Queues:         map[string]int{tasks.QueueBulk: 1},
-		RetryDelayFunc: retry.Delay,
-		LogLevel:       asynq.FatalLevel, DelayedTaskCheckInterval: 50 * time.Millisecond, TaskCheckInterval: 50 * time.Millisecond})
-	if err := srv.Start(g.mux); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	client := asynq.NewClientFromRedisClient(g.rdb)
-	for _, id := range ids {
-		if _, err := client.Enqueue(rotateTask(t, id, "rot-"+id), asynq.Queue(tasks.QueueBulk)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	g.runOnBulk(t, ids, retry.Delay)
 	// Each run refreshes once, is answered 429 and is put off for 5 s.
 	for deadline := time.Now().Add(15 * time.Second); int(h.tokens.Load()) < len(ids); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
