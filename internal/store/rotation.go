@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -347,7 +349,7 @@ func (s *Store) PromotePushed(ctx context.Context, instanceID, rotationID, credI
 	args := []any{instanceID, rotationID, credID, ms(s.now()), grace.Milliseconds(),
 		s.eventsPerInstance, s.eventsGlobal, int64(s.finishedTTL.Seconds()), detail,
 		slotHash(instanceID), DefaultRotationPeriod.Milliseconds(), settled, s.pushWindow.Milliseconds(),
-		s.maxGrace.Milliseconds()}
+		s.maxGrace.Milliseconds(), settleToken()}
 	res, err := promoteScript.Run(ctx, s.rdb, keys.list(), args...).StringSlice()
 	if err != nil {
 		return Promoted{}, scriptError("promote", err)
@@ -787,17 +789,54 @@ return 'ok'
 // older than UnansweredPushWindow.
 func (s *Store) SettlePush(ctx context.Context, rotationID string, n int) error {
 	keys := rotationOnlyKeys{rotation: rotationKey(rotationID)}
-	err := settlePushScript.Run(ctx, s.rdb, keys.list(), n).Err()
+	err := settlePushScript.Run(ctx, s.rdb, keys.list(), n, settleToken()).Err()
 	return scriptError("settle push", err)
 }
 
-// settlePushScript counts settled push attempts of an existing rotation.
+// settlePushScript counts settled push attempts of an existing rotation,
+// once a token (settle_once).
 //
-// KEYS: rotationOnlyKeys. ARGV: how many attempts settled. Returns "ok".
-var settlePushScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'push_settled', ARGV[1]) end
+// KEYS: rotationOnlyKeys. ARGV: how many attempts settled, the call's
+// token (settleToken). Returns "ok".
+var settlePushScript = redis.NewScript(luaSettleOnce + `
+if redis.call('EXISTS', KEYS[1]) == 1 then settle_once(KEYS[1], ARGV[1], ARGV[2]) end
 return 'ok'
 `)
+
+// settleToken names one call that settles push attempts. go-redis sends a
+// script again, with the same arguments, when the connection broke after
+// the script left (its retries on a network error): the script ran, its
+// answer was lost, and counted again the settled attempts would exceed
+// those Heroku refused, an unanswered push among them counted settled,
+// and a read-back would discard and revoke a credential that push may
+// still put in the config (I1).
+func settleToken() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand: never fails
+	return hex.EncodeToString(b[:])
+}
+
+// luaSettleOnce holds settle_once(key, n, token): adds n to the rotation
+// key's push_settled unless the call named token already did, keeping the
+// last eight tokens in push_settled_by; an empty token always adds.
+// Returns whether it added.
+const luaSettleOnce = `
+local function settle_once(key, n, token)
+  if (token or '') == '' then
+    redis.call('HINCRBY', key, 'push_settled', n)
+    return true
+  end
+  local seen = redis.call('HGET', key, 'push_settled_by') or ''
+  if string.find(',' .. seen .. ',', ',' .. token .. ',', 1, true) then return false end
+  local list = {}
+  for t in string.gmatch(seen, '[^,]+') do list[#list + 1] = t end
+  list[#list + 1] = token
+  while #list > 8 do table.remove(list, 1) end
+  redis.call('HSET', key, 'push_settled_by', table.concat(list, ','))
+  redis.call('HINCRBY', key, 'push_settled', n)
+  return true
+end
+`
 
 // PushAttempts returns how many push attempts of the rotation were made
 // and how many are settled: refused (SettlePush), or all of them once the

@@ -820,13 +820,15 @@ return 'saved'
 // push_settled first, as settlePushScript would, whatever the outcome; "0":
 // none), the unanswered push window ms (UnansweredPushWindow), the grace
 // ceiling ms (WithMaxGrace; 0: none), which bounds a grace a joining
-// request asked (join_grace_ms).
+// request asked (join_grace_ms), the call's settle token (settleToken: a
+// promotion sent again by go-redis after its answer was lost settles
+// nothing twice).
 // Returns {previous credential id or "", revoke_at ms or "", superseded
 // unconfirmed credentials as "revoke_at ms,id,id..." or ""}; repeating a
 // promotion returns the same. Errors: "not_found", "conflict ...",
 // "deprovisioned ..." (the instance was deprovisioned while the
 // rotation's push was on its way, and registered again since).
-var promoteScript = eventScript(luaSchedule, luaConfig, `
+var promoteScript = eventScript(luaSchedule, luaConfig, luaSettleOnce, `
 local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id', 'push_settled', 'joined_by', 'join_grace_ms',
   'deprovisioned_at')
 local st, batch = rot[1] or '', rot[3] or ''
@@ -840,7 +842,7 @@ if joined_grace > grace then grace = joined_grace end
 -- more to the rotation, and with its last HSET on a promotion.
 local settled = (tonumber(rot[4]) or 0) + tonumber(ARGV[12])
 local function settle()
-  if st ~= '' and ARGV[12] ~= '0' then redis.call('HINCRBY', KEYS[2], 'push_settled', ARGV[12]) end
+  if st ~= '' and ARGV[12] ~= '0' then settle_once(KEYS[2], ARGV[12], ARGV[15]) end
 end
 if st == 'promoted' then
   settle()
@@ -934,7 +936,15 @@ local superseded = ''
 if #stale > 0 then superseded = stale_at .. ',' .. table.concat(stale, ',') end
 local fin = {'state', 'promoted', 'finished_at', ARGV[4], 'previous', cur, 'revoke_at', revoke_at,
   'superseded_unconfirmed', superseded}
-if ARGV[12] ~= '0' then fin[#fin + 1], fin[#fin + 2] = 'push_settled', tostring(settled) end
+if ARGV[12] ~= '0' then
+  fin[#fin + 1], fin[#fin + 2] = 'push_settled', tostring(settled)
+  -- A promotion sent again after its answer was lost meets its own token.
+  if (ARGV[15] or '') ~= '' then
+    local seen = redis.call('HGET', KEYS[2], 'push_settled_by') or ''
+    if seen ~= '' then seen = seen .. ',' end
+    fin[#fin + 1], fin[#fin + 2] = 'push_settled_by', seen .. ARGV[15]
+  end
+end
 redis.call('HSET', KEYS[2], unpack(fin))
 redis.call('EXPIRE', KEYS[2], ARGV[8])
 bump(KEYS[10], batch, 'succeeded')
