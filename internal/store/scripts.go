@@ -830,7 +830,7 @@ return 'saved'
 // rotation's push was on its way, and registered again since).
 var promoteScript = eventScript(luaSchedule, luaConfig, luaSettleOnce, `
 local rot = redis.call('HMGET', KEYS[2], 'state', 'credential_id', 'batch_id', 'push_settled', 'joined_by', 'join_grace_ms',
-  'deprovisioned_at')
+  'deprovisioned_at', 'push_settled_by')
 local st, batch = rot[1] or '', rot[3] or ''
 -- A request that joined the rotation asking a longer grace lengthens it
 -- (claimScript), up to the ceiling: a grace is never shortened (I2).
@@ -940,7 +940,7 @@ if ARGV[12] ~= '0' then
   fin[#fin + 1], fin[#fin + 2] = 'push_settled', tostring(settled)
   -- A promotion sent again after its answer was lost meets its own token.
   if (ARGV[15] or '') ~= '' then
-    local seen = redis.call('HGET', KEYS[2], 'push_settled_by') or ''
+    local seen = rot[8] or ''
     if seen ~= '' then seen = seen .. ',' end
     fin[#fin + 1], fin[#fin + 2] = 'push_settled_by', seen .. ARGV[15]
   end
