@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -287,8 +288,9 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 	if err := conn.QueryRow(ctx, ownsInQuery, role, t.loc.Database).Scan(&owns); err != nil {
 		return explain(ctx, conn, "revoke", err)
 	}
+	settings := reassignSettings(conn.Conn().PgConn().ParameterStatus("server_version"))
 	if owns {
-		if err := iss.reassign(ctx, t, t.loc.Database, r); err != nil {
+		if err := iss.reassign(ctx, t, settings, t.loc.Database, r); err != nil {
 			return err
 		}
 	}
@@ -305,7 +307,7 @@ func (iss *Issuer) dropRole(ctx context.Context, conn *pgxpool.Conn, t target, r
 		return explain(ctx, conn, "revoke", err)
 	}
 	for _, db := range dbs {
-		if err := iss.reassign(ctx, t, db, r); err != nil {
+		if err := iss.reassign(ctx, t, settings, db, r); err != nil {
 			return err
 		}
 	}
@@ -359,6 +361,31 @@ func otherDatabases(ctx context.Context, conn *pgxpool.Conn, role, minted string
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
+// reassignSettings are the settings reassign's connection sends, for a
+// server of version (its server_version). The owner role owns the database
+// and may give it defaults (ALTER DATABASE ... SET); settings sent at
+// connection win over them, so none makes this session read-only,
+// short-lived or another role, lets it wait for a lock longer than
+// reassignLockWait, or ends it as it opens: local_preload_libraries naming
+// a library that is not there, or an idle_session_timeout shorter than a
+// round trip to the server, which ends the session before its first query
+// arrives (both of which the tenant's own apps may send at connection to
+// work on). A server older than PostgreSQL 14 has no idle_session_timeout
+// and refuses a connection that sends it.
+func reassignSettings(version string) map[string]string {
+	settings := map[string]string{"role": "none", "default_transaction_read_only": "off",
+		"statement_timeout": "0", "lock_timeout": strconv.FormatInt(reassignLockWait.Milliseconds(), 10),
+		"idle_in_transaction_session_timeout": "0", "local_preload_libraries": ""}
+	// "15.4", "14beta1", "16.2 (Debian 16.2-1)": the major version leads.
+	major, _ := strconv.Atoi(version[:strings.IndexFunc(version+" ", notDigit)])
+	if major >= 14 {
+		settings["idle_session_timeout"] = "0"
+	}
+	return settings
+}
+
+func notDigit(r rune) bool { return r < '0' || r > '9' }
+
 // reassignLockWait bounds how long REASSIGN OWNED waits for a table lock
 // that the database's own sessions hold. Changing a table's owner needs
 // its exclusive lock, and while the statement waits for it every new query
@@ -371,8 +398,8 @@ const reassignLockWait = 2 * time.Second
 // reassign runs REASSIGN OWNED and DROP OWNED in database db of t's server
 // (the one the role was minted for, where its objects and grants live, or
 // another it reached), handing what the role owns to the instance's owner
-// role.
-func (iss *Issuer) reassign(ctx context.Context, t target, db, quotedRole string) error {
+// role, on a connection that sends settings (reassignSettings).
+func (iss *Issuer) reassign(ctx context.Context, t target, settings map[string]string, db, quotedRole string) error {
 	cfg, err := pgx.ParseConfig(t.server.AdminURL.Reveal())
 	if err != nil {
 		return &issuer.Error{Op: "revoke", Code: issuer.CodeRequest}
@@ -381,15 +408,7 @@ func (iss *Issuer) reassign(ctx context.Context, t target, db, quotedRole string
 	cfg.ConnectTimeout = iss.timeout
 	cfg.RuntimeParams["application_name"] = "rekey"
 	primaryOnly(&cfg.Config)
-	// The owner role owns the database and may give it defaults (ALTER
-	// DATABASE ... SET); settings sent at connection win over them, so none
-	// makes this session read-only, short-lived or another role, lets it
-	// wait for a lock longer than reassignLockWait, or fails it as it opens
-	// (local_preload_libraries naming a library that is not there, which
-	// the tenant's own apps may send empty to work on).
-	for name, value := range map[string]string{"role": "none", "default_transaction_read_only": "off",
-		"statement_timeout": "0", "lock_timeout": strconv.FormatInt(reassignLockWait.Milliseconds(), 10),
-		"idle_in_transaction_session_timeout": "0", "local_preload_libraries": ""} {
+	for name, value := range settings {
 		cfg.RuntimeParams[name] = value
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
