@@ -370,12 +370,14 @@ func otherDatabases(ctx context.Context, conn *pgxpool.Conn, role, minted string
 // a library that is not there, or an idle_session_timeout shorter than a
 // round trip to the server, which ends the session before its first query
 // arrives (both of which the tenant's own apps may send at connection to
-// work on). A server older than PostgreSQL 14 has no idle_session_timeout
-// and refuses a connection that sends it.
+// work on); nor does exit_on_error end it at the refusal that reassign
+// answers by running the statements again as the role. A server older than
+// PostgreSQL 14 has no idle_session_timeout and refuses a connection that
+// sends it.
 func reassignSettings(version string) map[string]string {
 	settings := map[string]string{"role": "none", "default_transaction_read_only": "off",
 		"statement_timeout": "0", "lock_timeout": strconv.FormatInt(reassignLockWait.Milliseconds(), 10),
-		"idle_in_transaction_session_timeout": "0", "local_preload_libraries": ""}
+		"idle_in_transaction_session_timeout": "0", "local_preload_libraries": "", "exit_on_error": "off"}
 	// "15.4", "14beta1", "16.2 (Debian 16.2-1)": the major version leads.
 	major, _ := strconv.Atoi(version[:strings.IndexFunc(version+" ", notDigit)])
 	if major >= 14 {
