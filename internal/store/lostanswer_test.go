@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -137,5 +138,55 @@ func TestAPromotionWhoseAnswerWasLostSettlesOnce(t *testing.T) {
 	}
 	if p.Previous != nil {
 		t.Fatalf("cred-1, its first push unanswered, made previous and due at %v; want it kept unconfirmed", p.Previous.RevokeAt)
+	}
+}
+
+// A discarded credential's revocation met a mint that answered it again
+// (reminted_at): its record answered "again", due at once, but that
+// answer was lost and go-redis sent the record again. The repeat must
+// not record revoked a credential the mint may have made anew at the
+// issuer: nothing would revoke it then (I3).
+func TestARevocationRecordAnsweredAgainWhoseAnswerWasLostStaysDue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, relay, _ := lostAnswerStore(t)
+	err := st.PutInstance(ctx, store.Registration{ID: "inst-1", APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustClaim(t, st, "inst-1", "rot-1")
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New("postgres://u:s3cr3t@db/1")}
+	if err := st.SavePending(ctx, "inst-1", "rot-1", "cred-1", cfg); err != nil {
+		t.Fatal(err)
+	}
+	f, err := st.FailRotation(ctx, "inst-1", "rot-1", store.Failure{Code: "verify:refused", Cause: "verify refused", NotHeld: true})
+	if err != nil || f.Discarded == nil {
+		t.Fatalf("fail: %+v, %v; want cred-1 discarded", f, err)
+	}
+	// A late run's mint answers the credential again while its revocation runs.
+	if err := st.SavePending(ctx, "inst-1", "rot-1", "cred-1", cfg); err != nil {
+		t.Fatal(err)
+	}
+	// Another credential's record loads the script, so that the cut meets
+	// the EVALSHA that runs it rather than a NOSCRIPT.
+	if err := st.MarkRevoked(ctx, "inst-1", "cred-none"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("mark revoked of no credential: %v", err)
+	}
+	relay.CutAnswerOf("rekey:cred:inst-1:cred-1")
+	if err := st.MarkRevoked(ctx, "inst-1", "cred-1"); !errors.Is(err, store.ErrMintedAgain) {
+		t.Fatalf("mark revoked = %v, want ErrMintedAgain", err)
+	}
+	c, err := st.Credential(ctx, "inst-1", "cred-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	due, err := st.DueRevocations(ctx, time.Date(2026, 1, 2, 3, 5, 0, 0, time.UTC), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.RevokedAt.IsZero() || len(due) != 1 {
+		t.Fatalf("credential minted again during its revocation: revoked at %v, %d revocations due; want it due again",
+			c.RevokedAt, len(due))
 	}
 }

@@ -809,7 +809,9 @@ return 'ok'
 // answer was lost, and counted again the settled attempts would exceed
 // those Heroku refused, an unanswered push among them counted settled,
 // and a read-back would discard and revoke a credential that push may
-// still put in the config (I1).
+// still put in the config (I1). A revocation's record (markRevokedScript)
+// carries one too: sent again after it answered "again", it would record
+// revoked a credential a mint may have made anew (I3).
 func settleToken() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand: never fails

@@ -1110,28 +1110,33 @@ return {'failed', cred, kept, revoke_at}
 // KEYS: markRevokedKeys (credential.go), one field per key, in order; a
 // dead revocation an operator ran by hand leaves the dead-letter set.
 // ARGV: instance id, credential id, now ms, instance event cap, fleet event
-// cap, credential ttl seconds.
+// cap, credential ttl seconds, the call's token (settleToken; "" for none).
 // Returns "revoked" or "already", or "again" when a mint answered the
 // credential again while it waited (reminted_at, savePendingScript): it is
-// then due again at once, not recorded revoked. Errors: "not_found",
+// then due again at once, not recorded revoked, and the call's token is
+// kept (again_by), so that the same call sent again by go-redis after its
+// answer was lost answers "again" again rather than recording revoked a
+// credential the mint may have made anew (I3). Errors: "not_found",
 // "conflict ..." when the credential is pending or current (it must never
 // be revoked: I1).
 var markRevokedScript = eventScript(luaLive, `
 local c = redis.call('HMGET', KEYS[1], 'state', 'revoked_at', 'superseded_in_batch', 'rotation_id', 'dead_at',
-  'superseded_by', 'f', 'held', 'reminted_at')
+  'superseded_by', 'f', 'held', 'reminted_at', 'again_by')
 local st = c[1] or ''
 if st == '' then return redis.error_reply('not_found') end
 if st == 'revoked' or (c[2] or '') ~= '' then return 'already' end
 if st ~= 'previous' and st ~= 'discarded' then
   return redis.error_reply('conflict credential is ' .. st)
 end
+-- This very call answered "again" already: its answer was lost.
+if (ARGV[7] or '') ~= '' and c[10] == ARGV[7] then return 'again' end
 -- A mint answered it again while it waited (savePendingScript): an issuer
 -- that mints by rotation may have made it anew after this revocation
 -- reached the issuer, so it is due again at once rather than recorded
 -- revoked, and its next revocation is recorded (I3).
 if (c[9] or '') ~= '' then
   redis.call('HDEL', KEYS[1], 'reminted_at')
-  redis.call('HSET', KEYS[1], 'revoke_at', ARGV[3])
+  redis.call('HSET', KEYS[1], 'revoke_at', ARGV[3], 'again_by', ARGV[7] or '')
   redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1] .. '/' .. ARGV[2])
   if st == 'previous' then redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2]) end
   local rot = c[6] or ''
