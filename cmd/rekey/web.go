@@ -168,10 +168,36 @@ func (a *app) metricsHandler(inspector *asynq.Inspector) http.Handler {
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.webCalls != nil {
-			a.webCalls.Flush(r.Context())
+			flushForScrape(r.Context(), a.webCalls)
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// scrapeFlushTimeout bounds how long a scrape waits to add the web
+// process's own counts to Redis before it reads them back: Prometheus gives
+// up on a scrape after 10 s by default, and a scrape while Redis stalls
+// must still answer rekey_redis_up 0 within them.
+const scrapeFlushTimeout = 2 * time.Second
+
+// flushForScrape adds rec's counts to Redis, waiting at most
+// scrapeFlushTimeout. go-redis may overrun its context's deadline on a
+// connection that stopped answering (retries, a new connection's
+// handshake), so the wait is bounded here too; a flush still under way
+// goes on in the background, and counts it fails to add are kept for the
+// next flush (Recorder.Flush).
+func flushForScrape(ctx context.Context, rec *metrics.Recorder) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), scrapeFlushTimeout)
+	done := make(chan struct{})
+	go func() {
+		defer cancel()
+		defer close(done)
+		rec.Flush(ctx)
+	}()
+	select {
+	case <-done:
+	case <-time.After(scrapeFlushTimeout):
+	}
 }
 
 // serve runs h on PORT and shuts down gracefully when ctx is done.

@@ -80,11 +80,14 @@ func TestMetricsSayWhenRedisMayEvict(t *testing.T) {
 }
 
 // startWeb runs `rekey web` in the test's process on a free port with c's
-// variables, an API token and extra, until the test ends, and returns a
+// variables, an API token and extra (PORT among them, or a free port), until the test ends, and returns a
 // function that calls it with the token once it answers.
 func startWeb(t *testing.T, c *cli, extra map[string]string) func(method, path, body string) (int, string) {
 	t.Helper()
-	port := fmt.Sprint(redistest.FreePort(t))
+	port, ok := extra["PORT"]
+	if !ok {
+		port = fmt.Sprint(redistest.FreePort(t))
+	}
 	const token = "api-token-of-the-test-0123"
 	vars := c.vars()
 	maps.Copy(vars, map[string]string{"PORT": port, "REKEY_API_TOKEN": token,
