@@ -59,6 +59,43 @@ func TestAScrapeWhileRedisStallsReadsRedisDown(t *testing.T) {
 	}
 }
 
+// TestHealthzWhileRedisStallsAnswers503: a Redis that stops answering must
+// be told by /healthz as a 503 before an uptime checker or a load balancer
+// gives up on the probe (5 s is a common timeout): a probe that times out
+// says nothing of why. go-redis overran the check's own 2 s deadline on the
+// stalled connection, and the probe took about 5.5 s.
+func TestHealthzWhileRedisStallsAnswers503(t *testing.T) {
+	c := newCLI(t)
+	relay := redistest.NewRelay(t, c.r.Addr)
+	u, err := url.Parse(c.r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = relay.Addr()
+	port := redistest.FreePort(t)
+	startWeb(t, c, map[string]string{"PORT": strconv.Itoa(port), "REDIS_URL": u.String()})
+	probe := func() (int, error) {
+		client := &http.Client{Timeout: 5 * time.Second}
+		resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/healthz")
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if code, err := probe(); err != nil || code != http.StatusOK {
+		t.Fatalf("/healthz with Redis answering: %d, %v; want 200", code, err)
+	}
+	relay.Stall(true)
+	defer relay.Stall(false)
+	time.Sleep(1100 * time.Millisecond) // past the last check's answer, which serves a second
+	for range 2 {
+		if code, err := probe(); err != nil || code != http.StatusServiceUnavailable {
+			t.Fatalf("/healthz while Redis stalls: %d, %v; want 503 within an uptime checker's 5 s", code, err)
+		}
+	}
+}
+
 // scrapeRedisUp scrapes the web process on port as Prometheus does, with
 // its default 10 s timeout, and returns rekey_redis_up.
 func scrapeRedisUp(port int) (float64, error) {

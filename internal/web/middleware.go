@@ -86,12 +86,31 @@ func (h *healthCheck) check(ctx context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if now := h.now(); h.at.IsZero() || now.Sub(h.at) >= healthEvery || now.Before(h.at) {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), healthTimeout)
-		h.last = h.write(wctx)
-		cancel()
+		h.last = h.bounded(ctx)
 		h.at = h.now()
 	}
 	return h.last
+}
+
+// bounded runs the health check's write, waiting at most healthTimeout:
+// go-redis overruns its context's deadline on a connection that stopped
+// answering (its retries, a new connection's handshake, the maxclients
+// probe after a failure), and an uptime checker or load balancer that
+// gives up first (5 s is common) reads a timeout, not the 503 that says
+// why. A write still under way goes on in the background.
+func (h *healthCheck) bounded(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), healthTimeout)
+	done := make(chan error, 1)
+	go func() {
+		defer cancel()
+		done <- h.write(wctx)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(healthTimeout):
+		return fmt.Errorf("health check: no answer from Redis within %s: %w", healthTimeout, context.DeadlineExceeded)
+	}
 }
 
 // metrics serves Params.Metrics to operators: GET /metrics.
