@@ -77,7 +77,7 @@ func (s *Store) Credential(ctx context.Context, instanceID, credID string) (Cred
 func (s *Store) MarkRevoked(ctx context.Context, instanceID, credID string) error {
 	keys := newMarkRevokedKeys(instanceID, credID)
 	args := []any{instanceID, credID, ms(s.now()), s.eventsPerInstance, s.eventsGlobal,
-		int64(s.finishedTTL.Seconds()), settleToken()}
+		int64(s.finishedTTL.Seconds()), callToken()}
 	res, err := markRevokedScript.Run(ctx, s.rdb, keys.list(), args...).Text()
 	if err != nil {
 		return scriptError("mark revoked", err)

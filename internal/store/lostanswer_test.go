@@ -47,21 +47,7 @@ func TestASettleWhoseAnswerWasLostSettlesOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, relay, r := lostAnswerStore(t)
-	err := st.PutInstance(ctx, store.Registration{ID: "inst-1", APIVersion: store.APIv3,
-		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := mustClaim(t, st, "inst-1", "rot-1")
-	cfg := map[string]secret.String{"MYADDON_URL": secret.New("postgres://u:s3cr3t@db/1")}
-	if err := st.SavePending(ctx, "inst-1", "rot-1", "cred-1", cfg); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 { // the unanswered push, then the refused one
-		if err := st.MarkPushAttempt(ctx, "rot-1", c.Instance.Target()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pushedTwice(t, st) // the unanswered push, then the refused one
 	// Another rotation's settle loads the script, so that the cut meets
 	// the EVALSHA that runs it rather than a NOSCRIPT.
 	if err := st.SettlePush(ctx, "rot-none", 1); err != nil {
@@ -99,21 +85,7 @@ func TestAPromotionWhoseAnswerWasLostSettlesOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st, relay, _ := lostAnswerStore(t)
-	err := st.PutInstance(ctx, store.Registration{ID: "inst-1", APIVersion: store.APIv3,
-		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := mustClaim(t, st, "inst-1", "rot-1")
-	cfg := map[string]secret.String{"MYADDON_URL": secret.New("postgres://u:s3cr3t@db/1")}
-	if err := st.SavePending(ctx, "inst-1", "rot-1", "cred-1", cfg); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 { // the unanswered push, then the one that landed
-		if err := st.MarkPushAttempt(ctx, "rot-1", c.Instance.Target()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pushedTwice(t, st) // the unanswered push, then the one that landed
 	if _, err := st.PromotePushed(ctx, "inst-none", "rot-none", "cred-none", time.Hour, "", 1); err == nil {
 		t.Fatal("promotion of no rotation succeeded") // it loads the script
 	}
@@ -188,5 +160,27 @@ func TestARevocationRecordAnsweredAgainWhoseAnswerWasLostStaysDue(t *testing.T) 
 	if !c.RevokedAt.IsZero() || len(due) != 1 {
 		t.Fatalf("credential minted again during its revocation: revoked at %v, %d revocations due; want it due again",
 			c.RevokedAt, len(due))
+	}
+}
+
+// pushedTwice registers inst-1 with current credential cred-0, claims its
+// rotation rot-1, saves cred-1 for it and records two push attempts of it.
+func pushedTwice(t *testing.T, st *store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	err := st.PutInstance(ctx, store.Registration{ID: "inst-1", APIVersion: store.APIv3,
+		ConfigVars: []string{"MYADDON_URL"}, CurrentCredentialID: "cred-0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mustClaim(t, st, "inst-1", "rot-1")
+	cfg := map[string]secret.String{"MYADDON_URL": secret.New("postgres://u:s3cr3t@db/1")}
+	if err := st.SavePending(ctx, "inst-1", "rot-1", "cred-1", cfg); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := st.MarkPushAttempt(ctx, "rot-1", c.Instance.Target()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -349,7 +349,7 @@ func (s *Store) PromotePushed(ctx context.Context, instanceID, rotationID, credI
 	args := []any{instanceID, rotationID, credID, ms(s.now()), grace.Milliseconds(),
 		s.eventsPerInstance, s.eventsGlobal, int64(s.finishedTTL.Seconds()), detail,
 		slotHash(instanceID), DefaultRotationPeriod.Milliseconds(), settled, s.pushWindow.Milliseconds(),
-		s.maxGrace.Milliseconds(), settleToken()}
+		s.maxGrace.Milliseconds(), callToken()}
 	res, err := promoteScript.Run(ctx, s.rdb, keys.list(), args...).StringSlice()
 	if err != nil {
 		return Promoted{}, scriptError("promote", err)
@@ -789,7 +789,7 @@ return 'ok'
 // older than UnansweredPushWindow.
 func (s *Store) SettlePush(ctx context.Context, rotationID string, n int) error {
 	keys := rotationOnlyKeys{rotation: rotationKey(rotationID)}
-	err := settlePushScript.Run(ctx, s.rdb, keys.list(), n, settleToken()).Err()
+	err := settlePushScript.Run(ctx, s.rdb, keys.list(), n, callToken()).Err()
 	return scriptError("settle push", err)
 }
 
@@ -797,13 +797,14 @@ func (s *Store) SettlePush(ctx context.Context, rotationID string, n int) error 
 // once a token (settle_once).
 //
 // KEYS: rotationOnlyKeys. ARGV: how many attempts settled, the call's
-// token (settleToken). Returns "ok".
+// token (callToken). Returns "ok".
 var settlePushScript = redis.NewScript(luaSettleOnce + `
 if redis.call('EXISTS', KEYS[1]) == 1 then settle_once(KEYS[1], ARGV[1], ARGV[2]) end
 return 'ok'
 `)
 
-// settleToken names one call that settles push attempts. go-redis sends a
+// callToken names one call of a script that must not count twice (a settle
+// of push attempts, a revocation's record). go-redis sends a
 // script again, with the same arguments, when the connection broke after
 // the script left (its retries on a network error): the script ran, its
 // answer was lost, and counted again the settled attempts would exceed
@@ -812,7 +813,7 @@ return 'ok'
 // still put in the config (I1). A revocation's record (markRevokedScript)
 // carries one too: sent again after it answered "again", it would record
 // revoked a credential a mint may have made anew (I3).
-func settleToken() string {
+func callToken() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand: never fails
 	return hex.EncodeToString(b[:])

@@ -820,7 +820,7 @@ return 'saved'
 // push_settled first, as settlePushScript would, whatever the outcome; "0":
 // none), the unanswered push window ms (UnansweredPushWindow), the grace
 // ceiling ms (WithMaxGrace; 0: none), which bounds a grace a joining
-// request asked (join_grace_ms), the call's settle token (settleToken: a
+// request asked (join_grace_ms), the call's settle token (callToken: a
 // promotion sent again by go-redis after its answer was lost settles
 // nothing twice).
 // Returns {previous credential id or "", revoke_at ms or "", superseded
@@ -1110,7 +1110,7 @@ return {'failed', cred, kept, revoke_at}
 // KEYS: markRevokedKeys (credential.go), one field per key, in order; a
 // dead revocation an operator ran by hand leaves the dead-letter set.
 // ARGV: instance id, credential id, now ms, instance event cap, fleet event
-// cap, credential ttl seconds, the call's token (settleToken; "" for none).
+// cap, credential ttl seconds, the call's token (callToken; "" for none).
 // Returns "revoked" or "already", or "again" when a mint answered the
 // credential again while it waited (reminted_at, savePendingScript): it is
 // then due again at once, not recorded revoked, and the call's token is
